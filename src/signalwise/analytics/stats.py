@@ -1,0 +1,71 @@
+"""Statistics for comparing controllers across seeds.
+
+Means with Student-t 95% confidence intervals and Welch's unequal-variance
+t-test: few seeds (5 is typical) and unequal spreads between controllers are
+the normal case, so neither a z-interval nor a pooled t-test fits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from collections.abc import Sequence
+
+
+@dataclass(frozen=True, slots=True)
+class MeanCI:
+    mean: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+    @property
+    def half_width(self) -> float:
+        return (self.ci_high - self.ci_low) / 2
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """`candidate` against `baseline`: relative change and Welch p-value."""
+
+    baseline: MeanCI
+    candidate: MeanCI
+    change_pct: float  # (candidate - baseline) / baseline * 100
+    p_value: float  # two-sided Welch t-test; nan when undefined
+
+
+def mean_ci(values: Sequence[float], confidence: float = 0.95) -> MeanCI:
+    """Mean and Student-t confidence interval; a single value gives a zero-width interval."""
+    from scipy import stats
+
+    xs = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    n = len(xs)
+    if n == 0:
+        return MeanCI(math.nan, math.nan, math.nan, 0)
+    m = sum(xs) / n
+    if n == 1:
+        return MeanCI(m, m, m, 1)
+    var = sum((x - m) ** 2 for x in xs) / (n - 1)
+    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * math.sqrt(var / n)
+    return MeanCI(m, m - half, m + half, n)
+
+
+def welch_p_value(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided Welch t-test p-value; nan with fewer than 2 samples per side."""
+    from scipy import stats
+
+    if len(a) < 2 or len(b) < 2:
+        return math.nan
+    if _all_equal(a) and _all_equal(b):
+        return 1.0 if a[0] == b[0] else 0.0
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def compare(baseline: Sequence[float], candidate: Sequence[float]) -> Comparison:
+    base, cand = mean_ci(baseline), mean_ci(candidate)
+    change = (cand.mean - base.mean) / base.mean * 100 if base.mean else math.nan
+    return Comparison(base, cand, change, welch_p_value(list(baseline), list(candidate)))
+
+
+def _all_equal(xs: Sequence[float]) -> bool:
+    return all(x == xs[0] for x in xs)

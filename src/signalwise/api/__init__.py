@@ -1,0 +1,1 @@
+"""signalwise.api"""

@@ -1,0 +1,29 @@
+"""Core types, units and timing formulas: imported by every other package."""
+
+from .eventlog import COLUMNS as EVENT_LOG_COLUMNS
+from .eventlog import DEFAULT_START, format_timestamp, parse_timestamp, read_events, write_events
+from .timing import WebsterPlan, ite_all_red_s, ite_yellow_s, ped_clearance_s, webster_plan
+from .types import (
+    HOLD,
+    Crosswalk,
+    Decision,
+    Detector,
+    EmergencyApproach,
+    EventCode,
+    Intersection,
+    Intervention,
+    LaneState,
+    Movement,
+    Observation,
+    Phase,
+    SignalEvent,
+    Timing,
+)
+
+__all__ = [
+    "HOLD", "Crosswalk", "Decision", "Detector", "EmergencyApproach", "EventCode", "Intersection",
+    "Intervention", "LaneState", "Movement", "Observation", "Phase", "SignalEvent", "Timing",
+    "WebsterPlan", "ite_all_red_s", "ite_yellow_s", "ped_clearance_s", "webster_plan",
+    "EVENT_LOG_COLUMNS", "DEFAULT_START", "format_timestamp", "parse_timestamp", "read_events",
+    "write_events",
+]

@@ -1,0 +1,275 @@
+"""The few types every stage takes and gives.
+
+Frozen dataclasses with units in field names. A controller reads an
+`Observation` and returns a `Decision`; the shield turns decisions into signal
+states and `SignalEvent`s; the store and analytics read events and metrics.
+Nothing here imports SUMO, a database or a web framework.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+# ---------------------------------------------------------------------------
+# Static description of an intersection (read once from a network).
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """One signal link: vehicles (or pedestrians) going from one lane to another.
+
+    `link_index` is the position of this link in the signal state string.
+    """
+
+    link_index: int
+    in_lane: str
+    out_lane: str
+    is_crosswalk: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Detector:
+    """A point detector on an incoming lane, placed by us or by the network."""
+
+    id: str
+    lane: str
+    kind: str  # "stopbar" | "advance"
+    distance_to_stopbar_m: float
+    channel: int  # 1-based detector channel as controllers number them
+
+
+@dataclass(frozen=True, slots=True)
+class Crosswalk:
+    """A pedestrian crossing controlled by the signal."""
+
+    id: str  # SUMO crossing edge id
+    link_indices: tuple[int, ...]
+    length_m: float
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """A green phase: the links it serves and the SUMO state while it is green.
+
+    `number` is the 1-based phase number used in the hi-res event log.
+    """
+
+    index: int
+    green_state: str
+    movements: tuple[Movement, ...]
+
+    @property
+    def number(self) -> int:
+        return self.index + 1
+
+    @property
+    def green_links(self) -> frozenset[int]:
+        return frozenset(i for i, c in enumerate(self.green_state) if c in "Gg")
+
+    @property
+    def in_lanes(self) -> tuple[str, ...]:
+        """Incoming vehicle lanes served by this phase, in link order, unique."""
+        seen: dict[str, None] = {}
+        for m in self.movements:
+            if not m.is_crosswalk:
+                seen.setdefault(m.in_lane, None)
+        return tuple(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Safety timing of one intersection, seconds.
+
+    `min_green_s` and `max_green_s` are per phase (indexed like phases).
+    Pedestrian walk and clearance apply to phases that serve a crosswalk.
+    """
+
+    yellow_s: float
+    all_red_s: float
+    min_green_s: tuple[float, ...]
+    max_green_s: tuple[float, ...]
+    ped_walk_s: float
+    ped_clearance_s: float
+    cycle_min_s: float
+    cycle_max_s: float
+
+    def clearance_s(self) -> float:
+        return self.yellow_s + self.all_red_s
+
+
+@dataclass(frozen=True, slots=True)
+class Intersection:
+    """A signalized intersection as the controllers and the shield see it."""
+
+    id: str
+    phases: tuple[Phase, ...]
+    n_links: int
+    movements: tuple[Movement, ...]
+    detectors: tuple[Detector, ...]
+    crosswalks: tuple[Crosswalk, ...]
+    timing: Timing
+    approach_speed_mps: float = 13.9
+    #: links that are green in the network's own program but belong to no
+    #: green phase we derived (kept red by us); reported, never silently used
+    notes: tuple[str, ...] = ()
+
+    @property
+    def in_lanes(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for m in self.movements:
+            if not m.is_crosswalk:
+                seen.setdefault(m.in_lane, None)
+        return tuple(seen)
+
+    @property
+    def out_lanes(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for m in self.movements:
+            if not m.is_crosswalk:
+                seen.setdefault(m.out_lane, None)
+        return tuple(seen)
+
+    def phases_serving_crosswalk(self) -> frozenset[int]:
+        cw_links = {i for c in self.crosswalks for i in c.link_indices}
+        return frozenset(p.index for p in self.phases if p.green_links & cw_links)
+
+    def phase_for_lane(self, lane: str) -> tuple[int, ...]:
+        return tuple(p.index for p in self.phases if lane in p.in_lanes)
+
+
+# ---------------------------------------------------------------------------
+# What is seen and what is decided, every step.
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LaneState:
+    """Traffic on one lane at one moment."""
+
+    queue_veh: int  # halting vehicles (speed < 0.1 m/s)
+    count_veh: int  # vehicles on the lane
+    occupancy: float  # 0..1
+    mean_speed_mps: float
+    wait_s: float  # accumulated waiting time of vehicles on the lane
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyApproach:
+    """An emergency vehicle heading for this intersection."""
+
+    vehicle_id: str
+    in_lane: str
+    distance_m: float
+    link_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """Everything a controller may use about one intersection at `time_s`.
+
+    `lanes` holds incoming and outgoing lanes. `detector_presence` maps a
+    detector id to whether a vehicle is over it (or passed since the last
+    observation). `age_s` is how old the newest data is; `healthy` is False
+    when the source reported a fault.
+    """
+
+    time_s: float
+    intersection_id: str
+    lanes: dict[str, LaneState]
+    detector_presence: dict[str, bool] = field(default_factory=dict)
+    ped_calls: frozenset[int] = frozenset()  # phase indices with a pedestrian waiting
+    emergency: tuple[EmergencyApproach, ...] = ()
+    age_s: float = 0.0
+    healthy: bool = True
+
+
+class Hold:
+    """Marker: keep the current phase. Use the `HOLD` singleton."""
+
+    _instance: "Hold | None" = None
+
+    def __new__(cls) -> "Hold":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "HOLD"
+
+
+HOLD = Hold()
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A controller's proposal: serve `phase_index` next, or keep the current one.
+
+    `confidence` in [0, 1]; the shield falls back to its plan when it is low.
+    """
+
+    intersection_id: str
+    phase_index: int | None  # None = hold the current phase
+    proposed_by: str
+    confidence: float = 1.0
+
+    @property
+    def holds(self) -> bool:
+        return self.phase_index is None
+
+
+# ---------------------------------------------------------------------------
+# The hi-res controller event log (Indiana enumeration).
+# ---------------------------------------------------------------------------
+
+
+class EventCode(enum.IntEnum):
+    """Indiana Traffic Signal Hi-Resolution Data Logger enumerations we emit."""
+
+    PHASE_BEGIN_GREEN = 1
+    PHASE_GAP_OUT = 4
+    PHASE_MAX_OUT = 5
+    PHASE_FORCE_OFF = 6
+    PHASE_GREEN_TERMINATION = 7
+    PHASE_BEGIN_YELLOW = 8
+    PHASE_END_YELLOW = 9
+    PHASE_BEGIN_RED_CLEARANCE = 10
+    PHASE_END_RED_CLEARANCE = 11
+    PED_BEGIN_WALK = 21
+    PED_BEGIN_CLEARANCE = 22
+    PED_BEGIN_DONT_WALK = 23
+    PED_CALL_REGISTERED = 45
+    DETECTOR_OFF = 81
+    DETECTOR_ON = 82
+    PED_DETECTOR_OFF = 89
+    PED_DETECTOR_ON = 90
+    PREEMPT_CALL_ON = 102
+    PREEMPT_ENTRY_STARTED = 105
+    PREEMPT_BEGIN_TRACK_CLEARANCE = 106
+    PREEMPT_CALL_OFF = 104
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class SignalEvent:
+    """One row of the hi-res log: (time, device, event code, parameter).
+
+    `parameter` is the phase number (1-based) for phase and pedestrian
+    events, the detector channel for detector events, the preempt channel for
+    preemption events.
+    """
+
+    time_s: float
+    device_id: str
+    event_code: int
+    parameter: int
+
+
+@dataclass(frozen=True, slots=True)
+class Intervention:
+    """The shield overrode or constrained a decision: which rule, where, when."""
+
+    time_s: float
+    intersection_id: str
+    rule: str  # min_green | max_green | clearance | ped_clearance | cycle_max | preempt | fallback
+    detail: str = ""
