@@ -1,0 +1,147 @@
+"""The database schema (SQLAlchemy 2). Migrations in `migrations/` build it.
+
+- `runs`: one simulation run (or live deployment), tagged with scenario,
+  controller, seed and its configuration.
+- `intersection_records`: one intersection over one interval (the ingestion
+  record without its signals); key (run, intersection, timestamp).
+- `signal_records`: one approach direction of such a record.
+- `run_metrics`: network-wide metrics of a run as name/value rows, so a new
+  metric needs no migration.
+- `hires_events`: the Indiana hi-res controller event log, naive local time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from .timefmt import UtcDateTime
+
+DIRECTIONS = ("north", "south", "east", "west")
+SIGNAL_STATUSES = ("GREEN", "YELLOW", "RED")
+VEHICLE_CLASSES = ("car", "bus", "truck", "bike", "rickshaw")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    simulation_id: Mapped[str] = mapped_column(String(128), unique=True)
+    scenario: Mapped[str | None] = mapped_column(String(128))
+    controller: Mapped[str | None] = mapped_column(String(64))
+    seed: Mapped[int | None] = mapped_column(Integer)
+    config: Mapped[dict | None] = mapped_column(JSON)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), server_default=func.current_timestamp())
+
+    __table_args__ = (Index("ix_runs_scenario_seed_controller", "scenario", "seed", "controller"),)
+
+
+class IntersectionRecord(Base):
+    __tablename__ = "intersection_records"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    intersection_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    timestamp: Mapped[dt.datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    total_vehicles_passed: Mapped[int] = mapped_column(Integer)
+    avg_wait_time_all_sides: Mapped[float] = mapped_column(Float)
+    throughput: Mapped[float] = mapped_column(Float)
+    avg_speed: Mapped[float] = mapped_column(Float)
+    fuel_saved: Mapped[float] = mapped_column(Float)
+    co2_saved: Mapped[float] = mapped_column(Float)
+    emergency_overrides: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index("ix_intersection_records_timestamp", "timestamp"),
+        Index("ix_intersection_records_intersection_timestamp", "intersection_id", "timestamp"),
+        {"sqlite_with_rowid": False},
+    )
+
+
+class SignalRecord(Base):
+    __tablename__ = "signal_records"
+
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    intersection_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    timestamp: Mapped[dt.datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(8), primary_key=True)
+    car: Mapped[int] = mapped_column(Integer)
+    bus: Mapped[int] = mapped_column(Integer)
+    truck: Mapped[int] = mapped_column(Integer)
+    bike: Mapped[int] = mapped_column(Integer)
+    rickshaw: Mapped[int] = mapped_column(Integer)
+    emergency_vehicle_present: Mapped[bool] = mapped_column(Boolean)
+    signal_status: Mapped[str] = mapped_column(String(8))
+    signal_timer: Mapped[float] = mapped_column(Float)
+    vehicles_crossed: Mapped[int] = mapped_column(Integer)
+    avg_wait_time: Mapped[float] = mapped_column(Float)
+    green_time_allocated: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["run_id", "intersection_id", "timestamp"],
+            ["intersection_records.run_id", "intersection_records.intersection_id",
+             "intersection_records.timestamp"],
+            ondelete="CASCADE",
+            name="fk_signal_records_intersection_records",
+        ),
+        CheckConstraint("direction IN ('north', 'south', 'east', 'west')", name="direction"),
+        CheckConstraint("signal_status IN ('GREEN', 'YELLOW', 'RED')", name="signal_status"),
+        {"sqlite_with_rowid": False},
+    )
+
+
+class RunMetric(Base):
+    __tablename__ = "run_metrics"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+
+class HiresEvent(Base):
+    __tablename__ = "hires_events"
+
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    timestamp: Mapped[dt.datetime] = mapped_column(DateTime(timezone=False), primary_key=True)
+    event_code: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    parameter: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: '' for events that belong to no simulation run (imported controller logs)
+    simulation_id: Mapped[str] = mapped_column(String(128), primary_key=True, server_default="")
+
+    __table_args__ = (
+        Index("ix_hires_events_timestamp", "timestamp"),
+        {"sqlite_with_rowid": False},
+    )
+
+
