@@ -2,7 +2,7 @@
 
 from .eventlog import COLUMNS as EVENT_LOG_COLUMNS
 from .eventlog import DEFAULT_START, format_timestamp, parse_timestamp, read_events, write_events
-from .timing import WebsterPlan, ite_all_red_s, ite_yellow_s, ped_clearance_s, webster_plan
+from .timing import TimingDefaults, WebsterPlan, ite_all_red_s, ite_yellow_s, ped_clearance_s, webster_plan
 from .types import (
     HOLD,
     Crosswalk,
@@ -17,13 +17,14 @@ from .types import (
     Observation,
     Phase,
     SignalEvent,
+    SignalStatus,
     Timing,
 )
 
 __all__ = [
     "HOLD", "Crosswalk", "Decision", "Detector", "EmergencyApproach", "EventCode", "Intersection",
-    "Intervention", "LaneState", "Movement", "Observation", "Phase", "SignalEvent", "Timing",
-    "WebsterPlan", "ite_all_red_s", "ite_yellow_s", "ped_clearance_s", "webster_plan",
+    "Intervention", "LaneState", "Movement", "Observation", "Phase", "SignalEvent", "SignalStatus", "Timing",
+    "TimingDefaults", "WebsterPlan", "ite_all_red_s", "ite_yellow_s", "ped_clearance_s", "webster_plan",
     "EVENT_LOG_COLUMNS", "DEFAULT_START", "format_timestamp", "parse_timestamp", "read_events",
     "write_events",
 ]

@@ -111,6 +111,8 @@ class Intersection:
     crosswalks: tuple[Crosswalk, ...]
     timing: Timing
     approach_speed_mps: float = 13.9
+    #: green time of each phase in the network's own program (the fixed baseline)
+    program_green_s: tuple[float, ...] = ()
     #: links that are green in the network's own program but belong to no
     #: green phase we derived (kept red by us); reported, never silently used
     notes: tuple[str, ...] = ()
@@ -166,19 +168,32 @@ class EmergencyApproach:
 
 
 @dataclass(frozen=True, slots=True)
+class SignalStatus:
+    """What the signal shows now: the phase, its interval, and for how long."""
+
+    phase_index: int  # current green phase, or the phase being cleared
+    interval: str  # "green" | "yellow" | "all_red"
+    elapsed_s: float  # time in the current interval
+    next_phase_index: int | None = None  # during clearance: the phase that comes next
+    preempted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
     """Everything a controller may use about one intersection at `time_s`.
 
-    `lanes` holds incoming and outgoing lanes. `detector_presence` maps a
-    detector id to whether a vehicle is over it (or passed since the last
-    observation). `age_s` is how old the newest data is; `healthy` is False
-    when the source reported a fault.
+    `lanes` holds incoming and outgoing lanes. `detector_idle_s` maps a
+    detector id to the seconds since it last saw a vehicle (0 while occupied).
+    `age_s` is how old the newest data is; `healthy` is False when the source
+    reported a fault.
     """
 
     time_s: float
     intersection_id: str
     lanes: dict[str, LaneState]
-    detector_presence: dict[str, bool] = field(default_factory=dict)
+    detector_idle_s: dict[str, float] = field(default_factory=dict)
+    signal: SignalStatus | None = None
+    detector_counts_veh: dict[str, int] = field(default_factory=dict)  # last complete count period
     ped_calls: frozenset[int] = frozenset()  # phase indices with a pedestrian waiting
     emergency: tuple[EmergencyApproach, ...] = ()
     age_s: float = 0.0
@@ -248,6 +263,7 @@ class EventCode(enum.IntEnum):
     PREEMPT_ENTRY_STARTED = 105
     PREEMPT_BEGIN_TRACK_CLEARANCE = 106
     PREEMPT_CALL_OFF = 104
+    PREEMPT_BEGIN_DWELL = 107
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -1,0 +1,396 @@
+"""The safety shield: every controller's proposal passes through here.
+
+The shield owns the signal. Controllers only *propose* the next green phase
+(or to hold the current one); the shield decides when that is allowed and
+drives the change itself:
+
+    green(i) --min green, pedestrian walk + clearance done--> yellow(i)
+             --yellow_s--> all-red --all_red_s--> green(j)
+
+Guarantees, per intersection:
+
+- minimum green (which includes pedestrian walk + clearance for phases that
+  serve a crosswalk), maximum green (max-out), yellow and all-red clearance
+  before any new green (links green in both phases stay green: overlaps);
+- cycle bounds: no phase waits more than `cycle_max_s` between two starts of
+  its green. Before it lets a phase keep or take the green, the shield checks
+  that every other phase can still be served in deadline order at minimum
+  green; if not, it forces the most urgent phase (force-off);
+- emergency preemption: an emergency vehicle within `preempt_distance_m`
+  gets the phase serving its link after the normal clearances, held until it
+  passes (at most `preempt_max_dwell_s`); cycle and max-green bounds are
+  suspended while a preempt is active, minimum green and clearances are not;
+- fallback: when a decision's confidence is below the threshold, the data
+  is stale or unhealthy, or the controller failed, the shield follows its
+  fallback plan (Webster by default) until things recover, and logs it.
+
+It records every change as Indiana hi-res events and every override as an
+`Intervention`. It never knows which controller proposed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..core.types import (
+    Decision,
+    EmergencyApproach,
+    EventCode,
+    Intersection,
+    Intervention,
+    Observation,
+    SignalEvent,
+    SignalStatus,
+)
+
+EPS = 1e-6
+GREEN = "Gg"
+
+GREEN_I, YELLOW_I, ALL_RED_I = "green", "yellow", "all_red"
+PED_NONE, PED_WALK, PED_CLEAR, PED_DONT_WALK = 0, 1, 2, 3
+
+
+@dataclass(frozen=True, slots=True)
+class ShieldConfig:
+    confidence_threshold: float = 0.5
+    max_observation_age_s: float = 10.0
+    preempt_distance_m: float = 150.0
+    preempt_max_dwell_s: float = 60.0
+    step_length_s: float = 1.0
+
+
+class FallbackPlan:
+    """What the shield follows when it cannot trust the controller.
+
+    Anything with `decide(observation) -> Decision` that needs only the signal
+    status (no traffic data: the data may be what failed) fits.
+    """
+
+    def decide(self, obs: Observation) -> Decision:  # pragma: no cover - protocol
+        raise NotImplementedError
+
+
+def clearance_state(from_state: str, to_state: str, yellow: bool) -> str:
+    """Link states while leaving `from_state` for `to_state`.
+
+    Links green in both phases stay green ('g' if either phase only permits
+    them); links losing their green show 'y' (yellow) or 'r' (all-red);
+    everything else is red.
+    """
+    out = []
+    for a, b in zip(from_state, to_state, strict=True):
+        if a in GREEN and b in GREEN:
+            out.append("g" if "g" in (a, b) else "G")
+        elif a in GREEN:
+            out.append("y" if yellow else "r")
+        elif a == "s" and b == "s":
+            out.append("s")  # right turn on red stays
+        else:
+            out.append("r")
+    return "".join(out)
+
+
+class IntersectionShield:
+    """The shield of one intersection. Call `tick(now)` once per simulation step."""
+
+    def __init__(self, inter: Intersection, fallback: FallbackPlan, config: ShieldConfig = ShieldConfig(),
+                 start_s: float = 0.0, initial_phase: int = 0):
+        self.inter = inter
+        self.cfg = config
+        self.fallback = fallback
+        t = inter.timing
+        step = config.step_length_s
+        self._yellow_s = t.yellow_s
+        self._all_red_s = t.all_red_s
+        # durations rounded up to whole steps: what the signal will really show
+        self._clear_eff_s = _ceil_step(t.yellow_s, step) + _ceil_step(t.all_red_s, step)
+        self._min_green_eff_s = [_ceil_step(g, step) for g in t.min_green_s]
+        self._n = len(inter.phases)
+        cw_links = {i for c in inter.crosswalks for i in c.link_indices}
+        self._ped_links = [frozenset(p.green_links & cw_links) for p in inter.phases]
+        self._green_states = [p.green_state for p in inter.phases]
+        self._no_walk_states = [_with_red(p.green_state, self._ped_links[p.index]) for p in inter.phases]
+        self._change_cache: dict[tuple[int, int, bool], str] = {}
+
+        self.events: list[SignalEvent] = []
+        self.interventions: list[Intervention] = []
+        self.proposal: Decision | None = None
+        self.data_ok = True
+        self.controller_failed = False
+
+        self.phase = initial_phase
+        self.next_phase: int | None = None
+        self.interval = GREEN_I
+        self.interval_start_s = start_s
+        self.green_start_s = start_s
+        self.last_green_start_s = [start_s] * self._n
+        self.ped = PED_NONE
+        self.ped_start_s = start_s
+        self.state = ""
+        self._min_green_noted = False
+
+        self.in_fallback = False
+        self.fallback_ticks = 0
+        self.ticks = 0
+
+        self.preempt_active = False
+        self.preempt_vehicle: str | None = None
+        self.preempt_phase: int | None = None
+        self.preempt_start_s = 0.0
+        self._served_emergency: set[str] = set()
+        self._start_green(initial_phase, start_s)
+
+    # -- public --------------------------------------------------------------
+    def status(self, now: float) -> SignalStatus:
+        return SignalStatus(self.phase, self.interval, now - self.interval_start_s, self.next_phase,
+                            self.preempt_active)
+
+    def propose(self, decision: Decision | None, data_ok: bool = True, failed: bool = False) -> None:
+        """Hand the shield the controller's latest proposal (None with failed=True: it crashed)."""
+        self.proposal = decision
+        self.data_ok = data_ok
+        self.controller_failed = failed
+
+    def tick(self, now: float, emergency: Sequence[EmergencyApproach] = ()) -> str | None:
+        """Advance to time `now`; returns the new link state string if it changed."""
+        before = self.state
+        self._update_preempt(now, emergency)
+        if self.interval == YELLOW_I and now - self.interval_start_s >= self._yellow_s - EPS:
+            self._begin_all_red(now)
+        if self.interval == ALL_RED_I and now - self.interval_start_s >= self._all_red_s - EPS:
+            self._emit(now, EventCode.PHASE_END_RED_CLEARANCE, self.phase)
+            self._start_green(self.next_phase, now)
+        if self.interval == GREEN_I:
+            self._advance_ped(now)
+            target, code = self._choose(now)
+            if target is not None and target != self.phase:
+                self._begin_yellow(target, now, code)
+        return self.state if self.state != before else None
+
+    @property
+    def fallback_fraction(self) -> float:
+        return self.fallback_ticks / self.ticks if self.ticks else 0.0
+
+    # -- choosing ----------------------------------------------------------------
+    def _choose(self, now: float) -> tuple[int | None, EventCode]:
+        c = self.phase
+        elapsed = now - self.green_start_s
+        min_done = elapsed >= self._min_green_eff_s[c] - EPS and self.ped in (PED_NONE, PED_DONT_WALK)
+
+        if self.preempt_active:
+            if self.preempt_phase == c:
+                return None, EventCode.PHASE_FORCE_OFF
+            if not min_done:
+                self._note_min_green(now, "preempt waits for minimum green / pedestrian clearance")
+                return None, EventCode.PHASE_FORCE_OFF
+            self._intervene(now, "preempt", f"to phase {self.preempt_phase + 1} for {self.preempt_vehicle}")
+            return self.preempt_phase, EventCode.PHASE_FORCE_OFF
+
+        wanted = self._wanted_phase(now)
+        if self._n == 1:
+            return None, EventCode.PHASE_GAP_OUT
+        if not min_done:
+            if wanted is not None and wanted != c:
+                self._note_min_green(now, f"phase {wanted + 1} proposed before minimum green")
+            return None, EventCode.PHASE_GAP_OUT
+
+        step = self.cfg.step_length_s
+        urgent = self._most_urgent(exclude=c)
+        if not self._feasible(urgent, now + step):
+            self._intervene(now, "cycle_max", f"phase {urgent + 1} must be served within {self.inter.timing.cycle_max_s:g} s")
+            return urgent, EventCode.PHASE_FORCE_OFF
+
+        if elapsed >= self.inter.timing.max_green_s[c] - EPS:
+            target = wanted if wanted is not None and wanted != c else (c + 1) % self._n
+            if not self._feasible(target, now):
+                target = urgent
+            self._intervene(now, "max_green", f"phase {c + 1} maxed out after {elapsed:.0f} s")
+            return target, EventCode.PHASE_MAX_OUT
+
+        if wanted is None or wanted == c:
+            return None, EventCode.PHASE_GAP_OUT
+        if not self._feasible(wanted, now):
+            self._intervene(now, "cycle_max", f"phase {wanted + 1} replaced by phase {urgent + 1} to keep cycle bound")
+            return urgent, EventCode.PHASE_FORCE_OFF
+        return wanted, EventCode.PHASE_GAP_OUT
+
+    def _wanted_phase(self, now: float) -> int | None:
+        """The controller's proposal, or the fallback plan's when it cannot be trusted."""
+        d = self.proposal
+        reason = None
+        if self.controller_failed:
+            reason = "controller failed"
+        elif not self.data_ok:
+            reason = "observations stale or unhealthy"
+        elif d is not None and d.confidence < self.cfg.confidence_threshold:
+            reason = f"confidence {d.confidence:.2f} below {self.cfg.confidence_threshold:.2f}"
+        if reason is None and d is None and self.in_fallback:
+            reason = "no decision yet"
+        self.ticks += 1
+        if reason is not None:
+            self.fallback_ticks += 1
+            if not self.in_fallback:
+                self.in_fallback = True
+                self._intervene(now, "fallback", reason)
+            obs = Observation(now, self.inter.id, {}, signal=self.status(now))
+            fb = self.fallback.decide(obs)
+            return fb.phase_index
+        if self.in_fallback:
+            self.in_fallback = False
+            self._intervene(now, "fallback_end", "controller trusted again")
+        if d is None:
+            return None
+        p = d.phase_index
+        if p is not None and not 0 <= p < self._n:
+            self._intervene(now, "invalid_phase", f"phase index {p} does not exist; held")
+            return None
+        return p
+
+    # -- cycle bound (earliest-deadline-first feasibility) ------------------------
+    def _deadline(self, p: int) -> float:
+        return self.last_green_start_s[p] + self.inter.timing.cycle_max_s
+
+    def _most_urgent(self, exclude: int) -> int:
+        others = [p for p in range(self._n) if p != exclude]
+        return min(others, key=lambda p: (self._deadline(p), p))
+
+    def _feasible(self, first: int, end_green_s: float) -> bool:
+        """Can we end green at `end_green_s`, serve `first`, then all others by deadline?"""
+        if self._n == 1:
+            return True
+        t = end_green_s + self._clear_eff_s
+        order = [first] + sorted((p for p in range(self._n) if p != first), key=self._deadline)
+        for p in order:
+            if p == self.phase and p != first:
+                deadline = self.green_start_s + self.inter.timing.cycle_max_s
+            else:
+                deadline = self._deadline(p)
+            if t > deadline + EPS:
+                return False
+            t += self._min_green_eff_s[p] + self._clear_eff_s
+        return True
+
+    # -- preemption ------------------------------------------------------------------
+    def _update_preempt(self, now: float, emergency: Sequence[EmergencyApproach]) -> None:
+        if self.preempt_active:
+            still = any(e.vehicle_id == self.preempt_vehicle for e in emergency)
+            dwell = now - self.preempt_start_s
+            if not still or dwell > self.cfg.preempt_max_dwell_s:
+                if still:
+                    self._intervene(now, "preempt_timeout", f"{self.preempt_vehicle} held over {dwell:.0f} s")
+                self._served_emergency.add(self.preempt_vehicle)
+                self.preempt_active = False
+                self._emit(now, EventCode.PREEMPT_CALL_OFF, 1)
+                # the cycle bound restarts after a preempt (it was suspended)
+                self.last_green_start_s = [max(t, now) for t in self.last_green_start_s]
+                self.preempt_vehicle = None
+                self.preempt_phase = None
+            return
+        for e in sorted(emergency, key=lambda e: e.distance_m):
+            if e.vehicle_id in self._served_emergency:
+                continue
+            phase = self._phase_serving_link(e.link_index)
+            if phase is None:
+                continue
+            self.preempt_active = True
+            self.preempt_vehicle = e.vehicle_id
+            self.preempt_phase = phase
+            self.preempt_start_s = now
+            self._emit(now, EventCode.PREEMPT_CALL_ON, 1)
+            self._emit(now, EventCode.PREEMPT_ENTRY_STARTED, 1)
+            if self.interval == GREEN_I and self.phase == phase:
+                self._emit(now, EventCode.PREEMPT_BEGIN_DWELL, 1)
+            return
+
+    def _phase_serving_link(self, link: int) -> int | None:
+        best = None
+        for p in self.inter.phases:
+            ch = p.green_state[link] if link < len(p.green_state) else "r"
+            if ch == "G":
+                return p.index
+            if ch == "g" and best is None:
+                best = p.index
+        return best
+
+    # -- intervals -----------------------------------------------------------------------
+    def _start_green(self, phase: int, now: float) -> None:
+        self.phase = phase
+        self.next_phase = None
+        self.interval = GREEN_I
+        self.interval_start_s = now
+        self.green_start_s = now
+        self.last_green_start_s[phase] = now
+        self._min_green_noted = False
+        self.proposal = None if (self.proposal and self.proposal.phase_index == phase) else self.proposal
+        self._emit(now, EventCode.PHASE_BEGIN_GREEN, phase)
+        if self._ped_links[phase]:
+            self.ped = PED_WALK
+            self.ped_start_s = now
+            self._emit(now, EventCode.PED_BEGIN_WALK, phase)
+            self.state = self._green_states[phase]
+        else:
+            self.ped = PED_NONE
+            self.state = self._no_walk_states[phase]
+        if self.preempt_active and phase == self.preempt_phase:
+            self._emit(now, EventCode.PREEMPT_BEGIN_DWELL, 1)
+
+    def _advance_ped(self, now: float) -> None:
+        if self.ped == PED_WALK and now - self.ped_start_s >= self.inter.timing.ped_walk_s - EPS:
+            self.ped = PED_CLEAR
+            self.ped_start_s = now
+            self.state = self._no_walk_states[self.phase]
+            self._emit(now, EventCode.PED_BEGIN_CLEARANCE, self.phase)
+        if self.ped == PED_CLEAR and now - self.ped_start_s >= self.inter.timing.ped_clearance_s - EPS:
+            self.ped = PED_DONT_WALK
+            self._emit(now, EventCode.PED_BEGIN_DONT_WALK, self.phase)
+
+    def _begin_yellow(self, target: int, now: float, code: EventCode) -> None:
+        self._emit(now, code, self.phase)
+        self._emit(now, EventCode.PHASE_GREEN_TERMINATION, self.phase)
+        self._emit(now, EventCode.PHASE_BEGIN_YELLOW, self.phase)
+        self.next_phase = target
+        self.interval = YELLOW_I
+        self.interval_start_s = now
+        self.state = self._change_state(self.phase, target, yellow=True)
+        if self._yellow_s <= EPS:
+            self._begin_all_red(now)
+
+    def _begin_all_red(self, now: float) -> None:
+        self._emit(now, EventCode.PHASE_END_YELLOW, self.phase)
+        self._emit(now, EventCode.PHASE_BEGIN_RED_CLEARANCE, self.phase)
+        self.interval = ALL_RED_I
+        self.interval_start_s = now
+        self.state = self._change_state(self.phase, self.next_phase, yellow=False)
+
+    def _change_state(self, a: int, b: int, yellow: bool) -> str:
+        key = (a, b, yellow)
+        s = self._change_cache.get(key)
+        if s is None:
+            s = clearance_state(self._no_walk_states[a], self._no_walk_states[b], yellow)
+            self._change_cache[key] = s
+        return s
+
+    # -- logging ---------------------------------------------------------------------------
+    def _emit(self, now: float, code: EventCode, phase_or_channel: int) -> None:
+        param = phase_or_channel + 1 if code < 100 else phase_or_channel
+        self.events.append(SignalEvent(now, self.inter.id, int(code), param))
+
+    def _intervene(self, now: float, rule: str, detail: str) -> None:
+        self.interventions.append(Intervention(now, self.inter.id, rule, detail))
+
+    def _note_min_green(self, now: float, detail: str) -> None:
+        if not self._min_green_noted:
+            self._min_green_noted = True
+            self._intervene(now, "min_green", detail)
+
+
+def _ceil_step(value_s: float, step_s: float) -> float:
+    return math.ceil(value_s / step_s - EPS) * step_s
+
+
+def _with_red(state: str, links: frozenset[int]) -> str:
+    if not links:
+        return state
+    return "".join("r" if i in links else c for i, c in enumerate(state))

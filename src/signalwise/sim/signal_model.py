@@ -1,0 +1,197 @@
+"""Read the signal model of every traffic light from a running SUMO.
+
+We keep the network's *green* phases only and generate the change intervals
+ourselves (yellow for each link that loses its green, then all-red), so
+programs with no yellow phases, extra phases or overlapping greens all map to
+the same model. Phases that differ only in their crosswalk links are merged
+(netconvert emits a "pedestrians red" copy of each phase; we time pedestrian
+clearance ourselves). A traffic light we cannot model safely is refused with a
+reason and left out of control.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..core.timing import (
+    TimingDefaults,
+    ite_all_red_s,
+    ite_yellow_s,
+    ped_clearance_s,
+    required_cycle_s,
+)
+from ..core.types import Crosswalk, Intersection, Movement, Phase, Timing
+
+GREEN = "Gg"
+
+
+class UnsupportedSignal(ValueError):
+    """A traffic light whose program cannot be controlled safely."""
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedSignal:
+    id: str
+    reason: str
+
+
+def green_phase_states(program_states: list[str], crosswalk_links: frozenset[int]) -> list[str]:
+    return [s for s, _ in green_phases_with_durations([(s, 0.0) for s in program_states], crosswalk_links)]
+
+
+def green_phases_with_durations(program: list[tuple[str, float]],
+                                crosswalk_links: frozenset[int]) -> list[tuple[str, float]]:
+    """The distinct green phases of a program, crosswalk-only variants merged.
+
+    A state is a green phase if it shows green to a vehicle link and no yellow.
+    Two states with the same vehicle links green are one phase; its crosswalk
+    links are green if any variant shows them green.
+    """
+    merged: dict[str, list[str]] = {}
+    durations: dict[str, float] = {}
+    for state, duration_s in program:
+        if any(c in "oO" for c in state):
+            raise UnsupportedSignal("program has off/blinking states ('o'/'O')")
+        if "y" in state or "Y" in state or "u" in state:
+            continue
+        vehicle_key = "".join("r" if i in crosswalk_links else c for i, c in enumerate(state))
+        if not any(c in GREEN for c in vehicle_key):
+            continue  # all-red or pedestrian-only state: we generate clearances ourselves
+        slot = merged.get(vehicle_key)
+        durations[vehicle_key] = durations.get(vehicle_key, 0.0) + duration_s
+        if slot is None:
+            merged[vehicle_key] = list(state)
+        else:
+            for i in crosswalk_links:
+                if state[i] in GREEN:
+                    slot[i] = "G"
+    return [("".join(s), durations[k]) for k, s in merged.items()]
+
+
+def read_intersection(api, tls_id: str, defaults: TimingDefaults = TimingDefaults(),
+                      overrides: dict | None = None) -> Intersection:
+    """Build the `Intersection` of one traffic light from a running simulation.
+
+    `api` is the `libsumo` or `traci` module (same interface).
+    """
+    links = api.trafficlight.getControlledLinks(tls_id)
+    n_links = len(links)
+    movements: list[Movement] = []
+    crosswalk_lanes: dict[str, list[int]] = {}
+    via_lengths_m: list[float] = []
+    for index, link_group in enumerate(links):
+        if not link_group:
+            continue  # an unused signal index
+        in_lane, out_lane, via = link_group[0]
+        is_crossing = _is_crossing_lane(out_lane) or _is_crossing_lane(in_lane)
+        if is_crossing:
+            crossing = out_lane if _is_crossing_lane(out_lane) else in_lane
+            crosswalk_lanes.setdefault(crossing, []).append(index)
+        elif via:
+            via_lengths_m.append(api.lane.getLength(via))
+        movements.append(Movement(index, in_lane, out_lane, is_crossing))
+    crosswalk_links = frozenset(i for idx in crosswalk_lanes.values() for i in idx)
+    crosswalks = tuple(
+        Crosswalk(lane.rsplit("_", 1)[0], tuple(idx), api.lane.getLength(lane))
+        for lane, idx in sorted(crosswalk_lanes.items())
+    )
+
+    program = _current_program(api, tls_id)
+    states = [p.state for p in program.phases]
+    if any(len(s) != n_links for s in states):
+        raise UnsupportedSignal(f"program {program.programID!r} state length differs from {n_links} links")
+    greens_timed = green_phases_with_durations([(p.state, float(p.duration)) for p in program.phases],
+                                               crosswalk_links)
+    greens = [s for s, _ in greens_timed]
+    if not greens:
+        raise UnsupportedSignal(f"program {program.programID!r} has no green phase")
+    by_index = {m.link_index: m for m in movements}
+    phases = tuple(
+        Phase(i, state, tuple(by_index[j] for j, c in enumerate(state) if c in GREEN and j in by_index))
+        for i, state in enumerate(greens)
+    )
+    notes: list[str] = []
+    ever_green = set().union(*(p.green_links for p in phases))
+    vehicle_links = {m.link_index for m in movements if not m.is_crosswalk}
+    never = sorted(vehicle_links - ever_green)
+    if never:
+        notes.append(f"links {never} are never green in the network's program")
+    if len(greens) < sum(1 for s in states if "y" not in s and any(c in GREEN for c in s)):
+        notes.append("phases differing only in crosswalk links were merged")
+
+    in_lanes = {m.in_lane for m in movements if not m.is_crosswalk}
+    speed_mps = max((api.lane.getMaxSpeed(lane) for lane in in_lanes), default=13.9)
+    width_m = max(via_lengths_m, default=15.0)
+    timing = derive_timing(phases, crosswalks, speed_mps, width_m, defaults, overrides or {}, notes)
+    return Intersection(tls_id, phases, n_links, tuple(movements), (), crosswalks, timing, speed_mps,
+                        tuple(d for _, d in greens_timed), tuple(notes))
+
+
+def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], approach_speed_mps: float,
+                  width_m: float, defaults: TimingDefaults, overrides: dict, notes: list[str]) -> Timing:
+    """Safety timing from geometry and defaults; per-intersection overrides win."""
+    d = {**{f: getattr(defaults, f) for f in defaults.__slots__}, **overrides}
+    yellow = d["yellow_s"] if d["yellow_s"] is not None else ite_yellow_s(approach_speed_mps)
+    all_red = d["all_red_s"] if d["all_red_s"] is not None else ite_all_red_s(width_m, approach_speed_mps)
+    longest_cw = max((c.length_m for c in crosswalks), default=0.0)
+    ped_clear = d["ped_clearance_s"] if d["ped_clearance_s"] is not None else ped_clearance_s(longest_cw)
+    walk = float(d["ped_walk_s"]) if crosswalks else 0.0
+    if not crosswalks:
+        ped_clear = 0.0
+    cw_links = {i for c in crosswalks for i in c.link_indices}
+    min_green = []
+    for p in phases:
+        g = float(d["min_green_s"])
+        if p.green_links & cw_links:
+            g = max(g, walk + ped_clear)
+        min_green.append(math.ceil(g))
+    max_green = [max(float(d["max_green_s"]), g) for g in min_green]
+    cycle_min, cycle_max = float(d["cycle_min_s"]), float(d["cycle_max_s"])
+    need = required_cycle_s(min_green, yellow + all_red)
+    if cycle_max < need:
+        notes.append(f"cycle_max raised from {cycle_max:.0f} s to {math.ceil(need)} s so every phase fits at min green")
+        cycle_max = float(math.ceil(need))
+    cycle_min = min(cycle_min, cycle_max)
+    if cycle_min < need:
+        cycle_min = float(math.ceil(need))
+    for name, value in (("yellow_s", yellow), ("all_red_s", all_red), ("min_green_s", d["min_green_s"])):
+        if value is None or value < 0:
+            raise UnsupportedSignal(f"invalid timing {name}={value}")
+    return Timing(float(yellow), float(all_red), tuple(min_green), tuple(max_green), walk, float(ped_clear),
+                  cycle_min, cycle_max)
+
+
+def read_all(api, defaults: TimingDefaults = TimingDefaults(), overrides: dict[str, dict] | None = None,
+             only: list[str] | None = None) -> tuple[list[Intersection], list[RefusedSignal]]:
+    """Every traffic light we can control, and those refused with their reason."""
+    overrides = overrides or {}
+    result, refused = [], []
+    for tls_id in api.trafficlight.getIDList():
+        if only is not None and tls_id not in only:
+            continue
+        try:
+            result.append(read_intersection(api, tls_id, defaults, overrides.get(tls_id)))
+        except UnsupportedSignal as exc:
+            refused.append(RefusedSignal(tls_id, str(exc)))
+    return result, refused
+
+
+def _current_program(api, tls_id: str):
+    current = api.trafficlight.getProgram(tls_id)
+    logics = api.trafficlight.getAllProgramLogics(tls_id)
+    for logic in logics:
+        if logic.programID == current:
+            return logic
+    if not logics:
+        raise UnsupportedSignal("no program logic")
+    return logics[0]
+
+
+def _is_crossing_lane(lane_id: str) -> bool:
+    """SUMO names crossing lanes ':<junction>_c<k>_0'."""
+    if not lane_id.startswith(":"):
+        return False
+    edge = lane_id.rsplit("_", 1)[0]
+    tail = edge.rsplit("_", 1)[-1]
+    return tail.startswith("c") and tail[1:].isdigit()
