@@ -1,0 +1,133 @@
+"""Vectorised building blocks shared by the measures (numpy only).
+
+The atspm package expresses its measures as DuckDB window functions
+(`PARTITION BY DeviceId, Phase ORDER BY TimeStamp, EventId`). Here the same
+windows are computed on arrays sorted by (group, time, code): a running sum
+of begin-green events numbers the cycles, and a running maximum of the phase
+code inside each cycle gives the signal state (1 green, 8 yellow, 10 red,
+11 past the split-failure red barrier), exactly as the SQL's
+`MAX(Signal_State_Mask) OVER (...)` does. Written by hand because no library
+offers "cycle state of each detector event" and a sort plus a few cumulative
+passes is what makes this faster than the SQL.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .inputs import US_PER_S, DetectorConfig, EventLog
+
+#: DuckDB's time_bucket origin for minute/hour widths (a Monday); bins align to it
+BUCKET_ORIGIN_US = 946_857_600 * US_PER_S  # 2000-01-03 00:00:00
+KEY_SHIFT = 1 << 20  # room for channel / phase numbers in a packed (device, number) key
+
+
+def bucket(t_us: np.ndarray, bin_us: int) -> np.ndarray:
+    """Start of the bin each time falls in (DuckDB `time_bucket`, floor)."""
+    return (t_us - BUCKET_ORIGIN_US) // bin_us * bin_us + BUCKET_ORIGIN_US
+
+
+def ms(t_us: np.ndarray) -> np.ndarray:
+    """Whole milliseconds as DuckDB's DATEDIFF('millisecond') counts them (floor of each side)."""
+    return t_us // 1000
+
+
+def group_starts(group: np.ndarray) -> np.ndarray:
+    new = np.ones(len(group), bool)
+    if len(group):
+        new[1:] = group[1:] != group[:-1]
+    return new
+
+
+def label_cycles(group: np.ndarray, code: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For rows sorted by (group, time, code): cycle number, cycle segment id, signal state.
+
+    cycle = begin-green (1) events so far in the group; state = the largest
+    phase code (<81) seen so far in the cycle, 0 before any.
+    """
+    n = len(group)
+    new = group_starts(group)
+    is1 = code == 1
+    seg = np.cumsum(new | is1)
+    cs = np.cumsum(is1)
+    starts = np.flatnonzero(new)
+    lengths = np.diff(np.append(starts, n))
+    cycle = cs - np.repeat(cs[starts] - is1[starts], lengths) if n else cs
+    mask = np.where(code < 81, code, 0).astype(np.int64)
+    base = seg.astype(np.int64) * 16
+    state = np.maximum.accumulate(base + mask) - base if n else mask
+    return cycle, seg, state
+
+
+def join_detectors(log: EventLog, config: DetectorConfig, function: str, codes: tuple[int, ...]):
+    """Detector events (codes) on channels configured with `function`, one row per (event, phase).
+
+    Returns (event index into log, phase, channel, distance_m, speed_mps).
+    """
+    rows = config.rows(function)
+    empty = (np.empty(0, np.int64),) * 3 + (np.empty(0),) * 2
+    if rows.empty or len(log) == 0:
+        return empty
+    lookup = {name: i for i, name in enumerate(log.devices)}
+    dev = rows["DeviceId"].map(lookup)
+    keep = dev.notna().to_numpy()
+    if not keep.any():
+        return empty
+    ckey = dev.to_numpy()[keep].astype(np.int64) * KEY_SHIFT + rows["Parameter"].to_numpy()[keep]
+    cphase = rows["Phase"].to_numpy()[keep]
+    cdist = rows["DistanceToStopbar_m"].to_numpy(float)[keep]
+    cspeed = rows["ApproachSpeed_mps"].to_numpy(float)[keep]
+    order = np.argsort(ckey, kind="stable")
+    ckey, cphase, cdist, cspeed = ckey[order], cphase[order], cdist[order], cspeed[order]
+    ev_idx = np.flatnonzero(np.isin(log.event, codes)) if len(codes) > 1 else np.flatnonzero(log.event == codes[0])
+    ekey = log.device[ev_idx].astype(np.int64) * KEY_SHIFT + log.param[ev_idx]
+    lo = np.searchsorted(ckey, ekey, "left")
+    hi = np.searchsorted(ckey, ekey, "right")
+    count = hi - lo
+    if count.max(initial=0) <= 1:
+        hit = count == 1
+        ci = lo[hit]
+        return ev_idx[hit], cphase[ci], log.param[ev_idx[hit]].astype(np.int64), cdist[ci], cspeed[ci]
+    rep = np.repeat(np.arange(len(ev_idx)), count)
+    offs = np.arange(len(rep)) - np.repeat(np.cumsum(count) - count, count)
+    ci = lo[rep] + offs
+    return ev_idx[rep], cphase[ci], log.param[ev_idx[rep]].astype(np.int64), cdist[ci], cspeed[ci]
+
+
+def phase_events(log: EventLog, config: DetectorConfig | None, function: str | None,
+                 codes: tuple[int, ...]) -> np.ndarray:
+    """Indices of phase events (codes) whose (device, phase) has a detector with `function`."""
+    idx = np.flatnonzero(np.isin(log.event, codes))
+    if config is None or function is None:
+        return idx
+    rows = config.rows(function)
+    lookup = {name: i for i, name in enumerate(log.devices)}
+    dev = rows["DeviceId"].map(lookup)
+    keep = dev.notna().to_numpy()
+    keys = np.unique(dev.to_numpy()[keep].astype(np.int64) * KEY_SHIFT + rows["Phase"].to_numpy()[keep])
+    ekey = log.device[idx].astype(np.int64) * KEY_SHIFT + log.param[idx]
+    return idx[np.isin(ekey, keys)]
+
+
+def peer_last(values: np.ndarray, keys: list[np.ndarray]) -> np.ndarray:
+    """Replace each value by the value at the last row of its run of equal keys (SQL RANGE peers)."""
+    n = len(values)
+    if n == 0:
+        return values
+    end = np.zeros(n, bool)
+    end[-1] = True
+    for k in keys:
+        end[:-1] |= k[1:] != k[:-1]
+    ends = np.flatnonzero(end)
+    run_id = np.cumsum(np.r_[True, end[:-1]]) - 1
+    return values[ends[run_id]]
+
+
+def forward_fill_index(flag: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Index of the last row at or before each row (same group) where flag is set; -1 if none."""
+    n = len(flag)
+    idx = np.where(flag, np.arange(n), -1)
+    idx = np.maximum.accumulate(idx) if n else idx
+    starts = np.flatnonzero(group_starts(group))
+    start_of_row = np.repeat(starts, np.diff(np.append(starts, n))) if n else idx
+    return np.where(idx >= start_of_row, idx, -1)

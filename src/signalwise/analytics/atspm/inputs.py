@@ -1,0 +1,377 @@
+"""Read hi-res event logs and detector configurations, and say what was wrong with them.
+
+An event log becomes an `EventLog`: four numpy columns sorted by (device,
+time, code, parameter), exact duplicates removed. Every repair (dropped
+duplicate, re-sorted row, code outside the Indiana enumeration, data gap) is
+counted in `InputReport` so nothing is silently wrong; anything that would
+make a number meaningless (a missing column, a timestamp we cannot read, a
+zone-aware timestamp) raises `EventLogError` with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: canonical column -> accepted spellings (compared lower-case, without spaces/underscores)
+EVENT_ALIASES = {
+    "TimeStamp": ("timestamp", "time", "datetime"),
+    "DeviceId": ("deviceid", "signalid", "signal", "device", "intersectionid", "locationid"),
+    "EventId": ("eventid", "eventcode", "event", "code"),
+    "Parameter": ("parameter", "eventparam", "eventparameter", "param"),
+}
+DETECTOR_ALIASES = {
+    "DeviceId": EVENT_ALIASES["DeviceId"],
+    "Phase": ("phase", "phasenumber"),
+    "Parameter": ("parameter", "channel", "detectorchannel", "detector"),
+    "Function": ("function", "type", "detectortype"),
+    "DistanceToStopbar_m": ("distancetostopbarm", "distancetostopbar", "distance_m", "distancem"),
+    "ApproachSpeed_mps": ("approachspeedmps", "approachspeed", "speedmps"),
+}
+DETECTOR_FUNCTIONS = ("Presence", "Advance", "Yellow_Red")
+#: the Indiana hi-res enumeration spans 0..255 (vendors add codes above that)
+MAX_INDIANA_CODE = 255
+#: a device silent for longer than this (while it logs elsewhere) is reported as a data gap
+DATA_GAP_S = 300.0
+
+US_PER_S = 1_000_000
+
+
+class EventLogError(ValueError):
+    """Input that cannot be turned into trustworthy measures."""
+
+
+@dataclass
+class InputReport:
+    """What was repaired or ignored while reading, counted, for people to read."""
+
+    source: str = ""
+    rows_read: int = 0
+    duplicates_dropped: int = 0
+    out_of_order: int = 0
+    unknown_codes: int = 0
+    gaps: list[tuple[str, str, str, float]] = field(default_factory=list)  # device, from, to, seconds
+    notes: list[str] = field(default_factory=list)
+
+    def warnings(self) -> list[str]:
+        out = []
+        if self.duplicates_dropped:
+            out.append(f"{self.duplicates_dropped} exact duplicate rows ignored")
+        if self.out_of_order:
+            out.append(f"{self.out_of_order} rows out of time order (sorted before computing)")
+        if self.unknown_codes:
+            out.append(f"{self.unknown_codes} events with codes outside the Indiana enumeration "
+                       f"(0-{MAX_INDIANA_CODE}) ignored by every measure")
+        if self.gaps:
+            longest = max(g[3] for g in self.gaps)
+            out.append(f"{len(self.gaps)} data gaps longer than {DATA_GAP_S:.0f} s "
+                       f"(longest {longest:.0f} s): measures in those bins are incomplete")
+        out.extend(self.notes)
+        return out
+
+
+@dataclass
+class EventLog:
+    """A hi-res event log as sorted numpy columns.
+
+    `time_us` is microseconds since 1970-01-01 of the naive local timestamp;
+    `device` indexes `devices`. Sorted by (device, time_us, event, param).
+    """
+
+    time_us: np.ndarray
+    device: np.ndarray
+    event: np.ndarray
+    param: np.ndarray
+    devices: list[str]
+    report: InputReport = field(default_factory=InputReport)
+
+    def __len__(self) -> int:
+        return len(self.time_us)
+
+    def device_code(self, name: str) -> int | None:
+        try:
+            return self.devices.index(name)
+        except ValueError:
+            return None
+
+
+def _norm(name: Any) -> str:
+    return "".join(ch for ch in str(name).strip().lower() if ch not in " _-")
+
+
+def _resolve(columns: list[str], aliases: dict[str, tuple[str, ...]], required: tuple[str, ...],
+             what: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for col in columns:
+        n = _norm(col)
+        for canon, spellings in aliases.items():
+            if n == _norm(canon) or n in spellings:
+                if canon in found and _norm(found[canon]) == _norm(canon):
+                    continue  # the canonical spelling wins over an alias
+                found[canon] = col
+    missing = [c for c in required if c not in found]
+    if missing:
+        raise EventLogError(f"{what} lacks column(s) {', '.join(missing)} "
+                            f"(has: {', '.join(map(str, columns))})")
+    return found
+
+
+def _read_table(path: Path, string_columns: tuple[str, ...] = ()):
+    """CSV or Parquet -> pyarrow Table, with the given (original) columns kept as text."""
+    import pyarrow as pa
+
+    if not path.exists():
+        raise EventLogError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path)
+        import pyarrow.csv as pacsv
+
+        with open(path, newline="") as fh:
+            header = fh.readline().strip().split(",")
+        types = {c: pa.string() for c in header if _norm(c) in string_columns}
+        return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
+    except EventLogError:
+        raise
+    except Exception as exc:  # pyarrow says what and where; keep it to one line
+        raise EventLogError(f"{path}: cannot read as {'Parquet' if suffix in ('.parquet', '.pq') else 'CSV'}: "
+                            f"{str(exc).splitlines()[0]}") from None
+
+
+def _timestamps_us(col, where: str) -> np.ndarray:
+    """A pyarrow column of naive timestamps (typed or text) -> int64 microseconds."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_timestamp(col.type):
+        if col.type.tz is not None:
+            raise EventLogError(f"{where}: timestamps carry a time zone ({col.type.tz}); "
+                                "the hi-res log uses naive local time")
+        col = col.cast(pa.timestamp("us"))
+    elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        text = pc.utf8_trim_whitespace(col)
+        if pc.any(pc.match_substring_regex(text, r"(Z|[+-]\d\d:?\d\d)$")).as_py():
+            raise EventLogError(f"{where}: timestamps carry a time zone; the hi-res log uses naive local time")
+        text = pc.replace_substring(text, "T", " ")
+        try:
+            col = text.cast(pa.timestamp("us"))
+        except pa.ArrowInvalid:
+            bad = None
+            for i, v in enumerate(text.to_pylist()):
+                try:
+                    dt.datetime.fromisoformat(v)
+                except (TypeError, ValueError):
+                    bad = (i, v)
+                    break
+            if bad is None:
+                raise EventLogError(f"{where}: unparseable timestamps") from None
+            raise EventLogError(f"{where}: row {bad[0] + 2}: unparseable timestamp {bad[1]!r}") from None
+    else:
+        raise EventLogError(f"{where}: TimeStamp column has type {col.type}, expected text or timestamp")
+    if col.null_count:
+        raise EventLogError(f"{where}: {col.null_count} empty timestamps")
+    return col.cast(pa.int64()).to_numpy()
+
+
+def _integers(col, name: str, where: str) -> np.ndarray:
+    import pyarrow as pa
+
+    if col.null_count:
+        raise EventLogError(f"{where}: {col.null_count} empty {name} values")
+    if pa.types.is_integer(col.type):
+        return col.cast(pa.int64()).to_numpy()
+    try:
+        values = col.cast(pa.float64()).to_numpy() if not pa.types.is_floating(col.type) else col.to_numpy()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        sample = next((v for v in col.to_pylist() if not _is_int_text(v)), None)
+        raise EventLogError(f"{where}: {name} must be whole numbers (found {sample!r})") from None
+    if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
+        raise EventLogError(f"{where}: {name} must be whole numbers")
+    return values.astype(np.int64)
+
+
+def _is_int_text(v: Any) -> bool:
+    try:
+        int(str(v))
+        return True
+    except ValueError:
+        return False
+
+
+def events_from_arrow(table, source: str = "events") -> EventLog:
+    """Validate and normalise an Arrow table of events (any accepted column spelling)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cols = _resolve(table.column_names, EVENT_ALIASES, tuple(EVENT_ALIASES), source)
+    n = table.num_rows
+    report = InputReport(source=source, rows_read=n)
+    t = _timestamps_us(table.column(cols["TimeStamp"]).combine_chunks() if n else
+                       pa.array([], pa.timestamp("us")), source)
+    code = _integers(table.column(cols["EventId"]), "EventId", source)
+    param = _integers(table.column(cols["Parameter"]), "Parameter", source)
+    if np.any(code < 0) or np.any(param < 0):
+        raise EventLogError(f"{source}: negative EventId or Parameter values")
+    dev_col = table.column(cols["DeviceId"])
+    if dev_col.null_count:
+        raise EventLogError(f"{source}: {dev_col.null_count} empty DeviceId values")
+    if not (pa.types.is_string(dev_col.type) or pa.types.is_large_string(dev_col.type)):
+        dev_col = pc.cast(dev_col, pa.string())
+    enc = dev_col.combine_chunks().dictionary_encode() if n else pa.array([], pa.string()).dictionary_encode()
+    names = enc.dictionary.to_pylist()
+    raw_codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+    # device codes in name order, so output tables sort naturally
+    order = np.argsort(np.array(names, dtype=object), kind="stable") if names else np.array([], np.int64)
+    remap = np.empty(len(names), np.int32)
+    remap[order] = np.arange(len(names), dtype=np.int32)
+    device = remap[raw_codes] if n else raw_codes
+    devices = [names[i] for i in order]
+
+    # out of order: rows whose time goes backwards within their device, as given
+    if n:
+        same_dev = device[1:] == device[:-1]
+        report.out_of_order = int(np.count_nonzero(same_dev & (t[1:] < t[:-1])))
+    idx = np.lexsort((param, code, t, device))
+    t, device, code, param = t[idx], device[idx], code[idx], param[idx]
+    if n:
+        dup = np.zeros(n, bool)
+        dup[1:] = ((t[1:] == t[:-1]) & (device[1:] == device[:-1]) & (code[1:] == code[:-1])
+                   & (param[1:] == param[:-1]))
+        report.duplicates_dropped = int(dup.sum())
+        if report.duplicates_dropped:
+            keep = ~dup
+            t, device, code, param = t[keep], device[keep], code[keep], param[keep]
+        report.unknown_codes = int(np.count_nonzero(code > MAX_INDIANA_CODE))
+        report.gaps = _find_gaps(t, device, devices)
+    return EventLog(t, device, code.astype(np.int32), param.astype(np.int32), devices, report)
+
+
+def _find_gaps(t: np.ndarray, device: np.ndarray, devices: list[str]) -> list[tuple[str, str, str, float]]:
+    if len(t) < 2:
+        return []
+    gap = (device[1:] == device[:-1]) & (t[1:] - t[:-1] > DATA_GAP_S * US_PER_S)
+    out = []
+    for i in np.flatnonzero(gap)[:1000]:
+        out.append((devices[device[i]], _fmt_us(t[i]), _fmt_us(t[i + 1]), (t[i + 1] - t[i]) / US_PER_S))
+    return out
+
+
+def _fmt_us(us: int) -> str:
+    return str(np.datetime64(int(us), "us")).replace("T", " ")
+
+
+def read_events(path: str | Path) -> EventLog:
+    """Read an event log (CSV or Parquet, any accepted column spelling)."""
+    path = Path(path)
+    table = _read_table(path, string_columns=tuple(EVENT_ALIASES["DeviceId"]) + tuple(EVENT_ALIASES["TimeStamp"]))
+    return events_from_arrow(table, source=str(path))
+
+
+def events_from_frame(frame, source: str = "events") -> EventLog:
+    """Validate and normalise a pandas DataFrame of events."""
+    import pyarrow as pa
+
+    return events_from_arrow(pa.Table.from_pandas(frame, preserve_index=False), source)
+
+
+def events_from_rows(rows, source: str = "events") -> EventLog:
+    """(timestamp: datetime, device_id, event_code, parameter) tuples -> EventLog (e.g. from the store)."""
+    import pyarrow as pa
+
+    rows = list(rows)
+    ts = pa.array([r[0] for r in rows], pa.timestamp("us"))
+    table = pa.table({"TimeStamp": ts, "DeviceId": pa.array([str(r[1]) for r in rows], pa.string()),
+                      "EventId": pa.array([int(r[2]) for r in rows], pa.int64()),
+                      "Parameter": pa.array([int(r[3]) for r in rows], pa.int64())})
+    return events_from_arrow(table, source)
+
+
+# ---------------------------------------------------------------------------
+# Detector configuration
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class DetectorConfig:
+    """Which detector channel serves which phase, and how (Presence / Advance / Yellow_Red).
+
+    `frame` has DeviceId (str), Phase, Parameter (channel), Function, and the
+    optional DistanceToStopbar_m and ApproachSpeed_mps (NaN when not given).
+    """
+
+    frame: Any  # pandas.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    def rows(self, function: str):
+        return self.frame[self.frame["Function"] == function]
+
+    def atspm_frame(self):
+        """The four columns the atspm package reads."""
+        return self.frame[["DeviceId", "Phase", "Parameter", "Function"]].copy()
+
+
+def detectors_from_frame(frame, source: str = "detector configuration") -> DetectorConfig:
+    import pandas as pd
+
+    cols = _resolve([str(c) for c in frame.columns], DETECTOR_ALIASES,
+                    ("DeviceId", "Phase", "Parameter", "Function"), source)
+    out = pd.DataFrame({canon: frame[orig] for canon, orig in cols.items()})
+    for c in ("DistanceToStopbar_m", "ApproachSpeed_mps"):
+        out[c] = pd.to_numeric(out[c], errors="coerce") if c in out else np.nan
+    if out[["DeviceId", "Phase", "Parameter", "Function"]].isna().any().any():
+        raise EventLogError(f"{source}: empty DeviceId, Phase, Parameter or Function values")
+    for c in ("Phase", "Parameter"):
+        num = pd.to_numeric(out[c], errors="coerce")
+        if num.isna().any() or (num != num.round()).any() or (num < 0).any():
+            bad = out[c][num.isna() | (num != num.round()) | (num < 0)].iloc[0]
+            raise EventLogError(f"{source}: {c} must be non-negative whole numbers (found {bad!r})")
+        out[c] = num.astype("int64")
+    out["DeviceId"] = out["DeviceId"].astype(str)
+    canon = {f.lower().replace("_", ""): f for f in DETECTOR_FUNCTIONS}
+    fn = out["Function"].astype(str).str.strip()
+    mapped = fn.str.lower().str.replace("_", "", regex=False).str.replace(" ", "", regex=False).map(canon)
+    if mapped.isna().any():
+        raise EventLogError(f"{source}: unknown detector Function {fn[mapped.isna()].iloc[0]!r} "
+                            f"(expected one of {', '.join(DETECTOR_FUNCTIONS)})")
+    out["Function"] = mapped
+    before = len(out)
+    out = out.drop_duplicates(subset=["DeviceId", "Phase", "Parameter", "Function"]).reset_index(drop=True)
+    notes = []
+    if len(out) < before:
+        notes.append(f"{before - len(out)} duplicate detector configuration rows ignored")
+    return DetectorConfig(out, notes)
+
+
+def read_detectors(path: str | Path) -> DetectorConfig:
+
+    path = Path(path)
+    table = _read_table(path, string_columns=tuple(DETECTOR_ALIASES["DeviceId"]))
+    return detectors_from_frame(table.to_pandas(), source=str(path))
+
+
+def with_stopbar_yellow_red(config: DetectorConfig) -> DetectorConfig:
+    """Add Yellow_Red rows for every Presence (stop-bar) detector when none are configured.
+
+    signalwise's own runs place stop-bar presence detectors, which are what a
+    red-light-running count needs; the configuration they write says only
+    Presence/Advance, so this makes yellow/red actuations available and says so.
+    """
+    import pandas as pd
+
+    f = config.frame
+    if (f["Function"] == "Yellow_Red").any():
+        return config
+    extra = f[f["Function"] == "Presence"].copy()
+    if extra.empty:
+        return config
+    extra["Function"] = "Yellow_Red"
+    notes = config.notes + [f"no Yellow_Red detectors configured: the {len(extra)} stop-bar Presence "
+                            "detectors count yellow/red actuations"]
+    return DetectorConfig(pd.concat([f, extra], ignore_index=True), notes)

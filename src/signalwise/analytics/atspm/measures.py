@@ -1,0 +1,438 @@
+"""The ATSPM measures that must agree with the atspm package, bin for bin.
+
+Each function takes an `EventLog` (+ `DetectorConfig`) and returns a pandas
+DataFrame whose columns carry the atspm package's names, so an engineer who
+knows that package reads these tables unchanged. Definitions follow the
+package's SQL (atspm 2.6.1, queries/*.sql); where we differ on purpose it is
+listed in the package docstring (`signalwise.analytics.atspm`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _kernels as K
+from .inputs import US_PER_S, DetectorConfig, EventLog
+
+TERMINATION_NAMES = {4: "GapOut", 5: "MaxOut", 6: "ForceOff"}
+
+
+def _frame(log: EventLog, bin_us=None, **cols):
+    """Columns -> DataFrame; `TimeStamp` (int µs) becomes datetime, `DeviceId` (codes) names."""
+    import pandas as pd
+
+    data = {}
+    for name, values in cols.items():
+        if name == "TimeStamp":
+            data[name] = pd.to_datetime(np.asarray(values, np.int64), unit="us")
+        elif name == "DeviceId":
+            names = np.array(log.devices, dtype=object)
+            data[name] = names[np.asarray(values, np.int64)] if len(values) else np.array([], object)
+        else:
+            data[name] = values
+    return pd.DataFrame(data)
+
+
+def _count(keys: dict[str, np.ndarray], values: dict[str, np.ndarray] | None = None):
+    """Group rows by keys (sorted), counting rows (as `_n`) and summing `values`."""
+    import pandas as pd
+
+    df = pd.DataFrame({**keys, **(values or {})})
+    df["_n"] = 1
+    out = df.groupby(list(keys), sort=True).sum().reset_index()
+    return {c: out[c].to_numpy() for c in out.columns}
+
+
+# ---------------------------------------------------------------------------
+# Detector actuations
+# ---------------------------------------------------------------------------
+
+
+def actuations(log: EventLog, bin_min: int = 15, fill_in_missing: bool = True):
+    """Detector-on (82) events per bin, device and detector channel.
+
+    With `fill_in_missing`, a detector seen anywhere in the log gets a 0 row in
+    every bin where its device logged anything (as atspm's `fill_in_missing`).
+    """
+    bin_us = bin_min * 60 * US_PER_S
+    on = log.event == 82
+    g = _count({"TimeStamp": K.bucket(log.time_us[on], bin_us), "DeviceId": log.device[on],
+                "Detector": log.param[on]})
+    ts, dev, det, total = g["TimeStamp"], g["DeviceId"], g["Detector"], g["_n"]
+    if fill_in_missing and len(ts):
+        import pandas as pd
+
+        device_bins = pd.DataFrame({"TimeStamp": K.bucket(log.time_us, bin_us), "DeviceId": log.device})
+        device_bins = device_bins.drop_duplicates()
+        dets = pd.DataFrame({"DeviceId": dev, "Detector": det}).drop_duplicates()
+        full = device_bins.merge(dets, on="DeviceId")
+        counts = pd.DataFrame({"TimeStamp": ts, "DeviceId": dev, "Detector": det, "Total": total})
+        full = full.merge(counts, on=["TimeStamp", "DeviceId", "Detector"], how="left")
+        full = full.sort_values(["TimeStamp", "DeviceId", "Detector"], kind="stable")
+        ts, dev, det = full["TimeStamp"].to_numpy(), full["DeviceId"].to_numpy(), full["Detector"].to_numpy()
+        total = full["Total"].fillna(0).to_numpy(np.int64)
+    return _frame(log, TimeStamp=ts, DeviceId=dev, Detector=det.astype(np.int64), Total=total.astype(np.int64))
+
+
+# ---------------------------------------------------------------------------
+# Arrivals on green, platoon ratio
+# ---------------------------------------------------------------------------
+
+
+def arrival_shift_us(dist_m: np.ndarray, speed_mps: np.ndarray, latency_s: float, project: bool) -> np.ndarray:
+    """Detector time -> arrival time at the stop bar: minus latency, plus travel time if projecting."""
+    shift = np.full(len(dist_m), -latency_s * US_PER_S)
+    if project:
+        travel = np.where((dist_m > 0) & (speed_mps > 0), dist_m / np.where(speed_mps > 0, speed_mps, 1), 0.0)
+        shift = shift + np.nan_to_num(travel) * US_PER_S
+    return np.round(shift).astype(np.int64)
+
+
+def _aog_rows(log: EventLog, config: DetectorConfig, latency_s: float, project: bool):
+    """Advance-detector arrivals labelled with the signal state at arrival.
+
+    Returns arrays (time_us, device, phase, channel, state, cycle_seg) for arrivals only.
+    """
+    di, dphase, dchan, ddist, dspeed = K.join_detectors(log, config, "Advance", (82,))
+    pi = K.phase_events(log, config, "Advance", (1, 8, 10))
+    t = np.concatenate([log.time_us[pi], log.time_us[di] + arrival_shift_us(ddist, dspeed, latency_s, project)])
+    dev = np.concatenate([log.device[pi], log.device[di]]).astype(np.int64)
+    phase = np.concatenate([log.param[pi], dphase]).astype(np.int64)
+    code = np.concatenate([log.event[pi], np.full(len(di), 82)]).astype(np.int64)
+    chan = np.concatenate([np.zeros(len(pi), np.int64), dchan])
+    group = dev * K.KEY_SHIFT + phase
+    order = np.lexsort((code, t, group))
+    t, dev, phase, code, chan, group = t[order], dev[order], phase[order], code[order], chan[order], group[order]
+    _, seg, state = K.label_cycles(group, code)
+    det = code == 82
+    return t[det], dev[det], phase[det], chan[det], state[det], seg[det]
+
+
+def arrival_on_green(log: EventLog, config: DetectorConfig, bin_min: int = 15,
+                     latency_s: float = 0.0, project: bool = False):
+    """Share of advance-detector arrivals while the phase shows green, per bin and phase."""
+    bin_us = bin_min * 60 * US_PER_S
+    t, dev, phase, _, state, _ = _aog_rows(log, config, latency_s, project)
+    g = _count({"TimeStamp": K.bucket(t, bin_us), "DeviceId": dev, "Phase": phase},
+               {"Green_Actuations": (state == 1).astype(np.int64)})
+    total = g["_n"]
+    green = g["Green_Actuations"]
+    pct = (green.astype(np.float32) / total.astype(np.float32)) if len(total) else np.empty(0, np.float32)
+    return _frame(log, TimeStamp=g["TimeStamp"], DeviceId=g["DeviceId"], Phase=g["Phase"],
+                  Total_Actuations=total, Green_Actuations=green, Percent_AOG=pct.astype(np.float64))
+
+
+def green_seconds_by_bin(log: EventLog, config: DetectorConfig | None, bin_min: int = 15,
+                         function: str | None = "Advance"):
+    """Seconds each phase showed green in each bin (greens clipped at bin edges).
+
+    A green runs from begin green (1) to the next begin green/yellow (1/8); a
+    green still open at the end of the data runs to the end of its bin, and a
+    yellow with no green before it (data starts mid-green) is green from the
+    start of its bin — as atspm's platoon ratio assumes.
+    """
+    bin_us = bin_min * 60 * US_PER_S
+    pi = K.phase_events(log, config, function, (1, 8))
+    t = log.time_us[pi]
+    dev = log.device[pi].astype(np.int64)
+    phase = log.param[pi].astype(np.int64)
+    code = log.event[pi].astype(np.int64)
+    group = dev * K.KEY_SHIFT + phase
+    order = np.lexsort((code, t, group))
+    t, dev, phase, code, group = t[order], dev[order], phase[order], code[order], group[order]
+    n = len(t)
+    new = K.group_starts(group)
+    last = np.ones(n, bool)
+    if n:
+        last[:-1] = new[1:]
+    nxt_t = np.empty(n, np.int64)
+    if n:
+        nxt_t[:-1] = t[1:]
+    prev_code = np.zeros(n, np.int64)
+    if n:
+        prev_code[1:] = code[:-1]
+    prev_code[new] = 0
+    g1 = code == 1
+    start1, end1 = t[g1], np.where(last[g1], K.bucket(t[g1], bin_us) + bin_us, nxt_t[g1])
+    g8 = (code == 8) & ((prev_code == 0) | (prev_code == 8))
+    start8, end8 = K.bucket(t[g8], bin_us), t[g8]
+    start = np.concatenate([start1, start8])
+    end = np.concatenate([end1, end8])
+    gdev = np.concatenate([dev[g1], dev[g8]])
+    gph = np.concatenate([phase[g1], phase[g8]])
+    ok = end > start
+    start, end, gdev, gph = start[ok], end[ok], gdev[ok], gph[ok]
+    b0 = K.bucket(start, bin_us)
+    b1 = K.bucket(end - 1000, bin_us)
+    nb = (b1 - b0) // bin_us + 1
+    rep = np.repeat(np.arange(len(start)), nb)
+    k = np.arange(len(rep)) - np.repeat(np.cumsum(nb) - nb, nb)
+    b = b0[rep] + k * bin_us
+    lo = np.maximum(start[rep], b)
+    hi = np.minimum(end[rep], b + bin_us)
+    secs = (K.ms(hi) - K.ms(lo)) / 1000.0
+    g = _count({"TimeStamp": b, "DeviceId": gdev[rep], "Phase": gph[rep]}, {"Green_Seconds": secs})
+    return _frame(log, TimeStamp=g["TimeStamp"], DeviceId=g["DeviceId"], Phase=g["Phase"],
+                  Green_Seconds=g["Green_Seconds"])
+
+
+def platoon_ratio(log: EventLog, config: DetectorConfig, aog, bin_min: int = 15):
+    """Platoon ratio Rp = (share arriving on green) / (g/C) per bin, and the HCM arrival type."""
+    greens = green_seconds_by_bin(log, config, bin_min, "Advance")
+    df = aog.merge(greens, on=["TimeStamp", "DeviceId", "Phase"], how="inner")
+    df = df[df["Green_Seconds"] > 0].copy()
+    df["Green_Ratio"] = df["Green_Seconds"] / (bin_min * 60.0)
+    df["Platoon_Ratio"] = df["Percent_AOG"] / df["Green_Ratio"]
+    rp = df["Platoon_Ratio"].to_numpy()
+    df["Arrival_Type"] = np.select([rp <= 0.5, rp <= 0.85, rp <= 1.15, rp <= 1.5, rp <= 2.0],
+                                   [1, 2, 3, 4, 5], 6).astype(np.int64)
+    return df[["TimeStamp", "DeviceId", "Phase", "Total_Actuations", "Green_Actuations", "Percent_AOG",
+               "Green_Seconds", "Green_Ratio", "Platoon_Ratio", "Arrival_Type"]].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------
+# Yellow and red actuations (red-light-running proxy)
+# ---------------------------------------------------------------------------
+
+
+def _round_half_away(x: np.ndarray) -> np.ndarray:
+    return (np.sign(x) * np.floor(np.abs(x) + np.float32(0.5))).astype(x.dtype)
+
+
+def yellow_red_rows(log: EventLog, config: DetectorConfig, latency_s: float = 0.0):
+    """Yellow_Red detector actuations in complete cycles (exactly one 1, 8 and 10).
+
+    Returns arrays (red_start_us, device, phase, state, offset_ms) — offset
+    from the cycle's begin red clearance (10), negative before it.
+    """
+    di, dphase, _, _, _ = K.join_detectors(log, config, "Yellow_Red", (82,))
+    pi = K.phase_events(log, config, "Yellow_Red", (1, 8, 10))
+    t = np.concatenate([log.time_us[pi], log.time_us[di] - int(round(latency_s * US_PER_S))])
+    dev = np.concatenate([log.device[pi], log.device[di]]).astype(np.int64)
+    phase = np.concatenate([log.param[pi], dphase]).astype(np.int64)
+    code = np.concatenate([log.event[pi], np.full(len(di), 82)]).astype(np.int64)
+    group = dev * K.KEY_SHIFT + phase
+    order = np.lexsort((code, t, group))
+    t, dev, phase, code = t[order], dev[order], phase[order], code[order]
+    _, seg, state = K.label_cycles(group[order], code)
+    nseg = int(seg.max()) + 1 if len(seg) else 1
+    c1 = np.bincount(seg, code == 1, nseg)
+    c8 = np.bincount(seg, code == 8, nseg)
+    c10 = np.bincount(seg, code == 10, nseg)
+    valid = (c1 == 1) & (c8 == 1) & (c10 == 1)
+    red_t = np.zeros(nseg, np.int64)
+    red_t[seg[code == 10]] = t[code == 10]
+    keep = (code == 82) & valid[seg]
+    rt = red_t[seg[keep]]
+    offset_ms = K.ms(t[keep]) - K.ms(rt)
+    return rt, dev[keep], phase[keep], state[keep], offset_ms, int(np.count_nonzero(~valid[1:] & (c1[1:] > 0)))
+
+
+def yellow_red(log: EventLog, config: DetectorConfig, bin_min: int = 15, latency_s: float = 0.0):
+    """Actuations by signal state and offset from begin red (0.5 s steps), per bin — atspm's table."""
+    bin_us = bin_min * 60 * US_PER_S
+    rt, dev, phase, state, off_ms, _ = yellow_red_rows(log, config, latency_s)
+    off = _round_half_away(off_ms.astype(np.float32) * np.float32(2) / np.float32(1000)) / np.float32(2)
+    g = _count({"TimeStamp": K.bucket(rt, bin_us), "DeviceId": dev, "Phase": phase, "Signal_State": state,
+                "Red_Offset": off.astype(np.float64)})
+    return _frame(log, TimeStamp=g["TimeStamp"], DeviceId=g["DeviceId"], Phase=g["Phase"],
+                  Signal_State=g["Signal_State"], Red_Offset=g["Red_Offset"], Count=g["_n"].astype(np.float64))
+
+
+def red_light_running(log: EventLog, config: DetectorConfig, bin_min: int = 15, latency_s: float = 0.0,
+                      severe_s: float = 4.0):
+    """Per bin and phase: actuations on yellow, on red, and severe (more than `severe_s` into red)."""
+    bin_us = bin_min * 60 * US_PER_S
+    rt, dev, phase, state, off_ms, _ = yellow_red_rows(log, config, latency_s)
+    g = _count({"TimeStamp": K.bucket(rt, bin_us), "DeviceId": dev, "Phase": phase},
+               {"Yellow_Actuations": (state == 8).astype(np.int64),
+                "Red_Actuations": (state == 10).astype(np.int64),
+                "Severe_Red_Actuations": ((state == 10) & (off_ms > severe_s * 1000)).astype(np.int64)})
+    return _frame(log, TimeStamp=g["TimeStamp"], DeviceId=g["DeviceId"], Phase=g["Phase"],
+                  Total_Actuations=g["_n"], Yellow_Actuations=g["Yellow_Actuations"],
+                  Red_Actuations=g["Red_Actuations"], Severe_Red_Actuations=g["Severe_Red_Actuations"])
+
+
+# ---------------------------------------------------------------------------
+# Split failures
+# ---------------------------------------------------------------------------
+
+
+def _impute_detector_events(t, dev, det, phase, code):
+    """atspm's repair of detector on/off sequences, per (device, detector, phase).
+
+    ON,ON within 2 s: OFF at the second ON; ON,ON further apart: OFF half-way;
+    OFF,OFF: ON half-way; a stream starting with OFF gets an ON 1 ms before.
+    """
+    group = (dev * K.KEY_SHIFT + det) * 256 + phase
+    order = np.lexsort((code, t, group))
+    t, dev, det, phase, code, group = t[order], dev[order], det[order], phase[order], code[order], group[order]
+    n = len(t)
+    new = K.group_starts(group)
+    prev_code = np.zeros(n, np.int64)
+    prev_t = np.zeros(n, np.int64)
+    if n:
+        prev_code[1:] = code[:-1]
+        prev_t[1:] = t[:-1]
+    prev_code[new] = 0
+    diff = K.ms(t) - K.ms(prev_t)
+    on_on = (code == 82) & (prev_code == 82)
+    rapid = on_on & (diff <= 2000)
+    slow = on_on & (diff > 2000)
+    off_off = (code == 81) & (prev_code == 81)
+    first_off = new & (code == 81)
+    add_t = np.concatenate([t[rapid], t[slow] - diff[slow] * 500, t[off_off] - diff[off_off] * 500,
+                            t[first_off] - 1000])
+    add_code = np.concatenate([np.full(rapid.sum() + slow.sum(), 81), np.full(off_off.sum() + first_off.sum(), 82)])
+    sel = np.concatenate([np.flatnonzero(rapid), np.flatnonzero(slow), np.flatnonzero(off_off),
+                          np.flatnonzero(first_off)])
+    return (np.concatenate([t, add_t]), np.concatenate([dev, dev[sel]]), np.concatenate([det, det[sel]]),
+            np.concatenate([phase, phase[sel]]), np.concatenate([code, add_code]))
+
+
+def split_failure_cycles(log: EventLog, config: DetectorConfig, bin_min: int = 15, red_time_s: int = 5,
+                         by_approach: bool = True):
+    """Per complete cycle: green time, green occupancy and occupancy of the first seconds of red.
+
+    Returns arrays (timestamp_us, device, detector, phase, green_time_s,
+    green_occupancy, red_occupancy) plus the number of cycles dropped as
+    incomplete. Occupancies are float32, as atspm computes them.
+    """
+    bin_us = bin_min * 60 * US_PER_S
+    di, dphase, dchan, _, _ = K.join_detectors(log, config, "Presence", (81, 82))
+    t, dev, det, phase, code = _impute_detector_events(
+        log.time_us[di], log.device[di].astype(np.int64), dchan, dphase.astype(np.int64),
+        log.event[di].astype(np.int64))
+    pi = K.phase_events(log, config, "Presence", (1, 8, 10))
+    pt, pdev, pphase, pcode = (log.time_us[pi], log.device[pi].astype(np.int64), log.param[pi].astype(np.int64),
+                               log.event[pi].astype(np.int64))
+    if by_approach:
+        # detector state of the approach = any detector on (running count of ONs minus OFFs)
+        group = dev * K.KEY_SHIFT + phase
+        order = np.lexsort((t, group))
+        t, dev, phase, code, group = t[order], dev[order], phase[order], code[order], group[order]
+        value = np.where(code == 82, 1, -1)
+        cs = np.cumsum(value)
+        starts = np.flatnonzero(K.group_starts(group))
+        cs = cs - np.repeat(cs[starts] - value[starts], np.diff(np.append(starts, len(cs)))) if len(cs) else cs
+        cs = K.peer_last(cs, [group, t])
+        code = np.where(cs > 0, 82, 81)
+        det = np.zeros(len(t), np.int64)
+        ph_t, ph_dev, ph_det, ph_phase, ph_code = pt, pdev, np.zeros(len(pt), np.int64), pphase, pcode
+    else:
+        # phase events copied to every detector of the phase that reported anything
+        import pandas as pd
+
+        dets = pd.DataFrame({"dev": dev, "det": det, "phase": phase}).drop_duplicates()
+        ph = pd.DataFrame({"t": pt, "dev": pdev, "phase": pphase, "code": pcode}).merge(dets, on=["dev", "phase"])
+        ph_t, ph_dev, ph_det = ph["t"].to_numpy(), ph["dev"].to_numpy(), ph["det"].to_numpy()
+        ph_phase, ph_code = ph["phase"].to_numpy(), ph["code"].to_numpy()
+    # red barrier: an event 11 `red_time_s` after each begin red, unless past the end of the data's last bin
+    cutoff = K.bucket(log.time_us.max(), bin_us) + bin_us if len(log) else 0
+    red = ph_code == 10
+    bt = ph_t[red] + red_time_s * US_PER_S
+    okb = bt < cutoff
+    t = np.concatenate([t, ph_t, bt[okb]])
+    dev = np.concatenate([dev, ph_dev, ph_dev[red][okb]])
+    det = np.concatenate([det, ph_det, ph_det[red][okb]])
+    phase = np.concatenate([phase, ph_phase, ph_phase[red][okb]])
+    code = np.concatenate([code, ph_code, np.full(int(okb.sum()), 11)])
+    group = (dev * K.KEY_SHIFT + det) * 256 + phase
+    order = np.lexsort((code, t, group))
+    t, dev, det, phase, code, group = t[order], dev[order], det[order], phase[order], code[order], group[order]
+    cycle, seg, state = K.label_cycles(group, code)
+    is_det = code >= 81
+    last_det = K.forward_fill_index(is_det, group)
+    det_on = np.where(last_det >= 0, code[np.maximum(last_det, 0)] == 82, False)
+    det_known = last_det >= 0
+    n = len(t)
+    tms = K.ms(t)
+    tdiff = np.zeros(n, np.int64)
+    if n:
+        tdiff[:-1] = tms[1:] - tms[:-1]
+        tdiff[np.flatnonzero(K.group_starts(group))[1:] - 1] = 0
+        tdiff[-1] = 0
+    nseg = int(seg.max()) + 1 if n else 1
+    c8 = np.bincount(seg, code == 8, nseg)
+    c11 = np.bincount(seg, code == 11, nseg)
+    unknown = np.bincount(seg, ~det_known, nseg)
+    has_cycle = np.zeros(nseg, bool)
+    has_cycle[seg[cycle > 0]] = True
+    valid = has_cycle & (c8 == 1) & (c11 == 1) & (unknown == 0)
+    dropped = int(np.count_nonzero(has_cycle & ~valid))
+    green = state == 1
+    counted = green | (state == 10) | (code == 11)
+    green_on = np.bincount(seg, np.where(green & det_on, tdiff, 0), nseg)
+    green_all = np.bincount(seg, np.where(green, tdiff, 0), nseg)
+    red_on = np.bincount(seg, np.where((state == 10) & det_on, tdiff, 0), nseg)
+    ts = np.full(nseg, np.iinfo(np.int64).min)
+    np.maximum.at(ts, seg[counted], t[counted])
+    first = np.zeros(nseg, np.int64)
+    first[seg[::-1]] = np.arange(n)[::-1]
+    v = np.flatnonzero(valid)
+    ga = green_all[v].round().astype(np.int64)
+    go = green_on[v].round().astype(np.int64)
+    ro = red_on[v].round().astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        green_time = ga.astype(np.float32) / np.float32(1000)
+        green_occ = go.astype(np.float32) / ga.astype(np.float32)
+        red_occ = ro.astype(np.float32) / np.float32(red_time_s * 1000)
+    f = first[v]
+    return (ts[v], dev[f], det[f], phase[f], green_time, green_occ, red_occ), dropped
+
+
+def split_failures(log: EventLog, config: DetectorConfig, bin_min: int = 15, red_time_s: int = 5,
+                   red_occupancy_threshold: float = 0.80, green_occupancy_threshold: float = 0.80,
+                   by_approach: bool = True, by_cycle: bool = False):
+    """Split failures: cycles whose green occupancy and first-`red_time_s` red occupancy both reach the thresholds."""
+    import pandas as pd
+
+    bin_us = bin_min * 60 * US_PER_S
+    (ts, dev, det, phase, gt, go, ro), _ = split_failure_cycles(log, config, bin_min, red_time_s, by_approach)
+    fail = ((ro >= np.float32(red_occupancy_threshold)) & (go >= np.float32(green_occupancy_threshold))).astype(np.int64)
+    if by_cycle:
+        cols = dict(TimeStamp=ts, DeviceId=dev)
+        if not by_approach:
+            cols["Detector"] = det
+        cols.update(Phase=phase, Green_Time=gt.astype(np.float64), Green_Occupancy=go.astype(np.float64),
+                    Red_Occupancy=ro.astype(np.float64), Split_Failure=fail)
+        return _frame(log, **cols).sort_values(["TimeStamp", "DeviceId", "Phase"], kind="stable").reset_index(drop=True)
+    keys = {"TimeStamp": K.bucket(ts, bin_us), "DeviceId": dev}
+    if not by_approach:
+        keys["Detector"] = det
+    keys["Phase"] = phase
+    df = pd.DataFrame({**keys, "Green_Time": gt.astype(np.float64), "Green_Occupancy": go.astype(np.float64),
+                       "Red_Occupancy": ro.astype(np.float64), "Split_Failure": fail, "Cycles": 1})
+    agg = df.groupby(list(keys), sort=True).agg(
+        Green_Time=("Green_Time", "mean"), Green_Occupancy=("Green_Occupancy", "mean"),
+        Red_Occupancy=("Red_Occupancy", "mean"), Split_Failure=("Split_Failure", "sum"),
+        Cycles=("Cycles", "sum")).reset_index()
+    return _frame(log, **{c: agg[c].to_numpy() for c in agg.columns})
+
+
+# ---------------------------------------------------------------------------
+# Terminations, pedestrian services and actuations
+# ---------------------------------------------------------------------------
+
+
+def terminations(log: EventLog, bin_min: int = 15):
+    """Gap-outs (4), max-outs (5) and force-offs (6) per bin and phase."""
+    bin_us = bin_min * 60 * US_PER_S
+    m = (log.event >= 4) & (log.event <= 6)
+    g = _count({"TimeStamp": K.bucket(log.time_us[m], bin_us), "DeviceId": log.device[m],
+                "Phase": log.param[m], "EventId": log.event[m]})
+    names = np.array(["", "", "", "", "GapOut", "MaxOut", "ForceOff"], dtype=object)
+    return _frame(log, TimeStamp=g["TimeStamp"], DeviceId=g["DeviceId"], Phase=g["Phase"],
+                  PerformanceMeasure=names[g["EventId"].astype(np.int64)] if len(g["EventId"]) else np.array([], object),
+                  Total=g["_n"])
+
+
+def pedestrian(log: EventLog, bin_min: int = 15):
+    """Pedestrian services (begin walk 21, plus 67) and actuations (ped detector on, 90) per bin and phase."""
+    bin_us = bin_min * 60 * US_PER_S
+    m = np.isin(log.event, (21, 67, 90))
+    g = _count({"TimeStamp": K.bucket(log.time_us[m], bin_us), "DeviceId": log.device[m], "Phase": log.param[m]},
+               {"PedServices": (log.event[m] != 90).astype(np.int64),
+                "PedActuation": (log.event[m] == 90).astype(np.int64)})
+    return _frame(log, TimeStamp=g["TimeStamp"], DeviceId=g["DeviceId"], Phase=g["Phase"],
+                  PedServices=g["PedServices"], PedActuation=g["PedActuation"])
