@@ -1,0 +1,76 @@
+"""The one interface every controller implements: Observation in, Decision out.
+
+A controller is made per intersection by a factory registered under a name
+(`fixed`, `webster`, ...). It says how often it wants to be asked
+(`period_s`) and how much of the lane data it needs (`observation`), so the
+runtime reads no more from SUMO than it must.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..core.types import Decision, Intersection, Observation
+
+
+class Controller(Protocol):
+    name: str
+    period_s: float  # ask every this many seconds of green (>= one step)
+    observation: str  # "full" | "counts" | "none": lane data needed
+    wants_detectors: bool  # needs detector idle times
+
+    def decide(self, obs: Observation) -> Decision: ...
+
+
+@dataclass(frozen=True)
+class ControlContext:
+    """What a controller factory may know besides the intersection itself."""
+
+    step_length_s: float = 1.0
+    #: expected demand per incoming lane, veh/h, before anything is measured
+    nominal_lane_flow_vph: dict[str, float] = field(default_factory=dict)
+    seed: int = 0
+    options: dict = field(default_factory=dict)
+
+
+Factory = Callable[[Intersection, ControlContext], Controller]
+_REGISTRY: dict[str, Factory] = {}
+
+
+class UnknownController(ValueError):
+    pass
+
+
+def register(name: str) -> Callable[[Factory], Factory]:
+    def deco(factory: Factory) -> Factory:
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+def available() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def make(name: str, inter: Intersection, ctx: ControlContext) -> Controller:
+    """Build controller `name` for one intersection; `kind:ARG` passes ARG as options['arg']."""
+    _load_builtin()
+    kind, _, arg = name.partition(":")
+    if kind not in _REGISTRY:
+        raise UnknownController(f"unknown controller {name!r}; choose from {', '.join(available())}")
+    if arg:
+        ctx = ControlContext(ctx.step_length_s, ctx.nominal_lane_flow_vph, ctx.seed, {**ctx.options, "arg": arg})
+    return _REGISTRY[kind](inter, ctx)
+
+
+def _load_builtin() -> None:
+    from . import actuated, fixed, max_pressure, webster  # noqa: F401  (they register themselves)
+
+    try:
+        from . import learning  # noqa: F401
+    except ImportError:
+        pass

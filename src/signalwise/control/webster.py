@@ -1,0 +1,96 @@
+"""Webster fixed-time plans, re-planned from measured flows.
+
+Cycle C0 = (1.5 L + 5) / (1 - Y), greens split by critical flow ratio, both
+clamped to the intersection's bounds. Before the first planning period ends
+the plan comes from the scenario's nominal demand. Also the shield's default
+fallback: it needs no live data to run.
+"""
+
+from __future__ import annotations
+
+from ..core.timing import WebsterPlan, webster_plan
+from ..core.types import Decision, Intersection, Observation
+from .base import ControlContext, register
+from .fixed import PlanFollower
+
+SATURATION_FLOW_VPHPL = 1800.0  # veh/h per lane, HCM base for through lanes
+DEFAULT_LANE_FLOW_VPH = 300.0  # when neither demand nor counts are known
+PLANNING_PERIOD_S = 900.0
+
+
+def lane_phase_shares(inter: Intersection) -> dict[str, list[int]]:
+    """Which phases carry each incoming lane's flow: protected ('G') first, else permitted."""
+    shares: dict[str, list[int]] = {}
+    for lane in inter.in_lanes:
+        protected, permitted = [], []
+        for p in inter.phases:
+            chars = {p.green_state[m.link_index] for m in p.movements if m.in_lane == lane}
+            if "G" in chars:
+                protected.append(p.index)
+            elif "g" in chars:
+                permitted.append(p.index)
+        shares[lane] = protected or permitted
+    return shares
+
+
+def flow_ratios(inter: Intersection, lane_flow_vph: dict[str, float]) -> list[float]:
+    """Critical flow ratio y_i per phase: the busiest lane it serves / saturation flow."""
+    ys = [0.0] * len(inter.phases)
+    for lane, phases in lane_phase_shares(inter).items():
+        if not phases:
+            continue
+        y = lane_flow_vph.get(lane, 0.0) / len(phases) / SATURATION_FLOW_VPHPL
+        for p in phases:
+            ys[p] = max(ys[p], y)
+    return ys
+
+
+def plan_for(inter: Intersection, lane_flow_vph: dict[str, float]) -> WebsterPlan:
+    t = inter.timing
+    return webster_plan(flow_ratios(inter, lane_flow_vph), t.yellow_s + t.all_red_s, t.cycle_min_s,
+                        t.cycle_max_s, list(t.min_green_s), list(t.max_green_s))
+
+
+class WebsterController(PlanFollower):
+    """Follows a Webster plan; every planning period re-plans from stop-bar counts."""
+
+    def __init__(self, inter: Intersection, ctx: ControlContext, planning_period_s: float = PLANNING_PERIOD_S):
+        flows = {lane: ctx.nominal_lane_flow_vph.get(lane, DEFAULT_LANE_FLOW_VPH) for lane in inter.in_lanes}
+        self.plan = plan_for(inter, flows)
+        super().__init__(inter, list(self.plan.green_s), "webster")
+        self.planning_period_s = planning_period_s
+        self.plans: list[tuple[float, WebsterPlan]] = [(0.0, self.plan)]
+        self._next_plan_s = planning_period_s
+        self._stopbar = {d.id: d.lane for d in inter.detectors if d.kind == "stopbar"}
+        self.wants_detectors = False
+
+    @property
+    def needs_counts_at(self) -> float:
+        return self._next_plan_s
+
+    def decide(self, obs: Observation) -> Decision:
+        if obs.detector_counts_veh and obs.time_s >= self._next_plan_s:
+            self.replan(obs.detector_counts_veh, obs.time_s)
+        return super().decide(obs)
+
+    def replan(self, counts_veh: dict[str, int], now_s: float) -> WebsterPlan:
+        """New plan from the stop-bar counts of the last planning period."""
+        per_hour = 3600.0 / self.planning_period_s
+        flows = {self._stopbar[d]: n * per_hour for d, n in counts_veh.items() if d in self._stopbar}
+        if flows:
+            self.plan = plan_for(self.inter, flows)
+            self.plans.append((now_s, self.plan))
+            self.set_plan(list(self.plan.green_s))
+        self._next_plan_s = now_s + self.planning_period_s
+        return self.plan
+
+
+@register("webster")
+def make_webster(inter: Intersection, ctx: ControlContext) -> WebsterController:
+    return WebsterController(inter, ctx)
+
+
+def fallback_plan(inter: Intersection, ctx: ControlContext) -> PlanFollower:
+    """The shield's fallback: a Webster plan from nominal demand, no live data needed."""
+    flows = {lane: ctx.nominal_lane_flow_vph.get(lane, DEFAULT_LANE_FLOW_VPH) for lane in inter.in_lanes}
+    return PlanFollower(inter, list(plan_for(inter, flows).green_s), "webster-fallback")

@@ -1,0 +1,223 @@
+"""The control loop: SUMO -> Observation -> Controller -> Shield -> SUMO.
+
+Per simulation step, for each intersection: ask its controller when it is
+due (and only then read lane data), pass the proposal to the shield, tick
+the shield, and write the resulting signal state into SUMO. Everything that
+SUMO can measure itself (trips, emissions, per-edge intervals, detector
+passages) is left to SUMO's own outputs and read after the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..control.base import ControlContext, make
+from ..control.shield import IntersectionShield, ShieldConfig
+from ..control.webster import fallback_plan
+from ..core.timing import TimingDefaults
+from ..core.types import Intersection, Intervention, SignalEvent
+from ..sim.backend import SimulationError, SumoBackend, SumoOptions
+from ..sim.detectors import DetectorLayout, place_detectors
+from ..sim.outputs import write_meandata_file
+from ..sim.scenarios import Scenario, from_files, from_sumocfg, load, nominal_lane_flows
+from ..sim.signal_model import RefusedSignal, read_all
+from .config import RunConfig
+
+log = logging.getLogger("signalwise.runtime")
+
+Progress = Callable[[float, float], None]  # (simulated seconds done, total)
+
+
+@dataclass
+class LoopResult:
+    """What the loop itself produced; SUMO's files are read afterwards."""
+
+    scenario: Scenario
+    intersections: list[Intersection]
+    refused: list[RefusedSignal]
+    detectors: DetectorLayout | None
+    events: list[SignalEvent]
+    interventions: list[Intervention]
+    signal_states: list[tuple[float, str, str]]
+    queue_samples: list[tuple[float, str, int]]  # (time, intersection, halting vehicles on approaches)
+    fallback_fraction: dict[str, float]
+    begin_s: float
+    end_s: float
+    wall_s: float
+    steps: int
+    files: dict[str, Path]
+    controller_errors: int = 0
+    webster_plans: dict[str, list] = field(default_factory=dict)
+
+
+def resolve_scenario(cfg: RunConfig) -> Scenario:
+    if cfg.sumocfg is not None:
+        return from_sumocfg(cfg.sumocfg)
+    if cfg.net is not None:
+        return from_files(cfg.net, tuple(cfg.routes))
+    return load(cfg.scenario)
+
+
+def timing_defaults(cfg: RunConfig) -> TimingDefaults:
+    t = cfg.timing
+    return TimingDefaults(t.yellow_s, t.all_red_s, t.min_green_s, t.max_green_s, t.ped_walk_s, t.ped_clearance_s,
+                          t.cycle_min_s, t.cycle_max_s)
+
+
+def run_loop(cfg: RunConfig, run_dir: Path, progress: Progress | None = None,
+             queue_sample_s: float = 5.0) -> LoopResult:
+    """Run one simulation under `cfg.controller`, writing SUMO outputs into `run_dir`."""
+    scenario = resolve_scenario(cfg)
+    begin_s = scenario.begin_s
+    end_s = begin_s + (cfg.duration_s if cfg.duration_s is not None else scenario.duration_s)
+    sumo_dir = run_dir / "sumo"
+    sumo_dir.mkdir(parents=True, exist_ok=True)
+
+    layout = None
+    additional = list(scenario.additional_files)
+    if cfg.remote_port is None:
+        layout = place_detectors(scenario.net_file, sumo_dir)
+        additional.append(layout.additional_file)
+    files = {
+        "tripinfo": sumo_dir / "tripinfo.xml",
+        "edgedata": sumo_dir / "edgedata.xml",
+        "statistics": sumo_dir / "statistics.xml",
+    }
+    if cfg.emissions:
+        files["emissions"] = sumo_dir / "emissions.xml"
+    meandata = write_meandata_file(sumo_dir / "meandata.add.xml", cfg.interval_s, files["edgedata"],
+                                   files.get("emissions"))
+    additional.append(meandata)
+    if layout is not None:
+        files["passages"] = layout.passages_file
+    extra = ["--tripinfo-output.write-unfinished", "true", "--tripinfo-output.write-undeparted", "true"]
+    if cfg.emissions:
+        extra += ["--device.emissions.probability", "1", "--emissions.volumetric-fuel", "true"]
+    opts = SumoOptions(net_file=scenario.net_file, route_files=scenario.route_files,
+                       additional_files=tuple(additional), begin_s=begin_s, end_s=end_s, seed=cfg.seed,
+                       step_length_s=cfg.step_length_s, gui=cfg.gui, remote_port=cfg.remote_port,
+                       extra_args=extra,
+                       outputs={"tripinfo-output": files["tripinfo"], "statistic-output": files["statistics"]})
+
+    backend = SumoBackend(opts)
+    wall0 = time.perf_counter()
+    backend.start()
+    try:
+        return _drive(cfg, backend, scenario, layout, begin_s, end_s, files, progress, queue_sample_s, wall0)
+    finally:
+        backend.close()
+
+
+def _drive(cfg: RunConfig, backend: SumoBackend, scenario: Scenario, layout: DetectorLayout | None,
+           begin_s: float, end_s: float, files: dict[str, Path], progress: Progress | None,
+           queue_sample_s: float, wall0: float) -> LoopResult:
+    api = backend.api
+    inters, refused = read_all(api, timing_defaults(cfg), cfg.timing.per_intersection)
+    if not inters:
+        reasons = "; ".join(f"{r.id}: {r.reason}" for r in refused) or "the network has no traffic lights"
+        raise SimulationError(f"no controllable traffic light ({reasons})")
+    if layout is not None:
+        inters = [dataclasses.replace(i, detectors=layout.by_tls.get(i.id, ())) for i in inters]
+    by_id = {i.id: i for i in inters}
+    all_movements = [m for i in inters for m in i.movements]
+    ctx = ControlContext(cfg.step_length_s, nominal_lane_flows(scenario, all_movements), cfg.seed,
+                         dict(cfg.controller_options))
+    shield_cfg = ShieldConfig(cfg.shield.confidence_threshold, cfg.shield.max_observation_age_s,
+                              cfg.shield.preempt_distance_m, cfg.shield.preempt_max_dwell_s, cfg.step_length_s)
+    t0 = backend.time_s()
+    controllers = {i.id: make(cfg.controller, i, ctx) for i in inters}
+    shields = {i.id: IntersectionShield(i, fallback_plan(i, ctx), shield_cfg, start_s=t0) for i in inters}
+    signal_states: list[tuple[float, str, str]] = []
+    for tls_id, sh in shields.items():
+        backend.set_signal_state(tls_id, sh.state)
+        signal_states.append((t0, tls_id, sh.state))
+
+    # per intersection: (id, inter, controller, shield, detector ids, lane mode, webster counts?)
+    plan = []
+    for i in inters:
+        c = controllers[i.id]
+        dets = tuple(d.id for d in i.detectors) if getattr(c, "wants_detectors", False) else ()
+        counts_dets = tuple(d.id for d in i.detectors if d.kind == "stopbar") if hasattr(c, "needs_counts_at") else ()
+        plan.append((i.id, i, c, shields[i.id], dets, getattr(c, "observation", "full"), counts_dets))
+    next_decision = {i.id: t0 for i in inters}
+    approach_lanes = {i.id: i.in_lanes for i in inters}
+    halting = api.lane.getLastStepHaltingNumber
+    queue_samples: list[tuple[float, str, int]] = []
+    next_queue_sample = t0
+    controller_errors = 0
+    preempt_m = cfg.shield.preempt_distance_m
+    total = end_s - t0
+    next_progress = t0
+    steps = 0
+    t = t0
+    while t < end_s - 1e-9:
+        t = backend.step()
+        steps += 1
+        emergency = backend.emergency_approaches(by_id, preempt_m) if backend._emergency_ids else {}
+        for tls_id, inter, ctrl, sh, dets, lanes_mode, counts_dets in plan:
+            if sh.interval == "green" and t >= next_decision[tls_id]:
+                obs = backend.observe(inter, t, dets, lanes_mode)
+                obs = dataclasses.replace(obs, signal=sh.status(t))
+                if counts_dets and t >= ctrl.needs_counts_at:
+                    obs = dataclasses.replace(obs, detector_counts_veh=backend.detector_interval_counts(counts_dets))
+                try:
+                    sh.propose(ctrl.decide(obs))
+                except Exception as exc:  # a broken controller must never freeze the signal
+                    controller_errors += 1
+                    log.warning("controller %s failed at %s t=%.0f: %s", cfg.controller, tls_id, t, exc)
+                    sh.propose(None, failed=True)
+                next_decision[tls_id] = t + ctrl.period_s
+            new_state = sh.tick(t, emergency.get(tls_id, ()))
+            if new_state is not None:
+                backend.set_signal_state(tls_id, new_state)
+                signal_states.append((t, tls_id, new_state))
+        if t >= next_queue_sample:
+            next_queue_sample = t + queue_sample_s
+            for tls_id, lanes in approach_lanes.items():
+                queue_samples.append((t, tls_id, sum(halting(lane) for lane in lanes)))
+        if progress is not None and t >= next_progress:
+            progress(t - t0, total)
+            next_progress = t + 60.0
+    if progress is not None:
+        progress(total, total)
+
+    events: list[SignalEvent] = []
+    interventions: list[Intervention] = []
+    for sh in shields.values():
+        events.extend(sh.events)
+        interventions.extend(sh.interventions)
+    plans = {tls: [(ts, dataclasses.asdict(p)) for ts, p in c.plans] for tls, c in controllers.items()
+             if hasattr(c, "plans")}
+    return LoopResult(scenario, inters, refused, layout, events, interventions, signal_states, queue_samples,
+                      {tls: sh.fallback_fraction for tls, sh in shields.items()}, t0, end_s,
+                      time.perf_counter() - wall0, steps, files, controller_errors, plans)
+
+
+def describe_intersections(inters: list[Intersection]) -> list[dict]:
+    """The signal model as JSON: phases, links, timing — what the checker and ATSPM need."""
+    out = []
+    for i in inters:
+        out.append({
+            "id": i.id,
+            "n_links": i.n_links,
+            "phases": [{"index": p.index, "number": p.number, "green_state": p.green_state,
+                        "green_links": sorted(p.green_links)} for p in i.phases],
+            "links": [{"index": m.link_index, "in_lane": m.in_lane, "out_lane": m.out_lane,
+                       "crosswalk": m.is_crosswalk} for m in i.movements],
+            "crosswalks": [{"id": c.id, "links": list(c.link_indices), "length_m": c.length_m} for c in i.crosswalks],
+            "timing": dataclasses.asdict(i.timing),
+            "approach_speed_mps": i.approach_speed_mps,
+            "program_green_s": list(i.program_green_s),
+            "notes": list(i.notes),
+        })
+    return out
+
+
+def dump_json(path: Path, data) -> None:
+    path.write_text(json.dumps(data, indent=2, default=str))
