@@ -1,0 +1,107 @@
+"""`signalwise atspm` and `signalwise events import`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+events_app = typer.Typer(help="Hi-res event logs: import into the store.", no_args_is_help=True)
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def atspm(
+    events: Path | None = typer.Option(None, "--events", help="event log, CSV or Parquet"),
+    run: Path | None = typer.Option(None, "--run", help="a `signalwise run` output directory"),
+    detectors: Path | None = typer.Option(None, "--detectors", help="detector configuration, CSV or Parquet"),
+    bin_min: int = typer.Option(15, "--bin", help="bin size in minutes"),
+    out: Path | None = typer.Option(None, "--out", help="output directory (default: <run>/atspm or ./atspm)"),
+    fmt: str = typer.Option("csv", "--format", help="table format: csv or parquet"),
+    latency_s: float = typer.Option(0.0, "--latency", help="detector latency to subtract (s)"),
+    project: bool = typer.Option(True, "--project/--no-project",
+                                 help="project advance-detector arrivals to the stop bar (distance / speed)"),
+    charts: bool = typer.Option(True, "--charts/--no-charts", help="draw PNG charts"),
+) -> None:
+    """Compute ATSPM performance measures from a hi-res event log: tables and PNG charts."""
+    from .compute import compute_all, write_tables
+    from .inputs import EventLogError, read_detectors, read_events, with_stopbar_yellow_red
+
+    if (events is None) == (run is None):
+        _fail("give exactly one of --events FILE or --run DIR")
+    if fmt not in ("csv", "parquet"):
+        _fail(f"--format must be csv or parquet, not {fmt!r}")
+    started = time.perf_counter()
+    try:
+        if run is not None:
+            if not run.is_dir():
+                _fail(f"{run}: not a directory")
+            events = run / "events.csv"
+            if not events.exists():
+                alt = run / "events.parquet"
+                events = alt if alt.exists() else events
+            if detectors is None and (run / "detectors.csv").exists():
+                detectors = run / "detectors.csv"
+        log = read_events(events)
+        config = read_detectors(detectors) if detectors is not None else None
+        if config is not None and run is not None:
+            config = with_stopbar_yellow_red(config)
+        results = compute_all(log, config, bin_min=bin_min, latency_s=latency_s, project=project)
+    except (EventLogError, ValueError) as exc:
+        _fail(str(exc))
+    out_dir = out or ((run / "atspm") if run is not None else Path("atspm"))
+    paths = write_tables(results, out_dir, fmt)
+    chart_paths: list[Path] = []
+    if charts:
+        from .charts import write_charts
+
+        chart_paths, notes = write_charts(results, out_dir)
+        results.warnings.extend(notes)
+    elapsed = time.perf_counter() - started
+    typer.echo(f"{len(log):,} events from {len(log.devices)} device(s), {bin_min}-min bins, {elapsed:.1f} s")
+    for name, df in results.tables.items():
+        typer.echo(f"  {name:22s} {len(df):7,d} rows")
+    for w in results.warnings:
+        typer.echo(f"warning: {w}")
+    typer.echo(f"wrote {len(paths)} tables and {len(chart_paths)} charts to {out_dir}")
+
+
+def events_import(
+    file: Path = typer.Argument(..., help="event log, CSV or Parquet"),
+    db: str | None = typer.Option(None, "--db", help="database URL (default: SIGNALWISE_DATABASE_URL or ./signalwise.db)"),
+    simulation_id: str | None = typer.Option(None, "--simulation-id", help="tag the events with a simulation id"),
+) -> None:
+    """Bulk-load an event log into the store's event table (duplicates are ignored)."""
+    import numpy as np
+
+    from .inputs import EventLogError, read_events
+
+    try:
+        log = read_events(file)
+    except EventLogError as exc:
+        _fail(str(exc))
+    from signalwise.store import bulk_insert_events, get_engine
+
+    names = np.array(log.devices, dtype=object)
+    stamps = log.time_us.astype("datetime64[us]").astype(object)
+    rows = zip(stamps, names[log.device] if len(log) else [], log.event.tolist(), log.param.tolist())
+    try:
+        inserted = bulk_insert_events(get_engine(db), rows, simulation_id=simulation_id)
+    except ValueError as exc:
+        _fail(str(exc))
+    for w in log.report.warnings():
+        typer.echo(f"warning: {w}")
+    typer.echo(f"imported {inserted:,} new events of {len(log):,} from {file} "
+               f"({len(log) - inserted:,} already stored)")
+
+
+events_app.command("import")(events_import)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("atspm")(atspm)
+    app.add_typer(events_app, name="events")

@@ -1,0 +1,141 @@
+"""Compute every measure at once, and write the tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import cycles as C
+from . import measures as M
+from .inputs import DetectorConfig, EventLog
+
+#: measure name -> one-line description (also the API's list of measures)
+MEASURES = {
+    "actuations": "detector actuations (82) per bin and detector channel",
+    "arrival_on_green": "arrivals on green (%) per bin and phase, advance detectors",
+    "platoon_ratio": "platoon ratio and HCM arrival type per bin and phase",
+    "split_failures": "split failures per bin and phase (green and first-5-s red occupancy >= 80%)",
+    "split_failure_cycles": "green time and occupancies of every complete cycle",
+    "yellow_red": "yellow/red actuations by offset from begin red (atspm's table)",
+    "red_light_running": "yellow, red and severe red (> 4 s) actuations per bin and phase",
+    "terminations": "gap-outs, max-outs and force-offs per bin and phase",
+    "ped": "pedestrian services and actuations per bin and phase",
+    "ped_delay": "pedestrian delay per bin and phase",
+    "phase_wait": "phase wait (call to green) per bin and phase",
+    "preemption": "each preemption: call on/off, duration, entry delay",
+    "split_monitor": "green, yellow, red clearance, red per phase cycle",
+    "split_monitor_binned": "split monitor averages and terminations per bin and phase",
+    "pcd": "Purdue Coordination Diagram: each arrival's time in cycle",
+    "pcd_cycles": "Purdue Coordination Diagram: green/yellow start in each cycle",
+}
+
+
+@dataclass
+class Results:
+    tables: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    bin_min: int = 15
+
+
+def compute_all(log: EventLog, config: DetectorConfig | None, bin_min: int = 15, latency_s: float = 0.0,
+                project: bool = True, fill_in_missing: bool = True, red_time_s: int = 5,
+                only: tuple[str, ...] | None = None) -> Results:
+    """All measures (or `only` those named) for a log and detector configuration."""
+    import pandas as pd
+
+    if bin_min <= 0 or (60 % bin_min and bin_min % 60):
+        raise ValueError(f"bin size {bin_min} min must divide an hour (or be whole hours)")
+    want = set(only or MEASURES)
+    unknown = want - set(MEASURES)
+    if unknown:
+        raise ValueError(f"unknown measure(s) {', '.join(sorted(unknown))}; known: {', '.join(MEASURES)}")
+    res = Results(bin_min=bin_min)
+    res.warnings.extend(log.report.warnings())
+    if config is not None:
+        res.warnings.extend(config.notes)
+        cfg_devices = set(config.frame["DeviceId"])
+        missing = sorted(set(log.devices) - cfg_devices)
+        if missing:
+            res.warnings.append(f"no detector configuration for device(s) {', '.join(missing[:5])}"
+                                f"{' …' if len(missing) > 5 else ''}: only configuration-free measures for them")
+    t = res.tables
+    if "actuations" in want:
+        t["actuations"] = M.actuations(log, bin_min, fill_in_missing)
+    if "terminations" in want:
+        t["terminations"] = M.terminations(log, bin_min)
+    if "ped" in want:
+        t["ped"] = M.pedestrian(log, bin_min)
+    if want & {"split_monitor", "split_monitor_binned"}:
+        sm = C.split_monitor(log)
+        if "split_monitor" in want:
+            t["split_monitor"] = sm
+        if "split_monitor_binned" in want:
+            t["split_monitor_binned"] = C.split_monitor_binned(sm, bin_min)
+    if "ped_delay" in want:
+        t["ped_delay"] = C.binned_waits(C.ped_delay(log), "PedDelay_s", bin_min)
+    if "preemption" in want:
+        t["preemption"] = C.preemption(log)
+    if "phase_wait" in want:
+        t["phase_wait"] = C.binned_waits(C.phase_wait(log, config), "Wait_s", bin_min)
+    if config is None:
+        needs = want & {"arrival_on_green", "platoon_ratio", "split_failures", "split_failure_cycles",
+                        "yellow_red", "red_light_running", "pcd", "pcd_cycles"}
+        if needs:
+            res.warnings.append("no detector configuration: arrivals on green, platoon ratio, split failures, "
+                                "yellow/red actuations and the PCD need one (--detectors)")
+        return res
+    has = {f: not config.rows(f).empty for f in ("Advance", "Presence", "Yellow_Red")}
+    if want & {"arrival_on_green", "platoon_ratio"}:
+        aog = M.arrival_on_green(log, config, bin_min, latency_s, project)
+        if "arrival_on_green" in want:
+            t["arrival_on_green"] = aog
+        if "platoon_ratio" in want:
+            t["platoon_ratio"] = M.platoon_ratio(log, config, aog, bin_min)
+    if want & {"split_failures", "split_failure_cycles"}:
+        if "split_failures" in want:
+            t["split_failures"] = M.split_failures(log, config, bin_min, red_time_s)
+        if "split_failure_cycles" in want:
+            t["split_failure_cycles"] = M.split_failures(log, config, bin_min, red_time_s, by_cycle=True)
+        _, dropped = M.split_failure_cycles(log, config, bin_min, red_time_s)
+        if dropped:
+            res.warnings.append(f"split failures: {dropped} cycles left out as incomplete "
+                                "(missing yellow, red clearance or detector state)")
+    if want & {"yellow_red", "red_light_running"}:
+        if "yellow_red" in want:
+            t["yellow_red"] = M.yellow_red(log, config, bin_min, latency_s)
+        if "red_light_running" in want:
+            t["red_light_running"] = M.red_light_running(log, config, bin_min, latency_s)
+        dropped = M.yellow_red_rows(log, config, latency_s)[5]
+        if dropped:
+            res.warnings.append(f"yellow/red actuations: {dropped} cycles left out as incomplete "
+                                "(not exactly one begin green, yellow and red clearance)")
+    if want & {"pcd", "pcd_cycles"}:
+        arrivals, cyc = C.pcd(log, config, latency_s, project)
+        if "pcd" in want:
+            t["pcd"] = arrivals
+        if "pcd_cycles" in want:
+            t["pcd_cycles"] = cyc
+    for f, names in (("Advance", "arrivals on green, platoon ratio and the PCD"),
+                     ("Presence", "split failures"), ("Yellow_Red", "yellow/red actuations")):
+        if not has[f]:
+            res.warnings.append(f"no {f} detectors configured: {names} are empty")
+    for name, df in t.items():
+        if df is None:
+            t[name] = pd.DataFrame()
+    return res
+
+
+def write_tables(results: Results, out_dir: Path, fmt: str = "csv") -> list[Path]:
+    """Write each table as CSV or Parquet; returns the paths written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, df in results.tables.items():
+        path = out_dir / f"{name}.{fmt}"
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        if fmt == "parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
+        tmp.replace(path)
+        paths.append(path)
+    return paths

@@ -1,0 +1,229 @@
+"""Cycle-level measures: split monitor, Purdue Coordination Diagram, phase wait,
+pedestrian delay and preemption details.
+
+These have no counterpart in the atspm package that we must match (its
+timeline/phase_wait/ped_delay need MAXTIME-specific events), so they follow
+the UDOT ATSPM definitions, stated on each function.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _kernels as K
+from .inputs import US_PER_S, DetectorConfig, EventLog
+from .measures import _aog_rows, _frame
+
+
+def _phase_table(log: EventLog, codes: tuple[int, ...]):
+    import pandas as pd
+
+    m = np.isin(log.event, codes)
+    return pd.DataFrame({"t": log.time_us[m], "dev": log.device[m].astype(np.int64),
+                         "phase": log.param[m].astype(np.int64), "code": log.event[m].astype(np.int64)})
+
+
+def split_monitor(log: EventLog):
+    """One row per phase cycle (begin green to next begin green).
+
+    Green = 1->8, Yellow = 8->9 (8->10 without 9), Red clearance = 10->11,
+    Red = rest of the cycle; Split = green + yellow + red clearance (s);
+    Termination from a 4/5/6 in the cycle. Incomplete cycles (the last one,
+    or one missing its yellow) keep NaN where the interval is unknown.
+    """
+
+    df = _phase_table(log, (1, 4, 5, 6, 8, 9, 10, 11)).sort_values(["dev", "phase", "t", "code"], kind="stable")
+    df["cycle"] = (df["code"] == 1).groupby([df["dev"], df["phase"]]).cumsum()
+    df = df[df["cycle"] > 0]
+    first = df.groupby(["dev", "phase", "cycle", "code"], sort=True)["t"].min().unstack("code")
+    for c in (1, 4, 5, 6, 8, 9, 10, 11):
+        if c not in first:
+            first[c] = np.nan
+    first = first.reset_index().sort_values(["dev", "phase", "cycle"])
+    nxt = first.groupby(["dev", "phase"])[1].shift(-1)
+    s = 1.0 / US_PER_S
+    green = (first[8] - first[1]) * s
+    end_yellow = first[9].fillna(first[10])
+    yellow = (end_yellow - first[8]) * s
+    red_clear = (first[11] - first[10]) * s
+    red_start = first[11].fillna(first[10]).fillna(first[9])
+    red = (nxt - red_start) * s
+    term = np.select([first[4].notna(), first[5].notna(), first[6].notna()], ["GapOut", "MaxOut", "ForceOff"],
+                     "Unknown")
+    out = _frame(log, TimeStamp=first[1].to_numpy(np.int64), DeviceId=first["dev"].to_numpy(),
+                 Phase=first["phase"].to_numpy())
+    out["Green_s"] = green.to_numpy()
+    out["Yellow_s"] = yellow.to_numpy()
+    out["RedClearance_s"] = red_clear.to_numpy()
+    out["Red_s"] = red.to_numpy()
+    out["Split_s"] = (green + yellow + red_clear.fillna(0)).to_numpy()
+    out["Cycle_s"] = ((nxt - first[1]) * s).to_numpy()
+    out["Termination"] = term
+    return out.sort_values(["TimeStamp", "DeviceId", "Phase"], kind="stable").reset_index(drop=True)
+
+
+def split_monitor_binned(splits, bin_min: int = 15):
+    """Per bin and phase: cycles, mean green / yellow / red clearance / split, terminations by type."""
+    if splits.empty:
+        import pandas as pd
+
+        return pd.DataFrame(columns=["TimeStamp", "DeviceId", "Phase", "Cycles", "Green_s", "Yellow_s",
+                                     "RedClearance_s", "Split_s", "GapOut", "MaxOut", "ForceOff"])
+    df = splits.copy()
+    df["TimeStamp"] = df["TimeStamp"].dt.floor(f"{bin_min}min")
+    for name in ("GapOut", "MaxOut", "ForceOff"):
+        df[name] = (df["Termination"] == name).astype(int)
+    g = df.groupby(["TimeStamp", "DeviceId", "Phase"], sort=True)
+    out = g.agg(Cycles=("Phase", "size"), Green_s=("Green_s", "mean"), Yellow_s=("Yellow_s", "mean"),
+                RedClearance_s=("RedClearance_s", "mean"), Split_s=("Split_s", "mean"),
+                GapOut=("GapOut", "sum"), MaxOut=("MaxOut", "sum"), ForceOff=("ForceOff", "sum"))
+    return out.reset_index()
+
+
+def pcd(log: EventLog, config: DetectorConfig, latency_s: float = 0.0, project: bool = True):
+    """Purdue Coordination Diagram data: each advance-detector arrival's time in its cycle.
+
+    Cycles run from begin red (10; 9 when 10 is missing) to the next begin
+    red, as UDOT ATSPM draws them; `Cycles` gives green and yellow start
+    within each cycle for the lines of the diagram. With `project`, arrivals
+    are projected to the stop bar by the detector's distance / approach speed.
+    """
+    import pandas as pd
+
+    t, dev, phase, chan, state, _ = _aog_rows(log, config, latency_s, project)
+    ph = _phase_table(log, (1, 8, 9, 10))
+    adv = config.rows("Advance")
+    lookup = {name: i for i, name in enumerate(log.devices)}
+    keys = set(zip(adv["DeviceId"].map(lookup).dropna().astype(int), adv["Phase"].astype(int)))
+    if len(ph):
+        ph = ph[[k in keys for k in zip(ph["dev"], ph["phase"])]]
+    ph = ph.sort_values(["dev", "phase", "t", "code"], kind="stable")
+    has10 = ph.groupby(["dev", "phase"])["code"].transform(lambda c: (c == 10).any()) if len(ph) else ph["code"]
+    starts = ph[(ph["code"] == 10) | ((ph["code"] == 9) & ~has10.astype(bool))] if len(ph) else ph
+    starts = starts.drop_duplicates(["dev", "phase", "t"])
+    cyc = starts[["dev", "phase", "t"]].rename(columns={"t": "start"}).reset_index(drop=True)
+    cyc["end"] = cyc.groupby(["dev", "phase"])["start"].shift(-1)
+    # green / yellow start in each cycle
+    g = ph[ph["code"].isin((1, 8))]
+    cyc_sorted = cyc.sort_values("start")
+    lines = pd.merge_asof(g.sort_values("t"), cyc_sorted[["dev", "phase", "start"]], left_on="t",
+                          right_on="start", by=["dev", "phase"], direction="backward").dropna(subset=["start"])
+    gy = lines.groupby(["dev", "phase", "start", "code"])["t"].min().unstack("code")
+    cyc = cyc.merge(gy.reset_index(), on=["dev", "phase", "start"], how="left")
+    s = 1.0 / US_PER_S
+    cycles = _frame(log, TimeStamp=cyc["start"].to_numpy(np.int64), DeviceId=cyc["dev"].to_numpy(),
+                    Phase=cyc["phase"].to_numpy())
+    cycles["GreenStart_s"] = ((cyc[1] - cyc["start"]) * s).to_numpy() if 1 in cyc else np.nan
+    cycles["YellowStart_s"] = ((cyc[8] - cyc["start"]) * s).to_numpy() if 8 in cyc else np.nan
+    cycles["Cycle_s"] = ((cyc["end"] - cyc["start"]) * s).to_numpy()
+    arr = pd.DataFrame({"t": t, "dev": dev, "phase": phase, "chan": chan, "state": state})
+    arr = pd.merge_asof(arr.sort_values("t"), cyc_sorted[["dev", "phase", "start"]], left_on="t", right_on="start",
+                        by=["dev", "phase"], direction="backward")
+    arr = arr.dropna(subset=["start"]).sort_values(["dev", "phase", "t"], kind="stable")
+    names = np.array(["red", "green", "yellow"], dtype=object)
+    arrivals = _frame(log, TimeStamp=arr["t"].to_numpy(np.int64), DeviceId=arr["dev"].to_numpy(),
+                      Phase=arr["phase"].to_numpy(), Detector=arr["chan"].to_numpy())
+    arrivals["CycleStart"] = pd.to_datetime(arr["start"].to_numpy(np.int64), unit="us")
+    arrivals["TimeInCycle_s"] = ((arr["t"] - arr["start"]) * s).to_numpy()
+    st = arr["state"].to_numpy()
+    arrivals["Signal"] = names[np.where(st == 1, 1, np.where(st == 8, 2, 0))] if len(st) else np.array([], object)
+    return arrivals, cycles.sort_values(["DeviceId", "Phase", "TimeStamp"]).reset_index(drop=True)
+
+
+def _waits(log: EventLog, serve_code: int, end_code: int, call_t, call_dev, call_phase):
+    """For each service (serve_code) the wait since the first call after the previous end_code."""
+    m = np.isin(log.event, (serve_code, end_code))
+    t = np.concatenate([log.time_us[m], call_t])
+    dev = np.concatenate([log.device[m], call_dev]).astype(np.int64)
+    phase = np.concatenate([log.param[m], call_phase]).astype(np.int64)
+    code = np.concatenate([log.event[m], np.full(len(call_t), -1)]).astype(np.int64)
+    group = dev * K.KEY_SHIFT + phase
+    order = np.lexsort((code, t, group))
+    t, dev, phase, code, group = t[order], dev[order], phase[order], code[order], group[order]
+    is_phase = code >= 0
+    last_phase = K.forward_fill_index(is_phase, group)
+    is_call = code == -1
+    # a call counts when the phase is not being served (last phase event is the end, or none yet)
+    waiting = is_call & ((last_phase < 0) | (code[np.maximum(last_phase, 0)] == end_code))
+    last_call = K.forward_fill_index(is_call, group)
+    prev_call = np.full(len(t), -1)
+    if len(t):
+        prev_call[1:] = last_call[:-1]
+        prev_call[K.group_starts(group)] = -1
+    first_call = waiting & (prev_call <= last_phase)
+    # the service that answers: the next serve_code in the group
+    serve = code == serve_code
+    nxt = np.where(serve, np.arange(len(t)), len(t))
+    nxt = np.minimum.accumulate(nxt[::-1])[::-1] if len(t) else nxt
+    fc = np.flatnonzero(first_call)
+    ans = nxt[fc]
+    ok = ans < len(t)
+    fc, ans = fc[ok], ans[ok]
+    ok = group[ans] == group[fc]
+    fc, ans = fc[ok], ans[ok]
+    return t[ans], dev[ans], phase[ans], (t[ans] - t[fc]) / US_PER_S
+
+
+def phase_wait(log: EventLog, config: DetectorConfig | None = None):
+    """Wait from a phase's first call to its next begin green, per served call.
+
+    The call is the controller's phase call (43) when the log has them; else
+    the first actuation (82) of a detector assigned to the phase while the
+    phase is not green (after its yellow), which is what a call is.
+    """
+    calls = log.event == 43
+    if calls.any():
+        ct, cd, cp = log.time_us[calls], log.device[calls], log.param[calls]
+    elif config is not None:
+        di, dphase, _, _, _ = K.join_detectors(log, config, "Presence", (82,))
+        if len(di) == 0:
+            di, dphase, _, _, _ = K.join_detectors(log, config, "Advance", (82,))
+        ct, cd, cp = log.time_us[di], log.device[di], dphase
+    else:
+        ct = cd = cp = np.empty(0, np.int64)
+    t, dev, phase, wait = _waits(log, 1, 8, ct, cd, cp)
+    out = _frame(log, TimeStamp=t, DeviceId=dev, Phase=phase)
+    out["Wait_s"] = wait
+    return out.sort_values(["TimeStamp", "DeviceId", "Phase"], kind="stable").reset_index(drop=True)
+
+
+def ped_delay(log: EventLog):
+    """Pedestrian delay: first pedestrian call (45, or push 90) after a walk ends, to the next begin walk (21)."""
+    m = np.isin(log.event, (45, 90))
+    t, dev, phase, wait = _waits(log, 21, 23, log.time_us[m], log.device[m], log.param[m])
+    out = _frame(log, TimeStamp=t, DeviceId=dev, Phase=phase)
+    out["PedDelay_s"] = wait
+    return out.sort_values(["TimeStamp", "DeviceId", "Phase"], kind="stable").reset_index(drop=True)
+
+
+def binned_waits(waits, value: str, bin_min: int = 15):
+    """Per bin and phase: count, mean and max of a wait column."""
+    import pandas as pd
+
+    if waits.empty:
+        return pd.DataFrame(columns=["TimeStamp", "DeviceId", "Phase", "Count", f"Mean_{value}", f"Max_{value}"])
+    df = waits.copy()
+    df["TimeStamp"] = df["TimeStamp"].dt.floor(f"{bin_min}min")
+    out = df.groupby(["TimeStamp", "DeviceId", "Phase"], sort=True)[value].agg(["size", "mean", "max"])
+    return out.reset_index().rename(columns={"size": "Count", "mean": f"Mean_{value}", "max": f"Max_{value}"})
+
+
+def preemption(log: EventLog):
+    """Each preemption: call on (102) to call off (104) per channel, with entry (105) delay if logged."""
+    import pandas as pd
+
+    df = _phase_table(log, (102, 104, 105)).sort_values(["dev", "phase", "t", "code"], kind="stable")
+    df["n"] = (df["code"] == 102).groupby([df["dev"], df["phase"]]).cumsum()
+    df = df[df["n"] > 0]
+    first = df.groupby(["dev", "phase", "n", "code"])["t"].min().unstack("code")
+    for c in (102, 104, 105):
+        if c not in first:
+            first[c] = np.nan
+    first = first.reset_index()
+    s = 1.0 / US_PER_S
+    out = _frame(log, TimeStamp=first[102].to_numpy(np.int64), DeviceId=first["dev"].to_numpy(),
+                 Channel=first["phase"].to_numpy())
+    out["CallOff"] = pd.to_datetime(first[104], unit="us")
+    out["Duration_s"] = ((first[104] - first[102]) * s).to_numpy()
+    out["EntryDelay_s"] = ((first[105] - first[102]) * s).to_numpy()
+    return out.sort_values(["TimeStamp", "DeviceId", "Channel"], kind="stable").reset_index(drop=True)
