@@ -40,7 +40,7 @@ def pcd_chart(arrivals, cycles, device: str, path: Path) -> Path | None:
     plt = _plt()
     rows, cols = _grid(len(phases))
     fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 3.2 * rows), squeeze=False)
-    for ax, ph in zip(axes.flat, phases):
+    for ax, ph in zip(axes.flat, phases, strict=False):
         cc = c[c["Phase"] == ph]
         aa = a[a["Phase"] == ph]
         ax.step(cc["TimeStamp"], cc["GreenStart_s"], where="post", color=_COLORS["green"], lw=1, label="begin green")
@@ -72,7 +72,7 @@ def split_monitor_chart(splits, device: str, path: Path) -> Path | None:
     fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 3.0 * rows), squeeze=False)
     marks = {"GapOut": ("o", "#1f77b4"), "MaxOut": ("^", "#d62728"), "ForceOff": ("s", "#9467bd"),
              "Unknown": (".", "#555555")}
-    for ax, ph in zip(axes.flat, phases):
+    for ax, ph in zip(axes.flat, phases, strict=False):
         p = s[s["Phase"] == ph]
         for term, (m, col) in marks.items():
             q = p[p["Termination"] == term]

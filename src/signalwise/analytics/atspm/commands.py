@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -16,16 +17,16 @@ def _fail(message: str) -> None:
 
 
 def atspm(
-    events: Path | None = typer.Option(None, "--events", help="event log, CSV or Parquet"),
-    run: Path | None = typer.Option(None, "--run", help="a `signalwise run` output directory"),
-    detectors: Path | None = typer.Option(None, "--detectors", help="detector configuration, CSV or Parquet"),
-    bin_min: int = typer.Option(15, "--bin", help="bin size in minutes"),
-    out: Path | None = typer.Option(None, "--out", help="output directory (default: <run>/atspm or ./atspm)"),
-    fmt: str = typer.Option("csv", "--format", help="table format: csv or parquet"),
-    latency_s: float = typer.Option(0.0, "--latency", help="detector latency to subtract (s)"),
-    project: bool = typer.Option(True, "--project/--no-project",
-                                 help="project advance-detector arrivals to the stop bar (distance / speed)"),
-    charts: bool = typer.Option(True, "--charts/--no-charts", help="draw PNG charts"),
+    events: Annotated[Path | None, typer.Option("--events", help="event log, CSV or Parquet")] = None,
+    run: Annotated[Path | None, typer.Option("--run", help="a `signalwise run` output directory")] = None,
+    detectors: Annotated[Path | None, typer.Option("--detectors", help="detector configuration, CSV or Parquet")] = None,
+    bin_min: Annotated[int, typer.Option("--bin", help="bin size in minutes")] = 15,
+    out: Annotated[Path | None, typer.Option("--out", help="output directory (default: <run>/atspm or ./atspm)")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table format: csv or parquet")] = "csv",
+    latency_s: Annotated[float, typer.Option("--latency", help="detector latency to subtract (s)")] = 0.0,
+    project: Annotated[bool, typer.Option(
+        "--project/--no-project", help="project advance-detector arrivals to the stop bar (distance / speed)")] = True,
+    charts: Annotated[bool, typer.Option("--charts/--no-charts", help="draw PNG charts")] = True,
 ) -> None:
     """Compute ATSPM performance measures from a hi-res event log: tables and PNG charts."""
     from .compute import compute_all, write_tables
@@ -71,9 +72,9 @@ def atspm(
 
 
 def events_import(
-    file: Path = typer.Argument(..., help="event log, CSV or Parquet"),
-    db: str | None = typer.Option(None, "--db", help="database URL (default: SIGNALWISE_DATABASE_URL or ./signalwise.db)"),
-    simulation_id: str | None = typer.Option(None, "--simulation-id", help="tag the events with a simulation id"),
+    file: Annotated[Path, typer.Argument(help="event log, CSV or Parquet")],
+    db: Annotated[str | None, typer.Option("--db", help="database URL (default: SIGNALWISE_DATABASE_URL or ./signalwise.db)")] = None,
+    simulation_id: Annotated[str | None, typer.Option("--simulation-id", help="tag the events with a simulation id")] = None,
 ) -> None:
     """Bulk-load an event log into the store's event table (duplicates are ignored)."""
     import numpy as np
@@ -88,7 +89,7 @@ def events_import(
 
     names = np.array(log.devices, dtype=object)
     stamps = log.time_us.astype("datetime64[us]").astype(object)
-    rows = zip(stamps, names[log.device] if len(log) else [], log.event.tolist(), log.param.tolist())
+    rows = zip(stamps, names[log.device] if len(log) else [], log.event.tolist(), log.param.tolist(), strict=False)
     try:
         inserted = bulk_insert_events(get_engine(db), rows, simulation_id=simulation_id)
     except ValueError as exc:

@@ -94,9 +94,9 @@ def pcd(log: EventLog, config: DetectorConfig, latency_s: float = 0.0, project: 
     ph = _phase_table(log, (1, 8, 9, 10))
     adv = config.rows("Advance")
     lookup = {name: i for i, name in enumerate(log.devices)}
-    keys = set(zip(adv["DeviceId"].map(lookup).dropna().astype(int), adv["Phase"].astype(int)))
+    keys = set(zip(adv["DeviceId"].map(lookup).dropna().astype(int), adv["Phase"].astype(int), strict=False))
     if len(ph):
-        ph = ph[[k in keys for k in zip(ph["dev"], ph["phase"])]]
+        ph = ph[[k in keys for k in zip(ph["dev"], ph["phase"], strict=False)]]
     ph = ph.sort_values(["dev", "phase", "t", "code"], kind="stable")
     has10 = ph.groupby(["dev", "phase"])["code"].transform(lambda c: (c == 10).any()) if len(ph) else ph["code"]
     starts = ph[(ph["code"] == 10) | ((ph["code"] == 9) & ~has10.astype(bool))] if len(ph) else ph
