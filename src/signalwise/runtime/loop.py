@@ -53,6 +53,7 @@ class LoopResult:
     steps: int
     files: dict[str, Path]
     controller_errors: int = 0
+    emergency_ids: set[str] = field(default_factory=set)
     webster_plans: dict[str, list] = field(default_factory=dict)
 
 
@@ -196,7 +197,8 @@ def _drive(cfg: RunConfig, backend: SumoBackend, scenario: Scenario, layout: Det
              if hasattr(c, "plans")}
     return LoopResult(scenario, inters, refused, layout, events, interventions, signal_states, queue_samples,
                       {tls: sh.fallback_fraction for tls, sh in shields.items()}, t0, end_s,
-                      time.perf_counter() - wall0, steps, files, controller_errors, plans)
+                      time.perf_counter() - wall0, steps, files, controller_errors=controller_errors,
+                      webster_plans=plans, emergency_ids=set(backend.emergency_seen))
 
 
 def describe_intersections(inters: list[Intersection]) -> list[dict]:

@@ -72,6 +72,7 @@ class SumoBackend:
         self.opts = opts
         self.api = None
         self._emergency_ids: set[str] = set()
+        self.emergency_seen: set[str] = set()  # every emergency vehicle that entered
         self._emergency_classes = {"emergency"}
         self._closed = True
 
@@ -124,6 +125,7 @@ class SumoBackend:
                 for vid in departed:
                     if vclass(vid) in self._emergency_classes:
                         self._emergency_ids.add(vid)
+                        self.emergency_seen.add(vid)
             if self._emergency_ids:
                 arrived = self.api.simulation.getArrivedIDList()
                 if arrived:

@@ -1,0 +1,307 @@
+"""CLI commands of the runtime: run, compare, scenarios, demo."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DEMO_SCENARIO = "corridor"
+DEMO_CONTROLLERS = "fixed,webster,actuated,max-pressure"
+DEMO_SEEDS = 5
+
+
+def friendly_errors(fn):
+    """Turn the errors users cause into one line and a non-zero exit, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from pydantic import ValidationError
+
+        from ..control.base import UnknownController
+        from ..sim.backend import SimulationError
+        from ..sim.scenarios import ScenarioError
+
+        try:
+            return fn(*args, **kwargs)
+        except (ScenarioError, SimulationError, UnknownController, FileNotFoundError) as exc:
+            _fail(str(exc))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err.get("loc", ())) or "config"
+            _fail(f"invalid {where}: {err.get('msg')}")
+        except KeyboardInterrupt:
+            _fail("interrupted; the run directory is marked incomplete", code=130)
+
+    return wrapper
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(code)
+
+
+def _load_config(config: Path | None, **overrides):
+    import yaml
+
+    from .config import RunConfig
+
+    data: dict = {}
+    if config is not None:
+        if not config.is_file():
+            raise FileNotFoundError(f"{config}: no such config file")
+        try:
+            data = yaml.safe_load(config.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise FileNotFoundError(f"{config}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise FileNotFoundError(f"{config}: expected a mapping of settings")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return RunConfig.model_validate(data)
+
+
+def _progress_bar(description: str):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[sim]}"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
+
+
+ScenarioOpt = Annotated[str, typer.Option("--scenario", "-s", help="single | corridor | grid | resco:NAME")]
+ControllerOpt = Annotated[str, typer.Option("--controller", "-c", help="fixed | webster | actuated | max-pressure | ql:PATH")]
+
+
+def run_command(
+    scenario: ScenarioOpt = "single",
+    controller: ControllerOpt = "max-pressure",
+    seed: Annotated[int, typer.Option(help="random seed; the same seed reproduces the run exactly")] = 1,
+    duration: Annotated[float | None, typer.Option(help="simulated seconds (default: the scenario's window)")] = None,
+    out: Annotated[Path, typer.Option(help="parent directory of the run directory")] = Path("runs"),
+    run_dir: Annotated[Path | None, typer.Option(help="exact run directory (default: OUT/<time>-<scenario>-<controller>-s<seed>)")] = None,
+    sumocfg: Annotated[Path | None, typer.Option(help="your own SUMO config (.sumocfg)")] = None,
+    net: Annotated[Path | None, typer.Option(help="your own network (.net.xml); use with --routes")] = None,
+    routes: Annotated[list[Path] | None, typer.Option(help="route files for --net (repeatable)")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file of run settings (timing, shield, ...)")] = None,
+    gui: Annotated[bool, typer.Option(help="watch it in sumo-gui (TraCI; slower)")] = False,
+    remote_port: Annotated[int | None, typer.Option(help="drive a SUMO already started with --remote-port")] = None,
+    emissions: Annotated[bool, typer.Option(help="record CO2 and fuel (SUMO emissions device)")] = True,
+    db: Annotated[str | None, typer.Option(help="also write records into this database URL ('default' = embedded SQLite)")] = None,
+) -> None:
+    """Run one controller on one scenario and leave the evidence in a run directory."""
+    _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, routes, config, gui, remote_port,
+         emissions, db)
+
+
+@friendly_errors
+def _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, routes, config, gui, remote_port,
+         emissions, db) -> None:
+    from rich.console import Console
+
+    from .run import execute_run, new_run_dir
+
+    if net is not None and not routes:
+        raise FileNotFoundError("--net needs at least one --routes file")
+    cfg = _load_config(config, scenario=scenario, controller=controller, seed=seed, duration_s=duration,
+                       out_dir=out, sumocfg=sumocfg, net=net, routes=routes or None, gui=gui,
+                       remote_port=remote_port, emissions=emissions)
+    from .loop import resolve_scenario
+
+    resolve_scenario(cfg)  # fail on a bad scenario before drawing a progress bar
+    target = run_dir or new_run_dir(cfg)
+    console = Console(stderr=True)
+    with _progress_bar("run") as bar:
+        task = bar.add_task(f"{cfg.controller} on {cfg.scenario if not (sumocfg or net) else 'your network'}",
+                            total=1.0, sim="")
+
+        def progress(done_s: float, total_s: float) -> None:
+            bar.update(task, completed=done_s / total_s if total_s else 1.0,
+                       sim=f"{done_s / 60:.0f}/{total_s / 60:.0f} sim-min")
+
+        result = execute_run(cfg, target, progress)
+    if db is not None:
+        _publish([result.run_dir], db, console)
+    print_run_summary(result.metrics, result.run_dir)
+
+
+def print_run_summary(metrics: dict, run_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    n = metrics["network"]
+    t = Table(title=f"{metrics['controller']} on {metrics['scenario']} (seed {metrics['seed']}, "
+                    f"{metrics['simulated_s'] / 60:.0f} min simulated in {metrics['wall_s']:.1f} s)")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    rows = [
+        ("avg delay per vehicle (RESCO)", f"{n['avg_delay_s']:.1f} s"),
+        ("avg waiting time", f"{n['avg_wait_s']:.1f} s"),
+        ("avg travel time", f"{n['avg_travel_time_s']:.1f} s"),
+        ("stops per vehicle", f"{n['stops_per_veh']:.2f}"),
+        ("throughput (arrived)", f"{n['throughput_veh']} of {n['vehicles_total']} veh"),
+        ("still running / never inserted", f"{n['running_at_end']} / {n['never_inserted']}"),
+        ("avg / max queue", f"{n['avg_queue_veh']:.1f} / {n['max_queue_veh']} veh"),
+        ("CO2 / fuel", f"{n['co2_kg']:.1f} kg / {n['fuel_l']:.1f} l"),
+        ("emergency vehicles: delay", f"{n['emergency_vehicles']} veh: {n['emergency_delay_s']:.1f} s"),
+        ("pedestrians: delay", f"{n['pedestrians']}: {n['ped_delay_s']:.1f} s"),
+        ("preemptions / fallback share", f"{n['preemptions']} / {n['fallback_fraction']:.1%}"),
+        ("shield interventions", ", ".join(f"{k} {v}" for k, v in metrics["shield_interventions"].items()) or "none"),
+    ]
+    if "safety" in metrics:
+        s = metrics["safety"]
+        rows.append(("safety violations (independent audit)", f"{s['violations']}"))
+    if metrics.get("refused_signals"):
+        rows.append(("signals left uncontrolled", "; ".join(f"{r['id']}: {r['reason']}" for r in metrics["refused_signals"])))
+    for k, v in rows:
+        t.add_row(k, v)
+    console = Console()
+    console.print(t)
+    console.print(f"run directory: {run_dir}")
+
+
+def compare_command(
+    scenario: ScenarioOpt = "corridor",
+    controllers: Annotated[str, typer.Option(help="comma-separated; the first is the baseline")] = DEMO_CONTROLLERS,
+    seeds: Annotated[int, typer.Option(help="number of seeds (1..N)")] = 5,
+    first_seed: Annotated[int, typer.Option(help="seeds run from this one upward")] = 1,
+    duration: Annotated[float | None, typer.Option(help="simulated seconds per run")] = None,
+    out: Annotated[Path | None, typer.Option(help="output directory (default runs/compare-<time>)")] = None,
+    workers: Annotated[int | None, typer.Option(help="parallel worker processes (default: CPU count)")] = None,
+    sumocfg: Annotated[Path | None, typer.Option(help="your own SUMO config (.sumocfg)")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file of run settings")] = None,
+    db: Annotated[str | None, typer.Option(help="also write every run into this database URL ('default' = embedded SQLite)")] = None,
+) -> None:
+    """Compare controllers over seeds: mean, 95% CI, change vs the first, Welch p-value, and a chart."""
+    _compare(scenario, controllers, seeds, first_seed, duration, out, workers, sumocfg, config, db)
+
+
+@friendly_errors
+def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, sumocfg, config, db) -> None:
+    import datetime as dt
+
+    from rich.console import Console
+
+    from ..control.base import make  # noqa: F401  (validates names below)
+    from ..sim.scenarios import load
+    from .compare import compare_controllers
+
+    names = [c.strip() for c in controllers.split(",") if c.strip()]
+    if not names:
+        _fail("--controllers is empty")
+    if seeds < 1:
+        _fail("--seeds must be at least 1")
+    base = _load_config(config, scenario=scenario, controller=names[0], duration_s=duration, sumocfg=sumocfg)
+    for name in names:  # fail fast on a typo, before starting any worker
+        base.model_validate({**base.model_dump(), "controller": name})
+    if sumocfg is None:
+        load(scenario)
+    out = out or Path("runs") / f"compare-{dt.datetime.now():%Y%m%d-%H%M%S}-{scenario.replace(':', '-')}"
+    seed_list = list(range(first_seed, first_seed + seeds))
+    console = Console(stderr=True)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[last]}"), console=console) as bar:
+        task = bar.add_task(f"compare on {scenario}", total=len(names) * len(seed_list), last="")
+
+        def on_done(c, s, metrics, error):
+            last = f"{c} s{s}: " + (f"{metrics['network']['avg_delay_s']:.1f} s delay" if metrics else f"FAILED {error}")
+            bar.update(task, advance=1, last=last)
+
+        result = compare_controllers(base, names, seed_list, out, workers, on_done)
+    if db is not None:
+        _publish(sorted(result.run_dirs.values()), db, console)
+    print_compare_table(result.summary)
+    if result.chart:
+        Console().print(f"chart: {result.chart}")
+    Console().print(f"summary: {result.out_dir / 'summary.csv'} (runs in {result.out_dir})")
+    if result.failures:
+        _fail(f"{len(result.failures)} run(s) failed: " + "; ".join(f"{c} s{s}: {m}" for (c, s), m in result.failures.items()), code=1)
+
+
+def print_compare_table(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    controllers = summary["controllers"]
+    base = summary["baseline"]
+    t = Table(title=f"{summary.get('scenario', '')}: mean ± 95% CI over seeds {summary['seeds']}; "
+                    f"change vs {base}, Welch p-value")
+    t.add_column("metric")
+    for c in controllers:
+        t.add_column(c, justify="right")
+    for key, row in summary["metrics"].items():
+        cells = []
+        for c in controllers:
+            e = row["controllers"][c]
+            if e["mean"] is None:
+                cells.append("—")
+                continue
+            half = (e["ci_high"] - e["ci_low"]) / 2 if e["ci_high"] is not None else 0.0
+            text = f"{e['mean']:.2f} ± {half:.2f}"
+            if c != base and e.get("change_pct") is not None:
+                good = (e["change_pct"] < 0) == row["lower_is_better"]
+                p = e.get("p_value")
+                sig = p is not None and p < 0.05
+                color = ("green" if good else "red") if sig else "dim"
+                ptxt = f"p={p:.3f}" if p is not None else "p=n/a"
+                text += f"\n[{color}]{e['change_pct']:+.1f}% {ptxt}[/{color}]"
+            cells.append(text)
+        unit = f" ({row['unit']})" if row["unit"] else ""
+        t.add_row(row["label"] + unit, *cells)
+    viol = summary.get("safety_violations", {})
+    if viol:
+        t.add_row("safety violations (audit)", *[str(viol.get(c, 0)) for c in controllers])
+    Console().print(t)
+
+
+def scenarios_command() -> None:
+    """List the scenarios you can run."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..sim.scenarios import list_scenarios
+
+    t = Table(title="scenarios (or bring your own: --sumocfg FILE, or --net FILE --routes FILE)")
+    t.add_column("name")
+    t.add_column("description")
+    for name, desc in list_scenarios():
+        t.add_row(name, desc)
+    Console().print(t)
+
+
+def demo_command(
+    seeds: Annotated[int, typer.Option(help="seeds per controller")] = DEMO_SEEDS,
+    out: Annotated[Path | None, typer.Option(help="output directory")] = None,
+) -> None:
+    """Compare fixed, webster, actuated and max-pressure on the built-in corridor (what `make demo` runs)."""
+    from rich.console import Console
+
+    Console().print(f"[bold]signalwise demo[/bold]: {DEMO_CONTROLLERS} on the built-in '{DEMO_SCENARIO}' "
+                    f"(5 signals, 1 simulated hour, off-peak -> peak -> off-peak), {seeds} seeds each, "
+                    "every decision through the safety shield.")
+    _compare(DEMO_SCENARIO, DEMO_CONTROLLERS, seeds, 1, None, out, None, None, None, None)
+
+
+def _publish(run_dirs: list[Path], db: str, console) -> None:
+    """Write runs into the store (per-intersection records, metrics, events)."""
+    try:
+        from .records import publish_runs
+    except ImportError as exc:  # the store is an optional part of older installs
+        _fail(f"the store is not available: {exc}")
+    url = None if db in ("", "default") else db
+    n = publish_runs(run_dirs, url)
+    console.print(f"stored {len(run_dirs)} run(s), {n} intersection records -> {url or 'signalwise.db'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_command)
+    app.command("compare")(compare_command)
+    app.command("scenarios")(scenarios_command)
+    app.command("demo")(demo_command)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(0)

@@ -1,0 +1,179 @@
+"""Compare controllers over seeds, in parallel worker processes.
+
+libsumo runs one simulation per process, so each (controller, seed) runs in a
+fresh worker (`max_tasks_per_child=1`). The summary gives, per metric, the
+mean and 95% CI per controller, the change against the first controller and
+Welch's t-test p-value.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import math
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..analytics.stats import compare as compare_samples
+from ..analytics.stats import mean_ci
+from .config import RunConfig
+
+#: (metric key in metrics.json "network", label, unit, lower is better)
+METRICS = (
+    ("avg_delay_s", "avg delay (RESCO)", "s", True),
+    ("avg_wait_s", "avg waiting", "s", True),
+    ("avg_travel_time_s", "avg travel time", "s", True),
+    ("stops_per_veh", "stops per vehicle", "", True),
+    ("throughput_veh", "throughput", "veh", False),
+    ("avg_queue_veh", "avg queue", "veh", True),
+    ("co2_kg", "CO2", "kg", True),
+    ("fuel_l", "fuel", "l", True),
+    ("emergency_delay_s", "emergency veh delay", "s", True),
+    ("ped_delay_s", "pedestrian delay", "s", True),
+)
+
+
+@dataclass
+class CompareResult:
+    out_dir: Path
+    controllers: list[str]
+    seeds: list[int]
+    runs: dict[tuple[str, int], dict]  # (controller, seed) -> metrics
+    run_dirs: dict[tuple[str, int], Path]
+    summary: dict
+    chart: Path | None
+    failures: dict[tuple[str, int], str]
+
+
+def _run_one(cfg_json: str, run_dir: str) -> tuple[str, dict]:
+    """Worker: one run, in a fresh process."""
+    from .run import execute_run
+
+    cfg = RunConfig.model_validate_json(cfg_json)
+    result = execute_run(cfg, Path(run_dir))
+    return str(result.run_dir), result.metrics
+
+
+def compare_controllers(base: RunConfig, controllers: list[str], seeds: list[int], out_dir: Path,
+                        workers: int | None = None,
+                        on_done: Callable[[str, int, dict | None, str | None], None] | None = None) -> CompareResult:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    workers = workers or max(1, min(os.cpu_count() or 1, len(controllers) * len(seeds)))
+    jobs = {}
+    runs: dict[tuple[str, int], dict] = {}
+    run_dirs: dict[tuple[str, int], Path] = {}
+    failures: dict[tuple[str, int], str] = {}
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1) as pool:
+        for seed in seeds:
+            for c in controllers:
+                cfg = base.model_copy(update={"controller": c, "seed": seed, "out_dir": out_dir})
+                rd = out_dir / f"{_slug(c)}-s{seed}"
+                jobs[pool.submit(_run_one, cfg.model_dump_json(), str(rd))] = (c, seed)
+        for fut in as_completed(jobs):
+            key = jobs[fut]
+            try:
+                rd, metrics = fut.result()
+                runs[key] = metrics
+                run_dirs[key] = Path(rd)
+                if on_done:
+                    on_done(key[0], key[1], metrics, None)
+            except Exception as exc:  # one failed run must not hide the others
+                failures[key] = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+                if on_done:
+                    on_done(key[0], key[1], None, failures[key])
+    summary = summarize(controllers, seeds, runs)
+    summary["failures"] = {f"{c}:s{s}": msg for (c, s), msg in failures.items()}
+    summary["scenario"] = base.scenario
+    summary["created"] = dt.datetime.now().isoformat(timespec="seconds")
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    _write_summary_csv(out_dir / "summary.csv", summary)
+    chart = None
+    try:
+        chart = plot_delay_over_time(controllers, run_dirs, out_dir / "delay_over_time.png", base.scenario)
+    except Exception:  # a chart must never lose the numbers
+        chart = None
+    return CompareResult(out_dir, controllers, seeds, runs, run_dirs, summary, chart, failures)
+
+
+def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, int], dict]) -> dict:
+    """Mean, 95% CI, change vs the first controller and Welch p-value per metric."""
+    baseline = controllers[0]
+    table = {}
+    for key, label, unit, lower_better in METRICS:
+        row = {"label": label, "unit": unit, "lower_is_better": lower_better, "controllers": {}}
+        base_vals = [runs[(baseline, s)]["network"][key] for s in seeds if (baseline, s) in runs]
+        for c in controllers:
+            vals = [runs[(c, s)]["network"][key] for s in seeds if (c, s) in runs]
+            ci = mean_ci(vals)
+            entry = {"values": vals, "mean": _num(ci.mean), "ci_low": _num(ci.ci_low), "ci_high": _num(ci.ci_high)}
+            if c != baseline and vals and base_vals:
+                cmp = compare_samples(base_vals, vals)
+                entry["change_pct"] = _num(cmp.change_pct)
+                entry["p_value"] = _num(cmp.p_value)
+            row["controllers"][c] = entry
+        table[key] = row
+    safety = {c: sum(runs[(c, s)].get("safety", {}).get("violations", 0) for s in seeds if (c, s) in runs)
+              for c in controllers}
+    return {"baseline": baseline, "controllers": controllers, "seeds": seeds, "metrics": table,
+            "safety_violations": safety}
+
+
+def plot_delay_over_time(controllers: list[str], run_dirs: dict[tuple[str, int], Path], path: Path,
+                         title: str) -> Path | None:
+    """Network delay per interval, mean over seeds, one line per controller."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
+    plotted = False
+    for c in controllers:
+        per_time: dict[float, list[float]] = {}
+        for (cc, _s), rd in run_dirs.items():
+            if cc != c or not (rd / "timeseries.csv").exists():
+                continue
+            with open(rd / "timeseries.csv") as fh:
+                for row in csv.DictReader(fh):
+                    if row["scope"] == "network" and row["avg_delay_s"] not in ("", "None"):
+                        per_time.setdefault(float(row["begin_s"]), []).append(float(row["avg_delay_s"]))
+        if per_time:
+            ts = sorted(per_time)
+            ax.plot([t / 60 for t in ts], [sum(per_time[t]) / len(per_time[t]) for t in ts], label=c, lw=1.6)
+            plotted = True
+    if not plotted:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("simulation time (min)")
+    ax.set_ylabel("delay of vehicles arriving (s/veh)")
+    ax.set_title(f"Delay over time — {title} (mean over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _write_summary_csv(path: Path, summary: dict) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["metric", "controller", "n", "mean", "ci_low", "ci_high", "change_pct", "p_value"])
+        for key, row in summary["metrics"].items():
+            for c, e in row["controllers"].items():
+                w.writerow([key, c, len(e["values"]), e["mean"], e["ci_low"], e["ci_high"], e.get("change_pct"),
+                            e.get("p_value")])
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 4)
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in text)[:40]

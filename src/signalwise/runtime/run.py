@@ -1,0 +1,230 @@
+"""One run, start to finish, leaving its evidence in a directory.
+
+    run.json            status (running | complete | incomplete | failed), timings, versions
+    config.yaml         the resolved configuration (re-run it to reproduce)
+    metrics.json        network-wide and per-intersection metrics, safety, fallback
+    trips.csv           every vehicle: delay, waiting, stops, CO2, fuel
+    timeseries.csv      per interval (default 60 s), network and per intersection
+    events.csv          hi-res event log (Indiana enumeration), ATSPM-readable
+    detectors.csv       detector configuration for ATSPM
+    detector_passages.csv  every vehicle over every detector (SUMO ground truth)
+    signal_states.csv   every signal state SUMO showed
+    signal_model.json   phases, links and timing of every signal
+    interventions.csv   every time the shield overrode a decision, and why
+    sumo/               SUMO's raw outputs
+
+A run interrupted (Ctrl-C, SUMO dying) keeps what it has and says so in
+run.json; nothing half-written is presented as complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .. import __version__
+from ..core.eventlog import write_events
+from ..core.types import EventCode, SignalEvent
+from ..sim.backend import SimulationError
+from ..sim.metrics import intersection_metrics, network_metrics, time_series
+from ..sim.outputs import read_edgedata, read_passages, read_tripinfo
+from .config import RunConfig
+from .loop import LoopResult, describe_intersections, dump_json, run_loop
+
+Progress = Callable[[float, float], None]
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    config: RunConfig
+    metrics: dict
+    status: str
+
+
+def new_run_dir(cfg: RunConfig) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = f"{stamp}-{_slug(cfg.scenario if cfg.sumocfg is None and cfg.net is None else 'user')}-{_slug(cfg.controller)}-s{cfg.seed}"
+    path = cfg.out_dir / name
+    k = 1
+    while path.exists():
+        k += 1
+        path = cfg.out_dir / f"{name}-{k}"
+    return path
+
+
+def execute_run(cfg: RunConfig, run_dir: Path | None = None, progress: Progress | None = None) -> RunResult:
+    """Run, then turn SUMO's outputs and the loop's record into the run directory."""
+    run_dir = Path(run_dir) if run_dir is not None else new_run_dir(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = dt.datetime.now().isoformat(timespec="seconds")
+    status = {"status": "running", "started": started, "signalwise": __version__,
+              "python": platform.python_version(), "step_length_s": cfg.step_length_s}
+    dump_json(run_dir / "run.json", status)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False))
+    try:
+        loop = run_loop(cfg, run_dir, progress)
+    except KeyboardInterrupt:
+        status.update(status="incomplete", reason="interrupted", finished=_now())
+        dump_json(run_dir / "run.json", status)
+        raise
+    except SimulationError as exc:
+        status.update(status="failed", reason=str(exc), finished=_now())
+        dump_json(run_dir / "run.json", status)
+        raise
+    t0 = time.perf_counter()
+    metrics = write_evidence(cfg, loop, run_dir)
+    status.update(status="complete", finished=_now(), wall_s=round(loop.wall_s, 3), steps=loop.steps,
+                  simulated_s=loop.end_s - loop.begin_s, postprocess_s=round(time.perf_counter() - t0, 3),
+                  scenario=loop.scenario.name, controller=cfg.controller, seed=cfg.seed)
+    dump_json(run_dir / "run.json", status)
+    return RunResult(run_dir, cfg, metrics, "complete")
+
+
+def write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
+    trips, persons = read_tripinfo(loop.files["tripinfo"])
+    edgedata = read_edgedata(loop.files["edgedata"])
+    emissions = read_edgedata(loop.files["emissions"]) if "emissions" in loop.files else []
+    approach_edges = {i.id: {lane.rsplit("_", 1)[0] for lane in i.in_lanes} for i in loop.intersections}
+
+    detector_events, passages_rows = _detector_events(loop)
+    events = loop.events + detector_events
+    write_events(run_dir / "events.csv", events)
+    _write_csv(run_dir / "detector_passages.csv",
+               ["time_s", "detector_id", "device_id", "channel", "lane", "vehicle_id", "vtype", "enter_s", "leave_s",
+                "speed_mps"], passages_rows)
+    _write_csv(run_dir / "signal_states.csv", ["time_s", "device_id", "state"], loop.signal_states)
+    _write_csv(run_dir / "interventions.csv", ["time_s", "device_id", "rule", "detail"],
+               [(iv.time_s, iv.intersection_id, iv.rule, iv.detail) for iv in loop.interventions])
+    _write_detector_config(run_dir / "detectors.csv", loop)
+    dump_json(run_dir / "signal_model.json", describe_intersections(loop.intersections))
+    _write_csv(run_dir / "trips.csv",
+               ["vehicle_id", "vtype", "status", "depart_s", "arrival_s", "duration_s", "route_length_m", "waiting_s",
+                "stops", "time_loss_s", "depart_delay_s", "delay_s", "co2_g", "fuel_ml"],
+               [(t.vehicle_id, t.vtype, t.status, t.depart_s, t.arrival_s, t.duration_s, t.route_length_m,
+                 t.waiting_s, t.stops, t.time_loss_s, t.depart_delay_s, round(t.delay_s, 2),
+                 round(t.co2_mg / 1000, 3), round(t.fuel_ml, 3)) for t in trips])
+    series = time_series(trips, edgedata, emissions, loop.queue_samples, approach_edges, loop.begin_s, loop.end_s,
+                         cfg.interval_s)
+    if series:
+        _write_csv(run_dir / "timeseries.csv", list(series[0]), [list(r.values()) for r in series])
+
+    net = network_metrics(trips, persons, loop.queue_samples, loop.emergency_ids).as_dict()
+    per_tls = intersection_metrics(edgedata, emissions, loop.queue_samples, approach_edges)
+    rules: dict[str, int] = {}
+    for iv in loop.interventions:
+        rules[iv.rule] = rules.get(iv.rule, 0) + 1
+    for tls, frac in loop.fallback_fraction.items():
+        per_tls.setdefault(tls, {})["fallback_fraction"] = round(frac, 4)
+    fallback = sum(loop.fallback_fraction.values()) / max(1, len(loop.fallback_fraction))
+    preempts = sum(1 for e in loop.events if e.event_code == EventCode.PREEMPT_CALL_ON)
+    metrics = {
+        "scenario": loop.scenario.name,
+        "controller": cfg.controller,
+        "seed": cfg.seed,
+        "simulated_s": loop.end_s - loop.begin_s,
+        "network": {**net, "preemptions": preempts, "fallback_fraction": round(fallback, 4),
+                    "controller_errors": loop.controller_errors},
+        "intersections": per_tls,
+        "shield_interventions": rules,
+        "refused_signals": [{"id": r.id, "reason": r.reason} for r in loop.refused],
+        "wall_s": round(loop.wall_s, 3),
+        "realtime_factor": round((loop.end_s - loop.begin_s) / loop.wall_s, 1) if loop.wall_s else None,
+    }
+    if loop.webster_plans:
+        over = sum(1 for plans in loop.webster_plans.values() for _t, p in plans if p["oversaturated"])
+        metrics["webster"] = {"plans": loop.webster_plans, "oversaturated_plans": over}
+    audit = _audit(run_dir)
+    if audit is not None:
+        metrics["safety"] = audit
+    dump_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def _audit(run_dir: Path) -> dict | None:
+    """The independent checker's verdict on this run's event log, when it is installed."""
+    try:
+        from ..analytics.safety_audit import audit_run
+    except ImportError:
+        return None
+    report = audit_run(run_dir)
+    return {"violations": len(report.violations), "checked": report.checked,
+            "by_rule": _count(v.rule for v in report.violations)}
+
+
+def _count(items) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for x in items:
+        out[x] = out.get(x, 0) + 1
+    return out
+
+
+def _detector_events(loop: LoopResult) -> tuple[list[SignalEvent], list[tuple]]:
+    """Detector on (82) / off (81) events from SUMO's instant loops, at 0.1 s."""
+    if loop.detectors is None or "passages" not in loop.files:
+        return [], []
+    owner = {}
+    for tls, dets in loop.detectors.by_tls.items():
+        for d in dets:
+            owner["i_" + d.id] = (tls, d)
+    events: list[SignalEvent] = []
+    rows: list[tuple] = []
+    for p in read_passages(loop.files["passages"]):
+        hit = owner.get(p.detector_id)
+        if hit is None:
+            continue
+        tls, det = hit
+        events.append(SignalEvent(round(p.enter_s, 1), tls, int(EventCode.DETECTOR_ON), det.channel))
+        if p.leave_s is not None:
+            events.append(SignalEvent(round(p.leave_s, 1), tls, int(EventCode.DETECTOR_OFF), det.channel))
+        rows.append((p.enter_s, det.id, tls, det.channel, det.lane, p.vehicle_id, p.vtype, p.enter_s, p.leave_s,
+                     p.speed_mps))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return events, rows
+
+
+def _write_detector_config(path: Path, loop: LoopResult) -> None:
+    """ATSPM detector configuration: DeviceId, Phase, Parameter (channel), Function."""
+    rows = []
+    for inter in loop.intersections:
+        for det in inter.detectors:
+            phase = _primary_phase(inter, det.lane)
+            rows.append((inter.id, phase, det.channel, "Presence" if det.kind == "stopbar" else "Advance",
+                         det.distance_to_stopbar_m, round(inter.approach_speed_mps, 2), det.lane))
+    _write_csv(path, ["DeviceId", "Phase", "Parameter", "Function", "DistanceToStopbar_m", "ApproachSpeed_mps",
+                      "Lane"], rows)
+
+
+def _primary_phase(inter, lane: str) -> int:
+    """The phase that gives this lane a protected green first, else a permitted one."""
+    permitted = None
+    for p in inter.phases:
+        chars = {p.green_state[m.link_index] for m in p.movements if m.in_lane == lane}
+        if "G" in chars:
+            return p.number
+        if "g" in chars and permitted is None:
+            permitted = p.number
+    return permitted or 0
+
+
+def _write_csv(path: Path, header: list[str], rows) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in text)[:40]
+
+
+def _now() -> str:
+    return dt.datetime.now().isoformat(timespec="seconds")

@@ -1,0 +1,173 @@
+"""Ground-truth metrics of a run, computed from SUMO's own outputs.
+
+Delay follows the RESCO benchmark: per vehicle, timeLoss + departDelay,
+averaged over every vehicle in the demand, including those still driving at
+the end and those never inserted (SUMO writes both with
+`--tripinfo-output.write-unfinished/undeparted`). Without the last two, a
+controller that gridlocks the network looks good because its worst vehicles
+never finish.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .outputs import PersonTrip, Trip
+
+
+@dataclass(frozen=True)
+class NetworkMetrics:
+    avg_delay_s: float
+    avg_wait_s: float
+    avg_travel_time_s: float
+    stops_per_veh: float
+    throughput_veh: int
+    vehicles_total: int
+    running_at_end: int
+    never_inserted: int
+    avg_queue_veh: float
+    max_queue_veh: int
+    co2_kg: float
+    fuel_l: float
+    emergency_vehicles: int
+    emergency_delay_s: float
+    pedestrians: int
+    ped_delay_s: float
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else 0.0
+
+
+def network_metrics(trips: list[Trip], persons: list[PersonTrip], queue_samples: list[tuple[float, str, int]],
+                    emergency_ids: Iterable[str]) -> NetworkMetrics:
+    emergency_ids = set(emergency_ids)
+    departed = [t for t in trips if t.status != "undeparted"]
+    arrived = [t for t in trips if t.status == "arrived"]
+    ev = [t for t in trips if t.vehicle_id in emergency_ids or t.vtype.startswith("emergency")]
+    per_time: dict[float, int] = defaultdict(int)
+    for ts, _tls, q in queue_samples:
+        per_time[ts] += q
+    return NetworkMetrics(
+        avg_delay_s=round(_mean([t.delay_s for t in trips]), 3),
+        avg_wait_s=round(_mean([t.waiting_s for t in departed]), 3),
+        avg_travel_time_s=round(_mean([t.duration_s for t in arrived]), 3),
+        stops_per_veh=round(_mean([float(t.stops) for t in departed]), 4),
+        throughput_veh=len(arrived),
+        vehicles_total=len(trips),
+        running_at_end=sum(1 for t in trips if t.status == "running"),
+        never_inserted=sum(1 for t in trips if t.status == "undeparted"),
+        avg_queue_veh=round(_mean([float(v) for v in per_time.values()]), 3),
+        max_queue_veh=max(per_time.values(), default=0),
+        co2_kg=round(sum(t.co2_mg for t in trips) / 1e6, 4),
+        fuel_l=round(sum(t.fuel_ml for t in trips) / 1e3, 4),
+        emergency_vehicles=len(ev),
+        emergency_delay_s=round(_mean([t.delay_s for t in ev]), 3),
+        pedestrians=len(persons),
+        ped_delay_s=round(_mean([p.time_loss_s for p in persons]), 3),
+    )
+
+
+def intersection_metrics(edgedata: list[dict], emissions: list[dict], queue_samples: list[tuple[float, str, int]],
+                         approach_edges: dict[str, set[str]]) -> dict[str, dict]:
+    """Per intersection: delay and waiting per vehicle on its approaches, throughput, queues, CO2."""
+    out: dict[str, dict] = {}
+    edge_to_tls = {e: tls for tls, edges in approach_edges.items() for e in edges}
+    agg: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for row in edgedata:
+        tls = edge_to_tls.get(row["edge"])
+        if tls is not None:
+            a = agg[tls]
+            a["time_loss_s"] += row.get("timeLoss", 0.0)
+            a["waiting_s"] += row.get("waitingTime", 0.0)
+            a["left_veh"] += row.get("left", 0.0)
+    co2: dict[str, float] = defaultdict(float)
+    for row in emissions:
+        tls = edge_to_tls.get(row["edge"])
+        if tls is not None:
+            co2[tls] += row.get("CO2_abs", 0.0)
+    queues: dict[str, list[int]] = defaultdict(list)
+    for _t, tls, q in queue_samples:
+        queues[tls].append(q)
+    for tls in approach_edges:
+        a = agg.get(tls, {})
+        left = a.get("left_veh", 0.0)
+        out[tls] = {
+            "delay_per_veh_s": round(a.get("time_loss_s", 0.0) / left, 3) if left else 0.0,
+            "wait_per_veh_s": round(a.get("waiting_s", 0.0) / left, 3) if left else 0.0,
+            "throughput_veh": int(left),
+            "avg_queue_veh": round(_mean([float(q) for q in queues.get(tls, [])]), 3),
+            "max_queue_veh": max(queues.get(tls, []), default=0),
+            "co2_kg": round(co2.get(tls, 0.0) / 1e6, 4),
+        }
+    return out
+
+
+def time_series(trips: list[Trip], edgedata: list[dict], emissions: list[dict],
+                queue_samples: list[tuple[float, str, int]], approach_edges: dict[str, set[str]],
+                begin_s: float, end_s: float, interval_s: float) -> list[dict]:
+    """Rows per interval: network-wide (scope 'network') and per intersection."""
+    n = max(1, int(-(-(end_s - begin_s) // interval_s)))
+
+    def bin_of(t: float) -> int:
+        return min(n - 1, max(0, int((t - begin_s) // interval_s)))
+
+    net = [defaultdict(float) for _ in range(n)]
+    for t in trips:
+        if t.status == "arrived":
+            b = net[bin_of(t.arrival_s)]
+            b["arrived_veh"] += 1
+            b["_delay_sum"] += t.delay_s
+            b["_wait_sum"] += t.waiting_s
+    queue_net: list[dict[float, int]] = [defaultdict(int) for _ in range(n)]
+    queue_tls: dict[str, list[list[int]]] = defaultdict(lambda: [[] for _ in range(n)])
+    for ts, tls, q in queue_samples:
+        queue_net[bin_of(ts)][ts] += q
+        queue_tls[tls][bin_of(ts)].append(q)
+    for row in emissions:
+        b = net[bin_of(row["begin_s"])]
+        b["co2_kg"] += row.get("CO2_abs", 0.0) / 1e6
+        b["fuel_l"] += row.get("fuel_abs", 0.0) / 1e3
+    edge_to_tls = {e: tls for tls, edges in approach_edges.items() for e in edges}
+    per_tls: dict[str, list[dict[str, float]]] = defaultdict(lambda: [defaultdict(float) for _ in range(n)])
+    for row in edgedata:
+        tls = edge_to_tls.get(row["edge"])
+        if tls is None:
+            continue
+        b = per_tls[tls][bin_of(row["begin_s"])]
+        b["_loss"] += row.get("timeLoss", 0.0)
+        b["_wait"] += row.get("waitingTime", 0.0)
+        b["left_veh"] += row.get("left", 0.0)
+    rows = []
+    for k in range(n):
+        b = net[k]
+        arrived = b.get("arrived_veh", 0.0)
+        qs = list(queue_net[k].values())
+        rows.append({
+            "begin_s": begin_s + k * interval_s, "scope": "network",
+            "arrived_veh": int(arrived),
+            "avg_delay_s": round(b["_delay_sum"] / arrived, 3) if arrived else None,
+            "avg_wait_s": round(b["_wait_sum"] / arrived, 3) if arrived else None,
+            "avg_queue_veh": round(_mean([float(q) for q in qs]), 3),
+            "co2_kg": round(b.get("co2_kg", 0.0), 5),
+            "fuel_l": round(b.get("fuel_l", 0.0), 5),
+        })
+    for tls in sorted(approach_edges):
+        for k in range(n):
+            b = per_tls[tls][k]
+            left = b.get("left_veh", 0.0)
+            qs = queue_tls[tls][k]
+            rows.append({
+                "begin_s": begin_s + k * interval_s, "scope": tls,
+                "arrived_veh": int(left),
+                "avg_delay_s": round(b["_loss"] / left, 3) if left else None,
+                "avg_wait_s": round(b["_wait"] / left, 3) if left else None,
+                "avg_queue_veh": round(_mean([float(q) for q in qs]), 3),
+                "co2_kg": None, "fuel_l": None,
+            })
+    return rows
