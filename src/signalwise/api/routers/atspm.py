@@ -1,0 +1,113 @@
+"""`GET /api/v1/atspm/{measure}`: ATSPM measures computed from the stored hi-res events.
+
+Events come from the store's event table (`signalwise events import`, or a
+run). Measures that need a detector configuration (arrivals on green,
+platoon ratio, split failures, yellow/red actuations, PCD) read it from the
+file named by `SIGNALWISE_DETECTOR_CONFIG`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+
+from signalwise.analytics.atspm.compute import MEASURES
+
+router = APIRouter(prefix="/api/v1/atspm", tags=["atspm"])
+
+NEEDS_DETECTORS = {"arrival_on_green", "platoon_ratio", "split_failures", "split_failure_cycles", "yellow_red",
+                   "red_light_running", "pcd", "pcd_cycles"}
+MAX_ROWS = 10_000
+
+
+def get_atspm_engine():
+    """The store engine (a dependency, so tests and the app can override it)."""
+    from signalwise.store import get_engine
+
+    return get_engine()
+
+
+def get_detector_config():
+    """The detector configuration named by SIGNALWISE_DETECTOR_CONFIG, or None."""
+    path = os.environ.get("SIGNALWISE_DETECTOR_CONFIG")
+    if not path:
+        return None
+    from signalwise.analytics.atspm.inputs import read_detectors, with_stopbar_yellow_red
+
+    return with_stopbar_yellow_red(read_detectors(path))
+
+
+def _naive(name: str, value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is not None:
+        raise HTTPException(422, detail=[{"loc": ["query", name], "msg": "hi-res events are naive local time: "
+                                          "give the timestamp without a zone", "type": "value_error"}])
+    return value
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return _clean(value.item())
+    return value
+
+
+@router.get("")
+def list_measures() -> dict:
+    """The measures this API computes."""
+    return {"measures": [{"name": k, "description": v, "needs_detectors": k in NEEDS_DETECTORS}
+                         for k, v in MEASURES.items()]}
+
+
+@router.get("/{measure}")
+def get_measure(
+    measure: str,
+    engine: Annotated[Any, Depends(get_atspm_engine)],
+    detectors: Annotated[Any, Depends(get_detector_config)],
+    device: Annotated[str | None, Query(min_length=1, max_length=200, description="device (signal) id")] = None,
+    phase: Annotated[int | None, Query(ge=1, le=255, description="phase number")] = None,
+    detector: Annotated[int | None, Query(ge=0, le=65535, description="detector channel")] = None,
+    start: Annotated[dt.datetime | None, Query(description="from (inclusive), naive local time")] = None,
+    end: Annotated[dt.datetime | None, Query(description="to (exclusive), naive local time")] = None,
+    bin: Annotated[int, Query(ge=1, le=60, description="bin size in minutes; divides 60")] = 15,
+    limit: Annotated[int, Query(ge=1, le=MAX_ROWS)] = 1000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict:
+    """One measure, binned, with device, phase, detector and time-range filters."""
+    if measure not in MEASURES:
+        raise HTTPException(404, detail=f"unknown measure {measure!r}; known: {', '.join(MEASURES)}")
+    start, end = _naive("start", start), _naive("end", end)
+    if start is not None and end is not None and end <= start:
+        raise HTTPException(422, detail=[{"loc": ["query", "end"], "msg": "end must be after start",
+                                          "type": "value_error"}])
+    if 60 % bin:
+        raise HTTPException(422, detail=[{"loc": ["query", "bin"], "msg": "bin must divide 60 minutes",
+                                          "type": "value_error"}])
+    if measure in NEEDS_DETECTORS and detectors is None:
+        raise HTTPException(422, detail=f"{measure} needs a detector configuration: set SIGNALWISE_DETECTOR_CONFIG")
+    from signalwise.analytics.atspm.compute import compute_all
+    from signalwise.analytics.atspm.inputs import events_from_rows
+    from signalwise.store import query_events
+
+    rows = query_events(engine, device_id=device, start=start, end=end)
+    log = events_from_rows(((r[0], r[1], r[2], r[3]) for r in rows), source="store")
+    results = compute_all(log, detectors, bin_min=bin, only=(measure,))
+    table = results.tables.get(measure)
+    if table is None:
+        records, total = [], 0
+    else:
+        if phase is not None and "Phase" in table:
+            table = table[table["Phase"] == phase]
+        if detector is not None and "Detector" in table:
+            table = table[table["Detector"] == detector]
+        total = len(table)
+        page = table.iloc[offset:offset + limit]
+        records = [{k: _clean(v) for k, v in rec.items()} for rec in page.to_dict("records")]
+    return {"measure": measure, "bin_min": bin, "total": total, "offset": offset, "limit": limit,
+            "rows": records, "warnings": results.warnings}
