@@ -17,10 +17,17 @@ from .engine import (
     upgrade,
 )
 from .events import EventRow, bulk_insert_events, count_events, query_events
+from .ingest import RecordError, ingest_records, iter_jsonl, register_run, validate_record, write_run_metrics
+from .schemas import IntersectionMetricsIn, IntersectionRecord, SignalRecordIn, VehicleCounts
 from .settings import Settings
 
 __all__ = [
     "EventRow",
+    "IntersectionMetricsIn",
+    "IntersectionRecord",
+    "RecordError",
+    "SignalRecordIn",
+    "VehicleCounts",
     "Settings",
     "bulk_insert_events",
     "count_events",
@@ -31,7 +38,12 @@ __all__ = [
     "dispose_engines",
     "get_engine",
     "head_revision",
+    "ingest_records",
+    "iter_jsonl",
     "query_events",
+    "register_run",
     "revisions",
     "upgrade",
+    "validate_record",
+    "write_run_metrics",
 ]

@@ -15,10 +15,13 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 
 def upgrade() -> None:
     op.create_table(
         "intersection_records",
+        sa.Column("id", BigId, autoincrement=True, nullable=False),
         sa.Column("run_id", sa.Integer(), nullable=False),
         sa.Column("intersection_id", sa.String(128), nullable=False),
         sa.Column("timestamp", UtcDateTime(), nullable=False),
@@ -31,17 +34,15 @@ def upgrade() -> None:
         sa.Column("emergency_overrides", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["run_id"], ["runs.id"], ondelete="CASCADE",
                                 name="fk_intersection_records_run_id_runs"),
-        sa.PrimaryKeyConstraint("run_id", "intersection_id", "timestamp", name="pk_intersection_records"),
-        sqlite_with_rowid=False,
+        sa.PrimaryKeyConstraint("id", name="pk_intersection_records"),
+        sa.UniqueConstraint("run_id", "intersection_id", "timestamp", name="uq_intersection_records_key"),
     )
     op.create_index("ix_intersection_records_timestamp", "intersection_records", ["timestamp"])
     op.create_index("ix_intersection_records_intersection_timestamp", "intersection_records",
                     ["intersection_id", "timestamp"])
     op.create_table(
         "signal_records",
-        sa.Column("run_id", sa.Integer(), nullable=False),
-        sa.Column("intersection_id", sa.String(128), nullable=False),
-        sa.Column("timestamp", UtcDateTime(), nullable=False),
+        sa.Column("record_id", BigId, nullable=False),
         sa.Column("direction", sa.String(8), nullable=False),
         sa.Column("car", sa.Integer(), nullable=False),
         sa.Column("bus", sa.Integer(), nullable=False),
@@ -54,17 +55,13 @@ def upgrade() -> None:
         sa.Column("vehicles_crossed", sa.Integer(), nullable=False),
         sa.Column("avg_wait_time", sa.Float(), nullable=False),
         sa.Column("green_time_allocated", sa.Float(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["run_id", "intersection_id", "timestamp"],
-            ["intersection_records.run_id", "intersection_records.intersection_id",
-             "intersection_records.timestamp"],
-            ondelete="CASCADE", name="fk_signal_records_intersection_records"),
+        sa.ForeignKeyConstraint(["record_id"], ["intersection_records.id"], ondelete="CASCADE",
+                                name="fk_signal_records_record_id_intersection_records"),
         sa.CheckConstraint("direction IN ('north', 'south', 'east', 'west')",
                            name="ck_signal_records_direction"),
         sa.CheckConstraint("signal_status IN ('GREEN', 'YELLOW', 'RED')",
                            name="ck_signal_records_signal_status"),
-        sa.PrimaryKeyConstraint("run_id", "intersection_id", "timestamp", "direction",
-                                name="pk_signal_records"),
+        sa.PrimaryKeyConstraint("record_id", "direction", name="pk_signal_records"),
         sqlite_with_rowid=False,
     )
     op.create_table(

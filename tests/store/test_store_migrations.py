@@ -1,0 +1,55 @@
+import datetime as dt
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from signalwise.store import (
+    bulk_insert_events,
+    create_store_engine,
+    current_revision,
+    head_revision,
+    revisions,
+    upgrade,
+)
+from signalwise.store.engine import downgrade
+from signalwise.store.tables import Base
+
+
+def test_empty_database_upgrades_to_head_and_matches_the_tables(db_url):
+    engine = create_store_engine(db_url)
+    assert current_revision(engine) is None
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == [], f"migrations and tables.py disagree: {diff}"
+    engine.dispose()
+
+
+@pytest.mark.parametrize("start", revisions()[:-1])
+def test_upgrade_from_every_earlier_revision_keeps_data(db_url, start):
+    engine = create_store_engine(db_url)
+    upgrade(engine, start)
+    assert current_revision(engine) == start
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO runs (simulation_id, created_at) VALUES ('OLD', CURRENT_TIMESTAMP)"))
+    bulk_insert_events(engine, [(dt.datetime(2025, 1, 6, 7), "D1", 1, 2)])
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT simulation_id FROM runs")).scalar_one() == "OLD"
+        assert conn.execute(text("SELECT count(*) FROM hires_events")).scalar_one() == 1
+    assert {"intersection_records", "signal_records", "run_metrics"} <= set(inspect(engine).get_table_names())
+    engine.dispose()
+
+
+def test_downgrade_to_base_and_back(db_url):
+    engine = create_store_engine(db_url)
+    upgrade(engine)
+    downgrade(engine, "base")
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
