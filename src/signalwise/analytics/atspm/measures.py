@@ -239,18 +239,72 @@ def yellow_red(log: EventLog, config: DetectorConfig, bin_min: int = 15, latency
                   Signal_State=g["Signal_State"], Red_Offset=g["Red_Offset"], Count=g["_n"].astype(np.float64))
 
 
+def _off_time(log: EventLog, idx: np.ndarray) -> np.ndarray:
+    """For detector-on events `idx`, the time of the detector-off that follows on the same channel (-1 if none)."""
+    m = np.isin(log.event, (81, 82))
+    di = np.flatnonzero(m)
+    key = log.device[di].astype(np.int64) * K.KEY_SHIFT + log.param[di]
+    order = np.lexsort((log.event[di], log.time_us[di], key))
+    di, key = di[order], key[order]
+    nxt_off = np.full(len(di), -1, np.int64)
+    if len(di) > 1:
+        ok = (key[1:] == key[:-1]) & (log.event[di[1:]] == 81)
+        nxt_off[:-1] = np.where(ok, log.time_us[di[1:]], -1)
+    pos = np.empty(len(log), np.int64)
+    pos[di] = np.arange(len(di))
+    return nxt_off[pos[idx]]
+
+
 def red_light_running(log: EventLog, config: DetectorConfig, bin_min: int = 15, latency_s: float = 0.0,
-                      severe_s: float = 4.0):
-    """Per bin and phase: actuations on yellow, on red, and severe (more than `severe_s` into red)."""
+                      severe_s: float = 4.0, max_on_s: float = 3.0):
+    """Yellow/red actuations on stop-bar (Yellow_Red) detectors, per bin and phase, and red-light running.
+
+    `Yellow_Actuations` / `Red_Actuations` count detector-on events during
+    yellow / red, as atspm's yellow_red table does (a vehicle that stops over
+    the detector on red counts there). `Red_Running` keeps only vehicles that
+    entered on red and left the detector within `max_on_s`, before the next
+    green — they crossed without waiting; `Severe_Red_Running` those more than
+    `severe_s` into red. Binned by the actuation's time.
+    """
     bin_us = bin_min * 60 * US_PER_S
-    rt, dev, phase, state, off_ms, _ = yellow_red_rows(log, config, latency_s)
-    g = _count({"TimeStamp": K.bucket(rt, bin_us), "DeviceId": dev, "Phase": phase},
-               {"Yellow_Actuations": (state == 8).astype(np.int64),
-                "Red_Actuations": (state == 10).astype(np.int64),
-                "Severe_Red_Actuations": ((state == 10) & (off_ms > severe_s * 1000)).astype(np.int64)})
+    di, dphase, _, _, _ = K.join_detectors(log, config, "Yellow_Red", (82,))
+    off = _off_time(log, di)
+    pi = K.phase_events(log, config, "Yellow_Red", (1, 8, 10))
+    lat = int(round(latency_s * US_PER_S))
+    n_p, n_d = len(pi), len(di)
+    t = np.concatenate([log.time_us[pi], log.time_us[di] - lat])
+    dev = np.concatenate([log.device[pi], log.device[di]]).astype(np.int64)
+    phase = np.concatenate([log.param[pi], dphase]).astype(np.int64)
+    code = np.concatenate([log.event[pi], np.full(n_d, 82)]).astype(np.int64)
+    off_all = np.concatenate([np.full(n_p, -1, np.int64), np.where(off >= 0, off - lat, -1)])
+    group = dev * K.KEY_SHIFT + phase
+    order = np.lexsort((code, t, group))
+    t, dev, phase, code, off_all, group = t[order], dev[order], phase[order], code[order], off_all[order], group[order]
+    _, seg, state = K.label_cycles(group, code)
+    n = len(t)
+    red_start = np.where(code == 10, t, np.iinfo(np.int64).min)
+    red_idx = K.forward_fill_index(code == 10, group)
+    red_t = np.where(red_idx >= 0, t[np.maximum(red_idx, 0)], np.iinfo(np.int64).min)
+    # next begin green in the group, after each row
+    g1 = np.where(code == 1, np.arange(n), n)
+    nxt1 = np.minimum.accumulate(g1[::-1])[::-1] if n else g1
+    nxt_green = np.where(nxt1 < n, t[np.minimum(nxt1, max(n - 1, 0))], np.iinfo(np.int64).max)
+    nxt_green = np.where((nxt1 < n) & (group[np.minimum(nxt1, max(n - 1, 0))] == group), nxt_green,
+                         np.iinfo(np.int64).max)
+    det = code == 82
+    on_red = det & (state == 10)
+    ran = on_red & (off_all >= 0) & (off_all <= nxt_green) & (off_all - t <= max_on_s * US_PER_S)
+    severe = ran & (t - red_t > severe_s * US_PER_S)
+    del red_start
+    g = _count({"TimeStamp": K.bucket(t[det], bin_us), "DeviceId": dev[det], "Phase": phase[det]},
+               {"Yellow_Actuations": (state[det] == 8).astype(np.int64),
+                "Red_Actuations": on_red[det].astype(np.int64),
+                "Red_Running": ran[det].astype(np.int64),
+                "Severe_Red_Running": severe[det].astype(np.int64)})
     return _frame(log, TimeStamp=g["TimeStamp"], DeviceId=g["DeviceId"], Phase=g["Phase"],
                   Total_Actuations=g["_n"], Yellow_Actuations=g["Yellow_Actuations"],
-                  Red_Actuations=g["Red_Actuations"], Severe_Red_Actuations=g["Severe_Red_Actuations"])
+                  Red_Actuations=g["Red_Actuations"], Red_Running=g["Red_Running"],
+                  Severe_Red_Running=g["Severe_Red_Running"])
 
 
 # ---------------------------------------------------------------------------
