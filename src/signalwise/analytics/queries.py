@@ -1,0 +1,389 @@
+"""The computations behind the analytics API, as plain functions over the store.
+
+Each takes an engine and filters and returns JSON-ready dicts; the API adds
+only HTTP concerns (parameters, pagination envelope, caching, errors).
+Aggregation happens in SQL so a million stored records never travel to
+Python; statistics across seeds use `analytics.stats`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, case, distinct, func, select
+
+from signalwise.store.tables import HiresEvent, Run, RunMetric, SignalRecord
+from signalwise.store.tables import IntersectionRecord as Rec
+
+from .stats import compare
+
+R, S, RUN, M = Rec.__table__, SignalRecord.__table__, Run.__table__, RunMetric.__table__
+
+#: per-run figures derived from interval records, usable wherever run metrics are
+RECORD_METRICS = {
+    "avg_wait_time": func.avg(R.c.avg_wait_time_all_sides),
+    "avg_speed": func.avg(R.c.avg_speed),
+    "throughput": func.avg(R.c.throughput),
+    "total_vehicles_passed": func.sum(R.c.total_vehicles_passed),
+    "fuel_saved": func.sum(R.c.fuel_saved),
+    "co2_saved": func.sum(R.c.co2_saved),
+    "emergency_overrides": func.sum(R.c.emergency_overrides),
+}
+
+
+@dataclass(frozen=True)
+class Filters:
+    simulation_id: str | None = None
+    intersection_id: str | None = None
+    direction: str | None = None
+    start: dt.datetime | None = None  # inclusive
+    end: dt.datetime | None = None  # exclusive
+
+    def record_conditions(self) -> list:
+        cond = []
+        if self.simulation_id is not None:
+            cond.append(R.c.run_id == select(RUN.c.id).where(RUN.c.simulation_id == self.simulation_id)
+                        .scalar_subquery())
+        if self.intersection_id is not None:
+            cond.append(R.c.intersection_id == self.intersection_id)
+        if self.start is not None:
+            cond.append(R.c.timestamp >= self.start)
+        if self.end is not None:
+            cond.append(R.c.timestamp < self.end)
+        return cond
+
+
+def _f(x) -> float | None:  # noqa: ANN001
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) or math.isinf(x) else x
+
+
+def _iso(x) -> str | None:  # noqa: ANN001
+    if x is None:
+        return None
+    if isinstance(x, str):  # SQLite aggregate over a datetime column gives text back
+        x = dt.datetime.fromisoformat(x)
+    if x.tzinfo is None:
+        x = x.replace(tzinfo=dt.UTC)
+    return x.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def run_info(engine: Engine, simulation_id: str) -> dict | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(RUN).where(RUN.c.simulation_id == simulation_id)).mappings().first()
+        if row is None:
+            return None
+        metrics = dict(conn.execute(select(M.c.name, M.c.value).where(M.c.run_id == row["id"])).all())
+    return {"simulation_id": row["simulation_id"], "scenario": row["scenario"], "controller": row["controller"],
+            "seed": row["seed"], "config": row["config"], "started_at": _iso(row["started_at"]),
+            "run_metrics": metrics, "_id": row["id"]}
+
+
+def simulation_summary(engine: Engine, simulation_id: str, f: Filters) -> dict | None:
+    run = run_info(engine, simulation_id)
+    if run is None:
+        return None
+    run_id = run.pop("_id")
+    cond = [R.c.run_id == run_id, *Filters(None, f.intersection_id, None, f.start, f.end).record_conditions()]
+    q = select(func.count(), func.count(distinct(R.c.intersection_id)), func.min(R.c.timestamp),
+               func.max(R.c.timestamp), *[agg.label(k) for k, agg in RECORD_METRICS.items()]).where(*cond)
+    with engine.connect() as conn:
+        row = conn.execute(q).one()
+    n, n_int, first, last, *aggs = row
+    return {**run, "records": n, "intersections": n_int, "first_timestamp": _iso(first),
+            "last_timestamp": _iso(last), "record_metrics": dict(zip(RECORD_METRICS, map(_f, aggs), strict=True))}
+
+
+def _page(conn, q, limit: int, offset: int):  # noqa: ANN001, ANN202
+    total = conn.execute(select(func.count()).select_from(q.order_by(None).subquery())).scalar_one()
+    rows = conn.execute(q.limit(limit).offset(offset)).mappings().all()
+    return total, rows
+
+
+def wait_times(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int, list[dict], dict]:
+    """Waiting time per (simulation, intersection, direction) from the signal records."""
+    cond = f.record_conditions()
+    if f.direction is not None:
+        cond.append(S.c.direction == f.direction)
+    base = (select(RUN.c.simulation_id, R.c.intersection_id, S.c.direction,
+                   func.avg(S.c.avg_wait_time).label("mean_wait_s"), func.max(S.c.avg_wait_time).label("max_wait_s"),
+                   func.count().label("samples"), func.sum(S.c.vehicles_crossed).label("vehicles_crossed"))
+            .select_from(S.join(R, R.c.id == S.c.record_id).join(RUN, RUN.c.id == R.c.run_id)).where(*cond)
+            .group_by(RUN.c.simulation_id, R.c.intersection_id, S.c.direction)
+            .order_by(RUN.c.simulation_id, R.c.intersection_id, S.c.direction))
+    overall_q = (select(func.avg(S.c.avg_wait_time), func.max(S.c.avg_wait_time), func.count())
+                 .select_from(S.join(R, R.c.id == S.c.record_id)).where(*cond))
+    with engine.connect() as conn:
+        total, rows = _page(conn, base, limit, offset)
+        mean, worst, n = conn.execute(overall_q).one()
+    items = [{**r, "mean_wait_s": _f(r["mean_wait_s"]), "max_wait_s": _f(r["max_wait_s"]),
+              "vehicles_crossed": int(r["vehicles_crossed"] or 0)} for r in rows]
+    return total, items, {"mean_wait_s": _f(mean), "max_wait_s": _f(worst), "samples": n}
+
+
+def speeds(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int, list[dict], dict]:
+    """Average speed per (simulation, intersection); speed is an intersection-level figure."""
+    cond = f.record_conditions()
+    base = (select(RUN.c.simulation_id, R.c.intersection_id, func.avg(R.c.avg_speed).label("mean_speed"),
+                   func.min(R.c.avg_speed).label("min_speed"), func.max(R.c.avg_speed).label("max_speed"),
+                   func.count().label("samples"))
+            .select_from(R.join(RUN, RUN.c.id == R.c.run_id)).where(*cond)
+            .group_by(RUN.c.simulation_id, R.c.intersection_id)
+            .order_by(RUN.c.simulation_id, R.c.intersection_id))
+    with engine.connect() as conn:
+        total, rows = _page(conn, base, limit, offset)
+        mean, n = conn.execute(select(func.avg(R.c.avg_speed), func.count()).where(*cond)).one()
+    items = [{**r, **{k: _f(r[k]) for k in ("mean_speed", "min_speed", "max_speed")}} for r in rows]
+    return total, items, {"mean_speed": _f(mean), "samples": n}
+
+
+def emergency_report(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int, list[dict], dict]:
+    """Overrides granted and intervals with an emergency vehicle present, per (simulation, intersection)."""
+    cond = f.record_conditions()
+    present = (select(func.count()).select_from(S).where(S.c.record_id == R.c.id, S.c.emergency_vehicle_present)
+               .correlate(R).scalar_subquery())
+    if f.direction is not None:
+        present = (select(func.count()).select_from(S).where(
+            S.c.record_id == R.c.id, S.c.emergency_vehicle_present, S.c.direction == f.direction)
+            .correlate(R).scalar_subquery())
+    base = (select(RUN.c.simulation_id, R.c.intersection_id,
+                   func.sum(R.c.emergency_overrides).label("emergency_overrides"),
+                   func.sum(case((present > 0, 1), else_=0)).label("intervals_with_emergency_vehicle"),
+                   func.count().label("intervals"))
+            .select_from(R.join(RUN, RUN.c.id == R.c.run_id)).where(*cond)
+            .group_by(RUN.c.simulation_id, R.c.intersection_id)
+            .order_by(RUN.c.simulation_id, R.c.intersection_id))
+    delay_q = (select(RUN.c.simulation_id, M.c.value).select_from(M.join(RUN, RUN.c.id == M.c.run_id))
+               .where(M.c.name == "emergency_delay_s"))
+    if f.simulation_id is not None:
+        delay_q = delay_q.where(RUN.c.simulation_id == f.simulation_id)
+    with engine.connect() as conn:
+        total, rows = _page(conn, base, limit, offset)
+        delays = dict(conn.execute(delay_q).all())
+        overrides = conn.execute(select(func.coalesce(func.sum(R.c.emergency_overrides), 0)).where(*cond)).scalar()
+    items = [{**r, "emergency_overrides": int(r["emergency_overrides"] or 0),
+              "intervals_with_emergency_vehicle": int(r["intervals_with_emergency_vehicle"] or 0),
+              "emergency_delay_s": _f(delays.get(r["simulation_id"]))} for r in rows]
+    return total, items, {"emergency_overrides": int(overrides),
+                          "emergency_delay_s": {k: _f(v) for k, v in delays.items()}}
+
+
+def time_series(engine: Engine, simulation_id: str, f: Filters, bucket_s: int | None,
+                limit: int, offset: int) -> tuple[int, list[dict]] | None:
+    """Per-interval figures of one run (all its intersections, or the one filtered), oldest first."""
+    if run_info(engine, simulation_id) is None:
+        return None
+    cond = Filters(simulation_id, f.intersection_id, None, f.start, f.end).record_conditions()
+    q = (select(R.c.timestamp, func.avg(R.c.avg_wait_time_all_sides).label("avg_wait_time"),
+                func.avg(R.c.avg_speed).label("avg_speed"), func.avg(R.c.throughput).label("throughput"),
+                func.sum(R.c.total_vehicles_passed).label("vehicles_passed"),
+                func.sum(R.c.fuel_saved).label("fuel_saved"), func.sum(R.c.co2_saved).label("co2_saved"),
+                func.sum(R.c.emergency_overrides).label("emergency_overrides"), func.count().label("records"))
+         .where(*cond).group_by(R.c.timestamp).order_by(R.c.timestamp))
+    with engine.connect() as conn:
+        if not bucket_s:
+            total, rows = _page(conn, q, limit, offset)
+            return total, [_point(r) for r in rows]
+        rows = conn.execute(q).mappings().all()
+    buckets: dict[int, list] = defaultdict(list)
+    for r in rows:
+        ts = r["timestamp"]
+        ts = ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts
+        buckets[int(ts.timestamp()) // bucket_s * bucket_s].append(r)
+    points = []
+    for key in sorted(buckets):
+        group = buckets[key]
+        n = sum(g["records"] for g in group)
+
+        def wmean(name: str, group=group, n=n) -> float | None:
+            return _f(sum(float(g[name]) * g["records"] for g in group) / n) if n else None
+        points.append({"timestamp": _iso(dt.datetime.fromtimestamp(key, dt.UTC)),
+                       "avg_wait_time": wmean("avg_wait_time"), "avg_speed": wmean("avg_speed"),
+                       "throughput": wmean("throughput"),
+                       "vehicles_passed": int(sum(g["vehicles_passed"] or 0 for g in group)),
+                       "fuel_saved": _f(sum(g["fuel_saved"] or 0 for g in group)),
+                       "co2_saved": _f(sum(g["co2_saved"] or 0 for g in group)),
+                       "emergency_overrides": int(sum(g["emergency_overrides"] or 0 for g in group)),
+                       "records": n})
+    return len(points), points[offset:offset + limit]
+
+
+def _point(r) -> dict:  # noqa: ANN001
+    return {"timestamp": _iso(r["timestamp"]), "avg_wait_time": _f(r["avg_wait_time"]),
+            "avg_speed": _f(r["avg_speed"]), "throughput": _f(r["throughput"]),
+            "vehicles_passed": int(r["vehicles_passed"] or 0), "fuel_saved": _f(r["fuel_saved"]),
+            "co2_saved": _f(r["co2_saved"]), "emergency_overrides": int(r["emergency_overrides"] or 0),
+            "records": r["records"]}
+
+
+# ---------------------------------------------------------------------------
+# across runs: baseline comparisons
+# ---------------------------------------------------------------------------
+
+
+def run_table(engine: Engine, scenario: str | None = None) -> list[dict]:
+    """Every tagged run with its run metrics and record-derived figures (key `metrics`)."""
+    runs_q = select(RUN.c.id, RUN.c.simulation_id, RUN.c.scenario, RUN.c.controller, RUN.c.seed).where(
+        RUN.c.scenario.is_not(None), RUN.c.controller.is_not(None))
+    if scenario is not None:
+        runs_q = runs_q.where(RUN.c.scenario == scenario)
+    with engine.connect() as conn:
+        runs = {r["id"]: {**r, "metrics": {}} for r in conn.execute(runs_q).mappings()}
+        if not runs:
+            return []
+        ids = list(runs)
+        agg_q = (select(R.c.run_id, *[a.label(k) for k, a in RECORD_METRICS.items()])
+                 .where(R.c.run_id.in_(ids)).group_by(R.c.run_id))
+        for row in conn.execute(agg_q).mappings():
+            runs[row["run_id"]]["metrics"].update(
+                {k: _f(row[k]) for k in RECORD_METRICS if row[k] is not None})
+        for run_id, name, value in conn.execute(select(M.c.run_id, M.c.name, M.c.value).where(M.c.run_id.in_(ids))):
+            runs[run_id]["metrics"][name] = _f(value)
+    return sorted(runs.values(), key=lambda r: (r["scenario"], r["controller"], r["seed"] or 0))
+
+
+def environmental_impact(engine: Engine, baseline_controller: str, simulation_id: str | None = None,
+                         scenario: str | None = None) -> list[dict]:
+    """Fuel and CO2 of each run against the baseline run of the same scenario and seed."""
+    runs = run_table(engine, scenario)
+    baselines = {(r["scenario"], r["seed"]): r for r in runs if r["controller"] == baseline_controller}
+    out = []
+    for r in runs:
+        if simulation_id is not None and r["simulation_id"] != simulation_id:
+            continue
+        if simulation_id is None and r["controller"] == baseline_controller:
+            continue
+        base = baselines.get((r["scenario"], r["seed"]))
+        entry = {"simulation_id": r["simulation_id"], "scenario": r["scenario"], "controller": r["controller"],
+                 "seed": r["seed"], "baseline_simulation_id": base["simulation_id"] if base else None,
+                 "recorded_fuel_saved": r["metrics"].get("fuel_saved"),
+                 "recorded_co2_saved": r["metrics"].get("co2_saved")}
+        for metric in ("fuel_ml", "co2_g"):
+            value = r["metrics"].get(metric)
+            ref = base["metrics"].get(metric) if base else None
+            saved = ref - value if value is not None and ref is not None else None
+            entry[metric] = value
+            entry[f"baseline_{metric}"] = ref
+            entry[f"{metric}_saved"] = saved
+            entry[f"{metric}_saved_pct"] = _f(saved / ref * 100) if saved is not None and ref else None
+        out.append(entry)
+    return out
+
+
+def baseline_vs_ai(engine: Engine, baseline_controller: str, scenario: str | None = None,
+                   controller: str | None = None, metrics: list[str] | None = None) -> list[dict]:
+    """Per scenario, controller and metric: mean and 95% CI over seeds of both, change, Welch p-value."""
+    runs = run_table(engine, scenario)
+    grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in runs:
+        grouped[(r["scenario"], r["controller"])].append(r)
+    out = []
+    for (scen, ctrl), group in sorted(grouped.items()):
+        if ctrl == baseline_controller or (controller is not None and ctrl != controller):
+            continue
+        base = grouped.get((scen, baseline_controller), [])
+        names = sorted({k for r in group for k in r["metrics"]} & {k for r in base for k in r["metrics"]})
+        if metrics:
+            names = [n for n in names if n in metrics]
+        rows = []
+        for name in names:
+            b = [r["metrics"][name] for r in base if r["metrics"].get(name) is not None]
+            c = [r["metrics"][name] for r in group if r["metrics"].get(name) is not None]
+            cmp = compare(b, c)
+            rows.append({"metric": name,
+                         "baseline": {"mean": _f(cmp.baseline.mean), "ci_low": _f(cmp.baseline.ci_low),
+                                      "ci_high": _f(cmp.baseline.ci_high), "n": cmp.baseline.n},
+                         "candidate": {"mean": _f(cmp.candidate.mean), "ci_low": _f(cmp.candidate.ci_low),
+                                       "ci_high": _f(cmp.candidate.ci_high), "n": cmp.candidate.n},
+                         "change_pct": _f(cmp.change_pct), "p_value": _f(cmp.p_value)})
+        out.append({"scenario": scen, "controller": ctrl, "baseline_controller": baseline_controller,
+                    "seeds": sorted(r["seed"] for r in group if r["seed"] is not None),
+                    "baseline_seeds": sorted(r["seed"] for r in base if r["seed"] is not None),
+                    "metrics": rows})
+    return out
+
+
+# ---------------------------------------------------------------------------
+# dashboard and charts
+# ---------------------------------------------------------------------------
+
+
+def latest_simulation_id(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(select(RUN.c.simulation_id).order_by(RUN.c.id.desc()).limit(1)).scalar()
+
+
+def live_metrics(engine: Engine, simulation_id: str | None, intersection_id: str | None) -> dict | None:
+    """The newest interval of a run (default: the latest run): one entry per intersection with its signals."""
+    simulation_id = simulation_id or latest_simulation_id(engine)
+    if simulation_id is None:
+        return None
+    f = Filters(simulation_id, intersection_id)
+    cond = f.record_conditions()
+    with engine.connect() as conn:
+        latest = conn.execute(select(func.max(R.c.timestamp)).where(*cond)).scalar()
+        if latest is None:
+            return {"simulation_id": simulation_id, "timestamp": None, "intersections": []}
+        recs = conn.execute(select(R).where(*cond, R.c.timestamp == latest).order_by(R.c.intersection_id)).mappings().all()
+        sigs = conn.execute(select(S).where(S.c.record_id.in_([r["id"] for r in recs]))
+                            .order_by(S.c.record_id, S.c.direction)).mappings().all()
+    by_record = defaultdict(list)
+    for s in sigs:
+        by_record[s["record_id"]].append({k: v for k, v in s.items() if k != "record_id"})
+    items = [{"intersection_id": r["intersection_id"], "total_vehicles_passed": r["total_vehicles_passed"],
+              "avg_wait_time_all_sides": r["avg_wait_time_all_sides"], "throughput": r["throughput"],
+              "avg_speed": r["avg_speed"], "emergency_overrides": r["emergency_overrides"],
+              "signals": by_record[r["id"]]} for r in recs]
+    totals = {"vehicles_passed": sum(i["total_vehicles_passed"] for i in items),
+              "avg_wait_time": _f(sum(i["avg_wait_time_all_sides"] for i in items) / len(items)),
+              "avg_speed": _f(sum(i["avg_speed"] for i in items) / len(items))}
+    return {"simulation_id": simulation_id, "timestamp": _iso(latest), "totals": totals, "intersections": items}
+
+
+def performance_comparison(engine: Engine, scenario: str | None, metrics: list[str]) -> dict:
+    """Mean of each metric per controller: chart-ready labels and one dataset per metric."""
+    runs = run_table(engine, scenario)
+    controllers = sorted({r["controller"] for r in runs})
+    datasets = []
+    for name in metrics:
+        data = []
+        for c in controllers:
+            vals = [r["metrics"][name] for r in runs if r["controller"] == c and r["metrics"].get(name) is not None]
+            data.append(_f(sum(vals) / len(vals)) if vals else None)
+        datasets.append({"label": name, "data": data})
+    return {"scenario": scenario, "labels": controllers, "datasets": datasets,
+            "runs": {c: sum(1 for r in runs if r["controller"] == c) for c in controllers}}
+
+
+def wait_time_trend(engine: Engine, simulation_ids: list[str], f: Filters, bucket_s: int | None) -> dict:
+    """Average wait over time, one series per run, on a shared time axis."""
+    series, labels = [], set()
+    for sim in simulation_ids:
+        result = time_series(engine, sim, f, bucket_s, limit=100_000, offset=0)
+        points = result[1] if result else []
+        series.append({"name": sim, "points": {p["timestamp"]: p["avg_wait_time"] for p in points}})
+        labels.update(p["timestamp"] for p in points)
+    axis = sorted(labels)
+    return {"labels": axis, "series": [{"name": s["name"], "data": [s["points"].get(t) for t in axis]}
+                                       for s in series]}
+
+
+def performance_scatter(engine: Engine, scenario: str | None, x: str, y: str) -> dict:
+    """One point per run: x and y metric, labelled with controller and seed."""
+    points = [{"simulation_id": r["simulation_id"], "scenario": r["scenario"], "controller": r["controller"],
+               "seed": r["seed"], "x": r["metrics"].get(x), "y": r["metrics"].get(y)}
+              for r in run_table(engine, scenario)]
+    return {"x": x, "y": y, "points": [p for p in points if p["x"] is not None and p["y"] is not None]}
+
+
+def row_counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+                for t in (RUN, R, S, M, HiresEvent.__table__)}
+
+

@@ -1,0 +1,106 @@
+"""GET /api/v1/analytics/*: what engineers ask of the stored runs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+
+from signalwise.analytics import queries
+
+from ..deps import (
+    CacheDep,
+    EngineDep,
+    FiltersDep,
+    Identifier,
+    PageDep,
+    RunFiltersDep,
+    SettingsDep,
+    cache_key,
+    paged,
+)
+
+router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
+
+SimulationPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
+Baseline = Annotated[Identifier | None, Query(description="controller of the baseline runs (default: fixed)")]
+
+
+@router.get("/simulation/{simulation_id}/summary", summary="One run: tags, span and averages")
+def summary(simulation_id: SimulationPath, f: RunFiltersDep, engine: EngineDep, cache: CacheDep,
+            request: Request) -> dict:
+    result = cache.get_or_compute(cache_key(request),
+                                  lambda: queries.simulation_summary(engine, simulation_id, f))
+    if result is None:
+        raise HTTPException(404, f"simulation {simulation_id!r} not found")
+    return result
+
+
+@router.get("/wait-times", summary="Waiting time per simulation, intersection and direction")
+def wait_times(f: FiltersDep, p: PageDep, engine: EngineDep, cache: CacheDep, request: Request) -> dict:
+    def compute() -> dict:
+        total, items, overall = queries.wait_times(engine, f, p.limit, p.offset)
+        return paged(total, items, p, overall=overall)
+    return cache.get_or_compute(cache_key(request), compute)
+
+
+@router.get("/speeds", summary="Average speed per simulation and intersection")
+def speeds(f: FiltersDep, p: PageDep, engine: EngineDep, cache: CacheDep, request: Request) -> dict:
+    def compute() -> dict:
+        total, items, overall = queries.speeds(engine, f, p.limit, p.offset)
+        return paged(total, items, p, overall=overall)
+    return cache.get_or_compute(cache_key(request), compute)
+
+
+@router.get("/environmental-impact", summary="Fuel and CO2 against the baseline run of the same scenario and seed")
+def environmental_impact(engine: EngineDep, cache: CacheDep, settings: SettingsDep, request: Request, p: PageDep,
+                         simulation_id: Annotated[Identifier | None, Query()] = None,
+                         scenario: Annotated[Identifier | None, Query()] = None,
+                         baseline_controller: Baseline = None) -> dict:
+    baseline = baseline_controller or settings.baseline_controller
+
+    def compute() -> dict:
+        items = queries.environmental_impact(engine, baseline, simulation_id, scenario)
+        return paged(len(items), items[p.offset:p.offset + p.limit], p, baseline_controller=baseline)
+    result = cache.get_or_compute(cache_key(request), compute)
+    if simulation_id is not None and result["total"] == 0:
+        raise HTTPException(404, f"simulation {simulation_id!r} not found or has no scenario/controller tags")
+    return result
+
+
+@router.get("/comparison/baseline-vs-ai",
+            summary="Mean, 95% CI and Welch p-value across seeds, per controller and metric, against the baseline")
+def baseline_vs_ai(engine: EngineDep, cache: CacheDep, settings: SettingsDep, request: Request, p: PageDep,
+                   scenario: Annotated[Identifier | None, Query()] = None,
+                   controller: Annotated[Identifier | None, Query(description="only this controller")] = None,
+                   metric: Annotated[list[Identifier] | None, Query(description="only these metrics")] = None,
+                   baseline_controller: Baseline = None) -> dict:
+    baseline = baseline_controller or settings.baseline_controller
+
+    def compute() -> dict:
+        items = queries.baseline_vs_ai(engine, baseline, scenario, controller, metric)
+        return paged(len(items), items[p.offset:p.offset + p.limit], p, baseline_controller=baseline)
+    return cache.get_or_compute(cache_key(request), compute)
+
+
+@router.get("/emergency-report", summary="Emergency overrides, vehicles present and emergency-vehicle delay")
+def emergency_report(f: FiltersDep, p: PageDep, engine: EngineDep, cache: CacheDep, request: Request) -> dict:
+    def compute() -> dict:
+        total, items, overall = queries.emergency_report(engine, f, p.limit, p.offset)
+        return paged(total, items, p, overall=overall)
+    return cache.get_or_compute(cache_key(request), compute)
+
+
+@router.get("/time-series/{simulation_id}", summary="Per-interval figures of one run, oldest first")
+def time_series(simulation_id: SimulationPath, f: RunFiltersDep, p: PageDep, engine: EngineDep, cache: CacheDep,
+                request: Request,
+                bucket_s: Annotated[int | None, Query(ge=1, le=31 * 86400,
+                                                      description="merge intervals into buckets of this size")] = None
+                ) -> dict:
+    def compute() -> dict | None:
+        result = queries.time_series(engine, simulation_id, f, bucket_s, p.limit, p.offset)
+        return None if result is None else paged(result[0], result[1], p, simulation_id=simulation_id)
+    result = cache.get_or_compute(cache_key(request), compute)
+    if result is None:
+        raise HTTPException(404, f"simulation {simulation_id!r} not found")
+    return result

@@ -1,0 +1,55 @@
+"""Chart-ready endpoints: labels and series a dashboard plots as they come."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from signalwise.analytics import queries
+
+from ..deps import CacheDep, EngineDep, FiltersDep, Identifier, cache_key
+
+router = APIRouter(tags=["dashboard"])
+
+DEFAULT_METRICS = ["avg_wait_time", "avg_speed", "throughput", "co2_saved"]
+
+
+@router.get("/api/v1/dashboard/live-metrics", summary="Newest interval of a run (default: the latest run)")
+def live_metrics(engine: EngineDep, cache: CacheDep, request: Request,
+                 simulation_id: Annotated[Identifier | None, Query()] = None,
+                 intersection_id: Annotated[Identifier | None, Query()] = None) -> dict:
+    result = cache.get_or_compute(cache_key(request),
+                                  lambda: queries.live_metrics(engine, simulation_id, intersection_id))
+    if result is None:
+        raise HTTPException(404, "no simulation stored yet" if simulation_id is None
+                            else f"simulation {simulation_id!r} not found")
+    return result
+
+
+@router.get("/api/v1/dashboard/performance-comparison", summary="Mean of each metric per controller (bar chart)")
+def performance_comparison(engine: EngineDep, cache: CacheDep, request: Request,
+                           scenario: Annotated[Identifier | None, Query()] = None,
+                           metric: Annotated[list[Identifier] | None, Query()] = None) -> dict:
+    return cache.get_or_compute(cache_key(request), lambda: queries.performance_comparison(
+        engine, scenario, metric or DEFAULT_METRICS))
+
+
+@router.get("/api/v1/charts/wait-time-trend", summary="Average wait over time, one series per run (line chart)")
+def wait_time_trend(engine: EngineDep, cache: CacheDep, request: Request, f: FiltersDep,
+                    simulation: Annotated[list[Identifier] | None, Query(
+                        max_length=20, description="runs to plot (default: the filter's simulation_id or the latest)")] = None,
+                    bucket_s: Annotated[int | None, Query(ge=1, le=31 * 86400)] = None) -> dict:
+    sims = simulation or ([f.simulation_id] if f.simulation_id else [])
+    if not sims:
+        latest = queries.latest_simulation_id(engine)
+        sims = [latest] if latest else []
+    return cache.get_or_compute(cache_key(request), lambda: queries.wait_time_trend(engine, sims, f, bucket_s))
+
+
+@router.get("/api/v1/charts/performance-scatter", summary="One point per run: metric x against metric y")
+def performance_scatter(engine: EngineDep, cache: CacheDep, request: Request,
+                        scenario: Annotated[Identifier | None, Query()] = None,
+                        x: Annotated[Identifier, Query()] = "avg_wait_time",
+                        y: Annotated[Identifier, Query()] = "throughput") -> dict:
+    return cache.get_or_compute(cache_key(request), lambda: queries.performance_scatter(engine, scenario, x, y))

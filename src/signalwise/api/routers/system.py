@@ -1,0 +1,55 @@
+"""Health, system information and cache administration."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+import signalwise
+from signalwise.analytics import queries
+from signalwise.store import database_kind, get_engine
+from signalwise.store.engine import current_revision
+
+from ..deps import CacheDep, EngineDep, SettingsDep
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/health", summary="200 when the database answers, 503 when it does not")
+def health(request: Request) -> JSONResponse:
+    started = time.perf_counter()
+    try:
+        engine = get_engine(request.app.state.settings.database_url)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return JSONResponse({"status": "unavailable", "database": "unreachable",
+                             "message": f"database unreachable: {first}"}, status_code=503)
+    return JSONResponse({"status": "ok", "database": database_kind(engine),
+                         "latency_ms": round((time.perf_counter() - started) * 1000, 2)})
+
+
+@router.get("/system/info", summary="Version, database kind, schema revision and row counts")
+def system_info(engine: EngineDep, settings: SettingsDep, cache: CacheDep) -> dict:
+    return {"version": getattr(signalwise, "__version__", None) or _version(),
+            "database": database_kind(engine), "schema_revision": current_revision(engine),
+            "row_counts": queries.row_counts(engine), "max_batch_records": settings.max_batch_records,
+            "cache": {"entries": len(cache), "ttl_s": cache.ttl_s, "hits": cache.hits, "misses": cache.misses}}
+
+
+@router.post("/api/v1/admin/clear-cache", summary="Drop every cached analytics answer")
+def clear_cache(cache: CacheDep) -> dict:
+    return {"cleared": cache.clear()}
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("signalwise")
+    except PackageNotFoundError:
+        return "unknown"
