@@ -1,0 +1,117 @@
+"""CLI commands of the store area: `ingest`, `serve`, `db upgrade`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DbOption = Annotated[str | None, typer.Option("--db", help="database URL (default: SIGNALWISE_DATABASE_URL "
+                                                           "or sqlite:///signalwise.db)")]
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def ingest(file: Annotated[Path, typer.Argument(help="JSON Lines file, one record per line")],
+           db: DbOption = None,
+           chunk: Annotated[int, typer.Option(help="records per database round trip", min=1)] = 5000) -> None:
+    """Store the records of FILE.jsonl, all or nothing, streaming (memory stays flat)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+
+    from .engine import get_engine
+    from .ingest import RecordError, ingest_records
+
+    if not file.is_file():
+        _fail(f"{file}: no such file")
+    try:
+        engine = get_engine(db)
+    except Exception as exc:  # noqa: BLE001
+        _fail(f"cannot open database: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}")
+    size = file.stat().st_size
+    with open(file, "rb") as fh, Progress(TextColumn("[bold]ingest"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                                          TransferSpeedColumn(), TextColumn("{task.fields[records]} records"),
+                                          TimeElapsedColumn(), transient=False) as progress:
+        task = progress.add_task("ingest", total=size, records=0)
+        done = 0
+
+        def lines():
+            for line_no, line in enumerate(fh, start=1):
+                progress.advance(task, len(line))
+                if line.strip():
+                    yield line_no, line
+
+        def records():
+            from .ingest import validate_record
+
+            for line_no, line in lines():
+                yield validate_record(line, f"{file}:{line_no}")
+
+        def on_progress(n: int) -> None:
+            nonlocal done
+            done += n
+            progress.update(task, records=done)
+        try:
+            count = ingest_records(engine, records(), chunk_records=chunk, on_progress=on_progress)
+        except RecordError as exc:
+            progress.stop()
+            _fail(f"{exc} (nothing was written)")
+    typer.echo(f"ingested {count} records from {file} into {engine.url.render_as_string(hide_password=True)}")
+
+
+def serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+          db: DbOption = None,
+          workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1) -> None:
+    """Serve the HTTP API with uvicorn (OpenAPI docs at /docs)."""
+    import os
+
+    import uvicorn
+
+    if db:
+        os.environ["SIGNALWISE_DATABASE_URL"] = db
+    from .engine import get_engine
+
+    try:
+        get_engine(db)  # migrate once, before workers start
+    except Exception as exc:  # noqa: BLE001
+        _fail(f"cannot open database: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}")
+    typer.echo(f"signalwise API on http://{host}:{port} (docs at http://{host}:{port}/docs)")
+    uvicorn.run("signalwise.api:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="info")
+
+
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None) -> None:
+    """Migrate the database to the newest schema revision."""
+    from .engine import create_store_engine, current_revision, upgrade
+
+    try:
+        engine = create_store_engine(db)
+        before = current_revision(engine)
+        upgrade(engine)
+        after = current_revision(engine)
+    except Exception as exc:  # noqa: BLE001
+        _fail(f"cannot upgrade: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}")
+    typer.echo(f"schema {before or 'empty'} -> {after}")
+
+
+@db_app.command("current")
+def db_current(db: DbOption = None) -> None:
+    """Print the schema revision of the database."""
+    from .engine import create_store_engine, current_revision, head_revision
+
+    rev = current_revision(create_store_engine(db))
+    typer.echo(f"{rev or 'empty'} (newest: {head_revision()})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest)
+    app.command("serve")(serve)
+    app.add_typer(db_app, name="db")
