@@ -1,0 +1,60 @@
+"""ATSPM performance measures from the hi-res event log (Indiana enumeration).
+
+    from signalwise.analytics.atspm import read_events, read_detectors, compute_all
+    results = compute_all(read_events("events.csv"), read_detectors("detectors.csv"))
+    results.tables["split_failures"]
+
+Measures follow the PyPI `atspm` package (ODOT, 2.6.1) definitions exactly
+for actuations, arrivals on green, platoon ratio, split failures (by
+approach), yellow/red actuations, terminations and pedestrian
+services/actuations; `tests/atspm/test_agreement.py` checks it bin for bin on
+our SUMO run logs and on hand-made edge cases. The kernels are numpy (sort
+once, cumulative passes) instead of DuckDB window functions.
+
+Intentional differences from the atspm package
+----------------------------------------------
+1. Arrivals on green / platoon ratio: bins where arrivals happened but none on
+   green are reported as 0 % (atspm drops those bins, so its hourly roll-ups
+   over-state AOG).
+2. Advance-detector arrivals are projected to the stop bar by
+   DistanceToStopbar_m / ApproachSpeed_mps when the configuration gives them
+   (`project=True`, the CLI default; `--no-project` or configurations without
+   those columns give atspm's numbers). atspm only shifts by a fixed latency.
+3. Yellow/red actuations are binned with the requested bin size; atspm always
+   uses 15 minutes for that table whatever its bin_size.
+4. Split failures by lane (by_approach=False): atspm 2.6.1 returns no rows
+   (its phase events carry Detector 0 into a natural join on Detector); we
+   compute them. By approach (the default) agrees.
+5. Detector on/off repair in split failures orders events at the same
+   instant OFF before ON, and repairs each (detector, phase) stream apart;
+   atspm orders same-instant events arbitrarily and interleaves the copies of
+   a detector assigned to two phases.
+6. Input: exact duplicates, rows out of time order, codes outside 0-255 and
+   device silences over 5 minutes are counted and reported (atspm drops
+   duplicates silently). Timestamps are kept to the microsecond as atspm does.
+7. Extra measures atspm does not have in this form: red-light running from
+   stop-bar on/off pairs (`red_light_running`), phase wait from detector
+   calls when the log has no phase-call (43) events, split monitor, PCD,
+   preemption details.
+"""
+
+from .compute import MEASURES, Results, compute_all, write_tables
+from .inputs import (
+    DetectorConfig,
+    EventLog,
+    EventLogError,
+    InputReport,
+    detectors_from_frame,
+    events_from_arrow,
+    events_from_frame,
+    events_from_rows,
+    read_detectors,
+    read_events,
+    with_stopbar_yellow_red,
+)
+
+__all__ = [
+    "MEASURES", "DetectorConfig", "EventLog", "EventLogError", "InputReport", "Results", "compute_all",
+    "detectors_from_frame", "events_from_arrow", "events_from_frame", "events_from_rows", "read_detectors",
+    "read_events", "with_stopbar_yellow_red", "write_tables",
+]
