@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "signalwise.runtime.commands",  # run, compare, scenarios, demo
     "signalwise.store.commands",  # ingest, serve, db
     "signalwise.analytics.atspm.commands",  # atspm, events import
+    "signalwise.analytics.audit_commands",  # audit (independent safety check of runs)
     "signalwise.control.learning.commands",  # train, evaluate, models
 )
 

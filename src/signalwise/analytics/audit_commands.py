@@ -1,0 +1,90 @@
+"""`signalwise audit RUN_DIR [RUN_DIR ...]`: the independent safety check of finished runs.
+
+Exit status: 0 every rule held in every run, 1 at least one violation,
+2 a run directory is missing or its evidence is broken (one line says which).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+EXIT_VIOLATIONS = 1
+EXIT_BAD_INPUT = 2
+
+
+def audit(
+    run_dirs: Annotated[list[Path], typer.Argument(metavar="RUN_DIR", help="`signalwise run` output directories")],
+    show: Annotated[int, typer.Option("--show", min=0, help="list up to N violations per run (0: none)")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="print the full reports as JSON instead of tables")] = False,
+) -> None:
+    """Check each run's event log and signal states against the safety rules, independently of the shield."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .safety_audit import RULES, AuditInputError, audit_run
+
+    console = Console()
+    reports = {}
+    broken = False
+    for run_dir in run_dirs:
+        try:
+            reports[run_dir] = audit_run(run_dir)
+        except (AuditInputError, OSError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            broken = True
+
+    if as_json:
+        typer.echo(json.dumps({str(d): r.as_dict() for d, r in reports.items()}, indent=2))
+    elif reports:
+        table = Table(title="Safety audit (independent of the shield)")
+        table.add_column("run", overflow="fold")
+        table.add_column("rule", no_wrap=True)
+        for col in ("checked", "exempt", "violations"):
+            table.add_column(col, justify="right", no_wrap=True)
+        table.add_column("worst", overflow="fold")
+        for run_dir, report in reports.items():
+            counts = report.violations_by_rule()
+            for k, rule in enumerate(RULES):
+                found = [v for v in report.violations if v.rule == rule]
+                n = counts.get(rule, 0)
+                table.add_row(str(run_dir) if k == 0 else "", rule, f"{report.checked.get(rule, 0):,}",
+                              f"{report.exempted.get(rule, 0):,}" if report.exempted.get(rule) else "",
+                              f"[bold red]{n}[/]" if n else "[green]0[/]", _worst(found))
+            table.add_section()
+        console.print(table)
+        for run_dir, report in reports.items():
+            if report.violations and show:
+                console.print(f"[bold]{run_dir}[/]: {len(report.violations)} violation(s)")
+                for v in report.violations[:show]:
+                    console.print(f"  {v}", markup=False, highlight=False)
+                if len(report.violations) > show:
+                    console.print(f"  … {len(report.violations) - show} more (--show N or --json)")
+            for w in report.warnings:
+                console.print(f"warning: {run_dir}: {w}", markup=False, highlight=False)
+        bad = sum(1 for r in reports.values() if not r.ok)
+        console.print(f"{len(reports)} run(s) audited: "
+                      + (f"[bold red]{bad} with violations[/]" if bad else "[green]no violations[/]"))
+
+    if broken:
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if any(not r.ok for r in reports.values()):
+        raise typer.Exit(EXIT_VIOLATIONS)
+
+
+def _worst(found) -> str:
+    """The violation furthest from its bound, for the table; empty when there is none."""
+    if not found:
+        return ""
+    timed = [v for v in found if v.measured_s is not None and v.required_s is not None]
+    if not timed:
+        return f"t={found[0].time_s:g} {found[0].detail}"
+    v = max(timed, key=lambda v: abs(v.measured_s - v.required_s))
+    return f"{v.measured_s:g} s vs {v.required_s:g} s at t={v.time_s:g}"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("audit")(audit)

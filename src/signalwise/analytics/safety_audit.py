@@ -1,0 +1,767 @@
+"""The independent safety checker: verify a run's evidence against the signal safety rules.
+
+The shield never grades itself. This module was written from the rules and
+the evidence formats only (not from the shield's code), and it reads only what
+a run leaves behind:
+
+- ``events.csv``          the hi-res event log (what the controller said it did),
+- ``signal_states.csv``   every link state string SUMO was given (what drivers saw),
+- ``signal_model.json``   phases, links and timing of every signal,
+- ``run.json``            the simulation step.
+
+Rules (names as they appear in reports):
+
+``min_green``          green (1 → next 8 of the phase) lasts ≥ min_green_s[phase].
+``max_green``          green lasts ≤ max_green_s[phase] + one step; greens that
+                       overlap an active preemption (102 … 104) are exempt.
+``yellow``             8 → 9 of the phase lasts ≥ yellow_s.
+``all_red``            10 → 11 of the phase lasts ≥ all_red_s.
+``sequence``           each phase goes 1 → 8 → 9 → 10 → 11 → (next) 1; a green
+                       never ends (or restarts) without yellow.
+``conflicting_green``  a 1 never comes while another phase of the device is
+                       green, yellow or clearing.
+``ped``                21 → 22 ≥ ped_walk_s, 22 → 23 ≥ ped_clearance_s, 23 no
+                       later than the phase's 8, and 21 only while the phase is green.
+``cycle_max``          consecutive 1s of a phase are ≤ cycle_max_s + one step
+                       apart; the first 1 of every phase comes within that of the
+                       device's first event; a phase not green when the log ends
+                       was served within that before the end. Windows that
+                       overlap a preemption are exempt.
+``preempt``            a 104 only ends an active call, a 102 never repeats an
+                       active call; a call still on at the end of the log is the
+                       warning ``preempt_unterminated``.
+``link_yellow``        a vehicle link that stops being green shows yellow (y) for
+                       ≥ yellow_s before red.
+``link_all_red``       after a vehicle link's yellow ends at t, no other vehicle
+                       link of the device turns green before t + all_red_s.
+``crosswalk_green``    a crosswalk link is green only inside a walk interval
+                       (21 → 22) of a phase that serves it.
+
+Timing: decisions happen at step times, so a rule "≥ X" is met by a duration
+of ceil(X / step) steps and is checked as ``measured ≥ X``; a maximum may be
+exceeded by up to one step (``measured ≤ X + step``). The log has 0.1 s
+resolution: when the step is a multiple of 0.1 s timestamps are exact and the
+comparison tolerance is 1 µs; otherwise timestamps are rounded and the
+tolerance is the log resolution (0.1 s). Several events can share a
+timestamp; within one, the checker applies them in the order that follows the
+rules when one exists (so "11 of phase 2 and 1 of phase 3 at t" is a clean
+change), and only reports what no order can explain.
+
+Hand-written (no library checks NEMA/Indiana event sequences against a
+signal model); pure Python, imports only ``signalwise.core``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from signalwise.core import SignalEvent, read_events
+
+LOG_RESOLUTION_S = 0.1
+EXACT_TOLERANCE_S = 1e-6
+
+#: every rule the checker verifies, in report order
+RULES = (
+    "min_green", "max_green", "yellow", "all_red", "sequence", "conflicting_green", "ped", "cycle_max",
+    "preempt", "link_yellow", "link_all_red", "crosswalk_green",
+)
+
+GREEN_CHARS = frozenset("Gg")
+YELLOW_CHARS = frozenset("y")
+
+# event codes (Indiana enumeration)
+BEGIN_GREEN, BEGIN_YELLOW, END_YELLOW, BEGIN_RED_CLEAR, END_RED_CLEAR = 1, 8, 9, 10, 11
+PED_WALK, PED_CLEARANCE, PED_DONT_WALK = 21, 22, 23
+PREEMPT_CALL_ON, PREEMPT_CALL_OFF = 102, 104
+_PHASE_CODES = (BEGIN_GREEN, BEGIN_YELLOW, END_YELLOW, BEGIN_RED_CLEAR, END_RED_CLEAR)
+_PED_CODES = (PED_WALK, PED_CLEARANCE, PED_DONT_WALK)
+#: inside one timestamp, prefer ends before begins: walk/clearance end before yellow,
+#: clearance ends before the next green, green before the walk it carries
+_SAME_TIME_PRIORITY = {PED_DONT_WALK: 0, PED_CLEARANCE: 1, BEGIN_YELLOW: 2, END_YELLOW: 3, BEGIN_RED_CLEAR: 4,
+                       END_RED_CLEAR: 5, BEGIN_GREEN: 6, PED_WALK: 7}
+
+REQUIRED_FILES = ("events.csv", "signal_model.json", "signal_states.csv", "run.json")
+
+
+class AuditInputError(ValueError):
+    """The evidence is missing or unreadable; the message says what and where."""
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One broken rule (or, in `AuditReport.warnings`, one thing worth a look).
+
+    `phase` is the 1-based phase number of the event log, `link` the index in
+    the SUMO state string; `measured_s` / `required_s` are the duration found
+    and the bound it had to meet, when the rule is about a duration.
+    """
+
+    rule: str
+    device_id: str
+    time_s: float
+    phase: int | None = None
+    link: int | None = None
+    measured_s: float | None = None
+    required_s: float | None = None
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        where = f"{self.device_id} t={self.time_s:g}"
+        if self.phase is not None:
+            where += f" phase {self.phase}"
+        if self.link is not None:
+            where += f" link {self.link}"
+        numbers = ""
+        if self.measured_s is not None and self.required_s is not None:
+            numbers = f" ({self.measured_s:g} s vs {self.required_s:g} s)"
+        return f"{self.rule}: {where}{numbers}: {self.detail}".rstrip(": ")
+
+
+@dataclass
+class AuditReport:
+    """What the checker found. `checked` counts the intervals/events each rule examined."""
+
+    violations: list[Violation] = field(default_factory=list)
+    warnings: list[Violation] = field(default_factory=list)
+    checked: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RULES, 0))
+    #: intervals a rule did not apply to because a preemption was active
+    exempted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RULES, 0))
+    devices: list[str] = field(default_factory=list)
+    step_length_s: float = 1.0
+    tolerance_s: float = EXACT_TOLERANCE_S
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def violations_by_rule(self) -> dict[str, int]:
+        counts = dict.fromkeys(RULES, 0)
+        for v in self.violations:
+            counts[v.rule] = counts.get(v.rule, 0) + 1
+        return counts
+
+    def as_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "devices": list(self.devices),
+            "step_length_s": self.step_length_s,
+            "tolerance_s": self.tolerance_s,
+            "checked": dict(self.checked),
+            "exempted": dict(self.exempted),
+            "violations_by_rule": self.violations_by_rule(),
+            "violations": [v.as_dict() for v in self.violations],
+            "warnings": [w.as_dict() for w in self.warnings],
+        }
+
+
+# ---------------------------------------------------------------------------
+# The signal model, as the checker needs it.
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Device:
+    id: str
+    n_links: int
+    phase_numbers: tuple[int, ...]
+    min_green_s: dict[int, float]  # by phase number
+    max_green_s: dict[int, float]
+    yellow_s: float
+    all_red_s: float
+    ped_walk_s: float
+    ped_clearance_s: float
+    cycle_max_s: float
+    vehicle_links: tuple[int, ...]
+    crosswalk_links: tuple[int, ...]
+    #: crosswalk link -> phase numbers whose green serves it
+    crosswalk_phases: dict[int, frozenset[int]]
+
+    @property
+    def ped_phases(self) -> frozenset[int]:
+        return frozenset(p for ps in self.crosswalk_phases.values() for p in ps)
+
+
+def _parse_device(raw: dict, where: str) -> _Device:
+    try:
+        dev_id = str(raw["id"])
+        timing = raw["timing"]
+        phases = raw["phases"]
+        number_of = {int(p["index"]): int(p["number"]) for p in phases}
+        green_links = {int(p["number"]): {int(i) for i in p.get("green_links", [])} for p in phases}
+        min_g = [float(x) for x in timing["min_green_s"]]
+        max_g = [float(x) for x in timing["max_green_s"]]
+        n_links = int(raw.get("n_links") or max((len(p.get("green_state", "")) for p in phases), default=0))
+        crosswalk_links = {int(link["index"]) for link in raw.get("links", []) if link.get("crosswalk")}
+        for cw in raw.get("crosswalks", []):
+            crosswalk_links.update(int(i) for i in cw.get("links", []))
+        device = _Device(
+            id=dev_id, n_links=n_links, phase_numbers=tuple(sorted(number_of.values())),
+            min_green_s={number_of[i]: min_g[i] for i in number_of},
+            max_green_s={number_of[i]: max_g[i] for i in number_of},
+            yellow_s=float(timing["yellow_s"]), all_red_s=float(timing["all_red_s"]),
+            ped_walk_s=float(timing["ped_walk_s"]), ped_clearance_s=float(timing["ped_clearance_s"]),
+            cycle_max_s=float(timing["cycle_max_s"]),
+            # links the model does not mark as crosswalks are held to the vehicle rules
+            vehicle_links=tuple(i for i in range(n_links) if i not in crosswalk_links),
+            crosswalk_links=tuple(sorted(crosswalk_links)),
+            crosswalk_phases={c: frozenset(n for n, links in green_links.items() if c in links)
+                              for c in crosswalk_links},
+        )
+    except KeyError as exc:
+        raise AuditInputError(f"{where}: missing field {exc}") from None
+    except (TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise AuditInputError(f"{where}: malformed ({type(exc).__name__}: {exc})") from None
+    return device
+
+
+# ---------------------------------------------------------------------------
+# Collecting findings.
+# ---------------------------------------------------------------------------
+
+
+class _Findings:
+    def __init__(self, report: AuditReport, step_s: float, tol_s: float) -> None:
+        self.report = report
+        self.step_s = step_s
+        self.tol_s = tol_s
+
+    def check(self, rule: str, n: int = 1) -> None:
+        self.report.checked[rule] = self.report.checked.get(rule, 0) + n
+
+    def exempt(self, rule: str) -> None:
+        self.report.exempted[rule] = self.report.exempted.get(rule, 0) + 1
+
+    def violation(self, rule: str, device: str, time_s: float, **kw) -> None:
+        self.report.violations.append(Violation(rule, device, _r(time_s), **_rounded(kw)))
+
+    def warning(self, rule: str, device: str, time_s: float, **kw) -> None:
+        self.report.warnings.append(Violation(rule, device, _r(time_s), **_rounded(kw)))
+
+    def at_least(self, measured: float, required: float) -> bool:
+        return measured >= required - self.tol_s
+
+    def at_most(self, measured: float, limit: float) -> bool:
+        """A maximum may be exceeded by up to one step (decisions happen at step times)."""
+        return measured <= limit + self.step_s + self.tol_s
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
+def _rounded(kw: dict) -> dict:
+    for k in ("measured_s", "required_s"):
+        if kw.get(k) is not None:
+            kw[k] = _r(kw[k])
+    return kw
+
+
+def tolerance_for_step(step_length_s: float) -> float:
+    """Exact comparison when step times land on the 0.1 s log grid; else the log resolution."""
+    tenths = step_length_s / LOG_RESOLUTION_S
+    return EXACT_TOLERANCE_S if abs(tenths - round(tenths)) < 1e-6 else LOG_RESOLUTION_S
+
+
+def _overlaps(a0: float, a1: float, windows: list[tuple[float, float]]) -> bool:
+    """Closed intervals [a0, a1] and [w0, w1] share a moment."""
+    return any(a0 <= w1 and w0 <= a1 for w0, w1 in windows)
+
+
+# ---------------------------------------------------------------------------
+# Event log: preemption windows.
+# ---------------------------------------------------------------------------
+
+
+def _preempt_windows(dev: str, events: list[SignalEvent], log_end_s: float, out: _Findings) -> list[tuple[float, float]]:
+    """Active preemption intervals (102 → its 104, or → end of log) on one device."""
+    active: dict[int, float] = {}
+    windows: list[tuple[float, float]] = []
+    # within a timestamp, a call-off ends the previous call before a new call-on starts
+    for e in sorted((e for e in events if e.event_code in (PREEMPT_CALL_ON, PREEMPT_CALL_OFF)),
+                    key=lambda e: (e.time_s, e.event_code != PREEMPT_CALL_OFF)):
+        ch = e.parameter
+        if e.event_code == PREEMPT_CALL_ON:
+            out.check("preempt")
+            if ch in active:
+                out.violation("preempt", dev, e.time_s, detail=f"preempt {ch} called on again while active "
+                                                                f"since t={active[ch]:g} (no 104 in between)")
+                continue
+            active[ch] = e.time_s
+        else:
+            if ch not in active:
+                out.violation("preempt", dev, e.time_s, detail=f"preempt {ch} call off (104) without an active call")
+                continue
+            windows.append((active.pop(ch), e.time_s))
+    for ch, start in active.items():
+        out.warning("preempt_unterminated", dev, start, measured_s=log_end_s - start,
+                    detail=f"preempt {ch} called on at t={start:g} and still on when the log ends")
+        windows.append((start, log_end_s))
+    return windows
+
+
+# ---------------------------------------------------------------------------
+# Event log: phase intervals, pedestrian intervals, cycle.
+# ---------------------------------------------------------------------------
+
+_ACTIVE = ("green", "yellow", "yellow_end", "red_clear")
+
+
+@dataclass
+class _PhaseState:
+    interval: str = "red"  # red | green | yellow | yellow_end (9 seen, 10 not yet) | red_clear
+    since_s: float = 0.0
+    ped: str = "none"  # none | walk | clearance
+    ped_since_s: float = 0.0
+    last_green_s: float | None = None
+    walks: list[tuple[float, float | None]] = field(default_factory=list)  # [21, 22) intervals
+
+
+class _DeviceEvents:
+    """Replays one device's phase and pedestrian events against the rules."""
+
+    def __init__(self, dev: _Device, out: _Findings, preempts: list[tuple[float, float]], first_s: float):
+        self.dev = dev
+        self.out = out
+        self.preempts = preempts
+        self.first_s = first_s
+        self.phases = {n: _PhaseState(since_s=first_s) for n in dev.phase_numbers}
+
+    # -- which events fit the rules right now (used to order events sharing a timestamp)
+
+    def _blocks_green(self, st: _PhaseState) -> bool:
+        if st.interval == "yellow_end":
+            return self.dev.all_red_s > self.out.tol_s  # with no all-red, the phase is red after 9
+        return st.interval in _ACTIVE
+
+    def _fits(self, e: SignalEvent) -> bool:
+        st = self.phases[e.parameter]
+        code = e.event_code
+        if code == BEGIN_GREEN:
+            return not self._blocks_green(st) and not any(
+                self._blocks_green(o) for n, o in self.phases.items() if n != e.parameter)
+        return {BEGIN_YELLOW: st.interval == "green", END_YELLOW: st.interval == "yellow",
+                BEGIN_RED_CLEAR: st.interval == "yellow_end", END_RED_CLEAR: st.interval == "red_clear",
+                PED_WALK: st.interval == "green" and st.ped == "none", PED_CLEARANCE: st.ped == "walk",
+                PED_DONT_WALK: st.ped == "clearance"}[code]
+
+    def replay(self, events: list[SignalEvent]) -> None:
+        """Apply events time by time; inside one timestamp, in an order the rules allow when one exists."""
+        i = 0
+        while i < len(events):
+            j = i
+            while j < len(events) and abs(events[j].time_s - events[i].time_s) < 1e-6:
+                j += 1
+            pending = sorted(events[i:j], key=lambda e: (_SAME_TIME_PRIORITY[e.event_code], e.parameter))
+            while pending:
+                k = next((k for k, e in enumerate(pending) if self._fits(e)), 0)
+                self._apply(pending.pop(k))
+            i = j
+
+    def _apply(self, e: SignalEvent) -> None:
+        handler = {BEGIN_GREEN: self._begin_green, BEGIN_YELLOW: self._begin_yellow, END_YELLOW: self._end_yellow,
+                   BEGIN_RED_CLEAR: self._begin_red_clear, END_RED_CLEAR: self._end_red_clear,
+                   PED_WALK: self._walk, PED_CLEARANCE: self._ped_clearance, PED_DONT_WALK: self._dont_walk}
+        handler[e.event_code](e.time_s, e.parameter, self.phases[e.parameter])
+
+    # -- phase intervals
+
+    def _begin_green(self, t: float, p: int, st: _PhaseState) -> None:
+        out, dev = self.out, self.dev
+        out.check("conflicting_green")
+        others = [(n, o.interval) for n, o in self.phases.items() if n != p and self._blocks_green(o)]
+        if others:
+            desc = ", ".join(f"phase {n} {iv.replace('_', ' ')}" for n, iv in others)
+            out.violation("conflicting_green", dev.id, t, phase=p, detail=f"green began while {desc}")
+        out.check("sequence")
+        if st.interval == "green":
+            out.violation("sequence", dev.id, t, phase=p, detail=f"green restarted without yellow "
+                                                                  f"(green since t={st.since_s:g})")
+        elif self._blocks_green(st):
+            out.violation("sequence", dev.id, t, phase=p,
+                          detail=f"green began during its own clearance ({st.interval.replace('_', ' ')})")
+        # cycle bound: time since this phase last began green (or since the device's log began)
+        start = st.last_green_s if st.last_green_s is not None else self.first_s
+        what = "between greens" if st.last_green_s is not None else "before the first green"
+        self._check_cycle_window(start, t, p, what)
+        st.interval, st.since_s, st.last_green_s = "green", t, t
+
+    def _check_cycle_window(self, start: float, end: float, p: int, what: str) -> None:
+        out = self.out
+        if _overlaps(start, end, self.preempts):
+            out.exempt("cycle_max")
+            return
+        out.check("cycle_max")
+        if not out.at_most(end - start, self.dev.cycle_max_s):
+            out.violation("cycle_max", self.dev.id, end, phase=p, measured_s=end - start,
+                          required_s=self.dev.cycle_max_s + out.step_s,
+                          detail=f"phase not served for too long ({what}, from t={start:g})")
+
+    def _green_ends(self, t: float, p: int, st: _PhaseState, completed: bool) -> None:
+        out, dev = self.out, self.dev
+        length = t - st.since_s
+        if completed:
+            out.check("min_green")
+            if not out.at_least(length, dev.min_green_s[p]):
+                out.violation("min_green", dev.id, st.since_s, phase=p, measured_s=length,
+                              required_s=dev.min_green_s[p], detail="green shorter than minimum")
+        if _overlaps(st.since_s, t, self.preempts):
+            out.exempt("max_green")
+            return
+        out.check("max_green")
+        if not out.at_most(length, dev.max_green_s[p]):
+            out.violation("max_green", dev.id, st.since_s, phase=p, measured_s=length,
+                          required_s=dev.max_green_s[p] + out.step_s,
+                          detail="green longer than maximum" + ("" if completed else " (still green at log end)"))
+
+    def _begin_yellow(self, t: float, p: int, st: _PhaseState) -> None:
+        out, dev = self.out, self.dev
+        out.check("sequence")
+        if st.interval == "green":
+            self._green_ends(t, p, st, completed=True)
+        else:
+            out.violation("sequence", dev.id, t, phase=p,
+                          detail=f"yellow began while the phase was {st.interval.replace('_', ' ')}, not green")
+        if st.ped != "none":  # part of the walk cycle counted at its 21
+            required = dev.ped_walk_s if st.ped == "walk" else dev.ped_clearance_s
+            out.violation("ped", dev.id, t, phase=p, measured_s=t - st.ped_since_s, required_s=required,
+                          detail=f"pedestrian {st.ped} still running when the phase turned yellow")
+        st.interval, st.since_s = "yellow", t
+
+    def _end_yellow(self, t: float, p: int, st: _PhaseState) -> None:
+        out, dev = self.out, self.dev
+        out.check("sequence")
+        if st.interval == "yellow":
+            out.check("yellow")
+            if not out.at_least(t - st.since_s, dev.yellow_s):
+                out.violation("yellow", dev.id, st.since_s, phase=p, measured_s=t - st.since_s,
+                              required_s=dev.yellow_s, detail="yellow shorter than required")
+        else:
+            out.violation("sequence", dev.id, t, phase=p,
+                          detail=f"end of yellow while the phase was {st.interval.replace('_', ' ')}")
+        st.interval, st.since_s = "yellow_end", t
+
+    def _begin_red_clear(self, t: float, p: int, st: _PhaseState) -> None:
+        out, dev = self.out, self.dev
+        out.check("sequence")
+        if st.interval == "green":
+            self._green_ends(t, p, st, completed=True)
+            out.violation("sequence", dev.id, t, phase=p, detail="green ended without yellow (10 straight after 1)")
+        elif st.interval != "yellow_end":
+            out.violation("sequence", dev.id, t, phase=p,
+                          detail=f"red clearance began while the phase was {st.interval.replace('_', ' ')}")
+        st.interval, st.since_s = "red_clear", t
+
+    def _end_red_clear(self, t: float, p: int, st: _PhaseState) -> None:
+        out, dev = self.out, self.dev
+        out.check("sequence")
+        if st.interval == "red_clear":
+            out.check("all_red")
+            if not out.at_least(t - st.since_s, dev.all_red_s):
+                out.violation("all_red", dev.id, st.since_s, phase=p, measured_s=t - st.since_s,
+                              required_s=dev.all_red_s, detail="red clearance shorter than required")
+        else:
+            out.violation("sequence", dev.id, t, phase=p,
+                          detail=f"end of red clearance while the phase was {st.interval.replace('_', ' ')}")
+        st.interval, st.since_s = "red", t
+
+    # -- pedestrian intervals
+
+    def _walk(self, t: float, p: int, st: _PhaseState) -> None:
+        out, dev = self.out, self.dev
+        out.check("ped")
+        if st.interval != "green":
+            out.violation("ped", dev.id, t, phase=p,
+                          detail=f"walk began while the phase was {st.interval.replace('_', ' ')}, not green")
+        if st.ped != "none":
+            out.violation("ped", dev.id, t, phase=p, detail=f"walk began again during pedestrian {st.ped}")
+            self._close_walk(st, t)
+        st.ped, st.ped_since_s = "walk", t
+        st.walks.append((t, None))
+
+    def _ped_clearance(self, t: float, p: int, st: _PhaseState) -> None:
+        out, dev = self.out, self.dev
+        if st.ped == "walk":
+            if not out.at_least(t - st.ped_since_s, dev.ped_walk_s):
+                out.violation("ped", dev.id, st.ped_since_s, phase=p, measured_s=t - st.ped_since_s,
+                              required_s=dev.ped_walk_s, detail="walk shorter than required")
+            self._close_walk(st, t)
+        st.ped, st.ped_since_s = "clearance", t
+
+    def _dont_walk(self, t: float, p: int, st: _PhaseState) -> None:
+        out, dev = self.out, self.dev
+        if st.ped == "clearance":
+            if not out.at_least(t - st.ped_since_s, dev.ped_clearance_s):
+                out.violation("ped", dev.id, st.ped_since_s, phase=p, measured_s=t - st.ped_since_s,
+                              required_s=dev.ped_clearance_s, detail="pedestrian clearance shorter than required")
+        elif st.ped == "walk":
+            out.violation("ped", dev.id, t, phase=p, measured_s=0.0, required_s=dev.ped_clearance_s,
+                          detail="don't walk straight after walk: no pedestrian clearance")
+            self._close_walk(st, t)
+        st.ped, st.ped_since_s = "none", t
+
+    @staticmethod
+    def _close_walk(st: _PhaseState, t: float) -> None:
+        if st.walks and st.walks[-1][1] is None:
+            st.walks[-1] = (st.walks[-1][0], t)
+
+    # -- end of the log
+
+    def finish(self, log_end_s: float) -> None:
+        for p, st in self.phases.items():
+            if st.interval == "green":
+                self._green_ends(log_end_s, p, st, completed=False)  # only a maximum can be judged
+            else:
+                start = st.last_green_s if st.last_green_s is not None else self.first_s
+                what = "until the log ends" if st.last_green_s is not None else "never served"
+                if log_end_s > start:
+                    self._check_cycle_window(start, log_end_s, p, what)
+
+
+# ---------------------------------------------------------------------------
+# Signal states: what SUMO showed, link by link.
+# ---------------------------------------------------------------------------
+
+
+def _state_changes(dev: _Device, rows: list[tuple[float, str]]) -> list[tuple[float, str]]:
+    """Rows of one device in time order, one per instant (the last one wins), repeats dropped."""
+    by_time: dict[float, str] = {}
+    for t, state in sorted(rows, key=lambda r: r[0]):  # stable: file order within a time
+        if len(state) != dev.n_links:
+            raise AuditInputError(f"signal_states.csv: device {dev.id} at t={t:g} has a {len(state)}-link state "
+                                  f"{state!r}, the signal model says {dev.n_links} links")
+        by_time[round(t, 6)] = state
+    out: list[tuple[float, str]] = []
+    for t, state in by_time.items():
+        if not out or out[-1][1] != state:
+            out.append((t, state))
+    return out
+
+
+def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int, list[tuple[float, float | None]]],
+                 log_end_s: float, out: _Findings) -> None:
+    if not changes:
+        return
+    clear_end: dict[int, float] = {}  # vehicle link -> when its last yellow (or abrupt green end) ended
+    yellow_start: dict[int, float] = {}
+    prev = changes[0][1]
+    for i in dev.vehicle_links:
+        if prev[i] in YELLOW_CHARS:
+            yellow_start[i] = changes[0][0]
+    for t, state in changes[1:]:
+        onsets = []
+        for i in dev.vehicle_links:
+            before, now = prev[i], state[i]
+            if before == now:
+                continue
+            if before in GREEN_CHARS and now not in GREEN_CHARS:
+                if now in YELLOW_CHARS:
+                    yellow_start[i] = t
+                else:
+                    out.check("link_yellow")
+                    out.violation("link_yellow", dev.id, t, link=i, measured_s=0.0, required_s=dev.yellow_s,
+                                  detail=f"link went {before!r} -> {now!r} without yellow")
+                    clear_end[i] = t
+            elif before in YELLOW_CHARS and now not in YELLOW_CHARS:
+                start = yellow_start.pop(i, None)
+                if now not in GREEN_CHARS:
+                    clear_end[i] = t
+                    if start is not None:
+                        out.check("link_yellow")
+                        if not out.at_least(t - start, dev.yellow_s):
+                            out.violation("link_yellow", dev.id, start, link=i, measured_s=t - start,
+                                          required_s=dev.yellow_s, detail="yellow shorter than required")
+            elif before not in YELLOW_CHARS and now in YELLOW_CHARS:
+                yellow_start[i] = t
+            if before not in GREEN_CHARS and now in GREEN_CHARS:
+                onsets.append(i)
+        for i in onsets:
+            out.check("link_all_red")
+            recent = [(t - te, j) for j, te in clear_end.items() if j != i and te <= t + 1e-9]
+            short = [(gap, j) for gap, j in recent if not out.at_least(gap, dev.all_red_s)]
+            if short:
+                gap, j = min(short)
+                out.violation("link_all_red", dev.id, t, link=i, measured_s=gap, required_s=dev.all_red_s,
+                              detail=f"link turned green {gap:g} s after link {j}'s yellow ended")
+        prev = state
+    _audit_crosswalks(dev, changes, walks, log_end_s, out)
+
+
+def _audit_crosswalks(dev: _Device, changes: list[tuple[float, str]],
+                      walks: dict[int, list[tuple[float, float | None]]], log_end_s: float, out: _Findings) -> None:
+    for c in dev.crosswalk_links:
+        serving = dev.crosswalk_phases.get(c, frozenset())
+        cover = sorted((s, math.inf if e is None else e) for p in serving for s, e in walks.get(p, ()))
+        for start, end in _green_intervals(changes, c, log_end_s):
+            out.check("crosswalk_green")
+            gap = _first_uncovered(start, end, cover, out.tol_s)
+            if gap is not None:
+                g0, g1 = gap
+                phases = ", ".join(str(p) for p in sorted(serving)) or "none"
+                out.violation("crosswalk_green", dev.id, g0, link=c, measured_s=g1 - g0, required_s=0.0,
+                              detail=f"crosswalk green with no walk interval (21 -> 22) of a phase serving it "
+                                     f"(phases: {phases})")
+
+
+def _green_intervals(changes: list[tuple[float, str]], link: int, log_end_s: float) -> list[tuple[float, float]]:
+    intervals, since = [], None
+    for t, state in changes:
+        green = state[link] in GREEN_CHARS
+        if green and since is None:
+            since = t
+        elif not green and since is not None:
+            intervals.append((since, t))
+            since = None
+    if since is not None:
+        intervals.append((since, max(log_end_s, since)))
+    return intervals
+
+
+def _first_uncovered(start: float, end: float, cover: list[tuple[float, float]],
+                     tol_s: float) -> tuple[float, float] | None:
+    """The first part of [start, end) that no interval in `cover` (sorted) contains, if any."""
+    pos = start
+    for s, e in cover:
+        if pos >= end - tol_s:
+            return None
+        if s > pos + tol_s:
+            return pos, min(s, end)
+        pos = max(pos, e)
+    return None if pos >= end - tol_s else (pos, end)
+
+
+# ---------------------------------------------------------------------------
+# Entry points.
+# ---------------------------------------------------------------------------
+
+
+def audit(events: Iterable[SignalEvent], signal_model: list[dict], signal_states: list[tuple[float, str, str]],
+          step_length_s: float, *, end_s: float | None = None) -> AuditReport:
+    """Check one run's evidence against every rule.
+
+    `signal_states` rows are (time_s, device_id, state). The log is taken to end
+    at `end_s`, or at the latest time in the events and states.
+    """
+    if not step_length_s > 0:
+        raise AuditInputError(f"step length must be positive, not {step_length_s!r}")
+    devices = {}
+    for k, raw in enumerate(signal_model):
+        d = _parse_device(raw, f"signal_model.json entry {k}")
+        devices[d.id] = d
+    tol = tolerance_for_step(step_length_s)
+    report = AuditReport(devices=sorted(devices), step_length_s=step_length_s, tolerance_s=tol)
+    out = _Findings(report, step_length_s, tol)
+
+    events = sorted(events, key=lambda e: e.time_s)
+    states = [(float(t), str(d), str(s)) for t, d, s in signal_states]
+    times = [e.time_s for e in events] + [t for t, _d, _s in states]
+    log_end = end_s if end_s is not None else max(times, default=0.0)
+
+    by_device: dict[str, list[SignalEvent]] = {}
+    for e in events:
+        by_device.setdefault(e.device_id, []).append(e)
+    states_by_device: dict[str, list[tuple[float, str]]] = {}
+    for t, d, s in states:
+        states_by_device.setdefault(d, []).append((t, s))
+    for unknown in sorted(set(by_device) - set(devices)):
+        out.warning("unknown_device", unknown, by_device[unknown][0].time_s,
+                    detail="events for a device that is not in the signal model; not checked")
+    for unknown in sorted(set(states_by_device) - set(devices)):
+        out.warning("unknown_device", unknown, states_by_device[unknown][0][0],
+                    detail="signal states for a device that is not in the signal model; not checked")
+
+    for dev_id, dev in devices.items():
+        dev_events = by_device.get(dev_id, [])
+        if not dev_events:
+            out.warning("no_events", dev_id, 0.0, detail="no events in the log for this device")
+            walks: dict[int, list] = {}
+        else:
+            preempts = _preempt_windows(dev_id, dev_events, log_end, out)
+            phase_events = []
+            for e in dev_events:
+                if e.event_code not in _PHASE_CODES and e.event_code not in _PED_CODES:
+                    continue
+                if e.parameter not in dev.min_green_s:
+                    out.warning("unknown_phase", dev_id, e.time_s,
+                                detail=f"event {e.event_code} for phase {e.parameter}, not in the signal model")
+                    continue
+                if e.event_code in _PED_CODES and e.parameter not in dev.ped_phases:
+                    out.warning("ped_without_crosswalk", dev_id, e.time_s, phase=e.parameter,
+                                detail=f"pedestrian event {e.event_code} for a phase that serves no crosswalk")
+                phase_events.append(e)
+            replay = _DeviceEvents(dev, out, preempts, dev_events[0].time_s)
+            replay.replay(phase_events)
+            replay.finish(log_end)
+            walks = {p: st.walks for p, st in replay.phases.items()}
+        _audit_links(dev, _state_changes(dev, states_by_device.get(dev_id, [])), walks, log_end, out)
+
+    report.violations.sort(key=lambda v: (v.time_s, v.device_id, RULES.index(v.rule)))
+    report.warnings.sort(key=lambda v: (v.time_s, v.device_id, v.rule))
+    return report
+
+
+def audit_run(run_dir: Path) -> AuditReport:
+    """Read a run directory's evidence and check it; `AuditInputError` says what is missing or broken."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise AuditInputError(f"{run_dir}: no such run directory")
+    missing = [name for name in REQUIRED_FILES if not (run_dir / name).is_file()]
+    if missing:
+        raise AuditInputError(f"{run_dir}: not a complete run directory, missing {', '.join(missing)}")
+    run = _read_json(run_dir / "run.json")
+    step = run.get("step_length_s") if isinstance(run, dict) else None
+    if step is None and isinstance(run, dict) and isinstance(run.get("config"), dict):
+        step = run["config"].get("step_length_s")
+    try:
+        step = float(step)
+    except (TypeError, ValueError):
+        raise AuditInputError(f"{run_dir / 'run.json'}: no numeric step_length_s") from None
+    model = _read_json(run_dir / "signal_model.json")
+    if isinstance(model, dict) and isinstance(model.get("devices"), list):
+        model = model["devices"]
+    if not isinstance(model, list) or not all(isinstance(d, dict) for d in model):
+        raise AuditInputError(f"{run_dir / 'signal_model.json'}: expected a list of devices")
+    try:
+        events = list(read_events(run_dir / "events.csv"))
+    except ValueError as exc:
+        raise AuditInputError(str(exc)) from None
+    states = read_signal_states(run_dir / "signal_states.csv")
+    try:
+        report = audit(events, model, states, step)
+    except AuditInputError as exc:
+        raise AuditInputError(f"{run_dir}: {exc}") from None
+    status = run.get("status")
+    if status in ("failed", "incomplete"):
+        report.warnings.insert(0, Violation("run_status", "-", 0.0, detail=f"run.json says the run is {status}: "
+                                                                          "the evidence may stop early"))
+    return report
+
+
+def read_signal_states(path: Path) -> list[tuple[float, str, str]]:
+    """`signal_states.csv` rows as (time_s, device_id, state)."""
+    rows: list[tuple[float, str, str]] = []
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"time_s", "device_id", "state"} - set(reader.fieldnames or ())
+        if missing:
+            raise AuditInputError(f"{path}: lacks columns {sorted(missing)}")
+        for line_no, row in enumerate(reader, start=2):
+            try:
+                rows.append((float(row["time_s"]), str(row["device_id"]), str(row["state"]).strip()))
+            except (TypeError, ValueError):
+                raise AuditInputError(f"{path}:{line_no}: bad signal state row {row!r}") from None
+    return rows
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise AuditInputError(f"{path}: not readable JSON ({exc})") from None
