@@ -18,9 +18,12 @@ class MaxPressureController:
     observation = "counts"
     wants_detectors = False
 
-    def __init__(self, inter: Intersection, period_s: float = PERIOD_S):
+    def __init__(self, inter: Intersection, period_s: float = PERIOD_S, measure: str = "count",
+                 min_hold_s: float = 0.0):
         self.inter = inter
         self.period_s = period_s
+        self.measure = measure  # "count": vehicles on the lane; "queue": halting vehicles on incoming lanes
+        self.min_hold_s = min_hold_s
         self._movements = [tuple((m.in_lane, m.out_lane) for m in p.movements if not m.is_crosswalk)
                            for p in inter.phases]
 
@@ -31,13 +34,14 @@ class MaxPressureController:
             total = 0.0
             for a, b in moves:
                 la, lb = lanes.get(a), lanes.get(b)
-                total += (la.count_veh if la else 0) - (lb.count_veh if lb else 0)
+                x_in = (la.queue_veh if self.measure == "queue" else la.count_veh) if la else 0
+                total += x_in - (lb.count_veh if lb else 0)
             out.append(total)
         return out
 
     def decide(self, obs: Observation) -> Decision:
         s = obs.signal
-        if s is None or s.interval != "green":
+        if s is None or s.interval != "green" or s.elapsed_s < self.min_hold_s:
             return Decision(self.inter.id, None, self.name)
         pressures = self.pressures(obs)
         best = max(range(len(pressures)), key=lambda i: (pressures[i], i == s.phase_index))
@@ -48,4 +52,6 @@ class MaxPressureController:
 
 @register("max-pressure")
 def make_max_pressure(inter: Intersection, ctx: ControlContext) -> MaxPressureController:
-    return MaxPressureController(inter, float(ctx.options.get("period_s", PERIOD_S)))
+    o = ctx.options
+    return MaxPressureController(inter, float(o.get("period_s", PERIOD_S)), str(o.get("measure", "count")),
+                                 float(o.get("min_hold_s", 0.0)))

@@ -83,7 +83,12 @@ def run_loop(cfg: RunConfig, run_dir: Path, progress: Progress | None = None,
     layout = None
     additional = list(scenario.additional_files)
     if cfg.remote_port is None:
-        layout = place_detectors(scenario.net_file, sumo_dir)
+        try:
+            layout = place_detectors(scenario.net_file, sumo_dir)
+        except Exception as exc:  # sumolib's parse errors are KeyErrors, SAXParseExceptions, ...
+            detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise SimulationError(f"{scenario.net_file}: not a readable SUMO network ({type(exc).__name__}: "
+                                  f"{detail})") from None
         additional.append(layout.additional_file)
     files = {
         "tripinfo": sumo_dir / "tripinfo.xml",
@@ -111,8 +116,17 @@ def run_loop(cfg: RunConfig, run_dir: Path, progress: Progress | None = None,
     backend.start()
     try:
         return _drive(cfg, backend, scenario, layout, begin_s, end_s, files, progress, queue_sample_s, wall0)
+    except Exception as exc:
+        if _from_sumo(exc):  # SUMO died or refused a command: one line, not a traceback
+            raise SimulationError(f"SUMO stopped during the run: {str(exc).strip().splitlines()[-1]}") from None
+        raise
     finally:
         backend.close()
+
+
+def _from_sumo(exc: BaseException) -> bool:
+    module = type(exc).__module__ or ""
+    return module.startswith(("libsumo", "traci"))
 
 
 def _drive(cfg: RunConfig, backend: SumoBackend, scenario: Scenario, layout: DetectorLayout | None,

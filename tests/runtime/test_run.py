@@ -1,0 +1,174 @@
+"""Real SUMO runs on the built-in scenarios: evidence, reproducibility, safety under chaos, failure paths."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from signalwise.analytics.safety_audit import audit_run
+from signalwise.control.base import register
+from signalwise.core import Decision, read_events
+from signalwise.runtime.config import RunConfig
+from signalwise.runtime.run import execute_run
+from signalwise.sim.backend import SimulationError
+
+SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
+
+
+class ChaosController:
+    """Proposes arbitrary phases (some invalid) with arbitrary confidence at arbitrary times."""
+
+    name = "chaos"
+    observation = "none"
+    wants_detectors = False
+
+    def __init__(self, inter, ctx):
+        self.inter = inter
+        self.rng = random.Random(ctx.seed * 7919 + hash(inter.id) % 1000)
+        self.period_s = self.rng.choice([1.0, 2.0, 7.0])
+
+    def decide(self, obs):
+        r = self.rng.random()
+        if r < 0.02:
+            raise RuntimeError("chaos controller crashed")
+        phase = self.rng.choice([None, -1, len(self.inter.phases), *range(len(self.inter.phases))])
+        return Decision(self.inter.id, phase, self.name, self.rng.random())
+
+
+class SaboteurController(ChaosController):
+    """Does something fatal at t = 120 s: closes SUMO, or interrupts the run."""
+
+    def decide(self, obs):
+        if obs.time_s >= 120:
+            if SaboteurController.action == "kill":
+                from signalwise.sim.sumo_home import import_libsumo
+
+                import_libsumo().close()
+            else:
+                raise KeyboardInterrupt
+        return Decision(self.inter.id, None, "saboteur")
+
+
+register("chaos")(ChaosController)
+register("saboteur")(SaboteurController)
+
+
+def test_run_leaves_complete_evidence_and_passes_the_audit(tmp_path):
+    r = execute_run(RunConfig(scenario="single", controller="actuated", duration_s=900, seed=3), tmp_path / "run")
+    d = r.run_dir
+    for name in ("run.json", "config.yaml", "metrics.json", "trips.csv", "timeseries.csv", "events.csv",
+                 "detectors.csv", "detector_passages.csv", "signal_states.csv", "signal_model.json",
+                 "interventions.csv"):
+        assert (d / name).is_file(), name
+    assert json.loads((d / "run.json").read_text())["status"] == "complete"
+    m = json.loads((d / "metrics.json").read_text())
+    net = m["network"]
+    assert net["vehicles_total"] > 300 and net["throughput_veh"] > 0
+    assert net["avg_delay_s"] > 0 and net["co2_kg"] > 0 and net["fuel_l"] > 0
+    assert net["pedestrians"] > 0
+    assert m["safety"]["violations"] == 0 and m["safety"]["checked"]["min_green"] > 10
+    # hi-res log: ATSPM header, 0.1 s timestamps, phase, pedestrian and detector events
+    with open(d / "events.csv") as fh:
+        header = fh.readline().strip()
+        first = fh.readline().strip()
+    assert header == "TimeStamp,DeviceId,EventId,Parameter"
+    assert first.startswith("2025-01-06 00:00:00.0,C,")
+    codes = {e.event_code for e in read_events(d / "events.csv")}
+    assert {1, 8, 9, 10, 11, 21, 22, 23, 81, 82} <= codes
+    with open(d / "detectors.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["Function"] for r in rows} == {"Presence", "Advance"}
+    with open(d / "timeseries.csv") as fh:
+        series = [r for r in csv.DictReader(fh) if r["scope"] == "network"]
+    assert len(series) == 15  # 900 s in 60 s intervals
+
+
+def test_same_seed_reproduces_a_run_exactly_and_another_seed_differs(tmp_path):
+    runs = {}
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        runs[name] = execute_run(RunConfig(scenario="grid", controller="max-pressure", duration_s=400, seed=seed),
+                                 tmp_path / name).run_dir
+    same = [(runs["a"] / f).read_bytes() == (runs["b"] / f).read_bytes() for f in ("trips.csv", "events.csv")]
+    assert all(same)
+    assert (runs["a"] / "trips.csv").read_bytes() != (runs["c"] / "trips.csv").read_bytes()
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), scenario=st.sampled_from(["single", "corridor", "grid"]),
+       threshold=st.floats(0.0, 0.9))
+def test_chaos_controller_on_real_scenarios_never_breaks_a_rule(tmp_path_factory, seed, scenario, threshold):
+    cfg = RunConfig(scenario=scenario, controller="chaos", duration_s=420, seed=seed,
+                    shield={"confidence_threshold": threshold}, emissions=False)
+    r = execute_run(cfg, tmp_path_factory.mktemp("chaos") / "run")
+    report = audit_run(r.run_dir)
+    assert report.ok, report.violations[:3]
+    assert report.checked.get("min_green", 0) > 0
+
+
+@pytest.mark.parametrize("action,status", [("kill", "failed"), ("interrupt", "incomplete")])
+def test_a_run_that_dies_is_marked_and_says_why(tmp_path, action, status):
+    SaboteurController.action = action
+    cfg = RunConfig(scenario="single", controller="saboteur", duration_s=600)
+    expected = SimulationError if action == "kill" else KeyboardInterrupt
+    with pytest.raises(expected):
+        execute_run(cfg, tmp_path / "run")
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["status"] == status and info["reason"]
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([SIGNALWISE, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["run", "--scenario", "atlantis"], "unknown scenario 'atlantis'"),
+    (["run", "--controller", "magic"], "unknown controller 'magic'"),
+    (["run", "--sumocfg", "missing.sumocfg"], "no such SUMO config file"),
+    (["run", "--duration", "-5"], "invalid duration_s"),
+    (["compare", "--controllers", "fixed,magic", "--seeds", "1"], "unknown controller 'magic'"),
+])
+def test_bad_input_gets_one_line_and_nonzero_exit(tmp_path, args, needle):
+    p = _cli(*args, "--out", str(tmp_path), cwd=tmp_path)
+    assert p.returncode != 0
+    assert needle in p.stderr
+    assert "Traceback" not in p.stderr + p.stdout
+
+
+def test_broken_network_and_bad_config_value_are_reported(tmp_path):
+    net = tmp_path / "broken.net.xml"
+    net.write_text("<net><edge id='a'")
+    routes = tmp_path / "r.rou.xml"
+    routes.write_text("<routes/>")
+    p = _cli("run", "--net", str(net), "--routes", str(routes), "--out", str(tmp_path), cwd=tmp_path)
+    assert p.returncode == 2 and "error:" in p.stderr and "Traceback" not in p.stderr
+    assert len([ln for ln in p.stderr.splitlines() if ln.startswith("error:")]) == 1
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("timing:\n  yellow_s: 12\n")
+    p = _cli("run", "--config", str(cfg), "--out", str(tmp_path), cwd=tmp_path)
+    assert p.returncode == 2 and "timing.yellow_s" in p.stderr
+
+
+def test_cli_run_prints_a_summary_and_compare_writes_table_and_chart(tmp_path):
+    p = _cli("run", "--scenario", "single", "--controller", "webster", "--duration", "300",
+             "--run-dir", str(tmp_path / "r"), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "avg delay per vehicle" in p.stdout and "safety violations" in p.stdout
+    p = _cli("compare", "--scenario", "single", "--controllers", "fixed,actuated", "--seeds", "2",
+             "--duration", "300", "--out", str(tmp_path / "cmp"), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    summary = json.loads((tmp_path / "cmp" / "summary.json").read_text())
+    assert summary["seeds"] == [1, 2]
+    delay = summary["metrics"]["avg_delay_s"]["controllers"]
+    assert len(delay["fixed"]["values"]) == 2 and "p_value" in delay["actuated"]
+    assert (tmp_path / "cmp" / "delay_over_time.png").stat().st_size > 5000
+    assert "Welch" in p.stdout
