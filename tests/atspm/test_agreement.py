@@ -1,5 +1,6 @@
 """Same input, same numbers as the PyPI atspm package (ODOT), bin for bin."""
 
+import pandas as pd
 import pytest
 
 pytest.importorskip("atspm")
@@ -36,10 +37,34 @@ def no_green_arrivals(rows):
     return rows["Percent_AOG"] == 0
 
 
+def tie_bins(events, config, bin_min):
+    """(bin, device, phase) where a presence detector logs OFF and ON at the same instant.
+
+    atspm orders such events arbitrarily (ORDER BY TimeStamp only); we put OFF
+    first (documented difference 5), so split failures may differ in those bins.
+    """
+    pres = config[config["Function"] == "Presence"][["DeviceId", "Phase", "Parameter"]].astype({"DeviceId": str})
+    d = events[events["EventId"].isin([81, 82])].astype({"DeviceId": str})
+    n = d.groupby(["TimeStamp", "DeviceId", "Parameter"])["EventId"].nunique()
+    ties = n[n > 1].reset_index().merge(pres, on=["DeviceId", "Parameter"])
+    ties["TimeStamp"] = pd.to_datetime(ties["TimeStamp"]).dt.floor(f"{bin_min}min")
+    return set(zip(ties["TimeStamp"], ties["DeviceId"], ties["Phase"], strict=True))
+
+
+def _drop(df, bins):
+    if not bins:
+        return df
+    key = list(zip(pd.to_datetime(df["TimeStamp"]), df["DeviceId"].astype(str), df["Phase"], strict=True))
+    return df[[k not in bins for k in key]]
+
+
 def assert_agree(events, config, bin_min=15, fill_in_missing=True, latency_s=0.0, expect_rows=()):
     theirs = R.run_atspm(events, config[["DeviceId", "Phase", "Parameter", "Function"]], bin_min,
                          fill_in_missing=fill_in_missing, latency_s=latency_s)
     ours = ours_for(events, config, bin_min, fill_in_missing, latency_s)
+    ties = tie_bins(events, config, bin_min)
+    theirs["split_failures"] = _drop(theirs["split_failures"], ties)
+    ours["split_failures"] = _drop(ours["split_failures"], ties)
     results = {}
     for name in AGREEMENT_MEASURES:
         ok = no_green_arrivals if name in ("arrival_on_green", "platoon_ratio") else None

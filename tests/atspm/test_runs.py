@@ -1,0 +1,105 @@
+"""On real `signalwise run` logs: the CLI, agreement with atspm, and agreement with SUMO's own view."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from signalwise.analytics.atspm import groundtruth as G
+from signalwise.analytics.atspm import measures as M
+from signalwise.analytics.atspm import read_detectors, read_events, with_stopbar_yellow_red
+
+SIGNALWISE = [sys.executable, "-m", "signalwise.cli"]
+
+#: stated tolerances for agreement with SUMO ground truth
+# per 15-min bin and phase (>= 20 arrivals), percentage points. Measured: <= 1.5 pp for actuated;
+# up to 6.3 pp on the fixed-time run, where queues reach the 100 m advance detector: the log
+# projects with the configured approach speed, the truth with each vehicle's own (slow) speed.
+AOG_BIN_TOLERANCE_PP = 7.0
+AOG_OVERALL_TOLERANCE_PP = 3.0  # whole run; measured 0.3 pp (actuated), 2.2 pp (fixed, spillback)
+RLR_BIN_TOLERANCE_VEH = 1  # red-light runners per bin and phase
+
+
+@pytest.fixture(scope="module", params=["actuated", "fixed"])
+def run_dir(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp(f"run_{request.param}")
+    r = subprocess.run(SIGNALWISE + ["run", "--scenario", "single", "--controller", request.param,
+                                     "--duration", "2700", "--out", str(out)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.fail(f"signalwise run failed: {r.stderr[-2000:]}")
+    dirs = [p for p in out.iterdir() if (p / "events.csv").exists()]
+    assert dirs, "run left no events.csv"
+    return dirs[0]
+
+
+def test_cli_writes_tables_and_charts(run_dir, tmp_path):
+    out = tmp_path / "atspm"
+    r = subprocess.run(SIGNALWISE + ["atspm", "--run", str(run_dir), "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for name in ("actuations", "arrival_on_green", "split_failures", "red_light_running", "pcd", "split_monitor"):
+        assert (out / f"{name}.csv").exists()
+    assert len(pd.read_csv(out / "pcd.csv")) > 100
+    pngs = {p.name.split("_C")[0] for p in out.glob("*.png")}
+    assert pngs >= {"pcd", "split_monitor", "aog_by_hour", "split_failures"}
+
+
+def test_agrees_with_atspm_package_on_run_log(run_dir):
+    pytest.importorskip("atspm")
+    from test_agreement import assert_agree
+
+    ev = pd.read_csv(run_dir / "events.csv", dtype={"DeviceId": str})
+    ev["TimeStamp"] = pd.to_datetime(ev["TimeStamp"])
+    cfg = with_stopbar_yellow_red(read_detectors(run_dir / "detectors.csv")).frame
+    assert_agree(ev, cfg, expect_rows=("actuations", "arrival_on_green", "split_failures", "yellow_red", "terminations"))
+
+
+def test_arrivals_on_green_match_sumo(run_dir):
+    log = read_events(run_dir / "events.csv")
+    cfg = read_detectors(run_dir / "detectors.csv")
+    ours = M.arrival_on_green(log, cfg, 15, project=True)
+    truth = G.arrivals_on_green_truth(run_dir, 15)
+    m = ours.merge(truth, on=["TimeStamp", "DeviceId", "Phase"], suffixes=("", "_truth"))
+    busy = m[m["Arrivals"] >= 20]
+    assert len(busy) >= 4
+    diff_pp = (busy["Percent_AOG"] - busy["Percent_AOG_truth"]).abs() * 100
+    assert diff_pp.max() <= AOG_BIN_TOLERANCE_PP, busy.assign(diff=diff_pp)
+    overall = ours["Green_Actuations"].sum() / ours["Total_Actuations"].sum()
+    overall_truth = truth["Green_Arrivals"].sum() / truth["Arrivals"].sum()
+    assert abs(overall - overall_truth) * 100 <= AOG_OVERALL_TOLERANCE_PP
+
+
+def test_red_light_running_matches_sumo(run_dir):
+    log = read_events(run_dir / "events.csv")
+    cfg = with_stopbar_yellow_red(read_detectors(run_dir / "detectors.csv"))
+    ours = M.red_light_running(log, cfg, 15)
+    truth = G.red_light_running_truth(run_dir, 15)
+    m = ours.merge(truth, on=["TimeStamp", "DeviceId", "Phase"], how="outer", suffixes=("", "_truth")).fillna(0)
+    diff = (m["Red_Running"] - m["Red_Running_truth"]).abs()
+    assert diff.max() <= RLR_BIN_TOLERANCE_VEH, m
+    assert abs(m["Red_Running"].sum() - m["Red_Running_truth"].sum()) <= RLR_BIN_TOLERANCE_VEH
+    # the raw red actuations (atspm's proxy) include vehicles stopping over the loop: far more than runners
+    assert ours["Red_Actuations"].sum() > ours["Red_Running"].sum()
+
+
+def test_events_import_into_store(run_dir, tmp_path):
+    db = f"sqlite:///{tmp_path / 'sw.db'}"
+    r = subprocess.run(SIGNALWISE + ["events", "import", str(run_dir / "events.csv"), "--db", db],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    n = len(read_events(run_dir / "events.csv"))
+    assert f"imported {n:,} new events" in r.stdout
+    again = subprocess.run(SIGNALWISE + ["events", "import", str(run_dir / "events.csv"), "--db", db],
+                           capture_output=True, text=True)
+    assert "imported 0 new events" in again.stdout
+
+
+def test_cli_bad_input_is_one_line(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("TimeStamp,DeviceId,EventId\n2025-01-06 07:00:00.0,A,1\n")
+    r = subprocess.run(SIGNALWISE + ["atspm", "--events", str(bad), "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and r.stderr.startswith("error:") and "Parameter" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "o").exists()
+    r = subprocess.run(SIGNALWISE + ["atspm"], capture_output=True, text=True)
+    assert r.returncode == 1 and "exactly one of" in r.stderr
