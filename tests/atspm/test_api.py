@@ -1,0 +1,52 @@
+"""GET /api/v1/atspm/{measure} over events in a real (SQLite) store."""
+
+import datetime as dt
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from signalwise.api.routers import atspm as route
+from signalwise.store import bulk_insert_events, get_engine
+
+T0 = dt.datetime(2025, 1, 6, 7, 0, 0)
+
+
+@pytest.fixture
+def client(tmp_path, monkeypatch):
+    engine = get_engine(f"sqlite:///{tmp_path / 'api.db'}")
+    rows = []
+    for k in range(4):
+        t = T0 + dt.timedelta(seconds=60 * k)
+        rows += [(t, "7", 1, 2), (t + dt.timedelta(seconds=20), "7", 4, 2), (t + dt.timedelta(seconds=20), "7", 8, 2),
+                 (t + dt.timedelta(seconds=24), "7", 10, 2), (t + dt.timedelta(seconds=5), "7", 82, 5),
+                 (t + dt.timedelta(seconds=30), "7", 82, 5)]
+    bulk_insert_events(engine, rows)
+    det = tmp_path / "det.csv"
+    det.write_text("DeviceId,Phase,Parameter,Function\n7,2,5,Advance\n")
+    monkeypatch.setenv("SIGNALWISE_DETECTOR_CONFIG", str(det))
+    app = FastAPI()
+    app.include_router(route.router)
+    app.dependency_overrides[route.get_atspm_engine] = lambda: engine
+    return TestClient(app)
+
+
+def test_measure_with_filters(client):
+    r = client.get("/api/v1/atspm/arrival_on_green", params={"device": "7", "phase": 2})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["total"] == 1 and body["rows"][0]["Total_Actuations"] == 8
+    assert body["rows"][0]["Percent_AOG"] == pytest.approx(0.5)
+    r = client.get("/api/v1/atspm/terminations", params={"start": "2025-01-06T07:00:00", "end": "2025-01-06T07:02:00"})
+    assert r.json()["rows"][0]["Total"] == 2
+    assert client.get("/api/v1/atspm/terminations", params={"phase": 3}).json()["total"] == 0
+
+
+def test_errors(client):
+    assert client.get("/api/v1/atspm/nonsense").status_code == 404
+    assert client.get("/api/v1/atspm/actuations", params={"phase": 0}).status_code == 422
+    assert client.get("/api/v1/atspm/actuations", params={"start": "2025-01-06T07:00:00Z"}).status_code == 422
+    assert client.get("/api/v1/atspm/actuations", params={"start": "2025-01-06T08:00:00",
+                                                          "end": "2025-01-06T07:00:00"}).status_code == 422
+    assert client.get("/api/v1/atspm/actuations", params={"bin": 7}).status_code == 422
+    assert client.get("/api/v1/atspm").json()["measures"][0]["name"] == "actuations"
