@@ -13,7 +13,7 @@ import math
 import os
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from signalwise.analytics.atspm.compute import MEASURES
 
@@ -24,11 +24,11 @@ NEEDS_DETECTORS = {"arrival_on_green", "platoon_ratio", "split_failures", "split
 MAX_ROWS = 10_000
 
 
-def get_atspm_engine():
-    """The store engine (a dependency, so tests and the app can override it)."""
-    from signalwise.store import get_engine
+def get_atspm_engine(request: Request):
+    """The app's store engine (`signalwise.api.deps.engine`: the app settings' database URL)."""
+    from signalwise.api.deps import engine
 
-    return get_engine()
+    return engine(request)
 
 
 def get_detector_config():
