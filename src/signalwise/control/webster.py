@@ -8,12 +8,15 @@ fallback: it needs no live data to run.
 
 from __future__ import annotations
 
+import math
+
 from ..core.timing import WebsterPlan, webster_plan
 from ..core.types import Decision, Intersection, Observation
 from .base import ControlContext, register
 from .fixed import PlanFollower
 
 SATURATION_FLOW_VPHPL = 1800.0  # veh/h per lane, HCM base for through lanes
+START_UP_LOST_S = 2.0  # HCM start-up lost time per phase
 DEFAULT_LANE_FLOW_VPH = 300.0  # when neither demand nor counts are known
 PLANNING_PERIOD_S = 900.0
 
@@ -45,9 +48,20 @@ def flow_ratios(inter: Intersection, lane_flow_vph: dict[str, float]) -> list[fl
     return ys
 
 
-def plan_for(inter: Intersection, lane_flow_vph: dict[str, float]) -> WebsterPlan:
+def lost_time_per_phase_s(inter: Intersection, step_s: float = 1.0) -> float:
+    """Clearance as the signal really shows it (whole steps) plus start-up lost time.
+
+    SUMO drivers stop at yellow when they can, so almost none of the yellow is
+    used as green: the whole change interval is lost.
+    """
     t = inter.timing
-    return webster_plan(flow_ratios(inter, lane_flow_vph), t.yellow_s + t.all_red_s, t.cycle_min_s,
+    return math.ceil(t.yellow_s / step_s - 1e-9) * step_s + math.ceil(t.all_red_s / step_s - 1e-9) * step_s \
+        + START_UP_LOST_S
+
+
+def plan_for(inter: Intersection, lane_flow_vph: dict[str, float], step_s: float = 1.0) -> WebsterPlan:
+    t = inter.timing
+    return webster_plan(flow_ratios(inter, lane_flow_vph), lost_time_per_phase_s(inter, step_s), t.cycle_min_s,
                         t.cycle_max_s, list(t.min_green_s), list(t.max_green_s))
 
 
@@ -63,6 +77,7 @@ class WebsterController(PlanFollower):
         self._next_plan_s = planning_period_s
         self._stopbar = {d.id: d.lane for d in inter.detectors if d.kind == "stopbar"}
         self.wants_detectors = False
+        self._vehicles_at_last_plan: dict[str, int] = {}
 
     @property
     def needs_counts_at(self) -> float:
@@ -70,13 +85,28 @@ class WebsterController(PlanFollower):
 
     def decide(self, obs: Observation) -> Decision:
         if obs.detector_counts_veh and obs.time_s >= self._next_plan_s:
-            self.replan(obs.detector_counts_veh, obs.time_s)
+            on_lane = {lane: s.count_veh for lane, s in obs.lanes.items()}
+            self.replan(obs.detector_counts_veh, obs.time_s, on_lane)
         return super().decide(obs)
 
-    def replan(self, counts_veh: dict[str, int], now_s: float) -> WebsterPlan:
-        """New plan from the stop-bar counts of the last planning period."""
+    def replan(self, counts_veh: dict[str, int], now_s: float,
+               vehicles_on_lane: dict[str, int] | None = None) -> WebsterPlan:
+        """New plan from the demand of the last planning period.
+
+        Demand = vehicles that crossed the stop bar + growth of the vehicles
+        stored on the lane: under congestion the stop bar only sees what the
+        signal let through, and planning on that alone under-serves the peak.
+        """
         per_hour = 3600.0 / self.planning_period_s
-        flows = {self._stopbar[d]: n * per_hour for d, n in counts_veh.items() if d in self._stopbar}
+        vehicles_on_lane = vehicles_on_lane or {}
+        flows = {}
+        for det, n in counts_veh.items():
+            lane = self._stopbar.get(det)
+            if lane is None:
+                continue
+            growth = vehicles_on_lane.get(lane, 0) - self._vehicles_at_last_plan.get(lane, 0)
+            flows[lane] = max(0, n + growth) * per_hour
+        self._vehicles_at_last_plan = dict(vehicles_on_lane)
         if flows:
             self.plan = plan_for(self.inter, flows)
             self.plans.append((now_s, self.plan))

@@ -180,7 +180,8 @@ def _drive(cfg: RunConfig, backend: SumoBackend, scenario: Scenario, layout: Det
                 obs = backend.observe(inter, t, dets, lanes_mode)
                 obs = dataclasses.replace(obs, signal=sh.status(t))
                 if counts_dets and t >= ctrl.needs_counts_at:
-                    obs = dataclasses.replace(obs, detector_counts_veh=backend.detector_interval_counts(counts_dets))
+                    obs = dataclasses.replace(obs, detector_counts_veh=backend.detector_interval_counts(counts_dets),
+                                              lanes=backend.lane_counts(inter.in_lanes))
                 try:
                     sh.propose(ctrl.decide(obs))
                 except Exception as exc:  # a broken controller must never freeze the signal

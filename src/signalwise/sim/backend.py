@@ -58,7 +58,7 @@ def build_command(opts: SumoOptions) -> list[str]:
         cmd += ["-e", f"{opts.end_s:g}"]
     cmd += ["--seed", str(opts.seed), "--step-length", f"{opts.step_length_s:g}",
             "--no-step-log", "true", "--no-warnings", "true", "--duration-log.disable", "true",
-            "--time-to-teleport", "300", "--collision.action", "warn"]
+            "--time-to-teleport", "300", "--collision.action", "warn", "--save-state.rng", "true", "--save-state.precision", "6"]
     for option, path in opts.outputs.items():
         cmd += [f"--{option}", str(path)]
     cmd += list(opts.extra_args)

@@ -1,0 +1,89 @@
+"""Unusual phase structures on a real network: controlled safely, or refused with a reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from signalwise.analytics.safety_audit import audit_run
+from signalwise.runtime.config import RunConfig
+from signalwise.runtime.run import execute_run
+from signalwise.sim.backend import SimulationError
+from signalwise.sim.scenarios import load
+from signalwise.sim.signal_model import UnsupportedSignal, green_phases_with_durations
+
+SINGLE = load("single")
+
+# 20 links: 0-2 E approach, 3 E left, 4-6 N, 7 N left, 8-10 W, 11 W left, 12-14 S, 15 S left, 16-19 crosswalks
+PROGRAMS = {
+    # greens only: no yellow phases at all (common in hand-made networks)
+    "no_yellow": [("gGGrrrrrgGGrrrrrrGrG", 30), ("rrrGrrrrrrrGrrrrrrrr", 10),
+                  ("rrrrgGGrrrrrgGGrGrGr", 30), ("rrrrrrrGrrrrrrrGrrrr", 10)],
+    # extra phases: an all-red phase, a duplicate, and a pedestrian-only phase
+    "extra_phases": [("gGGrrrrrgGGrrrrrrGrG", 25), ("yyyrrrrryyyrrrrrrrrr", 3), ("rrrrrrrrrrrrrrrrrrrr", 2),
+                     ("rrrrrrrrrrrrrrrrGGGG", 8), ("rrrrgGGrrrrrgGGrGrGr", 25), ("rrrryyyrrrrryyyrrrrr", 3),
+                     ("gGGrrrrrgGGrrrrrrGrG", 5)],
+    # overlapping greens: the protected left of E runs with E's through (lead-lag), and with W's left
+    "overlapping": [("gGGGrrrrrrrrrrrrrrrr", 12), ("gGGrrrrrgGGrrrrrrGrG", 25), ("rrrGrrrrrrrGrrrrrrrr", 8),
+                    ("rrrrgGGGrrrrrrrrrrrr", 10), ("rrrrgGGrrrrrgGGrGrGr", 25), ("rrrrrrrGrrrrrrrGrrrr", 8)],
+}
+
+
+def _scenario_with_program(tmp_path: Path, name: str, phases) -> Path:
+    tll = tmp_path / f"{name}.add.xml"
+    rows = "\n".join(f'    <phase duration="{d}" state="{s}"/>' for s, d in phases)
+    tll.write_text(f'<additional>\n  <tlLogic id="C" type="static" programID="{name}" offset="0">\n{rows}\n'
+                   "  </tlLogic>\n</additional>\n")
+    cfg = tmp_path / f"{name}.sumocfg"
+    cfg.write_text(f"""<configuration><input>
+  <net-file value="{SINGLE.net_file}"/><route-files value="{SINGLE.route_files[0]}"/>
+  <additional-files value="{tll.name}"/></input>
+  <time><begin value="0"/><end value="600"/></time></configuration>""")
+    return cfg
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_unusual_programs_run_safely(tmp_path, name):
+    cfg = _scenario_with_program(tmp_path, name, PROGRAMS[name])
+    r = execute_run(RunConfig(sumocfg=cfg, controller="max-pressure", duration_s=600, emissions=False),
+                    tmp_path / "run")
+    model = json.loads((r.run_dir / "signal_model.json").read_text())[0]
+    greens = {p["green_state"] for p in model["phases"]}
+    assert all("y" not in s for s in greens)
+    assert "rrrrrrrrrrrrrrrrrrrr" not in greens
+    report = audit_run(r.run_dir)
+    assert report.ok, report.violations[:3]
+    assert r.metrics["network"]["throughput_veh"] > 50
+
+
+def test_duplicates_and_pedestrian_only_phases_are_merged_or_dropped():
+    phases = green_phases_with_durations(PROGRAMS["extra_phases"], frozenset({16, 17, 18, 19}))
+    assert [s for s, _ in phases] == ["gGGrrrrrgGGrrrrrrGrG", "rrrrgGGrrrrrgGGrGrGr"]
+    assert phases[0][1] == 30  # the duplicate's green time is added to its twin
+
+
+def test_off_blinking_program_is_refused_with_a_reason(tmp_path):
+    cfg = _scenario_with_program(tmp_path, "blinking", [("OOOOOOOOOOOOOOOOOOOO", 30)])
+    with pytest.raises(SimulationError, match="C: program has off/blinking states"):
+        execute_run(RunConfig(sumocfg=cfg, controller="fixed", duration_s=60, emissions=False), tmp_path / "run")
+    with pytest.raises(UnsupportedSignal):
+        green_phases_with_durations([("OOO", 5)], frozenset())
+
+
+def test_timing_is_derived_from_geometry():
+    from signalwise.runtime.loop import run_loop
+
+    # one short run to read the model SUMO builds
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        loop = run_loop(RunConfig(scenario="single", controller="fixed", duration_s=5, emissions=False), Path(d))
+    t = loop.intersections[0].timing
+    assert 3.0 <= t.yellow_s <= 6.0  # ITE, 50 km/h approach -> 3.3 s
+    assert t.all_red_s >= 1.0
+    assert t.ped_clearance_s == pytest.approx(max(c.length_m for c in loop.intersections[0].crosswalks) / 1.1, abs=0.1)
+    served = loop.intersections[0].phases_serving_crosswalk()
+    for p in served:
+        assert t.min_green_s[p] >= t.ped_walk_s + t.ped_clearance_s
