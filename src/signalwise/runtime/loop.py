@@ -54,6 +54,7 @@ class LoopResult:
     files: dict[str, Path]
     controller_errors: int = 0
     emergency_ids: set[str] = field(default_factory=set)
+    approach_direction: dict[str, str] = field(default_factory=dict)  # incoming lane -> north/south/east/west
     webster_plans: dict[str, list] = field(default_factory=dict)
 
 
@@ -140,6 +141,7 @@ def _drive(cfg: RunConfig, backend: SumoBackend, scenario: Scenario, layout: Det
     if layout is not None:
         inters = [dataclasses.replace(i, detectors=layout.by_tls.get(i.id, ())) for i in inters]
     by_id = {i.id: i for i in inters}
+    approach_direction = {lane: compass_approach(api.lane.getShape(lane)) for i in inters for lane in i.in_lanes}
     all_movements = [m for i in inters for m in i.movements]
     ctx = ControlContext(cfg.step_length_s, nominal_lane_flows(scenario, all_movements), cfg.seed,
                          dict(cfg.controller_options))
@@ -213,10 +215,20 @@ def _drive(cfg: RunConfig, backend: SumoBackend, scenario: Scenario, layout: Det
     return LoopResult(scenario, inters, refused, layout, events, interventions, signal_states, queue_samples,
                       {tls: sh.fallback_fraction for tls, sh in shields.items()}, t0, end_s,
                       time.perf_counter() - wall0, steps, files, controller_errors=controller_errors,
-                      webster_plans=plans, emergency_ids=set(backend.emergency_seen))
+                      webster_plans=plans, emergency_ids=set(backend.emergency_seen),
+                      approach_direction=approach_direction)
 
 
-def describe_intersections(inters: list[Intersection]) -> list[dict]:
+def compass_approach(shape) -> str:
+    """Where traffic on a lane comes from: a lane heading south is the north approach."""
+    (x0, y0), (x1, y1) = shape[-2], shape[-1]
+    dx, dy = x1 - x0, y1 - y0
+    if abs(dy) >= abs(dx):
+        return "north" if dy < 0 else "south"
+    return "west" if dx > 0 else "east"
+
+
+def describe_intersections(inters: list[Intersection], approach_direction: dict[str, str] | None = None) -> list[dict]:
     """The signal model as JSON: phases, links, timing — what the checker and ATSPM need."""
     out = []
     for i in inters:
@@ -231,6 +243,7 @@ def describe_intersections(inters: list[Intersection]) -> list[dict]:
             "timing": dataclasses.asdict(i.timing),
             "approach_speed_mps": i.approach_speed_mps,
             "program_green_s": list(i.program_green_s),
+            "approaches": {lane: (approach_direction or {}).get(lane) for lane in i.in_lanes},
             "notes": list(i.notes),
         })
     return out

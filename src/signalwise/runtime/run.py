@@ -9,7 +9,8 @@
     detectors.csv       detector configuration for ATSPM
     detector_passages.csv  every vehicle over every detector (SUMO ground truth)
     signal_states.csv   every signal state SUMO showed
-    signal_model.json   phases, links and timing of every signal
+    signal_model.json   phases, links, approaches and timing of every signal
+    queues.csv          halting vehicles on each signal's approaches, every 5 s
     interventions.csv   every time the shield overrode a decision, and why
     sumo/               SUMO's raw outputs
 
@@ -105,7 +106,8 @@ def write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
     _write_csv(run_dir / "interventions.csv", ["time_s", "device_id", "rule", "detail"],
                [(iv.time_s, iv.intersection_id, iv.rule, iv.detail) for iv in loop.interventions])
     _write_detector_config(run_dir / "detectors.csv", loop)
-    dump_json(run_dir / "signal_model.json", describe_intersections(loop.intersections))
+    dump_json(run_dir / "signal_model.json", describe_intersections(loop.intersections, loop.approach_direction))
+    _write_csv(run_dir / "queues.csv", ["time_s", "device_id", "halting_veh"], loop.queue_samples)
     _write_csv(run_dir / "trips.csv",
                ["vehicle_id", "vtype", "status", "depart_s", "arrival_s", "duration_s", "route_length_m", "waiting_s",
                 "stops", "time_loss_s", "depart_delay_s", "delay_s", "co2_g", "fuel_ml"],
@@ -131,6 +133,7 @@ def write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
         "controller": cfg.controller,
         "seed": cfg.seed,
         "simulated_s": loop.end_s - loop.begin_s,
+        "begin_s": loop.begin_s,
         "network": {**net, "preemptions": preempts, "fallback_fraction": round(fallback, 4),
                     "controller_errors": loop.controller_errors},
         "intersections": per_tls,

@@ -1,0 +1,310 @@
+"""Turn a run directory into store records: one per intersection per interval.
+
+Built only from the files a run leaves (never from a live simulation), so any
+run directory, old or new, can be published again. Per approach direction:
+vehicles over the stop bar by class (SUMO's own loop passages), the signal
+status at the end of the interval and how long it had been showing, green
+seconds in the interval, waiting per vehicle (SUMO edgeData). Fuel and CO2
+"saved" compare each intersection-interval with the `fixed` run of the same
+scenario and seed when that run is published in the same call.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import datetime as dt
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from ..core.eventlog import DEFAULT_START
+from ..sim.outputs import read_edgedata
+
+BASELINE_CONTROLLER = "fixed"
+
+
+def vehicle_class(vtype: str) -> str:
+    """Map a SUMO vehicle type id onto the record's classes (emergency vehicles count as cars)."""
+    v = vtype.lower()
+    if "bus" in v:
+        return "bus"
+    if any(k in v for k in ("truck", "trailer", "delivery", "lorry", "hgv")):
+        return "truck"
+    if any(k in v for k in ("bike", "bicycle", "cycl")):
+        return "bike"
+    if "rickshaw" in v:
+        return "rickshaw"
+    return "car"
+
+
+def simulation_id(run_dir: Path) -> str:
+    """A run's id in the store: its directory name, prefixed by the compare it belongs to."""
+    p = Path(run_dir).resolve()
+    if p.name[:8].isdigit():  # a standalone run: <time>-<scenario>-<controller>-s<seed>
+        return p.name[:128]
+    return f"{p.parent.name}.{p.name}"[-128:]  # no "/": ids appear in URL paths
+
+
+def build_records(run_dir: Path, baseline_dir: Path | None = None) -> Iterator[dict]:
+    """Records in the issue's ingestion format for every intersection and interval of a run."""
+    run_dir = Path(run_dir)
+    cfg = _read_yaml(run_dir / "config.yaml")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    interval_s = float(cfg.get("interval_s", 60.0))
+    model = json.loads((run_dir / "signal_model.json").read_text())
+    run_info = json.loads((run_dir / "run.json").read_text())
+    begin_s = float(metrics.get("begin_s", 0.0)) if "begin_s" in metrics else _first_time(run_dir)
+    end_s = begin_s + float(metrics["simulated_s"])
+    n = max(1, int(-(-(end_s - begin_s) // interval_s)))
+    sim_id = simulation_id(run_dir)
+
+    passages = _passages(run_dir / "detector_passages.csv")
+    states = _states(run_dir / "signal_states.csv")
+    edge_rows = read_edgedata(run_dir / "sumo" / "edgedata.xml")
+    emissions = _emissions_by_tls_interval(run_dir, model, begin_s, interval_s)
+    base_emissions = _emissions_by_tls_interval(baseline_dir, model, begin_s, interval_s) if baseline_dir else {}
+    queues = _queues(run_dir / "queues.csv")
+    preempts = _preempts(run_dir / "events.csv", begin_s, interval_s)
+    edge_stats = defaultdict(lambda: defaultdict(float))
+    for row in edge_rows:
+        k = (row["edge"], _bin(row["begin_s"], begin_s, interval_s, n))
+        edge_stats[k]["wait"] += row.get("waitingTime", 0.0)
+        edge_stats[k]["left"] += row.get("left", 0.0)
+        edge_stats[k]["speed_x_s"] += row.get("speed", 0.0) * row.get("sampledSeconds", 0.0)
+        edge_stats[k]["sampled_s"] += row.get("sampledSeconds", 0.0)
+    del run_info
+
+    for dev in model:
+        tls = dev["id"]
+        approaches: dict[str, str] = {lane: d for lane, d in (dev.get("approaches") or {}).items() if d}
+        if not approaches:
+            continue
+        links_by_dir: dict[str, list[int]] = defaultdict(list)
+        for link in dev["links"]:
+            d = approaches.get(link["in_lane"])
+            if d and not link["crosswalk"]:
+                links_by_dir[d].append(link["index"])
+        edges_by_dir: dict[str, set[str]] = defaultdict(set)
+        for lane, d in approaches.items():
+            edges_by_dir[d].add(lane.rsplit("_", 1)[0])
+        dev_states = states.get(tls, [])
+        for k in range(n):
+            t0 = begin_s + k * interval_s
+            t1 = min(end_s, t0 + interval_s)
+            signals = []
+            for d in sorted(links_by_dir):
+                links = links_by_dir[d]
+                counts = {"car": 0, "bus": 0, "truck": 0, "bike": 0, "rickshaw": 0}
+                emergency = False
+                for vtype in passages.get((tls, d, k), ()):
+                    counts[vehicle_class(vtype)] += 1
+                    emergency = emergency or "emergency" in vtype.lower()
+                crossed = sum(counts.values())
+                status, since = _status_at(dev_states, links, t1)
+                green = _green_seconds(dev_states, links, t0, t1)
+                wait = left = 0.0
+                for e in edges_by_dir[d]:
+                    s = edge_stats.get((e, k))
+                    if s:
+                        wait += s["wait"]
+                        left += s["left"]
+                signals.append({
+                    "direction": d, "vehicle_counts": counts, "emergency_vehicle_present": emergency,
+                    "signal_status": status, "signal_timer": round(max(0.0, t1 - since), 1),
+                    "vehicles_crossed": crossed, "avg_wait_time": round(wait / left, 2) if left else 0.0,
+                    "green_time_allocated": round(green, 1),
+                })
+            if not signals:
+                continue
+            passed = sum(s["vehicles_crossed"] for s in signals)
+            wait_all = (sum(s["avg_wait_time"] * s["vehicles_crossed"] for s in signals) / passed) if passed else 0.0
+            sx = ss = 0.0
+            for d in edges_by_dir:
+                for e in edges_by_dir[d]:
+                    s = edge_stats.get((e, k))
+                    if s:
+                        sx += s["speed_x_s"]
+                        ss += s["sampled_s"]
+            queue_end = queues.get(tls, {}).get(k, 0)
+            fuel_l, co2_kg = emissions.get((tls, k), (0.0, 0.0))
+            base = base_emissions.get((tls, k))
+            yield {
+                "simulation_id": sim_id,
+                "timestamp": _utc(t0),
+                "intersection_id": tls,
+                "signals": signals,
+                "metrics": {
+                    "total_vehicles_passed": passed,
+                    "avg_wait_time_all_sides": round(wait_all, 2),
+                    # share of the vehicles at the stop line that the interval served
+                    "throughput": round(passed / (passed + queue_end), 4) if passed + queue_end else 1.0,
+                    "avg_speed": round(sx / ss * 3.6, 2) if ss else 0.0,  # km/h
+                    "fuel_saved": round(base[0] - fuel_l, 4) if base else 0.0,  # litres vs baseline
+                    "co2_saved": round(base[1] - co2_kg, 4) if base else 0.0,  # kg vs baseline
+                    "emergency_overrides": preempts.get((tls, k), 0),
+                },
+            }
+
+
+def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
+    """Register runs, their metrics, records and hi-res events in the store; returns records written."""
+    from ..core.eventlog import read_events
+    from ..store import bulk_insert_events, get_engine, ingest_records, register_run, write_run_metrics
+
+    engine = get_engine(db_url)
+    run_dirs = [Path(d) for d in run_dirs]
+    infos = {}
+    for d in run_dirs:
+        m = json.loads((d / "metrics.json").read_text())
+        infos[d] = m
+    baselines = {(m["scenario"], m["seed"]): d for d, m in infos.items() if m["controller"] == BASELINE_CONTROLLER}
+    total = 0
+    for d, m in infos.items():
+        sim_id = simulation_id(d)
+        cfg = _read_yaml(d / "config.yaml")
+        started = json.loads((d / "run.json").read_text()).get("started")
+        started_at = dt.datetime.fromisoformat(started).astimezone(dt.UTC) if started else None
+        register_run(engine, sim_id, m["scenario"], m["controller"], int(m["seed"]), cfg, started_at)
+        flat = {k: float(v) for k, v in m["network"].items() if isinstance(v, int | float)}
+        if "safety" in m:
+            flat["safety_violations"] = float(m["safety"]["violations"])
+        write_run_metrics(engine, sim_id, flat)
+        base = baselines.get((m["scenario"], m["seed"]))
+        total += ingest_records(engine, build_records(d, base if base != d else None))
+        start = DEFAULT_START
+        bulk_insert_events(engine, ((start + dt.timedelta(seconds=e.time_s), e.device_id, e.event_code, e.parameter)
+                                    for e in read_events(d / "events.csv")), simulation_id=sim_id)
+    return total
+
+
+# -- reading the run directory -------------------------------------------------------------------------
+
+def _read_yaml(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def _first_time(run_dir: Path) -> float:
+    with open(run_dir / "signal_states.csv") as fh:
+        r = csv.DictReader(fh)
+        row = next(r, None)
+    return float(row["time_s"]) if row else 0.0
+
+
+def _bin(t: float, begin_s: float, interval_s: float, n: int) -> int:
+    return min(n - 1, max(0, int((t - begin_s) // interval_s)))
+
+
+def _utc(t_s: float) -> str:
+    return (DEFAULT_START + dt.timedelta(seconds=t_s)).replace(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _passages(path: Path) -> dict[tuple[str, str, int], list[str]]:
+    """Stop-bar passages per (device, direction, interval) -> vehicle types."""
+    out: dict[tuple[str, str, int], list[str]] = defaultdict(list)
+    if not path.exists():
+        return out
+    run_dir = path.parent
+    model = json.loads((run_dir / "signal_model.json").read_text())
+    cfg = _read_yaml(run_dir / "config.yaml")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    interval_s = float(cfg.get("interval_s", 60.0))
+    begin_s = _first_time(run_dir)
+    n = max(1, int(-(-float(metrics["simulated_s"]) // interval_s)))
+    lane_dir = {lane: d for dev in model for lane, d in (dev.get("approaches") or {}).items()}
+    with open(path) as fh:
+        for row in csv.DictReader(fh):
+            if not row["detector_id"].startswith("sb_"):
+                continue
+            d = lane_dir.get(row["lane"])
+            if d:
+                out[(row["device_id"], d, _bin(float(row["enter_s"]), begin_s, interval_s, n))].append(row["vtype"])
+    return out
+
+
+def _states(path: Path) -> dict[str, list[tuple[float, str]]]:
+    out: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    with open(path) as fh:
+        for row in csv.DictReader(fh):
+            out[row["device_id"]].append((float(row["time_s"]), row["state"]))
+    return out
+
+
+def _status_of(state: str, links: list[int]) -> str:
+    chars = {state[i] for i in links if i < len(state)}
+    if chars & {"G", "g"}:
+        return "GREEN"
+    if "y" in chars:
+        return "YELLOW"
+    return "RED"
+
+
+def _status_at(states: list[tuple[float, str]], links: list[int], t: float) -> tuple[str, float]:
+    """Status of a group of links at time t and when that status began."""
+    if not states:
+        return "RED", t
+    times = [s[0] for s in states]
+    i = max(0, bisect.bisect_right(times, t) - 1)
+    status = _status_of(states[i][1], links)
+    since = states[i][0]
+    while i > 0 and _status_of(states[i - 1][1], links) == status:
+        i -= 1
+        since = states[i][0]
+    return status, since
+
+
+def _green_seconds(states: list[tuple[float, str]], links: list[int], t0: float, t1: float) -> float:
+    total = 0.0
+    for j, (ts, st) in enumerate(states):
+        te = states[j + 1][0] if j + 1 < len(states) else t1
+        a, b = max(ts, t0), min(te, t1)
+        if b > a and _status_of(st, links) == "GREEN":
+            total += b - a
+    return total
+
+
+def _queues(path: Path) -> dict[str, dict[int, int]]:
+    """Halting vehicles at the last sample of each interval, per device."""
+    out: dict[str, dict[int, int]] = defaultdict(dict)
+    if not path.exists():
+        return out
+    run_dir = path.parent
+    cfg = _read_yaml(run_dir / "config.yaml")
+    interval_s = float(cfg.get("interval_s", 60.0))
+    begin_s = _first_time(run_dir)
+    with open(path) as fh:
+        for row in csv.DictReader(fh):
+            k = int((float(row["time_s"]) - begin_s) // interval_s)
+            out[row["device_id"]][k] = int(row["halting_veh"])
+    return out
+
+
+def _preempts(path: Path, begin_s: float, interval_s: float) -> dict[tuple[str, int], int]:
+    from ..core.eventlog import read_events
+
+    out: dict[tuple[str, int], int] = defaultdict(int)
+    for e in read_events(path):
+        if e.event_code == 102:
+            out[(e.device_id, int((e.time_s - begin_s) // interval_s))] += 1
+    return out
+
+
+def _emissions_by_tls_interval(run_dir: Path | None, model: list[dict], begin_s: float,
+                               interval_s: float) -> dict[tuple[str, int], tuple[float, float]]:
+    """(fuel litres, CO2 kg) on each signal's approaches per interval, from SUMO's emissions edgeData."""
+    if run_dir is None or not (Path(run_dir) / "sumo" / "emissions.xml").exists():
+        return {}
+    edge_tls = {lane.rsplit("_", 1)[0]: dev["id"] for dev in model for lane in (dev.get("approaches") or {})}
+    out: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for row in read_edgedata(Path(run_dir) / "sumo" / "emissions.xml"):
+        tls = edge_tls.get(row["edge"])
+        if tls is None:
+            continue
+        k = int((row["begin_s"] - begin_s) // interval_s)
+        acc = out[(tls, k)]
+        acc[0] += row.get("fuel_abs", 0.0) / 1000.0
+        acc[1] += row.get("CO2_abs", 0.0) / 1e6
+    return {k: (v[0], v[1]) for k, v in out.items()}
