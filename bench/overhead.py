@@ -1,0 +1,110 @@
+"""Overhead of the full signalwise loop against plain libsumo stepping.
+
+For each network: wall time per simulated hour of
+  (a) plain libsumo stepping the network with its own program, no outputs;
+  (b) the same, plus the SUMO outputs signalwise asks for (tripinfo with
+      emissions, edgeData, detectors) — what SUMO alone costs for the evidence;
+  (c) `signalwise run` with max-pressure: observe -> decide -> shield ->
+      actuate -> events -> metrics, including writing the run directory.
+Runs alternate (a, b, c, a, b, c, ...) in fresh processes; we report medians
+and the ratios c/a and c/b measured in the same session.
+
+    .venv/bin/python bench/overhead.py [--repeat 3] [--networks resco:grid4x4,grid]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+
+from _common import median, run_child
+
+PLAIN = r"""
+import json, sys, time
+from signalwise.sim.scenarios import load
+from signalwise.sim.sumo_home import import_libsumo, sumo_binary
+s = load(sys.argv[1]); extra = sys.argv[2:]
+ls = import_libsumo()
+cmd = [sumo_binary(), "-n", str(s.net_file), "-r", ",".join(map(str, s.route_files)), "-b", str(s.begin_s),
+       "-e", str(s.end_s), "--no-step-log", "true", "--no-warnings", "true", "--seed", "1",
+       "--time-to-teleport", "300", *extra]
+t0 = time.perf_counter()
+ls.start(cmd)
+while ls.simulation.getTime() < s.end_s:
+    ls.simulationStep()
+ls.close()
+print(json.dumps({"wall_s": time.perf_counter() - t0, "sim_s": s.end_s - s.begin_s}))
+"""
+
+WITH_OUTPUTS = r"""
+import json, sys, time, tempfile
+from pathlib import Path
+from signalwise.sim.scenarios import load
+from signalwise.sim.detectors import place_detectors
+from signalwise.sim.outputs import write_meandata_file
+from signalwise.sim.sumo_home import import_libsumo, sumo_binary
+s = load(sys.argv[1]); d = Path(tempfile.mkdtemp())
+lay = place_detectors(s.net_file, d)
+md = write_meandata_file(d / "m.add.xml", 60, d / "edge.xml", d / "em.xml")
+ls = import_libsumo()
+cmd = [sumo_binary(), "-n", str(s.net_file), "-r", ",".join(map(str, s.route_files)), "-b", str(s.begin_s),
+       "-e", str(s.end_s), "--no-step-log", "true", "--no-warnings", "true", "--seed", "1",
+       "--time-to-teleport", "300", "--additional-files", f"{lay.additional_file},{md}",
+       "--tripinfo-output", str(d / "ti.xml"), "--device.emissions.probability", "1",
+       "--tripinfo-output.write-unfinished", "true", "--tripinfo-output.write-undeparted", "true"]
+t0 = time.perf_counter()
+ls.start(cmd)
+while ls.simulation.getTime() < s.end_s:
+    ls.simulationStep()
+ls.close()
+print(json.dumps({"wall_s": time.perf_counter() - t0, "sim_s": s.end_s - s.begin_s}))
+"""
+
+SIGNALWISE = r"""
+import json, sys, time, tempfile
+from pathlib import Path
+from signalwise.runtime.config import RunConfig
+from signalwise.runtime.run import execute_run
+t0 = time.perf_counter()
+r = execute_run(RunConfig(scenario=sys.argv[1], controller="max-pressure", seed=1), Path(tempfile.mkdtemp()) / "r")
+print(json.dumps({"wall_s": time.perf_counter() - t0, "loop_s": r.metrics["wall_s"], "sim_s": r.metrics["simulated_s"],
+                  "violations": r.metrics.get("safety", {}).get("violations")}))
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--networks", default="resco:grid4x4,grid")
+    args = ap.parse_args()
+    results = {}
+    for net in args.networks.split(","):
+        plain, outs, ours, loop, viol = [], [], [], [], []
+        for _ in range(args.repeat):
+            plain.append(run_child(PLAIN, net)[2]["wall_s"])
+            outs.append(run_child(WITH_OUTPUTS, net)[2]["wall_s"])
+            r = run_child(SIGNALWISE, net)[2]
+            ours.append(r["wall_s"])
+            loop.append(r["loop_s"])
+            viol.append(r["violations"])
+            sim_h = r["sim_s"] / 3600
+        res = {
+            "plain_libsumo_s_per_sim_h": round(median(plain) / sim_h, 2),
+            "libsumo_with_outputs_s_per_sim_h": round(median(outs) / sim_h, 2),
+            "signalwise_loop_only_s_per_sim_h": round(median(loop) / sim_h, 2),
+            "signalwise_run_total_s_per_sim_h": round(median(ours) / sim_h, 2),
+            "ratio_run_vs_plain": round(median(ours) / median(plain), 2),
+            "ratio_loop_vs_plain": round(median(loop) / median(plain), 2),
+            "ratio_run_vs_outputs": round(median(ours) / median(outs), 2),
+            "safety_violations": viol,
+            "repeats": args.repeat,
+        }
+        results[net] = res
+        print(net, json.dumps(res), flush=True)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory():
+        main()
