@@ -1,0 +1,248 @@
+"""The Q-learning controller: `ql:PATH` runs a trained model; `ql-train` learns online.
+
+Both only propose; the shield decides. While the current green is inside its
+minimum green the controller holds without deciding (the shield would refuse
+a change anyway, and learning from refused proposals only adds noise).
+
+Confidence of a trained model's decision, in [0, 1]:
+
+    health * min(1, visits(state) / n_confident) * (0.5 + 0.5 * min(1, gap / gap_scale))
+
+where `gap` is the best-minus-second-best value among actions tried in that
+state, relative to |best|. A state never visited, or whose actions were
+never tried, gives confidence 0; below the shield's threshold (0.5 by
+default) the shield serves its Webster fallback. A missing, corrupted or
+mismatched model gives a controller that always says confidence 0: the run
+goes on under the fallback and the reason is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ...core.types import Decision, Intersection, Observation
+from ..base import ControlContext, register
+from .agent import Hyper, QLearner
+from .features import QUEUE_EDGES, TIME_EDGES_S, StateFeatures
+from .qtable import Model, ModelError, QTable, load_model
+
+log = logging.getLogger("signalwise.learning")
+
+N_CONFIDENT = 5
+GAP_SCALE = 0.05
+
+
+class QLController:
+    name = "ql"
+    observation = "counts"
+    wants_detectors = False
+
+    def __init__(self, inter: Intersection, features: StateFeatures, table: QTable,
+                 learner: QLearner | None = None, period_s: float = 5.0, n_confident: int = N_CONFIDENT,
+                 gap_scale: float = GAP_SCALE, reward_scale: float = 0.01):
+        self.inter = inter
+        self.features = features
+        self.table = table
+        self.learner = learner
+        self.period_s = period_s
+        self.n_confident = n_confident
+        self.gap_scale = gap_scale
+        self.reward_scale = reward_scale
+        self._min_green = inter.timing.min_green_s
+        self._prev: tuple[int, int, float] | None = None
+        self._cost = 0.0
+        self._last: tuple[float, int] | None = None
+        self.decisions = 0
+        self.unseen = 0
+        self.queue_time_veh_s = 0.0  # halting vehicle-seconds seen (training reports it)
+        if learner is not None:
+            self.name = "ql-train"
+
+    def decide(self, obs: Observation) -> Decision:
+        s = obs.signal
+        health = self.features.health(obs)
+        if s is None or s.interval != "green":
+            return Decision(self.inter.id, None, self.name, health)
+        if self.learner is not None:
+            self._accumulate_cost(obs)
+        if s.elapsed_s < self._min_green[s.phase_index]:
+            return Decision(self.inter.id, None, self.name, health if self.learner is None else 1.0)
+        state = self.features.state(obs)
+        self.decisions += 1
+        if self.learner is not None:
+            return self._train_step(obs, state)
+        action, conf = self.choose(state, health)
+        phase = None if action is None or action == s.phase_index else action
+        return Decision(self.inter.id, phase, self.name, conf)
+
+    # -- trained model ----------------------------------------------------------------
+    def choose(self, state: int, health: float) -> tuple[int | None, float]:
+        """Best action among those tried in `state`, and the confidence in it."""
+        visits = self.table.visits[state]
+        tried = visits > 0
+        n_tried = int(tried.sum())
+        if n_tried == 0:
+            self.unseen += 1
+            return None, 0.0
+        q = self.table.q[state]
+        vals = np.where(tried, q, -np.inf)
+        best = int(vals.argmax())
+        best_v = float(vals[best])
+        if n_tried >= 2:
+            second_v = float(np.partition(vals, -2)[-2])
+            gap = (best_v - second_v) / (abs(best_v) + 1e-6)
+            gap_factor = 0.5 + 0.5 * min(1.0, gap / self.gap_scale)
+        else:
+            gap_factor = 0.5
+        visit_factor = min(1.0, float(visits.sum()) / self.n_confident)
+        return best, health * visit_factor * gap_factor
+
+    # -- online learning -------------------------------------------------------------
+    def _accumulate_cost(self, obs: Observation) -> None:
+        q = self.features.total_queue(obs)
+        if self._last is not None:
+            t0, q0 = self._last
+            area = 0.5 * (q + q0) * (obs.time_s - t0)
+            self._cost += area
+            self.queue_time_veh_s += area
+        self._last = (obs.time_s, q)
+
+    def _train_step(self, obs: Observation, state: int) -> Decision:
+        if self._prev is not None:
+            ps, pa, pt = self._prev
+            self.learner.learn(ps, pa, -self.reward_scale * self._cost, state, obs.time_s - pt)
+        self._cost = 0.0
+        action = self.learner.act(state)
+        self._prev = (state, action, obs.time_s)
+        phase = None if action == obs.signal.phase_index else action
+        return Decision(self.inter.id, phase, self.name, 1.0)
+
+
+class ModelUnavailable:
+    """Stands in when the model cannot be used: confidence 0, so the shield's fallback runs."""
+
+    name = "ql"
+    observation = "none"
+    wants_detectors = False
+    period_s = 60.0
+
+    def __init__(self, inter: Intersection, reason: str):
+        self.inter = inter
+        self.reason = reason
+        self.decisions = 0
+
+    def decide(self, obs: Observation) -> Decision:
+        self.decisions += 1
+        return Decision(self.inter.id, None, self.name, 0.0)
+
+
+# ---------------------------------------------------------------------------
+# `ql:PATH`
+# ---------------------------------------------------------------------------
+
+_MODELS: dict[str, Model | ModelError] = {}
+
+
+def cached_model(path: str) -> Model:
+    """Load once per process (memory-mapped: cheap), remembering failures too."""
+    key = str(Path(path).expanduser().resolve())
+    hit = _MODELS.get(key)
+    if hit is None:
+        try:
+            hit = load_model(Path(key))
+        except ModelError as exc:
+            hit = exc
+        _MODELS[key] = hit
+    if isinstance(hit, ModelError):
+        raise hit
+    return hit
+
+
+def controller_from_model(model: Model, inter: Intersection, period_s: float | None = None) -> QLController:
+    """Raises ModelError when `model` was not made for this intersection's layout."""
+    enc = model.meta.get("features", {})
+    features = StateFeatures(inter, enc.get("time_edges_s", TIME_EDGES_S), enc.get("queue_edges", QUEUE_EDGES))
+    model.check_layout(inter.id, features.layout())
+    table = model.table_for(inter.id)
+    if table.encoding != features.encoding or table.n_actions != features.n_actions:
+        raise ModelError(f"{model.path}: table encoding {table.encoding.radices} does not fit intersection "
+                         f"{inter.id!r} ({features.encoding.radices})")
+    hyper = model.meta.get("hyperparameters", {})
+    return QLController(inter, features, table, period_s=period_s or float(hyper.get("period_s", 5.0)))
+
+
+@register("ql")
+def make_ql(inter: Intersection, ctx: ControlContext):
+    path = ctx.options.get("arg") or ctx.options.get("model")
+    if not path:
+        return ModelUnavailable(inter, "no model given (use ql:PATH)")
+    try:
+        return controller_from_model(cached_model(str(path)), inter)
+    except ModelError as exc:
+        log.error("ql: %s; intersection %s runs the fallback plan", exc, inter.id)
+        return ModelUnavailable(inter, str(exc))
+
+
+# ---------------------------------------------------------------------------
+# `ql-train`: used by `signalwise train` inside its worker processes
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class TrainingSession:
+    """The tables being trained in this process, and how to build learners for them."""
+
+    hyper: Hyper
+    seed: int
+    episode: int
+    shared: bool = False
+    features_cfg: dict = field(default_factory=dict)
+    tables: dict[str, QTable] = field(default_factory=dict)
+    table_of: dict[str, str] = field(default_factory=dict)
+    layouts: dict[str, dict] = field(default_factory=dict)
+    controllers: dict[str, QLController] = field(default_factory=dict)
+
+    @property
+    def epsilon(self) -> float:
+        return self.hyper.epsilon(self.episode)
+
+    def controller_for(self, inter: Intersection) -> QLController:
+        features = StateFeatures(inter, **self.features_cfg)
+        layout = features.layout()
+        if inter.id in self.layouts and self.layouts[inter.id] != layout:
+            raise ModelError(f"intersection {inter.id!r} has another layout than the model being trained")
+        name = "shared" if self.shared else inter.id
+        table = self.tables.get(name)
+        if table is None:
+            table = QTable(features.encoding, features.n_actions)
+            self.tables[name] = table
+        elif table.encoding != features.encoding:
+            raise ModelError(f"intersection {inter.id!r} cannot share a table with a different encoding "
+                             f"({features.encoding.radices} vs {table.encoding.radices})")
+        self.table_of[inter.id] = name
+        self.layouts[inter.id] = layout
+        rng = np.random.default_rng([self.seed, self.episode, _stable_int(inter.id)])
+        learner = QLearner(table, self.hyper, rng, self.epsilon)
+        ctrl = QLController(inter, features, table, learner, self.hyper.period_s,
+                            reward_scale=self.hyper.reward_scale)
+        self.controllers[inter.id] = ctrl
+        return ctrl
+
+
+SESSIONS: dict[str, TrainingSession] = {}
+
+
+def _stable_int(text: str) -> int:
+    return int.from_bytes(text.encode()[:8].ljust(8, b"\0"), "little") % (2**31)
+
+
+@register("ql-train")
+def make_ql_train(inter: Intersection, ctx: ControlContext) -> QLController:
+    key = ctx.options.get("session")
+    if key not in SESSIONS:
+        raise ModelError("ql-train learns inside `signalwise train` only; to run a model use ql:PATH")
+    return SESSIONS[key].controller_for(inter)

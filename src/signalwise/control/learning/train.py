@@ -1,0 +1,294 @@
+"""Training: episodes of the real run loop (shield included) with a controller that learns online.
+
+Episodes run in rounds of `batch`. Every episode of a round starts from the
+same snapshot of the tables and runs in its own worker process (libsumo
+allows one simulation per process; `spawn` + `max_tasks_per_child=1`, as
+`runtime/compare.py`). After the round the workers' tables are merged: for
+every (state, action) the changes of the workers that touched it are
+averaged, weighted by their new visits + 1, and visits add up. With
+`batch=1` this is plain sequential Q-learning.
+
+Determinism: episode `e` simulates SUMO seed `training_seed(seed, e)` and
+draws its exploration from a generator seeded by (seed, e, intersection),
+the rounds are fixed by `batch` (not by how many workers run them) and the
+merge goes in episode order, so the same seed and batch give the same model
+whatever `--workers` is, and `--resume` continues exactly.
+
+Every episode is a full run through `execute_run`: its event log is audited
+by the independent checker, and the violations are reported per episode.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import multiprocessing
+import resource
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .agent import Hyper
+from .qtable import Model, ModelError, QTable, StateEncoding, load_model, save_model
+
+CHECKPOINTS_KEPT = 3
+
+
+def training_seed(seed: int, episode: int) -> int:
+    """The SUMO seed of a training episode: far from the small seeds evaluation uses."""
+    return 1_000_000 + seed * 100_000 + episode
+
+
+@dataclass
+class TrainConfig:
+    scenario: str = "single"
+    episodes: int = 40
+    seed: int = 1
+    workers: int = 2
+    batch: int = 2
+    out: Path = Path("models/train")
+    duration_s: float | None = None
+    shared: bool = False  # one table for all intersections with the same encoding
+    hyper: Hyper = field(default_factory=Hyper)
+    features: dict = field(default_factory=dict)  # StateFeatures keyword overrides
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["out"] = str(self.out)
+        d["hyper"] = self.hyper.to_json()
+        return d
+
+
+@dataclass
+class EpisodeRecord:
+    episode: int
+    sumo_seed: int
+    epsilon: float
+    reward: float
+    avg_delay_s: float
+    violations: int
+    fallback_fraction: float
+    updates: int
+    wall_s: float
+    peak_rss_mb: float
+
+
+# ---------------------------------------------------------------------------
+# Worker side
+# ---------------------------------------------------------------------------
+
+
+def run_episode(payload: str) -> dict:
+    """Worker: one training episode from the snapshot in `payload`; returns the tables it trained."""
+    from ...runtime.config import RunConfig
+    from ...runtime.run import execute_run
+    from .controller import SESSIONS, TrainingSession
+
+    p = json.loads(payload)
+    hyper = Hyper(**p["hyper"])
+    session = TrainingSession(hyper, p["seed"], p["episode"], p["shared"], p["features"])
+    if p["snapshot"]:
+        model = load_model(Path(p["snapshot"]), mmap=False)
+        session.tables = {n: t.writable() for n, t in model.tables.items()}
+        session.table_of = dict(model.table_of)
+        session.layouts = dict(model.layouts)
+    key = f"train-{p['seed']}-{p['episode']}"
+    SESSIONS[key] = session
+    cfg = RunConfig(scenario=p["scenario"], controller="ql-train", seed=p["sumo_seed"], duration_s=p["duration_s"],
+                    out_dir=Path(p["run_dir"]).parent, emissions=False,
+                    shield={"confidence_threshold": 0.5},
+                    controller_options={"session": key})
+    t0 = time.perf_counter()
+    result = execute_run(cfg, Path(p["run_dir"]))
+    wall = time.perf_counter() - t0
+    shutil.rmtree(Path(p["run_dir"]) / "sumo", ignore_errors=True)  # raw SUMO files: large, not needed
+    ctrls = session.controllers.values()
+    m = result.metrics
+    return {
+        "episode": p["episode"],
+        "tables": {n: (t.q, t.visits) for n, t in session.tables.items()},
+        "encodings": {n: (t.encoding.to_json(), t.n_actions) for n, t in session.tables.items()},
+        "table_of": session.table_of,
+        "layouts": session.layouts,
+        "record": asdict(EpisodeRecord(
+            p["episode"], p["sumo_seed"], session.epsilon,
+            round(sum(c.learner.total_reward for c in ctrls), 3),
+            m["network"]["avg_delay_s"], m.get("safety", {}).get("violations", -1),
+            m["network"]["fallback_fraction"], sum(c.learner.updates for c in ctrls), round(wall, 2),
+            round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Merge
+# ---------------------------------------------------------------------------
+
+
+def merge_tables(base: dict[str, QTable], results: list[dict]) -> dict[str, QTable]:
+    """Average the workers' changes per (state, action), weighted by new visits + 1; visits add up."""
+    out: dict[str, QTable] = {}
+    names = sorted({n for r in results for n in r["tables"]} | set(base))
+    for name in names:
+        if name in base:
+            t0 = base[name]
+            q0, n0 = np.asarray(t0.q, np.float64), np.asarray(t0.visits, np.int64)
+            enc, n_actions = t0.encoding, t0.n_actions
+        else:
+            enc_json, n_actions = next(r["encodings"][name] for r in results if name in r["tables"])
+            enc = StateEncoding.from_json(enc_json)
+            q0 = np.zeros((enc.n_states, n_actions))
+            n0 = np.zeros((enc.n_states, n_actions), np.int64)
+        wsum = np.zeros_like(q0)
+        dq = np.zeros_like(q0)
+        visits = n0.copy()
+        for r in sorted(results, key=lambda r: r["episode"]):
+            if name not in r["tables"]:
+                continue
+            qk, nk = r["tables"][name]
+            new = np.asarray(nk, np.int64) - n0
+            changed = (np.asarray(qk, np.float64) != q0) | (new > 0)
+            w = np.where(changed, new + 1.0, 0.0)
+            dq += w * (np.asarray(qk, np.float64) - q0)
+            wsum += w
+            visits += new
+        q = q0 + np.divide(dq, wsum, out=np.zeros_like(dq), where=wsum > 0)
+        out[name] = QTable(enc, n_actions, q.astype(np.float32), visits.clip(0, 2**32 - 1).astype(np.uint32))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------
+
+OnEpisode = Callable[[EpisodeRecord], None]
+
+
+class TrainingError(ValueError):
+    pass
+
+
+def train(cfg: TrainConfig, resume: bool = False, on_episode: OnEpisode | None = None) -> Model:
+    """Train, checkpointing after every round into `cfg.out`; returns the final model (also in out/model)."""
+    out = Path(cfg.out)
+    state_file = out / "train_state.json"
+    history: list[dict] = []
+    start = 0
+    model: Model | None = None
+    if resume:
+        if not state_file.is_file():
+            raise TrainingError(f"{out}: nothing to resume (no train_state.json)")
+        state = json.loads(state_file.read_text())
+        prev = state["config"]
+        for k in ("scenario", "seed", "batch", "shared"):
+            if prev[k] != getattr(cfg, k):
+                raise TrainingError(f"--resume with another {k} ({getattr(cfg, k)!r}) than the run being resumed "
+                                    f"({prev[k]!r})")
+        cfg.hyper = Hyper(**prev["hyper"])
+        cfg.features = prev["features"]
+        history = state["history"]
+        start = state["episodes_done"]
+        model = load_model(out / "model", mmap=False)
+    elif state_file.exists():
+        raise TrainingError(f"{out}: a training run is already there; use --resume or another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    wall_before = sum(h.get("wall_s", 0.0) for h in history)
+
+    ctx = multiprocessing.get_context("spawn")
+    episode = start
+    while episode < cfg.episodes:
+        batch = list(range(episode, min(cfg.episodes, episode + cfg.batch)))
+        snapshot = str(out / "model") if model is not None else ""
+        payloads = [json.dumps({
+            "scenario": cfg.scenario, "seed": cfg.seed, "episode": e, "sumo_seed": training_seed(cfg.seed, e),
+            "hyper": cfg.hyper.to_json(), "shared": cfg.shared, "features": cfg.features, "snapshot": snapshot,
+            "duration_s": cfg.duration_s, "run_dir": str(out / "episodes" / f"ep-{e:05d}"),
+        }) for e in batch]
+        results = []
+        with ProcessPoolExecutor(max_workers=max(1, min(cfg.workers, len(batch))), mp_context=ctx,
+                                 max_tasks_per_child=1) as pool:
+            for r in pool.map(run_episode, payloads):
+                results.append(r)
+        base = model.tables if model is not None else {}
+        tables = merge_tables(base, results)
+        table_of, layouts = {}, {}
+        for r in results:
+            table_of.update(r["table_of"])
+            layouts.update(r["layouts"])
+        if model is not None:
+            table_of = {**model.table_of, **table_of}
+            layouts = {**model.layouts, **layouts}
+        for r in sorted(results, key=lambda r: r["episode"]):
+            history.append(r["record"])
+            if on_episode:
+                on_episode(EpisodeRecord(**r["record"]))
+        episode = batch[-1] + 1
+        meta = _meta(cfg, history, episode, wall_before + time.perf_counter() - t_start)
+        model = Model(None, tables, table_of, layouts, meta)
+        _checkpoint(out, model, episode, cfg, history)
+    if model is None:
+        raise TrainingError("no episode to run (--episodes must exceed the episodes already done)")
+    return model
+
+
+def _meta(cfg: TrainConfig, history: list[dict], episodes_done: int, wall_s: float) -> dict:
+    return {
+        "scenario": cfg.scenario,
+        "agent": "tabular-q",
+        "features": cfg.features,
+        "hyperparameters": cfg.hyper.to_json(),
+        "training": {
+            "seed": cfg.seed,
+            "episodes": episodes_done,
+            "batch": cfg.batch,
+            "workers": cfg.workers,
+            "shared_table": cfg.shared,
+            "duration_s": cfg.duration_s,
+            "seeds": [h["sumo_seed"] for h in history],
+            "wall_s": round(wall_s, 1),
+            "peak_worker_rss_mb": max((h["peak_rss_mb"] for h in history), default=None),
+            "violations": sum(max(0, h["violations"]) for h in history),
+            "last_avg_delay_s": history[-1]["avg_delay_s"] if history else None,
+        },
+        "evaluations": [],
+        "created": dt.datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def _checkpoint(out: Path, model: Model, episodes_done: int, cfg: TrainConfig, history: list[dict]) -> None:
+    ck = out / "checkpoints" / f"ep-{episodes_done:05d}"
+    save_model(ck, model)
+    tmp = out / "model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(ck, tmp)
+    shutil.rmtree(out / "model", ignore_errors=True)
+    tmp.rename(out / "model")
+    model.path = out / "model"
+    state = {"config": cfg.to_json(), "episodes_done": episodes_done, "history": history}
+    (out / "train_state.json.tmp").write_text(json.dumps(state, indent=1))
+    (out / "train_state.json.tmp").replace(out / "train_state.json")
+    cks = sorted((out / "checkpoints").iterdir())
+    for old in cks[:-CHECKPOINTS_KEPT]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def heldout_seeds(model: Model, n: int, first: int = 1) -> list[int]:
+    """`n` seeds from `first` upward that the model never trained on."""
+    used = set(model.meta.get("training", {}).get("seeds", []))
+    seeds, s = [], first
+    while len(seeds) < n:
+        if s not in used:
+            seeds.append(s)
+        s += 1
+    return seeds
+
+
+def check_heldout(model: Model, seeds: list[int]) -> None:
+    used = set(model.meta.get("training", {}).get("seeds", [])) & set(seeds)
+    if used:
+        raise ModelError(f"seeds {sorted(used)} were used in training; evaluate on held-out seeds only")
