@@ -2,8 +2,9 @@
 
 For each network: wall time per simulated hour of
   (a) plain libsumo stepping the network with its own program, no outputs;
-  (b) the same, plus the SUMO outputs signalwise asks for (tripinfo with
-      emissions, edgeData, detectors) — what SUMO alone costs for the evidence;
+  (b) the same, plus the SUMO outputs a max-pressure run asks for (tripinfo,
+      edgeData, emissions edgeData, instant detector loops) — what SUMO alone
+      costs for the evidence;
   (c) `signalwise run` with max-pressure: observe -> decide -> shield ->
       actuate -> events -> metrics, including writing the run directory.
 Runs alternate (a, b, c, a, b, c, ...) in fresh processes; we report medians
@@ -45,13 +46,13 @@ from signalwise.sim.detectors import place_detectors
 from signalwise.sim.outputs import write_meandata_file
 from signalwise.sim.sumo_home import import_libsumo, sumo_binary
 s = load(sys.argv[1]); d = Path(tempfile.mkdtemp())
-lay = place_detectors(s.net_file, d)
+lay = place_detectors(s.net_file, d, live=False)
 md = write_meandata_file(d / "m.add.xml", 60, d / "edge.xml", d / "em.xml")
 ls = import_libsumo()
 cmd = [sumo_binary(), "-n", str(s.net_file), "-r", ",".join(map(str, s.route_files)), "-b", str(s.begin_s),
        "-e", str(s.end_s), "--no-step-log", "true", "--no-warnings", "true", "--seed", "1",
        "--time-to-teleport", "300", "--additional-files", f"{lay.additional_file},{md}",
-       "--tripinfo-output", str(d / "ti.xml"), "--device.emissions.probability", "1",
+       "--tripinfo-output", str(d / "ti.xml"), "--emissions.volumetric-fuel", "true",
        "--tripinfo-output.write-unfinished", "true", "--tripinfo-output.write-undeparted", "true"]
 t0 = time.perf_counter()
 ls.start(cmd)

@@ -134,6 +134,8 @@ class IntersectionShield:
         self.in_fallback = False
         self.fallback_ticks = 0
         self.ticks = 0
+        #: while green with a trusted "hold" proposal, nothing can change before this time
+        self._quiet_until_s = -math.inf
 
         self.preempt_active = False
         self.preempt_vehicle: str | None = None
@@ -163,11 +165,26 @@ class IntersectionShield:
             self._emit(now, EventCode.PHASE_END_RED_CLEARANCE, self.phase)
             self._start_green(self.next_phase, now)
         if self.interval == GREEN_I:
-            self._advance_ped(now)
+            if self.ped == PED_WALK or self.ped == PED_CLEAR:
+                self._advance_ped(now)
+            if now < self._quiet_until_s and not emergency and self._trusted_hold():
+                self.ticks += 1  # fast path: the last full check proved nothing can change yet
+                return self.state if self.state != before else None
+            self._quiet_until_s = -math.inf
             target, code = self._choose(now)
             if target is not None and target != self.phase:
                 self._begin_yellow(target, now, code)
         return self.state if self.state != before else None
+
+    def _trusted_hold(self) -> bool:
+        """The current proposal keeps the phase and would not send the shield to its fallback."""
+        d = self.proposal
+        if self.in_fallback or self.preempt_active or self.controller_failed or not self.data_ok:
+            return False
+        if d is None:
+            return True
+        return (d.phase_index is None or d.phase_index == self.phase) and \
+            d.confidence >= self.cfg.confidence_threshold
 
     @property
     def fallback_fraction(self) -> float:
@@ -194,11 +211,14 @@ class IntersectionShield:
         if not min_done:
             if wanted is not None and wanted != c:
                 self._note_min_green(now, f"phase {wanted + 1} proposed before minimum green")
+            elif self.ped in (PED_NONE, PED_DONT_WALK):
+                self._quiet_until_s = self.green_start_s + self._min_green_eff_s[c] - EPS
             return None, EventCode.PHASE_GAP_OUT
 
         step = self.cfg.step_length_s
         urgent = self._most_urgent(exclude=c)
-        if not self._feasible(urgent, now + step):
+        slack = self._slack(urgent, now + step)
+        if slack < -EPS:
             self._intervene(now, "cycle_max", f"phase {urgent + 1} must be served within {self.inter.timing.cycle_max_s:g} s")
             return urgent, EventCode.PHASE_FORCE_OFF
 
@@ -210,6 +230,9 @@ class IntersectionShield:
             return target, EventCode.PHASE_MAX_OUT
 
         if wanted is None or wanted == c:
+            if not self.in_fallback:
+                max_end = self.green_start_s + self.inter.timing.max_green_s[c] - EPS
+                self._quiet_until_s = min(max_end, now + math.floor(slack / step + EPS) * step)
             return None, EventCode.PHASE_GAP_OUT
         if not self._feasible(wanted, now):
             self._intervene(now, "cycle_max", f"phase {wanted + 1} replaced by phase {urgent + 1} to keep cycle bound")
@@ -258,19 +281,19 @@ class IntersectionShield:
 
     def _feasible(self, first: int, end_green_s: float) -> bool:
         """Can we end green at `end_green_s`, serve `first`, then all others by deadline?"""
+        return self._slack(first, end_green_s) >= -EPS
+
+    def _slack(self, first: int, end_green_s: float) -> float:
+        """Seconds the green could still be held past `end_green_s` with every deadline met (<0: too late)."""
         if self._n == 1:
-            return True
+            return math.inf
         t = end_green_s + self._clear_eff_s
         order = [first] + sorted((p for p in range(self._n) if p != first), key=self._deadline)
+        slack = math.inf
         for p in order:
-            if p == self.phase and p != first:
-                deadline = self.green_start_s + self.inter.timing.cycle_max_s
-            else:
-                deadline = self._deadline(p)
-            if t > deadline + EPS:
-                return False
+            slack = min(slack, self._deadline(p) - t)
             t += self._min_green_eff_s[p] + self._clear_eff_s
-        return True
+        return slack
 
     # -- preemption ------------------------------------------------------------------
     def _update_preempt(self, now: float, emergency: Sequence[EmergencyApproach]) -> None:

@@ -33,6 +33,9 @@ log = logging.getLogger("signalwise.runtime")
 
 Progress = Callable[[float, float], None]  # (simulated seconds done, total)
 
+#: controllers that never read detectors live: SUMO is spared their loops (~10% of a step)
+NO_LIVE_DETECTORS = frozenset({"fixed", "max-pressure"})
+
 
 @dataclass
 class LoopResult:
@@ -85,7 +88,8 @@ def run_loop(cfg: RunConfig, run_dir: Path, progress: Progress | None = None,
     additional = list(scenario.additional_files)
     if cfg.remote_port is None:
         try:
-            layout = place_detectors(scenario.net_file, sumo_dir)
+            layout = place_detectors(scenario.net_file, sumo_dir,
+                                     live=cfg.controller.split(":", 1)[0] not in NO_LIVE_DETECTORS)
         except Exception as exc:  # sumolib's parse errors are KeyErrors, SAXParseExceptions, ...
             detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise SimulationError(f"{scenario.net_file}: not a readable SUMO network ({type(exc).__name__}: "
@@ -105,7 +109,7 @@ def run_loop(cfg: RunConfig, run_dir: Path, progress: Progress | None = None,
         files["passages"] = layout.passages_file
     extra = ["--tripinfo-output.write-unfinished", "true", "--tripinfo-output.write-undeparted", "true"]
     if cfg.emissions:
-        extra += ["--device.emissions.probability", "1", "--emissions.volumetric-fuel", "true"]
+        extra += ["--emissions.volumetric-fuel", "true"]  # fuel in ml; computed once, by the edgeData above
     opts = SumoOptions(net_file=scenario.net_file, route_files=scenario.route_files,
                        additional_files=tuple(additional), begin_s=begin_s, end_s=end_s, seed=cfg.seed,
                        step_length_s=cfg.step_length_s, gui=cfg.gui, remote_port=cfg.remote_port,

@@ -168,6 +168,9 @@ def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
         started_at = dt.datetime.fromisoformat(started).astimezone(dt.UTC) if started else None
         register_run(engine, sim_id, m["scenario"], m["controller"], int(m["seed"]), cfg, started_at)
         flat = {k: float(v) for k, v in m["network"].items() if isinstance(v, int | float)}
+        # the analytics API compares fuel and CO2 in these units
+        flat["co2_g"] = flat.get("co2_kg", 0.0) * 1000.0
+        flat["fuel_ml"] = flat.get("fuel_l", 0.0) * 1000.0
         if "safety" in m:
             flat["safety_violations"] = float(m["safety"]["violations"])
         write_run_metrics(engine, sim_id, flat)

@@ -3,7 +3,7 @@
     run.json            status (running | complete | incomplete | failed), timings, versions
     config.yaml         the resolved configuration (re-run it to reproduce)
     metrics.json        network-wide and per-intersection metrics, safety, fallback
-    trips.csv           every vehicle: delay, waiting, stops, CO2, fuel
+    trips.csv           every vehicle: delay, waiting, stops (CO2 and fuel: per edge and interval)
     timeseries.csv      per interval (default 60 s), network and per intersection
     events.csv          hi-res event log (Indiana enumeration), ATSPM-readable
     detectors.csv       detector configuration for ATSPM
@@ -110,16 +110,15 @@ def write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
     _write_csv(run_dir / "queues.csv", ["time_s", "device_id", "halting_veh"], loop.queue_samples)
     _write_csv(run_dir / "trips.csv",
                ["vehicle_id", "vtype", "status", "depart_s", "arrival_s", "duration_s", "route_length_m", "waiting_s",
-                "stops", "time_loss_s", "depart_delay_s", "delay_s", "co2_g", "fuel_ml"],
+                "stops", "time_loss_s", "depart_delay_s", "delay_s"],
                [(t.vehicle_id, t.vtype, t.status, t.depart_s, t.arrival_s, t.duration_s, t.route_length_m,
-                 t.waiting_s, t.stops, t.time_loss_s, t.depart_delay_s, round(t.delay_s, 2),
-                 round(t.co2_mg / 1000, 3), round(t.fuel_ml, 3)) for t in trips])
+                 t.waiting_s, t.stops, t.time_loss_s, t.depart_delay_s, round(t.delay_s, 2)) for t in trips])
     series = time_series(trips, edgedata, emissions, loop.queue_samples, approach_edges, loop.begin_s, loop.end_s,
                          cfg.interval_s)
     if series:
         _write_csv(run_dir / "timeseries.csv", list(series[0]), [list(r.values()) for r in series])
 
-    net = network_metrics(trips, persons, loop.queue_samples, loop.emergency_ids).as_dict()
+    net = network_metrics(trips, persons, loop.queue_samples, loop.emergency_ids, emissions).as_dict()
     per_tls = intersection_metrics(edgedata, emissions, loop.queue_samples, approach_edges)
     rules: dict[str, int] = {}
     for iv in loop.interventions:

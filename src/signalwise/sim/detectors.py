@@ -71,8 +71,12 @@ def plan_detectors(net_file: Path) -> dict[str, tuple[Detector, ...]]:
 
 
 def write_detector_file(by_tls: dict[str, tuple[Detector, ...]], lane_lengths_m: dict[str, float],
-                        out_dir: Path) -> DetectorLayout:
-    """Write the SUMO additional file that creates the detectors."""
+                        out_dir: Path, live: bool = True) -> DetectorLayout:
+    """Write the SUMO additional file that creates the detectors.
+
+    `live=False` leaves out the loops controllers read during the run (for
+    controllers that never read them); the instant loops for the event log stay.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     add_file = out_dir / "detectors.add.xml"
     passages = out_dir / "detector_passages.xml"
@@ -80,8 +84,9 @@ def write_detector_file(by_tls: dict[str, tuple[Detector, ...]], lane_lengths_m:
     for dets in by_tls.values():
         for det in dets:
             pos = max(0.1, lane_lengths_m[det.lane] - det.distance_to_stopbar_m)
-            ET.SubElement(root, "inductionLoop", id=live_id(det), lane=det.lane, pos=f"{pos:.2f}",
-                          period="900", file="NUL")
+            if live:
+                ET.SubElement(root, "inductionLoop", id=live_id(det), lane=det.lane, pos=f"{pos:.2f}",
+                              period="900", file="NUL")
             ET.SubElement(root, "instantInductionLoop", id=instant_id(det), lane=det.lane, pos=f"{pos:.2f}",
                           file=passages.name)
     ET.indent(root)
@@ -89,13 +94,13 @@ def write_detector_file(by_tls: dict[str, tuple[Detector, ...]], lane_lengths_m:
     return DetectorLayout(by_tls, add_file, passages)
 
 
-def place_detectors(net_file: Path, out_dir: Path) -> DetectorLayout:
+def place_detectors(net_file: Path, out_dir: Path, live: bool = True) -> DetectorLayout:
     import sumolib
 
     by_tls = plan_detectors(net_file)
     net = sumolib.net.readNet(str(net_file), withPrograms=False, withInternal=False)
     lengths = {d.lane: net.getLane(d.lane).getLength() for dets in by_tls.values() for d in dets}
-    return write_detector_file(by_tls, lengths, out_dir)
+    return write_detector_file(by_tls, lengths, out_dir, live)
 
 
 def _allows_vehicles(lane) -> bool:

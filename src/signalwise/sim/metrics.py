@@ -45,7 +45,8 @@ def _mean(xs: list[float]) -> float:
 
 
 def network_metrics(trips: list[Trip], persons: list[PersonTrip], queue_samples: list[tuple[float, str, int]],
-                    emergency_ids: Iterable[str]) -> NetworkMetrics:
+                    emergency_ids: Iterable[str], emissions: list[dict] | None = None) -> NetworkMetrics:
+    """Network-wide metrics; CO2 and fuel from the emissions edgeData when given, else from trips."""
     emergency_ids = set(emergency_ids)
     departed = [t for t in trips if t.status != "undeparted"]
     arrived = [t for t in trips if t.status == "arrived"]
@@ -64,8 +65,10 @@ def network_metrics(trips: list[Trip], persons: list[PersonTrip], queue_samples:
         never_inserted=sum(1 for t in trips if t.status == "undeparted"),
         avg_queue_veh=round(_mean([float(v) for v in per_time.values()]), 3),
         max_queue_veh=max(per_time.values(), default=0),
-        co2_kg=round(sum(t.co2_mg for t in trips) / 1e6, 4),
-        fuel_l=round(sum(t.fuel_ml for t in trips) / 1e3, 4),
+        co2_kg=round((sum(r.get("CO2_abs", 0.0) for r in emissions) if emissions else
+                      sum(t.co2_mg for t in trips)) / 1e6, 4),
+        fuel_l=round((sum(r.get("fuel_abs", 0.0) for r in emissions) if emissions else
+                      sum(t.fuel_ml for t in trips)) / 1e3, 4),
         emergency_vehicles=len(ev),
         emergency_delay_s=round(_mean([t.delay_s for t in ev]), 3),
         pedestrians=len(persons),

@@ -138,7 +138,9 @@ def write_meandata_file(path: Path, interval_s: float, edge_file: Path, emission
     ET.SubElement(root, "edgeData", id="sw_traffic", period=f"{interval_s:g}", file=str(edge_file.name),
                   excludeEmpty="true")
     if emissions_file is not None:
+        # the one place emissions are computed (HBEFA, every vehicle, junctions included):
+        # totals, per interval and per approach all come from here
         ET.SubElement(root, "edgeData", id="sw_emissions", type="emissions", period=f"{interval_s:g}",
-                      file=str(emissions_file.name), excludeEmpty="true")
+                      file=str(emissions_file.name), excludeEmpty="true", withInternal="true")
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
     return path
