@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-
-
 from signalwise.core import Crosswalk, Intersection, Movement, Phase, Timing
 
 # links: 0 N->S through, 1 S->N through, 2 E->W through, 3 W->E through, 4 E->S left, 5 crosswalk across E arm

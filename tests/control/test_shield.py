@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from shield_fixtures import make_intersection
 
 from signalwise.analytics.safety_audit import audit
 from signalwise.control.fixed import PlanFollower
 from signalwise.control.shield import IntersectionShield, ShieldConfig, clearance_state
 from signalwise.core import Decision, EmergencyApproach, EventCode
 from signalwise.runtime.loop import describe_intersections
-
-import pytest
-from shield_fixtures import make_intersection
 
 
 @pytest.fixture

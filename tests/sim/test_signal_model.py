@@ -73,10 +73,10 @@ def test_off_blinking_program_is_refused_with_a_reason(tmp_path):
 
 
 def test_timing_is_derived_from_geometry():
-    from signalwise.runtime.loop import run_loop
-
     # one short run to read the model SUMO builds
     import tempfile
+
+    from signalwise.runtime.loop import run_loop
 
     with tempfile.TemporaryDirectory() as d:
         loop = run_loop(RunConfig(scenario="single", controller="fixed", duration_s=5, emissions=False), Path(d))

@@ -8,8 +8,8 @@ the normal case, so neither a z-interval nor a pooled t-test fits.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)

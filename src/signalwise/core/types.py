@@ -203,9 +203,9 @@ class Observation:
 class Hold:
     """Marker: keep the current phase. Use the `HOLD` singleton."""
 
-    _instance: "Hold | None" = None
+    _instance: Hold | None = None
 
-    def __new__(cls) -> "Hold":
+    def __new__(cls) -> Hold:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance

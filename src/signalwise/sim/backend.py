@@ -107,7 +107,7 @@ class SumoBackend:
         with contextlib.suppress(Exception):
             self.api.close()
 
-    def __enter__(self) -> "SumoBackend":
+    def __enter__(self) -> SumoBackend:
         self.start()
         return self
 

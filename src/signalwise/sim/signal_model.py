@@ -24,6 +24,7 @@ from ..core.timing import (
 from ..core.types import Crosswalk, Intersection, Movement, Phase, Timing
 
 GREEN = "Gg"
+DEFAULT_TIMING = TimingDefaults()
 
 
 class UnsupportedSignal(ValueError):
@@ -69,7 +70,7 @@ def green_phases_with_durations(program: list[tuple[str, float]],
     return [("".join(s), durations[k]) for k, s in merged.items()]
 
 
-def read_intersection(api, tls_id: str, defaults: TimingDefaults = TimingDefaults(),
+def read_intersection(api, tls_id: str, defaults: TimingDefaults = DEFAULT_TIMING,
                       overrides: dict | None = None) -> Intersection:
     """Build the `Intersection` of one traffic light from a running simulation.
 
@@ -162,7 +163,7 @@ def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], 
                   cycle_min, cycle_max)
 
 
-def read_all(api, defaults: TimingDefaults = TimingDefaults(), overrides: dict[str, dict] | None = None,
+def read_all(api, defaults: TimingDefaults = DEFAULT_TIMING, overrides: dict[str, dict] | None = None,
              only: list[str] | None = None) -> tuple[list[Intersection], list[RefusedSignal]]:
     """Every traffic light we can control, and those refused with their reason."""
     overrides = overrides or {}
