@@ -11,9 +11,16 @@ delay once clearances are counted. Because decisions are not evenly spaced
 (minimum green, clearances), the discount is `gamma ** (dt / period_s)`.
 
 Exploration: epsilon-greedy, epsilon per episode
-`max(epsilon_end, epsilon_start * epsilon_decay ** episode)`. Never-tried
-actions are valued 0, optimistic against negative rewards, so greedy steps
-explore them too.
+`max(epsilon_end, epsilon_start * epsilon_decay ** episode)`. The greedy step
+is guided: in a state seen fewer than `guide_visits` times (or with no action
+tried yet) the agent follows a guide policy (max-pressure by default)
+instead of the table. Why: with ~250 decisions per episode and thousands of
+states, an unguided greedy step mostly picks an untried (zero-valued,
+optimistic) action, i.e. acts at random for dozens of episodes; following a
+good classical policy where the table knows nothing gathers experience in
+the states that matter, and Q-learning (off-policy) still learns the values
+of the optimal policy from it. Elsewhere the greedy step takes the best
+action among those tried.
 
 Replay: every transition enters a fixed-size buffer with priority
 (|TD error| + eps) ** priority_alpha; after each real update, `replay_batch`
@@ -44,6 +51,8 @@ class Hyper:
     priority_eps: float = 0.01
     reward_scale: float = 0.01  # reward = -scale * halting vehicle-seconds
     period_s: float = 5.0  # how often the controller is asked during green
+    guide: str = "max-pressure"  # "max-pressure" | "none": who acts in states the table barely knows
+    guide_visits: int = 3
 
     def epsilon(self, episode: int) -> float:
         return max(self.epsilon_end, self.epsilon_start * self.epsilon_decay ** episode)
@@ -96,10 +105,14 @@ class QLearner:
         self.updates = 0
         self.total_reward = 0.0
 
-    def act(self, state: int) -> int:
+    def act(self, state: int, guide_action: int | None = None) -> int:
         if self.rng.random() < self.epsilon:
             return int(self.rng.integers(self.table.n_actions))
-        row = self.table.q[state]
+        visits = self.table.visits[state]
+        tried = visits > 0
+        if guide_action is not None and (visits.sum() < self.h.guide_visits or not tried.any()):
+            return guide_action
+        row = self.table.q[state] if guide_action is None else np.where(tried, self.table.q[state], -np.inf)
         best = np.flatnonzero(row == row.max())
         return int(best[0]) if len(best) == 1 else int(self.rng.choice(best))
 

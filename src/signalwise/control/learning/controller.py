@@ -59,8 +59,13 @@ class QLController:
         self.decisions = 0
         self.unseen = 0
         self.queue_time_veh_s = 0.0  # halting vehicle-seconds seen (training reports it)
+        self.guide = None
         if learner is not None:
             self.name = "ql-train"
+            if learner.h.guide == "max-pressure":
+                from ..max_pressure import MaxPressureController
+
+                self.guide = MaxPressureController(inter)
 
     def decide(self, obs: Observation) -> Decision:
         s = obs.signal
@@ -111,12 +116,20 @@ class QLController:
             self.queue_time_veh_s += area
         self._last = (obs.time_s, q)
 
+    def _guide_action(self, obs: Observation) -> int | None:
+        if self.guide is None:
+            return None
+        current = obs.signal.phase_index
+        p = self.guide.pressures(obs)
+        best = max(range(len(p)), key=lambda i: (p[i], i == current))
+        return best if p[best] > p[current] else current
+
     def _train_step(self, obs: Observation, state: int) -> Decision:
         if self._prev is not None:
             ps, pa, pt = self._prev
             self.learner.learn(ps, pa, -self.reward_scale * self._cost, state, obs.time_s - pt)
         self._cost = 0.0
-        action = self.learner.act(state)
+        action = self.learner.act(state, self._guide_action(obs))
         self._prev = (state, action, obs.time_s)
         phase = None if action == obs.signal.phase_index else action
         return Decision(self.inter.id, phase, self.name, 1.0)
@@ -181,6 +194,10 @@ def make_ql(inter: Intersection, ctx: ControlContext):
     if not path:
         return ModelUnavailable(inter, "no model given (use ql:PATH)")
     try:
+        if str(path).startswith("@"):  # ql:@active, ql:@v3: from the model registry
+            from .registry import LocalModelRegistry
+
+            path = LocalModelRegistry().path_for(str(path)[1:], inter.id)
         return controller_from_model(cached_model(str(path)), inter)
     except ModelError as exc:
         log.error("ql: %s; intersection %s runs the fallback plan", exc, inter.id)

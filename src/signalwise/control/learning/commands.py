@@ -1,0 +1,214 @@
+"""CLI of the learning controllers: train, evaluate, models list|show|add|deploy|rollback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ...runtime.commands import _fail, friendly_errors
+
+models_app = typer.Typer(help="The local model registry: versions, and which one is active per intersection.",
+                         no_args_is_help=True)
+
+
+def learning_errors(fn):
+    """Model and training errors are for people too: one line, exit 2."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from .qtable import ModelError
+        from .train import TrainingError
+
+        try:
+            return fn(*args, **kwargs)
+        except (ModelError, TrainingError) as exc:
+            _fail(str(exc))
+
+    return friendly_errors(wrapper)
+
+
+def train_command(
+    scenario: Annotated[str, typer.Option("--scenario", "-s", help="single | corridor | grid | resco:NAME")] = "single",
+    episodes: Annotated[int, typer.Option(help="total episodes (with --resume: the new total)")] = 40,
+    workers: Annotated[int, typer.Option(help="parallel worker processes")] = 2,
+    seed: Annotated[int, typer.Option(help="the same seed (and --batch) reproduces the model exactly")] = 1,
+    out: Annotated[Path, typer.Option(help="training directory: model/, checkpoints/, episodes/")] = Path("models/train"),
+    resume: Annotated[bool, typer.Option(help="continue the training in --out from its last checkpoint")] = False,
+    batch: Annotated[int, typer.Option(help="episodes per round, run in parallel from the same table")] = 2,
+    duration: Annotated[float | None, typer.Option(help="simulated seconds per episode (default: the scenario's)")] = None,
+    shared: Annotated[bool, typer.Option(help="one table shared by intersections of the same layout")] = False,
+) -> None:
+    """Train a Q-learning model; every episode runs the real loop, shield and safety audit included."""
+    _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared)
+
+
+@learning_errors
+def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ...sim.scenarios import load
+    from .train import TrainConfig, train
+
+    if episodes < 1 or workers < 1 or batch < 1:
+        _fail("--episodes, --workers and --batch must be at least 1")
+    load(scenario)
+    cfg = TrainConfig(scenario=scenario, episodes=episodes, seed=seed, workers=workers, batch=batch, out=out,
+                      duration_s=duration, shared=shared)
+    console = Console(stderr=True)
+    done0 = 0
+    if resume and (out / "train_state.json").is_file():
+        done0 = json.loads((out / "train_state.json").read_text())["episodes_done"]
+    with Progress(TextColumn("[bold]train {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("eps {task.fields[eps]}  reward {task.fields[reward]}  delay {task.fields[delay]}  "
+                             "violations {task.fields[viol]}"), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task(scenario, total=episodes, completed=done0, eps="-", reward="-", delay="-", viol=0)
+        violations = [0]
+
+        def on_episode(r):
+            violations[0] += max(0, r.violations)
+            bar.update(task, advance=1, eps=f"{r.epsilon:.3f}", reward=f"{r.reward:.0f}",
+                       delay=f"{r.avg_delay_s:.1f} s", viol=violations[0])
+
+        model = train(cfg, resume=resume, on_episode=on_episode)
+    t = model.meta["training"]
+    sizes = ", ".join(f"{n}: {tb.encoding.n_states} states x {tb.n_actions} actions ({tb.nbytes / 1024:.0f} KiB)"
+                      for n, tb in model.tables.items())
+    console.print(f"model: {out / 'model'}  ({t['episodes']} episodes, {t['wall_s']:.0f} s, worker peak RSS "
+                  f"{t['peak_worker_rss_mb']} MB, shield violations {t['violations']})")
+    console.print(f"tables: {sizes}")
+    if t["violations"]:
+        _fail(f"the independent audit found {t['violations']} shield violation(s) during training", code=1)
+
+
+def evaluate_command(
+    model: Annotated[Path, typer.Option(help="model directory (e.g. models/train/model)")],
+    scenario: Annotated[str, typer.Option("--scenario", "-s")] = "single",
+    seeds: Annotated[int, typer.Option(help="number of held-out seeds (never the training seeds)")] = 5,
+    first_seed: Annotated[int, typer.Option(help="held-out seeds start here")] = 1,
+    baseline: Annotated[str, typer.Option(help="controller to compare against")] = "max-pressure",
+    duration: Annotated[float | None, typer.Option(help="simulated seconds per run")] = None,
+    workers: Annotated[int | None, typer.Option(help="parallel worker processes")] = None,
+    out: Annotated[Path | None, typer.Option(help="output directory (default: <model>/../eval-<time>)")] = None,
+) -> None:
+    """Evaluate a model on held-out seeds against a baseline: delay, CIs, Welch p-values, safety audit."""
+    _evaluate(model, scenario, seeds, first_seed, baseline, duration, workers, out)
+
+
+@learning_errors
+def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, workers, out) -> None:
+    from rich.console import Console
+
+    from ...runtime.commands import print_compare_table
+    from .evaluate import evaluate
+
+    console = Console()
+    result = evaluate(model_path, scenario, seeds, first_seed, baseline, duration, workers, out)
+    print_compare_table(result.summary)
+    ev = result.evaluation
+    console.print(f"{ev['controller']} vs {baseline}: {ev['avg_delay_s']} s vs {ev['baseline_avg_delay_s']} s "
+                  f"average delay, p = {ev['p_value']}; fallback share {ev['fallback_fraction']}; "
+                  f"shield violations {ev['violations']}")
+    console.print(f"runs and summary: {result.out_dir}")
+    if ev["violations"]:
+        _fail(f"{ev['violations']} shield violation(s) in evaluation", code=1)
+
+
+@models_app.command("list")
+def models_list(registry: Annotated[Path | None, typer.Option(help="registry directory")] = None) -> None:
+    """Registered versions and where each is active."""
+    _models_list(registry)
+
+
+@learning_errors
+def _models_list(registry) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .registry import LocalModelRegistry
+
+    reg = LocalModelRegistry(registry)
+    active = reg.active()
+    t = Table(title=f"models in {reg.root}")
+    for col in ("version", "scenario", "intersections", "episodes", "registered", "active at"):
+        t.add_column(col)
+    for v in reg.versions():
+        where = ", ".join(sorted(i for i, ver in active.items() if ver == v.version)) or "-"
+        t.add_row(v.version, v.scenario, ", ".join(v.intersections), str(v.episodes), v.registered, where)
+    Console().print(t)
+
+
+@models_app.command("add")
+def models_add(path: Path, registry: Annotated[Path | None, typer.Option(help="registry directory")] = None) -> None:
+    """Register a model directory as a new version (copied; it never changes afterwards)."""
+    _models_add(path, registry)
+
+
+@learning_errors
+def _models_add(path, registry) -> None:
+    from .registry import LocalModelRegistry
+
+    mv = LocalModelRegistry(registry).add(path)
+    typer.echo(f"registered {mv.version} ({mv.scenario}, {', '.join(mv.intersections)}) at {mv.path}")
+
+
+@models_app.command("show")
+def models_show(ref: Annotated[str, typer.Argument(help="a version (v3) or a model directory")],
+                registry: Annotated[Path | None, typer.Option(help="registry directory")] = None) -> None:
+    """A model's metadata: scenario, layouts, encoding, hyperparameters, training, evaluations."""
+    _models_show(ref, registry)
+
+
+@learning_errors
+def _models_show(ref, registry) -> None:
+    from .qtable import load_model
+    from .registry import LocalModelRegistry
+
+    path = Path(ref) if Path(ref).exists() else Path(LocalModelRegistry(registry).get(ref).path)
+    m = load_model(path)
+    meta = dict(m.meta)
+    meta["path"] = str(path)
+    typer.echo(json.dumps(meta, indent=2))
+
+
+@models_app.command("deploy")
+def models_deploy(version: str,
+                  intersection: Annotated[list[str] | None, typer.Option(help="only here (repeatable)")] = None,
+                  registry: Annotated[Path | None, typer.Option(help="registry directory")] = None) -> None:
+    """Make a version active (at all its intersections, or those given); `ql:@active` then runs it."""
+    _models_deploy(version, intersection, registry)
+
+
+@learning_errors
+def _models_deploy(version, intersection, registry) -> None:
+    from .registry import LocalModelRegistry
+
+    done = LocalModelRegistry(registry).deploy(version, intersection or None)
+    for i, v in done.items():
+        typer.echo(f"{i}: {v} active")
+
+
+@models_app.command("rollback")
+def models_rollback(intersection: Annotated[list[str] | None, typer.Option(help="only here (repeatable)")] = None,
+                    registry: Annotated[Path | None, typer.Option(help="registry directory")] = None) -> None:
+    """Return to the previously active version (none left: the signal runs its fallback plan)."""
+    _models_rollback(intersection, registry)
+
+
+@learning_errors
+def _models_rollback(intersection, registry) -> None:
+    from .registry import LocalModelRegistry
+
+    done = LocalModelRegistry(registry).rollback(intersection or None)
+    for i, v in done.items():
+        typer.echo(f"{i}: {v or 'no model (fallback plan)'} active")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)
+    app.command("evaluate")(evaluate_command)
+    app.add_typer(models_app, name="models")

@@ -1,0 +1,112 @@
+"""Evaluate a model on held-out seeds against a baseline, and record the result in the model.
+
+The seeds are checked against the model's training seeds (evaluation on a
+training seed is refused). Before any run, the model is checked against the
+scenario's intersections in a worker process, so a model made for another
+layout fails with one clear line instead of a whole evaluation under the
+fallback plan.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from .qtable import ModelError, load_model
+from .train import check_heldout, heldout_seeds
+
+
+@dataclass
+class EvaluateResult:
+    out_dir: Path
+    summary: dict
+    evaluation: dict
+
+
+def _fit_errors(model_path: str, scenario: str) -> list[str]:
+    """Worker: start the scenario's network in SUMO, read its signals, try the model on each."""
+    from ...runtime.config import RunConfig
+    from ...runtime.loop import resolve_scenario, timing_defaults
+    from ...sim.backend import SumoBackend, SumoOptions
+    from ...sim.signal_model import read_all
+    from .controller import controller_from_model
+
+    cfg = RunConfig(scenario=scenario)
+    sc = resolve_scenario(cfg)
+    backend = SumoBackend(SumoOptions(net_file=sc.net_file, begin_s=0, end_s=1))
+    backend.start()
+    try:
+        inters, _ = read_all(backend.api, timing_defaults(cfg))
+    finally:
+        backend.close()
+    model = load_model(Path(model_path))
+    errors = []
+    for inter in inters:
+        try:
+            controller_from_model(model, inter)
+        except ModelError as exc:
+            errors.append(str(exc))
+    return errors
+
+
+def check_fits(model_path: Path, scenario: str) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=ctx, max_tasks_per_child=1) as pool:
+        errors = pool.submit(_fit_errors, str(model_path), scenario).result()
+    if errors:
+        raise ModelError(f"model does not fit scenario {scenario!r}: {errors[0]}")
+
+
+def evaluate(model_path: Path, scenario: str, n_seeds: int = 5, first_seed: int = 1,
+             baseline: str = "max-pressure", duration_s: float | None = None, workers: int | None = None,
+             out: Path | None = None) -> EvaluateResult:
+    from ...runtime.compare import compare_controllers
+    from ...runtime.config import RunConfig
+
+    model_path = Path(model_path)
+    model = load_model(model_path)
+    seeds = heldout_seeds(model, n_seeds, first_seed)
+    check_heldout(model, seeds)
+    check_fits(model_path, scenario)
+    ql = f"ql:{model_path.resolve()}"
+    out = out or model_path.resolve().parent / f"eval-{dt.datetime.now():%Y%m%d-%H%M%S}-{scenario.replace(':', '-')}"
+    base = RunConfig(scenario=scenario, controller=baseline, duration_s=duration_s)
+    result = compare_controllers(base, [baseline, ql], seeds, out, workers or min(os.cpu_count() or 1, 2))
+    if result.failures:
+        raise ModelError("evaluation run(s) failed: " + "; ".join(f"{c} s{s}: {m}" for (c, s), m in
+                                                                   result.failures.items()))
+    delay = result.summary["metrics"]["avg_delay_s"]["controllers"]
+    runs = [result.runs[(ql, s)] for s in seeds]
+    evaluation = {
+        "scenario": scenario,
+        "seeds": seeds,
+        "baseline": baseline,
+        "controller": "ql",
+        "duration_s": duration_s,
+        "avg_delay_s": delay[ql]["mean"],
+        "baseline_avg_delay_s": delay[baseline]["mean"],
+        "change_pct": delay[ql].get("change_pct"),
+        "p_value": delay[ql].get("p_value"),
+        "fallback_fraction": round(sum(r["network"]["fallback_fraction"] for r in runs) / len(runs), 4),
+        "violations": sum(r.get("safety", {}).get("violations", 0) for r in runs)
+        + sum(result.runs[(baseline, s)].get("safety", {}).get("violations", 0) for s in seeds),
+        "out_dir": str(out),
+        "evaluated": dt.datetime.now().isoformat(timespec="seconds"),
+    }
+    _record(model_path, evaluation)
+    return EvaluateResult(out, result.summary, evaluation)
+
+
+def _record(model_path: Path, evaluation: dict) -> None:
+    """Append to the model's evaluations (metadata only; the tables never change)."""
+    meta_file = model_path / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    meta.setdefault("evaluations", []).append(evaluation)
+    tmp = meta_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, default=str))
+    os.replace(tmp, meta_file)

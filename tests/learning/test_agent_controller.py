@@ -1,0 +1,138 @@
+"""Features, confidence and fallback of the Q-learning controller, replay and table merging — no SUMO."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from signalwise.control.base import ControlContext, make
+from signalwise.control.learning.agent import Hyper, PrioritizedReplay, QLearner
+from signalwise.control.learning.controller import ModelUnavailable, QLController, controller_from_model
+from signalwise.control.learning.features import StateFeatures
+from signalwise.control.learning.qtable import Model, ModelError, QTable, save_model
+from signalwise.control.learning.train import merge_tables
+from signalwise.core.types import Intersection, LaneState, Movement, Observation, Phase, SignalStatus, Timing
+
+
+def four_phase(lane_prefix: str = "") -> Intersection:
+    lanes = [f"{lane_prefix}{a}_{k}" for a in "NESW" for k in range(3)]
+    moves = tuple(Movement(i, lane, f"out{i}") for i, lane in enumerate(lanes))
+    groups = [[1, 2, 7, 8], [0, 6], [4, 5, 10, 11], [3, 9]]
+    phases = tuple(Phase(p, "".join("G" if i in links else "r" for i in range(12)), tuple(moves[i] for i in links))
+                   for p, links in enumerate(groups))
+    return Intersection("C", phases, 12, moves, (), (), Timing(3.3, 2.4, (22, 5, 22, 5), (60,) * 4, 7, 14.5, 77, 150))
+
+
+def obs(inter, queues: dict[str, int], phase=0, elapsed=30.0, **kw) -> Observation:
+    lanes = {lane: LaneState(queues.get(lane, 0), queues.get(lane, 0), 0, 0, 0) for lane in inter.in_lanes}
+    return Observation(100.0, inter.id, lanes, signal=SignalStatus(phase, "green", elapsed), **kw)
+
+
+def test_state_digits_follow_the_documented_encoding():
+    inter = four_phase()
+    f = StateFeatures(inter)
+    assert f.encoding.radices == (4, 4, 4, 4, 4, 4)
+    # phase 2, 25 s of green (bucket 2), queues: phase0 lanes N_1+N_2+S_1+S_2 = 5 (bucket 2), phase1 N_0 = 12 (3)
+    o = obs(inter, {"N_1": 2, "S_2": 3, "N_0": 12, "E_1": 1}, phase=2, elapsed=25.0)
+    assert f.encoding.decode(f.state(o)) == (2, 2, 2, 3, 1, 0)
+    assert f.health(o) == 1.0
+    half = Observation(1.0, "C", {lane: LaneState(0, 0, 0, 0, 0) for lane in inter.in_lanes[:6]},
+                       signal=SignalStatus(0, "green", 1.0))
+    assert f.health(half) == pytest.approx(0.5)
+    assert f.health(obs(inter, {}, healthy=False)) == 0.0
+    assert f.health(obs(inter, {}, age_s=60.0)) == 0.0
+
+
+def _trained_controller():
+    inter = four_phase()
+    f = StateFeatures(inter)
+    table = QTable(f.encoding, 4)
+    return inter, f, table, QLController(inter, f, table)
+
+
+def test_unseen_state_gives_zero_confidence_and_a_hold():
+    inter, f, table, ctrl = _trained_controller()
+    d = ctrl.decide(obs(inter, {"N_0": 3}))
+    assert d.confidence == 0.0 and d.phase_index is None and ctrl.unseen == 1
+
+
+def test_confidence_grows_with_visits_and_the_gap_and_falls_with_health():
+    inter, f, table, ctrl = _trained_controller()
+    o = obs(inter, {"N_0": 3})
+    s = f.state(o)
+    table.q[s] = [-10.0, -2.0, -9.0, -9.5]
+    table.visits[s] = [1, 1, 0, 0]  # 2 visits of 5 needed; phase 1 clearly best
+    d = ctrl.decide(o)
+    assert d.phase_index == 1 and d.confidence == pytest.approx(0.4)
+    table.visits[s] = [10, 10, 0, 0]
+    assert ctrl.decide(o).confidence == pytest.approx(1.0)
+    table.q[s] = [-2.0, -2.0, -9.0, -9.5]  # a tie: no preference, half confidence
+    assert ctrl.decide(o).confidence == pytest.approx(0.5)
+    table.q[s] = [-10.0, -2.0, -9.0, 0.0]  # action 3 untried: its optimistic 0 is not trusted
+    assert ctrl.decide(o).phase_index == 1
+    unhealthy = obs(inter, {"N_0": 3}, healthy=False)
+    assert ctrl.decide(unhealthy).confidence == 0.0
+
+
+def test_inside_minimum_green_the_controller_holds_without_deciding():
+    inter, f, table, ctrl = _trained_controller()
+    d = ctrl.decide(obs(inter, {"N_0": 30}, phase=0, elapsed=5.0))
+    assert d.phase_index is None and d.confidence == 1.0 and ctrl.decisions == 0
+
+
+def test_missing_corrupted_or_mismatched_model_means_fallback_not_failure(tmp_path):
+    inter = four_phase()
+    ctx = ControlContext()
+    missing = make(f"ql:{tmp_path / 'none'}", inter, ctx)
+    assert isinstance(missing, ModelUnavailable)
+    assert missing.decide(obs(inter, {})).confidence == 0.0
+    f = StateFeatures(inter)
+    model = Model(None, {"C": QTable(f.encoding, 4)}, {"C": "C"}, {"C": f.layout()}, {})
+    save_model(tmp_path / "m", model)
+    assert isinstance(make(f"ql:{tmp_path / 'm'}", inter, ctx), QLController)
+    other = four_phase(lane_prefix="x")  # same id, other lanes
+    with pytest.raises(ModelError, match="another layout"):
+        controller_from_model(model, other)
+    assert isinstance(make(f"ql:{tmp_path / 'm'}", other, ctx), ModelUnavailable)
+    (tmp_path / "m" / "q-C.npy").write_bytes(b"broken")
+    from signalwise.control.learning import controller as c
+
+    c._MODELS.clear()
+    assert isinstance(make(f"ql:{tmp_path / 'm'}", inter, ctx), ModelUnavailable)
+
+
+def test_prioritized_replay_draws_surprising_transitions_more_often():
+    rb = PrioritizedReplay(100, priority_alpha=1.0, priority_eps=0.0)
+    for i in range(10):
+        rb.add(i, 0, 0.0, i, 0.9, td=10.0 if i == 3 else 1.0)
+    draws = rb.sample(np.random.default_rng(0), 19_000)
+    share = np.mean(draws == 3)
+    assert share == pytest.approx(10 / 19, abs=0.02)
+    rb.set_td(np.array([3]), np.array([0.0]))
+    assert not np.any(rb.sample(np.random.default_rng(1), 5000) == 3)
+
+
+def test_q_learning_learns_the_cheaper_action_of_a_two_state_problem():
+    t = QTable(StateFeatures(four_phase()).encoding, 4)
+    learner = QLearner(t, Hyper(replay_batch=4), np.random.default_rng(0), epsilon=0.3)
+    for _ in range(400):
+        a = learner.act(7)
+        learner.learn(7, a, -1.0 if a == 2 else -5.0, 7, 5.0)
+    assert t.best_action(7) == 2 and t.visits[7].sum() == 400
+
+
+def test_merge_of_one_worker_is_that_worker_and_visits_add_up():
+    f = StateFeatures(four_phase())
+    base = QTable(f.encoding, 4)
+    a = base.writable()
+    a.update(5, 1, -4.0, 1.0)
+    merged = merge_tables({"C": base}, [{"episode": 0, "tables": {"C": (a.q, a.visits)}}])["C"]
+    np.testing.assert_array_equal(merged.q, a.q)
+    b = base.writable()
+    b.update(5, 1, -8.0, 1.0)
+    b.update(5, 1, -8.0, 1.0)  # b visited (5, 1) twice: weight 3 vs a's 2
+    merged = merge_tables({"C": base}, [{"episode": 0, "tables": {"C": (a.q, a.visits)}},
+                                        {"episode": 1, "tables": {"C": (b.q, b.visits)}}])["C"]
+    assert merged.visits[5, 1] == 3
+    assert merged.q[5, 1] == pytest.approx((2 * -4.0 + 3 * -8.0) / 5)
+    assert merged.q[6].tolist() == [0.0] * 4

@@ -1,0 +1,123 @@
+"""Training, evaluation and the model registry on real (short) SUMO runs of the built-in `single`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from signalwise.control.learning.qtable import ModelError, load_model
+from signalwise.control.learning.train import TrainConfig, TrainingError, check_heldout, heldout_seeds, train
+from signalwise.runtime.config import RunConfig
+from signalwise.runtime.run import execute_run
+
+SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
+SHORT_S = 300.0
+
+
+def cli(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([SIGNALWISE, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """Two 300 s episodes, one round of two parallel workers, through the CLI."""
+    out = tmp_path_factory.mktemp("train") / "t"
+    r = cli("train", "--scenario", "single", "--episodes", "2", "--workers", "2", "--batch", "2", "--seed", "3",
+            "--duration", str(SHORT_S), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "shield violations 0" in r.stderr
+    return out
+
+
+def test_training_leaves_a_model_with_its_evidence_and_no_violation(trained):
+    m = load_model(trained / "model")
+    t = m.meta["training"]
+    assert t["episodes"] == 2 and t["violations"] == 0 and t["seeds"] == [1_300_000, 1_300_001]
+    assert m.meta["scenario"] == "single" and m.table_of == {"C": "C"}
+    assert m.tables["C"].visits.sum() > 20  # it really learned from decisions
+    assert t["peak_worker_rss_mb"] < 1024
+    for ep in ("ep-00000", "ep-00001"):
+        metrics = json.loads((trained / "episodes" / ep / "metrics.json").read_text())
+        assert metrics["safety"]["violations"] == 0 and metrics["controller"] == "ql-train"
+    assert (trained / "checkpoints" / "ep-00002" / "meta.json").is_file()
+    again = cli("train", "--episodes", "2", "--out", str(trained))
+    assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def test_training_is_deterministic_whatever_the_workers_and_resume_continues_exactly(tmp_path, trained):
+    # same seed and batch, 1 worker here vs 2 in the fixture: the same model
+    one_worker = train(TrainConfig(episodes=2, batch=2, workers=1, seed=3, duration_s=SHORT_S, out=tmp_path / "w"))
+    two_workers = load_model(trained / "model")
+    np.testing.assert_array_equal(one_worker.tables["C"].q, two_workers.tables["C"].q)
+    np.testing.assert_array_equal(one_worker.tables["C"].visits, two_workers.tables["C"].visits)
+    # 1 episode, then --resume to 2 == 2 episodes in one go (rounds of one episode)
+    train(TrainConfig(episodes=1, batch=1, workers=1, seed=3, duration_s=SHORT_S, out=tmp_path / "a"))
+    with pytest.raises(TrainingError, match="--resume"):
+        train(TrainConfig(episodes=2, batch=1, workers=1, seed=3, duration_s=SHORT_S, out=tmp_path / "a"))
+    resumed = train(TrainConfig(episodes=2, batch=1, workers=1, seed=3, duration_s=SHORT_S, out=tmp_path / "a"),
+                    resume=True)
+    assert resumed.meta["training"]["episodes"] == 2
+    straight = train(TrainConfig(episodes=2, batch=1, workers=1, seed=3, duration_s=SHORT_S, out=tmp_path / "b"))
+    np.testing.assert_array_equal(resumed.tables["C"].q, straight.tables["C"].q)
+    np.testing.assert_array_equal(resumed.tables["C"].visits, straight.tables["C"].visits)
+    # sequential rounds see the first episode's learning; one round of two does not
+    assert not np.array_equal(straight.tables["C"].q, one_worker.tables["C"].q)
+
+
+def test_evaluation_uses_held_out_seeds_and_records_its_result(trained):
+    model = load_model(trained / "model")
+    seeds = heldout_seeds(model, 2)
+    assert seeds == [1, 2]
+    with pytest.raises(ModelError, match="used in training"):
+        check_heldout(model, [1_300_001])
+    r = cli("evaluate", "--model", str(trained / "model"), "--scenario", "single", "--seeds", "2",
+            "--duration", str(SHORT_S), "--workers", "2", "--out", str(trained / "eval"))
+    assert r.returncode == 0, r.stderr
+    assert "max-pressure" in r.stdout and "p =" in r.stdout
+    ev = json.loads((trained / "model" / "meta.json").read_text())["evaluations"][-1]
+    assert ev["seeds"] == [1, 2] and ev["violations"] == 0 and 0.0 <= ev["fallback_fraction"] <= 1.0
+    assert ev["avg_delay_s"] > 0 and ev["baseline_avg_delay_s"] > 0
+    summary = json.loads((trained / "eval" / "summary.json").read_text())
+    assert summary["seeds"] == [1, 2]
+
+
+def test_evaluating_on_another_layout_fails_with_one_line(trained):
+    r = cli("evaluate", "--model", str(trained / "model"), "--scenario", "grid", "--seeds", "1",
+            "--duration", "60")
+    assert r.returncode == 2
+    assert "does not fit scenario 'grid'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_missing_model_runs_on_the_fallback_plan_and_says_so(tmp_path, caplog):
+    cfg = RunConfig(scenario="single", controller=f"ql:{tmp_path / 'missing'}", seed=1, duration_s=SHORT_S,
+                    emissions=False)
+    with caplog.at_level("ERROR", logger="signalwise.learning"):
+        result = execute_run(cfg, tmp_path / "run")
+    assert result.metrics["network"]["fallback_fraction"] == 1.0
+    assert result.metrics["safety"]["violations"] == 0
+    assert result.metrics["network"]["throughput_veh"] > 0
+    assert any("no such model" in rec.getMessage() for rec in caplog.records)
+
+
+def test_model_registry_deploy_and_rollback_through_the_cli(trained, tmp_path):
+    reg = str(tmp_path / "reg")
+    for _ in range(2):
+        r = cli("models", "add", str(trained / "model"), "--registry", reg)
+        assert r.returncode == 0, r.stderr
+    assert "registered v2" in r.stdout
+    assert cli("models", "deploy", "v1", "--registry", reg).returncode == 0
+    assert "C: v2 active" in cli("models", "deploy", "v2", "--registry", reg).stdout
+    listing = cli("models", "list", "--registry", reg)
+    assert listing.returncode == 0 and "v2" in listing.stdout
+    shown = json.loads(cli("models", "show", "v2", "--registry", reg).stdout)
+    assert shown["scenario"] == "single" and shown["training"]["episodes"] == 2
+    assert "C: v1 active" in cli("models", "rollback", "--registry", reg).stdout
+    assert "fallback plan" in cli("models", "rollback", "--registry", reg).stdout
+    bad = cli("models", "deploy", "v9", "--registry", reg)
+    assert bad.returncode == 2 and "no model version 'v9'" in bad.stderr
+    assert cli("models", "deploy", "v1", "--intersection", "X", "--registry", reg).returncode == 2
