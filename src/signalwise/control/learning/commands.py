@@ -41,24 +41,34 @@ def train_command(
     batch: Annotated[int, typer.Option(help="episodes per round, run in parallel from the same table")] = 2,
     duration: Annotated[float | None, typer.Option(help="simulated seconds per episode (default: the scenario's)")] = None,
     shared: Annotated[bool, typer.Option(help="one table shared by intersections of the same layout")] = False,
+    gamma: Annotated[float, typer.Option(help="discount per 5 s of elapsed time")] = 0.9,
+    guide: Annotated[str, typer.Option(help="policy followed where the table knows little: max-pressure | none")] = "max-pressure",
+    epsilon_decay: Annotated[float, typer.Option(help="epsilon = max(0.02, 0.5 * decay ** episode)")] = 0.9,
 ) -> None:
     """Train a Q-learning model; every episode runs the real loop, shield and safety audit included."""
-    _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared)
+    _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, gamma, guide, epsilon_decay)
 
 
 @learning_errors
-def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared) -> None:
+def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, gamma, guide,
+           epsilon_decay) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ...sim.scenarios import load
+    from .agent import Hyper
     from .train import TrainConfig, train
 
     if episodes < 1 or workers < 1 or batch < 1:
         _fail("--episodes, --workers and --batch must be at least 1")
+    if guide not in ("max-pressure", "none"):
+        _fail("--guide must be max-pressure or none")
+    if not 0 < gamma < 1 or not 0 < epsilon_decay <= 1:
+        _fail("--gamma must be in (0, 1) and --epsilon-decay in (0, 1]")
     load(scenario)
     cfg = TrainConfig(scenario=scenario, episodes=episodes, seed=seed, workers=workers, batch=batch, out=out,
-                      duration_s=duration, shared=shared)
+                      duration_s=duration, shared=shared,
+                      hyper=Hyper(gamma=gamma, guide=guide, epsilon_decay=epsilon_decay))
     console = Console(stderr=True)
     done0 = 0
     if resume and (out / "train_state.json").is_file():
