@@ -136,3 +136,19 @@ def test_merge_of_one_worker_is_that_worker_and_visits_add_up():
     assert merged.visits[5, 1] == 3
     assert merged.q[5, 1] == pytest.approx((2 * -4.0 + 3 * -8.0) / 5)
     assert merged.q[6].tolist() == [0.0] * 4
+
+
+def test_switch_actions_hold_or_hand_the_green_to_the_max_pressure_choice():
+    inter = four_phase()
+    f = StateFeatures(inter, actions="switch")
+    assert f.n_actions == 2 and f.layout()["actions"] == "switch"
+    assert f.layout() != StateFeatures(inter).layout()  # a phases model never loads as a switch model
+    table = QTable(f.encoding, 2)
+    ctrl = QLController(inter, f, table)
+    o = obs(inter, {"E_1": 6, "W_2": 3, "N_0": 4}, phase=0)  # phase 2 (E/W through) has the most pressure
+    s = f.state(o)
+    table.visits[s] = [5, 5]
+    table.q[s] = [-5.0, -1.0]
+    assert ctrl.decide(o).phase_index == 2
+    table.q[s] = [-1.0, -5.0]
+    assert ctrl.decide(o).phase_index is None

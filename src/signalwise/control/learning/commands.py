@@ -44,14 +44,16 @@ def train_command(
     gamma: Annotated[float, typer.Option(help="discount per 5 s of elapsed time")] = 0.9,
     guide: Annotated[str, typer.Option(help="policy followed where the table knows little: max-pressure | none")] = "max-pressure",
     epsilon_decay: Annotated[float, typer.Option(help="epsilon = max(0.02, 0.5 * decay ** episode)")] = 0.9,
+    actions: Annotated[str, typer.Option(help="phases: pick the next phase | switch: hold or hand over to max-pressure's pick")] = "phases",
 ) -> None:
     """Train a Q-learning model; every episode runs the real loop, shield and safety audit included."""
-    _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, gamma, guide, epsilon_decay)
+    _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, gamma, guide, epsilon_decay,
+           actions)
 
 
 @learning_errors
 def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, gamma, guide,
-           epsilon_decay) -> None:
+           epsilon_decay, actions) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -61,6 +63,8 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
 
     if episodes < 1 or workers < 1 or batch < 1:
         _fail("--episodes, --workers and --batch must be at least 1")
+    if actions not in ("phases", "switch"):
+        _fail("--actions must be phases or switch")
     if guide not in ("max-pressure", "none"):
         _fail("--guide must be max-pressure or none")
     if not 0 < gamma < 1 or not 0 < epsilon_decay <= 1:
@@ -68,7 +72,8 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
     load(scenario)
     cfg = TrainConfig(scenario=scenario, episodes=episodes, seed=seed, workers=workers, batch=batch, out=out,
                       duration_s=duration, shared=shared,
-                      hyper=Hyper(gamma=gamma, guide=guide, epsilon_decay=epsilon_decay))
+                      hyper=Hyper(gamma=gamma, guide=guide, epsilon_decay=epsilon_decay),
+                      features={"actions": actions} if actions != "phases" else {})
     console = Console(stderr=True)
     done0 = 0
     if resume and (out / "train_state.json").is_file():

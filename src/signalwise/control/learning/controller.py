@@ -59,13 +59,14 @@ class QLController:
         self.decisions = 0
         self.unseen = 0
         self.queue_time_veh_s = 0.0  # halting vehicle-seconds seen (training reports it)
+        from ..max_pressure import MaxPressureController
+
+        self._pressure = MaxPressureController(inter)
         self.guide = None
         if learner is not None:
             self.name = "ql-train"
             if learner.h.guide == "max-pressure":
-                from ..max_pressure import MaxPressureController
-
-                self.guide = MaxPressureController(inter)
+                self.guide = self._pressure
 
     def decide(self, obs: Observation) -> Decision:
         s = obs.signal
@@ -81,8 +82,17 @@ class QLController:
         if self.learner is not None:
             return self._train_step(obs, state)
         action, conf = self.choose(state, health)
-        phase = None if action is None or action == s.phase_index else action
-        return Decision(self.inter.id, phase, self.name, conf)
+        return Decision(self.inter.id, None if action is None else self._phase_of(action, obs), self.name, conf)
+
+    def _phase_of(self, action: int, obs: Observation) -> int | None:
+        """The phase an action proposes (None = hold)."""
+        current = obs.signal.phase_index
+        if self.features.actions == "switch":
+            if action == 0:
+                return None
+            p = self._pressure.pressures(obs)
+            return max((i for i in range(len(p)) if i != current), key=lambda i: p[i])
+        return None if action == current else action
 
     # -- trained model ----------------------------------------------------------------
     def choose(self, state: int, health: float) -> tuple[int | None, float]:
@@ -122,6 +132,8 @@ class QLController:
         current = obs.signal.phase_index
         p = self.guide.pressures(obs)
         best = max(range(len(p)), key=lambda i: (p[i], i == current))
+        if self.features.actions == "switch":
+            return 1 if p[best] > p[current] else 0
         return best if p[best] > p[current] else current
 
     def _train_step(self, obs: Observation, state: int) -> Decision:
@@ -131,8 +143,7 @@ class QLController:
         self._cost = 0.0
         action = self.learner.act(state, self._guide_action(obs))
         self._prev = (state, action, obs.time_s)
-        phase = None if action == obs.signal.phase_index else action
-        return Decision(self.inter.id, phase, self.name, 1.0)
+        return Decision(self.inter.id, self._phase_of(action, obs), self.name, 1.0)
 
 
 class ModelUnavailable:
@@ -178,7 +189,8 @@ def cached_model(path: str) -> Model:
 def controller_from_model(model: Model, inter: Intersection, period_s: float | None = None) -> QLController:
     """Raises ModelError when `model` was not made for this intersection's layout."""
     enc = model.meta.get("features", {})
-    features = StateFeatures(inter, enc.get("time_edges_s", TIME_EDGES_S), enc.get("queue_edges", QUEUE_EDGES))
+    features = StateFeatures(inter, enc.get("time_edges_s", TIME_EDGES_S), enc.get("queue_edges", QUEUE_EDGES),
+                             actions=enc.get("actions", "phases"))
     model.check_layout(inter.id, features.layout())
     table = model.table_for(inter.id)
     if table.encoding != features.encoding or table.n_actions != features.n_actions:

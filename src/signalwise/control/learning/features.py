@@ -15,6 +15,11 @@ group rather than per lane so the table grows with the number of phases, not
 lanes. Halting vehicles (not all vehicles) because a vehicle stopped at a red
 is what costs delay; moving vehicles are already being served.
 
+Actions (`actions=`): "phases" (default) — one per phase, the phase to serve
+next (the current one = hold); "switch" — two: 0 hold, 1 change to the
+phase max-pressure would pick among the others. With "switch" the table
+learns only *when* to end a green, and max-pressure chooses which follows.
+
 Observation health in [0, 1]: 0 when the source says unhealthy or the data
 is older than `max_age_s`, else the share of lane-group lanes present in the
 observation. The controller multiplies its confidence by it.
@@ -35,7 +40,10 @@ class StateFeatures:
     """Observation -> (state index, health) for one intersection."""
 
     def __init__(self, inter: Intersection, time_edges_s=TIME_EDGES_S, queue_edges=QUEUE_EDGES,
-                 max_age_s: float = 10.0):
+                 max_age_s: float = 10.0, actions: str = "phases"):
+        if actions not in ("phases", "switch"):
+            raise ValueError(f"actions must be 'phases' or 'switch', not {actions!r}")
+        self.actions = actions
         self.inter = inter
         self.time_edges_s = tuple(float(x) for x in time_edges_s)
         self.queue_edges = tuple(int(x) for x in queue_edges)
@@ -50,7 +58,7 @@ class StateFeatures:
 
     @property
     def n_actions(self) -> int:
-        return len(self.inter.phases)
+        return len(self.inter.phases) if self.actions == "phases" else 2
 
     def layout(self) -> dict:
         """What a model must match to be used here: phases, their lane groups, and the bucket edges."""
@@ -59,6 +67,7 @@ class StateFeatures:
             "lane_groups": [list(g) for g in self.groups],
             "time_edges_s": list(self.time_edges_s),
             "queue_edges": list(self.queue_edges),
+            **({"actions": self.actions} if self.actions != "phases" else {}),
         }
 
     def group_queues(self, obs: Observation) -> list[int]:
