@@ -83,9 +83,9 @@ def main() -> None:
     for net in args.networks.split(","):
         plain, outs, ours, loop, viol = [], [], [], [], []
         for _ in range(args.repeat):
-            plain.append(run_child(PLAIN, net)[2]["wall_s"])
-            outs.append(run_child(WITH_OUTPUTS, net)[2]["wall_s"])
-            r = run_child(SIGNALWISE, net)[2]
+            plain.append(run_child(PLAIN, net)[1]["wall_s"])
+            outs.append(run_child(WITH_OUTPUTS, net)[1]["wall_s"])
+            r = run_child(SIGNALWISE, net)[1]
             ours.append(r["wall_s"])
             loop.append(r["loop_s"])
             viol.append(r["violations"])

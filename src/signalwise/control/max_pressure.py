@@ -52,7 +52,7 @@ class MaxPressureController:
             return Decision(self.inter.id, None, self.name)
         pressures = self.pressures(obs)
         best = max(range(len(pressures)), key=lambda i: (pressures[i], i == s.phase_index))
-        if best == s.phase_index or pressures[best] <= pressures[s.phase_index]:
+        if pressures[best] <= pressures[s.phase_index]:
             return Decision(self.inter.id, None, self.name)
         return Decision(self.inter.id, best, self.name)
 

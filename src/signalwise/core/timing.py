@@ -79,15 +79,10 @@ def webster_plan(flow_ratios: list[float], lost_time_per_phase_s: float,
     greens = [effective_green * s for s in shares]
     mins = min_green_s or [0.0] * n
     maxs = max_green_s or [float("inf")] * n
-    greens = _clamp_and_redistribute(greens, mins, maxs)
+    greens = [min(maxs[i], max(mins[i], g)) for i, g in enumerate(greens)]
     cycle = sum(greens) + lost_s
     return WebsterPlan(round(cycle, 1), tuple(round(g, 1) for g in greens), lost_s, round(y_sum, 4), oversaturated)
 
-
-def _clamp_and_redistribute(greens: list[float], mins: list[float], maxs: list[float]) -> list[float]:
-    """Clamp greens to [min, max]; give time taken from capped phases to the others."""
-    g = [min(maxs[i], max(mins[i], greens[i])) for i in range(len(greens))]
-    return g
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -183,7 +182,6 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
 
     from rich.console import Console
 
-    from ..control.base import make  # noqa: F401  (validates names below)
     from ..sim.scenarios import load
     from .compare import compare_controllers
 
@@ -302,6 +300,3 @@ def register(app: typer.Typer) -> None:
     app.command("scenarios")(scenarios_command)
     app.command("demo")(demo_command)
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(0)

@@ -180,7 +180,7 @@ def _drive(cfg: RunConfig, backend: SumoBackend, scenario: Scenario, layout: Det
     while t < end_s - 1e-9:
         t = backend.step()
         steps += 1
-        emergency = backend.emergency_approaches(by_id, preempt_m) if backend._emergency_ids else {}
+        emergency = backend.emergency_approaches(by_id, preempt_m) if backend.emergency_active else {}
         for tls_id, inter, ctrl, sh, dets, lanes_mode, counts_dets in plan:
             if sh.interval == "green" and t >= next_decision[tls_id]:
                 obs = backend.observe(inter, t, dets, lanes_mode)

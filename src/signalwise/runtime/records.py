@@ -15,7 +15,7 @@ import bisect
 import csv
 import datetime as dt
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -54,27 +54,29 @@ def build_records(run_dir: Path, baseline_dir: Path | None = None) -> Iterator[d
     metrics = json.loads((run_dir / "metrics.json").read_text())
     interval_s = float(cfg.get("interval_s", 60.0))
     model = json.loads((run_dir / "signal_model.json").read_text())
-    run_info = json.loads((run_dir / "run.json").read_text())
-    begin_s = float(metrics.get("begin_s", 0.0)) if "begin_s" in metrics else _first_time(run_dir)
+    begin_s = float(metrics["begin_s"]) if "begin_s" in metrics else _first_time(run_dir)
     end_s = begin_s + float(metrics["simulated_s"])
     n = max(1, int(-(-(end_s - begin_s) // interval_s)))
     sim_id = simulation_id(run_dir)
 
-    passages = _passages(run_dir / "detector_passages.csv")
+    def bin_of(t: float) -> int:
+        return _bin(t, begin_s, interval_s, n)
+
+    lane_dir = {lane: d for dev in model for lane, d in (dev.get("approaches") or {}).items()}
+    passages = _passages(run_dir / "detector_passages.csv", lane_dir, bin_of)
     states = _states(run_dir / "signal_states.csv")
     edge_rows = read_edgedata(run_dir / "sumo" / "edgedata.xml")
-    emissions = _emissions_by_tls_interval(run_dir, model, begin_s, interval_s)
-    base_emissions = _emissions_by_tls_interval(baseline_dir, model, begin_s, interval_s) if baseline_dir else {}
-    queues = _queues(run_dir / "queues.csv")
-    preempts = _preempts(run_dir / "events.csv", begin_s, interval_s)
+    emissions = _emissions_by_tls_interval(run_dir, model, bin_of)
+    base_emissions = _emissions_by_tls_interval(baseline_dir, model, bin_of) if baseline_dir else {}
+    queues = _queues(run_dir / "queues.csv", bin_of)
+    preempts = _preempts(run_dir / "events.csv", bin_of)
     edge_stats = defaultdict(lambda: defaultdict(float))
     for row in edge_rows:
-        k = (row["edge"], _bin(row["begin_s"], begin_s, interval_s, n))
+        k = (row["edge"], bin_of(row["begin_s"]))
         edge_stats[k]["wait"] += row.get("waitingTime", 0.0)
         edge_stats[k]["left"] += row.get("left", 0.0)
         edge_stats[k]["speed_x_s"] += row.get("speed", 0.0) * row.get("sampledSeconds", 0.0)
         edge_stats[k]["sampled_s"] += row.get("sampledSeconds", 0.0)
-    del run_info
 
     for dev in model:
         tls = dev["id"]
@@ -205,26 +207,18 @@ def _utc(t_s: float) -> str:
     return (DEFAULT_START + dt.timedelta(seconds=t_s)).replace(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def _passages(path: Path) -> dict[tuple[str, str, int], list[str]]:
+def _passages(path: Path, lane_dir: dict[str, str], bin_of) -> dict[tuple[str, str, int], list[str]]:
     """Stop-bar passages per (device, direction, interval) -> vehicle types."""
     out: dict[tuple[str, str, int], list[str]] = defaultdict(list)
     if not path.exists():
         return out
-    run_dir = path.parent
-    model = json.loads((run_dir / "signal_model.json").read_text())
-    cfg = _read_yaml(run_dir / "config.yaml")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    interval_s = float(cfg.get("interval_s", 60.0))
-    begin_s = _first_time(run_dir)
-    n = max(1, int(-(-float(metrics["simulated_s"]) // interval_s)))
-    lane_dir = {lane: d for dev in model for lane, d in (dev.get("approaches") or {}).items()}
     with open(path) as fh:
         for row in csv.DictReader(fh):
             if not row["detector_id"].startswith("sb_"):
                 continue
             d = lane_dir.get(row["lane"])
             if d:
-                out[(row["device_id"], d, _bin(float(row["enter_s"]), begin_s, interval_s, n))].append(row["vtype"])
+                out[(row["device_id"], d, bin_of(float(row["enter_s"])))].append(row["vtype"])
     return out
 
 
@@ -269,34 +263,25 @@ def _green_seconds(states: list[tuple[float, str]], links: list[int], t0: float,
     return total
 
 
-def _queues(path: Path) -> dict[str, dict[int, int]]:
+def _queues(path: Path, bin_of) -> dict[str, dict[int, int]]:
     """Halting vehicles at the last sample of each interval, per device."""
     out: dict[str, dict[int, int]] = defaultdict(dict)
     if not path.exists():
         return out
-    run_dir = path.parent
-    cfg = _read_yaml(run_dir / "config.yaml")
-    interval_s = float(cfg.get("interval_s", 60.0))
-    begin_s = _first_time(run_dir)
     with open(path) as fh:
         for row in csv.DictReader(fh):
-            k = int((float(row["time_s"]) - begin_s) // interval_s)
-            out[row["device_id"]][k] = int(row["halting_veh"])
+            out[row["device_id"]][bin_of(float(row["time_s"]))] = int(row["halting_veh"])
     return out
 
 
-def _preempts(path: Path, begin_s: float, interval_s: float) -> dict[tuple[str, int], int]:
+def _preempts(path: Path, bin_of) -> dict[tuple[str, int], int]:
     from ..core.eventlog import read_events
 
-    out: dict[tuple[str, int], int] = defaultdict(int)
-    for e in read_events(path):
-        if e.event_code == 102:
-            out[(e.device_id, int((e.time_s - begin_s) // interval_s))] += 1
-    return out
+    return dict(Counter((e.device_id, bin_of(e.time_s)) for e in read_events(path) if e.event_code == 102))
 
 
-def _emissions_by_tls_interval(run_dir: Path | None, model: list[dict], begin_s: float,
-                               interval_s: float) -> dict[tuple[str, int], tuple[float, float]]:
+def _emissions_by_tls_interval(run_dir: Path | None, model: list[dict],
+                               bin_of) -> dict[tuple[str, int], tuple[float, float]]:
     """(fuel litres, CO2 kg) on each signal's approaches per interval, from SUMO's emissions edgeData."""
     if run_dir is None or not (Path(run_dir) / "sumo" / "emissions.xml").exists():
         return {}
@@ -306,8 +291,7 @@ def _emissions_by_tls_interval(run_dir: Path | None, model: list[dict], begin_s:
         tls = edge_tls.get(row["edge"])
         if tls is None:
             continue
-        k = int((row["begin_s"] - begin_s) // interval_s)
-        acc = out[(tls, k)]
+        acc = out[(tls, bin_of(row["begin_s"]))]
         acc[0] += row.get("fuel_abs", 0.0) / 1000.0
         acc[1] += row.get("CO2_abs", 0.0) / 1e6
     return {k: (v[0], v[1]) for k, v in out.items()}

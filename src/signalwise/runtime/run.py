@@ -25,6 +25,7 @@ import datetime as dt
 import json
 import platform
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from .. import __version__
 from ..core.eventlog import write_events
 from ..core.types import EventCode, SignalEvent
 from ..sim.backend import SimulationError
+from ..sim.detectors import instant_id
 from ..sim.metrics import intersection_metrics, network_metrics, time_series
 from ..sim.outputs import read_edgedata, read_passages, read_tripinfo
 from .config import RunConfig
@@ -120,9 +122,7 @@ def write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
 
     net = network_metrics(trips, persons, loop.queue_samples, loop.emergency_ids, emissions).as_dict()
     per_tls = intersection_metrics(edgedata, emissions, loop.queue_samples, approach_edges)
-    rules: dict[str, int] = {}
-    for iv in loop.interventions:
-        rules[iv.rule] = rules.get(iv.rule, 0) + 1
+    rules = dict(Counter(iv.rule for iv in loop.interventions))
     for tls, frac in loop.fallback_fraction.items():
         per_tls.setdefault(tls, {})["fallback_fraction"] = round(frac, 4)
     fallback = sum(loop.fallback_fraction.values()) / max(1, len(loop.fallback_fraction))
@@ -159,24 +159,14 @@ def _audit(run_dir: Path) -> dict | None:
         return None
     report = audit_run(run_dir)
     return {"violations": len(report.violations), "checked": report.checked,
-            "by_rule": _count(v.rule for v in report.violations)}
-
-
-def _count(items) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for x in items:
-        out[x] = out.get(x, 0) + 1
-    return out
+            "by_rule": {rule: n for rule, n in report.violations_by_rule().items() if n}}
 
 
 def _detector_events(loop: LoopResult) -> tuple[list[SignalEvent], list[tuple]]:
     """Detector on (82) / off (81) events from SUMO's instant loops, at 0.1 s."""
     if loop.detectors is None or "passages" not in loop.files:
         return [], []
-    owner = {}
-    for tls, dets in loop.detectors.by_tls.items():
-        for d in dets:
-            owner["i_" + d.id] = (tls, d)
+    owner = {instant_id(d): (tls, d) for tls, dets in loop.detectors.by_tls.items() for d in dets}
     events: list[SignalEvent] = []
     rows: list[tuple] = []
     for p in read_passages(loop.files["passages"]):

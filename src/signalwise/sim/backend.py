@@ -144,6 +144,11 @@ class SumoBackend:
         """Vehicles running or waiting to enter (0 means the demand is exhausted)."""
         return self.api.simulation.getMinExpectedNumber()
 
+    @property
+    def emergency_active(self) -> bool:
+        """An emergency vehicle is in the network (so preemption needs a look)."""
+        return bool(self._emergency_ids)
+
     # -- signals -----------------------------------------------------------------
     def set_signal_state(self, tls_id: str, state: str) -> None:
         self.api.trafficlight.setRedYellowGreenState(tls_id, state)
@@ -237,10 +242,3 @@ def _one_line(exc: BaseException) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[-1] if lines else type(exc).__name__
 
-
-def libsumo_available() -> bool:
-    try:
-        import_libsumo()
-    except Exception:
-        return False
-    return True

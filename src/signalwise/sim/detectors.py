@@ -56,7 +56,6 @@ def plan_detectors(net_file: Path) -> dict[str, tuple[Detector, ...]]:
         dets: list[Detector] = []
         channel = 1
         for lane in lanes:
-            length = lane.getLength()
             dets.append(Detector(f"sb_{lane.getID()}", lane.getID(), "stopbar", STOPBAR_SETBACK_M, channel))
             channel += 1
         for lane in lanes:

@@ -37,10 +37,6 @@ class RefusedSignal:
     reason: str
 
 
-def green_phase_states(program_states: list[str], crosswalk_links: frozenset[int]) -> list[str]:
-    return [s for s, _ in green_phases_with_durations([(s, 0.0) for s in program_states], crosswalk_links)]
-
-
 def green_phases_with_durations(program: list[tuple[str, float]],
                                 crosswalk_links: frozenset[int]) -> list[tuple[str, float]]:
     """The distinct green phases of a program, crosswalk-only variants merged.
