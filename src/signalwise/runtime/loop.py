@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..control.base import ControlContext, make
+from ..control.base import ControlContext, Controller, make
 from ..control.shield import IntersectionShield, ShieldConfig
 from ..control.webster import fallback_plan
 from ..core.timing import TimingDefaults
-from ..core.types import Intersection, Intervention, SignalEvent
+from ..core.types import Decision, Intersection, Intervention, SignalEvent
 from ..sim.backend import SimulationError, SumoBackend, SumoOptions
 from ..sim.detectors import DetectorLayout, place_detectors
 from ..sim.outputs import write_meandata_file
@@ -137,52 +137,105 @@ def _from_sumo(exc: BaseException) -> bool:
 def _drive(cfg: RunConfig, backend: SumoBackend, scenario: Scenario, layout: DetectorLayout | None,
            begin_s: float, end_s: float, files: dict[str, Path], progress: Progress | None,
            queue_sample_s: float, wall0: float) -> LoopResult:
-    api = backend.api
-    inters, refused = read_all(api, timing_defaults(cfg), cfg.timing.per_intersection)
-    if not inters:
-        reasons = "; ".join(f"{r.id}: {r.reason}" for r in refused) or "the network has no traffic lights"
-        raise SimulationError(f"no controllable traffic light ({reasons})")
-    if layout is not None:
-        inters = [dataclasses.replace(i, detectors=layout.by_tls.get(i.id, ())) for i in inters]
-    by_id = {i.id: i for i in inters}
-    approach_direction = {lane: compass_approach(api.lane.getShape(lane)) for i in inters for lane in i.in_lanes}
-    all_movements = [m for i in inters for m in i.movements]
-    ctx = ControlContext(cfg.step_length_s, nominal_lane_flows(scenario, all_movements), cfg.seed,
-                         dict(cfg.controller_options))
-    shield_cfg = ShieldConfig(cfg.shield.confidence_threshold, cfg.shield.max_observation_age_s,
-                              cfg.shield.preempt_distance_m, cfg.shield.preempt_max_dwell_s, cfg.step_length_s)
-    t0 = backend.time_s()
-    controllers = {i.id: make(cfg.controller, i, ctx) for i in inters}
-    shields = {i.id: IntersectionShield(i, fallback_plan(i, ctx), shield_cfg, start_s=t0) for i in inters}
-    signal_states: list[tuple[float, str, str]] = []
-    for tls_id, sh in shields.items():
-        backend.set_signal_state(tls_id, sh.state)
-        signal_states.append((t0, tls_id, sh.state))
+    stepper = LoopStepper(cfg, backend, scenario, layout, end_s, queue_sample_s=queue_sample_s)
+    total = end_s - stepper.t0
+    next_progress = stepper.t0
+    while not stepper.done:
+        t = stepper.step()
+        if progress is not None and t >= next_progress:
+            progress(t - stepper.t0, total)
+            next_progress = t + 60.0
+    if progress is not None:
+        progress(total, total)
+    return stepper.result(files, wall0)
 
-    # per intersection: (id, inter, controller, shield, detector ids, lane mode, webster counts?)
-    plan = []
-    for i in inters:
-        c = controllers[i.id]
-        dets = tuple(d.id for d in i.detectors) if getattr(c, "wants_detectors", False) else ()
-        counts_dets = tuple(d.id for d in i.detectors if d.kind == "stopbar") if hasattr(c, "needs_counts_at") else ()
-        plan.append((i.id, i, c, shields[i.id], dets, getattr(c, "observation", "full"), counts_dets))
-    next_decision = {i.id: t0 for i in inters}
-    approach_lanes = {i.id: i.in_lanes for i in inters}
-    halting = api.lane.getLastStepHaltingNumber
-    queue_samples: list[tuple[float, str, int]] = []
-    next_queue_sample = t0
-    controller_errors = 0
-    preempt_m = cfg.shield.preempt_distance_m
-    total = end_s - t0
-    next_progress = t0
-    steps = 0
-    t = t0
-    while t < end_s - 1e-9:
+
+#: builds the controller of one intersection; None = proposals come from outside, through `LoopStepper.propose`
+ControllerFactory = Callable[[Intersection, ControlContext], Controller | None]
+
+
+class LoopStepper:
+    """One simulation under the shields, advanced one SUMO step at a time.
+
+    `run_loop` drives it to the end; the Gymnasium / PettingZoo environment
+    (`signalwise.envs`) drives it a decision period at a time and proposes for
+    its agents through `propose` (their controller is None). Keeping the step
+    here means both follow exactly the same observe → decide → shield →
+    actuate order.
+    """
+
+    def __init__(self, cfg: RunConfig, backend: SumoBackend, scenario: Scenario, layout: DetectorLayout | None,
+                 end_s: float, controller_for: ControllerFactory | None = None, queue_sample_s: float = 5.0):
+        self.cfg = cfg
+        self.backend = backend
+        self.scenario = scenario
+        self.layout = layout
+        self.end_s = end_s
+        self.queue_sample_s = queue_sample_s
+        api = backend.api
+        inters, refused = read_all(api, timing_defaults(cfg), cfg.timing.per_intersection)
+        if not inters:
+            reasons = "; ".join(f"{r.id}: {r.reason}" for r in refused) or "the network has no traffic lights"
+            raise SimulationError(f"no controllable traffic light ({reasons})")
+        if layout is not None:
+            inters = [dataclasses.replace(i, detectors=layout.by_tls.get(i.id, ())) for i in inters]
+        self.intersections = inters
+        self.refused = refused
+        self.by_id = {i.id: i for i in inters}
+        self.approach_direction = {lane: compass_approach(api.lane.getShape(lane))
+                                   for i in inters for lane in i.in_lanes}
+        all_movements = [m for i in inters for m in i.movements]
+        ctx = ControlContext(cfg.step_length_s, nominal_lane_flows(scenario, all_movements), cfg.seed,
+                             dict(cfg.controller_options))
+        shield_cfg = ShieldConfig(cfg.shield.confidence_threshold, cfg.shield.max_observation_age_s,
+                                  cfg.shield.preempt_distance_m, cfg.shield.preempt_max_dwell_s, cfg.step_length_s)
+        t0 = backend.time_s()
+        self.t0 = t0
+        self.t = t0
+        if controller_for is None:
+            controller_for = lambda inter, c: make(cfg.controller, inter, c)  # noqa: E731
+        self.controllers = {i.id: controller_for(i, ctx) for i in inters}
+        self.shields = {i.id: IntersectionShield(i, fallback_plan(i, ctx), shield_cfg, start_s=t0) for i in inters}
+        self.signal_states: list[tuple[float, str, str]] = []
+        for tls_id, sh in self.shields.items():
+            backend.set_signal_state(tls_id, sh.state)
+            self.signal_states.append((t0, tls_id, sh.state))
+
+        # per intersection: (id, inter, controller, shield, detector ids, lane mode, webster counts?)
+        self._plan = []
+        for i in inters:
+            c = self.controllers[i.id]
+            dets = tuple(d.id for d in i.detectors) if getattr(c, "wants_detectors", False) else ()
+            counts_dets = tuple(d.id for d in i.detectors if d.kind == "stopbar") if hasattr(c, "needs_counts_at") else ()
+            self._plan.append((i.id, i, c, self.shields[i.id], dets, getattr(c, "observation", "full"), counts_dets))
+        self._next_decision = {i.id: t0 for i in inters}
+        self._approach_lanes = {i.id: i.in_lanes for i in inters}
+        self._halting = api.lane.getLastStepHaltingNumber
+        self.queue_samples: list[tuple[float, str, int]] = []
+        self._next_queue_sample = t0
+        self.controller_errors = 0
+        self.steps = 0
+
+    @property
+    def done(self) -> bool:
+        return self.t >= self.end_s - 1e-9
+
+    def propose(self, tls_id: str, decision: Decision) -> None:
+        """Hand an outside proposal (an RL agent's) to the intersection's shield; it decides."""
+        self.shields[tls_id].propose(decision)
+
+    def step(self) -> float:
+        """One SUMO step: ask due controllers, tick every shield, write changed states; returns the new time."""
+        backend = self.backend
+        cfg = self.cfg
         t = backend.step()
-        steps += 1
-        emergency = backend.emergency_approaches(by_id, preempt_m) if backend.emergency_active else {}
-        for tls_id, inter, ctrl, sh, dets, lanes_mode, counts_dets in plan:
-            if sh.interval == "green" and t >= next_decision[tls_id]:
+        self.t = t
+        self.steps += 1
+        emergency = backend.emergency_approaches(self.by_id, cfg.shield.preempt_distance_m) \
+            if backend.emergency_active else {}
+        next_decision = self._next_decision
+        for tls_id, inter, ctrl, sh, dets, lanes_mode, counts_dets in self._plan:
+            if ctrl is not None and sh.interval == "green" and t >= next_decision[tls_id]:
                 obs = backend.observe(inter, t, dets, lanes_mode)
                 obs = dataclasses.replace(obs, signal=sh.status(t))
                 if counts_dets and t >= ctrl.needs_counts_at:
@@ -191,36 +244,37 @@ def _drive(cfg: RunConfig, backend: SumoBackend, scenario: Scenario, layout: Det
                 try:
                     sh.propose(ctrl.decide(obs))
                 except Exception as exc:  # a broken controller must never freeze the signal
-                    controller_errors += 1
+                    self.controller_errors += 1
                     log.warning("controller %s failed at %s t=%.0f: %s", cfg.controller, tls_id, t, exc)
                     sh.propose(None, failed=True)
                 next_decision[tls_id] = t + ctrl.period_s
             new_state = sh.tick(t, emergency.get(tls_id, ()))
             if new_state is not None:
                 backend.set_signal_state(tls_id, new_state)
-                signal_states.append((t, tls_id, new_state))
-        if t >= next_queue_sample:
-            next_queue_sample = t + queue_sample_s
-            for tls_id, lanes in approach_lanes.items():
-                queue_samples.append((t, tls_id, sum(halting(lane) for lane in lanes)))
-        if progress is not None and t >= next_progress:
-            progress(t - t0, total)
-            next_progress = t + 60.0
-    if progress is not None:
-        progress(total, total)
+                self.signal_states.append((t, tls_id, new_state))
+        if t >= self._next_queue_sample:
+            self._next_queue_sample = t + self.queue_sample_s
+            halting = self._halting
+            for tls_id, lanes in self._approach_lanes.items():
+                self.queue_samples.append((t, tls_id, sum(halting(lane) for lane in lanes)))
+        return t
 
-    events: list[SignalEvent] = []
-    interventions: list[Intervention] = []
-    for sh in shields.values():
-        events.extend(sh.events)
-        interventions.extend(sh.interventions)
-    plans = {tls: [(ts, dataclasses.asdict(p)) for ts, p in c.plans] for tls, c in controllers.items()
-             if hasattr(c, "plans")}
-    return LoopResult(scenario, inters, refused, layout, events, interventions, signal_states, queue_samples,
-                      {tls: sh.fallback_fraction for tls, sh in shields.items()}, t0, end_s,
-                      time.perf_counter() - wall0, steps, files, controller_errors=controller_errors,
-                      webster_plans=plans, emergency_ids=set(backend.emergency_seen),
-                      approach_direction=approach_direction)
+    def events(self) -> list[SignalEvent]:
+        """Every shield's hi-res events so far, intersection by intersection."""
+        return [e for sh in self.shields.values() for e in sh.events]
+
+    def result(self, files: dict[str, Path], wall0: float) -> LoopResult:
+        interventions: list[Intervention] = []
+        for sh in self.shields.values():
+            interventions.extend(sh.interventions)
+        plans = {tls: [(ts, dataclasses.asdict(p)) for ts, p in c.plans] for tls, c in self.controllers.items()
+                 if hasattr(c, "plans")}
+        return LoopResult(self.scenario, self.intersections, self.refused, self.layout, self.events(), interventions,
+                          self.signal_states, self.queue_samples,
+                          {tls: sh.fallback_fraction for tls, sh in self.shields.items()}, self.t0, self.end_s,
+                          time.perf_counter() - wall0, self.steps, files, controller_errors=self.controller_errors,
+                          webster_plans=plans, emergency_ids=set(self.backend.emergency_seen),
+                          approach_direction=self.approach_direction)
 
 
 def compass_approach(shape) -> str:
