@@ -3,6 +3,12 @@
 Means with Student-t 95% confidence intervals and Welch's unequal-variance
 t-test: few seeds (5 is typical) and unequal spreads between controllers are
 the normal case, so neither a z-interval nor a pooled t-test fits.
+
+When both controllers ran the same seeds, the runs are pairs: seed s gives
+both the same vehicles at the same times (common random numbers), so most of
+the seed-to-seed spread is shared demand, not the controller. The paired
+t-test on the per-seed differences removes it and is the sharper test there;
+`compare(..., paired=True)` reports it next to Welch's.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ class Comparison:
     candidate: MeanCI
     change_pct: float  # (candidate - baseline) / baseline * 100
     p_value: float  # two-sided Welch t-test; nan when undefined
+    p_value_paired: float = math.nan  # two-sided paired t-test over seeds; nan unless paired
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> MeanCI:
@@ -61,10 +68,24 @@ def welch_p_value(a: Sequence[float], b: Sequence[float]) -> float:
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
-def compare(baseline: Sequence[float], candidate: Sequence[float]) -> Comparison:
+def paired_p_value(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided paired t-test p-value of a[i] vs b[i]; nan with fewer than 2 pairs."""
+    from scipy import stats
+
+    if len(a) != len(b) or len(a) < 2:
+        return math.nan
+    diffs = [float(x) - float(y) for x, y in zip(a, b, strict=True)]
+    if _all_equal(diffs):
+        return 1.0 if diffs[0] == 0 else 0.0
+    return float(stats.ttest_rel(a, b).pvalue)
+
+
+def compare(baseline: Sequence[float], candidate: Sequence[float], paired: bool = False) -> Comparison:
+    """`paired=True` when baseline[i] and candidate[i] ran the same seed."""
     base, cand = mean_ci(baseline), mean_ci(candidate)
     change = (cand.mean - base.mean) / base.mean * 100 if base.mean else math.nan
-    return Comparison(base, cand, change, welch_p_value(list(baseline), list(candidate)))
+    pp = paired_p_value(list(baseline), list(candidate)) if paired else math.nan
+    return Comparison(base, cand, change, welch_p_value(list(baseline), list(candidate)), pp)
 
 
 def _all_equal(xs: Sequence[float]) -> bool:

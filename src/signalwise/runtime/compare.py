@@ -102,20 +102,23 @@ def compare_controllers(base: RunConfig, controllers: list[str], seeds: list[int
 
 
 def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, int], dict]) -> dict:
-    """Mean, 95% CI, change vs the first controller and Welch p-value per metric."""
+    """Mean, 95% CI, change vs the first controller, Welch and (same seeds) paired p-values per metric."""
     baseline = controllers[0]
     table = {}
     for key, label, unit, lower_better in METRICS:
         row = {"label": label, "unit": unit, "lower_is_better": lower_better, "controllers": {}}
-        base_vals = [runs[(baseline, s)]["network"][key] for s in seeds if (baseline, s) in runs]
+        base_seeds = [s for s in seeds if (baseline, s) in runs]
+        base_vals = [runs[(baseline, s)]["network"][key] for s in base_seeds]
         for c in controllers:
-            vals = [runs[(c, s)]["network"][key] for s in seeds if (c, s) in runs]
+            c_seeds = [s for s in seeds if (c, s) in runs]
+            vals = [runs[(c, s)]["network"][key] for s in c_seeds]
             ci = mean_ci(vals)
             entry = {"values": vals, "mean": _num(ci.mean), "ci_low": _num(ci.ci_low), "ci_high": _num(ci.ci_high)}
             if c != baseline and vals and base_vals:
-                cmp = compare_samples(base_vals, vals)
+                cmp = compare_samples(base_vals, vals, paired=c_seeds == base_seeds)
                 entry["change_pct"] = _num(cmp.change_pct)
                 entry["p_value"] = _num(cmp.p_value)
+                entry["p_value_paired"] = _num(cmp.p_value_paired)
             row["controllers"][c] = entry
         table[key] = row
     safety = {c: sum(runs[(c, s)].get("safety", {}).get("violations", 0) for s in seeds if (c, s) in runs)
@@ -164,11 +167,12 @@ def plot_delay_over_time(controllers: list[str], run_dirs: dict[tuple[str, int],
 def _write_summary_csv(path: Path, summary: dict) -> None:
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["metric", "controller", "n", "mean", "ci_low", "ci_high", "change_pct", "p_value"])
+        w.writerow(["metric", "controller", "n", "mean", "ci_low", "ci_high", "change_pct", "p_value",
+                    "p_value_paired"])
         for key, row in summary["metrics"].items():
             for c, e in row["controllers"].items():
                 w.writerow([key, c, len(e["values"]), e["mean"], e["ci_low"], e["ci_high"], e.get("change_pct"),
-                            e.get("p_value")])
+                            e.get("p_value"), e.get("p_value_paired")])
 
 
 def _num(x: float) -> float | None:
