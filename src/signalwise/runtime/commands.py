@@ -226,7 +226,7 @@ def print_compare_table(summary: dict) -> None:
     controllers = summary["controllers"]
     base = summary["baseline"]
     t = Table(title=f"{summary.get('scenario', '')}: mean ± 95% CI over seeds {summary['seeds']}; "
-                    f"change vs {base}, Welch p-value")
+                    f"change vs {base}, Welch p-value (paired t-test over the same seeds beside it)")
     t.add_column("metric")
     for c in controllers:
         t.add_column(c, justify="right")
@@ -241,10 +241,12 @@ def print_compare_table(summary: dict) -> None:
             text = f"{e['mean']:.2f} ± {half:.2f}"
             if c != base and e.get("change_pct") is not None:
                 good = (e["change_pct"] < 0) == row["lower_is_better"]
-                p = e.get("p_value")
+                p, pp = e.get("p_value"), e.get("p_value_paired")
                 sig = p is not None and p < 0.05
                 color = ("green" if good else "red") if sig else "dim"
                 ptxt = f"p={p:.3f}" if p is not None else "p=n/a"
+                if pp is not None:
+                    ptxt += f" paired {pp:.3f}"
                 text += f"\n[{color}]{e['change_pct']:+.1f}% {ptxt}[/{color}]"
             cells.append(text)
         unit = f" ({row['unit']})" if row["unit"] else ""
