@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand
 
 from ...runtime.commands import _fail, friendly_errors
+from .executors import LOCAL_RAY
 
 models_app = typer.Typer(help="The local model registry: versions, and which one is active per intersection.",
                          no_args_is_help=True)
@@ -45,20 +47,42 @@ def train_command(
     guide: Annotated[str, typer.Option(help="policy followed where the table knows little: max-pressure | none")] = "max-pressure",
     epsilon_decay: Annotated[float, typer.Option(help="epsilon = max(0.02, 0.5 * decay ** episode)")] = 0.9,
     actions: Annotated[str, typer.Option(help="phases: pick the next phase | switch: hold or hand over to max-pressure's pick")] = "phases",
+    sumocfg: Annotated[Path | None, typer.Option(help="train on your own SUMO config instead of --scenario")] = None,
+    net: Annotated[Path | None, typer.Option(help="train on your own network (.net.xml); use with --routes")] = None,
+    routes: Annotated[list[Path] | None, typer.Option(help="route files for --net (repeatable)")] = None,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", metavar="[ADDRESS]",
+        help="run the episodes as Ray tasks: no address starts a local Ray, 'auto' or 'ray://host:port' joins "
+             "that cluster (pip install 'signalwise\\[ray]')")] = None,
 ) -> None:
     """Train a Q-learning model; every episode runs the real loop, shield and safety audit included."""
     _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, gamma, guide, epsilon_decay,
-           actions)
+           actions, sumocfg, net, routes, ray)
+
+
+class OptionalRayAddress(TyperCommand):
+    """Lets `--ray` come without an address (then: a local Ray); Typer has no optional-value options."""
+
+    def parse_args(self, ctx, args):
+        args = list(args)
+        for i, arg in enumerate(args):
+            if arg == "--":
+                break
+            if arg == "--ray" and (i + 1 == len(args) or args[i + 1].startswith("-")):
+                args.insert(i + 1, LOCAL_RAY)
+                break
+        return super().parse_args(ctx, args)
 
 
 @learning_errors
 def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, gamma, guide,
-           epsilon_decay, actions) -> None:
+           epsilon_decay, actions, sumocfg=None, net=None, routes=None, ray=None) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ...sim.scenarios import load
+    from ...sim.scenarios import from_files, from_sumocfg, load
     from .agent import Hyper
+    from .executors import ExecutorError, require_ray
     from .train import TrainConfig, train
 
     if episodes < 1 or workers < 1 or batch < 1:
@@ -69,11 +93,24 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
         _fail("--guide must be max-pressure or none")
     if not 0 < gamma < 1 or not 0 < epsilon_decay <= 1:
         _fail("--gamma must be in (0, 1) and --epsilon-decay in (0, 1]")
-    load(scenario)
+    if net is not None and not routes:
+        _fail("--net needs at least one --routes file")
+    if ray is not None:
+        try:
+            require_ray()
+        except ExecutorError as exc:
+            _fail(str(exc))
+    if sumocfg is not None:
+        scenario = from_sumocfg(sumocfg).name  # the model records the network it was trained on
+    elif net is not None:
+        scenario = from_files(net, tuple(routes)).name
+    else:
+        load(scenario)
     cfg = TrainConfig(scenario=scenario, episodes=episodes, seed=seed, workers=workers, batch=batch, out=out,
                       duration_s=duration, shared=shared,
                       hyper=Hyper(gamma=gamma, guide=guide, epsilon_decay=epsilon_decay),
-                      features={"actions": actions} if actions != "phases" else {})
+                      features={"actions": actions} if actions != "phases" else {},
+                      sumocfg=sumocfg, net=net, routes=list(routes or []), ray_address=ray)
     console = Console(stderr=True)
     done0 = 0
     if resume and (out / "train_state.json").is_file():
@@ -89,7 +126,10 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
             bar.update(task, advance=1, eps=f"{r.epsilon:.3f}", reward=f"{r.reward:.0f}",
                        delay=f"{r.avg_delay_s:.1f} s", viol=violations[0])
 
-        model = train(cfg, resume=resume, on_episode=on_episode)
+        try:
+            model = train(cfg, resume=resume, on_episode=on_episode)
+        except ExecutorError as exc:
+            _fail(str(exc))
     t = model.meta["training"]
     sizes = ", ".join(f"{n}: {tb.encoding.n_states} states x {tb.n_actions} actions ({tb.nbytes / 1024:.0f} KiB)"
                       for n, tb in model.tables.items())
@@ -126,7 +166,7 @@ def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, worke
     print_compare_table(result.summary)
     ev = result.evaluation
     console.print(f"{ev['controller']} vs {baseline}: {ev['avg_delay_s']} s vs {ev['baseline_avg_delay_s']} s "
-                  f"average delay, p = {ev['p_value']}; fallback share {ev['fallback_fraction']}; "
+                  f"average delay, Welch p = {ev['p_value']}, paired p = {ev.get('p_value_paired')}; fallback share {ev['fallback_fraction']}; "
                   f"shield violations {ev['violations']}")
     console.print(f"runs and summary: {result.out_dir}")
     if ev["violations"]:
@@ -224,6 +264,6 @@ def _models_rollback(intersection, registry) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("train")(train_command)
+    app.command("train", cls=OptionalRayAddress)(train_command)
     app.command("evaluate")(evaluate_command)
     app.add_typer(models_app, name="models")

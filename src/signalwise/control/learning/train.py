@@ -14,6 +14,10 @@ the rounds are fixed by `batch` (not by how many workers run them) and the
 merge goes in episode order, so the same seed and batch give the same model
 whatever `--workers` is, and `--resume` continues exactly.
 
+Where a round's episodes run is an executor (`executors.py`): local worker
+processes, or Ray tasks with `ray_address` (`--ray`); both return the same
+dicts in episode order, so the model does not depend on it.
+
 Every episode is a full run through `execute_run`: its event log is audited
 by the independent checker, and the violations are reported per episode.
 """
@@ -22,18 +26,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import multiprocessing
 import resource
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .agent import Hyper
+from .executors import make_executor
 from .qtable import Model, ModelError, QTable, StateEncoding, load_model, save_model
 
 CHECKPOINTS_KEPT = 3
@@ -56,10 +59,18 @@ class TrainConfig:
     shared: bool = False  # one table for all intersections with the same encoding
     hyper: Hyper = field(default_factory=Hyper)
     features: dict = field(default_factory=dict)  # StateFeatures keyword overrides
+    #: a user's network instead of `scenario` (as `signalwise run --sumocfg / --net --routes`)
+    sumocfg: Path | None = None
+    net: Path | None = None
+    routes: list[Path] = field(default_factory=list)
+    ray_address: str | None = None  # None: local worker processes; "local", "auto", "ray://host:port": Ray
 
     def to_json(self) -> dict:
         d = asdict(self)
         d["out"] = str(self.out)
+        for k in ("sumocfg", "net"):
+            d[k] = str(d[k]) if d[k] is not None else None
+        d["routes"] = [str(r) for r in self.routes]
         d["hyper"] = self.hyper.to_json()
         return d
 
@@ -100,6 +111,7 @@ def run_episode(payload: str) -> dict:
     key = f"train-{p['seed']}-{p['episode']}"
     SESSIONS[key] = session
     cfg = RunConfig(scenario=p["scenario"], controller="ql-train", seed=p["sumo_seed"], duration_s=p["duration_s"],
+                    sumocfg=p.get("sumocfg"), net=p.get("net"), routes=p.get("routes", []),
                     out_dir=Path(p["run_dir"]).parent, emissions=False,
                     shield={"confidence_threshold": 0.5},
                     controller_options={"session": key})
@@ -184,10 +196,11 @@ def train(cfg: TrainConfig, resume: bool = False, on_episode: OnEpisode | None =
             raise TrainingError(f"{out}: nothing to resume (no train_state.json)")
         state = json.loads(state_file.read_text())
         prev = state["config"]
-        for k in ("scenario", "seed", "batch", "shared"):
-            if prev[k] != getattr(cfg, k):
-                raise TrainingError(f"--resume with another {k} ({getattr(cfg, k)!r}) than the run being resumed "
-                                    f"({prev[k]!r})")
+        now = cfg.to_json()
+        for k in ("scenario", "seed", "batch", "shared", "net", "sumocfg"):
+            if prev.get(k) != now[k]:
+                raise TrainingError(f"--resume with another {k} ({now[k]!r}) than the run being resumed "
+                                    f"({prev.get(k)!r})")
         cfg.hyper = Hyper(**prev["hyper"])
         cfg.features = prev["features"]
         history = state["history"]
@@ -199,8 +212,18 @@ def train(cfg: TrainConfig, resume: bool = False, on_episode: OnEpisode | None =
     t_start = time.perf_counter()
     wall_before = sum(h.get("wall_s", 0.0) for h in history)
 
-    ctx = multiprocessing.get_context("spawn")
-    episode = start
+    executor = make_executor(cfg.ray_address, cfg.workers)
+    try:
+        model = _rounds(cfg, executor, out, start, model, history, on_episode, t_start, wall_before)
+    finally:
+        executor.close()
+    if model is None:
+        raise TrainingError("no episode to run (--episodes must exceed the episodes already done)")
+    return model
+
+
+def _rounds(cfg: TrainConfig, executor, out: Path, episode: int, model: Model | None, history: list[dict],
+            on_episode: OnEpisode | None, t_start: float, wall_before: float) -> Model | None:
     while episode < cfg.episodes:
         batch = list(range(episode, min(cfg.episodes, episode + cfg.batch)))
         snapshot = str(out / "model") if model is not None else ""
@@ -208,12 +231,9 @@ def train(cfg: TrainConfig, resume: bool = False, on_episode: OnEpisode | None =
             "scenario": cfg.scenario, "seed": cfg.seed, "episode": e, "sumo_seed": training_seed(cfg.seed, e),
             "hyper": cfg.hyper.to_json(), "shared": cfg.shared, "features": cfg.features, "snapshot": snapshot,
             "duration_s": cfg.duration_s, "run_dir": str(out / "episodes" / f"ep-{e:05d}"),
+            "sumocfg": _str_or_none(cfg.sumocfg), "net": _str_or_none(cfg.net), "routes": [str(r) for r in cfg.routes],
         }) for e in batch]
-        results = []
-        with ProcessPoolExecutor(max_workers=max(1, min(cfg.workers, len(batch))), mp_context=ctx,
-                                 max_tasks_per_child=1) as pool:
-            for r in pool.map(run_episode, payloads):
-                results.append(r)
+        results = executor.run_round(run_episode, payloads)
         base = model.tables if model is not None else {}
         tables = merge_tables(base, results)
         table_of, layouts = {}, {}
@@ -231,9 +251,11 @@ def train(cfg: TrainConfig, resume: bool = False, on_episode: OnEpisode | None =
         meta = _meta(cfg, history, episode, wall_before + time.perf_counter() - t_start)
         model = Model(None, tables, table_of, layouts, meta)
         _checkpoint(out, model, episode, cfg, history)
-    if model is None:
-        raise TrainingError("no episode to run (--episodes must exceed the episodes already done)")
     return model
+
+
+def _str_or_none(path: Path | None) -> str | None:
+    return str(Path(path).resolve()) if path is not None else None
 
 
 def _meta(cfg: TrainConfig, history: list[dict], episodes_done: int, wall_s: float) -> dict:
@@ -247,6 +269,7 @@ def _meta(cfg: TrainConfig, history: list[dict], episodes_done: int, wall_s: flo
             "episodes": episodes_done,
             "batch": cfg.batch,
             "workers": cfg.workers,
+            "executor": "ray" if cfg.ray_address is not None else "processes",
             "shared_table": cfg.shared,
             "duration_s": cfg.duration_s,
             "seeds": [h["sumo_seed"] for h in history],

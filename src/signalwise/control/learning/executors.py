@@ -1,0 +1,145 @@
+"""Where a training round's episodes run: local worker processes, or tasks on a Ray cluster.
+
+Both run `run_episode(payload) -> dict` in a fresh process per episode
+(libsumo holds one simulation per process) and return the results in payload
+order, so the merge, and with it the model, does not depend on where the
+episodes ran: the same seed and batch give the same model locally or on Ray.
+
+On Ray the worker may sit on another machine without the driver's files, so
+the round's snapshot of the tables travels with the task, the episode runs in
+a temporary directory there, and its run directory (metrics, event log, audit)
+comes back as a tar archive and is unpacked where a local run would have
+written it. Every node needs the same signalwise installed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import multiprocessing
+import tarfile
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Protocol
+
+#: `--ray` without an address: start a Ray on this machine
+LOCAL_RAY = "local"
+
+Episode = Callable[[str], dict]
+
+
+class ExecutorError(RuntimeError):
+    """The executor cannot run: Ray missing, or the cluster unreachable."""
+
+
+class EpisodeExecutor(Protocol):
+    def run_round(self, episode: Episode, payloads: list[str]) -> list[dict]:
+        """`episode(p)` for every payload, each in a fresh process; results in payload order."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ProcessExecutor:
+    """Spawned local worker processes, one task per child (as `runtime/compare.py`)."""
+
+    def __init__(self, workers: int):
+        self.workers = max(1, workers)
+
+    def run_round(self, episode: Episode, payloads: list[str]) -> list[dict]:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(self.workers, len(payloads)), mp_context=ctx,
+                                 max_tasks_per_child=1) as pool:
+            return list(pool.map(episode, payloads))
+
+    def close(self) -> None:
+        pass
+
+
+class RayExecutor:
+    """Ray tasks with `max_calls=1`: Ray starts a fresh worker process for every episode."""
+
+    def __init__(self, address: str = LOCAL_RAY, workers: int = 2):
+        ray = require_ray()
+        self._ray = ray
+        self._owns_ray = False
+        if not ray.is_initialized():
+            try:
+                if address == LOCAL_RAY:
+                    ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False)
+                else:
+                    ray.init(address=address, log_to_driver=False)
+            except Exception as exc:  # ConnectionError, ValueError for a bad address, ...
+                detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ExecutorError(f"--ray {address}: cannot start or reach Ray ({detail})") from None
+            self._owns_ray = True
+        self._remote = ray.remote(max_calls=1, num_cpus=1)(_episode_elsewhere)
+
+    def run_round(self, episode: Episode, payloads: list[str]) -> list[dict]:
+        ray = self._ray
+        snapshot = json.loads(payloads[0])["snapshot"] if payloads else ""
+        snapshot_ref = ray.put(_read_dir(Path(snapshot)) if snapshot else {})
+        refs = [self._remote.remote(episode, p, snapshot_ref) for p in payloads]
+        results = []
+        for p, (result, run_dir_tar) in zip(payloads, ray.get(refs), strict=True):
+            _unpack(run_dir_tar, Path(json.loads(p)["run_dir"]))
+            results.append(result)
+        return results
+
+    def close(self) -> None:
+        if self._owns_ray:
+            self._ray.shutdown()
+            self._owns_ray = False
+
+
+def require_ray():
+    """The `ray` module, or an ExecutorError saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ExecutorError("--ray needs Ray: pip install 'signalwise[ray]'") from None
+    return ray
+
+
+def make_executor(ray_address: str | None, workers: int) -> EpisodeExecutor:
+    """Local processes, or Ray at `ray_address` (`local` starts one here, `auto`, `ray://host:port`)."""
+    return ProcessExecutor(workers) if ray_address is None else RayExecutor(ray_address, workers)
+
+
+def _episode_elsewhere(episode: Episode, payload: str, snapshot: dict[str, bytes]) -> tuple[dict, bytes]:
+    """Ray worker: the episode with the snapshot and run directory in a local temporary directory."""
+    p = json.loads(payload)
+    with tempfile.TemporaryDirectory(prefix="signalwise-episode-") as tmp:
+        if snapshot:
+            _write_dir(Path(tmp) / "snapshot", snapshot)
+            p["snapshot"] = str(Path(tmp) / "snapshot")
+        run_dir = Path(tmp) / "runs" / Path(p["run_dir"]).name
+        p["run_dir"] = str(run_dir)
+        result = episode(json.dumps(p))
+        return result, _pack(run_dir)
+
+
+def _read_dir(folder: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+def _write_dir(folder: Path, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(data)
+
+
+def _pack(folder: Path) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        if folder.is_dir():
+            tar.add(folder, arcname=".")
+    return buf.getvalue()
+
+
+def _unpack(data: bytes, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        tar.extractall(folder, filter="data")
