@@ -1,0 +1,160 @@
+"""One episode of an environment: SUMO under the shields, advanced a decision period at a time.
+
+It reuses the run loop's own step (`runtime.loop.LoopStepper`) with no
+controllers: the agents' proposals come in through `propose`, and the
+shields decide exactly as in `signalwise run`. SUMO writes no output files
+(the environment needs none); the hi-res events and the signal states SUMO
+was given stay in memory so the independent checker can audit the episode.
+
+libsumo is one simulation per process, so at most one episode may be open
+per process; opening a second one while another is running is refused with
+a message rather than silently taking over the first one's simulation.
+"""
+
+from __future__ import annotations
+
+import weakref
+from pathlib import Path
+
+from ..analytics.safety_audit import AuditReport, audit
+from ..core.types import Decision, Intersection, LaneState, SignalEvent
+from ..runtime.config import RunConfig
+from ..runtime.loop import LoopStepper, describe_intersections, timing_defaults
+from ..sim.backend import SimulationError, SumoBackend, SumoOptions
+from ..sim.scenarios import Scenario
+from ..sim.signal_model import read_all
+
+#: the episode currently holding this process's libsumo simulation
+_open_libsumo: weakref.ref | None = None
+
+
+def _uses_libsumo(cfg: RunConfig) -> bool:
+    return not cfg.gui and cfg.remote_port is None
+
+
+def _claim_libsumo(owner: object) -> None:
+    global _open_libsumo
+    holder = _open_libsumo() if _open_libsumo is not None else None
+    if holder is not None and holder is not owner:
+        raise SimulationError("libsumo runs one simulation per process and another signalwise environment "
+                              "has one open: close() it first, or run each environment in its own process")
+    _open_libsumo = weakref.ref(owner)
+
+
+def _release_libsumo(owner: object) -> None:
+    global _open_libsumo
+    if _open_libsumo is not None and _open_libsumo() is owner:
+        _open_libsumo = None
+
+
+def sumo_options(cfg: RunConfig, scenario: Scenario, seed: int, end_s: float, with_routes: bool = True) -> SumoOptions:
+    """The run's SUMO options without its output files (same traffic for the same seed)."""
+    return SumoOptions(net_file=scenario.net_file, route_files=scenario.route_files if with_routes else (),
+                       additional_files=tuple(scenario.additional_files) if with_routes else (),
+                       begin_s=scenario.begin_s, end_s=end_s, seed=seed, step_length_s=cfg.step_length_s,
+                       gui=cfg.gui, remote_port=cfg.remote_port)
+
+
+class _Probe:
+    """Stands for the short-lived network-only simulation in the libsumo claim."""
+
+
+#: (network file, its mtime and size, timing config) -> what `probe_network` read
+_PROBED: dict[tuple, tuple[list[Intersection], dict[str, float]]] = {}
+
+
+def probe_network(cfg: RunConfig, scenario: Scenario) -> tuple[list[Intersection], dict[str, float]]:
+    """The controllable signals and their incoming lanes' lengths, from SUMO loading the network alone.
+
+    Agents and spaces must be known before the first reset (PettingZoo's
+    `possible_agents`); loading only the network takes a fraction of a second.
+    Remembered per network file and timing, so a second environment on the
+    same network (Gymnasium's checker makes one) needs no simulation while the
+    first one holds libsumo.
+    """
+    net = Path(scenario.net_file).resolve()
+    st = net.stat()
+    key = (str(net), st.st_mtime_ns, st.st_size, cfg.timing.model_dump_json())
+    if key not in _PROBED:
+        _PROBED[key] = _probe(cfg, scenario)
+    inters, lengths = _PROBED[key]
+    return list(inters), dict(lengths)
+
+
+def _probe(cfg: RunConfig, scenario: Scenario) -> tuple[list[Intersection], dict[str, float]]:
+    owner = _Probe()
+    if _uses_libsumo(cfg):
+        _claim_libsumo(owner)
+    backend = SumoBackend(sumo_options(cfg, scenario, cfg.seed, scenario.begin_s + 1.0, with_routes=False))
+    try:
+        backend.start()
+        inters, refused = read_all(backend.api, timing_defaults(cfg), cfg.timing.per_intersection)
+        if not inters:
+            reasons = "; ".join(f"{r.id}: {r.reason}" for r in refused) or "the network has no traffic lights"
+            raise SimulationError(f"no controllable traffic light ({reasons})")
+        lengths = {lane: backend.api.lane.getLength(lane) for i in inters for lane in i.in_lanes}
+        return inters, lengths
+    finally:
+        backend.close()
+        _release_libsumo(owner)
+
+
+class Episode:
+    """A running simulation whose signals only the shields drive, on the agents' proposals."""
+
+    def __init__(self, cfg: RunConfig, scenario: Scenario, seed: int, end_s: float):
+        self.cfg = cfg
+        self.seed = seed
+        self._libsumo = _uses_libsumo(cfg)
+        if self._libsumo:
+            _claim_libsumo(self)
+        self.backend = SumoBackend(sumo_options(cfg, scenario, seed, end_s))
+        try:
+            self.backend.start()
+            # queue samples every step: they are the reward's halting counts
+            self.stepper = LoopStepper(cfg, self.backend, scenario, None, end_s,
+                                       controller_for=lambda inter, ctx: None, queue_sample_s=cfg.step_length_s)
+        except BaseException:
+            self.close()
+            raise
+        self._finalizer = weakref.finalize(self, self.backend.close)
+        self.intersections = self.stepper.intersections
+        self.shields = self.stepper.shields
+
+    @property
+    def time_s(self) -> float:
+        return self.stepper.t
+
+    @property
+    def done(self) -> bool:
+        return self.stepper.done
+
+    def propose(self, tls_id: str, phase_index: int) -> None:
+        self.stepper.propose(tls_id, Decision(tls_id, phase_index, "agent", 1.0))
+
+    def advance(self, period_s: float) -> list[tuple[float, str, int]]:
+        """Step SUMO for `period_s` (or to the end); returns the per-step halting samples taken meanwhile."""
+        first = len(self.stepper.queue_samples)
+        until = self.stepper.t + period_s - 1e-9
+        while not self.stepper.done and self.stepper.t < until:
+            self.stepper.step()
+        return self.stepper.queue_samples[first:]
+
+    def lane_counts(self, lanes) -> dict[str, LaneState]:
+        return self.backend.lane_counts(lanes)
+
+    def events(self) -> list[SignalEvent]:
+        return self.stepper.events()
+
+    def audit(self) -> AuditReport:
+        """The independent checker's verdict on this episode's event log and signal states so far."""
+        return audit(self.events(), describe_intersections(self.intersections), self.stepper.signal_states,
+                     self.cfg.step_length_s, end_s=self.stepper.t)
+
+    def close(self) -> None:
+        """Close SUMO (safe to call twice); the in-memory record is kept."""
+        backend = getattr(self, "backend", None)
+        if backend is not None:
+            backend.close()
+        if self._libsumo:
+            _release_libsumo(self)

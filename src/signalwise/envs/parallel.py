@@ -1,0 +1,174 @@
+"""`SignalwiseParallelEnv`: a PettingZoo parallel environment, one agent per signal, shield in the loop.
+
+    env = SignalwiseParallelEnv("corridor", duration_s=900)
+    obs, infos = env.reset(seed=1)
+    while env.agents:
+        obs, rewards, terminations, truncations, infos = env.step({a: policy(obs[a]) for a in env.agents})
+    env.audit().violations  # [] : the independent checker found nothing
+    env.close()
+
+- agents: the signalised intersections signalwise can control (agent id =
+  SUMO traffic-light id), in the network's order;
+- action: Discrete(n_phases), the phase the agent wants served next (the
+  current phase = hold). It is a *proposal*: the intersection's
+  IntersectionShield decides, exactly as in `signalwise run` (minimum and
+  maximum green, yellow and all-red, pedestrian walk and clearance, cycle
+  bound, emergency preemption). A proposal stays until the agent makes
+  another; an agent left out of an action dict keeps its last one;
+- observation: see `observation.py` (phase one-hot, clearing flag, time in
+  interval, per-lane-group queue and count, all in [0, 1]);
+- reward: see `reward.py` (minus halting vehicle-seconds on the approaches
+  since the agent's last step), times `reward_scale`;
+- a step advances SUMO by `decision_period_s` (default 5 s); the episode is
+  truncated (never terminated) at the end of the scenario's window, or after
+  `duration_s`;
+- infos[agent]: `time_s`, the signal's `phase` and `interval` after the step,
+  the `proposed_phase`, `shield_override` (True when the signal is neither
+  green in the proposed phase nor clearing towards it after the step) and
+  `shield_rules` (the shield's interventions during the step: min_green,
+  max_green, cycle_max, preempt, ...);
+- seeding: `reset(seed=s)` runs SUMO with `--seed s`, the same traffic as
+  `signalwise run --seed s`; later resets without a seed take s+1, s+2, ...
+  (the first one without any seed takes the configuration's seed, 1).
+
+libsumo is one simulation per process: one open environment per process
+(close() it before opening another; parallel training uses processes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from ..analytics.safety_audit import AuditReport
+from ..runtime.config import RunConfig
+from ..runtime.loop import resolve_scenario
+from .episode import Episode, probe_network
+from .observation import PhaseQueueObservation
+from .reward import halting_vehicle_seconds
+
+
+class SignalwiseParallelEnv(ParallelEnv):
+    metadata = {"name": "signalwise_parallel_v0", "render_modes": [], "is_parallelizable": True}
+
+    def __init__(self, scenario: str = "single", *, duration_s: float | None = None, decision_period_s: float = 5.0,
+                 reward_scale: float = 1.0, render_mode: str | None = None, **run_options):
+        """`run_options` are `RunConfig` fields: sumocfg=, net=, routes=, seed=, step_length_s=, timing=, shield=."""
+        if render_mode is not None:
+            raise ValueError(f"render_mode {render_mode!r} is not supported; use None (watch a run with "
+                             "`signalwise run --gui`)")
+        if not decision_period_s > 0:
+            raise ValueError(f"decision_period_s must be positive, not {decision_period_s!r}")
+        self.render_mode = None
+        self.config = RunConfig(scenario=scenario, duration_s=duration_s, emissions=False, **run_options)
+        self.scenario = resolve_scenario(self.config)
+        self.end_s = self.scenario.begin_s + (duration_s if duration_s is not None else self.scenario.duration_s)
+        self.decision_period_s = float(decision_period_s)
+        self.reward_scale = float(reward_scale)
+        inters, lane_length_m = probe_network(self.config, self.scenario)
+        self.intersections = {i.id: i for i in inters}
+        self._observers = {i.id: PhaseQueueObservation(i, lane_length_m) for i in inters}
+        self._lanes = tuple(dict.fromkeys(lane for o in self._observers.values() for lane in o.lanes))
+        self.possible_agents = [i.id for i in inters]
+        self._action_spaces = {i.id: spaces.Discrete(len(i.phases)) for i in inters}
+        self.agents: list[str] = []
+        self._episode: Episode | None = None
+        self._last: Episode | None = None  # the episode audit() reports on, kept after it ends
+        self._next_seed = self.config.seed
+
+    # -- spaces -----------------------------------------------------------------------
+    def observation_space(self, agent: str) -> spaces.Box:
+        """The same object on every call (PettingZoo seeds and compares them by identity)."""
+        return self._observers[agent].space
+
+    def action_space(self, agent: str) -> spaces.Discrete:
+        return self._action_spaces[agent]
+
+    # -- episode ----------------------------------------------------------------------
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        self._close_episode()
+        sumo_seed = int(seed) if seed is not None else self._next_seed
+        self._next_seed = sumo_seed + 1
+        self._episode = self._last = Episode(self.config, self.scenario, sumo_seed, self.end_s)
+        got = [i.id for i in self._episode.intersections]
+        if got != self.possible_agents:
+            self._close_episode()
+            raise RuntimeError(f"the network's signals changed between probe and reset: {got} vs "
+                               f"{self.possible_agents}")
+        self.agents = list(self.possible_agents)
+        obs = self._observe()
+        infos = {a: self._info(a, None, False, []) | {"sumo_seed": sumo_seed} for a in self.agents}
+        return obs, infos
+
+    def step(self, actions: dict):
+        ep = self._episode
+        if ep is None or not self.agents:
+            raise RuntimeError("the episode is over (or never started): call reset() first")
+        proposed: dict[str, int] = {}
+        for agent, action in actions.items():
+            if agent not in self._action_spaces:
+                raise KeyError(f"unknown agent {agent!r}; agents are {self.possible_agents}")
+            a = int(np.asarray(action).item())
+            if not self._action_spaces[agent].contains(a):
+                raise ValueError(f"action {action!r} of {agent} is not a phase index in "
+                                 f"0..{self._action_spaces[agent].n - 1}")
+            proposed[agent] = a
+            ep.propose(agent, a)
+        seen = {a: len(ep.shields[a].interventions) for a in self.agents}
+        samples = ep.advance(self.decision_period_s)
+        cost = halting_vehicle_seconds(samples, self.config.step_length_s)
+        agents = self.agents
+        obs = self._observe()
+        rewards = {a: -self.reward_scale * cost.get(a, 0.0) for a in agents}
+        truncated = ep.done
+        terminations = dict.fromkeys(agents, False)
+        truncations = dict.fromkeys(agents, truncated)
+        infos = {}
+        for a in agents:
+            rules = [iv.rule for iv in ep.shields[a].interventions[seen[a]:]]
+            p = proposed.get(a)
+            infos[a] = self._info(a, p, p is not None and not self._serving(a, p), rules)
+        if truncated:
+            self.agents = []
+            self._close_episode()  # frees libsumo at once; the record stays for audit()
+        return obs, rewards, terminations, truncations, infos
+
+    def audit(self) -> AuditReport:
+        """The independent safety checker on the last episode's event log and signal states (so far)."""
+        if self._last is None:
+            raise RuntimeError("no episode yet: call reset() first")
+        return self._last.audit()
+
+    def close(self) -> None:
+        self._close_episode()
+
+    def __enter__(self) -> SignalwiseParallelEnv:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def render(self) -> None:
+        return None
+
+    # -- helpers ----------------------------------------------------------------------
+    def _close_episode(self) -> None:
+        if self._episode is not None:
+            self._episode.close()
+            self._episode = None
+
+    def _observe(self) -> dict[str, np.ndarray]:
+        ep = self._episode
+        t = ep.time_s
+        lanes = ep.lane_counts(self._lanes)
+        return {a: self._observers[a].encode(ep.shields[a].status(t), lanes) for a in self.agents}
+
+    def _serving(self, agent: str, phase: int) -> bool:
+        sh = self._last.shields[agent]
+        return sh.phase == phase if sh.interval == "green" else sh.next_phase == phase
+
+    def _info(self, agent: str, proposed: int | None, override: bool, rules: list[str]) -> dict:
+        sh = self._last.shields[agent]
+        return {"time_s": self._last.time_s, "phase": sh.phase, "interval": sh.interval,
+                "proposed_phase": proposed, "shield_override": override, "shield_rules": rules}

@@ -1,0 +1,184 @@
+"""The Gymnasium / PettingZoo environments: their libraries' own API checkers, seeding, the shield, the audit.
+
+Real SUMO on short windows (120-300 s). libsumo is one simulation per
+process: every test closes its environment, and a fixture checks that no
+simulation is left open for the next test in this worker.
+"""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from pettingzoo.test import parallel_api_test
+
+from signalwise.envs import ENV_ID, SignalwiseEnv, SignalwiseParallelEnv
+from signalwise.sim.backend import SimulationError
+from signalwise.sim.sumo_home import import_libsumo
+
+libsumo = import_libsumo()
+
+
+@pytest.fixture(autouse=True)
+def no_simulation_left_open():
+    assert not libsumo.simulation.isLoaded(), "a simulation was already open before the test"
+    yield
+    assert not libsumo.simulation.isLoaded(), "the test left a simulation open"
+
+
+def random_episode(env: SignalwiseParallelEnv, seed: int):
+    """(observations, rewards, infos) of every step under seeded uniform random proposals."""
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    record = []
+    while env.agents:
+        actions = {a: int(rng.integers(env.action_space(a).n)) for a in env.agents}
+        obs, rewards, terms, truncs, infos = env.step(actions)
+        record.append((obs, rewards, infos))
+    return record
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("scenario", ["single", "corridor"])
+def test_pettingzoo_parallel_api(scenario):
+    with SignalwiseParallelEnv(scenario, duration_s=300) as env:
+        parallel_api_test(env, num_cycles=100)  # 300 s / 5 s = 60 steps: reaches truncation
+        assert env.agents == []
+    assert len(env.possible_agents) == (1 if scenario == "single" else 5)
+
+
+@pytest.mark.filterwarnings("error")
+def test_gymnasium_env_checker():
+    env = gym.make(ENV_ID, scenario="single", duration_s=120)
+    try:
+        check_env(env.unwrapped)  # with a spec: also asserts seeded resets and steps are deterministic
+    finally:
+        env.close()
+
+
+def test_single_agent_wrapper_refuses_networks_with_several_signals():
+    with pytest.raises(ValueError, match="5 controllable signals"):
+        SignalwiseEnv("corridor", duration_s=60)
+
+
+def test_seeded_reset_reproduces_the_episode():
+    with SignalwiseParallelEnv("corridor", duration_s=300) as env:
+        first = random_episode(env, seed=7)
+        again = random_episode(env, seed=7)
+        other = random_episode(env, seed=8)
+    assert len(first) == len(again) == 60
+    for (o1, r1, i1), (o2, r2, i2) in zip(first, again, strict=True):
+        assert r1 == r2 and i1 == i2
+        assert all(np.array_equal(o1[a], o2[a]) for a in o1)
+    assert [r for _o, r, _i in first] != [r for _o, r, _i in other]  # the seed changes the traffic
+
+
+def test_observations_in_space_rewards_are_halting_costs_and_audit_is_clean():
+    with SignalwiseParallelEnv("corridor", duration_s=300) as env:
+        record = random_episode(env, seed=3)
+        report = env.audit()
+    overrides = 0
+    for obs, rewards, infos in record:
+        for a, o in obs.items():
+            assert env.observation_space(a).contains(o)
+            assert o[: env.action_space(a).n].sum() == 1.0  # phase one-hot
+            assert rewards[a] <= 0.0
+            overrides += infos[a]["shield_override"]
+    assert sum(sum(r.values()) for _o, r, _i in record) < 0  # traffic did queue
+    assert overrides > 0  # random proposals do hit the shield's rules
+    assert report.violations == []
+    assert report.checked["min_green"] > 0 and report.checked["link_yellow"] > 0
+    assert sorted(report.devices) == sorted(env.possible_agents)
+
+
+def test_reward_is_minus_halting_vehicles_on_the_approaches_each_second():
+    with SignalwiseParallelEnv("single", duration_s=120, decision_period_s=1.0) as env:
+        agent = env.possible_agents[0]
+        lanes = env.intersections[agent].in_lanes
+        env.reset(seed=2)
+        costs = []
+        while env.agents:
+            _obs, rewards, *_ = env.step({agent: 0})
+            halting_now = sum(libsumo.lane.getLastStepHaltingNumber(lane) for lane in lanes) \
+                if libsumo.simulation.isLoaded() else None
+            costs.append((rewards[agent], halting_now))
+    assert len(costs) == 120
+    assert all(r == -h for r, h in costs[:-1])  # the last step closed SUMO
+    assert sum(h for _r, h in costs[:-1]) > 0
+
+
+def test_shield_refuses_a_change_inside_minimum_green_and_says_so():
+    with SignalwiseParallelEnv("single", duration_s=300) as env:
+        agent = env.possible_agents[0]
+        assert env.intersections[agent].timing.min_green_s[0] == 22  # serves a crosswalk: walk + ped clearance
+        _obs, infos = env.reset(seed=3)  # seed 3: no emergency vehicle in the first minutes
+        assert infos[agent]["phase"] == 0 and infos[agent]["interval"] == "green"
+        steps = []
+        while len(steps) < 6:
+            _obs, _r, _t, _tr, info = env.step({agent: 1})  # "go to phase 1 now", from t = 0
+            steps.append(info[agent])
+        # t = 5 .. 20: inside phase 0's 22 s minimum green the proposal is refused, and reported
+        for info in steps[:4]:
+            assert (info["phase"], info["interval"], info["shield_override"]) == (0, "green", True)
+        assert steps[0]["shield_rules"] == ["min_green"]
+        # t = 25: minimum green ended at 22 s; the shield is clearing towards the proposed phase
+        assert steps[4]["interval"] in ("yellow", "all_red") and not steps[4]["shield_override"]
+        assert (steps[5]["phase"], steps[5]["interval"], steps[5]["shield_override"]) == (1, "green", False)
+        # holding phase 1 for ever: the shield ends it for a bound (max green or the cycle) and says which
+        forced = None
+        while env.agents and forced is None:
+            _obs, _r, _t, _tr, info = env.step({agent: 1})
+            if info[agent]["shield_override"]:
+                forced = info[agent]
+        assert forced is not None and forced["shield_rules"] and \
+            set(forced["shield_rules"]) <= {"max_green", "cycle_max"}
+    events = [(e.time_s, e.event_code, e.parameter) for e in env._last.events()]
+    assert min(t for t, code, phase in events if code == 8 and phase == 1) == 22.0  # phase 0's first yellow
+    assert env.audit().violations == []
+
+
+def test_emergency_preemption_overrides_the_agent():
+    with SignalwiseParallelEnv("single", duration_s=120) as env:
+        agent = env.possible_agents[0]
+        env.reset(seed=1)  # seed 1: an emergency vehicle reaches the signal at t = 22 s
+        rules = []
+        while env.agents:
+            _obs, _r, _t, _tr, info = env.step({agent: 0})
+            rules += info[agent]["shield_rules"]
+            if "preempt" in info[agent]["shield_rules"]:
+                assert info[agent]["shield_override"]
+        assert "preempt" in rules
+        report = env.audit()
+    assert report.violations == [] and report.checked["preempt"] > 0
+
+
+def test_one_open_environment_per_process_and_close_frees_it():
+    first = SignalwiseParallelEnv("single", duration_s=60)
+    second = SignalwiseParallelEnv("single", duration_s=60)
+    try:
+        first.reset(seed=1)
+        with pytest.raises(SimulationError, match="one simulation per process"):
+            second.reset(seed=1)
+        first.step({first.possible_agents[0]: 0})  # the refused reset did not disturb the open one
+        first.close()
+        assert not libsumo.simulation.isLoaded()
+        second.reset(seed=1)
+        assert libsumo.simulation.isLoaded()
+    finally:
+        first.close()
+        second.close()
+    first.close()  # closing twice is fine
+
+
+def test_stepping_after_the_episode_asks_for_reset():
+    with SignalwiseParallelEnv("single", duration_s=10) as env:
+        env.reset(seed=1)
+        agent = env.possible_agents[0]
+        _o, _r, _t, truncs = env.step({agent: 0})[:4]
+        assert not truncs[agent]
+        _o, _r, terms, truncs, _i = env.step({agent: 0})
+        assert truncs[agent] and not terms[agent] and env.agents == []
+        with pytest.raises(RuntimeError, match="reset"):
+            env.step({agent: 0})
+        with pytest.raises(ValueError, match="not a phase index"):
+            env.reset(seed=1)
+            env.step({agent: 9})
