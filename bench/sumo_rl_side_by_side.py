@@ -1,0 +1,243 @@
+"""Our Q-learning agent side by side with sumo-rl's tabular QLAgent, on sumo-rl's own single intersection.
+
+    .venv/bin/python bench/sumo_rl_side_by_side.py [--train-s 100000] [--episodes 25] [--seeds 5]
+                                                   [--eval-s 3600] [--out bench/out/sumo_rl]
+
+sumo-rl side: the settings of its `experiments/ql_single-intersection.py`
+(sumo-rl 1.4.x): network and routes `sumo_rl/nets/single-intersection/
+single-intersection.{net,rou}.xml`, one run of `num_seconds` 100,000, min
+green 10 s, max green 50 s, `delta_time` 5 s, yellow 2 s (env defaults),
+reward `diff-waiting-time` (default), QLAgent alpha 0.1, gamma 0.99,
+EpsilonGreedy(initial 0.05, min 0.005, decay 1.0), i.e. a constant 5 %
+exploration. It runs on libsumo (`LIBSUMO_AS_TRACI`, sumo-rl's own switch), as
+ours does, so training times compare the agents, not the SUMO connection.
+
+Our side: `signalwise train --net ... --routes ...` (CLI defaults) on the same
+files for the same total simulated time, split into `--episodes` episodes,
+2 worker processes (sumo-rl's experiment runs in one).
+
+Evaluation: both greedy with a frozen table, on the same held-out SUMO seeds
+1..N (neither agent trained on them), `--eval-s` simulated seconds each, with
+the same delay: RESCO's (timeLoss + departDelay over every vehicle, those
+still driving and never inserted included) from SUMO's tripinfo, read by
+`signalwise.sim.outputs` / `sim.metrics`. sumo-rl writes its tripinfo through
+`additional_sumo_cmd`. Fixed time (the network's program) and max-pressure run
+under our shield for reference. sumo-rl's agent acts WITHOUT our safety
+shield: its own 10 s min green and 2 s yellow, no all-red, no max green
+enforced by sumo-rl 1.4.5 (documented as ignored); it also disables
+teleporting (ours: after 300 s stuck).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+#: experiments/ql_single-intersection.py of sumo-rl 1.4.x (argparse defaults, env defaults)
+SUMO_RL_SETTINGS = {"alpha": 0.1, "gamma": 0.99, "epsilon": 0.05, "min_epsilon": 0.005, "decay": 1.0,
+                    "min_green": 10, "max_green": 50, "delta_time": 5, "yellow_time": 2,
+                    "reward_fn": "diff-waiting-time", "num_seconds": 100_000, "runs": 1}
+TRAIN_SEED = 1  # ours: SUMO seeds 1,100,000+; sumo-rl: SUMO seed 1,100,000 (never an evaluation seed)
+SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
+
+
+def network_files() -> tuple[Path, Path]:
+    from signalwise.sim.sumo_home import sumo_home
+
+    sumo_home()  # sumo-rl refuses to import without SUMO_HOME
+    import importlib.util
+
+    root = Path(importlib.util.find_spec("sumo_rl").origin).parent / "nets" / "single-intersection"
+    return root / "single-intersection.net.xml", root / "single-intersection.rou.xml"
+
+
+def _sumo_rl_env(num_seconds: int, sumo_seed: int, extra_cmd: str | None = None):
+    """sumo-rl's environment with the experiment's settings, on libsumo (one per process)."""
+    os.environ["LIBSUMO_AS_TRACI"] = "1"
+    net, routes = network_files()
+    from sumo_rl import SumoEnvironment
+
+    s = SUMO_RL_SETTINGS
+    return SumoEnvironment(net_file=str(net), route_file=str(routes), num_seconds=num_seconds,
+                           min_green=s["min_green"], max_green=s["max_green"], delta_time=s["delta_time"],
+                           yellow_time=s["yellow_time"], reward_fn=s["reward_fn"], sumo_seed=sumo_seed,
+                           sumo_warnings=False, additional_sumo_cmd=extra_cmd)
+
+
+def encode(env, state, ts: str) -> tuple:
+    """sumo-rl's `SumoEnvironment.encode`, item for item; its own `int(np.where(...)[0])` raises on
+    numpy >= 2.4 (int() of a 1-element array), so the phase index is taken with `[0][0]` here."""
+    n = env.traffic_signals[ts].num_green_phases
+    phase = int(np.where(state[:n] == 1)[0][0])
+    return tuple([phase, state[n]] + [env._discretize_density(d) for d in state[n + 1:]])
+
+
+def train_sumo_rl(num_seconds: int) -> dict:
+    """Worker: the experiment's training loop, one run; returns the Q-table and the wall time."""
+    t0 = time.perf_counter()
+    env = _sumo_rl_env(num_seconds, 1_000_000 + TRAIN_SEED * 100_000)
+    from sumo_rl.agents import QLAgent
+    from sumo_rl.exploration import EpsilonGreedy
+
+    np.random.seed(TRAIN_SEED)  # EpsilonGreedy draws from numpy's global generator
+    s = SUMO_RL_SETTINGS
+    states = env.reset()
+    env.action_space.seed(TRAIN_SEED)
+    agents = {ts: QLAgent(starting_state=encode(env, states[ts], ts), state_space=env.observation_space,
+                          action_space=env.action_space, alpha=s["alpha"], gamma=s["gamma"],
+                          exploration_strategy=EpsilonGreedy(initial_epsilon=s["epsilon"],
+                                                             min_epsilon=s["min_epsilon"], decay=s["decay"]))
+              for ts in env.ts_ids}
+    done = {"__all__": False}
+    while not done["__all__"]:
+        actions = {ts: agent.act() for ts, agent in agents.items()}
+        obs, rewards, done, _ = env.step(action=actions)
+        for ts, agent in agents.items():
+            agent.learn(next_state=encode(env, obs[ts], ts), reward=rewards[ts])
+    env.close()
+    return {"tables": {ts: {k: list(map(float, v)) for k, v in a.q_table.items()} for ts, a in agents.items()},
+            "wall_s": time.perf_counter() - t0}
+
+
+def evaluate_sumo_rl(job: tuple[dict, int, int, str]) -> dict:
+    """Worker: greedy on the frozen table (unseen state: action 0, as a fresh sumo-rl row); RESCO delay."""
+    from signalwise.sim.metrics import network_metrics
+    from signalwise.sim.outputs import read_tripinfo
+
+    tables, seed, num_seconds, tripinfo = job
+    env = _sumo_rl_env(num_seconds, seed, f"--tripinfo-output {tripinfo} --tripinfo-output.write-unfinished true "
+                                          "--tripinfo-output.write-undeparted true")
+    obs = env.reset()
+    decisions = unseen = 0
+    done = {"__all__": False}
+    while not done["__all__"]:
+        actions = {}
+        for ts in env.ts_ids:
+            row = tables[ts].get(encode(env, obs[ts], ts))
+            decisions += 1
+            unseen += row is None
+            actions[ts] = int(np.argmax(row)) if row is not None else 0
+        obs, _, done, _ = env.step(action=actions)
+    env.close()
+    trips, _ = read_tripinfo(Path(tripinfo))
+    return {"seed": seed, "avg_delay_s": network_metrics(trips, [], [], []).avg_delay_s,
+            "unseen_share": unseen / max(1, decisions)}
+
+
+def in_fresh_processes(fn, jobs: list, workers: int) -> list:
+    """libsumo allows one simulation per process: every job in its own spawned process."""
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1) as pool:
+        return list(pool.map(fn, jobs))
+
+
+def train_ours(net: Path, routes: Path, train_s: int, episodes: int, out: Path) -> float:
+    """`signalwise train` on the user network; returns its wall time."""
+    cmd = [SIGNALWISE, "train", "--net", str(net), "--routes", str(routes), "--episodes", str(episodes),
+           "--duration", f"{train_s / episodes:g}", "--workers", "2", "--batch", "2", "--seed", str(TRAIN_SEED),
+           "--out", str(out)]
+    print("$", " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"signalwise train failed: {p.stderr.strip().splitlines()[-1]}")
+    return time.perf_counter() - t0
+
+
+def fmt(values: list[float]) -> str:
+    from signalwise.analytics.stats import mean_ci
+
+    ci = mean_ci(values)
+    return f"{ci.mean:6.1f} ± {ci.half_width:5.1f} s"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--train-s", type=int, default=SUMO_RL_SETTINGS["num_seconds"],
+                    help="simulated seconds of training, each agent")
+    ap.add_argument("--episodes", type=int, default=25, help="our agent's episodes in --train-s")
+    ap.add_argument("--seeds", type=int, default=5, help="held-out evaluation seeds 1..N")
+    ap.add_argument("--eval-s", type=int, default=3600, help="simulated seconds per evaluation run")
+    ap.add_argument("--out", type=Path, default=Path("bench/out/sumo_rl"))
+    args = ap.parse_args()
+    out = args.out.resolve() / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True)
+    net, routes = network_files()
+    seeds = list(range(1, args.seeds + 1))
+
+    print(f"sumo-rl QLAgent: training {args.train_s} simulated s in one run ...", flush=True)
+    t0 = time.perf_counter()
+    trained = in_fresh_processes(train_sumo_rl, [args.train_s], 1)[0]
+    sumo_rl_wall = time.perf_counter() - t0
+    n_states = {ts: len(t) for ts, t in trained["tables"].items()}
+
+    print(f"ours: training {args.train_s} simulated s in {args.episodes} episodes ...", flush=True)
+    our_wall = train_ours(net, routes, args.train_s, args.episodes, out / "ours")
+    model = out / "ours" / "model"
+
+    print(f"evaluating on held-out seeds {seeds}, {args.eval_s} s each ...", flush=True)
+    from signalwise.runtime.compare import compare_controllers
+    from signalwise.runtime.config import RunConfig
+
+    ql = f"ql:{model}"
+    base = RunConfig(scenario=net.name.split(".")[0], net=net, routes=[routes], duration_s=args.eval_s,
+                     emissions=False)
+    res = compare_controllers(base, ["fixed", "max-pressure", ql], seeds, out / "eval", workers=2)
+    if res.failures:
+        raise SystemExit(f"evaluation runs failed: {res.failures}")
+    (out / "sumo_rl_eval").mkdir()
+    sumo_rl_eval = in_fresh_processes(
+        evaluate_sumo_rl, [(trained["tables"], s, args.eval_s, str(out / "sumo_rl_eval" / f"tripinfo-s{s}.xml"))
+                           for s in seeds], 2)
+
+    delay = {c: [res.runs[(c, s)]["network"]["avg_delay_s"] for s in seeds] for c in ("fixed", "max-pressure", ql)}
+    violations = sum(res.runs[(ql, s)].get("safety", {}).get("violations", 0) for s in seeds)
+    fallback = np.mean([res.runs[(ql, s)]["network"]["fallback_fraction"] for s in seeds])
+    meta = json.loads((model / "meta.json").read_text())
+    rows = [
+        ("sumo-rl QLAgent (no shield)", fmt([r["avg_delay_s"] for r in sumo_rl_eval]),
+         f"{sumo_rl_wall:7.1f} s, 1 process",
+         f"{sum(n_states.values())} states seen; unseen at eval {np.mean([r['unseen_share'] for r in sumo_rl_eval]):.1%}"),
+        ("signalwise ql (shielded)", fmt(delay[ql]), f"{our_wall:7.1f} s, 2 workers",
+         f"{states_visited(model)} states visited; "
+         f"fallback {fallback:.1%}; violations {violations}"),
+        ("max-pressure (shielded)", fmt(delay["max-pressure"]), "-", ""),
+        ("fixed, network program", fmt(delay["fixed"]), "-", ""),
+    ]
+    print(f"\nsumo-rl single-intersection, {args.train_s} simulated s of training each "
+          f"(ours: {args.episodes} x {args.train_s / args.episodes:g} s), evaluation: seeds {seeds[0]}-{seeds[-1]}, "
+          f"{args.eval_s} s each; average delay (RESCO, tripinfo), mean ± 95% CI over seeds")
+    print(f"{'agent':30} {'avg delay':>18}  {'training wall time':22} notes")
+    for name, d, wall, note in rows:
+        print(f"{name:30} {d:>18}  {wall:22} {note}")
+    print("sumo-rl's agent acts without our safety shield: its own 10 s min green and 2 s yellow, no all-red,\n"
+          "no max green enforced, no teleporting; ours and the references pass the shield (ITE yellow, all-red, "
+          "5 s min green,\nmax green, max cycle) and the independent audit.")
+    print(f"per seed: sumo-rl {[r['avg_delay_s'] for r in sumo_rl_eval]}; ours {delay[ql]}; "
+          f"max-pressure {delay['max-pressure']}; fixed {delay['fixed']}")
+    print(f"our model: {model} (wall_s in meta {meta['training']['wall_s']}); runs: {out}")
+    (out / "summary.json").write_text(json.dumps({
+        "settings": SUMO_RL_SETTINGS, "train_s": args.train_s, "episodes": args.episodes, "seeds": seeds,
+        "eval_s": args.eval_s, "sumo_rl": {"wall_s": sumo_rl_wall, "states": n_states, "eval": sumo_rl_eval},
+        "ours": {"wall_s": our_wall, "delay": delay[ql], "fallback": fallback, "violations": violations},
+        "max_pressure": delay["max-pressure"], "fixed": delay["fixed"]}, indent=1))
+
+
+def states_visited(model: Path) -> int:
+    """States of our model's tables with at least one visit (the table itself is dense)."""
+    from signalwise.control.learning.qtable import load_model
+
+    return sum(int((np.asarray(t.visits) > 0).any(axis=1).sum()) for t in load_model(model).tables.values())
+
+
+if __name__ == "__main__":
+    main()
