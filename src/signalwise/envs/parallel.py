@@ -61,7 +61,7 @@ class SignalwiseParallelEnv(ParallelEnv):
         if not decision_period_s > 0:
             raise ValueError(f"decision_period_s must be positive, not {decision_period_s!r}")
         self.render_mode = None
-        self.config = RunConfig(scenario=scenario, duration_s=duration_s, emissions=False, **run_options)
+        self.config = RunConfig(scenario=scenario, duration_s=duration_s, **run_options)
         self.scenario = resolve_scenario(self.config)
         self.end_s = self.scenario.begin_s + (duration_s if duration_s is not None else self.scenario.duration_s)
         self.decision_period_s = float(decision_period_s)
