@@ -22,7 +22,9 @@ the same delay: RESCO's (timeLoss + departDelay over every vehicle, those
 still driving and never inserted included) from SUMO's tripinfo, read by
 `signalwise.sim.outputs` / `sim.metrics`. sumo-rl writes its tripinfo through
 `additional_sumo_cmd`. Fixed time (the network's program) and max-pressure run
-under our shield for reference. sumo-rl's agent acts WITHOUT our safety
+under our shield for reference, and the same fixed program once more in
+sumo-rl's environment (`fixed_ts`, its 2 s yellows, no shield): the two fixed
+rows show what the shield's clearances cost on this network. sumo-rl's agent acts WITHOUT our safety
 shield: its own 10 s min green and 2 s yellow, no all-red, no max green
 enforced by sumo-rl 1.4.5 (documented as ignored); it also disables
 teleporting (ours: after 300 s stuck).
@@ -60,7 +62,7 @@ def network_files() -> tuple[Path, Path]:
     return root / "single-intersection.net.xml", root / "single-intersection.rou.xml"
 
 
-def _sumo_rl_env(num_seconds: int, sumo_seed: int, extra_cmd: str | None = None):
+def _sumo_rl_env(num_seconds: int, sumo_seed: int, extra_cmd: str | None = None, fixed_ts: bool = False):
     """sumo-rl's environment with the experiment's settings, on libsumo (one per process)."""
     os.environ["LIBSUMO_AS_TRACI"] = "1"
     net, routes = network_files()
@@ -70,7 +72,7 @@ def _sumo_rl_env(num_seconds: int, sumo_seed: int, extra_cmd: str | None = None)
     return SumoEnvironment(net_file=str(net), route_file=str(routes), num_seconds=num_seconds,
                            min_green=s["min_green"], max_green=s["max_green"], delta_time=s["delta_time"],
                            yellow_time=s["yellow_time"], reward_fn=s["reward_fn"], sumo_seed=sumo_seed,
-                           sumo_warnings=False, additional_sumo_cmd=extra_cmd)
+                           sumo_warnings=False, additional_sumo_cmd=extra_cmd, fixed_ts=fixed_ts)
 
 
 def encode(env, state, ts: str) -> tuple:
@@ -108,25 +110,26 @@ def train_sumo_rl(num_seconds: int) -> dict:
             "wall_s": time.perf_counter() - t0}
 
 
-def evaluate_sumo_rl(job: tuple[dict, int, int, str]) -> dict:
-    """Worker: greedy on the frozen table (unseen state: action 0, as a fresh sumo-rl row); RESCO delay."""
+def evaluate_sumo_rl(job: tuple[dict | None, int, int, str]) -> dict:
+    """Worker: greedy on the frozen table (unseen state: action 0, as a fresh sumo-rl row), or with no
+    table the network's own program in sumo-rl's env (`fixed_ts`); RESCO delay."""
     from signalwise.sim.metrics import network_metrics
     from signalwise.sim.outputs import read_tripinfo
 
     tables, seed, num_seconds, tripinfo = job
     env = _sumo_rl_env(num_seconds, seed, f"--tripinfo-output {tripinfo} --tripinfo-output.write-unfinished true "
-                                          "--tripinfo-output.write-undeparted true")
+                                          "--tripinfo-output.write-undeparted true", fixed_ts=tables is None)
     obs = env.reset()
     decisions = unseen = 0
     done = {"__all__": False}
     while not done["__all__"]:
         actions = {}
-        for ts in env.ts_ids:
+        for ts in env.ts_ids if tables is not None else ():
             row = tables[ts].get(encode(env, obs[ts], ts))
             decisions += 1
             unseen += row is None
             actions[ts] = int(np.argmax(row)) if row is not None else 0
-        obs, _, done, _ = env.step(action=actions)
+        obs, _, done, _ = env.step(action=actions or {})
     env.close()
     trips, _ = read_tripinfo(Path(tripinfo))
     return {"seed": seed, "avg_delay_s": network_metrics(trips, [], [], []).avg_delay_s,
@@ -195,9 +198,10 @@ def main() -> None:
     if res.failures:
         raise SystemExit(f"evaluation runs failed: {res.failures}")
     (out / "sumo_rl_eval").mkdir()
-    sumo_rl_eval = in_fresh_processes(
-        evaluate_sumo_rl, [(trained["tables"], s, args.eval_s, str(out / "sumo_rl_eval" / f"tripinfo-s{s}.xml"))
-                           for s in seeds], 2)
+    evals = in_fresh_processes(
+        evaluate_sumo_rl, [(tables, s, args.eval_s, str(out / "sumo_rl_eval" / f"tripinfo-{kind}-s{s}.xml"))
+                           for kind, tables in (("ql", trained["tables"]), ("fixed", None)) for s in seeds], 2)
+    sumo_rl_eval, sumo_rl_fixed = evals[:len(seeds)], evals[len(seeds):]
 
     delay = {c: [res.runs[(c, s)]["network"]["avg_delay_s"] for s in seeds] for c in ("fixed", "max-pressure", ql)}
     violations = sum(res.runs[(ql, s)].get("safety", {}).get("violations", 0) for s in seeds)
@@ -211,7 +215,9 @@ def main() -> None:
          f"{states_visited(model)} states visited; "
          f"fallback {fallback:.1%}; violations {violations}"),
         ("max-pressure (shielded)", fmt(delay["max-pressure"]), "-", ""),
-        ("fixed, network program", fmt(delay["fixed"]), "-", ""),
+        ("fixed, network program", fmt(delay["fixed"]), "-", "our shield's clearances: ITE yellow + all-red"),
+        ("fixed in sumo-rl's env", fmt([r["avg_delay_s"] for r in sumo_rl_fixed]), "-",
+         "same program, its own 2 s yellows, no shield (fixed_ts)"),
     ]
     print(f"\nsumo-rl single-intersection, {args.train_s} simulated s of training each "
           f"(ours: {args.episodes} x {args.train_s / args.episodes:g} s), evaluation: seeds {seeds[0]}-{seeds[-1]}, "
@@ -223,13 +229,14 @@ def main() -> None:
           "no max green enforced, no teleporting; ours and the references pass the shield (ITE yellow, all-red, "
           "5 s min green,\nmax green, max cycle) and the independent audit.")
     print(f"per seed: sumo-rl {[r['avg_delay_s'] for r in sumo_rl_eval]}; ours {delay[ql]}; "
-          f"max-pressure {delay['max-pressure']}; fixed {delay['fixed']}")
+          f"max-pressure {delay['max-pressure']}; fixed {delay['fixed']}; "
+          f"fixed in sumo-rl's env {[r['avg_delay_s'] for r in sumo_rl_fixed]}")
     print(f"our model: {model} (wall_s in meta {meta['training']['wall_s']}); runs: {out}")
     (out / "summary.json").write_text(json.dumps({
         "settings": SUMO_RL_SETTINGS, "train_s": args.train_s, "episodes": args.episodes, "seeds": seeds,
         "eval_s": args.eval_s, "sumo_rl": {"wall_s": sumo_rl_wall, "states": n_states, "eval": sumo_rl_eval},
         "ours": {"wall_s": our_wall, "delay": delay[ql], "fallback": fallback, "violations": violations},
-        "max_pressure": delay["max-pressure"], "fixed": delay["fixed"]}, indent=1))
+        "max_pressure": delay["max-pressure"], "fixed": delay["fixed"], "sumo_rl_fixed": sumo_rl_fixed}, indent=1))
 
 
 def states_visited(model: Path) -> int:
