@@ -8,6 +8,10 @@
 - `run_metrics`: network-wide metrics of a run as name/value rows, so a new
   metric needs no migration.
 - `hires_events`: the Indiana hi-res controller event log, naive local time.
+- `intersection_rollups`, `direction_rollups`: running totals per (run,
+  intersection) and per (run, intersection, direction), kept by ingestion in
+  the same transaction as the rows they sum, so questions over whole runs
+  read thousands of rows instead of millions (`rollups.py`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from .timefmt import UtcDateTime
 DIRECTIONS = ("north", "south", "east", "west")
 SIGNAL_STATUSES = ("GREEN", "YELLOW", "RED")
 VEHICLE_CLASSES = ("car", "bus", "truck", "bike", "rickshaw")
+DIRECTION_CHECK = " OR ".join(f"direction = '{d}'" for d in DIRECTIONS)
+STATUS_CHECK = " OR ".join(f"signal_status = '{s}'" for s in SIGNAL_STATUSES)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -94,12 +100,20 @@ class IntersectionRecord(Base):
 
 class SignalRecord(Base):
     """One direction of an intersection record; keyed by the record's integer id
-    (a 4-column text key made inserts twice as slow on SQLite, measured)."""
+    (a 4-column text key made inserts twice as slow on SQLite, measured).
+
+    No foreign key on `record_id`: PostgreSQL checks one per inserted row,
+    which cost ~15 µs per record (4 rows) of the 50 µs ingestion budget
+    (measured). Ingestion writes a record and its signal rows in the same
+    transaction with the id it just gave the record; deleting a record deletes
+    its signal rows through a trigger (migration 0003).
+    The checks are OR chains, not `IN (...)`: SQLite evaluated the IN lists
+    three times slower per row (measured).
+    """
 
     __tablename__ = "signal_records"
 
-    record_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("intersection_records.id", ondelete="CASCADE"), primary_key=True)
+    record_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     direction: Mapped[str] = mapped_column(String(8), primary_key=True)
     car: Mapped[int] = mapped_column(Integer)
     bus: Mapped[int] = mapped_column(Integer)
@@ -114,8 +128,8 @@ class SignalRecord(Base):
     green_time_allocated: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (
-        CheckConstraint("direction IN ('north', 'south', 'east', 'west')", name="direction"),
-        CheckConstraint("signal_status IN ('GREEN', 'YELLOW', 'RED')", name="signal_status"),
+        CheckConstraint(DIRECTION_CHECK, name="direction"),
+        CheckConstraint(STATUS_CHECK, name="signal_status"),
         {"sqlite_with_rowid": False},
     )
 
@@ -146,3 +160,51 @@ class HiresEvent(Base):
     )
 
 
+
+
+class IntersectionRollup(Base):
+    """Totals of one intersection over one run: every un-time-filtered question reads these.
+
+    Sums, not means, so that chunks add up; a mean is `*_sum / records`.
+    """
+
+    __tablename__ = "intersection_rollups"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    intersection_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    records: Mapped[int] = mapped_column(Integer)
+    first_timestamp: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    last_timestamp: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    total_vehicles_passed: Mapped[int] = mapped_column(BigInteger)
+    avg_wait_time_sum: Mapped[float] = mapped_column(Float)
+    throughput_sum: Mapped[float] = mapped_column(Float)
+    avg_speed_sum: Mapped[float] = mapped_column(Float)
+    avg_speed_min: Mapped[float] = mapped_column(Float)
+    avg_speed_max: Mapped[float] = mapped_column(Float)
+    fuel_saved: Mapped[float] = mapped_column(Float)
+    co2_saved: Mapped[float] = mapped_column(Float)
+    emergency_overrides: Mapped[int] = mapped_column(BigInteger)
+    #: records with an emergency vehicle present on any approach
+    intervals_with_emergency: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+
+class DirectionRollup(Base):
+    """Totals of one approach of one intersection over one run."""
+
+    __tablename__ = "direction_rollups"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    intersection_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(8), primary_key=True)
+    samples: Mapped[int] = mapped_column(Integer)
+    avg_wait_time_sum: Mapped[float] = mapped_column(Float)
+    avg_wait_time_max: Mapped[float] = mapped_column(Float)
+    vehicles_crossed: Mapped[int] = mapped_column(BigInteger)
+    emergency_present: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index("ix_direction_rollups_intersection_direction", "intersection_id", "direction"),
+        {"sqlite_with_rowid": False},
+    )

@@ -17,10 +17,7 @@ UTC = dt.UTC
 
 def sqlite_text(moment: dt.datetime) -> str:
     """The text SQLAlchemy's SQLite DATETIME writes, so raw inserts compare equal."""
-    return (
-        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d} "
-        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{moment.microsecond:06d}"
-    )
+    return moment.replace(tzinfo=None).isoformat(" ", "microseconds")  # YYYY-MM-DD HH:MM:SS.ffffff
 
 
 def to_utc(moment: dt.datetime) -> dt.datetime:
