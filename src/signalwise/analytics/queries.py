@@ -4,6 +4,10 @@ Each takes an engine and filters and returns JSON-ready dicts; the API adds
 only HTTP concerns (parameters, pagination envelope, caching, errors).
 Aggregation happens in SQL so a million stored records never travel to
 Python; statistics across seeds use `analytics.stats`.
+
+Questions without a time range read the roll-ups ingestion keeps per (run,
+intersection) and (run, intersection, direction) — thousands of rows
+instead of millions; a time range needs the interval rows themselves.
 """
 
 from __future__ import annotations
@@ -15,12 +19,20 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, case, distinct, func, select
 
-from signalwise.store.tables import HiresEvent, Run, RunMetric, SignalRecord
+from signalwise.store.tables import (
+    DirectionRollup,
+    HiresEvent,
+    IntersectionRollup,
+    Run,
+    RunMetric,
+    SignalRecord,
+)
 from signalwise.store.tables import IntersectionRecord as Rec
 
 from .stats import compare
 
 R, S, RUN, M = Rec.__table__, SignalRecord.__table__, Run.__table__, RunMetric.__table__
+IR, DR = IntersectionRollup.__table__, DirectionRollup.__table__
 
 #: per-run figures derived from interval records, usable wherever run metrics are
 RECORD_METRICS = {
@@ -31,6 +43,18 @@ RECORD_METRICS = {
     "fuel_saved": func.sum(R.c.fuel_saved),
     "co2_saved": func.sum(R.c.co2_saved),
     "emergency_overrides": func.sum(R.c.emergency_overrides),
+}
+
+
+#: the same figures from the per-(run, intersection) roll-ups
+ROLLUP_METRICS = {
+    "avg_wait_time": func.sum(IR.c.avg_wait_time_sum) / func.sum(IR.c.records),
+    "avg_speed": func.sum(IR.c.avg_speed_sum) / func.sum(IR.c.records),
+    "throughput": func.sum(IR.c.throughput_sum) / func.sum(IR.c.records),
+    "total_vehicles_passed": func.sum(IR.c.total_vehicles_passed),
+    "fuel_saved": func.sum(IR.c.fuel_saved),
+    "co2_saved": func.sum(IR.c.co2_saved),
+    "emergency_overrides": func.sum(IR.c.emergency_overrides),
 }
 
 
@@ -53,6 +77,22 @@ class Filters:
             cond.append(R.c.timestamp >= self.start)
         if self.end is not None:
             cond.append(R.c.timestamp < self.end)
+        return cond
+
+    @property
+    def timed(self) -> bool:
+        """A time range needs the interval rows; without one the roll-ups answer."""
+        return self.start is not None or self.end is not None
+
+    def rollup_conditions(self, table) -> list:  # noqa: ANN001 - IR or DR
+        cond = []
+        if self.simulation_id is not None:
+            cond.append(table.c.run_id == select(RUN.c.id).where(RUN.c.simulation_id == self.simulation_id)
+                        .scalar_subquery())
+        if self.intersection_id is not None:
+            cond.append(table.c.intersection_id == self.intersection_id)
+        if self.direction is not None and "direction" in table.c:
+            cond.append(table.c.direction == self.direction)
         return cond
 
 
@@ -89,61 +129,123 @@ def simulation_summary(engine: Engine, simulation_id: str, f: Filters) -> dict |
     if run is None:
         return None
     run_id = run.pop("_id")
-    cond = [R.c.run_id == run_id, *Filters(None, f.intersection_id, None, f.start, f.end).record_conditions()]
-    q = select(func.count(), func.count(distinct(R.c.intersection_id)), func.min(R.c.timestamp),
-               func.max(R.c.timestamp), *[agg.label(k) for k, agg in RECORD_METRICS.items()]).where(*cond)
+    inner = Filters(None, f.intersection_id, None, f.start, f.end)
+    if inner.timed:
+        q = select(func.count(), func.count(distinct(R.c.intersection_id)), func.min(R.c.timestamp),
+                   func.max(R.c.timestamp), *[agg.label(k) for k, agg in RECORD_METRICS.items()]).where(
+            R.c.run_id == run_id, *inner.record_conditions())
+    else:
+        q = select(func.coalesce(func.sum(IR.c.records), 0), func.count(), func.min(IR.c.first_timestamp),
+                   func.max(IR.c.last_timestamp), *[agg.label(k) for k, agg in ROLLUP_METRICS.items()]).where(
+            IR.c.run_id == run_id, *inner.rollup_conditions(IR))
     with engine.connect() as conn:
         row = conn.execute(q).one()
     n, n_int, first, last, *aggs = row
+    n = int(n)
     return {**run, "records": n, "intersections": n_int, "first_timestamp": _iso(first),
             "last_timestamp": _iso(last), "record_metrics": dict(zip(RECORD_METRICS, map(_f, aggs), strict=True))}
 
 
 def _page(conn, q, limit: int, offset: int):  # noqa: ANN001, ANN202
-    total = conn.execute(select(func.count()).select_from(q.order_by(None).subquery())).scalar_one()
-    rows = conn.execute(q.limit(limit).offset(offset)).mappings().all()
-    return total, rows
+    """(total, rows of the page): the total comes from a window over the same pass, not a second query."""
+    rows = conn.execute(q.add_columns(func.count().over().label("_total")).limit(limit).offset(offset)).mappings().all()
+    if not rows:  # an empty page says nothing about the total (offset past the end)
+        return conn.execute(select(func.count()).select_from(q.order_by(None).subquery())).scalar_one(), []
+    total = rows[0]["_total"]
+    return total, [{k: v for k, v in r.items() if k != "_total"} for r in rows]
 
 
 def wait_times(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int, list[dict], dict]:
     """Waiting time per (simulation, intersection, direction) from the signal records."""
+    if not f.timed:
+        return _wait_times_rolled_up(engine, f, limit, offset)
     cond = f.record_conditions()
     if f.direction is not None:
         cond.append(S.c.direction == f.direction)
-    base = (select(RUN.c.simulation_id, R.c.intersection_id, S.c.direction,
-                   func.avg(S.c.avg_wait_time).label("mean_wait_s"), func.max(S.c.avg_wait_time).label("max_wait_s"),
-                   func.count().label("samples"), func.sum(S.c.vehicles_crossed).label("vehicles_crossed"))
-            .select_from(S.join(R, R.c.id == S.c.record_id).join(RUN, RUN.c.id == R.c.run_id)).where(*cond)
-            .group_by(RUN.c.simulation_id, R.c.intersection_id, S.c.direction)
-            .order_by(RUN.c.simulation_id, R.c.intersection_id, S.c.direction))
-    overall_q = (select(func.avg(S.c.avg_wait_time), func.max(S.c.avg_wait_time), func.count())
-                 .select_from(S.join(R, R.c.id == S.c.record_id)).where(*cond))
+    grouped = (select(R.c.run_id, R.c.intersection_id, S.c.direction,
+                      func.sum(S.c.avg_wait_time).label("wait_sum"), func.max(S.c.avg_wait_time).label("max_wait_s"),
+                      func.count().label("samples"), func.sum(S.c.vehicles_crossed).label("vehicles_crossed"))
+               .select_from(S.join(R, R.c.id == S.c.record_id)).where(*cond)
+               .group_by(R.c.run_id, R.c.intersection_id, S.c.direction)).subquery()
+    q = (select(RUN.c.simulation_id, grouped.c.intersection_id, grouped.c.direction, grouped.c.wait_sum,
+                grouped.c.max_wait_s, grouped.c.samples, grouped.c.vehicles_crossed)
+         .select_from(grouped.join(RUN, RUN.c.id == grouped.c.run_id))
+         .order_by(RUN.c.simulation_id, grouped.c.intersection_id, grouped.c.direction))
+    with engine.connect() as conn:
+        groups = conn.execute(q).mappings().all()
+    n = sum(g["samples"] for g in groups)
+    overall = {"mean_wait_s": _f(sum(g["wait_sum"] for g in groups) / n) if n else None,
+               "max_wait_s": _f(max(g["max_wait_s"] for g in groups)) if groups else None, "samples": n}
+    items = [{"simulation_id": g["simulation_id"], "intersection_id": g["intersection_id"],
+              "direction": g["direction"], "mean_wait_s": _f(g["wait_sum"] / g["samples"]),
+              "max_wait_s": _f(g["max_wait_s"]), "samples": g["samples"],
+              "vehicles_crossed": int(g["vehicles_crossed"] or 0)} for g in groups[offset:offset + limit]]
+    return len(groups), items, overall
+
+
+def _wait_times_rolled_up(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int, list[dict], dict]:
+    cond = f.rollup_conditions(DR)
+    base = (select(RUN.c.simulation_id, DR.c.intersection_id, DR.c.direction,
+                   (DR.c.avg_wait_time_sum / DR.c.samples).label("mean_wait_s"),
+                   DR.c.avg_wait_time_max.label("max_wait_s"), DR.c.samples,
+                   DR.c.vehicles_crossed)
+            .select_from(DR.join(RUN, RUN.c.id == DR.c.run_id)).where(*cond)
+            .order_by(RUN.c.simulation_id, DR.c.intersection_id, DR.c.direction))
+    overall_q = select(func.sum(DR.c.avg_wait_time_sum), func.max(DR.c.avg_wait_time_max),
+                       func.coalesce(func.sum(DR.c.samples), 0)).where(*cond)
     with engine.connect() as conn:
         total, rows = _page(conn, base, limit, offset)
-        mean, worst, n = conn.execute(overall_q).one()
+        total_wait, worst, n = conn.execute(overall_q).one()
     items = [{**r, "mean_wait_s": _f(r["mean_wait_s"]), "max_wait_s": _f(r["max_wait_s"]),
               "vehicles_crossed": int(r["vehicles_crossed"] or 0)} for r in rows]
-    return total, items, {"mean_wait_s": _f(mean), "max_wait_s": _f(worst), "samples": n}
+    n = int(n)
+    return total, items, {"mean_wait_s": _f(total_wait / n) if n else None, "max_wait_s": _f(worst), "samples": n}
 
 
 def speeds(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int, list[dict], dict]:
     """Average speed per (simulation, intersection); speed is an intersection-level figure."""
+    if not f.timed:
+        return _speeds_rolled_up(engine, f, limit, offset)
     cond = f.record_conditions()
-    base = (select(RUN.c.simulation_id, R.c.intersection_id, func.avg(R.c.avg_speed).label("mean_speed"),
-                   func.min(R.c.avg_speed).label("min_speed"), func.max(R.c.avg_speed).label("max_speed"),
-                   func.count().label("samples"))
-            .select_from(R.join(RUN, RUN.c.id == R.c.run_id)).where(*cond)
-            .group_by(RUN.c.simulation_id, R.c.intersection_id)
-            .order_by(RUN.c.simulation_id, R.c.intersection_id))
+    grouped = (select(R.c.run_id, R.c.intersection_id, func.sum(R.c.avg_speed).label("speed_sum"),
+                      func.min(R.c.avg_speed).label("min_speed"), func.max(R.c.avg_speed).label("max_speed"),
+                      func.count().label("samples"))
+               .where(*cond).group_by(R.c.run_id, R.c.intersection_id)).subquery()
+    q = (select(RUN.c.simulation_id, grouped.c.intersection_id, grouped.c.speed_sum, grouped.c.min_speed,
+                grouped.c.max_speed, grouped.c.samples)
+         .select_from(grouped.join(RUN, RUN.c.id == grouped.c.run_id))
+         .order_by(RUN.c.simulation_id, grouped.c.intersection_id))
+    with engine.connect() as conn:
+        groups = conn.execute(q).mappings().all()
+    n = sum(g["samples"] for g in groups)
+    items = [{"simulation_id": g["simulation_id"], "intersection_id": g["intersection_id"],
+              "mean_speed": _f(g["speed_sum"] / g["samples"]), "min_speed": _f(g["min_speed"]),
+              "max_speed": _f(g["max_speed"]), "samples": g["samples"]} for g in groups[offset:offset + limit]]
+    return len(groups), items, {"mean_speed": _f(sum(g["speed_sum"] for g in groups) / n) if n else None,
+                                "samples": n}
+
+
+def _speeds_rolled_up(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int, list[dict], dict]:
+    cond = Filters(f.simulation_id, f.intersection_id).rollup_conditions(IR)
+    base = (select(RUN.c.simulation_id, IR.c.intersection_id,
+                   (IR.c.avg_speed_sum / IR.c.records).label("mean_speed"),
+                   IR.c.avg_speed_min.label("min_speed"), IR.c.avg_speed_max.label("max_speed"),
+                   IR.c.records.label("samples"))
+            .select_from(IR.join(RUN, RUN.c.id == IR.c.run_id)).where(*cond)
+            .order_by(RUN.c.simulation_id, IR.c.intersection_id))
     with engine.connect() as conn:
         total, rows = _page(conn, base, limit, offset)
-        mean, n = conn.execute(select(func.avg(R.c.avg_speed), func.count()).where(*cond)).one()
+        speed_sum, n = conn.execute(select(func.sum(IR.c.avg_speed_sum),
+                                           func.coalesce(func.sum(IR.c.records), 0)).where(*cond)).one()
     items = [{**r, **{k: _f(r[k]) for k in ("mean_speed", "min_speed", "max_speed")}} for r in rows]
-    return total, items, {"mean_speed": _f(mean), "samples": n}
+    n = int(n)
+    return total, items, {"mean_speed": _f(speed_sum / n) if n else None, "samples": n}
 
 
 def emergency_report(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int, list[dict], dict]:
     """Overrides granted and intervals with an emergency vehicle present, per (simulation, intersection)."""
+    if not f.timed:
+        return _emergency_rolled_up(engine, f, limit, offset)
     cond = f.record_conditions()
     present = (select(func.count()).select_from(S).where(S.c.record_id == R.c.id, S.c.emergency_vehicle_present)
                .correlate(R).scalar_subquery())
@@ -151,23 +253,51 @@ def emergency_report(engine: Engine, f: Filters, limit: int, offset: int) -> tup
         present = (select(func.count()).select_from(S).where(
             S.c.record_id == R.c.id, S.c.emergency_vehicle_present, S.c.direction == f.direction)
             .correlate(R).scalar_subquery())
-    base = (select(RUN.c.simulation_id, R.c.intersection_id,
-                   func.sum(R.c.emergency_overrides).label("emergency_overrides"),
-                   func.sum(case((present > 0, 1), else_=0)).label("intervals_with_emergency_vehicle"),
-                   func.count().label("intervals"))
-            .select_from(R.join(RUN, RUN.c.id == R.c.run_id)).where(*cond)
-            .group_by(RUN.c.simulation_id, R.c.intersection_id)
-            .order_by(RUN.c.simulation_id, R.c.intersection_id))
+    grouped = (select(R.c.run_id, R.c.intersection_id,
+                      func.sum(R.c.emergency_overrides).label("emergency_overrides"),
+                      func.sum(case((present > 0, 1), else_=0)).label("intervals_with_emergency_vehicle"),
+                      func.count().label("intervals"))
+               .where(*cond).group_by(R.c.run_id, R.c.intersection_id)).subquery()
+    q = (select(RUN.c.simulation_id, grouped.c.intersection_id, grouped.c.emergency_overrides,
+                grouped.c.intervals_with_emergency_vehicle, grouped.c.intervals)
+         .select_from(grouped.join(RUN, RUN.c.id == grouped.c.run_id))
+         .order_by(RUN.c.simulation_id, grouped.c.intersection_id))
+    with engine.connect() as conn:
+        groups = conn.execute(q).mappings().all()
+    overrides = sum(int(g["emergency_overrides"] or 0) for g in groups)
+    return _emergency_answer(engine, f, (len(groups), groups[offset:offset + limit]), overrides)
+
+
+def _emergency_rolled_up(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int, list[dict], dict]:
+    cond = Filters(f.simulation_id, f.intersection_id).rollup_conditions(IR)
+    present = IR.c.intervals_with_emergency
+    if f.direction is not None:
+        present = func.coalesce(select(DR.c.emergency_present).where(
+            DR.c.run_id == IR.c.run_id, DR.c.intersection_id == IR.c.intersection_id,
+            DR.c.direction == f.direction).correlate(IR).scalar_subquery(), 0)
+    base = (select(RUN.c.simulation_id, IR.c.intersection_id, IR.c.emergency_overrides,
+                   present.label("intervals_with_emergency_vehicle"), IR.c.records.label("intervals"))
+            .select_from(IR.join(RUN, RUN.c.id == IR.c.run_id)).where(*cond)
+            .order_by(RUN.c.simulation_id, IR.c.intersection_id))
+    with engine.connect() as conn:
+        page = _page(conn, base, limit, offset)
+        overrides = conn.execute(select(func.coalesce(func.sum(IR.c.emergency_overrides), 0)).where(*cond)).scalar()
+    return _emergency_answer(engine, f, page, overrides)
+
+
+def _emergency_answer(engine: Engine, f: Filters, page: tuple[int, list],
+                      overrides: int) -> tuple[int, list[dict], dict]:
+    """Add each run's emergency-vehicle delay (a run metric) to a page of per-intersection rows."""
     delay_q = (select(RUN.c.simulation_id, M.c.value).select_from(M.join(RUN, RUN.c.id == M.c.run_id))
                .where(M.c.name == "emergency_delay_s"))
     if f.simulation_id is not None:
         delay_q = delay_q.where(RUN.c.simulation_id == f.simulation_id)
     with engine.connect() as conn:
-        total, rows = _page(conn, base, limit, offset)
         delays = dict(conn.execute(delay_q).all())
-        overrides = conn.execute(select(func.coalesce(func.sum(R.c.emergency_overrides), 0)).where(*cond)).scalar()
+    total, rows = page
     items = [{**r, "emergency_overrides": int(r["emergency_overrides"] or 0),
               "intervals_with_emergency_vehicle": int(r["intervals_with_emergency_vehicle"] or 0),
+              "intervals": int(r["intervals"]),
               "emergency_delay_s": _f(delays.get(r["simulation_id"]))} for r in rows]
     return total, items, {"emergency_overrides": int(overrides),
                           "emergency_delay_s": {k: _f(v) for k, v in delays.items()}}
@@ -237,8 +367,8 @@ def run_table(engine: Engine, scenario: str | None = None) -> list[dict]:
         if not runs:
             return []
         ids = list(runs)
-        agg_q = (select(R.c.run_id, *[a.label(k) for k, a in RECORD_METRICS.items()])
-                 .where(R.c.run_id.in_(ids)).group_by(R.c.run_id))
+        agg_q = (select(IR.c.run_id, *[a.label(k) for k, a in ROLLUP_METRICS.items()])
+                 .where(IR.c.run_id.in_(ids)).group_by(IR.c.run_id))
         for row in conn.execute(agg_q).mappings():
             runs[row["run_id"]]["metrics"].update(
                 {k: _f(row[k]) for k in RECORD_METRICS if row[k] is not None})
@@ -384,6 +514,6 @@ def performance_scatter(engine: Engine, scenario: str | None, x: str, y: str) ->
 def row_counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
         return {t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
-                for t in (RUN, R, S, M, HiresEvent.__table__)}
+                for t in (RUN, R, S, M, HiresEvent.__table__, IR, DR)}
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import TypeAdapter, ValidationError
 
 from signalwise.store import IntersectionRecord, ingest_records
-from signalwise.store.ingest import gc_paused
+from signalwise.store.ingest import BatchTooLarge, RecordError, ingest_json_array
 
 from ..deps import EngineDep, SettingsDep
 from ..errors import validation_body
@@ -17,19 +16,6 @@ router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"])
 
 #: generous upper bound of one record's JSON size, to refuse absurd bodies before parsing them
 MAX_RECORD_BYTES = 16_384
-
-_adapters: dict[int, TypeAdapter] = {}
-
-
-def _batch_adapter(max_records: int) -> TypeAdapter:
-    if max_records not in _adapters:
-        from typing import Annotated
-
-        from pydantic import Field
-
-        _adapters[max_records] = TypeAdapter(
-            Annotated[list[IntersectionRecord], Field(min_length=1, max_length=max_records)])
-    return _adapters[max_records]
 
 
 @router.post("/simulation", status_code=201, summary="Store one intersection record")
@@ -53,8 +39,10 @@ def _too_large(message: str) -> JSONResponse:
 async def ingest_batch(request: Request, engine: EngineDep, settings: SettingsDep):  # noqa: ANN201
     """A JSON array of records. Any invalid record rejects the whole batch and nothing is written.
 
-    Parsing goes straight from bytes through pydantic-core (no intermediate
-    `json.loads`), which is what makes 20,000 records/s reachable.
+    The body is parsed once by pydantic-core and validated a chunk at a
+    time inside the store's write pipeline (on PostgreSQL, validating the
+    next chunk overlaps with writing the last), on a worker thread so the
+    event loop stays free.
     """
     limit = settings.max_batch_records
     declared = request.headers.get("content-length")
@@ -62,12 +50,9 @@ async def ingest_batch(request: Request, engine: EngineDep, settings: SettingsDe
         return _too_large(f"body of {declared} bytes is larger than a batch of {limit} records can be")
     body = await request.body()
     try:
-        with gc_paused():
-            records = _batch_adapter(limit).validate_json(body)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        if errors and errors[0]["type"] == "too_long" and tuple(errors[0]["loc"]) == ():
-            return _too_large(f"batch holds more than the maximum of {limit} records")
-        return validation_body([{**e, "loc": ("body", *e["loc"])} for e in errors[:20]])
-    count = await run_in_threadpool(ingest_records, engine, records)
+        count = await run_in_threadpool(ingest_json_array, engine, body, max_records=limit)
+    except BatchTooLarge as exc:
+        return _too_large(str(exc))
+    except RecordError as exc:
+        return validation_body([{**e, "loc": ("body", *e["loc"])} for e in exc.errors])
     return JSONResponse({"ingested": count}, status_code=201)
