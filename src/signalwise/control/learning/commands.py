@@ -82,7 +82,7 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
 
     from ...sim.scenarios import from_files, from_sumocfg, load
     from .agent import Hyper
-    from .executors import ExecutorError, require_ray
+    from .executors import ExecutorError, make_executor
     from .train import TrainConfig, train
 
     if episodes < 1 or workers < 1 or batch < 1:
@@ -95,11 +95,6 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
         _fail("--gamma must be in (0, 1) and --epsilon-decay in (0, 1]")
     if net is not None and not routes:
         _fail("--net needs at least one --routes file")
-    if ray is not None:
-        try:
-            require_ray()
-        except ExecutorError as exc:
-            _fail(str(exc))
     if sumocfg is not None:
         scenario = from_sumocfg(sumocfg).name  # the model records the network it was trained on
     elif net is not None:
@@ -111,6 +106,10 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
                       hyper=Hyper(gamma=gamma, guide=guide, epsilon_decay=epsilon_decay),
                       features={"actions": actions} if actions != "phases" else {},
                       sumocfg=sumocfg, net=net, routes=list(routes or []), ray_address=ray)
+    try:  # before the progress bar: a missing Ray or an unreachable cluster is one line
+        executor = make_executor(ray, workers)
+    except ExecutorError as exc:
+        _fail(str(exc))
     console = Console(stderr=True)
     done0 = 0
     if resume and (out / "train_state.json").is_file():
@@ -127,9 +126,9 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
                        delay=f"{r.avg_delay_s:.1f} s", viol=violations[0])
 
         try:
-            model = train(cfg, resume=resume, on_episode=on_episode)
-        except ExecutorError as exc:
-            _fail(str(exc))
+            model = train(cfg, resume=resume, on_episode=on_episode, executor=executor)
+        finally:
+            executor.close()
     t = model.meta["training"]
     sizes = ", ".join(f"{n}: {tb.encoding.n_states} states x {tb.n_actions} actions ({tb.nbytes / 1024:.0f} KiB)"
                       for n, tb in model.tables.items())

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .agent import Hyper
-from .executors import make_executor
+from .executors import EpisodeExecutor, make_executor
 from .qtable import Model, ModelError, QTable, StateEncoding, load_model, save_model
 
 CHECKPOINTS_KEPT = 3
@@ -184,8 +184,11 @@ class TrainingError(ValueError):
     pass
 
 
-def train(cfg: TrainConfig, resume: bool = False, on_episode: OnEpisode | None = None) -> Model:
-    """Train, checkpointing after every round into `cfg.out`; returns the final model (also in out/model)."""
+def train(cfg: TrainConfig, resume: bool = False, on_episode: OnEpisode | None = None,
+          executor: EpisodeExecutor | None = None) -> Model:
+    """Train, checkpointing after every round into `cfg.out`; returns the final model (also in out/model).
+
+    `executor`: where episodes run (the caller closes it); default: made from `cfg` and closed here."""
     out = Path(cfg.out)
     state_file = out / "train_state.json"
     history: list[dict] = []
@@ -212,11 +215,13 @@ def train(cfg: TrainConfig, resume: bool = False, on_episode: OnEpisode | None =
     t_start = time.perf_counter()
     wall_before = sum(h.get("wall_s", 0.0) for h in history)
 
-    executor = make_executor(cfg.ray_address, cfg.workers)
+    own = executor is None
+    executor = executor or make_executor(cfg.ray_address, cfg.workers)
     try:
         model = _rounds(cfg, executor, out, start, model, history, on_episode, t_start, wall_before)
     finally:
-        executor.close()
+        if own:
+            executor.close()
     if model is None:
         raise TrainingError("no episode to run (--episodes must exceed the episodes already done)")
     return model
