@@ -152,3 +152,73 @@ def test_switch_actions_hold_or_hand_the_green_to_the_max_pressure_choice():
     assert ctrl.decide(o).phase_index == 2
     table.q[s] = [-1.0, -5.0]
     assert ctrl.decide(o).phase_index is None
+
+
+def test_compact_state_keeps_the_gap_and_the_queues_of_the_hand_over():
+    inter = four_phase()
+    f = StateFeatures(inter, actions="switch", state="compact")
+    assert f.encoding.names == ("phase", "green_time", "pressure_gap", "cur_queue", "next_queue")
+    assert f.encoding.radices == (4, 5, 6, 4, 5)
+    assert f.layout()["state"] == "compact" and f.layout() != StateFeatures(inter, actions="switch").layout()
+    # phase 0 (N_1, N_2, S_1, S_2) holds 2 halting; phase 2 (E/W through) holds 9: the max-pressure pick.
+    o = obs(inter, {"N_1": 2, "E_1": 6, "W_2": 3}, phase=0, elapsed=16.0)
+    assert f.next_phase(o) == 2
+    # 16 s -> bucket 2 (15-25); gap 9 - 2 = 7 -> bucket 4 (4..8); cur 2 -> 1 (1-2); next 9 -> 3 (9-15)
+    assert f.encoding.decode(f.state(o)) == (0, 2, 4, 1, 3)
+    with pytest.raises(ValueError, match="actions 'switch'"):
+        StateFeatures(inter, state="compact")
+
+
+def test_bootstrap_ignores_untried_actions():
+    """An untried action's initial 0 is no value: bootstrapping from it would reward seeking novel states."""
+    t = QTable(StateFeatures(four_phase()).encoding, 4)
+    learner = QLearner(t, Hyper(replay_batch=0, gamma=0.9), np.random.default_rng(0), epsilon=0.0)
+    t.update(9, 1, -10.0, 1.0)  # state 9: only action 1 tried, worth -10
+    assert learner.next_value(9) == pytest.approx(-10.0)
+    learner.learn(3, 0, -1.0, 9, dt_s=5.0)
+    assert t.q[3, 0] == pytest.approx(-1.0 + 0.9 * -10.0, rel=1e-5)
+    # a state never seen bootstraps from the mean of the values seen, not from 0
+    assert learner.next_value(11) == pytest.approx(float(t.q[t.visits > 0].mean()), rel=1e-5)
+
+
+def test_each_action_guide_mode_follows_the_guide_until_every_action_is_known():
+    f = StateFeatures(four_phase(), actions="switch", state="compact")
+    t = QTable(f.encoding, 2)
+    h = Hyper(guide_mode="each-action", guide_visits=3)
+    learner = QLearner(t, h, np.random.default_rng(0), epsilon=0.0)
+    t.visits[4] = [50, 2]
+    t.q[4] = [-1.0, -9.0]
+    assert learner.act(4, guide_action=1) == 1  # switch tried twice only: max-pressure's choice stands
+    old_mode = QLearner(t, Hyper(guide_mode="state", guide_visits=3), np.random.default_rng(0), 0.0)
+    assert old_mode.act(4, guide_action=1) == 0  # "state": 52 visits in all is enough, the table decides
+    t.visits[4] = [50, 3]
+    assert learner.act(4, guide_action=1) == 0  # both known: the table decides
+
+
+def test_the_guide_waits_for_max_pressure_minimum_hold():
+    """Guided training acts like the max-pressure controller, hold included, not like raw pressure."""
+    inter = four_phase()
+    f = StateFeatures(inter, actions="switch", state="compact")
+    table = QTable(f.encoding, 2)
+    learner = QLearner(table, Hyper(guide_mode="each-action", guide_visits=10**6), np.random.default_rng(0), 0.0)
+    ctrl = QLController(inter, f, table, learner)
+    busy_other = {"E_1": 9, "W_2": 9}
+    assert ctrl.decide(obs(inter, busy_other, phase=0, elapsed=23.0)).phase_index == 2
+    assert ctrl.decide(obs(inter, busy_other, phase=1, elapsed=10.0)).phase_index is None  # 10 s < 15 s hold
+
+
+def test_a_model_trained_each_action_runs_max_pressure_where_it_knows_too_little():
+    inter = four_phase()
+    f = StateFeatures(inter, actions="switch", state="compact")
+    table = QTable(f.encoding, 2)
+    o = obs(inter, {"E_1": 6, "W_2": 3}, phase=0, elapsed=30.0)
+    s = f.state(o)
+    table.visits[s] = [40, 1]
+    table.q[s] = [-1.0, -5.0]
+    model = Model(None, {"C": table}, {"C": "C"}, {"C": f.layout()},
+                  {"features": {"actions": "switch", "state": "compact"},
+                   "hyperparameters": {"guide": "max-pressure", "guide_mode": "each-action", "guide_visits": 5}})
+    ctrl = controller_from_model(model, inter)
+    assert ctrl.decide(o).phase_index == 2  # the table prefers holding, but has tried switching only once
+    table.visits[s] = [40, 5]
+    assert ctrl.decide(o).phase_index is None

@@ -10,6 +10,11 @@ delay), rather than a proxy such as pressure whose optimum need not minimize
 delay once clearances are counted. Because decisions are not evenly spaced
 (minimum green, clearances), the discount is `gamma ** (dt / period_s)`.
 
+With `guide_mode="each-action"` the guide keeps acting in a state until every
+action has been tried there `guide_visits` times, and a trained model does the
+same when it runs: the table overrides max-pressure only where it has
+estimates for all the alternatives (SPIBB, Laroche et al. 2019).
+
 Exploration: epsilon-greedy, epsilon per episode
 `max(epsilon_end, epsilon_start * epsilon_decay ** episode)`. The greedy step
 is guided: in a state seen fewer than `guide_visits` times (or with no action
@@ -40,11 +45,11 @@ from .qtable import QTable
 
 @dataclass(frozen=True)
 class Hyper:
-    gamma: float = 0.9  # per period_s of elapsed time
+    gamma: float = 0.95  # per period_s of elapsed time
     alpha_min: float = 0.05  # learning rate floor; alpha = max(alpha_min, 1 / sqrt(1 + visits))
-    epsilon_start: float = 0.5
+    epsilon_start: float = 0.3
     epsilon_end: float = 0.02
-    epsilon_decay: float = 0.9  # per episode
+    epsilon_decay: float = 0.97  # per episode
     replay_capacity: int = 20_000
     replay_batch: int = 8
     priority_alpha: float = 0.6
@@ -52,7 +57,12 @@ class Hyper:
     reward_scale: float = 0.01  # reward = -scale * halting vehicle-seconds
     period_s: float = 5.0  # how often the controller is asked during green
     guide: str = "max-pressure"  # "max-pressure" | "none": who acts in states the table barely knows
-    guide_visits: int = 3
+    guide_visits: int = 10
+    # "state": follow the guide while the state has < guide_visits visits in all;
+    # "each-action": while any action there has < guide_visits tries (safe policy
+    # improvement with baseline bootstrapping, SPIBB: deviate from the baseline
+    # only where every alternative has been estimated), also when the model runs.
+    guide_mode: str = "each-action"
 
     def epsilon(self, episode: int) -> float:
         return max(self.epsilon_end, self.epsilon_start * self.epsilon_decay ** episode)
@@ -104,22 +114,48 @@ class QLearner:
         self.replay = PrioritizedReplay(hyper.replay_capacity, hyper.priority_alpha, hyper.priority_eps)
         self.updates = 0
         self.total_reward = 0.0
+        self._mean_value_cache: float | None = None
+        self._mean_value_at = 0
 
     def act(self, state: int, guide_action: int | None = None) -> int:
         if self.rng.random() < self.epsilon:
             return int(self.rng.integers(self.table.n_actions))
         visits = self.table.visits[state]
         tried = visits > 0
-        if guide_action is not None and (visits.sum() < self.h.guide_visits or not tried.any()):
-            return guide_action
+        if guide_action is not None:
+            known = visits.min() if self.h.guide_mode == "each-action" else visits.sum()
+            if known < self.h.guide_visits or not tried.any():
+                return guide_action
         row = self.table.q[state] if guide_action is None else np.where(tried, self.table.q[state], -np.inf)
         best = np.flatnonzero(row == row.max())
         return int(best[0]) if len(best) == 1 else int(self.rng.choice(best))
 
+    def next_value(self, s2: int) -> float:
+        """max_a Q(s2, a) over the actions tried in s2; the mean of visited values where none was.
+
+        An untried action still holds its initial 0, which with costs is far
+        above any real value: bootstrapping from it would make every action
+        that leads to a rarely seen state look good, and the agent would learn
+        to seek novelty instead of low delay (it did: training delay rose as
+        the table filled in).
+        """
+        t = self.table
+        tried = t.visits[s2] > 0
+        if tried.any():
+            return float(t.q[s2][tried].max())
+        return self._mean_visited_value()
+
+    def _mean_visited_value(self) -> float:
+        if self._mean_value_cache is None or self.updates - self._mean_value_at >= 500:
+            seen = self.table.visits > 0
+            self._mean_value_cache = float(self.table.q[seen].mean()) if seen.any() else 0.0
+            self._mean_value_at = self.updates
+        return self._mean_value_cache
+
     def _td_update(self, s: int, a: int, r: float, s2: int, disc: float, count: bool = True) -> float:
         t = self.table
         alpha = max(self.h.alpha_min, 1.0 / np.sqrt(1.0 + t.visits[s, a]))
-        target = r + disc * float(t.q[s2].max())
+        target = r + disc * self.next_value(s2)
         return t.update(s, a, target, alpha, count)
 
     def learn(self, s: int, a: int, r: float, s2: int, dt_s: float) -> float:

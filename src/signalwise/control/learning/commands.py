@@ -43,10 +43,17 @@ def train_command(
     batch: Annotated[int, typer.Option(help="episodes per round, run in parallel from the same table")] = 2,
     duration: Annotated[float | None, typer.Option(help="simulated seconds per episode (default: the scenario's)")] = None,
     shared: Annotated[bool, typer.Option(help="one table shared by intersections of the same layout")] = False,
-    gamma: Annotated[float, typer.Option(help="discount per 5 s of elapsed time")] = 0.9,
+    gamma: Annotated[float, typer.Option(help="discount per 5 s of elapsed time")] = 0.95,
     guide: Annotated[str, typer.Option(help="policy followed where the table knows little: max-pressure | none")] = "max-pressure",
-    epsilon_decay: Annotated[float, typer.Option(help="epsilon = max(0.02, 0.5 * decay ** episode)")] = 0.9,
-    actions: Annotated[str, typer.Option(help="phases: pick the next phase | switch: hold or hand over to max-pressure's pick")] = "phases",
+    guide_mode: Annotated[str, typer.Option(help="each-action: follow the guide until every action was tried "
+                                                 "--guide-visits times in the state (also when the model runs) | "
+                                                 "state: until the state was seen --guide-visits times")] = "each-action",
+    guide_visits: Annotated[int, typer.Option(help="see --guide-mode")] = 10,
+    epsilon_start: Annotated[float, typer.Option(help="exploration in the first episode")] = 0.3,
+    epsilon_decay: Annotated[float, typer.Option(help="epsilon = max(0.02, start * decay ** episode)")] = 0.97,
+    actions: Annotated[str, typer.Option(help="switch: hold or hand over to max-pressure's pick | phases: pick the next phase")] = "switch",
+    state: Annotated[str, typer.Option(help="compact (with --actions switch): phase, green time, pressure gap, "
+                                            "current and next queue | lane-groups: phase, green time, queue per phase")] = "compact",
     sumocfg: Annotated[Path | None, typer.Option(help="train on your own SUMO config instead of --scenario")] = None,
     net: Annotated[Path | None, typer.Option(help="train on your own network (.net.xml); use with --routes")] = None,
     routes: Annotated[list[Path] | None, typer.Option(help="route files for --net (repeatable)")] = None,
@@ -56,8 +63,10 @@ def train_command(
              "that cluster (pip install 'signalwise\\[ray]')")] = None,
 ) -> None:
     """Train a Q-learning model; every episode runs the real loop, shield and safety audit included."""
-    _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, gamma, guide, epsilon_decay,
-           actions, sumocfg, net, routes, ray)
+    hyper = dict(gamma=gamma, guide=guide, guide_mode=guide_mode, guide_visits=guide_visits,
+                 epsilon_start=epsilon_start, epsilon_decay=epsilon_decay)
+    _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, hyper, actions, state,
+           sumocfg, net, routes, ray)
 
 
 class OptionalRayAddress(TyperCommand):
@@ -75,8 +84,8 @@ class OptionalRayAddress(TyperCommand):
 
 
 @learning_errors
-def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, gamma, guide,
-           epsilon_decay, actions, sumocfg=None, net=None, routes=None, ray=None) -> None:
+def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, hyper, actions, state,
+           sumocfg=None, net=None, routes=None, ray=None) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -89,10 +98,18 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
         _fail("--episodes, --workers and --batch must be at least 1")
     if actions not in ("phases", "switch"):
         _fail("--actions must be phases or switch")
-    if guide not in ("max-pressure", "none"):
+    if state not in ("compact", "lane-groups"):
+        _fail("--state must be compact or lane-groups")
+    if state == "compact" and actions != "switch":
+        _fail("--state compact needs --actions switch (use --state lane-groups with --actions phases)")
+    if hyper["guide"] not in ("max-pressure", "none"):
         _fail("--guide must be max-pressure or none")
-    if not 0 < gamma < 1 or not 0 < epsilon_decay <= 1:
-        _fail("--gamma must be in (0, 1) and --epsilon-decay in (0, 1]")
+    if hyper["guide_mode"] not in ("each-action", "state"):
+        _fail("--guide-mode must be each-action or state")
+    if not 0 < hyper["gamma"] < 1 or not 0 < hyper["epsilon_decay"] <= 1 or not 0 <= hyper["epsilon_start"] <= 1:
+        _fail("--gamma must be in (0, 1), --epsilon-start in [0, 1] and --epsilon-decay in (0, 1]")
+    if hyper["guide_visits"] < 0:
+        _fail("--guide-visits must be at least 0")
     if net is not None and not routes:
         _fail("--net needs at least one --routes file")
     if sumocfg is not None:
@@ -103,8 +120,8 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
         load(scenario)
     cfg = TrainConfig(scenario=scenario, episodes=episodes, seed=seed, workers=workers, batch=batch, out=out,
                       duration_s=duration, shared=shared,
-                      hyper=Hyper(gamma=gamma, guide=guide, epsilon_decay=epsilon_decay),
-                      features={"actions": actions} if actions != "phases" else {},
+                      hyper=Hyper(**hyper),
+                      features={"actions": actions, **({"state": state} if state != "lane-groups" else {})},
                       sumocfg=sumocfg, net=net, routes=list(routes or []), ray_address=ray)
     try:  # before the progress bar: a missing Ray or an unreachable cluster is one line
         executor = make_executor(ray, workers)

@@ -43,7 +43,8 @@ class QLController:
 
     def __init__(self, inter: Intersection, features: StateFeatures, table: QTable,
                  learner: QLearner | None = None, period_s: float = 5.0, n_confident: int = N_CONFIDENT,
-                 gap_scale: float = GAP_SCALE, reward_scale: float = 0.01):
+                 gap_scale: float = GAP_SCALE, reward_scale: float = 0.01, guide: str = "none",
+                 guide_visits: int = 3):
         self.inter = inter
         self.features = features
         self.table = table
@@ -63,10 +64,13 @@ class QLController:
 
         self._pressure = MaxPressureController(inter)
         self.guide = None
+        self.guide_visits = guide_visits
         if learner is not None:
             self.name = "ql-train"
             if learner.h.guide == "max-pressure":
                 self.guide = self._pressure
+        elif guide == "max-pressure":  # a model trained with guide_mode "each-action"
+            self.guide = self._pressure
 
     def decide(self, obs: Observation) -> Decision:
         s = obs.signal
@@ -81,7 +85,7 @@ class QLController:
         self.decisions += 1
         if self.learner is not None:
             return self._train_step(obs, state)
-        action, conf = self.choose(state, health)
+        action, conf = self.choose(state, health, self._guide_action(obs) if self.guide is not None else None)
         return Decision(self.inter.id, None if action is None else self._phase_of(action, obs), self.name, conf)
 
     def _phase_of(self, action: int, obs: Observation) -> int | None:
@@ -90,13 +94,17 @@ class QLController:
         if self.features.actions == "switch":
             if action == 0:
                 return None
-            p = self._pressure.pressures(obs)
-            return max((i for i in range(len(p)) if i != current), key=lambda i: p[i])
+            nxt = self.features.next_phase(obs)
+            return None if nxt == current else nxt
         return None if action == current else action
 
     # -- trained model ----------------------------------------------------------------
-    def choose(self, state: int, health: float) -> tuple[int | None, float]:
-        """Best action among those tried in `state`, and the confidence in it."""
+    def choose(self, state: int, health: float, guide_action: int | None = None) -> tuple[int | None, float]:
+        """Best action among those tried in `state`, and the confidence in it.
+
+        With a guide (models trained with guide_mode "each-action") the guide's
+        action is taken while some action has fewer than `guide_visits` tries.
+        """
         visits = self.table.visits[state]
         tried = visits > 0
         n_tried = int(tried.sum())
@@ -106,7 +114,9 @@ class QLController:
         q = self.table.q[state]
         vals = np.where(tried, q, -np.inf)
         best = int(vals.argmax())
-        best_v = float(vals[best])
+        if guide_action is not None and visits.min() < self.guide_visits:
+            best = guide_action
+        best_v = float(vals[best]) if tried[best] else float(vals.max())
         if n_tried >= 2:
             second_v = float(np.partition(vals, -2)[-2])
             gap = (best_v - second_v) / (abs(best_v) + 1e-6)
@@ -118,23 +128,37 @@ class QLController:
 
     # -- online learning -------------------------------------------------------------
     def _accumulate_cost(self, obs: Observation) -> None:
+        """Halting vehicle-seconds since the last decision, discounted from that decision's time.
+
+        Discounting inside the interval keeps the semi-Markov Bellman target
+        consistent: a hand-over is followed by ~30 s without a decision
+        (clearance + minimum green), a hold by 5 s; summing the long interval's
+        cost undiscounted would overstate it against discounted holds (by ~3 %
+        of the value at gamma 0.95, as large as the gaps being learned).
+        """
         q = self.features.total_queue(obs)
         if self._last is not None:
             t0, q0 = self._last
             area = 0.5 * (q + q0) * (obs.time_s - t0)
+            if self._prev is not None and self.learner is not None:
+                h = self.learner.h
+                area *= h.gamma ** (max(0.0, t0 - self._prev[2]) / h.period_s)
             self._cost += area
-            self.queue_time_veh_s += area
+            self.queue_time_veh_s += 0.5 * (q + q0) * (obs.time_s - t0)
         self._last = (obs.time_s, q)
 
     def _guide_action(self, obs: Observation) -> int | None:
         if self.guide is None:
             return None
+        # Exactly what the max-pressure controller would do, its minimum hold
+        # included: without the hold, "switch whenever another phase has more
+        # pressure" chases fluctuations (181 s vs 90 s fixed-time on corridor)
+        # and the table would learn the values of that bad behaviour.
         current = obs.signal.phase_index
-        p = self.guide.pressures(obs)
-        best = max(range(len(p)), key=lambda i: (p[i], i == current))
+        proposed = self.guide.decide(obs).phase_index
         if self.features.actions == "switch":
-            return 1 if p[best] > p[current] else 0
-        return best if p[best] > p[current] else current
+            return 0 if proposed is None or proposed == current else 1
+        return current if proposed is None else proposed
 
     def _train_step(self, obs: Observation, state: int) -> Decision:
         if self._prev is not None:
@@ -190,14 +214,16 @@ def controller_from_model(model: Model, inter: Intersection, period_s: float | N
     """Raises ModelError when `model` was not made for this intersection's layout."""
     enc = model.meta.get("features", {})
     features = StateFeatures(inter, enc.get("time_edges_s", TIME_EDGES_S), enc.get("queue_edges", QUEUE_EDGES),
-                             actions=enc.get("actions", "phases"))
+                             actions=enc.get("actions", "phases"), state=enc.get("state", "lane-groups"))
     model.check_layout(inter.id, features.layout())
     table = model.table_for(inter.id)
     if table.encoding != features.encoding or table.n_actions != features.n_actions:
         raise ModelError(f"{model.path}: table encoding {table.encoding.radices} does not fit intersection "
                          f"{inter.id!r} ({features.encoding.radices})")
     hyper = model.meta.get("hyperparameters", {})
-    return QLController(inter, features, table, period_s=period_s or float(hyper.get("period_s", 5.0)))
+    guided = hyper.get("guide_mode") == "each-action" and hyper.get("guide") == "max-pressure"
+    return QLController(inter, features, table, period_s=period_s or float(hyper.get("period_s", 5.0)),
+                        guide="max-pressure" if guided else "none", guide_visits=int(hyper.get("guide_visits", 3)))
 
 
 @register("ql")

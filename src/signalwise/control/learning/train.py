@@ -58,7 +58,9 @@ class TrainConfig:
     duration_s: float | None = None
     shared: bool = False  # one table for all intersections with the same encoding
     hyper: Hyper = field(default_factory=Hyper)
-    features: dict = field(default_factory=dict)  # StateFeatures keyword overrides
+    # StateFeatures keywords. Default: learn when to end a green (hold / hand over to
+    # max-pressure's pick) from the compact state; see features.py for why.
+    features: dict = field(default_factory=lambda: {"actions": "switch", "state": "compact"})
     #: a user's network instead of `scenario` (as `signalwise run --sumocfg / --net --routes`)
     sumocfg: Path | None = None
     net: Path | None = None
@@ -204,7 +206,7 @@ def train(cfg: TrainConfig, resume: bool = False, on_episode: OnEpisode | None =
             if prev.get(k) != now[k]:
                 raise TrainingError(f"--resume with another {k} ({now[k]!r}) than the run being resumed "
                                     f"({prev.get(k)!r})")
-        cfg.hyper = Hyper(**prev["hyper"])
+        cfg.hyper = Hyper(**{"guide_mode": "state", **prev["hyper"]})  # runs from before guide_mode existed
         cfg.features = prev["features"]
         history = state["history"]
         start = state["episodes_done"]
