@@ -222,3 +222,22 @@ def test_a_model_trained_each_action_runs_max_pressure_where_it_knows_too_little
     assert ctrl.decide(o).phase_index == 2  # the table prefers holding, but has tried switching only once
     table.visits[s] = [40, 5]
     assert ctrl.decide(o).phase_index is None
+
+
+def test_downstream_weight_charges_the_queue_pushed_onto_neighbours():
+    inter = four_phase()
+    f = StateFeatures(inter, actions="switch", state="compact")
+    assert set(f.out_lanes) == {f"out{i}" for i in range(12)}
+
+    def cost_after_two_observations(weight: float) -> float:
+        table = QTable(f.encoding, 2)
+        learner = QLearner(table, Hyper(downstream_weight=weight, replay_batch=0), np.random.default_rng(0), 0.0)
+        ctrl = QLController(inter, f, table, learner)
+        for t in (100.0, 105.0):
+            lanes = {lane: LaneState(2, 2, 0, 0, 0) for lane in inter.in_lanes}  # 24 halting on approaches
+            lanes["out3"] = LaneState(10, 10, 0, 0, 0)  # 10 halting downstream
+            ctrl.decide(Observation(t, "C", lanes, signal=SignalStatus(0, "green", 1.0)))  # inside min green
+        return ctrl._cost
+
+    assert cost_after_two_observations(0.0) == pytest.approx(24 * 5.0)
+    assert cost_after_two_observations(0.5) == pytest.approx((24 + 0.5 * 10) * 5.0)

@@ -8,7 +8,15 @@ the total waiting time they accumulate, so maximizing this reward minimizes
 waiting-time delay directly, in the units the evaluation measures (RESCO
 delay), rather than a proxy such as pressure whose optimum need not minimize
 delay once clearances are counted. Because decisions are not evenly spaced
-(minimum green, clearances), the discount is `gamma ** (dt / period_s)`.
+(minimum green, clearances), the discount is `gamma ** (dt / period_s)`, and
+the cost inside an interval is discounted from the decision's time too.
+
+Coordination (`downstream_weight` w > 0): the cost becomes halting vehicles
+on the approaches + w * halting vehicles on the outgoing lanes, which are the
+approaches of the downstream neighbours. An agent that pushes a platoon into
+a neighbour's red, or onto a link that is already backed up, pays for part of
+the queue it causes: a shared reward term between neighbours that needs no
+message between them, only lanes the intersection already observes.
 
 With `guide_mode="each-action"` the guide keeps acting in a state until every
 action has been tried there `guide_visits` times, and a trained model does the
@@ -55,6 +63,7 @@ class Hyper:
     priority_alpha: float = 0.6
     priority_eps: float = 0.01
     reward_scale: float = 0.01  # reward = -scale * halting vehicle-seconds
+    downstream_weight: float = 0.0  # coordination: weight of halting vehicles on the outgoing lanes
     period_s: float = 5.0  # how often the controller is asked during green
     guide: str = "max-pressure"  # "max-pressure" | "none": who acts in states the table barely knows
     guide_visits: int = 10

@@ -50,6 +50,8 @@ def train_command(
                                                  "state: until the state was seen --guide-visits times")] = "each-action",
     guide_visits: Annotated[int, typer.Option(help="see --guide-mode")] = 10,
     epsilon_start: Annotated[float, typer.Option(help="exploration in the first episode")] = 0.3,
+    downstream_weight: Annotated[float, typer.Option(help="coordination: weight of the halting vehicles on the "
+                                                          "outgoing lanes (neighbours' approaches) in the cost")] = 0.0,
     epsilon_decay: Annotated[float, typer.Option(help="epsilon = max(0.02, start * decay ** episode)")] = 0.97,
     actions: Annotated[str, typer.Option(help="switch: hold or hand over to max-pressure's pick | phases: pick the next phase")] = "switch",
     state: Annotated[str, typer.Option(help="compact (with --actions switch): phase, green time, pressure gap, "
@@ -64,7 +66,7 @@ def train_command(
 ) -> None:
     """Train a Q-learning model; every episode runs the real loop, shield and safety audit included."""
     hyper = dict(gamma=gamma, guide=guide, guide_mode=guide_mode, guide_visits=guide_visits,
-                 epsilon_start=epsilon_start, epsilon_decay=epsilon_decay)
+                 epsilon_start=epsilon_start, epsilon_decay=epsilon_decay, downstream_weight=downstream_weight)
     _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, hyper, actions, state,
            sumocfg, net, routes, ray)
 
@@ -108,6 +110,8 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
         _fail("--guide-mode must be each-action or state")
     if not 0 < hyper["gamma"] < 1 or not 0 < hyper["epsilon_decay"] <= 1 or not 0 <= hyper["epsilon_start"] <= 1:
         _fail("--gamma must be in (0, 1), --epsilon-start in [0, 1] and --epsilon-decay in (0, 1]")
+    if hyper["downstream_weight"] < 0:
+        _fail("--downstream-weight must be at least 0")
     if hyper["guide_visits"] < 0:
         _fail("--guide-visits must be at least 0")
     if net is not None and not routes:

@@ -137,6 +137,8 @@ class QLController:
         of the value at gamma 0.95, as large as the gaps being learned).
         """
         q = self.features.total_queue(obs)
+        if self.learner is not None and self.learner.h.downstream_weight:
+            q += self.learner.h.downstream_weight * self.features.downstream_queue(obs)
         if self._last is not None:
             t0, q0 = self._last
             area = 0.5 * (q + q0) * (obs.time_s - t0)

@@ -82,6 +82,7 @@ class StateFeatures:
         self.max_age_s = max_age_s
         self.groups = tuple(p.in_lanes for p in inter.phases)
         self.all_lanes = tuple(dict.fromkeys(lane for g in self.groups for lane in g))
+        self.out_lanes = tuple(lane for lane in inter.out_lanes if lane not in set(self.all_lanes))
         n = len(inter.phases)
         from ..max_pressure import MaxPressureController
 
@@ -127,6 +128,11 @@ class StateFeatures:
     def total_queue(self, obs: Observation) -> int:
         lanes = obs.lanes
         return sum(lanes[lane].queue_veh for lane in self.all_lanes if lane in lanes)
+
+    def downstream_queue(self, obs: Observation) -> int:
+        """Halting vehicles on the outgoing lanes: the queues this intersection feeds."""
+        lanes = obs.lanes
+        return sum(lanes[lane].queue_veh for lane in self.out_lanes if lane in lanes)
 
     def health(self, obs: Observation) -> float:
         if not obs.healthy or obs.age_s > self.max_age_s or obs.signal is None:
