@@ -11,17 +11,33 @@ from sqlalchemy import delete, select, text
 from signalwise.store import RecordError, create_store_engine, ingest_records, upgrade
 from signalwise.store import writers as store_writers
 from signalwise.store.ingest import ingest_json_array
-from signalwise.store.tables import DirectionRollup, IntersectionRollup, Run, SignalRecord
+from signalwise.store.tables import (
+    DirectionHourlyRollup,
+    DirectionRollup,
+    IntersectionHourlyRollup,
+    IntersectionRollup,
+    Run,
+    SignalRecord,
+)
 from signalwise.store.tables import IntersectionRecord as RecordRow
 
 T0 = dt.datetime(2025, 9, 10, 6, tzinfo=dt.UTC)
 DIRECTIONS = ("north", "south", "east", "west")
 
 
+IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
+
+
+def at(step: int) -> dt.datetime:
+    """Records 13 minutes apart, so keys span several hours (hourly roll-ups)."""
+    return T0 + dt.timedelta(minutes=13 * step)
+
+
 def make(sim: str, inter: str, minute: int, rng: random.Random, dirs=DIRECTIONS) -> dict:
     return {
         "simulation_id": sim, "intersection_id": inter,
-        "timestamp": (T0 + dt.timedelta(minutes=minute)).isoformat(),
+        # odd steps in a half-hour zone: the hour is the UTC hour, not the local one
+        "timestamp": (at(minute).astimezone(IST) if minute % 2 else at(minute)).isoformat(),
         "signals": [{"direction": d, "vehicle_counts": {"car": rng.randrange(50)},
                      "emergency_vehicle_present": rng.random() < 0.2, "signal_status": "RED",
                      "signal_timer": 5, "vehicles_crossed": rng.randrange(30),
@@ -33,15 +49,21 @@ def make(sim: str, inter: str, minute: int, rng: random.Random, dirs=DIRECTIONS)
     }
 
 
-def expected(records: list[dict]) -> tuple[dict, dict]:
-    """Totals per (sim, intersection) and (sim, intersection, direction) of the latest record per key."""
+def hour_of(ts: dt.datetime) -> dt.datetime:
+    return ts.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def expected(records: list[dict], hourly: bool = False) -> tuple[dict, dict]:
+    """Totals per (sim, intersection) and (sim, intersection, direction) of the latest record per key
+    (with `hourly`, per UTC hour too: keys end with the hour)."""
     latest = {}
     for r in records:
         latest[(r["simulation_id"], r["intersection_id"], dt.datetime.fromisoformat(r["timestamp"]))] = r
     inter, dirs = {}, {}
     for (sim, iid, ts), r in latest.items():
         m = r["metrics"]
-        t = inter.setdefault((sim, iid), {"records": 0, "first": ts, "last": ts, "passed": 0, "wait": 0.0,
+        hour = (hour_of(ts),) if hourly else ()
+        t = inter.setdefault((sim, iid, *hour), {"records": 0, "first": ts, "last": ts, "passed": 0, "wait": 0.0,
                                           "thr": 0.0, "speed": 0.0, "speed_min": m["avg_speed"],
                                           "speed_max": m["avg_speed"], "fuel": 0.0, "co2": 0.0, "overrides": 0,
                                           "with_emergency": 0})
@@ -57,7 +79,7 @@ def expected(records: list[dict]) -> tuple[dict, dict]:
         t["overrides"] += m["emergency_overrides"]
         t["with_emergency"] += any(s["emergency_vehicle_present"] for s in r["signals"])
         for s in r["signals"]:
-            d = dirs.setdefault((sim, iid, s["direction"]), {"samples": 0, "wait": 0.0, "wait_max": 0.0,
+            d = dirs.setdefault((sim, iid, s["direction"], *hour), {"samples": 0, "wait": 0.0, "wait_max": 0.0,
                                                              "crossed": 0, "emergency": 0})
             d["samples"] += 1
             d["wait"] += s["avg_wait_time"]
@@ -67,26 +89,35 @@ def expected(records: list[dict]) -> tuple[dict, dict]:
     return inter, dirs
 
 
-def stored(engine) -> tuple[dict, dict]:
+def stored(engine, hourly: bool = False) -> tuple[dict, dict]:
     IR, DR, RUN = IntersectionRollup.__table__, DirectionRollup.__table__, Run.__table__
+    if hourly:
+        IR, DR = IntersectionHourlyRollup.__table__, DirectionHourlyRollup.__table__
     with engine.connect() as conn:
         irows = conn.execute(select(RUN.c.simulation_id, IR).join(RUN, RUN.c.id == IR.c.run_id)).mappings().all()
         drows = conn.execute(select(RUN.c.simulation_id, DR).join(RUN, RUN.c.id == DR.c.run_id)).mappings().all()
-    inter = {(r["simulation_id"], r["intersection_id"]): {
+
+    def hour(r) -> tuple:
+        return (r["hour"],) if hourly else ()
+    inter = {(r["simulation_id"], r["intersection_id"], *hour(r)): {
         "records": r["records"], "first": r["first_timestamp"], "last": r["last_timestamp"],
         "passed": r["total_vehicles_passed"], "wait": r["avg_wait_time_sum"], "thr": r["throughput_sum"],
         "speed": r["avg_speed_sum"], "speed_min": r["avg_speed_min"], "speed_max": r["avg_speed_max"],
         "fuel": r["fuel_saved"], "co2": r["co2_saved"], "overrides": r["emergency_overrides"],
         "with_emergency": r["intervals_with_emergency"]} for r in irows}
-    dirs = {(r["simulation_id"], r["intersection_id"], r["direction"]): {
+    dirs = {(r["simulation_id"], r["intersection_id"], r["direction"], *hour(r)): {
         "samples": r["samples"], "wait": r["avg_wait_time_sum"], "wait_max": r["avg_wait_time_max"],
         "crossed": r["vehicles_crossed"], "emergency": r["emergency_present"]} for r in drows}
     return inter, dirs
 
 
 def assert_rollups_match(engine, sent: list[dict]) -> None:
-    want_i, want_d = expected(sent)
-    got_i, got_d = stored(engine)
+    """Whole-run and hourly roll-ups both equal the totals of the records sent."""
+    for hourly in (False, True):
+        _assert_match(*expected(sent, hourly), *stored(engine, hourly))
+
+
+def _assert_match(want_i: dict, want_d: dict, got_i: dict, got_d: dict) -> None:
     assert got_i.keys() == want_i.keys()
     assert got_d.keys() == want_d.keys()
     for key, want in want_i.items():
@@ -157,7 +188,7 @@ def test_deleting_records_deletes_their_signal_rows(engine):
     rng = random.Random(6)
     ingest_records(engine, [make("S", "I", m, rng) for m in range(3)])
     with engine.begin() as conn:
-        conn.execute(delete(RecordRow.__table__).where(RecordRow.__table__.c.timestamp < T0 + dt.timedelta(minutes=2)))
+        conn.execute(delete(RecordRow.__table__).where(RecordRow.__table__.c.timestamp < at(2)))
         assert conn.execute(select(text("count(*)")).select_from(SignalRecord.__table__)).scalar() == 4
 
 

@@ -12,6 +12,9 @@
   intersection) and per (run, intersection, direction), kept by ingestion in
   the same transaction as the rows they sum, so questions over whole runs
   read thousands of rows instead of millions (`rollups.py`).
+- `intersection_hourly_rollups`, `direction_hourly_rollups`: the same totals
+  per UTC hour, so a time range of whole hours reads a few thousand bucket
+  rows; only the partial hours at its edges read the interval rows.
 """
 
 from __future__ import annotations
@@ -159,9 +162,6 @@ class HiresEvent(Base):
         {"sqlite_with_rowid": False},
     )
 
-
-
-
 class IntersectionRollup(Base):
     """Totals of one intersection over one run: every un-time-filtered question reads these.
 
@@ -206,5 +206,54 @@ class DirectionRollup(Base):
 
     __table_args__ = (
         Index("ix_direction_rollups_intersection_direction", "intersection_id", "direction"),
+        {"sqlite_with_rowid": False},
+    )
+
+
+class IntersectionHourlyRollup(Base):
+    """Totals of one intersection over one UTC hour of one run (`hour` = the hour's start)."""
+
+    __tablename__ = "intersection_hourly_rollups"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    intersection_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    hour: Mapped[dt.datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    records: Mapped[int] = mapped_column(Integer)
+    first_timestamp: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    last_timestamp: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    total_vehicles_passed: Mapped[int] = mapped_column(BigInteger)
+    avg_wait_time_sum: Mapped[float] = mapped_column(Float)
+    throughput_sum: Mapped[float] = mapped_column(Float)
+    avg_speed_sum: Mapped[float] = mapped_column(Float)
+    avg_speed_min: Mapped[float] = mapped_column(Float)
+    avg_speed_max: Mapped[float] = mapped_column(Float)
+    fuel_saved: Mapped[float] = mapped_column(Float)
+    co2_saved: Mapped[float] = mapped_column(Float)
+    emergency_overrides: Mapped[int] = mapped_column(BigInteger)
+    intervals_with_emergency: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index("ix_intersection_hourly_rollups_hour", "hour"),
+        {"sqlite_with_rowid": False},
+    )
+
+
+class DirectionHourlyRollup(Base):
+    """Totals of one approach of one intersection over one UTC hour of one run."""
+
+    __tablename__ = "direction_hourly_rollups"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    intersection_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(8), primary_key=True)
+    hour: Mapped[dt.datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    samples: Mapped[int] = mapped_column(Integer)
+    avg_wait_time_sum: Mapped[float] = mapped_column(Float)
+    avg_wait_time_max: Mapped[float] = mapped_column(Float)
+    vehicles_crossed: Mapped[int] = mapped_column(BigInteger)
+    emergency_present: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index("ix_direction_hourly_rollups_hour", "hour"),
         {"sqlite_with_rowid": False},
     )

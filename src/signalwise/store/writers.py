@@ -155,7 +155,7 @@ class SqliteWriter:
                         f"VALUES ({', '.join('?' * len(SIGNAL_COLUMNS))})",
                         [(i, *sig) for i, sigs in zip(ids, signals, strict=True) for sig in sigs])
         if replacing:
-            rollups.recompute(cur, spans, "?")
+            rollups.recompute(cur, spans, "sqlite")
         else:
             for statement in self.add_totals:
                 cur.execute(statement, (ids[0], ids[-1]))
@@ -193,7 +193,7 @@ class PostgresWriter:
                     cur.execute(statement, (ids,))
                 return
         self._upsert(records, signals)
-        rollups.recompute(cur, spans, "%s")
+        rollups.recompute(cur, spans, "postgresql")
 
     def _copy_new(self, records: list[tuple], signals: list[list[tuple]]) -> list[int]:
         """COPY new records and their signal rows straight into the tables; returns the records' ids."""
