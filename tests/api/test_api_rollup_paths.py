@@ -1,6 +1,7 @@
-"""Questions without a time range are answered from the roll-ups, questions with one from the
-interval rows: asking with a range that covers everything must give the same answer, also after
-a re-send replaced some records."""
+"""Questions without a time range are answered from the whole-run roll-ups, questions with one
+from the hourly roll-ups (and the rows of partial edge hours, `test_api_time_ranges.py`): asking
+with a range that covers everything must give the same answer, also after a re-send replaced
+some records."""
 
 import datetime as dt
 import random

@@ -7,7 +7,9 @@ Python; statistics across seeds use `analytics.stats`.
 
 Questions without a time range read the roll-ups ingestion keeps per (run,
 intersection) and (run, intersection, direction) — thousands of rows
-instead of millions; a time range needs the interval rows themselves.
+instead of millions. A time range reads its whole UTC hours from the hourly
+roll-ups and only its partial edge hours from the interval rows, summed
+together in one query, so the answer is the same as over the rows alone.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, case, distinct, func, select
+from sqlalchemy import Engine, and_, case, distinct, func, literal, or_, select, union_all
 
 from signalwise.store.tables import (
+    DirectionHourlyRollup,
     DirectionRollup,
     HiresEvent,
+    IntersectionHourlyRollup,
     IntersectionRollup,
     Run,
     RunMetric,
@@ -33,6 +37,8 @@ from .stats import compare
 
 R, S, RUN, M = Rec.__table__, SignalRecord.__table__, Run.__table__, RunMetric.__table__
 IR, DR = IntersectionRollup.__table__, DirectionRollup.__table__
+IH, DH = IntersectionHourlyRollup.__table__, DirectionHourlyRollup.__table__
+HOUR = dt.timedelta(hours=1)
 
 #: per-run figures derived from interval records, usable wherever run metrics are
 RECORD_METRICS = {
@@ -84,6 +90,39 @@ class Filters:
         """A time range needs the interval rows; without one the roll-ups answer."""
         return self.start is not None or self.end is not None
 
+    def hours(self) -> tuple[tuple | None, list[tuple]]:
+        """([first, end) of the whole UTC hours in the range, or None), [the edge ranges to read from rows].
+
+        An open end stays None (no bound). A range inside one or two partial
+        hours has no whole hour: it is read from the rows only.
+        """
+        lo = _ceil_hour(self.start) if self.start is not None else None
+        hi = _floor_hour(self.end) if self.end is not None else None
+        if lo is not None and hi is not None and lo >= hi:
+            return None, [(self.start, self.end)]
+        edges = []
+        if self.start is not None and self.start < lo:
+            edges.append((self.start, lo))
+        if self.end is not None and hi < self.end:
+            edges.append((hi, self.end))
+        return (lo, hi), edges
+
+    def hourly_conditions(self, table, hours: tuple) -> list:  # noqa: ANN001 - IH or DH
+        lo, hi = hours
+        cond = self.rollup_conditions(table)
+        if lo is not None:
+            cond.append(table.c.hour >= lo)
+        if hi is not None:
+            cond.append(table.c.hour < hi)
+        return cond
+
+    def edge_conditions(self, edges: list[tuple]) -> list:
+        """Record conditions for the rows of the partial hours only."""
+        untimed = Filters(self.simulation_id, self.intersection_id, self.direction).record_conditions()
+        spans = [and_(*([R.c.timestamp >= a] if a is not None else []),
+                      *([R.c.timestamp < b] if b is not None else [])) for a, b in edges]
+        return [*untimed, or_(*spans)]
+
     def rollup_conditions(self, table) -> list:  # noqa: ANN001 - IR or DR
         cond = []
         if self.simulation_id is not None:
@@ -94,6 +133,26 @@ class Filters:
         if self.direction is not None and "direction" in table.c:
             cond.append(table.c.direction == self.direction)
         return cond
+
+
+def _floor_hour(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _ceil_hour(moment: dt.datetime) -> dt.datetime:
+    floor = _floor_hour(moment)
+    return floor if floor == moment else floor + HOUR
+
+
+def _timed_source(f: Filters, hourly, rows) -> object:  # noqa: ANN001 - (conditions -> select) builders
+    """The union of the whole hours' buckets and the partial hours' rows, as one subquery.
+
+    `hourly(hours)` and `rows(conditions)` give selects with the same columns
+    (partial sums per group); the caller sums them again per group.
+    """
+    hours, edges = f.hours()
+    parts = ([hourly(hours)] if hours is not None else []) + ([rows(f.edge_conditions(edges))] if edges else [])
+    return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
 
 
 def _f(x) -> float | None:  # noqa: ANN001
@@ -124,6 +183,16 @@ def run_info(engine: Engine, simulation_id: str) -> dict | None:
             "run_metrics": metrics, "_id": row["id"]}
 
 
+def _SUMMARY_SUMS(t) -> dict:  # noqa: ANN001, N802 - IH (its sums) or R (the columns to sum)
+    if t is IH:
+        return {"wait": IH.c.avg_wait_time_sum, "speed": IH.c.avg_speed_sum, "thr": IH.c.throughput_sum,
+                "passed": IH.c.total_vehicles_passed, "fuel": IH.c.fuel_saved, "co2": IH.c.co2_saved,
+                "overrides": IH.c.emergency_overrides}
+    return {"wait": R.c.avg_wait_time_all_sides, "speed": R.c.avg_speed, "thr": R.c.throughput,
+            "passed": R.c.total_vehicles_passed, "fuel": R.c.fuel_saved, "co2": R.c.co2_saved,
+            "overrides": R.c.emergency_overrides}
+
+
 def simulation_summary(engine: Engine, simulation_id: str, f: Filters) -> dict | None:
     run = run_info(engine, simulation_id)
     if run is None:
@@ -131,9 +200,22 @@ def simulation_summary(engine: Engine, simulation_id: str, f: Filters) -> dict |
     run_id = run.pop("_id")
     inner = Filters(None, f.intersection_id, None, f.start, f.end)
     if inner.timed:
-        q = select(func.count(), func.count(distinct(R.c.intersection_id)), func.min(R.c.timestamp),
-                   func.max(R.c.timestamp), *[agg.label(k) for k, agg in RECORD_METRICS.items()]).where(
-            R.c.run_id == run_id, *inner.record_conditions())
+        def hourly(hours: tuple):  # noqa: ANN202
+            return (select(IH.c.intersection_id, IH.c.records, IH.c.first_timestamp.label("first"),
+                           IH.c.last_timestamp.label("last"),
+                           *[c.label(k) for k, c in _SUMMARY_SUMS(IH).items()])
+                    .where(IH.c.run_id == run_id, *inner.hourly_conditions(IH, hours)))
+
+        def rows(cond: list):  # noqa: ANN202
+            return (select(R.c.intersection_id, func.count().label("records"), func.min(R.c.timestamp).label("first"),
+                           func.max(R.c.timestamp).label("last"),
+                           *[func.sum(c).label(k) for k, c in _SUMMARY_SUMS(R).items()])
+                    .where(R.c.run_id == run_id, *cond).group_by(R.c.intersection_id))
+        u = _timed_source(inner, hourly, rows)
+        n = func.sum(u.c.records)
+        q = select(func.coalesce(n, 0), func.count(distinct(u.c.intersection_id)), func.min(u.c.first),
+                   func.max(u.c.last), func.sum(u.c.wait) / n, func.sum(u.c.speed) / n, func.sum(u.c.thr) / n,
+                   *[func.sum(u.c[k]) for k in ("passed", "fuel", "co2", "overrides")])
     else:
         q = select(func.coalesce(func.sum(IR.c.records), 0), func.count(), func.min(IR.c.first_timestamp),
                    func.max(IR.c.last_timestamp), *[agg.label(k) for k, agg in ROLLUP_METRICS.items()]).where(
@@ -159,20 +241,30 @@ def wait_times(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int
     """Waiting time per (simulation, intersection, direction) from the signal records."""
     if not f.timed:
         return _wait_times_rolled_up(engine, f, limit, offset)
-    cond = f.record_conditions()
-    if f.direction is not None:
-        cond.append(S.c.direction == f.direction)
-    grouped = (select(R.c.run_id, R.c.intersection_id, S.c.direction,
-                      func.sum(S.c.avg_wait_time).label("wait_sum"), func.max(S.c.avg_wait_time).label("max_wait_s"),
-                      func.count().label("samples"), func.sum(S.c.vehicles_crossed).label("vehicles_crossed"))
-               .select_from(S.join(R, R.c.id == S.c.record_id)).where(*cond)
-               .group_by(R.c.run_id, R.c.intersection_id, S.c.direction)).subquery()
+    def hourly(hours: tuple):  # noqa: ANN202
+        return select(DH.c.run_id, DH.c.intersection_id, DH.c.direction, DH.c.avg_wait_time_sum.label("wait_sum"),
+                      DH.c.avg_wait_time_max.label("max_wait_s"), DH.c.samples,
+                      DH.c.vehicles_crossed).where(*f.hourly_conditions(DH, hours))
+
+    def rows(cond: list):  # noqa: ANN202
+        if f.direction is not None:
+            cond = [*cond, S.c.direction == f.direction]
+        return (select(R.c.run_id, R.c.intersection_id, S.c.direction,
+                       func.sum(S.c.avg_wait_time).label("wait_sum"), func.max(S.c.avg_wait_time).label("max_wait_s"),
+                       func.count().label("samples"), func.sum(S.c.vehicles_crossed).label("vehicles_crossed"))
+                .select_from(S.join(R, R.c.id == S.c.record_id)).where(*cond)
+                .group_by(R.c.run_id, R.c.intersection_id, S.c.direction))
+    u = _timed_source(f, hourly, rows)
+    grouped = (select(u.c.run_id, u.c.intersection_id, u.c.direction, func.sum(u.c.wait_sum).label("wait_sum"),
+                      func.max(u.c.max_wait_s).label("max_wait_s"), func.sum(u.c.samples).label("samples"),
+                      func.sum(u.c.vehicles_crossed).label("vehicles_crossed"))
+               .group_by(u.c.run_id, u.c.intersection_id, u.c.direction)).subquery()
     q = (select(RUN.c.simulation_id, grouped.c.intersection_id, grouped.c.direction, grouped.c.wait_sum,
                 grouped.c.max_wait_s, grouped.c.samples, grouped.c.vehicles_crossed)
          .select_from(grouped.join(RUN, RUN.c.id == grouped.c.run_id))
          .order_by(RUN.c.simulation_id, grouped.c.intersection_id, grouped.c.direction))
     with engine.connect() as conn:
-        groups = conn.execute(q).mappings().all()
+        groups = [{**g, "samples": int(g["samples"])} for g in conn.execute(q).mappings()]  # PostgreSQL: numeric
     n = sum(g["samples"] for g in groups)
     overall = {"mean_wait_s": _f(sum(g["wait_sum"] for g in groups) / n) if n else None,
                "max_wait_s": _f(max(g["max_wait_s"] for g in groups)) if groups else None, "samples": n}
@@ -206,17 +298,29 @@ def speeds(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int, li
     """Average speed per (simulation, intersection); speed is an intersection-level figure."""
     if not f.timed:
         return _speeds_rolled_up(engine, f, limit, offset)
-    cond = f.record_conditions()
-    grouped = (select(R.c.run_id, R.c.intersection_id, func.sum(R.c.avg_speed).label("speed_sum"),
-                      func.min(R.c.avg_speed).label("min_speed"), func.max(R.c.avg_speed).label("max_speed"),
-                      func.count().label("samples"))
-               .where(*cond).group_by(R.c.run_id, R.c.intersection_id)).subquery()
+    f = Filters(f.simulation_id, f.intersection_id, None, f.start, f.end)  # speed has no direction
+
+    def hourly(hours: tuple):  # noqa: ANN202
+        return select(IH.c.run_id, IH.c.intersection_id, IH.c.avg_speed_sum.label("speed_sum"),
+                      IH.c.avg_speed_min.label("min_speed"), IH.c.avg_speed_max.label("max_speed"),
+                      IH.c.records.label("samples")).where(*f.hourly_conditions(IH, hours))
+
+    def rows(cond: list):  # noqa: ANN202
+        return (select(R.c.run_id, R.c.intersection_id, func.sum(R.c.avg_speed).label("speed_sum"),
+                       func.min(R.c.avg_speed).label("min_speed"), func.max(R.c.avg_speed).label("max_speed"),
+                       func.count().label("samples"))
+                .where(*cond).group_by(R.c.run_id, R.c.intersection_id))
+    u = _timed_source(f, hourly, rows)
+    grouped = (select(u.c.run_id, u.c.intersection_id, func.sum(u.c.speed_sum).label("speed_sum"),
+                      func.min(u.c.min_speed).label("min_speed"), func.max(u.c.max_speed).label("max_speed"),
+                      func.sum(u.c.samples).label("samples"))
+               .group_by(u.c.run_id, u.c.intersection_id)).subquery()
     q = (select(RUN.c.simulation_id, grouped.c.intersection_id, grouped.c.speed_sum, grouped.c.min_speed,
                 grouped.c.max_speed, grouped.c.samples)
          .select_from(grouped.join(RUN, RUN.c.id == grouped.c.run_id))
          .order_by(RUN.c.simulation_id, grouped.c.intersection_id))
     with engine.connect() as conn:
-        groups = conn.execute(q).mappings().all()
+        groups = [{**g, "samples": int(g["samples"])} for g in conn.execute(q).mappings()]  # PostgreSQL: numeric
     n = sum(g["samples"] for g in groups)
     items = [{"simulation_id": g["simulation_id"], "intersection_id": g["intersection_id"],
               "mean_speed": _f(g["speed_sum"] / g["samples"]), "min_speed": _f(g["min_speed"]),
@@ -246,18 +350,36 @@ def emergency_report(engine: Engine, f: Filters, limit: int, offset: int) -> tup
     """Overrides granted and intervals with an emergency vehicle present, per (simulation, intersection)."""
     if not f.timed:
         return _emergency_rolled_up(engine, f, limit, offset)
-    cond = f.record_conditions()
+    direction = f.direction
+    f = Filters(f.simulation_id, f.intersection_id, None, f.start, f.end)  # the direction narrows `present` only
     present = (select(func.count()).select_from(S).where(S.c.record_id == R.c.id, S.c.emergency_vehicle_present)
                .correlate(R).scalar_subquery())
-    if f.direction is not None:
+    bucket_present = IH.c.intervals_with_emergency
+    if direction is not None:
         present = (select(func.count()).select_from(S).where(
-            S.c.record_id == R.c.id, S.c.emergency_vehicle_present, S.c.direction == f.direction)
+            S.c.record_id == R.c.id, S.c.emergency_vehicle_present, S.c.direction == direction)
             .correlate(R).scalar_subquery())
-    grouped = (select(R.c.run_id, R.c.intersection_id,
-                      func.sum(R.c.emergency_overrides).label("emergency_overrides"),
-                      func.sum(case((present > 0, 1), else_=0)).label("intervals_with_emergency_vehicle"),
-                      func.count().label("intervals"))
-               .where(*cond).group_by(R.c.run_id, R.c.intersection_id)).subquery()
+        bucket_present = func.coalesce(select(DH.c.emergency_present).where(
+            DH.c.run_id == IH.c.run_id, DH.c.intersection_id == IH.c.intersection_id, DH.c.hour == IH.c.hour,
+            DH.c.direction == direction).correlate(IH).scalar_subquery(), literal(0))
+
+    def hourly(hours: tuple):  # noqa: ANN202
+        return select(IH.c.run_id, IH.c.intersection_id, IH.c.emergency_overrides,
+                      bucket_present.label("intervals_with_emergency_vehicle"),
+                      IH.c.records.label("intervals")).where(*f.hourly_conditions(IH, hours))
+
+    def rows(cond: list):  # noqa: ANN202
+        return (select(R.c.run_id, R.c.intersection_id,
+                       func.sum(R.c.emergency_overrides).label("emergency_overrides"),
+                       func.sum(case((present > 0, 1), else_=0)).label("intervals_with_emergency_vehicle"),
+                       func.count().label("intervals"))
+                .where(*cond).group_by(R.c.run_id, R.c.intersection_id))
+    u = _timed_source(f, hourly, rows)
+    grouped = (select(u.c.run_id, u.c.intersection_id,
+                      func.sum(u.c.emergency_overrides).label("emergency_overrides"),
+                      func.sum(u.c.intervals_with_emergency_vehicle).label("intervals_with_emergency_vehicle"),
+                      func.sum(u.c.intervals).label("intervals"))
+               .group_by(u.c.run_id, u.c.intersection_id)).subquery()
     q = (select(RUN.c.simulation_id, grouped.c.intersection_id, grouped.c.emergency_overrides,
                 grouped.c.intervals_with_emergency_vehicle, grouped.c.intervals)
          .select_from(grouped.join(RUN, RUN.c.id == grouped.c.run_id))
@@ -514,6 +636,6 @@ def performance_scatter(engine: Engine, scenario: str | None, x: str, y: str) ->
 def row_counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
         return {t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
-                for t in (RUN, R, S, M, HiresEvent.__table__, IR, DR)}
+                for t in (RUN, R, S, M, HiresEvent.__table__, IR, DR, IH, DH)}
 
 
