@@ -1,0 +1,88 @@
+"""Does the trained Q-learning agent beat max-pressure? Train, then evaluate on held-out seeds.
+
+For each scenario: `signalwise train` with the default (recommended) agent
+settings, then `signalwise evaluate` on 5 held-out seeds against
+max-pressure. Prints average delay (RESCO definition) with 95% CI, change,
+Welch and paired p-values, the fallback share, shield violations in training
+and evaluation (independent audit), training wall time, worker peak RSS and
+Q-table size.
+
+    .venv/bin/python bench/learning_quality.py                       # single, corridor, grid
+    .venv/bin/python bench/learning_quality.py --scenarios resco:cologne1,resco:ingolstadt1,resco:grid4x4
+    .venv/bin/python bench/learning_quality.py --scenarios single --episodes 120 --seeds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+from signalwise.control.learning.evaluate import evaluate
+from signalwise.control.learning.train import TrainConfig, train
+
+#: episodes per scenario when --episodes is not given: enough for the table to
+#: settle on each (more intersections share the wall time of one episode)
+EPISODES = {"single": 120, "corridor": 60, "grid": 40, "resco:cologne1": 60, "resco:ingolstadt1": 60,
+            "resco:grid4x4": 30}
+
+
+def run_one(scenario: str, episodes: int, seeds: int, out: Path, workers: int) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    model = train(TrainConfig(scenario=scenario, episodes=episodes, seed=1, workers=workers, batch=workers, out=out))
+    train_wall = time.perf_counter() - t0
+    res = evaluate(out / "model", scenario, seeds, workers=workers)
+    ev = res.evaluation
+    delay = res.summary["metrics"]["avg_delay_s"]["controllers"]
+    ql = next(c for c in delay if c.startswith("ql:"))
+    t = model.meta["training"]
+    return {
+        "scenario": scenario, "episodes": episodes, "seeds": ev["seeds"],
+        "ql": [delay[ql]["mean"], delay[ql]["ci_low"], delay[ql]["ci_high"]],
+        "max_pressure": [delay["max-pressure"]["mean"], delay["max-pressure"]["ci_low"],
+                         delay["max-pressure"]["ci_high"]],
+        "change_pct": ev["change_pct"], "p_welch": ev["p_value"], "p_paired": ev.get("p_value_paired"),
+        "fallback_fraction": ev["fallback_fraction"],
+        "violations_training": t["violations"], "violations_evaluation": ev["violations"],
+        "train_wall_s": round(train_wall, 1), "worker_peak_rss_mb": t["peak_worker_rss_mb"],
+        "qtable_kib": round(sum(tb.nbytes for tb in model.tables.values()) / 1024, 1),
+        "tables": len(model.tables),
+    }
+
+
+def fmt(r: dict) -> str:
+    q, m = r["ql"], r["max_pressure"]
+    pp = r["p_paired"]
+    return (f"| {r['scenario']} | {r['episodes']} | {q[0]:.1f} ± {(q[2] - q[1]) / 2:.1f} s | "
+            f"{m[0]:.1f} ± {(m[2] - m[1]) / 2:.1f} s | {r['change_pct']:+.1f} % | {r['p_welch']:.3f} | "
+            f"{'n/a' if pp is None else f'{pp:.3f}'} | {r['fallback_fraction']:.3f} | "
+            f"{r['violations_training']} / {r['violations_evaluation']} | {r['train_wall_s']:.0f} s | "
+            f"{r['worker_peak_rss_mb']} MB | {r['qtable_kib']} KiB |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenarios", default="single,corridor,grid")
+    ap.add_argument("--episodes", type=int, default=None, help="episodes per scenario (default: per scenario)")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=Path("bench/out/learning"))
+    args = ap.parse_args()
+    rows = []
+    print("| scenario | episodes | ql delay | max-pressure | change | Welch p | paired p | fallback | "
+          "violations train / eval | training wall | worker peak RSS | Q-table |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    for scenario in [s for s in args.scenarios.split(",") if s]:
+        episodes = args.episodes or EPISODES.get(scenario, 40)
+        r = run_one(scenario, episodes, args.seeds, args.out / scenario.replace(":", "-"), args.workers)
+        rows.append(r)
+        print(fmt(r), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "learning_quality.json").write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
