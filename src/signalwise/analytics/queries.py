@@ -19,7 +19,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, case, distinct, func, literal, or_, select, union_all
+from sqlalchemy import Engine, case, distinct, func, literal, select, union_all
 
 from signalwise.store.tables import (
     DirectionHourlyRollup,
@@ -116,12 +116,11 @@ class Filters:
             cond.append(table.c.hour < hi)
         return cond
 
-    def edge_conditions(self, edges: list[tuple]) -> list:
-        """Record conditions for the rows of the partial hours only."""
-        untimed = Filters(self.simulation_id, self.intersection_id, self.direction).record_conditions()
-        spans = [and_(*([R.c.timestamp >= a] if a is not None else []),
-                      *([R.c.timestamp < b] if b is not None else [])) for a, b in edges]
-        return [*untimed, or_(*spans)]
+    def edge_conditions(self, edge: tuple) -> list:
+        """Record conditions for the rows of one partial hour (one range each: an OR of two ranges
+        would keep SQLite from using the timestamp index)."""
+        a, b = edge
+        return [*Filters(self.simulation_id, self.intersection_id, self.direction, a, b).record_conditions()]
 
     def rollup_conditions(self, table) -> list:  # noqa: ANN001 - IR or DR
         cond = []
@@ -151,7 +150,7 @@ def _timed_source(f: Filters, hourly, rows) -> object:  # noqa: ANN001 - (condit
     (partial sums per group); the caller sums them again per group.
     """
     hours, edges = f.hours()
-    parts = ([hourly(hours)] if hours is not None else []) + ([rows(f.edge_conditions(edges))] if edges else [])
+    parts = ([hourly(hours)] if hours is not None else []) + [rows(f.edge_conditions(e)) for e in edges]
     return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
 
 
