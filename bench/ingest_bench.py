@@ -7,7 +7,10 @@ afterwards), the median records/s over batches of 10,000 records (4
 directions each, 50 runs x 20 intersections, roll-ups kept):
 
 - bytes->rows: `ingest_json_array` from the JSON body to committed rows — the
-  POST /api/v1/ingest/batch work without HTTP (alternate batches);
+  POST /api/v1/ingest/batch work without HTTP (alternate batches), with
+  `SIGNALWISE_INGEST_WORKERS` validation processes (default 1 on 2 cores);
+  also per CPU-second of this process plus the workers, which the load
+  distorts less than wall-clock rates;
 - write only: the other batches, validated first, then timed from models;
 - HTTP batch: the endpoint itself, in-process (ASGI), on a further
   `records / 2`.
@@ -43,14 +46,18 @@ def batches(n: int, tag: str) -> list[bytes]:
 
 
 def bench_store(url: str, n: int) -> dict:
+    from signalwise.store.pipeline import warm
+
     engine = get_engine(url)
+    warm()  # worker start-up (once per process) is not ingestion time
     end_to_end, write_only, per_cpu_s = [], [], []
     for k, body in enumerate(batches(n, "E2E")):
         if k % 2 == 0:  # bytes -> validated -> committed rows: the batch endpoint's work without HTTP
-            t, cpu = time.perf_counter(), time.process_time()
-            count = ingest_json_array(engine, body, max_records=BATCH)
+            t, cpu, stats = time.perf_counter(), time.process_time(), {}
+            count = ingest_json_array(engine, body, max_records=BATCH, stats=stats)
             end_to_end.append(count / (time.perf_counter() - t))
-            per_cpu_s.append(count / (time.process_time() - cpu))
+            # this process and the validation workers (not the PostgreSQL server)
+            per_cpu_s.append(count / (time.process_time() - cpu + stats.get("worker_cpu_s", 0.0)))
         else:  # validated first, then timed: the database write (with roll-ups) alone
             with gc_paused():
                 recs = RecordList.validate_json(body)
@@ -70,20 +77,63 @@ def bench_store(url: str, n: int) -> dict:
             http.append(resp.json()["ingested"] / (time.perf_counter() - t))
     return {"bytes->rows": statistics.median(end_to_end), "HTTP batch": statistics.median(http),
             "write only": statistics.median(write_only),
-            "bytes->rows per CPU-second of this process": statistics.median(per_cpu_s)}
+            "bytes->rows per CPU-second (this process + validation workers)": statistics.median(per_cpu_s)}
+
+
+def cpu_us_per_record(work, n: int, repeat: int = 3) -> float:  # noqa: ANN001
+    """Least CPU time of `repeat` calls of work(), in µs per record (CPU time: the load barely shifts it)."""
+    best = float("inf")
+    for _ in range(repeat):
+        with gc_paused():
+            t = time.process_time()
+            work()
+            best = min(best, time.process_time() - t)
+    return best / n * 1e6
+
+
+def parts(n: int = 10_000) -> None:
+    """CPU cost of each step of bytes -> rows, per record, to choose how validation is done."""
+    import pickle
+
+    from pydantic_core import from_json
+
+    from signalwise.store.schemas import IntersectionRecord
+    from signalwise.store.writers import build_rows, sqlite_utc_text
+
+    lines = [line.encode() for line in record_lines(n, [f"P_{i}" for i in range(50)], 20)]
+    body = b"[" + b",".join(lines) + b"]"
+    recs = RecordList.validate_json(body)
+    ids = {f"P_{i}": i for i in range(50)}
+    rows = build_rows(recs, ids, sqlite_utc_text)
+    steps = {
+        "one model_validate_json per line": lambda: [IntersectionRecord.model_validate_json(x) for x in lines],
+        "one validate_json over the joined lines": lambda: RecordList.validate_json(b"[" + b",".join(lines) + b"]"),
+        "from_json + validate_python (old batch path)": lambda: RecordList.validate_python(from_json(body)),
+        "build_rows (SQLite)": lambda: build_rows(recs, ids, sqlite_utc_text),
+        "pickle + unpickle the rows": lambda: pickle.loads(pickle.dumps(rows, protocol=5)),
+    }
+    print(f"CPU µs per record over {n:,} records (least of 3; load average {os.getloadavg()[0]:.1f}):")
+    for name, work in steps.items():
+        print(f"  {name:<46} {cpu_us_per_record(work, n):6.1f}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
+    ap.add_argument("--parts", action="store_true", help="only the CPU cost per record of each step")
     args = ap.parse_args()
+    if args.parts:
+        parts()
+        return
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     if "postgresql" in kinds and (reason := postgres_unavailable_reason()):
         print(f"skipping PostgreSQL: {reason}")
         kinds.remove("postgresql")
+    from signalwise.store.pipeline import default_workers
+
     print(f"batches of {BATCH:,} records x 4 directions, {args.records:,} records per database; median records/s; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+          f"{default_workers()} validation worker(s); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for kind in kinds:
         with tempfile.TemporaryDirectory() as tmp, isolated_database(kind, Path(tmp)) as url:
             res = bench_store(url, args.records)

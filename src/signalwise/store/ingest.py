@@ -2,6 +2,9 @@
 
 `ingest_records` writes any number of records in one transaction, a chunk at
 a time so memory stays bounded; a bad record anywhere rolls back everything.
+`ingest_json_records` does the same from records' JSON text (a JSONL file,
+a batch body cut into records), validating in worker processes while this
+one writes (`pipeline.py`).
 Re-sending a (simulation_id, timestamp, intersection_id) replaces the stored
 record and its signal rows. The roll-up totals (`rollups.py`) are kept in
 the same transaction; the bulk writers are in `writers.py`.
@@ -15,6 +18,7 @@ import gc
 import itertools
 import json
 import math
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
@@ -25,6 +29,7 @@ from pydantic_core import from_json
 from sqlalchemy import Connection, Engine
 from sqlalchemy.dialects import postgresql, sqlite
 
+from . import pipeline
 from .schemas import IntersectionRecord, RecordList, field_path, first_error
 from .tables import Run, RunMetric
 from .timefmt import UTC
@@ -32,6 +37,13 @@ from .writers import PostgresWriter, SqliteWriter, run_ids
 
 #: records written per round trip
 CHUNK_RECORDS = 5_000
+
+#: records per chunk handed to a validation process: small enough that the
+#: writer starts early, large enough that a round trip costs little
+PIPELINE_CHUNK_RECORDS = 2_000
+
+#: a batch smaller than this is validated in this process (no round trip to a worker)
+PIPELINE_MIN_RECORDS = 2_000
 
 #: called after every successful write (the API clears its cache here)
 after_write_hooks: list[Callable[[], None]] = []
@@ -133,14 +145,35 @@ class _Background:
 
 
 def ingest_json_array(engine: Engine, body: bytes | str, *, max_records: int,
-                      chunk_records: int = CHUNK_RECORDS) -> int:
+                      chunk_records: int = CHUNK_RECORDS, workers: int | None = None,
+                      stats: dict | None = None) -> int:
     """Store a JSON array of records (a batch request's body), all or nothing.
 
-    The array is parsed once, then validated a chunk at a time inside the
-    write pipeline, so on PostgreSQL validating overlaps with writing. Raises
-    `RecordError` (its `errors` carry absolute `loc`s, as validating the whole
-    array would give) or `BatchTooLarge`.
+    The body is cut into its records' JSON texts (`pipeline.split_array`)
+    and validated per record, by worker processes for large batches, while
+    this process writes. Raises `RecordError` (its `errors` carry absolute
+    `loc`s, as validating the whole array would give) or `BatchTooLarge`.
+    When the body cannot be cut, or a piece is invalid, the array is parsed
+    whole and validated a chunk at a time, which names the problem.
     """
+    data = body.encode() if isinstance(body, str) else body
+    bounds = pipeline.split_array(data)
+    if bounds is not None:
+        if len(bounds) > max_records:
+            raise BatchTooLarge(f"batch holds {len(bounds)} records, more than the maximum of {max_records}")
+        if workers is None:
+            workers = pipeline.default_workers() if len(bounds) >= PIPELINE_MIN_RECORDS else 0
+        try:
+            return ingest_json_records(engine, ((i, data[a:b]) for i, (a, b) in enumerate(bounds)),
+                                       lambda i: f"record {i}", workers=workers, stats=stats,
+                                       chunk_records=PIPELINE_CHUNK_RECORDS if workers else chunk_records)
+        except RecordError:
+            pass  # nothing was written; the whole-array path below reports the problems as before
+    return _ingest_parsed_array(engine, data, max_records=max_records, chunk_records=chunk_records)
+
+
+def _ingest_parsed_array(engine: Engine, body: bytes, *, max_records: int, chunk_records: int) -> int:
+    """The array parsed whole by pydantic-core, then validated a chunk at a time (errors list up to 20)."""
     try:
         items = from_json(body)
     except ValueError as exc:
@@ -163,6 +196,71 @@ def ingest_json_array(engine: Engine, body: bytes | str, *, max_records: int,
 
 class BatchTooLarge(ValueError):
     """More records in one request than the configured maximum (HTTP 413)."""
+
+
+def ingest_json_records(engine: Engine, items: Iterable[tuple[int, bytes | str]], where: Callable[[int], str], *,
+                        chunk_records: int = PIPELINE_CHUNK_RECORDS, workers: int | None = None,
+                        on_progress: Callable[[int], None] | None = None, stats: dict | None = None) -> int:
+    """Validate and store records given as JSON text, one transaction; returns how many were written.
+
+    `items` are (position, one record's JSON); `where(position)` names a
+    record in errors (a file and line, a batch index). With `workers` > 0
+    (default `pipeline.default_workers()`) chunks are validated in worker
+    processes, up to `workers + 1` chunks ahead of the writer, so memory
+    stays bounded however long `items` is. Raises `RecordError` for the
+    first invalid record (in `items` order) and writes nothing.
+    `stats`, if given, receives `worker_cpu_s`: CPU time spent validating.
+    """
+    workers = pipeline.default_workers() if workers is None else workers
+    iterator = iter(items)
+    written = 0
+    validation_cpu = 0.0
+    pending: deque = deque()
+    with engine.begin() as conn, gc_paused():
+        writer = PostgresWriter(conn) if conn.dialect.name == "postgresql" else SqliteWriter(conn)
+        dialect = conn.dialect.name
+        executor = pipeline.pool(workers) if workers else None
+
+        def write(positions: list[int], result) -> None:  # noqa: ANN001
+            nonlocal written, validation_cpu
+            if isinstance(result, pipeline.Invalid):
+                pos = positions[result.index]
+                raise RecordError(where(pos), result.field, result.reason,
+                                  [{**e, "loc": (pos, *e["loc"])} for e in result.errors])
+            records, signals, totals, cpu_s = result
+            validation_cpu += cpu_s
+            writer.write_rows(records, signals, totals)
+            written += len(positions)
+            if on_progress is not None:
+                on_progress(len(positions))
+
+        try:
+            while True:
+                chunk = list(itertools.islice(iterator, chunk_records))
+                more = bool(chunk)
+                if more:
+                    positions = [p for p, _ in chunk]
+                    raw = [text for _, text in chunk]
+                    del chunk
+                    if executor is None:
+                        write(positions, pipeline.validate_rows(raw, dialect))
+                        continue
+                    pending.append((positions, executor.submit(pipeline.validate_rows, raw, dialect)))
+                    del raw
+                if not pending:
+                    break
+                if more and len(pending) <= workers:
+                    continue  # keep every worker busy, one chunk ahead
+                positions, future = pending.popleft()
+                write(positions, future.result())
+        finally:
+            for _, future in pending:
+                future.cancel()
+    if stats is not None:
+        stats["worker_cpu_s"] = stats.get("worker_cpu_s", 0.0) + (validation_cpu if workers else 0.0)
+    if written:
+        _notify()
+    return written
 
 
 def iter_jsonl(path: Path) -> Iterator[IntersectionRecord]:

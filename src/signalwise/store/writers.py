@@ -6,7 +6,7 @@ Both follow the same plan per chunk of validated records:
    timestamps are certainly new: the fast path writes rows straight away
    (SQLite `executemany` with ids we number under the write lock;
    PostgreSQL `COPY` into the tables with ids reserved from the sequence)
-   and adds the chunk's totals to the roll-ups.
+   and merges the chunk's totals (`rollups.deltas`) into the roll-ups.
 2. Otherwise some records may replace stored ones: an upsert per record,
    fresh signal rows, and the touched roll-up keys recomputed from the rows.
 
@@ -71,20 +71,20 @@ def latest_per_key(chunk: list[IntersectionRecord]) -> list[IntersectionRecord]:
     return list(latest.values()) if len(latest) != len(chunk) else chunk
 
 
-def build_rows(chunk: list[IntersectionRecord], ids: dict[str, int], stamp: Callable[[dt.datetime], object]):
-    """(record rows, signal rows per record, {(run_id, intersection_id): [first, last stored timestamp]})."""
+def record_rows(chunk: list[IntersectionRecord], stamp: Callable[[dt.datetime], object]) -> tuple[list, list]:
+    """(record rows, signal rows per record) of validated records, the record rows starting with the
+    simulation_id where the table has run_id (`with_run_ids` swaps it). Plain tuples: cheap to pickle,
+    so a validation process can build them (`pipeline.py`). Last record wins when a key repeats."""
     records, signals = [], []
-    spans: dict[tuple, list] = {}
     stamps: dict[dt.datetime, object] = {}  # intersections of one interval share their timestamp
-    for r in chunk:
-        run_id = ids[r.simulation_id]
+    for r in latest_per_key(chunk):
         ts = stamps.get(r.timestamp)
         if ts is None:
             ts = stamps[r.timestamp] = stamp(r.timestamp)
         m = r.metrics
-        records.append((run_id, r.intersection_id, ts, m["total_vehicles_passed"], m["avg_wait_time_all_sides"],
-                        m["throughput"], m["avg_speed"], m["fuel_saved"], m["co2_saved"],
-                        m["emergency_overrides"]))
+        records.append((r.simulation_id, r.intersection_id, ts, m["total_vehicles_passed"],
+                        m["avg_wait_time_all_sides"], m["throughput"], m["avg_speed"], m["fuel_saved"],
+                        m["co2_saved"], m["emergency_overrides"]))
         sig = []
         for s in r.signals:
             v = s["vehicle_counts"]
@@ -93,14 +93,31 @@ def build_rows(chunk: list[IntersectionRecord], ids: dict[str, int], stamp: Call
                         s["signal_timer"], s["vehicles_crossed"], s["avg_wait_time"], s["green_time_allocated"]))
         sig.sort()  # by direction: rows then append to the (record_id, direction) key in order
         signals.append(sig)
-        span = spans.get((run_id, r.intersection_id))
+    return records, signals
+
+
+def with_run_ids(records: list[tuple], ids: dict[str, int]) -> tuple[list[tuple], dict[tuple, list]]:
+    """(record rows with run ids, {(run_id, intersection_id): [first, last timestamp in the rows]})."""
+    out = []
+    spans: dict[tuple, list] = {}
+    for row in records:
+        run_id, intersection_id, ts = ids[row[0]], row[1], row[2]
+        out.append((run_id, *row[1:]))
+        span = spans.get((run_id, intersection_id))
         if span is None:
-            spans[(run_id, r.intersection_id)] = [ts, ts]
+            spans[(run_id, intersection_id)] = [ts, ts]
         elif ts < span[0]:
             span[0] = ts
         elif ts > span[1]:
             span[1] = ts
-    return records, signals, spans
+    return out, spans
+
+
+def build_rows(chunk: list[IntersectionRecord], ids: dict[str, int], stamp: Callable[[dt.datetime], object]):
+    """(record rows, signal rows per record, {(run_id, intersection_id): [first, last stored timestamp]})."""
+    records, signals = record_rows(chunk, stamp)
+    rows, spans = with_run_ids(records, ids)
+    return rows, signals, spans
 
 
 def may_replace(cursor, spans: dict[tuple, list], mark: str) -> bool:  # noqa: ANN001 - DB-API cursor
@@ -119,6 +136,12 @@ def may_replace(cursor, spans: dict[tuple, list], mark: str) -> bool:  # noqa: A
     return False
 
 
+def add_totals(cursor, upserts: list[str], totals: list[list[tuple]], ids: dict[str, int]) -> None:  # noqa: ANN001
+    """Merge a chunk's `rollups.deltas` (keyed by simulation_id) into the roll-up tables."""
+    for statement, rows in zip(upserts, totals, strict=True):
+        cursor.executemany(statement, [(ids[r[0]], *r[1:]) for r in rows])
+
+
 class SqliteWriter:
     def __init__(self, conn: Connection):
         self.conn = conn
@@ -128,14 +151,21 @@ class SqliteWriter:
             # take the write lock now: ids are numbered from max(id) and must stay ours
             self.cursor.execute("BEGIN IMMEDIATE")
         self.run_ids: dict[str, int] = {}
-        self.add_totals = rollups.add_statements("sqlite", "r.id BETWEEN ? AND ?")
+        self.upserts = rollups.upsert_statements("sqlite")
+
+    stamp = staticmethod(sqlite_utc_text)
 
     def write(self, chunk: list[IntersectionRecord]) -> None:
-        chunk = latest_per_key(chunk)
-        new = {r.simulation_id for r in chunk} - self.run_ids.keys()
+        self.write_rows(*record_rows(chunk, self.stamp))
+
+    def write_rows(self, records: list[tuple], signals: list[list[tuple]], totals: list | None = None) -> None:
+        """Write `record_rows` output (simulation ids first, keys unique within the chunk), and add its
+        `rollups.deltas` (computed here unless given) to the roll-ups."""
+        new = {r[0] for r in records} - self.run_ids.keys()
         if new:
             self.run_ids.update(run_ids(self.conn, new))
-        records, signals, spans = build_rows(chunk, self.run_ids, sqlite_utc_text)
+        sims = records
+        records, spans = with_run_ids(records, self.run_ids)
         cur = self.cursor
         replacing = may_replace(cur, spans, "?")
         if replacing:
@@ -157,8 +187,7 @@ class SqliteWriter:
         if replacing:
             rollups.recompute(cur, spans, "sqlite")
         else:
-            for statement in self.add_totals:
-                cur.execute(statement, (ids[0], ids[-1]))
+            add_totals(cur, self.upserts, totals or rollups.deltas(sims, signals, rollups.hour_text), self.run_ids)
 
 
 class PostgresWriter:
@@ -169,28 +198,35 @@ class PostgresWriter:
         self.sequence = self.cursor.execute(
             "SELECT pg_get_serial_sequence('intersection_records', 'id')").fetchone()[0]
         self.staging = False
-        self.add_totals = rollups.add_statements("postgresql", "r.id = ANY(%s)")
+        self.upserts = rollups.upsert_statements("postgresql")
+
+    stamp = staticmethod(utc)
 
     def write(self, chunk: list[IntersectionRecord]) -> None:
+        self.write_rows(*record_rows(chunk, self.stamp))
+
+    def write_rows(self, records: list[tuple], signals: list[list[tuple]], totals: list | None = None) -> None:
+        """Write `record_rows` output (simulation ids first, keys unique within the chunk), and add its
+        `rollups.deltas` (computed here unless given) to the roll-ups."""
         import psycopg
 
-        chunk = latest_per_key(chunk)
-        new = {r.simulation_id for r in chunk} - self.run_ids.keys()
+        new = {r[0] for r in records} - self.run_ids.keys()
         if new:
             self.run_ids.update(run_ids(self.conn, new))
-        records, signals, spans = build_rows(chunk, self.run_ids, utc)
+        sims = records
+        records, spans = with_run_ids(records, self.run_ids)
         cur = self.cursor
         if not may_replace(cur, spans, "%s"):
             cur.execute("SAVEPOINT signalwise_copy")
             try:
-                ids = self._copy_new(records, signals)
+                self._copy_new(records, signals)
             except psycopg.errors.UniqueViolation:
                 # another writer stored one of these keys since we looked: take the replacing path
                 cur.execute("ROLLBACK TO SAVEPOINT signalwise_copy")
             else:
                 cur.execute("RELEASE SAVEPOINT signalwise_copy")
-                for statement in self.add_totals:
-                    cur.execute(statement, (ids,))
+                add_totals(cur, self.upserts, totals or rollups.deltas(sims, signals, rollups.hour_start),
+                           self.run_ids)
                 return
         self._upsert(records, signals)
         rollups.recompute(cur, spans, "postgresql")
