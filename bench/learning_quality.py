@@ -25,8 +25,8 @@ from signalwise.control.learning.train import TrainConfig, train
 
 #: episodes per scenario when --episodes is not given: enough for the table to
 #: settle on each (more intersections share the wall time of one episode)
-EPISODES = {"single": 120, "corridor": 60, "grid": 40, "resco:cologne1": 60, "resco:ingolstadt1": 60,
-            "resco:grid4x4": 30}
+EPISODES = {"single": 120, "corridor": 40, "grid": 24, "resco:cologne1": 40, "resco:ingolstadt1": 40,
+            "resco:grid4x4": 24}
 
 
 def run_one(scenario: str, episodes: int, seeds: int, out: Path, workers: int) -> dict:

@@ -66,7 +66,7 @@ class Hyper:
     downstream_weight: float = 0.0  # coordination: weight of halting vehicles on the outgoing lanes
     period_s: float = 5.0  # how often the controller is asked during green
     guide: str = "max-pressure"  # "max-pressure" | "none": who acts in states the table barely knows
-    guide_visits: int = 10
+    guide_visits: int = 30
     # "state": follow the guide while the state has < guide_visits visits in all;
     # "each-action": while any action there has < guide_visits tries (safe policy
     # improvement with baseline bootstrapping, SPIBB: deviate from the baseline

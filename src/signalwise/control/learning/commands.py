@@ -48,7 +48,7 @@ def train_command(
     guide_mode: Annotated[str, typer.Option(help="each-action: follow the guide until every action was tried "
                                                  "--guide-visits times in the state (also when the model runs) | "
                                                  "state: until the state was seen --guide-visits times")] = "each-action",
-    guide_visits: Annotated[int, typer.Option(help="see --guide-mode")] = 10,
+    guide_visits: Annotated[int, typer.Option(help="see --guide-mode")] = 30,
     epsilon_start: Annotated[float, typer.Option(help="exploration in the first episode")] = 0.3,
     downstream_weight: Annotated[float, typer.Option(help="coordination: weight of the halting vehicles on the "
                                                           "outgoing lanes (neighbours' approaches) in the cost")] = 0.0,
