@@ -7,10 +7,10 @@ afterwards), the median records/s over batches of 10,000 records (4
 directions each, 50 runs x 20 intersections, roll-ups kept):
 
 - bytes->rows: `ingest_json_array` from the JSON body to committed rows — the
-  POST /api/v1/ingest/batch work without HTTP (alternate batches), with
-  `SIGNALWISE_INGEST_WORKERS` validation processes (default 1 on 2 cores);
-  also per CPU-second of this process plus the workers, which the load
-  distorts less than wall-clock rates;
+  POST /api/v1/ingest/batch work without HTTP (every other batch), in turn
+  with `SIGNALWISE_INGEST_WORKERS` validation processes (default 1 on 2
+  cores) and with none; also per CPU-second of this process plus the
+  workers, which the load distorts less than wall-clock rates;
 - write only: the other batches, validated first, then timed from models;
 - HTTP batch: the endpoint itself, in-process (ASGI), on a further
   `records / 2`.
@@ -46,18 +46,26 @@ def batches(n: int, tag: str) -> list[bytes]:
 
 
 def bench_store(url: str, n: int) -> dict:
-    from signalwise.store.pipeline import warm
+    from signalwise.store.pipeline import default_workers, warm
 
     engine = get_engine(url)
-    warm()  # worker start-up (once per process) is not ingestion time
-    end_to_end, write_only, per_cpu_s = [], [], []
+    workers = default_workers()
+    warm(workers)  # worker start-up (once per process) is not ingestion time
+    modes = [workers, 0] if workers else [0]
+    end_to_end = {w: [] for w in modes}
+    per_cpu_s = {w: [] for w in modes}
+    main_only = {w: [] for w in modes}  # per CPU-second of this process alone: the writer's ceiling
+    write_only = []
     for k, body in enumerate(batches(n, "E2E")):
         if k % 2 == 0:  # bytes -> validated -> committed rows: the batch endpoint's work without HTTP
+            w = modes[(k // 2) % len(modes)]  # alternate: with validation workers, and all in this process
             t, cpu, stats = time.perf_counter(), time.process_time(), {}
-            count = ingest_json_array(engine, body, max_records=BATCH, stats=stats)
-            end_to_end.append(count / (time.perf_counter() - t))
+            count = ingest_json_array(engine, body, max_records=BATCH, workers=w, stats=stats)
+            end_to_end[w].append(count / (time.perf_counter() - t))
             # this process and the validation workers (not the PostgreSQL server)
-            per_cpu_s.append(count / (time.process_time() - cpu + stats.get("worker_cpu_s", 0.0)))
+            main_cpu = time.process_time() - cpu
+            per_cpu_s[w].append(count / (main_cpu + stats.get("worker_cpu_s", 0.0)))
+            main_only[w].append(count / main_cpu)
         else:  # validated first, then timed: the database write (with roll-ups) alone
             with gc_paused():
                 recs = RecordList.validate_json(body)
@@ -75,9 +83,13 @@ def bench_store(url: str, n: int) -> dict:
             resp = client.post("/api/v1/ingest/batch", content=body, headers={"content-type": "application/json"})
             assert resp.status_code == 201, resp.text[:200]
             http.append(resp.json()["ingested"] / (time.perf_counter() - t))
-    return {"bytes->rows": statistics.median(end_to_end), "HTTP batch": statistics.median(http),
-            "write only": statistics.median(write_only),
-            "bytes->rows per CPU-second (this process + validation workers)": statistics.median(per_cpu_s)}
+    out = {}
+    for w in modes:
+        out[f"bytes->rows, {w} workers"] = statistics.median(end_to_end[w])
+        out[f"  per CPU-second ({w} workers)"] = statistics.median(per_cpu_s[w])
+        if w:
+            out["  per CPU-second of the writer"] = statistics.median(main_only[w])
+    return {**out, "HTTP batch": statistics.median(http), "write only": statistics.median(write_only)}
 
 
 def cpu_us_per_record(work, n: int, repeat: int = 3) -> float:  # noqa: ANN001
@@ -97,20 +109,26 @@ def parts(n: int = 10_000) -> None:
 
     from pydantic_core import from_json
 
+    from signalwise.store import rollups
+    from signalwise.store.pipeline import split_array
     from signalwise.store.schemas import IntersectionRecord
-    from signalwise.store.writers import build_rows, sqlite_utc_text
+    from signalwise.store.writers import record_rows, sqlite_utc_text, with_run_ids
 
     lines = [line.encode() for line in record_lines(n, [f"P_{i}" for i in range(50)], 20)]
     body = b"[" + b",".join(lines) + b"]"
     recs = RecordList.validate_json(body)
     ids = {f"P_{i}": i for i in range(50)}
-    rows = build_rows(recs, ids, sqlite_utc_text)
+    rows = record_rows(recs, sqlite_utc_text)
+    totals = rollups.deltas(*rows, rollups.hour_text)
     steps = {
+        "split_array (a batch body into records)": lambda: split_array(body),
         "one model_validate_json per line": lambda: [IntersectionRecord.model_validate_json(x) for x in lines],
         "one validate_json over the joined lines": lambda: RecordList.validate_json(b"[" + b",".join(lines) + b"]"),
         "from_json + validate_python (old batch path)": lambda: RecordList.validate_python(from_json(body)),
-        "build_rows (SQLite)": lambda: build_rows(recs, ids, sqlite_utc_text),
-        "pickle + unpickle the rows": lambda: pickle.loads(pickle.dumps(rows, protocol=5)),
+        "record_rows (SQLite)": lambda: record_rows(recs, sqlite_utc_text),
+        "rollups.deltas": lambda: rollups.deltas(*rows, rollups.hour_text),
+        "pickle + unpickle rows and totals": lambda: pickle.loads(pickle.dumps((rows, totals), protocol=5)),
+        "with_run_ids": lambda: with_run_ids(rows[0], ids),
     }
     print(f"CPU µs per record over {n:,} records (least of 3; load average {os.getloadavg()[0]:.1f}):")
     for name, work in steps.items():
@@ -130,16 +148,16 @@ def main() -> None:
     if "postgresql" in kinds and (reason := postgres_unavailable_reason()):
         print(f"skipping PostgreSQL: {reason}")
         kinds.remove("postgresql")
-    from signalwise.store.pipeline import default_workers
-
     print(f"batches of {BATCH:,} records x 4 directions, {args.records:,} records per database; median records/s; "
-          f"{default_workers()} validation worker(s); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for kind in kinds:
         with tempfile.TemporaryDirectory() as tmp, isolated_database(kind, Path(tmp)) as url:
             res = bench_store(url, args.records)
-        verdict = "meets" if res["bytes->rows"] >= 20_000 else "MISSES"
-        print(f"  {kind:<10} " + "  ".join(f"{k}: {v:,.0f}/s" for k, v in res.items())
-              + f"  ({verdict} 20,000/s bytes->rows; load average now {os.getloadavg()[0]:.1f})")
+        best = max(v for k, v in res.items() if k.startswith("bytes->rows"))
+        verdict = "meets" if best >= 20_000 else "MISSES"
+        print(f"  {kind} ({verdict} 20,000/s bytes->rows; load average now {os.getloadavg()[0]:.1f}):")
+        for k, v in res.items():
+            print(f"    {k:<32} {v:9,.0f}/s")
 
 
 if __name__ == "__main__":

@@ -245,7 +245,7 @@ def ingest_json_records(engine: Engine, items: Iterable[tuple[int, bytes | str]]
                     if executor is None:
                         write(positions, pipeline.validate_rows(raw, dialect))
                         continue
-                    pending.append((positions, executor.submit(pipeline.validate_rows, raw, dialect)))
+                    pending.append((positions, executor.submit(pipeline.validate_packed, pipeline.pack(raw), dialect)))
                     del raw
                 if not pending:
                     break

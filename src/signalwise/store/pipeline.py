@@ -16,6 +16,7 @@ one whole record on its own.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import threading
@@ -53,6 +54,19 @@ class Invalid:
     field: str
     reason: str
     errors: list[dict]
+
+
+def pack(raw: list[bytes | str]) -> tuple[bytes, list[int]]:
+    """A chunk as one bytes object and the records' end offsets: pickled to a worker as one copy, not
+    thousands of small objects."""
+    data = [t.encode() if isinstance(t, str) else t for t in raw]
+    return b"".join(data), list(itertools.accumulate(map(len, data)))
+
+
+def validate_packed(packed: tuple[bytes, list[int]], dialect: str) -> tuple[list, list, list, float] | Invalid:
+    """`validate_rows` of a `pack`ed chunk (what a worker process runs)."""
+    blob, ends = packed
+    return validate_rows([blob[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)], dialect)
 
 
 def validate_rows(raw: list[bytes | str], dialect: str) -> tuple[list, list, list, float] | Invalid:
@@ -118,9 +132,10 @@ def warm(workers: int | None = None) -> None:
 def split_array(body: bytes) -> list[tuple[int, int]] | None:
     """(start, end) of each element of a JSON array in `body`, or None when unsure (not an array, empty).
 
-    Vectorised over the bytes: quotes (less the escaped ones) toggle "inside
-    a string", brackets outside strings give the depth, and the commas at
-    depth 0 inside the array separate its elements. The caller validates
+    Vectorised over the bytes (~2.5 µs of CPU per record, `--parts`): quotes
+    (less the escaped ones) toggle "inside a string", brackets outside
+    strings give the depth, and the commas at depth 0 inside the array
+    separate its elements. The caller validates
     each piece as one record, so a wrong cut can only fail, never pass.
     """
     end = len(body.rstrip())
@@ -129,21 +144,24 @@ def split_array(body: bytes) -> list[tuple[int, int]] | None:
         return None
     first = start + 1
     a = np.frombuffer(body, np.uint8, count=end - 1 - first, offset=first)
-    quote = a == 0x22
+    # only quotes, commas and brackets matter: work on those (~1/5 of the bytes)
+    where = np.flatnonzero((a == 0x22) | (a == 0x2C) | (a == 0x7B) | (a == 0x7D) | (a == 0x5B) | (a == 0x5D))
+    c = a[where]
+    quote = c == 0x22
     if b"\\" in body:  # a quote after an odd run of backslashes is part of the string
-        for p in np.flatnonzero(quote[1:] & (a[:-1] == 0x5C)) + 1:
-            run = 0
+        for k in np.flatnonzero(quote & (where > 0)):
+            p, run = int(where[k]), 0
             while p - run - 1 >= 0 and a[p - run - 1] == 0x5C:
                 run += 1
             if run % 2:
-                quote[p] = False
-    inside = np.bitwise_xor.accumulate(quote.view(np.uint8))
-    delta = (a == 0x7B).view(np.int8) + (a == 0x5B).view(np.int8) - (a == 0x7D).view(np.int8) \
-        - (a == 0x5D).view(np.int8)
-    delta[inside.view(bool)] = 0
+                quote[k] = False
+    inside = (np.cumsum(quote, dtype=np.int32) & 1).astype(bool)  # odd quote count so far: in a string
+    delta = (c == 0x7B).view(np.int8) + (c == 0x5B).view(np.int8) - (c == 0x7D).view(np.int8) \
+        - (c == 0x5D).view(np.int8)
+    delta[inside] = 0
     depth = np.cumsum(delta, dtype=np.int32)
-    if inside[-1] or depth[-1]:
+    if len(c) and (inside[-1] or depth[-1]):
         return None
-    commas = np.flatnonzero((a == 0x2C) & (depth == 0) & ~inside.view(bool)) + first
+    commas = where[(c == 0x2C) & (depth == 0) & ~inside] + first
     bounds = np.concatenate(([first], commas + 1)), np.concatenate((commas, [end - 1]))
     return list(zip(bounds[0].tolist(), bounds[1].tolist(), strict=True))

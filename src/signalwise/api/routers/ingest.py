@@ -39,9 +39,9 @@ def _too_large(message: str) -> JSONResponse:
 async def ingest_batch(request: Request, engine: EngineDep, settings: SettingsDep):  # noqa: ANN201
     """A JSON array of records. Any invalid record rejects the whole batch and nothing is written.
 
-    The body is parsed once by pydantic-core and validated a chunk at a
-    time inside the store's write pipeline (on PostgreSQL, validating the
-    next chunk overlaps with writing the last), on a worker thread so the
+    The body is cut into its records and each is validated on its own; a
+    large batch is validated by the store's worker processes while this one
+    writes (`store/pipeline.py`). All of it runs on a worker thread so the
     event loop stays free.
     """
     limit = settings.max_batch_records
