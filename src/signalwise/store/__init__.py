@@ -5,21 +5,34 @@ through `SIGNALWISE_DATABASE_URL` or an explicit URL. Everything else in
 signalwise reaches the database through these functions.
 """
 
-from .engine import (
-    create_store_engine,
-    current_revision,
-    database_kind,
-    database_url,
-    dispose_engines,
-    get_engine,
-    head_revision,
-    revisions,
-    upgrade,
-)
-from .events import EventRow, bulk_insert_events, count_events, query_events
-from .ingest import RecordError, ingest_records, iter_jsonl, register_run, validate_record, write_run_metrics
-from .schemas import IntersectionMetricsIn, IntersectionRecord, SignalRecordIn, VehicleCounts
-from .settings import Settings
+import importlib
+
+#: public name -> the module that defines it. Imported on first use (PEP 562), so that a validation
+#: worker process importing `signalwise.store.pipeline` does not load SQLAlchemy and the rest of the
+#: store (~45 MB per process, measured)
+_HOMES = {
+    **dict.fromkeys(("create_store_engine", "current_revision", "database_kind", "database_url",
+                     "dispose_engines", "get_engine", "head_revision", "revisions", "upgrade"), ".engine"),
+    **dict.fromkeys(("EventRow", "bulk_insert_events", "count_events", "query_events"), ".events"),
+    **dict.fromkeys(("RecordError", "ingest_records", "iter_jsonl", "register_run", "validate_record",
+                     "write_run_metrics"), ".ingest"),
+    **dict.fromkeys(("IntersectionMetricsIn", "IntersectionRecord", "SignalRecordIn", "VehicleCounts"), ".schemas"),
+    "Settings": ".settings",
+}
+
+
+def __getattr__(name: str):  # noqa: ANN202
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))
+
 
 __all__ = [
     "EventRow",

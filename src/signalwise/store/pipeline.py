@@ -24,12 +24,11 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-import numpy as np
 from pydantic import ValidationError
 
 from . import rollups
+from .rows import record_rows, sqlite_utc_text, utc
 from .schemas import IntersectionRecord, first_error
-from .writers import record_rows, sqlite_utc_text, utc
 
 #: workers per ingestion; 0 validates in this process
 WORKERS_ENV = "SIGNALWISE_INGEST_WORKERS"
@@ -138,6 +137,8 @@ def split_array(body: bytes) -> list[tuple[int, int]] | None:
     separate its elements. The caller validates
     each piece as one record, so a wrong cut can only fail, never pass.
     """
+    import numpy as np  # here, not at the top: the worker processes import this module and need no numpy
+
     end = len(body.rstrip())
     start = len(body) - len(body.lstrip())
     if end - start < 3 or body[start] != 0x5B or body[end - 1] != 0x5D:

@@ -1,0 +1,57 @@
+"""Row tuples of validated records: what the writers write and the validation workers build.
+
+Light on purpose (pydantic models in, tuples out, no SQLAlchemy): a worker
+process imports only this, the schemas and the roll-up arithmetic, so it
+costs tens of MB, not the whole store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from .schemas import IntersectionRecord
+
+UTC = dt.UTC
+
+
+def utc(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(UTC)
+
+
+def sqlite_utc_text(moment: dt.datetime) -> str:
+    """The text SQLAlchemy's SQLite DATETIME writes (as `timefmt.sqlite_text`), in UTC."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def latest_per_key(chunk: list[IntersectionRecord]) -> list[IntersectionRecord]:
+    """Last record wins when a chunk repeats a key (as a replay of the same record would)."""
+    latest: dict[tuple, IntersectionRecord] = {}
+    for r in chunk:
+        latest[(r.simulation_id, r.intersection_id, r.timestamp)] = r
+    return list(latest.values()) if len(latest) != len(chunk) else chunk
+
+
+def record_rows(chunk: list[IntersectionRecord], stamp: Callable[[dt.datetime], object]) -> tuple[list, list]:
+    """(record rows, signal rows per record) of validated records, the record rows starting with the
+    simulation_id where the table has run_id (`with_run_ids` swaps it). Plain tuples: cheap to pickle,
+    so a validation process can build them (`pipeline.py`). Last record wins when a key repeats."""
+    records, signals = [], []
+    stamps: dict[dt.datetime, object] = {}  # intersections of one interval share their timestamp
+    for r in latest_per_key(chunk):
+        ts = stamps.get(r.timestamp)
+        if ts is None:
+            ts = stamps[r.timestamp] = stamp(r.timestamp)
+        m = r.metrics
+        records.append((r.simulation_id, r.intersection_id, ts, m["total_vehicles_passed"],
+                        m["avg_wait_time_all_sides"], m["throughput"], m["avg_speed"], m["fuel_saved"],
+                        m["co2_saved"], m["emergency_overrides"]))
+        sig = []
+        for s in r.signals:
+            v = s["vehicle_counts"]
+            sig.append((s["direction"], v.get("car", 0), v.get("bus", 0), v.get("truck", 0), v.get("bike", 0),
+                        v.get("rickshaw", 0), s["emergency_vehicle_present"], s["signal_status"],
+                        s["signal_timer"], s["vehicles_crossed"], s["avg_wait_time"], s["green_time_allocated"]))
+        sig.sort()  # by direction: rows then append to the (record_id, direction) key in order
+        signals.append(sig)
+    return records, signals
