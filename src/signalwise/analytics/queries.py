@@ -246,13 +246,15 @@ def wait_times(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int
                       DH.c.vehicles_crossed).where(*f.hourly_conditions(DH, hours))
 
     def rows(cond: list):  # noqa: ANN202
-        if f.direction is not None:
-            cond = [*cond, S.c.direction == f.direction]
-        return (select(R.c.run_id, R.c.intersection_id, S.c.direction,
+        # the records of the edge first (timestamp index), then their signal rows by key: left to
+        # itself, SQLite scanned every signal row and looked up its record (1 s over 4M rows)
+        picked = select(R.c.id, R.c.run_id, R.c.intersection_id).where(*cond).cte().prefix_with("MATERIALIZED")
+        sig_cond = [S.c.direction == f.direction] if f.direction is not None else []
+        return (select(picked.c.run_id, picked.c.intersection_id, S.c.direction,
                        func.sum(S.c.avg_wait_time).label("wait_sum"), func.max(S.c.avg_wait_time).label("max_wait_s"),
                        func.count().label("samples"), func.sum(S.c.vehicles_crossed).label("vehicles_crossed"))
-                .select_from(S.join(R, R.c.id == S.c.record_id)).where(*cond)
-                .group_by(R.c.run_id, R.c.intersection_id, S.c.direction))
+                .select_from(picked.join(S, S.c.record_id == picked.c.id)).where(*sig_cond)
+                .group_by(picked.c.run_id, picked.c.intersection_id, S.c.direction))
     u = _timed_source(f, hourly, rows)
     grouped = (select(u.c.run_id, u.c.intersection_id, u.c.direction, func.sum(u.c.wait_sum).label("wait_sum"),
                       func.max(u.c.max_wait_s).label("max_wait_s"), func.sum(u.c.samples).label("samples"),
