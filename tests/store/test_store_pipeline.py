@@ -8,14 +8,13 @@ import random
 
 import pytest
 from sqlalchemy import select, text
+from test_store_rollups import assert_rollups_match, make
 from typer.testing import CliRunner
 
 from signalwise.store import RecordError
 from signalwise.store.ingest import ingest_json_array, ingest_json_records
 from signalwise.store.pipeline import split_array
 from signalwise.store.tables import IntersectionRecord as RecordRow
-
-from test_store_rollups import assert_rollups_match, make
 
 
 def texts(records: list[dict]) -> list[tuple[int, bytes]]:
