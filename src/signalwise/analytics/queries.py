@@ -246,9 +246,11 @@ def wait_times(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int
                       DH.c.vehicles_crossed).where(*f.hourly_conditions(DH, hours))
 
     def rows(cond: list):  # noqa: ANN202
-        # the records of the edge first (timestamp index), then their signal rows by key: left to
-        # itself, SQLite scanned every signal row and looked up its record (1 s over 4M rows)
-        picked = select(R.c.id, R.c.run_id, R.c.intersection_id).where(*cond).cte().prefix_with("MATERIALIZED")
+        # SQLite: the records of the edge first (timestamp index), then their signal rows by key; left
+        # to itself it scanned every signal row and looked up its record (1.1 s over 4M rows). Not on
+        # PostgreSQL: there the materialized CTE made it slower (1.3 s against 0.8 s, measured)
+        picked = (select(R.c.id, R.c.run_id, R.c.intersection_id).where(*cond).cte()
+                  .prefix_with("MATERIALIZED", dialect="sqlite"))
         sig_cond = [S.c.direction == f.direction] if f.direction is not None else []
         return (select(picked.c.run_id, picked.c.intersection_id, S.c.direction,
                        func.sum(S.c.avg_wait_time).label("wait_sum"), func.max(S.c.avg_wait_time).label("max_wait_s"),
