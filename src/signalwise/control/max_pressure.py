@@ -33,8 +33,14 @@ class MaxPressureController:
         self.min_hold_s = min_hold_s
         self._movements = [tuple((m.in_lane, m.out_lane) for m in p.movements if not m.is_crosswalk)
                            for p in inter.phases]
+        self._memo_obs: Observation | None = None
+        self._memo: list[float] = []
 
     def pressures(self, obs: Observation) -> list[float]:
+        """Pressure per phase. The last observation's answer is kept: the learning agent asks
+        up to three times per decision (state, guide, hand-over target)."""
+        if obs is self._memo_obs:
+            return self._memo
         lanes = obs.lanes
         out = []
         for moves in self._movements:
@@ -44,6 +50,7 @@ class MaxPressureController:
                 x_in = (la.queue_veh if self.measure == "queue" else la.count_veh) if la else 0
                 total += x_in - (lb.count_veh if lb else 0)
             out.append(total)
+        self._memo_obs, self._memo = obs, out
         return out
 
     def decide(self, obs: Observation) -> Decision:

@@ -59,18 +59,14 @@ class QLController:
         self._last: tuple[float, int] | None = None
         self.decisions = 0
         self.unseen = 0
-        self.queue_time_veh_s = 0.0  # halting vehicle-seconds seen (training reports it)
-        from ..max_pressure import MaxPressureController
-
-        self._pressure = MaxPressureController(inter)
         self.guide = None
         self.guide_visits = guide_visits
         if learner is not None:
             self.name = "ql-train"
             if learner.h.guide == "max-pressure":
-                self.guide = self._pressure
+                self.guide = features.pressure
         elif guide == "max-pressure":  # a model trained with guide_mode "each-action"
-            self.guide = self._pressure
+            self.guide = features.pressure
 
     def decide(self, obs: Observation) -> Decision:
         s = obs.signal
@@ -136,17 +132,16 @@ class QLController:
         cost undiscounted would overstate it against discounted holds (by ~3 %
         of the value at gamma 0.95, as large as the gaps being learned).
         """
+        h = self.learner.h
         q = self.features.total_queue(obs)
-        if self.learner is not None and self.learner.h.downstream_weight:
-            q += self.learner.h.downstream_weight * self.features.downstream_queue(obs)
+        if h.downstream_weight:
+            q += h.downstream_weight * self.features.downstream_queue(obs)
         if self._last is not None:
             t0, q0 = self._last
             area = 0.5 * (q + q0) * (obs.time_s - t0)
-            if self._prev is not None and self.learner is not None:
-                h = self.learner.h
+            if self._prev is not None:
                 area *= h.gamma ** (max(0.0, t0 - self._prev[2]) / h.period_s)
             self._cost += area
-            self.queue_time_veh_s += 0.5 * (q + q0) * (obs.time_s - t0)
         self._last = (obs.time_s, q)
 
     def _guide_action(self, obs: Observation) -> int | None:

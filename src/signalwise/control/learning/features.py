@@ -86,7 +86,9 @@ class StateFeatures:
         n = len(inter.phases)
         from ..max_pressure import MaxPressureController
 
-        self._pressure = MaxPressureController(inter)
+        #: max-pressure over this intersection: the compact state's gap, the hand-over
+        #: target of "switch", and the guide all read it
+        self.pressure = MaxPressureController(inter)
         if state == "compact":
             self.time_edges_s = COMPACT_TIME_EDGES_S
             names = ("phase", "green_time", "pressure_gap", "cur_queue", "next_queue")
@@ -148,7 +150,7 @@ class StateFeatures:
 
     def _next_and_gap(self, obs: Observation) -> tuple[int, float]:
         current = obs.signal.phase_index
-        p = self._pressure.pressures(obs)
+        p = self.pressure.pressures(obs)
         nxt = max((i for i in range(len(p)) if i != current), key=lambda i: p[i], default=current)
         return nxt, p[nxt] - p[current]
 
