@@ -7,10 +7,10 @@ import datetime as dt
 import random
 
 import pytest
+from random_records import DIRECTIONS, random_record
 
 EVERYTHING = "start=2000-01-01T00:00:00Z&end=2100-01-01T00:00:00Z"
 T0 = dt.datetime(2025, 9, 10, 8, tzinfo=dt.UTC)
-DIRECTIONS = ("north", "south", "east", "west")
 
 
 def batch(rng: random.Random, sims=("S1", "S2"), minutes=range(6)) -> list[dict]:
@@ -19,20 +19,7 @@ def batch(rng: random.Random, sims=("S1", "S2"), minutes=range(6)) -> list[dict]
         for m in minutes:
             for k, inter in enumerate(("A", "B", "C")):
                 dirs = DIRECTIONS[: 1 + (m + k) % 4]
-                out.append({
-                    "simulation_id": sim, "intersection_id": inter,
-                    "timestamp": (T0 + dt.timedelta(minutes=m)).isoformat(),
-                    "signals": [{"direction": d, "vehicle_counts": {"car": rng.randrange(40)},
-                                 "emergency_vehicle_present": rng.random() < 0.3, "signal_status": "GREEN",
-                                 "signal_timer": 3, "vehicles_crossed": rng.randrange(20),
-                                 "avg_wait_time": round(rng.uniform(1, 80), 2), "green_time_allocated": 15}
-                                for d in dirs],
-                    "metrics": {"total_vehicles_passed": rng.randrange(100),
-                                "avg_wait_time_all_sides": round(rng.uniform(1, 50), 2),
-                                "throughput": round(rng.uniform(0, 1), 2), "avg_speed": round(rng.uniform(5, 40), 2),
-                                "fuel_saved": round(rng.uniform(-1, 2), 2), "co2_saved": round(rng.uniform(-2, 5), 2),
-                                "emergency_overrides": rng.randrange(2)},
-                })
+                out.append(random_record(rng, sim, inter, (T0 + dt.timedelta(minutes=m)).isoformat(), dirs))
     return out
 
 

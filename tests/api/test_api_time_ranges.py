@@ -7,10 +7,10 @@ import random
 from urllib.parse import quote
 
 import pytest
+from random_records import DIRECTIONS, random_record
 
 T0 = dt.datetime(2025, 9, 10, 8, 3, tzinfo=dt.UTC)
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
-DIRECTIONS = ("north", "south", "east", "west")
 SIMS, INTERSECTIONS = ("S1", "S2"), ("A", "B", "C")
 
 
@@ -22,20 +22,7 @@ def batch(rng: random.Random, steps=range(36), sims=SIMS, dirs_offset: int = 0) 
             ts = T0 + dt.timedelta(minutes=7 * step)
             for k, inter in enumerate(INTERSECTIONS):
                 dirs = DIRECTIONS[: 1 + (step + k + dirs_offset) % 4]
-                out.append({
-                    "simulation_id": sim, "intersection_id": inter,
-                    "timestamp": (ts.astimezone(IST) if step % 2 else ts).isoformat(),
-                    "signals": [{"direction": d, "vehicle_counts": {"car": rng.randrange(40)},
-                                 "emergency_vehicle_present": rng.random() < 0.3, "signal_status": "GREEN",
-                                 "signal_timer": 3, "vehicles_crossed": rng.randrange(20),
-                                 "avg_wait_time": round(rng.uniform(1, 80), 2), "green_time_allocated": 15}
-                                for d in dirs],
-                    "metrics": {"total_vehicles_passed": rng.randrange(100),
-                                "avg_wait_time_all_sides": round(rng.uniform(1, 50), 2),
-                                "throughput": round(rng.uniform(0, 1), 2), "avg_speed": round(rng.uniform(5, 40), 2),
-                                "fuel_saved": round(rng.uniform(-1, 2), 2), "co2_saved": round(rng.uniform(-2, 5), 2),
-                                "emergency_overrides": rng.randrange(2)},
-                })
+                out.append(random_record(rng, sim, inter, (ts.astimezone(IST) if step % 2 else ts).isoformat(), dirs))
     return out
 
 

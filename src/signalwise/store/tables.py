@@ -162,16 +162,13 @@ class HiresEvent(Base):
         {"sqlite_with_rowid": False},
     )
 
-class IntersectionRollup(Base):
-    """Totals of one intersection over one run: every un-time-filtered question reads these.
+
+class IntersectionTotals:
+    """The summed columns of an intersection roll-up (whole run or one hour).
 
     Sums, not means, so that chunks add up; a mean is `*_sum / records`.
     """
 
-    __tablename__ = "intersection_rollups"
-
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
-    intersection_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     records: Mapped[int] = mapped_column(Integer)
     first_timestamp: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     last_timestamp: Mapped[dt.datetime] = mapped_column(UtcDateTime())
@@ -187,10 +184,29 @@ class IntersectionRollup(Base):
     #: records with an emergency vehicle present on any approach
     intervals_with_emergency: Mapped[int] = mapped_column(Integer)
 
+
+class DirectionTotals:
+    """The summed columns of a direction roll-up (whole run or one hour)."""
+
+    samples: Mapped[int] = mapped_column(Integer)
+    avg_wait_time_sum: Mapped[float] = mapped_column(Float)
+    avg_wait_time_max: Mapped[float] = mapped_column(Float)
+    vehicles_crossed: Mapped[int] = mapped_column(BigInteger)
+    emergency_present: Mapped[int] = mapped_column(Integer)
+
+
+class IntersectionRollup(IntersectionTotals, Base):
+    """Totals of one intersection over one run: every un-time-filtered question reads these."""
+
+    __tablename__ = "intersection_rollups"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    intersection_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+
     __table_args__ = ({"sqlite_with_rowid": False},)
 
 
-class DirectionRollup(Base):
+class DirectionRollup(DirectionTotals, Base):
     """Totals of one approach of one intersection over one run."""
 
     __tablename__ = "direction_rollups"
@@ -198,11 +214,6 @@ class DirectionRollup(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     intersection_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     direction: Mapped[str] = mapped_column(String(8), primary_key=True)
-    samples: Mapped[int] = mapped_column(Integer)
-    avg_wait_time_sum: Mapped[float] = mapped_column(Float)
-    avg_wait_time_max: Mapped[float] = mapped_column(Float)
-    vehicles_crossed: Mapped[int] = mapped_column(BigInteger)
-    emergency_present: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (
         Index("ix_direction_rollups_intersection_direction", "intersection_id", "direction"),
@@ -210,7 +221,7 @@ class DirectionRollup(Base):
     )
 
 
-class IntersectionHourlyRollup(Base):
+class IntersectionHourlyRollup(IntersectionTotals, Base):
     """Totals of one intersection over one UTC hour of one run (`hour` = the hour's start)."""
 
     __tablename__ = "intersection_hourly_rollups"
@@ -218,19 +229,6 @@ class IntersectionHourlyRollup(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     intersection_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     hour: Mapped[dt.datetime] = mapped_column(UtcDateTime(), primary_key=True)
-    records: Mapped[int] = mapped_column(Integer)
-    first_timestamp: Mapped[dt.datetime] = mapped_column(UtcDateTime())
-    last_timestamp: Mapped[dt.datetime] = mapped_column(UtcDateTime())
-    total_vehicles_passed: Mapped[int] = mapped_column(BigInteger)
-    avg_wait_time_sum: Mapped[float] = mapped_column(Float)
-    throughput_sum: Mapped[float] = mapped_column(Float)
-    avg_speed_sum: Mapped[float] = mapped_column(Float)
-    avg_speed_min: Mapped[float] = mapped_column(Float)
-    avg_speed_max: Mapped[float] = mapped_column(Float)
-    fuel_saved: Mapped[float] = mapped_column(Float)
-    co2_saved: Mapped[float] = mapped_column(Float)
-    emergency_overrides: Mapped[int] = mapped_column(BigInteger)
-    intervals_with_emergency: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (
         Index("ix_intersection_hourly_rollups_hour", "hour"),
@@ -238,7 +236,7 @@ class IntersectionHourlyRollup(Base):
     )
 
 
-class DirectionHourlyRollup(Base):
+class DirectionHourlyRollup(DirectionTotals, Base):
     """Totals of one approach of one intersection over one UTC hour of one run."""
 
     __tablename__ = "direction_hourly_rollups"
@@ -247,11 +245,6 @@ class DirectionHourlyRollup(Base):
     intersection_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     direction: Mapped[str] = mapped_column(String(8), primary_key=True)
     hour: Mapped[dt.datetime] = mapped_column(UtcDateTime(), primary_key=True)
-    samples: Mapped[int] = mapped_column(Integer)
-    avg_wait_time_sum: Mapped[float] = mapped_column(Float)
-    avg_wait_time_max: Mapped[float] = mapped_column(Float)
-    vehicles_crossed: Mapped[int] = mapped_column(BigInteger)
-    emergency_present: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (
         Index("ix_direction_hourly_rollups_hour", "hour"),
