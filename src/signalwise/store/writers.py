@@ -102,7 +102,23 @@ def add_totals(cursor, upserts: list[str], totals: list[list[tuple]], ids: dict[
         cursor.executemany(statement, [(ids[r[0]], *r[1:]) for r in rows])
 
 
-class SqliteWriter:
+class _ChunkWriter:
+    """What both writers share: a chunk of records becomes rows, simulation ids become run ids."""
+
+    run_ids: dict[str, int]
+    stamp: staticmethod
+
+    def write(self, chunk: list[IntersectionRecord]) -> None:
+        self.write_rows(*record_rows(chunk, self.stamp))
+
+    def _with_run_ids(self, records: list[tuple]) -> tuple[list[tuple], list]:
+        new = {r[0] for r in records} - self.run_ids.keys()
+        if new:
+            self.run_ids.update(run_ids(self.conn, new))
+        return with_run_ids(records, self.run_ids)
+
+
+class SqliteWriter(_ChunkWriter):
     def __init__(self, conn: Connection):
         self.conn = conn
         dbapi = conn.connection.dbapi_connection
@@ -115,17 +131,11 @@ class SqliteWriter:
 
     stamp = staticmethod(sqlite_utc_text)
 
-    def write(self, chunk: list[IntersectionRecord]) -> None:
-        self.write_rows(*record_rows(chunk, self.stamp))
-
     def write_rows(self, records: list[tuple], signals: list[list[tuple]], totals: list | None = None) -> None:
         """Write `record_rows` output (simulation ids first, keys unique within the chunk), and add its
         `rollups.deltas` (computed here unless given) to the roll-ups."""
-        new = {r[0] for r in records} - self.run_ids.keys()
-        if new:
-            self.run_ids.update(run_ids(self.conn, new))
         sims = records
-        records, spans = with_run_ids(records, self.run_ids)
+        records, spans = self._with_run_ids(records)
         cur = self.cursor
         replacing = may_replace(cur, spans, "?")
         if replacing:
@@ -150,7 +160,7 @@ class SqliteWriter:
             add_totals(cur, self.upserts, totals or rollups.deltas(sims, signals, rollups.hour_text), self.run_ids)
 
 
-class PostgresWriter:
+class PostgresWriter(_ChunkWriter):
     def __init__(self, conn: Connection):
         self.conn = conn
         self.run_ids: dict[str, int] = {}
@@ -162,19 +172,13 @@ class PostgresWriter:
 
     stamp = staticmethod(utc)
 
-    def write(self, chunk: list[IntersectionRecord]) -> None:
-        self.write_rows(*record_rows(chunk, self.stamp))
-
     def write_rows(self, records: list[tuple], signals: list[list[tuple]], totals: list | None = None) -> None:
         """Write `record_rows` output (simulation ids first, keys unique within the chunk), and add its
         `rollups.deltas` (computed here unless given) to the roll-ups."""
         import psycopg
 
-        new = {r[0] for r in records} - self.run_ids.keys()
-        if new:
-            self.run_ids.update(run_ids(self.conn, new))
         sims = records
-        records, spans = with_run_ids(records, self.run_ids)
+        records, spans = self._with_run_ids(records)
         cur = self.cursor
         if not may_replace(cur, spans, "%s"):
             cur.execute("SAVEPOINT signalwise_copy")
