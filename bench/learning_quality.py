@@ -1,7 +1,9 @@
 """Does the trained Q-learning agent beat max-pressure? Train, then evaluate on held-out seeds.
 
 For each scenario: `signalwise train` with the default (recommended) agent
-settings, then `signalwise evaluate` on 5 held-out seeds against
+settings — `--guide-visits auto`: one model trained with guide threshold 10
+and one with 30, the better on 3 validation seeds kept (see
+control/learning/selection.py) — then `signalwise evaluate` on 5 held-out seeds against
 max-pressure. Prints average delay (RESCO definition) with 95% CI, change,
 Welch and paired p-values, the fallback share, shield violations in training
 and evaluation (independent audit), training wall time, worker peak RSS and
@@ -18,9 +20,11 @@ import argparse
 import json
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from signalwise.control.learning.evaluate import evaluate
+from signalwise.control.learning.selection import train_selected
 from signalwise.control.learning.train import TrainConfig, train
 
 #: episodes per scenario when --episodes is not given: enough for the table to
@@ -29,18 +33,27 @@ EPISODES = {"single": 120, "corridor": 40, "grid": 24, "resco:cologne1": 40, "re
             "resco:grid4x4": 24}
 
 
-def run_one(scenario: str, episodes: int, seeds: int, out: Path, workers: int) -> dict:
+def run_one(scenario: str, episodes: int, seeds: int, out: Path, workers: int, guide_visits: str) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    model = train(TrainConfig(scenario=scenario, episodes=episodes, seed=1, workers=workers, batch=workers, out=out))
+    cfg = TrainConfig(scenario=scenario, episodes=episodes, seed=1, workers=workers, batch=workers, out=out)
+    if guide_visits == "auto":
+        model = train_selected(cfg)
+    else:
+        cfg.hyper = replace(cfg.hyper, guide_visits=int(guide_visits))
+        model = train(cfg)
     train_wall = time.perf_counter() - t0
     res = evaluate(out / "model", scenario, seeds, workers=workers)
     ev = res.evaluation
     delay = res.summary["metrics"]["avg_delay_s"]["controllers"]
     ql = next(c for c in delay if c.startswith("ql:"))
     t = model.meta["training"]
+    sel = model.meta.get("selection")
     return {
         "scenario": scenario, "episodes": episodes, "seeds": ev["seeds"],
+        "guide_visits": guide_visits, "selection": sel,
+        "runs_with": (None if sel is None else "max-pressure alone" if sel["guide_visits"] != sel["trained_with"]
+                      else f"guide {sel['guide_visits']}"),
         "ql": [delay[ql]["mean"], delay[ql]["ci_low"], delay[ql]["ci_high"]],
         "max_pressure": [delay["max-pressure"]["mean"], delay["max-pressure"]["ci_low"],
                          delay["max-pressure"]["ci_high"]],
@@ -56,7 +69,7 @@ def run_one(scenario: str, episodes: int, seeds: int, out: Path, workers: int) -
 def fmt(r: dict) -> str:
     q, m = r["ql"], r["max_pressure"]
     pp = r["p_paired"]
-    return (f"| {r['scenario']} | {r['episodes']} | {q[0]:.1f} ± {(q[2] - q[1]) / 2:.1f} s | "
+    return (f"| {r['scenario']} | {r['episodes']} | {r['runs_with'] or 'guide ' + r['guide_visits']} | {q[0]:.1f} ± {(q[2] - q[1]) / 2:.1f} s | "
             f"{m[0]:.1f} ± {(m[2] - m[1]) / 2:.1f} s | {r['change_pct']:+.1f} % | {r['p_welch']:.3f} | "
             f"{'n/a' if pp is None else f'{pp:.3f}'} | {r['fallback_fraction']:.3f} | "
             f"{r['violations_training']} / {r['violations_evaluation']} | {r['train_wall_s']:.0f} s | "
@@ -70,14 +83,17 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("bench/out/learning"))
+    ap.add_argument("--guide-visits", default="auto", help="auto (train 10 and 30, choose on validation seeds) "
+                    "or a number")
     args = ap.parse_args()
     rows = []
-    print("| scenario | episodes | ql delay | max-pressure | change | Welch p | paired p | fallback | "
+    print("| scenario | episodes per candidate | model runs | ql delay | max-pressure | change | Welch p | paired p | fallback | "
           "violations train / eval | training wall | worker peak RSS | Q-table |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for scenario in [s for s in args.scenarios.split(",") if s]:
         episodes = args.episodes or EPISODES.get(scenario, 40)
-        r = run_one(scenario, episodes, args.seeds, args.out / scenario.replace(":", "-"), args.workers)
+        r = run_one(scenario, episodes, args.seeds, args.out / scenario.replace(":", "-"), args.workers,
+                    args.guide_visits)
         rows.append(r)
         print(fmt(r), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)

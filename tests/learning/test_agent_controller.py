@@ -241,3 +241,20 @@ def test_downstream_weight_charges_the_queue_pushed_onto_neighbours():
 
     assert cost_after_two_observations(0.0) == pytest.approx(24 * 5.0)
     assert cost_after_two_observations(0.5) == pytest.approx((24 + 0.5 * 10) * 5.0)
+
+
+def test_a_model_runs_with_its_validated_threshold_unless_the_spec_overrides_it(tmp_path):
+    inter = four_phase()
+    f = StateFeatures(inter, actions="switch", state="compact")
+    hyper = {"guide": "max-pressure", "guide_mode": "each-action", "guide_visits": 10}
+    meta = {"features": {"actions": "switch", "state": "compact"}, "hyperparameters": hyper}
+    for name, deployment in (("trained", None), ("selected", {"guide_visits": 30})):
+        save_model(tmp_path / name, Model(None, {"C": QTable(f.encoding, 2)}, {"C": "C"}, {"C": f.layout()},
+                                          {**meta, **({"deployment": deployment} if deployment else {})}))
+    ctx = ControlContext()
+    assert make(f"ql:{tmp_path / 'trained'}", inter, ctx).guide_visits == 10
+    assert make(f"ql:{tmp_path / 'selected'}", inter, ctx).guide_visits == 30
+    assert make(f"ql:{tmp_path / 'selected'}?guide_visits=7", inter, ctx).guide_visits == 7
+    for bad in ("?colour=red", "?guide_visits=many"):
+        ctrl = make(f"ql:{tmp_path / 'selected'}{bad}", inter, ctx)
+        assert isinstance(ctrl, ModelUnavailable) and ctrl.decide(obs(inter, {})).confidence == 0.0

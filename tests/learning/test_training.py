@@ -25,10 +25,10 @@ def cli(*args, cwd=None) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    """Two 300 s episodes, one round of two parallel workers, through the CLI."""
+    """Two 300 s episodes, one round of two parallel workers, through the CLI (one threshold: no selection)."""
     out = tmp_path_factory.mktemp("train") / "t"
     r = cli("train", "--scenario", "single", "--episodes", "2", "--workers", "2", "--batch", "2", "--seed", "3",
-            "--duration", str(SHORT_S), "--out", str(out))
+            "--duration", str(SHORT_S), "--guide-visits", "30", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert "shield violations 0" in r.stderr
     return out

@@ -172,3 +172,11 @@ def test_cli_run_prints_a_summary_and_compare_writes_table_and_chart(tmp_path):
     assert len(delay["fixed"]["values"]) == 2 and "p_value" in delay["actuated"]
     assert (tmp_path / "cmp" / "delay_over_time.png").stat().st_size > 5000
     assert "Welch" in p.stdout
+
+
+def test_run_directory_names_of_two_long_model_specs_differ():
+    from signalwise.runtime.run import slug
+
+    a, b = "ql:/home/ops/models/corridor-2026/guide-10/model", "ql:/home/ops/models/corridor-2026/guide-30/model"
+    assert slug(a) != slug(b) and len(slug(a)) <= 40 and slug(a) == slug(a)
+    assert slug("max-pressure") == "max-pressure" and slug("ql:m") == "ql-m"

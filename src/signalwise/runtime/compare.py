@@ -22,6 +22,7 @@ from pathlib import Path
 from ..analytics.stats import compare as compare_samples
 from ..analytics.stats import mean_ci
 from .config import RunConfig
+from .run import slug
 
 #: (metric key in metrics.json "network", label, unit, lower is better)
 METRICS = (
@@ -73,7 +74,7 @@ def compare_controllers(base: RunConfig, controllers: list[str], seeds: list[int
         for seed in seeds:
             for c in controllers:
                 cfg = base.model_copy(update={"controller": c, "seed": seed, "out_dir": out_dir})
-                rd = out_dir / f"{_slug(c)}-s{seed}"
+                rd = out_dir / f"{slug(c)}-s{seed}"
                 jobs[pool.submit(_run_one, cfg.model_dump_json(), str(rd))] = (c, seed)
         for fut in as_completed(jobs):
             key = jobs[fut]
@@ -177,7 +178,3 @@ def _write_summary_csv(path: Path, summary: dict) -> None:
 
 def _num(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 4)
-
-
-def _slug(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in text)[:40]

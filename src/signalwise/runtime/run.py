@@ -55,7 +55,7 @@ class RunResult:
 
 def new_run_dir(cfg: RunConfig) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = f"{stamp}-{_slug(cfg.scenario if cfg.sumocfg is None and cfg.net is None else 'user')}-{_slug(cfg.controller)}-s{cfg.seed}"
+    name = f"{stamp}-{slug(cfg.scenario if cfg.sumocfg is None and cfg.net is None else 'user')}-{slug(cfg.controller)}-s{cfg.seed}"
     path = cfg.out_dir / name
     k = 1
     while path.exists():
@@ -214,8 +214,15 @@ def _write_csv(path: Path, header: list[str], rows) -> None:
         w.writerows(rows)
 
 
-def _slug(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in text)[:40]
+def slug(text: str) -> str:
+    """A directory name for a scenario or controller spec; long specs keep a hash so that two models'
+    runs (ql:/long/path/a/model, ql:/long/path/b/model) never share a directory."""
+    name = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in text)
+    if len(name) <= 40:
+        return name
+    import hashlib
+
+    return name[:31] + "-" + hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
 def _now() -> str:

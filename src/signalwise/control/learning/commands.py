@@ -48,7 +48,11 @@ def train_command(
     guide_mode: Annotated[str, typer.Option(help="each-action: follow the guide until every action was tried "
                                                  "--guide-visits times in the state (also when the model runs) | "
                                                  "state: until the state was seen --guide-visits times")] = "each-action",
-    guide_visits: Annotated[int, typer.Option(help="see --guide-mode")] = 30,
+    guide_visits: Annotated[str, typer.Option(
+        help="see --guide-mode; auto: train with 10 and with 30, keep the one with the lower delay on 3 "
+             "validation seeds (or run that table behind max-pressure alone if that is lower still)")] = "auto",
+    validation_seeds: Annotated[int, typer.Option(help="with --guide-visits auto: seeds the candidates are "
+                                                       "compared on (never training or held-out seeds)")] = 3,
     epsilon_start: Annotated[float, typer.Option(help="exploration in the first episode")] = 0.3,
     downstream_weight: Annotated[float, typer.Option(help="coordination: weight of the halting vehicles on the "
                                                           "outgoing lanes (neighbours' approaches) in the cost")] = 0.0,
@@ -68,7 +72,7 @@ def train_command(
     hyper = dict(gamma=gamma, guide=guide, guide_mode=guide_mode, guide_visits=guide_visits,
                  epsilon_start=epsilon_start, epsilon_decay=epsilon_decay, downstream_weight=downstream_weight)
     _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, hyper, actions, state,
-           sumocfg, net, routes, ray)
+           sumocfg, net, routes, ray, validation_seeds)
 
 
 class OptionalRayAddress(TyperCommand):
@@ -87,17 +91,18 @@ class OptionalRayAddress(TyperCommand):
 
 @learning_errors
 def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, hyper, actions, state,
-           sumocfg=None, net=None, routes=None, ray=None) -> None:
+           sumocfg=None, net=None, routes=None, ray=None, validation_seeds=3) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ...sim.scenarios import from_files, from_sumocfg, load
     from .agent import Hyper
     from .executors import ExecutorError, make_executor
+    from .selection import candidate_dir, train_selected
     from .train import TrainConfig, train
 
-    if episodes < 1 or workers < 1 or batch < 1:
-        _fail("--episodes, --workers and --batch must be at least 1")
+    if episodes < 1 or workers < 1 or batch < 1 or validation_seeds < 1:
+        _fail("--episodes, --workers, --batch and --validation-seeds must be at least 1")
     if actions not in ("phases", "switch"):
         _fail("--actions must be phases or switch")
     if state not in ("compact", "lane-groups"):
@@ -112,8 +117,18 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
         _fail("--gamma must be in (0, 1), --epsilon-start in [0, 1] and --epsilon-decay in (0, 1]")
     if hyper["downstream_weight"] < 0:
         _fail("--downstream-weight must be at least 0")
-    if hyper["guide_visits"] < 0:
-        _fail("--guide-visits must be at least 0")
+    candidates: tuple[int, ...] = ()
+    if hyper["guide_visits"] == "auto":
+        from .selection import AUTO_CANDIDATES
+
+        candidates = AUTO_CANDIDATES
+        hyper["guide_visits"] = candidates[-1]
+    elif not hyper["guide_visits"].isdigit():
+        _fail("--guide-visits must be auto or a whole number (at least 0)")
+    hyper["guide_visits"] = int(hyper["guide_visits"])
+    if candidates and (hyper["guide"] != "max-pressure" or hyper["guide_mode"] != "each-action"):
+        _fail("--guide-visits auto chooses the threshold of --guide max-pressure --guide-mode each-action; "
+              "give a number with other guides")
     if net is not None and not routes:
         _fail("--net needs at least one --routes file")
     if sumocfg is not None:
@@ -132,13 +147,14 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
     except ExecutorError as exc:
         _fail(str(exc))
     console = Console(stderr=True)
-    done0 = 0
-    if resume and (out / "train_state.json").is_file():
-        done0 = json.loads((out / "train_state.json").read_text())["episodes_done"]
+    dirs = [candidate_dir(out, n) for n in candidates] or [out]
+    done0 = sum(json.loads((d / "train_state.json").read_text())["episodes_done"]
+                for d in dirs if resume and (d / "train_state.json").is_file())
     with Progress(TextColumn("[bold]train {task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("eps {task.fields[eps]}  reward {task.fields[reward]}  delay {task.fields[delay]}  "
                              "violations {task.fields[viol]}"), TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task(scenario, total=episodes, completed=done0, eps="-", reward="-", delay="-", viol=0)
+        task = bar.add_task(scenario, total=episodes * len(dirs), completed=done0, eps="-", reward="-", delay="-",
+                            viol=0)
         violations = [0]
 
         def on_episode(r):
@@ -146,8 +162,15 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
             bar.update(task, advance=1, eps=f"{r.epsilon:.3f}", reward=f"{r.reward:.0f}",
                        delay=f"{r.avg_delay_s:.1f} s", viol=violations[0])
 
+        def on_stage(text: str) -> None:
+            bar.update(task, description=f"{scenario}: {text}")
+
         try:
-            model = train(cfg, resume=resume, on_episode=on_episode, executor=executor)
+            if candidates:
+                model = train_selected(cfg, candidates, validation_seeds, resume=resume, on_episode=on_episode, on_stage=on_stage,
+                                       executor=executor)
+            else:
+                model = train(cfg, resume=resume, on_episode=on_episode, executor=executor)
         finally:
             executor.close()
     t = model.meta["training"]
@@ -156,8 +179,21 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
     console.print(f"model: {out / 'model'}  ({t['episodes']} episodes, {t['wall_s']:.0f} s, worker peak RSS "
                   f"{t['peak_worker_rss_mb']} MB, shield violations {t['violations']})")
     console.print(f"tables: {sizes}")
-    if t["violations"]:
-        _fail(f"the independent audit found {t['violations']} shield violation(s) during training", code=1)
+    if "selection" in model.meta:
+        console.print(_selection_line(model.meta["selection"]))
+    found = max(violations[0], t["violations"])  # this session's episodes, or the whole (resumed) run's
+    if found:
+        _fail(f"the independent audit found {found} shield violation(s) during training", code=1)
+
+
+def _selection_line(sel: dict) -> str:
+    tried = ", ".join(f"guide {n}: {d:.1f} s" for n, d in sel["candidates"].items())
+    runs = ("max-pressure alone" if sel["guide_visits"] != sel["trained_with"]
+            else f"guide {sel['guide_visits']}")
+    return (f"validation (seeds {sel['seeds']}, avg delay): {tried}, table of guide {sel['trained_with']} behind "
+            f"max-pressure alone: {sel['guide_only_avg_delay_s']:.1f} s, max-pressure: "
+            f"{sel['max_pressure_avg_delay_s']:.1f} s -> the model runs the table of guide {sel['trained_with']} "
+            f"with {runs}")
 
 
 def evaluate_command(

@@ -207,8 +207,17 @@ def cached_model(path: str) -> Model:
     return hit
 
 
-def controller_from_model(model: Model, inter: Intersection, period_s: float | None = None) -> QLController:
-    """Raises ModelError when `model` was not made for this intersection's layout."""
+def deployed_guide_visits(meta: dict) -> int:
+    """The guide threshold a model runs with: the validated choice (`--guide-visits auto`), else its training's."""
+    chosen = meta.get("deployment", {}).get("guide_visits")
+    return int(chosen if chosen is not None else meta.get("hyperparameters", {}).get("guide_visits", 3))
+
+
+def controller_from_model(model: Model, inter: Intersection, period_s: float | None = None,
+                          guide_visits: int | None = None) -> QLController:
+    """Raises ModelError when `model` was not made for this intersection's layout.
+
+    `guide_visits` overrides the deployed threshold (`ql:PATH?guide_visits=N`)."""
     enc = model.meta.get("features", {})
     features = StateFeatures(inter, enc.get("time_edges_s", TIME_EDGES_S), enc.get("queue_edges", QUEUE_EDGES),
                              actions=enc.get("actions", "phases"), state=enc.get("state", "lane-groups"))
@@ -220,7 +229,8 @@ def controller_from_model(model: Model, inter: Intersection, period_s: float | N
     hyper = model.meta.get("hyperparameters", {})
     guided = hyper.get("guide_mode") == "each-action" and hyper.get("guide") == "max-pressure"
     return QLController(inter, features, table, period_s=period_s or float(hyper.get("period_s", 5.0)),
-                        guide="max-pressure" if guided else "none", guide_visits=int(hyper.get("guide_visits", 3)))
+                        guide="max-pressure" if guided else "none",
+                        guide_visits=deployed_guide_visits(model.meta) if guide_visits is None else guide_visits)
 
 
 @register("ql")
@@ -229,14 +239,32 @@ def make_ql(inter: Intersection, ctx: ControlContext):
     if not path:
         return ModelUnavailable(inter, "no model given (use ql:PATH)")
     try:
+        path, guide_visits = _model_options(str(path))
         if str(path).startswith("@"):  # ql:@active, ql:@v3: from the model registry
             from .registry import LocalModelRegistry
 
             path = LocalModelRegistry().path_for(str(path)[1:], inter.id)
-        return controller_from_model(cached_model(str(path)), inter)
+        return controller_from_model(cached_model(str(path)), inter, guide_visits=guide_visits)
     except ModelError as exc:
         log.error("ql: %s; intersection %s runs the fallback plan", exc, inter.id)
         return ModelUnavailable(inter, str(exc))
+
+
+def _model_options(spec: str) -> tuple[str, int | None]:
+    """`PATH` or `PATH?guide_visits=N` -> (path, threshold override or None)."""
+    path, _, query = spec.partition("?")
+    if not query:
+        return path, None
+    from urllib.parse import parse_qs
+
+    options = parse_qs(query)
+    unknown = set(options) - {"guide_visits"}
+    if unknown:
+        raise ModelError(f"unknown model option(s) {', '.join(sorted(unknown))} in ql:{spec} (known: guide_visits)")
+    try:
+        return path, int(options["guide_visits"][-1])
+    except ValueError:
+        raise ModelError(f"guide_visits must be a whole number in ql:{spec}") from None
 
 
 # ---------------------------------------------------------------------------

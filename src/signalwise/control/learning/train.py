@@ -307,9 +307,14 @@ def _checkpoint(out: Path, model: Model, episodes_done: int, cfg: TrainConfig, h
         shutil.rmtree(old, ignore_errors=True)
 
 
+def used_seeds(meta: dict) -> set[int]:
+    """Every SUMO seed the model's making saw: training and, with `--guide-visits auto`, validation."""
+    return set(meta.get("training", {}).get("seeds", [])) | set(meta.get("selection", {}).get("seeds", []))
+
+
 def heldout_seeds(model: Model, n: int, first: int = 1) -> list[int]:
-    """`n` seeds from `first` upward that the model never trained on."""
-    used = set(model.meta.get("training", {}).get("seeds", []))
+    """`n` seeds from `first` upward that the model never trained or was validated on."""
+    used = used_seeds(model.meta)
     seeds, s = [], first
     while len(seeds) < n:
         if s not in used:
@@ -319,6 +324,7 @@ def heldout_seeds(model: Model, n: int, first: int = 1) -> list[int]:
 
 
 def check_heldout(model: Model, seeds: list[int]) -> None:
-    used = set(model.meta.get("training", {}).get("seeds", [])) & set(seeds)
+    used = used_seeds(model.meta) & set(seeds)
     if used:
-        raise ModelError(f"seeds {sorted(used)} were used in training; evaluate on held-out seeds only")
+        raise ModelError(f"seeds {sorted(used)} were used in training or validation; evaluate on held-out "
+                         "seeds only")
