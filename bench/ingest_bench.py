@@ -119,14 +119,14 @@ def parts(n: int = 10_000) -> None:
     recs = RecordList.validate_json(body)
     ids = {f"P_{i}": i for i in range(50)}
     rows = record_rows(recs, sqlite_utc_text)
-    totals = rollups.deltas(*rows, rollups.hour_text)
+    totals = rollups.deltas(*rows, "sqlite")
     steps = {
         "split_array (a batch body into records)": lambda: split_array(body),
         "one model_validate_json per line": lambda: [IntersectionRecord.model_validate_json(x) for x in lines],
         "one validate_json over the joined lines": lambda: RecordList.validate_json(b"[" + b",".join(lines) + b"]"),
         "from_json + validate_python (old batch path)": lambda: RecordList.validate_python(from_json(body)),
         "record_rows (SQLite)": lambda: record_rows(recs, sqlite_utc_text),
-        "rollups.deltas": lambda: rollups.deltas(*rows, rollups.hour_text),
+        "rollups.deltas": lambda: rollups.deltas(*rows, "sqlite"),
         "pickle + unpickle rows and totals": lambda: pickle.loads(pickle.dumps((rows, totals), protocol=5)),
         "with_run_ids": lambda: with_run_ids(rows[0], ids),
     }

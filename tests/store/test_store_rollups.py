@@ -1,9 +1,11 @@
-"""Roll-up totals stay equal to what the stored records add up to: after plain ingestion, after
-re-sends that replace records (values lowered, directions dropped), after failed batches, and
-after run deletions. The expected totals are computed here in Python from the records sent."""
+"""Roll-up totals (whole-run, hourly, 5-minute) stay equal to what the stored records add up to:
+after plain ingestion, after re-sends that replace records (values lowered, directions dropped),
+after failed batches, after run deletions, and with concurrent writers adding to the same buckets.
+The expected totals are computed here in Python from the records sent."""
 
 import datetime as dt
 import random
+import threading
 
 import pytest
 from sqlalchemy import delete, select, text
@@ -12,8 +14,10 @@ from signalwise.store import RecordError, create_store_engine, ingest_records, u
 from signalwise.store import writers as store_writers
 from signalwise.store.ingest import ingest_json_array
 from signalwise.store.tables import (
+    Direction5MinRollup,
     DirectionHourlyRollup,
     DirectionRollup,
+    Intersection5MinRollup,
     IntersectionHourlyRollup,
     IntersectionRollup,
     Run,
@@ -29,8 +33,8 @@ IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
 
 
 def at(step: int) -> dt.datetime:
-    """Records 13 minutes apart, so keys span several hours (hourly roll-ups)."""
-    return T0 + dt.timedelta(minutes=13 * step)
+    """Records 3 min 10 s apart: keys span several hours, 5-minute buckets hold one or two records."""
+    return T0 + dt.timedelta(seconds=190 * step)
 
 
 def make(sim: str, inter: str, minute: int, rng: random.Random, dirs=DIRECTIONS) -> dict:
@@ -49,20 +53,28 @@ def make(sim: str, inter: str, minute: int, rng: random.Random, dirs=DIRECTIONS)
     }
 
 
-def hour_of(ts: dt.datetime) -> dt.datetime:
-    return ts.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+#: roll-up levels: (intersection table, direction table, bucket column, bucket width in minutes)
+LEVELS = {"run": (IntersectionRollup, DirectionRollup, None, None),
+          "hour": (IntersectionHourlyRollup, DirectionHourlyRollup, "hour", 60),
+          "5min": (Intersection5MinRollup, Direction5MinRollup, "bucket", 5)}
 
 
-def expected(records: list[dict], hourly: bool = False) -> tuple[dict, dict]:
+def bucket_of(ts: dt.datetime, minutes: int) -> dt.datetime:
+    ts = ts.astimezone(dt.UTC)
+    return ts.replace(minute=ts.minute // minutes * minutes, second=0, microsecond=0)
+
+
+def expected(records: list[dict], level: str = "run") -> tuple[dict, dict]:
     """Totals per (sim, intersection) and (sim, intersection, direction) of the latest record per key
-    (with `hourly`, per UTC hour too: keys end with the hour)."""
+    (per UTC bucket of the level too: keys end with the bucket's start)."""
+    minutes = LEVELS[level][3]
     latest = {}
     for r in records:
         latest[(r["simulation_id"], r["intersection_id"], dt.datetime.fromisoformat(r["timestamp"]))] = r
     inter, dirs = {}, {}
     for (sim, iid, ts), r in latest.items():
         m = r["metrics"]
-        hour = (hour_of(ts),) if hourly else ()
+        hour = (bucket_of(ts, minutes),) if minutes else ()
         t = inter.setdefault((sim, iid, *hour), {"records": 0, "first": ts, "last": ts, "passed": 0, "wait": 0.0,
                                           "thr": 0.0, "speed": 0.0, "speed_min": m["avg_speed"],
                                           "speed_max": m["avg_speed"], "fuel": 0.0, "co2": 0.0, "overrides": 0,
@@ -89,16 +101,15 @@ def expected(records: list[dict], hourly: bool = False) -> tuple[dict, dict]:
     return inter, dirs
 
 
-def stored(engine, hourly: bool = False) -> tuple[dict, dict]:
-    IR, DR, RUN = IntersectionRollup.__table__, DirectionRollup.__table__, Run.__table__
-    if hourly:
-        IR, DR = IntersectionHourlyRollup.__table__, DirectionHourlyRollup.__table__
+def stored(engine, level: str = "run") -> tuple[dict, dict]:
+    IR, DR, column, _ = LEVELS[level]
+    IR, DR, RUN = IR.__table__, DR.__table__, Run.__table__
     with engine.connect() as conn:
         irows = conn.execute(select(RUN.c.simulation_id, IR).join(RUN, RUN.c.id == IR.c.run_id)).mappings().all()
         drows = conn.execute(select(RUN.c.simulation_id, DR).join(RUN, RUN.c.id == DR.c.run_id)).mappings().all()
 
     def hour(r) -> tuple:
-        return (r["hour"],) if hourly else ()
+        return (r[column],) if column else ()
     inter = {(r["simulation_id"], r["intersection_id"], *hour(r)): {
         "records": r["records"], "first": r["first_timestamp"], "last": r["last_timestamp"],
         "passed": r["total_vehicles_passed"], "wait": r["avg_wait_time_sum"], "thr": r["throughput_sum"],
@@ -112,9 +123,9 @@ def stored(engine, hourly: bool = False) -> tuple[dict, dict]:
 
 
 def assert_rollups_match(engine, sent: list[dict]) -> None:
-    """Whole-run and hourly roll-ups both equal the totals of the records sent."""
-    for hourly in (False, True):
-        _assert_match(*expected(sent, hourly), *stored(engine, hourly))
+    """Whole-run, hourly and 5-minute roll-ups all equal the totals of the records sent."""
+    for level in LEVELS:
+        _assert_match(*expected(sent, level), *stored(engine, level))
 
 
 def _assert_match(want_i: dict, want_d: dict, got_i: dict, got_d: dict) -> None:
@@ -175,13 +186,15 @@ def test_failed_batch_leaves_rollups_as_they_were(engine):
 
 def test_deleting_a_run_removes_its_rows_and_totals(engine):
     rng = random.Random(5)
-    ingest_records(engine, [make(s, "I", m, rng) for s in ("GONE", "KEPT") for m in range(6)])
+    kept = [make("KEPT", "I", m, rng) for m in range(6)]
+    ingest_records(engine, [make("GONE", "I", m, rng) for m in range(6)] + kept)
     with engine.begin() as conn:
         conn.execute(delete(Run.__table__).where(Run.__table__.c.simulation_id == "GONE"))
     with engine.connect() as conn:
         assert conn.execute(select(text("count(*)")).select_from(RecordRow.__table__)).scalar() == 6
         assert conn.execute(select(text("count(*)")).select_from(SignalRecord.__table__)).scalar() == 24
     assert set(stored(engine)[0]) == {("KEPT", "I")}
+    assert_rollups_match(engine, kept)  # every level, the 5-minute ones by trigger instead of foreign key
 
 
 def test_deleting_records_deletes_their_signal_rows(engine):
@@ -248,3 +261,37 @@ def test_upgrade_from_0002_sums_existing_records(db_url):
     upgrade(engine)
     assert_rollups_match(engine, sent)
     engine.dispose()
+
+
+def test_concurrent_writers_adding_to_the_same_buckets_stay_exact(db_url):
+    """Two writers in lockstep rounds, each a transaction: one sends the first records of a 5-minute
+    bucket, the other the rest of it (and of the hour and the run), at the same time. Neither may
+    replace (their spans are apart), so both merge their totals into the same rows."""
+    from signalwise.store import get_engine
+
+    engine = get_engine(db_url)
+    rng = random.Random(10)
+
+    def rec(minute: int, inter: str) -> dict:
+        r = make("S", inter, 0, rng)
+        r["timestamp"] = (T0 + dt.timedelta(minutes=minute)).isoformat()
+        return r
+    rounds = [([rec(5 * k + m, i) for m in (0, 1, 2) for i in ("A", "B")],
+               [rec(5 * k + m, i) for m in (3, 4) for i in ("A", "B")]) for k in range(6)]
+    barrier, errors = threading.Barrier(2), []
+
+    def write(side: int) -> None:
+        try:
+            for pair in rounds:
+                barrier.wait()
+                ingest_records(engine, pair[side])
+        except Exception as exc:  # noqa: BLE001 - reported by the test below
+            errors.append(exc)
+            barrier.abort()
+    threads = [threading.Thread(target=write, args=(side,)) for side in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert_rollups_match(engine, [r for pair in rounds for side in pair for r in side])

@@ -87,7 +87,7 @@ def validate_rows(raw: list[bytes | str], dialect: str) -> tuple[list, list, lis
             return Invalid(i, field, reason, errors)
     sqlite = dialect == "sqlite"
     records, signals = record_rows(models, sqlite_utc_text if sqlite else utc)
-    totals = rollups.deltas(records, signals, rollups.hour_text if sqlite else rollups.hour_start)
+    totals = rollups.deltas(records, signals, dialect)
     return records, signals, totals, time.process_time() - cpu
 
 

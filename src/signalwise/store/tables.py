@@ -14,7 +14,10 @@
   read thousands of rows instead of millions (`rollups.py`).
 - `intersection_hourly_rollups`, `direction_hourly_rollups`: the same totals
   per UTC hour, so a time range of whole hours reads a few thousand bucket
-  rows; only the partial hours at its edges read the interval rows.
+  rows;
+- `intersection_5min_rollups`, `direction_5min_rollups`: and per 5-minute
+  UTC bucket, for the partial hours at a range's edges; only what is left
+  (under 5 minutes at each end) reads the interval rows.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     UniqueConstraint,
@@ -221,19 +225,23 @@ class DirectionRollup(DirectionTotals, Base):
     )
 
 
+# The bucketed roll-ups (`rollups.LEVELS`) are keyed (run, bucket, intersection[, direction]): a
+# time range of one run, or of every run with a seek per run, reads one range of the key, and there
+# is no other index to keep up. No foreign key to `runs`: PostgreSQL checks one per new row, and
+# ingestion writes ~10,000 bucket rows per 10,000 records; deleting a run deletes its buckets
+# through a trigger (migration 0005).
+
+
 class IntersectionHourlyRollup(IntersectionTotals, Base):
     """Totals of one intersection over one UTC hour of one run (`hour` = the hour's start)."""
 
     __tablename__ = "intersection_hourly_rollups"
 
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
-    intersection_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    hour: Mapped[dt.datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    run_id: Mapped[int] = mapped_column(Integer)
+    intersection_id: Mapped[str] = mapped_column(String(128))
+    hour: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
-    __table_args__ = (
-        Index("ix_intersection_hourly_rollups_hour", "hour"),
-        {"sqlite_with_rowid": False},
-    )
+    __table_args__ = (PrimaryKeyConstraint("run_id", "hour", "intersection_id"), {"sqlite_with_rowid": False})
 
 
 class DirectionHourlyRollup(DirectionTotals, Base):
@@ -241,12 +249,36 @@ class DirectionHourlyRollup(DirectionTotals, Base):
 
     __tablename__ = "direction_hourly_rollups"
 
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
-    intersection_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    direction: Mapped[str] = mapped_column(String(8), primary_key=True)
-    hour: Mapped[dt.datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    run_id: Mapped[int] = mapped_column(Integer)
+    intersection_id: Mapped[str] = mapped_column(String(128))
+    direction: Mapped[str] = mapped_column(String(8))
+    hour: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
-    __table_args__ = (
-        Index("ix_direction_hourly_rollups_hour", "hour"),
-        {"sqlite_with_rowid": False},
-    )
+    __table_args__ = (PrimaryKeyConstraint("run_id", "hour", "intersection_id", "direction"),
+                      {"sqlite_with_rowid": False})
+
+
+class Intersection5MinRollup(IntersectionTotals, Base):
+    """Totals of one intersection over one 5-minute UTC bucket of one run (`bucket` = its start)."""
+
+    __tablename__ = "intersection_5min_rollups"
+
+    run_id: Mapped[int] = mapped_column(Integer)
+    intersection_id: Mapped[str] = mapped_column(String(128))
+    bucket: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (PrimaryKeyConstraint("run_id", "bucket", "intersection_id"), {"sqlite_with_rowid": False})
+
+
+class Direction5MinRollup(DirectionTotals, Base):
+    """Totals of one approach of one intersection over one 5-minute UTC bucket of one run."""
+
+    __tablename__ = "direction_5min_rollups"
+
+    run_id: Mapped[int] = mapped_column(Integer)
+    intersection_id: Mapped[str] = mapped_column(String(128))
+    direction: Mapped[str] = mapped_column(String(8))
+    bucket: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (PrimaryKeyConstraint("run_id", "bucket", "intersection_id", "direction"),
+                      {"sqlite_with_rowid": False})

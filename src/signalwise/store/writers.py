@@ -6,7 +6,11 @@ Both follow the same plan per chunk of validated records:
    timestamps are certainly new: the fast path writes rows straight away
    (SQLite `executemany` with ids we number under the write lock;
    PostgreSQL `COPY` into the tables with ids reserved from the sequence)
-   and merges the chunk's totals (`rollups.deltas`) into the roll-ups.
+   and merges the chunk's totals (`rollups.deltas`) into the roll-ups
+   (SQLite: an upsert per total; PostgreSQL: the totals of each roll-up
+   table COPied into a temporary table and merged by one statement: with
+   the 5-minute level ~10,000 totals per 10,000 records, and an upsert per
+   total took 3x as long, measured).
 2. Otherwise some records may replace stored ones: an upsert per record,
    fresh signal rows, and the touched roll-up keys recomputed from the rows.
 
@@ -97,7 +101,7 @@ def may_replace(cursor, spans: dict[tuple, list], mark: str) -> bool:  # noqa: A
 
 
 def add_totals(cursor, upserts: list[str], totals: list[list[tuple]], ids: dict[str, int]) -> None:  # noqa: ANN001
-    """Merge a chunk's `rollups.deltas` (keyed by simulation_id) into the roll-up tables."""
+    """Merge a chunk's `rollups.deltas` (keyed by simulation_id) into the roll-up tables, a row at a time."""
     for statement, rows in zip(upserts, totals, strict=True):
         cursor.executemany(statement, [(ids[r[0]], *r[1:]) for r in rows])
 
@@ -157,7 +161,7 @@ class SqliteWriter(_ChunkWriter):
         if replacing:
             rollups.recompute(cur, spans, "sqlite")
         else:
-            add_totals(cur, self.upserts, totals or rollups.deltas(sims, signals, rollups.hour_text), self.run_ids)
+            add_totals(cur, self.upserts, totals or rollups.deltas(sims, signals, "sqlite"), self.run_ids)
 
 
 class PostgresWriter(_ChunkWriter):
@@ -167,8 +171,9 @@ class PostgresWriter(_ChunkWriter):
         self.cursor = conn.connection.dbapi_connection.cursor()
         self.sequence = self.cursor.execute(
             "SELECT pg_get_serial_sequence('intersection_records', 'id')").fetchone()[0]
-        self.staging = False
-        self.upserts = rollups.upsert_statements("postgresql")
+        self.staging = self.rollups_staged = False  # temporary tables made (dropped at commit)
+        self.rollups = rollups.rollup_tables("postgresql")
+        self.types: dict[tuple, list[int]] = {}  # column type oids per (table, columns) copied into
 
     stamp = staticmethod(utc)
 
@@ -189,25 +194,45 @@ class PostgresWriter(_ChunkWriter):
                 cur.execute("ROLLBACK TO SAVEPOINT signalwise_copy")
             else:
                 cur.execute("RELEASE SAVEPOINT signalwise_copy")
-                add_totals(cur, self.upserts, totals or rollups.deltas(sims, signals, rollups.hour_start),
-                           self.run_ids)
+                self._merge_totals(totals or rollups.deltas(sims, signals, "postgresql"))
                 return
         self._upsert(records, signals)
         rollups.recompute(cur, spans, "postgresql")
 
+    def _copy(self, table: str, columns: tuple[str, ...], rows: Iterable[tuple]) -> None:
+        """COPY rows into these columns of `table` in the binary format: a third of the client's CPU
+        time of the text format (measured), the column types looked up once per writer."""
+        types = self.types.get((table, columns))
+        if types is None:
+            found = dict(self.cursor.execute("SELECT attname, atttypid FROM pg_attribute WHERE attrelid = "
+                                             "%s::regclass AND attnum > 0 AND NOT attisdropped", (table,)).fetchall())
+            types = self.types[(table, columns)] = [found[c] for c in columns]
+        with self.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(types)
+            for row in rows:
+                copy.write_row(row)
+
     def _copy_new(self, records: list[tuple], signals: list[list[tuple]]) -> list[int]:
         """COPY new records and their signal rows straight into the tables; returns the records' ids."""
-        cur = self.cursor
-        ids = [i for (i,) in cur.execute(f"SELECT nextval('{self.sequence}') FROM generate_series(1, %s)",
-                                         (len(records),)).fetchall()]
-        with cur.copy(f"COPY intersection_records (id, {', '.join(RECORD_COLUMNS)}) FROM STDIN") as copy:
-            for i, row in zip(ids, records, strict=True):
-                copy.write_row((i, *row))
-        with cur.copy(f"COPY signal_records ({', '.join(SIGNAL_COLUMNS)}) FROM STDIN") as copy:
-            for i, sigs in zip(ids, signals, strict=True):
-                for sig in sigs:
-                    copy.write_row((i, *sig))
+        ids = [i for (i,) in self.cursor.execute(f"SELECT nextval('{self.sequence}') FROM generate_series(1, %s)",
+                                                 (len(records),)).fetchall()]
+        self._copy("intersection_records", ("id", *RECORD_COLUMNS),
+                   ((i, *row) for i, row in zip(ids, records, strict=True)))
+        self._copy("signal_records", SIGNAL_COLUMNS,
+                   ((i, *sig) for i, sigs in zip(ids, signals, strict=True) for sig in sigs))
         return ids
+
+    def _merge_totals(self, totals: list[list[tuple]]) -> None:
+        """Merge a chunk's `rollups.deltas` (keyed by simulation_id) into the roll-up tables: COPY into a
+        temporary table per roll-up table, then one merging statement each (`rollups.merge_statements`)."""
+        ids = self.run_ids
+        if not self.rollups_staged:
+            self.cursor.execute("; ".join(f"CREATE TEMP TABLE IF NOT EXISTS {t.staging()} (LIKE {t.table}) "
+                                          "ON COMMIT DROP" for t in self.rollups))
+            self.rollups_staged = True
+        for t, rows in zip(self.rollups, totals, strict=True):
+            self._copy(t.staging(), t.columns, ((ids[r[0]], *r[1:]) for r in rows))
+        self.cursor.execute("; ".join(rollups.merge_statements()))
 
     def _stage(self) -> None:
         if self.staging:
@@ -230,13 +255,9 @@ class PostgresWriter(_ChunkWriter):
         self._stage()
         cur = self.cursor
         cur.execute("TRUNCATE _records_in, _signals_in, _ids_in")
-        with cur.copy(f"COPY _records_in (ord, {', '.join(RECORD_COLUMNS)}) FROM STDIN") as copy:
-            for n, row in enumerate(records):
-                copy.write_row((n, *row))
-        with cur.copy(f"COPY _signals_in (ord, {', '.join(SIGNAL_COLUMNS[1:])}) FROM STDIN") as copy:
-            for n, sigs in enumerate(signals):
-                for sig in sigs:
-                    copy.write_row((n, *sig))
+        self._copy("_records_in", ("ord", *RECORD_COLUMNS), ((n, *row) for n, row in enumerate(records)))
+        self._copy("_signals_in", ("ord", *SIGNAL_COLUMNS[1:]),
+                   ((n, *sig) for n, sigs in enumerate(signals) for sig in sigs))
         cols = ", ".join(RECORD_COLUMNS)
         cur.execute(
             f"WITH up AS (INSERT INTO intersection_records ({cols}) SELECT {cols} FROM _records_in "
