@@ -1,6 +1,8 @@
-"""Time ranges read whole hours from the hourly roll-ups and the partial edge hours from the rows:
-the answers must equal what the records sent add up to (computed here in Python), for ranges on
-hour boundaries, off them, open at one end, inside one hour, and after a re-send replaced records."""
+"""Time ranges read whole hours from the hourly roll-ups, whole 5-minute buckets of the partial
+hours from the 5-minute roll-ups and the rest from the rows: the answers must equal what the
+records sent add up to (computed here in Python), for ranges on hour boundaries, off them (all
+three levels), open at one end, inside one hour, inside one 5-minute bucket, and after a re-send
+replaced records."""
 
 import datetime as dt
 import random
@@ -9,17 +11,20 @@ from urllib.parse import quote
 import pytest
 from random_records import DIRECTIONS, random_record
 
+from signalwise.analytics.queries import LEVELS, Filters
+
 T0 = dt.datetime(2025, 9, 10, 8, 3, tzinfo=dt.UTC)
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
 SIMS, INTERSECTIONS = ("S1", "S2"), ("A", "B", "C")
 
 
-def batch(rng: random.Random, steps=range(36), sims=SIMS, dirs_offset: int = 0) -> list[dict]:
-    """Records 7 minutes apart from 08:03 UTC (~4 hours), odd steps written in +05:30."""
+def batch(rng: random.Random, steps=range(100), sims=SIMS, dirs_offset: int = 0) -> list[dict]:
+    """Records 2 min 30 s apart from 08:03 UTC (~4 hours; two per 5-minute bucket), odd steps written
+    in +05:30."""
     out = []
     for sim in sims:
         for step in steps:
-            ts = T0 + dt.timedelta(minutes=7 * step)
+            ts = T0 + dt.timedelta(seconds=150 * step)
             for k, inter in enumerate(INTERSECTIONS):
                 dirs = DIRECTIONS[: 1 + (step + k + dirs_offset) % 4]
                 out.append(random_record(rng, sim, inter, (ts.astimezone(IST) if step % 2 else ts).isoformat(), dirs))
@@ -32,11 +37,14 @@ def at(hh: int, mm: int, ss: int = 0) -> dt.datetime:
 
 RANGES = [
     (at(9, 0), at(11, 0)),  # whole hours only
-    (at(8, 17, 30), at(10, 41)),  # partial hours at both ends
+    (at(8, 17, 30), at(10, 41)),  # whole hours, whole 5-minute buckets and rows at both ends
+    (at(8, 4), at(11, 56, 30)),  # the same with most of each edge hour in 5-minute buckets
     (None, at(10, 41)),  # open start
     (at(8, 17, 30), None),  # open end
-    (at(9, 5), at(9, 50)),  # inside one hour
+    (at(9, 5), at(9, 50)),  # inside one hour: 5-minute buckets only
+    (at(9, 3), at(9, 51)),  # inside one hour: 5-minute buckets and rows
     (at(9, 50), at(10, 10)),  # two partial hours, no whole one
+    (at(9, 21), at(9, 24)),  # inside one 5-minute bucket: rows only
     (at(10, 0).astimezone(IST), at(12, 0).astimezone(IST)),  # whole UTC hours given in another zone
 ]
 
@@ -181,6 +189,23 @@ def test_time_ranges_equal_the_records_sent_after_a_resend(client):
     sent = batch(rng)
     post_all(client, sent)
     # replace records across an hour boundary with other values and other directions, add new ones after
-    again = batch(rng, steps=range(10, 44), sims=("S1",), dirs_offset=2)
+    again = batch(rng, steps=range(20, 70), sims=("S1",), dirs_offset=2)
     post_all(client, again)
     answers_match(client, sent + again)
+
+
+def test_a_range_is_cut_into_whole_hours_whole_5_minute_buckets_and_rows():
+    hour, five = LEVELS
+
+    def pieces(start, end) -> list:  # noqa: ANN001
+        return [(level and level.column, span) for level, span in Filters(start=start, end=end).pieces()]
+    assert [hour.width, five.width] == [dt.timedelta(hours=1), dt.timedelta(minutes=5)]
+    assert pieces(at(8, 17, 30), at(10, 41)) == [
+        ("hour", (at(9, 0), at(10, 0))),
+        ("bucket", (at(8, 20), at(9, 0))), (None, (at(8, 17, 30), at(8, 20))),
+        ("bucket", (at(10, 0), at(10, 40))), (None, (at(10, 40), at(10, 41)))]
+    assert pieces(None, at(10, 41)) == [("hour", (None, at(10, 0))), ("bucket", (at(10, 0), at(10, 40))),
+                                        (None, (at(10, 40), at(10, 41)))]
+    assert pieces(at(9, 5), at(9, 50)) == [("bucket", (at(9, 5), at(9, 50)))]
+    assert pieces(at(9, 21), at(9, 24)) == [(None, (at(9, 21), at(9, 24)))]
+    assert pieces(at(10, 0).astimezone(IST), None) == [("hour", (at(10, 0), None))]
