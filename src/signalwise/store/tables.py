@@ -225,60 +225,53 @@ class DirectionRollup(DirectionTotals, Base):
     )
 
 
-# The bucketed roll-ups (`rollups.LEVELS`) are keyed (run, bucket, intersection[, direction]): a
-# time range of one run, or of every run with a seek per run, reads one range of the key, and there
-# is no other index to keep up. No foreign key to `runs`: PostgreSQL checks one per new row, and
-# ingestion writes ~10,000 bucket rows per 10,000 records; deleting a run deletes its buckets
-# through a trigger (migration 0005).
+class BucketKey:
+    """The key of a bucketed roll-up (`rollups.LEVELS`): (run, bucket, intersection[, direction]).
+
+    A time range of one run, or of every run with a seek per run, reads one
+    range of the key, and there is no other index to keep up. No foreign key
+    to `runs`: PostgreSQL checks one per new row, and ingestion writes
+    ~10,000 bucket rows per 10,000 records; deleting a run deletes its
+    buckets through a trigger (migration 0005).
+    """
+
+    run_id: Mapped[int] = mapped_column(Integer)
+    intersection_id: Mapped[str] = mapped_column(String(128))
+
+    @staticmethod
+    def args(bucket: str, *keys: str) -> tuple:
+        return PrimaryKeyConstraint("run_id", bucket, "intersection_id", *keys), {"sqlite_with_rowid": False}
 
 
-class IntersectionHourlyRollup(IntersectionTotals, Base):
+class IntersectionHourlyRollup(IntersectionTotals, BucketKey, Base):
     """Totals of one intersection over one UTC hour of one run (`hour` = the hour's start)."""
 
     __tablename__ = "intersection_hourly_rollups"
-
-    run_id: Mapped[int] = mapped_column(Integer)
-    intersection_id: Mapped[str] = mapped_column(String(128))
+    __table_args__ = BucketKey.args("hour")
     hour: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
-    __table_args__ = (PrimaryKeyConstraint("run_id", "hour", "intersection_id"), {"sqlite_with_rowid": False})
 
-
-class DirectionHourlyRollup(DirectionTotals, Base):
+class DirectionHourlyRollup(DirectionTotals, BucketKey, Base):
     """Totals of one approach of one intersection over one UTC hour of one run."""
 
     __tablename__ = "direction_hourly_rollups"
-
-    run_id: Mapped[int] = mapped_column(Integer)
-    intersection_id: Mapped[str] = mapped_column(String(128))
+    __table_args__ = BucketKey.args("hour", "direction")
     direction: Mapped[str] = mapped_column(String(8))
     hour: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
-    __table_args__ = (PrimaryKeyConstraint("run_id", "hour", "intersection_id", "direction"),
-                      {"sqlite_with_rowid": False})
 
-
-class Intersection5MinRollup(IntersectionTotals, Base):
+class Intersection5MinRollup(IntersectionTotals, BucketKey, Base):
     """Totals of one intersection over one 5-minute UTC bucket of one run (`bucket` = its start)."""
 
     __tablename__ = "intersection_5min_rollups"
-
-    run_id: Mapped[int] = mapped_column(Integer)
-    intersection_id: Mapped[str] = mapped_column(String(128))
+    __table_args__ = BucketKey.args("bucket")
     bucket: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
-    __table_args__ = (PrimaryKeyConstraint("run_id", "bucket", "intersection_id"), {"sqlite_with_rowid": False})
 
-
-class Direction5MinRollup(DirectionTotals, Base):
+class Direction5MinRollup(DirectionTotals, BucketKey, Base):
     """Totals of one approach of one intersection over one 5-minute UTC bucket of one run."""
 
     __tablename__ = "direction_5min_rollups"
-
-    run_id: Mapped[int] = mapped_column(Integer)
-    intersection_id: Mapped[str] = mapped_column(String(128))
+    __table_args__ = BucketKey.args("bucket", "direction")
     direction: Mapped[str] = mapped_column(String(8))
     bucket: Mapped[dt.datetime] = mapped_column(UtcDateTime())
-
-    __table_args__ = (PrimaryKeyConstraint("run_id", "bucket", "intersection_id", "direction"),
-                      {"sqlite_with_rowid": False})
