@@ -225,53 +225,29 @@ class DirectionRollup(DirectionTotals, Base):
     )
 
 
-class BucketKey:
-    """The key of a bucketed roll-up (`rollups.LEVELS`): (run, bucket, intersection[, direction]).
+def _bucketed(name: str, totals: type, table: str, bucket: str, *keys: str) -> type:
+    """A bucketed roll-up (`rollups.LEVELS`): `totals` of one intersection (and `keys`) over one UTC
+    bucket of one run, the `bucket` column holding the bucket's start.
 
-    A time range of one run, or of every run with a seek per run, reads one
-    range of the key, and there is no other index to keep up. No foreign key
-    to `runs`: PostgreSQL checks one per new row, and ingestion writes
-    ~10,000 bucket rows per 10,000 records; deleting a run deletes its
-    buckets through a trigger (migration 0005).
+    Keyed (run, bucket, intersection, *keys): a time range of one run, or of
+    every run with a seek per run, reads one range of the key, and there is
+    no other index to keep up. No foreign key to `runs`: PostgreSQL checks
+    one per new row, and ingestion writes ~10,000 bucket rows per 10,000
+    records; deleting a run deletes its buckets through a trigger (0005).
     """
-
-    run_id: Mapped[int] = mapped_column(Integer)
-    intersection_id: Mapped[str] = mapped_column(String(128))
-
-    @staticmethod
-    def args(bucket: str, *keys: str) -> tuple:
-        return PrimaryKeyConstraint("run_id", bucket, "intersection_id", *keys), {"sqlite_with_rowid": False}
-
-
-class IntersectionHourlyRollup(IntersectionTotals, BucketKey, Base):
-    """Totals of one intersection over one UTC hour of one run (`hour` = the hour's start)."""
-
-    __tablename__ = "intersection_hourly_rollups"
-    __table_args__ = BucketKey.args("hour")
-    hour: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    return type(name, (totals, Base), {
+        "__tablename__": table, "__doc__": _bucketed.__doc__,
+        "__table_args__": (PrimaryKeyConstraint("run_id", bucket, "intersection_id", *keys),
+                           {"sqlite_with_rowid": False}),
+        "run_id": mapped_column(Integer), "intersection_id": mapped_column(String(128)),
+        bucket: mapped_column(UtcDateTime()), **{k: mapped_column(String(8)) for k in keys}})
 
 
-class DirectionHourlyRollup(DirectionTotals, BucketKey, Base):
-    """Totals of one approach of one intersection over one UTC hour of one run."""
-
-    __tablename__ = "direction_hourly_rollups"
-    __table_args__ = BucketKey.args("hour", "direction")
-    direction: Mapped[str] = mapped_column(String(8))
-    hour: Mapped[dt.datetime] = mapped_column(UtcDateTime())
-
-
-class Intersection5MinRollup(IntersectionTotals, BucketKey, Base):
-    """Totals of one intersection over one 5-minute UTC bucket of one run (`bucket` = its start)."""
-
-    __tablename__ = "intersection_5min_rollups"
-    __table_args__ = BucketKey.args("bucket")
-    bucket: Mapped[dt.datetime] = mapped_column(UtcDateTime())
-
-
-class Direction5MinRollup(DirectionTotals, BucketKey, Base):
-    """Totals of one approach of one intersection over one 5-minute UTC bucket of one run."""
-
-    __tablename__ = "direction_5min_rollups"
-    __table_args__ = BucketKey.args("bucket", "direction")
-    direction: Mapped[str] = mapped_column(String(8))
-    bucket: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+IntersectionHourlyRollup = _bucketed("IntersectionHourlyRollup", IntersectionTotals, "intersection_hourly_rollups",
+                                     "hour")
+DirectionHourlyRollup = _bucketed("DirectionHourlyRollup", DirectionTotals, "direction_hourly_rollups", "hour",
+                                  "direction")
+Intersection5MinRollup = _bucketed("Intersection5MinRollup", IntersectionTotals, "intersection_5min_rollups",
+                                   "bucket")
+Direction5MinRollup = _bucketed("Direction5MinRollup", DirectionTotals, "direction_5min_rollups", "bucket",
+                                "direction")
