@@ -1,6 +1,9 @@
-"""Random but valid ingestion records, for tests that check answers against what was sent."""
+"""Random but valid ingestion records, and a comparison of nested answers, for tests that check
+answers against what was sent."""
 
 import random
+
+import pytest
 
 DIRECTIONS = ("north", "south", "east", "west")
 
@@ -20,3 +23,23 @@ def random_record(rng: random.Random, sim: str, inter: str, timestamp: str, dirs
                     "fuel_saved": round(rng.uniform(-1, 2), 2), "co2_saved": round(rng.uniform(-2, 5), 2),
                     "emergency_overrides": rng.randrange(2)},
     }
+
+
+def assert_same(got, want, where: str, exact_keys: bool = False) -> None:  # noqa: ANN001
+    """Nested dicts/lists equal, floats approximately; `where` names the path that differs.
+
+    `exact_keys`: dicts must have the same keys; otherwise `got` may have keys `want` lacks."""
+    if isinstance(want, dict):
+        if exact_keys:
+            assert got.keys() == want.keys(), where
+        for k in want:
+            assert k in got, f"{where}: no {k}"
+            assert_same(got[k], want[k], f"{where} .{k}", exact_keys)
+    elif isinstance(want, list):
+        assert len(got) == len(want), where
+        for i, (x, y) in enumerate(zip(got, want, strict=True)):
+            assert_same(x, y, f"{where} [{i}]", exact_keys)
+    elif isinstance(want, float) or isinstance(got, float):
+        assert got == pytest.approx(want), where
+    else:
+        assert got == want, where

@@ -7,8 +7,7 @@ also after a re-send replaced some records."""
 import datetime as dt
 import random
 
-import pytest
-from random_records import DIRECTIONS, random_record
+from random_records import DIRECTIONS, assert_same, random_record
 
 T0 = dt.datetime(2025, 9, 10, 8, tzinfo=dt.UTC)
 EVERYTHING = [
@@ -55,22 +54,7 @@ def answers_agree(client) -> None:
         for everything in EVERYTHING:
             ranged = client.get(q + ("&" if "?" in q else "?") + everything)
             assert ranged.status_code == 200, (q, everything, ranged.text)
-            assert_same(rolled.json(), ranged.json(), f"{q} {everything}")
-
-
-def assert_same(a, b, where: str) -> None:
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            assert_same(a[k], b[k], f"{where} .{k}")
-    elif isinstance(a, list):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same(x, y, f"{where} [{i}]")
-    elif isinstance(a, float) or isinstance(b, float):
-        assert a == pytest.approx(b), where
-    else:
-        assert a == b, where
+            assert_same(rolled.json(), ranged.json(), f"{q} {everything}", exact_keys=True)
 
 
 def test_rollups_and_rows_give_the_same_answers(client):

@@ -8,8 +8,7 @@ import datetime as dt
 import random
 from urllib.parse import quote
 
-import pytest
-from random_records import DIRECTIONS, random_record
+from random_records import DIRECTIONS, assert_same, random_record
 
 from signalwise.analytics.queries import LEVELS, Filters
 
@@ -135,21 +134,6 @@ def expected_summary(sent, start, end, sim) -> dict:  # noqa: ANN001
 def span(start, end) -> str:  # noqa: ANN001
     parts = ([f"start={quote(start.isoformat())}"] if start else []) + ([f"end={quote(end.isoformat())}"] if end else [])
     return "&".join(parts)
-
-
-def assert_same(got, want, where: str) -> None:  # noqa: ANN001
-    if isinstance(want, dict):
-        for k in want:
-            assert k in got, f"{where}: no {k}"
-            assert_same(got[k], want[k], f"{where} .{k}")
-    elif isinstance(want, list):
-        assert len(got) == len(want), where
-        for i, (x, y) in enumerate(zip(got, want, strict=True)):
-            assert_same(x, y, f"{where} [{i}]")
-    elif isinstance(want, float) or isinstance(got, float):
-        assert got == pytest.approx(want), where
-    else:
-        assert got == want, where
 
 
 def answers_match(client, sent: list[dict]) -> None:  # noqa: ANN001
