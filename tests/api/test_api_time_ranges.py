@@ -1,8 +1,8 @@
-"""Time ranges read whole hours from the hourly roll-ups, whole 5-minute buckets of the partial
-hours from the 5-minute roll-ups and the rest from the rows: the answers must equal what the
-records sent add up to (computed here in Python), for ranges on hour boundaries, off them (all
-three levels), open at one end, inside one hour, inside one 5-minute bucket, and after a re-send
-replaced records."""
+"""Time ranges read whole hours from the hourly roll-ups, whole quarter hours and then 5-minute
+buckets of the partial hours from the finer roll-ups and the rest from the rows: the answers must
+equal what the records sent add up to (computed here in Python), for ranges on hour boundaries, off
+them (all four sources), open at one end, inside one hour, inside one 5-minute bucket, and after a
+re-send replaced records."""
 
 import datetime as dt
 import random
@@ -40,7 +40,7 @@ RANGES = [
     (at(8, 4), at(11, 56, 30)),  # the same with most of each edge hour in 5-minute buckets
     (None, at(10, 41)),  # open start
     (at(8, 17, 30), None),  # open end
-    (at(9, 5), at(9, 50)),  # inside one hour: 5-minute buckets only
+    (at(9, 5), at(9, 50)),  # inside one hour: quarter hours and 5-minute buckets only
     (at(9, 3), at(9, 51)),  # inside one hour: 5-minute buckets and rows
     (at(9, 50), at(10, 10)),  # two partial hours, no whole one
     (at(9, 21), at(9, 24)),  # inside one 5-minute bucket: rows only
@@ -178,18 +178,18 @@ def test_time_ranges_equal_the_records_sent_after_a_resend(client):
     answers_match(client, sent + again)
 
 
-def test_a_range_is_cut_into_whole_hours_whole_5_minute_buckets_and_rows():
-    hour, five = LEVELS
-
+def test_a_range_is_cut_into_whole_buckets_of_each_level_and_rows():
     def pieces(start, end) -> list:  # noqa: ANN001
-        return [(level and level.column, span) for level, span in Filters(start=start, end=end).pieces()]
-    assert [hour.width, five.width] == [dt.timedelta(hours=1), dt.timedelta(minutes=5)]
+        return [(level and level.table.name.removeprefix("bucket_rollups_"), span)
+                for level, span in Filters(start=start, end=end).pieces()]
+    assert [lv.width for lv in LEVELS] == [dt.timedelta(hours=1), dt.timedelta(minutes=15), dt.timedelta(minutes=5)]
     assert pieces(at(8, 17, 30), at(10, 41)) == [
-        ("hour", (at(9, 0), at(10, 0))),
-        ("bucket", (at(8, 20), at(9, 0))), (None, (at(8, 17, 30), at(8, 20))),
-        ("bucket", (at(10, 0), at(10, 40))), (None, (at(10, 40), at(10, 41)))]
-    assert pieces(None, at(10, 41)) == [("hour", (None, at(10, 0))), ("bucket", (at(10, 0), at(10, 40))),
-                                        (None, (at(10, 40), at(10, 41)))]
-    assert pieces(at(9, 5), at(9, 50)) == [("bucket", (at(9, 5), at(9, 50)))]
+        ("1h", (at(9, 0), at(10, 0))),
+        ("15min", (at(8, 30), at(9, 0))), ("5min", (at(8, 20), at(8, 30))), (None, (at(8, 17, 30), at(8, 20))),
+        ("15min", (at(10, 0), at(10, 30))), ("5min", (at(10, 30), at(10, 40))), (None, (at(10, 40), at(10, 41)))]
+    assert pieces(None, at(10, 41)) == [("1h", (None, at(10, 0))), ("15min", (at(10, 0), at(10, 30))),
+                                        ("5min", (at(10, 30), at(10, 40))), (None, (at(10, 40), at(10, 41)))]
+    assert pieces(at(9, 5), at(9, 50)) == [("15min", (at(9, 15), at(9, 45))), ("5min", (at(9, 5), at(9, 15))),
+                                           ("5min", (at(9, 45), at(9, 50)))]
     assert pieces(at(9, 21), at(9, 24)) == [(None, (at(9, 21), at(9, 24)))]
-    assert pieces(at(10, 0).astimezone(IST), None) == [("hour", (at(10, 0), None))]
+    assert pieces(at(10, 0).astimezone(IST), None) == [("1h", (at(10, 0), None))]

@@ -1,4 +1,4 @@
-"""Roll-up totals (whole-run, hourly, 5-minute) stay equal to what the stored records add up to:
+"""Roll-up totals (whole-run, hourly, quarter-hour, 5-minute) stay equal to what the stored records add up to:
 after plain ingestion, after re-sends that replace records (values lowered, directions dropped),
 after failed batches, after run deletions, and with concurrent writers adding to the same buckets.
 The expected totals are computed here in Python from the records sent."""
@@ -13,16 +13,8 @@ from sqlalchemy import delete, select, text
 from signalwise.store import RecordError, create_store_engine, ingest_records, upgrade
 from signalwise.store import writers as store_writers
 from signalwise.store.ingest import ingest_json_array
-from signalwise.store.tables import (
-    Direction5MinRollup,
-    DirectionHourlyRollup,
-    DirectionRollup,
-    Intersection5MinRollup,
-    IntersectionHourlyRollup,
-    IntersectionRollup,
-    Run,
-    SignalRecord,
-)
+from signalwise.store.rollups import DIRECTION_TOTALS
+from signalwise.store.tables import BUCKET_TABLES, DirectionRollup, IntersectionRollup, Run, SignalRecord
 from signalwise.store.tables import IntersectionRecord as RecordRow
 
 T0 = dt.datetime(2025, 9, 10, 6, tzinfo=dt.UTC)
@@ -53,10 +45,8 @@ def make(sim: str, inter: str, minute: int, rng: random.Random, dirs=DIRECTIONS)
     }
 
 
-#: roll-up levels: (intersection table, direction table, bucket column, bucket width in minutes)
-LEVELS = {"run": (IntersectionRollup, DirectionRollup, None, None),
-          "hour": (IntersectionHourlyRollup, DirectionHourlyRollup, "hour", 60),
-          "5min": (Intersection5MinRollup, Direction5MinRollup, "bucket", 5)}
+#: roll-up levels: (table, bucket width in minutes); the whole-run level has a table per shape
+LEVELS = {"run": (None, None), **{f"{t.__table__.name}": (t, m) for t, m in zip(BUCKET_TABLES, (60, 15, 5), strict=True)}}
 
 
 def bucket_of(ts: dt.datetime, minutes: int) -> dt.datetime:
@@ -67,7 +57,7 @@ def bucket_of(ts: dt.datetime, minutes: int) -> dt.datetime:
 def expected(records: list[dict], level: str = "run") -> tuple[dict, dict]:
     """Totals per (sim, intersection) and (sim, intersection, direction) of the latest record per key
     (per UTC bucket of the level too: keys end with the bucket's start)."""
-    minutes = LEVELS[level][3]
+    minutes = LEVELS[level][1]
     latest = {}
     for r in records:
         latest[(r["simulation_id"], r["intersection_id"], dt.datetime.fromisoformat(r["timestamp"]))] = r
@@ -102,14 +92,23 @@ def expected(records: list[dict], level: str = "run") -> tuple[dict, dict]:
 
 
 def stored(engine, level: str = "run") -> tuple[dict, dict]:
-    IR, DR, column, _ = LEVELS[level]
-    IR, DR, RUN = IR.__table__, DR.__table__, Run.__table__
+    """What a level's tables hold, in the shape of `expected` (a bucketed row's approaches as direction
+    keys where they have samples)."""
+    table, _ = LEVELS[level]
+    RUN = Run.__table__
+    IR = IntersectionRollup.__table__ if table is None else table.__table__
     with engine.connect() as conn:
         irows = conn.execute(select(RUN.c.simulation_id, IR).join(RUN, RUN.c.id == IR.c.run_id)).mappings().all()
-        drows = conn.execute(select(RUN.c.simulation_id, DR).join(RUN, RUN.c.id == DR.c.run_id)).mappings().all()
+        if table is None:
+            DR = DirectionRollup.__table__
+            drows = conn.execute(select(RUN.c.simulation_id, DR).join(RUN, RUN.c.id == DR.c.run_id)).mappings().all()
+        else:  # the approaches of the bucketed rows, as direction rows
+            drows = [{"simulation_id": r["simulation_id"], "intersection_id": r["intersection_id"],
+                      "bucket": r["bucket"], "direction": d, **{c: r[f"{d}_{c}"] for c in DIRECTION_TOTALS}}
+                     for r in irows for d in DIRECTIONS if r[f"{d}_samples"]]
 
     def hour(r) -> tuple:
-        return (r[column],) if column else ()
+        return (r["bucket"],) if table is not None else ()
     inter = {(r["simulation_id"], r["intersection_id"], *hour(r)): {
         "records": r["records"], "first": r["first_timestamp"], "last": r["last_timestamp"],
         "passed": r["total_vehicles_passed"], "wait": r["avg_wait_time_sum"], "thr": r["throughput_sum"],
@@ -123,7 +122,7 @@ def stored(engine, level: str = "run") -> tuple[dict, dict]:
 
 
 def assert_rollups_match(engine, sent: list[dict]) -> None:
-    """Whole-run, hourly and 5-minute roll-ups all equal the totals of the records sent."""
+    """Whole-run and every bucketed level's roll-ups all equal the totals of the records sent."""
     for level in LEVELS:
         _assert_match(*expected(sent, level), *stored(engine, level))
 

@@ -21,12 +21,13 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import Boolean, Engine, case, distinct, func, literal, select, true, union_all
+from sqlalchemy import Boolean, Engine, and_, case, distinct, func, select, true, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from signalwise.store import rollups
+from signalwise.store.rollups import DIRECTIONS
 from signalwise.store.tables import (
     Base,
     DirectionRollup,
@@ -47,11 +48,9 @@ EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 @dataclass(frozen=True)
 class Level:
-    """A bucketed roll-up level: its intersection and direction tables, bucket column and width."""
+    """A bucketed roll-up level: its table (a row per run, bucket and intersection) and bucket width."""
 
-    i: object  # Table
-    d: object  # Table
-    column: str
+    table: object  # Table
     width: dt.timedelta
 
     def floor(self, moment: dt.datetime) -> dt.datetime:
@@ -62,9 +61,8 @@ class Level:
         return floor if floor == moment else floor + self.width
 
 
-#: the bucketed levels, coarsest first (hours, 5 minutes)
-LEVELS = tuple(Level(Base.metadata.tables[lv.intersection_table], Base.metadata.tables[lv.direction_table],
-                     lv.column, dt.timedelta(seconds=lv.width)) for lv in rollups.LEVELS)
+#: the bucketed levels, coarsest first (1 hour, 15 minutes, 5 minutes)
+LEVELS = tuple(Level(Base.metadata.tables[lv.table], dt.timedelta(seconds=lv.width)) for lv in rollups.LEVELS)
 
 #: per-run figures derived from interval records, usable wherever run metrics are
 RECORD_METRICS = {
@@ -127,17 +125,18 @@ class Filters:
         """
         return _cut(self.start, self.end, LEVELS)
 
-    def bucket_conditions(self, table, level: Level, span: tuple) -> list:  # noqa: ANN001 - level.i or level.d
-        """Conditions on a bucketed table for the buckets in `span` (its key starts (run, bucket): over
+    def bucket_conditions(self, level: Level, span: tuple) -> list:
+        """Conditions on a level's table for the buckets in `span` (its key starts (run, bucket): over
         every run, one range of the key per run, `_AnyRun`)."""
         lo, hi = span
+        table = level.table
         cond = self.rollup_conditions(table)
         if self.simulation_id is None:
             cond.append(_AnyRun(table.c.run_id))
         if lo is not None:
-            cond.append(table.c[level.column] >= lo)
+            cond.append(table.c.bucket >= lo)
         if hi is not None:
-            cond.append(table.c[level.column] < hi)
+            cond.append(table.c.bucket < hi)
         return cond
 
     def edge_conditions(self, edge: tuple) -> list:
@@ -206,20 +205,41 @@ def _any_run_postgresql(element: _AnyRun, compiler, **kw) -> str:  # noqa: ANN00
     return f"{compiler.process(element.column, **kw)} = ANY(ARRAY(SELECT id FROM runs))"
 
 
-def _signal_rows_of(engine: Engine, picked):  # noqa: ANN001, ANN202 - a CTE of record ids
-    """(the signal rows of the picked records as a FROM item, its join condition).
+#: the per-approach totals a wait-time answer needs (`rollups.DIRECTION_TOTALS` without emergencies)
+_WAIT_TOTALS = ("samples", "avg_wait_time_sum", "avg_wait_time_max", "vehicles_crossed")
 
-    PostgreSQL gets a LATERAL probe of the primary key per picked record: left
-    to its cost model it hash-joined a sequential scan of all 4M signal rows
-    (0.55 s for a 10-minute edge of 50 runs) instead of probing its 10,000
-    records (23 ms in one process, measured with EXPLAIN ANALYZE) whenever it
-    planned without parallel workers. SQLite has no LATERAL and probes by itself.
+
+def _approaches_of(engine: Engine, picked, dirs: list[str]):  # noqa: ANN001, ANN202 - a CTE of record ids
+    """(FROM item of the picked records with their signal rows, {f"{direction}_{total}": column per
+    record}): one row per record with its approaches side by side, as a bucketed roll-up row holds them
+    (`_WAIT_TOTALS`, zeros for an approach without a signal row), so an edge of a range is grouped per
+    (run, intersection) and unions with the buckets.
+
+    SQLite joins each approach's row by its key (record_id, direction). PostgreSQL gets a LATERAL
+    aggregate over each picked record's rows: left to its cost model, a join hash-joined a sequential
+    scan of all 4M signal rows (0.55 s for a 10-minute edge of 50 runs) instead of probing its 10,000
+    records (23 ms in one process, measured with EXPLAIN ANALYZE) whenever it planned without parallel
+    workers. SQLite has no LATERAL and probes by itself.
     """
     if engine.dialect.name != "postgresql":
-        return S, S.c.record_id == picked.c.id
-    probe = (select(S.c.direction, S.c.avg_wait_time, S.c.vehicles_crossed)
-             .where(S.c.record_id == picked.c.id).offset(0).lateral())  # OFFSET 0: not flattened into a join
-    return probe, true()
+        source, columns = picked, {}
+        for d in dirs:
+            s = S.alias(f"s_{d}")
+            source = source.outerjoin(s, and_(s.c.record_id == picked.c.id, s.c.direction == d))
+            columns.update({f"{d}_samples": case((s.c.direction.is_not(None), 1), else_=0),
+                            f"{d}_avg_wait_time_sum": func.coalesce(s.c.avg_wait_time, 0.0),
+                            f"{d}_avg_wait_time_max": func.coalesce(s.c.avg_wait_time, 0.0),
+                            f"{d}_vehicles_crossed": func.coalesce(s.c.vehicles_crossed, 0)})
+        return source, columns
+    wanted = {}
+    for d in dirs:
+        mine = S.c.direction == d
+        wanted.update({f"{d}_samples": func.sum(case((mine, 1), else_=0)),
+                       f"{d}_avg_wait_time_sum": func.sum(case((mine, S.c.avg_wait_time), else_=0.0)),
+                       f"{d}_avg_wait_time_max": func.max(case((mine, S.c.avg_wait_time), else_=0.0)),
+                       f"{d}_vehicles_crossed": func.sum(case((mine, S.c.vehicles_crossed), else_=0))})
+    probe = select(*[c.label(n) for n, c in wanted.items()]).where(S.c.record_id == picked.c.id).lateral()
+    return picked.join(probe, true()), {n: probe.c[n] for n in wanted}
 
 
 def _simulation_id_of(grouped):  # noqa: ANN001, ANN202 - a subquery with run_id
@@ -278,10 +298,10 @@ def simulation_summary(engine: Engine, simulation_id: str, f: Filters) -> dict |
     inner = Filters(None, f.intersection_id, None, f.start, f.end)
     if inner.timed:
         def buckets(level: Level, span: tuple):  # noqa: ANN202
-            t = level.i
+            t = level.table
             return (select(t.c.intersection_id, t.c.records, t.c.first_timestamp.label("first"),
                            t.c.last_timestamp.label("last"), *[c.label(k) for k, c in _SUMMARY_SUMS(t).items()])
-                    .where(t.c.run_id == run_id, *inner.bucket_conditions(t, level, span)))
+                    .where(t.c.run_id == run_id, *inner.bucket_conditions(level, span)))
 
         def rows(cond: list):  # noqa: ANN202
             return (select(R.c.intersection_id, func.count().label("records"), func.min(R.c.timestamp).label("first"),
@@ -318,11 +338,12 @@ def wait_times(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int
     """Waiting time per (simulation, intersection, direction) from the signal records."""
     if not f.timed:
         return _wait_times_rolled_up(engine, f, limit, offset)
+    dirs = sorted(DIRECTIONS) if f.direction is None else [f.direction]  # answered in name order
+    names = [f"{d}_{c}" for d in dirs for c in _WAIT_TOTALS]
+
     def buckets(level: Level, span: tuple):  # noqa: ANN202
-        t = level.d
-        return select(t.c.run_id, t.c.intersection_id, t.c.direction, t.c.avg_wait_time_sum.label("wait_sum"),
-                      t.c.avg_wait_time_max.label("max_wait_s"), t.c.samples,
-                      t.c.vehicles_crossed).where(*f.bucket_conditions(t, level, span))
+        t = level.table
+        return select(t.c.run_id, t.c.intersection_id, *[t.c[n] for n in names]).where(*f.bucket_conditions(level, span))
 
     def rows(cond: list):  # noqa: ANN202
         # SQLite: the records of the edge first (timestamp index), then their signal rows by key; left
@@ -330,25 +351,23 @@ def wait_times(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int
         # PostgreSQL: there the materialized CTE made it slower (1.3 s against 0.8 s, measured)
         picked = (select(R.c.id, R.c.run_id, R.c.intersection_id).where(*cond).cte()
                   .prefix_with("MATERIALIZED", dialect="sqlite"))
-        sig, on = _signal_rows_of(engine, picked)
-        return (select(picked.c.run_id, picked.c.intersection_id, sig.c.direction,
-                       func.sum(sig.c.avg_wait_time).label("wait_sum"),
-                       func.max(sig.c.avg_wait_time).label("max_wait_s"), func.count().label("samples"),
-                       func.sum(sig.c.vehicles_crossed).label("vehicles_crossed"))
-                .select_from(picked.join(sig, on))
-                .where(*([sig.c.direction == f.direction] if f.direction is not None else []))
-                .group_by(picked.c.run_id, picked.c.intersection_id, sig.c.direction))
+        source, per_record = _approaches_of(engine, picked, dirs)
+        return (select(picked.c.run_id, picked.c.intersection_id,
+                       *[(func.max if n.endswith("_max") else func.sum)(c).label(n) for n, c in per_record.items()])
+                .select_from(source).group_by(picked.c.run_id, picked.c.intersection_id))
     u = _timed_source(f, buckets, rows)
-    grouped = (select(u.c.run_id, u.c.intersection_id, u.c.direction, func.sum(u.c.wait_sum).label("wait_sum"),
-                      func.max(u.c.max_wait_s).label("max_wait_s"), func.sum(u.c.samples).label("samples"),
-                      func.sum(u.c.vehicles_crossed).label("vehicles_crossed"))
-               .group_by(u.c.run_id, u.c.intersection_id, u.c.direction)).subquery()
+    grouped = (select(u.c.run_id, u.c.intersection_id,
+                      *[(func.max if n.endswith("_max") else func.sum)(u.c[n]).label(n) for n in names])
+               .group_by(u.c.run_id, u.c.intersection_id)).subquery()
     sim = _simulation_id_of(grouped)
-    q = (select(sim, grouped.c.intersection_id, grouped.c.direction, grouped.c.wait_sum,
-                grouped.c.max_wait_s, grouped.c.samples, grouped.c.vehicles_crossed)
-         .order_by(sim, grouped.c.intersection_id, grouped.c.direction))
+    q = (select(sim, grouped.c.intersection_id, *[grouped.c[n] for n in names])
+         .order_by(sim, grouped.c.intersection_id))
     with engine.connect() as conn:
-        groups = [{**g, "samples": int(g["samples"])} for g in conn.execute(q).mappings()]  # PostgreSQL: numeric
+        found = conn.execute(q).mappings().all()
+    groups = [{"simulation_id": g["simulation_id"], "intersection_id": g["intersection_id"], "direction": d,
+               "samples": int(g[f"{d}_samples"]), "wait_sum": g[f"{d}_avg_wait_time_sum"],
+               "max_wait_s": g[f"{d}_avg_wait_time_max"], "vehicles_crossed": g[f"{d}_vehicles_crossed"]}
+              for g in found for d in dirs if g[f"{d}_samples"]]  # int(): PostgreSQL sums are numeric
     n = sum(g["samples"] for g in groups)
     overall = {"mean_wait_s": _f(sum(g["wait_sum"] for g in groups) / n) if n else None,
                "max_wait_s": _f(max(g["max_wait_s"] for g in groups)) if groups else None, "samples": n}
@@ -385,10 +404,10 @@ def speeds(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int, li
     f = Filters(f.simulation_id, f.intersection_id, None, f.start, f.end)  # speed has no direction
 
     def buckets(level: Level, span: tuple):  # noqa: ANN202
-        t = level.i
+        t = level.table
         return select(t.c.run_id, t.c.intersection_id, t.c.avg_speed_sum.label("speed_sum"),
                       t.c.avg_speed_min.label("min_speed"), t.c.avg_speed_max.label("max_speed"),
-                      t.c.records.label("samples")).where(*f.bucket_conditions(t, level, span))
+                      t.c.records.label("samples")).where(*f.bucket_conditions(level, span))
 
     def rows(cond: list):  # noqa: ANN202
         return (select(R.c.run_id, R.c.intersection_id, func.sum(R.c.avg_speed).label("speed_sum"),
@@ -445,16 +464,11 @@ def emergency_report(engine: Engine, f: Filters, limit: int, offset: int) -> tup
             .correlate(R).scalar_subquery())
 
     def buckets(level: Level, span: tuple):  # noqa: ANN202
-        i, d = level.i, level.d
-        bucket_present = i.c.intervals_with_emergency
-        if direction is not None:
-            bucket_present = func.coalesce(select(d.c.emergency_present).where(
-                d.c.run_id == i.c.run_id, d.c.intersection_id == i.c.intersection_id,
-                d.c[level.column] == i.c[level.column], d.c.direction == direction).correlate(i).scalar_subquery(),
-                literal(0))
-        return select(i.c.run_id, i.c.intersection_id, i.c.emergency_overrides,
+        t = level.table
+        bucket_present = t.c.intervals_with_emergency if direction is None else t.c[f"{direction}_emergency_present"]
+        return select(t.c.run_id, t.c.intersection_id, t.c.emergency_overrides,
                       bucket_present.label("intervals_with_emergency_vehicle"),
-                      i.c.records.label("intervals")).where(*f.bucket_conditions(i, level, span))
+                      t.c.records.label("intervals")).where(*f.bucket_conditions(level, span))
 
     def rows(cond: list):  # noqa: ANN202
         return (select(R.c.run_id, R.c.intersection_id,
@@ -724,6 +738,6 @@ def performance_scatter(engine: Engine, scenario: str | None, x: str, y: str) ->
 def row_counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
         return {t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
-                for t in (RUN, R, S, M, HiresEvent.__table__, IR, DR, *[t for lv in LEVELS for t in (lv.i, lv.d)])}
+                for t in (RUN, R, S, M, HiresEvent.__table__, IR, DR, *[lv.table for lv in LEVELS])}
 
 

@@ -12,12 +12,11 @@
   intersection) and per (run, intersection, direction), kept by ingestion in
   the same transaction as the rows they sum, so questions over whole runs
   read thousands of rows instead of millions (`rollups.py`).
-- `intersection_hourly_rollups`, `direction_hourly_rollups`: the same totals
-  per UTC hour, so a time range of whole hours reads a few thousand bucket
-  rows;
-- `intersection_5min_rollups`, `direction_5min_rollups`: and per 5-minute
-  UTC bucket, for the partial hours at a range's edges; only what is left
-  (under 5 minutes at each end) reads the interval rows.
+- `bucket_rollups_1h`, `bucket_rollups_15min`, `bucket_rollups_5min`: the
+  totals per (run, intersection) per UTC hour, quarter hour and 5 minutes,
+  each row with the per-approach totals too, so a time range reads whole
+  buckets and only what is left (under 5 minutes at each end) from the
+  interval rows (`rollups.py`).
 """
 
 from __future__ import annotations
@@ -43,9 +42,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from . import rollups
+from .rollups import DIRECTIONS
 from .timefmt import UtcDateTime
 
-DIRECTIONS = ("north", "south", "east", "west")
 SIGNAL_STATUSES = ("GREEN", "YELLOW", "RED")
 VEHICLE_CLASSES = ("car", "bus", "truck", "bike", "rickshaw")
 DIRECTION_CHECK = " OR ".join(f"direction = '{d}'" for d in DIRECTIONS)
@@ -225,29 +225,27 @@ class DirectionRollup(DirectionTotals, Base):
     )
 
 
-def _bucketed(name: str, totals: type, table: str, bucket: str, *keys: str) -> type:
-    """A bucketed roll-up (`rollups.LEVELS`): `totals` of one intersection (and `keys`) over one UTC
-    bucket of one run, the `bucket` column holding the bucket's start.
+#: the type of each per-approach total of a bucketed row (as `DirectionTotals`)
+_APPROACH_TYPES = {"samples": Integer, "avg_wait_time_sum": Float, "avg_wait_time_max": Float,
+                   "vehicles_crossed": BigInteger, "emergency_present": Integer}
 
-    Keyed (run, bucket, intersection, *keys): a time range of one run, or of
-    every run with a seek per run, reads one range of the key, and there is
-    no other index to keep up. No foreign key to `runs`: PostgreSQL checks
-    one per new row, and ingestion writes ~10,000 bucket rows per 10,000
-    records; deleting a run deletes its buckets through a trigger (0005).
+
+def _bucketed(name: str, level: rollups.Level) -> type:
+    """The table of a bucketed level (`rollups.LEVELS`): the totals of one intersection over one UTC
+    bucket of one run, and five totals per approach (`rollups.APPROACH_COLUMNS`).
+
+    Keyed (run, bucket, intersection): a time range of one run, or of every
+    run with a seek per run, reads one range of the key, and there is no
+    other index to keep up. No foreign key to `runs`: PostgreSQL checks one
+    per new row; deleting a run deletes its buckets through a trigger (0006).
     """
-    return type(name, (totals, Base), {
-        "__tablename__": table, "__doc__": _bucketed.__doc__,
-        "__table_args__": (PrimaryKeyConstraint("run_id", bucket, "intersection_id", *keys),
-                           {"sqlite_with_rowid": False}),
+    approaches = {f"{d}_{c}": mapped_column(kind, nullable=False) for d in DIRECTIONS for c, kind in _APPROACH_TYPES.items()}
+    return type(name, (IntersectionTotals, Base), {
+        "__tablename__": level.table, "__doc__": f"Totals per {level.width // 60}-minute bucket.",
+        "__table_args__": (PrimaryKeyConstraint("run_id", "bucket", "intersection_id"), {"sqlite_with_rowid": False}),
         "run_id": mapped_column(Integer), "intersection_id": mapped_column(String(128)),
-        bucket: mapped_column(UtcDateTime()), **{k: mapped_column(String(8)) for k in keys}})
+        "bucket": mapped_column(UtcDateTime()), **approaches})
 
 
-IntersectionHourlyRollup = _bucketed("IntersectionHourlyRollup", IntersectionTotals, "intersection_hourly_rollups",
-                                     "hour")
-DirectionHourlyRollup = _bucketed("DirectionHourlyRollup", DirectionTotals, "direction_hourly_rollups", "hour",
-                                  "direction")
-Intersection5MinRollup = _bucketed("Intersection5MinRollup", IntersectionTotals, "intersection_5min_rollups",
-                                   "bucket")
-Direction5MinRollup = _bucketed("Direction5MinRollup", DirectionTotals, "direction_5min_rollups", "bucket",
-                                "direction")
+#: one table per bucketed level, coarsest first
+BUCKET_TABLES = tuple(_bucketed(f"BucketRollup{level.width // 60}Min", level) for level in rollups.LEVELS)
