@@ -127,6 +127,8 @@ def measure(url: str, repeat: int, only: str = "") -> None:
 
     app = create_app(Settings(database_url=url, cache_ttl_s=600, max_page_size=1000))
     paths = [p for p in endpoints() if only in p]
+    if not paths:
+        raise SystemExit(f"no endpoint path contains {only!r}")
     print(f"{repeat} timed calls per endpoint; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'endpoint':<100} {'cold p50':>9} {'cold p95':>9} {'warm p95':>9}  (ms)")
     misses, p95s = [], []

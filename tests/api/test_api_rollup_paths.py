@@ -1,5 +1,5 @@
 """Questions without a time range are answered from the whole-run roll-ups, questions with one
-from the hourly and 5-minute roll-ups and the rows of what is left at the edges
+from the bucketed roll-ups (hours, quarter hours, 5 minutes) and the rows of what is left at the edges
 (`test_api_time_ranges.py`): asking with a range that covers everything must give the same
 answer, whether it is read from whole hours only or cut into hours, 5-minute buckets and rows,
 also after a re-send replaced some records."""
@@ -13,7 +13,8 @@ T0 = dt.datetime(2025, 9, 10, 8, tzinfo=dt.UTC)
 EVERYTHING = [
     "start=2000-01-01T00:00:00Z&end=2100-01-01T00:00:00Z",  # whole hours
     # records run 08:00-09:12: hour 08 from the hourly roll-ups, 07:55-08:00 and 09:00-09:10 from the
-    # 5-minute ones, 07:57:30-07:55 nothing, 09:10-09:13:30 from the rows
+    # 5-minute ones (no whole quarter hour at either edge), 07:52:30-07:55 nothing, 09:10-09:13:30 from
+    # the rows
     "start=2025-09-10T07:52:30Z&end=2025-09-10T09:13:30Z",
 ]
 
