@@ -259,6 +259,15 @@ def test_upgrade_from_0002_sums_existing_records(db_url):
                 for s in r["signals"]])
     upgrade(engine)
     assert_rollups_match(engine, sent)
+    # 0007 copied each record's signal rows into its approach columns (None where it has no signal)
+    want = {(r["simulation_id"], r["intersection_id"], dt.datetime.fromisoformat(r["timestamp"])): {
+        f"{d}_{c}": next((s[c] for s in r["signals"] if s["direction"] == d), None)
+        for d in DIRECTIONS for c in ("avg_wait_time", "vehicles_crossed")} for r in sent}
+    R, RUN = RecordRow.__table__, Run.__table__
+    with engine.connect() as conn:
+        got = {(r["simulation_id"], r["intersection_id"], r["timestamp"]): {k: r[k] for k in want[next(iter(want))]}
+               for r in conn.execute(select(RUN.c.simulation_id, R).join(RUN, RUN.c.id == R.c.run_id)).mappings()}
+    assert got == want
     engine.dispose()
 
 

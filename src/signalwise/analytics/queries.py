@@ -12,9 +12,10 @@ whole UTC hours from the hourly roll-ups, whole quarter hours and then whole
 5-minute buckets of its partial hours from the finer ones, and only the rest
 (under 5 minutes at each end) from the interval rows, summed together in one
 query, so the answer is the same as over the rows alone. A bucketed row holds
-an intersection's approaches side by side; so does each edge's row per
-record (`_approaches_of`), and a range groups one row per intersection per
-piece, not one per approach.
+an intersection's approaches side by side, and so does an interval record
+(its signal rows' wait and vehicles crossed), so a range groups one row per
+intersection per piece, not one per approach, and its edges read no signal
+rows.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import Boolean, Engine, Float, and_, case, cast, distinct, func, select, true, union_all
+from sqlalchemy import Boolean, Engine, Float, case, cast, distinct, func, select, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
@@ -212,39 +213,6 @@ def _any_run_postgresql(element: _AnyRun, compiler, **kw) -> str:  # noqa: ANN00
 _WAIT_TOTALS = ("samples", "avg_wait_time_sum", "avg_wait_time_max", "vehicles_crossed")
 
 
-def _approaches_of(engine: Engine, picked, dirs: list[str]):  # noqa: ANN001, ANN202 - a CTE of record ids
-    """(FROM item of the picked records with their signal rows, {f"{direction}_{total}": column per
-    record}): one row per record with its approaches side by side, as a bucketed roll-up row holds them
-    (`_WAIT_TOTALS`, zeros for an approach without a signal row), so an edge of a range is grouped per
-    (run, intersection) and unions with the buckets.
-
-    SQLite joins each approach's row by its key (record_id, direction). PostgreSQL gets a LATERAL
-    aggregate over each picked record's rows: left to its cost model, a join hash-joined a sequential
-    scan of all 4M signal rows (0.55 s for a 10-minute edge of 50 runs) instead of probing its 10,000
-    records (23 ms in one process, measured with EXPLAIN ANALYZE) whenever it planned without parallel
-    workers. SQLite has no LATERAL and probes by itself.
-    """
-    if engine.dialect.name != "postgresql":
-        source, columns = picked, {}
-        for d in dirs:
-            s = S.alias(f"s_{d}")
-            source = source.outerjoin(s, and_(s.c.record_id == picked.c.id, s.c.direction == d))
-            columns.update({f"{d}_samples": case((s.c.direction.is_not(None), 1), else_=0),
-                            f"{d}_avg_wait_time_sum": func.coalesce(s.c.avg_wait_time, 0.0),
-                            f"{d}_avg_wait_time_max": func.coalesce(s.c.avg_wait_time, 0.0),
-                            f"{d}_vehicles_crossed": func.coalesce(s.c.vehicles_crossed, 0)})
-        return source, columns
-    wanted = {}
-    for d in dirs:
-        mine = S.c.direction == d
-        wanted.update({f"{d}_samples": func.sum(case((mine, 1), else_=0)),
-                       f"{d}_avg_wait_time_sum": func.sum(case((mine, S.c.avg_wait_time), else_=0.0)),
-                       f"{d}_avg_wait_time_max": func.max(case((mine, S.c.avg_wait_time), else_=0.0)),
-                       f"{d}_vehicles_crossed": func.sum(case((mine, S.c.vehicles_crossed), else_=0))})
-    probe = select(*[c.label(n) for n, c in wanted.items()]).where(S.c.record_id == picked.c.id).lateral()
-    return picked.join(probe, true()), {n: probe.c[n] for n in wanted}
-
-
 def _float(column):  # noqa: ANN001, ANN202
     """A total as a double: PostgreSQL sums bigints as numeric, several times slower to add up over the
     pieces of a range than doubles, which hold counts exactly up to 2^53."""
@@ -355,17 +323,14 @@ def wait_times(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int
         return select(t.c.run_id, t.c.intersection_id, *[_float(t.c[n]).label(n) for n in names]).where(
             *f.bucket_conditions(level, span))
 
-    def rows(cond: list):  # noqa: ANN202
-        # SQLite: the records of the edge first (timestamp index), then their signal rows by key; left
-        # to itself it scanned every signal row and looked up its record (1.1 s over 4M rows). Not on
-        # PostgreSQL: there the materialized CTE made it slower (1.3 s against 0.8 s, measured)
-        picked = (select(R.c.id, R.c.run_id, R.c.intersection_id).where(*cond).cte()
-                  .prefix_with("MATERIALIZED", dialect="sqlite"))
-        source, per_record = _approaches_of(engine, picked, dirs)
-        return (select(picked.c.run_id, picked.c.intersection_id,
-                       *[_float((func.max if n.endswith("_max") else func.sum)(c)).label(n)
-                         for n, c in per_record.items()])
-                .select_from(source).group_by(picked.c.run_id, picked.c.intersection_id))
+    def rows(cond: list):  # noqa: ANN202 - an edge: its records' approach columns, without the signal rows
+        per_record = {}
+        for d in dirs:
+            wait, crossed = R.c[f"{d}_avg_wait_time"], R.c[f"{d}_vehicles_crossed"]
+            per_record.update({f"{d}_samples": func.count(wait), f"{d}_avg_wait_time_sum": func.sum(wait),
+                               f"{d}_avg_wait_time_max": func.max(wait), f"{d}_vehicles_crossed": func.sum(crossed)})
+        return (select(R.c.run_id, R.c.intersection_id, *[_float(c).label(n) for n, c in per_record.items()])
+                .where(*cond).group_by(R.c.run_id, R.c.intersection_id))
     u = _timed_source(f, buckets, rows)
     grouped = (select(u.c.run_id, u.c.intersection_id,
                       *[(func.max if n.endswith("_max") else func.sum)(u.c[n]).label(n) for n in names])

@@ -42,11 +42,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import get_args
 
-from .schemas import Direction
-
-DIRECTIONS: tuple[str, ...] = get_args(Direction)  # as tables.DIRECTIONS, without importing SQLAlchemy
+from .schemas import DIRECTIONS
 
 INTERSECTION_COLUMNS = ("run_id", "intersection_id", "records", "first_timestamp", "last_timestamp",
                         "total_vehicles_passed", "avg_wait_time_sum", "throughput_sum", "avg_speed_sum",

@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from .schemas import IntersectionRecord
+from .schemas import DIRECTIONS, IntersectionRecord
 
 UTC = dt.UTC
+_NO_SIGNAL = (None, None)
 
 
 def utc(moment: dt.datetime) -> dt.datetime:
@@ -34,24 +35,28 @@ def latest_per_key(chunk: list[IntersectionRecord]) -> list[IntersectionRecord]:
 
 def record_rows(chunk: list[IntersectionRecord], stamp: Callable[[dt.datetime], object]) -> tuple[list, list]:
     """(record rows, signal rows per record) of validated records, the record rows starting with the
-    simulation_id where the table has run_id (`with_run_ids` swaps it). Plain tuples: cheap to pickle,
-    so a validation process can build them (`pipeline.py`). Last record wins when a key repeats."""
+    simulation_id where the table has run_id (`with_run_ids` swaps it) and ending with each approach's
+    wait and vehicles crossed (`writers.APPROACH_COLUMNS`, None where it has no signal). Plain tuples:
+    cheap to pickle, so a validation process can build them (`pipeline.py`). Last record wins when a
+    key repeats."""
     records, signals = [], []
     stamps: dict[dt.datetime, object] = {}  # intersections of one interval share their timestamp
     for r in latest_per_key(chunk):
         ts = stamps.get(r.timestamp)
         if ts is None:
             ts = stamps[r.timestamp] = stamp(r.timestamp)
-        m = r.metrics
-        records.append((r.simulation_id, r.intersection_id, ts, m["total_vehicles_passed"],
-                        m["avg_wait_time_all_sides"], m["throughput"], m["avg_speed"], m["fuel_saved"],
-                        m["co2_saved"], m["emergency_overrides"]))
         sig = []
+        approaches = dict.fromkeys(DIRECTIONS, _NO_SIGNAL)
         for s in r.signals:
             v = s["vehicle_counts"]
             sig.append((s["direction"], v.get("car", 0), v.get("bus", 0), v.get("truck", 0), v.get("bike", 0),
                         v.get("rickshaw", 0), s["emergency_vehicle_present"], s["signal_status"],
                         s["signal_timer"], s["vehicles_crossed"], s["avg_wait_time"], s["green_time_allocated"]))
+            approaches[s["direction"]] = (s["avg_wait_time"], s["vehicles_crossed"])
         sig.sort()  # by direction: rows then append to the (record_id, direction) key in order
         signals.append(sig)
+        m = r.metrics
+        records.append((r.simulation_id, r.intersection_id, ts, m["total_vehicles_passed"],
+                        m["avg_wait_time_all_sides"], m["throughput"], m["avg_speed"], m["fuel_saved"],
+                        m["co2_saved"], m["emergency_overrides"], *[v for a in approaches.values() for v in a]))
     return records, signals

@@ -10,7 +10,7 @@ skewing averages. These are the API schemas too; the tables live apart in
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal, NotRequired
+from typing import Annotated, Literal, NotRequired, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -25,6 +25,7 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 Direction = Literal["north", "south", "east", "west"]
+DIRECTIONS: tuple[str, ...] = get_args(Direction)
 SignalStatus = Literal["GREEN", "YELLOW", "RED"]
 
 Count = Annotated[int, Field(ge=0, le=2_000_000_000, strict=True)]

@@ -43,7 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from . import rollups
-from .rollups import DIRECTIONS
+from .schemas import DIRECTIONS
 from .timefmt import UtcDateTime
 
 SIGNAL_STATUSES = ("GREEN", "YELLOW", "RED")
@@ -97,6 +97,16 @@ class IntersectionRecord(Base):
     fuel_saved: Mapped[float] = mapped_column(Float)
     co2_saved: Mapped[float] = mapped_column(Float)
     emergency_overrides: Mapped[int] = mapped_column(Integer)
+    # the record's approaches side by side (NULL: no signal row for it), copied from its signal rows so
+    # that the edges of a time range read the records alone (`analytics.queries`; migration 0007)
+    north_avg_wait_time: Mapped[float | None] = mapped_column(Float)
+    north_vehicles_crossed: Mapped[int | None] = mapped_column(Integer)
+    south_avg_wait_time: Mapped[float | None] = mapped_column(Float)
+    south_vehicles_crossed: Mapped[int | None] = mapped_column(Integer)
+    east_avg_wait_time: Mapped[float | None] = mapped_column(Float)
+    east_vehicles_crossed: Mapped[int | None] = mapped_column(Integer)
+    west_avg_wait_time: Mapped[float | None] = mapped_column(Float)
+    west_vehicles_crossed: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         UniqueConstraint("run_id", "intersection_id", "timestamp", name="uq_intersection_records_key"),
