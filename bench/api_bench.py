@@ -70,12 +70,16 @@ def endpoints() -> list[str]:
         f"/api/v1/analytics/wait-times?simulation_id={sim}&direction=north&{span}",
         f"/api/v1/analytics/wait-times?start={iso(start)}&end={iso(hour)}",  # one hour of every run
         # not on hour boundaries: 1 whole hour from the hourly roll-ups, 2 x 2 buckets of every run from the
-        # 5-minute ones
+        # 5-minute ones (10 minutes: no whole quarter hour)
         f"/api/v1/analytics/wait-times?start={iso(start + dt.timedelta(minutes=50))}"
         f"&end={iso(hour + dt.timedelta(minutes=70))}",
-        # the most a range reads: 1 hour, 2 x 11 buckets of 5 minutes and 2 x 4 minutes of rows, every run
+        # the most a range within 3 hours reads: 1 hour, 2 x 3 quarter hours, 2 x 2 buckets of 5 minutes
+        # and 2 x 4 minutes of rows, every run
         f"/api/v1/analytics/wait-times?start={iso(start + dt.timedelta(minutes=1))}"
         f"&end={iso(hour + dt.timedelta(minutes=119))}",
+        # every record but the first and last minutes: 15 hours and the same edges, every run
+        f"/api/v1/analytics/wait-times?start={iso(start + dt.timedelta(minutes=1))}"
+        f"&end={iso(start + dt.timedelta(minutes=999))}",
         "/api/v1/analytics/speeds",
         f"/api/v1/analytics/speeds?simulation_id={sim}&intersection_id=INT_003&{span}",
         "/api/v1/analytics/environmental-impact?scenario=corridor",
