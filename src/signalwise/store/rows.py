@@ -13,7 +13,8 @@ from collections.abc import Callable
 from .schemas import DIRECTIONS, IntersectionRecord
 
 UTC = dt.UTC
-_NO_SIGNAL = (None, None)
+_APPROACH_SLOT = {d: 2 * n for n, d in enumerate(DIRECTIONS)}  # (wait, crossed) per approach
+_APPROACH_VALUES = 2 * len(DIRECTIONS)
 
 
 def utc(moment: dt.datetime) -> dt.datetime:
@@ -46,17 +47,19 @@ def record_rows(chunk: list[IntersectionRecord], stamp: Callable[[dt.datetime], 
         if ts is None:
             ts = stamps[r.timestamp] = stamp(r.timestamp)
         sig = []
-        approaches = dict.fromkeys(DIRECTIONS, _NO_SIGNAL)
+        approaches = [None] * _APPROACH_VALUES
         for s in r.signals:
-            v = s["vehicle_counts"]
-            sig.append((s["direction"], v.get("car", 0), v.get("bus", 0), v.get("truck", 0), v.get("bike", 0),
+            v, d, wait, crossed = s["vehicle_counts"], s["direction"], s["avg_wait_time"], s["vehicles_crossed"]
+            sig.append((d, v.get("car", 0), v.get("bus", 0), v.get("truck", 0), v.get("bike", 0),
                         v.get("rickshaw", 0), s["emergency_vehicle_present"], s["signal_status"],
-                        s["signal_timer"], s["vehicles_crossed"], s["avg_wait_time"], s["green_time_allocated"]))
-            approaches[s["direction"]] = (s["avg_wait_time"], s["vehicles_crossed"])
+                        s["signal_timer"], crossed, wait, s["green_time_allocated"]))
+            slot = _APPROACH_SLOT[d]
+            approaches[slot] = wait
+            approaches[slot + 1] = crossed
         sig.sort()  # by direction: rows then append to the (record_id, direction) key in order
         signals.append(sig)
         m = r.metrics
         records.append((r.simulation_id, r.intersection_id, ts, m["total_vehicles_passed"],
                         m["avg_wait_time_all_sides"], m["throughput"], m["avg_speed"], m["fuel_saved"],
-                        m["co2_saved"], m["emergency_overrides"], *[v for a in approaches.values() for v in a]))
+                        m["co2_saved"], m["emergency_overrides"], *approaches))
     return records, signals
