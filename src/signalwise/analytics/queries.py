@@ -31,7 +31,7 @@ from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from signalwise.store import rollups
-from signalwise.store.rollups import DIRECTIONS
+from signalwise.store.schemas import DIRECTIONS
 from signalwise.store.tables import (
     Base,
     DirectionRollup,
@@ -213,6 +213,11 @@ def _any_run_postgresql(element: _AnyRun, compiler, **kw) -> str:  # noqa: ANN00
 _WAIT_TOTALS = ("samples", "avg_wait_time_sum", "avg_wait_time_max", "vehicles_crossed")
 
 
+def _combined(name: str):  # noqa: ANN202
+    """How the pieces of a range combine a per-approach total: maxima by max, the rest by sum."""
+    return func.max if name.endswith("_max") else func.sum
+
+
 def _float(column):  # noqa: ANN001, ANN202
     """A total as a double: PostgreSQL sums bigints as numeric, several times slower to add up over the
     pieces of a range than doubles, which hold counts exactly up to 2^53."""
@@ -332,8 +337,7 @@ def wait_times(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int
         return (select(R.c.run_id, R.c.intersection_id, *[_float(c).label(n) for n, c in per_record.items()])
                 .where(*cond).group_by(R.c.run_id, R.c.intersection_id))
     u = _timed_source(f, buckets, rows)
-    grouped = (select(u.c.run_id, u.c.intersection_id,
-                      *[(func.max if n.endswith("_max") else func.sum)(u.c[n]).label(n) for n in names])
+    grouped = (select(u.c.run_id, u.c.intersection_id, *[_combined(n)(u.c[n]).label(n) for n in names])
                .group_by(u.c.run_id, u.c.intersection_id)).subquery()
     sim = _simulation_id_of(grouped)
     q = (select(sim, grouped.c.intersection_id, *[grouped.c[n] for n in names])

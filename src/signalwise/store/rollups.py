@@ -201,7 +201,8 @@ def merge_statements() -> list[str]:
             for t in rollup_tables("postgresql")]
 
 
-_APPROACH = {d: 13 + 5 * n for n, d in enumerate(DIRECTIONS)}  # where an approach's totals start in a bucket row
+_TOTALS = len(INTERSECTION_COLUMNS) - 2  # the intersection totals, first in a bucket row's values
+_APPROACH = {d: _TOTALS + 5 * n for n, d in enumerate(DIRECTIONS)}  # where each approach's five start
 
 
 def deltas(records: list[tuple], signals: list[list[tuple]], dialect: str) -> list[list[tuple]]:
@@ -260,7 +261,7 @@ def deltas(records: list[tuple], signals: list[list[tuple]], dialect: str) -> li
         levels.insert(0, _merged(levels[0], how, {k[-1]: of(k[-1]) for k in levels[0]}))
     whole = _merged(levels[0], how, None)
     per_direction = [(*k, d, *v[o:o + 5]) for k, v in whole.items() for d, o in _APPROACH.items() if v[o]]
-    return [[(*k, *v[:13]) for k, v in whole.items()], per_direction,
+    return [[(*k, *v[:_TOTALS]) for k, v in whole.items()], per_direction,
             *[[(*k, *v) for k, v in totals.items()] for totals in levels]]
 
 

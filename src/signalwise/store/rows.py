@@ -37,9 +37,9 @@ def latest_per_key(chunk: list[IntersectionRecord]) -> list[IntersectionRecord]:
 def record_rows(chunk: list[IntersectionRecord], stamp: Callable[[dt.datetime], object]) -> tuple[list, list]:
     """(record rows, signal rows per record) of validated records, the record rows starting with the
     simulation_id where the table has run_id (`with_run_ids` swaps it) and ending with each approach's
-    wait and vehicles crossed (`writers.APPROACH_COLUMNS`, None where it has no signal). Plain tuples:
-    cheap to pickle, so a validation process can build them (`pipeline.py`). Last record wins when a
-    key repeats."""
+    wait and vehicles crossed (`writers.RECORD_APPROACH_COLUMNS`, None where it has no signal). Plain
+    tuples: cheap to pickle, so a validation process can build them (`pipeline.py`). Last record wins
+    when a key repeats."""
     records, signals = [], []
     stamps: dict[dt.datetime, object] = {}  # intersections of one interval share their timestamp
     for r in latest_per_key(chunk):

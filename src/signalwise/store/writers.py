@@ -32,10 +32,11 @@ from .tables import Run
 from .timefmt import UTC
 
 #: a record's approaches side by side, as `rows.record_rows` ends its record rows
-APPROACH_COLUMNS = tuple(f"{d}_{c}" for d in DIRECTIONS for c in ("avg_wait_time", "vehicles_crossed"))
+RECORD_APPROACH_COLUMNS = tuple(f"{d}_{c}" for d in DIRECTIONS
+                                for c in ("avg_wait_time", "vehicles_crossed"))
 RECORD_COLUMNS = ("run_id", "intersection_id", "timestamp", "total_vehicles_passed",
                   "avg_wait_time_all_sides", "throughput", "avg_speed", "fuel_saved", "co2_saved",
-                  "emergency_overrides", *APPROACH_COLUMNS)
+                  "emergency_overrides", *RECORD_APPROACH_COLUMNS)
 SIGNAL_COLUMNS = ("record_id", "direction", "car", "bus", "truck", "bike",
                   "rickshaw", "emergency_vehicle_present", "signal_status", "signal_timer",
                   "vehicles_crossed", "avg_wait_time", "green_time_allocated")
@@ -244,7 +245,8 @@ class PostgresWriter(_ChunkWriter):
             "timestamp timestamptz, total_vehicles_passed integer, avg_wait_time_all_sides float8, "
             "throughput float8, avg_speed float8, fuel_saved float8, co2_saved float8, "
             "emergency_overrides integer, "
-            + ", ".join(f"{c} {'float8' if 'wait' in c else 'integer'}" for c in APPROACH_COLUMNS) + ") ON COMMIT DROP")
+            + ", ".join(f"{c} {'float8' if 'wait' in c else 'integer'}" for c in RECORD_APPROACH_COLUMNS)
+            + ") ON COMMIT DROP")
         self.cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS _signals_in (ord integer, direction text, car integer, "
             "bus integer, truck integer, bike integer, rickshaw integer, emergency_vehicle_present boolean, "
