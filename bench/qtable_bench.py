@@ -21,9 +21,11 @@ from signalwise.control.base import ControlContext
 from signalwise.control.learning.controller import QLController
 from signalwise.control.learning.features import StateFeatures
 from signalwise.control.learning.qtable import QTable, StateEncoding
-from signalwise.control.shield import IntersectionShield, ShieldConfig
+from signalwise.control.shield import IntersectionShield
 from signalwise.control.webster import fallback_plan
 from signalwise.core.types import Intersection, LaneState, Movement, Observation, Phase, SignalStatus, Timing
+from signalwise.runtime.config import RunConfig
+from signalwise.runtime.loop import shield_config
 
 
 def four_phase_intersection() -> Intersection:
@@ -83,7 +85,7 @@ def bench_decision(n: int, rng, state: str = "compact") -> tuple[float, float]:
     table.visits[:] = 3
     table.q[:] = rng.normal(size=table.q.shape)
     ctrl = QLController(inter, features, table, guide="max-pressure" if state == "compact" else "none")
-    shield = IntersectionShield(inter, fallback_plan(inter, ControlContext()), ShieldConfig())
+    shield = IntersectionShield(inter, fallback_plan(inter, ControlContext()), shield_config(RunConfig()))
     lanes = list(inter.in_lanes) + list(inter.out_lanes)
     samples = []
     t = 0.0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from signalwise.control.shield import ShieldConfig
 from signalwise.core import Crosswalk, Intersection, Movement, Phase, Timing
+from signalwise.runtime.config import ShieldSettings
 
 # links: 0 N->S through, 1 S->N through, 2 E->W through, 3 W->E through, 4 E->S left, 5 crosswalk across E arm
 STATES = ("GGrrrr", "rrGGrG", "rrrrGr")
@@ -22,3 +24,8 @@ def make_intersection(min_green=(5.0, 20.0, 5.0), max_green=(40.0, 40.0, 30.0), 
     return Intersection("X", phases, 6, movements, (), (Crosswalk(":c_c0", (5,), 13.2),), timing,
                         program_green_s=(20.0, 25.0, 8.0))
 
+
+
+def shield_config(step_length_s: float = 1.0, **overrides) -> ShieldConfig:
+    """The run configuration's shield defaults, with `overrides`."""
+    return ShieldConfig(**{**ShieldSettings().model_dump(), **overrides}, step_length_s=step_length_s)

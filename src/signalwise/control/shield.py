@@ -20,9 +20,12 @@ Guarantees, per intersection:
   gets the phase serving its link after the normal clearances, held until it
   passes (at most `preempt_max_dwell_s`); cycle and max-green bounds are
   suspended while a preempt is active, minimum green and clearances are not;
-- fallback: when a decision's confidence is below the threshold, the data
-  is stale or unhealthy, or the controller failed, the shield follows its
-  fallback plan (Webster by default) until things recover, and logs it.
+- fallback: when a decision's confidence is below the threshold, the
+  observation it was made on is older than `max_observation_age_s` or has an
+  unhealthy source, or the controller failed, the shield follows its
+  fallback plan (Webster by default) until things recover, and logs why.
+
+Emergency vehicles reach it in the `Observation` handed to `tick`.
 
 It records every change as Indiana hi-res events and every override as an
 `Intervention`. It never knows which controller proposed.
@@ -54,11 +57,13 @@ PED_NONE, PED_WALK, PED_CLEAR, PED_DONT_WALK = 0, 1, 2, 3
 
 @dataclass(frozen=True, slots=True)
 class ShieldConfig:
-    confidence_threshold: float = 0.5
-    max_observation_age_s: float = 10.0
-    preempt_distance_m: float = 150.0
-    preempt_max_dwell_s: float = 60.0
-    step_length_s: float = 1.0
+    """The shield's thresholds. No defaults here: the run configuration holds them, once."""
+
+    confidence_threshold: float
+    max_observation_age_s: float
+    preempt_distance_m: float
+    preempt_max_dwell_s: float
+    step_length_s: float
 
 
 class FallbackPlan:
@@ -95,7 +100,7 @@ def clearance_state(from_state: str, to_state: str, yellow: bool) -> str:
 class IntersectionShield:
     """The shield of one intersection. Call `tick(now)` once per simulation step."""
 
-    def __init__(self, inter: Intersection, fallback: FallbackPlan, config: ShieldConfig = ShieldConfig(),
+    def __init__(self, inter: Intersection, fallback: FallbackPlan, config: ShieldConfig,
                  start_s: float = 0.0, initial_phase: int = 0):
         self.inter = inter
         self.cfg = config
@@ -117,7 +122,7 @@ class IntersectionShield:
         self.events: list[SignalEvent] = []
         self.interventions: list[Intervention] = []
         self.proposal: Decision | None = None
-        self.data_ok = True
+        self.data_fault: str | None = None
         self.controller_failed = False
 
         self.phase = initial_phase
@@ -149,15 +154,26 @@ class IntersectionShield:
         return SignalStatus(self.phase, self.interval, now - self.interval_start_s, self.next_phase,
                             self.preempt_active)
 
-    def propose(self, decision: Decision | None, data_ok: bool = True, failed: bool = False) -> None:
-        """Hand the shield the controller's latest proposal (None with failed=True: it crashed)."""
+    def propose(self, decision: Decision | None, observation: Observation | None = None,
+                failed: bool = False) -> None:
+        """Hand the shield the controller's latest proposal and the observation it was made on.
+
+        None with `failed=True`: the controller crashed. A proposal made on
+        stale or unhealthy data is not followed: the fallback plan serves until
+        a proposal on sound data arrives.
+        """
         self.proposal = decision
-        self.data_ok = data_ok
+        self.data_fault = None if observation is None else observation.data_fault(self.cfg.max_observation_age_s)
         self.controller_failed = failed
 
-    def tick(self, now: float, emergency: Sequence[EmergencyApproach] = ()) -> str | None:
-        """Advance to time `now`; returns the new link state string if it changed."""
+    def tick(self, now: float, observation: Observation | None = None) -> str | None:
+        """Advance to time `now`; returns the new link state string if it changed.
+
+        `observation` (when there is one this step) brings the emergency
+        vehicles approaching, which preemption serves.
+        """
         before = self.state
+        emergency = observation.emergency if observation is not None else ()
         self._update_preempt(now, emergency)
         if self.interval == YELLOW_I and now - self.interval_start_s >= self._yellow_s - EPS:
             self._begin_all_red(now)
@@ -179,7 +195,7 @@ class IntersectionShield:
     def _trusted_hold(self) -> bool:
         """The current proposal keeps the phase and would not send the shield to its fallback."""
         d = self.proposal
-        if self.in_fallback or self.preempt_active or self.controller_failed or not self.data_ok:
+        if self.in_fallback or self.preempt_active or self.controller_failed or self.data_fault is not None:
             return False
         if d is None:
             return True
@@ -245,8 +261,8 @@ class IntersectionShield:
         reason = None
         if self.controller_failed:
             reason = "controller failed"
-        elif not self.data_ok:
-            reason = "observations stale or unhealthy"
+        elif self.data_fault is not None:
+            reason = f"observation not usable: {self.data_fault}"
         elif d is not None and d.confidence < self.cfg.confidence_threshold:
             reason = f"confidence {d.confidence:.2f} below {self.cfg.confidence_threshold:.2f}"
         if reason is None and d is None and self.in_fallback:

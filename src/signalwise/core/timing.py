@@ -85,25 +85,6 @@ def webster_plan(flow_ratios: list[float], lost_time_per_phase_s: float,
 
 
 
-@dataclass(frozen=True, slots=True)
-class TimingDefaults:
-    """How per-intersection `Timing` is derived when the config does not fix it.
-
-    `None` means "compute from the geometry": yellow from the approach speed
-    (ITE), all-red from the intersection width, pedestrian clearance from the
-    longest crosswalk.
-    """
-
-    yellow_s: float | None = None
-    all_red_s: float | None = None
-    min_green_s: float = 5.0
-    max_green_s: float = 60.0
-    ped_walk_s: float = 7.0
-    ped_clearance_s: float | None = None
-    cycle_min_s: float = 40.0
-    cycle_max_s: float = 150.0
-
-
 def required_cycle_s(min_green_s: list[float] | tuple[float, ...], clearance_s: float) -> float:
     """Shortest cycle that serves every phase once at its minimum green."""
     return sum(min_green_s) + clearance_s * len(min_green_s)

@@ -179,13 +179,45 @@ class SignalStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class ObservationNeed:
+    """What a controller needs measured, so a source reads no more than that.
+
+    `lane_detail` is "full" (queue, count, occupancy, speed, wait) or
+    "counts" (queue and count only) for `lane_ids`; detectors are asked for
+    their idle times and for their last complete period's counts.
+    """
+
+    lane_ids: tuple[str, ...] = ()
+    lane_detail: str = "counts"
+    detector_idle_ids: tuple[str, ...] = ()
+    detector_count_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """How fresh and sound one source's part of an observation is.
+
+    `source` names the feed ("lanes", "detectors", a camera zone, an external
+    detector feed); `age_s` is how old its newest data is at observation time;
+    `healthy` is False when the source reported a fault or sent values that
+    cannot be true, and `reason` says which.
+    """
+
+    source: str
+    age_s: float = 0.0
+    healthy: bool = True
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
     """Everything a controller may use about one intersection at `time_s`.
 
     `lanes` holds incoming and outgoing lanes. `detector_idle_s` maps a
     detector id to the seconds since it last saw a vehicle (0 while occupied).
-    `age_s` is how old the newest data is; `healthy` is False when the source
-    reported a fault.
+    `sources` says, per source, how old and how sound its data is: the shield
+    falls back to its plan when any is stale or unhealthy. `emergency` lists
+    the emergency vehicles approaching, which the shield's preemption serves.
     """
 
     time_s: float
@@ -194,27 +226,26 @@ class Observation:
     detector_idle_s: dict[str, float] = field(default_factory=dict)
     signal: SignalStatus | None = None
     detector_counts_veh: dict[str, int] = field(default_factory=dict)  # last complete count period
-    ped_calls: frozenset[int] = frozenset()  # phase indices with a pedestrian waiting
     emergency: tuple[EmergencyApproach, ...] = ()
-    age_s: float = 0.0
-    healthy: bool = True
+    sources: tuple[SourceHealth, ...] = ()
 
+    @property
+    def age_s(self) -> float:
+        """Age of the stalest source (0 with none)."""
+        return max((s.age_s for s in self.sources), default=0.0)
 
-class Hold:
-    """Marker: keep the current phase. Use the `HOLD` singleton."""
+    @property
+    def healthy(self) -> bool:
+        return all(s.healthy for s in self.sources)
 
-    _instance: Hold | None = None
-
-    def __new__(cls) -> Hold:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "HOLD"
-
-
-HOLD = Hold()
+    def data_fault(self, max_age_s: float) -> str | None:
+        """Why these data cannot be trusted (a source too old or unhealthy), or None."""
+        for s in self.sources:
+            if not s.healthy:
+                return f"{s.source} unhealthy: {s.reason or 'fault reported'}"
+            if s.age_s > max_age_s:
+                return f"{s.source} stale: {s.age_s:.0f} s old (max {max_age_s:g} s)"
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,9 @@ from pathlib import Path
 from ..analytics.safety_audit import AuditReport, audit
 from ..core.types import Decision, Intersection, LaneState, SignalEvent
 from ..runtime.config import RunConfig
-from ..runtime.loop import LoopStepper, describe_intersections, timing_defaults
-from ..sim.backend import SimulationError, SumoBackend, SumoOptions
+from ..runtime.loop import LoopStepper, describe_intersections, open_field, sumo_options
+from ..sim.backend import SimulationError
 from ..sim.scenarios import Scenario
-from ..sim.signal_model import read_all
 
 #: the episode currently holding this process's libsumo simulation
 _open_libsumo: weakref.ref | None = None
@@ -45,14 +44,6 @@ def _release_libsumo(owner: object) -> None:
     global _open_libsumo
     if _open_libsumo is not None and _open_libsumo() is owner:
         _open_libsumo = None
-
-
-def sumo_options(cfg: RunConfig, scenario: Scenario, seed: int, end_s: float, with_routes: bool = True) -> SumoOptions:
-    """The run's SUMO options without its output files (same traffic for the same seed)."""
-    return SumoOptions(net_file=scenario.net_file, route_files=scenario.route_files if with_routes else (),
-                       additional_files=tuple(scenario.additional_files) if with_routes else (),
-                       begin_s=scenario.begin_s, end_s=end_s, seed=seed, step_length_s=cfg.step_length_s,
-                       gui=cfg.gui, remote_port=cfg.remote_port)
 
 
 class _Probe:
@@ -85,17 +76,15 @@ def _probe(cfg: RunConfig, scenario: Scenario) -> tuple[list[Intersection], dict
     owner = _Probe()
     if _uses_libsumo(cfg):
         _claim_libsumo(owner)
-    backend = SumoBackend(sumo_options(cfg, scenario, cfg.seed, scenario.begin_s + 1.0, with_routes=False))
     try:
-        backend.start()
-        inters, refused = read_all(backend.api, timing_defaults(cfg), cfg.timing.per_intersection)
-        if not inters:
-            reasons = "; ".join(f"{r.id}: {r.reason}" for r in refused) or "the network has no traffic lights"
-            raise SimulationError(f"no controllable traffic light ({reasons})")
-        lengths = {lane: backend.api.lane.getLength(lane) for i in inters for lane in i.in_lanes}
-        return inters, lengths
+        fld = open_field(cfg, scenario, sumo_options(cfg, scenario, cfg.seed, scenario.begin_s + 1.0,
+                                                     with_routes=False))
+        try:
+            lengths = {lane: fld.backend.lane_length_m(lane) for i in fld.intersections for lane in i.in_lanes}
+            return fld.intersections, lengths
+        finally:
+            fld.backend.close()
     finally:
-        backend.close()
         _release_libsumo(owner)
 
 
@@ -108,12 +97,13 @@ class Episode:
         self._libsumo = _uses_libsumo(cfg)
         if self._libsumo:
             _claim_libsumo(self)
-        self.backend = SumoBackend(sumo_options(cfg, scenario, seed, end_s))
+        self.backend = None
         try:
-            self.backend.start()
+            fld = open_field(cfg, scenario, sumo_options(cfg, scenario, seed, end_s))
+            self.backend = fld.backend
             # queue samples every step: they are the reward's halting counts
-            self.stepper = LoopStepper(cfg, self.backend, scenario, None, end_s,
-                                       controller_for=lambda inter, ctx: None, queue_sample_s=cfg.step_length_s)
+            self.stepper = LoopStepper(cfg, fld, end_s, controllers=lambda inter, ctx: None,
+                                       queue_sample_s=cfg.step_length_s)
         except BaseException:
             self.close()
             raise

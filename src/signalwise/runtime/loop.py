@@ -1,10 +1,16 @@
-"""The control loop: SUMO -> Observation -> Controller -> Shield -> SUMO.
+"""The control loop: source -> Observation -> Controller -> Shield -> sink.
 
 Per simulation step, for each intersection: ask its controller when it is
-due (and only then read lane data), pass the proposal to the shield, tick
-the shield, and write the resulting signal state into SUMO. Everything that
-SUMO can measure itself (trips, emissions, per-edge intervals, detector
-passages) is left to SUMO's own outputs and read after the run.
+due (and only then read what it needs from the source), check the data's
+age and plausibility, pass the proposal and its observation to the shield,
+tick the shield, and write the resulting signal state to the sink.
+Everything that SUMO can measure itself (trips, emissions, per-edge
+intervals, detector passages) is left to SUMO's own outputs and read after
+the run.
+
+The source and the sink are interfaces (`ObservationSource`, `SignalSink`):
+SUMO is both in an offline run; a fault-injecting wrapper, a detector feed or
+a shadow sink plug in the same way.
 """
 
 from __future__ import annotations
@@ -13,20 +19,30 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from ..control.base import ControlContext, Controller, make
 from ..control.shield import IntersectionShield, ShieldConfig
 from ..control.webster import fallback_plan
-from ..core.timing import TimingDefaults
-from ..core.types import Decision, Intersection, Intervention, SignalEvent
-from ..sim.backend import SimulationError, SumoBackend, SumoOptions
+from ..core.health import detector_fault, lanes_fault
+from ..core.types import (
+    Decision,
+    EmergencyApproach,
+    Intersection,
+    Intervention,
+    Observation,
+    ObservationNeed,
+    SignalEvent,
+    SourceHealth,
+)
+from ..sim.backend import DETECTORS_SOURCE, LANES_SOURCE, SimulationError, SumoBackend, SumoOptions
 from ..sim.detectors import DetectorLayout, place_detectors
 from ..sim.outputs import write_meandata_file
 from ..sim.scenarios import Scenario, from_files, from_sumocfg, load, nominal_lane_flows
-from ..sim.signal_model import RefusedSignal, read_all
+from ..sim.signal_model import RefusedSignal
 from .config import RunConfig
 
 log = logging.getLogger("signalwise.runtime")
@@ -35,6 +51,28 @@ Progress = Callable[[float, float], None]  # (simulated seconds done, total)
 
 #: controllers that never read detectors live: SUMO is spared their loops (~10% of a step)
 NO_LIVE_DETECTORS = frozenset({"fixed", "max-pressure"})
+
+
+class ObservationSource(Protocol):
+    """Where observations come from: SUMO, a detector feed, camera zones."""
+
+    def observe(self, inter: Intersection, time_s: float, need: ObservationNeed) -> Observation: ...
+
+    @property
+    def emergency_active(self) -> bool: ...
+
+    def emergency_approaches(self, intersections: Mapping[str, Intersection],
+                             within_m: float) -> dict[str, list[EmergencyApproach]]: ...
+
+
+class SignalSink(Protocol):
+    """Where the shield's signal states go: SUMO, a shadow recorder, a field controller."""
+
+    def set_signal_state(self, tls_id: str, state: str) -> None: ...
+
+
+#: builds the controller of one intersection; None = proposals come from outside, through `LoopStepper.propose`
+ControllerFactory = Callable[[Intersection, ControlContext], Controller | None]
 
 
 @dataclass
@@ -61,6 +99,17 @@ class LoopResult:
     webster_plans: dict[str, list] = field(default_factory=dict)
 
 
+@dataclass
+class Field:
+    """A started simulation and the signals it lets us control."""
+
+    backend: SumoBackend
+    scenario: Scenario
+    intersections: list[Intersection]
+    refused: list[RefusedSignal]
+    layout: DetectorLayout | None = None
+
+
 def resolve_scenario(cfg: RunConfig) -> Scenario:
     if cfg.sumocfg is not None:
         return from_sumocfg(cfg.sumocfg)
@@ -69,15 +118,54 @@ def resolve_scenario(cfg: RunConfig) -> Scenario:
     return load(cfg.scenario)
 
 
-def timing_defaults(cfg: RunConfig) -> TimingDefaults:
-    t = cfg.timing
-    return TimingDefaults(t.yellow_s, t.all_red_s, t.min_green_s, t.max_green_s, t.ped_walk_s, t.ped_clearance_s,
-                          t.cycle_min_s, t.cycle_max_s)
+def timing_defaults(cfg: RunConfig) -> dict[str, float | None]:
+    """The configuration's timing defaults as the signal model reads them (per-intersection overrides apart)."""
+    return cfg.timing.model_dump(exclude={"per_intersection"})
+
+
+def shield_config(cfg: RunConfig) -> ShieldConfig:
+    return ShieldConfig(**cfg.shield.model_dump(), step_length_s=cfg.step_length_s)
+
+
+def sumo_options(cfg: RunConfig, scenario: Scenario, seed: int | None = None, end_s: float | None = None,
+                 with_routes: bool = True, **more) -> SumoOptions:
+    """How SUMO starts for this configuration: the same traffic for the same seed, whoever starts it."""
+    return SumoOptions(net_file=scenario.net_file, route_files=scenario.route_files if with_routes else (),
+                       additional_files=tuple(scenario.additional_files) if with_routes else (),
+                       begin_s=scenario.begin_s, end_s=end_s, seed=cfg.seed if seed is None else seed,
+                       step_length_s=cfg.step_length_s, gui=cfg.gui, remote_port=cfg.remote_port, **more)
+
+
+def open_field(cfg: RunConfig, scenario: Scenario, opts: SumoOptions, layout: DetectorLayout | None = None) -> Field:
+    """Start SUMO and read its signal model; refuse a network with no signal we can control.
+
+    The one place that starts a simulation for the loop, the environments and
+    model checks. The caller closes `field.backend`.
+    """
+    backend = SumoBackend(opts)
+    backend.start()
+    try:
+        inters, refused = backend.read_signals(timing_defaults(cfg), cfg.timing.per_intersection)
+        if not inters:
+            reasons = "; ".join(f"{r.id}: {r.reason}" for r in refused) or "the network has no traffic lights"
+            raise SimulationError(f"no controllable traffic light ({reasons})")
+    except BaseException:
+        backend.close()
+        raise
+    if layout is not None:
+        inters = [dataclasses.replace(i, detectors=layout.by_tls.get(i.id, ())) for i in inters]
+    return Field(backend, scenario, inters, refused, layout)
 
 
 def run_loop(cfg: RunConfig, run_dir: Path, progress: Progress | None = None,
-             queue_sample_s: float = 5.0) -> LoopResult:
-    """Run one simulation under `cfg.controller`, writing SUMO outputs into `run_dir`."""
+             queue_sample_s: float = 5.0, controllers: ControllerFactory | None = None,
+             source_wrapper: Callable[[ObservationSource], ObservationSource] | None = None) -> LoopResult:
+    """Run one simulation under `cfg.controller`, writing SUMO outputs into `run_dir`.
+
+    `controllers` replaces the registry's controller for `cfg.controller`
+    (training hands its learning controllers in this way); `source_wrapper`
+    wraps the SUMO source (fault injection, delayed feeds).
+    """
     scenario = resolve_scenario(cfg)
     begin_s = scenario.begin_s
     end_s = begin_s + (cfg.duration_s if cfg.duration_s is not None else scenario.duration_s)
@@ -85,7 +173,7 @@ def run_loop(cfg: RunConfig, run_dir: Path, progress: Progress | None = None,
     sumo_dir.mkdir(parents=True, exist_ok=True)
 
     layout = None
-    additional = list(scenario.additional_files)
+    additional = []
     if cfg.remote_port is None:
         try:
             layout = place_detectors(scenario.net_file, sumo_dir,
@@ -110,23 +198,23 @@ def run_loop(cfg: RunConfig, run_dir: Path, progress: Progress | None = None,
     extra = ["--tripinfo-output.write-unfinished", "true", "--tripinfo-output.write-undeparted", "true"]
     if cfg.emissions:
         extra += ["--emissions.volumetric-fuel", "true"]  # fuel in ml; computed once, by the edgeData above
-    opts = SumoOptions(net_file=scenario.net_file, route_files=scenario.route_files,
-                       additional_files=tuple(additional), begin_s=begin_s, end_s=end_s, seed=cfg.seed,
-                       step_length_s=cfg.step_length_s, gui=cfg.gui, remote_port=cfg.remote_port,
-                       extra_args=extra,
-                       outputs={"tripinfo-output": files["tripinfo"], "statistic-output": files["statistics"]})
+    opts = sumo_options(cfg, scenario, end_s=end_s, extra_args=extra,
+                        outputs={"tripinfo-output": files["tripinfo"], "statistic-output": files["statistics"]})
+    opts.additional_files = (*opts.additional_files, *additional)
 
-    backend = SumoBackend(opts)
     wall0 = time.perf_counter()
-    backend.start()
+    fld = open_field(cfg, scenario, opts, layout)
     try:
-        return _drive(cfg, backend, scenario, layout, begin_s, end_s, files, progress, queue_sample_s, wall0)
+        source = fld.backend if source_wrapper is None else source_wrapper(fld.backend)
+        stepper = LoopStepper(cfg, fld, end_s, controllers=controllers, source=source,
+                              queue_sample_s=queue_sample_s)
+        return _drive(stepper, files, progress, wall0)
     except Exception as exc:
         if _from_sumo(exc):  # SUMO died or refused a command: one line, not a traceback
             raise SimulationError(f"SUMO stopped during the run: {str(exc).strip().splitlines()[-1]}") from None
         raise
     finally:
-        backend.close()
+        fld.backend.close()
 
 
 def _from_sumo(exc: BaseException) -> bool:
@@ -134,11 +222,8 @@ def _from_sumo(exc: BaseException) -> bool:
     return module.startswith(("libsumo", "traci"))
 
 
-def _drive(cfg: RunConfig, backend: SumoBackend, scenario: Scenario, layout: DetectorLayout | None,
-           begin_s: float, end_s: float, files: dict[str, Path], progress: Progress | None,
-           queue_sample_s: float, wall0: float) -> LoopResult:
-    stepper = LoopStepper(cfg, backend, scenario, layout, end_s, queue_sample_s=queue_sample_s)
-    total = end_s - stepper.t0
+def _drive(stepper: LoopStepper, files: dict[str, Path], progress: Progress | None, wall0: float) -> LoopResult:
+    total = stepper.end_s - stepper.t0
     next_progress = stepper.t0
     while not stepper.done:
         t = stepper.step()
@@ -150,12 +235,30 @@ def _drive(cfg: RunConfig, backend: SumoBackend, scenario: Scenario, layout: Det
     return stepper.result(files, wall0)
 
 
-#: builds the controller of one intersection; None = proposals come from outside, through `LoopStepper.propose`
-ControllerFactory = Callable[[Intersection, ControlContext], Controller | None]
+def checked(obs: Observation) -> Observation:
+    """The observation with any implausible lane or detector values marked as its source's fault.
+
+    Whatever the source (SUMO, a feed, a camera zone), garbage must reach the
+    shield as unhealthy data, never as a queue of -3 vehicles.
+    """
+    faults = []
+    why = lanes_fault(obs.lanes)
+    if why is not None:
+        faults.append((LANES_SOURCE, why))
+    why = detector_fault(obs.detector_idle_s, obs.detector_counts_veh)
+    if why is not None:
+        faults.append((DETECTORS_SOURCE, why))
+    if not faults:
+        return obs
+    names = {name for name, _ in faults}
+    age = {s.source: s.age_s for s in obs.sources}
+    sources = tuple(s for s in obs.sources if s.source not in names) + tuple(
+        SourceHealth(name, age.get(name, 0.0), False, why) for name, why in faults)
+    return dataclasses.replace(obs, sources=sources)
 
 
 class LoopStepper:
-    """One simulation under the shields, advanced one SUMO step at a time.
+    """One simulation under the shields, advanced one step at a time.
 
     `run_loop` drives it to the end; the Gymnasium / PettingZoo environment
     (`signalwise.envs`) drives it a decision period at a time and proposes for
@@ -164,53 +267,47 @@ class LoopStepper:
     actuate order.
     """
 
-    def __init__(self, cfg: RunConfig, backend: SumoBackend, scenario: Scenario, layout: DetectorLayout | None,
-                 end_s: float, controller_for: ControllerFactory | None = None, queue_sample_s: float = 5.0):
+    def __init__(self, cfg: RunConfig, fld: Field, end_s: float, controllers: ControllerFactory | None = None,
+                 source: ObservationSource | None = None, sink: SignalSink | None = None,
+                 queue_sample_s: float = 5.0):
         self.cfg = cfg
-        self.backend = backend
-        self.scenario = scenario
-        self.layout = layout
+        self.field = fld
+        self.backend = fld.backend
+        self.source = fld.backend if source is None else source
+        self.sink = fld.backend if sink is None else sink
+        self.scenario = fld.scenario
+        self.layout = fld.layout
         self.end_s = end_s
         self.queue_sample_s = queue_sample_s
-        api = backend.api
-        inters, refused = read_all(api, timing_defaults(cfg), cfg.timing.per_intersection)
-        if not inters:
-            reasons = "; ".join(f"{r.id}: {r.reason}" for r in refused) or "the network has no traffic lights"
-            raise SimulationError(f"no controllable traffic light ({reasons})")
-        if layout is not None:
-            inters = [dataclasses.replace(i, detectors=layout.by_tls.get(i.id, ())) for i in inters]
+        inters = fld.intersections
         self.intersections = inters
-        self.refused = refused
+        self.refused = fld.refused
         self.by_id = {i.id: i for i in inters}
-        self.approach_direction = {lane: compass_approach(api.lane.getShape(lane))
+        self.approach_direction = {lane: compass_approach(self.backend.lane_shape(lane))
                                    for i in inters for lane in i.in_lanes}
         all_movements = [m for i in inters for m in i.movements]
-        ctx = ControlContext(cfg.step_length_s, nominal_lane_flows(scenario, all_movements), cfg.seed,
+        ctx = ControlContext(cfg.step_length_s, nominal_lane_flows(self.scenario, all_movements), cfg.seed,
                              dict(cfg.controller_options))
-        shield_cfg = ShieldConfig(cfg.shield.confidence_threshold, cfg.shield.max_observation_age_s,
-                                  cfg.shield.preempt_distance_m, cfg.shield.preempt_max_dwell_s, cfg.step_length_s)
-        t0 = backend.time_s()
+        shield_cfg = shield_config(cfg)
+        t0 = self.backend.time_s()
         self.t0 = t0
         self.t = t0
-        if controller_for is None:
-            controller_for = lambda inter, c: make(cfg.controller, inter, c)  # noqa: E731
-        self.controllers = {i.id: controller_for(i, ctx) for i in inters}
+        if controllers is None:
+            controllers = lambda inter, c: make(cfg.controller, inter, c)  # noqa: E731
+        self.controllers = {i.id: controllers(i, ctx) for i in inters}
         self.shields = {i.id: IntersectionShield(i, fallback_plan(i, ctx), shield_cfg, start_s=t0) for i in inters}
         self.signal_states: list[tuple[float, str, str]] = []
         for tls_id, sh in self.shields.items():
-            backend.set_signal_state(tls_id, sh.state)
+            self.sink.set_signal_state(tls_id, sh.state)
             self.signal_states.append((t0, tls_id, sh.state))
 
-        # per intersection: (id, inter, controller, shield, detector ids, lane mode, webster counts?)
+        # per intersection: (id, inter, controller, shield, what it needs, what it needs when counts are due)
         self._plan = []
         for i in inters:
             c = self.controllers[i.id]
-            dets = tuple(d.id for d in i.detectors) if getattr(c, "wants_detectors", False) else ()
-            counts_dets = tuple(d.id for d in i.detectors if d.kind == "stopbar") if hasattr(c, "needs_counts_at") else ()
-            self._plan.append((i.id, i, c, self.shields[i.id], dets, getattr(c, "observation", "full"), counts_dets))
+            self._plan.append((i.id, i, c, self.shields[i.id], _need(i, c), _counts_need(i, c)))
         self._next_decision = {i.id: t0 for i in inters}
         self._approach_lanes = {i.id: i.in_lanes for i in inters}
-        self._halting = api.lane.getLastStepHaltingNumber
         self.queue_samples: list[tuple[float, str, int]] = []
         self._next_queue_sample = t0
         self.controller_errors = 0
@@ -225,38 +322,38 @@ class LoopStepper:
         self.shields[tls_id].propose(decision)
 
     def step(self) -> float:
-        """One SUMO step: ask due controllers, tick every shield, write changed states; returns the new time."""
-        backend = self.backend
-        cfg = self.cfg
-        t = backend.step()
+        """One step: ask due controllers, tick every shield, write changed states; returns the new time."""
+        source = self.source
+        t = self.backend.step()
         self.t = t
         self.steps += 1
-        emergency = backend.emergency_approaches(self.by_id, cfg.shield.preempt_distance_m) \
-            if backend.emergency_active else {}
+        emergency = source.emergency_approaches(self.by_id, self.cfg.shield.preempt_distance_m) \
+            if source.emergency_active else {}
         next_decision = self._next_decision
-        for tls_id, inter, ctrl, sh, dets, lanes_mode, counts_dets in self._plan:
+        for tls_id, inter, ctrl, sh, need, counts_need in self._plan:
+            obs = None
             if ctrl is not None and sh.interval == "green" and t >= next_decision[tls_id]:
-                obs = backend.observe(inter, t, dets, lanes_mode)
-                obs = dataclasses.replace(obs, signal=sh.status(t))
-                if counts_dets and t >= ctrl.needs_counts_at:
-                    obs = dataclasses.replace(obs, detector_counts_veh=backend.detector_interval_counts(counts_dets),
-                                              lanes=backend.lane_counts(inter.in_lanes))
+                due = counts_need if counts_need is not None and t >= ctrl.needs_counts_at else need
+                obs = checked(dataclasses.replace(source.observe(inter, t, due), signal=sh.status(t),
+                                                  emergency=tuple(emergency.get(tls_id, ()))))
                 try:
-                    sh.propose(ctrl.decide(obs))
+                    sh.propose(ctrl.decide(obs), obs)
                 except Exception as exc:  # a broken controller must never freeze the signal
                     self.controller_errors += 1
-                    log.warning("controller %s failed at %s t=%.0f: %s", cfg.controller, tls_id, t, exc)
-                    sh.propose(None, failed=True)
+                    log.warning("controller %s failed at %s t=%.0f: %s", self.cfg.controller, tls_id, t, exc)
+                    sh.propose(None, obs, failed=True)
                 next_decision[tls_id] = t + ctrl.period_s
-            new_state = sh.tick(t, emergency.get(tls_id, ()))
+            elif tls_id in emergency:
+                obs = Observation(t, tls_id, {}, emergency=tuple(emergency[tls_id]))
+            new_state = sh.tick(t, obs)
             if new_state is not None:
-                backend.set_signal_state(tls_id, new_state)
+                self.sink.set_signal_state(tls_id, new_state)
                 self.signal_states.append((t, tls_id, new_state))
         if t >= self._next_queue_sample:
             self._next_queue_sample = t + self.queue_sample_s
-            halting = self._halting
+            halting = self.backend.halting_veh
             for tls_id, lanes in self._approach_lanes.items():
-                self.queue_samples.append((t, tls_id, sum(halting(lane) for lane in lanes)))
+                self.queue_samples.append((t, tls_id, halting(lanes)))
         return t
 
     def events(self) -> list[SignalEvent]:
@@ -275,6 +372,27 @@ class LoopStepper:
                           time.perf_counter() - wall0, self.steps, files, controller_errors=self.controller_errors,
                           webster_plans=plans, emergency_ids=set(self.backend.emergency_seen),
                           approach_direction=self.approach_direction)
+
+
+def _need(inter: Intersection, ctrl: Controller | None) -> ObservationNeed:
+    """What the controller reads at each decision: its lane detail, its detectors' idle times."""
+    if ctrl is None:
+        return ObservationNeed()
+    mode = getattr(ctrl, "observation", "full")
+    lanes = (*inter.in_lanes, *inter.out_lanes) if mode in ("full", "counts") else ()
+    dets = tuple(d.id for d in inter.detectors) if getattr(ctrl, "wants_detectors", False) else ()
+    return ObservationNeed(lanes, mode if lanes else "counts", dets)
+
+
+def _counts_need(inter: Intersection, ctrl: Controller | None) -> ObservationNeed | None:
+    """For plan-making controllers (Webster), when counts are due: stop-bar counts and approach lanes."""
+    if ctrl is None or not hasattr(ctrl, "needs_counts_at"):
+        return None
+    base = _need(inter, ctrl)
+    counts = tuple(d.id for d in inter.detectors if d.kind == "stopbar")
+    if not counts:
+        return None
+    return ObservationNeed(inter.in_lanes, "counts", base.detector_idle_ids, counts)
 
 
 def compass_approach(shape) -> str:

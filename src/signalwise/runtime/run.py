@@ -40,7 +40,7 @@ from ..sim.detectors import instant_id
 from ..sim.metrics import intersection_metrics, network_metrics, time_series
 from ..sim.outputs import read_edgedata, read_passages, read_tripinfo
 from .config import RunConfig
-from .loop import LoopResult, describe_intersections, dump_json, run_loop
+from .loop import ControllerFactory, LoopResult, describe_intersections, dump_json, run_loop
 
 Progress = Callable[[float, float], None]
 
@@ -64,8 +64,13 @@ def new_run_dir(cfg: RunConfig) -> Path:
     return path
 
 
-def execute_run(cfg: RunConfig, run_dir: Path | None = None, progress: Progress | None = None) -> RunResult:
-    """Run, then turn SUMO's outputs and the loop's record into the run directory."""
+def execute_run(cfg: RunConfig, run_dir: Path | None = None, progress: Progress | None = None,
+                controllers: ControllerFactory | None = None) -> RunResult:
+    """Run, then turn SUMO's outputs and the loop's record into the run directory.
+
+    `controllers` builds each intersection's controller instead of the
+    registry's `cfg.controller` (training hands in its learning controllers).
+    """
     run_dir = Path(run_dir) if run_dir is not None else new_run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now().isoformat(timespec="seconds")
@@ -74,7 +79,7 @@ def execute_run(cfg: RunConfig, run_dir: Path | None = None, progress: Progress 
     dump_json(run_dir / "run.json", status)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False))
     try:
-        loop = run_loop(cfg, run_dir, progress)
+        loop = run_loop(cfg, run_dir, progress, controllers=controllers)
     except KeyboardInterrupt:
         status.update(status="incomplete", reason="interrupted", finished=_now())
         dump_json(run_dir / "run.json", status)

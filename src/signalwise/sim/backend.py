@@ -13,10 +13,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.types import EmergencyApproach, Intersection, LaneState, Observation
+from ..core.types import (
+    EmergencyApproach,
+    Intersection,
+    LaneState,
+    Observation,
+    ObservationNeed,
+    SourceHealth,
+)
+from .signal_model import RefusedSignal, TimingDefaults, read_all
 from .sumo_home import import_libsumo, sumo_binary
 
-HALTING_SPEED_MPS = 0.1
+#: what SUMO's own measures are called in an observation's source health
+LANES_SOURCE, DETECTORS_SOURCE = "lanes", "detectors"
 
 
 class SimulationError(RuntimeError):
@@ -204,17 +213,39 @@ class SumoBackend:
                     EmergencyApproach(vid, veh.getLaneID(vid), float(dist_m), int(link_index)))
         return found
 
-    def observe(self, inter: Intersection, time_s: float, detector_ids: Sequence[str] = (),
-                lanes: str = "full", emergency: Sequence[EmergencyApproach] = ()) -> Observation:
-        """An `Observation` of one intersection. `lanes`: "full", "counts" or "none"."""
-        if lanes == "full":
-            lane_states = {lane: self.lane_state(lane) for lane in (*inter.in_lanes, *inter.out_lanes)}
-        elif lanes == "counts":
-            lane_states = self.lane_counts((*inter.in_lanes, *inter.out_lanes))
+    def observe(self, inter: Intersection, time_s: float, need: ObservationNeed) -> Observation:
+        """An `Observation` of one intersection with what `need` asks for; SUMO's data are never old."""
+        if not need.lane_ids:
+            lanes = {}
+        elif need.lane_detail == "full":
+            lanes = {lane: self.lane_state(lane) for lane in need.lane_ids}
         else:
-            lane_states = {}
-        idle = self.detector_idle_s(detector_ids) if detector_ids else {}
-        return Observation(time_s, inter.id, lane_states, idle, emergency=tuple(emergency))
+            lanes = self.lane_counts(need.lane_ids)
+        idle = self.detector_idle_s(need.detector_idle_ids) if need.detector_idle_ids else {}
+        counts = self.detector_interval_counts(need.detector_count_ids) if need.detector_count_ids else {}
+        sources = ()
+        if need.lane_ids:
+            sources = (SourceHealth(LANES_SOURCE),)
+        if need.detector_idle_ids or need.detector_count_ids:
+            sources = (*sources, SourceHealth(DETECTORS_SOURCE))
+        return Observation(time_s, inter.id, lanes, idle, detector_counts_veh=counts, sources=sources)
+
+    # -- the network as the simulation loaded it ---------------------------------------
+    def read_signals(self, timing: TimingDefaults, overrides: dict[str, dict] | None = None
+                     ) -> tuple[list[Intersection], list[RefusedSignal]]:
+        """Every traffic light we can control, and those refused with their reason."""
+        return read_all(self.api, timing, overrides)
+
+    def lane_shape(self, lane: str) -> list[tuple[float, float]]:
+        return list(self.api.lane.getShape(lane))
+
+    def lane_length_m(self, lane: str) -> float:
+        return self.api.lane.getLength(lane)
+
+    def halting_veh(self, lanes: Iterable[str]) -> int:
+        """Vehicles halting (below 0.1 m/s) on `lanes`: the ground-truth queue."""
+        halting = self.api.lane.getLastStepHaltingNumber
+        return sum(halting(lane) for lane in lanes)
 
     # -- state save / restore (crash recovery) --------------------------------------
     def save_state(self, path: Path) -> Path:

@@ -12,10 +12,10 @@ reason and left out of control.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..core.timing import (
-    TimingDefaults,
     ite_all_red_s,
     ite_yellow_s,
     ped_clearance_s,
@@ -24,7 +24,9 @@ from ..core.timing import (
 from ..core.types import Crosswalk, Intersection, Movement, Phase, Timing
 
 GREEN = "Gg"
-DEFAULT_TIMING = TimingDefaults()
+
+#: timing defaults: field -> seconds, None = derive from geometry (the run configuration's `timing`)
+TimingDefaults = Mapping[str, float | None]
 
 
 class UnsupportedSignal(ValueError):
@@ -66,7 +68,7 @@ def green_phases_with_durations(program: list[tuple[str, float]],
     return [("".join(s), durations[k]) for k, s in merged.items()]
 
 
-def read_intersection(api, tls_id: str, defaults: TimingDefaults = DEFAULT_TIMING,
+def read_intersection(api, tls_id: str, defaults: TimingDefaults,
                       overrides: dict | None = None) -> Intersection:
     """Build the `Intersection` of one traffic light from a running simulation.
 
@@ -128,7 +130,7 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults = DEFAULT_TIMIN
 def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], approach_speed_mps: float,
                   width_m: float, defaults: TimingDefaults, overrides: dict, notes: list[str]) -> Timing:
     """Safety timing from geometry and defaults; per-intersection overrides win."""
-    d = {**{f: getattr(defaults, f) for f in defaults.__slots__}, **overrides}
+    d = {**defaults, **overrides}
     yellow = d["yellow_s"] if d["yellow_s"] is not None else ite_yellow_s(approach_speed_mps)
     all_red = d["all_red_s"] if d["all_red_s"] is not None else ite_all_red_s(width_m, approach_speed_mps)
     longest_cw = max((c.length_m for c in crosswalks), default=0.0)
@@ -159,7 +161,7 @@ def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], 
                   cycle_min, cycle_max)
 
 
-def read_all(api, defaults: TimingDefaults = DEFAULT_TIMING, overrides: dict[str, dict] | None = None,
+def read_all(api, defaults: TimingDefaults, overrides: dict[str, dict] | None = None,
              only: list[str] | None = None) -> tuple[list[Intersection], list[RefusedSignal]]:
     """Every traffic light we can control, and those refused with their reason."""
     overrides = overrides or {}
