@@ -31,14 +31,14 @@ PROGRAMS = {
 }
 
 
-def _scenario_with_program(tmp_path: Path, name: str, phases) -> Path:
+def _scenario_with_program(tmp_path: Path, name: str, phases, scenario=SINGLE, tls_id: str = "C") -> Path:
     tll = tmp_path / f"{name}.add.xml"
     rows = "\n".join(f'    <phase duration="{d}" state="{s}"/>' for s, d in phases)
-    tll.write_text(f'<additional>\n  <tlLogic id="C" type="static" programID="{name}" offset="0">\n{rows}\n'
+    tll.write_text(f'<additional>\n  <tlLogic id="{tls_id}" type="static" programID="{name}" offset="0">\n{rows}\n'
                    "  </tlLogic>\n</additional>\n")
     cfg = tmp_path / f"{name}.sumocfg"
     cfg.write_text(f"""<configuration><input>
-  <net-file value="{SINGLE.net_file}"/><route-files value="{SINGLE.route_files[0]}"/>
+  <net-file value="{scenario.net_file}"/><route-files value="{scenario.route_files[0]}"/>
   <additional-files value="{tll.name}"/></input>
   <time><begin value="0"/><end value="600"/></time></configuration>""")
     return cfg
@@ -70,6 +70,24 @@ def test_off_blinking_program_is_refused_with_a_reason(tmp_path):
         execute_run(RunConfig(sumocfg=cfg, controller="fixed", duration_s=60, emissions=False), tmp_path / "run")
     with pytest.raises(UnsupportedSignal):
         green_phases_with_durations([("OOO", 5)], frozenset())
+
+
+def test_a_single_green_phase_program_is_refused_and_the_others_run(tmp_path):
+    cfg = _scenario_with_program(tmp_path, "always", [("gGGrrrrrgGGrrrrrrGrG", 60)])
+    with pytest.raises(SimulationError, match="C: program 'always' has a single green phase"):
+        execute_run(RunConfig(sumocfg=cfg, controller="max-pressure", duration_s=60, emissions=False),
+                    tmp_path / "run1")
+    cfg = _scenario_with_program(tmp_path, "always", [("rrrrGGGGrrrrrGGGGr", 60)], scenario=load("corridor"),
+                                 tls_id="J3")
+    r = execute_run(RunConfig(sumocfg=cfg, controller="max-pressure", duration_s=300, emissions=False),
+                    tmp_path / "run2")
+    assert [x["id"] for x in r.metrics["refused_signals"]] == ["J3"]
+    assert "single green phase" in r.metrics["refused_signals"][0]["reason"]
+    model = json.loads((r.run_dir / "signal_model.json").read_text())
+    assert sorted(i["id"] for i in model) == ["J1", "J2", "J4", "J5"]
+    states = (r.run_dir / "signal_states.csv").read_text()
+    assert ",J3," not in states and ",J2," in states  # J3 keeps its own program: we never set it
+    assert audit_run(r.run_dir).ok
 
 
 def test_timing_is_derived_from_geometry():

@@ -105,6 +105,11 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
     greens = [s for s, _ in greens_timed]
     if not greens:
         raise UnsupportedSignal(f"program {program.programID!r} has no green phase")
+    if len(greens) == 1:
+        # nothing to choose between: every decision would hold it, and a ramp meter or a
+        # pedestrian-only crossing phase it alternates with is not ours to time
+        raise UnsupportedSignal(f"program {program.programID!r} has a single green phase (always green "
+                                "for its vehicles): nothing to control, left to its own program")
     by_index = {m.link_index: m for m in movements}
     phases = tuple(
         Phase(i, state, tuple(by_index[j] for j, c in enumerate(state) if c in GREEN and j in by_index))
