@@ -31,7 +31,8 @@ def friendly_errors(fn):
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err.get("loc", ())) or "config"
-            _fail(f"invalid {where}: {err.get('msg')}")
+            msg = str(err.get("msg", "")).removeprefix("Value error, ")
+            _fail(f"invalid {where}: {msg}" if where != "config" else msg)
         except KeyboardInterrupt:
             _fail("interrupted; the run directory is marked incomplete", code=130)
 
@@ -69,12 +70,12 @@ def _progress_bar(description: str):
                     TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
 
 
-ScenarioOpt = Annotated[str, typer.Option("--scenario", "-s", help="single | corridor | grid | resco:NAME")]
+ScenarioOpt = Annotated[str | None, typer.Option("--scenario", "-s", help="single | corridor | grid | grid10x10 | resco:NAME (not with --sumocfg/--net)", show_default=False)]
 ControllerOpt = Annotated[str, typer.Option("--controller", "-c", help="fixed | webster | actuated | max-pressure | ql:PATH")]
 
 
 def run_command(
-    scenario: ScenarioOpt = "single",
+    scenario: ScenarioOpt = None,
     controller: ControllerOpt = "max-pressure",
     seed: Annotated[int, typer.Option(help="random seed; the same seed reproduces the run exactly")] = 1,
     duration: Annotated[float | None, typer.Option(help="simulated seconds (default: the scenario's window)")] = None,
@@ -101,8 +102,6 @@ def _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, route
 
     from .run import execute_run, new_run_dir
 
-    if net is not None and not routes:
-        raise FileNotFoundError("--net needs at least one --routes file")
     cfg = _load_config(config, scenario=scenario, controller=controller, seed=seed, duration_s=duration,
                        out_dir=out, sumocfg=sumocfg, net=net, routes=routes or None, gui=gui,
                        remote_port=remote_port, emissions=emissions)
@@ -112,7 +111,7 @@ def _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, route
     target = run_dir or new_run_dir(cfg)
     console = Console(stderr=True)
     with _progress_bar("run") as bar:
-        task = bar.add_task(f"{cfg.controller} on {cfg.scenario if not (sumocfg or net) else 'your network'}",
+        task = bar.add_task(f"{cfg.controller} on {cfg.scenario_label}",
                             total=1.0, sim="")
 
         def progress(done_s: float, total_s: float) -> None:
@@ -161,7 +160,7 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
 
 
 def compare_command(
-    scenario: ScenarioOpt = "corridor",
+    scenario: Annotated[str | None, typer.Option("--scenario", "-s", help="single | corridor | grid | resco:NAME; default corridor (not with --sumocfg)", show_default=False)] = None,
     controllers: Annotated[str, typer.Option(help="comma-separated; the first is the baseline")] = DEMO_CONTROLLERS,
     seeds: Annotated[int, typer.Option(help="number of seeds (1..N)")] = 5,
     first_seed: Annotated[int, typer.Option(help="seeds run from this one upward")] = 1,
@@ -184,25 +183,28 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
 
     from ..sim.scenarios import load
     from .compare import compare_controllers
+    from .run import slug
 
     names = [c.strip() for c in controllers.split(",") if c.strip()]
     if not names:
         _fail("--controllers is empty")
     if seeds < 1:
         _fail("--seeds must be at least 1")
+    if scenario is None and sumocfg is None:
+        scenario = DEMO_SCENARIO
     base = _load_config(config, scenario=scenario, controller=names[0], duration_s=duration, sumocfg=sumocfg)
     for name in names:  # fail fast on a typo, before starting any worker
         base.model_validate({**base.model_dump(), "controller": name})
     if sumocfg is None:
         load(scenario)
-    out = out or Path("runs") / f"compare-{dt.datetime.now():%Y%m%d-%H%M%S}-{scenario.replace(':', '-')}"
+    out = out or Path("runs") / f"compare-{dt.datetime.now():%Y%m%d-%H%M%S}-{slug(base.scenario_label)}"
     seed_list = list(range(first_seed, first_seed + seeds))
     console = Console(stderr=True)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[last]}"), console=console) as bar:
-        task = bar.add_task(f"compare on {scenario}", total=len(names) * len(seed_list), last="")
+        task = bar.add_task(f"compare on {base.scenario_label}", total=len(names) * len(seed_list), last="")
 
         def on_done(c, s, metrics, error):
             last = f"{c} s{s}: " + (f"{metrics['network']['avg_delay_s']:.1f} s delay" if metrics else f"FAILED {error}")

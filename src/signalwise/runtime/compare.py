@@ -90,13 +90,13 @@ def compare_controllers(base: RunConfig, controllers: list[str], seeds: list[int
                     on_done(key[0], key[1], None, failures[key])
     summary = summarize(controllers, seeds, runs)
     summary["failures"] = {f"{c}:s{s}": msg for (c, s), msg in failures.items()}
-    summary["scenario"] = base.scenario
+    summary["scenario"] = base.scenario_label
     summary["created"] = dt.datetime.now().isoformat(timespec="seconds")
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     _write_summary_csv(out_dir / "summary.csv", summary)
     chart = None
     try:
-        chart = plot_delay_over_time(controllers, run_dirs, out_dir / "delay_over_time.png", base.scenario)
+        chart = plot_delay_over_time(controllers, run_dirs, out_dir / "delay_over_time.png", base.scenario_label)
     except Exception:  # a chart must never lose the numbers
         chart = None
     return CompareResult(out_dir, controllers, seeds, runs, run_dirs, summary, chart, failures)

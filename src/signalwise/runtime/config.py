@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class TimingConfig(BaseModel):
@@ -20,7 +20,37 @@ class TimingConfig(BaseModel):
     cycle_min_s: float = Field(40.0, ge=10.0, le=300.0)
     cycle_max_s: float = Field(150.0, ge=20.0, le=600.0)
     #: per traffic-light overrides of the fields above
-    per_intersection: dict[str, dict[str, float]] = Field(default_factory=dict)
+    per_intersection: dict[str, dict[str, float | None]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TimingConfig:
+        _check_bounds(self, "")
+        for tls_id, override in self.per_intersection.items():
+            unknown = sorted(set(override) - TIMING_FIELDS)
+            if unknown:
+                raise ValueError(f"per_intersection.{tls_id}: unknown timing key(s) {', '.join(unknown)} "
+                                 f"(known: {', '.join(sorted(TIMING_FIELDS))})")
+            # the override must satisfy the same bounds as the defaults, merged with them
+            try:
+                merged = TimingConfig.model_validate({**self.model_dump(exclude={"per_intersection"}), **override})
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"])
+                msg = str(err["msg"]).removeprefix("Value error, ")
+                raise ValueError(f"per_intersection.{tls_id}{'.' + where if where else ''}: {msg}") from None
+            _check_bounds(merged, f"per_intersection.{tls_id}: ")
+        return self
+
+
+TIMING_FIELDS = frozenset({"yellow_s", "all_red_s", "min_green_s", "max_green_s", "ped_walk_s", "ped_clearance_s",
+                           "cycle_min_s", "cycle_max_s"})
+
+
+def _check_bounds(t: TimingConfig, where: str) -> None:
+    if t.min_green_s > t.max_green_s:
+        raise ValueError(f"{where}min_green_s ({t.min_green_s:g}) exceeds max_green_s ({t.max_green_s:g})")
+    if t.cycle_min_s > t.cycle_max_s:
+        raise ValueError(f"{where}cycle_min_s ({t.cycle_min_s:g}) exceeds cycle_max_s ({t.cycle_max_s:g})")
 
 
 class ShieldSettings(BaseModel):
@@ -35,7 +65,8 @@ class RunConfig(BaseModel):
     """Everything that determines a run; a seed reproduces it exactly."""
 
     model_config = ConfigDict(extra="forbid")
-    scenario: str = "single"
+    #: a built-in scenario or resco:NAME; None with `sumocfg` or `net` (your own network), else "single"
+    scenario: str | None = None
     controller: str = "max-pressure"
     seed: int = Field(1, ge=0, le=2**31 - 1)
     duration_s: float | None = Field(None, gt=0, description="simulated seconds; default: the scenario's window")
@@ -51,6 +82,37 @@ class RunConfig(BaseModel):
     timing: TimingConfig = Field(default_factory=TimingConfig)
     shield: ShieldSettings = Field(default_factory=ShieldSettings)
     controller_options: dict = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_network(self) -> RunConfig:
+        """Exactly one way of naming the network, so nothing given is silently ignored."""
+        if self.sumocfg is not None and (self.net is not None or self.routes):
+            raise ValueError(f"sumocfg ({self.sumocfg}) and net/routes both given: a .sumocfg names its own "
+                             "network and routes; give one or the other")
+        if self.routes and self.net is None:
+            raise ValueError("routes given without net: give the network they run on with net (--net)")
+        if self.net is not None and not self.routes:
+            raise ValueError("net needs at least one routes file (--routes)")
+        own = self.sumocfg or self.net
+        if own is not None and self.scenario is not None:
+            raise ValueError(f"scenario {self.scenario!r} and {own} both given: choose the built-in scenario "
+                             "or your own network")
+        if own is None and self.scenario is None:
+            self.scenario = "single"
+        return self
+
+    @property
+    def scenario_label(self) -> str:
+        """What the run is of: the scenario name, or your network's file name."""
+        if self.scenario is not None:
+            return self.scenario
+        return Path(self.sumocfg or self.net).name
+
+    def with_absolute_paths(self) -> RunConfig:
+        """The same configuration with every file path absolute, so it can be re-run from anywhere."""
+        absolute = {name: getattr(self, name).resolve() for name in ("sumocfg", "net", "out_dir")
+                    if getattr(self, name) is not None}
+        return self.model_copy(update={**absolute, "routes": [p.resolve() for p in self.routes]})
 
     @field_validator("controller")
     @classmethod

@@ -15,9 +15,11 @@ a shadow sink plug in the same way.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -146,6 +148,11 @@ def open_field(cfg: RunConfig, scenario: Scenario, opts: SumoOptions, layout: De
     backend.start()
     try:
         inters, refused = backend.read_signals(timing_defaults(cfg), cfg.timing.per_intersection)
+        known = {i.id for i in inters} | {r.id for r in refused}
+        unknown = sorted(set(cfg.timing.per_intersection) - known)
+        if unknown:
+            raise SimulationError(f"timing.per_intersection names {', '.join(unknown)}, not a traffic light of "
+                                  f"this network (its traffic lights: {', '.join(sorted(known)) or 'none'})")
         if not inters:
             reasons = "; ".join(f"{r.id}: {r.reason}" for r in refused) or "the network has no traffic lights"
             raise SimulationError(f"no controllable traffic light ({reasons})")
@@ -169,9 +176,26 @@ def run_loop(cfg: RunConfig, run_dir: Path, progress: Progress | None = None,
     scenario = resolve_scenario(cfg)
     begin_s = scenario.begin_s
     end_s = begin_s + (cfg.duration_s if cfg.duration_s is not None else scenario.duration_s)
-    sumo_dir = run_dir / "sumo"
-    sumo_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "sumo").mkdir(parents=True, exist_ok=True)
+    with _path_sumo_can_write(run_dir / "sumo") as sumo_dir:
+        return _run_in(cfg, scenario, begin_s, end_s, sumo_dir, progress, queue_sample_s, controllers, source_wrapper)
 
+
+@contextlib.contextmanager
+def _path_sumo_can_write(directory: Path):
+    """`directory`, or a colon-free link to it: SUMO reads `host:port` in an output path with a colon."""
+    if ":" not in str(directory.resolve()):
+        yield directory
+        return
+    with tempfile.TemporaryDirectory(prefix="signalwise-") as tmp:
+        link = Path(tmp) / "sumo"
+        link.symlink_to(directory.resolve(), target_is_directory=True)
+        yield link
+
+
+def _run_in(cfg: RunConfig, scenario: Scenario, begin_s: float, end_s: float, sumo_dir: Path,
+            progress: Progress | None, queue_sample_s: float, controllers: ControllerFactory | None,
+            source_wrapper) -> LoopResult:
     layout = None
     additional = []
     if cfg.remote_port is None:
@@ -208,13 +232,17 @@ def run_loop(cfg: RunConfig, run_dir: Path, progress: Progress | None = None,
         source = fld.backend if source_wrapper is None else source_wrapper(fld.backend)
         stepper = LoopStepper(cfg, fld, end_s, controllers=controllers, source=source,
                               queue_sample_s=queue_sample_s)
-        return _drive(stepper, files, progress, wall0)
+        result = _drive(stepper, files, progress, wall0)
     except Exception as exc:
         if _from_sumo(exc):  # SUMO died or refused a command: one line, not a traceback
             raise SimulationError(f"SUMO stopped during the run: {str(exc).strip().splitlines()[-1]}") from None
         raise
     finally:
         fld.backend.close()
+    # the files as the run directory holds them, not through a temporary link
+    real = sumo_dir.resolve()
+    result.files = {name: real / path.name for name, path in files.items()}
+    return result
 
 
 def _from_sumo(exc: BaseException) -> bool:

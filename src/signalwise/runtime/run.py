@@ -45,6 +45,10 @@ from .loop import ControllerFactory, LoopResult, describe_intersections, dump_js
 Progress = Callable[[float, float], None]
 
 
+class RunDirectoryError(SimulationError):
+    """The run directory cannot take this run's evidence."""
+
+
 @dataclass
 class RunResult:
     run_dir: Path
@@ -55,7 +59,7 @@ class RunResult:
 
 def new_run_dir(cfg: RunConfig) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = f"{stamp}-{slug(cfg.scenario if cfg.sumocfg is None and cfg.net is None else 'user')}-{slug(cfg.controller)}-s{cfg.seed}"
+    name = f"{stamp}-{slug(cfg.scenario or 'user')}-{slug(cfg.controller)}-s{cfg.seed}"
     path = cfg.out_dir / name
     k = 1
     while path.exists():
@@ -72,7 +76,11 @@ def execute_run(cfg: RunConfig, run_dir: Path | None = None, progress: Progress 
     registry's `cfg.controller` (training hands in its learning controllers).
     """
     run_dir = Path(run_dir) if run_dir is not None else new_run_dir(cfg)
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise RunDirectoryError(f"{run_dir} exists and is not empty: a run never overwrites another's evidence; "
+                                "give a new --run-dir or remove that one")
     run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = cfg.with_absolute_paths()
     started = dt.datetime.now().isoformat(timespec="seconds")
     status = {"status": "running", "started": started, "signalwise": __version__,
               "python": platform.python_version(), "step_length_s": cfg.step_length_s}

@@ -1,0 +1,105 @@
+"""Input that used to be silently ignored or misread: an error that names the conflict, or handled right."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from signalwise.runtime.config import RunConfig
+from signalwise.runtime.run import RunDirectoryError, execute_run
+from signalwise.sim.backend import SimulationError
+from signalwise.sim.scenarios import load
+
+SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
+SINGLE = load("single")
+SINGLE_CFG = Path(SINGLE.net_file).with_name("scenario.sumocfg")
+
+
+def _cli(*args, cwd):
+    return subprocess.run([SIGNALWISE, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def _errors(p) -> list[str]:
+    return [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--routes", str(SINGLE.route_files[0])], "routes given without net"),
+    (["--net", str(SINGLE.net_file)], "net needs at least one routes file"),
+    (["--sumocfg", str(SINGLE_CFG), "--net", str(SINGLE.net_file), "--routes", str(SINGLE.route_files[0])],
+     "and net/routes both given"),
+    (["--sumocfg", str(SINGLE_CFG), "--scenario", "grid"], "scenario 'grid' and"),
+])
+def test_conflicting_network_options_are_refused_by_name(tmp_path, args, needle):
+    p = _cli("run", *args, "--duration", "30", "--out", str(tmp_path), cwd=tmp_path)
+    assert p.returncode == 2 and len(_errors(p)) == 1 and needle in _errors(p)[0], p.stderr
+    assert not any(tmp_path.iterdir()), "nothing half-written"
+
+
+@pytest.mark.parametrize("timing,needle", [
+    ({"min_green_s": 20, "max_green_s": 10}, "min_green_s (20) exceeds max_green_s (10)"),
+    ({"cycle_min_s": 120, "cycle_max_s": 90}, "cycle_min_s (120) exceeds cycle_max_s (90)"),
+    ({"per_intersection": {"C": {"min_green_s": 50, "max_green_s": 30}}},
+     "per_intersection.C: min_green_s (50) exceeds max_green_s (30)"),
+    ({"per_intersection": {"C": {"min_gren_s": 5}}}, "per_intersection.C: unknown timing key(s) min_gren_s"),
+    ({"per_intersection": {"C": {"yellow_s": 9}}}, "per_intersection.C.yellow_s"),
+])
+def test_inconsistent_timing_is_refused(tmp_path, timing, needle):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"timing": timing}))
+    p = _cli("run", "--config", str(cfg), "--duration", "30", "--out", str(tmp_path / "runs"), cwd=tmp_path)
+    assert p.returncode == 2 and needle in p.stderr, p.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_override_for_an_intersection_the_network_lacks_is_refused(tmp_path):
+    cfg = RunConfig(scenario="single", duration_s=30, timing={"per_intersection": {"Cx": {"min_green_s": 8}}})
+    with pytest.raises(SimulationError, match="per_intersection names Cx, not a traffic light of this network "
+                                              r"\(its traffic lights: C\)"):
+        execute_run(cfg, tmp_path / "run")
+    # an override for the network's own signal is applied
+    r = execute_run(cfg.model_copy(update={"timing": cfg.timing.model_copy(
+        update={"per_intersection": {"C": {"min_green_s": 8}}})}), tmp_path / "run2")
+    model = yaml.safe_load((r.run_dir / "signal_model.json").read_text())
+    assert min(model[0]["timing"]["min_green_s"]) == 8
+
+
+def test_an_existing_run_directory_is_never_overwritten(tmp_path):
+    cfg = RunConfig(scenario="single", controller="fixed", duration_s=30, emissions=False)
+    execute_run(cfg, tmp_path / "run")
+    (tmp_path / "run" / "atspm").mkdir()
+    with pytest.raises(RunDirectoryError, match="exists and is not empty"):
+        execute_run(cfg, tmp_path / "run")
+    p = _cli("run", "--duration", "30", "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
+    assert p.returncode == 2 and "exists and is not empty" in p.stderr
+    assert (tmp_path / "run" / "atspm").is_dir()  # the old run is untouched
+
+
+def test_an_output_path_with_a_colon_works(tmp_path):
+    r = execute_run(RunConfig(scenario="single", controller="max-pressure", duration_s=120, emissions=True),
+                    tmp_path / "12:00 run")
+    assert r.status == "complete"
+    assert (tmp_path / "12:00 run" / "sumo" / "tripinfo.xml").stat().st_size > 0
+    assert r.metrics["network"]["throughput_veh"] > 0
+
+
+def test_a_resolved_config_records_your_network_and_reruns_from_anywhere(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "my.sumocfg").write_text(SINGLE_CFG.read_text().replace(
+        'value="net.net.xml"', f'value="{SINGLE.net_file}"').replace(
+        'value="demand.rou.xml"', f'value="{SINGLE.route_files[0]}"'))
+    p = _cli("run", "--sumocfg", "my.sumocfg", "--duration", "60", "--run-dir", "r1", cwd=work)
+    assert p.returncode == 0, p.stderr
+    resolved = yaml.safe_load((work / "r1" / "config.yaml").read_text())
+    assert resolved["scenario"] is None
+    assert resolved["sumocfg"] == str(work / "my.sumocfg")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    p = _cli("run", "--config", str(work / "r1" / "config.yaml"), "--run-dir", "r2", cwd=elsewhere)
+    assert p.returncode == 0, p.stderr
+    assert (elsewhere / "r2" / "events.csv").read_bytes() == (work / "r1" / "events.csv").read_bytes()
