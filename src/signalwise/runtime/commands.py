@@ -156,6 +156,8 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
         t.add_row(k, v)
     console = Console()
     console.print(t)
+    for warning in metrics.get("warnings", ()):
+        console.print(f"[bold yellow]warning:[/bold yellow] {warning}")
     console.print(f"run directory: {run_dir}")
 
 
@@ -221,17 +223,24 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
         _fail(f"{len(result.failures)} run(s) failed: " + "; ".join(f"{c} s{s}: {m}" for (c, s), m in result.failures.items()), code=1)
 
 
-def print_compare_table(summary: dict) -> None:
+def print_compare_table(summary: dict, width: int | None = None) -> None:
+    """One column per controller: mean ± 95% CI, then change vs the baseline and Welch's p (paired p in summary.csv).
+
+    Fits 100 columns for five controllers; a controller that never ran (the
+    fallback served its runs) is marked in its heading and its fallback share row.
+    """
     from rich.console import Console
     from rich.table import Table
 
     controllers = summary["controllers"]
     base = summary["baseline"]
-    t = Table(title=f"{summary.get('scenario', '')}: mean ± 95% CI over seeds {summary['seeds']}; "
-                    f"change vs {base}, Welch p-value (paired t-test over the same seeds beside it)")
-    t.add_column("metric")
+    never = set(summary.get("never_ran", ()))
+    n_seeds = len(summary["seeds"])
+    t = Table(title=f"{summary.get('scenario', '')}: mean ± 95% CI over {n_seeds} seed(s); change vs {base}, "
+                    "Welch p", title_justify="left", padding=(0, 1), collapse_padding=True)
+    t.add_column("metric", overflow="fold", max_width=22)
     for c in controllers:
-        t.add_column(c, justify="right")
+        t.add_column(c + ("\n[red]NEVER RAN[/red]" if c in never else ""), justify="right", overflow="fold")
     for row in summary["metrics"].values():
         cells = []
         for c in controllers:
@@ -239,24 +248,30 @@ def print_compare_table(summary: dict) -> None:
             if e["mean"] is None:
                 cells.append("—")
                 continue
-            half = (e["ci_high"] - e["ci_low"]) / 2 if e["ci_high"] is not None else 0.0
-            text = f"{e['mean']:.2f} ± {half:.2f}"
+            spread = "n/a" if len(e["values"]) < 2 or e["ci_high"] is None else f"{(e['ci_high'] - e['ci_low']) / 2:.1f}"
+            text = f"{e['mean']:.1f} ± {spread}"
             if c != base and e.get("change_pct") is not None:
                 good = (e["change_pct"] < 0) == row["lower_is_better"]
-                p, pp = e.get("p_value"), e.get("p_value_paired")
+                p = e.get("p_value")
                 sig = p is not None and p < 0.05
                 color = ("green" if good else "red") if sig else "dim"
-                ptxt = f"p={p:.3f}" if p is not None else "p=n/a"
-                if pp is not None:
-                    ptxt += f" paired {pp:.3f}"
+                ptxt = f"p {p:.3f}" if p is not None else "p n/a"
                 text += f"\n[{color}]{e['change_pct']:+.1f}% {ptxt}[/{color}]"
             cells.append(text)
         unit = f" ({row['unit']})" if row["unit"] else ""
         t.add_row(row["label"] + unit, *cells)
+    share = summary.get("fallback_share", {})
+    if share:
+        t.add_row("fallback share", *[("[red]" if c in never else "") + f"{share.get(c, 0.0):.1%}" for c in controllers])
     viol = summary.get("safety_violations", {})
     if viol:
-        t.add_row("safety violations (audit)", *[str(viol.get(c, 0)) for c in controllers])
-    Console().print(t)
+        t.add_row("safety violations", *[str(viol.get(c, 0)) for c in controllers])
+    console = Console(width=width) if width else Console()
+    console.print(t)
+    for c in controllers:
+        if c in never:
+            console.print(f"[bold yellow]warning:[/bold yellow] {c} never ran: the shield's fallback served its runs, "
+                          "so its column shows the fallback plan, not the controller")
 
 
 def scenarios_command() -> None:

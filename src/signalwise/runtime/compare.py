@@ -124,8 +124,13 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
         table[key] = row
     safety = {c: sum(runs[(c, s)].get("safety", {}).get("violations", 0) for s in seeds if (c, s) in runs)
               for c in controllers}
+    share = {c: _num(sum(f) / len(f)) if (f := [runs[(c, s)]["network"]["fallback_fraction"] for s in seeds
+                                                   if (c, s) in runs]) else None for c in controllers}
+    never = [c for c in controllers
+             if any((c, s) in runs for s in seeds) and not any(runs[(c, s)].get("controller_ran", True)
+                                                               for s in seeds if (c, s) in runs)]
     return {"baseline": baseline, "controllers": controllers, "seeds": seeds, "metrics": table,
-            "safety_violations": safety}
+            "safety_violations": safety, "fallback_share": share, "never_ran": never}
 
 
 def plot_delay_over_time(controllers: list[str], run_dirs: dict[tuple[str, int], Path], path: Path,

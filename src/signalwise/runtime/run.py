@@ -157,11 +157,27 @@ def write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
     if loop.webster_plans:
         over = sum(1 for plans in loop.webster_plans.values() for _t, p in plans if p["oversaturated"])
         metrics["webster"] = {"plans": loop.webster_plans, "oversaturated_plans": over}
+    metrics["controller_ran"], warnings = _controller_ran(fallback, loop)
+    if warnings:
+        metrics["warnings"] = warnings
     audit = _audit(run_dir)
     if audit is not None:
         metrics["safety"] = audit
     dump_json(run_dir / "metrics.json", metrics)
     return metrics
+
+
+#: a run whose fallback served at least this share never really ran its controller
+NEVER_RAN_FALLBACK_SHARE = 0.99
+
+
+def _controller_ran(fallback_share: float, loop: LoopResult) -> tuple[bool, list[str]]:
+    """Whether the controller under test decided at all, and a sentence for the reader when it did not."""
+    if fallback_share < NEVER_RAN_FALLBACK_SHARE:
+        return True, []
+    why = next((iv.detail for iv in loop.interventions if iv.rule == "fallback"), "no reason logged")
+    return False, [f"the controller never ran: the shield's Webster fallback served {fallback_share:.1%} of the "
+                   f"time ({why}); these figures are the fallback's, not the controller's"]
 
 
 def _audit(run_dir: Path) -> dict | None:

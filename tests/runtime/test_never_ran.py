@@ -1,0 +1,66 @@
+"""A run whose controller never decided says so: in its metrics, its summary and every comparison table."""
+
+from __future__ import annotations
+
+from signalwise.control.base import register
+from signalwise.core import Decision
+from signalwise.runtime.commands import print_compare_table, print_run_summary
+from signalwise.runtime.compare import summarize
+from signalwise.runtime.config import RunConfig
+from signalwise.runtime.run import execute_run
+
+
+class NeverSure:
+    """Always proposes with confidence 0: the shield serves its fallback the whole run."""
+
+    name = "never-sure"
+    observation = "none"
+    wants_detectors = False
+    period_s = 5.0
+
+    def __init__(self, inter, ctx):
+        self.inter = inter
+
+    def decide(self, obs):
+        return Decision(self.inter.id, None, self.name, 0.0)
+
+
+register("never-sure")(NeverSure)
+
+
+def test_never_ran_is_said_in_metrics_summary_and_comparison(tmp_path, capsys):
+    runs = {}
+    for c in ("fixed", "never-sure"):
+        for seed in (1, 2):
+            r = execute_run(RunConfig(scenario="single", controller=c, seed=seed, duration_s=300, emissions=False),
+                            tmp_path / f"{c}-{seed}")
+            runs[(c, seed)] = r.metrics
+    assert runs[("fixed", 1)]["controller_ran"] is True and "warnings" not in runs[("fixed", 1)]
+    bad = runs[("never-sure", 1)]
+    assert bad["controller_ran"] is False
+    assert "never ran" in bad["warnings"][0] and "confidence 0.00 below 0.50" in bad["warnings"][0]
+
+    print_run_summary(bad, tmp_path)
+    assert "warning: the controller never ran" in capsys.readouterr().out
+
+    summary = summarize(["fixed", "never-sure"], [1, 2], runs)
+    assert summary["never_ran"] == ["never-sure"]
+    assert summary["fallback_share"]["fixed"] == 0.0 and summary["fallback_share"]["never-sure"] > 0.99
+    print_compare_table(summary, width=100)
+    out = capsys.readouterr().out
+    assert "NEVER RAN" in out and "fallback share" in out and "never-sure never ran" in out
+    assert max(len(line) for line in out.splitlines()) <= 100
+
+
+def test_a_single_seed_shows_no_spread_and_five_controllers_fit_100_columns(tmp_path, capsys):
+    controllers = ["fixed", "webster", "actuated", "max-pressure", "chaos-free"]
+    metrics = execute_run(RunConfig(scenario="single", controller="fixed", duration_s=120, emissions=False),
+                          tmp_path / "r").metrics
+    runs = {(c, 1): metrics for c in controllers}
+    print_compare_table(summarize(controllers, [1], runs), width=100)
+    out = capsys.readouterr().out
+    assert "± n/a" in out and "± 0.0" not in out
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    header = next(i for i, line in enumerate(lines) if "metric" in line)
+    assert "avg delay (RESCO)" in lines[header + 2]  # no wrapped cells: one line per metric value
