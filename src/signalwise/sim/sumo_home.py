@@ -32,7 +32,7 @@ def sumo_binary(name: str = "sumo") -> str:
 
 
 def import_libsumo():
-    """Import libsumo quietly (it warns on stderr about pyarrow ABI mismatches we do not use)."""
+    """Import libsumo (pyproject pins the pyarrow whose ABI it was built against, so it has nothing to warn about)."""
     sumo_home()
     import libsumo
 
