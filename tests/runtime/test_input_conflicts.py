@@ -103,3 +103,24 @@ def test_a_resolved_config_records_your_network_and_reruns_from_anywhere(tmp_pat
     p = _cli("run", "--config", str(work / "r1" / "config.yaml"), "--run-dir", "r2", cwd=elsewhere)
     assert p.returncode == 0, p.stderr
     assert (elsewhere / "r2" / "events.csv").read_bytes() == (work / "r1" / "events.csv").read_bytes()
+
+
+def test_a_route_over_an_unknown_edge_names_the_vehicle_and_the_edge(tmp_path):
+    routes = tmp_path / "r.rou.xml"
+    routes.write_text('<routes><vehicle id="car7" depart="0"><route edges="E_C nowhere_edge"/></vehicle></routes>')
+    p = _cli("run", "--net", str(SINGLE.net_file), "--routes", str(routes), "--duration", "30",
+             "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert p.returncode == 2 and len(_errors(p)) == 1
+    assert "'nowhere_edge'" in p.stderr and "'car7'" in p.stderr, p.stderr
+
+
+def test_gui_without_a_display_says_what_is_missing_at_once(tmp_path):
+    import os
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    t0 = time.monotonic()
+    p = subprocess.run([SIGNALWISE, "run", "--gui", "--duration", "30", "--out", str(tmp_path)], capture_output=True,
+                       text=True, cwd=tmp_path, timeout=60, env=env)
+    assert p.returncode == 2 and "--gui needs a display" in p.stderr and "xvfb-run" in p.stderr
+    assert time.monotonic() - t0 < 30 and "TraCI" not in p.stderr + p.stdout

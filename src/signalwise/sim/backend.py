@@ -88,6 +88,9 @@ class SumoBackend:
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
         cmd = build_command(self.opts)
+        if self.opts.gui and not _display_available():
+            raise SimulationError("--gui needs a display, and none is set (DISPLAY / WAYLAND_DISPLAY are empty): "
+                                  "run it in a desktop session, over ssh -X, or under xvfb-run")
         if self.opts.gui or self.opts.remote_port is not None:
             import traci
 
@@ -269,7 +272,21 @@ class SumoBackend:
 
 
 def _one_line(exc: BaseException) -> str:
+    """SUMO's message in one line: what failed and where (its first line names the vehicle, edge or file)."""
     text = str(exc).strip() or type(exc).__name__
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[-1] if lines else type(exc).__name__
+    lines = [ln.strip().removeprefix("Error: ") for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    return lines[0] if len(lines) == 1 else f"{lines[0]} ({lines[-1].rstrip('.')})"
 
+
+
+def _display_available() -> bool:
+    """Whether sumo-gui can open a window: without one it retries for a minute before failing vaguely.
+
+    The X / Wayland display is the operating system's, not a signalwise setting,
+    so it is read from the environment here.
+    """
+    import os
+
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
