@@ -138,13 +138,15 @@ def sumo_options(cfg: RunConfig, scenario: Scenario, seed: int | None = None, en
                        step_length_s=cfg.step_length_s, gui=cfg.gui, remote_port=cfg.remote_port, **more)
 
 
-def open_field(cfg: RunConfig, scenario: Scenario, opts: SumoOptions, layout: DetectorLayout | None = None) -> Field:
+def open_field(cfg: RunConfig, scenario: Scenario, opts: SumoOptions, layout: DetectorLayout | None = None,
+               backend_factory: Callable[[SumoOptions], SumoBackend] = SumoBackend) -> Field:
     """Start SUMO and read its signal model; refuse a network with no signal we can control.
 
-    The one place that starts a simulation for the loop, the environments and
-    model checks. The caller closes `field.backend`.
+    The one place that starts a simulation for the loop, the environments,
+    model checks and the live runtime (whose `backend_factory` runs SUMO in a
+    worker process). The caller closes `field.backend`.
     """
-    backend = SumoBackend(opts)
+    backend = backend_factory(opts)
     backend.start()
     try:
         inters, refused = backend.read_signals(timing_defaults(cfg), cfg.timing.per_intersection)
@@ -329,17 +331,15 @@ class LoopStepper:
             self.sink.set_signal_state(tls_id, sh.state)
             self.signal_states.append((t0, tls_id, sh.state))
 
-        # per intersection: (id, inter, controller, shield, what it needs, what it needs when counts are due)
-        self._plan = []
-        for i in inters:
-            c = self.controllers[i.id]
-            self._plan.append((i.id, i, c, self.shields[i.id], _need(i, c), _counts_need(i, c)))
+        self._plan = [self._plan_row(i) for i in inters]
         self._next_decision = {i.id: t0 for i in inters}
         self._approach_lanes = {i.id: i.in_lanes for i in inters}
         self.queue_samples: list[tuple[float, str, int]] = []
         self._next_queue_sample = t0
         self.controller_errors = 0
         self.steps = 0
+        #: a live runtime's profiler (`runtime.live.profiler.Profiler`); None offline, where nothing is timed
+        self.profiler = None
 
     @property
     def done(self) -> bool:
@@ -351,6 +351,8 @@ class LoopStepper:
 
     def step(self) -> float:
         """One step: ask due controllers, tick every shield, write changed states; returns the new time."""
+        if self.profiler is not None:
+            return self._step_timed()
         source = self.source
         t = self.backend.step()
         self.t = t
@@ -361,28 +363,127 @@ class LoopStepper:
         for tls_id, inter, ctrl, sh, need, counts_need in self._plan:
             obs = None
             if ctrl is not None and sh.interval == "green" and t >= next_decision[tls_id]:
-                due = counts_need if counts_need is not None and t >= ctrl.needs_counts_at else need
-                obs = checked(dataclasses.replace(source.observe(inter, t, due), signal=sh.status(t),
-                                                  emergency=tuple(emergency.get(tls_id, ()))))
-                try:
-                    sh.propose(ctrl.decide(obs), obs)
-                except Exception as exc:  # a broken controller must never freeze the signal
-                    self.controller_errors += 1
-                    log.warning("controller %s failed at %s t=%.0f: %s", self.cfg.controller, tls_id, t, exc)
-                    sh.propose(None, obs, failed=True)
-                next_decision[tls_id] = t + ctrl.period_s
+                obs = self._observe(inter, ctrl, sh, t, need, counts_need, emergency)
+                self._decide(tls_id, ctrl, sh, obs, t)
             elif tls_id in emergency:
                 obs = Observation(t, tls_id, {}, emergency=tuple(emergency[tls_id]))
             new_state = sh.tick(t, obs)
             if new_state is not None:
                 self.sink.set_signal_state(tls_id, new_state)
                 self.signal_states.append((t, tls_id, new_state))
+        self._sample_queues(t)
+        return t
+
+    def _observe(self, inter, ctrl, sh, t, need, counts_need, emergency) -> Observation:
+        due = counts_need if counts_need is not None and t >= ctrl.needs_counts_at else need
+        return checked(dataclasses.replace(self.source.observe(inter, t, due), signal=sh.status(t),
+                                           emergency=tuple(emergency.get(inter.id, ()))))
+
+    def _decide(self, tls_id, ctrl, sh, obs, t) -> None:
+        try:
+            sh.propose(ctrl.decide(obs), obs)
+        except Exception as exc:  # a broken controller must never freeze the signal
+            self.controller_errors += 1
+            log.warning("controller %s failed at %s t=%.0f: %s", self.cfg.controller, tls_id, t, exc)
+            sh.propose(None, obs, failed=True)
+        self._next_decision[tls_id] = t + ctrl.period_s
+
+    def _step_timed(self) -> float:
+        """`step` with each stage timed for the live profiler; same order, same decisions.
+
+        `decision_path` runs from the observation in hand to the actuation
+        command issued (the shield's state written to the sink), per
+        intersection that decided; `field_step` is the simulator's own step.
+        """
+        prof, clock = self.profiler, time.perf_counter
+        source = self.source
+        c0 = clock()
+        t = self.backend.step()
+        c1 = clock()
+        prof.add("field_step", c1 - c0)
+        self.t = t
+        self.steps += 1
+        emergency = source.emergency_approaches(self.by_id, self.cfg.shield.preempt_distance_m) \
+            if source.emergency_active else {}
+        for tls_id, inter, ctrl, sh, need, counts_need in self._plan:
+            obs = None
+            decided = False
+            if ctrl is not None and sh.interval == "green" and t >= self._next_decision[tls_id]:
+                a = clock()
+                obs = self._observe(inter, ctrl, sh, t, need, counts_need, emergency)
+                b = clock()
+                self._decide(tls_id, ctrl, sh, obs, t)
+                c = clock()
+                prof.add("observe", b - a)
+                prof.add("decide", c - b)
+                decided = True
+            elif tls_id in emergency:
+                obs = Observation(t, tls_id, {}, emergency=tuple(emergency[tls_id]))
+            d = clock()
+            new_state = sh.tick(t, obs)
+            e = clock()
+            if new_state is not None:
+                self.sink.set_signal_state(tls_id, new_state)
+                self.signal_states.append((t, tls_id, new_state))
+            f = clock()
+            prof.add("shield", e - d)
+            if new_state is not None:
+                prof.add("actuate", f - e)
+            if decided:
+                prof.add("decision_path", f - b)
+        self._sample_queues(t)
+        return t
+
+    def _sample_queues(self, t: float) -> None:
         if t >= self._next_queue_sample:
             self._next_queue_sample = t + self.queue_sample_s
             halting = self.backend.halting_veh
             for tls_id, lanes in self._approach_lanes.items():
                 self.queue_samples.append((t, tls_id, halting(lanes)))
-        return t
+
+    def replace_controller(self, tls_id: str, controller: Controller | None) -> None:
+        """Swap one intersection's controller (a deploy, a rollback, an override); it is asked at once."""
+        self.controllers[tls_id] = controller
+        self._plan = [self._plan_row(row[1]) if row[0] == tls_id else row for row in self._plan]
+        self._next_decision[tls_id] = self.t
+
+    def _plan_row(self, inter: Intersection) -> tuple:
+        """(id, intersection, controller, shield, what it needs, what it needs when counts are due)."""
+        ctrl = self.controllers[inter.id]
+        return (inter.id, inter, ctrl, self.shields[inter.id], _need(inter, ctrl), _counts_need(inter, ctrl))
+
+    def checkpoint(self) -> dict:
+        """The loop's own state (shields, controllers, schedules), to resume from with a saved simulation."""
+        import copy
+
+        return copy.deepcopy({"t": self.t, "shields": self.shields, "controllers": self.controllers,
+                              "next_decision": self._next_decision, "next_queue_sample": self._next_queue_sample,
+                              "steps": self.steps})
+
+    def restore(self, state: dict, backend) -> None:
+        """Resume from `checkpoint()` on a field restored to the same time; re-send every signal state.
+
+        SUMO ignores the states set through TraCI before a state load, so each
+        signal is set again from its shield.
+        """
+        import copy
+
+        state = copy.deepcopy(state)
+        self.backend = backend
+        if self.source is self.field.backend:
+            self.source = backend
+        if self.sink is self.field.backend:
+            self.sink = backend
+        self.field.backend = backend
+        self.t = state["t"]
+        self.shields = state["shields"]
+        self.controllers = state["controllers"]
+        self._next_decision = state["next_decision"]
+        self._next_queue_sample = state["next_queue_sample"]
+        self.steps = state["steps"]
+        self._plan = [self._plan_row(i) for i in self.intersections]
+        for tls_id, sh in self.shields.items():
+            self.sink.set_signal_state(tls_id, sh.state)
 
     def events(self) -> list[SignalEvent]:
         """Every shield's hi-res events so far, intersection by intersection."""
