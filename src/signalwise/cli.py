@@ -22,6 +22,7 @@ app = typer.Typer(
 #: modules that add commands to `app` through a `register(app)` function
 COMMAND_MODULES = (
     "signalwise.runtime.commands",  # run, compare, scenarios, demo
+    "signalwise.runtime.live.commands",  # live
     "signalwise.store.commands",  # ingest, serve, db
     "signalwise.analytics.atspm.commands",  # atspm, events import
     "signalwise.analytics.audit_commands",  # audit (independent safety check of runs)

@@ -61,6 +61,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from signalwise.core import SignalEvent, read_events
+from signalwise.core.types import RECOVERY_STATE, EventCode
+
+RUNTIME_RECOVERY = int(EventCode.RUNTIME_RECOVERY)
 
 LOG_RESOLUTION_S = 0.1
 EXACT_TOLERANCE_S = 1e-6
@@ -651,6 +654,9 @@ def audit(events: Iterable[SignalEvent], signal_model: list[dict], signal_states
     """
     if not step_length_s > 0:
         raise AuditInputError(f"step length must be positive, not {step_length_s!r}")
+    events = list(events)
+    if any(e.event_code == RUNTIME_RECOVERY for e in events):
+        return _audit_across_recoveries(events, signal_model, list(signal_states), step_length_s, end_s)
     devices = {}
     for k, raw in enumerate(signal_model):
         d = _parse_device(raw, f"signal_model.json entry {k}")
@@ -705,6 +711,52 @@ def audit(events: Iterable[SignalEvent], signal_model: list[dict], signal_states
     report.violations.sort(key=lambda v: (v.time_s, v.device_id, RULES.index(v.rule)))
     report.warnings.sort(key=lambda v: (v.time_s, v.device_id, v.rule))
     return report
+
+
+def _split_at(rows: list, is_marker) -> list[list]:
+    """Rows in file order, cut before each run of markers (one run of markers = one recovery)."""
+    parts: list[list] = [[]]
+    previous_marker = False
+    for row in rows:
+        marker = is_marker(row)
+        if marker and not previous_marker and parts[-1]:
+            parts.append([])
+        if not marker:
+            parts[-1].append(row)
+        previous_marker = marker
+    return parts
+
+
+def _audit_across_recoveries(events: list[SignalEvent], signal_model: list[dict],
+                             signal_states: list[tuple[float, str, str]], step_length_s: float,
+                             end_s: float | None) -> AuditReport:
+    """A live run that recovered from a simulator crash: the recovery marker is a boundary.
+
+    Before it, the log up to the crash; after it, the replay from the restored
+    state, which opens with the events of the intervals in force at their
+    original times. Each part is checked on its own, and the findings add up.
+    """
+    event_parts = _split_at(events, lambda e: e.event_code == RUNTIME_RECOVERY)
+    state_parts = _split_at(signal_states, lambda r: r[2] == RECOVERY_STATE)
+    if len(state_parts) != len(event_parts):
+        raise AuditInputError(f"{len(event_parts) - 1} recovery marker(s) in the event log but "
+                              f"{len(state_parts) - 1} in the signal states")
+    merged: AuditReport | None = None
+    for k, (ev, st) in enumerate(zip(event_parts, state_parts, strict=True)):
+        last = k == len(event_parts) - 1
+        times = [e.time_s for e in ev] + [float(t) for t, _d, _s in st]
+        part = audit(ev, signal_model, st, step_length_s,
+                     end_s=end_s if last else max(times, default=0.0))
+        if merged is None:
+            merged = part
+            continue
+        merged.violations.extend(part.violations)
+        merged.warnings.extend(part.warnings)
+        for rule, n in part.checked.items():
+            merged.checked[rule] = merged.checked.get(rule, 0) + n
+    merged.warnings.insert(0, Violation("recovery", "-", 0.0, detail=f"{len(event_parts) - 1} recovery marker(s): "
+                                                                    "each side checked on its own"))
+    return merged
 
 
 def audit_run(run_dir: Path) -> AuditReport:

@@ -15,9 +15,9 @@ from signalwise.store import ingest as store_ingest
 
 from . import errors
 from .cache import TTLCache
-from .routers import analytics, dashboard, ingest, system
+from .routers import analytics, dashboard, ingest, live, system
 
-OPTIONAL_ROUTERS = ("signalwise.api.routers.atspm",)
+OPTIONAL_ROUTERS = ("signalwise.api.routers.atspm", "signalwise.api.routers.live_feeds")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -29,7 +29,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.cache = TTLCache(settings.cache_ttl_s)
     _clear_on_write(app.state.cache)
     errors.install(app)
-    for router in (system.router, ingest.router, analytics.router, dashboard.router):
+    app.state.live = None  # a LiveRuntime when `signalwise live` serves this app
+    app.state.live_feed = None
+    for router in (system.router, ingest.router, analytics.router, dashboard.router, live.router):
         app.include_router(router)
     for name in OPTIONAL_ROUTERS:
         try:

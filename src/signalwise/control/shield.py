@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..core.types import (
     Decision,
@@ -46,6 +46,7 @@ from ..core.types import (
     Observation,
     SignalEvent,
     SignalStatus,
+    Timing,
 )
 
 EPS = 1e-6
@@ -105,13 +106,8 @@ class IntersectionShield:
         self.inter = inter
         self.cfg = config
         self.fallback = fallback
-        t = inter.timing
-        step = config.step_length_s
-        self._yellow_s = t.yellow_s
-        self._all_red_s = t.all_red_s
-        # durations rounded up to whole steps: what the signal will really show
-        self._clear_eff_s = _ceil_step(t.yellow_s, step) + _ceil_step(t.all_red_s, step)
-        self._min_green_eff_s = [_ceil_step(g, step) for g in t.min_green_s]
+        self._use_timing(inter.timing)
+        self._pending_timing: Timing | None = None
         self._n = len(inter.phases)
         cw_links = {i for c in inter.crosswalks for i in c.link_indices}
         self._ped_links = [frozenset(p.green_links & cw_links) for p in inter.phases]
@@ -148,6 +144,21 @@ class IntersectionShield:
         self.preempt_start_s = 0.0
         self._served_emergency: set[str] = set()
         self._start_green(initial_phase, start_s)
+
+    def _use_timing(self, t: Timing) -> None:
+        step = self.cfg.step_length_s
+        self._yellow_s = t.yellow_s
+        self._all_red_s = t.all_red_s
+        # durations rounded up to whole steps: what the signal will really show
+        self._clear_eff_s = _ceil_step(t.yellow_s, step) + _ceil_step(t.all_red_s, step)
+        self._min_green_eff_s = [_ceil_step(g, step) for g in t.min_green_s]
+
+    def retime(self, timing: Timing) -> None:
+        """New safety timing (an operator's change), taken at the next green: never mid-interval."""
+        if len(timing.min_green_s) != len(self.inter.phases):
+            raise ValueError(f"timing for {len(timing.min_green_s)} phases given to {self.inter.id} "
+                             f"with {len(self.inter.phases)}")
+        self._pending_timing = timing
 
     # -- public --------------------------------------------------------------
     def status(self, now: float) -> SignalStatus:
@@ -191,6 +202,36 @@ class IntersectionShield:
             if target is not None and target != self.phase:
                 self._begin_yellow(target, now, code)
         return self.state if self.state != before else None
+
+    def opening_events(self) -> list[SignalEvent]:
+        """The events that opened the intervals in force now, at their original times.
+
+        A log that resumes after a recovery starts with these, so the part
+        after the recovery marker says where every signal stands and can be
+        checked on its own.
+        """
+        out: list[SignalEvent] = []
+        dev, p = self.inter.id, self.phase + 1
+
+        def ev(t: float, code: EventCode, param: int) -> None:
+            out.append(SignalEvent(t, dev, int(code), param))
+
+        if self.preempt_active:
+            ev(self.preempt_start_s, EventCode.PREEMPT_CALL_ON, 1)
+        ev(self.green_start_s, EventCode.PHASE_BEGIN_GREEN, p)
+        if self.ped != PED_NONE:
+            ev(self.green_start_s, EventCode.PED_BEGIN_WALK, p)
+            if self.ped in (PED_CLEAR, PED_DONT_WALK):
+                ev(self.ped_start_s, EventCode.PED_BEGIN_CLEARANCE, p)
+            if self.ped == PED_DONT_WALK:
+                ev(self.ped_start_s + self.inter.timing.ped_clearance_s, EventCode.PED_BEGIN_DONT_WALK, p)
+        if self.interval == YELLOW_I:
+            ev(self.interval_start_s, EventCode.PHASE_BEGIN_YELLOW, p)
+        elif self.interval == ALL_RED_I:
+            ev(self.interval_start_s - _ceil_step(self._yellow_s, self.cfg.step_length_s), EventCode.PHASE_BEGIN_YELLOW, p)
+            ev(self.interval_start_s, EventCode.PHASE_END_YELLOW, p)
+            ev(self.interval_start_s, EventCode.PHASE_BEGIN_RED_CLEARANCE, p)
+        return out
 
     def _trusted_hold(self) -> bool:
         """The current proposal keeps the phase and would not send the shield to its fallback."""
@@ -355,6 +396,10 @@ class IntersectionShield:
 
     # -- intervals -----------------------------------------------------------------------
     def _start_green(self, phase: int, now: float) -> None:
+        if self._pending_timing is not None:
+            self.inter = replace(self.inter, timing=self._pending_timing)
+            self._use_timing(self._pending_timing)
+            self._pending_timing = None
         self.phase = phase
         self.next_phase = None
         self.interval = GREEN_I

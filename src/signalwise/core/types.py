@@ -111,6 +111,8 @@ class Intersection:
     crosswalks: tuple[Crosswalk, ...]
     timing: Timing
     approach_speed_mps: float = 13.9
+    #: longest path through the junction, for the all-red clearance (ITE: time to clear the width)
+    width_m: float = 15.0
     #: green time of each phase in the network's own program (the fixed baseline)
     program_green_s: tuple[float, ...] = ()
     #: links that are green in the network's own program but belong to no
@@ -295,6 +297,15 @@ class EventCode(enum.IntEnum):
     PREEMPT_BEGIN_TRACK_CLEARANCE = 106
     PREEMPT_CALL_OFF = 104
     PREEMPT_BEGIN_DWELL = 107
+    #: signalwise's own code, outside the Indiana enumeration's assigned range: the live runtime
+    #: resumed from a saved state after its simulator died. Parameter = whole seconds of simulated
+    #: time rewound. Events after it replay from the restored state, starting with the events that
+    #: opened the intervals in force then, at their original times; the audit checks each side alone.
+    RUNTIME_RECOVERY = 240
+
+
+#: the row `signal_states.csv` gets at a recovery (state column), before the restored states
+RECOVERY_STATE = "RECOVERY"
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -48,6 +48,9 @@ class SumoOptions:
     remote_port: int | None = None  # connect to a SUMO started elsewhere with --remote-port
     extra_args: Sequence[str] = ()
     outputs: dict[str, Path] = field(default_factory=dict)  # option name -> file
+    #: resume from a state written by `SumoBackend.save_state` (SUMO starts at the state's time; the
+    #: signal states set through TraCI before the save are not restored: the caller sets them again)
+    load_state: Path | None = None
 
 
 def build_command(opts: SumoOptions) -> list[str]:
@@ -68,6 +71,8 @@ def build_command(opts: SumoOptions) -> list[str]:
     cmd += ["--seed", str(opts.seed), "--step-length", f"{opts.step_length_s:g}",
             "--no-step-log", "true", "--no-warnings", "true", "--duration-log.disable", "true",
             "--time-to-teleport", "300", "--collision.action", "warn", "--save-state.rng", "true", "--save-state.precision", "6"]
+    if opts.load_state is not None:
+        cmd += ["--load-state", str(opts.load_state)]
     for option, path in opts.outputs.items():
         cmd += [f"--{option}", str(path)]
     cmd += list(opts.extra_args)

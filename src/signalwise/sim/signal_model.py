@@ -128,8 +128,18 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
     speed_mps = max((api.lane.getMaxSpeed(lane) for lane in in_lanes), default=13.9)
     width_m = max(via_lengths_m, default=15.0)
     timing = derive_timing(phases, crosswalks, speed_mps, width_m, defaults, overrides or {}, notes)
-    return Intersection(tls_id, phases, n_links, tuple(movements), (), crosswalks, timing, speed_mps,
+    return Intersection(tls_id, phases, n_links, tuple(movements), (), crosswalks, timing, speed_mps, width_m,
                         tuple(d for _, d in greens_timed), tuple(notes))
+
+
+def retimed(inter: Intersection, defaults: TimingDefaults, overrides: dict | None = None) -> Timing:
+    """The timing of an intersection already read, under new defaults (a live timing change).
+
+    A running simulation cannot be asked again: once signals are driven, SUMO
+    reports the driven state as a one-phase program.
+    """
+    return derive_timing(inter.phases, inter.crosswalks, inter.approach_speed_mps, inter.width_m, defaults,
+                         overrides or {}, [])
 
 
 def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], approach_speed_mps: float,

@@ -1,0 +1,139 @@
+"""The live runtime's windows: status, snapshot, profiler, alerts, and changes at run time.
+
+Every route answers 503 when no live run is attached (`signalwise serve`
+over stored runs). Changes are validated by the runtime before anything is
+applied: a refused change gets 422 with its reason and is recorded as
+refused. "Who" is `local` until API keys exist.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+
+from signalwise.runtime.live import changes as ch
+
+router = APIRouter(prefix="/api/v1/live", tags=["live"])
+
+WHO = "local"
+
+
+def _runtime(request: Request):
+    rt = getattr(request.app.state, "live", None)
+    if rt is None:
+        raise HTTPException(503, "no live run is attached to this server (start one with `signalwise live`)")
+    return rt
+
+
+class LiveStatus(BaseModel):
+    running: bool
+    status: str = Field(description="running | complete | stopped | failed: <reason>")
+    scenario: str
+    controller: str = Field(description="the controller spec in force (the baseline when toggled)")
+    sim_time_s: float | None = Field(description="simulated seconds")
+    speed: float | None = Field(description="simulated seconds per wall second; null = unpaced")
+    sim_pid: int | None = Field(description="the process running SUMO (null without a simulator)")
+    field: str
+    sink: str
+    restarts: int = Field(description="simulator crashes recovered")
+    last_recovery_s: float | None = Field(description="wall seconds the last recovery took")
+    run_dir: str
+    overrides: dict[str, str] = Field(description="operator overrides in force, per intersection")
+
+
+@router.get("/status", response_model=LiveStatus, summary="Is the live run going, where, and how it has fared")
+def status(request: Request) -> dict:
+    return _runtime(request).status()
+
+
+@router.get("/snapshot", summary="The latest immutable snapshot: every signal's phase, interval, timers, queues")
+def snapshot(request: Request,
+             intersection_id: Annotated[list[str] | None, Query(description="only these intersections")] = None) -> dict:
+    snap = _runtime(request).snapshot.as_dict()
+    if intersection_id:
+        unknown = set(intersection_id) - {s["intersection_id"] for s in snap["signals"]}
+        if unknown:
+            raise HTTPException(404, f"unknown intersection(s): {', '.join(sorted(unknown))}")
+        snap["signals"] = [s for s in snap["signals"] if s["intersection_id"] in intersection_id]
+    return snap
+
+
+@router.get("/profiler", summary="Per-stage timing over a sliding window (ms: p50, p95, p99, max)")
+def profiler(request: Request) -> dict:
+    return _runtime(request).profiler.figures()
+
+
+@router.get("/alerts", summary="Active alerts and the most recent history")
+def alerts(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict:
+    engine = _runtime(request).alerts
+    if engine is None:
+        return {"active": [], "history": []}
+    return {"active": [_plain(a) for a in engine.active()], "history": [_plain(a) for a in engine.history(limit)]}
+
+
+@router.post("/alerts/{alert_id}/ack", summary="Acknowledge an alert")
+def acknowledge(request: Request, alert_id: str) -> dict:
+    engine = _runtime(request).alerts
+    if engine is None:
+        raise HTTPException(404, "this run has no alert engine")
+    try:
+        return _plain(engine.acknowledge(alert_id, WHO))
+    except KeyError:
+        raise HTTPException(404, f"no alert {alert_id!r}") from None
+
+
+@router.get("/changes", summary="Every change made to this live run: who, when, what, applied or refused")
+def changes(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict]:
+    return _runtime(request).changes[-limit:]
+
+
+def _submit(request: Request, change) -> dict:
+    rt = _runtime(request)
+    try:
+        return rt.submit(change, WHO)
+    except ch.ChangeRefused as exc:
+        rt.refuse(change, WHO, str(exc))
+        raise HTTPException(422, f"change refused: {exc}") from None
+
+
+@router.post("/changes", summary="Apply one change (timing, shield, alerts, controller, override, cancel_override)")
+def apply_change(request: Request, change: Annotated[ch.Change, Body()]) -> dict:
+    return _submit(request, change)
+
+
+@router.post("/override", summary="Hold a phase or place a call for it, for a stated duration (the shield still rules)")
+def override(request: Request, change: ch.OverrideChange) -> dict:
+    return _submit(request, change)
+
+
+@router.delete("/override/{intersection_id}", summary="End an operator's override early")
+def cancel_override(request: Request, intersection_id: str) -> dict:
+    return _submit(request, ch.CancelOverrideChange(intersection_id=intersection_id))
+
+
+@router.post("/controller", summary="Switch the controller: adaptive <-> baseline, or a deployed model")
+def controller(request: Request, change: ch.ControllerChange) -> dict:
+    return _submit(request, change)
+
+
+@router.put("/config/timing", summary="New safety timing, taken by each signal at its next green")
+def timing(request: Request, change: ch.TimingChange) -> dict:
+    return _submit(request, change)
+
+
+@router.put("/config/shield", summary="New shield thresholds (confidence, data age, preemption)")
+def shield(request: Request, change: ch.ShieldChange) -> dict:
+    return _submit(request, change)
+
+
+@router.put("/config/alerts", summary="Replace the alert rules without a restart")
+def alert_rules(request: Request, change: ch.AlertRulesChange) -> dict:
+    return _submit(request, change)
+
+
+def _plain(obj) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(obj)

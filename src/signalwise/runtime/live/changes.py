@@ -1,0 +1,113 @@
+"""Changes to a live run: validated, recorded with who and when, applied by the loop between ticks.
+
+Every change goes through the shield: an override is a controller that
+proposes the operator's phase, so minimum and maximum green, clearances,
+pedestrian intervals, the cycle bound and preemption still hold; a timing
+change is validated as a run configuration is and applied to each signal at
+a phase boundary. A change that fails validation is refused whole, with its
+reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ...core.types import Decision, Intersection, Observation
+
+
+class _Change(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TimingChange(_Change):
+    """New safety timing defaults and per-signal overrides (the run configuration's `timing`)."""
+
+    kind: Literal["timing"] = "timing"
+    timing: dict = Field(description="keys of the run configuration's `timing`, seconds")
+
+
+class ShieldChange(_Change):
+    """New shield thresholds (the run configuration's `shield`)."""
+
+    kind: Literal["shield"] = "shield"
+    shield: dict = Field(description="keys of the run configuration's `shield`")
+
+
+class AlertRulesChange(_Change):
+    kind: Literal["alerts"] = "alerts"
+    rules: list[dict] = Field(description="the alert rules that replace the current ones")
+
+
+class ControllerChange(_Change):
+    """Switch the controller: adaptive <-> baseline, or a deployed model (`ql:PATH`)."""
+
+    kind: Literal["controller"] = "controller"
+    controller: str = Field(min_length=1, max_length=500)
+    intersections: list[str] | None = Field(None, description="default: every signal")
+
+
+class OverrideChange(_Change):
+    """An operator holds a phase, or places a call for it, for a stated duration; it expires on its own."""
+
+    kind: Literal["override"] = "override"
+    intersection_id: str = Field(min_length=1, max_length=128)
+    action: Literal["hold", "call"]
+    phase_number: int = Field(ge=1, description="1-based phase number, as in the event log")
+    duration_s: float = Field(gt=0, le=3600, description="seconds of simulated time")
+
+
+class CancelOverrideChange(_Change):
+    kind: Literal["cancel_override"] = "cancel_override"
+    intersection_id: str = Field(min_length=1, max_length=128)
+
+
+Change = Annotated[TimingChange | ShieldChange | AlertRulesChange | ControllerChange | OverrideChange
+                   | CancelOverrideChange, Field(discriminator="kind")]
+
+
+class ChangeRefused(ValueError):
+    """A change that cannot be applied: the reason, in one line."""
+
+
+class Override:
+    """Proposes the operator's phase with full confidence until it expires; the shield still decides.
+
+    `hold` keeps proposing the phase for the whole duration (the shield's
+    maximum green and cycle bound still cut it); `call` proposes it until it
+    has been served once, then hands back.
+    """
+
+    observation = "none"
+    wants_detectors = False
+
+    def __init__(self, inter: Intersection, inner, action: str, phase_index: int, until_s: float):
+        self.inter = inter
+        self.inner = inner
+        self.action = action
+        self.phase_index = phase_index
+        self.until_s = until_s
+        self.served = False
+        self.name = f"override:{action}"
+        self.period_s = 1.0
+
+    def describe(self) -> str:
+        return f"{self.action} phase {self.phase_index + 1} until t={self.until_s:.0f} s"
+
+    def expired(self, now_s: float) -> bool:
+        return now_s >= self.until_s or (self.action == "call" and self.served)
+
+    def decide(self, obs: Observation) -> Decision:
+        s = obs.signal
+        if s is not None and s.phase_index == self.phase_index and s.interval == "green":
+            self.served = True
+            return Decision(self.inter.id, None, self.name, 1.0)
+        return Decision(self.inter.id, self.phase_index, self.name, 1.0)
+
+
+def record(change: BaseModel, who: str, result: str, reason: str = "", at: dt.datetime | None = None) -> dict:
+    """The change as the log and the store keep it: who, when, what, and what came of it."""
+    return {"at": (at or dt.datetime.now().astimezone()).isoformat(timespec="seconds"), "who": who,
+            "kind": change.kind, "payload": change.model_dump(mode="json"), "result": result, "reason": reason}

@@ -1,0 +1,182 @@
+"""`signalwise live`: run a corridor in real time, serve the API while it runs, stop cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..commands import _fail, _load_config, friendly_errors
+
+
+def _speed(text: str) -> float | None:
+    if text.strip().lower() == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise typer.BadParameter(f"--speed takes a positive number or 'max', not {text!r}") from None
+    if not value > 0:
+        raise typer.BadParameter(f"--speed must be positive, not {text}")
+    return value
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise typer.BadParameter(f"--mqtt takes HOST:PORT (e.g. 127.0.0.1:1883), not {text!r}")
+    return host, int(port)
+
+
+def live_command(
+    scenario: Annotated[str | None, typer.Option("--scenario", "-s", help="single | corridor | grid | grid10x10 | resco:NAME", show_default=False)] = None,
+    controller: Annotated[str, typer.Option("--controller", "-c", help="fixed | webster | actuated | max-pressure | ql:PATH")] = "max-pressure",
+    speed: Annotated[str, typer.Option(help="simulated seconds per wall second: 1 = real time, 10 = ten times faster, max = unpaced")] = "1",
+    duration: Annotated[float | None, typer.Option(help="simulated seconds to run (default: until Ctrl-C)")] = None,
+    seed: Annotated[int, typer.Option(help="random seed of the simulation")] = 1,
+    sumocfg: Annotated[Path | None, typer.Option(help="your own SUMO config (.sumocfg)")] = None,
+    net: Annotated[Path | None, typer.Option(help="your own network (.net.xml); with --routes")] = None,
+    routes: Annotated[list[Path] | None, typer.Option(help="route files for --net (repeatable)")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file of run settings (timing, shield, alerts)")] = None,
+    out: Annotated[Path, typer.Option(help="parent directory of the live run's directory")] = Path("runs"),
+    sink: Annotated[str, typer.Option(help="sumo: actuate the simulation | shadow: decide and record, actuate nothing")] = "sumo",
+    field: Annotated[str, typer.Option(help="sumo: SUMO in a supervised worker process | none: no simulator, detector feeds only")] = "sumo",
+    repeat_demand: Annotated[bool, typer.Option(help="repeat the scenario's demand so a long run keeps traffic")] = False,
+    state_every: Annotated[float, typer.Option(help="simulated seconds between saved simulator states (crash recovery)")] = 30.0,
+    mqtt: Annotated[str | None, typer.Option(help="subscribe to detector feeds on this MQTT broker, HOST:PORT")] = None,
+    host: Annotated[str, typer.Option(help="interface the API listens on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port of the API", min=0, max=65535)] = 8000,
+    db: Annotated[str | None, typer.Option(help="also write events, alerts and changes into this database URL ('default' = embedded SQLite)")] = None,
+) -> None:
+    """Run a corridor live: paced loop, supervised SUMO, detector feeds, the API and its live routes."""
+    _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, config, out, sink, field,
+          repeat_demand, state_every, mqtt, host, port, db)
+
+
+@friendly_errors
+def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, config, out, sink, field,
+          repeat_demand, state_every, mqtt, host, port, db) -> None:
+    import yaml
+    from rich.console import Console
+
+    from ..run import slug
+    from .runtime import LiveOptions, LiveRuntime
+
+    if sink not in ("sumo", "shadow"):
+        _fail(f"--sink must be sumo or shadow, not {sink!r}")
+    if field not in ("sumo", "none"):
+        _fail(f"--field must be sumo or none, not {field!r}")
+    if field == "none" and sink == "sumo":
+        sink = "shadow"  # with no simulator there is nothing to actuate
+    raw_alerts = None
+    if config is not None and config.is_file():
+        data = yaml.safe_load(config.read_text()) or {}
+        if isinstance(data, dict) and "alerts" in data:
+            raw_alerts = data.pop("alerts")
+            config = _without_alerts(config, data, out)
+    cfg = _load_config(config, scenario=scenario, controller=controller, seed=seed, sumocfg=sumocfg, net=net,
+                       routes=routes or None, out_dir=out)
+    opts = LiveOptions(speed=_speed(speed), duration_s=duration, repeat_demand=repeat_demand, field=field,
+                       sink=sink, state_every_s=state_every)
+    run_dir = out / f"{dt.datetime.now():%Y%m%d-%H%M%S}-live-{slug(cfg.scenario_label)}-{slug(cfg.controller)}"
+    console = Console(stderr=True)
+    alerts = _alert_engine(raw_alerts)
+    store = _store(db, run_dir)
+    runtime = LiveRuntime(cfg, opts, run_dir, store=store, alerts=alerts)
+    runtime.open()
+    feed_client = None
+    if mqtt is not None:
+        from .mqtt import MqttFeed
+
+        mqtt_host, mqtt_port = _host_port(mqtt)
+        feed_client = MqttFeed(runtime.feed or _feed_for(runtime), mqtt_host, mqtt_port)
+        feed_client.start()
+    server, thread = _serve(runtime, host, port, db)
+    console.print(f"live: {cfg.controller} on {cfg.scenario_label} at speed {speed}; "
+                  f"API on http://{host}:{server.config.port} (status: /api/v1/live/status, docs: /docs); "
+                  f"evidence in {run_dir}; Ctrl-C stops")
+    try:
+        runtime.run()
+    except KeyboardInterrupt:
+        runtime.status_text = "stopped"
+        console.print("stopping: evidence flushed, run directory complete")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
+        if feed_client is not None:
+            feed_client.stop()
+        if store is not None:
+            store.close()
+    status = runtime.status()
+    console.print(f"live run {status['status']} at t={status['sim_time_s']:.0f} s; restarts: {status['restarts']}; "
+                  f"run directory: {run_dir}")
+
+
+def _without_alerts(config: Path, data: dict, out: Path) -> Path:
+    """The run configuration without its `alerts` section (the alert engine reads that part)."""
+    import tempfile
+
+    import yaml
+
+    tmp = Path(tempfile.mkdtemp(prefix="signalwise-live-")) / config.name
+    tmp.write_text(yaml.safe_dump(data))
+    return tmp
+
+
+def _alert_engine(raw):
+    try:
+        from .alerts import BUILTIN_RULES, AlertEngine, AlertRule
+    except ImportError:
+        return None
+    rules = list(BUILTIN_RULES)
+    if raw:
+        rules += [AlertRule.model_validate(r) for r in (raw.get("rules", []) if isinstance(raw, dict) else raw)]
+    return AlertEngine(rules)
+
+
+def _store(db: str | None, run_dir: Path):
+    if db is None:
+        return None
+    try:
+        from ...store.live import LiveStoreWriter
+    except ImportError:
+        return None
+    return LiveStoreWriter(_db_url(db), run_dir.name, run_dir / "store-buffer", 1_000_000)
+
+
+def _feed_for(runtime):
+    from .feeds import DetectorFeed
+
+    runtime.feed = DetectorFeed(runtime.stepper.intersections)
+    return runtime.feed
+
+
+def _serve(runtime, host: str, port: int, db: str | None):
+    """The HTTP API in a background thread, with the live routes attached to this runtime."""
+    import uvicorn
+
+    from ...api import create_app
+    from ...store import Settings
+
+    settings = Settings() if db is None else Settings(database_url=_db_url(db))
+    app = create_app(settings)
+    app.state.live = runtime
+    app.state.live_feed = runtime.feed
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="signalwise-api", daemon=True)
+    thread.start()
+    return server, thread
+
+
+def _db_url(db: str) -> str:
+    """'default' (or empty) = the configured database, else the URL given."""
+    from ...store import Settings
+
+    return Settings().database_url if db in ("", "default") else db
+
+
+def register(app: typer.Typer) -> None:
+    app.command("live")(live_command)

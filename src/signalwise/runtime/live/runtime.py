@@ -1,0 +1,654 @@
+"""The live runtime: the run loop paced against the wall clock, supervised, observable and changeable.
+
+It drives the same `LoopStepper` as an offline run (so every decision passes
+the shield in exactly the same way) and adds what operating a corridor needs:
+
+- pacing: `speed` simulated seconds per wall second, or unpaced;
+- a supervised field: SUMO in a worker process whose state is saved every
+  `state_every_s`; when the process dies, a new one resumes from the last
+  state, the loop's own state is restored beside it, every signal is set
+  again, and a recovery marker goes into the event log;
+- evidence written as the run goes (events, signal states, interventions,
+  changes, alerts), flushed every tick, so Ctrl-C or a crash loses nothing;
+- immutable snapshots for readers, a profiler, alert rules;
+- changes between ticks (timing, shield thresholds, alert rules, controller,
+  operator overrides), validated first and recorded with who and when;
+- a plan cycle that re-plans the Webster fallback from measured counts and
+  swaps in a newly deployed controller at a phase boundary, never mid-clearance.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ... import __version__
+from ...control.base import ControlContext, make
+from ...core.eventlog import COLUMNS as EVENT_COLUMNS
+from ...core.eventlog import format_timestamp
+from ...core.types import RECOVERY_STATE, EventCode, SignalEvent
+from ...sim.backend import SimulationError, SumoBackend
+from ..config import RunConfig
+from ..loop import (
+    Field,
+    LoopStepper,
+    describe_intersections,
+    dump_json,
+    open_field,
+    resolve_scenario,
+    shield_config,
+)
+from ..loop import sumo_options as _sumo_options
+from . import changes as ch
+from .pacing import Pacer
+from .profiler import Profiler
+from .snapshot import EMPTY, SignalView, Snapshot
+
+log = logging.getLogger("signalwise.live")
+
+@dataclass
+class LiveOptions:
+    """How the live loop runs (the run configuration says what it controls)."""
+
+    speed: float | None = 1.0  # simulated seconds per wall second; None = unpaced ("max")
+    duration_s: float | None = None  # simulated seconds to run; None = until stopped
+    repeat_demand: bool = False  # repeat the scenario's demand so long runs keep traffic
+    field: str = "sumo"  # "sumo": SUMO in a worker process; "none": no simulator, feeds only
+    sink: str = "sumo"  # "sumo": actuate SUMO; "shadow": decide and record, actuate nothing
+    in_process: bool = False  # run SUMO in this process (no crash isolation; for tests and benchmarks)
+    state_every_s: float = 30.0  # simulated seconds between saved simulator states
+    plan_every_s: float = 30.0  # simulated seconds between plan cycles
+    snapshot_hz: float = 4.0  # snapshots published per wall second (at most one per tick)
+    alerts_hz: float = 1.0  # alert evaluations per wall second
+
+
+class LiveRuntime:
+    """One live run. `open()` starts the field, `run()` loops until `stop()` or the duration."""
+
+    def __init__(self, cfg: RunConfig, opts: LiveOptions, run_dir: Path, *, feed=None, store=None,
+                 alerts=None, publish: Callable[[str, dict], None] | None = None):
+        self.cfg = cfg
+        self.opts = opts
+        self.run_dir = Path(run_dir)
+        self.feed = feed
+        self.store = store
+        self.alerts = alerts
+        self.publish = publish
+        self.profiler = Profiler()
+        self.stepper: LoopStepper | None = None
+        self.field: Field | None = None
+        self._snapshot: Snapshot = EMPTY
+        self._seq = 0
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self.running = False
+        self.restarts = 0
+        self.last_recovery_s: float | None = None
+        self.recoveries: list[dict] = []
+        self.changes: list[dict] = []
+        self.overrides: dict[str, ch.Override] = {}
+        self._pending_controllers: dict[str, object] = {}
+        self.controller_spec = cfg.controller
+        self._files: dict[str, object] = {}
+        self._writers: dict[str, csv.writer] = {}
+        self._saved: tuple[Path, dict, list] | None = None
+        #: per signal, the states it has shown since its current green opened (re-stated after a recovery)
+        self._recent_states: dict[str, list[tuple[float, str, str]]] = {}
+        self._started_wall = dt.datetime.now().astimezone()
+        self.status_text = "starting"
+
+    # -- setup -------------------------------------------------------------------------
+    def open(self) -> None:
+        """Start the field, build the loop, and write the run's static evidence."""
+        cfg, opts = self.cfg, self.opts
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.scenario = resolve_scenario(cfg)
+        begin_s = self.scenario.begin_s
+        self.end_s = begin_s + opts.duration_s if opts.duration_s is not None else float("inf")
+        sumo_end = None if self.end_s == float("inf") else self.end_s
+        routes = self.scenario.route_files
+        if opts.repeat_demand and opts.field == "sumo":
+            from ...sim.demand import repeat_routes
+
+            until = self.end_s if sumo_end is not None else begin_s + 7 * 86400.0
+            routes = (repeat_routes(routes, self.scenario.duration_s, until, self.run_dir / "demand.rou.xml"),)
+            self.scenario = dataclasses.replace(self.scenario, route_files=routes)
+        if opts.field == "none":
+            self.field = self._open_without_simulator()
+        else:
+            self._sumo_opts = _sumo_options(cfg, self.scenario, end_s=sumo_end)
+            self.field = open_field(cfg, self.scenario, self._sumo_opts, backend_factory=self._backend_factory())
+            self._register(self.field.backend)
+        sink = None
+        if opts.sink == "shadow" or opts.field == "none":
+            from .field_none import ShadowSink
+
+            sink = ShadowSink()
+        source = self.feed if (self.feed is not None and opts.field == "none") else None
+        self.stepper = LoopStepper(cfg, self.field, self.end_s, source=source, sink=sink)
+        self.stepper.profiler = self.profiler
+        self._ctx = ControlContext(cfg.step_length_s, {}, cfg.seed, dict(cfg.controller_options))
+        self._planners = self._make_planners()
+        self.pacer = Pacer(opts.speed, self.stepper.t)
+        self._wall0 = dt.datetime.now().astimezone().replace(tzinfo=None) - dt.timedelta(seconds=self.stepper.t)
+        self._write_static()
+        self._save_state()
+        self.status_text = "running"
+
+    def _backend_factory(self):
+        if self.opts.in_process:
+            return SumoBackend
+        from ...sim.worker import SumoProcess
+
+        return SumoProcess
+
+    def _register(self, backend) -> None:
+        """Tell a worker-process field what to return with every step (one exchange per tick)."""
+        if not hasattr(backend, "register_lanes"):
+            return
+        inters = self.field.intersections
+        backend.register_lanes(sorted({lane for i in inters for lane in (*i.in_lanes, *i.out_lanes)}))
+        backend.register_detectors(sorted({d.id for i in inters for d in i.detectors}))
+        backend.register_intersections({i.id: i for i in inters}, self.cfg.shield.preempt_distance_m)
+
+    def _open_without_simulator(self) -> Field:
+        """`--field none`: read the signal model once from the network file, then run on the feeds alone."""
+        from ...sim.detectors import plan_detectors
+        from ..loop import sumo_options
+        from .field_none import FeedField, lane_shapes_of
+
+        probe = open_field(self.cfg, self.scenario, sumo_options(self.cfg, self.scenario, with_routes=False,
+                                                                 end_s=self.scenario.begin_s + 1))
+        probe.backend.close()
+        by_tls = plan_detectors(self.scenario.net_file)
+        inters = [dataclasses.replace(i, detectors=by_tls.get(i.id, ())) for i in probe.intersections]
+        if self.feed is None:
+            from .feeds import DetectorFeed
+
+            self.feed = DetectorFeed(inters)
+        lanes = {lane for i in inters for lane in i.in_lanes}
+        fld = FeedField(self.feed, self.cfg.step_length_s, self.scenario.begin_s,
+                        lane_shapes_of(self.scenario.net_file, lanes))
+        return Field(fld, self.scenario, inters, probe.refused)
+
+    def _make_planners(self) -> dict:
+        """A Webster planner per signal: fed measured counts each plan cycle, it re-times the fallback plan."""
+        if self.opts.field == "none":
+            return {}
+        return {i.id: make("webster", i, self._ctx) for i in self.field.intersections}
+
+    # -- the loop ----------------------------------------------------------------------
+    def run(self) -> None:
+        """Loop until `stop()`, the duration, or an error that recovery cannot mend."""
+        st = self.stepper
+        self.running = True
+        next_snapshot = next_alerts = 0.0
+        next_state = st.t + self.opts.state_every_s
+        next_plan = st.t + self.opts.plan_every_s
+        clock = time.perf_counter
+        try:
+            while not self._stop.is_set() and st.t < self.end_s - 1e-9:
+                t0 = clock()
+                self._apply_changes()
+                try:
+                    t = st.step()
+                except SimulationError as exc:
+                    if self.opts.field != "sumo":
+                        raise
+                    self._recover(exc)
+                    next_state = st.t + self.opts.state_every_s
+                    continue
+                t1 = clock()
+                self._drain()
+                self._expire_overrides(t)
+                self._swap_pending()
+                t2 = clock()
+                self.profiler.add("record", t2 - t1)
+                if t >= next_state:
+                    self._save_state()
+                    next_state = t + self.opts.state_every_s
+                if t >= next_plan:
+                    self._plan_cycle(t)
+                    next_plan = t + self.opts.plan_every_s
+                wall = time.monotonic()
+                if wall >= next_snapshot:
+                    self._publish_snapshot()
+                    next_snapshot = wall + 1.0 / self.opts.snapshot_hz
+                if self.alerts is not None and wall >= next_alerts:
+                    self._evaluate_alerts(t)
+                    next_alerts = wall + 1.0 / self.opts.alerts_hz
+                self.profiler.add("publish", clock() - t2)
+                self.profiler.add("tick", clock() - t0)
+                self.profiler.add("lateness", self.pacer.wait_until(t))
+            self.status_text = "complete" if st.t >= self.end_s - 1e-9 else "stopped"
+        except BaseException as exc:
+            self.status_text = f"failed: {str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}"
+            raise
+        finally:
+            self.running = False
+            self._finish()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- evidence ----------------------------------------------------------------------
+    def _write_static(self) -> None:
+        cfg = self.cfg.with_absolute_paths()
+        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False))
+        (self.run_dir / "live.yaml").write_text(yaml.safe_dump(dataclasses.asdict(self.opts), sort_keys=False))
+        dump_json(self.run_dir / "signal_model.json",
+                  describe_intersections(self.stepper.intersections, self.stepper.approach_direction))
+        self._write_run_json()
+        self._open_csv("events", "events.csv", EVENT_COLUMNS)
+        self._open_csv("live_events", "live_events.csv", ("TimeStamp", "DeviceId", "EventId", "Parameter", "sim_time_s"))
+        self._open_csv("states", "signal_states.csv", ("time_s", "device_id", "state"))
+        self._open_csv("interventions", "interventions.csv", ("time_s", "device_id", "rule", "detail"))
+        self._files["changes"] = open(self.run_dir / "changes.jsonl", "a")
+        self._drain()
+
+    def _write_run_json(self, **extra) -> None:
+        dump_json(self.run_dir / "run.json", {
+            "status": "running" if self.status_text in ("starting", "running") else self.status_text,
+            "live": True, "started": self._started_wall.isoformat(timespec="seconds"), "signalwise": __version__,
+            "step_length_s": self.cfg.step_length_s, "scenario": self.cfg.scenario_label,
+            "controller": self.controller_spec, "restarts": self.restarts, "recoveries": self.recoveries, **extra})
+
+    def _open_csv(self, key: str, name: str, header) -> None:
+        fh = open(self.run_dir / name, "w", newline="")
+        self._files[key] = fh
+        self._writers[key] = csv.writer(fh)
+        self._writers[key].writerow(header)
+
+    def _wall_stamp(self, sim_s: float) -> str:
+        """A live event's wall-clock local time, as a field controller logs it (0.1 s)."""
+        return format_timestamp(sim_s, self._wall0)
+
+    def _drain(self) -> None:
+        """Move what the loop produced since the last tick into the evidence files (and the store)."""
+        st = self.stepper
+        events: list[SignalEvent] = []
+        for sh in st.shields.values():
+            if sh.events:
+                events.extend(sh.events)
+                sh.events.clear()
+            if sh.interventions:
+                w = self._writers["interventions"]
+                for iv in sh.interventions:
+                    w.writerow((iv.time_s, iv.intersection_id, iv.rule, iv.detail))
+                self._interventions_total = getattr(self, "_interventions_total", 0) + len(sh.interventions)
+                sh.interventions.clear()
+        if self.feed is not None and hasattr(self.feed, "drain_events"):
+            events.extend(self.feed.drain_events())
+        if events:
+            self._write_events(events)
+        if st.signal_states:
+            self._writers["states"].writerows(st.signal_states)
+            for row in st.signal_states:
+                recent = self._recent_states.setdefault(row[1], [])
+                recent.append(row)
+                opened = st.shields[row[1]].green_start_s
+                while len(recent) > 1 and recent[1][0] <= opened:
+                    recent.pop(0)  # keep the states shown since the current green opened
+            st.signal_states.clear()
+        st.queue_samples.clear()
+        for fh in self._files.values():
+            fh.flush()
+
+    def _write_events(self, events: list[SignalEvent]) -> None:
+        ev, live = self._writers["events"], self._writers["live_events"]
+        for e in events:
+            stamp = format_timestamp(e.time_s)
+            ev.writerow((stamp, e.device_id, e.event_code, e.parameter))
+            live.writerow((self._wall_stamp(e.time_s), e.device_id, e.event_code, e.parameter, e.time_s))
+        if self.store is not None:
+            self.store.put_events(events)
+
+    def _finish(self) -> None:
+        try:
+            self._drain()
+        except Exception:  # noqa: BLE001 - closing must not hide the reason we stopped
+            log.exception("could not write the last evidence")
+        for fh in self._files.values():
+            fh.close()
+        self._files.clear()
+        self._publish_snapshot()  # the last one, `running: false`, while the field can still be read
+        if self.field is not None:
+            self.field.backend.close()
+        self._write_run_json(finished=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+                             sim_time_s=self.stepper.t if self.stepper else None,
+                             profiler=self.profiler.figures())
+
+    # -- recovery ------------------------------------------------------------------------
+    def _save_state(self) -> None:
+        """Save the simulator's state and the loop's beside it (the last pair is kept)."""
+        if self.opts.field != "sumo":
+            return
+        path = self.run_dir / "state" / "last.xml"
+        self.field.backend.save_state(path)
+        self._saved = (path, self.stepper.checkpoint(), [r for rows in self._recent_states.values() for r in rows])
+
+    def _recover(self, exc: BaseException) -> None:
+        """The simulator died: resume from the last saved state in a new process, with the loop's state."""
+        began = time.monotonic()
+        crashed_at = self.stepper.t
+        log.error("simulator lost at t=%.0f s: %s; recovering", crashed_at, exc)
+        self._drain()  # everything logged before the crash is on disk before we acknowledge
+        for fh in self._files.values():
+            fh.flush()
+        if self._saved is None:
+            raise exc
+        path, checkpoint, shown = self._saved
+        self.field.backend.close()
+        opts = dataclasses.replace(self._sumo_opts, load_state=path, begin_s=None)
+        backend = self._backend_factory()(opts)
+        backend.start()
+        self._register_backend(backend)
+        self.stepper.restore(checkpoint, backend)
+        rewound = crashed_at - self.stepper.t
+        resumed = self.stepper.t
+        marker = [SignalEvent(resumed, tls, int(EventCode.RUNTIME_RECOVERY), int(round(rewound)))
+                  for tls in self.stepper.shields]
+        opening = [e for sh in self.stepper.shields.values() for e in sh.opening_events()]
+        self._write_events(marker + opening)
+        states = self._writers["states"]
+        states.writerows((resumed, tls_id, RECOVERY_STATE) for tls_id in self.stepper.shields)
+        states.writerows(sorted(shown))  # what each signal showed since its current green opened
+        states.writerows((resumed, tls_id, sh.state) for tls_id, sh in self.stepper.shields.items())
+        self._recent_states = {}
+        for row in shown:
+            self._recent_states.setdefault(row[1], []).append(row)
+        self._drain()
+        self.pacer.rebase(self.stepper.t)
+        self.restarts += 1
+        self.last_recovery_s = round(time.monotonic() - began, 3)
+        self.recoveries.append({"crashed_at_s": crashed_at, "resumed_at_s": self.stepper.t,
+                                "rewound_s": rewound, "took_s": self.last_recovery_s, "reason": str(exc)[:200]})
+        self._write_run_json()
+        log.warning("recovered in %.2f s, rewound %.0f s of simulated time", self.last_recovery_s, rewound)
+
+    def _register_backend(self, backend) -> None:
+        self.field.backend = backend
+        self._register(backend)
+
+    # -- changes -------------------------------------------------------------------------
+    def submit(self, change, who: str = "local", timeout_s: float = 10.0) -> dict:
+        """Validate a change now (refused whole, with its reason) and have the loop apply it between ticks."""
+        self._validate(change)
+        if not self.running:
+            return self._apply(change, who)
+        done = threading.Event()
+        box: dict = {}
+        self._inbox.put((change, who, done, box))
+        if not done.wait(timeout_s):
+            raise ch.ChangeRefused("the loop did not take the change in time")
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
+    def _apply_changes(self) -> None:
+        while True:
+            try:
+                change, who, done, box = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                box["result"] = self._apply(change, who)
+            except ch.ChangeRefused as exc:
+                box["error"] = exc
+            finally:
+                done.set()
+
+    def _validate(self, change) -> None:
+        st = self.stepper
+        if isinstance(change, (ch.OverrideChange, ch.CancelOverrideChange)):
+            if change.intersection_id not in st.by_id:
+                raise ch.ChangeRefused(f"unknown intersection {change.intersection_id!r}; "
+                                       f"signals: {', '.join(sorted(st.by_id))}")
+            if isinstance(change, ch.OverrideChange):
+                n = len(st.by_id[change.intersection_id].phases)
+                if change.phase_number > n:
+                    raise ch.ChangeRefused(f"{change.intersection_id} has phases 1..{n}, not {change.phase_number}")
+        elif isinstance(change, ch.ControllerChange):
+            unknown = sorted(set(change.intersections or ()) - set(st.by_id))
+            if unknown:
+                raise ch.ChangeRefused(f"unknown intersection(s) {', '.join(unknown)}")
+            try:
+                RunConfig.model_validate({**self.cfg.model_dump(), "controller": change.controller})
+                for tls_id in change.intersections or list(st.by_id)[:1]:
+                    make(change.controller, st.by_id[tls_id], self._ctx)
+            except Exception as exc:  # noqa: BLE001 - any failure to build is the reason to refuse
+                raise ch.ChangeRefused(f"controller {change.controller!r} cannot run here: "
+                                       f"{str(exc).strip().splitlines()[-1]}") from None
+        elif isinstance(change, (ch.TimingChange, ch.ShieldChange)):
+            key = "timing" if isinstance(change, ch.TimingChange) else "shield"
+            value = change.timing if key == "timing" else change.shield
+            try:
+                RunConfig.model_validate({**self.cfg.model_dump(), key: {**getattr(self.cfg, key).model_dump(),
+                                                                         **value}})
+            except Exception as exc:  # noqa: BLE001
+                raise ch.ChangeRefused(_first_error(exc)) from None
+            unknown = sorted(set(value.get("per_intersection") or {}) - set(st.by_id)) if key == "timing" else []
+            if unknown:
+                raise ch.ChangeRefused(f"timing.per_intersection names {', '.join(unknown)}, not a signal here")
+        elif isinstance(change, ch.AlertRulesChange):
+            if self.alerts is None:
+                raise ch.ChangeRefused("this run has no alert engine")
+            try:
+                from .alerts import AlertRule
+
+                [AlertRule.model_validate(r) for r in change.rules]
+            except Exception as exc:  # noqa: BLE001
+                raise ch.ChangeRefused(_first_error(exc)) from None
+
+    def _apply(self, change, who: str) -> dict:
+        st = self.stepper
+        if isinstance(change, ch.OverrideChange):
+            tls = change.intersection_id
+            inner = self.overrides[tls].inner if tls in self.overrides else st.controllers[tls]
+            ov = ch.Override(st.by_id[tls], inner, change.action, change.phase_number - 1, st.t + change.duration_s)
+            self.overrides[tls] = ov
+            st.replace_controller(tls, ov)
+        elif isinstance(change, ch.CancelOverrideChange):
+            self._end_override(change.intersection_id)
+        elif isinstance(change, ch.ControllerChange):
+            for tls in change.intersections or list(st.by_id):
+                self._pending_controllers[tls] = make(change.controller, st.by_id[tls], self._ctx)
+            self.controller_spec = change.controller
+        elif isinstance(change, ch.ShieldChange):
+            self.cfg = self.cfg.model_copy(update={"shield": self.cfg.shield.model_copy(update=change.shield)})
+            new = shield_config(self.cfg)
+            for sh in st.shields.values():
+                sh.cfg = new
+        elif isinstance(change, ch.TimingChange):
+            self._retime(change.timing)
+        elif isinstance(change, ch.AlertRulesChange):
+            from .alerts import AlertRule
+
+            self.alerts.replace_rules([AlertRule.model_validate(r) for r in change.rules])
+        entry = ch.record(change, who, "applied")
+        entry["sim_time_s"] = st.t
+        self._log_change(entry)
+        return entry
+
+    def _log_change(self, entry: dict) -> None:
+        self.changes.append(entry)
+        fh = self._files.get("changes")
+        if fh is not None:
+            fh.write(json.dumps(entry) + "\n")
+            fh.flush()
+        if self.store is not None and hasattr(self.store, "put_change"):
+            self.store.put_change(entry)
+
+    def refuse(self, change, who: str, reason: str) -> None:
+        """Record a refused change (the API calls this when validation fails)."""
+        self._log_change(ch.record(change, who, "refused", reason))
+
+    def _retime(self, timing: dict) -> None:
+        """New timing: validated like a config, read per signal from the field, applied at each next green."""
+        st = self.stepper
+        self.cfg = self.cfg.model_copy(update={"timing": type(self.cfg.timing).model_validate(
+            {**self.cfg.timing.model_dump(), **timing})})
+        from ...sim.signal_model import retimed
+        from ..loop import timing_defaults
+
+        defaults = timing_defaults(self.cfg)
+        for tls, sh in st.shields.items():
+            sh.retime(retimed(st.by_id[tls], defaults, self.cfg.timing.per_intersection.get(tls)))
+
+    def _end_override(self, tls: str) -> None:
+        ov = self.overrides.pop(tls, None)
+        if ov is not None:
+            self._pending_controllers.setdefault(tls, ov.inner)
+
+    def _expire_overrides(self, t: float) -> None:
+        for tls, ov in list(self.overrides.items()):
+            if ov.expired(t):
+                self._end_override(tls)
+                self._log_change({"at": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+                                  "who": "runtime", "kind": "override_expired", "sim_time_s": t,
+                                  "payload": {"intersection_id": tls, "override": ov.describe()},
+                                  "result": "applied", "reason": ""})
+
+    def _swap_pending(self) -> None:
+        """Deployed controllers take over at a safe point: while green, never mid-clearance."""
+        st = self.stepper
+        for tls, ctrl in list(self._pending_controllers.items()):
+            if tls in self.overrides and ctrl is not self.overrides[tls].inner:
+                self.overrides[tls].inner = ctrl  # the override stays; the new controller follows it
+                del self._pending_controllers[tls]
+                continue
+            if st.shields[tls].interval == "green":
+                st.replace_controller(tls, ctrl)
+                del self._pending_controllers[tls]
+
+    def _plan_cycle(self, t: float) -> None:
+        """Re-plan each signal's Webster fallback from its stop-bar counts (when the field measures them)."""
+        st = self.stepper
+        from ...core.types import ObservationNeed
+
+        for tls, planner in self._planners.items():
+            inter = st.by_id[tls]
+            stopbars = tuple(d.id for d in inter.detectors if d.kind == "stopbar")
+            if not stopbars or t < planner.needs_counts_at:
+                continue
+            obs = st.source.observe(inter, t, ObservationNeed(inter.in_lanes, "counts", (), stopbars))
+            planner.decide(dataclasses.replace(obs, signal=st.shields[tls].status(t)))
+            fb = st.shields[tls].fallback
+            if hasattr(fb, "set_plan"):
+                fb.set_plan(planner.green_s)
+
+    # -- readers -------------------------------------------------------------------------
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def _publish_snapshot(self) -> None:
+        st = self.stepper
+        if st is None:
+            return
+        self._seq += 1
+        t = st.t
+        lanes = [lane for i in st.intersections for lane in i.in_lanes]
+        halting = self._halting_by_lane(lanes)
+        views = []
+        total_queue = 0
+        fallback = 0
+        for inter in st.intersections:
+            sh = st.shields[inter.id]
+            per_approach: dict[str, int] = {}
+            for lane in inter.in_lanes:
+                d = st.approach_direction.get(lane, "?")
+                per_approach[d] = per_approach.get(d, 0) + halting.get(lane, 0)
+            total_queue += sum(per_approach.values())
+            fallback += sh.in_fallback
+            ctrl = st.controllers[inter.id]
+            ov = self.overrides.get(inter.id)
+            views.append(SignalView(inter.id, sh.phase + 1, sh.interval, round(t - sh.interval_start_s, 3),
+                                    None if sh.next_phase is None else sh.next_phase + 1, sh.state, sh.preempt_active,
+                                    sh.in_fallback, getattr(ov.inner if ov else ctrl, "name", "?"),
+                                    ov.describe() if ov else None, tuple(sorted(per_approach.items()))))
+        n = max(1, len(views))
+        self._snapshot = Snapshot(self._seq, t, dt.datetime.now().astimezone().isoformat(timespec="milliseconds"),
+                                  self.running, self.cfg.scenario_label, self.controller_spec, self.opts.speed,
+                                  tuple(views), total_queue, round(fallback / n, 4),
+                                  len(self.alerts.active()) if self.alerts is not None else 0)
+        if self.publish is not None:
+            self.publish("snapshot", self._snapshot.as_dict())
+
+    def _halting_by_lane(self, lanes: list[str]) -> dict[str, int]:
+        backend = self.field.backend
+        try:
+            if hasattr(backend, "halting_by_lane"):
+                return backend.halting_by_lane(lanes)
+            return {lane: backend.halting_veh((lane,)) for lane in lanes}
+        except Exception:  # noqa: BLE001 - a field that just died has no queues; recovery follows
+            return {}
+
+    def metrics(self) -> dict[str, float]:
+        """The flat figures alert rules read (see `alerts.BUILTIN_RULES`)."""
+        st = self.stepper
+        snap = self._snapshot
+        prof = self.profiler.figures()
+        out: dict[str, float] = {
+            "fallback_share": snap.fallback_share,
+            "stale_sources": float(sum(1 for sh in st.shields.values() if sh.data_fault is not None)),
+            "decision_latency_p99_ms": prof.get("decision_path", {}).get("p99_ms") or 0.0,
+            "pacing_lateness_p99_ms": prof.get("lateness", {}).get("p99_ms") or 0.0,
+            "simulator_restarts": float(self.restarts),
+            "shield_interventions": float(getattr(self, "_interventions_total", 0)),
+        }
+        for inter in st.intersections:
+            adv = [d for d in inter.detectors if d.kind == "advance"]
+            view = next((v for v in snap.signals if v.intersection_id == inter.id), None)
+            if adv and view is not None:
+                reach = min(d.distance_to_stopbar_m for d in adv) / 7.5  # vehicles standing to the advance loop
+                lanes = max(1, len({d.lane for d in adv}))
+                out[f"queue_spillback.{inter.id}"] = float(sum(q for _a, q in view.queue_veh) / lanes >= reach)
+        if self.store is not None and hasattr(self.store, "stats"):
+            out["store_buffer_overflow"] = float(self.store.stats().get("overflow_rows", 0))
+        try:
+            from .alerts import process_figures
+
+            out.update(process_figures())
+        except ImportError:
+            pass
+        return out
+
+    def _evaluate_alerts(self, t: float) -> None:
+        for event in self.alerts.evaluate(t, self.metrics()):
+            row = dataclasses.asdict(event) if dataclasses.is_dataclass(event) else dict(event)
+            if self.store is not None and hasattr(self.store, "put_alert"):
+                self.store.put_alert(row)
+            if self.publish is not None:
+                self.publish("alert", row)
+
+    def status(self) -> dict:
+        st = self.stepper
+        backend = self.field.backend if self.field is not None else None
+        return {"running": self.running, "status": self.status_text, "scenario": self.cfg.scenario_label,
+                "controller": self.controller_spec, "sim_time_s": st.t if st else None, "speed": self.opts.speed,
+                "sim_pid": getattr(backend, "pid", None) if self.opts.field == "sumo" else None,
+                "field": self.opts.field, "sink": self.opts.sink, "restarts": self.restarts,
+                "last_recovery_s": self.last_recovery_s, "run_dir": str(self.run_dir),
+                "overrides": {k: v.describe() for k, v in self.overrides.items()}}
+
+
+def _first_error(exc: BaseException) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        err = errors()[0]
+        where = ".".join(str(p) for p in err.get("loc", ()))
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        return f"{where}: {msg}" if where else msg
+    return str(exc).strip().splitlines()[-1]

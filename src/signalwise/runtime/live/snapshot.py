@@ -1,0 +1,52 @@
+"""What readers (API, streams, dashboard) see of the live loop: immutable snapshots.
+
+The loop builds a whole `Snapshot` after a tick and publishes it by swapping
+one reference; a reader holds whichever snapshot it took, complete and
+consistent (a phase and its timers come from the same tick). No lock is held
+across I/O, and no reader ever sees the loop's own mutable state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class SignalView:
+    """One signal at the snapshot's tick."""
+
+    intersection_id: str
+    phase_number: int  # current green phase, or the phase being cleared (1-based)
+    interval: str  # green | yellow | all_red
+    elapsed_s: float  # time in the current interval
+    next_phase_number: int | None  # during clearance: the phase that comes next
+    state: str  # SUMO link state string the signal shows
+    preempted: bool
+    fallback: bool  # the shield's Webster fallback is serving
+    controller: str
+    override: str | None  # an operator's override in force, described
+    queue_veh: tuple[tuple[str, int], ...]  # (approach, halting vehicles)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    seq: int
+    sim_time_s: float
+    wall_time: str  # ISO 8601, local time with zone
+    running: bool
+    scenario: str
+    controller: str
+    speed: float | None  # simulated seconds per wall second; None = unpaced
+    signals: tuple[SignalView, ...]
+    network_queue_veh: int
+    fallback_share: float  # of the signals, the share whose fallback serves now
+    active_alerts: int
+
+    def as_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["signals"] = [{**dataclasses.asdict(s), "queue_veh": dict(s.queue_veh)} for s in self.signals]
+        return out
+
+
+EMPTY = Snapshot(0, 0.0, "", False, "", "", None, (), 0, 0.0, 0)

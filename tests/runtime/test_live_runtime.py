@@ -1,0 +1,165 @@
+"""The live runtime on real SUMO (in-process here, for speed): recovery, changes, snapshots, pacing.
+
+The worker-process field and `signalwise live` end to end are tested in
+`test_live_command.py`.
+"""
+
+from __future__ import annotations
+
+import csv
+import threading
+import time
+
+import pytest
+
+from signalwise.analytics.safety_audit import audit_run
+from signalwise.core import EventCode, read_events
+from signalwise.runtime.config import RunConfig
+from signalwise.runtime.live import changes as ch
+from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
+from signalwise.sim.sumo_home import import_libsumo
+
+
+def _runtime(tmp_path, name="live", scenario="corridor", **opts) -> LiveRuntime:
+    defaults = {"speed": None, "duration_s": 600, "in_process": True, "state_every_s": 60}
+    rt = LiveRuntime(RunConfig(scenario=scenario, controller="max-pressure"), LiveOptions(**{**defaults, **opts}),
+                     tmp_path / name)
+    rt.open()
+    return rt
+
+
+def _crash_at(rt: LiveRuntime, times_s: list[float]) -> None:
+    """Kill the simulator (close libsumo under the loop) when it reaches each of `times_s`."""
+    pending = sorted(times_s)
+
+    def wrap(backend):
+        original = backend.step
+
+        def step():
+            if pending and backend.time_s() >= pending[0]:
+                pending.pop(0)
+                import_libsumo().close()
+            return original()
+        backend.step = step
+
+    wrap(rt.field.backend)
+    recover = rt._recover
+
+    def recover_and_rewrap(exc):
+        recover(exc)
+        wrap(rt.field.backend)
+    rt._recover = recover_and_rewrap
+
+
+def test_a_simulator_crash_is_recovered_nothing_logged_is_lost_and_the_audit_passes(tmp_path):
+    calm = _runtime(tmp_path, "calm", duration_s=900)
+    calm.run()
+    rt = _runtime(tmp_path, "crashing", duration_s=900)
+    _crash_at(rt, [250.0, 500.0, 700.0])
+    rt.run()
+    assert rt.restarts == 3 and rt.status()["status"] == "complete"
+    assert [r["crashed_at_s"] for r in rt.recoveries] == [250.0, 500.0, 700.0]
+    assert all(0 < r["rewound_s"] <= 60 for r in rt.recoveries)
+
+    events = list(read_events(rt.run_dir / "events.csv"))
+    markers = [i for i, e in enumerate(events) if e.event_code == EventCode.RUNTIME_RECOVERY]
+    assert len({events[i].time_s for i in markers}) == 3
+    # every event logged before the first crash is in the log, exactly as a run without a crash logged it
+    before = events[:markers[0]]
+    assert before[-1].time_s == 250.0  # up to the last tick before the crash
+    calm_events = [e for e in read_events(calm.run_dir / "events.csv") if e.time_s <= 250.0]
+    assert sorted(before) == sorted(calm_events)
+    report = audit_run(rt.run_dir)
+    assert report.ok, [str(v) for v in report.violations[:5]]
+    assert any(w.rule == "recovery" for w in report.warnings)
+
+
+def test_the_audit_still_catches_a_violation_after_a_recovery(tmp_path):
+    rt = _runtime(tmp_path, duration_s=600)
+    _crash_at(rt, [250.0])
+    rt.run()
+    rows = list(csv.reader(open(rt.run_dir / "signal_states.csv")))
+    # tamper after the marker: one signal shows all green at once
+    last_marker = max(i for i, r in enumerate(rows) if r[2] == "RECOVERY")
+    tampered = rows[:last_marker + 20] + [[rows[last_marker + 20][0], "J1", "G" * len(rows[1][2])]] + \
+        rows[last_marker + 20:]
+    with open(rt.run_dir / "signal_states.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows(tampered)
+    assert not audit_run(rt.run_dir).ok
+
+
+def test_an_override_holds_through_the_shield_then_expires(tmp_path):
+    rt = _runtime(tmp_path, duration_s=400)
+    phases = len(rt.stepper.by_id["J2"].phases)
+    with pytest.raises(ch.ChangeRefused, match="unknown intersection 'Jx'"):
+        rt.submit(ch.OverrideChange(intersection_id="Jx", action="hold", phase_number=1, duration_s=30))
+    with pytest.raises(ch.ChangeRefused, match=f"has phases 1..{phases}, not 9"):
+        rt.submit(ch.OverrideChange(intersection_id="J2", action="hold", phase_number=9, duration_s=30))
+    rt.submit(ch.OverrideChange(intersection_id="J2", action="hold", phase_number=2, duration_s=200), who="ops")
+    rt.run()
+    events = [e for e in read_events(rt.run_dir / "events.csv") if e.device_id == "J2"]
+    greens = [(e.time_s, e.parameter) for e in events if e.event_code == EventCode.PHASE_BEGIN_GREEN]
+    held = [g for g in greens if 0 < g[0] < 200]
+    assert held and held[0][1] == 2  # phase 2 taken once the shield allowed it
+    # the shield still maxes the hold out: phase 2 never green longer than its maximum
+    timing = rt.stepper.by_id["J2"].timing
+    for e in events:
+        if e.event_code == EventCode.PHASE_BEGIN_YELLOW and e.parameter == 2:
+            start = max(t for t, p in greens if p == 2 and t <= e.time_s)
+            assert e.time_s - start <= timing.max_green_s[1] + 1
+    kinds = [(c["who"], c["kind"]) for c in rt.changes]
+    assert ("ops", "override") in kinds and ("runtime", "override_expired") in kinds
+    assert audit_run(rt.run_dir).ok
+
+
+def test_snapshots_are_never_torn_under_concurrent_readers(tmp_path):
+    rt = _runtime(tmp_path, scenario="grid", duration_s=900)
+    rt.opts.snapshot_hz = 1e9  # a snapshot every tick
+    seen, problems = [], []
+    stop = threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            snap = rt.snapshot
+            for s in snap.signals:
+                inter = rt.stepper.by_id[s.intersection_id]
+                phase = inter.phases[s.phase_number - 1]
+                green_links = {i for i, c in enumerate(s.state) if c in "Gg"}
+                if s.elapsed_s < 0:
+                    problems.append(("negative elapsed", snap.seq, s))
+                if s.interval == "green" and not green_links <= phase.green_links:
+                    problems.append(("green state of another phase", snap.seq, s))
+                if s.interval == "yellow" and "y" not in s.state:
+                    problems.append(("yellow without yellow links", snap.seq, s))
+                if (s.interval == "green") != (s.next_phase_number is None):
+                    problems.append(("next phase disagrees with interval", snap.seq, s))
+            seen.append(snap.seq)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for th in threads:
+        th.start()
+    rt.run()
+    stop.set()
+    for th in threads:
+        th.join()
+    assert not problems, problems[:3]
+    assert len(set(seen)) > 100
+
+
+def test_pacing_holds_the_wall_clock(tmp_path):
+    rt = _runtime(tmp_path, speed=20.0, duration_s=40)
+    t0 = time.monotonic()
+    rt.run()
+    wall = time.monotonic() - t0
+    assert wall >= 40 / 20 * 0.95
+    assert rt.profiler.figures()["lateness"]["count"] == 40
+
+
+def test_a_timing_change_is_validated_and_taken_at_the_next_green(tmp_path):
+    rt = _runtime(tmp_path, duration_s=300)
+    with pytest.raises(ch.ChangeRefused, match="min_green_s"):
+        rt.submit(ch.TimingChange(timing={"min_green_s": 30, "max_green_s": 20}))
+    rt.submit(ch.TimingChange(timing={"min_green_s": 12}))
+    rt.run()
+    assert all(min(sh.inter.timing.min_green_s) >= 12 for sh in rt.stepper.shields.values())
+    assert audit_run(rt.run_dir).ok
