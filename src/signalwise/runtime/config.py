@@ -79,6 +79,11 @@ class RunConfig(BaseModel):
     emissions: bool = True
     gui: bool = False
     remote_port: int | None = None
+    #: this runtime worker's share of the signals (the others belong to other workers, or keep their
+    #: own programs); None = every signal of the network
+    partition: list[str] | None = None
+    #: with `remote_port` on a SUMO shared by several workers (`--num-clients N`): this worker's order
+    client_order: int | None = Field(None, ge=1)
     timing: TimingConfig = Field(default_factory=TimingConfig)
     shield: ShieldSettings = Field(default_factory=ShieldSettings)
     controller_options: dict = Field(default_factory=dict)

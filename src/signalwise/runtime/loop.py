@@ -135,7 +135,8 @@ def sumo_options(cfg: RunConfig, scenario: Scenario, seed: int | None = None, en
     return SumoOptions(net_file=scenario.net_file, route_files=scenario.route_files if with_routes else (),
                        additional_files=tuple(scenario.additional_files) if with_routes else (),
                        begin_s=scenario.begin_s, end_s=end_s, seed=cfg.seed if seed is None else seed,
-                       step_length_s=cfg.step_length_s, gui=cfg.gui, remote_port=cfg.remote_port, **more)
+                       step_length_s=cfg.step_length_s, gui=cfg.gui, remote_port=cfg.remote_port,
+                       client_order=cfg.client_order, **more)
 
 
 def open_field(cfg: RunConfig, scenario: Scenario, opts: SumoOptions, layout: DetectorLayout | None = None,
@@ -149,9 +150,12 @@ def open_field(cfg: RunConfig, scenario: Scenario, opts: SumoOptions, layout: De
     backend = backend_factory(opts)
     backend.start()
     try:
-        inters, refused = backend.read_signals(timing_defaults(cfg), cfg.timing.per_intersection)
+        inters, refused = backend.read_signals(timing_defaults(cfg), cfg.timing.per_intersection, cfg.partition)
         known = {i.id for i in inters} | {r.id for r in refused}
-        unknown = sorted(set(cfg.timing.per_intersection) - known)
+        outside = sorted(set(cfg.partition or ()) - known)
+        if outside:
+            raise SimulationError(f"partition names {', '.join(outside)}, not a traffic light of this network")
+        unknown = sorted(set(cfg.timing.per_intersection) - known - set(_all_signal_ids(backend, cfg)))
         if unknown:
             raise SimulationError(f"timing.per_intersection names {', '.join(unknown)}, not a traffic light of "
                                   f"this network (its traffic lights: {', '.join(sorted(known)) or 'none'})")
@@ -164,6 +168,14 @@ def open_field(cfg: RunConfig, scenario: Scenario, opts: SumoOptions, layout: De
     if layout is not None:
         inters = [dataclasses.replace(i, detectors=layout.by_tls.get(i.id, ())) for i in inters]
     return Field(backend, scenario, inters, refused, layout)
+
+
+def _all_signal_ids(backend, cfg: RunConfig) -> list[str]:
+    """Every traffic light of the network, when a partition hides some (overrides may name them)."""
+    if cfg.partition is None:
+        return []
+    inters, refused = backend.read_signals(timing_defaults(cfg), cfg.timing.per_intersection)
+    return [i.id for i in inters] + [r.id for r in refused]
 
 
 def run_loop(cfg: RunConfig, run_dir: Path, progress: Progress | None = None,

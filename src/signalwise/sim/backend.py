@@ -46,6 +46,8 @@ class SumoOptions:
     step_length_s: float = 1.0
     gui: bool = False
     remote_port: int | None = None  # connect to a SUMO started elsewhere with --remote-port
+    #: with a SUMO shared by several clients (`--num-clients N`), this client's place in each step
+    client_order: int | None = None
     extra_args: Sequence[str] = ()
     outputs: dict[str, Path] = field(default_factory=dict)  # option name -> file
     #: resume from a state written by `SumoBackend.save_state` (SUMO starts at the state's time; the
@@ -103,6 +105,8 @@ class SumoBackend:
             try:
                 if self.opts.remote_port is not None:
                     traci.init(self.opts.remote_port)
+                    if self.opts.client_order is not None:
+                        traci.setOrder(self.opts.client_order)
                 else:
                     traci.start(cmd)
             except Exception as exc:  # traci raises several types for a dead SUMO
@@ -239,10 +243,10 @@ class SumoBackend:
         return Observation(time_s, inter.id, lanes, idle, detector_counts_veh=counts, sources=sources)
 
     # -- the network as the simulation loaded it ---------------------------------------
-    def read_signals(self, timing: TimingDefaults, overrides: dict[str, dict] | None = None
-                     ) -> tuple[list[Intersection], list[RefusedSignal]]:
-        """Every traffic light we can control, and those refused with their reason."""
-        return read_all(self.api, timing, overrides)
+    def read_signals(self, timing: TimingDefaults, overrides: dict[str, dict] | None = None,
+                     only: list[str] | None = None) -> tuple[list[Intersection], list[RefusedSignal]]:
+        """Every traffic light we can control (of `only`, when given), and those refused with their reason."""
+        return read_all(self.api, timing, overrides, only)
 
     def lane_shape(self, lane: str) -> list[tuple[float, float]]:
         return list(self.api.lane.getShape(lane))
