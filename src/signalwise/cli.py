@@ -13,11 +13,29 @@ import typer
 
 app = typer.Typer(
     name="signalwise",
-    help="Safe adaptive traffic signal control on SUMO: run, compare, measure, serve.",
+    help="Safe adaptive traffic signal control on SUMO: run, compare, measure, serve, run live.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain help: options, full defaults and help text wrap to the terminal (the boxed
+    # layout cut defaults short and showed type placeholders such as <bool>)
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 100, "help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"signalwise {version('signalwise')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """Safe adaptive traffic signal control on SUMO: run, compare, measure, serve, run live."""
 
 #: modules that add commands to `app` through a `register(app)` function
 COMMAND_MODULES = (
@@ -44,8 +62,30 @@ def _register_all() -> None:
 _register_all()
 
 
+def _plain_metavars(command) -> None:
+    """Name option values the way Unix help does (PATH, N, TEXT), not Typer's `<list[Path]>`."""
+    labels = {"str": "TEXT", "int": "N", "float": "NUMBER", "path": "PATH", "list[Path]": "PATH",
+              "list[str]": "TEXT", "int range": "N", "float range": "NUMBER"}
+    for param in getattr(command, "params", ()):
+        if type(param).__name__.endswith("Argument"):
+            param.metavar = param.metavar or (param.name or "value").upper()
+            param.display_type_rich = lambda ctx: None  # the name says it: VERSION, FILE, RUN_DIR
+            continue
+        if getattr(param, "is_flag", True) or getattr(param, "metavar", "") is not None:
+            continue
+        try:
+            shown = param.display_type(None).strip("<>")
+        except Exception:  # noqa: BLE001 - an exotic type keeps Typer's own label
+            continue
+        param.metavar = labels.get(shown, f"[{shown}]" if "|" in shown else shown.upper())
+    for sub in getattr(command, "commands", {}).values():
+        _plain_metavars(sub)
+
+
 def main() -> None:
-    app()
+    command = typer.main.get_command(app)
+    _plain_metavars(command)
+    command(prog_name="signalwise")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,44 @@
+"""Every command's --help reads like Unix help: full defaults, plain value names, nothing cut."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+
+from signalwise.cli import _plain_metavars, app
+
+SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
+
+
+def _command():
+    command = typer.main.get_command(app)
+    _plain_metavars(command)
+    return command
+
+
+def _paths(command, prefix=()):
+    for name, sub in getattr(command, "commands", {}).items():
+        yield (*prefix, name)
+        yield from _paths(sub, (*prefix, name))
+
+
+@pytest.mark.parametrize("path", list(_paths(_command())), ids=" ".join)
+def test_help_has_no_placeholders_or_cut_text(path):
+    import os
+
+    p = subprocess.run([SIGNALWISE, *path, "--help"], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "COLUMNS": "100"})
+    assert p.returncode == 0, p.stderr
+    assert not re.search(r"<(str|int|float|bool|path|list\[[A-Za-z]+\])>", p.stdout), p.stdout
+    assert "…" not in p.stdout
+    assert max(len(line) for line in p.stdout.splitlines()) <= 100
+
+
+def test_version():
+    p = subprocess.run([SIGNALWISE, "--version"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and re.fullmatch(r"signalwise \d+\.\d+\.\d+\S*\n", p.stdout)
