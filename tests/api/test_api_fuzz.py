@@ -1,4 +1,4 @@
-"""Fuzz the API from its own OpenAPI schema (schemathesis): no 5xx, no hang.
+"""Fuzz the API from its own OpenAPI schema (schemathesis): no 5xx, no hang, live routes included.
 
 Bounded: eight generated requests per operation, a 10 s timeout per call,
 against a small SQLite database made once for the module.
@@ -7,6 +7,7 @@ against a small SQLite database made once for the module.
 import tempfile
 from pathlib import Path
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
@@ -23,6 +24,26 @@ ingest_records(get_engine(_URL), [{
     "metrics": {"total_vehicles_passed": 1, "avg_wait_time_all_sides": 1.0, "throughput": 0.5,
                 "avg_speed": 20.0, "fuel_saved": 0.1, "co2_saved": 0.2, "emergency_overrides": 1}}])
 APP = create_app(Settings(database_url=_URL, max_batch_records=20, cache_ttl_s=0))
+
+
+def _live_runtime():
+    """A live run attached (opened, not looping), so the live routes and their validation are fuzzed too."""
+    from signalwise.runtime.config import RunConfig
+    from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
+
+    rt = LiveRuntime(RunConfig(scenario="single", controller="max-pressure"),
+                     LiveOptions(speed=None, duration_s=60, in_process=True), _DB.parent / "live")
+    rt.open()
+    return rt
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _live():
+    """libsumo is one simulation per process: the run is closed when this module's tests end."""
+    APP.state.live = _live_runtime()
+    yield
+    APP.state.live.field.backend.close()
+    APP.state.live = None
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 

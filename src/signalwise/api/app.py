@@ -8,7 +8,7 @@ import importlib
 import weakref
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from signalwise.store import Settings
 from signalwise.store import ingest as store_ingest
@@ -16,6 +16,7 @@ from signalwise.store import ingest as store_ingest
 from . import errors
 from .cache import TTLCache
 from .routers import analytics, dashboard, ingest, live, system
+from .strict_query import reject_unknown_query
 
 OPTIONAL_ROUTERS = ("signalwise.api.routers.atspm", "signalwise.api.routers.live_feeds")
 
@@ -24,6 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """A new app; `settings` default to the environment (`SIGNALWISE_*`)."""
     settings = settings or Settings()
     app = FastAPI(title="signalwise", version=_version(), lifespan=_lifespan,
+                  dependencies=[Depends(reject_unknown_query)],
                   description="Ingestion and analytics of adaptive traffic signal control runs.")
     app.state.settings = settings
     app.state.cache = TTLCache(settings.cache_ttl_s)

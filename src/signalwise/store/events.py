@@ -142,6 +142,21 @@ def query_events(engine: Engine, device_id: str | Sequence[str] | None = None,
         return [EventRow(*row) for row in conn.execute(q)]
 
 
+def runs_with_events(engine: Engine, device_id: str | None = None, start: dt.datetime | None = None,
+                     end: dt.datetime | None = None) -> list[str]:
+    """The simulation ids ('' = imported logs) that have events for `device_id` (any) in [start, end)."""
+    t = HiresEvent.__table__
+    q = select(t.c.simulation_id).distinct()
+    if device_id is not None:
+        q = q.where(t.c.device_id == device_id)
+    if start is not None:
+        q = q.where(t.c.timestamp >= start)
+    if end is not None:
+        q = q.where(t.c.timestamp < end)
+    with engine.connect() as conn:
+        return sorted(row[0] for row in conn.execute(q.order_by(t.c.simulation_id)))
+
+
 def count_events(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(HiresEvent.__table__)).scalar_one())

@@ -14,6 +14,7 @@ import os
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 
 from signalwise.analytics.atspm.compute import MEASURES
 
@@ -71,6 +72,9 @@ def get_measure(
     engine: Annotated[Any, Depends(get_atspm_engine)],
     detectors: Annotated[Any, Depends(get_detector_config)],
     device: Annotated[str | None, Query(min_length=1, max_length=200, description="device (signal) id")] = None,
+    simulation_id: Annotated[str | None, Query(max_length=128, description="the run whose events to use "
+                                               "('' = imported controller logs); required when the device's "
+                                               "events come from more than one run")] = None,
     phase: Annotated[int | None, Query(ge=1, le=255, description="phase number")] = None,
     detector: Annotated[int | None, Query(ge=0, le=65535, description="detector channel")] = None,
     start: Annotated[dt.datetime | None, Query(description="from (inclusive), naive local time")] = None,
@@ -94,8 +98,20 @@ def get_measure(
     from signalwise.analytics.atspm.compute import compute_all
     from signalwise.analytics.atspm.inputs import events_from_rows
     from signalwise.store import query_events
+    from signalwise.store.events import runs_with_events
 
-    rows = query_events(engine, device_id=device, start=start, end=end)
+    runs = runs_with_events(engine, device, start, end)
+    if simulation_id is None and len(runs) > 1:
+        shown = ", ".join(repr(r) for r in runs[:20]) + (f" and {len(runs) - 20} more" if len(runs) > 20 else "")
+        raise RequestValidationError([{"loc": ("query", "simulation_id"), "type": "value_error",
+                                        "msg": f"the events of {'device ' + repr(device) if device else 'these devices'}"
+                                                 f" come from {len(runs)} runs ({shown}); choose one with "
+                                                 "?simulation_id= (measures are per run)"}])
+    if simulation_id is not None and simulation_id not in runs:
+        raise HTTPException(404, detail=f"no events of run {simulation_id!r}"
+                                        + (f" for device {device!r}" if device else "") + " in this range")
+    rows = query_events(engine, device_id=device, start=start, end=end,
+                        simulation_id=simulation_id if simulation_id is not None else (runs[0] if runs else None))
     log = events_from_rows(((r[0], r[1], r[2], r[3]) for r in rows), source="store")
     results = compute_all(log, detectors, bin_min=bin, only=(measure,))
     table = results.tables.get(measure)
@@ -109,5 +125,6 @@ def get_measure(
         total = len(table)
         page = table.iloc[offset:offset + limit]
         records = [{k: _clean(v) for k, v in rec.items()} for rec in page.to_dict("records")]
-    return {"measure": measure, "bin_min": bin, "total": total, "offset": offset, "limit": limit,
+    return {"measure": measure, "simulation_id": simulation_id if simulation_id is not None else
+            (runs[0] if runs else None), "bin_min": bin, "total": total, "offset": offset, "limit": limit,
             "rows": records, "warnings": results.warnings}
