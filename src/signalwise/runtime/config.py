@@ -11,14 +11,23 @@ class TimingConfig(BaseModel):
     """Safety timing defaults; `None` = derive from geometry (ITE yellow, all-red, crossing length)."""
 
     model_config = ConfigDict(extra="forbid")
-    yellow_s: float | None = Field(None, ge=3.0, le=6.0)
-    all_red_s: float | None = Field(None, ge=0.0, le=6.0)
-    min_green_s: float = Field(5.0, ge=2.0, le=60.0)
-    max_green_s: float = Field(60.0, ge=5.0, le=300.0)
-    ped_walk_s: float = Field(7.0, ge=4.0, le=30.0)
-    ped_clearance_s: float | None = Field(None, ge=0.0, le=60.0)
-    cycle_min_s: float = Field(40.0, ge=10.0, le=300.0)
-    cycle_max_s: float = Field(150.0, ge=20.0, le=600.0)
+    yellow_s: float | None = Field(None, ge=3.0, le=6.0, description=(
+        "yellow change interval; null = ITE formula from the approach speed limit, clamped to 3-6 seconds"))
+    all_red_s: float | None = Field(None, ge=0.0, le=6.0, description=(
+        "all-red (red clearance) after each yellow; null = ITE (intersection width + 6.1 m) / approach speed, "
+        "clamped to 1-4 seconds"))
+    min_green_s: float = Field(5.0, ge=2.0, le=60.0, description=(
+        "minimum green of every phase; raised to walk + pedestrian clearance on phases serving a crosswalk"))
+    max_green_s: float = Field(60.0, ge=5.0, le=300.0, description=(
+        "maximum green (max-out) of every phase, outside emergency preemption"))
+    ped_walk_s: float = Field(7.0, ge=4.0, le=30.0, description="pedestrian walk interval on phases serving a crosswalk")
+    ped_clearance_s: float | None = Field(None, ge=0.0, le=60.0, description=(
+        "pedestrian clearance (flashing don't walk); null = longest crossing length / 1.1 m/s"))
+    cycle_min_s: float = Field(40.0, ge=10.0, le=300.0, description=(
+        "shortest cycle a plan may use; raised when every phase at minimum green needs longer"))
+    cycle_max_s: float = Field(150.0, ge=20.0, le=600.0, description=(
+        "longest a phase may wait between two starts of its green (the shield forces it before); raised "
+        "when every phase at minimum green needs longer"))
     #: per traffic-light overrides of the fields above
     per_intersection: dict[str, dict[str, float | None]] = Field(default_factory=dict)
 
@@ -55,10 +64,14 @@ def _check_bounds(t: TimingConfig, where: str) -> None:
 
 class ShieldSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    confidence_threshold: float = Field(0.5, ge=0.0, le=1.0)
-    max_observation_age_s: float = Field(10.0, gt=0)
-    preempt_distance_m: float = Field(150.0, gt=0)
-    preempt_max_dwell_s: float = Field(60.0, gt=0)
+    confidence_threshold: float = Field(0.5, ge=0.0, le=1.0, description=(
+        "a decision less confident than this is not followed: the Webster fallback plan runs"))
+    max_observation_age_s: float = Field(10.0, gt=0, description=(
+        "observation data older than this (or from an unhealthy source) sends the shield to its fallback"))
+    preempt_distance_m: float = Field(150.0, gt=0, description=(
+        "an emergency vehicle within this distance of its next signal gets its green after the clearances"))
+    preempt_max_dwell_s: float = Field(60.0, gt=0, description=(
+        "longest a preemption holds its green for one emergency vehicle"))
 
 
 class RunConfig(BaseModel):
@@ -67,26 +80,31 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     #: a built-in scenario or resco:NAME; None with `sumocfg` or `net` (your own network), else "single"
     scenario: str | None = None
-    controller: str = "max-pressure"
-    seed: int = Field(1, ge=0, le=2**31 - 1)
+    controller: str = Field("max-pressure", description=(
+        "fixed | webster | actuated | max-pressure | ql:PATH (a trained model directory; ql:@active, ql:@v3 "
+        "from the model registry)"))
+    seed: int = Field(1, ge=0, le=2**31 - 1, description="random seed of SUMO; the same seed reproduces the run")
     duration_s: float | None = Field(None, gt=0, description="simulated seconds; default: the scenario's window")
-    sumocfg: Path | None = None
-    net: Path | None = None
-    routes: list[Path] = Field(default_factory=list)
-    out_dir: Path = Path("runs")
-    step_length_s: float = Field(1.0, gt=0, le=5)
+    sumocfg: Path | None = Field(None, description="your own SUMO configuration (.sumocfg); not with net/routes")
+    net: Path | None = Field(None, description="your own SUMO network (.net.xml); needs routes")
+    routes: list[Path] = Field(default_factory=list, description="route files (.rou.xml) for net")
+    out_dir: Path = Field(Path("runs"), description="parent directory of the run directory")
+    step_length_s: float = Field(1.0, gt=0, le=5, description="SUMO simulation step")
     interval_s: float = Field(60.0, gt=0, description="time-series and record interval")
-    emissions: bool = True
-    gui: bool = False
-    remote_port: int | None = None
+    emissions: bool = Field(True, description="record CO2 and fuel with SUMO's emissions device (HBEFA)")
+    gui: bool = Field(False, description="run in sumo-gui over TraCI (slower; needs a display)")
+    remote_port: int | None = Field(None, description="TCP port of a SUMO already started with --remote-port "
+                                                      "(TraCI); null = start SUMO in-process (libsumo)")
     #: this runtime worker's share of the signals (the others belong to other workers, or keep their
     #: own programs); None = every signal of the network
     partition: list[str] | None = None
     #: with `remote_port` on a SUMO shared by several workers (`--num-clients N`): this worker's order
     client_order: int | None = Field(None, ge=1)
-    timing: TimingConfig = Field(default_factory=TimingConfig)
-    shield: ShieldSettings = Field(default_factory=ShieldSettings)
-    controller_options: dict = Field(default_factory=dict)
+    timing: TimingConfig = Field(default_factory=TimingConfig, description="safety timing (see timing.*)")
+    shield: ShieldSettings = Field(default_factory=ShieldSettings, description="shield thresholds (see shield.*)")
+    controller_options: dict = Field(default_factory=dict, description=(
+        "options passed to the controller: actuated passage_s (3); max-pressure period_s (5), min_hold_s (15), "
+        "measure (count = vehicles on the lane, or queue = halting vehicles)"))
 
     @model_validator(mode="after")
     def _one_network(self) -> RunConfig:

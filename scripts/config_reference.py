@@ -1,0 +1,290 @@
+"""Write docs/configuration.md, the reference of every configuration key, from the pydantic models.
+
+    .venv/bin/python scripts/config_reference.py          # rewrite docs/configuration.md
+    .venv/bin/python scripts/config_reference.py --check  # exit 1 if the file differs from the models
+
+The run configuration (`signalwise.runtime.config.RunConfig`, with its nested
+`TimingConfig` and `ShieldSettings`) and the server settings
+(`signalwise.store.settings.Settings`, environment prefix `SIGNALWISE_`) are
+the only source: each key's type, default and range come from its field, its
+unit from the name's suffix, its description from the field's `description`
+or the `#:` comment above it. A key without a description is an error, so a
+new setting cannot arrive undocumented. `tests/test_docs.py` regenerates the
+page in memory and compares, so the page cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import re
+import sys
+import types
+import typing
+from pathlib import Path
+
+import annotated_types
+import yaml
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from signalwise.runtime.config import TIMING_FIELDS, RunConfig
+from signalwise.store.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "docs" / "configuration.md"
+
+#: name suffix -> unit
+SUFFIX_UNITS = {"_s": "s", "_m": "m", "_mps": "m/s", "_vph": "veh/h", "_veh": "vehicles"}
+#: words that name a unit when one of the first two words of a description, for keys without a unit suffix
+DESCRIPTION_UNITS = {"seconds": "s", "metres": "m", "records": "records", "items": "items", "vehicles": "vehicles"}
+
+EXAMPLE_YAML = """\
+# signalwise run --scenario corridor --controller actuated --config corridor.yaml
+interval_s: 300            # time series and store records every 5 minutes
+emissions: true
+timing:
+  min_green_s: 7
+  max_green_s: 50
+  ped_walk_s: 7
+  cycle_max_s: 120
+  per_intersection:        # SUMO traffic-light id -> timing keys that differ there
+    J3:
+      max_green_s: 70
+      yellow_s: 4.0
+    J5:
+      all_red_s: 2.0
+shield:
+  confidence_threshold: 0.6
+  preempt_distance_m: 200
+controller_options:        # read by the controller that runs (here: actuated)
+  passage_s: 2.5
+"""
+
+#: environment variables read directly by one part of signalwise, outside `Settings`
+OTHER_ENVIRONMENT = (
+    ("SIGNALWISE_INGEST_WORKERS", "1 on a machine with two or more cores, else 0",
+     "validation worker processes per ingestion (`signalwise ingest`, large `POST /api/v1/ingest/batch`); "
+     "0 validates in the writing process, the better choice on a busy machine"),
+    ("SIGNALWISE_DETECTOR_CONFIG", "unset",
+     "detector configuration file (CSV or Parquet) that `GET /api/v1/atspm/{measure}` reads for the measures "
+     "that need one (arrivals on green, platoon ratio, split failures, yellow/red actuations, PCD)"),
+    ("SIGNALWISE_MODEL_REGISTRY", "`models/registry`",
+     "directory of the local model registry (`signalwise models`, `ql:@active`)"),
+    ("SIGNALWISE_TEST_POSTGRES_URL", "`postgresql+psycopg://postgres@127.0.0.1:5432/test`",
+     "the PostgreSQL server the test suite and the store benchmarks use; tests skip when it is unreachable"),
+)
+
+
+# -- reading the models ------------------------------------------------------------------------------------------
+
+def comment_descriptions(model: type[BaseModel]) -> dict[str, str]:
+    """The `#:` comment lines directly above each field of `model`'s class body, joined."""
+    found: dict[str, str] = {}
+    pending: list[str] = []
+    for line in inspect.getsource(model).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#:"):
+            pending.append(stripped[2:].strip())
+            continue
+        match = re.match(r"(\w+)\s*:", stripped)
+        if match and pending:
+            found[match.group(1)] = " ".join(pending)
+        pending = []
+    return found
+
+
+def describe(name: str, field: FieldInfo, comments: dict[str, str], where: str) -> str:
+    text = field.description or comments.get(name)
+    if not text:
+        raise SystemExit(f"{where}{name} has no description: add description= to its Field (or a #: comment)")
+    return " ".join(text.split())
+
+
+def type_name(annotation) -> str:
+    """A field's type as YAML / environment users read it."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(type_name(a) for a in args)
+    if origin is list:
+        return f"list of {type_name(args[0])}" if args else "list"
+    if origin is dict:
+        return f"mapping of {type_name(args[0])} to {type_name(args[1])}" if args else "mapping"
+    if annotation is dict:
+        return "mapping"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "mapping"
+    names = {type(None): "null", bool: "boolean", int: "integer", float: "number", str: "string", Path: "path"}
+    return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def _number(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def value_range(field: FieldInfo) -> str:
+    """The Field's ge/gt/le/lt constraints as `lo ≤ x ≤ hi`, or an empty string."""
+    low = high = ""
+    for constraint in field.metadata:
+        if isinstance(constraint, annotated_types.Ge):
+            low = f"{_number(constraint.ge)} ≤ "
+        elif isinstance(constraint, annotated_types.Gt):
+            low = f"{_number(constraint.gt)} < "
+        elif isinstance(constraint, annotated_types.Le):
+            high = f" ≤ {_number(constraint.le)}"
+        elif isinstance(constraint, annotated_types.Lt):
+            high = f" < {_number(constraint.lt)}"
+    return f"{low}x{high}" if low or high else ""
+
+
+def unit(name: str, description: str) -> str:
+    for suffix, symbol in sorted(SUFFIX_UNITS.items(), key=lambda kv: -len(kv[0])):
+        if name.endswith(suffix):
+            return symbol
+    for word in re.findall(r"[a-z]+", description.lower())[:2]:  # "simulated seconds ...", "most records ..."
+        if word in DESCRIPTION_UNITS:
+            return DESCRIPTION_UNITS[word]
+    return ""
+
+
+def default(field: FieldInfo) -> str:
+    value = field.get_default(call_default_factory=True)
+    if isinstance(value, BaseModel):
+        return "see below"
+    if isinstance(value, Path):
+        value = str(value)
+    text = yaml.safe_dump(value, default_flow_style=True).strip()
+    text = text.removesuffix("\n...").removesuffix("...").strip()
+    return f"`{text}`"
+
+
+def rows(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str, str, str, str]]:
+    """(dotted key, type, default, range, unit, description) of every field, nested models after their parent."""
+    comments = comment_descriptions(model)
+    out, nested = [], []
+    for name, field in model.model_fields.items():
+        text = describe(name, field, comments, f"{model.__name__}.")
+        key = f"{prefix}{name}"
+        out.append((key, type_name(field.annotation), default(field), value_range(field), unit(name, text), text))
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            nested.append((field.annotation, f"{key}."))
+    for sub, sub_prefix in nested:
+        out.extend(rows(sub, sub_prefix))
+    return out
+
+
+# -- writing the page ----------------------------------------------------------------------------------------------
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|") if text else ""
+
+
+def _table(header: tuple[str, ...], body: list[tuple[str, ...]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in body]
+    return lines
+
+
+def render() -> str:
+    """The whole of docs/configuration.md."""
+    example = yaml.safe_load(EXAMPLE_YAML)
+    RunConfig.model_validate(example)  # the example must be a valid configuration
+    run_rows = [(f"`{k}`", *rest) for k, *rest in rows(RunConfig)]
+    env_prefix = Settings.model_config.get("env_prefix", "")
+    server_rows = [(f"`{k}`", f"`{env_prefix}{k.upper()}`", *rest) for k, *rest in rows(Settings)]
+    timing_keys = ", ".join(f"`{k}`" for k in sorted(TIMING_FIELDS))
+    lines = [
+        "# Configuration reference",
+        "",
+        "<!-- Generated by scripts/config_reference.py from the pydantic models; do not edit by hand.",
+        "     Regenerate with: .venv/bin/python scripts/config_reference.py -->",
+        "",
+        "signalwise has two sets of settings:",
+        "",
+        "- the **run configuration**, a YAML file given with `--config FILE.yaml` to `signalwise run`, "
+        "`compare` and `live`: what runs, its safety timing and the shield's thresholds "
+        "(`signalwise.runtime.config.RunConfig`);",
+        f"- the **server settings** of the store and the API, read from environment variables prefixed "
+        f"`{env_prefix}` (`signalwise.store.settings.Settings`).",
+        "",
+        "Every run writes its resolved configuration, with absolute paths, to `config.yaml` in its run "
+        "directory, so `--config runs/<run>/config.yaml` (with the run's `--controller` and `--seed`, see "
+        "below) runs it again from anywhere. Unknown keys and out-of-range values are refused with a "
+        "one-line `error:` naming the key.",
+        "",
+        "## Run configuration (`--config FILE.yaml`)",
+        "",
+        "```yaml",
+        EXAMPLE_YAML.rstrip("\n"),
+        "```",
+        "",
+        "Options given on the command line take precedence over the file. `signalwise run` always passes "
+        "`controller`, `seed`, `out_dir`, `gui` and `emissions` from its options (their defaults when not "
+        "given), and `signalwise compare` takes `controller` from `--controllers` and the seeds from "
+        "`--seeds`, so set those on the command line.",
+        "",
+        "Range `2 ≤ x ≤ 60` means the value must lie within those bounds; units come from the key's suffix "
+        "(`_s` seconds, `_m` metres, `_mps` metres per second, `_vph` vehicles per hour, `_veh` vehicles).",
+        "",
+        *_table(("key", "type", "default", "range", "unit", "description"), run_rows),
+        "",
+        "Rules across keys:",
+        "",
+        "- `min_green_s` ≤ `max_green_s` and `cycle_min_s` ≤ `cycle_max_s`, at the top level and in every "
+        "per-intersection override merged with the defaults;",
+        "- one network at most: `scenario`, or `sumocfg`, or `net` with `routes`; with none of them the "
+        "scenario is `single`;",
+        "- `null` timing values are derived per intersection from its geometry (`src/signalwise/core/timing.py`); "
+        "a phase serving a crosswalk gets at least walk + pedestrian clearance as its minimum green, and a "
+        "`cycle_max_s` too short for every phase at minimum green is raised (the run's `signal_model.json` notes it).",
+        "",
+        "## Per-intersection timing overrides",
+        "",
+        "`timing.per_intersection` maps a SUMO traffic-light id to the timing keys that differ at that signal; "
+        "the rest come from the `timing` defaults above. The allowed keys are "
+        f"{timing_keys}, with the same ranges. An unknown key or a signal that is not in the network is "
+        "refused by name (the error lists the network's traffic lights).",
+        "",
+        "```yaml",
+        "timing:",
+        "  max_green_s: 60",
+        "  per_intersection:",
+        "    J3:                 # SUMO traffic-light id, as in the .net.xml",
+        "      max_green_s: 70",
+        "      ped_walk_s: 10",
+        "    J5:",
+        "      yellow_s: null    # back to the ITE formula at this signal",
+        "```",
+        "",
+        f"## Server settings (environment, `{env_prefix}*`)",
+        "",
+        "Read by the HTTP API (`signalwise serve`, and the API of `signalwise live`); "
+        "`signalwise.api.create_app(Settings(...))` takes them explicitly. `SIGNALWISE_DATABASE_URL` is also "
+        "the database of `ingest`, `db`, `events import` and `--db default`; an explicit `--db URL` wins.",
+        "",
+        *_table(("key", "environment variable", "type", "default", "range", "unit", "description"), server_rows),
+        "",
+        "## Other environment variables",
+        "",
+        *_table(("variable", "default", "meaning"), [(f"`{n}`", d, m) for n, d, m in OTHER_ENVIRONMENT]),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 if docs/configuration.md is not up to date")
+    args = ap.parse_args()
+    text = render()
+    if args.check:
+        if not OUTPUT.is_file() or OUTPUT.read_text() != text:
+            sys.exit(f"{OUTPUT.relative_to(ROOT)} is out of date: run .venv/bin/python scripts/config_reference.py")
+        return
+    OUTPUT.write_text(text)
+    print(f"wrote {OUTPUT.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
