@@ -33,12 +33,16 @@ class Pacer:
         return self._origin_wall + (sim_s - self._origin_sim) / self.speed
 
     def wait_until(self, sim_s: float) -> float:
-        """Sleep until simulated time `sim_s` is due; returns how late we already were, seconds (>= 0)."""
+        """Sleep until simulated time `sim_s` is due; returns how late the next tick starts, seconds (>= 0).
+
+        Late because the tick's work overran its slot, or because the sleep
+        woke up late: both delay the next tick.
+        """
         if self.speed is None:
             return 0.0
         due = self.deadline(sim_s)
         now = self._clock()
         if now < due:
             self._sleep(due - now)
-            return 0.0
-        return now - due
+            now = self._clock()
+        return max(0.0, now - due)
