@@ -1,0 +1,648 @@
+"""Alert rules over the live loop's figures: raised once when a condition has held long enough, cleared with
+hysteresis, acknowledged by an operator, reloaded without a restart.
+
+The loop hands `AlertEngine.evaluate` its clock (simulated or wall seconds, whichever it runs on) and a flat
+dict of figures (`LiveRuntime.metrics()`): `fallback_share`, `stale_sources`, `queue_spillback.<id>`,
+`decision_latency_p99_ms`, ... A rule names one figure, or every figure under a prefix (`queue_spillback.*`:
+one alert per intersection). A rule on `X_per_min` that the loop does not report is read as the increase of
+the counter `X` over the last 60 s of the loop's clock, so cumulative counters (`shield_interventions`) can be
+alerted on as rates.
+
+Written by hand, not with a library: the state machine (pending → active → cleared, per rule and key) is
+forty lines, and the alerting libraries in Python (Prometheus' Alertmanager is a service, not a library)
+would bring a server for what the loop does in-process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import math
+import operator
+import os
+import queue
+import resource
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .changes import ChangeRefused
+
+log = logging.getLogger("signalwise.live.alerts")
+
+Level = Literal["info", "warning", "error", "critical"]
+Op = Literal[">", ">=", "<", "<=", "==", "!="]
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne}
+
+#: a derived rate: `X_per_min` is the increase of the counter `X` over this many seconds of the loop's clock
+RATE_WINDOW_S = 60.0
+RATE_SUFFIX = "_per_min"
+WILDCARD = ".*"
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class AlertRule(BaseModel):
+    """One condition on one figure (or, with a `.*` metric, on each figure under a prefix)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[^\s/]+$",
+                      description="unique among the rules; no spaces or slashes")
+    metric: str = Field(min_length=1, max_length=200, pattern=r"^[^\s*]+(\.\*)?$",
+                        description="a figure's dotted name, or `prefix.*` for one alert per key under it")
+    op: Op = ">"
+    threshold: Finite
+    for_s: float = Field(0.0, ge=0, allow_inf_nan=False,
+                         description="seconds of the loop's clock the condition must hold before the alert is raised")
+    level: Level = "warning"
+    clear_threshold: Finite | None = Field(None, description="the alert clears only when the figure no longer "
+                                                             "satisfies `op` against this (default: threshold)")
+    description: str = Field("", max_length=500, description="why this matters, in one line")
+
+    @model_validator(mode="after")
+    def _clear_on_the_quiet_side(self) -> AlertRule:
+        c = self.clear_threshold
+        if c is None or c == self.threshold:
+            return self
+        if self.op in ("==", "!="):
+            raise ValueError(f"clear_threshold makes no sense with op {self.op!r}; leave it out")
+        if self.op in (">", ">=") and c > self.threshold:
+            raise ValueError(f"clear_threshold {c:g} must not be above threshold {self.threshold:g} for op {self.op!r}")
+        if self.op in ("<", "<=") and c < self.threshold:
+            raise ValueError(f"clear_threshold {c:g} must not be below threshold {self.threshold:g} for op {self.op!r}")
+        return self
+
+    @property
+    def wildcard(self) -> bool:
+        return self.metric.endswith(WILDCARD)
+
+    @property
+    def clear_at(self) -> float:
+        return self.threshold if self.clear_threshold is None else self.clear_threshold
+
+    def holds(self, value: float) -> bool:
+        """The raising condition."""
+        return _OPS[self.op](value, self.threshold)
+
+    def cleared(self, value: float) -> bool:
+        """The clearing condition: the figure is back across `clear_threshold`."""
+        return not _OPS[self.op](value, self.clear_at)
+
+    def matches(self, key: str) -> bool:
+        if self.wildcard:
+            prefix = self.metric[:-1]  # keeps the dot: 'queue_spillback.'
+            return key.startswith(prefix) and len(key) > len(prefix)
+        return key == self.metric
+
+
+def _rule(name: str, metric: str, op: str, threshold: float, for_s: float, level: str, description: str,
+          clear_threshold: float | None = None) -> AlertRule:
+    return AlertRule(name=name, metric=metric, op=op, threshold=threshold, for_s=for_s, level=level,
+                     clear_threshold=clear_threshold, description=description)
+
+
+#: what an operator is told about without writing a rule; a rule of the same name in the configuration replaces
+#: one of these (`with_builtins`)
+BUILTIN_RULES: tuple[AlertRule, ...] = (
+    _rule("fallback_share", "fallback_share", ">=", 0.5, 60, "warning",
+          "half the signals or more have followed their Webster fallback for a minute: the controller or its "
+          "data is not trusted there", clear_threshold=0.25),
+    _rule("stale_data", "stale_sources", ">", 0, 10, "warning",
+          "a signal's observation is stale or unhealthy (a feed went silent or sends impossible values); its "
+          "shield is on the fallback plan"),
+    _rule("queue_spillback", "queue_spillback.*", ">=", 1, 30, "warning",
+          "the queue has reached the advance detector for 30 s: the approach is spilling back towards the "
+          "upstream signal", clear_threshold=0.5),
+    _rule("decision_latency", "decision_latency_p99_ms", ">", 100, 30, "warning",
+          "p99 from observation to actuation is above 100 ms: decisions reach the signals late",
+          clear_threshold=50),
+    _rule("pacing_lateness", "pacing_lateness_p99_ms", ">", 250, 30, "warning",
+          "p99 tick lateness is above 250 ms: the loop is falling behind the wall clock", clear_threshold=100),
+    _rule("process_cpu", "process_cpu_pct", ">", 90, 60, "warning",
+          "the runtime has used more than 90% of a core for a minute: ticks will start late", clear_threshold=70),
+    _rule("process_memory", "process_rss_mb", ">", 2048, 60, "warning",
+          "the runtime holds more than 2 GB: a leak, or a store buffer growing while the database is away",
+          clear_threshold=1536),
+    _rule("shield_interventions", "shield_interventions_per_min", ">", 30, 0, "warning",
+          "the shield overrode more than 30 decisions in a minute: the controller keeps proposing unsafe phases",
+          clear_threshold=10),
+    _rule("simulator_restarted", "simulator_restarts", ">", 0, 0, "warning",
+          "the simulator crashed and the run resumed from its last saved state (up to --state-every seconds "
+          "rewound); stays until acknowledged"),
+    _rule("simulator_crash_loop", "simulator_restarts", ">=", 3, 0, "error",
+          "the simulator crashed three times or more: look at the scenario or SUMO before trusting this run"),
+    _rule("store_buffer_overflow", "store_buffer_overflow", ">", 0, 0, "error",
+          "the database was away longer than the store buffer holds: rows were dropped and are lost"),
+)
+
+
+def with_builtins(rules: Iterable[AlertRule]) -> list[AlertRule]:
+    """The built-in rules with the given ones added; a given rule named like a built-in replaces it."""
+    rules = list(rules)
+    names = {r.name for r in rules}
+    return [r for r in BUILTIN_RULES if r.name not in names] + rules
+
+
+# -- configuration -------------------------------------------------------------------------------------------
+
+
+class AlertConfigError(ChangeRefused):
+    """Alert rules that cannot be applied: the reason, in one line. Nothing of them was applied.
+
+    A `ChangeRefused` (a ValueError), so a rules change the loop applies is refused like any other change."""
+
+
+class AlertConfig(BaseModel):
+    """The `alerts:` section of a run configuration."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules: list[AlertRule] = Field(default_factory=list)
+    builtin: bool = Field(True, description="also apply `BUILTIN_RULES` (a rule of the same name replaces one)")
+    webhook_url: str | None = Field(None, description="POST every raised and cleared alert here as JSON")
+    webhook_timeout_s: float = Field(5.0, gt=0, le=60)
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_names(cls, rules: list[AlertRule]) -> list[AlertRule]:
+        _check_unique(rules)
+        return rules
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"webhook_url {url!r} must start with http:// or https://")
+        return url
+
+    def all_rules(self) -> list[AlertRule]:
+        return with_builtins(self.rules) if self.builtin else list(self.rules)
+
+
+def _check_unique(rules: Iterable[AlertRule]) -> None:
+    seen: set[str] = set()
+    for r in rules:
+        if r.name in seen:
+            raise ValueError(f"rule name {r.name!r} appears more than once")
+        seen.add(r.name)
+
+
+def load_alert_config(source: Mapping | list | str | Path | None) -> AlertConfig:
+    """Validate an alerts configuration: a run configuration holding `alerts:`, the `alerts:` section itself,
+    a bare list of rules, or a YAML file of any of these. Raises `AlertConfigError` naming the first problem."""
+    data = source
+    if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and source.endswith((".yaml", ".yml"))):
+        import yaml
+
+        path = Path(source)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise AlertConfigError(f"{path}: {str(exc).strip().splitlines()[0]}") from None
+    elif isinstance(source, str):
+        import yaml
+
+        try:
+            data = yaml.safe_load(source)
+        except yaml.YAMLError as exc:
+            raise AlertConfigError(f"alerts: not YAML: {str(exc).strip().splitlines()[0]}") from None
+    if data is None:
+        return AlertConfig()
+    if isinstance(data, Mapping) and "alerts" in data:
+        data = data["alerts"] or {}
+    if isinstance(data, list):
+        data = {"rules": data}
+    try:
+        return AlertConfig.model_validate(data)
+    except ValidationError as exc:
+        raise AlertConfigError(f"alerts: {_first_problem(exc)}") from None
+
+
+def parse_rules(rules: Iterable[AlertRule | Mapping]) -> list[AlertRule]:
+    """Validated rules (all or nothing); raises `AlertConfigError` naming the rule and the field."""
+    out: list[AlertRule] = []
+    for i, r in enumerate(rules):
+        try:
+            out.append(r if isinstance(r, AlertRule) else AlertRule.model_validate(r))
+        except ValidationError as exc:
+            name = r.get("name") if isinstance(r, Mapping) else None
+            raise AlertConfigError(f"rules[{i}]{f' ({name})' if name else ''}: {_first_problem(exc)}") from None
+    try:
+        _check_unique(out)
+    except ValueError as exc:
+        raise AlertConfigError(str(exc)) from None
+    return out
+
+
+def _first_problem(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in err.get("loc", ()))
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{where}: {msg}" if where else msg
+
+
+# -- alerts ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """One alert: raised once, cleared once, acknowledged by someone. Times `*_s` are the loop's clock."""
+
+    id: str
+    rule: str
+    level: str
+    metric: str
+    value: float
+    threshold: float
+    raised_at_s: float
+    cleared_at_s: float | None
+    wall_time: str  # when it was raised, ISO 8601 with the local offset
+    message: str
+    acknowledged_by: str | None = None
+    acknowledged_at: str | None = None  # ISO 8601
+    cleared_wall_time: str | None = None  # ISO 8601
+    cleared_value: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.cleared_at_s is None
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _wall_now() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+@dataclass
+class _Track:
+    """A rule's state for one key: since when its condition holds, and its alert while active."""
+
+    pending_since_s: float | None = None
+    alert: AlertEvent | None = None
+
+
+class _Rate:
+    """The increase of a cumulative counter over the last `RATE_WINDOW_S` of the loop's clock."""
+
+    def __init__(self) -> None:
+        self.samples: deque[tuple[float, float]] = deque()
+
+    def add(self, now_s: float, value: float) -> float:
+        s = self.samples
+        while s and s[-1][0] > now_s:  # the clock went back (a recovery rewinds simulated time)
+            s.pop()
+        if s and value < s[-1][1]:  # the counter restarted
+            s.clear()
+        s.append((now_s, value))
+        # baseline: the newest sample at least a window old, else the oldest we have
+        while len(s) > 1 and s[1][0] <= now_s - RATE_WINDOW_S:
+            s.popleft()
+        return value - s[0][1]
+
+
+Callback = Callable[[AlertEvent], object]
+
+
+class AlertEngine:
+    """Evaluates rules each time the loop calls `evaluate`; thread-safe for readers (`active`, `history`,
+    `acknowledge`) in API threads. Callbacks run on the caller's thread and must not block (a
+    `WebhookNotifier.notify` does not); an exception in one is logged, never raised into the loop."""
+
+    def __init__(self, rules: Iterable[AlertRule | Mapping] = (), on_raise: Callback | None = None,
+                 on_clear: Callback | None = None, *, on_acknowledge: Callback | None = None,
+                 history_size: int = 1000):
+        self._rules: dict[str, AlertRule] = {r.name: r for r in parse_rules(rules)}
+        self.on_raise, self.on_clear, self.on_acknowledge = on_raise, on_clear, on_acknowledge
+        self._tracks: dict[tuple[str, str], _Track] = {}
+        self._rates: dict[str, _Rate] = {}
+        self._history: OrderedDict[str, AlertEvent] = OrderedDict()
+        self._history_size = history_size
+        self._lock = threading.RLock()
+        self._now_s = 0.0
+
+    @property
+    def rules(self) -> list[AlertRule]:
+        with self._lock:
+            return list(self._rules.values())
+
+    # -- the loop's side --------------------------------------------------------------------------------------
+    def evaluate(self, now_s: float, metrics: Mapping[str, float]) -> list[AlertEvent]:
+        """Advance every rule to `now_s` with these figures; returns the alerts raised and cleared by this call.
+
+        A figure that is missing (or NaN) says nothing: a pending condition starts over, an active alert stays.
+        """
+        out: list[tuple[str, AlertEvent]] = []
+        with self._lock:
+            self._now_s = now_s
+            derived = self._derived(now_s, metrics)
+            seen: set[tuple[str, str]] = set()
+            for rule in self._rules.values():
+                for key, value in self._values(rule, metrics, derived):
+                    seen.add((rule.name, key))
+                    event = self._step(rule, key, value, now_s)
+                    if event is not None:
+                        out.append(event)
+            for tk, track in self._tracks.items():
+                if tk not in seen:
+                    track.pending_since_s = None
+            self._tracks = {k: t for k, t in self._tracks.items() if t.alert is not None or t.pending_since_s is not None}
+        self._notify(out)
+        return [e for _, e in out]
+
+    def _derived(self, now_s: float, metrics: Mapping[str, float]) -> dict[str, float]:
+        """`X_per_min` for the rules that ask for it and the counters `X` the loop reports."""
+        out = {}
+        for rule in self._rules.values():
+            m = rule.metric
+            if rule.wildcard or not m.endswith(RATE_SUFFIX) or m in metrics or m in out:
+                continue
+            base = m[: -len(RATE_SUFFIX)]
+            value = _number(metrics.get(base))
+            if value is not None:
+                out[m] = self._rates.setdefault(base, _Rate()).add(now_s, value)
+        return out
+
+    @staticmethod
+    def _values(rule: AlertRule, metrics: Mapping[str, float], derived: Mapping[str, float]):
+        if rule.wildcard:
+            for key, raw in metrics.items():
+                if rule.matches(key):
+                    value = _number(raw)
+                    if value is not None:
+                        yield key, value
+            return
+        value = _number(metrics.get(rule.metric, derived.get(rule.metric)))
+        if value is not None:
+            yield rule.metric, value
+
+    def _step(self, rule: AlertRule, key: str, value: float, now_s: float) -> tuple[str, AlertEvent] | None:
+        track = self._tracks.setdefault((rule.name, key), _Track())
+        if track.alert is not None:
+            if rule.cleared(value):
+                cleared = dataclasses.replace(track.alert, cleared_at_s=now_s, cleared_wall_time=_wall_now(),
+                                              cleared_value=value)
+                track.alert = None
+                track.pending_since_s = None
+                self._remember(cleared)
+                return "clear", cleared
+            return None
+        if not rule.holds(value):
+            track.pending_since_s = None
+            return None
+        if track.pending_since_s is None:
+            track.pending_since_s = now_s
+        if now_s - track.pending_since_s + 1e-9 < rule.for_s:
+            return None
+        alert = AlertEvent(
+            id=uuid.uuid4().hex[:16], rule=rule.name, level=rule.level, metric=key, value=value,
+            threshold=rule.threshold, raised_at_s=now_s, cleared_at_s=None, wall_time=_wall_now(),
+            message=_message(rule, key, value))
+        track.alert = alert
+        self._remember(alert)
+        return "raise", alert
+
+    def _remember(self, alert: AlertEvent) -> None:
+        self._history[alert.id] = alert
+        self._history.move_to_end(alert.id)
+        while len(self._history) > self._history_size:
+            oldest = next(iter(self._history))
+            if self._history[oldest].active:
+                # an active alert stays reachable (acknowledge) until it clears; drop the oldest cleared one
+                cleared = next((k for k, a in self._history.items() if not a.active), None)
+                if cleared is None:
+                    break
+                oldest = cleared
+            del self._history[oldest]
+
+    def _notify(self, events: list[tuple[str, AlertEvent]]) -> None:
+        for kind, event in events:
+            callback = self.on_raise if kind == "raise" else self.on_clear if kind == "clear" else self.on_acknowledge
+            if callback is None:
+                continue
+            try:
+                callback(event)
+            except Exception:  # noqa: BLE001 - a broken notifier must not stop the loop
+                log.exception("alert callback failed for %s", event.rule)
+
+    # -- readers and operators ------------------------------------------------------------------------------
+    def active(self) -> list[AlertEvent]:
+        """Alerts raised and not cleared, oldest first."""
+        with self._lock:
+            return sorted((t.alert for t in self._tracks.values() if t.alert is not None),
+                          key=lambda a: (a.raised_at_s, a.rule, a.metric))
+
+    def history(self, limit: int = 100) -> list[AlertEvent]:
+        """The most recent alerts, active or cleared, newest first (each alert once, in its latest state)."""
+        with self._lock:
+            items = list(self._history.values())
+        items.sort(key=lambda a: (a.cleared_at_s if a.cleared_at_s is not None else a.raised_at_s), reverse=True)
+        return items[: max(0, limit)]
+
+    def get(self, alert_id: str) -> AlertEvent:
+        with self._lock:
+            return self._history[alert_id]
+
+    def acknowledge(self, alert_id: str, who: str) -> AlertEvent:
+        """Record that `who` has seen the alert (active or cleared); KeyError when there is no such alert."""
+        if not who:
+            raise ValueError("acknowledge: who must not be empty")
+        with self._lock:
+            alert = self._history.get(alert_id)
+            if alert is None:
+                raise KeyError(alert_id)
+            acked = dataclasses.replace(alert, acknowledged_by=who, acknowledged_at=_wall_now())
+            self._history[alert_id] = acked
+            for track in self._tracks.values():
+                if track.alert is not None and track.alert.id == alert_id:
+                    track.alert = acked
+        self._notify([("ack", acked)])
+        return acked
+
+    def replace_rules(self, rules: Iterable[AlertRule | Mapping]) -> list[AlertEvent]:
+        """New rules, without a restart. Validated whole first (`AlertConfigError`, nothing applied). A rule whose
+        name remains keeps its pending conditions and active alerts (those its metric still covers); the alerts
+        of removed rules are cleared. Returns the alerts cleared."""
+        new = {r.name: r for r in parse_rules(rules)}
+        out: list[tuple[str, AlertEvent]] = []
+        with self._lock:
+            now_s = self._now_s
+            for key in list(self._tracks):
+                name, metric = key
+                rule = new.get(name)
+                if rule is not None and rule.matches(metric):
+                    continue
+                track = self._tracks.pop(key)
+                if track.alert is not None:
+                    cleared = dataclasses.replace(
+                        track.alert, cleared_at_s=now_s, cleared_wall_time=_wall_now(),
+                        message=track.alert.message + (" (rule removed)" if rule is None else " (rule changed)"))
+                    self._remember(cleared)
+                    out.append(("clear", cleared))
+            self._rules = new
+        self._notify(out)
+        return [e for _, e in out]
+
+
+def _number(raw) -> float | None:  # noqa: ANN001
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else value
+
+
+def _message(rule: AlertRule, key: str, value: float) -> str:
+    held = f" for {rule.for_s:g} s" if rule.for_s else ""
+    text = f"{rule.name}: {key} = {value:g} {rule.op} {rule.threshold:g}{held}"
+    return f"{text}: {rule.description}" if rule.description else text
+
+
+# -- webhook -------------------------------------------------------------------------------------------------
+
+
+class WebhookNotifier:
+    """POSTs each alert as JSON to `url` from a background thread.
+
+    `notify` never blocks: alerts wait in a bounded queue; when it is full the alert is dropped and counted
+    (`dropped`). A failed POST is logged and counted (`failed`), not retried: the store keeps the record, the
+    webhook is a nudge. Uses urllib (stdlib) so the core install needs nothing more.
+    """
+
+    def __init__(self, url: str, timeout_s: float = 5.0, max_queue: int = 100):
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"webhook url {url!r} must start with http:// or https://")
+        self.url = url
+        self.timeout_s = timeout_s
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        self.sent = self.failed = self.dropped = 0
+        self.last_error: str | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="signalwise-alert-webhook", daemon=True)
+        self._thread.start()
+
+    def __call__(self, alert: AlertEvent | Mapping) -> bool:
+        return self.notify(alert)
+
+    def notify(self, alert: AlertEvent | Mapping) -> bool:
+        """Queue the alert for posting; False when it was dropped (queue full or notifier closed)."""
+        if self._closed:
+            self.dropped += 1
+            return False
+        body = alert.as_dict() if isinstance(alert, AlertEvent) else dict(alert)
+        body["state"] = "active" if body.get("cleared_at_s") is None else "cleared"
+        try:
+            self._queue.put_nowait(body)
+        except queue.Full:
+            self.dropped += 1
+            return False
+        return True
+
+    def _run(self) -> None:
+        while True:
+            body = self._queue.get()
+            if body is None:
+                return
+            try:
+                data = json.dumps(body, default=str).encode()
+                req = urllib.request.Request(self.url, data=data, method="POST",
+                                             headers={"Content-Type": "application/json",
+                                                      "User-Agent": "signalwise-alerts"})
+                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # noqa: S310 - http(s) checked
+                    resp.read()
+                self.sent += 1
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                self.failed += 1
+                self.last_error = str(exc)
+                log.warning("alert webhook %s failed: %s", self.url, exc)
+            finally:
+                self._queue.task_done()
+
+    def stats(self) -> dict:
+        return {"queued": self._queue.qsize(), "sent": self.sent, "failed": self.failed, "dropped": self.dropped,
+                "last_error": self.last_error}
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Post what is queued (up to `timeout_s`), then stop the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self._queue.put(None, timeout=max(0.0, deadline - time.monotonic()))
+                break
+            except queue.Full:
+                return  # the thread is stuck on a slow endpoint; it is a daemon and ends with the process
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def engine_from_config(config: AlertConfig) -> tuple[AlertEngine, WebhookNotifier | None]:
+    """The engine a run configuration's `alerts:` asks for, with its webhook (or None) wired to raise and clear."""
+    notifier = WebhookNotifier(config.webhook_url, config.webhook_timeout_s) if config.webhook_url else None
+    engine = AlertEngine(config.all_rules(), on_raise=notifier, on_clear=notifier)
+    return engine, notifier
+
+
+# -- the process's own figures ------------------------------------------------------------------------------
+
+
+class _ProcessMeter:
+    """CPU % since the previous reading (100 = one core) and resident memory, from the stdlib alone
+    (psutil is not a dependency): `os.times` for CPU, /proc/self/statm for the current RSS on Linux, else
+    `getrusage`'s peak RSS."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = self._sample()
+        self._pct = 0.0
+
+    @staticmethod
+    def _sample() -> tuple[float, float]:
+        t = os.times()
+        return time.monotonic(), t.user + t.system
+
+    def cpu_pct(self) -> float:
+        with self._lock:
+            now = self._sample()
+            wall, cpu = now[0] - self._last[0], now[1] - self._last[1]
+            if wall < 0.05:  # too short to say anything; keep the previous baseline
+                return self._pct
+            self._last = now
+            self._pct = round(100.0 * cpu / wall, 2)
+            return self._pct
+
+    @staticmethod
+    def rss_mb() -> float:
+        try:
+            with open("/proc/self/statm") as fh:
+                pages = int(fh.read().split()[1])
+            return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 2)
+        except (OSError, ValueError, IndexError):
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+            return round(peak / (2**20 if os.uname().sysname == "Darwin" else 2**10), 2)
+
+
+_meter = _ProcessMeter()
+
+
+def process_figures() -> dict[str, float]:
+    """`process_cpu_pct` (since the previous call; 100 = one whole core) and `process_rss_mb`."""
+    return {"process_cpu_pct": _meter.cpu_pct(), "process_rss_mb": _meter.rss_mb()}
