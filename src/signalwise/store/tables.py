@@ -259,3 +259,66 @@ def _bucketed(name: str, level: rollups.Level) -> type:
 
 #: one table per bucketed level, coarsest first
 BUCKET_TABLES = tuple(_bucketed(f"BucketRollup{level.width // 60}Min", level) for level in rollups.LEVELS)
+
+
+# -- the live runtime (`runtime/live/`, written by `store/live.py`; migration 0008) --------------------------
+
+ALERT_LEVELS = ("info", "warning", "error", "critical")
+CHANGE_RESULTS = ("applied", "refused")
+
+
+class Alert(Base):
+    """An alert of a live run (`runtime/live/alerts.py`): raised once, cleared once, acknowledged by someone.
+
+    Keyed by the alert's own id, so writing the alert again (when it clears, when it is acknowledged, a
+    retry after a database outage) updates its one row. No foreign key to `runs`: a live run's alerts are
+    written whether or not the run was registered. `*_at` are wall-clock instants, `*_at_s` the loop's clock.
+    """
+
+    __tablename__ = "alerts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    simulation_id: Mapped[str] = mapped_column(String(128))
+    rule: Mapped[str] = mapped_column(String(128))
+    level: Mapped[str] = mapped_column(String(16))
+    metric: Mapped[str] = mapped_column(String(200))
+    value: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    raised_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    cleared_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    raised_at_s: Mapped[float | None] = mapped_column(Float)
+    cleared_at_s: Mapped[float | None] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(String())
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        CheckConstraint(" OR ".join(f"level = '{v}'" for v in ALERT_LEVELS), name="level"),
+        Index("ix_alerts_simulation_id_raised_at", "simulation_id", "raised_at"),
+    )
+
+
+class RuntimeChange(Base):
+    """A change made to a live run (`runtime/live/changes.py`): who, when, what, applied or refused and why.
+
+    `change_key` is given when the change is handed to the writer, so a retried write stores it once.
+    `payload` is the change as JSON text.
+    """
+
+    __tablename__ = "runtime_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    change_key: Mapped[str] = mapped_column(String(32), unique=True)
+    simulation_id: Mapped[str] = mapped_column(String(128))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    sim_time_s: Mapped[float | None] = mapped_column(Float)
+    who: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[str] = mapped_column(String())
+    result: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(String())
+
+    __table_args__ = (
+        CheckConstraint(" OR ".join(f"result = '{v}'" for v in CHANGE_RESULTS), name="result"),
+        Index("ix_runtime_changes_simulation_id_at", "simulation_id", "at"),
+    )
