@@ -124,3 +124,19 @@ def test_gui_without_a_display_says_what_is_missing_at_once(tmp_path):
                        text=True, cwd=tmp_path, timeout=60, env=env)
     assert p.returncode == 2 and "--gui needs a display" in p.stderr and "xvfb-run" in p.stderr
     assert time.monotonic() - t0 < 30 and "TraCI" not in p.stderr + p.stdout
+
+
+def test_a_config_file_is_obeyed_unless_the_command_line_says_otherwise(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"scenario": "corridor", "controller": "actuated", "seed": 7, "emissions": False,
+                                   "duration_s": 60, "out_dir": str(tmp_path / "from-file")}))
+    p = _cli("run", "--config", str(cfg), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    (run,) = (tmp_path / "from-file").iterdir()
+    resolved = yaml.safe_load((run / "config.yaml").read_text())
+    assert (resolved["scenario"], resolved["controller"], resolved["seed"], resolved["emissions"]) == \
+        ("corridor", "actuated", 7, False)
+    p = _cli("run", "--config", str(cfg), "--seed", "3", "--controller", "fixed", "--run-dir", "r2", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    resolved = yaml.safe_load((tmp_path / "r2" / "config.yaml").read_text())
+    assert (resolved["controller"], resolved["seed"]) == ("fixed", 3)

@@ -71,23 +71,29 @@ def _progress_bar(description: str):
 
 
 ScenarioOpt = Annotated[str | None, typer.Option("--scenario", "-s", help="single | corridor | grid | grid10x10 | resco:NAME (not with --sumocfg/--net)", show_default=False)]
-ControllerOpt = Annotated[str, typer.Option("--controller", "-c", help="fixed | webster | actuated | max-pressure | ql:PATH")]
+ControllerOpt = Annotated[str | None, typer.Option("--controller", "-c", show_default=False,
+                                                   help="fixed | webster | actuated | max-pressure | ql:PATH "
+                                                        "[default: max-pressure, or the --config file's]")]
 
 
 def run_command(
     scenario: ScenarioOpt = None,
-    controller: ControllerOpt = "max-pressure",
-    seed: Annotated[int, typer.Option(help="random seed; the same seed reproduces the run exactly")] = 1,
+    controller: ControllerOpt = None,
+    seed: Annotated[int | None, typer.Option(show_default=False, help="random seed; the same seed reproduces the run "
+                                                                      "exactly [default: 1, or the --config file's]")] = None,
     duration: Annotated[float | None, typer.Option(help="simulated seconds (default: the scenario's window)")] = None,
-    out: Annotated[Path, typer.Option(help="parent directory of the run directory")] = Path("runs"),
+    out: Annotated[Path | None, typer.Option(show_default=False, help="parent directory of the run directory "
+                                                                      "[default: runs, or the --config file's out_dir]")] = None,
     run_dir: Annotated[Path | None, typer.Option(help="exact run directory (default: OUT/<time>-<scenario>-<controller>-s<seed>)")] = None,
     sumocfg: Annotated[Path | None, typer.Option(help="your own SUMO config (.sumocfg)")] = None,
     net: Annotated[Path | None, typer.Option(help="your own network (.net.xml); use with --routes")] = None,
     routes: Annotated[list[Path] | None, typer.Option(help="route files for --net (repeatable)")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of run settings (timing, shield, ...)")] = None,
-    gui: Annotated[bool, typer.Option(help="watch it in sumo-gui (TraCI; slower)")] = False,
+    gui: Annotated[bool | None, typer.Option("--gui/--no-gui", show_default=False,
+                                             help="watch it in sumo-gui (TraCI; slower) [default: no]")] = None,
     remote_port: Annotated[int | None, typer.Option(help="drive a SUMO already started with --remote-port")] = None,
-    emissions: Annotated[bool, typer.Option(help="record CO2 and fuel (SUMO emissions device)")] = True,
+    emissions: Annotated[bool | None, typer.Option("--emissions/--no-emissions", show_default=False,
+                                                   help="record CO2 and fuel (SUMO emissions device) [default: yes]")] = None,
     db: Annotated[str | None, typer.Option(help="also write records into this database URL ('default' = embedded SQLite)")] = None,
 ) -> None:
     """Run one controller on one scenario and leave the evidence in a run directory."""

@@ -33,15 +33,15 @@ def _host_port(text: str) -> tuple[str, int]:
 
 def live_command(
     scenario: Annotated[str | None, typer.Option("--scenario", "-s", help="single | corridor | grid | grid10x10 | resco:NAME", show_default=False)] = None,
-    controller: Annotated[str, typer.Option("--controller", "-c", help="fixed | webster | actuated | max-pressure | ql:PATH")] = "max-pressure",
+    controller: Annotated[str | None, typer.Option("--controller", "-c", show_default=False, help="fixed | webster | actuated | max-pressure | ql:PATH [default: max-pressure, or the --config file's]")] = None,
     speed: Annotated[str, typer.Option(help="simulated seconds per wall second: 1 = real time, 10 = ten times faster, max = unpaced")] = "1",
     duration: Annotated[float | None, typer.Option(help="simulated seconds to run (default: until Ctrl-C)")] = None,
-    seed: Annotated[int, typer.Option(help="random seed of the simulation")] = 1,
+    seed: Annotated[int | None, typer.Option(show_default=False, help="random seed of the simulation [default: 1, or the --config file's]")] = None,
     sumocfg: Annotated[Path | None, typer.Option(help="your own SUMO config (.sumocfg)")] = None,
     net: Annotated[Path | None, typer.Option(help="your own network (.net.xml); with --routes")] = None,
     routes: Annotated[list[Path] | None, typer.Option(help="route files for --net (repeatable)")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of run settings (timing, shield, alerts)")] = None,
-    out: Annotated[Path, typer.Option(help="parent directory of the live run's directory")] = Path("runs"),
+    out: Annotated[Path | None, typer.Option(show_default=False, help="parent directory of the live run's directory [default: runs, or the --config file's out_dir]")] = None,
     sink: Annotated[str, typer.Option(help="sumo: actuate the simulation | shadow: decide and record, actuate nothing")] = "sumo",
     field: Annotated[str, typer.Option(help="sumo: SUMO in a supervised worker process | none: no simulator, detector feeds only")] = "sumo",
     repeat_demand: Annotated[bool, typer.Option(help="repeat the scenario's demand so a long run keeps traffic")] = False,
@@ -81,7 +81,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
                        routes=routes or None, out_dir=out)
     opts = LiveOptions(speed=_speed(speed), duration_s=duration, repeat_demand=repeat_demand, field=field,
                        sink=sink, state_every_s=state_every)
-    run_dir = out / f"{dt.datetime.now():%Y%m%d-%H%M%S}-live-{slug(cfg.scenario_label)}-{slug(cfg.controller)}"
+    run_dir = cfg.out_dir / f"{dt.datetime.now():%Y%m%d-%H%M%S}-live-{slug(cfg.scenario_label)}-{slug(cfg.controller)}"
     console = Console(stderr=True)
     alerts = _alert_engine(raw_alerts)
     store = _store(db, run_dir)
