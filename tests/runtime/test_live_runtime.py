@@ -163,3 +163,30 @@ def test_a_timing_change_is_validated_and_taken_at_the_next_green(tmp_path):
     rt.run()
     assert all(min(sh.inter.timing.min_green_s) >= 12 for sh in rt.stepper.shields.values())
     assert audit_run(rt.run_dir).ok
+
+
+def test_live_records_are_valid_store_records_and_feed_live_metrics(tmp_path):
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from signalwise.api import create_app
+    from signalwise.store import Settings, get_engine, ingest_records
+    from signalwise.store.schemas import RecordList
+
+    rt = _runtime(tmp_path, duration_s=300)
+    rt.run()
+    rows = [json.loads(line) for line in open(rt.run_dir / "records.jsonl")]
+    assert len(rows) == 5 * 5  # 5 signals x 5 one-minute intervals
+    RecordList.validate_python(rows)  # the ingestion format, exactly
+    crossed = sum(s["vehicles_crossed"] for r in rows for s in r["signals"])
+    events = list(read_events(rt.run_dir / "events.csv"))
+    stopbar = {(i.id, d.channel) for i in rt.stepper.intersections for d in i.detectors if d.kind == "stopbar"}
+    offs = sum(1 for e in events if e.event_code == EventCode.DETECTOR_OFF and (e.device_id, e.parameter) in stopbar)
+    assert crossed > 50 and abs(crossed - offs) <= len(stopbar)  # passages = stop-bar detector off events
+    assert all(sum(s["green_time_allocated"] > 0 for s in r["signals"]) for r in rows)
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    ingest_records(get_engine(url), rows)
+    client = TestClient(create_app(Settings(database_url=url, cache_ttl_s=0)))
+    body = client.get("/api/v1/dashboard/live-metrics", params={"simulation_id": rt.run_dir.name}).json()
+    assert body["simulation_id"] == rt.run_dir.name

@@ -204,6 +204,11 @@ class SumoBackend:
         count = self.api.inductionloop.getLastIntervalVehicleNumber
         return {d: count(d) for d in detector_ids}
 
+    def detector_vehicle_data(self, detector_ids: Iterable[str]) -> list[tuple[str, str, str, float, float]]:
+        """Vehicles over each loop during the last step: (detector, vehicle, type, entry s, exit s or -1)."""
+        data = self.api.inductionloop.getVehicleData
+        return [(d, veh, vtype, entry, leave) for d in detector_ids for veh, _len, entry, leave, vtype in data(d)]
+
     def emergency_approaches(self, intersections: dict[str, Intersection],
                              within_m: float) -> dict[str, list[EmergencyApproach]]:
         """Emergency vehicles whose next signal is one of ours, within `within_m`."""

@@ -70,11 +70,13 @@ def plan_detectors(net_file: Path) -> dict[str, tuple[Detector, ...]]:
 
 
 def write_detector_file(by_tls: dict[str, tuple[Detector, ...]], lane_lengths_m: dict[str, float],
-                        out_dir: Path, live: bool = True) -> DetectorLayout:
+                        out_dir: Path, live: bool = True, instant: bool = True) -> DetectorLayout:
     """Write the SUMO additional file that creates the detectors.
 
     `live=False` leaves out the loops controllers read during the run (for
-    controllers that never read them); the instant loops for the event log stay.
+    controllers that never read them); `instant=False` leaves out the loops
+    that write every passage to a file (the live runtime reads passages from
+    the live loops each step instead, so a day-long run writes no such file).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     add_file = out_dir / "detectors.add.xml"
@@ -86,20 +88,21 @@ def write_detector_file(by_tls: dict[str, tuple[Detector, ...]], lane_lengths_m:
             if live:
                 ET.SubElement(root, "inductionLoop", id=live_id(det), lane=det.lane, pos=f"{pos:.2f}",
                               period="900", file="NUL")
-            ET.SubElement(root, "instantInductionLoop", id=instant_id(det), lane=det.lane, pos=f"{pos:.2f}",
-                          file=passages.name)
+            if instant:
+                ET.SubElement(root, "instantInductionLoop", id=instant_id(det), lane=det.lane, pos=f"{pos:.2f}",
+                              file=passages.name)
     ET.indent(root)
     ET.ElementTree(root).write(add_file, encoding="utf-8", xml_declaration=True)
     return DetectorLayout(by_tls, add_file, passages)
 
 
-def place_detectors(net_file: Path, out_dir: Path, live: bool = True) -> DetectorLayout:
+def place_detectors(net_file: Path, out_dir: Path, live: bool = True, instant: bool = True) -> DetectorLayout:
     import sumolib
 
     by_tls = plan_detectors(net_file)
     net = sumolib.net.readNet(str(net_file), withPrograms=False, withInternal=False)
     lengths = {d.lane: net.getLane(d.lane).getLength() for dets in by_tls.values() for d in dets}
-    return write_detector_file(by_tls, lengths, out_dir, live)
+    return write_detector_file(by_tls, lengths, out_dir, live, instant)
 
 
 def _allows_vehicles(lane) -> bool:

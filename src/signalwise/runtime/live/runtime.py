@@ -39,6 +39,7 @@ from ...core.eventlog import COLUMNS as EVENT_COLUMNS
 from ...core.eventlog import format_timestamp
 from ...core.types import RECOVERY_STATE, EventCode, SignalEvent
 from ...sim.backend import SimulationError, SumoBackend
+from ...sim.detectors import place_detectors
 from ..config import RunConfig
 from ..loop import (
     Field,
@@ -53,6 +54,7 @@ from ..loop import sumo_options as _sumo_options
 from . import changes as ch
 from .pacing import Pacer
 from .profiler import Profiler
+from .records import LiveRecords
 from .snapshot import EMPTY, SignalView, Snapshot
 
 log = logging.getLogger("signalwise.live")
@@ -127,8 +129,12 @@ class LiveRuntime:
         if opts.field == "none":
             self.field = self._open_without_simulator()
         else:
+            # live loops only: passages are read from them every step (no passage file grows for a day)
+            layout = place_detectors(self.scenario.net_file, self.run_dir / "sumo", live=True, instant=False)
             self._sumo_opts = _sumo_options(cfg, self.scenario, end_s=sumo_end)
-            self.field = open_field(cfg, self.scenario, self._sumo_opts, backend_factory=self._backend_factory())
+            self._sumo_opts.additional_files = (*self._sumo_opts.additional_files, layout.additional_file)
+            self.field = open_field(cfg, self.scenario, self._sumo_opts, layout,
+                                    backend_factory=self._backend_factory())
             self._register(self.field.backend)
         sink = None
         if opts.sink == "shadow" or opts.field == "none":
@@ -141,7 +147,11 @@ class LiveRuntime:
         self._ctx = ControlContext(cfg.step_length_s, {}, cfg.seed, dict(cfg.controller_options))
         self._planners = self._make_planners()
         self.pacer = Pacer(opts.speed, self.stepper.t)
-        self._wall0 = dt.datetime.now().astimezone().replace(tzinfo=None) - dt.timedelta(seconds=self.stepper.t)
+        self._wall0 = dt.datetime.now().astimezone() - dt.timedelta(seconds=self.stepper.t)
+        self._detectors = {d.id: (i.id, d) for i in self.field.intersections for d in i.detectors}
+        self._on_loop: set[tuple[str, str]] = set()
+        self.records = LiveRecords(self.stepper.intersections, self.stepper.approach_direction, cfg.interval_s,
+                                   self.stepper.t, self._wall0, self.run_dir.name)
         self._write_static()
         self._save_state()
         self.status_text = "running"
@@ -210,7 +220,10 @@ class LiveRuntime:
                     next_state = st.t + self.opts.state_every_s
                     continue
                 t1 = clock()
+                self._detector_tick()
                 self._drain()
+                if t >= self.records.interval_end_s - 1e-9:
+                    self._close_records(t)
                 self._expire_overrides(t)
                 self._swap_pending()
                 t2 = clock()
@@ -255,6 +268,7 @@ class LiveRuntime:
         self._open_csv("states", "signal_states.csv", ("time_s", "device_id", "state"))
         self._open_csv("interventions", "interventions.csv", ("time_s", "device_id", "rule", "detail"))
         self._files["changes"] = open(self.run_dir / "changes.jsonl", "a")
+        self._files["records"] = open(self.run_dir / "records.jsonl", "a")
         self._drain()
 
     def _write_run_json(self, **extra) -> None:
@@ -272,7 +286,7 @@ class LiveRuntime:
 
     def _wall_stamp(self, sim_s: float) -> str:
         """A live event's wall-clock local time, as a field controller logs it (0.1 s)."""
-        return format_timestamp(sim_s, self._wall0)
+        return format_timestamp(sim_s, self._wall0.replace(tzinfo=None))
 
     def _drain(self) -> None:
         """Move what the loop produced since the last tick into the evidence files (and the store)."""
@@ -294,6 +308,8 @@ class LiveRuntime:
             self._write_events(events)
         if st.signal_states:
             self._writers["states"].writerows(st.signal_states)
+            for t, tls, state in st.signal_states:
+                self.records.state(t, tls, state)
             for row in st.signal_states:
                 recent = self._recent_states.setdefault(row[1], [])
                 recent.append(row)
@@ -305,9 +321,63 @@ class LiveRuntime:
         for fh in self._files.values():
             fh.flush()
 
+    def _detector_tick(self) -> None:
+        """Detector on (82) / off (81) events and stop-bar passages from the live loops' last step."""
+        data = getattr(self.field.backend, "detector_vehicle_data", None)
+        if data is None or not self._detectors:
+            return
+        events = []
+        for det_id, veh, vtype, entry, leave in data(self._detectors):
+            tls, det = self._detectors[det_id]
+            key = (det_id, veh)
+            if key not in self._on_loop:
+                self._on_loop.add(key)
+                events.append(SignalEvent(round(entry, 1), tls, int(EventCode.DETECTOR_ON), det.channel))
+            if leave >= 0:
+                self._on_loop.discard(key)
+                events.append(SignalEvent(round(leave, 1), tls, int(EventCode.DETECTOR_OFF), det.channel))
+                if det.kind == "stopbar":
+                    self.records.passage(tls, det.lane, vtype)
+        if events:
+            self._write_events(events)
+
+    def _close_records(self, t: float) -> None:
+        """The interval ends: queues at its end, then every intersection's record to the file and the store."""
+        from ...core.types import ObservationNeed
+
+        st = self.stepper
+        for inter in st.intersections:
+            try:
+                lanes = st.source.observe(inter, t, ObservationNeed(inter.in_lanes, "full")).lanes
+            except Exception:  # noqa: BLE001 - a field that just died: the record goes without queues
+                lanes = {}
+            queue: dict[str, int] = {}
+            waiting: dict[str, float] = {}
+            vehicles: dict[str, int] = {}
+            speeds = []
+            for lane, ls in lanes.items():
+                d = st.approach_direction.get(lane, "?")
+                queue[d] = queue.get(d, 0) + ls.queue_veh
+                waiting[d] = waiting.get(d, 0.0) + ls.wait_s
+                vehicles[d] = vehicles.get(d, 0) + ls.count_veh
+                if ls.count_veh:
+                    speeds.append(ls.mean_speed_mps)
+            # the mean time the vehicles standing on each approach have waited so far
+            self.records.queues(inter.id, queue, {d: waiting[d] / vehicles[d] for d in waiting if vehicles[d]})
+            if speeds:
+                self.records.speed(inter.id, sum(speeds) / len(speeds))
+        rows = self.records.close_interval()
+        fh = self._files.get("records")
+        if fh is not None:
+            fh.writelines(json.dumps(r) + "\n" for r in rows)
+        if self.store is not None and rows:
+            self.store.put_records(rows)
+
     def _write_events(self, events: list[SignalEvent]) -> None:
         ev, live = self._writers["events"], self._writers["live_events"]
         for e in events:
+            if e.event_code == EventCode.PREEMPT_CALL_ON:
+                self.records.preempt(e.device_id)
             stamp = format_timestamp(e.time_s)
             ev.writerow((stamp, e.device_id, e.event_code, e.parameter))
             live.writerow((self._wall_stamp(e.time_s), e.device_id, e.event_code, e.parameter, e.time_s))
