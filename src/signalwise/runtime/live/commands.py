@@ -127,14 +127,11 @@ def _without_alerts(config: Path, data: dict, out: Path) -> Path:
 
 
 def _alert_engine(raw):
-    try:
-        from .alerts import BUILTIN_RULES, AlertEngine, AlertRule
-    except ImportError:
-        return None
-    rules = list(BUILTIN_RULES)
-    if raw:
-        rules += [AlertRule.model_validate(r) for r in (raw.get("rules", []) if isinstance(raw, dict) else raw)]
-    return AlertEngine(rules)
+    """The built-in alert rules plus the configuration's `alerts:` section (and its webhook)."""
+    from .alerts import engine_from_config, load_alert_config
+
+    engine, _notifier = engine_from_config(load_alert_config({"alerts": raw} if raw is not None else None))
+    return engine
 
 
 def _store(db: str | None, run_dir: Path):

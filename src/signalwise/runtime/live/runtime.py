@@ -59,6 +59,9 @@ from .snapshot import EMPTY, SignalView, Snapshot
 
 log = logging.getLogger("signalwise.live")
 
+#: interventions that note a proposal had to wait, rather than override it (not counted for alerts)
+NOTES = frozenset({"min_green", "fallback_end"})
+
 @dataclass
 class LiveOptions:
     """How the live loop runs (the run configuration says what it controls)."""
@@ -109,6 +112,7 @@ class LiveRuntime:
         self._recent_states: dict[str, list[tuple[float, str, str]]] = {}
         self._started_wall = dt.datetime.now().astimezone()
         self.status_text = "starting"
+        self._interventions_total = 0  # overrides of a decision (not notes such as min_green), for alerts
 
     # -- setup -------------------------------------------------------------------------
     def open(self) -> None:
@@ -300,7 +304,7 @@ class LiveRuntime:
                 w = self._writers["interventions"]
                 for iv in sh.interventions:
                     w.writerow((iv.time_s, iv.intersection_id, iv.rule, iv.detail))
-                self._interventions_total = getattr(self, "_interventions_total", 0) + len(sh.interventions)
+                self._interventions_total += sum(1 for iv in sh.interventions if iv.rule not in NOTES)
                 sh.interventions.clear()
         if self.feed is not None and hasattr(self.feed, "drain_events"):
             events.extend(self.feed.drain_events())
@@ -676,7 +680,7 @@ class LiveRuntime:
             "decision_latency_p99_ms": prof.get("decision_path", {}).get("p99_ms") or 0.0,
             "pacing_lateness_p99_ms": prof.get("lateness", {}).get("p99_ms") or 0.0,
             "simulator_restarts": float(self.restarts),
-            "shield_interventions": float(getattr(self, "_interventions_total", 0)),
+            "shield_interventions": float(self._interventions_total),
         }
         for inter in st.intersections:
             adv = [d for d in inter.detectors if d.kind == "advance"]
