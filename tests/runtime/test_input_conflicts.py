@@ -140,3 +140,24 @@ def test_a_config_file_is_obeyed_unless_the_command_line_says_otherwise(tmp_path
     assert p.returncode == 0, p.stderr
     resolved = yaml.safe_load((tmp_path / "r2" / "config.yaml").read_text())
     assert (resolved["controller"], resolved["seed"]) == ("fixed", 3)
+
+
+def test_publish_stores_an_existing_run_and_refuses_what_is_not_one(tmp_path):
+    import sqlite3
+
+    r = execute_run(RunConfig(scenario="single", controller="fixed", duration_s=120, emissions=False),
+                    tmp_path / "run")
+    db = tmp_path / "pub.db"
+    p = _cli("publish", str(r.run_dir), "--db", f"sqlite:///{db}", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert f"-> sqlite:///{db}" in p.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select count(*) from intersection_records").fetchone()[0] == 2
+    p = _cli("publish", str(tmp_path), "--db", f"sqlite:///{db}", cwd=tmp_path)
+    assert p.returncode == 2 and "not a complete run directory" in p.stderr
+    env_db = tmp_path / "env.db"
+    import os
+
+    p = subprocess.run([SIGNALWISE, "publish", str(r.run_dir)], capture_output=True, text=True, cwd=tmp_path,
+                       env={**os.environ, "SIGNALWISE_DATABASE_URL": f"sqlite:///{env_db}"}, timeout=120)
+    assert p.returncode == 0 and f"-> sqlite:///{env_db}" in p.stderr and env_db.exists()

@@ -308,15 +308,46 @@ def demo_command(
     _compare(DEMO_SCENARIO, DEMO_CONTROLLERS, seeds, 1, None, out, None, None, None, None)
 
 
+def publish_command(
+    run_dirs: Annotated[list[Path], typer.Argument(help="run directories (of `signalwise run`, `compare` or `live`)",
+                                                   show_default=False)],
+    db: Annotated[str | None, typer.Option(help="database URL (default: SIGNALWISE_DATABASE_URL or signalwise.db)")] = None,
+) -> None:
+    """Store existing run directories: their records, metrics and hi-res events."""
+    _publish_dirs(run_dirs, db)
+
+
+@friendly_errors
+def _publish_dirs(run_dirs: list[Path], db: str | None) -> None:
+    from rich.console import Console
+
+    for d in run_dirs:
+        if not (d / "metrics.json").is_file() or not (d / "config.yaml").is_file():
+            raise FileNotFoundError(f"{d}: not a complete run directory (no metrics.json / config.yaml)")
+    _publish(run_dirs, db or "default", Console(stderr=True))
+
+
 def _publish(run_dirs: list[Path], db: str, console) -> None:
     """Write runs into the store (per-intersection records, metrics, events)."""
     try:
         from .records import publish_runs
     except ImportError as exc:  # the store is an optional part of older installs
         _fail(f"the store is not available: {exc}")
-    url = None if db in ("", "default") else db
+    from ..store import Settings
+
+    url = Settings().database_url if db in ("", "default") else db
     n = publish_runs(run_dirs, url)
-    console.print(f"stored {len(run_dirs)} run(s), {n} intersection records -> {url or 'signalwise.db'}")
+    console.print(f"stored {len(run_dirs)} run(s), {n} intersection records -> {_shown_url(url)}", soft_wrap=True)
+
+
+def _shown_url(url: str) -> str:
+    """A database URL to print: its password masked."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown as given; the store will say what is wrong
+        return url
 
 
 def register(app: typer.Typer) -> None:
@@ -324,4 +355,5 @@ def register(app: typer.Typer) -> None:
     app.command("compare")(compare_command)
     app.command("scenarios")(scenarios_command)
     app.command("demo")(demo_command)
+    app.command("publish")(publish_command)
 

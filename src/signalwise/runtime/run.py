@@ -92,8 +92,9 @@ def execute_run(cfg: RunConfig, run_dir: Path | None = None, progress: Progress 
         status.update(status="incomplete", reason="interrupted", finished=_now())
         dump_json(run_dir / "run.json", status)
         raise
-    except SimulationError as exc:
-        status.update(status="failed", reason=str(exc), finished=_now())
+    except Exception as exc:  # anything that stops the run (SUMO, a controller that cannot start): say why
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        status.update(status="failed", reason=reason, finished=_now())
         dump_json(run_dir / "run.json", status)
         raise
     t0 = time.perf_counter()
