@@ -1,0 +1,796 @@
+"""What a live run writes into the store, written from a background thread that survives database outages.
+
+`LiveStoreWriter` takes interval records, hi-res events, alerts and runtime changes from the live loop and
+writes them through the store's own writers (`ingest.ingest_records`, `events.bulk_insert_events`) or into
+`alerts` and `runtime_changes` (migration 0008). The loop never waits for it: `put_*` appends to an
+in-memory queue and returns.
+
+One FIFO, in order, split in three: the rows the writer holds (oldest), rows spilled to disk, rows in
+memory (newest). When a write fails (the database is down, locked, not created yet) the rows stay where
+they are, memory is spilled to `buffer_dir` as JSON lines (fsync'd, segment files of `segment_rows`), and
+the writer retries with exponential backoff, writing everything in order once the database answers. At
+most `max_buffered_rows` rows wait at a time; rows beyond that are dropped and counted
+(`stats()["overflow_rows"]`, which the `store_buffer_overflow` alert reads). A second thread does the
+spilling, so memory stays bounded even while the writer is stuck in a slow connection attempt.
+
+Every write is idempotent (records replace by key, duplicate events are ignored, alerts upsert by their id,
+changes carry a key given here), so rows written just before a crash or a lost acknowledgement and written
+again are stored once. Segments left in `buffer_dir` by a previous process are written first.
+
+Rows the database refuses as invalid (not an outage: a record that fails validation, a constraint) are
+dropped and counted (`rejected_rows`) so one bad row cannot stop the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import Engine, event, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DataError, IntegrityError
+
+from .tables import ALERT_LEVELS, CHANGE_RESULTS, Alert, RuntimeChange
+
+log = logging.getLogger("signalwise.store.live")
+
+KINDS = ("records", "events", "alerts", "changes")
+
+#: an item of the FIFO: (kind, simulation id, rows); rows are JSON-ready except records (dicts as given)
+Item = tuple[str, str, list]
+
+
+@lru_cache(maxsize=1)
+def _head_revision() -> str:
+    from .engine import head_revision
+
+    return head_revision()
+
+
+@dataclasses.dataclass
+class _Segment:
+    path: Path
+    rows: int = 0
+    fh: object | None = None  # open for appending while it is the spooler's tail
+
+    @property
+    def sealed(self) -> bool:
+        return self.fh is None
+
+
+@dataclasses.dataclass
+class _Chunk:
+    """What the writer holds: items taken from memory (`segment` None) or a whole segment loaded from disk."""
+
+    items: list[Item]
+    segment: _Segment | None
+    done: int = 0  # items[:done] are written
+
+
+class _Outage(Exception):
+    """The database could not take a write; everything stays buffered."""
+
+
+class LiveStoreWriter:
+    """Writes a live run's records, events, alerts and changes in a background thread; see the module doc."""
+
+    def __init__(self, database_url: str | None, simulation_id: str, buffer_dir: Path | str,
+                 max_buffered_rows: int = 100_000, *, memory_rows: int = 10_000, batch_rows: int = 5_000,
+                 segment_rows: int = 10_000, retry_initial_s: float = 0.5, retry_max_s: float = 30.0,
+                 busy_timeout_s: float = 5.0, connect_timeout_s: int = 5,
+                 events_start: dt.datetime | None = None):
+        from ..core.eventlog import DEFAULT_START
+
+        if not simulation_id or len(simulation_id) > 128:
+            raise ValueError(f"simulation_id {simulation_id!r} must be 1..128 characters")
+        if max_buffered_rows < 1:
+            raise ValueError(f"max_buffered_rows must be at least 1, not {max_buffered_rows}")
+        self.database_url = database_url
+        self.simulation_id = simulation_id
+        self.buffer_dir = Path(buffer_dir)
+        self.max_buffered_rows = max_buffered_rows
+        self.memory_rows = max(1, min(memory_rows, max_buffered_rows))
+        self.batch_rows = max(1, batch_rows)
+        self.segment_rows = max(1, segment_rows)
+        self.retry_initial_s, self.retry_max_s = retry_initial_s, max(retry_initial_s, retry_max_s)
+        self.busy_timeout_s, self.connect_timeout_s = busy_timeout_s, connect_timeout_s
+        #: hi-res events are stamped `events_start + time_s`, naive local time, as the run's events.csv
+        self.events_start = events_start if events_start is not None else DEFAULT_START
+
+        self._lock = threading.Lock()  # memory queue and counters; held briefly, also by put_*
+        self._fifo_lock = threading.Lock()  # segments and what moves between memory, disk and the writer
+        self._memory: deque[Item] = deque()
+        self._mem_rows = self._hand_rows = self._disk_rows = 0
+        self._segments: deque[_Segment] = deque()
+        self._next_seq = self._first_seq = 10**15
+        self._written = self._failures = self._overflow = self._rejected = 0
+        self._last_error: str | None = None
+        self._db_ok = self._disk_ok = True
+        self._engine: Engine | None = None
+        self._closed = False
+
+        self._work = threading.Event()  # something was put
+        self._kick = threading.Event()  # flush or close: retry now
+        self._spool_wake = threading.Event()
+        self._stop_writer = threading.Event()
+        self._stop_spooler = threading.Event()
+        self._recover_segments()
+        self._writer = threading.Thread(target=self._run_writer, name="signalwise-store-writer", daemon=True)
+        self._spooler = threading.Thread(target=self._run_spooler, name="signalwise-store-spooler", daemon=True)
+        self._writer.start()
+        self._spooler.start()
+
+    # -- the loop's side: never blocks -----------------------------------------------------------------------
+    def put_records(self, records: Iterable[Mapping]) -> int:
+        """Interval records (`schemas.IntersectionRecord` as dicts or models); returns how many were accepted."""
+        rows = [r.model_dump(mode="json") if hasattr(r, "model_dump") else r for r in records]
+        return self._put("records", rows)
+
+    def put_events(self, events: Iterable) -> int:
+        """Hi-res events: `core.types.SignalEvent`s (stamped `events_start + time_s`) or
+        (naive timestamp, device id, event code, parameter) tuples."""
+        rows = []
+        start = self.events_start
+        bad = 0
+        for e in events:
+            try:
+                if hasattr(e, "time_s"):
+                    moment = start + dt.timedelta(milliseconds=100 * int(round(e.time_s * 10)))
+                    rows.append([moment.isoformat(), str(e.device_id), int(e.event_code), int(e.parameter)])
+                else:
+                    t, device, code, parameter = e
+                    rows.append([t.isoformat() if isinstance(t, dt.datetime) else str(t), str(device), code,
+                                 parameter])
+            except (TypeError, ValueError, OverflowError) as exc:
+                bad += 1
+                error = exc
+        if bad:
+            self._reject(bad, f"event refused: {error}")
+        return self._put("events", rows)
+
+    def put_alert(self, alert) -> int:  # noqa: ANN001 - an AlertEvent or its dict
+        """An alert as raised, cleared or acknowledged (`runtime.live.alerts.AlertEvent` or its dict)."""
+        try:
+            row = alert_row(alert)
+        except (KeyError, TypeError, ValueError) as exc:
+            return self._reject(1, f"alert refused: {exc}")
+        return self._put("alerts", [row])
+
+    def put_change(self, change: Mapping) -> int:
+        """A runtime change as `runtime.live.changes.record` gives it (at, who, kind, payload, result, reason)."""
+        try:
+            row = change_row(change)
+        except (KeyError, TypeError, ValueError) as exc:
+            return self._reject(1, f"change refused: {exc}")
+        return self._put("changes", [row])
+
+    def _put(self, kind: str, rows: list) -> int:
+        if not rows:
+            return 0
+        with self._lock:
+            if self._closed:
+                room = 0
+            else:
+                room = self.max_buffered_rows - (self._mem_rows + self._hand_rows + self._disk_rows)
+            taken = rows if len(rows) <= room else rows[: max(0, room)]
+            if taken:
+                self._memory.append((kind, self.simulation_id, taken))
+                self._mem_rows += len(taken)
+            lost = len(rows) - len(taken)
+            first_loss = lost and not self._overflow
+            if lost:
+                self._overflow += lost
+            spill = self._mem_rows > self.memory_rows
+        if first_loss:  # once: the count is in stats() and the store_buffer_overflow alert
+            log.error("store buffer full (%d rows waiting): dropping what the loop hands over until the database "
+                      "takes rows again", self.max_buffered_rows)
+        if spill:
+            self._spool_wake.set()
+        self._work.set()
+        return len(taken)
+
+    def _reject(self, rows: int, reason: str) -> int:
+        with self._lock:
+            self._rejected += rows
+            self._last_error = reason
+        log.warning("%s", reason)
+        return 0
+
+    # -- control ---------------------------------------------------------------------------------------------
+    def stats(self) -> dict:
+        """queued (rows in memory), buffered_on_disk, written, failures (failed write attempts), overflow_rows
+        (dropped: the buffer was full), rejected_rows (invalid), last_error, db_ok (the last write succeeded)."""
+        with self._lock:
+            return {"queued": self._mem_rows + self._hand_rows, "buffered_on_disk": self._disk_rows,
+                    "written": self._written, "failures": self._failures, "overflow_rows": self._overflow,
+                    "rejected_rows": self._rejected, "last_error": self._last_error, "db_ok": self._db_ok}
+
+    def pending_rows(self) -> int:
+        with self._lock:
+            return self._mem_rows + self._hand_rows + self._disk_rows
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until everything put so far is written (retrying now if the writer is backing off);
+        False when `timeout_s` passed first (the rows stay buffered)."""
+        deadline = time.monotonic() + timeout_s
+        self._kick.set()
+        self._work.set()
+        while self.pending_rows():
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._writer.is_alive():
+                return False
+            time.sleep(min(0.01, left))
+        return True
+
+    def close(self, timeout_s: float = 10.0) -> bool:
+        """Flush (up to `timeout_s`), then stop. What could not be written stays in `buffer_dir`, where a new
+        writer over the same directory picks it up. True when everything was written."""
+        if self._closed:
+            return self.pending_rows() == 0
+        done = self.flush(timeout_s)
+        with self._lock:
+            self._closed = True
+        self._stop_writer.set()
+        self._kick.set()
+        self._work.set()
+        self._writer.join(max(5.0, timeout_s))
+        self._stop_spooler.set()
+        self._spool_wake.set()
+        self._spooler.join(max(5.0, timeout_s))
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+        return done
+
+    def __enter__(self) -> LiveStoreWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:  # noqa: ANN002
+        self.close()
+
+    # -- the writer thread -----------------------------------------------------------------------------------
+    def _run_writer(self) -> None:
+        delay = self.retry_initial_s
+        chunk: _Chunk | None = None
+        while True:
+            if chunk is None:
+                if self._stop_writer.is_set():
+                    return
+                chunk = self._take()
+                if chunk is None:
+                    self._work.wait(0.2)
+                    self._work.clear()
+                    continue
+            try:
+                self._write_chunk(chunk)
+            except _Outage as exc:
+                self._note_failure(exc.__cause__ or exc)
+                if chunk.segment is None:
+                    self._persist_head(chunk)
+                if self._stop_writer.is_set():
+                    if chunk.segment is None:
+                        self._give_back(chunk)
+                    return
+                self._kick.wait(delay)
+                self._kick.clear()
+                delay = min(delay * 2, self.retry_max_s)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a bug here must not lose the rows or kill the thread
+                log.exception("store writer failed")
+                self._note_failure(exc)
+                time.sleep(delay)
+                delay = min(delay * 2, self.retry_max_s)
+                continue
+            self._finish(chunk)
+            chunk = None
+            delay = self.retry_initial_s
+
+    def _take(self) -> _Chunk | None:
+        """The oldest rows: the head segment on disk if there is one, else a batch from memory."""
+        with self._fifo_lock:
+            if self._segments:
+                seg = self._segments[0]
+                if not seg.sealed:
+                    self._seal(seg)
+                return _Chunk(self._load(seg), seg)
+            with self._lock:
+                items, rows = [], 0
+                while self._memory and (not items or rows + len(self._memory[0][2]) <= self.batch_rows):
+                    item = self._memory.popleft()
+                    items.append(item)
+                    rows += len(item[2])
+                self._mem_rows -= rows
+                self._hand_rows += rows
+            return _Chunk(items, None) if items else None
+
+    def _write_chunk(self, chunk: _Chunk) -> None:
+        """Write the chunk's items in order, consecutive items of one kind together; raises `_Outage`."""
+        items = chunk.items
+        while chunk.done < len(items):
+            kind, sim, _ = items[chunk.done]
+            end, rows = chunk.done, 0
+            while (end < len(items) and items[end][0] == kind and items[end][1] == sim
+                   and (end == chunk.done or rows + len(items[end][2]) <= self.batch_rows)):
+                rows += len(items[end][2])
+                end += 1
+            group = items[chunk.done:end]
+            written, rejected = self._write_group(group)
+            with self._lock:
+                self._written += written
+                self._rejected += rejected
+                if chunk.segment is None:
+                    self._hand_rows -= rows
+                else:
+                    self._disk_rows -= rows
+                    chunk.segment.rows -= rows
+                if not self._db_ok:
+                    log.warning("database back: writing %d buffered rows",
+                                self._mem_rows + self._hand_rows + self._disk_rows)
+                self._db_ok = True
+            chunk.done = end
+
+    def _write_group(self, group: list[Item]) -> tuple[int, int]:
+        """(rows written, rows dropped as invalid) for items of one kind and run; raises `_Outage`."""
+        engine = self._connect()
+        kind, sim = group[0][0], group[0][1]
+        rows = [r for item in group for r in item[2]]
+        written = self._write_isolating(engine, kind, sim, rows)
+        return written, len(rows) - written
+
+    def _write_isolating(self, engine: Engine, kind: str, sim: str, rows: list) -> int:
+        """Write rows; when the database calls some invalid, write the others (records: those that validate,
+        else one at a time) and drop those. Returns the rows written."""
+        try:
+            _WRITERS[kind](engine, sim, rows)
+            return len(rows)
+        except Exception as exc:  # noqa: BLE001 - sorted into outage and invalid data
+            if not _invalid_data(exc):
+                self._drop_engine()
+                raise _Outage(_one_line(exc)) from exc
+            error = exc
+        if len(rows) == 1:
+            self._note_rejected(1, error)
+            return 0
+        if kind == "records":
+            valid = _valid_records(rows)
+            if len(valid) < len(rows):
+                self._note_rejected(len(rows) - len(valid), error)
+                return self._write_isolating(engine, kind, sim, valid) if valid else 0
+        return sum(self._write_isolating(engine, kind, sim, [row]) for row in rows)
+
+    def _note_rejected(self, rows: int, exc: BaseException) -> None:
+        reason = _one_line(exc)
+        log.warning("store refused %d row(s) as invalid: %s", rows, reason)
+        with self._lock:
+            self._last_error = f"invalid rows dropped: {reason}"
+
+    def _note_failure(self, exc: BaseException) -> None:
+        reason = _one_line(exc)
+        with self._lock:
+            first = self._db_ok
+            self._failures += 1
+            self._db_ok = False
+            self._last_error = reason
+        if first:
+            log.warning("store write failed, buffering (%s): %s", self.buffer_dir, reason)
+        self._spool_wake.set()
+
+    def _connect(self) -> Engine:
+        """The writer's own engine (short busy and connect timeouts), migrated to head; raises `_Outage`."""
+        if self._engine is not None:
+            return self._engine
+        from .engine import create_store_engine, current_revision, database_url, upgrade
+
+        try:
+            url = database_url(self.database_url)
+            parsed = make_url(url)
+            if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+                url = parsed.update_query_dict({"connect_timeout": str(self.connect_timeout_s)}).render_as_string(
+                    hide_password=False)
+            engine = create_store_engine(url)
+            if engine.dialect.name == "sqlite":
+                busy_ms = int(self.busy_timeout_s * 1000)
+
+                @event.listens_for(engine, "connect")
+                def _busy(dbapi_conn, _record):  # noqa: ANN001 - after the store's pragmas, so it wins
+                    dbapi_conn.execute(f"PRAGMA busy_timeout={busy_ms}")
+        except Exception as exc:  # noqa: BLE001 - a URL that cannot work now may work later (a driver, a file)
+            raise _Outage(str(exc)) from exc
+        try:
+            if current_revision(engine) != _head_revision():
+                upgrade(engine)
+        except Exception as exc:  # noqa: BLE001
+            engine.dispose()
+            raise _Outage(str(exc)) from exc
+        self._engine = engine
+        return engine
+
+    def _drop_engine(self) -> None:
+        """Forget the engine after a failure: the next attempt connects (and migrates) afresh."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            try:
+                engine.dispose()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _finish(self, chunk: _Chunk) -> None:
+        seg = chunk.segment
+        if seg is None:
+            return
+        with self._fifo_lock:
+            if self._segments and self._segments[0] is seg:
+                self._segments.popleft()
+            with self._lock:
+                self._disk_rows -= seg.rows  # rows of lines that could not be read back
+                seg.rows = 0
+        try:
+            seg.path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def _persist_head(self, chunk: _Chunk) -> None:
+        """Items the writer took from memory and could not write go to disk before everything else."""
+        items = chunk.items[chunk.done:]
+        rows = sum(len(i[2]) for i in items)
+        with self._fifo_lock:
+            self._first_seq -= 1
+            seg = _Segment(self.buffer_dir / f"{self._first_seq:016d}.jsonl")
+            try:
+                self._append(seg, items, mode="w")
+            except OSError as exc:
+                self._disk_failed(exc)
+                return
+            seg.fh.close()
+            seg.fh = None
+            self._segments.appendleft(seg)
+            with self._lock:
+                self._hand_rows -= rows
+                self._disk_rows += rows
+        chunk.items, chunk.done, chunk.segment = items, 0, seg
+
+    def _give_back(self, chunk: _Chunk) -> None:
+        """Stopping with rows that reached neither the database nor the disk: back to the head of memory."""
+        items = chunk.items[chunk.done:]
+        with self._fifo_lock, self._lock:
+            for item in reversed(items):
+                self._memory.appendleft(item)
+            rows = sum(len(i[2]) for i in items)
+            self._hand_rows -= rows
+            self._mem_rows += rows
+
+    # -- the spooler thread: memory -> disk ------------------------------------------------------------------
+    def _run_spooler(self) -> None:
+        while True:
+            stopping = self._stop_spooler.is_set()
+            with self._lock:
+                rows, db_ok = self._mem_rows, self._db_ok
+            if rows > self.memory_rows or (rows and (not db_ok or stopping)):
+                self._spill(everything=stopping or not db_ok)
+            if stopping:
+                with self._fifo_lock:
+                    for seg in self._segments:
+                        if not seg.sealed:
+                            self._seal(seg)
+                return
+            self._spool_wake.wait(0.1)
+            self._spool_wake.clear()
+
+    def _spill(self, everything: bool) -> None:
+        """Move the oldest items in memory to the tail of the disk buffer (all, or down to half the limit)."""
+        with self._fifo_lock:
+            with self._lock:
+                items, rows = [], 0
+                keep = 0 if everything else self.memory_rows // 2
+                while self._memory and self._mem_rows - rows > keep:
+                    item = self._memory.popleft()
+                    items.append(item)
+                    rows += len(item[2])
+                self._mem_rows -= rows
+                self._disk_rows += rows
+            if not items:
+                return
+            try:
+                self._append_to_tail(items)
+                self._disk_ok = True
+            except OSError as exc:
+                with self._lock:
+                    for item in reversed(items):
+                        self._memory.appendleft(item)
+                    self._mem_rows += rows
+                    self._disk_rows -= rows
+                self._disk_failed(exc)
+
+    def _append_to_tail(self, items: list[Item]) -> None:
+        tail = self._segments[-1] if self._segments else None
+        if tail is None or tail.sealed or tail.rows >= self.segment_rows:
+            if tail is not None and not tail.sealed:
+                self._seal(tail)
+            tail = _Segment(self.buffer_dir / f"{self._next_seq:016d}.jsonl")
+            self._next_seq += 1
+            self._append(tail, items, mode="a")
+            self._segments.append(tail)
+        else:
+            self._append(tail, items, mode="a")
+
+    def _append(self, seg: _Segment, items: list[Item], mode: str) -> None:
+        """Write items as JSON lines and fsync (the file, and the directory when the file is new)."""
+        new = seg.fh is None
+        if new:
+            self.buffer_dir.mkdir(parents=True, exist_ok=True)
+            seg.fh = open(seg.path, mode, encoding="utf-8")  # noqa: SIM115 - kept open while it is the tail
+        fh = seg.fh
+        fh.write("".join(json.dumps({"kind": k, "sim": s, "rows": r}, default=_json_default,
+                                    separators=(",", ":")) + "\n" for k, s, r in items))
+        fh.flush()
+        os.fsync(fh.fileno())
+        if new:
+            _fsync_dir(self.buffer_dir)
+        seg.rows += sum(len(i[2]) for i in items)
+
+    def _seal(self, seg: _Segment) -> None:
+        if seg.fh is not None:
+            seg.fh.close()
+            seg.fh = None
+
+    def _disk_failed(self, exc: OSError) -> None:
+        with self._lock:
+            self._last_error = f"cannot spill to {self.buffer_dir}: {exc}"
+            first, self._disk_ok = self._disk_ok, False
+        if first:  # once per streak: the spooler tries again ten times a second
+            log.error("cannot spill the store buffer to %s: %s (rows stay in memory)", self.buffer_dir, exc)
+
+    def _load(self, seg: _Segment) -> list[Item]:
+        """The head segment's items; rows of lines that cannot be read back are counted as dropped."""
+        items = _read_segment(seg.path)
+        rows = sum(len(i[2]) for i in items)
+        lost = seg.rows - rows
+        if lost > 0:
+            with self._lock:
+                self._disk_rows -= lost
+                self._rejected += lost
+                self._last_error = f"{seg.path}: {lost} buffered row(s) could not be read back"
+            seg.rows = rows
+        return items
+
+    def _recover_segments(self) -> None:
+        """Segments a previous writer left in `buffer_dir` go first, in their order."""
+        if not self.buffer_dir.is_dir():
+            return
+        found = sorted(p for p in self.buffer_dir.glob("*.jsonl") if p.stem.isdigit())
+        for path in found:
+            seg = _Segment(path, rows=sum(len(i[2]) for i in _read_segment(path)))
+            self._segments.append(seg)
+            self._disk_rows += seg.rows
+        if found:
+            self._first_seq = int(found[0].stem)
+            self._next_seq = int(found[-1].stem) + 1
+            log.warning("resuming %d buffered rows from %s", self._disk_rows, self.buffer_dir)
+
+
+def _read_segment(path: Path) -> list[Item]:
+    items: list[Item] = []
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for n, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    data = json.loads(line)
+                    item = (data["kind"], data["sim"], data["rows"])
+                    if item[0] not in KINDS or not isinstance(item[2], list):
+                        raise ValueError(f"unknown kind {item[0]!r}")
+                except (ValueError, KeyError, TypeError) as exc:
+                    # only the last line can be cut short (a crash while spilling); it was never acknowledged
+                    log.error("%s:%d: unreadable buffered line dropped: %s", path, n, exc)
+                    continue
+                items.append(item)
+    except FileNotFoundError:
+        pass
+    return items
+
+
+# -- rows -------------------------------------------------------------------------------------------------------
+
+
+def _iso(value, name: str, required: bool = False) -> str | None:  # noqa: ANN001
+    """An instant as ISO 8601 with its offset (naive ones are local time)."""
+    if value is None or value == "":
+        if required:
+            raise ValueError(f"{name} is missing")
+        return None
+    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return moment.isoformat()
+
+
+def _text(value, name: str, limit: int | None = None, required: bool = True) -> str | None:  # noqa: ANN001
+    if value is None or value == "":
+        if required:
+            raise ValueError(f"{name} is missing")
+        return None if value is None else ""
+    text = str(value)
+    if limit is not None and len(text) > limit:
+        raise ValueError(f"{name} is longer than {limit} characters")
+    return text
+
+
+def _now_iso() -> str:
+    return dt.datetime.now().astimezone().isoformat()
+
+
+def alert_row(alert) -> dict:  # noqa: ANN001
+    """The `alerts` row of an `AlertEvent` (or its dict): wall times from `wall_time` / `cleared_wall_time`."""
+    if dataclasses.is_dataclass(alert) and not isinstance(alert, type):
+        a = dataclasses.asdict(alert)
+    else:
+        a = dict(alert)
+    level = _text(a.get("level"), "level", 16)
+    if level not in ALERT_LEVELS:
+        raise ValueError(f"level {level!r} is not one of {', '.join(ALERT_LEVELS)}")
+    cleared_s = a.get("cleared_at_s")
+    cleared_at = a.get("cleared_at") or a.get("cleared_wall_time")
+    if cleared_at is None and cleared_s is not None:
+        cleared_at = _now_iso()
+    return {
+        "id": _text(a.get("id"), "id", 64), "rule": _text(a.get("rule"), "rule", 128), "level": level,
+        "metric": _text(a.get("metric"), "metric", 200), "value": float(a["value"]),
+        "threshold": float(a["threshold"]),
+        "raised_at": _iso(a.get("raised_at") or a.get("wall_time") or _now_iso(), "raised_at", True),
+        "cleared_at": _iso(cleared_at, "cleared_at"),
+        "raised_at_s": None if a.get("raised_at_s") is None else float(a["raised_at_s"]),
+        "cleared_at_s": None if cleared_s is None else float(cleared_s),
+        "message": str(a.get("message") or ""),
+        "acknowledged_by": _text(a.get("acknowledged_by"), "acknowledged_by", 128, required=False),
+        "acknowledged_at": _iso(a.get("acknowledged_at"), "acknowledged_at"),
+    }
+
+
+def change_row(change: Mapping) -> dict:
+    """The `runtime_changes` row of a change record; the key is given here, once, so retries store it once."""
+    result = change.get("result") or "applied"
+    if result not in CHANGE_RESULTS:
+        raise ValueError(f"result {result!r} is not one of {', '.join(CHANGE_RESULTS)}")
+    sim_time = change.get("sim_time_s")
+    return {
+        "change_key": uuid.uuid4().hex, "at": _iso(change.get("at") or _now_iso(), "at", True),
+        "sim_time_s": None if sim_time is None else float(sim_time),
+        "who": _text(change.get("who") or "unknown", "who", 128), "kind": _text(change.get("kind"), "kind", 32),
+        "payload": json.dumps(change.get("payload", {}), sort_keys=True, default=str),
+        "result": result, "reason": str(change.get("reason") or ""),
+    }
+
+
+def _json_default(value):  # noqa: ANN001, ANN202
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _invalid_data(exc: BaseException) -> bool:
+    """True for rows the database will never take (retrying cannot help), False for an outage."""
+    return isinstance(exc, ValueError | TypeError | IntegrityError | DataError)
+
+
+def _valid_records(rows: list) -> list:
+    from .ingest import RecordError, validate_record
+
+    valid = []
+    for i, row in enumerate(rows):
+        try:
+            validate_record(row, f"record {i}")
+            valid.append(row)
+        except RecordError:
+            pass
+    return valid
+
+
+# -- writing ----------------------------------------------------------------------------------------------------
+
+
+def _insert(engine: Engine, table):  # noqa: ANN001, ANN202
+    return (postgresql if engine.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+def _write_records(engine: Engine, _sim: str, rows: list) -> None:
+    from .ingest import ingest_records
+
+    ingest_records(engine, rows)
+
+
+def _write_events(engine: Engine, sim: str, rows: list) -> None:
+    from .events import bulk_insert_events
+
+    bulk_insert_events(engine, [(dt.datetime.fromisoformat(t), d, c, p) for t, d, c, p in rows], simulation_id=sim)
+
+
+def _moment(text: str | None) -> dt.datetime | None:
+    return None if text is None else dt.datetime.fromisoformat(text)
+
+
+def _write_alerts(engine: Engine, sim: str, rows: list) -> None:
+    """Upsert by id, one statement per alert (the same alert may come twice in a batch: raised, cleared);
+    a clearing or acknowledgement already stored is never undone by an older copy written again."""
+    t = Alert.__table__
+    with engine.begin() as conn:
+        for row in rows:
+            values = {**row, "simulation_id": sim, "raised_at": _moment(row["raised_at"]),
+                      "cleared_at": _moment(row["cleared_at"]), "acknowledged_at": _moment(row["acknowledged_at"])}
+            stmt = _insert(engine, t).values(**values)
+            ex = stmt.excluded
+            conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={
+                "cleared_at": func.coalesce(ex.cleared_at, t.c.cleared_at),
+                "cleared_at_s": func.coalesce(ex.cleared_at_s, t.c.cleared_at_s),
+                "acknowledged_by": func.coalesce(ex.acknowledged_by, t.c.acknowledged_by),
+                "acknowledged_at": func.coalesce(ex.acknowledged_at, t.c.acknowledged_at),
+                "message": ex.message}))
+
+
+def _write_changes(engine: Engine, sim: str, rows: list) -> None:
+    t = RuntimeChange.__table__
+    values = [{**row, "simulation_id": sim, "at": _moment(row["at"])} for row in rows]
+    with engine.begin() as conn:
+        conn.execute(_insert(engine, t).on_conflict_do_nothing(index_elements=["change_key"]), values)
+
+
+_WRITERS = {"records": _write_records, "events": _write_events, "alerts": _write_alerts, "changes": _write_changes}
+
+
+# -- reading back (the API) -------------------------------------------------------------------------------------
+
+
+def list_alerts(engine: Engine, simulation_id: str | None = None, active: bool | None = None,
+                limit: int = 100) -> list[dict]:
+    """Stored alerts, newest raised first; `active` True: not cleared, False: cleared, None: both."""
+    t = Alert.__table__
+    q = select(t)
+    if simulation_id is not None:
+        q = q.where(t.c.simulation_id == simulation_id)
+    if active is True:
+        q = q.where(t.c.cleared_at.is_(None))
+    elif active is False:
+        q = q.where(t.c.cleared_at.is_not(None))
+    q = q.order_by(t.c.raised_at.desc(), t.c.id.desc()).limit(max(0, int(limit)))
+    with engine.connect() as conn:
+        return [{**row._asdict(), "active": row.cleared_at is None} for row in conn.execute(q)]
+
+
+def list_changes(engine: Engine, simulation_id: str | None = None, limit: int = 100) -> list[dict]:
+    """Stored runtime changes, newest first, `payload` parsed back into a dict."""
+    t = RuntimeChange.__table__
+    q = select(t)
+    if simulation_id is not None:
+        q = q.where(t.c.simulation_id == simulation_id)
+    q = q.order_by(t.c.at.desc(), t.c.id.desc()).limit(max(0, int(limit)))
+    with engine.connect() as conn:
+        return [{**row._asdict(), "payload": json.loads(row.payload)} for row in conn.execute(q)]
