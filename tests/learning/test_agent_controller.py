@@ -11,7 +11,16 @@ from signalwise.control.learning.controller import ModelUnavailable, QLControlle
 from signalwise.control.learning.features import StateFeatures
 from signalwise.control.learning.qtable import Model, ModelError, QTable, save_model
 from signalwise.control.learning.train import merge_tables
-from signalwise.core.types import Intersection, LaneState, Movement, Observation, Phase, SignalStatus, Timing
+from signalwise.core.types import (
+    Intersection,
+    LaneState,
+    Movement,
+    Observation,
+    Phase,
+    SignalStatus,
+    SourceHealth,
+    Timing,
+)
 
 
 def four_phase(lane_prefix: str = "") -> Intersection:
@@ -39,8 +48,8 @@ def test_state_digits_follow_the_documented_encoding():
     half = Observation(1.0, "C", {lane: LaneState(0, 0, 0, 0, 0) for lane in inter.in_lanes[:6]},
                        signal=SignalStatus(0, "green", 1.0))
     assert f.health(half) == pytest.approx(0.5)
-    assert f.health(obs(inter, {}, healthy=False)) == 0.0
-    assert f.health(obs(inter, {}, age_s=60.0)) == 0.0
+    assert f.health(obs(inter, {}, sources=(SourceHealth("lanes", 0.0, False, "garbage"),))) == 0.0
+    assert f.health(obs(inter, {}, sources=(SourceHealth("lanes", 60.0),))) == 0.0
 
 
 def _trained_controller():
@@ -70,7 +79,7 @@ def test_confidence_grows_with_visits_and_the_gap_and_falls_with_health():
     assert ctrl.decide(o).confidence == pytest.approx(0.5)
     table.q[s] = [-10.0, -2.0, -9.0, 0.0]  # action 3 untried: its optimistic 0 is not trusted
     assert ctrl.decide(o).phase_index == 1
-    unhealthy = obs(inter, {"N_0": 3}, healthy=False)
+    unhealthy = obs(inter, {"N_0": 3}, sources=(SourceHealth("lanes", 0.0, False, "garbage"),))
     assert ctrl.decide(unhealthy).confidence == 0.0
 
 
