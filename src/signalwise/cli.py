@@ -42,6 +42,7 @@ COMMAND_MODULES = (
     "signalwise.runtime.commands",  # run, compare, scenarios, demo
     "signalwise.runtime.live.commands",  # live
     "signalwise.store.commands",  # ingest, serve, db
+    "signalwise.store.key_commands",  # keys
     "signalwise.analytics.atspm.commands",  # atspm, events import
     "signalwise.analytics.audit_commands",  # audit (independent safety check of runs)
     "signalwise.control.learning.commands",  # train, evaluate, models

@@ -1,4 +1,5 @@
-"""Fuzz the API from its own OpenAPI schema (schemathesis): no 5xx, no hang, live routes included.
+"""Fuzz the API from its own OpenAPI schema (schemathesis): no 5xx, no hang, live routes included,
+with a valid admin key (`test_auth.py` proves every mutating route refuses a call without one).
 
 Bounded: eight generated requests per operation, a 10 s timeout per call,
 against a small SQLite database made once for the module.
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, settings
 
 from signalwise.api import create_app
 from signalwise.store import Settings, get_engine, ingest_records
+from signalwise.store.keys import create_key
 
 _DB = Path(tempfile.mkdtemp(prefix="signalwise-fuzz-")) / "fuzz.db"
 _URL = f"sqlite:///{_DB}"
@@ -24,6 +26,7 @@ ingest_records(get_engine(_URL), [{
     "metrics": {"total_vehicles_passed": 1, "avg_wait_time_all_sides": 1.0, "throughput": 0.5,
                 "avg_speed": 20.0, "fuel_saved": 0.1, "co2_saved": 0.2, "emergency_overrides": 1}}])
 APP = create_app(Settings(database_url=_URL, max_batch_records=20, cache_ttl_s=0))
+_, ADMIN_KEY = create_key(get_engine(_URL), "fuzz", ["admin"])
 
 
 def _live_runtime():
@@ -50,6 +53,6 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 @schema.parametrize()
 @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_never_fails_on_generated_requests(case):
-    response = case.call(timeout=10)
+    response = case.call(timeout=10, headers={"X-API-Key": ADMIN_KEY})
     assert response.status_code < 500, (
         f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}")

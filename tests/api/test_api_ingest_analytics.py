@@ -51,7 +51,7 @@ def test_single_record_errors_name_the_field(client, mutate, path):
     assert resp.status_code == 422
     assert resp.json()["detail"][0]["loc"] == path
     assert resp.json()["message"].startswith(".".join(str(p) for p in path[:1]))
-    assert client.get("/system/info").json()["row_counts"]["intersection_records"] == 0
+    assert client.get("/api/v1/system/info").json()["row_counts"]["intersection_records"] == 0
 
 
 def test_batch_is_all_or_nothing_with_index_in_the_path(client):
@@ -62,12 +62,12 @@ def test_batch_is_all_or_nothing_with_index_in_the_path(client):
     assert resp.status_code == 422
     assert resp.json()["detail"][0]["loc"] == ["body", 5, "signals", 1, "vehicle_counts", "car"]
     assert resp.json()["message"].startswith("body[5].signals[1].vehicle_counts.car: ")
-    assert client.get("/system/info").json()["row_counts"]["intersection_records"] == 0
+    assert client.get("/api/v1/system/info").json()["row_counts"]["intersection_records"] == 0
     ok = client.post("/api/v1/ingest/batch", json=good)
     assert ok.status_code == 201 and ok.json() == {"ingested": 5}
     again = client.post("/api/v1/ingest/batch", json=good)  # replaces, never duplicates
     assert again.status_code == 201
-    assert client.get("/system/info").json()["row_counts"]["intersection_records"] == 5
+    assert client.get("/api/v1/system/info").json()["row_counts"]["intersection_records"] == 5
 
 
 def test_batch_limits_and_malformed_json(client):
@@ -77,7 +77,7 @@ def test_batch_limits_and_malformed_json(client):
     broken = client.post("/api/v1/ingest/batch", content=b'[{"simulation_id": ', headers={"content-type": "application/json"})
     assert broken.status_code == 422 and "JSON" in broken.json()["message"]
     assert client.post("/api/v1/ingest/batch", json=[]).status_code == 422
-    assert client.get("/system/info").json()["row_counts"]["intersection_records"] == 0
+    assert client.get("/api/v1/system/info").json()["row_counts"]["intersection_records"] == 0
 
 
 def seed_two_intersections(client):
@@ -166,7 +166,7 @@ def test_cache_is_dropped_on_ingest_and_on_request(client):
 
 def test_health_and_system_info(client):
     assert client.get("/health").json()["status"] == "ok"
-    info = client.get("/system/info").json()
+    info = client.get("/api/v1/system/info").json()
     assert info["database"] in ("sqlite", "postgresql") and info["schema_revision"]
 
 

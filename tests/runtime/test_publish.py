@@ -50,4 +50,4 @@ def test_published_runs_answer_the_analytics_api(runs, db_url):
         assert r.status_code == 200, r.text
         assert "actuated" in r.text
         # 4 runs x 5 intervals; re-publishing the fixed run replaced its 5 records
-        assert client.get("/system/info").json()["row_counts"]["intersection_records"] == 20
+        assert client.get("/api/v1/system/info").json()["row_counts"]["intersection_records"] == 20

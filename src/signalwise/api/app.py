@@ -14,8 +14,9 @@ from signalwise.store import Settings
 from signalwise.store import ingest as store_ingest
 
 from . import errors
+from .auth import authorize
 from .cache import TTLCache
-from .routers import analytics, dashboard, ingest, live, system
+from .routers import analytics, auth, dashboard, ingest, live, system
 from .strict_query import reject_unknown_query
 
 OPTIONAL_ROUTERS = ("signalwise.api.routers.atspm", "signalwise.api.routers.live_feeds")
@@ -25,7 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """A new app; `settings` default to the environment (`SIGNALWISE_*`)."""
     settings = settings or Settings()
     app = FastAPI(title="signalwise", version=_version(), lifespan=_lifespan,
-                  dependencies=[Depends(reject_unknown_query)],
+                  dependencies=[Depends(authorize), Depends(reject_unknown_query)],
                   description="Ingestion and analytics of adaptive traffic signal control runs.")
     app.state.settings = settings
     app.state.cache = TTLCache(settings.cache_ttl_s)
@@ -33,7 +34,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.state.live = None  # a LiveRuntime when `signalwise live` serves this app
     app.state.live_feed = None
-    for router in (system.router, ingest.router, analytics.router, dashboard.router, live.router):
+    if settings.insecure_no_auth:
+        import logging
+
+        logging.getLogger("signalwise.api").warning(
+            "--insecure-no-auth: every route is open, mutations included; never expose this server")
+    for router in (system.router, auth.router, ingest.router, analytics.router, dashboard.router, live.router):
         app.include_router(router)
     for name in OPTIONAL_ROUTERS:
         try:

@@ -25,3 +25,14 @@ class Settings(BaseSettings):
     cache_ttl_s: float = Field(default=30.0, ge=0)
     #: controller whose run of the same scenario and seed is "the baseline"
     baseline_controller: str = "fixed"
+    #: secret that signs API tokens (HS256); unset = a random one per process, so tokens end with it and
+    #: several API workers cannot share them: set SIGNALWISE_JWT_SECRET (32+ random bytes) in production
+    jwt_secret: str | None = Field(default=None, min_length=32)
+    #: seconds an access token from POST /api/v1/auth/token stays valid
+    token_ttl_s: int = Field(default=900, ge=30, le=86_400)
+    #: the address the server listens on (set by `serve` / `live`); reads are open without a key on loopback
+    bind_host: str = "127.0.0.1"
+    #: on a loopback address, `read` routes need no key (local use stays easy); mutations always need one
+    open_reads_on_loopback: bool = True
+    #: every route open, mutations included (`--insecure-no-auth`; prints a warning): never in production
+    insecure_no_auth: bool = False

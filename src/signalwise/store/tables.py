@@ -322,3 +322,23 @@ class RuntimeChange(Base):
         CheckConstraint(" OR ".join(f"result = '{v}'" for v in CHANGE_RESULTS), name="result"),
         Index("ix_runtime_changes_simulation_id_at", "simulation_id", "at"),
     )
+
+
+class ApiKey(Base):
+    """An API key (`store/keys.py`): its public id, name, scopes, and the SHA-256 of the whole key.
+
+    The key itself is shown once, when it is created, and never stored.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    scopes: Mapped[str] = mapped_column(String(200))  # space-separated
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (Index("ix_api_keys_name", "name"),)

@@ -3,7 +3,7 @@
 Every route answers 503 when no live run is attached (`signalwise serve`
 over stored runs). Changes are validated by the runtime before anything is
 applied: a refused change gets 422 with its reason and is recorded as
-refused. "Who" is `local` until API keys exist.
+refused. "Who" is the API key's name (`local` for an anonymous local caller).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pydantic import BaseModel, Field
 
 from signalwise.runtime.live import changes as ch
 
-router = APIRouter(prefix="/api/v1/live", tags=["live"])
+from ..auth import who
 
-WHO = "local"
+router = APIRouter(prefix="/api/v1/live", tags=["live"])
 
 
 def _runtime(request: Request):
@@ -79,7 +79,7 @@ def acknowledge(request: Request, alert_id: str) -> dict:
     if engine is None:
         raise HTTPException(404, "this run has no alert engine")
     try:
-        return _plain(engine.acknowledge(alert_id, WHO))
+        return _plain(engine.acknowledge(alert_id, who(request)))
     except KeyError:
         raise HTTPException(404, f"no alert {alert_id!r}") from None
 
@@ -92,9 +92,9 @@ def changes(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100)
 def _submit(request: Request, change) -> dict:
     rt = _runtime(request)
     try:
-        return rt.submit(change, WHO)
+        return rt.submit(change, who(request))
     except ch.ChangeRefused as exc:
-        rt.refuse(change, WHO, str(exc))
+        rt.refuse(change, who(request), str(exc))
         raise HTTPException(422, f"change refused: {exc}") from None
 
 

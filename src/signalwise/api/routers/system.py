@@ -33,7 +33,7 @@ def health(request: Request) -> JSONResponse:
                          "latency_ms": round((time.perf_counter() - started) * 1000, 2)})
 
 
-@router.get("/system/info", summary="Version, database kind, schema revision and row counts")
+@router.get("/api/v1/system/info", summary="Version, database kind, schema revision and row counts")
 def system_info(engine: EngineDep, settings: SettingsDep, cache: CacheDep) -> dict:
     return {"version": getattr(signalwise, "__version__", None) or _version(),
             "database": database_kind(engine), "schema_revision": current_revision(engine),

@@ -50,15 +50,16 @@ def live_command(
     host: Annotated[str, typer.Option(help="interface the API listens on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port of the API", min=0, max=65535)] = 8000,
     db: Annotated[str | None, typer.Option(help="also write events, alerts and changes into this database URL ('default' = embedded SQLite)")] = None,
+    insecure_no_auth: Annotated[bool, typer.Option("--insecure-no-auth", help="open every route, changes included, without a key (prints a warning; never on a network)")] = False,
 ) -> None:
     """Run a corridor live: paced loop, supervised SUMO, detector feeds, the API and its live routes."""
     _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, config, out, sink, field,
-          repeat_demand, state_every, mqtt, host, port, db)
+          repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth)
 
 
 @friendly_errors
 def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, config, out, sink, field,
-          repeat_demand, state_every, mqtt, host, port, db) -> None:
+          repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth) -> None:
     import yaml
     from rich.console import Console
 
@@ -94,7 +95,9 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
         mqtt_host, mqtt_port = _host_port(mqtt)
         feed_client = MqttFeed(runtime.feed or _feed_for(runtime), mqtt_host, mqtt_port)
         feed_client.start()
-    server, thread = _serve(runtime, host, port, db)
+    if insecure_no_auth:
+        console.print("[bold red]warning:[/bold red] --insecure-no-auth: every route is open, changes included")
+    server, thread = _serve(runtime, host, port, db, insecure_no_auth)
     console.print(f"live: {cfg.controller} on {cfg.scenario_label} at speed {speed}; "
                   f"API on http://{host}:{server.config.port} (status: /api/v1/live/status, docs: /docs); "
                   f"evidence in {run_dir}; Ctrl-C stops")
@@ -151,14 +154,15 @@ def _feed_for(runtime):
     return runtime.feed
 
 
-def _serve(runtime, host: str, port: int, db: str | None):
+def _serve(runtime, host: str, port: int, db: str | None, insecure_no_auth: bool = False):
     """The HTTP API in a background thread, with the live routes attached to this runtime."""
     import uvicorn
 
     from ...api import create_app
     from ...store import Settings
 
-    settings = Settings() if db is None else Settings(database_url=_db_url(db))
+    extra = {"bind_host": host, "insecure_no_auth": insecure_no_auth}
+    settings = Settings(**extra) if db is None else Settings(database_url=_db_url(db), **extra)
     app = create_app(settings)
     app.state.live = runtime
     app.state.live_feed = runtime.feed

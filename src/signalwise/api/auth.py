@@ -1,0 +1,222 @@
+"""Who may call what: API keys, short-lived tokens, and the scope every route declares.
+
+- An API key (`signalwise keys create`) is sent as `X-API-Key: sw_…`, or
+  exchanged at `POST /api/v1/auth/token` for a JWT (HS256, PyJWT) with `exp`
+  and the key's scopes, sent as `Authorization: Bearer …`. Browsers cannot set
+  headers on a WebSocket or an EventSource: streams also take `?token=`.
+- Scopes: `read`, `ingest`, `operate`, `admin` (holds every scope), `evidence`.
+- `ROUTE_SCOPES` is the one table of what each route needs; a route missing
+  from it is refused (404 for unknown paths is FastAPI's; a route we add and
+  forget to declare is a 500 in tests, never an open door).
+- Local use stays easy: when the server listens on a loopback address, reads
+  (`read` routes) are open without a key. Everything else needs its scope,
+  unless the server was started with `--insecure-no-auth` (which warns).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+
+import jwt
+from fastapi import HTTPException
+from starlette.requests import HTTPConnection
+
+from signalwise.store.keys import SCOPES, ApiKeyError, KeyInfo, verify_key
+
+ALGORITHM = "HS256"
+OPEN = None  # no scope needed
+
+#: (methods, path pattern) -> scope; patterns are the routes' own paths ({param} matches one segment)
+ROUTE_SCOPES: list[tuple[frozenset[str], str, str | None]] = []
+
+
+def _declare(methods: str, path: str, scope: str | None) -> None:
+    ROUTE_SCOPES.append((frozenset(methods.split(",")), path, scope))
+
+
+for _path in ("/health", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/",
+              "/dashboard", "/static/{path:path}", "/docs-assets/{path:path}"):
+    _declare("GET,HEAD", _path, OPEN)
+_declare("POST", "/api/v1/auth/token", OPEN)  # it needs the key it exchanges, checked by the route itself
+_declare("GET,HEAD", "/api/v1/{rest:path}", "read")  # every read under /api/v1
+_declare("POST", "/api/v1/ml/predict", "read")  # predictions change nothing
+_declare("POST", "/api/v1/ml/predict/batch", "read")
+_declare("POST", "/api/v1/ingest/{rest:path}", "ingest")
+_declare("POST", "/api/v1/events/{rest:path}", "ingest")
+_declare("POST", "/api/v1/live/feeds/{rest:path}", "ingest")
+_declare("POST,PUT,DELETE", "/api/v1/live/{rest:path}", "operate")
+_declare("POST,PUT,DELETE", "/api/v1/ml/{rest:path}", "operate")
+_declare("POST,PUT,DELETE", "/api/v1/streams/{rest:path}", "operate")
+_declare("POST,PUT,DELETE", "/api/v1/streams", "operate")
+_declare("POST,PUT,DELETE", "/api/v1/admin/{rest:path}", "admin")
+_declare("POST,PUT,DELETE", "/api/v1/keys/{rest:path}", "admin")
+_declare("POST,PUT,DELETE", "/api/v1/keys", "admin")
+_declare("GET,HEAD", "/api/v1/keys", "admin")  # listing keys is an admin matter, not a read
+_declare("GET,HEAD", "/api/v1/evidence/{rest:path}", "evidence")
+_declare("WEBSOCKET", "/api/v1/ws/{rest:path}", "read")
+
+
+def _compile(pattern: str) -> re.Pattern:
+    rx = re.sub(r"\{[^}:]+:path\}", ".+", pattern)
+    rx = re.sub(r"\{[^}]+\}", "[^/]+", rx)
+    return re.compile(f"^{rx}$")
+
+
+_COMPILED = [(m, _compile(p), s, p) for m, p, s in ROUTE_SCOPES]
+
+
+def scope_for(method: str, path: str) -> str | None:
+    """The scope the route needs; the most specific declaration wins (the last that matches).
+
+    Raises LookupError for a route nobody declared.
+    """
+    found = [(p, s) for methods, rx, s, p in _COMPILED if method in methods and rx.match(path)]
+    if not found:
+        raise LookupError(f"route {method} {path} declares no scope in signalwise.api.auth.ROUTE_SCOPES")
+    # the declaration with the longest literal prefix is the most specific
+    return max(found, key=lambda f: len(f[0].split("{")[0]))[1]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a key's name (or `local` / `insecure`), with its scopes."""
+
+    name: str
+    scopes: frozenset[str]
+    key_id: str | None = None
+    via: str = "key"  # key | token | local | insecure
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
+
+LOCAL_READER = Principal("local", frozenset({"read"}), via="local")
+INSECURE = Principal("insecure", frozenset(SCOPES), via="insecure")
+
+
+def issue_token(key: KeyInfo, secret: str, ttl_s: int) -> tuple[str, dt.datetime]:
+    now = dt.datetime.now(dt.UTC)
+    exp = now + dt.timedelta(seconds=ttl_s)
+    if key.expires_at is not None:
+        exp = min(exp, key.expires_at)
+    claims = {"sub": key.name, "kid": key.id, "scopes": list(key.scopes), "iat": now, "exp": exp,
+              "jti": uuid.uuid4().hex}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM), exp
+
+
+def decode_token(token: str, secret: str) -> Principal:
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
+    except jwt.ExpiredSignatureError:
+        raise HTTPException(401, "token expired: exchange your API key for a new one at POST /api/v1/auth/token",
+                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+    except jwt.InvalidTokenError as exc:
+        raise HTTPException(401, f"invalid token: {exc}",
+                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+    scopes = claims.get("scopes")
+    if not isinstance(scopes, list):
+        raise HTTPException(401, "invalid token: no scopes")
+    return Principal(str(claims["sub"]), frozenset(map(str, scopes)), claims.get("kid"), via="token")
+
+
+def jwt_secret(settings) -> str:
+    """The signing secret: the configured one, else one made for this process (tokens end with it)."""
+    return settings.jwt_secret or _PROCESS_SECRET
+
+
+_PROCESS_SECRET = secrets.token_urlsafe(48)
+
+
+def _credentials(conn: HTTPConnection) -> tuple[str, str] | None:
+    auth = conn.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return "token", auth[7:].strip()
+    key = conn.headers.get("x-api-key")
+    if key:
+        return "key", key.strip()
+    if conn.scope.get("type") == "websocket" or conn.url.path.startswith(("/api/v1/sse/", "/api/v1/ws/")):
+        token = conn.query_params.get("token")
+        if token:
+            return "token", token
+    return None
+
+
+def authenticate(conn: HTTPConnection) -> Principal | None:
+    """The caller, from a bearer token or an API key; None when it sent neither; 401 for a bad one."""
+    found = _credentials(conn)
+    if found is None:
+        return None
+    kind, value = found
+    app = conn.app
+    if kind == "token":
+        return decode_token(value, jwt_secret(app.state.settings))
+    from signalwise.store import get_engine
+
+    try:
+        info = verify_key(get_engine(app.state.settings.database_url), value)
+    except ApiKeyError as exc:
+        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+    return Principal(info.name, frozenset(info.scopes), info.id, via="key")
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def authorize(conn: HTTPConnection) -> Principal | None:
+    """App-wide: what the matched route needs, and whether this caller has it (401 / 403 say why not)."""
+    route = conn.scope.get("route")
+    path = getattr(route, "path", conn.url.path)
+    method = "WEBSOCKET" if conn.scope.get("type") == "websocket" else conn.scope.get("method", "GET")
+    try:
+        needed = scope_for(method, path)
+    except LookupError as exc:
+        raise HTTPException(500, str(exc)) from None
+    settings = conn.app.state.settings
+    principal = authenticate(conn)
+    if principal is None:
+        if settings.insecure_no_auth:
+            principal = INSECURE
+        elif needed is OPEN:
+            return None
+        elif needed == "read" and settings.open_reads_on_loopback and is_loopback(settings.bind_host):
+            principal = LOCAL_READER
+        else:
+            raise HTTPException(401, f"{method} {path} needs an API key or token with scope {needed!r} "
+                                     "(X-API-Key header, or Authorization: Bearer from POST /api/v1/auth/token)",
+                                headers={"WWW-Authenticate": "Bearer"})
+    conn.state.principal = principal
+    if needed is not OPEN and not principal.allows(needed):
+        raise HTTPException(403, f"{principal.name!r} lacks scope {needed!r} for {method} {path} "
+                                 f"(it has {', '.join(sorted(principal.scopes))})")
+    return principal
+
+
+def who(conn: HTTPConnection) -> str:
+    """The name a change is recorded under: the key's name, `local`, or `insecure`."""
+    principal = getattr(conn.state, "principal", None)
+    return principal.name if principal is not None else "local"
+
+
+def app_routes(app) -> list[tuple[str, str]]:
+    """(method, path) of every route of an app, included routers too ("WEBSOCKET" for WebSocket routes)."""
+    out: set[tuple[str, str]] = set()
+    for route in app.routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        items = [(getattr(c, "methods", None), c.path) for c in contexts()] if callable(contexts) \
+            else [(getattr(route, "methods", None), route.path)]
+        for methods, path in items:
+            out.update((m, path) for m in methods) if methods else out.add(("WEBSOCKET", path))
+    return sorted(out)

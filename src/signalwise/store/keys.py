@@ -1,0 +1,142 @@
+"""API keys: created with scopes (and an expiry), stored hashed, verified in constant time, revoked.
+
+A key reads `sw_<id>_<secret>`: the id finds the row, the whole key's
+SHA-256 is compared with `hmac.compare_digest`. The secret has 256 bits of
+entropy, so a plain SHA-256 is enough (no slow password hash: a key is not a
+password a person chose). The key is shown once, at creation.
+
+Rotating a key: create the new one (same scopes), move the clients to it,
+revoke the old one (`signalwise keys create`, then `signalwise keys revoke`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, select, update
+
+from .tables import ApiKey
+
+#: what each scope allows; `admin` also holds every other scope
+SCOPES = {
+    "read": "analytics, snapshots, streams, predictions",
+    "ingest": "records, event logs, detector feeds",
+    "operate": "runtime changes, overrides, controller switch, deploy, rollback, training",
+    "admin": "keys, cache, server configuration (and everything above)",
+    "evidence": "violation evidence images (each access is logged)",
+}
+PREFIX = "sw_"
+
+
+class ApiKeyError(ValueError):
+    """A key that cannot be created, found or used: the reason, in one line."""
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    id: str
+    name: str
+    scopes: tuple[str, ...]
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+
+    def state(self, now: dt.datetime | None = None) -> str:
+        now = now or _now()
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _info(row: ApiKey) -> KeyInfo:
+    return KeyInfo(row.id, row.name, tuple(row.scopes.split()), row.created_at, row.expires_at, row.revoked_at,
+                   row.last_used_at)
+
+
+def check_scopes(scopes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        raise ApiKeyError(f"unknown scope(s) {', '.join(unknown)}; choose from {', '.join(SCOPES)}" if unknown
+                        else f"a key needs at least one scope: {', '.join(SCOPES)}")
+    return tuple(dict.fromkeys(scopes))
+
+
+def create_key(engine: Engine, name: str, scopes: list[str] | tuple[str, ...],
+               expires_at: dt.datetime | None = None) -> tuple[KeyInfo, str]:
+    """A new key; returns its record and the key itself (shown once, never stored)."""
+    name = name.strip()
+    if not name or len(name) > 128:
+        raise ApiKeyError("a key needs a name of 1 to 128 characters")
+    scopes = check_scopes(scopes)
+    if expires_at is not None and expires_at.tzinfo is None:
+        raise ApiKeyError("the expiry needs a time zone")
+    key_id = secrets.token_hex(5)
+    key = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+    row = ApiKey(id=key_id, name=name, scopes=" ".join(scopes), secret_sha256=_digest(key), created_at=_now(),
+                 expires_at=expires_at)
+    with engine.begin() as conn:
+        conn.execute(ApiKey.__table__.insert().values(
+            id=row.id, name=row.name, scopes=row.scopes, secret_sha256=row.secret_sha256,
+            created_at=row.created_at, expires_at=row.expires_at))
+    return _info(row), key
+
+
+def verify_key(engine: Engine, key: str, touch: bool = True) -> KeyInfo:
+    """The key's record if the key is valid and active; `ApiKeyError` saying why not (never which part was wrong)."""
+    parts = key.strip().split("_", 2) if key else []
+    if len(parts) != 3 or parts[0] + "_" != PREFIX:
+        raise ApiKeyError("not a signalwise API key")
+    t = ApiKey.__table__
+    with engine.connect() as conn:
+        row = conn.execute(select(t).where(t.c.id == parts[1])).first()
+    # compare even when the id is unknown, so the time taken says nothing about which ids exist
+    expected = row.secret_sha256 if row is not None else "0" * 64
+    if not hmac.compare_digest(expected, _digest(key.strip())) or row is None:
+        raise ApiKeyError("unknown or wrong API key")
+    info = KeyInfo(row.id, row.name, tuple(row.scopes.split()), row.created_at, row.expires_at, row.revoked_at,
+                   row.last_used_at)
+    state = info.state()
+    if state != "active":
+        raise ApiKeyError(f"API key {info.name!r} is {state}")
+    if touch:
+        with engine.begin() as conn:
+            conn.execute(update(t).where(t.c.id == info.id).values(last_used_at=_now()))
+    return info
+
+
+def list_keys(engine: Engine) -> list[KeyInfo]:
+    t = ApiKey.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(select(t).order_by(t.c.created_at)).all()
+    return [KeyInfo(r.id, r.name, tuple(r.scopes.split()), r.created_at, r.expires_at, r.revoked_at,
+                    r.last_used_at) for r in rows]
+
+
+def revoke_key(engine: Engine, id_or_name: str) -> list[KeyInfo]:
+    """Revoke the key with this id, or every active key with this name; returns what was revoked."""
+    t = ApiKey.__table__
+    now = _now()
+    targets = [k for k in list_keys(engine) if k.revoked_at is None and id_or_name in (k.id, k.name)]
+    if not targets:
+        raise ApiKeyError(f"no active key with id or name {id_or_name!r}")
+    with engine.begin() as conn:
+        conn.execute(update(t).where(t.c.id.in_([k.id for k in targets])).values(revoked_at=now))
+    return [KeyInfo(k.id, k.name, k.scopes, k.created_at, k.expires_at, now, k.last_used_at) for k in targets]

@@ -1,0 +1,158 @@
+"""Keys, tokens and scopes: no route that changes anything is reachable without its scope."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import jwt
+import pytest
+from fastapi.testclient import TestClient
+
+from signalwise.api import create_app
+from signalwise.api.auth import OPEN, app_routes, scope_for
+from signalwise.store import Settings, get_engine
+from signalwise.store.keys import create_key, revoke_key
+
+MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+#: mutating routes that change nothing, by design (predictions), or check the key themselves (token exchange)
+NOT_CHANGING = {("POST", "/api/v1/ml/predict"), ("POST", "/api/v1/ml/predict/batch"), ("POST", "/api/v1/auth/token")}
+
+
+def _app(tmp_path, **settings):
+    url = f"sqlite:///{tmp_path / 'auth.db'}"
+    return create_app(Settings(database_url=url, cache_ttl_s=0, **settings)), get_engine(url)
+
+
+def _routes(app):
+    return app_routes(app)
+
+
+def _concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "x", path)
+
+
+def test_every_route_declares_a_scope_and_none_that_changes_anything_is_read_or_open(tmp_path):
+    app, _ = _app(tmp_path)
+    routes = list(_routes(app))
+    assert len(routes) > 30
+    for method, path in routes:
+        scope = scope_for(method, path)  # raises for a route nobody declared
+        if method in MUTATING and (method, path) not in NOT_CHANGING:
+            assert scope not in (OPEN, "read"), (method, path, scope)
+
+
+def test_without_a_key_every_mutating_route_is_refused_and_reads_only_on_loopback(tmp_path):
+    public, _ = _app(tmp_path, bind_host="0.0.0.0")
+    local, _ = _app(tmp_path)
+    with TestClient(public) as pc, TestClient(local) as lc:
+        for method, path in _routes(public):
+            if method in ("HEAD", "WEBSOCKET") or scope_for(method, path) is OPEN:
+                continue
+            url = _concrete(path)
+            r = pc.request(method, url, json={})
+            assert r.status_code == 401, (method, url, r.status_code, r.text)
+            assert "needs an API key or token with scope" in r.json()["message"]
+            r = lc.request(method, url, json={})
+            if scope_for(method, path) == "read":
+                assert r.status_code != 401, (method, url)  # open for reading on 127.0.0.1
+            else:
+                assert r.status_code == 401, (method, url, r.status_code)
+
+
+def test_a_key_without_the_scope_gets_403_and_with_it_gets_through(tmp_path):
+    app, engine = _app(tmp_path, bind_host="0.0.0.0")
+    _, reader = create_key(engine, "dashboard", ["read"])
+    _, ingester = create_key(engine, "loop-detectors", ["ingest"])
+    record = {"simulation_id": "S", "timestamp": "2025-09-10T23:20:00Z", "intersection_id": "I",
+              "signals": [{"direction": "north", "vehicle_counts": {"car": 1}, "emergency_vehicle_present": False,
+                           "signal_status": "GREEN", "signal_timer": 1, "vehicles_crossed": 1, "avg_wait_time": 1.0,
+                           "green_time_allocated": 20}],
+              "metrics": {"total_vehicles_passed": 1, "avg_wait_time_all_sides": 1.0, "throughput": 0.5,
+                          "avg_speed": 20.0, "fuel_saved": 0.1, "co2_saved": 0.2, "emergency_overrides": 0}}
+    with TestClient(app) as c:
+        r = c.post("/api/v1/ingest/simulation", json=record, headers={"X-API-Key": reader})
+        assert r.status_code == 403 and "'dashboard' lacks scope 'ingest'" in r.json()["message"]
+        assert c.post("/api/v1/ingest/simulation", json=record, headers={"X-API-Key": ingester}).status_code == 201
+        assert c.get("/api/v1/analytics/speeds", headers={"X-API-Key": ingester}).status_code == 403
+        assert c.get("/api/v1/analytics/speeds", headers={"X-API-Key": reader}).status_code == 200
+        assert c.post("/api/v1/admin/clear-cache", headers={"X-API-Key": reader}).status_code == 403
+
+
+def test_tokens_expire_are_checked_and_carry_the_key_scopes(tmp_path):
+    secret = "s" * 40
+    app, engine = _app(tmp_path, bind_host="0.0.0.0", jwt_secret=secret)
+    info, key = create_key(engine, "ops", ["read", "operate"])
+    with TestClient(app) as c:
+        assert c.post("/api/v1/auth/token").status_code == 401
+        assert c.post("/api/v1/auth/token", json={"api_key": key + "x"}).status_code == 401
+        r = c.post("/api/v1/auth/token", headers={"X-API-Key": key})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["scopes"] == ["read", "operate"] and 0 < body["expires_in"] <= 900
+        claims = jwt.decode(body["access_token"], secret, algorithms=["HS256"])
+        assert claims["sub"] == "ops" and claims["exp"] > claims["iat"]
+        bearer = {"Authorization": f"Bearer {body['access_token']}"}
+        assert c.get("/api/v1/analytics/speeds", headers=bearer).status_code == 200
+        assert c.post("/api/v1/admin/clear-cache", headers=bearer).status_code == 403
+        old = jwt.encode({**claims, "exp": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)}, secret, "HS256")
+        r = c.get("/api/v1/analytics/speeds", headers={"Authorization": f"Bearer {old}"})
+        assert r.status_code == 401 and "token expired" in r.json()["message"]
+        forged = jwt.encode({**claims, "scopes": ["admin"]}, "another secret of forty characters....", "HS256")
+        r = c.post("/api/v1/admin/clear-cache", headers={"Authorization": f"Bearer {forged}"})
+        assert r.status_code == 401 and "invalid token" in r.json()["message"]
+
+
+def test_revoked_and_expired_keys_are_refused_with_the_reason(tmp_path):
+    app, engine = _app(tmp_path, bind_host="0.0.0.0")
+    _, old = create_key(engine, "rotating", ["read"])
+    _, new = create_key(engine, "rotating-2", ["read"])
+    _, stale = create_key(engine, "temp", ["read"], expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+    revoke_key(engine, "rotating")
+    with TestClient(app) as c:
+        r = c.get("/api/v1/analytics/speeds", headers={"X-API-Key": old})
+        assert r.status_code == 401 and "'rotating' is revoked" in r.json()["message"]
+        assert c.get("/api/v1/analytics/speeds", headers={"X-API-Key": new}).status_code == 200
+        r = c.get("/api/v1/analytics/speeds", headers={"X-API-Key": stale})
+        assert r.status_code == 401 and "'temp' is expired" in r.json()["message"]
+
+
+def test_insecure_no_auth_opens_everything(tmp_path):
+    app, _ = _app(tmp_path, bind_host="0.0.0.0", insecure_no_auth=True)
+    with TestClient(app) as c:
+        assert c.post("/api/v1/admin/clear-cache").status_code == 200
+
+
+@pytest.mark.parametrize("scopes", [["nope"], []])
+def test_unknown_scopes_are_refused(tmp_path, scopes):
+    from signalwise.store.keys import ApiKeyError
+
+    _, engine = _app(tmp_path)
+    with pytest.raises(ApiKeyError):
+        create_key(engine, "x", scopes)
+
+
+def test_the_keys_command_creates_a_working_key_lists_and_revokes_it(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    signalwise = str(Path(sys.executable).with_name("signalwise"))
+    url = f"sqlite:///{tmp_path / 'auth.db'}"
+
+    def cli(*args):
+        return subprocess.run([signalwise, "keys", *args, "--db", url], capture_output=True, text=True, timeout=60)
+
+    p = cli("create", "--name", "ops", "--scope", "read", "--scope", "operate")
+    assert p.returncode == 0, p.stderr
+    key = p.stdout.strip()
+    assert key.startswith("sw_") and "printed" not in key
+    app, _ = _app(tmp_path, bind_host="0.0.0.0")
+    with TestClient(app) as c:
+        assert c.get("/api/v1/analytics/speeds", headers={"X-API-Key": key}).status_code == 200
+        listed = cli("list")
+        assert "ops" in listed.stdout and "read operate" in listed.stdout and key not in listed.stdout
+        assert cli("revoke", "ops").returncode == 0
+        assert c.get("/api/v1/analytics/speeds", headers={"X-API-Key": key}).status_code == 401
+    p = cli("create", "--name", "x", "--scope", "nope")
+    assert p.returncode == 2 and "unknown scope(s) nope" in p.stderr
