@@ -84,8 +84,10 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
                        sink=sink, state_every_s=state_every)
     run_dir = cfg.out_dir / f"{dt.datetime.now():%Y%m%d-%H%M%S}-live-{slug(cfg.scenario_label)}-{slug(cfg.controller)}"
     console = Console(stderr=True)
-    alerts = _alert_engine(raw_alerts)
     store = _store(db, run_dir)
+    alerts, notifier = _alert_engine(raw_alerts)
+    if store is not None:
+        alerts.on_acknowledge = store.put_alert  # an acknowledgement made through the API is stored too
     runtime = LiveRuntime(cfg, opts, run_dir, store=store, alerts=alerts)
     runtime.open()
     feed_client = None
@@ -111,6 +113,8 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
         thread.join(timeout=5)
         if feed_client is not None:
             feed_client.stop()
+        if notifier is not None:
+            notifier.close()
         if store is not None:
             store.close()
     status = runtime.status()
@@ -133,8 +137,7 @@ def _alert_engine(raw):
     """The built-in alert rules plus the configuration's `alerts:` section (and its webhook)."""
     from .alerts import engine_from_config, load_alert_config
 
-    engine, _notifier = engine_from_config(load_alert_config({"alerts": raw} if raw is not None else None))
-    return engine
+    return engine_from_config(load_alert_config({"alerts": raw} if raw is not None else None))
 
 
 def _store(db: str | None, run_dir: Path):

@@ -700,7 +700,8 @@ class LiveRuntime:
         return out
 
     def _evaluate_alerts(self, t: float) -> None:
-        for event in self.alerts.evaluate(t, self.metrics()):
+        # rules hold "for N seconds" of wall time: at --speed max a simulated minute is a blink
+        for event in self.alerts.evaluate(time.monotonic(), self.metrics()):
             row = dataclasses.asdict(event) if dataclasses.is_dataclass(event) else dict(event)
             if self.store is not None and hasattr(self.store, "put_alert"):
                 self.store.put_alert(row)
