@@ -129,7 +129,10 @@ def measure(url: str, repeat: int, only: str = "") -> None:
 
     from signalwise.api import create_app
 
-    app = create_app(Settings(database_url=url, cache_ttl_s=600, max_page_size=1000))
+    app = create_app(Settings(database_url=url, cache_ttl_s=600, max_page_size=1000, rate_limits={}))
+    from signalwise.store.keys import create_key
+
+    _, admin_key = create_key(get_engine(url), "api-bench", ["admin"])
     paths = [p for p in endpoints() if only in p]
     if not paths:
         raise SystemExit(f"no endpoint path contains {only!r}")
@@ -141,7 +144,7 @@ def measure(url: str, repeat: int, only: str = "") -> None:
             client.get(path)  # once untimed: first-call imports (scipy for the statistics) are not query time
             cold, warm = [], []
             for _ in range(repeat):
-                client.post("/api/v1/admin/clear-cache")
+                client.post("/api/v1/admin/clear-cache", headers={"X-API-Key": admin_key})
                 t = time.perf_counter()
                 r = client.get(path)
                 cold.append((time.perf_counter() - t) * 1000)

@@ -77,7 +77,11 @@ def bench_store(url: str, n: int) -> dict:
     from signalwise.api import create_app
 
     http = []
-    with TestClient(create_app(Settings(database_url=url))) as client:
+    # a real key (auth is part of every call); no rate limit: this measures ingestion, not the limiter
+    from signalwise.store.keys import create_key
+
+    _, key = create_key(get_engine(url), "ingest-bench", ["ingest"])
+    with TestClient(create_app(Settings(database_url=url, rate_limits={})), headers={"X-API-Key": key}) as client:
         for body in batches(n // 2, "HTTP"):
             t = time.perf_counter()
             resp = client.post("/api/v1/ingest/batch", content=body, headers={"content-type": "application/json"})

@@ -16,6 +16,7 @@ from signalwise.store import ingest as store_ingest
 from . import errors
 from .auth import authorize
 from .cache import TTLCache
+from .ratelimit import RateLimits, rate_limit
 from .routers import analytics, auth, dashboard, ingest, live, system
 from .strict_query import reject_unknown_query
 
@@ -26,9 +27,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """A new app; `settings` default to the environment (`SIGNALWISE_*`)."""
     settings = settings or Settings()
     app = FastAPI(title="signalwise", version=_version(), lifespan=_lifespan,
-                  dependencies=[Depends(authorize), Depends(reject_unknown_query)],
+                  dependencies=[Depends(authorize), Depends(rate_limit), Depends(reject_unknown_query)],
                   description="Ingestion and analytics of adaptive traffic signal control runs.")
     app.state.settings = settings
+    app.state.rate_limits = RateLimits(settings.rate_limits, settings.redis_url)
+
+    @app.middleware("http")
+    async def _rate_limit_headers(request, call_next):
+        response = await call_next(request)
+        response.headers.update(getattr(request.state, "rate_limit_headers", {}))
+        return response
     app.state.cache = TTLCache(settings.cache_ttl_s)
     _clear_on_write(app.state.cache)
     errors.install(app)

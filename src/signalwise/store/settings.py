@@ -36,3 +36,10 @@ class Settings(BaseSettings):
     open_reads_on_loopback: bool = True
     #: every route open, mutations included (`--insecure-no-auth`; prints a warning): never in production
     insecure_no_auth: bool = False
+    #: Redis for state several API workers share (rate-limit counts, stream fan-out); unset = in-process
+    redis_url: str | None = None
+    #: calls per caller (API key, or client address when anonymous) on a moving window, per kind of call:
+    #: `predict` (POST /api/v1/ml/predict*), each mutating scope, and `read` (absent = reads not limited);
+    #: `limits` notation ("100/minute", "10/second")
+    rate_limits: dict[str, str] = Field(default_factory=lambda: {
+        "predict": "100/minute", "ingest": "100/minute", "operate": "100/minute", "admin": "100/minute"})
