@@ -156,3 +156,25 @@ def test_the_keys_command_creates_a_working_key_lists_and_revokes_it(tmp_path):
         assert c.get("/api/v1/analytics/speeds", headers={"X-API-Key": key}).status_code == 401
     p = cli("create", "--name", "x", "--scope", "nope")
     assert p.returncode == 2 and "unknown scope(s) nope" in p.stderr
+
+
+def test_metrics_and_monitoring_answer_and_the_second_names_are_the_live_routes(tmp_path):
+    from signalwise.runtime.config import RunConfig
+    from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
+
+    app, _ = _app(tmp_path)
+    rt = LiveRuntime(RunConfig(scenario="single"), LiveOptions(speed=None, duration_s=120, in_process=True),
+                     tmp_path / "live")
+    rt.open()
+    rt.run()
+    app.state.live = rt
+    with TestClient(app) as c:
+        c.get("/api/v1/live/status")
+        text = c.get("/metrics").text
+        assert 'signalwise_http_request_duration_seconds_count{method="GET",route="/api/v1/live/status",status="200"} 1.0' in text
+        assert 'signalwise_profiler_milliseconds{quantile="p99",stage="decision_path"}' in text
+        assert "signalwise_fallback_share 0.0" in text and "signalwise_stream_clients" in text
+        assert c.get("/api/v1/monitoring/performance").json().keys() == c.get("/api/v1/live/profiler").json().keys()
+        assert c.get("/api/v1/monitoring/alerts").json() == c.get("/api/v1/live/alerts").json()
+        system = c.get("/api/v1/monitoring/system").json()
+        assert system["process_rss_mb"] > 10

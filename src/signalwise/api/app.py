@@ -17,7 +17,7 @@ from . import errors
 from .auth import authorize
 from .cache import TTLCache
 from .ratelimit import RateLimits, rate_limit
-from .routers import analytics, auth, dashboard, ingest, live, system
+from .routers import analytics, auth, dashboard, ingest, live, monitoring, system
 from .strict_query import reject_unknown_query
 
 OPTIONAL_ROUTERS = ("signalwise.api.routers.atspm", "signalwise.api.routers.live_feeds")
@@ -47,7 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         logging.getLogger("signalwise.api").warning(
             "--insecure-no-auth: every route is open, mutations included; never expose this server")
-    for router in (system.router, auth.router, ingest.router, analytics.router, dashboard.router, live.router):
+    monitoring.install(app)
+    for router in (system.router, auth.router, ingest.router, analytics.router, dashboard.router, live.router,
+                   monitoring.router):
         app.include_router(router)
     for name in OPTIONAL_ROUTERS:
         try:

@@ -1,0 +1,112 @@
+"""Monitoring: `/metrics` for Prometheus, and the live runtime's profiler and alerts under /api/v1/monitoring.
+
+`/api/v1/monitoring/performance` and `/api/v1/monitoring/alerts` are the live
+routes' own functions under a second name, not a second copy of them.
+Request latency is measured by a middleware into a histogram per route; the
+live figures (decisions, fallback share, alerts, profiler stages, stream
+clients) are read from the runtime when Prometheus scrapes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+from . import live
+
+router = APIRouter(tags=["monitoring"])
+
+
+class _LiveCollector:
+    """Reads the attached live runtime at scrape time (nothing is copied on the loop's side)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def collect(self):
+        rt = getattr(self.app.state, "live", None)
+        streams = getattr(self.app.state, "streams", None)
+        clients = GaugeMetricFamily("signalwise_stream_clients", "WebSocket and SSE clients connected")
+        clients.add_metric([], float(len(getattr(streams, "clients", ()) or ())))
+        yield clients
+        if rt is None or rt.stepper is None:
+            return
+        st = rt.stepper
+        snap = rt.snapshot
+        up = GaugeMetricFamily("signalwise_live_running", "1 while the live loop runs")
+        up.add_metric([], 1.0 if rt.running else 0.0)
+        yield up
+        sim = GaugeMetricFamily("signalwise_live_sim_time_seconds", "simulated time of the live run")
+        sim.add_metric([], float(st.t))
+        yield sim
+        decisions = GaugeMetricFamily("signalwise_decisions", "decisions timed by the profiler (sliding window)")
+        prof = rt.profiler.figures()
+        decisions.add_metric([], float(prof.get("decision_path", {}).get("count") or 0))
+        yield decisions
+        fb = GaugeMetricFamily("signalwise_fallback_share", "share of the signals whose Webster fallback serves now")
+        fb.add_metric([], float(snap.fallback_share))
+        yield fb
+        restarts = GaugeMetricFamily("signalwise_simulator_restarts", "simulator crashes recovered in this run")
+        restarts.add_metric([], float(rt.restarts))
+        yield restarts
+        alerts = GaugeMetricFamily("signalwise_alerts_active", "active alerts by level", labels=["level"])
+        counts: dict[str, int] = {}
+        for a in (rt.alerts.active() if rt.alerts is not None else ()):
+            counts[a.level] = counts.get(a.level, 0) + 1
+        for level in ("info", "warning", "error", "critical"):
+            alerts.add_metric([level], float(counts.get(level, 0)))
+        yield alerts
+        stage = GaugeMetricFamily("signalwise_profiler_milliseconds", "live loop stage timing over a sliding window",
+                                  labels=["stage", "quantile"])
+        for name, f in prof.items():
+            for q in ("p50", "p95", "p99", "max"):
+                value = f.get(f"{q}_ms")
+                if value is not None:
+                    stage.add_metric([name, q], float(value))
+        yield stage
+
+
+def install(app) -> None:
+    """A registry per app (tests make many apps), the latency middleware, and the live collector."""
+    registry = CollectorRegistry()
+    latency = Histogram("signalwise_http_request_duration_seconds", "time to answer, per route",
+                        ["method", "route", "status"], registry=registry,
+                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
+    registry.register(_LiveCollector(app))
+    app.state.metrics_registry = registry
+
+    @app.middleware("http")
+    async def _time_requests(request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        latency.labels(request.method, getattr(route, "path", "unmatched"), str(response.status_code)).observe(
+            time.perf_counter() - started)
+        return response
+
+
+@router.get("/metrics", summary="Prometheus metrics: request latency per route, live loop figures, stream clients")
+def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/api/v1/monitoring/system", summary="This process's CPU (percent of one core) and memory (MB)")
+def system() -> dict:
+    from signalwise.runtime.live.alerts import process_figures
+
+    return process_figures()
+
+
+@router.get("/api/v1/monitoring/performance", summary="The live loop's profiler (same as /api/v1/live/profiler)")
+def performance(request: Request) -> dict:
+    return live.profiler(request)
+
+
+@router.get("/api/v1/monitoring/alerts", summary="The live run's alerts (same as /api/v1/live/alerts)")
+def alerts(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict:
+    return live.alerts(request, limit)
