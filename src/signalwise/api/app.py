@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI
 from signalwise.store import Settings
 from signalwise.store import ingest as store_ingest
 
-from . import errors
+from . import docs, errors
 from .auth import authorize
 from .cache import TTLCache
 from .ratelimit import RateLimits, rate_limit
@@ -26,7 +26,7 @@ OPTIONAL_ROUTERS = ("signalwise.api.routers.atspm", "signalwise.api.routers.live
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A new app; `settings` default to the environment (`SIGNALWISE_*`)."""
     settings = settings or Settings()
-    app = FastAPI(title="signalwise", version=_version(), lifespan=_lifespan,
+    app = FastAPI(title="signalwise", version=_version(), lifespan=_lifespan, docs_url=None, redoc_url=None,
                   dependencies=[Depends(authorize), Depends(rate_limit), Depends(reject_unknown_query)],
                   description="Ingestion and analytics of adaptive traffic signal control runs.")
     app.state.settings = settings
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logging.getLogger("signalwise.api").warning(
             "--insecure-no-auth: every route is open, mutations included; never expose this server")
     monitoring.install(app)
+    docs.install(app)  # Swagger UI and ReDoc from the package, not a CDN
     for router in (system.router, auth.router, ingest.router, analytics.router, dashboard.router, live.router,
                    monitoring.router):
         app.include_router(router)
