@@ -43,6 +43,7 @@ COMMAND_MODULES = (
     "signalwise.runtime.live.commands",  # live
     "signalwise.store.commands",  # ingest, serve, db
     "signalwise.store.key_commands",  # keys
+    "signalwise.store.retention",  # db purge
     "signalwise.analytics.atspm.commands",  # atspm, events import
     "signalwise.analytics.audit_commands",  # audit (independent safety check of runs)
     "signalwise.control.learning.commands",  # train, evaluate, models

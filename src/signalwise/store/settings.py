@@ -43,3 +43,7 @@ class Settings(BaseSettings):
     #: `limits` notation ("100/minute", "10/second")
     rate_limits: dict[str, str] = Field(default_factory=lambda: {
         "predict": "100/minute", "ingest": "100/minute", "operate": "100/minute", "admin": "100/minute"})
+    #: days each kind of data is kept before `signalwise db purge` removes it (runs go whole, with their
+    #: records and events); kinds: records, events, alerts, changes (see store/retention.py DEFAULT_DAYS)
+    retention_days: dict[str, float] = Field(default_factory=lambda: {
+        "records": 365, "events": 180, "alerts": 365, "changes": 730})

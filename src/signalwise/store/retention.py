@@ -1,0 +1,96 @@
+"""Retention: what is kept how long, and `signalwise db purge` to remove what is older.
+
+Runs go whole (their records, roll-ups, metrics and hi-res events with them:
+the foreign keys and triggers cascade), once their newest record is older
+than `records` days, so no run is ever left half there and no roll-up
+disagrees with its rows. Hi-res events of imported controller logs, alerts
+and runtime changes go by their own time. Defaults are in `DEFAULT_DAYS`
+and documented in docs/store.md; the API's settings can override them
+(`SIGNALWISE_RETENTION_DAYS='{"events": 30}'`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import typer
+from sqlalchemy import Engine, delete, func, select
+
+from .tables import Alert, HiresEvent, IntersectionRecord, Run, RuntimeChange
+
+#: days each kind of data is kept
+DEFAULT_DAYS = {"records": 365, "events": 180, "alerts": 365, "changes": 730}
+
+
+def purge(engine: Engine, days: dict[str, float], now: dt.datetime | None = None, dry_run: bool = False) -> dict:
+    """Remove what is older than its retention; returns how many of each went (or would go)."""
+    now = now or dt.datetime.now(dt.UTC)
+    unknown = sorted(set(days) - set(DEFAULT_DAYS))
+    if unknown:
+        raise ValueError(f"unknown retention kind(s) {', '.join(unknown)}; known: {', '.join(DEFAULT_DAYS)}")
+    days = {**DEFAULT_DAYS, **days}
+    cut = {k: now - dt.timedelta(days=v) for k, v in days.items()}
+    runs_t, rec_t, ev_t = Run.__table__, IntersectionRecord.__table__, HiresEvent.__table__
+    al_t, ch_t = Alert.__table__, RuntimeChange.__table__
+    newest = (select(rec_t.c.run_id, func.max(rec_t.c.timestamp).label("newest")).group_by(rec_t.c.run_id)
+              .subquery())
+    old_runs = select(runs_t.c.id, runs_t.c.simulation_id).join(newest, newest.c.run_id == runs_t.c.id).where(
+        newest.c.newest < cut["records"])
+    out = {}
+    with engine.begin() as conn:
+        runs = conn.execute(old_runs).all()
+        sims = [r.simulation_id for r in runs]
+        # hi-res timestamps are naive local time; imported logs ('' simulation) go by their own age
+        naive_cut = cut["events"].astimezone().replace(tzinfo=None)
+        events_of_runs = ev_t.c.simulation_id.in_(sims) if sims else None
+        old_events = (ev_t.c.simulation_id == "") & (ev_t.c.timestamp < naive_cut)
+        events_where = old_events if events_of_runs is None else (old_events | events_of_runs)
+        counts = {
+            "runs": len(runs),
+            "events": conn.execute(select(func.count()).select_from(ev_t).where(events_where)).scalar_one(),
+            "alerts": conn.execute(select(func.count()).select_from(al_t).where(al_t.c.raised_at < cut["alerts"]))
+            .scalar_one(),
+            "changes": conn.execute(select(func.count()).select_from(ch_t).where(ch_t.c.at < cut["changes"]))
+            .scalar_one(),
+        }
+        out.update(counts)
+        if dry_run:
+            return out
+        if runs:
+            conn.execute(delete(runs_t).where(runs_t.c.id.in_([r.id for r in runs])))
+        conn.execute(delete(ev_t).where(events_where))
+        conn.execute(delete(al_t).where(al_t.c.raised_at < cut["alerts"]))
+        conn.execute(delete(ch_t).where(ch_t.c.at < cut["changes"]))
+    return out
+
+
+def purge_command(
+    older_than_days: Annotated[float | None, typer.Option(help="one retention for everything (default: each kind's own)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="count what would go, remove nothing")] = False,
+    db: Annotated[str | None, typer.Option("--db", help="database URL (default: SIGNALWISE_DATABASE_URL or signalwise.db)")] = None,
+) -> None:
+    """Remove runs, events, alerts and changes older than their retention (docs/store.md)."""
+    from . import Settings, get_engine
+
+    settings = Settings()
+    days = dict(settings.retention_days)
+    if older_than_days is not None:
+        if older_than_days < 0:
+            typer.secho("error: --older-than-days must not be negative", fg="red", err=True)
+            raise typer.Exit(2)
+        days = dict.fromkeys(DEFAULT_DAYS, older_than_days)
+    try:
+        counts = purge(get_engine(db or settings.database_url), days, dry_run=dry_run)
+    except ValueError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    verb = "would remove" if dry_run else "removed"
+    typer.echo(f"{verb}: {counts['runs']} run(s) with their records and events, {counts['events']} hi-res events, "
+               f"{counts['alerts']} alerts, {counts['changes']} runtime changes")
+
+
+def register(app: typer.Typer) -> None:
+    from .commands import db_app
+
+    db_app.command("purge")(purge_command)
