@@ -16,7 +16,9 @@ directory (removed at the end, also on error or Ctrl-C). Both sides run
 for the ref, this repository's `src` for the working tree), and every run
 reports which `signalwise` it imported so a mix-up aborts instead of passing.
 Pairs run in parallel, the ref first in every other pair. Exit status 1 if any
-pair differs or a run fails (shown with its error's last line).
+pair differs or a run fails (shown with its error's last line). Run directories
+of identical pairs are deleted (the full matrix leaves ~1 GB otherwise) unless
+--keep-runs; those of differing pairs stay for inspection, logs always do.
 """
 
 from __future__ import annotations
@@ -120,12 +122,13 @@ def first_difference(ref: Path, tree: Path) -> str | None:
     n = next((i for i, (x, y) in enumerate(zip(la, lb, strict=False)) if x != y), min(len(la), len(lb)))
 
     def show(lines: list[bytes]) -> str:
-        return repr(lines[n].decode(errors="replace").rstrip("\n"))[:100] if n < len(lines) else "<end of file>"
+        return repr(lines[n].decode(errors="replace").rstrip("\r\n"))[:100] if n < len(lines) else "<end of file>"
 
     return f"line {n + 1}\n  ref:  {show(la)}\n  tree: {show(lb)}"
 
 
-def compare_pair(pair: Pair, index: int, sides: dict[str, Path], out: Path, duration: float | None) -> Pair:
+def compare_pair(pair: Pair, index: int, sides: dict[str, Path], out: Path, duration: float | None,
+                 keep_runs: bool) -> Pair:
     t0 = time.perf_counter()
     order = ["ref", "tree"] if index % 2 == 0 else ["tree", "ref"]
     dirs = {}
@@ -138,6 +141,9 @@ def compare_pair(pair: Pair, index: int, sides: dict[str, Path], out: Path, dura
             pair.errors[side] = str(exc)
     if not pair.errors:
         pair.diffs = {f: first_difference(dirs["ref"] / f, dirs["tree"] / f) for f in COMPARED}
+        if pair.identical and not keep_runs:
+            for d in dirs.values():
+                shutil.rmtree(d)
     pair.wall_s = time.perf_counter() - t0
     return pair
 
@@ -165,6 +171,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2, help="pairs run at once (default: %(default)s)")
     ap.add_argument("--out", type=Path, default=None,
                     help="where the run directories and logs go (default: bench/out/behaviour_diff-<time>)")
+    ap.add_argument("--keep-runs", action="store_true", help="keep the run directories of identical pairs too")
     args = ap.parse_args()
     split = lambda s: [x.strip() for x in s.split(",") if x.strip()]  # noqa: E731
     pairs = [Pair(s, c, int(n)) for s in split(args.scenarios) for c in split(args.controllers)
@@ -185,7 +192,7 @@ def main() -> int:
         t0 = time.perf_counter()
         pool = ThreadPoolExecutor(args.workers)  # threads suffice: each run is its own child interpreter
         try:
-            futures = [pool.submit(compare_pair, p, i, sides, out, args.duration) for i, p in enumerate(pairs)]
+            futures = [pool.submit(compare_pair, p, i, sides, out, args.duration, args.keep_runs) for i, p in enumerate(pairs)]
             for done, fut in enumerate(as_completed(futures), 1):
                 p = fut.result()
                 verdict = "identical" if p.identical else ("RUN FAILED" if p.errors else "DIFFERENT")
