@@ -17,7 +17,8 @@ from . import docs, errors
 from .auth import authorize
 from .cache import TTLCache
 from .ratelimit import RateLimits, rate_limit
-from .routers import analytics, auth, dashboard, ingest, live, monitoring, system
+from .routers import analytics, auth, dashboard, ingest, live, monitoring, streams, system
+from .streams import StreamHub
 from .strict_query import reject_unknown_query
 
 OPTIONAL_ROUTERS = ("signalwise.api.routers.atspm", "signalwise.api.routers.live_feeds")
@@ -31,6 +32,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Ingestion and analytics of adaptive traffic signal control runs.")
     app.state.settings = settings
     app.state.rate_limits = RateLimits(settings.rate_limits, settings.redis_url)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+                           allow_methods=["GET", "POST", "PUT", "DELETE"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type"])
 
     @app.middleware("http")
     async def _rate_limit_headers(request, call_next):
@@ -42,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.state.live = None  # a LiveRuntime when `signalwise live` serves this app
     app.state.live_feed = None
+    app.state.streams = StreamHub(redis_url=settings.redis_url)  # WS/SSE fan-out; fed by the live loop
     if settings.insecure_no_auth:
         import logging
 
@@ -50,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     monitoring.install(app)
     docs.install(app)  # Swagger UI and ReDoc from the package, not a CDN
     for router in (system.router, auth.router, ingest.router, analytics.router, dashboard.router, live.router,
-                   monitoring.router):
+                   monitoring.router, streams.router):
         app.include_router(router)
     for name in OPTIONAL_ROUTERS:
         try:

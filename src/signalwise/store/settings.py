@@ -47,3 +47,5 @@ class Settings(BaseSettings):
     #: records and events); kinds: records, events, alerts, changes (see store/retention.py DEFAULT_DAYS)
     retention_days: dict[str, float] = Field(default_factory=lambda: {
         "records": 365, "events": 180, "alerts": 365, "changes": 730})
+    #: browser origins allowed to call the API from another site (CORS); empty = same origin only
+    cors_origins: list[str] = Field(default_factory=list)
