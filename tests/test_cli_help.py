@@ -42,3 +42,14 @@ def test_help_has_no_placeholders_or_cut_text(path):
 def test_version():
     p = subprocess.run([SIGNALWISE, "--version"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and re.fullmatch(r"signalwise \d+\.\d+\.\d+\S*\n", p.stdout)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["serve", "--port", "99999"], "--port"),
+    (["live", "--speed", "fast", "--duration", "1"], "--speed takes a positive number or 'max'"),
+    (["keys", "create", "--name", "x", "--scope", "nope", "--db", "sqlite:////nonexistent-dir/x.db"], "error"),
+])
+def test_bad_values_get_one_line_and_exit_2_never_a_traceback(args, needle):
+    p = subprocess.run([SIGNALWISE, *args], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert needle in p.stderr and "Traceback" not in p.stderr + p.stdout

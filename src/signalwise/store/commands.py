@@ -59,14 +59,20 @@ def ingest(file: Annotated[Path, typer.Argument(help="JSON Lines file, one recor
 
 
 def serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+          port: Annotated[int, typer.Option(help="TCP port", min=1, max=65535)] = 8000,
           db: DbOption = None,
-          workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1) -> None:
-    """Serve the HTTP API with uvicorn (OpenAPI docs at /docs)."""
+          workers: Annotated[int, typer.Option(help="uvicorn worker processes", min=1, max=64)] = 1,
+          insecure_no_auth: Annotated[bool, typer.Option("--insecure-no-auth", help="open every route, mutations included, without a key (prints a warning; never on a network)")] = False) -> None:
+    """Serve the HTTP API with uvicorn (OpenAPI docs at /docs); reads are open on 127.0.0.1, writes need a key."""
     import os
 
     import uvicorn
 
+    # uvicorn's workers build their app from Settings, which reads the environment: this is how they get these
+    os.environ["SIGNALWISE_BIND_HOST"] = host
+    if insecure_no_auth:
+        os.environ["SIGNALWISE_INSECURE_NO_AUTH"] = "true"
+        typer.secho("warning: --insecure-no-auth: every route is open, mutations included", fg="red", err=True)
     if db:
         os.environ["SIGNALWISE_DATABASE_URL"] = db
     from .engine import get_engine

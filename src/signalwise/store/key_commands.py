@@ -16,7 +16,10 @@ DbOption = Annotated[str | None, typer.Option("--db", help="database URL (defaul
 def _engine(db: str | None):
     from . import Settings, get_engine
 
-    return get_engine(db or Settings().database_url)
+    try:
+        return get_engine(db or Settings().database_url)
+    except Exception as exc:  # noqa: BLE001 - any failure to open or migrate: one line, not a traceback
+        _fail(f"cannot open database: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}")
 
 
 def _fail(message: str) -> None:
@@ -30,8 +33,12 @@ def create(name: Annotated[str, typer.Option(help="who or what uses the key (sho
            expires_days: Annotated[float | None, typer.Option(help="days until the key expires (default: never)")] = None,
            db: DbOption = None) -> None:
     """Create a key and print it (it is stored hashed: this is the only time it is shown)."""
-    from .keys import ApiKeyError, create_key
+    from .keys import ApiKeyError, check_scopes, create_key
 
+    try:
+        check_scopes(scope)
+    except ApiKeyError as exc:
+        _fail(str(exc))
     expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=expires_days) if expires_days is not None else None
     if expires_days is not None and expires_days <= 0:
         _fail("--expires-days must be positive")
