@@ -17,7 +17,7 @@ from . import docs, errors
 from .auth import authorize
 from .cache import TTLCache
 from .ratelimit import RateLimits, rate_limit
-from .routers import analytics, auth, dashboard, ingest, live, monitoring, streams, system
+from .routers import analytics, auth, dashboard, ingest, live, ml, monitoring, streams, system
 from .streams import StreamHub
 from .strict_query import reject_unknown_query
 
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     monitoring.install(app)
     docs.install(app)  # Swagger UI and ReDoc from the package, not a CDN
     for router in (system.router, auth.router, ingest.router, analytics.router, dashboard.router, live.router,
-                   monitoring.router, streams.router):
+                   monitoring.router, streams.router, ml.router):
         app.include_router(router)
     for name in OPTIONAL_ROUTERS:
         try:

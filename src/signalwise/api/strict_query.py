@@ -8,9 +8,9 @@ those the matched route declares (through all its dependencies).
 
 from __future__ import annotations
 
-from fastapi import Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
+from starlette.requests import HTTPConnection
 
 _DECLARED: dict[int, frozenset[str]] = {}
 
@@ -22,7 +22,9 @@ def _query_names(dependant: Dependant) -> set[str]:
     return names
 
 
-async def reject_unknown_query(request: Request) -> None:
+async def reject_unknown_query(request: HTTPConnection) -> None:
+    # HTTPConnection, not Request: FastAPI passes a Request-typed parameter to HTTP routes only, and this
+    # dependency is app-wide, WebSocket routes included
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None or not request.query_params:

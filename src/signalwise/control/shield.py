@@ -203,6 +203,29 @@ class IntersectionShield:
                 self._begin_yellow(target, now, code)
         return self.state if self.state != before else None
 
+    def seed_green(self, phase: int, green_start_s: float, now: float) -> None:
+        """Take up a signal that has shown `phase` green since `green_start_s` (a prediction's starting point).
+
+        Pedestrian intervals are placed where that much green has brought
+        them; other phases count as served at the same start (the cycle bound
+        restarts). Nothing is logged: this is where the signal already stands.
+        """
+        t = self.inter.timing
+        self.phase, self.next_phase, self.interval = phase, None, GREEN_I
+        self.interval_start_s = self.green_start_s = green_start_s
+        self.last_green_start_s = [green_start_s] * self._n
+        self.state = self._no_walk_states[phase]
+        self.ped = PED_NONE
+        if self._ped_links[phase]:
+            walk_end = green_start_s + t.ped_walk_s
+            clear_end = walk_end + t.ped_clearance_s
+            if now < walk_end:
+                self.ped, self.ped_start_s, self.state = PED_WALK, green_start_s, self._green_states[phase]
+            elif now < clear_end:
+                self.ped, self.ped_start_s = PED_CLEAR, walk_end
+            else:
+                self.ped, self.ped_start_s = PED_DONT_WALK, walk_end
+
     def opening_events(self) -> list[SignalEvent]:
         """The events that opened the intervals in force now, at their original times.
 

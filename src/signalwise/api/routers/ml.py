@@ -1,0 +1,175 @@
+"""Predictions: what a controller would do now, checked by a shield seeded with the signal's state.
+
+`POST /api/v1/ml/predict` takes an observation as JSON plus the signal's
+current phase and time in phase. The controller (the request's, else the
+live run's, else max-pressure) decides; a fresh shield, seeded with that
+phase and time, checks the decision exactly as the loop's shield would; the
+answer says which phase the signal would serve, with what confidence,
+whether the fallback served it, and why. Nothing here touches the live
+runtime's state: every prediction builds its own controller and shield.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from signalwise.control.base import ControlContext, UnknownController, make
+from signalwise.control.shield import IntersectionShield
+from signalwise.control.webster import fallback_plan
+from signalwise.core.types import Intersection, LaneState, Observation, SourceHealth
+from signalwise.runtime.config import RunConfig
+from signalwise.runtime.loop import checked, shield_config
+
+router = APIRouter(prefix="/api/v1/ml", tags=["ml"])
+
+MAX_BATCH = 1000
+
+
+class LaneIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    queue_veh: int = Field(ge=0, description="halting vehicles")
+    count_veh: int = Field(ge=0, description="vehicles on the lane")
+    occupancy: float = Field(0.0, ge=0, le=1, description="share of time the lane's detectors are occupied, 0..1")
+    mean_speed_mps: float = Field(0.0, ge=0, description="mean speed, m/s")
+    wait_s: float = Field(0.0, ge=0, description="accumulated waiting time of the lane's vehicles, s")
+
+
+class SourceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: str = Field(min_length=1, max_length=64)
+    age_s: float = Field(0.0, ge=0, description="age of the source's newest data, s")
+    healthy: bool = True
+    reason: str = ""
+
+
+class PredictIn(BaseModel):
+    """One signal at one moment: its observation and where it stands."""
+
+    model_config = ConfigDict(extra="forbid")
+    intersection_id: str = Field(min_length=1, max_length=128)
+    time_s: float = Field(3600.0, ge=0, description="the observation's time, s (only differences matter)")
+    phase_number: int = Field(ge=1, description="the green phase now (1-based, as in the event log)")
+    time_in_phase_s: float = Field(ge=0, description="seconds this phase has been green")
+    lanes: dict[str, LaneIn] = Field(default_factory=dict, description="incoming and outgoing lanes by SUMO lane id")
+    detector_idle_s: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict, description="seconds since each detector last saw a vehicle (0 while occupied)")
+    sources: list[SourceIn] = Field(default_factory=list, description="age and health of each source of the data")
+    controller: str | None = Field(None, max_length=500, description="default: the live run's, else max-pressure")
+
+
+class PredictOut(BaseModel):
+    intersection_id: str
+    controller: str
+    action: Literal["hold", "change"] = Field(description="keep the phase now, or begin its clearance")
+    phase_number: int = Field(description="the phase served next: the current one on hold, the next green on change")
+    confidence: float = Field(description="the controller's confidence in [0, 1]")
+    fallback: bool = Field(description="the shield's Webster fallback decided instead of the controller")
+    reasons: list[str] = Field(description="the shield's interventions: rule and why")
+
+
+def _intersections(request: Request, scenario: str | None) -> dict[str, Intersection]:
+    rt = getattr(request.app.state, "live", None)
+    if scenario is None and rt is not None and rt.stepper is not None:
+        return rt.stepper.by_id
+    if scenario is None:
+        raise HTTPException(422, "no live run is attached: name the network with ?scenario= (a built-in or resco:NAME)")
+    return _probed(scenario)
+
+
+@functools.lru_cache(maxsize=8)
+def _probed(scenario: str) -> dict[str, Intersection]:
+    from signalwise.envs.episode import probe_network
+    from signalwise.runtime.loop import resolve_scenario
+    from signalwise.sim.scenarios import ScenarioError
+
+    try:
+        cfg = RunConfig(scenario=scenario)
+        inters, _lengths = probe_network(cfg, resolve_scenario(cfg))
+    except (ScenarioError, ValueError) as exc:
+        raise HTTPException(404, str(exc).strip().splitlines()[-1]) from None
+    return {i.id: i for i in inters}
+
+
+def predict_one(body: PredictIn, inters: dict[str, Intersection], default_controller: str, cfg: RunConfig) -> PredictOut:
+    inter = inters.get(body.intersection_id)
+    if inter is None:
+        raise HTTPException(404, f"unknown intersection {body.intersection_id!r}; known: {', '.join(sorted(inters))}")
+    if body.phase_number > len(inter.phases):
+        raise HTTPException(422, f"{inter.id} has phases 1..{len(inter.phases)}, not {body.phase_number}")
+    spec = body.controller or default_controller
+    ctx = ControlContext(cfg.step_length_s, {}, cfg.seed, dict(cfg.controller_options))
+    try:
+        ctrl = make(spec, inter, ctx)
+    except UnknownController as exc:
+        raise HTTPException(422, str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - a model that cannot load for this intersection
+        raise HTTPException(422, f"controller {spec!r} cannot run at {inter.id}: "
+                                 f"{str(exc).strip().splitlines()[-1]}") from None
+    start = body.time_s - body.time_in_phase_s
+    shield = IntersectionShield(inter, fallback_plan(inter, ctx), shield_config(cfg), start_s=start,
+                                initial_phase=body.phase_number - 1)
+    shield.seed_green(body.phase_number - 1, start, body.time_s)
+    obs = checked(Observation(
+        body.time_s, inter.id, {k: LaneState(v.queue_veh, v.count_veh, v.occupancy, v.mean_speed_mps, v.wait_s)
+                                for k, v in body.lanes.items()},
+        dict(body.detector_idle_s), signal=shield.status(body.time_s),
+        sources=tuple(SourceHealth(s.source, s.age_s, s.healthy, s.reason) for s in body.sources)))
+    try:
+        decision = ctrl.decide(obs)
+        shield.propose(decision, obs)
+        confidence = float(decision.confidence)
+    except Exception:  # noqa: BLE001 - a broken controller: the shield's fallback answers, as in the loop
+        shield.propose(None, obs, failed=True)
+        confidence = 0.0
+    shield.tick(body.time_s)
+    changing = shield.interval != "green"
+    phase = (shield.next_phase if changing else shield.phase) + 1
+    return PredictOut(intersection_id=inter.id, controller=spec, action="change" if changing else "hold",
+                      phase_number=phase, confidence=round(confidence, 4), fallback=shield.in_fallback,
+                      reasons=[f"{iv.rule}: {iv.detail}" for iv in shield.interventions])
+
+
+def _defaults(request: Request) -> tuple[str, RunConfig]:
+    rt = getattr(request.app.state, "live", None)
+    if rt is not None:
+        return rt.controller_spec, rt.cfg
+    return "max-pressure", RunConfig()
+
+
+@router.post("/predict", response_model=PredictOut, summary="What the controller would do now, as the shield allows")
+def predict(request: Request, body: PredictIn,
+            scenario: Annotated[str | None, Query(description="the network, when no live run is attached")] = None
+            ) -> PredictOut:
+    controller, cfg = _defaults(request)
+    return predict_one(body, _intersections(request, scenario), controller, cfg)
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[PredictIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BatchItemOut(BaseModel):
+    ok: bool
+    result: PredictOut | None = None
+    error: str | None = Field(None, description="why this item has no prediction (the others still do)")
+
+
+@router.post("/predict/batch", response_model=list[BatchItemOut],
+             summary=f"Up to {MAX_BATCH} independent predictions (historical analysis); each fails alone")
+def predict_batch(request: Request, body: BatchIn,
+                  scenario: Annotated[str | None, Query(description="the network, when no live run is attached")] = None
+                  ) -> list[BatchItemOut]:
+    controller, cfg = _defaults(request)
+    inters = _intersections(request, scenario)
+    out = []
+    for item in body.items:
+        try:
+            out.append(BatchItemOut(ok=True, result=predict_one(item, inters, controller, cfg)))
+        except HTTPException as exc:
+            out.append(BatchItemOut(ok=False, error=str(exc.detail)))
+    return out

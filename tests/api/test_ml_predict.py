@@ -1,0 +1,88 @@
+"""Predictions: the controller's proposal as a shield seeded with the signal's state would serve it."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from signalwise.api import create_app
+from signalwise.store import Settings
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    db = tmp_path_factory.mktemp("ml") / "ml.db"
+    with TestClient(create_app(Settings(database_url=f"sqlite:///{db}"))) as c:
+        yield c
+
+
+def _body(**over):
+    return {"intersection_id": "C", "phase_number": 1, "time_in_phase_s": 30.0, "time_s": 1000.0,
+            "lanes": {}, "sources": [{"source": "lanes"}], **over}
+
+
+def _predict(client, **over):
+    return client.post("/api/v1/ml/predict", params={"scenario": "single"}, json=_body(**over))
+
+
+def test_a_phase_past_its_maximum_green_is_changed_by_the_shield(client):
+    r = _predict(client, time_in_phase_s=61.0, controller="max-pressure")  # no queues: it would hold
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["action"] == "change" and body["phase_number"] == 2
+    assert body["reasons"] == ["max_green: phase 1 maxed out after 61 s"]
+    held = _predict(client, time_in_phase_s=59.0, controller="max-pressure").json()
+    assert held["action"] == "hold" and held["reasons"] == []
+
+
+def test_a_proposal_inside_minimum_green_is_held(client):
+    r = _predict(client, time_in_phase_s=1.0, controller="fixed")
+    assert r.json()["action"] == "hold" and r.json()["phase_number"] == 1
+
+
+def test_stale_or_garbage_data_make_the_fallback_answer(client):
+    stale = _predict(client, sources=[{"source": "lanes", "age_s": 60.0}]).json()
+    assert stale["fallback"] is True and "lanes stale" in stale["reasons"][0]
+    fresh = _predict(client).json()
+    assert fresh["fallback"] is False
+
+
+def test_bad_input_is_refused_by_name(client):
+    assert _predict(client, intersection_id="Z").status_code == 404
+    r = _predict(client, phase_number=9)
+    assert r.status_code == 422 and "phases 1..4" in r.json()["message"]
+    assert _predict(client, controller="magic").status_code == 422
+    r = _predict(client, lanes={"N_C_1": {"queue_veh": -2, "count_veh": 1}})
+    assert r.status_code == 422 and "lanes" in r.json()["message"]
+    assert client.post("/api/v1/ml/predict", json=_body()).status_code == 422  # no live run, no scenario
+
+
+def test_a_batch_answers_each_item_and_fails_them_alone(client):
+    r = client.post("/api/v1/ml/predict/batch", params={"scenario": "single"},
+                    json={"items": [_body(), _body(intersection_id="Z"), _body(time_in_phase_s=500.0, controller="fixed")]})
+    assert r.status_code == 200
+    items = r.json()
+    assert [i["ok"] for i in items] == [True, False, True]
+    assert "unknown intersection 'Z'" in items[1]["error"] and items[2]["result"]["action"] == "change"
+
+
+def test_a_prediction_never_touches_the_live_run(tmp_path):
+    import copy
+
+    from signalwise.runtime.config import RunConfig
+    from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
+
+    rt = LiveRuntime(RunConfig(scenario="single"), LiveOptions(speed=None, duration_s=60, in_process=True),
+                     tmp_path / "live")
+    rt.open()
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'l.db'}"))
+    app.state.live = rt
+    shield = rt.stepper.shields["C"]
+    before = (copy.copy(shield.__dict__), list(rt.stepper.controllers), rt.stepper.t)
+    with TestClient(app) as c:
+        r = c.post("/api/v1/ml/predict", json=_body(time_in_phase_s=61.0))
+        assert r.status_code == 200 and r.json()["controller"] == "max-pressure"
+    after = (copy.copy(shield.__dict__), list(rt.stepper.controllers), rt.stepper.t)
+    assert before[1:] == after[1:] and before[0].keys() == after[0].keys()
+    assert all(before[0][k] is after[0][k] or before[0][k] == after[0][k] for k in before[0])
+    rt.field.backend.close()
