@@ -1,0 +1,273 @@
+"""Live streams: `WS /api/v1/ws/live` and `GET /api/v1/sse/live` (see `signalwise.api.streams`).
+
+Both carry the same JSON messages, `{"type", "seq", "published_at", "data"}`,
+for the topics `snapshot`, `alert`, `profiler` and `change`, filtered to the
+asked intersections. A stream needs the `read` scope (the app-wide `authorize`
+dependency checks it; browsers, which cannot set headers on a WebSocket or an
+EventSource, pass `?token=`); a WebSocket may instead send `{"token": "…"}` as
+its first message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, WebSocket
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocketDisconnect
+
+from ..streams import CLOSE_POLICY, CLOSE_TRY_LATER, TOPICS, StreamClosed, StreamHub, Subscriber, parse_list
+
+router = APIRouter(tags=["streams"])
+
+TopicsQ = Annotated[str | None, Query(description=f"comma-separated topics ({', '.join(TOPICS)}); default all")]
+IntersectionsQ = Annotated[str | None, Query(description="comma-separated intersection ids; default all")]
+TokenQ = Annotated[str | None, Query(description="a token from POST /api/v1/auth/token (browsers cannot set "
+                                                 "headers on a WebSocket or an EventSource)")]
+
+FIRST_MESSAGE_WAIT_S = 5.0
+SSE_RETRY_MS = 3000  # how long a browser's EventSource waits before it reconnects
+
+
+class Refused(Exception):
+    def __init__(self, status: int, code: int, reason: str):
+        super().__init__(reason)
+        self.status, self.code, self.reason = status, code, reason
+
+
+def _hub(conn: HTTPConnection) -> StreamHub:
+    return conn.app.state.streams
+
+
+def _check_attached(conn: HTTPConnection):
+    """The attached runtime (fed into the hub), or Refused when there is nothing to stream."""
+    hub = _hub(conn)
+    rt = getattr(conn.app.state, "live", None)
+    if rt is not None:
+        hub.attach(rt)
+        status = getattr(rt, "status_text", "running")
+        if status not in ("starting", "running"):
+            raise Refused(503, CLOSE_TRY_LATER, f"the live run has ended ({status})")
+    elif not hub.redis_url:
+        raise Refused(503, CLOSE_TRY_LATER, "no live run is attached to this server (start one with "
+                                            "`signalwise live`)")
+    return rt
+
+
+def _subscription(rt, topics, intersections) -> tuple[list[str] | None, list[str] | None]:
+    """Validated (topics, intersections); Refused (422 / close 1008) names what is wrong."""
+    wanted = parse_list(topics)
+    unknown = sorted(set(wanted or ()) - set(TOPICS))
+    if unknown:
+        raise Refused(422, CLOSE_POLICY, f"unknown topic(s) {', '.join(unknown)}; topics: {', '.join(TOPICS)}")
+    inters = parse_list(intersections)
+    stepper = getattr(rt, "stepper", None)
+    if inters and stepper is not None:  # a worker fed through Redis alone cannot know the signals
+        known = {i.id for i in stepper.intersections}
+        missing = sorted(set(inters) - known)
+        if missing:
+            raise Refused(422, CLOSE_POLICY, f"unknown intersection(s) {', '.join(missing)}; "
+                                             f"signals: {', '.join(sorted(known))}")
+    return wanted, inters
+
+
+def _described(hub: StreamHub, client: Subscriber) -> str:
+    return json.dumps({"type": "subscribed", "client_id": client.id, "topics": sorted(client.topics),
+                       "intersections": None if client.intersections is None else sorted(client.intersections),
+                       "heartbeat_s": hub.heartbeat_s, "queue_max": client.queue_max})
+
+
+def _principal_from_token(conn: HTTPConnection, token):
+    """The caller a first-message token names; ValueError with the reason when it is not a valid one."""
+    from ..auth import decode_token, jwt_secret  # auth owns tokens; imported where a first message needs it
+
+    try:
+        principal = decode_token(str(token), jwt_secret(conn.app.state.settings))
+    except HTTPException as exc:
+        raise ValueError(str(exc.detail)) from None
+    if not principal.allows("read"):
+        raise ValueError(f"{principal.name!r} lacks scope 'read' for the live stream")
+    return principal
+
+
+def _reason(text: str) -> str:
+    """A close reason fits a control frame: at most 123 bytes of UTF-8."""
+    raw = text.encode()
+    return text if len(raw) <= 123 else raw[:120].decode(errors="ignore") + "..."
+
+
+# -- WebSocket ---------------------------------------------------------------------------------------
+@router.websocket("/api/v1/ws/live", name="live_stream_ws")
+async def ws_live(websocket: WebSocket, topics: TopicsQ = None, intersections: IntersectionsQ = None,
+                  token: TokenQ = None) -> None:
+    """Live messages over a WebSocket; `{"subscribe": {"topics": …, "intersections": …}}` changes what
+    comes; a heartbeat `{"type": "heartbeat"}` when nothing was sent for `heartbeat_s`."""
+    # accepted first: a browser sees a close code and reason, never a refused handshake's status
+    await websocket.accept()
+    try:
+        rt = _check_attached(websocket)
+        wanted, inters = _subscription(rt, topics, intersections)
+    except Refused as exc:
+        await websocket.close(exc.code, _reason(exc.reason))
+        return
+    first: dict | None = None
+    if getattr(websocket.state, "principal", None) is None:  # no credentials came with the handshake
+        first = await _first_message(websocket, rt)
+        if first is None:
+            return
+        if isinstance(first.get("subscribe"), dict):
+            try:
+                wanted, inters = _subscription(rt, first["subscribe"].get("topics"),
+                                               first["subscribe"].get("intersections"))
+            except Refused as exc:
+                await websocket.close(exc.code, _reason(exc.reason))
+                return
+    hub = _hub(websocket)
+    await hub.start()
+    client = hub.subscribe("ws", wanted, inters)
+    await websocket.send_text(_described(hub, client))
+    sender = asyncio.create_task(_ws_send(websocket, client, hub.heartbeat_s))
+    receiver = asyncio.create_task(_ws_receive(websocket, client, hub, rt))
+    ended = asyncio.create_task(client.ended())
+    tasks = (sender, receiver, ended)
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        closed = client.closed  # set by the hub (too slow, run ended) before we unsubscribe
+        hub.unsubscribe(client)
+    if closed is not None:
+        # queued behind whatever the client has not read yet; a client that never reads again does not
+        # hold this handler (uvicorn closes the socket when the handler returns)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(websocket.close(closed.code, _reason(closed.reason)), hub.close_timeout_s)
+
+
+async def _first_message(websocket: WebSocket, rt) -> dict | None:
+    """`{"token": "…"}` (optionally with `"subscribe"`) within FIRST_MESSAGE_WAIT_S; None after closing."""
+    try:
+        message = await asyncio.wait_for(websocket.receive(), FIRST_MESSAGE_WAIT_S)
+    except TimeoutError:
+        await websocket.close(CLOSE_POLICY, _reason(f"authenticate: pass ?token= or send {{\"token\": \"...\"}} "
+                                                    f"first (within {FIRST_MESSAGE_WAIT_S:g} s)"))
+        return None
+    if message["type"] == "websocket.disconnect":
+        return None
+    body = _json_object(message)
+    if body is None or "token" not in body:
+        await websocket.close(CLOSE_POLICY, "authenticate first: send {\"token\": \"...\"} or pass ?token=")
+        return None
+    try:
+        websocket.state.principal = _principal_from_token(websocket, body["token"])
+    except ValueError as exc:
+        await websocket.close(CLOSE_POLICY, _reason(str(exc)))
+        return None
+    return body
+
+
+def _json_object(message: dict) -> dict | None:
+    raw = message.get("text")
+    if raw is None:
+        raw = (message.get("bytes") or b"").decode(errors="replace")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+async def _ws_send(websocket: WebSocket, client: Subscriber, heartbeat_s: float) -> None:
+    while True:
+        try:
+            item = await client.next(heartbeat_s)
+        except StreamClosed:
+            return
+        if item is None:
+            await websocket.send_text(json.dumps({"type": "heartbeat", "at": time.time()}))
+        else:
+            await websocket.send_text(item[2])
+
+
+async def _ws_receive(websocket: WebSocket, client: Subscriber, hub: StreamHub, rt) -> None:
+    """A client's messages: `{"subscribe": {...}}` (answered with `subscribed`), `{"token": "..."}`."""
+    while True:
+        try:
+            message = await websocket.receive()
+        except WebSocketDisconnect:
+            return
+        if message["type"] == "websocket.disconnect":
+            return
+        body = _json_object(message)
+        if body is None:
+            client.offer(("error", None, json.dumps({"type": "error", "error": "send a JSON object"})))
+            continue
+        if "token" in body:
+            try:
+                websocket.state.principal = _principal_from_token(websocket, body["token"])
+            except ValueError as exc:
+                client.end(CLOSE_POLICY, str(exc), "error")
+                return
+        if "subscribe" in body:
+            sub = body["subscribe"]
+            try:
+                if not isinstance(sub, dict):
+                    raise Refused(422, CLOSE_POLICY, "subscribe takes {\"topics\": ..., \"intersections\": ...}")
+                wanted, inters = _subscription(rt, sub.get("topics"), sub.get("intersections"))
+            except Refused as exc:
+                client.offer(("error", None, json.dumps({"type": "error", "error": exc.reason})))
+                continue
+            hub.resubscribe(client, wanted, inters)
+            client.offer(("subscribed", None, _described(hub, client)))
+        elif "token" not in body:
+            client.offer(("error", None, json.dumps({
+                "type": "error", "error": "unknown message; send {\"subscribe\": {\"topics\": ..., "
+                                         "\"intersections\": ...}} or {\"token\": \"...\"}"})))
+
+
+# -- Server-sent events -------------------------------------------------------------------------------
+def _sse_subscription(request: Request, topics: TopicsQ = None,
+                      intersections: IntersectionsQ = None) -> tuple[list[str] | None, list[str] | None]:
+    """Checked before the stream starts, so a refusal is a plain 503 / 422 with its reason."""
+    try:
+        return _subscription(_check_attached(request), topics, intersections)
+    except Refused as exc:
+        raise HTTPException(exc.status, exc.reason) from None
+
+
+@router.get("/api/v1/sse/live", response_class=EventSourceResponse, include_in_schema=False,
+            summary="Live messages as server-sent events")
+async def sse_live(request: Request,
+                   subscription: Annotated[tuple, Depends(_sse_subscription)],
+                   token: TokenQ = None):
+    """Each message is an event named after its topic (`event: snapshot`, `id:` its seq, `data:` the JSON);
+    `: heartbeat` comments when nothing was sent for `heartbeat_s`; a client too slow to read gets a final
+    `event: error` and the stream ends; `event: end` when the live run ends.
+
+    Not in the OpenAPI schema: an endless stream cannot be described (nor fuzzed) as a response.
+    """
+    hub = _hub(request)
+    await hub.start()
+    client = hub.subscribe("sse", *subscription)
+    try:
+        yield ServerSentEvent(event="subscribed", raw_data=_described(hub, client), retry=SSE_RETRY_MS)
+        while True:
+            try:
+                item = await client.next(hub.heartbeat_s)
+            except StreamClosed as closed:
+                yield ServerSentEvent(event=closed.event, raw_data=json.dumps(
+                    {"type": closed.event, "code": closed.code, "reason": closed.reason}))
+                return
+            if item is None:
+                yield ServerSentEvent(comment="heartbeat")
+            else:
+                event, seq, text = item
+                yield ServerSentEvent(event=event, id=None if seq is None else str(seq), raw_data=text)
+    finally:
+        hub.unsubscribe(client)

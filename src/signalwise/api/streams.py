@@ -1,0 +1,490 @@
+"""Live streams: what the live loop publishes, fanned out to WebSocket and SSE clients.
+
+The loop calls `StreamHub.publish(topic, payload)` from its own thread. That
+call must never block the loop nor raise into it: it stamps the message,
+appends it to a bounded deque and wakes the server's asyncio loop with
+`call_soon_threadsafe` (once per batch); everything else (filtering, JSON,
+the sockets) happens in the server's loop.
+
+Every client has its own bounded queue (`queue_max` messages, default 256).
+A client too slow to drain it is disconnected at once with the reason (its
+queue is dropped, nothing more is queued for it), so it never slows the loop
+nor the other clients: WebSocket close 1008 with the reason, SSE a final
+`event: error`.
+
+Topics: `snapshot` and `alert` (pushed by the loop), `profiler` (pulled here
+every `profiler_every_s` from the attached runtime), `change` (each new
+entry of the runtime's change log, pulled likewise). A client asks for topics
+and intersections; a snapshot is filtered to the asked signals, an alert or a
+change about another intersection is not sent, network-wide ones always are.
+
+Several API workers: with `redis_url`, the process that runs the loop also
+publishes every message to the Redis channel `signalwise:live` (from a thread
+of its own, bounded, so a slow or absent Redis costs the loop nothing), and
+every hub subscribes to the channel and delivers what other processes
+published. Without Redis the hub is in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+log = logging.getLogger("signalwise.api.streams")
+
+TOPICS = ("snapshot", "alert", "profiler", "change")
+CHANNEL = "signalwise:live"
+
+#: WebSocket close codes (RFC 6455): policy violation (too slow, bad subscription, bad token),
+#: try again later (no live run), going away (the run ended, the server stops)
+CLOSE_POLICY, CLOSE_TRY_LATER, CLOSE_GOING_AWAY = 1008, 1013, 1001
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    seq: int  # the publishing hub's sequence number (gaps: messages for other topics or clients)
+    published_at: float  # time.time() when the loop (or the hub's puller) published it
+    data: dict
+    origin: str  # the publishing hub's id (so a hub skips its own messages coming back from Redis)
+
+
+class StreamClosed(Exception):
+    """The hub ended this subscription; `code` and `reason` say why (for the close frame / SSE event)."""
+
+    def __init__(self, code: int, reason: str, event: str):
+        super().__init__(reason)
+        self.code, self.reason, self.event = code, reason, event
+
+
+def parse_list(text: str | Iterable[str] | None) -> list[str] | None:
+    """`"a,b"` or `["a", "b"]` -> `["a", "b"]`; None or empty -> None (= everything)."""
+    if text is None:
+        return None
+    items = text.split(",") if isinstance(text, str) else [str(t) for t in text]
+    out = [t.strip() for t in items if t and t.strip()]
+    return out or None
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One connected client: what it asked for and its bounded queue of serialized messages."""
+
+    kind: str  # ws | sse
+    topics: frozenset[str]
+    intersections: frozenset[str] | None  # None = every intersection
+    queue_max: int
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    connected_at: float = field(default_factory=time.time)
+    sent: int = 0
+    _buf: collections.deque = field(default_factory=collections.deque)
+    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _ended: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: StreamClosed | None = None
+
+    def wants(self, topic: str) -> bool:
+        return self.closed is None and topic in self.topics
+
+    def offer(self, item: tuple[str, int | None, str]) -> bool:
+        """Queue (event, seq, text); False when the queue is full (the hub then disconnects the client)."""
+        if len(self._buf) >= self.queue_max:
+            return False
+        self._buf.append(item)
+        self._ready.set()
+        return True
+
+    def end(self, code: int, reason: str, event: str) -> None:
+        if self.closed is None:
+            self.closed = StreamClosed(code, reason, event)
+            self._buf.clear()  # nothing more goes to it: its memory goes now, not when the socket does
+            self._ready.set()
+            self._ended.set()
+
+    async def ended(self) -> StreamClosed:
+        """Wait until the hub ends this subscription (wakes a handler whose send is stuck)."""
+        await self._ended.wait()
+        return self.closed
+
+    @property
+    def queued(self) -> int:
+        return len(self._buf)
+
+    async def next(self, timeout_s: float) -> tuple[str, int | None, str] | None:
+        """The next (event, seq, text) to send, None when `timeout_s` passed without one (a heartbeat is due).
+
+        Raises StreamClosed once the hub has ended the subscription.
+        """
+        if not self._buf and self.closed is None:
+            self._ready.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), timeout_s)
+        if self.closed is not None:
+            raise self.closed
+        if not self._buf:
+            return None
+        self.sent += 1
+        return self._buf.popleft()
+
+
+class StreamHub:
+    """Fan-out of the live loop's messages to stream clients (see the module's docstring)."""
+
+    def __init__(self, *, queue_max: int = 256, heartbeat_s: float = 10.0, profiler_every_s: float = 1.0,
+                 redis_url: str | None = None, channel: str = CHANNEL, max_pending: int = 10_000,
+                 close_timeout_s: float = 10.0):
+        self.id = uuid.uuid4().hex
+        self.queue_max = queue_max
+        self.heartbeat_s = heartbeat_s
+        self.profiler_every_s = profiler_every_s
+        self.close_timeout_s = close_timeout_s
+        self.redis_url = redis_url
+        self.channel = channel
+        self.runtime = None
+        self._seq = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._clients: set[Subscriber] = set()
+        self._inbox: collections.deque[Message] = collections.deque()
+        self._max_pending = max_pending
+        self._wake_scheduled = False
+        self._last_snapshot: dict[str, Message] = {}  # per origin: sent to a client as it subscribes
+        self._puller: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._redis_out: _RedisPublisher | None = None
+        self._redis_task: asyncio.Task | None = None
+        self.redis_subscribed = False
+        self.ended: str | None = None  # why the attached run's streams ended
+        self.counts = collections.Counter()  # published, delivered, dropped_pending, slow_disconnects, errors...
+
+    # -- the loop's side (any thread) -------------------------------------------------------------
+    def publish(self, topic: str, payload: dict) -> None:
+        """Hand one message to the hub. Never blocks, never raises (called from the live loop's thread)."""
+        try:
+            msg = Message(topic, next(self._seq), time.time(), payload, self.id)
+            self.counts["published"] += 1
+            if self.redis_url:
+                self._redis_publisher().offer(msg)
+            self._enqueue(msg)
+        except Exception:  # noqa: BLE001 - a stream problem must never reach the loop
+            self.counts["errors"] += 1
+            log.debug("publish failed", exc_info=True)
+
+    def _enqueue(self, msg: Message) -> None:
+        loop = self._loop
+        if loop is None:
+            if msg.topic == "snapshot":
+                self._last_snapshot[msg.origin] = msg
+            return  # no client has ever connected: nothing to deliver to
+        if len(self._inbox) >= self._max_pending:
+            self.counts["dropped_pending"] += 1  # the server's loop is stalled; drop rather than grow
+            return
+        self._inbox.append(msg)
+        if not self._wake_scheduled:
+            self._wake_scheduled = True
+            try:
+                loop.call_soon_threadsafe(self._drain_inbox)
+            except RuntimeError:  # that loop is closed (the server stopped)
+                self._wake_scheduled = False
+                self._inbox.clear()
+
+    def attach(self, runtime) -> None:
+        """Feed this hub from a live runtime: its `publish` comes here, and its profiler and change log
+        are read every `profiler_every_s` by a thread of the hub's own."""
+        if self.runtime is runtime:
+            return
+        self.runtime = runtime
+        self.ended = None
+        previous = getattr(runtime, "publish", None)
+        runtime.publish = self.publish if previous is None or previous == self.publish \
+            else chain(previous, self.publish)
+        self._stop.clear()
+        self._puller = threading.Thread(target=self._pull, args=(runtime,), name="signalwise-streams-pull",
+                                        daemon=True)
+        self._puller.start()
+
+    def _pull(self, runtime) -> None:
+        """Profiler figures and new change-log entries, every `profiler_every_s`; the end of the run."""
+        seen = len(getattr(runtime, "changes", ()))
+        while not self._stop.wait(self.profiler_every_s):
+            try:
+                changes = runtime.changes
+                for entry in changes[seen:]:
+                    self.publish("change", entry)
+                seen = len(changes)
+                if self.redis_url or any(c.wants("profiler") for c in list(self._clients)):
+                    self.publish("profiler", runtime.profiler.figures())
+                status = getattr(runtime, "status_text", "running")
+                if status not in ("starting", "running"):
+                    self.end_all(f"the live run ended ({status})")
+                    return
+            except Exception:  # noqa: BLE001 - keep pulling; the loop's health is not ours to break
+                self.counts["errors"] += 1
+                log.debug("pull failed", exc_info=True)
+
+    def end_all(self, reason: str) -> None:
+        """End every stream (WS close 1001, SSE `event: end`) with the reason; thread-safe."""
+        self.ended = reason
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._end_clients, CLOSE_GOING_AWAY, reason, "end")
+
+    def close(self) -> None:
+        """Stop the hub's threads and tasks (the app is going away)."""
+        self._stop.set()
+        self.end_all("the server is stopping")
+        if self._redis_out is not None:
+            self._redis_out.stop()
+            self._redis_out = None
+        if self._redis_task is not None and self._loop is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._redis_task.cancel)
+
+    # -- the server's side (its asyncio loop) ----------------------------------------------------
+    async def start(self) -> None:
+        """Bind to the running loop (the server's) and start the Redis subscription; idempotent."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._inbox.clear()
+            self._wake_scheduled = False
+            self._redis_task = None
+        if self.redis_url and (self._redis_task is None or self._redis_task.done()):
+            self._redis_task = loop.create_task(self._redis_listen(), name="signalwise-streams-redis")
+
+    def subscribe(self, kind: str, topics: Iterable[str] | None, intersections: Iterable[str] | None) -> Subscriber:
+        client = Subscriber(kind, frozenset(topics or TOPICS),
+                            None if intersections is None else frozenset(intersections), self.queue_max)
+        self._clients.add(client)
+        self.counts[f"{kind}_connected"] += 1
+        self._send_last_snapshot(client)
+        return client
+
+    def resubscribe(self, client: Subscriber, topics: Iterable[str] | None,
+                    intersections: Iterable[str] | None) -> None:
+        client.topics = frozenset(topics or TOPICS)
+        client.intersections = None if intersections is None else frozenset(intersections)
+        self._send_last_snapshot(client)
+
+    def _send_last_snapshot(self, client: Subscriber) -> None:
+        """The state now, rather than at the next snapshot (a quarter of a second later, or more)."""
+        if client.wants("snapshot"):
+            for msg in list(self._last_snapshot.values()):
+                client.offer(("snapshot", msg.seq, self._render(msg, client, {})))
+
+    def unsubscribe(self, client: Subscriber) -> None:
+        self._clients.discard(client)
+        client.end(CLOSE_GOING_AWAY, "disconnected", "end")
+
+    @property
+    def clients(self) -> tuple[Subscriber, ...]:
+        """The clients connected now (a copy: safe to read from any thread, e.g. a metrics scrape)."""
+        return tuple(self._clients)
+
+    def stats(self) -> dict:
+        return {"clients": len(self._clients), "queue_max": self.queue_max, "heartbeat_s": self.heartbeat_s,
+                "redis": {"url_set": bool(self.redis_url), "subscribed": self.redis_subscribed,
+                          "dropped": self._redis_out.dropped if self._redis_out else 0},
+                **dict(self.counts)}
+
+    def _drain_inbox(self) -> None:
+        self._wake_scheduled = False  # first: anything appended from now on schedules another drain
+        while self._inbox:
+            self.deliver(self._inbox.popleft())
+
+    def deliver(self, msg: Message) -> None:
+        """To every client that asked for it, filtered; a client whose queue is full is disconnected."""
+        if msg.topic == "snapshot":
+            self._last_snapshot[msg.origin] = msg
+        rendered: dict = {}
+        for client in list(self._clients):
+            if not client.wants(msg.topic):
+                continue
+            text = self._render(msg, client, rendered)
+            if text is None:
+                continue
+            if client.offer((msg.topic, msg.seq, text)):
+                self.counts["delivered"] += 1
+            else:
+                self._clients.discard(client)
+                self.counts["slow_disconnects"] += 1
+                client.end(CLOSE_POLICY, f"too slow: {client.queue_max} messages waiting for this client; "
+                                         "reconnect, and ask for fewer topics or intersections", "error")
+
+    def _render(self, msg: Message, client: Subscriber, cache: dict) -> str | None:
+        """The message as this client gets it (JSON), or None when none of it is for the client.
+
+        Serialized once per distinct filter, not once per client.
+        """
+        wanted = client.intersections
+        if wanted is None:
+            key = None
+        elif msg.topic == "snapshot":
+            key = wanted
+        else:
+            about = _intersections_of(msg.topic, msg.data)
+            if about and not (about & wanted):
+                return None
+            key = None
+        if key in cache:
+            return cache[key]
+        data = msg.data
+        if key is not None:
+            data = {**data, "signals": [s for s in data.get("signals", ()) if s.get("intersection_id") in key]}
+        cache[key] = text = json.dumps({"type": msg.topic, "seq": msg.seq, "published_at": msg.published_at,
+                                        "data": data}, separators=(",", ":"), default=str)
+        return text
+
+    def _end_clients(self, code: int, reason: str, event: str) -> None:
+        for client in list(self._clients):
+            self._clients.discard(client)
+            client.end(code, reason, event)
+
+    # -- Redis ---------------------------------------------------------------------------------
+    def _redis_publisher(self) -> _RedisPublisher:
+        if self._redis_out is None:
+            self._redis_out = _RedisPublisher(self.redis_url, self.channel)
+        return self._redis_out
+
+    async def _redis_listen(self) -> None:
+        """Deliver what other processes published on the channel; reconnect with backoff."""
+        import redis.asyncio as aioredis
+
+        backoff = 0.5
+        while True:
+            client = aioredis.from_url(self.redis_url)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self.redis_subscribed = True
+                backoff = 0.5
+                while True:
+                    item = await pubsub.get_message(timeout=None)
+                    if item is None or item.get("type") != "message":
+                        continue
+                    msg = _from_wire(item["data"])
+                    if msg is not None and msg.origin != self.id:
+                        self.counts["from_redis"] += 1
+                        self.deliver(msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis went away: retry, streams go on in-process
+                log.warning("streams: Redis subscription to %s failed (%s); retrying in %.1f s",
+                            self.channel, exc, backoff)
+                self.redis_subscribed = False
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+            finally:
+                self.redis_subscribed = False
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+
+
+def _intersections_of(topic: str, data: dict) -> frozenset[str]:
+    """The intersections an alert or a change is about (empty: network-wide)."""
+    if topic == "alert":
+        _metric, _, suffix = str(data.get("metric", "")).partition(".")
+        return frozenset({suffix}) if suffix else frozenset()
+    if topic == "change":
+        payload = data.get("payload") or {}
+        if not isinstance(payload, dict):
+            return frozenset()
+        ids = payload.get("intersections") or ()
+        one = payload.get("intersection_id")
+        return frozenset([*([one] if one else []), *ids])
+    return frozenset()
+
+
+def _to_wire(msg: Message) -> str:
+    return json.dumps({"topic": msg.topic, "seq": msg.seq, "published_at": msg.published_at,
+                       "origin": msg.origin, "data": msg.data}, separators=(",", ":"), default=str)
+
+
+def _from_wire(raw: bytes | str) -> Message | None:
+    try:
+        d = json.loads(raw)
+        return Message(str(d["topic"]), int(d["seq"]), float(d["published_at"]), d["data"], str(d["origin"]))
+    except (ValueError, KeyError, TypeError):
+        log.warning("streams: ignored a malformed message on the Redis channel")
+        return None
+
+
+class _RedisPublisher:
+    """The publishing side in the loop's process: a bounded queue and a thread that PUBLISHes.
+
+    `offer` never blocks: when Redis is slow or down the queue fills and further messages are
+    dropped (counted); the thread reconnects by itself.
+    """
+
+    def __init__(self, url: str, channel: str, max_pending: int = 1024):
+        self.url, self.channel = url, channel
+        self.dropped = 0
+        self._q: queue.Queue = queue.Queue(maxsize=max_pending)
+        self._thread = threading.Thread(target=self._run, name="signalwise-streams-redis-pub", daemon=True)
+        self._thread.start()
+
+    def offer(self, msg: Message) -> None:
+        try:
+            self._q.put_nowait(msg)
+        except queue.Full:
+            self.dropped += 1
+
+    def stop(self) -> None:
+        with contextlib.suppress(queue.Full):
+            self._q.put_nowait(None)
+
+    def _run(self) -> None:
+        import redis
+
+        client: redis.Redis | None = None
+        while True:
+            msg = self._q.get()
+            if msg is None:
+                break
+            try:
+                if client is None:
+                    client = redis.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
+                client.publish(self.channel, _to_wire(msg))
+            except Exception as exc:  # noqa: BLE001 - Redis down: drop, say so once, reconnect next time
+                self.dropped += 1
+                if client is not None:
+                    log.warning("streams: publishing to Redis failed (%s); dropping until it answers", exc)
+                    with contextlib.suppress(Exception):
+                        client.close()
+                client = None
+                time.sleep(0.5)
+        if client is not None:
+            client.close()
+
+
+def redis_unavailable_reason(url: str = "redis://127.0.0.1:6379/0") -> str | None:
+    """None when Redis answers PING at `url`, else why not (tests skip with it)."""
+    try:
+        import redis
+    except ImportError:
+        return "the redis package is not installed (pip install 'signalwise[redis]')"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping()
+    except Exception as exc:  # noqa: BLE001
+        return f"no Redis at {url}: {exc}"
+    return None
+
+
+def chain(*callbacks: Callable[[str, dict], None]) -> Callable[[str, dict], None]:
+    """One publish callback calling several (a runtime feeding two hubs)."""
+    def publish(topic: str, payload: dict) -> None:
+        for cb in callbacks:
+            cb(topic, payload)
+    return publish
