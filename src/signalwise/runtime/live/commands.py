@@ -168,6 +168,7 @@ def _serve(runtime, host: str, port: int, db: str | None, insecure_no_auth: bool
     settings = Settings(**extra) if db is None else Settings(database_url=_db_url(db), **extra)
     app = create_app(settings)
     app.state.live = runtime
+    app.state.streams.attach(runtime)  # runtime.publish feeds the WS/SSE streams (and Redis, if set)
     app.state.live_feed = runtime.feed
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="signalwise-api", daemon=True)
