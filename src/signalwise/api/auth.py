@@ -215,8 +215,9 @@ def app_routes(app) -> list[tuple[str, str]]:
     out: set[tuple[str, str]] = set()
     for route in app.routes:
         contexts = getattr(route, "effective_route_contexts", None)
-        items = [(getattr(c, "methods", None), c.path) for c in contexts()] if callable(contexts) \
-            else [(getattr(route, "methods", None), route.path)]
+        # an included WebSocket route's context leaves `path` empty; its starlette_route holds it
+        items = [(getattr(c, "methods", None), c.path or getattr(c.starlette_route, "path", "")) for c in contexts()] \
+            if callable(contexts) else [(getattr(route, "methods", None), route.path)]
         for methods, path in items:
             out.update((m, path) for m in methods) if methods else out.add(("WEBSOCKET", path))
     return sorted(out)
