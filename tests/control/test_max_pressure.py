@@ -1,0 +1,122 @@
+"""Max-pressure control: serve the phase whose movements have the most (incoming - outgoing) vehicles.
+
+Movements of `make_intersection`:
+phase 0: n_in_0 -> s_out_0, s_in_0 -> n_out_0
+phase 1: e_in_0 -> w_out_0, w_in_0 -> e_out_0 (and a crosswalk, which has no pressure)
+phase 2: e_in_1 -> s_out_1
+"""
+
+from __future__ import annotations
+
+import pytest
+from shield_fixtures import make_intersection
+
+from signalwise.control import ControlContext, make
+from signalwise.control.max_pressure import MaxPressureController
+from signalwise.core import LaneState, Observation, SignalStatus
+
+
+def lanes(counts: dict[str, int], queues: dict[str, int] | None = None) -> dict[str, LaneState]:
+    queues = queues or {}
+    return {lane: LaneState(queues.get(lane, 0), n, 0.0, 0.0, 0.0) for lane, n in counts.items()}
+
+
+def obs(counts, phase=0, elapsed_s=20.0, interval="green", queues=None) -> Observation:
+    return Observation(100.0, "X", lanes(counts, queues), signal=SignalStatus(phase, interval, elapsed_s))
+
+
+def pressured(p0: int, p1: int, p2: int) -> dict[str, int]:
+    """Counts that give the three phases these pressures (outgoing lanes empty)."""
+    return {"n_in_0": p0, "e_in_0": p1, "e_in_1": p2}
+
+
+@pytest.fixture
+def ctl():
+    return MaxPressureController(make_intersection())
+
+
+def test_pressure_is_the_sum_over_movements_of_incoming_minus_outgoing(ctl):
+    counts = {"n_in_0": 10, "s_out_0": 3, "s_in_0": 4, "n_out_0": 6,  # (10 - 3) + (4 - 6) = 5
+              "e_in_0": 8, "w_out_0": 0, "w_in_0": 2, "e_out_0": 7,  # (8 - 0) + (2 - 7) = 3
+              "e_in_1": 9, "s_out_1": 1}  # 9 - 1 = 8
+    assert ctl.pressures(obs(counts)) == [5.0, 3.0, 8.0]
+
+
+def test_lanes_not_observed_count_as_empty_and_crosswalks_have_no_pressure(ctl):
+    counts = {"n_in_0": 4, "s_out_1": 6, ":c_w0_0": 50, ":c_c0_0": 0}
+    assert ctl.pressures(obs(counts)) == [4.0, 0.0, -6.0]
+
+
+def test_queue_measure_counts_halting_vehicles_in_and_all_vehicles_out():
+    ctl = MaxPressureController(make_intersection(), measure="queue")
+    counts = {"n_in_0": 10, "s_out_0": 3, "e_in_0": 8, "e_in_1": 9, "s_out_1": 1}
+    queues = {"n_in_0": 2, "s_out_0": 3, "e_in_0": 6, "e_in_1": 0, "s_out_1": 1}
+    # phase 0: 2 - 3; phase 1: 6; phase 2: 0 - 1
+    assert ctl.pressures(obs(counts, queues=queues)) == [-1.0, 6.0, -1.0]
+
+
+def test_max_pressure_proposes_the_phase_with_the_largest_pressure(ctl):
+    d = ctl.decide(obs(pressured(3, 4, 9), phase=0))
+    assert d.phase_index == 2 and d.proposed_by == "max-pressure"
+    assert ctl.decide(obs(pressured(3, 4, 2), phase=0)).phase_index == 1
+
+
+def test_the_best_of_negative_pressures_still_wins(ctl):
+    counts = {"s_out_0": 5, "w_out_0": 1, "s_out_1": 3}  # -5, -1, -3
+    assert ctl.decide(obs(counts, phase=0)).phase_index == 1
+
+
+def test_max_pressure_holds_while_the_current_phase_has_the_most_pressure(ctl):
+    assert ctl.decide(obs(pressured(9, 4, 3), phase=0)).holds
+
+
+def test_max_pressure_holds_a_new_green_for_its_minimum_hold(ctl):
+    assert ctl.min_hold_s == 15.0
+    big = pressured(0, 50, 0)
+    for elapsed in (0.0, 5.0, 14.9):
+        assert ctl.decide(obs(big, phase=0, elapsed_s=elapsed)).holds, elapsed
+    assert ctl.decide(obs(big, phase=0, elapsed_s=15.0)).phase_index == 1
+
+
+def test_a_tie_with_the_current_phase_keeps_the_current_phase(ctl):
+    assert ctl.decide(obs(pressured(5, 5, 2), phase=0)).holds
+    assert ctl.decide(obs(pressured(2, 7, 7), phase=2)).holds
+
+
+def test_a_tie_between_other_phases_goes_to_the_lowest_phase_index(ctl):
+    assert ctl.decide(obs(pressured(1, 6, 6), phase=0)).phase_index == 1
+    # from phase 1, phases 0 and 2 tie: phase 0, not the next in cycle order
+    assert ctl.decide(obs(pressured(6, 1, 6), phase=1)).phase_index == 0
+
+
+@pytest.mark.parametrize("counts", [{}, pressured(4, 4, 4)])
+def test_all_pressures_equal_holds_the_current_phase(ctl, counts):
+    for phase in range(3):
+        assert ctl.decide(obs(counts, phase=phase)).holds
+
+
+@pytest.mark.parametrize("interval", ["yellow", "all_red"])
+def test_max_pressure_holds_during_clearance(ctl, interval):
+    assert ctl.decide(obs(pressured(0, 50, 0), phase=0, elapsed_s=99.0, interval=interval)).holds
+
+
+def test_max_pressure_holds_when_the_signal_state_is_unknown(ctl):
+    assert ctl.decide(Observation(100.0, "X", lanes(pressured(0, 50, 0)))).holds
+
+
+def test_pressures_are_recomputed_for_a_new_observation(ctl):
+    first = obs(pressured(1, 2, 3))
+    assert ctl.pressures(first) == [1.0, 2.0, 3.0]
+    assert ctl.pressures(first) == [1.0, 2.0, 3.0]
+    assert ctl.pressures(obs(pressured(3, 2, 1))) == [3.0, 2.0, 1.0]
+
+
+def test_factory_defaults_and_options():
+    ctl = make("max-pressure", make_intersection(), ControlContext())
+    assert isinstance(ctl, MaxPressureController)
+    assert (ctl.period_s, ctl.measure, ctl.min_hold_s) == (5.0, "count", 15.0)
+    assert ctl.observation == "counts" and ctl.wants_detectors is False
+    ctx = ControlContext(options={"period_s": "2", "measure": "queue", "min_hold_s": 0})
+    ctl = make("max-pressure", make_intersection(), ctx)
+    assert (ctl.period_s, ctl.measure, ctl.min_hold_s) == (2.0, "queue", 0.0)
+    assert ctl.decide(obs(pressured(0, 0, 0), queues={"e_in_1": 3}, elapsed_s=0.0)).phase_index == 2
