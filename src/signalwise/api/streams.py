@@ -78,7 +78,13 @@ def parse_list(text: str | Iterable[str] | None) -> list[str] | None:
 
 @dataclass(eq=False)
 class Subscriber:
-    """One connected client: what it asked for and its bounded queue of serialized messages."""
+    """One connected client: what it asked for and its bounded queue of serialized messages.
+
+    Lives in the server's loop (offer, end and next are called there only). Waiting is one bare future per
+    idle period, no timer per message: the hub's heartbeat task offers a heartbeat to clients that have
+    had nothing for `heartbeat_s` (a timeout per wait, with 1,000 clients, put the broadcast p99 at 240 ms
+    instead of 155 ms and the loop's lateness p99 at 81 ms instead of 7 ms: bench/streams_bench.py).
+    """
 
     kind: str  # ws | sse
     topics: frozenset[str]
@@ -87,27 +93,34 @@ class Subscriber:
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     connected_at: float = field(default_factory=time.time)
     sent: int = 0
+    last_offer: float = field(default_factory=time.monotonic)
     _buf: collections.deque = field(default_factory=collections.deque)
-    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _waiter: asyncio.Future | None = None
     _ended: asyncio.Event = field(default_factory=asyncio.Event)
     closed: StreamClosed | None = None
 
     def wants(self, topic: str) -> bool:
         return self.closed is None and topic in self.topics
 
-    def offer(self, item: tuple[str, int | None, str]) -> bool:
+    def offer(self, item: tuple[str, int | None, str], now: float | None = None) -> bool:
         """Queue (event, seq, text); False when the queue is full (the hub then disconnects the client)."""
         if len(self._buf) >= self.queue_max:
             return False
         self._buf.append(item)
-        self._ready.set()
+        self.last_offer = time.monotonic() if now is None else now
+        self._wake()
         return True
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def end(self, code: int, reason: str, event: str) -> None:
         if self.closed is None:
             self.closed = StreamClosed(code, reason, event)
             self._buf.clear()  # nothing more goes to it: its memory goes now, not when the socket does
-            self._ready.set()
+            self._wake()
             self._ended.set()
 
     async def ended(self) -> StreamClosed:
@@ -119,19 +132,19 @@ class Subscriber:
     def queued(self) -> int:
         return len(self._buf)
 
-    async def next(self, timeout_s: float) -> tuple[str, int | None, str] | None:
-        """The next (event, seq, text) to send, None when `timeout_s` passed without one (a heartbeat is due).
+    async def next(self) -> tuple[str, int | None, str]:
+        """The next (event, seq, text) to send (event `heartbeat`: nothing came for `heartbeat_s`).
 
         Raises StreamClosed once the hub has ended the subscription.
         """
-        if not self._buf and self.closed is None:
-            self._ready.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), timeout_s)
+        while not self._buf and self.closed is None:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
         if self.closed is not None:
             raise self.closed
-        if not self._buf:
-            return None
         self.sent += 1
         return self._buf.popleft()
 
@@ -161,6 +174,7 @@ class StreamHub:
         self._stop = threading.Event()
         self._redis_out: _RedisPublisher | None = None
         self._redis_task: asyncio.Task | None = None
+        self._heartbeat_task: asyncio.Task | None = None
         self.redis_subscribed = False
         self.ended: str | None = None  # why the attached run's streams ended
         self.counts = collections.Counter()  # published, delivered, dropped_pending, slow_disconnects, errors...
@@ -246,9 +260,10 @@ class StreamHub:
         if self._redis_out is not None:
             self._redis_out.stop()
             self._redis_out = None
-        if self._redis_task is not None and self._loop is not None:
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._redis_task.cancel)
+        for task in (self._redis_task, self._heartbeat_task):
+            if task is not None and self._loop is not None:
+                with contextlib.suppress(RuntimeError):
+                    self._loop.call_soon_threadsafe(task.cancel)
 
     # -- the server's side (its asyncio loop) ----------------------------------------------------
     async def start(self) -> None:
@@ -259,8 +274,22 @@ class StreamHub:
             self._inbox.clear()
             self._wake_scheduled = False
             self._redis_task = None
+            self._heartbeat_task = None
+        if self._heartbeat_task is None or self._heartbeat_task.done():
+            self._heartbeat_task = loop.create_task(self._heartbeats(), name="signalwise-streams-heartbeats")
         if self.redis_url and (self._redis_task is None or self._redis_task.done()):
             self._redis_task = loop.create_task(self._redis_listen(), name="signalwise-streams-redis")
+
+    async def _heartbeats(self) -> None:
+        """Every heartbeat_s / 4: a heartbeat to each client that was offered nothing for heartbeat_s."""
+        while True:
+            await asyncio.sleep(self.heartbeat_s / 4)
+            now = time.monotonic()
+            text = None
+            for client in list(self._clients):
+                if now - client.last_offer >= self.heartbeat_s and client.closed is None:
+                    text = text or json.dumps({"type": "heartbeat", "at": time.time()})
+                    self._offer(client, ("heartbeat", None, text), now)
 
     def subscribe(self, kind: str, topics: Iterable[str] | None, intersections: Iterable[str] | None) -> Subscriber:
         client = Subscriber(kind, frozenset(topics or TOPICS),
@@ -307,19 +336,23 @@ class StreamHub:
         if msg.topic == "snapshot":
             self._last_snapshot[msg.origin] = msg
         rendered: dict = {}
+        now = time.monotonic()
         for client in list(self._clients):
             if not client.wants(msg.topic):
                 continue
             text = self._render(msg, client, rendered)
             if text is None:
                 continue
-            if client.offer((msg.topic, msg.seq, text)):
-                self.counts["delivered"] += 1
-            else:
-                self._clients.discard(client)
-                self.counts["slow_disconnects"] += 1
-                client.end(CLOSE_POLICY, f"too slow: {client.queue_max} messages waiting for this client; "
-                                         "reconnect, and ask for fewer topics or intersections", "error")
+            self._offer(client, (msg.topic, msg.seq, text), now)
+
+    def _offer(self, client: Subscriber, item: tuple, now: float) -> None:
+        if client.offer(item, now):
+            self.counts["delivered"] += 1
+        else:
+            self._clients.discard(client)
+            self.counts["slow_disconnects"] += 1
+            client.end(CLOSE_POLICY, f"too slow: {client.queue_max} messages waiting for this client; "
+                                     "reconnect, and ask for fewer topics or intersections", "error")
 
     def _render(self, msg: Message, client: Subscriber, cache: dict) -> str | None:
         """The message as this client gets it (JSON), or None when none of it is for the client.

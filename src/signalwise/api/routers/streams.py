@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, WebSocket
@@ -131,7 +130,7 @@ async def ws_live(websocket: WebSocket, topics: TopicsQ = None, intersections: I
     await hub.start()
     client = hub.subscribe("ws", wanted, inters)
     await websocket.send_text(_described(hub, client))
-    sender = asyncio.create_task(_ws_send(websocket, client, hub.heartbeat_s))
+    sender = asyncio.create_task(_ws_send(websocket, client))
     receiver = asyncio.create_task(_ws_receive(websocket, client, hub, rt))
     ended = asyncio.create_task(client.ended())
     tasks = (sender, receiver, ended)
@@ -183,16 +182,14 @@ def _json_object(message: dict) -> dict | None:
     return body if isinstance(body, dict) else None
 
 
-async def _ws_send(websocket: WebSocket, client: Subscriber, heartbeat_s: float) -> None:
+async def _ws_send(websocket: WebSocket, client: Subscriber) -> None:
+    send = websocket.send
     while True:
         try:
-            item = await client.next(heartbeat_s)
+            _event, _seq, text = await client.next()
         except StreamClosed:
             return
-        if item is None:
-            await websocket.send_text(json.dumps({"type": "heartbeat", "at": time.time()}))
-        else:
-            await websocket.send_text(item[2])
+        await send({"type": "websocket.send", "text": text})
 
 
 async def _ws_receive(websocket: WebSocket, client: Subscriber, hub: StreamHub, rt) -> None:
@@ -259,15 +256,14 @@ async def sse_live(request: Request,
         yield ServerSentEvent(event="subscribed", raw_data=_described(hub, client), retry=SSE_RETRY_MS)
         while True:
             try:
-                item = await client.next(hub.heartbeat_s)
+                event, seq, text = await client.next()
             except StreamClosed as closed:
                 yield ServerSentEvent(event=closed.event, raw_data=json.dumps(
                     {"type": closed.event, "code": closed.code, "reason": closed.reason}))
                 return
-            if item is None:
+            if event == "heartbeat":
                 yield ServerSentEvent(comment="heartbeat")
             else:
-                event, seq, text = item
                 yield ServerSentEvent(event=event, id=None if seq is None else str(seq), raw_data=text)
     finally:
         hub.unsubscribe(client)
