@@ -432,6 +432,29 @@ class _FakeRuntime:
             return {}
 
 
+def test_streams_end_with_the_reason_when_the_live_run_ends(tmp_path):
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    app.state.streams = StreamHub(heartbeat_s=5, profiler_every_s=0.1)
+    rt = app.state.live = _FakeRuntime()
+    rt.status_text = "running"
+    with serving(app) as port:
+        async def main():
+            async with connect(ws_url(port)) as ws, httpx.AsyncClient(timeout=5) as client, \
+                    client.stream("GET", f"http://127.0.0.1:{port}/api/v1/sse/live") as r:
+                assert (await recv_json(ws))["type"] == "subscribed"
+                lines = r.aiter_lines()
+                assert (await anext(lines)).startswith("event: subscribed")
+                rt.status_text = "complete"
+                with pytest.raises(ConnectionClosed) as info:
+                    await recv_json(ws)
+                rest = [line async for line in lines]
+            return info.value.rcvd, sse_events(rest)
+
+        rcvd, events = run(main())
+    assert rcvd.code == 1001 and rcvd.reason == "the live run ended (complete)"
+    assert events[-1]["event"] == "end" and "the live run ended (complete)" in events[-1]["data"]
+
+
 # -- no live run -----------------------------------------------------------------------------------
 def test_no_live_run_is_refused_with_the_reason(tmp_path):
     app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}"))
