@@ -221,10 +221,6 @@ def test_a_missing_file_is_an_os_error(tmp_path):
         list(read_events(tmp_path / "nope.csv"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "write_events sorts on round(time_s, 1) but format_timestamp writes int(round(time_s * 10)); the two "
-    "disagree on halves such as 0.15 (sorted as 0.1, written as 0.2), so with a 0.05 s step the file can "
-    "go back in time"))
 def test_rows_never_go_back_in_time_with_a_0_05_s_step(tmp_path):
     path = tmp_path / "events.csv"
     # 0.1 and 0.15 both sort as 0.1 s, so code 1 goes first; but 0.15 is written as 0.2 s

@@ -34,7 +34,8 @@ def parse_timestamp(text: str, start: dt.datetime = DEFAULT_START) -> float:
 
 def write_events(path: Path, events: Iterable[SignalEvent], start: dt.datetime = DEFAULT_START) -> int:
     """Write events sorted by (time, device, code, parameter); returns the row count."""
-    rows = sorted(events, key=lambda e: (round(e.time_s, 1), e.device_id, e.event_code, e.parameter))
+    # sort on the very tenth that is written (round() and the formatter disagreed on halves: 0.15 -> 0.1 vs 0.2)
+    rows = sorted(events, key=lambda e: (int(round(e.time_s * 10)), e.device_id, e.event_code, e.parameter))
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(COLUMNS)
