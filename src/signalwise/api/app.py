@@ -16,6 +16,7 @@ from signalwise.store import ingest as store_ingest
 from . import docs, errors
 from .auth import authorize
 from .cache import TTLCache
+from .middleware import RateLimitHeaders
 from .ratelimit import RateLimits, rate_limit
 from .routers import analytics, auth, dashboard, ingest, live, ml, monitoring, streams, system
 from .streams import StreamHub
@@ -39,11 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type"])
 
-    @app.middleware("http")
-    async def _rate_limit_headers(request, call_next):
-        response = await call_next(request)
-        response.headers.update(getattr(request.state, "rate_limit_headers", {}))
-        return response
+    app.add_middleware(RateLimitHeaders)
     app.state.cache = TTLCache(settings.cache_ttl_s)
     _clear_on_write(app.state.cache)
     errors.install(app)

@@ -212,8 +212,12 @@ def who(conn: HTTPConnection) -> str:
 
 def app_routes(app) -> list[tuple[str, str]]:
     """(method, path) of every route of an app, included routers too ("WEBSOCKET" for WebSocket routes)."""
+    from starlette.routing import Mount
+
     out: set[tuple[str, str]] = set()
     for route in app.routes:
+        if isinstance(route, Mount):
+            continue  # static files (the docs' assets): no dependencies run there; they are open by design
         contexts = getattr(route, "effective_route_contexts", None)
         # an included WebSocket route's context leaves `path` empty; its starlette_route holds it
         items = [(getattr(c, "methods", None), c.path or getattr(c.starlette_route, "path", "")) for c in contexts()] \

@@ -1,4 +1,4 @@
-"""Rate limits: per API key (or per client address when anonymous), on a moving window.
+"""Rate limits: per API key (or per client address when anonymous), on a sliding window.
 
 The `limits` library counts; its storage is Redis when `SIGNALWISE_REDIS_URL`
 is set, so several API workers share the counts, and memory otherwise.
@@ -15,7 +15,7 @@ import time
 from fastapi import HTTPException
 from limits import parse
 from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import SlidingWindowCounterRateLimiter
 from starlette.requests import HTTPConnection
 
 from .auth import scope_for
@@ -28,7 +28,8 @@ class RateLimits:
 
     def __init__(self, per_scope: dict[str, str], redis_url: str | None):
         self.storage = storage_from_string(redis_url if redis_url else "memory://")
-        self.limiter = MovingWindowRateLimiter(self.storage)
+        # a sliding-window counter: O(1) per hit (a moving window keeps every hit of the window: O(n))
+        self.limiter = SlidingWindowCounterRateLimiter(self.storage)
         self.per_scope = {scope: parse(text) for scope, text in per_scope.items()}
 
     def limit_for(self, method: str, path: str) -> tuple[str, object] | None:

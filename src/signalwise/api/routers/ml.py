@@ -94,6 +94,20 @@ def _probed(scenario: str) -> dict[str, Intersection]:
     return {i.id: i for i in inters}
 
 
+_FALLBACKS: dict[tuple, object] = {}
+
+
+def _fallback(inter: Intersection, ctx: ControlContext):
+    """The Webster fallback of an intersection, planned once: it only reads the signal status (shared safely)."""
+    key = (id(inter), inter.id, ctx.step_length_s)
+    plan = _FALLBACKS.get(key)
+    if plan is None:
+        if len(_FALLBACKS) > 10_000:
+            _FALLBACKS.clear()
+        plan = _FALLBACKS[key] = fallback_plan(inter, ctx)
+    return plan
+
+
 def predict_one(body: PredictIn, inters: dict[str, Intersection], default_controller: str, cfg: RunConfig) -> PredictOut:
     inter = inters.get(body.intersection_id)
     if inter is None:
@@ -110,7 +124,7 @@ def predict_one(body: PredictIn, inters: dict[str, Intersection], default_contro
         raise HTTPException(422, f"controller {spec!r} cannot run at {inter.id}: "
                                  f"{str(exc).strip().splitlines()[-1]}") from None
     start = body.time_s - body.time_in_phase_s
-    shield = IntersectionShield(inter, fallback_plan(inter, ctx), shield_config(cfg), start_s=start,
+    shield = IntersectionShield(inter, _fallback(inter, ctx), shield_config(cfg), start_s=start,
                                 initial_phase=body.phase_number - 1)
     shield.seed_green(body.phase_number - 1, start, body.time_s)
     obs = checked(Observation(

@@ -9,7 +9,6 @@ clients) are read from the runtime when Prometheus scrapes.
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -17,6 +16,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+from ..middleware import RequestTiming
 from . import live
 
 router = APIRouter(tags=["monitoring"])
@@ -80,14 +80,7 @@ def install(app) -> None:
     registry.register(_LiveCollector(app))
     app.state.metrics_registry = registry
 
-    @app.middleware("http")
-    async def _time_requests(request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        latency.labels(request.method, getattr(route, "path", "unmatched"), str(response.status_code)).observe(
-            time.perf_counter() - started)
-        return response
+    app.add_middleware(RequestTiming, histogram=latency)
 
 
 @router.get("/metrics", summary="Prometheus metrics: request latency per route, live loop figures, stream clients")

@@ -1,0 +1,157 @@
+"""POST /api/v1/ml/predict under a steady load, from a separate process on 127.0.0.1.
+
+    .venv/bin/python bench/predict_bench.py [--rate 500] [--duration 60] [--step-duration 10]
+
+1. one API process (uvicorn, one worker) answering predictions for the built-in `single`, with a key whose
+   rate limit allows the load (the limit is raised through SIGNALWISE_RATE_LIMITS for this bench);
+2. a load generator in another process sends at a steady `--rate` for `--duration` seconds (open loop:
+   requests leave on schedule whether or not earlier ones have returned) and measures each latency;
+3. then steps the rate up (10 s per step) to find the highest rate this machine sustains with p99 < 20 ms
+   (the generator shares the same 2 cores, so this is a floor for the server alone);
+4. then batch predictions, 100 per call, as predictions per second.
+
+Prints medians and percentiles; the machine is shared, so run it more than once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BODY = {"intersection_id": "C", "phase_number": 1, "time_in_phase_s": 30.0, "time_s": 1000.0,
+        "lanes": {"N_C_1": {"queue_veh": 6, "count_veh": 8}, "E_C_1": {"queue_veh": 2, "count_veh": 5}},
+        "sources": [{"source": "lanes"}]}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _generate(url: str, token: str, rate: float, duration_s: float, batch: int, out) -> None:
+    """The load generator (its own process): open-loop requests at `rate` per second."""
+    import httpx
+
+    async def run() -> list[float]:
+        latencies: list[float] = []
+        errors = 0
+        body = {"items": [BODY] * batch} if batch else BODY
+        path = "/api/v1/ml/predict/batch" if batch else "/api/v1/ml/predict"
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, limits=limits,
+                                     timeout=httpx.Timeout(10.0, pool=None)) as client:
+            async def one(t: float):
+                """`t`: when the request was due; latency counts from then (no coordinated omission)."""
+                nonlocal errors
+                try:
+                    r = await client.post(path, params={"scenario": "single"}, json=body)
+                except httpx.HTTPError:
+                    errors += 1
+                    return
+                if r.status_code == 200:
+                    latencies.append(time.perf_counter() - t)
+                else:
+                    errors += 1
+            start = time.perf_counter()
+            tasks = []
+            k = 0
+            while (now := time.perf_counter() - start) < duration_s:
+                due = k / rate
+                if now < due:
+                    await asyncio.sleep(due - now)
+                tasks.append(asyncio.create_task(one(start + due)))
+                k += 1
+            # what has not come back 10 s after the last send counts as failed
+            _done, pending = await asyncio.wait(tasks, timeout=10.0)
+            for task in pending:
+                task.cancel()
+            errors += len(pending)
+            wall = time.perf_counter() - start
+        out.put({"latencies": latencies, "errors": errors, "sent": k, "wall_s": wall})
+
+    asyncio.run(run())
+
+
+def _load(url: str, token: str, rate: float, duration_s: float, batch: int = 0) -> dict:
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_generate, args=(url, token, rate, duration_s, batch, q))
+    p.start()
+    try:
+        result = q.get(timeout=duration_s + 120)
+    except Exception:  # noqa: BLE001
+        p.join(timeout=5)
+        raise SystemExit(f"the load generator died (exit code {p.exitcode})") from None
+    p.join(timeout=30)
+    lat = sorted(result["latencies"])
+    n = len(lat)
+    pct = (lambda q_: lat[min(n - 1, int(q_ * n))] * 1000) if n else (lambda q_: float("nan"))
+    return {"rate": rate, "ok": n, "errors": result["errors"], "achieved_per_s": n / result["wall_s"],
+            "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": lat[-1] * 1000 if n else float("nan")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rate", type=float, default=500.0)
+    ap.add_argument("--duration", type=float, default=60.0)
+    ap.add_argument("--step-duration", type=float, default=10.0)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="signalwise-predict-bench-"))
+    url_db = f"sqlite:///{tmp / 'bench.db'}"
+    from signalwise.store import get_engine
+    from signalwise.store.keys import create_key
+
+    _, key = create_key(get_engine(url_db), "predict-bench", ["read"])
+    port = _free_port()
+    env = {**os.environ, "SIGNALWISE_DATABASE_URL": url_db,
+           "SIGNALWISE_RATE_LIMITS": json.dumps({"predict": "10000000/minute"})}
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "signalwise.api:create_app", "--factory", "--host",
+                               "127.0.0.1", "--port", str(port), "--log-level", "warning"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        token = httpx.post(f"{base}/api/v1/auth/token", headers={"X-API-Key": key}).json()["access_token"]
+        httpx.post(f"{base}/api/v1/ml/predict", params={"scenario": "single"}, json=BODY,
+                   headers={"Authorization": f"Bearer {token}"}, timeout=60).raise_for_status()  # reads the network
+        _load(base, token, args.rate, 3.0)  # warm-up: connections, caches
+        steady = _load(base, token, args.rate, args.duration)
+        print(f"steady {args.rate:.0f}/s for {args.duration:.0f} s: {steady['ok']} answered, {steady['errors']} errors, "
+              f"achieved {steady['achieved_per_s']:.0f}/s, latency p50 {steady['p50_ms']:.1f} ms, "
+              f"p99 {steady['p99_ms']:.1f} ms, max {steady['max_ms']:.1f} ms (target p99 < 20 ms)")
+        best = None
+        for rate in (250, 500, 750, 1000, 1250, 1500, 2000):
+            r = _load(base, token, rate, args.step_duration)
+            ok = r["achieved_per_s"] >= 0.97 * rate and r["p99_ms"] < 20 and not r["errors"]
+            print(f"  step {rate:>5}/s: achieved {r['achieved_per_s']:.0f}/s, p50 {r['p50_ms']:.1f} ms, "
+                  f"p99 {r['p99_ms']:.1f} ms{'' if ok else '  <- not sustained'}")
+            if not ok:
+                break
+            best = rate
+        print(f"highest sustained rate with p99 < 20 ms (generator on the same cores): {best or 'none'}/s")
+        b = _load(base, token, 10, args.step_duration, batch=100)
+        print(f"batch of 100: {b['achieved_per_s'] * 100:.0f} predictions/s at 10 calls/s, "
+              f"p50 {b['p50_ms']:.1f} ms, p99 {b['p99_ms']:.1f} ms per call")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
