@@ -1,12 +1,12 @@
 #!/usr/bin/env python
-"""Generate the built-in scenarios (single, corridor, grid) with SUMO's own tools.
+"""Generate the built-in scenarios (single, corridor, grid, grid10x10) with SUMO's own tools.
 
 Networks come from netconvert (plain nodes/edges/connections XML written here)
 and netgenerate (--grid); demand is written with sumolib from a turning-share
 model evaluated on the generated network, so every route is one SUMO can drive.
 Everything is deterministic: running this twice gives byte-identical files.
 
-    .venv/bin/python scripts/generate_scenarios.py            # all three
+    .venv/bin/python scripts/generate_scenarios.py            # all four
     .venv/bin/python scripts/generate_scenarios.py single     # just one
 
 Output: src/signalwise/sim/scenarios/<name>/{net.net.xml, demand.rou.xml,
@@ -24,6 +24,7 @@ import sys
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import sumo
@@ -251,19 +252,21 @@ def corridor_outgoing_lanes(net: PlainNet) -> dict[str, int]:
 # grid (netgenerate)
 
 GRID_TLS = [f"{c}{r}" for c in "ABC" for r in "012"]
+GRID10_COLS = "ABCDEFGHIJ"  # netgenerate names grid columns A, B, ... and rows 0, 1, ...
+GRID10_TLS = [f"{c}{r}" for c in GRID10_COLS for r in range(10)]
 
 
-def build_grid_net(out: Path, workdir: Path) -> None:
+def build_grid_net(out: Path, workdir: Path, tls_ids: list[str] = GRID_TLS, number: int = 3) -> None:
     run_tool(
         "netgenerate",
         [
             "--grid",
-            "--grid.number", "3",
+            "--grid.number", str(number),
             "--grid.length", "200",
             "--grid.attach-length", "200",
             "--default.lanenumber", "2",
             "--default.speed", str(SPEED_MPS),
-            "--tls.set", ",".join(GRID_TLS),
+            "--tls.set", ",".join(tls_ids),
             "--no-turnarounds",
             "--tls.cycle.time", "90",
             "--output-file", "net.net.xml",
@@ -292,6 +295,8 @@ class Demand:
     pedestrians: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     # per-edge override of TURN_SHARES (keyed by the incoming edge at a signal)
     turn_shares: dict[str, dict[str, float]] = field(default_factory=dict)
+    # routes rarer than this are dropped (a large grid has many long, rare routes: the file stays small)
+    min_route_prob: float = MIN_ROUTE_PROB
 
 
 def vehicle_successors(edge) -> list[tuple[object, str]]:
@@ -307,7 +312,8 @@ def vehicle_successors(edge) -> list[tuple[object, str]]:
     return result
 
 
-def enumerate_routes(net, origin_id: str, shares_for) -> list[tuple[list[str], float]]:
+def enumerate_routes(net, origin_id: str, shares_for,
+                     min_prob: float = MIN_ROUTE_PROB) -> list[tuple[list[str], float]]:
     """Routes from a fringe edge to any fringe edge, with probabilities from per-junction turning shares."""
     tls_nodes = {t.getID() for t in net.getTrafficLights()}
     origin = net.getEdge(origin_id)
@@ -326,7 +332,7 @@ def enumerate_routes(net, origin_id: str, shares_for) -> list[tuple[list[str], f
         visited = {e.getFromNode().getID() for e in path} | {node.getID()}
         for nxt, d in options:
             p = prob * shares[d] / total
-            if p < MIN_ROUTE_PROB or nxt.getToNode().getID() in visited:
+            if p < min_prob or nxt.getToNode().getID() in visited:
                 continue
             stack.append((path + [nxt], p))
     norm = sum(p for _, p in done)
@@ -343,7 +349,7 @@ def fmt(x: float, digits: int = 6) -> str:
 def build_demand(net, demand: Demand, out: Path) -> dict:
     """Write demand.rou.xml; return per-edge and per-movement veh/h per window for the YAML."""
     shares_for = lambda eid: demand.turn_shares.get(eid, TURN_SHARES)  # noqa: E731
-    routes = {o: enumerate_routes(net, o, shares_for) for o in sorted(demand.origins)}
+    routes = {o: enumerate_routes(net, o, shares_for, demand.min_route_prob) for o in sorted(demand.origins)}
 
     doc = sumolib.xml.create_document("routes")
     doc.addChild("vType", {"id": "car", "vClass": "passenger", "length": "4.5", "accel": "2.6",
@@ -577,7 +583,7 @@ def generate(spec: ScenarioSpec) -> None:
 
 
 # --------------------------------------------------------------------------- #
-# the three scenarios
+# the scenarios
 
 
 def single_spec() -> ScenarioSpec:
@@ -682,7 +688,52 @@ def grid_spec() -> ScenarioSpec:
     )
 
 
-SPECS = {"single": single_spec, "corridor": corridor_spec, "grid": grid_spec}
+def grid10x10_spec() -> ScenarioSpec:
+    """100 signals for scale: the live runtime's and the field worker's benchmarks run here."""
+    def build(out: Path, workdir: Path) -> None:
+        build_grid_net(out, workdir, GRID10_TLS, number=10)
+
+    last_col, last_row = GRID10_COLS[-1], 9
+    origins = {}
+    for r in range(10):
+        origins[f"left{r}A{r}"] = (300, 500)
+        origins[f"right{r}{last_col}{r}"] = (300, 500)
+    for c, col in enumerate(GRID10_COLS):
+        origins[f"bottom{c}{col}0"] = (210, 350)
+        origins[f"top{c}{col}{last_row}"] = (210, 350)
+    row = [f"{c}5" for c in GRID10_COLS]
+    col = [f"E{r}" for r in range(10)]
+    eastbound = ["left5A5", *(a + b for a, b in pairwise(row)), f"{last_col}5right5"]
+    northbound = ["bottom4E0", *(a + b for a, b in pairwise(col)), f"E{last_row}top4"]
+    bus = {
+        "EB": (eastbound, 900, 60),
+        "WB": ([_reverse_grid_edge(e) for e in reversed(eastbound)], 900, 510),
+        "NB": (northbound, 1200, 240),
+        "SB": ([_reverse_grid_edge(e) for e in reversed(northbound)], 1200, 840),
+    }
+    emergency = {o: 0.15 for o in origins}
+    return ScenarioSpec(
+        name="grid10x10",
+        description=(
+            "10x10 grid of signalised intersections 200 m apart (A0-J9, 100 signals), 50 km/h, two lanes each "
+            "way, 200 m entry/exit links, permissive left turns; modest demand, east-west heavier than "
+            "north-south; off-peak, peak, off-peak. For scale: 100 intersections in one loop."
+        ),
+        build_net=build,
+        demand=Demand(origins=origins, bus_lines=bus, emergency_veh_h=emergency, min_route_prob=0.01),
+        tls_ids=GRID10_TLS,
+    )
+
+
+def _reverse_grid_edge(edge: str) -> str:
+    """The opposite direction of a netgenerate grid edge: 'A5B5' -> 'B5A5', 'left5A5' -> 'A5left5'."""
+    m = re.fullmatch(r"([A-Z]\d+|[a-z]+\d+)([A-Z]\d+|[a-z]+\d+)", edge)
+    if m is None:
+        raise ValueError(f"not a grid edge id: {edge}")
+    return m.group(2) + m.group(1)
+
+
+SPECS = {"single": single_spec, "corridor": corridor_spec, "grid": grid_spec, "grid10x10": grid10x10_spec}
 
 
 def check(name: str, seed: int) -> None:

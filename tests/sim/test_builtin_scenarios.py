@@ -23,6 +23,7 @@ EXPECTED_TLS = {
     "single": ["C"],
     "corridor": ["J1", "J2", "J3", "J4", "J5"],
     "grid": ["A0", "A1", "A2", "B0", "B1", "B2", "C0", "C1", "C2"],
+    "grid10x10": [f"{c}{r}" for c in "ABCDEFGHIJ" for r in range(10)],
 }
 NAMES = sorted(EXPECTED_TLS)
 
