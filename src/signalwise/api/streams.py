@@ -96,7 +96,7 @@ class Subscriber:
     last_offer: float = field(default_factory=time.monotonic)
     _buf: collections.deque = field(default_factory=collections.deque)
     _waiter: asyncio.Future | None = None
-    _ended: asyncio.Event = field(default_factory=asyncio.Event)
+    _kicked: asyncio.Event = field(default_factory=asyncio.Event)
     closed: StreamClosed | None = None
 
     def wants(self, topic: str) -> bool:
@@ -116,16 +116,19 @@ class Subscriber:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def end(self, code: int, reason: str, event: str) -> None:
+    def end(self, code: int, reason: str, event: str, *, drop_queue: bool = True) -> None:
+        """No more messages for this client. `drop_queue`: what is queued goes too (its memory goes now, not
+        when the socket does) and `kicked()` returns; else what is queued is still sent first."""
         if self.closed is None:
             self.closed = StreamClosed(code, reason, event)
-            self._buf.clear()  # nothing more goes to it: its memory goes now, not when the socket does
+            if drop_queue:
+                self._buf.clear()
+                self._kicked.set()
             self._wake()
-            self._ended.set()
 
-    async def ended(self) -> StreamClosed:
-        """Wait until the hub ends this subscription (wakes a handler whose send is stuck)."""
-        await self._ended.wait()
+    async def kicked(self) -> StreamClosed:
+        """Wait until the hub drops this client (wakes a handler whose send is stuck on it)."""
+        await self._kicked.wait()
         return self.closed
 
     @property
@@ -143,7 +146,7 @@ class Subscriber:
                 await self._waiter
             finally:
                 self._waiter = None
-        if self.closed is not None:
+        if not self._buf:
             raise self.closed
         self.sent += 1
         return self._buf.popleft()
@@ -220,15 +223,17 @@ class StreamHub:
         previous = getattr(runtime, "publish", None)
         runtime.publish = self.publish if previous is None or previous == self.publish \
             else chain(previous, self.publish)
-        self._stop.clear()
-        self._puller = threading.Thread(target=self._pull, args=(runtime,), name="signalwise-streams-pull",
-                                        daemon=True)
+        self._stop.set()  # the puller of a runtime attached before stops
+        self._stop = threading.Event()
+        self._puller = threading.Thread(target=self._pull, args=(runtime, self._stop),
+                                        name="signalwise-streams-pull", daemon=True)
         self._puller.start()
 
-    def _pull(self, runtime) -> None:
+    def _pull(self, runtime, stop: threading.Event) -> None:
         """Profiler figures and new change-log entries, every `profiler_every_s`; the end of the run."""
         seen = len(getattr(runtime, "changes", ()))
-        while not self._stop.wait(self.profiler_every_s):
+        ending = False
+        while not stop.wait(self.profiler_every_s):
             try:
                 changes = runtime.changes
                 for entry in changes[seen:]:
@@ -236,10 +241,10 @@ class StreamHub:
                 seen = len(changes)
                 if self.redis_url or any(c.wants("profiler") for c in list(self._clients)):
                     self.publish("profiler", runtime.profiler.figures())
-                status = getattr(runtime, "status_text", "running")
-                if status not in ("starting", "running"):
-                    self.end_all(f"the live run ended ({status})")
+                if ending:  # one period after the run said it ended: its last snapshot is out too
+                    self.end_all(f"the live run ended ({runtime.status_text})")
                     return
+                ending = getattr(runtime, "status_text", "running") not in ("starting", "running")
             except Exception:  # noqa: BLE001 - keep pulling; the loop's health is not ours to break
                 self.counts["errors"] += 1
                 log.debug("pull failed", exc_info=True)
@@ -381,7 +386,7 @@ class StreamHub:
     def _end_clients(self, code: int, reason: str, event: str) -> None:
         for client in list(self._clients):
             self._clients.discard(client)
-            client.end(code, reason, event)
+            client.end(code, reason, event, drop_queue=False)  # what was queued is sent, then the close
 
     # -- Redis ---------------------------------------------------------------------------------
     def _redis_publisher(self) -> _RedisPublisher:

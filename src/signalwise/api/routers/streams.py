@@ -132,8 +132,8 @@ async def ws_live(websocket: WebSocket, topics: TopicsQ = None, intersections: I
     await websocket.send_text(_described(hub, client))
     sender = asyncio.create_task(_ws_send(websocket, client))
     receiver = asyncio.create_task(_ws_receive(websocket, client, hub, rt))
-    ended = asyncio.create_task(client.ended())
-    tasks = (sender, receiver, ended)
+    kicked = asyncio.create_task(client.kicked())
+    tasks = (sender, receiver, kicked)
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -143,8 +143,8 @@ async def ws_live(websocket: WebSocket, topics: TopicsQ = None, intersections: I
         closed = client.closed  # set by the hub (too slow, run ended) before we unsubscribe
         hub.unsubscribe(client)
     if closed is not None:
-        # queued behind whatever the client has not read yet; a client that never reads again does not
-        # hold this handler (uvicorn closes the socket when the handler returns)
+        # queued behind whatever the client has not read yet; a client that never reads again holds this
+        # handler for close_timeout_s at most
         with contextlib.suppress(Exception):
             await asyncio.wait_for(websocket.close(closed.code, _reason(closed.reason)), hub.close_timeout_s)
 
