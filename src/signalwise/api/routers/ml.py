@@ -155,7 +155,7 @@ def _defaults(request: Request) -> tuple[str, RunConfig]:
 
 
 @router.post("/predict", response_model=PredictOut, summary="What the controller would do now, as the shield allows")
-def predict(request: Request, body: PredictIn,
+async def predict(request: Request, body: PredictIn,  # ~40 µs of CPU: cheaper on the loop than a thread hop
             scenario: Annotated[str | None, Query(description="the network, when no live run is attached")] = None
             ) -> PredictOut:
     controller, cfg = _defaults(request)
