@@ -51,3 +51,26 @@ def test_published_runs_answer_the_analytics_api(runs, db_url):
         assert "actuated" in r.text
         # 4 runs x 5 intervals; re-publishing the fixed run replaced its 5 records
         assert client.get("/api/v1/system/info").json()["row_counts"]["intersection_records"] == 20
+
+
+def test_comparisons_pair_seeds_and_runs_published_alone_still_compare_with_their_baseline(runs, db_url):
+    from signalwise.store import get_engine
+    from signalwise.store.keys import create_key
+
+    # the baseline on its own first, then one candidate run (seed 1 only), in separate calls
+    publish_runs([runs.run_dirs[("fixed", 1)], runs.run_dirs[("fixed", 2)]], db_url)
+    publish_runs([runs.run_dirs[("actuated", 1)]], db_url)
+    _, key = create_key(get_engine(db_url), "t", ["read"])
+    with TestClient(create_app(Settings(database_url=db_url)), headers={"X-API-Key": key}) as client:
+        (entry,) = client.get("/api/v1/analytics/comparison/baseline-vs-ai", params={"scenario": "single"}).json()[
+            "items"]
+        assert entry["seeds"] == entry["baseline_seeds"] == [1]  # never seed 1 against seeds 1 and 2
+        assert entry["baseline_only_seeds"] == [2] and entry["unpaired_seeds"] == []
+        delay = next(m for m in entry["metrics"] if m["metric"] == "avg_delay_s")
+        assert delay["baseline"]["n"] == delay["candidate"]["n"] == 1
+        sim = simulation_id(runs.run_dirs[("actuated", 1)])
+        series = client.get(f"/api/v1/analytics/time-series/{sim}").json()["items"]
+        assert any(row.get("fuel_saved") for row in series), series[:2]  # not 0: the stored baseline was found
+        listed = client.get("/api/v1/analytics/simulations", params={"scenario": "single"}).json()
+        assert listed["total"] == 3 and {i["controller"] for i in listed["items"]} == {"fixed", "actuated"}
+        assert client.get("/api/v1/analytics/simulations", params={"controller": "fixed"}).json()["total"] == 2

@@ -618,24 +618,30 @@ def baseline_vs_ai(engine: Engine, baseline_controller: str, scenario: str | Non
     for (scen, ctrl), group in sorted(grouped.items()):
         if ctrl == baseline_controller or (controller is not None and ctrl != controller):
             continue
-        base = grouped.get((scen, baseline_controller), [])
-        names = sorted({k for r in group for k in r["metrics"]} & {k for r in base for k in r["metrics"]})
+        # the baseline run of the same scenario AND seed: unpaired runs are listed, never compared
+        base_by_seed = {r["seed"]: r for r in grouped.get((scen, baseline_controller), []) if r["seed"] is not None}
+        cand_by_seed = {r["seed"]: r for r in group if r["seed"] is not None}
+        seeds = sorted(set(base_by_seed) & set(cand_by_seed))
+        names = sorted({k for s in seeds for k in cand_by_seed[s]["metrics"]}
+                       & {k for s in seeds for k in base_by_seed[s]["metrics"]})
         if metrics:
             names = [n for n in names if n in metrics]
         rows = []
         for name in names:
-            b = [r["metrics"][name] for r in base if r["metrics"].get(name) is not None]
-            c = [r["metrics"][name] for r in group if r["metrics"].get(name) is not None]
-            cmp = compare(b, c)
+            pairs = [(base_by_seed[s]["metrics"].get(name), cand_by_seed[s]["metrics"].get(name)) for s in seeds]
+            pairs = [(b, c) for b, c in pairs if b is not None and c is not None]
+            cmp = compare([b for b, _ in pairs], [c for _, c in pairs], paired=True)
             rows.append({"metric": name,
                          "baseline": {"mean": _f(cmp.baseline.mean), "ci_low": _f(cmp.baseline.ci_low),
                                       "ci_high": _f(cmp.baseline.ci_high), "n": cmp.baseline.n},
                          "candidate": {"mean": _f(cmp.candidate.mean), "ci_low": _f(cmp.candidate.ci_low),
                                        "ci_high": _f(cmp.candidate.ci_high), "n": cmp.candidate.n},
-                         "change_pct": _f(cmp.change_pct), "p_value": _f(cmp.p_value)})
+                         "change_pct": _f(cmp.change_pct), "p_value": _f(cmp.p_value),
+                         "p_value_paired": _f(cmp.p_value_paired)})
         out.append({"scenario": scen, "controller": ctrl, "baseline_controller": baseline_controller,
-                    "seeds": sorted(r["seed"] for r in group if r["seed"] is not None),
-                    "baseline_seeds": sorted(r["seed"] for r in base if r["seed"] is not None),
+                    "seeds": seeds, "baseline_seeds": seeds,
+                    "unpaired_seeds": sorted(set(cand_by_seed) - set(base_by_seed)),
+                    "baseline_only_seeds": sorted(set(base_by_seed) - set(cand_by_seed)),
                     "metrics": rows})
     return out
 

@@ -168,7 +168,9 @@ def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
         cfg = _read_yaml(d / "config.yaml")
         started = json.loads((d / "run.json").read_text()).get("started")
         started_at = dt.datetime.fromisoformat(started).astimezone(dt.UTC) if started else None
-        register_run(engine, sim_id, m["scenario"], m["controller"], int(m["seed"]), cfg, started_at)
+        # where the run's files are, so a later publish of another controller finds its baseline's emissions
+        register_run(engine, sim_id, m["scenario"], m["controller"], int(m["seed"]),
+                     {**cfg, "run_dir": str(d.resolve())}, started_at)
         flat = {k: float(v) for k, v in m["network"].items() if isinstance(v, int | float)}
         # the analytics API compares fuel and CO2 in these units
         flat["co2_g"] = flat.get("co2_kg", 0.0) * 1000.0
@@ -176,12 +178,30 @@ def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
         if "safety" in m:
             flat["safety_violations"] = float(m["safety"]["violations"])
         write_run_metrics(engine, sim_id, flat)
-        base = baselines.get((m["scenario"], m["seed"]))
+        base = baselines.get((m["scenario"], m["seed"])) or _stored_baseline(engine, m["scenario"], m["seed"])
         total += ingest_records(engine, build_records(d, base if base != d else None))
         start = DEFAULT_START
         bulk_insert_events(engine, ((start + dt.timedelta(seconds=e.time_s), e.device_id, e.event_code, e.parameter)
                                     for e in read_events(d / "events.csv")), simulation_id=sim_id)
     return total
+
+
+def _stored_baseline(engine, scenario: str, seed: int) -> Path | None:
+    """The run directory of the baseline run of this scenario and seed published earlier, if still on disk.
+
+    Without it a run published on its own stored fuel and CO2 "saved" as 0.
+    """
+    from sqlalchemy import select
+
+    from ..store.tables import Run
+
+    t = Run.__table__
+    with engine.connect() as conn:
+        row = conn.execute(select(t.c.config).where(t.c.scenario == scenario, t.c.seed == seed,
+                                                    t.c.controller == BASELINE_CONTROLLER)
+                           .order_by(t.c.id.desc()).limit(1)).first()
+    run_dir = (row[0] or {}).get("run_dir") if row is not None else None
+    return Path(run_dir) if run_dir and (Path(run_dir) / "metrics.json").is_file() else None
 
 
 # -- reading the run directory -------------------------------------------------------------------------

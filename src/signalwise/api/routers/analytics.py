@@ -68,6 +68,18 @@ def environmental_impact(engine: EngineDep, cache: CacheDep, settings: SettingsD
     return result
 
 
+@router.get("/simulations", summary="Every stored run: scenario, controller, seed, when, and its run metrics")
+def simulations(engine: EngineDep, cache: CacheDep, request: Request, p: PageDep,
+                scenario: Annotated[Identifier | None, Query(description="only this scenario")] = None,
+                controller: Annotated[Identifier | None, Query(description="only this controller")] = None) -> dict:
+    def compute() -> dict:
+        runs = [r for r in queries.run_table(engine, scenario) if controller is None or r["controller"] == controller]
+        items = [{"simulation_id": r["simulation_id"], "scenario": r["scenario"], "controller": r["controller"],
+                  "seed": r["seed"], "metrics": r["metrics"]} for r in runs]
+        return paged(len(items), items[p.offset:p.offset + p.limit], p)
+    return cache.get_or_compute(cache_key(request), compute)
+
+
 @router.get("/comparison/baseline-vs-ai",
             summary="Mean, 95% CI and Welch p-value across seeds, per controller and metric, against the baseline")
 def baseline_vs_ai(engine: EngineDep, cache: CacheDep, settings: SettingsDep, request: Request, p: PageDep,
