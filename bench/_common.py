@@ -11,6 +11,9 @@ import time
 
 PY = sys.executable
 
+# `support.*` (test and benchmark helpers kept out of the installed package) lives in tests/
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+
 
 def run_child(code: str, *args: str) -> tuple[float, dict]:
     """(wall seconds, JSON the child printed last) of a fresh interpreter running `code`."""

@@ -25,10 +25,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # support.*: test and bench helpers
 from _records import START, record_lines  # noqa: E402
+from support.databases import isolated_database, postgres_unavailable_reason  # noqa: E402
 
 from signalwise.store import Settings, get_engine, ingest_records, register_run, write_run_metrics  # noqa: E402
-from signalwise.store.testing import isolated_database, postgres_unavailable_reason  # noqa: E402
 
 CONTROLLERS = ("fixed", "webster", "actuated", "max-pressure", "q-learning")
 

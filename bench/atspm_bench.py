@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from signalwise.analytics.atspm import measures as M
-from signalwise.analytics.atspm import reference as R
-from signalwise.analytics.atspm import synthetic
-from signalwise.analytics.atspm.inputs import detectors_from_frame, read_events
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # support.*: test and bench helpers
+
+from support import atspm_reference as R  # noqa: E402
+from support import atspm_synthetic as synthetic  # noqa: E402
+
+from signalwise.analytics.atspm import measures as M  # noqa: E402
+from signalwise.analytics.atspm.inputs import detectors_from_frame, read_events  # noqa: E402
 
 
 def ours(path: Path, cfg) -> dict:

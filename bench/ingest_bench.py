@@ -30,12 +30,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # support.*: test and bench helpers
 from _records import record_lines  # noqa: E402
+from support.databases import isolated_database, postgres_unavailable_reason  # noqa: E402
 
 from signalwise.store import Settings, get_engine, ingest_records  # noqa: E402
 from signalwise.store.ingest import gc_paused, ingest_json_array  # noqa: E402
 from signalwise.store.schemas import RecordList  # noqa: E402
-from signalwise.store.testing import isolated_database, postgres_unavailable_reason  # noqa: E402
 
 BATCH = 10_000
 

@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # support.*: test and bench helpers
 from _records import record_lines  # noqa: E402
-
-from signalwise.store.testing import isolated_database, postgres_unavailable_reason  # noqa: E402
+from support.databases import isolated_database, postgres_unavailable_reason  # noqa: E402
 
 
 def write_jsonl(path: Path, n: int) -> None:

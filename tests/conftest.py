@@ -1,8 +1,14 @@
 """Fixtures shared by the store, API and runtime tests."""
 
+import sys
+from pathlib import Path
+
 import pytest
 
-from signalwise.store.testing import isolated_database, postgres_unavailable_reason
+# `support.*`: helpers only tests and benchmarks use, kept out of the installed package
+sys.path.insert(0, str(Path(__file__).parent))
+
+from support.databases import isolated_database, postgres_unavailable_reason  # noqa: E402
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

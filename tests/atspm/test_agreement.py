@@ -6,10 +6,10 @@ import pytest
 pytest.importorskip("atspm")
 
 from atspm_cases import make_config, make_events  # noqa: E402
+from support import atspm_reference as R  # noqa: E402
+from support import atspm_synthetic as synthetic  # noqa: E402
 
 from signalwise.analytics.atspm import measures as M  # noqa: E402
-from signalwise.analytics.atspm import reference as R  # noqa: E402
-from signalwise.analytics.atspm import synthetic  # noqa: E402
 from signalwise.analytics.atspm.inputs import detectors_from_frame, events_from_frame  # noqa: E402
 
 AGREEMENT_MEASURES = ("actuations", "arrival_on_green", "platoon_ratio", "split_failures", "yellow_red",

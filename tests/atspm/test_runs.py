@@ -5,8 +5,8 @@ import sys
 
 import pandas as pd
 import pytest
+from support import atspm_groundtruth as G
 
-from signalwise.analytics.atspm import groundtruth as G
 from signalwise.analytics.atspm import measures as M
 from signalwise.analytics.atspm import read_detectors, read_events, with_stopbar_yellow_red
 

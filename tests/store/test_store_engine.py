@@ -4,9 +4,9 @@ import threading
 
 from sqlalchemy import text
 from sqlalchemy.pool import StaticPool
+from support.databases import isolated_database
 
 from signalwise.store.engine import create_store_engine
-from signalwise.store.testing import isolated_database
 
 #: every pragma the engine sets on a SQLite connection, as SQLite reports it back
 SQLITE_PRAGMAS = {

@@ -145,8 +145,9 @@ def test_iter_jsonl_names_file_and_line(tmp_path):
 
 
 def test_sqlite_uses_wal(tmp_path):
+    from support.databases import isolated_database
+
     from signalwise.store import get_engine
-    from signalwise.store.testing import isolated_database
 
     with isolated_database("sqlite", tmp_path) as url:
         with get_engine(url).connect() as conn:

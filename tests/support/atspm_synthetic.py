@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .inputs import US_PER_S
+from signalwise.analytics.atspm.inputs import US_PER_S
 
 START_US = int(np.datetime64("2025-01-06T06:00:00", "us").astype(np.int64))
 

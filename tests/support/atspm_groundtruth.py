@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .inputs import US_PER_S
+from signalwise.analytics.atspm.inputs import US_PER_S
 
 DEFAULT_START_US = int(np.datetime64("2025-01-06T00:00:00", "us").astype(np.int64))
 

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from sqlalchemy import create_engine, text
 
-from .engine import dispose_engines
+from signalwise.store.engine import dispose_engines
 
 POSTGRES_URL = os.environ.get("SIGNALWISE_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
