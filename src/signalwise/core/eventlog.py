@@ -15,7 +15,6 @@ from pathlib import Path
 from .types import SignalEvent
 
 COLUMNS = ("TimeStamp", "DeviceId", "EventId", "Parameter")
-TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 DEFAULT_START = dt.datetime(2025, 1, 6, 0, 0, 0)  # a Monday; naive local time
 
 

@@ -139,9 +139,6 @@ class Intersection:
         cw_links = {i for c in self.crosswalks for i in c.link_indices}
         return frozenset(p.index for p in self.phases if p.green_links & cw_links)
 
-    def phase_for_lane(self, lane: str) -> tuple[int, ...]:
-        return tuple(p.index for p in self.phases if lane in p.in_lanes)
-
 
 # ---------------------------------------------------------------------------
 # What is seen and what is decided, every step.

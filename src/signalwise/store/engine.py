@@ -11,7 +11,7 @@ import os
 import threading
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
@@ -136,6 +136,3 @@ def dispose_engines(url: str | None = None) -> None:
 def database_kind(engine: Engine) -> str:
     return engine.dialect.name
 
-
-def table_names(engine: Engine) -> list[str]:
-    return sorted(inspect(engine).get_table_names())

@@ -308,11 +308,6 @@ def recompute_statements(dialect: str, mark: str) -> list[tuple[str, Level | Non
     return deletes + inserts
 
 
-def backfill_statements(dialect: str) -> list[str]:
-    """Statements filling empty roll-ups from every stored record (migrations freeze their own copy)."""
-    return [f"{t.insert()}{t.totals('')}" for t in rollup_tables(dialect)]
-
-
 def recompute(cursor, spans: dict[tuple, list], dialect: str) -> None:  # noqa: ANN001 - DB-API cursor
     """Rebuild the totals of these {(run_id, intersection_id): [first, last timestamp]} from the raw rows:
     the whole-run totals of each key, and the buckets its span touches."""

@@ -47,7 +47,6 @@ from .schemas import DIRECTIONS
 from .timefmt import UtcDateTime
 
 SIGNAL_STATUSES = ("GREEN", "YELLOW", "RED")
-VEHICLE_CLASSES = ("car", "bus", "truck", "bike", "rickshaw")
 DIRECTION_CHECK = " OR ".join(f"direction = '{d}'" for d in DIRECTIONS)
 STATUS_CHECK = " OR ".join(f"signal_status = '{s}'" for s in SIGNAL_STATUSES)
 

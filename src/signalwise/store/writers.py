@@ -21,7 +21,7 @@ records/s target allows.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from sqlalchemy import Connection, select
 
@@ -78,13 +78,6 @@ def with_run_ids(records: list[tuple], ids: dict[str, int]) -> tuple[list[tuple]
         elif ts > span[1]:
             span[1] = ts
     return out, spans
-
-
-def build_rows(chunk: list[IntersectionRecord], ids: dict[str, int], stamp: Callable[[dt.datetime], object]):
-    """(record rows, signal rows per record, {(run_id, intersection_id): [first, last stored timestamp]})."""
-    records, signals = record_rows(chunk, stamp)
-    rows, spans = with_run_ids(records, ids)
-    return rows, signals, spans
 
 
 def may_replace(cursor, spans: dict[tuple, list], mark: str) -> bool:  # noqa: ANN001 - DB-API cursor

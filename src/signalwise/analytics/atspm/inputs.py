@@ -92,12 +92,6 @@ class EventLog:
     def __len__(self) -> int:
         return len(self.time_us)
 
-    def device_code(self, name: str) -> int | None:
-        try:
-            return self.devices.index(name)
-        except ValueError:
-            return None
-
 
 def _norm(name: Any) -> str:
     return "".join(ch for ch in str(name).strip().lower() if ch not in " _-")
@@ -311,10 +305,6 @@ class DetectorConfig:
 
     def rows(self, function: str):
         return self.frame[self.frame["Function"] == function]
-
-    def atspm_frame(self):
-        """The four columns the atspm package reads."""
-        return self.frame[["DeviceId", "Phase", "Parameter", "Function"]].copy()
 
 
 def detectors_from_frame(frame, source: str = "detector configuration") -> DetectorConfig:

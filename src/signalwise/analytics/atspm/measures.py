@@ -14,8 +14,6 @@ import numpy as np
 from . import _kernels as K
 from .inputs import US_PER_S, DetectorConfig, EventLog
 
-TERMINATION_NAMES = {4: "GapOut", 5: "MaxOut", 6: "ForceOff"}
-
 
 def _frame(log: EventLog, bin_us=None, **cols):
     """Columns -> DataFrame; `TimeStamp` (int µs) becomes datetime, `DeviceId` (codes) names."""
