@@ -36,7 +36,7 @@ CONTROLLERS = ("fixed", "webster", "actuated", "max-pressure", "q-learning")
 
 def fill(url: str, n: int) -> None:
     engine = get_engine(url)
-    from signalwise.analytics.queries import row_counts
+    from signalwise.store.queries import row_counts
 
     if row_counts(engine)["intersection_records"] >= n:
         return

@@ -23,11 +23,11 @@ from support import atspm_reference as R  # noqa: E402
 from support import atspm_synthetic as synthetic  # noqa: E402
 
 from signalwise.analytics.atspm import measures as M  # noqa: E402
-from signalwise.analytics.atspm.inputs import detectors_from_frame, read_events  # noqa: E402
+from signalwise.analytics.atspm.inputs import detectors_from_frame, read_event_log  # noqa: E402
 
 
 def ours(path: Path, cfg) -> dict:
-    log = read_events(path)
+    log = read_event_log(path)
     aog = M.arrival_on_green(log, cfg, 15, project=False)
     return {"actuations": M.actuations(log, 15, True), "arrival_on_green": aog,
             "platoon_ratio": M.platoon_ratio(log, cfg, aog, 15), "split_failures": M.split_failures(log, cfg, 15),

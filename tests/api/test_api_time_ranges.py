@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from random_records import DIRECTIONS, assert_same, random_record
 
-from signalwise.analytics.queries import LEVELS, Filters
+from signalwise.store.queries import LEVELS, Filters
 
 T0 = dt.datetime(2025, 9, 10, 8, 3, tzinfo=dt.UTC)
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))

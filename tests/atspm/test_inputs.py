@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from signalwise.analytics.atspm import EventLogError, compute_all, read_detectors, read_events
+from signalwise.analytics.atspm import EventLogError, compute_all, read_detectors, read_event_log
 
 
 def write(tmp_path, text, name="ev.csv"):
@@ -16,7 +16,7 @@ def test_aliases_duplicates_and_order_are_counted(tmp_path):
     p = write(tmp_path, "SignalID,Timestamp,EventCode,EventParam\n"
               "A,2025-01-06 07:00:01.0,82,1\nA,2025-01-06 07:00:00.5,81,1\nA,2025-01-06 07:00:01.0,82,1\n"
               "A,2025-01-06 07:00:02.0,999,1\n")
-    log = read_events(p)
+    log = read_event_log(p)
     assert len(log) == 3 and log.devices == ["A"]
     assert log.report.duplicates_dropped == 1
     assert log.report.out_of_order == 1
@@ -29,7 +29,7 @@ def test_parquet_and_csv_read_the_same(tmp_path):
                        "DeviceId": ["7", "7"], "EventId": [82, 81], "Parameter": [3, 3]})
     df.to_parquet(tmp_path / "e.parquet")
     df.assign(TimeStamp=df["TimeStamp"].dt.strftime("%Y-%m-%d %H:%M:%S.%f").str[:-5]).to_csv(tmp_path / "e.csv", index=False)
-    a, b = read_events(tmp_path / "e.parquet"), read_events(tmp_path / "e.csv")
+    a, b = read_event_log(tmp_path / "e.parquet"), read_event_log(tmp_path / "e.csv")
     assert list(a.time_us) == list(b.time_us) and a.devices == b.devices == ["7"]
 
 
@@ -42,7 +42,7 @@ def test_parquet_and_csv_read_the_same(tmp_path):
 ])
 def test_bad_event_logs_raise_one_line_errors(tmp_path, text, needle):
     with pytest.raises(EventLogError) as e:
-        read_events(write(tmp_path, text))
+        read_event_log(write(tmp_path, text))
     assert needle in str(e.value) and "\n" not in str(e.value)
 
 
@@ -58,7 +58,7 @@ def test_bad_detector_configuration(tmp_path):
 def test_gaps_and_missing_configuration_are_reported(tmp_path):
     p = write(tmp_path, "TimeStamp,DeviceId,EventId,Parameter\n2025-01-06 07:00:00.0,A,82,1\n"
               "2025-01-06 07:30:00.0,A,81,1\n")
-    res = compute_all(read_events(p), None)
+    res = compute_all(read_event_log(p), None)
     assert any("data gaps" in w for w in res.warnings)
     assert any("no detector configuration" in w for w in res.warnings)
     assert res.tables["actuations"]["Total"].tolist() == [1, 0]  # zero-filled in the bin the device logged
@@ -67,4 +67,4 @@ def test_gaps_and_missing_configuration_are_reported(tmp_path):
 def test_bin_size_must_divide_an_hour(tmp_path):
     p = write(tmp_path, "TimeStamp,DeviceId,EventId,Parameter\n2025-01-06 07:00:00.0,A,82,1\n")
     with pytest.raises(ValueError, match="divide an hour"):
-        compute_all(read_events(p), None, bin_min=7)
+        compute_all(read_event_log(p), None, bin_min=7)

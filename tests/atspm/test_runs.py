@@ -8,7 +8,7 @@ import pytest
 from support import atspm_groundtruth as G
 
 from signalwise.analytics.atspm import measures as M
-from signalwise.analytics.atspm import read_detectors, read_events, with_stopbar_yellow_red
+from signalwise.analytics.atspm import read_detectors, read_event_log, with_stopbar_yellow_red
 
 SIGNALWISE = [sys.executable, "-m", "signalwise.cli"]
 
@@ -55,7 +55,7 @@ def test_agrees_with_atspm_package_on_run_log(run_dir):
 
 
 def test_arrivals_on_green_match_sumo(run_dir):
-    log = read_events(run_dir / "events.csv")
+    log = read_event_log(run_dir / "events.csv")
     cfg = read_detectors(run_dir / "detectors.csv")
     ours = M.arrival_on_green(log, cfg, 15, project=True)
     truth = G.arrivals_on_green_truth(run_dir, 15)
@@ -70,7 +70,7 @@ def test_arrivals_on_green_match_sumo(run_dir):
 
 
 def test_red_light_running_matches_sumo(run_dir):
-    log = read_events(run_dir / "events.csv")
+    log = read_event_log(run_dir / "events.csv")
     cfg = with_stopbar_yellow_red(read_detectors(run_dir / "detectors.csv"))
     ours = M.red_light_running(log, cfg, 15)
     truth = G.red_light_running_truth(run_dir, 15)
@@ -87,7 +87,7 @@ def test_events_import_into_store(run_dir, tmp_path):
     r = subprocess.run(SIGNALWISE + ["events", "import", str(run_dir / "events.csv"), "--db", db],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    n = len(read_events(run_dir / "events.csv"))
+    n = len(read_event_log(run_dir / "events.csv"))
     assert f"imported {n:,} new events" in r.stdout
     again = subprocess.run(SIGNALWISE + ["events", "import", str(run_dir / "events.csv"), "--db", db],
                            capture_output=True, text=True)

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from signalwise.store import bulk_insert_events, get_engine, ingest_records
 from signalwise.store.retention import purge
-from signalwise.store.tables import BUCKET_TABLES, HiresEvent, IntersectionRecord, Run
+from signalwise.store.tables import BUCKET_TABLES, HiresEvent, IntersectionRecordRow, Run
 
 
 def _record(sim: str, when: dt.datetime) -> dict:
@@ -44,7 +44,7 @@ def test_purge_removes_old_runs_whole_and_keeps_recent_ones(db_url):
     with engine.connect() as conn:
         assert [r[0] for r in conn.execute(select(Run.__table__.c.simulation_id))] == ["new"]
         new_id = conn.execute(select(Run.__table__.c.id)).scalar_one()
-    assert _count(engine, IntersectionRecord) == 3
+    assert _count(engine, IntersectionRecordRow) == 3
     for t in BUCKET_TABLES:  # the old run's buckets went with it
         assert _count(engine, t) > 0 and _count(engine, t, t.__table__.c.run_id != new_id) == 0
     assert _count(engine, HiresEvent) == 1

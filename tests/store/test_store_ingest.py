@@ -13,7 +13,7 @@ from signalwise.store import (
     register_run,
     write_run_metrics,
 )
-from signalwise.store.tables import IntersectionRecord as RecordRow
+from signalwise.store.tables import IntersectionRecordRow as RecordRow
 from signalwise.store.tables import Run, RunMetric, SignalRecord
 
 EXAMPLE = {

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from signalwise.store import RecordError
 from signalwise.store.ingest import ingest_json_array, ingest_json_records
 from signalwise.store.pipeline import split_array
-from signalwise.store.tables import IntersectionRecord as RecordRow
+from signalwise.store.tables import IntersectionRecordRow as RecordRow
 
 
 def texts(records: list[dict]) -> list[tuple[int, bytes]]:

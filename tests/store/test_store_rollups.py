@@ -15,7 +15,7 @@ from signalwise.store import writers as store_writers
 from signalwise.store.ingest import ingest_json_array
 from signalwise.store.rollups import DIRECTION_TOTALS
 from signalwise.store.tables import BUCKET_TABLES, DirectionRollup, IntersectionRollup, Run, SignalRecord
-from signalwise.store.tables import IntersectionRecord as RecordRow
+from signalwise.store.tables import IntersectionRecordRow as RecordRow
 
 T0 = dt.datetime(2025, 9, 10, 6, tzinfo=dt.UTC)
 DIRECTIONS = ("north", "south", "east", "west")

@@ -9,8 +9,8 @@ from fastapi import Depends, HTTPException, Query, Request
 from pydantic import AwareDatetime, Field
 from sqlalchemy import Engine
 
-from signalwise.analytics.queries import Filters
 from signalwise.store import Settings, get_engine
+from signalwise.store.queries import Filters
 
 from .cache import TTLCache
 

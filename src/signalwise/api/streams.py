@@ -220,6 +220,8 @@ class StreamHub:
             return
         self.runtime = runtime
         self.ended = None
+        if self.redis_url:
+            self._redis_publisher()  # its thread starts here, not in the loop's first publish
         previous = getattr(runtime, "publish", None)
         runtime.publish = self.publish if previous is None or previous == self.publish \
             else chain(previous, self.publish)

@@ -60,7 +60,27 @@ def _load_config(config: Path | None, **overrides):
         if not isinstance(data, dict):
             raise FileNotFoundError(f"{config}: expected a mapping of settings")
     data.update({k: v for k, v in overrides.items() if v is not None})
-    return RunConfig.model_validate(data)
+    cfg = RunConfig.model_validate(data)
+    return with_model_registry(cfg, [cfg.controller])
+
+
+def model_registry_root() -> Path:
+    """Where `signalwise models` keeps versions: `Settings.model_registry` (SIGNALWISE_MODEL_REGISTRY)."""
+    from ..store.settings import Settings
+
+    return Settings().model_registry
+
+
+def with_model_registry(cfg, specs: list[str]):
+    """`cfg` with the registry root in its controller options when a spec reads the registry (`ql:@active`).
+
+    Controllers read no environment; the CLI hands them the root. A root the
+    configuration file already gives (`controller_options.model_registry`) is kept.
+    """
+    if not any(spec.partition(":")[2].startswith("@") for spec in specs) or "model_registry" in cfg.controller_options:
+        return cfg
+    options = {**cfg.controller_options, "model_registry": str(model_registry_root().resolve())}
+    return cfg.model_copy(update={"controller_options": options})
 
 
 def _progress_bar(description: str):
@@ -201,6 +221,7 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
     if scenario is None and sumocfg is None:
         scenario = DEMO_SCENARIO
     base = _load_config(config, scenario=scenario, controller=names[0], duration_s=duration, sumocfg=sumocfg)
+    base = with_model_registry(base, names)
     for name in names:  # fail fast on a typo, before starting any worker
         base.model_validate({**base.model_dump(), "controller": name})
     if sumocfg is None:

@@ -32,6 +32,10 @@ class SimulationError(RuntimeError):
     """SUMO refused the input or died: one line saying what and where."""
 
 
+class FieldLost(SimulationError):
+    """The process running SUMO is gone (killed, crashed, or SUMO failed mid-step): start a new one."""
+
+
 @dataclass
 class SumoOptions:
     """How to start SUMO for one run."""
@@ -119,6 +123,8 @@ class SumoBackend:
             except Exception as exc:
                 raise SimulationError(f"SUMO refused the input: {_one_line(exc)}") from None
         self._closed = False
+        if self.opts.load_state is not None:
+            self._find_emergency_vehicles()  # resumed: emergency vehicles may already be on the road
 
     def close(self) -> None:
         """Close SUMO; safe to call twice and on every error path."""
@@ -264,6 +270,11 @@ class SumoBackend:
         halting = self.api.lane.getLastStepHaltingNumber
         return sum(halting(lane) for lane in lanes)
 
+    def halting_by_lane(self, lanes: Iterable[str]) -> dict[str, int]:
+        """Vehicles halting on each of `lanes` (queues per approach for the live records)."""
+        halting = self.api.lane.getLastStepHaltingNumber
+        return {lane: halting(lane) for lane in lanes}
+
     # -- state save / restore (crash recovery) --------------------------------------
     def save_state(self, path: Path) -> Path:
         """Write SUMO's full state (vehicles, signals, RNG) so a run can resume."""
@@ -280,9 +291,12 @@ class SumoBackend:
             self.api.simulation.loadState(str(path))
         except Exception as exc:
             raise SimulationError(f"could not load state {path}: {_one_line(exc)}") from None
+        self._find_emergency_vehicles()
+        return self.api.simulation.getTime()
+
+    def _find_emergency_vehicles(self) -> None:
         self._emergency_ids = {v for v in self.api.vehicle.getIDList()
                                if self.api.vehicle.getVehicleClass(v) in self._emergency_classes}
-        return self.api.simulation.getTime()
 
 
 def _one_line(exc: BaseException) -> str:

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine, delete, func, select
 
-from .tables import Alert, HiresEvent, IntersectionRecord, Run, RuntimeChange
+from .tables import Alert, HiresEvent, IntersectionRecordRow, Run, RuntimeChange
 
 #: days each kind of data is kept
 DEFAULT_DAYS = {"records": 365, "events": 180, "alerts": 365, "changes": 730}
@@ -31,7 +31,7 @@ def purge(engine: Engine, days: dict[str, float], now: dt.datetime | None = None
         raise ValueError(f"unknown retention kind(s) {', '.join(unknown)}; known: {', '.join(DEFAULT_DAYS)}")
     days = {**DEFAULT_DAYS, **days}
     cut = {k: now - dt.timedelta(days=v) for k, v in days.items()}
-    runs_t, rec_t, ev_t = Run.__table__, IntersectionRecord.__table__, HiresEvent.__table__
+    runs_t, rec_t, ev_t = Run.__table__, IntersectionRecordRow.__table__, HiresEvent.__table__
     al_t, ch_t = Alert.__table__, RuntimeChange.__table__
     newest = (select(rec_t.c.run_id, func.max(rec_t.c.timestamp).label("newest")).group_by(rec_t.c.run_id)
               .subquery())

@@ -18,7 +18,7 @@ request. Ingestion keeps these totals in the same transaction as the rows:
 The bucketed levels (`LEVELS`: 1 hour, 15 minutes, 5 minutes) let a time
 range read whole buckets of the coarsest level that fits, then of the finer
 ones at its edges, and only the rest (under 5 minutes at each end) from the
-interval rows (`analytics.queries`): at most 1 + 2 x (3 + 2) bucket reads
+interval rows (`store.queries`): at most 1 + 2 x (3 + 2) bucket reads
 per group for a range within three hours. A bucket is named by its start in
 UTC, as the database writes a timestamp.
 

@@ -82,7 +82,9 @@ class Run(Base):
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
-class IntersectionRecord(Base):
+class IntersectionRecordRow(Base):
+    """A stored intersection record (the ORM row; `schemas.IntersectionRecord` is the ingestion format)."""
+
     __tablename__ = "intersection_records"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -97,7 +99,7 @@ class IntersectionRecord(Base):
     co2_saved: Mapped[float] = mapped_column(Float)
     emergency_overrides: Mapped[int] = mapped_column(Integer)
     # the record's approaches side by side (NULL: no signal row for it), copied from its signal rows so
-    # that the edges of a time range read the records alone (`analytics.queries`; migration 0007)
+    # that the edges of a time range read the records alone (`store.queries`; migration 0007)
     north_avg_wait_time: Mapped[float | None] = mapped_column(Float)
     north_vehicles_crossed: Mapped[int | None] = mapped_column(Integer)
     south_avg_wait_time: Mapped[float | None] = mapped_column(Float)

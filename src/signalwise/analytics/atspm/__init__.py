@@ -1,7 +1,7 @@
 """ATSPM performance measures from the hi-res event log (Indiana enumeration).
 
-    from signalwise.analytics.atspm import read_events, read_detectors, compute_all
-    results = compute_all(read_events("events.csv"), read_detectors("detectors.csv"))
+    from signalwise.analytics.atspm import read_event_log, read_detectors, compute_all
+    results = compute_all(read_event_log("events.csv"), read_detectors("detectors.csv"))
     results.tables["split_failures"]
 
 Measures follow the PyPI `atspm` package (ODOT, 2.6.1) definitions exactly
@@ -49,12 +49,12 @@ from .inputs import (
     events_from_frame,
     events_from_rows,
     read_detectors,
-    read_events,
+    read_event_log,
     with_stopbar_yellow_red,
 )
 
 __all__ = [
     "MEASURES", "DetectorConfig", "EventLog", "EventLogError", "InputReport", "Results", "compute_all",
     "detectors_from_frame", "events_from_arrow", "events_from_frame", "events_from_rows", "read_detectors",
-    "read_events", "with_stopbar_yellow_red", "write_tables",
+    "read_event_log", "with_stopbar_yellow_red", "write_tables",
 ]

@@ -30,7 +30,7 @@ def atspm(
 ) -> None:
     """Compute ATSPM performance measures from a hi-res event log: tables and PNG charts."""
     from .compute import compute_all, write_tables
-    from .inputs import EventLogError, read_detectors, read_events, with_stopbar_yellow_red
+    from .inputs import EventLogError, read_detectors, read_event_log, with_stopbar_yellow_red
 
     if (events is None) == (run is None):
         _fail("give exactly one of --events FILE or --run DIR")
@@ -47,7 +47,7 @@ def atspm(
                 events = alt if alt.exists() else events
             if detectors is None and (run / "detectors.csv").exists():
                 detectors = run / "detectors.csv"
-        log = read_events(events)
+        log = read_event_log(events)
         config = read_detectors(detectors) if detectors is not None else None
         if config is not None and run is not None:
             config = with_stopbar_yellow_red(config)
@@ -79,10 +79,10 @@ def events_import(
     """Bulk-load an event log into the store's event table (duplicates are ignored)."""
     import numpy as np
 
-    from .inputs import EventLogError, read_events
+    from .inputs import EventLogError, read_event_log
 
     try:
-        log = read_events(file)
+        log = read_event_log(file)
     except EventLogError as exc:
         _fail(str(exc))
     from signalwise.store import bulk_insert_events, get_engine

@@ -261,7 +261,7 @@ def _fmt_us(us: int) -> str:
     return str(np.datetime64(int(us), "us")).replace("T", " ")
 
 
-def read_events(path: str | Path) -> EventLog:
+def read_event_log(path: str | Path) -> EventLog:
     """Read an event log (CSV or Parquet, any accepted column spelling)."""
     path = Path(path)
     table = _read_table(path, string_columns=tuple(EVENT_ALIASES["DeviceId"]) + tuple(EVENT_ALIASES["TimeStamp"]))

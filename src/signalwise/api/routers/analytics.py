@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 
-from signalwise.analytics import queries
+from signalwise.analytics import comparisons
+from signalwise.store import queries
 
 from ..deps import (
     CacheDep,
@@ -60,7 +61,7 @@ def environmental_impact(engine: EngineDep, cache: CacheDep, settings: SettingsD
     baseline = baseline_controller or settings.baseline_controller
 
     def compute() -> dict:
-        items = queries.environmental_impact(engine, baseline, simulation_id, scenario)
+        items = comparisons.environmental_impact(engine, baseline, simulation_id, scenario)
         return paged(len(items), items[p.offset:p.offset + p.limit], p, baseline_controller=baseline)
     result = cache.get_or_compute(cache_key(request), compute)
     if simulation_id is not None and result["total"] == 0:
@@ -90,7 +91,7 @@ def baseline_vs_ai(engine: EngineDep, cache: CacheDep, settings: SettingsDep, re
     baseline = baseline_controller or settings.baseline_controller
 
     def compute() -> dict:
-        items = queries.baseline_vs_ai(engine, baseline, scenario, controller, metric)
+        items = comparisons.baseline_vs_ai(engine, baseline, scenario, controller, metric)
         return paged(len(items), items[p.offset:p.offset + p.limit], p, baseline_controller=baseline)
     return cache.get_or_compute(cache_key(request), compute)
 
@@ -110,7 +111,7 @@ def time_series(simulation_id: SimulationPath, f: RunFiltersDep, p: PageDep, eng
                                                       description="merge intervals into buckets of this size")] = None
                 ) -> dict:
     def compute() -> dict | None:
-        result = queries.time_series(engine, simulation_id, f, bucket_s, p.limit, p.offset)
+        result = queries.interval_figures(engine, simulation_id, f, bucket_s, p.limit, p.offset)
         return None if result is None else paged(result[0], result[1], p, simulation_id=simulation_id)
     result = cache.get_or_compute(cache_key(request), compute)
     if result is None:

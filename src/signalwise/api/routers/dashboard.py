@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
-from signalwise.analytics import queries
+from signalwise.store import queries
 
 from ..deps import CacheDep, EngineDep, FiltersDep, Identifier, cache_key
 

@@ -9,8 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 import signalwise
-from signalwise.analytics import queries
-from signalwise.store import database_kind, get_engine
+from signalwise.store import database_kind, get_engine, queries
 from signalwise.store.engine import current_revision
 
 from ..deps import CacheDep, EngineDep, SettingsDep

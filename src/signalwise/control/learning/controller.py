@@ -1,4 +1,4 @@
-"""The Q-learning controller: `ql:PATH` runs a trained model; `ql-train` learns online.
+"""The Q-learning controller: `ql:PATH` runs a trained model; a training session's controllers learn online.
 
 Both only propose; the shield decides. While the current green is inside its
 minimum green the controller holds without deciding (the shield would refuse
@@ -27,6 +27,7 @@ import numpy as np
 from ...core.types import Decision, Intersection, Observation
 from ..base import ControlContext, register
 from .agent import Hyper, QLearner
+from .deployed import DEFAULT_REGISTRY_ROOT, deployed_model_path
 from .features import QUEUE_EDGES, TIME_EDGES_S, StateFeatures
 from .qtable import Model, ModelError, QTable, load_model
 
@@ -240,10 +241,9 @@ def make_ql(inter: Intersection, ctx: ControlContext):
         return ModelUnavailable(inter, "no model given (use ql:PATH)")
     try:
         path, guide_visits = _model_options(str(path))
-        if str(path).startswith("@"):  # ql:@active, ql:@v3: from the model registry
-            from .registry import LocalModelRegistry
-
-            path = LocalModelRegistry().path_for(str(path)[1:], inter.id)
+        if str(path).startswith("@"):  # ql:@active, ql:@v3: from the model registry the caller names
+            root = Path(ctx.options.get("model_registry") or DEFAULT_REGISTRY_ROOT)
+            path = deployed_model_path(root, str(path)[1:], inter.id)
         return controller_from_model(cached_model(str(path)), inter, guide_visits=guide_visits)
     except ModelError as exc:
         log.error("ql: %s; intersection %s runs the fallback plan", exc, inter.id)
@@ -268,13 +268,17 @@ def _model_options(spec: str) -> tuple[str, int | None]:
 
 
 # ---------------------------------------------------------------------------
-# `ql-train`: used by `signalwise train` inside its worker processes
+# Online learning: `signalwise train` hands a session's controllers to the run loop
 # ---------------------------------------------------------------------------
 
 
 @dataclass
 class TrainingSession:
-    """The tables being trained in this process, and how to build learners for them."""
+    """The tables being trained in this process, and how to build learners for them.
+
+    Training passes `lambda inter, ctx: session.controller_for(inter)` to the
+    run loop as its controller factory; no registry or global holds it.
+    """
 
     hyper: Hyper
     seed: int
@@ -313,16 +317,11 @@ class TrainingSession:
         return ctrl
 
 
-SESSIONS: dict[str, TrainingSession] = {}
-
-
 def _stable_int(text: str) -> int:
     return int.from_bytes(text.encode()[:8].ljust(8, b"\0"), "little") % (2**31)
 
 
 @register("ql-train")
 def make_ql_train(inter: Intersection, ctx: ControlContext) -> QLController:
-    key = ctx.options.get("session")
-    if key not in SESSIONS:
-        raise ModelError("ql-train learns inside `signalwise train` only; to run a model use ql:PATH")
-    return SESSIONS[key].controller_for(inter)
+    """The run's label while training; its controllers come from the training session, never from here."""
+    raise ModelError("ql-train learns inside `signalwise train` only; to run a model use ql:PATH")

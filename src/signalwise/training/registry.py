@@ -7,7 +7,10 @@ it in the database; `LocalModelRegistry` keeps everything in one directory:
     <root>/v1/, v2/, ...      copies of the artifacts (a registered model never changes)
 
 `ql:@active` runs, at every intersection, the version active there;
-`ql:@v3` runs version 3.
+`ql:@v3` runs version 3. Those runs read the registry with the functions of
+`signalwise.control.learning.deployed`, and so does this class: one reader.
+The root is given by the caller (the CLI takes it from `Settings`,
+`SIGNALWISE_MODEL_REGISTRY`).
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .qtable import ModelError, load_model
-
-DEFAULT_ROOT = Path("models/registry")
-
-
-def default_root() -> Path:
-    return Path(os.environ.get("SIGNALWISE_MODEL_REGISTRY", DEFAULT_ROOT))
+from ..control.learning.deployed import (
+    DEFAULT_REGISTRY_ROOT,
+    REGISTRY_FILE,
+    active_versions,
+    deployed_model_path,
+    read_registry,
+    version_entry,
+)
+from ..control.learning.qtable import ModelError, load_model
 
 
 @dataclass(frozen=True)
@@ -50,18 +55,13 @@ class ModelRegistry(Protocol):
 
 
 class LocalModelRegistry:
-    def __init__(self, root: Path | None = None):
-        self.root = Path(root) if root is not None else default_root()
-        self._file = self.root / "registry.json"
+    def __init__(self, root: Path = DEFAULT_REGISTRY_ROOT):
+        self.root = Path(root)
+        self._file = self.root / REGISTRY_FILE
 
     # -- storage --------------------------------------------------------------------
     def _read(self) -> dict:
-        if not self._file.is_file():
-            return {"versions": [], "history": {}}
-        try:
-            return json.loads(self._file.read_text())
-        except json.JSONDecodeError:
-            raise ModelError(f"{self._file}: corrupted registry file") from None
+        return read_registry(self.root)
 
     def _write(self, data: dict) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -88,11 +88,7 @@ class LocalModelRegistry:
         return [ModelVersion(**v) for v in self._read()["versions"]]
 
     def get(self, version: str) -> ModelVersion:
-        for v in self.versions():
-            if v.version == version:
-                return v
-        known = ", ".join(v.version for v in self.versions()) or "none registered"
-        raise ModelError(f"no model version {version!r} in {self.root} ({known})")
+        return ModelVersion(**version_entry(self._read(), self.root, version))
 
     def deploy(self, version: str, intersections: list[str] | None = None) -> dict[str, str]:
         mv = self.get(version)
@@ -123,14 +119,8 @@ class LocalModelRegistry:
         return out
 
     def active(self) -> dict[str, str]:
-        return {i: h[-1] for i, h in self._read()["history"].items() if h}
+        return active_versions(self._read())
 
     def path_for(self, ref: str, intersection_id: str) -> Path:
-        """`active` -> the version active at that intersection; `vN` -> that version."""
-        if ref == "active":
-            version = self.active().get(intersection_id)
-            if version is None:
-                raise ModelError(f"no model deployed at intersection {intersection_id!r}")
-        else:
-            version = ref
-        return Path(self.get(version).path)
+        """`active` -> the version active at that intersection; `vN` -> that version (what `ql:@ref` runs)."""
+        return deployed_model_path(self.root, ref, intersection_id)

@@ -41,9 +41,7 @@ from signalwise.store.tables import (
     RunMetric,
     SignalRecord,
 )
-from signalwise.store.tables import IntersectionRecord as Rec
-
-from .stats import compare
+from signalwise.store.tables import IntersectionRecordRow as Rec
 
 R, S, RUN, M = Rec.__table__, SignalRecord.__table__, Run.__table__, RunMetric.__table__
 IR, DR = IntersectionRollup.__table__, DirectionRollup.__table__
@@ -505,7 +503,7 @@ def _emergency_answer(engine: Engine, f: Filters, page: tuple[int, list],
                           "emergency_delay_s": {k: _f(v) for k, v in delays.items()}}
 
 
-def time_series(engine: Engine, simulation_id: str, f: Filters, bucket_s: int | None,
+def interval_figures(engine: Engine, simulation_id: str, f: Filters, bucket_s: int | None,
                 limit: int, offset: int) -> tuple[int, list[dict]] | None:
     """Per-interval figures of one run (all its intersections, or the one filtered), oldest first."""
     if run_info(engine, simulation_id) is None:
@@ -579,73 +577,6 @@ def run_table(engine: Engine, scenario: str | None = None) -> list[dict]:
     return sorted(runs.values(), key=lambda r: (r["scenario"], r["controller"], r["seed"] or 0))
 
 
-def environmental_impact(engine: Engine, baseline_controller: str, simulation_id: str | None = None,
-                         scenario: str | None = None) -> list[dict]:
-    """Fuel and CO2 of each run against the baseline run of the same scenario and seed."""
-    runs = run_table(engine, scenario)
-    baselines = {(r["scenario"], r["seed"]): r for r in runs if r["controller"] == baseline_controller}
-    out = []
-    for r in runs:
-        if simulation_id is not None and r["simulation_id"] != simulation_id:
-            continue
-        if simulation_id is None and r["controller"] == baseline_controller:
-            continue
-        base = baselines.get((r["scenario"], r["seed"]))
-        entry = {"simulation_id": r["simulation_id"], "scenario": r["scenario"], "controller": r["controller"],
-                 "seed": r["seed"], "baseline_simulation_id": base["simulation_id"] if base else None,
-                 "recorded_fuel_saved": r["metrics"].get("fuel_saved"),
-                 "recorded_co2_saved": r["metrics"].get("co2_saved")}
-        for metric in ("fuel_ml", "co2_g"):
-            value = r["metrics"].get(metric)
-            ref = base["metrics"].get(metric) if base else None
-            saved = ref - value if value is not None and ref is not None else None
-            entry[metric] = value
-            entry[f"baseline_{metric}"] = ref
-            entry[f"{metric}_saved"] = saved
-            entry[f"{metric}_saved_pct"] = _f(saved / ref * 100) if saved is not None and ref else None
-        out.append(entry)
-    return out
-
-
-def baseline_vs_ai(engine: Engine, baseline_controller: str, scenario: str | None = None,
-                   controller: str | None = None, metrics: list[str] | None = None) -> list[dict]:
-    """Per scenario, controller and metric: mean and 95% CI over seeds of both, change, Welch p-value."""
-    runs = run_table(engine, scenario)
-    grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for r in runs:
-        grouped[(r["scenario"], r["controller"])].append(r)
-    out = []
-    for (scen, ctrl), group in sorted(grouped.items()):
-        if ctrl == baseline_controller or (controller is not None and ctrl != controller):
-            continue
-        # the baseline run of the same scenario AND seed: unpaired runs are listed, never compared
-        base_by_seed = {r["seed"]: r for r in grouped.get((scen, baseline_controller), []) if r["seed"] is not None}
-        cand_by_seed = {r["seed"]: r for r in group if r["seed"] is not None}
-        seeds = sorted(set(base_by_seed) & set(cand_by_seed))
-        names = sorted({k for s in seeds for k in cand_by_seed[s]["metrics"]}
-                       & {k for s in seeds for k in base_by_seed[s]["metrics"]})
-        if metrics:
-            names = [n for n in names if n in metrics]
-        rows = []
-        for name in names:
-            pairs = [(base_by_seed[s]["metrics"].get(name), cand_by_seed[s]["metrics"].get(name)) for s in seeds]
-            pairs = [(b, c) for b, c in pairs if b is not None and c is not None]
-            cmp = compare([b for b, _ in pairs], [c for _, c in pairs], paired=True)
-            rows.append({"metric": name,
-                         "baseline": {"mean": _f(cmp.baseline.mean), "ci_low": _f(cmp.baseline.ci_low),
-                                      "ci_high": _f(cmp.baseline.ci_high), "n": cmp.baseline.n},
-                         "candidate": {"mean": _f(cmp.candidate.mean), "ci_low": _f(cmp.candidate.ci_low),
-                                       "ci_high": _f(cmp.candidate.ci_high), "n": cmp.candidate.n},
-                         "change_pct": _f(cmp.change_pct), "p_value": _f(cmp.p_value),
-                         "p_value_paired": _f(cmp.p_value_paired)})
-        out.append({"scenario": scen, "controller": ctrl, "baseline_controller": baseline_controller,
-                    "seeds": seeds, "baseline_seeds": seeds,
-                    "unpaired_seeds": sorted(set(cand_by_seed) - set(base_by_seed)),
-                    "baseline_only_seeds": sorted(set(base_by_seed) - set(cand_by_seed)),
-                    "metrics": rows})
-    return out
-
-
 # ---------------------------------------------------------------------------
 # dashboard and charts
 # ---------------------------------------------------------------------------
@@ -702,7 +633,7 @@ def wait_time_trend(engine: Engine, simulation_ids: list[str], f: Filters, bucke
     """Average wait over time, one series per run, on a shared time axis."""
     series, labels = [], set()
     for sim in simulation_ids:
-        result = time_series(engine, sim, f, bucket_s, limit=100_000, offset=0)
+        result = interval_figures(engine, sim, f, bucket_s, limit=100_000, offset=0)
         points = result[1] if result else []
         series.append({"name": sim, "points": {p["timestamp"]: p["avg_wait_time"] for p in points}})
         labels.update(p["timestamp"] for p in points)

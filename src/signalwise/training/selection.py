@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from .qtable import Model, ModelError, load_model
+from ..control.learning.qtable import Model, ModelError, load_model
 from .train import OnEpisode, TrainConfig, TrainingError, train
 
 #: thresholds trained by `--guide-visits auto`
@@ -77,8 +77,8 @@ def train_selected(cfg: TrainConfig, candidates: tuple[int, ...] = AUTO_CANDIDAT
 
 def validate(cfg: TrainConfig, paths: dict[int, Path], seeds: list[int], out: Path) -> dict:
     """Mean delay of every candidate (and of the best table behind max-pressure only) on `seeds`; the choice."""
-    from ...runtime.compare import compare_controllers
-    from ...runtime.config import RunConfig
+    from ..runtime.compare import compare_controllers
+    from ..runtime.config import RunConfig
 
     base = RunConfig(scenario=cfg.scenario, controller="max-pressure", duration_s=cfg.duration_s,
                      sumocfg=cfg.sumocfg, net=cfg.net, routes=list(cfg.routes))

@@ -1,4 +1,4 @@
-"""CLI of the learning controllers: train, evaluate, models list|show|add|deploy|rollback."""
+"""CLI of training: train, evaluate, models list|show|add|deploy|rollback."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand
 
-from ...runtime.commands import _fail, friendly_errors
+from ..runtime.commands import _fail, friendly_errors, model_registry_root, with_model_registry
 from .executors import LOCAL_RAY
+
+RegistryOpt = Annotated[Path | None, typer.Option(
+    help="registry directory [default: SIGNALWISE_MODEL_REGISTRY, or models/registry]", show_default=False)]
 
 models_app = typer.Typer(help="The local model registry: versions, and which one is active per intersection.",
                          no_args_is_help=True)
@@ -22,7 +25,7 @@ def learning_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from .qtable import ModelError
+        from ..control.learning.qtable import ModelError
         from .train import TrainingError
 
         try:
@@ -95,8 +98,8 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ...sim.scenarios import from_files, from_sumocfg, load
-    from .agent import Hyper
+    from ..sim.scenarios import from_files, from_sumocfg, load
+    from ..control.learning.agent import Hyper
     from .executors import ExecutorError, make_executor
     from .selection import candidate_dir, train_selected
     from .train import TrainConfig, train
@@ -214,7 +217,7 @@ def evaluate_command(
 def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, workers, out) -> None:
     from rich.console import Console
 
-    from ...runtime.commands import print_compare_table
+    from ..runtime.commands import print_compare_table
     from .evaluate import evaluate
 
     console = Console()
@@ -230,7 +233,7 @@ def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, worke
 
 
 @models_app.command("list")
-def models_list(registry: Annotated[Path | None, typer.Option(help="registry directory")] = None) -> None:
+def models_list(registry: RegistryOpt = None) -> None:
     """Registered versions and where each is active."""
     _models_list(registry)
 
@@ -240,9 +243,7 @@ def _models_list(registry) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .registry import LocalModelRegistry
-
-    reg = LocalModelRegistry(registry)
+    reg = _registry(registry)
     active = reg.active()
     t = Table(title=f"models in {reg.root}")
     for col in ("version", "scenario", "intersections", "episodes", "registered", "active at"):
@@ -254,32 +255,28 @@ def _models_list(registry) -> None:
 
 
 @models_app.command("add")
-def models_add(path: Path, registry: Annotated[Path | None, typer.Option(help="registry directory")] = None) -> None:
+def models_add(path: Path, registry: RegistryOpt = None) -> None:
     """Register a model directory as a new version (copied; it never changes afterwards)."""
     _models_add(path, registry)
 
 
 @learning_errors
 def _models_add(path, registry) -> None:
-    from .registry import LocalModelRegistry
-
-    mv = LocalModelRegistry(registry).add(path)
+    mv = _registry(registry).add(path)
     typer.echo(f"registered {mv.version} ({mv.scenario}, {', '.join(mv.intersections)}) at {mv.path}")
 
 
 @models_app.command("show")
 def models_show(ref: Annotated[str, typer.Argument(help="a version (v3) or a model directory")],
-                registry: Annotated[Path | None, typer.Option(help="registry directory")] = None) -> None:
+                registry: RegistryOpt = None) -> None:
     """A model's metadata: scenario, layouts, encoding, hyperparameters, training, evaluations."""
     _models_show(ref, registry)
 
 
 @learning_errors
 def _models_show(ref, registry) -> None:
-    from .qtable import load_model
-    from .registry import LocalModelRegistry
-
-    path = Path(ref) if Path(ref).exists() else Path(LocalModelRegistry(registry).get(ref).path)
+    from ..control.learning.qtable import load_model
+    path = Path(ref) if Path(ref).exists() else Path(_registry(registry).get(ref).path)
     m = load_model(path)
     meta = dict(m.meta)
     meta["path"] = str(path)
@@ -289,34 +286,37 @@ def _models_show(ref, registry) -> None:
 @models_app.command("deploy")
 def models_deploy(version: str,
                   intersection: Annotated[list[str] | None, typer.Option(help="only here (repeatable)")] = None,
-                  registry: Annotated[Path | None, typer.Option(help="registry directory")] = None) -> None:
+                  registry: RegistryOpt = None) -> None:
     """Make a version active (at all its intersections, or those given); `ql:@active` then runs it."""
     _models_deploy(version, intersection, registry)
 
 
 @learning_errors
 def _models_deploy(version, intersection, registry) -> None:
-    from .registry import LocalModelRegistry
-
-    done = LocalModelRegistry(registry).deploy(version, intersection or None)
+    done = _registry(registry).deploy(version, intersection or None)
     for i, v in done.items():
         typer.echo(f"{i}: {v} active")
 
 
 @models_app.command("rollback")
 def models_rollback(intersection: Annotated[list[str] | None, typer.Option(help="only here (repeatable)")] = None,
-                    registry: Annotated[Path | None, typer.Option(help="registry directory")] = None) -> None:
+                    registry: RegistryOpt = None) -> None:
     """Return to the previously active version (none left: the signal runs its fallback plan)."""
     _models_rollback(intersection, registry)
 
 
 @learning_errors
 def _models_rollback(intersection, registry) -> None:
-    from .registry import LocalModelRegistry
-
-    done = LocalModelRegistry(registry).rollback(intersection or None)
+    done = _registry(registry).rollback(intersection or None)
     for i, v in done.items():
         typer.echo(f"{i}: {v or 'no model (fallback plan)'} active")
+
+
+def _registry(root: Path | None):
+    """The registry at `--registry`, else where Settings say (SIGNALWISE_MODEL_REGISTRY)."""
+    from .registry import LocalModelRegistry
+
+    return LocalModelRegistry(root if root is not None else model_registry_root())
 
 
 def register(app: typer.Typer) -> None:

@@ -17,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .qtable import ModelError, load_model
+from ..control.learning.qtable import ModelError, load_model
 from .train import check_heldout, heldout_seeds
 
 
@@ -29,21 +29,18 @@ class EvaluateResult:
 
 
 def _fit_errors(model_path: str, scenario: str) -> list[str]:
-    """Worker: start the scenario's network in SUMO, read its signals, try the model on each."""
-    from ...runtime.config import RunConfig
-    from ...runtime.loop import resolve_scenario, timing_defaults
-    from ...sim.backend import SumoBackend, SumoOptions
-    from ...sim.signal_model import read_all
-    from .controller import controller_from_model
+    """Worker: start the scenario's network in SUMO (no traffic), read its signals, try the model on each."""
+    from ..control.learning.controller import controller_from_model
+    from ..runtime.config import RunConfig
+    from ..runtime.loop import open_field, resolve_scenario, sumo_options
 
     cfg = RunConfig(scenario=scenario)
     sc = resolve_scenario(cfg)
-    backend = SumoBackend(SumoOptions(net_file=sc.net_file, begin_s=0, end_s=1))
-    backend.start()
+    field = open_field(cfg, sc, sumo_options(cfg, sc, end_s=sc.begin_s + 1, with_routes=False))
     try:
-        inters, _ = read_all(backend.api, timing_defaults(cfg))
+        inters = field.intersections
     finally:
-        backend.close()
+        field.backend.close()
     model = load_model(Path(model_path))
     errors = []
     for inter in inters:
@@ -64,9 +61,10 @@ def check_fits(model_path: Path, scenario: str) -> None:
 
 def evaluate(model_path: Path, scenario: str, n_seeds: int = 5, first_seed: int = 1,
              baseline: str = "max-pressure", duration_s: float | None = None, workers: int | None = None,
-             out: Path | None = None) -> EvaluateResult:
-    from ...runtime.compare import compare_controllers
-    from ...runtime.config import RunConfig
+             out: Path | None = None, controller_options: dict | None = None) -> EvaluateResult:
+    """`controller_options` go to every run (`model_registry`: where a `ql:@...` baseline is found)."""
+    from ..runtime.compare import compare_controllers
+    from ..runtime.config import RunConfig
 
     model_path = Path(model_path)
     model = load_model(model_path)
@@ -75,7 +73,8 @@ def evaluate(model_path: Path, scenario: str, n_seeds: int = 5, first_seed: int 
     check_fits(model_path, scenario)
     ql = f"ql:{model_path.resolve()}"
     out = out or model_path.resolve().parent / f"eval-{dt.datetime.now():%Y%m%d-%H%M%S}-{scenario.replace(':', '-')}"
-    base = RunConfig(scenario=scenario, controller=baseline, duration_s=duration_s)
+    base = RunConfig(scenario=scenario, controller=baseline, duration_s=duration_s,
+                     controller_options=dict(controller_options or {}))
     result = compare_controllers(base, [baseline, ql], seeds, out, workers or min(os.cpu_count() or 1, 2))
     if result.failures:
         raise ModelError("evaluation run(s) failed: " + "; ".join(f"{c} s{s}: {m}" for (c, s), m in

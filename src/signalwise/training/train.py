@@ -35,9 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .agent import Hyper
+from .. import __version__
+from ..control.learning.agent import Hyper
+from ..control.learning.controller import TrainingSession
+from ..control.learning.qtable import Model, ModelError, QTable, StateEncoding, load_model, save_model
 from .executors import EpisodeExecutor, make_executor
-from .qtable import Model, ModelError, QTable, StateEncoding, load_model, save_model
 
 CHECKPOINTS_KEPT = 3
 
@@ -98,9 +100,8 @@ class EpisodeRecord:
 
 def run_episode(payload: str) -> dict:
     """Worker: one training episode from the snapshot in `payload`; returns the tables it trained."""
-    from ...runtime.config import RunConfig
-    from ...runtime.run import execute_run
-    from .controller import SESSIONS, TrainingSession
+    from ..runtime.config import RunConfig
+    from ..runtime.run import execute_run
 
     p = json.loads(payload)
     hyper = Hyper(**p["hyper"])
@@ -110,15 +111,13 @@ def run_episode(payload: str) -> dict:
         session.tables = {n: t.writable() for n, t in model.tables.items()}
         session.table_of = dict(model.table_of)
         session.layouts = dict(model.layouts)
-    key = f"train-{p['seed']}-{p['episode']}"
-    SESSIONS[key] = session
+    # "ql-train" labels the run; its controllers are the session's, handed to the loop here
     cfg = RunConfig(scenario=p["scenario"], controller="ql-train", seed=p["sumo_seed"], duration_s=p["duration_s"],
                     sumocfg=p.get("sumocfg"), net=p.get("net"), routes=p.get("routes", []),
                     out_dir=Path(p["run_dir"]).parent, emissions=False,
-                    shield={"confidence_threshold": 0.5},
-                    controller_options={"session": key})
+                    shield={"confidence_threshold": 0.5})
     t0 = time.perf_counter()
-    result = execute_run(cfg, Path(p["run_dir"]))
+    result = execute_run(cfg, Path(p["run_dir"]), controllers=lambda inter, ctx: session.controller_for(inter))
     wall = time.perf_counter() - t0
     shutil.rmtree(Path(p["run_dir"]) / "sumo", ignore_errors=True)  # raw SUMO files: large, not needed
     ctrls = session.controllers.values()
@@ -287,6 +286,7 @@ def _meta(cfg: TrainConfig, history: list[dict], episodes_done: int, wall_s: flo
         },
         "evaluations": [],
         "created": dt.datetime.now().isoformat(timespec="seconds"),
+        "signalwise": __version__,
     }
 
 

@@ -1,0 +1,91 @@
+"""Comparisons across stored runs: each run against the baseline run of the same scenario and seed.
+
+Statistics over the store's read side (`store/queries.py`, `run_table`): mean,
+95 % CI, change and p-values (`analytics/stats.py`), fuel and CO2 saved.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+from sqlalchemy import Engine
+
+from signalwise.store.queries import run_table
+
+from .stats import compare
+
+
+def _f(x) -> float | None:  # noqa: ANN001
+    """A finite float for JSON, or None (NaN and infinities are not numbers a client can use)."""
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) or math.isinf(x) else x
+
+
+def environmental_impact(engine: Engine, baseline_controller: str, simulation_id: str | None = None,
+                         scenario: str | None = None) -> list[dict]:
+    """Fuel and CO2 of each run against the baseline run of the same scenario and seed."""
+    runs = run_table(engine, scenario)
+    baselines = {(r["scenario"], r["seed"]): r for r in runs if r["controller"] == baseline_controller}
+    out = []
+    for r in runs:
+        if simulation_id is not None and r["simulation_id"] != simulation_id:
+            continue
+        if simulation_id is None and r["controller"] == baseline_controller:
+            continue
+        base = baselines.get((r["scenario"], r["seed"]))
+        entry = {"simulation_id": r["simulation_id"], "scenario": r["scenario"], "controller": r["controller"],
+                 "seed": r["seed"], "baseline_simulation_id": base["simulation_id"] if base else None,
+                 "recorded_fuel_saved": r["metrics"].get("fuel_saved"),
+                 "recorded_co2_saved": r["metrics"].get("co2_saved")}
+        for metric in ("fuel_ml", "co2_g"):
+            value = r["metrics"].get(metric)
+            ref = base["metrics"].get(metric) if base else None
+            saved = ref - value if value is not None and ref is not None else None
+            entry[metric] = value
+            entry[f"baseline_{metric}"] = ref
+            entry[f"{metric}_saved"] = saved
+            entry[f"{metric}_saved_pct"] = _f(saved / ref * 100) if saved is not None and ref else None
+        out.append(entry)
+    return out
+
+
+def baseline_vs_ai(engine: Engine, baseline_controller: str, scenario: str | None = None,
+                   controller: str | None = None, metrics: list[str] | None = None) -> list[dict]:
+    """Per scenario, controller and metric: mean and 95% CI over seeds of both, change, Welch p-value."""
+    runs = run_table(engine, scenario)
+    grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in runs:
+        grouped[(r["scenario"], r["controller"])].append(r)
+    out = []
+    for (scen, ctrl), group in sorted(grouped.items()):
+        if ctrl == baseline_controller or (controller is not None and ctrl != controller):
+            continue
+        # the baseline run of the same scenario AND seed: unpaired runs are listed, never compared
+        base_by_seed = {r["seed"]: r for r in grouped.get((scen, baseline_controller), []) if r["seed"] is not None}
+        cand_by_seed = {r["seed"]: r for r in group if r["seed"] is not None}
+        seeds = sorted(set(base_by_seed) & set(cand_by_seed))
+        names = sorted({k for s in seeds for k in cand_by_seed[s]["metrics"]}
+                       & {k for s in seeds for k in base_by_seed[s]["metrics"]})
+        if metrics:
+            names = [n for n in names if n in metrics]
+        rows = []
+        for name in names:
+            pairs = [(base_by_seed[s]["metrics"].get(name), cand_by_seed[s]["metrics"].get(name)) for s in seeds]
+            pairs = [(b, c) for b, c in pairs if b is not None and c is not None]
+            cmp = compare([b for b, _ in pairs], [c for _, c in pairs], paired=True)
+            rows.append({"metric": name,
+                         "baseline": {"mean": _f(cmp.baseline.mean), "ci_low": _f(cmp.baseline.ci_low),
+                                      "ci_high": _f(cmp.baseline.ci_high), "n": cmp.baseline.n},
+                         "candidate": {"mean": _f(cmp.candidate.mean), "ci_low": _f(cmp.candidate.ci_low),
+                                       "ci_high": _f(cmp.candidate.ci_high), "n": cmp.candidate.n},
+                         "change_pct": _f(cmp.change_pct), "p_value": _f(cmp.p_value),
+                         "p_value_paired": _f(cmp.p_value_paired)})
+        out.append({"scenario": scen, "controller": ctrl, "baseline_controller": baseline_controller,
+                    "seeds": seeds, "baseline_seeds": seeds,
+                    "unpaired_seeds": sorted(set(cand_by_seed) - set(base_by_seed)),
+                    "baseline_only_seeds": sorted(set(base_by_seed) - set(cand_by_seed)),
+                    "metrics": rows})
+    return out
