@@ -46,7 +46,7 @@ COMMAND_MODULES = (
     "signalwise.store.retention",  # db purge
     "signalwise.analytics.atspm.commands",  # atspm, events import
     "signalwise.analytics.audit_commands",  # audit (independent safety check of runs)
-    "signalwise.control.learning.commands",  # train, evaluate, models
+    "signalwise.training.commands",  # train, evaluate, models
 )
 
 

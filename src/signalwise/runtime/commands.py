@@ -71,16 +71,22 @@ def model_registry_root() -> Path:
     return Settings().model_registry
 
 
-def with_model_registry(cfg, specs: list[str]):
-    """`cfg` with the registry root in its controller options when a spec reads the registry (`ql:@active`).
+def registry_options(specs: list[str]) -> dict:
+    """`{"model_registry": root}` when a controller spec reads the model registry (`ql:@active`), else `{}`.
 
-    Controllers read no environment; the CLI hands them the root. A root the
-    configuration file already gives (`controller_options.model_registry`) is kept.
+    Controllers read no environment: the CLI hands them the root from Settings.
     """
-    if not any(spec.partition(":")[2].startswith("@") for spec in specs) or "model_registry" in cfg.controller_options:
+    if not any(spec.partition(":")[2].startswith("@") for spec in specs):
+        return {}
+    return {"model_registry": str(model_registry_root().resolve())}
+
+
+def with_model_registry(cfg, specs: list[str]):
+    """`cfg` with `registry_options(specs)` in its controller options; a root the config file gives is kept."""
+    options = registry_options(specs)
+    if not options or "model_registry" in cfg.controller_options:
         return cfg
-    options = {**cfg.controller_options, "model_registry": str(model_registry_root().resolve())}
-    return cfg.model_copy(update={"controller_options": options})
+    return cfg.model_copy(update={"controller_options": {**cfg.controller_options, **options}})
 
 
 def _progress_bar(description: str):

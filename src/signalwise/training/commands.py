@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand
 
-from ..runtime.commands import _fail, friendly_errors, model_registry_root, with_model_registry
+from ..runtime.commands import _fail, friendly_errors, model_registry_root, registry_options
 from .executors import LOCAL_RAY
 
 RegistryOpt = Annotated[Path | None, typer.Option(
@@ -98,8 +98,8 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..sim.scenarios import from_files, from_sumocfg, load
     from ..control.learning.agent import Hyper
+    from ..sim.scenarios import from_files, from_sumocfg, load
     from .executors import ExecutorError, make_executor
     from .selection import candidate_dir, train_selected
     from .train import TrainConfig, train
@@ -221,7 +221,8 @@ def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, worke
     from .evaluate import evaluate
 
     console = Console()
-    result = evaluate(model_path, scenario, seeds, first_seed, baseline, duration, workers, out)
+    result = evaluate(model_path, scenario, seeds, first_seed, baseline, duration, workers, out,
+                      controller_options=registry_options([baseline]))
     print_compare_table(result.summary)
     ev = result.evaluation
     console.print(f"{ev['controller']} vs {baseline}: {ev['avg_delay_s']} s vs {ev['baseline_avg_delay_s']} s "

@@ -17,7 +17,13 @@ from .controller import (
     make_ql,
     make_ql_train,
 )
-from .deployed import DEFAULT_REGISTRY_ROOT, active_versions, deployed_model_path, read_registry, version_entry
+from .deployed import (
+    DEFAULT_REGISTRY_ROOT,
+    active_versions,
+    deployed_model_path,
+    read_registry,
+    version_entry,
+)
 from .features import StateFeatures
 from .qtable import Model, ModelError, QTable, StateEncoding, load_model, save_model
 

@@ -1,0 +1,49 @@
+"""Training, evaluation and selection of learning agents, and the model registry's workflows.
+
+Application code around the learning controllers of `signalwise.control.learning`:
+it starts SUMO through the run loop (`signalwise.runtime`), so it lives
+here and control stays free of the runtime. A training episode hands its
+learning controllers to the loop as a controller factory
+(`execute_run(..., controllers=...)`); nothing is registered globally.
+
+- `train.py`: episodes in rounds, tables merged by visits, checkpoints
+- `executors.py`: where a round's episodes run (local processes or Ray)
+- `selection.py`: `--guide-visits auto`, candidates validated on their own seeds
+- `evaluate.py`: held-out seeds against a baseline, recorded in the model
+- `registry.py`: `LocalModelRegistry` (add, deploy, rollback, list)
+- `commands.py`: `signalwise train`, `evaluate`, `models`
+
+The functions `train.train` and `evaluate.evaluate` are not re-exported
+here: a package attribute named like its module would hide the module
+(`import signalwise.training.train as t` would give the function).
+"""
+
+from .evaluate import EvaluateResult, check_fits
+from .executors import (
+    LOCAL_RAY,
+    EpisodeExecutor,
+    ExecutorError,
+    ProcessExecutor,
+    RayExecutor,
+    make_executor,
+    require_ray,
+)
+from .registry import LocalModelRegistry, ModelRegistry, ModelVersion
+from .selection import AUTO_CANDIDATES, GUIDE_ONLY, candidate_dir, train_selected, validate, validation_seeds
+from .train import (
+    EpisodeRecord,
+    TrainConfig,
+    TrainingError,
+    check_heldout,
+    heldout_seeds,
+    merge_tables,
+    run_episode,
+    training_seed,
+    used_seeds,
+)
+
+__all__ = ["AUTO_CANDIDATES", "GUIDE_ONLY", "LOCAL_RAY", "EpisodeExecutor", "EpisodeRecord", "EvaluateResult",
+           "ExecutorError", "LocalModelRegistry", "ModelRegistry", "ModelVersion", "ProcessExecutor",
+           "RayExecutor", "TrainConfig", "TrainingError", "candidate_dir", "check_fits", "check_heldout",
+           "heldout_seeds", "make_executor", "merge_tables", "require_ray", "run_episode", "train_selected",
+           "training_seed", "used_seeds", "validate", "validation_seeds"]
