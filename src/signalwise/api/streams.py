@@ -489,6 +489,7 @@ class _RedisPublisher:
         import redis
 
         client: redis.Redis | None = None
+        down = False
         while True:
             msg = self._q.get()
             if msg is None:
@@ -497,12 +498,16 @@ class _RedisPublisher:
                 if client is None:
                     client = redis.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
                 client.publish(self.channel, _to_wire(msg))
+                if down:
+                    log.warning("streams: Redis answers again; publishing")
+                    down = False
             except Exception as exc:  # noqa: BLE001 - Redis down: drop, say so once, reconnect next time
                 self.dropped += 1
-                if client is not None:
+                if not down:
                     log.warning("streams: publishing to Redis failed (%s); dropping until it answers", exc)
-                    with contextlib.suppress(Exception):
-                        client.close()
+                    down = True
+                with contextlib.suppress(Exception):
+                    client.close()
                 client = None
                 time.sleep(0.5)
         if client is not None:
