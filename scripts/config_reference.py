@@ -61,14 +61,9 @@ controller_options:        # read by the controller that runs (here: actuated)
   passage_s: 2.5
 """
 
-#: environment variables read directly by one part of signalwise, outside `Settings`
+#: environment variables signalwise does not read itself (the model registry's is read by the training
+#: CLI until the registry moves into the store; the test database's by the test suite only)
 OTHER_ENVIRONMENT = (
-    ("SIGNALWISE_INGEST_WORKERS", "1 on a machine with two or more cores, else 0",
-     "validation worker processes per ingestion (`signalwise ingest`, large `POST /api/v1/ingest/batch`); "
-     "0 validates in the writing process, the better choice on a busy machine"),
-    ("SIGNALWISE_DETECTOR_CONFIG", "unset",
-     "detector configuration file (CSV or Parquet) that `GET /api/v1/atspm/{measure}` reads for the measures "
-     "that need one (arrivals on green, platoon ratio, split failures, yellow/red actuations, PCD)"),
     ("SIGNALWISE_MODEL_REGISTRY", "`models/registry`",
      "directory of the local model registry (`signalwise models`, `ql:@active`)"),
     ("SIGNALWISE_TEST_POSTGRES_URL", "`postgresql+psycopg://postgres@127.0.0.1:5432/test`",

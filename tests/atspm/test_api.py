@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from signalwise.api.routers import atspm as route
-from signalwise.store import bulk_insert_events, get_engine
+from signalwise.store import Settings, bulk_insert_events, get_engine
 
 T0 = dt.datetime(2025, 1, 6, 7, 0, 0)
 
@@ -24,8 +24,8 @@ def client(tmp_path, monkeypatch):
     bulk_insert_events(engine, rows)
     det = tmp_path / "det.csv"
     det.write_text("DeviceId,Phase,Parameter,Function\n7,2,5,Advance\n")
-    monkeypatch.setenv("SIGNALWISE_DETECTOR_CONFIG", str(det))
     app = FastAPI()
+    app.state.settings = Settings(detector_config=det)
     app.include_router(route.router)
     app.dependency_overrides[route.get_atspm_engine] = lambda: engine
     return TestClient(app)

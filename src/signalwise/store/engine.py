@@ -7,15 +7,12 @@ a busy timeout so the API and an ingest command can share a file.
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
-
-from .settings import DEFAULT_DATABASE_URL
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -24,8 +21,11 @@ _lock = threading.Lock()
 
 
 def database_url(url: str | None = None) -> str:
-    """Explicit URL, else `SIGNALWISE_DATABASE_URL`, else `signalwise.db` here."""
-    url = url or os.environ.get("SIGNALWISE_DATABASE_URL") or DEFAULT_DATABASE_URL
+    """Explicit URL, else the settings' (`SIGNALWISE_DATABASE_URL`), else `signalwise.db` here."""
+    if not url:
+        from .settings import Settings
+
+        url = Settings().database_url
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2
         url = "postgresql+psycopg://" + url.split("://", 1)[1]

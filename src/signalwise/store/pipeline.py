@@ -31,17 +31,19 @@ from .rows import record_rows, sqlite_utc_text, utc
 from .schemas import IntersectionRecord, first_error
 
 #: workers per ingestion; 0 validates in this process
-WORKERS_ENV = "SIGNALWISE_INGEST_WORKERS"
 
 #: at most this many problems of a record are kept
 MAX_ERRORS = 20
 
 
 def default_workers() -> int:
-    """`SIGNALWISE_INGEST_WORKERS`, else 1 on a machine with two cores or more (the writer has the other)."""
-    value = os.environ.get(WORKERS_ENV, "").strip()
-    if value:
-        return max(0, int(value))
+    """The settings' `ingest_workers` (`SIGNALWISE_INGEST_WORKERS`), else 1 on a machine with two cores or more
+    (the writer has the other)."""
+    from .settings import Settings
+
+    value = Settings().ingest_workers
+    if value is not None:
+        return value
     return 1 if (os.cpu_count() or 1) >= 2 else 0
 
 

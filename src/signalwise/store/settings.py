@@ -6,6 +6,8 @@ Read from the environment (prefix `SIGNALWISE_`) or passed explicitly, e.g.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -49,3 +51,9 @@ class Settings(BaseSettings):
         "records": 365, "events": 180, "alerts": 365, "changes": 730})
     #: browser origins allowed to call the API from another site (CORS); empty = same origin only
     cors_origins: list[str] = Field(default_factory=list)
+    #: ATSPM detector configuration (CSV or Parquet: DeviceId, Phase, Parameter, Function) the API's
+    #: detector-based measures (arrivals on green, split failures, PCD, ...) use; unset = those answer 422
+    detector_config: Path | None = None
+    #: validation processes beside the writer for `signalwise ingest` and the batch endpoint; unset = 1 on
+    #: a machine with two cores or more (the writer has the other), else 0
+    ingest_workers: int | None = Field(default=None, ge=0, le=64)

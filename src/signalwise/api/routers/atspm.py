@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -32,9 +31,9 @@ def get_atspm_engine(request: Request):
     return engine(request)
 
 
-def get_detector_config():
-    """The detector configuration named by SIGNALWISE_DETECTOR_CONFIG, or None."""
-    path = os.environ.get("SIGNALWISE_DETECTOR_CONFIG")
+def get_detector_config(request: Request):
+    """The detector configuration the settings name (`SIGNALWISE_DETECTOR_CONFIG`), or None."""
+    path = request.app.state.settings.detector_config
     if not path:
         return None
     from signalwise.analytics.atspm.inputs import read_detectors, with_stopbar_yellow_red
