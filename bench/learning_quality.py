@@ -3,7 +3,7 @@
 For each scenario: `signalwise train` with the default (recommended) agent
 settings — `--guide-visits auto`: one model trained with guide threshold 10
 and one with 30, the better on 3 validation seeds kept (see
-control/learning/selection.py) — then `signalwise evaluate` on 5 held-out seeds against
+training/selection.py) — then `signalwise evaluate` on 5 held-out seeds against
 max-pressure. Prints average delay (RESCO definition) with 95% CI, change,
 Welch and paired p-values, the fallback share, shield violations in training
 and evaluation (independent audit), training wall time, worker peak RSS and
@@ -23,9 +23,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from signalwise.control.learning.evaluate import evaluate
-from signalwise.control.learning.selection import train_selected
-from signalwise.control.learning.train import TrainConfig, train
+from signalwise.training.evaluate import evaluate
+from signalwise.training.selection import train_selected
+from signalwise.training.train import TrainConfig, train
 
 #: episodes per scenario (per candidate threshold) when --episodes is not given: enough for the
 #: table to settle on each (corridor: 40 gave -16 % at p = 0.06, 80 gave -17.6 % at p = 0.047)

@@ -35,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from ..control.learning.agent import Hyper
 from ..control.learning.controller import TrainingSession
 from ..control.learning.qtable import Model, ModelError, QTable, StateEncoding, load_model, save_model
@@ -286,7 +285,6 @@ def _meta(cfg: TrainConfig, history: list[dict], episodes_done: int, wall_s: flo
         },
         "evaluations": [],
         "created": dt.datetime.now().isoformat(timespec="seconds"),
-        "signalwise": __version__,
     }
 
 

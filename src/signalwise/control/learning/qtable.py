@@ -15,8 +15,7 @@ An artifact is a directory:
 
     meta.json          format + version, scenario, intersections and their
                        layouts, encoding, hyperparameters, training seeds,
-                       episodes, evaluation results, created, and the
-                       package version when the writer gives it (training does)
+                       episodes, evaluation results, package version, created
     q-<table>.npy      action values, float32 (n_states, n_actions)
     n-<table>.npy      visit counts, uint32 (n_states, n_actions)
 
@@ -35,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ... import __version__
 
 FORMAT = "signalwise.qtable"
 FORMAT_VERSION = 1
@@ -197,6 +198,7 @@ def save_model(path: Path, model: Model) -> Path:
     meta.update({
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
+        "signalwise": __version__,
         "created": meta.get("created") or dt.datetime.now().isoformat(timespec="seconds"),
         "tables": tables_meta,
         "intersections": {i: {"table": model.table_of[i], "layout": model.layouts[i],

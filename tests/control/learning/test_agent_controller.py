@@ -1,6 +1,8 @@
-"""Features, confidence and fallback of the Q-learning controller, replay and table merging — no SUMO."""
+"""Features, confidence and fallback of the Q-learning controller, and replay — no SUMO."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -8,9 +10,9 @@ import pytest
 from signalwise.control.base import ControlContext, make
 from signalwise.control.learning.agent import Hyper, PrioritizedReplay, QLearner
 from signalwise.control.learning.controller import ModelUnavailable, QLController, controller_from_model
+from signalwise.control.learning.deployed import deployed_model_path
 from signalwise.control.learning.features import StateFeatures
 from signalwise.control.learning.qtable import Model, ModelError, QTable, save_model
-from signalwise.control.learning.train import merge_tables
 from signalwise.core.types import (
     Intersection,
     LaneState,
@@ -128,23 +130,6 @@ def test_q_learning_learns_the_cheaper_action_of_a_two_state_problem():
         a = learner.act(7)
         learner.learn(7, a, -1.0 if a == 2 else -5.0, 7, 5.0)
     assert t.best_action(7) == 2 and t.visits[7].sum() == 400
-
-
-def test_merge_of_one_worker_is_that_worker_and_visits_add_up():
-    f = StateFeatures(four_phase())
-    base = QTable(f.encoding, 4)
-    a = base.writable()
-    a.update(5, 1, -4.0, 1.0)
-    merged = merge_tables({"C": base}, [{"episode": 0, "tables": {"C": (a.q, a.visits)}}])["C"]
-    np.testing.assert_array_equal(merged.q, a.q)
-    b = base.writable()
-    b.update(5, 1, -8.0, 1.0)
-    b.update(5, 1, -8.0, 1.0)  # b visited (5, 1) twice: weight 3 vs a's 2
-    merged = merge_tables({"C": base}, [{"episode": 0, "tables": {"C": (a.q, a.visits)}},
-                                        {"episode": 1, "tables": {"C": (b.q, b.visits)}}])["C"]
-    assert merged.visits[5, 1] == 3
-    assert merged.q[5, 1] == pytest.approx((2 * -4.0 + 3 * -8.0) / 5)
-    assert merged.q[6].tolist() == [0.0] * 4
 
 
 def test_switch_actions_hold_or_hand_the_green_to_the_max_pressure_choice():
@@ -267,3 +252,38 @@ def test_a_model_runs_with_its_validated_threshold_unless_the_spec_overrides_it(
     for bad in ("?colour=red", "?guide_visits=many"):
         ctrl = make(f"ql:{tmp_path / 'selected'}{bad}", inter, ctx)
         assert isinstance(ctrl, ModelUnavailable) and ctrl.decide(obs(inter, {})).confidence == 0.0
+
+
+def test_registry_references_read_the_root_the_context_gives_and_no_environment(tmp_path, monkeypatch):
+    inter = four_phase()
+    f = StateFeatures(inter)
+    save_model(tmp_path / "m", Model(None, {"C": QTable(f.encoding, 4)}, {"C": "C"}, {"C": f.layout()}, {}))
+    root = tmp_path / "reg"
+    root.mkdir()
+    (root / "registry.json").write_text(json.dumps({
+        "versions": [{"version": "v1", "path": str(tmp_path / "m")}], "history": {"C": ["v1"], "X": []}}))
+    ctx = ControlContext(options={"model_registry": str(root)})
+    assert isinstance(make("ql:@active", inter, ctx), QLController)
+    assert isinstance(make("ql:@v1", inter, ctx), QLController)
+    assert deployed_model_path(root, "active", "C") == tmp_path / "m"
+    with pytest.raises(ModelError, match="no model version 'v2'.*v1"):
+        deployed_model_path(root, "v2", "C")
+    with pytest.raises(ModelError, match="no model deployed at intersection 'X'"):
+        deployed_model_path(root, "active", "X")
+    unknown = make("ql:@v2", inter, ctx)
+    assert isinstance(unknown, ModelUnavailable) and "no model version 'v2'" in unknown.reason
+    # without the option: models/registry under the working directory; the environment is not read
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SIGNALWISE_MODEL_REGISTRY", str(root))
+    assert isinstance(make("ql:@active", inter, ControlContext()), ModelUnavailable)
+    (tmp_path / "models").mkdir()
+    (root).rename(tmp_path / "models" / "registry")
+    assert isinstance(make("ql:@active", inter, ControlContext()), QLController)
+    (tmp_path / "models" / "registry" / "registry.json").write_text("{broken")
+    with pytest.raises(ModelError, match="corrupted registry file"):
+        deployed_model_path(tmp_path / "models" / "registry", "active", "C")
+
+
+def test_ql_train_is_the_label_of_training_runs_not_a_controller_to_make():
+    with pytest.raises(ModelError, match="ql-train learns inside `signalwise train` only; to run a model use ql:PATH"):
+        make("ql-train", four_phase(), ControlContext(options={"session": "anything"}))

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from signalwise.control.learning.qtable import ModelError, load_model
-from signalwise.control.learning.selection import GUIDE_ONLY, validation_seeds
-from signalwise.control.learning.train import check_heldout, heldout_seeds, training_seed
+from signalwise.training.selection import GUIDE_ONLY, validation_seeds
+from signalwise.training.train import check_heldout, heldout_seeds, training_seed
 
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 

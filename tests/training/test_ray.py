@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from signalwise.control.learning.qtable import load_model
-from signalwise.control.learning.train import TrainConfig, train
+from signalwise.training.train import TrainConfig, train
 
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 SHORT_S = 200.0

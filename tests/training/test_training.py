@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from signalwise.control.learning.qtable import ModelError, load_model
-from signalwise.control.learning.train import TrainConfig, TrainingError, check_heldout, heldout_seeds, train
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.run import execute_run
+from signalwise.training.train import TrainConfig, TrainingError, check_heldout, heldout_seeds, train
 
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 SHORT_S = 300.0
