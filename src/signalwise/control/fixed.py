@@ -7,6 +7,7 @@ obeys the same safety rules as every other controller.
 
 from __future__ import annotations
 
+from ..core.names import BASELINE_CONTROLLER
 from ..core.types import Decision, Intersection, Observation
 from .base import ControlContext, register
 
@@ -35,8 +36,8 @@ class PlanFollower:
         return Decision(self.inter.id, None, self.name)
 
 
-@register("fixed")
+@register(BASELINE_CONTROLLER)
 def make_fixed(inter: Intersection, ctx: ControlContext) -> PlanFollower:
     greens = list(inter.program_green_s) or [30.0] * len(inter.phases)
     greens = [max(g, m) for g, m in zip(greens, inter.timing.min_green_s, strict=True)]
-    return PlanFollower(inter, greens, "fixed")
+    return PlanFollower(inter, greens, BASELINE_CONTROLLER)

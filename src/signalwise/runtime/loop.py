@@ -30,6 +30,7 @@ from ..control.base import ControlContext, Controller, make
 from ..control.shield import IntersectionShield, ShieldConfig
 from ..control.webster import fallback_plan
 from ..core.health import detector_fault, lanes_fault
+from ..core.names import BASELINE_CONTROLLER
 from ..core.types import (
     Decision,
     EmergencyApproach,
@@ -52,7 +53,7 @@ log = logging.getLogger("signalwise.runtime")
 Progress = Callable[[float, float], None]  # (simulated seconds done, total)
 
 #: controllers that never read detectors live: SUMO is spared their loops (~10% of a step)
-NO_LIVE_DETECTORS = frozenset({"fixed", "max-pressure"})
+NO_LIVE_DETECTORS = frozenset({BASELINE_CONTROLLER, "max-pressure"})
 
 
 class ObservationSource(Protocol):

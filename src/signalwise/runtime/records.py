@@ -20,9 +20,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..core.eventlog import DEFAULT_START
+from ..core.names import BASELINE_CONTROLLER
 from ..sim.outputs import read_edgedata
-
-BASELINE_CONTROLLER = "fixed"
 
 
 def vehicle_class(vtype: str) -> str:

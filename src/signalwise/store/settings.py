@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ..core.names import BASELINE_CONTROLLER
+
 DEFAULT_DATABASE_URL = "sqlite:///signalwise.db"
 
 
@@ -26,7 +28,7 @@ class Settings(BaseSettings):
     #: seconds an analytics answer is served from the in-process cache
     cache_ttl_s: float = Field(default=30.0, ge=0)
     #: controller whose run of the same scenario and seed is "the baseline"
-    baseline_controller: str = "fixed"
+    baseline_controller: str = BASELINE_CONTROLLER
     #: secret that signs API tokens (HS256); unset = a random one per process, so tokens end with it and
     #: several API workers cannot share them: set SIGNALWISE_JWT_SECRET (32+ random bytes) in production
     jwt_secret: str | None = Field(default=None, min_length=32)
@@ -57,3 +59,6 @@ class Settings(BaseSettings):
     #: validation processes beside the writer for `signalwise ingest` and the batch endpoint; unset = 1 on
     #: a machine with two cores or more (the writer has the other), else 0
     ingest_workers: int | None = Field(default=None, ge=0, le=64)
+    #: where `signalwise models` keeps versions, and where `ql:@active` / `ql:@v3` find them
+    #: (env SIGNALWISE_MODEL_REGISTRY)
+    model_registry: Path = Path("models/registry")
