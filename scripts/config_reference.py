@@ -61,11 +61,8 @@ controller_options:        # read by the controller that runs (here: actuated)
   passage_s: 2.5
 """
 
-#: environment variables signalwise does not read itself (the model registry's is read by the training
-#: CLI until the registry moves into the store; the test database's by the test suite only)
+#: environment variables signalwise does not read itself (the test database's, read by the test suite only)
 OTHER_ENVIRONMENT = (
-    ("SIGNALWISE_MODEL_REGISTRY", "`models/registry`",
-     "directory of the local model registry (`signalwise models`, `ql:@active`)"),
     ("SIGNALWISE_TEST_POSTGRES_URL", "`postgresql+psycopg://postgres@127.0.0.1:5432/test`",
      "the PostgreSQL server the test suite and the store benchmarks use; tests skip when it is unreachable"),
 )
