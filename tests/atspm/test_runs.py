@@ -99,7 +99,7 @@ def test_cli_bad_input_is_one_line(tmp_path):
     bad.write_text("TimeStamp,DeviceId,EventId\n2025-01-06 07:00:00.0,A,1\n")
     r = subprocess.run(SIGNALWISE + ["atspm", "--events", str(bad), "--out", str(tmp_path / "o")],
                        capture_output=True, text=True)
-    assert r.returncode == 1 and r.stderr.startswith("error:") and "Parameter" in r.stderr
+    assert r.returncode == 2 and r.stderr.startswith("error:") and "Parameter" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "o").exists()
     r = subprocess.run(SIGNALWISE + ["atspm"], capture_output=True, text=True)
-    assert r.returncode == 1 and "exactly one of" in r.stderr
+    assert r.returncode == 2 and "exactly one of" in r.stderr

@@ -99,7 +99,7 @@ def test_cli_ingest_names_file_and_line_and_writes_nothing(db_url, tmp_path):
     result = runner.invoke(app, ["ingest", str(good), "--db", db_url, "--chunk", "3"])
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["ingest", str(bad), "--db", db_url, "--chunk", "3"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input (signalwise.exitcodes)
     assert f"{bad}:25: signals[0].direction" in result.output
     engine = get_engine(db_url)
     assert count(engine) == 20

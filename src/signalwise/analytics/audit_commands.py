@@ -12,8 +12,8 @@ from typing import Annotated
 
 import typer
 
-EXIT_VIOLATIONS = 1
-EXIT_BAD_INPUT = 2
+from ..exitcodes import BAD_INPUT as EXIT_BAD_INPUT
+from ..exitcodes import FAILED as EXIT_VIOLATIONS
 
 
 def audit(

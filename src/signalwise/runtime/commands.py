@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from ..exitcodes import BAD_INPUT
+
 DEMO_SCENARIO = "corridor"
 DEMO_CONTROLLERS = "fixed,webster,actuated,max-pressure"
 DEMO_SEEDS = 3  # 12 one-hour runs: about a minute and a half on 2 idle cores
@@ -39,7 +41,7 @@ def friendly_errors(fn):
     return wrapper
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = BAD_INPUT) -> None:
     typer.secho(f"error: {message}", fg="red", err=True)
     raise typer.Exit(code)
 

@@ -7,13 +7,15 @@ from typing import Annotated
 
 import typer
 
+from ..exitcodes import BAD_INPUT, FAILED
+
 DbOption = Annotated[str | None, typer.Option("--db", help="database URL (default: SIGNALWISE_DATABASE_URL "
                                                            "or sqlite:///signalwise.db)")]
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = BAD_INPUT) -> None:
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(code)
 
 
 def ingest(file: Annotated[Path, typer.Argument(help="JSON Lines file, one record per line")],
@@ -30,7 +32,7 @@ def ingest(file: Annotated[Path, typer.Argument(help="JSON Lines file, one recor
     try:
         engine = get_engine(db)
     except Exception as exc:  # noqa: BLE001
-        _fail(f"cannot open database: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}")
+        _fail(f"cannot open database: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}", FAILED)
     size = file.stat().st_size
     with open(file, "rb") as fh, Progress(TextColumn("[bold]ingest"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                                           TransferSpeedColumn(), TextColumn("{task.fields[records]} records"),
@@ -80,7 +82,7 @@ def serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "1
     try:
         get_engine(db)  # migrate once, before workers start
     except Exception as exc:  # noqa: BLE001
-        _fail(f"cannot open database: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}")
+        _fail(f"cannot open database: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}", FAILED)
     typer.echo(f"signalwise API on http://{host}:{port} (docs at http://{host}:{port}/docs)")
     uvicorn.run("signalwise.api:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level="info")
@@ -100,7 +102,7 @@ def db_upgrade(db: DbOption = None) -> None:
         upgrade(engine)
         after = current_revision(engine)
     except Exception as exc:  # noqa: BLE001
-        _fail(f"cannot upgrade: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}")
+        _fail(f"cannot upgrade: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}", FAILED)
     typer.echo(f"schema {before or 'empty'} -> {after}")
 
 

@@ -8,12 +8,14 @@ from typing import Annotated
 
 import typer
 
+from ...exitcodes import BAD_INPUT
+
 events_app = typer.Typer(help="Hi-res event logs: import into the store.", no_args_is_help=True)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = BAD_INPUT) -> None:
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(code)
 
 
 def atspm(
