@@ -161,3 +161,16 @@ def test_publish_stores_an_existing_run_and_refuses_what_is_not_one(tmp_path):
     p = subprocess.run([SIGNALWISE, "publish", str(r.run_dir)], capture_output=True, text=True, cwd=tmp_path,
                        env={**os.environ, "SIGNALWISE_DATABASE_URL": f"sqlite:///{env_db}"}, timeout=120)
     assert p.returncode == 0 and f"-> sqlite:///{env_db}" in p.stderr and env_db.exists()
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ("ql:/nonexistent", "controller 'ql:/nonexistent' cannot run at C: /nonexistent"),
+    ("ql", "controller 'ql' cannot run at C: no model given"),
+    ("ql-train", "ql-train learns inside `signalwise train` only"),
+])
+def test_a_controller_that_cannot_load_is_an_error_before_the_run(tmp_path, spec, needle):
+    p = _cli("run", "--controller", spec, "--duration", "60", "--run-dir", "r", cwd=tmp_path)
+    assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
+    info = yaml.safe_load((tmp_path / "r" / "run.json").read_text())
+    assert info["status"] == "failed" and info["reason"]
+    assert not (tmp_path / "r" / "metrics.json").exists()  # no result that looks like one

@@ -43,6 +43,21 @@ class UnknownController(ValueError):
     pass
 
 
+class ControllerUnavailable(ValueError):
+    """A controller that cannot run here (a missing or mismatched model): the reason, in one line.
+
+    Raised before a run starts; a controller that fails during a run is the
+    shield's to handle (it falls back), not this.
+    """
+
+
+def check_usable(controller, where: str) -> None:
+    """Refuse a controller that was built only to say it cannot run (it carries `unavailable_reason`)."""
+    reason = getattr(controller, "unavailable_reason", None)
+    if reason:
+        raise ControllerUnavailable(f"{where}: {reason}")
+
+
 def register(name: str) -> Callable[[Factory], Factory]:
     def deco(factory: Factory) -> Factory:
         _REGISTRY[name] = factory

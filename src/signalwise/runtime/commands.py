@@ -22,13 +22,13 @@ def friendly_errors(fn):
     def wrapper(*args, **kwargs):
         from pydantic import ValidationError
 
-        from ..control.base import UnknownController
+        from ..control.base import ControllerUnavailable, UnknownController
         from ..sim.backend import SimulationError
         from ..sim.scenarios import ScenarioError
 
         try:
             return fn(*args, **kwargs)
-        except (ScenarioError, SimulationError, UnknownController, FileNotFoundError) as exc:
+        except (ScenarioError, SimulationError, UnknownController, ControllerUnavailable, FileNotFoundError) as exc:
             _fail(str(exc))
         except ValidationError as exc:
             err = exc.errors()[0]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ..control.base import ControlContext, Controller, make
+from ..control.base import ControlContext, Controller, check_usable, make
 from ..control.shield import IntersectionShield, ShieldConfig
 from ..control.webster import fallback_plan
 from ..core.health import detector_fault, lanes_fault
@@ -338,6 +338,8 @@ class LoopStepper:
         if controllers is None:
             controllers = lambda inter, c: make(cfg.controller, inter, c)  # noqa: E731
         self.controllers = {i.id: controllers(i, ctx) for i in inters}
+        for tls_id, ctrl in self.controllers.items():  # a controller that cannot run is an error, not a result
+            check_usable(ctrl, f"controller {cfg.controller!r} cannot run at {tls_id}")
         self.shields = {i.id: IntersectionShield(i, fallback_plan(i, ctx), shield_cfg, start_s=t0) for i in inters}
         self.signal_states: list[tuple[float, str, str]] = []
         for tls_id, sh in self.shields.items():

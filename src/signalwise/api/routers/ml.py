@@ -17,7 +17,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from signalwise.control.base import ControlContext, UnknownController, make
+from signalwise.control.base import (
+    ControlContext,
+    ControllerUnavailable,
+    UnknownController,
+    check_usable,
+    make,
+)
 from signalwise.control.shield import IntersectionShield
 from signalwise.control.webster import fallback_plan
 from signalwise.core.types import Intersection, LaneState, Observation, SourceHealth
@@ -118,7 +124,8 @@ def predict_one(body: PredictIn, inters: dict[str, Intersection], default_contro
     ctx = ControlContext(cfg.step_length_s, {}, cfg.seed, dict(cfg.controller_options))
     try:
         ctrl = make(spec, inter, ctx)
-    except UnknownController as exc:
+        check_usable(ctrl, f"controller {spec!r} cannot run at {inter.id}")
+    except (UnknownController, ControllerUnavailable) as exc:
         raise HTTPException(422, str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - a model that cannot load for this intersection
         raise HTTPException(422, f"controller {spec!r} cannot run at {inter.id}: "

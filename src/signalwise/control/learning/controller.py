@@ -169,7 +169,11 @@ class QLController:
 
 
 class ModelUnavailable:
-    """Stands in when the model cannot be used: confidence 0, so the shield's fallback runs."""
+    """Stands in when the model cannot be used: confidence 0, so the shield's fallback runs.
+
+    The loop refuses to start a run with one (`unavailable_reason`): a run whose
+    controller never ran is not a result.
+    """
 
     name = "ql"
     observation = "none"
@@ -179,6 +183,7 @@ class ModelUnavailable:
     def __init__(self, inter: Intersection, reason: str):
         self.inter = inter
         self.reason = reason
+        self.unavailable_reason = reason
         self.decisions = 0
 
     def decide(self, obs: Observation) -> Decision:

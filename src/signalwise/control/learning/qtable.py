@@ -36,12 +36,13 @@ from pathlib import Path
 import numpy as np
 
 from ... import __version__
+from ..base import ControllerUnavailable
 
 FORMAT = "signalwise.qtable"
 FORMAT_VERSION = 1
 
 
-class ModelError(ValueError):
+class ModelError(ControllerUnavailable):
     """A model artifact is missing, corrupted, or made for something else. One line, for people."""
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import yaml
 
 from ... import __version__
-from ...control.base import ControlContext, make
+from ...control.base import ControlContext, check_usable, make
 from ...core.eventlog import COLUMNS as EVENT_COLUMNS
 from ...core.eventlog import format_timestamp
 from ...core.types import RECOVERY_STATE, EventCode, SignalEvent
@@ -500,7 +500,7 @@ class LiveRuntime:
             try:
                 RunConfig.model_validate({**self.cfg.model_dump(), "controller": change.controller})
                 for tls_id in change.intersections or list(st.by_id)[:1]:
-                    make(change.controller, st.by_id[tls_id], self._ctx)
+                    check_usable(make(change.controller, st.by_id[tls_id], self._ctx), tls_id)
             except Exception as exc:  # noqa: BLE001 - any failure to build is the reason to refuse
                 raise ch.ChangeRefused(f"controller {change.controller!r} cannot run here: "
                                        f"{str(exc).strip().splitlines()[-1]}") from None
