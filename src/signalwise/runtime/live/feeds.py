@@ -1,0 +1,567 @@
+"""An external detector feed as an observation source: messages in, `Observation`s out.
+
+A field detector system (loops, radar, a camera vendor's zones) reports what
+its detectors see, addressed the way the run's ATSPM detector configuration
+numbers them (`detectors.csv`: DeviceId = intersection id, Parameter =
+detector channel). Each message is EITHER an on/off event at a time OR a
+count and occupancy over an interval. `DetectorFeed` keeps the latest of each
+per (device, channel), refuses what cannot be true (an unknown device or
+channel, an occupancy of 3, a count no lane can pass), and answers the loop's
+`observe` like any other source, with its age and health so that the shield
+falls back when the feed goes silent or sends garbage.
+
+Transports (MQTT in `mqtt.py`, HTTP in `api/routers/live_feeds.py`) only
+parse and hand messages to `accept`; neither ever blocks the loop: the store
+takes one lock for a few dictionary updates and never does I/O under it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from ...core.types import (
+    Detector,
+    EmergencyApproach,
+    EventCode,
+    Intersection,
+    LaneState,
+    Observation,
+    ObservationNeed,
+    SignalEvent,
+    SourceHealth,
+)
+
+#: the name this feed's data go by in an observation's `sources`
+SOURCE = "feed:detectors"
+
+#: one lane passes fewer vehicles than this per second (saturation flow is ~0.5 veh/s; twice that is a fault)
+MAX_LANE_FLOW_VEH_PER_S = 1.0
+#: a standing vehicle and the gap to the next one, for turning "the queue reaches this detector" into vehicles
+JAM_SPACING_M = 7.5
+#: a detector continuously on for this long has a vehicle standing on it (a moving car passes a loop in < 1 s)
+STANDING_ON_S = 2.0
+#: without on/off events: a last interval this occupied had vehicles standing on the detector
+STANDING_OCCUPANCY = 0.9
+
+_COUNT_FIELDS = ("count_veh", "occupancy", "interval_s")
+
+
+# ---------------------------------------------------------------------------
+# The message, as both transports and the OpenAPI schema show it.
+# ---------------------------------------------------------------------------
+
+
+def _iso_text(value: Any) -> Any:
+    """`time` is text (or a datetime from Python), never a bare number someone meant as simulation seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError("time must be ISO 8601 text with a zone (e.g. 2025-06-01T08:00:00+02:00); "
+                         "for simulation seconds use sim_time_s")
+    return value
+
+
+class DetectorMessage(BaseModel):
+    """One detector's news: an on/off event at a time, or a count and occupancy over an interval.
+
+    The detector is addressed as in the run's ATSPM detector configuration
+    (`detectors.csv`): `device_id` is the intersection (DeviceId) and
+    `channel` the detector channel (Parameter). The time is given once, either
+    as wall-clock `time` (ISO 8601 with a zone) or as `sim_time_s` on the
+    run's own clock.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"examples": [
+        {"device_id": "B1", "channel": 3, "event": "on", "time": "2025-06-01T08:00:01.300+02:00"},
+        {"device_id": "B1", "channel": 3, "event": "off", "sim_time_s": 1802.6},
+        {"device_id": "B1", "channel": 1, "count_veh": 7, "occupancy": 0.18, "interval_s": 60,
+         "time": "2025-06-01T08:01:00+02:00"},
+    ]})
+
+    device_id: str = Field(min_length=1, max_length=200,
+                           description="the intersection (traffic light) id: DeviceId in the run's detectors.csv")
+    channel: int = Field(ge=1, description="the detector channel, 1-based: Parameter in the run's detectors.csv")
+    event: Literal["on", "off"] | None = Field(
+        None, description="an on/off event: 'on' when a vehicle arrives over the detector, 'off' when it leaves "
+                          "(hi-res codes 82 / 81). Not with a count.")
+    count_veh: int | None = Field(None, ge=0, description="vehicles counted over the interval (with occupancy and "
+                                                          "interval_s; not with an event)")
+    occupancy: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False,
+                                    description="share of the interval the detector was occupied, 0..1")
+    interval_s: float | None = Field(None, gt=0.0, le=3600.0, allow_inf_nan=False,
+                                     description="length of the counting interval, seconds (at most an hour)")
+    time: Annotated[AwareDatetime | None, BeforeValidator(_iso_text)] = Field(
+        None, description="when the event happened, or when the counting interval ended: ISO 8601 with a zone "
+                          "(wall clock). Exactly one of time / sim_time_s.")
+    sim_time_s: float | None = Field(
+        None, ge=0.0, allow_inf_nan=False,
+        description="the same instant on the run's simulation clock, seconds. Exactly one of time / sim_time_s.")
+
+    @model_validator(mode="after")
+    def _either_event_or_count(self) -> DetectorMessage:
+        given = [name for name in _COUNT_FIELDS if getattr(self, name) is not None]
+        if self.event is not None and given:
+            raise ValueError(f"a message is either an on/off event or a count, not both: it has event and "
+                             f"{', '.join(given)}")
+        if self.event is None and not given:
+            raise ValueError("a message carries either an on/off event (event) or a count over an interval "
+                             "(count_veh, occupancy, interval_s); this one has neither")
+        if self.event is None and len(given) < len(_COUNT_FIELDS):
+            missing = [name for name in _COUNT_FIELDS if name not in given]
+            raise ValueError(f"a count needs count_veh, occupancy and interval_s together; missing "
+                             f"{', '.join(missing)}")
+        if (self.time is None) == (self.sim_time_s is None):
+            raise ValueError("give the time exactly once: time (ISO 8601 with a zone) or sim_time_s "
+                             "(simulation seconds)")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """'event' or 'count'."""
+        return "event" if self.event is not None else "count"
+
+
+# ---------------------------------------------------------------------------
+# What accepting a batch did.
+# ---------------------------------------------------------------------------
+
+#: why a message was refused: the message's shape, its address, its topic, its values, its time
+REJECTION_CODES = ("invalid", "unknown_device", "unknown_channel", "wrong_topic", "implausible", "time")
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One refused message: where it sat in its batch, what it addressed, and why."""
+
+    index: int  # position in the batch (0 for a payload refused as a whole)
+    device_id: str | None
+    channel: int | None
+    code: str  # one of REJECTION_CODES
+    reason: str  # one line, for people
+    field: str | None = None  # the offending field, when one is to blame
+
+
+@dataclass(frozen=True, slots=True)
+class FeedResult:
+    """What `accept` did with a batch."""
+
+    accepted: int
+    rejected: tuple[Rejection, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.rejected
+
+
+@dataclass(slots=True)
+class _DetectorState:
+    """The latest of one detector, on the simulation clock."""
+
+    on: bool | None = None  # None: no on/off event yet
+    event_time_s: float | None = None  # time of the latest on/off event
+    on_since_s: float | None = None
+    last_off_s: float | None = None
+    count_veh: int | None = None  # the latest interval's
+    occupancy: float | None = None
+    interval_s: float | None = None
+    count_time_s: float | None = None  # end of the latest interval
+
+
+@dataclass(slots=True)
+class _DeviceHealth:
+    newest_s: float | None = None  # data time of the newest accepted message
+    streak: int = 0  # rejections in a row since the last accepted message
+    last_reason: str = ""
+
+
+# ---------------------------------------------------------------------------
+# The store and observation source.
+# ---------------------------------------------------------------------------
+
+
+class DetectorFeed:
+    """The latest data per (device, channel) from an external feed; an `ObservationSource` for the loop.
+
+    Built from the run's intersections and their `Detector`s, so it knows
+    every valid address and refuses any other by name. `clock` maps wall-clock
+    epoch seconds to the loop's simulation seconds (messages with `time`);
+    without one, only `sim_time_s` messages are taken. `now` (optional) gives
+    the loop's current simulation time, so a message from the future is
+    refused on arrival; messages more than `max_ahead_s` ahead of the loop
+    also make the source unhealthy when observed. After `unhealthy_after`
+    rejections in a row for an intersection, its source is unhealthy until an
+    accepted message arrives. Thread-safe: transports call `accept` from their
+    own threads while the loop calls `observe`.
+    """
+
+    def __init__(self, intersections: Iterable[Intersection], clock: Callable[[float], float] | None = None, *,
+                 now: Callable[[], float] | None = None, unhealthy_after: int = 5, max_ahead_s: float = 5.0,
+                 max_pending_events: int = 100_000):
+        if unhealthy_after < 1:
+            raise ValueError("unhealthy_after must be at least 1")
+        self._clock = clock
+        self._now = now
+        self.unhealthy_after = unhealthy_after
+        self.max_ahead_s = max_ahead_s
+        #: device -> channel -> detector; read-only after construction, so checked without the lock
+        self._channels: dict[str, dict[int, Detector]] = {}
+        self._ids: dict[str, dict[str, int]] = {}  # device -> detector id -> channel
+        self._lanes: dict[str, list[tuple[str, Detector]]] = {}  # lane -> [(device, detector)]
+        for inter in intersections:
+            by_channel = {d.channel: d for d in inter.detectors}
+            self._channels[inter.id] = by_channel
+            self._ids[inter.id] = {d.id: d.channel for d in inter.detectors}
+            for d in inter.detectors:
+                self._lanes.setdefault(d.lane, []).append((inter.id, d))
+        self._lock = threading.Lock()
+        self._state: dict[tuple[str, int], _DetectorState] = {
+            (dev, ch): _DetectorState() for dev, chans in self._channels.items() for ch in chans}
+        self._health: dict[str, _DeviceHealth] = {dev: _DeviceHealth() for dev in self._channels}
+        self._events: deque[SignalEvent] = deque(maxlen=max_pending_events)
+        self._events_dropped = 0
+        self._accepted = 0
+        self._rejected: Counter[str] = Counter()
+        self._last_rejection: Rejection | None = None
+        self._first_observe_s: float | None = None
+        self._loop_time_s: float | None = None
+
+    # -- what the feed knows --------------------------------------------------------
+    @property
+    def devices(self) -> tuple[str, ...]:
+        return tuple(self._channels)
+
+    def channels(self, device_id: str) -> tuple[int, ...]:
+        return tuple(sorted(self._channels.get(device_id, {})))
+
+    def set_clock(self, clock: Callable[[float], float] | None) -> None:
+        """Map wall-clock epoch seconds to simulation seconds from now on (the runtime knows its pacing)."""
+        self._clock = clock
+
+    # -- messages in -------------------------------------------------------------------
+    def accept(self, messages: DetectorMessage | Mapping | Iterable[DetectorMessage | Mapping], *,
+               expect_device: str | None = None, all_or_none: bool = False) -> FeedResult:
+        """Take a batch (models or their JSON dicts); refuse what cannot be true, store the rest.
+
+        `expect_device` is the device a transport's address names (the MQTT
+        topic): a message for another device is refused. With `all_or_none`,
+        one refusal refuses the batch (the HTTP route: nothing half-applied);
+        only the faulty messages count as rejections. Validation, address
+        checks and clock conversion run before the lock is taken.
+        """
+        if isinstance(messages, (DetectorMessage, Mapping)):
+            messages = [messages]
+        checked: list[tuple[int, DetectorMessage, float] | Rejection] = []
+        wall_now = time.time()
+        for index, raw in enumerate(messages):
+            checked.append(self._check(index, raw, expect_device, wall_now))
+        refused = tuple(c for c in checked if isinstance(c, Rejection))
+        if all_or_none and refused:
+            checked = list(refused)
+        accepted = 0
+        with self._lock:
+            for item in checked:
+                if isinstance(item, Rejection):
+                    self._count_rejection(item, expect_device)
+                else:
+                    self._apply(*item)
+                    accepted += 1
+        return FeedResult(accepted, refused)
+
+    def reject(self, reason: str, device_id: str | None = None, code: str = "invalid") -> Rejection:
+        """Count a payload refused before it became messages (not JSON, not an object or list)."""
+        rej = Rejection(0, device_id, None, code, reason)
+        with self._lock:
+            self._count_rejection(rej, device_id)
+        return rej
+
+    def _check(self, index: int, raw: Any, expect_device: str | None,
+               wall_now: float) -> tuple[int, DetectorMessage, float] | Rejection:
+        """(index, message, simulation time) for a message that can be true, else why not."""
+        if isinstance(raw, DetectorMessage):
+            msg = raw
+        else:
+            try:
+                msg = DetectorMessage.model_validate(raw)
+            except ValidationError as exc:
+                err = exc.errors(include_url=False)[0]
+                where = ".".join(str(p) for p in err.get("loc", ())) or None
+                dev = raw.get("device_id") if isinstance(raw, Mapping) else None
+                ch = raw.get("channel") if isinstance(raw, Mapping) else None
+                more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+                return Rejection(index, dev if isinstance(dev, str) else None, ch if type(ch) is int else None,
+                                 "invalid", f"{where or 'message'}: {err.get('msg', 'invalid')}{more}", where)
+        dev, ch = msg.device_id, msg.channel
+        if expect_device is not None and dev != expect_device:
+            return Rejection(index, dev, ch, "wrong_topic",
+                             f"the message is for device '{dev}' but was sent on device '{expect_device}''s topic",
+                             "device_id")
+        chans = self._channels.get(dev)
+        if chans is None:
+            return Rejection(index, dev, ch, "unknown_device",
+                             f"unknown device '{dev}': this run's intersections are {_names(self._channels)}",
+                             "device_id")
+        if ch not in chans:
+            return Rejection(index, dev, ch, "unknown_channel",
+                             f"device '{dev}' has no detector channel {ch} (its channels: {_ranges(chans)})",
+                             "channel")
+        if msg.count_veh is not None and msg.count_veh > MAX_LANE_FLOW_VEH_PER_S * msg.interval_s + 1:
+            return Rejection(index, dev, ch, "implausible",
+                             f"{msg.count_veh} vehicles in {msg.interval_s:g} s is more than one lane passes "
+                             f"(at most {MAX_LANE_FLOW_VEH_PER_S:g} veh/s)", "count_veh")
+        if msg.time is not None:
+            ahead = msg.time.timestamp() - wall_now
+            if ahead > self.max_ahead_s:
+                return Rejection(index, dev, ch, "time", f"time {msg.time.isoformat()} is {ahead:.0f} s in the "
+                                 "future (the sender's clock is wrong)", "time")
+            if self._clock is None:
+                return Rejection(index, dev, ch, "time", "wall-clock time given but this run maps no wall clock to "
+                                 "its simulation clock: send sim_time_s", "time")
+            try:
+                t = float(self._clock(msg.time.timestamp()))
+            except Exception as exc:  # a user's clock must not break a transport thread
+                return Rejection(index, dev, ch, "time", f"the run's clock could not map {msg.time.isoformat()}: "
+                                 f"{exc}", "time")
+        else:
+            t = float(msg.sim_time_s)
+            if self._now is not None:
+                ahead = t - self._now()
+                if ahead > self.max_ahead_s:
+                    return Rejection(index, dev, ch, "time", f"sim_time_s {t:g} is {ahead:.0f} s ahead of the "
+                                     "run's clock", "sim_time_s")
+        return index, msg, t
+
+    def _apply(self, index: int, msg: DetectorMessage, t: float) -> None:
+        """Store one accepted message (under the lock)."""
+        dev, ch = msg.device_id, msg.channel
+        st = self._state[(dev, ch)]
+        if msg.event is not None:
+            on = msg.event == "on"
+            if st.event_time_s is None or t >= st.event_time_s:  # an older event is logged, not applied
+                if on and not st.on:
+                    st.on_since_s = t
+                if not on:
+                    st.last_off_s = t
+                st.on, st.event_time_s = on, t
+            code = EventCode.DETECTOR_ON if on else EventCode.DETECTOR_OFF
+            if len(self._events) == self._events.maxlen:
+                self._events_dropped += 1
+            self._events.append(SignalEvent(round(t, 1), dev, int(code), ch))
+        elif st.count_time_s is None or t >= st.count_time_s:
+            st.count_veh, st.occupancy, st.interval_s, st.count_time_s = msg.count_veh, msg.occupancy, \
+                msg.interval_s, t
+        health = self._health[dev]
+        health.newest_s = t if health.newest_s is None else max(health.newest_s, t)
+        health.streak = 0
+        self._accepted += 1
+
+    def _count_rejection(self, rej: Rejection, expect_device: str | None) -> None:
+        """Count one refusal (under the lock) against the intersection it came from, when known."""
+        self._rejected[rej.code] += 1
+        self._last_rejection = rej
+        dev = expect_device if expect_device in self._health else rej.device_id
+        health = self._health.get(dev) if dev is not None else None
+        if health is not None:
+            health.streak += 1
+            health.last_reason = rej.reason
+
+    # -- observations out --------------------------------------------------------------
+    def observe(self, inter: Intersection, time_s: float, need: ObservationNeed) -> Observation:
+        """Idle times, counts and lane estimates for what `need` asks, with the feed's age and health.
+
+        `detector_idle_s`: 0 while a detector is on, else seconds since its
+        last off (detectors with no on/off event yet are left out).
+        `detector_counts_veh`: the latest interval's count. `lanes`: estimated
+        from each lane's detectors (`lane_estimate`); lanes with no data are
+        left out. The source is reported only when something was asked.
+        """
+        dev = inter.id
+        ids = self._ids.get(dev, {})
+        with self._lock:
+            if self._first_observe_s is None:
+                self._first_observe_s = time_s
+            if self._loop_time_s is None or time_s > self._loop_time_s:
+                self._loop_time_s = time_s
+            idle: dict[str, float] = {}
+            for det_id in need.detector_idle_ids:
+                st = self._state.get((dev, ids[det_id])) if det_id in ids else None
+                if st is not None and st.on is not None:
+                    idle[det_id] = _idle_s(st, time_s)
+            counts: dict[str, int] = {}
+            for det_id in need.detector_count_ids:
+                st = self._state.get((dev, ids[det_id])) if det_id in ids else None
+                if st is not None and st.count_veh is not None:
+                    counts[det_id] = st.count_veh
+            lanes: dict[str, LaneState] = {}
+            for lane in need.lane_ids:
+                est = self._lane_locked(lane, time_s)
+                if est is not None:
+                    lanes[lane] = est
+            asked = bool(need.lane_ids or need.detector_idle_ids or need.detector_count_ids)
+            sources = (self._source_health_locked(dev, time_s),) if asked else ()
+        return Observation(time_s, dev, lanes, idle, detector_counts_veh=counts, sources=sources)
+
+    def source_health(self, device_id: str, time_s: float) -> SourceHealth:
+        """The feed's age and health for one intersection at `time_s`."""
+        with self._lock:
+            return self._source_health_locked(device_id, time_s)
+
+    def _source_health_locked(self, dev: str, time_s: float) -> SourceHealth:
+        health = self._health.get(dev)
+        if health is None or not self._channels.get(dev):
+            return SourceHealth(SOURCE, 0.0, False, f"intersection {dev} has no detectors in this feed")
+        if health.newest_s is None:
+            age = max(0.0, time_s - (self._first_observe_s if self._first_observe_s is not None else time_s))
+        else:
+            age = max(0.0, time_s - health.newest_s)
+        if health.streak >= self.unhealthy_after:
+            return SourceHealth(SOURCE, age, False,
+                                f"{health.streak} messages in a row rejected; last: {health.last_reason}")
+        if health.newest_s is None:
+            return SourceHealth(SOURCE, age, False, "no message yet from this intersection's detectors")
+        if health.newest_s - time_s > self.max_ahead_s:
+            return SourceHealth(SOURCE, 0.0, False, f"newest message is {health.newest_s - time_s:.0f} s ahead of "
+                                                    "the run's clock (the sender's clock is wrong)")
+        return SourceHealth(SOURCE, age, True)
+
+    def lane_estimate(self, lane: str, time_s: float) -> LaneState | None:
+        """A lane's state estimated from its detectors, or None without data (see `_lane_locked`)."""
+        with self._lock:
+            return self._lane_locked(lane, time_s)
+
+    def lane_queues(self, lanes: Iterable[str]) -> dict[str, int]:
+        """Estimated halting vehicles per lane at the latest time the feed knows (for the live records)."""
+        with self._lock:
+            t = self._loop_time_s
+            if t is None:
+                t = max((h.newest_s for h in self._health.values() if h.newest_s is not None), default=0.0)
+            out = {}
+            for lane in lanes:
+                est = self._lane_locked(lane, t)
+                if est is not None:
+                    out[lane] = est.queue_veh
+            return out
+
+    def _lane_locked(self, lane: str, time_s: float) -> LaneState | None:
+        """The estimate (documented in docs/live-feeds.md):
+
+        - queue_veh: the queue reaches the farthest detector with a vehicle
+          standing on it (on for STANDING_ON_S, or, without events, a last
+          interval at least STANDING_OCCUPANCY occupied): that distance over
+          JAM_SPACING_M vehicles, at least 1;
+        - count_veh: the last interval's count of the stop-bar detector (else
+          the nearest detector with a count), at least the queue;
+        - occupancy: that detector's last-interval occupancy, or without
+          counts 1.0 while a detector on the lane is on, else 0.0;
+        - mean_speed_mps and wait_s: 0.0, a point detector measures neither.
+        """
+        dets = self._lanes.get(lane)
+        if not dets:
+            return None
+        states = [(d, self._state[(dev, d.channel)]) for dev, d in dets]
+        known = [(d, st) for d, st in states if st.on is not None or st.count_veh is not None]
+        if not known:
+            return None
+        queue = 0
+        for d, st in known:
+            if _standing(st, time_s):
+                queue = max(queue, max(1, math.ceil(d.distance_to_stopbar_m / JAM_SPACING_M)))
+        counted = sorted(((d.kind != "stopbar", d.distance_to_stopbar_m, st) for d, st in known
+                          if st.count_veh is not None), key=lambda x: (x[0], x[1]))
+        if counted:
+            st = counted[0][2]
+            count, occupancy = st.count_veh, st.occupancy
+        else:
+            count, occupancy = 0, 1.0 if any(st.on for _d, st in known) else 0.0
+        return LaneState(queue_veh=queue, count_veh=max(count, queue), occupancy=occupancy, mean_speed_mps=0.0,
+                         wait_s=0.0)
+
+    # -- what the loop's source protocol also asks ------------------------------------
+    @property
+    def emergency_active(self) -> bool:
+        return False  # a detector feed carries no vehicles
+
+    def emergency_approaches(self, intersections: Mapping[str, Intersection],
+                             within_m: float) -> dict[str, list[EmergencyApproach]]:
+        return {}
+
+    # -- the hi-res log and counters ------------------------------------------------------
+    def drain_events(self) -> list[SignalEvent]:
+        """Detector on/off events (82 / 81, parameter = channel) accepted since the last drain, in time order."""
+        with self._lock:
+            events = list(self._events)
+            self._events.clear()
+        events.sort()
+        return events
+
+    def stats(self) -> dict:
+        """Counters for people and metrics: accepted, rejected (by code), the last refusal, pending events."""
+        with self._lock:
+            last = self._last_rejection
+            return {
+                "accepted": self._accepted,
+                "rejected": sum(self._rejected.values()),
+                "rejected_by_code": dict(self._rejected),
+                "last_rejection": dataclasses.asdict(last) if last is not None else None,
+                "pending_events": len(self._events),
+                "events_dropped": self._events_dropped,
+            }
+
+
+def _idle_s(st: _DetectorState, time_s: float) -> float:
+    """0 while on; seconds since the last off otherwise (0 for an off stamped after `time_s`)."""
+    if st.on:
+        return 0.0
+    return max(0.0, time_s - st.last_off_s)
+
+
+def _standing(st: _DetectorState, time_s: float) -> bool:
+    if st.on is not None:
+        return bool(st.on) and time_s - st.on_since_s >= STANDING_ON_S
+    return st.occupancy is not None and st.occupancy >= STANDING_OCCUPANCY
+
+
+def _names(devices: Mapping[str, Any], limit: int = 12) -> str:
+    names = sorted(devices)
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "") if names else "none"
+
+
+def _ranges(channels: Iterable[int]) -> str:
+    """[1, 2, 3, 5] -> '1-3, 5'."""
+    out: list[str] = []
+    for ch in sorted(channels):
+        if out and out[-1].split("-")[-1] == str(ch - 1):
+            out[-1] = f"{out[-1].split('-')[0]}-{ch}"
+        else:
+            out.append(str(ch))
+    return ", ".join(out) or "none"
+
+
+def wall_clock(sim_at_wall: tuple[float, float], speed: float | None = 1.0) -> Callable[[float], float]:
+    """A `clock` for `DetectorFeed`: the simulation second `sim_s` was at wall epoch second `wall_s`, paced at `speed`.
+
+    `wall_clock((sim_s, wall_s))` for a run paced in real time; with no pacing
+    (speed None) wall-clock messages have no meaning and are refused.
+    """
+    sim0, wall0 = sim_at_wall
+    if speed is None:
+        def unpaced(_wall: float) -> float:
+            raise ValueError("the run is unpaced: its clock does not follow the wall clock")
+        return unpaced
+    return lambda wall: sim0 + (wall - wall0) * speed
+
