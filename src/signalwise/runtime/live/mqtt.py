@@ -1,0 +1,164 @@
+"""The detector feed over MQTT: `signalwise/<device_id>/detectors`, JSON payloads, into a `DetectorFeed`.
+
+paho-mqtt runs the connection in its own thread (`loop_start`) and
+reconnects by itself with a growing delay (`reconnect_delay_set`), so the
+loop's thread never waits on the network. A payload is one message or a list
+of them, the same `DetectorMessage` as the HTTP route takes; the topic's
+device must be each message's `device_id`. A malformed payload is counted and
+logged (at most once per `log_every_s`), never raised into paho's thread:
+an exception there would end the client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from .feeds import DetectorFeed
+
+log = logging.getLogger("signalwise.live.mqtt")
+
+#: a payload larger than this is refused unread (one intersection's interval counts are a few kB)
+MAX_PAYLOAD_BYTES = 1_000_000
+
+
+class MqttFeed:
+    """Subscribes to `<prefix>/+/detectors` on one broker and hands every payload to `feed.accept`.
+
+    `prefix` is "signalwise" in a deployment (tests use their own). QoS 1 by
+    default: the broker re-sends what a short disconnect lost.
+    """
+
+    def __init__(self, feed: DetectorFeed, host: str = "127.0.0.1", port: int = 1883, *, prefix: str = "signalwise",
+                 qos: int = 1, keepalive_s: int = 30, reconnect_min_s: float = 1.0, reconnect_max_s: float = 60.0,
+                 username: str | None = None, password: str | None = None, client_id: str | None = None,
+                 log_every_s: float = 10.0):
+        self.feed = feed
+        self.host, self.port = host, port
+        self.topic = f"{prefix}/+/detectors"
+        self.qos = qos
+        self.keepalive_s = keepalive_s
+        self._log_every_s = log_every_s
+        self._stats_lock = threading.Lock()
+        self._received = self._accepted = self._rejected = 0
+        self._last_error: str | None = None
+        self._connected = False
+        self._subscribed = threading.Event()
+        self._last_log = -float("inf")
+        self._unlogged = 0
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                                  client_id=client_id or f"signalwise-feed-{uuid.uuid4().hex[:10]}")
+        self.client.reconnect_delay_set(min_delay=max(1, int(reconnect_min_s)), max_delay=int(reconnect_max_s))
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Connect in the background; a broker that is down is retried with backoff, never waited on here."""
+        self.client.connect_async(self.host, self.port, self.keepalive_s)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        """Disconnect and end paho's thread."""
+        try:
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()
+        with self._stats_lock:
+            self._connected = False
+        self._subscribed.clear()
+
+    def wait_subscribed(self, timeout_s: float) -> bool:
+        """Whether the subscription is in place within `timeout_s` (for tests and start-up messages)."""
+        return self._subscribed.wait(timeout_s)
+
+    def stats(self) -> dict:
+        """received (payloads), accepted and rejected (messages), last_error, connected."""
+        with self._stats_lock:
+            return {"received": self._received, "accepted": self._accepted, "rejected": self._rejected,
+                    "last_error": self._last_error, "connected": self._connected}
+
+    # -- paho's callbacks (its thread) ------------------------------------------------------
+    def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:
+        if reason_code.is_failure:
+            self._error(f"broker {self.host}:{self.port} refused the connection: {reason_code}")
+            return
+        with self._stats_lock:
+            self._connected = True
+        client.subscribe(self.topic, qos=self.qos)  # again after every reconnect: a clean session forgets it
+
+    def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties) -> None:
+        if any(rc.is_failure for rc in reason_codes):
+            self._error(f"broker refused the subscription to {self.topic}: {reason_codes}")
+            return
+        self._subscribed.set()
+
+    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
+        with self._stats_lock:
+            self._connected = False
+        self._subscribed.clear()
+        if reason_code.is_failure:
+            self._error(f"disconnected from {self.host}:{self.port}: {reason_code} (reconnecting)")
+
+    def _on_message(self, _client, _userdata, message) -> None:
+        try:
+            self._handle(message.topic, message.payload)
+        except Exception as exc:  # never into paho's thread: an exception there ends the client
+            self._error(f"{message.topic}: {type(exc).__name__}: {exc}")
+
+    def _handle(self, topic: str, payload: bytes) -> None:
+        with self._stats_lock:
+            self._received += 1
+        parts = topic.split("/")
+        device = parts[-2] if len(parts) >= 3 else None
+        reason = None
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            reason = f"payload of {len(payload)} bytes; at most {MAX_PAYLOAD_BYTES}"
+        else:
+            try:
+                data = json.loads(payload)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                reason = f"payload is not JSON: {exc}"
+            else:
+                if isinstance(data, dict):
+                    data = [data]
+                if not isinstance(data, list):
+                    reason = f"payload is a JSON {type(data).__name__}; send one message (an object) or a list"
+        if reason is not None:
+            self.feed.reject(reason, device)
+            self._count(0, 1)
+            self._error(f"{topic}: {reason}")
+            return
+        result = self.feed.accept(data, expect_device=device)
+        self._count(result.accepted, len(result.rejected))
+        if result.rejected:
+            first = result.rejected[0]
+            more = f" (and {len(result.rejected) - 1} more)" if len(result.rejected) > 1 else ""
+            self._error(f"{topic}: message {first.index}: {first.reason}{more}")
+
+    def _count(self, accepted: int, rejected: int) -> None:
+        with self._stats_lock:
+            self._accepted += accepted
+            self._rejected += rejected
+
+    def _error(self, text: str) -> None:
+        """Remember the last error; log it unless one was logged less than `log_every_s` ago."""
+        now = time.monotonic()
+        with self._stats_lock:
+            self._last_error = text
+            if now - self._last_log < self._log_every_s:
+                self._unlogged += 1
+                return
+            skipped, self._unlogged, self._last_log = self._unlogged, 0, now
+        suffix = f" ({skipped} more since the last message)" if skipped else ""
+        log.warning("detector feed over MQTT: %s%s", text, suffix)
