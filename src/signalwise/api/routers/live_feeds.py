@@ -1,0 +1,93 @@
+"""The live run's external detector feed over HTTP: POST one message or a list.
+
+The messages are the same as on MQTT (`signalwise.runtime.live.feeds.DetectorMessage`).
+A batch is taken whole or not at all: a malformed message gets 422 with its
+field path (`body[1].occupancy`), a message for a device or channel the run
+does not have gets 404 naming it, an implausible value gets 422 with its
+reason; nothing of a refused batch is applied, and its faulty messages count
+against the feed's health like any refusal. 503 when no live run is attached.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Discriminator, Field, Tag, TypeAdapter, ValidationError
+
+from signalwise.runtime.live.feeds import DetectorMessage
+
+from ..errors import validation_body
+
+router = APIRouter(prefix="/api/v1/live/feeds", tags=["live"])
+
+#: one message or a list of them; the tag only picks the branch (it is taken out of error paths below)
+_Body = Annotated[
+    Annotated[DetectorMessage, Tag("one")] | Annotated[list[DetectorMessage], Tag("many")],
+    Discriminator(lambda v: "many" if isinstance(v, list) else "one"),
+]
+_BODY = TypeAdapter(_Body)
+#: a batch larger than this is refused as a whole (a feed sends one interval's messages at a time)
+MAX_BATCH = 10_000
+_MESSAGE_SCHEMA = DetectorMessage.model_json_schema()
+_BODY_SCHEMA = {"oneOf": [_MESSAGE_SCHEMA,
+                          {"type": "array", "items": _MESSAGE_SCHEMA, "minItems": 1, "maxItems": MAX_BATCH}]}
+
+
+class FeedAccepted(BaseModel):
+    accepted: int = Field(description="messages stored for the live run's next observations")
+
+
+@router.post(
+    "/detectors",
+    response_model=FeedAccepted,
+    summary="Send detector on/off events or interval counts to the live run",
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _BODY_SCHEMA}}}},
+    responses={
+        404: {"description": "a message addresses a device or detector channel the run does not have (named)"},
+        422: {"description": "a message is malformed (field path given) or holds a value that cannot be true"},
+        503: {"description": "no live run with a detector feed is attached to this server"},
+    },
+)
+async def post_detectors(request: Request) -> Any:
+    """Take one message or a list; every message is checked before any is applied."""
+    feed = getattr(request.app.state, "live_feed", None)
+    if feed is None:
+        raise HTTPException(503, "no live run with a detector feed is attached to this server "
+                                 "(start one with `signalwise live`)")
+    messages = _parse(await request.body())
+    result = feed.accept(messages, all_or_none=True)
+    if result.ok:
+        return FeedAccepted(accepted=result.accepted)
+    single = not isinstance(messages, list)
+    errors = [{"loc": ["body", *([] if single else [r.index]), *([r.field] if r.field else [])],
+               "msg": r.reason, "type": r.code} for r in result.rejected]
+    unknown = all(r.code in ("unknown_device", "unknown_channel") for r in result.rejected)
+    return validation_body(errors, 404 if unknown else 422)
+
+
+def _parse(raw: bytes) -> DetectorMessage | list[DetectorMessage]:
+    """The body as messages, or 422 with each problem's path (`body[1].occupancy`, `body.channel`)."""
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RequestValidationError([{"loc": ("body",), "msg": f"not JSON: {exc}", "type": "json_invalid"}]) \
+            from None
+    if isinstance(data, list) and len(data) > MAX_BATCH:
+        raise RequestValidationError([{"loc": ("body",), "msg": f"{len(data)} messages in one request; at most "
+                                       f"{MAX_BATCH}", "type": "too_long"}])
+    if isinstance(data, list) and not data:
+        raise RequestValidationError([{"loc": ("body",), "msg": "an empty list: send at least one message",
+                                       "type": "too_short"}])
+    try:
+        return _BODY.validate_python(data)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors(include_url=False):
+            loc = tuple(err.get("loc", ()))
+            if loc and loc[0] in ("one", "many"):
+                loc = loc[1:]
+            errors.append({"loc": ("body", *loc), "msg": err.get("msg", "invalid"), "type": err.get("type")})
+        raise RequestValidationError(errors) from None
