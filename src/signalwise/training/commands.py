@@ -193,10 +193,16 @@ def _selection_line(sel: dict) -> str:
     tried = ", ".join(f"guide {n}: {d:.1f} s" for n, d in sel["candidates"].items())
     runs = ("max-pressure alone" if sel["guide_visits"] != sel["trained_with"]
             else f"guide {sel['guide_visits']}")
-    return (f"validation (seeds {sel['seeds']}, avg delay): {tried}, table of guide {sel['trained_with']} behind "
+    line = (f"validation (seeds {sel['seeds']}, avg delay): {tried}, table of guide {sel['trained_with']} behind "
             f"max-pressure alone: {sel['guide_only_avg_delay_s']:.1f} s, max-pressure: "
             f"{sel['max_pressure_avg_delay_s']:.1f} s -> the model runs the table of guide {sel['trained_with']} "
             f"with {runs}")
+    best = min(min(sel["candidates"].values()), sel["guide_only_avg_delay_s"])
+    if best > sel["max_pressure_avg_delay_s"]:
+        line += (f"\nwarning: the model LOSES to max-pressure on validation ({best:.1f} s vs "
+                 f"{sel['max_pressure_avg_delay_s']:.1f} s). Run max-pressure instead, or try more episodes "
+                 "(--episodes), another threshold (--guide-visits 10 or 30), or a longer duration per episode")
+    return line
 
 
 def evaluate_command(
@@ -221,16 +227,33 @@ def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, worke
     from .evaluate import evaluate
 
     console = Console()
+    if seeds < 1:
+        _fail("--seeds must be at least 1")
+    if first_seed < 0:
+        _fail("--first-seed must not be negative")
     result = evaluate(model_path, scenario, seeds, first_seed, baseline, duration, workers, out,
                       controller_options=registry_options([baseline]))
     print_compare_table(result.summary)
     ev = result.evaluation
-    console.print(f"{ev['controller']} vs {baseline}: {ev['avg_delay_s']} s vs {ev['baseline_avg_delay_s']} s "
-                  f"average delay, Welch p = {ev['p_value']}, paired p = {ev.get('p_value_paired')}; fallback share {ev['fallback_fraction']}; "
-                  f"shield violations {ev['violations']}")
+    console.print(f"{ev['controller']} vs {baseline}: {_s(ev['avg_delay_s'])} vs {_s(ev['baseline_avg_delay_s'])} "
+                  f"average delay, Welch p {_p(ev['p_value'])}, paired p {_p(ev.get('p_value_paired'))}; "
+                  f"fallback share {_pct(ev['fallback_fraction'])}; shield violations {ev['violations']}",
+                  soft_wrap=True)
     console.print(f"runs and summary: {result.out_dir}")
     if ev["violations"]:
         _fail(f"{ev['violations']} shield violation(s) in evaluation", code=1)
+
+
+def _s(seconds) -> str:
+    return "n/a" if seconds is None else f"{seconds:.1f} s"
+
+
+def _p(p) -> str:
+    return "n/a (one seed, or no variation)" if p is None else f"{p:.3f}"
+
+
+def _pct(share) -> str:
+    return "n/a" if share is None else f"{share:.1%}"
 
 
 @models_app.command("list")
@@ -249,7 +272,12 @@ def _models_list(registry) -> None:
     t = Table(title=f"models in {reg.root}")
     for col in ("version", "scenario", "intersections", "episodes", "registered", "active at"):
         t.add_column(col)
-    for v in reg.versions():
+    versions = reg.versions()
+    if not versions:
+        Console().print(f"no model registered in {reg.root}: train one (signalwise train --scenario S --out DIR), "
+                        "then signalwise models add DIR/model and signalwise models deploy v1", soft_wrap=True)
+        return
+    for v in versions:
         where = ", ".join(sorted(i for i, ver in active.items() if ver == v.version)) or "-"
         t.add_row(v.version, v.scenario, ", ".join(v.intersections), str(v.episodes), v.registered, where)
     Console().print(t)

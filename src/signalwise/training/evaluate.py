@@ -70,6 +70,12 @@ def evaluate(model_path: Path, scenario: str, n_seeds: int = 5, first_seed: int 
     model = load_model(model_path)
     seeds = heldout_seeds(model, n_seeds, first_seed)
     check_heldout(model, seeds)
+    asked = list(range(first_seed, first_seed + n_seeds))
+    if seeds != asked:
+        # the model trained or was validated on some of these: say so rather than quietly move on
+        raise ModelError(f"seeds {sorted(set(asked) - set(seeds))} of {first_seed}..{first_seed + n_seeds - 1} were "
+                         f"used in training or validation; the next held-out seeds from {first_seed} are "
+                         f"{seeds}: pass --first-seed {seeds[0]} with fewer seeds, or another --first-seed")
     check_fits(model_path, scenario)
     ql = f"ql:{model_path.resolve()}"
     out = out or model_path.resolve().parent / f"eval-{dt.datetime.now():%Y%m%d-%H%M%S}-{scenario.replace(':', '-')}"
