@@ -484,10 +484,11 @@ class LoopStepper:
         import copy
 
         state = copy.deepcopy(state)
-        self.backend = backend
-        if self.source is self.field.backend:
+        # the stepper's own previous backend: the caller may already have put the new one in `field`
+        old, self.backend = self.backend, backend
+        if self.source is old:
             self.source = backend
-        if self.sink is self.field.backend:
+        if self.sink is old:
             self.sink = backend
         self.field.backend = backend
         self.t = state["t"]
