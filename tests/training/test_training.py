@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +20,9 @@ SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 SHORT_S = 300.0
 
 
-def cli(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([SIGNALWISE, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+def cli(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([SIGNALWISE, *args], capture_output=True, text=True, cwd=cwd, timeout=300,
+                          env=None if env is None else {**os.environ, **env})
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +123,22 @@ def test_model_registry_deploy_and_rollback_through_the_cli(trained, tmp_path):
     bad = cli("models", "deploy", "v9", "--registry", reg)
     assert bad.returncode == 2 and "no model version 'v9'" in bad.stderr
     assert cli("models", "deploy", "v1", "--intersection", "X", "--registry", reg).returncode == 2
+
+
+def test_the_registry_root_comes_from_settings_and_reaches_ql_active_runs(trained, tmp_path):
+    reg = tmp_path / "reg"
+    env = {"SIGNALWISE_MODEL_REGISTRY": str(reg)}
+    assert cli("models", "add", str(trained / "model"), env=env).returncode == 0
+    assert "C: v1 active" in cli("models", "deploy", "v1", env=env).stdout
+    assert "v1" in cli("models", "list", env=env).stdout
+    assert (reg / "registry.json").is_file()
+    r = cli("run", "-s", "single", "-c", "ql:@active", "--duration", "120", "--no-emissions",
+            "--run-dir", str(tmp_path / "run"), env=env)
+    assert r.returncode == 0, r.stderr
+    assert "fallback plan" not in r.stderr  # the model was found and ran
+    assert f"model_registry: {reg.resolve()}" in (tmp_path / "run" / "config.yaml").read_text()
+    empty = {"SIGNALWISE_MODEL_REGISTRY": str(tmp_path / "empty")}
+    r = cli("run", "-s", "single", "-c", "ql:@active", "--duration", "60", "--no-emissions",
+            "--run-dir", str(tmp_path / "run2"), env=empty)
+    assert r.returncode == 0, r.stderr
+    assert "no model deployed at intersection 'C'" in r.stderr and "fallback plan" in r.stderr
