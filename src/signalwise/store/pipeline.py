@@ -113,8 +113,28 @@ def pool(workers: int) -> ProcessPoolExecutor:
             context.set_forkserver_preload([__name__])
         else:
             context = multiprocessing.get_context("spawn")
-        _pools[workers] = ProcessPoolExecutor(workers, mp_context=context)
+        _pools[workers] = ProcessPoolExecutor(workers, mp_context=context, initializer=_exit_with,
+                                              initargs=(os.getpid(),))
         return _pools[workers]
+
+
+def _exit_with(owner_pid: int, every_s: float = 1.0) -> None:
+    """In a worker: end when the process that owns the pool is gone (SIGKILL gives it no chance to say so).
+
+    A worker's parent is the forkserver, not the owner, so `getppid` tells nothing; the owner's pid is
+    polled instead (signal 0: a check, not a signal).
+    """
+    def watch() -> None:
+        while True:
+            time.sleep(every_s)
+            try:
+                os.kill(owner_pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:
+                pass  # the pid now belongs to another user: rare enough to leave the worker to its OS
+
+    threading.Thread(target=watch, name="exit-with-owner", daemon=True).start()
 
 
 def _ready() -> bool:
