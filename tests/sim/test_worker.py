@@ -134,6 +134,37 @@ def test_a_child_that_stops_answering_is_killed_and_lost():
         p.close()
 
 
+class _InterruptedOnce:
+    """The parent's end of the pipe, with Ctrl-C arriving during the first wait for a reply."""
+
+    def __init__(self, conn):
+        self.conn, self.interrupted = conn, False
+
+    def poll(self, timeout=0.0):
+        if not self.interrupted:
+            self.interrupted = True
+            raise KeyboardInterrupt
+        return self.conn.poll(timeout)
+
+    def __getattr__(self, name):
+        return getattr(self.conn, name)
+
+
+def test_a_reply_left_behind_by_an_interrupted_wait_does_not_answer_the_next_request():
+    p = SumoProcess(_single_opts())
+    p.start()
+    try:
+        assert p.step() == 1.0
+        p._conn = _InterruptedOnce(p._conn)
+        with pytest.raises(KeyboardInterrupt):
+            p.step()  # the child steps to 2 and answers; nobody reads it
+        state = p.signal_state("C")
+        assert isinstance(state, str) and set(state) <= set("rRyYgGsuoO")
+        assert p.step() == 3.0
+    finally:
+        p.close()
+
+
 def test_sumo_failing_mid_run_is_a_lost_field(tmp_path):
     """A vehicle SUMO reads only at t=300 (route files are read 200 s ahead) names an edge that does not
     exist: SUMO fails during that step, and the child says why as it goes."""

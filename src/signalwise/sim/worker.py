@@ -113,7 +113,7 @@ class SumoProcess:
         self._proc, self._conn = proc, parent_end
         self._closed, self._lost = False, None
         try:
-            self._t, self._end, self._emergency = self._wait(self.start_timeout_s)
+            self._t, self._end, self._emergency = self._wait(self.start_timeout_s, 0)
         except FieldLost as exc:
             self.close()
             raise SimulationError(f"SUMO did not start: {exc}") from None
@@ -131,7 +131,7 @@ class SumoProcess:
             return
         if self._lost is None:
             try:
-                conn.send(("close", self._take_pending()))
+                conn.send(("close", -1, self._take_pending()))
             except (OSError, ValueError):
                 pass
         proc.join(self.close_timeout_s)
@@ -155,8 +155,7 @@ class SumoProcess:
     # -- stepping --------------------------------------------------------------
     def step(self) -> float:
         """Send pending signal states, advance one step, cache the reply; returns the new time."""
-        t, active, departed, approaches, halting, counts, idle, passages = self._exchange(
-            ("step", self._take_pending()))
+        t, active, departed, approaches, halting, counts, idle, passages = self._exchange("step", ())
         self._t = self._tick_t = t
         self._emergency = active
         if departed:
@@ -340,36 +339,45 @@ class SumoProcess:
 
     def _call(self, op: str, *args):
         """One synchronous request; the signal states set since the last request are applied first."""
-        return self._exchange((op, self._take_pending(), *args))
+        return self._exchange(op, args)
 
-    def _exchange(self, message: tuple):
+    def _exchange(self, op: str, args: tuple):
+        """Send (op, number, pending signal states, *args); the reply carries the same number."""
         if self._lost is not None:
             raise FieldLost(self._lost)
         if self._closed:
             raise SimulationError("the SUMO process is not running (not started, or closed)")
         self.exchanges += 1
         try:
-            self._conn.send(message)
+            self._conn.send((op, self.exchanges, self._take_pending(), *args))
         except (OSError, ValueError):
             raise self._lose(f"the SUMO process is gone ({self._exit_text()})") from None
-        return self._wait(self.reply_timeout_s)
+        return self._wait(self.reply_timeout_s, self.exchanges)
 
-    def _wait(self, timeout_s: float):
-        """The child's reply; a child that dies or stops answering is a lost field, never a hang."""
+    def _wait(self, timeout_s: float, number: int):
+        """The child's reply to request `number`; a child that dies or stops answering is a lost field, never a hang.
+
+        Replies to older requests are dropped: a wait cut short (Ctrl-C while
+        SUMO stepped) leaves its reply in the pipe, and it must not answer the
+        next request.
+        """
         conn, proc = self._conn, self._proc
         deadline = time.monotonic() + timeout_s
-        while not conn.poll(_ALIVE_CHECK_S):
-            if not proc.is_alive():
-                if conn.poll(0):
-                    break  # it answered before it went
-                raise self._lose(f"the SUMO process exited ({self._exit_text()})")
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise self._lose(f"the SUMO process did not answer within {timeout_s:g} s and was killed")
-        try:
-            status, value = conn.recv()
-        except (EOFError, OSError):
-            raise self._lose(f"the SUMO process exited ({self._exit_text()})") from None
+        while True:
+            while not conn.poll(_ALIVE_CHECK_S):
+                if not proc.is_alive():
+                    if conn.poll(0):
+                        break  # it answered before it went
+                    raise self._lose(f"the SUMO process exited ({self._exit_text()})")
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    raise self._lose(f"the SUMO process did not answer within {timeout_s:g} s and was killed")
+            try:
+                status, answered, value = conn.recv()
+            except (EOFError, OSError):
+                raise self._lose(f"the SUMO process exited ({self._exit_text()})") from None
+            if answered == number:
+                break
         if status == "ok":
             return value
         if status == "lost":
@@ -461,7 +469,7 @@ class _Child:
                 message = recv()
             except (EOFError, OSError):
                 return  # the parent's end closed: it is gone
-            op, sets = message[0], message[1]
+            op, number, sets = message[0], message[1], message[2]
             try:
                 for tls_id, state in sets:
                     set_state(tls_id, state)
@@ -469,15 +477,15 @@ class _Child:
                     return
                 if op == "step":
                     try:
-                        reply = ("ok", self.step())
+                        reply = ("ok", number, self.step())
                     except Exception as exc:  # SUMO failed mid-step: this simulation cannot go on
-                        send(("lost", str(exc) if isinstance(exc, SimulationError) else
+                        send(("lost", number, str(exc) if isinstance(exc, SimulationError) else
                               f"SUMO stopped during the run: {_one_line(exc)}"))
                         return
                 else:
-                    reply = ("ok", ops[op](*message[2:]))
+                    reply = ("ok", number, ops[op](*message[3:]))
             except Exception as exc:  # a refused request; the simulation is intact
-                reply = ("error", str(exc) if isinstance(exc, SimulationError) else _one_line(exc))
+                reply = ("error", number, str(exc) if isinstance(exc, SimulationError) else _one_line(exc))
             try:
                 send(reply)
             except (OSError, ValueError):
@@ -542,9 +550,9 @@ def _serve(conn, opts: SumoOptions, parent_pid: int) -> None:
     try:
         try:
             backend.start()
-            hello = ("ok", (backend.time_s(), backend.end_s(), backend.emergency_active))
+            hello = ("ok", 0, (backend.time_s(), backend.end_s(), backend.emergency_active))
         except Exception as exc:
-            conn.send(("error", str(exc) if isinstance(exc, SimulationError) else
+            conn.send(("error", 0, str(exc) if isinstance(exc, SimulationError) else
                        f"SUMO refused the input: {_one_line(exc)}"))
             return
         conn.send(hello)
