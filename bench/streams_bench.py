@@ -3,7 +3,7 @@
     .venv/bin/python bench/streams_bench.py [--clients 1000] [--hold 60] [--speed 10] [--no-compression]
 
 - the API process runs what `signalwise live --scenario corridor --speed 10` runs (a `LiveRuntime` and
-  the API served by `runtime.live.commands._serve`, so the streams are wired as the command wires them),
+  the API served by `api.live_command._serve`, so the streams are wired as the command wires them),
   with SUMO in the same process (`in_process`: libsumo shares that process's CPU and GIL with the API,
   the harder case for the streams);
 - the load comes from a SEPARATE process (this script with `--load`): asyncio + the websockets client,
@@ -137,8 +137,8 @@ def load_main(args) -> None:
 
 # -- the API process --------------------------------------------------------------------------------------
 def serve_main(args) -> None:
+    from signalwise.api.live_command import _serve
     from signalwise.runtime.config import RunConfig
-    from signalwise.runtime.live.commands import _serve
     from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
 
     rt = LiveRuntime(RunConfig(scenario="corridor", controller="max-pressure", seed=1),

@@ -29,12 +29,7 @@ NOT_FOR_CONTROL = {"runtime", "sim", "store", "analytics", "api", "training", "e
 
 #: package edges known to close a cycle, owned outside the package move of issue 11; each is listed in the
 #: issue's report. Remove an entry once its edge is gone (the test then holds the line).
-KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {
-    # `signalwise live` (runtime/live/commands.py) serves the API beside the live run: CLI code inside
-    # runtime, while api imports runtime (live changes, alerts, the ML routes). Goes away when that command
-    # moves out of runtime (or cli.py wires the app in).
-    ("runtime", "api"): "runtime/live/commands.py imports signalwise.api.create_app",
-}
+KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 #: modules that add commands to `app` through a `register(app)` function
 COMMAND_MODULES = (
     "signalwise.runtime.commands",  # run, compare, scenarios, demo
-    "signalwise.runtime.live.commands",  # live
+    "signalwise.api.live_command",  # live (it serves the API)
     "signalwise.store.commands",  # ingest, serve, db
     "signalwise.store.key_commands",  # keys
     "signalwise.store.retention",  # db purge

@@ -43,7 +43,10 @@ def _live_runtime():
 @pytest.fixture(scope="module", autouse=True)
 def _live():
     """libsumo is one simulation per process: the run is closed when this module's tests end."""
+    from signalwise.runtime.live.feeds import DetectorFeed
+
     APP.state.live = _live_runtime()
+    APP.state.live_feed = DetectorFeed(APP.state.live.stepper.intersections)
     yield
     APP.state.live.field.backend.close()
     APP.state.live = None

@@ -188,9 +188,11 @@ class LiveRuntime:
         by_tls = plan_detectors(self.scenario.net_file)
         inters = [dataclasses.replace(i, detectors=by_tls.get(i.id, ())) for i in probe.intersections]
         if self.feed is None:
-            from .feeds import DetectorFeed
+            from .feeds import DetectorFeed, wall_clock
 
-            self.feed = DetectorFeed(inters)
+            # wall-clock messages land on the loop's clock; messages from the future are refused on arrival
+            self.feed = DetectorFeed(inters, clock=wall_clock((self.scenario.begin_s, time.time()), self.opts.speed),
+                                     now=lambda: self.stepper.t if self.stepper is not None else self.scenario.begin_s)
         lanes = {lane for i in inters for lane in i.in_lanes}
         fld = FeedField(self.feed, self.cfg.step_length_s, self.scenario.begin_s,
                         lane_shapes_of(self.scenario.net_file, lanes))
@@ -249,6 +251,9 @@ class LiveRuntime:
                 self.profiler.add("tick", clock() - t0)
                 self.profiler.add("lateness", self.pacer.wait_until(t))
             self.status_text = "complete" if st.t >= self.end_s - 1e-9 else "stopped"
+        except KeyboardInterrupt:
+            self.status_text = "stopped"  # Ctrl-C: a clean stop, evidence flushed below
+            raise
         except BaseException as exc:
             self.status_text = f"failed: {str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}"
             raise

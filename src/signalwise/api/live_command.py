@@ -1,4 +1,8 @@
-"""`signalwise live`: run a corridor in real time, serve the API while it runs, stop cleanly on Ctrl-C."""
+"""`signalwise live`: run a corridor in real time, serve the API while it runs, stop cleanly on Ctrl-C.
+
+It lives with the API because it serves it: the runtime itself never imports the API (the API
+reads the runtime through snapshots and routes).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from ..commands import _fail, _load_config, friendly_errors
+from ..runtime.commands import _fail, _load_config, friendly_errors
 
 
 def _speed(text: str) -> float | None:
@@ -63,8 +67,8 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     import yaml
     from rich.console import Console
 
-    from ..run import slug
-    from .runtime import LiveOptions, LiveRuntime
+    from ..runtime.live.runtime import LiveOptions, LiveRuntime
+    from ..runtime.run import slug
 
     if sink not in ("sumo", "shadow"):
         _fail(f"--sink must be sumo or shadow, not {sink!r}")
@@ -92,7 +96,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     runtime.open()
     feed_client = None
     if mqtt is not None:
-        from .mqtt import MqttFeed
+        from ..runtime.live.mqtt import MqttFeed
 
         mqtt_host, mqtt_port = _host_port(mqtt)
         feed_client = MqttFeed(runtime.feed or _feed_for(runtime), mqtt_host, mqtt_port)
@@ -135,7 +139,7 @@ def _without_alerts(config: Path, data: dict, out: Path) -> Path:
 
 def _alert_engine(raw):
     """The built-in alert rules plus the configuration's `alerts:` section (and its webhook)."""
-    from .alerts import engine_from_config, load_alert_config
+    from ..runtime.live.alerts import engine_from_config, load_alert_config
 
     return engine_from_config(load_alert_config({"alerts": raw} if raw is not None else None))
 
@@ -144,14 +148,14 @@ def _store(db: str | None, run_dir: Path):
     if db is None:
         return None
     try:
-        from ...store.live import LiveStoreWriter
+        from ..store.live import LiveStoreWriter
     except ImportError:
         return None
     return LiveStoreWriter(_db_url(db), run_dir.name, run_dir / "store-buffer", 1_000_000)
 
 
 def _feed_for(runtime):
-    from .feeds import DetectorFeed
+    from ..runtime.live.feeds import DetectorFeed
 
     runtime.feed = DetectorFeed(runtime.stepper.intersections)
     return runtime.feed
@@ -161,8 +165,8 @@ def _serve(runtime, host: str, port: int, db: str | None, insecure_no_auth: bool
     """The HTTP API in a background thread, with the live routes attached to this runtime."""
     import uvicorn
 
-    from ...api import create_app
-    from ...store import Settings
+    from ..store import Settings
+    from . import create_app
 
     extra = {"bind_host": host, "insecure_no_auth": insecure_no_auth}
     settings = Settings(**extra) if db is None else Settings(database_url=_db_url(db), **extra)
@@ -178,7 +182,7 @@ def _serve(runtime, host: str, port: int, db: str | None, insecure_no_auth: bool
 
 def _db_url(db: str) -> str:
     """'default' (or empty) = the configured database, else the URL given."""
-    from ...store import Settings
+    from ..store import Settings
 
     return Settings().database_url if db in ("", "default") else db
 
