@@ -95,8 +95,12 @@ class OptionalRayAddress(TyperCommand):
 @learning_errors
 def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, hyper, actions, state,
            sumocfg=None, net=None, routes=None, ray=None, validation_seeds=3) -> None:
+    import time
+
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    started = time.monotonic()  # the summary reports the command's own wall time
 
     from ..control.learning.agent import Hyper
     from ..sim.scenarios import from_files, from_sumocfg, load
@@ -153,20 +157,20 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
     dirs = [candidate_dir(out, n) for n in candidates] or [out]
     done0 = sum(json.loads((d / "train_state.json").read_text())["episodes_done"]
                 for d in dirs if resume and (d / "train_state.json").is_file())
-    with Progress(TextColumn("[bold]train {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("eps {task.fields[eps]}  reward {task.fields[reward]}  delay {task.fields[delay]}  "
-                             "violations {task.fields[viol]}"), TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task(scenario, total=episodes * len(dirs), completed=done0, eps="-", reward="-", delay="-",
-                            viol=0)
+    label = f"{scenario} ({len(dirs)}x{episodes} ep)" if candidates else scenario
+    # short columns: the whole line fits 80 characters (ε is the exploration rate, not episodes)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                  TextColumn("ε {task.fields[eps]} delay {task.fields[delay]} viol {task.fields[viol]}"),
+                  TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task(label, total=episodes * len(dirs), completed=done0, eps="-", delay="-", viol=0)
         violations = [0]
 
         def on_episode(r):
             violations[0] += max(0, r.violations)
-            bar.update(task, advance=1, eps=f"{r.epsilon:.3f}", reward=f"{r.reward:.0f}",
-                       delay=f"{r.avg_delay_s:.1f} s", viol=violations[0])
+            bar.update(task, advance=1, eps=f"{r.epsilon:.2f}", delay=f"{r.avg_delay_s:.0f}s", viol=violations[0])
 
         def on_stage(text: str) -> None:
-            bar.update(task, description=f"{scenario}: {text}")
+            bar.update(task, description=f"{label}: {text}")
 
         try:
             if candidates:
@@ -179,7 +183,8 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
     t = model.meta["training"]
     sizes = ", ".join(f"{n}: {tb.encoding.n_states} states x {tb.n_actions} actions ({tb.nbytes / 1024:.0f} KiB)"
                       for n, tb in model.tables.items())
-    console.print(f"model: {out / 'model'}  ({t['episodes']} episodes, {t['wall_s']:.0f} s, worker peak RSS "
+    console.print(f"model: {out / 'model'}  ({t['episodes']} episodes, {time.monotonic() - started:.0f} s in all, "
+                  f"worker peak RSS "
                   f"{t['peak_worker_rss_mb']} MB, shield violations {t['violations']})")
     console.print(f"tables: {sizes}")
     if "selection" in model.meta:
