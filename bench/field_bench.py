@@ -27,7 +27,7 @@ from pathlib import Path
 import sumolib
 
 from signalwise.sim.backend import SumoBackend, SumoOptions
-from signalwise.sim.scenarios import load
+from signalwise.sim.scenario import load
 from signalwise.sim.worker import SumoProcess
 
 

@@ -23,7 +23,7 @@ from _common import median, run_child
 
 PLAIN = r"""
 import json, sys, time
-from signalwise.sim.scenarios import load
+from signalwise.sim.scenario import load
 from signalwise.sim.sumo_home import import_libsumo, sumo_binary
 s = load(sys.argv[1]); extra = sys.argv[2:]
 ls = import_libsumo()
@@ -41,7 +41,7 @@ print(json.dumps({"wall_s": time.perf_counter() - t0, "sim_s": s.end_s - s.begin
 WITH_OUTPUTS = r"""
 import json, sys, time, tempfile
 from pathlib import Path
-from signalwise.sim.scenarios import load
+from signalwise.sim.scenario import load
 from signalwise.sim.detectors import place_detectors
 from signalwise.sim.outputs import write_meandata_file
 from signalwise.sim.sumo_home import import_libsumo, sumo_binary

@@ -12,7 +12,7 @@ import yaml
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.run import RunDirectoryError, execute_run
 from signalwise.sim.backend import SimulationError
-from signalwise.sim.scenarios import load
+from signalwise.sim.scenario import load
 
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 SINGLE = load("single")

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 from signalwise.analytics.safety_audit import audit
-from signalwise.sim.scenarios import load
+from signalwise.sim.scenario import load
 from signalwise.sim.sumo_home import sumo_binary
 
 PARTITIONS = (["J1", "J2", "J3"], ["J4", "J5"])

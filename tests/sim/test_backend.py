@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from signalwise.sim.backend import SumoBackend, SumoOptions
-from signalwise.sim.scenarios import RESCO_NETWORKS, ScenarioError, load
+from signalwise.sim.scenario import RESCO_NETWORKS, ScenarioError, load
 
 
 def _close(a: dict, b: dict, tol_m: float = 0.05) -> bool:

@@ -8,7 +8,7 @@ import pytest
 
 from signalwise.sim.backend import SumoBackend, SumoOptions
 from signalwise.sim.demand import DemandError, repeat_routes
-from signalwise.sim.scenarios import load
+from signalwise.sim.scenario import load
 
 
 def _departed(opts: SumoOptions, steps: int) -> list[str]:

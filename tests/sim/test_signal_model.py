@@ -11,7 +11,7 @@ from signalwise.analytics.safety_audit import audit_run
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.run import execute_run
 from signalwise.sim.backend import SimulationError
-from signalwise.sim.scenarios import load
+from signalwise.sim.scenario import load
 from signalwise.sim.signal_model import UnsupportedSignal, green_phases_with_durations
 
 SINGLE = load("single")

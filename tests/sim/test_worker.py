@@ -23,7 +23,7 @@ from signalwise.runtime.config import RunConfig
 from signalwise.runtime.loop import LoopStepper, open_field, resolve_scenario, sumo_options
 from signalwise.sim.backend import SimulationError, SumoBackend, SumoOptions
 from signalwise.sim.detectors import place_detectors
-from signalwise.sim.scenarios import load
+from signalwise.sim.scenario import load
 from signalwise.sim.worker import FieldLost, SumoProcess
 
 DURATION_S = 300.0
@@ -237,7 +237,7 @@ def test_a_new_process_resumes_from_a_saved_state(tmp_path):
 ORPHAN = textwrap.dedent("""
     import sys, time
     from signalwise.sim.backend import SumoOptions
-    from signalwise.sim.scenarios import load
+    from signalwise.sim.scenario import load
     from signalwise.sim.worker import SumoProcess
     s = load("single")
     p = SumoProcess(SumoOptions(net_file=s.net_file, route_files=s.route_files))

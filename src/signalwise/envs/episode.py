@@ -21,7 +21,7 @@ from ..core.types import Decision, Intersection, LaneState, SignalEvent
 from ..runtime.config import RunConfig
 from ..runtime.loop import LoopStepper, describe_intersections, open_field, sumo_options
 from ..sim.backend import SimulationError
-from ..sim.scenarios import Scenario
+from ..sim.scenario import Scenario
 
 #: the episode currently holding this process's libsumo simulation
 _open_libsumo: weakref.ref | None = None

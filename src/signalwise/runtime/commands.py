@@ -24,7 +24,7 @@ def friendly_errors(fn):
 
         from ..control.base import ControllerUnavailable, UnknownController
         from ..sim.backend import SimulationError
-        from ..sim.scenarios import ScenarioError
+        from ..sim.scenario import ScenarioError
 
         try:
             return fn(*args, **kwargs)
@@ -217,7 +217,7 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
 
     from rich.console import Console
 
-    from ..sim.scenarios import load
+    from ..sim.scenario import load
     from .compare import compare_controllers
     from .run import slug
 
@@ -314,7 +314,7 @@ def scenarios_command() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from ..sim.scenarios import list_scenarios
+    from ..sim.scenario import list_scenarios
 
     t = Table(title="scenarios (or bring your own: --sumocfg FILE, or --net FILE --routes FILE)")
     t.add_column("name")

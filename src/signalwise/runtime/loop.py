@@ -44,7 +44,7 @@ from ..core.types import (
 from ..sim.backend import DETECTORS_SOURCE, LANES_SOURCE, SimulationError, SumoBackend, SumoOptions
 from ..sim.detectors import DetectorLayout, place_detectors
 from ..sim.outputs import write_meandata_file
-from ..sim.scenarios import Scenario, from_files, from_sumocfg, load, nominal_lane_flows
+from ..sim.scenario import Scenario, from_files, from_sumocfg, load, nominal_lane_flows
 from ..sim.signal_model import RefusedSignal
 from .config import RunConfig
 

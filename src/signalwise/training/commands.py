@@ -103,7 +103,7 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
     started = time.monotonic()  # the summary reports the command's own wall time
 
     from ..control.learning.agent import Hyper
-    from ..sim.scenarios import from_files, from_sumocfg, load
+    from ..sim.scenario import from_files, from_sumocfg, load
     from .executors import ExecutorError, make_executor
     from .selection import candidate_dir, train_selected
     from .train import TrainConfig, train

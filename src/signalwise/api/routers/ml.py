@@ -90,7 +90,7 @@ def _intersections(request: Request, scenario: str | None) -> dict[str, Intersec
 def _probed(scenario: str) -> dict[str, Intersection]:
     from signalwise.envs.episode import probe_network
     from signalwise.runtime.loop import resolve_scenario
-    from signalwise.sim.scenarios import ScenarioError
+    from signalwise.sim.scenario import ScenarioError
 
     try:
         cfg = RunConfig(scenario=scenario)
