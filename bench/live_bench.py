@@ -8,9 +8,10 @@
   issued, p50/p99 per intersection that decided (target p99 < 1 ms), and the simulator round trip
   (`field_step`) beside it;
 - recovery: one live run of `corridor` in which the SUMO process is killed (SIGKILL) 3 times: each
-  recovery's wall time (target < 5 s), events logged before each crash that are missing afterwards
-  (target 0; compared with a run without crashes, same seed) and the independent audit's violations over
-  the whole run (target 0);
+  recovery's wall time (target < 5 s), events the runtime had written before each crash that are not in
+  the log before that recovery's marker (target 0), and the independent audit's violations over the whole
+  run (target 0). (The replay after a restore is not the uninterrupted run's: SUMO's state load does not
+  reproduce it event for event.)
 - memory: 24 simulated hours of `corridor` with repeating demand at --speed max: RSS after the first
   simulated hour and at the end (target growth < 10 %);
 - grid: 100 intersections (`grid10x10`) at --speed 1 for 60 simulated s: tick lateness p99 (target < 50 ms).
@@ -71,14 +72,14 @@ def recovery(tmp: Path, in_process: bool) -> None:
     if in_process:
         print("recovery: needs SUMO in its own process (drop --in-process)")
         return
-    calm = _live(tmp, "calm", "corridor", False, speed=None, duration_s=1800.0, state_every_s=30.0)
-    calm.run()
     rt = _live(tmp, "kills", "corridor", False, speed=40.0, duration_s=1800.0, state_every_s=30.0)
     kills_at = [300.0, 800.0, 1300.0]
 
     def killer():
+        while not rt.running:
+            time.sleep(0.01)
         for at in kills_at:
-            while rt.stepper.t < at and rt.running is not False:
+            while rt.stepper.t < at and rt.running:
                 time.sleep(0.01)
             pid = rt.field.backend.pid
             os.kill(pid, signal.SIGKILL)
@@ -89,18 +90,16 @@ def recovery(tmp: Path, in_process: bool) -> None:
     th.start()
     rt.run()
     th.join(timeout=5)
-    calm_events = set(read_events(calm.run_dir / "events.csv"))
     logged = list(read_events(rt.run_dir / "events.csv"))
-    in_log = {e for e in logged if e.event_code != EventCode.RUNTIME_RECOVERY}
-    # SUMO's state includes its random generators and the loop's state is restored beside it, so the
-    # run replays exactly: every event of the run without crashes must be in the log, none lost
-    lost = len(calm_events - in_log)
-    extra = len(in_log - calm_events)
+    marks = [i for i, e in enumerate(logged) if e.event_code == EventCode.RUNTIME_RECOVERY]
+    firsts = [m for k, m in enumerate(marks) if k == 0 or marks[k - 1] != m - 1]  # one group per recovery
+    # every event the runtime had written before each crash is in the file, before that recovery's marker
+    lost = sum(max(0, rec["events_logged_before"] - first) for rec, first in zip(rt.recoveries, firsts, strict=False))
     report = audit_run(rt.run_dir)
     took = ", ".join(f"{r['took_s']:.2f} s (rewound {r['rewound_s']:.0f} sim-s)" for r in rt.recoveries)
     print(f"recovery corridor, {len(rt.recoveries)} SIGKILLs of the SUMO process: recovered in {took} "
-          f"(target < 5 s each); events of the same run without crashes missing from the log: {lost} "
-          f"(target 0), not in it: {extra}; audit violations over the whole run: {len(report.violations)}")
+          f"(target < 5 s each); events written before a crash and missing from the log after it: {lost} "
+          f"(target 0); audit violations over the whole run: {len(report.violations)}")
 
 
 def memory(tmp: Path, in_process: bool) -> None:

@@ -113,6 +113,7 @@ class LiveRuntime:
         self._started_wall = dt.datetime.now().astimezone()
         self.status_text = "starting"
         self._interventions_total = 0  # overrides of a decision (not notes such as min_green), for alerts
+        self.events_logged = 0  # rows written to events.csv (a recovery records how many preceded it)
 
     # -- setup -------------------------------------------------------------------------
     def open(self) -> None:
@@ -383,6 +384,7 @@ class LiveRuntime:
             self.store.put_records(rows)
 
     def _write_events(self, events: list[SignalEvent]) -> None:
+        self.events_logged += len(events)
         ev, live = self._writers["events"], self._writers["live_events"]
         for e in events:
             if e.event_code == EventCode.PREEMPT_CALL_ON:
@@ -436,6 +438,7 @@ class LiveRuntime:
         self.stepper.restore(checkpoint, backend)
         rewound = crashed_at - self.stepper.t
         resumed = self.stepper.t
+        logged_before = self.events_logged  # all on disk (drained and flushed above)
         marker = [SignalEvent(resumed, tls, int(EventCode.RUNTIME_RECOVERY), int(round(rewound)))
                   for tls in self.stepper.shields]
         opening = [e for sh in self.stepper.shields.values() for e in sh.opening_events()]
@@ -452,6 +455,7 @@ class LiveRuntime:
         self.restarts += 1
         self.last_recovery_s = round(time.monotonic() - began, 3)
         self.recoveries.append({"crashed_at_s": crashed_at, "resumed_at_s": self.stepper.t,
+                                "events_logged_before": logged_before,
                                 "rewound_s": rewound, "took_s": self.last_recovery_s, "reason": str(exc)[:200]})
         self._write_run_json()
         log.warning("recovered in %.2f s, rewound %.0f s of simulated time", self.last_recovery_s, rewound)
