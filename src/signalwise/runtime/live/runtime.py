@@ -218,29 +218,29 @@ class LiveRuntime:
             while not self._stop.is_set() and st.t < self.end_s - 1e-9:
                 t0 = clock()
                 self._apply_changes()
-                try:
+                try:  # the simulator can die during any call of the tick, not only its step
                     t = st.step()
+                    t1 = clock()
+                    self._detector_tick()
+                    self._drain()
+                    if t >= self.records.interval_end_s - 1e-9:
+                        self._close_records(t)
+                    self._expire_overrides(t)
+                    self._swap_pending()
+                    t2 = clock()
+                    self.profiler.add("record", t2 - t1)
+                    if t >= next_state:
+                        self._save_state()
+                        next_state = t + self.opts.state_every_s
+                    if t >= next_plan:
+                        self._plan_cycle(t)
+                        next_plan = t + self.opts.plan_every_s
                 except SimulationError as exc:
                     if self.opts.field != "sumo":
                         raise
                     self._recover(exc)
                     next_state = st.t + self.opts.state_every_s
                     continue
-                t1 = clock()
-                self._detector_tick()
-                self._drain()
-                if t >= self.records.interval_end_s - 1e-9:
-                    self._close_records(t)
-                self._expire_overrides(t)
-                self._swap_pending()
-                t2 = clock()
-                self.profiler.add("record", t2 - t1)
-                if t >= next_state:
-                    self._save_state()
-                    next_state = t + self.opts.state_every_s
-                if t >= next_plan:
-                    self._plan_cycle(t)
-                    next_plan = t + self.opts.plan_every_s
                 wall = time.monotonic()
                 if wall >= next_snapshot:
                     self._publish_snapshot()
@@ -416,8 +416,12 @@ class LiveRuntime:
         if self.opts.field != "sumo":
             return
         path = self.run_dir / "state" / "last.xml"
-        self.field.backend.save_state(path)
-        self._saved = (path, self.stepper.checkpoint(), [r for rows in self._recent_states.values() for r in rows])
+        fresh = path.with_name("next.xml")
+        # written aside, then put in place: a simulator killed mid-save must leave the last good state whole
+        self.field.backend.save_state(fresh)
+        checkpoint = self.stepper.checkpoint()
+        fresh.replace(path)
+        self._saved = (path, checkpoint, [r for rows in self._recent_states.values() for r in rows])
 
     def _recover(self, exc: BaseException) -> None:
         """The simulator died: resume from the last saved state in a new process, with the loop's state."""
