@@ -190,3 +190,48 @@ def test_live_records_are_valid_store_records_and_feed_live_metrics(tmp_path):
     client = TestClient(create_app(Settings(database_url=url, cache_ttl_s=0)))
     body = client.get("/api/v1/dashboard/live-metrics", params={"simulation_id": rt.run_dir.name}).json()
     assert body["simulation_id"] == rt.run_dir.name
+
+
+def test_every_signal_change_is_published_and_snapshots_thin_out_under_pressure(tmp_path):
+    sent = []
+    rt = _runtime(tmp_path, duration_s=300)
+    rt.publish = lambda topic, payload: sent.append((topic, payload))
+    rt.run()
+    signals = [(p["sim_time_s"], p["intersection_id"], p["state"]) for t, p in sent if t == "signal"]
+    rows = [(float(r[0]), r[1], r[2]) for r in list(csv.reader(open(rt.run_dir / "signal_states.csv")))[1:]]
+    assert signals == [r for r in rows if r[0] > rows[0][0]]  # every change after the first states, in order
+    # pressure: ticks starting late (lateness above half a slot) double the snapshot interval, up to 4 s
+    rt.opts.speed, rt.opts.snapshot_hz = 1.0, 4.0
+    for _ in range(3):
+        rt.profiler.add("lateness", 0.9)
+        slow = rt._snapshot_every_s()
+    assert slow == 2.0
+    rt.profiler.add("lateness", 0.0)
+    assert rt._snapshot_every_s() == 1.0 and rt._snapshot_every_s() == 0.5 and rt._snapshot_every_s() == 0.25
+
+
+def test_snapshots_of_100_signals_at_full_speed_are_never_torn(tmp_path):
+    rt = _runtime(tmp_path, scenario="grid10x10", duration_s=120)
+    rt.opts.snapshot_hz = 1e9
+    problems, seen = [], set()
+    stop = threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            snap = rt.snapshot
+            for s in snap.signals:
+                phase = rt.stepper.by_id[s.intersection_id].phases[s.phase_number - 1]
+                if s.interval == "green" and not {i for i, c in enumerate(s.state) if c in "Gg"} <= phase.green_links:
+                    problems.append((snap.seq, s.intersection_id))
+                if s.elapsed_s < 0 or (s.interval == "green") != (s.next_phase_number is None):
+                    problems.append((snap.seq, s.intersection_id))
+            seen.add(snap.seq)
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for th in threads:
+        th.start()
+    rt.run()
+    stop.set()
+    for th in threads:
+        th.join()
+    assert len(rt.snapshot.signals) == 100 and not problems and len(seen) > 20

@@ -29,6 +29,11 @@ class Profiler:
                 q = self._samples.setdefault(stage, deque(maxlen=self.window))
         q.append(seconds)
 
+    def recent(self, stage: str) -> float | None:
+        """The stage's last sample, seconds (None before the first)."""
+        q = self._samples.get(stage)
+        return q[-1] if q else None
+
     def figures(self) -> dict[str, dict[str, float | int]]:
         """Milliseconds per stage over the window: count, p50, p95, p99, max."""
         with self._lock:

@@ -244,7 +244,7 @@ class LiveRuntime:
                 wall = time.monotonic()
                 if wall >= next_snapshot:
                     self._publish_snapshot()
-                    next_snapshot = wall + 1.0 / self.opts.snapshot_hz
+                    next_snapshot = wall + self._snapshot_every_s()
                 if self.alerts is not None and wall >= next_alerts:
                     self._evaluate_alerts(t)
                     next_alerts = wall + 1.0 / self.opts.alerts_hz
@@ -264,6 +264,21 @@ class LiveRuntime:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _snapshot_every_s(self) -> float:
+        """Seconds to the next snapshot: the configured rate, lowered while the loop runs late.
+
+        Snapshots are the bulky data; under pressure they thin out (down to one every 4 s) while
+        signal changes, alerts and preemption still go out as they happen (`signal`, `alert`).
+        """
+        base = 1.0 / self.opts.snapshot_hz
+        late = self.profiler.recent("lateness")
+        slot = self.cfg.step_length_s / self.opts.speed if self.opts.speed else None
+        if slot is not None and late is not None and late > 0.5 * slot:
+            self._snapshot_backoff = min(16.0, getattr(self, "_snapshot_backoff", 1.0) * 2)
+        else:
+            self._snapshot_backoff = max(1.0, getattr(self, "_snapshot_backoff", 1.0) / 2)
+        return min(4.0, base * self._snapshot_backoff)
 
     # -- evidence ----------------------------------------------------------------------
     def _write_static(self) -> None:
@@ -320,6 +335,11 @@ class LiveRuntime:
             self._writers["states"].writerows(st.signal_states)
             for t, tls, state in st.signal_states:
                 self.records.state(t, tls, state)
+                if self.publish is not None:  # priority data: every change goes out, whatever the snapshot rate
+                    sh = st.shields[tls]
+                    self.publish("signal", {"intersection_id": tls, "sim_time_s": t, "state": state,
+                                            "phase_number": sh.phase + 1, "interval": sh.interval,
+                                            "preempted": sh.preempt_active})
             for row in st.signal_states:
                 recent = self._recent_states.setdefault(row[1], [])
                 recent.append(row)
