@@ -235,3 +235,18 @@ def test_snapshots_of_100_signals_at_full_speed_are_never_torn(tmp_path):
     for th in threads:
         th.join()
     assert len(rt.snapshot.signals) == 100 and not problems and len(seen) > 20
+
+
+def test_lasting_changes_survive_a_restart_and_overrides_do_not(tmp_path):
+    first = _runtime(tmp_path, "first", duration_s=60)
+    first.submit(ch.TimingChange(timing={"min_green_s": 12}), who="ops")
+    first.submit(ch.ControllerChange(controller="fixed"), who="ops")
+    first.submit(ch.OverrideChange(intersection_id="J2", action="hold", phase_number=2, duration_s=600), who="ops")
+    first.run()
+    second = _runtime(tmp_path, "second", duration_s=60)  # a new runtime of the same corridor
+    assert second.cfg.timing.min_green_s == 12 and second.controller_spec == "fixed"
+    assert not second.overrides
+    replayed = [c for c in second.changes if c.get("replayed")]
+    assert [(c["kind"], c["who"]) for c in replayed] == [("timing", "ops"), ("controller", "ops")]
+    second.run()
+    assert all(c.name == "fixed" for c in second.stepper.controllers.values())

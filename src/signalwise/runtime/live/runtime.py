@@ -158,6 +158,7 @@ class LiveRuntime:
         self.records = LiveRecords(self.stepper.intersections, self.stepper.approach_direction, cfg.interval_s,
                                    self.stepper.t, self._wall0, self.run_dir.name)
         self._write_static()
+        self._replay_site_changes()
         self._save_state()
         self.status_text = "running"
 
@@ -558,7 +559,7 @@ class LiveRuntime:
             except Exception as exc:  # noqa: BLE001
                 raise ch.ChangeRefused(_first_error(exc)) from None
 
-    def _apply(self, change, who: str) -> dict:
+    def _apply(self, change, who: str, replayed: bool = False) -> dict:
         st = self.stepper
         if isinstance(change, ch.OverrideChange):
             tls = change.intersection_id
@@ -585,15 +586,47 @@ class LiveRuntime:
             self.alerts.replace_rules([AlertRule.model_validate(r) for r in change.rules])
         entry = ch.record(change, who, "applied")
         entry["sim_time_s"] = st.t
-        self._log_change(entry)
+        if replayed:
+            entry["replayed"] = True  # applied again at start: made by an earlier runtime of this corridor
+        self._log_change(entry, replayed)
         return entry
 
-    def _log_change(self, entry: dict) -> None:
+    #: changes that outlive the run: applied again when the runtime starts over (overrides expire instead)
+    LASTING = ("timing", "shield", "alerts", "controller")
+
+    @property
+    def site_changes_file(self) -> Path:
+        """Where this corridor's lasting changes are kept across restarts: beside its run directories."""
+        from ..run import slug
+
+        return self.run_dir.parent / f"live-{slug(self.cfg.scenario_label)}.changes.jsonl"
+
+    def _replay_site_changes(self) -> None:
+        """Apply again, in order, the lasting changes an earlier runtime of this corridor made."""
+        path = self.site_changes_file
+        if not path.is_file():
+            return
+        from pydantic import TypeAdapter
+
+        adapter = TypeAdapter(ch.Change)
+        for line in path.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+                change = adapter.validate_python(entry["payload"])
+                self._validate(change)
+                self._apply(change, entry.get("who", "restart"), replayed=True)
+            except (ValueError, KeyError, ch.ChangeRefused) as exc:
+                log.warning("a stored change could not be applied again (%s): %s", exc, line[:200])
+
+    def _log_change(self, entry: dict, replayed: bool = False) -> None:
         self.changes.append(entry)
         fh = self._files.get("changes")
         if fh is not None:
             fh.write(json.dumps(entry) + "\n")
             fh.flush()
+        if not replayed and entry.get("result") == "applied" and entry.get("kind") in self.LASTING:
+            with open(self.site_changes_file, "a") as site:
+                site.write(json.dumps(entry) + "\n")
         if self.store is not None and hasattr(self.store, "put_change"):
             self.store.put_change(entry)
 
