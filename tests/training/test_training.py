@@ -144,3 +144,38 @@ def test_the_registry_root_comes_from_settings_and_reaches_ql_active_runs(traine
     # an empty registry is an error before the run, naming the registry the settings gave
     assert r.returncode == 2, r.stderr
     assert "no model deployed at intersection 'C'" in r.stderr and str(tmp_path / "empty") in r.stderr
+
+
+def test_live_deploy_and_rollback_use_the_registry_and_reach_the_running_loop(trained, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from signalwise.api import create_app
+    from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
+    from signalwise.store import Settings, get_engine
+    from signalwise.store.keys import create_key
+    from signalwise.training.registry import LocalModelRegistry
+
+    reg = LocalModelRegistry(tmp_path / "reg")
+    reg.add(trained / "model")
+    reg.add(trained / "model")
+    rt = LiveRuntime(RunConfig(scenario="single", controller="max-pressure"),
+                     LiveOptions(speed=None, duration_s=120, in_process=True), tmp_path / "live")
+    rt.open()
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    app = create_app(Settings(database_url=url, model_registry=tmp_path / "reg"))
+    app.state.live = rt
+    _, key = create_key(get_engine(url), "ops", ["operate", "read"])
+    try:
+        with TestClient(app, headers={"X-API-Key": key}) as c:
+            assert c.post("/api/v1/live/deploy", json={"version": "v9"}).status_code == 422
+            r = c.post("/api/v1/live/deploy", json={"version": "v1"})
+            assert r.status_code == 200, r.text
+            assert r.json()["who"] == "ops" and c.post("/api/v1/live/deploy", json={"version": "v2"}).status_code == 200
+            assert reg.active() == {"C": "v2"}  # the CLI's registry, the same functions
+            assert c.post("/api/v1/live/rollback", json={}).status_code == 200
+            assert reg.active() == {"C": "v1"}
+            assert c.get("/api/v1/live/status").json()["controller"] == "ql:@active"
+        rt.run()
+        assert rt.stepper.controllers["C"].name == "ql"  # swapped in at a safe point, and it ran
+    finally:
+        rt.field.backend.close()

@@ -137,3 +137,51 @@ def _plain(obj) -> dict:
     import dataclasses
 
     return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(obj)
+
+
+class DeployIn(BaseModel):
+    version: str = Field(min_length=1, max_length=32, description="a registered version, e.g. v3")
+    intersections: list[str] | None = Field(None, description="default: every signal the model was trained for")
+
+
+class RollbackIn(BaseModel):
+    intersections: list[str] | None = Field(None, description="default: every signal with a deployment")
+
+
+def _registry(request: Request):
+    from signalwise.training.registry import LocalModelRegistry
+
+    return LocalModelRegistry(request.app.state.settings.model_registry)
+
+
+@router.post("/deploy", summary="Deploy a registered model version; the live run takes it at a safe point")
+def deploy(request: Request, body: DeployIn) -> dict:
+    """The registry's own deploy (as `signalwise models deploy`), then `ql:@active` where it is active."""
+    from signalwise.control.learning.qtable import ModelError
+
+    _runtime(request)
+    reg = _registry(request)
+    try:
+        active = reg.deploy(body.version, body.intersections)
+    except (ModelError, KeyError, ValueError) as exc:
+        raise HTTPException(422, f"deploy refused: {str(exc).strip().splitlines()[-1]}") from None
+    return _submit(request, ch.ControllerChange(controller="ql:@active", intersections=sorted(active),
+                                                model_registry=str(reg.root)))
+
+
+@router.post("/rollback", summary="Roll back to the previously active version; the live run follows")
+def rollback(request: Request, body: RollbackIn) -> dict:
+    """The registry's own rollback (as `signalwise models rollback`); signals left with no model are refused."""
+    from signalwise.control.learning.qtable import ModelError
+
+    _runtime(request)
+    reg = _registry(request)
+    try:
+        active = reg.rollback(body.intersections)
+    except (ModelError, KeyError, ValueError) as exc:
+        raise HTTPException(422, f"rollback refused: {str(exc).strip().splitlines()[-1]}") from None
+    back = sorted(i for i, v in active.items() if v)
+    if not back:
+        raise HTTPException(422, "rollback left no model active at these signals: switch the controller instead")
+    return _submit(request, ch.ControllerChange(controller="ql:@active", intersections=back,
+                                                model_registry=str(reg.root)))

@@ -47,6 +47,7 @@ class ControllerChange(_Change):
     kind: Literal["controller"] = "controller"
     controller: str = Field(min_length=1, max_length=500)
     intersections: list[str] | None = Field(None, description="default: every signal")
+    model_registry: str | None = Field(None, description="the registry `ql:@…` reads (deploy and rollback set it)")
 
 
 class OverrideChange(_Change):

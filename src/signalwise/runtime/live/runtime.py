@@ -533,8 +533,9 @@ class LiveRuntime:
                 raise ch.ChangeRefused(f"unknown intersection(s) {', '.join(unknown)}")
             try:
                 RunConfig.model_validate({**self.cfg.model_dump(), "controller": change.controller})
+                ctx = self._ctx_for(change)
                 for tls_id in change.intersections or list(st.by_id)[:1]:
-                    check_usable(make(change.controller, st.by_id[tls_id], self._ctx), tls_id)
+                    check_usable(make(change.controller, st.by_id[tls_id], ctx), tls_id)
             except Exception as exc:  # noqa: BLE001 - any failure to build is the reason to refuse
                 raise ch.ChangeRefused(f"controller {change.controller!r} cannot run here: "
                                        f"{str(exc).strip().splitlines()[-1]}") from None
@@ -570,8 +571,9 @@ class LiveRuntime:
         elif isinstance(change, ch.CancelOverrideChange):
             self._end_override(change.intersection_id)
         elif isinstance(change, ch.ControllerChange):
+            ctx = self._ctx_for(change)
             for tls in change.intersections or list(st.by_id):
-                self._pending_controllers[tls] = make(change.controller, st.by_id[tls], self._ctx)
+                self._pending_controllers[tls] = make(change.controller, st.by_id[tls], ctx)
             self.controller_spec = change.controller
         elif isinstance(change, ch.ShieldChange):
             self.cfg = self.cfg.model_copy(update={"shield": self.cfg.shield.model_copy(update=change.shield)})
@@ -617,6 +619,13 @@ class LiveRuntime:
                 self._apply(change, entry.get("who", "restart"), replayed=True)
             except (ValueError, KeyError, ch.ChangeRefused) as exc:
                 log.warning("a stored change could not be applied again (%s): %s", exc, line[:200])
+
+    def _ctx_for(self, change) -> ControlContext:
+        """The controllers' context, with the registry a deploy or rollback names."""
+        if not getattr(change, "model_registry", None):
+            return self._ctx
+        return ControlContext(self._ctx.step_length_s, self._ctx.nominal_lane_flow_vph, self._ctx.seed,
+                              {**self._ctx.options, "model_registry": change.model_registry})
 
     def _log_change(self, entry: dict, replayed: bool = False) -> None:
         self.changes.append(entry)
