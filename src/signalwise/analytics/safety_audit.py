@@ -330,11 +330,15 @@ class _PhaseState:
 class _DeviceEvents:
     """Replays one device's phase and pedestrian events against the rules."""
 
-    def __init__(self, dev: _Device, out: _Findings, preempts: list[tuple[float, float]], first_s: float):
+    def __init__(self, dev: _Device, out: _Findings, preempts: list[tuple[float, float]], first_s: float,
+                 starts_mid_run: bool = False):
         self.dev = dev
         self.out = out
         self.preempts = preempts
         self.first_s = first_s
+        #: a log that resumes after a recovery does not say when each phase was last served: a cycle window
+        #: from its first event would be a guess, so only windows between greens it saw are checked
+        self.starts_mid_run = starts_mid_run
         self.phases = {n: _PhaseState(since_s=first_s) for n in dev.phase_numbers}
 
     # -- which events fit the rules right now (used to order events sharing a timestamp)
@@ -393,7 +397,10 @@ class _DeviceEvents:
         # cycle bound: time since this phase last began green (or since the device's log began)
         start = st.last_green_s if st.last_green_s is not None else self.first_s
         what = "between greens" if st.last_green_s is not None else "before the first green"
-        self._check_cycle_window(start, t, p, what)
+        if st.last_green_s is None and self.starts_mid_run:
+            self.out.exempt("cycle_max")
+        else:
+            self._check_cycle_window(start, t, p, what)
         st.interval, st.since_s, st.last_green_s = "green", t, t
 
     def _check_cycle_window(self, start: float, end: float, p: int, what: str) -> None:
@@ -524,7 +531,9 @@ class _DeviceEvents:
             else:
                 start = st.last_green_s if st.last_green_s is not None else self.first_s
                 what = "until the log ends" if st.last_green_s is not None else "never served"
-                if log_end_s > start:
+                if st.last_green_s is None and self.starts_mid_run:
+                    self.out.exempt("cycle_max")
+                elif log_end_s > start:
                     self._check_cycle_window(start, log_end_s, p, what)
 
 
@@ -646,7 +655,7 @@ def _first_uncovered(start: float, end: float, cover: list[tuple[float, float]],
 
 
 def audit(events: Iterable[SignalEvent], signal_model: list[dict], signal_states: list[tuple[float, str, str]],
-          step_length_s: float, *, end_s: float | None = None) -> AuditReport:
+          step_length_s: float, *, end_s: float | None = None, starts_mid_run: bool = False) -> AuditReport:
     """Check one run's evidence against every rule.
 
     `signal_states` rows are (time_s, device_id, state). The log is taken to end
@@ -702,7 +711,7 @@ def audit(events: Iterable[SignalEvent], signal_model: list[dict], signal_states
                     out.warning("ped_without_crosswalk", dev_id, e.time_s, phase=e.parameter,
                                 detail=f"pedestrian event {e.event_code} for a phase that serves no crosswalk")
                 phase_events.append(e)
-            replay = _DeviceEvents(dev, out, preempts, dev_events[0].time_s)
+            replay = _DeviceEvents(dev, out, preempts, dev_events[0].time_s, starts_mid_run)
             replay.replay(phase_events)
             replay.finish(log_end)
             walks = {p: st.walks for p, st in replay.phases.items()}
@@ -746,7 +755,7 @@ def _audit_across_recoveries(events: list[SignalEvent], signal_model: list[dict]
         last = k == len(event_parts) - 1
         times = [e.time_s for e in ev] + [float(t) for t, _d, _s in st]
         part = audit(ev, signal_model, st, step_length_s,
-                     end_s=end_s if last else max(times, default=0.0))
+                     end_s=end_s if last else max(times, default=0.0), starts_mid_run=k > 0)
         if merged is None:
             merged = part
             continue
