@@ -112,40 +112,6 @@ def test_an_override_holds_through_the_shield_then_expires(tmp_path):
     assert audit_run(rt.run_dir).ok
 
 
-def test_snapshots_are_never_torn_under_concurrent_readers(tmp_path):
-    rt = _runtime(tmp_path, scenario="grid", duration_s=900)
-    rt.opts.snapshot_hz = 1e9  # a snapshot every tick
-    seen, problems = [], []
-    stop = threading.Event()
-
-    def reader():
-        while not stop.is_set():
-            snap = rt.snapshot
-            for s in snap.signals:
-                inter = rt.stepper.by_id[s.intersection_id]
-                phase = inter.phases[s.phase_number - 1]
-                green_links = {i for i, c in enumerate(s.state) if c in "Gg"}
-                if s.elapsed_s < 0:
-                    problems.append(("negative elapsed", snap.seq, s))
-                if s.interval == "green" and not green_links <= phase.green_links:
-                    problems.append(("green state of another phase", snap.seq, s))
-                if s.interval == "yellow" and "y" not in s.state:
-                    problems.append(("yellow without yellow links", snap.seq, s))
-                if (s.interval == "green") != (s.next_phase_number is None):
-                    problems.append(("next phase disagrees with interval", snap.seq, s))
-            seen.append(snap.seq)
-
-    threads = [threading.Thread(target=reader) for _ in range(3)]
-    for th in threads:
-        th.start()
-    rt.run()
-    stop.set()
-    for th in threads:
-        th.join()
-    assert not problems, problems[:3]
-    assert len(set(seen)) > 100
-
-
 def test_pacing_holds_the_wall_clock(tmp_path):
     rt = _runtime(tmp_path, speed=20.0, duration_s=40)
     t0 = time.monotonic()
@@ -219,12 +185,14 @@ def test_snapshots_of_100_signals_at_full_speed_are_never_torn(tmp_path):
     def reader():
         while not stop.is_set():
             snap = rt.snapshot
-            for s in snap.signals:
+            for s in snap.signals:  # a phase and its timers come from the same tick
                 phase = rt.stepper.by_id[s.intersection_id].phases[s.phase_number - 1]
                 if s.interval == "green" and not {i for i, c in enumerate(s.state) if c in "Gg"} <= phase.green_links:
-                    problems.append((snap.seq, s.intersection_id))
+                    problems.append(("green state of another phase", snap.seq, s.intersection_id))
+                if s.interval == "yellow" and "y" not in s.state:
+                    problems.append(("yellow without yellow links", snap.seq, s.intersection_id))
                 if s.elapsed_s < 0 or (s.interval == "green") != (s.next_phase_number is None):
-                    problems.append((snap.seq, s.intersection_id))
+                    problems.append(("timers disagree with the interval", snap.seq, s.intersection_id))
             seen.add(snap.seq)
 
     threads = [threading.Thread(target=reader) for _ in range(2)]
