@@ -59,3 +59,31 @@ def test_phase_wait_and_ped_delay_and_preemption():
     assert C.ped_delay(log)["PedDelay_s"].tolist() == [41.0]
     pre = C.preemption(log)
     assert pre[["Duration_s", "EntryDelay_s"]].values.tolist() == [[30.0, 2.5]]
+
+
+def test_ped_delay_on_pedestrian_recall_is_estimated_from_the_walks():
+    # walk served every cycle, no pedestrian call (45/90) logged, as signalwise runs do: a pedestrian
+    # arriving at random waits (C - walk)^2 / (2 C) on average
+    rows = []
+    for t, c in ((0.0, 60.0), (60.0, 90.0), (150.0, 60.0)):
+        rows += [(t, "7", 21, 2), (t + 7, "7", 22, 2), (t + 21, "7", 23, 2)]
+    rows += [(210.0, "7", 21, 2)]
+    log = events_from_frame(make_events(rows))
+    pd_ = C.ped_delay(log)
+    assert pd_["Method"].tolist() == ["recall"] * 3
+    assert pd_["Cycle_s"].tolist() == [60.0, 90.0, 60.0]
+    expected = [(60 - 7) ** 2 / 120, (90 - 7) ** 2 / 180, (60 - 7) ** 2 / 120]
+    assert pd_["PedDelay_s"].round(6).tolist() == [round(x, 6) for x in expected]
+    binned = C.binned_waits(pd_, "PedDelay_s", 15)
+    # a bin's mean weights each cycle by its length (random arrivals fall in long cycles more often)
+    assert binned["Count"].tolist() == [3]
+    assert abs(binned["Mean_PedDelay_s"].iloc[0] - ((53 ** 2 + 83 ** 2 + 53 ** 2) / 2) / 210) < 1e-9
+    assert binned["Method"].tolist() == ["recall"]
+
+
+def test_ped_delay_uses_calls_where_the_log_has_them():
+    rows = [(5.0, "7", 21, 2), (12.0, "7", 23, 2), (20.0, "7", 90, 2), (61.0, "7", 21, 2), (68.0, "7", 22, 2),
+            (0.0, "7", 21, 4), (7.0, "7", 22, 4), (60.0, "7", 21, 4)]
+    out = C.ped_delay(events_from_frame(make_events(rows)))
+    assert out[["Phase", "Method"]].values.tolist() == [[4, "recall"], [2, "call"]]  # by time served
+    assert out["PedDelay_s"].tolist() == [(60 - 7) ** 2 / 120, 41.0]

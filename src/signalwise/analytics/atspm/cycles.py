@@ -188,24 +188,78 @@ def phase_wait(log: EventLog, config: DetectorConfig | None = None):
 
 
 def ped_delay(log: EventLog):
-    """Pedestrian delay: first pedestrian call (45, or push 90) after a walk ends, to the next begin walk (21)."""
+    """Pedestrian delay per walk served, measured from calls where the log has them, else estimated.
+
+    Phases whose log has pedestrian calls (45, or push-button 90): the
+    delay from the first call after a walk ends (23) to the next begin walk
+    (21), as UDOT ATSPM measures it (`Method` "call").
+
+    Phases that show the walk without any call logged (pedestrian recall,
+    which is how signalwise runs serve every crosswalk): no call says when
+    anyone arrived, so each walk gets the mean delay of pedestrians arriving
+    at random over the pedestrian cycle before it, (C - W)^2 / (2 C), with C
+    from the previous begin walk to this one and W that walk's length (21 to
+    22) — the HCM's pedestrian delay (`Method` "recall", `Cycle_s` = C).
+    """
+    import pandas as pd
+
     m = np.isin(log.event, (45, 90))
     t, dev, phase, wait = _waits(log, 21, 23, log.time_us[m], log.device[m], log.param[m])
-    out = _frame(log, TimeStamp=t, DeviceId=dev, Phase=phase)
-    out["PedDelay_s"] = wait
+    calls = _frame(log, TimeStamp=t, DeviceId=dev, Phase=phase)
+    calls["PedDelay_s"] = wait
+    calls["Method"] = "call"
+    calls["Cycle_s"] = np.nan
+    called = np.unique(log.device[m].astype(np.int64) * K.KEY_SHIFT + log.param[m])
+    recall = _recall_ped_delay(log, called)
+    out = pd.concat([calls, recall], ignore_index=True) if len(recall) else calls
     return out.sort_values(["TimeStamp", "DeviceId", "Phase"], kind="stable").reset_index(drop=True)
 
 
+def _recall_ped_delay(log: EventLog, called: np.ndarray):
+    """Walks of phases with no pedestrian call logged: the uniform-arrival delay of the cycle before each."""
+    m = np.isin(log.event, (21, 22))
+    t, dev, phase, code = log.time_us[m], log.device[m].astype(np.int64), log.param[m].astype(np.int64), log.event[m]
+    group = dev * K.KEY_SHIFT + phase
+    keep = ~np.isin(group, called)
+    t, dev, phase, code, group = t[keep], dev[keep], phase[keep], code[keep], group[keep]
+    order = np.lexsort((code, t, group))
+    t, dev, phase, code, group = t[order], dev[order], phase[order], code[order], group[order]
+    walk = np.flatnonzero(code == 21)
+    prev, cur = walk[:-1], walk[1:]
+    # the walk's end: the begin clearance (22) right after the previous begin walk, in the same group
+    nxt = np.minimum(prev + 1, max(len(t) - 1, 0))
+    ok = (group[prev] == group[cur]) & (code[nxt] == 22) & (group[nxt] == group[prev]) & (t[nxt] <= t[cur])
+    prev, cur, nxt = prev[ok], cur[ok], nxt[ok]
+    cycle = (t[cur] - t[prev]) / US_PER_S
+    walk_s = (t[nxt] - t[prev]) / US_PER_S
+    out = _frame(log, TimeStamp=t[cur], DeviceId=dev[cur], Phase=phase[cur])
+    out["PedDelay_s"] = (cycle - walk_s) ** 2 / (2 * cycle)
+    out["Method"] = "recall"
+    out["Cycle_s"] = cycle
+    return out
+
+
 def binned_waits(waits, value: str, bin_min: int = 15):
-    """Per bin and phase: count, mean and max of a wait column."""
+    """Per bin and phase: count, mean and max of a wait column.
+
+    Pedestrian delay keeps its `Method` apart, and the mean of estimated
+    (recall) delays weights each cycle by its length `Cycle_s`: pedestrians
+    arriving at random fall in long cycles more often.
+    """
     import pandas as pd
 
+    keys = ["TimeStamp", "DeviceId", "Phase"] + (["Method"] if "Method" in waits else [])
     if waits.empty:
-        return pd.DataFrame(columns=["TimeStamp", "DeviceId", "Phase", "Count", f"Mean_{value}", f"Max_{value}"])
-    df = waits.copy()
+        return pd.DataFrame(columns=keys + ["Count", f"Mean_{value}", f"Max_{value}"])
+    df = waits[keys + [value]].copy()
     df["TimeStamp"] = df["TimeStamp"].dt.floor(f"{bin_min}min")
-    out = df.groupby(["TimeStamp", "DeviceId", "Phase"], sort=True)[value].agg(["size", "mean", "max"])
-    return out.reset_index().rename(columns={"size": "Count", "mean": f"Mean_{value}", "max": f"Max_{value}"})
+    df["_w"] = waits["Cycle_s"].fillna(1.0) if "Cycle_s" in waits else 1.0
+    df["_wx"] = df["_w"] * df[value]
+    out = df.groupby(keys, sort=True).agg(Count=(value, "size"), _wx=("_wx", "sum"), _w=("_w", "sum"),
+                                          Max=(value, "max"))
+    out[f"Mean_{value}"] = out["_wx"] / out["_w"]
+    out = out.rename(columns={"Max": f"Max_{value}"})[["Count", f"Mean_{value}", f"Max_{value}"]]
+    return out.reset_index()
 
 
 def preemption(log: EventLog):
