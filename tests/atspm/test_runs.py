@@ -44,6 +44,34 @@ def test_cli_writes_tables_and_charts(run_dir, tmp_path):
     assert pngs >= {"pcd", "split_monitor", "aog_by_hour", "split_failures"}
 
 
+def test_run_dir_and_its_files_give_the_same_tables(run_dir, tmp_path):
+    # `--run DIR` is `--events DIR/events.csv --detectors DIR/detectors.csv`: yellow/red actuations too
+    a, b = tmp_path / "run", tmp_path / "files"
+    r1 = subprocess.run(SIGNALWISE + ["atspm", "--run", str(run_dir), "--out", str(a), "--no-charts"],
+                        capture_output=True, text=True)
+    r2 = subprocess.run(SIGNALWISE + ["atspm", "--events", str(run_dir / "events.csv"), "--detectors",
+                                      str(run_dir / "detectors.csv"), "--out", str(b), "--no-charts"],
+                        capture_output=True, text=True)
+    assert r1.returncode == 0 and r2.returncode == 0, r1.stderr + r2.stderr
+    assert r1.stdout.split("\n", 1)[1] == r2.stdout.split("\n", 1)[1].replace(str(b), str(a))
+    names = sorted(p.name for p in a.glob("*.csv"))
+    assert names == sorted(p.name for p in b.glob("*.csv"))
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert len(pd.read_csv(a / "yellow_red.csv")) > 0 and pd.read_csv(a / "red_light_running.csv")["Red_Actuations"].sum() > 0
+
+
+def test_ped_delay_has_rows_for_a_run(run_dir, tmp_path):
+    # runs serve the walk on recall and log no pedestrian calls: the delay is estimated from the walks
+    out = tmp_path / "atspm"
+    r = subprocess.run(SIGNALWISE + ["atspm", "--run", str(run_dir), "--out", str(out), "--no-charts"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    ped = pd.read_csv(out / "ped_delay.csv")
+    assert len(ped) > 0 and set(ped["Method"]) == {"recall"}
+    assert ped["Mean_PedDelay_s"].between(0, 150).all()
+
+
 def test_agrees_with_atspm_package_on_run_log(run_dir):
     pytest.importorskip("atspm")
     from test_agreement import assert_agree

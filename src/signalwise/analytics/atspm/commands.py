@@ -50,9 +50,9 @@ def atspm(
             if detectors is None and (run / "detectors.csv").exists():
                 detectors = run / "detectors.csv"
         log = read_event_log(events)
-        config = read_detectors(detectors) if detectors is not None else None
-        if config is not None and run is not None:
-            config = with_stopbar_yellow_red(config)
+        # however the configuration was named (--run or --detectors), stop-bar detectors count yellow/red
+        # actuations when it has no Yellow_Red rows, as the API does: the same files give the same tables
+        config = with_stopbar_yellow_red(read_detectors(detectors)) if detectors is not None else None
         results = compute_all(log, config, bin_min=bin_min, latency_s=latency_s, project=project)
     except (EventLogError, ValueError) as exc:
         _fail(str(exc))
