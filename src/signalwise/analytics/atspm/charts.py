@@ -1,166 +1,479 @@
 """PNG charts engineers know: Purdue Coordination Diagram, split monitor,
-arrivals on green by hour, split failures. One file per device and chart."""
+arrivals on green by hour, split failures. One file per device and chart.
+
+How they read: every axis that counts or measures starts at 0; a phase has
+one colour in every panel and chart (`PHASE_COLOURS`, never the green,
+yellow or red of signal states); signal states and terminations keep theirs;
+the time axis reads HH:MM and says which day, in the log's own (controller
+local) time; phases are named after their movements when the run's signal
+model says them (`phase_labels.py`), else by number; thresholds are labelled.
+
+How they stay fast: the figures are plain Agg `Figure`s (no pyplot), built
+once per chart kind and panel count and reused for every device — each
+device only moves its data into the same few artists (one marker line per
+series and panel, step lines, no scatter collections), with fixed margins
+instead of tight_layout, at a modest dpi and a fast PNG compression level.
+By default only the first `DEFAULT_CHART_DEVICES` devices are charted
+(`devices="all"` for every one), and `workers` > 0 draws them in that many
+forked processes while the caller writes its tables.
+"""
 
 from __future__ import annotations
 
+import math
+import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 
-MAX_DEVICES = 20
-_COLORS = {"green": "#2ca02c", "yellow": "#e6b800", "red": "#d62728"}
+#: devices charted unless told otherwise (`signalwise atspm --chart-devices`)
+DEFAULT_CHART_DEVICES = 4
+DPI = 80
+PNG_OPTIONS = {"compress_level": 1}
+CHART_KINDS = ("pcd", "split_monitor", "aog_by_hour", "split_failures")
+
+#: one colour per phase number, in every chart; none is a signal-state green, yellow or red
+PHASE_COLOURS = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22",
+                 "#393b79", "#637939", "#7b4173", "#3182bd")
+SIGNAL_COLOURS = {"green": "#2ca02c", "yellow": "#e6b800", "red": "#d62728", "arrival": "#000000"}
+#: terminations as UDOT's split monitor draws them: (marker, colour)
+TERMINATIONS = {"GapOut": ("o", "#2ca02c"), "MaxOut": ("^", "#d62728"), "ForceOff": ("s", "#1f77b4"),
+                "Unknown": ("x", "#7f7f7f")}
+THRESHOLD_LABEL = "80 % split-failure threshold"
+US_PER_MIN = 60_000_000
+
+
+def phase_colour(phase: int) -> str:
+    return PHASE_COLOURS[(int(phase) - 1) % len(PHASE_COLOURS)]
 
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name))
 
 
-def _plt():
+# ---------------------------------------------------------------------------
+# Data: per device, plain numpy arrays (cheap to send to a worker process)
+# ---------------------------------------------------------------------------
+
+
+def _minutes(ts, day0_us: int) -> np.ndarray:
+    """Datetime column -> minutes since midnight of the log's first day."""
+    return (np.asarray(ts, "datetime64[us]").astype(np.int64) - day0_us) / US_PER_MIN
+
+
+def _split_by_device(df, devices: list[str]) -> dict[str, np.ndarray]:
+    """Row indices of `df` per device (only those in `devices`), in row order."""
+    if df is None or df.empty or "DeviceId" not in df:
+        return {}
+    import pandas as pd
+
+    codes = pd.Categorical(df["DeviceId"].astype(str), categories=devices).codes
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(devices) + 1))
+    return {d: order[bounds[i]:bounds[i + 1]] for i, d in enumerate(devices) if bounds[i + 1] > bounds[i]}
+
+
+def _cols(df, rows: np.ndarray, names: dict[str, str], day0_us: int) -> dict[str, np.ndarray]:
+    out = {}
+    for key, col in names.items():
+        values = df[col].to_numpy()[rows]
+        out[key] = _minutes(values, day0_us) if key in ("x", "x_start") else values
+    return out
+
+
+def chart_data(results, devices: list[str]) -> tuple[dict, dict]:
+    """({device: {chart kind: arrays}}, the time axis) for the devices to chart."""
+    t = results.tables
+    span = getattr(results, "span_us", None)
+    if span is None:
+        stamps = [df["TimeStamp"] for df in t.values() if df is not None and len(df) and "TimeStamp" in df]
+        if not stamps:
+            return {}, {}
+        span = (min(int(np.asarray(s.min(), "datetime64[us]").astype(np.int64)) for s in stamps),
+                max(int(np.asarray(s.max(), "datetime64[us]").astype(np.int64)) for s in stamps))
+    day0_us = span[0] // (1440 * US_PER_MIN) * (1440 * US_PER_MIN)
+    bin_min = getattr(results, "bin_min", 15)
+    # from the start of the first bin to the end of the last
+    start = math.floor((span[0] - day0_us) / US_PER_MIN / bin_min) * bin_min
+    end = (math.floor((span[1] - day0_us) / US_PER_MIN / bin_min) + 1) * bin_min
+    axis = {"day0": str(np.datetime64(day0_us, "us").astype("datetime64[D]")), "start": start, "end": end,
+            "bin_min": bin_min}
+    per = {d: {} for d in devices}
+    specs = {
+        "pcd": ("pcd", {"x": "CycleStart", "phase": "Phase", "y": "TimeInCycle_s", "signal": "Signal"}),
+        "pcd_cycles": ("pcd_cycles", {"x": "TimeStamp", "phase": "Phase", "green": "GreenStart_s",
+                                      "yellow": "YellowStart_s", "cycle": "Cycle_s"}),
+        "split_monitor": ("split_monitor", {"x": "TimeStamp", "phase": "Phase", "split": "Split_s",
+                                            "term": "Termination"}),
+        "aog": ("arrival_on_green", {"x": "TimeStamp", "phase": "Phase", "green": "Green_Actuations",
+                                     "total": "Total_Actuations"}),
+        "split_failures": ("split_failures", {"x": "TimeStamp", "phase": "Phase", "failures": "Split_Failure",
+                                              "green_occ": "Green_Occupancy", "red_occ": "Red_Occupancy"}),
+    }
+    for key, (table, names) in specs.items():
+        df = t.get(table)
+        if df is None or df.empty or not set(names.values()) <= set(df.columns):
+            continue
+        for dev, rows in _split_by_device(df, devices).items():
+            per[dev][key] = _cols(df, rows, names, day0_us)
+    return {d: v for d, v in per.items() if v}, axis
+
+
+# ---------------------------------------------------------------------------
+# Axes
+# ---------------------------------------------------------------------------
+
+
+def _time_ticks(axis: dict) -> tuple[np.ndarray, list[str], str]:
+    """Tick positions (minutes), HH:MM labels, and the axis label naming the day."""
+    start, end = axis["start"], axis["end"]
+    span = max(end - start, 1.0)
+    step = next((s for s in (1, 2, 5, 10, 15, 30, 60, 120, 180, 240, 360, 720) if span / s <= 7), 1440)
+    ticks = np.arange(math.ceil(start / step) * step, end + 1e-9, step)
+    multi_day = end > 1440
+    day0 = np.datetime64(axis["day0"], "D")
+    labels = []
+    for m in ticks:
+        hh, mm = divmod(int(round(m)) % 1440, 60)
+        day = day0 + int(m // 1440)
+        labels.append(f"{str(day)[5:]} {hh:02d}:{mm:02d}" if multi_day else f"{hh:02d}:{mm:02d}")
+    label = (f"date and time from {axis['day0']} (the log's local time)" if multi_day
+             else f"time of day, {axis['day0']} (the log's local time)")
+    return ticks, labels, label
+
+
+def _time_axis(ax, axis: dict, show_labels: bool = True) -> None:
+    from matplotlib.ticker import FixedFormatter, FixedLocator
+
+    ticks, labels, label = _time_ticks(axis)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FixedFormatter(labels if show_labels else [""] * len(labels)))
+    ax.set_xlim(axis["start"], axis["end"])
+    if show_labels:
+        ax.set_xlabel(label, fontsize=8)
+
+
+def _top(values, floor: float, pad: float = 1.08) -> float:
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    return max(floor, float(v.max()) * pad) if len(v) else floor
+
+
+def _phase_name(labels: dict, device: str, phase: int) -> str:
+    return labels.get((device, int(phase)), f"phase {int(phase)}")
+
+
+# ---------------------------------------------------------------------------
+# Figures, built once per kind and panel count, reused for every device
+# ---------------------------------------------------------------------------
+
+
+class _Panels:
+    """A figure of `n` panels sharing the time axis, laid out in inches, with named artists per panel.
+
+    `legend`: handles of one legend across the top (series common to every
+    panel); `right_in`: room on the right for per-panel legends.
+    """
+
+    def __init__(self, n: int, axis: dict, axes_h_in: float, cols: int = 2, width_in: float = 12.0,
+                 legend: list | None = None, right_in: float = 0.25):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        cols = max(1, min(cols, n))
+        rows = (n + cols - 1) // cols
+        top_in = 0.4 + (0.3 if legend else 0.0) + 0.3  # figure title, legend, panel title
+        bottom_in, gap_in, left_in, wgap_in = 0.6, 0.5, 0.65, 0.6
+        height = top_in + bottom_in + rows * axes_h_in + (rows - 1) * gap_in
+        axes_w_in = (width_in - left_in - right_in - (cols - 1) * wgap_in) / cols
+        self.fig = Figure(figsize=(width_in, height), dpi=DPI)
+        FigureCanvasAgg(self.fig)
+        self.fig.subplots_adjust(left=left_in / width_in, right=1 - right_in / width_in, top=1 - top_in / height,
+                                 bottom=bottom_in / height, hspace=gap_in / axes_h_in, wspace=wgap_in / axes_w_in)
+        grid = self.fig.subplots(rows, cols, squeeze=False)
+        self.axes = list(grid.flat)[:n]
+        for ax in list(grid.flat)[n:]:
+            ax.set_visible(False)
+        for i, ax in enumerate(self.axes):
+            _time_axis(ax, axis, show_labels=i + cols >= n)  # time labels under the last panel of each column
+            ax.tick_params(labelsize=7)
+            ax.set_ylim(bottom=0)
+        self.title = self.fig.suptitle("", fontsize=11, y=1 - 0.12 / height, va="top")
+        if legend:
+            self.fig.legend(handles=legend, loc="upper center", ncol=len(legend), fontsize=8, frameon=False,
+                            bbox_to_anchor=(0.5, 1 - 0.42 / height))
+        self.artists: list[dict] = [{} for _ in range(n)]
+
+
+def _marker(ax, label: str, colour: str, marker: str = ".", size: float = 3.0):
+    return ax.plot([], [], ls="none", marker=marker, ms=size, color=colour, mec=colour, label=label)[0]
+
+
+def _proxy(label: str, colour: str, **kw):
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], color=colour, label=label, **kw)
+
+
+class Charts:
+    """Draws the four charts for one device at a time, reusing figures between devices."""
+
+    def __init__(self, axis: dict, labels: dict | None = None):
+        self.axis = axis
+        self.labels = labels or {}
+        self._figs: dict[tuple[str, int], _Panels] = {}
+
+    def _panels(self, kind: str, n: int, build):
+        key = (kind, n)
+        if key not in self._figs:
+            self._figs[key] = build(n)
+        return self._figs[key]
+
+    # -- Purdue Coordination Diagram ---------------------------------------------------------
+    def _build_pcd(self, n: int) -> _Panels:
+        legend = [_proxy("arrival (detector, projected to the stop bar)", "k", ls="none", marker=".", ms=6),
+                  _proxy("begin green", SIGNAL_COLOURS["green"]), _proxy("begin yellow", SIGNAL_COLOURS["yellow"]),
+                  _proxy("begin red (end of cycle)", SIGNAL_COLOURS["red"])]
+        p = _Panels(n, self.axis, axes_h_in=1.6, legend=legend)
+        for ax, art in zip(p.axes, p.artists, strict=True):
+            art["arrivals"] = _marker(ax, "arrival", SIGNAL_COLOURS["arrival"], size=2.5)
+            for key, label in (("green", "begin green"), ("yellow", "begin yellow"), ("cycle", "begin red")):
+                art[key] = ax.plot([], [], drawstyle="steps-post", lw=1.0, color=SIGNAL_COLOURS[
+                    "red" if key == "cycle" else key], label=label)[0]
+            ax.set_ylabel("time in cycle (s)", fontsize=8)
+        return p
+
+    def pcd(self, device: str, data: dict, path: Path) -> Path | None:
+        arr, cyc = data.get("pcd"), data.get("pcd_cycles")
+        phases = sorted(set(arr["phase"].tolist() if arr else []) | set(cyc["phase"].tolist() if cyc else []))
+        if not phases:
+            return None
+        p = self._panels("pcd", len(phases), self._build_pcd)
+        for ax, art, ph in zip(p.axes, p.artists, phases, strict=True):
+            a = arr["phase"] == ph if arr else None
+            c = cyc["phase"] == ph if cyc else None
+            ax_ = arr["x"][a] if arr else np.empty(0)
+            ay = arr["y"][a].astype(float) if arr else np.empty(0)
+            art["arrivals"].set_data(ax_, ay)
+            cx = cyc["x"][c] if cyc else np.empty(0)
+            tops = [ay]
+            for key in ("green", "yellow", "cycle"):
+                cy = cyc[key][c].astype(float) if cyc else np.empty(0)
+                art[key].set_data(cx, cy)
+                tops.append(cy)
+            ax.set_ylim(0, _top(np.concatenate(tops), 30.0, 1.05))
+            title = f"{_phase_name(self.labels, device, ph)}: {len(ay):,} arrivals"
+            if len(ay):
+                title += f", {100 * np.mean(arr['signal'][a] == 'green'):.0f} % on green"
+            ax.set_title(title, fontsize=8)
+        p.title.set_text(f"Purdue Coordination Diagram — {device}")
+        return self._save(p, path)
+
+    # -- split monitor -----------------------------------------------------------------------
+    def _build_split_monitor(self, n: int) -> _Panels:
+        legend = [_proxy(term, colour, ls="none", marker=m, ms=5) for term, (m, colour) in TERMINATIONS.items()]
+        p = _Panels(n, self.axis, axes_h_in=1.5, legend=legend)
+        for ax, art in zip(p.axes, p.artists, strict=True):
+            for term, (m, colour) in TERMINATIONS.items():
+                art[term] = _marker(ax, term, colour, marker=m, size=3.5)
+            ax.set_ylabel("split (s)", fontsize=8)
+        return p
+
+    def split_monitor(self, device: str, data: dict, path: Path) -> Path | None:
+        s = data.get("split_monitor")
+        if not s:
+            return None
+        phases = sorted(set(s["phase"].tolist()))
+        p = self._panels("split_monitor", len(phases), self._build_split_monitor)
+        for ax, art, ph in zip(p.axes, p.artists, phases, strict=True):
+            m = s["phase"] == ph
+            x, y, term = s["x"][m], s["split"][m].astype(float), s["term"][m]
+            for name in TERMINATIONS:
+                k = term == name
+                art[name].set_data(x[k], y[k])
+            ax.set_ylim(0, _top(y, 10.0, 1.12))
+            mean = np.nanmean(y) if np.isfinite(y).any() else float("nan")
+            ax.set_title(f"{_phase_name(self.labels, device, ph)}: mean split {mean:.1f} s over {len(y)} cycles",
+                         fontsize=8)
+        p.title.set_text(f"Split monitor — {device}")
+        return self._save(p, path)
+
+    # -- arrivals on green by hour -----------------------------------------------------------
+    def aog_by_hour(self, device: str, data: dict, path: Path) -> Path | None:
+        d = data.get("aog")
+        if not d or not len(d["x"]):
+            return None
+        p = self._panels("aog_by_hour", 1, self._build_aog)
+        ax = p.axes[0]
+        for c in list(ax.containers):
+            c.remove()
+        hour = np.floor(d["x"] / 60) * 60
+        phases = sorted(set(d["phase"].tolist()))
+        width = 60 * 0.84 / len(phases)
+        for i, ph in enumerate(phases):
+            m = d["phase"] == ph
+            hours, inv = np.unique(hour[m], return_inverse=True)
+            green = np.bincount(inv, d["green"][m].astype(float), len(hours))
+            total = np.bincount(inv, d["total"][m].astype(float), len(hours))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                pct = np.where(total > 0, 100 * green / total, np.nan)
+            ax.bar(hours + 4.8 + i * width, pct, width, align="edge", color=phase_colour(ph),
+                   label=_phase_name(self.labels, device, ph))
+        ax.set_ylim(0, 100)
+        self._single_legend(p, ax.containers)
+        p.title.set_text(f"Arrivals on green by hour — {device}")
+        return self._save(p, path)
+
+    def _build_aog(self, n: int) -> _Panels:
+        # whole hours: the bars of an hour stand between its edges
+        hours = {**self.axis, "start": math.floor(self.axis["start"] / 60) * 60,
+                 "end": max(math.ceil(self.axis["end"] / 60), math.floor(self.axis["start"] / 60) + 1) * 60}
+        p = _Panels(1, hours, axes_h_in=2.8, cols=1, width_in=10.0, right_in=2.6)
+        p.axes[0].set_ylabel("arrivals on green (%)", fontsize=8)
+        from matplotlib.ticker import FixedFormatter, FixedLocator
+
+        n_hours = (hours["end"] - hours["start"]) // 60
+        step = 60 * max(1, math.ceil(n_hours / 12))
+        ticks = np.arange(hours["start"], hours["end"] + 1, step)
+        p.axes[0].xaxis.set_major_locator(FixedLocator(ticks))
+        p.axes[0].xaxis.set_major_formatter(FixedFormatter([f"{int(m) // 60 % 24:02d}:00" for m in ticks]))
+        return p
+
+    def _single_legend(self, p: _Panels, handles, ax=None) -> None:
+        ax = ax or p.axes[0]
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        ax.legend(handles=list(handles), fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  frameon=False)
+
+    # -- split failures ----------------------------------------------------------------------
+    def _build_split_failures(self, n: int) -> _Panels:
+        from matplotlib.ticker import MaxNLocator
+
+        p = _Panels(2, self.axis, axes_h_in=1.9, cols=1, width_in=11.0, right_in=3.0)
+        ax1, ax2 = p.axes
+        _time_axis(ax1, self.axis, show_labels=True)
+        ax1.set_ylabel("split failures per bin", fontsize=8)
+        ax1.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax2.set_ylabel("mean occupancy per bin (%)", fontsize=8)
+        ax2.set_ylim(0, 105)
+        ax2.axhline(80, color="#555555", lw=1.0, ls=":", label=THRESHOLD_LABEL)
+        return p
+
+    def split_failures(self, device: str, data: dict, path: Path) -> Path | None:
+        d = data.get("split_failures")
+        if not d or not len(d["x"]):
+            return None
+        p = self._panels("split_failures", 2, self._build_split_failures)
+        ax1, ax2 = p.axes
+        for ax in (ax1, ax2):
+            for ln in list(ax.get_lines()):
+                if not ln.get_label().startswith("80"):
+                    ln.remove()
+        step = self.axis["bin_min"]
+        phases = sorted(set(d["phase"].tolist()))
+        top = 1.0
+        handles1, handles2 = [], []
+        for ph in phases:
+            m = d["phase"] == ph
+            x = np.append(d["x"][m], d["x"][m][-1] + step)  # each bin drawn over its whole width
+            name, colour = _phase_name(self.labels, device, ph), phase_colour(ph)
+            f = d["failures"][m].astype(float)
+            handles1.append(ax1.plot(x, np.append(f, f[-1]), drawstyle="steps-post", color=colour, lw=1.3,
+                                     label=name)[0])
+            top = max(top, float(np.nanmax(f)) if len(f) else 0.0)
+            g, r = 100 * d["green_occ"][m].astype(float), 100 * d["red_occ"][m].astype(float)
+            ax2.plot(x, np.append(g, g[-1]), drawstyle="steps-post", color=colour, lw=1.2,
+                     label=f"{name} green occupancy")
+            ax2.plot(x, np.append(r, r[-1]), drawstyle="steps-post", color=colour, lw=1.2, ls="--",
+                     label=f"{name} first 5 s of red occupancy")
+        ax1.set_ylim(0, math.ceil(top * 1.15) if top > 1 else 1.2)
+        handles2 = [_proxy("green occupancy (solid, phase colour)", "#444444", lw=1.2),
+                    _proxy("first 5 s of red occupancy (dashed)", "#444444", lw=1.2, ls="--"),
+                    next(ln for ln in ax2.get_lines() if ln.get_label().startswith("80"))]
+        self._single_legend(p, handles1, ax1)
+        self._single_legend(p, handles2, ax2)
+        p.title.set_text(f"Split failures — {device} ({step}-min bins)")
+        return self._save(p, path)
+
+    def _save(self, p: _Panels, path: Path) -> Path:
+        p.fig.savefig(path, dpi=DPI, pil_kwargs=PNG_OPTIONS)
+        return path
+
+    def draw_device(self, device: str, data: dict, out_dir: Path) -> list[Path]:
+        s = _safe(device)
+        paths = [self.pcd(device, data, out_dir / f"pcd_{s}.png"),
+                 self.split_monitor(device, data, out_dir / f"split_monitor_{s}.png"),
+                 self.aog_by_hour(device, data, out_dir / f"aog_by_hour_{s}.png"),
+                 self.split_failures(device, data, out_dir / f"split_failures_{s}.png")]
+        return [q for q in paths if q is not None]
+
+
+# ---------------------------------------------------------------------------
+# Which devices, and drawing them (here or in worker processes)
+# ---------------------------------------------------------------------------
+
+
+def select_devices(all_devices: list[str], devices) -> tuple[list[str], list[str]]:
+    """`devices`: None (the first DEFAULT_CHART_DEVICES), "all", a count, or device ids; -> (chosen, notes)."""
+    notes = []
+    if devices is None or isinstance(devices, int):
+        cap = DEFAULT_CHART_DEVICES if devices is None else devices
+        if len(all_devices) > cap:
+            notes.append(f"charts drawn for the first {cap} of {len(all_devices)} devices "
+                         "(--chart-devices all, a number, or device ids for others)")
+        return all_devices[:cap], notes
+    if devices == "all":
+        return list(all_devices), notes
+    wanted = [str(d) for d in devices]
+    unknown = [d for d in wanted if d not in set(all_devices)]
+    if unknown:
+        notes.append(f"no data to chart for device(s) {', '.join(unknown)}")
+    return [d for d in wanted if d in set(all_devices)], notes
+
+
+def _draw(chunk: list[tuple[str, dict]], axis: dict, labels: dict, out_dir: Path) -> list[Path]:
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _grid(n: int):
-    cols = 2 if n > 1 else 1
-    rows = (n + cols - 1) // cols
-    return rows, cols
-
-
-def pcd_chart(arrivals, cycles, device: str, path: Path) -> Path | None:
-    a = arrivals[arrivals["DeviceId"] == device]
-    c = cycles[cycles["DeviceId"] == device]
-    phases = sorted(set(a["Phase"]) | set(c["Phase"]))
-    if not phases:
-        return None
-    plt = _plt()
-    rows, cols = _grid(len(phases))
-    fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 3.2 * rows), squeeze=False)
-    for ax, ph in zip(axes.flat, phases, strict=False):
-        cc = c[c["Phase"] == ph]
-        aa = a[a["Phase"] == ph]
-        ax.step(cc["TimeStamp"], cc["GreenStart_s"], where="post", color=_COLORS["green"], lw=1, label="begin green")
-        ax.step(cc["TimeStamp"], cc["YellowStart_s"], where="post", color=_COLORS["yellow"], lw=1, label="begin yellow")
-        ax.step(cc["TimeStamp"], cc["Cycle_s"], where="post", color=_COLORS["red"], lw=0.8, label="end of cycle")
-        ax.scatter(aa["CycleStart"], aa["TimeInCycle_s"], s=3, c="black", label="arrival")
-        aog = (aa["Signal"] == "green").mean() * 100 if len(aa) else float("nan")
-        ax.set_title(f"phase {ph}: {len(aa)} arrivals, {aog:.0f}% on green", fontsize=9)
-        ax.set_ylabel("time in cycle (s)")
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(phases):]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"Purdue Coordination Diagram — {device}")
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def split_monitor_chart(splits, device: str, path: Path) -> Path | None:
-    s = splits[splits["DeviceId"] == device]
-    phases = sorted(set(s["Phase"]))
-    if not phases:
-        return None
-    plt = _plt()
-    rows, cols = _grid(len(phases))
-    fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 3.0 * rows), squeeze=False)
-    marks = {"GapOut": ("o", "#1f77b4"), "MaxOut": ("^", "#d62728"), "ForceOff": ("s", "#9467bd"),
-             "Unknown": (".", "#555555")}
-    for ax, ph in zip(axes.flat, phases, strict=False):
-        p = s[s["Phase"] == ph]
-        for term, (m, col) in marks.items():
-            q = p[p["Termination"] == term]
-            if len(q):
-                ax.scatter(q["TimeStamp"], q["Split_s"], s=8, marker=m, c=col, label=term)
-        ax.set_title(f"phase {ph}: mean split {p['Split_s'].mean():.1f} s over {len(p)} cycles", fontsize=9)
-        ax.set_ylabel("split (s)")
-        ax.tick_params(labelsize=7)
-        ax.legend(fontsize=6, loc="upper right")
-    for ax in list(axes.flat)[len(phases):]:
-        ax.axis("off")
-    fig.suptitle(f"Split monitor — {device}")
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def aog_by_hour_chart(aog, device: str, path: Path) -> Path | None:
-    d = aog[aog["DeviceId"] == device]
-    if d.empty:
-        return None
-    plt = _plt()
-    d = d.assign(Hour=d["TimeStamp"].dt.floor("h"))
-    g = d.groupby(["Hour", "Phase"])[["Green_Actuations", "Total_Actuations"]].sum().reset_index()
-    g["AOG"] = 100 * g["Green_Actuations"] / g["Total_Actuations"]
-    piv = g.pivot(index="Hour", columns="Phase", values="AOG")
-    fig, ax = plt.subplots(figsize=(9, 4))
-    width = 0.8 / max(1, len(piv.columns))
-    x = np.arange(len(piv.index))
-    for i, ph in enumerate(piv.columns):
-        ax.bar(x + i * width, piv[ph].to_numpy(), width, label=f"phase {ph}")
-    ax.set_xticks(x + 0.4 - width / 2, [h.strftime("%m-%d %H:%M") for h in piv.index], rotation=30, fontsize=7)
-    ax.set_ylim(0, 100)
-    ax.set_ylabel("arrivals on green (%)")
-    ax.set_title(f"Arrivals on green by hour — {device}")
-    ax.legend(fontsize=7, ncol=4)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def split_failures_chart(sf, device: str, path: Path) -> Path | None:
-    d = sf[sf["DeviceId"] == device]
-    if d.empty:
-        return None
-    plt = _plt()
-    phases = sorted(set(d["Phase"]))
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
-    for ph in phases:
-        p = d[d["Phase"] == ph]
-        ax1.plot(p["TimeStamp"], p["Split_Failure"], marker="o", ms=3, lw=1, label=f"phase {ph}")
-        ax2.plot(p["TimeStamp"], 100 * p["Green_Occupancy"], lw=1, label=f"phase {ph} green")
-        ax2.plot(p["TimeStamp"], 100 * p["Red_Occupancy"], lw=1, ls="--", label=f"phase {ph} first 5 s red")
-    ax1.set_ylabel("split failures per bin")
-    ax1.legend(fontsize=7, ncol=4)
-    ax2.axhline(80, color="grey", lw=0.8, ls=":")
-    ax2.set_ylabel("mean occupancy (%)")
-    ax2.set_ylim(0, 105)
-    ax2.legend(fontsize=6, ncol=4)
-    ax1.set_title(f"Split failures — {device}")
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def write_charts(results, out_dir: Path) -> tuple[list[Path], list[str]]:
-    """Charts for each device (up to MAX_DEVICES); returns (paths, notes)."""
-    t = results.tables
-    out_dir.mkdir(parents=True, exist_ok=True)
-    devices = sorted({d for df in t.values() if "DeviceId" in df for d in df["DeviceId"].unique()})
-    notes = []
-    if len(devices) > MAX_DEVICES:
-        notes.append(f"charts drawn for the first {MAX_DEVICES} of {len(devices)} devices")
-        devices = devices[:MAX_DEVICES]
+    matplotlib.use("Agg", force=True)
+    charts = Charts(axis, labels)
     paths = []
-    for dev in devices:
-        s = _safe(dev)
-        if "pcd" in t and "pcd_cycles" in t:
-            paths.append(pcd_chart(t["pcd"], t["pcd_cycles"], dev, out_dir / f"pcd_{s}.png"))
-        if "split_monitor" in t:
-            paths.append(split_monitor_chart(t["split_monitor"], dev, out_dir / f"split_monitor_{s}.png"))
-        if "arrival_on_green" in t:
-            paths.append(aog_by_hour_chart(t["arrival_on_green"], dev, out_dir / f"aog_by_hour_{s}.png"))
-        if "split_failures" in t:
-            paths.append(split_failures_chart(t["split_failures"], dev, out_dir / f"split_failures_{s}.png"))
-    return [p for p in paths if p is not None], notes
+    for device, data in chunk:
+        paths.extend(charts.draw_device(device, data, out_dir))
+    return paths
+
+
+def _can_fork() -> bool:
+    return sys.platform.startswith("linux") and hasattr(os, "fork")
+
+
+def write_charts(results, out_dir: Path, devices=None, phase_labels: dict | None = None,
+                 workers: int = 0) -> tuple[list[Path], list[str]]:
+    """Charts for the chosen devices; returns (paths, notes). `workers` > 0 draws in forked processes."""
+    t = results.tables
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    all_devices = sorted({str(d) for df in t.values() if df is not None and "DeviceId" in df
+                          for d in df["DeviceId"].unique()})
+    chosen, notes = select_devices(all_devices, devices)
+    data, axis = chart_data(results, chosen)
+    items = [(d, data[d]) for d in chosen if d in data]
+    if not items:
+        return [], notes
+    labels = phase_labels or {}
+    if workers <= 0 or len(items) < 2 or not _can_fork():
+        return _draw(items, axis, labels, out_dir), notes
+    return _draw_in_workers(items, axis, labels, out_dir, workers), notes
+
+
+def _draw_in_workers(items, axis, labels, out_dir: Path, workers: int) -> list[Path]:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    n = min(workers, len(items))
+    chunks = [items[i::n] for i in range(n)]
+    with ctx.Pool(n) as pool:
+        results = [pool.apply_async(_draw, (chunk, axis, labels, out_dir)) for chunk in chunks]
+        return sorted(p for r in results for p in r.get())

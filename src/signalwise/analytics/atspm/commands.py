@@ -29,6 +29,9 @@ def atspm(
     project: Annotated[bool, typer.Option(
         "--project/--no-project", help="project advance-detector arrivals to the stop bar (distance / speed)")] = True,
     charts: Annotated[bool, typer.Option("--charts/--no-charts", help="draw PNG charts")] = True,
+    chart_devices: Annotated[str | None, typer.Option(
+        "--chart-devices", metavar="N|all|ID,ID",
+        help="devices to chart: the first N (default 4), all, or a comma-separated list of ids")] = None,
 ) -> None:
     """Compute ATSPM performance measures from a hi-res event log: tables and PNG charts."""
     from .compute import compute_all, write_tables
@@ -61,8 +64,12 @@ def atspm(
     chart_paths: list[Path] = []
     if charts:
         from .charts import write_charts
+        from .phase_labels import labels_beside
 
-        chart_paths, notes = write_charts(results, out_dir)
+        labels, label_notes = labels_beside(events, detectors)
+        chart_paths, notes = write_charts(results, out_dir, devices=_chart_devices(chart_devices),
+                                          phase_labels=labels)
+        notes = label_notes + notes
         results.warnings.extend(notes)
     elapsed = time.perf_counter() - started
     typer.echo(f"{len(log):,} events from {len(log.devices)} device(s), {bin_min}-min bins, {elapsed:.1f} s")
@@ -71,6 +78,15 @@ def atspm(
     for w in results.warnings:
         typer.echo(f"warning: {w}")
     typer.echo(f"wrote {len(paths)} tables and {len(chart_paths)} charts to {out_dir}")
+
+
+def _chart_devices(text: str | None):
+    """--chart-devices: None (default cap), "all", a count, or device ids."""
+    if text is None or text.strip().lower() == "all":
+        return None if text is None else "all"
+    if text.strip().isdigit():
+        return int(text)
+    return [d.strip() for d in text.split(",") if d.strip()]
 
 
 def events_import(

@@ -35,6 +35,8 @@ class Results:
     tables: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     bin_min: int = 15
+    #: first and last event time of the log (µs, naive local time), for the charts' time axis
+    span_us: tuple[int, int] | None = None
 
 
 def compute_all(log: EventLog, config: DetectorConfig | None, bin_min: int = 15, latency_s: float = 0.0,
@@ -49,7 +51,7 @@ def compute_all(log: EventLog, config: DetectorConfig | None, bin_min: int = 15,
     unknown = want - set(MEASURES)
     if unknown:
         raise ValueError(f"unknown measure(s) {', '.join(sorted(unknown))}; known: {', '.join(MEASURES)}")
-    res = Results(bin_min=bin_min)
+    res = Results(bin_min=bin_min, span_us=(int(log.time_us.min()), int(log.time_us.max())) if len(log) else None)
     res.warnings.extend(log.report.warnings())
     if config is not None:
         res.warnings.extend(config.notes)

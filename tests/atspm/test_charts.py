@@ -1,0 +1,178 @@
+"""The PNG charts read the way an engineer expects: axes from 0, one colour per series everywhere,
+labelled thresholds, a readable time axis, phases named by their movements."""
+
+import re
+
+import matplotlib.figure
+import pytest
+from atspm_cases import make_config, make_events
+from matplotlib.colors import to_hex
+
+from signalwise.analytics.atspm import compute_all, detectors_from_frame, events_from_frame
+from signalwise.analytics.atspm.charts import write_charts
+
+#: the `single` scenario's signal model as a run writes it (signal_model.json), links in SUMO's order
+SINGLE_LINKS = [("N_C_1", "C_W_1"), ("N_C_1", "C_S_1"), ("N_C_2", "C_S_2"), ("N_C_3", "C_E_2"),
+                ("E_C_1", "C_N_1"), ("E_C_1", "C_W_1"), ("E_C_2", "C_W_2"), ("E_C_3", "C_S_2"),
+                ("S_C_1", "C_E_1"), ("S_C_1", "C_N_1"), ("S_C_2", "C_N_2"), ("S_C_3", "C_W_2"),
+                ("W_C_1", "C_S_1"), ("W_C_1", "C_E_1"), ("W_C_2", "C_E_2"), ("W_C_3", "C_N_2")]
+SINGLE_PHASES = {1: [0, 1, 2, 8, 9, 10, 17, 19], 2: [3, 11], 3: [4, 5, 6, 12, 13, 14, 16, 18], 4: [7, 15]}
+COMPASS = {"N": "north", "E": "east", "S": "south", "W": "west"}
+
+
+def single_model(device="C"):
+    links = [{"index": i, "in_lane": a, "out_lane": b, "crosswalk": False} for i, (a, b) in enumerate(SINGLE_LINKS)]
+    links += [{"index": 16 + i, "in_lane": f":C_w{i}_0", "out_lane": f":C_c{i}_0", "crosswalk": True}
+              for i in range(4)]
+    return [{"id": device, "n_links": 20,
+             "phases": [{"index": n - 1, "number": n, "green_links": g} for n, g in SINGLE_PHASES.items()],
+             "links": links,
+             "approaches": {f"{d}_C_{k}": COMPASS[d] for d in "NESW" for k in (1, 2, 3)}}]
+
+
+# --- a small log: two signals, phases 2 and 6, half an hour, detectors that never fail a split --------
+
+
+def quiet_log():
+    rows = []
+    for dev in ("7", "8"):
+        t = 0.0
+        while t < 1800:
+            for ph in (2, 6):
+                rows += [(t, dev, 1, ph), (t + 20, dev, 4, ph), (t + 20, dev, 8, ph), (t + 24, dev, 9, ph),
+                         (t + 24, dev, 10, ph), (t + 26, dev, 11, ph)]
+                rows += [(t + s, dev, 82, ph * 10) for s in (-10.0, 3.0, 12.0)]  # advance: arrivals
+                rows += [(t + s + 0.5, dev, 81, ph * 10) for s in (-10.0, 3.0, 12.0)]
+                rows += [(t + 2, dev, 82, ph), (t + 3, dev, 81, ph)]  # stop bar: one short actuation
+                t += 26
+    rows = [r for r in rows if r[0] >= 0]
+    cfg = make_config([(dev, ph, ch, fn) for dev in ("7", "8") for ph in (2, 6)
+                       for ch, fn in ((ph, "Presence"), (ph * 10, "Advance"))])
+    return compute_all(events_from_frame(make_events(rows)), detectors_from_frame(cfg))
+
+
+def snapshot(fig):
+    """What a reader sees on a saved figure: per axes its texts, limits, and each series' label and colour."""
+    axes = []
+    for ax in fig.axes:
+        if not ax.get_visible() or not ax.axison:
+            continue
+        series = [(ln.get_label(), to_hex(ln.get_color())) for ln in ax.get_lines()]
+        series += [(c.get_label(), to_hex(c.get_facecolor()[0]) if len(c.get_facecolor()) else
+                    to_hex(c.get_edgecolor()[0])) for c in ax.collections]
+        series += [(b.get_label(), to_hex(b.patches[0].get_facecolor())) for b in ax.containers if b.patches]
+        flat = [(ln, ln.get_ydata()) for ln in ax.get_lines()]
+        axes.append({
+            "title": ax.get_title(), "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(), "ylim": ax.get_ylim(),
+            "xticks": [t.get_text() for t in ax.get_xticklabels() if t.get_visible() and t.get_text()],
+            "series": [s for s in series if not s[0].startswith("_")],
+            "hlines": [(ln.get_label(), float(y[0])) for ln, y in flat if len(y) == 2 and y[0] == y[1]],
+            "texts": [t.get_text() for t in ax.texts],
+        })
+    legends = [t.get_text() for lg in fig.legends for t in lg.get_texts()]
+    suptitle = fig._suptitle.get_text() if fig._suptitle is not None else ""
+    return {"suptitle": suptitle, "axes": axes, "legends": legends}
+
+
+@pytest.fixture
+def saved(monkeypatch):
+    """Every figure the chart code saves, as a snapshot taken right after it was drawn, by file name."""
+    shots = {}
+    original = matplotlib.figure.Figure.savefig
+
+    def savefig(fig, fname, *args, **kwargs):
+        original(fig, fname, *args, **kwargs)
+        shots[str(getattr(fname, "name", fname)).rsplit("/", 1)[-1]] = snapshot(fig)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    return shots
+
+
+@pytest.fixture(scope="module")
+def quiet():
+    return quiet_log()
+
+
+def test_split_failure_axis_starts_at_zero_with_a_whole_number_top_when_none_failed(quiet, saved, tmp_path):
+    assert quiet.tables["split_failures"]["Split_Failure"].sum() == 0
+    write_charts(quiet, tmp_path)
+    counts = saved["split_failures_7.png"]["axes"][0]
+    assert counts["ylim"][0] == 0 and counts["ylim"][1] >= 1
+
+
+def test_split_monitor_split_axis_starts_at_zero(quiet, saved, tmp_path):
+    write_charts(quiet, tmp_path)
+    panels = saved["split_monitor_7.png"]["axes"]
+    assert len(panels) == 2 and all(p["ylim"][0] == 0 for p in panels)
+    assert all(p["ylim"][1] >= 26 for p in panels)  # the 26 s split fits
+
+
+def test_a_phase_has_one_colour_in_every_panel_and_chart(quiet, saved, tmp_path):
+    write_charts(quiet, tmp_path)
+    colours: dict[str, set] = {}
+    for shot in saved.values():
+        for ax in shot["axes"]:
+            for label, colour in ax["series"]:
+                m = re.match(r"phase (\d+)", label)
+                if m:
+                    colours.setdefault(m.group(1), set()).add(colour)
+    assert set(colours) == {"2", "6"}, colours
+    assert all(len(c) == 1 for c in colours.values()), colours
+    assert colours["2"] != colours["6"]
+    # and the signal-state and termination series keep theirs across panels
+    for chart in ("pcd_7.png", "split_monitor_7.png"):
+        seen: dict[str, set] = {}
+        for ax in saved[chart]["axes"]:
+            for label, colour in ax["series"]:
+                seen.setdefault(label, set()).add(colour)
+        assert seen and all(len(c) == 1 for c in seen.values()), (chart, seen)
+
+
+def test_the_80_percent_threshold_is_labelled(quiet, saved, tmp_path):
+    write_charts(quiet, tmp_path)
+    occupancy = saved["split_failures_7.png"]["axes"][1]
+    at80 = [label for label, y in occupancy["hlines"] if y == 80]
+    assert at80 and "80" in at80[0], occupancy["hlines"]
+
+
+def test_time_axes_read_hours_and_minutes_and_say_which_day(quiet, saved, tmp_path):
+    write_charts(quiet, tmp_path)
+    assert {n.split("_7")[0] for n in saved if n.endswith("_7.png")} == {"pcd", "split_monitor", "aog_by_hour",
+                                                                         "split_failures"}
+    for name, shot in saved.items():
+        bottom = [ax for ax in shot["axes"] if ax["xticks"]]
+        assert bottom, name
+        for ax in bottom:
+            assert all(re.fullmatch(r"\d\d:\d\d", t) for t in ax["xticks"]), (name, ax["xticks"])
+            assert "2025-01-06" in ax["xlabel"] and "local" in ax["xlabel"], (name, ax["xlabel"])
+
+
+def test_phase_labels_name_the_movements_from_the_signal_model():
+    from signalwise.analytics.atspm.phase_labels import phase_labels
+
+    labels = phase_labels(single_model())
+    assert labels == {("C", 1): "phase 1 (NB/SB through)", ("C", 2): "phase 2 (NB/SB left)",
+                      ("C", 3): "phase 3 (EB/WB through)", ("C", 4): "phase 4 (EB/WB left)"}
+
+
+def test_phase_labels_fall_back_to_the_approach_then_the_number():
+    from signalwise.analytics.atspm.phase_labels import phase_labels
+
+    model = single_model()
+    for link in model[0]["links"]:  # out lanes that name no approach: the turn is unknown
+        if not link["crosswalk"]:
+            link["out_lane"] = f"x{link['index']}_0"
+    labels = phase_labels(model)
+    assert labels[("C", 1)] == "phase 1 (north/south approaches)"
+    model[0]["approaches"] = {}
+    assert phase_labels(model).get(("C", 1), "phase 1") == "phase 1"
+
+
+def test_charts_name_phases_with_their_labels(quiet, saved, tmp_path):
+    labels = {("7", 2): "phase 2 (EB through)", ("7", 6): "phase 6 (WB through)"}
+    write_charts(quiet, tmp_path, phase_labels=labels)
+    titles = [ax["title"] for ax in saved["pcd_7.png"]["axes"]] + [ax["title"] for ax in
+                                                                  saved["split_monitor_7.png"]["axes"]]
+    assert all(("phase 2 (EB through)" in t) or ("phase 6 (WB through)" in t) for t in titles), titles
+    series = [s[0] for ax in saved["aog_by_hour_7.png"]["axes"] for s in ax["series"]]
+    assert "phase 2 (EB through)" in series
