@@ -65,7 +65,7 @@ def test_ped_delay_on_pedestrian_recall_is_estimated_from_the_walks():
     # walk served every cycle, no pedestrian call (45/90) logged, as signalwise runs do: a pedestrian
     # arriving at random waits (C - walk)^2 / (2 C) on average
     rows = []
-    for t, c in ((0.0, 60.0), (60.0, 90.0), (150.0, 60.0)):
+    for t in (0.0, 60.0, 150.0):
         rows += [(t, "7", 21, 2), (t + 7, "7", 22, 2), (t + 21, "7", 23, 2)]
     rows += [(210.0, "7", 21, 2)]
     log = events_from_frame(make_events(rows))
