@@ -22,6 +22,36 @@ BUCKET_ORIGIN_US = 946_857_600 * US_PER_S  # 2000-01-03 00:00:00
 KEY_SHIFT = 1 << 20  # room for channel / phase numbers in a packed (device, number) key
 
 
+def memo(log: EventLog, key: tuple, compute, *keep):
+    """`compute()` once per log and key; `keep` (e.g. the configuration whose id is in the key) stays
+    referenced beside the result, so an id in the key cannot be reused while the entry lives."""
+    if key not in log.memo:
+        log.memo[key] = (compute(), keep)
+    return log.memo[key][0]
+
+
+def lexsort(keys: tuple[np.ndarray, ...]) -> np.ndarray:
+    """`np.lexsort(keys)` (last key most significant), as one stable argsort of the keys packed into
+    int64 when their ranges fit in 63 bits — 2-3x faster on a million rows; np.lexsort otherwise."""
+    n = len(keys[0]) if keys else 0
+    if n < 2:
+        return np.arange(n)
+    packed = np.zeros(n, np.int64)
+    bits = 0
+    for k in keys:  # least significant first
+        k = np.asarray(k)
+        if k.dtype.kind not in "iub":
+            return np.lexsort(keys)
+        lo, hi = int(k.min()), int(k.max())
+        width = (hi - lo).bit_length()
+        if bits + width > 63:
+            return np.lexsort(keys)
+        if width:
+            packed |= (k.astype(np.int64) - lo) << bits
+        bits += width
+    return np.argsort(packed, kind="stable")
+
+
 def bucket(t_us: np.ndarray, bin_us: int) -> np.ndarray:
     """Start of the bin each time falls in (DuckDB `time_bucket`, floor)."""
     return (t_us - BUCKET_ORIGIN_US) // bin_us * bin_us + BUCKET_ORIGIN_US
@@ -64,6 +94,18 @@ def join_detectors(log: EventLog, config: DetectorConfig, function: str, codes: 
 
     Returns (event index into log, phase, channel, distance_m, speed_mps).
     """
+    return memo(log, ("join_detectors", id(config), function, tuple(codes)),
+                lambda: _join_detectors(log, config, function, codes), config)
+
+
+def event_indices(log: EventLog, codes: tuple[int, ...]) -> np.ndarray:
+    """Indices (in log order) of the events with these codes."""
+    codes = tuple(sorted(set(codes)))
+    return memo(log, ("event_indices", codes), lambda: np.flatnonzero(
+        np.isin(log.event, codes) if len(codes) > 1 else log.event == codes[0]))
+
+
+def _join_detectors(log: EventLog, config: DetectorConfig, function: str, codes: tuple[int, ...]):
     rows = config.rows(function)
     empty = (np.empty(0, np.int64),) * 3 + (np.empty(0),) * 2
     if rows.empty or len(log) == 0:
@@ -79,7 +121,7 @@ def join_detectors(log: EventLog, config: DetectorConfig, function: str, codes: 
     cspeed = rows["ApproachSpeed_mps"].to_numpy(float)[keep]
     order = np.argsort(ckey, kind="stable")
     ckey, cphase, cdist, cspeed = ckey[order], cphase[order], cdist[order], cspeed[order]
-    ev_idx = np.flatnonzero(np.isin(log.event, codes)) if len(codes) > 1 else np.flatnonzero(log.event == codes[0])
+    ev_idx = event_indices(log, codes)
     ekey = log.device[ev_idx].astype(np.int64) * KEY_SHIFT + log.param[ev_idx]
     lo = np.searchsorted(ckey, ekey, "left")
     hi = np.searchsorted(ckey, ekey, "right")
@@ -97,7 +139,13 @@ def join_detectors(log: EventLog, config: DetectorConfig, function: str, codes: 
 def phase_events(log: EventLog, config: DetectorConfig | None, function: str | None,
                  codes: tuple[int, ...]) -> np.ndarray:
     """Indices of phase events (codes) whose (device, phase) has a detector with `function`."""
-    idx = np.flatnonzero(np.isin(log.event, codes))
+    return memo(log, ("phase_events", id(config), function, tuple(codes)),
+                lambda: _phase_events(log, config, function, codes), config)
+
+
+def _phase_events(log: EventLog, config: DetectorConfig | None, function: str | None,
+                  codes: tuple[int, ...]) -> np.ndarray:
+    idx = event_indices(log, codes)
     if config is None or function is None:
         return idx
     rows = config.rows(function)

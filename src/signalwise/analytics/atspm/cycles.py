@@ -138,7 +138,7 @@ def _waits(log: EventLog, serve_code: int, end_code: int, call_t, call_dev, call
     phase = np.concatenate([log.param[m], call_phase]).astype(np.int64)
     code = np.concatenate([log.event[m], np.full(len(call_t), -1)]).astype(np.int64)
     group = dev * K.KEY_SHIFT + phase
-    order = np.lexsort((code, t, group))
+    order = K.lexsort((code, t, group))
     t, dev, phase, code, group = t[order], dev[order], phase[order], code[order], group[order]
     is_phase = code >= 0
     last_phase = K.forward_fill_index(is_phase, group)
@@ -222,7 +222,7 @@ def _recall_ped_delay(log: EventLog, called: np.ndarray):
     group = dev * K.KEY_SHIFT + phase
     keep = ~np.isin(group, called)
     t, dev, phase, code, group = t[keep], dev[keep], phase[keep], code[keep], group[keep]
-    order = np.lexsort((code, t, group))
+    order = K.lexsort((code, t, group))
     t, dev, phase, code, group = t[order], dev[order], phase[order], code[order], group[order]
     walk = np.flatnonzero(code == 21)
     prev, cur = walk[:-1], walk[1:]

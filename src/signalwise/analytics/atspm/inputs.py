@@ -88,6 +88,8 @@ class EventLog:
     param: np.ndarray
     devices: list[str]
     report: InputReport = field(default_factory=InputReport)
+    #: intermediate results several measures share (detector joins, cycle tables), computed once per log
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.time_us)

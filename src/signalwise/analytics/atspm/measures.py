@@ -91,6 +91,11 @@ def _aog_rows(log: EventLog, config: DetectorConfig, latency_s: float, project: 
 
     Returns arrays (time_us, device, phase, channel, state, cycle_seg) for arrivals only.
     """
+    return K.memo(log, ("aog_rows", id(config), latency_s, project),
+                  lambda: _compute_aog_rows(log, config, latency_s, project), config)
+
+
+def _compute_aog_rows(log: EventLog, config: DetectorConfig, latency_s: float, project: bool):
     di, dphase, dchan, ddist, dspeed = K.join_detectors(log, config, "Advance", (82,))
     pi = K.phase_events(log, config, "Advance", (1, 8, 10))
     t = np.concatenate([log.time_us[pi], log.time_us[di] + arrival_shift_us(ddist, dspeed, latency_s, project)])
@@ -99,7 +104,7 @@ def _aog_rows(log: EventLog, config: DetectorConfig, latency_s: float, project: 
     code = np.concatenate([log.event[pi], np.full(len(di), 82)]).astype(np.int64)
     chan = np.concatenate([np.zeros(len(pi), np.int64), dchan])
     group = dev * K.KEY_SHIFT + phase
-    order = np.lexsort((code, t, group))
+    order = K.lexsort((code, t, group))
     t, dev, phase, code, chan, group = t[order], dev[order], phase[order], code[order], chan[order], group[order]
     _, seg, state = K.label_cycles(group, code)
     det = code == 82
@@ -136,7 +141,7 @@ def green_seconds_by_bin(log: EventLog, config: DetectorConfig | None, bin_min: 
     phase = log.param[pi].astype(np.int64)
     code = log.event[pi].astype(np.int64)
     group = dev * K.KEY_SHIFT + phase
-    order = np.lexsort((code, t, group))
+    order = K.lexsort((code, t, group))
     t, dev, phase, code, group = t[order], dev[order], phase[order], code[order], group[order]
     n = len(t)
     new = K.group_starts(group)
@@ -203,6 +208,11 @@ def yellow_red_rows(log: EventLog, config: DetectorConfig, latency_s: float = 0.
     Returns arrays (red_start_us, device, phase, state, offset_ms) — offset
     from the cycle's begin red clearance (10), negative before it.
     """
+    return K.memo(log, ("yellow_red_rows", id(config), latency_s),
+                  lambda: _compute_yellow_red_rows(log, config, latency_s), config)
+
+
+def _compute_yellow_red_rows(log: EventLog, config: DetectorConfig, latency_s: float):
     di, dphase, _, _, _ = K.join_detectors(log, config, "Yellow_Red", (82,))
     pi = K.phase_events(log, config, "Yellow_Red", (1, 8, 10))
     t = np.concatenate([log.time_us[pi], log.time_us[di] - int(round(latency_s * US_PER_S))])
@@ -210,7 +220,7 @@ def yellow_red_rows(log: EventLog, config: DetectorConfig, latency_s: float = 0.
     phase = np.concatenate([log.param[pi], dphase]).astype(np.int64)
     code = np.concatenate([log.event[pi], np.full(len(di), 82)]).astype(np.int64)
     group = dev * K.KEY_SHIFT + phase
-    order = np.lexsort((code, t, group))
+    order = K.lexsort((code, t, group))
     t, dev, phase, code = t[order], dev[order], phase[order], code[order]
     _, seg, state = K.label_cycles(group[order], code)
     nseg = int(seg.max()) + 1 if len(seg) else 1
@@ -242,7 +252,7 @@ def _off_time(log: EventLog, idx: np.ndarray) -> np.ndarray:
     m = np.isin(log.event, (81, 82))
     di = np.flatnonzero(m)
     key = log.device[di].astype(np.int64) * K.KEY_SHIFT + log.param[di]
-    order = np.lexsort((log.event[di], log.time_us[di], key))
+    order = K.lexsort((log.event[di], log.time_us[di], key))
     di, key = di[order], key[order]
     nxt_off = np.full(len(di), -1, np.int64)
     if len(di) > 1:
@@ -276,7 +286,7 @@ def red_light_running(log: EventLog, config: DetectorConfig, bin_min: int = 15, 
     code = np.concatenate([log.event[pi], np.full(n_d, 82)]).astype(np.int64)
     off_all = np.concatenate([np.full(n_p, -1, np.int64), np.where(off >= 0, off - lat, -1)])
     group = dev * K.KEY_SHIFT + phase
-    order = np.lexsort((code, t, group))
+    order = K.lexsort((code, t, group))
     t, dev, phase, code, off_all, group = t[order], dev[order], phase[order], code[order], off_all[order], group[order]
     _, seg, state = K.label_cycles(group, code)
     n = len(t)
@@ -317,7 +327,7 @@ def _impute_detector_events(t, dev, det, phase, code):
     OFF,OFF: ON half-way; a stream starting with OFF gets an ON 1 ms before.
     """
     group = (dev * K.KEY_SHIFT + det) * 256 + phase
-    order = np.lexsort((code, t, group))
+    order = K.lexsort((code, t, group))
     t, dev, det, phase, code, group = t[order], dev[order], det[order], phase[order], code[order], group[order]
     n = len(t)
     new = K.group_starts(group)
@@ -350,6 +360,12 @@ def split_failure_cycles(log: EventLog, config: DetectorConfig, bin_min: int = 1
     green_occupancy, red_occupancy) plus the number of cycles dropped as
     incomplete. Occupancies are float32, as atspm computes them.
     """
+    return K.memo(log, ("split_failure_cycles", id(config), bin_min, red_time_s, by_approach),
+                  lambda: _compute_split_failure_cycles(log, config, bin_min, red_time_s, by_approach), config)
+
+
+def _compute_split_failure_cycles(log: EventLog, config: DetectorConfig, bin_min: int, red_time_s: int,
+                                  by_approach: bool):
     bin_us = bin_min * 60 * US_PER_S
     di, dphase, dchan, _, _ = K.join_detectors(log, config, "Presence", (81, 82))
     t, dev, det, phase, code = _impute_detector_events(
@@ -361,7 +377,7 @@ def split_failure_cycles(log: EventLog, config: DetectorConfig, bin_min: int = 1
     if by_approach:
         # detector state of the approach = any detector on (running count of ONs minus OFFs)
         group = dev * K.KEY_SHIFT + phase
-        order = np.lexsort((t, group))
+        order = K.lexsort((t, group))
         t, dev, phase, code, group = t[order], dev[order], phase[order], code[order], group[order]
         value = np.where(code == 82, 1, -1)
         cs = np.cumsum(value)
@@ -390,7 +406,7 @@ def split_failure_cycles(log: EventLog, config: DetectorConfig, bin_min: int = 1
     phase = np.concatenate([phase, ph_phase, ph_phase[red][okb]])
     code = np.concatenate([code, ph_code, np.full(int(okb.sum()), 11)])
     group = (dev * K.KEY_SHIFT + det) * 256 + phase
-    order = np.lexsort((code, t, group))
+    order = K.lexsort((code, t, group))
     t, dev, det, phase, code, group = t[order], dev[order], det[order], phase[order], code[order], group[order]
     cycle, seg, state = K.label_cycles(group, code)
     is_det = code >= 81
