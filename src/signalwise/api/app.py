@@ -18,7 +18,7 @@ from .auth import authorize
 from .cache import TTLCache
 from .middleware import RateLimitHeaders
 from .ratelimit import RateLimits, rate_limit
-from .routers import analytics, auth, dashboard, ingest, live, ml, monitoring, streams, system
+from .routers import analytics, auth, dashboard, ingest, live, ml, monitoring, pages, streams, system
 from .streams import StreamHub
 from .strict_query import reject_unknown_query
 
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "--insecure-no-auth: every route is open, mutations included; never expose this server")
     monitoring.install(app)
     docs.install(app)  # Swagger UI and ReDoc from the package, not a CDN
+    pages.install(app)  # the live dashboard (/, /dashboard, /static) and the read routes it needs
     for router in (system.router, auth.router, ingest.router, analytics.router, dashboard.router, live.router,
                    monitoring.router, streams.router, ml.router):
         app.include_router(router)

@@ -1,0 +1,466 @@
+"""The live dashboard: its page and static files, and the few read routes only it needs.
+
+- `GET /` and `GET /dashboard`: the page (`api/static/dashboard/index.html`); `/static/...`: its
+  scripts and styles, all from the package (no CDN, nothing fetched from elsewhere).
+- `GET /api/v1/network`: what the map draws. For the live run: its signalized intersections with
+  their incoming lanes' shapes, approach directions and the link indices of each approach (so a
+  snapshot's state string colours each approach), plus every lane of the network as background. For
+  a stored run (`?simulation_id=`): the same, from the run directory's `signal_model.json` and the
+  network its `config.yaml` names.
+- `GET /api/v1/live/interventions`: an intersection's last shield interventions and signal events
+  (green, yellow, red clearance, preemption), read from the end of the live run's own evidence files
+  (`interventions.csv`, `events.csv`), which the loop flushes every tick.
+- `GET /api/v1/live/atspm/{chart}`: the Purdue Coordination Diagram or the split monitor of one
+  intersection over the last `minutes` of simulated time, as a PNG, computed with
+  `signalwise.analytics.atspm` from the tail of the live run's `events.csv`.
+- `GET /api/v1/live/intervals`: the run's closed intervals (from `records.jsonl`), summed over the
+  network: vehicles over the stop bars and the mean wait of the vehicles on the approaches.
+- `GET /api/v1/live/models`: the model registry's versions and what is active, for deploy / rollback.
+
+Every `GET /api/v1/...` route is a read (`auth.ROUTE_SCOPES`: `GET /api/v1/{rest:path}`).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import tempfile
+import threading
+from collections import defaultdict
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from ..deps import Identifier
+
+router = APIRouter(tags=["dashboard"])
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+PAGE = STATIC / "dashboard" / "index.html"
+
+#: signal events shown as an intersection's recent decisions (as the shield carried them out)
+DECISION_CODES = {1: "begin green", 4: "gap out", 5: "max out", 6: "force off", 8: "begin yellow",
+                  10: "begin red clearance", 102: "preempt call on", 104: "preempt call off",
+                  240: "runtime recovery"}
+#: how far back from the end of an evidence file a tail read goes, at most
+MAX_TAIL_BYTES = 32 * 1024 * 1024
+
+
+def install(app: FastAPI) -> None:
+    """The dashboard's routes and its static files (`/static`, open: `auth.ROUTE_SCOPES`)."""
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+
+# -- the page ---------------------------------------------------------------------------------------
+@router.get("/", include_in_schema=False)
+@router.get("/dashboard", include_in_schema=False)
+def page(request: Request) -> HTMLResponse:
+    """The page, told whether a live run is attached (so it asks for live data or for stored runs)."""
+    live = getattr(request.app.state, "live", None) is not None
+    html = PAGE.read_text(encoding="utf-8").replace('data-live="{live}"', f'data-live="{str(live).lower()}"')
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+# -- the map ----------------------------------------------------------------------------------------
+@router.get("/api/v1/network", summary="The map: lane shapes, and each signal's approaches (live or a stored run)")
+def network(request: Request,
+            simulation_id: Annotated[Identifier | None, Query(
+                description="a stored run (default: the live run this server is attached to)")] = None) -> dict:
+    rt = getattr(request.app.state, "live", None)
+    if simulation_id is None:
+        if rt is None or getattr(rt, "stepper", None) is None:
+            raise HTTPException(404, "no live run is attached to this server: name a stored run with "
+                                     "?simulation_id= (GET /api/v1/analytics/simulations lists them)")
+        return _live_network(rt)
+    return _stored_network(request, simulation_id)
+
+
+def _live_network(rt) -> dict:
+    from signalwise.runtime.loop import describe_intersections
+
+    st = rt.stepper
+    signals = describe_intersections(st.intersections, st.approach_direction)
+    out = network_geometry(Path(rt.scenario.net_file), signals)
+    out["source"] = "live"
+    out["run"] = {"scenario": rt.cfg.scenario_label, "controller_configured": rt.cfg.controller,
+                  "run_dir": str(rt.run_dir), "step_length_s": rt.cfg.step_length_s,
+                  "interval_s": rt.cfg.interval_s}
+    return out
+
+
+def _stored_network(request: Request, simulation_id: str) -> dict:
+    from sqlalchemy import select
+
+    from signalwise.store.tables import Run
+
+    from ..deps import engine
+
+    with engine(request).connect() as conn:
+        row = conn.execute(select(Run.scenario, Run.controller, Run.config)
+                           .where(Run.simulation_id == simulation_id)).first()
+    if row is None:
+        raise HTTPException(404, f"simulation {simulation_id!r} not found")
+    cfg = row.config if isinstance(row.config, dict) else {}
+    run_dir = Path(cfg["run_dir"]) if cfg.get("run_dir") else None
+    net_file = _net_file_of(cfg)
+    if net_file is None:
+        raise HTTPException(404, f"simulation {simulation_id!r}: its configuration names no network "
+                                 "(runs published with `signalwise publish` do)")
+    model = run_dir / "signal_model.json" if run_dir is not None else None
+    try:
+        signals = json.loads(model.read_text()) if model is not None and model.is_file() else _signals_from_net(net_file)
+        out = network_geometry(net_file, signals)
+    except (OSError, ValueError) as exc:
+        raise HTTPException(404, f"simulation {simulation_id!r}: cannot read its network {net_file}: "
+                                 f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}"
+                            ) from None
+    out["source"] = "stored"
+    out["run"] = {"simulation_id": simulation_id, "scenario": row.scenario, "controller_configured": row.controller,
+                  "run_dir": str(run_dir) if run_dir else None}
+    return out
+
+
+def _net_file_of(cfg: dict) -> Path | None:
+    """The network a run configuration names: `net`, a `sumocfg`'s, or a built-in scenario's."""
+    if cfg.get("net"):
+        return Path(cfg["net"])
+    try:
+        from signalwise.runtime.config import RunConfig
+        from signalwise.runtime.loop import resolve_scenario
+
+        keys = {k: cfg[k] for k in ("scenario", "sumocfg") if cfg.get(k)}
+        return Path(resolve_scenario(RunConfig.model_validate(keys)).net_file) if keys else None
+    except Exception:  # noqa: BLE001 - a scenario this install cannot load (resco without sumo-rl, a moved file)
+        return None
+
+
+def _signals_from_net(net_file: Path) -> list[dict]:
+    """Signals as `signal_model.json` describes them, read from the network alone (a run without the file)."""
+    import sumolib
+
+    from signalwise.runtime.loop import compass_approach
+
+    net = sumolib.net.readNet(str(net_file), withInternal=False, withPrograms=True)
+    out = []
+    for tls in net.getTrafficLights():
+        links, approaches = [], {}
+        for in_lane, out_lane, index in tls.getConnections():
+            links.append({"index": index, "in_lane": in_lane.getID(), "out_lane": out_lane.getID(),
+                          "crosswalk": False})
+            approaches[in_lane.getID()] = compass_approach(in_lane.getShape())
+        programs = list(tls.getPrograms().values())
+        phases = [{"number": n, "green_state": p.state} for n, p in enumerate(programs[0].getPhases(), 1)
+                  if "y" not in p.state.lower() and any(c in "Gg" for c in p.state)] if programs else []
+        out.append({"id": tls.getID(), "links": links, "approaches": approaches, "phases": phases,
+                    "n_links": len(links)})
+    return out
+
+
+def network_geometry(net_file: Path, signals: list[dict]) -> dict:
+    """Lanes of the network (background) and, per signal, its approaches: direction, lanes with their
+    shapes, and the link indices whose characters in the state string show that approach's signal."""
+    stat = os.stat(net_file)
+    layer = _lane_layer(str(net_file), stat.st_mtime_ns, stat.st_size)
+    shapes = layer["shapes"]
+    inters = []
+    for sig in signals:
+        by_dir: dict[str, dict] = defaultdict(lambda: {"lanes": [], "links": []})
+        approaches = sig.get("approaches") or {}
+        for link in sig.get("links") or ():
+            if link.get("crosswalk"):
+                continue
+            lane = link["in_lane"]
+            entry = by_dir[approaches.get(lane) or "?"]
+            entry["links"].append(int(link["index"]))
+            if lane not in entry["lanes"]:
+                entry["lanes"].append(lane)
+        ends = [shapes[lane][-1] for e in by_dir.values() for lane in e["lanes"] if lane in shapes]
+        x = sum(p[0] for p in ends) / len(ends) if ends else None
+        y = sum(p[1] for p in ends) / len(ends) if ends else None
+        inters.append({
+            "id": sig["id"], "x": _r(x), "y": _r(y), "n_links": sig.get("n_links"),
+            "phases": [{"number": p.get("number"), "green_state": p.get("green_state")} for p in sig.get("phases", ())],
+            "approaches": [{"direction": d, "links": sorted(e["links"]),
+                            "lanes": [{"id": lane, "shape": shapes.get(lane, [])} for lane in e["lanes"]]}
+                           for d, e in sorted(by_dir.items())],
+        })
+    return {"net_file": str(net_file), "bounds": layer["bounds"], "lanes": layer["lanes"], "intersections": inters}
+
+
+@lru_cache(maxsize=8)
+def _lane_layer(net_file: str, _mtime_ns: int, _size: int) -> dict:
+    """Every lane of the network that is not internal (read once per file version: ~0.1 s for RESCO's
+    Ingolstadt, 1,918 lanes)."""
+    import sumolib
+
+    net = sumolib.net.readNet(net_file, withInternal=False, withPrograms=False)
+    lanes, shapes = [], {}
+    for edge in net.getEdges():
+        if edge.getFunction() == "internal":
+            continue
+        for lane in edge.getLanes():
+            shape = [[_r(x), _r(y)] for x, y, *_ in lane.getShape()]
+            shapes[lane.getID()] = shape
+            lanes.append({"id": lane.getID(), "shape": shape, "width": _r(lane.getWidth()),
+                          "vehicles": _allows_vehicles(lane)})
+    x0, y0, x1, y1 = net.getBoundary()
+    return {"lanes": lanes, "shapes": shapes, "bounds": [_r(x0), _r(y0), _r(x1), _r(y1)]}
+
+
+def _allows_vehicles(lane) -> bool:
+    allowed = lane.getPermissions()
+    return any(v in allowed for v in ("passenger", "truck", "bus", "emergency", "delivery"))
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(float(v), 1)
+
+
+# -- an intersection's recent decisions and interventions ------------------------------------------
+def _runtime(request: Request):
+    rt = getattr(request.app.state, "live", None)
+    if rt is None or getattr(rt, "stepper", None) is None:
+        raise HTTPException(503, "no live run is attached to this server (start one with `signalwise live`)")
+    return rt
+
+
+def _intersection(rt, intersection_id: str) -> None:
+    if intersection_id not in rt.stepper.by_id:
+        raise HTTPException(404, f"unknown intersection {intersection_id!r}; signals: "
+                                 f"{', '.join(sorted(rt.stepper.by_id))}")
+
+
+@router.get("/api/v1/live/interventions",
+            summary="An intersection's last shield interventions and signal events (from the run's evidence files)")
+def interventions(request: Request,
+                  intersection_id: Annotated[Identifier, Query(description="the intersection")],
+                  limit: Annotated[int, Query(ge=1, le=200, description="rows of each kind, newest first")] = 20
+                  ) -> dict:
+    from signalwise.core.eventlog import parse_timestamp
+
+    rt = _runtime(request)
+    _intersection(rt, intersection_id)
+    rows = tail_rows(rt.run_dir / "interventions.csv", lambda r: len(r) >= 4 and r[1] == intersection_id, limit,
+                     contains=f",{intersection_id},")
+    shield = [{"time_s": _float(r[0]), "rule": r[2], "detail": r[3]} for r in rows]
+    events = tail_rows(rt.run_dir / "events.csv", lambda r: len(r) >= 4 and r[1] == intersection_id
+                       and r[2].isdigit() and int(r[2]) in DECISION_CODES, limit, contains=f",{intersection_id},")
+    decisions = [{"time_s": parse_timestamp(r[0]), "code": int(r[2]), "event": DECISION_CODES[int(r[2])],
+                  "parameter": int(r[3]) if r[3].lstrip("-").isdigit() else None} for r in events]
+    return {"intersection_id": intersection_id, "sim_time_s": rt.stepper.t, "interventions": shield,
+            "decisions": decisions}
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def tail_rows(path: Path, keep, limit: int, *, contains: str | None = None, stop=None) -> list[list[str]]:
+    """The last `limit` CSV rows of `path` that `keep` accepts, newest first, read backwards from the end
+    (a live run's files grow all day; the dashboard wants their last lines). Only lines holding
+    `contains` are parsed at all; `stop(row)` ends the read at the first parsed row (going backwards) it
+    is true for. Rows are single lines (the loop writes no newline inside a field); the header is skipped."""
+    needle = contains.encode() if contains is not None else None
+    return _tail(path, lambda raw: (None if needle is not None and needle not in raw else _row(raw)), keep, limit,
+                 stop, skip_first=True)
+
+
+def tail_json(path: Path, limit: int) -> list[dict]:
+    """The last `limit` JSON objects of a JSON Lines file, newest first."""
+    def parse(raw: bytes):
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            return None
+        return obj if isinstance(obj, dict) else None
+    return _tail(path, parse, lambda _obj: True, limit, None, skip_first=False)
+
+
+def _tail(path: Path, parse, keep, limit: int, stop, skip_first: bool) -> list:
+    out: list = []
+    try:
+        fh = open(path, "rb")
+    except OSError:
+        return out
+    with fh:
+        pos = fh.seek(0, os.SEEK_END)
+        carry, scanned, block = b"", 0, 64 * 1024
+        while pos > 0 and scanned < MAX_TAIL_BYTES:
+            step = min(block, pos)
+            pos -= step
+            fh.seek(pos)
+            lines = (fh.read(step) + carry).split(b"\n")
+            scanned += step
+            carry = lines.pop(0) if pos > 0 else b""  # a partial first line waits for the next block
+            first = 1 if pos == 0 and skip_first else 0  # the file's first line: the header
+            for raw in reversed(lines[first:]):
+                if not raw.strip():
+                    continue
+                item = parse(raw)
+                if item is None:
+                    continue
+                if stop is not None and stop(item):
+                    return out
+                if keep(item):
+                    out.append(item)
+                    if len(out) >= limit:
+                        return out
+            block = min(block * 2, 4 * 1024 * 1024)
+    return out
+
+
+def _row(raw: bytes) -> list[str] | None:
+    return next(csv.reader([raw.decode("utf-8", "replace").strip()]), None)
+
+
+# -- ATSPM charts of the last hour ------------------------------------------------------------------
+@router.get("/api/v1/live/atspm/{chart}", response_class=Response,
+            responses={200: {"content": {"image/png": {}}, "description": "the chart"}},
+            summary="Purdue Coordination Diagram or split monitor of one intersection, last minutes, as PNG")
+def atspm_chart(request: Request, chart: Literal["pcd", "split_monitor"],
+                intersection_id: Annotated[Identifier, Query(description="the intersection")],
+                minutes: Annotated[int, Query(ge=5, le=24 * 60, description="simulated minutes back from now")] = 60
+                ) -> Response:
+    rt = _runtime(request)
+    _intersection(rt, intersection_id)
+    # both charts are drawn together and kept for CHART_REUSE_S of simulated time: the page asks for both
+    key, now = (str(rt.run_dir), intersection_id, minutes), rt.stepper.t
+    with _charts_lock:
+        drawn_at, pngs = _charts_cache.get(key, (None, None))
+    if pngs is None or not 0 <= now - drawn_at < CHART_REUSE_S:
+        pngs = _draw_atspm(rt, intersection_id, minutes)
+        with _charts_lock:
+            _charts_cache.clear()  # one entry: the intersection the operator is looking at
+            _charts_cache[key] = (now, pngs)
+    png = pngs.get(chart)
+    if png is None:
+        raise HTTPException(404, f"no {'arrivals and ' if chart == 'pcd' else ''}complete cycles of "
+                                 f"{intersection_id} in the last {minutes} simulated minutes yet")
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+CHART_REUSE_S = 30.0
+_charts_cache: dict[tuple, tuple[float, dict[str, bytes]]] = {}
+_charts_lock = threading.Lock()
+
+
+def _draw_atspm(rt, intersection_id: str, minutes: int) -> dict[str, bytes]:
+    """{chart: PNG} of one intersection, from the tail of the live run's events.csv, drawn by
+    `signalwise.analytics.atspm` exactly as `signalwise atspm --run` draws them."""
+    from signalwise.analytics.atspm import compute_all, events_from_rows
+    from signalwise.analytics.atspm.charts import write_charts
+    from signalwise.analytics.atspm.inputs import EventLogError
+    from signalwise.analytics.atspm.phase_labels import phase_labels
+    from signalwise.core.eventlog import format_timestamp
+    from signalwise.runtime.loop import describe_intersections
+
+    since = format_timestamp(max(0.0, rt.stepper.t - 60.0 * minutes))
+    rows = tail_rows(rt.run_dir / "events.csv", lambda r: len(r) >= 4 and r[1] == intersection_id,
+                     2_000_000, contains=f",{intersection_id},", stop=lambda r: r[0] < since)
+    if len(rows) < 3:
+        return {}
+    rows.reverse()
+    st = rt.stepper
+    try:
+        log = events_from_rows(((dt.datetime.fromisoformat(r[0]), r[1], int(r[2]), int(r[3])) for r in rows),
+                               source=f"{intersection_id} events")
+        results = compute_all(log, _detector_config(rt, intersection_id),
+                              only=("pcd", "pcd_cycles", "split_monitor"))
+        labels = phase_labels(describe_intersections([st.by_id[intersection_id]], st.approach_direction))
+        with tempfile.TemporaryDirectory(prefix="signalwise-atspm-") as tmp:
+            paths, _notes = write_charts(results, Path(tmp), devices=[intersection_id], phase_labels=labels)
+            out = {}
+            for path in paths:
+                for chart in ("split_monitor", "pcd"):
+                    if path.name.startswith(chart + "_"):
+                        out[chart] = path.read_bytes()
+                        break
+            return out
+    except (EventLogError, ValueError, KeyError):
+        return {}
+
+
+def _detector_config(rt, intersection_id: str):
+    """The ATSPM detector configuration of one live signal (as an offline run's detectors.csv says it)."""
+    import pandas as pd
+
+    from signalwise.analytics.atspm.inputs import detectors_from_frame
+
+    inter = rt.stepper.by_id[intersection_id]
+    rows = [{"DeviceId": inter.id, "Phase": _primary_phase(inter, d.lane), "Parameter": d.channel,
+             "Function": "Presence" if d.kind == "stopbar" else "Advance",
+             "DistanceToStopbar_m": d.distance_to_stopbar_m, "ApproachSpeed_mps": inter.approach_speed_mps}
+            for d in inter.detectors]
+    if not rows:
+        raise ValueError(f"{intersection_id} has no detectors")
+    return detectors_from_frame(pd.DataFrame(rows), source=f"{intersection_id} detectors")
+
+
+def _primary_phase(inter, lane: str) -> int:
+    """The phase that gives this lane a protected green first, else a permitted one (`runtime/run.py`
+    writes detectors.csv with the same rule)."""
+    permitted = None
+    for p in inter.phases:
+        chars = {p.green_state[m.link_index] for m in p.movements if m.in_lane == lane}
+        if "G" in chars:
+            return p.number
+        if "g" in chars and permitted is None:
+            permitted = p.number
+    return permitted or 0
+
+
+# -- network figures per interval ------------------------------------------------------------------
+@router.get("/api/v1/live/intervals",
+            summary="The live run's closed intervals summed over the network: vehicles served, mean wait")
+def intervals(request: Request,
+              limit: Annotated[int, Query(ge=1, le=1440, description="the last N intervals")] = 60) -> dict:
+    rt = _runtime(request)
+    n_signals = max(1, len(rt.stepper.intersections))
+    interval_s = float(rt.cfg.interval_s)
+    by_stamp: dict[str, dict] = {}
+    for rec in tail_json(rt.run_dir / "records.jsonl", limit * n_signals):
+        m = rec.get("metrics") or {}
+        agg = by_stamp.setdefault(str(rec.get("timestamp")), {"vehicles": 0, "wait": 0.0, "signals": 0})
+        agg["signals"] += 1
+        agg["vehicles"] += int(m.get("total_vehicles_passed") or 0)
+        agg["wait"] += float(m.get("avg_wait_time_all_sides") or 0.0)
+    stamps = sorted(by_stamp)[-limit:]
+    # closed intervals end at the open interval's start, one interval_s apart (newest last)
+    last_end = float(rt.records.interval_end_s) - interval_s if getattr(rt, "records", None) else None
+    out = []
+    for k, stamp in enumerate(stamps):
+        agg = by_stamp[stamp]
+        end_s = None if last_end is None else last_end - (len(stamps) - 1 - k) * interval_s
+        out.append({"timestamp": stamp, "end_s": end_s, "signals": agg["signals"],
+                    "vehicles_passed": agg["vehicles"],
+                    "flow_vph": round(agg["vehicles"] * 3600.0 / interval_s, 1),
+                    # the store's avg_wait_time, averaged over the signals: per approach, the mean time the
+                    # vehicles standing there at the interval's end had waited
+                    "mean_wait_s": round(agg["wait"] / agg["signals"], 2)})
+    return {"interval_s": interval_s, "intervals": out}
+
+
+# -- models ------------------------------------------------------------------------------------------
+@router.get("/api/v1/live/models", summary="The model registry's versions and the version active per signal")
+def models(request: Request) -> dict:
+    from signalwise.training.registry import LocalModelRegistry
+
+    reg = LocalModelRegistry(request.app.state.settings.model_registry)
+    try:
+        versions = [{"version": v.version, "scenario": v.scenario, "intersections": v.intersections,
+                     "episodes": v.episodes, "registered": v.registered} for v in reg.versions()]
+        active = reg.active()
+    except Exception as exc:  # noqa: BLE001 - an unreadable registry is a message, not a 500
+        return {"registry": str(reg.root), "versions": [], "active": {},
+                "error": str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}
+    return {"registry": str(reg.root), "versions": versions, "active": active}

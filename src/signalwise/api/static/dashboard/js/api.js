@@ -1,0 +1,108 @@
+// Calls to the signalwise API from the dashboard.
+//
+// Reads go without credentials (open on a loopback server) unless the page holds a token. An action
+// (operate scope) without a token asks for an API key once, exchanges it at POST /api/v1/auth/token for a
+// short-lived JWT and keeps only the token, in this module's memory (never in storage): a reload forgets it.
+// A refused call raises ApiError with the server's one-line reason (`message` of every 4xx body).
+
+let token = null;
+let tokenExpiresAt = 0; // ms since epoch
+let tokenName = null;
+let tokenScopes = [];
+let askForKey = null; // async (why) => {key} | {without: true} | null (cancelled); set by the app
+const listeners = new Set();
+
+export class ApiError extends Error {
+  constructor(status, message, path) {
+    super(message);
+    this.status = status;
+    this.path = path;
+  }
+}
+
+export function onAuthChange(fn) { listeners.add(fn); }
+export function setKeyPrompt(fn) { askForKey = fn; }
+export function currentToken() { return token && Date.now() < tokenExpiresAt ? token : null; }
+/** The token, if it may read (a key with `operate` alone may not: its reads go bare, open on loopback). */
+export function readToken() {
+  const tok = currentToken();
+  return tok && (tokenScopes.includes('read') || tokenScopes.includes('admin')) ? tok : null;
+}
+export function who() { return currentToken() ? { name: tokenName, scopes: tokenScopes } : null; }
+
+function changed() { for (const fn of listeners) fn(who()); }
+
+export function forget() {
+  token = null; tokenExpiresAt = 0; tokenName = null; tokenScopes = [];
+  changed();
+}
+
+async function reasonOf(resp) {
+  try {
+    const body = await resp.json();
+    if (typeof body.message === 'string') return body.message;
+    if (typeof body.detail === 'string') return body.detail;
+    return JSON.stringify(body.detail ?? body);
+  } catch {
+    return resp.statusText || `HTTP ${resp.status}`;
+  }
+}
+
+/** Exchange an API key for a token; the key itself is not kept. */
+export async function signIn(key) {
+  const resp = await fetch('/api/v1/auth/token', { method: 'POST', headers: { 'X-API-Key': key } });
+  if (!resp.ok) throw new ApiError(resp.status, await reasonOf(resp), '/api/v1/auth/token');
+  const t = await resp.json();
+  token = t.access_token;
+  tokenExpiresAt = Date.now() + Math.max(5, t.expires_in - 15) * 1000;
+  tokenScopes = t.scopes || [];
+  try { tokenName = JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sub; }
+  catch { tokenName = 'key'; }
+  changed();
+  return t;
+}
+
+async function send(method, path, body, tok) {
+  const headers = {};
+  if (tok) headers.Authorization = `Bearer ${tok}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  return fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+}
+
+/**
+ * One call. `action: true` marks a change (operate scope): without a token the user is asked for a key
+ * first; "try without a key" sends the call bare (a server started with --insecure-no-auth takes it, any
+ * other refuses it with its reason, which is raised). Returns parsed JSON, or the Response with `raw`.
+ */
+export async function call(method, path, body, { action = false, raw = false } = {}) {
+  let tok = action ? currentToken() : readToken();
+  if (action && !tok && askForKey) {
+    const answer = await askForKey(`${method} ${path.split('?')[0]} needs a key with the operate scope.`);
+    if (answer === null) throw new ApiError(0, 'cancelled: no API key given, nothing was sent', path);
+    tok = currentToken();
+  }
+  let resp = await send(method, path, body, tok);
+  if (resp.status === 401 && tok && action) {
+    forget(); // expired or from a restarted server: ask again, once
+    if (askForKey) {
+      const answer = await askForKey(`${await reasonOf(resp.clone())} — give the key again.`);
+      if (answer !== null) resp = await send(method, path, body, currentToken());
+    }
+  }
+  if (!resp.ok) throw new ApiError(resp.status, await reasonOf(resp), path);
+  if (raw) return resp;
+  return resp.status === 204 ? null : resp.json();
+}
+
+export const get = (path, opts) => call('GET', path, undefined, opts);
+export const post = (path, body, opts) => call('POST', path, body, { action: true, ...opts });
+export const del = (path, opts) => call('DELETE', path, undefined, { action: true, ...opts });
+
+/** A refusal as the operator reads it: "403 Forbidden: 'viewer' lacks scope 'operate' …". */
+export function describeError(err) {
+  if (!(err instanceof ApiError)) return String(err?.message || err);
+  if (err.status === 0) return err.message;
+  const names = { 401: 'not signed in', 403: 'not allowed', 404: 'not found', 409: 'conflict',
+                  422: 'refused', 429: 'rate limited', 503: 'unavailable' };
+  return `${err.status} ${names[err.status] || 'error'}: ${err.message}`;
+}

@@ -1,0 +1,663 @@
+// The signalwise dashboard: a live run's map, signals, queues, charts, alerts and controls, and stored runs
+// side by side. Plain ES modules, no build step, every file served by the API itself.
+
+import * as api from './api.js';
+import { Chart, downloadCSV, downloadPNG, formatClock, formatNumber, PALETTE, toCSV } from './charts.js';
+import { LiveFeed } from './feed.js';
+import { approachSignal, SignalMap, SIGNAL_COLOURS } from './map.js';
+
+const $ = id => document.getElementById(id);
+const HOUR_S = 3600;
+const MAX_POINTS = 4000;
+const DEFAULT_METRICS = ['avg_wait_time', 'throughput', 'avg_speed', 'co2_saved'];
+const NOTE_RULES = new Set(['min_green', 'fallback_end']); // interventions that only note a wait
+
+const state = {
+  mode: null, // 'live' | 'stored'
+  network: null,
+  snapshot: null,
+  status: null,
+  selected: null,
+  configured: null, // the controller the live run was started with
+  lastAdaptive: null,
+  alerts: new Map(),
+  series: { queue: [], fallback: [] },
+  intervals: [],
+  chartsDirty: false,
+  runs: [],
+};
+
+// for tests, benchmarks and the curious: read-only views of what the page holds and drew
+const exposed = { state, map: null, feed: null, ready: false, errors: [] };
+window.signalwise = exposed;
+window.addEventListener('error', e => exposed.errors.push(String(e.message)));
+window.addEventListener('unhandledrejection', e => exposed.errors.push(String(e.reason?.message || e.reason)));
+
+let map;
+let feed;
+const charts = {};
+
+// -- helpers ----------------------------------------------------------------------------------------
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'class') node.className = v;
+    else if (k === 'style') node.style.cssText = v;
+    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) node.append(c instanceof Node ? c : String(c));
+  return node;
+}
+
+function setText(id, text) {
+  const node = $(id);
+  if (node.textContent !== text) node.textContent = text;
+}
+
+function showResult(id, ok, text) {
+  const node = $(id);
+  node.className = `result ${ok ? 'ok' : 'refused'}`;
+  node.textContent = text;
+}
+
+function mapMessage(text) {
+  const node = $('map-message');
+  node.hidden = !text;
+  node.textContent = text || '';
+}
+
+function trim(points, latest) {
+  while (points.length && (points.length > MAX_POINTS || points[0][0] < latest - HOUR_S)) points.shift();
+}
+
+// -- API key dialog ---------------------------------------------------------------------------------
+function setupKeyDialog() {
+  const dialog = $('key-dialog');
+  let settle = null;
+  api.setKeyPrompt(why => new Promise(resolve => {
+    settle = resolve;
+    $('key-why').textContent = why;
+    $('key-error').textContent = '';
+    $('key-input').value = '';
+    dialog.showModal();
+    $('key-input').focus();
+  }));
+  $('key-form').addEventListener('submit', async e => {
+    const choice = e.submitter?.value;
+    if (choice === 'sign-in') {
+      e.preventDefault(); // stay open until the key is accepted
+      try {
+        await api.signIn($('key-input').value.trim());
+      } catch (err) {
+        $('key-error').textContent = api.describeError(err);
+        return;
+      }
+      $('key-input').value = '';
+      dialog.close();
+      settle?.('signed-in');
+    } else {
+      settle?.(choice === 'without' ? 'without' : null);
+    }
+    settle = null;
+  });
+  dialog.addEventListener('cancel', () => { settle?.(null); settle = null; });
+  $('sign-in').addEventListener('click', async () => {
+    await new Promise(resolve => { settle = resolve; $('key-why').textContent = 'Sign in for the controls (operate scope).';
+      $('key-error').textContent = ''; dialog.showModal(); $('key-input').focus(); });
+  });
+  $('sign-out').addEventListener('click', () => api.forget());
+  api.onAuthChange(who => {
+    setText('auth-who', who ? `${who.name} (${who.scopes.join(', ')})` : 'no key');
+    $('sign-out').hidden = !who;
+    feed?.reconnect(); // the stream takes the token too (needed away from loopback)
+  });
+}
+
+// -- views ------------------------------------------------------------------------------------------
+function setupViews() {
+  for (const tab of document.querySelectorAll('#views .tab')) {
+    tab.addEventListener('click', () => showView(tab.dataset.view));
+  }
+}
+
+function showView(name) {
+  for (const tab of document.querySelectorAll('#views .tab')) tab.classList.toggle('active', tab.dataset.view === name);
+  $('live-view').hidden = name !== 'live';
+  $('compare-view').hidden = name !== 'compare';
+  if (name === 'compare') loadCompare();
+  else { map?.requestDraw(); drawCharts(true); }
+}
+
+// -- live -------------------------------------------------------------------------------------------
+async function boot() {
+  setupKeyDialog();
+  setupViews();
+  setupControls();
+  setupDetail();
+  setupCharts();
+  setupCompare();
+  map = new SignalMap($('map'), { onSelect: selectIntersection });
+  exposed.map = map;
+  $('zoom-in').addEventListener('click', () => map.zoom(1.6));
+  $('zoom-out').addEventListener('click', () => map.zoom(1 / 1.6));
+  $('zoom-fit').addEventListener('click', () => map.fit());
+  // the server says whether a live run is attached (so a stored-runs server is not probed for one)
+  if (document.body.dataset.live === 'false') return startStored();
+  try {
+    state.status = await api.get('/api/v1/live/status');
+  } catch (err) {
+    if (err.status === 503) return startStored();
+    mapMessage(`${api.describeError(err)}${err.status === 401 ? ' — sign in with an API key, then reload' : ''}`);
+    return;
+  }
+  await startLive();
+}
+
+async function startLive() {
+  state.mode = 'live';
+  renderStatus(state.status);
+  try {
+    state.network = await api.get('/api/v1/network');
+  } catch (err) {
+    mapMessage(`map unavailable: ${api.describeError(err)}`);
+    return;
+  }
+  state.configured = state.network.run?.controller_configured || null;
+  map.setNetwork(state.network);
+  map.requestDraw();
+  feed = new LiveFeed({
+    onSnapshot,
+    onAlert: a => { state.alerts.set(a.id, a); renderAlerts(); },
+    onChange: () => refreshStatus(),
+    onMode: (mode, detail) => {
+      const pill = $('feed-mode');
+      pill.textContent = mode === 'stream' ? 'stream' : mode === 'polling' ? 'polling 500 ms' : mode;
+      pill.title = detail;
+      pill.className = `pill ${mode === 'stream' ? 'ok' : mode === 'polling' ? 'warn' : ''}`;
+    },
+    onEnded: reason => { refreshStatus(); mapMessage(''); setText('run-status', reason); },
+    onError: err => { if (err.status === 401) setText('feed-mode', 'sign in to read'); },
+  });
+  exposed.feed = feed;
+  feed.start();
+  loadAlerts();
+  loadModels();
+  refreshIntervals();
+  setInterval(refreshStatus, 2000);
+  setInterval(refreshIntervals, 5000);
+  setInterval(() => { if (feed.mode !== 'stream') loadAlerts(); }, 5000);
+  setInterval(() => { if (state.selected && !document.hidden) loadDetailLogs(); }, 3000);
+  exposed.ready = true;
+}
+
+function onSnapshot(s) {
+  state.snapshot = s;
+  map.update(s);
+  setText('sim-time', `t = ${formatClock(s.sim_time_s)}`);
+  setText('controller-label', s.controller);
+  const t = s.sim_time_s;
+  const q = state.series.queue, f = state.series.fallback;
+  if (q.length && t < q[q.length - 1][0]) { q.length = 0; f.length = 0; } // a recovery rewound time
+  q.push([t, s.network_queue_veh]);
+  f.push([t, s.fallback_share * 100]);
+  trim(q, t); trim(f, t);
+  scheduleCharts();
+  if (state.selected) renderDetail();
+  if (!s.running) setText('run-status', 'ended');
+}
+
+async function refreshStatus() {
+  if (state.mode !== 'live') return;
+  try {
+    state.status = await api.get('/api/v1/live/status');
+    renderStatus(state.status);
+  } catch { /* the next tick tries again */ }
+}
+
+function renderStatus(st) {
+  setText('run-label', `${st.scenario} · ${st.field === 'sumo' ? 'SUMO' : 'feeds'} · speed ${st.speed ?? 'max'}`);
+  const pill = $('run-status');
+  pill.textContent = st.status;
+  pill.className = `pill ${st.status === 'running' ? 'ok' : st.status.startsWith('failed') ? 'bad' : ''}`;
+  setText('controller-label', st.controller);
+  if (st.sim_time_s !== null && st.sim_time_s !== undefined) setText('sim-time', `t = ${formatClock(st.sim_time_s)}`);
+  if (st.controller !== 'fixed') state.lastAdaptive = st.controller;
+  const toggle = $('toggle-controller');
+  const baseline = st.controller === 'fixed';
+  toggle.disabled = !st.running;
+  toggle.textContent = baseline ? 'baseline: fixed' : `adaptive: ${st.controller}`;
+  toggle.className = `toggle ${baseline ? 'baseline' : 'adaptive'}`;
+  toggle.title = baseline ? `switch to ${adaptiveSpec()}` : 'switch to the fixed-time baseline';
+  if (state.selected) renderDetail();
+}
+
+function adaptiveSpec() {
+  if (state.configured && state.configured !== 'fixed') return state.configured;
+  return state.lastAdaptive || 'max-pressure';
+}
+
+async function refreshIntervals() {
+  if (state.mode !== 'live') return;
+  try {
+    const r = await api.get('/api/v1/live/intervals?limit=60');
+    state.intervals = r.intervals.filter(i => i.end_s !== null);
+    scheduleCharts();
+  } catch { /* next time */ }
+}
+
+// -- charts -----------------------------------------------------------------------------------------
+function setupCharts() {
+  const opts = { xFormat: formatClock, yMin: 0 };
+  charts.delay = new Chart($('chart-delay'), { ...opts, empty: 'after the first interval' });
+  charts.queue = new Chart($('chart-queue'), opts);
+  charts.throughput = new Chart($('chart-throughput'), { ...opts, empty: 'after the first interval' });
+  charts.fallback = new Chart($('chart-fallback'), { ...opts, yMax: 100 });
+  for (const [name, chart] of Object.entries(charts)) addExport(chart.canvas.closest('figure'), chart, `live-${name}`);
+}
+
+const CHART_EVERY_MS = 500; // the charts redraw twice a second at most, whatever the snapshot rate
+let chartTimer = null;
+let chartsDrawnAt = 0;
+
+function scheduleCharts() {
+  state.chartsDirty = true;
+  if (chartTimer !== null) return;
+  chartTimer = setTimeout(() => { chartTimer = null; drawCharts(false); },
+                          Math.max(0, CHART_EVERY_MS - (performance.now() - chartsDrawnAt)));
+}
+
+function drawCharts(force) {
+  if (!force && (!state.chartsDirty || document.hidden || $('live-view').hidden)) return;
+  state.chartsDirty = false;
+  chartsDrawnAt = performance.now();
+  charts.queue.setSeries([{ name: 'queue (veh)', color: PALETTE[3], points: state.series.queue }]);
+  charts.fallback.setSeries([{ name: 'fallback (%)', color: '#f07c00', points: state.series.fallback }]);
+  charts.delay.setSeries([{ name: 'mean wait (s)', color: PALETTE[1], mode: 'points',
+                            points: state.intervals.map(i => [i.end_s, i.mean_wait_s]) }]);
+  charts.throughput.setSeries([{ name: 'veh/h', color: PALETTE[2], mode: 'points',
+                                 points: state.intervals.map(i => [i.end_s, i.flow_vph]) }]);
+  for (const chart of Object.values(charts)) chart.draw();
+}
+
+function addExport(figure, chart, name) {
+  const bar = el('div', { class: 'tools' },
+    el('button', { type: 'button', class: 'small', title: 'download as PNG', onclick: () => downloadPNG(chart.canvas, `${name}.png`) }, 'PNG'),
+    el('button', { type: 'button', class: 'small', title: 'download the plotted data as CSV', onclick: () => downloadCSV(chart.toCSV(), `${name}.csv`) }, 'CSV'));
+  figure.prepend(bar);
+}
+
+// -- alerts -----------------------------------------------------------------------------------------
+async function loadAlerts() {
+  try {
+    const r = await api.get('/api/v1/live/alerts?limit=50');
+    for (const a of [...r.history, ...r.active]) state.alerts.set(a.id, a);
+    renderAlerts();
+  } catch { /* no alert engine, or not yet */ }
+}
+
+function renderAlerts() {
+  const all = [...state.alerts.values()].sort((a, b) => (a.cleared_at_s === null ? 0 : 1) - (b.cleared_at_s === null ? 0 : 1)
+    || b.raised_at_s - a.raised_at_s).slice(0, 50);
+  const active = all.filter(a => a.cleared_at_s === null);
+  const pill = $('alert-count');
+  pill.textContent = String(active.length);
+  const list = $('alert-list');
+  list.replaceChildren(...all.map(a => el('li', { class: `${a.level} ${a.cleared_at_s === null ? 'active' : 'cleared'}`, 'data-id': a.id },
+    el('b', {}, a.rule), ' ', a.message || '',
+    el('div', { class: 'meta' },
+      `${a.level} · raised ${clockOf(a.wall_time)}${a.cleared_at_s !== null ? ` · cleared ${clockOf(a.cleared_wall_time)}` : ''}`,
+      a.acknowledged_by ? ` · acknowledged by ${a.acknowledged_by}` : ' ',
+      a.acknowledged_by ? null : el('button', { type: 'button', class: 'small ack', onclick: () => acknowledge(a.id) }, 'acknowledge')))));
+  if (!all.length) list.replaceChildren(el('li', { class: 'info' }, 'no alerts'));
+}
+
+/** The local time of day of an ISO 8601 instant (alerts are raised on the wall clock). */
+function clockOf(iso) { return iso ? String(iso).slice(11, 19) : '–'; }
+
+async function acknowledge(id) {
+  try {
+    const a = await api.post(`/api/v1/live/alerts/${encodeURIComponent(id)}/ack`);
+    state.alerts.set(a.id, a);
+    renderAlerts();
+    showResult('control-result', true, `alert ${a.rule} acknowledged by ${a.acknowledged_by}`);
+  } catch (err) {
+    showResult('control-result', false, `acknowledge: ${api.describeError(err)}`);
+  }
+}
+
+// -- controls ---------------------------------------------------------------------------------------
+function setupControls() {
+  $('toggle-controller').addEventListener('click', () => {
+    const target = state.status?.controller === 'fixed' ? adaptiveSpec() : 'fixed';
+    switchController(target);
+  });
+  $('apply-controller').addEventListener('click', () => {
+    const spec = $('controller-spec').value.trim();
+    if (spec) switchController(spec);
+  });
+  $('deploy-model').addEventListener('click', async () => {
+    const version = $('model-version').value;
+    if (!version) { showResult('control-result', false, 'choose a registered version first (signalwise models add)'); return; }
+    await change(`deploy ${version}`, () => api.post('/api/v1/live/deploy', { version }));
+  });
+  $('rollback-model').addEventListener('click', () => change('rollback', () => api.post('/api/v1/live/rollback', {})));
+}
+
+function switchController(spec) {
+  return change(`controller → ${spec}`, () => api.post('/api/v1/live/controller', { controller: spec }));
+}
+
+async function change(what, fn, resultId = 'control-result') {
+  showResult(resultId, true, `${what}: sending…`);
+  try {
+    const entry = await fn();
+    showResult(resultId, true, `${what}: ${entry?.result || 'done'}${entry?.who ? ` (by ${entry.who})` : ''}`);
+    await refreshStatus();
+    return entry;
+  } catch (err) {
+    showResult(resultId, false, `${what}: ${api.describeError(err)}`);
+    return null;
+  }
+}
+
+async function loadModels() {
+  try {
+    const r = await api.get('/api/v1/live/models');
+    const sel = $('model-version');
+    const active = new Set(Object.values(r.active || {}));
+    sel.replaceChildren(el('option', { value: '' }, r.versions.length ? 'version…' : 'no model registered'),
+      ...r.versions.map(v => el('option', { value: v.version },
+        `${v.version}${active.has(v.version) ? ' (active)' : ''} · ${v.scenario || '?'} · ${v.episodes} ep.`)));
+    sel.title = `registry: ${r.registry}${r.error ? ` (${r.error})` : ''}`;
+  } catch { /* keep the placeholder */ }
+}
+
+// -- intersection detail ----------------------------------------------------------------------------
+function setupDetail() {
+  $('override-form').addEventListener('submit', async e => {
+    e.preventDefault();
+    const id = state.selected;
+    if (!id) return;
+    const body = { intersection_id: id, action: $('ov-action').value, phase_number: Number($('ov-phase').value),
+                   duration_s: Number($('ov-duration').value) };
+    await change(`${body.action} phase ${body.phase_number} at ${id} for ${body.duration_s} s`,
+                 () => api.post('/api/v1/live/override', body), 'override-result');
+  });
+  $('ov-cancel').addEventListener('click', () => {
+    const id = state.selected;
+    if (id) change(`end override at ${id}`, () => api.del(`/api/v1/live/override/${encodeURIComponent(id)}`), 'override-result');
+  });
+  $('atspm-refresh').addEventListener('click', () => loadAtspm());
+  for (const img of [$('atspm-pcd'), $('atspm-split')]) img.addEventListener('click', () => img.classList.toggle('zoomed'));
+}
+
+function selectIntersection(id) {
+  state.selected = id;
+  map.select(id);
+  setText('detail-id', id);
+  $('detail-hint').hidden = true;
+  $('detail-body').hidden = false;
+  const inter = state.network.intersections.find(i => i.id === id);
+  const phases = (inter?.phases || []).map(p => p.number).filter(n => n !== null && n !== undefined);
+  $('ov-phase').replaceChildren(...phases.map(n => el('option', { value: n }, String(n))));
+  $('detail-live').hidden = state.mode !== 'live';
+  $('detail-facts').hidden = state.mode !== 'live';
+  setText('override-result', '');
+  if (state.mode === 'live') { renderDetail(); loadDetailLogs(); loadAtspm(); } else renderStoredDetail(id);
+}
+
+async function renderStoredDetail(id) {
+  const sim = $('stored-run').value;
+  $('d-approaches').replaceChildren(el('span', { class: 'hint' }, 'loading…'));
+  try {
+    const r = await api.get(`/api/v1/analytics/wait-times?simulation_id=${encodeURIComponent(sim)}&intersection_id=${encodeURIComponent(id)}`);
+    if (id !== state.selected) return;
+    const most = Math.max(1, ...r.items.map(i => i.mean_wait_s));
+    $('d-approaches').replaceChildren(el('span', { class: 'hint' }, 'approach'), el('span'),
+      el('span', { class: 'hint' }, `mean wait (s) in ${sim}; overall ${formatNumber(r.overall?.mean_wait_s)} s`), el('span'),
+      ...r.items.flatMap(i => [el('span', {}, i.direction), el('span'),
+        el('div', { class: 'qbar', style: `width:${(i.mean_wait_s / most * 100).toFixed(0)}%`, title: `${i.vehicles_crossed} vehicles crossed` }),
+        el('span', {}, formatNumber(i.mean_wait_s))]));
+  } catch (err) {
+    $('d-approaches').replaceChildren(el('span', { class: 'hint' }, api.describeError(err)));
+  }
+}
+
+function renderDetail() {
+  const id = state.selected;
+  const view = state.snapshot?.signals.find(s => s.intersection_id === id);
+  const inter = state.network?.intersections.find(i => i.id === id);
+  if (!inter) return;
+  const ovText = view?.override || state.status?.overrides?.[id] || 'none';
+  setText('d-phase', view ? String(view.phase_number) : '–');
+  setText('d-interval', view ? view.interval : '–');
+  setText('d-elapsed', view ? `${view.elapsed_s.toFixed(1)} s` : '–');
+  setText('d-next', view?.next_phase_number ? String(view.next_phase_number) : '–');
+  setText('d-controller', view ? view.controller : '–');
+  setText('d-fallback', view ? (view.fallback ? 'yes: Webster plan serving' : 'no') + (view.preempted ? ' · PREEMPTION' : '') : '–');
+  setText('d-override', ovText);
+  const queues = view?.queue_veh || {};
+  const most = Math.max(5, ...Object.values(queues));
+  const rows = [];
+  for (const a of inter.approaches) {
+    const colour = view ? approachSignal(view.state, a.links) : 'none';
+    const q = queues[a.direction] ?? 0;
+    rows.push(el('span', {}, a.direction),
+      el('i', { class: `dot ${colour}`, title: colour, style: `background:${SIGNAL_COLOURS[colour]}` }),
+      el('div', { class: 'qbar', style: `width:${(q / most * 100).toFixed(0)}%` }),
+      el('span', {}, `${q}`));
+  }
+  $('d-approaches').replaceChildren(el('span', { class: 'hint' }, 'approach'), el('span'), el('span', { class: 'hint' }, 'queue (halting vehicles)'), el('span'), ...rows);
+}
+
+async function loadDetailLogs() {
+  const id = state.selected;
+  if (!id || state.mode !== 'live') return;
+  try {
+    const r = await api.get(`/api/v1/live/interventions?intersection_id=${encodeURIComponent(id)}&limit=15`);
+    if (id !== state.selected) return;
+    $('d-decisions').replaceChildren(...(r.decisions.length ? r.decisions.map(d => el('li', {},
+      `${formatClock(d.time_s)} ${d.event}${d.parameter !== null && d.code < 100 ? ` phase ${d.parameter}` : ''}`))
+      : [el('li', { class: 'note' }, 'none yet')]));
+    $('d-interventions').replaceChildren(...(r.interventions.length ? r.interventions.map(iv => el('li', { class: NOTE_RULES.has(iv.rule) ? 'note' : '' },
+      `${formatClock(iv.time_s)} ${iv.rule}: ${iv.detail}`)) : [el('li', { class: 'note' }, 'none')]));
+  } catch (err) {
+    $('d-decisions').replaceChildren(el('li', { class: 'note' }, api.describeError(err)));
+  }
+}
+
+async function loadAtspm() {
+  const id = state.selected;
+  if (!id || state.mode !== 'live') return;
+  const charts = [['pcd', 'atspm-pcd', 'atspm-pcd-msg', 'Purdue Coordination Diagram'],
+                  ['split_monitor', 'atspm-split', 'atspm-split-msg', 'Split monitor']];
+  for (const [, , capId, title] of charts) setText(capId, `${title}: computing…`);
+  for (const [chart, imgId, capId, title] of charts) {
+    const img = $(imgId);
+    try {
+      const resp = await api.get(`/api/v1/live/atspm/${chart}?intersection_id=${encodeURIComponent(id)}&minutes=60`, { raw: true });
+      const url = URL.createObjectURL(await resp.blob());
+      if (img.src) URL.revokeObjectURL(img.src);
+      img.src = url;
+      setText(capId, `${title}, ${id}, last simulated hour (click to enlarge)`);
+    } catch (err) {
+      img.removeAttribute('src');
+      setText(capId, `${title}: ${err.message}`);
+    }
+  }
+}
+
+// -- stored runs (signalwise serve) -----------------------------------------------------------------
+async function startStored() {
+  state.mode = 'stored';
+  setText('run-label', 'stored runs');
+  const pill = $('run-status');
+  pill.textContent = 'no live run';
+  pill.className = 'pill';
+  setText('feed-mode', 'stored');
+  $('controls').hidden = true;
+  $('alerts').hidden = true;
+  $('charts').hidden = true;
+  $('live-view').style.gridTemplateRows = '1fr';
+  $('stored-panel').hidden = false;
+  try {
+    const sims = await api.get('/api/v1/analytics/simulations?limit=1000');
+    state.runs = sims.items;
+  } catch (err) {
+    mapMessage(api.describeError(err));
+  }
+  const sel = $('stored-run');
+  sel.replaceChildren(...state.runs.map(r => el('option', { value: r.simulation_id },
+    `${r.simulation_id} (${r.scenario} · ${r.controller} · seed ${r.seed})`)));
+  sel.addEventListener('change', () => showStoredMap(sel.value));
+  if (state.runs.length) await showStoredMap(state.runs[state.runs.length - 1].simulation_id, true);
+  else mapMessage('no stored run yet: `signalwise run … --publish`, or `signalwise live`');
+  exposed.ready = true;
+  showView('compare');
+}
+
+async function showStoredMap(simulationId, select = false) {
+  if (select) $('stored-run').value = simulationId;
+  try {
+    state.network = await api.get(`/api/v1/network?simulation_id=${encodeURIComponent(simulationId)}`);
+    mapMessage('');
+    map.setNetwork(state.network);
+    if (state.selected) selectIntersection(state.selected);
+  } catch (err) {
+    mapMessage(`map of ${simulationId}: ${api.describeError(err)}`);
+  }
+}
+
+// -- comparison view --------------------------------------------------------------------------------
+const compare = { bars: [], trend: null, table: [] };
+
+function setupCompare() {
+  $('cmp-load').addEventListener('click', () => showCompare());
+  $('cmp-scenario').addEventListener('change', () => { fillMetrics(); showCompare(); });
+  compare.trend = new Chart($('cmp-trend'), { xFormat: formatClock, yMin: 0, yLabel: 'avg wait (s)',
+                                              empty: 'choose runs in the table above' });
+  $('cmp-trend-png').addEventListener('click', () => downloadPNG($('cmp-trend'), 'wait-time-trend.png'));
+  $('cmp-trend-csv').addEventListener('click', () => downloadCSV(compare.trend.toCSV(), 'wait-time-trend.csv'));
+  $('cmp-table-csv').addEventListener('click', () => downloadCSV(toCSV(
+    ['scenario', 'controller', 'baseline', 'metric', 'baseline_mean', 'baseline_ci_low', 'baseline_ci_high', 'baseline_n',
+     'candidate_mean', 'candidate_ci_low', 'candidate_ci_high', 'candidate_n', 'change_pct', 'p_value'],
+    compare.table), 'baseline-vs-controllers.csv'));
+}
+
+let compareLoaded = false;
+async function loadCompare() {
+  if (compareLoaded) return;
+  try {
+    const sims = await api.get('/api/v1/analytics/simulations?limit=1000');
+    state.runs = sims.items;
+  } catch (err) {
+    setText('cmp-message', api.describeError(err));
+    return;
+  }
+  compareLoaded = true;
+  const scenarios = [...new Set(state.runs.map(r => r.scenario).filter(Boolean))].sort();
+  const sel = $('cmp-scenario');
+  sel.replaceChildren(...scenarios.map(s => el('option', { value: s }, s)));
+  const live = state.status?.scenario;
+  if (live && scenarios.includes(live)) sel.value = live;
+  if (!scenarios.length) { setText('cmp-message', 'no stored runs with a scenario and controller yet'); return; }
+  fillMetrics();
+  await showCompare();
+}
+
+function fillMetrics() {
+  const scenario = $('cmp-scenario').value;
+  const names = [...new Set(state.runs.filter(r => r.scenario === scenario).flatMap(r => Object.keys(r.metrics || {})))].sort();
+  const wanted = DEFAULT_METRICS.filter(m => names.includes(m));
+  const chosen = wanted.length ? wanted : names.slice(0, 4);
+  $('cmp-metrics').replaceChildren(...names.map(n => el('option', { value: n, selected: chosen.includes(n) }, n)));
+}
+
+async function showCompare() {
+  const scenario = $('cmp-scenario').value;
+  const metrics = [...$('cmp-metrics').selectedOptions].map(o => o.value);
+  if (!scenario || !metrics.length) return;
+  const q = `scenario=${encodeURIComponent(scenario)}&${metrics.map(m => `metric=${encodeURIComponent(m)}`).join('&')}`;
+  setText('cmp-message', 'loading…');
+  let perf, bva;
+  try {
+    [perf, bva] = await Promise.all([api.get(`/api/v1/dashboard/performance-comparison?${q}`),
+                                     api.get(`/api/v1/analytics/comparison/baseline-vs-ai?${q}&limit=1000`)]);
+  } catch (err) {
+    setText('cmp-message', api.describeError(err));
+    return;
+  }
+  // confidence intervals where the API gives them: across seeds, paired with the baseline's seeds
+  const ci = new Map(); // `${controller}|${metric}` -> {lo, hi, n}
+  compare.table = [];
+  for (const item of bva.items) {
+    for (const m of item.metrics) {
+      ci.set(`${item.baseline_controller}|${m.metric}`, { lo: m.baseline.ci_low, hi: m.baseline.ci_high, n: m.baseline.n });
+      ci.set(`${item.controller}|${m.metric}`, { lo: m.candidate.ci_low, hi: m.candidate.ci_high, n: m.candidate.n });
+      compare.table.push([item.scenario, item.controller, item.baseline_controller, m.metric, m.baseline.mean,
+        m.baseline.ci_low, m.baseline.ci_high, m.baseline.n, m.candidate.mean, m.candidate.ci_low, m.candidate.ci_high,
+        m.candidate.n, m.change_pct, m.p_value]);
+    }
+  }
+  const grid = $('cmp-bars');
+  grid.replaceChildren();
+  compare.bars = [];
+  perf.datasets.forEach(ds => {
+    const canvas = el('canvas');
+    const fig = el('figure', { class: 'chart' }, canvas,
+      el('figcaption', {}, `${ds.label}: mean per controller over its runs; whiskers: 95% CI across seeds paired with ${bva.baseline_controller || 'the baseline'}`));
+    grid.append(fig);
+    const chart = new Chart(canvas, { title: `${scenario} · ${ds.label}`, yMin: 0 });
+    chart.setBars(perf.labels.map((c, i) => {
+      const interval = ci.get(`${c}|${ds.label}`);
+      return { label: c, value: ds.data[i], lo: interval?.lo, hi: interval?.hi, color: PALETTE[i % PALETTE.length],
+               note: `n=${perf.runs[c]}` };
+    }));
+    addExport(fig, chart, `${scenario}-${ds.label}`);
+    compare.bars.push(chart);
+    chart.draw();
+  });
+  const head = ['controller', 'metric', 'baseline mean [95% CI]', 'candidate mean [95% CI]', 'change', 'Welch p'];
+  const fmtCI = (mean, lo, hi) => `${formatNumber(mean)} [${formatNumber(lo)}, ${formatNumber(hi)}]`;
+  $('cmp-table').replaceChildren(el('tr', {}, ...head.map(h => el('th', {}, h))),
+    ...compare.table.map(r => el('tr', {}, el('td', {}, `${r[1]} vs ${r[2]}`), el('td', {}, r[3]),
+      el('td', {}, fmtCI(r[4], r[5], r[6])), el('td', {}, fmtCI(r[8], r[9], r[10])),
+      el('td', {}, r[12] === null ? '–' : `${r[12] > 0 ? '+' : ''}${r[12].toFixed(1)} %`),
+      el('td', {}, r[13] === null ? '–' : r[13].toPrecision(2)))));
+  if (!compare.table.length) $('cmp-table').replaceChildren(el('tr', {}, el('td', {}, `no run paired with a ${bva.baseline_controller} run of the same seed`)));
+  renderRuns(scenario, metrics);
+  setText('cmp-message', `${perf.labels.length} controllers, ${Object.values(perf.runs).reduce((a, b) => a + b, 0)} runs`);
+}
+
+function renderRuns(scenario, metrics) {
+  const runs = state.runs.filter(r => r.scenario === scenario);
+  const firstOf = new Map();
+  for (const r of runs) if (!firstOf.has(r.controller)) firstOf.set(r.controller, r.simulation_id);
+  const preselect = new Set([...firstOf.values()].slice(0, 6));
+  $('cmp-runs').replaceChildren(el('tr', {}, el('th', {}, 'run'), el('th', {}, 'controller'), el('th', {}, 'seed'),
+    ...metrics.map(m => el('th', {}, m))),
+  ...runs.map(r => el('tr', {},
+    el('td', {}, el('label', {}, el('input', { type: 'checkbox', class: 'trend-pick', value: r.simulation_id,
+      checked: preselect.has(r.simulation_id), onchange: () => loadTrend() }), ' ', r.simulation_id)),
+    el('td', {}, r.controller), el('td', {}, String(r.seed ?? '')),
+    ...metrics.map(m => el('td', {}, formatNumber(r.metrics?.[m]))))));
+  loadTrend();
+}
+
+async function loadTrend() {
+  const picked = [...document.querySelectorAll('.trend-pick:checked')].map(i => i.value).slice(0, 20);
+  if (!picked.length) { compare.trend.setSeries([]); compare.trend.draw(); return; }
+  try {
+    const r = await api.get(`/api/v1/charts/wait-time-trend?${picked.map(s => `simulation=${encodeURIComponent(s)}`).join('&')}`);
+    const t0 = r.labels.length ? Date.parse(r.labels[0]) : 0;
+    const xs = r.labels.map(l => (Date.parse(l) - t0) / 1000);
+    compare.trend.setSeries(r.series.map((s, i) => ({ name: s.name, color: PALETTE[i % PALETTE.length],
+      points: xs.map((x, k) => [x, s.data[k]]).filter(p => p[1] !== null) })));
+    compare.trend.draw();
+  } catch (err) {
+    setText('cmp-message', `wait-time trend: ${api.describeError(err)}`);
+  }
+}
+
+boot().catch(err => { exposed.errors.push(String(err?.message || err)); mapMessage(String(err?.message || err)); });

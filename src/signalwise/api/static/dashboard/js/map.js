@@ -1,0 +1,323 @@
+// The map: lane shapes on a canvas, pan and zoom, and per signalized intersection its signal per approach,
+// a queue bar per approach, and rings for preemption, fallback, an operator's override and the selection.
+//
+// World coordinates are SUMO's (metres, y up). The lanes are drawn once per view into a background canvas;
+// each snapshot only redraws the overlays on top of it, batched by colour, so a 100-signal network costs a
+// few milliseconds per update.
+
+export const SIGNAL_COLOURS = { green: '#1a9850', yellow: '#f2b400', red: '#d73027', none: '#9aa1ad' };
+const RING = { preempt: '#e01fb0', fallback: '#f07c00', override: '#1f6fe0', selected: '#1d2330' };
+const QUEUE = 'rgba(123, 63, 191, 0.62)';
+const VEHICLE_LENGTH_M = 7.5; // one queued vehicle on the map: length plus gap
+
+/** An approach's signal from the state string: green if any of its links shows green, else yellow if any
+ * shows yellow, else red (as `runtime/live/records.py` reads it for the records). */
+export function approachSignal(state, links) {
+  let green = false, yellow = false;
+  for (const i of links) {
+    const c = state[i];
+    if (c === 'G' || c === 'g') green = true;
+    else if (c === 'y' || c === 'Y') yellow = true;
+  }
+  return green ? 'green' : yellow ? 'yellow' : 'red';
+}
+
+export class SignalMap {
+  constructor(canvas, { onSelect } = {}) {
+    this.canvas = canvas;
+    this.onSelect = onSelect || (() => {});
+    this.net = null;
+    this.snapshot = null;
+    this.selected = null;
+    this.view = { s: 1, ox: 0, oy: 0 }; // screen = (x * s + ox, -y * s + oy), CSS pixels
+    this.bg = document.createElement('canvas');
+    this.bgKey = '';
+    this.pending = false;
+    this.drawn = null; // {seq, sim_time_s} of the snapshot last drawn
+    this.heads = []; // what the last draw showed, per approach (for tests and tooltips)
+    this.firstMapAt = null;
+    this._bindPointer();
+    new ResizeObserver(() => this.requestDraw()).observe(canvas);
+  }
+
+  setNetwork(net) {
+    this.net = net;
+    this.byId = new Map();
+    for (const inter of net.intersections) {
+      if (inter.x === null || inter.y === null) continue;
+      this.byId.set(inter.id, inter);
+      for (const a of inter.approaches) {
+        const ends = a.lanes.filter(l => l.shape.length >= 2).map(l => l.shape[l.shape.length - 1]);
+        if (!ends.length) { a.end = null; continue; }
+        const ex = ends.reduce((s, p) => s + p[0], 0) / ends.length;
+        const ey = ends.reduce((s, p) => s + p[1], 0) / ends.length;
+        let ux = ex - inter.x, uy = ey - inter.y, d = Math.hypot(ux, uy);
+        if (d < 0.5) { // the approach ends at the centre: point back along its first lane
+          const sh = a.lanes[0].shape, p = sh[sh.length - 2], q = sh[sh.length - 1];
+          ux = p[0] - q[0]; uy = p[1] - q[1]; d = Math.hypot(ux, uy) || 1;
+        }
+        a.end = { x: ex, y: ey, ux: ux / d, uy: uy / d, dist: Math.hypot(ex - inter.x, ey - inter.y) };
+      }
+    }
+    const pts = [...this.byId.values()];
+    let sep = Infinity;
+    for (let i = 0; i < Math.min(pts.length, 400); i++) {
+      for (let j = i + 1; j < Math.min(pts.length, 400); j++) {
+        sep = Math.min(sep, Math.hypot(pts[i].x - pts[j].x, pts[i].y - pts[j].y));
+      }
+    }
+    this.minSeparation = Number.isFinite(sep) ? sep : 200;
+    this.fit();
+  }
+
+  fit() {
+    if (!this.net) return;
+    const [x0, y0, x1, y1] = this.net.bounds;
+    const w = this.canvas.clientWidth || 800, h = this.canvas.clientHeight || 600;
+    const s = Math.min(w / Math.max(1, x1 - x0), h / Math.max(1, y1 - y0)) * 0.92;
+    this.view = { s, ox: w / 2 - (x0 + x1) / 2 * s, oy: h / 2 + (y0 + y1) / 2 * s };
+    this.requestDraw();
+  }
+
+  zoom(factor, mx, my) {
+    const v = this.view;
+    if (mx === undefined) { mx = this.canvas.clientWidth / 2; my = this.canvas.clientHeight / 2; }
+    const s = Math.min(200, Math.max(0.005, v.s * factor));
+    const f = s / v.s;
+    this.view = { s, ox: mx - (mx - v.ox) * f, oy: my - (my - v.oy) * f };
+    this.requestDraw();
+  }
+
+  update(snapshot) {
+    this.snapshot = snapshot;
+    this.requestDraw();
+  }
+
+  select(id) {
+    this.selected = id;
+    this.requestDraw();
+  }
+
+  requestDraw() {
+    if (this.pending) return;
+    this.pending = true;
+    requestAnimationFrame(() => { this.pending = false; this.draw(); });
+  }
+
+  _px(x, y) { return [x * this.view.s + this.view.ox, -y * this.view.s + this.view.oy]; }
+
+  _size() {
+    const dpr = window.devicePixelRatio || 1;
+    const w = this.canvas.clientWidth, h = this.canvas.clientHeight;
+    const W = Math.max(1, Math.round(w * dpr)), H = Math.max(1, Math.round(h * dpr));
+    if (this.canvas.width !== W || this.canvas.height !== H) { this.canvas.width = W; this.canvas.height = H; }
+    return { dpr, w, h, W, H };
+  }
+
+  _background(dpr, w, h, W, H) {
+    const key = `${W}x${H}:${this.view.s}:${this.view.ox}:${this.view.oy}`;
+    if (key === this.bgKey) return;
+    this.bgKey = key;
+    this.bg.width = W; this.bg.height = H;
+    const ctx = this.bg.getContext('2d');
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.fillStyle = '#eef0ec';
+    ctx.fillRect(0, 0, w, h);
+    ctx.lineCap = 'round';
+    ctx.lineJoin = 'round';
+    for (const vehicles of [false, true]) {
+      ctx.beginPath();
+      for (const lane of this.net.lanes) {
+        if (lane.vehicles !== vehicles) continue;
+        const sh = lane.shape;
+        for (let i = 0; i < sh.length; i++) {
+          const [px, py] = this._px(sh[i][0], sh[i][1]);
+          if (i) ctx.lineTo(px, py); else ctx.moveTo(px, py);
+        }
+      }
+      ctx.strokeStyle = vehicles ? '#b3b9c4' : '#d6d9de';
+      ctx.lineWidth = Math.max(vehicles ? 1.2 : 0.6, (vehicles ? 3.0 : 1.5) * this.view.s);
+      ctx.stroke();
+    }
+  }
+
+  draw() {
+    if (!this.net) return;
+    const { dpr, w, h, W, H } = this._size();
+    this._background(dpr, w, h, W, H);
+    const ctx = this.canvas.getContext('2d');
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.drawImage(this.bg, 0, 0);
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    const snap = this.snapshot;
+    const views = new Map((snap?.signals || []).map(v => [v.intersection_id, v]));
+    const s = this.view.s;
+    const headR = Math.min(8, Math.max(3.5, 2.2 * s));
+    const spread = headR * 2.6; // heads stay this far from the centre at any zoom, so four never overlap
+    const heads = [];
+    const rings = { preempt: [], fallback: [], override: [], selected: [] };
+    const queue = new Path2D();
+    const stopBars = { green: new Path2D(), yellow: new Path2D(), red: new Path2D(), none: new Path2D() };
+    for (const inter of this.byId.values()) {
+      const [cx, cy] = this._px(inter.x, inter.y);
+      if (cx < -60 || cy < -60 || cx > w + 60 || cy > h + 60) continue;
+      const view = views.get(inter.id);
+      let reach = spread;
+      for (const a of inter.approaches) {
+        if (!a.end) continue;
+        const colour = view ? approachSignal(view.state, a.links) : 'none';
+        const radial = Math.max(a.end.dist * s + headR * 0.6, spread);
+        reach = Math.max(reach, radial);
+        heads.push({ id: inter.id, direction: a.direction, colour,
+                     x: cx + a.end.ux * radial, y: cy - a.end.uy * radial });
+        const q = view ? (view.queue_veh?.[a.direction] || 0) : 0;
+        if (q > 0) this._queuePath(queue, a, q);
+        if (s > 0.8) this._stopBars(stopBars[colour], a);
+      }
+      const r = reach + headR + 4;
+      inter.ringR = r;
+      if (view?.fallback) rings.fallback.push([cx, cy, r]);
+      if (view?.override) rings.override.push([cx, cy, r + 4]);
+      if (view?.preempted) rings.preempt.push([cx, cy, r + 8]);
+      if (inter.id === this.selected) rings.selected.push([cx, cy, r + 13]);
+    }
+    ctx.lineCap = 'butt';
+    ctx.strokeStyle = QUEUE;
+    ctx.lineWidth = Math.max(3, 2.4 * s);
+    ctx.stroke(queue);
+    ctx.lineWidth = Math.max(1.5, 0.6 * s);
+    for (const [colour, path] of Object.entries(stopBars)) { ctx.strokeStyle = SIGNAL_COLOURS[colour]; ctx.stroke(path); }
+    this._rings(ctx, rings.fallback, RING.fallback, 2.5, [5, 4]);
+    this._rings(ctx, rings.override, RING.override, 2.5);
+    this._rings(ctx, rings.preempt, RING.preempt, 4);
+    this._rings(ctx, rings.selected, RING.selected, 2);
+    for (const colour of ['none', 'red', 'yellow', 'green']) { // heads last: nothing covers them
+      const path = new Path2D();
+      for (const hd of heads) if (hd.colour === colour) { path.moveTo(hd.x + headR, hd.y); path.arc(hd.x, hd.y, headR, 0, Math.PI * 2); }
+      ctx.fillStyle = SIGNAL_COLOURS[colour];
+      ctx.fill(path);
+    }
+    ctx.lineWidth = 1;
+    ctx.strokeStyle = 'rgba(29, 35, 48, 0.55)';
+    const outline = new Path2D();
+    for (const hd of heads) { outline.moveTo(hd.x + headR + 0.5, hd.y); outline.arc(hd.x, hd.y, headR + 0.5, 0, Math.PI * 2); }
+    ctx.stroke(outline);
+    this._labels(ctx, views, spread + headR + 4);
+    this.heads = heads;
+    this.drawn = snap ? { seq: snap.seq, sim_time_s: snap.sim_time_s } : { seq: null, sim_time_s: null };
+    if (this.firstMapAt === null) {
+      this.firstMapAt = performance.now();
+      performance.mark('signalwise:first-map');
+    }
+  }
+
+  _queuePath(path, approach, q) {
+    const perLane = (q / Math.max(1, approach.lanes.length)) * VEHICLE_LENGTH_M;
+    for (const lane of approach.lanes) {
+      const sh = lane.shape;
+      if (sh.length < 2) continue;
+      let left = perLane;
+      let [px, py] = this._px(sh[sh.length - 1][0], sh[sh.length - 1][1]);
+      path.moveTo(px, py);
+      for (let i = sh.length - 1; i > 0 && left > 0; i--) {
+        const [x1, y1] = sh[i], [x0, y0] = sh[i - 1];
+        const seg = Math.hypot(x1 - x0, y1 - y0);
+        const f = seg > left ? left / seg : 1;
+        [px, py] = this._px(x1 + (x0 - x1) * f, y1 + (y0 - y1) * f);
+        path.lineTo(px, py);
+        left -= seg;
+      }
+    }
+  }
+
+  _stopBars(path, approach) {
+    for (const lane of approach.lanes) {
+      const sh = lane.shape;
+      if (sh.length < 2) continue;
+      const [x1, y1] = sh[sh.length - 1], [x0, y0] = sh[sh.length - 2];
+      const d = Math.hypot(x1 - x0, y1 - y0) || 1;
+      const nx = -(y1 - y0) / d * 1.6, ny = (x1 - x0) / d * 1.6; // half a lane across
+      const [ax, ay] = this._px(x1 + nx, y1 + ny), [bx, by] = this._px(x1 - nx, y1 - ny);
+      path.moveTo(ax, ay); path.lineTo(bx, by);
+    }
+  }
+
+  _rings(ctx, centres, colour, width, dash = []) {
+    if (!centres.length) return;
+    const path = new Path2D();
+    for (const [x, y, r] of centres) { path.moveTo(x + r, y); path.arc(x, y, r, 0, Math.PI * 2); }
+    ctx.setLineDash(dash);
+    ctx.strokeStyle = colour;
+    ctx.lineWidth = width;
+    ctx.stroke(path);
+    ctx.setLineDash([]);
+  }
+
+  _labels(ctx, views, ringR) {
+    const roomy = this.minSeparation * this.view.s > 70;
+    ctx.font = '11px system-ui, sans-serif';
+    ctx.textBaseline = 'bottom';
+    ctx.textAlign = 'left';
+    ctx.lineWidth = 3;
+    ctx.strokeStyle = 'rgba(255,255,255,0.9)';
+    for (const inter of this.byId.values()) {
+      const view = views.get(inter.id);
+      if (!roomy && inter.id !== this.selected && !view?.preempted) continue;
+      const [cx, cy] = this._px(inter.x, inter.y);
+      let text = inter.id;
+      if (view?.preempted) text += ' · PREEMPTION';
+      const r = inter.ringR || ringR;
+      const x = cx + r * 0.75, y = cy - r * 0.75;
+      ctx.strokeText(text, x, y);
+      ctx.fillStyle = view?.preempted ? RING.preempt : '#1d2330';
+      ctx.fillText(text, x, y);
+    }
+  }
+
+  nearest(mx, my, within = 28) {
+    let best = null, bestD = within;
+    for (const inter of this.byId?.values() || []) {
+      const [cx, cy] = this._px(inter.x, inter.y);
+      const d = Math.hypot(cx - mx, cy - my);
+      if (d < bestD) { best = inter.id; bestD = d; }
+    }
+    return best;
+  }
+
+  /** Where an intersection is on the canvas (CSS pixels), e.g. to click it. */
+  screenOf(id) {
+    const inter = this.byId?.get(id);
+    return inter ? this._px(inter.x, inter.y) : null;
+  }
+
+  _bindPointer() {
+    const c = this.canvas;
+    let down = null;
+    c.addEventListener('pointerdown', e => {
+      down = { x: e.offsetX, y: e.offsetY, ox: this.view.ox, oy: this.view.oy, moved: false };
+      c.setPointerCapture(e.pointerId);
+    });
+    c.addEventListener('pointermove', e => {
+      if (!down) return;
+      const dx = e.offsetX - down.x, dy = e.offsetY - down.y;
+      if (!down.moved && Math.hypot(dx, dy) < 4) return;
+      down.moved = true;
+      c.classList.add('dragging');
+      this.view = { ...this.view, ox: down.ox + dx, oy: down.oy + dy };
+      this.requestDraw();
+    });
+    c.addEventListener('pointerup', e => {
+      if (down && !down.moved) {
+        const id = this.nearest(e.offsetX, e.offsetY);
+        if (id) this.onSelect(id);
+      }
+      down = null;
+      c.classList.remove('dragging');
+    });
+    c.addEventListener('wheel', e => {
+      e.preventDefault();
+      this.zoom(Math.exp(-e.deltaY * 0.0015), e.offsetX, e.offsetY);
+    }, { passive: false });
+    c.addEventListener('dblclick', e => this.zoom(2, e.offsetX, e.offsetY));
+  }
+}

@@ -1,0 +1,180 @@
+"""Helpers of the dashboard tests and bench: Chromium, guarded pages, a live run served as `signalwise live` does.
+
+Used by tests/dashboard/ and bench/dashboard_bench.py; see conftest.py for why Chromium is Debian's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+VIEWPORT = {"width": 1400, "height": 860}
+#: the map's signal colours (js/map.js SIGNAL_COLOURS), as RGB
+SIGNAL_RGB = {"green": (0x1A, 0x98, 0x50), "yellow": (0xF2, 0xB4, 0x00), "red": (0xD7, 0x30, 0x27)}
+
+
+def install_chromium() -> str | None:
+    """Install Debian's chromium and chromium-driver; None when done, else why not (one installer at a time)."""
+    if CHROMIUM.exists():
+        return None
+    if shutil.which("apt-get") is None:
+        return "no /usr/bin/chromium and no apt-get to install it"
+    with open("/tmp/signalwise-chromium-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # pytest-xdist workers: one installs, the others wait
+        if CHROMIUM.exists():
+            return None
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium", "chromium-driver"]):
+            try:
+                done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                return f"`{' '.join(cmd)}` failed: {exc}"
+            if done.returncode != 0:
+                tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+                return f"`{' '.join(cmd)}` exited {done.returncode}: {tail[0]}"
+    return None if CHROMIUM.exists() else "apt-get installed chromium but /usr/bin/chromium is missing"
+
+
+@dataclass
+class Page:
+    """A page with what it logged: console errors, page errors, and any attempt to leave the host."""
+
+    page: object
+    errors: list[str] = field(default_factory=list)
+    outside: list[str] = field(default_factory=list)
+
+    def shot(self, name: str) -> Path:
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path))
+        return path
+
+
+@contextlib.contextmanager
+def open_page(browser, url: str):
+    """A fresh browser context on `url`, guarded: only 127.0.0.1 may be reached.
+
+    The guard is a Playwright route handler, which runs only while the test is inside a Playwright call:
+    wait with `page.wait_for_timeout`, never `time.sleep`, or the page's requests wait too."""
+    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1, accept_downloads=True)
+    seen = Page(None)
+
+    def guard(route):
+        target = route.request.url
+        if urlparse(target).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            seen.outside.append(target)
+            route.abort()
+
+    context.route("**/*", guard)
+    page = context.new_page()
+    seen.page = page
+    page.on("console", lambda m: seen.errors.append(f"console {m.type}: {m.text} ({m.location.get('url')})")
+            if m.type == "error" else None)
+    page.on("pageerror", lambda e: seen.errors.append(f"page error: {e}"))
+    page.on("websocket", lambda ws: None if urlparse(ws.url).hostname == "127.0.0.1" else seen.outside.append(ws.url))
+    try:
+        page.goto(url)
+        yield seen
+    finally:
+        context.close()
+    assert not seen.outside, f"the page tried to leave the host: {seen.outside}"
+
+
+def wait_for(page, expression: str, timeout_s: float = 15.0):
+    """Poll a JS expression until it is truthy; its value."""
+    page.wait_for_function(expression, timeout=timeout_s * 1000)
+    return page.evaluate(expression)
+
+
+@contextlib.contextmanager
+def serving(app):
+    """uvicorn on a free 127.0.0.1 port in a thread (as `signalwise live` serves its app); yields the base URL."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        app.state.streams.close()
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@dataclass
+class Live:
+    url: str
+    app: object
+    runtime: object
+    operate_key: str
+    read_key: str
+
+
+@contextlib.contextmanager
+def live_dashboard(tmp: Path, scenario: str, *, speed: float = 10.0, alert_rules: list[dict] | None = None,
+                   snapshot_hz: float = 4.0):
+    """A real live run (in-process SUMO, paced) in a thread, served as `signalwise live` serves it."""
+    from signalwise.api import create_app
+    from signalwise.runtime.config import RunConfig
+    from signalwise.runtime.live.alerts import engine_from_config, load_alert_config
+    from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
+    from signalwise.store import Settings, get_engine
+    from signalwise.store.keys import create_key
+
+    url = f"sqlite:///{tmp / 'dashboard.db'}"
+    app = create_app(Settings(database_url=url, cache_ttl_s=0))
+    _, operate_key = create_key(get_engine(url), "operator", ["operate"])
+    _, read_key = create_key(get_engine(url), "viewer", ["read"])
+    alerts, _notifier = engine_from_config(load_alert_config({"alerts": {"rules": alert_rules or []}}))
+    rt = LiveRuntime(RunConfig(scenario=scenario), LiveOptions(speed=speed, in_process=True, snapshot_hz=snapshot_hz),
+                     tmp / "live", alerts=alerts)
+    rt.open()
+    app.state.live = rt
+    app.state.streams.attach(rt)
+    loop = threading.Thread(target=rt.run, name=f"live-{scenario}", daemon=True)
+    loop.start()
+    try:
+        with serving(app) as base:
+            yield Live(base, app, rt, operate_key, read_key)
+    finally:
+        rt.stop()
+        loop.join(timeout=20)
+
+
+def nearest_signal_colour(rgb) -> tuple[str, float]:
+    name, dist = min(((n, sum((a - b) ** 2 for a, b in zip(rgb, ref, strict=False)) ** 0.5)
+                      for n, ref in SIGNAL_RGB.items()), key=lambda x: x[1])
+    return name, dist
+
+
+def approach_signal(state: str, links: list[int]) -> str:
+    """The colour an approach should show (an independent reading of the rule in js/map.js)."""
+    chars = {state[i] for i in links if i < len(state)}
+    if chars & {"G", "g"}:
+        return "green"
+    if chars & {"y", "Y"}:
+        return "yellow"
+    return "red"
