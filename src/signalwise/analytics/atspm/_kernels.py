@@ -13,6 +13,8 @@ passes is what makes this faster than the SQL.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .inputs import US_PER_S, DetectorConfig, EventLog
@@ -22,12 +24,23 @@ BUCKET_ORIGIN_US = 946_857_600 * US_PER_S  # 2000-01-03 00:00:00
 KEY_SHIFT = 1 << 20  # room for channel / phase numbers in a packed (device, number) key
 
 
+_MEMO_LOCK = threading.Lock()
+
+
 def memo(log: EventLog, key: tuple, compute, *keep):
-    """`compute()` once per log and key; `keep` (e.g. the configuration whose id is in the key) stays
-    referenced beside the result, so an id in the key cannot be reused while the entry lives."""
-    if key not in log.memo:
-        log.memo[key] = (compute(), keep)
-    return log.memo[key][0]
+    """`compute()` once per log and key, also when measures run in threads (a lock per key); `keep`
+    (e.g. the configuration whose id is in the key) stays referenced beside the result, so an id in
+    the key cannot be reused while the entry lives."""
+    entry = log.memo.get(key)
+    if entry is None:
+        with _MEMO_LOCK:
+            entry = log.memo.setdefault(key, [threading.Lock(), False, None, keep])
+    if not entry[1]:
+        with entry[0]:
+            if not entry[1]:
+                entry[2] = compute()
+                entry[1] = True
+    return entry[2]
 
 
 def lexsort(keys: tuple[np.ndarray, ...]) -> np.ndarray:

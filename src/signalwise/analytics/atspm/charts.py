@@ -14,8 +14,8 @@ device only moves its data into the same few artists (one marker line per
 series and panel, step lines, no scatter collections), with fixed margins
 instead of tight_layout, at a modest dpi and a fast PNG compression level.
 By default only the first `DEFAULT_CHART_DEVICES` devices are charted
-(`devices="all"` for every one), and `workers` > 0 draws them in that many
-forked processes while the caller writes its tables.
+(`devices="all"` for every one), and a `ChartWorker` forked at the start
+draws part of them while the caller writes its tables.
 """
 
 from __future__ import annotations
@@ -196,9 +196,12 @@ class _Panels:
         self.axes = list(grid.flat)[:n]
         for ax in list(grid.flat)[n:]:
             ax.set_visible(False)
+        from matplotlib.ticker import MaxNLocator
+
         for i, ax in enumerate(self.axes):
             _time_axis(ax, axis, show_labels=i + cols >= n)  # time labels under the last panel of each column
             ax.tick_params(labelsize=7)
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))
             ax.set_ylim(bottom=0)
         self.title = self.fig.suptitle("", fontsize=11, y=1 - 0.12 / height, va="top")
         if legend:
@@ -242,7 +245,7 @@ class Charts:
             for key, label in (("green", "begin green"), ("yellow", "begin yellow"), ("cycle", "begin red")):
                 art[key] = ax.plot([], [], drawstyle="steps-post", lw=1.0, color=SIGNAL_COLOURS[
                     "red" if key == "cycle" else key], label=label)[0]
-            ax.set_ylabel("time in cycle (s)", fontsize=8)
+        p.fig.supylabel("time in cycle (s)", fontsize=9, x=0.008)
         return p
 
     def pcd(self, device: str, data: dict, path: Path) -> Path | None:
@@ -278,7 +281,7 @@ class Charts:
         for ax, art in zip(p.axes, p.artists, strict=True):
             for term, (m, colour) in TERMINATIONS.items():
                 art[term] = _marker(ax, term, colour, marker=m, size=3.5)
-            ax.set_ylabel("split (s)", fontsize=8)
+        p.fig.supylabel("split: green + yellow + red clearance (s)", fontsize=9, x=0.008)
         return p
 
     def split_monitor(self, device: str, data: dict, path: Path) -> Path | None:
@@ -402,13 +405,9 @@ class Charts:
         p.fig.savefig(path, dpi=DPI, pil_kwargs=PNG_OPTIONS)
         return path
 
-    def draw_device(self, device: str, data: dict, out_dir: Path) -> list[Path]:
-        s = _safe(device)
-        paths = [self.pcd(device, data, out_dir / f"pcd_{s}.png"),
-                 self.split_monitor(device, data, out_dir / f"split_monitor_{s}.png"),
-                 self.aog_by_hour(device, data, out_dir / f"aog_by_hour_{s}.png"),
-                 self.split_failures(device, data, out_dir / f"split_failures_{s}.png")]
-        return [q for q in paths if q is not None]
+    def draw(self, kind: str, device: str, data: dict, out_dir: Path) -> Path | None:
+        """One chart (`CHART_KINDS`) of one device, as out_dir/<kind>_<device>.png."""
+        return getattr(self, kind)(device, data, Path(out_dir) / f"{kind}_{_safe(device)}.png")
 
 
 # ---------------------------------------------------------------------------
@@ -434,46 +433,133 @@ def select_devices(all_devices: list[str], devices) -> tuple[list[str], list[str
     return [d for d in wanted if d in set(all_devices)], notes
 
 
-def _draw(chunk: list[tuple[str, dict]], axis: dict, labels: dict, out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    charts = Charts(axis, labels)
-    paths = []
-    for device, data in chunk:
-        paths.extend(charts.draw_device(device, data, out_dir))
-    return paths
+#: rough drawing cost of each chart (s, steady state) and of building its figure, to share the work out
+_COST = {"pcd": (0.125, 0.04), "split_monitor": (0.10, 0.035), "aog_by_hour": (0.045, 0.01),
+         "split_failures": (0.065, 0.01)}
+#: what a process that has not drawn yet pays before its first chart (imports, fonts, PNG encoder)
+_WARM_UP_S = 0.2
 
 
-def _can_fork() -> bool:
-    return sys.platform.startswith("linux") and hasattr(os, "fork")
-
-
-def write_charts(results, out_dir: Path, devices=None, phase_labels: dict | None = None,
-                 workers: int = 0) -> tuple[list[Path], list[str]]:
-    """Charts for the chosen devices; returns (paths, notes). `workers` > 0 draws in forked processes."""
+def plan_charts(results, devices=None) -> tuple[list[tuple[str, str, dict]], dict, list[str]]:
+    """What to draw: ([(kind, device, data)], the time axis, notes) for the chosen devices."""
     t = results.tables
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     all_devices = sorted({str(d) for df in t.values() if df is not None and "DeviceId" in df
                           for d in df["DeviceId"].unique()})
     chosen, notes = select_devices(all_devices, devices)
     data, axis = chart_data(results, chosen)
-    items = [(d, data[d]) for d in chosen if d in data]
-    if not items:
-        return [], notes
-    labels = phase_labels or {}
-    if workers <= 0 or len(items) < 2 or not _can_fork():
-        return _draw(items, axis, labels, out_dir), notes
-    return _draw_in_workers(items, axis, labels, out_dir, workers), notes
+    items = [(kind, d, data[d]) for d in chosen if d in data for kind in CHART_KINDS]
+    return items, axis, notes
 
 
-def _draw_in_workers(items, axis, labels, out_dir: Path, workers: int) -> list[Path]:
-    import multiprocessing as mp
+def draw_charts(items, axis: dict, labels: dict, out_dir: Path) -> list[Path]:
+    """Draw planned charts here, reusing one figure per chart kind and panel count."""
+    import matplotlib
 
-    ctx = mp.get_context("fork")
-    n = min(workers, len(items))
-    chunks = [items[i::n] for i in range(n)]
-    with ctx.Pool(n) as pool:
-        results = [pool.apply_async(_draw, (chunk, axis, labels, out_dir)) for chunk in chunks]
-        return sorted(p for r in results for p in r.get())
+    matplotlib.use("Agg", force=True)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    charts = Charts(axis, labels)
+    return [p for kind, device, data in items if (p := charts.draw(kind, device, data, out_dir)) is not None]
+
+
+def share(items, head_start_s: float = 0.0) -> tuple[list, list]:
+    """Split planned charts between a warmed-up worker and this process by their rough cost (longest
+    first, to the less loaded); this process starts `head_start_s` later (it writes the tables first)
+    and still has matplotlib to warm up. Returns (the worker's, this process's)."""
+    load, kinds, out = [0.0, head_start_s + _WARM_UP_S], [set(), set()], ([], [])
+    for item in sorted(items, key=lambda it: -_COST[it[0]][0]):
+        cost, build = _COST[item[0]]
+        i = min((0, 1), key=lambda j: load[j] + cost + (0 if item[0] in kinds[j] else build))
+        load[i] += cost + (0 if item[0] in kinds[i] else build)
+        kinds[i].add(item[0])
+        out[i].append(item)
+    return out
+
+
+def write_charts(results, out_dir: Path, devices=None, phase_labels: dict | None = None
+                 ) -> tuple[list[Path], list[str]]:
+    """Charts for the chosen devices, drawn here; returns (paths, notes)."""
+    items, axis, notes = plan_charts(results, devices)
+    return (draw_charts(items, axis, phase_labels or {}, Path(out_dir)) if items else []), notes
+
+
+class ChartWorker:
+    """A process that draws charts while its parent does other work (`signalwise atspm` writes tables).
+
+    Start it first thing — it is forked before the parent imports pandas or pyarrow or starts a
+    thread, so nothing half-locked is inherited — and it imports matplotlib and loads its fonts
+    while the parent reads and computes. Linux only (fork); elsewhere `start` returns None and the
+    caller draws everything itself.
+    """
+
+    def __init__(self, ctx):
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_worker_main, args=(child,), daemon=True, name="signalwise-charts")
+        self._proc.start()
+        child.close()
+        self._pending = False
+
+    @classmethod
+    def start(cls) -> ChartWorker | None:
+        if not (sys.platform.startswith("linux") and hasattr(os, "fork")):
+            return None
+        import multiprocessing as mp
+
+        try:
+            return cls(mp.get_context("fork"))
+        except OSError:
+            return None
+
+    def submit(self, items, axis: dict, labels: dict, out_dir: Path) -> None:
+        self._conn.send((items, axis, labels, str(out_dir)))
+        self._pending = True
+
+    def result(self) -> tuple[list[Path], list[str]]:
+        """(paths drawn, notes); waits for the drawing to finish."""
+        if not self._pending:
+            return [], []
+        self._pending = False
+        try:
+            status, payload = self._conn.recv()
+        except (EOFError, OSError):
+            return [], ["charts: the drawing process ended without drawing its share"]
+        if status == "ok":
+            return [Path(p) for p in payload], []
+        return [], [f"charts: {payload}"]
+
+    def close(self) -> None:
+        try:
+            self._conn.send(None)
+        except (OSError, ValueError):
+            pass
+        self._proc.join(timeout=5)
+        if self._proc.is_alive():
+            self._proc.terminate()
+        self._conn.close()
+
+
+def _worker_main(conn) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    warm = Figure(figsize=(2, 1), dpi=DPI)  # fonts, Agg and the PNG encoder, before the data comes
+    FigureCanvasAgg(warm)
+    warm.subplots().set_title("0123456789 phase")
+    warm.savefig(io.BytesIO(), format="png", dpi=DPI, pil_kwargs=PNG_OPTIONS)
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError, KeyboardInterrupt):
+            return
+        if msg is None:
+            return
+        items, axis, labels, out_dir = msg
+        try:
+            conn.send(("ok", [str(p) for p in draw_charts(items, axis, labels, Path(out_dir))]))
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which prints it as a warning
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))

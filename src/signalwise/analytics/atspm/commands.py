@@ -34,13 +34,25 @@ def atspm(
         help="devices to chart: the first N (default 4), all, or a comma-separated list of ids")] = None,
 ) -> None:
     """Compute ATSPM performance measures from a hi-res event log: tables and PNG charts."""
-    from .compute import compute_all, write_tables
-    from .inputs import EventLogError, read_detectors, read_event_log, with_stopbar_yellow_red
-
     if (events is None) == (run is None):
         _fail("give exactly one of --events FILE or --run DIR")
     if fmt not in ("csv", "parquet"):
         _fail(f"--format must be csv or parquet, not {fmt!r}")
+    worker = None
+    if charts:
+        from .charts import ChartWorker
+
+        worker = ChartWorker.start()  # before pandas and pyarrow are imported: see ChartWorker
+    try:
+        _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts, chart_devices, worker)
+    finally:
+        if worker is not None:
+            worker.close()
+
+
+def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts, chart_devices, worker) -> None:
+    from .inputs import EventLogError, read_detectors, read_event_log, with_stopbar_yellow_red
+
     started = time.perf_counter()
     try:
         if run is not None:
@@ -56,21 +68,12 @@ def atspm(
         # however the configuration was named (--run or --detectors), stop-bar detectors count yellow/red
         # actuations when it has no Yellow_Red rows, as the API does: the same files give the same tables
         config = with_stopbar_yellow_red(read_detectors(detectors)) if detectors is not None else None
-        results = compute_all(log, config, bin_min=bin_min, latency_s=latency_s, project=project)
+        out_dir = out or ((run / "atspm") if run is not None else Path("atspm"))
+        results, paths, chart_paths = _compute_write_draw(
+            log, config, dict(bin_min=bin_min, latency_s=latency_s, project=project), out_dir, fmt,
+            charts, chart_devices, worker, (events, detectors))
     except (EventLogError, ValueError) as exc:
         _fail(str(exc))
-    out_dir = out or ((run / "atspm") if run is not None else Path("atspm"))
-    paths = write_tables(results, out_dir, fmt)
-    chart_paths: list[Path] = []
-    if charts:
-        from .charts import write_charts
-        from .phase_labels import labels_beside
-
-        labels, label_notes = labels_beside(events, detectors)
-        chart_paths, notes = write_charts(results, out_dir, devices=_chart_devices(chart_devices),
-                                          phase_labels=labels)
-        notes = label_notes + notes
-        results.warnings.extend(notes)
     elapsed = time.perf_counter() - started
     typer.echo(f"{len(log):,} events from {len(log.devices)} device(s), {bin_min}-min bins, {elapsed:.1f} s")
     for name, df in results.tables.items():
@@ -78,6 +81,43 @@ def atspm(
     for w in results.warnings:
         typer.echo(f"warning: {w}")
     typer.echo(f"wrote {len(paths)} tables and {len(chart_paths)} charts to {out_dir}")
+
+
+def _compute_write_draw(log, config, options: dict, out_dir: Path, fmt: str, charts: bool, chart_devices,
+                        worker, sources) -> tuple:
+    """Compute, write and draw, overlapping what can be: the charts' measures first, handed to the
+    chart worker while the other measures are computed (two threads) and the tables written."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .compute import CHART_MEASURES, MEASURES, compute_all, merge_results, write_tables
+
+    if not charts:
+        results = compute_all(log, config, threads=2, **options)
+        return results, write_tables(results, out_dir, fmt), []
+    from .charts import draw_charts, plan_charts, share
+    from .phase_labels import labels_beside
+
+    first = compute_all(log, config, only=CHART_MEASURES, threads=2, **options)
+    labels, label_notes = labels_beside(*sources)
+    items, axis, notes = plan_charts(first, _chart_devices(chart_devices))
+    mine = items
+    if worker is not None and items:
+        theirs, mine = share(items, head_start_s=0.3)  # this process writes the tables first
+        worker.submit(theirs, axis, labels, out_dir)
+    rest = tuple(m for m in MEASURES if m not in CHART_MEASURES)
+    with ThreadPoolExecutor(1) as pool:
+        later = pool.submit(compute_all, log, config, only=rest, threads=2, **options)
+        paths = write_tables(first, out_dir, fmt)
+        second = later.result()
+    paths += write_tables(second, out_dir, fmt)
+    results = merge_results(first, second)
+    results.warnings.extend(label_notes + notes)
+    chart_paths = draw_charts(mine, axis, labels, out_dir) if mine else []
+    if worker is not None:
+        drawn, notes = worker.result()
+        chart_paths = sorted(chart_paths + drawn)
+        results.warnings.extend(notes)
+    return results, paths, chart_paths
 
 
 def _chart_devices(text: str | None):
