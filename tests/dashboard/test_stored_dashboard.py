@@ -1,0 +1,83 @@
+"""The dashboard over stored runs (`signalwise serve`, no live run): the comparison view side by side, with
+confidence intervals and PNG / CSV exports, and a stored run's network on the map."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import httpx
+import pytest
+from dashboard_helpers import open_page, serving, wait_for
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory, browser):
+    """Four short offline runs of `corridor` (fixed and max-pressure, seeds 1 and 2), published."""
+    from signalwise.api import create_app
+    from signalwise.runtime.compare import compare_controllers
+    from signalwise.runtime.config import RunConfig
+    from signalwise.runtime.records import publish_runs
+    from signalwise.store import Settings
+
+    tmp = tmp_path_factory.mktemp("dash-stored")
+    result = compare_controllers(RunConfig(scenario="corridor", duration_s=240), ["fixed", "max-pressure"], [1, 2],
+                                 tmp / "cmp", workers=2)
+    assert not result.failures, result.failures
+    url = f"sqlite:///{tmp / 'stored.db'}"
+    publish_runs(sorted(result.run_dirs.values()), url)
+    app = create_app(Settings(database_url=url, cache_ttl_s=0))
+    with serving(app) as base:
+        yield base
+
+
+def test_comparison_view_side_by_side_with_intervals_and_exports(stored, browser):
+    with open_page(browser, stored + "/") as p:
+        page = p.page
+        wait_for(page, "window.signalwise && window.signalwise.ready", 15)
+        assert page.evaluate("document.body.dataset.live") == "false"  # no live run: never asked for one
+        wait_for(page, "document.querySelectorAll('#cmp-bars canvas').length >= 2", 15)
+        assert page.is_visible("#compare-view") and not page.is_visible("#live-view")
+        bars = page.locator("#cmp-bars figure")
+        assert bars.count() == len(page.evaluate("[...document.getElementById('cmp-metrics').selectedOptions]"
+                                                 ".map(o => o.value)"))
+        rows = page.locator("#cmp-table tr")
+        assert rows.count() >= 2 and "max-pressure vs fixed" in page.text_content("#cmp-table")
+        assert "[" in rows.nth(1).text_content()  # mean [95% CI]
+        wait_for(page, "document.querySelectorAll('.trend-pick:checked').length === 2", 10)
+        p.shot("compare-corridor")
+        # exports: the table as CSV, a bar chart as PNG, the trend as CSV
+        with page.expect_download() as dl:
+            page.click("#cmp-table-csv")
+        table = list(csv.DictReader(io.StringIO(dl.value.path().read_text())))
+        assert table and {"controller", "metric", "candidate_ci_low", "candidate_ci_high", "p_value"} <= set(table[0])
+        with page.expect_download() as dl:
+            bars.first.locator("button", has_text="PNG").click()
+        assert dl.value.suggested_filename.endswith(".png")
+        assert dl.value.path().read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        with page.expect_download() as dl:
+            page.click("#cmp-trend-csv")
+        trend = list(csv.reader(io.StringIO(dl.value.path().read_text())))
+        assert len(trend[0]) == 3 and len(trend) > 2  # x and the two preselected runs
+        assert p.errors == [], p.errors
+
+
+def test_a_stored_runs_network_on_the_map(stored, browser):
+    sims = httpx.get(stored + "/api/v1/analytics/simulations").json()["items"]
+    net = httpx.get(stored + "/api/v1/network", params={"simulation_id": sims[0]["simulation_id"]}).json()
+    assert net["source"] == "stored" and {i["id"] for i in net["intersections"]} == {"J1", "J2", "J3", "J4", "J5"}
+    assert httpx.get(stored + "/api/v1/network").status_code == 404  # no live run, no run named
+    assert httpx.get(stored + "/api/v1/network", params={"simulation_id": "nope"}).status_code == 404
+    with open_page(browser, stored + "/") as p:
+        page = p.page
+        wait_for(page, "window.signalwise && window.signalwise.ready", 15)
+        page.click("button[data-view=live]")
+        wait_for(page, "window.signalwise.map.heads.length >= 5", 10)
+        assert {h["id"] for h in page.evaluate("window.signalwise.map.heads")} == {"J1", "J2", "J3", "J4", "J5"}
+        x, y = page.evaluate("window.signalwise.map.screenOf('J3')")
+        box = page.locator("#map").bounding_box()
+        page.mouse.click(box["x"] + x, box["y"] + y)
+        wait_for(page, "document.querySelectorAll('#d-approaches .qbar').length >= 2", 10)  # mean wait per approach
+        assert page.is_hidden("#controls") and page.is_hidden("#detail-live")
+        p.shot("stored-map-corridor")
+        assert p.errors == [], p.errors
