@@ -36,6 +36,7 @@ export class SignalMap {
     this.drawn = null; // {seq, sim_time_s} of the snapshot last drawn
     this.heads = []; // what the last draw showed, per approach (for tests and tooltips)
     this.firstMapAt = null;
+    this.drawMs = []; // the last draws' durations (ms), for the benchmark
     this._bindPointer();
     new ResizeObserver(() => this.requestDraw()).observe(canvas);
   }
@@ -143,6 +144,7 @@ export class SignalMap {
 
   draw() {
     if (!this.net) return;
+    const began = performance.now();
     const { dpr, w, h, W, H } = this._size();
     this._background(dpr, w, h, W, H);
     const ctx = this.canvas.getContext('2d');
@@ -209,6 +211,8 @@ export class SignalMap {
       this.firstMapAt = performance.now();
       performance.mark('signalwise:first-map');
     }
+    this.drawMs.push(performance.now() - began);
+    if (this.drawMs.length > 500) this.drawMs.shift();
   }
 
   _queuePath(path, approach, q) {
