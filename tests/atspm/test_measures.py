@@ -87,3 +87,18 @@ def test_ped_delay_uses_calls_where_the_log_has_them():
     out = C.ped_delay(events_from_frame(make_events(rows)))
     assert out[["Phase", "Method"]].values.tolist() == [[4, "recall"], [2, "call"]]  # by time served
     assert out["PedDelay_s"].tolist() == [(60 - 7) ** 2 / 120, 41.0]
+
+
+def test_pcd_cycles_start_at_red_clearance_or_end_of_yellow():
+    rows = []
+    for t in (0, 40, 80):
+        rows += [(t, "7", 1, 2), (t + 20, "7", 8, 2), (t + 24, "7", 9, 2), (t + 24, "7", 10, 2), (t + 26, "7", 11, 2)]
+        rows += [(t, "7", 1, 4), (t + 15, "7", 8, 4), (t + 19, "7", 9, 4)]  # phase 4 logs no red clearance
+        rows += [(t + s, "7", 82, 5) for s in (1, 10, 21, 30)] + [(t + 3, "7", 82, 6)]
+    cfg = detectors_from_frame(make_config([("7", 2, 5, "Advance"), ("7", 4, 6, "Advance")]))
+    arrivals, cycles = C.pcd(events_from_frame(make_events(rows)), cfg, project=False)
+    assert cycles[["Phase", "GreenStart_s", "YellowStart_s", "Cycle_s"]].fillna(-1).values.tolist() == [
+        [2, 16, 36, 40], [2, 16, 36, 40], [2, -1, -1, -1], [4, 21, 36, 40], [4, 21, 36, 40], [4, -1, -1, -1]]
+    p2 = arrivals[arrivals["Phase"] == 2]
+    assert p2["TimeInCycle_s"].tolist()[:4] == [6.0, 17.0, 26.0, 37.0]  # arrivals at 30, 41, 50, 61 s
+    assert p2["Signal"].tolist()[:4] == ["red", "green", "green", "yellow"]

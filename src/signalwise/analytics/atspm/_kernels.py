@@ -65,6 +65,29 @@ def lexsort(keys: tuple[np.ndarray, ...]) -> np.ndarray:
     return np.argsort(packed, kind="stable")
 
 
+def group_key(*cols: np.ndarray) -> np.ndarray:
+    """One int64 per row identifying its combination of `cols` (device, phase, ...), as dense as their
+    ranges allow — so a sort key of group, time and code packs into 63 bits (see `lexsort`)."""
+    n = len(cols[0])
+    key = np.zeros(n, np.int64)
+    if n == 0:
+        return key
+    for c in cols:
+        c = np.asarray(c)
+        lo, hi = int(c.min()), int(c.max())
+        key *= hi - lo + 1
+        key += c.astype(np.int64) - lo
+    return key
+
+
+def group_order(group: np.ndarray) -> np.ndarray:
+    """Stable argsort by group alone, for rows already in time order within each group: a radix sort
+    when the groups fit in 16 bits (5-6x faster than sorting int64)."""
+    if len(group) and int(group.max()) - int(group.min()) < 2**16:
+        return np.argsort((group - group.min()).astype(np.uint16), kind="stable")
+    return np.argsort(group, kind="stable")
+
+
 def bucket(t_us: np.ndarray, bin_us: int) -> np.ndarray:
     """Start of the bin each time falls in (DuckDB `time_bucket`, floor)."""
     return (t_us - BUCKET_ORIGIN_US) // bin_us * bin_us + BUCKET_ORIGIN_US
@@ -135,10 +158,7 @@ def _join_detectors(log: EventLog, config: DetectorConfig, function: str, codes:
     order = np.argsort(ckey, kind="stable")
     ckey, cphase, cdist, cspeed = ckey[order], cphase[order], cdist[order], cspeed[order]
     ev_idx = event_indices(log, codes)
-    ekey = log.device[ev_idx].astype(np.int64) * KEY_SHIFT + log.param[ev_idx]
-    lo = np.searchsorted(ckey, ekey, "left")
-    hi = np.searchsorted(ckey, ekey, "right")
-    count = hi - lo
+    lo, count = _config_rows_of(ckey, log.device[ev_idx], log.param[ev_idx], len(log.devices))
     if count.max(initial=0) <= 1:
         hit = count == 1
         ci = lo[hit]
@@ -147,6 +167,26 @@ def _join_detectors(log: EventLog, config: DetectorConfig, function: str, codes:
     offs = np.arange(len(rep)) - np.repeat(np.cumsum(count) - count, count)
     ci = lo[rep] + offs
     return ev_idx[rep], cphase[ci], log.param[ev_idx[rep]].astype(np.int64), cdist[ci], cspeed[ci]
+
+
+def _config_rows_of(ckey: np.ndarray, dev: np.ndarray, param: np.ndarray, n_devices: int):
+    """For each event (device, channel): the first of its rows in the sorted configuration keys `ckey`
+    and how many there are. A lookup table by (device, channel) when that is small (3x faster than
+    two binary searches per event), else the binary searches."""
+    width = int(param.max()) + 1 if len(param) else 1
+    if n_devices * width <= 4_000_000:
+        cdev, cpar = ckey // KEY_SHIFT, ckey % KEY_SHIFT
+        ok = cpar < width
+        slots, at, n = np.unique(cdev[ok] * width + cpar[ok], return_index=True, return_counts=True)
+        first = np.zeros(n_devices * width, np.int64)
+        count = np.zeros(n_devices * width, np.int64)
+        first[slots] = np.flatnonzero(ok)[at]  # ckey is sorted: a slot's rows are consecutive
+        count[slots] = n
+        key = dev.astype(np.int64) * width + param
+        return first[key], count[key]
+    ekey = dev.astype(np.int64) * KEY_SHIFT + param
+    lo = np.searchsorted(ckey, ekey, "left")
+    return lo, np.searchsorted(ckey, ekey, "right") - lo
 
 
 def phase_events(log: EventLog, config: DetectorConfig | None, function: str | None,

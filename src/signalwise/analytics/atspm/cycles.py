@@ -91,43 +91,59 @@ def pcd(log: EventLog, config: DetectorConfig, latency_s: float = 0.0, project: 
     import pandas as pd
 
     t, dev, phase, chan, state, _ = _aog_rows(log, config, latency_s, project)
-    ph = _phase_table(log, (1, 8, 9, 10))
-    adv = config.rows("Advance")
-    lookup = {name: i for i, name in enumerate(log.devices)}
-    keys = set(zip(adv["DeviceId"].map(lookup).dropna().astype(int), adv["Phase"].astype(int), strict=False))
-    if len(ph):
-        ph = ph[[k in keys for k in zip(ph["dev"], ph["phase"], strict=False)]]
-    ph = ph.sort_values(["dev", "phase", "t", "code"], kind="stable")
-    has10 = ph.groupby(["dev", "phase"])["code"].transform(lambda c: (c == 10).any()) if len(ph) else ph["code"]
-    starts = ph[(ph["code"] == 10) | ((ph["code"] == 9) & ~has10.astype(bool))] if len(ph) else ph
-    starts = starts.drop_duplicates(["dev", "phase", "t"])
-    cyc = starts[["dev", "phase", "t"]].rename(columns={"t": "start"}).reset_index(drop=True)
-    cyc["end"] = cyc.groupby(["dev", "phase"])["start"].shift(-1)
-    # green / yellow start in each cycle
-    g = ph[ph["code"].isin((1, 8))]
-    cyc_sorted = cyc.sort_values("start")
-    lines = pd.merge_asof(g.sort_values("t"), cyc_sorted[["dev", "phase", "start"]], left_on="t",
-                          right_on="start", by=["dev", "phase"], direction="backward").dropna(subset=["start"])
-    gy = lines.groupby(["dev", "phase", "start", "code"])["t"].min().unstack("code")
-    cyc = cyc.merge(gy.reset_index(), on=["dev", "phase", "start"], how="left")
+    pi = K.phase_events(log, config, "Advance", (1, 8, 9, 10))
+    pt, pdev, pphase, pcode = log.time_us[pi], log.device[pi].astype(np.int64), log.param[pi].astype(np.int64), \
+        log.event[pi].astype(np.int64)
+    width = int(max(pphase.max(initial=0), phase.max(initial=0))) + 1
+    pgroup = pdev * width + pphase
+    order = K.group_order(pgroup)  # phase events come in log order: (time, code) within each phase
+    pt, pdev, pphase, pcode, pgroup = pt[order], pdev[order], pphase[order], pcode[order], pgroup[order]
+    # cycle starts: begin red clearance (10), or end of yellow (9) for phases that never log a 10
+    with10 = np.zeros(int(pgroup.max(initial=0)) + 1, bool)
+    with10[pgroup[pcode == 10]] = True
+    is_start = (pcode == 10) | ((pcode == 9) & ~with10[pgroup])
+    si = np.flatnonzero(is_start)
+    if len(si):
+        dup = np.zeros(len(si), bool)
+        dup[1:] = (pgroup[si[1:]] == pgroup[si[:-1]]) & (pt[si[1:]] == pt[si[:-1]])
+        si = si[~dup]
+    start, sgroup, sdev, sphase = pt[si], pgroup[si], pdev[si], pphase[si]
+    end = np.full(len(si), np.nan)
+    if len(si) > 1:
+        same = sgroup[1:] == sgroup[:-1]
+        end[:-1] = np.where(same, start[1:], np.nan)
+    # which cycle each event falls in: the last start at or before it, in its own phase
+    t0 = int(min(pt.min(initial=0), t.min(initial=0), start.min(initial=0)))
+    span = int(max(pt.max(initial=0), t.max(initial=0), start.max(initial=0))) - t0 + 1
+
+    def cycle_of(group, when):
+        k = np.searchsorted(sgroup * span + (start - t0), group * span + (when - t0), "right") - 1
+        ok = k >= 0
+        ok[ok] = sgroup[k[ok]] == group[ok]
+        return np.where(ok, k, -1)
+
     s = 1.0 / US_PER_S
-    cycles = _frame(log, TimeStamp=cyc["start"].to_numpy(np.int64), DeviceId=cyc["dev"].to_numpy(),
-                    Phase=cyc["phase"].to_numpy())
-    cycles["GreenStart_s"] = ((cyc[1] - cyc["start"]) * s).to_numpy() if 1 in cyc else np.nan
-    cycles["YellowStart_s"] = ((cyc[8] - cyc["start"]) * s).to_numpy() if 8 in cyc else np.nan
-    cycles["Cycle_s"] = ((cyc["end"] - cyc["start"]) * s).to_numpy()
-    arr = pd.DataFrame({"t": t, "dev": dev, "phase": phase, "chan": chan, "state": state})
-    arr = pd.merge_asof(arr.sort_values("t"), cyc_sorted[["dev", "phase", "start"]], left_on="t", right_on="start",
-                        by=["dev", "phase"], direction="backward")
-    arr = arr.dropna(subset=["start"]).sort_values(["dev", "phase", "t"], kind="stable")
+    cycles = _frame(log, TimeStamp=start, DeviceId=sdev, Phase=sphase)
+    for code, name in ((1, "GreenStart_s"), (8, "YellowStart_s")):
+        m = np.flatnonzero(pcode == code)
+        k = cycle_of(pgroup[m], pt[m])
+        m, k = m[k >= 0], k[k >= 0]
+        first = np.flatnonzero(K.group_starts(k))  # events are in time order: the first in each cycle
+        at = np.full(len(si), np.nan)
+        at[k[first]] = (pt[m[first]] - start[k[first]]) * s
+        cycles[name] = at
+    cycles["Cycle_s"] = (end - start) * s
+    agroup = dev * width + phase
+    k = cycle_of(agroup, t)
+    keep = k >= 0
+    t, dev, phase, chan, state, k = t[keep], dev[keep], phase[keep], chan[keep], state[keep], k[keep]
     names = np.array(["red", "green", "yellow"], dtype=object)
-    arrivals = _frame(log, TimeStamp=arr["t"].to_numpy(np.int64), DeviceId=arr["dev"].to_numpy(),
-                      Phase=arr["phase"].to_numpy(), Detector=arr["chan"].to_numpy())
-    arrivals["CycleStart"] = pd.to_datetime(arr["start"].to_numpy(np.int64), unit="us")
-    arrivals["TimeInCycle_s"] = ((arr["t"] - arr["start"]) * s).to_numpy()
-    st = arr["state"].to_numpy()
-    arrivals["Signal"] = names[np.where(st == 1, 1, np.where(st == 8, 2, 0))] if len(st) else np.array([], object)
-    return arrivals, cycles.sort_values(["DeviceId", "Phase", "TimeStamp"]).reset_index(drop=True)
+    arrivals = _frame(log, TimeStamp=t, DeviceId=dev, Phase=phase, Detector=chan)
+    arrivals["CycleStart"] = pd.to_datetime(start[k], unit="us")
+    arrivals["TimeInCycle_s"] = (t - start[k]) * s
+    arrivals["Signal"] = names[np.where(state == 1, 1, np.where(state == 8, 2, 0))] if len(state) else \
+        np.array([], object)
+    return arrivals, cycles
 
 
 def _waits(log: EventLog, serve_code: int, end_code: int, call_t, call_dev, call_phase):
@@ -137,7 +153,7 @@ def _waits(log: EventLog, serve_code: int, end_code: int, call_t, call_dev, call
     dev = np.concatenate([log.device[m], call_dev]).astype(np.int64)
     phase = np.concatenate([log.param[m], call_phase]).astype(np.int64)
     code = np.concatenate([log.event[m], np.full(len(call_t), -1)]).astype(np.int64)
-    group = dev * K.KEY_SHIFT + phase
+    group = K.group_key(dev, phase)
     order = K.lexsort((code, t, group))
     t, dev, phase, code, group = t[order], dev[order], phase[order], code[order], group[order]
     is_phase = code >= 0
@@ -219,9 +235,9 @@ def _recall_ped_delay(log: EventLog, called: np.ndarray):
     """Walks of phases with no pedestrian call logged: the uniform-arrival delay of the cycle before each."""
     m = np.isin(log.event, (21, 22))
     t, dev, phase, code = log.time_us[m], log.device[m].astype(np.int64), log.param[m].astype(np.int64), log.event[m]
-    group = dev * K.KEY_SHIFT + phase
-    keep = ~np.isin(group, called)
-    t, dev, phase, code, group = t[keep], dev[keep], phase[keep], code[keep], group[keep]
+    keep = ~np.isin(dev * K.KEY_SHIFT + phase, called)
+    t, dev, phase, code = t[keep], dev[keep], phase[keep], code[keep]
+    group = K.group_key(dev, phase)
     order = K.lexsort((code, t, group))
     t, dev, phase, code, group = t[order], dev[order], phase[order], code[order], group[order]
     walk = np.flatnonzero(code == 21)

@@ -32,10 +32,51 @@ def _frame(log: EventLog, bin_us=None, **cols):
 
 
 def _count(keys: dict[str, np.ndarray], values: dict[str, np.ndarray] | None = None):
-    """Group rows by keys (sorted), counting rows (as `_n`) and summing `values`."""
+    """Group rows by keys (sorted), counting rows (as `_n`) and summing `values`.
+
+    Keys are small integers in disguise (bins, devices, phases, codes): each is turned into its step
+    index ((value - min) / gcd of the offsets), the indices are packed into one number per row, and
+    np.bincount counts and sums in one pass — 5-10x faster than a pandas groupby; the pandas groupby
+    when the packed key space would be too large.
+    """
+    values = values or {}
+    n = len(next(iter(keys.values())))
+    codes = np.zeros(n, np.int64)
+    space, parts = 1, []
+    for name, col in keys.items():
+        col = np.asarray(col)
+        if n == 0 or col.dtype.kind not in "iub":
+            return _count_pandas(keys, values)
+        c64 = col.astype(np.int64)
+        lo = int(c64.min())
+        off = c64 - lo
+        step = int(np.gcd.reduce(off)) or 1
+        size = int(off.max()) // step + 1
+        space *= size
+        if space > 20_000_000:
+            return _count_pandas(keys, values)
+        codes = codes * size + off // step
+        parts.append((name, size, lo, step, col.dtype))
+    counts = np.bincount(codes, minlength=space)
+    present = np.flatnonzero(counts)
+    out: dict[str, np.ndarray] = {}
+    rest = present.copy()
+    for name, size, lo, step, dtype in reversed(parts):
+        out[name] = (rest % size * step + lo).astype(dtype)
+        rest //= size
+    out = {name: out[name] for name in keys}
+    for name, v in values.items():
+        v = np.asarray(v)
+        total = np.bincount(codes, weights=v, minlength=space)[present]
+        out[name] = total.astype(np.int64) if v.dtype.kind in "iub" else total
+    out["_n"] = counts[present].astype(np.int64)
+    return out
+
+
+def _count_pandas(keys: dict[str, np.ndarray], values: dict[str, np.ndarray]):
     import pandas as pd
 
-    df = pd.DataFrame({**keys, **(values or {})})
+    df = pd.DataFrame({**keys, **values})
     df["_n"] = 1
     out = df.groupby(list(keys), sort=True).sum().reset_index()
     return {c: out[c].to_numpy() for c in out.columns}
@@ -103,7 +144,7 @@ def _compute_aog_rows(log: EventLog, config: DetectorConfig, latency_s: float, p
     phase = np.concatenate([log.param[pi], dphase]).astype(np.int64)
     code = np.concatenate([log.event[pi], np.full(len(di), 82)]).astype(np.int64)
     chan = np.concatenate([np.zeros(len(pi), np.int64), dchan])
-    group = dev * K.KEY_SHIFT + phase
+    group = K.group_key(dev, phase)
     order = K.lexsort((code, t, group))
     t, dev, phase, code, chan, group = t[order], dev[order], phase[order], code[order], chan[order], group[order]
     _, seg, state = K.label_cycles(group, code)
@@ -140,7 +181,7 @@ def green_seconds_by_bin(log: EventLog, config: DetectorConfig | None, bin_min: 
     dev = log.device[pi].astype(np.int64)
     phase = log.param[pi].astype(np.int64)
     code = log.event[pi].astype(np.int64)
-    group = dev * K.KEY_SHIFT + phase
+    group = K.group_key(dev, phase)
     order = K.lexsort((code, t, group))
     t, dev, phase, code, group = t[order], dev[order], phase[order], code[order], group[order]
     n = len(t)
@@ -219,7 +260,7 @@ def _compute_yellow_red_rows(log: EventLog, config: DetectorConfig, latency_s: f
     dev = np.concatenate([log.device[pi], log.device[di]]).astype(np.int64)
     phase = np.concatenate([log.param[pi], dphase]).astype(np.int64)
     code = np.concatenate([log.event[pi], np.full(len(di), 82)]).astype(np.int64)
-    group = dev * K.KEY_SHIFT + phase
+    group = K.group_key(dev, phase)
     order = K.lexsort((code, t, group))
     t, dev, phase, code = t[order], dev[order], phase[order], code[order]
     _, seg, state = K.label_cycles(group[order], code)
@@ -251,8 +292,8 @@ def _off_time(log: EventLog, idx: np.ndarray) -> np.ndarray:
     """For detector-on events `idx`, the time of the detector-off that follows on the same channel (-1 if none)."""
     m = np.isin(log.event, (81, 82))
     di = np.flatnonzero(m)
-    key = log.device[di].astype(np.int64) * K.KEY_SHIFT + log.param[di]
-    order = K.lexsort((log.event[di], log.time_us[di], key))
+    key = K.group_key(log.device[di], log.param[di])
+    order = K.group_order(key)  # the log is in (device, time, code) order: each channel's events stay in it
     di, key = di[order], key[order]
     nxt_off = np.full(len(di), -1, np.int64)
     if len(di) > 1:
@@ -285,7 +326,7 @@ def red_light_running(log: EventLog, config: DetectorConfig, bin_min: int = 15, 
     phase = np.concatenate([log.param[pi], dphase]).astype(np.int64)
     code = np.concatenate([log.event[pi], np.full(n_d, 82)]).astype(np.int64)
     off_all = np.concatenate([np.full(n_p, -1, np.int64), np.where(off >= 0, off - lat, -1)])
-    group = dev * K.KEY_SHIFT + phase
+    group = K.group_key(dev, phase)
     order = K.lexsort((code, t, group))
     t, dev, phase, code, off_all, group = t[order], dev[order], phase[order], code[order], off_all[order], group[order]
     _, seg, state = K.label_cycles(group, code)
@@ -321,13 +362,13 @@ def red_light_running(log: EventLog, config: DetectorConfig, bin_min: int = 15, 
 
 
 def _impute_detector_events(t, dev, det, phase, code):
-    """atspm's repair of detector on/off sequences, per (device, detector, phase).
+    """atspm's repair of detector on/off sequences, per (device, detector, phase); rows in log order.
 
     ON,ON within 2 s: OFF at the second ON; ON,ON further apart: OFF half-way;
     OFF,OFF: ON half-way; a stream starting with OFF gets an ON 1 ms before.
     """
-    group = (dev * K.KEY_SHIFT + det) * 256 + phase
-    order = K.lexsort((code, t, group))
+    group = K.group_key(dev, det, phase)
+    order = K.group_order(group)  # rows come in log order: each stream is already in (time, code) order
     t, dev, det, phase, code, group = t[order], dev[order], det[order], phase[order], code[order], group[order]
     n = len(t)
     new = K.group_starts(group)
@@ -376,7 +417,7 @@ def _compute_split_failure_cycles(log: EventLog, config: DetectorConfig, bin_min
                                log.event[pi].astype(np.int64))
     if by_approach:
         # detector state of the approach = any detector on (running count of ONs minus OFFs)
-        group = dev * K.KEY_SHIFT + phase
+        group = K.group_key(dev, phase)
         order = K.lexsort((t, group))
         t, dev, phase, code, group = t[order], dev[order], phase[order], code[order], group[order]
         value = np.where(code == 82, 1, -1)
@@ -405,7 +446,7 @@ def _compute_split_failure_cycles(log: EventLog, config: DetectorConfig, bin_min
     det = np.concatenate([det, ph_det, ph_det[red][okb]])
     phase = np.concatenate([phase, ph_phase, ph_phase[red][okb]])
     code = np.concatenate([code, ph_code, np.full(int(okb.sum()), 11)])
-    group = (dev * K.KEY_SHIFT + det) * 256 + phase
+    group = K.group_key(dev, det, phase)
     order = K.lexsort((code, t, group))
     t, dev, det, phase, code, group = t[order], dev[order], det[order], phase[order], code[order], group[order]
     cycle, seg, state = K.label_cycles(group, code)
@@ -436,7 +477,8 @@ def _compute_split_failure_cycles(log: EventLog, config: DetectorConfig, bin_min
     ts = np.full(nseg, np.iinfo(np.int64).min)
     np.maximum.at(ts, seg[counted], t[counted])
     first = np.zeros(nseg, np.int64)
-    first[seg[::-1]] = np.arange(n)[::-1]
+    at = np.flatnonzero(K.group_starts(seg))  # seg never decreases: where each segment starts
+    first[seg[at]] = at
     v = np.flatnonzero(valid)
     ga = green_all[v].round().astype(np.int64)
     go = green_on[v].round().astype(np.int64)
