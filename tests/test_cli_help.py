@@ -53,3 +53,32 @@ def test_bad_values_get_one_line_and_exit_2_never_a_traceback(args, needle):
     p = subprocess.run([SIGNALWISE, *args], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2, (p.returncode, p.stderr)
     assert needle in p.stderr and "Traceback" not in p.stderr + p.stdout
+
+
+def test_command_table_names_every_command_and_the_modules_that_add_it():
+    """`signalwise X` loads only COMMAND_MODULES[X]: the table must say exactly who adds what."""
+    import importlib
+
+    from signalwise.cli import COMMAND_MODULES
+
+    adders: dict[str, set[str]] = {}
+    for module in {m for modules in COMMAND_MODULES.values() for m in modules}:
+        probe = typer.Typer()
+        importlib.import_module(module).register(probe)
+        names = {c.name for c in probe.registered_commands} | {g.name for g in probe.registered_groups}
+        for name in names - {None}:
+            adders.setdefault(name, set()).add(module)
+    assert set(COMMAND_MODULES) == set(adders)
+    for name, modules in COMMAND_MODULES.items():
+        assert adders[name] <= set(modules), name
+
+
+def test_a_command_loads_only_its_own_area():
+    """`signalwise atspm --help` starts without FastAPI or SQLAlchemy (each start paid ~2 s of CPU)."""
+    code = ("import sys; sys.argv = ['signalwise', 'atspm', '--help']\n"
+            "from signalwise.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('fastapi', 'sqlalchemy', 'libsumo') if m in sys.modules))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().splitlines()[-1] == "[]"

@@ -1,8 +1,10 @@
 """The `signalwise` command.
 
 Each area registers its own commands from a small module (`register(app)`), so
-this file stays a table of contents. Heavy imports happen inside commands to
-keep `signalwise --help` fast.
+this file stays a table of contents. A command line loads only the module(s)
+of the command it names: `signalwise atspm` never imports FastAPI or
+SQLAlchemy (loading every area cost ~2 s of CPU at each start). `app`, read
+from this module, is the whole command tree (every area registered).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import importlib
 
 import typer
 
-app = typer.Typer(
+_app = typer.Typer(
     name="signalwise",
     help="Safe adaptive traffic signal control on SUMO: run, compare, measure, serve, run live.",
     no_args_is_help=True,
@@ -32,36 +34,58 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@_app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="print the version and exit")) -> None:
     """Safe adaptive traffic signal control on SUMO: run, compare, measure, serve, run live."""
 
-#: modules that add commands to `app` through a `register(app)` function
-COMMAND_MODULES = (
-    "signalwise.runtime.commands",  # run, compare, scenarios, demo
-    "signalwise.api.live_command",  # live (it serves the API)
-    "signalwise.store.commands",  # ingest, serve, db
-    "signalwise.store.key_commands",  # keys
-    "signalwise.store.retention",  # db purge
-    "signalwise.analytics.atspm.commands",  # atspm, events import
-    "signalwise.analytics.audit_commands",  # audit (independent safety check of runs)
-    "signalwise.training.commands",  # train, evaluate, models
-)
+#: top-level command -> the modules that add it through their `register(app)` function, in order
+#: (a group such as `db` takes commands from several). tests/test_cli_help.py checks this table
+#: against what the modules register.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "scenarios": ("signalwise.runtime.commands",),
+    "run": ("signalwise.runtime.commands",),
+    "compare": ("signalwise.runtime.commands",),
+    "demo": ("signalwise.runtime.commands",),
+    "publish": ("signalwise.runtime.commands",),
+    "live": ("signalwise.api.live_command",),  # it serves the API
+    "ingest": ("signalwise.store.commands",),
+    "serve": ("signalwise.store.commands",),
+    "db": ("signalwise.store.commands", "signalwise.store.retention"),  # upgrade, current; purge
+    "keys": ("signalwise.store.key_commands",),
+    "atspm": ("signalwise.analytics.atspm.commands",),
+    "events": ("signalwise.analytics.atspm.commands",),  # events import
+    "audit": ("signalwise.analytics.audit_commands",),  # independent safety check of runs
+    "train": ("signalwise.training.commands",),
+    "evaluate": ("signalwise.training.commands",),
+    "models": ("signalwise.training.commands",),
+}
+
+_registered: set[str] = set()
 
 
-def _register_all() -> None:
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue  # that area has not landed yet
-            raise
-        module.register(app)
+def _register(modules) -> None:
+    for name in modules:
+        if name in _registered:
+            continue
+        _registered.add(name)
+        importlib.import_module(name).register(_app)
 
 
-_register_all()
+def _register_all() -> typer.Typer:
+    _register(dict.fromkeys(m for modules in COMMAND_MODULES.values() for m in modules))
+    return _app
+
+
+def __getattr__(name: str):
+    if name == "app":  # the whole tree, for importers (tests, docs generators)
+        return _register_all()
+    raise AttributeError(name)
+
+
+def _command_named(argv: list[str]) -> str | None:
+    """The top-level command in argv: the first word that is not an option."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def _plain_metavars(command) -> None:
@@ -85,7 +109,14 @@ def _plain_metavars(command) -> None:
 
 
 def main() -> None:
-    command = typer.main.get_command(app)
+    import sys
+
+    modules = COMMAND_MODULES.get(_command_named(sys.argv[1:]) or "")
+    if modules is None:
+        _register_all()  # --help, --version, or a misspelt command: show the whole tree
+    else:
+        _register(modules)
+    command = typer.main.get_command(_app)
     _plain_metavars(command)
     command(prog_name="signalwise")
 
