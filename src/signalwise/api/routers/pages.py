@@ -117,7 +117,7 @@ def _stored_network(request: Request, simulation_id: str) -> dict:
     try:
         signals = json.loads(model.read_text()) if model is not None and model.is_file() else _signals_from_net(net_file)
         out = network_geometry(net_file, signals)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a moved, missing or broken file: the reason, never a 500
         raise HTTPException(404, f"simulation {simulation_id!r}: cannot read its network {net_file}: "
                                  f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}"
                             ) from None
