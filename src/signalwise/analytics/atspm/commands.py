@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from ...exitcodes import BAD_INPUT
+from .charts import DEFAULT_CHART_DEVICES
 
 events_app = typer.Typer(help="Hi-res event logs: import into the store.", no_args_is_help=True)
 
@@ -31,13 +32,17 @@ def atspm(
     charts: Annotated[bool, typer.Option("--charts/--no-charts", help="draw PNG charts")] = True,
     chart_devices: Annotated[str | None, typer.Option(
         "--chart-devices", metavar="N|all|ID,ID",
-        help="devices to chart: the first N (default 4), all, or a comma-separated list of ids")] = None,
+        help=f"devices to chart: the first N (default {DEFAULT_CHART_DEVICES}), all, or a comma-separated "
+             "list of ids")] = None,
 ) -> None:
     """Compute ATSPM performance measures from a hi-res event log: tables and PNG charts."""
     if (events is None) == (run is None):
         _fail("give exactly one of --events FILE or --run DIR")
     if fmt not in ("csv", "parquet"):
         _fail(f"--format must be csv or parquet, not {fmt!r}")
+    import gc
+
+    gc.disable()  # a short run that frees its arrays by reference counting: no collector passes over them
     worker = None
     if charts:
         from .charts import ChartWorker
@@ -48,6 +53,7 @@ def atspm(
     finally:
         if worker is not None:
             worker.close()
+        gc.enable()
 
 
 def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts, chart_devices, worker) -> None:
@@ -85,39 +91,63 @@ def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts
 
 def _compute_write_draw(log, config, options: dict, out_dir: Path, fmt: str, charts: bool, chart_devices,
                         worker, sources) -> tuple:
-    """Compute, write and draw, overlapping what can be: the charts' measures first, handed to the
-    chart worker while the other measures are computed (two threads) and the tables written."""
-    from concurrent.futures import ThreadPoolExecutor
+    """Compute, write and draw, overlapping what can be: measures run in two threads, the charts'
+    first; each table is written as soon as it is computed, and the charts' measures go to the
+    chart worker the moment they are all there, while the others are still being computed."""
+    from .compute import CHART_MEASURES, compute_all, write_table
 
-    from .compute import CHART_MEASURES, MEASURES, compute_all, merge_results, write_tables
+    paths: list[Path] = []
+    ready: dict = {}
+    plan: dict = {}
 
-    if not charts:
-        results = compute_all(log, config, threads=2, **options)
-        return results, write_tables(results, out_dir, fmt), []
-    from .charts import draw_charts, plan_charts, share
+    unwritten: list = []
+
+    def on_tables(tables: dict) -> None:
+        unwritten.extend(tables.items())
+        if charts and not plan:
+            ready.update((k, v) for k, v in tables.items() if k in CHART_MEASURES)
+            if set(ready) < wanted_for_charts:
+                return  # the chart worker waits for these: writing can wait a moment
+            plan.update(_start_charts(ready, log, options, chart_devices, worker, sources, out_dir))
+        while unwritten:
+            paths.append(write_table(*unwritten.pop(0), out_dir, fmt))
+
+    wanted_for_charts = set(CHART_MEASURES) if config is not None else {"split_monitor"}
+    results = compute_all(log, config, threads=2, on_tables=on_tables, **options)
+    chart_paths: list[Path] = []
+    if charts and not plan:  # nothing for the charts came (e.g. an empty log)
+        plan.update(_start_charts(results.tables, log, options, chart_devices, worker, sources, out_dir))
+    while unwritten:
+        paths.append(write_table(*unwritten.pop(0), out_dir, fmt))
+    if charts:
+        results.warnings.extend(plan["notes"])
+        if plan["mine"]:
+            from .charts import draw_charts
+
+            chart_paths = draw_charts(plan["mine"], plan["axis"], plan["labels"], out_dir)
+        if worker is not None:
+            drawn, notes = worker.result()
+            chart_paths = sorted(chart_paths + drawn)
+            results.warnings.extend(notes)
+    order = {name: i for i, name in enumerate(results.tables)}
+    return results, sorted(paths, key=lambda p: order.get(p.stem, len(order))), chart_paths
+
+
+def _start_charts(tables: dict, log, options: dict, chart_devices, worker, sources, out_dir: Path) -> dict:
+    """Plan the charts from the tables they need; hand the worker its share. -> what is left to do here."""
+    from .charts import plan_charts, share
+    from .compute import Results
     from .phase_labels import labels_beside
 
-    first = compute_all(log, config, only=CHART_MEASURES, threads=2, **options)
-    labels, label_notes = labels_beside(*sources)
-    items, axis, notes = plan_charts(first, _chart_devices(chart_devices))
+    results = Results(tables=dict(tables), bin_min=options["bin_min"],
+                      span_us=(int(log.time_us.min()), int(log.time_us.max())) if len(log) else None)
+    labels, notes = labels_beside(*sources)
+    items, axis, more = plan_charts(results, _chart_devices(chart_devices))
     mine = items
     if worker is not None and items:
-        theirs, mine = share(items, head_start_s=0.3)  # this process writes the tables first
+        theirs, mine = share(items, head_start_s=0.3)  # this process still writes tables
         worker.submit(theirs, axis, labels, out_dir)
-    rest = tuple(m for m in MEASURES if m not in CHART_MEASURES)
-    with ThreadPoolExecutor(1) as pool:
-        later = pool.submit(compute_all, log, config, only=rest, threads=2, **options)
-        paths = write_tables(first, out_dir, fmt)
-        second = later.result()
-    paths += write_tables(second, out_dir, fmt)
-    results = merge_results(first, second)
-    results.warnings.extend(label_notes + notes)
-    chart_paths = draw_charts(mine, axis, labels, out_dir) if mine else []
-    if worker is not None:
-        drawn, notes = worker.result()
-        chart_paths = sorted(chart_paths + drawn)
-        results.warnings.extend(notes)
-    return results, paths, chart_paths
+    return {"mine": mine, "axis": axis, "labels": labels, "notes": notes + more}
 
 
 def _chart_devices(text: str | None):

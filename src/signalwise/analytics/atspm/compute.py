@@ -47,13 +47,14 @@ CHART_MEASURES = ("split_monitor", "pcd", "pcd_cycles", "arrival_on_green", "spl
 
 def compute_all(log: EventLog, config: DetectorConfig | None, bin_min: int = 15, latency_s: float = 0.0,
                 project: bool = True, fill_in_missing: bool = True, red_time_s: int = 5,
-                only: tuple[str, ...] | None = None, threads: int = 1) -> Results:
+                only: tuple[str, ...] | None = None, threads: int = 1, on_tables=None) -> Results:
     """All measures (or `only` those named) for a log and detector configuration.
 
     `threads` > 1 computes independent groups of measures in that many threads: numpy and pandas
     release the GIL in their sorts and array passes, so two threads take ~1/3 off the time.
+    `on_tables({name: table})` is called in the calling thread as each group is done (the charts'
+    measures first), so a caller can write tables or start charts while the rest is computed.
     """
-    import pandas as pd
 
     if bin_min <= 0 or (60 % bin_min and bin_min % 60):
         raise ValueError(f"bin size {bin_min} min must divide an hour (or be whole hours)")
@@ -72,18 +73,26 @@ def compute_all(log: EventLog, config: DetectorConfig | None, bin_min: int = 15,
                                 f"{' …' if len(missing) > 5 else ''}: only configuration-free measures for them")
     tasks = _tasks(want, log, config, bin_min, latency_s, project, fill_in_missing, red_time_s)
     if threads > 1 and len(tasks) > 1:
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import ThreadPoolExecutor, as_completed
 
         with ThreadPoolExecutor(threads, thread_name_prefix="atspm") as pool:
-            outs = list(pool.map(lambda task: task(), tasks))
+            futures = [pool.submit(task) for task in tasks]
+            for f in as_completed(futures):
+                if on_tables is not None:
+                    on_tables(_filled(f.result()[0]))
+            outs = [f.result() for f in futures]
     else:
-        outs = [task() for task in tasks]
+        outs = []
+        for task in tasks:
+            outs.append(task())
+            if on_tables is not None:
+                on_tables(_filled(outs[-1][0]))
     tables: dict = {}
     for out_tables, out_warnings in outs:
         tables.update(out_tables)
         res.warnings.extend(out_warnings)
-    res.tables = {name: (tables[name] if tables[name] is not None else pd.DataFrame())
-                  for name in MEASURES if name in tables}
+    tables = _filled(tables)
+    res.tables = {name: tables[name] for name in MEASURES if name in tables}
     if config is None:
         needs = want & {"arrival_on_green", "platoon_ratio", "split_failures", "split_failure_cycles",
                         "yellow_red", "red_light_running", "pcd", "pcd_cycles"}
@@ -96,6 +105,12 @@ def compute_all(log: EventLog, config: DetectorConfig | None, bin_min: int = 15,
         if config.rows(f).empty:
             res.warnings.append(f"no {f} detectors configured: {names} are empty")
     return res
+
+
+def _filled(tables: dict) -> dict:
+    import pandas as pd
+
+    return {name: (df if df is not None else pd.DataFrame()) for name, df in tables.items()}
 
 
 def _tasks(want: set, log: EventLog, config: DetectorConfig | None, bin_min: int, latency_s: float,
@@ -147,22 +162,22 @@ def _tasks(want: set, log: EventLog, config: DetectorConfig | None, bin_min: int
     def one(name, fn):
         return lambda: ({name: fn()}, [])
 
-    tasks = []
+    tasks = []  # the charts' measures first, the largest first
     if config is not None:
         if want & {"split_failures", "split_failure_cycles"}:
             tasks.append(split_failures)
-        if want & {"yellow_red", "red_light_running"}:
-            tasks.append(yellow_red)
         if want & {"pcd", "pcd_cycles"}:
             tasks.append(pcd)
         if want & {"arrival_on_green", "platoon_ratio"}:
             tasks.append(arrivals_on_green)
+    if want & {"split_monitor", "split_monitor_binned"}:
+        tasks.append(split_monitor)
+    if config is not None and want & {"yellow_red", "red_light_running"}:
+        tasks.append(yellow_red)
     if "actuations" in want:
         tasks.append(one("actuations", lambda: M.actuations(log, bin_min, fill_in_missing)))
     if "phase_wait" in want:
         tasks.append(one("phase_wait", lambda: C.binned_waits(C.phase_wait(log, config), "Wait_s", bin_min)))
-    if want & {"split_monitor", "split_monitor_binned"}:
-        tasks.append(split_monitor)
     if "ped_delay" in want:
         tasks.append(one("ped_delay", lambda: C.binned_waits(C.ped_delay(log), "PedDelay_s", bin_min)))
     if "ped" in want:
@@ -203,19 +218,21 @@ def _arrow(df):
 def write_tables(results: Results, out_dir: Path, fmt: str = "csv") -> list[Path]:
     """Write each table as CSV or Parquet (through Arrow: 10x faster than pandas' CSV writer on a million
     rows); returns the paths written."""
+    return [write_table(name, df, out_dir, fmt) for name, df in results.tables.items()]
+
+
+def write_table(name: str, df, out_dir: Path, fmt: str = "csv") -> Path:
+    """Write one table as out_dir/<name>.<fmt>, whole or not at all (through a temporary file)."""
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, df in results.tables.items():
-        path = out_dir / f"{name}.{fmt}"
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        table = _arrow(df)
-        if fmt == "parquet":
-            pq.write_table(table, tmp)
-        else:
-            pacsv.write_csv(table, tmp)
-        tmp.replace(path)
-        paths.append(path)
-    return paths
+    path = out_dir / f"{name}.{fmt}"
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    table = _arrow(df)
+    if fmt == "parquet":
+        pq.write_table(table, tmp)
+    else:
+        pacsv.write_csv(table, tmp)
+    tmp.replace(path)
+    return path
