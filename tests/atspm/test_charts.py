@@ -3,12 +3,14 @@ labelled thresholds, a readable time axis, phases named by their movements."""
 
 import re
 
-import matplotlib.figure
+from pathlib import Path
+
 import pytest
 from atspm_cases import make_config, make_events
 from matplotlib.colors import to_hex
 
 from signalwise.analytics.atspm import compute_all, detectors_from_frame, events_from_frame
+from signalwise.analytics.atspm import charts
 from signalwise.analytics.atspm.charts import write_charts
 
 #: the `single` scenario's signal model as a run writes it (signal_model.json), links in SUMO's order
@@ -33,18 +35,20 @@ def single_model(device="C"):
 # --- a small log: two signals, phases 2 and 6, half an hour, detectors that never fail a split --------
 
 
-def quiet_log():
+def quiet_log(green_s: dict | None = None):
+    """`green_s`: a device's green time (20 s unless given), so that devices can differ."""
     rows = []
     for dev in ("7", "8"):
+        g = (green_s or {}).get(dev, 20)
         t = 0.0
         while t < 1800:
             for ph in (2, 6):
-                rows += [(t, dev, 1, ph), (t + 20, dev, 4, ph), (t + 20, dev, 8, ph), (t + 24, dev, 9, ph),
-                         (t + 24, dev, 10, ph), (t + 26, dev, 11, ph)]
+                rows += [(t, dev, 1, ph), (t + g, dev, 4, ph), (t + g, dev, 8, ph), (t + g + 4, dev, 9, ph),
+                         (t + g + 4, dev, 10, ph), (t + g + 6, dev, 11, ph)]
                 rows += [(t + s, dev, 82, ph * 10) for s in (-10.0, 3.0, 12.0)]  # advance: arrivals
                 rows += [(t + s + 0.5, dev, 81, ph * 10) for s in (-10.0, 3.0, 12.0)]
                 rows += [(t + 2, dev, 82, ph), (t + 3, dev, 81, ph)]  # stop bar: one short actuation
-                t += 26
+                t += g + 6
     rows = [r for r in rows if r[0] >= 0]
     cfg = make_config([(dev, ph, ch, fn) for dev in ("7", "8") for ph in (2, 6)
                        for ch, fn in ((ph, "Presence"), (ph * 10, "Advance"))])
@@ -78,13 +82,14 @@ def snapshot(fig):
 def saved(monkeypatch):
     """Every figure the chart code saves, as a snapshot taken right after it was drawn, by file name."""
     shots = {}
-    original = matplotlib.figure.Figure.savefig
+    original = charts._Panels.save
 
-    def savefig(fig, fname, *args, **kwargs):
-        original(fig, fname, *args, **kwargs)
-        shots[str(getattr(fname, "name", fname)).rsplit("/", 1)[-1]] = snapshot(fig)
+    def save(panels, path):
+        out = original(panels, path)
+        shots[Path(path).name] = snapshot(panels.fig)
+        return out
 
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    monkeypatch.setattr(charts._Panels, "save", save)
     return shots
 
 
@@ -176,3 +181,21 @@ def test_charts_name_phases_with_their_labels(quiet, saved, tmp_path):
     assert all(("phase 2 (EB through)" in t) or ("phase 6 (WB through)" in t) for t in titles), titles
     series = [s[0] for ax in saved["aog_by_hour_7.png"]["axes"] for s in ax["series"]]
     assert "phase 2 (EB through)" in series
+
+
+def test_a_reused_figure_draws_each_device_as_a_fresh_one_would(tmp_path):
+    """Figures are reused and their static parts blitted: nothing of one device may stay on the next."""
+    import numpy as np
+    from PIL import Image
+
+    res = quiet_log({"7": 20, "8": 19})  # other cycles, titles and data; the same y-limits
+    both, alone = tmp_path / "both", tmp_path / "alone"
+    write_charts(res, both, devices=["7", "8"])
+    write_charts(res, alone, devices=["8"])
+    drawn = sorted(p.name for p in alone.glob("*_8.png"))
+    assert len(drawn) == 4
+    for name in drawn:
+        a, b = np.asarray(Image.open(both / name)), np.asarray(Image.open(alone / name))
+        assert a.shape == b.shape and np.array_equal(a, b), name
+    # and device 7's own charts differ from device 8's (the comparison above can tell devices apart)
+    assert not np.array_equal(np.asarray(Image.open(both / "pcd_7.png")), np.asarray(Image.open(both / "pcd_8.png")))

@@ -13,6 +13,12 @@ once per chart kind and panel count and reused for every device — each
 device only moves its data into the same few artists (one marker line per
 series and panel, step lines, no scatter collections), with fixed margins
 instead of tight_layout, at a modest dpi and a fast PNG compression level.
+What changes per device (data, titles, per-device legends) is `animated`: the
+rest of a figure (frames, ticks, labels, common legends) is drawn once per set of
+y-limits and kept as a background that each device's data is blitted onto, which
+is how matplotlib's own animations avoid redrawing text (a full draw spent most of
+its time laying out and rasterising tick labels). Limits are rounded to a few
+steps, so devices share backgrounds.
 By default only the first `DEFAULT_CHART_DEVICES` devices are charted
 (`devices="all"` for every one), and a `ChartWorker` forked at the start
 draws part of them while the caller writes its tables.
@@ -155,10 +161,13 @@ def _time_axis(ax, axis: dict, show_labels: bool = True) -> None:
         ax.set_xlabel(label, fontsize=8)
 
 
-def _top(values, floor: float, pad: float = 1.08) -> float:
+def _top(values, floor: float, pad: float = 1.08, step: float | None = None) -> float:
+    """The top of a y axis: the largest value padded, at least `floor`, rounded up to `step` (so that
+    devices with similar data share a blitted background)."""
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
-    return max(floor, float(v.max()) * pad) if len(v) else floor
+    top = max(floor, float(v.max()) * pad) if len(v) else floor
+    return math.ceil(top / step) * step if step else top
 
 
 def _phase_name(labels: dict, device: str, phase: int) -> str:
@@ -203,15 +212,43 @@ class _Panels:
             ax.tick_params(labelsize=7)
             ax.yaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))
             ax.set_ylim(bottom=0)
-        self.title = self.fig.suptitle("", fontsize=11, y=1 - 0.12 / height, va="top")
+        self.title = self.fig.suptitle("", fontsize=11, y=1 - 0.12 / height, va="top", animated=True)
+        for ax in self.axes:
+            ax.title.set_animated(True)
         if legend:
             self.fig.legend(handles=legend, loc="upper center", ncol=len(legend), fontsize=8, frameon=False,
                             bbox_to_anchor=(0.5, 1 - 0.42 / height))
         self.artists: list[dict] = [{} for _ in range(n)]
+        self.backgrounds: dict[tuple, object] = {}  # y-limits of every panel -> the drawn background
+
+    def animated(self) -> list:
+        """What changes per device, in drawing order."""
+        found = [a for ax in self.axes for a in ax.get_children() if a.get_animated() and a.get_visible()]
+        return sorted(found, key=lambda a: a.get_zorder()) + [self.title]
+
+    def save(self, path: Path) -> Path:
+        """Blit this device's artists onto the background for these y-limits (drawn on first use)."""
+        from PIL import Image
+
+        canvas = self.fig.canvas
+        key = tuple(ax.get_ylim() for ax in self.axes)
+        background = self.backgrounds.get(key)
+        if background is None:
+            canvas.draw()  # everything but the animated artists
+            background = self.backgrounds[key] = canvas.copy_from_bbox(self.fig.bbox)
+        else:
+            canvas.restore_region(background)
+        for artist in self.animated():
+            self.fig.draw_artist(artist)
+        width, height = canvas.get_width_height()
+        Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).save(
+            path, format="png", dpi=(DPI, DPI), **PNG_OPTIONS)
+        return path
 
 
 def _marker(ax, label: str, colour: str, marker: str = ".", size: float = 3.0):
-    return ax.plot([], [], ls="none", marker=marker, ms=size, color=colour, mec=colour, label=label)[0]
+    return ax.plot([], [], ls="none", marker=marker, ms=size, color=colour, mec=colour, label=label,
+                   animated=True)[0]
 
 
 def _proxy(label: str, colour: str, **kw):
@@ -244,7 +281,7 @@ class Charts:
             art["arrivals"] = _marker(ax, "arrival", SIGNAL_COLOURS["arrival"], size=2.5)
             for key, label in (("green", "begin green"), ("yellow", "begin yellow"), ("cycle", "begin red")):
                 art[key] = ax.plot([], [], drawstyle="steps-post", lw=1.0, color=SIGNAL_COLOURS[
-                    "red" if key == "cycle" else key], label=label)[0]
+                    "red" if key == "cycle" else key], label=label, animated=True)[0]
         p.fig.supylabel("time in cycle (s)", fontsize=9, x=0.008)
         return p
 
@@ -266,7 +303,7 @@ class Charts:
                 cy = cyc[key][c].astype(float) if cyc else np.empty(0)
                 art[key].set_data(cx, cy)
                 tops.append(cy)
-            ax.set_ylim(0, _top(np.concatenate(tops), 30.0, 1.05))
+            ax.set_ylim(0, _top(np.concatenate(tops), 30.0, 1.05, step=30.0))
             title = f"{_phase_name(self.labels, device, ph)}: {len(ay):,} arrivals"
             if len(ay):
                 title += f", {100 * np.mean(arr['signal'][a] == 'green'):.0f} % on green"
@@ -296,7 +333,7 @@ class Charts:
             for name in TERMINATIONS:
                 k = term == name
                 art[name].set_data(x[k], y[k])
-            ax.set_ylim(0, _top(y, 10.0, 1.12))
+            ax.set_ylim(0, _top(y, 10.0, 1.12, step=10.0))
             mean = np.nanmean(y) if np.isfinite(y).any() else float("nan")
             ax.set_title(f"{_phase_name(self.labels, device, ph)}: mean split {mean:.1f} s over {len(y)} cycles",
                          fontsize=8)
@@ -323,7 +360,7 @@ class Charts:
             with np.errstate(invalid="ignore", divide="ignore"):
                 pct = np.where(total > 0, 100 * green / total, np.nan)
             ax.bar(hours + 4.8 + i * width, pct, width, align="edge", color=phase_colour(ph),
-                   label=_phase_name(self.labels, device, ph))
+                   label=_phase_name(self.labels, device, ph), animated=True)
         ax.set_ylim(0, 100)
         self._single_legend(p, ax.containers)
         p.title.set_text(f"Arrivals on green by hour — {device}")
@@ -349,7 +386,7 @@ class Charts:
         if ax.get_legend() is not None:
             ax.get_legend().remove()
         ax.legend(handles=list(handles), fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                  frameon=False)
+                  frameon=False).set_animated(True)
 
     # -- split failures ----------------------------------------------------------------------
     def _build_split_failures(self, n: int) -> _Panels:
@@ -385,13 +422,13 @@ class Charts:
             name, colour = _phase_name(self.labels, device, ph), phase_colour(ph)
             f = d["failures"][m].astype(float)
             handles1.append(ax1.plot(x, np.append(f, f[-1]), drawstyle="steps-post", color=colour, lw=1.3,
-                                     label=name)[0])
+                                     label=name, animated=True)[0])
             top = max(top, float(np.nanmax(f)) if len(f) else 0.0)
             g, r = 100 * d["green_occ"][m].astype(float), 100 * d["red_occ"][m].astype(float)
             ax2.plot(x, np.append(g, g[-1]), drawstyle="steps-post", color=colour, lw=1.2,
-                     label=f"{name} green occupancy")
+                     label=f"{name} green occupancy", animated=True)
             ax2.plot(x, np.append(r, r[-1]), drawstyle="steps-post", color=colour, lw=1.2, ls="--",
-                     label=f"{name} first 5 s of red occupancy")
+                     label=f"{name} first 5 s of red occupancy", animated=True)
         ax1.set_ylim(0, math.ceil(top * 1.15) if top > 1 else 1.2)
         handles2 = [_proxy("green occupancy (solid, phase colour)", "#444444", lw=1.2),
                     _proxy("first 5 s of red occupancy (dashed)", "#444444", lw=1.2, ls="--"),
@@ -402,8 +439,7 @@ class Charts:
         return self._save(p, path)
 
     def _save(self, p: _Panels, path: Path) -> Path:
-        p.fig.savefig(path, dpi=DPI, pil_kwargs=PNG_OPTIONS)
-        return path
+        return p.save(path)
 
     def draw(self, kind: str, device: str, data: dict, out_dir: Path) -> Path | None:
         """One chart (`CHART_KINDS`) of one device, as out_dir/<kind>_<device>.png."""
