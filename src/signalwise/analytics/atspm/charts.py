@@ -469,9 +469,10 @@ def select_devices(all_devices: list[str], devices) -> tuple[list[str], list[str
     return [d for d in wanted if d in set(all_devices)], notes
 
 
-#: rough drawing cost of each chart (s, steady state) and of building its figure, to share the work out
-_COST = {"pcd": (0.125, 0.04), "split_monitor": (0.10, 0.035), "aog_by_hour": (0.045, 0.01),
-         "split_failures": (0.065, 0.01)}
+#: rough cost of each chart (s, blitted onto a kept background) and of building its figure and drawing
+#: its first background, to share the work out: a process pays the second once per chart kind
+_COST = {"pcd": (0.07, 0.35), "split_monitor": (0.07, 0.35), "aog_by_hour": (0.06, 0.1),
+         "split_failures": (0.07, 0.12)}
 #: what a process that has not drawn yet pays before its first chart (imports, fonts, PNG encoder)
 _WARM_UP_S = 0.2
 
