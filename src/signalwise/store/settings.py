@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     #: validation processes beside the writer for `signalwise ingest` and the batch endpoint; unset = 1 on
     #: a machine with two cores or more (the writer has the other), else 0
     ingest_workers: int | None = Field(default=None, ge=0, le=64)
-    #: where `signalwise models` keeps versions, and where `ql:@active` / `ql:@v3` find them
-    #: (env SIGNALWISE_MODEL_REGISTRY)
+    #: a directory registry (registry.json with v1/, v2/ ...) imported into the database's model registry on
+    #: first use, when the database holds no version yet (`signalwise models import DIR` imports any other)
     model_registry: Path = Path("models/registry")
+    #: where registered model versions are unpacked to run (one directory per version, checked against the
+    #: database's hashes whenever it is used; safe to delete)
+    model_cache: Path = Path("models/cache")
+    #: where training jobs started through the API (POST /api/v1/ml/train) write their episodes and model
+    ml_jobs_dir: Path = Path("models/jobs")
+    #: training jobs that may run at once; POST /api/v1/ml/train answers 409 beyond
+    max_training_jobs: int = Field(default=1, ge=1, le=16)
