@@ -288,8 +288,8 @@ def _models_list(db) -> None:
     for v in versions:
         where = ", ".join(sorted(i for i, ver in active.items() if ver == v.version)) or "-"
         t.add_row(v.version, v.scenario, ", ".join(v.intersections), str(v.episodes), f"{v.size_bytes / 1024:.0f}",
-                  v.registered, v.registered_by, where)
-    Console().print(t)
+                  f"{v.registered_at.astimezone():%Y-%m-%d %H:%M}", v.registered_by, where)
+    Console(width=max(120, Console().width)).print(t)
 
 
 @models_app.command("add")
