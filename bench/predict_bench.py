@@ -121,6 +121,12 @@ def _serve(url_db: str, key: str, http: str) -> tuple[subprocess.Popen, str, str
     return server, base, token
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _stop(server: subprocess.Popen) -> None:
     server.terminate()
     server.wait(timeout=10)
@@ -136,18 +142,24 @@ def compare_http(url_db: str, key: str, rate: float, duration_s: float, rounds: 
             server, base, token = _serve(url_db, key, http)
             try:
                 _load(base, token, rate, 3.0)  # warm-up
+                cpu0 = _cpu_s(server.pid)
                 r = _load(base, token, rate, duration_s)
+                # the server's own CPU per answer: what the protocol costs, less moved by other load than latency
+                r["cpu_ms_per_answer"] = (_cpu_s(server.pid) - cpu0) * 1000 / max(1, r["ok"])
             finally:
                 _stop(server)
             runs[http].append(r)
             print(f"  round {k + 1} {http:>9}: achieved {r['achieved_per_s']:.0f}/s, {r['errors']} errors, "
-                  f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.1f} ms", flush=True)
-    med = {h: {q: statistics.median(r[q] for r in rs) for q in ("p50_ms", "p99_ms")} for h, rs in runs.items()}
+                  f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.1f} ms, "
+                  f"server CPU {r['cpu_ms_per_answer']:.2f} ms per answer", flush=True)
+    keys = ("p50_ms", "p99_ms", "cpu_ms_per_answer")
+    med = {h: {q: statistics.median(r[q] for r in rs) for q in keys} for h, rs in runs.items()}
     for h in runs:
         print(f"{h:>9}: median of {rounds} x {duration_s:.0f} s at {rate:.0f}/s: p50 {med[h]['p50_ms']:.1f} ms, "
-              f"p99 {med[h]['p99_ms']:.1f} ms (target p99 < 20 ms)")
-    print(f"httptools / h11: p50 x{med['httptools']['p50_ms'] / med['h11']['p50_ms']:.2f}, "
-          f"p99 x{med['httptools']['p99_ms'] / med['h11']['p99_ms']:.2f}")
+              f"p99 {med[h]['p99_ms']:.1f} ms (target p99 < 20 ms), server CPU "
+              f"{med[h]['cpu_ms_per_answer']:.2f} ms per answer")
+    print("httptools / h11: " + ", ".join(f"{q} x{med['httptools'][q] / med['h11'][q]:.2f}" for q in keys))
+    print(f"load average (1, 5, 15 min): {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
 
 
 def main() -> None:
