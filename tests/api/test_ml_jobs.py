@@ -136,6 +136,8 @@ def test_a_job_whose_worker_died_is_marked_failed_when_the_server_starts_again(a
     ({"scenario": "nowhere"}, "scenario:"),
     ({"guide_visits": "sometimes"}, "body.guide_visits"),
     ({"workers": 1, "colour": "red"}, "body.colour"),
+    ({"duration_s": 0.5}, "body.duration_s"),
+    ({"workers": (os.cpu_count() or 1) + 1}, "workers: at most this server's"),
 ])
 def test_bad_training_requests_are_422_naming_the_field_and_start_nothing(api, request_body, where):
     r = api.post("/api/v1/ml/train", json={**SMALL, **request_body})

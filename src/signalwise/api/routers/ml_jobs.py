@@ -11,6 +11,7 @@ cancelling need `operate`; reading needs `read`.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
@@ -33,9 +34,9 @@ class TrainIn(BaseModel):
     scenario: str = Field("single", min_length=1, max_length=200, description="a built-in scenario or resco:NAME")
     episodes: int = Field(40, ge=1, le=10_000, description="training episodes (per candidate with guide_visits auto)")
     seed: int = Field(1, ge=0, le=1_000_000, description="the same seed and batch reproduce the model exactly")
-    workers: int = Field(1, ge=1, le=8, description="parallel episode processes")
+    workers: int = Field(1, ge=1, le=64, description="parallel episode processes (at most the server's cores)")
     batch: int = Field(2, ge=1, le=64, description="episodes per round, run in parallel from the same table")
-    duration_s: float | None = Field(None, gt=0, le=86_400, description="simulated seconds per episode "
+    duration_s: float | None = Field(None, ge=1, le=86_400, description="simulated seconds per episode "
                                                                         "(default: the scenario's)")
     shared: bool = Field(False, description="one table shared by intersections of the same layout")
     guide_visits: int | Literal["auto"] = Field("auto", description=(
@@ -101,6 +102,9 @@ def train(request: Request, body: TrainIn, engine: EngineDep, response: Response
         load(body.scenario)
     except ScenarioError as exc:
         raise HTTPException(422, f"scenario: {str(exc).strip().splitlines()[-1]}") from None
+    cores = os.cpu_count() or 1
+    if body.workers > cores:  # episode processes beyond the cores only queue for them, beside the server
+        raise HTTPException(422, f"workers: at most this server's {cores} cores, not {body.workers}")
     settings = request.app.state.settings
     store_jobs.reap(engine)
     running = store_jobs.list_jobs(engine, limit=100, states=store_jobs.ACTIVE_STATES)
