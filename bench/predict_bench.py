@@ -1,6 +1,7 @@
 """POST /api/v1/ml/predict under a steady load, from a separate process on 127.0.0.1.
 
-    .venv/bin/python bench/predict_bench.py [--rate 500] [--duration 60] [--step-duration 10]
+    .venv/bin/python bench/predict_bench.py [--rate 500] [--duration 60] [--step-duration 10] [--http h11]
+    .venv/bin/python bench/predict_bench.py --compare-http 3 --duration 30   # h11 vs httptools, alternating
 
 1. one API process (uvicorn, one worker) answering predictions for the built-in `single`, with a key whose
    rate limit allows the load (the limit is raised through SIGNALWISE_RATE_LIMITS for this bench);
@@ -98,11 +99,78 @@ def _load(url: str, token: str, rate: float, duration_s: float, batch: int = 0) 
             "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": lat[-1] * 1000 if n else float("nan")}
 
 
+def _serve(url_db: str, key: str, http: str) -> tuple[subprocess.Popen, str, str]:
+    """An API process with the `http` protocol implementation (uvicorn --http); returns it, its URL and a token."""
+    import httpx
+
+    port = _free_port()
+    env = {**os.environ, "SIGNALWISE_DATABASE_URL": url_db,
+           "SIGNALWISE_RATE_LIMITS": json.dumps({"predict": "10000000/minute"})}
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "signalwise.api:create_app", "--factory", "--host",
+                               "127.0.0.1", "--port", str(port), "--log-level", "warning", "--http", http], env=env)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    token = httpx.post(f"{base}/api/v1/auth/token", headers={"X-API-Key": key}).json()["access_token"]
+    httpx.post(f"{base}/api/v1/ml/predict", params={"scenario": "single"}, json=BODY,
+               headers={"Authorization": f"Bearer {token}"}, timeout=60).raise_for_status()  # reads the network
+    return server, base, token
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stop(server: subprocess.Popen) -> None:
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def compare_http(url_db: str, key: str, rate: float, duration_s: float, rounds: int) -> None:
+    """The steady load against h11 and httptools servers, alternating (one server at a time), medians."""
+    import statistics
+
+    runs: dict[str, list[dict]] = {"h11": [], "httptools": []}
+    for k in range(rounds):
+        for http in ("h11", "httptools") if k % 2 == 0 else ("httptools", "h11"):
+            server, base, token = _serve(url_db, key, http)
+            try:
+                _load(base, token, rate, 3.0)  # warm-up
+                cpu0 = _cpu_s(server.pid)
+                r = _load(base, token, rate, duration_s)
+                # the server's own CPU per answer: what the protocol costs, less moved by other load than latency
+                r["cpu_ms_per_answer"] = (_cpu_s(server.pid) - cpu0) * 1000 / max(1, r["ok"])
+            finally:
+                _stop(server)
+            runs[http].append(r)
+            print(f"  round {k + 1} {http:>9}: achieved {r['achieved_per_s']:.0f}/s, {r['errors']} errors, "
+                  f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.1f} ms, "
+                  f"server CPU {r['cpu_ms_per_answer']:.2f} ms per answer", flush=True)
+    keys = ("p50_ms", "p99_ms", "cpu_ms_per_answer")
+    med = {h: {q: statistics.median(r[q] for r in rs) for q in keys} for h, rs in runs.items()}
+    for h in runs:
+        print(f"{h:>9}: median of {rounds} x {duration_s:.0f} s at {rate:.0f}/s: p50 {med[h]['p50_ms']:.1f} ms, "
+              f"p99 {med[h]['p99_ms']:.1f} ms (target p99 < 20 ms), server CPU "
+              f"{med[h]['cpu_ms_per_answer']:.2f} ms per answer")
+    print("httptools / h11: " + ", ".join(f"{q} x{med['httptools'][q] / med['h11'][q]:.2f}" for q in keys))
+    print(f"load average (1, 5, 15 min): {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rate", type=float, default=500.0)
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--step-duration", type=float, default=10.0)
+    ap.add_argument("--http", choices=("auto", "h11", "httptools"), default="auto",
+                    help="uvicorn's HTTP implementation (auto: httptools when installed, as signalwise serve)")
+    ap.add_argument("--compare-http", type=int, metavar="ROUNDS", default=0,
+                    help="only the steady load, against h11 and httptools servers in turn, ROUNDS times each")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="signalwise-predict-bench-"))
     url_db = f"sqlite:///{tmp / 'bench.db'}"
@@ -110,24 +178,11 @@ def main() -> None:
     from signalwise.store.keys import create_key
 
     _, key = create_key(get_engine(url_db), "predict-bench", ["read"])
-    port = _free_port()
-    env = {**os.environ, "SIGNALWISE_DATABASE_URL": url_db,
-           "SIGNALWISE_RATE_LIMITS": json.dumps({"predict": "10000000/minute"})}
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "signalwise.api:create_app", "--factory", "--host",
-                               "127.0.0.1", "--port", str(port), "--log-level", "warning"], env=env)
-    base = f"http://127.0.0.1:{port}"
+    if args.compare_http:
+        compare_http(url_db, key, args.rate, args.duration, args.compare_http)
+        return
+    server, base, token = _serve(url_db, key, args.http)
     try:
-        import httpx
-
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        token = httpx.post(f"{base}/api/v1/auth/token", headers={"X-API-Key": key}).json()["access_token"]
-        httpx.post(f"{base}/api/v1/ml/predict", params={"scenario": "single"}, json=BODY,
-                   headers={"Authorization": f"Bearer {token}"}, timeout=60).raise_for_status()  # reads the network
         _load(base, token, args.rate, 3.0)  # warm-up: connections, caches
         steady = _load(base, token, args.rate, args.duration)
         print(f"steady {args.rate:.0f}/s for {args.duration:.0f} s: {steady['ok']} answered, {steady['errors']} errors, "
@@ -147,8 +202,7 @@ def main() -> None:
         print(f"batch of 100: {b['achieved_per_s'] * 100:.0f} predictions/s at 10 calls/s, "
               f"p50 {b['p50_ms']:.1f} ms, p99 {b['p99_ms']:.1f} ms per call")
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        _stop(server)
 
 
 if __name__ == "__main__":

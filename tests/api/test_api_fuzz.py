@@ -25,7 +25,8 @@ ingest_records(get_engine(_URL), [{
                  "green_time_allocated": 20}],
     "metrics": {"total_vehicles_passed": 1, "avg_wait_time_all_sides": 1.0, "throughput": 0.5,
                 "avg_speed": 20.0, "fuel_saved": 0.1, "co2_saved": 0.2, "emergency_overrides": 1}}])
-APP = create_app(Settings(database_url=_URL, max_batch_records=20, cache_ttl_s=0))
+APP = create_app(Settings(database_url=_URL, max_batch_records=20, cache_ttl_s=0, ml_jobs_dir=_DB.parent / "jobs",
+                          model_cache=_DB.parent / "cache", model_registry=_DB.parent / "no-registry"))
 _, ADMIN_KEY = create_key(get_engine(_URL), "fuzz", ["admin"])
 
 
@@ -50,6 +51,12 @@ def _live():
     yield
     APP.state.live.field.backend.close()
     APP.state.live = None
+    # a generated POST /api/v1/ml/train may have started a real training job: stop it with the module
+    from signalwise.store.jobs import ACTIVE_STATES, list_jobs
+    from signalwise.training.jobs import cancel_job
+
+    for job in list_jobs(get_engine(_URL), states=ACTIVE_STATES):
+        cancel_job(get_engine(_URL), job.id)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
@@ -59,3 +66,7 @@ def test_api_never_fails_on_generated_requests(case):
     response = case.call(timeout=10, headers={"X-API-Key": ADMIN_KEY})
     assert response.status_code < 500, (
         f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}")
+    if case.path == "/api/v1/ml/train" and response.status_code == 202:  # a real training job: stop it now
+        from signalwise.training.jobs import cancel_job
+
+        assert cancel_job(get_engine(_URL), response.json()["job_id"]).state in ("cancelled", "failed", "succeeded")

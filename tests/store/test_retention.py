@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import func, select
 
 from signalwise.store import bulk_insert_events, get_engine, ingest_records
+from signalwise.store.ml_metrics import Interval, get_metrics, put_metrics
 from signalwise.store.retention import purge
 from signalwise.store.tables import BUCKET_TABLES, HiresEvent, IntersectionRecordRow, Run
 
@@ -37,8 +38,10 @@ def test_purge_removes_old_runs_whole_and_keeps_recent_ones(db_url):
     bulk_insert_events(engine, [(local, "I", 1, 2)], simulation_id="old")
     bulk_insert_events(engine, [(local, "I", 1, 2)], simulation_id="new")
     bulk_insert_events(engine, [(local, "X", 82, 1)], simulation_id="")  # an imported log, old by its own time
+    put_metrics(engine, "I", "study", [Interval(now - dt.timedelta(days=d), 900, "fixed", None, 30.0, None, None)
+                                       for d in (400, 10)], "tests")  # submitted figures go by their interval
     dry = purge(engine, {}, now=now, dry_run=True)
-    assert dry == {"runs": 1, "events": 2, "alerts": 0, "changes": 0}
+    assert dry == {"runs": 1, "events": 2, "alerts": 0, "changes": 0, "ml_metrics": 1}
     assert _count(engine, Run) == 2  # a dry run removes nothing
     assert purge(engine, {}, now=now) == dry
     with engine.connect() as conn:
@@ -48,4 +51,5 @@ def test_purge_removes_old_runs_whole_and_keeps_recent_ones(db_url):
     for t in BUCKET_TABLES:  # the old run's buckets went with it
         assert _count(engine, t) > 0 and _count(engine, t, t.__table__.c.run_id != new_id) == 0
     assert _count(engine, HiresEvent) == 1
+    assert get_metrics(engine, "I")[0] == 1
     assert purge(engine, {"records": 5}, now=now)["runs"] == 1  # a shorter retention takes the recent run too

@@ -21,8 +21,14 @@ def test_evaluate_refuses_zero_seeds_with_one_line():
 
 
 def test_an_empty_registry_says_how_to_add_a_model(tmp_path):
-    p = _cli("models", "list", "--registry", str(tmp_path / "reg"))
+    p = _cli("models", "list", "--db", f"sqlite:///{tmp_path / 'reg.db'}")
     assert p.returncode == 0 and "no model registered" in p.stdout and "signalwise models add" in p.stdout
+    assert "signalwise models import" in p.stdout
+
+
+def test_a_registry_that_cannot_be_opened_is_one_line(tmp_path):
+    p = _cli("models", "list", "--db", "sqlite:////nonexistent-dir/x.db")
+    assert p.returncode == 2 and "error: cannot open database" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_a_model_that_loses_to_max_pressure_is_said_to_lose():

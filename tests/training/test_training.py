@@ -107,43 +107,60 @@ def test_a_missing_model_is_refused_before_the_run(tmp_path):
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
+def _registry_env(tmp_path, name: str = "reg.db") -> dict:
+    """The registry's database and its cache for a CLI call (nothing lands in the working directory)."""
+    return {"SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / name}", "SIGNALWISE_MODEL_CACHE": str(tmp_path / "cache"),
+            "SIGNALWISE_MODEL_REGISTRY": str(tmp_path / "no-directory-registry")}
+
+
 def test_model_registry_deploy_and_rollback_through_the_cli(trained, tmp_path):
-    reg = str(tmp_path / "reg")
+    db = ("--db", f"sqlite:///{tmp_path / 'reg.db'}")
+    env = _registry_env(tmp_path)
     for _ in range(2):
-        r = cli("models", "add", str(trained / "model"), "--registry", reg)
+        r = cli("models", "add", str(trained / "model"), *db, env=env)
         assert r.returncode == 0, r.stderr
     assert "registered v2" in r.stdout
-    assert cli("models", "deploy", "v1", "--registry", reg).returncode == 0
-    assert "C: v2 active" in cli("models", "deploy", "v2", "--registry", reg).stdout
-    listing = cli("models", "list", "--registry", reg)
+    assert cli("models", "deploy", "v1", *db, env=env).returncode == 0
+    assert "C: v2 active" in cli("models", "deploy", "v2", *db, env=env).stdout
+    listing = cli("models", "list", *db, env=env)
     assert listing.returncode == 0 and "v2" in listing.stdout
-    shown = json.loads(cli("models", "show", "v2", "--registry", reg).stdout)
-    assert shown["scenario"] == "single" and shown["training"]["episodes"] == 2
-    assert "C: v1 active" in cli("models", "rollback", "--registry", reg).stdout
-    assert "fallback plan" in cli("models", "rollback", "--registry", reg).stdout
-    bad = cli("models", "deploy", "v9", "--registry", reg)
-    assert bad.returncode == 2 and "no model version 'v9'" in bad.stderr
-    assert cli("models", "deploy", "v1", "--intersection", "X", "--registry", reg).returncode == 2
+    shown = json.loads(cli("models", "show", "v2", *db, env=env).stdout)
+    assert shown["scenario"] == "single" and shown["training"]["episodes"] == 2 and shown["version"] == "v2"
+    assert "C: v1 active" in cli("models", "rollback", *db, env=env).stdout
+    assert "fallback plan" in cli("models", "rollback", *db, env=env).stdout
+    history = cli("models", "history", "--intersection", "C", *db, env=env)
+    assert history.returncode == 0 and history.stdout.count("cli:") >= 4  # two deploys, two rollbacks, by whom
+    bad = cli("models", "deploy", "v9", *db, env=env)
+    assert bad.returncode == 2 and "no model version 'v9'" in bad.stderr and "v1, v2" in bad.stderr
+    elsewhere = cli("models", "deploy", "v1", "--intersection", "X", *db, env=env)
+    assert elsewhere.returncode == 2 and "v1 has no table for X" in elsewhere.stderr
+    broken = cli("models", "add", str(tmp_path), *db, env=env)  # not a model: refused, nothing registered
+    assert broken.returncode == 2 and "not a model (no meta.json" in broken.stderr
+    assert "v3" not in cli("models", "list", *db, env=env).stdout
 
 
-def test_the_registry_root_comes_from_settings_and_reaches_ql_active_runs(trained, tmp_path):
-    reg = tmp_path / "reg"
-    env = {"SIGNALWISE_MODEL_REGISTRY": str(reg)}
+def test_the_registry_database_comes_from_settings_and_reaches_ql_active_runs(trained, tmp_path):
+    env = _registry_env(tmp_path)
     assert cli("models", "add", str(trained / "model"), env=env).returncode == 0
     assert "C: v1 active" in cli("models", "deploy", "v1", env=env).stdout
     assert "v1" in cli("models", "list", env=env).stdout
-    assert (reg / "registry.json").is_file()
     r = cli("run", "-s", "single", "-c", "ql:@active", "--duration", "120", "--no-emissions",
             "--run-dir", str(tmp_path / "run"), env=env)
     assert r.returncode == 0, r.stderr
     assert "fallback plan" not in r.stderr  # the model was found and ran
-    assert f"model_registry: {reg.resolve()}" in (tmp_path / "run" / "config.yaml").read_text()
-    empty = {"SIGNALWISE_MODEL_REGISTRY": str(tmp_path / "empty")}
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    # the run's evidence names the registry and the exact files it ran (v1's copy in the cache)
+    assert f"model_registry: sqlite:///{tmp_path / 'reg.db'}" in config
+    ran = next(iter((tmp_path / "cache").iterdir()))
+    assert ran.name.startswith("v1-") and f"C: {ran}" in config
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["network"]["fallback_fraction"] < 0.5
+    empty = _registry_env(tmp_path, "empty.db")
     r = cli("run", "-s", "single", "-c", "ql:@active", "--duration", "60", "--no-emissions",
             "--run-dir", str(tmp_path / "run2"), env=empty)
     # an empty registry is an error before the run, naming the registry the settings gave
     assert r.returncode == 2, r.stderr
-    assert "no model deployed at intersection 'C'" in r.stderr and str(tmp_path / "empty") in r.stderr
+    assert "no model deployed at intersection 'C'" in r.stderr and str(tmp_path / "empty.db") in r.stderr
 
 
 def test_live_deploy_and_rollback_use_the_registry_and_reach_the_running_loop(trained, tmp_path):
@@ -153,29 +170,35 @@ def test_live_deploy_and_rollback_use_the_registry_and_reach_the_running_loop(tr
     from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
     from signalwise.store import Settings, get_engine
     from signalwise.store.keys import create_key
-    from signalwise.training.registry import LocalModelRegistry
+    from signalwise.store.model_registry import open_registry
+    from signalwise.training.registry import register_model
 
-    reg = LocalModelRegistry(tmp_path / "reg")
-    reg.add(trained / "model")
-    reg.add(trained / "model")
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    settings = Settings(database_url=url, model_cache=tmp_path / "cache", model_registry=tmp_path / "none")
+    reg = open_registry(settings)  # the registry the CLI opens for this database
+    register_model(reg, trained / "model")
+    register_model(reg, trained / "model")
     rt = LiveRuntime(RunConfig(scenario="single", controller="max-pressure"),
                      LiveOptions(speed=None, duration_s=120, in_process=True), tmp_path / "live")
     rt.open()
-    url = f"sqlite:///{tmp_path / 'api.db'}"
-    app = create_app(Settings(database_url=url, model_registry=tmp_path / "reg"))
+    app = create_app(settings)
     app.state.live = rt
     _, key = create_key(get_engine(url), "ops", ["operate", "read"])
     try:
         with TestClient(app, headers={"X-API-Key": key}) as c:
-            assert c.post("/api/v1/live/deploy", json={"version": "v9"}).status_code == 422
+            r = c.post("/api/v1/live/deploy", json={"version": "v9"})
+            assert r.status_code == 404 and "no model version 'v9'" in r.json()["message"]
             r = c.post("/api/v1/live/deploy", json={"version": "v1"})
             assert r.status_code == 200, r.text
             assert r.json()["who"] == "ops" and c.post("/api/v1/live/deploy", json={"version": "v2"}).status_code == 200
             assert reg.active() == {"C": "v2"}  # the CLI's registry, the same functions
+            assert [d.deployed_by for d in reg.history("C")] == ["ops", "ops"]
             assert c.post("/api/v1/live/rollback", json={}).status_code == 200
             assert reg.active() == {"C": "v1"}
+            assert reg.history("C")[-1].rolled_back_by == "ops"
             assert c.get("/api/v1/live/status").json()["controller"] == "ql:@active"
         rt.run()
         assert rt.stepper.controllers["C"].name == "ql"  # swapped in at a safe point, and it ran
+        assert rt.stepper.controllers["C"].model_path.endswith(f"-{reg.get('v1').content_sha256[:12]}")
     finally:
         rt.field.backend.close()

@@ -18,7 +18,21 @@ from .auth import authorize
 from .cache import TTLCache
 from .middleware import RateLimitHeaders
 from .ratelimit import RateLimits, rate_limit
-from .routers import analytics, auth, dashboard, ingest, live, ml, monitoring, pages, streams, system
+from .routers import (
+    analytics,
+    auth,
+    dashboard,
+    ingest,
+    live,
+    ml,
+    ml_jobs,
+    ml_metrics,
+    ml_models,
+    monitoring,
+    pages,
+    streams,
+    system,
+)
 from .streams import StreamHub
 from .strict_query import reject_unknown_query
 
@@ -56,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     docs.install(app)  # Swagger UI and ReDoc from the package, not a CDN
     pages.install(app)  # the live dashboard (/, /dashboard, /static) and the read routes it needs
     for router in (system.router, auth.router, ingest.router, analytics.router, dashboard.router, live.router,
-                   monitoring.router, streams.router, ml.router):
+                   monitoring.router, streams.router, ml.router, ml_models.router, ml_jobs.router, ml_metrics.router):
         app.include_router(router)
     for name in OPTIONAL_ROUTERS:
         try:

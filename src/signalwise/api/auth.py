@@ -50,7 +50,8 @@ _declare("POST", "/api/v1/ingest/{rest:path}", "ingest")
 _declare("POST", "/api/v1/events/{rest:path}", "ingest")
 _declare("POST", "/api/v1/live/feeds/{rest:path}", "ingest")
 _declare("POST,PUT,DELETE", "/api/v1/live/{rest:path}", "operate")
-_declare("POST,PUT,DELETE", "/api/v1/ml/{rest:path}", "operate")
+_declare("POST,PUT,DELETE", "/api/v1/ml/{rest:path}", "operate")  # train, cancel, deploy, rollback
+_declare("POST", "/api/v1/ml/metrics", "ingest")  # figures measured elsewhere: stored data, nothing that runs
 _declare("POST,PUT,DELETE", "/api/v1/streams/{rest:path}", "operate")
 _declare("POST,PUT,DELETE", "/api/v1/streams", "operate")
 _declare("POST,PUT,DELETE", "/api/v1/admin/{rest:path}", "admin")

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from ..runtime.commands import _fail, _load_config, friendly_errors
+from ..runtime.commands import _fail, _load_config, friendly_errors, registry_options
 
 
 def _speed(text: str) -> float | None:
@@ -82,8 +82,9 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
         if isinstance(data, dict) and "alerts" in data:
             raw_alerts = data.pop("alerts")
             config = _without_alerts(config, data, out)
-    cfg = _load_config(config, scenario=scenario, controller=controller, seed=seed, sumocfg=sumocfg, net=net,
-                       routes=routes or None, out_dir=out)
+    registry_db = _db_url(db) if db is not None else None  # the API's database holds the model registry
+    cfg = _load_config(config, registry_db, scenario=scenario, controller=controller, seed=seed, sumocfg=sumocfg,
+                       net=net, routes=routes or None, out_dir=out)
     opts = LiveOptions(speed=_speed(speed), duration_s=duration, repeat_demand=repeat_demand, field=field,
                        sink=sink, state_every_s=state_every)
     run_dir = cfg.out_dir / f"{dt.datetime.now():%Y%m%d-%H%M%S}-live-{slug(cfg.scenario_label)}-{slug(cfg.controller)}"
@@ -92,7 +93,8 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     alerts, notifier = _alert_engine(raw_alerts)
     if store is not None:
         alerts.on_acknowledge = store.put_alert  # an acknowledgement made through the API is stored too
-    runtime = LiveRuntime(cfg, opts, run_dir, store=store, alerts=alerts)
+    runtime = LiveRuntime(cfg, opts, run_dir, store=store, alerts=alerts,
+                          resolve_options=lambda specs: registry_options(specs, registry_db))
     runtime.open()
     feed_client = None
     if mqtt is not None:

@@ -46,7 +46,7 @@ def _fail(message: str, code: int = BAD_INPUT) -> None:
     raise typer.Exit(code)
 
 
-def _load_config(config: Path | None, **overrides):
+def _load_config(config: Path | None, database_url: str | None = None, **overrides):
     import yaml
 
     from .config import RunConfig
@@ -63,32 +63,54 @@ def _load_config(config: Path | None, **overrides):
             raise FileNotFoundError(f"{config}: expected a mapping of settings")
     data.update({k: v for k, v in overrides.items() if v is not None})
     cfg = RunConfig.model_validate(data)
-    return with_model_registry(cfg, [cfg.controller])
+    return with_model_registry(cfg, [cfg.controller], database_url)
 
 
-def model_registry_root() -> Path:
-    """Where `signalwise models` keeps versions: `Settings.model_registry` (SIGNALWISE_MODEL_REGISTRY)."""
-    from ..store.settings import Settings
+def registry_refs(specs: list[str]) -> list[str]:
+    """The registry references the controller specs name: `ql:@active` -> `active`, `ql:@v3?...` -> `v3`."""
+    refs = []
+    for spec in specs:
+        arg = spec.partition(":")[2]
+        if arg.startswith("@"):
+            refs.append(arg[1:].partition("?")[0])
+    return list(dict.fromkeys(refs))
 
-    return Settings().model_registry
 
+def registry_options(specs: list[str], database_url: str | None = None, registry=None) -> dict:  # noqa: ANN001
+    """What a `ql:@active` / `ql:@v3` controller needs, resolved from the model registry; `{}` for other specs.
 
-def registry_options(specs: list[str]) -> dict:
-    """`{"model_registry": root}` when a controller spec reads the model registry (`ql:@active`), else `{}`.
-
-    Controllers read no environment: the CLI hands them the root from Settings.
+    Controllers import nothing from the store and read no environment: this
+    hands them each reference's model directories (`registry_models`) and how
+    to name the registry in messages (`model_registry`). The registry is the
+    configured database's (`SIGNALWISE_DATABASE_URL`), or `database_url`'s.
     """
-    if not any(spec.partition(":")[2].startswith("@") for spec in specs):
+    refs = registry_refs(specs)
+    if not refs:
         return {}
-    return {"model_registry": str(model_registry_root().resolve())}
+    from ..control.learning.qtable import ModelError
+    from ..store.model_registry import RegistryError, open_registry
+
+    try:
+        registry = registry or open_registry(database_url=database_url)
+        return {"model_registry": registry.where, "registry_models": {ref: registry.resolve(ref) for ref in refs}}
+    except RegistryError as exc:
+        raise ModelError(str(exc)) from None
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a database that cannot be opened: one line, not a traceback
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"cannot read the model registry: {first}") from None
 
 
-def with_model_registry(cfg, specs: list[str]):
-    """`cfg` with `registry_options(specs)` in its controller options; a root the config file gives is kept."""
-    options = registry_options(specs)
-    if not options or "model_registry" in cfg.controller_options:
+def with_model_registry(cfg, specs: list[str], database_url: str | None = None):  # noqa: ANN001
+    """`cfg` with `registry_options(specs)` in its controller options; references a config file resolves are kept."""
+    have = dict(cfg.controller_options.get("registry_models") or {})
+    missing = [spec for spec in specs if any(ref not in have for ref in registry_refs([spec]))]
+    options = registry_options(missing, database_url)
+    if not options:
         return cfg
-    return cfg.model_copy(update={"controller_options": {**cfg.controller_options, **options}})
+    merged = {**cfg.controller_options, **options, "registry_models": {**options["registry_models"], **have}}
+    return cfg.model_copy(update={"controller_options": merged})
 
 
 def _progress_bar(description: str):

@@ -3,9 +3,10 @@
 Runs go whole (their records, roll-ups, metrics and hi-res events with them:
 the foreign keys and triggers cascade), once their newest record is older
 than `records` days, so no run is ever left half there and no roll-up
-disagrees with its rows. Hi-res events of imported controller logs, alerts
-and runtime changes go by their own time. Defaults are in `DEFAULT_DAYS`
-and documented in docs/store.md; the API's settings can override them
+disagrees with its rows. Hi-res events of imported controller logs, alerts,
+runtime changes and submitted performance figures go by their own time.
+Defaults are in `DEFAULT_DAYS` and documented in docs/store.md; the API's
+settings can override them
 (`SIGNALWISE_RETENTION_DAYS='{"events": 30}'`).
 """
 
@@ -17,10 +18,10 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine, delete, func, select
 
-from .tables import Alert, HiresEvent, IntersectionRecordRow, Run, RuntimeChange
+from .tables import Alert, HiresEvent, IntersectionRecordRow, Run, RuntimeChange, SubmittedMetric
 
 #: days each kind of data is kept
-DEFAULT_DAYS = {"records": 365, "events": 180, "alerts": 365, "changes": 730}
+DEFAULT_DAYS = {"records": 365, "events": 180, "alerts": 365, "changes": 730, "ml_metrics": 365}
 
 
 def purge(engine: Engine, days: dict[str, float], now: dt.datetime | None = None, dry_run: bool = False) -> dict:
@@ -32,7 +33,7 @@ def purge(engine: Engine, days: dict[str, float], now: dt.datetime | None = None
     days = {**DEFAULT_DAYS, **days}
     cut = {k: now - dt.timedelta(days=v) for k, v in days.items()}
     runs_t, rec_t, ev_t = Run.__table__, IntersectionRecordRow.__table__, HiresEvent.__table__
-    al_t, ch_t = Alert.__table__, RuntimeChange.__table__
+    al_t, ch_t, mm_t = Alert.__table__, RuntimeChange.__table__, SubmittedMetric.__table__
     newest = (select(rec_t.c.run_id, func.max(rec_t.c.timestamp).label("newest")).group_by(rec_t.c.run_id)
               .subquery())
     old_runs = select(runs_t.c.id, runs_t.c.simulation_id).join(newest, newest.c.run_id == runs_t.c.id).where(
@@ -53,6 +54,8 @@ def purge(engine: Engine, days: dict[str, float], now: dt.datetime | None = None
             .scalar_one(),
             "changes": conn.execute(select(func.count()).select_from(ch_t).where(ch_t.c.at < cut["changes"]))
             .scalar_one(),
+            "ml_metrics": conn.execute(select(func.count()).select_from(mm_t)
+                                       .where(mm_t.c.interval_start < cut["ml_metrics"])).scalar_one(),
         }
         out.update(counts)
         if dry_run:
@@ -62,6 +65,7 @@ def purge(engine: Engine, days: dict[str, float], now: dt.datetime | None = None
         conn.execute(delete(ev_t).where(events_where))
         conn.execute(delete(al_t).where(al_t.c.raised_at < cut["alerts"]))
         conn.execute(delete(ch_t).where(ch_t.c.at < cut["changes"]))
+        conn.execute(delete(mm_t).where(mm_t.c.interval_start < cut["ml_metrics"]))
     return out
 
 
@@ -70,7 +74,7 @@ def purge_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="count what would go, remove nothing")] = False,
     db: Annotated[str | None, typer.Option("--db", help="database URL (default: SIGNALWISE_DATABASE_URL or signalwise.db)")] = None,
 ) -> None:
-    """Remove runs, events, alerts and changes older than their retention (docs/store.md)."""
+    """Remove runs, events, alerts, changes and submitted figures older than their retention (docs/store.md)."""
     from . import Settings, get_engine
 
     settings = Settings()
@@ -87,7 +91,8 @@ def purge_command(
         raise typer.Exit(2) from None
     verb = "would remove" if dry_run else "removed"
     typer.echo(f"{verb}: {counts['runs']} run(s) with their records and events, {counts['events']} hi-res events, "
-               f"{counts['alerts']} alerts, {counts['changes']} runtime changes")
+               f"{counts['alerts']} alerts, {counts['changes']} runtime changes, {counts['ml_metrics']} submitted "
+               "performance intervals")
 
 
 def register(app: typer.Typer) -> None:

@@ -48,9 +48,9 @@ class Settings(BaseSettings):
     rate_limits: dict[str, str] = Field(default_factory=lambda: {
         "predict": "100/minute", "ingest": "100/minute", "operate": "100/minute", "admin": "100/minute"})
     #: days each kind of data is kept before `signalwise db purge` removes it (runs go whole, with their
-    #: records and events); kinds: records, events, alerts, changes (see store/retention.py DEFAULT_DAYS)
+    #: records and events); kinds: records, events, alerts, changes, ml_metrics (see store/retention.py)
     retention_days: dict[str, float] = Field(default_factory=lambda: {
-        "records": 365, "events": 180, "alerts": 365, "changes": 730})
+        "records": 365, "events": 180, "alerts": 365, "changes": 730, "ml_metrics": 365})
     #: browser origins allowed to call the API from another site (CORS); empty = same origin only
     cors_origins: list[str] = Field(default_factory=list)
     #: ATSPM detector configuration (CSV or Parquet: DeviceId, Phase, Parameter, Function) the API's
@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     #: validation processes beside the writer for `signalwise ingest` and the batch endpoint; unset = 1 on
     #: a machine with two cores or more (the writer has the other), else 0
     ingest_workers: int | None = Field(default=None, ge=0, le=64)
-    #: where `signalwise models` keeps versions, and where `ql:@active` / `ql:@v3` find them
-    #: (env SIGNALWISE_MODEL_REGISTRY)
+    #: a directory registry (registry.json with v1/, v2/ ...) imported into the database's model registry on
+    #: first use, when the database holds no version yet (`signalwise models import DIR` imports any other)
     model_registry: Path = Path("models/registry")
+    #: where registered model versions are unpacked to run (one directory per version, checked against the
+    #: database's hashes whenever it is used; safe to delete)
+    model_cache: Path = Path("models/cache")
+    #: where training jobs started through the API (POST /api/v1/ml/train) write their episodes and model
+    ml_jobs_dir: Path = Path("models/jobs")
+    #: training jobs that may run at once; POST /api/v1/ml/train answers 409 beyond
+    max_training_jobs: int = Field(default=1, ge=1, le=16)

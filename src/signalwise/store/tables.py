@@ -17,6 +17,11 @@
   each row with the per-approach totals too, so a time range reads whole
   buckets and only what is left (under 5 minutes at each end) from the
   interval rows (`rollups.py`).
+- `model_versions`, `model_files`, `model_blobs`, `model_deployments`: the
+  model registry (`model_registry.py`): versions, their files by content,
+  and who deployed or rolled back what, where and when.
+- `training_jobs`, `ml_metrics`: training started through the API
+  (`jobs.py`) and performance figures measured elsewhere (`ml_metrics.py`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     SmallInteger,
@@ -343,3 +349,136 @@ class ApiKey(Base):
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     __table_args__ = (Index("ix_api_keys_name", "name"),)
+
+
+# -- the model registry (`model_registry.py`; migration 0010) -----------------------------------------------
+
+JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+class ModelBlob(Base):
+    """One model file's bytes, keyed by their SHA-256: a file shared by versions is stored once."""
+
+    __tablename__ = "model_blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ModelVersionRow(Base):
+    """A registered model version (`v3`): what it was trained for, and its metadata as registered.
+
+    Never updated: a registered model never changes. `content_sha256` is the
+    SHA-256 of its file list (names and their hashes), so the same model
+    registered twice is recognisable.
+    """
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version: Mapped[str] = mapped_column(String(16), unique=True)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    scenario: Mapped[str] = mapped_column(String(200))
+    intersections: Mapped[list] = mapped_column(JSON)  # the intersection ids it has a table for
+    layouts: Mapped[dict] = mapped_column(JSON)  # intersection id -> layout fingerprint
+    episodes: Mapped[int] = mapped_column(Integer)
+    meta: Mapped[dict] = mapped_column(JSON)  # the model's meta.json
+    source: Mapped[str] = mapped_column(String(1000))  # the directory (or training job) it came from
+    registered_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    registered_by: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (Index("ix_model_versions_content_sha256", "content_sha256"),)
+
+
+class ModelFile(Base):
+    """A file of a version's artifact directory (`meta.json`, `q-C.npy`, ...) and the blob with its bytes."""
+
+    __tablename__ = "model_files"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    sha256: Mapped[str] = mapped_column(ForeignKey("model_blobs.sha256"))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+
+
+class ModelDeployment(Base):
+    """A version made active at one intersection, by whom and when; and its rollback, if it was rolled back.
+
+    The active version of an intersection is its newest deployment not rolled
+    back; rolling back marks that row, so the one before it is active again
+    (a stack), and every row stays as the history.
+    """
+
+    __tablename__ = "model_deployments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    intersection_id: Mapped[str] = mapped_column(String(128))
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    deployed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    deployed_by: Mapped[str] = mapped_column(String(128))
+    rolled_back_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    rolled_back_by: Mapped[str | None] = mapped_column(String(128))
+
+    __table_args__ = (Index("ix_model_deployments_intersection_id", "intersection_id", "id"),)
+
+
+class TrainingJob(Base):
+    """A training started through the API (`jobs.py`), run by a worker process; progress and outcome.
+
+    `heartbeat_at` is renewed by the worker while it lives; a queued or
+    running job whose worker is gone is marked failed when next read.
+    """
+
+    __tablename__ = "training_jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    request: Mapped[dict] = mapped_column(JSON)  # what was asked (scenario, episodes, ...)
+    episodes_total: Mapped[int] = mapped_column(Integer)
+    episodes_done: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    created_by: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean)
+    out_dir: Mapped[str] = mapped_column(String(1000))
+    model_version: Mapped[str | None] = mapped_column(String(16))
+    result: Mapped[dict | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(String())
+
+    __table_args__ = (
+        CheckConstraint(" OR ".join(f"state = '{v}'" for v in JOB_STATES), name="state"),
+        Index("ix_training_jobs_created_at", "created_at"),
+    )
+
+
+class SubmittedMetric(Base):
+    """Performance of one intersection over one interval, measured elsewhere and sent to the API.
+
+    Keyed (intersection, interval start, source): the same source sending the
+    same interval again replaces its figures.
+    """
+
+    __tablename__ = "ml_metrics"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    intersection_id: Mapped[str] = mapped_column(String(128))
+    interval_start: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    interval_s: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(128))
+    controller: Mapped[str] = mapped_column(String(500))
+    model_version: Mapped[str | None] = mapped_column(String(16))
+    delay_s_per_veh: Mapped[float | None] = mapped_column(Float)
+    queue_veh: Mapped[float | None] = mapped_column(Float)
+    throughput_veh_per_h: Mapped[float | None] = mapped_column(Float)
+    submitted_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    submitted_by: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (
+        UniqueConstraint("intersection_id", "interval_start", "source", name="uq_ml_metrics_key"),
+        Index("ix_ml_metrics_intersection_id_interval_start", "intersection_id", "interval_start"),
+    )

@@ -10,9 +10,13 @@ learning controllers to the loop as a controller factory
 - `executors.py`: where a round's episodes run (local processes or Ray)
 - `selection.py`: `--guide-visits auto`, candidates validated on their own seeds
 - `evaluate.py`: held-out seeds against a baseline, recorded in the model
-- `registry.py`: `LocalModelRegistry` (add, deploy, rollback, list)
+- `registry.py`: registering a loadable model, checking a version fits intersections (the
+  registry itself is the database's: `signalwise.store.model_registry`)
+- `jobs.py`: training jobs started through the API, run in a worker process
 - `commands.py`: `signalwise train`, `evaluate`, `models`
 
+`registry.py` and `jobs.py` are not imported here: they load the store
+(SQLAlchemy), which the episode worker processes do not need.
 The functions `train.train` and `evaluate.evaluate` are not re-exported
 here: a package attribute named like its module would hide the module
 (`import signalwise.training.train as t` would give the function).
@@ -28,7 +32,6 @@ from .executors import (
     make_executor,
     require_ray,
 )
-from .registry import LocalModelRegistry, ModelRegistry, ModelVersion
 from .selection import AUTO_CANDIDATES, GUIDE_ONLY, candidate_dir, train_selected, validate, validation_seeds
 from .train import (
     EpisodeRecord,
@@ -43,7 +46,6 @@ from .train import (
 )
 
 __all__ = ["AUTO_CANDIDATES", "GUIDE_ONLY", "LOCAL_RAY", "EpisodeExecutor", "EpisodeRecord", "EvaluateResult",
-           "ExecutorError", "LocalModelRegistry", "ModelRegistry", "ModelVersion", "ProcessExecutor",
-           "RayExecutor", "TrainConfig", "TrainingError", "candidate_dir", "check_fits", "check_heldout",
-           "heldout_seeds", "make_executor", "merge_tables", "require_ray", "run_episode", "train_selected",
-           "training_seed", "used_seeds", "validate", "validation_seeds"]
+           "ExecutorError", "ProcessExecutor", "RayExecutor", "TrainConfig", "TrainingError", "candidate_dir",
+           "check_fits", "check_heldout", "heldout_seeds", "make_executor", "merge_tables", "require_ray",
+           "run_episode", "train_selected", "training_seed", "used_seeds", "validate", "validation_seeds"]

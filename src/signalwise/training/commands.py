@@ -9,14 +9,15 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand
 
-from ..runtime.commands import _fail, friendly_errors, model_registry_root, registry_options
+from ..runtime.commands import _fail, friendly_errors, registry_options
 from .executors import LOCAL_RAY
 
-RegistryOpt = Annotated[Path | None, typer.Option(
-    help="registry directory [default: SIGNALWISE_MODEL_REGISTRY, or models/registry]", show_default=False)]
+DbOpt = Annotated[str | None, typer.Option(
+    "--db", help="database URL of the registry [default: SIGNALWISE_DATABASE_URL, or signalwise.db]",
+    show_default=False)]
 
-models_app = typer.Typer(help="The local model registry: versions, and which one is active per intersection.",
-                         no_args_is_help=True)
+models_app = typer.Typer(help="The model registry (in the database): versions, which one is active per "
+                              "intersection, and who deployed what when.", no_args_is_help=True)
 
 
 def learning_errors(fn):
@@ -26,11 +27,12 @@ def learning_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from ..control.learning.qtable import ModelError
+        from ..store.model_registry import RegistryError
         from .train import TrainingError
 
         try:
             return fn(*args, **kwargs)
-        except (ModelError, TrainingError) as exc:
+        except (ModelError, TrainingError, RegistryError) as exc:
             _fail(str(exc))
 
     return friendly_errors(wrapper)
@@ -262,95 +264,160 @@ def _pct(share) -> str:
 
 
 @models_app.command("list")
-def models_list(registry: RegistryOpt = None) -> None:
+def models_list(db: DbOpt = None) -> None:
     """Registered versions and where each is active."""
-    _models_list(registry)
+    _models_list(db)
 
 
 @learning_errors
-def _models_list(registry) -> None:
+def _models_list(db) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    reg = _registry(registry)
-    active = reg.active()
-    t = Table(title=f"models in {reg.root}")
-    for col in ("version", "scenario", "intersections", "episodes", "registered", "active at"):
-        t.add_column(col)
+    reg = _registry(db)
     versions = reg.versions()
     if not versions:
-        Console().print(f"no model registered in {reg.root}: train one (signalwise train --scenario S --out DIR), "
-                        "then signalwise models add DIR/model and signalwise models deploy v1", soft_wrap=True)
+        Console().print(f"no model registered in {reg.where}: train one (signalwise train --scenario S --out DIR), "
+                        "then signalwise models add DIR/model and signalwise models deploy v1 (a directory "
+                        "registry: signalwise models import DIR)", soft_wrap=True)
         return
+    active = reg.active()
+    t = Table(title=f"models in {reg.where}")
+    for col in ("version", "scenario", "intersections", "episodes", "KiB", "registered", "by", "active at"):
+        t.add_column(col)
     for v in versions:
         where = ", ".join(sorted(i for i, ver in active.items() if ver == v.version)) or "-"
-        t.add_row(v.version, v.scenario, ", ".join(v.intersections), str(v.episodes), v.registered, where)
-    Console().print(t)
+        t.add_row(v.version, v.scenario, ", ".join(v.intersections), str(v.episodes), f"{v.size_bytes / 1024:.0f}",
+                  f"{v.registered_at.astimezone():%Y-%m-%d %H:%M}", v.registered_by, where)
+    Console(width=max(120, Console().width)).print(t)
 
 
 @models_app.command("add")
-def models_add(path: Path, registry: RegistryOpt = None) -> None:
-    """Register a model directory as a new version (copied; it never changes afterwards)."""
-    _models_add(path, registry)
+def models_add(path: Annotated[Path, typer.Argument(help="a model directory (e.g. models/train/model)")],
+               db: DbOpt = None) -> None:
+    """Register a model directory as the next version; its files go into the database and never change."""
+    _models_add(path, db)
 
 
 @learning_errors
-def _models_add(path, registry) -> None:
-    mv = _registry(registry).add(path)
-    typer.echo(f"registered {mv.version} ({mv.scenario}, {', '.join(mv.intersections)}) at {mv.path}")
+def _models_add(path, db) -> None:
+    from .registry import register_model
+
+    mv = register_model(_registry(db), path)
+    typer.echo(f"registered {mv.version} ({mv.scenario}, {', '.join(mv.intersections)}; "
+               f"{mv.size_bytes / 1024:.0f} KiB) from {path}")
+
+
+@models_app.command("import")
+def models_import(directory: Annotated[Path, typer.Argument(help="a directory registry: registry.json with v1/, v2/ ...")],
+                  db: DbOpt = None) -> None:
+    """Import a directory registry: its versions (names kept where free) and what is active where.
+
+    Importing the same directory again adds nothing. The directory in
+    SIGNALWISE_MODEL_REGISTRY (default models/registry) is imported on its
+    own the first time the registry is used, if the database has no version.
+    """
+    _models_import(directory, db)
+
+
+@learning_errors
+def _models_import(directory, db) -> None:
+    report = _registry(db).import_file_registry(directory)
+    for old, new in report.versions.items():
+        note = "already registered" if old in report.same_as else ("imported" if old == new else f"imported as {new}")
+        typer.echo(f"{old}: {note}")
+    for inter, stack in report.deployments.items():
+        typer.echo(f"{inter}: {stack[-1]} active (history {' -> '.join(stack)})")
+    for line in report.skipped:
+        typer.echo(f"left out: {line}")
 
 
 @models_app.command("show")
 def models_show(ref: Annotated[str, typer.Argument(help="a version (v3) or a model directory")],
-                registry: RegistryOpt = None) -> None:
+                db: DbOpt = None) -> None:
     """A model's metadata: scenario, layouts, encoding, hyperparameters, training, evaluations."""
-    _models_show(ref, registry)
+    _models_show(ref, db)
 
 
 @learning_errors
-def _models_show(ref, registry) -> None:
+def _models_show(ref, db) -> None:
     from ..control.learning.qtable import load_model
-    path = Path(ref) if Path(ref).exists() else Path(_registry(registry).get(ref).path)
-    m = load_model(path)
-    meta = dict(m.meta)
-    meta["path"] = str(path)
+
+    if Path(ref).exists():
+        meta = dict(load_model(Path(ref)).meta)
+        meta["path"] = str(Path(ref))
+    else:
+        mv = _registry(db).get(ref)
+        meta = {**mv.meta, "version": mv.version, "registered_at": mv.registered_at.isoformat(),
+                "registered_by": mv.registered_by, "source": mv.source, "content_sha256": mv.content_sha256,
+                "size_bytes": mv.size_bytes}
     typer.echo(json.dumps(meta, indent=2))
 
 
 @models_app.command("deploy")
 def models_deploy(version: str,
                   intersection: Annotated[list[str] | None, typer.Option(help="only here (repeatable)")] = None,
-                  registry: RegistryOpt = None) -> None:
-    """Make a version active (at all its intersections, or those given); `ql:@active` then runs it."""
-    _models_deploy(version, intersection, registry)
+                  db: DbOpt = None) -> None:
+    """Make a version active (at all its intersections, or those given); `ql:@active` then runs it.
+
+    A live run is switched with POST /api/v1/ml/deploy/VERSION (or /api/v1/live/deploy), which also
+    checks the version fits each signal's layout.
+    """
+    _models_deploy(version, intersection, db)
 
 
 @learning_errors
-def _models_deploy(version, intersection, registry) -> None:
-    done = _registry(registry).deploy(version, intersection or None)
+def _models_deploy(version, intersection, db) -> None:
+    done = _registry(db).deploy(version, intersection or None)
     for i, v in done.items():
         typer.echo(f"{i}: {v} active")
 
 
 @models_app.command("rollback")
 def models_rollback(intersection: Annotated[list[str] | None, typer.Option(help="only here (repeatable)")] = None,
-                    registry: RegistryOpt = None) -> None:
+                    db: DbOpt = None) -> None:
     """Return to the previously active version (none left: the signal runs its fallback plan)."""
-    _models_rollback(intersection, registry)
+    _models_rollback(intersection, db)
 
 
 @learning_errors
-def _models_rollback(intersection, registry) -> None:
-    done = _registry(registry).rollback(intersection or None)
+def _models_rollback(intersection, db) -> None:
+    done = _registry(db).rollback(intersection or None)
     for i, v in done.items():
         typer.echo(f"{i}: {v or 'no model (fallback plan)'} active")
 
 
-def _registry(root: Path | None):
-    """The registry at `--registry`, else where Settings say (SIGNALWISE_MODEL_REGISTRY)."""
-    from .registry import LocalModelRegistry
+@models_app.command("history")
+def models_history(intersection: Annotated[str | None, typer.Option(help="only this intersection")] = None,
+                   db: DbOpt = None) -> None:
+    """Who deployed and rolled back which version where, and when (UTC)."""
+    _models_history(intersection, db)
 
-    return LocalModelRegistry(root if root is not None else model_registry_root())
+
+@learning_errors
+def _models_history(intersection, db) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = _registry(db).history(intersection)
+    if not rows:
+        typer.echo("no deployment yet" + (f" at {intersection}" if intersection else ""))
+        return
+    t = Table("intersection", "version", "deployed", "by", "rolled back", "by")
+    for d in rows:
+        t.add_row(d.intersection_id, d.version, f"{d.deployed_at:%Y-%m-%d %H:%M:%S}", d.deployed_by,
+                  f"{d.rolled_back_at:%Y-%m-%d %H:%M:%S}" if d.rolled_back_at else "-", d.rolled_back_by or "-")
+    Console(width=120).print(t)
+
+
+def _registry(db: str | None):
+    """The registry in `--db`, else the configured database (SIGNALWISE_DATABASE_URL)."""
+    from ..store.model_registry import open_registry
+
+    try:
+        return open_registry(database_url=db)
+    except Exception as exc:  # noqa: BLE001 - a database that cannot be opened or migrated: one line
+        _fail(f"cannot open database: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}")
 
 
 def register(app: typer.Typer) -> None:

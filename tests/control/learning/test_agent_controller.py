@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
 from signalwise.control.base import ControlContext, make
 from signalwise.control.learning.agent import Hyper, PrioritizedReplay, QLearner
 from signalwise.control.learning.controller import ModelUnavailable, QLController, controller_from_model
-from signalwise.control.learning.deployed import deployed_model_path
+from signalwise.control.learning.deployed import registry_model_path
 from signalwise.control.learning.features import StateFeatures
 from signalwise.control.learning.qtable import Model, ModelError, QTable, save_model
 from signalwise.core.types import (
@@ -254,34 +252,29 @@ def test_a_model_runs_with_its_validated_threshold_unless_the_spec_overrides_it(
         assert isinstance(ctrl, ModelUnavailable) and ctrl.decide(obs(inter, {})).confidence == 0.0
 
 
-def test_registry_references_read_the_root_the_context_gives_and_no_environment(tmp_path, monkeypatch):
+def test_registry_references_read_the_models_the_context_gives_and_no_environment(tmp_path, monkeypatch):
     inter = four_phase()
     f = StateFeatures(inter)
     save_model(tmp_path / "m", Model(None, {"C": QTable(f.encoding, 4)}, {"C": "C"}, {"C": f.layout()}, {}))
-    root = tmp_path / "reg"
-    root.mkdir()
-    (root / "registry.json").write_text(json.dumps({
-        "versions": [{"version": "v1", "path": str(tmp_path / "m")}], "history": {"C": ["v1"], "X": []}}))
-    ctx = ControlContext(options={"model_registry": str(root)})
+    options = {"model_registry": "sqlite:///reg.db",
+               "registry_models": {"active": {"C": str(tmp_path / "m")}, "v1": {"*": str(tmp_path / "m")}}}
+    ctx = ControlContext(options=options)
     assert isinstance(make("ql:@active", inter, ctx), QLController)
     assert isinstance(make("ql:@v1", inter, ctx), QLController)
-    assert deployed_model_path(root, "active", "C") == tmp_path / "m"
-    with pytest.raises(ModelError, match="no model version 'v2'.*v1"):
-        deployed_model_path(root, "v2", "C")
-    with pytest.raises(ModelError, match="no model deployed at intersection 'X'"):
-        deployed_model_path(root, "active", "X")
+    assert make("ql:@active", inter, ctx).model_path == str((tmp_path / "m").resolve())
+    assert registry_model_path(options, "active", "C") == tmp_path / "m"
+    assert registry_model_path(options, "v1", "X") == tmp_path / "m"  # a version: at every intersection
+    with pytest.raises(ModelError, match="no model deployed at intersection 'X' \\(registry sqlite:///reg.db\\)"):
+        registry_model_path(options, "active", "X")
+    with pytest.raises(ModelError, match="ql:@v2: the registry's models were not handed to this run"):
+        registry_model_path(options, "v2", "C")
     unknown = make("ql:@v2", inter, ctx)
-    assert isinstance(unknown, ModelUnavailable) and "no model version 'v2'" in unknown.reason
-    # without the option: models/registry under the working directory; the environment is not read
+    assert isinstance(unknown, ModelUnavailable) and "ql:@v2" in unknown.reason
+    # nothing handed over: the controller does not go looking (no file, no environment variable)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SIGNALWISE_MODEL_REGISTRY", str(root))
-    assert isinstance(make("ql:@active", inter, ControlContext()), ModelUnavailable)
-    (tmp_path / "models").mkdir()
-    (root).rename(tmp_path / "models" / "registry")
-    assert isinstance(make("ql:@active", inter, ControlContext()), QLController)
-    (tmp_path / "models" / "registry" / "registry.json").write_text("{broken")
-    with pytest.raises(ModelError, match="corrupted registry file"):
-        deployed_model_path(tmp_path / "models" / "registry", "active", "C")
+    monkeypatch.setenv("SIGNALWISE_DATABASE_URL", "sqlite:///reg.db")
+    bare = make("ql:@active", inter, ControlContext())
+    assert isinstance(bare, ModelUnavailable) and "were not handed to this run" in bare.reason
 
 
 def test_ql_train_is_the_label_of_training_runs_not_a_controller_to_make():

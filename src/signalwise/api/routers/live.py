@@ -115,6 +115,10 @@ def cancel_override(request: Request, intersection_id: str) -> dict:
 
 @router.post("/controller", summary="Switch the controller: adaptive <-> baseline, or a deployed model")
 def controller(request: Request, change: ch.ControllerChange) -> dict:
+    if change.controller_options is None and change.controller.partition(":")[2].startswith("@"):
+        from ..registry_ops import registry_controller_options  # ql:@active: what the registry says now
+
+        change = change.model_copy(update={"controller_options": registry_controller_options(request, change.controller)})
     return _submit(request, change)
 
 
@@ -141,47 +145,30 @@ def _plain(obj) -> dict:
 
 class DeployIn(BaseModel):
     version: str = Field(min_length=1, max_length=32, description="a registered version, e.g. v3")
-    intersections: list[str] | None = Field(None, description="default: every signal the model was trained for")
+    intersections: list[str] | None = Field(None, description="default: every signal of the run the version fits")
 
 
 class RollbackIn(BaseModel):
     intersections: list[str] | None = Field(None, description="default: every signal with a deployment")
 
 
-def _registry(request: Request):
-    from signalwise.training.registry import LocalModelRegistry
-
-    return LocalModelRegistry(request.app.state.settings.model_registry)
-
-
 @router.post("/deploy", summary="Deploy a registered model version; the live run takes it at a safe point")
 def deploy(request: Request, body: DeployIn) -> dict:
-    """The registry's own deploy (as `signalwise models deploy`), then `ql:@active` where it is active."""
-    from signalwise.control.learning.qtable import ModelError
+    """The registry's own deploy (as `signalwise models deploy` and POST /api/v1/ml/deploy/{model_id}), after the
+    version was tried on each signal's layout; then `ql:@active` where it is active. Answers the change record."""
+    from ..registry_ops import deploy as deploy_version
 
-    _runtime(request)
-    reg = _registry(request)
-    try:
-        active = reg.deploy(body.version, body.intersections)
-    except (ModelError, KeyError, ValueError) as exc:
-        raise HTTPException(422, f"deploy refused: {str(exc).strip().splitlines()[-1]}") from None
-    return _submit(request, ch.ControllerChange(controller="ql:@active", intersections=sorted(active),
-                                                model_registry=str(reg.root)))
+    return deploy_version(request, body.version, body.intersections, require_live=True).live_change
 
 
 @router.post("/rollback", summary="Roll back to the previously active version; the live run follows")
 def rollback(request: Request, body: RollbackIn) -> dict:
-    """The registry's own rollback (as `signalwise models rollback`); signals left with no model are refused."""
-    from signalwise.control.learning.qtable import ModelError
+    """The registry's own rollback (as `signalwise models rollback`); signals left with no model run the
+    Webster plan. Answers the first change record (the signals that run a model again, if any)."""
+    from ..registry_ops import rollback as rollback_versions
 
-    _runtime(request)
-    reg = _registry(request)
-    try:
-        active = reg.rollback(body.intersections)
-    except (ModelError, KeyError, ValueError) as exc:
-        raise HTTPException(422, f"rollback refused: {str(exc).strip().splitlines()[-1]}") from None
-    back = sorted(i for i, v in active.items() if v)
-    if not back:
-        raise HTTPException(422, "rollback left no model active at these signals: switch the controller instead")
-    return _submit(request, ch.ControllerChange(controller="ql:@active", intersections=back,
-                                                model_registry=str(reg.root)))
+    out = rollback_versions(request, body.intersections, require_live=True)
+    if out.live_changes:
+        return out.live_changes[0]
+    return {"kind": "registry", "who": who(request), "result": "applied", "reason": "no signal of the live run is "
+            "among them", "payload": {"active": out.active}}

@@ -83,11 +83,12 @@ def _intersections(request: Request, scenario: str | None) -> dict[str, Intersec
         return rt.stepper.by_id
     if scenario is None:
         raise HTTPException(422, "no live run is attached: name the network with ?scenario= (a built-in or resco:NAME)")
-    return _probed(scenario)
+    return probed_intersections(scenario)
 
 
 @functools.lru_cache(maxsize=8)
-def _probed(scenario: str) -> dict[str, Intersection]:
+def probed_intersections(scenario: str) -> dict[str, Intersection]:
+    """The signals of a scenario's network (SUMO started once without traffic); 404 for an unknown scenario."""
     from signalwise.envs.episode import probe_network
     from signalwise.runtime.loop import resolve_scenario
     from signalwise.sim.scenario import ScenarioError
@@ -161,11 +162,32 @@ def _defaults(request: Request) -> tuple[str, RunConfig]:
     return "max-pressure", RunConfig()
 
 
+def _with_registry(request: Request, specs: set[str], cfg: RunConfig) -> RunConfig:
+    """`cfg` with the registry's models for the `ql:@…` among `specs` that it lacks (resolved now)."""
+    have = cfg.controller_options.get("registry_models") or {}
+    missing = [s for s in specs if s.partition(":")[2].startswith("@")
+               and s.partition(":")[2][1:].partition("?")[0] not in have]
+    if not missing:
+        return cfg
+    from signalwise.runtime.commands import registry_options
+
+    from ..registry_ops import registry
+
+    try:
+        extra = registry_options(missing, registry=registry(request))
+    except ControllerUnavailable as exc:
+        raise HTTPException(422, str(exc)) from None
+    options = {**cfg.controller_options, **extra, "registry_models": {**extra["registry_models"], **have}}
+    return cfg.model_copy(update={"controller_options": options})
+
+
 @router.post("/predict", response_model=PredictOut, summary="What the controller would do now, as the shield allows")
 async def predict(request: Request, body: PredictIn,  # ~40 µs of CPU: cheaper on the loop than a thread hop
             scenario: Annotated[str | None, Query(description="the network, when no live run is attached")] = None
             ) -> PredictOut:
     controller, cfg = _defaults(request)
+    if "@" in (body.controller or controller):
+        cfg = _with_registry(request, {body.controller or controller}, cfg)
     return predict_one(body, _intersections(request, scenario), controller, cfg)
 
 
@@ -186,6 +208,9 @@ def predict_batch(request: Request, body: BatchIn,
                   scenario: Annotated[str | None, Query(description="the network, when no live run is attached")] = None
                   ) -> list[BatchItemOut]:
     controller, cfg = _defaults(request)
+    specs = {item.controller or controller for item in body.items}
+    if any("@" in spec for spec in specs):
+        cfg = _with_registry(request, specs, cfg)
     inters = _intersections(request, scenario)
     out = []
     for item in body.items:

@@ -453,14 +453,14 @@ def intervals(request: Request,
 # -- models ------------------------------------------------------------------------------------------
 @router.get("/api/v1/live/models", summary="The model registry's versions and the version active per signal")
 def models(request: Request) -> dict:
-    from signalwise.training.registry import LocalModelRegistry
+    from ..registry_ops import registry
 
-    reg = LocalModelRegistry(request.app.state.settings.model_registry)
+    reg = registry(request)
     try:
         versions = [{"version": v.version, "scenario": v.scenario, "intersections": v.intersections,
                      "episodes": v.episodes, "registered": v.registered} for v in reg.versions()]
         active = reg.active()
     except Exception as exc:  # noqa: BLE001 - an unreadable registry is a message, not a 500
-        return {"registry": str(reg.root), "versions": [], "active": {},
+        return {"registry": reg.where, "versions": [], "active": {},
                 "error": str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}
-    return {"registry": str(reg.root), "versions": versions, "active": active}
+    return {"registry": reg.where, "versions": versions, "active": active}

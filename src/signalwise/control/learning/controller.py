@@ -27,7 +27,7 @@ import numpy as np
 from ...core.types import Decision, Intersection, Observation
 from ..base import ControlContext, register
 from .agent import Hyper, QLearner
-from .deployed import DEFAULT_REGISTRY_ROOT, deployed_model_path
+from .deployed import registry_model_path
 from .features import QUEUE_EDGES, TIME_EDGES_S, StateFeatures
 from .qtable import Model, ModelError, QTable, load_model
 
@@ -41,6 +41,7 @@ class QLController:
     name = "ql"
     observation = "counts"
     wants_detectors = False
+    model_path: str | None = None  # the model directory it runs (None while training)
 
     def __init__(self, inter: Intersection, features: StateFeatures, table: QTable,
                  learner: QLearner | None = None, period_s: float = 5.0, n_confident: int = N_CONFIDENT,
@@ -234,9 +235,11 @@ def controller_from_model(model: Model, inter: Intersection, period_s: float | N
                          f"{inter.id!r} ({features.encoding.radices})")
     hyper = model.meta.get("hyperparameters", {})
     guided = hyper.get("guide_mode") == "each-action" and hyper.get("guide") == "max-pressure"
-    return QLController(inter, features, table, period_s=period_s or float(hyper.get("period_s", 5.0)),
+    ctrl = QLController(inter, features, table, period_s=period_s or float(hyper.get("period_s", 5.0)),
                         guide="max-pressure" if guided else "none",
                         guide_visits=deployed_guide_visits(model.meta) if guide_visits is None else guide_visits)
+    ctrl.model_path = str(model.path) if model.path is not None else None  # which model runs (live status)
+    return ctrl
 
 
 @register("ql")
@@ -246,9 +249,8 @@ def make_ql(inter: Intersection, ctx: ControlContext):
         return ModelUnavailable(inter, "no model given (use ql:PATH)")
     try:
         path, guide_visits = _model_options(str(path))
-        if str(path).startswith("@"):  # ql:@active, ql:@v3: from the model registry the caller names
-            root = Path(ctx.options.get("model_registry") or DEFAULT_REGISTRY_ROOT)
-            path = deployed_model_path(root, str(path)[1:], inter.id)
+        if str(path).startswith("@"):  # ql:@active, ql:@v3: the registry's models, resolved by the caller
+            path = registry_model_path(ctx.options, str(path)[1:], inter.id)
         return controller_from_model(cached_model(str(path)), inter, guide_visits=guide_visits)
     except ModelError as exc:
         log.error("ql: %s; intersection %s runs the fallback plan", exc, inter.id)

@@ -1,61 +1,39 @@
-"""Which model a registry reference means: `ql:@active` and `ql:@v3`, read-only.
+"""Which model a registry reference means: `ql:@active` and `ql:@v3`.
 
-The model registry (`signalwise models`, `signalwise.training.registry`)
-keeps one file, `<root>/registry.json`:
+The model registry lives in the database (`signalwise.store.model_registry`).
+Control imports core only and reads no environment, so the caller resolves
+the references before the run and hands the model directories over in
+`ControlContext.options`:
 
-    {"versions": [{"version": "v1", "path": "/abs/models/registry/v1", ...}, ...],
-     "history": {"<intersection id>": ["v1", "v2", ...]}}   (last = active there)
+    options["registry_models"] = {"active": {"C": "/…/models/cache/v2-ab12…", "D": …},
+                                  "v3": {"*": "/…/models/cache/v3-cd34…"}}
+    options["model_registry"] = "sqlite:///signalwise.db"   (how messages name the registry)
 
-A controller only needs to read it, so reading lives here, next to the
-controller, and the registry's workflows (add, deploy, rollback) in training
-use these same functions. Where the registry is comes from the caller
-(`ControlContext.options["model_registry"]`): control reads no environment.
+`signalwise run | compare | live | evaluate` and the API do this with
+`runtime.commands.registry_options`; a run's `config.yaml` then records
+exactly which directories (versions) it ran.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .qtable import ModelError
 
-#: the registry's root when nobody says otherwise
-DEFAULT_REGISTRY_ROOT = Path("models/registry")
-REGISTRY_FILE = "registry.json"
+ACTIVE = "active"
+ALL_INTERSECTIONS = "*"  # a version's directory, for every intersection
 
 
-def read_registry(root: Path) -> dict:
-    """The registry's contents; an empty registry when the file does not exist yet."""
-    file = Path(root) / REGISTRY_FILE
-    if not file.is_file():
-        return {"versions": [], "history": {}}
-    try:
-        return json.loads(file.read_text())
-    except json.JSONDecodeError:
-        raise ModelError(f"{file}: corrupted registry file") from None
-
-
-def active_versions(data: dict) -> dict[str, str]:
-    """Intersection id -> the version active there (the last one deployed and not rolled back)."""
-    return {i: h[-1] for i, h in data["history"].items() if h}
-
-
-def version_entry(data: dict, root: Path, version: str) -> dict:
-    """The record of `version`; ModelError naming the known versions when there is none."""
-    for v in data["versions"]:
-        if v["version"] == version:
-            return v
-    known = ", ".join(v["version"] for v in data["versions"]) or "none registered"
-    raise ModelError(f"no model version {version!r} in {root} ({known})")
-
-
-def deployed_model_path(root: Path, ref: str, intersection_id: str) -> Path:
-    """`active` -> the directory of the version active at that intersection; `vN` -> that version's."""
-    data = read_registry(root)
-    if ref == "active":
-        version = active_versions(data).get(intersection_id)
-        if version is None:
-            raise ModelError(f"no model deployed at intersection {intersection_id!r} (registry {root})")
-    else:
-        version = ref
-    return Path(version_entry(data, root, version)["path"])
+def registry_model_path(options: dict, ref: str, intersection_id: str) -> Path:
+    """The model directory `ql:@<ref>` runs at `intersection_id`; ModelError saying why there is none."""
+    where = options.get("model_registry") or "the model registry"
+    resolved = (options.get("registry_models") or {}).get(ref)
+    if resolved is None:
+        raise ModelError(f"ql:@{ref}: the registry's models were not handed to this run ({where}); "
+                         "resolve them with signalwise.runtime.commands.registry_options")
+    path = resolved.get(intersection_id) or resolved.get(ALL_INTERSECTIONS)
+    if path is None:
+        if ref == ACTIVE:
+            raise ModelError(f"no model deployed at intersection {intersection_id!r} (registry {where})")
+        raise ModelError(f"ql:@{ref} has no model for intersection {intersection_id!r} (registry {where})")
+    return Path(path)

@@ -47,7 +47,9 @@ class ControllerChange(_Change):
     kind: Literal["controller"] = "controller"
     controller: str = Field(min_length=1, max_length=500)
     intersections: list[str] | None = Field(None, description="default: every signal")
-    model_registry: str | None = Field(None, description="the registry `ql:@…` reads (deploy and rollback set it)")
+    controller_options: dict | None = Field(None, description=(
+        "options the controller needs beside the run's: for `ql:@active`, the registry's models resolved "
+        "(`registry_models`; deploy and rollback set them)"))
 
 
 class OverrideChange(_Change):

@@ -100,11 +100,16 @@ class LiveRecords:
     def preempt(self, tls: str) -> None:
         self._preempts[tls] += 1
 
+    def stamp_at(self, time_s: float) -> str:
+        """The `timestamp` a record of an interval beginning at simulated `time_s` carries (UTC, ISO 8601)."""
+        stamp = (self._wall0 + dt.timedelta(seconds=time_s)).astimezone(dt.UTC).replace(microsecond=0)
+        return stamp.isoformat().replace("+00:00", "Z")
+
     def close_interval(self) -> list[dict]:
         """The records of the interval that ends now; the next interval begins."""
         end = self.interval_end_s
         out = []
-        stamp = (self._wall0 + dt.timedelta(seconds=self._start_s)).astimezone(dt.UTC).replace(microsecond=0)
+        stamp = self.stamp_at(self._start_s)
         for tls, dirs in self._dirs.items():
             self._accrue(tls, end)
             signals = []
@@ -127,7 +132,7 @@ class LiveRecords:
             waits = [s["avg_wait_time"] for s in signals]
             k = self._speed_samples[tls]
             out.append({
-                "simulation_id": self.simulation_id, "timestamp": stamp.isoformat().replace("+00:00", "Z"),
+                "simulation_id": self.simulation_id, "timestamp": stamp,
                 "intersection_id": tls, "signals": signals,
                 "metrics": {
                     "total_vehicles_passed": passed,

@@ -82,8 +82,12 @@ class LiveRuntime:
     """One live run. `open()` starts the field, `run()` loops until `stop()` or the duration."""
 
     def __init__(self, cfg: RunConfig, opts: LiveOptions, run_dir: Path, *, feed=None, store=None,
-                 alerts=None, publish: Callable[[str, dict], None] | None = None):
+                 alerts=None, publish: Callable[[str, dict], None] | None = None,
+                 resolve_options: Callable[[list[str]], dict] | None = None):
         self.cfg = cfg
+        #: a controller spec's options as the model registry says now (`ql:@active`): a deploy replayed at a
+        #: restart runs what is active then, not what was active when it was made
+        self.resolve_options = resolve_options
         self.opts = opts
         self.run_dir = Path(run_dir)
         self.feed = feed
@@ -104,6 +108,7 @@ class LiveRuntime:
         self.changes: list[dict] = []
         self.overrides: dict[str, ch.Override] = {}
         self._pending_controllers: dict[str, object] = {}
+        self._controller_since_s: dict[str, float] = {}  # when a deployed controller took over, per signal
         self.controller_spec = cfg.controller
         self._files: dict[str, object] = {}
         self._writers: dict[str, csv.writer] = {}
@@ -615,17 +620,20 @@ class LiveRuntime:
             try:
                 entry = json.loads(line)
                 change = adapter.validate_python(entry["payload"])
+                if isinstance(change, ch.ControllerChange) and change.controller_options and self.resolve_options:
+                    change = change.model_copy(update={"controller_options": self.resolve_options([change.controller])})
                 self._validate(change)
                 self._apply(change, entry.get("who", "restart"), replayed=True)
             except (ValueError, KeyError, ch.ChangeRefused) as exc:
                 log.warning("a stored change could not be applied again (%s): %s", exc, line[:200])
 
     def _ctx_for(self, change) -> ControlContext:
-        """The controllers' context, with the registry a deploy or rollback names."""
-        if not getattr(change, "model_registry", None):
+        """The controllers' context, with the options a change brings (a deploy: the registry's models)."""
+        extra = getattr(change, "controller_options", None)
+        if not extra:
             return self._ctx
         return ControlContext(self._ctx.step_length_s, self._ctx.nominal_lane_flow_vph, self._ctx.seed,
-                              {**self._ctx.options, "model_registry": change.model_registry})
+                              {**self._ctx.options, **extra})
 
     def _log_change(self, entry: dict, replayed: bool = False) -> None:
         self.changes.append(entry)
@@ -679,6 +687,7 @@ class LiveRuntime:
                 continue
             if st.shields[tls].interval == "green":
                 st.replace_controller(tls, ctrl)
+                self._controller_since_s[tls] = st.t
                 del self._pending_controllers[tls]
 
     def _plan_cycle(self, t: float) -> None:
@@ -726,7 +735,9 @@ class LiveRuntime:
             views.append(SignalView(inter.id, sh.phase + 1, sh.interval, round(t - sh.interval_start_s, 3),
                                     None if sh.next_phase is None else sh.next_phase + 1, sh.state, sh.preempt_active,
                                     sh.in_fallback, getattr(ov.inner if ov else ctrl, "name", "?"),
-                                    ov.describe() if ov else None, tuple(sorted(per_approach.items()))))
+                                    ov.describe() if ov else None, tuple(sorted(per_approach.items())),
+                                    getattr(ov.inner if ov else ctrl, "model_path", None),
+                                    round(sh.fallback_fraction, 4), self._controller_since_s.get(inter.id)))
         n = max(1, len(views))
         self._snapshot = Snapshot(self._seq, t, dt.datetime.now().astimezone().isoformat(timespec="milliseconds"),
                                   self.running, self.cfg.scenario_label, self.controller_spec, self.opts.speed,

@@ -27,6 +27,9 @@ class SignalView:
     controller: str
     override: str | None  # an operator's override in force, described
     queue_veh: tuple[tuple[str, int], ...]  # (approach, halting vehicles)
+    model_path: str | None = None  # the model directory a learning controller runs here (ql), else None
+    fallback_share: float = 0.0  # of this signal's ticks since the run began, the share the fallback served
+    controller_since_s: float | None = None  # simulated time its controller took over (None: from the start)
 
 
 @dataclass(frozen=True, slots=True)

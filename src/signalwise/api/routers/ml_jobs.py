@@ -1,0 +1,153 @@
+"""Training through the API: start a job in a worker process, follow its progress, cancel it.
+
+`POST /api/v1/ml/train` answers 202 with the job at once; the training runs
+in a process of its own (`signalwise.training.jobs`), the same functions as
+`signalwise train`, and registers its model as a new version when it
+succeeds. Jobs are rows in the database, so they outlive the server; a job
+whose worker is gone is marked failed when it is next read. Starting and
+cancelling need `operate`; reading needs `read`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from signalwise.store import jobs as store_jobs
+
+from ..auth import who
+from ..deps import EngineDep
+
+router = APIRouter(prefix="/api/v1/ml", tags=["ml"])
+
+JobPath = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$", description="the job's id")]
+
+
+class TrainIn(BaseModel):
+    """What to train: the options of `signalwise train` of the same names."""
+
+    model_config = ConfigDict(extra="forbid")
+    scenario: str = Field("single", min_length=1, max_length=200, description="a built-in scenario or resco:NAME")
+    episodes: int = Field(40, ge=1, le=10_000, description="training episodes (per candidate with guide_visits auto)")
+    seed: int = Field(1, ge=0, le=1_000_000, description="the same seed and batch reproduce the model exactly")
+    workers: int = Field(1, ge=1, le=64, description="parallel episode processes (at most the server's cores)")
+    batch: int = Field(2, ge=1, le=64, description="episodes per round, run in parallel from the same table")
+    duration_s: float | None = Field(None, ge=1, le=86_400, description="simulated seconds per episode "
+                                                                        "(default: the scenario's)")
+    shared: bool = Field(False, description="one table shared by intersections of the same layout")
+    guide_visits: int | Literal["auto"] = Field("auto", description=(
+        "tries of each action before the table is trusted over max-pressure; auto: train with 10 and with 30 "
+        "and keep the better on validation seeds"))
+    validation_seeds: int = Field(3, ge=1, le=20, description="with guide_visits auto: seeds the candidates are "
+                                                              "compared on")
+    gamma: float | None = Field(None, gt=0, lt=1, description="discount per 5 s of elapsed time (default 0.95)")
+    epsilon_start: float | None = Field(None, ge=0, le=1, description="exploration in the first episode (0.3)")
+    epsilon_decay: float | None = Field(None, gt=0, le=1, description="exploration decay per episode (0.97)")
+    downstream_weight: float | None = Field(None, ge=0, description="weight of halting vehicles on outgoing lanes (0)")
+    register_version: bool = Field(True, description="register the model as a new registry version when it succeeds")
+
+
+class JobResultOut(BaseModel):
+    model_path: str = Field(description="the model directory the job wrote")
+    model_version: str | None = Field(description="the registry version it was registered as (null: not registered)")
+    episodes: int = Field(description="episodes trained")
+    violations: int = Field(description="shield violations the independent audit found in the episodes")
+    last_avg_delay_s: float | None = Field(description="mean delay per vehicle in the last episode, s")
+    wall_s: float | None = Field(description="wall-clock seconds the training took")
+    selection: dict | None = Field(None, description="with guide_visits auto: the candidates' validation delays")
+
+
+class JobOut(BaseModel):
+    job_id: str
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    episodes_done: int = Field(description="training episodes finished so far")
+    episodes_total: int = Field(description="training episodes the job runs in all")
+    progress: float = Field(description="episodes_done / episodes_total, 0..1 (validation runs come after)")
+    request: dict = Field(description="what was asked (TrainIn)")
+    created_at: dt.datetime = Field(description="UTC")
+    created_by: str = Field(description="the API key's name")
+    started_at: dt.datetime | None = Field(description="when its worker took it (UTC)")
+    finished_at: dt.datetime | None = Field(description="UTC")
+    heartbeat_at: dt.datetime | None = Field(description="the worker's last sign of life (UTC), every 5 s")
+    cancel_requested: bool
+    out_dir: str = Field(description="where its episodes, model and worker.log are")
+    model_version: str | None = Field(description="the registry version of its model, once registered")
+    result: JobResultOut | None
+    error: str | None = Field(description="why it failed or stopped, one line")
+
+
+def job_out(job: store_jobs.Job) -> JobOut:
+    total = max(1, job.episodes_total)
+    return JobOut(job_id=job.id, state=job.state, episodes_done=job.episodes_done, episodes_total=job.episodes_total,
+                  progress=round(min(1.0, job.episodes_done / total), 4), request=job.request,
+                  created_at=job.created_at, created_by=job.created_by, started_at=job.started_at,
+                  finished_at=job.finished_at, heartbeat_at=job.heartbeat_at, cancel_requested=job.cancel_requested,
+                  out_dir=job.out_dir, model_version=job.model_version,
+                  result=JobResultOut.model_validate(job.result) if job.result else None, error=job.error)
+
+
+@router.post("/train", response_model=JobOut, status_code=202,
+             summary="Start a training job in a worker process; answers at once with its id",
+             responses={409: {"description": "as many jobs as allowed are running already"},
+                        422: {"description": "invalid request (field path in the message)"}})
+def train(request: Request, body: TrainIn, engine: EngineDep, response: Response) -> JobOut:
+    from signalwise.sim.scenario import ScenarioError, load
+    from signalwise.training.jobs import start_job
+
+    try:
+        load(body.scenario)
+    except ScenarioError as exc:
+        raise HTTPException(422, f"scenario: {str(exc).strip().splitlines()[-1]}") from None
+    cores = os.cpu_count() or 1
+    if body.workers > cores:  # episode processes beyond the cores only queue for them, beside the server
+        raise HTTPException(422, f"workers: at most this server's {cores} cores, not {body.workers}")
+    settings = request.app.state.settings
+    store_jobs.reap(engine)
+    running = store_jobs.list_jobs(engine, limit=100, states=store_jobs.ACTIVE_STATES)
+    if len(running) >= settings.max_training_jobs:
+        raise HTTPException(409, f"{len(running)} training job(s) running already ({', '.join(j.id for j in running)}; "
+                                 f"max_training_jobs is {settings.max_training_jobs}): wait, or cancel one")
+    job = start_job(engine, settings.database_url, body.model_dump(), settings.ml_jobs_dir, who(request))
+    response.headers["Location"] = f"/api/v1/ml/jobs/{job.id}"
+    return job_out(job)
+
+
+@router.get("/jobs", response_model=list[JobOut], summary="Training jobs, newest first")
+def jobs(engine: EngineDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+         state: Annotated[Literal["queued", "running", "succeeded", "failed", "cancelled"] | None,
+                          Query(description="only jobs in this state")] = None) -> list[JobOut]:
+    store_jobs.reap(engine)
+    return [job_out(j) for j in store_jobs.list_jobs(engine, limit, (state,) if state else None)]
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, summary="A training job: state, episodes done of total, result")
+def job(job_id: JobPath, engine: EngineDep) -> JobOut:
+    store_jobs.reap(engine)
+    found = store_jobs.get_job(engine, job_id)
+    if found is None:
+        raise HTTPException(404, f"no training job {job_id!r}")
+    return job_out(found)
+
+
+def _cancel(job_id: str, engine) -> JobOut:  # noqa: ANN001
+    from signalwise.training.jobs import cancel_job
+
+    found = cancel_job(engine, job_id)
+    if found is None:
+        raise HTTPException(404, f"no training job {job_id!r}")
+    return job_out(found)
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut,
+             summary="Cancel a training job: its worker and episode processes stop (a finished job is left as it is)")
+def cancel(job_id: JobPath, engine: EngineDep) -> JobOut:
+    return _cancel(job_id, engine)
+
+
+@router.delete("/jobs/{job_id}", response_model=JobOut, summary="Cancel a training job (as POST …/cancel)")
+def delete(job_id: JobPath, engine: EngineDep) -> JobOut:
+    return _cancel(job_id, engine)

@@ -1,0 +1,240 @@
+"""Training jobs: started through the API (`POST /api/v1/ml/train`), each run by a worker process.
+
+The API validates the request, stores a queued job (`store/jobs.py`) and
+starts `python -m signalwise.training.jobs JOB_ID` (the database URL in its
+environment) in a session of its own, so that the job, its episode worker
+processes and nothing else can be stopped as one process group. The worker runs the same functions as
+`signalwise train` (`train.train`, or `selection.train_selected` with
+`guide_visits: "auto"`), writes its episodes and model under the job's
+directory, renews a heartbeat with the episodes done, and at the end
+registers the model as a new version of the registry (unless asked not to,
+or unless the independent audit found a shield violation, which fails the job
+as it fails `signalwise train`).
+
+Cancelling sets a flag the worker reads at its next heartbeat and, on the
+worker's own host, sends it SIGTERM at once; either way the worker records
+`cancelled` and stops its process group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ..store.jobs import (
+    FINAL_STATES,
+    HEARTBEAT_S,
+    Job,
+    beat,
+    create_job,
+    finish,
+    get_job,
+    mark_running,
+    mark_spawned,
+    process_runs,
+    request_cancel,
+    this_host,
+)
+
+#: the hyperparameters a job request may set, as `signalwise train`'s options of the same names
+HYPER_KEYS = ("gamma", "epsilon_start", "epsilon_decay", "downstream_weight")
+
+
+def episodes_total(request: dict) -> int:
+    """Episodes the job will run: each candidate of `guide_visits: auto` trains the full count."""
+    from .selection import AUTO_CANDIDATES
+
+    n = int(request["episodes"])
+    return n * len(AUTO_CANDIDATES) if request.get("guide_visits") == "auto" else n
+
+
+def start_job(engine, database_url: str, request: dict, jobs_dir: Path, who: str) -> Job:  # noqa: ANN001
+    """Store the job and start its worker process; the job is failed at once if the process cannot start."""
+    job = create_job(engine, request, episodes_total(request), jobs_dir, who)
+    out = Path(job.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(out / "worker.log", "ab") as log:
+            # the URL travels in the environment, not the command line (`ps` shows command lines to all)
+            proc = subprocess.Popen([sys.executable, "-m", "signalwise.training.jobs", job.id],
+                                    env={**os.environ, "SIGNALWISE_DATABASE_URL": database_url},
+                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, close_fds=True)
+    except OSError as exc:
+        finish(engine, job.id, "failed", error=f"the worker process could not start: {exc}")
+        return get_job(engine, job.id)
+    mark_spawned(engine, job.id, proc.pid, this_host())
+    threading.Thread(target=proc.wait, name=f"job-{job.id}-reaper", daemon=True).start()  # no zombie left
+    return get_job(engine, job.id)
+
+
+def cancel_job(engine, job_id: str, wait_s: float = 10.0) -> Job | None:  # noqa: ANN001
+    """Ask the job to stop; on this host, signal its worker and wait (up to `wait_s`) until it has stopped."""
+    job = request_cancel(engine, job_id)
+    if job is None or job.state in FINAL_STATES:
+        return job
+    if job.pid is None or job.host != this_host():
+        return job  # another host's worker sees the flag at its next heartbeat
+    if process_runs(job.pid, job.id):
+        _signal_group(job.pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        job = get_job(engine, job_id)
+        if job.state in FINAL_STATES:
+            return job
+        if not process_runs(job.pid, job.id):
+            break
+        time.sleep(0.1)
+    if process_runs(job.pid, job.id):
+        _signal_group(job.pid, signal.SIGKILL)  # it did not stop on its own: the whole group goes
+    finish(engine, job_id, "cancelled", error="cancelled")
+    return get_job(engine, job_id)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)  # the worker leads its own session: its episode processes go with it
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        os.kill(pid, sig)
+
+
+# ---------------------------------------------------------------------------
+# The worker process
+# ---------------------------------------------------------------------------
+
+
+def run_job(job_id: str, database_url: str) -> int:
+    """Run the job to its end; the exit status says whether it succeeded (0), failed (1) or was cancelled (2)."""
+    from ..store.engine import get_engine
+
+    engine = get_engine(database_url)
+    job = get_job(engine, job_id)
+    if job is None:
+        print(f"error: no training job {job_id!r} in {database_url}", file=sys.stderr)
+        return 1
+    if not mark_running(engine, job_id, os.getpid(), this_host()):
+        return 2  # cancelled (or taken) before it started
+    done = [0]
+    stopping = threading.Event()
+
+    def stop(state: str, error: str) -> None:
+        """Record how the job ended, then end this process and its episode workers."""
+        if stopping.is_set():
+            return
+        stopping.set()
+        finish(engine, job_id, state, error=error, episodes_done=done[0])
+        _stop_process_group()
+
+    def on_sigterm(_signum, _frame) -> None:  # noqa: ANN001
+        cancelled = bool(get_job(engine, job_id).cancel_requested)
+        stop("cancelled" if cancelled else "failed", "cancelled" if cancelled else "the worker was terminated")
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+    def heartbeat() -> None:
+        while not stopping.wait(HEARTBEAT_S):
+            try:
+                if beat(engine, job_id, done[0]):
+                    stop("cancelled", "cancelled")
+            except Exception as exc:  # noqa: BLE001 - a database hiccup: the next beat tries again
+                print(f"heartbeat failed: {exc}", file=sys.stderr, flush=True)
+
+    threading.Thread(target=heartbeat, name="heartbeat", daemon=True).start()
+    try:
+        model, version = _train(engine, job, done)
+    except Exception as exc:  # noqa: BLE001 - whatever stops the training is the job's error, in one line
+        if stopping.is_set():
+            return 2
+        stopping.set()
+        message = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+        finish(engine, job_id, "failed", error=f"{type(exc).__name__}: {message}"[:2000], episodes_done=done[0])
+        return 1
+    stopping.set()
+    t = model.meta["training"]
+    result = {"model_path": str(model.path), "model_version": version, "episodes": t["episodes"],
+              "violations": t["violations"], "last_avg_delay_s": t.get("last_avg_delay_s"),
+              "wall_s": t.get("wall_s"), "selection": model.meta.get("selection")}
+    if t["violations"]:
+        finish(engine, job_id, "failed", result=result, episodes_done=done[0],
+               error=f"the independent audit found {t['violations']} shield violation(s) during training; "
+                     "the model was not registered")
+        return 1
+    finish(engine, job_id, "succeeded", result=result, model_version=version, episodes_done=done[0])
+    return 0
+
+
+def _train(engine, job: Job, done: list[int]):  # noqa: ANN001, ANN202
+    """The training `signalwise train` would run for this request; returns (model, registered version)."""
+    from dataclasses import replace
+
+    from ..control.learning.agent import Hyper
+    from ..sim.scenario import load
+    from ..store.model_registry import ModelRegistry
+    from .executors import make_executor
+    from .registry import register_model
+    from .selection import AUTO_CANDIDATES, train_selected
+    from .train import TrainConfig, train
+
+    req = job.request
+    load(req["scenario"])
+    hyper = Hyper(**{k: req[k] for k in HYPER_KEYS if req.get(k) is not None})
+    auto = req.get("guide_visits") == "auto"
+    hyper = replace(hyper, guide_visits=AUTO_CANDIDATES[-1] if auto else int(req.get("guide_visits", 30)))
+    out = Path(job.out_dir)
+    cfg = TrainConfig(scenario=req["scenario"], episodes=int(req["episodes"]), seed=int(req["seed"]),
+                      workers=int(req["workers"]), batch=int(req["batch"]), out=out, duration_s=req.get("duration_s"),
+                      shared=bool(req.get("shared", False)), hyper=hyper)
+
+    def on_episode(_record) -> None:  # noqa: ANN001
+        done[0] += 1
+
+    executor = make_executor(None, cfg.workers)
+    try:
+        if auto:
+            model = train_selected(cfg, AUTO_CANDIDATES, int(req.get("validation_seeds", 3)),
+                                   on_episode=on_episode, executor=executor)
+        else:
+            model = train(cfg, on_episode=on_episode, executor=executor)
+    finally:
+        executor.close()
+    version = None
+    if req.get("register_version", True) and not model.meta["training"]["violations"]:
+        registry = ModelRegistry(engine, out / "cache")
+        version = register_model(registry, out / "model", who=job.created_by,
+                                 source=f"training job {job.id} ({out / 'model'})").version
+    return model, version
+
+
+def _stop_process_group() -> None:
+    """End this worker and its episode processes: its own process group when it leads one (as the API
+    starts it), else its children, then itself."""
+    if os.getpgrp() == os.getpid():
+        os.killpg(os.getpid(), signal.SIGKILL)
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.kill()
+    os._exit(2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m signalwise.training.jobs",
+                                     description="Run one training job of the API (started by POST /api/v1/ml/train).")
+    parser.add_argument("job_id")
+    parser.add_argument("--db", help="the database URL holding the job (default: SIGNALWISE_DATABASE_URL)")
+    args = parser.parse_args(argv)
+    from ..store.settings import Settings
+
+    return run_job(args.job_id, args.db or Settings().database_url)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""`signalwise models import | list | history | show` against the registry in the database (small real models)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from support.models import write_model
+
+from signalwise.envs.episode import probe_network
+from signalwise.runtime.config import RunConfig
+from signalwise.runtime.loop import resolve_scenario
+
+SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
+
+
+def _cli(*args, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([SIGNALWISE, "models", *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **env})
+
+
+def _directory_registry(root: Path, model: Path) -> Path:
+    """Two versions of one model, v2 active at C after v1: a registry as `signalwise models` kept it on disk."""
+    root.mkdir(parents=True)
+    for name in ("v1", "v2"):
+        shutil.copytree(model, root / name)
+    (root / "registry.json").write_text(json.dumps({
+        "versions": [{"version": v, "path": str(root / v)} for v in ("v1", "v2")], "history": {"C": ["v1", "v2"]}}))
+    return root
+
+
+def test_a_directory_registry_is_imported_by_command_and_on_first_use(tmp_path):
+    cfg = RunConfig(scenario="single")
+    inters, _ = probe_network(cfg, resolve_scenario(cfg))
+    root = _directory_registry(tmp_path / "old", write_model(tmp_path / "m", inters))
+    env = {"SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}", "SIGNALWISE_MODEL_CACHE": str(tmp_path / "c"),
+           "SIGNALWISE_MODEL_REGISTRY": str(tmp_path / "none")}
+    r = _cli("import", str(root), env=env)
+    assert r.returncode == 0, r.stderr
+    assert "v1: imported" in r.stdout and "C: v2 active (history v1 -> v2)" in r.stdout
+    again = _cli("import", str(root), env=env)
+    assert "v1: already registered" in again.stdout and "left out: C: deployments already" in again.stdout
+    listing = _cli("list", env=env).stdout
+    assert "v2" in listing and "cli:" in listing  # who ran the import
+    history = _cli("history", env=env).stdout
+    assert history.count("cli:") == 2 and "C" in history
+    assert json.loads(_cli("show", "v1", env=env).stdout)["scenario"] == "single"
+    bad = _cli("import", str(tmp_path / "m"), env=env)
+    assert bad.returncode == 2 and "not a model registry directory (no registry.json)" in bad.stderr
+    # the directory the settings name is imported by itself the first time, into an empty database
+    first = {**env, "SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}", "SIGNALWISE_MODEL_REGISTRY": str(root)}
+    r = _cli("list", env=first)
+    assert r.returncode == 0 and "C" in r.stdout and "imported the directory registry" in r.stderr
+    assert "import:" in _cli("history", env=first).stdout  # who: the import, naming the directory
