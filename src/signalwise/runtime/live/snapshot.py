@@ -27,6 +27,11 @@ class SignalView:
     controller: str
     override: str | None  # an operator's override in force, described
     queue_veh: tuple[tuple[str, int], ...]  # (approach, halting vehicles)
+    phase_elapsed_s: float | None = None  # since the current phase's green began (clearance included)
+    confidence: float | None = None  # of the controller's latest proposal; None before the first
+    #: emergency vehicles heading for this signal within the preemption distance:
+    #: (vehicle id, incoming lane, approach, metres to the stop line)
+    emergency: tuple[tuple[str, str, str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +50,10 @@ class Snapshot:
 
     def as_dict(self) -> dict:
         out = dataclasses.asdict(self)
-        out["signals"] = [{**dataclasses.asdict(s), "queue_veh": dict(s.queue_veh)} for s in self.signals]
+        out["signals"] = [{**dataclasses.asdict(s), "queue_veh": dict(s.queue_veh),
+                           "emergency": [{"vehicle_id": v, "in_lane": lane, "approach": a, "distance_m": d}
+                                         for v, lane, a, d in s.emergency]}
+                          for s in self.signals]
         return out
 
 
