@@ -167,7 +167,12 @@ export class Chart {
     ctx.textBaseline = 'top';
     const count = Math.max(2, Math.floor((box.r - box.l) / 70));
     const xt = this.opts.xFormat === formatClock ? timeTicks(x0, x1, count) : ticks(x0, x1, count);
-    for (const v of xt) if (v >= x0 && v <= x1) ctx.fillText(this.opts.xFormat(v), X(v), box.b + 3);
+    for (const v of xt) {
+      if (v < x0 || v > x1) continue;
+      const text = this.opts.xFormat(v), half = ctx.measureText(text).width / 2;
+      // a label at either end stays whole: moved in, not cut by the canvas's edge
+      ctx.fillText(text, Math.max(half + 1, Math.min(X(v), box.r + 7 - half)), box.b + 3);
+    }
     this.series.forEach((s, i) => {
       const color = s.color || PALETTE[i % PALETTE.length];
       ctx.strokeStyle = color; ctx.fillStyle = color; ctx.lineWidth = 1.5;
