@@ -64,9 +64,37 @@ def test_page_loads_clean_on_the_host_and_draws_every_signal(live, browser):
         assert (round(moved["ox"] - zoomed["ox"]), round(moved["oy"] - zoomed["oy"])) == (120, 40)
         p.page.click("#zoom-fit")
         assert p.page.evaluate("window.signalwise.map.view") == fitted
+        # a smaller window: the map fits it again, every signal still on it
+        p.page.set_viewport_size({"width": 1000, "height": 640})
+        wait_for(p.page, f"window.signalwise.map.view.s < {fitted['s']}")
+        p.page.wait_for_timeout(300)  # the next frame draws the heads where they now are
+        size = p.page.evaluate("[document.getElementById('map').clientWidth, document.getElementById('map').clientHeight]")
+        heads = p.page.evaluate("window.signalwise.map.heads")
+        assert heads and all(0 <= h["x"] <= size[0] and 0 <= h["y"] <= size[1] for h in heads), "a signal fell off the map"
     with open_page(browser, live.url + "/dashboard") as p:  # the same page under its other address
         _ready(p.page)
         assert p.errors == []
+
+
+def test_live_charts_are_fed_by_the_stream(live, browser):
+    with open_page(browser, live.url + "/") as p:
+        page = p.page
+        asked = []
+        page.on("request", lambda r: asked.append(r.url) if "/api/v1/live/intervals" in r.url else None)
+        _ready(page)
+        t_open = page.evaluate("window.signalwise.state.snapshot.sim_time_s")
+        # an interval closes while the page is open: the snapshot brings it, the charts take it
+        wait_for(page, f"window.signalwise.state.intervals.some(i => i.end_s > {t_open})", 30)
+        got = page.evaluate(f"window.signalwise.state.intervals.find(i => i.end_s > {t_open})")
+        closed = httpx.get(live.url + "/api/v1/live/intervals", params={"limit": 60}).json()["intervals"]
+        assert got in closed  # the same figures the run's records.jsonl gives
+        page.wait_for_timeout(700)  # the charts redraw at most twice a second
+        delay = page.evaluate("window.signalwise.charts.delay.toCSV()")
+        assert f"{got['end_s']:g},{got['mean_wait_s']:g}" in delay.splitlines()
+        queue = page.evaluate("window.signalwise.charts.queue.series[0].points")
+        assert len(queue) >= 10 and queue[-1][1] == page.evaluate("window.signalwise.state.snapshot.network_queue_veh")
+        assert len(asked) <= 1, f"the page polled the intervals: {asked}"  # the history, once
+        assert p.errors == [], p.errors
 
 
 READ_DRAWN = """async () => {

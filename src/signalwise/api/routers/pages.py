@@ -490,29 +490,23 @@ def _primary_phase(inter, lane: str) -> int:
             summary="The live run's closed intervals summed over the network: vehicles served, mean wait")
 def intervals(request: Request,
               limit: Annotated[int, Query(ge=1, le=1440, description="the last N intervals")] = 60) -> dict:
+    """The history the page starts its delay and throughput charts with; then each snapshot carries the
+    interval closed last (`interval`), summed the same way (`runtime.live.records.network_figures`)."""
+    from signalwise.runtime.live.records import network_figures
+
     rt = _runtime(request)
     n_signals = max(1, len(rt.stepper.intersections))
     interval_s = float(rt.cfg.interval_s)
-    by_stamp: dict[str, dict] = {}
+    by_stamp: dict[str, list[dict]] = defaultdict(list)
     for rec in tail_json(rt.run_dir / "records.jsonl", limit * n_signals):
-        m = rec.get("metrics") or {}
-        agg = by_stamp.setdefault(str(rec.get("timestamp")), {"vehicles": 0, "wait": 0.0, "signals": 0})
-        agg["signals"] += 1
-        agg["vehicles"] += int(m.get("total_vehicles_passed") or 0)
-        agg["wait"] += float(m.get("avg_wait_time_all_sides") or 0.0)
+        if isinstance(rec.get("metrics"), dict):
+            by_stamp[str(rec.get("timestamp"))].append(rec)
     stamps = sorted(by_stamp)[-limit:]
     # closed intervals end at the open interval's start, one interval_s apart (newest last)
     last_end = float(rt.records.interval_end_s) - interval_s if getattr(rt, "records", None) else None
-    out = []
-    for k, stamp in enumerate(stamps):
-        agg = by_stamp[stamp]
-        end_s = None if last_end is None else last_end - (len(stamps) - 1 - k) * interval_s
-        out.append({"timestamp": stamp, "end_s": end_s, "signals": agg["signals"],
-                    "vehicles_passed": agg["vehicles"],
-                    "flow_vph": round(agg["vehicles"] * 3600.0 / interval_s, 1),
-                    # the store's avg_wait_time, averaged over the signals: per approach, the mean time the
-                    # vehicles standing there at the interval's end had waited
-                    "mean_wait_s": round(agg["wait"] / agg["signals"], 2)})
+    out = [network_figures(by_stamp[stamp], interval_s,
+                           None if last_end is None else last_end - (len(stamps) - 1 - k) * interval_s)
+           for k, stamp in enumerate(stamps)]
     return {"interval_s": interval_s, "intervals": out}
 
 

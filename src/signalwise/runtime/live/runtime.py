@@ -54,7 +54,7 @@ from ..loop import sumo_options as _sumo_options
 from . import changes as ch
 from .pacing import Pacer
 from .profiler import Profiler
-from .records import LiveRecords
+from .records import LiveRecords, network_figures
 from .snapshot import EMPTY, SignalView, Snapshot
 
 log = logging.getLogger("signalwise.live")
@@ -96,6 +96,7 @@ class LiveRuntime:
         self._snapshot: Snapshot = EMPTY
         self._seq = 0
         self._confidence: dict[str, float] = {}  # per signal: the confidence of its latest proposal seen
+        self._last_interval: dict | None = None  # the last closed interval, over the network
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self.running = False
@@ -398,7 +399,10 @@ class LiveRuntime:
             self.records.queues(inter.id, queue, {d: waiting[d] / vehicles[d] for d in waiting if vehicles[d]})
             if speeds:
                 self.records.speed(inter.id, sum(speeds) / len(speeds))
+        end_s = self.records.interval_end_s
         rows = self.records.close_interval()
+        if rows:  # what the next snapshots carry to the dashboard's delay and throughput charts
+            self._last_interval = network_figures(rows, self.records.interval_s, end_s)
         fh = self._files.get("records")
         if fh is not None:
             fh.writelines(json.dumps(r) + "\n" for r in rows)
@@ -738,7 +742,7 @@ class LiveRuntime:
         self._snapshot = Snapshot(self._seq, t, dt.datetime.now().astimezone().isoformat(timespec="milliseconds"),
                                   self.running, self.cfg.scenario_label, self.controller_spec, self.opts.speed,
                                   tuple(views), total_queue, round(fallback / n, 4),
-                                  len(self.alerts.active()) if self.alerts is not None else 0)
+                                  len(self.alerts.active()) if self.alerts is not None else 0, self._last_interval)
         if self.publish is not None:
             self.publish("snapshot", self._snapshot.as_dict())
 

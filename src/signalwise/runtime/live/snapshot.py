@@ -47,6 +47,8 @@ class Snapshot:
     network_queue_veh: int
     fallback_share: float  # of the signals, the share whose fallback serves now
     active_alerts: int
+    #: the last closed interval summed over the network (`records.network_figures`); None before the first
+    interval: dict | None = None
 
     def as_dict(self) -> dict:
         out = dataclasses.asdict(self)

@@ -39,6 +39,7 @@ window.addEventListener('unhandledrejection', e => exposed.errors.push(String(e.
 let map;
 let feed;
 const charts = {};
+exposed.charts = charts;
 
 // -- helpers ----------------------------------------------------------------------------------------
 function el(tag, attrs = {}, ...children) {
@@ -200,9 +201,8 @@ async function startLive(network) {
   feed.start();
   loadAlerts();
   loadModels();
-  refreshIntervals();
+  loadIntervals();
   setInterval(refreshStatus, 2000);
-  setInterval(refreshIntervals, 5000);
   setInterval(() => { if (feed.mode !== 'stream') loadAlerts(); }, 5000);
   setInterval(() => { if (state.selected && !document.hidden) scheduleDetailLogs(); }, 5000);
   exposed.ready = true;
@@ -220,6 +220,7 @@ function onSnapshot(s) {
   q.push([t, s.network_queue_veh]);
   f.push([t, s.fallback_share * 100]);
   trim(q, t); trim(f, t);
+  if (s.interval && s.interval.end_s !== null) addIntervals([s.interval]);
   scheduleCharts();
   if (state.selected) renderDetail();
   if (!s.running) setText('run-status', 'ended');
@@ -255,13 +256,23 @@ function adaptiveSpec() {
   return state.lastAdaptive || 'max-pressure';
 }
 
-async function refreshIntervals() {
-  if (state.mode !== 'live') return;
+/** The history the delay and throughput charts start with; then each snapshot brings the interval closed last. */
+async function loadIntervals() {
   try {
     const r = await api.get('/api/v1/live/intervals?limit=60');
-    state.intervals = r.intervals.filter(i => i.end_s !== null);
+    addIntervals(r.intervals.filter(i => i.end_s !== null));
     scheduleCharts();
-  } catch { /* next time */ }
+  } catch { /* the snapshots fill them as intervals close */ }
+}
+
+function addIntervals(items) {
+  const byEnd = new Map(state.intervals.map(i => [i.end_s, i]));
+  let added = false;
+  for (const i of items) if (!byEnd.has(i.end_s)) { byEnd.set(i.end_s, i); added = true; }
+  if (!added) return;
+  const all = [...byEnd.values()].sort((a, b) => a.end_s - b.end_s);
+  const latest = all[all.length - 1].end_s;
+  state.intervals = all.filter(i => i.end_s > latest - HOUR_S);
 }
 
 // -- charts -----------------------------------------------------------------------------------------

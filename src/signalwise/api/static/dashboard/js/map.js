@@ -41,7 +41,9 @@ export class SignalMap {
     this.firstMapAt = null;
     this.drawMs = []; // the last draws' durations (ms), for the benchmark
     this._bindPointer();
-    new ResizeObserver(() => this.requestDraw()).observe(canvas);
+    this.moved = false; // the operator panned or zoomed: a resize keeps their view, else it fits again
+    this.size = [canvas.clientWidth, canvas.clientHeight];
+    new ResizeObserver(() => this._resized()).observe(canvas);
   }
 
   setNetwork(net) {
@@ -76,7 +78,19 @@ export class SignalMap {
     this.fit();
   }
 
+  _resized() {
+    const w = this.canvas.clientWidth, h = this.canvas.clientHeight;
+    const [w0, h0] = this.size;
+    this.size = [w, h];
+    if (!this.net) return;
+    if (!this.moved) { this.fit(); return; }
+    // the same place stays in the middle
+    this.view = { ...this.view, ox: this.view.ox + (w - w0) / 2, oy: this.view.oy + (h - h0) / 2 };
+    this.requestDraw();
+  }
+
   fit() {
+    this.moved = false;
     if (!this.net) return;
     const [x0, y0, x1, y1] = this.net.bounds;
     const w = this.canvas.clientWidth || 800, h = this.canvas.clientHeight || 600;
@@ -91,6 +105,7 @@ export class SignalMap {
     const s = Math.min(200, Math.max(0.005, v.s * factor));
     const f = s / v.s;
     this.view = { s, ox: mx - (mx - v.ox) * f, oy: my - (my - v.oy) * f };
+    this.moved = true;
     this.requestDraw();
   }
 
@@ -270,7 +285,7 @@ export class SignalMap {
 
   _emergencyMarks(ctx, marks, headR) {
     if (!marks.length) return;
-    const r = headR * 1.5;
+    const r = Math.max(6, headR * 1.6);
     const path = new Path2D();
     for (const m of marks) {
       path.moveTo(m.x, m.y - r); path.lineTo(m.x + r, m.y); path.lineTo(m.x, m.y + r); path.lineTo(m.x - r, m.y);
@@ -357,6 +372,7 @@ export class SignalMap {
       down.moved = true;
       c.classList.add('dragging');
       this.view = { ...this.view, ox: down.ox + dx, oy: down.oy + dy };
+      this.moved = true;
       this.requestDraw();
     });
     c.addEventListener('pointerup', e => {
