@@ -501,13 +501,16 @@ def intervals(request: Request,
     for rec in tail_json(rt.run_dir / "records.jsonl", limit * n_signals):
         if isinstance(rec.get("metrics"), dict):
             by_stamp[str(rec.get("timestamp"))].append(rec)
-    stamps = sorted(by_stamp)[-limit:]
-    # closed intervals end at the open interval's start, one interval_s apart (newest last)
-    last_end = float(rt.records.interval_end_s) - interval_s if getattr(rt, "records", None) else None
-    out = [network_figures(by_stamp[stamp], interval_s,
-                           None if last_end is None else last_end - (len(stamps) - 1 - k) * interval_s)
+    # the newest interval is the one the latest snapshot announced (complete, in memory): the file may hold
+    # part of a newer one, caught between two of the loop's flushes
+    newest = rt.snapshot.interval
+    if newest is None:
+        return {"interval_s": interval_s, "intervals": []}
+    stamps = sorted(st for st in by_stamp if st < newest["timestamp"])[-(limit - 1):] if limit > 1 else []
+    # closed intervals are one interval_s apart, newest last
+    out = [network_figures(by_stamp[stamp], interval_s, newest["end_s"] - (len(stamps) - k) * interval_s)
            for k, stamp in enumerate(stamps)]
-    return {"interval_s": interval_s, "intervals": out}
+    return {"interval_s": interval_s, "intervals": [*out, newest]}
 
 
 # -- models ------------------------------------------------------------------------------------------

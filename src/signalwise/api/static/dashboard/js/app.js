@@ -187,7 +187,7 @@ async function startLive(network) {
   feed = new LiveFeed({
     onSnapshot,
     onAlert: a => { state.alerts.set(a.id, a); renderAlerts(); },
-    onChange: () => refreshStatus(),
+    onChange: () => refreshStatus(true),
     onMode: (mode, detail) => {
       const pill = $('feed-mode');
       pill.textContent = mode === 'stream' ? 'stream' : mode === 'polling' ? 'polling 500 ms' : mode;
@@ -224,14 +224,22 @@ function onSnapshot(s) {
   scheduleCharts();
   if (state.selected) renderDetail();
   if (!s.running) setText('run-status', 'ended');
+  else if (state.status && !state.status.running) refreshStatus(); // it started: the controls wake up now
 }
 
-async function refreshStatus() {
+let statusAsked = null;
+/** The run's status again (one request at a time: callers arriving meanwhile share it; `fresh`: one asked
+ * after the call, as a change needs). */
+async function refreshStatus(fresh = false) {
   if (state.mode !== 'live') return;
-  try {
-    state.status = await api.get('/api/v1/live/status');
-    renderStatus(state.status);
-  } catch { /* the next tick tries again */ }
+  if (fresh && statusAsked) await statusAsked;
+  if (!statusAsked) {
+    statusAsked = api.get('/api/v1/live/status')
+      .then(st => { state.status = st; renderStatus(st); })
+      .catch(() => { /* the next tick tries again */ })
+      .finally(() => { statusAsked = null; });
+  }
+  return statusAsked;
 }
 
 function renderStatus(st) {
@@ -382,7 +390,7 @@ async function change(what, fn, resultId = 'control-result') {
   try {
     const entry = await fn();
     showResult(resultId, true, `${what}: ${entry?.result || 'done'}${entry?.who ? ` (by ${entry.who})` : ''}`);
-    await refreshStatus();
+    await refreshStatus(true);
     return entry;
   } catch (err) {
     showResult(resultId, false, `${what}: ${api.describeError(err)}`);
