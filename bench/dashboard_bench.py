@@ -16,7 +16,8 @@ Both run the server in this process as `signalwise live` does (uvicorn in a thre
 in its worker process) and the browser as the tests do (/usr/bin/chromium, never `playwright install`).
 A long task is wall time: on a machine whose cores are busy with other work the renderer waits for a
 core in the middle of a task, so the load average is printed beside the figures, and `--trace` records
-Chromium's trace meanwhile and gives each long task's main-thread CPU time (what the page itself cost).
+Chromium's trace meanwhile and gives the longest tasks' wall and main-thread CPU time (what the page
+itself cost).
 """
 
 from __future__ import annotations
@@ -62,15 +63,15 @@ def _load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def _long_tasks_cpu(trace_file: Path) -> list[tuple[float, float]]:
-    """(wall ms, main-thread CPU ms) of each task over 50 ms on the renderer's main thread, from a trace."""
+def _longest_tasks(trace_file: Path, n: int = 5) -> list[tuple[float, float]]:
+    """(wall ms, main-thread CPU ms) of the `n` longest tasks on the renderer's main thread, from a trace."""
     data = json.loads(trace_file.read_text())
     events = data["traceEvents"] if isinstance(data, dict) else data
     main = {(e["pid"], e["tid"]) for e in events if e.get("name") == "thread_name"
             and e.get("args", {}).get("name") == "CrRendererMain"}
     return sorted(((e["dur"] / 1000, e.get("tdur", 0) / 1000) for e in events
-                   if e.get("name") == "RunTask" and e.get("ph") == "X" and (e["pid"], e["tid"]) in main
-                   and e.get("dur", 0) > 50_000), reverse=True)
+                   if e.get("name") == "RunTask" and e.get("ph") == "X" and (e["pid"], e["tid"]) in main),
+                  reverse=True)[:n]
 
 
 def responsive(browser, seconds: float, trace: bool) -> None:
@@ -92,13 +93,14 @@ def responsive(browser, seconds: float, trace: bool) -> None:
         load0 = _load()
         trace_file = Path(tmp) / "trace.json"
         if trace:
-            browser.start_tracing(page=page, path=str(trace_file), categories=["devtools.timeline"])
+            browser.start_tracing(page=page, path=str(trace_file),
+                                  categories=["devtools.timeline", "disabled-by-default-devtools.timeline"])
         t0 = time.monotonic()
         page.wait_for_timeout(seconds * 1000)
         wall = time.monotonic() - t0
         if trace:
             browser.stop_tracing()
-            cpu = _long_tasks_cpu(trace_file)
+            longest = _longest_tasks(trace_file)
         tasks = page.evaluate("window.__longtasks")
         draws = page.evaluate("window.signalwise.map.drawMs")
         received = page.evaluate("window.signalwise.snapshotsReceived")
@@ -113,8 +115,8 @@ def responsive(browser, seconds: float, trace: bool) -> None:
           f"{received} snapshots received ({received / wall:.2f}/s); map drawn {len(draws)} times, draw p50 {_pct(draws, 0.5):.1f} ms, p99 {_pct(draws, 0.99):.1f} ms, "
           f"max {max(draws, default=float('nan')):.1f} ms")
     if trace:
-        print(f"            traced: {len(cpu)} task(s) over 50 ms wall on the main thread; (wall, CPU) ms: "
-              f"{', '.join(f'({w:.0f}, {c:.0f})' for w, c in cpu[:10]) or 'none'}")
+        print("            traced, the longest tasks on the renderer's main thread, (wall, CPU) ms: "
+              + ", ".join(f"({w:.0f}, {c:.0f})" for w, c in longest))
 
 
 def first_map(browser, loads: int) -> None:
