@@ -102,8 +102,8 @@ _live_networks_lock = threading.Lock()
 
 
 def warm(app: FastAPI) -> None:
-    """What the first map would wait for, done in a thread as `signalwise live` starts serving (the page
-    does it too, when served, if nobody did):
+    """What the first map would wait for, done in a thread as `signalwise live` starts serving (the page,
+    when served, builds the network too if nobody did):
 
     - the app's routes: FastAPI (0.165) builds an included router's routes on the first request that
       reaches it, ~0.3 s (over 1 s on a loaded machine) that the first caller waited for; matching a path
