@@ -2,15 +2,13 @@
 labelled thresholds, a readable time axis, phases named by their movements."""
 
 import re
-
 from pathlib import Path
 
 import pytest
 from atspm_cases import make_config, make_events
 from matplotlib.colors import to_hex
 
-from signalwise.analytics.atspm import compute_all, detectors_from_frame, events_from_frame
-from signalwise.analytics.atspm import charts
+from signalwise.analytics.atspm import charts, compute_all, detectors_from_frame, events_from_frame
 from signalwise.analytics.atspm.charts import write_charts
 
 #: the `single` scenario's signal model as a run writes it (signal_model.json), links in SUMO's order

@@ -131,13 +131,20 @@ class Live:
     runtime: object
     operate_key: str
     read_key: str
+    start: object  # starts the loop, when `live_dashboard(start=False)` left that to the test
+    registry: Path
 
 
 @contextlib.contextmanager
 def live_dashboard(tmp: Path, scenario: str, *, speed: float = 10.0, alert_rules: list[dict] | None = None,
-                   snapshot_hz: float = 4.0):
-    """A real live run (in-process SUMO, paced) in a thread, served as `signalwise live` serves it."""
+                   snapshot_hz: float = 4.0, bind_host: str = "127.0.0.1", start: bool = True):
+    """A real live run (paced, SUMO in a worker process) in a thread, served as `signalwise live` serves it.
+
+    `bind_host` is the address the server believes it listens on (reads are open on a loopback one); it
+    serves on 127.0.0.1 whatever it says. `start=False`: the loop starts when the test calls `live.start()`
+    (to have the page open from the run's first second). Models come from the registry `live.registry`."""
     from signalwise.api import create_app
+    from signalwise.api.routers import pages
     from signalwise.runtime.config import RunConfig
     from signalwise.runtime.live.alerts import engine_from_config, load_alert_config
     from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
@@ -145,23 +152,32 @@ def live_dashboard(tmp: Path, scenario: str, *, speed: float = 10.0, alert_rules
     from signalwise.store.keys import create_key
 
     url = f"sqlite:///{tmp / 'dashboard.db'}"
-    app = create_app(Settings(database_url=url, cache_ttl_s=0))
+    registry = tmp / "registry"
+    app = create_app(Settings(database_url=url, cache_ttl_s=0, bind_host=bind_host, model_registry=registry,
+                                 model_cache=tmp / "model-cache"))
     _, operate_key = create_key(get_engine(url), "operator", ["operate"])
     _, read_key = create_key(get_engine(url), "viewer", ["read"])
     alerts, _notifier = engine_from_config(load_alert_config({"alerts": {"rules": alert_rules or []}}))
-    rt = LiveRuntime(RunConfig(scenario=scenario), LiveOptions(speed=speed, in_process=True, snapshot_hz=snapshot_hz),
+    # SUMO in its supervised worker process, as `signalwise live` runs it (libsumo allows one simulation per
+    # process: in-process runs of two fixtures alive at once would share it)
+    rt = LiveRuntime(RunConfig(scenario=scenario), LiveOptions(speed=speed, snapshot_hz=snapshot_hz),
                      tmp / "live", alerts=alerts)
     rt.open()
     app.state.live = rt
     app.state.streams.attach(rt)
+    pages.warm(app)  # as `signalwise live` does when it starts serving
     loop = threading.Thread(target=rt.run, name=f"live-{scenario}", daemon=True)
-    loop.start()
+    if start:
+        loop.start()
     try:
         with serving(app) as base:
-            yield Live(base, app, rt, operate_key, read_key)
+            yield Live(base, app, rt, operate_key, read_key, loop.start, registry)
     finally:
         rt.stop()
-        loop.join(timeout=20)
+        if loop.is_alive():
+            loop.join(timeout=20)
+        elif loop.ident is None:
+            rt.run()  # never started: run() sees the stop at once and closes the field and the files
 
 
 def nearest_signal_colour(rgb) -> tuple[str, float]:

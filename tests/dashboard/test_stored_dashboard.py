@@ -1,14 +1,22 @@
 """The dashboard over stored runs (`signalwise serve`, no live run): the comparison view side by side, with
-confidence intervals and PNG / CSV exports, and a stored run's network on the map."""
+confidence intervals, the delay-over-time chart and PNG / CSV exports, and a stored run's network on the map."""
 
 from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 from dashboard_helpers import open_page, serving, wait_for
+
+
+@dataclass
+class Stored:
+    url: str
+    run_dirs: dict[tuple[str, int], Path]  # (controller, seed) -> run directory
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +36,17 @@ def stored(tmp_path_factory, browser):
     publish_runs(sorted(result.run_dirs.values()), url)
     app = create_app(Settings(database_url=url, cache_ttl_s=0))
     with serving(app) as base:
-        yield base
+        yield Stored(base, result.run_dirs)
+
+
+def _delay_by_interval(run_dir: Path) -> dict[float, float]:
+    with open(run_dir / "timeseries.csv") as fh:
+        return {float(r["begin_s"]): float(r["avg_delay_s"]) for r in csv.DictReader(fh)
+                if r["scope"] == "network" and r["avg_delay_s"] not in ("", "None")}  # no vehicle arrived: no delay
 
 
 def test_comparison_view_side_by_side_with_intervals_and_exports(stored, browser):
-    with open_page(browser, stored + "/") as p:
+    with open_page(browser, stored.url + "/") as p:
         page = p.page
         wait_for(page, "window.signalwise && window.signalwise.ready", 15)
         assert page.evaluate("document.body.dataset.live") == "false"  # no live run: never asked for one
@@ -44,7 +58,10 @@ def test_comparison_view_side_by_side_with_intervals_and_exports(stored, browser
         rows = page.locator("#cmp-table tr")
         assert rows.count() >= 2 and "max-pressure vs fixed" in page.text_content("#cmp-table")
         assert "[" in rows.nth(1).text_content()  # mean [95% CI]
-        wait_for(page, "document.querySelectorAll('.trend-pick:checked').length === 2", 10)
+        assert "avg_delay_s" in page.evaluate("[...document.getElementById('cmp-metrics').selectedOptions].map(o => o.value)")
+        wait_for(page, "document.querySelectorAll('.trend-pick:checked').length === 4", 10)  # every run, ticked
+        wait_for(page, "window.signalwise.compare.trend.series.length === 2", 10)
+        p.page.set_viewport_size({"width": 1400, "height": 1500})
         p.shot("compare-corridor")
         # exports: the table as CSV, a bar chart as PNG, the trend as CSV
         with page.expect_download() as dl:
@@ -55,20 +72,35 @@ def test_comparison_view_side_by_side_with_intervals_and_exports(stored, browser
             bars.first.locator("button", has_text="PNG").click()
         assert dl.value.suggested_filename.endswith(".png")
         assert dl.value.path().read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        # delay over time: one line per controller, the mean of its runs' interval delays (timeseries.csv)
         with page.expect_download() as dl:
             page.click("#cmp-trend-csv")
-        trend = list(csv.reader(io.StringIO(dl.value.path().read_text())))
-        assert len(trend[0]) == 3 and len(trend) > 2  # x and the two preselected runs
+        trend = list(csv.DictReader(io.StringIO(dl.value.path().read_text())))
+        assert set(trend[0]) == {"x", "fixed (2 runs)", "max-pressure (2 runs)"} and len(trend) >= 4
+        for controller in ("fixed", "max-pressure"):
+            runs = [_delay_by_interval(d) for (c, _seed), d in stored.run_dirs.items() if c == controller]
+            expected = {t: sum(r[t] for r in runs if t in r) / sum(t in r for r in runs) for t in set().union(*runs)}
+            drawn = {float(row["x"]): float(v) for row in trend if (v := row[f"{controller} (2 runs)"]) != ""}
+            assert drawn == pytest.approx(expected, abs=1e-3)
+        # unticking a controller's runs takes its line out
+        page.locator(".trend-pick[value*='fixed']").first.uncheck()
+        wait_for(page, "window.signalwise.compare.trend.series.some(s => s.name === 'fixed (1 run)')", 10)
+        with page.expect_download() as dl:
+            page.click("#cmp-trend-csv")
+        assert "fixed (1 run)" in dl.value.path().read_text().splitlines()[0]
+        with page.expect_download() as dl:
+            page.click("#cmp-trend-png")
+        assert dl.value.path().read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert p.errors == [], p.errors
 
 
 def test_a_stored_runs_network_on_the_map(stored, browser):
-    sims = httpx.get(stored + "/api/v1/analytics/simulations").json()["items"]
-    net = httpx.get(stored + "/api/v1/network", params={"simulation_id": sims[0]["simulation_id"]}).json()
+    sims = httpx.get(stored.url + "/api/v1/analytics/simulations").json()["items"]
+    net = httpx.get(stored.url + "/api/v1/network", params={"simulation_id": sims[0]["simulation_id"]}).json()
     assert net["source"] == "stored" and {i["id"] for i in net["intersections"]} == {"J1", "J2", "J3", "J4", "J5"}
-    assert httpx.get(stored + "/api/v1/network").status_code == 404  # no live run, no run named
-    assert httpx.get(stored + "/api/v1/network", params={"simulation_id": "nope"}).status_code == 404
-    with open_page(browser, stored + "/") as p:
+    assert httpx.get(stored.url + "/api/v1/network").status_code == 404  # no live run, no run named
+    assert httpx.get(stored.url + "/api/v1/network", params={"simulation_id": "nope"}).status_code == 404
+    with open_page(browser, stored.url + "/") as p:
         page = p.page
         wait_for(page, "window.signalwise && window.signalwise.ready", 15)
         page.click("button[data-view=live]")
@@ -81,3 +113,13 @@ def test_a_stored_runs_network_on_the_map(stored, browser):
         assert page.is_hidden("#controls") and page.is_hidden("#detail-live")
         p.shot("stored-map-corridor")
         assert p.errors == [], p.errors
+
+
+def test_delay_over_time_route_names_runs_it_cannot_read(stored):
+    sims = [s["simulation_id"] for s in httpx.get(stored.url + "/api/v1/analytics/simulations").json()["items"]]
+    r = httpx.get(stored.url + "/api/v1/dashboard/delay-over-time", params={"simulation": [*sims[:1], "nope"]})
+    assert r.status_code == 200
+    body = r.json()
+    assert [s["runs"] for s in body["series"]] == [sims[:1]] and body["missing"] == [
+        {"simulation_id": "nope", "reason": "not found"}]
+    assert httpx.get(stored.url + "/api/v1/dashboard/delay-over-time").status_code == 422  # no run named

@@ -218,3 +218,21 @@ def test_lasting_changes_survive_a_restart_and_overrides_do_not(tmp_path):
     assert [(c["kind"], c["who"]) for c in replayed] == [("timing", "ops"), ("controller", "ops")]
     second.run()
     assert all(c.name == "fixed" for c in second.stepper.controllers.values())
+
+
+def test_snapshots_keep_their_rate_on_coarse_ticks():
+    from signalwise.runtime.live.runtime import next_snapshot_due
+
+    def published(tick_s: float, every_s: float, seconds: float) -> int:
+        due, n = 0.0, 0
+        for k in range(round(seconds / tick_s)):
+            wall = k * tick_s
+            if wall >= due - 1e-9:
+                n += 1
+                due = next_snapshot_due(due, wall, every_s)
+        return n
+
+    assert published(0.2, 0.5, 30.0) == 60  # 2 Hz on ticks 0.2 s apart (--speed 5): 2 Hz, not 1.7 Hz
+    assert published(0.1, 0.25, 10.0) == 40
+    # a loop a whole gap late does not catch up in a burst: the next one is a full gap later
+    assert next_snapshot_due(1.0, 3.0, 0.5) == 3.5

@@ -169,6 +169,7 @@ def _serve(runtime, host: str, port: int, db: str | None, insecure_no_auth: bool
 
     from ..store import Settings
     from . import create_app
+    from .routers import pages
 
     extra = {"bind_host": host, "insecure_no_auth": insecure_no_auth}
     settings = Settings(**extra) if db is None else Settings(database_url=_db_url(db), **extra)
@@ -176,6 +177,7 @@ def _serve(runtime, host: str, port: int, db: str | None, insecure_no_auth: bool
     app.state.live = runtime
     app.state.streams.attach(runtime)  # runtime.publish feeds the WS/SSE streams (and Redis, if set)
     app.state.live_feed = runtime.feed
+    pages.warm(app)  # what the dashboard's first map needs, ready before the first browser asks
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="signalwise-api", daemon=True)
     thread.start()

@@ -133,6 +133,20 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
             "safety_violations": safety, "fallback_share": share, "never_ran": never}
 
 
+def delay_over_time(run_dirs: list[Path]) -> list[tuple[float, float]]:
+    """(interval start s, network delay of the vehicles arriving in it s/veh), the mean over the runs that
+    have the interval, from each run's `timeseries.csv` (runs without one are skipped)."""
+    per_time: dict[float, list[float]] = {}
+    for rd in run_dirs:
+        if not (rd / "timeseries.csv").exists():
+            continue
+        with open(rd / "timeseries.csv") as fh:
+            for row in csv.DictReader(fh):
+                if row["scope"] == "network" and row["avg_delay_s"] not in ("", "None"):
+                    per_time.setdefault(float(row["begin_s"]), []).append(float(row["avg_delay_s"]))
+    return [(t, sum(per_time[t]) / len(per_time[t])) for t in sorted(per_time)]
+
+
 def plot_delay_over_time(controllers: list[str], run_dirs: dict[tuple[str, int], Path], path: Path,
                          title: str) -> Path | None:
     """Network delay per interval, mean over seeds, one line per controller."""
@@ -144,17 +158,9 @@ def plot_delay_over_time(controllers: list[str], run_dirs: dict[tuple[str, int],
     fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
     plotted = False
     for c in controllers:
-        per_time: dict[float, list[float]] = {}
-        for (cc, _s), rd in run_dirs.items():
-            if cc != c or not (rd / "timeseries.csv").exists():
-                continue
-            with open(rd / "timeseries.csv") as fh:
-                for row in csv.DictReader(fh):
-                    if row["scope"] == "network" and row["avg_delay_s"] not in ("", "None"):
-                        per_time.setdefault(float(row["begin_s"]), []).append(float(row["avg_delay_s"]))
-        if per_time:
-            ts = sorted(per_time)
-            ax.plot([t / 60 for t in ts], [sum(per_time[t]) / len(per_time[t]) for t in ts], label=c, lw=1.6)
+        points = delay_over_time([rd for (cc, _s), rd in run_dirs.items() if cc == c])
+        if points:
+            ax.plot([t / 60 for t, _d in points], [d for _t, d in points], label=c, lw=1.6)
             plotted = True
     if not plotted:
         plt.close(fig)

@@ -16,6 +16,8 @@
 - `GET /api/v1/live/intervals`: the run's closed intervals (from `records.jsonl`), summed over the
   network: vehicles over the stop bars and the mean wait of the vehicles on the approaches.
 - `GET /api/v1/live/models`: the model registry's versions and what is active, for deploy / rollback.
+- `GET /api/v1/dashboard/delay-over-time`: stored runs' network delay per interval, one line per
+  controller (the mean over its runs), as `signalwise compare` draws it, from each run's `timeseries.csv`.
 
 Every `GET /api/v1/...` route is a read (`auth.ROUTE_SCOPES`: `GET /api/v1/{rest:path}`).
 """
@@ -62,24 +64,88 @@ def install(app: FastAPI) -> None:
 @router.get("/", include_in_schema=False)
 @router.get("/dashboard", include_in_schema=False)
 def page(request: Request) -> HTMLResponse:
-    """The page, told whether a live run is attached (so it asks for live data or for stored runs)."""
-    live = getattr(request.app.state, "live", None) is not None
-    html = PAGE.read_text(encoding="utf-8").replace('data-live="{live}"', f'data-live="{str(live).lower()}"')
+    """The page, told whether a live run is attached (so it asks for live data or for stored runs), and
+    with a live run, told to fetch the map's network beside its scripts."""
+    rt = getattr(request.app.state, "live", None)
+    if rt is not None and getattr(rt, "stepper", None) is not None and _live_key(rt) not in _live_networks:
+        _in_thread(_live_network_json, rt)
+    html = PAGE.read_text(encoding="utf-8").replace('data-live="{live}"', f'data-live="{str(rt is not None).lower()}"')
+    if rt is not None:  # the browser fetches the map's network beside the scripts; app.js's fetch takes it
+        html = html.replace("<!--network-preload-->", NETWORK_PRELOAD)
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
+NETWORK_PRELOAD = '<link rel="preload" href="/api/v1/network" as="fetch" crossorigin="anonymous">'
+
+
 # -- the map ----------------------------------------------------------------------------------------
-@router.get("/api/v1/network", summary="The map: lane shapes, and each signal's approaches (live or a stored run)")
+@router.get("/api/v1/network", summary="The map: lane shapes, and each signal's approaches (live or a stored run)",
+            response_class=Response, responses={200: {"content": {"application/json": {}}}})
 def network(request: Request,
             simulation_id: Annotated[Identifier | None, Query(
-                description="a stored run (default: the live run this server is attached to)")] = None) -> dict:
+                description="a stored run (default: the live run this server is attached to)")] = None) -> Response:
     rt = getattr(request.app.state, "live", None)
     if simulation_id is None:
         if rt is None or getattr(rt, "stepper", None) is None:
             raise HTTPException(404, "no live run is attached to this server: name a stored run with "
                                      "?simulation_id= (GET /api/v1/analytics/simulations lists them)")
-        return _live_network(rt)
-    return _stored_network(request, simulation_id)
+        body = _live_network_json(rt)
+    else:
+        body = _json(_stored_network(request, simulation_id))
+    return Response(body, media_type="application/json")
+
+
+# A live run's network does not change while it runs: it is encoded once (JSON text, not FastAPI's encoder,
+# which took ~0.15 s to walk RESCO Ingolstadt's 1,918 lane shapes), per run directory.
+_live_networks: dict[str, bytes] = {}
+_live_networks_lock = threading.Lock()
+
+
+def warm(app: FastAPI) -> None:
+    """What the first map would wait for, done in a thread as `signalwise live` starts serving (the page,
+    when served, builds the network too if nobody did):
+
+    - the app's routes: FastAPI (0.165) builds an included router's routes on the first request that
+      reaches it, ~0.3 s (over 1 s on a loaded machine) that the first caller waited for; matching a path
+      no route has walks every router once;
+    - the live run's map network (RESCO Ingolstadt: ~0.5-1 s to read with sumolib and encode)."""
+    def work() -> None:
+        scope = {"type": "http", "path": "/.signalwise-warm-up", "method": "GET", "root_path": "", "headers": [],
+                 "query_string": b""}
+        for route in app.router.routes:
+            route.matches(scope)
+        rt = getattr(app.state, "live", None)
+        if rt is not None and getattr(rt, "stepper", None) is not None:
+            _live_network_json(rt)
+    _in_thread(work)
+
+
+def _in_thread(fn, *args) -> None:
+    def run() -> None:
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001 - a head start only: the request that needs it meets the error and says it
+            pass
+    threading.Thread(target=run, name="signalwise-dashboard-warm-up", daemon=True).start()
+
+
+def _live_key(rt) -> str:
+    return str(rt.run_dir)
+
+
+def _live_network_json(rt) -> bytes:
+    key = _live_key(rt)
+    with _live_networks_lock:  # one build, however many ask at once (the page's warm-up and its request)
+        body = _live_networks.get(key)
+        if body is None:
+            body = _live_networks[key] = _json(_live_network(rt))
+            while len(_live_networks) > 4:  # a test process attaches many runs
+                del _live_networks[next(iter(_live_networks))]
+        return body
+
+
+def _json(obj: dict) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _live_network(rt) -> dict:
@@ -424,30 +490,27 @@ def _primary_phase(inter, lane: str) -> int:
             summary="The live run's closed intervals summed over the network: vehicles served, mean wait")
 def intervals(request: Request,
               limit: Annotated[int, Query(ge=1, le=1440, description="the last N intervals")] = 60) -> dict:
+    """The history the page starts its delay and throughput charts with; then each snapshot carries the
+    interval closed last (`interval`), summed the same way (`runtime.live.records.network_figures`)."""
+    from signalwise.runtime.live.records import network_figures
+
     rt = _runtime(request)
     n_signals = max(1, len(rt.stepper.intersections))
     interval_s = float(rt.cfg.interval_s)
-    by_stamp: dict[str, dict] = {}
+    by_stamp: dict[str, list[dict]] = defaultdict(list)
     for rec in tail_json(rt.run_dir / "records.jsonl", limit * n_signals):
-        m = rec.get("metrics") or {}
-        agg = by_stamp.setdefault(str(rec.get("timestamp")), {"vehicles": 0, "wait": 0.0, "signals": 0})
-        agg["signals"] += 1
-        agg["vehicles"] += int(m.get("total_vehicles_passed") or 0)
-        agg["wait"] += float(m.get("avg_wait_time_all_sides") or 0.0)
-    stamps = sorted(by_stamp)[-limit:]
-    # closed intervals end at the open interval's start, one interval_s apart (newest last)
-    last_end = float(rt.records.interval_end_s) - interval_s if getattr(rt, "records", None) else None
-    out = []
-    for k, stamp in enumerate(stamps):
-        agg = by_stamp[stamp]
-        end_s = None if last_end is None else last_end - (len(stamps) - 1 - k) * interval_s
-        out.append({"timestamp": stamp, "end_s": end_s, "signals": agg["signals"],
-                    "vehicles_passed": agg["vehicles"],
-                    "flow_vph": round(agg["vehicles"] * 3600.0 / interval_s, 1),
-                    # the store's avg_wait_time, averaged over the signals: per approach, the mean time the
-                    # vehicles standing there at the interval's end had waited
-                    "mean_wait_s": round(agg["wait"] / agg["signals"], 2)})
-    return {"interval_s": interval_s, "intervals": out}
+        if isinstance(rec.get("metrics"), dict):
+            by_stamp[str(rec.get("timestamp"))].append(rec)
+    # the newest interval is the one the latest snapshot announced (complete, in memory): the file may hold
+    # part of a newer one, caught between two of the loop's flushes
+    newest = rt.snapshot.interval
+    if newest is None:
+        return {"interval_s": interval_s, "intervals": []}
+    stamps = sorted(st for st in by_stamp if st < newest["timestamp"])[-(limit - 1):] if limit > 1 else []
+    # closed intervals are one interval_s apart, newest last
+    out = [network_figures(by_stamp[stamp], interval_s, newest["end_s"] - (len(stamps) - k) * interval_s)
+           for k, stamp in enumerate(stamps)]
+    return {"interval_s": interval_s, "intervals": [*out, newest]}
 
 
 # -- models ------------------------------------------------------------------------------------------
@@ -464,3 +527,40 @@ def models(request: Request) -> dict:
         return {"registry": reg.where, "versions": [], "active": {},
                 "error": str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}
     return {"registry": reg.where, "versions": versions, "active": active}
+
+
+# -- stored runs: delay over time ------------------------------------------------------------------
+@router.get("/api/v1/dashboard/delay-over-time",
+            summary="Stored runs' network delay per interval: one line per controller, the mean over its runs")
+def delay_over_time(request: Request,
+                    simulation: Annotated[list[Identifier], Query(
+                        min_length=1, max_length=200, description="stored runs (repeat the parameter)")]) -> dict:
+    """The chart `signalwise compare` draws (`delay_over_time.png`), for runs chosen in the page: the delay
+    of the vehicles arriving in each interval, from each run directory's `timeseries.csv`. A run whose
+    directory is not on this machine is listed in `missing` with the reason."""
+    from sqlalchemy import select
+
+    from signalwise.runtime.compare import delay_over_time as mean_delay
+    from signalwise.store.tables import Run
+
+    from ..deps import engine
+
+    with engine(request).connect() as conn:
+        rows = {r.simulation_id: r for r in conn.execute(
+            select(Run.simulation_id, Run.controller, Run.config).where(Run.simulation_id.in_(simulation)))}
+    dirs: dict[str, list[tuple[str, Path]]] = defaultdict(list)
+    missing = []
+    for sim in dict.fromkeys(simulation):
+        row = rows.get(sim)
+        cfg = row.config if row is not None and isinstance(row.config, dict) else {}
+        run_dir = Path(cfg["run_dir"]) if cfg.get("run_dir") else None
+        if row is None:
+            missing.append({"simulation_id": sim, "reason": "not found"})
+        elif run_dir is None or not (run_dir / "timeseries.csv").is_file():
+            missing.append({"simulation_id": sim, "reason": f"no timeseries.csv in {run_dir or 'its run directory'}"})
+        else:
+            dirs[row.controller or "?"].append((sim, run_dir))
+    series = [{"controller": c, "runs": [sim for sim, _d in runs],
+               "points": [[t, round(d, 3)] for t, d in mean_delay([d for _sim, d in runs])]}
+              for c, runs in sorted(dirs.items())]
+    return {"unit": "s/veh", "x": "interval start, simulated s", "series": series, "missing": missing}

@@ -148,6 +148,17 @@ class LiveRecords:
         return out
 
 
+def network_figures(rows: list[dict], interval_s: float, end_s: float | None) -> dict:
+    """One interval's records summed over the network, as the dashboard charts them: vehicles over the stop
+    bars (and per hour), and the delay proxy: over the signals, the mean time the vehicles standing on the
+    approaches at the interval's end had waited (the records' `avg_wait_time_all_sides`)."""
+    passed = sum(int(r["metrics"].get("total_vehicles_passed") or 0) for r in rows)
+    waits = [float(r["metrics"].get("avg_wait_time_all_sides") or 0.0) for r in rows]
+    return {"timestamp": rows[0]["timestamp"] if rows else None, "end_s": end_s, "signals": len(rows),
+            "vehicles_passed": passed, "flow_vph": round(passed * 3600.0 / interval_s, 1),
+            "mean_wait_s": round(sum(waits) / len(waits), 2) if waits else 0.0}
+
+
 def _status(state: str, links: list[int]) -> str:
     chars = {state[i] for i in links if i < len(state)}
     if chars & {"G", "g"}:

@@ -54,7 +54,7 @@ from ..loop import sumo_options as _sumo_options
 from . import changes as ch
 from .pacing import Pacer
 from .profiler import Profiler
-from .records import LiveRecords
+from .records import LiveRecords, network_figures
 from .snapshot import EMPTY, SignalView, Snapshot
 
 log = logging.getLogger("signalwise.live")
@@ -99,6 +99,8 @@ class LiveRuntime:
         self.field: Field | None = None
         self._snapshot: Snapshot = EMPTY
         self._seq = 0
+        self._confidence: dict[str, float] = {}  # per signal: the confidence of its latest proposal seen
+        self._last_interval: dict | None = None  # the last closed interval, over the network
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self.running = False
@@ -250,7 +252,7 @@ class LiveRuntime:
                 wall = time.monotonic()
                 if wall >= next_snapshot:
                     self._publish_snapshot()
-                    next_snapshot = wall + self._snapshot_every_s()
+                    next_snapshot = next_snapshot_due(next_snapshot, wall, self._snapshot_every_s())
                 if self.alerts is not None and wall >= next_alerts:
                     self._evaluate_alerts(t)
                     next_alerts = wall + 1.0 / self.opts.alerts_hz
@@ -402,7 +404,10 @@ class LiveRuntime:
             self.records.queues(inter.id, queue, {d: waiting[d] / vehicles[d] for d in waiting if vehicles[d]})
             if speeds:
                 self.records.speed(inter.id, sum(speeds) / len(speeds))
+        end_s = self.records.interval_end_s
         rows = self.records.close_interval()
+        if rows:  # what the next snapshots carry to the dashboard's delay and throughput charts
+            self._last_interval = network_figures(rows, self.records.interval_s, end_s)
         fh = self._files.get("records")
         if fh is not None:
             fh.writelines(json.dumps(r) + "\n" for r in rows)
@@ -719,6 +724,7 @@ class LiveRuntime:
         t = st.t
         lanes = [lane for i in st.intersections for lane in i.in_lanes]
         halting = self._halting_by_lane(lanes)
+        emergency = self._emergency_approaches()
         views = []
         total_queue = 0
         fallback = 0
@@ -732,19 +738,35 @@ class LiveRuntime:
             fallback += sh.in_fallback
             ctrl = st.controllers[inter.id]
             ov = self.overrides.get(inter.id)
+            evs = tuple((e.vehicle_id, e.in_lane, st.approach_direction.get(e.in_lane, "?"), round(e.distance_m, 1))
+                        for e in emergency.get(inter.id, ()))
+            if sh.proposal is not None:  # the shield lets a proposal go once its phase is served: remember it
+                self._confidence[inter.id] = round(float(sh.proposal.confidence), 3)
             views.append(SignalView(inter.id, sh.phase + 1, sh.interval, round(t - sh.interval_start_s, 3),
                                     None if sh.next_phase is None else sh.next_phase + 1, sh.state, sh.preempt_active,
                                     sh.in_fallback, getattr(ov.inner if ov else ctrl, "name", "?"),
                                     ov.describe() if ov else None, tuple(sorted(per_approach.items())),
                                     getattr(ov.inner if ov else ctrl, "model_path", None),
-                                    round(sh.fallback_fraction, 4), self._controller_since_s.get(inter.id)))
+                                    round(sh.fallback_fraction, 4), self._controller_since_s.get(inter.id),
+                                    round(t - sh.green_start_s, 3), self._confidence.get(inter.id), evs))
         n = max(1, len(views))
         self._snapshot = Snapshot(self._seq, t, dt.datetime.now().astimezone().isoformat(timespec="milliseconds"),
                                   self.running, self.cfg.scenario_label, self.controller_spec, self.opts.speed,
                                   tuple(views), total_queue, round(fallback / n, 4),
-                                  len(self.alerts.active()) if self.alerts is not None else 0)
+                                  len(self.alerts.active()) if self.alerts is not None else 0, self._last_interval)
         if self.publish is not None:
             self.publish("snapshot", self._snapshot.as_dict())
+
+    def _emergency_approaches(self) -> dict:
+        """Emergency vehicles within the preemption distance, as the loop's last step saw them (the
+        simulator worker answers this tick's question from its cache)."""
+        st = self.stepper
+        try:
+            if not st.source.emergency_active:
+                return {}
+            return st.source.emergency_approaches(st.by_id, st.cfg.shield.preempt_distance_m)
+        except Exception:  # noqa: BLE001 - a field that just died has none; recovery follows
+            return {}
 
     def _halting_by_lane(self, lanes: list[str]) -> dict[str, int]:
         backend = self.field.backend
@@ -813,3 +835,12 @@ def _first_error(exc: BaseException) -> str:
         msg = str(err.get("msg", "")).removeprefix("Value error, ")
         return f"{where}: {msg}" if where else msg
     return str(exc).strip().splitlines()[-1]
+
+
+def next_snapshot_due(due_s: float, wall_s: float, every_s: float) -> float:
+    """When the snapshot after one published at `wall_s` (it was due at `due_s`) is due.
+
+    Snapshots go out on loop ticks, which are coarse (at --speed 5, one every 0.2 s): counting from
+    the tick would round every gap up to a tick (2 Hz became 1.7 Hz), so the cadence counts from when
+    the snapshot was due. A loop running a whole gap late starts over from now instead of bursting."""
+    return due_s + every_s if wall_s - due_s < every_s else wall_s + every_s

@@ -30,6 +30,11 @@ class SignalView:
     model_path: str | None = None  # the model directory a learning controller runs here (ql), else None
     fallback_share: float = 0.0  # of this signal's ticks since the run began, the share the fallback served
     controller_since_s: float | None = None  # simulated time its controller took over (None: from the start)
+    phase_elapsed_s: float | None = None  # since the current phase's green began (clearance included)
+    confidence: float | None = None  # of the controller's latest proposal; None before the first
+    #: emergency vehicles heading for this signal within the preemption distance:
+    #: (vehicle id, incoming lane, approach, metres to the stop line)
+    emergency: tuple[tuple[str, str, str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +50,15 @@ class Snapshot:
     network_queue_veh: int
     fallback_share: float  # of the signals, the share whose fallback serves now
     active_alerts: int
+    #: the last closed interval summed over the network (`records.network_figures`); None before the first
+    interval: dict | None = None
 
     def as_dict(self) -> dict:
         out = dataclasses.asdict(self)
-        out["signals"] = [{**dataclasses.asdict(s), "queue_veh": dict(s.queue_veh)} for s in self.signals]
+        out["signals"] = [{**dataclasses.asdict(s), "queue_veh": dict(s.queue_veh),
+                           "emergency": [{"vehicle_id": v, "in_lane": lane, "approach": a, "distance_m": d}
+                                         for v, lane, a, d in s.emergency]}
+                          for s in self.signals]
         return out
 
 

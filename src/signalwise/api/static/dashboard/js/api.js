@@ -3,13 +3,17 @@
 // Reads go without credentials (open on a loopback server) unless the page holds a token. An action
 // (operate scope) without a token asks for an API key once, exchanges it at POST /api/v1/auth/token for a
 // short-lived JWT and keeps only the token, in this module's memory (never in storage): a reload forgets it.
+// A read refused for want of a key (a server away from loopback) asks the same way, once: declined, reads
+// stay bare until the operator signs in from the top bar.
 // A refused call raises ApiError with the server's one-line reason (`message` of every 4xx body).
 
 let token = null;
 let tokenExpiresAt = 0; // ms since epoch
 let tokenName = null;
 let tokenScopes = [];
-let askForKey = null; // async (why) => {key} | {without: true} | null (cancelled); set by the app
+let askForKey = null; // async (why) => 'signed-in' | 'without' | null (cancelled); set by the app
+let asking = null; // the question on screen: every call that needs a key waits for the same answer
+let readsDeclined = false; // the operator declined to give a key for reading: do not ask again
 const listeners = new Set();
 
 export class ApiError extends Error {
@@ -31,6 +35,12 @@ export function readToken() {
 export function who() { return currentToken() ? { name: tokenName, scopes: tokenScopes } : null; }
 
 function changed() { for (const fn of listeners) fn(who()); }
+
+/** Ask for a key (one dialog however many calls need it). */
+function ask(why) {
+  if (!asking) asking = Promise.resolve(askForKey(why)).finally(() => { asking = null; });
+  return asking;
+}
 
 export function forget() {
   token = null; tokenExpiresAt = 0; tokenName = null; tokenScopes = [];
@@ -58,6 +68,7 @@ export async function signIn(key) {
   tokenScopes = t.scopes || [];
   try { tokenName = JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sub; }
   catch { tokenName = 'key'; }
+  readsDeclined = false;
   changed();
   return t;
 }
@@ -77,17 +88,18 @@ async function send(method, path, body, tok) {
 export async function call(method, path, body, { action = false, raw = false } = {}) {
   let tok = action ? currentToken() : readToken();
   if (action && !tok && askForKey) {
-    const answer = await askForKey(`${method} ${path.split('?')[0]} needs a key with the operate scope.`);
+    const answer = await ask(`${method} ${path.split('?')[0]} needs a key with the operate scope.`);
     if (answer === null) throw new ApiError(0, 'cancelled: no API key given, nothing was sent', path);
     tok = currentToken();
   }
   let resp = await send(method, path, body, tok);
-  if (resp.status === 401 && tok && action) {
-    forget(); // expired or from a restarted server: ask again, once
-    if (askForKey) {
-      const answer = await askForKey(`${await reasonOf(resp.clone())} — give the key again.`);
-      if (answer !== null) resp = await send(method, path, body, currentToken());
-    }
+  if (resp.status === 401 && askForKey && (tok || (!action && !readsDeclined))) {
+    if (tok) forget(); // expired, or from a restarted server: ask again, once
+    const why = action ? `${await reasonOf(resp.clone())} — give the key again.`
+      : `This server does not open its reads without a key (it is not on a loopback address): ${await reasonOf(resp.clone())}`;
+    const answer = await ask(why);
+    if (answer === 'signed-in') resp = await send(method, path, body, action ? currentToken() : readToken());
+    else if (!action) readsDeclined = true;
   }
   if (!resp.ok) throw new ApiError(resp.status, await reasonOf(resp), path);
   if (raw) return resp;

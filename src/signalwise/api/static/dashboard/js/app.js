@@ -9,7 +9,8 @@ import { approachSignal, SignalMap, SIGNAL_COLOURS } from './map.js';
 const $ = id => document.getElementById(id);
 const HOUR_S = 3600;
 const MAX_POINTS = 4000;
-const DEFAULT_METRICS = ['avg_wait_time', 'throughput', 'avg_speed', 'co2_saved'];
+const DEFAULT_METRICS = ['avg_delay_s', 'avg_wait_time', 'throughput', 'avg_speed', 'co2_saved'];
+const MAX_TREND_RUNS = 200;
 const NOTE_RULES = new Set(['min_green', 'fallback_end']); // interventions that only note a wait
 
 const state = {
@@ -24,11 +25,13 @@ const state = {
   series: { queue: [], fallback: [] },
   intervals: [],
   chartsDirty: false,
+  needsKey: false, // reads were refused for want of a key: start again once signed in
+  detailKey: null, // the selected signal's phase and interval when its decisions were last fetched
   runs: [],
 };
 
 // for tests, benchmarks and the curious: read-only views of what the page holds and drew
-const exposed = { state, map: null, feed: null, ready: false, errors: [] };
+const exposed = { state, map: null, feed: null, ready: false, errors: [], snapshotsReceived: 0 };
 window.signalwise = exposed;
 window.addEventListener('error', e => exposed.errors.push(String(e.message)));
 window.addEventListener('unhandledrejection', e => exposed.errors.push(String(e.reason?.message || e.reason)));
@@ -36,6 +39,7 @@ window.addEventListener('unhandledrejection', e => exposed.errors.push(String(e.
 let map;
 let feed;
 const charts = {};
+exposed.charts = charts;
 
 // -- helpers ----------------------------------------------------------------------------------------
 function el(tag, attrs = {}, ...children) {
@@ -111,6 +115,7 @@ function setupKeyDialog() {
     setText('auth-who', who ? `${who.name} (${who.scopes.join(', ')})` : 'no key');
     $('sign-out').hidden = !who;
     feed?.reconnect(); // the stream takes the token too (needed away from loopback)
+    if (who && state.needsKey) { state.needsKey = false; start(); }
   });
 }
 
@@ -142,23 +147,36 @@ async function boot() {
   $('zoom-in').addEventListener('click', () => map.zoom(1.6));
   $('zoom-out').addEventListener('click', () => map.zoom(1 / 1.6));
   $('zoom-fit').addEventListener('click', () => map.fit());
+  await start();
+}
+
+/** Live or stored, as the server says; refused for want of a key, it starts again once signed in. */
+async function start() {
   // the server says whether a live run is attached (so a stored-runs server is not probed for one)
   if (document.body.dataset.live === 'false') return startStored();
+  const network = api.get('/api/v1/network'); // beside the status, not after it: the map is what one waits for
+  network.catch(() => {}); // its refusal is read in startLive
   try {
     state.status = await api.get('/api/v1/live/status');
   } catch (err) {
     if (err.status === 503) return startStored();
-    mapMessage(`${api.describeError(err)}${err.status === 401 ? ' — sign in with an API key, then reload' : ''}`);
+    waitForKey(err);
     return;
   }
-  await startLive();
+  mapMessage('');
+  await startLive(network);
 }
 
-async function startLive() {
+function waitForKey(err) {
+  state.needsKey = err.status === 401;
+  mapMessage(`${api.describeError(err)}${state.needsKey ? ' — sign in with a key that may read (API key… above)' : ''}`);
+}
+
+async function startLive(network) {
   state.mode = 'live';
   renderStatus(state.status);
   try {
-    state.network = await api.get('/api/v1/network');
+    state.network = await network;
   } catch (err) {
     mapMessage(`map unavailable: ${api.describeError(err)}`);
     return;
@@ -169,7 +187,7 @@ async function startLive() {
   feed = new LiveFeed({
     onSnapshot,
     onAlert: a => { state.alerts.set(a.id, a); renderAlerts(); },
-    onChange: () => refreshStatus(),
+    onChange: () => refreshStatus(true),
     onMode: (mode, detail) => {
       const pill = $('feed-mode');
       pill.textContent = mode === 'stream' ? 'stream' : mode === 'polling' ? 'polling 500 ms' : mode;
@@ -183,15 +201,15 @@ async function startLive() {
   feed.start();
   loadAlerts();
   loadModels();
-  refreshIntervals();
+  loadIntervals();
   setInterval(refreshStatus, 2000);
-  setInterval(refreshIntervals, 5000);
   setInterval(() => { if (feed.mode !== 'stream') loadAlerts(); }, 5000);
-  setInterval(() => { if (state.selected && !document.hidden) loadDetailLogs(); }, 3000);
+  setInterval(() => { if (state.selected && !document.hidden) scheduleDetailLogs(); }, 5000);
   exposed.ready = true;
 }
 
 function onSnapshot(s) {
+  exposed.snapshotsReceived += 1;
   state.snapshot = s;
   map.update(s);
   setText('sim-time', `t = ${formatClock(s.sim_time_s)}`);
@@ -202,17 +220,26 @@ function onSnapshot(s) {
   q.push([t, s.network_queue_veh]);
   f.push([t, s.fallback_share * 100]);
   trim(q, t); trim(f, t);
+  if (s.interval && s.interval.end_s !== null) addIntervals([s.interval]);
   scheduleCharts();
   if (state.selected) renderDetail();
   if (!s.running) setText('run-status', 'ended');
+  else if (state.status && !state.status.running) refreshStatus(); // it started: the controls wake up now
 }
 
-async function refreshStatus() {
+let statusAsked = null;
+/** The run's status again (one request at a time: callers arriving meanwhile share it; `fresh`: one asked
+ * after the call, as a change needs). */
+async function refreshStatus(fresh = false) {
   if (state.mode !== 'live') return;
-  try {
-    state.status = await api.get('/api/v1/live/status');
-    renderStatus(state.status);
-  } catch { /* the next tick tries again */ }
+  if (fresh && statusAsked) await statusAsked;
+  if (!statusAsked) {
+    statusAsked = api.get('/api/v1/live/status')
+      .then(st => { state.status = st; renderStatus(st); })
+      .catch(() => { /* the next tick tries again */ })
+      .finally(() => { statusAsked = null; });
+  }
+  return statusAsked;
 }
 
 function renderStatus(st) {
@@ -237,13 +264,23 @@ function adaptiveSpec() {
   return state.lastAdaptive || 'max-pressure';
 }
 
-async function refreshIntervals() {
-  if (state.mode !== 'live') return;
+/** The history the delay and throughput charts start with; then each snapshot brings the interval closed last. */
+async function loadIntervals() {
   try {
     const r = await api.get('/api/v1/live/intervals?limit=60');
-    state.intervals = r.intervals.filter(i => i.end_s !== null);
+    addIntervals(r.intervals.filter(i => i.end_s !== null));
     scheduleCharts();
-  } catch { /* next time */ }
+  } catch { /* the snapshots fill them as intervals close */ }
+}
+
+function addIntervals(items) {
+  const byEnd = new Map(state.intervals.map(i => [i.end_s, i]));
+  let added = false;
+  for (const i of items) if (!byEnd.has(i.end_s)) { byEnd.set(i.end_s, i); added = true; }
+  if (!added) return;
+  const all = [...byEnd.values()].sort((a, b) => a.end_s - b.end_s);
+  const latest = all[all.length - 1].end_s;
+  state.intervals = all.filter(i => i.end_s > latest - HOUR_S);
 }
 
 // -- charts -----------------------------------------------------------------------------------------
@@ -353,7 +390,7 @@ async function change(what, fn, resultId = 'control-result') {
   try {
     const entry = await fn();
     showResult(resultId, true, `${what}: ${entry?.result || 'done'}${entry?.who ? ` (by ${entry.who})` : ''}`);
-    await refreshStatus();
+    await refreshStatus(true);
     return entry;
   } catch (err) {
     showResult(resultId, false, `${what}: ${api.describeError(err)}`);
@@ -404,7 +441,8 @@ function selectIntersection(id) {
   $('detail-live').hidden = state.mode !== 'live';
   $('detail-facts').hidden = state.mode !== 'live';
   setText('override-result', '');
-  if (state.mode === 'live') { renderDetail(); loadDetailLogs(); loadAtspm(); } else renderStoredDetail(id);
+  state.detailKey = null;
+  if (state.mode === 'live') { renderDetail(); scheduleDetailLogs(); loadAtspm(); } else renderStoredDetail(id);
 }
 
 async function renderStoredDetail(id) {
@@ -431,12 +469,20 @@ function renderDetail() {
   if (!inter) return;
   const ovText = view?.override || state.status?.overrides?.[id] || 'none';
   setText('d-phase', view ? String(view.phase_number) : '–');
+  setText('d-phase-elapsed', view && view.phase_elapsed_s !== null ? `${view.phase_elapsed_s.toFixed(1)} s` : '–');
   setText('d-interval', view ? view.interval : '–');
   setText('d-elapsed', view ? `${view.elapsed_s.toFixed(1)} s` : '–');
   setText('d-next', view?.next_phase_number ? String(view.next_phase_number) : '–');
   setText('d-controller', view ? view.controller : '–');
+  setText('d-confidence', view && view.confidence !== null ? view.confidence.toFixed(2) : '–');
   setText('d-fallback', view ? (view.fallback ? 'yes: Webster plan serving' : 'no') + (view.preempted ? ' · PREEMPTION' : '') : '–');
   setText('d-override', ovText);
+  const evs = view?.emergency || [];
+  $('d-emergency-row').hidden = !evs.length;
+  setText('d-emergency', evs.map(e => `${e.vehicle_id} from the ${e.approach}, ${Math.round(e.distance_m)} m`).join('; '));
+  // the decisions follow the signal: fetched again when it changes phase or interval
+  const key = view ? `${id}:${view.phase_number}:${view.interval}` : null;
+  if (key !== null && key !== state.detailKey) { state.detailKey = key; scheduleDetailLogs(); }
   const queues = view?.queue_veh || {};
   const most = Math.max(5, ...Object.values(queues));
   const rows = [];
@@ -451,7 +497,18 @@ function renderDetail() {
   $('d-approaches').replaceChildren(el('span', { class: 'hint' }, 'approach'), el('span'), el('span', { class: 'hint' }, 'queue (halting vehicles)'), el('span'), ...rows);
 }
 
+const DETAIL_LOGS_EVERY_MS = 1000; // at most once a second, however fast the signal changes
+let detailTimer = null;
+let detailLoadedAt = 0;
+
+function scheduleDetailLogs() {
+  if (detailTimer !== null) return;
+  detailTimer = setTimeout(() => { detailTimer = null; loadDetailLogs(); },
+                           Math.max(0, DETAIL_LOGS_EVERY_MS - (performance.now() - detailLoadedAt)));
+}
+
 async function loadDetailLogs() {
+  detailLoadedAt = performance.now();
   const id = state.selected;
   if (!id || state.mode !== 'live') return;
   try {
@@ -505,6 +562,7 @@ async function startStored() {
     const sims = await api.get('/api/v1/analytics/simulations?limit=1000');
     state.runs = sims.items;
   } catch (err) {
+    if (err.status === 401) { waitForKey(err); return; }
     mapMessage(api.describeError(err));
   }
   const sel = $('stored-run');
@@ -530,15 +588,16 @@ async function showStoredMap(simulationId, select = false) {
 }
 
 // -- comparison view --------------------------------------------------------------------------------
-const compare = { bars: [], trend: null, table: [] };
+const compare = { bars: [], trend: null, table: [], controllers: [] };
+exposed.compare = compare;
 
 function setupCompare() {
   $('cmp-load').addEventListener('click', () => showCompare());
   $('cmp-scenario').addEventListener('change', () => { fillMetrics(); showCompare(); });
-  compare.trend = new Chart($('cmp-trend'), { xFormat: formatClock, yMin: 0, yLabel: 'avg wait (s)',
-                                              empty: 'choose runs in the table above' });
-  $('cmp-trend-png').addEventListener('click', () => downloadPNG($('cmp-trend'), 'wait-time-trend.png'));
-  $('cmp-trend-csv').addEventListener('click', () => downloadCSV(compare.trend.toCSV(), 'wait-time-trend.csv'));
+  compare.trend = new Chart($('cmp-trend'), { xFormat: formatClock, yMin: 0, yLabel: 'delay (s/veh)',
+                                              empty: 'tick runs in the table below' });
+  $('cmp-trend-png').addEventListener('click', () => downloadPNG($('cmp-trend'), 'delay-over-time.png'));
+  $('cmp-trend-csv').addEventListener('click', () => downloadCSV(compare.trend.toCSV(), 'delay-over-time.csv'));
   $('cmp-table-csv').addEventListener('click', () => downloadCSV(toCSV(
     ['scenario', 'controller', 'baseline', 'metric', 'baseline_mean', 'baseline_ci_low', 'baseline_ci_high', 'baseline_n',
      'candidate_mean', 'candidate_ci_low', 'candidate_ci_high', 'candidate_n', 'change_pct', 'p_value'],
@@ -600,6 +659,7 @@ async function showCompare() {
         m.candidate.n, m.change_pct, m.p_value]);
     }
   }
+  compare.controllers = perf.labels;
   const grid = $('cmp-bars');
   grid.replaceChildren();
   compare.bars = [];
@@ -632,9 +692,7 @@ async function showCompare() {
 
 function renderRuns(scenario, metrics) {
   const runs = state.runs.filter(r => r.scenario === scenario);
-  const firstOf = new Map();
-  for (const r of runs) if (!firstOf.has(r.controller)) firstOf.set(r.controller, r.simulation_id);
-  const preselect = new Set([...firstOf.values()].slice(0, 6));
+  const preselect = new Set(runs.slice(0, MAX_TREND_RUNS).map(r => r.simulation_id));
   $('cmp-runs').replaceChildren(el('tr', {}, el('th', {}, 'run'), el('th', {}, 'controller'), el('th', {}, 'seed'),
     ...metrics.map(m => el('th', {}, m))),
   ...runs.map(r => el('tr', {},
@@ -645,18 +703,19 @@ function renderRuns(scenario, metrics) {
   loadTrend();
 }
 
+/** Delay over time, one line per controller (the mean over its ticked runs), as `signalwise compare` draws it. */
 async function loadTrend() {
-  const picked = [...document.querySelectorAll('.trend-pick:checked')].map(i => i.value).slice(0, 20);
-  if (!picked.length) { compare.trend.setSeries([]); compare.trend.draw(); return; }
+  const picked = [...document.querySelectorAll('.trend-pick:checked')].map(i => i.value).slice(0, MAX_TREND_RUNS);
+  if (!picked.length) { compare.trend.setSeries([]); compare.trend.draw(); setText('cmp-trend-note', ''); return; }
   try {
-    const r = await api.get(`/api/v1/charts/wait-time-trend?${picked.map(s => `simulation=${encodeURIComponent(s)}`).join('&')}`);
-    const t0 = r.labels.length ? Date.parse(r.labels[0]) : 0;
-    const xs = r.labels.map(l => (Date.parse(l) - t0) / 1000);
-    compare.trend.setSeries(r.series.map((s, i) => ({ name: s.name, color: PALETTE[i % PALETTE.length],
-      points: xs.map((x, k) => [x, s.data[k]]).filter(p => p[1] !== null) })));
+    const r = await api.get(`/api/v1/dashboard/delay-over-time?${picked.map(s => `simulation=${encodeURIComponent(s)}`).join('&')}`);
+    const colour = new Map(compare.controllers.map((c, i) => [c, PALETTE[i % PALETTE.length]]));
+    compare.trend.setSeries(r.series.map((s, i) => ({ name: `${s.controller} (${s.runs.length} run${s.runs.length === 1 ? '' : 's'})`,
+      color: colour.get(s.controller) || PALETTE[i % PALETTE.length], points: s.points })));
     compare.trend.draw();
+    setText('cmp-trend-note', r.missing.length ? `left out: ${r.missing.map(m => `${m.simulation_id} (${m.reason})`).join('; ')}` : '');
   } catch (err) {
-    setText('cmp-message', `wait-time trend: ${api.describeError(err)}`);
+    setText('cmp-message', `delay over time: ${api.describeError(err)}`);
   }
 }
 

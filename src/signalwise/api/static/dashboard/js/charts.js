@@ -54,6 +54,14 @@ export function formatClock(s) {
   return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
 }
 
+/** `text`, cut with an ellipsis to fit `width` pixels. */
+function fitText(ctx, text, width) {
+  if (ctx.measureText(text).width <= width) return text;
+  let n = text.length;
+  while (n > 1 && ctx.measureText(`${text.slice(0, n)}…`).width > width) n -= 1;
+  return `${text.slice(0, n)}…`;
+}
+
 export class Chart {
   /**
    * opts: title, yLabel, xFormat (x -> text), yMin (e.g. 0), empty (text when there is nothing to draw),
@@ -100,7 +108,8 @@ export class Chart {
     ctx.textBaseline = 'top';
     ctx.textAlign = 'left';
     if (this.opts.title) ctx.fillText(this.opts.title, 4, 2);
-    const box = { l: 44, r: w - 8, t: this.opts.title ? 18 : 6, b: h - 18 };
+    const below = this.bars?.some(b => b.note) ? 30 : 18; // bars with a note take two lines of labels
+    const box = { l: 44, r: w - 8, t: this.opts.title ? 18 : 6, b: h - below };
     if (box.r - box.l < 20 || box.b - box.t < 20) return;
     const values = this.bars
       ? this.bars.flatMap(b => [b.value, b.lo, b.hi]).filter(Number.isFinite)
@@ -151,8 +160,8 @@ export class Chart {
         ctx.stroke();
       }
       ctx.fillStyle = '#1d2330';
-      const label = b.note ? `${b.label} (${b.note})` : String(b.label);
-      ctx.fillText(label.slice(0, Math.max(4, Math.floor(slot / 6))), cx, box.b + 3);
+      ctx.fillText(fitText(ctx, String(b.label), slot - 4), cx, box.b + 3);
+      if (b.note) { ctx.fillStyle = '#687083'; ctx.fillText(fitText(ctx, b.note, slot - 4), cx, box.b + 15); }
     });
   }
 
@@ -167,7 +176,12 @@ export class Chart {
     ctx.textBaseline = 'top';
     const count = Math.max(2, Math.floor((box.r - box.l) / 70));
     const xt = this.opts.xFormat === formatClock ? timeTicks(x0, x1, count) : ticks(x0, x1, count);
-    for (const v of xt) if (v >= x0 && v <= x1) ctx.fillText(this.opts.xFormat(v), X(v), box.b + 3);
+    for (const v of xt) {
+      if (v < x0 || v > x1) continue;
+      const text = this.opts.xFormat(v), half = ctx.measureText(text).width / 2;
+      // a label at either end stays whole: moved in, not cut by the canvas's edge
+      ctx.fillText(text, Math.max(half + 1, Math.min(X(v), box.r + 7 - half)), box.b + 3);
+    }
     this.series.forEach((s, i) => {
       const color = s.color || PALETTE[i % PALETTE.length];
       ctx.strokeStyle = color; ctx.fillStyle = color; ctx.lineWidth = 1.5;

@@ -1,5 +1,6 @@
 // The map: lane shapes on a canvas, pan and zoom, and per signalized intersection its signal per approach,
-// a queue bar per approach, and rings for preemption, fallback, an operator's override and the selection.
+// a queue bar per approach, rings for preemption, fallback, an operator's override and the selection, and
+// the emergency vehicles heading for a signal (a magenta diamond where the vehicle is, on its approach).
 //
 // World coordinates are SUMO's (metres, y up). The lanes are drawn once per view into a background canvas;
 // each snapshot only redraws the overlays on top of it, batched by colour, so a 100-signal network costs a
@@ -7,6 +8,7 @@
 
 export const SIGNAL_COLOURS = { green: '#1a9850', yellow: '#f2b400', red: '#d73027', none: '#9aa1ad' };
 const RING = { preempt: '#e01fb0', fallback: '#f07c00', override: '#1f6fe0', selected: '#1d2330' };
+export const EMERGENCY_COLOUR = '#e01fb0';
 const QUEUE = 'rgba(123, 63, 191, 0.62)';
 const VEHICLE_LENGTH_M = 7.5; // one queued vehicle on the map: length plus gap
 
@@ -35,10 +37,13 @@ export class SignalMap {
     this.pending = false;
     this.drawn = null; // {seq, sim_time_s} of the snapshot last drawn
     this.heads = []; // what the last draw showed, per approach (for tests and tooltips)
+    this.emergency = []; // the emergency vehicles the last draw showed: {id, vehicle_id, approach, x, y}
     this.firstMapAt = null;
     this.drawMs = []; // the last draws' durations (ms), for the benchmark
     this._bindPointer();
-    new ResizeObserver(() => this.requestDraw()).observe(canvas);
+    this.moved = false; // the operator panned or zoomed: a resize keeps their view, else it fits again
+    this.size = [canvas.clientWidth, canvas.clientHeight];
+    new ResizeObserver(() => this._resized()).observe(canvas);
   }
 
   setNetwork(net) {
@@ -47,7 +52,9 @@ export class SignalMap {
     for (const inter of net.intersections) {
       if (inter.x === null || inter.y === null) continue;
       this.byId.set(inter.id, inter);
+      inter.laneShape = new Map();
       for (const a of inter.approaches) {
+        for (const l of a.lanes) inter.laneShape.set(l.id, l.shape);
         const ends = a.lanes.filter(l => l.shape.length >= 2).map(l => l.shape[l.shape.length - 1]);
         if (!ends.length) { a.end = null; continue; }
         const ex = ends.reduce((s, p) => s + p[0], 0) / ends.length;
@@ -71,7 +78,19 @@ export class SignalMap {
     this.fit();
   }
 
+  _resized() {
+    const w = this.canvas.clientWidth, h = this.canvas.clientHeight;
+    const [w0, h0] = this.size;
+    this.size = [w, h];
+    if (!this.net) return;
+    if (!this.moved) { this.fit(); return; }
+    // the same place stays in the middle
+    this.view = { ...this.view, ox: this.view.ox + (w - w0) / 2, oy: this.view.oy + (h - h0) / 2 };
+    this.requestDraw();
+  }
+
   fit() {
+    this.moved = false;
     if (!this.net) return;
     const [x0, y0, x1, y1] = this.net.bounds;
     const w = this.canvas.clientWidth || 800, h = this.canvas.clientHeight || 600;
@@ -86,6 +105,7 @@ export class SignalMap {
     const s = Math.min(200, Math.max(0.005, v.s * factor));
     const f = s / v.s;
     this.view = { s, ox: mx - (mx - v.ox) * f, oy: my - (my - v.oy) * f };
+    this.moved = true;
     this.requestDraw();
   }
 
@@ -157,6 +177,7 @@ export class SignalMap {
     const headR = Math.min(8, Math.max(3.5, 2.2 * s));
     const spread = headR * 2.6; // heads stay this far from the centre at any zoom, so four never overlap
     const heads = [];
+    const emergency = [];
     const rings = { preempt: [], fallback: [], override: [], selected: [] };
     const queue = new Path2D();
     const stopBars = { green: new Path2D(), yellow: new Path2D(), red: new Path2D(), none: new Path2D() };
@@ -182,6 +203,10 @@ export class SignalMap {
       if (view?.override) rings.override.push([cx, cy, r + 4]);
       if (view?.preempted) rings.preempt.push([cx, cy, r + 8]);
       if (inter.id === this.selected) rings.selected.push([cx, cy, r + 13]);
+      for (const ev of view?.emergency || []) {
+        const at = this._emergencyAt(inter, ev);
+        if (at) emergency.push({ id: inter.id, vehicle_id: ev.vehicle_id, approach: ev.approach, x: at[0], y: at[1] });
+      }
     }
     ctx.lineCap = 'butt';
     ctx.strokeStyle = QUEUE;
@@ -193,6 +218,7 @@ export class SignalMap {
     this._rings(ctx, rings.override, RING.override, 2.5);
     this._rings(ctx, rings.preempt, RING.preempt, 4);
     this._rings(ctx, rings.selected, RING.selected, 2);
+    this._emergencyMarks(ctx, emergency, headR);
     for (const colour of ['none', 'red', 'yellow', 'green']) { // heads last: nothing covers them
       const path = new Path2D();
       for (const hd of heads) if (hd.colour === colour) { path.moveTo(hd.x + headR, hd.y); path.arc(hd.x, hd.y, headR, 0, Math.PI * 2); }
@@ -206,6 +232,7 @@ export class SignalMap {
     ctx.stroke(outline);
     this._labels(ctx, views, spread + headR + 4);
     this.heads = heads;
+    this.emergency = emergency;
     this.drawn = snap ? { seq: snap.seq, sim_time_s: snap.sim_time_s } : { seq: null, sim_time_s: null };
     if (this.firstMapAt === null) {
       this.firstMapAt = performance.now();
@@ -232,6 +259,43 @@ export class SignalMap {
         left -= seg;
       }
     }
+  }
+
+  /** Where an emergency vehicle is, on the canvas: `distance_m` back from the stop line along its lane when
+   * the lane is one of the signal's approaches, else along its approach's direction. */
+  _emergencyAt(inter, ev) {
+    const sh = inter.laneShape.get(ev.in_lane);
+    let left = ev.distance_m;
+    if (sh && sh.length >= 2) {
+      for (let i = sh.length - 1; i > 0; i--) {
+        const [x1, y1] = sh[i], [x0, y0] = sh[i - 1];
+        const seg = Math.hypot(x1 - x0, y1 - y0);
+        if (seg >= left || i === 1) {
+          const f = seg > 0 ? Math.min(1, left / seg) : 0;
+          return this._px(x1 + (x0 - x1) * f, y1 + (y0 - y1) * f);
+        }
+        left -= seg;
+      }
+    }
+    const a = inter.approaches.find(x => x.direction === ev.approach && x.end);
+    if (!a) return null;
+    const d = a.end.dist + ev.distance_m;
+    return this._px(inter.x + a.end.ux * d, inter.y + a.end.uy * d);
+  }
+
+  _emergencyMarks(ctx, marks, headR) {
+    if (!marks.length) return;
+    const r = Math.max(6, headR * 1.6);
+    const path = new Path2D();
+    for (const m of marks) {
+      path.moveTo(m.x, m.y - r); path.lineTo(m.x + r, m.y); path.lineTo(m.x, m.y + r); path.lineTo(m.x - r, m.y);
+      path.closePath();
+    }
+    ctx.fillStyle = EMERGENCY_COLOUR;
+    ctx.fill(path);
+    ctx.lineWidth = 2;
+    ctx.strokeStyle = '#fff';
+    ctx.stroke(path);
   }
 
   _stopBars(path, approach) {
@@ -308,6 +372,7 @@ export class SignalMap {
       down.moved = true;
       c.classList.add('dragging');
       this.view = { ...this.view, ox: down.ox + dx, oy: down.oy + dy };
+      this.moved = true;
       this.requestDraw();
     });
     c.addEventListener('pointerup', e => {
