@@ -47,6 +47,7 @@ COMMAND_MODULES = (
     "signalwise.analytics.atspm.commands",  # atspm, events import
     "signalwise.analytics.audit_commands",  # audit (independent safety check of runs)
     "signalwise.training.commands",  # train, evaluate, models
+    "signalwise.vision.commands",  # vision run
 )
 
 
