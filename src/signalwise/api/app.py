@@ -18,7 +18,20 @@ from .auth import authorize
 from .cache import TTLCache
 from .middleware import RateLimitHeaders
 from .ratelimit import RateLimits, rate_limit
-from .routers import analytics, auth, dashboard, ingest, live, ml, monitoring, pages, streams, system
+from .routers import (
+    analytics,
+    auth,
+    cameras,
+    dashboard,
+    ingest,
+    live,
+    ml,
+    monitoring,
+    pages,
+    streams,
+    system,
+    violations,
+)
 from .streams import StreamHub
 from .strict_query import reject_unknown_query
 
@@ -47,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.live = None  # a LiveRuntime when `signalwise live` serves this app
     app.state.live_feed = None
     app.state.streams = StreamHub(redis_url=settings.redis_url)  # WS/SSE fan-out; fed by the live loop
+    app.state.vision = None  # the camera StreamManager, made by the first POST /api/v1/streams
     if settings.insecure_no_auth:
         import logging
 
@@ -56,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     docs.install(app)  # Swagger UI and ReDoc from the package, not a CDN
     pages.install(app)  # the live dashboard (/, /dashboard, /static) and the read routes it needs
     for router in (system.router, auth.router, ingest.router, analytics.router, dashboard.router, live.router,
-                   monitoring.router, streams.router, ml.router):
+                   monitoring.router, streams.router, ml.router, cameras.router, violations.router):
         app.include_router(router)
     for name in OPTIONAL_ROUTERS:
         try:
@@ -80,6 +94,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        cameras.close(app)  # camera streams stop, their violations are flushed to the store
         gc.unfreeze()
 
 

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     retention_days: dict[str, float] = Field(default_factory=lambda: {
         "records": 365, "events": 180, "alerts": 365, "changes": 730, "violations": 365, "evidence": 90,
         "evidence_access": 730})
+    #: directory the camera streams' evidence images (violations) are written to, one folder per stream
+    evidence_dir: Path = Path("evidence")
     #: browser origins allowed to call the API from another site (CORS); empty = same origin only
     cors_origins: list[str] = Field(default_factory=list)
     #: ATSPM detector configuration (CSV or Parquet: DeviceId, Phase, Parameter, Function) the API's

@@ -317,3 +317,67 @@ def purge_violations(engine: Engine, days: Mapping[str, float], now: dt.datetime
         except FileNotFoundError:
             pass
     return out
+
+
+class ViolationWriter:
+    """Violations from live cameras into the store in batches, from a thread of its own.
+
+    `put(records)` never blocks: records wait in a bounded queue (dropped and counted when it is full, e.g.
+    the database is away longer than the queue lasts); the thread writes whatever has come every `flush_s`
+    or every `batch` records, one transaction per batch.
+    """
+
+    def __init__(self, engine: Engine, *, flush_s: float = 1.0, batch: int = 1000, max_pending: int = 100_000):
+        import queue
+        import threading
+
+        self.engine, self.flush_s, self.batch = engine, flush_s, batch
+        self.written = self.dropped = self.failed_batches = 0
+        self.last_error: str | None = None
+        self._q: queue.Queue = queue.Queue(maxsize=max_pending)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="signalwise-violations-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, records: Iterable[Mapping]) -> None:
+        import queue
+
+        for r in records:
+            try:
+                self._q.put_nowait(r)
+            except queue.Full:
+                self.dropped += 1
+
+    def _run(self) -> None:
+        import queue
+        import time
+
+        while not (self._done.is_set() and self._q.empty()):
+            batch: list = []
+            deadline = time.monotonic() + self.flush_s
+            while len(batch) < self.batch:
+                try:
+                    batch.append(self._q.get(timeout=max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    break
+            if not batch:
+                continue
+            try:
+                self.written += insert_violations(self.engine, batch)
+            except Exception as exc:  # noqa: BLE001 - keep the thread; the count says it
+                self.failed_batches += 1
+                self.last_error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            finally:
+                for _ in batch:
+                    self._q.task_done()
+
+    def flush(self) -> None:
+        self._q.join()
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self._done.set()
+        self._thread.join(timeout_s)
+
+    def stats(self) -> dict:
+        return {"written": self.written, "dropped": self.dropped, "queued": self._q.qsize(),
+                "failed_batches": self.failed_batches, "last_error": self.last_error}

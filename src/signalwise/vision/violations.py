@@ -65,3 +65,18 @@ class SpeedingRule:
     def forget(self, track_ids) -> None:
         for tid in track_ids:
             self._over.pop(tid, None)
+
+
+def violation_record(v: Violation, occurred_at, evidence_root=None) -> dict:
+    """The violation as the store takes it (`store/violations.py` VIOLATION_FIELDS); `occurred_at` is the
+    wall-clock instant (zone-aware), `evidence_root` the directory `evidence_path` is relative to."""
+    from pathlib import Path
+
+    path = ""
+    if v.evidence_path:
+        path = str(Path(evidence_root) / v.evidence_path) if evidence_root is not None else v.evidence_path
+    return {"occurred_at": occurred_at, "camera_id": v.camera_id, "device_id": v.device_id, "approach": v.approach,
+            "kind": v.kind, "track_id": v.track_id, "speed_mps": None if math.isnan(v.speed_mps) else v.speed_mps,
+            "limit_mps": v.limit_mps, "stop_line": v.stop_line or None, "signal_state": v.signal_state or None,
+            "evidence_path": path or None,
+            "track": [[round(x, 3) for x in p] for p in v.track]}
