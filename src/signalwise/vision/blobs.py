@@ -28,10 +28,14 @@ class BlobDetector:
     name = "blobs"
 
     def __init__(self, moving: MovingBlobDetector | None = None, standing: StandingBlobDetector | None = None,
-                 *, min_area_px: float = 120.0, max_width_px: int | None = 640, reference: np.ndarray | None = None):
-        self.moving = moving or MovingBlobDetector(min_area_px=min_area_px, max_width_px=max_width_px)
+                 *, min_area_px: float = 120.0, max_width_px: int | None = 640, reference: np.ndarray | None = None,
+                 close_px: int = 9):
+        """`close_px`: gaps narrower than this join one blob; keep it below the gap between queued vehicles
+        (2 m at the camera's pixels per metre)."""
+        self.moving = moving or MovingBlobDetector(min_area_px=min_area_px, max_width_px=max_width_px,
+                                                   close_px=close_px)
         self.standing = standing or StandingBlobDetector(min_area_px=min_area_px, max_width_px=max_width_px,
-                                                         reference=reference)
+                                                         reference=reference, close_px=close_px)
 
     def detect(self, image: np.ndarray, time_s: float) -> Detections:
         motion = self.moving.foreground(image, time_s)

@@ -91,6 +91,7 @@ class Scene:
     def __post_init__(self) -> None:
         self._rng = np.random.default_rng(self.seed)
         self._next_id = 1
+        self._speeders: set[int] = set()  # vehicle ids that want limit + speeder_excess_mps
         self._next_arrival = {a: float(self._rng.exponential(1 / self.arrivals_per_s)) if self.arrivals_per_s else
                               math.inf for a in APPROACHES}
         self.time_s = 0.0
@@ -189,6 +190,8 @@ class Scene:
                 if last and min(v.s_m for v in last) < LENGTH_M + MIN_GAP_M + 3:
                     continue  # no room at the edge: this arrival is lost
                 speeder = self._rng.random() < self.speeder_share
+                if speeder:
+                    self._speeders.add(self._next_id)
                 desired = self.speed_limit_mps + (self.speeder_excess_mps if speeder else
                                                   float(self._rng.uniform(-2.5, 0.5)))
                 color = tuple(int(c) for c in self._rng.choice(PALETTE))
