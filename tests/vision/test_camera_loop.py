@@ -14,8 +14,14 @@ import pytest
 from signalwise.analytics.safety_audit import audit
 from signalwise.core.types import ObservationNeed
 from signalwise.runtime.config import RunConfig
-from signalwise.runtime.loop import LoopStepper, compass_approach, describe_intersections, open_field, \
-    resolve_scenario, sumo_options
+from signalwise.runtime.loop import (
+    LoopStepper,
+    compass_approach,
+    describe_intersections,
+    open_field,
+    resolve_scenario,
+    sumo_options,
+)
 
 END_S, DARK_AT, MAX_AGE_S = 420.0, 240.0, 10.0
 SIZE, PX_PER_M = 480, 3.0

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from vision_scenes import small_scene
 
 from signalwise.vision.boxes import box_iou
 from signalwise.vision.detections import Detections
-
-from vision_scenes import small_scene
 
 
 def _recall(detector, seconds=45.0, warmup_s=3.0):

@@ -5,10 +5,6 @@ from __future__ import annotations
 import csv
 
 
-
-
-
-
 def small_scene(**kw):
     """A 320x240 view at 4 px/m, 10 frames/s: quick to render and to process."""
     from signalwise.vision.synthetic import Scene
