@@ -166,3 +166,49 @@ def test_camera_yaml_round_trip_keeps_extra_keys(tmp_path):
     cam = load_camera(path)
     assert cam.camera_id == "cam-1" and cam.model_extra["vendor"] == {"model": "X"}
     assert cam.zone_channels() == {"n-queue": 1, "e-queue": 2, "s-queue": 3, "w-queue": 4}
+
+
+def test_camera_results_reach_the_live_websocket_without_a_live_run(app, tmp_path):
+    """uvicorn on 127.0.0.1 and a real WebSocket client: topic `vision` carries a stream's tracks and zones."""
+    import json
+    import socket
+    import threading
+
+    import httpx
+    import uvicorn
+    from websockets.sync.client import connect
+
+    from signalwise.vision.synthetic import write_video
+
+    application, _engine, keys = app
+    scene = small_scene(seed=4)
+    write_video(tmp_path / "cam.mp4", scene, 4.0)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(application, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    port = sock.getsockname()[1]
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        base = f"http://127.0.0.1:{port}"
+        r = httpx.post(f"{base}/api/v1/streams", headers={"X-API-Key": keys["operate"]}, timeout=30,
+                       json={"id": "cam-ws", "url": str(tmp_path / "cam.mp4"), "camera": scene.camera_config(),
+                             "loop": True})
+        assert r.status_code == 201, r.text
+        with connect(f"ws://127.0.0.1:{port}/api/v1/ws/live?topics=vision",
+                     additional_headers={"X-API-Key": keys["read"]}, open_timeout=10) as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "subscribed"
+            msg = json.loads(ws.recv(timeout=20))
+            while msg["type"] == "heartbeat":
+                msg = json.loads(ws.recv(timeout=20))
+        assert msg["type"] == "vision" and msg["data"]["stream_id"] == "cam-ws" and msg["data"]["device_id"] == "B1"
+        assert {"tracks", "zones", "crossings", "violations"} <= set(msg["data"])
+    finally:
+        application.state.streams.close()
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
