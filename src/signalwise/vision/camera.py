@@ -189,6 +189,10 @@ def load_camera(path: str | Path) -> CameraConfig:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
         raise CameraFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise CameraFileError(f"{path}: not a text (YAML) file") from None
+    except ValueError as exc:  # a NUL byte in the name
+        raise CameraFileError(f"{path!r}: cannot read it ({exc})") from None
     except yaml.YAMLError as exc:
         raise CameraFileError(f"{path}: not YAML: {str(exc).strip().splitlines()[0]}") from None
     cam = camera_from_dict(data, str(path))

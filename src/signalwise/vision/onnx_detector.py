@@ -88,7 +88,11 @@ class OnnxDetector:
     def __init__(self, model_path: str | Path, *, confidence: float = 0.25, iou: float = 0.45,
                  classes: tuple[int, ...] | list[int] | None = None, threads: int = 1):
         path = Path(model_path)
-        if not path.is_file():
+        try:
+            exists = path.is_file()
+        except (OSError, ValueError):
+            exists = False
+        if not exists:
             raise OnnxModelError(f"{path}: no such model file")
         try:
             import onnxruntime as ort

@@ -97,7 +97,11 @@ def check_inputs(video: str, camera_path: str | Path, signals_path: str | Path |
     except CameraFileError as exc:
         raise InputError(str(exc)) from None
     live = is_url(video)
-    if not live and not Path(video).is_file():
+    try:
+        exists = live or Path(video).is_file()
+    except (OSError, ValueError):
+        exists = False
+    if not exists:
         raise InputError(f"--video {video}: no such file")
     cap = _open(video, 10.0, 10.0)
     try:

@@ -50,6 +50,13 @@ class StreamIn(BaseModel):
     start: bool = Field(True, description="start reading at once")
 
 
+def _is_file(path: str) -> bool:
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte: not a file either
+        return False
+
+
 def manager(request: Request):
     """The app's StreamManager, made on first use and wired to the hub, the store, the profiler and alerts."""
     app = request.app
@@ -120,7 +127,7 @@ def add_stream(body: StreamIn, request: Request) -> dict:
     if is_url(body.url):
         if not body.url.lower().startswith(SCHEMES):
             raise HTTPException(422, f"body.url: scheme must be one of {', '.join(s[:-3] for s in SCHEMES)}")
-    elif not Path(body.url).is_file():
+    elif not _is_file(body.url):
         raise HTTPException(422, f"body.url: {body.url!r} is neither a stream URL ({', '.join(SCHEMES)}) nor a "
                                  "video file on the server")
     if body.detector == "onnx" and not body.model:
