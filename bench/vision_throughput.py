@@ -193,13 +193,14 @@ def speed() -> None:
     from signalwise.vision.speed import SpeedEstimator
     from signalwise.vision.synthetic import Scene
 
-    print("speed RMSE against truth, synthetic top-down scene (25 frames/s, 8 px/m), vehicles matched by box")
+    print("speed RMSE against truth, 45 s of the synthetic top-down scene (25 frames/s, 8 px/m), vehicles matched "
+          "by box")
     for fit, window in (("linear", 1.0), ("linear", 1.5), ("quadratic", 1.5), ("quadratic", 2.0)):
         scene = Scene(seed=5, arrivals_per_s=0.12, speeder_share=0.25)
         pipe = Pipeline(camera_from_dict(scene.camera_config()))
         pipe.speeds = SpeedEstimator(window, fit=fit)
         err = []
-        for image, t, truth, state in scene.frames(90):
+        for image, t, truth, state in scene.frames(45):
             r = pipe.process(image, t, signal_state=state)
             if not r.tracks or not truth:
                 continue
