@@ -59,6 +59,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "train": ("signalwise.training.commands",),
     "evaluate": ("signalwise.training.commands",),
     "models": ("signalwise.training.commands",),
+    "vision": ("signalwise.vision.commands",),  # vision run, and the truth side's render/grade/bench
 }
 
 _registered: set[str] = set()

@@ -21,6 +21,7 @@ from .ratelimit import RateLimits, rate_limit
 from .routers import (
     analytics,
     auth,
+    cameras,
     dashboard,
     ingest,
     live,
@@ -32,6 +33,7 @@ from .routers import (
     pages,
     streams,
     system,
+    violations,
 )
 from .streams import StreamHub
 from .strict_query import reject_unknown_query
@@ -61,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.live = None  # a LiveRuntime when `signalwise live` serves this app
     app.state.live_feed = None
     app.state.streams = StreamHub(redis_url=settings.redis_url)  # WS/SSE fan-out; fed by the live loop
+    app.state.vision = None  # the camera StreamManager, made by the first POST /api/v1/streams
     if settings.insecure_no_auth:
         import logging
 
@@ -70,7 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     docs.install(app)  # Swagger UI and ReDoc from the package, not a CDN
     pages.install(app)  # the live dashboard (/, /dashboard, /static) and the read routes it needs
     for router in (system.router, auth.router, ingest.router, analytics.router, dashboard.router, live.router,
-                   monitoring.router, streams.router, ml.router, ml_models.router, ml_jobs.router, ml_metrics.router):
+                   monitoring.router, streams.router, ml.router, ml_models.router, ml_jobs.router, ml_metrics.router,
+                   cameras.router, violations.router):
         app.include_router(router)
     for name in OPTIONAL_ROUTERS:
         try:
@@ -94,6 +98,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        cameras.close(app)  # camera streams stop, their violations are flushed to the store
         gc.unfreeze()
 
 

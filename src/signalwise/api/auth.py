@@ -59,6 +59,7 @@ _declare("POST,PUT,DELETE", "/api/v1/keys/{rest:path}", "admin")
 _declare("POST,PUT,DELETE", "/api/v1/keys", "admin")
 _declare("GET,HEAD", "/api/v1/keys", "admin")  # listing keys is an admin matter, not a read
 _declare("GET,HEAD", "/api/v1/evidence/{rest:path}", "evidence")
+_declare("GET,HEAD", "/api/v1/evidence/access", "admin")  # the log of who read evidence is not evidence
 _declare("WEBSOCKET", "/api/v1/ws/{rest:path}", "read")
 
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger("signalwise.api.streams")
 
-TOPICS = ("snapshot", "signal", "alert", "profiler", "change")
+TOPICS = ("snapshot", "signal", "alert", "profiler", "change", "vision")
 CHANNEL = "signalwise:live"
 
 #: WebSocket close codes (RFC 6455): policy violation (too slow, bad subscription, bad token),
@@ -437,8 +437,8 @@ def _intersections_of(topic: str, data: dict) -> frozenset[str]:
     if topic == "alert":
         _metric, _, suffix = str(data.get("metric", "")).partition(".")
         return frozenset({suffix}) if suffix else frozenset()
-    if topic == "signal":
-        one = data.get("intersection_id")
+    if topic in ("signal", "vision"):
+        one = data.get("intersection_id") or data.get("device_id")
         return frozenset([one]) if one else frozenset()
     if topic == "change":
         payload = data.get("payload") or {}

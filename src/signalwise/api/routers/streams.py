@@ -52,6 +52,8 @@ def _check_attached(conn: HTTPConnection):
         status = getattr(rt, "status_text", "running")
         if status not in ("starting", "running"):
             raise Refused(503, CLOSE_TRY_LATER, f"the live run has ended ({status})")
+    elif getattr(conn.app.state, "vision", None) is not None:
+        pass  # camera streams publish (topic vision, their alerts) without a live run
     elif not hub.redis_url:
         raise Refused(503, CLOSE_TRY_LATER, "no live run is attached to this server (start one with "
                                             "`signalwise live`)")

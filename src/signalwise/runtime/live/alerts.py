@@ -147,6 +147,16 @@ BUILTIN_RULES: tuple[AlertRule, ...] = (
           "the simulator crashed three times or more: look at the scenario or SUMO before trusting this run"),
     _rule("store_buffer_overflow", "store_buffer_overflow", ">", 0, 0, "error",
           "the database was away longer than the store buffer holds: rows were dropped and are lost"),
+    # camera streams (signalwise.vision.monitoring): only where a server runs cameras
+    _rule("vision_stream_down", "vision_stream_down.*", ">=", 1, 10, "error",
+          "a camera stream has delivered nothing for 10 s and is reconnecting (or gave up): its zones go stale "
+          "and the shield falls back"),
+    _rule("vision_low_fps", "vision_pipeline_fps.*", "<", 5, 30, "warning",
+          "a camera's pipeline has processed fewer than 5 frames/s for 30 s: tracks and speeds degrade",
+          clear_threshold=6),
+    _rule("vision_frame_time", "vision_frame_ms_p95.*", ">", 200, 30, "warning",
+          "p95 time per camera frame is above 200 ms: the machine cannot keep up with its cameras",
+          clear_threshold=150),
 )
 
 

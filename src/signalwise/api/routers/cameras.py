@@ -1,0 +1,221 @@
+"""Camera streams: `POST/GET /api/v1/streams`, `GET/DELETE /api/v1/streams/{id}`, `POST .../{id}/start|stop`.
+
+Reads need `read`, changes `operate` (`api/auth.py`). The manager
+(`vision.manager.StreamManager`) is made on first use: OpenCV is loaded only
+by a server that runs cameras. Its results go out on the live WebSocket
+(topic `vision`), its violations into the store (`ViolationWriter`), its
+timings into the attached live run's profiler, and its figures through the
+camera alert rules (stream down, low FPS), raised alerts on topic `alert`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import Path as PathParam
+from pydantic import BaseModel, ConfigDict, Field
+
+router = APIRouter(prefix="/api/v1/streams", tags=["cameras"])
+
+StreamId = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+_lock = threading.Lock()
+SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
+
+
+class StreamIn(BaseModel):
+    """A camera stream to run."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"id": "cam-1", "url": "rtsp://192.0.2.10/stream1", "camera_file": "/etc/signalwise/cam-1.yaml"}]})
+
+    id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
+                           description="the stream's id (default: the camera's camera_id, else s1, s2, ...)")
+    url: str = Field(min_length=1, max_length=2048,
+                     description="rtsp://, rtsps://, http(s):// (MJPEG, HLS, ...), or a video file on the server")
+    camera: dict | None = Field(None, description="the camera file's contents (as in docs/vision.md); without a "
+                                                  "camera the stream is only decoded and measured")
+    camera_file: str | None = Field(None, max_length=1024, description="a camera file on the server, instead of "
+                                                                       "`camera`")
+    detector: Literal["blobs", "moving-blobs", "onnx"] = "blobs"
+    model: str | None = Field(None, max_length=1024, description="a YOLOv8-format ONNX model on the server "
+                                                                 "(detector onnx)")
+    buffer_size: int = Field(8, ge=1, le=256, description="frames buffered; the oldest goes when it is full")
+    fps: float | None = Field(None, gt=0, le=1000, allow_inf_nan=False,
+                              description="frame rate, when the source does not state one")
+    loop: bool = Field(False, description="a file starts over at its end")
+    start: bool = Field(True, description="start reading at once")
+
+
+def _is_file(path: str) -> bool:
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte: not a file either
+        return False
+
+
+def manager(request: Request):
+    """The app's StreamManager, made on first use and wired to the hub, the store, the profiler and alerts."""
+    app = request.app
+    existing = getattr(app.state, "vision", None)
+    if existing is not None:
+        return existing
+    with _lock:
+        if getattr(app.state, "vision", None) is not None:
+            return app.state.vision
+        try:
+            import cv2  # noqa: F401
+        except ImportError:
+            raise HTTPException(503, "camera streams need OpenCV on the server: pip install 'signalwise[vision]'") \
+                from None
+        from signalwise.runtime.live.alerts import BUILTIN_RULES, AlertEngine, process_figures
+        from signalwise.runtime.live.profiler import Profiler
+        from signalwise.store import get_engine
+        from signalwise.store.violations import ViolationWriter
+        from signalwise.vision.manager import StreamManager
+
+        settings = app.state.settings
+        hub = app.state.streams
+        live = getattr(app.state, "live", None)
+        profiler = live.profiler if live is not None else Profiler()
+        rules = [r for r in BUILTIN_RULES if r.metric.startswith("vision_") or r.name.startswith("process_")]
+        alerts = AlertEngine(rules, on_raise=lambda a: hub.publish("alert", a.as_dict()),
+                             on_clear=lambda a: hub.publish("alert", a.as_dict()))
+        writer = ViolationWriter(get_engine(settings.database_url))
+
+        def on_metrics(figures: dict) -> None:
+            alerts.evaluate(time.monotonic(), {**figures, **process_figures()})
+
+        app.state.vision = StreamManager(publish=hub.publish, on_violations=writer.put, profiler=profiler,
+                                         on_metrics=on_metrics, evidence_dir=Path(settings.evidence_dir))
+        app.state.vision_alerts = alerts
+        app.state.vision_writer = writer
+        return app.state.vision
+
+
+def _errors(exc: Exception) -> HTTPException:
+    from signalwise.vision.manager import StreamError
+
+    if isinstance(exc, StreamError):
+        return HTTPException(exc.status, str(exc))
+    return HTTPException(422, str(exc))
+
+
+def _camera(body: StreamIn):
+    from signalwise.vision.camera import CameraFileError, camera_from_dict, load_camera
+
+    if body.camera is not None and body.camera_file is not None:
+        raise HTTPException(422, "body: give camera or camera_file, not both")
+    try:
+        if body.camera is not None:
+            return camera_from_dict(body.camera, "body.camera")
+        if body.camera_file is not None:
+            return load_camera(body.camera_file)
+    except CameraFileError as exc:
+        where = str(exc) if body.camera is not None else f"body.camera_file: {exc}"
+        raise HTTPException(422, where) from None
+    return None
+
+
+@router.post("", status_code=201, summary="Add a camera stream (and start it)")
+def add_stream(body: StreamIn, request: Request) -> dict:
+    from signalwise.vision.streams import is_url
+
+    if is_url(body.url):
+        if not body.url.lower().startswith(SCHEMES):
+            raise HTTPException(422, f"body.url: scheme must be one of {', '.join(s[:-3] for s in SCHEMES)}")
+    elif not _is_file(body.url):
+        raise HTTPException(422, f"body.url: {body.url!r} is neither a stream URL ({', '.join(SCHEMES)}) nor a "
+                                 "video file on the server")
+    if body.detector == "onnx" and not body.model:
+        raise HTTPException(422, "body.model: the onnx detector needs a model file")
+    cam = _camera(body)
+    mgr = manager(request)
+    sid = body.id or (cam.camera_id if cam is not None else f"s{len(mgr.list()) + 1}")
+    from signalwise.vision.manager import StreamSpec
+
+    spec = StreamSpec(sid, body.url, cam, body.detector, body.model, body.buffer_size, body.fps, body.loop)
+    try:
+        if body.detector == "onnx":
+            from signalwise.vision.detector import make_detector
+
+            make_detector("onnx", model=body.model)  # refuse a bad model now, not in the worker
+        return mgr.add(spec, start=body.start)
+    except Exception as exc:  # noqa: BLE001 - StreamError, OnnxModelError, ValueError: all for people
+        raise _errors(exc) from None
+
+
+@router.get("", summary="Every camera stream with its figures")
+def list_streams(request: Request) -> dict:
+    mgr = getattr(request.app.state, "vision", None)
+    items = mgr.list() if mgr is not None else []
+    alerts = getattr(request.app.state, "vision_alerts", None)
+    return {"items": items, "total": len(items),
+            "alerts": [a.as_dict() for a in alerts.active()] if alerts is not None else []}
+
+
+def _existing(request: Request):
+    mgr = getattr(request.app.state, "vision", None)
+    if mgr is None:
+        from signalwise.vision.manager import StreamError  # noqa: F401 - the same message as the manager's
+
+        raise HTTPException(404, "no camera streams on this server (add one with POST /api/v1/streams)")
+    return mgr
+
+
+@router.get("/{stream_id}", summary="One camera stream: status, FPS, drops, latency, pipeline figures")
+def get_stream(stream_id: StreamId, request: Request) -> dict:
+    try:
+        return _existing(request).get(stream_id)
+    except HTTPException:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise _errors(exc) from None
+
+
+@router.delete("/{stream_id}", status_code=204, summary="Stop and remove a camera stream")
+def delete_stream(stream_id: StreamId, request: Request) -> Response:
+    try:
+        _existing(request).remove(stream_id) if stream_id in {s["id"] for s in _existing(request).list()} \
+            else _existing(request).get(stream_id)
+    except HTTPException:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise _errors(exc) from None
+    return Response(status_code=204)
+
+
+@router.post("/{stream_id}/start", summary="Start (or restart) a camera stream")
+def start_stream(stream_id: StreamId, request: Request) -> dict:
+    try:
+        return _existing(request).start(stream_id)
+    except HTTPException:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise _errors(exc) from None
+
+
+@router.post("/{stream_id}/stop", summary="Stop a camera stream (it stays listed)")
+def stop_stream(stream_id: StreamId, request: Request) -> dict:
+    try:
+        return _existing(request).stop(stream_id)
+    except HTTPException:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise _errors(exc) from None
+
+
+def close(app) -> None:
+    """Stop every stream and flush the violations (the app is going away)."""
+    mgr = getattr(app.state, "vision", None)
+    if mgr is not None:
+        mgr.close()
+        app.state.vision = None
+    writer = getattr(app.state, "vision_writer", None)
+    if writer is not None:
+        writer.flush()
+        writer.close()
+        app.state.vision_writer = None

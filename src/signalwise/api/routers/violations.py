@@ -1,0 +1,93 @@
+"""Camera violations: analytics (`read`) and evidence images (`evidence`, every read logged).
+
+- `GET /api/v1/analytics/violations`: a page of violations, newest first.
+- `GET /api/v1/analytics/violations/trends`: per UTC hour or day and kind.
+- `GET /api/v1/analytics/violations/hotspots`: per camera and approach, most first.
+- `GET /api/v1/analytics/violations/summary`: totals.
+- `GET /api/v1/evidence/violations/{id}`: the annotated JPEG; who, when and
+  which is logged, served or not.
+- `GET /api/v1/evidence/access`: that log (`admin`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.responses import FileResponse
+
+from signalwise.store import violations as store
+
+from ..auth import who
+from ..deps import CacheDep, EngineDep, Identifier, Moment, PageDep, cache_key, paged
+
+router = APIRouter(tags=["violations"])
+
+Kind = Annotated[Literal["red_light", "speeding"] | None, Query(description="only this kind")]
+Camera = Annotated[Identifier | None, Query(description="only this camera")]
+Start = Annotated[Moment | None, Query(description="from this instant (inclusive, ISO 8601 with zone)")]
+End = Annotated[Moment | None, Query(description="until this instant (exclusive, ISO 8601 with zone)")]
+
+
+def _range(start, end) -> None:
+    if start is not None and end is not None and end <= start:
+        raise HTTPException(422, f"end ({end.isoformat()}) must be after start ({start.isoformat()})")
+
+
+@router.get("/api/v1/analytics/violations", summary="Camera violations, newest first")
+def list_violations(engine: EngineDep, p: PageDep, start: Start = None, end: End = None, camera_id: Camera = None,
+                    kind: Kind = None) -> dict:
+    _range(start, end)
+    total, items = store.list_violations(engine, start, end, camera_id, kind, p.limit, p.offset)
+    return paged(total, items, p)
+
+
+@router.get("/api/v1/analytics/violations/trends", summary="Violations per hour or day (UTC) and kind")
+def trends(engine: EngineDep, cache: CacheDep, request: Request,
+           bucket: Annotated[Literal["hour", "day"], Query(description="hour or day (UTC)")] = "hour",
+           start: Start = None, end: End = None, camera_id: Camera = None,
+           approach: Annotated[Identifier | None, Query(description="only this approach (with camera_id)")] = None,
+           kind: Kind = None) -> dict:
+    _range(start, end)
+    if approach is not None and camera_id is None:
+        raise HTTPException(422, "approach: give camera_id too (approaches are named per camera)")
+    items = cache.get_or_compute(cache_key(request), lambda: store.trends(engine, bucket, start, end, camera_id,
+                                                                          approach, kind))
+    return {"bucket": bucket, "items": items}
+
+
+@router.get("/api/v1/analytics/violations/hotspots", summary="Violations per camera and approach, most first")
+def hotspots(engine: EngineDep, cache: CacheDep, request: Request, start: Start = None, end: End = None,
+             kind: Kind = None, camera_id: Camera = None,
+             limit: Annotated[int, Query(ge=1, le=1000, description="how many hotspots")] = 20) -> dict:
+    _range(start, end)
+    items = cache.get_or_compute(cache_key(request), lambda: store.hotspots(engine, start, end, kind, camera_id, limit))
+    return {"items": items}
+
+
+@router.get("/api/v1/analytics/violations/summary", summary="Violation totals per kind")
+def summary(engine: EngineDep, cache: CacheDep, request: Request, start: Start = None, end: End = None,
+            camera_id: Camera = None) -> dict:
+    _range(start, end)
+    return cache.get_or_compute(cache_key(request), lambda: store.summary(engine, start, end, camera_id))
+
+
+@router.get("/api/v1/evidence/violations/{violation_id}", summary="A violation's evidence image (logged)",
+            response_class=FileResponse, responses={200: {"content": {"image/jpeg": {}}}})
+def evidence(violation_id: Annotated[int, Path(ge=1, le=2**62)], engine: EngineDep, request: Request):
+    principal = getattr(request.state, "principal", None)
+    client = request.client.host if request.client else None
+    result, path = store.evidence_of(engine, violation_id, who(request), getattr(principal, "key_id", None), client)
+    if result == "unknown":
+        raise HTTPException(404, f"no violation {violation_id}")
+    if result == "gone":
+        raise HTTPException(410, f"violation {violation_id} has no evidence image any more (retention, or the file "
+                                 "was removed)")
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/api/v1/evidence/access", summary="Who read which evidence image, when (admin)")
+def evidence_access(engine: EngineDep, p: PageDep,
+                    violation_id: Annotated[int | None, Query(ge=1, le=2**62)] = None) -> dict:
+    total, items = store.evidence_access_log(engine, violation_id, p.limit, p.offset)
+    return paged(total, items, p)

@@ -1,0 +1,273 @@
+"""Many camera streams: each with its reader, and (given a camera file) a pipeline thread of its own.
+
+The API's `/api/v1/streams` routes drive a `StreamManager`. Per stream a
+worker thread takes frames from the reader and runs the camera's `Pipeline`;
+what it finds goes out through callbacks the caller wires:
+
+- `publish(topic, payload)`: the live WebSocket (topic `vision`), a summary at
+  most `publish_hz` times a second per stream, crossings and violations always;
+- `on_violations(records)`: the store (records as `violation_record` gives);
+- `source`: a `CameraObservationSource`, so the runtime loop sees the zones;
+- `profiler.add(stage, seconds)`: `vision_frame`, `vision_detect`, `vision_track`.
+
+A monitor thread (1 Hz) marks down streams in the source and hands the flat
+figures (`monitoring.flat`) to `on_metrics`, where alert rules read them.
+Nothing here raises into a caller's thread; a stream's status and last error
+say what went wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .camera import CameraConfig
+from .monitoring import FrameMeter, flat
+from .streams import StreamReader
+
+log = logging.getLogger("signalwise.vision.manager")
+
+
+class StreamError(ValueError):
+    """A stream request that cannot be done; `status` is the HTTP status that says so."""
+
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    id: str
+    url: str
+    camera: CameraConfig | None = None
+    detector: str = "blobs"
+    model: str | None = None
+    buffer_size: int = 8
+    fps: float | None = None
+    loop: bool = False  # a file starts over at its end
+    pace: bool = True  # a file is read at its frame rate, like a camera
+
+
+class ManagedStream:
+    def __init__(self, spec: StreamSpec):
+        self.spec = spec
+        self.reader: StreamReader | None = None
+        self.pipeline = None
+        self.worker: threading.Thread | None = None
+        self.stop_event = threading.Event()
+        self.meter = FrameMeter()
+        self.wanted_running = False
+        self.error: str | None = None
+        self.counts = {"crossings": 0, "red_light": 0, "speeding": 0}
+        self.last_frame_time_s: float | None = None
+        self.created_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class StreamManager:
+    def __init__(self, *, publish: Callable[[str, dict], None] | None = None,
+                 on_violations: Callable[[list[dict]], None] | None = None, source=None, profiler=None,
+                 on_metrics: Callable[[dict[str, float]], None] | None = None, evidence_dir: str | Path | None = None,
+                 max_streams: int = 16, publish_hz: float = 4.0, monitor_every_s: float = 1.0):
+        self.publish, self.on_violations, self.source = publish, on_violations, source
+        self.profiler, self.on_metrics = profiler, on_metrics
+        self.evidence_dir = Path(evidence_dir) if evidence_dir is not None else None
+        self.max_streams, self.publish_hz = max_streams, publish_hz
+        self._streams: dict[str, ManagedStream] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._monitor = threading.Thread(target=self._watch, args=(monitor_every_s,), name="signalwise-vision-monitor",
+                                         daemon=True)
+        self._monitor.start()
+
+    # -- operations -----------------------------------------------------------------------------------
+    def add(self, spec: StreamSpec, start: bool = True) -> dict:
+        with self._lock:
+            if spec.id in self._streams:
+                raise StreamError(f"stream {spec.id!r} exists already", 409)
+            if len(self._streams) >= self.max_streams:
+                raise StreamError(f"{self.max_streams} streams at most; delete one first", 409)
+            ms = ManagedStream(spec)
+            self._streams[spec.id] = ms
+        if start:
+            self.start(spec.id)
+        return self.get(spec.id)
+
+    def _get(self, stream_id: str) -> ManagedStream:
+        ms = self._streams.get(stream_id)
+        if ms is None:
+            known = ", ".join(sorted(self._streams)) or "none"
+            raise StreamError(f"no stream {stream_id!r} (streams: {known})", 404)
+        return ms
+
+    def start(self, stream_id: str) -> dict:
+        ms = self._get(stream_id)
+        if ms.worker is not None and ms.worker.is_alive():
+            return self.get(stream_id)
+        spec = ms.spec
+        ms.stop_event = threading.Event()
+        ms.error = None
+        ms.reader = StreamReader(spec.url, name=spec.id, buffer_size=spec.buffer_size, fps=spec.fps,
+                                 loop=spec.loop, pace=spec.pace, drop_oldest=True)
+        if spec.camera is not None and ms.pipeline is None:
+            ms.pipeline = self._pipeline(spec)
+        ms.wanted_running = True
+        ms.reader.start()
+        ms.worker = threading.Thread(target=self._work, args=(ms,), name=f"signalwise-vision-{spec.id}", daemon=True)
+        ms.worker.start()
+        return self.get(stream_id)
+
+    def stop(self, stream_id: str) -> dict:
+        ms = self._get(stream_id)
+        ms.wanted_running = False
+        ms.stop_event.set()
+        if ms.reader is not None:
+            ms.reader.stop()
+        if ms.worker is not None:
+            ms.worker.join(5.0)
+        return self.get(stream_id)
+
+    def remove(self, stream_id: str) -> None:
+        self.stop(stream_id)
+        with self._lock:
+            ms = self._streams.pop(stream_id, None)
+        if ms is not None and ms.pipeline is not None and ms.pipeline.evidence is not None:
+            ms.pipeline.evidence.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        for sid in list(self._streams):
+            self.remove(sid)
+
+    # -- reading ------------------------------------------------------------------------------------------
+    def get(self, stream_id: str) -> dict:
+        ms = self._get(stream_id)
+        stats = ms.reader.stats() if ms.reader is not None else None
+        status = "stopped" if stats is None else stats.status
+        if ms.error is not None:
+            status = "failed"
+        return {
+            "id": ms.spec.id, "url": ms.spec.url, "status": status, "wanted_running": ms.wanted_running,
+            "camera_id": ms.spec.camera.camera_id if ms.spec.camera else None,
+            "device_id": ms.spec.camera.device_id if ms.spec.camera else None,
+            "detector": ms.spec.detector if ms.spec.camera else None, "created_at": ms.created_at,
+            "error": ms.error or (stats.last_error if stats else None),
+            "stream": {"fps": stats.fps if stats else 0.0, "frames_read": stats.frames_read if stats else 0,
+                       "frames_dropped": stats.frames_dropped if stats else 0,
+                       "drop_share": stats.drop_share if stats else 0.0,
+                       "latency_ms_p50": stats.latency_ms_p50 if stats else None,
+                       "reconnects": stats.reconnects if stats else 0, "attempts": stats.attempts if stats else 0,
+                       "source_fps": stats.source_fps if stats else None},
+            "pipeline": None if ms.spec.camera is None else {
+                "fps": ms.meter.fps(), "frames": ms.meter.frames, "ms_per_frame": ms.meter.ms(), **ms.counts,
+                "evidence": ms.pipeline.evidence.stats() if ms.pipeline is not None and ms.pipeline.evidence else None},
+        }
+
+    def list(self) -> list[dict]:
+        return [self.get(sid) for sid in sorted(self._streams)]
+
+    def metrics(self) -> dict[str, float]:
+        return flat(self.list())
+
+    # -- the worker ---------------------------------------------------------------------------------------
+    def _pipeline(self, spec: StreamSpec):
+        from .detector import make_detector
+        from .evidence import EvidenceWriter
+        from .pipeline import Pipeline
+
+        evidence = None
+        if self.evidence_dir is not None:
+            evidence = EvidenceWriter(self.evidence_dir / _safe(spec.id), block=False)
+        det = make_detector(spec.detector, model=spec.model, camera=spec.camera)
+        return Pipeline(spec.camera, det, evidence=evidence)
+
+    def _work(self, ms: ManagedStream) -> None:
+        reader, pipe = ms.reader, ms.pipeline
+        next_publish = 0.0
+        try:
+            while not ms.stop_event.is_set():
+                frame = reader.read(0.5)
+                if frame is None:
+                    if not reader.running:
+                        return  # ended or failed: the reader's status says which
+                    continue
+                if pipe is None:
+                    continue  # decode only (no camera file): figures, no results
+                result = pipe.process(frame.image, frame.time_s)
+                ms.meter.add(result.timing_s["total"])
+                ms.last_frame_time_s = frame.time_s
+                self._profile(result.timing_s)
+                if self.source is not None:
+                    self.source.update(ms.spec.camera.camera_id, result)
+                ms.counts["crossings"] += len(result.crossings)
+                for v in result.violations:
+                    ms.counts[v.kind] += 1
+                if result.violations and self.on_violations is not None:
+                    self._store(ms, result, frame)
+                now = time.monotonic()
+                if self.publish is not None and (result.crossings or result.violations or now >= next_publish):
+                    next_publish = now + 1.0 / self.publish_hz
+                    self.publish("vision", _payload(ms.spec, result))
+        except Exception as exc:  # noqa: BLE001 - a broken pipeline stops its stream, never the server
+            ms.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            log.exception("stream %s stopped", ms.spec.id)
+            reader.stop()
+
+    def _store(self, ms: ManagedStream, result, frame) -> None:
+        from .violations import violation_record
+
+        wall = time.time() - (time.monotonic() - frame.decoded_at)
+        root = ms.pipeline.evidence.root if ms.pipeline.evidence is not None else None
+        records = []
+        for v in result.violations:
+            at = dt.datetime.fromtimestamp(wall - (result.time_s - v.time_s), dt.UTC)
+            records.append(violation_record(v, at, root))
+        try:
+            self.on_violations(records)
+        except Exception:  # noqa: BLE001 - a store problem must not stop the camera
+            log.exception("violations of %s not stored", ms.spec.id)
+
+    def _profile(self, timing: dict) -> None:
+        if self.profiler is None:
+            return
+        self.profiler.add("vision_frame", timing["total"])
+        self.profiler.add("vision_detect", timing["detect"])
+        self.profiler.add("vision_track", timing["track"])
+
+    def _watch(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            try:
+                streams = self.list()
+                if self.source is not None:
+                    for s in streams:
+                        if s["camera_id"] and s["wanted_running"] and s["status"] in ("reconnecting", "failed"):
+                            self.source.mark_down(s["camera_id"], f"stream {s['id']} {s['status']}: {s['error']}")
+                if self.on_metrics is not None:
+                    self.on_metrics(flat(streams))
+            except Exception:  # noqa: BLE001 - the monitor keeps going
+                log.debug("vision monitor failed", exc_info=True)
+
+
+def _payload(spec: StreamSpec, result) -> dict:
+    return {
+        "stream_id": spec.id, "camera_id": spec.camera.camera_id, "device_id": spec.camera.device_id,
+        "time_s": round(result.time_s, 3), "frame": result.frame_index, "signal_state": result.signal_state,
+        "tracks": [{"track_id": t.track_id, "x_m": round(t.x_m, 2), "y_m": round(t.y_m, 2),
+                    "speed_mps": None if t.speed_mps != t.speed_mps else round(t.speed_mps, 2)} for t in result.tracks],
+        "zones": [dataclasses.asdict(z) | {"idle_s": None if z.idle_s == float("inf") else z.idle_s}
+                  for z in result.zones],
+        "crossings": [dataclasses.asdict(c) for c in result.crossings],
+        "violations": [{"time_s": v.time_s, "track_id": v.track_id, "kind": v.kind, "approach": v.approach,
+                        "speed_mps": None if v.speed_mps != v.speed_mps else round(v.speed_mps, 2)}
+                       for v in result.violations],
+    }
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)

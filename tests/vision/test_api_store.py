@@ -1,0 +1,214 @@
+"""Violations in the store (counts agree with the rows, purge), the analytics and evidence routes with their
+scopes and access log, and the camera stream routes on a real local video."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import random
+import time
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from vision_scenes import small_scene
+
+from signalwise.api import create_app
+from signalwise.store import Settings, get_engine
+from signalwise.store.keys import create_key
+from signalwise.store.violations import (
+    evidence_access_log,
+    hotspots,
+    insert_violations,
+    purge_violations,
+    summary,
+    trends,
+)
+
+T0 = dt.datetime(2026, 3, 1, 5, 30, tzinfo=dt.UTC)
+
+
+def _rows(n, seed=0, evidence=None):
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        out.append({"occurred_at": T0 + dt.timedelta(seconds=rng.uniform(0, 5 * 86400)),
+                    "camera_id": f"cam-{rng.randrange(4)}", "device_id": "B1",
+                    "approach": rng.choice(["north", "south", "east"]), "kind": rng.choice(["red_light", "speeding"]),
+                    "track_id": i, "speed_mps": rng.uniform(5, 25), "evidence_path": evidence})
+    return out
+
+
+def test_counts_agree_with_the_rows_over_any_range(tmp_path):
+    engine = get_engine(f"sqlite:///{tmp_path / 'v.db'}")
+    rows = _rows(3000)
+    for k in range(0, 3000, 700):  # several batches: counts add up across them
+        insert_violations(engine, rows[k:k + 700])
+    rng = random.Random(1)
+    for _ in range(5):
+        lo = T0.replace(minute=0) + dt.timedelta(hours=rng.randrange(0, 60))  # counts have hour resolution
+        hi = lo + dt.timedelta(hours=rng.randrange(1, 80))
+        inside = [r for r in rows if lo <= r["occurred_at"] < hi]
+        want = collections.Counter((r["camera_id"], r["approach"]) for r in inside)
+        got = {(h["camera_id"], h["approach"]): h["total"] for h in hotspots(engine, lo, hi, limit=1000)}
+        assert got == dict(want)
+        per_day = collections.Counter((r["occurred_at"].date().isoformat(), r["kind"]) for r in inside)
+        days = {(t["bucket"][:10], t["kind"]): t["count"] for t in trends(engine, "day", lo, hi)}
+        assert days == dict(per_day)
+        cam = [r for r in inside if r["camera_id"] == "cam-2" and r["approach"] == "north"]
+        hours = trends(engine, "hour", lo, hi, camera_id="cam-2", approach="north")
+        assert sum(t["count"] for t in hours) == len(cam)
+    s = summary(engine)
+    assert s["total"] == 3000 and s["red_light"] + s["speeding"] == 3000 and s["cameras"] == 4
+
+
+def test_purge_deletes_old_images_then_old_rows_and_keeps_the_counts(tmp_path):
+    engine = get_engine(f"sqlite:///{tmp_path / 'v.db'}")
+    img = tmp_path / "old.jpg"
+    img.write_bytes(b"jpeg")
+    insert_violations(engine, _rows(10, evidence=str(img)))
+    now = T0 + dt.timedelta(days=120)
+    assert purge_violations(engine, {}, now=now, dry_run=True) == {"violations": 0, "evidence_images": 10,
+                                                                   "evidence_access": 0}
+    assert img.exists()
+    purge_violations(engine, {}, now=now)
+    assert not img.exists()
+    assert purge_violations(engine, {"violations": 30}, now=now)["violations"] == 10
+    assert summary(engine)["total"] == 10  # the counts stay: numbers, no vehicle
+
+
+@pytest.fixture
+def app(tmp_path):
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    application = create_app(Settings(database_url=url, cache_ttl_s=0, bind_host="0.0.0.0",
+                                      evidence_dir=tmp_path / "evidence"))
+    engine = get_engine(url)
+    keys = {s: create_key(engine, f"k-{s}", [s])[1] for s in ("read", "operate", "evidence", "admin")}
+    return application, engine, keys
+
+
+def test_evidence_needs_its_scope_and_every_read_is_logged(app, tmp_path):
+    application, engine, keys = app
+    img = tmp_path / "ev.jpg"
+    cv2.imwrite(str(img), np.full((20, 30, 3), 128, np.uint8))
+    insert_violations(engine, _rows(2, evidence=str(img)) + _rows(1, seed=3))
+    with TestClient(application) as c:
+        h = lambda s: {"X-API-Key": keys[s]}  # noqa: E731
+        assert c.get("/api/v1/evidence/violations/1", headers=h("read")).status_code == 403
+        assert c.get("/api/v1/evidence/violations/1").status_code == 401
+        r = c.get("/api/v1/evidence/violations/1", headers=h("evidence"))
+        assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg" and r.content[:2] == b"\xff\xd8"
+        assert c.get("/api/v1/evidence/violations/3", headers=h("evidence")).status_code == 410
+        assert c.get("/api/v1/evidence/violations/99", headers=h("evidence")).status_code == 404
+        assert c.get("/api/v1/evidence/access", headers=h("evidence")).status_code == 403
+        log = c.get("/api/v1/evidence/access", headers=h("admin")).json()
+        assert log["total"] == 3
+        assert [(e["who"], e["violation_id"], e["result"]) for e in reversed(log["items"])] == [
+            ("k-evidence", 1, "served"), ("k-evidence", 3, "gone"), ("k-evidence", 99, "unknown")]
+        # analytics are reads, and show no image path
+        listing = c.get("/api/v1/analytics/violations", headers=h("read")).json()
+        assert listing["total"] == 3 and "evidence_path" not in listing["items"][0]
+        assert c.get("/api/v1/analytics/violations/summary", headers=h("read")).json()["total"] == 3
+        assert c.get("/api/v1/analytics/violations/trends?bucket=day", headers=h("read")).status_code == 200
+        assert c.get("/api/v1/analytics/violations/hotspots", headers=h("read")).json()["items"]
+        bad = c.get("/api/v1/analytics/violations/trends?approach=north", headers=h("read"))
+        assert bad.status_code == 422 and "camera_id" in bad.json()["message"]
+    assert evidence_access_log(engine)[0] == 3
+
+
+def test_camera_stream_routes_with_scopes_on_a_local_video(app, tmp_path):
+    from signalwise.vision.synthetic import write_video
+
+    application, _engine, keys = app
+    scene = small_scene(seed=4)
+    write_video(tmp_path / "cam.mp4", scene, 4.0)
+    camera = scene.camera_config()
+    body = {"id": "cam-a", "url": str(tmp_path / "cam.mp4"), "camera": camera, "loop": True}
+    with TestClient(application) as c:
+        op, rd = {"X-API-Key": keys["operate"]}, {"X-API-Key": keys["read"]}
+        assert c.post("/api/v1/streams", json=body, headers=rd).status_code == 403
+        bad_cam = {**body, "camera": {**camera, "calibration": camera["calibration"][:3]}}
+        r = c.post("/api/v1/streams", json=bad_cam, headers=op)
+        assert r.status_code == 422 and "body.camera: calibration: 3 point pair(s)" in r.json()["message"]
+        r = c.post("/api/v1/streams", json={**body, "url": "ftp://example.invalid/x"}, headers=op)
+        assert r.status_code == 422 and "body.url" in r.json()["message"]
+        r = c.post("/api/v1/streams", json=body, headers=op)
+        assert r.status_code == 201, r.text
+        assert c.post("/api/v1/streams", json=body, headers=op).status_code == 409
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            s = c.get("/api/v1/streams/cam-a", headers=rd).json()
+            if s["pipeline"]["frames"] >= 20:
+                break
+            time.sleep(0.2)
+        assert s["status"] == "streaming" and s["pipeline"]["frames"] >= 20 and s["stream"]["fps"] > 0
+        assert s["camera_id"] == "cam-1" and s["pipeline"]["ms_per_frame"]["p50"] > 0
+        listed = c.get("/api/v1/streams", headers=rd).json()
+        assert [x["id"] for x in listed["items"]] == ["cam-a"]
+        stopped = c.post("/api/v1/streams/cam-a/stop", headers=op).json()
+        assert stopped["status"] == "stopped" and not stopped["wanted_running"]
+        assert c.post("/api/v1/streams/cam-a/start", headers=op).json()["wanted_running"]
+        assert c.get("/api/v1/streams/nope", headers=rd).status_code == 404
+        assert c.delete("/api/v1/streams/cam-a", headers=rd).status_code == 403
+        assert c.delete("/api/v1/streams/cam-a", headers=op).status_code == 204
+        assert c.get("/api/v1/streams", headers=rd).json()["items"] == []
+
+
+def test_camera_yaml_round_trip_keeps_extra_keys(tmp_path):
+    from signalwise.vision.camera import load_camera
+
+    cfg = small_scene().camera_config()
+    cfg["vendor"] = {"model": "X"}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    cam = load_camera(path)
+    assert cam.camera_id == "cam-1" and cam.model_extra["vendor"] == {"model": "X"}
+    assert cam.zone_channels() == {"n-queue": 1, "e-queue": 2, "s-queue": 3, "w-queue": 4}
+
+
+def test_camera_results_reach_the_live_websocket_without_a_live_run(app, tmp_path):
+    """uvicorn on 127.0.0.1 and a real WebSocket client: topic `vision` carries a stream's tracks and zones."""
+    import json
+    import socket
+    import threading
+
+    import httpx
+    import uvicorn
+    from websockets.sync.client import connect
+
+    from signalwise.vision.synthetic import write_video
+
+    application, _engine, keys = app
+    scene = small_scene(seed=4)
+    write_video(tmp_path / "cam.mp4", scene, 4.0)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(application, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    port = sock.getsockname()[1]
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        base = f"http://127.0.0.1:{port}"
+        r = httpx.post(f"{base}/api/v1/streams", headers={"X-API-Key": keys["operate"]}, timeout=30,
+                       json={"id": "cam-ws", "url": str(tmp_path / "cam.mp4"), "camera": scene.camera_config(),
+                             "loop": True})
+        assert r.status_code == 201, r.text
+        with connect(f"ws://127.0.0.1:{port}/api/v1/ws/live?topics=vision",
+                     additional_headers={"X-API-Key": keys["read"]}, open_timeout=10) as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "subscribed"
+            msg = json.loads(ws.recv(timeout=20))
+            while msg["type"] == "heartbeat":
+                msg = json.loads(ws.recv(timeout=20))
+        assert msg["type"] == "vision" and msg["data"]["stream_id"] == "cam-ws" and msg["data"]["device_id"] == "B1"
+        assert {"tracks", "zones", "crossings", "violations"} <= set(msg["data"])
+    finally:
+        application.state.streams.close()
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()

@@ -1,0 +1,214 @@
+"""`signalwise vision run` end to end on a synthetic video, its refusals of bad input, and stream
+reconnection against real local sources (an MJPEG server on 127.0.0.1 stopped and restarted; a file that
+disappears and comes back)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from vision_scenes import small_scene, write_signals
+
+SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
+HEADERS = {
+    "tracks.csv": "frame,time_s,track_id,x_px,y_px,x_m,y_m,speed_mps",
+    "crossings.csv": "time_s,track_id,stop_line,approach,signal_state",
+    "violations.csv": "time_s,track_id,kind,approach,speed_mps,evidence_path",
+    "counts.csv": "interval_start_s,approach,count",
+    "detections.csv": "frame,time_s,x1,y1,x2,y2,score",
+}
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    """40 s of the synthetic intersection (400x300, 10 frames/s), its camera file and signal states."""
+    from signalwise.vision.synthetic import write_video
+
+    d = tmp_path_factory.mktemp("video")
+    scene = small_scene(seed=5, width_px=400, height_px=300, px_per_m=5.0, red_runner_share=0.3)
+    truth = write_video(d / "scene.mp4", scene, 40)
+    cam = scene.camera_config()
+    cam.update({"anchor": "front", "extra_key_from_another_tool": {"ok": True}})
+    (d / "cam.yaml").write_text(yaml.safe_dump(cam, sort_keys=False))
+    write_signals(d / "signal_states.csv", truth["states"], offset_s=300.0)
+    return d, truth
+
+
+def _run(*args, timeout=300):
+    return subprocess.run([SIGNALWISE, "vision", "run", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_vision_run_writes_every_file_with_its_header(video, tmp_path):
+    d, truth = video
+    out = tmp_path / "out"
+    p = _run("--video", d / "scene.mp4", "--camera", d / "cam.yaml", "--signals", d / "signal_states.csv",
+             "--signals-offset", 300, "--interval", 20, "--out", out)
+    assert p.returncode == 0, p.stderr
+    for name, header in HEADERS.items():
+        assert (out / name).read_text().splitlines()[0] == header, name
+    assert (out / "events.csv").read_text().startswith("TimeStamp,DeviceId,EventId,Parameter")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["frames"] == 400
+    crossings = list(csv.DictReader(open(out / "crossings.csv")))
+    assert 0.8 * len(truth["crossings"]) <= len(crossings) <= len(truth["crossings"])
+    assert {c["signal_state"] for c in crossings} <= {"G", "y", "r"}
+    counts = list(csv.DictReader(open(out / "counts.csv")))
+    assert {r["interval_start_s"] for r in counts} == {"0.0", "20.0"}
+    assert sum(int(r["count"]) for r in counts) == len(crossings)
+    violations = list(csv.DictReader(open(out / "violations.csv")))
+    for v in violations:
+        assert v["kind"] in ("red_light", "speeding") and (out / v["evidence_path"]).is_file()
+    reds = [v for v in violations if v["kind"] == "red_light"]
+    true_reds = [c for c in truth["crossings"] if c.state == "r"]
+    assert len(reds) <= len(true_reds) and len(reds) >= 0.8 * len(true_reds)
+    assert "tracks" in p.stdout and "red-light" in p.stdout
+
+
+def _camera_with(d: Path, tmp_path: Path, **change) -> Path:
+    cam = yaml.safe_load((d / "cam.yaml").read_text())
+    for key, value in change.items():
+        if value is None:
+            cam.pop(key, None)
+        else:
+            cam[key] = value
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cam))
+    return path
+
+
+@pytest.mark.parametrize("change,needle", [
+    ({"calibration": [{"px": [0, 0], "m": [0, 0]}, {"px": [10, 0], "m": [1, 0]}, {"px": [0, 10], "m": [0, 1]}]},
+     "calibration: 3 point pair(s); a homography needs at least 4"),
+    ({"calibration": [{"px": [0, 0], "m": [0, 0]}, {"px": [10, 0], "m": [1, 0]}, {"px": [20, 0], "m": [2, 0]},
+                      {"px": [30, 0], "m": [3, 0]}]}, "degenerate"),
+    ({"zones": [{"name": "far", "approach": "north", "px": [[10, 10], [900, 10], [900, 50]]}]},
+     "zones[0] (far): point [900, 10] is outside the 400x300 frame"),
+    ({"stop_lines": [{"name": "n", "approach": "north", "px": [[0, 0], [10, 0]], "links": [7]}]},
+     "stop_lines[0] (n): links [7] are not in B1's state string of 4 links"),
+    ({"device_id": "Z9"}, "no signal states for device 'Z9'"),
+    ({"camera_id": None}, "camera_id: Field required"),
+])
+def test_bad_camera_files_get_one_error_line_exit_2_and_nothing_written(video, tmp_path, change, needle):
+    d, _ = video
+    out = tmp_path / "never"
+    p = _run("--video", d / "scene.mp4", "--camera", _camera_with(d, tmp_path, **change), "--signals",
+             d / "signal_states.csv", "--out", out)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert p.stderr.startswith("error: ") and needle in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in p.stderr and not out.exists()
+
+
+def test_an_approach_the_intersection_lacks_is_named(video, tmp_path):
+    d, _ = video
+    model = tmp_path / "signal_model.json"
+    model.write_text(json.dumps([{"id": "B1", "n_links": 4, "approaches": {"a": "north", "b": "south",
+                                                                        "c": "east"}}]))
+    p = _run("--video", d / "scene.mp4", "--camera", d / "cam.yaml", "--signal-model", model, "--out", tmp_path / "o")
+    assert p.returncode == 2 and "approach 'west' is not an approach of B1 (its approaches: east, north, south)" \
+        in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--video", "/nonexistent.mp4"], "--video /nonexistent.mp4: no such file"),
+    (["--interval", "0"], "--interval must be a positive number"),
+    (["--detector", "onnx"], "needs a model file"),
+    (["--detector", "magic"], "unknown detector 'magic'"),
+])
+def test_bad_options_are_refused(video, tmp_path, args, needle):
+    d, _ = video
+    base = {"--video": d / "scene.mp4", "--camera": d / "cam.yaml", "--out": tmp_path / "o"}
+    for k, v in zip(args[::2], args[1::2], strict=True):
+        base[k] = v
+    p = _run(*[x for kv in base.items() for x in kv])
+    assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+def test_a_video_that_is_not_a_video(tmp_path, video):
+    d, _ = video
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00" * 4096)
+    p = _run("--video", junk, "--camera", d / "cam.yaml", "--out", tmp_path / "o")
+    assert p.returncode == 2 and "cannot open it" in p.stderr or "no frame" in p.stderr, p.stderr
+
+
+# -- streams ------------------------------------------------------------------------------------------------
+def _frames(n=10):
+    return [f for f, _t, _truth, _s in small_scene(seed=1).frames(n / 10)]
+
+
+def _wait(cond, timeout_s=20.0):
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_stream_reconnects_when_the_camera_goes_dark_and_comes_back():
+    from signalwise.vision.mjpeg_server import MjpegServer, free_port
+    from signalwise.vision.streams import StreamReader
+
+    port = free_port()
+    server = MjpegServer(_frames(), fps=20, port=port).start()
+    reader = StreamReader(server.url, backoff_initial_s=0.2, backoff_max_s=1.0, open_timeout_s=3, read_timeout_s=2,
+                          buffer_size=4).start()
+    try:
+        assert _wait(lambda: reader.stats().frames_read >= 20), reader.stats()
+        assert reader.status == "streaming"
+        server.stop()
+        assert _wait(lambda: reader.status == "reconnecting"), reader.stats()
+        before = reader.stats()
+        assert before.last_error and before.attempts >= 1
+        time.sleep(1.5)
+        assert reader.stats().attempts > before.attempts  # it keeps trying, with backoff
+        server = MjpegServer(_frames(), fps=20, port=port).start()
+        assert _wait(lambda: reader.status == "streaming" and reader.stats().frames_read > before.frames_read + 10)
+        s = reader.stats()
+        assert s.reconnects == 1 and s.frames_dropped > 0 and s.drop_share > 0  # nobody read: oldest dropped
+        assert len(reader.buffer) <= 4
+    finally:
+        reader.stop()
+        server.stop()
+    assert reader.status == "stopped"
+
+
+def test_a_file_that_disappears_and_reappears(tmp_path):
+    from signalwise.vision.streams import StreamReader
+    from signalwise.vision.synthetic import write_video
+
+    src = tmp_path / "cam.mp4"
+    write_video(src, small_scene(seed=2), 1.0)
+    keep = tmp_path / "keep.mp4"
+    shutil.copy(src, keep)
+    reader = StreamReader(str(src), loop=True, pace=True, drop_oldest=True, backoff_initial_s=0.2,
+                          backoff_max_s=0.5).start()
+    try:
+        assert _wait(lambda: reader.stats().frames_read >= 5)
+        src.unlink()
+        assert _wait(lambda: reader.status == "reconnecting"), reader.stats()
+        assert _wait(lambda: "no such file" in (reader.stats().last_error or "")), reader.stats()
+        shutil.copy(keep, src)
+        n = reader.stats().frames_read
+        assert _wait(lambda: reader.status == "streaming" and reader.stats().frames_read > n + 5), reader.stats()
+    finally:
+        reader.stop()
+
+
+def test_a_stream_that_never_opens_fails_with_a_status_not_a_crash():
+    from signalwise.vision.mjpeg_server import free_port
+    from signalwise.vision.streams import StreamReader
+
+    reader = StreamReader(f"http://127.0.0.1:{free_port()}/stream.mjpg", max_attempts=3, backoff_initial_s=0.1,
+                          open_timeout_s=1).start()
+    assert _wait(lambda: reader.status == "failed", 30), reader.stats()
+    assert "gave up after 3 attempts" in reader.stats().last_error
+    assert reader.read(0.1) is None
