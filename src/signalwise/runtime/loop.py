@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..control.base import ControlContext, Controller, check_usable, make
-from ..control.shield import IntersectionShield, ShieldConfig
+from ..control.shield import IntersectionShield, ShieldConfig, covering_phases
 from ..control.webster import fallback_plan
 from ..core.health import detector_fault, lanes_fault
 from ..core.names import BASELINE_CONTROLLER
@@ -564,6 +564,8 @@ def describe_intersections(inters: list[Intersection], approach_direction: dict[
             "timing": dataclasses.asdict(i.timing),
             "approach_speed_mps": i.approach_speed_mps,
             "program_green_s": list(i.program_green_s),
+            # the phases the cycle bound is kept on (together they serve every link); the others are optional
+            "cycle_phases": [p + 1 for p in covering_phases(i)],
             "approaches": {lane: (approach_direction or {}).get(lane) for lane in i.in_lanes},
             "notes": list(i.notes),
         })
