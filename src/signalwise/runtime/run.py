@@ -159,6 +159,10 @@ def write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
         over = sum(1 for plans in loop.webster_plans.values() for _t, p in plans if p["oversaturated"])
         metrics["webster"] = {"plans": loop.webster_plans, "oversaturated_plans": over}
     metrics["controller_ran"], warnings = _controller_ran(fallback, loop)
+    if net["never_inserted"]:
+        warnings.append(f"{net['never_inserted']} of {net['vehicles_total']} vehicles never entered the network "
+                        "(their entry was blocked until the end); each counts in the delay from its scheduled "
+                        "departure to the end of the run")
     if warnings:
         metrics["warnings"] = warnings
     audit = _audit(run_dir)
