@@ -69,7 +69,7 @@ def run_cell(cell: dict) -> dict:
     from signalwise.runtime.run import execute_run
 
     cfg = RunConfig.model_validate({"scenario": cell["network"], "controller": cell["controller"],
-                                    "seed": cell["seed"], "timing": cell["profile"], "emissions": False})
+                                    "seed": cell["seed"], "timing": cell["profile"], "record": "lean"})
     with tempfile.TemporaryDirectory(prefix="resco-cell-") as tmp:
         result = execute_run(cfg, Path(tmp) / "run")
     m = result.metrics

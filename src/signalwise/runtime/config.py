@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -147,6 +148,10 @@ class RunConfig(BaseModel):
     step_length_s: float = Field(1.0, gt=0, le=5, description="SUMO simulation step")
     interval_s: float = Field(60.0, gt=0, description="time-series and record interval")
     emissions: bool = Field(True, description="record CO2 and fuel with SUMO's emissions device (HBEFA)")
+    record: Literal["full", "lean"] = Field("full", description=(
+        "what SUMO records besides trips: full = per-edge intervals, emissions (with emissions), detector passages "
+        "for ATSPM; lean = trips, signal events and states only (what delay and the safety audit need: training "
+        "episodes, benchmark sweeps)"))
     gui: bool = Field(False, description="run in sumo-gui over TraCI (slower; needs a display)")
     remote_port: int | None = Field(None, description="TCP port of a SUMO already started with --remote-port "
                                                       "(TraCI); null = start SUMO in-process (libsumo)")

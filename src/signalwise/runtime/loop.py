@@ -213,29 +213,28 @@ def _run_in(cfg: RunConfig, scenario: Scenario, begin_s: float, end_s: float, su
             source_wrapper) -> LoopResult:
     layout = None
     additional = []
-    if cfg.remote_port is None:
+    lean = cfg.record == "lean"
+    emissions = cfg.emissions and not lean
+    if cfg.remote_port is None and not (lean and cfg.controller.split(":", 1)[0] in NO_LIVE_DETECTORS):
         try:
             layout = place_detectors(scenario.net_file, sumo_dir,
-                                     live=cfg.controller.split(":", 1)[0] not in NO_LIVE_DETECTORS)
+                                     live=cfg.controller.split(":", 1)[0] not in NO_LIVE_DETECTORS, instant=not lean)
         except Exception as exc:  # sumolib's parse errors are KeyErrors, SAXParseExceptions, ...
             detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise SimulationError(f"{scenario.net_file}: not a readable SUMO network ({type(exc).__name__}: "
                                   f"{detail})") from None
         additional.append(layout.additional_file)
-    files = {
-        "tripinfo": sumo_dir / "tripinfo.xml",
-        "edgedata": sumo_dir / "edgedata.xml",
-        "statistics": sumo_dir / "statistics.xml",
-    }
-    if cfg.emissions:
-        files["emissions"] = sumo_dir / "emissions.xml"
-    meandata = write_meandata_file(sumo_dir / "meandata.add.xml", cfg.interval_s, files["edgedata"],
-                                   files.get("emissions"))
-    additional.append(meandata)
-    if layout is not None:
+    files = {"tripinfo": sumo_dir / "tripinfo.xml", "statistics": sumo_dir / "statistics.xml"}
+    if not lean:
+        files["edgedata"] = sumo_dir / "edgedata.xml"
+        if emissions:
+            files["emissions"] = sumo_dir / "emissions.xml"
+        additional.append(write_meandata_file(sumo_dir / "meandata.add.xml", cfg.interval_s, files["edgedata"],
+                                              files.get("emissions")))
+    if layout is not None and not lean:
         files["passages"] = layout.passages_file
     extra = ["--tripinfo-output.write-unfinished", "true", "--tripinfo-output.write-undeparted", "true"]
-    if cfg.emissions:
+    if emissions:
         extra += ["--emissions.volumetric-fuel", "true"]  # fuel in ml; computed once, by the edgeData above
     opts = sumo_options(cfg, scenario, end_s=end_s, extra_args=extra,
                         outputs={"tripinfo-output": files["tripinfo"], "statistic-output": files["statistics"]})

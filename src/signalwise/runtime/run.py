@@ -108,7 +108,7 @@ def execute_run(cfg: RunConfig, run_dir: Path | None = None, progress: Progress 
 
 def write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
     trips, persons = read_tripinfo(loop.files["tripinfo"])
-    edgedata = read_edgedata(loop.files["edgedata"])
+    edgedata = read_edgedata(loop.files["edgedata"]) if "edgedata" in loop.files else []
     emissions = read_edgedata(loop.files["emissions"]) if "emissions" in loop.files else []
     approach_edges = {i.id: {lane.rsplit("_", 1)[0] for lane in i.in_lanes} for i in loop.intersections}
 
