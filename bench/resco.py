@@ -100,9 +100,9 @@ def cell_path(out: Path, cell: dict) -> Path:
 
 
 def plan(networks, profiles, controllers, seeds, script) -> list[dict]:
-    cells = []
-    for seed in seeds:
-        for network in networks:
+    cells = []  # network by network, in the order given (cheap ones first: a partial sweep has whole rows)
+    for network in networks:
+        for seed in seeds:
             for profile in profiles:
                 for controller in controllers:
                     if controller == REFERENCE_CONTROLLER:

@@ -35,7 +35,8 @@ def test_reference_profile_is_the_plain_reference_rules():
     cfg = RunConfig.model_validate({"timing": "reference"})
     t = cfg.timing
     assert (t.yellow_s, t.all_red_s, t.min_green_s, t.ped_intervals) == (3.0, 0.0, 5.0, False)
-    assert cfg.controller_options == {"period_s": 5.0, "min_hold_s": 5.0, "measure": "halting", "ties": "first"}
+    assert cfg.controller_options == {"period_s": 5.0, "min_hold_s": 5.0, "measure": "halting", "ties": "first",
+                                      "lost_time_s": 0.0}
     assert cfg.time_to_teleport_s == -1.0
 
 

@@ -167,9 +167,10 @@ class RunConfig(BaseModel):
         "reference profiles); default: the timing profile's"))
     shield: ShieldSettings = Field(default_factory=ShieldSettings, description="shield thresholds (see shield.*)")
     controller_options: dict = Field(default_factory=dict, description=(
-        "options passed to the controller: actuated passage_s (3); max-pressure period_s (5), min_hold_s (15), "
-        "measure (count = vehicles on the lane, or queue = halting vehicles); the timing profile sets period_s "
-        "and min_hold_s where its rules fix them"))
+        "options passed to the controller: actuated passage_s (3); max-pressure period_s (5), min_hold_s (10), "
+        "measure (density = vehicles per 100 m of lane, count, queue = halting in and all out, halting, demand), "
+        "lost_time_s (clearance = the intersection's yellow + all-red; 0 = the plain rule), ties (hold | first); "
+        "the timing profile sets what its rules fix"))
 
     @model_validator(mode="before")
     @classmethod

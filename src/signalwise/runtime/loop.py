@@ -328,8 +328,9 @@ class LoopStepper:
         self.approach_direction = {lane: compass_approach(self.backend.lane_shape(lane))
                                    for i in inters for lane in i.in_lanes}
         all_movements = [m for i in inters for m in i.movements]
+        lanes = {lane for m in all_movements if not m.is_crosswalk for lane in (m.in_lane, m.out_lane) if lane}
         ctx = ControlContext(cfg.step_length_s, nominal_lane_flows(self.scenario, all_movements), cfg.seed,
-                             dict(cfg.controller_options))
+                             dict(cfg.controller_options), {lane: self.backend.lane_length_m(lane) for lane in lanes})
         shield_cfg = shield_config(cfg)
         t0 = self.backend.time_s()
         self.t0 = t0
