@@ -48,8 +48,9 @@ class TimingConfig(BaseModel):
     cycle_min_s: float = Field(40.0, ge=10.0, le=300.0, description=(
         "shortest cycle a plan may use; raised when every phase at minimum green needs longer"))
     cycle_max_s: float = Field(150.0, ge=20.0, le=86400.0, description=(
-        "longest a phase may wait between two starts of its green (the shield forces it before); raised "
-        "when every phase at minimum green needs longer; at most 600 s under the safety profile (the benchmark and "
+        "longest a signal link may wait between two starts of a green that serves it (the shield forces a phase "
+        "before, among the fewest phases that serve every link); raised when every phase at minimum green needs "
+        "longer; at most 600 s under the safety profile (the benchmark and "
         "reference profiles have none: 86400 s)"))
     ped_intervals: bool = Field(True, description=(
         "time pedestrian walk and clearance on phases serving a crosswalk; false (benchmark and reference "

@@ -331,6 +331,8 @@ class LoopStepper:
         lanes = {lane for m in all_movements if not m.is_crosswalk for lane in (m.in_lane, m.out_lane) if lane}
         ctx = ControlContext(cfg.step_length_s, nominal_lane_flows(self.scenario, all_movements), cfg.seed,
                              dict(cfg.controller_options), {lane: self.backend.lane_length_m(lane) for lane in lanes})
+        #: what the controllers were built with (a live runtime builds replacements from it)
+        self.context = ctx
         shield_cfg = shield_config(cfg)
         t0 = self.backend.time_s()
         self.t0 = t0
