@@ -71,11 +71,11 @@ def test_max_pressure_holds_while_the_current_phase_has_the_most_pressure(ctl):
 
 
 def test_max_pressure_holds_a_new_green_for_its_minimum_hold(ctl):
-    assert ctl.min_hold_s == 10.0
+    assert ctl.min_hold_s == 15.0  # the plain rule's hold; the registered controller's default is 10 s
     big = pressured(0, 50, 0)
-    for elapsed in (0.0, 5.0, 9.9):
+    for elapsed in (0.0, 5.0, 14.9):
         assert ctl.decide(obs(big, phase=0, elapsed_s=elapsed)).holds, elapsed
-    assert ctl.decide(obs(big, phase=0, elapsed_s=10.0)).phase_index == 1
+    assert ctl.decide(obs(big, phase=0, elapsed_s=15.0)).phase_index == 1
 
 
 def test_a_tie_with_the_current_phase_keeps_the_current_phase(ctl):

@@ -25,6 +25,8 @@ PERIOD_S = 5.0
 #: delay vs 90 s fixed-time). With the lost-time rule below a shorter hold
 #: serves better: 10 s (docs/benchmarks.md has the figures).
 MIN_HOLD_S = 10.0
+#: the hold of the plain rule (no lost time; what the class alone does, and the learning agent's guide)
+PLAIN_HOLD_S = 15.0
 #: the default pressure: vehicles per 100 m of lane. Whole-lane counts starve an
 #: approach whose last lane is short (ingolstadt1's 9 m lanes hold one car while
 #: the queue stands upstream): 42 s vs fixed time's 32 s there; per metre, 23 s.
@@ -39,7 +41,7 @@ class MaxPressureController:
     wants_detectors = False
 
     def __init__(self, inter: Intersection, period_s: float = PERIOD_S, measure: str = MEASURE,
-                 min_hold_s: float = MIN_HOLD_S, ties: str = "hold", lost_time_s: float = 0.0,
+                 min_hold_s: float = PLAIN_HOLD_S, ties: str = "hold", lost_time_s: float = 0.0,
                  lane_length_m: dict[str, float] | None = None):
         if measure not in MEASURES:
             raise ValueError(f"max-pressure measure {measure!r}; choose from {', '.join(MEASURES)}")
