@@ -189,7 +189,7 @@ def _stats(rows: list[dict]) -> tuple[float, float, list[float]]:
     return ci.mean, half, vals
 
 
-def table(grouped, networks, profiles, controllers) -> str:
+def table(grouped, networks, profiles, controllers, seeds: int = 5) -> str:
     from signalwise.analytics.stats import compare
 
     lines = ["| network | profile | " + " | ".join(controllers) + " |",
@@ -211,6 +211,8 @@ def table(grouped, networks, profiles, controllers) -> str:
                     p = cmp.p_value
                     text += f" ({cmp.change_pct:+.0f} %, p {'<0.001' if p < 0.001 else f'{p:.3f}'})" \
                         if not math.isnan(p) else f" ({cmp.change_pct:+.0f} %)"
+                if len(rows) < seeds:
+                    text += f" [{len(rows)} of {seeds} seeds]"
                 never = sum(r.get("never_inserted") or 0 for r in rows)
                 viol = sum(r.get("violations") or 0 for r in rows)
                 if never:
@@ -299,7 +301,7 @@ def main() -> None:
     grouped = load_cells(args.out, cells)
     text = "\n\n".join([
         f"Average delay (RESCO definition), s: mean ± 95% CI over seeds 1–{args.seeds}; change vs fixed "
-        "under the same profile, Welch p.\n\n" + table(grouped, networks, profiles, controllers),
+        "under the same profile, Welch p.\n\n" + table(grouped, networks, profiles, controllers, args.seeds),
         "Price of safety (delay under the safety profile / under the benchmark profile):\n\n"
         + price_of_safety(grouped, networks, controllers),
         "Checks:\n\n" + checks(grouped, networks),
