@@ -1,9 +1,16 @@
 """Max-pressure control (Varaiya 2013): serve the phase with the largest pressure.
 
 Pressure of a phase = sum over its movements of (vehicles on the incoming
-lane - vehicles on the outgoing lane). Re-decided every `period_s` once the
-current green has run `min_hold_s`; the shield keeps minimum green and
-clearances, so short periods are safe.
+lane - vehicles on the outgoing lane); `measure` says which vehicles count.
+Re-decided every `period_s` once the current green has run `min_hold_s`; the
+shield keeps minimum green and clearances, so short periods are safe.
+
+Every change costs the clearance (yellow + all-red) during which nobody
+moves. With `lost_time_s` > 0 a change is proposed only when it pays for
+that: the other phase's pressure, served for `min_hold_s` out of the
+`min_hold_s + lost_time_s` a change takes, must beat the current phase's
+pressure served all that time (Varaiya's switching cost, in its simplest
+form). The plain textbook rule is `lost_time_s = 0`.
 """
 
 from __future__ import annotations
@@ -12,12 +19,20 @@ from ..core.types import Decision, Intersection, Observation
 from .base import ControlContext, register
 
 PERIOD_S = 5.0
-#: hold a new green at least this long before re-deciding. Without it the
-#: controller chases every fluctuation and the clearances (about 7 s per
-#: change) eat the capacity: on the built-in corridor, 5 s re-decisions with no
-#: hold gave 181 s average delay vs 90 s fixed-time; a 15 s hold gives less
-#: than fixed on all three built-in scenarios (see bench/quality.py).
-MIN_HOLD_S = 15.0
+#: hold a new green at least this long before re-deciding. Without a hold the
+#: controller chases every fluctuation and the clearances eat the capacity (on
+#: the built-in corridor, 5 s re-decisions with no hold gave 181 s average
+#: delay vs 90 s fixed-time). With the lost-time rule below a shorter hold
+#: serves better: 10 s (docs/benchmarks.md has the figures).
+MIN_HOLD_S = 10.0
+#: the hold of the plain rule (no lost time; what the class alone does, and the learning agent's guide)
+PLAIN_HOLD_S = 15.0
+#: the default pressure: vehicles per 100 m of lane. Whole-lane counts starve an
+#: approach whose last lane is short (ingolstadt1's 9 m lanes hold one car while
+#: the queue stands upstream): 42 s vs fixed time's 32 s there; per metre, 23 s.
+MEASURE = "density"
+#: the default lost time of a change: the intersection's own yellow + all-red
+LOST_TIME = "clearance"
 
 
 class MaxPressureController:
@@ -25,12 +40,23 @@ class MaxPressureController:
     observation = "counts"
     wants_detectors = False
 
-    def __init__(self, inter: Intersection, period_s: float = PERIOD_S, measure: str = "count",
-                 min_hold_s: float = MIN_HOLD_S):
+    def __init__(self, inter: Intersection, period_s: float = PERIOD_S, measure: str = MEASURE,
+                 min_hold_s: float = PLAIN_HOLD_S, ties: str = "hold", lost_time_s: float = 0.0,
+                 lane_length_m: dict[str, float] | None = None):
+        if measure not in MEASURES:
+            raise ValueError(f"max-pressure measure {measure!r}; choose from {', '.join(MEASURES)}")
+        if ties not in TIES:
+            raise ValueError(f"max-pressure ties {ties!r}; choose from {', '.join(TIES)}")
         self.inter = inter
         self.period_s = period_s
-        self.measure = measure  # "count": vehicles on the lane; "queue": halting vehicles on incoming lanes
+        self.measure = measure
         self.min_hold_s = min_hold_s
+        self.ties = ties
+        self.lost_time_s = max(0.0, lost_time_s)
+        #: density: vehicles per 100 m of lane, so a short lane full of queue weighs like a long one full of queue
+        self._per_100m = None
+        if measure == "density":
+            self._per_100m = {lane: 100.0 / max(length, MIN_LANE_M) for lane, length in (lane_length_m or {}).items()}
         self._movements = [tuple((m.in_lane, m.out_lane) for m in p.movements if not m.is_crosswalk)
                            for p in inter.phases]
         self._memo_obs: Observation | None = None
@@ -42,13 +68,17 @@ class MaxPressureController:
         if obs is self._memo_obs:
             return self._memo
         lanes = obs.lanes
+        per_m = self._per_100m
         out = []
         for moves in self._movements:
             total = 0.0
             for a, b in moves:
                 la, lb = lanes.get(a), lanes.get(b)
-                x_in = (la.queue_veh if self.measure == "queue" else la.count_veh) if la else 0
-                total += x_in - (lb.count_veh if lb else 0)
+                x_in = (la.count_veh if self.measure in ("count", "demand", "density") else la.queue_veh) if la else 0
+                x_out = (lb.queue_veh if self.measure in ("halting", "demand") else lb.count_veh) if lb else 0
+                if per_m is not None:
+                    x_in, x_out = x_in * per_m.get(a, 1.0), x_out * per_m.get(b, 1.0)
+                total += x_in - x_out
             out.append(total)
         self._memo_obs, self._memo = obs, out
         return out
@@ -58,14 +88,43 @@ class MaxPressureController:
         if s is None or s.interval != "green" or s.elapsed_s < self.min_hold_s:
             return Decision(self.inter.id, None, self.name)
         pressures = self.pressures(obs)
-        best = max(range(len(pressures)), key=lambda i: (pressures[i], i == s.phase_index))
-        if pressures[best] <= pressures[s.phase_index]:
+        current = s.phase_index
+        if self.ties == "first":  # the first phase of the largest pressure, even over the current one
+            best = max(range(len(pressures)), key=lambda i: pressures[i])
+            return Decision(self.inter.id, None if best == current else best, self.name)
+        best = max(range(len(pressures)), key=lambda i: (pressures[i], i == current))
+        if best == current or not self._pays(pressures[best], pressures[current]):
             return Decision(self.inter.id, None, self.name)
         return Decision(self.inter.id, best, self.name)
+
+    def _pays(self, best: float, current: float) -> bool:
+        """Whether changing to a phase of pressure `best` beats holding one of `current`, clearance counted."""
+        if best <= current:
+            return False
+        if self.lost_time_s <= 0 or best <= 0:
+            return best > current
+        horizon = max(self.min_hold_s, self.period_s)
+        return best * horizon / (horizon + self.lost_time_s) > current
+
+
+#: count: every vehicle on the lane, in and out; queue: halting vehicles in, every vehicle out;
+#: halting: halting vehicles in and out (the plain reference's pressure); demand: every vehicle in, halting
+#: vehicles out (vehicles moving away block nobody; a queue downstream does)
+#: density: every vehicle in and out, per 100 m of lane (lanes of unknown length count as 100 m)
+MEASURES = ("count", "queue", "halting", "demand", "density")
+#: lanes shorter than one car are counted as one car long
+MIN_LANE_M = 7.5
+#: hold: a tie with the current phase keeps it; first: the first phase of the largest pressure is served,
+#: even when the current phase ties with it (the plain reference's rule)
+TIES = ("hold", "first")
 
 
 @register("max-pressure")
 def make_max_pressure(inter: Intersection, ctx: ControlContext) -> MaxPressureController:
     o = ctx.options
-    return MaxPressureController(inter, float(o.get("period_s", PERIOD_S)), str(o.get("measure", "count")),
-                                 float(o.get("min_hold_s", MIN_HOLD_S)))
+    lost = o.get("lost_time_s", LOST_TIME)
+    if lost == "clearance":  # the intersection's own yellow + all-red
+        lost = inter.timing.yellow_s + inter.timing.all_red_s
+    return MaxPressureController(inter, float(o.get("period_s", PERIOD_S)), str(o.get("measure", MEASURE)),
+                                 float(o.get("min_hold_s", MIN_HOLD_S)), str(o.get("ties", "hold")), float(lost),
+                                 ctx.lane_length_m)

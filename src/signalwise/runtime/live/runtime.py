@@ -156,7 +156,7 @@ class LiveRuntime:
         source = self.feed if (self.feed is not None and opts.field == "none") else None
         self.stepper = LoopStepper(cfg, self.field, self.end_s, source=source, sink=sink)
         self.stepper.profiler = self.profiler
-        self._ctx = ControlContext(cfg.step_length_s, {}, cfg.seed, dict(cfg.controller_options))
+        self._ctx = dataclasses.replace(self.stepper.context, nominal_lane_flow_vph={})
         self._planners = self._make_planners()
         self.pacer = Pacer(opts.speed, self.stepper.t)
         self._wall0 = dt.datetime.now().astimezone() - dt.timedelta(seconds=self.stepper.t)
@@ -637,8 +637,7 @@ class LiveRuntime:
         extra = getattr(change, "controller_options", None)
         if not extra:
             return self._ctx
-        return ControlContext(self._ctx.step_length_s, self._ctx.nominal_lane_flow_vph, self._ctx.seed,
-                              {**self._ctx.options, **extra})
+        return dataclasses.replace(self._ctx, options={**self._ctx.options, **extra})
 
     def _log_change(self, entry: dict, replayed: bool = False) -> None:
         self.changes.append(entry)
