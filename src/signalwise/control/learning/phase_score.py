@@ -1,0 +1,129 @@
+"""A learned phase-score policy: serve the phase whose weighted features score highest.
+
+Every decision, each phase `a` of the intersection gets a feature vector
+`phi(a)` from the lane counts the observation already carries, and the
+policy proposes `argmax_a w . phi(a)` (the current phase = hold). The
+weights `w` are shared by every phase of every intersection (parameter
+sharing, as MPLight and FRAP do): a model is a handful of numbers, fits any
+intersection of any network, and is learned by direct policy search on the
+evaluation's own measure (`signalwise.training.policy_search`).
+
+Features of phase `a` (sums over its non-crosswalk movements, one term per
+movement as in max-pressure's pressure, so a lane that feeds several
+movements weighs more; current phase `c`, its green has run `g` seconds):
+
+    in_halt        halting vehicles on the incoming lanes
+    out_halt       halting vehicles on the outgoing lanes (spill-back, the
+                   downstream neighbour's queue: coordination without messages)
+    in_moving      vehicles still moving on the incoming lanes (arriving platoons)
+    hold           1 if a == c: what a change costs, in vehicles; it absorbs the
+                   clearance (yellow + all-red) the profile imposes, so a model
+                   trained under long clearances switches less often
+    hold_green_min 1{a == c} * g / 60: how a long green should yield
+    hold_moving    1{a == c} * in_moving: a green still carrying a platoon is
+                   worth more than its queue says (gap-out, as actuated control)
+    hold_halt      1{a == c} * in_halt: a queue behind a green discharges, one
+                   behind a red does not; this tells them apart
+
+`MAX_PRESSURE_WEIGHTS` (1, -1, 0, ...) is exactly max-pressure with halting
+vehicles as the measure, re-decided every period: the search starts there,
+so what it learns is measured as a change from max-pressure.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...core.types import Decision, Intersection, Observation
+
+FEATURES = ("in_halt", "out_halt", "in_moving", "hold", "hold_green_min", "hold_moving", "hold_halt")
+MAX_PRESSURE_WEIGHTS = (1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+#: a green's age beyond this adds nothing more (keeps a stuck phase from growing a huge feature)
+GREEN_CAP_S = 120.0
+
+
+class PhaseFeatures:
+    """Observation -> (n_phases, len(FEATURES)) array for one intersection."""
+
+    def __init__(self, inter: Intersection):
+        self.inter = inter
+        self.n_phases = len(inter.phases)
+        self._moves = [tuple((m.in_lane, m.out_lane) for m in p.movements if not m.is_crosswalk)
+                       for p in inter.phases]
+        self.lanes = tuple(dict.fromkeys(lane for mv in self._moves for pair in mv for lane in pair))
+
+    def matrix(self, obs: Observation) -> np.ndarray:
+        lanes = obs.lanes
+        x = np.zeros((self.n_phases, len(FEATURES)))
+        for a, moves in enumerate(self._moves):
+            in_halt = out_halt = in_moving = 0
+            for i, o in moves:
+                li, lo = lanes.get(i), lanes.get(o)
+                if li is not None:
+                    in_halt += li.queue_veh
+                    in_moving += max(0, li.count_veh - li.queue_veh)
+                if lo is not None:
+                    out_halt += lo.queue_veh
+            x[a, 0], x[a, 1], x[a, 2] = in_halt, out_halt, in_moving
+        s = obs.signal
+        if s is not None:
+            c = s.phase_index
+            x[c, 3] = 1.0
+            x[c, 4] = min(s.elapsed_s, GREEN_CAP_S) / 60.0
+            x[c, 5] = x[c, 2]
+            x[c, 6] = x[c, 0]
+        return x
+
+    def health(self, obs: Observation, max_age_s: float = 10.0) -> float:
+        """Share of the lanes the features read that the observation has; 0 for stale or unhealthy data."""
+        if not obs.healthy or obs.age_s > max_age_s or obs.signal is None:
+            return 0.0
+        if not self.lanes:
+            return 1.0
+        have = obs.lanes
+        return sum(1 for lane in self.lanes if lane in have) / len(self.lanes)
+
+
+def check_weights(weights) -> np.ndarray:
+    """The weights as a float array of the right length; ValueError (one line) otherwise."""
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (len(FEATURES),) or not np.all(np.isfinite(w)):
+        raise ValueError(f"a phase-score policy has {len(FEATURES)} finite weights ({', '.join(FEATURES)}), "
+                         f"got {list(np.ravel(w))}")
+    return w
+
+
+class PhaseScoreController:
+    """Proposes the best-scoring phase every `period_s` of green; the shield decides.
+
+    Confidence is the observation's health: the weights apply to every state,
+    so there is no unseen state to distrust, only missing or stale data, and
+    then the shield's Webster fallback runs.
+    """
+
+    name = "ql"
+    observation = "counts"
+    wants_detectors = False
+
+    def __init__(self, inter: Intersection, weights, period_s: float = 5.0, label: str = "ql"):
+        self.inter = inter
+        self.features = PhaseFeatures(inter)
+        self.weights = check_weights(weights)
+        self.period_s = float(period_s)
+        self.name = label
+        self.decisions = 0
+
+    def scores(self, obs: Observation) -> np.ndarray:
+        return self.features.matrix(obs) @ self.weights
+
+    def decide(self, obs: Observation) -> Decision:
+        s = obs.signal
+        health = self.features.health(obs)
+        if s is None or s.interval != "green":
+            return Decision(self.inter.id, None, self.name, health)
+        self.decisions += 1
+        score = self.scores(obs)
+        best = int(np.argmax(score))
+        if score[best] <= score[s.phase_index]:  # ties hold: a change always costs a clearance
+            best = s.phase_index
+        return Decision(self.inter.id, None if best == s.phase_index else best, self.name, health)

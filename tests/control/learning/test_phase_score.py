@@ -1,0 +1,143 @@
+"""The phase-score policy: its features, its decisions, its artifact, and the models shipped in the package."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from signalwise.control.base import ControlContext, make
+from signalwise.control.learning.controller import PHASE_SCORE, ModelUnavailable, controller_from_model
+from signalwise.control.learning.phase_score import (
+    FEATURES,
+    MAX_PRESSURE_WEIGHTS,
+    PhaseFeatures,
+    PhaseScoreController,
+)
+from signalwise.control.learning.qtable import Model, ModelError, load_model, save_model
+from signalwise.control.learning.shipped import SHIPPED_SCENARIOS, shipped_model_path
+from signalwise.core.types import (
+    Intersection,
+    LaneState,
+    Movement,
+    Observation,
+    Phase,
+    SignalStatus,
+    SourceHealth,
+    Timing,
+)
+
+
+def four_phase() -> Intersection:
+    """12 approach lanes N/E/S/W_0..2, link i leads to out<i>; phases serve links [1,2,7,8], [0,6], [4,5,10,11], [3,9]."""
+    lanes = [f"{a}_{k}" for a in "NESW" for k in range(3)]
+    moves = tuple(Movement(i, lane, f"out{i}") for i, lane in enumerate(lanes))
+    groups = [[1, 2, 7, 8], [0, 6], [4, 5, 10, 11], [3, 9]]
+    phases = tuple(Phase(p, "".join("G" if i in links else "r" for i in range(12)), tuple(moves[i] for i in links))
+                   for p, links in enumerate(groups))
+    return Intersection("C", phases, 12, moves, (), (), Timing(3.3, 2.4, (22, 5, 22, 5), (60,) * 4, 7, 14.5, 77, 150))
+
+
+def observe(inter, halting: dict[str, int], moving: dict[str, int] | None = None, phase: int = 0,
+            elapsed: float = 30.0) -> Observation:
+    moving = moving or {}
+    lanes = {lane: LaneState(halting.get(lane, 0), halting.get(lane, 0) + moving.get(lane, 0), 0, 0, 0)
+             for lane in (*inter.in_lanes, *inter.out_lanes)}
+    return Observation(100.0, inter.id, lanes, signal=SignalStatus(phase, "green", elapsed),
+                       sources=(SourceHealth("lanes"),))
+
+
+def test_features_sum_each_movement_and_mark_the_current_phase():
+    inter = four_phase()
+    f = PhaseFeatures(inter)
+    # phase 0 serves links 1, 2, 7, 8 (N_1, N_2, S_1, S_2 -> out1, out2, out7, out8)
+    x = f.matrix(observe(inter, {"N_1": 3, "S_2": 2, "out1": 4, "N_0": 6}, {"N_1": 5}, phase=0, elapsed=45.0))
+    assert x.shape == (4, len(FEATURES))
+    row = dict(zip(FEATURES, x[0], strict=True))
+    assert row == {"in_halt": 5, "out_halt": 4, "in_moving": 5, "hold": 1, "hold_green_min": 0.75,
+                   "hold_moving": 5, "hold_halt": 5}
+    assert dict(zip(FEATURES, x[1], strict=True)) == {"in_halt": 6, "out_halt": 0, "in_moving": 0, "hold": 0,
+                                                      "hold_green_min": 0, "hold_moving": 0, "hold_halt": 0}
+
+
+def test_max_pressure_weights_serve_the_largest_halting_pressure_and_hold_on_ties():
+    inter = four_phase()
+    c = PhaseScoreController(inter, MAX_PRESSURE_WEIGHTS)
+    # phase 1 (N_0, S_0): 6 halting; phase 0: 5 halting but 4 halting downstream -> pressure 1
+    assert c.decide(observe(inter, {"N_1": 3, "S_2": 2, "out1": 4, "N_0": 6})).phase_index == 1
+    # equal pressure: hold (a change costs a clearance)
+    assert c.decide(observe(inter, {"N_1": 6, "N_0": 6})).phase_index is None
+
+
+def test_a_hold_weight_keeps_a_green_that_max_pressure_would_end():
+    inter = four_phase()
+    weights = list(MAX_PRESSURE_WEIGHTS)
+    weights[FEATURES.index("hold")] = 4.0  # a change must gain more than 4 vehicles of pressure
+    o = observe(inter, {"N_1": 3, "N_0": 6})
+    assert PhaseScoreController(inter, MAX_PRESSURE_WEIGHTS).decide(o).phase_index == 1
+    assert PhaseScoreController(inter, weights).decide(o).phase_index is None
+
+
+def test_confidence_is_the_observation_health():
+    inter = four_phase()
+    c = PhaseScoreController(inter, MAX_PRESSURE_WEIGHTS)
+    assert c.decide(observe(inter, {})).confidence == 1.0
+    stale = Observation(100.0, inter.id, {}, signal=SignalStatus(0, "green", 30.0),
+                        sources=(SourceHealth("lanes", 60.0),))
+    assert c.decide(stale).confidence == 0.0
+
+
+def test_wrong_weights_are_refused_in_one_line():
+    with pytest.raises(ValueError, match="7 finite weights"):
+        PhaseScoreController(four_phase(), [1.0, 2.0])
+
+
+def policy_model(weights) -> Model:
+    return Model(None, {}, {}, {}, {"agent": PHASE_SCORE, "scenario": "single",
+                                    "policy": {"features": list(FEATURES), "weights": list(weights), "period_s": 5.0}})
+
+
+def test_a_policy_model_round_trips_through_its_artifact(tmp_path):
+    weights = [1.0, -0.8, 0.3, 2.5, -1.2, 0.4, 0.1]
+    save_model(tmp_path / "m", policy_model(weights))
+    loaded = load_model(tmp_path / "m")
+    inter = four_phase()
+    ctrl = controller_from_model(loaded, inter)
+    assert isinstance(ctrl, PhaseScoreController)
+    assert list(ctrl.weights) == weights
+    rng = np.random.default_rng(3)
+    original = PhaseScoreController(inter, weights)
+    for _ in range(50):  # the loaded model decides exactly as the one saved
+        o = observe(inter, {lane: int(rng.integers(0, 12)) for lane in (*inter.in_lanes, *inter.out_lanes)},
+                    {lane: int(rng.integers(0, 5)) for lane in inter.in_lanes}, phase=int(rng.integers(0, 4)),
+                    elapsed=float(rng.uniform(5, 90)))
+        assert ctrl.decide(o) == original.decide(o)
+
+
+def test_a_policy_model_with_broken_weights_is_a_model_error(tmp_path):
+    save_model(tmp_path / "m", policy_model([1.0, float("nan"), 0, 0, 0, 0, 0]))
+    with pytest.raises(ModelError, match="finite weights"):
+        controller_from_model(load_model(tmp_path / "m"), four_phase())
+
+
+def test_a_profile_decision_period_reaches_the_policy(tmp_path):
+    save_model(tmp_path / "m", policy_model(MAX_PRESSURE_WEIGHTS))
+    ctrl = make(f"ql:{tmp_path / 'm'}", four_phase(), ControlContext(options={"period_s": 10.0}))
+    assert isinstance(ctrl, PhaseScoreController) and ctrl.period_s == 10.0
+
+
+@pytest.mark.parametrize("scenario", SHIPPED_SCENARIOS)
+def test_every_built_in_scenario_ships_a_model_that_loads(scenario):
+    path = shipped_model_path(scenario)
+    assert path is not None, f"no model shipped for {scenario}: run scripts/train_shipped_models.py"
+    meta = json.loads((path / "meta.json").read_text())
+    assert meta["agent"] == PHASE_SCORE and meta["scenario"] == scenario
+    assert meta["training"]["violations"] == 0
+    assert isinstance(controller_from_model(load_model(path), four_phase()), PhaseScoreController)
+
+
+def test_a_bare_ql_elsewhere_is_still_no_model():
+    ctrl = make("ql", four_phase(), ControlContext())
+    assert isinstance(ctrl, ModelUnavailable) and "use ql:PATH" in ctrl.reason
+    assert shipped_model_path("resco:cologne1") is None and shipped_model_path(None) is None
