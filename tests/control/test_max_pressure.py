@@ -120,3 +120,43 @@ def test_factory_defaults_and_options():
     ctl = make("max-pressure", make_intersection(), ctx)
     assert (ctl.period_s, ctl.measure, ctl.min_hold_s) == (2.0, "queue", 0.0)
     assert ctl.decide(obs(pressured(0, 0, 0), queues={"e_in_1": 3}, elapsed_s=0.0)).phase_index == 2
+
+
+def test_halting_measure_counts_halting_vehicles_in_and_out():
+    ctl = MaxPressureController(make_intersection(), measure="halting")
+    counts = {"n_in_0": 10, "s_out_0": 3, "e_in_0": 8, "e_in_1": 9, "s_out_1": 1}
+    queues = {"n_in_0": 2, "s_out_0": 1, "e_in_0": 6, "e_in_1": 0, "s_out_1": 1}
+    # phase 0: 2 - 1; phase 1: 6; phase 2: 0 - 1
+    assert ctl.pressures(obs(counts, queues=queues)) == [1.0, 6.0, -1.0]
+
+
+def test_ties_hold_keeps_the_current_phase_and_first_serves_the_first_of_the_largest():
+    tied = pressured(5, 0, 5)
+    assert MaxPressureController(make_intersection()).decide(obs(tied, phase=2)).phase_index is None
+    assert MaxPressureController(make_intersection(), ties="first").decide(obs(tied, phase=2)).phase_index == 0
+    # all empty: the reference's rule returns to the first phase
+    assert MaxPressureController(make_intersection(), ties="first").decide(obs(pressured(0, 0, 0), phase=1)).phase_index == 0
+
+
+def test_lost_time_makes_a_change_pay_for_its_clearance():
+    """A change gives the new phase min_hold / (min_hold + lost time) of the time: 15 / 20 with 5 s lost."""
+    ctl = MaxPressureController(make_intersection(), min_hold_s=15.0, lost_time_s=5.0)
+    assert ctl.decide(obs(pressured(6, 7, 0), phase=0)).phase_index is None      # 7 * 0.75 = 5.25 < 6
+    assert ctl.decide(obs(pressured(6, 8, 0), phase=0)).phase_index is None      # 8 * 0.75 = 6, not more
+    assert ctl.decide(obs(pressured(6, 9, 0), phase=0)).phase_index == 1         # 9 * 0.75 = 6.75 > 6
+    assert ctl.decide(obs(pressured(-3, 1, 0), phase=0)).phase_index == 1        # an empty phase yields at once
+    plain = MaxPressureController(make_intersection(), min_hold_s=15.0)
+    assert plain.decide(obs(pressured(6, 7, 0), phase=0)).phase_index == 1
+
+
+def test_lost_time_clearance_option_takes_the_intersections_own_clearance():
+    inter = make_intersection()
+    ctl = make("max-pressure", inter, ControlContext(options={"lost_time_s": "clearance"}))
+    assert ctl.lost_time_s == inter.timing.yellow_s + inter.timing.all_red_s > 0
+
+
+def test_unknown_measure_or_tie_rule_is_refused():
+    with pytest.raises(ValueError, match="measure 'speed'"):
+        MaxPressureController(make_intersection(), measure="speed")
+    with pytest.raises(ValueError, match="ties 'random'"):
+        MaxPressureController(make_intersection(), ties="random")

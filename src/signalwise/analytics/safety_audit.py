@@ -35,7 +35,10 @@ Rules (names as they appear in reports):
 ``link_all_red``       after a vehicle link's yellow ends at t, no other vehicle
                        link of the device turns green before t + all_red_s.
 ``crosswalk_green``    a crosswalk link is green only inside a walk interval
-                       (21 → 22) of a phase that serves it.
+                       (21 → 22) of a phase that serves it. A signal model whose
+                       timing has ``ped_intervals: false`` (the benchmark and
+                       reference profiles) has no walk intervals: its crosswalk
+                       links are held to the vehicle rules instead.
 
 Timing: decisions happen at step times, so a rule "≥ X" is met by a duration
 of ceil(X / step) steps and is checked as ``measured ≥ X``; a maximum may be
@@ -205,6 +208,9 @@ def _parse_device(raw: dict, where: str) -> _Device:
         crosswalk_links = {int(link["index"]) for link in raw.get("links", []) if link.get("crosswalk")}
         for cw in raw.get("crosswalks", []):
             crosswalk_links.update(int(i) for i in cw.get("links", []))
+        if timing.get("ped_intervals", True) is False:
+            # a profile without pedestrian intervals: crosswalks show their phase's green and follow the vehicle rules
+            crosswalk_links = set()
         device = _Device(
             id=dev_id, n_links=n_links, phase_numbers=tuple(sorted(number_of.values())),
             min_green_s={number_of[i]: min_g[i] for i in number_of},

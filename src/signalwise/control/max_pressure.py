@@ -1,9 +1,16 @@
 """Max-pressure control (Varaiya 2013): serve the phase with the largest pressure.
 
 Pressure of a phase = sum over its movements of (vehicles on the incoming
-lane - vehicles on the outgoing lane). Re-decided every `period_s` once the
-current green has run `min_hold_s`; the shield keeps minimum green and
-clearances, so short periods are safe.
+lane - vehicles on the outgoing lane); `measure` says which vehicles count.
+Re-decided every `period_s` once the current green has run `min_hold_s`; the
+shield keeps minimum green and clearances, so short periods are safe.
+
+Every change costs the clearance (yellow + all-red) during which nobody
+moves. With `lost_time_s` > 0 a change is proposed only when it pays for
+that: the other phase's pressure, served for `min_hold_s` out of the
+`min_hold_s + lost_time_s` a change takes, must beat the current phase's
+pressure served all that time (Varaiya's switching cost, in its simplest
+form). The plain textbook rule is `lost_time_s = 0`.
 """
 
 from __future__ import annotations
@@ -26,11 +33,17 @@ class MaxPressureController:
     wants_detectors = False
 
     def __init__(self, inter: Intersection, period_s: float = PERIOD_S, measure: str = "count",
-                 min_hold_s: float = MIN_HOLD_S):
+                 min_hold_s: float = MIN_HOLD_S, ties: str = "hold", lost_time_s: float = 0.0):
+        if measure not in MEASURES:
+            raise ValueError(f"max-pressure measure {measure!r}; choose from {', '.join(MEASURES)}")
+        if ties not in TIES:
+            raise ValueError(f"max-pressure ties {ties!r}; choose from {', '.join(TIES)}")
         self.inter = inter
         self.period_s = period_s
-        self.measure = measure  # "count": vehicles on the lane; "queue": halting vehicles on incoming lanes
+        self.measure = measure
         self.min_hold_s = min_hold_s
+        self.ties = ties
+        self.lost_time_s = max(0.0, lost_time_s)
         self._movements = [tuple((m.in_lane, m.out_lane) for m in p.movements if not m.is_crosswalk)
                            for p in inter.phases]
         self._memo_obs: Observation | None = None
@@ -47,8 +60,9 @@ class MaxPressureController:
             total = 0.0
             for a, b in moves:
                 la, lb = lanes.get(a), lanes.get(b)
-                x_in = (la.queue_veh if self.measure == "queue" else la.count_veh) if la else 0
-                total += x_in - (lb.count_veh if lb else 0)
+                x_in = (la.count_veh if self.measure == "count" else la.queue_veh) if la else 0
+                x_out = (lb.queue_veh if self.measure == "halting" else lb.count_veh) if lb else 0
+                total += x_in - x_out
             out.append(total)
         self._memo_obs, self._memo = obs, out
         return out
@@ -58,14 +72,38 @@ class MaxPressureController:
         if s is None or s.interval != "green" or s.elapsed_s < self.min_hold_s:
             return Decision(self.inter.id, None, self.name)
         pressures = self.pressures(obs)
-        best = max(range(len(pressures)), key=lambda i: (pressures[i], i == s.phase_index))
-        if pressures[best] <= pressures[s.phase_index]:
+        current = s.phase_index
+        if self.ties == "first":  # the first phase of the largest pressure, even over the current one
+            best = max(range(len(pressures)), key=lambda i: pressures[i])
+            return Decision(self.inter.id, None if best == current else best, self.name)
+        best = max(range(len(pressures)), key=lambda i: (pressures[i], i == current))
+        if best == current or not self._pays(pressures[best], pressures[current]):
             return Decision(self.inter.id, None, self.name)
         return Decision(self.inter.id, best, self.name)
+
+    def _pays(self, best: float, current: float) -> bool:
+        """Whether changing to a phase of pressure `best` beats holding one of `current`, clearance counted."""
+        if best <= current:
+            return False
+        if self.lost_time_s <= 0 or best <= 0:
+            return best > current
+        horizon = max(self.min_hold_s, self.period_s)
+        return best * horizon / (horizon + self.lost_time_s) > current
+
+
+#: count: every vehicle on the lane, in and out; queue: halting vehicles in, every vehicle out;
+#: halting: halting vehicles in and out (the plain reference's pressure)
+MEASURES = ("count", "queue", "halting")
+#: hold: a tie with the current phase keeps it; first: the first phase of the largest pressure is served,
+#: even when the current phase ties with it (the plain reference's rule)
+TIES = ("hold", "first")
 
 
 @register("max-pressure")
 def make_max_pressure(inter: Intersection, ctx: ControlContext) -> MaxPressureController:
     o = ctx.options
+    lost = o.get("lost_time_s", 0.0)
+    if lost == "clearance":  # the intersection's own yellow + all-red
+        lost = inter.timing.yellow_s + inter.timing.all_red_s
     return MaxPressureController(inter, float(o.get("period_s", PERIOD_S)), str(o.get("measure", "count")),
-                                 float(o.get("min_hold_s", MIN_HOLD_S)))
+                                 float(o.get("min_hold_s", MIN_HOLD_S)), str(o.get("ties", "hold")), float(lost))

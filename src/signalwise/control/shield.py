@@ -109,7 +109,8 @@ class IntersectionShield:
         self._use_timing(inter.timing)
         self._pending_timing: Timing | None = None
         self._n = len(inter.phases)
-        cw_links = {i for c in inter.crosswalks for i in c.link_indices}
+        # without pedestrian intervals (benchmark profiles) crosswalks simply follow their phase's green
+        cw_links = {i for c in inter.crosswalks for i in c.link_indices} if inter.timing.ped_intervals else set()
         self._ped_links = [frozenset(p.green_links & cw_links) for p in inter.phases]
         self._green_states = [p.green_state for p in inter.phases]
         self._no_walk_states = [_with_red(p.green_state, self._ped_links[p.index]) for p in inter.phases]

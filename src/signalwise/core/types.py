@@ -94,6 +94,8 @@ class Timing:
     ped_clearance_s: float
     cycle_min_s: float
     cycle_max_s: float
+    #: False: no walk / clearance intervals; crosswalks show their phase's green throughout (benchmark profiles)
+    ped_intervals: bool = True
 
     def clearance_s(self) -> float:
         return self.yellow_s + self.all_red_s

@@ -63,7 +63,11 @@ def _load_config(config: Path | None, **overrides):
             raise FileNotFoundError(f"{config}: not valid YAML ({str(exc).splitlines()[0]})") from None
         if not isinstance(data, dict):
             raise FileNotFoundError(f"{config}: expected a mapping of settings")
+    profile = overrides.pop("timing_profile", None)
     data.update({k: v for k, v in overrides.items() if v is not None})
+    if profile is not None:  # --timing NAME: the profile, with any keys the config file sets beside it
+        given = data.get("timing")
+        data["timing"] = {**(given if isinstance(given, dict) else {}), "profile": profile}
     cfg = RunConfig.model_validate(data)
     return with_shipped_model(with_model_registry(cfg, [cfg.controller]), [cfg.controller])
 
@@ -118,6 +122,11 @@ def _progress_bar(description: str):
 
 
 ScenarioOpt = Annotated[str | None, typer.Option("--scenario", "-s", help="single | corridor | grid | grid10x10 | resco:NAME (not with --sumocfg/--net)", show_default=False)]
+TimingOpt = Annotated[str | None, typer.Option(
+    "--timing", show_default=False,
+    help="timing profile: safety (ITE clearances, pedestrian intervals, max green, cycle bounds), benchmark "
+         "(RESCO's rules: 10 s decisions, 3 s yellow, no all-red, no teleports) or reference (the plain "
+         "max-pressure reference's: 5 s decisions, 3 s yellow, no all-red) [default: safety, or the --config file's]")]
 ControllerOpt = Annotated[str | None, typer.Option("--controller", "-c", show_default=False,
                                                    help="fixed | webster | actuated | max-pressure | ql:PATH "
                                                         "[default: max-pressure, or the --config file's]")]
@@ -142,22 +151,23 @@ def run_command(
     emissions: Annotated[bool | None, typer.Option("--emissions/--no-emissions", show_default=False,
                                                    help="record CO2 and fuel (SUMO emissions device) [default: yes]")] = None,
     db: Annotated[str | None, typer.Option(help="also write records into this database URL ('default' = embedded SQLite)")] = None,
+    timing: TimingOpt = None,
 ) -> None:
     """Run one controller on one scenario and leave the evidence in a run directory."""
     _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, routes, config, gui, remote_port,
-         emissions, db)
+         emissions, db, timing)
 
 
 @friendly_errors
 def _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, routes, config, gui, remote_port,
-         emissions, db) -> None:
+         emissions, db, timing=None) -> None:
     from rich.console import Console
 
     from .run import execute_run, new_run_dir
 
     cfg = _load_config(config, scenario=scenario, controller=controller, seed=seed, duration_s=duration,
                        out_dir=out, sumocfg=sumocfg, net=net, routes=routes or None, gui=gui,
-                       remote_port=remote_port, emissions=emissions)
+                       remote_port=remote_port, emissions=emissions, timing_profile=timing)
     from .loop import resolve_scenario
 
     resolve_scenario(cfg)  # fail on a bad scenario before drawing a progress bar
@@ -215,7 +225,7 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
 
 
 def compare_command(
-    scenario: Annotated[str | None, typer.Option("--scenario", "-s", help="single | corridor | grid | resco:NAME; default corridor (not with --sumocfg)", show_default=False)] = None,
+    scenario: Annotated[str | None, typer.Option("--scenario", "-s", help="single | corridor | grid | resco:NAME; default corridor (not with --sumocfg/--net)", show_default=False)] = None,
     controllers: Annotated[str, typer.Option(help="comma-separated; the first is the baseline")] = DEMO_CONTROLLERS,
     seeds: Annotated[int, typer.Option(help="number of seeds (1..N)")] = 5,
     first_seed: Annotated[int, typer.Option(help="seeds run from this one upward")] = 1,
@@ -223,21 +233,26 @@ def compare_command(
     out: Annotated[Path | None, typer.Option(help="output directory (default runs/compare-<time>)")] = None,
     workers: Annotated[int | None, typer.Option(help="parallel worker processes (default: CPU count)")] = None,
     sumocfg: Annotated[Path | None, typer.Option(help="your own SUMO config (.sumocfg)")] = None,
+    net: Annotated[Path | None, typer.Option(help="your own network (.net.xml); use with --routes")] = None,
+    routes: Annotated[list[Path] | None, typer.Option(help="route files for --net (repeatable)")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of run settings")] = None,
     db: Annotated[str | None, typer.Option(help="also write every run into this database URL ('default' = embedded SQLite)")] = None,
+    timing: TimingOpt = None,
 ) -> None:
     """Compare controllers over seeds: mean, 95% CI, change vs the first, Welch p-value, and a chart."""
-    _compare(scenario, controllers, seeds, first_seed, duration, out, workers, sumocfg, config, db)
+    _compare(scenario, controllers, seeds, first_seed, duration, out, workers, sumocfg, config, db, net, routes,
+             timing)
 
 
 @friendly_errors
-def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, sumocfg, config, db) -> None:
+def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, sumocfg, config, db, net=None,
+             routes=None, timing=None) -> None:
     import datetime as dt
 
     from rich.console import Console
 
-    from ..sim.scenario import load
     from .compare import compare_controllers
+    from .loop import resolve_scenario
     from .run import slug
 
     names = [c.strip() for c in controllers.split(",") if c.strip()]
@@ -245,14 +260,15 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
         _fail("--controllers is empty")
     if seeds < 1:
         _fail("--seeds must be at least 1")
-    if scenario is None and sumocfg is None:
+    own = sumocfg is not None or net is not None or bool(routes)
+    if scenario is None and not own:
         scenario = DEMO_SCENARIO
-    base = _load_config(config, scenario=scenario, controller=names[0], duration_s=duration, sumocfg=sumocfg)
+    base = _load_config(config, scenario=scenario, controller=names[0], duration_s=duration, sumocfg=sumocfg,
+                        net=net, routes=routes or None, timing_profile=timing)
     base = with_shipped_model(with_model_registry(base, names), names)
     for name in names:  # fail fast on a typo, before starting any worker
         base.model_validate({**base.model_dump(), "controller": name})
-    if sumocfg is None:
-        load(scenario)
+    resolve_scenario(base)  # fail on a missing or bad network before starting any worker
     out = out or Path("runs") / f"compare-{dt.datetime.now():%Y%m%d-%H%M%S}-{slug(base.scenario_label)}"
     seed_list = list(range(first_seed, first_seed + seeds))
     console = Console(stderr=True)

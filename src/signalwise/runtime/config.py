@@ -6,33 +6,73 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .profiles import (
+    PROFILE_NAMES,
+    SAFETY,
+    SAFETY_LIMITS,
+    profile_controller_options,
+    profile_teleport_s,
+    profile_timing,
+)
+
 
 class TimingConfig(BaseModel):
-    """Safety timing defaults; `None` = derive from geometry (ITE yellow, all-red, crossing length)."""
+    """Safety timing defaults; `None` = derive from geometry (ITE yellow, all-red, crossing length).
+
+    `profile` names a set of defaults (`runtime.profiles`): `safety` (these
+    fields' own defaults), `benchmark` (RESCO's rules) or `reference` (the plain
+    max-pressure reference's rules). Keys given beside it override the profile's.
+    """
 
     model_config = ConfigDict(extra="forbid")
-    yellow_s: float | None = Field(None, ge=3.0, le=6.0, description=(
-        "yellow change interval; null = ITE formula from the approach speed limit, clamped to 3-6 seconds"))
+    profile: str = Field(SAFETY, description=(
+        "named timing profile: safety (ITE clearances, pedestrian intervals, max green, cycle bounds), "
+        "benchmark (RESCO's rules: 10 s decisions, 3 s yellow, no all-red, no teleports) or reference (the plain "
+        "max-pressure reference's: 5 s decisions and minimum green, 3 s yellow, no all-red, no teleports); "
+        "keys given beside it override the profile's values"))
+    yellow_s: float | None = Field(None, ge=2.0, le=6.0, description=(
+        "yellow change interval; null = ITE formula from the approach speed limit, clamped to 3-6 seconds; "
+        "at least 3 s under the safety profile"))
     all_red_s: float | None = Field(None, ge=0.0, le=6.0, description=(
         "all-red (red clearance) after each yellow; null = ITE (intersection width + 6.1 m) / approach speed, "
         "clamped to 1-4 seconds"))
     min_green_s: float = Field(5.0, ge=2.0, le=60.0, description=(
         "minimum green of every phase; raised to walk + pedestrian clearance on phases serving a crosswalk"))
-    max_green_s: float = Field(60.0, ge=5.0, le=300.0, description=(
-        "maximum green (max-out) of every phase, outside emergency preemption"))
+    max_green_s: float = Field(60.0, ge=5.0, le=86400.0, description=(
+        "maximum green (max-out) of every phase, outside emergency preemption; at most 300 s under the safety "
+        "profile (the benchmark and reference profiles have none: 86400 s)"))
     ped_walk_s: float = Field(7.0, ge=4.0, le=30.0, description="pedestrian walk interval on phases serving a crosswalk")
     ped_clearance_s: float | None = Field(None, ge=0.0, le=60.0, description=(
         "pedestrian clearance (flashing don't walk); null = longest crossing length / 1.1 m/s"))
     cycle_min_s: float = Field(40.0, ge=10.0, le=300.0, description=(
         "shortest cycle a plan may use; raised when every phase at minimum green needs longer"))
-    cycle_max_s: float = Field(150.0, ge=20.0, le=600.0, description=(
+    cycle_max_s: float = Field(150.0, ge=20.0, le=86400.0, description=(
         "longest a phase may wait between two starts of its green (the shield forces it before); raised "
-        "when every phase at minimum green needs longer"))
+        "when every phase at minimum green needs longer; at most 600 s under the safety profile (the benchmark and "
+        "reference profiles have none: 86400 s)"))
+    ped_intervals: bool = Field(True, description=(
+        "time pedestrian walk and clearance on phases serving a crosswalk; false (benchmark and reference "
+        "profiles only) = crosswalks show their phase's green throughout, as the network's own program does"))
     #: per traffic-light overrides of the fields above
     per_intersection: dict[str, dict[str, float | None]] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_defaults(cls, data):
+        """`timing: benchmark` is short for `timing: {profile: benchmark}`; the profile fills the keys not given."""
+        if isinstance(data, str):
+            data = {"profile": data}
+        if isinstance(data, dict):
+            name = data.get("profile", SAFETY)
+            if name not in PROFILE_NAMES:
+                raise ValueError(f"unknown timing profile {name!r}; choose from {', '.join(PROFILE_NAMES)}")
+            data = {**profile_timing(name), **data}
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> TimingConfig:
+        if self.profile == SAFETY:
+            _check_safety(self, "")
         _check_bounds(self, "")
         for tls_id, override in self.per_intersection.items():
             unknown = sorted(set(override) - TIMING_FIELDS)
@@ -53,6 +93,21 @@ class TimingConfig(BaseModel):
 
 TIMING_FIELDS = frozenset({"yellow_s", "all_red_s", "min_green_s", "max_green_s", "ped_walk_s", "ped_clearance_s",
                            "cycle_min_s", "cycle_max_s"})
+
+
+def _check_safety(t: TimingConfig, where: str) -> None:
+    """The safety profile's limits, which the benchmark and reference profiles deliberately leave."""
+    for name, (low, high) in SAFETY_LIMITS.items():
+        value = getattr(t, name)
+        if value is None or isinstance(value, bool):
+            continue
+        if (low is not None and value < low) or (high is not None and value > high):
+            bound = f"at least {low:g}" if low is not None and value < low else f"at most {high:g}"
+            raise ValueError(f"{where}{name} ({value:g}) must be {bound} under the safety profile "
+                             "(the benchmark and reference profiles have their own rules: --timing benchmark)")
+    if not t.ped_intervals:
+        raise ValueError(f"{where}ped_intervals false leaves pedestrians without walk and clearance: only the "
+                         "benchmark and reference profiles allow it")
 
 
 def _check_bounds(t: TimingConfig, where: str) -> None:
@@ -100,11 +155,43 @@ class RunConfig(BaseModel):
     partition: list[str] | None = None
     #: with `remote_port` on a SUMO shared by several workers (`--num-clients N`): this worker's order
     client_order: int | None = Field(None, ge=1)
-    timing: TimingConfig = Field(default_factory=TimingConfig, description="safety timing (see timing.*)")
+    timing: TimingConfig = Field(default_factory=TimingConfig, description=(
+        "safety timing (see timing.*); a profile name alone (safety | benchmark | reference) selects its values"))
+    time_to_teleport_s: float = Field(300.0, ge=-1.0, description=(
+        "SUMO's --time-to-teleport: a vehicle stuck this long jumps ahead; -1 = never (the benchmark and "
+        "reference profiles); default: the timing profile's"))
     shield: ShieldSettings = Field(default_factory=ShieldSettings, description="shield thresholds (see shield.*)")
     controller_options: dict = Field(default_factory=dict, description=(
         "options passed to the controller: actuated passage_s (3); max-pressure period_s (5), min_hold_s (15), "
-        "measure (count = vehicles on the lane, or queue = halting vehicles)"))
+        "measure (count = vehicles on the lane, or queue = halting vehicles); the timing profile sets period_s "
+        "and min_hold_s where its rules fix them"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_profile(cls, data):
+        """The timing profile fills what the configuration leaves out: per-network timing, the decision
+        period, SUMO's teleports. Given keys win, so a dumped configuration reloads unchanged."""
+        if not isinstance(data, dict):
+            return data
+        timing = data.get("timing")
+        if isinstance(timing, str):
+            timing = {"profile": timing}
+        if isinstance(timing, TimingConfig):
+            name = timing.profile
+        elif isinstance(timing, dict):
+            name = timing.get("profile", SAFETY)
+        else:
+            name = SAFETY
+        if name not in PROFILE_NAMES:
+            return data  # TimingConfig says what is wrong
+        data = dict(data)
+        scenario = data.get("scenario")
+        if isinstance(timing, dict):
+            data["timing"] = {**profile_timing(name, scenario), **timing}
+        data["controller_options"] = {**profile_controller_options(name, scenario),
+                                      **(data.get("controller_options") or {})}
+        data.setdefault("time_to_teleport_s", profile_teleport_s(name))
+        return data
 
     @model_validator(mode="after")
     def _one_network(self) -> RunConfig:

@@ -123,7 +123,7 @@ def resolve_scenario(cfg: RunConfig) -> Scenario:
 
 def timing_defaults(cfg: RunConfig) -> dict[str, float | None]:
     """The configuration's timing defaults as the signal model reads them (per-intersection overrides apart)."""
-    return cfg.timing.model_dump(exclude={"per_intersection"})
+    return cfg.timing.model_dump(exclude={"per_intersection", "profile"})
 
 
 def shield_config(cfg: RunConfig) -> ShieldConfig:
@@ -136,7 +136,7 @@ def sumo_options(cfg: RunConfig, scenario: Scenario, seed: int | None = None, en
     return SumoOptions(net_file=scenario.net_file, route_files=scenario.route_files if with_routes else (),
                        additional_files=tuple(scenario.additional_files) if with_routes else (),
                        begin_s=scenario.begin_s, end_s=end_s, seed=cfg.seed if seed is None else seed,
-                       step_length_s=cfg.step_length_s, gui=cfg.gui, remote_port=cfg.remote_port,
+                       step_length_s=cfg.step_length_s, time_to_teleport_s=cfg.time_to_teleport_s, gui=cfg.gui, remote_port=cfg.remote_port,
                        client_order=cfg.client_order, **more)
 
 

@@ -48,6 +48,8 @@ class SumoOptions:
     end_s: float | None = None
     seed: int = 1
     step_length_s: float = 1.0
+    #: a vehicle stuck this long jumps ahead (SUMO's --time-to-teleport); -1 = never
+    time_to_teleport_s: float = 300.0
     gui: bool = False
     remote_port: int | None = None  # connect to a SUMO started elsewhere with --remote-port
     #: with a SUMO shared by several clients (`--num-clients N`), this client's place in each step
@@ -76,7 +78,7 @@ def build_command(opts: SumoOptions) -> list[str]:
         cmd += ["-e", f"{opts.end_s:g}"]
     cmd += ["--seed", str(opts.seed), "--step-length", f"{opts.step_length_s:g}",
             "--no-step-log", "true", "--no-warnings", "true", "--duration-log.disable", "true",
-            "--time-to-teleport", "300", "--collision.action", "warn", "--save-state.rng", "true", "--save-state.precision", "6"]
+            "--time-to-teleport", f"{opts.time_to_teleport_s:g}", "--collision.action", "warn", "--save-state.rng", "true", "--save-state.precision", "6"]
     if opts.load_state is not None:
         cmd += ["--load-state", str(opts.load_state)]
     for option, path in opts.outputs.items():

@@ -95,9 +95,26 @@ def from_sumocfg(path: Path, name: str | None = None) -> Scenario:
     base = path.parent
     routes = tuple(base / r.strip() for r in (value("route-files") or "").split(",") if r.strip())
     adds = tuple(base / a.strip() for a in (value("additional-files") or "").split(",") if a.strip())
-    begin = float(value("begin") or 0)
-    end = float(value("end") or begin + 3600)
+    begin = sumo_time_s(value("begin"), path, "begin") or 0.0
+    end = sumo_time_s(value("end"), path, "end")
+    if end is None or end < 0:  # SUMO's -1 / no end: run until the routes are done; we take one hour
+        end = begin + 3600
     return from_files(base / net, routes, adds, begin, end, name=name or path.stem, kind="user")
+
+
+def sumo_time_s(text: str | None, where: Path, name: str) -> float | None:
+    """A time as SUMO writes it in a config: seconds (`3600`, `3600.5`) or `h:m:s` / `d:h:m:s` (`15:0:0`)."""
+    if text is None or not text.strip():
+        return None
+    from sumolib.miscutils import parseTime  # SUMO's own reading of its time format
+
+    try:
+        seconds = parseTime(text.strip())
+    except (ValueError, IndexError):
+        seconds = None
+    if seconds is None:
+        raise ScenarioError(f"{where}: {name} {text!r} is not a time (seconds, or h:m:s)")
+    return float(seconds)
 
 
 def from_files(net: Path, routes: tuple[Path, ...], additional: tuple[Path, ...] = (), begin_s: float = 0.0,

@@ -151,8 +151,9 @@ def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], 
     longest_cw = max((c.length_m for c in crosswalks), default=0.0)
     ped_clear = d["ped_clearance_s"] if d["ped_clearance_s"] is not None else ped_clearance_s(longest_cw)
     walk = float(d["ped_walk_s"]) if crosswalks else 0.0
-    if not crosswalks:
-        ped_clear = 0.0
+    ped_intervals = bool(d.get("ped_intervals", True))
+    if not crosswalks or not ped_intervals:
+        walk, ped_clear = 0.0, 0.0
     cw_links = {i for c in crosswalks for i in c.link_indices}
     min_green = []
     for p in phases:
@@ -173,7 +174,7 @@ def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], 
         if value is None or value < 0:
             raise UnsupportedSignal(f"invalid timing {name}={value}")
     return Timing(float(yellow), float(all_red), tuple(min_green), tuple(max_green), walk, float(ped_clear),
-                  cycle_min, cycle_max)
+                  cycle_min, cycle_max, ped_intervals)
 
 
 def read_all(api, defaults: TimingDefaults, overrides: dict[str, dict] | None = None,

@@ -1,0 +1,95 @@
+"""Named timing profiles: the rules a run's signals follow.
+
+- `safety` (the default): what a city can run. ITE yellow and all-red from
+  geometry, pedestrian walk and clearance, maximum green, cycle bounds,
+  SUMO's teleports after 300 s of standstill.
+- `benchmark`: RESCO's rules as its code defines them (Pi-Star-Lab/RESCO,
+  `resco_benchmark/main.py`, `multi_signal.py`, `config/map_config.py`): a
+  decision every `step_length` seconds (10; 5 on arterial4x4), a
+  `yellow_length` yellow (3; 2 on arterial4x4) when the phase changes and the
+  new green for the rest of the step, no all-red, no maximum green or cycle
+  bound, no pedestrian intervals, `--time-to-teleport -1`. RESCO ran SUMO with
+  `--random`; we run explicit seeds so that results reproduce.
+- `reference`: the plain max-pressure reference's rules
+  (`shared/reference/maxpressure_ref.py`): decisions every 5 s once the
+  green has run 5 s, 3 s yellow, no all-red, no teleports, and for
+  max-pressure its pressure (halting vehicles in and out) and tie rule.
+
+A profile fills the timing keys, controller options and SUMO settings the
+configuration does not give; anything given explicitly wins. docs/benchmarks.md
+lists each value and where it comes from.
+"""
+
+from __future__ import annotations
+
+SAFETY, BENCHMARK, REFERENCE = "safety", "benchmark", "reference"
+PROFILE_NAMES = (SAFETY, BENCHMARK, REFERENCE)
+
+#: "no bound" for maximum green and cycle length: a day, longer than any run window
+NO_BOUND_S = 86400.0
+
+#: SUMO's --time-to-teleport: a vehicle stuck this long jumps ahead; -1 = never
+SAFETY_TELEPORT_S = 300.0
+NEVER_TELEPORT = -1.0
+
+#: limits (low, high) the safety profile keeps on the timing keys; the other profiles leave them by design
+SAFETY_LIMITS: dict[str, tuple[float | None, float | None]] = {
+    "yellow_s": (3.0, None),
+    "max_green_s": (None, 300.0),
+    "cycle_max_s": (None, 600.0),
+}
+
+#: RESCO's map_config: step_length (decision period) and yellow_length per map; MultiSignal's own defaults
+#: (10 s steps, 4 s yellow) are overridden by these for every map
+RESCO_STEP_S = 10.0
+RESCO_YELLOW_S = 3.0
+RESCO_PER_MAP = {"arterial4x4": {"step_s": 5.0, "yellow_s": 2.0}}
+
+_TIMING = {
+    SAFETY: {},
+    BENCHMARK: {"yellow_s": RESCO_YELLOW_S, "all_red_s": 0.0, "min_green_s": RESCO_STEP_S - RESCO_YELLOW_S,
+                "max_green_s": NO_BOUND_S, "cycle_min_s": 10.0, "cycle_max_s": NO_BOUND_S, "ped_intervals": False},
+    REFERENCE: {"yellow_s": 3.0, "all_red_s": 0.0, "min_green_s": 5.0, "max_green_s": NO_BOUND_S,
+                "cycle_min_s": 10.0, "cycle_max_s": NO_BOUND_S, "ped_intervals": False},
+}
+
+#: controller options each profile sets: how often a controller is asked (period_s) and max-pressure's hold
+_CONTROLLER_OPTIONS = {
+    SAFETY: {},
+    BENCHMARK: {"period_s": RESCO_STEP_S, "min_hold_s": 0.0},
+    # the reference's pressure (halting vehicles in and out) and its tie rule (the first phase of the largest
+    # pressure, even over the current one); docs/benchmarks.md shows what each is worth
+    REFERENCE: {"period_s": 5.0, "min_hold_s": 5.0, "measure": "halting", "ties": "first"},
+}
+
+_TELEPORT = {SAFETY: SAFETY_TELEPORT_S, BENCHMARK: NEVER_TELEPORT, REFERENCE: NEVER_TELEPORT}
+
+
+def _resco_map(scenario: str | None) -> dict:
+    if scenario and scenario.startswith("resco:"):
+        return RESCO_PER_MAP.get(scenario.split(":", 1)[1], {})
+    return {}
+
+
+def profile_timing(name: str, scenario: str | None = None) -> dict:
+    """The timing keys profile `name` sets (on `scenario`, where the profile has per-network values)."""
+    values = dict(_TIMING[name])
+    per_map = _resco_map(scenario) if name == BENCHMARK else {}
+    if per_map:
+        values["yellow_s"] = per_map["yellow_s"]
+        values["min_green_s"] = per_map["step_s"] - per_map["yellow_s"]
+    return values
+
+
+def profile_controller_options(name: str, scenario: str | None = None) -> dict:
+    """The controller options profile `name` sets."""
+    values = dict(_CONTROLLER_OPTIONS[name])
+    per_map = _resco_map(scenario) if name == BENCHMARK else {}
+    if per_map:
+        values["period_s"] = per_map["step_s"]
+    return values
+
+
+def profile_teleport_s(name: str) -> float:
+    """SUMO's --time-to-teleport under profile `name`."""
+    return _TELEPORT[name]

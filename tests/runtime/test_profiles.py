@@ -1,0 +1,120 @@
+"""Timing profiles: each resolves to its documented values, and a run follows them (audit included)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from signalwise.core import read_events
+from signalwise.runtime.config import RunConfig
+from signalwise.runtime.loop import sumo_options
+from signalwise.runtime.profiles import NO_BOUND_S
+from signalwise.runtime.run import execute_run
+from signalwise.sim.backend import build_command
+from signalwise.sim.scenario import load
+
+
+def test_benchmark_profile_is_rescos_rules():
+    cfg = RunConfig.model_validate({"scenario": "resco:cologne1", "timing": "benchmark"})
+    t = cfg.timing
+    assert (t.profile, t.yellow_s, t.all_red_s, t.min_green_s) == ("benchmark", 3.0, 0.0, 7.0)
+    assert (t.max_green_s, t.cycle_max_s, t.ped_intervals) == (NO_BOUND_S, NO_BOUND_S, False)
+    assert cfg.controller_options == {"period_s": 10.0, "min_hold_s": 0.0}
+    assert cfg.time_to_teleport_s == -1.0
+
+
+def test_benchmark_profile_takes_arterial4x4s_own_step_and_yellow():
+    cfg = RunConfig.model_validate({"scenario": "resco:arterial4x4", "timing": {"profile": "benchmark"}})
+    assert (cfg.timing.yellow_s, cfg.timing.min_green_s) == (2.0, 3.0)
+    assert cfg.controller_options["period_s"] == 5.0
+
+
+def test_reference_profile_is_the_plain_reference_rules():
+    cfg = RunConfig.model_validate({"timing": "reference"})
+    t = cfg.timing
+    assert (t.yellow_s, t.all_red_s, t.min_green_s, t.ped_intervals) == (3.0, 0.0, 5.0, False)
+    assert cfg.controller_options == {"period_s": 5.0, "min_hold_s": 5.0, "measure": "halting", "ties": "first"}
+    assert cfg.time_to_teleport_s == -1.0
+
+
+def test_safety_profile_is_the_default_and_keeps_its_values():
+    cfg = RunConfig()
+    t = cfg.timing
+    assert (t.profile, t.yellow_s, t.all_red_s, t.max_green_s, t.cycle_max_s, t.ped_intervals) == (
+        "safety", None, None, 60.0, 150.0, True)
+    assert cfg.controller_options == {}
+    assert cfg.time_to_teleport_s == 300.0
+
+
+def test_keys_given_beside_a_profile_win():
+    cfg = RunConfig.model_validate({"timing": {"profile": "benchmark", "yellow_s": 4},
+                                    "controller_options": {"period_s": 20}, "time_to_teleport_s": 120})
+    assert cfg.timing.yellow_s == 4.0 and cfg.timing.all_red_s == 0.0
+    assert cfg.controller_options == {"period_s": 20, "min_hold_s": 0.0}
+    assert cfg.time_to_teleport_s == 120.0
+
+
+def test_a_resolved_configuration_reloads_unchanged():
+    cfg = RunConfig.model_validate({"scenario": "resco:arterial4x4", "timing": "benchmark"})
+    again = RunConfig.model_validate_json(cfg.model_dump_json())
+    assert again == cfg
+
+
+@pytest.mark.parametrize("timing, message", [
+    ({"yellow_s": 2}, "at least 3 under the safety profile"),
+    ({"max_green_s": 400}, "at most 300 under the safety profile"),
+    ({"ped_intervals": False}, "only the benchmark and reference profiles"),
+    ("fast", "unknown timing profile 'fast'"),
+    ({"profile": "safety", "per_intersection": {"J1": {"yellow_s": 2.5}}}, "per_intersection.J1: yellow_s"),
+])
+def test_safety_limits_and_unknown_profiles_are_refused(timing, message):
+    with pytest.raises(ValidationError, match=message):
+        RunConfig.model_validate({"timing": timing})
+
+
+def test_teleport_setting_reaches_sumos_command_line():
+    scenario = load("single")
+    for profile, expected in (("safety", "300"), ("benchmark", "-1")):
+        cmd = build_command(sumo_options(RunConfig.model_validate({"timing": profile}), scenario))
+        assert cmd[cmd.index("--time-to-teleport") + 1] == expected
+
+
+def _intervals(run_dir, device, after_s=0.0):
+    """(yellow lengths, all-red lengths, green lengths) from the run's event log, for greens from `after_s`."""
+    yellow, red, greens = [], [], []
+    start = {}
+    for e in read_events(run_dir / "events.csv"):
+        if e.device_id != device or e.time_s < after_s:
+            continue
+        t, code = e.time_s, e.event_code
+        if code in (1, 8, 10):
+            start[code] = t
+        if code == 9 and 8 in start:
+            yellow.append(t - start[8])
+        if code == 11 and 10 in start:
+            red.append(t - start[10])
+        if code == 8 and 1 in start:
+            greens.append(t - start[1])
+    return yellow, red, greens
+
+
+def test_a_benchmark_run_follows_the_profile_and_passes_the_audit(tmp_path):
+    cfg = RunConfig.model_validate({"scenario": "single", "controller": "max-pressure", "duration_s": 600,
+                                    "timing": "benchmark", "emissions": False})
+    result = execute_run(cfg, tmp_path / "run")
+    model = json.loads((result.run_dir / "signal_model.json").read_text())[0]
+    assert model["timing"]["yellow_s"] == 3.0 and model["timing"]["all_red_s"] == 0.0
+    assert model["timing"]["ped_intervals"] is False
+    yellow, red, greens = _intervals(result.run_dir, model["id"])
+    assert yellow and set(yellow) == {3.0}
+    assert set(red) <= {0.0}
+    assert min(greens) >= 7.0
+    # decisions every 10 s: once the last emergency preemption (which moves the grid) is over, every green
+    # lasts from 3 s after one decision to a later decision
+    last_preempt_off = max(e.time_s for e in read_events(result.run_dir / "events.csv") if e.event_code == 104)
+    _, _, later = _intervals(result.run_dir, model["id"], after_s=last_preempt_off + 20)
+    assert len(later) >= 5
+    assert all(round(g + 3.0) % 10 == 0 for g in later[1:])
+    assert result.metrics["safety"]["violations"] == 0
