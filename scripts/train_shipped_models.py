@@ -3,9 +3,11 @@
     .venv/bin/python scripts/train_shipped_models.py                      # single, corridor, grid
     .venv/bin/python scripts/train_shipped_models.py --scenarios single --workers 2
 
-Each scenario: the phase-score policy search (`signalwise train --agent
-phase-score`, seed 1, the generations below, the default safety profile),
-then `signalwise evaluate` on held-out seeds 1-5 against max-pressure, whose
+`single` first: the phase-score policy search (`signalwise train --agent
+phase-score`, seed 1, the default safety profile) from max-pressure's
+weights. `corridor` and `grid` then fine-tune `single`'s weights (a smaller
+initial spread, fewer generations: their episodes cost 5 and 9 signals'
+time, and the weights are shared by every signal anyway). Each model is then `signalwise evaluate` on held-out seeds 1-5 against max-pressure, whose
 result is kept in the model's metadata; the model then replaces
 `src/signalwise/control/learning/shipped/<scenario>/`. The same seed and
 settings give the same weights (CMA-ES and SUMO are seeded; see
@@ -26,9 +28,10 @@ from signalwise.training.evaluate import evaluate
 from signalwise.training.policy_search import SearchConfig, search
 
 SEED = 1
-POPSIZE = 8
-#: generations per scenario: the search settles within these on each (search.json keeps every generation)
-GENERATIONS = {"single": 10, "corridor": 6, "grid": 6}
+#: (generations, candidates per generation, initial spread); search.json keeps every generation
+SEARCH = {"single": (8, 8, 1.0), "corridor": (3, 6, 0.4), "grid": (3, 6, 0.4)}
+#: where each search starts: max-pressure, or the weights shipped for another scenario
+START_FROM = {"corridor": "single", "grid": "single"}
 
 
 def main() -> None:
@@ -45,15 +48,22 @@ def main() -> None:
         work = args.work / scenario
         shutil.rmtree(work, ignore_errors=True)
         t0 = time.perf_counter()
-        cfg = SearchConfig(scenario=scenario, generations=GENERATIONS[scenario], popsize=POPSIZE, seed=SEED,
+        generations, popsize, sigma0 = SEARCH[scenario]
+        cfg = SearchConfig(scenario=scenario, generations=generations, popsize=popsize, seed=SEED, sigma0=sigma0,
                            workers=args.workers, out=work)
+        if scenario in START_FROM:
+            source = SHIPPED_DIR / START_FROM[scenario] / "meta.json"
+            if not source.is_file():
+                raise SystemExit(f"error: {scenario} starts from the model shipped for {START_FROM[scenario]}: "
+                                 f"train that first (--scenarios {START_FROM[scenario]},{scenario})")
+            cfg.start = tuple(json.loads(source.read_text())["policy"]["weights"])
         model = search(cfg, on_generation=lambda r, s=scenario: print(
             f"{s} generation {r.generation}: best {r.best_avg_delay_s:.1f} s, mean {r.mean_avg_delay_s:.1f} s, "
             f"sigma {r.sigma:.2f} ({r.wall_s:.0f} s)", flush=True))
         trained_s = time.perf_counter() - t0
         sel = model.meta["selection"]
         print(f"{scenario}: trained in {trained_s:.0f} s; validation {sel['learned_avg_delay_s']:.1f} s learned vs "
-              f"{sel['start_avg_delay_s']:.1f} s max-pressure weights -> {sel['chosen']}", flush=True)
+              f"{sel['start_avg_delay_s']:.1f} s starting weights -> {sel['chosen']}", flush=True)
         if args.eval_seeds:
             ev = evaluate(work / "model", scenario, args.eval_seeds, workers=args.workers,
                           out=work / "evaluation").evaluation

@@ -128,7 +128,8 @@ TimingOpt = Annotated[str | None, typer.Option(
          "(RESCO's rules: 10 s decisions, 3 s yellow, no all-red, no teleports) or reference (the plain "
          "max-pressure reference's: 5 s decisions, 3 s yellow, no all-red) [default: safety, or the --config file's]")]
 ControllerOpt = Annotated[str | None, typer.Option("--controller", "-c", show_default=False,
-                                                   help="fixed | webster | actuated | max-pressure | ql:PATH "
+                                                   help="fixed | webster | actuated | max-pressure | ql (the "
+                                                        "model shipped for single, corridor, grid) | ql:PATH "
                                                         "[default: max-pressure, or the --config file's]")]
 
 

@@ -39,8 +39,8 @@ def learning_errors(fn):
 def train_command(
     scenario: Annotated[str, typer.Option("--scenario", "-s", help="single | corridor | grid | resco:NAME")] = "single",
     agent: Annotated[str, typer.Option(help="phase-score: a few weights shared by every signal, learned by policy "
-                                            "search (CMA-ES) on the average delay | tabular: Q-learning per "
-                                            "signal (the options marked 'tabular')")] = "tabular",
+                                            "search (CMA-ES) on the average delay (recommended; --generations to "
+                                            "--timing) | tabular: Q-learning per signal (--episodes to --state)")] = "tabular",
     generations: Annotated[int, typer.Option(help="phase-score: CMA-ES generations")] = 12,
     popsize: Annotated[int, typer.Option(help="phase-score: candidate weight vectors per generation")] = 8,
     seeds_per_generation: Annotated[int, typer.Option(help="phase-score: training seeds every candidate of a "

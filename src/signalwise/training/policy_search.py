@@ -16,8 +16,9 @@ seed); the mean delay of each is told back. Every episode is a full
 simulation per process), locally or on Ray, as Q-learning's episodes.
 
 The weight on `in_halt` is fixed at 1 (scores are only compared, so the
-scale is free) and the search starts at max-pressure (`MAX_PRESSURE_WEIGHTS`).
-At the end the distribution's mean and max-pressure's weights run on
+scale is free) and the search starts at max-pressure (`MAX_PRESSURE_WEIGHTS`),
+or at weights learned elsewhere (`start`, with a smaller `sigma0`: fine-tuning).
+At the end the distribution's mean and the starting weights run on
 validation seeds (neither training nor the held-out seeds `evaluate` uses),
 and the better is the model: the search never ships something that lost to
 its starting point on traffic it had not seen.
@@ -74,6 +75,8 @@ class SearchConfig:
     routes: list[Path] = field(default_factory=list)
     ray_address: str | None = None
     start: tuple[float, ...] = MAX_PRESSURE_WEIGHTS
+    #: initial spread, times INITIAL_STDS (smaller to fine-tune weights learned elsewhere)
+    sigma0: float = 1.0
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -141,7 +144,7 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
                             "at least 1")
     out.mkdir(parents=True, exist_ok=True)
     x0 = np.asarray(cfg.start[1:], float)
-    es = cma.CMAEvolutionStrategy(x0, 1.0, {"popsize": cfg.popsize, "seed": cfg.seed, "verbose": -9,
+    es = cma.CMAEvolutionStrategy(x0, cfg.sigma0, {"popsize": cfg.popsize, "seed": cfg.seed, "verbose": -9,
                                             "CMA_stds": list(INITIAL_STDS)})
     own = executor is None
     executor = executor or make_executor(cfg.ray_address, cfg.workers)
