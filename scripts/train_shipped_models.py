@@ -25,7 +25,7 @@ from pathlib import Path
 
 from signalwise.control.learning.shipped import SHIPPED_DIR, SHIPPED_SCENARIOS
 from signalwise.training.evaluate import evaluate
-from signalwise.training.policy_search import SearchConfig, search
+from signalwise.training.policy_search import SearchConfig, search, weights_by_name
 
 SEED = 1
 #: (generations, candidates per generation, initial spread); search.json keeps every generation
@@ -56,7 +56,7 @@ def main() -> None:
             if not source.is_file():
                 raise SystemExit(f"error: {scenario} starts from the model shipped for {START_FROM[scenario]}: "
                                  f"train that first (--scenarios {START_FROM[scenario]},{scenario})")
-            cfg.start = tuple(json.loads(source.read_text())["policy"]["weights"])
+            cfg.start = weights_by_name(json.loads(source.read_text())["policy"])
         model = search(cfg, on_generation=lambda r, s=scenario: print(
             f"{s} generation {r.generation}: best {r.best_avg_delay_s:.1f} s, mean {r.mean_avg_delay_s:.1f} s, "
             f"sigma {r.sigma:.2f} ({r.wall_s:.0f} s)", flush=True))

@@ -16,7 +16,7 @@ seed); the mean delay of each is told back. Every episode is a full
 simulation per process), locally or on Ray, as Q-learning's episodes.
 
 The weight on `in_halt` is fixed at 1 (scores are only compared, so the
-scale is free) and the search starts at max-pressure (`MAX_PRESSURE_WEIGHTS`),
+scale is free) and the search starts at max-pressure (`max_pressure_weights`),
 or at weights learned elsewhere (`start`, with a smaller `sigma0`: fine-tuning).
 At the end the distribution's mean and the starting weights run on
 validation seeds (neither training nor the held-out seeds `evaluate` uses),
@@ -40,15 +40,22 @@ from pathlib import Path
 
 import numpy as np
 
-from ..control.learning.phase_score import FEATURES, MAX_PRESSURE_WEIGHTS
+from ..control.learning.phase_score import FEATURES, FEATURES_V1, check_features, max_pressure_weights
 from ..control.learning.qtable import Model, ModelError, load_model, save_model
 from .executors import EpisodeExecutor, make_executor
 from .train import TrainingError, training_seed
 
 AGENT = "phase-score"
-#: initial search spread per free weight (out_halt, in_moving, hold, hold_green_min, hold_moving, hold_halt):
-#: about the size of a change that moves a decision (a vehicle; a hold bonus of a few vehicles)
-INITIAL_STDS = (0.5, 0.5, 4.0, 4.0, 0.5, 0.5)
+#: initial search spread per weight: about the size of a change that moves a decision (a vehicle per
+#: vehicle; a bonus of a few vehicles for the 0/1 and per-minute features)
+INITIAL_STDS = {"out_halt": 0.5, "in_moving": 0.5, "hold": 4.0, "hold_green_min": 4.0, "hold_moving": 0.5,
+                "hold_halt": 0.5, "hold_young": 4.0, "switch_min_green_min": 4.0, "switch_clearance_10s": 4.0}
+
+
+def weights_by_name(policy: dict, features=FEATURES) -> tuple[float, ...]:
+    """A model's weights for `features`, 0 for the features it did not have (to start a search from it)."""
+    known = dict(zip(policy["features"], policy["weights"], strict=True))
+    return tuple(float(known.get(f, 0.0)) for f in features)
 
 
 def validation_seeds(seed: int, n: int) -> list[int]:
@@ -74,7 +81,9 @@ class SearchConfig:
     net: Path | None = None
     routes: list[Path] = field(default_factory=list)
     ray_address: str | None = None
-    start: tuple[float, ...] = MAX_PRESSURE_WEIGHTS
+    features: tuple[str, ...] = FEATURES
+    #: where the search starts (one weight per feature, `in_halt`'s 1 first); None = max-pressure
+    start: tuple[float, ...] | None = None
     #: initial spread, times INITIAL_STDS (smaller to fine-tune weights learned elsewhere)
     sigma0: float = 1.0
 
@@ -84,8 +93,12 @@ class SearchConfig:
         for k in ("sumocfg", "net"):
             d[k] = str(Path(d[k]).resolve()) if d[k] is not None else None
         d["routes"] = [str(Path(r).resolve()) for r in self.routes]
-        d["start"] = list(self.start)
+        d["features"] = list(self.features)
+        d["start"] = list(self.start_weights())
         return d
+
+    def start_weights(self) -> tuple[float, ...]:
+        return tuple(self.start) if self.start is not None else max_pressure_weights(self.features)
 
 
 @dataclass
@@ -112,10 +125,11 @@ def run_policy_episode(payload: str) -> dict:
         "duration_s": p["duration_s"], "sumocfg": p["sumocfg"], "net": p["net"], "routes": p["routes"],
         "out_dir": str(Path(p["run_dir"]).parent), "emissions": False})
     weights, period = p["weights"], p["period_s"]
+    features = tuple(p["features"]) if "features" in p else FEATURES_V1  # a search started before features grew
     t0 = time.perf_counter()
     result = execute_run(cfg, Path(p["run_dir"]),
                          controllers=lambda inter, ctx: PhaseScoreController(
-                             inter, weights, float(ctx.options.get("period_s", period)), "ql-train"))
+                             inter, weights, float(ctx.options.get("period_s", period)), "ql-train", features))
     wall = time.perf_counter() - t0
     shutil.rmtree(Path(p["run_dir"]), ignore_errors=True)  # a search runs hundreds: keep the figures only
     m = result.metrics
@@ -142,10 +156,15 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
     if cfg.popsize < 2 or cfg.generations < 1 or cfg.seeds_per_generation < 1 or cfg.validation_seeds < 1:
         raise TrainingError("popsize must be at least 2; generations, seeds per generation and validation seeds "
                             "at least 1")
+    features = check_features(cfg.features)
+    start = cfg.start_weights()
+    if features[0] != "in_halt" or len(start) != len(features) or start[0] != 1.0:
+        raise TrainingError(f"a search weighs in_halt first, at 1, and starts with one weight per feature "
+                            f"({', '.join(features)}); got {list(start)}")
     out.mkdir(parents=True, exist_ok=True)
-    x0 = np.asarray(cfg.start[1:], float)
+    x0 = np.asarray(start[1:], float)
     es = cma.CMAEvolutionStrategy(x0, cfg.sigma0, {"popsize": cfg.popsize, "seed": cfg.seed, "verbose": -9,
-                                            "CMA_stds": list(INITIAL_STDS)})
+                                            "CMA_stds": [INITIAL_STDS[f] for f in features[1:]]})
     own = executor is None
     executor = executor or make_executor(cfg.ray_address, cfg.workers)
     history: list[dict] = []
@@ -168,7 +187,7 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
                 on_generation(rec)
         learned = full_weights(es.mean)
         vseeds = validation_seeds(cfg.seed, cfg.validation_seeds)
-        candidates = {"learned": learned, "start": list(cfg.start)}
+        candidates = {"learned": learned, "start": list(start)}
         jobs = [(name, s, w) for name, w in candidates.items() for s in vseeds]
         res = _episodes(cfg, executor, jobs, out / "episodes" / "validation")
         vdelay = {name: float(np.mean([res[(name, s)]["avg_delay_s"] for s in vseeds])) for name in candidates}
@@ -181,7 +200,7 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
     meta = {
         "scenario": cfg.scenario if cfg.scenario is not None else Path(cfg.sumocfg or cfg.net).name,
         "agent": AGENT,
-        "policy": {"features": list(FEATURES), "weights": [round(w, 6) for w in candidates[chosen]],
+        "policy": {"features": list(features), "weights": [round(w, 6) for w in candidates[chosen]],
                    "period_s": cfg.period_s},
         "training": {
             "method": "cma-es", "seed": cfg.seed, "generations": cfg.generations, "popsize": cfg.popsize,
@@ -206,7 +225,7 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
 
 def _episodes(cfg: SearchConfig, executor: EpisodeExecutor, jobs: list[tuple], folder: Path) -> dict:
     payloads = [json.dumps({
-        "key": [key, s], "weights": w, "sumo_seed": s, "scenario": cfg.scenario, "run": cfg.run,
+        "key": [key, s], "weights": w, "features": list(cfg.features), "sumo_seed": s, "scenario": cfg.scenario, "run": cfg.run,
         "duration_s": cfg.duration_s, "period_s": cfg.period_s, "run_dir": str(folder / f"{key}-s{s}"),
         "sumocfg": _abs(cfg.sumocfg), "net": _abs(cfg.net), "routes": [str(Path(r).resolve()) for r in cfg.routes],
     }) for key, s, w in jobs]

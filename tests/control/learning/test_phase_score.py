@@ -11,6 +11,7 @@ from signalwise.control.base import ControlContext, make
 from signalwise.control.learning.controller import PHASE_SCORE, ModelUnavailable, controller_from_model
 from signalwise.control.learning.phase_score import (
     FEATURES,
+    FEATURES_V1,
     MAX_PRESSURE_WEIGHTS,
     PhaseFeatures,
     PhaseScoreController,
@@ -56,9 +57,15 @@ def test_features_sum_each_movement_and_mark_the_current_phase():
     assert x.shape == (4, len(FEATURES))
     row = dict(zip(FEATURES, x[0], strict=True))
     assert row == {"in_halt": 5, "out_halt": 4, "in_moving": 5, "hold": 1, "hold_green_min": 0.75,
-                   "hold_moving": 5, "hold_halt": 5}
-    assert dict(zip(FEATURES, x[1], strict=True)) == {"in_halt": 6, "out_halt": 0, "in_moving": 0, "hold": 0,
-                                                      "hold_green_min": 0, "hold_moving": 0, "hold_halt": 0}
+                   "hold_moving": 5, "hold_halt": 5, "hold_young": 0, "switch_min_green_min": 0,
+                   "switch_clearance_10s": 0}
+    # phase 1: minimum green 5 s, clearance 3.3 + 2.4 s
+    assert dict(zip(FEATURES, x[1], strict=True)) == pytest.approx({
+        "in_halt": 6, "out_halt": 0, "in_moving": 0, "hold": 0, "hold_green_min": 0, "hold_moving": 0, "hold_halt": 0,
+        "hold_young": 0, "switch_min_green_min": 5 / 60, "switch_clearance_10s": 0.57})
+    young = f.matrix(observe(inter, {}, phase=2, elapsed=6.0))
+    assert young[2, FEATURES.index("hold_young")] == pytest.approx(0.6)
+    assert young[0, FEATURES.index("switch_min_green_min")] == pytest.approx(22 / 60)
 
 
 def test_max_pressure_weights_serve_the_largest_halting_pressure_and_hold_on_ties():
@@ -88,18 +95,30 @@ def test_confidence_is_the_observation_health():
     assert c.decide(stale).confidence == 0.0
 
 
-def test_wrong_weights_are_refused_in_one_line():
-    with pytest.raises(ValueError, match="7 finite weights"):
+def test_wrong_weights_or_features_are_refused_in_one_line():
+    with pytest.raises(ValueError, match="10 finite weights"):
         PhaseScoreController(four_phase(), [1.0, 2.0])
+    with pytest.raises(ValueError, match="unknown or repeated phase-score feature"):
+        PhaseScoreController(four_phase(), [1.0, 2.0], features=("in_halt", "queue_length"))
+
+
+def test_a_model_of_fewer_features_decides_on_those_alone():
+    inter = four_phase()
+    v1 = PhaseScoreController(inter, [1.0, -1.0, 0, 2.0, 0, 0, 0], features=FEATURES_V1)
+    full = PhaseScoreController(inter, [1.0, -1.0, 0, 2.0, 0, 0, 0, 0, 0, 0])
+    o = observe(inter, {"N_1": 3, "N_0": 6}, phase=0, elapsed=6.0)
+    assert v1.features.matrix(o).shape == (4, 7)
+    assert v1.decide(o) == full.decide(o)
 
 
 def policy_model(weights) -> Model:
+    features = FEATURES if len(weights) == len(FEATURES) else FEATURES_V1
     return Model(None, {}, {}, {}, {"agent": PHASE_SCORE, "scenario": "single",
-                                    "policy": {"features": list(FEATURES), "weights": list(weights), "period_s": 5.0}})
+                                    "policy": {"features": list(features), "weights": list(weights), "period_s": 5.0}})
 
 
 def test_a_policy_model_round_trips_through_its_artifact(tmp_path):
-    weights = [1.0, -0.8, 0.3, 2.5, -1.2, 0.4, 0.1]
+    weights = [1.0, -0.8, 0.3, 2.5, -1.2, 0.4, 0.1, 3.0, -2.0, 1.5]
     save_model(tmp_path / "m", policy_model(weights))
     loaded = load_model(tmp_path / "m")
     inter = four_phase()
@@ -116,7 +135,7 @@ def test_a_policy_model_round_trips_through_its_artifact(tmp_path):
 
 
 def test_a_policy_model_with_broken_weights_is_a_model_error(tmp_path):
-    save_model(tmp_path / "m", policy_model([1.0, float("nan"), 0, 0, 0, 0, 0]))
+    save_model(tmp_path / "m", policy_model([1.0, float("nan"), 0, 0, 0, 0, 0, 0, 0, 0]))
     with pytest.raises(ModelError, match="finite weights"):
         controller_from_model(load_model(tmp_path / "m"), four_phase())
 

@@ -230,7 +230,8 @@ def controller_from_model(model: Model, inter: Intersection, period_s: float | N
     if model.meta.get("agent") == PHASE_SCORE:
         policy = model.meta.get("policy", {})
         try:
-            return PhaseScoreController(inter, policy.get("weights"), period_s or float(policy.get("period_s", 5.0)))
+            return PhaseScoreController(inter, policy.get("weights"), period_s or float(policy.get("period_s", 5.0)),
+                                        features=policy.get("features") or ())
         except ValueError as exc:
             raise ModelError(f"{model.path}: {exc}") from None
     enc = model.meta.get("features", {})

@@ -24,10 +24,20 @@ movements weighs more; current phase `c`, its green has run `g` seconds):
                    worth more than its queue says (gap-out, as actuated control)
     hold_halt      1{a == c} * in_halt: a queue behind a green discharges, one
                    behind a red does not; this tells them apart
+    hold_young     1{a == c} * max(0, 1 - g / 15 s): a young green is worth
+                   keeping (max-pressure's own 15 s hold, as a learnable bonus)
+    switch_min_green_min
+                   1{a != c} * a's minimum green / 60 s: a phase with a long
+                   mandatory green (walk + pedestrian clearance) costs more to start
+    switch_clearance_10s
+                   1{a != c} * (yellow + all-red) / 10 s: the change's clearance,
+                   so one weight vector fits signals and profiles whose clearances differ
 
-`MAX_PRESSURE_WEIGHTS` (1, -1, 0, ...) is exactly max-pressure with halting
-vehicles as the measure, re-decided every period: the search starts there,
-so what it learns is measured as a change from max-pressure.
+A model names the features its weights go with (`meta["policy"]["features"]`),
+so models made with fewer features keep working as features are added.
+`max_pressure_weights(features)` (1, -1, 0, ...) is max-pressure with halting
+vehicles as the measure, re-decided every period: a search starts there, so
+what it learns is measured as a change from max-pressure.
 """
 
 from __future__ import annotations
@@ -36,25 +46,47 @@ import numpy as np
 
 from ...core.types import Decision, Intersection, Observation
 
-FEATURES = ("in_halt", "out_halt", "in_moving", "hold", "hold_green_min", "hold_moving", "hold_halt")
-MAX_PRESSURE_WEIGHTS = (1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+#: every feature the policy can weigh, in the order PhaseFeatures computes them
+ALL_FEATURES = ("in_halt", "out_halt", "in_moving", "hold", "hold_green_min", "hold_moving", "hold_halt",
+                "hold_young", "switch_min_green_min", "switch_clearance_10s")
+#: what a new model learns
+FEATURES = ALL_FEATURES
+#: the first models' features (the models shipped with 7 weights name these)
+FEATURES_V1 = ALL_FEATURES[:7]
 #: a green's age beyond this adds nothing more (keeps a stuck phase from growing a huge feature)
 GREEN_CAP_S = 120.0
+#: a green younger than this gets the `hold_young` bonus, fading to 0 (max-pressure's MIN_HOLD_S)
+YOUNG_GREEN_S = 15.0
+
+
+def max_pressure_weights(features=FEATURES) -> tuple[float, ...]:
+    """Weights under which the policy is max-pressure on halting vehicles (no hold)."""
+    return tuple(1.0 if f == "in_halt" else -1.0 if f == "out_halt" else 0.0 for f in features)
+
+
+MAX_PRESSURE_WEIGHTS = max_pressure_weights()
 
 
 class PhaseFeatures:
     """Observation -> (n_phases, len(FEATURES)) array for one intersection."""
 
-    def __init__(self, inter: Intersection):
+    def __init__(self, inter: Intersection, features=FEATURES):
         self.inter = inter
         self.n_phases = len(inter.phases)
+        self.columns = [ALL_FEATURES.index(f) for f in check_features(features)]
+        self._min_green_min = np.array(inter.timing.min_green_s, float) / 60.0
+        self._clearance = inter.timing.clearance_s() / 10.0
         self._moves = [tuple((m.in_lane, m.out_lane) for m in p.movements if not m.is_crosswalk)
                        for p in inter.phases]
         self.lanes = tuple(dict.fromkeys(lane for mv in self._moves for pair in mv for lane in pair))
 
     def matrix(self, obs: Observation) -> np.ndarray:
+        """(n_phases, len(features)) for this observation."""
+        return self._all(obs)[:, self.columns]
+
+    def _all(self, obs: Observation) -> np.ndarray:
         lanes = obs.lanes
-        x = np.zeros((self.n_phases, len(FEATURES)))
+        x = np.zeros((self.n_phases, len(ALL_FEATURES)))
         for a, moves in enumerate(self._moves):
             in_halt = out_halt = in_moving = 0
             for i, o in moves:
@@ -72,6 +104,10 @@ class PhaseFeatures:
             x[c, 4] = min(s.elapsed_s, GREEN_CAP_S) / 60.0
             x[c, 5] = x[c, 2]
             x[c, 6] = x[c, 0]
+            x[c, 7] = max(0.0, 1.0 - s.elapsed_s / YOUNG_GREEN_S)
+            x[:, 8] = self._min_green_min
+            x[:, 9] = self._clearance
+            x[c, 8] = x[c, 9] = 0.0
         return x
 
     def health(self, obs: Observation, max_age_s: float = 10.0) -> float:
@@ -84,11 +120,21 @@ class PhaseFeatures:
         return sum(1 for lane in self.lanes if lane in have) / len(self.lanes)
 
 
-def check_weights(weights) -> np.ndarray:
-    """The weights as a float array of the right length; ValueError (one line) otherwise."""
+def check_features(features) -> tuple[str, ...]:
+    """Feature names this signalwise knows, without repeats; ValueError (one line) otherwise."""
+    features = tuple(features)
+    unknown = [f for f in features if f not in ALL_FEATURES]
+    if unknown or len(set(features)) != len(features) or not features:
+        raise ValueError(f"unknown or repeated phase-score feature(s) {', '.join(unknown) or list(features)} "
+                         f"(known: {', '.join(ALL_FEATURES)})")
+    return features
+
+
+def check_weights(weights, features=FEATURES) -> np.ndarray:
+    """The weights as a float array, one per feature; ValueError (one line) otherwise."""
     w = np.asarray(weights, dtype=float)
-    if w.shape != (len(FEATURES),) or not np.all(np.isfinite(w)):
-        raise ValueError(f"a phase-score policy has {len(FEATURES)} finite weights ({', '.join(FEATURES)}), "
+    if w.shape != (len(features),) or not np.all(np.isfinite(w)):
+        raise ValueError(f"a phase-score policy over {', '.join(features)} has {len(features)} finite weights, "
                          f"got {list(np.ravel(w))}")
     return w
 
@@ -105,10 +151,11 @@ class PhaseScoreController:
     observation = "counts"
     wants_detectors = False
 
-    def __init__(self, inter: Intersection, weights, period_s: float = 5.0, label: str = "ql"):
+    def __init__(self, inter: Intersection, weights, period_s: float = 5.0, label: str = "ql",
+                 features=FEATURES):
         self.inter = inter
-        self.features = PhaseFeatures(inter)
-        self.weights = check_weights(weights)
+        self.features = PhaseFeatures(inter, features)
+        self.weights = check_weights(weights, tuple(features))
         self.period_s = float(period_s)
         self.name = label
         self.decisions = 0
