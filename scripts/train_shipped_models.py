@@ -23,11 +23,14 @@ import shutil
 import time
 from pathlib import Path
 
+from signalwise.control.learning.phase_score import FEATURES_V1
 from signalwise.control.learning.shipped import SHIPPED_DIR, SHIPPED_SCENARIOS
 from signalwise.training.evaluate import evaluate
 from signalwise.training.policy_search import SearchConfig, search, weights_by_name
 
 SEED = 1
+#: the features the shipped models weigh (the first seven; see control/learning/phase_score.py)
+SHIPPED_FEATURES = FEATURES_V1
 #: (generations, candidates per generation, initial spread); search.json keeps every generation
 SEARCH = {"single": (8, 8, 1.0), "corridor": (3, 6, 0.4), "grid": (3, 6, 0.4)}
 #: where each search starts: max-pressure, or the weights shipped for another scenario
@@ -50,13 +53,13 @@ def main() -> None:
         t0 = time.perf_counter()
         generations, popsize, sigma0 = SEARCH[scenario]
         cfg = SearchConfig(scenario=scenario, generations=generations, popsize=popsize, seed=SEED, sigma0=sigma0,
-                           workers=args.workers, out=work)
+                           workers=args.workers, out=work, features=SHIPPED_FEATURES)
         if scenario in START_FROM:
             source = SHIPPED_DIR / START_FROM[scenario] / "meta.json"
             if not source.is_file():
                 raise SystemExit(f"error: {scenario} starts from the model shipped for {START_FROM[scenario]}: "
                                  f"train that first (--scenarios {START_FROM[scenario]},{scenario})")
-            cfg.start = weights_by_name(json.loads(source.read_text())["policy"])
+            cfg.start = weights_by_name(json.loads(source.read_text())["policy"], SHIPPED_FEATURES)
         model = search(cfg, on_generation=lambda r, s=scenario: print(
             f"{s} generation {r.generation}: best {r.best_avg_delay_s:.1f} s, mean {r.mean_avg_delay_s:.1f} s, "
             f"sigma {r.sigma:.2f} ({r.wall_s:.0f} s)", flush=True))
