@@ -55,6 +55,10 @@ FEATURES = ALL_FEATURES
 FEATURES_V1 = ALL_FEATURES[:7]
 #: a green's age beyond this adds nothing more (keeps a stuck phase from growing a huge feature)
 GREEN_CAP_S = 120.0
+#: measures: "count" = vehicles; "density" = vehicles per 100 m of their lane (needs lane lengths)
+MEASURES = ("count", "density")
+#: lanes shorter than one car are counted as one car long (as max-pressure does)
+MIN_LANE_M = 7.5
 #: a green younger than this gets the `hold_young` bonus, fading to 0 (max-pressure's MIN_HOLD_S)
 YOUNG_GREEN_S = 15.0
 
@@ -68,9 +72,14 @@ MAX_PRESSURE_WEIGHTS = max_pressure_weights()
 
 
 class PhaseFeatures:
-    """Observation -> (n_phases, len(FEATURES)) array for one intersection."""
+    """Observation -> (n_phases, len(FEATURES)) array for one intersection.
 
-    def __init__(self, inter: Intersection, features=FEATURES):
+    `lane_length_m` (measure "density"): vehicles count per 100 m of their
+    lane, as max-pressure's default measure, so a 9 m approach lane holding
+    one car of a long queue weighs like a long lane full of queue.
+    """
+
+    def __init__(self, inter: Intersection, features=FEATURES, lane_length_m: dict[str, float] | None = None):
         self.inter = inter
         self.n_phases = len(inter.phases)
         self.columns = [ALL_FEATURES.index(f) for f in check_features(features)]
@@ -79,6 +88,9 @@ class PhaseFeatures:
         self._moves = [tuple((m.in_lane, m.out_lane) for m in p.movements if not m.is_crosswalk)
                        for p in inter.phases]
         self.lanes = tuple(dict.fromkeys(lane for mv in self._moves for pair in mv for lane in pair))
+        self._scale = None
+        if lane_length_m is not None:
+            self._scale = {lane: 100.0 / max(lane_length_m.get(lane, 100.0), MIN_LANE_M) for lane in self.lanes}
 
     def matrix(self, obs: Observation) -> np.ndarray:
         """(n_phases, len(features)) for this observation."""
@@ -86,16 +98,18 @@ class PhaseFeatures:
 
     def _all(self, obs: Observation) -> np.ndarray:
         lanes = obs.lanes
+        scale = self._scale
         x = np.zeros((self.n_phases, len(ALL_FEATURES)))
         for a, moves in enumerate(self._moves):
-            in_halt = out_halt = in_moving = 0
+            in_halt = out_halt = in_moving = 0.0
             for i, o in moves:
                 li, lo = lanes.get(i), lanes.get(o)
                 if li is not None:
-                    in_halt += li.queue_veh
-                    in_moving += max(0, li.count_veh - li.queue_veh)
+                    k = 1.0 if scale is None else scale[i]
+                    in_halt += k * li.queue_veh
+                    in_moving += k * max(0, li.count_veh - li.queue_veh)
                 if lo is not None:
-                    out_halt += lo.queue_veh
+                    out_halt += (1.0 if scale is None else scale[o]) * lo.queue_veh
             x[a, 0], x[a, 1], x[a, 2] = in_halt, out_halt, in_moving
         s = obs.signal
         if s is not None:
@@ -152,9 +166,11 @@ class PhaseScoreController:
     wants_detectors = False
 
     def __init__(self, inter: Intersection, weights, period_s: float = 5.0, label: str = "ql",
-                 features=FEATURES):
+                 features=FEATURES, measure: str = "count", lane_length_m: dict[str, float] | None = None):
+        if measure not in MEASURES:
+            raise ValueError(f"phase-score measure {measure!r}; choose from {', '.join(MEASURES)}")
         self.inter = inter
-        self.features = PhaseFeatures(inter, features)
+        self.features = PhaseFeatures(inter, features, (lane_length_m or {}) if measure == "density" else None)
         self.weights = check_weights(weights, tuple(features))
         self.period_s = float(period_s)
         self.name = label
