@@ -11,15 +11,31 @@ Runs alternate (a, b, c, a, b, c, ...) in fresh processes; we report medians
 and the ratios c/a and c/b measured in the same session.
 
     .venv/bin/python bench/overhead.py [--repeat 3] [--networks resco:grid4x4,grid]
+
+With `--vs-reference`, whole processes instead, alternating: the plain
+max-pressure reference script (shared/reference/maxpressure_ref.py, its own
+rules), `signalwise run -c max-pressure --timing reference` with the full
+evidence, and the same with `--record lean`; medians of wall time and the
+ratios to the reference:
+
+    .venv/bin/python bench/overhead.py --vs-reference [--repeat 3] [--networks resco:grid4x4,resco:cologne8]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import tempfile
+import time
+from pathlib import Path
 
 from _common import median, run_child
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE_SCRIPT = ROOT.parent / "shared" / "reference" / "maxpressure_ref.py"
+SIGNALWISE_CLI = str(Path(sys.executable).with_name("signalwise"))
 
 PLAIN = r"""
 import json, sys, time
@@ -74,11 +90,50 @@ print(json.dumps({"wall_s": time.perf_counter() - t0, "loop_s": r.metrics["wall_
 """
 
 
+def _timed(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return time.perf_counter() - t0
+
+
+def vs_reference(networks: list[str], repeat: int, script: Path) -> dict:
+    """Whole processes, alternating: reference script, signalwise run (full), signalwise run --record lean."""
+    from signalwise.sim.scenario import load
+
+    results = {}
+    for net in networks:
+        scenario = load(net)
+        sumocfg = scenario.net_file.parent / f"{scenario.net_file.name.split('.')[0]}.sumocfg"
+        walls: dict[str, list[float]] = {"reference": [], "run_full": [], "run_lean": []}
+        with tempfile.TemporaryDirectory() as tmp:
+            for k in range(repeat):
+                walls["reference"].append(_timed([sys.executable, str(script), str(sumocfg), "mp", "1"]))
+                for record in ("full", "lean"):
+                    walls[f"run_{record}"].append(_timed([
+                        SIGNALWISE_CLI, "run", "--scenario", net, "--controller", "max-pressure", "--timing",
+                        "reference", "--record", record, "--run-dir", f"{tmp}/{record}{k}"]))
+        ref = median(walls["reference"])
+        res = {f"{name}_s": round(median(w), 2) for name, w in walls.items()}
+        res.update(ratio_full=round(median(walls["run_full"]) / ref, 2),
+                   ratio_lean=round(median(walls["run_lean"]) / ref, 2), repeats=repeat)
+        results[net] = res
+        print(net, json.dumps(res), flush=True)
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--networks", default="resco:grid4x4,grid")
+    ap.add_argument("--networks", default=None, help="default: resco:grid4x4,grid (resco:grid4x4,resco:cologne8 "
+                                                     "with --vs-reference)")
+    ap.add_argument("--vs-reference", action="store_true", help="whole processes against the reference script")
+    ap.add_argument("--reference-script", type=Path, default=REFERENCE_SCRIPT)
     args = ap.parse_args()
+    if args.vs_reference:
+        nets = (args.networks or "resco:grid4x4,resco:cologne8").split(",")
+        print(json.dumps(vs_reference(nets, args.repeat, args.reference_script), indent=2))
+        return
+    args.networks = args.networks or "resco:grid4x4,grid"
     results = {}
     for net in args.networks.split(","):
         plain, outs, ours, loop, viol = [], [], [], [], []

@@ -97,6 +97,8 @@ def type_name(annotation) -> str:
     """A field's type as YAML / environment users read it."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Literal:
+        return " | ".join(f"`{a}`" for a in args)
     if origin in (typing.Union, types.UnionType):
         return " or ".join(type_name(a) for a in args)
     if origin is list:

@@ -53,3 +53,22 @@ def test_bad_values_get_one_line_and_exit_2_never_a_traceback(args, needle):
     p = subprocess.run([SIGNALWISE, *args], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2, (p.returncode, p.stderr)
     assert needle in p.stderr and "Traceback" not in p.stderr + p.stdout
+
+
+def test_every_command_names_the_modules_it_needs():
+    """`signalwise run` loads only the runtime's commands; each command's own modules must define it."""
+    from signalwise.cli import COMMAND_HOMES, build_app
+
+    names = set(_command().commands)
+    assert names == set(COMMAND_HOMES)
+    for name, modules in COMMAND_HOMES.items():
+        assert name in typer.main.get_command(build_app(modules)).commands
+
+
+def test_a_run_does_not_import_the_api_or_the_store():
+    code = ("import sys; sys.argv = ['signalwise', 'run', '--help']\n"
+            "from signalwise.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('fastapi', 'sqlalchemy', 'signalwise.api') if m in sys.modules))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.stdout.strip().splitlines()[-1] == "[]", p.stdout + p.stderr

@@ -71,11 +71,11 @@ def test_max_pressure_holds_while_the_current_phase_has_the_most_pressure(ctl):
 
 
 def test_max_pressure_holds_a_new_green_for_its_minimum_hold(ctl):
-    assert ctl.min_hold_s == 15.0
+    assert ctl.min_hold_s == 10.0
     big = pressured(0, 50, 0)
-    for elapsed in (0.0, 5.0, 14.9):
+    for elapsed in (0.0, 5.0, 9.9):
         assert ctl.decide(obs(big, phase=0, elapsed_s=elapsed)).holds, elapsed
-    assert ctl.decide(obs(big, phase=0, elapsed_s=15.0)).phase_index == 1
+    assert ctl.decide(obs(big, phase=0, elapsed_s=10.0)).phase_index == 1
 
 
 def test_a_tie_with_the_current_phase_keeps_the_current_phase(ctl):
@@ -114,7 +114,7 @@ def test_pressures_are_recomputed_for_a_new_observation(ctl):
 def test_factory_defaults_and_options():
     ctl = make("max-pressure", make_intersection(), ControlContext())
     assert isinstance(ctl, MaxPressureController)
-    assert (ctl.period_s, ctl.measure, ctl.min_hold_s) == (5.0, "count", 15.0)
+    assert (ctl.period_s, ctl.measure, ctl.min_hold_s) == (5.0, "density", 10.0)
     assert ctl.observation == "counts" and ctl.wants_detectors is False
     ctx = ControlContext(options={"period_s": "2", "measure": "queue", "min_hold_s": 0})
     ctl = make("max-pressure", make_intersection(), ctx)
@@ -160,3 +160,21 @@ def test_unknown_measure_or_tie_rule_is_refused():
         MaxPressureController(make_intersection(), measure="speed")
     with pytest.raises(ValueError, match="ties 'random'"):
         MaxPressureController(make_intersection(), ties="random")
+
+
+def test_density_measure_weighs_vehicles_per_100_m_of_lane():
+    """A 10 m lane with one car is as full as a 100 m lane with ten."""
+    lengths = {"n_in_0": 10.0, "s_out_0": 200.0, "s_in_0": 100.0, "n_out_0": 100.0, "e_in_0": 100.0, "e_in_1": 50.0,
+               "s_out_1": 100.0}
+    ctl = MaxPressureController(make_intersection(), measure="density", lane_length_m=lengths)
+    counts = {"n_in_0": 1, "s_out_0": 4, "s_in_0": 3, "e_in_0": 10, "e_in_1": 2}
+    # phase 0: 1/10 - 4/200 + 3/100 (per 100 m: 10 - 2 + 3); phase 1: 10; phase 2: 2/50 -> 4
+    assert ctl.pressures(obs(counts)) == pytest.approx([11.0, 10.0, 4.0])
+
+
+def test_factory_defaults_are_density_a_10_s_hold_and_the_clearance_as_lost_time():
+    inter = make_intersection()
+    ctl = make("max-pressure", inter, ControlContext(lane_length_m={"n_in_0": 50.0}))
+    assert (ctl.measure, ctl.min_hold_s) == ("density", 10.0)
+    assert ctl.lost_time_s == inter.timing.yellow_s + inter.timing.all_red_s
+    assert ctl.pressures(obs({"n_in_0": 1}))[0] == pytest.approx(2.0)  # 1 car on 50 m = 2 per 100 m

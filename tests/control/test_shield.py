@@ -9,7 +9,7 @@ from shield_fixtures import STATES, make_intersection, shield_config
 
 from signalwise.analytics.safety_audit import audit
 from signalwise.control.fixed import PlanFollower
-from signalwise.control.shield import IntersectionShield, clearance_state
+from signalwise.control.shield import IntersectionShield, clearance_state, covering_phases
 from signalwise.core import Decision, EmergencyApproach, EventCode, Observation, SourceHealth
 from signalwise.runtime.loop import describe_intersections
 
@@ -235,3 +235,40 @@ def test_no_decision_sequence_breaks_a_rule(script, ev_windows, step, timing):
     assert all(len(s) == inter.n_links and set(s) <= set("GgyrsO") for _, _, s in states)
     assert len(states) >= 420 // (40 + 20)
     assert sum(report.checked.values()) > 0
+
+
+def _with_protected_left_inside_a_through_phase():
+    """Phase 1 permits the left (link 4, 'g'), phase 3 protects it: phase 3's links are all served by phase 1."""
+    from signalwise.core import Phase
+
+    base = make_intersection(max_green=(300.0, 300.0, 300.0), cycle_max=100.0)
+    states = ("GGrrgr", "rrGGrG", "rrrrGr")
+    phases = tuple(Phase(i, s, tuple(m for m in base.movements if s[m.link_index] in "Gg"))
+                   for i, s in enumerate(states))
+    return base.__class__(**{**{f: getattr(base, f) for f in base.__slots__}, "phases": phases})
+
+
+def test_cycle_bound_is_kept_on_the_phases_that_cover_every_link():
+    inter = _with_protected_left_inside_a_through_phase()
+    assert covering_phases(inter) == (0, 1)
+    assert covering_phases(make_intersection()) == (0, 1, 2)  # no phase is covered by the others there
+
+
+def test_a_phase_whose_links_others_serve_is_never_forced():
+    inter = _with_protected_left_inside_a_through_phase()
+    sh = IntersectionShield(inter, fallback_for(inter), shield_config())
+    # a controller that only ever wants phases 1 and 2: the protected left (phase 3) is optional
+    states = drive(sh, 900, lambda t: Decision("X", 0 if (t // 30) % 2 else 1, "test"))
+    assert not [e for e in sh.events if e.event_code == 1 and e.parameter == 3]
+    assert audit_shield(sh, states).ok
+
+
+def test_a_covering_phase_is_forced_by_its_links_oldest_service():
+    inter = _with_protected_left_inside_a_through_phase()
+    sh = IntersectionShield(inter, fallback_for(inter), shield_config())
+    # serving only the optional phase 3 serves link 4 but not links 0 and 1: phase 1 is forced in time
+    states = drive(sh, 600, lambda t: Decision("X", 2 if t > 10 else None, "test"))
+    starts = [e.time_s for e in sh.events if e.event_code == 1 and e.parameter == 1]
+    assert all(b - a <= 100.0 + 1 for a, b in zip([0.0, *starts], starts, strict=False))
+    assert "cycle_max" in {iv.rule for iv in sh.interventions}
+    assert audit_shield(sh, states).ok

@@ -22,11 +22,13 @@ Rules (names as they appear in reports):
                        green, yellow or clearing.
 ``ped``                21 → 22 ≥ ped_walk_s, 22 → 23 ≥ ped_clearance_s, 23 no
                        later than the phase's 8, and 21 only while the phase is green.
-``cycle_max``          consecutive 1s of a phase are ≤ cycle_max_s + one step
-                       apart; the first 1 of every phase comes within that of the
-                       device's first event; a phase not green when the log ends
-                       was served within that before the end. Windows that
-                       overlap a preemption are exempt.
+``cycle_max``          every link that some phase shows green is served (a 1 of a
+                       phase whose green includes it) at most cycle_max_s + one
+                       step after its previous service; its first service comes
+                       within that of the device's first event; a link not green
+                       when the log ends was served within that before the end.
+                       Windows that overlap a preemption are exempt. (A phase
+                       whose links other phases also serve need not come round.)
 ``preempt``            a 104 only ends an active call, a 102 never repeats an
                        active call; a call still on at the end of the log is the
                        warning ``preempt_unterminated``.
@@ -189,6 +191,8 @@ class _Device:
     crosswalk_links: tuple[int, ...]
     #: crosswalk link -> phase numbers whose green serves it
     crosswalk_phases: dict[int, frozenset[int]]
+    #: phase number -> the links its green serves
+    green_links: dict[int, frozenset[int]] = field(default_factory=dict)
 
     @property
     def ped_phases(self) -> frozenset[int]:
@@ -223,6 +227,7 @@ def _parse_device(raw: dict, where: str) -> _Device:
             crosswalk_links=tuple(sorted(crosswalk_links)),
             crosswalk_phases={c: frozenset(n for n, links in green_links.items() if c in links)
                               for c in crosswalk_links},
+            green_links={n: frozenset(links) for n, links in green_links.items()},
         )
     except KeyError as exc:
         raise AuditInputError(f"{where}: missing field {exc}") from None
@@ -346,6 +351,9 @@ class _DeviceEvents:
         #: from its first event would be a guess, so only windows between greens it saw are checked
         self.starts_mid_run = starts_mid_run
         self.phases = {n: _PhaseState(since_s=first_s) for n in dev.phase_numbers}
+        #: link -> when a green serving it last began (None: not yet in this log)
+        self.link_served: dict[int, float | None] = {
+            link: None for links in dev.green_links.values() for link in links}
 
     # -- which events fit the rules right now (used to order events sharing a timestamp)
 
@@ -400,13 +408,20 @@ class _DeviceEvents:
         elif self._blocks_green(st):
             out.violation("sequence", dev.id, t, phase=p,
                           detail=f"green began during its own clearance ({st.interval.replace('_', ' ')})")
-        # cycle bound: time since this phase last began green (or since the device's log began)
-        start = st.last_green_s if st.last_green_s is not None else self.first_s
-        what = "between greens" if st.last_green_s is not None else "before the first green"
-        if st.last_green_s is None and self.starts_mid_run:
+        # cycle bound: time since each link this green serves was last served (or since the log began)
+        # (one check per green: the link this green serves that waited longest)
+        links = sorted(self.dev.green_links.get(p, ()))
+        known = [(self.link_served[k], k) for k in links if self.link_served.get(k) is not None]
+        unseen = [k for k in links if self.link_served.get(k) is None]
+        if unseen and self.starts_mid_run:
             self.out.exempt("cycle_max")
-        else:
-            self._check_cycle_window(start, t, p, what)
+        elif unseen:
+            self._check_cycle_window(self.first_s, t, p, f"link {unseen[0]} before its first service")
+        if known and not (unseen and not self.starts_mid_run):
+            start, link = min(known)
+            self._check_cycle_window(start, t, p, f"link {link} between services")
+        for k in links:
+            self.link_served[k] = t
         st.interval, st.since_s, st.last_green_s = "green", t, t
 
     def _check_cycle_window(self, start: float, end: float, p: int, what: str) -> None:
@@ -531,16 +546,22 @@ class _DeviceEvents:
     # -- end of the log
 
     def finish(self, log_end_s: float) -> None:
+        green_now: set[int] = set()
         for p, st in self.phases.items():
             if st.interval == "green":
                 self._green_ends(log_end_s, p, st, completed=False)  # only a maximum can be judged
-            else:
-                start = st.last_green_s if st.last_green_s is not None else self.first_s
-                what = "until the log ends" if st.last_green_s is not None else "never served"
-                if st.last_green_s is None and self.starts_mid_run:
-                    self.out.exempt("cycle_max")
-                elif log_end_s > start:
-                    self._check_cycle_window(start, log_end_s, p, what)
+                green_now |= self.dev.green_links.get(p, frozenset())
+        for link, last in sorted(self.link_served.items()):
+            if link in green_now:
+                continue
+            if last is None and self.starts_mid_run:
+                self.out.exempt("cycle_max")
+                continue
+            start = last if last is not None else self.first_s
+            if log_end_s > start:
+                phase = min((n for n, links in self.dev.green_links.items() if link in links), default=0)
+                what = f"link {link} until the log ends" if last is not None else f"link {link} never served"
+                self._check_cycle_window(start, log_end_s, phase, what)
 
 
 # ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ runtime reads no more from SUMO than it must.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -33,6 +34,8 @@ class ControlContext:
     nominal_lane_flow_vph: dict[str, float] = field(default_factory=dict)
     seed: int = 0
     options: dict = field(default_factory=dict)
+    #: length of each movement's incoming and outgoing lane (for measures per metre of lane)
+    lane_length_m: dict[str, float] = field(default_factory=dict)
 
 
 Factory = Callable[[Intersection, ControlContext], Controller]
@@ -78,7 +81,7 @@ def make(name: str, inter: Intersection, ctx: ControlContext) -> Controller:
     if kind not in _REGISTRY:
         raise UnknownController(f"unknown controller {name!r}; choose from {', '.join(available())}")
     if arg:
-        ctx = ControlContext(ctx.step_length_s, ctx.nominal_lane_flow_vph, ctx.seed, {**ctx.options, "arg": arg})
+        ctx = dataclasses.replace(ctx, options={**ctx.options, "arg": arg})
     return _REGISTRY[kind](inter, ctx)
 
 

@@ -19,12 +19,18 @@ from ..core.types import Decision, Intersection, Observation
 from .base import ControlContext, register
 
 PERIOD_S = 5.0
-#: hold a new green at least this long before re-deciding. Without it the
-#: controller chases every fluctuation and the clearances (about 7 s per
-#: change) eat the capacity: on the built-in corridor, 5 s re-decisions with no
-#: hold gave 181 s average delay vs 90 s fixed-time; a 15 s hold gives less
-#: than fixed on all three built-in scenarios (see bench/quality.py).
-MIN_HOLD_S = 15.0
+#: hold a new green at least this long before re-deciding. Without a hold the
+#: controller chases every fluctuation and the clearances eat the capacity (on
+#: the built-in corridor, 5 s re-decisions with no hold gave 181 s average
+#: delay vs 90 s fixed-time). With the lost-time rule below a shorter hold
+#: serves better: 10 s (docs/benchmarks.md has the figures).
+MIN_HOLD_S = 10.0
+#: the default pressure: vehicles per 100 m of lane. Whole-lane counts starve an
+#: approach whose last lane is short (ingolstadt1's 9 m lanes hold one car while
+#: the queue stands upstream): 42 s vs fixed time's 32 s there; per metre, 23 s.
+MEASURE = "density"
+#: the default lost time of a change: the intersection's own yellow + all-red
+LOST_TIME = "clearance"
 
 
 class MaxPressureController:
@@ -32,8 +38,9 @@ class MaxPressureController:
     observation = "counts"
     wants_detectors = False
 
-    def __init__(self, inter: Intersection, period_s: float = PERIOD_S, measure: str = "count",
-                 min_hold_s: float = MIN_HOLD_S, ties: str = "hold", lost_time_s: float = 0.0):
+    def __init__(self, inter: Intersection, period_s: float = PERIOD_S, measure: str = MEASURE,
+                 min_hold_s: float = MIN_HOLD_S, ties: str = "hold", lost_time_s: float = 0.0,
+                 lane_length_m: dict[str, float] | None = None):
         if measure not in MEASURES:
             raise ValueError(f"max-pressure measure {measure!r}; choose from {', '.join(MEASURES)}")
         if ties not in TIES:
@@ -44,6 +51,10 @@ class MaxPressureController:
         self.min_hold_s = min_hold_s
         self.ties = ties
         self.lost_time_s = max(0.0, lost_time_s)
+        #: density: vehicles per 100 m of lane, so a short lane full of queue weighs like a long one full of queue
+        self._per_100m = None
+        if measure == "density":
+            self._per_100m = {lane: 100.0 / max(length, MIN_LANE_M) for lane, length in (lane_length_m or {}).items()}
         self._movements = [tuple((m.in_lane, m.out_lane) for m in p.movements if not m.is_crosswalk)
                            for p in inter.phases]
         self._memo_obs: Observation | None = None
@@ -55,13 +66,16 @@ class MaxPressureController:
         if obs is self._memo_obs:
             return self._memo
         lanes = obs.lanes
+        per_m = self._per_100m
         out = []
         for moves in self._movements:
             total = 0.0
             for a, b in moves:
                 la, lb = lanes.get(a), lanes.get(b)
-                x_in = (la.count_veh if self.measure == "count" else la.queue_veh) if la else 0
-                x_out = (lb.queue_veh if self.measure == "halting" else lb.count_veh) if lb else 0
+                x_in = (la.count_veh if self.measure in ("count", "demand", "density") else la.queue_veh) if la else 0
+                x_out = (lb.queue_veh if self.measure in ("halting", "demand") else lb.count_veh) if lb else 0
+                if per_m is not None:
+                    x_in, x_out = x_in * per_m.get(a, 1.0), x_out * per_m.get(b, 1.0)
                 total += x_in - x_out
             out.append(total)
         self._memo_obs, self._memo = obs, out
@@ -92,8 +106,12 @@ class MaxPressureController:
 
 
 #: count: every vehicle on the lane, in and out; queue: halting vehicles in, every vehicle out;
-#: halting: halting vehicles in and out (the plain reference's pressure)
-MEASURES = ("count", "queue", "halting")
+#: halting: halting vehicles in and out (the plain reference's pressure); demand: every vehicle in, halting
+#: vehicles out (vehicles moving away block nobody; a queue downstream does)
+#: density: every vehicle in and out, per 100 m of lane (lanes of unknown length count as 100 m)
+MEASURES = ("count", "queue", "halting", "demand", "density")
+#: lanes shorter than one car are counted as one car long
+MIN_LANE_M = 7.5
 #: hold: a tie with the current phase keeps it; first: the first phase of the largest pressure is served,
 #: even when the current phase ties with it (the plain reference's rule)
 TIES = ("hold", "first")
@@ -102,8 +120,9 @@ TIES = ("hold", "first")
 @register("max-pressure")
 def make_max_pressure(inter: Intersection, ctx: ControlContext) -> MaxPressureController:
     o = ctx.options
-    lost = o.get("lost_time_s", 0.0)
+    lost = o.get("lost_time_s", LOST_TIME)
     if lost == "clearance":  # the intersection's own yellow + all-red
         lost = inter.timing.yellow_s + inter.timing.all_red_s
-    return MaxPressureController(inter, float(o.get("period_s", PERIOD_S)), str(o.get("measure", "count")),
-                                 float(o.get("min_hold_s", MIN_HOLD_S)), str(o.get("ties", "hold")), float(lost))
+    return MaxPressureController(inter, float(o.get("period_s", PERIOD_S)), str(o.get("measure", MEASURE)),
+                                 float(o.get("min_hold_s", MIN_HOLD_S)), str(o.get("ties", "hold")), float(lost),
+                                 ctx.lane_length_m)

@@ -12,10 +12,17 @@ Guarantees, per intersection:
 - minimum green (which includes pedestrian walk + clearance for phases that
   serve a crosswalk), maximum green (max-out), yellow and all-red clearance
   before any new green (links green in both phases stay green: overlaps);
-- cycle bounds: no phase waits more than `cycle_max_s` between two starts of
-  its green. Before it lets a phase keep or take the green, the shield checks
-  that every other phase can still be served in deadline order at minimum
-  green; if not, it forces the most urgent phase (force-off);
+- cycle bounds: no signal link waits more than `cycle_max_s` between two
+  starts of its green. The bound is kept on a covering set of phases (the
+  fewest phases that together serve every link, `cycle_phases`): each of them
+  is served before the oldest service of its links is `cycle_max_s` old (any
+  phase showing a link green serves it), so every link is. Phases
+  outside the cover (a protected left that a through phase also serves as
+  permitted, a second pairing of the same movements) are served when the
+  controller asks, never forced. Before it lets a phase keep or take the
+  green, the shield checks that every covering phase can still be served in
+  deadline order at minimum green; if not, it forces the most urgent one
+  (force-off);
 - emergency preemption: an emergency vehicle within `preempt_distance_m`
   gets the phase serving its link after the normal clearances, held until it
   passes (at most `preempt_max_dwell_s`); cycle and max-green bounds are
@@ -113,6 +120,9 @@ class IntersectionShield:
         cw_links = {i for c in inter.crosswalks for i in c.link_indices} if inter.timing.ped_intervals else set()
         self._ped_links = [frozenset(p.green_links & cw_links) for p in inter.phases]
         self._green_states = [p.green_state for p in inter.phases]
+        self._phase_links = [tuple(i for i, ch in enumerate(p.green_state) if ch in GREEN) for p in inter.phases]
+        self.cycle_phases = covering_phases(inter)
+        self._bounded = [p in self.cycle_phases for p in range(self._n)]
         self._no_walk_states = [_with_red(p.green_state, self._ped_links[p.index]) for p in inter.phases]
         self._change_cache: dict[tuple[int, int, bool], str] = {}
 
@@ -128,6 +138,8 @@ class IntersectionShield:
         self.interval_start_s = start_s
         self.green_start_s = start_s
         self.last_green_start_s = [start_s] * self._n
+        #: when each link last began a green (any phase serving it counts); the cycle deadlines come from these
+        self.link_served_s = {link: start_s for links in self._phase_links for link in links}
         self.ped = PED_NONE
         self.ped_start_s = start_s
         self.state = ""
@@ -215,6 +227,7 @@ class IntersectionShield:
         self.phase, self.next_phase, self.interval = phase, None, GREEN_I
         self.interval_start_s = self.green_start_s = green_start_s
         self.last_green_start_s = [green_start_s] * self._n
+        self.link_served_s = dict.fromkeys(self.link_served_s, green_start_s)
         self.state = self._no_walk_states[phase]
         self.ped = PED_NONE
         if self._ped_links[phase]:
@@ -298,14 +311,14 @@ class IntersectionShield:
 
         step = self.cfg.step_length_s
         urgent = self._most_urgent(exclude=c)
-        slack = self._slack(urgent, now + step)
+        slack = self._slack(urgent, now + step) if urgent is not None else math.inf
         if slack < -EPS:
             self._intervene(now, "cycle_max", f"phase {urgent + 1} must be served within {self.inter.timing.cycle_max_s:g} s")
             return urgent, EventCode.PHASE_FORCE_OFF
 
         if elapsed >= self.inter.timing.max_green_s[c] - EPS:
             target = wanted if wanted is not None and wanted != c else (c + 1) % self._n
-            if not self._feasible(target, now):
+            if urgent is not None and not self._feasible(target, now):
                 target = urgent
             self._intervene(now, "max_green", f"phase {c + 1} maxed out after {elapsed:.0f} s")
             return target, EventCode.PHASE_MAX_OUT
@@ -313,7 +326,8 @@ class IntersectionShield:
         if wanted is None or wanted == c:
             if not self.in_fallback:
                 max_end = self.green_start_s + self.inter.timing.max_green_s[c] - EPS
-                self._quiet_until_s = min(max_end, now + math.floor(slack / step + EPS) * step)
+                held = now + math.floor(slack / step + EPS) * step if math.isfinite(slack) else math.inf
+                self._quiet_until_s = min(max_end, held)
             return None, EventCode.PHASE_GAP_OUT
         if not self._feasible(wanted, now):
             self._intervene(now, "cycle_max", f"phase {wanted + 1} replaced by phase {urgent + 1} to keep cycle bound")
@@ -354,10 +368,16 @@ class IntersectionShield:
 
     # -- cycle bound (earliest-deadline-first feasibility) ------------------------
     def _deadline(self, p: int) -> float:
-        return self.last_green_start_s[p] + self.inter.timing.cycle_max_s
+        if not self._bounded[p]:
+            return math.inf
+        served = min((self.link_served_s[k] for k in self._phase_links[p]), default=math.inf)
+        return served + self.inter.timing.cycle_max_s
 
-    def _most_urgent(self, exclude: int) -> int:
-        others = [p for p in range(self._n) if p != exclude]
+    def _most_urgent(self, exclude: int) -> int | None:
+        """The covering phase (other than `exclude`) whose cycle deadline comes first; None if there is none."""
+        others = [p for p in self.cycle_phases if p != exclude]
+        if not others:
+            return None
         return min(others, key=lambda p: (self._deadline(p), p))
 
     def _feasible(self, first: int, end_green_s: float) -> bool:
@@ -369,7 +389,7 @@ class IntersectionShield:
         if self._n == 1:
             return math.inf
         t = end_green_s + self._clear_eff_s
-        order = [first] + sorted((p for p in range(self._n) if p != first), key=self._deadline)
+        order = [first] + sorted((p for p in self.cycle_phases if p != first), key=self._deadline)
         slack = math.inf
         for p in order:
             slack = min(slack, self._deadline(p) - t)
@@ -389,6 +409,7 @@ class IntersectionShield:
                 self._emit(now, EventCode.PREEMPT_CALL_OFF, 1)
                 # the cycle bound restarts after a preempt (it was suspended)
                 self.last_green_start_s = [max(t, now) for t in self.last_green_start_s]
+                self.link_served_s = {k: max(t, now) for k, t in self.link_served_s.items()}
                 self.preempt_vehicle = None
                 self.preempt_phase = None
             return
@@ -430,6 +451,8 @@ class IntersectionShield:
         self.interval_start_s = now
         self.green_start_s = now
         self.last_green_start_s[phase] = now
+        for link in self._phase_links[phase]:
+            self.link_served_s[link] = now
         self._min_green_noted = False
         self.proposal = None if (self.proposal and self.proposal.phase_index == phase) else self.proposal
         self._emit(now, EventCode.PHASE_BEGIN_GREEN, phase)
@@ -492,6 +515,25 @@ class IntersectionShield:
         if not self._min_green_noted:
             self._min_green_noted = True
             self._intervene(now, "min_green", detail)
+
+
+def covering_phases(inter: Intersection) -> tuple[int, ...]:
+    """The fewest phases that together show green to every link some phase serves (greedy set cover).
+
+    Greedy: the phase serving the most links not yet covered, ties to the
+    lower index, until every link is covered. Greedy may keep one phase more
+    than the true minimum; the bound it keeps is as strict either way.
+    """
+    green = [frozenset(i for i, ch in enumerate(p.green_state) if ch in GREEN) for p in inter.phases]
+    uncovered = set().union(*green) if green else set()
+    chosen: list[int] = []
+    while uncovered:
+        best = max(range(len(green)), key=lambda p: (len(green[p] & uncovered), -p))
+        if not green[best] & uncovered:
+            break
+        chosen.append(best)
+        uncovered -= green[best]
+    return tuple(sorted(chosen))
 
 
 def _ceil_step(value_s: float, step_s: float) -> float:

@@ -153,22 +153,25 @@ def run_command(
                                                    help="record CO2 and fuel (SUMO emissions device) [default: yes]")] = None,
     db: Annotated[str | None, typer.Option(help="also write records into this database URL ('default' = embedded SQLite)")] = None,
     timing: TimingOpt = None,
+    record: Annotated[str | None, typer.Option(show_default=False, help=(
+        "full: also per-edge intervals, emissions and detector passages (ATSPM); lean: trips, signal events "
+        "and states only (delay and the safety audit) [default: full, or the --config file's]"))] = None,
 ) -> None:
     """Run one controller on one scenario and leave the evidence in a run directory."""
     _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, routes, config, gui, remote_port,
-         emissions, db, timing)
+         emissions, db, timing, record)
 
 
 @friendly_errors
 def _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, routes, config, gui, remote_port,
-         emissions, db, timing=None) -> None:
+         emissions, db, timing=None, record=None) -> None:
     from rich.console import Console
 
     from .run import execute_run, new_run_dir
 
     cfg = _load_config(config, scenario=scenario, controller=controller, seed=seed, duration_s=duration,
                        out_dir=out, sumocfg=sumocfg, net=net, routes=routes or None, gui=gui,
-                       remote_port=remote_port, emissions=emissions, timing_profile=timing)
+                       remote_port=remote_port, emissions=emissions, record=record, timing_profile=timing)
     from .loop import resolve_scenario
 
     resolve_scenario(cfg)  # fail on a bad scenario before drawing a progress bar

@@ -31,6 +31,7 @@ METRICS = (
     ("avg_travel_time_s", "avg travel time", "s", True),
     ("stops_per_veh", "stops per vehicle", "", True),
     ("throughput_veh", "throughput", "veh", False),
+    ("never_inserted", "never inserted", "veh", True),
     ("avg_queue_veh", "avg queue", "veh", True),
     ("co2_kg", "CO2", "kg", True),
     ("fuel_l", "fuel", "l", True),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -47,8 +48,9 @@ class TimingConfig(BaseModel):
     cycle_min_s: float = Field(40.0, ge=10.0, le=300.0, description=(
         "shortest cycle a plan may use; raised when every phase at minimum green needs longer"))
     cycle_max_s: float = Field(150.0, ge=20.0, le=86400.0, description=(
-        "longest a phase may wait between two starts of its green (the shield forces it before); raised "
-        "when every phase at minimum green needs longer; at most 600 s under the safety profile (the benchmark and "
+        "longest a signal link may wait between two starts of a green that serves it (the shield forces a phase "
+        "before, among the fewest phases that serve every link); raised when every phase at minimum green needs "
+        "longer; at most 600 s under the safety profile (the benchmark and "
         "reference profiles have none: 86400 s)"))
     ped_intervals: bool = Field(True, description=(
         "time pedestrian walk and clearance on phases serving a crosswalk; false (benchmark and reference "
@@ -147,6 +149,10 @@ class RunConfig(BaseModel):
     step_length_s: float = Field(1.0, gt=0, le=5, description="SUMO simulation step")
     interval_s: float = Field(60.0, gt=0, description="time-series and record interval")
     emissions: bool = Field(True, description="record CO2 and fuel with SUMO's emissions device (HBEFA)")
+    record: Literal["full", "lean"] = Field("full", description=(
+        "what SUMO records besides trips: full = per-edge intervals, emissions (with emissions), detector passages "
+        "for ATSPM; lean = trips, signal events and states only (what delay and the safety audit need: training "
+        "episodes, benchmark sweeps)"))
     gui: bool = Field(False, description="run in sumo-gui over TraCI (slower; needs a display)")
     remote_port: int | None = Field(None, description="TCP port of a SUMO already started with --remote-port "
                                                       "(TraCI); null = start SUMO in-process (libsumo)")
@@ -162,9 +168,10 @@ class RunConfig(BaseModel):
         "reference profiles); default: the timing profile's"))
     shield: ShieldSettings = Field(default_factory=ShieldSettings, description="shield thresholds (see shield.*)")
     controller_options: dict = Field(default_factory=dict, description=(
-        "options passed to the controller: actuated passage_s (3); max-pressure period_s (5), min_hold_s (15), "
-        "measure (count = vehicles on the lane, or queue = halting vehicles); the timing profile sets period_s "
-        "and min_hold_s where its rules fix them"))
+        "options passed to the controller: actuated passage_s (3); max-pressure period_s (5), min_hold_s (10), "
+        "measure (density = vehicles per 100 m of lane, count, queue = halting in and all out, halting, demand), "
+        "lost_time_s (clearance = the intersection's yellow + all-red; 0 = the plain rule), ties (hold | first); "
+        "the timing profile sets what its rules fix"))
 
     @model_validator(mode="before")
     @classmethod

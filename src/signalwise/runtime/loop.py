@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..control.base import ControlContext, Controller, check_usable, make
-from ..control.shield import IntersectionShield, ShieldConfig
+from ..control.shield import IntersectionShield, ShieldConfig, covering_phases
 from ..control.webster import fallback_plan
 from ..core.health import detector_fault, lanes_fault
 from ..core.names import BASELINE_CONTROLLER
@@ -213,29 +213,28 @@ def _run_in(cfg: RunConfig, scenario: Scenario, begin_s: float, end_s: float, su
             source_wrapper) -> LoopResult:
     layout = None
     additional = []
-    if cfg.remote_port is None:
+    lean = cfg.record == "lean"
+    emissions = cfg.emissions and not lean
+    if cfg.remote_port is None and not (lean and cfg.controller.split(":", 1)[0] in NO_LIVE_DETECTORS):
         try:
             layout = place_detectors(scenario.net_file, sumo_dir,
-                                     live=cfg.controller.split(":", 1)[0] not in NO_LIVE_DETECTORS)
+                                     live=cfg.controller.split(":", 1)[0] not in NO_LIVE_DETECTORS, instant=not lean)
         except Exception as exc:  # sumolib's parse errors are KeyErrors, SAXParseExceptions, ...
             detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise SimulationError(f"{scenario.net_file}: not a readable SUMO network ({type(exc).__name__}: "
                                   f"{detail})") from None
         additional.append(layout.additional_file)
-    files = {
-        "tripinfo": sumo_dir / "tripinfo.xml",
-        "edgedata": sumo_dir / "edgedata.xml",
-        "statistics": sumo_dir / "statistics.xml",
-    }
-    if cfg.emissions:
-        files["emissions"] = sumo_dir / "emissions.xml"
-    meandata = write_meandata_file(sumo_dir / "meandata.add.xml", cfg.interval_s, files["edgedata"],
-                                   files.get("emissions"))
-    additional.append(meandata)
-    if layout is not None:
+    files = {"tripinfo": sumo_dir / "tripinfo.xml", "statistics": sumo_dir / "statistics.xml"}
+    if not lean:
+        files["edgedata"] = sumo_dir / "edgedata.xml"
+        if emissions:
+            files["emissions"] = sumo_dir / "emissions.xml"
+        additional.append(write_meandata_file(sumo_dir / "meandata.add.xml", cfg.interval_s, files["edgedata"],
+                                              files.get("emissions")))
+    if layout is not None and not lean:
         files["passages"] = layout.passages_file
     extra = ["--tripinfo-output.write-unfinished", "true", "--tripinfo-output.write-undeparted", "true"]
-    if cfg.emissions:
+    if emissions:
         extra += ["--emissions.volumetric-fuel", "true"]  # fuel in ml; computed once, by the edgeData above
     opts = sumo_options(cfg, scenario, end_s=end_s, extra_args=extra,
                         outputs={"tripinfo-output": files["tripinfo"], "statistic-output": files["statistics"]})
@@ -329,8 +328,11 @@ class LoopStepper:
         self.approach_direction = {lane: compass_approach(self.backend.lane_shape(lane))
                                    for i in inters for lane in i.in_lanes}
         all_movements = [m for i in inters for m in i.movements]
+        lanes = {lane for m in all_movements if not m.is_crosswalk for lane in (m.in_lane, m.out_lane) if lane}
         ctx = ControlContext(cfg.step_length_s, nominal_lane_flows(self.scenario, all_movements), cfg.seed,
-                             dict(cfg.controller_options))
+                             dict(cfg.controller_options), {lane: self.backend.lane_length_m(lane) for lane in lanes})
+        #: what the controllers were built with (a live runtime builds replacements from it)
+        self.context = ctx
         shield_cfg = shield_config(cfg)
         t0 = self.backend.time_s()
         self.t0 = t0
@@ -564,6 +566,8 @@ def describe_intersections(inters: list[Intersection], approach_direction: dict[
             "timing": dataclasses.asdict(i.timing),
             "approach_speed_mps": i.approach_speed_mps,
             "program_green_s": list(i.program_green_s),
+            # the phases the cycle bound is kept on (together they serve every link); the others are optional
+            "cycle_phases": [p + 1 for p in covering_phases(i)],
             "approaches": {lane: (approach_direction or {}).get(lane) for lane in i.in_lanes},
             "notes": list(i.notes),
         })

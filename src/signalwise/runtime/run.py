@@ -108,7 +108,7 @@ def execute_run(cfg: RunConfig, run_dir: Path | None = None, progress: Progress 
 
 def write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
     trips, persons = read_tripinfo(loop.files["tripinfo"])
-    edgedata = read_edgedata(loop.files["edgedata"])
+    edgedata = read_edgedata(loop.files["edgedata"]) if "edgedata" in loop.files else []
     emissions = read_edgedata(loop.files["emissions"]) if "emissions" in loop.files else []
     approach_edges = {i.id: {lane.rsplit("_", 1)[0] for lane in i.in_lanes} for i in loop.intersections}
 
@@ -159,6 +159,10 @@ def write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
         over = sum(1 for plans in loop.webster_plans.values() for _t, p in plans if p["oversaturated"])
         metrics["webster"] = {"plans": loop.webster_plans, "oversaturated_plans": over}
     metrics["controller_ran"], warnings = _controller_ran(fallback, loop)
+    if net["never_inserted"]:
+        warnings.append(f"{net['never_inserted']} of {net['vehicles_total']} vehicles never entered the network "
+                        "(their entry was blocked until the end); each counts in the delay from its scheduled "
+                        "departure to the end of the run")
     if warnings:
         metrics["warnings"] = warnings
     audit = _audit(run_dir)

@@ -36,11 +36,10 @@ def instant_id(det: Detector) -> str:
     return "i_" + det.id
 
 
-def plan_detectors(net_file: Path) -> dict[str, tuple[Detector, ...]]:
-    """Decide detector positions from the network file (no simulation needed)."""
-    import sumolib
-
-    net = sumolib.net.readNet(str(net_file), withPrograms=False, withInternal=False)
+def plan_detectors(net_file: Path, net=None) -> dict[str, tuple[Detector, ...]]:
+    """Decide detector positions from the network file (no simulation needed); `net`: it, already read."""
+    if net is None:
+        net = _read_net(net_file)
     layout: dict[str, tuple[Detector, ...]] = {}
     claimed: set[str] = set()
     for tls in sorted(net.getTrafficLights(), key=lambda t: t.getID()):
@@ -97,12 +96,16 @@ def write_detector_file(by_tls: dict[str, tuple[Detector, ...]], lane_lengths_m:
 
 
 def place_detectors(net_file: Path, out_dir: Path, live: bool = True, instant: bool = True) -> DetectorLayout:
-    import sumolib
-
-    by_tls = plan_detectors(net_file)
-    net = sumolib.net.readNet(str(net_file), withPrograms=False, withInternal=False)
+    net = _read_net(net_file)  # once: sumolib reads a city network in seconds
+    by_tls = plan_detectors(net_file, net)
     lengths = {d.lane: net.getLane(d.lane).getLength() for dets in by_tls.values() for d in dets}
     return write_detector_file(by_tls, lengths, out_dir, live, instant)
+
+
+def _read_net(net_file: Path):
+    import sumolib
+
+    return sumolib.net.readNet(str(net_file), withPrograms=False, withInternal=False)
 
 
 def _allows_vehicles(lane) -> bool:

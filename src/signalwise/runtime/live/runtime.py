@@ -149,7 +149,7 @@ class LiveRuntime:
         source = self.feed if (self.feed is not None and opts.field == "none") else None
         self.stepper = LoopStepper(cfg, self.field, self.end_s, source=source, sink=sink)
         self.stepper.profiler = self.profiler
-        self._ctx = ControlContext(cfg.step_length_s, {}, cfg.seed, dict(cfg.controller_options))
+        self._ctx = dataclasses.replace(self.stepper.context, nominal_lane_flow_vph={})
         self._planners = self._make_planners()
         self.pacer = Pacer(opts.speed, self.stepper.t)
         self._wall0 = dt.datetime.now().astimezone() - dt.timedelta(seconds=self.stepper.t)
@@ -624,8 +624,7 @@ class LiveRuntime:
         """The controllers' context, with the registry a deploy or rollback names."""
         if not getattr(change, "model_registry", None):
             return self._ctx
-        return ControlContext(self._ctx.step_length_s, self._ctx.nominal_lane_flow_vph, self._ctx.seed,
-                              {**self._ctx.options, "model_registry": change.model_registry})
+        return dataclasses.replace(self._ctx, options={**self._ctx.options, "model_registry": change.model_registry})
 
     def _log_change(self, entry: dict, replayed: bool = False) -> None:
         self.changes.append(entry)

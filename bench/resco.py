@@ -1,0 +1,314 @@
+"""The RESCO table: networks × controllers × timing profiles × seeds, with one command.
+
+    .venv/bin/python bench/resco.py                                  # the whole table (5 seeds)
+    .venv/bin/python bench/resco.py --networks resco:cologne1 --seeds 1 --profiles reference \\
+        --controllers max-pressure,maxpressure_ref                   # one quick check
+    .venv/bin/python bench/resco.py --controllers fixed,max-pressure,ql:models/cologne1   # a learned column
+    .venv/bin/python bench/resco.py --ray [--ray-address auto]       # cells as Ray tasks
+
+Every cell (network, profile, controller, seed) is one `signalwise run` in a
+fresh worker process (libsumo holds one simulation per process); its figures
+are kept in `OUT/cells/...json` as soon as it finishes, so an interrupted
+sweep resumes where it stopped and a finished one only prints. `--fresh`
+runs every cell again.
+
+The controller `maxpressure_ref` is `shared/reference/maxpressure_ref.py`
+(the plain max-pressure with its own rules, whatever the profile; it is
+listed under the reference profile). Prints, and writes to OUT/table.md:
+
+1. average delay (RESCO definition) per network, profile and controller:
+   mean ± 95% CI over seeds, change against `fixed` under the same profile
+   and Welch's p; never-inserted vehicles and safety violations summed;
+2. the price of safety per controller: delay under the safety profile /
+   under the benchmark profile;
+3. the two checks of issue 16: (a) under the benchmark profile, `fixed`
+   within 10 % of RESCO's published fixed-time figures and max-pressure
+   below them (below 654 s on arterial4x4); (b) under the reference profile,
+   max-pressure within 10 % of `maxpressure_ref`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESCO = ("cologne1", "cologne3", "cologne8", "ingolstadt1", "ingolstadt7", "ingolstadt21", "grid4x4", "arterial4x4")
+BUILTIN = ("single", "corridor", "grid")
+REFERENCE_CONTROLLER = "maxpressure_ref"
+REFERENCE_SCRIPT = ROOT.parent / "shared" / "reference" / "maxpressure_ref.py"
+
+#: RESCO's published average delay, seconds (Ault & Sharon, NeurIPS 2021; per-episode values in
+#: Pi-Star-Lab/RESCO resco_benchmark/utils/avg_timeLoss.py, 'FIXED <map> 0 x x', mean of 30 episodes)
+PUBLISHED_FIXED = {"cologne1": 56.6, "cologne3": 46.4, "cologne8": 63.8, "ingolstadt1": 39.4, "ingolstadt7": 91.3,
+                   "ingolstadt21": 133.1}
+#: the best published learned result per network (the issue's list)
+PUBLISHED_BEST_LEARNED = {"cologne1": 26.1, "cologne3": 24.0, "cologne8": 21.6, "ingolstadt1": 20.9,
+                          "ingolstadt7": 31.2, "ingolstadt21": 59.6, "grid4x4": 33.0, "arterial4x4": 654.0}
+#: networks where the reference does not block its own entries (check (b))
+REFERENCE_CHECK = ("cologne1", "cologne3", "cologne8", "ingolstadt1", "grid4x4")
+
+
+# -- one cell --------------------------------------------------------------------------------------------------
+
+def run_cell(cell: dict) -> dict:
+    """One run (in a fresh process): its delay, never-inserted vehicles, audit and wall time."""
+    t0 = time.perf_counter()
+    if cell["controller"] == REFERENCE_CONTROLLER:
+        return _reference_cell(cell, t0)
+    from signalwise.runtime.config import RunConfig
+    from signalwise.runtime.run import execute_run
+
+    cfg = RunConfig.model_validate({"scenario": cell["network"], "controller": cell["controller"],
+                                    "seed": cell["seed"], "timing": cell["profile"], "record": "lean"})
+    with tempfile.TemporaryDirectory(prefix="resco-cell-") as tmp:
+        result = execute_run(cfg, Path(tmp) / "run")
+    m = result.metrics
+    return {**cell, "avg_delay_s": m["network"]["avg_delay_s"], "never_inserted": m["network"]["never_inserted"],
+            "vehicles_total": m["network"]["vehicles_total"],
+            "violations": m.get("safety", {}).get("violations"), "fallback_share": m["network"]["fallback_fraction"],
+            "wall_s": round(time.perf_counter() - t0, 2)}
+
+
+def _reference_cell(cell: dict, t0: float) -> dict:
+    from signalwise.sim.scenario import load
+
+    scenario = load(cell["network"])
+    sumocfg = scenario.net_file.parent / f"{scenario.net_file.name.split('.')[0]}.sumocfg"
+    out = subprocess.run([sys.executable, str(cell["script"]), str(sumocfg), "mp", str(cell["seed"])],
+                         capture_output=True, text=True, check=True).stdout.split()
+    never = out[out.index("notInserted") + 1]
+    return {**cell, "avg_delay_s": float(out[out.index("RESCOdelay") + 1]),
+            "never_inserted": int(never) if never.isdigit() else 0, "violations": None,
+            "wall_s": round(time.perf_counter() - t0, 2)}
+
+
+# -- the sweep ---------------------------------------------------------------------------------------------------
+
+def cell_path(out: Path, cell: dict) -> Path:
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in cell["controller"])
+    return out / "cells" / cell["network"].replace(":", "-") / cell["profile"] / safe / f"s{cell['seed']}.json"
+
+
+def plan(networks, profiles, controllers, seeds, script) -> list[dict]:
+    cells = []  # network by network, in the order given (cheap ones first: a partial sweep has whole rows)
+    for network in networks:
+        for seed in seeds:
+            for profile in profiles:
+                for controller in controllers:
+                    if controller == REFERENCE_CONTROLLER:
+                        if profile != "reference" or not network.startswith("resco:"):
+                            continue
+                    cells.append({"network": network, "profile": profile, "controller": controller, "seed": seed,
+                                  **({"script": str(script)} if controller == REFERENCE_CONTROLLER else {})})
+    return cells
+
+
+def sweep(cells: list[dict], out: Path, workers: int, ray_address: str | None) -> None:
+    todo = [c for c in cells if not cell_path(out, c).exists()]
+    print(f"{len(cells)} cells, {len(cells) - len(todo)} cached, {len(todo)} to run on "
+          f"{'Ray' if ray_address else f'{workers} worker(s)'}", file=sys.stderr, flush=True)
+    if not todo:
+        return
+    if ray_address:
+        _sweep_ray(todo, out, workers, ray_address)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    done = 0
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1) as pool:
+        pending = {pool.submit(run_cell, c): c for c in todo}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                cell = pending.pop(fut)
+                done += 1
+                _keep(out, cell, fut.exception(), None if fut.exception() else fut.result(), done, len(todo))
+
+
+def _sweep_ray(todo: list[dict], out: Path, workers: int, address: str) -> None:
+    import ray
+
+    if not ray.is_initialized():
+        if address == "local":
+            ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address, log_to_driver=False)
+    remote = ray.remote(max_calls=1, num_cpus=1)(run_cell)
+    pending = {remote.remote(c): c for c in todo}
+    done = 0
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        cell = pending.pop(ready[0])
+        done += 1
+        try:
+            _keep(out, cell, None, ray.get(ready[0]), done, len(todo))
+        except Exception as exc:  # a failed cell is reported, the others go on
+            _keep(out, cell, exc, None, done, len(todo))
+
+
+def _keep(out: Path, cell: dict, error, result: dict | None, done: int, total: int) -> None:
+    label = f"[{done}/{total}] {cell['network']} {cell['profile']} {cell['controller']} s{cell['seed']}"
+    if error is not None:
+        print(f"{label}: FAILED {str(error).strip().splitlines()[-1] if str(error).strip() else error!r}",
+              file=sys.stderr, flush=True)
+        return
+    path = cell_path(out, cell)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result))
+    tmp.replace(path)  # a cell on disk is always complete
+    print(f"{label}: {result['avg_delay_s']:.1f} s ({result['wall_s']:.0f} s)", file=sys.stderr, flush=True)
+
+
+# -- the table -------------------------------------------------------------------------------------------------------
+
+def load_cells(out: Path, cells: list[dict]) -> dict[tuple, list[dict]]:
+    grouped: dict[tuple, list[dict]] = {}
+    for c in cells:
+        path = cell_path(out, c)
+        if path.exists():
+            grouped.setdefault((c["network"], c["profile"], c["controller"]), []).append(json.loads(path.read_text()))
+    return grouped
+
+
+def _stats(rows: list[dict]) -> tuple[float, float, list[float]]:
+    from signalwise.analytics.stats import mean_ci
+
+    vals = [r["avg_delay_s"] for r in sorted(rows, key=lambda r: r["seed"])]
+    ci = mean_ci(vals)
+    half = (ci.ci_high - ci.ci_low) / 2 if len(vals) > 1 and not math.isnan(ci.ci_high) else float("nan")
+    return ci.mean, half, vals
+
+
+def table(grouped, networks, profiles, controllers) -> str:
+    from signalwise.analytics.stats import compare
+
+    lines = ["| network | profile | " + " | ".join(controllers) + " |",
+             "|---|---|" + "---|" * len(controllers)]
+    for net in networks:
+        for prof in profiles:
+            base = grouped.get((net, prof, "fixed"))
+            cells_txt = []
+            for c in controllers:
+                rows = grouped.get((net, prof, c))
+                if not rows:
+                    cells_txt.append("–")
+                    continue
+                mean, half, vals = _stats(rows)
+                text = f"{mean:.1f}" + (f" ± {half:.1f}" if not math.isnan(half) else "")
+                if base and c != "fixed":
+                    _, _, base_vals = _stats(base)
+                    cmp = compare(base_vals, vals)
+                    p = cmp.p_value
+                    text += f" ({cmp.change_pct:+.0f} %, p {'<0.001' if p < 0.001 else f'{p:.3f}'})" \
+                        if not math.isnan(p) else f" ({cmp.change_pct:+.0f} %)"
+                never = sum(r.get("never_inserted") or 0 for r in rows)
+                viol = sum(r.get("violations") or 0 for r in rows)
+                if never:
+                    text += f", {never} never inserted"
+                if viol:
+                    text += f", **{viol} violations**"
+                cells_txt.append(text)
+            if any(t != "–" for t in cells_txt):
+                lines.append(f"| {net} | {prof} | " + " | ".join(cells_txt) + " |")
+    return "\n".join(lines)
+
+
+def price_of_safety(grouped, networks, controllers) -> str:
+    ctrls = [c for c in controllers if c != REFERENCE_CONTROLLER]
+    lines = ["| network | " + " | ".join(f"{c}: safety / benchmark" for c in ctrls) + " |",
+             "|---|" + "---|" * len(ctrls)]
+    for net in networks:
+        row = []
+        for c in ctrls:
+            s, b = grouped.get((net, "safety", c)), grouped.get((net, "benchmark", c))
+            if not s or not b:
+                row.append("–")
+                continue
+            ms, mb = _stats(s)[0], _stats(b)[0]
+            row.append(f"{ms:.1f} / {mb:.1f} = **{ms / mb:.2f}×**")
+        if any(t != "–" for t in row):
+            lines.append(f"| {net} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def checks(grouped, networks) -> str:
+    lines = ["| network | (a) fixed, benchmark vs RESCO's fixed-time | (a) max-pressure, benchmark | "
+             "(b) max-pressure, reference vs maxpressure_ref |", "|---|---|---|---|"]
+    for net in networks:
+        name = net.split(":", 1)[1] if net.startswith("resco:") else None
+        if name is None:
+            continue
+        a_fixed = a_mp = b = "–"
+        fixed, mp = grouped.get((net, "benchmark", "fixed")), grouped.get((net, "benchmark", "max-pressure"))
+        published = PUBLISHED_FIXED.get(name)
+        if fixed and published:
+            m = _stats(fixed)[0]
+            ok = abs(m - published) <= 0.1 * published
+            a_fixed = f"{m:.1f} vs {published:.1f} ({(m / published - 1) * 100:+.0f} %) {'pass' if ok else 'FAIL'}"
+        bar = published if published else (PUBLISHED_BEST_LEARNED["arterial4x4"] if name == "arterial4x4" else None)
+        if mp and bar:
+            m = _stats(mp)[0]
+            a_mp = f"{m:.1f} vs < {bar:.1f} {'pass' if m < bar else 'FAIL'}"
+        ours, ref = grouped.get((net, "reference", "max-pressure")), grouped.get((net, "reference", REFERENCE_CONTROLLER))
+        if ours and ref and name in REFERENCE_CHECK:
+            mo, mr = _stats(ours)[0], _stats(ref)[0]
+            ok = abs(mo - mr) <= 0.1 * mr
+            b = f"{mo:.1f} vs {mr:.1f} ({(mo / mr - 1) * 100:+.0f} %) {'pass' if ok else 'FAIL'}"
+        elif ours and ref:
+            b = f"{_stats(ours)[0]:.1f} vs {_stats(ref)[0]:.1f} (reference blocks its own entries: not checked)"
+        lines.append(f"| {name} | {a_fixed} | {a_mp} | {b} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--networks", default=",".join([*(f"resco:{n}" for n in RESCO), *BUILTIN]),
+                    help="comma-separated scenarios (resco:NAME or built-in names)")
+    ap.add_argument("--controllers", default=f"fixed,max-pressure,{REFERENCE_CONTROLLER}",
+                    help=f"comma-separated controller specs (fixed, max-pressure, ql:PATH, ...; {REFERENCE_CONTROLLER} "
+                         "= the plain reference script)")
+    ap.add_argument("--profiles", default="safety,benchmark,reference")
+    ap.add_argument("--seeds", type=int, default=5, help="seeds 1..N")
+    ap.add_argument("--workers", type=int, default=2, help="parallel worker processes (never more than the cores)")
+    ap.add_argument("--ray", action="store_true", help="run the cells as Ray tasks")
+    ap.add_argument("--ray-address", default="local", help="with --ray: local (start one here), auto, ray://...")
+    ap.add_argument("--reference-script", type=Path, default=REFERENCE_SCRIPT)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "resco")
+    ap.add_argument("--fresh", action="store_true", help="run every cell again (ignore the cache)")
+    ap.add_argument("--table-only", action="store_true", help="print the table from the cached cells")
+    args = ap.parse_args()
+    networks = [n.strip() for n in args.networks.split(",") if n.strip()]
+    controllers = [c.strip() for c in args.controllers.split(",") if c.strip()]
+    profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
+    cells = plan(networks, profiles, controllers, range(1, args.seeds + 1), args.reference_script.resolve())
+    if args.fresh:
+        for c in cells:
+            cell_path(args.out, c).unlink(missing_ok=True)
+    if not args.table_only:
+        sweep(cells, args.out, args.workers, args.ray_address if args.ray else None)
+    grouped = load_cells(args.out, cells)
+    text = "\n\n".join([
+        f"Average delay (RESCO definition), s: mean ± 95% CI over seeds 1–{args.seeds}; change vs fixed "
+        "under the same profile, Welch p.\n\n" + table(grouped, networks, profiles, controllers),
+        "Price of safety (delay under the safety profile / under the benchmark profile):\n\n"
+        + price_of_safety(grouped, networks, controllers),
+        "Checks:\n\n" + checks(grouped, networks),
+    ])
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "table.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main()
