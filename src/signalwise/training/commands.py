@@ -45,6 +45,8 @@ def train_command(
     popsize: Annotated[int, typer.Option(help="phase-score: candidate weight vectors per generation")] = 8,
     seeds_per_generation: Annotated[int, typer.Option(help="phase-score: training seeds every candidate of a "
                                                            "generation runs (the same for all)")] = 1,
+    measure: Annotated[str, typer.Option(help="phase-score: count (vehicles) | density (vehicles per 100 m of "
+                                              "lane: short approach lanes weigh their queue)")] = "count",
     timing: Annotated[str | None, typer.Option(help="timing profile of the training episodes (safety | benchmark | "
                                                     "reference); the model learns what a change costs under it")] = None,
     episodes: Annotated[int, typer.Option(help="total episodes (with --resume: the new total)")] = 40,
@@ -83,7 +85,7 @@ def train_command(
     """Train a learning model; every episode runs the real loop, shield and safety audit included."""
     if agent == "phase-score":
         _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
-                      duration, timing, sumocfg, net, routes, ray)
+                      duration, timing, sumocfg, net, routes, ray, measure)
         return
     if agent != "tabular":
         _fail("--agent must be phase-score or tabular")
@@ -213,7 +215,7 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
 
 @learning_errors
 def _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
-                  duration, timing, sumocfg, net, routes, ray) -> None:
+                  duration, timing, sumocfg, net, routes, ray, measure="count") -> None:
     import time
 
     from rich.console import Console
@@ -230,6 +232,8 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
               "--popsize at least 2")
     if net is not None and not routes:
         _fail("--net needs at least one --routes file")
+    if measure not in ("count", "density"):
+        _fail("--measure must be count or density")
     own = sumocfg is not None or net is not None
     run = {"timing": timing} if timing is not None else {}
     # the episodes' configuration, checked once here: a bad profile or network is one line, not a worker's traceback
@@ -240,7 +244,7 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
     cfg = SearchConfig(scenario=None if own else scenario, generations=generations, popsize=popsize,
                        seeds_per_generation=seeds_per_generation, validation_seeds=validation_seeds, seed=seed,
                        workers=workers, out=out, duration_s=duration, run=run, sumocfg=sumocfg, net=net,
-                       routes=list(routes or []), ray_address=ray)
+                       routes=list(routes or []), ray_address=ray, measure=measure)
     try:
         executor = make_executor(ray, workers)
     except ExecutorError as exc:

@@ -82,6 +82,7 @@ class SearchConfig:
     routes: list[Path] = field(default_factory=list)
     ray_address: str | None = None
     features: tuple[str, ...] = FEATURES
+    measure: str = "count"  # or "density": vehicles per 100 m of lane
     #: where the search starts (one weight per feature, `in_halt`'s 1 first); None = max-pressure
     start: tuple[float, ...] | None = None
     #: initial spread, times INITIAL_STDS (smaller to fine-tune weights learned elsewhere)
@@ -123,13 +124,15 @@ def run_policy_episode(payload: str) -> dict:
     cfg = RunConfig.model_validate({
         **p["run"], "scenario": p["scenario"], "controller": "ql", "seed": p["sumo_seed"],
         "duration_s": p["duration_s"], "sumocfg": p["sumocfg"], "net": p["net"], "routes": p["routes"],
-        "out_dir": str(Path(p["run_dir"]).parent), "emissions": False})
+        "out_dir": str(Path(p["run_dir"]).parent), "emissions": False, "record": "lean"})
     weights, period = p["weights"], p["period_s"]
     features = tuple(p["features"]) if "features" in p else FEATURES_V1  # a search started before features grew
+    measure = p.get("measure", "count")
     t0 = time.perf_counter()
     result = execute_run(cfg, Path(p["run_dir"]),
                          controllers=lambda inter, ctx: PhaseScoreController(
-                             inter, weights, float(ctx.options.get("period_s", period)), "ql-train", features))
+                             inter, weights, float(ctx.options.get("period_s", period)), "ql-train", features, measure,
+                             ctx.lane_length_m))
     wall = time.perf_counter() - t0
     shutil.rmtree(Path(p["run_dir"]), ignore_errors=True)  # a search runs hundreds: keep the figures only
     m = result.metrics
@@ -200,7 +203,7 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
     meta = {
         "scenario": cfg.scenario if cfg.scenario is not None else Path(cfg.sumocfg or cfg.net).name,
         "agent": AGENT,
-        "policy": {"features": list(features), "weights": [round(w, 6) for w in candidates[chosen]],
+        "policy": {"features": list(features), "measure": cfg.measure, "weights": [round(w, 6) for w in candidates[chosen]],
                    "period_s": cfg.period_s},
         "training": {
             "method": "cma-es", "seed": cfg.seed, "generations": cfg.generations, "popsize": cfg.popsize,
@@ -225,7 +228,7 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
 
 def _episodes(cfg: SearchConfig, executor: EpisodeExecutor, jobs: list[tuple], folder: Path) -> dict:
     payloads = [json.dumps({
-        "key": [key, s], "weights": w, "features": list(cfg.features), "sumo_seed": s, "scenario": cfg.scenario, "run": cfg.run,
+        "key": [key, s], "weights": w, "features": list(cfg.features), "measure": cfg.measure, "sumo_seed": s, "scenario": cfg.scenario, "run": cfg.run,
         "duration_s": cfg.duration_s, "period_s": cfg.period_s, "run_dir": str(folder / f"{key}-s{s}"),
         "sumocfg": _abs(cfg.sumocfg), "net": _abs(cfg.net), "routes": [str(Path(r).resolve()) for r in cfg.routes],
     }) for key, s, w in jobs]

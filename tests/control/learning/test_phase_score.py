@@ -160,3 +160,19 @@ def test_a_bare_ql_elsewhere_is_still_no_model():
     ctrl = make("ql", four_phase(), ControlContext())
     assert isinstance(ctrl, ModelUnavailable) and "use ql:PATH" in ctrl.reason
     assert shipped_model_path("resco:cologne1") is None and shipped_model_path(None) is None
+
+
+def test_density_counts_vehicles_per_100_m_of_their_lane():
+    inter = four_phase()
+    lengths = {"N_1": 9.0, "N_0": 200.0, "out1": 50.0}
+    c = PhaseScoreController(inter, MAX_PRESSURE_WEIGHTS, measure="density", lane_length_m=lengths)
+    x = c.features.matrix(observe(inter, {"N_1": 1, "N_0": 6, "out1": 1}))
+    assert x[0, FEATURES.index("in_halt")] == pytest.approx(100 / 9)  # one car on a 9 m lane: a full lane
+    assert x[0, FEATURES.index("out_halt")] == pytest.approx(2.0)
+    assert x[1, FEATURES.index("in_halt")] == pytest.approx(3.0)
+    # counted in vehicles, the long queue wins; per 100 m, the short lane's
+    o = observe(inter, {"N_1": 1, "N_0": 6})
+    assert PhaseScoreController(inter, MAX_PRESSURE_WEIGHTS).decide(o).phase_index == 1
+    assert c.decide(o).phase_index is None
+    with pytest.raises(ValueError, match="measure"):
+        PhaseScoreController(inter, MAX_PRESSURE_WEIGHTS, measure="speed")

@@ -223,7 +223,8 @@ def deployed_guide_visits(meta: dict) -> int:
 
 
 def controller_from_model(model: Model, inter: Intersection, period_s: float | None = None,
-                          guide_visits: int | None = None) -> QLController | PhaseScoreController:
+                          guide_visits: int | None = None,
+                          lane_length_m: dict[str, float] | None = None) -> QLController | PhaseScoreController:
     """Raises ModelError when `model` was not made for this intersection's layout.
 
     `guide_visits` overrides the deployed threshold (`ql:PATH?guide_visits=N`)."""
@@ -231,7 +232,8 @@ def controller_from_model(model: Model, inter: Intersection, period_s: float | N
         policy = model.meta.get("policy", {})
         try:
             return PhaseScoreController(inter, policy.get("weights"), period_s or float(policy.get("period_s", 5.0)),
-                                        features=policy.get("features") or ())
+                                        features=policy.get("features") or (),
+                                        measure=policy.get("measure", "count"), lane_length_m=lane_length_m)
         except ValueError as exc:
             raise ModelError(f"{model.path}: {exc}") from None
     enc = model.meta.get("features", {})
@@ -262,7 +264,7 @@ def make_ql(inter: Intersection, ctx: ControlContext):
             path = deployed_model_path(root, str(path)[1:], inter.id)
         period = ctx.options.get("period_s")  # a timing profile's decision period (benchmark: 10 s)
         return controller_from_model(cached_model(str(path)), inter, None if period is None else float(period),
-                                     guide_visits=guide_visits)
+                                     guide_visits=guide_visits, lane_length_m=ctx.lane_length_m)
     except ModelError as exc:
         log.error("ql: %s; intersection %s runs the fallback plan", exc, inter.id)
         return ModelUnavailable(inter, str(exc))
