@@ -62,3 +62,17 @@ def test_a_bare_ql_on_your_own_network_is_an_error(tmp_path):
 def test_train_refuses_an_unknown_agent_in_one_line():
     p = subprocess.run([SIGNALWISE, "train", "--agent", "dqn"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "--agent must be phase-score or tabular" in p.stderr
+
+
+def test_train_phase_score_from_the_command_line(tmp_path):
+    p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "-s", "single", "--generations", "1",
+                        "--popsize", "2", "--validation-seeds", "1", "--duration", "300", "--timing", "benchmark",
+                        "--out", str(tmp_path / "t")], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert "weights: in_halt +1" in p.stderr and "validation (seeds [601000]" in p.stderr
+    meta = load_model(tmp_path / "t" / "model").meta
+    assert meta["agent"] == "phase-score" and meta["training"]["run"] == {"timing": "benchmark"}
+    assert meta["training"]["episodes"] == 1 * 2 + 2 * 1
+    bad = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--timing", "rush-hour",
+                          "--out", str(tmp_path / "u")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "rush-hour" in bad.stderr and "Traceback" not in bad.stderr
