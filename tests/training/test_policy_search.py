@@ -38,7 +38,7 @@ def test_the_shipped_model_runs_under_the_shield_with_no_violation(tmp_path):
     path = shipped_model_path("single")
     cfg = RunConfig(scenario="single", controller=f"ql:{path}", duration_s=900, emissions=False, out_dir=tmp_path)
     m = execute_run(cfg, tmp_path / "run").metrics
-    assert m["safety"]["violations"] == 0 and m["safety"]["checked"] > 0
+    assert m["safety"]["violations"] == 0 and m["safety"]["checked"]  # rules it checked, each with a count
     assert m["controller_ran"] and m["network"]["fallback_fraction"] < 0.05
 
 
