@@ -92,10 +92,18 @@ class LocalModelRegistry:
 
     def deploy(self, version: str, intersections: list[str] | None = None) -> dict[str, str]:
         mv = self.get(version)
+        if not mv.intersections:  # a phase-score policy: no tables, it fits any signal it is deployed to
+            if not intersections:
+                raise ModelError(f"{version} is a phase-score policy that fits any signal: name where it runs "
+                                 "(--intersection ID, repeatable)")
+            return self._record_deploy(version, intersections)
         targets = intersections or mv.intersections
         unknown = [i for i in targets if i not in mv.intersections]
         if unknown:
             raise ModelError(f"{version} has no table for {', '.join(unknown)} (it knows {', '.join(mv.intersections)})")
+        return self._record_deploy(version, targets)
+
+    def _record_deploy(self, version: str, targets: list[str]) -> dict[str, str]:
         data = self._read()
         for i in targets:
             hist = data["history"].setdefault(i, [])

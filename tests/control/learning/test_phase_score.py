@@ -176,3 +176,16 @@ def test_density_counts_vehicles_per_100_m_of_their_lane():
     assert c.decide(o).phase_index is None
     with pytest.raises(ValueError, match="measure"):
         PhaseScoreController(inter, MAX_PRESSURE_WEIGHTS, measure="speed")
+
+
+def test_a_phase_score_model_deploys_where_it_is_named_and_runs_as_ql_active(tmp_path):
+    from signalwise.training.registry import LocalModelRegistry
+
+    save_model(tmp_path / "m", policy_model([1.0, -1.0, 0, 3.0, 0, 0, 0, 0, 0, 0]))
+    reg = LocalModelRegistry(tmp_path / "reg")
+    v = reg.add(tmp_path / "m").version
+    with pytest.raises(ModelError, match="fits any signal: name where it runs"):
+        reg.deploy(v)
+    assert reg.deploy(v, ["C"]) == {"C": v}
+    ctrl = make("ql:@active", four_phase(), ControlContext(options={"model_registry": str(tmp_path / "reg")}))
+    assert isinstance(ctrl, PhaseScoreController) and ctrl.weights[FEATURES.index("hold")] == 3.0
