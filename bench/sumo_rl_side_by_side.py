@@ -209,7 +209,7 @@ def main() -> None:
     from signalwise.runtime.config import RunConfig
 
     ql = f"ql:{model}"
-    base = RunConfig(scenario=net.name.split(".")[0], net=net, routes=[routes], duration_s=args.eval_s,
+    base = RunConfig(net=net, routes=[routes], duration_s=args.eval_s,
                      emissions=False)
     res = compare_controllers(base, ["fixed", "max-pressure", ql], seeds, out / "eval", workers=2)
     if res.failures:
