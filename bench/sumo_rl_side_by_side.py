@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/sumo_rl_side_by_side.py [--train-s 100000] [--episodes 25] [--seeds 5]
                                                    [--eval-s 3600] [--out bench/out/sumo_rl]
+    .venv/bin/python bench/sumo_rl_side_by_side.py --agent phase-score [--generations 4 --popsize 6]
 
 sumo-rl side: the settings of its `experiments/ql_single-intersection.py`
 (sumo-rl 1.4.x): network and routes `sumo_rl/nets/single-intersection/
@@ -14,7 +15,10 @@ ours does, so training times compare the agents, not the SUMO connection.
 
 Our side: `signalwise train --net ... --routes ...` (CLI defaults) on the same
 files for the same total simulated time, split into `--episodes` episodes,
-2 worker processes (sumo-rl's experiment runs in one).
+2 worker processes (sumo-rl's experiment runs in one). With `--agent
+phase-score`: the policy search, `--generations` x `--popsize` episodes of
+`--eval-s` simulated seconds plus 2 x 3 validation episodes (4 x 6 x 3600 +
+6 x 3600 = 108,000 s, about sumo-rl's 100,000).
 
 Evaluation: both greedy with a frozen table, on the same held-out SUMO seeds
 1..N (neither agent trained on them), `--eval-s` simulated seconds each, with
@@ -143,11 +147,15 @@ def in_fresh_processes(fn, jobs: list, workers: int) -> list:
         return list(pool.map(fn, jobs))
 
 
-def train_ours(net: Path, routes: Path, train_s: int, episodes: int, out: Path) -> float:
+def train_ours(net: Path, routes: Path, train_s: int, episodes: int, out: Path, agent: str = "tabular",
+               generations: int = 4, popsize: int = 6, episode_s: int = 3600) -> float:
     """`signalwise train` on the user network; returns its wall time."""
-    cmd = [SIGNALWISE, "train", "--net", str(net), "--routes", str(routes), "--episodes", str(episodes),
-           "--duration", f"{train_s / episodes:g}", "--workers", "2", "--batch", "2", "--seed", str(TRAIN_SEED),
-           "--out", str(out)]
+    cmd = [SIGNALWISE, "train", "--net", str(net), "--routes", str(routes), "--workers", "2",
+           "--seed", str(TRAIN_SEED), "--out", str(out), "--agent", agent]
+    if agent == "tabular":
+        cmd += ["--episodes", str(episodes), "--duration", f"{train_s / episodes:g}", "--batch", "2"]
+    else:
+        cmd += ["--generations", str(generations), "--popsize", str(popsize), "--duration", str(episode_s)]
     print("$", " ".join(cmd), flush=True)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -171,6 +179,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5, help="held-out evaluation seeds 1..N")
     ap.add_argument("--eval-s", type=int, default=3600, help="simulated seconds per evaluation run")
     ap.add_argument("--out", type=Path, default=Path("bench/out/sumo_rl"))
+    ap.add_argument("--agent", default="tabular", help="our agent: tabular | phase-score")
+    ap.add_argument("--generations", type=int, default=4, help="phase-score: CMA-ES generations")
+    ap.add_argument("--popsize", type=int, default=6, help="phase-score: candidates per generation")
     args = ap.parse_args()
     out = args.out.resolve() / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
@@ -183,8 +194,14 @@ def main() -> None:
     sumo_rl_wall = time.perf_counter() - t0
     n_states = {ts: len(t) for ts, t in trained["tables"].items()}
 
-    print(f"ours: training {args.train_s} simulated s in {args.episodes} episodes ...", flush=True)
-    our_wall = train_ours(net, routes, args.train_s, args.episodes, out / "ours")
+    if args.agent == "tabular":
+        print(f"ours: training {args.train_s} simulated s in {args.episodes} episodes ...", flush=True)
+    else:
+        print(f"ours: phase-score search, {args.generations} x {args.popsize} episodes of {args.eval_s} s + "
+              f"6 validation episodes ({(args.generations * args.popsize + 6) * args.eval_s} simulated s) ...",
+              flush=True)
+    our_wall = train_ours(net, routes, args.train_s, args.episodes, out / "ours", args.agent, args.generations,
+                          args.popsize, args.eval_s)
     model = out / "ours" / "model"
 
     print(f"evaluating on held-out seeds {seeds}, {args.eval_s} s each ...", flush=True)
@@ -192,7 +209,7 @@ def main() -> None:
     from signalwise.runtime.config import RunConfig
 
     ql = f"ql:{model}"
-    base = RunConfig(scenario=net.name.split(".")[0], net=net, routes=[routes], duration_s=args.eval_s,
+    base = RunConfig(net=net, routes=[routes], duration_s=args.eval_s,
                      emissions=False)
     res = compare_controllers(base, ["fixed", "max-pressure", ql], seeds, out / "eval", workers=2)
     if res.failures:
@@ -211,16 +228,19 @@ def main() -> None:
         ("sumo-rl QLAgent (no shield)", fmt([r["avg_delay_s"] for r in sumo_rl_eval]),
          f"{sumo_rl_wall:7.1f} s, 1 process",
          f"{sum(n_states.values())} states seen; unseen at eval {np.mean([r['unseen_share'] for r in sumo_rl_eval]):.1%}"),
-        ("signalwise ql (shielded)", fmt(delay[ql]), f"{our_wall:7.1f} s, 2 workers",
-         f"{states_visited(model)} states visited; "
+        (f"signalwise ql, {args.agent} (shielded)", fmt(delay[ql]), f"{our_wall:7.1f} s, 2 workers",
+         (f"{states_visited(model)} states visited; " if args.agent == "tabular" else
+          "weights " + ", ".join(f"{w:+.2f}" for w in meta["policy"]["weights"]) + "; ") +
          f"fallback {fallback:.1%}; violations {violations}"),
         ("max-pressure (shielded)", fmt(delay["max-pressure"]), "-", ""),
         ("fixed, network program", fmt(delay["fixed"]), "-", "our shield's clearances: ITE yellow + all-red"),
         ("fixed in sumo-rl's env", fmt([r["avg_delay_s"] for r in sumo_rl_fixed]), "-",
          "same program, its own 2 s yellows, no shield (fixed_ts)"),
     ]
-    print(f"\nsumo-rl single-intersection, {args.train_s} simulated s of training each "
-          f"(ours: {args.episodes} x {args.train_s / args.episodes:g} s), evaluation: seeds {seeds[0]}-{seeds[-1]}, "
+    ours = (f"{args.episodes} x {args.train_s / args.episodes:g} s" if args.agent == "tabular" else
+            f"{args.generations * args.popsize + 6} x {args.eval_s} s")
+    print(f"\nsumo-rl single-intersection, {args.train_s} simulated s of training for sumo-rl "
+          f"(ours: {ours}), evaluation: seeds {seeds[0]}-{seeds[-1]}, "
           f"{args.eval_s} s each; average delay (RESCO, tripinfo), mean ± 95% CI over seeds")
     print(f"{'agent':30} {'avg delay':>18}  {'training wall time':22} notes")
     for name, d, wall, note in rows:
@@ -243,7 +263,10 @@ def states_visited(model: Path) -> int:
     """States of our model's tables with at least one visit (the table itself is dense)."""
     from signalwise.control.learning.qtable import load_model
 
-    return sum(int((np.asarray(t.visits) > 0).any(axis=1).sum()) for t in load_model(model).tables.values())
+    m = load_model(model)
+    if not m.tables:  # a phase-score policy: weights, no states
+        return 0
+    return sum(int((np.asarray(t.visits) > 0).any(axis=1).sum()) for t in m.tables.values())
 
 
 if __name__ == "__main__":

@@ -47,6 +47,9 @@ from .tables import ModelBlob, ModelDeployment, ModelFile, ModelVersionRow
 log = logging.getLogger("signalwise.models")
 
 MODEL_FORMAT = "signalwise.qtable"
+#: meta.json `agent` of a phase-score policy (control/learning/controller.py PHASE_SCORE), which fits any
+#: signal: deployed where it is named
+POLICY_AGENT = "phase-score"
 REGISTRY_FILE = "registry.json"  # a directory registry's index
 #: refs a controller spec may name after `ql:@`: the active version, or a version
 ACTIVE = "active"
@@ -156,7 +159,8 @@ def read_model_dir(path: Path) -> tuple[dict, dict[str, bytes]]:
         raise RegistryError(f"{meta_file}: unreadable model metadata ({type(exc).__name__})") from None
     if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
         raise RegistryError(f"{meta_file}: not a signalwise Q-table model")
-    if not isinstance(meta.get("intersections"), dict) or not meta["intersections"]:
+    policy = meta.get("agent") == POLICY_AGENT  # a few weights shared by every signal: no per-signal table
+    if not isinstance(meta.get("intersections"), dict) or not (meta["intersections"] or policy):
         raise RegistryError(f"{meta_file}: the model names no intersection")
     files = {}
     for f in sorted(path.rglob("*")):
@@ -281,8 +285,12 @@ class ModelRegistry:
         it lacks; whether a table fits an intersection's layout is checked by the caller that knows the
         intersection (the API against the live run or a scenario; a run when it builds its controllers)."""
         mv = self.get(version)
+        if not mv.intersections:  # a phase-score policy: no tables, it fits any signal it is deployed to
+            if not intersections:
+                raise DoesNotFit(f"{version} is a phase-score policy that fits any signal: name where it runs "
+                                 "(--intersection ID, repeatable)")
         targets = list(dict.fromkeys(intersections or mv.intersections))
-        unknown = [i for i in targets if i not in mv.intersections]
+        unknown = [i for i in targets if mv.intersections and i not in mv.intersections]
         if unknown:
             raise DoesNotFit(f"{version} has no table for {', '.join(unknown)} "
                              f"(it was trained for {', '.join(mv.intersections)})")

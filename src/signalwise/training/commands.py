@@ -40,6 +40,17 @@ def learning_errors(fn):
 
 def train_command(
     scenario: Annotated[str, typer.Option("--scenario", "-s", help="single | corridor | grid | resco:NAME")] = "single",
+    agent: Annotated[str, typer.Option(help="phase-score: a few weights shared by every signal, learned by policy "
+                                            "search (CMA-ES) on the average delay (recommended; --generations to "
+                                            "--timing) | tabular: Q-learning per signal (--episodes to --state)")] = "tabular",
+    generations: Annotated[int, typer.Option(help="phase-score: CMA-ES generations")] = 12,
+    popsize: Annotated[int, typer.Option(help="phase-score: candidate weight vectors per generation")] = 8,
+    seeds_per_generation: Annotated[int, typer.Option(help="phase-score: training seeds every candidate of a "
+                                                           "generation runs (the same for all)")] = 1,
+    measure: Annotated[str, typer.Option(help="phase-score: count (vehicles) | density (vehicles per 100 m of "
+                                              "lane: short approach lanes weigh their queue)")] = "count",
+    timing: Annotated[str | None, typer.Option(help="timing profile of the training episodes (safety | benchmark | "
+                                                    "reference); the model learns what a change costs under it")] = None,
     episodes: Annotated[int, typer.Option(help="total episodes (with --resume: the new total)")] = 40,
     workers: Annotated[int, typer.Option(help="parallel worker processes")] = 2,
     seed: Annotated[int, typer.Option(help="the same seed (and --batch) reproduces the model exactly")] = 1,
@@ -73,7 +84,15 @@ def train_command(
         help="run the episodes as Ray tasks: no address starts a local Ray, 'auto' or 'ray://host:port' joins "
              "that cluster (pip install 'signalwise\\[ray]')")] = None,
 ) -> None:
-    """Train a Q-learning model; every episode runs the real loop, shield and safety audit included."""
+    """Train a learning model; every episode runs the real loop, shield and safety audit included."""
+    if agent == "phase-score":
+        _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
+                      duration, timing, sumocfg, net, routes, ray, measure)
+        return
+    if agent != "tabular":
+        _fail("--agent must be phase-score or tabular")
+    if timing is not None:
+        _fail("--timing is for --agent phase-score; the tabular agent trains under the default profile")
     hyper = dict(gamma=gamma, guide=guide, guide_mode=guide_mode, guide_visits=guide_visits,
                  epsilon_start=epsilon_start, epsilon_decay=epsilon_decay, downstream_weight=downstream_weight)
     _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, hyper, actions, state,
@@ -194,6 +213,67 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
     found = max(violations[0], t["violations"])  # this session's episodes, or the whole (resumed) run's
     if found:
         _fail(f"the independent audit found {found} shield violation(s) during training", code=1)
+
+
+@learning_errors
+def _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
+                  duration, timing, sumocfg, net, routes, ray, measure="count") -> None:
+    import time
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..runtime.config import RunConfig
+    from ..sim.scenario import load
+    from .executors import ExecutorError, make_executor
+    from .policy_search import SearchConfig, search
+
+    started = time.monotonic()
+    if min(generations, seeds_per_generation, validation_seeds, workers) < 1 or popsize < 2:
+        _fail("--generations, --seeds-per-generation, --validation-seeds and --workers must be at least 1, "
+              "--popsize at least 2")
+    if net is not None and not routes:
+        _fail("--net needs at least one --routes file")
+    if measure not in ("count", "density"):
+        _fail("--measure must be count or density")
+    own = sumocfg is not None or net is not None
+    run = {"timing": timing} if timing is not None else {}
+    # the episodes' configuration, checked once here: a bad profile or network is one line, not a worker's traceback
+    RunConfig.model_validate({**run, "scenario": None if own else scenario, "sumocfg": sumocfg, "net": net,
+                              "routes": list(routes or [])})
+    if not own:
+        load(scenario)
+    cfg = SearchConfig(scenario=None if own else scenario, generations=generations, popsize=popsize,
+                       seeds_per_generation=seeds_per_generation, validation_seeds=validation_seeds, seed=seed,
+                       workers=workers, out=out, duration_s=duration, run=run, sumocfg=sumocfg, net=net,
+                       routes=list(routes or []), ray_address=ray, measure=measure)
+    try:
+        executor = make_executor(ray, workers)
+    except ExecutorError as exc:
+        _fail(str(exc))
+    console = Console(stderr=True)
+    label = cfg.scenario or Path(sumocfg or net).name
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                  TextColumn("best {task.fields[best]} mean {task.fields[mean]} σ {task.fields[sigma]}"),
+                  TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task(f"{label} ({popsize}x{seeds_per_generation} episodes/gen)", total=generations,
+                            best="-", mean="-", sigma="-")
+
+        def on_generation(r):
+            bar.update(task, advance=1, best=f"{r.best_avg_delay_s:.1f}s", mean=f"{r.mean_avg_delay_s:.1f}s",
+                       sigma=f"{r.sigma:.2f}")
+
+        try:
+            model = search(cfg, on_generation, executor)
+        finally:
+            executor.close()
+    sel, pol = model.meta["selection"], model.meta["policy"]
+    console.print(f"model: {out / 'model'}  ({model.meta['training']['episodes']} episodes, "
+                  f"{time.monotonic() - started:.0f} s in all, shield violations {model.meta['training']['violations']})")
+    console.print("weights: " + ", ".join(f"{f} {w:+.3g}" for f, w in zip(pol["features"], pol["weights"], strict=True)))
+    console.print(f"validation (seeds {sel['seeds']}, avg delay): learned {sel['learned_avg_delay_s']:.1f} s, "
+                  f"max-pressure (the starting point) {sel['start_avg_delay_s']:.1f} s -> the model keeps the "
+                  f"{'learned' if sel['chosen'] == 'learned' else 'starting (max-pressure)'} weights")
 
 
 def _selection_line(sel: dict) -> str:

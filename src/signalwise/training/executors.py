@@ -79,7 +79,7 @@ class RayExecutor:
 
     def run_round(self, episode: Episode, payloads: list[str]) -> list[dict]:
         ray = self._ray
-        snapshot = json.loads(payloads[0])["snapshot"] if payloads else ""
+        snapshot = json.loads(payloads[0]).get("snapshot", "") if payloads else ""
         snapshot_ref = ray.put(_read_dir(Path(snapshot)) if snapshot else {})
         refs = [self._remote.remote(episode, p, snapshot_ref) for p in payloads]
         results = []
@@ -112,7 +112,7 @@ def _episode_elsewhere(episode: Episode, payload: str, snapshot: dict[str, bytes
     """Ray worker: the episode with the snapshot and run directory in a local temporary directory."""
     p = json.loads(payload)
     with tempfile.TemporaryDirectory(prefix="signalwise-episode-") as tmp:
-        if snapshot:
+        if snapshot:  # a Q-table round's snapshot (a policy search sends its weights in the payload)
             _write_dir(Path(tmp) / "snapshot", snapshot)
             p["snapshot"] = str(Path(tmp) / "snapshot")
         run_dir = Path(tmp) / "runs" / Path(p["run_dir"]).name

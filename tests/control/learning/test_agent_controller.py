@@ -11,6 +11,7 @@ from signalwise.control.learning.controller import ModelUnavailable, QLControlle
 from signalwise.control.learning.deployed import registry_model_path
 from signalwise.control.learning.features import StateFeatures
 from signalwise.control.learning.qtable import Model, ModelError, QTable, save_model
+from signalwise.control.max_pressure import MIN_HOLD_S
 from signalwise.core.types import (
     Intersection,
     LaneState,
@@ -196,7 +197,7 @@ def test_the_guide_waits_for_max_pressure_minimum_hold():
     ctrl = QLController(inter, f, table, learner)
     busy_other = {"E_1": 9, "W_2": 9}
     assert ctrl.decide(obs(inter, busy_other, phase=0, elapsed=23.0)).phase_index == 2
-    assert ctrl.decide(obs(inter, busy_other, phase=1, elapsed=10.0)).phase_index is None  # 10 s < 15 s hold
+    assert ctrl.decide(obs(inter, busy_other, phase=1, elapsed=MIN_HOLD_S - 2)).phase_index is None  # inside the hold
 
 
 def test_a_model_trained_each_action_runs_max_pressure_where_it_knows_too_little():

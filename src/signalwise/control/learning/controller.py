@@ -29,10 +29,13 @@ from ..base import ControlContext, register
 from .agent import Hyper, QLearner
 from .deployed import registry_model_path
 from .features import QUEUE_EDGES, TIME_EDGES_S, StateFeatures
+from .phase_score import PhaseScoreController
 from .qtable import Model, ModelError, QTable, load_model
 
 log = logging.getLogger("signalwise.learning")
 
+#: `meta["agent"]` of a phase-score policy (weights in `meta["policy"]`, no tables)
+PHASE_SCORE = "phase-score"
 N_CONFIDENT = 5
 GAP_SCALE = 0.05
 
@@ -221,10 +224,19 @@ def deployed_guide_visits(meta: dict) -> int:
 
 
 def controller_from_model(model: Model, inter: Intersection, period_s: float | None = None,
-                          guide_visits: int | None = None) -> QLController:
+                          guide_visits: int | None = None,
+                          lane_length_m: dict[str, float] | None = None) -> QLController | PhaseScoreController:
     """Raises ModelError when `model` was not made for this intersection's layout.
 
     `guide_visits` overrides the deployed threshold (`ql:PATH?guide_visits=N`)."""
+    if model.meta.get("agent") == PHASE_SCORE:
+        policy = model.meta.get("policy", {})
+        try:
+            return PhaseScoreController(inter, policy.get("weights"), period_s or float(policy.get("period_s", 5.0)),
+                                        features=policy.get("features") or (),
+                                        measure=policy.get("measure", "count"), lane_length_m=lane_length_m)
+        except ValueError as exc:
+            raise ModelError(f"{model.path}: {exc}") from None
     enc = model.meta.get("features", {})
     features = StateFeatures(inter, enc.get("time_edges_s", TIME_EDGES_S), enc.get("queue_edges", QUEUE_EDGES),
                              actions=enc.get("actions", "phases"), state=enc.get("state", "lane-groups"))
@@ -246,12 +258,15 @@ def controller_from_model(model: Model, inter: Intersection, period_s: float | N
 def make_ql(inter: Intersection, ctx: ControlContext):
     path = ctx.options.get("arg") or ctx.options.get("model")
     if not path:
-        return ModelUnavailable(inter, "no model given (use ql:PATH)")
+        return ModelUnavailable(inter, "no model given (use ql:PATH; a plain ql runs the "
+                                      "model shipped for a built-in scenario: single, corridor, grid)")
     try:
         path, guide_visits = _model_options(str(path))
         if str(path).startswith("@"):  # ql:@active, ql:@v3: the registry's models, resolved by the caller
             path = registry_model_path(ctx.options, str(path)[1:], inter.id)
-        return controller_from_model(cached_model(str(path)), inter, guide_visits=guide_visits)
+        period = ctx.options.get("period_s")  # a timing profile's decision period (benchmark: 10 s)
+        return controller_from_model(cached_model(str(path)), inter, None if period is None else float(period),
+                                     guide_visits=guide_visits, lane_length_m=ctx.lane_length_m)
     except ModelError as exc:
         log.error("ql: %s; intersection %s runs the fallback plan", exc, inter.id)
         return ModelUnavailable(inter, str(exc))

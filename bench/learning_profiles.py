@@ -1,0 +1,105 @@
+"""The phase-score agent under both timing profiles: train, compare on held-out seeds, price of safety.
+
+For each network and each profile (`safety`, the default, and `benchmark`,
+RESCO's rules): `signalwise train --agent phase-score --timing PROFILE`
+(seed 1), then `signalwise compare --timing PROFILE --controllers
+fixed,max-pressure,ql:MODEL --seeds 5` on held-out seeds 1-5. Prints mean
+delay (RESCO definition) per controller and profile, ql's change against
+max-pressure with Welch and paired p, the price of safety (delay under
+safety / delay under benchmark) of max-pressure and ql, the training wall
+time, and the best published RESCO result where there is one.
+
+    .venv/bin/python bench/learning_profiles.py --networks resco:cologne1,resco:ingolstadt1
+    .venv/bin/python bench/learning_profiles.py --networks resco:cologne1 --generations 10 --measure count
+    .venv/bin/python bench/learning_profiles.py            # all 8 RESCO networks and the 3 built-ins: hours
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from scipy import stats
+
+SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
+NETWORKS = ("resco:cologne1", "resco:cologne3", "resco:cologne8", "resco:ingolstadt1", "resco:ingolstadt7",
+            "resco:ingolstadt21", "resco:grid4x4", "resco:arterial4x4", "single", "corridor", "grid")
+#: the best published learned result per RESCO network (RESCO's paper and leaderboard), average delay in s
+BEST_PUBLISHED_S = {"resco:cologne1": 26.1, "resco:cologne3": 24.0, "resco:cologne8": 21.6,
+                    "resco:ingolstadt1": 20.9, "resco:ingolstadt7": 31.2, "resco:ingolstadt21": 59.6,
+                    "resco:grid4x4": 33.0, "resco:arterial4x4": 654.0}
+PROFILES = ("safety", "benchmark")
+
+
+def run(cmd: list[str]) -> float:
+    print("$", " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{p.stderr.strip()[-2000:]}")
+    return time.perf_counter() - t0
+
+
+def one(network: str, profile: str, out: Path, generations: int, measure: str, seeds: int) -> dict:
+    model = out / "train" / "model"
+    wall = None
+    if not model.is_dir():  # resumable: a trained model is kept
+        wall = run([SIGNALWISE, "train", "--agent", "phase-score", "-s", network, "--timing", profile,
+                    "--generations", str(generations), "--measure", measure, "--seed", "1",
+                    "--out", str(out / "train")])
+    summary = out / "compare" / "summary.json"
+    if not summary.is_file():
+        run([SIGNALWISE, "compare", "-s", network, "--timing", profile, "--seeds", str(seeds),
+             "--controllers", f"fixed,max-pressure,ql:{model.resolve()}", "--out", str(out / "compare")])
+    delay = json.loads(summary.read_text())["metrics"]["avg_delay_s"]["controllers"]
+    values = {c.split(":", 1)[0]: e["values"] for c, e in delay.items()}
+    meta = json.loads((model / "meta.json").read_text())
+    ql, mp = values["ql"], values["max-pressure"]
+    return {"network": network, "profile": profile, "fixed": values["fixed"], "max_pressure": mp, "ql": ql,
+            "p_welch": float(stats.ttest_ind(ql, mp, equal_var=False).pvalue),
+            "p_paired": float(stats.ttest_rel(ql, mp).pvalue),
+            "train_wall_s": wall if wall is not None else meta["training"]["wall_s"],
+            "weights": meta["policy"]["weights"]}
+
+
+def mean(v: list[float]) -> float:
+    return sum(v) / len(v)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--networks", default=",".join(NETWORKS))
+    ap.add_argument("--generations", type=int, default=10)
+    ap.add_argument("--measure", default="count", help="count | density (the phase-score features)")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=Path("bench/out/learning_profiles"))
+    args = ap.parse_args()
+    rows = []
+    for network in [n for n in args.networks.split(",") if n]:
+        for profile in PROFILES:
+            rows.append(one(network, profile, args.out / network.replace(":", "-") / profile, args.generations,
+                            args.measure, args.seeds))
+    (args.out / "learning_profiles.json").write_text(json.dumps(rows, indent=1))
+    print("\n| network | profile | fixed | max-pressure | ql | ql vs max-pressure, p Welch / paired | best published | "
+          "training wall |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        change = 100 * (mean(r["ql"]) / mean(r["max_pressure"]) - 1)
+        pub = BEST_PUBLISHED_S.get(r["network"]) if r["profile"] == "benchmark" else None
+        print(f"| {r['network']} | {r['profile']} | {mean(r['fixed']):.1f} | {mean(r['max_pressure']):.1f} | "
+              f"{mean(r['ql']):.1f} | {change:+.1f} %, {r['p_welch']:.3f} / {r['p_paired']:.3f} | "
+              f"{'' if pub is None else pub} | {r['train_wall_s']:.0f} s |")
+    print("\nprice of safety (delay under safety / under benchmark):")
+    by = {(r["network"], r["profile"]): r for r in rows}
+    for network in dict.fromkeys(r["network"] for r in rows):
+        s, b = by[(network, "safety")], by[(network, "benchmark")]
+        print(f"  {network}: max-pressure {mean(s['max_pressure']) / mean(b['max_pressure']):.2f}x, "
+              f"ql {mean(s['ql']) / mean(b['ql']):.2f}x, fixed {mean(s['fixed']) / mean(b['fixed']):.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Train the learned models shipped in the package, one per built-in scenario, reproducibly.
+
+    .venv/bin/python scripts/train_shipped_models.py                      # single, corridor, grid
+    .venv/bin/python scripts/train_shipped_models.py --scenarios single --workers 2
+
+`single` first: the phase-score policy search (`signalwise train --agent
+phase-score`, seed 1, the default safety profile) from max-pressure's
+weights. `corridor` and `grid` then fine-tune `single`'s weights (a smaller
+initial spread, fewer generations: their episodes cost 5 and 9 signals'
+time, and the weights are shared by every signal anyway). Each model is then `signalwise evaluate` on held-out seeds 1-5 against max-pressure, whose
+result is kept in the model's metadata; the model then replaces
+`src/signalwise/control/learning/shipped/<scenario>/`. The same seed and
+settings give the same weights (CMA-ES and SUMO are seeded; see
+training/policy_search.py), so anyone can check a shipped model by running
+this again. A plain `--controller ql` on a built-in scenario runs these.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+from signalwise.control.learning.phase_score import FEATURES_V1
+from signalwise.control.learning.shipped import SHIPPED_DIR, SHIPPED_SCENARIOS
+from signalwise.training.evaluate import evaluate
+from signalwise.training.policy_search import SearchConfig, search, weights_by_name
+
+SEED = 1
+#: the features the shipped models weigh (the first seven; see control/learning/phase_score.py)
+SHIPPED_FEATURES = FEATURES_V1
+#: (generations, candidates per generation, initial spread); search.json keeps every generation
+SEARCH = {"single": (8, 8, 1.0), "corridor": (3, 6, 0.4), "grid": (3, 6, 0.4)}
+#: where each search starts: max-pressure, or the weights shipped for another scenario
+START_FROM = {"corridor": "single", "grid": "single"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenarios", default=",".join(SHIPPED_SCENARIOS))
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--eval-seeds", type=int, default=5, help="held-out seeds 1..N of the evaluation (0: none)")
+    ap.add_argument("--work", type=Path, default=Path("build/shipped-models"), help="training directories")
+    args = ap.parse_args()
+    for scenario in [s for s in args.scenarios.split(",") if s]:
+        if scenario not in SHIPPED_SCENARIOS:
+            raise SystemExit(f"error: {scenario!r} is not a built-in scenario with a shipped model "
+                             f"({', '.join(SHIPPED_SCENARIOS)})")
+        work = args.work / scenario
+        shutil.rmtree(work, ignore_errors=True)
+        t0 = time.perf_counter()
+        generations, popsize, sigma0 = SEARCH[scenario]
+        cfg = SearchConfig(scenario=scenario, generations=generations, popsize=popsize, seed=SEED, sigma0=sigma0,
+                           workers=args.workers, out=work, features=SHIPPED_FEATURES)
+        if scenario in START_FROM:
+            source = SHIPPED_DIR / START_FROM[scenario] / "meta.json"
+            if not source.is_file():
+                raise SystemExit(f"error: {scenario} starts from the model shipped for {START_FROM[scenario]}: "
+                                 f"train that first (--scenarios {START_FROM[scenario]},{scenario})")
+            cfg.start = weights_by_name(json.loads(source.read_text())["policy"], SHIPPED_FEATURES)
+        model = search(cfg, on_generation=lambda r, s=scenario: print(
+            f"{s} generation {r.generation}: best {r.best_avg_delay_s:.1f} s, mean {r.mean_avg_delay_s:.1f} s, "
+            f"sigma {r.sigma:.2f} ({r.wall_s:.0f} s)", flush=True))
+        trained_s = time.perf_counter() - t0
+        sel = model.meta["selection"]
+        print(f"{scenario}: trained in {trained_s:.0f} s; validation {sel['learned_avg_delay_s']:.1f} s learned vs "
+              f"{sel['start_avg_delay_s']:.1f} s starting weights -> {sel['chosen']}", flush=True)
+        if args.eval_seeds:
+            ev = evaluate(work / "model", scenario, args.eval_seeds, workers=args.workers,
+                          out=work / "evaluation").evaluation
+            print(f"{scenario}: held-out seeds {ev['seeds']}: ql {ev['avg_delay_s']:.1f} s vs max-pressure "
+                  f"{ev['baseline_avg_delay_s']:.1f} s ({ev['change_pct']:+.1f} %, Welch p {ev['p_value']:.3f}), "
+                  f"fallback {ev['fallback_fraction']:.1%}, violations {ev['violations']}", flush=True)
+        target = SHIPPED_DIR / scenario
+        target.mkdir(parents=True, exist_ok=True)
+        meta = json.loads((work / "model" / "meta.json").read_text())
+        for e in meta.get("evaluations", []):  # where it ran on this machine means nothing to a user
+            e.pop("out_dir", None)
+        meta["training"]["config"].pop("out", None)
+        (target / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        print(f"{scenario}: shipped {target / 'meta.json'}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""A learned phase-score policy: serve the phase whose weighted features score highest.
+
+Every decision, each phase `a` of the intersection gets a feature vector
+`phi(a)` from the lane counts the observation already carries, and the
+policy proposes `argmax_a w . phi(a)` (the current phase = hold). The
+weights `w` are shared by every phase of every intersection (parameter
+sharing, as MPLight and FRAP do): a model is a handful of numbers, fits any
+intersection of any network, and is learned by direct policy search on the
+evaluation's own measure (`signalwise.training.policy_search`).
+
+Features of phase `a` (sums over its non-crosswalk movements, one term per
+movement as in max-pressure's pressure, so a lane that feeds several
+movements weighs more; current phase `c`, its green has run `g` seconds):
+
+    in_halt        halting vehicles on the incoming lanes
+    out_halt       halting vehicles on the outgoing lanes (spill-back, the
+                   downstream neighbour's queue: coordination without messages)
+    in_moving      vehicles still moving on the incoming lanes (arriving platoons)
+    hold           1 if a == c: what a change costs, in vehicles; it absorbs the
+                   clearance (yellow + all-red) the profile imposes, so a model
+                   trained under long clearances switches less often
+    hold_green_min 1{a == c} * g / 60: how a long green should yield
+    hold_moving    1{a == c} * in_moving: a green still carrying a platoon is
+                   worth more than its queue says (gap-out, as actuated control)
+    hold_halt      1{a == c} * in_halt: a queue behind a green discharges, one
+                   behind a red does not; this tells them apart
+    hold_young     1{a == c} * max(0, 1 - g / 15 s): a young green is worth
+                   keeping (max-pressure's own 15 s hold, as a learnable bonus)
+    switch_min_green_min
+                   1{a != c} * a's minimum green / 60 s: a phase with a long
+                   mandatory green (walk + pedestrian clearance) costs more to start
+    switch_clearance_10s
+                   1{a != c} * (yellow + all-red) / 10 s: the change's clearance,
+                   so one weight vector fits signals and profiles whose clearances differ
+
+A model names the features its weights go with (`meta["policy"]["features"]`),
+so models made with fewer features keep working as features are added.
+`max_pressure_weights(features)` (1, -1, 0, ...) is max-pressure with halting
+vehicles as the measure, re-decided every period: a search starts there, so
+what it learns is measured as a change from max-pressure.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...core.types import Decision, Intersection, Observation
+
+#: every feature the policy can weigh, in the order PhaseFeatures computes them
+ALL_FEATURES = ("in_halt", "out_halt", "in_moving", "hold", "hold_green_min", "hold_moving", "hold_halt",
+                "hold_young", "switch_min_green_min", "switch_clearance_10s")
+#: what a new model learns
+FEATURES = ALL_FEATURES
+#: the first models' features (the models shipped with 7 weights name these)
+FEATURES_V1 = ALL_FEATURES[:7]
+#: a green's age beyond this adds nothing more (keeps a stuck phase from growing a huge feature)
+GREEN_CAP_S = 120.0
+#: measures: "count" = vehicles; "density" = vehicles per 100 m of their lane (needs lane lengths)
+MEASURES = ("count", "density")
+#: lanes shorter than one car are counted as one car long (as max-pressure does)
+MIN_LANE_M = 7.5
+#: a green younger than this gets the `hold_young` bonus, fading to 0 (max-pressure's MIN_HOLD_S)
+YOUNG_GREEN_S = 15.0
+
+
+def max_pressure_weights(features=FEATURES) -> tuple[float, ...]:
+    """Weights under which the policy is max-pressure on halting vehicles (no hold)."""
+    return tuple(1.0 if f == "in_halt" else -1.0 if f == "out_halt" else 0.0 for f in features)
+
+
+MAX_PRESSURE_WEIGHTS = max_pressure_weights()
+
+
+class PhaseFeatures:
+    """Observation -> (n_phases, len(FEATURES)) array for one intersection.
+
+    `lane_length_m` (measure "density"): vehicles count per 100 m of their
+    lane, as max-pressure's default measure, so a 9 m approach lane holding
+    one car of a long queue weighs like a long lane full of queue.
+    """
+
+    def __init__(self, inter: Intersection, features=FEATURES, lane_length_m: dict[str, float] | None = None):
+        self.inter = inter
+        self.n_phases = len(inter.phases)
+        self.columns = [ALL_FEATURES.index(f) for f in check_features(features)]
+        self._min_green_min = np.array(inter.timing.min_green_s, float) / 60.0
+        self._clearance = inter.timing.clearance_s() / 10.0
+        self._moves = [tuple((m.in_lane, m.out_lane) for m in p.movements if not m.is_crosswalk)
+                       for p in inter.phases]
+        self.lanes = tuple(dict.fromkeys(lane for mv in self._moves for pair in mv for lane in pair))
+        self._scale = None
+        if lane_length_m is not None:
+            self._scale = {lane: 100.0 / max(lane_length_m.get(lane, 100.0), MIN_LANE_M) for lane in self.lanes}
+
+    def matrix(self, obs: Observation) -> np.ndarray:
+        """(n_phases, len(features)) for this observation."""
+        return self._all(obs)[:, self.columns]
+
+    def _all(self, obs: Observation) -> np.ndarray:
+        lanes = obs.lanes
+        scale = self._scale
+        x = np.zeros((self.n_phases, len(ALL_FEATURES)))
+        for a, moves in enumerate(self._moves):
+            in_halt = out_halt = in_moving = 0.0
+            for i, o in moves:
+                li, lo = lanes.get(i), lanes.get(o)
+                if li is not None:
+                    k = 1.0 if scale is None else scale[i]
+                    in_halt += k * li.queue_veh
+                    in_moving += k * max(0, li.count_veh - li.queue_veh)
+                if lo is not None:
+                    out_halt += (1.0 if scale is None else scale[o]) * lo.queue_veh
+            x[a, 0], x[a, 1], x[a, 2] = in_halt, out_halt, in_moving
+        s = obs.signal
+        if s is not None:
+            c = s.phase_index
+            x[c, 3] = 1.0
+            x[c, 4] = min(s.elapsed_s, GREEN_CAP_S) / 60.0
+            x[c, 5] = x[c, 2]
+            x[c, 6] = x[c, 0]
+            x[c, 7] = max(0.0, 1.0 - s.elapsed_s / YOUNG_GREEN_S)
+            x[:, 8] = self._min_green_min
+            x[:, 9] = self._clearance
+            x[c, 8] = x[c, 9] = 0.0
+        return x
+
+    def health(self, obs: Observation, max_age_s: float = 10.0) -> float:
+        """Share of the lanes the features read that the observation has; 0 for stale or unhealthy data."""
+        if not obs.healthy or obs.age_s > max_age_s or obs.signal is None:
+            return 0.0
+        if not self.lanes:
+            return 1.0
+        have = obs.lanes
+        return sum(1 for lane in self.lanes if lane in have) / len(self.lanes)
+
+
+def check_features(features) -> tuple[str, ...]:
+    """Feature names this signalwise knows, without repeats; ValueError (one line) otherwise."""
+    features = tuple(features)
+    unknown = [f for f in features if f not in ALL_FEATURES]
+    if unknown or len(set(features)) != len(features) or not features:
+        raise ValueError(f"unknown or repeated phase-score feature(s) {', '.join(unknown) or list(features)} "
+                         f"(known: {', '.join(ALL_FEATURES)})")
+    return features
+
+
+def check_weights(weights, features=FEATURES) -> np.ndarray:
+    """The weights as a float array, one per feature; ValueError (one line) otherwise."""
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (len(features),) or not np.all(np.isfinite(w)):
+        raise ValueError(f"a phase-score policy over {', '.join(features)} has {len(features)} finite weights, "
+                         f"got {list(np.ravel(w))}")
+    return w
+
+
+class PhaseScoreController:
+    """Proposes the best-scoring phase every `period_s` of green; the shield decides.
+
+    Confidence is the observation's health: the weights apply to every state,
+    so there is no unseen state to distrust, only missing or stale data, and
+    then the shield's Webster fallback runs.
+    """
+
+    name = "ql"
+    observation = "counts"
+    wants_detectors = False
+
+    def __init__(self, inter: Intersection, weights, period_s: float = 5.0, label: str = "ql",
+                 features=FEATURES, measure: str = "count", lane_length_m: dict[str, float] | None = None):
+        if measure not in MEASURES:
+            raise ValueError(f"phase-score measure {measure!r}; choose from {', '.join(MEASURES)}")
+        self.inter = inter
+        self.features = PhaseFeatures(inter, features, (lane_length_m or {}) if measure == "density" else None)
+        self.weights = check_weights(weights, tuple(features))
+        self.period_s = float(period_s)
+        self.name = label
+        self.decisions = 0
+
+    def scores(self, obs: Observation) -> np.ndarray:
+        return self.features.matrix(obs) @ self.weights
+
+    def decide(self, obs: Observation) -> Decision:
+        s = obs.signal
+        health = self.features.health(obs)
+        if s is None or s.interval != "green":
+            return Decision(self.inter.id, None, self.name, health)
+        self.decisions += 1
+        score = self.scores(obs)
+        best = int(np.argmax(score))
+        if score[best] <= score[s.phase_index]:  # ties hold: a change always costs a clearance
+            best = s.phase_index
+        return Decision(self.inter.id, None if best == s.phase_index else best, self.name, health)

@@ -1,0 +1,246 @@
+"""Training the phase-score policy by direct policy search (CMA-ES) on the evaluation's own measure.
+
+Why policy search and not Q-learning for these weights: the measure that
+matters is the average delay of every vehicle (RESCO's: time loss plus
+insertion delay), which a per-decision reward only approximates, and the
+policy has few parameters (`phase_score.FEATURES`), where an evolution
+strategy needs few episodes. CMA-ES (the `cma` package, Hansen's reference
+implementation) adapts the step size and the search directions itself, so
+there is no learning rate to tune per network.
+
+A generation: CMA-ES proposes `popsize` weight vectors; each runs the same
+`seeds_per_generation` training seeds (common random numbers: the candidates
+are ranked on the same traffic, so the ranking measures the policy, not the
+seed); the mean delay of each is told back. Every episode is a full
+`execute_run` (loop, shield, audit) in a fresh worker process (libsumo is one
+simulation per process), locally or on Ray, as Q-learning's episodes.
+
+The weight on `in_halt` is fixed at 1 (scores are only compared, so the
+scale is free) and the search starts at max-pressure (`max_pressure_weights`),
+or at weights learned elsewhere (`start`, with a smaller `sigma0`: fine-tuning).
+At the end the distribution's mean and the starting weights run on
+validation seeds (neither training nor the held-out seeds `evaluate` uses),
+and the better is the model: the search never ships something that lost to
+its starting point on traffic it had not seen.
+
+Determinism: CMA-ES draws from its own seeded generator and episode SUMO
+seeds follow from (seed, generation, k), so the same seed, popsize and
+seeds_per_generation give the same model whatever the workers or Ray.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..control.learning.phase_score import FEATURES, FEATURES_V1, check_features, max_pressure_weights
+from ..control.learning.qtable import Model, ModelError, load_model, save_model
+from .executors import EpisodeExecutor, make_executor
+from .train import TrainingError, training_seed
+
+AGENT = "phase-score"
+#: initial search spread per weight: about the size of a change that moves a decision (a vehicle per
+#: vehicle; a bonus of a few vehicles for the 0/1 and per-minute features)
+INITIAL_STDS = {"out_halt": 0.5, "in_moving": 0.5, "hold": 4.0, "hold_green_min": 4.0, "hold_moving": 0.5,
+                "hold_halt": 0.5, "hold_young": 4.0, "switch_min_green_min": 4.0, "switch_clearance_10s": 4.0}
+
+
+def weights_by_name(policy: dict, features=FEATURES) -> tuple[float, ...]:
+    """A model's weights for `features`, 0 for the features it did not have (to start a search from it)."""
+    known = dict(zip(policy["features"], policy["weights"], strict=True))
+    return tuple(float(known.get(f, 0.0)) for f in features)
+
+
+def validation_seeds(seed: int, n: int) -> list[int]:
+    """Seeds the choice between the learned and the starting weights is made on."""
+    return [600_000 + 1_000 * seed + k for k in range(n)]
+
+
+@dataclass
+class SearchConfig:
+    scenario: str | None = "single"
+    generations: int = 12
+    popsize: int = 8
+    seeds_per_generation: int = 1
+    validation_seeds: int = 3
+    seed: int = 1
+    workers: int = 2
+    out: Path = Path("models/train")
+    duration_s: float | None = None
+    period_s: float = 5.0
+    #: RunConfig fields every episode runs with (timing profile, shield, controller options)
+    run: dict = field(default_factory=dict)
+    sumocfg: Path | None = None
+    net: Path | None = None
+    routes: list[Path] = field(default_factory=list)
+    ray_address: str | None = None
+    features: tuple[str, ...] = FEATURES
+    measure: str = "count"  # or "density": vehicles per 100 m of lane
+    #: where the search starts (one weight per feature, `in_halt`'s 1 first); None = max-pressure
+    start: tuple[float, ...] | None = None
+    #: initial spread, times INITIAL_STDS (smaller to fine-tune weights learned elsewhere)
+    sigma0: float = 1.0
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["out"] = str(self.out)
+        for k in ("sumocfg", "net"):
+            d[k] = str(Path(d[k]).resolve()) if d[k] is not None else None
+        d["routes"] = [str(Path(r).resolve()) for r in self.routes]
+        d["features"] = list(self.features)
+        d["start"] = list(self.start_weights())
+        return d
+
+    def start_weights(self) -> tuple[float, ...]:
+        return tuple(self.start) if self.start is not None else max_pressure_weights(self.features)
+
+
+@dataclass
+class GenerationRecord:
+    generation: int
+    seeds: list[int]
+    best_avg_delay_s: float
+    mean_avg_delay_s: float
+    sigma: float
+    weights: list[float]  # the distribution's mean after the update
+    violations: int
+    wall_s: float
+
+
+def run_policy_episode(payload: str) -> dict:
+    """Worker: one episode of the phase-score policy with the payload's weights; its delay and audit."""
+    from ..control.learning.phase_score import PhaseScoreController
+    from ..runtime.config import RunConfig
+    from ..runtime.run import execute_run
+
+    p = json.loads(payload)
+    cfg = RunConfig.model_validate({
+        **p["run"], "scenario": p["scenario"], "controller": "ql", "seed": p["sumo_seed"],
+        "duration_s": p["duration_s"], "sumocfg": p["sumocfg"], "net": p["net"], "routes": p["routes"],
+        "out_dir": str(Path(p["run_dir"]).parent), "emissions": False, "record": "lean"})
+    weights, period = p["weights"], p["period_s"]
+    features = tuple(p["features"]) if "features" in p else FEATURES_V1  # a search started before features grew
+    measure = p.get("measure", "count")
+    t0 = time.perf_counter()
+    result = execute_run(cfg, Path(p["run_dir"]),
+                         controllers=lambda inter, ctx: PhaseScoreController(
+                             inter, weights, float(ctx.options.get("period_s", period)), "ql-train", features, measure,
+                             ctx.lane_length_m))
+    wall = time.perf_counter() - t0
+    shutil.rmtree(Path(p["run_dir"]), ignore_errors=True)  # a search runs hundreds: keep the figures only
+    m = result.metrics
+    return {"key": p["key"], "avg_delay_s": m["network"]["avg_delay_s"],
+            "violations": m.get("safety", {}).get("violations", -1),
+            "fallback_fraction": m["network"]["fallback_fraction"], "wall_s": round(wall, 2)}
+
+
+def full_weights(free: np.ndarray) -> list[float]:
+    return [1.0, *map(float, free)]
+
+
+OnGeneration = Callable[[GenerationRecord], None]
+
+
+def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
+           executor: EpisodeExecutor | None = None) -> Model:
+    """Run the search into `cfg.out` (model/, search.json); returns the chosen model."""
+    import cma
+
+    out = Path(cfg.out)
+    if (out / "model").exists():
+        raise TrainingError(f"{out}: a model is already there; use another --out")
+    if cfg.popsize < 2 or cfg.generations < 1 or cfg.seeds_per_generation < 1 or cfg.validation_seeds < 1:
+        raise TrainingError("popsize must be at least 2; generations, seeds per generation and validation seeds "
+                            "at least 1")
+    features = check_features(cfg.features)
+    start = cfg.start_weights()
+    if features[0] != "in_halt" or len(start) != len(features) or start[0] != 1.0:
+        raise TrainingError(f"a search weighs in_halt first, at 1, and starts with one weight per feature "
+                            f"({', '.join(features)}); got {list(start)}")
+    out.mkdir(parents=True, exist_ok=True)
+    x0 = np.asarray(start[1:], float)
+    es = cma.CMAEvolutionStrategy(x0, cfg.sigma0, {"popsize": cfg.popsize, "seed": cfg.seed, "verbose": -9,
+                                            "CMA_stds": [INITIAL_STDS[f] for f in features[1:]]})
+    own = executor is None
+    executor = executor or make_executor(cfg.ray_address, cfg.workers)
+    history: list[dict] = []
+    t_start = time.perf_counter()
+    try:
+        for g in range(cfg.generations):
+            t0 = time.perf_counter()
+            xs = es.ask()
+            seeds = [training_seed(cfg.seed, g * cfg.seeds_per_generation + k) for k in range(cfg.seeds_per_generation)]
+            jobs = [(i, s, full_weights(x)) for i, x in enumerate(xs) for s in seeds]
+            res = _episodes(cfg, executor, jobs, out / "episodes" / f"gen-{g:04d}")
+            delay = np.array([np.mean([res[(i, s)]["avg_delay_s"] for s in seeds]) for i in range(len(xs))])
+            es.tell(xs, delay.tolist())
+            rec = GenerationRecord(g, seeds, round(float(delay.min()), 3), round(float(delay.mean()), 3),
+                                   round(float(es.sigma), 4), [round(w, 4) for w in full_weights(es.mean)],
+                                   sum(max(0, r["violations"]) for r in res.values()),
+                                   round(time.perf_counter() - t0, 1))
+            history.append(asdict(rec))
+            if on_generation:
+                on_generation(rec)
+        learned = full_weights(es.mean)
+        vseeds = validation_seeds(cfg.seed, cfg.validation_seeds)
+        candidates = {"learned": learned, "start": list(start)}
+        jobs = [(name, s, w) for name, w in candidates.items() for s in vseeds]
+        res = _episodes(cfg, executor, jobs, out / "episodes" / "validation")
+        vdelay = {name: float(np.mean([res[(name, s)]["avg_delay_s"] for s in vseeds])) for name in candidates}
+        chosen = "learned" if vdelay["learned"] <= vdelay["start"] else "start"
+    finally:
+        if own:
+            executor.close()
+    shutil.rmtree(out / "episodes", ignore_errors=True)
+    wall = time.perf_counter() - t_start
+    meta = {
+        "scenario": cfg.scenario if cfg.scenario is not None else Path(cfg.sumocfg or cfg.net).name,
+        "agent": AGENT,
+        "policy": {"features": list(features), "measure": cfg.measure, "weights": [round(w, 6) for w in candidates[chosen]],
+                   "period_s": cfg.period_s},
+        "training": {
+            "method": "cma-es", "seed": cfg.seed, "generations": cfg.generations, "popsize": cfg.popsize,
+            "seeds_per_generation": cfg.seeds_per_generation,
+            "episodes": cfg.generations * cfg.popsize * cfg.seeds_per_generation + 2 * len(vseeds),
+            "seeds": [s for h in history for s in h["seeds"]], "run": cfg.run, "wall_s": round(wall, 1),
+            "violations": sum(h["violations"] for h in history) + sum(max(0, r["violations"]) for r in res.values()),
+            "config": cfg.to_json(),
+        },
+        "selection": {"seeds": vseeds, "metric": "avg_delay_s",
+                      "learned_avg_delay_s": round(vdelay["learned"], 3),
+                      "start_avg_delay_s": round(vdelay["start"], 3), "chosen": chosen},
+        "evaluations": [],
+        "created": dt.datetime.now().isoformat(timespec="seconds"),
+    }
+    (out / "search.json").write_text(json.dumps({"config": cfg.to_json(), "history": history,
+                                                 "selection": meta["selection"]}, indent=1))
+    model = Model(None, {}, {}, {}, meta)
+    save_model(out / "model", model)
+    return load_model(out / "model")
+
+
+def _episodes(cfg: SearchConfig, executor: EpisodeExecutor, jobs: list[tuple], folder: Path) -> dict:
+    payloads = [json.dumps({
+        "key": [key, s], "weights": w, "features": list(cfg.features), "measure": cfg.measure, "sumo_seed": s, "scenario": cfg.scenario, "run": cfg.run,
+        "duration_s": cfg.duration_s, "period_s": cfg.period_s, "run_dir": str(folder / f"{key}-s{s}"),
+        "sumocfg": _abs(cfg.sumocfg), "net": _abs(cfg.net), "routes": [str(Path(r).resolve()) for r in cfg.routes],
+    }) for key, s, w in jobs]
+    results = executor.run_round(run_policy_episode, payloads)
+    out = {}
+    for r in results:
+        key, s = r["key"]
+        if r["violations"] > 0:
+            raise ModelError(f"episode {key} on seed {s}: the safety audit found {r['violations']} violation(s)")
+        out[(key, s)] = r
+    return out
+
+
+def _abs(path: Path | None) -> str | None:
+    return str(Path(path).resolve()) if path is not None else None

@@ -1,0 +1,78 @@
+"""The phase-score policy search on real SUMO runs: it improves on its start, and the CLI says what it ran."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from signalwise.control.learning.phase_score import MAX_PRESSURE_WEIGHTS
+from signalwise.control.learning.qtable import load_model
+from signalwise.control.learning.shipped import shipped_model_path
+from signalwise.runtime.config import RunConfig
+from signalwise.runtime.run import execute_run
+from signalwise.training.policy_search import SearchConfig, search
+
+SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_short_search_on_single_beats_its_max_pressure_start(tmp_path):
+    cfg = SearchConfig(scenario="single", generations=2, popsize=4, seeds_per_generation=1, validation_seeds=2,
+                       seed=1, workers=2, out=tmp_path / "s")  # the whole hour: its 20-minute peak is where holds matter
+    model = search(cfg)
+    sel = model.meta["selection"]
+    # validation seeds are neither training nor held-out seeds; the learned weights win there
+    assert sel["chosen"] == "learned", sel
+    assert sel["learned_avg_delay_s"] < sel["start_avg_delay_s"]
+    assert model.meta["policy"]["weights"] != list(MAX_PRESSURE_WEIGHTS)
+    assert model.meta["training"]["violations"] == 0
+    assert not set(sel["seeds"]) & set(model.meta["training"]["seeds"])
+    assert load_model(tmp_path / "s" / "model").meta["policy"] == model.meta["policy"]
+
+
+def test_the_shipped_model_runs_under_the_shield_with_no_violation(tmp_path):
+    path = shipped_model_path("single")
+    cfg = RunConfig(scenario="single", controller=f"ql:{path}", duration_s=900, emissions=False, out_dir=tmp_path)
+    m = execute_run(cfg, tmp_path / "run").metrics
+    assert m["safety"]["violations"] == 0 and m["safety"]["checked"]  # rules it checked, each with a count
+    assert m["controller_ran"] and m["network"]["fallback_fraction"] < 0.05
+
+
+def test_a_bare_ql_on_a_built_in_runs_the_shipped_model_and_says_so(tmp_path):
+    p = subprocess.run([SIGNALWISE, "run", "-s", "single", "-c", "ql", "--duration", "300", "--no-emissions",
+                        "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert f"using the model shipped for 'single' ({shipped_model_path('single')})" in p.stderr
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    assert str(shipped_model_path("single")) in config  # the run records which model it ran
+
+
+def test_a_bare_ql_on_your_own_network_is_an_error(tmp_path):
+    single = Path(shipped_model_path("single")).parents[3] / "sim" / "scenarios" / "single"
+    cfgs = sorted(single.glob("*.sumocfg"))
+    p = subprocess.run([SIGNALWISE, "run", "--sumocfg", str(cfgs[0]), "-c", "ql", "--duration", "60",
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and "no model given" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_train_refuses_an_unknown_agent_in_one_line():
+    p = subprocess.run([SIGNALWISE, "train", "--agent", "dqn"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "--agent must be phase-score or tabular" in p.stderr
+
+
+def test_train_phase_score_from_the_command_line(tmp_path):
+    p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "-s", "single", "--generations", "1",
+                        "--popsize", "2", "--validation-seeds", "1", "--duration", "300", "--timing", "benchmark",
+                        "--out", str(tmp_path / "t")], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert "weights: in_halt +1" in p.stderr and "validation (seeds [601000]" in p.stderr
+    meta = load_model(tmp_path / "t" / "model").meta
+    assert meta["agent"] == "phase-score" and meta["training"]["run"] == {"timing": "benchmark"}
+    assert meta["training"]["episodes"] == 1 * 2 + 2 * 1
+    bad = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--timing", "rush-hour",
+                          "--out", str(tmp_path / "u")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "rush-hour" in bad.stderr and "Traceback" not in bad.stderr
