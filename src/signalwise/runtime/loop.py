@@ -41,6 +41,7 @@ from ..core.types import (
     SignalEvent,
     SourceHealth,
 )
+from ..sim.approach import compass_approach
 from ..sim.backend import DETECTORS_SOURCE, LANES_SOURCE, SimulationError, SumoBackend, SumoOptions
 from ..sim.detectors import DetectorLayout, place_detectors
 from ..sim.outputs import write_meandata_file
@@ -538,15 +539,6 @@ def _counts_need(inter: Intersection, ctrl: Controller | None) -> ObservationNee
     if not counts:
         return None
     return ObservationNeed(inter.in_lanes, "counts", base.detector_idle_ids, counts)
-
-
-def compass_approach(shape) -> str:
-    """Where traffic on a lane comes from: a lane heading south is the north approach."""
-    (x0, y0), (x1, y1) = shape[-2], shape[-1]
-    dx, dy = x1 - x0, y1 - y0
-    if abs(dy) >= abs(dx):
-        return "north" if dy < 0 else "south"
-    return "west" if dx > 0 else "east"
 
 
 def describe_intersections(inters: list[Intersection], approach_direction: dict[str, str] | None = None) -> list[dict]:
