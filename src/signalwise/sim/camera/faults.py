@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 from .scene import Scene
 
+#: vehicles that never run a red light for us: a red light does not bind them in an emergency
+EXEMPT_CLASSES = frozenset({"emergency", "authority"})
 #: SUMO's speed mode with every check on (its default)
 SPEED_MODE_DEFAULT = 31
 #: safe speed, acceleration and deceleration limits kept; right of way and braking for red lights off
@@ -59,6 +61,7 @@ class FaultInjector:
         self._lane_length: dict[str, float] = {}
         self.speeders: set[str] = set()
         self.runners: set[str] = set()
+        self._exempt: set[str] = set()  # emergency vehicles: they may go through a red light
 
     def on_departed(self, t: float, vehicle_ids) -> None:
         """Pick speeders among the cars just entering; cap everyone else under the threshold."""
@@ -66,8 +69,11 @@ class FaultInjector:
             self._next_speeder_s = t
         limit = self.scene.speed_limit_mps
         for vid in vehicle_ids:
+            vclass = self.api.vehicle.getVehicleClass(vid)
+            if vclass in EXEMPT_CLASSES:
+                self._exempt.add(vid)
             every = self.plan.speeder_every_s
-            if every is not None and t >= self._next_speeder_s and self.api.vehicle.getVehicleClass(vid) == "passenger":
+            if every is not None and t >= self._next_speeder_s and vclass == "passenger":
                 factor = self._rng.uniform(*self.plan.speeder_factor)
                 self.api.vehicle.setSpeedFactor(vid, factor)
                 self.speeders.add(vid)
@@ -103,6 +109,8 @@ class FaultInjector:
             lane = v[tc.VAR_LANE_ID]
             line = self._stop_line_of.get(lane)
             if line is None or vid in self._running or v[tc.VAR_SPEED] < self.plan.red_light_min_speed_mps:
+                continue
+            if vid in self._exempt:
                 continue
             if any(state[i] != "r" for i in line.links):
                 continue

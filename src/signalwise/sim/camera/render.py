@@ -125,24 +125,39 @@ def _record(api, scenario: Scenario, opts: RenderOptions, out: Path, progress: P
     shots = Screenshots(api, w, h)
     videos = None
     try:
-        # warm up without frames (sumo-gui steps at about 1,000 steps a second when it draws nothing to file)
-        t = api.simulation.getTime()
-        start = scenario.begin_s + opts.warmup_s
+        # the view first: the recorder needs it to tell what is in view
+        topdown = topdown_view(wanted, w, h)
+        views = [topdown] + ([oblique_view(topdown, opts.oblique_tilt)] if opts.oblique_tilt else [])
+        recorder = TruthRecorder(api, scene, views, out, opts.step_s, threshold, opts.sustain_s)
+        recorder.subscribe(float(np.hypot(half_w, half_h)) + SUBSCRIBE_MARGIN_M)
         colours: dict[str, tuple[int, int, int]] = {}
         rng = np.random.default_rng(opts.seed)
         injector = FaultInjector(api, scene, opts.faults, threshold, opts.seed) if opts.faults else None
-        recorder_views: list[CameraView] = []
+
+        def each_step(t: float) -> tuple[dict, dict, str]:
+            """What every step does, recorded or not: signal, events, faults, new vehicles."""
+            state = recorder.track_signal(t)
+            vehicles, persons = recorder.objects()
+            recorder.record_events(t, vehicles, state)
+            if injector is not None:
+                injector.on_step(t, vehicles, state, recorder.tc)
+            _on_departed(api, t, colours, rng, injector)
+            if injector is not None:
+                recorder.injected["red_light"] |= injector.runners
+                recorder.injected["speeding"] |= injector.speeders
+            return vehicles, persons, state
+
+        # warm up without frames (sumo-gui steps at about 1,000 steps a second when it draws nothing to file)
+        t = api.simulation.getTime()
+        start = scenario.begin_s + opts.warmup_s
         while t < start - 1e-9:
             api.simulationStep()
             t = api.simulation.getTime()
-            _on_departed(api, t, colours, rng, injector)
-        topdown, calibration = _calibrate(api, shots, wanted, w, h, _on_departed_hook(api, colours, rng, injector))
-        recorder_views = [topdown]
-        if opts.oblique_tilt:
-            recorder_views.append(oblique_view(topdown, opts.oblique_tilt))
-        recorder = TruthRecorder(api, scene, recorder_views, out, opts.step_s, threshold, opts.sustain_s)
-        radius = float(np.hypot(half_w, half_h)) + SUBSCRIBE_MARGIN_M
-        recorder.subscribe(radius)
+            each_step(t)
+        calibrated, calibration = _calibrate(api, shots, wanted, w, h, each_step)
+        if not np.allclose(calibrated.net_to_px, topdown.net_to_px, atol=1e-6):
+            raise RenderError(f"sumo-gui shows {calibration['boundary']}, not the wanted {wanted}")
+        recorder_views = views
         for view in recorder_views:
             camera = camera_file(scene, view, f"sim-{view.name}", opts.speed_tolerance_mps)
             (out / view.name / "camera.yaml").write_text(yaml.safe_dump(camera, sort_keys=False))
@@ -152,11 +167,6 @@ def _record(api, scenario: Scenario, opts: RenderOptions, out: Path, progress: P
         align = _Alignment(topdown)
         first_frame_s = None
         rec0 = time.perf_counter()
-        # the state before the first recorded step: the signal's history starts at the first frame
-        api.simulationStep()  # delivers the first subscription results
-        t = api.simulation.getTime()
-        _on_departed(api, t, colours, rng, injector)
-        recorder.track_signal(t)
         for k in range(n_frames):
             shots.request()
             api.simulationStep()
@@ -167,16 +177,8 @@ def _record(api, scenario: Scenario, opts: RenderOptions, out: Path, progress: P
             if not np.allclose(np.ravel(bnd), np.ravel(calibration["boundary"]), atol=1e-6):
                 raise RenderError(f"sumo-gui's view moved at t={t:g} s: boundary {bnd}, calibrated "
                                   f"{calibration['boundary']}")
-            state = recorder.track_signal(t)
-            vehicles, persons = recorder.objects()
-            recorder.record_events(t, vehicles, state)
+            vehicles, persons, _state = each_step(t)
             recorder.record_frame(k, t, vehicles, persons)
-            if injector is not None:
-                injector.on_step(t, vehicles, state, recorder.tc)
-                recorder.injected["red_light"] |= injector.runners
-            _on_departed(api, t, colours, rng, injector)
-            if injector is not None:
-                recorder.injected["speeding"] |= injector.speeders
             frame = shots.collect()
             align.check(frame, vehicles, colours, recorder.tc)
             videos.put(frame)
@@ -184,7 +186,7 @@ def _record(api, scenario: Scenario, opts: RenderOptions, out: Path, progress: P
                 progress(k + 1, n_frames)
         videos.close()
         record_wall = time.perf_counter() - rec0
-        recorder.close()
+        recorder.close(first_frame_s)
     finally:
         shots.close()
         if videos is not None:
@@ -226,10 +228,6 @@ def _record(api, scenario: Scenario, opts: RenderOptions, out: Path, progress: P
         "truth": {"rows": recorder.rows, "crossings": len(recorder.crossings), **kinds},
         "record_wall_s": round(record_wall, 1),
     }
-
-
-def _on_departed_hook(api, colours, rng, injector):
-    return lambda t: _on_departed(api, t, colours, rng, injector)
 
 
 def _on_departed(api, t: float, colours: dict, rng, injector: FaultInjector | None) -> None:

@@ -189,10 +189,21 @@ class TruthRecorder:
             s.event["speed_mps"] = max(s.event["speed_mps"], round(speed, 3))
         elif t - s.over_since_s >= self.sustain_s - 1e-9:
             s.event = {"time_s": round(t, 3), "vehicle_id": vid, "kind": "speeding",
-                       "approach": self._route_approach.get(vid, ""), "speed_mps": round(speed, 3),
+                       "approach": self._approach_of_vehicle(vid), "speed_mps": round(speed, 3),
                        "start_s": round(s.over_since_s, 3), "end_s": round(t, 3),
                        "injected": int(vid in self.injected["speeding"])}
             self.violations.append(s.event)
+
+    def _approach_of_vehicle(self, vid: str) -> str:
+        """The approach a vehicle came in on (seen on it, else the first of its route's edges that is one)."""
+        if vid not in self._route_approach:
+            by_edge = {lane.rsplit("_", 1)[0]: a for lane, a in self._approach_of.items()}
+            try:
+                route = self.api.vehicle.getRoute(vid)
+            except Exception:  # noqa: BLE001 - it has left
+                route = ()
+            self._route_approach[vid] = next((by_edge[e] for e in route if e in by_edge), "")
+        return self._route_approach[vid]
 
     def record_frame(self, frame: int, t: float, vehicles: dict[str, dict], persons: dict[str, dict]) -> None:
         """One row per object visible in each view (all objects at once: about 60 near the signal)."""
@@ -232,10 +243,14 @@ class TruthRecorder:
         self.injected[kind].add(vid)
 
     # -- files ------------------------------------------------------------------------------------
-    def close(self) -> None:
+    def close(self, first_frame_s: float | None = None) -> None:
+        """Write the event files; events over before `first_frame_s` (the warm-up's) are left out."""
         for fh in self._files:
             fh.close()
         self._files = []
+        start = -np.inf if first_frame_s is None else first_frame_s - self.step_s - 1e-9
+        self.crossings = [c for c in self.crossings if c[0] >= start]
+        self.violations = [v for v in self.violations if v["end_s"] >= start]
         _write(self.out_dir / "crossings_truth.csv", CROSSINGS_HEADER, self.crossings)
         for v in self.violations:  # a speeder marked after its event began
             v["injected"] = int(v["vehicle_id"] in self.injected[v["kind"]])
