@@ -12,7 +12,6 @@ import json
 import numpy as np
 import pytest
 import yaml
-
 from support.xvfb import xvfb_unavailable_reason
 
 cv2 = pytest.importorskip("cv2")
