@@ -86,14 +86,15 @@ def test_a_known_road_point_lands_on_its_pixel(clip):
     assert s["calibration"]["marker_error_px"] <= 2.0
 
 
-def _paint_share(frame, x1, y1, x2, y2):
-    """The share of a box's pixels in one of the renderer's vehicle colours."""
+def _paint_share(frame, x1, y1, x2, y2, colourful_only=False):
+    """The share of a box's pixels in one of the renderer's vehicle colours (without silver: like kerb grey)."""
     from signalwise.sim.camera.render import PALETTE
 
     patch = frame[int(round(y1)): int(round(y2)) + 1, int(round(x1)): int(round(x2)) + 1].astype(int)
     if not patch.size:
         return 0.0
-    bgr = np.array([c[::-1] for c in PALETTE])
+    colours = [c for c in PALETTE if max(c) - min(c) > 30] if colourful_only else PALETTE
+    bgr = np.array([c[::-1] for c in colours])
     dist = np.abs(patch[:, :, None, :] - bgr[None, None, :, :]).max(axis=3).min(axis=2)
     return float((dist <= 40).mean())
 
@@ -190,10 +191,29 @@ def test_the_camera_file_follows_the_contract(clip):
         assert len(cam["stop_lines"]) == 8  # through-and-right lanes and the protected left lane, per approach
         for sl in cam["stop_lines"]:
             assert sl["links"] and max(sl["links"]) < n_links
-        w, h = cam["frame_px"]
+        w, h = cam["frame_size"]
+        assert cam["anchor"] == "center" and cam["speed_sustain_s"] == s["sustain_s"]
         for z in cam["zones"]:
             p = np.array(z["px"])
             assert (p[:, 0] >= 0).all() and (p[:, 0] < w).all() and (p[:, 1] >= 0).all() and (p[:, 1] < h).all()
         assert cam["speed_limit_mps"] == pytest.approx(13.89) and cam["speed_tolerance_mps"] == 2.0
     summary = json.loads((out / "render.json").read_text())
     assert summary["status"] == "complete"
+
+
+def test_the_empty_road_frame_has_no_vehicle_on_it(clip):
+    out, _s = clip
+    for view in ("topdown", "oblique"):
+        cam = yaml.safe_load((out / view / "camera.yaml").read_text())
+        background = cv2.imread(str(out / view / cam["background_image"]))
+        first = _frames(out / view / "video.avi", 1)[0]
+        assert background.shape == first.shape
+        assert _paint_share(background, 0, 0, background.shape[1] - 1, background.shape[0] - 1, True) < 0.0002
+        # where the truth puts a vehicle, the recorded frame differs from the empty road
+        rows = [r for r in _truth(out / view / "truth.csv") if r["frame"] == "0" and r["kind"] == "vehicle"
+                and float(r["visible"]) == 1.0]
+        assert rows
+        for r in rows:
+            x1, y1, x2, y2 = (int(round(float(r[k]))) for k in ("x1", "y1", "x2", "y2"))
+            diff = np.abs(first[y1:y2 + 1, x1:x2 + 1].astype(int) - background[y1:y2 + 1, x1:x2 + 1].astype(int))
+            assert (diff.max(axis=2) > 40).mean() > 0.2

@@ -67,6 +67,8 @@ class RenderOptions:
     speed_tolerance_mps: float = 2.0
     sustain_s: float = 1.0
     jpeg_quality: int = 95
+    #: write an empty-road frame per view (taken before traffic reaches the camera) and name it in the camera file
+    background: bool = True
 
 
 @dataclass
@@ -108,6 +110,7 @@ def render(opts: RenderOptions, progress: Progress | None = None) -> RenderResul
 
 
 def _record(api, scenario: Scenario, opts: RenderOptions, out: Path, progress: Progress | None) -> dict:
+    import cv2
     import yaml
 
     w, h = opts.frame_px
@@ -147,6 +150,11 @@ def _record(api, scenario: Scenario, opts: RenderOptions, out: Path, progress: P
                 recorder.injected["speeding"] |= injector.speeders
             return vehicles, persons, state
 
+        # calibrate first, while the network is still empty around the signal, and keep an empty-road frame
+        calibrated, calibration = calibrate_view(api, shots, wanted, w, h, each_step)
+        if not np.allclose(calibrated.net_to_px, topdown.net_to_px, atol=1e-6):
+            raise RenderError(f"sumo-gui shows {calibration['boundary']}, not the wanted {wanted}")
+        background = empty_road_frame(api, shots, each_step) if opts.background else None
         # warm up without frames (sumo-gui steps at about 1,000 steps a second when it draws nothing to file)
         t = api.simulation.getTime()
         start = scenario.begin_s + opts.warmup_s
@@ -154,12 +162,12 @@ def _record(api, scenario: Scenario, opts: RenderOptions, out: Path, progress: P
             api.simulationStep()
             t = api.simulation.getTime()
             each_step(t)
-        calibrated, calibration = _calibrate(api, shots, wanted, w, h, each_step)
-        if not np.allclose(calibrated.net_to_px, topdown.net_to_px, atol=1e-6):
-            raise RenderError(f"sumo-gui shows {calibration['boundary']}, not the wanted {wanted}")
         recorder_views = views
         for view in recorder_views:
-            camera = camera_file(scene, view, f"sim-{view.name}", opts.speed_tolerance_mps)
+            camera = camera_file(scene, view, f"sim-{view.name}", opts.speed_tolerance_mps, opts.sustain_s)
+            if background is not None:
+                cv2.imwrite(str(out / view.name / "background.png"), view.warp(background))
+                camera["background_image"] = "background.png"
             (out / view.name / "camera.yaml").write_text(yaml.safe_dump(camera, sort_keys=False))
         fps = 1.0 / opts.step_s
         videos = _VideoWriters(out, recorder_views, fps, opts.jpeg_quality)
@@ -243,7 +251,7 @@ def _on_departed(api, t: float, colours: dict, rng, injector: FaultInjector | No
         injector.on_departed(t, departed)
 
 
-def _calibrate(api, shots: Screenshots, wanted, w: int, h: int, each_step) -> tuple[CameraView, dict]:
+def calibrate_view(api, shots: Screenshots, wanted, w: int, h: int, each_step) -> tuple[CameraView, dict]:
     """Show the wanted ground area and prove it: marker squares must land where the read-back view says."""
     xmin, ymin, xmax, ymax = wanted
     fx, fy = (xmax - xmin), (ymax - ymin)
@@ -283,6 +291,20 @@ def _calibrate(api, shots: Screenshots, wanted, w: int, h: int, each_step) -> tu
                 api.polygon.remove(f"signalwise-marker-{i}")
     raise RenderError(f"could not calibrate sumo-gui's view: markers off by {residual} px "
                       f"(at most {MAX_MARKER_ERROR_PX} px allowed), view {view and view.net_to_px.tolist()}")
+
+
+def empty_road_frame(api, shots: Screenshots, each_step) -> np.ndarray | None:
+    """A frame of the road with no vehicle on it, taken right after calibration at the start of the run.
+
+    Vehicles enter at the network's edges, so near the signal the road is
+    empty for the first seconds; a frame with any vehicle in the subscription
+    range is not used.
+    """
+    shots.request()
+    api.simulationStep()
+    vehicles, _persons, _state = each_step(api.simulation.getTime())
+    frame = shots.collect()
+    return frame if not vehicles else None
 
 
 def _marker_centres(frame: np.ndarray) -> np.ndarray:

@@ -164,7 +164,8 @@ def approach_zone_m(approach: Approach, view: CameraView) -> np.ndarray | None:
     return None
 
 
-def camera_file(scene: Scene, view: CameraView, camera_id: str, speed_tolerance_mps: float = 2.0) -> dict:
+def camera_file(scene: Scene, view: CameraView, camera_id: str, speed_tolerance_mps: float = 2.0,
+                speed_sustain_s: float = 1.0) -> dict:
     """The camera file (the keys `signalwise vision run --camera` reads) for one rendered view."""
     calibration = []
     xs = np.linspace(0.15, 0.85, 3) * view.width_px
@@ -195,6 +196,10 @@ def camera_file(scene: Scene, view: CameraView, camera_id: str, speed_tolerance_
         "zones": zones,
         "speed_limit_mps": round(scene.speed_limit_mps, 2),
         "speed_tolerance_mps": speed_tolerance_mps,
-        "frame_px": [view.width_px, view.height_px],
+        # extra keys the pipeline reads: the truth's own speeding rule, and a box's centre stands for the vehicle
+        # (the rendered world is flat, so the centre of a box is the vehicle's centre in every view)
+        "speed_sustain_s": speed_sustain_s,
+        "anchor": "center",
+        "frame_size": [view.width_px, view.height_px],
         "rendered_by": "signalwise vision render: every value above follows from the view's known homography",
     }
