@@ -34,13 +34,13 @@ class PipelineFailed(RuntimeError):
 class BenchOptions:
     out_dir: Path
     scenario: str = "single"
-    duration_s: float = 600.0
+    duration_s: float = 400.0
     warmup_s: float = 60.0
     seed: int = 1
     step_s: float = 0.1
     oblique_tilt: float | None = 0.35
-    #: enough faults for 30 of each kind in 10 minutes of `single` (not every pick turns into an event)
-    faults: FaultPlan = field(default_factory=lambda: FaultPlan(red_light_every_s=10.0, speeder_every_s=12.0))
+    #: enough faults for 30 events of each kind in 400 s of `single` (not every pick turns into an event)
+    faults: FaultPlan = field(default_factory=lambda: FaultPlan(red_light_every_s=6.0, speeder_every_s=6.0))
     render_dir: Path | None = None  # grade an existing render instead of rendering
     interval_s: float = 60.0
 

@@ -27,6 +27,10 @@ def vision_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        import signal
+
+        # a `kill` unwinds like Ctrl-C, so sumo-gui and Xvfb are stopped with us, never left behind
+        signal.signal(signal.SIGTERM, _exit_on_terminate)
         from ..sim.backend import SimulationError
         from ..sim.camera import DisplayUnavailable, RenderError
         from ..sim.scenario import ScenarioError
@@ -44,6 +48,10 @@ def vision_errors(fn):
             _fail("interrupted", code=130)
 
     return wrapper
+
+
+def _exit_on_terminate(signum, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _progress(label: str):
@@ -161,12 +169,12 @@ def _grade(render_dir, pipeline, view, json_out) -> None:
 def bench_command(
     out: Annotated[Path, typer.Option(help="directory for the render, the pipeline's outputs and bench.json")],
     scenario: Annotated[str, typer.Option("--scenario", "-s", help="the scenario to render")] = "single",
-    duration: Annotated[float, typer.Option(help="recorded simulated seconds")] = 600.0,
+    duration: Annotated[float, typer.Option(help="recorded simulated seconds")] = 400.0,
     seed: Annotated[int, typer.Option(help="SUMO's random seed")] = 1,
     render_dir: Annotated[Path | None, typer.Option("--render", show_default=False,
                                                     help="grade on this existing render instead of rendering")] = None,
-    red_light_every: Annotated[float, typer.Option(help="seconds between red-light runners")] = 10.0,
-    speeder_every: Annotated[float, typer.Option(help="seconds between speeders")] = 12.0,
+    red_light_every: Annotated[float, typer.Option(help="seconds between red-light runners")] = 6.0,
+    speeder_every: Annotated[float, typer.Option(help="seconds between speeders")] = 6.0,
 ) -> None:
     """The vision benchmark: render, run the pipeline on each view, grade it.
 
