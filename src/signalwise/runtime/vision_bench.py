@@ -37,7 +37,8 @@ class BenchOptions:
     duration_s: float = 400.0
     warmup_s: float = 60.0
     seed: int = 1
-    step_s: float = 0.1
+    #: 5 frames a second: half the rendering of 10, and the low end of what a traffic camera's analytics run at
+    step_s: float = 0.2
     oblique_tilt: float | None = 0.35
     #: enough faults for 30 events of each kind in 400 s of `single` (not every pick turns into an event)
     faults: FaultPlan = field(default_factory=lambda: FaultPlan(red_light_every_s=6.0, speeder_every_s=6.0))

@@ -171,6 +171,7 @@ def bench_command(
     scenario: Annotated[str, typer.Option("--scenario", "-s", help="the scenario to render")] = "single",
     duration: Annotated[float, typer.Option(help="recorded simulated seconds")] = 400.0,
     seed: Annotated[int, typer.Option(help="SUMO's random seed")] = 1,
+    step: Annotated[float, typer.Option(help="simulation step = frame period, seconds")] = 0.2,
     render_dir: Annotated[Path | None, typer.Option("--render", show_default=False,
                                                     help="grade on this existing render instead of rendering")] = None,
     red_light_every: Annotated[float, typer.Option(help="seconds between red-light runners")] = 6.0,
@@ -181,18 +182,20 @@ def bench_command(
     Runs `signalwise vision run` on the top-down and oblique videos and prints
     every figure against its target; OUT/bench.json keeps them all.
     """
-    _bench(out, scenario, duration, seed, render_dir, red_light_every, speeder_every)
+    _bench(out, scenario, duration, seed, step, render_dir, red_light_every, speeder_every)
 
 
 @vision_errors
-def _bench(out, scenario, duration, seed, render_dir, red_light_every, speeder_every) -> None:
+def _bench(out, scenario, duration, seed, step, render_dir, red_light_every, speeder_every) -> None:
     from ..sim.scenario import load
     from .vision_bench import BenchOptions, run_bench
 
     if render_dir is None:
         load(scenario)
-    opts = BenchOptions(out_dir=out, scenario=scenario, duration_s=duration, seed=seed, render_dir=render_dir,
-                        faults=_fault_plan(True, red_light_every, speeder_every))
+    if duration <= 0 or step <= 0:
+        raise ValueError("--duration and --step must be positive")
+    opts = BenchOptions(out_dir=out, scenario=scenario, duration_s=duration, seed=seed, step_s=step,
+                        render_dir=render_dir, faults=_fault_plan(True, red_light_every, speeder_every))
     with _progress("render") as bar:
         task = bar.add_task("render", total=int(round(duration / opts.step_s)))
         bench = run_bench(opts, say=lambda m: typer.echo(m, err=True),

@@ -257,7 +257,7 @@ def calibrate_view(api, shots: Screenshots, wanted, w: int, h: int, each_step) -
     fx, fy = (xmax - xmin), (ymax - ymin)
     points = [(xmin + 0.1 * fx, ymin + 0.1 * fy), (xmin + 0.9 * fx, ymin + 0.15 * fy),
               (xmin + 0.85 * fx, ymin + 0.9 * fy), (xmin + 0.2 * fx, ymin + 0.8 * fy)]
-    side = 2.0
+    side = 3.0  # 12 x 12 pixels at 4 px/m: larger than any other magenta thing sumo-gui draws
     for i, (x, y) in enumerate(points):
         square = [(x - side / 2, y - side / 2), (x + side / 2, y - side / 2), (x + side / 2, y + side / 2),
                   (x - side / 2, y + side / 2)]
@@ -276,10 +276,11 @@ def calibrate_view(api, shots: Screenshots, wanted, w: int, h: int, each_step) -
                 view = topdown_view((bnd[0][0], bnd[0][1], bnd[1][0], bnd[1][1]), w, h)
             except ValueError:
                 continue  # the first screenshot can come from the window's own aspect: set it again
-            found = _marker_centres(frame)
+            found = _marker_centres(frame, (side * view.net_to_px[0, 0]) ** 2)
             predicted = view.to_px(np.array(points))
-            if len(found) != len(points):
+            if len(found) < len(points):
                 continue
+            # each marker's nearest magenta square (other magenta things, such as detectors, are smaller)
             dist = np.linalg.norm(predicted[:, None, :] - found[None, :, :], axis=2).min(axis=1)
             residual = float(dist.max())
             if residual <= MAX_MARKER_ERROR_PX:
@@ -307,13 +308,14 @@ def empty_road_frame(api, shots: Screenshots, each_step) -> np.ndarray | None:
     return frame if not vehicles else None
 
 
-def _marker_centres(frame: np.ndarray) -> np.ndarray:
+def _marker_centres(frame: np.ndarray, min_area_px: float) -> np.ndarray:
     import cv2
 
     b, g, r = frame[:, :, 0].astype(int), frame[:, :, 1].astype(int), frame[:, :, 2].astype(int)
     mask = ((r > 200) & (b > 200) & (g < 60)).astype(np.uint8)
     n, _labels, stats, centres = cv2.connectedComponentsWithStats(mask)
-    return np.array([centres[i] for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 4]).reshape(-1, 2)
+    big = [centres[i] for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 0.5 * min_area_px]
+    return np.array(big).reshape(-1, 2)
 
 
 class _Alignment:
