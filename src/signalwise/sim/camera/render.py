@@ -84,6 +84,20 @@ def render(opts: RenderOptions, progress: Progress | None = None) -> RenderResul
     out.mkdir(parents=True, exist_ok=True)
     scenario = load(opts.scenario) if isinstance(opts.scenario, str) else opts.scenario
     wall0 = time.perf_counter()
+    try:
+        summary = _render_in(scenario, opts, out, progress)
+    except BaseException as exc:
+        # the directory says it is not a render to grade, and why
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        (out / "render.json").write_text(json.dumps({"status": "failed", "reason": reason}, indent=2))
+        raise
+    summary["wall_s"] = round(time.perf_counter() - wall0, 1)
+    summary["render_fps"] = round(summary["frames"] / max(summary["record_wall_s"], 1e-9), 1)
+    (out / "render.json").write_text(json.dumps(summary, indent=2))
+    return RenderResult(out, summary)
+
+
+def _render_in(scenario: Scenario, opts: RenderOptions, out: Path, progress: Progress | None) -> dict:
     w, h = opts.frame_px
     with virtual_display(max(1280, w + 200), max(1024, h + 200)) as display:
         args = ["-n", str(scenario.net_file), "-r", ",".join(str(p) for p in scenario.route_files),
@@ -103,10 +117,7 @@ def render(opts: RenderOptions, progress: Progress | None = None) -> RenderResul
                     api.close()
         finally:
             stop_sumo_gui(proc)
-    summary["wall_s"] = round(time.perf_counter() - wall0, 1)
-    summary["render_fps"] = round(summary["frames"] / max(summary["record_wall_s"], 1e-9), 1)
-    (out / "render.json").write_text(json.dumps(summary, indent=2))
-    return RenderResult(out, summary)
+    return summary
 
 
 def _record(api, scenario: Scenario, opts: RenderOptions, out: Path, progress: Progress | None) -> dict:

@@ -54,6 +54,8 @@ def read_truth(render_dir: Path, view: str) -> Truth:
     if not summary_path.is_file():
         raise GradingInputError(f"{render_dir}: no render.json (not a `signalwise vision render` directory)")
     summary = json.loads(summary_path.read_text())
+    if summary.get("status", "complete") != "complete":
+        raise GradingInputError(f"{render_dir}: the render did not complete ({summary.get('reason', 'no reason')})")
     if view not in summary.get("views", {}):
         raise GradingInputError(f"{render_dir}: no view {view!r} (it has {', '.join(summary.get('views', {}))})")
     t0 = float(summary["first_frame_time_s"])
