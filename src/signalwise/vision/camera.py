@@ -1,0 +1,199 @@
+"""The camera file: where a camera looks, how its pixels map to the road, and its virtual detectors.
+
+```yaml
+camera_id: cam-1
+device_id: B1                  # the intersection whose signal states apply
+calibration:                   # image pixels -> road metres, at least 4 pairs
+  - {px: [112.0, 80.0], m: [180.0, 220.0]}
+stop_lines:                    # in pixels; links = indices into the state string
+  - {name: n, approach: north, px: [[300, 120], [340, 120]], links: [0, 1, 2]}
+zones:                         # optional: approach polygons for counts and occupancy
+  - {name: n-queue, approach: north, px: [[290, 20], [345, 20], [345, 118], [290, 118]]}
+speed_limit_mps: 13.89
+speed_tolerance_mps: 2.0
+```
+
+Outside tools write these files, so these keys work exactly as written and
+extra keys are allowed. Optional keys of ours are documented in
+docs/vision.md (`channel` per zone or stop line, `frame_size`,
+`speed_sustain_s`, `red_grace_s`, `anchor`, `background_image`). Every error
+names the file and the key path, and a zone, stop line or approach by name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from .calibration import CalibrationError, Homography
+
+Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
+Point = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], Field(min_length=2, max_length=2)]
+
+
+class CameraFileError(ValueError):
+    """A camera file that cannot be used: one line naming the file, the key and what is wrong."""
+
+
+class CalibrationPair(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    px: Point
+    m: Point
+
+
+class StopLine(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: Name
+    approach: Name
+    px: Annotated[list[Point], Field(min_length=2, max_length=2)]
+    links: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+    channel: Annotated[int, Field(ge=1)] | None = None  # detector channel for its passage count
+
+
+class Zone(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: Name
+    approach: Name
+    px: Annotated[list[Point], Field(min_length=3)]
+    channel: Annotated[int, Field(ge=1)] | None = None  # detector channel of its on/off events (82/81)
+
+
+class CameraConfig(BaseModel):
+    """A validated camera file (`load_camera`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    camera_id: Name
+    device_id: Name
+    calibration: list[CalibrationPair]
+    stop_lines: list[StopLine] = Field(default_factory=list)
+    zones: list[Zone] = Field(default_factory=list)
+    speed_limit_mps: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    speed_tolerance_mps: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    #: speed above limit + tolerance for this long makes a speeding violation
+    speed_sustain_s: Annotated[float, Field(ge=0, le=60, allow_inf_nan=False)] = 1.0
+    #: a crossing this soon after the movement turned red is not a violation (0: none)
+    red_grace_s: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = 0.0
+    #: the point of a box that stands for the vehicle on the road: `bottom` centre (where it touches the road in
+    #: an oblique view), `center`, or `front` (the box edge it moves towards: a top-down view, where a stop line
+    #: is crossed when the front bumper is)
+    anchor: Literal["bottom", "center", "front"] = "bottom"
+    frame_size: Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=2, max_length=2)] | None = None
+    background_image: str | None = None  # an empty-road frame, relative to the camera file
+    _homography: Homography | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _unique(self) -> CameraConfig:
+        for key, items in (("stop_lines", self.stop_lines), ("zones", self.zones)):
+            seen: set[str] = set()
+            for i, it in enumerate(items):
+                if it.name in seen:
+                    raise ValueError(f"{key}[{i}]: name {it.name!r} is used twice")
+                seen.add(it.name)
+        channels: dict[int, str] = {}
+        for it in (*self.zones, *self.stop_lines):
+            if it.channel is not None:
+                if it.channel in channels:
+                    raise ValueError(f"channel {it.channel} is given to both {channels[it.channel]!r} and "
+                                     f"{it.name!r}")
+                channels[it.channel] = it.name
+        return self
+
+    # -- derived -------------------------------------------------------------------------------
+    @property
+    def homography(self) -> Homography:
+        if self._homography is None:
+            self._homography = Homography.from_pairs([p.px for p in self.calibration],
+                                                     [p.m for p in self.calibration])
+        return self._homography
+
+    @property
+    def approaches(self) -> list[str]:
+        """Every approach the camera's stop lines and zones name, in file order."""
+        seen: dict[str, None] = {}
+        for it in (*self.stop_lines, *self.zones):
+            seen.setdefault(it.approach, None)
+        return list(seen)
+
+    def zone_channels(self) -> dict[str, int]:
+        """Zone name -> detector channel: the given one, else the next free number from 1 in file order."""
+        used = {z.channel for z in self.zones if z.channel is not None} | {
+            s.channel for s in self.stop_lines if s.channel is not None}
+        out, nxt = {}, 1
+        for z in self.zones:
+            if z.channel is not None:
+                out[z.name] = z.channel
+                continue
+            while nxt in used:
+                nxt += 1
+            out[z.name] = nxt
+            used.add(nxt)
+        return out
+
+    # -- checks against what the camera sees and what the intersection has ----------------------
+    def check_frame(self, width_px: int, height_px: int, where: str = "camera") -> None:
+        """Every stop line and zone point inside the frame, else CameraFileError naming it."""
+        for key, items in (("stop_lines", self.stop_lines), ("zones", self.zones)):
+            for i, it in enumerate(items):
+                for x, y in it.px:
+                    if not (0 <= x <= width_px and 0 <= y <= height_px):
+                        raise CameraFileError(f"{where}: {key}[{i}] ({it.name}): point [{x:g}, {y:g}] is outside "
+                                              f"the {width_px}x{height_px} frame")
+
+    def check_intersection(self, approaches: set[str] | None, n_links: int | None, where: str = "camera") -> None:
+        """Approaches the intersection has and link indices its state string holds, else CameraFileError."""
+        dev = self.device_id
+        if approaches is not None:
+            for key, items in (("stop_lines", self.stop_lines), ("zones", self.zones)):
+                for i, it in enumerate(items):
+                    if it.approach not in approaches:
+                        raise CameraFileError(f"{where}: {key}[{i}] ({it.name}): approach {it.approach!r} is not an "
+                                              f"approach of {dev} (its approaches: {', '.join(sorted(approaches))})")
+        if n_links is not None:
+            for i, s in enumerate(self.stop_lines):
+                bad = [k for k in s.links if k >= n_links]
+                if bad:
+                    raise CameraFileError(f"{where}: stop_lines[{i}] ({s.name}): links {bad} are not in {dev}'s "
+                                          f"state string of {n_links} links (0-{n_links - 1})")
+
+
+def _first_problem(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.get("loc", ())).lstrip(".")
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{where}: {msg}" if where else msg
+
+
+def camera_from_dict(data: dict, where: str = "camera") -> CameraConfig:
+    """Validate a camera file's contents (and its calibration); CameraFileError names the key."""
+    if not isinstance(data, dict):
+        raise CameraFileError(f"{where}: a camera file is a mapping of keys (camera_id, device_id, calibration, ...)")
+    try:
+        cam = CameraConfig.model_validate(data)
+    except ValidationError as exc:
+        raise CameraFileError(f"{where}: {_first_problem(exc)}") from None
+    try:
+        cam.homography  # noqa: B018 - fitted now so a bad calibration is refused at load
+    except CalibrationError as exc:
+        raise CameraFileError(f"{where}: {exc}") from None
+    return cam
+
+
+def load_camera(path: str | Path) -> CameraConfig:
+    """Read and validate a camera file (YAML or JSON)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise CameraFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        raise CameraFileError(f"{path}: not YAML: {str(exc).strip().splitlines()[0]}") from None
+    cam = camera_from_dict(data, str(path))
+    if cam.background_image is not None:
+        bg = Path(cam.background_image)
+        if not bg.is_absolute():
+            cam.background_image = str(path.parent / bg)
+    return cam

@@ -1,0 +1,119 @@
+"""Evidence images: the frame of a violation, annotated, written as JPEG by a thread of its own.
+
+Encoding a JPEG takes milliseconds; the pipeline must not wait for it. Jobs
+wait in a bounded queue: offline (`block=True`) a full queue makes the
+pipeline wait, so no evidence is lost; live (`block=False`) the job is dropped
+and counted, so a slow disk never stalls the cameras.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+log = logging.getLogger("signalwise.vision.evidence")
+
+RED, YELLOW, WHITE, BLACK = (0, 0, 255), (0, 220, 255), (255, 255, 255), (0, 0, 0)
+
+
+@dataclass(frozen=True)
+class EvidenceJob:
+    path: Path
+    image: np.ndarray  # the frame, BGR, not annotated
+    box_px: tuple[float, float, float, float]
+    trail_px: tuple[tuple[float, float], ...]
+    stop_line_px: tuple[tuple[float, float], tuple[float, float]] | None
+    caption: tuple[str, ...]
+
+
+def annotate(job: EvidenceJob) -> np.ndarray:
+    """The frame with the vehicle's box, its path, the stop line and a caption."""
+    img = job.image.copy()
+    if job.stop_line_px is not None:
+        (x0, y0), (x1, y1) = job.stop_line_px
+        cv2.line(img, (round(x0), round(y0)), (round(x1), round(y1)), YELLOW, 2)
+    if len(job.trail_px) > 1:
+        pts = np.round(np.asarray(job.trail_px)).astype(np.int32).reshape(-1, 1, 2)
+        cv2.polylines(img, [pts], False, YELLOW, 1)
+    x1, y1, x2, y2 = (round(v) for v in job.box_px)
+    cv2.rectangle(img, (x1, y1), (x2, y2), RED, 2)
+    scale = max(0.4, img.shape[1] / 1600)
+    y = round(22 * scale / 0.5)
+    for line in job.caption:
+        cv2.putText(img, line, (8, y), cv2.FONT_HERSHEY_SIMPLEX, scale, BLACK, 3, cv2.LINE_AA)
+        cv2.putText(img, line, (8, y), cv2.FONT_HERSHEY_SIMPLEX, scale, WHITE, 1, cv2.LINE_AA)
+        y += round(20 * scale / 0.5)
+    return img
+
+
+class EvidenceWriter:
+    """`submit(job)` queues an image; a daemon thread annotates, encodes and writes it."""
+
+    def __init__(self, root: str | Path, *, max_queue: int = 64, block: bool = True, quality: int = 90):
+        self.root = Path(root)
+        self.block = block
+        self.quality = quality
+        self.written = self.dropped = self.failed = 0
+        self.busy_s = 0.0
+        self.last_error: str | None = None
+        self._q: queue.Queue[EvidenceJob | None] = queue.Queue(maxsize=max_queue)
+        self._thread = threading.Thread(target=self._run, name="signalwise-vision-evidence", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: EvidenceJob) -> bool:
+        """Queue the job; False when it was dropped (live mode, queue full)."""
+        try:
+            if self.block:
+                self._q.put(job)
+            else:
+                self._q.put_nowait(job)
+            return True
+        except queue.Full:
+            self.dropped += 1
+            return False
+
+    def _run(self) -> None:
+        while True:
+            job = self._q.get()
+            if job is None:
+                self._q.task_done()
+                return
+            t0 = time.perf_counter()
+            try:
+                ok, buf = cv2.imencode(".jpg", annotate(job), [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+                if not ok:
+                    raise OSError("JPEG encoding failed")
+                job.path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = job.path.with_suffix(".part")
+                tmp.write_bytes(buf.tobytes())
+                tmp.replace(job.path)  # a reader never sees half an image
+                self.written += 1
+            except Exception as exc:  # noqa: BLE001 - a failed image must not stop the writer
+                self.failed += 1
+                self.last_error = str(exc)
+                log.warning("evidence %s not written: %s", job.path, exc)
+            finally:
+                self.busy_s += time.perf_counter() - t0
+                self._q.task_done()
+
+    def flush(self) -> None:
+        """Wait until every queued image is written."""
+        self._q.join()
+
+    def close(self) -> None:
+        self.flush()
+        self._q.put(None)
+        self._thread.join(5.0)
+
+    def stats(self) -> dict:
+        rate = self.written / self.busy_s if self.busy_s > 0 else None
+        return {"written": self.written, "dropped": self.dropped, "failed": self.failed,
+                "queued": self._q.qsize(), "images_per_s_of_writer_time": round(rate, 1) if rate else None,
+                "last_error": self.last_error}

@@ -1,0 +1,298 @@
+"""One camera's pipeline: a frame and its time in, a `FrameResult` out.
+
+detect -> track -> road positions (homography) -> speed -> zones (virtual
+detectors, 82/81) -> stop-line crossings -> violations (red light from the
+signal's own state, speeding) -> evidence images (asynchronous). Each stage
+is its own module; this file only wires them and keeps per-track memory.
+
+The signal state comes either with each frame (`process(..., signal_state=)`,
+the controller's own state in a live loop) or from a `SignalTimeline` (the
+`--signals` file). Times are seconds on the caller's clock (video seconds
+from the first frame in `signalwise vision run`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..core.types import EventCode, SignalEvent
+from .bytetrack import ByteTracker
+from .camera import CameraConfig
+from .detections import Detections
+from .evidence import EvidenceJob, EvidenceWriter
+from .signals import SignalTimeline, all_red, link_chars
+from .speed import SpeedEstimator
+from .stoplines import Crossing, StopLineCounter, StopLineGeometry
+from .violations import RED_LIGHT, SPEEDING, SpeedingRule, Violation
+from .zones import ZoneDetector, ZoneState
+
+#: per-track memory (trail, approach, speed samples) is dropped this long after a track was last seen
+FORGET_S = 5.0
+#: seconds of trail kept per track for evidence images and violation records
+TRAIL_S = 10.0
+#: slower than this a track keeps the direction it had (front anchors): a standing box's filter velocity is noise
+FRONT_MIN_MPS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class TrackPoint:
+    track_id: int
+    x_px: float
+    y_px: float
+    x_m: float
+    y_m: float
+    speed_mps: float  # NaN until the track spans the speed window
+    moving: bool
+    box_px: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    frame_index: int
+    time_s: float
+    detections: Detections  # the detector's output, before tracking
+    tracked: Detections  # detections of confirmed tracks, tracker_id set
+    tracks: tuple[TrackPoint, ...]
+    crossings: tuple[Crossing, ...]
+    violations: tuple[Violation, ...]
+    events: tuple[SignalEvent, ...]  # zone detector on (82) / off (81), parameter = channel
+    zones: tuple[ZoneState, ...]
+    signal_state: str | None
+    timing_s: dict[str, float] = field(default_factory=dict)  # detect, track, rest, total
+
+
+def default_detector(camera: CameraConfig):
+    """The blob detector, with the camera's empty-road image when it names one."""
+    from .blobs import BlobDetector
+
+    reference = None
+    if camera.background_image:
+        import cv2
+
+        reference = cv2.imread(camera.background_image, cv2.IMREAD_COLOR)
+        if reference is None:
+            from .camera import CameraFileError
+
+            raise CameraFileError(f"background_image {camera.background_image}: not an image OpenCV can read")
+    return BlobDetector(reference=reference)
+
+
+class Pipeline:
+    def __init__(self, camera: CameraConfig, detector=None, tracker: ByteTracker | None = None, *,
+                 signals: SignalTimeline | None = None, evidence: EvidenceWriter | None = None,
+                 interval_s: float = 60.0, speed_window_s: float = 1.5, zone_window_s: float = 30.0):
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        self.camera = camera
+        self.detector = detector if detector is not None else default_detector(camera)
+        self.tracker = tracker or ByteTracker()
+        self.signals = signals
+        self.evidence = evidence
+        self.interval_s = interval_s
+        self.homography = camera.homography
+        self.speeds = SpeedEstimator(speed_window_s, forget_s=FORGET_S)
+        channels = camera.zone_channels()
+        self.zones = [ZoneDetector(z.name, z.approach, channels[z.name], z.px, zone_window_s) for z in camera.zones]
+        upstream = {}
+        for z in self.zones:
+            upstream.setdefault(z.approach, z.centroid())
+        self.lines = [StopLineGeometry(s.name, s.approach, s.links, s.px[0], s.px[1], upstream.get(s.approach))
+                      for s in camera.stop_lines]
+        self.counter = StopLineCounter(self.lines)
+        self.speeding = SpeedingRule(camera.speed_limit_mps, camera.speed_tolerance_mps, camera.speed_sustain_s) \
+            if camera.speed_limit_mps is not None else None
+        self._live = SignalTimeline()
+        self._trail: dict[int, deque] = {}
+        self._approach: dict[int, str] = {}
+        self._heading: dict[int, np.ndarray] = {}  # unit image direction of travel (front anchors)
+        self._speed: dict[int, float] = {}  # latest known speed per track
+        self._last_seen: dict[int, float] = {}
+        self._counts: dict[int, dict[str, int]] = {}
+        self._first_interval: int | None = None
+        self._reported_through = -1  # intervals before this are closed and handed out
+        self.frame_index = -1
+        self.time_s: float | None = None
+        self._checked_frame = False
+
+    # -- the frame --------------------------------------------------------------------------------
+    def process(self, image: np.ndarray, time_s: float, signal_state: str | None = None) -> FrameResult:
+        if self.time_s is not None and time_s < self.time_s:
+            raise ValueError(f"frame time {time_s:g} s is before the previous frame's ({self.time_s:g} s)")
+        if not self._checked_frame:
+            self.camera.check_frame(image.shape[1], image.shape[0], self.camera.camera_id)
+            self._checked_frame = True
+        c0 = time.perf_counter()
+        self.frame_index += 1
+        self.time_s = time_s
+        if self._first_interval is None:
+            self._first_interval = int(math.floor(time_s / self.interval_s))
+        timeline = self.signals
+        if signal_state is not None:
+            self._live.append(time_s, self.camera.device_id, signal_state)
+            timeline = self._live
+        state = timeline.state_at(self.camera.device_id, time_s) if timeline is not None else None
+
+        dets = self.detector.detect(image, time_s)
+        c1 = time.perf_counter()
+        tracked = self.tracker.update(dets, time_s)
+        c2 = time.perf_counter()
+
+        anchors = self._anchors(tracked)
+        road = self.homography.to_road(anchors)
+        # speed from a point that never jumps along the box: the front anchor moves when the heading is learnt
+        steady = road if self.camera.anchor != "front" else self.homography.to_road(tracked.centers_px)
+        points: dict[int, np.ndarray] = {}
+        speeds: dict[int, float] = {}
+        moving: dict[int, bool] = {}
+        tracks = []
+        for k, tid in enumerate(tracked.tracker_id.tolist()):
+            p, (xm, ym) = anchors[k], road[k]
+            v = self.speeds.add(tid, time_s, float(steady[k][0]), float(steady[k][1]))
+            points[tid], speeds[tid], moving[tid] = p, v, bool(tracked.moving[k])
+            if not math.isnan(v):
+                self._speed[tid] = v
+            self._last_seen[tid] = time_s
+            trail = self._trail.setdefault(tid, deque())
+            trail.append((time_s, float(p[0]), float(p[1]), float(xm), float(ym)))
+            while trail and trail[0][0] < time_s - TRAIL_S:
+                trail.popleft()
+            tracks.append(TrackPoint(tid, float(p[0]), float(p[1]), float(xm), float(ym), v, bool(tracked.moving[k]),
+                                     tuple(float(c) for c in tracked.xyxy[k])))
+
+        events = []
+        for z in self.zones:
+            change = z.update(time_s, points, speeds, moving)
+            if change is not None:
+                code = EventCode.DETECTOR_ON if change == "on" else EventCode.DETECTOR_OFF
+                events.append(SignalEvent(time_s, self.camera.device_id, int(code), z.channel))
+            for tid, p in points.items():
+                if tid not in self._approach and z.contains(p):
+                    self._approach[tid] = z.approach
+
+        crossings, violations = [], []
+        box_of = {tp.track_id: tp.box_px for tp in tracks}
+        for line, tid, t_cross, where in self.counter.update(time_s, points):
+            self._approach.setdefault(tid, line.approach)
+            at = timeline.state_at(self.camera.device_id, t_cross) if timeline is not None else None
+            chars = link_chars(at, line.links)
+            crossings.append(Crossing(t_cross, tid, line.name, line.approach, chars, float(where[0]),
+                                      float(where[1])))
+            self._count(t_cross, line.approach)
+            if timeline is not None and all_red(at, line.links):
+                since = timeline.red_since(self.camera.device_id, line.links, t_cross)
+                if since is not None and t_cross - since >= self.camera.red_grace_s:
+                    violations.append(self._violation(RED_LIGHT, t_cross, tid, line.approach, speeds.get(tid),
+                                                      image, box_of[tid], line, chars))
+        if self.speeding is not None:
+            for tid, v in speeds.items():
+                mean = self.speeding.observe(tid, time_s, v)
+                if mean is not None:
+                    violations.append(self._violation(SPEEDING, time_s, tid, self._approach_of(tid, points[tid]),
+                                                      mean, image, box_of[tid], None, ""))
+        self._forget(time_s)
+        c3 = time.perf_counter()
+        return FrameResult(self.frame_index, time_s, dets, tracked, tuple(tracks), tuple(crossings), tuple(violations),
+                           tuple(events), tuple(z.state(time_s) for z in self.zones), state,
+                           {"detect": c1 - c0, "track": c2 - c1, "rest": c3 - c2, "total": c3 - c0})
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def _anchors(self, tracked: Detections) -> np.ndarray:
+        if self.camera.anchor != "front":
+            return tracked.anchors(self.camera.anchor)
+        centers = tracked.centers_px
+        out = centers.copy()
+        for k, tid in enumerate(tracked.tracker_id.tolist()):
+            v = getattr(self.tracker, "velocity_px_s", lambda _t: None)(tid)
+            if v is not None and self._speed.get(tid, 0.0) > FRONT_MIN_MPS and float(np.hypot(*v)) > 0:
+                self._heading[tid] = np.asarray(v, float) / float(np.hypot(*v))
+            u = self._heading.get(tid)
+            if u is None:
+                continue
+            x1, y1, x2, y2 = tracked.xyxy[k]
+            reach = min((x2 - x1) / 2 / max(abs(u[0]), 1e-9), (y2 - y1) / 2 / max(abs(u[1]), 1e-9))
+            out[k] = centers[k] + u * reach
+        return out
+
+    def _approach_of(self, tid: int, point) -> str:
+        known = self._approach.get(tid)
+        if known is not None or not self.lines:
+            return known or ""
+        return min(self.lines, key=lambda ln: ln.distance_px(point)).approach
+
+    def _violation(self, kind: str, t: float, tid: int, approach: str, speed, image, box, line, chars) -> Violation:
+        cam = self.camera
+        speed = math.nan if speed is None else float(speed)
+        rel = ""
+        trail = tuple(self._trail.get(tid, ()))
+        if self.evidence is not None:
+            rel = f"evidence/{_safe(cam.camera_id)}_{kind}_{tid}_{round(t * 1000)}.jpg"
+            caption = [f"{cam.camera_id} {cam.device_id} {kind.replace('_', ' ')} track {tid} t={t:.2f} s",
+                       f"approach {approach or '?'}" + (f" speed {speed:.1f} m/s" if not math.isnan(speed) else "")]
+            if kind == RED_LIGHT:
+                caption.append(f"stop line {line.name}, signal {chars}")
+            else:
+                caption.append(f"limit {cam.speed_limit_mps:g} m/s + {cam.speed_tolerance_mps:g} tolerance")
+            job = EvidenceJob(self.evidence.root / rel, image, box, tuple((p[1], p[2]) for p in trail),
+                              (tuple(line.a), tuple(line.b)) if line is not None else None, tuple(caption))
+            if not self.evidence.submit(job):
+                rel = ""
+        return Violation(t, tid, kind, approach, speed, cam.camera_id, cam.device_id,
+                         line.name if line is not None else "", chars,
+                         cam.speed_limit_mps if kind == SPEEDING else None, rel, trail)
+
+    def _count(self, t: float, approach: str) -> None:
+        k = int(math.floor(t / self.interval_s))
+        per = self._counts.setdefault(k, {})
+        per[approach] = per.get(approach, 0) + 1
+
+    def _forget(self, now_s: float) -> None:
+        gone = [tid for tid, t in self._last_seen.items() if now_s - t > FORGET_S]
+        for tid in gone:
+            self._last_seen.pop(tid, None)
+            self._trail.pop(tid, None)
+            self._approach.pop(tid, None)
+            self._heading.pop(tid, None)
+            self._speed.pop(tid, None)
+        if gone:
+            self.counter.forget(gone)
+            if self.speeding is not None:
+                self.speeding.forget(gone)
+        self.speeds.forget(now_s)
+
+    # -- counts per interval -------------------------------------------------------------------------
+    @property
+    def count_approaches(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for ln in self.lines:
+            seen.setdefault(ln.approach, None)
+        return list(seen)
+
+    def closed_counts(self, final: bool = False) -> list[tuple[float, str, int]]:
+        """(interval start s, approach, vehicles crossing its stop lines) for intervals closed since the last call.
+
+        An interval is closed once a frame at or after its end was processed;
+        `final=True` closes the one in progress too (the end of a video).
+        Every approach with a stop line gets a row, zero included.
+        """
+        if self.time_s is None:
+            return []
+        current = int(math.floor(self.time_s / self.interval_s))
+        last = current if final else current - 1
+        first = max(self._reported_through + 1, self._first_interval)
+        rows = []
+        for k in range(first, last + 1):
+            per = self._counts.pop(k, {})
+            rows.extend((k * self.interval_s, a, per.get(a, 0)) for a in self.count_approaches)
+        self._reported_through = max(self._reported_through, last)
+        return rows
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+

@@ -1,0 +1,129 @@
+"""Signal states over time: what each intersection showed, from a `time_s,device_id,state` file.
+
+The file has one row per change, SUMO link-state strings (`GGrrrGGrrr`). A
+run's own `signal_states.csv` has the same columns in simulation seconds;
+`offset_s` is the simulation time of the video's first frame, so video time
+t reads the state at t + offset_s. Rows a live runtime writes at a recovery
+(state `RECOVERY`) are not states and are skipped.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..core.types import RECOVERY_STATE
+
+COLUMNS = ("time_s", "device_id", "state")
+
+
+class SignalFileError(ValueError):
+    """A signal-state file that cannot be read: path, line and what is wrong."""
+
+
+class SignalTimeline:
+    """`state_at(device_id, t)`: the state in force at video time t (None before the first row)."""
+
+    def __init__(self, rows: Iterable[tuple[float, str, str]] = (), offset_s: float = 0.0):
+        self.offset_s = offset_s
+        self._times: dict[str, list[float]] = {}
+        self._states: dict[str, list[str]] = {}
+        for t, dev, state in sorted(rows, key=lambda r: (r[1], r[0])):
+            self._times.setdefault(dev, []).append(t)
+            self._states.setdefault(dev, []).append(state)
+
+    @classmethod
+    def from_csv(cls, path: str | Path, offset_s: float = 0.0) -> SignalTimeline:
+        path = Path(path)
+        rows = []
+        try:
+            with open(path, newline="") as fh:
+                reader = csv.DictReader(fh)
+                missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
+                if missing:
+                    raise SignalFileError(f"{path}: needs the columns {','.join(COLUMNS)}; missing "
+                                          f"{', '.join(missing)} (header: {','.join(reader.fieldnames or ())})")
+                for line, row in enumerate(reader, start=2):
+                    state = (row["state"] or "").strip()
+                    if state == RECOVERY_STATE:
+                        continue
+                    try:
+                        t = float(row["time_s"])
+                    except (TypeError, ValueError):
+                        raise SignalFileError(f"{path}:{line}: time_s {row['time_s']!r} is not a number") from None
+                    if t != t or not state or not row["device_id"]:
+                        raise SignalFileError(f"{path}:{line}: needs a time, a device_id and a state")
+                    rows.append((t, row["device_id"].strip(), state))
+        except OSError as exc:
+            raise SignalFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+        except UnicodeDecodeError:
+            raise SignalFileError(f"{path}: not a text (CSV) file") from None
+        if not rows:
+            raise SignalFileError(f"{path}: no signal states in it")
+        return cls(rows, offset_s)
+
+    def append(self, video_time_s: float, device_id: str, state: str) -> None:
+        """Record a state shown from `video_time_s` on (live: the controller's own state, frame by frame)."""
+        t = video_time_s + self.offset_s
+        times = self._times.setdefault(device_id, [])
+        states = self._states.setdefault(device_id, [])
+        if states and states[-1] == state:
+            return
+        if times and t < times[-1]:
+            raise ValueError(f"signal state for {device_id} at {t:g} s is older than the last one ({times[-1]:g} s)")
+        times.append(t)
+        states.append(state)
+
+    def red_since(self, device_id: str, links: Iterable[int], video_time_s: float) -> float | None:
+        """Video time since when every one of `links` has shown red at `video_time_s` (None: not all red now)."""
+        links = list(links)
+        times = self._times.get(device_id)
+        if not times:
+            return None
+        i = bisect.bisect_right(times, video_time_s + self.offset_s) - 1
+        if i < 0 or not all_red(self._states[device_id][i], links):
+            return None
+        while i > 0 and all_red(self._states[device_id][i - 1], links):
+            i -= 1
+        return times[i] - self.offset_s
+
+    @property
+    def devices(self) -> list[str]:
+        return sorted(self._times)
+
+    def n_links(self, device_id: str) -> int | None:
+        states = self._states.get(device_id)
+        return len(states[0]) if states else None
+
+    def state_at(self, device_id: str, video_time_s: float) -> str | None:
+        times = self._times.get(device_id)
+        if not times:
+            return None
+        i = bisect.bisect_right(times, video_time_s + self.offset_s) - 1
+        return self._states[device_id][i] if i >= 0 else None
+
+    def changes(self, device_id: str) -> list[tuple[float, str]]:
+        """(video time, state) of every change for one device."""
+        return [(t - self.offset_s, s) for t, s in zip(self._times.get(device_id, []),
+                                                        self._states.get(device_id, []), strict=True)]
+
+
+#: SUMO's link characters for red (`r`; `R` is not SUMO's but some tools write it)
+RED = frozenset("rR")
+
+
+def link_chars(state: str | None, links: Iterable[int]) -> str:
+    """The characters of `links` in a state string ('' when the state is unknown or too short)."""
+    if not state:
+        return ""
+    links = list(links)
+    if any(k >= len(state) for k in links):
+        return ""
+    return "".join(state[k] for k in links)
+
+
+def all_red(state: str | None, links: Iterable[int]) -> bool:
+    chars = link_chars(state, links)
+    return bool(chars) and all(c in RED for c in chars)

@@ -1,0 +1,67 @@
+"""Red-light and speeding violations, decided from tracks, stop-line crossings and the signal's own state.
+
+- Red light: a track crosses a stop line while every link of that stop line
+  shows red (SUMO's `r`) and has for at least the camera's `red_grace_s`. A
+  stop line whose links disagree (a red left turn beside a green through
+  movement) cannot say which movement the vehicle takes: no violation is
+  called there; give each lane its own stop line and links for that.
+- Speeding: a track's speed above `speed_limit_mps + speed_tolerance_mps`
+  without a break for `speed_sustain_s`; one violation per track, with the
+  mean speed over that time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+RED_LIGHT, SPEEDING = "red_light", "speeding"
+KINDS = (RED_LIGHT, SPEEDING)
+
+
+@dataclass(frozen=True)
+class Violation:
+    time_s: float
+    track_id: int
+    kind: str  # red_light | speeding
+    approach: str
+    speed_mps: float  # NaN when the track had no speed yet
+    camera_id: str
+    device_id: str
+    stop_line: str = ""  # red light: the stop line crossed
+    signal_state: str = ""  # red light: its links' characters at the crossing
+    limit_mps: float | None = None  # speeding: the limit (without tolerance)
+    evidence_path: str = ""  # relative to the output directory ('' when none was written)
+    track: tuple[tuple[float, float, float, float, float], ...] = ()  # (time_s, x_px, y_px, x_m, y_m)
+
+
+class SpeedingRule:
+    """`observe(track_id, time_s, speed_mps)` -> the sustained mean speed when a violation fires, else None."""
+
+    def __init__(self, limit_mps: float, tolerance_mps: float = 0.0, sustain_s: float = 1.0):
+        self.limit_mps, self.tolerance_mps, self.sustain_s = limit_mps, tolerance_mps, sustain_s
+        self._over: dict[int, list[float]] = {}  # track -> [since_s, speed sum, samples]
+        self._done: set[int] = set()
+
+    @property
+    def threshold_mps(self) -> float:
+        return self.limit_mps + self.tolerance_mps
+
+    def observe(self, track_id: int, time_s: float, speed_mps: float) -> float | None:
+        if track_id in self._done:
+            return None
+        if math.isnan(speed_mps) or speed_mps <= self.threshold_mps:
+            self._over.pop(track_id, None)
+            return None
+        run = self._over.setdefault(track_id, [time_s, 0.0, 0])
+        run[1] += speed_mps
+        run[2] += 1
+        if time_s - run[0] + 1e-9 >= self.sustain_s:
+            self._done.add(track_id)
+            self._over.pop(track_id, None)
+            return run[1] / run[2]
+        return None
+
+    def forget(self, track_ids) -> None:
+        for tid in track_ids:
+            self._over.pop(tid, None)
