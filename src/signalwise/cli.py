@@ -47,7 +47,8 @@ COMMAND_MODULES = (
     "signalwise.analytics.atspm.commands",  # atspm, events import
     "signalwise.analytics.audit_commands",  # audit (independent safety check of runs)
     "signalwise.training.commands",  # train, evaluate, models
-    "signalwise.runtime.vision_commands",  # vision render, grade, bench (after the pipeline's `vision` group)
+    "signalwise.vision.commands",  # vision run
+    "signalwise.runtime.vision_commands",  # vision render, grade, bench (into the `vision` group above)
 )
 
 

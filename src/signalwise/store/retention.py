@@ -26,6 +26,9 @@ DEFAULT_DAYS = {"records": 365, "events": 180, "alerts": 365, "changes": 730}
 def purge(engine: Engine, days: dict[str, float], now: dt.datetime | None = None, dry_run: bool = False) -> dict:
     """Remove what is older than its retention; returns how many of each went (or would go)."""
     now = now or dt.datetime.now(dt.UTC)
+    from .violations import VIOLATION_DAYS  # purged by purge_violations
+
+    days = {k: v for k, v in days.items() if k not in VIOLATION_DAYS}
     unknown = sorted(set(days) - set(DEFAULT_DAYS))
     if unknown:
         raise ValueError(f"unknown retention kind(s) {', '.join(unknown)}; known: {', '.join(DEFAULT_DAYS)}")
@@ -70,8 +73,9 @@ def purge_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="count what would go, remove nothing")] = False,
     db: Annotated[str | None, typer.Option("--db", help="database URL (default: SIGNALWISE_DATABASE_URL or signalwise.db)")] = None,
 ) -> None:
-    """Remove runs, events, alerts and changes older than their retention (docs/store.md)."""
+    """Remove runs, events, alerts, changes and camera violations older than their retention (docs/store.md)."""
     from . import Settings, get_engine
+    from .violations import VIOLATION_DAYS, purge_violations
 
     settings = Settings()
     days = dict(settings.retention_days)
@@ -79,15 +83,24 @@ def purge_command(
         if older_than_days < 0:
             typer.secho("error: --older-than-days must not be negative", fg="red", err=True)
             raise typer.Exit(2)
-        days = dict.fromkeys(DEFAULT_DAYS, older_than_days)
+        days = dict.fromkeys((*DEFAULT_DAYS, *VIOLATION_DAYS), older_than_days)
+    unknown = sorted(set(days) - set(DEFAULT_DAYS) - set(VIOLATION_DAYS))
+    if unknown:
+        typer.secho(f"error: unknown retention kind(s) {', '.join(unknown)}; known: "
+                    f"{', '.join((*DEFAULT_DAYS, *VIOLATION_DAYS))}", fg="red", err=True)
+        raise typer.Exit(2)
     try:
-        counts = purge(get_engine(db or settings.database_url), days, dry_run=dry_run)
+        engine = get_engine(db or settings.database_url)
+        counts = purge(engine, days, dry_run=dry_run)
+        seen = purge_violations(engine, days, dry_run=dry_run)
     except ValueError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
     verb = "would remove" if dry_run else "removed"
     typer.echo(f"{verb}: {counts['runs']} run(s) with their records and events, {counts['events']} hi-res events, "
-               f"{counts['alerts']} alerts, {counts['changes']} runtime changes")
+               f"{counts['alerts']} alerts, {counts['changes']} runtime changes, {seen['violations']} camera "
+               f"violations, {seen['evidence_images']} evidence images, {seen['evidence_access']} evidence-access "
+               "log entries")
 
 
 def register(app: typer.Typer) -> None:

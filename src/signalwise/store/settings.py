@@ -48,9 +48,11 @@ class Settings(BaseSettings):
     rate_limits: dict[str, str] = Field(default_factory=lambda: {
         "predict": "100/minute", "ingest": "100/minute", "operate": "100/minute", "admin": "100/minute"})
     #: days each kind of data is kept before `signalwise db purge` removes it (runs go whole, with their
-    #: records and events); kinds: records, events, alerts, changes (see store/retention.py DEFAULT_DAYS)
+    #: records and events); kinds: records, events, alerts, changes (see store/retention.py DEFAULT_DAYS), and
+    #: camera violations, their evidence images and the log of who read them (store/violations.py VIOLATION_DAYS)
     retention_days: dict[str, float] = Field(default_factory=lambda: {
-        "records": 365, "events": 180, "alerts": 365, "changes": 730})
+        "records": 365, "events": 180, "alerts": 365, "changes": 730, "violations": 365, "evidence": 90,
+        "evidence_access": 730})
     #: browser origins allowed to call the API from another site (CORS); empty = same origin only
     cors_origins: list[str] = Field(default_factory=list)
     #: ATSPM detector configuration (CSV or Parquet: DeviceId, Phase, Parameter, Function) the API's

@@ -343,3 +343,78 @@ class ApiKey(Base):
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     __table_args__ = (Index("ix_api_keys_name", "name"),)
+
+
+# -- camera violations (issue 17) ---------------------------------------------------------------------------
+VIOLATION_KINDS = ("red_light", "speeding")
+#: the roll-ups' key for "every camera" / "every approach", so a network-wide trend reads a few rows
+ALL = "*"
+
+
+class ViolationRow(Base):
+    """A red-light or speeding violation seen by a camera (`store/violations.py`), with its track.
+
+    `evidence_path` is the annotated JPEG on the server's disk (absolute), emptied when retention removes
+    the image; reading it needs the `evidence` scope and every read is logged (`EvidenceAccess`).
+    """
+
+    __tablename__ = "violations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    camera_id: Mapped[str] = mapped_column(String(128))
+    device_id: Mapped[str] = mapped_column(String(128))
+    approach: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    track_id: Mapped[int] = mapped_column(BigInteger)
+    speed_mps: Mapped[float | None] = mapped_column(Float)
+    limit_mps: Mapped[float | None] = mapped_column(Float)
+    stop_line: Mapped[str | None] = mapped_column(String(128))
+    signal_state: Mapped[str | None] = mapped_column(String(64))
+    evidence_path: Mapped[str | None] = mapped_column(String(1024))
+    track: Mapped[list | None] = mapped_column(JSON)
+
+    __table_args__ = (
+        CheckConstraint(" OR ".join(f"kind = '{k}'" for k in VIOLATION_KINDS), name="kind"),
+        Index("ix_violations_occurred_at", "occurred_at"),
+        Index("ix_violations_camera_id_occurred_at", "camera_id", "occurred_at"),
+    )
+
+
+class _ViolationCounts:
+    """Violations per bucket, camera, approach and kind; `ALL` rows hold the totals over cameras/approaches."""
+
+    camera_id: Mapped[str] = mapped_column(String(128))
+    approach: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
+class ViolationCountsHourly(_ViolationCounts, Base):
+    __tablename__ = "violation_counts_hourly"
+    bucket: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    __table_args__ = (PrimaryKeyConstraint("camera_id", "approach", "kind", "bucket"),
+                      Index("ix_violation_counts_hourly_bucket", "bucket"))
+
+
+class ViolationCountsDaily(_ViolationCounts, Base):
+    __tablename__ = "violation_counts_daily"
+    bucket: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    __table_args__ = (PrimaryKeyConstraint("camera_id", "approach", "kind", "bucket"),
+                      Index("ix_violation_counts_daily_bucket", "bucket"))
+
+
+class EvidenceAccess(Base):
+    """One read of a violation's evidence image: who, when, which, and what they got."""
+
+    __tablename__ = "evidence_access"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    who: Mapped[str] = mapped_column(String(128))
+    key_id: Mapped[str | None] = mapped_column(String(16))
+    violation_id: Mapped[int] = mapped_column(BigInteger)
+    client: Mapped[str | None] = mapped_column(String(64))
+    result: Mapped[str] = mapped_column(String(16))  # served | gone | unknown
+
+    __table_args__ = (Index("ix_evidence_access_at", "at"), Index("ix_evidence_access_violation_id", "violation_id"))

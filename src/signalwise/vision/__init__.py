@@ -1,1 +1,46 @@
-"""signalwise.vision"""
+"""Cameras as detectors: streams, detection, tracking, calibration, zones, speed and violations.
+
+Needs the `vision` extra (OpenCV, headless); the ONNX detector needs `onnx`.
+Public names are imported on first use (PEP 562), so `signalwise --help` and
+the command table never load OpenCV. docs/vision.md describes each name.
+"""
+
+import importlib
+
+_HOMES = {
+    "Detections": ".detections",
+    "MovingBlobDetector": ".motion",
+    "StandingBlobDetector": ".standing",
+    "BlobDetector": ".blobs",
+    **dict.fromkeys(("OnnxDetector", "OnnxModelError"), ".onnx_detector"),
+    "ByteTracker": ".bytetrack",
+    **dict.fromkeys(("Homography", "CalibrationError"), ".calibration"),
+    "SpeedEstimator": ".speed",
+    **dict.fromkeys(("CameraConfig", "CameraFileError", "camera_from_dict", "load_camera"), ".camera"),
+    **dict.fromkeys(("SignalTimeline", "SignalFileError"), ".signals"),
+    **dict.fromkeys(("Pipeline", "FrameResult", "TrackPoint"), ".pipeline"),
+    "Crossing": ".stoplines",
+    **dict.fromkeys(("Violation", "SpeedingRule"), ".violations"),
+    "ZoneState": ".zones",
+    "EvidenceWriter": ".evidence",
+    **dict.fromkeys(("StreamReader", "Frame", "StreamStats"), ".streams"),
+    **dict.fromkeys(("StreamManager", "StreamSpec"), ".manager"),
+    "CameraObservationSource": ".source",
+    "make_detector": ".detector",
+}
+
+
+def __getattr__(name: str):  # noqa: ANN202
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))
+
+
+__all__ = sorted(_HOMES)

@@ -111,10 +111,6 @@ class Scene:
         cx, cy = self.center_px
         return cx + np.asarray(x_m) * self.px_per_m, cy - np.asarray(y_m) * self.px_per_m
 
-    def _start_s(self, approach: str) -> float:
-        """Where a vehicle appears: just outside the image on its approach."""
-        return 0.0
-
     def stop_s(self, approach: str) -> float:
         return self._span_m[approach] + LENGTH_M - STOP_LINE_M
 
@@ -255,7 +251,7 @@ class Scene:
         img[int(cy - half):int(cy + half)] += rng.normal(0, 5, (int(cy + half) - int(cy - half), w, 1))
         img[:, int(cx - half):int(cx + half)] += rng.normal(0, 5, (h, int(cx + half) - int(cx - half), 1))
         out = np.clip(img, 0, 255).astype(np.uint8)
-        for a, ((hx, hy), (ox, oy)) in APPROACHES.items():  # stop lines, white
+        for (hx, hy), (ox, oy) in APPROACHES.values():  # stop lines, white
             sx, sy = ox - hx * STOP_LINE_M, oy - hy * STOP_LINE_M
             nx, ny = -hy * 1.75, hx * 1.75
             p0 = tuple(int(round(float(c))) for c in self.to_px(sx + nx, sy + ny))

@@ -1,0 +1,273 @@
+"""One camera stream: a reader thread, a bounded buffer, reconnection with backoff, and its figures.
+
+Sources are anything OpenCV's FFmpeg backend opens: a file, `rtsp://`,
+`http(s)://` (MJPEG, HLS, ...). The reader thread decodes frames into a
+`FrameBuffer` (drop-oldest for live streams); the consumer calls `read()`.
+
+- A stream that cannot be opened, or stops delivering, is reopened after a
+  delay that doubles from `backoff_initial_s` up to `backoff_max_s` (with a
+  little jitter so many cameras do not retry in step). After `max_attempts`
+  failed openings in a row (None: never give up) its status is `failed`.
+  Nothing is raised: the status and `last_error` say what happened.
+- A file ends (`ended`) at its last frame, or starts over with `loop=True`.
+  With `pace=True` a file is read at its own frame rate, like a camera.
+- Frame times: a file's own clock (frame index / fps, continuing across
+  loops); a live stream's seconds since the reader started.
+
+Figures (`stats()`): status, frames read, delivered and dropped, decode FPS
+over the last 5 s, latency from decode to consumer (p50, ms), reconnects,
+attempts, last error.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from .framebuffer import FrameBuffer
+
+STATUSES = ("idle", "connecting", "streaming", "reconnecting", "ended", "failed", "stopped")
+FPS_WINDOW_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    image: np.ndarray
+    index: int  # frames decoded by this reader so far, from 0
+    time_s: float  # the stream's clock (see the module's docstring)
+    decoded_at: float  # time.monotonic() when it was decoded
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    name: str
+    source: str
+    status: str
+    frames_read: int
+    frames_delivered: int
+    frames_dropped: int
+    drop_share: float
+    fps: float
+    latency_ms_p50: float | None
+    reconnects: int
+    attempts: int
+    source_fps: float | None
+    last_error: str | None
+    streaming_since: float | None  # time.time() of the last successful opening
+
+
+now_mono = time.monotonic
+
+
+def is_url(source: str) -> bool:
+    return "://" in source
+
+
+def quiet_opencv() -> None:
+    """FFmpeg and OpenCV print every failed connection to stderr; our status and `last_error` say it once."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg's backend starts
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+def _open(source: str, open_timeout_s: float, read_timeout_s: float):
+    import cv2
+
+    quiet_opencv()
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout_s * 1000),
+              cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout_s * 1000)]
+    return cv2.VideoCapture(source, cv2.CAP_FFMPEG, params)
+
+
+def container_fps(cap) -> float | None:
+    """The frame rate the container states, when it is believable."""
+    import cv2
+
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    return float(fps) if fps and math.isfinite(fps) and 0.5 <= fps <= 1000 else None
+
+
+class StreamReader:
+    def __init__(self, source: str, *, name: str | None = None, buffer_size: int = 8, drop_oldest: bool | None = None,
+                 fps: float | None = None, pace: bool = False, loop: bool = False, backoff_initial_s: float = 0.5,
+                 backoff_max_s: float = 30.0, max_attempts: int | None = None, open_timeout_s: float = 10.0,
+                 read_timeout_s: float = 10.0):
+        self.source = str(source)
+        self.name = name or self.source
+        self.live = is_url(self.source)
+        self.buffer = FrameBuffer(buffer_size, self.live if drop_oldest is None else drop_oldest)
+        self.fps_override = fps
+        self.pace, self.loop = pace, loop
+        self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
+        self.max_attempts = max_attempts
+        self.open_timeout_s, self.read_timeout_s = open_timeout_s, read_timeout_s
+        self.status = "idle"
+        self.last_error: str | None = None
+        self.frames_read = 0
+        self.frames_delivered = 0
+        self.reconnects = 0
+        self.attempts = 0
+        self.source_fps: float | None = None
+        self.streaming_since: float | None = None
+        self._decode_times: deque[float] = deque()
+        self._since: float | None = None  # monotonic time the current run of streaming began
+        self._latency: deque[float] = deque(maxlen=200)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # -- control -------------------------------------------------------------------------------------
+    def start(self) -> StreamReader:
+        if self._thread is not None and self._thread.is_alive():
+            return self
+        self._stop = threading.Event()
+        self.buffer.reopen()
+        self.status = "connecting"
+        self._thread = threading.Thread(target=self._run, name=f"signalwise-stream-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        self.buffer.close()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        if self.status not in ("ended", "failed"):
+            self.status = "stopped"
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def read(self, timeout_s: float | None = 1.0) -> Frame | None:
+        """The next frame (oldest in the buffer), or None after `timeout_s` or once the stream is over."""
+        frame = self.buffer.get(timeout_s)
+        if frame is not None:
+            self.frames_delivered += 1
+            self._latency.append(time.monotonic() - frame.decoded_at)
+        return frame
+
+    def __iter__(self):
+        """Frames until the stream ends, fails or is stopped."""
+        while True:
+            frame = self.read(0.5)
+            if frame is not None:
+                yield frame
+            elif not self.running and not len(self.buffer):
+                return
+
+    # -- the reader thread -------------------------------------------------------------------------
+    def _run(self) -> None:
+        backoff = self.backoff_initial_s
+        failures = 0
+        t_offset = 0.0  # a looping file's clock continues
+        started = time.monotonic()
+        first = True
+        try:
+            while not self._stop.is_set():
+                if not first:
+                    self.status = "reconnecting"
+                    wait = backoff * (1 + 0.1 * random.random())
+                    if self._stop.wait(wait):
+                        break
+                    backoff = min(self.backoff_max_s, backoff * 2)
+                first = False
+                self.attempts += 1
+                cap = _open(self.source, self.open_timeout_s, self.read_timeout_s)
+                if not cap.isOpened():
+                    cap.release()
+                    failures += 1
+                    self.last_error = f"cannot open {self.source}" + (
+                        "" if self.live or os.path.exists(self.source) else " (no such file)")
+                    if self.max_attempts is not None and failures >= self.max_attempts:
+                        self.status = "failed"
+                        self.last_error += f"; gave up after {failures} attempts"
+                        return
+                    continue
+                if self.streaming_since is not None:
+                    self.reconnects += 1
+                failures = 0
+                backoff = self.backoff_initial_s
+                self.status = "streaming"
+                self.streaming_since = time.time()
+                if self._since is None or now_mono() - self._since > FPS_WINDOW_S:
+                    self._since = now_mono()
+                fps = self.fps_override or container_fps(cap)
+                self.source_fps = fps
+                ended = self._pump(cap, fps, t_offset, started)
+                cap.release()
+                if ended is None:
+                    break  # stopped
+                if ended >= 0:  # a file reached its end
+                    t_offset = ended
+                    if not self.loop:
+                        self.status = "ended"
+                        return
+                    first = True  # start over at once
+                    continue
+                # a live stream (or a file that vanished) stopped delivering: reconnect
+        finally:
+            self.buffer.close()
+            if self._stop.is_set() and self.status not in ("ended", "failed"):
+                self.status = "stopped"
+
+    def _pump(self, cap, fps: float | None, t_offset: float, started: float) -> float | None:
+        """Read until the stream stops: the file's clock at its end (>= 0), -1 for a lost stream, None if stopped."""
+        n = 0
+        wall0 = time.monotonic()
+        t_file = t_offset
+        while not self._stop.is_set():
+            ok, image = cap.read()
+            if not ok or image is None:
+                if self.live or not os.path.exists(self.source):
+                    self.last_error = f"{self.source}: stream stopped delivering frames"
+                    return -1.0
+                return t_file if n else t_offset
+            now = time.monotonic()
+            if self.live:
+                t = now - started
+            else:
+                t = t_offset + (n / fps if fps else now - wall0)
+                t_file = t + (1.0 / fps if fps else 0.0)
+                if self.pace and fps:
+                    delay = wall0 + n / fps - now
+                    if delay > 0 and self._stop.wait(delay):
+                        return None
+            n += 1
+            frame = Frame(image, self.frames_read, t, time.monotonic())
+            self.frames_read += 1
+            with self._lock:
+                self._decode_times.append(frame.decoded_at)
+                while self._decode_times and self._decode_times[0] < frame.decoded_at - FPS_WINDOW_S:
+                    self._decode_times.popleft()
+            if not self.buffer.drop_oldest:
+                self.buffer.put(frame, self._stop)
+            else:
+                self.buffer.put(frame)
+        return None
+
+    # -- figures ------------------------------------------------------------------------------------
+    def fps(self) -> float:
+        """Frames decoded per second over the last 5 s of streaming (0 when none came)."""
+        now = time.monotonic()
+        with self._lock:
+            n = sum(1 for t in self._decode_times if t >= now - FPS_WINDOW_S)
+        window = min(FPS_WINDOW_S, now - self._since) if self._since is not None else 0.0
+        return round(n / window, 2) if window >= 0.5 else 0.0
+
+    def stats(self) -> StreamStats:
+        lat = sorted(self._latency)
+        p50 = round(1000 * lat[len(lat) // 2], 2) if lat else None
+        read = self.frames_read
+        dropped = self.buffer.dropped
+        return StreamStats(self.name, self.source, self.status, read, self.frames_delivered, dropped,
+                           round(dropped / read, 4) if read else 0.0, self.fps(), p50, self.reconnects,
+                           self.attempts, self.source_fps, self.last_error, self.streaming_since)

@@ -1,0 +1,246 @@
+"""`signalwise vision run`: one video (file or stream URL) through one camera's pipeline, into CSV files.
+
+Every input is checked before anything is written (the camera file, the
+signal file and its device, the video opening and its first frame against the
+camera's zones), so bad input leaves no half-written directory. Then frames
+are decoded by a reader thread (a file is read whole, no frame dropped; a
+live stream drops the oldest when processing falls behind) and each goes
+through `Pipeline.process`. Rows are written as they come; `summary.json` is
+written last.
+
+Files (headers exactly as docs/vision.md lists them): tracks.csv,
+crossings.csv, violations.csv, counts.csv, detections.csv, events.csv (the
+zones' 82/81 in the hi-res format, times on the signals' clock), evidence/,
+summary.json.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..core.eventlog import COLUMNS as EVENT_COLUMNS
+from ..core.eventlog import format_timestamp
+from .camera import CameraConfig, CameraFileError, load_camera
+from .signals import SignalTimeline
+
+HEADERS = {
+    "tracks.csv": ("frame", "time_s", "track_id", "x_px", "y_px", "x_m", "y_m", "speed_mps"),
+    "crossings.csv": ("time_s", "track_id", "stop_line", "approach", "signal_state"),
+    "violations.csv": ("time_s", "track_id", "kind", "approach", "speed_mps", "evidence_path"),
+    "counts.csv": ("interval_start_s", "approach", "count"),
+    "detections.csv": ("frame", "time_s", "x1", "y1", "x2", "y2", "score"),
+    "events.csv": EVENT_COLUMNS,
+}
+
+Progress = Callable[[int, int | None, float], None]  # (frames done, frames in the file or None, video seconds)
+
+
+class InputError(ValueError):
+    """Bad input to `run_video`: one line naming what and where."""
+
+
+@dataclass
+class RunInputs:
+    video: str
+    camera: CameraConfig
+    signals: SignalTimeline | None
+    fps: float | None
+    frame_count: int | None
+    first_frame_hw: tuple[int, int]
+    live: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def _num(x: float, digits: int = 3) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def check_inputs(video: str, camera_path: str | Path, signals_path: str | Path | None = None,
+                 signals_offset_s: float = 0.0, fps: float | None = None, interval_s: float = 60.0,
+                 signal_model: str | Path | None = None) -> RunInputs:
+    """Everything that can be wrong before the first row is written; InputError says what."""
+    from .signals import SignalFileError
+    from .streams import _open, container_fps, is_url
+
+    if interval_s <= 0 or not math.isfinite(interval_s):
+        raise InputError(f"--interval must be a positive number of seconds, not {interval_s:g}")
+    if fps is not None and not (0 < fps <= 1000):
+        raise InputError(f"--fps must be between 0 and 1000 frames per second, not {fps:g}")
+    try:
+        camera = load_camera(camera_path)
+    except CameraFileError as exc:
+        raise InputError(str(exc)) from None
+    signals = None
+    if signals_path is not None:
+        try:
+            signals = SignalTimeline.from_csv(signals_path, signals_offset_s)
+        except SignalFileError as exc:
+            raise InputError(str(exc)) from None
+        if camera.device_id not in signals.devices:
+            raise InputError(f"{signals_path}: no signal states for device {camera.device_id!r} (the camera's "
+                             f"device_id); it has {', '.join(signals.devices)}")
+    n_links = signals.n_links(camera.device_id) if signals is not None else None
+    approaches = None
+    if signal_model is not None:
+        approaches, model_links = _approaches_from_model(signal_model, camera.device_id)
+        n_links = model_links if n_links is None else n_links
+    try:
+        camera.check_intersection(approaches, n_links, str(camera_path))
+    except CameraFileError as exc:
+        raise InputError(str(exc)) from None
+    live = is_url(video)
+    if not live and not Path(video).is_file():
+        raise InputError(f"--video {video}: no such file")
+    cap = _open(video, 10.0, 10.0)
+    try:
+        if not cap.isOpened():
+            raise InputError(f"--video {video}: OpenCV's FFmpeg backend cannot open it"
+                             + ("" if live else " (not a video file it can decode)"))
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            raise InputError(f"--video {video}: no frame could be decoded")
+        import cv2
+
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not live else None
+        src_fps = container_fps(cap)
+    finally:
+        cap.release()
+    notes = []
+    if fps is None and src_fps is None and not live:
+        raise InputError(f"--video {video}: the container states no frame rate; give it with --fps")
+    if fps is not None and src_fps is not None and abs(fps - src_fps) > 1e-3:
+        notes.append(f"--fps {fps:g} overrides the container's {src_fps:g} frames/s")
+    h, w = frame.shape[:2]
+    try:
+        camera.check_frame(w, h, str(camera_path))
+    except CameraFileError as exc:
+        raise InputError(str(exc)) from None
+    return RunInputs(video, camera, signals, fps or src_fps, count if count and count > 0 else None, (h, w), live,
+                     notes)
+
+
+def _approaches_from_model(path: str | Path, device: str) -> tuple[set[str], int]:
+    """A run's signal_model.json: the device's approaches (north/south/east/west) and its number of links."""
+    path = Path(path)
+    try:
+        model = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"--signal-model {path}: not a readable signal_model.json ({exc})") from None
+    for entry in model if isinstance(model, list) else []:
+        if isinstance(entry, dict) and entry.get("id") == device:
+            approaches = {a for a in (entry.get("approaches") or {}).values() if a}
+            return approaches, int(entry.get("n_links", 0)) or None
+    ids = [e.get("id") for e in model if isinstance(e, dict)] if isinstance(model, list) else []
+    raise InputError(f"--signal-model {path}: no intersection {device!r} (it has {', '.join(map(str, ids))})")
+
+
+def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval_s: float = 60.0,
+              signals_offset_s: float = 0.0, progress: Progress | None = None,
+              max_frames: int | None = None) -> dict:
+    """Run the pipeline over the whole video; returns the summary (also written to summary.json)."""
+    from .evidence import EvidenceWriter
+    from .pipeline import Pipeline
+    from .streams import StreamReader
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    evidence = EvidenceWriter(out, block=not inputs.live)
+    pipe = Pipeline(inputs.camera, detector, signals=inputs.signals, evidence=evidence, interval_s=interval_s)
+    reader = StreamReader(inputs.video, fps=inputs.fps, drop_oldest=inputs.live, buffer_size=16,
+                          max_attempts=None if inputs.live else 1, name=inputs.camera.camera_id)
+    files = {name: open(out / name, "w", newline="") for name in HEADERS}
+    writers = {name: csv.writer(fh) for name, fh in files.items()}
+    for name, header in HEADERS.items():
+        writers[name].writerow(header)
+    totals = {"frames": 0, "detections": 0, "track_points": 0, "crossings": 0, "red_light": 0, "speeding": 0,
+              "events": 0}
+    timing = {"detect": [], "track": [], "rest": [], "total": []}
+    tracks_seen: set[int] = set()
+    wall0 = time.perf_counter()
+    last_t = 0.0
+    status = "complete"
+    reader.start()
+    try:
+        for frame in reader:
+            t = frame.time_s
+            r = pipe.process(frame.image, t)
+            last_t = t
+            totals["frames"] += 1
+            for k, v in r.timing_s.items():
+                timing[k].append(v)
+            w = writers["detections.csv"]
+            for (x1, y1, x2, y2), s in zip(r.detections.xyxy.tolist(), r.detections.confidence.tolist(), strict=True):
+                w.writerow((r.frame_index, _num(t), _num(x1, 1), _num(y1, 1), _num(x2, 1), _num(y2, 1), _num(s, 3)))
+            totals["detections"] += len(r.detections)
+            w = writers["tracks.csv"]
+            for tp in r.tracks:
+                w.writerow((r.frame_index, _num(t), tp.track_id, _num(tp.x_px, 1), _num(tp.y_px, 1), _num(tp.x_m),
+                            _num(tp.y_m), _num(tp.speed_mps)))
+                tracks_seen.add(tp.track_id)
+            totals["track_points"] += len(r.tracks)
+            for c in r.crossings:
+                writers["crossings.csv"].writerow((_num(c.time_s), c.track_id, c.stop_line, c.approach,
+                                                   c.signal_state))
+            totals["crossings"] += len(r.crossings)
+            for v in r.violations:
+                writers["violations.csv"].writerow((_num(v.time_s), v.track_id, v.kind, v.approach,
+                                                    _num(v.speed_mps), v.evidence_path))
+                totals[v.kind] += 1
+            for e in r.events:
+                writers["events.csv"].writerow((format_timestamp(e.time_s + signals_offset_s), e.device_id,
+                                                e.event_code, e.parameter))
+            totals["events"] += len(r.events)
+            for row in pipe.closed_counts():
+                writers["counts.csv"].writerow((_num(row[0], 1), row[1], row[2]))
+            if progress is not None:
+                progress(totals["frames"], inputs.frame_count, t)
+            if max_frames is not None and totals["frames"] >= max_frames:
+                status = f"stopped after {max_frames} frames"
+                break
+    except KeyboardInterrupt:
+        status = "interrupted"
+    finally:
+        reader.stop()
+        for row in pipe.closed_counts(final=True):
+            writers["counts.csv"].writerow((_num(row[0], 1), row[1], row[2]))
+        evidence.close()
+        for fh in files.values():
+            fh.close()
+    stats = reader.stats()
+    if reader.status == "failed" or (inputs.live and stats.last_error and status == "complete"):
+        status = f"stream ended: {stats.last_error}"
+    wall = time.perf_counter() - wall0
+    summary = {
+        "video": inputs.video, "camera_id": inputs.camera.camera_id, "device_id": inputs.camera.device_id,
+        "status": status, "detector": getattr(pipe.detector, "name", type(pipe.detector).__name__),
+        "frames": totals["frames"], "video_s": round(last_t, 3), "wall_s": round(wall, 3),
+        "frames_per_wall_s": round(totals["frames"] / wall, 2) if wall > 0 else None,
+        "fps_source": inputs.fps, "interval_s": interval_s, "signals_offset_s": signals_offset_s,
+        "detections": totals["detections"], "tracks": len(tracks_seen), "track_points": totals["track_points"],
+        "crossings": totals["crossings"], "violations": {"red_light": totals["red_light"],
+                                                        "speeding": totals["speeding"]},
+        "events": totals["events"],
+        "ms_per_frame": {k: _percentiles(v) for k, v in timing.items()},
+        "stream": {"frames_read": stats.frames_read, "frames_dropped": stats.frames_dropped,
+                   "reconnects": stats.reconnects, "last_error": stats.last_error},
+        "evidence": evidence.stats(), "calibration_rms_error_m": round(inputs.camera.homography.rms_error_m, 4),
+        "notes": inputs.notes,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _percentiles(values: list[float]) -> dict:
+    if not values:
+        return {"p50": None, "p95": None, "max": None}
+    ms = np.asarray(values) * 1000
+    p50, p95 = np.percentile(ms, [50, 95])
+    return {"p50": round(float(p50), 2), "p95": round(float(p95), 2), "max": round(float(ms.max()), 2)}
