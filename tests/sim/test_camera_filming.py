@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from support.xvfb import xvfb_unavailable_reason
 
 cv2 = pytest.importorskip("cv2")
