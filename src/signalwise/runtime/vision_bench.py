@@ -44,6 +44,9 @@ class BenchOptions:
     faults: FaultPlan = field(default_factory=lambda: FaultPlan(red_light_every_s=6.0, speeder_every_s=6.0))
     render_dir: Path | None = None  # grade an existing render instead of rendering
     interval_s: float = 60.0
+    #: the camera-in-the-loop comparison (its own two runs of `loop_duration_s`); 0 leaves it out
+    loop_duration_s: float = 600.0
+    loop_controller: str = "actuated"
 
 
 def pipeline_command(video: Path, camera: Path, signals: Path, offset_s: float, fps: float, interval_s: float,
@@ -102,6 +105,16 @@ def run_bench(opts: BenchOptions, say: Say = print, render_progress=None) -> dic
         reports[view] = report
         all_targets += targets(report)
     bench["views"] = reports
+    if opts.loop_duration_s > 0:
+        from ..vision.grading import Target
+        from .camera_loop import DELAY_TOLERANCE, CameraLoopOptions, run_camera_loop
+
+        loop = run_camera_loop(CameraLoopOptions(out / "camera-loop", opts.scenario, opts.loop_controller,
+                                                 opts.loop_duration_s, opts.step_s, opts.seed), say)
+        bench["camera_loop"] = loop
+        all_targets.append(Target(f"camera in the loop: delay change ({loop['controller']}, "
+                                  f"{loop['camera']['avg_delay_s']:.1f} s vs {loop['loop_detectors']['avg_delay_s']:.1f} s)",
+                                  loop["delay_change"], f"|x| <= {DELAY_TOLERANCE}", loop["met"]))
     bench["targets"] = [{"name": t.name, "value": t.value, "bound": t.bound, "met": t.met} for t in all_targets]
     (out / "bench.json").write_text(json.dumps(bench, indent=2, default=float))
     return bench

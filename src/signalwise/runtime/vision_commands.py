@@ -176,32 +176,43 @@ def bench_command(
                                                     help="grade on this existing render instead of rendering")] = None,
     red_light_every: Annotated[float, typer.Option(help="seconds between red-light runners")] = 6.0,
     speeder_every: Annotated[float, typer.Option(help="seconds between speeders")] = 6.0,
+    loop_duration: Annotated[float, typer.Option(help="simulated seconds of each camera-in-the-loop run "
+                                                      "(0: leave the comparison out)")] = 600.0,
+    loop_controller: Annotated[str, typer.Option(help="the controller fed by loops, then by the camera")] = "actuated",
 ) -> None:
     """The vision benchmark: render, run the pipeline on each view, grade it.
 
     Runs `signalwise vision run` on the top-down and oblique videos and prints
     every figure against its target; OUT/bench.json keeps them all.
     """
-    _bench(out, scenario, duration, seed, step, render_dir, red_light_every, speeder_every)
+    _bench(out, scenario, duration, seed, step, render_dir, red_light_every, speeder_every, loop_duration,
+           loop_controller)
 
 
 @vision_errors
-def _bench(out, scenario, duration, seed, step, render_dir, red_light_every, speeder_every) -> None:
+def _bench(out, scenario, duration, seed, step, render_dir, red_light_every, speeder_every, loop_duration,
+           loop_controller) -> None:
     from ..sim.scenario import load
     from .vision_bench import BenchOptions, run_bench
 
     if render_dir is None:
         load(scenario)
-    if duration <= 0 or step <= 0:
-        raise ValueError("--duration and --step must be positive")
+    if duration <= 0 or step <= 0 or loop_duration < 0:
+        raise ValueError("--duration and --step must be positive, --loop-duration not negative")
     opts = BenchOptions(out_dir=out, scenario=scenario, duration_s=duration, seed=seed, step_s=step,
-                        render_dir=render_dir, faults=_fault_plan(True, red_light_every, speeder_every))
+                        render_dir=render_dir, faults=_fault_plan(True, red_light_every, speeder_every),
+                        loop_duration_s=loop_duration, loop_controller=loop_controller)
     with _progress("render") as bar:
         task = bar.add_task("render", total=int(round(duration / opts.step_s)))
         bench = run_bench(opts, say=lambda m: typer.echo(m, err=True),
                           render_progress=lambda done, total: bar.update(task, completed=done, total=total))
     for report in bench["views"].values():
         print_report(report)
+    if "camera_loop" in bench:
+        loop = bench["camera_loop"]
+        typer.echo(f"\ncamera in the loop ({loop['controller']} on {loop['scenario']}, {loop['duration_s']:g} s): "
+                   f"average delay {loop['camera']['avg_delay_s']:.1f} s fed by the camera, "
+                   f"{loop['loop_detectors']['avg_delay_s']:.1f} s fed by loops ({loop['delay_change']:+.1%})")
     from ..vision.grading import Target
 
     print_targets([Target(t["name"], t["value"], t["bound"], t["met"]) for t in bench["targets"]])

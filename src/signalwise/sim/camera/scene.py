@@ -164,6 +164,39 @@ def approach_zone_m(approach: Approach, view: CameraView) -> np.ndarray | None:
     return None
 
 
+def stop_line_zone_m(line: StopLine, view: CameraView, length_m: float) -> np.ndarray | None:
+    """The lanes of one stop line from the line upstream, shortened to what the view sees (4 corners, metres)."""
+    a, b = np.array(line.ends_m[0]), np.array(line.ends_m[1])
+    heading = np.array(line.heading_m)
+    length = length_m
+    while length >= 5.0:
+        poly = np.array([a, b, b - heading * length, a - heading * length])
+        if view.inside(view.to_px(poly), margin_px=1.0).all():
+            return poly
+        length -= 1.0
+    return None
+
+
+def stop_line_zones(scene: Scene, view: CameraView, channel_of_lane: dict[str, int],
+                    length_m: float = 30.0) -> list[dict]:
+    """A zone per stop line (instead of per approach), each with the detector channel of its first lane.
+
+    What a controller reading presence per lane group (actuated: extend a
+    phase while its detectors see traffic) needs from a camera: each zone
+    stands in for the stop-bar loop whose channel it carries.
+    """
+    zones = []
+    for line in scene.stop_lines:
+        poly = stop_line_zone_m(line, view, length_m)
+        channel = next((channel_of_lane[lane] for lane in line.lanes if lane in channel_of_lane), None)
+        if poly is None or channel is None:
+            continue
+        px = view.to_px(poly)
+        zones.append({"name": f"{line.name}-presence", "approach": line.approach, "channel": channel,
+                      "px": [[round(float(x), 2), round(float(y), 2)] for x, y in px]})
+    return zones
+
+
 def camera_file(scene: Scene, view: CameraView, camera_id: str, speed_tolerance_mps: float = 2.0,
                 speed_sustain_s: float = 1.0) -> dict:
     """The camera file (the keys `signalwise vision run --camera` reads) for one rendered view."""
