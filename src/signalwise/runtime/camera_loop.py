@@ -40,6 +40,7 @@ class CameraLoopOptions:
     duration_s: float = 600.0
     step_s: float = 0.2
     seed: int = 1
+    view_m: float = 133.0  # ground width of the 800-pixel frame (6 px/m)
 
 
 def run_camera_loop(opts: CameraLoopOptions, say: Callable[[str], None] = print) -> dict:
@@ -56,7 +57,7 @@ def run_camera_loop(opts: CameraLoopOptions, say: Callable[[str], None] = print)
     films: list[FilmingBackend] = []
 
     def filming(sumo_opts):
-        backend = FilmingBackend(sumo_opts, log_dir=out / "camera-film")
+        backend = FilmingBackend(sumo_opts, log_dir=out / "camera-film", view_m=opts.view_m)
         films.append(backend)
         return backend
 
@@ -75,7 +76,7 @@ def run_camera_loop(opts: CameraLoopOptions, say: Callable[[str], None] = print)
     change = (d_camera - d_loops) / d_loops if d_loops else float("nan")
     result = {
         "scenario": opts.scenario, "controller": opts.controller, "seed": opts.seed, "duration_s": opts.duration_s,
-        "step_s": opts.step_s,
+        "step_s": opts.step_s, "view_m": opts.view_m,
         "loop_detectors": {"avg_delay_s": d_loops, "run_dir": str(loops.run_dir), "wall_s": round(loops_wall, 1),
                            "fallback_fraction": loops.metrics["network"]["fallback_fraction"]},
         "camera": {"avg_delay_s": d_camera, "run_dir": str(camera.run_dir), "wall_s": round(camera_wall, 1),

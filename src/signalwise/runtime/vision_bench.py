@@ -34,14 +34,17 @@ class PipelineFailed(RuntimeError):
 class BenchOptions:
     out_dir: Path
     scenario: str = "single"
-    duration_s: float = 400.0
+    duration_s: float = 500.0
     warmup_s: float = 60.0
     seed: int = 1
     #: 5 frames a second: half the rendering of 10, and the low end of what a traffic camera's analytics run at
     step_s: float = 0.2
     oblique_tilt: float | None = 0.35
-    #: enough faults for 30 events of each kind in 400 s of `single` (not every pick turns into an event)
-    faults: FaultPlan = field(default_factory=lambda: FaultPlan(red_light_every_s=6.0, speeder_every_s=6.0))
+    #: ground width of the 800-pixel frame: 133 m is 6 px/m, a car 27 x 11 pixels (at 200 m, 4 px/m, the
+    #: pipeline's blob detector merges queued cars: docs/vision-bench.md has both)
+    view_m: float = 133.0
+    #: enough faults for 30 events of each kind in 500 s of `single` (not every pick turns into an event)
+    faults: FaultPlan = field(default_factory=lambda: FaultPlan(red_light_every_s=6.0, speeder_every_s=4.0))
     render_dir: Path | None = None  # grade an existing render instead of rendering
     interval_s: float = 60.0
     #: the camera-in-the-loop comparison (its own two runs of `loop_duration_s`); 0 leaves it out
@@ -78,13 +81,14 @@ def run_bench(opts: BenchOptions, say: Say = print, render_progress=None) -> dic
     out = Path(opts.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     bench: dict = {"options": {"scenario": opts.scenario, "duration_s": opts.duration_s, "seed": opts.seed,
-                               "step_s": opts.step_s, "oblique_tilt": opts.oblique_tilt}}
+                               "step_s": opts.step_s, "oblique_tilt": opts.oblique_tilt, "view_m": opts.view_m}}
     if opts.render_dir is None:
         render_dir = out / "render"
         say(f"rendering {opts.duration_s:g} s of {opts.scenario} (+{opts.warmup_s:g} s warm-up) into {render_dir}")
         result = render(RenderOptions(scenario=opts.scenario, out_dir=render_dir, duration_s=opts.duration_s,
                                       warmup_s=opts.warmup_s, step_s=opts.step_s, seed=opts.seed,
-                                      oblique_tilt=opts.oblique_tilt, faults=opts.faults), render_progress)
+                                      oblique_tilt=opts.oblique_tilt, view_m=opts.view_m, faults=opts.faults),
+                        render_progress)
         summary = result.summary
     else:
         render_dir = Path(opts.render_dir)
@@ -110,7 +114,7 @@ def run_bench(opts: BenchOptions, say: Say = print, render_progress=None) -> dic
         from .camera_loop import DELAY_TOLERANCE, CameraLoopOptions, run_camera_loop
 
         loop = run_camera_loop(CameraLoopOptions(out / "camera-loop", opts.scenario, opts.loop_controller,
-                                                 opts.loop_duration_s, opts.step_s, opts.seed), say)
+                                                 opts.loop_duration_s, opts.step_s, opts.seed, opts.view_m), say)
         bench["camera_loop"] = loop
         all_targets.append(Target(f"camera in the loop: delay change ({loop['controller']}, "
                                   f"{loop['camera']['avg_delay_s']:.1f} s vs {loop['loop_detectors']['avg_delay_s']:.1f} s)",

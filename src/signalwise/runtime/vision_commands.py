@@ -169,13 +169,14 @@ def _grade(render_dir, pipeline, view, json_out) -> None:
 def bench_command(
     out: Annotated[Path, typer.Option(help="directory for the render, the pipeline's outputs and bench.json")],
     scenario: Annotated[str, typer.Option("--scenario", "-s", help="the scenario to render")] = "single",
-    duration: Annotated[float, typer.Option(help="recorded simulated seconds")] = 400.0,
+    duration: Annotated[float, typer.Option(help="recorded simulated seconds")] = 500.0,
     seed: Annotated[int, typer.Option(help="SUMO's random seed")] = 1,
     step: Annotated[float, typer.Option(help="simulation step = frame period, seconds")] = 0.2,
+    view_m: Annotated[float, typer.Option(help="ground width the 800-pixel frame covers, metres")] = 133.0,
     render_dir: Annotated[Path | None, typer.Option("--render", show_default=False,
                                                     help="grade on this existing render instead of rendering")] = None,
     red_light_every: Annotated[float, typer.Option(help="seconds between red-light runners")] = 6.0,
-    speeder_every: Annotated[float, typer.Option(help="seconds between speeders")] = 6.0,
+    speeder_every: Annotated[float, typer.Option(help="seconds between speeders")] = 4.0,
     loop_duration: Annotated[float, typer.Option(help="simulated seconds of each camera-in-the-loop run "
                                                       "(0: leave the comparison out)")] = 600.0,
     loop_controller: Annotated[str, typer.Option(help="the controller fed by loops, then by the camera")] = "actuated",
@@ -185,21 +186,21 @@ def bench_command(
     Runs `signalwise vision run` on the top-down and oblique videos and prints
     every figure against its target; OUT/bench.json keeps them all.
     """
-    _bench(out, scenario, duration, seed, step, render_dir, red_light_every, speeder_every, loop_duration,
+    _bench(out, scenario, duration, seed, step, view_m, render_dir, red_light_every, speeder_every, loop_duration,
            loop_controller)
 
 
 @vision_errors
-def _bench(out, scenario, duration, seed, step, render_dir, red_light_every, speeder_every, loop_duration,
+def _bench(out, scenario, duration, seed, step, view_m, render_dir, red_light_every, speeder_every, loop_duration,
            loop_controller) -> None:
     from ..sim.scenario import load
     from .vision_bench import BenchOptions, run_bench
 
     if render_dir is None:
         load(scenario)
-    if duration <= 0 or step <= 0 or loop_duration < 0:
-        raise ValueError("--duration and --step must be positive, --loop-duration not negative")
-    opts = BenchOptions(out_dir=out, scenario=scenario, duration_s=duration, seed=seed, step_s=step,
+    if duration <= 0 or step <= 0 or view_m <= 0 or loop_duration < 0:
+        raise ValueError("--duration, --step and --view-m must be positive, --loop-duration not negative")
+    opts = BenchOptions(out_dir=out, scenario=scenario, duration_s=duration, seed=seed, step_s=step, view_m=view_m,
                         render_dir=render_dir, faults=_fault_plan(True, red_light_every, speeder_every),
                         loop_duration_s=loop_duration, loop_controller=loop_controller)
     with _progress("render") as bar:
@@ -226,6 +227,7 @@ def loop_command(
     duration: Annotated[float, typer.Option(help="simulated seconds of each run")] = 600.0,
     step: Annotated[float, typer.Option(help="simulation step = frame period, seconds")] = 0.2,
     seed: Annotated[int, typer.Option(help="SUMO's random seed")] = 1,
+    view_m: Annotated[float, typer.Option(help="ground width the 800-pixel frame covers, metres")] = 133.0,
 ) -> None:
     """The camera in the loop: one controller fed by loops, then by the camera.
 
@@ -233,18 +235,18 @@ def loop_command(
     controller only what the vision pipeline makes of the frames; prints both
     average delays and the change.
     """
-    _loop(out, scenario, controller, duration, step, seed)
+    _loop(out, scenario, controller, duration, step, seed, view_m)
 
 
 @vision_errors
-def _loop(out, scenario, controller, duration, step, seed) -> None:
+def _loop(out, scenario, controller, duration, step, seed, view_m) -> None:
     from ..sim.scenario import load
     from .camera_loop import CameraLoopOptions, run_camera_loop
 
     load(scenario)
     if duration <= 0 or step <= 0:
         raise ValueError("--duration and --step must be positive")
-    loop = run_camera_loop(CameraLoopOptions(out, scenario, controller, duration, step, seed),
+    loop = run_camera_loop(CameraLoopOptions(out, scenario, controller, duration, step, seed, view_m),
                            say=lambda m: typer.echo(m, err=True))
     typer.echo(f"{controller} on {scenario}, {duration:g} s, step {step:g} s: average delay "
                f"{loop['loop_detectors']['avg_delay_s']:.1f} s fed by loops, {loop['camera']['avg_delay_s']:.1f} s "
