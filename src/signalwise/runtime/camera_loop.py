@@ -41,6 +41,7 @@ class CameraLoopOptions:
     step_s: float = 0.2
     seed: int = 1
     view_m: float = 133.0  # ground width of the 800-pixel frame (6 px/m)
+    zone_m: float = 30.0  # how far upstream of its stop line each presence zone reaches
 
 
 def run_camera_loop(opts: CameraLoopOptions, say: Callable[[str], None] = print) -> dict:
@@ -64,7 +65,7 @@ def run_camera_loop(opts: CameraLoopOptions, say: Callable[[str], None] = print)
     sources = []
 
     def camera_source(sumo_source):
-        source = camera_source_for(films[-1], cfg, emergency_source=sumo_source)
+        source = camera_source_for(films[-1], cfg, emergency_source=sumo_source, zone_m=opts.zone_m)
         sources.append(source)
         return source
 
@@ -76,7 +77,7 @@ def run_camera_loop(opts: CameraLoopOptions, say: Callable[[str], None] = print)
     change = (d_camera - d_loops) / d_loops if d_loops else float("nan")
     result = {
         "scenario": opts.scenario, "controller": opts.controller, "seed": opts.seed, "duration_s": opts.duration_s,
-        "step_s": opts.step_s, "view_m": opts.view_m,
+        "step_s": opts.step_s, "view_m": opts.view_m, "zone_m": opts.zone_m,
         "loop_detectors": {"avg_delay_s": d_loops, "run_dir": str(loops.run_dir), "wall_s": round(loops_wall, 1),
                            "fallback_fraction": loops.metrics["network"]["fallback_fraction"]},
         "camera": {"avg_delay_s": d_camera, "run_dir": str(camera.run_dir), "wall_s": round(camera_wall, 1),
@@ -90,7 +91,7 @@ def run_camera_loop(opts: CameraLoopOptions, say: Callable[[str], None] = print)
     return result
 
 
-def camera_source_for(backend: FilmingBackend, cfg: RunConfig, emergency_source=None):
+def camera_source_for(backend: FilmingBackend, cfg: RunConfig, emergency_source=None, zone_m: float = 30.0):
     """The vision pipeline's observation source on this backend's frames, fed every step.
 
     The camera file is the backend's view with a presence zone per stop line
@@ -116,7 +117,7 @@ def camera_source_for(backend: FilmingBackend, cfg: RunConfig, emergency_source=
     watched = next(i for i in inters if i.id == tls)
     channel_of_lane = {d.lane: d.channel for d in watched.detectors if d.kind == "stopbar"}
     camera = dict(backend.camera)
-    camera["zones"] = stop_line_zones(backend.scene, backend.view, channel_of_lane)
+    camera["zones"] = stop_line_zones(backend.scene, backend.view, channel_of_lane, zone_m)
     config = camera_from_dict(camera, "the filmed view")
     approach_of_lane = {lane: compass_approach(backend.lane_shape(lane)) for i in inters for lane in i.in_lanes}
     source = CameraObservationSource(inters, approach_of_lane, [config], emergency_source=emergency_source)

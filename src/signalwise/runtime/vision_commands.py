@@ -228,6 +228,8 @@ def loop_command(
     step: Annotated[float, typer.Option(help="simulation step = frame period, seconds")] = 0.2,
     seed: Annotated[int, typer.Option(help="SUMO's random seed")] = 1,
     view_m: Annotated[float, typer.Option(help="ground width the 800-pixel frame covers, metres")] = 133.0,
+    zone_m: Annotated[float, typer.Option(help="how far upstream of its stop line each presence zone reaches, "
+                                               "metres")] = 30.0,
 ) -> None:
     """The camera in the loop: one controller fed by loops, then by the camera.
 
@@ -235,18 +237,18 @@ def loop_command(
     controller only what the vision pipeline makes of the frames; prints both
     average delays and the change.
     """
-    _loop(out, scenario, controller, duration, step, seed, view_m)
+    _loop(out, scenario, controller, duration, step, seed, view_m, zone_m)
 
 
 @vision_errors
-def _loop(out, scenario, controller, duration, step, seed, view_m) -> None:
+def _loop(out, scenario, controller, duration, step, seed, view_m, zone_m) -> None:
     from ..sim.scenario import load
     from .camera_loop import CameraLoopOptions, run_camera_loop
 
     load(scenario)
-    if duration <= 0 or step <= 0:
-        raise ValueError("--duration and --step must be positive")
-    loop = run_camera_loop(CameraLoopOptions(out, scenario, controller, duration, step, seed, view_m),
+    if duration <= 0 or step <= 0 or zone_m < 5:
+        raise ValueError("--duration and --step must be positive, --zone-m at least 5")
+    loop = run_camera_loop(CameraLoopOptions(out, scenario, controller, duration, step, seed, view_m, zone_m),
                            say=lambda m: typer.echo(m, err=True))
     typer.echo(f"{controller} on {scenario}, {duration:g} s, step {step:g} s: average delay "
                f"{loop['loop_detectors']['avg_delay_s']:.1f} s fed by loops, {loop['camera']['avg_delay_s']:.1f} s "
