@@ -88,7 +88,10 @@ def render(opts: RenderOptions, progress: Progress | None = None) -> RenderResul
         summary = _render_in(scenario, opts, out, progress)
     except BaseException as exc:
         # the directory says it is not a render to grade, and why
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            reason = "interrupted before the end"
+        else:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         (out / "render.json").write_text(json.dumps({"status": "failed", "reason": reason}, indent=2))
         raise
     summary["wall_s"] = round(time.perf_counter() - wall0, 1)
