@@ -59,7 +59,8 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "train": ("signalwise.training.commands",),
     "evaluate": ("signalwise.training.commands",),
     "models": ("signalwise.training.commands",),
-    "vision": ("signalwise.vision.commands",),  # vision run, and the truth side's render/grade/bench
+    # vision run; vision render, grade, bench, loop (into the same group)
+    "vision": ("signalwise.vision.commands", "signalwise.runtime.vision_commands"),
 }
 
 _registered: set[str] = set()

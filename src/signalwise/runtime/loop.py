@@ -41,6 +41,7 @@ from ..core.types import (
     SignalEvent,
     SourceHealth,
 )
+from ..sim.approach import compass_approach
 from ..sim.backend import DETECTORS_SOURCE, LANES_SOURCE, SimulationError, SumoBackend, SumoOptions
 from ..sim.detectors import DetectorLayout, place_detectors
 from ..sim.outputs import write_meandata_file
@@ -181,19 +182,23 @@ def _all_signal_ids(backend, cfg: RunConfig) -> list[str]:
 
 def run_loop(cfg: RunConfig, run_dir: Path, progress: Progress | None = None,
              queue_sample_s: float = 5.0, controllers: ControllerFactory | None = None,
-             source_wrapper: Callable[[ObservationSource], ObservationSource] | None = None) -> LoopResult:
+             source_wrapper: Callable[[ObservationSource], ObservationSource] | None = None,
+             backend_factory: Callable[[SumoOptions], SumoBackend] = SumoBackend) -> LoopResult:
     """Run one simulation under `cfg.controller`, writing SUMO outputs into `run_dir`.
 
     `controllers` replaces the registry's controller for `cfg.controller`
     (training hands its learning controllers in this way); `source_wrapper`
-    wraps the SUMO source (fault injection, delayed feeds).
+    wraps the SUMO source (fault injection, delayed feeds, a camera that
+    replaces it); `backend_factory` starts SUMO another way (sumo-gui
+    filming every step for the camera in the loop).
     """
     scenario = resolve_scenario(cfg)
     begin_s = scenario.begin_s
     end_s = begin_s + (cfg.duration_s if cfg.duration_s is not None else scenario.duration_s)
     (run_dir / "sumo").mkdir(parents=True, exist_ok=True)
     with _path_sumo_can_write(run_dir / "sumo") as sumo_dir:
-        return _run_in(cfg, scenario, begin_s, end_s, sumo_dir, progress, queue_sample_s, controllers, source_wrapper)
+        return _run_in(cfg, scenario, begin_s, end_s, sumo_dir, progress, queue_sample_s, controllers, source_wrapper,
+                       backend_factory)
 
 
 @contextlib.contextmanager
@@ -210,7 +215,7 @@ def _path_sumo_can_write(directory: Path):
 
 def _run_in(cfg: RunConfig, scenario: Scenario, begin_s: float, end_s: float, sumo_dir: Path,
             progress: Progress | None, queue_sample_s: float, controllers: ControllerFactory | None,
-            source_wrapper) -> LoopResult:
+            source_wrapper, backend_factory: Callable[[SumoOptions], SumoBackend] = SumoBackend) -> LoopResult:
     layout = None
     additional = []
     lean = cfg.record == "lean"
@@ -241,7 +246,7 @@ def _run_in(cfg: RunConfig, scenario: Scenario, begin_s: float, end_s: float, su
     opts.additional_files = (*opts.additional_files, *additional)
 
     wall0 = time.perf_counter()
-    fld = open_field(cfg, scenario, opts, layout)
+    fld = open_field(cfg, scenario, opts, layout, backend_factory)
     try:
         source = fld.backend if source_wrapper is None else source_wrapper(fld.backend)
         stepper = LoopStepper(cfg, fld, end_s, controllers=controllers, source=source,
@@ -540,15 +545,6 @@ def _counts_need(inter: Intersection, ctrl: Controller | None) -> ObservationNee
     if not counts:
         return None
     return ObservationNeed(inter.in_lanes, "counts", base.detector_idle_ids, counts)
-
-
-def compass_approach(shape) -> str:
-    """Where traffic on a lane comes from: a lane heading south is the north approach."""
-    (x0, y0), (x1, y1) = shape[-2], shape[-1]
-    dx, dy = x1 - x0, y1 - y0
-    if abs(dy) >= abs(dx):
-        return "north" if dy < 0 else "south"
-    return "west" if dx > 0 else "east"
 
 
 def describe_intersections(inters: list[Intersection], approach_direction: dict[str, str] | None = None) -> list[dict]:

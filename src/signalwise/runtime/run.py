@@ -69,11 +69,13 @@ def new_run_dir(cfg: RunConfig) -> Path:
 
 
 def execute_run(cfg: RunConfig, run_dir: Path | None = None, progress: Progress | None = None,
-                controllers: ControllerFactory | None = None) -> RunResult:
+                controllers: ControllerFactory | None = None, **loop_options) -> RunResult:
     """Run, then turn SUMO's outputs and the loop's record into the run directory.
 
     `controllers` builds each intersection's controller instead of the
-    registry's `cfg.controller` (training hands in its learning controllers).
+    registry's `cfg.controller` (training hands in its learning controllers);
+    `loop_options` go to `run_loop` (`source_wrapper`, `backend_factory`: the
+    camera in the loop uses both).
     """
     run_dir = Path(run_dir) if run_dir is not None else new_run_dir(cfg)
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
@@ -87,7 +89,7 @@ def execute_run(cfg: RunConfig, run_dir: Path | None = None, progress: Progress 
     dump_json(run_dir / "run.json", status)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False))
     try:
-        loop = run_loop(cfg, run_dir, progress, controllers=controllers)
+        loop = run_loop(cfg, run_dir, progress, controllers=controllers, **loop_options)
     except KeyboardInterrupt:
         status.update(status="incomplete", reason="interrupted", finished=_now())
         dump_json(run_dir / "run.json", status)

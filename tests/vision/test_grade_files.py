@@ -1,0 +1,148 @@
+"""`grade_run` and `signalwise vision grade` on files: a render's truth against perfect and damaged copies."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from signalwise.cli import app
+from signalwise.vision.grading import grade_run, targets
+
+
+def _signalwise(*args):
+    """The command in this process (a subprocess spends most of its time importing)."""
+    return CliRunner().invoke(app, list(args))
+FPS = 10.0
+T0 = 100.0  # simulation time of the first frame
+
+
+def _write(path: Path, header, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+@pytest.fixture
+def render_dir(tmp_path):
+    """Two vehicles over 100 frames: V1 drives east at 10 m/s, V2 waits (stopped) then crosses; one person."""
+    out = tmp_path / "render"
+    rows = []
+    for f in range(100):
+        t = T0 + f / FPS
+        x1 = 10.0 + f * 1.0  # 10 m/s
+        rows.append((f, t, "V1", "vehicle", "car", x1, 50.0, x1 * 4, 200.0, x1 * 4 - 9, 196.5, x1 * 4 + 9, 203.5,
+                     10.0, 0, 1.0, "W_C_1"))
+        stopped = f < 50
+        y2 = 20.0 if stopped else 20.0 + (f - 50) * 0.5
+        rows.append((f, t, "V2", "vehicle", "car", 60.0, y2, 240.0, 400 - y2 * 4, 236.5, 400 - y2 * 4 - 9, 243.5,
+                     400 - y2 * 4 + 9, 0.0 if stopped else 5.0, int(stopped), 1.0, "S_C_1"))
+        rows.append((f, t, "P1", "person", "person", 5.0, 5.0, 20.0, 380.0, 19.0, 379.0, 21.0, 381.0, 1.0, 0,
+                     1.0, ""))
+    _write(out / "topdown" / "truth.csv", ["frame", "time_s", "object_id", "kind", "vtype", "x_m", "y_m", "x_px",
+                                           "y_px", "x1", "y1", "x2", "y2", "speed_mps", "stopped", "visible",
+                                           "lane"], rows)
+    _write(out / "crossings_truth.csv", ["time_s", "vehicle_id", "device_id", "lane", "link_index", "stop_line",
+                                         "approach", "signal_state", "link_state", "speed_mps", "red"],
+           [(T0 + 3.0, "V1", "C", "W_C_1", 13, "w", "west", "rr", "r", 10.0, 1),
+            (T0 + 8.0, "V2", "C", "S_C_1", 9, "s", "south", "gG", "G", 5.0, 0),
+            (T0 - 5.0, "V0", "C", "S_C_1", 9, "s", "south", "gG", "G", 5.0, 0)])  # before the first frame
+    _write(out / "violations_truth.csv", ["time_s", "vehicle_id", "kind", "approach", "speed_mps", "start_s",
+                                          "end_s", "injected"],
+           [(T0 + 3.0, "V1", "red_light", "west", 10.0, T0 + 3.0, T0 + 3.0, 1)])
+    (out / "render.json").write_text(json.dumps({"first_frame_time_s": T0, "frames": 100, "fps": FPS,
+                                                 "speed_threshold_mps": 15.89, "views": {"topdown": {}}}))
+    return out
+
+
+def _perfect_pipeline(render_dir: Path, out: Path, damage: str | None = None) -> Path:
+    with open(render_dir / "topdown" / "truth.csv") as fh:
+        truth = [r for r in csv.DictReader(fh) if r["kind"] == "vehicle"]
+    tracks, dets = [], []
+    for r in truth:
+        f = int(r["frame"])
+        tid = {"V1": "1", "V2": "2"}[r["object_id"]]
+        if damage == "switch" and r["object_id"] == "V1" and f >= 50:
+            tid = "7"  # V1's track changes identity half-way
+        if damage == "stopped-missed" and r["object_id"] == "V2" and r["stopped"] == "1":
+            continue  # a motion detector never sees V2 while it waits
+        t = f / FPS
+        speed = float(r["speed_mps"]) + (1.0 if damage == "fast" else 0.0)
+        tracks.append((f, t, tid, r["x_px"], r["y_px"], r["x_m"], r["y_m"], speed))
+        dets.append((f, t, r["x1"], r["y1"], r["x2"], r["y2"], 0.9))
+    _write(out / "tracks.csv", ["frame", "time_s", "track_id", "x_px", "y_px", "x_m", "y_m", "speed_mps"], tracks)
+    _write(out / "detections.csv", ["frame", "time_s", "x1", "y1", "x2", "y2", "score"], dets)
+    _write(out / "crossings.csv", ["time_s", "track_id", "stop_line", "approach", "signal_state"],
+           [(3.0, "1", "w", "west", "rr"), (8.0, "2", "s", "south", "gG")])
+    _write(out / "violations.csv", ["time_s", "track_id", "kind", "approach", "speed_mps", "evidence_path"],
+           [(3.1, "1", "red_light", "west", 10.0, "evidence/1.jpg")])
+    _write(out / "counts.csv", ["interval_start_s", "approach", "count"], [(0, "west", 1), (0, "south", 1)])
+    return out
+
+
+def test_a_perfect_copy_scores_perfectly(render_dir, tmp_path):
+    report = grade_run(render_dir, "topdown", _perfect_pipeline(render_dir, tmp_path / "p"))
+    det = report["detection"]
+    assert (det["recall_moving"], det["recall_stopped"], det["precision"]) == (1.0, 1.0, 1.0)
+    tr = report["tracking"]
+    assert (tr["mota"], tr["idf1"], tr["hota"], tr["id_switches"]) == (1.0, 1.0, pytest.approx(1.0), 0)
+    assert report["speed"]["rmse_mps"] == 0.0 and report["speed"]["pairs"] == 200
+    assert report["counts"] == {"south": {"truth": 1, "counted": 1, "relative_error": 0.0},
+                                "west": {"truth": 1, "counted": 1, "relative_error": 0.0}}
+    red = report["violations"]["red_light"]
+    assert (red["precision"], red["recall"], red["truth_events"]) == (1.0, 1.0, 1)
+    assert all(t.met for t in targets(report) if "events" not in t.name)
+    # one red-light event is far from the 30 a violation target needs
+    assert not [t for t in targets(report) if "red_light" in t.name][0].met
+
+
+def test_damaged_copies_lose_what_was_damaged(render_dir, tmp_path):
+    fast = grade_run(render_dir, "topdown", _perfect_pipeline(render_dir, tmp_path / "fast", "fast"))
+    assert fast["speed"]["rmse_mps"] == pytest.approx(1.0) and fast["speed"]["bias_mps"] == pytest.approx(1.0)
+
+    switch = grade_run(render_dir, "topdown", _perfect_pipeline(render_dir, tmp_path / "switch", "switch"))
+    tr = switch["tracking"]
+    assert tr["mota"] == pytest.approx(1 - 1 / 200) and tr["id_switches"] == 1
+    # V1 = 50 frames of track 1 and 50 of track 7: IDTP 150 of 200 -> IDF1 0.75; AssA (1 + 0.5) / 2 weighted
+    assert tr["idf1"] == pytest.approx(0.75)
+    assert tr["assa"] == pytest.approx((100 * 1.0 + 50 * 0.5 + 50 * 0.5) / 200)
+    # the red-light report names track 1 at 3.1 s, which is still V1: the violation stays right
+    assert switch["violations"]["red_light"]["precision"] == 1.0
+
+    missed = grade_run(render_dir, "topdown", _perfect_pipeline(render_dir, tmp_path / "m", "stopped-missed"))
+    det = missed["detection"]
+    assert (det["recall_moving"], det["recall_stopped"], det["precision"]) == (1.0, 0.0, 1.0)
+
+
+def test_the_grade_command_prints_figures_and_targets(render_dir, tmp_path):
+    pipe = _perfect_pipeline(render_dir, tmp_path / "p")
+    p = _signalwise("vision", "grade", "--render", str(render_dir), "--pipeline", str(pipe),
+                    "--json", str(tmp_path / "grade.json"))
+    assert p.exit_code == 0, p.stderr
+    assert "recall moving 1.000" in p.stdout and "MOTA 1.000" in p.stdout and "targets" in p.stdout
+    assert json.loads((tmp_path / "grade.json").read_text())["speed"]["rmse_mps"] == 0.0
+
+
+@pytest.mark.parametrize("damage,needle", [
+    ("no-render", "no render.json"),
+    ("bad-header", "tracks.csv: header is"),
+    ("no-view", "no view 'oblique'"),
+])
+def test_bad_input_gets_one_error_line(render_dir, tmp_path, damage, needle):
+    pipe = _perfect_pipeline(render_dir, tmp_path / "p")
+    view = "topdown"
+    target = render_dir
+    if damage == "no-render":
+        target = tmp_path / "nothing"
+    elif damage == "bad-header":
+        (pipe / "tracks.csv").write_text("frame;time\n1;2\n")
+    else:
+        view = "oblique"
+    p = _signalwise("vision", "grade", "--render", str(target), "--pipeline", str(pipe), "--view", view)
+    assert p.exit_code == 2 and p.stderr.startswith("error:") and needle in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr
