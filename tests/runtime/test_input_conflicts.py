@@ -163,13 +163,17 @@ def test_publish_stores_an_existing_run_and_refuses_what_is_not_one(tmp_path):
     assert p.returncode == 0 and f"-> sqlite:///{env_db}" in p.stderr and env_db.exists()
 
 
-@pytest.mark.parametrize("spec,needle", [
-    ("ql:/nonexistent", "controller 'ql:/nonexistent' cannot run at C: /nonexistent"),
-    ("ql", "controller 'ql' cannot run at C: no model given"),
-    ("ql-train", "ql-train learns inside `signalwise train` only"),
+#: a network of the user's own (here the built-in `single`'s files, named by path): nothing is shipped for it
+OWN_NETWORK = ["--net", str(load("single").net_file), "--routes", str(load("single").route_files[0])]
+
+
+@pytest.mark.parametrize("spec,where,needle", [
+    ("ql:/nonexistent", [], "controller 'ql:/nonexistent' cannot run at C: /nonexistent"),
+    ("ql", OWN_NETWORK, "controller 'ql' cannot run at C: no model given"),  # a built-in runs its shipped model
+    ("ql-train", [], "ql-train learns inside `signalwise train` only"),
 ])
-def test_a_controller_that_cannot_load_is_an_error_before_the_run(tmp_path, spec, needle):
-    p = _cli("run", "--controller", spec, "--duration", "60", "--run-dir", "r", cwd=tmp_path)
+def test_a_controller_that_cannot_load_is_an_error_before_the_run(tmp_path, spec, where, needle):
+    p = _cli("run", "--controller", spec, *where, "--duration", "60", "--run-dir", "r", cwd=tmp_path)
     assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
     info = yaml.safe_load((tmp_path / "r" / "run.json").read_text())
     assert info["status"] == "failed" and info["reason"]
