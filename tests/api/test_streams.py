@@ -277,11 +277,13 @@ def test_a_client_too_slow_to_read_is_disconnected_with_the_reason_and_nobody_el
     # the fast client got every snapshot, before and after the slow one was dropped
     assert len(seqs) - n_at_kick >= 10, (len(seqs), n_at_kick)
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "the fast client missed snapshots"
-    # the loop kept its pace: its lateness while the slow client filled up and was dropped is that of the
-    # seconds before (or under bench/live_bench.py's 20 ms target), whatever else this machine is doing
+    # the loop was never held up by the slow client: it kept ticking while the client filled up and was
+    # dropped, and no tick waited on its socket (a send that blocked would stall the loop for seconds). The
+    # pacing target itself (p99 < 20 ms) is bench/live_bench.py's: on a loaded machine the p95 here moved
+    # from 4 to 45 ms with nothing to do with the client
     assert len(baseline) > 40 and len(late) > 20 * kicked_after_s * 0.8
     p95_base, p95_late = (np.percentile(np.asarray(x) * 1000, 95) for x in (baseline, late))
-    assert p95_late < max(20.0, 2 * p95_base + 5), (p95_base, p95_late, sorted(late)[-5:])
+    assert p95_late < max(250.0, 3 * p95_base + 50), (p95_base, p95_late, sorted(late)[-5:])
     assert hub.clients == () or all(c.closed is None for c in hub.clients)
 
 
