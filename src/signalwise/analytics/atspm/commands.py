@@ -135,7 +135,7 @@ def _compute_write_draw(log, config, options: dict, out_dir: Path, fmt: str, cha
 
 def _start_charts(tables: dict, log, options: dict, chart_devices, worker, sources, out_dir: Path) -> dict:
     """Plan the charts from the tables they need; hand the worker its share. -> what is left to do here."""
-    from .charts import plan_charts, share
+    from .charts import plan_charts
     from .compute import Results
     from .phase_labels import labels_beside
 
@@ -145,8 +145,10 @@ def _start_charts(tables: dict, log, options: dict, chart_devices, worker, sourc
     items, axis, more = plan_charts(results, _chart_devices(chart_devices))
     mine = items
     if worker is not None and items:
-        theirs, mine = share(items, head_start_s=0.3)  # this process still writes tables
-        worker.submit(theirs, axis, labels, out_dir)
+        # the worker (matplotlib already loaded) draws them all, in two processes: this one never loads
+        # matplotlib, and goes on writing tables
+        worker.submit(items, axis, labels, out_dir)
+        mine = []
     return {"mine": mine, "axis": axis, "labels": labels, "notes": notes + more}
 
 
