@@ -178,3 +178,25 @@ def test_metrics_and_monitoring_answer_and_the_second_names_are_the_live_routes(
         assert c.get("/api/v1/monitoring/alerts").json() == c.get("/api/v1/live/alerts").json()
         system = c.get("/api/v1/monitoring/system").json()
         assert system["process_rss_mb"] > 10
+
+
+def test_a_token_verified_before_is_refused_once_it_expires():
+    """Verified tokens are remembered for speed; the memory must not outlive the token's `exp`."""
+    import time
+
+    from fastapi import HTTPException
+
+    from signalwise.api.auth import decode_token
+
+    secret = "a signing secret of at least thirty-two bytes"
+    exp = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1.0)
+    token = jwt.encode({"sub": "ops", "scopes": ["read"], "exp": exp}, secret, "HS256")
+    assert decode_token(token, secret).scopes == frozenset({"read"})
+    assert decode_token(token, secret).name == "ops"  # the remembered answer
+    time.sleep(max(0.0, (exp - dt.datetime.now(dt.UTC)).total_seconds()) + 1.05)
+    with pytest.raises(HTTPException) as refused:
+        decode_token(token, secret)
+    assert refused.value.status_code == 401 and "expired" in refused.value.detail
+    with pytest.raises(HTTPException):  # another secret never sees the first secret's verdict
+        decode_token(jwt.encode({"sub": "x", "scopes": ["read"], "exp": exp + dt.timedelta(hours=1)}, secret, "HS256"),
+                     "another secret of at least thirty-two bytes")
