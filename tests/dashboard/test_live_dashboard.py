@@ -312,7 +312,7 @@ def test_the_map_and_detail_routes(live):
     r = httpx.get(live.url + "/api/v1/live/interventions", params={"intersection_id": "nope"})
     assert r.status_code == 404 and "unknown intersection 'nope'" in r.json()["message"]
     r = httpx.get(live.url + "/api/v1/live/atspm/pcd", params={"intersection_id": st.intersections[0].id},
-                  timeout=60)  # drawn with matplotlib: seconds on a loaded machine
+                  timeout=60)  # drawn on request: allow for a loaded machine
     assert r.status_code in (200, 404)
     assert r.headers["content-type"] == "image/png" if r.status_code == 200 else "yet" in r.json()["message"]
     assert httpx.get(live.url + "/static/dashboard/js/app.js").headers["content-type"].startswith("text/javascript")

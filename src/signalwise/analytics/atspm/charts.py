@@ -8,36 +8,25 @@ the time axis reads HH:MM and says which day, in the log's own (controller
 local) time; phases are named after their movements when the run's signal
 model says them (`phase_labels.py`), else by number; thresholds are labelled.
 
-How they stay fast: the figures are plain Agg `Figure`s (no pyplot), built
-once per chart kind and panel count and reused for every device — each
-device only moves its data into the same few artists (one marker line per
-series and panel, step lines, no scatter collections), with fixed margins
-instead of tight_layout, at a modest dpi and a fast PNG compression level.
-What changes per device (data, titles, per-device legends) is `animated`: the
-rest of a figure (frames, ticks, labels, common legends) is drawn once per set of
-y-limits and kept as a background that each device's data is blitted onto, which
-is how matplotlib's own animations avoid redrawing text (a full draw spent most of
-its time laying out and rasterising tick labels). Limits are rounded to a few
-steps, so devices share backgrounds.
-By default only the first `DEFAULT_CHART_DEVICES` devices are charted
-(`devices="all"` for every one), and a `ChartWorker` forked at the start
-draws part of them while the caller writes its tables.
+How they stay fast: they are drawn with Pillow by `raster.py` (markers
+stamped for all points in one call, step lines as one polyline), a few
+milliseconds a chart, so `signalwise atspm` draws them in its own process
+after the tables. By default only the first `DEFAULT_CHART_DEVICES` devices
+are charted (`devices="all"` for every one).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from .raster import Axes, Plot
+
 #: devices charted unless told otherwise (`signalwise atspm --chart-devices`)
 DEFAULT_CHART_DEVICES = 4
-DPI = 80
-PNG_OPTIONS = {"compress_level": 1}
 CHART_KINDS = ("pcd", "split_monitor", "aog_by_hour", "split_failures")
 
 #: one colour per phase number, in every chart; none is a signal-state green, yellow or red
@@ -150,15 +139,11 @@ def _time_ticks(axis: dict) -> tuple[np.ndarray, list[str], str]:
     return ticks, labels, label
 
 
-def _time_axis(ax, axis: dict, show_labels: bool = True) -> None:
-    from matplotlib.ticker import FixedFormatter, FixedLocator
-
+def _time_axis(ax: Axes, axis: dict, show_labels: bool = True) -> None:
     ticks, labels, label = _time_ticks(axis)
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(FixedFormatter(labels if show_labels else [""] * len(labels)))
-    ax.set_xlim(axis["start"], axis["end"])
+    ax.set_xticks(ticks, labels, show_labels)
     if show_labels:
-        ax.set_xlabel(label, fontsize=8)
+        ax.set_xlabel(label)
 
 
 def _top(values, floor: float, pad: float = 1.08, step: float | None = None) -> float:
@@ -175,186 +160,120 @@ def _phase_name(labels: dict, device: str, phase: int) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Figures, built once per kind and panel count, reused for every device
+# Figures
 # ---------------------------------------------------------------------------
 
 
-class _Panels:
-    """A figure of `n` panels sharing the time axis, laid out in inches, with named artists per panel.
-
-    `legend`: handles of one legend across the top (series common to every
-    panel); `right_in`: room on the right for per-panel legends.
-    """
-
-    def __init__(self, n: int, axis: dict, axes_h_in: float, cols: int = 2, width_in: float = 12.0,
-                 legend: list | None = None, right_in: float = 0.25):
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        cols = max(1, min(cols, n))
-        rows = (n + cols - 1) // cols
-        top_in = 0.4 + (0.3 if legend else 0.0) + 0.3  # figure title, legend, panel title
-        bottom_in, gap_in, left_in, wgap_in = 0.6, 0.5, 0.65, 0.6
-        height = top_in + bottom_in + rows * axes_h_in + (rows - 1) * gap_in
-        axes_w_in = (width_in - left_in - right_in - (cols - 1) * wgap_in) / cols
-        self.fig = Figure(figsize=(width_in, height), dpi=DPI)
-        FigureCanvasAgg(self.fig)
-        self.fig.subplots_adjust(left=left_in / width_in, right=1 - right_in / width_in, top=1 - top_in / height,
-                                 bottom=bottom_in / height, hspace=gap_in / axes_h_in, wspace=wgap_in / axes_w_in)
-        grid = self.fig.subplots(rows, cols, squeeze=False)
-        self.axes = list(grid.flat)[:n]
-        for ax in list(grid.flat)[n:]:
-            ax.set_visible(False)
-        from matplotlib.ticker import MaxNLocator
-
-        for i, ax in enumerate(self.axes):
-            _time_axis(ax, axis, show_labels=i + cols >= n)  # time labels under the last panel of each column
-            ax.tick_params(labelsize=7)
-            ax.yaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))
-            ax.set_ylim(bottom=0)
-        self.title = self.fig.suptitle("", fontsize=11, y=1 - 0.12 / height, va="top", animated=True)
-        for ax in self.axes:
-            ax.title.set_animated(True)
-        if legend:
-            self.fig.legend(handles=legend, loc="upper center", ncol=len(legend), fontsize=8, frameon=False,
-                            bbox_to_anchor=(0.5, 1 - 0.42 / height))
-        self.artists: list[dict] = [{} for _ in range(n)]
-        self.backgrounds: dict[tuple, object] = {}  # y-limits of every panel -> the drawn background
-
-    def animated(self) -> list:
-        """What changes per device, in drawing order."""
-        found = [a for ax in self.axes for a in ax.get_children() if a.get_animated() and a.get_visible()]
-        return sorted(found, key=lambda a: a.get_zorder()) + [self.title]
-
-    def save(self, path: Path) -> Path:
-        """Blit this device's artists onto the background for these y-limits (drawn on first use)."""
-        from PIL import Image
-
-        canvas = self.fig.canvas
-        key = tuple(ax.get_ylim() for ax in self.axes)
-        background = self.backgrounds.get(key)
-        if background is None:
-            canvas.draw()  # everything but the animated artists
-            background = self.backgrounds[key] = canvas.copy_from_bbox(self.fig.bbox)
-        else:
-            canvas.restore_region(background)
-        for artist in self.animated():
-            self.fig.draw_artist(artist)
-        width, height = canvas.get_width_height()
-        # a chart has few colours: a 256-colour palette PNG looks the same, is half the size and is written in
-        # less than half the time of the RGBA one (11 vs 26 ms for a PCD)
-        rgba = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
-        rgba.convert("RGB").quantize(256, Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(
-            path, format="png", dpi=(DPI, DPI), **PNG_OPTIONS)
-        return path
+def _panels(n: int, axis: dict, axes_h_in: float, cols: int = 2, width_in: float = 12.0,
+            legend: bool = False, right_in: float = 0.25) -> tuple[Plot, list[Axes]]:
+    """A figure of `n` panels sharing the time axis, laid out in inches (fixed margins, no layout pass);
+    `right_in`: room on the right for per-panel legends."""
+    cols = max(1, min(cols, n))
+    rows = (n + cols - 1) // cols
+    top_in = 0.4 + (0.3 if legend else 0.0) + 0.3  # figure title, legend, panel title
+    bottom_in, gap_in, left_in, wgap_in = 0.6, 0.5, 0.75, 0.6
+    height = top_in + bottom_in + rows * axes_h_in + (rows - 1) * gap_in
+    axes_w_in = (width_in - left_in - right_in - (cols - 1) * wgap_in) / cols
+    plot = Plot(width_in, height)
+    axes = []
+    for i in range(n):
+        r, c = divmod(i, cols)
+        left = left_in + c * (axes_w_in + wgap_in)
+        top = top_in + r * (axes_h_in + gap_in)
+        ax = plot.panel((left, top, left + axes_w_in, top + axes_h_in), (axis["start"], axis["end"]))
+        _time_axis(ax, axis, show_labels=i + cols >= n)  # time labels under the last panel of each column
+        axes.append(ax)
+    return plot, axes
 
 
-def _marker(ax, label: str, colour: str, marker: str = ".", size: float = 3.0):
-    return ax.plot([], [], ls="none", marker=marker, ms=size, color=colour, mec=colour, label=label,
-                   animated=True)[0]
+def _marker(colour: str, marker: str = ".", size_px: int = 3) -> dict:
+    return {"colour": colour, "marker": marker, "size_px": size_px}
 
 
-def _proxy(label: str, colour: str, **kw):
-    from matplotlib.lines import Line2D
-
-    return Line2D([], [], color=colour, label=label, **kw)
+def _line(colour: str, width_px: int = 1, dash: bool = False) -> dict:
+    return {"colour": colour, "width_px": width_px, "dash": dash}
 
 
 class Charts:
-    """Draws the four charts for one device at a time, reusing figures between devices."""
+    """Draws the four charts of one device at a time."""
 
     def __init__(self, axis: dict, labels: dict | None = None):
         self.axis = axis
         self.labels = labels or {}
-        self._figs: dict[tuple[str, int], _Panels] = {}
-
-    def _panels(self, kind: str, n: int, build):
-        key = (kind, n)
-        if key not in self._figs:
-            self._figs[key] = build(n)
-        return self._figs[key]
 
     # -- Purdue Coordination Diagram ---------------------------------------------------------
-    def _build_pcd(self, n: int) -> _Panels:
-        legend = [_proxy("arrival (detector, projected to the stop bar)", "k", ls="none", marker=".", ms=6),
-                  _proxy("begin green", SIGNAL_COLOURS["green"]), _proxy("begin yellow", SIGNAL_COLOURS["yellow"]),
-                  _proxy("begin red (end of cycle)", SIGNAL_COLOURS["red"])]
-        p = _Panels(n, self.axis, axes_h_in=1.6, legend=legend)
-        for ax, art in zip(p.axes, p.artists, strict=True):
-            art["arrivals"] = _marker(ax, "arrival", SIGNAL_COLOURS["arrival"], size=2.5)
-            for key, label in (("green", "begin green"), ("yellow", "begin yellow"), ("cycle", "begin red")):
-                art[key] = ax.plot([], [], drawstyle="steps-post", lw=1.0, color=SIGNAL_COLOURS[
-                    "red" if key == "cycle" else key], label=label, animated=True)[0]
-        p.fig.supylabel("time in cycle (s)", fontsize=9, x=0.008)
-        return p
-
     def pcd(self, device: str, data: dict, path: Path) -> Path | None:
         arr, cyc = data.get("pcd"), data.get("pcd_cycles")
         phases = sorted(set(arr["phase"].tolist() if arr else []) | set(cyc["phase"].tolist() if cyc else []))
         if not phases:
             return None
-        p = self._panels("pcd", len(phases), self._build_pcd)
-        for ax, art, ph in zip(p.axes, p.artists, phases, strict=True):
+        plot, axes = _panels(len(phases), self.axis, axes_h_in=1.6, legend=True)
+        lines = (("green", "begin green", SIGNAL_COLOURS["green"]), ("yellow", "begin yellow", SIGNAL_COLOURS["yellow"]),
+                 ("cycle", "begin red", SIGNAL_COLOURS["red"]))
+        for ax, ph in zip(axes, phases, strict=True):
             a = arr["phase"] == ph if arr else None
             c = cyc["phase"] == ph if cyc else None
             ax_ = arr["x"][a] if arr else np.empty(0)
             ay = arr["y"][a].astype(float) if arr else np.empty(0)
-            art["arrivals"].set_data(ax_, ay)
             cx = cyc["x"][c] if cyc else np.empty(0)
-            tops = [ay]
-            for key in ("green", "yellow", "cycle"):
-                cy = cyc[key][c].astype(float) if cyc else np.empty(0)
-                art[key].set_data(cx, cy)
-                tops.append(cy)
-            ax.set_ylim(0, _top(np.concatenate(tops), 30.0, 1.05, step=30.0))
+            cys = {key: (cyc[key][c].astype(float) if cyc else np.empty(0)) for key, _l, _c in lines}
+            ax.set_ylim(0, _top(np.concatenate([ay, *cys.values()]), 30.0, 1.05, step=30.0))
+            ax.scatter(ax_, ay, SIGNAL_COLOURS["arrival"], "arrival", ".", 3)
+            for key, label, colour in lines:
+                ax.steps(cx, cys[key], colour, label)
             title = f"{_phase_name(self.labels, device, ph)}: {len(ay):,} arrivals"
             if len(ay):
                 title += f", {100 * np.mean(arr['signal'][a] == 'green'):.0f} % on green"
-            ax.set_title(title, fontsize=8)
-        p.title.set_text(f"Purdue Coordination Diagram — {device}")
-        return self._save(p, path)
+            ax.set_title(title)
+        plot.legend_top([("arrival (detector, projected to the stop bar)", _marker("#000000", ".", 5)),
+                         ("begin green", _line(SIGNAL_COLOURS["green"])),
+                         ("begin yellow", _line(SIGNAL_COLOURS["yellow"])),
+                         ("begin red (end of cycle)", _line(SIGNAL_COLOURS["red"]))], y_in=0.55)
+        plot.vertical_text(2, _middle(axes), "time in cycle (s)", 11)
+        plot.title(f"Purdue Coordination Diagram: device {device}")
+        return plot.save(path)
 
     # -- split monitor -----------------------------------------------------------------------
-    def _build_split_monitor(self, n: int) -> _Panels:
-        legend = [_proxy(term, colour, ls="none", marker=m, ms=5) for term, (m, colour) in TERMINATIONS.items()]
-        p = _Panels(n, self.axis, axes_h_in=1.5, legend=legend)
-        for ax, art in zip(p.axes, p.artists, strict=True):
-            for term, (m, colour) in TERMINATIONS.items():
-                art[term] = _marker(ax, term, colour, marker=m, size=3.5)
-        p.fig.supylabel("split: green + yellow + red clearance (s)", fontsize=9, x=0.008)
-        return p
-
     def split_monitor(self, device: str, data: dict, path: Path) -> Path | None:
         s = data.get("split_monitor")
         if not s:
             return None
         phases = sorted(set(s["phase"].tolist()))
-        p = self._panels("split_monitor", len(phases), self._build_split_monitor)
-        for ax, art, ph in zip(p.axes, p.artists, phases, strict=True):
+        plot, axes = _panels(len(phases), self.axis, axes_h_in=1.5, legend=True)
+        for ax, ph in zip(axes, phases, strict=True):
             m = s["phase"] == ph
             x, y, term = s["x"][m], s["split"][m].astype(float), s["term"][m]
-            for name in TERMINATIONS:
-                k = term == name
-                art[name].set_data(x[k], y[k])
             ax.set_ylim(0, _top(y, 10.0, 1.12, step=30.0))
+            for name, (marker, colour) in TERMINATIONS.items():
+                k = term == name
+                ax.scatter(x[k], y[k], colour, name, marker, 4)
             mean = np.nanmean(y) if np.isfinite(y).any() else float("nan")
-            ax.set_title(f"{_phase_name(self.labels, device, ph)}: mean split {mean:.1f} s over {len(y)} cycles",
-                         fontsize=8)
-        p.title.set_text(f"Split monitor — {device}")
-        return self._save(p, path)
+            ax.set_title(f"{_phase_name(self.labels, device, ph)}: mean split {mean:.1f} s over {len(y)} cycles")
+        plot.legend_top([(term, _marker(colour, marker, 6)) for term, (marker, colour) in TERMINATIONS.items()],
+                        y_in=0.55)
+        plot.vertical_text(2, _middle(axes), "split: green + yellow + red clearance (s)", 11)
+        plot.title(f"Split monitor: device {device}")
+        return plot.save(path)
 
     # -- arrivals on green by hour -----------------------------------------------------------
     def aog_by_hour(self, device: str, data: dict, path: Path) -> Path | None:
         d = data.get("aog")
         if not d or not len(d["x"]):
             return None
-        p = self._panels("aog_by_hour", 1, self._build_aog)
-        ax = p.axes[0]
-        for c in list(ax.containers):
-            c.remove()
+        # whole hours: the bars of an hour stand between its edges
+        hours_axis = {**self.axis, "start": math.floor(self.axis["start"] / 60) * 60,
+                      "end": max(math.ceil(self.axis["end"] / 60), math.floor(self.axis["start"] / 60) + 1) * 60}
+        plot, (ax,) = _panels(1, hours_axis, axes_h_in=2.8, cols=1, width_in=10.0, right_in=2.6)
+        n_hours = (hours_axis["end"] - hours_axis["start"]) // 60
+        step = 60 * max(1, math.ceil(n_hours / 12))
+        ticks = np.arange(hours_axis["start"], hours_axis["end"] + 1, step)
+        ax.set_xticks(ticks, [f"{int(m) // 60 % 24:02d}:00" for m in ticks])
+        ax.set_ylabel("arrivals on green (%)")
+        ax.set_ylim(0, 100)
         hour = np.floor(d["x"] / 60) * 60
         phases = sorted(set(d["phase"].tolist()))
         width = 60 * 0.84 / len(phases)
+        legend = []
         for i, ph in enumerate(phases):
             m = d["phase"] == ph
             hours, inv = np.unique(hour[m], return_inverse=True)
@@ -362,95 +281,57 @@ class Charts:
             total = np.bincount(inv, d["total"][m].astype(float), len(hours))
             with np.errstate(invalid="ignore", divide="ignore"):
                 pct = np.where(total > 0, 100 * green / total, np.nan)
-            ax.bar(hours + 4.8 + i * width, pct, width, align="edge", color=phase_colour(ph),
-                   label=_phase_name(self.labels, device, ph), animated=True)
-        ax.set_ylim(0, 100)
-        self._single_legend(p, ax.containers)
-        p.title.set_text(f"Arrivals on green by hour — {device}")
-        return self._save(p, path)
-
-    def _build_aog(self, n: int) -> _Panels:
-        # whole hours: the bars of an hour stand between its edges
-        hours = {**self.axis, "start": math.floor(self.axis["start"] / 60) * 60,
-                 "end": max(math.ceil(self.axis["end"] / 60), math.floor(self.axis["start"] / 60) + 1) * 60}
-        p = _Panels(1, hours, axes_h_in=2.8, cols=1, width_in=10.0, right_in=2.6)
-        p.axes[0].set_ylabel("arrivals on green (%)", fontsize=8)
-        from matplotlib.ticker import FixedFormatter, FixedLocator
-
-        n_hours = (hours["end"] - hours["start"]) // 60
-        step = 60 * max(1, math.ceil(n_hours / 12))
-        ticks = np.arange(hours["start"], hours["end"] + 1, step)
-        p.axes[0].xaxis.set_major_locator(FixedLocator(ticks))
-        p.axes[0].xaxis.set_major_formatter(FixedFormatter([f"{int(m) // 60 % 24:02d}:00" for m in ticks]))
-        return p
-
-    def _single_legend(self, p: _Panels, handles, ax=None) -> None:
-        ax = ax or p.axes[0]
-        if ax.get_legend() is not None:
-            ax.get_legend().remove()
-        ax.legend(handles=list(handles), fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                  frameon=False).set_animated(True)
+            name, colour = _phase_name(self.labels, device, ph), phase_colour(ph)
+            ax.bars(hours + 4.8 + i * width, pct, width, colour, name)
+            legend.append((name, {"colour": colour, "bar": True}))
+        ax.legend_right(legend)
+        plot.title(f"Arrivals on green by hour: device {device}")
+        return plot.save(path)
 
     # -- split failures ----------------------------------------------------------------------
-    def _build_split_failures(self, n: int) -> _Panels:
-        from matplotlib.ticker import MaxNLocator
-
-        p = _Panels(2, self.axis, axes_h_in=1.9, cols=1, width_in=11.0, right_in=3.0)
-        ax1, ax2 = p.axes
-        _time_axis(ax1, self.axis, show_labels=True)
-        ax1.set_ylabel("split failures per bin", fontsize=8)
-        ax1.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax2.set_ylabel("mean occupancy per bin (%)", fontsize=8)
-        ax2.set_ylim(0, 105)
-        ax2.axhline(80, color="#555555", lw=1.0, ls=":", label=THRESHOLD_LABEL)
-        return p
-
     def split_failures(self, device: str, data: dict, path: Path) -> Path | None:
         d = data.get("split_failures")
         if not d or not len(d["x"]):
             return None
-        p = self._panels("split_failures", 2, self._build_split_failures)
-        ax1, ax2 = p.axes
-        for ax in (ax1, ax2):
-            for ln in list(ax.get_lines()):
-                if not ln.get_label().startswith("80"):
-                    ln.remove()
+        plot, (ax1, ax2) = _panels(2, self.axis, axes_h_in=1.9, cols=1, width_in=11.0, right_in=3.0)
+        _time_axis(ax1, self.axis, show_labels=True)
+        ax1.set_ylabel("split failures per bin")
+        ax2.set_ylabel("mean occupancy per bin (%)")
         step = self.axis["bin_min"]
         phases = sorted(set(d["phase"].tolist()))
-        top = 1.0
-        handles1, handles2 = [], []
+        top = max([1.0] + [float(np.nanmax(d["failures"][d["phase"] == ph].astype(float))) for ph in phases])
+        ax1.set_ylim(0, math.ceil(top * 1.15) if top > 1 else 1.2, integer=True)
+        ax2.set_ylim(0, 105)
+        legend1 = []
         for ph in phases:
             m = d["phase"] == ph
             x = np.append(d["x"][m], d["x"][m][-1] + step)  # each bin drawn over its whole width
             name, colour = _phase_name(self.labels, device, ph), phase_colour(ph)
             f = d["failures"][m].astype(float)
-            handles1.append(ax1.plot(x, np.append(f, f[-1]), drawstyle="steps-post", color=colour, lw=1.3,
-                                     label=name, animated=True)[0])
-            top = max(top, float(np.nanmax(f)) if len(f) else 0.0)
+            ax1.steps(x, np.append(f, f[-1]), colour, name, width_px=2)
+            legend1.append((name, _line(colour, 2)))
             g, r = 100 * d["green_occ"][m].astype(float), 100 * d["red_occ"][m].astype(float)
-            ax2.plot(x, np.append(g, g[-1]), drawstyle="steps-post", color=colour, lw=1.2,
-                     label=f"{name} green occupancy", animated=True)
-            ax2.plot(x, np.append(r, r[-1]), drawstyle="steps-post", color=colour, lw=1.2, ls="--",
-                     label=f"{name} first 5 s of red occupancy", animated=True)
-        ax1.set_ylim(0, math.ceil(top * 1.15) if top > 1 else 1.2)
-        handles2 = [_proxy("green occupancy (solid, phase colour)", "#444444", lw=1.2),
-                    _proxy("first 5 s of red occupancy (dashed)", "#444444", lw=1.2, ls="--"),
-                    next(ln for ln in ax2.get_lines() if ln.get_label().startswith("80"))]
-        self._single_legend(p, handles1, ax1)
-        self._single_legend(p, handles2, ax2)
-        p.title.set_text(f"Split failures — {device} ({step}-min bins)")
-        return self._save(p, path)
-
-    def _save(self, p: _Panels, path: Path) -> Path:
-        return p.save(path)
+            ax2.steps(x, np.append(g, g[-1]), colour, f"{name} green occupancy")
+            ax2.steps(x, np.append(r, r[-1]), colour, f"{name} first 5 s of red occupancy", dash=True)
+        ax2.hline(80, "#555555", THRESHOLD_LABEL)
+        ax1.legend_right(legend1)
+        ax2.legend_right([("green occupancy (solid, phase colour)", _line("#444444")),
+                          ("first 5 s of red occupancy (dashed)", _line("#444444", dash=True)),
+                          (THRESHOLD_LABEL, {"colour": "#555555", "dot": True})])
+        plot.title(f"Split failures: device {device} ({step}-min bins)")
+        return plot.save(path)
 
     def draw(self, kind: str, device: str, data: dict, out_dir: Path) -> Path | None:
         """One chart (`CHART_KINDS`) of one device, as out_dir/<kind>_<device>.png."""
         return getattr(self, kind)(device, data, Path(out_dir) / f"{kind}_{_safe(device)}.png")
 
 
+def _middle(axes: list[Axes]) -> float:
+    return (min(ax.box[1] for ax in axes) + max(ax.box[3] for ax in axes)) / 2
+
+
 # ---------------------------------------------------------------------------
-# Which devices, and drawing them (here or in worker processes)
+# Which devices, and drawing them
 # ---------------------------------------------------------------------------
 
 
@@ -472,12 +353,6 @@ def select_devices(all_devices: list[str], devices) -> tuple[list[str], list[str
     return [d for d in wanted if d in set(all_devices)], notes
 
 
-#: rough cost of each chart (s, blitted onto a kept background) and of building its figure and drawing
-#: its first background, to share the work out: a process pays the second once per chart kind
-_COST = {"pcd": (0.07, 0.35), "split_monitor": (0.07, 0.35), "aog_by_hour": (0.06, 0.1),
-         "split_failures": (0.07, 0.12)}
-
-
 def plan_charts(results, devices=None) -> tuple[list[tuple[str, str, dict]], dict, list[str]]:
     """What to draw: ([(kind, device, data)], the time axis, notes) for the chosen devices."""
     t = results.tables
@@ -490,150 +365,15 @@ def plan_charts(results, devices=None) -> tuple[list[tuple[str, str, dict]], dic
 
 
 def draw_charts(items, axis: dict, labels: dict, out_dir: Path) -> list[Path]:
-    """Draw planned charts here, reusing one figure per chart kind and panel count."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
+    """Draw planned charts into out_dir."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     charts = Charts(axis, labels)
     return [p for kind, device, data in items if (p := charts.draw(kind, device, data, out_dir)) is not None]
 
 
-def share(items) -> tuple[list, list]:
-    """Split planned charts between two drawing processes by their rough cost (longest first, to the
-    less loaded; a process pays a chart kind's figure and first background once)."""
-    load, kinds, out = [0.0, 0.0], [set(), set()], ([], [])
-    for item in sorted(items, key=lambda it: -_COST[it[0]][0]):
-        cost, build = _COST[item[0]]
-        i = min((0, 1), key=lambda j: load[j] + cost + (0 if item[0] in kinds[j] else build))
-        load[i] += cost + (0 if item[0] in kinds[i] else build)
-        kinds[i].add(item[0])
-        out[i].append(item)
-    return out
-
-
 def write_charts(results, out_dir: Path, devices=None, phase_labels: dict | None = None
                  ) -> tuple[list[Path], list[str]]:
-    """Charts for the chosen devices, drawn here; returns (paths, notes)."""
+    """Charts for the chosen devices; returns (paths, notes)."""
     items, axis, notes = plan_charts(results, devices)
     return (draw_charts(items, axis, phase_labels or {}, Path(out_dir)) if items else []), notes
-
-
-class ChartWorker:
-    """A process that draws charts while its parent does other work (`signalwise atspm` writes tables).
-
-    Start it first thing — it is forked before the parent imports pandas or pyarrow or starts a
-    thread, so nothing half-locked is inherited — and it imports matplotlib and loads its fonts
-    while the parent reads and computes. Given the charts, it forks a sibling from its warmed-up
-    self and the two draw them (each its own chart kinds, `share`), so matplotlib is loaded once
-    and the parent never loads it. Linux only (fork); elsewhere `start` returns None and the
-    caller draws everything itself.
-    """
-
-    def __init__(self, ctx):
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_worker_main, args=(child,), daemon=True, name="signalwise-charts")
-        self._proc.start()
-        child.close()
-        self._pending = False
-
-    @classmethod
-    def start(cls) -> ChartWorker | None:
-        if not (sys.platform.startswith("linux") and hasattr(os, "fork")):
-            return None
-        import multiprocessing as mp
-
-        try:
-            return cls(mp.get_context("fork"))
-        except OSError:
-            return None
-
-    def submit(self, items, axis: dict, labels: dict, out_dir: Path) -> None:
-        self._conn.send((items, axis, labels, str(out_dir)))
-        self._pending = True
-
-    def result(self) -> tuple[list[Path], list[str]]:
-        """(paths drawn, notes); waits for the drawing to finish."""
-        if not self._pending:
-            return [], []
-        self._pending = False
-        try:
-            status, payload = self._conn.recv()
-        except (EOFError, OSError):
-            return [], ["charts: the drawing process ended without drawing its share"]
-        if status == "ok":
-            return [Path(p) for p in payload], []
-        return [], [f"charts: {payload}"]
-
-    def close(self) -> None:
-        try:
-            self._conn.send(None)
-        except (OSError, ValueError):
-            pass
-        self._proc.join(timeout=5)
-        if self._proc.is_alive():
-            self._proc.terminate()
-        self._conn.close()
-
-
-def _worker_main(conn) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import io
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    warm = Figure(figsize=(2, 1), dpi=DPI)  # fonts, Agg and the PNG encoder, before the data comes
-    FigureCanvasAgg(warm)
-    warm.subplots().set_title("0123456789 phase")
-    warm.savefig(io.BytesIO(), format="png", dpi=DPI, pil_kwargs=PNG_OPTIONS)
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError, KeyboardInterrupt):
-            return
-        if msg is None:
-            return
-        items, axis, labels, out_dir = msg
-        try:
-            conn.send(("ok", [str(p) for p in _draw_in_two(items, axis, labels, Path(out_dir))]))
-        except Exception as exc:  # noqa: BLE001 - reported to the parent, which prints it as a warning
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
-
-
-def _draw_in_two(items, axis: dict, labels: dict, out_dir: Path) -> list[Path]:
-    """Draw `items` here and in a sibling forked from this (warmed-up, single-threaded) process.
-
-    A plain `os.fork`: this worker is a daemon process, which multiprocessing does not let have
-    children of its own."""
-    import multiprocessing as mp
-
-    theirs, mine = share(items)
-    if not theirs or not mine:
-        return draw_charts(items, axis, labels, out_dir)
-    reader, writer = mp.Pipe(duplex=False)
-    pid = os.fork()
-    if pid == 0:  # the sibling: draw its share, report, and leave without running the parent's exit code
-        code = 0
-        try:
-            writer.send(("ok", [str(p) for p in draw_charts(theirs, axis, labels, out_dir)]))
-        except BaseException as exc:  # noqa: BLE001 - reported through the pipe
-            writer.send(("error", f"{type(exc).__name__}: {exc}"))
-            code = 1
-        finally:
-            os._exit(code)
-    writer.close()
-    try:
-        drawn = draw_charts(mine, axis, labels, out_dir)
-        try:
-            status, payload = reader.recv()
-        except EOFError:
-            status, payload = "error", "the second drawing process ended without drawing its share"
-    finally:
-        os.waitpid(pid, 0)
-    if status != "ok":
-        raise RuntimeError(payload)
-    return drawn + [Path(p) for p in payload]

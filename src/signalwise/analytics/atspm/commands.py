@@ -43,20 +43,13 @@ def atspm(
     import gc
 
     gc.disable()  # a short run that frees its arrays by reference counting: no collector passes over them
-    worker = None
-    if charts:
-        from .charts import ChartWorker
-
-        worker = ChartWorker.start()  # before pandas and pyarrow are imported: see ChartWorker
     try:
-        _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts, chart_devices, worker)
+        _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts, chart_devices)
     finally:
-        if worker is not None:
-            worker.close()
         gc.enable()
 
 
-def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts, chart_devices, worker) -> None:
+def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts, chart_devices) -> None:
     from .inputs import EventLogError, read_detectors, read_event_log, with_stopbar_yellow_red
 
     started = time.perf_counter()
@@ -77,7 +70,7 @@ def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts
         out_dir = out or ((run / "atspm") if run is not None else Path("atspm"))
         results, paths, chart_paths = _compute_write_draw(
             log, config, dict(bin_min=bin_min, latency_s=latency_s, project=project), out_dir, fmt,
-            charts, chart_devices, worker, (events, detectors))
+            charts, chart_devices, (events, detectors))
     except (EventLogError, ValueError) as exc:
         _fail(str(exc))
     elapsed = time.perf_counter() - started
@@ -90,66 +83,35 @@ def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts
 
 
 def _compute_write_draw(log, config, options: dict, out_dir: Path, fmt: str, charts: bool, chart_devices,
-                        worker, sources) -> tuple:
-    """Compute, write and draw, overlapping what can be: measures run in two threads, the charts'
-    first; each table is written as soon as it is computed, and the charts' measures go to the
-    chart worker the moment they are all there, while the others are still being computed."""
+                        sources) -> tuple:
+    """Compute, write and draw: measures run in two threads, each table is written as it comes, and
+    the charts are drawn from their measures once those are all there."""
     from .compute import CHART_MEASURES, compute_all, write_table
 
     paths: list[Path] = []
-    ready: dict = {}
-    plan: dict = {}
-
-    unwritten: list = []
+    for_charts: dict = {}
 
     def on_tables(tables: dict) -> None:
-        unwritten.extend(tables.items())
-        if charts and not plan:
-            ready.update((k, v) for k, v in tables.items() if k in CHART_MEASURES)
-            if set(ready) < wanted_for_charts:
-                return  # the chart worker waits for these: writing can wait a moment
-            plan.update(_start_charts(ready, log, options, chart_devices, worker, sources, out_dir))
-        while unwritten:
-            paths.append(write_table(*unwritten.pop(0), out_dir, fmt))
+        for name, df in tables.items():
+            if name in CHART_MEASURES:
+                for_charts[name] = df
+            paths.append(write_table(name, df, out_dir, fmt))
 
-    wanted_for_charts = set(CHART_MEASURES) if config is not None else {"split_monitor"}
     results = compute_all(log, config, threads=2, on_tables=on_tables, **options)
     chart_paths: list[Path] = []
-    if charts and not plan:  # nothing for the charts came (e.g. an empty log)
-        plan.update(_start_charts(results.tables, log, options, chart_devices, worker, sources, out_dir))
-    while unwritten:
-        paths.append(write_table(*unwritten.pop(0), out_dir, fmt))
     if charts:
-        results.warnings.extend(plan["notes"])
-        if plan["mine"]:
-            from .charts import draw_charts
+        from .charts import draw_charts, plan_charts
+        from .compute import Results
+        from .phase_labels import labels_beside
 
-            chart_paths = draw_charts(plan["mine"], plan["axis"], plan["labels"], out_dir)
-        if worker is not None:
-            drawn, notes = worker.result()
-            chart_paths = sorted(chart_paths + drawn)
-            results.warnings.extend(notes)
+        labels, notes = labels_beside(*sources)
+        chart_results = Results(tables=for_charts or dict(results.tables), bin_min=options["bin_min"],
+                                span_us=(int(log.time_us.min()), int(log.time_us.max())) if len(log) else None)
+        items, axis, more = plan_charts(chart_results, _chart_devices(chart_devices))
+        chart_paths = draw_charts(items, axis, labels, out_dir) if items else []
+        results.warnings.extend(notes + more)
     order = {name: i for i, name in enumerate(results.tables)}
     return results, sorted(paths, key=lambda p: order.get(p.stem, len(order))), chart_paths
-
-
-def _start_charts(tables: dict, log, options: dict, chart_devices, worker, sources, out_dir: Path) -> dict:
-    """Plan the charts from the tables they need; hand the worker its share. -> what is left to do here."""
-    from .charts import plan_charts
-    from .compute import Results
-    from .phase_labels import labels_beside
-
-    results = Results(tables=dict(tables), bin_min=options["bin_min"],
-                      span_us=(int(log.time_us.min()), int(log.time_us.max())) if len(log) else None)
-    labels, notes = labels_beside(*sources)
-    items, axis, more = plan_charts(results, _chart_devices(chart_devices))
-    mine = items
-    if worker is not None and items:
-        # the worker (matplotlib already loaded) draws them all, in two processes: this one never loads
-        # matplotlib, and goes on writing tables
-        worker.submit(items, axis, labels, out_dir)
-        mine = []
-    return {"mine": mine, "axis": axis, "labels": labels, "notes": notes + more}
 
 
 def _chart_devices(text: str | None):
