@@ -192,7 +192,7 @@ class StreamManager:
         next_publish = 0.0
         try:
             while not ms.stop_event.is_set():
-                frame = reader.read(0.5)
+                frame = reader.read_latest(0.5)  # behind? skip to the newest frame; the skipped count as drops
                 if frame is None:
                     if not reader.running:
                         return  # ended or failed: the reader's status says which
