@@ -90,3 +90,148 @@ def test_the_stream_manager_worker_skips_to_the_newest_frame(tmp_path):
     lags = [read - 1 - index for index, read in seen[1:]]
     assert max(lags) <= 2, lags  # always the newest (or the one before, decoded meanwhile), never a backlog
     assert s["stream"]["frames_dropped"] == 120 - s["pipeline"]["frames"] > 60
+
+
+# -- monitoring: figures on /metrics, camera alerts raised, stored, acknowledged and cleared ----------------------
+def _wait(cond, timeout_s=20.0):
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.1)
+    return None
+
+
+def _fast_down_rule():
+    """The built-in stream-down rule, held 0.5 s instead of 10 (the test waits for the wiring, not the rule)."""
+    from signalwise.runtime.live.alerts import BUILTIN_RULES
+
+    rule = next(r for r in BUILTIN_RULES if r.name == "vision_stream_down")
+    return rule.model_copy(update={"for_s": 0.5})
+
+
+def _metric(text: str, name: str, **labels) -> float | None:
+    """A sample's value in Prometheus' text format (labels in any order), None when absent."""
+    import re
+
+    for line in text.splitlines():
+        m = re.fullmatch(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)", line)
+        if m and m[1] == name and dict(re.findall(r'(\w+)="([^"]*)"', m[2] or "")) == labels:
+            return float(m[3])
+    return None
+
+
+def test_a_camera_that_goes_dark_raises_a_stored_alert_that_is_acknowledged_and_clears(tmp_path):
+    """No live run: the cameras' own engine; alerts in the API's database (simulation id `cameras`), figures on
+    /metrics, all against an MJPEG camera on 127.0.0.1 that is stopped and started again."""
+    from fastapi.testclient import TestClient
+    from vision_scenes import small_scene
+
+    from signalwise.api import create_app
+    from signalwise.runtime.live.alerts import BUILTIN_RULES
+    from signalwise.store import Settings, get_engine
+    from signalwise.store.keys import create_key
+    from signalwise.store.live import list_alerts
+    from signalwise.vision.mjpeg_server import MjpegServer, free_port
+
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    app = create_app(Settings(database_url=url, evidence_dir=tmp_path / "evidence",
+                              camera_alerts_buffer_dir=tmp_path / "buffer"))
+    engine = get_engine(url)
+    op = {"X-API-Key": create_key(engine, "night-operator", ["operate"])[1]}
+    scene = small_scene(seed=2)
+    frames = [f for f, _t, _truth, _s in scene.frames(2.0)]
+    port = free_port()
+    camera = MjpegServer(frames, fps=10, port=port).start()
+    try:
+        with TestClient(app) as c:
+            r = c.post("/api/v1/streams", headers=op, json={"id": "cam-m", "url": camera.url,
+                                                            "camera": scene.camera_config()})
+            assert r.status_code == 201, r.text
+            app.state.vision_alerts.replace_rules(
+                [_fast_down_rule() if r.name == "vision_stream_down" else r for r in BUILTIN_RULES
+                 if r.metric.startswith("vision_") or r.name.startswith("process_")])
+            assert _wait(lambda: c.get("/api/v1/streams/cam-m").json()["pipeline"]["frames"] >= 5)
+            text = c.get("/metrics").text
+            assert _metric(text, "signalwise_vision_stream_up", stream="cam-m") == 1.0
+            assert _metric(text, "signalwise_vision_frames_read_total", stream="cam-m") >= 5
+            assert _metric(text, "signalwise_vision_frames_dropped_total", stream="cam-m") is not None
+            assert _metric(text, "signalwise_vision_frame_milliseconds", stream="cam-m", quantile="p50") > 0
+            assert _metric(text, "signalwise_profiler_milliseconds", stage="vision_frame.cam-m", quantile="p95") > 0
+            assert _metric(text, "process_resident_memory_bytes") > 10e6
+            assert _metric(text, "signalwise_vision_alerts_active", level="error") == 0.0
+
+            camera.stop()  # the camera goes dark
+            alert = _wait(lambda: next((a for a in c.get("/api/v1/streams/alerts").json()["active"]
+                                        if a["rule"] == "vision_stream_down"), None))
+            assert alert and alert["metric"] == "vision_stream_down.cam-m" and alert["level"] == "error", alert
+            s = c.get("/api/v1/streams/cam-m").json()
+            assert s["status"] == "reconnecting" and s["error"]  # a clear status, no crash
+            assert _metric(c.get("/metrics").text, "signalwise_vision_stream_down", stream="cam-m") == 1.0
+            assert _metric(c.get("/metrics").text, "signalwise_vision_alerts_active", level="error") == 1.0
+            stored = _wait(lambda: [a for a in list_alerts(engine, "cameras") if a["id"] == alert["id"]])
+            assert stored and stored[0]["rule"] == "vision_stream_down" and stored[0]["active"]
+
+            assert c.post(f"/api/v1/streams/alerts/{alert['id']}/ack").status_code == 401  # operate needed
+            acked = c.post(f"/api/v1/streams/alerts/{alert['id']}/ack", headers=op)
+            assert acked.status_code == 200 and acked.json()["acknowledged_by"] == "night-operator"
+            assert c.post("/api/v1/streams/alerts/nope/ack", headers=op).status_code == 404
+            assert _wait(lambda: [a for a in list_alerts(engine, "cameras")
+                                  if a["id"] == alert["id"] and a["acknowledged_by"] == "night-operator"])
+
+            camera = MjpegServer(frames, fps=10, port=port).start()  # back
+            assert _wait(lambda: not c.get("/api/v1/streams/alerts").json()["active"], 30)
+            cleared = _wait(lambda: [a for a in list_alerts(engine, "cameras")
+                                     if a["id"] == alert["id"] and not a["active"]])
+            assert cleared and cleared[0]["acknowledged_by"] == "night-operator"  # a clearing keeps the ack
+    finally:
+        camera.stop()
+
+
+def test_with_a_live_run_camera_alerts_are_the_runs_own_stored_and_acknowledged_with_it(tmp_path):
+    """A live run on `single` (SUMO in-process): the run's engine reads the camera figures, so a camera that
+    never answers raises the run's alert, stored with the run's alerts and acknowledged through its route."""
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    from signalwise.api import create_app
+    from signalwise.runtime.config import RunConfig
+    from signalwise.runtime.live.alerts import AlertEngine, with_builtins
+    from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
+    from signalwise.store import Settings, get_engine
+    from signalwise.store.keys import create_key
+    from signalwise.store.live import LiveStoreWriter, list_alerts
+    from signalwise.vision.mjpeg_server import free_port
+
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    engine = get_engine(url)
+    op = {"X-API-Key": create_key(engine, "operator", ["operate"])[1]}
+    store = LiveStoreWriter(url, "live-cam", tmp_path / "buffer")
+    alerts = AlertEngine(with_builtins([_fast_down_rule()]), on_acknowledge=store.put_alert)
+    rt = LiveRuntime(RunConfig(scenario="single"), LiveOptions(speed=5.0, duration_s=3600, in_process=True),
+                     tmp_path / "live-cam", store=store, alerts=alerts)
+    rt.open()
+    app = create_app(Settings(database_url=url, evidence_dir=tmp_path / "evidence"))
+    app.state.live = rt
+    loop = threading.Thread(target=rt.run, daemon=True)
+    loop.start()
+    try:
+        with TestClient(app) as c:
+            dead = f"http://127.0.0.1:{free_port()}/stream.mjpg"  # nothing listens: the camera never answers
+            assert c.post("/api/v1/streams", headers=op, json={"id": "cam-x", "url": dead}).status_code == 201
+            assert app.state.vision.profiler is rt.profiler
+            alert = _wait(lambda: next((a for a in c.get("/api/v1/live/alerts").json()["active"]
+                                        if a["metric"] == "vision_stream_down.cam-x"), None))
+            assert alert and alert["rule"] == "vision_stream_down", c.get("/api/v1/live/alerts").json()
+            assert [a["id"] for a in c.get("/api/v1/streams/alerts").json()["active"]] == [alert["id"]]
+            assert _wait(lambda: [a for a in list_alerts(engine, "live-cam") if a["id"] == alert["id"]])
+            assert c.post(f"/api/v1/live/alerts/{alert['id']}/ack", headers=op).status_code == 200
+            assert _wait(lambda: [a for a in list_alerts(engine, "live-cam")
+                                  if a["id"] == alert["id"] and a["acknowledged_by"] == "operator"])
+            assert rt.running  # the loop never noticed anything but an alert
+    finally:
+        rt.stop()
+        loop.join(10)
+        store.close()

@@ -8,7 +8,8 @@ what it finds goes out through callbacks the caller wires:
   most `publish_hz` times a second per stream, crossings and violations always;
 - `on_violations(records)`: the store (records as `violation_record` gives);
 - `source`: a `CameraObservationSource`, so the runtime loop sees the zones;
-- `profiler.add(stage, seconds)`: `vision_frame`, `vision_detect`, `vision_track`.
+- `profiler.add(stage, seconds)`: `vision_frame` (all streams) and `vision_frame.<id>`, `vision_detect`,
+  `vision_track`.
 
 A monitor thread (1 Hz) marks down streams in the source and hands the flat
 figures (`monitoring.flat`) to `on_metrics`, where alert rules read them.
@@ -202,7 +203,7 @@ class StreamManager:
                 result = pipe.process(frame.image, frame.time_s)
                 ms.meter.add(result.timing_s["total"])
                 ms.last_frame_time_s = frame.time_s
-                self._profile(result.timing_s)
+                self._profile(ms.spec.id, result.timing_s)
                 if self.source is not None:
                     self.source.update(ms.spec.camera.camera_id, result)
                 ms.counts["crossings"] += len(result.crossings)
@@ -233,10 +234,11 @@ class StreamManager:
         except Exception:  # noqa: BLE001 - a store problem must not stop the camera
             log.exception("violations of %s not stored", ms.spec.id)
 
-    def _profile(self, timing: dict) -> None:
+    def _profile(self, stream_id: str, timing: dict) -> None:
         if self.profiler is None:
             return
         self.profiler.add("vision_frame", timing["total"])
+        self.profiler.add(f"vision_frame.{stream_id}", timing["total"])
         self.profiler.add("vision_detect", timing["detect"])
         self.profiler.add("vision_track", timing["track"])
 
