@@ -6,6 +6,7 @@ import time
 
 import cv2
 import numpy as np
+import pytest
 
 FPS = 40
 
@@ -235,3 +236,54 @@ def test_with_a_live_run_camera_alerts_are_the_runs_own_stored_and_acknowledged_
         rt.stop()
         loop.join(10)
         store.close()
+
+
+# -- bad input through the API and the camera source ----------------------------------------------------------
+def test_a_zone_outside_the_streams_frame_fails_the_stream_with_its_name_not_the_server(tmp_path):
+    """A zone can only be checked against a stream's frame once the first frame comes: the stream fails with
+    the zone named, the server goes on."""
+    from fastapi.testclient import TestClient
+    from vision_scenes import small_scene
+
+    from signalwise.api import create_app
+    from signalwise.store import Settings, get_engine
+    from signalwise.store.keys import create_key
+    from signalwise.vision.synthetic import write_video
+
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    app = create_app(Settings(database_url=url, evidence_dir=tmp_path / "evidence",
+                              camera_alerts_buffer_dir=tmp_path / "buffer"))
+    op = {"X-API-Key": create_key(get_engine(url), "op", ["operate"])[1]}
+    scene = small_scene(seed=4)  # 320x240
+    write_video(tmp_path / "cam.mp4", scene, 1.0)
+    camera = scene.camera_config()
+    camera["zones"] = [*camera["zones"], {"name": "far-away", "approach": "north",
+                                          "px": [[10, 10], [900, 10], [900, 50]]}]
+    with TestClient(app) as c:
+        r = c.post("/api/v1/streams", headers=op, json={"id": "cam-z", "url": str(tmp_path / "cam.mp4"),
+                                                        "camera": camera})
+        assert r.status_code == 201, r.text
+        s = _wait(lambda: (x := c.get("/api/v1/streams/cam-z").json())["status"] == "failed" and x)
+        assert s and "(far-away): point [900, 10] is outside the 320x240 frame" in s["error"], s
+        assert c.get("/api/v1/system/info").status_code == 200
+
+
+def test_a_camera_naming_an_approach_the_intersection_lacks_is_refused_by_name():
+    from vision_scenes import small_scene
+
+    from signalwise.core import Intersection, Movement, Phase, Timing
+    from signalwise.vision.camera import CameraFileError, camera_from_dict
+    from signalwise.vision.source import CameraObservationSource
+
+    movements = (Movement(0, "n_in_0", "s_out_0"), Movement(1, "s_in_0", "n_out_0"),
+                 Movement(2, "e_in_0", "w_out_0"), Movement(3, "w_in_0", "e_out_0"))
+    phases = (Phase(0, "GGrr", movements[:2]), Phase(1, "rrGG", movements[2:]))
+    timing = Timing(3.5, 2.0, (5.0, 5.0), (40.0, 40.0), 7.0, 12.0, 40.0, 120.0)
+    b1 = Intersection("B1", phases, 4, movements, (), (), timing)
+    camera = camera_from_dict(small_scene().camera_config())  # zones and stop lines on all four approaches
+    three = {"n_in_0": "north", "s_in_0": "south", "e_in_0": "east"}  # no west arm
+    with pytest.raises(CameraFileError, match=r"\(w-queue\)|\(w\)") as refused:
+        CameraObservationSource([b1], three, [camera])
+    assert "approach 'west' is not an approach of B1 (its approaches: east, north, south)" in str(refused.value)
+    four = {**three, "w_in_0": "west"}
+    assert CameraObservationSource([b1], four, [camera]).cameras == ["cam-1"]
