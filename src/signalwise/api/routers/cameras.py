@@ -88,13 +88,16 @@ def manager(request: Request):
         hub = app.state.streams
         live = getattr(app.state, "live", None)
         writer = ViolationWriter(get_engine(settings.database_url))
-        if live is not None:
+        joined = live is not None and live.alerts is not None  # a live run without alert rules: ours, beside it
+        if joined:
             profiler, alerts, on_metrics = live.profiler, live.alerts, None
         else:
             profiler, alerts, on_metrics = _own_alerts(app)
+            if live is not None:
+                profiler = live.profiler
         mgr = StreamManager(publish=hub.publish, on_violations=writer.put, profiler=profiler,
                             on_metrics=on_metrics, evidence_dir=Path(settings.evidence_dir))
-        if live is not None:
+        if joined:
             live.figure_sources["vision"] = mgr.metrics
         app.state.vision = mgr
         app.state.vision_profiler = profiler
