@@ -250,3 +250,19 @@ def test_sqlite_fast_path_stores_what_sqlalchemy_reads_and_merges_with_its_count
              if r["camera_id"] == rows[0]["camera_id"]}
     assert n_rows == len(hours)  # one row per (kind, hour): no duplicate bucket text
     assert summary(engine)["total"] == len(rows)
+
+
+def test_the_violation_writer_writes_at_once_when_flushed_and_closed(tmp_path):
+    """flush() and close() do not wait for the writer's timer (30 s here): what was put is written now."""
+    from signalwise.store.violations import ViolationWriter
+
+    engine = get_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    writer = ViolationWriter(engine, flush_s=30.0, batch=1000)
+    t0 = time.monotonic()
+    writer.put(_rows(2500, seed=4))
+    writer.flush()
+    assert writer.stats()["written"] == 2500 and summary(engine)["total"] == 2500
+    writer.put(_rows(3, seed=5))
+    writer.close()
+    assert not writer._thread.is_alive() and writer.stats()["written"] == 2503
+    assert time.monotonic() - t0 < 15

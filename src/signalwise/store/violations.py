@@ -366,8 +366,10 @@ class ViolationWriter:
 
     `put(records)` never blocks: records wait in a bounded queue (dropped and counted when it is full, e.g.
     the database is away longer than the queue lasts); the thread writes whatever has come every `flush_s`
-    or every `batch` records, one transaction per batch.
+    or every `batch` records, one transaction per batch. `flush()` and `close()` write what waits at once.
     """
+
+    _FLUSH, _STOP = object(), object()  # markers in the queue: write now; write now and end
 
     def __init__(self, engine: Engine, *, flush_s: float = 1.0, batch: int = 1000, max_pending: int = 100_000):
         import queue
@@ -377,7 +379,7 @@ class ViolationWriter:
         self.written = self.dropped = self.failed_batches = 0
         self.last_error: str | None = None
         self._q: queue.Queue = queue.Queue(maxsize=max_pending)
-        self._done = threading.Event()
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="signalwise-violations-writer", daemon=True)
         self._thread.start()
 
@@ -394,30 +396,41 @@ class ViolationWriter:
         import queue
         import time
 
-        while not (self._done.is_set() and self._q.empty()):
+        stop = False
+        while not stop:
             batch: list = []
+            markers = 0
             deadline = time.monotonic() + self.flush_s
             while len(batch) < self.batch:
                 try:
-                    batch.append(self._q.get(timeout=max(0.0, deadline - time.monotonic())))
+                    item = self._q.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
-            if not batch:
-                continue
+                if item is self._FLUSH or item is self._STOP:
+                    markers += 1
+                    stop = item is self._STOP
+                    break
+                batch.append(item)
             try:
-                self.written += insert_violations(self.engine, batch)
+                if batch:
+                    self.written += insert_violations(self.engine, batch)
             except Exception as exc:  # noqa: BLE001 - keep the thread; the count says it
                 self.failed_batches += 1
                 self.last_error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             finally:
-                for _ in batch:
+                for _ in range(len(batch) + markers):
                     self._q.task_done()
 
     def flush(self) -> None:
-        self._q.join()
+        """Write everything put so far, now; returns once it is written (or has failed)."""
+        if self._thread.is_alive():
+            self._q.put(self._FLUSH)
+            self._q.join()
 
     def close(self, timeout_s: float = 10.0) -> None:
-        self._done.set()
+        if not self._closed and self._thread.is_alive():
+            self._closed = True
+            self._q.put(self._STOP)
         self._thread.join(timeout_s)
 
     def stats(self) -> dict:
