@@ -132,7 +132,8 @@ def pipeline(n: int, seconds: float, fps: float) -> None:
     from signalwise.vision.streams import StreamReader
 
     srv = servers(n, fps)
-    readers = [StreamReader(s.url, buffer_size=8, name=f"s{k}").start() for k, (_sc, s) in enumerate(srv)]
+    # buffers as StreamManager's default: the worker takes the newest frame, so a deeper one only holds drops
+    readers = [StreamReader(s.url, buffer_size=2, name=f"s{k}").start() for k, (_sc, s) in enumerate(srv)]
     pipes = [Pipeline(camera_from_dict(sc.camera_config())) for sc, _s in srv]
     stop = threading.Event()
     done = [[] for _ in range(n)]

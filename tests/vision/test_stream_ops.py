@@ -68,7 +68,7 @@ def test_the_stream_manager_worker_skips_to_the_newest_frame(tmp_path):
     mgr = StreamManager(monitor_every_s=0.2)
     seen: list[tuple[int, int]] = []
     try:
-        mgr.add(StreamSpec("s", str(src), cam, pace=True), start=False)
+        mgr.add(StreamSpec("s", str(src), cam, pace=True, buffer_size=8), start=False)  # room for a backlog
         ms = mgr._streams["s"]
         ms.pipeline = mgr._pipeline(ms.spec)
         real_process = ms.pipeline.process

@@ -50,7 +50,7 @@ class StreamSpec:
     camera: CameraConfig | None = None
     detector: str = "blobs"
     model: str | None = None
-    buffer_size: int = 8
+    buffer_size: int = 2  # the worker takes the newest frame: deeper, the buffer only holds frames it drops
     fps: float | None = None
     loop: bool = False  # a file starts over at its end
     pace: bool = True  # a file is read at its frame rate, like a camera

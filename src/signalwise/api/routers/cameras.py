@@ -46,7 +46,8 @@ class StreamIn(BaseModel):
     detector: Literal["blobs", "moving-blobs", "onnx"] = "blobs"
     model: str | None = Field(None, max_length=1024, description="a YOLOv8-format ONNX model on the server "
                                                                  "(detector onnx)")
-    buffer_size: int = Field(8, ge=1, le=256, description="frames buffered; the oldest goes when it is full")
+    buffer_size: int = Field(2, ge=1, le=256, description="frames decoded ahead of the worker; it takes the newest "
+                                                          "and the others are dropped, so more only costs memory")
     fps: float | None = Field(None, gt=0, le=1000, allow_inf_nan=False,
                               description="frame rate, when the source does not state one")
     loop: bool = Field(False, description="a file starts over at its end")
