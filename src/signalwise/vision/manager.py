@@ -171,7 +171,13 @@ class StreamManager:
         }
 
     def list(self) -> list[dict]:
-        return [self.get(sid) for sid in sorted(self._streams)]
+        out = []
+        for sid in sorted(self._streams):
+            try:
+                out.append(self.get(sid))
+            except StreamError:
+                continue  # removed while we read
+        return out
 
     def metrics(self) -> dict[str, float]:
         return flat(self.list())

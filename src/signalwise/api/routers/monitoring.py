@@ -90,7 +90,10 @@ class _VisionCollector:
         mgr = getattr(self.app.state, "vision", None)
         if mgr is None:
             return
-        streams = mgr.list()
+        try:
+            streams = mgr.list()
+        except Exception:  # noqa: BLE001 - a stream removed while we read: this scrape goes without camera figures
+            return
         label = ["stream"]
         up = GaugeMetricFamily("signalwise_vision_stream_up", "1 while the camera stream delivers frames", labels=label)
         down = GaugeMetricFamily("signalwise_vision_stream_down", "1 while a stream meant to run is reconnecting, "
