@@ -14,7 +14,7 @@
    the process's resident memory at the end (goal: < 500 MB) and CPU.
 3. `--speed`: speed RMSE on the synthetic scene (top-down, 25 frames/s) for the speed fits, against truth.
 
-Frames a stream does not process in time are dropped by its buffer (oldest first), as live.
+Frames a stream does not process in time are dropped: the worker takes the newest, as `StreamManager` does.
 """
 
 from __future__ import annotations
@@ -132,14 +132,15 @@ def pipeline(n: int, seconds: float, fps: float) -> None:
     from signalwise.vision.streams import StreamReader
 
     srv = servers(n, fps)
-    readers = [StreamReader(s.url, buffer_size=8, name=f"s{k}").start() for k, (_sc, s) in enumerate(srv)]
+    # buffers as StreamManager's default: the worker takes the newest frame, so a deeper one only holds drops
+    readers = [StreamReader(s.url, buffer_size=2, name=f"s{k}").start() for k, (_sc, s) in enumerate(srv)]
     pipes = [Pipeline(camera_from_dict(sc.camera_config())) for sc, _s in srv]
     stop = threading.Event()
     done = [[] for _ in range(n)]
 
     def work(k: int) -> None:
         while not stop.is_set():
-            f = readers[k].read(0.2)
+            f = readers[k].read_latest(0.2)  # as StreamManager: the newest frame, older ones dropped
             if f is None:
                 continue
             r = pipes[k].process(f.image, f.time_s)

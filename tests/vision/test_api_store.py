@@ -212,3 +212,57 @@ def test_camera_results_reach_the_live_websocket_without_a_live_run(app, tmp_pat
         server.should_exit = True
         thread.join(timeout=15)
         sock.close()
+
+
+def test_sqlite_fast_path_stores_what_sqlalchemy_reads_and_merges_with_its_counts(db_url):
+    """insert_violations writes SQLite rows itself (stored forms, executemany); they read back as given, and a
+    count row SQLAlchemy wrote for the same bucket is added to, not duplicated. PostgreSQL: the general path."""
+    from sqlalchemy import func, select
+
+    from signalwise.store.tables import ViolationCountsHourly, ViolationRow
+    from signalwise.store.violations import _deltas, _row, _upsert
+
+    engine = get_engine(db_url)
+    rows = _rows(40, seed=9)
+    rows[0]["track"] = [[0.0, 1.5, 2.25]]
+    rows[1]["track"] = None
+    first = [_row(0, r) for r in rows[:1]]
+    hourly, _daily = _deltas(first)
+    with engine.begin() as conn:  # a count row as SQLAlchemy's own insert writes it
+        _upsert(conn, ViolationCountsHourly.__table__, hourly)
+    insert_violations(engine, rows)
+    with engine.connect() as conn:
+        back = conn.execute(select(ViolationRow.__table__).order_by(ViolationRow.__table__.c.track_id)).all()
+        t = ViolationCountsHourly.__table__
+        n_rows = conn.execute(select(func.count()).select_from(t).where(
+            t.c.camera_id == rows[0]["camera_id"], t.c.approach == "*")).scalar_one()
+        c = conn.execute(select(t.c.count).where(
+            t.c.camera_id == rows[0]["camera_id"], t.c.approach == rows[0]["approach"], t.c.kind == rows[0]["kind"],
+            t.c.bucket == rows[0]["occurred_at"].replace(minute=0, second=0, microsecond=0))).scalar_one()
+    assert [(b.occurred_at, b.camera_id, b.kind, b.track_id) for b in back] == \
+        [(r["occurred_at"], r["camera_id"], r["kind"], r["track_id"]) for r in rows]
+    assert back[0].track == [[0.0, 1.5, 2.25]] and back[1].track is None
+    same_hour = sum(1 for r in rows if r["camera_id"] == rows[0]["camera_id"] and r["approach"] == rows[0]["approach"]
+                    and r["kind"] == rows[0]["kind"] and r["occurred_at"].replace(minute=0, second=0, microsecond=0)
+                    == rows[0]["occurred_at"].replace(minute=0, second=0, microsecond=0))
+    assert c == same_hour + 1  # the row SQLAlchemy wrote, added to
+    hours = {(r["kind"], r["occurred_at"].replace(minute=0, second=0, microsecond=0)) for r in rows
+             if r["camera_id"] == rows[0]["camera_id"]}
+    assert n_rows == len(hours)  # one row per (kind, hour): no duplicate bucket text
+    assert summary(engine)["total"] == len(rows)
+
+
+def test_the_violation_writer_writes_at_once_when_flushed_and_closed(tmp_path):
+    """flush() and close() do not wait for the writer's timer (30 s here): what was put is written now."""
+    from signalwise.store.violations import ViolationWriter
+
+    engine = get_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    writer = ViolationWriter(engine, flush_s=30.0, batch=1000)
+    t0 = time.monotonic()
+    writer.put(_rows(2500, seed=4))
+    writer.flush()
+    assert writer.stats()["written"] == 2500 and summary(engine)["total"] == 2500
+    writer.put(_rows(3, seed=5))
+    writer.close()
+    assert not writer._thread.is_alive() and writer.stats()["written"] == 2503
+    assert time.monotonic() - t0 < 15

@@ -212,3 +212,47 @@ def test_a_stream_that_never_opens_fails_with_a_status_not_a_crash():
     assert _wait(lambda: reader.status == "failed", 30), reader.stats()
     assert "gave up after 3 attempts" in reader.stats().last_error
     assert reader.read(0.1) is None
+
+
+def test_vision_run_stores_its_violations_with_db(video, tmp_path, db_url):
+    """`--db URL`: every violation of violations.csv is a row of the store, stamped --start + its time, with its
+    evidence image's absolute path; the counts behind the trends agree. SQLite, and PostgreSQL when reachable."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from signalwise.store import get_engine
+    from signalwise.store.tables import ViolationRow
+    from signalwise.store.violations import summary
+
+    d, _ = video
+    out = tmp_path / "out"
+    p = _run("--video", d / "scene.mp4", "--camera", d / "cam.yaml", "--signals", d / "signal_states.csv",
+             "--signals-offset", 300, "--out", out, "--db", db_url, "--start", "2026-05-04T07:30:00+02:00",
+             "--max-frames", 100)  # its first 10 s hold a red-light runner
+    assert p.returncode == 0, p.stderr
+    rows = list(csv.DictReader(open(out / "violations.csv")))
+    assert rows and f"{len(rows)} violation(s) stored in" in p.stdout
+    engine = get_engine(db_url)
+    with engine.connect() as conn:
+        stored = [r._asdict() for r in conn.execute(select(ViolationRow.__table__))]
+    start = dt.datetime(2026, 5, 4, 5, 30, tzinfo=dt.UTC)
+    got = sorted((round((v["occurred_at"] - start).total_seconds(), 2), v["kind"], v["evidence_path"])
+                 for v in stored)
+    assert got == sorted((round(float(r["time_s"]), 2), r["kind"], str((out / r["evidence_path"]).resolve()))
+                         for r in rows)
+    assert all(Path(v["evidence_path"]).is_file() for v in stored)
+    assert {v["camera_id"] for v in stored} == {"cam-1"} and {v["device_id"] for v in stored} == {"B1"}
+    assert summary(engine)["total"] == len(rows)
+
+
+def test_a_db_that_cannot_be_opened_is_an_error_and_nothing_is_written(video, tmp_path):
+    d, _ = video
+    out = tmp_path / "never"
+    p = _run("--video", d / "scene.mp4", "--camera", d / "cam.yaml", "--out", out, "--db",
+             "postgresql+psycopg://nobody:secret@127.0.0.1:1/none")
+    assert p.returncode == 2 and p.stderr.startswith("error: --db postgresql+psycopg://nobody:***@127.0.0.1:1/none: "
+                                                     "cannot open it"), p.stderr
+    assert "secret" not in p.stderr and not out.exists()
+    p = _run("--video", d / "scene.mp4", "--camera", d / "cam.yaml", "--out", out, "--start", "2026-05-04")
+    assert p.returncode == 2 and "--start stamps the violations written with --db" in p.stderr, p.stderr

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
         "evidence": 90, "evidence_access": 730})
     #: directory the camera streams' evidence images (violations) are written to, one folder per stream
     evidence_dir: Path = Path("evidence")
+    #: where the camera streams' alerts wait while the database is away (a server without a live run)
+    camera_alerts_buffer_dir: Path = Path("camera-alerts-buffer")
     #: browser origins allowed to call the API from another site (CORS); empty = same origin only
     cors_origins: list[str] = Field(default_factory=list)
     #: ATSPM detector configuration (CSV or Parquet: DeviceId, Phase, Parameter, Function) the API's

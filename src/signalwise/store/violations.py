@@ -15,6 +15,7 @@ The store does not know the vision package: a violation arrives as a mapping
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -31,7 +32,7 @@ from .tables import (
     ViolationCountsHourly,
     ViolationRow,
 )
-from .timefmt import to_utc
+from .timefmt import sqlite_text, to_utc
 
 #: days kept by `signalwise db purge` (merged with store/retention.py's kinds): the rows, their images, the log
 #: of who read images. The counts stay: they hold no vehicle, only numbers.
@@ -78,12 +79,19 @@ def _row(i: int, v: Mapping) -> dict:
 
 
 def _deltas(rows: list[dict]) -> tuple[Counter, Counter]:
+    """Count increments per (camera, approach, kind, bucket), with the `*` totals; each row's hour and day
+    are cut once (this runs for every violation written)."""
     hourly, daily = Counter(), Counter()
     for r in rows:
         at, cam, app, kind = r["occurred_at"], r["camera_id"], r["approach"], r["kind"]
-        for key in ((cam, app), (cam, ALL), (ALL, ALL)):
-            hourly[(*key, kind, _hour(at))] += 1
-            daily[(*key, kind, _day(at))] += 1
+        hour = at.replace(minute=0, second=0, microsecond=0)
+        day = hour.replace(hour=0)
+        hourly[(cam, app, kind, hour)] += 1
+        hourly[(cam, ALL, kind, hour)] += 1
+        hourly[(ALL, ALL, kind, hour)] += 1
+        daily[(cam, app, kind, day)] += 1
+        daily[(cam, ALL, kind, day)] += 1
+        daily[(ALL, ALL, kind, day)] += 1
     return hourly, daily
 
 
@@ -97,6 +105,24 @@ def _upsert(conn, table, deltas: Counter) -> None:
     conn.execute(stmt, values)
 
 
+_COLUMNS = ", ".join(VIOLATION_FIELDS)
+
+
+def _insert_sqlite(conn, rows: list[dict], hourly: Counter, daily: Counter) -> None:
+    """The batch through the DB-API's executemany with values already in their stored form (SQLAlchemy's
+    DATETIME text, JSON text): SQLAlchemy's per-value type processing was most of the time of a write."""
+    conn.exec_driver_sql(
+        f"INSERT INTO violations ({_COLUMNS}) VALUES ({', '.join('?' * len(VIOLATION_FIELDS))})",
+        [(sqlite_text(r["occurred_at"]), r["camera_id"], r["device_id"], r["approach"], r["kind"], r["track_id"],
+          r["speed_mps"], r["limit_mps"], r["stop_line"], r["signal_state"], r["evidence_path"],
+          json.dumps(r["track"])) for r in rows])
+    for table, deltas in (("violation_counts_hourly", hourly), ("violation_counts_daily", daily)):
+        conn.exec_driver_sql(
+            f"INSERT INTO {table} (camera_id, approach, kind, bucket, count) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (camera_id, approach, kind, bucket) DO UPDATE SET count = count + excluded.count",
+            [(c, a, k, sqlite_text(b), n) for (c, a, k, b), n in deltas.items()])
+
+
 def insert_violations(engine: Engine, violations: Iterable[Mapping]) -> int:
     """Store a batch (all or nothing) with its counts; returns how many rows."""
     rows = [_row(i, v) for i, v in enumerate(violations)]
@@ -104,9 +130,12 @@ def insert_violations(engine: Engine, violations: Iterable[Mapping]) -> int:
         return 0
     hourly, daily = _deltas(rows)
     with engine.begin() as conn:
-        conn.execute(ViolationRow.__table__.insert(), rows)
-        _upsert(conn, ViolationCountsHourly.__table__, hourly)
-        _upsert(conn, ViolationCountsDaily.__table__, daily)
+        if conn.dialect.name == "sqlite":
+            _insert_sqlite(conn, rows, hourly, daily)
+        else:
+            conn.execute(ViolationRow.__table__.insert(), rows)
+            _upsert(conn, ViolationCountsHourly.__table__, hourly)
+            _upsert(conn, ViolationCountsDaily.__table__, daily)
     return len(rows)
 
 
@@ -337,8 +366,10 @@ class ViolationWriter:
 
     `put(records)` never blocks: records wait in a bounded queue (dropped and counted when it is full, e.g.
     the database is away longer than the queue lasts); the thread writes whatever has come every `flush_s`
-    or every `batch` records, one transaction per batch.
+    or every `batch` records, one transaction per batch. `flush()` and `close()` write what waits at once.
     """
+
+    _FLUSH, _STOP = object(), object()  # markers in the queue: write now; write now and end
 
     def __init__(self, engine: Engine, *, flush_s: float = 1.0, batch: int = 1000, max_pending: int = 100_000):
         import queue
@@ -348,7 +379,7 @@ class ViolationWriter:
         self.written = self.dropped = self.failed_batches = 0
         self.last_error: str | None = None
         self._q: queue.Queue = queue.Queue(maxsize=max_pending)
-        self._done = threading.Event()
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="signalwise-violations-writer", daemon=True)
         self._thread.start()
 
@@ -365,30 +396,41 @@ class ViolationWriter:
         import queue
         import time
 
-        while not (self._done.is_set() and self._q.empty()):
+        stop = False
+        while not stop:
             batch: list = []
+            markers = 0
             deadline = time.monotonic() + self.flush_s
             while len(batch) < self.batch:
                 try:
-                    batch.append(self._q.get(timeout=max(0.0, deadline - time.monotonic())))
+                    item = self._q.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
-            if not batch:
-                continue
+                if item is self._FLUSH or item is self._STOP:
+                    markers += 1
+                    stop = item is self._STOP
+                    break
+                batch.append(item)
             try:
-                self.written += insert_violations(self.engine, batch)
+                if batch:
+                    self.written += insert_violations(self.engine, batch)
             except Exception as exc:  # noqa: BLE001 - keep the thread; the count says it
                 self.failed_batches += 1
                 self.last_error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             finally:
-                for _ in batch:
+                for _ in range(len(batch) + markers):
                     self._q.task_done()
 
     def flush(self) -> None:
-        self._q.join()
+        """Write everything put so far, now; returns once it is written (or has failed)."""
+        if self._thread.is_alive():
+            self._q.put(self._FLUSH)
+            self._q.join()
 
     def close(self, timeout_s: float = 10.0) -> None:
-        self._done.set()
+        if not self._closed and self._thread.is_alive():
+            self._closed = True
+            self._q.put(self._STOP)
         self._thread.join(timeout_s)
 
     def stats(self) -> dict:

@@ -39,6 +39,12 @@ def run_command(
                                "intersection has, and links its state string holds")] = None,
     max_frames: Annotated[int | None, typer.Option("--max-frames", min=1,
                                                    help="stop after this many frames (a stream never ends)")] = None,
+    db: Annotated[str | None, typer.Option(
+        "--db", help="also write the violations (with their evidence paths) into this database URL, as the API's "
+                     "streams do ('default' = SIGNALWISE_DATABASE_URL or the embedded SQLite signalwise.db)")] = None,
+    start: Annotated[str | None, typer.Option(
+        "--start", help="with --db: the wall-clock instant of the first frame, ISO 8601 (e.g. "
+                        "2026-05-04T07:30:00+02:00; no offset = local time) [default: when the run starts]")] = None,
 ) -> None:
     """Detect, track, count and find violations in a video; write tracks, crossings, violations and counts."""
     try:
@@ -55,6 +61,9 @@ def run_command(
             class_ids = tuple(int(c) for c in classes.split(",") if c.strip())
         except ValueError:
             raise _fail(f"--classes {classes!r}: give class ids as integers, e.g. 2,3,5,7") from None
+    if start is not None and db is None:
+        raise _fail("--start stamps the violations written with --db; give --db too")
+    start_wall = _start_instant(start) if start is not None else None
     if out.exists() and not out.is_dir():
         raise _fail(f"--out {out}: exists and is not a directory")
     try:
@@ -62,18 +71,71 @@ def run_command(
         det = make_detector(detector, model=str(model) if model else None, classes=class_ids, camera=inputs.camera)
     except (InputError, OnnxModelError, ValueError) as exc:
         raise _fail(str(exc)) from None
+    writer = _violation_writer(db) if db is not None else None
     for note in inputs.notes:
         typer.echo(f"note: {note}", err=True)
-    summary = _run_with_progress(inputs, out, det, interval, signals_offset, max_frames)
+    try:
+        summary = _run_with_progress(inputs, out, det, interval, signals_offset, max_frames, writer, start_wall)
+    finally:
+        if writer is not None:
+            writer.flush()
+            writer.close()
     v = summary["violations"]
     typer.echo(f"{summary['frames']} frames ({summary['video_s']:.1f} s of video) in {summary['wall_s']:.1f} s: "
                f"{summary['tracks']} tracks, {summary['crossings']} stop-line crossings, {v['red_light']} red-light "
                f"and {v['speeding']} speeding violations -> {out}")
     if summary["status"] != "complete":
         typer.echo(f"status: {summary['status']}", err=True)
+    if writer is not None:
+        st = writer.stats()
+        lost = v["red_light"] + v["speeding"] - st["written"]
+        if lost:
+            typer.secho(f"error: {lost} violation(s) not stored in {_shown(db)}: {st['last_error']}", fg="red",
+                        err=True)
+            raise typer.Exit(1)
+        typer.echo(f"{st['written']} violation(s) stored in {_shown(db)}")
 
 
-def _run_with_progress(inputs, out, det, interval, offset, max_frames) -> dict:
+def _start_instant(text: str):
+    import datetime as dt
+
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise _fail(f"--start {text!r}: not an ISO 8601 instant (e.g. 2026-05-04T07:30:00+02:00)") from None
+    return at if at.tzinfo is not None else at.astimezone()
+
+
+def _db_url(db: str) -> str:
+    """'default' (or empty) = the configured database (SIGNALWISE_DATABASE_URL or signalwise.db), else the URL."""
+    from ..store import Settings
+
+    return Settings().database_url if db in ("", "default") else db
+
+
+def _shown(db: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(_db_url(db)).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot parse is shown as given
+        return db
+
+
+def _violation_writer(db: str):
+    """The store's batching writer on `db`, migrated; an error line (exit 2) when it cannot be opened."""
+    from ..store import get_engine
+    from ..store.violations import ViolationWriter
+
+    try:
+        engine = get_engine(_db_url(db))
+    except Exception as exc:  # noqa: BLE001 - a bad URL, a server away, a file that is not a database
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise _fail(f"--db {_shown(db)}: cannot open it ({first})") from None
+    return ViolationWriter(engine)
+
+
+def _run_with_progress(inputs, out, det, interval, offset, max_frames, store=None, start_wall=None) -> dict:
     import sys
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -82,7 +144,7 @@ def _run_with_progress(inputs, out, det, interval, offset, max_frames) -> dict:
 
     if not sys.stderr.isatty():
         return run_video(inputs, out, detector=det, interval_s=interval, signals_offset_s=offset,
-                         max_frames=max_frames)
+                         max_frames=max_frames, store=store, start_wall=start_wall)
     total = inputs.frame_count if not inputs.live else None
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                TimeRemainingColumn()]
@@ -98,7 +160,7 @@ def _run_with_progress(inputs, out, det, interval, offset, max_frames) -> dict:
                 bar.update(task, completed=done, rate=f"{rate:.1f} frames/s")
 
         return run_video(inputs, out, detector=det, interval_s=interval, signals_offset_s=offset,
-                         progress=progress, max_frames=max_frames)
+                         progress=progress, max_frames=max_frames, store=store, start_wall=start_wall)
 
 
 def register(app: typer.Typer) -> None:

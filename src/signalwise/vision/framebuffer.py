@@ -1,9 +1,11 @@
 """A bounded frame buffer between a stream's reader thread and whoever processes its frames.
 
 Live (`drop_oldest=True`): when the consumer falls behind, the oldest frame
-goes, so what is processed is always recent and memory stays bounded; each
-drop is counted. Offline (`drop_oldest=False`): the reader waits, so a file is
-processed whole.
+goes, so memory stays bounded; each drop is counted. A live consumer takes
+`get_latest()`: the newest frame, the older ones waiting behind it dropped
+and counted, so a slow pipeline skips ahead instead of working through a
+backlog that is already stale. Offline (`drop_oldest=False`): the reader
+waits, so a file is processed whole.
 """
 
 from __future__ import annotations
@@ -56,6 +58,23 @@ class FrameBuffer:
                     return None
                 self._cond.wait(left if left is not None else 0.5)
             item = self._items.popleft()
+            self._cond.notify_all()
+            return item
+
+    def get_latest(self, timeout_s: float | None = None):
+        """The newest item (the older ones are dropped and counted), or None as `get` gives it."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        with self._cond:
+            while not self._items:
+                if self._closed:
+                    return None
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return None
+                self._cond.wait(left if left is not None else 0.5)
+            item = self._items.pop()
+            self.dropped += len(self._items)
+            self._items.clear()
             self._cond.notify_all()
             return item
 

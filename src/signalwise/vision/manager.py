@@ -8,7 +8,8 @@ what it finds goes out through callbacks the caller wires:
   most `publish_hz` times a second per stream, crossings and violations always;
 - `on_violations(records)`: the store (records as `violation_record` gives);
 - `source`: a `CameraObservationSource`, so the runtime loop sees the zones;
-- `profiler.add(stage, seconds)`: `vision_frame`, `vision_detect`, `vision_track`.
+- `profiler.add(stage, seconds)`: `vision_frame` (all streams) and `vision_frame.<id>`, `vision_detect`,
+  `vision_track`.
 
 A monitor thread (1 Hz) marks down streams in the source and hands the flat
 figures (`monitoring.flat`) to `on_metrics`, where alert rules read them.
@@ -49,7 +50,7 @@ class StreamSpec:
     camera: CameraConfig | None = None
     detector: str = "blobs"
     model: str | None = None
-    buffer_size: int = 8
+    buffer_size: int = 2  # the worker takes the newest frame: deeper, the buffer only holds frames it drops
     fps: float | None = None
     loop: bool = False  # a file starts over at its end
     pace: bool = True  # a file is read at its frame rate, like a camera
@@ -170,7 +171,13 @@ class StreamManager:
         }
 
     def list(self) -> list[dict]:
-        return [self.get(sid) for sid in sorted(self._streams)]
+        out = []
+        for sid in sorted(self._streams):
+            try:
+                out.append(self.get(sid))
+            except StreamError:
+                continue  # removed while we read
+        return out
 
     def metrics(self) -> dict[str, float]:
         return flat(self.list())
@@ -192,7 +199,7 @@ class StreamManager:
         next_publish = 0.0
         try:
             while not ms.stop_event.is_set():
-                frame = reader.read(0.5)
+                frame = reader.read_latest(0.5)  # behind? skip to the newest frame; the skipped count as drops
                 if frame is None:
                     if not reader.running:
                         return  # ended or failed: the reader's status says which
@@ -202,7 +209,7 @@ class StreamManager:
                 result = pipe.process(frame.image, frame.time_s)
                 ms.meter.add(result.timing_s["total"])
                 ms.last_frame_time_s = frame.time_s
-                self._profile(result.timing_s)
+                self._profile(ms.spec.id, result.timing_s)
                 if self.source is not None:
                     self.source.update(ms.spec.camera.camera_id, result)
                 ms.counts["crossings"] += len(result.crossings)
@@ -233,10 +240,11 @@ class StreamManager:
         except Exception:  # noqa: BLE001 - a store problem must not stop the camera
             log.exception("violations of %s not stored", ms.spec.id)
 
-    def _profile(self, timing: dict) -> None:
+    def _profile(self, stream_id: str, timing: dict) -> None:
         if self.profiler is None:
             return
         self.profiler.add("vision_frame", timing["total"])
+        self.profiler.add(f"vision_frame.{stream_id}", timing["total"])
         self.profiler.add("vision_detect", timing["detect"])
         self.profiler.add("vision_track", timing["track"])
 

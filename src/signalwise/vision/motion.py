@@ -42,7 +42,7 @@ class MovingBlobDetector:
         self._last_t = time_s
         rate = -1.0 if self.last_mask is None else min(1.0, dt / self.history_s)
         raw = self._mog.apply(small, learningRate=rate)
-        mask = clean(np.where(raw >= 250, 255, 0).astype(np.uint8), self.open_px, self.close_px)
+        mask = clean(cv2.threshold(raw, 249, 255, cv2.THRESH_BINARY)[1], self.open_px, self.close_px)  # raw >= 250
         self.last_mask = mask
         return mask
 

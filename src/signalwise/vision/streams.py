@@ -2,7 +2,9 @@
 
 Sources are anything OpenCV's FFmpeg backend opens: a file, `rtsp://`,
 `http(s)://` (MJPEG, HLS, ...). The reader thread decodes frames into a
-`FrameBuffer` (drop-oldest for live streams); the consumer calls `read()`.
+`FrameBuffer` (drop-oldest for live streams); the consumer calls `read()`
+(every frame, in order: offline) or `read_latest()` (the newest, skipping
+what it could not keep up with: live).
 
 - A stream that cannot be opened, or stops delivering, is reopened after a
   delay that doubles from `backoff_initial_s` up to `backoff_max_s` (with a
@@ -150,6 +152,15 @@ class StreamReader:
     def read(self, timeout_s: float | None = 1.0) -> Frame | None:
         """The next frame (oldest in the buffer), or None after `timeout_s` or once the stream is over."""
         frame = self.buffer.get(timeout_s)
+        if frame is not None:
+            self.frames_delivered += 1
+            self._latency.append(time.monotonic() - frame.decoded_at)
+        return frame
+
+    def read_latest(self, timeout_s: float | None = 1.0) -> Frame | None:
+        """The newest frame, the older ones still buffered dropped (and counted): what a live consumer that
+        cannot keep up wants. None after `timeout_s` or once the stream is over."""
+        frame = self.buffer.get_latest(timeout_s)
         if frame is not None:
             self.frames_delivered += 1
             self._latency.append(time.monotonic() - frame.decoded_at)

@@ -4,9 +4,10 @@ Every input is checked before anything is written (the camera file, the
 signal file and its device, the video opening and its first frame against the
 camera's zones), so bad input leaves no half-written directory. Then frames
 are decoded by a reader thread (a file is read whole, no frame dropped; a
-live stream drops the oldest when processing falls behind) and each goes
-through `Pipeline.process`. Rows are written as they come; `summary.json` is
-written last.
+live stream hands over its newest frame, skipping and counting the ones
+processing could not keep up with) and each goes through `Pipeline.process`.
+Rows are written as they come (with a store, violations also go into the
+database); `summary.json` is written last.
 
 Files (headers exactly as docs/vision.md lists them): tracks.csv,
 crossings.csv, violations.csv, counts.csv, detections.csv, events.csv (the
@@ -17,6 +18,7 @@ summary.json.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import math
 import time
@@ -148,8 +150,12 @@ def _approaches_from_model(path: str | Path, device: str) -> tuple[set[str], int
 
 def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval_s: float = 60.0,
               signals_offset_s: float = 0.0, progress: Progress | None = None,
-              max_frames: int | None = None) -> dict:
-    """Run the pipeline over the whole video; returns the summary (also written to summary.json)."""
+              max_frames: int | None = None, store=None, start_wall: dt.datetime | None = None) -> dict:
+    """Run the pipeline over the whole video; returns the summary (also written to summary.json).
+
+    `store`: something with `put(records)` (a `store.violations.ViolationWriter`) that takes each violation as
+    `violation_record` gives it, stamped `start_wall` (the first frame's instant, zone-aware; default: now)
+    plus its time in the video, its evidence path absolute."""
     from .evidence import EvidenceWriter
     from .pipeline import Pipeline
     from .streams import StreamReader
@@ -168,12 +174,16 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
               "events": 0}
     timing = {"detect": [], "track": [], "rest": [], "total": []}
     tracks_seen: set[int] = set()
+    if store is not None:
+        from .violations import violation_record
+
+        start_wall = start_wall or dt.datetime.now().astimezone()
     wall0 = time.perf_counter()
     last_t = 0.0
     status = "complete"
     reader.start()
     try:
-        for frame in reader:
+        for frame in (reader if not inputs.live else _newest_frames(reader)):
             t = frame.time_s
             r = pipe.process(frame.image, t)
             last_t = t
@@ -198,6 +208,9 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
                 writers["violations.csv"].writerow((_num(v.time_s), v.track_id, v.kind, v.approach,
                                                     _num(v.speed_mps), v.evidence_path))
                 totals[v.kind] += 1
+            if store is not None and r.violations:
+                store.put([violation_record(v, start_wall + dt.timedelta(seconds=v.time_s), evidence.root)
+                           for v in r.violations])
             for e in r.events:
                 writers["events.csv"].writerow((format_timestamp(e.time_s + signals_offset_s), e.device_id,
                                                 e.event_code, e.parameter))
@@ -240,6 +253,16 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _newest_frames(reader):
+    """A live stream's frames as a live consumer takes them: the newest each time, the skipped counted as drops."""
+    while True:
+        frame = reader.read_latest(0.5)
+        if frame is not None:
+            yield frame
+        elif not reader.running and not len(reader.buffer):
+            return
 
 
 def _percentiles(values: list[float]) -> dict:

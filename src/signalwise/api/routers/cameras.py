@@ -1,11 +1,14 @@
-"""Camera streams: `POST/GET /api/v1/streams`, `GET/DELETE /api/v1/streams/{id}`, `POST .../{id}/start|stop`.
+"""Camera streams: `POST/GET /api/v1/streams`, `GET/DELETE /api/v1/streams/{id}`, `POST .../{id}/start|stop`,
+and their alerts: `GET /api/v1/streams/alerts`, `POST /api/v1/streams/alerts/{id}/ack`.
 
 Reads need `read`, changes `operate` (`api/auth.py`). The manager
 (`vision.manager.StreamManager`) is made on first use: OpenCV is loaded only
 by a server that runs cameras. Its results go out on the live WebSocket
 (topic `vision`), its violations into the store (`ViolationWriter`), its
-timings into the attached live run's profiler, and its figures through the
-camera alert rules (stream down, low FPS), raised alerts on topic `alert`.
+timings into the profiler (the attached live run's), and its figures through
+the camera alert rules (stream down, low FPS, slow frames): raised alerts go
+out on topic `alert` and into the store's `alerts` table (see `manager`).
+Prometheus reads the same figures at `/metrics` (`routers/monitoring.py`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,7 +46,8 @@ class StreamIn(BaseModel):
     detector: Literal["blobs", "moving-blobs", "onnx"] = "blobs"
     model: str | None = Field(None, max_length=1024, description="a YOLOv8-format ONNX model on the server "
                                                                  "(detector onnx)")
-    buffer_size: int = Field(8, ge=1, le=256, description="frames buffered; the oldest goes when it is full")
+    buffer_size: int = Field(2, ge=1, le=256, description="frames decoded ahead of the worker; it takes the newest "
+                                                          "and the others are dropped, so more only costs memory")
     fps: float | None = Field(None, gt=0, le=1000, allow_inf_nan=False,
                               description="frame rate, when the source does not state one")
     loop: bool = Field(False, description="a file starts over at its end")
@@ -58,7 +62,13 @@ def _is_file(path: str) -> bool:
 
 
 def manager(request: Request):
-    """The app's StreamManager, made on first use and wired to the hub, the store, the profiler and alerts."""
+    """The app's StreamManager, made on first use and wired to the hub, the store, the profiler and alerts.
+
+    With a live run attached its profiler times the frames and its alert engine reads the camera figures
+    (`LiveRuntime.figure_sources`), so camera alerts are raised, stored and acknowledged with the run's own
+    (`/api/v1/live/alerts`). Without one, an engine of the cameras' own raises them; they are stored in the
+    API's database under simulation id `cameras` (the `alerts` table, through a `LiveStoreWriter`) and
+    acknowledged at `POST /api/v1/streams/alerts/{id}/ack`."""
     app = request.app
     existing = getattr(app.state, "vision", None)
     if existing is not None:
@@ -71,8 +81,6 @@ def manager(request: Request):
         except ImportError:
             raise HTTPException(503, "camera streams need OpenCV on the server: pip install 'signalwise[vision]'") \
                 from None
-        from signalwise.runtime.live.alerts import BUILTIN_RULES, AlertEngine, process_figures
-        from signalwise.runtime.live.profiler import Profiler
         from signalwise.store import get_engine
         from signalwise.store.violations import ViolationWriter
         from signalwise.vision.manager import StreamManager
@@ -80,20 +88,53 @@ def manager(request: Request):
         settings = app.state.settings
         hub = app.state.streams
         live = getattr(app.state, "live", None)
-        profiler = live.profiler if live is not None else Profiler()
-        rules = [r for r in BUILTIN_RULES if r.metric.startswith("vision_") or r.name.startswith("process_")]
-        alerts = AlertEngine(rules, on_raise=lambda a: hub.publish("alert", a.as_dict()),
-                             on_clear=lambda a: hub.publish("alert", a.as_dict()))
         writer = ViolationWriter(get_engine(settings.database_url))
-
-        def on_metrics(figures: dict) -> None:
-            alerts.evaluate(time.monotonic(), {**figures, **process_figures()})
-
-        app.state.vision = StreamManager(publish=hub.publish, on_violations=writer.put, profiler=profiler,
-                                         on_metrics=on_metrics, evidence_dir=Path(settings.evidence_dir))
+        joined = live is not None and live.alerts is not None  # a live run without alert rules: ours, beside it
+        if joined:
+            profiler, alerts, on_metrics = live.profiler, live.alerts, None
+        else:
+            profiler, alerts, on_metrics = _own_alerts(app)
+            if live is not None:
+                profiler = live.profiler
+        mgr = StreamManager(publish=hub.publish, on_violations=writer.put, profiler=profiler,
+                            on_metrics=on_metrics, evidence_dir=Path(settings.evidence_dir))
+        if joined:
+            live.figure_sources["vision"] = mgr.metrics
+        app.state.vision = mgr
+        app.state.vision_profiler = profiler
         app.state.vision_alerts = alerts
         app.state.vision_writer = writer
-        return app.state.vision
+        return mgr
+
+
+CAMERA_SIMULATION_ID = "cameras"
+
+
+def _own_alerts(app):
+    """A profiler, an alert engine (camera and process rules) storing and publishing every alert, and the
+    figures callback the manager's monitor calls, for a server without a live run."""
+    from signalwise.runtime.live.alerts import BUILTIN_RULES, AlertEngine, process_figures
+    from signalwise.runtime.live.profiler import Profiler
+    from signalwise.store.live import LiveStoreWriter
+
+    settings = app.state.settings
+    hub = app.state.streams
+    store = LiveStoreWriter(settings.database_url, CAMERA_SIMULATION_ID, Path(settings.camera_alerts_buffer_dir),
+                            10_000)
+    app.state.vision_alert_store = store
+
+    def raised_or_cleared(alert) -> None:
+        store.put_alert(alert)
+        hub.publish("alert", alert.as_dict())
+
+    rules = [r for r in BUILTIN_RULES if r.metric.startswith("vision_") or r.name.startswith("process_")]
+    alerts = AlertEngine(rules, on_raise=raised_or_cleared, on_clear=raised_or_cleared,
+                         on_acknowledge=store.put_alert)
+
+    def on_metrics(figures: dict) -> None:
+        alerts.evaluate(time.monotonic(), {**figures, **process_figures()})
+
+    return Profiler(), alerts, on_metrics
 
 
 def _errors(exc: Exception) -> HTTPException:
@@ -135,6 +176,8 @@ def add_stream(body: StreamIn, request: Request) -> dict:
     cam = _camera(body)
     mgr = manager(request)
     sid = body.id or (cam.camera_id if cam is not None else f"s{len(mgr.list()) + 1}")
+    if sid == "alerts":
+        raise HTTPException(422, "body.id: 'alerts' is reserved (GET /api/v1/streams/alerts lists camera alerts)")
     from signalwise.vision.manager import StreamSpec
 
     spec = StreamSpec(sid, body.url, cam, body.detector, body.model, body.buffer_size, body.fps, body.loop)
@@ -152,9 +195,37 @@ def add_stream(body: StreamIn, request: Request) -> dict:
 def list_streams(request: Request) -> dict:
     mgr = getattr(request.app.state, "vision", None)
     items = mgr.list() if mgr is not None else []
-    alerts = getattr(request.app.state, "vision_alerts", None)
-    return {"items": items, "total": len(items),
-            "alerts": [a.as_dict() for a in alerts.active()] if alerts is not None else []}
+    return {"items": items, "total": len(items), "alerts": [a.as_dict() for a in _camera_alerts(request, True)]}
+
+
+def _camera_alerts(request: Request, active: bool, limit: int = 100) -> list:
+    """The camera streams' alerts (with a live run, its engine's alerts on camera figures); newest first."""
+    engine = getattr(request.app.state, "vision_alerts", None)
+    if engine is None:
+        return []
+    items = engine.active() if active else engine.history(10 * limit)
+    own = getattr(request.app.state, "live", None) is None or engine is not request.app.state.live.alerts
+    items = [a for a in items if own or a.metric.startswith("vision_")]
+    return items[:limit]
+
+
+@router.get("/alerts", summary="Camera alerts: active ones and the most recent history")
+def list_alerts(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict:
+    return {"active": [a.as_dict() for a in _camera_alerts(request, True)],
+            "history": [a.as_dict() for a in _camera_alerts(request, False, limit)]}
+
+
+@router.post("/alerts/{alert_id}/ack", summary="Acknowledge a camera alert (stored with who and when)")
+def acknowledge_alert(alert_id: Annotated[str, PathParam(min_length=1, max_length=64)], request: Request) -> dict:
+    from ..auth import who
+
+    engine = getattr(request.app.state, "vision_alerts", None)
+    if engine is None:
+        raise HTTPException(404, f"no alert {alert_id!r}: no camera stream has run on this server")
+    try:
+        return engine.acknowledge(alert_id, who(request)).as_dict()
+    except KeyError:
+        raise HTTPException(404, f"no alert {alert_id!r}") from None
 
 
 def _existing(request: Request):
@@ -219,3 +290,7 @@ def close(app) -> None:
         writer.flush()
         writer.close()
         app.state.vision_writer = None
+    store = getattr(app.state, "vision_alert_store", None)
+    if store is not None:
+        store.close()
+        app.state.vision_alert_store = None

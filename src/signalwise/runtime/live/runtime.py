@@ -27,7 +27,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +95,9 @@ class LiveRuntime:
         self.alerts = alerts
         self.publish = publish
         self.profiler = Profiler()
+        #: more figures for the alert rules, read each evaluation: name -> a callable giving flat figures (the
+        #: API's camera streams add theirs, so one engine raises, stores and acknowledges every alert)
+        self.figure_sources: dict[str, Callable[[], Mapping[str, float]]] = {}
         self.stepper: LoopStepper | None = None
         self.field: Field | None = None
         self._snapshot: Snapshot = EMPTY
@@ -804,6 +807,11 @@ class LiveRuntime:
             out.update(process_figures())
         except ImportError:
             pass
+        for name, figures in list(self.figure_sources.items()):
+            try:
+                out.update(figures())
+            except Exception:  # noqa: BLE001 - a broken source of figures must not stop the loop's alerts
+                log.debug("figures of %s not read", name, exc_info=True)
         return out
 
     def _evaluate_alerts(self, t: float) -> None:
