@@ -621,14 +621,16 @@ def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int
                 yellow_start[i] = t
             if before not in GREEN_CHARS and now in GREEN_CHARS:
                 onsets.append(i)
-        for i in onsets:
-            out.check("link_all_red")
-            recent = [(t - te, j) for j, te in clear_end.items() if j != i and te <= t + 1e-9]
-            short = [(gap, j) for gap, j in recent if not out.at_least(gap, dev.all_red_s)]
-            if short:
-                gap, j = min(short)
-                out.violation("link_all_red", dev.id, t, link=i, measured_s=gap, required_s=dev.all_red_s,
-                              detail=f"link turned green {gap:g} s after link {j}'s yellow ended")
+        if onsets:
+            out.check("link_all_red", len(onsets))
+            # the clearances that ended too recently, shortest gap first: the same for every link turning green now
+            short = sorted((t - te, j) for j, te in clear_end.items()
+                           if te <= t + 1e-9 and not out.at_least(t - te, dev.all_red_s))
+            for i in onsets:
+                gap, j = next(((gap, j) for gap, j in short if j != i), (None, None))
+                if j is not None:
+                    out.violation("link_all_red", dev.id, t, link=i, measured_s=gap, required_s=dev.all_red_s,
+                                  detail=f"link turned green {gap:g} s after link {j}'s yellow ended")
         prev = state
     _audit_crosswalks(dev, changes, walks, log_end_s, out)
 

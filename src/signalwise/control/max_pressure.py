@@ -15,6 +15,8 @@ form). The plain textbook rule is `lost_time_s = 0`.
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from ..core.types import Decision, Intersection, Observation
 from .base import ControlContext, register
 
@@ -59,6 +61,9 @@ class MaxPressureController:
             self._per_100m = {lane: 100.0 / max(length, MIN_LANE_M) for lane, length in (lane_length_m or {}).items()}
         self._movements = [tuple((m.in_lane, m.out_lane) for m in p.movements if not m.is_crosswalk)
                            for p in inter.phases]
+        #: which vehicles count on the way in and on the way out
+        self._x_in = attrgetter("count_veh" if measure in ("count", "demand", "density") else "queue_veh")
+        self._x_out = attrgetter("queue_veh" if measure in ("halting", "demand") else "count_veh")
         self._memo_obs: Observation | None = None
         self._memo: list[float] = []
 
@@ -69,16 +74,17 @@ class MaxPressureController:
             return self._memo
         lanes = obs.lanes
         per_m = self._per_100m
+        x_in, x_out = self._x_in, self._x_out
         out = []
         for moves in self._movements:
             total = 0.0
             for a, b in moves:
                 la, lb = lanes.get(a), lanes.get(b)
-                x_in = (la.count_veh if self.measure in ("count", "demand", "density") else la.queue_veh) if la else 0
-                x_out = (lb.queue_veh if self.measure in ("halting", "demand") else lb.count_veh) if lb else 0
+                xa = x_in(la) if la is not None else 0
+                xb = x_out(lb) if lb is not None else 0
                 if per_m is not None:
-                    x_in, x_out = x_in * per_m.get(a, 1.0), x_out * per_m.get(b, 1.0)
-                total += x_in - x_out
+                    xa, xb = xa * per_m.get(a, 1.0), xb * per_m.get(b, 1.0)
+                total += xa - xb
             out.append(total)
         self._memo_obs, self._memo = obs, out
         return out
