@@ -198,8 +198,14 @@ class IntersectionShield:
         `observation` (when there is one this step) brings the emergency
         vehicles approaching, which preemption serves.
         """
-        before = self.state
         emergency = observation.emergency if observation is not None else ()
+        if (now < self._quiet_until_s and not emergency and self.interval == GREEN_I
+                and self.ped != PED_WALK and self.ped != PED_CLEAR and self._trusted_hold()):
+            # the last full check proved nothing can change yet, no call to start or end, no interval
+            # running out: what the steps below would conclude, without their tests (most ticks end here)
+            self.ticks += 1
+            return None
+        before = self.state
         if emergency or self.preempt_active:  # otherwise there is no call to start or end
             self._update_preempt(now, emergency)
         if self.interval == YELLOW_I and now - self.interval_start_s >= self._yellow_s - EPS:
