@@ -15,6 +15,7 @@ form). The plain textbook rule is `lost_time_s = 0`.
 
 from __future__ import annotations
 
+from collections import Counter
 from operator import attrgetter
 
 from ..core.types import Decision, Intersection, Observation
@@ -64,6 +65,10 @@ class MaxPressureController:
         #: which vehicles count on the way in and on the way out
         self._x_in = attrgetter("count_veh" if measure in ("count", "demand", "density") else "queue_veh")
         self._x_out = attrgetter("queue_veh" if measure in ("halting", "demand") else "count_veh")
+        #: unweighted measures: each phase's lanes in and out with how many of its movements use them. The sums
+        #: are of whole vehicles, exact in any order, so a lane shared by several movements is read once
+        self._lane_terms = [(tuple(Counter(a for a, _ in moves).items()), tuple(Counter(b for _, b in moves).items()))
+                            for moves in self._movements]
         self._memo_obs: Observation | None = None
         self._memo: list[float] = []
 
@@ -76,15 +81,27 @@ class MaxPressureController:
         per_m = self._per_100m
         x_in, x_out = self._x_in, self._x_out
         out = []
+        if per_m is None:
+            for ins, outs in self._lane_terms:
+                total = 0.0
+                for a, n in ins:
+                    la = lanes.get(a)
+                    if la is not None:
+                        total += n * x_in(la)
+                for b, n in outs:
+                    lb = lanes.get(b)
+                    if lb is not None:
+                        total -= n * x_out(lb)
+                out.append(total)
+            self._memo_obs, self._memo = obs, out
+            return out
         for moves in self._movements:
             total = 0.0
             for a, b in moves:
                 la, lb = lanes.get(a), lanes.get(b)
                 xa = x_in(la) if la is not None else 0
                 xb = x_out(lb) if lb is not None else 0
-                if per_m is not None:
-                    xa, xb = xa * per_m.get(a, 1.0), xb * per_m.get(b, 1.0)
-                total += xa - xb
+                total += xa * per_m.get(a, 1.0) - xb * per_m.get(b, 1.0)
             out.append(total)
         self._memo_obs, self._memo = obs, out
         return out
