@@ -15,8 +15,10 @@ and the ratios c/a and c/b measured in the same session.
 With `--vs-reference`, whole processes instead, alternating: the plain
 max-pressure reference script (shared/reference/maxpressure_ref.py, its own
 rules), `signalwise run -c max-pressure --timing reference` with the full
-evidence, and the same with `--record lean`; medians of wall time and the
-ratios to the reference:
+evidence, and the same with `--record lean`; medians of wall time and of CPU
+time (user + system: what each process itself cost when other jobs share
+the cores), their ratios to the reference, and the 1-minute load average
+seen between rounds:
 
     .venv/bin/python bench/overhead.py --vs-reference [--repeat 3] [--networks resco:grid4x4,resco:cologne8]
 """
@@ -25,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -90,10 +94,18 @@ print(json.dumps({"wall_s": time.perf_counter() - t0, "loop_s": r.metrics["wall_
 """
 
 
-def _timed(cmd: list[str]) -> float:
+def _timed(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system) of one whole process.
+
+    The CPU time says what the process itself cost when other jobs share the
+    cores (the wall time then counts their turns too).
+    """
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
 def vs_reference(networks: list[str], repeat: int, script: Path) -> dict:
@@ -105,17 +117,27 @@ def vs_reference(networks: list[str], repeat: int, script: Path) -> dict:
         scenario = load(net)
         sumocfg = scenario.net_file.parent / f"{scenario.net_file.name.split('.')[0]}.sumocfg"
         walls: dict[str, list[float]] = {"reference": [], "run_full": [], "run_lean": []}
+        cpus: dict[str, list[float]] = {name: [] for name in walls}
+        loads = [os.getloadavg()[0]]
         with tempfile.TemporaryDirectory() as tmp:
             for k in range(repeat):
-                walls["reference"].append(_timed([sys.executable, str(script), str(sumocfg), "mp", "1"]))
+                runs = {"reference": [sys.executable, str(script), str(sumocfg), "mp", "1"]}
                 for record in ("full", "lean"):
-                    walls[f"run_{record}"].append(_timed([
+                    runs[f"run_{record}"] = [
                         SIGNALWISE_CLI, "run", "--scenario", net, "--controller", "max-pressure", "--timing",
-                        "reference", "--record", record, "--run-dir", f"{tmp}/{record}{k}"]))
-        ref = median(walls["reference"])
+                        "reference", "--record", record, "--run-dir", f"{tmp}/{record}{k}"]
+                for name, cmd in runs.items():
+                    wall, cpu = _timed(cmd)
+                    walls[name].append(wall)
+                    cpus[name].append(cpu)
+                loads.append(os.getloadavg()[0])
+        ref, ref_cpu = median(walls["reference"]), median(cpus["reference"])
         res = {f"{name}_s": round(median(w), 2) for name, w in walls.items()}
-        res.update(ratio_full=round(median(walls["run_full"]) / ref, 2),
-                   ratio_lean=round(median(walls["run_lean"]) / ref, 2), repeats=repeat)
+        res.update({f"{name}_cpu_s": round(median(c), 2) for name, c in cpus.items()})
+        for record in ("full", "lean"):
+            res[f"ratio_{record}"] = round(median(walls[f"run_{record}"]) / ref, 2)
+            res[f"cpu_ratio_{record}"] = round(median(cpus[f"run_{record}"]) / ref_cpu, 2)
+        res.update(repeats=repeat, load_avg_1min=[round(x, 1) for x in (min(loads), max(loads))])
         results[net] = res
         print(net, json.dumps(res), flush=True)
     return results

@@ -57,3 +57,38 @@ def test_unknown_resco_network_is_named_in_the_error():
     pytest.importorskip("sumo_rl", reason="RESCO networks need the 'resco' extra (sumo-rl)")
     with pytest.raises(ScenarioError, match="unknown RESCO network 'paris'"):
         load("resco:paris")
+
+
+def test_lane_counts_are_this_steps_whatever_was_read_before(tmp_path):
+    """Lanes are read from SUMO once per step and shared between intersections: every step, and after a
+    state load, the counts are SUMO's own at that moment, never a previous step's."""
+    s = load("grid")
+    opts = SumoOptions(net_file=s.net_file, route_files=s.route_files, seed=3)
+    with SumoBackend(opts) as b:
+        lanes = sorted({lane for tls in b.api.trafficlight.getIDList()
+                        for link in b.api.trafficlight.getControlledLinks(tls) for lane, _out, _via in link})
+
+        def truth() -> dict:
+            la = b.api.lane
+            return {lane: (la.getLastStepHaltingNumber(lane), la.getLastStepVehicleNumber(lane)) for lane in lanes}
+
+        def seen() -> dict:
+            return {lane: (c.queue_veh, c.count_veh) for lane, c in b.lane_counts(lanes).items()}
+
+        changed = 0
+        previous = seen()
+        for k in range(400):
+            b.step()
+            if k % 3:  # half the lanes first, as one intersection would, then all of them
+                b.lane_counts(lanes[::2])
+            now = seen()
+            assert now == truth() and b.halting_veh(lanes) == sum(q for q, _n in now.values())
+            changed += now != previous
+            previous = now
+        assert changed > 100  # the traffic moved: a stale answer would have shown
+        state = b.save_state(tmp_path / "state.xml")
+        for _ in range(60):
+            b.step()
+        b.lane_counts(lanes)
+        b.load_state(state)
+        assert seen() == truth()

@@ -44,8 +44,14 @@ def test_training_leaves_a_model_with_its_evidence_and_no_violation(trained):
     assert m.tables["C"].visits.sum() > 20  # it really learned from decisions
     assert t["peak_worker_rss_mb"] < 1024
     for ep in ("ep-00000", "ep-00001"):
-        metrics = json.loads((trained / "episodes" / ep / "metrics.json").read_text())
+        episode = trained / "episodes" / ep
+        metrics = json.loads((episode / "metrics.json").read_text())
         assert metrics["safety"]["violations"] == 0 and metrics["controller"] == "ql-train"
+        # what training reads (the delay, the audit's events and states) and not the whole evidence set:
+        # no detector passages, no per-edge intervals in the time series
+        assert "record: lean" in (episode / "config.yaml").read_text()
+        assert len((episode / "detector_passages.csv").read_text().splitlines()) == 1  # the header alone
+        assert (episode / "events.csv").stat().st_size and (episode / "signal_states.csv").stat().st_size
     assert (trained / "checkpoints" / "ep-00002" / "meta.json").is_file()
     again = cli("train", "--episodes", "2", "--out", str(trained))
     assert again.returncode == 2 and "--resume" in again.stderr

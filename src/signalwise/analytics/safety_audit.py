@@ -326,6 +326,9 @@ def _preempt_windows(dev: str, events: list[SignalEvent], log_end_s: float, out:
 # ---------------------------------------------------------------------------
 
 _ACTIVE = ("green", "yellow", "yellow_end", "red_clear")
+#: the interval a phase event may come in (the others are ordered by `_DeviceEvents._fits` itself)
+_INTERVAL_BEFORE = {BEGIN_YELLOW: "green", END_YELLOW: "yellow", BEGIN_RED_CLEAR: "yellow_end",
+                    END_RED_CLEAR: "red_clear"}
 
 
 @dataclass
@@ -354,6 +357,10 @@ class _DeviceEvents:
         #: link -> when a green serving it last began (None: not yet in this log)
         self.link_served: dict[int, float | None] = {
             link: None for links in dev.green_links.values() for link in links}
+        self._handlers = {BEGIN_GREEN: self._begin_green, BEGIN_YELLOW: self._begin_yellow,
+                          END_YELLOW: self._end_yellow, BEGIN_RED_CLEAR: self._begin_red_clear,
+                          END_RED_CLEAR: self._end_red_clear, PED_WALK: self._walk,
+                          PED_CLEARANCE: self._ped_clearance, PED_DONT_WALK: self._dont_walk}
 
     # -- which events fit the rules right now (used to order events sharing a timestamp)
 
@@ -368,10 +375,13 @@ class _DeviceEvents:
         if code == BEGIN_GREEN:
             return not self._blocks_green(st) and not any(
                 self._blocks_green(o) for n, o in self.phases.items() if n != e.parameter)
-        return {BEGIN_YELLOW: st.interval == "green", END_YELLOW: st.interval == "yellow",
-                BEGIN_RED_CLEAR: st.interval == "yellow_end", END_RED_CLEAR: st.interval == "red_clear",
-                PED_WALK: st.interval == "green" and st.ped == "none", PED_CLEARANCE: st.ped == "walk",
-                PED_DONT_WALK: st.ped == "clearance"}[code]
+        if code == PED_WALK:
+            return st.interval == "green" and st.ped == "none"
+        if code == PED_CLEARANCE:
+            return st.ped == "walk"
+        if code == PED_DONT_WALK:
+            return st.ped == "clearance"
+        return st.interval == _INTERVAL_BEFORE[code]
 
     def replay(self, events: list[SignalEvent]) -> None:
         """Apply events time by time; inside one timestamp, in an order the rules allow when one exists."""
@@ -387,10 +397,7 @@ class _DeviceEvents:
             i = j
 
     def _apply(self, e: SignalEvent) -> None:
-        handler = {BEGIN_GREEN: self._begin_green, BEGIN_YELLOW: self._begin_yellow, END_YELLOW: self._end_yellow,
-                   BEGIN_RED_CLEAR: self._begin_red_clear, END_RED_CLEAR: self._end_red_clear,
-                   PED_WALK: self._walk, PED_CLEARANCE: self._ped_clearance, PED_DONT_WALK: self._dont_walk}
-        handler[e.event_code](e.time_s, e.parameter, self.phases[e.parameter])
+        self._handlers[e.event_code](e.time_s, e.parameter, self.phases[e.parameter])
 
     # -- phase intervals
 
@@ -621,14 +628,16 @@ def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int
                 yellow_start[i] = t
             if before not in GREEN_CHARS and now in GREEN_CHARS:
                 onsets.append(i)
-        for i in onsets:
-            out.check("link_all_red")
-            recent = [(t - te, j) for j, te in clear_end.items() if j != i and te <= t + 1e-9]
-            short = [(gap, j) for gap, j in recent if not out.at_least(gap, dev.all_red_s)]
-            if short:
-                gap, j = min(short)
-                out.violation("link_all_red", dev.id, t, link=i, measured_s=gap, required_s=dev.all_red_s,
-                              detail=f"link turned green {gap:g} s after link {j}'s yellow ended")
+        if onsets:
+            out.check("link_all_red", len(onsets))
+            # the clearances that ended too recently, shortest gap first: the same for every link turning green now
+            short = sorted((t - te, j) for j, te in clear_end.items()
+                           if te <= t + 1e-9 and not out.at_least(t - te, dev.all_red_s))
+            for i in onsets:
+                gap, j = next(((gap, j) for gap, j in short if j != i), (None, None))
+                if j is not None:
+                    out.violation("link_all_red", dev.id, t, link=i, measured_s=gap, required_s=dev.all_red_s,
+                                  detail=f"link turned green {gap:g} s after link {j}'s yellow ended")
         prev = state
     _audit_crosswalks(dev, changes, walks, log_end_s, out)
 

@@ -74,20 +74,30 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def is_known(kind: str) -> bool:
+    """Whether a controller of this kind is registered (the learning ones are loaded only to look them up)."""
+    _load_builtin(learning=False)
+    if kind not in _REGISTRY:
+        _load_builtin()
+    return kind in _REGISTRY
+
+
 def make(name: str, inter: Intersection, ctx: ControlContext) -> Controller:
     """Build controller `name` for one intersection; `kind:ARG` passes ARG as options['arg']."""
-    _load_builtin()
     kind, _, arg = name.partition(":")
-    if kind not in _REGISTRY:
+    if not is_known(kind):
         raise UnknownController(f"unknown controller {name!r}; choose from {', '.join(available())}")
     if arg:
         ctx = dataclasses.replace(ctx, options={**ctx.options, "arg": arg})
     return _REGISTRY[kind](inter, ctx)
 
 
-def _load_builtin() -> None:
+def _load_builtin(learning: bool = True) -> None:
+    """Register the built-in controllers; the learning ones (numpy and their tables) only when asked."""
     from . import actuated, fixed, max_pressure, webster  # noqa: F401  (they register themselves)
 
+    if not learning:
+        return
     try:
         from . import learning  # noqa: F401
     except ImportError:

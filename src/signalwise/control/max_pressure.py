@@ -15,6 +15,9 @@ form). The plain textbook rule is `lost_time_s = 0`.
 
 from __future__ import annotations
 
+from collections import Counter
+from operator import attrgetter
+
 from ..core.types import Decision, Intersection, Observation
 from .base import ControlContext, register
 
@@ -59,6 +62,13 @@ class MaxPressureController:
             self._per_100m = {lane: 100.0 / max(length, MIN_LANE_M) for lane, length in (lane_length_m or {}).items()}
         self._movements = [tuple((m.in_lane, m.out_lane) for m in p.movements if not m.is_crosswalk)
                            for p in inter.phases]
+        #: which vehicles count on the way in and on the way out
+        self._x_in = attrgetter("count_veh" if measure in ("count", "demand", "density") else "queue_veh")
+        self._x_out = attrgetter("queue_veh" if measure in ("halting", "demand") else "count_veh")
+        #: unweighted measures: each phase's lanes in and out with how many of its movements use them. The sums
+        #: are of whole vehicles, exact in any order, so a lane shared by several movements is read once
+        self._lane_terms = [(tuple(Counter(a for a, _ in moves).items()), tuple(Counter(b for _, b in moves).items()))
+                            for moves in self._movements]
         self._memo_obs: Observation | None = None
         self._memo: list[float] = []
 
@@ -69,16 +79,29 @@ class MaxPressureController:
             return self._memo
         lanes = obs.lanes
         per_m = self._per_100m
+        x_in, x_out = self._x_in, self._x_out
         out = []
+        if per_m is None:
+            for ins, outs in self._lane_terms:
+                total = 0.0
+                for a, n in ins:
+                    la = lanes.get(a)
+                    if la is not None:
+                        total += n * x_in(la)
+                for b, n in outs:
+                    lb = lanes.get(b)
+                    if lb is not None:
+                        total -= n * x_out(lb)
+                out.append(total)
+            self._memo_obs, self._memo = obs, out
+            return out
         for moves in self._movements:
             total = 0.0
             for a, b in moves:
                 la, lb = lanes.get(a), lanes.get(b)
-                x_in = (la.count_veh if self.measure in ("count", "demand", "density") else la.queue_veh) if la else 0
-                x_out = (lb.queue_veh if self.measure in ("halting", "demand") else lb.count_veh) if lb else 0
-                if per_m is not None:
-                    x_in, x_out = x_in * per_m.get(a, 1.0), x_out * per_m.get(b, 1.0)
-                total += x_in - x_out
+                xa = x_in(la) if la is not None else 0
+                xb = x_out(lb) if lb is not None else 0
+                total += xa * per_m.get(a, 1.0) - xb * per_m.get(b, 1.0)
             out.append(total)
         self._memo_obs, self._memo = obs, out
         return out

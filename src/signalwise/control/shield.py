@@ -140,6 +140,8 @@ class IntersectionShield:
         self.last_green_start_s = [start_s] * self._n
         #: when each link last began a green (any phase serving it counts); the cycle deadlines come from these
         self.link_served_s = {link: start_s for links in self._phase_links for link in links}
+        #: each phase's cycle deadline, worked out from `link_served_s` when first needed after it changed
+        self._deadlines: list[float] | None = None
         self.ped = PED_NONE
         self.ped_start_s = start_s
         self.state = ""
@@ -196,9 +198,16 @@ class IntersectionShield:
         `observation` (when there is one this step) brings the emergency
         vehicles approaching, which preemption serves.
         """
-        before = self.state
         emergency = observation.emergency if observation is not None else ()
-        self._update_preempt(now, emergency)
+        if (now < self._quiet_until_s and not emergency and self.interval == GREEN_I
+                and self.ped != PED_WALK and self.ped != PED_CLEAR and self._trusted_hold()):
+            # the last full check proved nothing can change yet, no call to start or end, no interval
+            # running out: what the steps below would conclude, without their tests (most ticks end here)
+            self.ticks += 1
+            return None
+        before = self.state
+        if emergency or self.preempt_active:  # otherwise there is no call to start or end
+            self._update_preempt(now, emergency)
         if self.interval == YELLOW_I and now - self.interval_start_s >= self._yellow_s - EPS:
             self._begin_all_red(now)
         if self.interval == ALL_RED_I and now - self.interval_start_s >= self._all_red_s - EPS:
@@ -228,6 +237,7 @@ class IntersectionShield:
         self.interval_start_s = self.green_start_s = green_start_s
         self.last_green_start_s = [green_start_s] * self._n
         self.link_served_s = dict.fromkeys(self.link_served_s, green_start_s)
+        self._deadlines = None
         self.state = self._no_walk_states[phase]
         self.ped = PED_NONE
         if self._ped_links[phase]:
@@ -368,6 +378,12 @@ class IntersectionShield:
 
     # -- cycle bound (earliest-deadline-first feasibility) ------------------------
     def _deadline(self, p: int) -> float:
+        deadlines = self._deadlines
+        if deadlines is None:
+            deadlines = self._deadlines = [self._work_out_deadline(q) for q in range(self._n)]
+        return deadlines[p]
+
+    def _work_out_deadline(self, p: int) -> float:
         if not self._bounded[p]:
             return math.inf
         served = min((self.link_served_s[k] for k in self._phase_links[p]), default=math.inf)
@@ -410,6 +426,7 @@ class IntersectionShield:
                 # the cycle bound restarts after a preempt (it was suspended)
                 self.last_green_start_s = [max(t, now) for t in self.last_green_start_s]
                 self.link_served_s = {k: max(t, now) for k, t in self.link_served_s.items()}
+                self._deadlines = None
                 self.preempt_vehicle = None
                 self.preempt_phase = None
             return
@@ -453,6 +470,7 @@ class IntersectionShield:
         self.last_green_start_s[phase] = now
         for link in self._phase_links[phase]:
             self.link_served_s[link] = now
+        self._deadlines = None  # links served, and perhaps a new cycle bound (retime)
         self._min_green_noted = False
         self.proposal = None if (self.proposal and self.proposal.phase_index == phase) else self.proposal
         self._emit(now, EventCode.PHASE_BEGIN_GREEN, phase)

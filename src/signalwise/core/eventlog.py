@@ -20,7 +20,10 @@ DEFAULT_START = dt.datetime(2025, 1, 6, 0, 0, 0)  # a Monday; naive local time
 
 def format_timestamp(time_s: float, start: dt.datetime = DEFAULT_START) -> str:
     """Simulation seconds -> naive local timestamp with one decimal (0.1 s)."""
-    tenths = int(round(time_s * 10))
+    return _format_tenths(int(round(time_s * 10)), start)
+
+
+def _format_tenths(tenths: int, start: dt.datetime) -> str:
     moment = start + dt.timedelta(seconds=tenths // 10)
     return f"{moment:%Y-%m-%d %H:%M:%S}.{tenths % 10}"
 
@@ -34,25 +37,43 @@ def parse_timestamp(text: str, start: dt.datetime = DEFAULT_START) -> float:
 def write_events(path: Path, events: Iterable[SignalEvent], start: dt.datetime = DEFAULT_START) -> int:
     """Write events sorted by (time, device, code, parameter); returns the row count."""
     # sort on the very tenth that is written (round() and the formatter disagreed on halves: 0.15 -> 0.1 vs 0.2)
-    rows = sorted(events, key=lambda e: (int(round(e.time_s * 10)), e.device_id, e.event_code, e.parameter))
+    keyed = sorted((int(round(e.time_s * 10)), e.device_id, e.event_code, e.parameter) for e in events)
+    stamps: dict[int, str] = {}  # many events share a tenth: format each once
+    rows = []
+    for tenths, device, code, parameter in keyed:
+        stamp = stamps.get(tenths)
+        if stamp is None:
+            stamp = stamps[tenths] = _format_tenths(tenths, start)
+        rows.append((stamp, device, code, parameter))
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(COLUMNS)
-        for e in rows:
-            w.writerow((format_timestamp(e.time_s, start), e.device_id, e.event_code, e.parameter))
+        w.writerows(rows)
     return len(rows)
 
 
 def read_events(path: Path, start: dt.datetime = DEFAULT_START) -> Iterator[SignalEvent]:
     """Yield events from a CSV written by `write_events` (or any ATSPM tool)."""
     with open(path, newline="") as fh:
-        r = csv.DictReader(fh)
-        missing = set(COLUMNS) - set(r.fieldnames or ())
+        r = csv.reader(fh)
+        header = next(r, None) or []
+        missing = set(COLUMNS) - set(header)
         if missing:
             raise ValueError(f"{path}: event log lacks columns {sorted(missing)}")
-        for line_no, row in enumerate(r, start=2):
+        # a name given twice: the last such column, as csv.DictReader reads it
+        where = [max(k for k, name in enumerate(header) if name == c) for c in COLUMNS]
+        times: dict[str, float] = {}  # many events share a timestamp: parse each once
+        line_no = 1
+        for row in r:
+            if not row:
+                continue  # blank lines carry no event (csv.DictReader skips them too)
+            line_no += 1
             try:
-                yield SignalEvent(parse_timestamp(row["TimeStamp"], start), row["DeviceId"],
-                                  int(row["EventId"]), int(row["Parameter"]))
-            except (ValueError, TypeError) as exc:
-                raise ValueError(f"{path}:{line_no}: bad event row {row!r}: {exc}") from None
+                stamp, device, code, parameter = (row[k] for k in where)
+                time_s = times.get(stamp)
+                if time_s is None:
+                    time_s = times[stamp] = parse_timestamp(stamp, start)
+                yield SignalEvent(time_s, device, int(code), int(parameter))
+            except (ValueError, TypeError, IndexError) as exc:
+                as_read = dict(zip(header, row, strict=False))
+                raise ValueError(f"{path}:{line_no}: bad event row {as_read!r}: {exc}") from None

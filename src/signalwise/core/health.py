@@ -35,11 +35,20 @@ def lane_fault(lane: str, s: LaneState) -> str | None:
 
 
 def lanes_fault(lanes: Mapping[str, LaneState]) -> str | None:
-    """The first implausible lane measure, or None."""
+    """The first implausible lane measure, or None.
+
+    Every observation of every decision passes here: a lane is first checked in
+    one chained comparison that holds exactly when `lane_fault` finds nothing
+    (NaN fails every comparison, infinities fail the bounds), and only a lane
+    that fails it is asked why.
+    """
+    inf, most = math.inf, MAX_VEHICLES_PER_LANE
     for lane, s in lanes.items():
-        why = lane_fault(lane, s)
-        if why is not None:
-            return why
+        if not (0 <= s.queue_veh <= s.count_veh <= most and 0.0 <= s.occupancy <= 1.0
+                and 0.0 <= s.mean_speed_mps < inf and 0.0 <= s.wait_s < inf):
+            why = lane_fault(lane, s)
+            if why is not None:
+                return why
     return None
 
 

@@ -78,6 +78,8 @@ def with_shipped_model(cfg, specs: list[str]):
     Elsewhere (your own network, a scenario without a shipped model) a bare `ql`
     stays an error when the run starts: no model is run that nobody named.
     """
+    if not any(spec.partition(":")[0] == "ql" for spec in specs):
+        return cfg  # not a learning controller: spare the command loading the learning package (numpy)
     from ..control.learning.shipped import shipped_model_path, uses_shipped_model
 
     if not any(uses_shipped_model(s, cfg.controller_options) for s in specs):

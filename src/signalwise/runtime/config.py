@@ -234,9 +234,9 @@ class RunConfig(BaseModel):
     @field_validator("controller")
     @classmethod
     def _known_controller(cls, v: str) -> str:
-        from ..control.base import available
+        from ..control.base import available, is_known
 
         kind = v.split(":", 1)[0]
-        if kind not in available():
+        if not is_known(kind):
             raise ValueError(f"unknown controller {v!r}; choose from {', '.join(available())}")
         return v

@@ -64,7 +64,7 @@ def build_records(run_dir: Path, baseline_dir: Path | None = None) -> Iterator[d
     lane_dir = {lane: d for dev in model for lane, d in (dev.get("approaches") or {}).items()}
     passages = _passages(run_dir / "detector_passages.csv", lane_dir, bin_of)
     states = _states(run_dir / "signal_states.csv")
-    edge_rows = read_edgedata(run_dir / "sumo" / "edgedata.xml")
+    edge_rows = read_edgedata(run_dir / "sumo" / "edgedata.xml", ("waitingTime", "left", "speed", "sampledSeconds"))
     emissions = _emissions_by_tls_interval(run_dir, model, bin_of)
     base_emissions = _emissions_by_tls_interval(baseline_dir, model, bin_of) if baseline_dir else {}
     queues = _queues(run_dir / "queues.csv", bin_of)
@@ -306,7 +306,7 @@ def _emissions_by_tls_interval(run_dir: Path | None, model: list[dict],
         return {}
     edge_tls = {lane.rsplit("_", 1)[0]: dev["id"] for dev in model for lane in (dev.get("approaches") or {})}
     out: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for row in read_edgedata(Path(run_dir) / "sumo" / "emissions.xml"):
+    for row in read_edgedata(Path(run_dir) / "sumo" / "emissions.xml", ("fuel_abs", "CO2_abs")):
         tls = edge_tls.get(row["edge"])
         if tls is None:
             continue

@@ -44,6 +44,10 @@ from .loop import ControllerFactory, LoopResult, describe_intersections, dump_js
 
 Progress = Callable[[float, float], None]
 
+#: what the metrics and the time series read of SUMO's per-edge intervals and emissions
+EDGE_FIELDS = ("timeLoss", "waitingTime", "left")
+EMISSION_FIELDS = ("CO2_abs", "fuel_abs")
+
 
 class RunDirectoryError(SimulationError):
     """The run directory cannot take this run's evidence."""
@@ -110,8 +114,8 @@ def execute_run(cfg: RunConfig, run_dir: Path | None = None, progress: Progress 
 
 def write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
     trips, persons = read_tripinfo(loop.files["tripinfo"])
-    edgedata = read_edgedata(loop.files["edgedata"]) if "edgedata" in loop.files else []
-    emissions = read_edgedata(loop.files["emissions"]) if "emissions" in loop.files else []
+    edgedata = read_edgedata(loop.files["edgedata"], EDGE_FIELDS) if "edgedata" in loop.files else []
+    emissions = read_edgedata(loop.files["emissions"], EMISSION_FIELDS) if "emissions" in loop.files else []
     approach_edges = {i.id: {lane.rsplit("_", 1)[0] for lane in i.in_lanes} for i in loop.intersections}
 
     detector_events, passages_rows = _detector_events(loop)

@@ -97,6 +97,11 @@ class SumoBackend:
         self.emergency_seen: set[str] = set()  # every emergency vehicle that entered
         self._emergency_classes = {"emergency"}
         self._closed = True
+        #: this step's lane counts, so a lane two intersections share (one's exit, the other's approach) and the
+        #: queue samples are read from SUMO once per step; emptied whenever the simulation moves
+        self._counts_now: dict[str, LaneState] = {}
+        #: one `LaneState` per (queue, count) pair: frozen, so shared, and building one costs more than reading it
+        self._count_states: dict[tuple[int, int], LaneState] = {}
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
@@ -146,6 +151,7 @@ class SumoBackend:
     # -- stepping --------------------------------------------------------------
     def step(self) -> float:
         """Advance one step; returns the new simulation time in seconds."""
+        self._counts_now = {}
         try:
             self.api.simulationStep()
             departed = self.api.simulation.getDepartedIDList()
@@ -198,9 +204,22 @@ class SumoBackend:
 
     def lane_counts(self, lanes: Iterable[str]) -> dict[str, LaneState]:
         """Queue and count only: the two values pressure-based control needs, cheaply."""
-        la = self.api.lane
-        halting, number = la.getLastStepHaltingNumber, la.getLastStepVehicleNumber
-        return {lane: LaneState(halting(lane), number(lane), 0.0, 0.0, 0.0) for lane in lanes}
+        now, shared = self._counts_now, self._count_states
+        out = {}
+        halting = number = None
+        for lane in lanes:
+            s = now.get(lane)
+            if s is None:
+                if halting is None:
+                    la = self.api.lane
+                    halting, number = la.getLastStepHaltingNumber, la.getLastStepVehicleNumber
+                key = (halting(lane), number(lane))
+                s = shared.get(key)
+                if s is None:
+                    s = shared[key] = LaneState(key[0], key[1], 0.0, 0.0, 0.0)
+                now[lane] = s
+            out[lane] = s
+        return out
 
     def detector_idle_s(self, detector_ids: Iterable[str]) -> dict[str, float]:
         """Seconds since each live loop last saw a vehicle (0 while occupied)."""
@@ -269,8 +288,13 @@ class SumoBackend:
 
     def halting_veh(self, lanes: Iterable[str]) -> int:
         """Vehicles halting (below 0.1 m/s) on `lanes`: the ground-truth queue."""
+        now = self._counts_now
         halting = self.api.lane.getLastStepHaltingNumber
-        return sum(halting(lane) for lane in lanes)
+        total = 0
+        for lane in lanes:
+            s = now.get(lane)
+            total += halting(lane) if s is None else s.queue_veh
+        return total
 
     def halting_by_lane(self, lanes: Iterable[str]) -> dict[str, int]:
         """Vehicles halting on each of `lanes` (queues per approach for the live records)."""
@@ -289,6 +313,7 @@ class SumoBackend:
         """Restore a state written by `save_state`; returns the restored time."""
         if not Path(path).exists():
             raise SimulationError(f"no saved state at {path}")
+        self._counts_now = {}
         try:
             self.api.simulation.loadState(str(path))
         except Exception as exc:

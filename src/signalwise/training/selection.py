@@ -80,8 +80,9 @@ def validate(cfg: TrainConfig, paths: dict[int, Path], seeds: list[int], out: Pa
     from ..runtime.compare import compare_controllers
     from ..runtime.config import RunConfig
 
+    # only the delay chooses: the runs record what it and the audit need (record: lean)
     base = RunConfig(scenario=cfg.scenario, controller="max-pressure", duration_s=cfg.duration_s,
-                     sumocfg=cfg.sumocfg, net=cfg.net, routes=list(cfg.routes))
+                     sumocfg=cfg.sumocfg, net=cfg.net, routes=list(cfg.routes), record="lean")
     specs = {n: f"ql:{Path(p).resolve()}" for n, p in paths.items()}
     result = compare_controllers(base, ["max-pressure", *specs.values()], seeds, out, cfg.workers)
     _raise_failures(result)

@@ -18,8 +18,11 @@ Where a round's episodes run is an executor (`executors.py`): local worker
 processes, or Ray tasks with `ray_address` (`--ray`); both return the same
 dicts in episode order, so the model does not depend on it.
 
-Every episode is a full run through `execute_run`: its event log is audited
-by the independent checker, and the violations are reported per episode.
+Every episode is a whole run through `execute_run`: its event log is audited
+by the independent checker, and the violations are reported per episode. It
+records what training reads and no more (`record: lean`): the trips for the
+delay, the signal events and states for the audit; the rewards come from the
+controllers' own observations.
 """
 
 from __future__ import annotations
@@ -113,7 +116,7 @@ def run_episode(payload: str) -> dict:
     # "ql-train" labels the run; its controllers are the session's, handed to the loop here
     cfg = RunConfig(scenario=p["scenario"], controller="ql-train", seed=p["sumo_seed"], duration_s=p["duration_s"],
                     sumocfg=p.get("sumocfg"), net=p.get("net"), routes=p.get("routes", []),
-                    out_dir=Path(p["run_dir"]).parent, emissions=False,
+                    out_dir=Path(p["run_dir"]).parent, emissions=False, record="lean",
                     shield={"confidence_threshold": 0.5})
     t0 = time.perf_counter()
     result = execute_run(cfg, Path(p["run_dir"]), controllers=lambda inter, ctx: session.controller_for(inter))

@@ -1,0 +1,80 @@
+"""Where one `signalwise run` spends its CPU time, stage by stage.
+
+    .venv/bin/python bench/run_breakdown.py [--scenario resco:cologne8] [--record lean] [--timing reference]
+
+One run of max-pressure, in this process, as `signalwise run` does it
+(command loading and configuration, SUMO's steps, our loop around them,
+the run directory and the independent audit). CPU time (user + system of
+this process), so that other jobs on the machine count little; each stage
+is timed by wrapping the function that does it, which adds a few hundred
+calls to a clock and nothing per lane or per decision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenario", default="resco:cologne8")
+    ap.add_argument("--controller", default="max-pressure")
+    ap.add_argument("--record", default="lean", choices=("full", "lean"))
+    ap.add_argument("--timing", default="reference")
+    args = ap.parse_args()
+
+    c = time.process_time()
+    import libsumo
+
+    libsumo_import = time.process_time() - c
+    from signalwise.runtime import loop as loop_module
+    from signalwise.runtime import run as run_module
+    from signalwise.runtime.commands import _load_config
+
+    spent: dict[str, float] = {}
+
+    def timed(owner, name: str, label: str):
+        inner = getattr(owner, name)
+
+        def wrapper(*a, **k):
+            c = time.process_time()
+            try:
+                return inner(*a, **k)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.process_time() - c
+
+        setattr(owner, name, wrapper)
+
+    timed(libsumo, "simulationStep", "sumo_steps")
+    timed(loop_module, "open_field", "sumo_start_and_signal_model")
+    timed(loop_module, "_drive", "loop_incl_sumo_steps")
+    timed(run_module, "write_evidence", "run_directory_incl_audit")
+    timed(run_module, "_audit", "audit")
+    cfg = _load_config(None, scenario=args.scenario, controller=args.controller, record=args.record,
+                       timing_profile=args.timing)
+    loading = time.process_time()  # since the process started
+    c = time.process_time()
+    with tempfile.TemporaryDirectory() as tmp:
+        run_module.execute_run(cfg, Path(tmp) / "run")
+    run_cpu = time.process_time() - c
+    out = {
+        "scenario": args.scenario, "record": args.record,
+        "import_libsumo_s": round(libsumo_import, 3),  # the reference script pays this too
+        "loading_and_config_s": round(loading - libsumo_import, 3),  # Python, the command, the configuration
+        "sumo_start_and_signal_model_s": round(spent["sumo_start_and_signal_model"], 3),
+        "sumo_steps_s": round(spent["sumo_steps"], 3),
+        "loop_around_sumo_s": round(spent["loop_incl_sumo_steps"] - spent["sumo_steps"], 3),
+        "run_directory_s": round(spent["run_directory_incl_audit"] - spent["audit"], 3),
+        "audit_s": round(spent["audit"], 3),
+        "execute_run_s": round(run_cpu, 3),
+        "total_cpu_s": round(time.process_time(), 3),
+    }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
