@@ -3,11 +3,12 @@
     .venv/bin/python scripts/train_shipped_models.py                      # single, corridor, grid
     .venv/bin/python scripts/train_shipped_models.py --scenarios single --workers 2
 
-`single` first: the phase-score policy search (`signalwise train --agent
-phase-score`, seed 1, the default safety profile) from max-pressure's
-weights. `corridor` and `grid` then fine-tune `single`'s weights (a smaller
-initial spread, fewer generations: their episodes cost 5 and 9 signals'
-time, and the weights are shared by every signal anyway). Each model is then `signalwise evaluate` on held-out seeds 1-5 against max-pressure, whose
+Each is the phase-score policy search (`signalwise train --agent
+phase-score`, seed 1, the default safety profile) over every feature, decided
+every second, from actuated control's rule written as weights
+(`GAP_OUT_START`: hold the green while its detectors see traffic, then
+serve the phase with the highest pressure on halting vehicles), then
+`signalwise evaluate` on held-out seeds 1-5 against max-pressure, whose
 result is kept in the model's metadata; the model then replaces
 `src/signalwise/control/learning/shipped/<scenario>/`. The same seed and
 settings give the same weights (CMA-ES and SUMO are seeded; see
@@ -23,18 +24,25 @@ import shutil
 import time
 from pathlib import Path
 
-from signalwise.control.learning.phase_score import FEATURES_V1
+from signalwise.control.learning.phase_score import FEATURES, max_pressure_weights
 from signalwise.control.learning.shipped import SHIPPED_DIR, SHIPPED_SCENARIOS
 from signalwise.training.evaluate import evaluate
 from signalwise.training.policy_search import SearchConfig, search, weights_by_name
 
 SEED = 1
-#: the features the shipped models weigh (the first seven; see control/learning/phase_score.py)
-SHIPPED_FEATURES = FEATURES_V1
+#: the features the shipped models weigh (all of them; see control/learning/phase_score.py)
+SHIPPED_FEATURES = FEATURES
+#: decide every second, as actuated control does: a green ends when its traffic does, not at the next 5 s
+PERIOD_S = 1.0
+#: where every search starts: max-pressure on halting vehicles, plus a `hold_gap` so large that a green
+#: runs while its detectors see traffic (actuated's extension; the shield's maximum green still ends it).
+#: A `hold_gap` of 10-20 vehicles instead lets a long side queue cut a flowing green: on the corridor that
+#: gave 150-240 s against 78 s.
+GAP_OUT_START = tuple(100.0 if f == "hold_gap" else w for f, w in zip(FEATURES, max_pressure_weights(FEATURES), strict=True))
 #: (generations, candidates per generation, initial spread); search.json keeps every generation
-SEARCH = {"single": (8, 8, 1.0), "corridor": (3, 6, 0.4), "grid": (3, 6, 0.4)}
-#: where each search starts: max-pressure, or the weights shipped for another scenario
-START_FROM = {"corridor": "single", "grid": "single"}
+SEARCH = {"single": (5, 6, 1.0), "corridor": (5, 6, 1.0), "grid": (3, 6, 1.0)}
+#: where a search starts instead of GAP_OUT_START: the weights shipped for another scenario
+START_FROM: dict[str, str] = {}
 
 
 def main() -> None:
@@ -53,7 +61,8 @@ def main() -> None:
         t0 = time.perf_counter()
         generations, popsize, sigma0 = SEARCH[scenario]
         cfg = SearchConfig(scenario=scenario, generations=generations, popsize=popsize, seed=SEED, sigma0=sigma0,
-                           workers=args.workers, out=work, features=SHIPPED_FEATURES)
+                           workers=args.workers, out=work, features=SHIPPED_FEATURES, period_s=PERIOD_S,
+                           start=GAP_OUT_START)
         if scenario in START_FROM:
             source = SHIPPED_DIR / START_FROM[scenario] / "meta.json"
             if not source.is_file():
