@@ -53,7 +53,7 @@ PRESSURE = {"weights": weights(in_halt=1, in_moving=1, out_halt=-1, hold=3, hold
 #: where each search starts
 START = {"single": GAP_OUT, "corridor": GAP_OUT, "grid": PRESSURE}
 #: (generations, candidates per generation, initial spread); search.json keeps every generation
-SEARCH = {"single": (5, 6, 1.0), "corridor": (5, 6, 1.0), "grid": (3, 6, 1.0)}
+SEARCH = {"single": (5, 6, 1.0), "corridor": (8, 8, 1.0), "grid": (3, 6, 1.0)}
 
 
 def main() -> None:
