@@ -24,14 +24,14 @@ import shutil
 import time
 from pathlib import Path
 
-from signalwise.control.learning.phase_score import FEATURES
+from signalwise.control.learning.phase_score import ALL_FEATURES
 from signalwise.control.learning.shipped import SHIPPED_DIR, SHIPPED_SCENARIOS
 from signalwise.training.evaluate import evaluate
 from signalwise.training.policy_search import SearchConfig, search
 
 SEED = 1
 #: the features the shipped models weigh (all of them; see control/learning/phase_score.py)
-SHIPPED_FEATURES = FEATURES
+SHIPPED_FEATURES = ALL_FEATURES
 
 
 def weights(**named: float) -> tuple[float, ...]:

@@ -11,11 +11,13 @@ import pytest
 from signalwise.control.base import ControlContext, make
 from signalwise.control.learning.controller import PHASE_SCORE, ModelUnavailable, controller_from_model
 from signalwise.control.learning.phase_score import (
+    ALL_FEATURES,
     FEATURES,
     FEATURES_V1,
     MAX_PRESSURE_WEIGHTS,
     PhaseFeatures,
     PhaseScoreController,
+    max_pressure_weights,
 )
 from signalwise.control.learning.qtable import Model, ModelError, load_model, save_model
 from signalwise.control.learning.shipped import SHIPPED_SCENARIOS, shipped_model_path
@@ -60,11 +62,11 @@ def test_features_sum_each_movement_and_mark_the_current_phase():
     row = dict(zip(FEATURES, x[0], strict=True))
     assert row == {"in_halt": 5, "out_halt": 4, "in_moving": 5, "hold": 1, "hold_green_min": 0.75,
                    "hold_moving": 5, "hold_halt": 5, "hold_young": 0, "switch_min_green_min": 0,
-                   "switch_clearance_10s": 0, "hold_gap": 0}
+                   "switch_clearance_10s": 0}
     # phase 1: minimum green 5 s, clearance 3.3 + 2.4 s
     assert dict(zip(FEATURES, x[1], strict=True)) == pytest.approx({
         "in_halt": 6, "out_halt": 0, "in_moving": 0, "hold": 0, "hold_green_min": 0, "hold_moving": 0, "hold_halt": 0,
-        "hold_young": 0, "switch_min_green_min": 5 / 60, "switch_clearance_10s": 0.57, "hold_gap": 0})
+        "hold_young": 0, "switch_min_green_min": 5 / 60, "switch_clearance_10s": 0.57})
     young = f.matrix(observe(inter, {}, phase=2, elapsed=6.0))
     assert young[2, FEATURES.index("hold_young")] == pytest.approx(0.6)
     assert young[0, FEATURES.index("switch_min_green_min")] == pytest.approx(22 / 60)
@@ -72,20 +74,22 @@ def test_features_sum_each_movement_and_mark_the_current_phase():
 
 def test_hold_gap_holds_a_green_while_its_detectors_see_traffic():
     """Actuated's extension: a vehicle over a loop of the green's lanes within 3 s keeps the green."""
-    base = four_phase()
     dets = (Detector("sb_N_1", "N_1", "stopbar", 2.0, 1), Detector("sb_N_0", "N_0", "stopbar", 2.0, 2))
-    inter = dataclasses.replace(base, detectors=dets)
-    weights = [100.0 if f == "hold_gap" else w for f, w in zip(FEATURES, MAX_PRESSURE_WEIGHTS, strict=True)]
-    c = PhaseScoreController(inter, weights)
-    assert c.wants_detectors and not PhaseScoreController(inter, MAX_PRESSURE_WEIGHTS).wants_detectors
+    inter = dataclasses.replace(four_phase(), detectors=dets)
+    mp = max_pressure_weights(ALL_FEATURES)
+    weights = [100.0 if f == "hold_gap" else w for f, w in zip(ALL_FEATURES, mp, strict=True)]
+    c = PhaseScoreController(inter, weights, features=ALL_FEATURES)
+    assert c.wants_detectors and not PhaseScoreController(inter, mp, features=ALL_FEATURES).wants_detectors
 
-    def at(idle_s: float) -> Observation:  # phase 0 (N_1's loop) green, phase 1 (N_0) has 8 waiting
-        return dataclasses.replace(observe(inter, {"N_0": 8}), detector_idle_s={"sb_N_1": idle_s, "sb_N_0": 0.0})
+    def at(idle_s: float, phase: int = 0) -> Observation:  # phase 0 (N_1's loop) green, phase 1 (N_0) has 8 waiting
+        return dataclasses.replace(observe(inter, {"N_0": 8}, phase=phase),
+                                   detector_idle_s={"sb_N_1": idle_s, "sb_N_0": 0.0})
 
-    assert c.features.matrix(at(1.0))[0, FEATURES.index("hold_gap")] == 1.0
+    gap = ALL_FEATURES.index("hold_gap")
+    assert list(c.features.matrix(at(1.0))[:, gap]) == [1.0, 0.0, 0.0, 0.0]  # the green's own loops only
+    assert list(c.features.matrix(at(9.0, phase=1))[:, gap]) == [0.0, 1.0, 0.0, 0.0]
     assert c.decide(at(1.0)).phase_index is None  # traffic still crossing: extend
     assert c.decide(at(4.0)).phase_index == 1  # gap out: the waiting phase
-    assert not c.features.matrix(at(1.0))[1:, FEATURES.index("hold_gap")].any()  # only the green's own loops
 
 
 def test_max_pressure_weights_serve_the_largest_halting_pressure_and_hold_on_ties():
@@ -116,7 +120,7 @@ def test_confidence_is_the_observation_health():
 
 
 def test_wrong_weights_or_features_are_refused_in_one_line():
-    with pytest.raises(ValueError, match="11 finite weights"):
+    with pytest.raises(ValueError, match="10 finite weights"):
         PhaseScoreController(four_phase(), [1.0, 2.0])
     with pytest.raises(ValueError, match="unknown or repeated phase-score feature"):
         PhaseScoreController(four_phase(), [1.0, 2.0], features=("in_halt", "queue_length"))
@@ -125,7 +129,7 @@ def test_wrong_weights_or_features_are_refused_in_one_line():
 def test_a_model_of_fewer_features_decides_on_those_alone():
     inter = four_phase()
     v1 = PhaseScoreController(inter, [1.0, -1.0, 0, 2.0, 0, 0, 0], features=FEATURES_V1)
-    full = PhaseScoreController(inter, [1.0, -1.0, 0, 2.0, 0, 0, 0, 0, 0, 0, 0])
+    full = PhaseScoreController(inter, [1.0, -1.0, 0, 2.0, 0, 0, 0, 0, 0, 0])
     o = observe(inter, {"N_1": 3, "N_0": 6}, phase=0, elapsed=6.0)
     assert v1.features.matrix(o).shape == (4, 7)
     assert v1.decide(o) == full.decide(o)
@@ -138,7 +142,7 @@ def policy_model(weights) -> Model:
 
 
 def test_a_policy_model_round_trips_through_its_artifact(tmp_path):
-    weights = [1.0, -0.8, 0.3, 2.5, -1.2, 0.4, 0.1, 3.0, -2.0, 1.5, 20.0]
+    weights = [1.0, -0.8, 0.3, 2.5, -1.2, 0.4, 0.1, 3.0, -2.0, 1.5]
     save_model(tmp_path / "m", policy_model(weights))
     loaded = load_model(tmp_path / "m")
     inter = four_phase()
@@ -155,7 +159,7 @@ def test_a_policy_model_round_trips_through_its_artifact(tmp_path):
 
 
 def test_a_policy_model_with_broken_weights_is_a_model_error(tmp_path):
-    save_model(tmp_path / "m", policy_model([1.0, float("nan"), 0, 0, 0, 0, 0, 0, 0, 0, 0]))
+    save_model(tmp_path / "m", policy_model([1.0, float("nan"), 0, 0, 0, 0, 0, 0, 0, 0]))
     with pytest.raises(ModelError, match="finite weights"):
         controller_from_model(load_model(tmp_path / "m"), four_phase())
 
@@ -203,7 +207,7 @@ def test_a_phase_score_model_deploys_where_it_is_named_and_runs_as_ql_active(tmp
     from signalwise.store import get_engine
     from signalwise.store.model_registry import DoesNotFit, ModelRegistry
 
-    save_model(tmp_path / "m", policy_model([1.0, -1.0, 0, 3.0, 0, 0, 0, 0, 0, 0, 0]))
+    save_model(tmp_path / "m", policy_model([1.0, -1.0, 0, 3.0, 0, 0, 0, 0, 0, 0]))
     reg = ModelRegistry(get_engine(f"sqlite:///{tmp_path / 'reg.db'}"), tmp_path / "cache")
     v = reg.add(tmp_path / "m").version
     with pytest.raises(DoesNotFit, match="fits any signal: name where it runs"):
