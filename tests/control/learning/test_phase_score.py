@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,15 +11,18 @@ import pytest
 from signalwise.control.base import ControlContext, make
 from signalwise.control.learning.controller import PHASE_SCORE, ModelUnavailable, controller_from_model
 from signalwise.control.learning.phase_score import (
+    ALL_FEATURES,
     FEATURES,
     FEATURES_V1,
     MAX_PRESSURE_WEIGHTS,
     PhaseFeatures,
     PhaseScoreController,
+    max_pressure_weights,
 )
 from signalwise.control.learning.qtable import Model, ModelError, load_model, save_model
 from signalwise.control.learning.shipped import SHIPPED_SCENARIOS, shipped_model_path
 from signalwise.core.types import (
+    Detector,
     Intersection,
     LaneState,
     Movement,
@@ -66,6 +70,26 @@ def test_features_sum_each_movement_and_mark_the_current_phase():
     young = f.matrix(observe(inter, {}, phase=2, elapsed=6.0))
     assert young[2, FEATURES.index("hold_young")] == pytest.approx(0.6)
     assert young[0, FEATURES.index("switch_min_green_min")] == pytest.approx(22 / 60)
+
+
+def test_hold_gap_holds_a_green_while_its_detectors_see_traffic():
+    """Actuated's extension: a vehicle over a loop of the green's lanes within 3 s keeps the green."""
+    dets = (Detector("sb_N_1", "N_1", "stopbar", 2.0, 1), Detector("sb_N_0", "N_0", "stopbar", 2.0, 2))
+    inter = dataclasses.replace(four_phase(), detectors=dets)
+    mp = max_pressure_weights(ALL_FEATURES)
+    weights = [100.0 if f == "hold_gap" else w for f, w in zip(ALL_FEATURES, mp, strict=True)]
+    c = PhaseScoreController(inter, weights, features=ALL_FEATURES)
+    assert c.wants_detectors and not PhaseScoreController(inter, mp, features=ALL_FEATURES).wants_detectors
+
+    def at(idle_s: float, phase: int = 0) -> Observation:  # phase 0 (N_1's loop) green, phase 1 (N_0) has 8 waiting
+        return dataclasses.replace(observe(inter, {"N_0": 8}, phase=phase),
+                                   detector_idle_s={"sb_N_1": idle_s, "sb_N_0": 0.0})
+
+    gap = ALL_FEATURES.index("hold_gap")
+    assert list(c.features.matrix(at(1.0))[:, gap]) == [1.0, 0.0, 0.0, 0.0]  # the green's own loops only
+    assert list(c.features.matrix(at(9.0, phase=1))[:, gap]) == [0.0, 1.0, 0.0, 0.0]
+    assert c.decide(at(1.0)).phase_index is None  # traffic still crossing: extend
+    assert c.decide(at(4.0)).phase_index == 1  # gap out: the waiting phase
 
 
 def test_max_pressure_weights_serve_the_largest_halting_pressure_and_hold_on_ties():

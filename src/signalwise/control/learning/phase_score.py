@@ -32,6 +32,11 @@ movements weighs more; current phase `c`, its green has run `g` seconds):
     switch_clearance_10s
                    1{a != c} * (yellow + all-red) / 10 s: the change's clearance,
                    so one weight vector fits signals and profiles whose clearances differ
+    hold_gap       1{a == c} * 1{a detector on c's incoming lanes saw a vehicle
+                   within the last 3 s}: actuated control's extension (traffic
+                   still crossing the stop bar or the advance loop), which lane
+                   counts cannot tell from a queue that has stopped flowing;
+                   0 where a signal has no detectors
 
 A model names the features its weights go with (`meta["policy"]["features"]`),
 so models made with fewer features keep working as features are added.
@@ -48,11 +53,14 @@ from ...core.types import Decision, Intersection, Observation
 
 #: every feature the policy can weigh, in the order PhaseFeatures computes them
 ALL_FEATURES = ("in_halt", "out_halt", "in_moving", "hold", "hold_green_min", "hold_moving", "hold_halt",
-                "hold_young", "switch_min_green_min", "switch_clearance_10s")
-#: what a new model learns
-FEATURES = ALL_FEATURES
-#: the first models' features (the models shipped with 7 weights name these)
+                "hold_young", "switch_min_green_min", "switch_clearance_10s", "hold_gap")
+#: what `signalwise train --agent phase-score` searches by default (the ten of docs/learning.md's results;
+#: `hold_gap` is named where it is wanted, as the shipped models do)
+FEATURES = ALL_FEATURES[:10]
+#: the first models' features (models with 7 weights name these)
 FEATURES_V1 = ALL_FEATURES[:7]
+#: the features that read detectors (a controller weighing one asks the loop for detector idle times)
+DETECTOR_FEATURES = ("hold_gap",)
 #: a green's age beyond this adds nothing more (keeps a stuck phase from growing a huge feature)
 GREEN_CAP_S = 120.0
 #: measures: "count" = vehicles; "density" = vehicles per 100 m of their lane (needs lane lengths)
@@ -61,6 +69,8 @@ MEASURES = ("count", "density")
 MIN_LANE_M = 7.5
 #: a green younger than this gets the `hold_young` bonus, fading to 0 (max-pressure's MIN_HOLD_S)
 YOUNG_GREEN_S = 15.0
+#: `hold_gap`: a detector that saw a vehicle within this many seconds extends the green (actuated's passage time)
+PASSAGE_S = 3.0
 
 
 def max_pressure_weights(features=FEATURES) -> tuple[float, ...]:
@@ -82,7 +92,13 @@ class PhaseFeatures:
     def __init__(self, inter: Intersection, features=FEATURES, lane_length_m: dict[str, float] | None = None):
         self.inter = inter
         self.n_phases = len(inter.phases)
-        self.columns = [ALL_FEATURES.index(f) for f in check_features(features)]
+        features = check_features(features)
+        self.columns = [ALL_FEATURES.index(f) for f in features]
+        #: detector ids on each phase's incoming lanes, read only when a `DETECTOR_FEATURES` feature is weighed
+        self.reads_detectors = any(f in DETECTOR_FEATURES for f in features)
+        phase_in_lanes = [{m.in_lane for m in p.movements if not m.is_crosswalk} for p in inter.phases]
+        self._phase_dets = [tuple(d.id for d in inter.detectors if d.lane in lanes) for lanes in phase_in_lanes] \
+            if self.reads_detectors else [()] * self.n_phases
         self._min_green_min = np.array(inter.timing.min_green_s, float) / 60.0
         self._clearance = inter.timing.clearance_s() / 10.0
         self._moves = [tuple((m.in_lane, m.out_lane) for m in p.movements if not m.is_crosswalk)
@@ -122,6 +138,8 @@ class PhaseFeatures:
             x[:, 8] = self._min_green_min
             x[:, 9] = self._clearance
             x[c, 8] = x[c, 9] = 0.0
+            idle = obs.detector_idle_s
+            x[c, 10] = float(any(idle.get(d, GREEN_CAP_S) < PASSAGE_S for d in self._phase_dets[c]))
         return x
 
     def health(self, obs: Observation, max_age_s: float = 10.0) -> float:
@@ -172,6 +190,8 @@ class PhaseScoreController:
         self.inter = inter
         self.features = PhaseFeatures(inter, features, (lane_length_m or {}) if measure == "density" else None)
         self.weights = check_weights(weights, tuple(features))
+        #: detector idle times are read only for a detector feature that weighs something
+        self.wants_detectors = any(w != 0 for f, w in zip(features, self.weights, strict=True) if f in DETECTOR_FEATURES)
         self.period_s = float(period_s)
         self.name = label
         self.decisions = 0
