@@ -53,9 +53,9 @@ log = logging.getLogger("signalwise.runtime")
 
 Progress = Callable[[float, float], None]  # (simulated seconds done, total)
 
-#: controllers that never read detectors live (the learning ones read lanes only: `wants_detectors` is
-#: False): SUMO is spared their loops (~10% of a step)
-NO_LIVE_DETECTORS = frozenset({BASELINE_CONTROLLER, "max-pressure", "ql", "ql-train"})
+#: controllers that never read detectors live: SUMO is spared their loops (~10% of a step). Not the learning
+#: ones: a phase-score model may weigh `hold_gap`, read from the loops' idle times (the shipped corridor's does)
+NO_LIVE_DETECTORS = frozenset({BASELINE_CONTROLLER, "max-pressure"})
 
 
 class ObservationSource(Protocol):

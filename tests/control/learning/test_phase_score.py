@@ -216,3 +216,32 @@ def test_a_phase_score_model_deploys_where_it_is_named_and_runs_as_ql_active(tmp
     options = registry_options(["ql:@active"], registry=reg)
     ctrl = make("ql:@active", four_phase(), ControlContext(options=options))
     assert isinstance(ctrl, PhaseScoreController) and ctrl.weights[FEATURES.index("hold")] == 3.0
+
+
+@pytest.mark.parametrize("record", ["full", "lean"])
+def test_the_shipped_corridor_model_reads_its_detectors_in_a_run(tmp_path, record):
+    """The shipped corridor model weighs `hold_gap`, read from the loops' idle times: a run of it
+    (lean, as training and benchmarks record, or full) must place those loops and hand their idle times
+    to it. Without them the feature reads 0 and the model silently runs as another controller."""
+    from signalwise.runtime.config import RunConfig
+    from signalwise.runtime.run import execute_run
+
+    seen: list[int] = []
+
+    class Watching:  # passes everything through; counts the idle times each observation carried
+        def __init__(self, source):
+            self._source = source
+
+        def observe(self, inter, time_s, need):
+            obs = self._source.observe(inter, time_s, need)
+            seen.append(len(obs.detector_idle_s))
+            return obs
+
+        def __getattr__(self, name):
+            return getattr(self._source, name)
+
+    cfg = RunConfig(scenario="corridor", controller=f"ql:{shipped_model_path('corridor')}", duration_s=120, seed=1,
+                    record=record, emissions=False)
+    result = execute_run(cfg, tmp_path / "run", source_wrapper=Watching)
+    assert result.metrics["safety"]["violations"] == 0
+    assert seen and max(seen) > 0, "the model was never given a detector's idle time"
