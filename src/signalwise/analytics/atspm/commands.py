@@ -43,13 +43,20 @@ def atspm(
     import gc
 
     gc.disable()  # a short run that frees its arrays by reference counting: no collector passes over them
+    worker = None
+    if charts:
+        from .charts import ChartWorker
+
+        worker = ChartWorker.start()  # before pandas and pyarrow are imported, before any thread starts
     try:
-        _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts, chart_devices)
+        _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts, chart_devices, worker)
     finally:
+        if worker is not None:
+            worker.close()
         gc.enable()
 
 
-def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts, chart_devices) -> None:
+def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts, chart_devices, worker) -> None:
     from .inputs import EventLogError, read_detectors, read_event_log, with_stopbar_yellow_red
 
     started = time.perf_counter()
@@ -70,7 +77,7 @@ def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts
         out_dir = out or ((run / "atspm") if run is not None else Path("atspm"))
         results, paths, chart_paths = _compute_write_draw(
             log, config, dict(bin_min=bin_min, latency_s=latency_s, project=project), out_dir, fmt,
-            charts, chart_devices, (events, detectors))
+            charts, chart_devices, worker, (events, detectors))
     except (EventLogError, ValueError) as exc:
         _fail(str(exc))
     elapsed = time.perf_counter() - started
@@ -83,35 +90,60 @@ def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts
 
 
 def _compute_write_draw(log, config, options: dict, out_dir: Path, fmt: str, charts: bool, chart_devices,
-                        sources) -> tuple:
-    """Compute, write and draw: measures run in two threads, each table is written as it comes, and
-    the charts are drawn from their measures once those are all there."""
+                        worker, sources) -> tuple:
+    """Compute, write and draw, overlapping what can be: measures run in two threads, each table is
+    written as it comes, and the charts go to the chart worker (a process: the measures hold the GIL
+    most of their time) the moment their measures are all there."""
     from .compute import CHART_MEASURES, compute_all, write_table
 
     paths: list[Path] = []
     for_charts: dict = {}
+    wanted = set(CHART_MEASURES) if config is not None else {"split_monitor"}
+    plan: dict = {}
 
     def on_tables(tables: dict) -> None:
         for name, df in tables.items():
             if name in CHART_MEASURES:
                 for_charts[name] = df
+        if charts and not plan and wanted <= set(for_charts):
+            plan.update(_start_charts(dict(for_charts), log, options, chart_devices, worker, sources, out_dir))
+        for name, df in tables.items():
             paths.append(write_table(name, df, out_dir, fmt))
 
     results = compute_all(log, config, threads=2, on_tables=on_tables, **options)
     chart_paths: list[Path] = []
     if charts:
-        from .charts import draw_charts, plan_charts
-        from .compute import Results
-        from .phase_labels import labels_beside
+        if not plan:  # some chart measure never came (e.g. an empty log): chart what there is
+            plan.update(_start_charts(dict(for_charts or results.tables), log, options, chart_devices, worker,
+                                      sources, out_dir))
+        results.warnings.extend(plan["notes"])
+        if plan["mine"]:
+            from .charts import draw_charts
 
-        labels, notes = labels_beside(*sources)
-        chart_results = Results(tables=for_charts or dict(results.tables), bin_min=options["bin_min"],
-                                span_us=(int(log.time_us.min()), int(log.time_us.max())) if len(log) else None)
-        items, axis, more = plan_charts(chart_results, _chart_devices(chart_devices))
-        chart_paths = draw_charts(items, axis, labels, out_dir) if items else []
-        results.warnings.extend(notes + more)
+            chart_paths = draw_charts(plan["mine"], plan["axis"], plan["labels"], out_dir)
+        elif worker is not None:
+            chart_paths, notes = worker.result()
+            results.warnings.extend(notes)
     order = {name: i for i, name in enumerate(results.tables)}
     return results, sorted(paths, key=lambda p: order.get(p.stem, len(order))), chart_paths
+
+
+def _start_charts(tables: dict, log, options: dict, chart_devices, worker, sources, out_dir: Path) -> dict:
+    """Plan the charts from their measures and hand them to the worker; -> what is left to do here."""
+    from .charts import plan_charts
+    from .compute import Results
+    from .phase_labels import labels_beside
+
+    labels, notes = labels_beside(*sources)
+    results = Results(tables=tables, bin_min=options["bin_min"],
+                      span_us=(int(log.time_us.min()), int(log.time_us.max())) if len(log) else None)
+    items, axis, more = plan_charts(results, _chart_devices(chart_devices))
+    mine = items
+    if worker is not None and items:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        worker.submit(items, axis, labels, out_dir)
+        mine = []
+    return {"mine": mine, "axis": axis, "labels": labels, "notes": notes + more}
 
 
 def _chart_devices(text: str | None):
