@@ -25,10 +25,13 @@ def shrink(image: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
-def clean(mask: np.ndarray, open_px: int = 3, close_px: int = 9) -> np.ndarray:
-    """Speckles out (opening), a vehicle's parts joined (closing)."""
+def clean(mask: np.ndarray, open_px: int = 3, close_px: int = 9, closer=None, scale: float = 1.0) -> np.ndarray:
+    """Speckles out (opening), a vehicle's parts joined (closing: `closer.close(mask, scale)` when given, e.g.
+    along the lanes (`lanes.LaneCloser`), else a round `close_px` kernel)."""
     if open_px > 1:
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (open_px, open_px)))
+    if closer is not None:
+        return closer.close(mask, scale)
     if close_px > 1:
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE,
                                 cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (close_px, close_px)))

@@ -67,8 +67,9 @@ class FrameResult:
 
 
 def default_detector(camera: CameraConfig):
-    """The blob detector, with the camera's empty-road image when it names one."""
+    """The blob detector, with the camera's empty-road image when it names one, closing along its lanes."""
     from .blobs import BlobDetector
+    from .lanes import LaneCloser, road_arms
 
     reference = None
     if camera.background_image:
@@ -79,7 +80,8 @@ def default_detector(camera: CameraConfig):
             from .camera import CameraFileError
 
             raise CameraFileError(f"background_image {camera.background_image}: not an image OpenCV can read")
-    return BlobDetector(reference=reference)
+    arms = road_arms(camera)
+    return BlobDetector(reference=reference, closer=LaneCloser(arms) if arms else None)
 
 
 class Pipeline:

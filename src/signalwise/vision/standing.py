@@ -33,7 +33,7 @@ class StandingBlobDetector:
 
     def __init__(self, *, threshold: int = 30, road_memory_s: float = 10.0, standing_memory_s: float = 300.0,
                  bootstrap_s: float = 10.0, reference: np.ndarray | None = None, min_area_px: float = 120.0,
-                 max_width_px: int | None = 640, open_px: int = 3, close_px: int = 9):
+                 max_width_px: int | None = 640, open_px: int = 3, close_px: int = 9, closer=None):
         if road_memory_s <= 0 or standing_memory_s <= 0:
             raise ValueError("road_memory_s and standing_memory_s must be positive")
         self.threshold = threshold
@@ -43,6 +43,7 @@ class StandingBlobDetector:
         self.min_area_px = min_area_px
         self.max_width_px = max_width_px
         self.open_px, self.close_px = open_px, close_px
+        self.closer = closer  # joins a vehicle's parts (masks.clean); None: a round close_px kernel
         self._reference = reference
         self._bg: np.ndarray | None = None
         self._samples: list[np.ndarray] = []
@@ -92,7 +93,8 @@ class StandingBlobDetector:
         diff = cv2.absdiff(small, self._bg.astype(np.uint8))
         if diff.ndim == 3:
             diff = diff.max(axis=2)
-        mask = clean(np.where(diff > self.threshold, 255, 0).astype(np.uint8), self.open_px, self.close_px)
+        mask = clean(np.where(diff > self.threshold, 255, 0).astype(np.uint8), self.open_px, self.close_px,
+                     self.closer, self.scale)
         if np.count_nonzero(mask) > RESET_SHARE * mask.size:
             self._bg = small.astype(np.float32)  # the whole scene changed: the road is what we see now
             self.resets += 1
