@@ -92,3 +92,22 @@ def test_a_stopped_car_stays_detected_for_a_long_red():
     dets = _detect(_blob_detector(camera, closer=True), frames)
     assert _matched(truth, dets) == 1 and not dets.moving.any()
     assert len(_detect(MovingBlobDetector(min_area_px=60), frames)) == 0
+
+
+def test_a_thin_changing_line_is_no_vehicle_and_does_not_stretch_the_box_of_one_it_touches():
+    """A signal's lamp bar across the lanes changes colour like a vehicle arriving; it is 3 px (0.5 m) thin."""
+    from signalwise.vision.blobs import BlobDetector
+    from signalwise.vision.lanes import LaneCloser, road_arms
+
+    camera = _camera()
+    empty = np.zeros((H, W, 3), np.uint8)
+    frame = empty.copy()
+    cv2.rectangle(frame, (17, 36), (19, 72), (0, 0, 255), -1)  # alone, at the stop line
+    cv2.rectangle(frame, (149, 30), (151, 80), (0, 255, 0), -1)  # across the lanes, touching the car's front
+    truth = [_car(frame, 152, LANES_Y[0])]
+    closer = LaneCloser(road_arms(camera), min_width_m=0.8)
+    dets = _detect(BlobDetector(reference=empty, min_area_px=20, closer=closer), [frame] * 3)
+    assert len(dets) == 1 and _matched(truth, dets, iou_min=0.7) == 1, dets.xyxy
+    loose = _detect(BlobDetector(reference=empty, min_area_px=20, closer=LaneCloser(road_arms(camera))), [frame] * 3)
+    # without the width rule the bar alone is a blob, and the car's box is stretched over the bar's length
+    assert len(loose) == 2 and _matched(truth, loose, iou_min=0.5) == 0, loose.xyxy

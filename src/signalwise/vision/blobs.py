@@ -32,7 +32,7 @@ class BlobDetector:
                  close_px: int = 9, closer=None):
         """`close_px`: gaps narrower than this join one blob; keep it below the gap between queued vehicles
         (2 m at the camera's pixels per metre). `closer` (`lanes.LaneCloser`) closes the standing mask along
-        the lanes instead, so vehicles side by side stay apart."""
+        the lanes instead, so vehicles side by side stay apart, and drops what is thinner than a vehicle."""
         self.moving = moving or MovingBlobDetector(min_area_px=min_area_px, max_width_px=max_width_px,
                                                    close_px=close_px)
         self.standing = standing or StandingBlobDetector(min_area_px=min_area_px, max_width_px=max_width_px,

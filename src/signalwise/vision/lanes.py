@@ -18,10 +18,13 @@ file without zones has no arms: everything is closed with the round kernel.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from .masks import keep_thick
 
 #: far enough to reach the frame's edge from any stop line (pixels)
 ARM_REACH_PX = 10_000.0
@@ -83,13 +86,17 @@ def line_kernel(direction: np.ndarray, length_px: int) -> np.ndarray:
 
 
 class LaneCloser:
-    """`close(mask, scale)`: along the lane on every arm, with a small round kernel elsewhere."""
+    """`close(mask, scale)`: along the lane on every arm, with a small round kernel elsewhere; then the parts
+    thinner than `min_width_m` on the road dropped (`masks.keep_thick`, at each arm's own scale: under
+    perspective a metre is fewer pixels far away). Off the arms the scale is the arms' median."""
 
-    def __init__(self, arms: list[RoadArm], *, join_m: float = 1.0, round_px: int = 5):
+    def __init__(self, arms: list[RoadArm], *, join_m: float = 1.0, round_px: int = 5, min_width_m: float = 0.0):
         self.arms = arms
         self.join_m = join_m
         self.round_px = round_px
-        self._cache: dict[tuple[int, int, float], tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]] = {}
+        self.min_width_m = min_width_m
+        self.junction_px_per_m = float(np.median([a.px_per_m for a in arms])) if arms else 0.0
+        self._cache: dict[tuple[int, int, float], tuple[list, np.ndarray]] = {}
 
     def _plan(self, shape: tuple[int, int], scale: float):
         key = (shape[0], shape[1], scale)
@@ -103,18 +110,23 @@ class LaneCloser:
                 if not region.any():
                     continue
                 off_arms = cv2.bitwise_and(off_arms, cv2.bitwise_not(region))
-                parts.append((region, line_kernel(arm.direction, round(self.join_m * arm.px_per_m * scale))))
+                parts.append((region, line_kernel(arm.direction, round(self.join_m * arm.px_per_m * scale)),
+                              math.ceil(self.min_width_m * arm.px_per_m * scale)))
             self._cache[key] = (parts, off_arms)
         return self._cache[key]
 
     def close(self, mask: np.ndarray, scale: float = 1.0) -> np.ndarray:
         parts, off_arms = self._plan(mask.shape[:2], scale)
         out = np.zeros_like(mask)
-        if off_arms.any() and self.round_px > 1:
-            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (self.round_px, self.round_px))
-            out = cv2.bitwise_and(cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel), off_arms)
-        elif off_arms.any():
-            out = cv2.bitwise_and(mask, off_arms)
-        for region, kernel in parts:
-            out = cv2.bitwise_or(out, cv2.bitwise_and(cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel), region))
+        if off_arms.any():
+            off = mask
+            if self.round_px > 1:
+                kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (self.round_px, self.round_px))
+                off = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
+            off = keep_thick(cv2.bitwise_and(off, off_arms), math.ceil(self.min_width_m * self.junction_px_per_m
+                                                                         * scale))
+            out = off
+        for region, kernel, thick_px in parts:
+            part = cv2.bitwise_and(cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel), region)
+            out = cv2.bitwise_or(out, keep_thick(part, thick_px))
         return out

@@ -38,6 +38,20 @@ def clean(mask: np.ndarray, open_px: int = 3, close_px: int = 9, closer=None, sc
     return mask
 
 
+def keep_thick(mask: np.ndarray, thickness_px: float) -> np.ndarray:
+    """The mask without its thin parts: an opening with a disc `thickness_px` wide (what such a disc can reach
+    while staying inside the mask).
+
+    A vehicle is over a metre and a half wide; what changes in a thin line (a signal's lamp bar, a kerb's edge)
+    is not, and would otherwise stand as a blob of its own or stretch the box of a vehicle it touches.
+    """
+    if thickness_px <= 1 or not mask.any():
+        return mask
+    thickness_px = int(thickness_px) | 1  # an even-sized ellipse is a thinner disc than its size says
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (thickness_px, thickness_px))
+    return cv2.morphologyEx(mask, cv2.MORPH_OPEN, disc)
+
+
 def boxes_from_mask(mask: np.ndarray, min_area_px: float, scale: float = 1.0, moving: bool = True,
                     frame_shape: tuple[int, ...] | None = None) -> Detections:
     """One box per outer contour of at least `min_area_px` (full-frame pixels); confidence = the box's fill."""

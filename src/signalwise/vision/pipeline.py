@@ -37,6 +37,9 @@ FORGET_S = 5.0
 TRAIL_S = 10.0
 #: slower than this a track keeps the direction it had (front anchors): a standing box's filter velocity is noise
 FRONT_MIN_MPS = 2.0
+#: no road vehicle is narrower than this (a car is 1.8 m, a motorcycle with its rider near 0.8 m); a thinner blob is
+#: something else that changed: a signal's lamp bar, a pedestrian
+VEHICLE_MIN_WIDTH_M = 0.8
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +84,9 @@ def default_detector(camera: CameraConfig):
 
             raise CameraFileError(f"background_image {camera.background_image}: not an image OpenCV can read")
     arms = road_arms(camera)
-    return BlobDetector(reference=reference, closer=LaneCloser(arms) if arms else None)
+    if not arms:
+        return BlobDetector(reference=reference)
+    return BlobDetector(reference=reference, closer=LaneCloser(arms, min_width_m=VEHICLE_MIN_WIDTH_M))
 
 
 class Pipeline:
