@@ -111,3 +111,19 @@ def test_a_thin_changing_line_is_no_vehicle_and_does_not_stretch_the_box_of_one_
     loose = _detect(BlobDetector(reference=empty, min_area_px=20, closer=LaneCloser(road_arms(camera))), [frame] * 3)
     # without the width rule the bar alone is a blob, and the car's box is stretched over the bar's length
     assert len(loose) == 2 and _matched(truth, loose, iou_min=0.5) == 0, loose.xyxy
+
+
+def test_a_vehicle_that_stood_long_leaves_no_ghost_when_it_drives_off():
+    """The slow background takes in a long-standing car (here within seconds: standing_memory_s=20); the spot it
+    uncovers matches the road as last seen bare, so it is no blob."""
+    from signalwise.vision.standing import StandingBlobDetector
+
+    empty = np.zeros((H, W, 3), np.uint8)
+    frame = empty.copy()
+    truth = [_car(frame, 60, LANES_Y[0], (220, 220, 220))]
+    det = StandingBlobDetector(reference=empty, standing_memory_s=20.0, min_area_px=60)
+    stood = _detect(det, [empty] * 5 + [frame] * 100)  # 20 s standing
+    assert _matched(truth, stood) == 1
+    t0 = 105 / 5.0
+    after = [det.detect(empty, t0 + k / 5.0) for k in range(3)]
+    assert all(len(d) == 0 for d in after), [d.xyxy for d in after]
