@@ -127,3 +127,21 @@ def test_a_vehicle_that_stood_long_leaves_no_ghost_when_it_drives_off():
     t0 = 105 / 5.0
     after = [det.detect(empty, t0 + k / 5.0) for k in range(3)]
     assert all(len(d) == 0 for d in after), [d.xyxy for d in after]
+
+
+def test_the_default_detector_sizes_its_smallest_vehicle_from_the_calibration():
+    """At 4 px/m a car is 18 x 7 pixels: a fixed 120-pixel minimum area would drop it."""
+    from signalwise.vision.pipeline import default_detector
+
+    ppm = 4.0
+    pairs = [{"px": [x, y], "m": [x / ppm, -y / ppm]} for x in (0, 120, 239) for y in (0, 60, 119)]
+    camera = camera_from_dict({
+        "camera_id": "c", "device_id": "d", "calibration": pairs,
+        "stop_lines": [{"name": "e", "approach": "east", "px": [[20, 40], [20, 66]], "links": [0]}],
+        "zones": [{"name": "e-queue", "approach": "east", "px": [[20, 40], [20, 66], [230, 66], [230, 40]]}],
+        "frame_size": [W, H]})
+    empty = np.zeros((H, W, 3), np.uint8)
+    frame = empty.copy()
+    cv2.rectangle(frame, (100, 44), (117, 50), (40, 160, 220), -1)
+    dets = _detect(default_detector(camera), [empty] * 3 + [frame] * 3)
+    assert _matched([(100, 44, 118, 51)], dets) == 1, dets.xyxy

@@ -40,6 +40,8 @@ FRONT_MIN_MPS = 2.0
 #: no road vehicle is narrower than this (a car is 1.8 m, a motorcycle with its rider near 0.8 m); a thinner blob is
 #: something else that changed: a signal's lamp bar, a pedestrian
 VEHICLE_MIN_WIDTH_M = 0.8
+#: a blob smaller than this on the road is no vehicle: a third of a car (4.5 x 1.8 m), so one half in the frame counts
+VEHICLE_MIN_AREA_M2 = 2.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +88,10 @@ def default_detector(camera: CameraConfig):
     arms = road_arms(camera)
     if not arms:
         return BlobDetector(reference=reference)
-    return BlobDetector(reference=reference, closer=LaneCloser(arms, min_width_m=VEHICLE_MIN_WIDTH_M))
+    # the smallest blob worth a box, in pixels where a metre is fewest (the far side of an oblique view)
+    min_area_px = VEHICLE_MIN_AREA_M2 * min(a.px_per_m for a in arms) ** 2
+    return BlobDetector(reference=reference, min_area_px=min_area_px,
+                        closer=LaneCloser(arms, min_width_m=VEHICLE_MIN_WIDTH_M))
 
 
 class Pipeline:
