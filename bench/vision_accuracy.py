@@ -6,7 +6,7 @@ videos, grade every figure against its target, then run the camera in the loop.
 It runs `signalwise vision bench` (see docs/vision-bench.md), which prints each
 figure, its target and whether it was met, and keeps them in OUT/bench.json.
 About 45 minutes on 2 busy cores: sumo-gui draws 2,500 frames (8 minutes),
-the pipeline reads them for each view (6 minutes each), the camera-in-the-loop
+the pipeline reads them for each view (2 to 6 minutes each), the camera-in-the-loop
 run films and reads 3,000 more (17 minutes), the graders take a minute.
 """
 

@@ -40,8 +40,8 @@ class BenchOptions:
     #: 5 frames a second: half the rendering of 10, and the low end of what a traffic camera's analytics run at
     step_s: float = 0.2
     oblique_tilt: float | None = 0.35
-    #: ground width of the 800-pixel frame: 133 m is 6 px/m, a car 27 x 11 pixels (at 200 m, 4 px/m, the
-    #: pipeline's blob detector merges queued cars: docs/vision-bench.md has both)
+    #: ground width of the 800-pixel frame: 133 m is 6 px/m, a car 27 x 11 pixels (200 m is 4 px/m, a car
+    #: 18 x 7: docs/vision-bench.md has both)
     view_m: float = 133.0
     #: enough faults for 30 events of each kind in 500 s of `single` (not every pick turns into an event)
     faults: FaultPlan = field(default_factory=lambda: FaultPlan(red_light_every_s=6.0, speeder_every_s=4.0))

@@ -29,13 +29,15 @@ class BlobDetector:
 
     def __init__(self, moving: MovingBlobDetector | None = None, standing: StandingBlobDetector | None = None,
                  *, min_area_px: float = 120.0, max_width_px: int | None = 640, reference: np.ndarray | None = None,
-                 close_px: int = 9):
+                 close_px: int = 9, closer=None):
         """`close_px`: gaps narrower than this join one blob; keep it below the gap between queued vehicles
-        (2 m at the camera's pixels per metre)."""
+        (2 m at the camera's pixels per metre). `closer` (`lanes.LaneCloser`) closes the standing mask along
+        the lanes instead, so vehicles side by side stay apart, and drops what is thinner than a vehicle."""
         self.moving = moving or MovingBlobDetector(min_area_px=min_area_px, max_width_px=max_width_px,
                                                    close_px=close_px)
         self.standing = standing or StandingBlobDetector(min_area_px=min_area_px, max_width_px=max_width_px,
-                                                         reference=reference, close_px=close_px)
+                                                         reference=reference, close_px=close_px,
+                                                         closer=closer)
 
     def detect(self, image: np.ndarray, time_s: float) -> Detections:
         motion = self.moving.foreground(image, time_s)

@@ -25,14 +25,31 @@ def shrink(image: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
-def clean(mask: np.ndarray, open_px: int = 3, close_px: int = 9) -> np.ndarray:
-    """Speckles out (opening), a vehicle's parts joined (closing)."""
+def clean(mask: np.ndarray, open_px: int = 3, close_px: int = 9, closer=None, scale: float = 1.0) -> np.ndarray:
+    """Speckles out (opening), a vehicle's parts joined (closing: `closer.close(mask, scale)` when given, e.g.
+    along the lanes (`lanes.LaneCloser`), else a round `close_px` kernel)."""
     if open_px > 1:
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (open_px, open_px)))
+    if closer is not None:
+        return closer.close(mask, scale)
     if close_px > 1:
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE,
                                 cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (close_px, close_px)))
     return mask
+
+
+def keep_thick(mask: np.ndarray, thickness_px: float) -> np.ndarray:
+    """The mask without its thin parts: an opening with a disc `thickness_px` wide (what such a disc can reach
+    while staying inside the mask).
+
+    A vehicle is over a metre and a half wide; what changes in a thin line (a signal's lamp bar, a kerb's edge)
+    is not, and would otherwise stand as a blob of its own or stretch the box of a vehicle it touches.
+    """
+    if thickness_px <= 1 or not mask.any():
+        return mask
+    thickness_px = int(thickness_px) | 1  # an even-sized ellipse is a thinner disc than its size says
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (thickness_px, thickness_px))
+    return cv2.morphologyEx(mask, cv2.MORPH_OPEN, disc)
 
 
 def boxes_from_mask(mask: np.ndarray, min_area_px: float, scale: float = 1.0, moving: bool = True,

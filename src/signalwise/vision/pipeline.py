@@ -37,6 +37,11 @@ FORGET_S = 5.0
 TRAIL_S = 10.0
 #: slower than this a track keeps the direction it had (front anchors): a standing box's filter velocity is noise
 FRONT_MIN_MPS = 2.0
+#: no road vehicle is narrower than this (a car is 1.8 m, a motorcycle with its rider near 0.8 m); a thinner blob is
+#: something else that changed: a signal's lamp bar, a pedestrian
+VEHICLE_MIN_WIDTH_M = 0.8
+#: a blob smaller than this on the road is no vehicle: a third of a car (4.5 x 1.8 m), so one half in the frame counts
+VEHICLE_MIN_AREA_M2 = 2.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +72,9 @@ class FrameResult:
 
 
 def default_detector(camera: CameraConfig):
-    """The blob detector, with the camera's empty-road image when it names one."""
+    """The blob detector, with the camera's empty-road image when it names one, closing along its lanes."""
     from .blobs import BlobDetector
+    from .lanes import LaneCloser, road_arms
 
     reference = None
     if camera.background_image:
@@ -79,7 +85,13 @@ def default_detector(camera: CameraConfig):
             from .camera import CameraFileError
 
             raise CameraFileError(f"background_image {camera.background_image}: not an image OpenCV can read")
-    return BlobDetector(reference=reference)
+    arms = road_arms(camera)
+    if not arms:
+        return BlobDetector(reference=reference)
+    # the smallest blob worth a box, in pixels where a metre is fewest (the far side of an oblique view)
+    min_area_px = VEHICLE_MIN_AREA_M2 * min(a.px_per_m for a in arms) ** 2
+    return BlobDetector(reference=reference, min_area_px=min_area_px,
+                        closer=LaneCloser(arms, min_width_m=VEHICLE_MIN_WIDTH_M))
 
 
 class Pipeline:
@@ -190,7 +202,7 @@ class Pipeline:
                                                       image, box_of[tid], line, chars))
         if self.speeding is not None:
             for tid, v in speeds.items():
-                mean = self.speeding.observe(tid, time_s, v)
+                mean = self.speeding.observe(tid, time_s, v, self.speeds.over_since(tid, self.speeding.threshold_mps))
                 if mean is not None:
                     violations.append(self._violation(SPEEDING, time_s, tid, self._approach_of(tid, points[tid]),
                                                       mean, image, box_of[tid], None, ""))

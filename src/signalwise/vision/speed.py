@@ -11,6 +11,11 @@ against 0.94 m/s for a 1 s line.
 A track whose straight-line speed is below `STANDSTILL_MPS` stands (0 m/s),
 so jitter does not give a queue a speed. A track gets a speed only once its
 positions span the window.
+
+The fit also says how fast the vehicle went all through its window
+(`over_since`): a vehicle first seen already speeding has been over the
+threshold for the whole window when its first speed comes, not from that
+moment on, so a rule that wants it sustained need not wait another second.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ class SpeedEstimator:
         self.window_s, self.forget_s, self.fit = window_s, forget_s, fit
         self._tracks: dict[int, deque[tuple[float, float, float]]] = {}
         self._seen: dict[int, float] = {}
+        self._slowest: dict[int, tuple[float, float]] = {}  # track -> (window start s, slowest fitted speed in it)
 
     def add(self, track_id: int, time_s: float, x_m: float, y_m: float) -> float:
         q = self._tracks.setdefault(track_id, deque())
@@ -54,17 +60,29 @@ class SpeedEstimator:
         vx = float(t @ (a[:, 1] - a[:, 1].mean())) / denom
         vy = float(t @ (a[:, 2] - a[:, 2].mean())) / denom
         mean_speed = math.hypot(vx, vy)
+        start = float(a[0, 0])
         if mean_speed < STANDSTILL_MPS:
+            self._slowest[track_id] = (start, 0.0)
             return 0.0
         if self.fit == "linear" or len(a) < 5:
+            self._slowest[track_id] = (start, mean_speed)
             return mean_speed
         tn = a[:, 0] - time_s
         cx = np.polyfit(tn, a[:, 1], 2)
         cy = np.polyfit(tn, a[:, 2], 2)
-        return math.hypot(float(cx[1]), float(cy[1]))  # the derivative at the newest frame
+        along = np.linspace(float(tn[0]), 0.0, 7)  # the fitted speed through the window
+        fitted = np.hypot(2 * cx[0] * along + cx[1], 2 * cy[0] * along + cy[1])
+        self._slowest[track_id] = (start, float(fitted.min()))
+        return float(fitted[-1])  # the derivative at the newest frame
+
+    def over_since(self, track_id: int, threshold_mps: float) -> float | None:
+        """The start of the track's last window if its fitted speed was above `threshold_mps` all through it."""
+        start, slowest = self._slowest.get(track_id, (0.0, -math.inf))
+        return start if slowest > threshold_mps else None
 
     def forget(self, now_s: float) -> None:
         """Drop tracks not seen for `forget_s`."""
         for tid in [k for k, t in self._seen.items() if now_s - t > self.forget_s]:
             self._tracks.pop(tid, None)
             self._seen.pop(tid, None)
+            self._slowest.pop(tid, None)

@@ -12,6 +12,13 @@ The background starts from `reference` (an empty-road frame, the camera
 file's `background_image`) or from the first frame, refined for
 `bootstrap_s` by the per-pixel median of one frame a second (vehicles that
 pass do not stay in the median).
+
+Beside it the detector keeps the road as last seen bare (`road`): updated
+only where no blob is, never under one. A pixel is a blob only when it
+differs from both. A vehicle that stood long enough to leave a trace in the
+slow background leaves no ghost when it drives off: the road it uncovers
+matches the bare road, so that spot is road again at once (and the slow
+background catches up there at the road's quick rate).
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ class StandingBlobDetector:
 
     def __init__(self, *, threshold: int = 30, road_memory_s: float = 10.0, standing_memory_s: float = 300.0,
                  bootstrap_s: float = 10.0, reference: np.ndarray | None = None, min_area_px: float = 120.0,
-                 max_width_px: int | None = 640, open_px: int = 3, close_px: int = 9):
+                 max_width_px: int | None = 640, open_px: int = 3, close_px: int = 9, closer=None):
         if road_memory_s <= 0 or standing_memory_s <= 0:
             raise ValueError("road_memory_s and standing_memory_s must be positive")
         self.threshold = threshold
@@ -43,8 +50,10 @@ class StandingBlobDetector:
         self.min_area_px = min_area_px
         self.max_width_px = max_width_px
         self.open_px, self.close_px = open_px, close_px
+        self.closer = closer  # joins a vehicle's parts (masks.clean); None: a round close_px kernel
         self._reference = reference
         self._bg: np.ndarray | None = None
+        self._road: np.ndarray | None = None  # the road as last seen bare: never learns under a blob
         self._samples: list[np.ndarray] = []
         self._t0: float | None = None
         self._next_sample_s = 0.0
@@ -78,6 +87,7 @@ class StandingBlobDetector:
         self._samples.append(small.copy())
         if len(self._samples) >= 3:
             self._bg = np.median(np.stack(self._samples), axis=0).astype(np.float32)
+            self._road = self._bg.copy()
         if time_s - self._t0 + 1.0 > self.bootstrap_s:
             self._samples = []
 
@@ -89,14 +99,21 @@ class StandingBlobDetector:
             self._start(small, time_s)
         else:
             self._bootstrap(small, time_s)
+        if self._road is None:
+            self._road = self._bg.copy()
         diff = cv2.absdiff(small, self._bg.astype(np.uint8))
+        bare = cv2.absdiff(small, self._road.astype(np.uint8))
         if diff.ndim == 3:
             # the largest channel difference; numpy's max(axis=2) walks a 3-wide axis per pixel (19 ms at 640x480,
             # most of a frame's CPU), three whole-plane maxima give the same in under 1 ms
             diff = np.maximum(np.maximum(diff[..., 0], diff[..., 1]), diff[..., 2])
-        mask = clean(cv2.threshold(diff, self.threshold, 255, cv2.THRESH_BINARY)[1], self.open_px, self.close_px)
+            bare = np.maximum(np.maximum(bare[..., 0], bare[..., 1]), bare[..., 2])
+        moving = cv2.threshold(diff, self.threshold, 255, cv2.THRESH_BINARY)[1]
+        unlike_road = cv2.threshold(bare, self.threshold, 255, cv2.THRESH_BINARY)[1]
+        mask = clean(cv2.bitwise_and(moving, unlike_road), self.open_px, self.close_px, self.closer, self.scale)
         if np.count_nonzero(mask) > RESET_SHARE * mask.size:
             self._bg = small.astype(np.float32)  # the whole scene changed: the road is what we see now
+            self._road = self._bg.copy()
             self.resets += 1
             mask = np.zeros_like(mask)
         self._small = small
@@ -117,6 +134,7 @@ class StandingBlobDetector:
             road = cv2.bitwise_and(road, still)
             standing = cv2.bitwise_and(standing, still)
         cv2.accumulateWeighted(small, self._bg, min(1.0, dt / self.road_memory_s), mask=road)
+        cv2.accumulateWeighted(small, self._road, min(1.0, dt / self.road_memory_s), mask=road)
         cv2.accumulateWeighted(small, self._bg, min(1.0, dt / self.standing_memory_s), mask=standing)
 
     def detect(self, image: np.ndarray, time_s: float) -> Detections:

@@ -47,13 +47,17 @@ class SpeedingRule:
     def threshold_mps(self) -> float:
         return self.limit_mps + self.tolerance_mps
 
-    def observe(self, track_id: int, time_s: float, speed_mps: float) -> float | None:
+    def observe(self, track_id: int, time_s: float, speed_mps: float, over_since_s: float | None = None) -> float | None:
+        """`over_since_s`: the vehicle is known to have been over the threshold since then (a speed fit over a
+        window: `SpeedEstimator.over_since`), so the run counts from there rather than from this sample."""
         if track_id in self._done:
             return None
         if math.isnan(speed_mps) or speed_mps <= self.threshold_mps:
             self._over.pop(track_id, None)
             return None
         run = self._over.setdefault(track_id, [time_s, 0.0, 0])
+        if over_since_s is not None:
+            run[0] = min(run[0], over_since_s)
         run[1] += speed_mps
         run[2] += 1
         if time_s - run[0] + 1e-9 >= self.sustain_s:
