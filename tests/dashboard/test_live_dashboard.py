@@ -427,7 +427,8 @@ def test_emergency_vehicles_and_preemption_are_highlighted(grid_from_start, brow
         wait_for(page, f"document.getElementById('d-emergency').textContent.includes('{ev['vehicle_id']} from the')"
                        " && document.getElementById('d-fallback').textContent.includes('PREEMPTION')", 5)
         p.shot("emergency-grid")
-        assert p.errors == [], p.errors
+        # the detail asks for its ATSPM charts: a young run may have no complete cycle yet (404 with the reason)
+        assert [e for e in p.errors if not ("/api/v1/live/atspm/" in e and "404" in e)] == [], p.errors
 
 
 # -- away from loopback: reads need a key, the stream takes the token -----------------------------------------
