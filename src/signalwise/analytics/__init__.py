@@ -4,7 +4,7 @@ Names are loaded on first use: `signalwise atspm` imports `analytics.atspm`, whi
 must not pay for the audit and its configuration models (pydantic) it never runs.
 """
 
-import importlib
+from signalwise._lazy import lazy_names
 
 _HOMES = {
     **dict.fromkeys(("AuditInputError", "AuditReport", "Violation", "audit", "audit_run"), ".safety_audit"),
@@ -15,14 +15,4 @@ __all__ = ["Comparison", "MeanCI", "compare", "mean_ci", "paired_p_value", "welc
            "AuditInputError", "AuditReport", "Violation", "audit", "audit_run"]
 
 
-def __getattr__(name: str):  # noqa: ANN202
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)

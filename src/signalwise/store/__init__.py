@@ -5,7 +5,7 @@ through `SIGNALWISE_DATABASE_URL` or an explicit URL. Everything else in
 signalwise reaches the database through these functions.
 """
 
-import importlib
+from signalwise._lazy import lazy_names
 
 #: public name -> the module that defines it. Imported on first use (PEP 562), so that a validation
 #: worker process importing `signalwise.store.pipeline` does not load SQLAlchemy and the rest of the
@@ -21,17 +21,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str):  # noqa: ANN202
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)
 
 
 __all__ = [

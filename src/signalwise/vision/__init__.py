@@ -5,7 +5,7 @@ Public names are imported on first use (PEP 562), so `signalwise --help` and
 the command table never load OpenCV. docs/vision.md describes each name.
 """
 
-import importlib
+from signalwise._lazy import lazy_names
 
 _HOMES = {
     "Detections": ".detections",
@@ -30,17 +30,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str):  # noqa: ANN202
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)
 
 
 __all__ = sorted(_HOMES)

@@ -48,35 +48,35 @@ class FrameBuffer:
 
     def get(self, timeout_s: float | None = None):
         """The oldest item, or None after `timeout_s` (or once closed and empty)."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with self._cond:
-            while not self._items:
-                if self._closed:
-                    return None
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return None
-                self._cond.wait(left if left is not None else 0.5)
+            if not self._wait_for_items(timeout_s):
+                return None
             item = self._items.popleft()
             self._cond.notify_all()
             return item
 
     def get_latest(self, timeout_s: float | None = None):
         """The newest item (the older ones are dropped and counted), or None as `get` gives it."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with self._cond:
-            while not self._items:
-                if self._closed:
-                    return None
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return None
-                self._cond.wait(left if left is not None else 0.5)
+            if not self._wait_for_items(timeout_s):
+                return None
             item = self._items.pop()
             self.dropped += len(self._items)
             self._items.clear()
             self._cond.notify_all()
             return item
+
+    def _wait_for_items(self, timeout_s: float | None) -> bool:
+        """Under the lock: wait until an item is there; False when closed and empty, or out of time."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not self._items:
+            if self._closed:
+                return False
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            self._cond.wait(left if left is not None else 0.5)
+        return True
 
     def close(self) -> None:
         with self._cond:
