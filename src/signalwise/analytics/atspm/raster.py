@@ -117,7 +117,7 @@ class Axes:
         self.plot, self.box = plot, box
         self.xlim, self.ylim = xlim, ylim
         self.record = {"title": "", "xlabel": "", "ylabel": "", "ylim": ylim, "xticks": [], "series": [],
-                       "hlines": [], "texts": [], "legend": [],
+                       "hlines": [], "legend": [],
                        "drawn": []}  # labels of the series that put at least one mark on the panel
         self._xticks: tuple[np.ndarray, list[str]] | None = None
         self._integer = False

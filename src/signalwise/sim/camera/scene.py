@@ -154,20 +154,18 @@ def approach_zone_m(approach: Approach, view: CameraView) -> np.ndarray | None:
     heading /= np.linalg.norm(heading)
     across = np.array([-heading[1], heading[0]])
     proj = ends @ across
-    a, b = ends[np.argmax(proj)], ends[np.argmin(proj)]
-    length = ZONE_LENGTH_M
-    while length >= 5.0:
-        poly = np.array([a, b, b - heading * length, a - heading * length])
-        if view.inside(view.to_px(poly), margin_px=1.0).all():
-            return poly
-        length -= 1.0
-    return None
+    return _zone_in_view(ends[np.argmax(proj)], ends[np.argmin(proj)], heading, ZONE_LENGTH_M, view)
 
 
 def stop_line_zone_m(line: StopLine, view: CameraView, length_m: float) -> np.ndarray | None:
     """The lanes of one stop line from the line upstream, shortened to what the view sees (4 corners, metres)."""
-    a, b = np.array(line.ends_m[0]), np.array(line.ends_m[1])
-    heading = np.array(line.heading_m)
+    return _zone_in_view(np.array(line.ends_m[0]), np.array(line.ends_m[1]), np.array(line.heading_m), length_m, view)
+
+
+def _zone_in_view(a: np.ndarray, b: np.ndarray, heading: np.ndarray, length_m: float,
+                  view: CameraView) -> np.ndarray | None:
+    """The quadrilateral from the line a-b upstream (against `heading`), `length_m` long or shortened a metre
+    at a time until the view sees all of it; None when even 5 m is out of view."""
     length = length_m
     while length >= 5.0:
         poly = np.array([a, b, b - heading * length, a - heading * length])
