@@ -10,8 +10,8 @@ model says them (`phase_labels.py`), else by number; thresholds are labelled.
 
 How they stay fast: they are drawn with Pillow by `raster.py` (markers
 stamped for all points in one call, step lines as one polyline), a few
-milliseconds a chart, so `signalwise atspm` draws them in its own process
-after the tables. By default only the first `DEFAULT_CHART_DEVICES` devices
+milliseconds a chart; `signalwise atspm` draws them in its second process
+(`worker.py`) beside the measures they draw from. By default only the first `DEFAULT_CHART_DEVICES` devices
 are charted (`devices="all"` for every one).
 """
 
@@ -377,77 +377,3 @@ def write_charts(results, out_dir: Path, devices=None, phase_labels: dict | None
     """Charts for the chosen devices; returns (paths, notes)."""
     items, axis, notes = plan_charts(results, devices)
     return (draw_charts(items, axis, phase_labels or {}, Path(out_dir)) if items else []), notes
-
-
-class ChartWorker:
-    """A process that draws the charts while its parent computes and writes the tables.
-
-    The measures hold the GIL for most of their time, so charts drawn in a thread beside them
-    only take turns with them; a process draws on the other core. It is forked first thing,
-    before the parent imports pandas or pyarrow or starts a thread, so nothing half-locked is
-    inherited, and it is handed the charts' data (plain numpy arrays) when the measures are
-    done. Linux only (fork); elsewhere `start` returns None and the caller draws them itself.
-    """
-
-    def __init__(self, ctx):
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_worker_main, args=(child,), daemon=True, name="signalwise-charts")
-        self._proc.start()
-        child.close()
-        self._pending = False
-
-    @classmethod
-    def start(cls) -> ChartWorker | None:
-        import os
-        import sys
-
-        if not (sys.platform.startswith("linux") and hasattr(os, "fork")):
-            return None
-        import multiprocessing as mp
-
-        try:
-            return cls(mp.get_context("fork"))
-        except OSError:
-            return None
-
-    def submit(self, items, axis: dict, labels: dict, out_dir: Path) -> None:
-        self._conn.send((items, axis, labels, str(out_dir)))
-        self._pending = True
-
-    def result(self) -> tuple[list[Path], list[str]]:
-        """(paths drawn, notes); waits for the drawing to finish."""
-        if not self._pending:
-            return [], []
-        self._pending = False
-        try:
-            status, payload = self._conn.recv()
-        except (EOFError, OSError):
-            return [], ["charts: the drawing process ended without drawing them"]
-        if status == "ok":
-            return [Path(p) for p in payload], []
-        return [], [f"charts: {payload}"]
-
-    def close(self) -> None:
-        try:
-            self._conn.send(None)
-        except (OSError, ValueError):
-            pass
-        self._proc.join(timeout=5)
-        if self._proc.is_alive():
-            self._proc.terminate()
-        self._conn.close()
-
-
-def _worker_main(conn) -> None:
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError, KeyboardInterrupt):
-            return
-        if msg is None:
-            return
-        items, axis, labels, out_dir = msg
-        try:
-            conn.send(("ok", [str(p) for p in draw_charts(items, axis, labels, Path(out_dir))]))
-        except Exception as exc:  # noqa: BLE001 - reported to the parent, which prints it as a warning
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))

@@ -43,11 +43,9 @@ def atspm(
     import gc
 
     gc.disable()  # a short run that frees its arrays by reference counting: no collector passes over them
-    worker = None
-    if charts:
-        from .charts import ChartWorker
+    from .worker import MeasureWorker
 
-        worker = ChartWorker.start()  # before pandas and pyarrow are imported, before any thread starts
+    worker = MeasureWorker.start()  # before pandas and pyarrow are imported, before any thread starts
     try:
         _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts, chart_devices, worker)
     finally:
@@ -57,93 +55,72 @@ def atspm(
 
 
 def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts, chart_devices, worker) -> None:
-    from .inputs import EventLogError, read_detectors, read_event_log, with_stopbar_yellow_red
+    from .inputs import EventLogError
 
     started = time.perf_counter()
+    if run is not None:
+        if not run.is_dir():
+            _fail(f"{run}: not a directory")
+        events = run / "events.csv"
+        if not events.exists():
+            alt = run / "events.parquet"
+            events = alt if alt.exists() else events
+        if detectors is None and (run / "detectors.csv").exists():
+            detectors = run / "detectors.csv"
+    from .worker import Job
+
+    job = Job(events=events, detectors=detectors, options=dict(bin_min=bin_min, latency_s=latency_s, project=project),
+              out_dir=out or ((run / "atspm") if run is not None else Path("atspm")), fmt=fmt, charts=charts,
+              chart_devices=_chart_devices(chart_devices))
     try:
-        if run is not None:
-            if not run.is_dir():
-                _fail(f"{run}: not a directory")
-            events = run / "events.csv"
-            if not events.exists():
-                alt = run / "events.parquet"
-                events = alt if alt.exists() else events
-            if detectors is None and (run / "detectors.csv").exists():
-                detectors = run / "detectors.csv"
-        log = read_event_log(events)
-        # however the configuration was named (--run or --detectors), stop-bar detectors count yellow/red
-        # actuations when it has no Yellow_Red rows, as the API does: the same files give the same tables
-        config = with_stopbar_yellow_red(read_detectors(detectors)) if detectors is not None else None
-        out_dir = out or ((run / "atspm") if run is not None else Path("atspm"))
-        results, paths, chart_paths = _compute_write_draw(
-            log, config, dict(bin_min=bin_min, latency_s=latency_s, project=project), out_dir, fmt,
-            charts, chart_devices, worker, (events, detectors))
+        n_events, n_devices, rows, paths, chart_paths, warnings = _compute_write_draw(job, worker)
     except (EventLogError, ValueError) as exc:
         _fail(str(exc))
     elapsed = time.perf_counter() - started
-    typer.echo(f"{len(log):,} events from {len(log.devices)} device(s), {bin_min}-min bins, {elapsed:.1f} s")
-    for name, df in results.tables.items():
-        typer.echo(f"  {name:22s} {len(df):7,d} rows")
-    for w in results.warnings:
+    typer.echo(f"{n_events:,} events from {n_devices} device(s), {bin_min}-min bins, {elapsed:.1f} s")
+    for name, n in rows.items():
+        typer.echo(f"  {name:22s} {n:7,d} rows")
+    for w in warnings:
         typer.echo(f"warning: {w}")
-    typer.echo(f"wrote {len(paths)} tables and {len(chart_paths)} charts to {out_dir}")
+    typer.echo(f"wrote {len(paths)} tables and {len(chart_paths)} charts to {job.out_dir}")
 
 
-def _compute_write_draw(log, config, options: dict, out_dir: Path, fmt: str, charts: bool, chart_devices,
-                        worker, sources) -> tuple:
-    """Compute, write and draw, overlapping what can be: measures run in two threads, each table is
-    written as it comes, and the charts go to the chart worker (a process: the measures hold the GIL
-    most of their time) the moment their measures are all there."""
-    from .compute import CHART_MEASURES, compute_all, write_table
+def _compute_write_draw(job, worker) -> tuple:
+    """Compute, write and draw, split between two processes: the worker (forked at the start) reads
+    the log itself and does the charts' measures, their tables and the charts (`worker.CHART_GROUP`);
+    this process reads it too and computes and writes the rest, in two threads. Without a worker, or
+    when it fails, this process does it all.
+    -> (events, devices, {table: rows} in MEASURES order, table paths, chart paths, warnings)."""
+    from .compute import MEASURES, compute_all, write_table
+    from .inputs import read_detectors, read_event_log, with_stopbar_yellow_red
+    from .worker import CHART_GROUP, run_job
 
+    if worker is not None:
+        worker.submit(job)
+    log = read_event_log(job.events)
+    # however the configuration was named (--run or --detectors), stop-bar detectors count yellow/red
+    # actuations when it has no Yellow_Red rows, as the API does: the same files give the same tables
+    config = with_stopbar_yellow_red(read_detectors(job.detectors)) if job.detectors is not None else None
     paths: list[Path] = []
-    for_charts: dict = {}
-    wanted = set(CHART_MEASURES) if config is not None else {"split_monitor"}
-    plan: dict = {}
 
     def on_tables(tables: dict) -> None:
         for name, df in tables.items():
-            if name in CHART_MEASURES:
-                for_charts[name] = df
-        if charts and not plan and wanted <= set(for_charts):
-            plan.update(_start_charts(dict(for_charts), log, options, chart_devices, worker, sources, out_dir))
-        for name, df in tables.items():
-            paths.append(write_table(name, df, out_dir, fmt))
+            paths.append(write_table(name, df, job.out_dir, job.fmt))
 
-    results = compute_all(log, config, threads=2, on_tables=on_tables, **options)
-    chart_paths: list[Path] = []
-    if charts:
-        if not plan:  # some chart measure never came (e.g. an empty log): chart what there is
-            plan.update(_start_charts(dict(for_charts or results.tables), log, options, chart_devices, worker,
-                                      sources, out_dir))
-        results.warnings.extend(plan["notes"])
-        if plan["mine"]:
-            from .charts import draw_charts
-
-            chart_paths = draw_charts(plan["mine"], plan["axis"], plan["labels"], out_dir)
-        elif worker is not None:
-            chart_paths, notes = worker.result()
-            results.warnings.extend(notes)
-    order = {name: i for i, name in enumerate(results.tables)}
-    return results, sorted(paths, key=lambda p: order.get(p.stem, len(order))), chart_paths
-
-
-def _start_charts(tables: dict, log, options: dict, chart_devices, worker, sources, out_dir: Path) -> dict:
-    """Plan the charts from their measures and hand them to the worker; -> what is left to do here."""
-    from .charts import plan_charts
-    from .compute import Results
-    from .phase_labels import labels_beside
-
-    labels, notes = labels_beside(*sources)
-    results = Results(tables=tables, bin_min=options["bin_min"],
-                      span_us=(int(log.time_us.min()), int(log.time_us.max())) if len(log) else None)
-    items, axis, more = plan_charts(results, _chart_devices(chart_devices))
-    mine = items
-    if worker is not None and items:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        worker.submit(items, axis, labels, out_dir)
-        mine = []
-    return {"mine": mine, "axis": axis, "labels": labels, "notes": notes + more}
+    mine = compute_all(log, config, only=tuple(m for m in MEASURES if m not in CHART_GROUP), threads=2,
+                       on_tables=on_tables, **job.options)
+    warnings = list(mine.warnings)
+    done, failure = worker.result() if worker is not None else (None, None)
+    if done is None:  # no worker, or it failed: the same job here, on the log already read
+        if failure:
+            warnings.append(f"the chart process failed ({failure}); its measures and charts were done here")
+        done = run_job(job, log, config)
+    rows = {name: len(df) for name, df in mine.tables.items()} | done.rows
+    order = {name: i for i, name in enumerate(MEASURES)}
+    rows = dict(sorted(rows.items(), key=lambda kv: order[kv[0]]))
+    paths = sorted(paths + list(done.paths), key=lambda p: order.get(p.stem, len(order)))
+    warnings = list(dict.fromkeys(warnings + done.warnings))
+    return len(log), len(log.devices), rows, paths, list(done.chart_paths), warnings
 
 
 def _chart_devices(text: str | None):
