@@ -601,12 +601,12 @@ def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int
     for i in dev.vehicle_links:
         if prev[i] in YELLOW_CHARS:
             yellow_start[i] = changes[0][0]
+    vehicle_links = dev.vehicle_links
+    all_red_short = dev.all_red_s - out.tol_s  # a gap below this is not `out.at_least` the all-red
     for t, state in changes[1:]:
         onsets = []
-        for i in dev.vehicle_links:
+        for i in [i for i in vehicle_links if prev[i] != state[i]]:  # a change moves a few links of many
             before, now = prev[i], state[i]
-            if before == now:
-                continue
             if before in GREEN_CHARS and now not in GREEN_CHARS:
                 if now in YELLOW_CHARS:
                     yellow_start[i] = t
@@ -631,8 +631,7 @@ def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int
         if onsets:
             out.check("link_all_red", len(onsets))
             # the clearances that ended too recently, shortest gap first: the same for every link turning green now
-            short = sorted((t - te, j) for j, te in clear_end.items()
-                           if te <= t + 1e-9 and not out.at_least(t - te, dev.all_red_s))
+            short = sorted((t - te, j) for j, te in clear_end.items() if te <= t + 1e-9 and t - te < all_red_short)
             for i in onsets:
                 gap, j = next(((gap, j) for gap, j in short if j != i), (None, None))
                 if j is not None:
