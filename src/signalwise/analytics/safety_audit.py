@@ -390,6 +390,10 @@ class _DeviceEvents:
             j = i
             while j < len(events) and abs(events[j].time_s - events[i].time_s) < 1e-6:
                 j += 1
+            if j == i + 1:  # alone at its time (most are): no order to choose
+                self._apply(events[i])
+                i = j
+                continue
             pending = sorted(events[i:j], key=lambda e: (_SAME_TIME_PRIORITY[e.event_code], e.parameter))
             while pending:
                 k = next((k for k, e in enumerate(pending) if self._fits(e)), 0)
