@@ -847,16 +847,31 @@ def audit_run(run_dir: Path) -> AuditReport:
 def read_signal_states(path: Path) -> list[tuple[float, str, str]]:
     """`signal_states.csv` rows as (time_s, device_id, state)."""
     rows: list[tuple[float, str, str]] = []
+    columns = ("time_s", "device_id", "state")
     with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"time_s", "device_id", "state"} - set(reader.fieldnames or ())
+        reader = csv.reader(fh)
+        header = next(reader, None) or []
+        missing = set(columns) - set(header)
         if missing:
             raise AuditInputError(f"{path}: lacks columns {sorted(missing)}")
-        for line_no, row in enumerate(reader, start=2):
+        # read as csv.DictReader would (a name given twice: its last column; blank lines are no rows), without
+        # building a dict per row
+        at_time, at_device, at_state = (max(k for k, name in enumerate(header) if name == c) for c in columns)
+        width = len(header)
+        line_no = 1
+        for row in reader:
+            if not row:
+                continue
+            line_no += 1
+            if len(row) < width:  # the missing fields are None, as in csv.DictReader
+                row = row + [None] * (width - len(row))
             try:
-                rows.append((float(row["time_s"]), str(row["device_id"]), str(row["state"]).strip()))
+                rows.append((float(row[at_time]), str(row[at_device]), str(row[at_state]).strip()))
             except (TypeError, ValueError):
-                raise AuditInputError(f"{path}:{line_no}: bad signal state row {row!r}") from None
+                as_read = dict(zip(header, row, strict=False))
+                if len(row) > width:
+                    as_read[None] = row[width:]
+                raise AuditInputError(f"{path}:{line_no}: bad signal state row {as_read!r}") from None
     return rows
 
 
