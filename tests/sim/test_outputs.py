@@ -55,6 +55,7 @@ VARIANTS = {
                                                                                         "fuel_abs='0.01'"),
     "spaces around =": lambda text: text.replace('state="enter" vehID="v2"', 'state = "enter" vehID="v2"')
                                          .replace('CO2_abs="10.00"', 'CO2_abs = "10.00"'),
+    "a > inside a value": lambda text: text.replace('"e2"', '"e>2"').replace('"v0"', '"v>0"'),
     "a line break or tab right before an attribute": lambda text: text.replace('\n            fuel_abs', '\nfuel_abs')
                                                                       .replace(' CO2_abs="10.00"', '\tCO2_abs="10.00"'),
 }
@@ -69,9 +70,10 @@ def test_passages_pair_each_enter_with_its_leave_whatever_the_files_shape(tmp_pa
     path = tmp_path / "p.xml"
     path.write_text(VARIANTS[variant](PASSAGES))
     det = unescaped(VARIANTS[variant]('"i_sb_a_0"').strip('"'))
+    v0 = VARIANTS[variant]('"v0"').strip('"')
     assert list(read_passages(path)) == [
         Passage(det, "v1", "pkw", 10.0, 11.27, 7.66),
-        Passage("i_adv_b_1", "v0", "bus", 12.0, 12.0, 5.0),  # entered before the recording began
+        Passage("i_adv_b_1", v0, "bus", 12.0, 12.0, 5.0),  # entered before the recording began
         Passage("i_adv_b_1", "v2", "pkw", 13.0, None, 9.1),  # still over the loop at the end
     ]
 
@@ -82,6 +84,7 @@ def test_edge_rows_hold_the_wanted_attributes_an_edge_has_whatever_the_files_sha
     path.write_text(VARIANTS[variant](EDGES))
     want = expected_edges()
     want[0]["edge"] = unescaped(VARIANTS[variant]('"e1"').strip('"'))
+    want[1]["edge"] = VARIANTS[variant]('"e2"').strip('"')
     got = read_edgedata(path, WANTED)
     assert got == want
     assert got[1].keys() == {"begin_s", "end_s", "edge", "sampledSeconds", "CO2_abs"}  # its fuel_abs is no number

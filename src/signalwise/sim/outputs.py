@@ -213,6 +213,8 @@ def _sumo_rows(path: Path, pattern: re.Pattern, *openings: str) -> list[tuple] |
         return None  # a reference, or an attribute written `a = 'b'`: legal XML these patterns do not read
     if "<!--" in text:
         text = _COMMENT.sub("", text)
+    if text.count("<") != text.count(">"):
+        return None  # a `>` inside a value (legal, unlike `<`): the patterns would end its tag there
     # XML reads a line break or tab inside a tag (SUMO breaks its long emission rows) as a space
     text = text.replace("\r\n", " ").replace("\n", " ").replace("\t", " ")
     root = _FIRST_ELEMENT.search(text[text.index("?>") + 2:] if text.startswith("<?xml") else text)
