@@ -415,3 +415,45 @@ def test_real_short_simulation_has_no_violations(tmp_path):
         applies.append("preempt")
     for rule in applies:
         assert report.checked[rule] > 0, rule
+
+
+def _states_as_dict_reader_reads_them(path: Path) -> list[tuple[float, str, str]]:
+    """The reference reading of signal_states.csv: csv.DictReader, a dict per row."""
+    import csv
+
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if {"time_s", "device_id", "state"} - set(reader.fieldnames or ()):
+            raise AuditInputError("columns")
+        rows = []
+        for line_no, row in enumerate(reader, start=2):
+            try:
+                rows.append((float(row["time_s"]), str(row["device_id"]), str(row["state"]).strip()))
+            except (TypeError, ValueError):
+                raise AuditInputError(f"{path}:{line_no}: bad signal state row {row!r}") from None
+        return rows
+
+
+@pytest.mark.parametrize("text", [
+    "time_s,device_id,state\n1.0,A,GGrr\n2,B, rrGG \n",
+    "state,time_s,device_id\nGG,3.5,Z\n",  # any column order
+    "time_s,device_id,state\n\n1.0,A,GGrr\n\n2,B,rrGG\n",  # blank lines are no rows
+    "time_s,device_id,state,state\n1.0,A,GG,rr\n",  # a name given twice: its last column
+    "time_s,device_id,state\n1.0,A,GG,extra\n",  # an extra field is ignored
+    "time_s,device_id,state\n1.0,A\n",  # a missing field reads as None
+    "time_s,device_id,state\n1.0,A\nx,B,GG,more\n",  # a bad time: the row, as read, in the message
+    "time_s,device_id,state\n1.0\n",
+    "time_s,device_id,state\n\n1.0,A,GG\n\nx,B,GG\n",  # the row number in the message counts rows, not lines
+])
+def test_signal_states_are_read_as_csv_dict_reader_reads_them(tmp_path, text):
+    from signalwise.analytics.safety_audit import read_signal_states
+
+    path = tmp_path / "signal_states.csv"
+    path.write_text(text)
+    outcomes = []
+    for read in (read_signal_states, _states_as_dict_reader_reads_them):
+        try:
+            outcomes.append(read(path))
+        except AuditInputError as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1]

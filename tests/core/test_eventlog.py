@@ -228,3 +228,13 @@ def test_rows_never_go_back_in_time_with_a_0_05_s_step(tmp_path):
                         SignalEvent(0.15, "X", EventCode.PHASE_BEGIN_GREEN, 2)])
     times = [e.time_s for e in read_events(path)]
     assert times == sorted(times), lines(path)
+
+
+@pytest.mark.parametrize("start", [DEFAULT_START, MORNING, dt.datetime(2024, 2, 28, 23, 59, 58),
+                                   dt.datetime(2025, 12, 31, 13, 7, 9)])
+def test_written_timestamps_are_format_timestamp_of_each_event_across_days_and_before_the_start(tmp_path, start):
+    rng = random.Random(7)
+    times = sorted({rng.randint(-200_000, 3_000_000) / 10 for _ in range(3000)} | {-0.1, 0.0, 86399.9, 86400.0})
+    write_events(tmp_path / "e.csv", [SignalEvent(t, "d", 1, 1) for t in times], start)
+    stamps = [line.split(",")[0] for line in lines(tmp_path / "e.csv")[1:]]
+    assert stamps == [format_timestamp(t, start) for t in times]

@@ -390,6 +390,10 @@ class _DeviceEvents:
             j = i
             while j < len(events) and abs(events[j].time_s - events[i].time_s) < 1e-6:
                 j += 1
+            if j == i + 1:  # alone at its time (most are): no order to choose
+                self._apply(events[i])
+                i = j
+                continue
             pending = sorted(events[i:j], key=lambda e: (_SAME_TIME_PRIORITY[e.event_code], e.parameter))
             while pending:
                 k = next((k for k, e in enumerate(pending) if self._fits(e)), 0)
@@ -601,12 +605,12 @@ def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int
     for i in dev.vehicle_links:
         if prev[i] in YELLOW_CHARS:
             yellow_start[i] = changes[0][0]
+    vehicle_links = dev.vehicle_links
+    all_red_short = dev.all_red_s - out.tol_s  # a gap below this is not `out.at_least` the all-red
     for t, state in changes[1:]:
         onsets = []
-        for i in dev.vehicle_links:
+        for i in [i for i in vehicle_links if prev[i] != state[i]]:  # a change moves a few links of many
             before, now = prev[i], state[i]
-            if before == now:
-                continue
             if before in GREEN_CHARS and now not in GREEN_CHARS:
                 if now in YELLOW_CHARS:
                     yellow_start[i] = t
@@ -631,8 +635,7 @@ def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int
         if onsets:
             out.check("link_all_red", len(onsets))
             # the clearances that ended too recently, shortest gap first: the same for every link turning green now
-            short = sorted((t - te, j) for j, te in clear_end.items()
-                           if te <= t + 1e-9 and not out.at_least(t - te, dev.all_red_s))
+            short = sorted((t - te, j) for j, te in clear_end.items() if te <= t + 1e-9 and t - te < all_red_short)
             for i in onsets:
                 gap, j = next(((gap, j) for gap, j in short if j != i), (None, None))
                 if j is not None:
@@ -844,16 +847,31 @@ def audit_run(run_dir: Path) -> AuditReport:
 def read_signal_states(path: Path) -> list[tuple[float, str, str]]:
     """`signal_states.csv` rows as (time_s, device_id, state)."""
     rows: list[tuple[float, str, str]] = []
+    columns = ("time_s", "device_id", "state")
     with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"time_s", "device_id", "state"} - set(reader.fieldnames or ())
+        reader = csv.reader(fh)
+        header = next(reader, None) or []
+        missing = set(columns) - set(header)
         if missing:
             raise AuditInputError(f"{path}: lacks columns {sorted(missing)}")
-        for line_no, row in enumerate(reader, start=2):
+        # read as csv.DictReader would (a name given twice: its last column; blank lines are no rows), without
+        # building a dict per row
+        at_time, at_device, at_state = (max(k for k, name in enumerate(header) if name == c) for c in columns)
+        width = len(header)
+        line_no = 1
+        for row in reader:
+            if not row:
+                continue
+            line_no += 1
+            if len(row) < width:  # the missing fields are None, as in csv.DictReader
+                row = row + [None] * (width - len(row))
             try:
-                rows.append((float(row["time_s"]), str(row["device_id"]), str(row["state"]).strip()))
+                rows.append((float(row[at_time]), str(row[at_device]), str(row[at_state]).strip()))
             except (TypeError, ValueError):
-                raise AuditInputError(f"{path}:{line_no}: bad signal state row {row!r}") from None
+                as_read = dict(zip(header, row, strict=False))
+                if len(row) > width:
+                    as_read[None] = row[width:]
+                raise AuditInputError(f"{path}:{line_no}: bad signal state row {as_read!r}") from None
     return rows
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import operator
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -36,20 +37,44 @@ def parse_timestamp(text: str, start: dt.datetime = DEFAULT_START) -> float:
 
 def write_events(path: Path, events: Iterable[SignalEvent], start: dt.datetime = DEFAULT_START) -> int:
     """Write events sorted by (time, device, code, parameter); returns the row count."""
-    # sort on the very tenth that is written (round() and the formatter disagreed on halves: 0.15 -> 0.1 vs 0.2)
-    keyed = sorted((int(round(e.time_s * 10)), e.device_id, e.event_code, e.parameter) for e in events)
+    return write_event_rows(path, [event_row(e.time_s, e.device_id, e.event_code, e.parameter) for e in events],
+                            start)
+
+
+def event_row(time_s: float, device_id: str, event_code: int, parameter: int) -> tuple[int, str, int, int]:
+    """One event as `write_event_rows` takes it: its time in the very tenth of a second that is written.
+
+    (round() and the formatter disagreed on halves: 0.15 -> 0.1 vs 0.2; sorting on the written tenth keeps
+    the file in order.)
+    """
+    return int(round(time_s * 10)), device_id, event_code, parameter
+
+
+def write_event_rows(path: Path, rows: list[tuple[int, str, int, int]], start: dt.datetime = DEFAULT_START) -> int:
+    """`write_events` for rows made by `event_row`: a run's tens of thousands of detector events are written
+    without building an event object for each only to take it apart again."""
+    rows.sort()
     stamps: dict[int, str] = {}  # many events share a tenth: format each once
-    rows = []
-    for tenths, device, code, parameter in keyed:
+    day0 = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    since_midnight = start.hour * 3600 + start.minute * 60 + start.second
+    days: dict[int, str] = {}
+    out = []
+    for tenths, device, code, parameter in rows:
         stamp = stamps.get(tenths)
-        if stamp is None:
-            stamp = stamps[tenths] = _format_tenths(tenths, start)
-        rows.append((stamp, device, code, parameter))
+        if stamp is None:  # what `_format_tenths` writes, by arithmetic (a datetime per stamp was most of the time)
+            day, second = divmod(since_midnight + tenths // 10, 86400)
+            date = days.get(day)
+            if date is None:
+                date = days[day] = f"{day0 + dt.timedelta(days=day):%Y-%m-%d}"
+            hour, second = divmod(second, 3600)
+            minute, second = divmod(second, 60)
+            stamp = stamps[tenths] = f"{date} {hour:02d}:{minute:02d}:{second:02d}.{tenths % 10}"
+        out.append((stamp, device, code, parameter))
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(COLUMNS)
-        w.writerows(rows)
-    return len(rows)
+        w.writerows(out)
+    return len(out)
 
 
 def read_events(path: Path, start: dt.datetime = DEFAULT_START) -> Iterator[SignalEvent]:
@@ -62,6 +87,7 @@ def read_events(path: Path, start: dt.datetime = DEFAULT_START) -> Iterator[Sign
             raise ValueError(f"{path}: event log lacks columns {sorted(missing)}")
         # a name given twice: the last such column, as csv.DictReader reads it
         where = [max(k for k, name in enumerate(header) if name == c) for c in COLUMNS]
+        pick = operator.itemgetter(*where)
         times: dict[str, float] = {}  # many events share a timestamp: parse each once
         line_no = 1
         for row in r:
@@ -69,7 +95,7 @@ def read_events(path: Path, start: dt.datetime = DEFAULT_START) -> Iterator[Sign
                 continue  # blank lines carry no event (csv.DictReader skips them too)
             line_no += 1
             try:
-                stamp, device, code, parameter = (row[k] for k in where)
+                stamp, device, code, parameter = pick(row)
                 time_s = times.get(stamp)
                 if time_s is None:
                     time_s = times[stamp] = parse_timestamp(stamp, start)

@@ -33,8 +33,8 @@ from pathlib import Path
 import yaml
 
 from .. import __version__
-from ..core.eventlog import write_events
-from ..core.types import EventCode, SignalEvent
+from ..core.eventlog import event_row, write_event_rows
+from ..core.types import EventCode
 from ..sim.backend import SimulationError
 from ..sim.detectors import instant_id
 from ..sim.metrics import intersection_metrics, network_metrics, time_series
@@ -118,9 +118,9 @@ def write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
     emissions = read_edgedata(loop.files["emissions"], EMISSION_FIELDS) if "emissions" in loop.files else []
     approach_edges = {i.id: {lane.rsplit("_", 1)[0] for lane in i.in_lanes} for i in loop.intersections}
 
-    detector_events, passages_rows = _detector_events(loop)
-    events = loop.events + detector_events
-    write_events(run_dir / "events.csv", events)
+    event_rows, passages_rows = _detector_events(loop)
+    event_rows.extend(event_row(e.time_s, e.device_id, e.event_code, e.parameter) for e in loop.events)
+    write_event_rows(run_dir / "events.csv", event_rows)
     _write_csv(run_dir / "detector_passages.csv",
                ["time_s", "detector_id", "device_id", "channel", "lane", "vehicle_id", "vtype", "enter_s", "leave_s",
                 "speed_mps"], passages_rows)
@@ -202,21 +202,23 @@ def _audit(run_dir: Path) -> dict | None:
             "by_rule": {rule: n for rule, n in report.violations_by_rule().items() if n}}
 
 
-def _detector_events(loop: LoopResult) -> tuple[list[SignalEvent], list[tuple]]:
-    """Detector on (82) / off (81) events from SUMO's instant loops, at 0.1 s."""
+def _detector_events(loop: LoopResult) -> tuple[list[tuple[int, str, int, int]], list[tuple]]:
+    """Detector on (82) / off (81) events from SUMO's instant loops, at 0.1 s, as `event_row`s; passage rows."""
     if loop.detectors is None or "passages" not in loop.files:
         return [], []
     owner = {instant_id(d): (tls, d) for tls, dets in loop.detectors.by_tls.items() for d in dets}
-    events: list[SignalEvent] = []
+    on, off = int(EventCode.DETECTOR_ON), int(EventCode.DETECTOR_OFF)
+    events: list[tuple[int, str, int, int]] = []
     rows: list[tuple] = []
     for p in read_passages(loop.files["passages"]):
         hit = owner.get(p.detector_id)
         if hit is None:
             continue
         tls, det = hit
-        events.append(SignalEvent(round(p.enter_s, 1), tls, int(EventCode.DETECTOR_ON), det.channel))
+        # the event's time rounded to 0.1 s first, as a `SignalEvent` of it holds it
+        events.append((int(round(round(p.enter_s, 1) * 10)), tls, on, det.channel))
         if p.leave_s is not None:
-            events.append(SignalEvent(round(p.leave_s, 1), tls, int(EventCode.DETECTOR_OFF), det.channel))
+            events.append((int(round(round(p.leave_s, 1) * 10)), tls, off, det.channel))
         rows.append((p.enter_s, det.id, tls, det.channel, det.lane, p.vehicle_id, p.vtype, p.enter_s, p.leave_s,
                      p.speed_mps))
     rows.sort(key=lambda r: (r[0], r[1]))
