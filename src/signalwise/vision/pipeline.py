@@ -115,7 +115,7 @@ class Pipeline:
             upstream.setdefault(z.approach, z.centroid())
         self.lines = [StopLineGeometry(s.name, s.approach, s.links, s.px[0], s.px[1], upstream.get(s.approach))
                       for s in camera.stop_lines]
-        self.counter = StopLineCounter(self.lines)
+        self.counter = StopLineCounter(self.lines, self.homography.to_road)
         self.speeding = SpeedingRule(camera.speed_limit_mps, camera.speed_tolerance_mps, camera.speed_sustain_s) \
             if camera.speed_limit_mps is not None else None
         self._live = SignalTimeline()
