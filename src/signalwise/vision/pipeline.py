@@ -202,7 +202,7 @@ class Pipeline:
                                                       image, box_of[tid], line, chars))
         if self.speeding is not None:
             for tid, v in speeds.items():
-                mean = self.speeding.observe(tid, time_s, v, self.speeds.over_since(tid, self.speeding.threshold_mps))
+                mean = self.speeding.observe_speed(self.speeds, tid, time_s, v)
                 if mean is not None:
                     violations.append(self._violation(SPEEDING, time_s, tid, self._approach_of(tid, points[tid]),
                                                       mean, image, box_of[tid], None, ""))
