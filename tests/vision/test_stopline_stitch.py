@@ -122,4 +122,4 @@ def test_a_joined_crossing_counts_but_calls_no_red_light():
     assert crossings[0].track_id == 1
     lost = {k: x for k, x in seen.items() if x > 126.0 or x < 80.0}  # unseen 1.6 s, from 1 m before the line
     crossings, violations = run(lost)
-    assert len(crossings) == 1 and crossings[0].track_id != 1 and violations == []
+    assert len(crossings) == 1 and crossings[0].track_id != 1 and crossings[0].joined and violations == []

@@ -194,7 +194,7 @@ class Pipeline:
             at = timeline.state_at(self.camera.device_id, t_cross) if timeline is not None else None
             chars = link_chars(at, line.links)
             crossings.append(Crossing(t_cross, tid, line.name, line.approach, chars, float(where[0]),
-                                      float(where[1])))
+                                      float(where[1]), joined))
             self._count(t_cross, line.approach)
             if timeline is not None and not joined and all_red(at, line.links):  # joined: nobody saw it cross
                 since = timeline.red_since(self.camera.device_id, line.links, t_cross)

@@ -44,6 +44,7 @@ class Crossing:
     signal_state: str  # the stop line's link characters at the crossing ('' when unknown)
     x_px: float
     y_px: float
+    joined: bool = False  # on the path from a vanished track to the one continuing it: time within that gap
 
 
 def _side(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> float:
