@@ -115,7 +115,8 @@ class Pipeline:
             upstream.setdefault(z.approach, z.centroid())
         self.lines = [StopLineGeometry(s.name, s.approach, s.links, s.px[0], s.px[1], upstream.get(s.approach))
                       for s in camera.stop_lines]
-        self.counter = StopLineCounter(self.lines)
+        self.counter = StopLineCounter(self.lines, self.homography.to_road,
+                                       lambda p: any(z.contains(p) for z in self.zones))
         self.speeding = SpeedingRule(camera.speed_limit_mps, camera.speed_tolerance_mps, camera.speed_sustain_s) \
             if camera.speed_limit_mps is not None else None
         self._live = SignalTimeline()
@@ -188,21 +189,21 @@ class Pipeline:
 
         crossings, violations = [], []
         box_of = {tp.track_id: tp.box_px for tp in tracks}
-        for line, tid, t_cross, where in self.counter.update(time_s, points):
+        for line, tid, t_cross, where, joined in self.counter.update(time_s, points):
             self._approach.setdefault(tid, line.approach)
             at = timeline.state_at(self.camera.device_id, t_cross) if timeline is not None else None
             chars = link_chars(at, line.links)
             crossings.append(Crossing(t_cross, tid, line.name, line.approach, chars, float(where[0]),
-                                      float(where[1])))
+                                      float(where[1]), joined))
             self._count(t_cross, line.approach)
-            if timeline is not None and all_red(at, line.links):
+            if timeline is not None and not joined and all_red(at, line.links):  # joined: nobody saw it cross
                 since = timeline.red_since(self.camera.device_id, line.links, t_cross)
                 if since is not None and t_cross - since >= self.camera.red_grace_s:
                     violations.append(self._violation(RED_LIGHT, t_cross, tid, line.approach, speeds.get(tid),
                                                       image, box_of[tid], line, chars))
         if self.speeding is not None:
             for tid, v in speeds.items():
-                mean = self.speeding.observe(tid, time_s, v, self.speeds.over_since(tid, self.speeding.threshold_mps))
+                mean = self.speeding.observe_speed(self.speeds, tid, time_s, v)
                 if mean is not None:
                     violations.append(self._violation(SPEEDING, time_s, tid, self._approach_of(tid, points[tid]),
                                                       mean, image, box_of[tid], None, ""))

@@ -12,10 +12,18 @@ A track whose straight-line speed is below `STANDSTILL_MPS` stands (0 m/s),
 so jitter does not give a queue a speed. A track gets a speed only once its
 positions span the window.
 
-The fit also says how fast the vehicle went all through its window
-(`over_since`): a vehicle first seen already speeding has been over the
-threshold for the whole window when its first speed comes, not from that
+The fit also says how fast the vehicle went through its window
+(`over_window`): a vehicle first seen already speeding has been over the
+threshold since the window began when its first speed comes, not from that
 moment on, so a rule that wants it sustained need not wait another second.
+The window counts as over when the fitted speed stayed above the threshold
+all through it, or when it began above and the mean speed over the window
+is above too: a vehicle that comes into view over the limit and brakes for
+a queue within a second or two has no window all over by its first speed
+(the track starts a frame or two after the vehicle shows, and its first
+speed waits for the window), yet on a steady deceleration it was over for
+at least half the window (0.75 s of 1.5 s) after it was first seen, and for
+longer before.
 """
 
 from __future__ import annotations
@@ -42,7 +50,8 @@ class SpeedEstimator:
         self.window_s, self.forget_s, self.fit = window_s, forget_s, fit
         self._tracks: dict[int, deque[tuple[float, float, float]]] = {}
         self._seen: dict[int, float] = {}
-        self._slowest: dict[int, tuple[float, float]] = {}  # track -> (window start s, slowest fitted speed in it)
+        #: track -> (window start s, mean speed over it, fitted speed at its start, slowest fitted speed in it)
+        self._window: dict[int, tuple[float, float, float, float]] = {}
 
     def add(self, track_id: int, time_s: float, x_m: float, y_m: float) -> float:
         q = self._tracks.setdefault(track_id, deque())
@@ -62,27 +71,33 @@ class SpeedEstimator:
         mean_speed = math.hypot(vx, vy)
         start = float(a[0, 0])
         if mean_speed < STANDSTILL_MPS:
-            self._slowest[track_id] = (start, 0.0)
+            self._window[track_id] = (start, 0.0, 0.0, 0.0)
             return 0.0
         if self.fit == "linear" or len(a) < 5:
-            self._slowest[track_id] = (start, mean_speed)
+            self._window[track_id] = (start, mean_speed, mean_speed, mean_speed)
             return mean_speed
         tn = a[:, 0] - time_s
         cx = np.polyfit(tn, a[:, 1], 2)
         cy = np.polyfit(tn, a[:, 2], 2)
         along = np.linspace(float(tn[0]), 0.0, 7)  # the fitted speed through the window
         fitted = np.hypot(2 * cx[0] * along + cx[1], 2 * cy[0] * along + cy[1])
-        self._slowest[track_id] = (start, float(fitted.min()))
+        self._window[track_id] = (start, mean_speed, float(fitted[0]), float(fitted.min()))
         return float(fitted[-1])  # the derivative at the newest frame
 
-    def over_since(self, track_id: int, threshold_mps: float) -> float | None:
-        """The start of the track's last window if its fitted speed was above `threshold_mps` all through it."""
-        start, slowest = self._slowest.get(track_id, (0.0, -math.inf))
-        return start if slowest > threshold_mps else None
+    def over_window(self, track_id: int, threshold_mps: float) -> tuple[float, float] | None:
+        """(start of the track's last window, its mean speed) if the vehicle was over `threshold_mps` through it:
+        its fitted speed above it all through, or above at the start and the mean above too; else None."""
+        w = self._window.get(track_id)
+        if w is None:
+            return None
+        start, mean, first, slowest = w
+        if slowest > threshold_mps or (first > threshold_mps and mean > threshold_mps):
+            return start, mean
+        return None
 
     def forget(self, now_s: float) -> None:
         """Drop tracks not seen for `forget_s`."""
         for tid in [k for k, t in self._seen.items() if now_s - t > self.forget_s]:
             self._tracks.pop(tid, None)
             self._seen.pop(tid, None)
-            self._slowest.pop(tid, None)
+            self._window.pop(tid, None)

@@ -49,7 +49,8 @@ class SpeedingRule:
 
     def observe(self, track_id: int, time_s: float, speed_mps: float, over_since_s: float | None = None) -> float | None:
         """`over_since_s`: the vehicle is known to have been over the threshold since then (a speed fit over a
-        window: `SpeedEstimator.over_since`), so the run counts from there rather than from this sample."""
+        window: `SpeedEstimator.over_window`, with `speed_mps` its mean), so the run counts from there rather than
+        from this sample."""
         if track_id in self._done:
             return None
         if math.isnan(speed_mps) or speed_mps <= self.threshold_mps:
@@ -65,6 +66,14 @@ class SpeedingRule:
             self._over.pop(track_id, None)
             return run[1] / run[2]
         return None
+
+    def observe_speed(self, speeds, track_id: int, time_s: float, speed_mps: float) -> float | None:
+        """`observe` with what `speeds` (a `SpeedEstimator`) knows of the track's window: when the vehicle was over
+        the threshold through it (`over_window`), the run starts at the window's start, at its mean speed."""
+        window = speeds.over_window(track_id, self.threshold_mps)
+        if window is None:
+            return self.observe(track_id, time_s, speed_mps)
+        return self.observe(track_id, time_s, window[1], window[0])
 
     def forget(self, track_ids) -> None:
         for tid in track_ids:
