@@ -167,3 +167,30 @@ def test_detections_select_and_merge_all_fields_together():
     both = Detections.merge([sub, d[np.array([1])]])
     assert both.confidence.tolist() == pytest.approx([0.9, 0.4]) and both.moving.tolist() == [True, False]
     np.testing.assert_allclose(d.anchors_px, [[5, 10], [12.5, 30]])
+
+
+@pytest.mark.parametrize("n_frames", [3, 4, 11])
+def test_the_bootstrap_background_is_the_per_pixel_median_of_its_frames(n_frames):
+    from signalwise.vision.standing import median_image
+
+    rng = np.random.default_rng(n_frames)
+    frames = rng.integers(0, 256, (n_frames, 48, 64, 3), dtype=np.uint8)
+    expected = np.median(frames, axis=0)
+    got = median_image(frames.copy())
+    assert got.dtype == np.float32 and got.shape == (48, 64, 3)
+    np.testing.assert_array_equal(got, expected.astype(np.float32))
+
+
+def test_the_empty_road_is_learnt_from_frames_where_vehicles_pass():
+    """A vehicle in some of the bootstrap frames is not in the background: the median of the frames
+    keeps the road (the preallocated samples fill one a second)."""
+    from signalwise.vision.standing import StandingBlobDetector
+
+    road = np.full((60, 80, 3), 90, np.uint8)
+    det = StandingBlobDetector(bootstrap_s=6.0, max_width_px=None)
+    for t in range(8):
+        frame = road.copy()
+        if t in (1, 4):  # a car passing over the same spot in two frames of seven
+            frame[20:30, 30:50] = 250
+        det.present(frame, float(t))
+    assert det.background is not None and int(det.background[25, 40].max()) == 90
