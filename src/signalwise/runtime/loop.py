@@ -335,8 +335,9 @@ class LoopStepper:
                                    for i in inters for lane in i.in_lanes}
         all_movements = [m for i in inters for m in i.movements]
         roads = [m for m in all_movements if not m.is_crosswalk]
-        upstream, downstream = self.backend.lane_zones(sorted({m.in_lane for m in roads if m.in_lane}),
-                                                       sorted({m.out_lane for m in roads if m.out_lane}))
+        zones = getattr(self.backend, "lane_zones", None)  # a field with no network (live feeds only) has none
+        upstream, downstream = zones(sorted({m.in_lane for m in roads if m.in_lane}),
+                                     sorted({m.out_lane for m in roads if m.out_lane})) if zones else ({}, {})
         lanes = {lane for m in roads for lane in (m.in_lane, m.out_lane) if lane}
         lanes |= {lane for zones in (upstream, downstream) for zone in zones.values() for lane, _ in zone}
         ctx = ControlContext(cfg.step_length_s, nominal_lane_flows(self.scenario, all_movements), cfg.seed,
