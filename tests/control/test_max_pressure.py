@@ -178,3 +178,52 @@ def test_factory_defaults_are_density_a_10_s_hold_and_the_clearance_as_lost_time
     assert (ctl.measure, ctl.min_hold_s) == ("density", 10.0)
     assert ctl.lost_time_s == inter.timing.yellow_s + inter.timing.all_red_s
     assert ctl.pressures(obs({"n_in_0": 1}))[0] == pytest.approx(2.0)  # 1 car on 50 m = 2 per 100 m
+
+
+# n_in_0 is 0.9 m long (ingolstadt7's western entry): its queue stands on n_up_0 behind it. s_out_0 is 2 m:
+# what it leads into, s_next_0, holds the queue that blocks it.
+ZONE_LENGTHS = {"n_in_0": 0.9, "n_up_0": 43.6, "s_out_0": 2.0, "s_next_0": 48.0, "s_in_0": 100.0,
+                "n_out_0": 100.0, "e_in_0": 100.0, "w_out_0": 100.0, "w_in_0": 100.0, "e_out_0": 100.0,
+                "e_in_1": 100.0, "s_out_1": 100.0}
+UPSTREAM = {"n_in_0": (("n_up_0", 0.9),)}
+DOWNSTREAM = {"s_out_0": (("s_next_0", 2.0),)}
+
+
+def zoned(zone_m: float) -> MaxPressureController:
+    return MaxPressureController(make_intersection(), measure="density", min_hold_s=0.0, lane_length_m=ZONE_LENGTHS,
+                                 zone_m=zone_m, lane_upstream=UPSTREAM, lane_downstream=DOWNSTREAM)
+
+
+def test_a_short_lane_is_measured_with_the_lane_its_queue_stands_on():
+    """Five cars queue behind a 0.9 m stop-line lane that shows none; three wait on a 100 m lane. Each lane
+    alone, the short approach has no pressure and is never served; with a 50 m zone it has 5 cars on 44.5 m."""
+    counts = {"n_up_0": 5, "e_in_0": 3}
+    alone = zoned(0.0)
+    assert alone.zone_lane_ids == ()
+    assert alone.pressures(obs(counts, phase=1))[:2] == [0.0, 3.0]
+    assert alone.decide(obs(counts, phase=1)).holds
+    ctl = zoned(50.0)
+    assert set(ctl.zone_lane_ids) == {"n_up_0", "s_next_0"}  # the runtime observes these too
+    assert ctl.pressures(obs(counts, phase=1))[0] == pytest.approx(5 * 100 / 44.5)
+    assert ctl.decide(obs(counts, phase=1)).phase_index == 0
+
+
+def test_an_outgoing_zone_counts_the_queue_beyond_a_short_outgoing_lane():
+    """The queue past a 2 m outgoing lane pushes back on the movement into it: 4 cars on 50 m."""
+    counts = {"n_up_0": 5, "s_next_0": 4}
+    assert zoned(50.0).pressures(obs(counts))[0] == pytest.approx(5 * 100 / 44.5 - 4 * 100 / 50.0)
+
+
+def test_a_zone_reaches_only_lanes_that_start_within_it():
+    """n_up_0 starts 0.9 m before the stop line, s_next_0 2 m past the junction."""
+    assert zoned(0.5).zone_lane_ids == ()
+    assert zoned(1.0).zone_lane_ids == ("n_up_0",)
+    assert zoned(2.5).zone_lane_ids == ("n_up_0", "s_next_0")
+
+
+def test_factory_takes_the_zones_from_the_context_and_measures_50_m_by_default():
+    ctx = ControlContext(lane_length_m=ZONE_LENGTHS, lane_upstream=UPSTREAM, lane_downstream=DOWNSTREAM)
+    assert make("max-pressure", make_intersection(), ctx).zone_lane_ids == ("n_up_0", "s_next_0")
+    ctx = ControlContext(lane_length_m=ZONE_LENGTHS, lane_upstream=UPSTREAM, lane_downstream=DOWNSTREAM,
+                         options={"zone_m": 0})
+    assert make("max-pressure", make_intersection(), ctx).zone_lane_ids == ()

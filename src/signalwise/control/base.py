@@ -34,8 +34,14 @@ class ControlContext:
     nominal_lane_flow_vph: dict[str, float] = field(default_factory=dict)
     seed: int = 0
     options: dict = field(default_factory=dict)
-    #: length of each movement's incoming and outgoing lane (for measures per metre of lane)
+    #: length of each movement's incoming and outgoing lane, and of the lanes of their zones (for measures
+    #: per metre of lane)
     lane_length_m: dict[str, float] = field(default_factory=dict)
+    #: per incoming lane, the lanes feeding it and per outgoing lane the lanes it feeds, each with its
+    #: distance from the junction, nearest first, not across another signal's stop line (`sim.lane_zones`):
+    #: where a queue stands when the lane at the stop line is shorter than it
+    lane_upstream: dict[str, tuple[tuple[str, float], ...]] = field(default_factory=dict)
+    lane_downstream: dict[str, tuple[tuple[str, float], ...]] = field(default_factory=dict)
 
 
 Factory = Callable[[Intersection, ControlContext], Controller]

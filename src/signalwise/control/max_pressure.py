@@ -5,6 +5,16 @@ lane - vehicles on the outgoing lane); `measure` says which vehicles count.
 Re-decided every `period_s` once the current green has run `min_hold_s`; the
 shield keeps minimum green and clearances, so short periods are safe.
 
+A lane at the stop line can be shorter than the queue it serves (0.9 m on
+ingolstadt7's western entry): counted alone it shows no one and its phase is
+never served. With `zone_m` > 0 each movement's lanes are measured over a
+zone: the incoming lane with the lanes feeding it whose near end lies within
+`zone_m` of the stop line, the outgoing lane with the lanes it feeds within
+`zone_m` of the junction, never across another signal's stop line (a
+detector or camera zone is laid the same way; `sim.lane_zones` says which
+lanes). A lane at least `zone_m` long is its own zone. A lane downstream of
+two outgoing lanes counts in both their zones.
+
 Every change costs the clearance (yellow + all-red) during which nobody
 moves. With `lost_time_s` > 0 a change is proposed only when it pays for
 that: the other phase's pressure, served for `min_hold_s` out of the
@@ -36,6 +46,10 @@ PLAIN_HOLD_S = 15.0
 MEASURE = "density"
 #: the default lost time of a change: the intersection's own yellow + all-red
 LOST_TIME = "clearance"
+#: the default measuring zone, metres from the junction: lanes shorter than this are measured with their
+#: neighbours up or down the road. ingolstadt7 under the benchmark profile, seed 1: 219 s with each lane
+#: alone (its western entry, 0.9 m at the stop line, never served), 31 s with 50 m zones (docs/benchmarks.md)
+ZONE_M = 50.0
 
 
 class MaxPressureController:
@@ -45,7 +59,9 @@ class MaxPressureController:
 
     def __init__(self, inter: Intersection, period_s: float = PERIOD_S, measure: str = MEASURE,
                  min_hold_s: float = PLAIN_HOLD_S, ties: str = "hold", lost_time_s: float = 0.0,
-                 lane_length_m: dict[str, float] | None = None):
+                 lane_length_m: dict[str, float] | None = None, zone_m: float = 0.0,
+                 lane_upstream: dict[str, tuple[tuple[str, float], ...]] | None = None,
+                 lane_downstream: dict[str, tuple[tuple[str, float], ...]] | None = None):
         if measure not in MEASURES:
             raise ValueError(f"max-pressure measure {measure!r}; choose from {', '.join(MEASURES)}")
         if ties not in TIES:
@@ -69,6 +85,25 @@ class MaxPressureController:
         #: are of whole vehicles, exact in any order, so a lane shared by several movements is read once
         self._lane_terms = [(tuple(Counter(a for a, _ in moves).items()), tuple(Counter(b for _, b in moves).items()))
                             for moves in self._movements]
+        self.zone_m = max(0.0, zone_m)
+        lengths = lane_length_m or {}
+        zone_in = _zones(self._movements, 0, lane_upstream, self.zone_m)
+        zone_out = _zones(self._movements, 1, lane_downstream, self.zone_m)
+        #: the lanes read besides the intersection's own (the runtime observes them too)
+        self.zone_lane_ids = tuple(dict.fromkeys(lane for z in (*zone_in.values(), *zone_out.values())
+                                                 for lane in z[1:]))
+        #: with zones: per phase, each incoming and outgoing zone with its weight (movements using it, per
+        #: 100 m of the whole zone under density); None when every lane is its own zone
+        self._zone_terms = None
+        if self.zone_lane_ids:
+            def weight(zone):
+                if measure != "density":
+                    return 1.0
+                return 100.0 / max(sum(lengths.get(lane, 100.0) for lane in zone), MIN_LANE_M)
+            self._zone_terms = [
+                (tuple((zone_in.get(a, (a,)), n * weight(zone_in.get(a, (a,)))) for a, n in ins),
+                 tuple((zone_out.get(b, (b,)), n * weight(zone_out.get(b, (b,)))) for b, n in outs))
+                for ins, outs in self._lane_terms]
         self._memo_obs: Observation | None = None
         self._memo: list[float] = []
 
@@ -81,6 +116,16 @@ class MaxPressureController:
         per_m = self._per_100m
         x_in, x_out = self._x_in, self._x_out
         out = []
+        if self._zone_terms is not None:
+            for ins, outs in self._zone_terms:
+                total = 0.0
+                for zone, w in ins:
+                    total += w * _zone_sum(lanes, zone, x_in)
+                for zone, w in outs:
+                    total -= w * _zone_sum(lanes, zone, x_out)
+                out.append(total)
+            self._memo_obs, self._memo = obs, out
+            return out
         if per_m is None:
             for ins, outs in self._lane_terms:
                 total = 0.0
@@ -130,6 +175,30 @@ class MaxPressureController:
         return best * horizon / (horizon + self.lost_time_s) > current
 
 
+def _zones(movements, side: int, neighbours, zone_m: float) -> dict[str, tuple[str, ...]]:
+    """The lanes (the lane itself first) measured for each movement lane on `side` (0 in, 1 out) that
+    has neighbours within `zone_m`."""
+    out = {}
+    if zone_m <= 0 or not neighbours:
+        return out
+    for moves in movements:
+        for move in moves:
+            lane = move[side]
+            near = tuple(other for other, distance_m in neighbours.get(lane, ()) if distance_m < zone_m)
+            if near:
+                out[lane] = (lane, *near)
+    return out
+
+
+def _zone_sum(lanes, zone, x) -> float:
+    total = 0
+    for lane in zone:
+        s = lanes.get(lane)
+        if s is not None:
+            total += x(s)
+    return total
+
+
 #: count: every vehicle on the lane, in and out; queue: halting vehicles in, every vehicle out;
 #: halting: halting vehicles in and out (the plain reference's pressure); demand: every vehicle in, halting
 #: vehicles out (vehicles moving away block nobody; a queue downstream does)
@@ -150,4 +219,5 @@ def make_max_pressure(inter: Intersection, ctx: ControlContext) -> MaxPressureCo
         lost = inter.timing.yellow_s + inter.timing.all_red_s
     return MaxPressureController(inter, float(o.get("period_s", PERIOD_S)), str(o.get("measure", MEASURE)),
                                  float(o.get("min_hold_s", MIN_HOLD_S)), str(o.get("ties", "hold")), float(lost),
-                                 ctx.lane_length_m)
+                                 ctx.lane_length_m, float(o.get("zone_m", ZONE_M)), ctx.lane_upstream,
+                                 ctx.lane_downstream)

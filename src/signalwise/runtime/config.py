@@ -170,8 +170,9 @@ class RunConfig(BaseModel):
     controller_options: dict = Field(default_factory=dict, description=(
         "options passed to the controller: actuated passage_s (3); max-pressure period_s (5), min_hold_s (10), "
         "measure (density = vehicles per 100 m of lane, count, queue = halting in and all out, halting, demand), "
-        "lost_time_s (clearance = the intersection's yellow + all-red; 0 = the plain rule), ties (hold | first); "
-        "the timing profile sets what its rules fix"))
+        "lost_time_s (clearance = the intersection's yellow + all-red; 0 = the plain rule), ties (hold | first), "
+        "zone_m (50: a lane shorter than this is measured with the lanes up or down the road within it; 0 = each "
+        "lane alone); the timing profile sets what its rules fix"))
 
     @model_validator(mode="before")
     @classmethod

@@ -334,9 +334,15 @@ class LoopStepper:
         self.approach_direction = {lane: compass_approach(self.backend.lane_shape(lane))
                                    for i in inters for lane in i.in_lanes}
         all_movements = [m for i in inters for m in i.movements]
-        lanes = {lane for m in all_movements if not m.is_crosswalk for lane in (m.in_lane, m.out_lane) if lane}
+        roads = [m for m in all_movements if not m.is_crosswalk]
+        zones = getattr(self.backend, "lane_zones", None)  # a field with no network (live feeds only) has none
+        upstream, downstream = zones(sorted({m.in_lane for m in roads if m.in_lane}),
+                                     sorted({m.out_lane for m in roads if m.out_lane})) if zones else ({}, {})
+        lanes = {lane for m in roads for lane in (m.in_lane, m.out_lane) if lane}
+        lanes |= {lane for side in (upstream, downstream) for zone in side.values() for lane, _ in zone}
         ctx = ControlContext(cfg.step_length_s, nominal_lane_flows(self.scenario, all_movements), cfg.seed,
-                             dict(cfg.controller_options), {lane: self.backend.lane_length_m(lane) for lane in lanes})
+                             dict(cfg.controller_options), {lane: self.backend.lane_length_m(lane) for lane in lanes},
+                             upstream, downstream)
         #: what the controllers were built with (a live runtime builds replacements from it)
         self.context = ctx
         shield_cfg = shield_config(cfg)
@@ -532,7 +538,9 @@ def _need(inter: Intersection, ctrl: Controller | None) -> ObservationNeed:
     if ctrl is None:
         return ObservationNeed()
     mode = getattr(ctrl, "observation", "full")
-    lanes = (*inter.in_lanes, *inter.out_lanes) if mode in ("full", "counts") else ()
+    lanes = ()
+    if mode in ("full", "counts"):  # the controller's own lanes, then any zone lanes it reads besides
+        lanes = tuple(dict.fromkeys((*inter.in_lanes, *inter.out_lanes, *getattr(ctrl, "zone_lane_ids", ()))))
     dets = tuple(d.id for d in inter.detectors) if getattr(ctrl, "wants_detectors", False) else ()
     return ObservationNeed(lanes, mode if lanes else "counts", dets)
 

@@ -21,6 +21,7 @@ from ..core.types import (
     ObservationNeed,
     SourceHealth,
 )
+from .lane_zones import ZONE_REACH_M, lane_zones
 from .signal_model import RefusedSignal, TimingDefaults, read_all
 from .sumo_home import import_libsumo, sumo_binary
 
@@ -285,6 +286,16 @@ class SumoBackend:
 
     def lane_length_m(self, lane: str) -> float:
         return self.api.lane.getLength(lane)
+
+    def lane_zones(self, in_lanes: Iterable[str], out_lanes: Iterable[str], reach_m: float = ZONE_REACH_M):
+        """The lanes upstream of each incoming lane and downstream of each outgoing one, within `reach_m`
+        and not across another signal's stop line, with their distances (`sim.lane_zones`)."""
+        la = self.api.lane
+        successors = {lane: [link[0] for link in la.getLinks(lane)]
+                      for lane in la.getIDList() if not lane.startswith(":")}
+        signal_lanes = {lane for tls in self.api.trafficlight.getIDList()
+                        for lane in self.api.trafficlight.getControlledLanes(tls)}
+        return lane_zones(in_lanes, out_lanes, successors, signal_lanes, la.getLength, reach_m)
 
     def halting_veh(self, lanes: Iterable[str]) -> int:
         """Vehicles halting (below 0.1 m/s) on `lanes`: the ground-truth queue."""

@@ -55,6 +55,7 @@ from .backend import (
     SumoOptions,
     _one_line,
 )
+from .lane_zones import ZONE_REACH_M
 from .signal_model import RefusedSignal, TimingDefaults
 
 __all__ = ["FieldLost", "SumoProcess"]
@@ -288,6 +289,9 @@ class SumoProcess:
     def lane_length_m(self, lane: str) -> float:
         return self._call("lane_length_m", lane)
 
+    def lane_zones(self, in_lanes: Iterable[str], out_lanes: Iterable[str], reach_m: float = ZONE_REACH_M):
+        return self._call("lane_zones", tuple(in_lanes), tuple(out_lanes), float(reach_m))
+
     def halting_veh(self, lanes: Iterable[str]) -> int:
         """Vehicles halting (below 0.1 m/s) on `lanes`: the ground-truth queue."""
         lanes = tuple(lanes)
@@ -447,6 +451,7 @@ class _Child:
             "read_signals": b.read_signals,
             "lane_shape": b.lane_shape,
             "lane_length_m": b.lane_length_m,
+            "lane_zones": b.lane_zones,
             "halting_veh": b.halting_veh,
             "halting_by_lane": b.halting_by_lane,
             "save_state": lambda path: str(b.save_state(Path(path))),

@@ -159,6 +159,8 @@ class LiveRuntime:
         source = self.feed if (self.feed is not None and opts.field == "none") else None
         self.stepper = LoopStepper(cfg, self.field, self.end_s, source=source, sink=sink)
         self.stepper.profiler = self.profiler
+        if opts.field != "none":
+            self._register(self.field.backend)  # again, now that the controllers say which zone lanes they read
         self._ctx = dataclasses.replace(self.stepper.context, nominal_lane_flow_vph={})
         self._planners = self._make_planners()
         self.pacer = Pacer(opts.speed, self.stepper.t)
@@ -184,7 +186,11 @@ class LiveRuntime:
         if not hasattr(backend, "register_lanes"):
             return
         inters = self.field.intersections
-        backend.register_lanes(sorted({lane for i in inters for lane in (*i.in_lanes, *i.out_lanes)}))
+        lanes = {lane for i in inters for lane in (*i.in_lanes, *i.out_lanes)}
+        if self.stepper is not None:  # and the lanes of the controllers' measuring zones
+            lanes.update(lane for c in self.stepper.controllers.values() if c is not None
+                         for lane in getattr(c, "zone_lane_ids", ()))
+        backend.register_lanes(sorted(lanes))
         backend.register_detectors(sorted({d.id for i in inters for d in i.detectors}))
         backend.register_intersections({i.id: i for i in inters}, self.cfg.shield.preempt_distance_m)
 

@@ -1,0 +1,65 @@
+"""The lanes a movement's queue really stands on: its lane and the lanes just before or after it.
+
+A signal's incoming lane can be shorter than one car (ingolstadt7's western
+entry ends in 0.9 m lanes; ingolstadt21 has dozens under 20 m). Counted
+alone it shows nothing while the queue stands on the lane behind it, so a
+pressure rule never serves it. A detection zone is measured from the stop
+line back, not per lane: these functions list, for each incoming lane, the
+lanes that feed it within a reach (and for each outgoing lane the lanes it
+feeds), never across another signal's stop line, each with its distance from
+the junction. The controller picks how far to look.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+#: how far the zones are listed; a controller looks at most this far
+ZONE_REACH_M = 200.0
+
+
+def zone_lanes(lane: str, neighbours: Callable[[str], Iterable[str]], length_m: Callable[[str], float],
+               reach_m: float = ZONE_REACH_M) -> tuple[tuple[str, float], ...]:
+    """Lanes reached from `lane` through `neighbours` (predecessors upstream, successors downstream; the
+    caller leaves out steps across another signal's stop line), each with its distance from the junction
+    (where its near end is), nearest first.
+
+    `lane` itself is at distance 0 and is not listed. A lane is listed when its near end lies within
+    `reach_m`, and once.
+    """
+    found: dict[str, float] = {}
+    frontier = [(lane, length_m(lane))]
+    while frontier:
+        here, far_end_m = frontier.pop(0)
+        if far_end_m >= reach_m:
+            continue
+        for nxt in neighbours(here):
+            if nxt == lane or nxt in found:
+                continue
+            found[nxt] = far_end_m
+            frontier.append((nxt, far_end_m + length_m(nxt)))
+    return tuple(sorted(found.items(), key=lambda kv: (kv[1], kv[0])))
+
+
+def lane_zones(in_lanes: Iterable[str], out_lanes: Iterable[str], successors: Mapping[str, Iterable[str]],
+               signal_lanes: set[str], length_m: Callable[[str], float], reach_m: float = ZONE_REACH_M,
+               ) -> tuple[dict[str, tuple[tuple[str, float], ...]], dict[str, tuple[tuple[str, float], ...]]]:
+    """Each incoming lane's upstream zone and each outgoing lane's downstream zone (see `zone_lanes`);
+    a lane between two signals is both, with a zone for each.
+
+    `successors` maps every lane to the lanes it feeds; `signal_lanes` are the lanes that end at a
+    signal's stop line: the upstream walk does not enter one, the downstream walk does not leave one.
+    Nor does the upstream walk enter a lane that feeds several lanes: its vehicles have not yet sorted
+    themselves into movements, and counted in each zone they would push the phases with the most of
+    them (on ingolstadt21 a single lane feeding a through lane and a turning lane held the through
+    phase green while the turning car at its head, which only the other phase serves, blocked it).
+    """
+    preds: dict[str, list[str]] = {}
+    for lane, nexts in successors.items():
+        for nxt in nexts:
+            preds.setdefault(nxt, []).append(lane)
+    upstream = lambda x: [p for p in preds.get(x, ()) if p not in signal_lanes  # noqa: E731
+                          and len(set(successors[p])) == 1]
+    downstream = lambda x: () if x in signal_lanes else successors.get(x, ())  # noqa: E731
+    return ({lane: zone_lanes(lane, upstream, length_m, reach_m) for lane in in_lanes},
+            {lane: zone_lanes(lane, downstream, length_m, reach_m) for lane in out_lanes})
