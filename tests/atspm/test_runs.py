@@ -131,3 +131,15 @@ def test_cli_bad_input_is_one_line(tmp_path):
     assert "Traceback" not in r.stderr and not (tmp_path / "o").exists()
     r = subprocess.run(SIGNALWISE + ["atspm"], capture_output=True, text=True)
     assert r.returncode == 2 and "exactly one of" in r.stderr
+
+
+def test_an_output_directory_that_cannot_be_made_is_one_line(tmp_path):
+    """Checked before the work starts (neither process computes anything), named, no traceback."""
+    events = tmp_path / "events.csv"
+    events.write_text("TimeStamp,DeviceId,EventId,Parameter\n2025-01-06 07:00:00.0,A,1,2\n")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    r = subprocess.run(SIGNALWISE + ["atspm", "--events", str(events), "--out", str(blocker / "out")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("error: --out ") and "is not a directory" in r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""

@@ -72,10 +72,15 @@ def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts
     job = Job(events=events, detectors=detectors, options=dict(bin_min=bin_min, latency_s=latency_s, project=project),
               out_dir=out or ((run / "atspm") if run is not None else Path("atspm")), fmt=fmt, charts=charts,
               chart_devices=_chart_devices(chart_devices))
+    why = _unwritable(job.out_dir)
+    if why:
+        _fail(f"--out {job.out_dir}: {why}")
     try:
         n_events, n_devices, rows, paths, chart_paths, warnings = _compute_write_draw(job, worker)
     except (EventLogError, ValueError) as exc:
         _fail(str(exc))
+    except OSError as exc:  # a file that cannot be read or written (permissions, a full disk)
+        _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
     elapsed = time.perf_counter() - started
     typer.echo(f"{n_events:,} events from {n_devices} device(s), {bin_min}-min bins, {elapsed:.1f} s")
     for name, n in rows.items():
@@ -83,6 +88,21 @@ def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts
     for w in warnings:
         typer.echo(f"warning: {w}")
     typer.echo(f"wrote {len(paths)} tables and {len(chart_paths)} charts to {job.out_dir}")
+
+
+def _unwritable(out_dir: Path) -> str | None:
+    """Why the output directory could not be made or written, checked before the work (nothing is
+    created here: bad input leaves no empty output directory behind)."""
+    import os
+
+    existing = out_dir.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
 
 
 def _compute_write_draw(job, worker) -> tuple:
