@@ -120,7 +120,16 @@ def main() -> None:
         _register(modules)
     command = typer.main.get_command(_app)
     _plain_metavars(command)
-    command(prog_name="signalwise")
+    try:
+        command(prog_name="signalwise")
+    except OSError as exc:
+        # a file or directory the command could not read or write, met past its own checks (a full disk,
+        # permissions changed mid-run): one line, as every other failure, not a traceback
+        from .exitcodes import FAILED
+
+        where = f"{exc.filename}: " if exc.filename else ""
+        sys.stderr.write(f"error: {where}{exc.strerror or exc}\n")
+        raise SystemExit(FAILED) from None
 
 
 if __name__ == "__main__":

@@ -79,6 +79,19 @@ def test_an_existing_run_directory_is_never_overwritten(tmp_path):
     assert (tmp_path / "run" / "atspm").is_dir()  # the old run is untouched
 
 
+@pytest.mark.parametrize("args,option", [
+    (["run", "--duration", "30", "--out", "a-file/runs"], "--out a-file/runs"),
+    (["run", "--duration", "30", "--run-dir", "a-file/run"], "--run-dir a-file/run"),
+    (["compare", "--duration", "30", "--seeds", "1", "--controllers", "fixed", "--out", "a-file/cmp"],
+     "--out a-file/cmp"),
+])
+def test_an_output_directory_that_cannot_be_made_is_refused_before_the_run(tmp_path, args, option):
+    (tmp_path / "a-file").write_text("")
+    p = _cli(*args, cwd=tmp_path)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert _errors(p) == [f"error: {option}: {tmp_path / 'a-file'} is not a directory"]
+
+
 def test_an_output_path_with_a_colon_works(tmp_path):
     r = execute_run(RunConfig(scenario="single", controller="max-pressure", duration_s=120, emissions=True),
                     tmp_path / "12:00 run")

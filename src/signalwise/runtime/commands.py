@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from ..exitcodes import BAD_INPUT
+from ..outdirs import why_unwritable
 
 DEMO_SCENARIO = "corridor"
 DEMO_CONTROLLERS = "fixed,webster,actuated,max-pressure"
@@ -200,6 +201,9 @@ def _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, route
 
     resolve_scenario(cfg)  # fail on a bad scenario before drawing a progress bar
     target = run_dir or new_run_dir(cfg)
+    why = why_unwritable(target)
+    if why:
+        _fail(f"--run-dir {target}: {why}" if run_dir else f"--out {cfg.out_dir}: {why}")
     console = Console(stderr=True)
     with _progress_bar("run") as bar:
         task = bar.add_task(f"{cfg.controller} on {cfg.scenario_label}",
@@ -298,6 +302,9 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
         base.model_validate({**base.model_dump(), "controller": name})
     resolve_scenario(base)  # fail on a missing or bad network before starting any worker
     out = out or Path("runs") / f"compare-{dt.datetime.now():%Y%m%d-%H%M%S}-{slug(base.scenario_label)}"
+    why = why_unwritable(out)
+    if why:
+        _fail(f"--out {out}: {why}")
     seed_list = list(range(first_seed, first_seed + seeds))
     console = Console(stderr=True)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from ...exitcodes import BAD_INPUT
+from ...outdirs import why_unwritable
 from .charts import DEFAULT_CHART_DEVICES
 
 events_app = typer.Typer(help="Hi-res event logs: import into the store.", no_args_is_help=True)
@@ -72,7 +73,7 @@ def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts
     job = Job(events=events, detectors=detectors, options=dict(bin_min=bin_min, latency_s=latency_s, project=project),
               out_dir=out or ((run / "atspm") if run is not None else Path("atspm")), fmt=fmt, charts=charts,
               chart_devices=_chart_devices(chart_devices))
-    why = _unwritable(job.out_dir)
+    why = why_unwritable(job.out_dir)
     if why:
         _fail(f"--out {job.out_dir}: {why}")
     try:
@@ -88,21 +89,6 @@ def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts
     for w in warnings:
         typer.echo(f"warning: {w}")
     typer.echo(f"wrote {len(paths)} tables and {len(chart_paths)} charts to {job.out_dir}")
-
-
-def _unwritable(out_dir: Path) -> str | None:
-    """Why the output directory could not be made or written, checked before the work (nothing is
-    created here: bad input leaves no empty output directory behind)."""
-    import os
-
-    existing = out_dir.absolute()
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        return f"{existing} is not a directory"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f"{existing} is not writable"
-    return None
 
 
 def _compute_write_draw(job, worker) -> tuple:
