@@ -9,7 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from signalwise.vision.stoplines import STITCH_MPS, STITCH_S, STITCH_SLACK_M, StopLineCounter, StopLineGeometry
+from signalwise.vision.stoplines import (
+    STITCH_MPS,
+    STITCH_S,
+    STITCH_SLACK_M,
+    StopLineCounter,
+    StopLineGeometry,
+)
 
 
 def _counter(to_road=lambda p: np.asarray(p, float).reshape(-1, 2)) -> StopLineCounter:
