@@ -86,6 +86,8 @@ class SearchConfig:
     measure: str = "count"  # or "density": vehicles per 100 m of lane
     #: where the search starts (one weight per feature, `in_halt`'s 1 first); None = max-pressure
     start: tuple[float, ...] | None = None
+    #: the start's name (`search_starts.STARTS`) when it is a named one, for the record
+    start_name: str | None = None
     #: initial spread, times INITIAL_STDS (smaller to fine-tune weights learned elsewhere)
     sigma0: float = 1.0
 
