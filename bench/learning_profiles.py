@@ -11,6 +11,8 @@ time, and the best published RESCO result where there is one.
 
     .venv/bin/python bench/learning_profiles.py --networks resco:cologne1,resco:ingolstadt1
     .venv/bin/python bench/learning_profiles.py --networks resco:cologne1 --generations 10 --measure count
+    .venv/bin/python bench/learning_profiles.py --networks resco:cologne3 --measure density \
+        --start max-pressure-hold --out bench/out/learning_profiles_hold
     .venv/bin/python bench/learning_profiles.py            # all 8 RESCO networks and the 3 built-ins: hours
 """
 
@@ -44,13 +46,14 @@ def run(cmd: list[str]) -> float:
     return time.perf_counter() - t0
 
 
-def one(network: str, profile: str, out: Path, generations: int, measure: str, seeds: int) -> dict:
+def one(network: str, profile: str, out: Path, generations: int, measure: str, seeds: int,
+        start: str = "max-pressure") -> dict:
     model = out / "train" / "model"
     wall = None
     if not model.is_dir():  # resumable: a trained model is kept
         wall = run([SIGNALWISE, "train", "--agent", "phase-score", "-s", network, "--timing", profile,
                     "--generations", str(generations), "--measure", measure, "--seed", "1",
-                    "--out", str(out / "train")])
+                    "--start", start, "--out", str(out / "train")])
     summary = out / "compare" / "summary.json"
     if not summary.is_file():
         run([SIGNALWISE, "compare", "-s", network, "--timing", profile, "--seeds", str(seeds),
@@ -76,13 +79,14 @@ def main() -> None:
     ap.add_argument("--generations", type=int, default=10)
     ap.add_argument("--measure", default="count", help="count | density (the phase-score features)")
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--start", default="max-pressure", help="where the search starts (signalwise train --start)")
     ap.add_argument("--out", type=Path, default=Path("bench/out/learning_profiles"))
     args = ap.parse_args()
     rows = []
     for network in [n for n in args.networks.split(",") if n]:
         for profile in PROFILES:
             rows.append(one(network, profile, args.out / network.replace(":", "-") / profile, args.generations,
-                            args.measure, args.seeds))
+                            args.measure, args.seeds, args.start))
     (args.out / "learning_profiles.json").write_text(json.dumps(rows, indent=1))
     print("\n| network | profile | fixed | max-pressure | ql | ql vs max-pressure, p Welch / paired | best published | "
           "training wall |")

@@ -49,6 +49,11 @@ def train_command(
                                                            "generation runs (the same for all)")] = 1,
     measure: Annotated[str, typer.Option(help="phase-score: count (vehicles) | density (vehicles per 100 m of "
                                               "lane: short approach lanes weigh their queue)")] = "count",
+    start: Annotated[str, typer.Option(
+        help="phase-score: where the search starts: max-pressure (halting vehicles, no hold) | actuated "
+             "(extend a green while its detectors see traffic, every 1 s; all features) | max-pressure-hold "
+             "(our max-pressure's defaults as weights: a young green held, a change pays for its clearance)")]
+    = "max-pressure",
     timing: Annotated[str | None, typer.Option(help="timing profile of the training episodes (safety | benchmark | "
                                                     "reference); the model learns what a change costs under it")] = None,
     episodes: Annotated[int, typer.Option(help="total episodes (with --resume: the new total)")] = 40,
@@ -87,7 +92,7 @@ def train_command(
     """Train a learning model; every episode runs the real loop, shield and safety audit included."""
     if agent == "phase-score":
         _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
-                      duration, timing, sumocfg, net, routes, ray, measure)
+                      duration, timing, sumocfg, net, routes, ray, measure, start)
         return
     if agent != "tabular":
         _fail("--agent must be phase-score or tabular")
@@ -217,7 +222,7 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
 
 @learning_errors
 def _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
-                  duration, timing, sumocfg, net, routes, ray, measure="count") -> None:
+                  duration, timing, sumocfg, net, routes, ray, measure="count", start="max-pressure") -> None:
     import time
 
     from rich.console import Console
@@ -227,8 +232,13 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
     from ..sim.scenario import load
     from .executors import ExecutorError, make_executor
     from .policy_search import SearchConfig, search
+    from .search_starts import search_start
 
     started = time.monotonic()
+    try:
+        begin = search_start(start)
+    except ValueError as exc:
+        _fail(str(exc))
     if min(generations, seeds_per_generation, validation_seeds, workers) < 1 or popsize < 2:
         _fail("--generations, --seeds-per-generation, --validation-seeds and --workers must be at least 1, "
               "--popsize at least 2")
@@ -246,7 +256,9 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
     cfg = SearchConfig(scenario=None if own else scenario, generations=generations, popsize=popsize,
                        seeds_per_generation=seeds_per_generation, validation_seeds=validation_seeds, seed=seed,
                        workers=workers, out=out, duration_s=duration, run=run, sumocfg=sumocfg, net=net,
-                       routes=list(routes or []), ray_address=ray, measure=measure)
+                       routes=list(routes or []), ray_address=ray, measure=measure,
+                       features=begin.features(), start=begin.vector(begin.features()), start_name=start,
+                       period_s=begin.period_s)
     try:
         executor = make_executor(ray, workers)
     except ExecutorError as exc:
@@ -272,8 +284,8 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
                   f"{time.monotonic() - started:.0f} s in all, shield violations {model.meta['training']['violations']})")
     console.print("weights: " + ", ".join(f"{f} {w:+.3g}" for f, w in zip(pol["features"], pol["weights"], strict=True)))
     console.print(f"validation (seeds {sel['seeds']}, avg delay): learned {sel['learned_avg_delay_s']:.1f} s, "
-                  f"max-pressure (the starting point) {sel['start_avg_delay_s']:.1f} s -> the model keeps the "
-                  f"{'learned' if sel['chosen'] == 'learned' else 'starting (max-pressure)'} weights")
+                  f"{start} (the starting point) {sel['start_avg_delay_s']:.1f} s -> the model keeps the "
+                  f"{'learned' if sel['chosen'] == 'learned' else f'starting ({start})'} weights")
 
 
 def _selection_line(sel: dict) -> str:

@@ -17,7 +17,9 @@ simulation per process), locally or on Ray, as Q-learning's episodes.
 
 The weight on `in_halt` is fixed at 1 (scores are only compared, so the
 scale is free) and the search starts at max-pressure (`max_pressure_weights`),
-or at weights learned elsewhere (`start`, with a smaller `sigma0`: fine-tuning).
+at a named controller written as weights (`search_starts.STARTS`, `signalwise
+train --start`), or at weights learned elsewhere (`start`, with a smaller
+`sigma0`: fine-tuning).
 At the end the distribution's mean and the starting weights run on
 validation seeds (neither training nor the held-out seeds `evaluate` uses),
 and the better is the model: the search never ships something that lost to
@@ -86,6 +88,8 @@ class SearchConfig:
     measure: str = "count"  # or "density": vehicles per 100 m of lane
     #: where the search starts (one weight per feature, `in_halt`'s 1 first); None = max-pressure
     start: tuple[float, ...] | None = None
+    #: the start's name (`search_starts.STARTS`) when it is a named one, for the record
+    start_name: str | None = None
     #: initial spread, times INITIAL_STDS (smaller to fine-tune weights learned elsewhere)
     sigma0: float = 1.0
 
