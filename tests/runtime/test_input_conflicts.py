@@ -92,6 +92,16 @@ def test_an_output_directory_that_cannot_be_made_is_refused_before_the_run(tmp_p
     assert _errors(p) == [f"error: {option}: {tmp_path / 'a-file'} is not a directory"]
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a device every write to fails)")
+def test_a_write_that_fails_past_the_checks_is_one_error_line(tmp_path):
+    """Output that cannot be written (here stdout on a full device) ends the command with one line, exit 1."""
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([SIGNALWISE, "scenarios"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60,
+                           cwd=tmp_path)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert p.stderr.strip() == "error: No space left on device"
+
+
 def test_an_output_path_with_a_colon_works(tmp_path):
     r = execute_run(RunConfig(scenario="single", controller="max-pressure", duration_s=120, emissions=True),
                     tmp_path / "12:00 run")
