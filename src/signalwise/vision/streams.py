@@ -168,8 +168,16 @@ class StreamReader:
 
     def __iter__(self):
         """Frames until the stream ends, fails or is stopped."""
+        return self._frames(self.read)
+
+    def newest_frames(self):
+        """As iterating, but the newest frame each time, the skipped counted as drops: how a live consumer
+        that cannot keep up takes them."""
+        return self._frames(self.read_latest)
+
+    def _frames(self, take):
         while True:
-            frame = self.read(0.5)
+            frame = take(0.5)
             if frame is not None:
                 yield frame
             elif not self.running and not len(self.buffer):

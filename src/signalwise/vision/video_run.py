@@ -183,7 +183,7 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
     status = "complete"
     reader.start()
     try:
-        for frame in (reader if not inputs.live else _newest_frames(reader)):
+        for frame in (reader if not inputs.live else reader.newest_frames()):
             t = frame.time_s
             r = pipe.process(frame.image, t)
             last_t = t
@@ -253,16 +253,6 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
-
-
-def _newest_frames(reader):
-    """A live stream's frames as a live consumer takes them: the newest each time, the skipped counted as drops."""
-    while True:
-        frame = reader.read_latest(0.5)
-        if frame is not None:
-            yield frame
-        elif not reader.running and not len(reader.buffer):
-            return
 
 
 def _percentiles(values: list[float]) -> dict:
