@@ -3,6 +3,7 @@
     .venv/bin/python bench/sumo_rl_side_by_side.py [--train-s 100000] [--episodes 25] [--seeds 5]
                                                    [--eval-s 3600] [--out bench/out/sumo_rl]
     .venv/bin/python bench/sumo_rl_side_by_side.py --agent phase-score [--generations 4 --popsize 6]
+                                                   [--start max-pressure]
 
 sumo-rl side: the settings of its `experiments/ql_single-intersection.py`
 (sumo-rl 1.4.x): network and routes `sumo_rl/nets/single-intersection/
@@ -148,14 +149,15 @@ def in_fresh_processes(fn, jobs: list, workers: int) -> list:
 
 
 def train_ours(net: Path, routes: Path, train_s: int, episodes: int, out: Path, agent: str = "tabular",
-               generations: int = 4, popsize: int = 6, episode_s: int = 3600) -> float:
+               generations: int = 4, popsize: int = 6, episode_s: int = 3600, start: str = "max-pressure") -> float:
     """`signalwise train` on the user network; returns its wall time."""
     cmd = [SIGNALWISE, "train", "--net", str(net), "--routes", str(routes), "--workers", "2",
            "--seed", str(TRAIN_SEED), "--out", str(out), "--agent", agent]
     if agent == "tabular":
         cmd += ["--episodes", str(episodes), "--duration", f"{train_s / episodes:g}", "--batch", "2"]
     else:
-        cmd += ["--generations", str(generations), "--popsize", str(popsize), "--duration", str(episode_s)]
+        cmd += ["--generations", str(generations), "--popsize", str(popsize), "--duration", str(episode_s),
+                "--start", start]
     print("$", " ".join(cmd), flush=True)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -182,6 +184,8 @@ def main() -> None:
     ap.add_argument("--agent", default="tabular", help="our agent: tabular | phase-score")
     ap.add_argument("--generations", type=int, default=4, help="phase-score: CMA-ES generations")
     ap.add_argument("--popsize", type=int, default=6, help="phase-score: candidates per generation")
+    ap.add_argument("--start", default="max-pressure",
+                    help="phase-score: where the search starts (signalwise train --start)")
     args = ap.parse_args()
     out = args.out.resolve() / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
@@ -201,7 +205,7 @@ def main() -> None:
               f"6 validation episodes ({(args.generations * args.popsize + 6) * args.eval_s} simulated s) ...",
               flush=True)
     our_wall = train_ours(net, routes, args.train_s, args.episodes, out / "ours", args.agent, args.generations,
-                          args.popsize, args.eval_s)
+                          args.popsize, args.eval_s, args.start)
     model = out / "ours" / "model"
 
     print(f"evaluating on held-out seeds {seeds}, {args.eval_s} s each ...", flush=True)
