@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,8 @@ import pytest
 
 from signalwise.control.learning.phase_score import ALL_FEATURES, FEATURES, max_pressure_weights
 from signalwise.control.learning.qtable import load_model
-from signalwise.training.search_starts import DEFAULT_START, STARTS, search_start
+from signalwise.training.policy_search import run_policy_episode
+from signalwise.training.search_starts import AUTO_START, DEFAULT_START, STARTS, search_start
 
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 
@@ -34,7 +36,8 @@ def test_an_unknown_start_is_a_one_line_error_naming_the_known_ones():
     p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--start", "webster"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "unknown --start 'webster'" in p.stderr and "Traceback" not in p.stderr
-    assert all(name in p.stderr for name in STARTS)
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert all(name in p.stderr for name in (*STARTS, AUTO_START))
 
 
 @pytest.mark.slow
@@ -53,3 +56,37 @@ def test_train_starts_the_search_where_start_says(tmp_path):
     assert config["period_s"] == start.period_s
     if meta["selection"]["chosen"] == "start":  # the model is the start itself when the search did not beat it
         assert meta["policy"]["weights"] == list(start.vector(FEATURES))
+
+
+@pytest.mark.slow
+def test_auto_runs_every_start_on_the_validation_seeds_and_searches_from_the_lowest(tmp_path):
+    p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "-s", "single", "--generations", "1",
+                        "--popsize", "2", "--validation-seeds", "1", "--duration", "600", "--workers", "2",
+                        "--start", "auto", "--out", str(tmp_path / "t")],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    meta = load_model(tmp_path / "t" / "model").meta
+    sel, config = meta["selection"], meta["training"]["config"]
+    starts = sel["starts"]
+    delays = starts["candidates"]
+    assert list(delays) == list(STARTS)  # every start, each with its own figure
+    chosen = min(delays, key=delays.get)
+    assert starts["chosen"] == chosen and len(set(delays.values())) > 1  # the figures differ: the choice means something
+    # the search started there: the chosen start's weights, features and period
+    begin = STARTS[chosen]
+    assert config["start_name"] == chosen and config["features"] == list(begin.features())
+    assert config["start"] == list(begin.vector(begin.features())) and config["period_s"] == begin.period_s
+    # the final validation compares the learned weights against that start's own figure, on the same seeds
+    assert sel["start_avg_delay_s"] == delays[chosen]
+    assert meta["training"]["episodes"] == 1 * 2 + len(STARTS) * 1 + 1
+    # each figure is what that start's weights give on the validation seed, run on their own
+    for name, start in STARTS.items():
+        got = run_policy_episode(json.dumps({
+            "key": name, "weights": list(start.vector(start.features())), "features": list(start.features()),
+            "measure": "count", "sumo_seed": sel["seeds"][0], "scenario": "single", "run": {}, "duration_s": 600,
+            "period_s": start.period_s, "run_dir": str(tmp_path / "check" / name), "sumocfg": None, "net": None,
+            "routes": []}))
+        assert round(got["avg_delay_s"], 3) == delays[name], name
+    text = " ".join(p.stderr.split())  # rich wraps lines
+    assert all(f"{name} {d:.1f} s" in text for name, d in delays.items())
+    assert f"-> the search starts at {chosen}" in text and f"{chosen} (the starting point)" in text

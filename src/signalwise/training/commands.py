@@ -52,7 +52,8 @@ def train_command(
     start: Annotated[str, typer.Option(
         help="phase-score: where the search starts: max-pressure (halting vehicles, no hold) | actuated "
              "(extend a green while its detectors see traffic, every 1 s; all features) | max-pressure-hold "
-             "(our max-pressure's defaults as weights: a young green held, a change pays for its clearance)")]
+             "(our max-pressure's defaults as weights: a young green held, a change pays for its clearance) | "
+             "auto (run each on the validation seeds, search from the lowest delay)")]
     = "max-pressure",
     timing: Annotated[str | None, typer.Option(help="timing profile of the training episodes (safety | benchmark | "
                                                     "reference); the model learns what a change costs under it")] = None,
@@ -232,13 +233,14 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
     from ..sim.scenario import load
     from .executors import ExecutorError, make_executor
     from .policy_search import SearchConfig, search
-    from .search_starts import search_start
+    from .search_starts import search_starts
 
     started = time.monotonic()
     try:
-        begin = search_start(start)
+        starts = search_starts(start)
     except ValueError as exc:
         _fail(str(exc))
+    begin = next(iter(starts.values()))  # with auto: replaced by the one chosen
     if min(generations, seeds_per_generation, validation_seeds, workers) < 1 or popsize < 2:
         _fail("--generations, --seeds-per-generation, --validation-seeds and --workers must be at least 1, "
               "--popsize at least 2")
@@ -257,8 +259,8 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
                        seeds_per_generation=seeds_per_generation, validation_seeds=validation_seeds, seed=seed,
                        workers=workers, out=out, duration_s=duration, run=run, sumocfg=sumocfg, net=net,
                        routes=list(routes or []), ray_address=ray, measure=measure,
-                       features=begin.features(), start=begin.vector(begin.features()), start_name=start,
-                       period_s=begin.period_s)
+                       features=begin.features(), start=begin.vector(begin.features()),
+                       start_name=next(iter(starts)), period_s=begin.period_s)
     try:
         executor = make_executor(ray, workers)
     except ExecutorError as exc:
@@ -268,24 +270,39 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
                   TextColumn("best {task.fields[best]} mean {task.fields[mean]} σ {task.fields[sigma]}"),
                   TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task(f"{label} ({popsize}x{seeds_per_generation} episodes/gen)", total=generations,
-                            best="-", mean="-", sigma="-")
+        title = f"{label} ({popsize}x{seeds_per_generation} episodes/gen)"
+        task = bar.add_task(title, total=generations, best="-", mean="-", sigma="-")
 
         def on_generation(r):
             bar.update(task, advance=1, best=f"{r.best_avg_delay_s:.1f}s", mean=f"{r.mean_avg_delay_s:.1f}s",
                        sigma=f"{r.sigma:.2f}")
 
+        def on_start(choice):
+            bar.console.print(_starts_line(choice))
+            bar.update(task, description=title)
+
+        if len(starts) > 1:
+            bar.update(task, description=f"{label}: running the {len(starts)} starts on "
+                                         f"{validation_seeds} validation seed(s)")
         try:
-            model = search(cfg, on_generation, executor)
+            model = search(cfg, on_generation, executor, starts=starts if len(starts) > 1 else None,
+                           on_start=on_start)
         finally:
             executor.close()
     sel, pol = model.meta["selection"], model.meta["policy"]
+    start = model.meta["training"]["config"]["start_name"]
     console.print(f"model: {out / 'model'}  ({model.meta['training']['episodes']} episodes, "
                   f"{time.monotonic() - started:.0f} s in all, shield violations {model.meta['training']['violations']})")
     console.print("weights: " + ", ".join(f"{f} {w:+.3g}" for f, w in zip(pol["features"], pol["weights"], strict=True)))
     console.print(f"validation (seeds {sel['seeds']}, avg delay): learned {sel['learned_avg_delay_s']:.1f} s, "
                   f"{start} (the starting point) {sel['start_avg_delay_s']:.1f} s -> the model keeps the "
                   f"{'learned' if sel['chosen'] == 'learned' else f'starting ({start})'} weights")
+
+
+def _starts_line(choice: dict) -> str:
+    tried = ", ".join(f"{n} {d:.1f} s" for n, d in choice["candidates"].items())
+    return (f"starts (validation seeds {choice['seeds']}, avg delay): {tried} -> the search starts at "
+            f"{choice['chosen']}")
 
 
 def _selection_line(sel: dict) -> str:

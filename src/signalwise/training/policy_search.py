@@ -25,6 +25,14 @@ validation seeds (neither training nor the held-out seeds `evaluate` uses),
 and the better is the model: the search never ships something that lost to
 its starting point on traffic it had not seen.
 
+`--start auto` (`search(..., starts=STARTS)`): before the first generation
+every named start's weights run, each with its own features and period, on
+those same validation seeds; the search starts from the lowest mean delay
+(a tie goes to the start named first) and the chosen start's validation
+figure is reused at the end instead of being run again. Which start is best
+depends on the network, and running each start once costs a few episodes
+where a search runs a hundred.
+
 Determinism: CMA-ES draws from its own seeded generator and episode SUMO
 seeds follow from (seed, generation, k), so the same seed, popsize and
 seeds_per_generation give the same model whatever the workers or Ray.
@@ -37,7 +45,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +53,7 @@ import numpy as np
 from ..control.learning.phase_score import FEATURES, FEATURES_V1, check_features, max_pressure_weights
 from ..control.learning.qtable import Model, ModelError, load_model, save_model
 from .executors import EpisodeExecutor, make_executor
+from .search_starts import SearchStart
 from .train import TrainingError, training_seed
 
 AGENT = "phase-score"
@@ -153,9 +162,32 @@ def full_weights(free: np.ndarray) -> list[float]:
 OnGeneration = Callable[[GenerationRecord], None]
 
 
+def choose_start(cfg: SearchConfig, starts: dict[str, SearchStart], executor: EpisodeExecutor) -> dict:
+    """Every start's weights (its own features and period) on the search's validation seeds; the lowest wins.
+
+    Returns the record: seeds, every start's mean delay (`candidates`, in the order given), `chosen` (a tie
+    goes to the start named first), the episodes' wall time.
+    """
+    if not starts:
+        raise TrainingError("choosing a start needs at least one start")
+    vseeds = validation_seeds(cfg.seed, cfg.validation_seeds)
+    t0 = time.perf_counter()
+    jobs = [(name, s, list(st.vector(st.features())), {"features": list(st.features()), "period_s": st.period_s})
+            for name, st in starts.items() for s in vseeds]
+    res = _episodes(cfg, executor, jobs, Path(cfg.out) / "episodes" / "starts")
+    delay = {name: float(np.mean([res[(name, s)]["avg_delay_s"] for s in vseeds])) for name in starts}
+    return {"seeds": vseeds, "metric": "avg_delay_s", "candidates": delay, "chosen": min(starts, key=delay.get),
+            "episodes": len(jobs), "wall_s": round(time.perf_counter() - t0, 1)}
+
+
 def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
-           executor: EpisodeExecutor | None = None) -> Model:
-    """Run the search into `cfg.out` (model/, search.json); returns the chosen model."""
+           executor: EpisodeExecutor | None = None, starts: dict[str, SearchStart] | None = None,
+           on_start: Callable[[dict], None] | None = None) -> Model:
+    """Run the search into `cfg.out` (model/, search.json); returns the chosen model.
+
+    With `starts`, the search starts from the one that validates best (`choose_start`): `cfg`'s own start,
+    features and period are replaced by its; `on_start` gets the choice before the first generation.
+    """
     import cma
 
     out = Path(cfg.out)
@@ -164,20 +196,26 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
     if cfg.popsize < 2 or cfg.generations < 1 or cfg.seeds_per_generation < 1 or cfg.validation_seeds < 1:
         raise TrainingError("popsize must be at least 2; generations, seeds per generation and validation seeds "
                             "at least 1")
-    features = check_features(cfg.features)
-    start = cfg.start_weights()
-    if features[0] != "in_halt" or len(start) != len(features) or start[0] != 1.0:
-        raise TrainingError(f"a search weighs in_halt first, at 1, and starts with one weight per feature "
-                            f"({', '.join(features)}); got {list(start)}")
-    out.mkdir(parents=True, exist_ok=True)
-    x0 = np.asarray(start[1:], float)
-    es = cma.CMAEvolutionStrategy(x0, cfg.sigma0, {"popsize": cfg.popsize, "seed": cfg.seed, "verbose": -9,
-                                            "CMA_stds": [INITIAL_STDS[f] for f in features[1:]]})
+    if not starts:
+        _checked_start(cfg)  # before any episode runs
     own = executor is None
     executor = executor or make_executor(cfg.ray_address, cfg.workers)
-    history: list[dict] = []
     t_start = time.perf_counter()
+    start_choice = None
     try:
+        out.mkdir(parents=True, exist_ok=True)
+        if starts:
+            start_choice = choose_start(cfg, starts, executor)
+            begin = starts[start_choice["chosen"]]
+            cfg = replace(cfg, features=begin.features(), start=begin.vector(begin.features()),
+                          start_name=start_choice["chosen"], period_s=begin.period_s)
+            if on_start:
+                on_start(start_choice)
+        features, start = _checked_start(cfg)
+        x0 = np.asarray(start[1:], float)
+        es = cma.CMAEvolutionStrategy(x0, cfg.sigma0, {"popsize": cfg.popsize, "seed": cfg.seed, "verbose": -9,
+                                                "CMA_stds": [INITIAL_STDS[f] for f in features[1:]]})
+        history: list[dict] = []
         for g in range(cfg.generations):
             t0 = time.perf_counter()
             xs = es.ask()
@@ -196,9 +234,12 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
         learned = full_weights(es.mean)
         vseeds = validation_seeds(cfg.seed, cfg.validation_seeds)
         candidates = {"learned": learned, "start": list(start)}
-        jobs = [(name, s, w) for name, w in candidates.items() for s in vseeds]
+        # the chosen start ran on these very seeds already: the same episodes, so not again
+        known = {"start": start_choice["candidates"][cfg.start_name]} if start_choice else {}
+        jobs = [(name, s, w) for name, w in candidates.items() if name not in known for s in vseeds]
         res = _episodes(cfg, executor, jobs, out / "episodes" / "validation")
-        vdelay = {name: float(np.mean([res[(name, s)]["avg_delay_s"] for s in vseeds])) for name in candidates}
+        vdelay = {name: known[name] if name in known else
+                  float(np.mean([res[(name, s)]["avg_delay_s"] for s in vseeds])) for name in candidates}
         chosen = "learned" if vdelay["learned"] <= vdelay["start"] else "start"
     finally:
         if own:
@@ -213,14 +254,18 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
         "training": {
             "method": "cma-es", "seed": cfg.seed, "generations": cfg.generations, "popsize": cfg.popsize,
             "seeds_per_generation": cfg.seeds_per_generation,
-            "episodes": cfg.generations * cfg.popsize * cfg.seeds_per_generation + 2 * len(vseeds),
+            "episodes": cfg.generations * cfg.popsize * cfg.seeds_per_generation + len(jobs)
+            + (start_choice["episodes"] if start_choice else 0),
             "seeds": [s for h in history for s in h["seeds"]], "run": cfg.run, "wall_s": round(wall, 1),
             "violations": sum(h["violations"] for h in history) + sum(max(0, r["violations"]) for r in res.values()),
             "config": cfg.to_json(),
         },
         "selection": {"seeds": vseeds, "metric": "avg_delay_s",
                       "learned_avg_delay_s": round(vdelay["learned"], 3),
-                      "start_avg_delay_s": round(vdelay["start"], 3), "chosen": chosen},
+                      "start_avg_delay_s": round(vdelay["start"], 3), "chosen": chosen,
+                      **({"starts": {"candidates": {n: round(d, 3) for n, d in start_choice["candidates"].items()},
+                                     "chosen": start_choice["chosen"], "wall_s": start_choice["wall_s"]}}
+                         if start_choice else {})},
         "evaluations": [],
         "created": dt.datetime.now().isoformat(timespec="seconds"),
     }
@@ -231,12 +276,23 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
     return load_model(out / "model")
 
 
+def _checked_start(cfg: SearchConfig) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    features = check_features(cfg.features)
+    start = cfg.start_weights()
+    if features[0] != "in_halt" or len(start) != len(features) or start[0] != 1.0:
+        raise TrainingError(f"a search weighs in_halt first, at 1, and starts with one weight per feature "
+                            f"({', '.join(features)}); got {list(start)}")
+    return features, start
+
+
 def _episodes(cfg: SearchConfig, executor: EpisodeExecutor, jobs: list[tuple], folder: Path) -> dict:
+    """Run jobs (key, seed, weights[, overrides of the payload: features, period_s]) in one round."""
     payloads = [json.dumps({
         "key": [key, s], "weights": w, "features": list(cfg.features), "measure": cfg.measure, "sumo_seed": s, "scenario": cfg.scenario, "run": cfg.run,
         "duration_s": cfg.duration_s, "period_s": cfg.period_s, "run_dir": str(folder / f"{key}-s{s}"),
         "sumocfg": _abs(cfg.sumocfg), "net": _abs(cfg.net), "routes": [str(Path(r).resolve()) for r in cfg.routes],
-    }) for key, s, w in jobs]
+        **(more[0] if more else {}),
+    }) for key, s, w, *more in jobs]
     results = executor.run_round(run_policy_episode, payloads)
     out = {}
     for r in results:

@@ -23,6 +23,10 @@ controller written as phase-score weights (phase_score.py's features):
   55.2 s for `max-pressure` and 31.0 s for the max-pressure controller;
   `hold_young` 200 gave 25.3 s there but locked up one seed of three under
   the benchmark profile (99.9 s), 100 did not (19.3 s; docs/learning.md).
+
+`auto` names none of them: every start above runs on the search's
+validation seeds and the search starts from the lowest
+(`policy_search.choose_start`).
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ STARTS = {
                                       "hold_halt": 0.5, "hold_moving": 0.5}),
 }
 DEFAULT_START = "max-pressure"
+#: `--start auto`: validate every start of STARTS, search from the best
+AUTO_START = "auto"
 
 
 def search_start(name: str) -> SearchStart:
@@ -61,4 +67,9 @@ def search_start(name: str) -> SearchStart:
     try:
         return STARTS[name]
     except KeyError:
-        raise ValueError(f"unknown --start {name!r}; choose from {', '.join(STARTS)}") from None
+        raise ValueError(f"unknown --start {name!r}; choose from {', '.join(STARTS)} or {AUTO_START}") from None
+
+
+def search_starts(name: str) -> dict[str, SearchStart]:
+    """The starts `--start name` tries: all of STARTS for `auto`, else the one named (ValueError if unknown)."""
+    return dict(STARTS) if name == AUTO_START else {name: search_start(name)}
