@@ -3,7 +3,7 @@
     .venv/bin/python bench/sumo_rl_side_by_side.py [--train-s 100000] [--episodes 25] [--seeds 5]
                                                    [--eval-s 3600] [--out bench/out/sumo_rl]
     .venv/bin/python bench/sumo_rl_side_by_side.py --agent phase-score [--generations 4 --popsize 6]
-                                                   [--start max-pressure]
+                                                   [--start max-pressure|actuated|max-pressure-hold|auto]
 
 sumo-rl side: the settings of its `experiments/ql_single-intersection.py`
 (sumo-rl 1.4.x): network and routes `sumo_rl/nets/single-intersection/
@@ -201,9 +201,8 @@ def main() -> None:
     if args.agent == "tabular":
         print(f"ours: training {args.train_s} simulated s in {args.episodes} episodes ...", flush=True)
     else:
-        print(f"ours: phase-score search, {args.generations} x {args.popsize} episodes of {args.eval_s} s + "
-              f"6 validation episodes ({(args.generations * args.popsize + 6) * args.eval_s} simulated s) ...",
-              flush=True)
+        print(f"ours: phase-score search from --start {args.start}, {args.generations} x {args.popsize} episodes "
+              f"of {args.eval_s} s + validation episodes ...", flush=True)
     our_wall = train_ours(net, routes, args.train_s, args.episodes, out / "ours", args.agent, args.generations,
                           args.popsize, args.eval_s, args.start)
     model = out / "ours" / "model"
@@ -242,7 +241,14 @@ def main() -> None:
          "same program, its own 2 s yellows, no shield (fixed_ts)"),
     ]
     ours = (f"{args.episodes} x {args.train_s / args.episodes:g} s" if args.agent == "tabular" else
-            f"{args.generations * args.popsize + 6} x {args.eval_s} s")
+            f"{meta['training']['episodes']} x {args.eval_s} s, from --start {args.start}")
+    if "starts" in meta["selection"]:
+        print("starts on the validation seeds: " + ", ".join(
+            f"{n} {d:.1f} s" for n, d in meta["selection"]["starts"]["candidates"].items()))
+    if args.agent != "tabular":
+        sel = meta["selection"]
+        print(f"validation: learned {sel['learned_avg_delay_s']:.1f} s, start "
+              f"({meta['training']['config']['start_name']}) {sel['start_avg_delay_s']:.1f} s -> {sel['chosen']}")
     print(f"\nsumo-rl single-intersection, {args.train_s} simulated s of training for sumo-rl "
           f"(ours: {ours}), evaluation: seeds {seeds[0]}-{seeds[-1]}, "
           f"{args.eval_s} s each; average delay (RESCO, tripinfo), mean ± 95% CI over seeds")
