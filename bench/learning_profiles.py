@@ -13,6 +13,8 @@ time, and the best published RESCO result where there is one.
     .venv/bin/python bench/learning_profiles.py --networks resco:cologne1 --generations 10 --measure count
     .venv/bin/python bench/learning_profiles.py --networks resco:cologne3 --measure density \
         --start max-pressure-hold --out bench/out/learning_profiles_hold
+    .venv/bin/python bench/learning_profiles.py --networks resco:cologne3,resco:ingolstadt1 --measure density \
+        --start auto --profiles safety --out bench/out/learning_profiles_auto
     .venv/bin/python bench/learning_profiles.py            # all 8 RESCO networks and the 3 built-ins: hours
 """
 
@@ -66,7 +68,9 @@ def one(network: str, profile: str, out: Path, generations: int, measure: str, s
             "p_welch": float(stats.ttest_ind(ql, mp, equal_var=False).pvalue),
             "p_paired": float(stats.ttest_rel(ql, mp).pvalue),
             "train_wall_s": wall if wall is not None else meta["training"]["wall_s"],
-            "weights": meta["policy"]["weights"]}
+            "weights": meta["policy"]["weights"], "start": meta["training"]["config"].get("start_name"),
+            "starts": meta["selection"].get("starts"), "selection": {
+                k: meta["selection"][k] for k in ("learned_avg_delay_s", "start_avg_delay_s", "chosen")}}
 
 
 def mean(v: list[float]) -> float:
@@ -81,10 +85,14 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--start", default="max-pressure", help="where the search starts (signalwise train --start)")
     ap.add_argument("--out", type=Path, default=Path("bench/out/learning_profiles"))
+    ap.add_argument("--profiles", default=",".join(PROFILES), help="timing profiles to run (comma-separated)")
     args = ap.parse_args()
+    profiles = [p for p in args.profiles.split(",") if p]
+    if not set(profiles) <= set(PROFILES):
+        raise SystemExit(f"error: --profiles takes {', '.join(PROFILES)}")
     rows = []
     for network in [n for n in args.networks.split(",") if n]:
-        for profile in PROFILES:
+        for profile in profiles:
             rows.append(one(network, profile, args.out / network.replace(":", "-") / profile, args.generations,
                             args.measure, args.seeds, args.start))
     (args.out / "learning_profiles.json").write_text(json.dumps(rows, indent=1))
@@ -97,9 +105,17 @@ def main() -> None:
         print(f"| {r['network']} | {r['profile']} | {mean(r['fixed']):.1f} | {mean(r['max_pressure']):.1f} | "
               f"{mean(r['ql']):.1f} | {change:+.1f} %, {r['p_welch']:.3f} / {r['p_paired']:.3f} | "
               f"{'' if pub is None else pub} | {r['train_wall_s']:.0f} s |")
+    for r in rows:
+        sel = r["selection"]
+        tried = (", ".join(f"{n} {d:.1f} s" for n, d in r["starts"]["candidates"].items()) + " -> "
+                 if r["starts"] else "")
+        print(f"{r['network']} {r['profile']}: start {tried}{r['start']}; validation: learned "
+              f"{sel['learned_avg_delay_s']:.1f} s, start {sel['start_avg_delay_s']:.1f} s -> {sel['chosen']}")
     print("\nprice of safety (delay under safety / under benchmark):")
     by = {(r["network"], r["profile"]): r for r in rows}
     for network in dict.fromkeys(r["network"] for r in rows):
+        if (network, "safety") not in by or (network, "benchmark") not in by:
+            continue
         s, b = by[(network, "safety")], by[(network, "benchmark")]
         print(f"  {network}: max-pressure {mean(s['max_pressure']) / mean(b['max_pressure']):.2f}x, "
               f"ql {mean(s['ql']) / mean(b['ql']):.2f}x, fixed {mean(s['fixed']) / mean(b['fixed']):.2f}x")
