@@ -90,3 +90,18 @@ def test_auto_runs_every_start_on_the_validation_seeds_and_searches_from_the_low
     text = " ".join(p.stderr.split())  # rich wraps lines
     assert all(f"{name} {d:.1f} s" in text for name, d in delays.items())
     assert f"-> the search starts at {chosen}" in text and f"{chosen} (the starting point)" in text
+
+
+@pytest.mark.slow
+def test_period_overrides_the_starts_decision_period_and_the_model_keeps_it(tmp_path):
+    p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "-s", "single", "--generations", "1",
+                        "--popsize", "2", "--validation-seeds", "1", "--duration", "300", "--period", "2",
+                        "--out", str(tmp_path / "t")], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    meta = load_model(tmp_path / "t" / "model").meta
+    assert STARTS[DEFAULT_START].period_s != 2
+    assert meta["training"]["config"]["period_s"] == 2 and meta["policy"]["period_s"] == 2
+    bad = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--period", "0"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--period must be above 0" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

@@ -55,6 +55,8 @@ def train_command(
              "(our max-pressure's defaults as weights: a young green held, a change pays for its clearance) | "
              "auto (run each on the validation seeds, search from the lowest delay)")]
     = "max-pressure",
+    period: Annotated[float | None, typer.Option(help="phase-score: seconds between decisions [default: the "
+                                                      "start's: 1 for actuated, else 5]", show_default=False)] = None,
     timing: Annotated[str | None, typer.Option(help="timing profile of the training episodes (safety | benchmark | "
                                                     "reference); the model learns what a change costs under it")] = None,
     episodes: Annotated[int, typer.Option(help="total episodes (with --resume: the new total)")] = 40,
@@ -93,7 +95,7 @@ def train_command(
     """Train a learning model; every episode runs the real loop, shield and safety audit included."""
     if agent == "phase-score":
         _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
-                      duration, timing, sumocfg, net, routes, ray, measure, start)
+                      duration, timing, sumocfg, net, routes, ray, measure, start, period)
         return
     if agent != "tabular":
         _fail("--agent must be phase-score or tabular")
@@ -223,7 +225,9 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
 
 @learning_errors
 def _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
-                  duration, timing, sumocfg, net, routes, ray, measure="count", start="max-pressure") -> None:
+                  duration, timing, sumocfg, net, routes, ray, measure="count", start="max-pressure",
+                  period=None) -> None:
+    import dataclasses
     import time
 
     from rich.console import Console
@@ -240,6 +244,10 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
         starts = search_starts(start)
     except ValueError as exc:
         _fail(str(exc))
+    if period is not None:
+        if not period > 0:
+            _fail("--period must be above 0 seconds")
+        starts = {n: dataclasses.replace(st, period_s=period) for n, st in starts.items()}
     begin = next(iter(starts.values()))  # with auto: replaced by the one chosen
     if min(generations, seeds_per_generation, validation_seeds, workers) < 1 or popsize < 2:
         _fail("--generations, --seeds-per-generation, --validation-seeds and --workers must be at least 1, "
