@@ -4,6 +4,7 @@
                                                    [--eval-s 3600] [--out bench/out/sumo_rl]
     .venv/bin/python bench/sumo_rl_side_by_side.py --agent phase-score [--generations 4 --popsize 6]
                                                    [--start max-pressure|actuated|max-pressure-hold|auto]
+                                                   [--period 1]
 
 sumo-rl side: the settings of its `experiments/ql_single-intersection.py`
 (sumo-rl 1.4.x): network and routes `sumo_rl/nets/single-intersection/
@@ -149,7 +150,8 @@ def in_fresh_processes(fn, jobs: list, workers: int) -> list:
 
 
 def train_ours(net: Path, routes: Path, train_s: int, episodes: int, out: Path, agent: str = "tabular",
-               generations: int = 4, popsize: int = 6, episode_s: int = 3600, start: str = "max-pressure") -> float:
+               generations: int = 4, popsize: int = 6, episode_s: int = 3600, start: str = "max-pressure",
+               period: float | None = None) -> float:
     """`signalwise train` on the user network; returns its wall time."""
     cmd = [SIGNALWISE, "train", "--net", str(net), "--routes", str(routes), "--workers", "2",
            "--seed", str(TRAIN_SEED), "--out", str(out), "--agent", agent]
@@ -157,7 +159,7 @@ def train_ours(net: Path, routes: Path, train_s: int, episodes: int, out: Path, 
         cmd += ["--episodes", str(episodes), "--duration", f"{train_s / episodes:g}", "--batch", "2"]
     else:
         cmd += ["--generations", str(generations), "--popsize", str(popsize), "--duration", str(episode_s),
-                "--start", start]
+                "--start", start] + (["--period", f"{period:g}"] if period is not None else [])
     print("$", " ".join(cmd), flush=True)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -186,6 +188,8 @@ def main() -> None:
     ap.add_argument("--popsize", type=int, default=6, help="phase-score: candidates per generation")
     ap.add_argument("--start", default="max-pressure",
                     help="phase-score: where the search starts (signalwise train --start)")
+    ap.add_argument("--period", type=float, default=None,
+                    help="phase-score: seconds between decisions (signalwise train --period; default: the start's)")
     args = ap.parse_args()
     out = args.out.resolve() / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
@@ -204,7 +208,7 @@ def main() -> None:
         print(f"ours: phase-score search from --start {args.start}, {args.generations} x {args.popsize} episodes "
               f"of {args.eval_s} s + validation episodes ...", flush=True)
     our_wall = train_ours(net, routes, args.train_s, args.episodes, out / "ours", args.agent, args.generations,
-                          args.popsize, args.eval_s, args.start)
+                          args.popsize, args.eval_s, args.start, args.period)
     model = out / "ours" / "model"
 
     print(f"evaluating on held-out seeds {seeds}, {args.eval_s} s each ...", flush=True)
@@ -241,7 +245,8 @@ def main() -> None:
          "same program, its own 2 s yellows, no shield (fixed_ts)"),
     ]
     ours = (f"{args.episodes} x {args.train_s / args.episodes:g} s" if args.agent == "tabular" else
-            f"{meta['training']['episodes']} x {args.eval_s} s, from --start {args.start}")
+            f"{meta['training']['episodes']} x {args.eval_s} s, from --start {args.start}, decisions every "
+            f"{meta['policy']['period_s']:g} s")
     if "starts" in meta["selection"]:
         print("starts on the validation seeds: " + ", ".join(
             f"{n} {d:.1f} s" for n, d in meta["selection"]["starts"]["candidates"].items()))
