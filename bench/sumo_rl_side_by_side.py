@@ -4,7 +4,7 @@
                                                    [--eval-s 3600] [--out bench/out/sumo_rl]
     .venv/bin/python bench/sumo_rl_side_by_side.py --agent phase-score [--generations 4 --popsize 6]
                                                    [--start max-pressure|actuated|max-pressure-hold|auto]
-                                                   [--period 1]
+                                                   [--period 1] [--seeds-per-generation 2]
 
 sumo-rl side: the settings of its `experiments/ql_single-intersection.py`
 (sumo-rl 1.4.x): network and routes `sumo_rl/nets/single-intersection/
@@ -151,7 +151,7 @@ def in_fresh_processes(fn, jobs: list, workers: int) -> list:
 
 def train_ours(net: Path, routes: Path, train_s: int, episodes: int, out: Path, agent: str = "tabular",
                generations: int = 4, popsize: int = 6, episode_s: int = 3600, start: str = "max-pressure",
-               period: float | None = None) -> float:
+               period: float | None = None, seeds_per_generation: int = 1) -> float:
     """`signalwise train` on the user network; returns its wall time."""
     cmd = [SIGNALWISE, "train", "--net", str(net), "--routes", str(routes), "--workers", "2",
            "--seed", str(TRAIN_SEED), "--out", str(out), "--agent", agent]
@@ -159,7 +159,8 @@ def train_ours(net: Path, routes: Path, train_s: int, episodes: int, out: Path, 
         cmd += ["--episodes", str(episodes), "--duration", f"{train_s / episodes:g}", "--batch", "2"]
     else:
         cmd += ["--generations", str(generations), "--popsize", str(popsize), "--duration", str(episode_s),
-                "--start", start] + (["--period", f"{period:g}"] if period is not None else [])
+                "--start", start, "--seeds-per-generation", str(seeds_per_generation)]
+        cmd += ["--period", f"{period:g}"] if period is not None else []
     print("$", " ".join(cmd), flush=True)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -188,6 +189,8 @@ def main() -> None:
     ap.add_argument("--popsize", type=int, default=6, help="phase-score: candidates per generation")
     ap.add_argument("--start", default="max-pressure",
                     help="phase-score: where the search starts (signalwise train --start)")
+    ap.add_argument("--seeds-per-generation", type=int, default=1,
+                    help="phase-score: training seeds every candidate runs (signalwise train --seeds-per-generation)")
     ap.add_argument("--period", type=float, default=None,
                     help="phase-score: seconds between decisions (signalwise train --period; default: the start's)")
     args = ap.parse_args()
@@ -208,7 +211,7 @@ def main() -> None:
         print(f"ours: phase-score search from --start {args.start}, {args.generations} x {args.popsize} episodes "
               f"of {args.eval_s} s + validation episodes ...", flush=True)
     our_wall = train_ours(net, routes, args.train_s, args.episodes, out / "ours", args.agent, args.generations,
-                          args.popsize, args.eval_s, args.start, args.period)
+                          args.popsize, args.eval_s, args.start, args.period, args.seeds_per_generation)
     model = out / "ours" / "model"
 
     print(f"evaluating on held-out seeds {seeds}, {args.eval_s} s each ...", flush=True)
