@@ -151,10 +151,10 @@ def in_fresh_processes(fn, jobs: list, workers: int) -> list:
 
 def train_ours(net: Path, routes: Path, train_s: int, episodes: int, out: Path, agent: str = "tabular",
                generations: int = 4, popsize: int = 6, episode_s: int = 3600, start: str = "max-pressure",
-               period: float | None = None, seeds_per_generation: int = 1) -> float:
+               period: float | None = None, seeds_per_generation: int = 1, seed: int = TRAIN_SEED) -> float:
     """`signalwise train` on the user network; returns its wall time."""
     cmd = [SIGNALWISE, "train", "--net", str(net), "--routes", str(routes), "--workers", "2",
-           "--seed", str(TRAIN_SEED), "--out", str(out), "--agent", agent]
+           "--seed", str(seed), "--out", str(out), "--agent", agent]
     if agent == "tabular":
         cmd += ["--episodes", str(episodes), "--duration", f"{train_s / episodes:g}", "--batch", "2"]
     else:
@@ -191,6 +191,8 @@ def main() -> None:
                     help="phase-score: where the search starts (signalwise train --start)")
     ap.add_argument("--seeds-per-generation", type=int, default=1,
                     help="phase-score: training seeds every candidate runs (signalwise train --seeds-per-generation)")
+    ap.add_argument("--seed", type=int, default=TRAIN_SEED,
+                    help="our training seed (sumo-rl's side always trains with seed 1, as its experiment)")
     ap.add_argument("--period", type=float, default=None,
                     help="phase-score: seconds between decisions (signalwise train --period; default: the start's)")
     args = ap.parse_args()
@@ -211,7 +213,7 @@ def main() -> None:
         print(f"ours: phase-score search from --start {args.start}, {args.generations} x {args.popsize} episodes "
               f"of {args.eval_s} s + validation episodes ...", flush=True)
     our_wall = train_ours(net, routes, args.train_s, args.episodes, out / "ours", args.agent, args.generations,
-                          args.popsize, args.eval_s, args.start, args.period, args.seeds_per_generation)
+                          args.popsize, args.eval_s, args.start, args.period, args.seeds_per_generation, args.seed)
     model = out / "ours" / "model"
 
     print(f"evaluating on held-out seeds {seeds}, {args.eval_s} s each ...", flush=True)
