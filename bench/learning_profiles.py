@@ -2,8 +2,9 @@
 
 For each network and each profile (`safety`, the default, and `benchmark`,
 RESCO's rules): `signalwise train --agent phase-score --timing PROFILE`
-(seed 1), then `signalwise compare --timing PROFILE --controllers
-fixed,max-pressure,ql:MODEL --seeds 5` on held-out seeds 1-5. Prints mean
+(seed 1; the features measured over max-pressure's 50 m lane zones unless
+--zone-m says otherwise), then `signalwise compare --timing PROFILE
+--controllers fixed,max-pressure,ql:MODEL --seeds 5` on held-out seeds 1-5. Prints mean
 delay (RESCO definition) per controller and profile, ql's change against
 max-pressure with Welch and paired p, the price of safety (delay under
 safety / delay under benchmark) of max-pressure and ql, the training wall
@@ -15,6 +16,7 @@ time, and the best published RESCO result where there is one.
         --start max-pressure-hold --out bench/out/learning_profiles_hold
     .venv/bin/python bench/learning_profiles.py --networks resco:cologne3,resco:ingolstadt1 --measure density \
         --start auto --profiles safety --out bench/out/learning_profiles_auto
+    .venv/bin/python bench/learning_profiles.py --networks resco:cologne1 --zone-m 0   # each lane alone
     .venv/bin/python bench/learning_profiles.py            # all 8 RESCO networks and the 3 built-ins: hours
 """
 
@@ -49,13 +51,14 @@ def run(cmd: list[str]) -> float:
 
 
 def one(network: str, profile: str, out: Path, generations: int, measure: str, seeds: int,
-        start: str = "max-pressure") -> dict:
+        start: str = "max-pressure", zone_m: float | None = None) -> dict:
     model = out / "train" / "model"
     wall = None
     if not model.is_dir():  # resumable: a trained model is kept
         wall = run([SIGNALWISE, "train", "--agent", "phase-score", "-s", network, "--timing", profile,
                     "--generations", str(generations), "--measure", measure, "--seed", "1",
-                    "--start", start, "--out", str(out / "train")])
+                    "--start", start, "--out", str(out / "train"),
+                    *(["--zone-m", f"{zone_m:g}"] if zone_m is not None else [])])
     summary = out / "compare" / "summary.json"
     if not summary.is_file():
         run([SIGNALWISE, "compare", "-s", network, "--timing", profile, "--seeds", str(seeds),
@@ -68,9 +71,9 @@ def one(network: str, profile: str, out: Path, generations: int, measure: str, s
             "p_welch": float(stats.ttest_ind(ql, mp, equal_var=False).pvalue),
             "p_paired": float(stats.ttest_rel(ql, mp).pvalue),
             "train_wall_s": wall if wall is not None else meta["training"]["wall_s"],
-            "weights": meta["policy"]["weights"], "start": meta["training"]["config"].get("start_name"),
-            "starts": meta["selection"].get("starts"), "selection": {
-                k: meta["selection"][k] for k in ("learned_avg_delay_s", "start_avg_delay_s", "chosen")}}
+            "weights": meta["policy"]["weights"], "zone_m": meta["policy"].get("zone_m", 0.0),
+            "start": meta["training"]["config"].get("start_name"), "starts": meta["selection"].get("starts"),
+            "selection": {k: meta["selection"][k] for k in ("learned_avg_delay_s", "start_avg_delay_s", "chosen")}}
 
 
 def mean(v: list[float]) -> float:
@@ -84,6 +87,9 @@ def main() -> None:
     ap.add_argument("--measure", default="count", help="count | density (the phase-score features)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--start", default="max-pressure", help="where the search starts (signalwise train --start)")
+    ap.add_argument("--zone-m", type=float, default=None,
+                    help="the features' measuring zone, metres (signalwise train --zone-m); default: max-pressure's "
+                         "under each profile (50); 0 reads each lane alone")
     ap.add_argument("--out", type=Path, default=Path("bench/out/learning_profiles"))
     ap.add_argument("--profiles", default=",".join(PROFILES), help="timing profiles to run (comma-separated)")
     args = ap.parse_args()
@@ -94,7 +100,7 @@ def main() -> None:
     for network in [n for n in args.networks.split(",") if n]:
         for profile in profiles:
             rows.append(one(network, profile, args.out / network.replace(":", "-") / profile, args.generations,
-                            args.measure, args.seeds, args.start))
+                            args.measure, args.seeds, args.start, args.zone_m))
     (args.out / "learning_profiles.json").write_text(json.dumps(rows, indent=1))
     print("\n| network | profile | fixed | max-pressure | ql | ql vs max-pressure, p Welch / paired | best published | "
           "training wall |")

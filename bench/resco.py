@@ -68,8 +68,10 @@ def run_cell(cell: dict) -> dict:
     from signalwise.runtime.config import RunConfig
     from signalwise.runtime.run import execute_run
 
+    # a cell may carry configuration beside its profile (bench/safety_price.py: one safety rule added)
     cfg = RunConfig.model_validate({"scenario": cell["network"], "controller": cell["controller"],
-                                    "seed": cell["seed"], "timing": cell["profile"], "record": "lean"})
+                                    "seed": cell["seed"], "timing": cell["profile"], "record": "lean",
+                                    **cell.get("config", {})})
     with tempfile.TemporaryDirectory(prefix="resco-cell-") as tmp:
         result = execute_run(cfg, Path(tmp) / "run")
     m = result.metrics

@@ -136,3 +136,43 @@ def test_a_benchmark_run_serves_ingolstadt7s_entry_that_ends_in_a_09_m_lane(tmp_
     states = [row.split(",")[2] for row in (result.run_dir / "signal_states.csv").read_text().splitlines()[1:]
               if row.split(",")[1] == "gneJ143"]
     assert any(state[i] == "G" for state in states for i in western)
+
+
+def _safety_price_bench():
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[2] / "bench"
+    sys.path.insert(0, str(bench))  # safety_price imports its sibling resco
+    try:
+        spec = importlib.util.spec_from_file_location("safety_price", bench / "safety_price.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(bench))
+    return module
+
+
+def test_each_safety_price_variant_adds_exactly_its_safety_rule_to_the_benchmark():
+    """bench/safety_price.py attributes the price of safety rule by rule: each variant must differ from the
+    benchmark profile only in the keys it names, each at the safety profile's value."""
+    from signalwise.control import max_pressure
+
+    variants = _safety_price_bench().VARIANTS
+    resolve = lambda data: RunConfig.model_validate({"scenario": "resco:cologne1", **data}).model_dump()  # noqa: E731
+    benchmark, safety = resolve({"timing": "benchmark"}), resolve({"timing": "safety"})
+    defaults = {"period_s": max_pressure.PERIOD_S, "min_hold_s": max_pressure.MIN_HOLD_S,
+                "lost_time_s": max_pressure.LOST_TIME}  # what max-pressure does when the safety profile sets none
+    for name, config in variants.items():
+        if config is None:
+            continue
+        got = resolve(config)
+        changed = {(k, sk) for k in got for sk in (got[k] if isinstance(got[k], dict) else [None])
+                   if (got[k].get(sk) if sk else got[k]) != (benchmark[k].get(sk) if sk else benchmark[k])}
+        assert changed, name
+        for key, sub in changed:
+            value = got[key][sub] if sub else got[key]
+            if key == "controller_options":
+                assert value == defaults[sub], (name, sub)
+            else:
+                assert value == (safety[key][sub] if sub else safety[key]), (name, key, sub)

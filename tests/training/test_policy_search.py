@@ -73,6 +73,11 @@ def test_train_phase_score_from_the_command_line(tmp_path):
     meta = load_model(tmp_path / "t" / "model").meta
     assert meta["agent"] == "phase-score" and meta["training"]["run"] == {"timing": "benchmark"}
     assert meta["training"]["episodes"] == 1 * 2 + 2 * 1
+    # measured over max-pressure's lane zones under the profile, and the model says so
+    assert meta["policy"]["zone_m"] == 50.0 and "measured over 50 m lane zones" in p.stderr
     bad = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--timing", "rush-hour",
                           "--out", str(tmp_path / "u")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "rush-hour" in bad.stderr and "Traceback" not in bad.stderr
+    bad = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--zone-m", "-1",
+                          "--out", str(tmp_path / "v")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--zone-m" in bad.stderr and "Traceback" not in bad.stderr

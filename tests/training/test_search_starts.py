@@ -85,7 +85,7 @@ def test_auto_runs_every_start_on_the_validation_seeds_and_searches_from_the_low
             "key": name, "weights": list(start.vector(start.features())), "features": list(start.features()),
             "measure": "count", "sumo_seed": sel["seeds"][0], "scenario": "single", "run": {}, "duration_s": 600,
             "period_s": start.period_s, "run_dir": str(tmp_path / "check" / name), "sumocfg": None, "net": None,
-            "routes": []}))
+            "routes": [], "zone_m": config["zone_m"]}))
         assert round(got["avg_delay_s"], 3) == delays[name], name
     text = " ".join(p.stderr.split())  # rich wraps lines
     assert all(f"{name} {d:.1f} s" in text for name, d in delays.items())

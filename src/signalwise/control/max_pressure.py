@@ -12,8 +12,9 @@ zone: the incoming lane with the lanes feeding it whose near end lies within
 `zone_m` of the stop line, the outgoing lane with the lanes it feeds within
 `zone_m` of the junction, never across another signal's stop line (a
 detector or camera zone is laid the same way; `sim.lane_zones` says which
-lanes). A lane at least `zone_m` long is its own zone. A lane downstream of
-two outgoing lanes counts in both their zones.
+lanes, `control.zones` measures them, for the phase-score agent too). A
+lane at least `zone_m` long is its own zone. A lane downstream of two
+outgoing lanes counts in both their zones.
 
 Every change costs the clearance (yellow + all-red) during which nobody
 moves. With `lost_time_s` > 0 a change is proposed only when it pays for
@@ -30,6 +31,7 @@ from operator import attrgetter
 
 from ..core.types import Decision, Intersection, Observation
 from .base import ControlContext, register
+from .zones import MIN_LANE_M, MovementZones, zone_per_100m, zone_sum
 
 PERIOD_S = 5.0
 #: hold a new green at least this long before re-deciding. Without a hold the
@@ -85,24 +87,21 @@ class MaxPressureController:
         #: are of whole vehicles, exact in any order, so a lane shared by several movements is read once
         self._lane_terms = [(tuple(Counter(a for a, _ in moves).items()), tuple(Counter(b for _, b in moves).items()))
                             for moves in self._movements]
-        self.zone_m = max(0.0, zone_m)
         lengths = lane_length_m or {}
-        zone_in = _zones(self._movements, 0, lane_upstream, self.zone_m)
-        zone_out = _zones(self._movements, 1, lane_downstream, self.zone_m)
+        zones = MovementZones((move for moves in self._movements for move in moves), zone_m, lane_upstream,
+                              lane_downstream)
+        self.zone_m = zones.zone_m
         #: the lanes read besides the intersection's own (the runtime observes them too)
-        self.zone_lane_ids = tuple(dict.fromkeys(lane for z in (*zone_in.values(), *zone_out.values())
-                                                 for lane in z[1:]))
+        self.zone_lane_ids = zones.extra_lane_ids
         #: with zones: per phase, each incoming and outgoing zone with its weight (movements using it, per
         #: 100 m of the whole zone under density); None when every lane is its own zone
         self._zone_terms = None
         if self.zone_lane_ids:
             def weight(zone):
-                if measure != "density":
-                    return 1.0
-                return 100.0 / max(sum(lengths.get(lane, 100.0) for lane in zone), MIN_LANE_M)
+                return zone_per_100m(zone, lengths) if measure == "density" else 1.0
             self._zone_terms = [
-                (tuple((zone_in.get(a, (a,)), n * weight(zone_in.get(a, (a,)))) for a, n in ins),
-                 tuple((zone_out.get(b, (b,)), n * weight(zone_out.get(b, (b,)))) for b, n in outs))
+                (tuple((zones.incoming(a), n * weight(zones.incoming(a))) for a, n in ins),
+                 tuple((zones.outgoing(b), n * weight(zones.outgoing(b))) for b, n in outs))
                 for ins, outs in self._lane_terms]
         self._memo_obs: Observation | None = None
         self._memo: list[float] = []
@@ -120,9 +119,9 @@ class MaxPressureController:
             for ins, outs in self._zone_terms:
                 total = 0.0
                 for zone, w in ins:
-                    total += w * _zone_sum(lanes, zone, x_in)
+                    total += w * zone_sum(lanes, zone, x_in)
                 for zone, w in outs:
-                    total -= w * _zone_sum(lanes, zone, x_out)
+                    total -= w * zone_sum(lanes, zone, x_out)
                 out.append(total)
             self._memo_obs, self._memo = obs, out
             return out
@@ -175,37 +174,11 @@ class MaxPressureController:
         return best * horizon / (horizon + self.lost_time_s) > current
 
 
-def _zones(movements, side: int, neighbours, zone_m: float) -> dict[str, tuple[str, ...]]:
-    """The lanes (the lane itself first) measured for each movement lane on `side` (0 in, 1 out) that
-    has neighbours within `zone_m`."""
-    out = {}
-    if zone_m <= 0 or not neighbours:
-        return out
-    for moves in movements:
-        for move in moves:
-            lane = move[side]
-            near = tuple(other for other, distance_m in neighbours.get(lane, ()) if distance_m < zone_m)
-            if near:
-                out[lane] = (lane, *near)
-    return out
-
-
-def _zone_sum(lanes, zone, x) -> float:
-    total = 0
-    for lane in zone:
-        s = lanes.get(lane)
-        if s is not None:
-            total += x(s)
-    return total
-
-
 #: count: every vehicle on the lane, in and out; queue: halting vehicles in, every vehicle out;
 #: halting: halting vehicles in and out (the plain reference's pressure); demand: every vehicle in, halting
 #: vehicles out (vehicles moving away block nobody; a queue downstream does)
 #: density: every vehicle in and out, per 100 m of lane (lanes of unknown length count as 100 m)
 MEASURES = ("count", "queue", "halting", "demand", "density")
-#: lanes shorter than one car are counted as one car long
-MIN_LANE_M = 7.5
 #: hold: a tie with the current phase keeps it; first: the first phase of the largest pressure is served,
 #: even when the current phase ties with it (the plain reference's rule)
 TIES = ("hold", "first")

@@ -49,6 +49,11 @@ def train_command(
                                                            "generation runs (the same for all)")] = 1,
     measure: Annotated[str, typer.Option(help="phase-score: count (vehicles) | density (vehicles per 100 m of "
                                               "lane: short approach lanes weigh their queue)")] = "count",
+    zone_m: Annotated[float | None, typer.Option(
+        "--zone-m", help="phase-score: metres from the junction over which each movement is measured: a lane "
+                         "shorter than this is read with the lanes up or down the road within it, as max-pressure "
+                         "does (default: max-pressure's under --timing: 50, 0 under reference; 0 = each lane "
+                         "alone)")] = None,
     start: Annotated[str, typer.Option(
         help="phase-score: where the search starts: max-pressure (halting vehicles, no hold) | actuated "
              "(extend a green while its detectors see traffic, every 1 s; all features) | max-pressure-hold "
@@ -95,7 +100,7 @@ def train_command(
     """Train a learning model; every episode runs the real loop, shield and safety audit included."""
     if agent == "phase-score":
         _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
-                      duration, timing, sumocfg, net, routes, ray, measure, start, period)
+                      duration, timing, sumocfg, net, routes, ray, measure, start, zone_m, period)
         return
     if agent != "tabular":
         _fail("--agent must be phase-score or tabular")
@@ -226,7 +231,7 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
 @learning_errors
 def _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
                   duration, timing, sumocfg, net, routes, ray, measure="count", start="max-pressure",
-                  period=None) -> None:
+                  zone_m=None, period=None) -> None:
     import dataclasses
     import time
 
@@ -256,6 +261,8 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
         _fail("--net needs at least one --routes file")
     if measure not in ("count", "density"):
         _fail("--measure must be count or density")
+    if zone_m is not None and not zone_m >= 0:
+        _fail("--zone-m is a distance in metres, 0 or more")
     own = sumocfg is not None or net is not None
     run = {"timing": timing} if timing is not None else {}
     # the episodes' configuration, checked once here: a bad profile or network is one line, not a worker's traceback
@@ -266,7 +273,7 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
     cfg = SearchConfig(scenario=None if own else scenario, generations=generations, popsize=popsize,
                        seeds_per_generation=seeds_per_generation, validation_seeds=validation_seeds, seed=seed,
                        workers=workers, out=out, duration_s=duration, run=run, sumocfg=sumocfg, net=net,
-                       routes=list(routes or []), ray_address=ray, measure=measure,
+                       routes=list(routes or []), ray_address=ray, measure=measure, zone_m=zone_m,
                        features=begin.features(), start=begin.vector(begin.features()),
                        start_name=next(iter(starts)), period_s=begin.period_s)
     try:
@@ -301,6 +308,7 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
     start = model.meta["training"]["config"]["start_name"]
     console.print(f"model: {out / 'model'}  ({model.meta['training']['episodes']} episodes, "
                   f"{time.monotonic() - started:.0f} s in all, shield violations {model.meta['training']['violations']})")
+    console.print(f"measured over {pol['zone_m']:g} m lane zones" if pol["zone_m"] else "measured lane by lane")
     console.print("weights: " + ", ".join(f"{f} {w:+.3g}" for f, w in zip(pol["features"], pol["weights"], strict=True)))
     console.print(f"validation (seeds {sel['seeds']}, avg delay): learned {sel['learned_avg_delay_s']:.1f} s, "
                   f"{start} (the starting point) {sel['start_avg_delay_s']:.1f} s -> the model keeps the "

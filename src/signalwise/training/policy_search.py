@@ -33,6 +33,11 @@ figure is reused at the end instead of being run again. Which start is best
 depends on the network, and running each start once costs a few episodes
 where a search runs a hundred.
 
+The features are measured over the lane zones max-pressure uses
+(`control.zones`; `zone_m`, by default max-pressure's under the episodes'
+timing profile: 50 m, 0 under reference), so a stop-line lane shorter than
+a car does not hide the queue behind it; the model records its `zone_m`.
+
 Determinism: CMA-ES draws from its own seeded generator and episode SUMO
 seeds follow from (seed, generation, k), so the same seed, popsize and
 seeds_per_generation give the same model whatever the workers or Ray.
@@ -52,6 +57,8 @@ import numpy as np
 
 from ..control.learning.phase_score import FEATURES, FEATURES_V1, check_features, max_pressure_weights
 from ..control.learning.qtable import Model, ModelError, load_model, save_model
+from ..control.max_pressure import ZONE_M
+from ..runtime.profiles import SAFETY, profile_controller_options
 from .executors import EpisodeExecutor, make_executor
 from .search_starts import SearchStart
 from .train import TrainingError, training_seed
@@ -68,6 +75,16 @@ def weights_by_name(policy: dict, features=FEATURES) -> tuple[float, ...]:
     """A model's weights for `features`, 0 for the features it did not have (to start a search from it)."""
     known = dict(zip(policy["features"], policy["weights"], strict=True))
     return tuple(float(known.get(f, 0.0)) for f in features)
+
+
+def default_zone_m(run: dict) -> float:
+    """Max-pressure's measuring zone under a run configuration: its `controller_options.zone_m`, else its
+    timing profile's (`runtime.profiles`: 0 under reference, whose pressure reads each lane alone), else
+    max-pressure's default (50 m). A search measures over the zones the baseline it is compared with does."""
+    timing = run.get("timing")
+    name = timing if isinstance(timing, str) else timing.get("profile", SAFETY) if isinstance(timing, dict) else SAFETY
+    options = {**profile_controller_options(name), **(run.get("controller_options") or {})}
+    return float(options.get("zone_m", ZONE_M))
 
 
 def validation_seeds(seed: int, n: int) -> list[int]:
@@ -95,6 +112,8 @@ class SearchConfig:
     ray_address: str | None = None
     features: tuple[str, ...] = FEATURES
     measure: str = "count"  # or "density": vehicles per 100 m of lane
+    #: measuring zone of the features, metres (`control.zones`); None = max-pressure's under `run`'s profile
+    zone_m: float | None = None
     #: where the search starts (one weight per feature, `in_halt`'s 1 first); None = max-pressure
     start: tuple[float, ...] | None = None
     #: the start's name (`search_starts.STARTS`) when it is a named one, for the record
@@ -110,7 +129,12 @@ class SearchConfig:
         d["routes"] = [str(Path(r).resolve()) for r in self.routes]
         d["features"] = list(self.features)
         d["start"] = list(self.start_weights())
+        d["zone_m"] = self.zone()
         return d
+
+    def zone(self) -> float:
+        """The zone the episodes measure over: `zone_m`, else max-pressure's under the episodes' profile."""
+        return float(self.zone_m) if self.zone_m is not None else default_zone_m(self.run)
 
     def start_weights(self) -> tuple[float, ...]:
         return tuple(self.start) if self.start is not None else max_pressure_weights(self.features)
@@ -142,11 +166,12 @@ def run_policy_episode(payload: str) -> dict:
     weights, period = p["weights"], p["period_s"]
     features = tuple(p["features"]) if "features" in p else FEATURES_V1  # a search started before features grew
     measure = p.get("measure", "count")
+    zone_m = float(p.get("zone_m", 0.0))  # a search started before zones read each lane alone
     t0 = time.perf_counter()
     result = execute_run(cfg, Path(p["run_dir"]),
                          controllers=lambda inter, ctx: PhaseScoreController(
                              inter, weights, float(ctx.options.get("period_s", period)), "ql-train", features, measure,
-                             ctx.lane_length_m))
+                             ctx.lane_length_m, zone_m, ctx.lane_upstream, ctx.lane_downstream))
     wall = time.perf_counter() - t0
     shutil.rmtree(Path(p["run_dir"]), ignore_errors=True)  # a search runs hundreds: keep the figures only
     m = result.metrics
@@ -196,6 +221,8 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
     if cfg.popsize < 2 or cfg.generations < 1 or cfg.seeds_per_generation < 1 or cfg.validation_seeds < 1:
         raise TrainingError("popsize must be at least 2; generations, seeds per generation and validation seeds "
                             "at least 1")
+    if not cfg.zone() >= 0:
+        raise TrainingError(f"zone_m is a distance in metres, 0 or more; got {cfg.zone()}")
     if not starts:
         _checked_start(cfg)  # before any episode runs
     own = executor is None
@@ -250,7 +277,7 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
         "scenario": cfg.scenario if cfg.scenario is not None else Path(cfg.sumocfg or cfg.net).name,
         "agent": AGENT,
         "policy": {"features": list(features), "measure": cfg.measure, "weights": [round(w, 6) for w in candidates[chosen]],
-                   "period_s": cfg.period_s},
+                   "period_s": cfg.period_s, "zone_m": cfg.zone()},
         "training": {
             "method": "cma-es", "seed": cfg.seed, "generations": cfg.generations, "popsize": cfg.popsize,
             "seeds_per_generation": cfg.seeds_per_generation,
@@ -288,7 +315,8 @@ def _checked_start(cfg: SearchConfig) -> tuple[tuple[str, ...], tuple[float, ...
 def _episodes(cfg: SearchConfig, executor: EpisodeExecutor, jobs: list[tuple], folder: Path) -> dict:
     """Run jobs (key, seed, weights[, overrides of the payload: features, period_s]) in one round."""
     payloads = [json.dumps({
-        "key": [key, s], "weights": w, "features": list(cfg.features), "measure": cfg.measure, "sumo_seed": s, "scenario": cfg.scenario, "run": cfg.run,
+        "key": [key, s], "weights": w, "features": list(cfg.features), "measure": cfg.measure, "zone_m": cfg.zone(),
+        "sumo_seed": s, "scenario": cfg.scenario, "run": cfg.run,
         "duration_s": cfg.duration_s, "period_s": cfg.period_s, "run_dir": str(folder / f"{key}-s{s}"),
         "sumocfg": _abs(cfg.sumocfg), "net": _abs(cfg.net), "routes": [str(Path(r).resolve()) for r in cfg.routes],
         **(more[0] if more else {}),

@@ -224,17 +224,22 @@ def deployed_guide_visits(meta: dict) -> int:
 
 
 def controller_from_model(model: Model, inter: Intersection, period_s: float | None = None,
-                          guide_visits: int | None = None,
-                          lane_length_m: dict[str, float] | None = None) -> QLController | PhaseScoreController:
+                          guide_visits: int | None = None, lane_length_m: dict[str, float] | None = None,
+                          lane_upstream: dict | None = None,
+                          lane_downstream: dict | None = None) -> QLController | PhaseScoreController:
     """Raises ModelError when `model` was not made for this intersection's layout.
 
-    `guide_visits` overrides the deployed threshold (`ql:PATH?guide_visits=N`)."""
+    `guide_visits` overrides the deployed threshold (`ql:PATH?guide_visits=N`). A phase-score model
+    measures over the zones it was trained with (`meta["policy"]["zone_m"]`; models without one read
+    each lane alone, 0); `lane_upstream` / `lane_downstream` are the context's zone lanes."""
     if model.meta.get("agent") == PHASE_SCORE:
         policy = model.meta.get("policy", {})
         try:
             return PhaseScoreController(inter, policy.get("weights"), period_s or float(policy.get("period_s", 5.0)),
                                         features=policy.get("features") or (),
-                                        measure=policy.get("measure", "count"), lane_length_m=lane_length_m)
+                                        measure=policy.get("measure", "count"), lane_length_m=lane_length_m,
+                                        zone_m=_zone_m(policy), lane_upstream=lane_upstream,
+                                        lane_downstream=lane_downstream)
         except ValueError as exc:
             raise ModelError(f"{model.path}: {exc}") from None
     enc = model.meta.get("features", {})
@@ -266,10 +271,22 @@ def make_ql(inter: Intersection, ctx: ControlContext):
             path = registry_model_path(ctx.options, str(path)[1:], inter.id)
         period = ctx.options.get("period_s")  # a timing profile's decision period (benchmark: 10 s)
         return controller_from_model(cached_model(str(path)), inter, None if period is None else float(period),
-                                     guide_visits=guide_visits, lane_length_m=ctx.lane_length_m)
+                                     guide_visits=guide_visits, lane_length_m=ctx.lane_length_m,
+                                     lane_upstream=ctx.lane_upstream, lane_downstream=ctx.lane_downstream)
     except ModelError as exc:
         log.error("ql: %s; intersection %s runs the fallback plan", exc, inter.id)
         return ModelUnavailable(inter, str(exc))
+
+
+def _zone_m(policy: dict) -> float:
+    """A phase-score model's measuring zone, metres; 0 for models made before zones (each lane alone)."""
+    try:
+        zone_m = float(policy.get("zone_m") or 0.0)
+    except (TypeError, ValueError):
+        raise ValueError(f"zone_m must be a number of metres, got {policy.get('zone_m')!r}") from None
+    if not zone_m >= 0:
+        raise ValueError(f"zone_m must be a number of metres, 0 or more, got {policy.get('zone_m')!r}")
+    return zone_m
 
 
 def _model_options(spec: str) -> tuple[str, int | None]:

@@ -50,6 +50,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...core.types import Decision, Intersection, Observation
+from ..zones import MovementZones, Neighbours, zone_per_100m
 
 #: every feature the policy can weigh, in the order PhaseFeatures computes them
 ALL_FEATURES = ("in_halt", "out_halt", "in_moving", "hold", "hold_green_min", "hold_moving", "hold_halt",
@@ -65,8 +66,6 @@ DETECTOR_FEATURES = ("hold_gap",)
 GREEN_CAP_S = 120.0
 #: measures: "count" = vehicles; "density" = vehicles per 100 m of their lane (needs lane lengths)
 MEASURES = ("count", "density")
-#: lanes shorter than one car are counted as one car long (as max-pressure does)
-MIN_LANE_M = 7.5
 #: a green younger than this gets the `hold_young` bonus, fading to 0 (max-pressure's MIN_HOLD_S)
 YOUNG_GREEN_S = 15.0
 #: `hold_gap`: a detector that saw a vehicle within this many seconds extends the green (actuated's passage time)
@@ -87,9 +86,20 @@ class PhaseFeatures:
     `lane_length_m` (measure "density"): vehicles count per 100 m of their
     lane, as max-pressure's default measure, so a 9 m approach lane holding
     one car of a long queue weighs like a long lane full of queue.
+
+    `zone_m` > 0: `in_halt`, `out_halt` and `in_moving` (and the `hold_*`
+    terms built from them) are measured over each movement's zone, as
+    max-pressure measures its pressure (`control.zones`): the lanes feeding
+    a short incoming lane within `zone_m` of the stop line, those a short
+    outgoing lane feeds within `zone_m` of the junction (`lane_upstream`,
+    `lane_downstream`), per 100 m of the whole zone under density. A lane
+    shorter than a car (ingolstadt7's 0.9 m western entry) never shows the
+    queue behind it; its zone does. 0 reads each lane alone.
     """
 
-    def __init__(self, inter: Intersection, features=FEATURES, lane_length_m: dict[str, float] | None = None):
+    def __init__(self, inter: Intersection, features=FEATURES, lane_length_m: dict[str, float] | None = None,
+                 zone_m: float = 0.0, lane_upstream: Neighbours | None = None,
+                 lane_downstream: Neighbours | None = None):
         self.inter = inter
         self.n_phases = len(inter.phases)
         features = check_features(features)
@@ -103,10 +113,20 @@ class PhaseFeatures:
         self._clearance = inter.timing.clearance_s() / 10.0
         self._moves = [tuple((m.in_lane, m.out_lane) for m in p.movements if not m.is_crosswalk)
                        for p in inter.phases]
+        #: the intersection's own lanes the features read (what `health` checks)
         self.lanes = tuple(dict.fromkeys(lane for mv in self._moves for pair in mv for lane in pair))
-        self._scale = None
-        if lane_length_m is not None:
-            self._scale = {lane: 100.0 / max(lane_length_m.get(lane, 100.0), MIN_LANE_M) for lane in self.lanes}
+        zones = MovementZones((move for moves in self._moves for move in moves), zone_m, lane_upstream,
+                              lane_downstream)
+        self.zone_m = zones.zone_m
+        #: the lanes read besides the intersection's own (the runtime observes them too)
+        self.zone_lane_ids = zones.extra_lane_ids
+
+        def weight(zone):
+            return 1.0 if lane_length_m is None else zone_per_100m(zone, lane_length_m)
+
+        #: per phase, per movement: (incoming zone, its weight, outgoing zone, its weight)
+        self._terms = [tuple((zones.incoming(i), weight(zones.incoming(i)), zones.outgoing(o),
+                              weight(zones.outgoing(o))) for i, o in moves) for moves in self._moves]
 
     def matrix(self, obs: Observation) -> np.ndarray:
         """(n_phases, len(features)) for this observation."""
@@ -114,18 +134,24 @@ class PhaseFeatures:
 
     def _all(self, obs: Observation) -> np.ndarray:
         lanes = obs.lanes
-        scale = self._scale
         x = np.zeros((self.n_phases, len(ALL_FEATURES)))
-        for a, moves in enumerate(self._moves):
+        for a, terms in enumerate(self._terms):
             in_halt = out_halt = in_moving = 0.0
-            for i, o in moves:
-                li, lo = lanes.get(i), lanes.get(o)
-                if li is not None:
-                    k = 1.0 if scale is None else scale[i]
-                    in_halt += k * li.queue_veh
-                    in_moving += k * max(0, li.count_veh - li.queue_veh)
-                if lo is not None:
-                    out_halt += (1.0 if scale is None else scale[o]) * lo.queue_veh
+            for zone_in, k_in, zone_out, k_out in terms:
+                halt = moving = 0
+                for lane in zone_in:
+                    li = lanes.get(lane)
+                    if li is not None:
+                        halt += li.queue_veh
+                        moving += max(0, li.count_veh - li.queue_veh)
+                in_halt += k_in * halt
+                in_moving += k_in * moving
+                halt = 0
+                for lane in zone_out:
+                    lo = lanes.get(lane)
+                    if lo is not None:
+                        halt += lo.queue_veh
+                out_halt += k_out * halt
             x[a, 0], x[a, 1], x[a, 2] = in_halt, out_halt, in_moving
         s = obs.signal
         if s is not None:
@@ -176,7 +202,9 @@ class PhaseScoreController:
 
     Confidence is the observation's health: the weights apply to every state,
     so there is no unseen state to distrust, only missing or stale data, and
-    then the shield's Webster fallback runs.
+    then the shield's Webster fallback runs. Health is over the
+    intersection's own lanes; a zone lane not observed counts as empty, as
+    for max-pressure.
     """
 
     name = "ql"
@@ -184,11 +212,16 @@ class PhaseScoreController:
     wants_detectors = False
 
     def __init__(self, inter: Intersection, weights, period_s: float = 5.0, label: str = "ql",
-                 features=FEATURES, measure: str = "count", lane_length_m: dict[str, float] | None = None):
+                 features=FEATURES, measure: str = "count", lane_length_m: dict[str, float] | None = None,
+                 zone_m: float = 0.0, lane_upstream: Neighbours | None = None,
+                 lane_downstream: Neighbours | None = None):
         if measure not in MEASURES:
             raise ValueError(f"phase-score measure {measure!r}; choose from {', '.join(MEASURES)}")
         self.inter = inter
-        self.features = PhaseFeatures(inter, features, (lane_length_m or {}) if measure == "density" else None)
+        self.features = PhaseFeatures(inter, features, (lane_length_m or {}) if measure == "density" else None,
+                                      zone_m, lane_upstream, lane_downstream)
+        #: the zone lanes the features read besides the intersection's own: the runtime observes them too
+        self.zone_lane_ids = self.features.zone_lane_ids
         self.weights = check_weights(weights, tuple(features))
         #: detector idle times are read only for a detector feature that weighs something
         self.wants_detectors = any(w != 0 for f, w in zip(features, self.weights, strict=True) if f in DETECTOR_FEATURES)
