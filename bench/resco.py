@@ -191,6 +191,18 @@ def _stats(rows: list[dict]) -> tuple[float, float, list[float]]:
     return ci.mean, half, vals
 
 
+def cell_notes(rows: list[dict], seeds: int) -> str:
+    """What a table cell adds after its delay: missing seeds, vehicles never inserted, audit violations."""
+    text = f" [{len(rows)} of {seeds} seeds]" if len(rows) < seeds else ""
+    never = sum(r.get("never_inserted") or 0 for r in rows)
+    viol = sum(r.get("violations") or 0 for r in rows)
+    if never:
+        text += f", {never} never inserted"
+    if viol:
+        text += f", **{viol} violations**"
+    return text
+
+
 def table(grouped, networks, profiles, controllers, seeds: int = 5) -> str:
     from signalwise.analytics.stats import compare
 
@@ -213,15 +225,7 @@ def table(grouped, networks, profiles, controllers, seeds: int = 5) -> str:
                     p = cmp.p_value
                     text += f" ({cmp.change_pct:+.0f} %, p {'<0.001' if p < 0.001 else f'{p:.3f}'})" \
                         if not math.isnan(p) else f" ({cmp.change_pct:+.0f} %)"
-                if len(rows) < seeds:
-                    text += f" [{len(rows)} of {seeds} seeds]"
-                never = sum(r.get("never_inserted") or 0 for r in rows)
-                viol = sum(r.get("violations") or 0 for r in rows)
-                if never:
-                    text += f", {never} never inserted"
-                if viol:
-                    text += f", **{viol} violations**"
-                cells_txt.append(text)
+                cells_txt.append(text + cell_notes(rows, seeds))
             if any(t != "–" for t in cells_txt):
                 lines.append(f"| {net} | {prof} | " + " | ".join(cells_txt) + " |")
     return "\n".join(lines)

@@ -35,7 +35,7 @@ import argparse
 import os
 from pathlib import Path
 
-from resco import ROOT, _stats, cell_path, load_cells, sweep
+from resco import ROOT, _stats, cell_notes, cell_path, load_cells, sweep
 
 #: variant -> RunConfig keys it sets beside the benchmark profile; None = a whole named profile
 VARIANTS: dict[str, dict | None] = {
@@ -87,15 +87,7 @@ def table(grouped, networks, controllers, seeds: int) -> str:
                 text = f"{mean:.1f}"
                 if base_mean and v != "benchmark":
                     text += f" ({mean / base_mean:.2f}×)"
-                if len(rows) < seeds:
-                    text += f" [{len(rows)} of {seeds}]"
-                never = sum(r.get("never_inserted") or 0 for r in rows)
-                viol = sum(r.get("violations") or 0 for r in rows)
-                if never:
-                    text += f", {never} never inserted"
-                if viol:
-                    text += f", **{viol} violations**"
-                row.append(text)
+                row.append(text + cell_notes(rows, seeds))
             if any(t != "–" for t in row):
                 lines.append(f"| {net} | {ctrl} | " + " | ".join(row) + " |")
     return "\n".join(lines)
