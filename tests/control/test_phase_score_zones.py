@@ -11,6 +11,7 @@ Here e_in_1 is 0.9 m long, as ingolstadt7's western entry to gneJ143: its queue 
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ from signalwise.control.learning.phase_score import (
 from signalwise.control.learning.qtable import Model, save_model
 from signalwise.control.max_pressure import MaxPressureController
 from signalwise.core.types import LaneState, Observation, SignalStatus, SourceHealth
-from signalwise.training.policy_search import SearchConfig, default_zone_m
+from signalwise.training.policy_search import SearchConfig, default_zone_m, run_policy_episode
 
 LENGTHS = {"n_in_0": 100.0, "s_out_0": 2.0, "s_next_0": 48.0, "s_in_0": 100.0, "n_out_0": 100.0, "e_in_0": 100.0,
            "w_out_0": 100.0, "w_in_0": 100.0, "e_out_0": 100.0, "e_in_1": 0.9, "e_up_1": 43.6, "s_out_1": 100.0}
@@ -199,3 +200,21 @@ def test_on_ingolstadt7_the_loop_observes_the_lanes_behind_gneJ143s_short_entry(
         assert not old.features._all(o)[:, IN_HALT].any()
     finally:
         fld.backend.close()
+
+
+def test_a_training_episode_runs_the_zone_its_payload_names(tmp_path):
+    """The search's worker builds each episode's controller from the payload: handed 50 m zones, max-pressure's
+    weights serve ingolstadt7's entry that ends in 0.9 m lanes; handed 0, that entry is never served."""
+    if importlib.util.find_spec("sumo_rl") is None:
+        pytest.skip("RESCO networks need the 'resco' extra (sumo-rl)")
+
+    def episode(zone_m: float) -> dict:
+        return run_policy_episode(json.dumps({
+            "key": zone_m, "weights": list(max_pressure_weights(FEATURES)), "features": list(FEATURES),
+            "measure": "density", "sumo_seed": 1, "scenario": "resco:ingolstadt7", "run": {"timing": "benchmark"},
+            "duration_s": 900, "period_s": 10.0, "run_dir": str(tmp_path / f"z{zone_m:g}"), "sumocfg": None,
+            "net": None, "routes": [], "zone_m": zone_m}))
+
+    zoned, alone = episode(50.0), episode(0.0)
+    assert zoned["violations"] == alone["violations"] == 0
+    assert zoned["avg_delay_s"] < 0.7 * alone["avg_delay_s"], (zoned, alone)
