@@ -163,16 +163,18 @@ def test_each_safety_price_variant_adds_exactly_its_safety_rule_to_the_benchmark
     benchmark, safety = resolve({"timing": "benchmark"}), resolve({"timing": "safety"})
     defaults = {"period_s": max_pressure.PERIOD_S, "min_hold_s": max_pressure.MIN_HOLD_S,
                 "lost_time_s": max_pressure.LOST_TIME}  # what max-pressure does when the safety profile sets none
+    def flat(cfg: dict) -> dict:  # (key, sub-key or None) -> value, one level of nesting (timing, options)
+        return {(k, sk): v for k, val in cfg.items()
+                for sk, v in (val.items() if isinstance(val, dict) else [(None, val)])}
+
+    benchmark, safety = flat(benchmark), flat(safety)
     for name, config in variants.items():
         if config is None:
             continue
-        got = resolve(config)
-        changed = {(k, sk) for k in got for sk in (got[k] if isinstance(got[k], dict) else [None])
-                   if (got[k].get(sk) if sk else got[k]) != (benchmark[k].get(sk) if sk else benchmark[k])}
+        changed = {key: value for key, value in flat(resolve(config)).items() if value != benchmark.get(key)}
         assert changed, name
-        for key, sub in changed:
-            value = got[key][sub] if sub else got[key]
+        for (key, sub), value in changed.items():
             if key == "controller_options":
                 assert value == defaults[sub], (name, sub)
             else:
-                assert value == (safety[key][sub] if sub else safety[key]), (name, key, sub)
+                assert value == safety[(key, sub)], (name, key, sub)
