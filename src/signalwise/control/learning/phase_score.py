@@ -47,10 +47,12 @@ what it learns is measured as a change from max-pressure.
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 import numpy as np
 
 from ...core.types import Decision, Intersection, Observation
-from ..zones import MovementZones, Neighbours, zone_per_100m
+from ..zones import MovementZones, Neighbours, zone_per_100m, zone_sum
 
 #: every feature the policy can weigh, in the order PhaseFeatures computes them
 ALL_FEATURES = ("in_halt", "out_halt", "in_moving", "hold", "hold_green_min", "hold_moving", "hold_halt",
@@ -66,6 +68,8 @@ DETECTOR_FEATURES = ("hold_gap",)
 GREEN_CAP_S = 120.0
 #: measures: "count" = vehicles; "density" = vehicles per 100 m of their lane (needs lane lengths)
 MEASURES = ("count", "density")
+#: halting vehicles of a lane state (what `out_halt` sums over an outgoing zone)
+_HALTING = attrgetter("queue_veh")
 #: a green younger than this gets the `hold_young` bonus, fading to 0 (max-pressure's MIN_HOLD_S)
 YOUNG_GREEN_S = 15.0
 #: `hold_gap`: a detector that saw a vehicle within this many seconds extends the green (actuated's passage time)
@@ -146,12 +150,7 @@ class PhaseFeatures:
                         moving += max(0, li.count_veh - li.queue_veh)
                 in_halt += k_in * halt
                 in_moving += k_in * moving
-                halt = 0
-                for lane in zone_out:
-                    lo = lanes.get(lane)
-                    if lo is not None:
-                        halt += lo.queue_veh
-                out_halt += k_out * halt
+                out_halt += k_out * zone_sum(lanes, zone_out, _HALTING)
             x[a, 0], x[a, 1], x[a, 2] = in_halt, out_halt, in_moving
         s = obs.signal
         if s is not None:
