@@ -256,3 +256,15 @@ def test_a_db_that_cannot_be_opened_is_an_error_and_nothing_is_written(video, tm
     assert "secret" not in p.stderr and not out.exists()
     p = _run("--video", d / "scene.mp4", "--camera", d / "cam.yaml", "--out", out, "--start", "2026-05-04")
     assert p.returncode == 2 and "--start stamps the violations written with --db" in p.stderr, p.stderr
+
+
+def test_an_out_directory_that_cannot_be_made_is_one_line_before_any_work(tmp_path):
+    """`--out` under a regular file is refused naming the option, as run, compare and atspm refuse it,
+    before the inputs are read (here they do not even exist) and with nothing created."""
+    (tmp_path / "file").write_text("")
+    p = _run("--video", tmp_path / "none.mp4", "--camera", tmp_path / "none.yaml", "--out", tmp_path / "file" / "out",
+             timeout=60)
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --out ") and "is not a directory" in lines[0], p.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["file"]

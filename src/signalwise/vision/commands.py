@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from ..outdirs import why_unwritable
+
 vision_app = typer.Typer(name="vision", no_args_is_help=True,
                          help="Cameras as detectors: run the vision pipeline over a video (docs/vision.md).")
 
@@ -64,8 +66,9 @@ def run_command(
     if start is not None and db is None:
         raise _fail("--start stamps the violations written with --db; give --db too")
     start_wall = _start_instant(start) if start is not None else None
-    if out.exists() and not out.is_dir():
-        raise _fail(f"--out {out}: exists and is not a directory")
+    why = why_unwritable(out)
+    if why:
+        raise _fail(f"--out {out}: {why}")
     try:
         inputs = check_inputs(video, camera, signals, signals_offset, fps, interval, signal_model)
         det = make_detector(detector, model=str(model) if model else None, classes=class_ids, camera=inputs.camera)
