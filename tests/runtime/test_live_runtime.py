@@ -1,12 +1,14 @@
 """The live runtime on real SUMO (in-process here, for speed): recovery, changes, snapshots, pacing.
 
 The worker-process field and `signalwise live` end to end are tested in
-`test_live_command.py`.
+`test_live_command.py`; here only what the runtime registers with a worker
+(the lanes of zoned controllers).
 """
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import threading
 import time
 
@@ -72,6 +74,34 @@ def test_a_simulator_crash_is_recovered_nothing_logged_is_lost_and_the_audit_pas
     report = audit_run(rt.run_dir)
     assert report.ok, [str(v) for v in report.violations[:5]]
     assert any(w.rule == "recovery" for w in report.warnings)
+
+
+def test_a_worker_field_returns_the_zone_lanes_of_zoned_max_pressure_with_every_step(tmp_path):
+    """ingolstadt7's short entries are measured with the lanes behind them (max-pressure's zones). The
+    runtime registers those lanes with the worker, so a tick that decides is still one exchange, and the
+    signals do what they do with SUMO in-process."""
+    if importlib.util.find_spec("sumo_rl") is None:  # importing it would need SUMO_HOME; finding it does not
+        pytest.skip("RESCO networks need the 'resco' extra (sumo-rl)")
+
+    def run(name, in_process):
+        """The first 30 steps one at a time (the field's exchanges for each), then the runtime's own loop."""
+        rt = _runtime(tmp_path, name, scenario="resco:ingolstadt7", duration_s=120, in_process=in_process)
+        st, field = rt.stepper, rt.field.backend
+        assert all(getattr(c, "zone_lane_ids", ()) for c in st.controllers.values())  # every signal has a zone
+        per_step = []
+        for _ in range(30):
+            before = getattr(field, "exchanges", 0)
+            st.step()
+            per_step.append(getattr(field, "exchanges", 0) - before)
+        assert rt.profiler.figures()["decide"]["count"] >= len(st.controllers)  # every controller decided
+        rt.run()
+        return per_step, rt.run_dir
+
+    _, here = run("here", in_process=True)
+    per_step, there = run("there", in_process=False)
+    assert per_step == [1] * 30
+    for name in ("events.csv", "signal_states.csv"):
+        assert (there / name).read_text() == (here / name).read_text()
 
 
 def test_the_audit_still_catches_a_violation_after_a_recovery(tmp_path):

@@ -150,7 +150,6 @@ class LiveRuntime:
             self._sumo_opts.additional_files = (*self._sumo_opts.additional_files, layout.additional_file)
             self.field = open_field(cfg, self.scenario, self._sumo_opts, layout,
                                     backend_factory=self._backend_factory())
-            self._register(self.field.backend)
         sink = None
         if opts.sink == "shadow" or opts.field == "none":
             from .field_none import ShadowSink
@@ -160,7 +159,9 @@ class LiveRuntime:
         self.stepper = LoopStepper(cfg, self.field, self.end_s, source=source, sink=sink)
         self.stepper.profiler = self.profiler
         if opts.field != "none":
-            self._register(self.field.backend)  # again, now that the controllers say which zone lanes they read
+            # once the controllers say which zone lanes they read; building the stepper needs no registration
+            # (it reads the network and sets signals, never the per-step reply)
+            self._register(self.field.backend)
         self._ctx = dataclasses.replace(self.stepper.context, nominal_lane_flow_vph={})
         self._planners = self._make_planners()
         self.pacer = Pacer(opts.speed, self.stepper.t)
@@ -187,9 +188,8 @@ class LiveRuntime:
             return
         inters = self.field.intersections
         lanes = {lane for i in inters for lane in (*i.in_lanes, *i.out_lanes)}
-        if self.stepper is not None:  # and the lanes of the controllers' measuring zones
-            lanes.update(lane for c in self.stepper.controllers.values() if c is not None
-                         for lane in getattr(c, "zone_lane_ids", ()))
+        lanes.update(lane for c in self.stepper.controllers.values() if c is not None  # and their measuring zones
+                     for lane in getattr(c, "zone_lane_ids", ()))
         backend.register_lanes(sorted(lanes))
         backend.register_detectors(sorted({d.id for i in inters for d in i.detectors}))
         backend.register_intersections({i.id: i for i in inters}, self.cfg.shield.preempt_distance_m)
