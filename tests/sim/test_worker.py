@@ -8,6 +8,7 @@ in-process runs here are closed before the next starts, and every
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import signal
 import subprocess
@@ -78,6 +79,38 @@ def test_the_loop_over_a_worker_process_gives_the_same_events(tmp_path, controll
     assert there["emergency"] == here["emergency"]
     if register and controller != "webster":
         assert there["exchanges"] == there["steps"]
+
+
+def test_the_zones_bring_back_the_lengths_the_loop_reads_next():
+    """As it starts, the loop lists the zones of its movements' lanes, then reads the length of each of
+    those lanes and of every zone lane (ingolstadt7's short entries have zones): over a worker that is
+    one exchange, not one per lane, and the same zones and lengths as SUMO in-process gives."""
+    if importlib.util.find_spec("sumo_rl") is None:  # importing it would need SUMO_HOME; finding it does not
+        pytest.skip("RESCO networks need the 'resco' extra (sumo-rl)")
+    cfg = RunConfig(scenario="resco:ingolstadt7", controller="max-pressure")
+    scenario = resolve_scenario(cfg)
+    opts = sumo_options(cfg, scenario, end_s=scenario.begin_s + 10)
+
+    def read(factory):
+        fld = open_field(cfg, scenario, opts, backend_factory=factory)
+        backend = fld.backend
+        try:
+            roads = [m for i in fld.intersections for m in i.movements if not m.is_crosswalk]
+            in_lanes = sorted({m.in_lane for m in roads if m.in_lane})
+            out_lanes = sorted({m.out_lane for m in roads if m.out_lane})
+            exchanges0 = getattr(backend, "exchanges", 0)
+            upstream, downstream = backend.lane_zones(in_lanes, out_lanes)
+            zoned = {lane for side in (upstream, downstream) for zone in side.values() for lane, _ in zone}
+            lengths_m = {lane: backend.lane_length_m(lane) for lane in (*in_lanes, *out_lanes, *zoned)}
+            return upstream, downstream, lengths_m, zoned, getattr(backend, "exchanges", 0) - exchanges0
+        finally:
+            backend.close()
+
+    *here, zoned, _ = read(SumoBackend)
+    *there, _, exchanges = read(SumoProcess)
+    assert len(zoned) > 40
+    assert there == here
+    assert exchanges == 1
 
 
 def _single_opts(**more) -> SumoOptions:

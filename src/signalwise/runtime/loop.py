@@ -340,6 +340,7 @@ class LoopStepper:
                                      sorted({m.out_lane for m in roads if m.out_lane})) if zones else ({}, {})
         lanes = {lane for m in roads for lane in (m.in_lane, m.out_lane) if lane}
         lanes |= {lane for side in (upstream, downstream) for zone in side.values() for lane, _ in zone}
+        # a worker field answers these lengths from its `lane_zones` reply, not with a request per lane
         ctx = ControlContext(cfg.step_length_s, nominal_lane_flows(self.scenario, all_movements), cfg.seed,
                              dict(cfg.controller_options), {lane: self.backend.lane_length_m(lane) for lane in lanes},
                              upstream, downstream)

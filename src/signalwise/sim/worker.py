@@ -15,6 +15,9 @@ passages of every detector given to `register_detectors`. `observe`,
 `halting_veh`, `emergency_approaches` and `detector_vehicle_data` answer from
 that reply while it is the current one; anything else (full lane detail,
 lanes nobody registered, detector counts) is one synchronous request.
+`lane_zones` brings back the lengths of the lanes it was given and of those
+it lists, and `lane_length_m` answers them from there: the loop reads them
+all as it starts, and nothing here changes a lane's length.
 Messages are plain tuples and lists, never the network's objects.
 
 A child that is gone (killed, crashed, or SUMO failed mid-step) makes the next
@@ -101,6 +104,7 @@ class SumoProcess:
         self._idle: list[float] = []
         self._passages: dict[str, list] = {}
         self._approaches: dict[str, list] | None = None
+        self._lane_length_m: dict[str, float] = {}  # lengths that came back with `lane_zones`
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
@@ -287,10 +291,15 @@ class SumoProcess:
         return self._call("lane_shape", lane)
 
     def lane_length_m(self, lane: str) -> float:
-        return self._call("lane_length_m", lane)
+        length_m = self._lane_length_m.get(lane)
+        return self._call("lane_length_m", lane) if length_m is None else length_m
 
     def lane_zones(self, in_lanes: Iterable[str], out_lanes: Iterable[str], reach_m: float = ZONE_REACH_M):
-        return self._call("lane_zones", tuple(in_lanes), tuple(out_lanes), float(reach_m))
+        """As `SumoBackend.lane_zones`; the lengths of the lanes given and listed come back in the same
+        exchange (the loop reads every one of them next: one request each would be a round trip per lane)."""
+        upstream, downstream, lengths_m = self._call("lane_zones", tuple(in_lanes), tuple(out_lanes), float(reach_m))
+        self._lane_length_m.update(lengths_m)
+        return upstream, downstream
 
     def halting_veh(self, lanes: Iterable[str]) -> int:
         """Vehicles halting (below 0.1 m/s) on `lanes`: the ground-truth queue."""
@@ -451,7 +460,7 @@ class _Child:
             "read_signals": b.read_signals,
             "lane_shape": b.lane_shape,
             "lane_length_m": b.lane_length_m,
-            "lane_zones": b.lane_zones,
+            "lane_zones": self.lane_zones,
             "halting_veh": b.halting_veh,
             "halting_by_lane": b.halting_by_lane,
             "save_state": lambda path: str(b.save_state(Path(path))),
@@ -528,6 +537,14 @@ class _Child:
         found = self.backend.emergency_approaches(dict.fromkeys(intersections), within_m)
         return {tls: [(a.vehicle_id, a.in_lane, a.distance_m, a.link_index) for a in rows]
                 for tls, rows in found.items()}
+
+    def lane_zones(self, in_lanes: tuple[str, ...], out_lanes: tuple[str, ...], reach_m: float) -> tuple:
+        """The zones, and the length of every lane given or listed in them."""
+        upstream, downstream = self.backend.lane_zones(in_lanes, out_lanes, reach_m)
+        length_m = self.api.lane.getLength
+        lanes = {*in_lanes, *out_lanes, *(lane for side in (upstream, downstream) for zone in side.values()
+                                           for lane, _ in zone)}
+        return upstream, downstream, {lane: length_m(lane) for lane in lanes}
 
     def register_lanes(self, lanes: tuple[str, ...]) -> None:
         unknown = sorted(set(lanes) - set(self.api.lane.getIDList()))
