@@ -335,9 +335,9 @@ class LoopStepper:
                                    for i in inters for lane in i.in_lanes}
         all_movements = [m for i in inters for m in i.movements]
         roads = [m for m in all_movements if not m.is_crosswalk]
-        zones = getattr(self.backend, "lane_zones", None)  # a field with no network (live feeds only) has none
-        upstream, downstream = zones(sorted({m.in_lane for m in roads if m.in_lane}),
-                                     sorted({m.out_lane for m in roads if m.out_lane})) if zones else ({}, {})
+        # every field knows its network: SUMO loaded it, a feed-only field read it from the network file
+        upstream, downstream = self.backend.lane_zones(sorted({m.in_lane for m in roads if m.in_lane}),
+                                                       sorted({m.out_lane for m in roads if m.out_lane}))
         lanes = {lane for m in roads for lane in (m.in_lane, m.out_lane) if lane}
         lanes |= {lane for side in (upstream, downstream) for zone in side.values() for lane, _ in zone}
         # a worker field answers these lengths from its `lane_zones` reply, not with a request per lane

@@ -12,7 +12,7 @@ the junction. The controller picks how far to look.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Set
 
 #: how far the zones are listed; a controller looks at most this far
 ZONE_REACH_M = 200.0
@@ -42,7 +42,7 @@ def zone_lanes(lane: str, neighbours: Callable[[str], Iterable[str]], length_m: 
 
 
 def lane_zones(in_lanes: Iterable[str], out_lanes: Iterable[str], successors: Mapping[str, Iterable[str]],
-               signal_lanes: set[str], length_m: Callable[[str], float], reach_m: float = ZONE_REACH_M,
+               signal_lanes: Set[str], length_m: Callable[[str], float], reach_m: float = ZONE_REACH_M,
                ) -> tuple[dict[str, tuple[tuple[str, float], ...]], dict[str, tuple[tuple[str, float], ...]]]:
     """Each incoming lane's upstream zone and each outgoing lane's downstream zone (see `zone_lanes`);
     a lane between two signals is both, with a zone for each.

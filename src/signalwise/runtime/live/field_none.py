@@ -10,8 +10,10 @@ timing; a field-controller adapter (NTCIP 1202) will be another sink.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from ...core.types import EmergencyApproach, Intersection, Observation, ObservationNeed
+from ...sim.lane_zones import ZONE_REACH_M, lane_zones
 
 
 class ShadowSink:
@@ -26,14 +28,24 @@ class ShadowSink:
         self.states[tls_id] = state
 
 
+@dataclass(frozen=True)
+class LaneNetwork:
+    """The network's lanes as the loop reads them at start-up, when no simulator loaded the network."""
+
+    shapes: Mapping[str, list[tuple[float, float]]] = field(default_factory=dict)
+    length_m: Mapping[str, float] = field(default_factory=dict)
+    successors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # lane -> the lanes it feeds
+    signal_lanes: frozenset[str] = frozenset()  # lanes ending at a signal's stop line
+
+
 class FeedField:
     """A field with no simulator: a clock advanced by the loop, and the feeds as the only source."""
 
-    def __init__(self, feed, step_length_s: float, start_s: float, lane_shapes: Mapping[str, list] | None = None):
+    def __init__(self, feed, step_length_s: float, start_s: float, network: LaneNetwork | None = None):
         self.feed = feed
         self.step_length_s = step_length_s
         self._t = start_s
-        self._lane_shapes = dict(lane_shapes or {})
+        self.network = network or LaneNetwork()
         self.emergency_seen: set[str] = set()
         self.pid = None
 
@@ -59,7 +71,19 @@ class FeedField:
         pass  # nothing to actuate: the sink is the shadow sink
 
     def lane_shape(self, lane: str) -> list[tuple[float, float]]:
-        return self._lane_shapes.get(lane, [(0.0, 0.0), (0.0, -1.0)])
+        return self.network.shapes.get(lane, [(0.0, 0.0), (0.0, -1.0)])
+
+    def lane_length_m(self, lane: str) -> float:
+        """The lane's length in the network file (max-pressure measures per 100 m of lane)."""
+        try:
+            return self.network.length_m[lane]
+        except KeyError:
+            raise KeyError(f"{lane!r} is not a lane of this network") from None
+
+    def lane_zones(self, in_lanes: Iterable[str], out_lanes: Iterable[str], reach_m: float = ZONE_REACH_M):
+        """As `SumoBackend.lane_zones`, from the network file: the same zones a SUMO field gives."""
+        net = self.network
+        return lane_zones(in_lanes, out_lanes, net.successors, net.signal_lanes, self.lane_length_m, reach_m)
 
     def halting_by_lane(self, lanes: Iterable[str]) -> dict[str, int]:
         lanes = tuple(lanes)
@@ -77,15 +101,19 @@ class FeedField:
         pass
 
 
-def lane_shapes_of(net_file, lanes: Iterable[str]) -> dict[str, list]:
-    """Lane shapes from the network file (for approach directions and the map), without a simulator."""
+def read_lane_network(net_file) -> LaneNetwork:
+    """Every lane's shape (for approach directions), length and successors, and the lanes ending at a
+    signal, read once from the network file: what a SUMO field answers, without a simulator.
+
+    Internal lanes and pedestrian connections are left out (sumolib's defaults): SUMO also links sidewalks
+    to walking areas, but no road lane's zone reaches either.
+    """
     import sumolib
 
     net = sumolib.net.readNet(str(net_file), withInternal=False)
-    out = {}
-    for lane in lanes:
-        try:
-            out[lane] = list(net.getLane(lane).getShape())
-        except (KeyError, ValueError):
-            continue
-    return out
+    lanes = [lane for edge in net.getEdges() for lane in edge.getLanes()]
+    return LaneNetwork(
+        shapes={lane.getID(): list(lane.getShape()) for lane in lanes},
+        length_m={lane.getID(): lane.getLength() for lane in lanes},
+        successors={lane.getID(): tuple(c.getToLane().getID() for c in lane.getOutgoing()) for lane in lanes},
+        signal_lanes=frozenset(c[0].getID() for tls in net.getTrafficLights() for c in tls.getConnections()))

@@ -198,7 +198,7 @@ class LiveRuntime:
         """`--field none`: read the signal model once from the network file, then run on the feeds alone."""
         from ...sim.detectors import plan_detectors
         from ..loop import sumo_options
-        from .field_none import FeedField, lane_shapes_of
+        from .field_none import FeedField, read_lane_network
 
         probe = open_field(self.cfg, self.scenario, sumo_options(self.cfg, self.scenario, with_routes=False,
                                                                  end_s=self.scenario.begin_s + 1))
@@ -211,9 +211,8 @@ class LiveRuntime:
             # wall-clock messages land on the loop's clock; messages from the future are refused on arrival
             self.feed = DetectorFeed(inters, clock=wall_clock((self.scenario.begin_s, time.time()), self.opts.speed),
                                      now=lambda: self.stepper.t if self.stepper is not None else self.scenario.begin_s)
-        lanes = {lane for i in inters for lane in i.in_lanes}
         fld = FeedField(self.feed, self.cfg.step_length_s, self.scenario.begin_s,
-                        lane_shapes_of(self.scenario.net_file, lanes))
+                        read_lane_network(self.scenario.net_file))
         return Field(fld, self.scenario, inters, probe.refused)
 
     def _make_planners(self) -> dict:
