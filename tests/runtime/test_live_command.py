@@ -1,4 +1,5 @@
-"""`signalwise live` end to end: SUMO in its own process, killed mid-run and recovered; Ctrl-C stops cleanly."""
+"""`signalwise live` end to end: SUMO in its own process, killed mid-run and recovered; Ctrl-C stops cleanly;
+`--field none`, no simulator, deciding on detector messages posted to its API."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ import pytest
 
 from signalwise.analytics.safety_audit import audit_run
 from signalwise.core import EventCode, read_events
+from signalwise.runtime.config import RunConfig
+from signalwise.runtime.loop import resolve_scenario
+from signalwise.sim.detectors import plan_detectors
 
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 
@@ -94,3 +98,65 @@ def test_ctrl_c_stops_cleanly_and_leaves_the_run_directory_complete(tmp_path):
     assert "Traceback" not in err
     assert len(list(read_events(run_dir / "events.csv"))) > 10
     assert audit_run(run_dir).ok
+
+
+def test_field_none_decides_on_posted_detector_messages_and_logs_them(tmp_path):
+    """No simulator: max-pressure sees only what is posted to /api/v1/live/feeds/detectors. J1's feed says
+    a queue reaches the advance detector of one northern lane (held on) and nothing stands elsewhere, so
+    once the controller is trusted the phase serving that lane gets most of J1's green."""
+    detectors = plan_detectors(resolve_scenario(RunConfig(scenario="corridor")).net_file)["J1"]
+    (advance,) = [d for d in detectors if d.kind == "advance" and d.lane == "N1_J1_0"]
+    stopbars = [d.channel for d in detectors if d.kind == "stopbar"]
+    proc, base, _status = _start(tmp_path, "--field", "none", "--controller", "max-pressure", "--speed", "10",
+                                 "--duration", "150", "--insecure-no-auth")
+    try:
+        # every 0.2 s (2 simulated s), at the run's own time: J1's stop bars count nothing (fresh data throughout),
+        # and with the first message the advance detector goes on, never off
+        held_on = False
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                t = httpx.get(f"{base}/api/v1/live/status", timeout=2).json()["sim_time_s"]
+                messages = [{"device_id": "J1", "channel": ch, "count_veh": 0, "occupancy": 0.0, "interval_s": 2.0,
+                             "sim_time_s": t} for ch in stopbars]
+                if not held_on:
+                    messages.append({"device_id": "J1", "channel": advance.channel, "event": "on", "sim_time_s": t})
+                answer = httpx.post(f"{base}/api/v1/live/feeds/detectors", json=messages, timeout=2)
+            except httpx.HTTPError:  # the run ended between two messages
+                break
+            assert answer.status_code == 200, answer.text
+            held_on = True
+            time.sleep(0.2)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "complete" and info["sim_time_s"] == 150
+    assert info["profiler"]["decide"]["count"] > 0
+    events = [e for e in read_events(run_dir / "events.csv") if e.device_id == "J1"]
+    assert (EventCode.DETECTOR_ON, advance.channel) in {(e.event_code, e.parameter) for e in events}
+    model = {s["id"]: s for s in json.loads((run_dir / "signal_model.json").read_text())}["J1"]
+    links = {link["index"] for link in model["links"] if link["in_lane"] == advance.lane}
+    (queued_phase,) = [p["number"] for p in model["phases"] if links & set(p["green_links"])]
+    interventions = (run_dir / "interventions.csv").read_text().splitlines()
+    trusted_s = [float(row.split(",")[0]) for row in interventions if ",J1,fallback_end," in row]
+    assert trusted_s, "J1's controller was never trusted: its fallback served throughout"
+    green_s = _green_s_by_phase(events, trusted_s[0], 150.0)
+    assert green_s[queued_phase] >= 0.6 * sum(green_s.values()), green_s
+
+
+def _green_s_by_phase(events, from_s: float, to_s: float) -> dict[int, float]:
+    """Seconds each phase was green between `from_s` and `to_s`, from begin-green and begin-yellow events."""
+    out: dict[int, float] = {}
+    began: dict[int, float] = {}
+    for e in sorted(events, key=lambda e: e.time_s):
+        if e.event_code == EventCode.PHASE_BEGIN_GREEN:
+            began[e.parameter] = e.time_s
+        elif e.event_code == EventCode.PHASE_BEGIN_YELLOW and e.parameter in began:
+            start = began.pop(e.parameter)
+            out[e.parameter] = out.get(e.parameter, 0.0) + max(0.0, min(e.time_s, to_s) - max(start, from_s))
+    for phase, start in began.items():  # still green at the end
+        out[phase] = out.get(phase, 0.0) + max(0.0, to_s - max(start, from_s))
+    return out
