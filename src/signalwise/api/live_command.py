@@ -47,7 +47,7 @@ def live_command(
     config: Annotated[Path | None, typer.Option(help="YAML file of run settings (timing, shield, alerts)")] = None,
     out: Annotated[Path | None, typer.Option(show_default=False, help="parent directory of the live run's directory [default: runs, or the --config file's out_dir]")] = None,
     sink: Annotated[str, typer.Option(help="sumo: actuate the simulation | shadow: decide and record, actuate nothing")] = "sumo",
-    field: Annotated[str, typer.Option(help="sumo: SUMO in a supervised worker process | none: no simulator, detector feeds only")] = "sumo",
+    field: Annotated[str, typer.Option(help="sumo: SUMO in a supervised worker process | none: no simulator: signals and lanes from the network file, observations from detector feeds only (HTTP or --mqtt), --sink shadow")] = "sumo",
     repeat_demand: Annotated[bool, typer.Option(help="repeat the scenario's demand so a long run keeps traffic")] = False,
     state_every: Annotated[float, typer.Option(help="simulated seconds between saved simulator states (crash recovery)")] = 30.0,
     mqtt: Annotated[str | None, typer.Option(help="subscribe to detector feeds on this MQTT broker, HOST:PORT")] = None,
