@@ -113,6 +113,7 @@ class LiveRuntime:
         self.changes: list[dict] = []
         self.overrides: dict[str, ch.Override] = {}
         self._pending_controllers: dict[str, object] = {}
+        self._registered_lanes: list[str] = []  # what a worker field returns with every step
         self._controller_since_s: dict[str, float] = {}  # when a deployed controller took over, per signal
         self.controller_spec = cfg.controller
         self._files: dict[str, object] = {}
@@ -187,12 +188,28 @@ class LiveRuntime:
         if not hasattr(backend, "register_lanes"):
             return
         inters = self.field.intersections
-        lanes = {lane for i in inters for lane in (*i.in_lanes, *i.out_lanes)}
-        lanes.update(lane for c in self.stepper.controllers.values() if c is not None  # and their measuring zones
-                     for lane in getattr(c, "zone_lane_ids", ()))
-        backend.register_lanes(sorted(lanes))
+        self._registered_lanes = self._lanes_read()
+        backend.register_lanes(self._registered_lanes)
         backend.register_detectors(sorted({d.id for i in inters for d in i.detectors}))
         backend.register_intersections({i.id: i for i in inters}, self.cfg.shield.preempt_distance_m)
+
+    def _lanes_read(self) -> list[str]:
+        """The signals' own lanes and the measuring zones of the controllers in place."""
+        lanes = {lane for i in self.field.intersections for lane in (*i.in_lanes, *i.out_lanes)}
+        lanes.update(lane for c in self.stepper.controllers.values() if c is not None
+                     for lane in getattr(c, "zone_lane_ids", ()))
+        return sorted(lanes)
+
+    def _register_zones_again(self) -> None:
+        """After a controller was replaced: a worker field returns the lanes the new one reads with every step
+        (else each decision reads its zone lanes in requests of their own), when they are other lanes."""
+        backend = self.field.backend
+        if not hasattr(backend, "register_lanes"):
+            return
+        lanes = self._lanes_read()
+        if lanes != self._registered_lanes:
+            backend.register_lanes(lanes)
+            self._registered_lanes = lanes
 
     def _open_without_simulator(self) -> Field:
         """`--field none`: read the signal model once from the network file, then run on the feeds alone."""
@@ -586,6 +603,7 @@ class LiveRuntime:
             ov = ch.Override(st.by_id[tls], inner, change.action, change.phase_number - 1, st.t + change.duration_s)
             self.overrides[tls] = ov
             st.replace_controller(tls, ov)
+            self._register_zones_again()
         elif isinstance(change, ch.CancelOverrideChange):
             self._end_override(change.intersection_id)
         elif isinstance(change, ch.ControllerChange):
@@ -692,6 +710,7 @@ class LiveRuntime:
     def _swap_pending(self) -> None:
         """Deployed controllers take over at a safe point: while green, never mid-clearance."""
         st = self.stepper
+        swapped = False
         for tls, ctrl in list(self._pending_controllers.items()):
             if tls in self.overrides and ctrl is not self.overrides[tls].inner:
                 self.overrides[tls].inner = ctrl  # the override stays; the new controller follows it
@@ -701,6 +720,9 @@ class LiveRuntime:
                 st.replace_controller(tls, ctrl)
                 self._controller_since_s[tls] = st.t
                 del self._pending_controllers[tls]
+                swapped = True
+        if swapped:
+            self._register_zones_again()
 
     def _plan_cycle(self, t: float) -> None:
         """Re-plan each signal's Webster fallback from its stop-bar counts (when the field measures them)."""
