@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import itertools
 import threading
 import time
 
@@ -22,10 +23,11 @@ from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
 from signalwise.sim.sumo_home import import_libsumo
 
 
-def _runtime(tmp_path, name="live", scenario="corridor", **opts) -> LiveRuntime:
+def _runtime(tmp_path, name="live", scenario="corridor", controller="max-pressure", interval_s=60.0,
+             **opts) -> LiveRuntime:
     defaults = {"speed": None, "duration_s": 600, "in_process": True, "state_every_s": 60}
-    rt = LiveRuntime(RunConfig(scenario=scenario, controller="max-pressure"), LiveOptions(**{**defaults, **opts}),
-                     tmp_path / name)
+    rt = LiveRuntime(RunConfig(scenario=scenario, controller=controller, interval_s=interval_s),
+                     LiveOptions(**{**defaults, **opts}), tmp_path / name)
     rt.open()
     return rt
 
@@ -102,6 +104,35 @@ def test_a_worker_field_returns_the_zone_lanes_of_zoned_max_pressure_with_every_
     assert per_step == [1] * 30
     for name in ("events.csv", "signal_states.csv"):
         assert (there / name).read_text() == (here / name).read_text()
+
+
+def test_a_zoned_controller_deployed_at_run_time_reads_its_zones_from_the_per_step_exchange(tmp_path):
+    """Fixed time reads no lanes; switched at run time to max-pressure, whose zones on ingolstadt7 reach the
+    lanes behind its short entries. Once every signal has taken it over, a tick in which signals decide is
+    still one exchange with the worker: the runtime registered the new zone lanes, so they come back with
+    the step instead of in a request per decision. The runtime's own loop runs; no interval, state save or
+    plan cycle falls in the run (each is a request of its own)."""
+    if importlib.util.find_spec("sumo_rl") is None:
+        pytest.skip("RESCO networks need the 'resco' extra (sumo-rl)")
+    rt = _runtime(tmp_path, scenario="resco:ingolstadt7", controller="fixed", duration_s=120, in_process=False,
+                  interval_s=3600.0, state_every_s=3600.0, plan_every_s=3600.0)
+    st, field = rt.stepper, rt.field.backend
+    assert not any(getattr(c, "zone_lane_ids", ()) for c in st.controllers.values())
+    ticks = []  # at each step: the exchanges so far, the decisions so far, whether max-pressure runs everywhere
+    step = field.step
+
+    def counted_step():
+        ticks.append((field.exchanges, rt.profiler.figures()["decide"]["count"],
+                      all(c.name == "max-pressure" for c in st.controllers.values())))
+        return step()
+    field.step = counted_step
+    rt.submit(ch.ControllerChange(controller="max-pressure"), who="ops")  # taken at each signal's next green
+    rt.run()
+    assert rt.status()["status"] == "complete"
+    assert all(c.zone_lane_ids for c in st.controllers.values())  # every signal reads lanes besides its own
+    after = [(b[0] - a[0], b[1] - a[1]) for a, b in itertools.pairwise(ticks) if a[2]]  # (exchanges, decisions)
+    assert len(after) > 60 and sum(decisions for _, decisions in after) >= len(st.controllers)
+    assert [exchanges for exchanges, _ in after] == [1] * len(after)
 
 
 def test_the_audit_still_catches_a_violation_after_a_recovery(tmp_path):
