@@ -129,3 +129,21 @@ def test_a_joined_crossing_counts_but_calls_no_red_light():
     lost = {k: x for k, x in seen.items() if x > 126.0 or x < 80.0}  # unseen 1.6 s, from 1 m before the line
     crossings, violations = run(lost)
     assert len(crossings) == 1 and crossings[0].track_id != 1 and crossings[0].joined and violations == []
+
+
+def test_a_joined_track_takes_over_the_lines_the_vanished_one_crossed():
+    """Two stop lines in a row, 8 m apart (two signals close together), seen at 2 px/m through a real homography.
+    Track 1 crosses the first line, its anchor falls back 1 m behind it (a box that grows as the vehicle creeps),
+    and it is lost; track 2 is found 1 s later past the second line. The path between them crosses both lines:
+    the vehicle is counted on the second line under track 2, and not a second time on the first."""
+    from signalwise.vision.calibration import Homography
+
+    corners_m = [(0, 0), (100, 0), (0, 200), (100, 200)]
+    road = Homography.from_pairs([(2 * x, 2 * y) for x, y in corners_m], corners_m)
+    lines = [StopLineGeometry(name, "north", [0], (0, y_px), (100, y_px), upstream_point=(50, 100))
+             for name, y_px in (("first", 200), ("second", 216))]
+    frames = [(0.0, {1: (40, 192)}), (0.2, {1: (40, 201)}), (0.4, {1: (40, 199)}),
+              (1.4, {2: (40, 220)}), (1.6, {2: (40, 223)})]
+    hits = _feed(StopLineCounter(lines, road.to_road), frames)
+    assert [(h[0].name, h[1], h[4]) for h in hits] == [("first", 1, False), ("second", 2, True)]
+
