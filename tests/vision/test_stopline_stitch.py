@@ -147,3 +147,15 @@ def test_a_joined_track_takes_over_the_lines_the_vanished_one_crossed():
     hits = _feed(StopLineCounter(lines, road.to_road), frames)
     assert [(h[0].name, h[1], h[4]) for h in hits] == [("first", 1, False), ("second", 2, True)]
 
+
+def test_forgotten_tracks_leave_nothing_behind():
+    """A live run forgets the tracks it no longer sees (the pipeline after `FORGET_S`, longer than the tracker
+    keeps a lost track, so a forgotten id never comes back); the lines they crossed go with them, or a counter
+    on a long run would grow with every vehicle it ever counted."""
+    counter = _counter()
+    hits = []
+    for k in range(1, 501):  # 500 vehicles one after another, each over the line and gone
+        hits += _feed(counter, [(2.0 * k, {k: (20, 98)}), (2.0 * k + 0.2, {k: (20, 101)})])
+        counter.forget([k])
+    assert [h[1] for h in hits] == list(range(1, 501))
+    assert not counter._crossed and not counter._last

@@ -3,7 +3,10 @@
 The upstream side is where the approach's zone lies (a zone of the same
 approach in the camera file); a stop line with no such zone counts crossings
 either way. Each track crosses each stop line once. The crossing time is
-interpolated between the two frames on either side of the line.
+interpolated between the two frames on either side of the line. A forgotten
+track (`forget`) takes the lines it crossed with it: the pipeline forgets a
+track unseen for longer than the tracker keeps a lost one, so its id never
+comes back.
 
 A vehicle leaving a queue is often lost right at the line (it joins its
 neighbour's blob on the crosswalk, or leaves its box behind for a moment)
@@ -165,5 +168,7 @@ class StopLineCounter:
         return out
 
     def forget(self, track_ids) -> None:
+        """Drop tracks no longer followed, with the lines they crossed: a long run keeps only the tracks in view."""
         for tid in track_ids:
             self._last.pop(tid, None)
+            self._crossed.pop(tid, None)
