@@ -129,3 +129,33 @@ def test_a_joined_crossing_counts_but_calls_no_red_light():
     lost = {k: x for k, x in seen.items() if x > 126.0 or x < 80.0}  # unseen 1.6 s, from 1 m before the line
     crossings, violations = run(lost)
     assert len(crossings) == 1 and crossings[0].track_id != 1 and crossings[0].joined and violations == []
+
+
+def test_a_joined_track_takes_over_the_lines_the_vanished_one_crossed():
+    """Two stop lines in a row, 8 m apart (two signals close together), seen at 2 px/m through a real homography.
+    Track 1 crosses the first line, its anchor falls back 1 m behind it (a box that grows as the vehicle creeps),
+    and it is lost; track 2 is found 1 s later past the second line. The path between them crosses both lines:
+    the vehicle is counted on the second line under track 2, and not a second time on the first."""
+    from signalwise.vision.calibration import Homography
+
+    corners_m = [(0, 0), (100, 0), (0, 200), (100, 200)]
+    road = Homography.from_pairs([(2 * x, 2 * y) for x, y in corners_m], corners_m)
+    lines = [StopLineGeometry(name, "north", [0], (0, y_px), (100, y_px), upstream_point=(50, 100))
+             for name, y_px in (("first", 200), ("second", 216))]
+    frames = [(0.0, {1: (40, 192)}), (0.2, {1: (40, 201)}), (0.4, {1: (40, 199)}),
+              (1.4, {2: (40, 220)}), (1.6, {2: (40, 223)})]
+    hits = _feed(StopLineCounter(lines, road.to_road), frames)
+    assert [(h[0].name, h[1], h[4]) for h in hits] == [("first", 1, False), ("second", 2, True)]
+
+
+def test_forgotten_tracks_leave_nothing_behind():
+    """A live run forgets the tracks it no longer sees (the pipeline after `FORGET_S`, longer than the tracker
+    keeps a lost track, so a forgotten id never comes back); the lines they crossed go with them, or a counter
+    on a long run would grow with every vehicle it ever counted."""
+    counter = _counter()
+    hits = []
+    for k in range(1, 501):  # 500 vehicles one after another, each over the line and gone
+        hits += _feed(counter, [(2.0 * k, {k: (20, 98)}), (2.0 * k + 0.2, {k: (20, 101)})])
+        counter.forget([k])
+    assert [h[1] for h in hits] == list(range(1, 501))
+    assert not counter._crossed and not counter._last

@@ -3,7 +3,10 @@
 The upstream side is where the approach's zone lies (a zone of the same
 approach in the camera file); a stop line with no such zone counts crossings
 either way. Each track crosses each stop line once. The crossing time is
-interpolated between the two frames on either side of the line.
+interpolated between the two frames on either side of the line. A forgotten
+track (`forget`) takes the lines it crossed with it: the pipeline forgets a
+track unseen for longer than the tracker keeps a lost one, so its id never
+comes back.
 
 A vehicle leaving a queue is often lost right at the line (it joins its
 neighbour's blob on the crosswalk, or leaves its box behind for a moment)
@@ -13,11 +16,12 @@ therefore joined to the nearest track that vanished within `STITCH_S`
 and whose last point lies within reach (`STITCH_MPS` for the gap, plus
 `STITCH_SLACK_M`) when the path from one to the other crosses a stop line
 the vanished track had not crossed: that path counts as crossed. Each
-vanished track is joined once. Such a crossing counts, but calls no red
-light: a violation needs the vehicle seen on the line. A track that
-appears on an approach (`on_approach`, the camera's approach zones) has
-come over no stop line: it is a vehicle newly seen in a queue, not one
-lost in the junction.
+vanished track is joined once, and the new track takes over the lines it
+had crossed: the vehicle is counted on none of them again. Such a crossing
+counts, but calls no red light: a violation needs the vehicle seen on the
+line. A track that appears on an approach (`on_approach`, the camera's
+approach zones) has come over no stop line: it is a vehicle newly seen in a
+queue, not one lost in the junction.
 """
 
 from __future__ import annotations
@@ -105,7 +109,7 @@ class StopLineCounter:
         self.to_road = to_road
         self.on_approach = on_approach
         self._last: dict[int, tuple[float, np.ndarray]] = {}
-        self._crossed: set[tuple[int, str]] = set()
+        self._crossed: dict[int, set[str]] = {}  # track id -> the stop lines it has crossed
 
     def update(self, time_s: float, anchors: dict[int, np.ndarray]
                ) -> list[tuple[StopLineGeometry, int, float, np.ndarray, bool]]:
@@ -119,17 +123,18 @@ class StopLineCounter:
             was_joined = prev is None and tid in joined
             if was_joined:
                 prev = self._last.pop(joined[tid])  # the vanished track lives on as this one: never joined again
+                self._crossed.setdefault(tid, set()).update(self._crossed.get(joined[tid], ()))
             self._last[tid] = (time_s, q)
             if prev is None:
                 continue
             t0, p = prev
             for line in self.lines:
-                if (tid, line.name) in self._crossed:
+                if line.name in self._crossed.get(tid, ()):
                     continue
                 f = line.crossing_fraction(p, q)
                 if f is None:
                     continue
-                self._crossed.add((tid, line.name))
+                self._crossed.setdefault(tid, set()).add(line.name)
                 out.append((line, tid, t0 + f * (time_s - t0), p + f * (q - p), was_joined))
         return out
 
@@ -150,7 +155,7 @@ class StopLineCounter:
             reach = (time_s - t) * STITCH_MPS + STITCH_SLACK_M
             for i, tid in enumerate(new_ids):
                 d = float(np.hypot(*(a[i] - b[j])))
-                if d <= reach and any((old, ln.name) not in self._crossed and ln.crossing_fraction(p, new[tid])
+                if d <= reach and any(ln.name not in self._crossed.get(old, ()) and ln.crossing_fraction(p, new[tid])
                                       is not None for ln in self.lines):
                     pairs.append((d, i, j))
         out: dict[int, int] = {}
@@ -163,5 +168,7 @@ class StopLineCounter:
         return out
 
     def forget(self, track_ids) -> None:
+        """Drop tracks no longer followed, with the lines they crossed: a long run keeps only the tracks in view."""
         for tid in track_ids:
             self._last.pop(tid, None)
+            self._crossed.pop(tid, None)
