@@ -76,8 +76,13 @@ class SpeedingRule:
         return self.observe(track_id, time_s, window[1], window[0])
 
     def forget(self, track_ids) -> None:
+        """Drop tracks no longer followed, reported ones too, or a long run keeps every speeder it ever called.
+
+        Still once per track: the pipeline forgets a track only after `FORGET_S` unseen, longer than the tracker
+        keeps a lost one, and the tracker never gives an id twice, so a forgotten track never comes back."""
         for tid in track_ids:
             self._over.pop(tid, None)
+            self._done.discard(tid)
 
 
 def violation_record(v: Violation, occurred_at, evidence_root=None) -> dict:
