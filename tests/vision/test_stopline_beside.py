@@ -111,6 +111,24 @@ def test_a_vehicle_over_the_overlap_of_two_lines_counts_once_on_the_line_it_is_o
             assert [(h.line.name, h.beside) for h in hits] == [(own.name, ())]
 
 
+@pytest.mark.parametrize("view_name", ["topdown", "oblique"])
+def test_a_track_counted_on_one_line_is_not_counted_on_the_line_beside_it_later(single, view_name):
+    """A car crosses the through line 0.25 m from the shared end (clear of the left-turn line's lengthened end),
+    its anchor falls back over the line and drifts 0.35 m towards the left-turn lane, and crosses again, now
+    inside the left-turn line: still one vehicle, counted once."""
+    scene, views, cameras, _ = single
+    view, camera = views[view_name], cameras[view_name]
+    for through, left, shared in _pairs(scene):
+        assert END_MARGIN * np.linalg.norm(np.subtract(*left.ends_m)) < 0.25
+        first = _path_m(through, shared, 0.25)
+        again = _path_m(through, shared, -0.1)  # 0.1 m on the left-turn lane's side of the shared end
+        heading = np.array(through.heading_m, float)
+        ahead = [(p - shared) @ heading for p in first]
+        path = [p for p, a in zip(first, ahead, strict=True) if a < 1.5] + [p for p, a in zip(again, ahead, strict=True) if a > -1.0]
+        _, hits = _counter_hits(camera, view, path)
+        assert [(h[0].name, h[1]) for h in hits] == [(through.name, 1)], (view_name, through.name)
+
+
 def _drive_through_pipeline(single, offset_m: float, state: str):
     """The east approach's through line, a car (4.5 x 1.8 m) crossing 0.1 m from the end it shares with the
     left-turn line, through the whole pipeline on the top-down camera file, under a fixed signal state."""
