@@ -63,6 +63,44 @@ def test_speeding_needs_limit_plus_tolerance_sustained():
     assert rule.observe(3, 0.0, math.nan) is None
 
 
+def test_speeding_forgets_the_tracks_it_reported_and_reports_each_once():
+    """500 speeders, a new one each second, each over the threshold for 6 s (several in view at once, and long
+    enough for a second report if the rule forgot a track still in view), each forgotten once it is gone, as the
+    pipeline forgets tracks: each is reported once, and the rule ends holding nothing, or a long live run would
+    keep every speeder it ever called."""
+    rule = SpeedingRule(13.89, tolerance_mps=2.0, sustain_s=1.0)
+    reported = []
+    for step in range(5 * 506 + 1):  # 0.2 s frames; speeder k is in view from k s to k + 6 s
+        t = step / 5
+        for k in range(max(1, step // 5 - 5), min(500, step // 5) + 1):
+            if rule.observe(k, t, 18.0) is not None:
+                reported.append(k)
+        if step % 5 == 0 and 1 <= step // 5 - 6 <= 500:
+            rule.forget([step // 5 - 6])
+    assert sorted(reported) == list(range(1, 501))
+    assert not rule._done and not rule._over
+
+
+def test_a_track_the_pipeline_forgets_never_comes_back():
+    """What lets the speeding rule and the stop-line counter forget a track and still call it once: the pipeline
+    forgets a track `FORGET_S` after it was last seen, later than the tracker gives up a lost one, and the tracker
+    gives a vehicle found again after that a new id, never one it gave before."""
+    from signalwise.vision.bytetrack import ByteTracker
+    from signalwise.vision.detections import Detections
+    from signalwise.vision.pipeline import FORGET_S
+
+    tracker = ByteTracker()
+    assert tracker.lost_s < FORGET_S
+    ids = []
+    for k in range(80):  # one vehicle at 20 px/s, hidden from 1 s to 1 s + lost_s + 0.4 s
+        t = k * 0.1
+        hidden = 1.0 <= t < 1.0 + tracker.lost_s + 0.4
+        box = np.array([[10 + 20 * t, 50, 30 + 20 * t, 60]])
+        out = tracker.update(Detections.empty() if hidden else Detections(box, [0.9]), t)
+        ids += [i for i in out.tracker_id.tolist() if not ids or i != ids[-1]]
+    assert len(ids) == 2 and ids[1] > ids[0]
+
+
 @pytest.fixture(scope="module")
 def scene_run():
     """A synthetic intersection with red-light runners and speeders, through the whole pipeline."""

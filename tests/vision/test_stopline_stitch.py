@@ -38,7 +38,7 @@ def _lost_at_the_line(gap_s: float = 0.6, found_y: float = 103.0):
 
 def test_a_track_lost_before_the_line_and_found_past_it_is_one_crossing():
     (hit,) = _feed(_counter(), _lost_at_the_line())
-    line, tid, t, where, joined = hit
+    line, tid, t, where, joined, _beside = hit
     assert joined
     assert line.name == "n" and tid == 2
     # interpolated on the path from the last point before (0.4 s, y 99) to the first after (1.0 s, y 103)

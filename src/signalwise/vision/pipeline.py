@@ -189,15 +189,17 @@ class Pipeline:
 
         crossings, violations = [], []
         box_of = {tp.track_id: tp.box_px for tp in tracks}
-        for line, tid, t_cross, where, joined in self.counter.update(time_s, points):
+        for line, tid, t_cross, where, joined, beside in self.counter.update(time_s, points):
             self._approach.setdefault(tid, line.approach)
             at = timeline.state_at(self.camera.device_id, t_cross) if timeline is not None else None
             chars = link_chars(at, line.links)
             crossings.append(Crossing(t_cross, tid, line.name, line.approach, chars, float(where[0]),
                                       float(where[1]), joined))
             self._count(t_cross, line.approach)
-            if timeline is not None and not joined and all_red(at, line.links):  # joined: nobody saw it cross
-                since = timeline.red_since(self.camera.device_id, line.links, t_cross)
+            # on the lines beside too (a vehicle on the lane boundary): which lane it is in is unknown, so all red
+            links = [i for ln in (line, *beside) for i in ln.links]
+            if timeline is not None and not joined and all_red(at, links):  # joined: nobody saw it cross
+                since = timeline.red_since(self.camera.device_id, links, t_cross)
                 if since is not None and t_cross - since >= self.camera.red_grace_s:
                     violations.append(self._violation(RED_LIGHT, t_cross, tid, line.approach, speeds.get(tid),
                                                       image, box_of[tid], line, chars))

@@ -3,7 +3,18 @@
 The upstream side is where the approach's zone lies (a zone of the same
 approach in the camera file); a stop line with no such zone counts crossings
 either way. Each track crosses each stop line once. The crossing time is
-interpolated between the two frames on either side of the line. A forgotten
+interpolated between the two frames on either side of the line.
+
+Stop lines of one approach side by side (a left-turn lane's line next to the
+through line, sharing an end) overlap by their lengthened ends, so a vehicle
+on the lane boundary passes both at once. A vehicle is on one lane: a track
+that crosses one of them counts there and on none of the lines beside it
+(`beside`: same approach, lengthened segments that meet). When the step
+crosses several, it counts on the one whose drawn segment (not lengthened)
+passes nearest its crossing point, first in file order on a tie; the others
+come with the crossing (`LineCrossing.beside`), since the vehicle was on
+them as well. Lines one after another on an approach do not meet: each
+counts. A forgotten
 track (`forget`) takes the lines it crossed with it: the pipeline forgets a
 track unseen for longer than the tracker keeps a lost one, so its id never
 comes back.
@@ -27,6 +38,7 @@ queue, not one lost in the junction.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -37,6 +49,8 @@ STITCH_S = 4.0
 #: ... and at most this fast in between, plus `STITCH_SLACK_M` (road metres): a queue leaves well below it
 STITCH_MPS = 10.0
 STITCH_SLACK_M = 3.0
+#: two lengthened stop lines this close (pixels) meet: side by side, with no gap a vehicle could pass through
+BESIDE_PX = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +75,8 @@ class StopLineGeometry:
     def __init__(self, name: str, approach: str, links: list[int], p0, p1, upstream_point=None):
         a, b = np.asarray(p0, float), np.asarray(p1, float)
         d = b - a
-        self.a, self.b = a - END_MARGIN * d, b + END_MARGIN * d
+        self.p0, self.p1 = a, b  # as drawn in the camera file
+        self.a, self.b = a - END_MARGIN * d, b + END_MARGIN * d  # lengthened by the margins
         self.name, self.approach, self.links = name, approach, list(links)
         self.upstream = 0.0
         if upstream_point is not None:
@@ -91,10 +106,42 @@ class StopLineGeometry:
         return None
 
     def distance_px(self, p) -> float:
-        p = np.asarray(p, float)
-        s = self.b - self.a
-        u = float(np.clip(np.dot(p - self.a, s) / max(float(np.dot(s, s)), 1e-12), 0, 1))
-        return float(np.linalg.norm(p - (self.a + u * s)))
+        return _segment_distance(np.asarray(p, float), self.a, self.b)
+
+    def drawn_distance_px(self, p) -> float:
+        """From `p` to the line as drawn, margins left out: 0 for a crossing within the lanes the line spans."""
+        return _segment_distance(np.asarray(p, float), self.p0, self.p1)
+
+    def meets(self, other: StopLineGeometry) -> bool:
+        """The two lengthened segments touch or overlap (within `BESIDE_PX`)."""
+        if _segments_cross(self.a, self.b, other.a, other.b):
+            return True
+        return min(self.distance_px(other.a), self.distance_px(other.b),
+                   other.distance_px(self.a), other.distance_px(self.b)) <= BESIDE_PX
+
+
+def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    s = b - a
+    u = float(np.clip(np.dot(p - a, s) / max(float(np.dot(s, s)), 1e-12), 0, 1))
+    return float(np.linalg.norm(p - (a + u * s)))
+
+
+def _segments_cross(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> bool:
+    """Proper crossing of a-b and c-d (touching and collinear overlap are left to the distance test)."""
+    s1, s2 = _side(a, b, c), _side(a, b, d)
+    s3, s4 = _side(c, d, a), _side(c, d, b)
+    return s1 * s2 < 0 and s3 * s4 < 0
+
+
+class LineCrossing(NamedTuple):
+    """A track over a stop line between two frames."""
+
+    line: StopLineGeometry
+    track_id: int
+    time_s: float  # interpolated between the frames
+    point: np.ndarray  # image pixels
+    joined: bool  # on the path from a vanished track to the new one that continues it: nobody saw it on the line
+    beside: tuple[StopLineGeometry, ...] = ()  # lines beside `line` the same step crossed: the vehicle was on them too
 
 
 class StopLineCounter:
@@ -108,13 +155,14 @@ class StopLineCounter:
         self.lines = lines
         self.to_road = to_road
         self.on_approach = on_approach
+        #: stop line name -> the names of the lines beside it (its own included): a track counts on one of them
+        self.beside: dict[str, set[str]] = {
+            ln.name: {o.name for o in lines if o is ln or (o.approach == ln.approach and ln.meets(o))} for ln in lines}
         self._last: dict[int, tuple[float, np.ndarray]] = {}
-        self._crossed: dict[int, set[str]] = {}  # track id -> the stop lines it has crossed
+        self._crossed: dict[int, set[str]] = {}  # track id -> the stop lines it has crossed, or one beside them
 
-    def update(self, time_s: float, anchors: dict[int, np.ndarray]
-               ) -> list[tuple[StopLineGeometry, int, float, np.ndarray, bool]]:
-        """(line, track id, crossing time, crossing point, joined) for each new crossing; `joined`: on the path
-        from a vanished track to the new one that continues it, so nobody saw the vehicle on the line."""
+    def update(self, time_s: float, anchors: dict[int, np.ndarray]) -> list[LineCrossing]:
+        """The new crossings since the previous frame, at most one per track and group of lines beside each other."""
         out = []
         new = {tid: q for tid, q in anchors.items() if tid not in self._last}
         joined = self._join(time_s, new) if new else {}
@@ -128,14 +176,24 @@ class StopLineCounter:
             if prev is None:
                 continue
             t0, p = prev
-            for line in self.lines:
-                if line.name in self._crossed.get(tid, ()):
+            crossed = self._crossed.setdefault(tid, set())
+            hits = []  # (how far beyond the drawn line, file order, line, fraction, point)
+            for k, line in enumerate(self.lines):
+                if line.name in crossed:
                     continue
                 f = line.crossing_fraction(p, q)
-                if f is None:
-                    continue
-                self._crossed.setdefault(tid, set()).add(line.name)
-                out.append((line, tid, t0 + f * (time_s - t0), p + f * (q - p), was_joined))
+                if f is not None:
+                    point = p + f * (q - p)
+                    hits.append((line.drawn_distance_px(point), k, line, f, point))
+            for _, _, line, f, point in sorted(hits, key=lambda h: h[:2]):
+                if line.name in crossed:
+                    continue  # a line beside one this step already counted
+                group = self.beside[line.name]
+                crossed.update(group)
+                also = tuple(h[2] for h in hits if h[2] is not line and h[2].name in group)
+                out.append(LineCrossing(line, tid, t0 + f * (time_s - t0), point, was_joined, also))
+            if not crossed:
+                del self._crossed[tid]
         return out
 
     def _join(self, time_s: float, new: dict[int, np.ndarray]) -> dict[int, int]:

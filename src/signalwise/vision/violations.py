@@ -4,7 +4,9 @@
   shows red (SUMO's `r`) and has for at least the camera's `red_grace_s`. A
   stop line whose links disagree (a red left turn beside a green through
   movement) cannot say which movement the vehicle takes: no violation is
-  called there; give each lane its own stop line and links for that.
+  called there; give each lane its own stop line and links for that. For
+  the same reason a crossing where two such lines side by side overlap (the
+  lane boundary, `stoplines.LineCrossing.beside`) needs all their links red.
 - Speeding: a track's speed above `speed_limit_mps + speed_tolerance_mps`
   without a break for `speed_sustain_s`; one violation per track, with the
   mean speed over that time.
@@ -76,8 +78,13 @@ class SpeedingRule:
         return self.observe(track_id, time_s, window[1], window[0])
 
     def forget(self, track_ids) -> None:
+        """Drop tracks no longer followed, reported ones too, or a long run keeps every speeder it ever called.
+
+        Still once per track: the pipeline forgets a track only after `FORGET_S` unseen, longer than the tracker
+        keeps a lost one, and the tracker never gives an id twice, so a forgotten track never comes back."""
         for tid in track_ids:
             self._over.pop(tid, None)
+            self._done.discard(tid)
 
 
 def violation_record(v: Violation, occurred_at, evidence_root=None) -> dict:
