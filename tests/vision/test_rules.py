@@ -101,6 +101,18 @@ def test_a_track_the_pipeline_forgets_never_comes_back():
     assert len(ids) == 2 and ids[1] > ids[0]
 
 
+def test_the_pipeline_refuses_a_tracker_that_keeps_lost_tracks_past_its_forgetting():
+    """A tracker that holds a lost track as long as the pipeline remembers it could bring a forgotten id back,
+    counted and fined again: the pipeline says so at construction instead."""
+    from signalwise.vision.bytetrack import ByteTracker
+    from signalwise.vision.pipeline import FORGET_S, Pipeline
+
+    cam = small_camera(small_scene(seed=1, width_px=200, height_px=150))
+    with pytest.raises(ValueError, match="must give up sooner"):
+        Pipeline(cam, tracker=ByteTracker(lost_s=FORGET_S))
+    assert Pipeline(cam, tracker=ByteTracker(lost_s=FORGET_S - 0.5)).tracker.lost_s == FORGET_S - 0.5
+
+
 @pytest.fixture(scope="module")
 def scene_run():
     """A synthetic intersection with red-light runners and speeders, through the whole pipeline."""

@@ -103,6 +103,9 @@ class Pipeline:
         self.camera = camera
         self.detector = detector if detector is not None else default_detector(camera)
         self.tracker = tracker or ByteTracker()
+        if self.tracker.lost_s >= FORGET_S:  # a forgotten id that comes back would be counted and fined again
+            raise ValueError(f"the tracker keeps a lost track {self.tracker.lost_s:g} s; the pipeline forgets a "
+                             f"track after {FORGET_S:g} s, so it must give up sooner")
         self.signals = signals
         self.evidence = evidence
         self.interval_s = interval_s
