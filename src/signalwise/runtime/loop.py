@@ -44,6 +44,7 @@ from ..core.types import (
 from ..sim.approach import compass_approach
 from ..sim.backend import DETECTORS_SOURCE, LANES_SOURCE, SimulationError, SumoBackend, SumoOptions
 from ..sim.detectors import DetectorLayout, place_detectors
+from ..sim.lane_zones import listed_lanes
 from ..sim.outputs import write_meandata_file
 from ..sim.scenario import Scenario, from_files, from_sumocfg, load, nominal_lane_flows
 from ..sim.signal_model import RefusedSignal
@@ -339,7 +340,7 @@ class LoopStepper:
         upstream, downstream = self.backend.lane_zones(sorted({m.in_lane for m in roads if m.in_lane}),
                                                        sorted({m.out_lane for m in roads if m.out_lane}))
         lanes = {lane for m in roads for lane in (m.in_lane, m.out_lane) if lane}
-        lanes |= {lane for side in (upstream, downstream) for zone in side.values() for lane, _ in zone}
+        lanes |= listed_lanes(upstream, downstream)
         # a worker field answers these lengths from its `lane_zones` reply, not with a request per lane
         ctx = ControlContext(cfg.step_length_s, nominal_lane_flows(self.scenario, all_movements), cfg.seed,
                              dict(cfg.controller_options), {lane: self.backend.lane_length_m(lane) for lane in lanes},

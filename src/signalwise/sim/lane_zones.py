@@ -63,3 +63,8 @@ def lane_zones(in_lanes: Iterable[str], out_lanes: Iterable[str], successors: Ma
     downstream = lambda x: () if x in signal_lanes else successors.get(x, ())  # noqa: E731
     return ({lane: zone_lanes(lane, upstream, length_m, reach_m) for lane in in_lanes},
             {lane: zone_lanes(lane, downstream, length_m, reach_m) for lane in out_lanes})
+
+
+def listed_lanes(*sides: Mapping[str, tuple[tuple[str, float], ...]]) -> set[str]:
+    """Every lane some zone of `sides` (the upstream and downstream halves of `lane_zones`) lists."""
+    return {lane for side in sides for zone in side.values() for lane, _ in zone}

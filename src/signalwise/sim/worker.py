@@ -58,7 +58,7 @@ from .backend import (
     SumoOptions,
     _one_line,
 )
-from .lane_zones import ZONE_REACH_M
+from .lane_zones import ZONE_REACH_M, listed_lanes
 from .signal_model import RefusedSignal, TimingDefaults
 
 __all__ = ["FieldLost", "SumoProcess"]
@@ -541,10 +541,8 @@ class _Child:
     def lane_zones(self, in_lanes: tuple[str, ...], out_lanes: tuple[str, ...], reach_m: float) -> tuple:
         """The zones, and the length of every lane given or listed in them."""
         upstream, downstream = self.backend.lane_zones(in_lanes, out_lanes, reach_m)
-        length_m = self.api.lane.getLength
-        lanes = {*in_lanes, *out_lanes, *(lane for side in (upstream, downstream) for zone in side.values()
-                                           for lane, _ in zone)}
-        return upstream, downstream, {lane: length_m(lane) for lane in lanes}
+        lanes = {*in_lanes, *out_lanes, *listed_lanes(upstream, downstream)}
+        return upstream, downstream, {lane: self.backend.lane_length_m(lane) for lane in lanes}
 
     def register_lanes(self, lanes: tuple[str, ...]) -> None:
         unknown = sorted(set(lanes) - set(self.api.lane.getIDList()))
