@@ -171,12 +171,14 @@ class StopLineCounter:
             was_joined = prev is None and tid in joined
             if was_joined:
                 prev = self._last.pop(joined[tid])  # the vanished track lives on as this one: never joined again
-                self._crossed.setdefault(tid, set()).update(self._crossed.get(joined[tid], ()))
+                inherited = self._crossed.pop(joined[tid], None)  # ... with the lines it crossed
+                if inherited:
+                    self._crossed[tid] = inherited
             self._last[tid] = (time_s, q)
             if prev is None:
                 continue
             t0, p = prev
-            crossed = self._crossed.setdefault(tid, set())
+            crossed = self._crossed.get(tid, set())
             hits = []  # (how far beyond the drawn line, file order, line, fraction, point)
             for k, line in enumerate(self.lines):
                 if line.name in crossed:
@@ -192,8 +194,8 @@ class StopLineCounter:
                 crossed.update(group)
                 also = tuple(h[2] for h in hits if h[2] is not line and h[2].name in group)
                 out.append(LineCrossing(line, tid, t0 + f * (time_s - t0), point, was_joined, also))
-            if not crossed:
-                del self._crossed[tid]
+            if crossed:
+                self._crossed[tid] = crossed
         return out
 
     def _join(self, time_s: float, new: dict[int, np.ndarray]) -> dict[int, int]:
