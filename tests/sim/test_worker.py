@@ -84,7 +84,8 @@ def test_the_loop_over_a_worker_process_gives_the_same_events(tmp_path, controll
 def test_the_zones_bring_back_the_lengths_the_loop_reads_next():
     """As it starts, the loop lists the zones of its movements' lanes, then reads the length of each of
     those lanes and of every zone lane (ingolstadt7's short entries have zones): over a worker that is
-    one exchange, not one per lane, and the same zones and lengths as SUMO in-process gives."""
+    one exchange, not one per lane, and the same zones and lengths as SUMO in-process gives. The incoming
+    lanes' shapes (each approach's compass direction) are one more."""
     if importlib.util.find_spec("sumo_rl") is None:  # importing it would need SUMO_HOME; finding it does not
         pytest.skip("RESCO networks need the 'resco' extra (sumo-rl)")
     cfg = RunConfig(scenario="resco:ingolstadt7", controller="max-pressure")
@@ -102,7 +103,8 @@ def test_the_zones_bring_back_the_lengths_the_loop_reads_next():
             upstream, downstream = backend.lane_zones(in_lanes, out_lanes)
             zoned = {lane for side in (upstream, downstream) for zone in side.values() for lane, _ in zone}
             lengths_m = {lane: backend.lane_length_m(lane) for lane in (*in_lanes, *out_lanes, *zoned)}
-            return upstream, downstream, lengths_m, zoned, getattr(backend, "exchanges", 0) - exchanges0
+            shapes = backend.lane_shapes(in_lanes)
+            return upstream, downstream, lengths_m, shapes, zoned, getattr(backend, "exchanges", 0) - exchanges0
         finally:
             backend.close()
 
@@ -110,8 +112,27 @@ def test_the_zones_bring_back_the_lengths_the_loop_reads_next():
     *there, _, exchanges = read(SumoProcess)
     assert len(zoned) > 40
     assert there == here
-    assert exchanges == 1
+    assert exchanges == 2  # the zones with their lengths, then every incoming lane's shape
 
+
+
+def test_building_the_loop_over_a_worker_takes_two_exchanges_whatever_the_lanes():
+    """ingolstadt7 has 59 incoming lanes with zones upstream: the loop's start-up reads the zones with every
+    length, then every incoming lane's shape, each in one exchange, not a round trip per lane."""
+    if importlib.util.find_spec("sumo_rl") is None:
+        pytest.skip("RESCO networks need the 'resco' extra (sumo-rl)")
+    cfg = RunConfig(scenario="resco:ingolstadt7", controller="max-pressure")
+    scenario = resolve_scenario(cfg)
+    end_s = scenario.begin_s + 10
+    fld = open_field(cfg, scenario, sumo_options(cfg, scenario, end_s=end_s), backend_factory=SumoProcess)
+    try:
+        exchanges0 = fld.backend.exchanges
+        stepper = LoopStepper(cfg, fld, end_s)
+        assert fld.backend.exchanges - exchanges0 == 2
+        assert len(stepper.approach_direction) > 50
+        assert set(stepper.approach_direction.values()) == {"north", "south", "east", "west"}
+    finally:
+        fld.backend.close()
 
 def _single_opts(**more) -> SumoOptions:
     s = load("single")

@@ -58,7 +58,7 @@ class TopDown:
             for lane in inter.in_lanes:
                 if approach_of_lane[lane] != approach:
                     continue
-                shape = np.array(backend.lane_shape(lane))
+                shape = np.array(backend.lane_shapes([lane])[lane])
                 end, prev = shape[-1], shape[-2]
                 d = (end - prev) / np.linalg.norm(end - prev)
                 pts += [end, end - d * 40.0]
@@ -87,7 +87,7 @@ def camera_run():
     try:
         (inter,) = fld.intersections
         backend = fld.backend
-        approach_of_lane = {lane: compass_approach(backend.lane_shape(lane)) for lane in inter.in_lanes}
+        approach_of_lane = {lane: compass_approach(shape) for lane, shape in backend.lane_shapes(inter.in_lanes).items()}
         view = TopDown(backend.api, backend.api.junction.getPosition(inter.id))
         camera = camera_from_dict(view.camera(inter, approach_of_lane, backend))
         source = CameraObservationSource([inter], approach_of_lane, [camera], emergency_source=backend)

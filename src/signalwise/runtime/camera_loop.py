@@ -119,7 +119,8 @@ def camera_source_for(backend: FilmingBackend, cfg: RunConfig, emergency_source=
     camera = dict(backend.camera)
     camera["zones"] = stop_line_zones(backend.scene, backend.view, channel_of_lane, zone_m)
     config = camera_from_dict(camera, "the filmed view")
-    approach_of_lane = {lane: compass_approach(backend.lane_shape(lane)) for i in inters for lane in i.in_lanes}
+    shapes = backend.lane_shapes(dict.fromkeys(lane for i in inters for lane in i.in_lanes))
+    approach_of_lane = {lane: compass_approach(shape) for lane, shape in shapes.items()}
     source = CameraObservationSource(inters, approach_of_lane, [config], emergency_source=emergency_source)
     pipeline = Pipeline(config)
 

@@ -332,8 +332,8 @@ class LoopStepper:
         self.intersections = inters
         self.refused = fld.refused
         self.by_id = {i.id: i for i in inters}
-        self.approach_direction = {lane: compass_approach(self.backend.lane_shape(lane))
-                                   for i in inters for lane in i.in_lanes}
+        shapes = self.backend.lane_shapes(dict.fromkeys(lane for i in inters for lane in i.in_lanes))
+        self.approach_direction = {lane: compass_approach(shape) for lane, shape in shapes.items()}
         all_movements = [m for i in inters for m in i.movements]
         roads = [m for m in all_movements if not m.is_crosswalk]
         # every field knows its network: SUMO loaded it, a feed-only field read it from the network file

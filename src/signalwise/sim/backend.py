@@ -281,8 +281,9 @@ class SumoBackend:
         """Every traffic light we can control (of `only`, when given), and those refused with their reason."""
         return read_all(self.api, timing, overrides, only)
 
-    def lane_shape(self, lane: str) -> list[tuple[float, float]]:
-        return list(self.api.lane.getShape(lane))
+    def lane_shapes(self, lanes: Iterable[str]) -> dict[str, list[tuple[float, float]]]:
+        """Each lane's centre line, upstream end first (the loop reads each approach's compass direction)."""
+        return {lane: list(self.api.lane.getShape(lane)) for lane in lanes}
 
     def lane_length_m(self, lane: str) -> float:
         return self.api.lane.getLength(lane)

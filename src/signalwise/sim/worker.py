@@ -287,8 +287,9 @@ class SumoProcess:
         """Every traffic light we can control (of `only`, when given), and those refused with their reason."""
         return self._call("read_signals", dict(timing), overrides, only)
 
-    def lane_shape(self, lane: str) -> list[tuple[float, float]]:
-        return self._call("lane_shape", lane)
+    def lane_shapes(self, lanes: Iterable[str]) -> dict[str, list[tuple[float, float]]]:
+        """As `SumoBackend.lane_shapes`, in one exchange (the loop asks for every incoming lane at start-up)."""
+        return self._call("lane_shapes", tuple(lanes))
 
     def lane_length_m(self, lane: str) -> float:
         length_m = self._lane_length_m.get(lane)
@@ -458,7 +459,7 @@ class _Child:
             "detector_vehicle_data": b.detector_vehicle_data,
             "emergency_approaches": self.emergency_approaches,
             "read_signals": b.read_signals,
-            "lane_shape": b.lane_shape,
+            "lane_shapes": b.lane_shapes,
             "lane_length_m": b.lane_length_m,
             "lane_zones": self.lane_zones,
             "halting_veh": b.halting_veh,

@@ -70,8 +70,9 @@ class FeedField:
     def set_signal_state(self, tls_id: str, state: str) -> None:
         pass  # nothing to actuate: the sink is the shadow sink
 
-    def lane_shape(self, lane: str) -> list[tuple[float, float]]:
-        return self.network.shapes.get(lane, [(0.0, 0.0), (0.0, -1.0)])
+    def lane_shapes(self, lanes: Iterable[str]) -> dict[str, list[tuple[float, float]]]:
+        """Each lane's centre line in the network file; a lane it does not have points south."""
+        return {lane: self.network.shapes.get(lane, [(0.0, 0.0), (0.0, -1.0)]) for lane in lanes}
 
     def lane_length_m(self, lane: str) -> float:
         """The lane's length in the network file (max-pressure measures per 100 m of lane)."""
