@@ -135,6 +135,55 @@ def test_a_zoned_controller_deployed_at_run_time_reads_its_zones_from_the_per_st
     assert [exchanges for exchanges, _ in after] == [1] * len(after)
 
 
+
+def _exchanges_per_tick(rt) -> list[tuple[int, bool]]:
+    """Wraps the worker field's step: for each tick, (its exchanges, whether every signal ran max-pressure
+    itself, no override and no controller waiting to take over, when it began). Filled as the runtime runs."""
+    field, st, ticks = rt.field.backend, rt.stepper, []
+    step = field.step
+
+    def counted_step():
+        ticks.append((field.exchanges, not rt.overrides and not rt._pending_controllers
+                      and all(c.name == "max-pressure" for c in st.controllers.values())))
+        return step()
+    field.step = counted_step
+    return ticks
+
+
+def test_a_redeployed_controller_reading_the_same_lanes_costs_no_extra_exchange(tmp_path):
+    """Max-pressure deployed again over itself reads the same zone lanes: the runtime does not register them
+    again (that resets the worker's per-step cache and costs an exchange), so every tick stays one."""
+    if importlib.util.find_spec("sumo_rl") is None:
+        pytest.skip("RESCO networks need the 'resco' extra (sumo-rl)")
+    rt = _runtime(tmp_path, scenario="resco:ingolstadt7", controller="max-pressure", duration_s=90,
+                  in_process=False, interval_s=3600.0, state_every_s=3600.0, plan_every_s=3600.0)
+    ticks = _exchanges_per_tick(rt)
+    before = rt.stepper.controllers.copy()
+    rt.submit(ch.ControllerChange(controller="max-pressure"), who="ops")
+    rt.run()
+    assert rt.status()["status"] == "complete"
+    assert all(rt.stepper.controllers[tls] is not c for tls, c in before.items())  # every signal took it over
+    per_tick = [b[0] - a[0] for a, b in itertools.pairwise(ticks)]
+    assert len(per_tick) > 60 and per_tick == [1] * len(per_tick)
+
+
+def test_zoned_max_pressure_back_from_an_override_reads_its_zones_from_the_per_step_exchange(tmp_path):
+    """An override reads no lanes; when it expires, max-pressure takes the signal back at its next green and
+    its zone lanes are registered again, so a tick stays one exchange with the worker."""
+    if importlib.util.find_spec("sumo_rl") is None:
+        pytest.skip("RESCO networks need the 'resco' extra (sumo-rl)")
+    rt = _runtime(tmp_path, scenario="resco:ingolstadt7", controller="max-pressure", duration_s=150,
+                  in_process=False, interval_s=3600.0, state_every_s=3600.0, plan_every_s=3600.0)
+    tls = next(t for t, c in rt.stepper.controllers.items() if c.zone_lane_ids)
+    ticks = _exchanges_per_tick(rt)
+    rt.submit(ch.OverrideChange(intersection_id=tls, action="hold", phase_number=1, duration_s=30), who="ops")
+    rt.run()
+    kinds = [c["kind"] for c in rt.changes]
+    assert "override" in kinds and "override_expired" in kinds
+    assert rt.stepper.controllers[tls].name == "max-pressure" and rt.stepper.controllers[tls].zone_lane_ids
+    back = [b[0] - a[0] for a, b in itertools.pairwise(ticks) if a[1]]
+    assert len(back) > 60 and back == [1] * len(back)
+
 def test_the_audit_still_catches_a_violation_after_a_recovery(tmp_path):
     rt = _runtime(tmp_path, duration_s=600)
     _crash_at(rt, [250.0])
