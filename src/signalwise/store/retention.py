@@ -13,12 +13,12 @@ settings can override them
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import Engine, delete, func, select
 
-from .tables import Alert, HiresEvent, IntersectionRecordRow, Run, RuntimeChange, SubmittedMetric
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 #: days each kind of data is kept
 DEFAULT_DAYS = {"records": 365, "events": 180, "alerts": 365, "changes": 730, "ml_metrics": 365}
@@ -26,9 +26,13 @@ DEFAULT_DAYS = {"records": 365, "events": 180, "alerts": 365, "changes": 730, "m
 
 def purge(engine: Engine, days: dict[str, float], now: dt.datetime | None = None, dry_run: bool = False) -> dict:
     """Remove what is older than its retention; returns how many of each went (or would go)."""
-    now = now or dt.datetime.now(dt.UTC)
+    # imported here: registering `db purge` must not load SQLAlchemy for `signalwise --help`
+    from sqlalchemy import delete, func, select
+
+    from .tables import Alert, HiresEvent, IntersectionRecordRow, Run, RuntimeChange, SubmittedMetric
     from .violations import VIOLATION_DAYS  # purged by purge_violations
 
+    now = now or dt.datetime.now(dt.UTC)
     days = {k: v for k, v in days.items() if k not in VIOLATION_DAYS}
     unknown = sorted(set(days) - set(DEFAULT_DAYS))
     if unknown:
