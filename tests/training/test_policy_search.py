@@ -81,3 +81,31 @@ def test_train_phase_score_from_the_command_line(tmp_path):
     bad = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--zone-m", "-1",
                           "--out", str(tmp_path / "v")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--zone-m" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_restarts_keep_the_search_that_validates_best_on_common_seeds(tmp_path):
+    """Two searches (seeds 1 and 2) each with its own training and validation seeds; then both models run on
+    the first one's validation seed and the lower delay is the model. The second search's figure there is
+    what a run of its model on that seed gives."""
+    p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "-s", "single", "--generations", "1",
+                        "--popsize", "2", "--validation-seeds", "1", "--duration", "300", "--restarts", "2",
+                        "--out", str(tmp_path / "t")], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    meta = load_model(tmp_path / "t" / "model").meta
+    r = meta["selection"]["restarts"]
+    assert r["seeds"] == [601000] and set(r["candidates"]) == {"1", "2"}
+    assert r["chosen"] == min((d, int(seed)) for seed, d in r["candidates"].items())[1]
+    assert f"restarts (validation seeds [601000], avg delay): seed 1 {r['candidates']['1']:.1f} s" in p.stderr
+    searched = {seed: load_model(tmp_path / "t" / "restarts" / f"seed-{seed}" / "model").meta for seed in (1, 2)}
+    assert searched[1]["selection"]["seeds"] == [601000] and searched[2]["selection"]["seeds"] == [602000]
+    assert meta["policy"] == searched[r["chosen"]]["policy"]
+    first = searched[1]["selection"]
+    assert r["candidates"]["1"] == first[f"{first['chosen']}_avg_delay_s"]  # not run again
+    second = execute_run(RunConfig(scenario="single", controller=f"ql:{tmp_path / 't' / 'restarts' / 'seed-2' / 'model'}",
+                                   seed=601000, duration_s=300, record="lean", emissions=False), tmp_path / "check")
+    assert r["candidates"]["2"] == pytest.approx(second.metrics["network"]["avg_delay_s"], abs=1e-3)
+    assert meta["training"]["episodes"] == 2 * (1 * 2 + 2 * 1) + 1
+    assert meta["training"]["seed"] == 1 and meta["training"]["config"]["restarts"] == 2
+    bad = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--restarts", "0",
+                          "--out", str(tmp_path / "u")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--restarts" in bad.stderr and "Traceback" not in bad.stderr

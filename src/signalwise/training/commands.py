@@ -47,6 +47,9 @@ def train_command(
     popsize: Annotated[int, typer.Option(help="phase-score: candidate weight vectors per generation")] = 8,
     seeds_per_generation: Annotated[int, typer.Option(help="phase-score: training seeds every candidate of a "
                                                            "generation runs (the same for all)")] = 1,
+    restarts: Annotated[int, typer.Option(help="phase-score: independent searches, seeds --seed, --seed + 1, ...; "
+                                               "the model is the one with the lowest delay on the first one's "
+                                               "validation seeds")] = 1,
     measure: Annotated[str, typer.Option(help="phase-score: count (vehicles) | density (vehicles per 100 m of "
                                               "lane: short approach lanes weigh their queue)")] = "count",
     zone_m: Annotated[float | None, typer.Option(
@@ -100,7 +103,7 @@ def train_command(
     """Train a learning model; every episode runs the real loop, shield and safety audit included."""
     if agent == "phase-score":
         _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
-                      duration, timing, sumocfg, net, routes, ray, measure, start, zone_m, period)
+                      duration, timing, sumocfg, net, routes, ray, measure, start, zone_m, period, restarts)
         return
     if agent != "tabular":
         _fail("--agent must be phase-score or tabular")
@@ -231,7 +234,7 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
 @learning_errors
 def _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
                   duration, timing, sumocfg, net, routes, ray, measure="count", start="max-pressure",
-                  zone_m=None, period=None) -> None:
+                  zone_m=None, period=None, restarts=1) -> None:
     import dataclasses
     import time
 
@@ -254,9 +257,9 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
             _fail("--period must be above 0 seconds")
         starts = {n: dataclasses.replace(st, period_s=period) for n, st in starts.items()}
     begin = next(iter(starts.values()))  # with auto: replaced by the one chosen
-    if min(generations, seeds_per_generation, validation_seeds, workers) < 1 or popsize < 2:
-        _fail("--generations, --seeds-per-generation, --validation-seeds and --workers must be at least 1, "
-              "--popsize at least 2")
+    if min(generations, seeds_per_generation, validation_seeds, workers, restarts) < 1 or popsize < 2:
+        _fail("--generations, --seeds-per-generation, --validation-seeds, --workers and --restarts must be at "
+              "least 1, --popsize at least 2")
     if net is not None and not routes:
         _fail("--net needs at least one --routes file")
     if measure not in ("count", "density"):
@@ -275,7 +278,7 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
                        workers=workers, out=out, duration_s=duration, run=run, sumocfg=sumocfg, net=net,
                        routes=list(routes or []), ray_address=ray, measure=measure, zone_m=zone_m,
                        features=begin.features(), start=begin.vector(begin.features()),
-                       start_name=next(iter(starts)), period_s=begin.period_s)
+                       start_name=next(iter(starts)), period_s=begin.period_s, restarts=restarts)
     try:
         executor = make_executor(ray, workers)
     except ExecutorError as exc:
@@ -285,8 +288,9 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
                   TextColumn("best {task.fields[best]} mean {task.fields[mean]} σ {task.fields[sigma]}"),
                   TimeElapsedColumn(), console=console) as bar:
-        title = f"{label} ({popsize}x{seeds_per_generation} episodes/gen)"
-        task = bar.add_task(title, total=generations, best="-", mean="-", sigma="-")
+        title = f"{label} ({popsize}x{seeds_per_generation} episodes/gen" + \
+            (f", {restarts} searches)" if restarts > 1 else ")")
+        task = bar.add_task(title, total=generations * restarts, best="-", mean="-", sigma="-")
 
         def on_generation(r):
             bar.update(task, advance=1, best=f"{r.best_avg_delay_s:.1f}s", mean=f"{r.mean_avg_delay_s:.1f}s",
@@ -313,6 +317,11 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
     console.print(f"validation (seeds {sel['seeds']}, avg delay): learned {sel['learned_avg_delay_s']:.1f} s, "
                   f"{start} (the starting point) {sel['start_avg_delay_s']:.1f} s -> the model keeps the "
                   f"{'learned' if sel['chosen'] == 'learned' else f'starting ({start})'} weights")
+    if "restarts" in sel:
+        r = sel["restarts"]
+        tried = ", ".join(f"seed {seed} {d:.1f} s" for seed, d in r["candidates"].items())
+        console.print(f"restarts (validation seeds {r['seeds']}, avg delay): {tried} -> the model is seed "
+                      f"{r['chosen']}'s search")
 
 
 def _starts_line(choice: dict) -> str:

@@ -38,6 +38,15 @@ The features are measured over the lane zones max-pressure uses
 timing profile: 50 m, 0 under reference), so a stop-line lane shorter than
 a car does not hide the queue behind it; the model records its `zone_m`.
 
+`restarts` > 1 (`signalwise train --restarts N`): N independent searches,
+the k-th with seed `seed` + k, each into `restarts/seed-S/` with its own
+training and validation seeds; then every search's model runs on the first
+one's validation seeds and the lowest mean delay is the model. One search's
+result depends on its seed as much as on its settings (on `single`, the
+same settings with seeds 1 to 3 differ by more than the search improves on
+its start); choosing among several on traffic none trained on keeps that
+choice off the held-out seeds, which only `evaluate` runs.
+
 Determinism: CMA-ES draws from its own seeded generator and episode SUMO
 seeds follow from (seed, generation, k), so the same seed, popsize and
 seeds_per_generation give the same model whatever the workers or Ray.
@@ -120,6 +129,8 @@ class SearchConfig:
     start_name: str | None = None
     #: initial spread, times INITIAL_STDS (smaller to fine-tune weights learned elsewhere)
     sigma0: float = 1.0
+    #: independent searches (seeds `seed`, `seed` + 1, ...); the model is the one that validates best
+    restarts: int = 1
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -218,9 +229,12 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
     out = Path(cfg.out)
     if (out / "model").exists():
         raise TrainingError(f"{out}: a model is already there; use another --out")
-    if cfg.popsize < 2 or cfg.generations < 1 or cfg.seeds_per_generation < 1 or cfg.validation_seeds < 1:
-        raise TrainingError("popsize must be at least 2; generations, seeds per generation and validation seeds "
-                            "at least 1")
+    if cfg.popsize < 2 or cfg.generations < 1 or cfg.seeds_per_generation < 1 or cfg.validation_seeds < 1 \
+            or cfg.restarts < 1:
+        raise TrainingError("popsize must be at least 2; generations, seeds per generation, validation seeds "
+                            "and restarts at least 1")
+    if cfg.restarts > 1:
+        return _search_restarts(cfg, on_generation, executor, starts, on_start)
     if not cfg.zone() >= 0:
         raise TrainingError(f"zone_m is a distance in metres, 0 or more; got {cfg.zone()}")
     if not starts:
@@ -300,6 +314,54 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
                                                  "selection": meta["selection"]}, indent=1))
     model = Model(None, {}, {}, {}, meta)
     save_model(out / "model", model)
+    return load_model(out / "model")
+
+
+def _search_restarts(cfg: SearchConfig, on_generation: OnGeneration | None, executor: EpisodeExecutor | None,
+                     starts: dict[str, SearchStart] | None, on_start: Callable[[dict], None] | None) -> Model:
+    """`cfg.restarts` searches with seeds `cfg.seed`, `cfg.seed` + 1, ...; the model of the one whose weights
+    give the lowest mean delay on the first search's validation seeds (the first already ran there)."""
+    out = Path(cfg.out)
+    own = executor is None
+    executor = executor or make_executor(cfg.ray_address, cfg.workers)
+    t_start = time.perf_counter()
+    try:
+        models = {}
+        for k in range(cfg.restarts):
+            seed = cfg.seed + k
+            models[seed] = search(replace(cfg, seed=seed, restarts=1, out=out / "restarts" / f"seed-{seed}"),
+                                  on_generation, executor, starts, on_start)
+        vseeds = validation_seeds(cfg.seed, cfg.validation_seeds)
+        first = models[cfg.seed].meta["selection"]
+        delay = {cfg.seed: first[f"{first['chosen']}_avg_delay_s"]}
+        jobs = [(seed, s, m.meta["policy"]["weights"], {"features": m.meta["policy"]["features"],
+                                                        "period_s": m.meta["policy"]["period_s"]})
+                for seed, m in models.items() if seed != cfg.seed for s in vseeds]
+        res = _episodes(cfg, executor, jobs, out / "episodes" / "restarts")
+    finally:
+        if own:
+            executor.close()
+    shutil.rmtree(out / "episodes", ignore_errors=True)
+    for seed in models:
+        if seed not in delay:
+            delay[seed] = float(np.mean([res[(seed, s)]["avg_delay_s"] for s in vseeds]))
+    chosen = min(models, key=lambda seed: (delay[seed], seed))
+    meta = json.loads(json.dumps(models[chosen].meta))
+    trainings = [m.meta["training"] for m in models.values()]
+    # the chosen search's own settings (its start, with --start auto), under the seed and restarts that redo it
+    meta["training"].update({
+        "seed": cfg.seed,
+        "episodes": sum(t["episodes"] for t in trainings) + len(jobs),
+        "seeds": [s for t in trainings for s in t["seeds"]],
+        "violations": sum(t["violations"] for t in trainings) + sum(max(0, r["violations"]) for r in res.values()),
+        "wall_s": round(time.perf_counter() - t_start, 1),
+        "config": {**meta["training"]["config"], "seed": cfg.seed, "restarts": cfg.restarts, "out": str(out)},
+    })
+    meta["selection"]["restarts"] = {"seeds": vseeds, "metric": "avg_delay_s",
+                                     "candidates": {str(seed): round(d, 3) for seed, d in delay.items()},
+                                     "chosen": chosen}
+    meta["created"] = dt.datetime.now().isoformat(timespec="seconds")
+    save_model(out / "model", Model(None, {}, {}, {}, meta))
     return load_model(out / "model")
 
 
