@@ -42,10 +42,9 @@ a car does not hide the queue behind it; the model records its `zone_m`.
 the k-th with seed `seed` + k, each into `restarts/seed-S/` with its own
 training and validation seeds; then every search's model runs on the first
 one's validation seeds and the lowest mean delay is the model. One search's
-result depends on its seed as much as on its settings (on `single`, the
-same settings with seeds 1 to 3 differ by more than the search improves on
-its start); choosing among several on traffic none trained on keeps that
-choice off the held-out seeds, which only `evaluate` runs.
+result depends on its seed, not only on its settings (docs/learning.md
+gives the figures); choosing among several on traffic none trained on
+keeps that choice off the held-out seeds, which only `evaluate` runs.
 
 Determinism: CMA-ES draws from its own seeded generator and episode SUMO
 seeds follow from (seed, generation, k), so the same seed, popsize and
