@@ -109,3 +109,38 @@ def test_restarts_keep_the_search_that_validates_best_on_common_seeds(tmp_path):
     bad = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--restarts", "0",
                           "--out", str(tmp_path / "u")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--restarts" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_evaluate_runs_where_and_how_the_model_trained_unless_told_otherwise(tmp_path):
+    """A model trained on your own network (--net/--routes) under the benchmark profile is evaluated on those
+    files under that profile when no network or profile is given; --timing and --scenario override."""
+    import yaml
+
+    single = Path(shipped_model_path("single")).parents[3] / "sim" / "scenarios" / "single"
+    net, routes = single / "net.net.xml", single / "demand.rou.xml"
+    p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--net", str(net), "--routes", str(routes),
+                        "--generations", "1", "--popsize", "2", "--validation-seeds", "1", "--duration", "300",
+                        "--timing", "benchmark", "--out", str(tmp_path / "t")], capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr
+    model = tmp_path / "t" / "model"
+
+    def evaluate(*more):
+        out = tmp_path / f"eval{len(list(tmp_path.glob('eval*')))}"
+        r = subprocess.run([SIGNALWISE, "evaluate", "--model", str(model), "--seeds", "1", "--duration", "300",
+                            "--workers", "2", "--out", str(out), *more], capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr
+        ran = yaml.safe_load((out / "max-pressure-s1" / "config.yaml").read_text())
+        return r.stdout, ran, load_model(model).meta["evaluations"][-1]
+
+    stdout, ran, ev = evaluate()
+    assert "under the benchmark timing profile" in stdout
+    assert ev["timing"] == "benchmark" and ev["scenario"] == "net.net.xml"
+    assert Path(ran["net"]) == net.resolve() and ran["timing"]["profile"] == "benchmark"
+    stdout, ran, ev = evaluate("--timing", "safety")
+    assert ev["timing"] == "safety" and ran["timing"]["profile"] == "safety" and Path(ran["net"]) == net.resolve()
+    _, ran, ev = evaluate("--scenario", "single")
+    assert ev["scenario"] == "single" and ran["scenario"] == "single" and ev["timing"] == "benchmark"
+    bad = subprocess.run([SIGNALWISE, "evaluate", "--model", str(model), "--scenario", "single", "--net", str(net),
+                          "--routes", str(routes)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "one network" in bad.stderr and "Traceback" not in bad.stderr

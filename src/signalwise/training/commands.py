@@ -348,20 +348,34 @@ def _selection_line(sel: dict) -> str:
 
 def evaluate_command(
     model: Annotated[Path, typer.Option(help="model directory (e.g. models/train/model)")],
-    scenario: Annotated[str, typer.Option("--scenario", "-s")] = "single",
+    scenario: Annotated[str | None, typer.Option(
+        "--scenario", "-s", help="single | corridor | grid | resco:NAME (default: the network the model trained "
+                                 "on, its scenario or its files)", show_default=False)] = None,
     seeds: Annotated[int, typer.Option(help="number of held-out seeds (never the training seeds)")] = 5,
     first_seed: Annotated[int, typer.Option(help="held-out seeds start here")] = 1,
     baseline: Annotated[str, typer.Option(help="controller to compare against")] = "max-pressure",
     duration: Annotated[float | None, typer.Option(help="simulated seconds per run")] = None,
     workers: Annotated[int | None, typer.Option(help="parallel worker processes")] = None,
     out: Annotated[Path | None, typer.Option(help="output directory (default: <model>/../eval-<time>)")] = None,
+    timing: Annotated[str | None, typer.Option(help="timing profile of the runs: safety | benchmark | reference "
+                                                    "(default: the one the model trained under)",
+                                               show_default=False)] = None,
+    sumocfg: Annotated[Path | None, typer.Option(help="evaluate on your own SUMO config (.sumocfg)")] = None,
+    net: Annotated[Path | None, typer.Option(help="evaluate on your own network (.net.xml); use with --routes")] = None,
+    routes: Annotated[list[Path] | None, typer.Option(help="route files for --net (repeatable)")] = None,
 ) -> None:
-    """Evaluate a model on held-out seeds against a baseline: delay, CIs, Welch p-values, safety audit."""
-    _evaluate(model, scenario, seeds, first_seed, baseline, duration, workers, out)
+    """Evaluate a model on held-out seeds against a baseline: delay, CIs, Welch p-values, safety audit.
+    By default on the network the model trained on, under the timing profile it trained under."""
+    if scenario is not None and (sumocfg is not None or net is not None):
+        _fail("--scenario is not used with --sumocfg or --net: give one network")
+    if net is not None and not routes:
+        _fail("--net needs at least one --routes file")
+    _evaluate(model, scenario, seeds, first_seed, baseline, duration, workers, out, timing, sumocfg, net, routes)
 
 
 @learning_errors
-def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, workers, out) -> None:
+def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, workers, out, timing=None, sumocfg=None,
+              net=None, routes=None) -> None:
     from rich.console import Console
 
     from ..runtime.commands import print_compare_table
@@ -373,9 +387,12 @@ def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, worke
     if first_seed < 0:
         _fail("--first-seed must not be negative")
     result = evaluate(model_path, scenario, seeds, first_seed, baseline, duration, workers, out,
-                      controller_options=registry_options([baseline]))
+                      controller_options=registry_options([baseline]), timing=timing, sumocfg=sumocfg, net=net,
+                      routes=routes)
     print_compare_table(result.summary)
     ev = result.evaluation
+    console.print(f"on {ev['scenario']} under the {ev['timing']} timing profile, held-out seeds {ev['seeds']}",
+                  soft_wrap=True)
     console.print(f"{ev['controller']} vs {baseline}: {_s(ev['avg_delay_s'])} vs {_s(ev['baseline_avg_delay_s'])} "
                   f"average delay, Welch p {_p(ev['p_value'])}, paired p {_p(ev.get('p_value_paired'))}; "
                   f"fallback share {_pct(ev['fallback_fraction'])}; shield violations {ev['violations']}",

@@ -1,8 +1,14 @@
 """Evaluate a model on held-out seeds against a baseline, and record the result in the model.
 
+By default a model is evaluated where and how it trained: on its built-in
+scenario or the network files it trained on, under its training run's
+timing profile (a model trained under `--timing benchmark` and evaluated
+under the safety profile would be judged on rules it never saw). A
+scenario, network files or a profile given override that.
+
 The seeds are checked against the model's training seeds (evaluation on a
 training seed is refused). Before any run, the model is checked against the
-scenario's intersections in a worker process, so a model made for another
+network's intersections in a worker process, so a model made for another
 layout fails with one clear line instead of a whole evaluation under the
 fallback plan.
 """
@@ -28,13 +34,27 @@ class EvaluateResult:
     evaluation: dict
 
 
-def _fit_errors(model_path: str, scenario: str) -> list[str]:
-    """Worker: start the scenario's network in SUMO (no traffic), read its signals, try the model on each."""
+def trained_on(meta: dict) -> tuple[dict, dict]:
+    """Where a model trained (`scenario`, or its `sumocfg` / `net` and `routes`) and its training run's settings
+    (the timing profile; empty for the default's)."""
+    training = meta.get("training", {})
+    config = training.get("config", {})
+    if config.get("sumocfg"):
+        network = {"sumocfg": config["sumocfg"]}
+    elif config.get("net"):
+        network = {"net": config["net"], "routes": list(config.get("routes") or [])}
+    else:
+        network = {"scenario": meta.get("scenario")}
+    return network, dict(training.get("run") or {})
+
+
+def _fit_errors(model_path: str, run_config: str) -> list[str]:
+    """Worker: start the run's network in SUMO (no traffic), read its signals, try the model on each."""
     from ..control.learning.controller import controller_from_model
     from ..runtime.config import RunConfig
     from ..runtime.loop import open_field, resolve_scenario, sumo_options
 
-    cfg = RunConfig(scenario=scenario)
+    cfg = RunConfig.model_validate_json(run_config)
     sc = resolve_scenario(cfg)
     field = open_field(cfg, sc, sumo_options(cfg, sc, end_s=sc.begin_s + 1, with_routes=False))
     try:
@@ -51,23 +71,36 @@ def _fit_errors(model_path: str, scenario: str) -> list[str]:
     return errors
 
 
-def check_fits(model_path: Path, scenario: str) -> None:
+def check_fits(model_path: Path, cfg) -> None:
+    """The model against every intersection of `cfg`'s network (a `RunConfig`); ModelError with the first misfit."""
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=ctx, max_tasks_per_child=1) as pool:
-        errors = pool.submit(_fit_errors, str(model_path), scenario).result()
+        errors = pool.submit(_fit_errors, str(model_path), cfg.model_dump_json()).result()
     if errors:
-        raise ModelError(f"model does not fit scenario {scenario!r}: {errors[0]}")
+        raise ModelError(f"model does not fit {'scenario' if cfg.scenario else 'network'} {cfg.scenario_label!r}: {errors[0]}")
 
 
-def evaluate(model_path: Path, scenario: str, n_seeds: int = 5, first_seed: int = 1,
+def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, first_seed: int = 1,
              baseline: str = "max-pressure", duration_s: float | None = None, workers: int | None = None,
-             out: Path | None = None, controller_options: dict | None = None) -> EvaluateResult:
-    """`controller_options` go to every run (`model_registry`: where a `ql:@...` baseline is found)."""
+             out: Path | None = None, controller_options: dict | None = None, timing: str | None = None,
+             sumocfg: Path | None = None, net: Path | None = None, routes: list[Path] | None = None) -> EvaluateResult:
+    """`controller_options` go to every run (`model_registry`: where a `ql:@...` baseline is found).
+
+    No `scenario`, `sumocfg` or `net`: the network the model trained on; no `timing`: its training profile.
+    """
     from ..runtime.compare import compare_controllers
     from ..runtime.config import RunConfig
 
     model_path = Path(model_path)
     model = load_model(model_path)
+    network, run = trained_on(model.meta)
+    if scenario is not None or sumocfg is not None or net is not None:
+        network = {"scenario": scenario, "sumocfg": sumocfg, "net": net, "routes": list(routes or [])}
+    if timing is not None:
+        run["timing"] = timing
+    options = {**(run.pop("controller_options", None) or {}), **(controller_options or {})}
+    base = RunConfig.model_validate({**run, **network, "controller": baseline, "duration_s": duration_s,
+                                     "controller_options": options})
     seeds = heldout_seeds(model, n_seeds, first_seed)
     check_heldout(model, seeds)
     asked = list(range(first_seed, first_seed + n_seeds))
@@ -76,11 +109,10 @@ def evaluate(model_path: Path, scenario: str, n_seeds: int = 5, first_seed: int 
         raise ModelError(f"seeds {sorted(set(asked) - set(seeds))} of {first_seed}..{first_seed + n_seeds - 1} were "
                          f"used in training or validation; the next held-out seeds from {first_seed} are "
                          f"{seeds}: pass --first-seed {seeds[0]} with fewer seeds, or another --first-seed")
-    check_fits(model_path, scenario)
+    check_fits(model_path, base)
     ql = f"ql:{model_path.resolve()}"
-    out = out or model_path.resolve().parent / f"eval-{dt.datetime.now():%Y%m%d-%H%M%S}-{scenario.replace(':', '-')}"
-    base = RunConfig(scenario=scenario, controller=baseline, duration_s=duration_s,
-                     controller_options=dict(controller_options or {}))
+    label = base.scenario_label
+    out = out or model_path.resolve().parent / f"eval-{dt.datetime.now():%Y%m%d-%H%M%S}-{label.replace(':', '-')}"
     result = compare_controllers(base, [baseline, ql], seeds, out, workers or min(os.cpu_count() or 1, 2))
     if result.failures:
         raise ModelError("evaluation run(s) failed: " + "; ".join(f"{c} s{s}: {m}" for (c, s), m in
@@ -88,7 +120,8 @@ def evaluate(model_path: Path, scenario: str, n_seeds: int = 5, first_seed: int 
     delay = result.summary["metrics"]["avg_delay_s"]["controllers"]
     runs = [result.runs[(ql, s)] for s in seeds]
     evaluation = {
-        "scenario": scenario,
+        "scenario": label,
+        "timing": base.timing.profile,
         "seeds": seeds,
         "baseline": baseline,
         "controller": "ql",
