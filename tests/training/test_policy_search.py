@@ -144,3 +144,22 @@ def test_evaluate_runs_where_and_how_the_model_trained_unless_told_otherwise(tmp
     bad = subprocess.run([SIGNALWISE, "evaluate", "--model", str(model), "--scenario", "single", "--net", str(net),
                           "--routes", str(routes)], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "one network" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_run_and_compare_say_when_a_model_trained_under_another_timing_profile(tmp_path):
+    """The shipped single model trained under the safety profile: running it under the benchmark profile says so
+    (once, in run and in compare); under its own profile nothing is said."""
+    model = shipped_model_path("single")
+
+    def cli(*args):
+        p = subprocess.run([SIGNALWISE, *args, "--duration", "60", "--out", str(tmp_path / f"o{len(list(tmp_path.iterdir()))}")],
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        return p.stderr
+
+    said = cli("run", "-s", "single", "-c", f"ql:{model}", "--timing", "benchmark")
+    assert said.count(f"ql: {model} trained under the safety timing profile; this run is under benchmark") == 1
+    said = cli("compare", "-s", "single", "--controllers", f"ql:{model},max-pressure", "--seeds", "1", "--timing",
+               "benchmark", "--workers", "1")
+    assert said.count("trained under the safety timing profile") == 1
+    assert "timing profile" not in cli("run", "-s", "single", "-c", f"ql:{model}")

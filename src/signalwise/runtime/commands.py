@@ -49,7 +49,7 @@ def _fail(message: str, code: int = BAD_INPUT) -> None:
     raise typer.Exit(code)
 
 
-def _load_config(config: Path | None, database_url: str | None = None, **overrides):
+def _load_config(config: Path | None, database_url: str | None = None, note_models: bool = True, **overrides):
     import yaml
 
     from .config import RunConfig
@@ -70,7 +70,32 @@ def _load_config(config: Path | None, database_url: str | None = None, **overrid
         given = data.get("timing")
         data["timing"] = {**(given if isinstance(given, dict) else {}), "profile": profile}
     cfg = RunConfig.model_validate(data)
-    return with_shipped_model(with_model_registry(cfg, [cfg.controller], database_url), [cfg.controller])
+    cfg = with_shipped_model(with_model_registry(cfg, [cfg.controller], database_url), [cfg.controller])
+    if note_models:  # compare names several controllers and notes them all itself
+        note_profile_mismatch(cfg, [cfg.controller])
+    return cfg
+
+
+def note_profile_mismatch(cfg, specs: list[str]) -> None:
+    """A line for each model named by path (or shipped) that trained under another timing profile than the run's:
+    what a change costs, and so when to change, is what it learned, and a benchmark-trained model judged under
+    the safety profile (or the reverse) says little about either."""
+    import json
+
+    for spec in specs:
+        kind, _, arg = spec.partition(":")
+        if kind != "ql":
+            continue
+        path = arg.partition("?")[0] if arg and not arg.startswith("@") else cfg.controller_options.get("model")
+        try:
+            run = json.loads((Path(path) / "meta.json").read_text()).get("training", {}).get("run") or {}
+        except (OSError, TypeError, ValueError):
+            continue  # no readable model here: the run itself says why
+        timing = run.get("timing")
+        trained = timing if isinstance(timing, str) else (timing or {}).get("profile", "safety")
+        if trained != cfg.timing.profile:
+            typer.echo(f"ql: {path} trained under the {trained} timing profile; this run is under "
+                       f"{cfg.timing.profile} (add --timing {trained} to run it under the rules it learned)", err=True)
 
 
 def with_shipped_model(cfg, specs: list[str]):
@@ -295,9 +320,10 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
     own = sumocfg is not None or net is not None or bool(routes)
     if scenario is None and not own:
         scenario = DEMO_SCENARIO
-    base = _load_config(config, scenario=scenario, controller=names[0], duration_s=duration, sumocfg=sumocfg,
-                        net=net, routes=routes or None, timing_profile=timing)
+    base = _load_config(config, note_models=False, scenario=scenario, controller=names[0], duration_s=duration,
+                        sumocfg=sumocfg, net=net, routes=routes or None, timing_profile=timing)
     base = with_shipped_model(with_model_registry(base, names), names)
+    note_profile_mismatch(base, names)
     for name in names:  # fail fast on a typo, before starting any worker
         base.model_validate({**base.model_dump(), "controller": name})
     resolve_scenario(base)  # fail on a missing or bad network before starting any worker
