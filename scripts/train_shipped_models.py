@@ -48,15 +48,16 @@ GAP_OUT = {"weights": weights(in_halt=1, out_halt=-1, hold_gap=100), "measure": 
 PRESSURE = {"weights": weights(in_halt=1, in_moving=1, out_halt=-1, hold=3, hold_young=10), "measure": "density",
             "period_s": 5.0}
 #: `signalwise train`'s default start: max-pressure on halting vehicles, no hold, every 5 s, over the ten
-#: features of docs/learning.md's results and per 100 m of lane. On `single` a 12 x 12 search from here with
-#: two seeds per generation gave 42.8 s on held-out seeds against GAP_OUT's 5 x 6 search's 49.3 s.
+#: features of docs/learning.md's results and per 100 m of lane. On `single` three 12 x 12 searches from here
+#: with two seeds per generation, the best on validation seeds kept, gave 42.0 s on held-out seeds against
+#: GAP_OUT's 5 x 6 search's 49.3 s.
 MAX_PRESSURE = {"weights": max_pressure_weights(FEATURES), "measure": "density", "period_s": 5.0,
                 "features": FEATURES}
 #: where each search starts
 START = {"single": MAX_PRESSURE, "corridor": GAP_OUT, "grid": PRESSURE}
-#: (generations, candidates per generation, initial spread, training seeds per generation); search.json keeps
-#: every generation
-SEARCH = {"single": (12, 12, 1.0, 2), "corridor": (8, 8, 1.0, 1), "grid": (3, 6, 1.0, 1)}
+#: (generations, candidates per generation, initial spread, training seeds per generation, searches); each
+#: search's search.json keeps its generations
+SEARCH = {"single": (12, 12, 1.0, 2, 3), "corridor": (8, 8, 1.0, 1, 1), "grid": (3, 6, 1.0, 1, 1)}
 
 
 def main() -> None:
@@ -73,10 +74,10 @@ def main() -> None:
         work = args.work / scenario
         shutil.rmtree(work, ignore_errors=True)
         t0 = time.perf_counter()
-        generations, popsize, sigma0, seeds_per_generation = SEARCH[scenario]
+        generations, popsize, sigma0, seeds_per_generation, restarts = SEARCH[scenario]
         start = START[scenario]
         cfg = SearchConfig(scenario=scenario, generations=generations, popsize=popsize,
-                           seeds_per_generation=seeds_per_generation, seed=SEED, sigma0=sigma0,
+                           seeds_per_generation=seeds_per_generation, restarts=restarts, seed=SEED, sigma0=sigma0,
                            workers=args.workers, out=work, features=start.get("features", SHIPPED_FEATURES),
                            start=start["weights"], measure=start["measure"], period_s=start["period_s"])
         model = search(cfg, on_generation=lambda r, s=scenario: print(
@@ -86,6 +87,10 @@ def main() -> None:
         sel = model.meta["selection"]
         print(f"{scenario}: trained in {trained_s:.0f} s; validation {sel['learned_avg_delay_s']:.1f} s learned vs "
               f"{sel['start_avg_delay_s']:.1f} s starting weights -> {sel['chosen']}", flush=True)
+        if "restarts" in sel:
+            tried = ", ".join(f"seed {k} {d:.1f} s" for k, d in sel["restarts"]["candidates"].items())
+            print(f"{scenario}: searches on validation seeds {sel['restarts']['seeds']}: {tried} -> seed "
+                  f"{sel['restarts']['chosen']}'s", flush=True)
         if args.eval_seeds:
             ev = evaluate(work / "model", scenario, args.eval_seeds, workers=args.workers,
                           out=work / "evaluation").evaluation
