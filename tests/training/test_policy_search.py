@@ -106,9 +106,10 @@ def test_restarts_keep_the_search_that_validates_best_on_common_seeds(tmp_path):
     assert r["candidates"]["2"] == pytest.approx(second.metrics["network"]["avg_delay_s"], abs=1e-3)
     assert meta["training"]["episodes"] == 2 * (1 * 2 + 2 * 1) + 1
     assert meta["training"]["seed"] == 1 and meta["training"]["config"]["restarts"] == 2
-    bad = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--restarts", "0",
-                          "--out", str(tmp_path / "u")], capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "--restarts" in bad.stderr and "Traceback" not in bad.stderr
+    for agent, restarts in (("phase-score", "0"), ("tabular", "3")):
+        bad = subprocess.run([SIGNALWISE, "train", "--agent", agent, "--restarts", restarts,
+                              "--out", str(tmp_path / "u")], capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and "--restarts" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_evaluate_runs_where_and_how_the_model_trained_unless_told_otherwise(tmp_path):

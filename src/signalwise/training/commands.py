@@ -109,6 +109,8 @@ def train_command(
         _fail("--agent must be phase-score or tabular")
     if timing is not None:
         _fail("--timing is for --agent phase-score; the tabular agent trains under the default profile")
+    if restarts != 1:
+        _fail("--restarts is for --agent phase-score")
     hyper = dict(gamma=gamma, guide=guide, guide_mode=guide_mode, guide_visits=guide_visits,
                  epsilon_start=epsilon_start, epsilon_decay=epsilon_decay, downstream_weight=downstream_weight)
     _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, hyper, actions, state,
