@@ -151,7 +151,8 @@ def in_fresh_processes(fn, jobs: list, workers: int) -> list:
 
 def train_ours(net: Path, routes: Path, train_s: int, episodes: int, out: Path, agent: str = "tabular",
                generations: int = 4, popsize: int = 6, episode_s: int = 3600, start: str = "max-pressure",
-               period: float | None = None, seeds_per_generation: int = 1, seed: int = TRAIN_SEED) -> float:
+               period: float | None = None, seeds_per_generation: int = 1, seed: int = TRAIN_SEED,
+               restarts: int = 1) -> float:
     """`signalwise train` on the user network; returns its wall time."""
     cmd = [SIGNALWISE, "train", "--net", str(net), "--routes", str(routes), "--workers", "2",
            "--seed", str(seed), "--out", str(out), "--agent", agent]
@@ -159,7 +160,7 @@ def train_ours(net: Path, routes: Path, train_s: int, episodes: int, out: Path, 
         cmd += ["--episodes", str(episodes), "--duration", f"{train_s / episodes:g}", "--batch", "2"]
     else:
         cmd += ["--generations", str(generations), "--popsize", str(popsize), "--duration", str(episode_s),
-                "--start", start, "--seeds-per-generation", str(seeds_per_generation)]
+                "--start", start, "--seeds-per-generation", str(seeds_per_generation), "--restarts", str(restarts)]
         cmd += ["--period", f"{period:g}"] if period is not None else []
     print("$", " ".join(cmd), flush=True)
     t0 = time.perf_counter()
@@ -195,6 +196,9 @@ def main() -> None:
                     help="our training seed (sumo-rl's side always trains with seed 1, as its experiment)")
     ap.add_argument("--period", type=float, default=None,
                     help="phase-score: seconds between decisions (signalwise train --period; default: the start's)")
+    ap.add_argument("--restarts", type=int, default=1,
+                    help="phase-score: searches from seeds --seed, --seed + 1, ..., the best on validation seeds kept "
+                         "(signalwise train --restarts)")
     args = ap.parse_args()
     out = args.out.resolve() / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
@@ -213,7 +217,8 @@ def main() -> None:
         print(f"ours: phase-score search from --start {args.start}, {args.generations} x {args.popsize} episodes "
               f"of {args.eval_s} s + validation episodes ...", flush=True)
     our_wall = train_ours(net, routes, args.train_s, args.episodes, out / "ours", args.agent, args.generations,
-                          args.popsize, args.eval_s, args.start, args.period, args.seeds_per_generation, args.seed)
+                          args.popsize, args.eval_s, args.start, args.period, args.seeds_per_generation, args.seed,
+                          args.restarts)
     model = out / "ours" / "model"
 
     print(f"evaluating on held-out seeds {seeds}, {args.eval_s} s each ...", flush=True)
