@@ -84,9 +84,9 @@ def note_profile_mismatch(cfg, specs: list[str]) -> None:
 
     for spec in specs:
         kind, _, arg = spec.partition(":")
-        if kind != "ql":
-            continue
-        path = arg.partition("?")[0] if arg and not arg.startswith("@") else cfg.controller_options.get("model")
+        if kind != "ql" or arg.startswith("@"):
+            continue  # a registry reference is resolved when the run starts
+        path = arg.partition("?")[0] or cfg.controller_options.get("model")
         try:
             run = json.loads((Path(path) / "meta.json").read_text()).get("training", {}).get("run") or {}
         except (OSError, TypeError, ValueError):
