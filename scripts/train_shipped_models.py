@@ -5,7 +5,8 @@
 
 Each is the phase-score policy search (`signalwise train --agent
 phase-score`, seed 1, the default safety profile) from a classical
-controller written as weights (`START`), then `signalwise evaluate` on held-out seeds 1-5 against max-pressure, whose
+controller written as weights (`START`), with the settings of `SEARCH`,
+then `signalwise evaluate` on held-out seeds 1-5 against max-pressure, whose
 result is kept in the model's metadata; the model then replaces
 `src/signalwise/control/learning/shipped/<scenario>/`. The same seed and
 settings give the same weights (CMA-ES and SUMO are seeded; see

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from ..runtime.commands import _fail, _load_config, friendly_errors, registry_options
+from ..runtime.commands import _fail, _load_config, friendly_errors, note_profile_mismatch, registry_options
 
 
 def _speed(text: str) -> float | None:
@@ -85,6 +85,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     registry_db = _db_url(db) if db is not None else None  # the API's database holds the model registry
     cfg = _load_config(config, registry_db, scenario=scenario, controller=controller, seed=seed, sumocfg=sumocfg,
                        net=net, routes=routes or None, out_dir=out)
+    note_profile_mismatch(cfg, [cfg.controller])
     opts = LiveOptions(speed=_speed(speed), duration_s=duration, repeat_demand=repeat_demand, field=field,
                        sink=sink, state_every_s=state_every)
     run_dir = cfg.out_dir / f"{dt.datetime.now():%Y%m%d-%H%M%S}-live-{slug(cfg.scenario_label)}-{slug(cfg.controller)}"

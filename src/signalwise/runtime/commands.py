@@ -49,7 +49,7 @@ def _fail(message: str, code: int = BAD_INPUT) -> None:
     raise typer.Exit(code)
 
 
-def _load_config(config: Path | None, database_url: str | None = None, note_models: bool = True, **overrides):
+def _load_config(config: Path | None, database_url: str | None = None, **overrides):
     import yaml
 
     from .config import RunConfig
@@ -70,10 +70,7 @@ def _load_config(config: Path | None, database_url: str | None = None, note_mode
         given = data.get("timing")
         data["timing"] = {**(given if isinstance(given, dict) else {}), "profile": profile}
     cfg = RunConfig.model_validate(data)
-    cfg = with_shipped_model(with_model_registry(cfg, [cfg.controller], database_url), [cfg.controller])
-    if note_models:  # compare names several controllers and notes them all itself
-        note_profile_mismatch(cfg, [cfg.controller])
-    return cfg
+    return with_shipped_model(with_model_registry(cfg, [cfg.controller], database_url), [cfg.controller])
 
 
 def note_profile_mismatch(cfg, specs: list[str]) -> None:
@@ -222,6 +219,7 @@ def _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, route
     cfg = _load_config(config, scenario=scenario, controller=controller, seed=seed, duration_s=duration,
                        out_dir=out, sumocfg=sumocfg, net=net, routes=routes or None, gui=gui,
                        remote_port=remote_port, emissions=emissions, record=record, timing_profile=timing)
+    note_profile_mismatch(cfg, [cfg.controller])
     from .loop import resolve_scenario
 
     resolve_scenario(cfg)  # fail on a bad scenario before drawing a progress bar
@@ -320,8 +318,8 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
     own = sumocfg is not None or net is not None or bool(routes)
     if scenario is None and not own:
         scenario = DEMO_SCENARIO
-    base = _load_config(config, note_models=False, scenario=scenario, controller=names[0], duration_s=duration,
-                        sumocfg=sumocfg, net=net, routes=routes or None, timing_profile=timing)
+    base = _load_config(config, scenario=scenario, controller=names[0], duration_s=duration, sumocfg=sumocfg,
+                        net=net, routes=routes or None, timing_profile=timing)
     base = with_shipped_model(with_model_registry(base, names), names)
     note_profile_mismatch(base, names)
     for name in names:  # fail fast on a typo, before starting any worker

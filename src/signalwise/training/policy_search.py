@@ -331,8 +331,6 @@ def _search_restarts(cfg: SearchConfig, on_generation: OnGeneration | None, exec
             models[seed] = search(replace(cfg, seed=seed, restarts=1, out=out / "restarts" / f"seed-{seed}"),
                                   on_generation, executor, starts, on_start)
         vseeds = validation_seeds(cfg.seed, cfg.validation_seeds)
-        first = models[cfg.seed].meta["selection"]
-        delay = {cfg.seed: first[f"{first['chosen']}_avg_delay_s"]}
         jobs = [(seed, s, m.meta["policy"]["weights"], {"features": m.meta["policy"]["features"],
                                                         "period_s": m.meta["policy"]["period_s"]})
                 for seed, m in models.items() if seed != cfg.seed for s in vseeds]
@@ -341,9 +339,9 @@ def _search_restarts(cfg: SearchConfig, on_generation: OnGeneration | None, exec
         if own:
             executor.close()
     shutil.rmtree(out / "episodes", ignore_errors=True)
-    for seed in models:
-        if seed not in delay:
-            delay[seed] = float(np.mean([res[(seed, s)]["avg_delay_s"] for s in vseeds]))
+    first = models[cfg.seed].meta["selection"]  # the first search ran on these seeds already
+    delay = {seed: first[f"{first['chosen']}_avg_delay_s"] if seed == cfg.seed
+             else float(np.mean([res[(seed, s)]["avg_delay_s"] for s in vseeds])) for seed in models}
     chosen = min(models, key=lambda seed: (delay[seed], seed))
     meta = json.loads(json.dumps(models[chosen].meta))
     trainings = [m.meta["training"] for m in models.values()]
