@@ -15,10 +15,12 @@ and the ratios c/a and c/b measured in the same session.
 With `--vs-reference`, whole processes instead, alternating: the plain
 max-pressure reference script (shared/reference/maxpressure_ref.py, its own
 rules), `signalwise run -c max-pressure --timing reference` with the full
-evidence, and the same with `--record lean`; medians of wall time and of CPU
-time (user + system: what each process itself cost when other jobs share
-the cores), their ratios to the reference, and the 1-minute load average
-seen between rounds:
+evidence (`run_full`: as a user runs it, the evidence replayed on the second
+core when there is one), the same with `--evidence inline` (the run's own
+SUMO computes it) and with `--record lean`; medians of wall time and of CPU
+time (user + system of the process and its children: what each cost when
+other jobs share the cores), their ratios to the reference, and the
+1-minute load average seen between rounds:
 
     .venv/bin/python bench/overhead.py --vs-reference [--repeat 3] [--networks resco:grid4x4,resco:cologne8]
 """
@@ -116,16 +118,17 @@ def vs_reference(networks: list[str], repeat: int, script: Path) -> dict:
     for net in networks:
         scenario = load(net)
         sumocfg = scenario.net_file.parent / f"{scenario.net_file.name.split('.')[0]}.sumocfg"
-        walls: dict[str, list[float]] = {"reference": [], "run_full": [], "run_lean": []}
+        walls: dict[str, list[float]] = {"reference": [], "run_full": [], "run_full_inline": [], "run_lean": []}
         cpus: dict[str, list[float]] = {name: [] for name in walls}
         loads = [os.getloadavg()[0]]
         with tempfile.TemporaryDirectory() as tmp:
             for k in range(repeat):
                 runs = {"reference": [sys.executable, str(script), str(sumocfg), "mp", "1"]}
-                for record in ("full", "lean"):
-                    runs[f"run_{record}"] = [
+                for name, record, evidence in (("run_full", "full", "auto"), ("run_full_inline", "full", "inline"),
+                                               ("run_lean", "lean", "auto")):
+                    runs[name] = [
                         SIGNALWISE_CLI, "run", "--scenario", net, "--controller", "max-pressure", "--timing",
-                        "reference", "--record", record, "--run-dir", f"{tmp}/{record}{k}"]
+                        "reference", "--record", record, "--evidence", evidence, "--run-dir", f"{tmp}/{name}{k}"]
                 for name, cmd in runs.items():
                     wall, cpu = _timed(cmd)
                     walls[name].append(wall)
@@ -134,9 +137,9 @@ def vs_reference(networks: list[str], repeat: int, script: Path) -> dict:
         ref, ref_cpu = median(walls["reference"]), median(cpus["reference"])
         res = {f"{name}_s": round(median(w), 2) for name, w in walls.items()}
         res.update({f"{name}_cpu_s": round(median(c), 2) for name, c in cpus.items()})
-        for record in ("full", "lean"):
-            res[f"ratio_{record}"] = round(median(walls[f"run_{record}"]) / ref, 2)
-            res[f"cpu_ratio_{record}"] = round(median(cpus[f"run_{record}"]) / ref_cpu, 2)
+        for name in ("run_full", "run_full_inline", "run_lean"):
+            res[f"ratio_{name[4:]}"] = round(median(walls[name]) / ref, 2)
+            res[f"cpu_ratio_{name[4:]}"] = round(median(cpus[name]) / ref_cpu, 2)
         res.update(repeats=repeat, load_avg_1min=[round(x, 1) for x in (min(loads), max(loads))])
         results[net] = res
         print(net, json.dumps(res), flush=True)

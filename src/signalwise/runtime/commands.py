@@ -203,22 +203,27 @@ def run_command(
     record: Annotated[str | None, typer.Option(show_default=False, help=(
         "full: also per-edge intervals, emissions and detector passages (ATSPM); lean: trips, signal events "
         "and states only (delay and the safety audit) [default: full, or the --config file's]"))] = None,
+    evidence: Annotated[str | None, typer.Option(show_default=False, help=(
+        "how a full record uses a second core: replay (a second SUMO replays the run's signal states and "
+        "computes the emissions; it must drive the same traffic), inline (all in this process) or auto "
+        "(replay when a second core is free) [default: auto, or the --config file's]"))] = None,
 ) -> None:
     """Run one controller on one scenario and leave the evidence in a run directory."""
     _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, routes, config, gui, remote_port,
-         emissions, db, timing, record)
+         emissions, db, timing, record, evidence)
 
 
 @friendly_errors
 def _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, routes, config, gui, remote_port,
-         emissions, db, timing=None, record=None) -> None:
+         emissions, db, timing=None, record=None, evidence=None) -> None:
     from rich.console import Console
 
     from .run import execute_run, new_run_dir
 
     cfg = _load_config(config, scenario=scenario, controller=controller, seed=seed, duration_s=duration,
                        out_dir=out, sumocfg=sumocfg, net=net, routes=routes or None, gui=gui,
-                       remote_port=remote_port, emissions=emissions, record=record, timing_profile=timing)
+                       remote_port=remote_port, emissions=emissions, record=record, evidence=evidence,
+                       timing_profile=timing)
     note_profile_mismatch(cfg, [cfg.controller])
     from .loop import resolve_scenario
 

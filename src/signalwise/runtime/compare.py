@@ -66,6 +66,9 @@ def compare_controllers(base: RunConfig, controllers: list[str], seeds: list[int
                         on_done: Callable[[str, int, dict | None, str | None], None] | None = None) -> CompareResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     workers = workers or max(1, min(os.cpu_count() or 1, len(controllers) * len(seeds)))
+    if base.evidence == "auto" and workers * 2 > (os.cpu_count() or 1):
+        # the runs already fill the cores: a replay beside each would only slow them (`RunConfig.evidence`)
+        base = base.model_copy(update={"evidence": "inline"})
     jobs = {}
     runs: dict[tuple[str, int], dict] = {}
     run_dirs: dict[tuple[str, int], Path] = {}

@@ -46,6 +46,7 @@ from ..sim.backend import DETECTORS_SOURCE, LANES_SOURCE, SimulationError, SumoB
 from ..sim.detectors import DetectorLayout, place_detectors
 from ..sim.lane_zones import listed_lanes
 from ..sim.outputs import write_meandata_file
+from ..sim.replay import ReplayProcess, same_traffic, spare_cores, writes_own_outputs
 from ..sim.scenario import Scenario, from_files, from_sumocfg, load, nominal_lane_flows
 from ..sim.signal_model import RefusedSignal
 from .config import RunConfig
@@ -103,6 +104,8 @@ class LoopResult:
     emergency_ids: set[str] = field(default_factory=set)
     approach_direction: dict[str, str] = field(default_factory=dict)  # incoming lane -> north/south/east/west
     webster_plans: dict[str, list] = field(default_factory=dict)
+    #: the replay computing the emissions in another process (`sim.replay`); None: the run's own SUMO did
+    evidence_replay: EvidenceReplay | None = None
 
 
 @dataclass
@@ -222,10 +225,12 @@ def _run_in(cfg: RunConfig, scenario: Scenario, begin_s: float, end_s: float, su
     additional = []
     lean = cfg.record == "lean"
     emissions = cfg.emissions and not lean
-    if cfg.remote_port is None and not (lean and cfg.controller.split(":", 1)[0] in NO_LIVE_DETECTORS):
+    replay = emissions and _replays_evidence(cfg, scenario, backend_factory)
+    kind = cfg.controller.split(":", 1)[0]
+    if cfg.remote_port is None and not (lean and kind in NO_LIVE_DETECTORS):
         try:
-            layout = place_detectors(scenario.net_file, sumo_dir,
-                                     live=cfg.controller.split(":", 1)[0] not in NO_LIVE_DETECTORS, instant=not lean)
+            layout = place_detectors(scenario.net_file, sumo_dir, live=kind not in NO_LIVE_DETECTORS,
+                                     instant=not lean)
         except Exception as exc:  # sumolib's parse errors are KeyErrors, SAXParseExceptions, ...
             detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise SimulationError(f"{scenario.net_file}: not a readable SUMO network ({type(exc).__name__}: "
@@ -237,33 +242,97 @@ def _run_in(cfg: RunConfig, scenario: Scenario, begin_s: float, end_s: float, su
         if emissions:
             files["emissions"] = sumo_dir / "emissions.xml"
         additional.append(write_meandata_file(sumo_dir / "meandata.add.xml", cfg.interval_s, files["edgedata"],
-                                              files.get("emissions")))
+                                              None if replay else files.get("emissions")))
     if layout is not None and not lean:
         files["passages"] = layout.passages_file
     extra = ["--tripinfo-output.write-unfinished", "true", "--tripinfo-output.write-undeparted", "true"]
-    if emissions:
-        extra += ["--emissions.volumetric-fuel", "true"]  # fuel in ml; computed once, by the edgeData above
+    emission_args = ["--emissions.volumetric-fuel", "true"]  # fuel in ml; computed once, by the edgeData
     opts = sumo_options(cfg, scenario, end_s=end_s, extra_args=extra,
                         outputs={"tripinfo-output": files["tripinfo"], "statistic-output": files["statistics"]})
+    replay_opts = None
+    if replay:
+        files["replay_tripinfo"] = sumo_dir / "replay-tripinfo.xml"
+        replay_opts = dataclasses.replace(
+            opts, additional_files=(*opts.additional_files, write_meandata_file(
+                sumo_dir / "emissions.add.xml", cfg.interval_s, None, files["emissions"])),
+            extra_args=[*extra, *emission_args], outputs={"tripinfo-output": files["replay_tripinfo"]})
+    elif emissions:
+        opts.extra_args = [*extra, *emission_args]
     opts.additional_files = (*opts.additional_files, *additional)
 
     wall0 = time.perf_counter()
-    fld = open_field(cfg, scenario, opts, layout, backend_factory)
+    recorder = ReplayProcess(replay_opts, end_s) if replay else None  # forked before this process starts SUMO
     try:
-        source = fld.backend if source_wrapper is None else source_wrapper(fld.backend)
-        stepper = LoopStepper(cfg, fld, end_s, controllers=controllers, source=source,
-                              queue_sample_s=queue_sample_s)
-        result = _drive(stepper, files, progress, wall0)
-    except Exception as exc:
-        if _from_sumo(exc):  # SUMO died or refused a command: one line, not a traceback
-            raise SimulationError(f"SUMO stopped during the run: {str(exc).strip().splitlines()[-1]}") from None
+        fld = open_field(cfg, scenario, opts, layout, backend_factory)
+        try:
+            source = fld.backend if source_wrapper is None else source_wrapper(fld.backend)
+            stepper = LoopStepper(cfg, fld, end_s, controllers=controllers, source=source,
+                                  queue_sample_s=queue_sample_s)
+            result = _drive(stepper, files, progress, wall0, recorder)
+        except Exception as exc:
+            if _from_sumo(exc):  # SUMO died or refused a command: one line, not a traceback
+                raise SimulationError(f"SUMO stopped during the run: {str(exc).strip().splitlines()[-1]}") from None
+            raise
+        finally:
+            fld.backend.close()
+    except BaseException:
+        if recorder is not None:
+            recorder.stop()
         raise
-    finally:
-        fld.backend.close()
     # the files as the run directory holds them, not through a temporary link
     real = sumo_dir.resolve()
     result.files = {name: real / path.name for name, path in files.items()}
+    if recorder is not None:
+        recorder.close_input(result.end_s, result.signal_states)
+        result.evidence_replay = EvidenceReplay(recorder)
     return result
+
+
+def _replays_evidence(cfg: RunConfig, scenario: Scenario, backend_factory) -> bool:
+    """Whether the emissions are computed by a replay in another process (`RunConfig.evidence`)."""
+    if cfg.evidence == "inline":
+        return False
+    in_process = not cfg.gui and cfg.remote_port is None and backend_factory is SumoBackend
+    own_outputs = writes_own_outputs(scenario.additional_files)
+    if cfg.evidence == "replay":
+        if not in_process:
+            raise SimulationError("evidence: replay needs SUMO in this process (libsumo): not with --gui, "
+                                  "--remote-port or a camera in the loop; use evidence: inline")
+        if own_outputs:
+            raise SimulationError(f"evidence: replay cannot run this network: {own_outputs[0]} makes SUMO write "
+                                  "files, and two SUMOs would write them at once; use evidence: inline")
+        return True
+    return in_process and not own_outputs and spare_cores() >= 1
+
+
+@dataclass
+class EvidenceReplay:
+    """The replay computing a run's emissions in another process (`sim.replay`), awaited where they are read."""
+
+    recorder: ReplayProcess
+    outcome: dict | None = None
+
+    def wait(self, files: dict[str, Path]) -> dict:
+        """Wait for the replay; its emissions are the run's only if it drove the same traffic, else they go."""
+        if self.outcome is not None:
+            return self.outcome
+        failed = self.recorder.wait()
+        if failed is None:
+            failed = same_traffic(files["tripinfo"], files["replay_tripinfo"])
+            if failed is not None:
+                failed = f"the replay's traffic differs from the run's ({failed})"
+        if failed is None:
+            self.outcome = {"mode": "replay", "same_traffic": True}
+            return self.outcome
+        log.warning("evidence replay: %s; its emissions are dropped", failed)
+        path = files.pop("emissions", None)
+        if path is not None:
+            path.unlink(missing_ok=True)
+        self.outcome = {"mode": "replay", "same_traffic": False, "failed": failed}
+        return self.outcome
+
+    def stop(self) -> None:
+        self.recorder.stop()
 
 
 def _from_sumo(exc: BaseException) -> bool:
@@ -271,11 +340,14 @@ def _from_sumo(exc: BaseException) -> bool:
     return module.startswith(("libsumo", "traci"))
 
 
-def _drive(stepper: LoopStepper, files: dict[str, Path], progress: Progress | None, wall0: float) -> LoopResult:
+def _drive(stepper: LoopStepper, files: dict[str, Path], progress: Progress | None, wall0: float,
+           recorder: ReplayProcess | None = None) -> LoopResult:
     total = stepper.end_s - stepper.t0
     next_progress = stepper.t0
     while not stepper.done:
         t = stepper.step()
+        if recorder is not None:
+            recorder.send(t, stepper.signal_states)
         if progress is not None and t >= next_progress:
             progress(t - stepper.t0, total)
             next_progress = t + 60.0

@@ -39,6 +39,7 @@ from ..sim.backend import SimulationError
 from ..sim.detectors import instant_id
 from ..sim.metrics import intersection_metrics, network_metrics, time_series
 from ..sim.outputs import read_edgedata, read_passages, read_tripinfo
+from ..sim.replay import spare_cores
 from .config import RunConfig
 from .loop import ControllerFactory, LoopResult, describe_intersections, dump_json, run_loop
 
@@ -113,9 +114,17 @@ def execute_run(cfg: RunConfig, run_dir: Path | None = None, progress: Progress 
 
 
 def write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
+    """Everything the run leaves; what does not need the emissions first, while a replay may still compute them."""
+    try:
+        return _write_evidence(cfg, loop, run_dir)
+    finally:
+        if loop.evidence_replay is not None:
+            loop.evidence_replay.stop()  # done by now, unless writing failed: then it must not outlive the run
+
+
+def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
     trips, persons = read_tripinfo(loop.files["tripinfo"])
     edgedata = read_edgedata(loop.files["edgedata"], EDGE_FIELDS) if "edgedata" in loop.files else []
-    emissions = read_edgedata(loop.files["emissions"], EMISSION_FIELDS) if "emissions" in loop.files else []
     approach_edges = {i.id: {lane.rsplit("_", 1)[0] for lane in i.in_lanes} for i in loop.intersections}
 
     event_rows, passages_rows = _detector_events(loop)
@@ -135,6 +144,9 @@ def write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
                 "stops", "time_loss_s", "depart_delay_s", "delay_s"],
                [(t.vehicle_id, t.vtype, t.status, t.depart_s, t.arrival_s, t.duration_s, t.route_length_m,
                  t.waiting_s, t.stops, t.time_loss_s, t.depart_delay_s, round(t.delay_s, 2)) for t in trips])
+    audit = _start_audit(run_dir, cfg)  # its inputs are all written
+    replay = loop.evidence_replay.wait(loop.files) if loop.evidence_replay is not None else None
+    emissions = read_edgedata(loop.files["emissions"], EMISSION_FIELDS) if "emissions" in loop.files else []
     series = time_series(trips, edgedata, emissions, loop.queue_samples, approach_edges, loop.begin_s, loop.end_s,
                          cfg.interval_s)
     if series:
@@ -165,15 +177,20 @@ def write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
         over = sum(1 for plans in loop.webster_plans.values() for _t, p in plans if p["oversaturated"])
         metrics["webster"] = {"plans": loop.webster_plans, "oversaturated_plans": over}
     metrics["controller_ran"], warnings = _controller_ran(fallback, loop)
+    if replay is not None:
+        metrics["evidence"] = replay
+        if not replay["same_traffic"]:
+            warnings.append(f"the evidence replay failed ({replay['failed']}): this run has no CO2 or fuel "
+                            "figures; run it again with evidence: inline")
     if net["never_inserted"]:
         warnings.append(f"{net['never_inserted']} of {net['vehicles_total']} vehicles never entered the network "
                         "(their entry was blocked until the end); each counts in the delay from its scheduled "
                         "departure to the end of the run")
     if warnings:
         metrics["warnings"] = warnings
-    audit = _audit(run_dir)
-    if audit is not None:
-        metrics["safety"] = audit
+    verdict = audit()
+    if verdict is not None:
+        metrics["safety"] = verdict
     dump_json(run_dir / "metrics.json", metrics)
     return metrics
 
@@ -189,6 +206,45 @@ def _controller_ran(fallback_share: float, loop: LoopResult) -> tuple[bool, list
     why = next((iv.detail for iv in loop.interventions if iv.rule == "fallback"), "no reason logged")
     return False, [f"the controller never ran: the shield's Webster fallback served {fallback_share:.1%} of the "
                    f"time ({why}); these figures are the fallback's, not the controller's"]
+
+
+def _start_audit(run_dir: Path, cfg: RunConfig) -> Callable[[], dict | None]:
+    """The audit's verdict, to ask for when needed: from a forked process while this one writes the rest of a
+    full record, when a second core is free for it (`RunConfig.evidence`); else computed here and now."""
+    import multiprocessing
+
+    if cfg.record != "full" or cfg.evidence == "inline" or spare_cores() < 1 \
+            or "fork" not in multiprocessing.get_all_start_methods():
+        verdict = _audit(run_dir)
+        return lambda: verdict
+    ctx = multiprocessing.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_audit_child, args=(run_dir, send), name="signalwise-audit", daemon=True)
+    proc.start()
+    send.close()
+
+    def verdict() -> dict | None:
+        try:
+            ok, value = recv.recv()
+        except EOFError:  # the audit process died without a word: audit here instead
+            ok, value = True, _audit(run_dir)
+        finally:
+            recv.close()
+            proc.join()
+        if not ok:
+            raise value
+        return value
+
+    return verdict
+
+
+def _audit_child(run_dir: Path, send) -> None:
+    try:
+        outcome = (True, _audit(run_dir))
+    except Exception as exc:  # the run reports it as if the audit had run in its own process
+        outcome = (False, exc)
+    send.send(outcome)
+    send.close()
 
 
 def _audit(run_dir: Path) -> dict | None:

@@ -245,11 +245,12 @@ def _parse_elements(path: Path, on_element) -> None:
             raise err from None
 
 
-def write_meandata_file(path: Path, interval_s: float, edge_file: Path, emissions_file: Path | None) -> Path:
-    """An additional file asking SUMO for per-interval edge traffic (and emissions)."""
+def write_meandata_file(path: Path, interval_s: float, edge_file: Path | None, emissions_file: Path | None) -> Path:
+    """An additional file asking SUMO for per-interval edge traffic and/or emissions."""
     root = ET.Element("additional")
-    ET.SubElement(root, "edgeData", id="sw_traffic", period=f"{interval_s:g}", file=str(edge_file.name),
-                  excludeEmpty="true")
+    if edge_file is not None:
+        ET.SubElement(root, "edgeData", id="sw_traffic", period=f"{interval_s:g}", file=str(edge_file.name),
+                      excludeEmpty="true")
     if emissions_file is not None:
         # the one place emissions are computed (HBEFA, every vehicle, junctions included):
         # totals, per interval and per approach all come from here

@@ -1,0 +1,204 @@
+"""Replay a run's signal states in a second SUMO, to record its evidence there.
+
+For a seed, SUMO is deterministic, and the only thing a run changes in the
+simulation is the signal states it sets. So a second SUMO, started with the
+same options and shown the same states at the same times, drives every
+vehicle the same way, and it can compute outputs the run's own SUMO is spared.
+A full run hands it the dearest of its evidence, the emissions of every
+vehicle at every step (HBEFA: a quarter of SUMO's work on the RESCO
+networks). That replay runs on another core while the run goes on
+(`ReplayProcess`). `replay_signal_states` also runs on its own, for example
+from a run's `signal_states.csv`.
+
+Both SUMOs write every vehicle's trip, and `same_traffic` compares the two:
+a replay that drove differently is never taken as the run's evidence.
+`tests/sim/test_replay.py` checks that the outputs are the same byte for byte.
+
+SUMO computes these outputs itself, and this module only feeds it. Nothing
+in SUMO or sumolib replays a TraCI client's commands, so the loop is written
+here.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import xml.etree.ElementTree as ET
+from collections import deque
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from .backend import SimulationError, SumoOptions, _one_line, build_command
+from .sumo_home import import_libsumo
+
+#: (simulated time the state was set at, traffic light id, SUMO state string), as `LoopResult.signal_states`
+StateChange = tuple[float, str, str]
+#: every change set at or before `upto_s` is in this batch or an earlier one
+Batch = tuple[float, Sequence[StateChange]]
+
+_EPS = 1e-9
+
+
+def replay_signal_states(opts: SumoOptions, batches: Iterable[Batch], end_s: float) -> None:
+    """Run SUMO with `opts` to `end_s`, setting each state before the step that starts at its time.
+
+    A state recorded at time t was set after the step that ended at t, so it
+    shows from the step that starts at t. The replay steps from t only when a
+    batch says every change up to t is known.
+    """
+    api = import_libsumo()
+    try:
+        api.start(build_command(opts))
+    except Exception as exc:
+        raise SimulationError(f"the evidence replay could not start SUMO: {_one_line(exc)}") from None
+    try:
+        set_state = api.trafficlight.setRedYellowGreenState
+        pending: deque[StateChange] = deque()
+        t = api.simulation.getTime()
+        for upto_s, changes in batches:
+            pending.extend(changes)
+            while t <= upto_s + _EPS and t < end_s - _EPS:
+                while pending and pending[0][0] <= t + _EPS:
+                    _time, tls_id, state = pending.popleft()
+                    set_state(tls_id, state)
+                api.simulationStep()
+                t = api.simulation.getTime()
+    finally:
+        api.close()
+
+
+def same_traffic(run_tripinfo: Path, replay_tripinfo: Path) -> str | None:
+    """None when both SUMOs moved every vehicle the same way, else where they first differ.
+
+    Every vehicle's trip (depart, arrival, route length, waiting, time loss,
+    to SUMO's precision) is compared, after the header that names each run's
+    own options and files.
+    """
+    try:
+        run, replay = (_trips(p) for p in (run_tripinfo, replay_tripinfo))
+    except OSError as exc:
+        return f"tripinfo unreadable ({exc})"
+    if run == replay:
+        return None
+    lines = zip(run.splitlines(), replay.splitlines(), strict=False)
+    first = next((f"run {a.strip()[:120]!r}, replay {b.strip()[:120]!r}" for a, b in lines if a != b),
+                 f"run {run.count(chr(10))} lines, replay {replay.count(chr(10))}")
+    return first
+
+
+def _trips(path: Path) -> str:
+    text = Path(path).read_text()
+    head = text.find("-->")  # SUMO's header comment: the date and the options of this process
+    return text[head + 3:] if head >= 0 else text
+
+
+def writes_own_outputs(additional_files: Iterable[Path]) -> list[Path]:
+    """The network's own additional files that make SUMO write files (detectors, meandata, ...).
+
+    Two SUMOs loading such a file would write the same output file at once,
+    so a run with one records its evidence in its own SUMO.
+    """
+    found = []
+    for path in additional_files:
+        try:
+            for _event, el in ET.iterparse(path, events=("start",)):
+                target = el.get("file") or el.get("output")
+                if target and target not in ("NUL", "/dev/null"):
+                    found.append(Path(path))
+                    break
+        except (OSError, ET.ParseError):
+            found.append(Path(path))  # unreadable here: SUMO will say what is wrong; do not replay it
+    return found
+
+
+def spare_cores() -> int:
+    """Cores this process may use beyond its own."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        n = os.cpu_count() or 1
+    return max(0, n - 1)
+
+
+class ReplayProcess:
+    """`replay_signal_states` in a child process, fed while the run goes on.
+
+    `send` passes the states set so far, in batches; `close_input` says the
+    run reached its end; `wait` waits for the replay's SUMO to write its files,
+    which the run may do after writing everything that does not need them. The
+    child is forked on Linux, so it starts with the modules already imported
+    and costs no second start-up. It is forked before this process starts its
+    own SUMO.
+    """
+
+    #: steps between batches: a pipe message each step costs more than the replay lagging 30 s behind
+    BATCH_STEPS = 30
+
+    def __init__(self, opts: SumoOptions, end_s: float):
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        ctx = multiprocessing.get_context(method)
+        self._recv, self._send = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=_child, args=(opts, end_s, self._recv), name="signalwise-evidence-replay",
+                                 daemon=True)
+        self._proc.start()
+        self._recv.close()  # the child's end: a dead child then shows as a broken pipe here
+        self._sent = 0
+        self._steps = 0
+        self.failed: str | None = None
+
+    def send(self, upto_s: float, states: Sequence[StateChange], force: bool = False) -> None:
+        """Pass the states of `states` not yet sent; every change up to `upto_s` is among them."""
+        self._steps += 1
+        if self.failed is not None or not (force or self._steps % self.BATCH_STEPS == 0):
+            return
+        try:
+            self._send.send((upto_s, list(states[self._sent:])))
+        except (BrokenPipeError, OSError) as exc:
+            self.failed = f"the replay process stopped ({exc})"
+        self._sent = len(states)
+
+    def close_input(self, end_s: float, states: Sequence[StateChange]) -> None:
+        """Send what is left: the run reached `end_s`, and the replay may run to the end."""
+        self.send(end_s, states, force=True)
+        if self.failed is None:
+            try:
+                self._send.send(None)
+            except (BrokenPipeError, OSError) as exc:
+                self.failed = f"the replay process stopped ({exc})"
+        self._send.close()
+
+    def wait(self, timeout_s: float | None = None) -> str | None:
+        """Wait for the replay's SUMO to write its files; None when it completed, else why not."""
+        self._proc.join(timeout_s)
+        if self._proc.is_alive():
+            self.stop()
+            return self.failed or "the replay did not finish in time"
+        if self._proc.exitcode != 0 and self.failed is None:
+            self.failed = f"the replay process exited with code {self._proc.exitcode}"
+        return self.failed
+
+    def stop(self) -> None:
+        """End the replay at once (the run failed or was interrupted)."""
+        if self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join(5)
+        if not self._send.closed:
+            self._send.close()
+
+
+def _child(opts: SumoOptions, end_s: float, conn) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle: it stops the replay
+
+    def batches():
+        while True:
+            try:
+                msg = conn.recv()
+            except EOFError:  # the run is gone without saying it finished: stop, leave the files unfinished
+                raise SystemExit(3) from None
+            if msg is None:
+                return
+            yield msg
+
+    replay_signal_states(opts, batches(), end_s)

@@ -1,0 +1,183 @@
+"""A full run's emissions computed by a second SUMO that replays the run's signal states (`sim/replay.py`).
+
+The replay must be the same traffic as the run, to the byte, or its files are not the run's evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+
+import pytest
+
+from signalwise.runtime.compare import compare_controllers
+from signalwise.runtime.config import RunConfig
+from signalwise.runtime.loop import EvidenceReplay, resolve_scenario, run_loop, sumo_options
+from signalwise.runtime.run import execute_run
+from signalwise.sim.backend import SimulationError
+from signalwise.sim.replay import ReplayProcess, same_traffic, writes_own_outputs
+
+EVIDENCE = ("events.csv", "detector_passages.csv", "timeseries.csv", "trips.csv", "queues.csv", "signal_states.csv")
+
+
+@pytest.mark.parametrize("controller", ["max-pressure", "actuated"])
+def test_a_replayed_record_is_the_inline_record_byte_for_byte(tmp_path, controller):
+    """max-pressure runs without live loops, actuated reads them; both leave the same evidence either way."""
+    runs = {}
+    for evidence in ("inline", "replay"):
+        cfg = RunConfig(scenario="corridor", controller=controller, duration_s=900, evidence=evidence)
+        runs[evidence] = execute_run(cfg, tmp_path / evidence)
+    inline, replay = runs["inline"], runs["replay"]
+    assert replay.metrics["evidence"] == {"mode": "replay", "same_traffic": True}
+    assert "evidence" not in inline.metrics
+    for name in EVIDENCE:
+        assert (replay.run_dir / name).read_bytes() == (inline.run_dir / name).read_bytes(), name
+    assert replay.metrics["network"] == inline.metrics["network"]
+    assert replay.metrics["intersections"] == inline.metrics["intersections"]
+    assert replay.metrics["safety"] == inline.metrics["safety"]  # audited in a forked process, and inline
+    assert replay.metrics["safety"]["violations"] == 0 and replay.metrics["safety"]["checked"]
+    assert replay.metrics["network"]["co2_kg"] > 0
+    assert len((replay.run_dir / "detector_passages.csv").read_text().splitlines()) > 100
+    assert (replay.run_dir / "sumo" / "emissions.xml").read_bytes().split(b"-->", 1)[1] == \
+        (inline.run_dir / "sumo" / "emissions.xml").read_bytes().split(b"-->", 1)[1]
+    # the run's own SUMO computed no emissions: the replay's additional file asked for them
+    assert 'type="emissions"' not in (replay.run_dir / "sumo" / "meandata.add.xml").read_text()
+    assert 'type="emissions"' in (replay.run_dir / "sumo" / "emissions.add.xml").read_text()
+
+
+def _lean_loop(tmp_path, duration_s=600):
+    cfg = RunConfig(scenario="single", controller="max-pressure", duration_s=duration_s, record="lean")
+    return cfg, run_loop(cfg, tmp_path / "run")
+
+
+def _replay_files(tmp_path, loop):
+    """The files a replay of `loop` writes, named as `run_loop` names them."""
+    out = tmp_path / "replay"
+    out.mkdir()
+    return {"tripinfo": loop.files["tripinfo"], "replay_tripinfo": out / "replay-tripinfo.xml",
+            "emissions": out / "emissions.xml"}
+
+
+def _start_replay(cfg, loop, files):
+    from signalwise.sim.outputs import write_meandata_file
+
+    scenario = resolve_scenario(cfg)
+    add = write_meandata_file(files["emissions"].parent / "emissions.add.xml", 60, None, files["emissions"])
+    opts = sumo_options(cfg, scenario, end_s=loop.end_s, extra_args=[
+        "--tripinfo-output.write-unfinished", "true", "--tripinfo-output.write-undeparted", "true"],
+        outputs={"tripinfo-output": files["replay_tripinfo"]})
+    opts.additional_files = (*opts.additional_files, add)
+    return ReplayProcess(opts, loop.end_s)
+
+
+def test_a_replay_shown_other_states_drives_other_traffic_and_its_files_are_dropped(tmp_path):
+    cfg, loop = _lean_loop(tmp_path)
+    files = _replay_files(tmp_path, loop)
+    initial = [s for s in loop.signal_states if s[0] == loop.begin_s]
+    assert len(initial) < len(loop.signal_states)  # max-pressure changed phase during the run
+    recorder = _start_replay(cfg, loop, files)
+    recorder.close_input(loop.end_s, initial)  # the replay sees only the first states: no signal changes phase
+    outcome = EvidenceReplay(recorder).wait(files)
+    assert outcome["same_traffic"] is False
+    assert "the replay's traffic differs from the run's" in outcome["failed"]
+    assert "emissions" not in files and not (tmp_path / "replay" / "emissions.xml").exists()
+
+
+def test_a_replay_shown_the_same_states_drives_the_same_traffic(tmp_path):
+    cfg, loop = _lean_loop(tmp_path)
+    files = _replay_files(tmp_path, loop)
+    recorder = _start_replay(cfg, loop, files)
+    recorder.close_input(loop.end_s, loop.signal_states)
+    outcome = EvidenceReplay(recorder).wait(files)
+    assert outcome == {"mode": "replay", "same_traffic": True}
+    assert b"CO2_abs" in files["emissions"].read_bytes()
+    assert same_traffic(files["tripinfo"], files["replay_tripinfo"]) is None
+
+
+def test_a_replay_killed_mid_run_leaves_a_complete_run_that_says_what_it_lacks(tmp_path):
+    def kill_the_replay(done_s, _total_s):
+        if done_s >= 300:
+            for child in multiprocessing.active_children():
+                if child.name == "signalwise-evidence-replay":
+                    child.kill()
+
+    cfg = RunConfig(scenario="single", controller="max-pressure", duration_s=600, evidence="replay")
+    result = execute_run(cfg, tmp_path / "run", progress=kill_the_replay)
+    assert result.status == "complete"
+    evidence = result.metrics["evidence"]
+    assert evidence["same_traffic"] is False and "replay" in evidence["failed"]
+    assert any("evidence replay failed" in w for w in result.metrics["warnings"])
+    assert not (result.run_dir / "sumo" / "emissions.xml").exists()
+    assert result.metrics["network"]["co2_kg"] == 0
+    assert result.metrics["network"]["avg_delay_s"] > 0  # the run's own figures stand
+    assert len((result.run_dir / "detector_passages.csv").read_text().splitlines()) > 10
+    assert result.metrics["safety"]["violations"] == 0
+
+
+def test_an_interrupted_run_stops_its_replay(tmp_path):
+    def interrupt(done_s, _total_s):
+        if done_s >= 120:
+            raise KeyboardInterrupt
+
+    cfg = RunConfig(scenario="single", controller="max-pressure", duration_s=600, evidence="replay")
+    with pytest.raises(KeyboardInterrupt):
+        execute_run(cfg, tmp_path / "run", progress=interrupt)
+    assert not [c for c in multiprocessing.active_children() if c.name == "signalwise-evidence-replay"]
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "incomplete"
+
+
+def _network_with_its_own_detector_output(tmp_path):
+    from signalwise.sim.scenario import load
+
+    s = load("single")
+    lane = "N_C_0"
+    add = tmp_path / "own.add.xml"
+    add.write_text(f'<additional><inductionLoop id="own" lane="{lane}" pos="10" period="60" file="own.xml"/>'
+                   '</additional>')
+    cfg_file = tmp_path / "own.sumocfg"
+    cfg_file.write_text(f"""<configuration><input><net-file value="{s.net_file}"/>
+        <route-files value="{','.join(map(str, s.route_files))}"/><additional-files value="{add.name}"/></input>
+        <time><begin value="0"/><end value="300"/></time></configuration>""")
+    return cfg_file, add
+
+
+def test_a_network_that_writes_its_own_files_records_inline(tmp_path):
+    cfg_file, add = _network_with_its_own_detector_output(tmp_path)
+    assert writes_own_outputs([add]) == [add]
+    quiet = tmp_path / "quiet.add.xml"
+    quiet.write_text('<additional><inductionLoop id="q" lane="x" pos="1" period="60" file="NUL"/></additional>')
+    assert writes_own_outputs([quiet]) == []
+
+    result = execute_run(RunConfig(sumocfg=cfg_file, controller="max-pressure"), tmp_path / "auto")
+    assert "evidence" not in result.metrics  # auto: the run's own SUMO recorded it
+    assert result.metrics["network"]["co2_kg"] > 0
+    with pytest.raises(SimulationError, match="own.add.xml makes SUMO write files"):
+        execute_run(RunConfig(sumocfg=cfg_file, controller="max-pressure", evidence="replay"), tmp_path / "forced")
+
+
+def test_replay_is_refused_where_sumo_is_not_in_this_process(tmp_path):
+    with pytest.raises(SimulationError, match="evidence: replay needs SUMO in this process"):
+        execute_run(RunConfig(scenario="single", duration_s=60, remote_port=1, evidence="replay"), tmp_path / "r")
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) > 2, reason="the rule is for runs that fill the machine's cores")
+def test_compare_runs_that_fill_the_cores_record_inline(tmp_path):
+    result = compare_controllers(RunConfig(scenario="single", duration_s=300), ["fixed", "max-pressure"], [1],
+                                 tmp_path / "cmp", workers=2)
+    assert result.runs and all("evidence" not in m for m in result.runs.values())
+    assert all(m["network"]["co2_kg"] > 0 for m in result.runs.values())
+
+
+def test_an_audit_that_fails_in_its_own_process_fails_as_it_would_here(tmp_path):
+    from signalwise.analytics.safety_audit import AuditInputError
+    from signalwise.runtime.run import _start_audit
+
+    result = execute_run(RunConfig(scenario="single", duration_s=120, record="lean"), tmp_path / "run")
+    events = result.run_dir / "events.csv"
+    events.write_text(events.read_text() + "not a time,J1,1,1\n")
+    full = RunConfig(scenario="single", evidence="replay")
+    with pytest.raises(AuditInputError, match="bad event row"):
+        _start_audit(result.run_dir, full)()
+    with pytest.raises(AuditInputError, match="bad event row"):
+        _start_audit(result.run_dir, full.model_copy(update={"evidence": "inline"}))()
