@@ -54,8 +54,10 @@ def main() -> None:
     timed(loop_module, "_drive", "loop_incl_sumo_steps")
     timed(run_module, "write_evidence", "run_directory_incl_audit")
     timed(run_module, "_audit", "audit")
+    # evidence inline: every stage in this process, where it can be timed (a run with a second core free
+    # replays the emissions and audits in other processes: bench/overhead.py --vs-reference times that whole)
     cfg = _load_config(None, scenario=args.scenario, controller=args.controller, record=args.record,
-                       timing_profile=args.timing)
+                       timing_profile=args.timing, evidence="inline")
     loading = time.process_time()  # since the process started
     c = time.process_time()
     with tempfile.TemporaryDirectory() as tmp:

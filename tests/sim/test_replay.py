@@ -21,14 +21,19 @@ from signalwise.sim.replay import ReplayProcess, same_traffic, writes_own_output
 EVIDENCE = ("events.csv", "detector_passages.csv", "timeseries.csv", "trips.csv", "queues.csv", "signal_states.csv")
 
 
-@pytest.mark.parametrize("controller", ["max-pressure", "actuated"])
-def test_a_replayed_record_is_the_inline_record_byte_for_byte(tmp_path, controller):
-    """max-pressure runs without live loops, actuated reads them; both leave the same evidence either way."""
+@pytest.mark.parametrize(("scenario", "controller", "duration_s"), [
+    ("corridor", "max-pressure", 1800),  # emergency vehicles preempt three times
+    ("corridor", "actuated", 900),  # a controller that reads SUMO's live detector loops
+    ("single", "max-pressure", 900),  # pedestrians and their signals
+])
+def test_a_replayed_record_is_the_inline_record_byte_for_byte(tmp_path, scenario, controller, duration_s):
     runs = {}
     for evidence in ("inline", "replay"):
-        cfg = RunConfig(scenario="corridor", controller=controller, duration_s=900, evidence=evidence)
+        cfg = RunConfig(scenario=scenario, controller=controller, duration_s=duration_s, evidence=evidence)
         runs[evidence] = execute_run(cfg, tmp_path / evidence)
     inline, replay = runs["inline"], runs["replay"]
+    if scenario == "corridor" and controller == "max-pressure":
+        assert replay.metrics["network"]["preemptions"] > 0
     assert replay.metrics["evidence"] == {"mode": "replay", "same_traffic": True}
     assert "evidence" not in inline.metrics
     for name in EVIDENCE:

@@ -206,7 +206,8 @@ def run_command(
     evidence: Annotated[str | None, typer.Option(show_default=False, help=(
         "how a full record uses a second core: replay (a second SUMO replays the run's signal states and "
         "computes the emissions; it must drive the same traffic), inline (all in this process) or auto "
-        "(replay when a second core is free) [default: auto, or the --config file's]"))] = None,
+        "(replay when a core is free: the cores less this run and the load average) [default: auto, or the "
+        "--config file's]"))] = None,
 ) -> None:
     """Run one controller on one scenario and leave the evidence in a run directory."""
     _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, routes, config, gui, remote_port,

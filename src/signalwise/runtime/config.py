@@ -157,7 +157,8 @@ class RunConfig(BaseModel):
         "how a full record uses a second core: replay = a second SUMO replays the run's signal states and "
         "computes the emissions while the run goes on (it must drive the same traffic, every trip compared), "
         "and the audit runs beside the rest of the writing; inline = all in the run's own process; auto = "
-        "replay when a second core is free and the network's own additional files write no outputs"))
+        "replay when at least half a core is free (the cores less this run and the last minute's load "
+        "average) and the network's own additional files write no outputs"))
     gui: bool = Field(False, description="run in sumo-gui over TraCI (slower; needs a display)")
     remote_port: int | None = Field(None, description="TCP port of a SUMO already started with --remote-port "
                                                       "(TraCI); null = start SUMO in-process (libsumo)")

@@ -302,7 +302,7 @@ def _replays_evidence(cfg: RunConfig, scenario: Scenario, backend_factory) -> bo
             raise SimulationError(f"evidence: replay cannot run this network: {own_outputs[0]} makes SUMO write "
                                   "files, and two SUMOs would write them at once; use evidence: inline")
         return True
-    return in_process and not own_outputs and spare_cores() >= 1
+    return in_process and not own_outputs and spare_cores() >= 0.5
 
 
 @dataclass

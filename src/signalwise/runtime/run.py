@@ -213,7 +213,7 @@ def _start_audit(run_dir: Path, cfg: RunConfig) -> Callable[[], dict | None]:
     full record, when a second core is free for it (`RunConfig.evidence`); else computed here and now."""
     import multiprocessing
 
-    if cfg.record != "full" or cfg.evidence == "inline" or spare_cores() < 1 \
+    if cfg.record != "full" or cfg.evidence == "inline" or spare_cores() < 0.5 \
             or "fork" not in multiprocessing.get_all_start_methods():
         verdict = _audit(run_dir)
         return lambda: verdict

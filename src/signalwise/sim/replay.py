@@ -111,13 +111,18 @@ def writes_own_outputs(additional_files: Iterable[Path]) -> list[Path]:
     return found
 
 
-def spare_cores() -> int:
-    """Cores this process may use beyond its own."""
+def spare_cores() -> float:
+    """Cores free for a second process: those this process may use, less one for itself and the load average
+    of the last minute (other jobs, and runs already replaying, take theirs)."""
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         n = os.cpu_count() or 1
-    return max(0, n - 1)
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # no load average on this system: assume the cores are free
+        load = 0.0
+    return max(0.0, n - max(1.0, load))
 
 
 class ReplayProcess:
