@@ -29,6 +29,7 @@ def test_begin_and_end_in_seconds_or_hms(tmp_path, begin, end, expected):
     assert (s.begin_s, s.end_s) == expected
 
 
-def test_a_time_that_is_not_one_names_the_file_and_key(tmp_path):
-    with pytest.raises(ScenarioError, match=r"user\.sumocfg: end 'soon' is not a time"):
-        from_sumocfg(_config(tmp_path, "0", "soon"))
+@pytest.mark.parametrize("end", ["soon", "nan", "inf"])
+def test_a_time_that_is_not_one_names_the_file_and_key(tmp_path, end):
+    with pytest.raises(ScenarioError, match=rf"user\.sumocfg: end '{end}' is not a time"):
+        from_sumocfg(_config(tmp_path, "0", end))

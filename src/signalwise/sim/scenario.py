@@ -11,6 +11,7 @@ Three kinds of scenario, one `Scenario` value:
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,7 +113,7 @@ def sumo_time_s(text: str | None, where: Path, name: str) -> float | None:
         seconds = parseTime(text.strip())
     except (ValueError, IndexError):
         seconds = None
-    if seconds is None:
+    if seconds is None or not math.isfinite(seconds):
         raise ScenarioError(f"{where}: {name} {text!r} is not a time (seconds, or h:m:s)")
     return float(seconds)
 
