@@ -73,7 +73,7 @@ md = write_meandata_file(d / "m.add.xml", 60, d / "edge.xml", d / "em.xml")
 ls = import_libsumo()
 cmd = [sumo_binary(), "-n", str(s.net_file), "-r", ",".join(map(str, s.route_files)), "-b", str(s.begin_s),
        "-e", str(s.end_s), "--no-step-log", "true", "--no-warnings", "true", "--seed", "1",
-       "--time-to-teleport", "300", "--additional-files", f"{lay.additional_file},{md}",
+       "--time-to-teleport", "300", "--additional-files", f"{lay.instant_file},{md}",
        "--tripinfo-output", str(d / "ti.xml"), "--emissions.volumetric-fuel", "true",
        "--tripinfo-output.write-unfinished", "true", "--tripinfo-output.write-undeparted", "true"]
 t0 = time.perf_counter()

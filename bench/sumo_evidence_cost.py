@@ -48,7 +48,7 @@ if variant in EMISSIONS:
     adds[-1].write_text('<additional><edgeData id="sw_emissions" type="emissions" period="60" file="emissions.xml" '
                         f'excludeEmpty="true" {EMISSIONS[variant]}/></additional>')
 if variant in ("detector_loops", "full"):
-    adds.append(place_detectors(s.net_file, d, live=False, instant=True).additional_file)
+    adds.append(place_detectors(s.net_file, d, live=False, instant=True).instant_file)
 extra = ["--tripinfo-output.write-unfinished", "true", "--tripinfo-output.write-undeparted", "true"]
 if variant.startswith("emissions") or variant == "full":
     extra += ["--emissions.volumetric-fuel", "true"]

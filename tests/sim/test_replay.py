@@ -1,6 +1,7 @@
-"""A full run's emissions computed by a second SUMO that replays the run's signal states (`sim/replay.py`).
+"""A full run's evidence recorded by a second SUMO that replays the run's signal states (`sim/replay.py`).
 
-The replay must be the same traffic as the run, to the byte, or its files are not the run's evidence.
+The replay records the emissions, the per-edge intervals and the detector passages, and reads them in its own
+process. It must be the same traffic as the run, to the byte, or its files are not the run's evidence.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import pytest
 
 from signalwise.runtime.compare import compare_controllers
 from signalwise.runtime.config import RunConfig
-from signalwise.runtime.loop import EvidenceReplay, resolve_scenario, run_loop, sumo_options
+from signalwise.runtime.evidence import EvidenceReplay, replay_digest
+from signalwise.runtime.loop import resolve_scenario, run_loop, sumo_options
 from signalwise.runtime.run import execute_run
 from signalwise.sim.backend import SimulationError
 from signalwise.sim.replay import ReplayProcess, same_traffic, writes_own_outputs
@@ -46,9 +48,19 @@ def test_a_replayed_record_is_the_inline_record_byte_for_byte(tmp_path, scenario
     assert len((replay.run_dir / "detector_passages.csv").read_text().splitlines()) > 100
     assert (replay.run_dir / "sumo" / "emissions.xml").read_bytes().split(b"-->", 1)[1] == \
         (inline.run_dir / "sumo" / "emissions.xml").read_bytes().split(b"-->", 1)[1]
-    # the run's own SUMO computed no emissions: the replay's additional file asked for them
-    assert 'type="emissions"' not in (replay.run_dir / "sumo" / "meandata.add.xml").read_text()
-    assert 'type="emissions"' in (replay.run_dir / "sumo" / "emissions.add.xml").read_text()
+    # the emissions were the replay's alone, the cheap records the run's: SUMO writes the options it ran with at
+    # the head of its outputs
+    run_head, replay_head = (_options_header(replay.run_dir / "sumo" / name)
+                             for name in ("tripinfo.xml", "replay-tripinfo.xml"))
+    assert "emissions.add.xml" not in run_head and "emissions.add.xml" in replay_head
+    for recording in ("meandata.add.xml", "detectors-instant.add.xml"):
+        assert recording in run_head and recording not in replay_head, recording
+    assert ("detectors.add.xml" in run_head) == (controller == "actuated")  # the live loops it reads
+
+
+def _options_header(path):
+    text = path.read_text()
+    return text[:text.index("-->")]
 
 
 def _lean_loop(tmp_path, duration_s=600):
@@ -65,6 +77,7 @@ def _replay_files(tmp_path, loop):
 
 
 def _start_replay(cfg, loop, files):
+    """A replay of `loop` recording its emissions, as `run_loop` starts one, and the `EvidenceReplay` awaiting it."""
     from signalwise.sim.outputs import write_meandata_file
 
     scenario = resolve_scenario(cfg)
@@ -73,7 +86,8 @@ def _start_replay(cfg, loop, files):
         "--tripinfo-output.write-unfinished", "true", "--tripinfo-output.write-undeparted", "true"],
         outputs={"tripinfo-output": files["replay_tripinfo"]})
     opts.additional_files = (*opts.additional_files, add)
-    return ReplayProcess(opts, loop.end_s)
+    recorder = ReplayProcess(opts, loop.end_s, lambda: replay_digest(files, None, ("emissions",)))
+    return recorder, EvidenceReplay(recorder, opts, loop.end_s, ("emissions",))
 
 
 def test_a_replay_shown_other_states_drives_other_traffic_and_its_files_are_dropped(tmp_path):
@@ -81,10 +95,10 @@ def test_a_replay_shown_other_states_drives_other_traffic_and_its_files_are_drop
     files = _replay_files(tmp_path, loop)
     initial = [s for s in loop.signal_states if s[0] == loop.begin_s]
     assert len(initial) < len(loop.signal_states)  # max-pressure changed phase during the run
-    recorder = _start_replay(cfg, loop, files)
+    recorder, evidence = _start_replay(cfg, loop, files)
     recorder.close_input(loop.end_s, initial)  # the replay sees only the first states: no signal changes phase
-    outcome = EvidenceReplay(recorder).wait(files)
-    assert outcome["same_traffic"] is False
+    outcome, rows = evidence.wait(files, loop.signal_states, None)
+    assert outcome["same_traffic"] is False and rows.emissions == []
     assert "the replay's traffic differs from the run's" in outcome["failed"]
     assert "emissions" not in files and not (tmp_path / "replay" / "emissions.xml").exists()
 
@@ -92,30 +106,34 @@ def test_a_replay_shown_other_states_drives_other_traffic_and_its_files_are_drop
 def test_a_replay_shown_the_same_states_drives_the_same_traffic(tmp_path):
     cfg, loop = _lean_loop(tmp_path)
     files = _replay_files(tmp_path, loop)
-    recorder = _start_replay(cfg, loop, files)
+    recorder, evidence = _start_replay(cfg, loop, files)
     recorder.close_input(loop.end_s, loop.signal_states)
-    outcome = EvidenceReplay(recorder).wait(files)
+    outcome, rows = evidence.wait(files, loop.signal_states, None)
     assert outcome == {"mode": "replay", "same_traffic": True}
     assert b"CO2_abs" in files["emissions"].read_bytes()
+    assert rows.emissions and sum(r.get("CO2_abs", 0) for r in rows.emissions) > 0  # read in the replay's process
     assert same_traffic(files["tripinfo"], files["replay_tripinfo"]) is None
 
 
-def test_a_replay_killed_mid_run_leaves_a_complete_run_that_says_what_it_lacks(tmp_path):
+def test_a_replay_killed_mid_run_is_replayed_in_the_run_and_the_evidence_is_complete(tmp_path):
     def kill_the_replay(done_s, _total_s):
         if done_s >= 300:
             for child in multiprocessing.active_children():
                 if child.name == "signalwise-evidence-replay":
                     child.kill()
 
-    cfg = RunConfig(scenario="single", controller="max-pressure", duration_s=600, evidence="replay")
-    result = execute_run(cfg, tmp_path / "run", progress=kill_the_replay)
+    runs = {}
+    for evidence in ("replay", "inline"):
+        cfg = RunConfig(scenario="single", controller="max-pressure", duration_s=600, evidence=evidence)
+        runs[evidence] = execute_run(cfg, tmp_path / evidence, progress=kill_the_replay)
+    result, inline = runs["replay"], runs["inline"]
     assert result.status == "complete"
     evidence = result.metrics["evidence"]
-    assert evidence["same_traffic"] is False and "replay" in evidence["failed"]
-    assert any("evidence replay failed" in w for w in result.metrics["warnings"])
-    assert not (result.run_dir / "sumo" / "emissions.xml").exists()
-    assert result.metrics["network"]["co2_kg"] == 0
-    assert result.metrics["network"]["avg_delay_s"] > 0  # the run's own figures stand
+    assert evidence["same_traffic"] is True and "the replay process" in evidence["replayed_here"]
+    assert "warnings" not in result.metrics
+    assert result.metrics["network"] == inline.metrics["network"]  # CO2 and fuel included
+    for name in EVIDENCE:
+        assert (result.run_dir / name).read_bytes() == (inline.run_dir / name).read_bytes(), name
     assert len((result.run_dir / "detector_passages.csv").read_text().splitlines()) > 10
     assert result.metrics["safety"]["violations"] == 0
 

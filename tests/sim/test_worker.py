@@ -37,7 +37,7 @@ def _run(tmp: Path, controller: str, factory, register: bool = False, seed: int 
     end_s = scenario.begin_s + DURATION_S
     layout = place_detectors(scenario.net_file, tmp, live=True)
     opts = sumo_options(cfg, scenario, end_s=end_s)
-    opts.additional_files = (*opts.additional_files, layout.additional_file)
+    opts.additional_files = (*opts.additional_files, *layout.additional_files)
     fld = open_field(cfg, scenario, opts, layout, backend_factory=factory)
     backend = fld.backend
     try:
@@ -327,7 +327,7 @@ def test_the_loop_resumes_on_a_new_process_after_the_old_one_is_killed(tmp_path)
     scenario = resolve_scenario(cfg)
     layout = place_detectors(scenario.net_file, tmp_path, live=True)
     opts = sumo_options(cfg, scenario, end_s=scenario.begin_s + DURATION_S)
-    opts.additional_files = (*opts.additional_files, layout.additional_file)
+    opts.additional_files = (*opts.additional_files, *layout.additional_files)
     fld = open_field(cfg, scenario, opts, layout, backend_factory=SumoProcess)
     stepper = LoopStepper(cfg, fld, scenario.begin_s + DURATION_S)
     old = fld.backend

@@ -155,7 +155,8 @@ class RunConfig(BaseModel):
         "episodes, benchmark sweeps)"))
     evidence: Literal["auto", "replay", "inline"] = Field("auto", description=(
         "how a full record uses a second core: replay = a second SUMO replays the run's signal states and "
-        "computes the emissions while the run goes on (it must drive the same traffic, every trip compared), "
+        "computes and reads the emissions while the run goes on (it must drive the same traffic, every trip "
+        "compared; if its process dies, the run replays here), "
         "and the audit runs beside the rest of the writing; inline = all in the run's own process; auto = "
         "replay when at least half a core is free (the cores less this run and the last minute's load "
         "average) and the network's own additional files write no outputs"))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import tempfile
@@ -46,10 +47,11 @@ from ..sim.backend import DETECTORS_SOURCE, LANES_SOURCE, SimulationError, SumoB
 from ..sim.detectors import DetectorLayout, place_detectors
 from ..sim.lane_zones import listed_lanes
 from ..sim.outputs import write_meandata_file
-from ..sim.replay import ReplayProcess, same_traffic, spare_cores, writes_own_outputs
+from ..sim.replay import ReplayProcess, spare_cores, writes_own_outputs
 from ..sim.scenario import Scenario, from_files, from_sumocfg, load, nominal_lane_flows
 from ..sim.signal_model import RefusedSignal
 from .config import RunConfig
+from .evidence import REPLAYED_FILES, EvidenceReplay, replay_digest
 
 log = logging.getLogger("signalwise.runtime")
 
@@ -235,16 +237,25 @@ def _run_in(cfg: RunConfig, scenario: Scenario, begin_s: float, end_s: float, su
             detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise SimulationError(f"{scenario.net_file}: not a readable SUMO network ({type(exc).__name__}: "
                                   f"{detail})") from None
-        additional.append(layout.additional_file)
+    # what only records goes to the replay's SUMO when there is one (the dear part of it: `REPLAYED_FILES`); the
+    # live loops a controller reads, and the cheap records the run reads while the replay ends, stay here
     files = {"tripinfo": sumo_dir / "tripinfo.xml", "statistics": sumo_dir / "statistics.xml"}
+    recorders: dict[str, Path] = {}  # evidence file -> the additional file that asks SUMO for it
+    if layout is not None:
+        additional.extend([layout.live_file] if layout.live_file is not None else [])
+        if layout.instant_file is not None and not lean:
+            files["passages"] = layout.passages_file
+            recorders["passages"] = layout.instant_file
     if not lean:
         files["edgedata"] = sumo_dir / "edgedata.xml"
+        recorders["edgedata"] = write_meandata_file(sumo_dir / "meandata.add.xml", cfg.interval_s,
+                                                    files["edgedata"], None)
         if emissions:
             files["emissions"] = sumo_dir / "emissions.xml"
-        additional.append(write_meandata_file(sumo_dir / "meandata.add.xml", cfg.interval_s, files["edgedata"],
-                                              None if replay else files.get("emissions")))
-    if layout is not None and not lean:
-        files["passages"] = layout.passages_file
+            recorders["emissions"] = write_meandata_file(sumo_dir / "emissions.add.xml", cfg.interval_s, None,
+                                                         files["emissions"])
+    replayed = tuple(name for name in REPLAYED_FILES if name in recorders) if replay else ()
+    additional.extend(add for name, add in recorders.items() if name not in replayed)
     extra = ["--tripinfo-output.write-unfinished", "true", "--tripinfo-output.write-undeparted", "true"]
     emission_args = ["--emissions.volumetric-fuel", "true"]  # fuel in ml; computed once, by the edgeData
     opts = sumo_options(cfg, scenario, end_s=end_s, extra_args=extra,
@@ -253,15 +264,19 @@ def _run_in(cfg: RunConfig, scenario: Scenario, begin_s: float, end_s: float, su
     if replay:
         files["replay_tripinfo"] = sumo_dir / "replay-tripinfo.xml"
         replay_opts = dataclasses.replace(
-            opts, additional_files=(*opts.additional_files, write_meandata_file(
-                sumo_dir / "emissions.add.xml", cfg.interval_s, None, files["emissions"])),
+            opts, additional_files=(*opts.additional_files, *(recorders[name] for name in replayed)),
             extra_args=[*extra, *emission_args], outputs={"tripinfo-output": files["replay_tripinfo"]})
     elif emissions:
         opts.extra_args = [*extra, *emission_args]
     opts.additional_files = (*opts.additional_files, *additional)
+    # the files as the run directory holds them, not through a temporary link
+    real = sumo_dir.resolve()
+    real_files = {name: real / path.name for name, path in files.items()}
 
     wall0 = time.perf_counter()
-    recorder = ReplayProcess(replay_opts, end_s) if replay else None  # forked before this process starts SUMO
+    # forked before this process starts SUMO; it reads what its SUMO recorded there too
+    recorder = ReplayProcess(replay_opts, end_s, functools.partial(replay_digest, real_files, layout, replayed)) \
+        if replay else None
     try:
         fld = open_field(cfg, scenario, opts, layout, backend_factory)
         try:
@@ -279,12 +294,10 @@ def _run_in(cfg: RunConfig, scenario: Scenario, begin_s: float, end_s: float, su
         if recorder is not None:
             recorder.stop()
         raise
-    # the files as the run directory holds them, not through a temporary link
-    real = sumo_dir.resolve()
-    result.files = {name: real / path.name for name, path in files.items()}
+    result.files = real_files
     if recorder is not None:
         recorder.close_input(result.end_s, result.signal_states)
-        result.evidence_replay = EvidenceReplay(recorder)
+        result.evidence_replay = EvidenceReplay(recorder, replay_opts, end_s, replayed)
     return result
 
 
@@ -303,36 +316,6 @@ def _replays_evidence(cfg: RunConfig, scenario: Scenario, backend_factory) -> bo
                                   "files, and two SUMOs would write them at once; use evidence: inline")
         return True
     return in_process and not own_outputs and spare_cores() >= 0.5
-
-
-@dataclass
-class EvidenceReplay:
-    """The replay computing a run's emissions in another process (`sim.replay`), awaited where they are read."""
-
-    recorder: ReplayProcess
-    outcome: dict | None = None
-
-    def wait(self, files: dict[str, Path]) -> dict:
-        """Wait for the replay; its emissions are the run's only if it drove the same traffic, else they go."""
-        if self.outcome is not None:
-            return self.outcome
-        failed = self.recorder.wait()
-        if failed is None:
-            failed = same_traffic(files["tripinfo"], files["replay_tripinfo"])
-            if failed is not None:
-                failed = f"the replay's traffic differs from the run's ({failed})"
-        if failed is None:
-            self.outcome = {"mode": "replay", "same_traffic": True}
-            return self.outcome
-        log.warning("evidence replay: %s; its emissions are dropped", failed)
-        path = files.pop("emissions", None)
-        if path is not None:
-            path.unlink(missing_ok=True)
-        self.outcome = {"mode": "replay", "same_traffic": False, "failed": failed}
-        return self.outcome
-
-    def stop(self) -> None:
-        self.recorder.stop()
 
 
 def _from_sumo(exc: BaseException) -> bool:

@@ -36,18 +36,14 @@ from .. import __version__
 from ..core.eventlog import event_row, write_event_rows
 from ..core.types import EventCode
 from ..sim.backend import SimulationError
-from ..sim.detectors import instant_id
 from ..sim.metrics import intersection_metrics, network_metrics, time_series
-from ..sim.outputs import read_edgedata, read_passages, read_tripinfo
+from ..sim.outputs import read_tripinfo
 from ..sim.replay import spare_cores
 from .config import RunConfig
+from .evidence import EVIDENCE_FILES, SumoEvidence, merged, read_evidence
 from .loop import ControllerFactory, LoopResult, describe_intersections, dump_json, run_loop
 
 Progress = Callable[[float, float], None]
-
-#: what the metrics and the time series read of SUMO's per-edge intervals and emissions
-EDGE_FIELDS = ("timeLoss", "waitingTime", "left")
-EMISSION_FIELDS = ("CO2_abs", "fuel_abs")
 
 
 class RunDirectoryError(SimulationError):
@@ -123,30 +119,37 @@ def write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
 
 
 def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
-    trips, persons = read_tripinfo(loop.files["tripinfo"])
-    edgedata = read_edgedata(loop.files["edgedata"], EDGE_FIELDS) if "edgedata" in loop.files else []
-    approach_edges = {i.id: {lane.rsplit("_", 1)[0] for lane in i.in_lanes} for i in loop.intersections}
-
-    event_rows, passages_rows = _detector_events(loop)
+    # the audit's inputs first, so that it runs in its own process while this one writes the rest; and what this
+    # process recorded before what a replay recorded, which may still be on its way
+    replayed = loop.evidence_replay.replayed if loop.evidence_replay is not None else ()
+    sumo = read_evidence(loop.files, loop.detectors, only=tuple(n for n in EVIDENCE_FILES if n not in replayed))
+    replay = None
+    if "passages" in replayed:
+        replay, sumo = _with_replayed(loop, sumo)
+    _write_csv(run_dir / "signal_states.csv", ["time_s", "device_id", "state"], loop.signal_states)
+    dump_json(run_dir / "signal_model.json", describe_intersections(loop.intersections, loop.approach_direction))
+    event_rows = sumo.detector_event_rows
     event_rows.extend(event_row(e.time_s, e.device_id, e.event_code, e.parameter) for e in loop.events)
     write_event_rows(run_dir / "events.csv", event_rows)
+    audit = _start_audit(run_dir, cfg)  # its inputs are all written
+
+    trips, persons = read_tripinfo(loop.files["tripinfo"])
+    approach_edges = {i.id: {lane.rsplit("_", 1)[0] for lane in i.in_lanes} for i in loop.intersections}
     _write_csv(run_dir / "detector_passages.csv",
                ["time_s", "detector_id", "device_id", "channel", "lane", "vehicle_id", "vtype", "enter_s", "leave_s",
-                "speed_mps"], passages_rows)
-    _write_csv(run_dir / "signal_states.csv", ["time_s", "device_id", "state"], loop.signal_states)
+                "speed_mps"], sumo.passage_rows)
     _write_csv(run_dir / "interventions.csv", ["time_s", "device_id", "rule", "detail"],
                [(iv.time_s, iv.intersection_id, iv.rule, iv.detail) for iv in loop.interventions])
     _write_detector_config(run_dir / "detectors.csv", loop)
-    dump_json(run_dir / "signal_model.json", describe_intersections(loop.intersections, loop.approach_direction))
     _write_csv(run_dir / "queues.csv", ["time_s", "device_id", "halting_veh"], loop.queue_samples)
     _write_csv(run_dir / "trips.csv",
                ["vehicle_id", "vtype", "status", "depart_s", "arrival_s", "duration_s", "route_length_m", "waiting_s",
                 "stops", "time_loss_s", "depart_delay_s", "delay_s"],
                [(t.vehicle_id, t.vtype, t.status, t.depart_s, t.arrival_s, t.duration_s, t.route_length_m,
                  t.waiting_s, t.stops, t.time_loss_s, t.depart_delay_s, round(t.delay_s, 2)) for t in trips])
-    audit = _start_audit(run_dir, cfg)  # its inputs are all written
-    replay = loop.evidence_replay.wait(loop.files) if loop.evidence_replay is not None else None
-    emissions = read_edgedata(loop.files["emissions"], EMISSION_FIELDS) if "emissions" in loop.files else []
+    if loop.evidence_replay is not None and replay is None:
+        replay, sumo = _with_replayed(loop, sumo)
+    edgedata, emissions = sumo.edgedata, sumo.emissions
     series = time_series(trips, edgedata, emissions, loop.queue_samples, approach_edges, loop.begin_s, loop.end_s,
                          cfg.interval_s)
     if series:
@@ -181,7 +184,7 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
         metrics["evidence"] = replay
         if not replay["same_traffic"]:
             warnings.append(f"the evidence replay failed ({replay['failed']}): this run has no CO2 or fuel "
-                            "figures; run it again with evidence: inline")
+                            "figures, per-edge intervals or detector passages; run it again with evidence: inline")
     if net["never_inserted"]:
         warnings.append(f"{net['never_inserted']} of {net['vehicles_total']} vehicles never entered the network "
                         "(their entry was blocked until the end); each counts in the delay from its scheduled "
@@ -193,6 +196,12 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
         metrics["safety"] = verdict
     dump_json(run_dir / "metrics.json", metrics)
     return metrics
+
+
+def _with_replayed(loop: LoopResult, sumo: SumoEvidence) -> tuple[dict, SumoEvidence]:
+    """The replay's verdict, and `sumo` with the rows of the files the replay recorded."""
+    replay, rows = loop.evidence_replay.wait(loop.files, loop.signal_states, loop.detectors)
+    return replay, merged(sumo, rows)
 
 
 #: a run whose fallback served at least this share never really ran its controller
@@ -256,29 +265,6 @@ def _audit(run_dir: Path) -> dict | None:
     report = audit_run(run_dir)
     return {"violations": len(report.violations), "checked": report.checked,
             "by_rule": {rule: n for rule, n in report.violations_by_rule().items() if n}}
-
-
-def _detector_events(loop: LoopResult) -> tuple[list[tuple[int, str, int, int]], list[tuple]]:
-    """Detector on (82) / off (81) events from SUMO's instant loops, at 0.1 s, as `event_row`s; passage rows."""
-    if loop.detectors is None or "passages" not in loop.files:
-        return [], []
-    owner = {instant_id(d): (tls, d) for tls, dets in loop.detectors.by_tls.items() for d in dets}
-    on, off = int(EventCode.DETECTOR_ON), int(EventCode.DETECTOR_OFF)
-    events: list[tuple[int, str, int, int]] = []
-    rows: list[tuple] = []
-    for p in read_passages(loop.files["passages"]):
-        hit = owner.get(p.detector_id)
-        if hit is None:
-            continue
-        tls, det = hit
-        # the event's time rounded to 0.1 s first, as a `SignalEvent` of it holds it
-        events.append((int(round(round(p.enter_s, 1) * 10)), tls, on, det.channel))
-        if p.leave_s is not None:
-            events.append((int(round(round(p.leave_s, 1) * 10)), tls, off, det.channel))
-        rows.append((p.enter_s, det.id, tls, det.channel, det.lane, p.vehicle_id, p.vtype, p.enter_s, p.leave_s,
-                     p.speed_mps))
-    rows.sort(key=lambda r: (r[0], r[1]))
-    return events, rows
 
 
 def _write_detector_config(path: Path, loop: LoopResult) -> None:

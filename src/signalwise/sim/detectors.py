@@ -21,11 +21,22 @@ MIN_ADVANCE_GAP_M = 15.0  # no advance loop unless this far from the stop bar lo
 
 @dataclass(frozen=True, slots=True)
 class DetectorLayout:
-    """Detectors per traffic light, plus where their passages are written."""
+    """Detectors per traffic light, the SUMO additional file of each kind of loop, and where passages go.
+
+    The two kinds are apart so that they can be loaded by different SUMOs: the
+    live loops by the one the controllers read, the instant loops by one that
+    only records (`sim.replay`).
+    """
 
     by_tls: dict[str, tuple[Detector, ...]]
-    additional_file: Path
+    live_file: Path | None  # the induction loops controllers read during the run; None when left out
+    instant_file: Path | None  # the instant loops that write every passage; None when left out
     passages_file: Path
+
+    @property
+    def additional_files(self) -> tuple[Path, ...]:
+        """Both files, for a SUMO that both reads the loops and records their passages."""
+        return tuple(f for f in (self.live_file, self.instant_file) if f is not None)
 
 
 def live_id(det: Detector) -> str:
@@ -78,21 +89,24 @@ def write_detector_file(by_tls: dict[str, tuple[Detector, ...]], lane_lengths_m:
     the live loops each step instead, so a day-long run writes no such file).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    add_file = out_dir / "detectors.add.xml"
     passages = out_dir / "detector_passages.xml"
-    root = ET.Element("additional")
+    live_root, instant_root = ET.Element("additional"), ET.Element("additional")
     for dets in by_tls.values():
         for det in dets:
-            pos = max(0.1, lane_lengths_m[det.lane] - det.distance_to_stopbar_m)
-            if live:
-                ET.SubElement(root, "inductionLoop", id=live_id(det), lane=det.lane, pos=f"{pos:.2f}",
-                              period="900", file="NUL")
-            if instant:
-                ET.SubElement(root, "instantInductionLoop", id=instant_id(det), lane=det.lane, pos=f"{pos:.2f}",
-                              file=passages.name)
+            pos = f"{max(0.1, lane_lengths_m[det.lane] - det.distance_to_stopbar_m):.2f}"
+            ET.SubElement(live_root, "inductionLoop", id=live_id(det), lane=det.lane, pos=pos, period="900",
+                          file="NUL")
+            ET.SubElement(instant_root, "instantInductionLoop", id=instant_id(det), lane=det.lane, pos=pos,
+                          file=passages.name)
+    live_file = _write_additional(live_root, out_dir / "detectors.add.xml") if live else None
+    instant_file = _write_additional(instant_root, out_dir / "detectors-instant.add.xml") if instant else None
+    return DetectorLayout(by_tls, live_file, instant_file, passages)
+
+
+def _write_additional(root: ET.Element, path: Path) -> Path:
     ET.indent(root)
-    ET.ElementTree(root).write(add_file, encoding="utf-8", xml_declaration=True)
-    return DetectorLayout(by_tls, add_file, passages)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+    return path
 
 
 def place_detectors(net_file: Path, out_dir: Path, live: bool = True, instant: bool = True) -> DetectorLayout:

@@ -7,8 +7,9 @@ vehicle the same way, and it can compute outputs the run's own SUMO is spared.
 A full run hands it the dearest of its evidence, the emissions of every
 vehicle at every step (HBEFA: a quarter of SUMO's work on the RESCO
 networks). That replay runs on another core while the run goes on
-(`ReplayProcess`). `replay_signal_states` also runs on its own, for example
-from a run's `signal_states.csv`.
+(`ReplayProcess`), and can read its own outputs there too (its `digest`).
+`replay_signal_states` also runs on its own: in the run's process when the
+replay's died, or from a run's `signal_states.csv`.
 
 Both SUMOs write every vehicle's trip, and `same_traffic` compares the two:
 a replay that drove differently is never taken as the run's evidence.
@@ -25,7 +26,7 @@ import multiprocessing
 import os
 import xml.etree.ElementTree as ET
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from .backend import SimulationError, SumoOptions, _one_line, build_command
@@ -134,22 +135,30 @@ class ReplayProcess:
     child is forked on Linux, so it starts with the modules already imported
     and costs no second start-up. It is forked before this process starts its
     own SUMO.
+
+    `digest`, when given, runs in the child once its SUMO has written its
+    files, and what it returns is `result` here: reading the files there puts
+    that work on the second core too.
     """
 
     #: steps between batches: a pipe message each step costs more than the replay lagging 30 s behind
     BATCH_STEPS = 30
 
-    def __init__(self, opts: SumoOptions, end_s: float):
+    def __init__(self, opts: SumoOptions, end_s: float, digest: Callable[[], object] | None = None):
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         ctx = multiprocessing.get_context(method)
         self._recv, self._send = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(target=_child, args=(opts, end_s, self._recv), name="signalwise-evidence-replay",
-                                 daemon=True)
+        self._results, results_send = ctx.Pipe(duplex=False) if digest is not None else (None, None)
+        self._proc = ctx.Process(target=_child, args=(opts, end_s, self._recv, digest, results_send),
+                                 name="signalwise-evidence-replay", daemon=True)
         self._proc.start()
         self._recv.close()  # the child's end: a dead child then shows as a broken pipe here
+        if results_send is not None:
+            results_send.close()  # likewise: a child that dies before its digest shows as the end of the pipe
         self._sent = 0
         self._steps = 0
         self.failed: str | None = None
+        self.result: object = None
 
     def send(self, upto_s: float, states: Sequence[StateChange], force: bool = False) -> None:
         """Pass the states of `states` not yet sent; every change up to `upto_s` is among them."""
@@ -173,7 +182,16 @@ class ReplayProcess:
         self._send.close()
 
     def wait(self, timeout_s: float | None = None) -> str | None:
-        """Wait for the replay's SUMO to write its files; None when it completed, else why not."""
+        """Wait for the replay's SUMO to write its files, and its digest; None when it completed, else why not."""
+        if self._results is not None and self.failed is None:
+            # read before joining: a child whose digest fills the pipe waits for this end to read it
+            try:
+                if self._results.poll(timeout_s):
+                    self.result = self._results.recv()
+            except (EOFError, OSError):
+                pass  # the child ended without a digest: its exit code says why
+            self._results.close()
+            self._results = None
         self._proc.join(timeout_s)
         if self._proc.is_alive():
             self.stop()
@@ -189,9 +207,12 @@ class ReplayProcess:
             self._proc.join(5)
         if not self._send.closed:
             self._send.close()
+        if self._results is not None:
+            self._results.close()
+            self._results = None
 
 
-def _child(opts: SumoOptions, end_s: float, conn) -> None:
+def _child(opts: SumoOptions, end_s: float, conn, digest: Callable[[], object] | None, results) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle: it stops the replay
@@ -207,3 +228,6 @@ def _child(opts: SumoOptions, end_s: float, conn) -> None:
             yield msg
 
     replay_signal_states(opts, batches(), end_s)
+    if digest is not None:
+        results.send(digest())
+        results.close()

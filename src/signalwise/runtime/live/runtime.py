@@ -148,7 +148,7 @@ class LiveRuntime:
             # live loops only: passages are read from them every step (no passage file grows for a day)
             layout = place_detectors(self.scenario.net_file, self.run_dir / "sumo", live=True, instant=False)
             self._sumo_opts = _sumo_options(cfg, self.scenario, end_s=sumo_end)
-            self._sumo_opts.additional_files = (*self._sumo_opts.additional_files, layout.additional_file)
+            self._sumo_opts.additional_files = (*self._sumo_opts.additional_files, *layout.additional_files)
             self.field = open_field(cfg, self.scenario, self._sumo_opts, layout,
                                     backend_factory=self._backend_factory())
         sink = None

@@ -1,0 +1,158 @@
+"""The evidence SUMO records during a run, read back: per-edge intervals, emissions, detector passages.
+
+A full record asks SUMO for per-edge traffic intervals (edgeData), the
+emissions of every vehicle (HBEFA) and every vehicle's passage over every
+detector (instant loops). On a machine with a core to spare, a second SUMO
+that replays the run's signal states records them instead of the run's own
+(`sim.replay`), and reads them back in its own process too (`read_evidence`
+as the replay's digest): the run only receives the rows. `EvidenceReplay`
+waits for that replay where the run needs its rows, and stands in for it
+when it fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.types import EventCode
+from ..sim.detectors import DetectorLayout, instant_id
+from ..sim.outputs import read_edgedata, read_passages
+from ..sim.replay import ReplayProcess, StateChange, replay_signal_states, same_traffic
+
+log = logging.getLogger("signalwise.runtime")
+
+#: what the metrics and the time series read of SUMO's per-edge intervals and emissions
+EDGE_FIELDS = ("timeLoss", "waitingTime", "left")
+EMISSION_FIELDS = ("CO2_abs", "fuel_abs")
+
+#: the evidence files a full run asks SUMO for (names in `LoopResult.files`)
+EVIDENCE_FILES = ("edgedata", "emissions", "passages")
+#: the files a replay records in the run's place, when the run asked for them
+REPLAYED_FILES = ("emissions",)
+
+
+@dataclass
+class SumoEvidence:
+    """SUMO's recorded evidence as rows: what the run directory and the metrics are made of."""
+
+    edgedata: list[dict] = field(default_factory=list)
+    emissions: list[dict] = field(default_factory=list)
+    #: detector on (82) / off (81) events as `core.eventlog.event_row`s
+    detector_event_rows: list[tuple[int, str, int, int]] = field(default_factory=list)
+    #: one row per vehicle over a detector, as detector_passages.csv holds them
+    passage_rows: list[tuple] = field(default_factory=list)
+
+
+def read_evidence(files: dict[str, Path], detectors: DetectorLayout | None,
+                  only: tuple[str, ...] | None = None) -> SumoEvidence:
+    """The rows of the evidence files `files` names (a lean run names none of them); `only`: of these alone."""
+    def named(name: str) -> Path | None:
+        return files.get(name) if only is None or name in only else None
+
+    edgedata = read_edgedata(named("edgedata"), EDGE_FIELDS) if named("edgedata") else []
+    emissions = read_edgedata(named("emissions"), EMISSION_FIELDS) if named("emissions") else []
+    events, passages = detector_events(named("passages"), detectors)
+    return SumoEvidence(edgedata, emissions, events, passages)
+
+
+def merged(a: SumoEvidence, b: SumoEvidence) -> SumoEvidence:
+    """The rows of both, when each read other files."""
+    passages = sorted(a.passage_rows + b.passage_rows, key=lambda r: (r[0], r[1])) \
+        if a.passage_rows and b.passage_rows else a.passage_rows or b.passage_rows
+    return SumoEvidence(a.edgedata + b.edgedata, a.emissions + b.emissions,
+                        a.detector_event_rows + b.detector_event_rows, passages)
+
+
+def detector_events(passages_file: Path | None, detectors: DetectorLayout | None) \
+        -> tuple[list[tuple[int, str, int, int]], list[tuple]]:
+    """Detector on (82) / off (81) events from SUMO's instant loops, at 0.1 s, as `event_row`s; passage rows."""
+    if detectors is None or passages_file is None:
+        return [], []
+    owner = {instant_id(d): (tls, d) for tls, dets in detectors.by_tls.items() for d in dets}
+    on, off = int(EventCode.DETECTOR_ON), int(EventCode.DETECTOR_OFF)
+    events: list[tuple[int, str, int, int]] = []
+    rows: list[tuple] = []
+    for p in read_passages(passages_file):
+        hit = owner.get(p.detector_id)
+        if hit is None:
+            continue
+        tls, det = hit
+        # the event's time rounded to 0.1 s first, as a `SignalEvent` of it holds it
+        events.append((int(round(round(p.enter_s, 1) * 10)), tls, on, det.channel))
+        if p.leave_s is not None:
+            events.append((int(round(round(p.leave_s, 1) * 10)), tls, off, det.channel))
+        rows.append((p.enter_s, det.id, tls, det.channel, det.lane, p.vehicle_id, p.vtype, p.enter_s, p.leave_s,
+                     p.speed_mps))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return events, rows
+
+
+@dataclass(frozen=True)
+class ReplayDiffers:
+    """A replay's digest when its traffic was not the run's: where the two first differ."""
+
+    where: str
+
+
+def replay_digest(files: dict[str, Path], detectors: DetectorLayout | None,
+                  replayed: tuple[str, ...]) -> SumoEvidence | ReplayDiffers:
+    """What the replay's process sends back: the rows of the files it recorded, if it drove the run's traffic."""
+    differs = same_traffic(files["tripinfo"], files["replay_tripinfo"])
+    if differs is not None:
+        return ReplayDiffers(differs)
+    return read_evidence(files, detectors, only=replayed)
+
+
+@dataclass
+class EvidenceReplay:
+    """The replay recording a run's evidence in another process (`sim.replay`), awaited where it is read.
+
+    If that process fails (killed, out of memory), the run replays its signal
+    states here instead: it costs a second simulation in this process, and the
+    run keeps its evidence. If the replay drove other traffic than the run,
+    replaying again would too (SUMO is deterministic), so its files are
+    dropped and the run says so.
+    """
+
+    recorder: ReplayProcess
+    opts: object  # the replay's `SumoOptions`, to replay here when the other process fails
+    end_s: float
+    replayed: tuple[str, ...]  # the evidence files the replay records (names in `LoopResult.files`)
+    outcome: dict | None = None
+    evidence: SumoEvidence | None = None
+
+    def wait(self, files: dict[str, Path], states: list[StateChange],
+             detectors: DetectorLayout | None) -> tuple[dict, SumoEvidence]:
+        """The replay's verdict for metrics.json and its evidence; `files` loses the files that were dropped."""
+        if self.outcome is not None:
+            return self.outcome, self.evidence
+        failed = self.recorder.wait()
+        digest = self.recorder.result
+        if failed is None and isinstance(digest, SumoEvidence):
+            self.outcome, self.evidence = {"mode": "replay", "same_traffic": True}, digest
+            return self.outcome, self.evidence
+        if failed is None and isinstance(digest, ReplayDiffers):
+            return self._drop(files, f"the replay's traffic differs from the run's ({digest.where})")
+        why = failed or "the replay process sent no evidence"
+        log.warning("evidence replay: %s; replaying the run's signal states in this process", why)
+        replay_signal_states(self.opts, [(self.end_s, states)], self.end_s)
+        digest = replay_digest(files, detectors, self.replayed)
+        if isinstance(digest, ReplayDiffers):
+            return self._drop(files, f"{why}; replayed here, the traffic differs from the run's ({digest.where})")
+        self.outcome, self.evidence = {"mode": "replay", "same_traffic": True, "replayed_here": why}, digest
+        return self.outcome, self.evidence
+
+    def _drop(self, files: dict[str, Path], failed: str) -> tuple[dict, SumoEvidence]:
+        log.warning("evidence replay: %s; its files are dropped", failed)
+        for name in self.replayed:
+            path = files.pop(name, None)
+            if path is not None:
+                path.unlink(missing_ok=True)
+        self.outcome = {"mode": "replay", "same_traffic": False, "failed": failed}
+        self.evidence = SumoEvidence()
+        return self.outcome, self.evidence
+
+    def stop(self) -> None:
+        self.recorder.stop()
