@@ -96,7 +96,7 @@ print(json.dumps({"wall_s": time.perf_counter() - t0, "loop_s": r.metrics["wall_
 """
 
 
-def _timed(cmd: list[str]) -> tuple[float, float]:
+def _timed(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
     """(wall seconds, CPU seconds: user + system) of one whole process.
 
     The CPU time says what the process itself cost when other jobs share the
@@ -104,14 +104,16 @@ def _timed(cmd: list[str]) -> tuple[float, float]:
     """
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
-def vs_reference(networks: list[str], repeat: int, script: Path) -> dict:
-    """Whole processes, alternating: reference script, signalwise run (full), signalwise run --record lean."""
+def vs_reference(networks: list[str], repeat: int, script: Path, baseline_src: Path | None = None) -> dict:
+    """Whole processes, alternating: reference script, signalwise run (full), signalwise run --record lean;
+    with `baseline_src`, also the full run of another checkout's code (its `src` folder), for a before/after
+    measured in the same alternation."""
     from signalwise.sim.scenario import load
 
     results = {}
@@ -119,6 +121,8 @@ def vs_reference(networks: list[str], repeat: int, script: Path) -> dict:
         scenario = load(net)
         sumocfg = scenario.net_file.parent / f"{scenario.net_file.name.split('.')[0]}.sumocfg"
         walls: dict[str, list[float]] = {"reference": [], "run_full": [], "run_full_inline": [], "run_lean": []}
+        if baseline_src is not None:
+            walls["baseline_full"] = []
         cpus: dict[str, list[float]] = {name: [] for name in walls}
         loads = [os.getloadavg()[0]]
         with tempfile.TemporaryDirectory() as tmp:
@@ -129,17 +133,20 @@ def vs_reference(networks: list[str], repeat: int, script: Path) -> dict:
                     runs[name] = [
                         SIGNALWISE_CLI, "run", "--scenario", net, "--controller", "max-pressure", "--timing",
                         "reference", "--record", record, "--evidence", evidence, "--run-dir", f"{tmp}/{name}{k}"]
+                if baseline_src is not None:
+                    runs["baseline_full"] = [*runs["run_full"][:-1], f"{tmp}/baseline{k}"]
                 for name, cmd in runs.items():
-                    wall, cpu = _timed(cmd)
+                    env = {**os.environ, "PYTHONPATH": str(baseline_src)} if name == "baseline_full" else None
+                    wall, cpu = _timed(cmd, env)
                     walls[name].append(wall)
                     cpus[name].append(cpu)
                 loads.append(os.getloadavg()[0])
         ref, ref_cpu = median(walls["reference"]), median(cpus["reference"])
         res = {f"{name}_s": round(median(w), 2) for name, w in walls.items()}
         res.update({f"{name}_cpu_s": round(median(c), 2) for name, c in cpus.items()})
-        for name in ("run_full", "run_full_inline", "run_lean"):
-            res[f"ratio_{name[4:]}"] = round(median(walls[name]) / ref, 2)
-            res[f"cpu_ratio_{name[4:]}"] = round(median(cpus[name]) / ref_cpu, 2)
+        for name in [n for n in walls if n != "reference"]:
+            res[f"ratio_{name.removeprefix('run_')}"] = round(median(walls[name]) / ref, 2)
+            res[f"cpu_ratio_{name.removeprefix('run_')}"] = round(median(cpus[name]) / ref_cpu, 2)
         res.update(repeats=repeat, load_avg_1min=[round(x, 1) for x in (min(loads), max(loads))])
         results[net] = res
         print(net, json.dumps(res), flush=True)
@@ -153,10 +160,18 @@ def main() -> None:
                                                      "with --vs-reference)")
     ap.add_argument("--vs-reference", action="store_true", help="whole processes against the reference script")
     ap.add_argument("--reference-script", type=Path, default=REFERENCE_SCRIPT)
+    ap.add_argument("--baseline-src", type=Path, default=None,
+                    help="with --vs-reference: another checkout's src folder, run as a fourth variant (e.g. git "
+                         "worktree add /tmp/base REV, then --baseline-src /tmp/base/src)")
     args = ap.parse_args()
     if args.vs_reference:
+        if not args.reference_script.is_file():
+            ap.error(f"{args.reference_script}: no reference script there (it lives in shared/reference/ beside the "
+                     "checkout); name it with --reference-script")
         nets = (args.networks or "resco:grid4x4,resco:cologne8").split(",")
-        print(json.dumps(vs_reference(nets, args.repeat, args.reference_script), indent=2))
+        if args.baseline_src is not None and not (args.baseline_src / "signalwise").is_dir():
+            ap.error(f"{args.baseline_src}: no signalwise package in it (name a checkout's src folder)")
+        print(json.dumps(vs_reference(nets, args.repeat, args.reference_script, args.baseline_src), indent=2))
         return
     args.networks = args.networks or "resco:grid4x4,grid"
     results = {}
