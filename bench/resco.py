@@ -30,6 +30,7 @@ listed under the reference profile). Prints, and writes to OUT/table.md:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import multiprocessing
@@ -97,20 +98,34 @@ def _reference_cell(cell: dict, t0: float) -> dict:
 # -- the sweep ---------------------------------------------------------------------------------------------------
 
 def cell_path(out: Path, cell: dict) -> Path:
+    """Where a cell's figures are kept: by network (and the digest of its file, when the plan knows it: a
+    changed network file is a new network, never a cached one), profile, controller and seed."""
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in cell["controller"])
-    return out / "cells" / cell["network"].replace(":", "-") / cell["profile"] / safe / f"s{cell['seed']}.json"
+    network = cell["network"].replace(":", "-")
+    if cell.get("net_sha256"):
+        network += "-" + cell["net_sha256"][:12]
+    return out / "cells" / network / cell["profile"] / safe / f"s{cell['seed']}.json"
+
+
+def network_sha256(network: str) -> str:
+    """The digest of the network file a scenario runs."""
+    from signalwise.sim.scenario import load
+
+    return hashlib.sha256(load(network).net_file.read_bytes()).hexdigest()
 
 
 def plan(networks, profiles, controllers, seeds, script) -> list[dict]:
     cells = []  # network by network, in the order given (cheap ones first: a partial sweep has whole rows)
     for network in networks:
+        digest = network_sha256(network)
         for seed in seeds:
             for profile in profiles:
                 for controller in controllers:
                     if controller == REFERENCE_CONTROLLER:
                         if profile != "reference" or not network.startswith("resco:"):
                             continue
-                    cells.append({"network": network, "profile": profile, "controller": controller, "seed": seed,
+                    cells.append({"network": network, "net_sha256": digest, "profile": profile,
+                                  "controller": controller, "seed": seed,
                                   **({"script": str(script)} if controller == REFERENCE_CONTROLLER else {})})
     return cells
 

@@ -16,6 +16,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .resco_networks import RescoNetworkError, resco_sumocfg
+
 BUILTIN_DIR = Path(__file__).parent / "scenarios"
 BUILTIN = ("single", "corridor", "grid", "grid10x10")
 RESCO_NETWORKS = ("cologne1", "cologne3", "cologne8", "ingolstadt1", "ingolstadt7", "ingolstadt21",
@@ -181,7 +183,10 @@ def _load_resco(net_name: str) -> Scenario:
     folder = root / net_name
     if net_name not in RESCO_NETWORKS or not folder.is_dir():
         raise ScenarioError(f"unknown RESCO network {net_name!r}; choose from {', '.join(RESCO_NETWORKS)}")
-    cfg = folder / f"{net_name}.sumocfg"
+    try:
+        cfg = resco_sumocfg(folder, net_name)  # RESCO's own file where sumo-rl's copy differs
+    except (RescoNetworkError, OSError) as exc:
+        raise ScenarioError(str(exc)) from None
     s = from_sumocfg(cfg, name=f"resco:{net_name}")
     return Scenario(s.name, f"RESCO benchmark network {net_name}", s.net_file, s.route_files, s.additional_files,
                     s.begin_s, s.end_s, kind="resco")
