@@ -61,8 +61,12 @@ controller_options:        # read by the controller that runs (here: actuated)
   passage_s: 2.5
 """
 
-#: environment variables signalwise does not read itself (the test database's, read by the test suite only)
+#: environment variables outside the settings models: the cache of derived files, and the test database's
+#: (read by the test suite only)
 OTHER_ENVIRONMENT = (
+    ("SIGNALWISE_CACHE_DIR", "`$XDG_CACHE_HOME/signalwise`, else `~/.cache/signalwise`",
+     "where derived files are kept between runs: RESCO's own ingolstadt7 and ingolstadt21 networks, restored from "
+     "sumo-rl's copies (`sim/resco_networks.py`)"),
     ("SIGNALWISE_TEST_POSTGRES_URL", "`postgresql+psycopg://postgres@127.0.0.1:5432/test`",
      "the PostgreSQL server the test suite and the store benchmarks use; tests skip when it is unreachable"),
 )
