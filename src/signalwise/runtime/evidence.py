@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.types import EventCode
+from ..sim.backend import SumoOptions
 from ..sim.detectors import DetectorLayout, instant_id
 from ..sim.outputs import read_edgedata, read_passages
 from ..sim.replay import ReplayProcess, StateChange, replay_signal_states, same_traffic
@@ -117,7 +118,7 @@ class EvidenceReplay:
     """
 
     recorder: ReplayProcess
-    opts: object  # the replay's `SumoOptions`, to replay here when the other process fails
+    opts: SumoOptions  # the replay's, to replay here when the other process fails
     end_s: float
     replayed: tuple[str, ...]  # the evidence files the replay records (names in `LoopResult.files`)
     outcome: dict | None = None
