@@ -11,7 +11,9 @@ STATES = ("GGrrrr", "rrGGrG", "rrrrGr")
 
 
 def make_intersection(min_green=(5.0, 20.0, 5.0), max_green=(40.0, 40.0, 30.0), cycle_max=120.0,
-                      yellow=3.5, all_red=2.0, walk=7.0, ped_clear=12.0) -> Intersection:
+                      yellow=3.5, all_red=2.0, walk=7.0, ped_clear=12.0, phase_yellow=(),
+                      phase_all_red=()) -> Intersection:
+    """Three phases, one with a crosswalk. `phase_yellow` / `phase_all_red`: each phase's own change interval."""
     movements = (
         Movement(0, "n_in_0", "s_out_0"), Movement(1, "s_in_0", "n_out_0"),
         Movement(2, "e_in_0", "w_out_0"), Movement(3, "w_in_0", "e_out_0"),
@@ -20,7 +22,10 @@ def make_intersection(min_green=(5.0, 20.0, 5.0), max_green=(40.0, 40.0, 30.0), 
     phases = tuple(
         Phase(i, s, tuple(m for m in movements if s[m.link_index] in "Gg")) for i, s in enumerate(STATES)
     )
-    timing = Timing(yellow, all_red, tuple(min_green), tuple(max_green), walk, ped_clear, 40.0, cycle_max)
+    yellow = max(phase_yellow, default=yellow)
+    all_red = max(phase_all_red, default=all_red)
+    timing = Timing(yellow, all_red, tuple(min_green), tuple(max_green), walk, ped_clear, 40.0, cycle_max, True,
+                    tuple(phase_yellow), tuple(phase_all_red))
     return Intersection("X", phases, 6, movements, (), (Crosswalk(":c_c0", (5,), 13.2),), timing,
                         program_green_s=(20.0, 25.0, 8.0))
 

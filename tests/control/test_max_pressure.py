@@ -149,10 +149,15 @@ def test_lost_time_makes_a_change_pay_for_its_clearance():
     assert plain.decide(obs(pressured(6, 7, 0), phase=0)).phase_index == 1
 
 
-def test_lost_time_clearance_option_takes_the_intersections_own_clearance():
-    inter = make_intersection()
-    ctl = make("max-pressure", inter, ControlContext(options={"lost_time_s": "clearance"}))
-    assert ctl.lost_time_s == inter.timing.yellow_s + inter.timing.all_red_s > 0
+def test_lost_time_clearance_option_takes_each_phases_own_clearance():
+    """A change costs the change interval of the phase that ends: leaving a phase with a long one needs more."""
+    inter = make_intersection(phase_yellow=(3.0, 5.0, 3.0), phase_all_red=(1.0, 3.0, 1.0))
+    ctl = make("max-pressure", inter, ControlContext(options={"lost_time_s": "clearance", "min_hold_s": 10.0,
+                                                              "period_s": 5.0}))
+    assert ctl.lost_time_s == (4.0, 8.0, 4.0)
+    # leaving phase 0 (4 s): 8 * 10 / 14 = 5.7 > 5 pays; leaving phase 1 (8 s): 8 * 10 / 18 = 4.4 < 5 does not
+    assert ctl.decide(obs(pressured(5, 8, 0), phase=0, elapsed_s=20.0)).phase_index == 1
+    assert ctl.decide(obs(pressured(8, 5, 0), phase=1, elapsed_s=20.0)).phase_index is None
 
 
 def test_unknown_measure_or_tie_rule_is_refused():
@@ -176,7 +181,7 @@ def test_factory_defaults_are_density_a_10_s_hold_and_the_clearance_as_lost_time
     inter = make_intersection()
     ctl = make("max-pressure", inter, ControlContext(lane_length_m={"n_in_0": 50.0}))
     assert (ctl.measure, ctl.min_hold_s) == ("density", 10.0)
-    assert ctl.lost_time_s == inter.timing.yellow_s + inter.timing.all_red_s
+    assert ctl.lost_time_s == (inter.timing.yellow_s + inter.timing.all_red_s,) * 3
     assert ctl.pressures(obs({"n_in_0": 1}))[0] == pytest.approx(2.0)  # 1 car on 50 m = 2 per 100 m
 
 

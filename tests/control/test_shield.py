@@ -203,13 +203,18 @@ decision_st = st.one_of(
     script=st.lists(st.tuples(st.integers(1, 400), decision_st, st.booleans(), st.booleans()), max_size=60),
     ev_windows=st.lists(st.tuples(st.integers(1, 350), st.integers(5, 120), st.integers(0, 5)), max_size=3),
     step=st.sampled_from([1.0, 0.5]),
-    timing=st.tuples(st.floats(3.0, 6.0), st.floats(0.0, 3.0), st.floats(3.0, 15.0), st.floats(60.0, 200.0)),
+    timing=st.tuples(st.lists(st.floats(3.0, 6.0), min_size=3, max_size=3),
+                     st.lists(st.floats(0.0, 3.0), min_size=3, max_size=3), st.floats(3.0, 15.0),
+                     st.floats(60.0, 200.0)),
 )
 def test_no_decision_sequence_breaks_a_rule(script, ev_windows, step, timing):
-    """Arbitrary phases, confidences, crashes, stale data and emergencies: the audit finds nothing."""
-    yellow, all_red, min_g, cycle_max = timing
-    inter = make_intersection(min_green=(min_g, max(min_g, 20.0), min_g), yellow=round(yellow, 1),
-                              all_red=round(all_red, 1), cycle_max=max(cycle_max, 3 * 20 + 3 * 9 + 10))
+    """Arbitrary phases, confidences, crashes, stale data and emergencies, each phase with its own
+    change interval: the audit finds nothing."""
+    yellows, all_reds, min_g, cycle_max = timing
+    inter = make_intersection(min_green=(min_g, max(min_g, 20.0), min_g),
+                              phase_yellow=tuple(round(y, 1) for y in yellows),
+                              phase_all_red=tuple(round(r, 1) for r in all_reds),
+                              cycle_max=max(cycle_max, 3 * 20 + 3 * 9 + 10))
     sh = IntersectionShield(inter, fallback_for(inter), shield_config(step_length_s=step))
     at = {}
     for t, d, stale, crash in script:

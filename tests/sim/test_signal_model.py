@@ -105,3 +105,58 @@ def test_timing_is_derived_from_geometry():
     served = loop.intersections[0].phases_serving_crosswalk()
     for p in served:
         assert t.min_green_s[p] >= t.ped_walk_s + t.ped_clearance_s
+
+
+def _ite_change_per_link(net_file: Path, tls_id: str) -> dict[int, tuple[float, float]]:
+    """Link index -> (ITE yellow, ITE red clearance) from the network file alone (sumolib), for vehicle links."""
+    import sumolib
+
+    from signalwise.core import ite_all_red_s, ite_yellow_s
+
+    net = sumolib.net.readNet(str(net_file), withInternal=True)
+    out = {}
+    for in_lane, _out_lane, index in net.getTLS(tls_id).getConnections():
+        conn = next(c for c in in_lane.getOutgoing() if c.getTLLinkIndex() == index)
+        if in_lane.getEdge().getFunction() == "walkingarea" or conn.getViaLaneID() == "":
+            continue
+        speed = in_lane.getSpeed()
+        path = net.getLane(conn.getViaLaneID()).getLength()
+        out[index] = (ite_yellow_s(speed), ite_all_red_s(path, speed))
+    return out
+
+
+def test_each_phase_ends_with_the_change_interval_its_own_links_need(tmp_path):
+    """ITE works yellow and red clearance out per approach. cologne8's signals mix approach speeds and paths:
+    one junction-wide value (fastest speed, longest path) gave some slow, long links too short a red clearance."""
+    cfg = RunConfig(scenario="resco:cologne8", controller="max-pressure", duration_s=120, emissions=False)
+    r = execute_run(cfg, tmp_path / "run")
+    model = json.loads((r.run_dir / "signal_model.json").read_text())
+    net_file = load("resco:cologne8").net_file
+    differing = 0
+    for device in model:
+        timing = device["timing"]
+        per_link = _ite_change_per_link(net_file, device["id"])
+        for phase in device["phases"]:
+            links = [i for i in phase["green_links"] if i in per_link]
+            assert timing["phase_yellow_s"][phase["index"]] == max(per_link[i][0] for i in links)
+            assert timing["phase_all_red_s"][phase["index"]] == max(per_link[i][1] for i in links)
+        differing += len(set(timing["phase_yellow_s"]) | set(timing["phase_all_red_s"])) > 2
+        assert timing["yellow_s"] == max(timing["phase_yellow_s"])
+        assert timing["all_red_s"] == max(timing["phase_all_red_s"])
+    assert differing >= 1  # the network does mix them: the test would not notice a junction-wide value otherwise
+    report = audit_run(r.run_dir)
+    assert report.ok and report.checked["all_red"] > 0 and report.checked["link_all_red"] > 0
+
+
+def test_a_configured_change_interval_applies_to_every_phase_and_geometry_fills_the_rest():
+    from signalwise.core import Movement, Phase
+    from signalwise.sim.signal_model import phase_change_intervals_s
+
+    fast = Movement(0, "a_0", "b_0", False, 16.7, 30.0)   # 60 km/h, 30 m across
+    slow = Movement(1, "c_0", "d_0", False, 8.3, 25.0)    # 30 km/h, 25 m across
+    phases = (Phase(0, "Gr", (fast,)), Phase(1, "rG", (slow,)))
+    yellow, all_red = phase_change_intervals_s(phases, 16.7, 30.0, None, None)
+    assert yellow == (3.7, 3.0)               # 1 + v / 6.1, at least 3 s
+    assert all_red == (2.2, 3.7)              # (path + 6.1 m) / v: the slow approach needs longer to clear
+    assert phase_change_intervals_s(phases, 16.7, 30.0, 3.0, 0.0) == ((3.0, 3.0), (0.0, 0.0))
+    assert phase_change_intervals_s(phases, 16.7, 30.0, None, 1.5)[1] == (1.5, 1.5)

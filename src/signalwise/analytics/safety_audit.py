@@ -14,8 +14,10 @@ Rules (names as they appear in reports):
 ``min_green``          green (1 → next 8 of the phase) lasts ≥ min_green_s[phase].
 ``max_green``          green lasts ≤ max_green_s[phase] + one step; greens that
                        overlap an active preemption (102 … 104) are exempt.
-``yellow``             8 → 9 of the phase lasts ≥ yellow_s.
-``all_red``            10 → 11 of the phase lasts ≥ all_red_s.
+``yellow``             8 → 9 of the phase lasts ≥ its yellow (``phase_yellow_s``,
+                       else ``yellow_s``).
+``all_red``            10 → 11 of the phase lasts ≥ its red clearance
+                       (``phase_all_red_s``, else ``all_red_s``).
 ``sequence``           each phase goes 1 → 8 → 9 → 10 → 11 → (next) 1; a green
                        never ends (or restarts) without yellow.
 ``conflicting_green``  a 1 never comes while another phase of the device is
@@ -33,9 +35,10 @@ Rules (names as they appear in reports):
                        active call; a call still on at the end of the log is the
                        warning ``preempt_unterminated``.
 ``link_yellow``        a vehicle link that stops being green shows yellow (y) for
-                       ≥ yellow_s before red.
+                       ≥ the shortest yellow of the phases serving it before red.
 ``link_all_red``       after a vehicle link's yellow ends at t, no other vehicle
-                       link of the device turns green before t + all_red_s.
+                       link of the device turns green before t + the shortest
+                       red clearance of the phases serving the first link.
 ``crosswalk_green``    a crosswalk link is green only inside a walk interval
                        (21 → 22) of a phase that serves it. A signal model whose
                        timing has ``ped_intervals: false`` (the benchmark and
@@ -182,8 +185,8 @@ class _Device:
     phase_numbers: tuple[int, ...]
     min_green_s: dict[int, float]  # by phase number
     max_green_s: dict[int, float]
-    yellow_s: float
-    all_red_s: float
+    yellow_s: dict[int, float]  # by phase number: the yellow shown when that phase ends
+    all_red_s: dict[int, float]
     ped_walk_s: float
     ped_clearance_s: float
     cycle_max_s: float
@@ -193,10 +196,28 @@ class _Device:
     crosswalk_phases: dict[int, frozenset[int]]
     #: phase number -> the links its green serves
     green_links: dict[int, frozenset[int]] = field(default_factory=dict)
+    #: vehicle link -> the shortest yellow / red clearance of the phases serving it (what it is owed when it ends)
+    link_yellow_s: dict[int, float] = field(default_factory=dict)
+    link_all_red_s: dict[int, float] = field(default_factory=dict)
 
     @property
     def ped_phases(self) -> frozenset[int]:
         return frozenset(p for ps in self.crosswalk_phases.values() for p in ps)
+
+
+def _link_minimum(green_links: dict[int, set[int]], by_phase: dict[int, float], default_s: float,
+                  n_links: int) -> dict[int, float]:
+    """Per link, the shortest value of the phases whose green serves it (a link no phase serves: `default_s`).
+
+    A phase's change interval covers every link it serves, so a link is owed at
+    least the shortest of those: the check can never fault a change the rules allow.
+    """
+    out = dict.fromkeys(range(n_links), default_s)
+    for link in range(n_links):
+        values = [by_phase[p] for p, links in green_links.items() if link in links and p in by_phase]
+        if values:
+            out[link] = min(values)
+    return out
 
 
 def _parse_device(raw: dict, where: str) -> _Device:
@@ -208,6 +229,11 @@ def _parse_device(raw: dict, where: str) -> _Device:
         green_links = {int(p["number"]): {int(i) for i in p.get("green_links", [])} for p in phases}
         min_g = [float(x) for x in timing["min_green_s"]]
         max_g = [float(x) for x in timing["max_green_s"]]
+        # each phase's change interval; a model written before phases had their own gives one for all
+        yellow = [float(x) for x in timing.get("phase_yellow_s") or [timing["yellow_s"]] * len(min_g)]
+        all_red = [float(x) for x in timing.get("phase_all_red_s") or [timing["all_red_s"]] * len(min_g)]
+        yellow_by = {number_of[i]: yellow[i] for i in number_of}
+        all_red_by = {number_of[i]: all_red[i] for i in number_of}
         n_links = int(raw.get("n_links") or max((len(p.get("green_state", "")) for p in phases), default=0))
         crosswalk_links = {int(link["index"]) for link in raw.get("links", []) if link.get("crosswalk")}
         for cw in raw.get("crosswalks", []):
@@ -219,7 +245,7 @@ def _parse_device(raw: dict, where: str) -> _Device:
             id=dev_id, n_links=n_links, phase_numbers=tuple(sorted(number_of.values())),
             min_green_s={number_of[i]: min_g[i] for i in number_of},
             max_green_s={number_of[i]: max_g[i] for i in number_of},
-            yellow_s=float(timing["yellow_s"]), all_red_s=float(timing["all_red_s"]),
+            yellow_s=yellow_by, all_red_s=all_red_by,
             ped_walk_s=float(timing["ped_walk_s"]), ped_clearance_s=float(timing["ped_clearance_s"]),
             cycle_max_s=float(timing["cycle_max_s"]),
             # links the model does not mark as crosswalks are held to the vehicle rules
@@ -228,6 +254,8 @@ def _parse_device(raw: dict, where: str) -> _Device:
             crosswalk_phases={c: frozenset(n for n, links in green_links.items() if c in links)
                               for c in crosswalk_links},
             green_links={n: frozenset(links) for n, links in green_links.items()},
+            link_yellow_s=_link_minimum(green_links, yellow_by, float(timing["yellow_s"]), n_links),
+            link_all_red_s=_link_minimum(green_links, all_red_by, float(timing["all_red_s"]), n_links),
         )
     except KeyError as exc:
         raise AuditInputError(f"{where}: missing field {exc}") from None
@@ -364,17 +392,17 @@ class _DeviceEvents:
 
     # -- which events fit the rules right now (used to order events sharing a timestamp)
 
-    def _blocks_green(self, st: _PhaseState) -> bool:
+    def _blocks_green(self, n: int, st: _PhaseState) -> bool:
         if st.interval == "yellow_end":
-            return self.dev.all_red_s > self.out.tol_s  # with no all-red, the phase is red after 9
+            return self.dev.all_red_s.get(n, 0.0) > self.out.tol_s  # with no all-red, the phase is red after 9
         return st.interval in _ACTIVE
 
     def _fits(self, e: SignalEvent) -> bool:
         st = self.phases[e.parameter]
         code = e.event_code
         if code == BEGIN_GREEN:
-            return not self._blocks_green(st) and not any(
-                self._blocks_green(o) for n, o in self.phases.items() if n != e.parameter)
+            return not self._blocks_green(e.parameter, st) and not any(
+                self._blocks_green(n, o) for n, o in self.phases.items() if n != e.parameter)
         if code == PED_WALK:
             return st.interval == "green" and st.ped == "none"
         if code == PED_CLEARANCE:
@@ -408,7 +436,7 @@ class _DeviceEvents:
     def _begin_green(self, t: float, p: int, st: _PhaseState) -> None:
         out, dev = self.out, self.dev
         out.check("conflicting_green")
-        others = [(n, o.interval) for n, o in self.phases.items() if n != p and self._blocks_green(o)]
+        others = [(n, o.interval) for n, o in self.phases.items() if n != p and self._blocks_green(n, o)]
         if others:
             desc = ", ".join(f"phase {n} {iv.replace('_', ' ')}" for n, iv in others)
             out.violation("conflicting_green", dev.id, t, phase=p, detail=f"green began while {desc}")
@@ -416,7 +444,7 @@ class _DeviceEvents:
         if st.interval == "green":
             out.violation("sequence", dev.id, t, phase=p, detail=f"green restarted without yellow "
                                                                   f"(green since t={st.since_s:g})")
-        elif self._blocks_green(st):
+        elif self._blocks_green(p, st):
             out.violation("sequence", dev.id, t, phase=p,
                           detail=f"green began during its own clearance ({st.interval.replace('_', ' ')})")
         # cycle bound: time since each link this green serves was last served (or since the log began)
@@ -482,9 +510,9 @@ class _DeviceEvents:
         out.check("sequence")
         if st.interval == "yellow":
             out.check("yellow")
-            if not out.at_least(t - st.since_s, dev.yellow_s):
+            if not out.at_least(t - st.since_s, dev.yellow_s[p]):
                 out.violation("yellow", dev.id, st.since_s, phase=p, measured_s=t - st.since_s,
-                              required_s=dev.yellow_s, detail="yellow shorter than required")
+                              required_s=dev.yellow_s[p], detail="yellow shorter than required")
         else:
             out.violation("sequence", dev.id, t, phase=p,
                           detail=f"end of yellow while the phase was {st.interval.replace('_', ' ')}")
@@ -506,9 +534,9 @@ class _DeviceEvents:
         out.check("sequence")
         if st.interval == "red_clear":
             out.check("all_red")
-            if not out.at_least(t - st.since_s, dev.all_red_s):
+            if not out.at_least(t - st.since_s, dev.all_red_s[p]):
                 out.violation("all_red", dev.id, st.since_s, phase=p, measured_s=t - st.since_s,
-                              required_s=dev.all_red_s, detail="red clearance shorter than required")
+                              required_s=dev.all_red_s[p], detail="red clearance shorter than required")
         else:
             out.violation("sequence", dev.id, t, phase=p,
                           detail=f"end of red clearance while the phase was {st.interval.replace('_', ' ')}")
@@ -606,7 +634,9 @@ def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int
         if prev[i] in YELLOW_CHARS:
             yellow_start[i] = changes[0][0]
     vehicle_links = dev.vehicle_links
-    all_red_short = dev.all_red_s - out.tol_s  # a gap below this is not `out.at_least` the all-red
+    # a gap below this, after link j's clearance began, is not `out.at_least` its red clearance
+    all_red_short = {j: r - out.tol_s for j, r in dev.link_all_red_s.items()}
+    longest_short = max(all_red_short.values(), default=-math.inf)
     for t, state in changes[1:]:
         onsets = []
         for i in [i for i in vehicle_links if prev[i] != state[i]]:  # a change moves a few links of many
@@ -616,7 +646,7 @@ def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int
                     yellow_start[i] = t
                 else:
                     out.check("link_yellow")
-                    out.violation("link_yellow", dev.id, t, link=i, measured_s=0.0, required_s=dev.yellow_s,
+                    out.violation("link_yellow", dev.id, t, link=i, measured_s=0.0, required_s=dev.link_yellow_s[i],
                                   detail=f"link went {before!r} -> {now!r} without yellow")
                     clear_end[i] = t
             elif before in YELLOW_CHARS and now not in YELLOW_CHARS:
@@ -625,9 +655,9 @@ def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int
                     clear_end[i] = t
                     if start is not None:
                         out.check("link_yellow")
-                        if not out.at_least(t - start, dev.yellow_s):
+                        if not out.at_least(t - start, dev.link_yellow_s[i]):
                             out.violation("link_yellow", dev.id, start, link=i, measured_s=t - start,
-                                          required_s=dev.yellow_s, detail="yellow shorter than required")
+                                          required_s=dev.link_yellow_s[i], detail="yellow shorter than required")
             elif before not in YELLOW_CHARS and now in YELLOW_CHARS:
                 yellow_start[i] = t
             if before not in GREEN_CHARS and now in GREEN_CHARS:
@@ -635,11 +665,13 @@ def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int
         if onsets:
             out.check("link_all_red", len(onsets))
             # the clearances that ended too recently, shortest gap first: the same for every link turning green now
-            short = sorted((t - te, j) for j, te in clear_end.items() if te <= t + 1e-9 and t - te < all_red_short)
+            short = sorted((t - te, j) for j, te in clear_end.items()
+                           if te <= t + 1e-9 and t - te < longest_short and t - te < all_red_short[j])
             for i in onsets:
                 gap, j = next(((gap, j) for gap, j in short if j != i), (None, None))
                 if j is not None:
-                    out.violation("link_all_red", dev.id, t, link=i, measured_s=gap, required_s=dev.all_red_s,
+                    out.violation("link_all_red", dev.id, t, link=i, measured_s=gap,
+                                  required_s=dev.link_all_red_s[j],
                                   detail=f"link turned green {gap:g} s after link {j}'s yellow ended")
         prev = state
     _audit_crosswalks(dev, changes, walks, log_end_s, out)

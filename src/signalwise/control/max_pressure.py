@@ -16,9 +16,9 @@ lanes, `control.zones` measures them, for the phase-score agent too). A
 lane at least `zone_m` long is its own zone. A lane downstream of two
 outgoing lanes counts in both their zones.
 
-Every change costs the clearance (yellow + all-red) during which nobody
-moves. With `lost_time_s` > 0 a change is proposed only when it pays for
-that: the other phase's pressure, served for `min_hold_s` out of the
+Every change costs the clearance (yellow + all-red of the phase that ends)
+during which nobody moves. With `lost_time_s` > 0 a change is proposed only
+when it pays for that: the other phase's pressure, served for `min_hold_s` out of the
 `min_hold_s + lost_time_s` a change takes, must beat the current phase's
 pressure served all that time (Varaiya's switching cost, in its simplest
 form). The plain textbook rule is `lost_time_s = 0`.
@@ -27,6 +27,7 @@ form). The plain textbook rule is `lost_time_s = 0`.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from operator import attrgetter
 
 from ..core.types import Decision, Intersection, Observation
@@ -60,7 +61,8 @@ class MaxPressureController:
     wants_detectors = False
 
     def __init__(self, inter: Intersection, period_s: float = PERIOD_S, measure: str = MEASURE,
-                 min_hold_s: float = PLAIN_HOLD_S, ties: str = "hold", lost_time_s: float = 0.0,
+                 min_hold_s: float = PLAIN_HOLD_S, ties: str = "hold",
+                 lost_time_s: float | Sequence[float] = 0.0,
                  lane_length_m: dict[str, float] | None = None, zone_m: float = 0.0,
                  lane_upstream: dict[str, tuple[tuple[str, float], ...]] | None = None,
                  lane_downstream: dict[str, tuple[tuple[str, float], ...]] | None = None):
@@ -73,7 +75,9 @@ class MaxPressureController:
         self.measure = measure
         self.min_hold_s = min_hold_s
         self.ties = ties
-        self.lost_time_s = max(0.0, lost_time_s)
+        #: per phase: what a change away from it costs, seconds (one value: the same for every phase)
+        lost = [lost_time_s] * len(inter.phases) if isinstance(lost_time_s, (int, float)) else list(lost_time_s)
+        self.lost_time_s = tuple(max(0.0, float(x)) for x in lost)
         #: density: vehicles per 100 m of lane, so a short lane full of queue weighs like a long one full of queue
         self._per_100m = None
         if measure == "density":
@@ -160,18 +164,18 @@ class MaxPressureController:
             best = max(range(len(pressures)), key=lambda i: pressures[i])
             return Decision(self.inter.id, None if best == current else best, self.name)
         best = max(range(len(pressures)), key=lambda i: (pressures[i], i == current))
-        if best == current or not self._pays(pressures[best], pressures[current]):
+        if best == current or not self._pays(pressures[best], pressures[current], self.lost_time_s[current]):
             return Decision(self.inter.id, None, self.name)
         return Decision(self.inter.id, best, self.name)
 
-    def _pays(self, best: float, current: float) -> bool:
+    def _pays(self, best: float, current: float, lost_time_s: float) -> bool:
         """Whether changing to a phase of pressure `best` beats holding one of `current`, clearance counted."""
         if best <= current:
             return False
-        if self.lost_time_s <= 0 or best <= 0:
+        if lost_time_s <= 0 or best <= 0:
             return best > current
         horizon = max(self.min_hold_s, self.period_s)
-        return best * horizon / (horizon + self.lost_time_s) > current
+        return best * horizon / (horizon + lost_time_s) > current
 
 
 #: count: every vehicle on the lane, in and out; queue: halting vehicles in, every vehicle out;
@@ -188,9 +192,11 @@ TIES = ("hold", "first")
 def make_max_pressure(inter: Intersection, ctx: ControlContext) -> MaxPressureController:
     o = ctx.options
     lost = o.get("lost_time_s", LOST_TIME)
-    if lost == "clearance":  # the intersection's own yellow + all-red
-        lost = inter.timing.yellow_s + inter.timing.all_red_s
+    if lost == "clearance":  # each phase's own yellow + all-red
+        lost = tuple(inter.timing.clearance_of(p) for p in range(len(inter.phases)))
+    else:
+        lost = float(lost)
     return MaxPressureController(inter, float(o.get("period_s", PERIOD_S)), str(o.get("measure", MEASURE)),
-                                 float(o.get("min_hold_s", MIN_HOLD_S)), str(o.get("ties", "hold")), float(lost),
+                                 float(o.get("min_hold_s", MIN_HOLD_S)), str(o.get("ties", "hold")), lost,
                                  ctx.lane_length_m, float(o.get("zone_m", ZONE_M)), ctx.lane_upstream,
                                  ctx.lane_downstream)

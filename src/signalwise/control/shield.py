@@ -5,13 +5,14 @@ The shield owns the signal. Controllers only *propose* the next green phase
 drives the change itself:
 
     green(i) --min green, pedestrian walk + clearance done--> yellow(i)
-             --yellow_s--> all-red --all_red_s--> green(j)
+             --yellow_of(i)--> all-red --all_red_of(i)--> green(j)
 
 Guarantees, per intersection:
 
 - minimum green (which includes pedestrian walk + clearance for phases that
   serve a crosswalk), maximum green (max-out), yellow and all-red clearance
-  before any new green (links green in both phases stay green: overlaps);
+  before any new green, each the ending phase's own (links green in both
+  phases stay green: overlaps);
 - cycle bounds: no signal link waits more than `cycle_max_s` between two
   starts of its green. The bound is kept on a covering set of phases (the
   fewest phases that together serve every link, `cycle_phases`): each of them
@@ -162,15 +163,19 @@ class IntersectionShield:
 
     def _use_timing(self, t: Timing) -> None:
         step = self.cfg.step_length_s
-        self._yellow_s = t.yellow_s
-        self._all_red_s = t.all_red_s
+        n = len(t.min_green_s)
+        #: per phase: the change interval shown when that phase ends
+        self._yellow_s = [t.yellow_of(p) for p in range(n)]
+        self._all_red_s = [t.all_red_of(p) for p in range(n)]
         # durations rounded up to whole steps: what the signal will really show
-        self._clear_eff_s = _ceil_step(t.yellow_s, step) + _ceil_step(t.all_red_s, step)
+        self._clear_eff_s = [_ceil_step(y, step) + _ceil_step(r, step)
+                             for y, r in zip(self._yellow_s, self._all_red_s, strict=True)]
         self._min_green_eff_s = [_ceil_step(g, step) for g in t.min_green_s]
 
     def retime(self, timing: Timing) -> None:
         """New safety timing (an operator's change), taken at the next green: never mid-interval."""
-        if len(timing.min_green_s) != len(self.inter.phases):
+        if len(timing.min_green_s) != len(self.inter.phases) or \
+                len(timing.phase_yellow_s) not in (0, len(self.inter.phases)):
             raise ValueError(f"timing for {len(timing.min_green_s)} phases given to {self.inter.id} "
                              f"with {len(self.inter.phases)}")
         self._pending_timing = timing
@@ -208,9 +213,9 @@ class IntersectionShield:
         before = self.state
         if emergency or self.preempt_active:  # otherwise there is no call to start or end
             self._update_preempt(now, emergency)
-        if self.interval == YELLOW_I and now - self.interval_start_s >= self._yellow_s - EPS:
+        if self.interval == YELLOW_I and now - self.interval_start_s >= self._yellow_s[self.phase] - EPS:
             self._begin_all_red(now)
-        if self.interval == ALL_RED_I and now - self.interval_start_s >= self._all_red_s - EPS:
+        if self.interval == ALL_RED_I and now - self.interval_start_s >= self._all_red_s[self.phase] - EPS:
             self._emit(now, EventCode.PHASE_END_RED_CLEARANCE, self.phase)
             self._start_green(self.next_phase, now)
         if self.interval == GREEN_I:
@@ -275,7 +280,8 @@ class IntersectionShield:
         if self.interval == YELLOW_I:
             ev(self.interval_start_s, EventCode.PHASE_BEGIN_YELLOW, p)
         elif self.interval == ALL_RED_I:
-            ev(self.interval_start_s - _ceil_step(self._yellow_s, self.cfg.step_length_s), EventCode.PHASE_BEGIN_YELLOW, p)
+            ev(self.interval_start_s - _ceil_step(self._yellow_s[self.phase], self.cfg.step_length_s),
+               EventCode.PHASE_BEGIN_YELLOW, p)
             ev(self.interval_start_s, EventCode.PHASE_END_YELLOW, p)
             ev(self.interval_start_s, EventCode.PHASE_BEGIN_RED_CLEARANCE, p)
         return out
@@ -401,15 +407,20 @@ class IntersectionShield:
         return self._slack(first, end_green_s) >= -EPS
 
     def _slack(self, first: int, end_green_s: float) -> float:
-        """Seconds the green could still be held past `end_green_s` with every deadline met (<0: too late)."""
+        """Seconds the green could still be held past `end_green_s` with every deadline met (<0: too late).
+
+        The green now showing ends first (its own change interval), then each
+        phase in the order is served at minimum green and ends with its own.
+        """
         if self._n == 1:
             return math.inf
-        t = end_green_s + self._clear_eff_s
+        clear = self._clear_eff_s
+        t = end_green_s + clear[self.phase]
         order = [first] + sorted((p for p in self.cycle_phases if p != first), key=self._deadline)
         slack = math.inf
         for p in order:
             slack = min(slack, self._deadline(p) - t)
-            t += self._min_green_eff_s[p] + self._clear_eff_s
+            t += self._min_green_eff_s[p] + clear[p]
         return slack
 
     # -- preemption ------------------------------------------------------------------
@@ -503,7 +514,7 @@ class IntersectionShield:
         self.interval = YELLOW_I
         self.interval_start_s = now
         self.state = self._change_state(self.phase, target, yellow=True)
-        if self._yellow_s <= EPS:
+        if self._yellow_s[self.phase] <= EPS:
             self._begin_all_red(now)
 
     def _begin_all_red(self, now: float) -> None:

@@ -49,14 +49,18 @@ def flow_ratios(inter: Intersection, lane_flow_vph: dict[str, float]) -> list[fl
 
 
 def lost_time_per_phase_s(inter: Intersection, step_s: float = 1.0) -> float:
-    """Clearance as the signal really shows it (whole steps) plus start-up lost time.
+    """Clearance as the signal really shows it (whole steps) plus start-up lost time, the mean over phases.
+
+    Webster's lost time per cycle is the sum over the phases; each phase ends with its own change interval.
 
     SUMO drivers stop at yellow when they can, so almost none of the yellow is
     used as green: the whole change interval is lost.
     """
     t = inter.timing
-    return math.ceil(t.yellow_s / step_s - 1e-9) * step_s + math.ceil(t.all_red_s / step_s - 1e-9) * step_s \
-        + START_UP_LOST_S
+    n = len(inter.phases) or 1
+    shown_s = sum(math.ceil(t.yellow_of(p) / step_s - 1e-9) * step_s + math.ceil(t.all_red_of(p) / step_s - 1e-9) * step_s
+                  for p in range(n))
+    return shown_s / n + START_UP_LOST_S
 
 
 def plan_for(inter: Intersection, lane_flow_vph: dict[str, float], step_s: float = 1.0) -> WebsterPlan:

@@ -8,6 +8,7 @@ clearance at 3.5 ft/s (1.07 m/s; we use 1.1 m/s as the issue asks).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 GRAVITY_MPS2 = 9.81
@@ -85,6 +86,11 @@ def webster_plan(flow_ratios: list[float], lost_time_per_phase_s: float,
 
 
 
-def required_cycle_s(min_green_s: list[float] | tuple[float, ...], clearance_s: float) -> float:
-    """Shortest cycle that serves every phase once at its minimum green."""
-    return sum(min_green_s) + clearance_s * len(min_green_s)
+def required_cycle_s(min_green_s: Sequence[float], clearance_s: float | Sequence[float]) -> float:
+    """Shortest cycle that serves every phase once at its minimum green.
+
+    `clearance_s`: one change interval for every phase, or each phase's own.
+    """
+    if isinstance(clearance_s, (int, float)):
+        return sum(min_green_s) + clearance_s * len(min_green_s)
+    return sum(min_green_s) + sum(clearance_s)

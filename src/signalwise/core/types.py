@@ -27,6 +27,9 @@ class Movement:
     in_lane: str
     out_lane: str
     is_crosswalk: bool = False
+    #: the incoming lane's speed limit and the path through the junction: this link's ITE change interval
+    approach_speed_mps: float | None = None
+    path_m: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,12 @@ class Timing:
 
     `min_green_s` and `max_green_s` are per phase (indexed like phases).
     Pedestrian walk and clearance apply to phases that serve a crosswalk.
+
+    The change interval is per phase too, as a NEMA controller keeps it: when
+    phase p ends, its yellow and red clearance run (`yellow_of(p)`,
+    `all_red_of(p)`), each worked out from the approach speeds and paths of the
+    links p serves (ITE). `yellow_s` and `all_red_s` are the longest of them;
+    with no per-phase values they apply to every phase.
     """
 
     yellow_s: float
@@ -96,9 +105,23 @@ class Timing:
     cycle_max_s: float
     #: False: no walk / clearance intervals; crosswalks show their phase's green throughout (benchmark profiles)
     ped_intervals: bool = True
+    #: per phase (indexed like phases): the yellow and red clearance shown when that phase ends; () = the scalars
+    phase_yellow_s: tuple[float, ...] = ()
+    phase_all_red_s: tuple[float, ...] = ()
 
     def clearance_s(self) -> float:
+        """The longest change interval of any phase."""
         return self.yellow_s + self.all_red_s
+
+    def yellow_of(self, phase: int) -> float:
+        return self.phase_yellow_s[phase] if self.phase_yellow_s else self.yellow_s
+
+    def all_red_of(self, phase: int) -> float:
+        return self.phase_all_red_s[phase] if self.phase_all_red_s else self.all_red_s
+
+    def clearance_of(self, phase: int) -> float:
+        """Yellow + red clearance shown when `phase` ends: what a change away from it costs."""
+        return self.yellow_of(phase) + self.all_red_of(phase)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,11 +32,13 @@ class TimingConfig(BaseModel):
         "max-pressure reference's: 5 s decisions and minimum green, 3 s yellow, no all-red, no teleports); "
         "keys given beside it override the profile's values"))
     yellow_s: float | None = Field(None, ge=2.0, le=6.0, description=(
-        "yellow change interval; null = ITE formula from the approach speed limit, clamped to 3-6 seconds; "
-        "at least 3 s under the safety profile"))
+        "yellow change interval, for every phase; null = each phase its own: the ITE formula from the speed "
+        "limit of each approach it serves, the longest of them, clamped to 3-6 seconds; at least 3 s under the "
+        "safety profile"))
     all_red_s: float | None = Field(None, ge=0.0, le=6.0, description=(
-        "all-red (red clearance) after each yellow; null = ITE (intersection width + 6.1 m) / approach speed, "
-        "clamped to 1-4 seconds"))
+        "all-red (red clearance) after each yellow, for every phase; null = each phase its own: ITE (path "
+        "through the junction + 6.1 m) / approach speed for each link it serves, the longest of them, clamped "
+        "to 1-4 seconds"))
     min_green_s: float = Field(5.0, ge=2.0, le=60.0, description=(
         "minimum green of every phase; raised to walk + pedestrian clearance on phases serving a crosswalk"))
     max_green_s: float = Field(60.0, ge=5.0, le=86400.0, description=(
@@ -177,7 +179,7 @@ class RunConfig(BaseModel):
     controller_options: dict = Field(default_factory=dict, description=(
         "options passed to the controller: actuated passage_s (3); max-pressure period_s (5), min_hold_s (10), "
         "measure (density = vehicles per 100 m of lane, count, queue = halting in and all out, halting, demand), "
-        "lost_time_s (clearance = the intersection's yellow + all-red; 0 = the plain rule), ties (hold | first), "
+        "lost_time_s (clearance = the yellow + all-red of the phase that ends; 0 = the plain rule), ties (hold | first), "
         "zone_m (50: a lane shorter than this is measured with the lanes up or down the road within it; 0 = each "
         "lane alone); the timing profile sets what its rules fix"))
 

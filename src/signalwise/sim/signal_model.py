@@ -79,6 +79,7 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
     movements: list[Movement] = []
     crosswalk_lanes: dict[str, list[int]] = {}
     via_lengths_m: list[float] = []
+    speed_of: dict[str, float] = {}  # one question per incoming lane (a remote SUMO answers each)
     for index, link_group in enumerate(links):
         if not link_group:
             continue  # an unused signal index
@@ -87,9 +88,14 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
         if is_crossing:
             crossing = out_lane if _is_crossing_lane(out_lane) else in_lane
             crosswalk_lanes.setdefault(crossing, []).append(index)
-        elif via:
-            via_lengths_m.append(api.lane.getLength(via))
-        movements.append(Movement(index, in_lane, out_lane, is_crossing))
+            movements.append(Movement(index, in_lane, out_lane, True))
+            continue
+        path_m = api.lane.getLength(via) if via else None
+        if path_m is not None:
+            via_lengths_m.append(path_m)
+        if in_lane not in speed_of:
+            speed_of[in_lane] = api.lane.getMaxSpeed(in_lane)
+        movements.append(Movement(index, in_lane, out_lane, False, speed_of[in_lane], path_m))
     crosswalk_links = frozenset(i for idx in crosswalk_lanes.values() for i in idx)
     crosswalks = tuple(
         Crosswalk(lane.rsplit("_", 1)[0], tuple(idx), api.lane.getLength(lane))
@@ -124,8 +130,7 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
     if len(greens) < sum(1 for s in states if "y" not in s and any(c in GREEN for c in s)):
         notes.append("phases differing only in crosswalk links were merged")
 
-    in_lanes = {m.in_lane for m in movements if not m.is_crosswalk}
-    speed_mps = max((api.lane.getMaxSpeed(lane) for lane in in_lanes), default=13.9)
+    speed_mps = max((m.approach_speed_mps for m in movements if not m.is_crosswalk), default=13.9)
     width_m = max(via_lengths_m, default=15.0)
     timing = derive_timing(phases, crosswalks, speed_mps, width_m, defaults, overrides or {}, notes)
     return Intersection(tls_id, phases, n_links, tuple(movements), (), crosswalks, timing, speed_mps, width_m,
@@ -146,8 +151,9 @@ def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], 
                   width_m: float, defaults: TimingDefaults, overrides: dict, notes: list[str]) -> Timing:
     """Safety timing from geometry and defaults; per-intersection overrides win."""
     d = {**defaults, **overrides}
-    yellow = d["yellow_s"] if d["yellow_s"] is not None else ite_yellow_s(approach_speed_mps)
-    all_red = d["all_red_s"] if d["all_red_s"] is not None else ite_all_red_s(width_m, approach_speed_mps)
+    phase_yellow, phase_all_red = phase_change_intervals_s(phases, approach_speed_mps, width_m, d["yellow_s"],
+                                                           d["all_red_s"])
+    yellow, all_red = max(phase_yellow), max(phase_all_red)
     longest_cw = max((c.length_m for c in crosswalks), default=0.0)
     ped_clear = d["ped_clearance_s"] if d["ped_clearance_s"] is not None else ped_clearance_s(longest_cw)
     walk = float(d["ped_walk_s"]) if crosswalks else 0.0
@@ -163,7 +169,7 @@ def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], 
         min_green.append(math.ceil(g))
     max_green = [max(float(d["max_green_s"]), g) for g in min_green]
     cycle_min, cycle_max = float(d["cycle_min_s"]), float(d["cycle_max_s"])
-    need = required_cycle_s(min_green, yellow + all_red)
+    need = required_cycle_s(min_green, [y + r for y, r in zip(phase_yellow, phase_all_red, strict=True)])
     if cycle_max < need:
         notes.append(f"cycle_max raised from {cycle_max:.0f} s to {math.ceil(need)} s so every phase fits at min green")
         cycle_max = float(math.ceil(need))
@@ -174,7 +180,33 @@ def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], 
         if value is None or value < 0:
             raise UnsupportedSignal(f"invalid timing {name}={value}")
     return Timing(float(yellow), float(all_red), tuple(min_green), tuple(max_green), walk, float(ped_clear),
-                  cycle_min, cycle_max, ped_intervals)
+                  cycle_min, cycle_max, ped_intervals, phase_yellow, phase_all_red)
+
+
+def phase_change_intervals_s(phases: tuple[Phase, ...], approach_speed_mps: float, width_m: float,
+                             yellow_s: float | None, all_red_s: float | None
+                             ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Each phase's yellow and red clearance: the longest any of its vehicle links needs (ITE, per approach).
+
+    ITE works both out per approach: the yellow from that approach's speed,
+    the red clearance from the time to cross the junction on that path at that
+    speed. One value for the whole junction would take the fastest approach's
+    speed and the longest path, which is too long a yellow for a slow approach
+    and too short a red clearance for a slow approach with a long path. A value
+    given (the profile's, the configuration's) applies to every phase.
+    Links without their own speed or path take the junction's.
+    """
+    yellows, all_reds = [], []
+    for p in phases:
+        links = [m for m in p.movements if not m.is_crosswalk]
+        speeds = [m.approach_speed_mps if m.approach_speed_mps is not None else approach_speed_mps for m in links]
+        paths = [m.path_m if m.path_m is not None else width_m for m in links]
+        if not links:
+            speeds, paths = [approach_speed_mps], [width_m]
+        yellows.append(float(yellow_s) if yellow_s is not None else max(ite_yellow_s(v) for v in speeds))
+        all_reds.append(float(all_red_s) if all_red_s is not None
+                        else max(ite_all_red_s(w, v) for w, v in zip(paths, speeds, strict=True)))
+    return tuple(yellows), tuple(all_reds)
 
 
 def read_all(api, defaults: TimingDefaults, overrides: dict[str, dict] | None = None,

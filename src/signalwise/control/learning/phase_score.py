@@ -114,7 +114,8 @@ class PhaseFeatures:
         self._phase_dets = [tuple(d.id for d in inter.detectors if d.lane in lanes) for lanes in phase_in_lanes] \
             if self.reads_detectors else [()] * self.n_phases
         self._min_green_min = np.array(inter.timing.min_green_s, float) / 60.0
-        self._clearance = inter.timing.clearance_s() / 10.0
+        #: per current phase: the change interval a switch away from it shows, per 10 s
+        self._clearance_10s = [inter.timing.clearance_of(p) / 10.0 for p in range(self.n_phases)]
         self._moves = [tuple((m.in_lane, m.out_lane) for m in p.movements if not m.is_crosswalk)
                        for p in inter.phases]
         #: the intersection's own lanes the features read (what `health` checks)
@@ -161,7 +162,7 @@ class PhaseFeatures:
             x[c, 6] = x[c, 0]
             x[c, 7] = max(0.0, 1.0 - s.elapsed_s / YOUNG_GREEN_S)
             x[:, 8] = self._min_green_min
-            x[:, 9] = self._clearance
+            x[:, 9] = self._clearance_10s[c]
             x[c, 8] = x[c, 9] = 0.0
             idle = obs.detector_idle_s
             x[c, 10] = float(any(idle.get(d, GREEN_CAP_S) < PASSAGE_S for d in self._phase_dets[c]))
