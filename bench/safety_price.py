@@ -11,8 +11,8 @@ each rule's share of the price is measured on the same seeds:
 
     benchmark    RESCO's rules: 3 s yellow, no all-red, no pedestrian intervals,
                  no maximum green or cycle bound, no teleports, a decision every 10 s
-    +yellow      the ITE yellow from each approach's speed limit (3-6 s)
-    +all_red     the ITE all-red from the intersection's width (1-4 s)
+    +yellow      each phase's ITE yellow from the speed limits of the approaches it serves (3-6 s)
+    +all_red     each phase's ITE all-red from its links' paths across the junction (1-4 s)
     +clearance   both: the whole change interval of the safety profile
     +ped         pedestrian walk and clearance on phases serving a crosswalk
     +max_green   60 s maximum green

@@ -457,3 +457,41 @@ def test_signal_states_are_read_as_csv_dict_reader_reads_them(tmp_path, text):
         except AuditInputError as exc:
             outcomes.append(str(exc))
     assert outcomes[0] == outcomes[1]
+
+
+# ---------------------------------------------------------------------------
+# Each phase's own change interval
+# ---------------------------------------------------------------------------
+
+#: phase 1 ends with 3 s yellow and 2 s red clearance, phase 2 (a slower, longer crossing) with 4 s and 3 s
+PER_PHASE = {"yellow_s": 4.0, "all_red_s": 3.0, "phase_yellow_s": [3.0, 4.0], "phase_all_red_s": [2.0, 3.0]}
+
+
+def per_phase_services(**bend) -> list[Service]:
+    """CLEAN with each phase ending with its own change interval; `bend` replaces fields of phase 2's services."""
+    own = {1: (3.0, 2.0), 2: (4.0, 3.0)}
+    return [dataclasses.replace(s, **{"yellow_s": own[s.phase][0], "all_red_s": own[s.phase][1],
+                                      **(bend if s.phase == 2 else {})}) for s in CLEAN]
+
+
+def test_each_phase_ending_with_its_own_change_interval_passes():
+    report = run_audit(per_phase_services(), **PER_PHASE)
+    assert report.ok, [str(v) for v in report.violations]
+    assert report.checked["yellow"] == 5 and report.checked["link_all_red"] > 0
+
+
+def test_a_phase_is_held_to_its_own_change_interval_not_the_shortest():
+    """Phase 2 ending with phase 1's 3 s + 2 s breaks phase 2's own 4 s + 3 s, in the log and on its links."""
+    report = run_audit(per_phase_services(yellow_s=3.0, all_red_s=2.0), **PER_PHASE)
+    assert fired(report) == {"yellow", "all_red", "link_yellow", "link_all_red"}
+    assert {(v.rule, v.required_s) for v in report.violations if v.rule in ("yellow", "all_red")} == {
+        ("yellow", 4.0), ("all_red", 3.0)}
+    assert {v.link for v in report.violations if v.rule == "link_yellow"} == {2, 3}  # phase 2's links
+
+
+def test_a_model_without_per_phase_values_holds_every_phase_to_the_scalars():
+    """Run directories written before phases had their own interval keep auditing as they did."""
+    assert run_audit(per_phase_services(), yellow_s=3.0, all_red_s=2.0).ok
+    report = run_audit(per_phase_services(), yellow_s=4.0, all_red_s=3.0)
+    assert fired(report) >= {"yellow", "all_red"}
+    assert {v.phase for v in report.violations if v.rule == "yellow"} == {1}

@@ -47,7 +47,7 @@ PLAIN_HOLD_S = 15.0
 #: approach whose last lane is short (ingolstadt1's 9 m lanes hold one car while
 #: the queue stands upstream): 42 s vs fixed time's 32 s there; per metre, 23 s.
 MEASURE = "density"
-#: the default lost time of a change: the intersection's own yellow + all-red
+#: the default lost time of a change: the yellow + all-red of the phase that ends
 LOST_TIME = "clearance"
 #: the default measuring zone, metres from the junction: lanes shorter than this are measured with their
 #: neighbours up or down the road. ingolstadt7 under the benchmark profile, seed 1: 219 s with each lane
