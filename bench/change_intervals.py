@@ -27,7 +27,7 @@ from signalwise.core import ite_all_red_s, ite_yellow_s
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.loop import timing_defaults
 from signalwise.sim.scenario import load
-from signalwise.sim.signal_model import read_all
+from signalwise.sim.signal_model import link_speed_and_path, read_all
 
 NETWORKS = ("resco:cologne1,resco:cologne3,resco:cologne8,resco:ingolstadt1,resco:ingolstadt7,"
             "resco:ingolstadt21,resco:grid4x4,resco:arterial4x4,single,corridor,grid")
@@ -39,8 +39,7 @@ def per_link_change_s(inter) -> dict[int, float]:
     for m in inter.movements:
         if m.is_crosswalk:
             continue
-        speed = m.approach_speed_mps if m.approach_speed_mps is not None else inter.approach_speed_mps
-        path = m.path_m if m.path_m is not None else inter.width_m
+        speed, path = link_speed_and_path(m, inter.approach_speed_mps, inter.width_m)
         out[m.link_index] = ite_yellow_s(speed) + ite_all_red_s(path, speed)
     return out
 

@@ -214,7 +214,7 @@ def _link_minimum(green_links: dict[int, set[int]], by_phase: dict[int, float], 
     """
     out = dict.fromkeys(range(n_links), default_s)
     for link in range(n_links):
-        values = [by_phase[p] for p, links in green_links.items() if link in links and p in by_phase]
+        values = [by_phase[p] for p, links in green_links.items() if link in links]
         if values:
             out[link] = min(values)
     return out
@@ -394,7 +394,7 @@ class _DeviceEvents:
 
     def _blocks_green(self, n: int, st: _PhaseState) -> bool:
         if st.interval == "yellow_end":
-            return self.dev.all_red_s.get(n, 0.0) > self.out.tol_s  # with no all-red, the phase is red after 9
+            return self.dev.all_red_s[n] > self.out.tol_s  # with no all-red, the phase is red after 9
         return st.interval in _ACTIVE
 
     def _fits(self, e: SignalEvent) -> bool:
@@ -636,7 +636,6 @@ def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int
     vehicle_links = dev.vehicle_links
     # a gap below this, after link j's clearance began, is not `out.at_least` its red clearance
     all_red_short = {j: r - out.tol_s for j, r in dev.link_all_red_s.items()}
-    longest_short = max(all_red_short.values(), default=-math.inf)
     for t, state in changes[1:]:
         onsets = []
         for i in [i for i in vehicle_links if prev[i] != state[i]]:  # a change moves a few links of many
@@ -666,7 +665,7 @@ def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int
             out.check("link_all_red", len(onsets))
             # the clearances that ended too recently, shortest gap first: the same for every link turning green now
             short = sorted((t - te, j) for j, te in clear_end.items()
-                           if te <= t + 1e-9 and t - te < longest_short and t - te < all_red_short[j])
+                           if te <= t + 1e-9 and t - te < all_red_short[j])
             for i in onsets:
                 gap, j = next(((gap, j) for gap, j in short if j != i), (None, None))
                 if j is not None:

@@ -198,15 +198,18 @@ def phase_change_intervals_s(phases: tuple[Phase, ...], approach_speed_mps: floa
     """
     yellows, all_reds = [], []
     for p in phases:
-        links = [m for m in p.movements if not m.is_crosswalk]
-        speeds = [m.approach_speed_mps if m.approach_speed_mps is not None else approach_speed_mps for m in links]
-        paths = [m.path_m if m.path_m is not None else width_m for m in links]
-        if not links:
-            speeds, paths = [approach_speed_mps], [width_m]
-        yellows.append(float(yellow_s) if yellow_s is not None else max(ite_yellow_s(v) for v in speeds))
+        links = [link_speed_and_path(m, approach_speed_mps, width_m) for m in p.movements if not m.is_crosswalk]
+        links = links or [(approach_speed_mps, width_m)]
+        yellows.append(float(yellow_s) if yellow_s is not None else max(ite_yellow_s(v) for v, _ in links))
         all_reds.append(float(all_red_s) if all_red_s is not None
-                        else max(ite_all_red_s(w, v) for w, v in zip(paths, speeds, strict=True)))
+                        else max(ite_all_red_s(w, v) for v, w in links))
     return tuple(yellows), tuple(all_reds)
+
+
+def link_speed_and_path(m: Movement, approach_speed_mps: float, width_m: float) -> tuple[float, float]:
+    """A link's approach speed and path across the junction, the junction's where the link has none."""
+    return (m.approach_speed_mps if m.approach_speed_mps is not None else approach_speed_mps,
+            m.path_m if m.path_m is not None else width_m)
 
 
 def read_all(api, defaults: TimingDefaults, overrides: dict[str, dict] | None = None,
