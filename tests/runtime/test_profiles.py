@@ -22,7 +22,7 @@ def test_benchmark_profile_is_rescos_rules():
     t = cfg.timing
     assert (t.profile, t.yellow_s, t.all_red_s, t.min_green_s) == ("benchmark", 3.0, 0.0, 7.0)
     assert (t.max_green_s, t.cycle_max_s, t.ped_intervals) == (NO_BOUND_S, NO_BOUND_S, False)
-    assert cfg.controller_options == {"period_s": 10.0, "min_hold_s": 0.0, "lost_time_s": 0.0}
+    assert cfg.controller_options == {"period_s": 10.0, "min_hold_s": 0.0, "lost_time_s": 0.0, "measure": "halting"}
     assert cfg.time_to_teleport_s == -1.0
 
 
@@ -54,7 +54,7 @@ def test_keys_given_beside_a_profile_win():
     cfg = RunConfig.model_validate({"timing": {"profile": "benchmark", "yellow_s": 4},
                                     "controller_options": {"period_s": 20}, "time_to_teleport_s": 120})
     assert cfg.timing.yellow_s == 4.0 and cfg.timing.all_red_s == 0.0
-    assert cfg.controller_options == {"period_s": 20, "min_hold_s": 0.0, "lost_time_s": 0.0}
+    assert cfg.controller_options == {"period_s": 20, "min_hold_s": 0.0, "lost_time_s": 0.0, "measure": "halting"}
     assert cfg.time_to_teleport_s == 120.0
 
 
@@ -162,7 +162,8 @@ def test_each_safety_price_variant_adds_exactly_its_safety_rule_to_the_benchmark
     resolve = lambda data: RunConfig.model_validate({"scenario": "resco:cologne1", **data}).model_dump()  # noqa: E731
     benchmark, safety = resolve({"timing": "benchmark"}), resolve({"timing": "safety"})
     defaults = {"period_s": max_pressure.PERIOD_S, "min_hold_s": max_pressure.MIN_HOLD_S,
-                "lost_time_s": max_pressure.LOST_TIME}  # what max-pressure does when the safety profile sets none
+                "lost_time_s": max_pressure.LOST_TIME,
+                "measure": max_pressure.MEASURE}  # what max-pressure does when the safety profile sets none
     def flat(cfg: dict) -> dict:  # (key, sub-key or None) -> value, one level of nesting (timing, options)
         return {(k, sk): v for k, val in cfg.items()
                 for sk, v in (val.items() if isinstance(val, dict) else [(None, val)])}

@@ -172,8 +172,9 @@ ScenarioOpt = Annotated[str | None, typer.Option("--scenario", "-s", help="singl
 TimingOpt = Annotated[str | None, typer.Option(
     "--timing", show_default=False,
     help="timing profile: safety (ITE clearances, pedestrian intervals, max green, cycle bounds), benchmark "
-         "(RESCO's rules: 10 s decisions, 3 s yellow, no all-red, no teleports) or reference (the plain "
-         "max-pressure reference's: 5 s decisions, 3 s yellow, no all-red) [default: safety, or the --config file's]")]
+         "(RESCO's rules: 10 s decisions, 3 s yellow, no all-red, no teleports, max-pressure on halting "
+         "vehicles) or reference (the plain max-pressure reference's: 5 s decisions, 3 s yellow, no all-red) "
+         "[default: safety, or the --config file's]")]
 ControllerOpt = Annotated[str | None, typer.Option("--controller", "-c", show_default=False,
                                                    help="fixed | webster | actuated | max-pressure | ql (the "
                                                         "model shipped for single, corridor, grid) | ql:PATH "

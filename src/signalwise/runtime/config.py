@@ -28,8 +28,9 @@ class TimingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     profile: str = Field(SAFETY, description=(
         "named timing profile: safety (ITE clearances, pedestrian intervals, max green, cycle bounds), "
-        "benchmark (RESCO's rules: 10 s decisions, 3 s yellow, no all-red, no teleports) or reference (the plain "
-        "max-pressure reference's: 5 s decisions and minimum green, 3 s yellow, no all-red, no teleports); "
+        "benchmark (RESCO's rules: 10 s decisions, 3 s yellow, no all-red, no teleports, max-pressure on halting "
+        "vehicles) or reference (the plain max-pressure reference's: 5 s decisions and minimum green, 3 s yellow, "
+        "no all-red, no teleports); "
         "keys given beside it override the profile's values"))
     yellow_s: float | None = Field(None, ge=2.0, le=6.0, description=(
         "yellow change interval, for every phase; null = each phase its own: the ITE formula from the speed "

@@ -8,8 +8,9 @@
   decision every `step_length` seconds (10; 5 on arterial4x4), a
   `yellow_length` yellow (3; 2 on arterial4x4) when the phase changes and the
   new green for the rest of the step, no all-red, no maximum green or cycle
-  bound, no pedestrian intervals, `--time-to-teleport -1`. RESCO ran SUMO with
-  `--random`; we run explicit seeds so that results reproduce.
+  bound, no pedestrian intervals, `--time-to-teleport -1`; for max-pressure
+  the pressure of RESCO's own (halting vehicles in and out). RESCO ran SUMO
+  with `--random`; we run explicit seeds so that results reproduce.
 - `reference`: the plain max-pressure reference's rules
   (`shared/reference/maxpressure_ref.py`): decisions every 5 s once the
   green has run 5 s, 3 s yellow, no all-red, no teleports, and for
@@ -57,8 +58,12 @@ _TIMING = {
 _CONTROLLER_OPTIONS = {
     SAFETY: {},
     # the 10 s decision step already bounds switching; with the lost-time rule on top, cologne3 seed 3 locked up
-    # (no teleports under this profile): 720 s, 956 vehicles never inserted, against 20.8 s without it
-    BENCHMARK: {"period_s": RESCO_STEP_S, "min_hold_s": 0.0, "lost_time_s": 0.0},
+    # (no teleports under this profile): 720 s, 956 vehicles never inserted, against 20.8 s without it.
+    # RESCO's own MAXPRESSURE (agents/maxpressure.py on states.mplight) weighs queues: stopped vehicles in, minus
+    # stopped vehicles on the lanes out. Halting vehicles are that pressure; against vehicles per 100 m they keep
+    # ingolstadt21's entries open (5 seeds: 119.5 s, 8 vehicles never inserted, against 157.6 s and 120) and
+    # cost cologne1 and grid4x4 a fifth (bench/pressure_variants.py; docs/benchmarks.md)
+    BENCHMARK: {"period_s": RESCO_STEP_S, "min_hold_s": 0.0, "lost_time_s": 0.0, "measure": "halting"},
     # the reference's pressure (halting vehicles in and out, each lane alone) and its tie rule (the first
     # phase of the largest pressure, even over the current one); docs/benchmarks.md shows what each is worth
     REFERENCE: {"period_s": 5.0, "min_hold_s": 5.0, "measure": "halting", "ties": "first", "lost_time_s": 0.0,
