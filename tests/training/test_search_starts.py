@@ -11,6 +11,7 @@ import pytest
 
 from signalwise.control.learning.phase_score import ALL_FEATURES, FEATURES, max_pressure_weights
 from signalwise.control.learning.qtable import load_model
+from signalwise.control.learning.shipped import shipped_model_path
 from signalwise.training.policy_search import run_policy_episode
 from signalwise.training.search_starts import AUTO_START, DEFAULT_START, STARTS, search_start
 
@@ -105,3 +106,39 @@ def test_period_overrides_the_starts_decision_period_and_the_model_keeps_it(tmp_
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--period must be above 0" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_phase_score_model_is_a_start_with_its_weights_period_and_measure(tmp_path):
+    shipped = shipped_model_path("single")
+    policy = json.loads((Path(shipped) / "meta.json").read_text())["policy"]
+    for where in (shipped, Path(shipped) / "meta.json"):
+        start = search_start(str(where))
+        assert start.vector(tuple(policy["features"])) == tuple(policy["weights"])
+        assert (start.period_s, start.measure) == (policy["period_s"], policy["measure"])
+    (tmp_path / "tabular").mkdir()
+    (tmp_path / "tabular" / "meta.json").write_text(json.dumps({"agent": "tabular", "tables": {}}))
+    with pytest.raises(ValueError, match="a tabular model"):
+        search_start(str(tmp_path / "tabular"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no meta.json"):
+        search_start(str(tmp_path / "empty"))
+
+
+@pytest.mark.slow
+def test_train_fine_tunes_a_model_given_as_start(tmp_path):
+    shipped = shipped_model_path("single")
+    policy = json.loads((Path(shipped) / "meta.json").read_text())["policy"]
+    args = [SIGNALWISE, "train", "--agent", "phase-score", "-s", "single", "--generations", "1", "--popsize", "2",
+            "--validation-seeds", "1", "--duration", "300", "--timing", "benchmark", "--start", str(shipped)]
+    wrong = subprocess.run([*args, "--out", str(tmp_path / "w")], capture_output=True, text=True, timeout=120)
+    assert wrong.returncode == 2 and "add --measure density" in wrong.stderr and "Traceback" not in wrong.stderr
+    p = subprocess.run([*args, "--measure", "density", "--out", str(tmp_path / "t")], capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr
+    meta = load_model(tmp_path / "t" / "model").meta
+    config = meta["training"]["config"]
+    assert config["start_name"] == str(shipped) and config["period_s"] == policy["period_s"]
+    assert dict(zip(config["features"], config["start"], strict=True)) == \
+        dict(zip(policy["features"], policy["weights"], strict=True))
+    if meta["selection"]["chosen"] == "start":  # kept when the short search did not beat it on validation
+        assert meta["policy"]["weights"] == policy["weights"]

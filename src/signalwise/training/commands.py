@@ -61,7 +61,8 @@ def train_command(
         help="phase-score: where the search starts: max-pressure (halting vehicles, no hold) | actuated "
              "(extend a green while its detectors see traffic, every 1 s; all features) | max-pressure-hold "
              "(our max-pressure's defaults as weights: a young green held, a change pays for its clearance) | "
-             "auto (run each on the validation seeds, search from the lowest delay)")]
+             "auto (run each on the validation seeds, search from the lowest delay) | PATH (a phase-score "
+             "model's directory: fine-tune its weights, e.g. under another --timing or on your network)")]
     = "max-pressure",
     period: Annotated[float | None, typer.Option(help="phase-score: seconds between decisions [default: the "
                                                       "start's: 1 for actuated, else 5]", show_default=False)] = None,
@@ -259,6 +260,9 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
             _fail("--period must be above 0 seconds")
         starts = {n: dataclasses.replace(st, period_s=period) for n, st in starts.items()}
     begin = next(iter(starts.values()))  # with auto: replaced by the one chosen
+    if begin.measure is not None and begin.measure != measure:
+        _fail(f"--start {start}: that model measures {begin.measure}, so its weights are in those units; "
+              f"add --measure {begin.measure}")
     if min(generations, seeds_per_generation, validation_seeds, workers, restarts) < 1 or popsize < 2:
         _fail("--generations, --seeds-per-generation, --validation-seeds, --workers and --restarts must be at "
               "least 1, --popsize at least 2")

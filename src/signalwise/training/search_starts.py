@@ -27,11 +27,20 @@ controller written as phase-score weights (phase_score.py's features):
 `auto` names none of them: every start above runs on the search's
 validation seeds and the search starts from the lowest
 (`policy_search.choose_start`).
+
+A phase-score model's directory (or its `meta.json`) is a start too: its
+weights and decision period, so that a search fine-tunes a model to another
+timing profile or network (a model trained under `--timing benchmark`
+searched again under `safety`, a shipped model on your own network). The
+search must measure as the model does (`--measure`): its weights are in
+those units.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..control.learning.phase_score import ALL_FEATURES, FEATURES
 
@@ -42,6 +51,8 @@ class SearchStart:
     weights: dict[str, float]
     #: decision period, seconds
     period_s: float = 5.0
+    #: what the weights' vehicles are measured in (a model's: count | density); None: either
+    measure: str | None = None
 
     def features(self) -> tuple[str, ...]:
         """FEATURES, or every feature when the start weighs one outside them."""
@@ -63,11 +74,34 @@ AUTO_START = "auto"
 
 
 def search_start(name: str) -> SearchStart:
-    """The start called `name`; ValueError (one line) naming the known ones otherwise."""
-    try:
+    """The start called `name`, or the model at path `name`; ValueError (one line) naming the choices otherwise."""
+    if name in STARTS:
         return STARTS[name]
-    except KeyError:
-        raise ValueError(f"unknown --start {name!r}; choose from {', '.join(STARTS)} or {AUTO_START}") from None
+    if Path(name).exists():
+        return model_start(Path(name))
+    raise ValueError(f"unknown --start {name!r}; choose from {', '.join(STARTS)}, {AUTO_START} or a phase-score "
+                     "model's directory")
+
+
+def model_start(path: Path) -> SearchStart:
+    """The weights, period and measure of the phase-score model at `path` (its directory or its meta.json)."""
+    meta_file = path if path.is_file() else next((p for p in (path / "meta.json", path / "model" / "meta.json")
+                                                  if p.is_file()), None)
+    if meta_file is None:
+        raise ValueError(f"--start {path}: no meta.json there (give a model's directory)")
+    try:
+        meta = json.loads(meta_file.read_text())
+        policy = meta["policy"] if meta.get("agent") == "phase-score" else None
+        weights = dict(zip(policy["features"], map(float, policy["weights"]), strict=True)) if policy else None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"--start {meta_file}: not a readable model ({exc})") from None
+    if weights is None:
+        raise ValueError(f"--start {meta_file}: a {meta.get('agent', 'tabular')} model; a search starts from a "
+                         "phase-score model's weights")
+    unknown = set(weights) - set(ALL_FEATURES)
+    if unknown:
+        raise ValueError(f"--start {meta_file}: features this version does not know: {', '.join(sorted(unknown))}")
+    return SearchStart(weights, float(policy.get("period_s", 5.0)), str(policy.get("measure", "count")))
 
 
 def search_starts(name: str) -> dict[str, SearchStart]:
