@@ -19,7 +19,8 @@ each rule's share of the price is measured on the same seeds:
     +cycle       cycle bounds 40-150 s (every link served within 150 s)
     +teleport    SUMO's teleport after 300 s of standstill
     +rules       max-pressure only: the safety profile's decision rules (every 5 s,
-                 10 s hold, a change must pay for its clearance)
+                 10 s hold, a change must pay for its clearance) and its pressure
+                 (vehicles per 100 m, where the benchmark's is RESCO's halting vehicles)
     safety       all of them
 
 Each cell is one lean `signalwise run` in a fresh process, cached under OUT
@@ -33,9 +34,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
-from resco import ROOT, _stats, cell_notes, cell_path, load_cells, sweep
+from resco import _stats, add_sweep_options, cell_notes, cell_path, keep_table, load_cells, run_sweep
 
 #: variant -> RunConfig keys it sets beside the benchmark profile; None = a whole named profile
 VARIANTS: dict[str, dict | None] = {
@@ -48,7 +48,7 @@ VARIANTS: dict[str, dict | None] = {
     "+cycle": {"timing": {"profile": "benchmark", "cycle_min_s": 40.0, "cycle_max_s": 150.0}},
     "+teleport": {"timing": "benchmark", "time_to_teleport_s": 300.0},
     "+rules": {"timing": "benchmark", "controller_options": {"period_s": 5.0, "min_hold_s": 10.0,
-                                                             "lost_time_s": "clearance"}},
+                                                             "lost_time_s": "clearance", "measure": "density"}},
     "safety": None,
 }
 #: variants that only mean something for one controller
@@ -98,23 +98,17 @@ def main() -> None:
     ap.add_argument("--networks", default="resco:cologne1,resco:ingolstadt1,resco:cologne8,single",
                     help="comma-separated scenarios (resco:NAME or built-in names)")
     ap.add_argument("--controllers", default="max-pressure,fixed", help="comma-separated controller specs")
-    ap.add_argument("--seeds", type=int, default=5, help="seeds 1..N")
-    ap.add_argument("--workers", type=int, default=2, help="parallel worker processes (never more than the cores)")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "safety_price")
-    ap.add_argument("--table-only", action="store_true", help="print the table from the cached cells")
+    add_sweep_options(ap, "safety_price")
     args = ap.parse_args()
     networks = [n.strip() for n in args.networks.split(",") if n.strip()]
     controllers = [c.strip() for c in args.controllers.split(",") if c.strip()]
     cells = plan(networks, controllers, range(1, args.seeds + 1))
-    if not args.table_only:
-        sweep(cells, args.out, args.workers, None)
+    run_sweep(cells, args)
     grouped = load_cells(args.out, cells)
     text = (f"Average delay (RESCO definition), s, mean of seeds 1–{args.seeds}; in brackets the ratio to the "
             "benchmark profile's (the price of that rule alone).\n\n" + table(grouped, networks, controllers,
                                                                                 args.seeds))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "table.md").write_text(text + "\n")
-    print(text)
+    keep_table(args.out, text)
     missing = [c for c in cells if not cell_path(args.out, c).exists()]
     if missing:
         print(f"\n{len(missing)} cell(s) failed; run the command again to retry them")

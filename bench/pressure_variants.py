@@ -1,0 +1,124 @@
+"""Max-pressure under the benchmark profile with another pressure or switching rule: what each is worth.
+
+    .venv/bin/python bench/pressure_variants.py                      # 8 RESCO networks, 4 variants, 5 seeds
+    .venv/bin/python bench/pressure_variants.py --variants benchmark,count,count+lost_time,count+hold_20 --seeds 1
+
+Issue 16's check (a) asks max-pressure under RESCO's rules (the benchmark
+profile) to beat RESCO's published fixed time on every network and the best
+published result on arterial4x4 (654 s). Without teleports some seeds of
+ingolstadt21 lock up, and arterial4x4 leaves thousands of vehicles outside.
+This sweep runs the benchmark profile's max-pressure with one of its options
+changed (`controller_options`, as a `--config` file sets them), on the same
+seeds, so that a rule is judged over the whole set of networks, not on the
+one it was tried for:
+
+    benchmark         the profile's max-pressure: RESCO's MAXPRESSURE pressure, halting
+                      vehicles in and out of each movement's 50 m zone; no hold, no lost time
+    density           every vehicle per 100 m of the zone, in and out (the safety profile's)
+    demand            every vehicle in, halting vehicles out
+    count             every vehicle in and out, not per 100 m
+    density+lost_time density, and a change must pay for the ending phase's yellow
+                      (the safety profile's rule)
+    count+lost_time   count, and the same rule
+    count+hold_20     count, and a green holds 20 s before it is re-decided
+
+Each cell is one lean `signalwise run` in a fresh process, cached under OUT
+as bench/resco.py caches its cells (the same code runs them). Prints the mean
+delay of each variant over seeds 1..N with its ratio to the benchmark
+profile's max-pressure, and writes the table to OUT/table.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from resco import (
+    RESCO,
+    _stats,
+    add_sweep_options,
+    cell_notes,
+    keep_table,
+    load_cells,
+    max_pressure_target_s,
+    network_sha256,
+    run_sweep,
+)
+
+#: variant -> max-pressure's controller options beside the benchmark profile's; None: the profile's own
+VARIANTS: dict[str, dict | None] = {
+    "benchmark": None,
+    "density": {"measure": "density"},
+    "demand": {"measure": "demand"},
+    "count": {"measure": "count"},
+    "density+lost_time": {"measure": "density", "lost_time_s": "clearance"},
+    "count+lost_time": {"measure": "count", "lost_time_s": "clearance"},
+    "count+hold_20": {"measure": "count", "min_hold_s": 20.0},
+}
+DEFAULT_VARIANTS = ("benchmark", "density", "demand", "density+lost_time")
+
+
+def plan(networks, variants, seeds) -> list[dict]:
+    """One cell per network, seed and variant; the variant names the cell's profile (its place in the cache)."""
+    cells = []
+    for network in networks:
+        digest = network_sha256(network)
+        for seed in seeds:
+            for variant in variants:
+                cell = {"network": network, "net_sha256": digest, "profile": variant, "controller": "max-pressure",
+                        "seed": seed}
+                if VARIANTS[variant] is not None:
+                    cell["config"] = {"timing": "benchmark", "controller_options": VARIANTS[variant]}
+                cells.append(cell)
+    return cells
+
+
+def table(grouped, networks, variants, seeds: int) -> str:
+    lines = ["| network | target | " + " | ".join(variants) + " |", "|---|---|" + "---|" * len(variants)]
+    for net in networks:
+        base = grouped.get((net, "benchmark"))
+        base_mean = _stats(base)[0] if base else None
+        goal = max_pressure_target_s(net.split(":", 1)[-1])
+        row = []
+        for v in variants:
+            rows = grouped.get((net, v))
+            if not rows:
+                row.append("–")
+                continue
+            mean = _stats(rows)[0]
+            text = f"{mean:.1f}"
+            if goal is not None and mean < goal:
+                text = f"**{text}**"
+            if base_mean and v != "benchmark":
+                text += f" ({mean / base_mean:.2f}×)"
+            row.append(text + cell_notes(rows, seeds))
+        shown = f"< {goal:g}" if goal else "–"
+        lines.append(f"| {net} | {shown} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--networks", default=",".join(f"resco:{n}" for n in RESCO),
+                    help="comma-separated scenarios (resco:NAME or built-in names)")
+    ap.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
+                    help=f"comma-separated, from: {', '.join(VARIANTS)}")
+    add_sweep_options(ap, "pressure_variants")
+    args = ap.parse_args()
+    networks = [n.strip() for n in args.networks.split(",") if n.strip()]
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    cells = plan(networks, variants, range(1, args.seeds + 1))
+    run_sweep(cells, args)
+    grouped = {(net, variant): rows for (net, variant, _ctrl), rows in load_cells(args.out, cells).items()}
+    text = (f"Max-pressure under the benchmark profile, average delay (RESCO definition), s, mean of seeds "
+            f"1–{args.seeds}; bold: below the target of check (a); in brackets the ratio to the profile's own "
+            "max-pressure.\n\n" + table(grouped, networks, variants, args.seeds))
+    keep_table(args.out, text)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main()
