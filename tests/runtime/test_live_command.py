@@ -30,10 +30,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _ctrl_c_as_in_a_terminal():
+    """A suite started in the background (`make test &`) ignores SIGINT, and Python then leaves it ignored in
+    every child, as a shell's background job should: give the live command the SIGINT a terminal would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(tmp_path, *args):
     port = _free_port()
     proc = subprocess.Popen([SIGNALWISE, "live", "--scenario", "corridor", "--port", str(port), "--out", str(tmp_path),
-                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_as_in_a_terminal)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
