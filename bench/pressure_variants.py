@@ -54,6 +54,10 @@ VARIANTS: dict[str, dict | None] = {
     "density+lost_time": {"measure": "density", "lost_time_s": "clearance"},
     "count+lost_time": {"measure": "count", "lost_time_s": "clearance"},
     "count+hold_20": {"measure": "count", "min_hold_s": 20.0},
+    "halting+lost_time": {"measure": "halting", "lost_time_s": "clearance"},
+    "halting+hold_20": {"measure": "halting", "min_hold_s": 20.0},
+    "halting+serving": {"measure": "halting", "serving": "moving"},
+    "halting+serving+lost_time": {"measure": "halting", "serving": "moving", "lost_time_s": "clearance"},
 }
 DEFAULT_VARIANTS = ("benchmark", "density", "demand", "density+lost_time")
 

@@ -160,6 +160,27 @@ def test_lost_time_clearance_option_takes_each_phases_own_clearance():
     assert ctl.decide(obs(pressured(8, 5, 0), phase=1, elapsed_s=20.0)).phase_index is None
 
 
+def test_serving_moving_keeps_a_green_whose_queue_still_discharges():
+    """Halting vehicles alone say a green's queue has gone once it starts to move; `serving: moving` counts
+    the current green's moving vehicles too, and only the current green's."""
+    counts = {"n_in_0": 8, "e_in_0": 5}
+    queues = {"n_in_0": 1, "e_in_0": 5}  # phase 0's queue is moving off; phase 1's stands
+    plain = MaxPressureController(make_intersection(), measure="halting")
+    assert plain.decide(obs(counts, phase=0, queues=queues)).phase_index == 1  # 1 halting < 5
+    serving = make("max-pressure", make_intersection(), ControlContext(options={
+        "measure": "halting", "serving": "moving", "lost_time_s": 0, "min_hold_s": 0}))
+    assert serving.decide(obs(counts, phase=0, queues=queues)).phase_index is None  # 8 in, moving or not, > 5
+    assert serving.pressures(obs(counts, phase=0, queues=queues)) == [1.0, 5.0, 0.0]  # the others: halting
+    # phase 1 current: phase 0's moving vehicles do not count for it, 5 > 1 holds
+    assert serving.decide(obs(counts, phase=1, queues=queues)).phase_index is None
+    # phase 1's 5 vehicles, all moving, weigh 5 on its green; phase 0's 6 halting ones win
+    assert serving.decide(obs(counts, phase=1, queues={"n_in_0": 6, "e_in_0": 0})).phase_index == 0
+    with pytest.raises(ValueError, match="serving 'all'"):
+        MaxPressureController(make_intersection(), measure="halting", serving="all")
+    with pytest.raises(ValueError, match="already counts"):
+        MaxPressureController(make_intersection(), measure="density", serving="moving")
+
+
 def test_unknown_measure_or_tie_rule_is_refused():
     with pytest.raises(ValueError, match="measure 'speed'"):
         MaxPressureController(make_intersection(), measure="speed")

@@ -65,7 +65,8 @@ class MaxPressureController:
                  lost_time_s: float | Sequence[float] = 0.0,
                  lane_length_m: dict[str, float] | None = None, zone_m: float = 0.0,
                  lane_upstream: dict[str, tuple[tuple[str, float], ...]] | None = None,
-                 lane_downstream: dict[str, tuple[tuple[str, float], ...]] | None = None):
+                 lane_downstream: dict[str, tuple[tuple[str, float], ...]] | None = None,
+                 serving: str = "measure"):
         if measure not in MEASURES:
             raise ValueError(f"max-pressure measure {measure!r}; choose from {', '.join(MEASURES)}")
         if ties not in TIES:
@@ -87,6 +88,13 @@ class MaxPressureController:
         #: which vehicles count on the way in and on the way out
         self._x_in = attrgetter("count_veh" if measure in ("count", "demand", "density") else "queue_veh")
         self._x_out = attrgetter("queue_veh" if measure in ("halting", "demand") else "count_veh")
+        if serving not in SERVING:
+            raise ValueError(f"max-pressure serving {serving!r}; choose from {', '.join(SERVING)}")
+        if serving == "moving" and measure not in ("halting", "queue"):
+            raise ValueError(f"max-pressure serving 'moving' weighs what measure {measure!r} already counts; "
+                             "use it with measure halting or queue")
+        #: the current green's incoming vehicles, when they are counted apart from the measure's
+        self._serving_x_in = attrgetter("count_veh") if serving == "moving" else None
         #: unweighted measures: each phase's lanes in and out with how many of its movements use them. The sums
         #: are of whole vehicles, exact in any order, so a lane shared by several movements is read once
         self._lane_terms = [(tuple(Counter(a for a, _ in moves).items()), tuple(Counter(b for _, b in moves).items()))
@@ -115,44 +123,39 @@ class MaxPressureController:
         up to three times per decision (state, guide, hand-over target)."""
         if obs is self._memo_obs:
             return self._memo
-        lanes = obs.lanes
-        per_m = self._per_100m
-        x_in, x_out = self._x_in, self._x_out
-        out = []
-        if self._zone_terms is not None:
-            for ins, outs in self._zone_terms:
-                total = 0.0
-                for zone, w in ins:
-                    total += w * zone_sum(lanes, zone, x_in)
-                for zone, w in outs:
-                    total -= w * zone_sum(lanes, zone, x_out)
-                out.append(total)
-            self._memo_obs, self._memo = obs, out
-            return out
-        if per_m is None:
-            for ins, outs in self._lane_terms:
-                total = 0.0
-                for a, n in ins:
-                    la = lanes.get(a)
-                    if la is not None:
-                        total += n * x_in(la)
-                for b, n in outs:
-                    lb = lanes.get(b)
-                    if lb is not None:
-                        total -= n * x_out(lb)
-                out.append(total)
-            self._memo_obs, self._memo = obs, out
-            return out
-        for moves in self._movements:
-            total = 0.0
-            for a, b in moves:
-                la, lb = lanes.get(a), lanes.get(b)
-                xa = x_in(la) if la is not None else 0
-                xb = x_out(lb) if lb is not None else 0
-                total += xa * per_m.get(a, 1.0) - xb * per_m.get(b, 1.0)
-            out.append(total)
+        out = [self._phase_pressure(obs.lanes, i, self._x_in) for i in range(len(self._movements))]
         self._memo_obs, self._memo = obs, out
         return out
+
+    def _phase_pressure(self, lanes, phase: int, x_in) -> float:
+        """One phase's pressure, its incoming vehicles counted by `x_in` (outgoing by the measure's)."""
+        x_out = self._x_out
+        total = 0.0
+        if self._zone_terms is not None:
+            ins, outs = self._zone_terms[phase]
+            for zone, w in ins:
+                total += w * zone_sum(lanes, zone, x_in)
+            for zone, w in outs:
+                total -= w * zone_sum(lanes, zone, x_out)
+            return total
+        per_m = self._per_100m
+        if per_m is None:
+            ins, outs = self._lane_terms[phase]
+            for a, n in ins:
+                la = lanes.get(a)
+                if la is not None:
+                    total += n * x_in(la)
+            for b, n in outs:
+                lb = lanes.get(b)
+                if lb is not None:
+                    total -= n * x_out(lb)
+            return total
+        for a, b in self._movements[phase]:
+            la, lb = lanes.get(a), lanes.get(b)
+            xa = x_in(la) if la is not None else 0
+            xb = x_out(lb) if lb is not None else 0
+            total += xa * per_m.get(a, 1.0) - xb * per_m.get(b, 1.0)
+        return total
 
     def decide(self, obs: Observation) -> Decision:
         s = obs.signal
@@ -160,6 +163,9 @@ class MaxPressureController:
             return Decision(self.inter.id, None, self.name)
         pressures = self.pressures(obs)
         current = s.phase_index
+        if self._serving_x_in is not None and 0 <= current < len(pressures):
+            pressures = list(pressures)
+            pressures[current] = self._phase_pressure(obs.lanes, current, self._serving_x_in)
         if self.ties == "first":  # the first phase of the largest pressure, even over the current one
             best = max(range(len(pressures)), key=lambda i: pressures[i])
             return Decision(self.inter.id, None if best == current else best, self.name)
@@ -186,6 +192,9 @@ MEASURES = ("count", "queue", "halting", "demand", "density")
 #: hold: a tie with the current phase keeps it; first: the first phase of the largest pressure is served,
 #: even when the current phase ties with it (the plain reference's rule)
 TIES = ("hold", "first")
+#: measure: the current green is weighed as every other phase | moving: its incoming vehicles count moving
+#: ones too, so a queue still discharging (no longer halting) keeps its green; only with the halting measures
+SERVING = ("measure", "moving")
 
 
 @register("max-pressure")
@@ -199,4 +208,4 @@ def make_max_pressure(inter: Intersection, ctx: ControlContext) -> MaxPressureCo
     return MaxPressureController(inter, float(o.get("period_s", PERIOD_S)), str(o.get("measure", MEASURE)),
                                  float(o.get("min_hold_s", MIN_HOLD_S)), str(o.get("ties", "hold")), lost,
                                  ctx.lane_length_m, float(o.get("zone_m", ZONE_M)), ctx.lane_upstream,
-                                 ctx.lane_downstream)
+                                 ctx.lane_downstream, str(o.get("serving", "measure")))
