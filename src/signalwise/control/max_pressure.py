@@ -163,7 +163,7 @@ class MaxPressureController:
             return Decision(self.inter.id, None, self.name)
         pressures = self.pressures(obs)
         current = s.phase_index
-        if self._serving_x_in is not None and 0 <= current < len(pressures):
+        if self._serving_x_in is not None:
             pressures = list(pressures)
             pressures[current] = self._phase_pressure(obs.lanes, current, self._serving_x_in)
         if self.ties == "first":  # the first phase of the largest pressure, even over the current one
