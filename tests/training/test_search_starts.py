@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from signalwise.control.learning.phase_score import ALL_FEATURES, FEATURES, max_pressure_weights
+from signalwise.control.learning.phase_score import FEATURES, max_pressure_weights
 from signalwise.control.learning.qtable import load_model
 from signalwise.control.learning.shipped import shipped_model_path
 from signalwise.training.policy_search import run_policy_episode
@@ -24,11 +24,19 @@ def test_the_default_start_is_plain_max_pressure():
     assert start.vector(FEATURES) == max_pressure_weights(FEATURES)
 
 
-def test_a_start_weighing_a_detector_feature_searches_every_feature():
+def test_a_start_weighing_a_detector_feature_searches_it_beside_the_default_features():
     start = search_start("actuated")
-    assert start.features() == ALL_FEATURES
-    assert start.vector(ALL_FEATURES)[ALL_FEATURES.index("hold_gap")] == STARTS["actuated"].weights["hold_gap"]
+    assert start.features() == (*FEATURES, "hold_gap")
+    assert start.vector(start.features())[-1] == STARTS["actuated"].weights["hold_gap"]
     assert start.period_s == 1.0
+
+
+def test_an_added_feature_is_searched_from_zero_and_a_weighed_one_keeps_its_weight():
+    start = search_start("actuated").adding(["switch_halt_red", "hold_gap"])
+    assert start.features() == (*FEATURES, "hold_gap", "switch_halt_red")
+    assert start.vector(start.features())[-2:] == (STARTS["actuated"].weights["hold_gap"], 0.0)
+    with pytest.raises(ValueError, match="unknown feature.*waiting_s.*switch_red_min"):
+        search_start(DEFAULT_START).adding(["waiting_s"])
 
 
 def test_an_unknown_start_is_a_one_line_error_naming_the_known_ones():

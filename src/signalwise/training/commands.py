@@ -64,6 +64,11 @@ def train_command(
              "auto (run each on the validation seeds, search from the lowest delay) | PATH (a phase-score "
              "model's directory: fine-tune its weights, e.g. under another --timing or on your network)")]
     = "max-pressure",
+    add_feature: Annotated[list[str] | None, typer.Option(
+        "--add-feature", metavar="NAME",
+        help="phase-score: weigh this feature too, from weight 0 (repeatable): switch_red_min (minutes since a "
+             "phase was last green) | switch_halt_red (its halting vehicles times those minutes) | hold_gap "
+             "(detectors still see traffic on the green's lanes)")] = None,
     period: Annotated[float | None, typer.Option(help="phase-score: seconds between decisions [default: the "
                                                       "start's: 1 for actuated, else 5]", show_default=False)] = None,
     timing: Annotated[str | None, typer.Option(help="timing profile of the training episodes (safety | benchmark | "
@@ -104,14 +109,15 @@ def train_command(
     """Train a learning model; every episode runs the real loop, shield and safety audit included."""
     if agent == "phase-score":
         _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
-                      duration, timing, sumocfg, net, routes, ray, measure, start, zone_m, period, restarts)
+                      duration, timing, sumocfg, net, routes, ray, measure, start, zone_m, period, restarts,
+                      add_feature or [])
         return
     if agent != "tabular":
         _fail("--agent must be phase-score or tabular")
     if timing is not None:
         _fail("--timing is for --agent phase-score; the tabular agent trains under the default profile")
-    if restarts != 1:
-        _fail("--restarts is for --agent phase-score")
+    if restarts != 1 or add_feature:
+        _fail("--restarts and --add-feature are for --agent phase-score")
     hyper = dict(gamma=gamma, guide=guide, guide_mode=guide_mode, guide_visits=guide_visits,
                  epsilon_start=epsilon_start, epsilon_decay=epsilon_decay, downstream_weight=downstream_weight)
     _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, hyper, actions, state,
@@ -237,7 +243,7 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
 @learning_errors
 def _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
                   duration, timing, sumocfg, net, routes, ray, measure="count", start="max-pressure",
-                  zone_m=None, period=None, restarts=1) -> None:
+                  zone_m=None, period=None, restarts=1, add_feature=()) -> None:
     import dataclasses
     import time
 
@@ -259,6 +265,11 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
         if not period > 0:
             _fail("--period must be above 0 seconds")
         starts = {n: dataclasses.replace(st, period_s=period) for n, st in starts.items()}
+    if add_feature:
+        try:
+            starts = {n: st.adding(add_feature) for n, st in starts.items()}
+        except ValueError as exc:
+            _fail(str(exc))
     begin = next(iter(starts.values()))  # with auto: replaced by the one chosen
     if begin.measure is not None and begin.measure != measure:
         _fail(f"--start {start}: that model measures {begin.measure}, so its weights are in those units; "

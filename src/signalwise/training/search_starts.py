@@ -39,7 +39,7 @@ those units.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..control.learning.phase_score import ALL_FEATURES, FEATURES
@@ -55,8 +55,15 @@ class SearchStart:
     measure: str | None = None
 
     def features(self) -> tuple[str, ...]:
-        """FEATURES, or every feature when the start weighs one outside them."""
-        return FEATURES if set(self.weights) <= set(FEATURES) else ALL_FEATURES
+        """FEATURES and any other feature the start weighs, in ALL_FEATURES' order."""
+        return tuple(f for f in ALL_FEATURES if f in FEATURES or f in self.weights)
+
+    def adding(self, names) -> SearchStart:
+        """This start with `names` weighed too, each from 0 (a weight it already has is kept)."""
+        unknown = [n for n in names if n not in ALL_FEATURES]
+        if unknown:
+            raise ValueError(f"unknown feature(s) {', '.join(unknown)} (known: {', '.join(ALL_FEATURES)})")
+        return replace(self, weights={**{n: 0.0 for n in names}, **self.weights})
 
     def vector(self, features: tuple[str, ...]) -> tuple[float, ...]:
         return tuple(float(self.weights.get(f, 0.0)) for f in features)

@@ -37,6 +37,12 @@ movements weighs more; current phase `c`, its green has run `g` seconds):
                    still crossing the stop bar or the advance loop), which lane
                    counts cannot tell from a queue that has stopped flowing;
                    0 where a signal has no detectors
+    switch_red_min 1{a != c} * minutes since a was last seen green (capped):
+                   how long its queue has waited, which counts alone do not say
+    switch_halt_red
+                   1{a != c} * in_halt * minutes since a was last green: about
+                   the waiting its queue has piled up (vehicle-minutes), the
+                   delay a change would start to pay back
 
 A model names the features its weights go with (`meta["policy"]["features"]`),
 so models made with fewer features keep working as features are added.
@@ -56,7 +62,8 @@ from ..zones import MovementZones, Neighbours, zone_per_100m, zone_sum
 
 #: every feature the policy can weigh, in the order PhaseFeatures computes them
 ALL_FEATURES = ("in_halt", "out_halt", "in_moving", "hold", "hold_green_min", "hold_moving", "hold_halt",
-                "hold_young", "switch_min_green_min", "switch_clearance_10s", "hold_gap")
+                "hold_young", "switch_min_green_min", "switch_clearance_10s", "hold_gap", "switch_red_min",
+                "switch_halt_red")
 #: what `signalwise train --agent phase-score` searches by default (the ten of docs/learning.md's results;
 #: `hold_gap` is named where it is wanted, as the shipped models do)
 FEATURES = ALL_FEATURES[:10]
@@ -118,6 +125,8 @@ class PhaseFeatures:
         self._clearance_10s = [inter.timing.clearance_of(p) / 10.0 for p in range(self.n_phases)]
         self._moves = [tuple((m.in_lane, m.out_lane) for m in p.movements if not m.is_crosswalk)
                        for p in inter.phases]
+        #: per phase: when it was last seen green (its waiting starts there); None until the first observation
+        self._last_green_s: list[float] | None = None
         #: the intersection's own lanes the features read (what `health` checks)
         self.lanes = tuple(dict.fromkeys(lane for mv in self._moves for pair in mv for lane in pair))
         zones = MovementZones((move for moves in self._moves for move in moves), zone_m, lane_upstream,
@@ -166,6 +175,14 @@ class PhaseFeatures:
             x[c, 8] = x[c, 9] = 0.0
             idle = obs.detector_idle_s
             x[c, 10] = float(any(idle.get(d, GREEN_CAP_S) < PASSAGE_S for d in self._phase_dets[c]))
+            last = self._last_green_s
+            if last is None:  # nothing waited before the first look
+                last = self._last_green_s = [obs.time_s] * self.n_phases
+            last[c] = obs.time_s  # green, or being cleared: its waiting starts now
+            red_min = np.minimum(obs.time_s - np.array(last), GREEN_CAP_S) / 60.0
+            x[:, 11] = red_min
+            x[:, 12] = x[:, 0] * red_min
+            x[c, 11] = x[c, 12] = 0.0
         return x
 
     def health(self, obs: Observation, max_age_s: float = 10.0) -> float:
