@@ -17,6 +17,8 @@ time, and the best published RESCO result where there is one.
     .venv/bin/python bench/learning_profiles.py --networks resco:cologne3,resco:ingolstadt1 --measure density \
         --start auto --profiles safety --out bench/out/learning_profiles_auto
     .venv/bin/python bench/learning_profiles.py --networks resco:cologne1 --zone-m 0   # each lane alone
+    .venv/bin/python bench/learning_profiles.py --networks resco:cologne8 --measure density \
+        --add-feature switch_red_min --add-feature switch_halt_red --out bench/out/learning_profiles_wait
     .venv/bin/python bench/learning_profiles.py            # all 8 RESCO networks and the 3 built-ins: hours
 """
 
@@ -51,14 +53,14 @@ def run(cmd: list[str]) -> float:
 
 
 def one(network: str, profile: str, out: Path, generations: int, measure: str, seeds: int,
-        start: str = "max-pressure", zone_m: float | None = None) -> dict:
+        start: str = "max-pressure", zone_m: float | None = None, extra: tuple[str, ...] = ()) -> dict:
     model = out / "train" / "model"
     wall = None
     if not model.is_dir():  # resumable: a trained model is kept
         wall = run([SIGNALWISE, "train", "--agent", "phase-score", "-s", network, "--timing", profile,
                     "--generations", str(generations), "--measure", measure, "--seed", "1",
                     "--start", start, "--out", str(out / "train"),
-                    *(["--zone-m", f"{zone_m:g}"] if zone_m is not None else [])])
+                    *(["--zone-m", f"{zone_m:g}"] if zone_m is not None else []), *extra])
     summary = out / "compare" / "summary.json"
     if not summary.is_file():
         run([SIGNALWISE, "compare", "-s", network, "--timing", profile, "--seeds", str(seeds),
@@ -92,15 +94,22 @@ def main() -> None:
                          "under each profile (50); 0 reads each lane alone")
     ap.add_argument("--out", type=Path, default=Path("bench/out/learning_profiles"))
     ap.add_argument("--profiles", default=",".join(PROFILES), help="timing profiles to run (comma-separated)")
+    ap.add_argument("--add-feature", action="append", default=[], metavar="NAME",
+                    help="a phase-score feature to weigh too (signalwise train --add-feature; repeatable)")
+    ap.add_argument("--period", type=float, default=None, help="seconds between decisions (signalwise train --period)")
+    ap.add_argument("--restarts", type=int, default=1, help="independent searches (signalwise train --restarts)")
     args = ap.parse_args()
     profiles = [p for p in args.profiles.split(",") if p]
     if not set(profiles) <= set(PROFILES):
         raise SystemExit(f"error: --profiles takes {', '.join(PROFILES)}")
+    extra = (*(a for f in args.add_feature for a in ("--add-feature", f)),
+             *(("--period", f"{args.period:g}") if args.period is not None else ()),
+             *(("--restarts", str(args.restarts)) if args.restarts != 1 else ()))
     rows = []
     for network in [n for n in args.networks.split(",") if n]:
         for profile in profiles:
             rows.append(one(network, profile, args.out / network.replace(":", "-") / profile, args.generations,
-                            args.measure, args.seeds, args.start, args.zone_m))
+                            args.measure, args.seeds, args.start, args.zone_m, extra))
     (args.out / "learning_profiles.json").write_text(json.dumps(rows, indent=1))
     print("\n| network | profile | fixed | max-pressure | ql | ql vs max-pressure, p Welch / paired | best published | "
           "training wall |")

@@ -37,6 +37,10 @@ def test_an_added_feature_is_searched_from_zero_and_a_weighed_one_keeps_its_weig
     assert start.vector(start.features())[-2:] == (STARTS["actuated"].weights["hold_gap"], 0.0)
     with pytest.raises(ValueError, match="unknown feature.*waiting_s.*switch_red_min"):
         search_start(DEFAULT_START).adding(["waiting_s"])
+    p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--add-feature", "waiting_s"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and p.stderr.startswith("error: unknown feature(s) waiting_s")
+    assert len(p.stderr.strip().splitlines()) == 1
 
 
 def test_an_unknown_start_is_a_one_line_error_naming_the_known_ones():
@@ -53,18 +57,20 @@ def test_an_unknown_start_is_a_one_line_error_naming_the_known_ones():
 def test_train_starts_the_search_where_start_says(tmp_path):
     p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "-s", "single", "--generations", "1",
                         "--popsize", "2", "--validation-seeds", "1", "--duration", "300",
-                        "--start", "max-pressure-hold", "--out", str(tmp_path / "t")],
+                        "--start", "max-pressure-hold", "--add-feature", "switch_halt_red", "--out", str(tmp_path / "t")],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     assert "max-pressure-hold (the starting point)" in " ".join(p.stderr.split())  # rich wraps lines
     meta = load_model(tmp_path / "t" / "model").meta
     config = meta["training"]["config"]
+    features = (*FEATURES, "switch_halt_red")  # the added feature searched from 0
     start = STARTS["max-pressure-hold"]
     assert config["start_name"] == "max-pressure-hold"
-    assert config["start"] == list(start.vector(FEATURES)) and config["features"] == list(FEATURES)
+    assert config["start"] == [*start.vector(FEATURES), 0.0] and config["features"] == list(features)
     assert config["period_s"] == start.period_s
+    assert meta["policy"]["features"] == list(features)
     if meta["selection"]["chosen"] == "start":  # the model is the start itself when the search did not beat it
-        assert meta["policy"]["weights"] == list(start.vector(FEATURES))
+        assert meta["policy"]["weights"] == [*start.vector(FEATURES), 0.0]
 
 
 @pytest.mark.slow
