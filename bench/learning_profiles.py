@@ -98,13 +98,15 @@ def main() -> None:
                     help="a phase-score feature to weigh too (signalwise train --add-feature; repeatable)")
     ap.add_argument("--period", type=float, default=None, help="seconds between decisions (signalwise train --period)")
     ap.add_argument("--restarts", type=int, default=1, help="independent searches (signalwise train --restarts)")
+    ap.add_argument("--popsize", type=int, default=None, help="candidates per generation (signalwise train --popsize)")
     args = ap.parse_args()
     profiles = [p for p in args.profiles.split(",") if p]
     if not set(profiles) <= set(PROFILES):
         raise SystemExit(f"error: --profiles takes {', '.join(PROFILES)}")
     extra = (*(a for f in args.add_feature for a in ("--add-feature", f)),
              *(("--period", f"{args.period:g}") if args.period is not None else ()),
-             *(("--restarts", str(args.restarts)) if args.restarts != 1 else ()))
+             *(("--restarts", str(args.restarts)) if args.restarts != 1 else ()),
+             *(("--popsize", str(args.popsize)) if args.popsize is not None else ()))
     rows = []
     for network in [n for n in args.networks.split(",") if n]:
         for profile in profiles:
