@@ -17,8 +17,9 @@ time, and the best published RESCO result where there is one.
     .venv/bin/python bench/learning_profiles.py --networks resco:cologne3,resco:ingolstadt1 --measure density \
         --start auto --profiles safety --out bench/out/learning_profiles_auto
     .venv/bin/python bench/learning_profiles.py --networks resco:cologne1 --zone-m 0   # each lane alone
-    .venv/bin/python bench/learning_profiles.py --networks resco:cologne8 --measure density \
-        --add-feature switch_red_min --add-feature switch_halt_red --out bench/out/learning_profiles_wait
+    .venv/bin/python bench/learning_profiles.py --networks resco:cologne8 --measure density --popsize 12 \
+        --generations 16 --add-feature switch_red_min --add-feature switch_halt_red \
+        --out bench/out/learning_profiles_wait        # docs/learning.md: cologne8's price of safety 1.21x
     .venv/bin/python bench/learning_profiles.py            # all 8 RESCO networks and the 3 built-ins: hours
 """
 
