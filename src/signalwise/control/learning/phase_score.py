@@ -71,6 +71,8 @@ FEATURES = ALL_FEATURES[:10]
 FEATURES_V1 = ALL_FEATURES[:7]
 #: the features that read detectors (a controller weighing one asks the loop for detector idle times)
 DETECTOR_FEATURES = ("hold_gap",)
+#: the features that need each phase's last green remembered (kept only when one is weighed)
+WAITING_FEATURES = ("switch_red_min", "switch_halt_red")
 #: a green's age beyond this adds nothing more (keeps a stuck phase from growing a huge feature)
 GREEN_CAP_S = 120.0
 #: measures: "count" = vehicles; "density" = vehicles per 100 m of their lane (needs lane lengths)
@@ -125,8 +127,10 @@ class PhaseFeatures:
         self._clearance_10s = [inter.timing.clearance_of(p) / 10.0 for p in range(self.n_phases)]
         self._moves = [tuple((m.in_lane, m.out_lane) for m in p.movements if not m.is_crosswalk)
                        for p in inter.phases]
-        #: per phase: when it was last seen green (its waiting starts there); None until the first observation
+        #: per phase: when it was last seen green (its waiting starts there); None until the first observation,
+        #: and always when no waiting feature is weighed (the decision loop then skips them)
         self._last_green_s: list[float] | None = None
+        self._waits = any(f in WAITING_FEATURES for f in features)
         #: the intersection's own lanes the features read (what `health` checks)
         self.lanes = tuple(dict.fromkeys(lane for mv in self._moves for pair in mv for lane in pair))
         zones = MovementZones((move for moves in self._moves for move in moves), zone_m, lane_upstream,
@@ -175,14 +179,14 @@ class PhaseFeatures:
             x[c, 8] = x[c, 9] = 0.0
             idle = obs.detector_idle_s
             x[c, 10] = float(any(idle.get(d, GREEN_CAP_S) < PASSAGE_S for d in self._phase_dets[c]))
-            last = self._last_green_s
-            if last is None:  # nothing waited before the first look
-                last = self._last_green_s = [obs.time_s] * self.n_phases
-            last[c] = obs.time_s  # green, or being cleared: its waiting starts now
-            red_min = np.minimum(obs.time_s - np.array(last), GREEN_CAP_S) / 60.0
-            x[:, 11] = red_min
-            x[:, 12] = x[:, 0] * red_min
-            x[c, 11] = x[c, 12] = 0.0
+            if self._waits:
+                last = self._last_green_s
+                if last is None:  # nothing waited before the first look
+                    last = self._last_green_s = [obs.time_s] * self.n_phases
+                last[c] = obs.time_s  # green, or being cleared: its waiting starts now, so c's terms are 0
+                red_min = np.minimum(obs.time_s - np.array(last), GREEN_CAP_S) / 60.0
+                x[:, 11] = red_min
+                x[:, 12] = x[:, 0] * red_min
         return x
 
     def health(self, obs: Observation, max_age_s: float = 10.0) -> float:
