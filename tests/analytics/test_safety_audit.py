@@ -495,3 +495,43 @@ def test_a_model_without_per_phase_values_holds_every_phase_to_the_scalars():
     report = run_audit(per_phase_services(), yellow_s=4.0, all_red_s=3.0)
     assert fired(report) >= {"yellow", "all_red"}
     assert {v.phase for v in report.violations if v.rule == "yellow"} == {1}
+
+
+# ---------------------------------------------------------------------------
+# cycle_calls: the cycle bound and the max-green timer run from calls (43)
+# ---------------------------------------------------------------------------
+
+PHASE_1_ONLY = [Service(1, 40.0), Service(1, 40.0), Service(1, 40.0)]
+
+
+def test_cycle_calls_a_phase_nobody_called_is_not_owed_a_green():
+    assert fired(run_audit(PHASE_1_ONLY)) == {"cycle_max"}  # the default bound: phase 2 is owed one
+    report = run_audit(PHASE_1_ONLY, cycle_calls=True)
+    assert report.ok, [str(v) for v in report.violations]
+
+
+def test_cycle_calls_a_call_left_unanswered_past_the_bound_is_caught():
+    report = run_audit(PHASE_1_ONLY, extra=[ev(10.0, 43, 2)], cycle_calls=True, cycle_max_s=55.0)
+    assert fired(report) == {"cycle_max"}
+    # one per link of phase 2 (links 2 and 3), still waiting when the log ends
+    assert len(report.violations) == 2
+    assert all(v.phase == 2 and "called" in v.detail and v.measured_s > 56.0 for v in report.violations)
+    # answered in time: phase 2 green 45 s after the call
+    served = [Service(1, 40.0), Service(2, 10.0), Service(1, 40.0)]
+    assert run_audit(served, extra=[ev(10.0, 43, 2)], cycle_calls=True, cycle_max_s=55.0).ok
+
+
+def test_cycle_calls_a_call_while_the_link_is_served_is_answered_by_that_green():
+    # phase 1's links are green at 0..40; a 43 of phase 1 at 0 (the green's own start) owes nothing more
+    assert run_audit(PHASE_1_ONLY, extra=[ev(0.0, 43, 1)], cycle_calls=True, cycle_max_s=55.0).ok
+
+
+def test_cycle_calls_max_green_runs_from_the_first_conflicting_call():
+    long_green = [Service(1, 60.0)]  # 20 s past phase 1's 40 s maximum
+    assert fired(run_audit(long_green)) == {"max_green"}
+    assert run_audit(long_green, cycle_calls=True).ok  # nobody else called: the green rests
+    assert run_audit(long_green, extra=[ev(25.0, 43, 2)], cycle_calls=True).ok  # 35 s from the call
+    report = run_audit(long_green, extra=[ev(10.0, 43, 2)], cycle_calls=True)
+    assert fired(report) == {"max_green"}
+    (v,) = report.violations
+    assert (v.time_s, v.measured_s) == (10.0, 50.0)

@@ -277,3 +277,114 @@ def test_a_covering_phase_is_forced_by_its_links_oldest_service():
     assert all(b - a <= 100.0 + 1 for a, b in zip([0.0, *starts], starts, strict=False))
     assert "cycle_max" in {iv.rule for iv in sh.interventions}
     assert audit_shield(sh, states).ok
+
+
+# -- cycle_calls: the cycle bound and the max-green timer run from calls ------------------
+
+def _no_crosswalk_intersection(**kw):
+    """The fixture's junction without its crosswalk (pedestrians put a phase on recall), cycle_calls on."""
+    import dataclasses
+
+    inter = make_intersection(**kw)
+    timing = dataclasses.replace(inter.timing, cycle_calls=True, ped_walk_s=0.0, ped_clearance_s=0.0,
+                                 min_green_s=(5.0, 5.0, 5.0), ped_intervals=False)
+    return dataclasses.replace(inter, crosswalks=(), timing=timing)
+
+
+def _lanes(inter, busy=()):
+    from signalwise.core import LaneState
+
+    return {lane: LaneState(1 if lane in busy else 0, 1 if lane in busy else 0, 0.0, 0.0, 0.0)
+            for lane in inter.in_lanes}
+
+
+def drive_observed(shield, until_s, busy_lanes, healthy=lambda t: True):
+    """A controller that always holds, observing every step; `busy_lanes(t)`: the lanes with a vehicle on them;
+    `healthy(t)`: whether the lane source is sound."""
+    states = [(0.0, shield.inter.id, shield.state)]
+    t = 0.0
+    while t < until_s:
+        t = round(t + 1.0, 6)
+        ok = healthy(t)
+        sources = (SourceHealth("lanes", healthy=ok, reason="" if ok else "loop fault"),)
+        obs = Observation(t, shield.inter.id, _lanes(shield.inter, busy_lanes(t)), sources=sources)
+        shield.propose(Decision("X", None, "test"), obs)
+        new = shield.tick(t, obs if shield.interval == "green" else None)
+        if new is not None:
+            states.append((t, shield.inter.id, new))
+    return states
+
+
+def test_cycle_calls_green_rests_while_nobody_waits_elsewhere():
+    inter = _no_crosswalk_intersection()
+    sh = IntersectionShield(inter, fallback_for(inter), shield_config())
+    states = drive_observed(sh, 600, lambda t: ())
+    assert greens(sh) == []  # phase 1 never ended: no max-out, no cycle force-off
+    assert not any(e.event_code == EventCode.PHASE_CALL_REGISTERED for e in sh.events)
+    assert sh.interventions == []
+    assert audit_shield(sh, states).ok
+    # the default bound forces the empty phases round
+    import dataclasses
+
+    every_link = dataclasses.replace(inter, timing=dataclasses.replace(inter.timing, cycle_calls=False))
+    sh = IntersectionShield(every_link, fallback_for(every_link), shield_config())
+    states = drive_observed(sh, 600, lambda t: ())
+    assert {p for p, _, _ in greens(sh)} == {1, 2, 3}
+    assert audit_shield(sh, states).ok
+
+
+def test_cycle_calls_a_call_starts_the_max_timer_and_is_served_within_the_bound():
+    inter = _no_crosswalk_intersection()
+    sh = IntersectionShield(inter, fallback_for(inter), shield_config())
+    # a vehicle waits on the protected left's lane (phase 3) from t = 200 until it is served
+    served = {}
+
+    def busy(t):
+        if any(e.event_code == EventCode.PHASE_BEGIN_GREEN and e.parameter == 3 for e in sh.events):
+            served.setdefault("t", t)
+            return ()
+        return ("e_in_1",) if t >= 200 else ()
+
+    states = drive_observed(sh, 400, busy)
+    calls = [(e.time_s, e.parameter) for e in sh.events if e.event_code == EventCode.PHASE_CALL_REGISTERED]
+    assert calls[0] == (200.0, 3)
+    first_end = greens(sh)[0]
+    assert first_end[0] == 1 and first_end[2] == 240.0  # maxed out 40 s after the call, not after its start
+    left = next(e.time_s for e in sh.events if e.event_code == EventCode.PHASE_BEGIN_GREEN and e.parameter == 3)
+    assert 240.0 < left <= 200.0 + inter.timing.cycle_max_s
+    assert not any(e.event_code == EventCode.PHASE_BEGIN_GREEN and e.parameter == 2 for e in sh.events)
+    assert audit_shield(sh, states).ok
+
+
+def test_cycle_calls_unsound_lane_data_put_every_phase_on_recall():
+    inter = _no_crosswalk_intersection()
+    sh = IntersectionShield(inter, fallback_for(inter), shield_config())
+    states = drive_observed(sh, 300, lambda t: (), healthy=lambda t: t < 100)  # the loops fail at t = 100
+    first_call = {}
+    for e in sh.events:
+        if e.event_code == EventCode.PHASE_CALL_REGISTERED:
+            first_call.setdefault(e.parameter, e.time_s)
+    # the first unsound observation calls every phase but the green one (NEMA: recall on a detector fault)
+    assert first_call[2] == first_call[3] == 100.0
+    assert {p for p, _, _ in greens(sh)} == {1, 2, 3}
+    assert audit_shield(sh, states).ok
+
+
+def test_cycle_calls_no_lane_data_at_all_recalls_every_phase():
+    inter = _no_crosswalk_intersection()
+    sh = IntersectionShield(inter, fallback_for(inter), shield_config())
+    states = drive(sh, 400, lambda t: Decision("X", None, "test"))  # a controller that observes no lanes
+    assert {p for p, _, _ in greens(sh)} == {1, 2, 3}  # served round as under the default bound
+    assert audit_shield(sh, states).ok
+
+
+def test_cycle_calls_phases_serving_a_crosswalk_are_on_recall():
+    import dataclasses
+
+    inter = make_intersection()
+    inter = dataclasses.replace(inter, timing=dataclasses.replace(inter.timing, cycle_calls=True))
+    sh = IntersectionShield(inter, fallback_for(inter), shield_config())
+    states = drive_observed(sh, 400, lambda t: ())
+    served = {p for p, _, _ in greens(sh)} | {e.parameter for e in sh.events if e.event_code == 1}
+    assert 2 in served and 3 not in served  # pedestrians may wait at phase 2's crosswalk; nobody at the left
+    assert audit_shield(sh, states).ok

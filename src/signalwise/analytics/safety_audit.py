@@ -13,7 +13,10 @@ Rules (names as they appear in reports):
 
 ``min_green``          green (1 → next 8 of the phase) lasts ≥ min_green_s[phase].
 ``max_green``          green lasts ≤ max_green_s[phase] + one step; greens that
-                       overlap an active preemption (102 … 104) are exempt.
+                       overlap an active preemption (102 … 104) are exempt. Under
+                       ``cycle_calls`` the maximum runs from the first call
+                       (43) of a link the green does not serve, and a green with
+                       no such call rests (as NEMA's max timer does).
 ``yellow``             8 → 9 of the phase lasts ≥ its yellow (``phase_yellow_s``,
                        else ``yellow_s``).
 ``all_red``            10 → 11 of the phase lasts ≥ its red clearance
@@ -31,6 +34,12 @@ Rules (names as they appear in reports):
                        when the log ends was served within that before the end.
                        Windows that overlap a preemption are exempt. (A phase
                        whose links other phases also serve need not come round.)
+                       Under ``cycle_calls`` (a timing key) the window runs from
+                       a call instead: after a 43 (phase call registered) of a
+                       phase, each of its links not served at that moment is
+                       served within cycle_max_s + one step; a link nobody
+                       called is not held to it. The calls are the log's
+                       own: whether a vehicle was there is not in this evidence.
 ``preempt``            a 104 only ends an active call, a 102 never repeats an
                        active call; a call still on at the end of the log is the
                        warning ``preempt_unterminated``.
@@ -89,12 +98,13 @@ YELLOW_CHARS = frozenset("y")
 BEGIN_GREEN, BEGIN_YELLOW, END_YELLOW, BEGIN_RED_CLEAR, END_RED_CLEAR = 1, 8, 9, 10, 11
 PED_WALK, PED_CLEARANCE, PED_DONT_WALK = 21, 22, 23
 PREEMPT_CALL_ON, PREEMPT_CALL_OFF = 102, 104
+PHASE_CALL = 43
 _PHASE_CODES = (BEGIN_GREEN, BEGIN_YELLOW, END_YELLOW, BEGIN_RED_CLEAR, END_RED_CLEAR)
 _PED_CODES = (PED_WALK, PED_CLEARANCE, PED_DONT_WALK)
 #: inside one timestamp, prefer ends before begins: walk/clearance end before yellow,
 #: clearance ends before the next green, green before the walk it carries
 _SAME_TIME_PRIORITY = {PED_DONT_WALK: 0, PED_CLEARANCE: 1, BEGIN_YELLOW: 2, END_YELLOW: 3, BEGIN_RED_CLEAR: 4,
-                       END_RED_CLEAR: 5, BEGIN_GREEN: 6, PED_WALK: 7}
+                       END_RED_CLEAR: 5, BEGIN_GREEN: 6, PED_WALK: 7, PHASE_CALL: 8}
 
 REQUIRED_FILES = ("events.csv", "signal_model.json", "signal_states.csv", "run.json")
 
@@ -190,6 +200,8 @@ class _Device:
     ped_walk_s: float
     ped_clearance_s: float
     cycle_max_s: float
+    #: the cycle bound runs from a call (43), not from the last service
+    cycle_calls: bool
     vehicle_links: tuple[int, ...]
     crosswalk_links: tuple[int, ...]
     #: crosswalk link -> phase numbers whose green serves it
@@ -248,6 +260,7 @@ def _parse_device(raw: dict, where: str) -> _Device:
             yellow_s=yellow_by, all_red_s=all_red_by,
             ped_walk_s=float(timing["ped_walk_s"]), ped_clearance_s=float(timing["ped_clearance_s"]),
             cycle_max_s=float(timing["cycle_max_s"]),
+            cycle_calls=bool(timing.get("cycle_calls", False)),
             # links the model does not mark as crosswalks are held to the vehicle rules
             vehicle_links=tuple(i for i in range(n_links) if i not in crosswalk_links),
             crosswalk_links=tuple(sorted(crosswalk_links)),
@@ -385,10 +398,13 @@ class _DeviceEvents:
         #: link -> when a green serving it last began (None: not yet in this log)
         self.link_served: dict[int, float | None] = {
             link: None for links in dev.green_links.values() for link in links}
+        #: under cycle_calls: link -> when the oldest call still unanswered for it came
+        self.link_called: dict[int, float] = {}
         self._handlers = {BEGIN_GREEN: self._begin_green, BEGIN_YELLOW: self._begin_yellow,
                           END_YELLOW: self._end_yellow, BEGIN_RED_CLEAR: self._begin_red_clear,
                           END_RED_CLEAR: self._end_red_clear, PED_WALK: self._walk,
-                          PED_CLEARANCE: self._ped_clearance, PED_DONT_WALK: self._dont_walk}
+                          PED_CLEARANCE: self._ped_clearance, PED_DONT_WALK: self._dont_walk,
+                          PHASE_CALL: self._call}
 
     # -- which events fit the rules right now (used to order events sharing a timestamp)
 
@@ -409,6 +425,8 @@ class _DeviceEvents:
             return st.ped == "walk"
         if code == PED_DONT_WALK:
             return st.ped == "clearance"
+        if code == PHASE_CALL:
+            return True
         return st.interval == _INTERVAL_BEFORE[code]
 
     def replay(self, events: list[SignalEvent]) -> None:
@@ -447,9 +465,19 @@ class _DeviceEvents:
         elif self._blocks_green(p, st):
             out.violation("sequence", dev.id, t, phase=p,
                           detail=f"green began during its own clearance ({st.interval.replace('_', ' ')})")
+        links = sorted(self.dev.green_links.get(p, ()))
+        if self.dev.cycle_calls:
+            # cycle bound from the calls: time since the oldest unanswered call on a link this green serves
+            called = [(self.link_called.pop(k), k) for k in links if k in self.link_called]
+            if called:
+                start, link = min(called)
+                self._check_cycle_window(start, t, p, f"link {link} since its call")
+            for k in links:
+                self.link_served[k] = t
+            st.interval, st.since_s, st.last_green_s = "green", t, t
+            return
         # cycle bound: time since each link this green serves was last served (or since the log began)
         # (one check per green: the link this green serves that waited longest)
-        links = sorted(self.dev.green_links.get(p, ()))
         known = [(self.link_served[k], k) for k in links if self.link_served.get(k) is not None]
         unseen = [k for k in links if self.link_served.get(k) is None]
         if unseen and self.starts_mid_run:
@@ -462,6 +490,14 @@ class _DeviceEvents:
         for k in links:
             self.link_served[k] = t
         st.interval, st.since_s, st.last_green_s = "green", t, t
+
+    def _call(self, t: float, p: int, st: _PhaseState) -> None:
+        """A 43: every link of the phase not served at this moment is owed a green within cycle_max_s."""
+        for k in self.dev.green_links.get(p, ()):
+            served = self.link_served.get(k)
+            if served is not None and served >= t - self.out.tol_s:
+                continue
+            self.link_called[k] = min(self.link_called.get(k, t), t)
 
     def _check_cycle_window(self, start: float, end: float, p: int, what: str) -> None:
         out = self.out
@@ -485,9 +521,19 @@ class _DeviceEvents:
         if _overlaps(st.since_s, t, self.preempts):
             out.exempt("max_green")
             return
+        since = st.since_s
+        if dev.cycle_calls:
+            # the maximum runs from the first call of a link this green does not serve: with none, it rests in green
+            own = dev.green_links.get(p, frozenset())
+            conflicting = [c for k, c in self.link_called.items() if k not in own]
+            if not conflicting:
+                out.exempt("max_green")
+                return
+            since = max(since, min(conflicting))
+            length = t - since
         out.check("max_green")
         if not out.at_most(length, dev.max_green_s[p]):
-            out.violation("max_green", dev.id, st.since_s, phase=p, measured_s=length,
+            out.violation("max_green", dev.id, since, phase=p, measured_s=length,
                           required_s=dev.max_green_s[p] + out.step_s,
                           detail="green longer than maximum" + ("" if completed else " (still green at log end)"))
 
@@ -590,6 +636,12 @@ class _DeviceEvents:
             if st.interval == "green":
                 self._green_ends(log_end_s, p, st, completed=False)  # only a maximum can be judged
                 green_now |= self.dev.green_links.get(p, frozenset())
+        if self.dev.cycle_calls:
+            for link, called in sorted(self.link_called.items()):
+                if link not in green_now and log_end_s > called:
+                    phase = min((n for n, links in self.dev.green_links.items() if link in links), default=0)
+                    self._check_cycle_window(called, log_end_s, phase, f"link {link} called, until the log ends")
+            return
         for link, last in sorted(self.link_served.items()):
             if link in green_now:
                 continue
@@ -771,7 +823,8 @@ def audit(events: Iterable[SignalEvent], signal_model: list[dict], signal_states
             preempts = _preempt_windows(dev_id, dev_events, log_end, out)
             phase_events = []
             for e in dev_events:
-                if e.event_code not in _PHASE_CODES and e.event_code not in _PED_CODES:
+                if e.event_code not in _PHASE_CODES and e.event_code not in _PED_CODES and not (
+                        e.event_code == PHASE_CALL and dev.cycle_calls):
                     continue
                 if e.parameter not in dev.min_green_s:
                     out.warning("unknown_phase", dev_id, e.time_s,

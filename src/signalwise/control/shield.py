@@ -23,7 +23,15 @@ Guarantees, per intersection:
   controller asks, never forced. Before it lets a phase keep or take the
   green, the shield checks that every covering phase can still be served in
   deadline order at minimum green; if not, it forces the most urgent one
-  (force-off);
+  (force-off). With `Timing.cycle_calls` a covering phase's deadline runs
+  from its call instead (event 43): the observation handed to `tick` saw a
+  vehicle on one of its incoming lanes while it was not green; the call
+  stays until every link of the phase has begun a green. A phase nobody
+  waits for is then never forced. Where the shield cannot see calls it
+  places them at once (recall): phases serving a crosswalk (pedestrians
+  are not in the lane data), lanes missing from the observation, and every
+  phase while no sound lane data are fresher than `max_observation_age_s`
+  (fixed time and Webster observe no lanes; a failed detector feed);
 - emergency preemption: an emergency vehicle within `preempt_distance_m`
   gets the phase serving its link after the normal clearances, held until it
   passes (at most `preempt_max_dwell_s`); cycle and max-green bounds are
@@ -125,6 +133,15 @@ class IntersectionShield:
         self.cycle_phases = covering_phases(inter)
         self._bounded = [p in self.cycle_phases for p in range(self._n)]
         self._no_walk_states = [_with_red(p.green_state, self._ped_links[p.index]) for p in inter.phases]
+        #: per phase, the incoming lanes whose vehicles call it; None: on recall (it serves a crosswalk: the lane
+        #: data do not see pedestrians waiting)
+        any_cw = {i for c in inter.crosswalks for i in c.link_indices}
+        self._call_lanes: list[tuple[str, ...] | None] = [
+            None if (p.green_links & any_cw or not p.in_lanes) else p.in_lanes for p in inter.phases]
+        #: per phase, when its call registered (cycle_calls); None: not called
+        self._call_s: list[float | None] = [None] * len(inter.phases)
+        #: when an observation last brought sound lane data to read calls from
+        self._lanes_seen_s: float | None = None
         self._change_cache: dict[tuple[int, int, bool], str] = {}
 
         self.events: list[SignalEvent] = []
@@ -171,6 +188,7 @@ class IntersectionShield:
         self._clear_eff_s = [_ceil_step(y, step) + _ceil_step(r, step)
                              for y, r in zip(self._yellow_s, self._all_red_s, strict=True)]
         self._min_green_eff_s = [_ceil_step(g, step) for g in t.min_green_s]
+        self._calls = t.cycle_calls
 
     def retime(self, timing: Timing) -> None:
         """New safety timing (an operator's change), taken at the next green: never mid-interval."""
@@ -204,6 +222,8 @@ class IntersectionShield:
         vehicles approaching, which preemption serves.
         """
         emergency = observation.emergency if observation is not None else ()
+        if self._calls:
+            self._update_calls(now, observation)
         if (now < self._quiet_until_s and not emergency and self.interval == GREEN_I
                 and self.ped != PED_WALK and self.ped != PED_CLEAR and self._trusted_hold()):
             # the last full check proved nothing can change yet, no call to start or end, no interval
@@ -242,6 +262,7 @@ class IntersectionShield:
         self.interval_start_s = self.green_start_s = green_start_s
         self.last_green_start_s = [green_start_s] * self._n
         self.link_served_s = dict.fromkeys(self.link_served_s, green_start_s)
+        self._call_s = [None] * self._n
         self._deadlines = None
         self.state = self._no_walk_states[phase]
         self.ped = PED_NONE
@@ -271,6 +292,9 @@ class IntersectionShield:
         if self.preempt_active:
             ev(self.preempt_start_s, EventCode.PREEMPT_CALL_ON, 1)
         ev(self.green_start_s, EventCode.PHASE_BEGIN_GREEN, p)
+        for q, called_s in enumerate(self._call_s):
+            if called_s is not None:
+                ev(called_s, EventCode.PHASE_CALL_REGISTERED, q + 1)
         if self.ped != PED_NONE:
             ev(self.green_start_s, EventCode.PED_BEGIN_WALK, p)
             if self.ped in (PED_CLEAR, PED_DONT_WALK):
@@ -332,8 +356,11 @@ class IntersectionShield:
             self._intervene(now, "cycle_max", f"phase {urgent + 1} must be served within {self.inter.timing.cycle_max_s:g} s")
             return urgent, EventCode.PHASE_FORCE_OFF
 
-        if elapsed >= self.inter.timing.max_green_s[c] - EPS:
+        max_start_s = self._max_green_start_s()
+        if now - max_start_s >= self.inter.timing.max_green_s[c] - EPS:
             target = wanted if wanted is not None and wanted != c else (c + 1) % self._n
+            if self._calls and (wanted is None or wanted == c) and urgent is not None:
+                target = urgent  # the phase called first, not the next in line
             if urgent is not None and not self._feasible(target, now):
                 target = urgent
             self._intervene(now, "max_green", f"phase {c + 1} maxed out after {elapsed:.0f} s")
@@ -341,7 +368,7 @@ class IntersectionShield:
 
         if wanted is None or wanted == c:
             if not self.in_fallback:
-                max_end = self.green_start_s + self.inter.timing.max_green_s[c] - EPS
+                max_end = max_start_s + self.inter.timing.max_green_s[c] - EPS
                 held = now + math.floor(slack / step + EPS) * step if math.isfinite(slack) else math.inf
                 self._quiet_until_s = min(max_end, held)
             return None, EventCode.PHASE_GAP_OUT
@@ -392,6 +419,9 @@ class IntersectionShield:
     def _work_out_deadline(self, p: int) -> float:
         if not self._bounded[p]:
             return math.inf
+        if self._calls:
+            called_s = self._call_s[p]
+            return math.inf if called_s is None else called_s + self.inter.timing.cycle_max_s
         served = min((self.link_served_s[k] for k in self._phase_links[p]), default=math.inf)
         return served + self.inter.timing.cycle_max_s
 
@@ -423,6 +453,43 @@ class IntersectionShield:
             t += self._min_green_eff_s[p] + clear[p]
         return slack
 
+    # -- calls (cycle_calls) ----------------------------------------------------------------
+    def _max_green_start_s(self) -> float:
+        """When the green's maximum began to run: at its start, or with cycle_calls at the first call of another
+        phase (NEMA's max timer); with no such call the green rests (inf)."""
+        if not self._calls:
+            return self.green_start_s
+        c = self.phase
+        conflicting = [t for q, t in enumerate(self._call_s) if t is not None and q != c]
+        return max(self.green_start_s, min(conflicting)) if conflicting else math.inf
+
+    def _update_calls(self, now: float, observation: Observation | None) -> None:
+        """Register the calls this observation shows, or recall every phase when no sound lane data are fresh."""
+        lanes = observation.lanes if observation is not None else None
+        if lanes:  # lane data: sound ones show the calls, a stale or unhealthy source recalls every phase
+            fresh = observation.data_fault(self.cfg.max_observation_age_s) is None
+            recall = not fresh
+            if fresh:
+                self._lanes_seen_s = now
+        else:  # none this step: observations come during green only, so a clearance is not a gap in the data
+            fresh = False
+            recall = self._lanes_seen_s is None or (
+                self.interval == GREEN_I
+                and now - max(self._lanes_seen_s, self.green_start_s) > self.cfg.max_observation_age_s + EPS)
+        if not fresh and not recall:
+            return
+        green_now = self.phase if self.interval == GREEN_I else None
+        for p in self.cycle_phases:
+            if self._call_s[p] is not None or p == green_now:
+                continue
+            call_lanes = self._call_lanes[p]
+            if recall or call_lanes is None or any(
+                    (s := lanes.get(lane)) is None or s.count_veh > 0 for lane in call_lanes):
+                self._call_s[p] = now
+                self._emit(now, EventCode.PHASE_CALL_REGISTERED, p)
+                self._deadlines = None
+                self._quiet_until_s = -math.inf
+
     # -- preemption ------------------------------------------------------------------
     def _update_preempt(self, now: float, emergency: Sequence[EmergencyApproach]) -> None:
         if self.preempt_active:
@@ -437,6 +504,7 @@ class IntersectionShield:
                 # the cycle bound restarts after a preempt (it was suspended)
                 self.last_green_start_s = [max(t, now) for t in self.last_green_start_s]
                 self.link_served_s = {k: max(t, now) for k, t in self.link_served_s.items()}
+                self._call_s = [None if c is None else max(c, now) for c in self._call_s]
                 self._deadlines = None
                 self.preempt_vehicle = None
                 self.preempt_phase = None
@@ -481,6 +549,12 @@ class IntersectionShield:
         self.last_green_start_s[phase] = now
         for link in self._phase_links[phase]:
             self.link_served_s[link] = now
+        if self._calls:  # a call is answered once every link of its phase has begun a green since it came
+            served = self.link_served_s
+            for q in self.cycle_phases:
+                called_s = self._call_s[q]
+                if called_s is not None and all(served[k] >= called_s - EPS for k in self._phase_links[q]):
+                    self._call_s[q] = None
         self._deadlines = None  # links served, and perhaps a new cycle bound (retime)
         self._min_green_noted = False
         self.proposal = None if (self.proposal and self.proposal.phase_index == phase) else self.proposal

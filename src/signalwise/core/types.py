@@ -93,6 +93,12 @@ class Timing:
     `all_red_of(p)`), each worked out from the approach speeds and paths of the
     links p serves (ITE). `yellow_s` and `all_red_s` are the longest of them;
     with no per-phase values they apply to every phase.
+
+    `cycle_max_s` bounds how long a link waits for its green. By default it
+    counts from the link's last service, so a phase nobody waits for is
+    still forced round; with `cycle_calls` it counts from a call, as a NEMA
+    controller without recall skips a phase with no call (the shield says
+    when a phase is called).
     """
 
     yellow_s: float
@@ -108,6 +114,8 @@ class Timing:
     #: per phase (indexed like phases): the yellow and red clearance shown when that phase ends; () = the scalars
     phase_yellow_s: tuple[float, ...] = ()
     phase_all_red_s: tuple[float, ...] = ()
+    #: True: the cycle bound runs from a call (a vehicle seen on a phase's lanes), not from the last service
+    cycle_calls: bool = False
 
     def clearance_s(self) -> float:
         """The longest change interval of any phase."""
@@ -306,6 +314,7 @@ class EventCode(enum.IntEnum):
     PHASE_END_YELLOW = 9
     PHASE_BEGIN_RED_CLEARANCE = 10
     PHASE_END_RED_CLEARANCE = 11
+    PHASE_CALL_REGISTERED = 43
     PED_BEGIN_WALK = 21
     PED_BEGIN_CLEARANCE = 22
     PED_BEGIN_DONT_WALK = 23

@@ -55,6 +55,14 @@ class TimingConfig(BaseModel):
         "before, among the fewest phases that serve every link); raised when every phase at minimum green needs "
         "longer; at most 600 s under the safety profile (the benchmark and "
         "reference profiles have none: 86400 s)"))
+    cycle_calls: bool = Field(False, description=(
+        "false: cycle_max_s counts from each link's last green, so a phase with nobody waiting is still forced "
+        "round; true: it counts from a call, and max_green_s from the first call of another phase (with none, "
+        "the green rests), as an actuated controller without recall does. A covering phase is called when the controller's "
+        "observation sees a vehicle on one of its incoming lanes, and stays called until every link of it has "
+        "had a green (event 43 in the log). A phase serving a crosswalk, one whose lanes the observation lacks, "
+        "and every phase while the lane data are stale, unhealthy or absent (fixed time, Webster) are on recall: "
+        "called at once"))
     ped_intervals: bool = Field(True, description=(
         "time pedestrian walk and clearance on phases serving a crosswalk; false (benchmark and reference "
         "profiles only) = crosswalks show their phase's green throughout, as the network's own program does"))

@@ -180,7 +180,7 @@ def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], 
         if value is None or value < 0:
             raise UnsupportedSignal(f"invalid timing {name}={value}")
     return Timing(float(yellow), float(all_red), tuple(min_green), tuple(max_green), walk, float(ped_clear),
-                  cycle_min, cycle_max, ped_intervals, phase_yellow, phase_all_red)
+                  cycle_min, cycle_max, ped_intervals, phase_yellow, phase_all_red, bool(d.get("cycle_calls", False)))
 
 
 def phase_change_intervals_s(phases: tuple[Phase, ...], approach_speed_mps: float, width_m: float,

@@ -73,6 +73,9 @@ def train_command(
                                                       "start's: 1 for actuated, else 5]", show_default=False)] = None,
     timing: Annotated[str | None, typer.Option(help="timing profile of the training episodes (safety | benchmark | "
                                                     "reference); the model learns what a change costs under it")] = None,
+    cycle_calls: Annotated[bool, typer.Option(
+        "--cycle-calls", help="phase-score: the episodes' cycle bound runs from a call, so a phase nobody waits "
+                              "for is not forced round (timing key cycle_calls; docs/configuration.md)")] = False,
     episodes: Annotated[int, typer.Option(help="total episodes (with --resume: the new total)")] = 40,
     workers: Annotated[int, typer.Option(help="parallel worker processes")] = 2,
     seed: Annotated[int, typer.Option(help="the same seed (and --batch) reproduces the model exactly")] = 1,
@@ -110,12 +113,13 @@ def train_command(
     if agent == "phase-score":
         _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
                       duration, timing, sumocfg, net, routes, ray, measure, start, zone_m, period, restarts,
-                      add_feature or [])
+                      add_feature or [], cycle_calls)
         return
     if agent != "tabular":
         _fail("--agent must be phase-score or tabular")
-    if timing is not None:
-        _fail("--timing is for --agent phase-score; the tabular agent trains under the default profile")
+    if timing is not None or cycle_calls:
+        _fail("--timing and --cycle-calls are for --agent phase-score; the tabular agent trains under the default "
+              "profile")
     if restarts != 1 or add_feature:
         _fail("--restarts and --add-feature are for --agent phase-score")
     hyper = dict(gamma=gamma, guide=guide, guide_mode=guide_mode, guide_visits=guide_visits,
@@ -243,7 +247,7 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
 @learning_errors
 def _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
                   duration, timing, sumocfg, net, routes, ray, measure="count", start="max-pressure",
-                  zone_m=None, period=None, restarts=1, add_feature=()) -> None:
+                  zone_m=None, period=None, restarts=1, add_feature=(), cycle_calls=False) -> None:
     import dataclasses
     import time
 
@@ -285,6 +289,8 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
         _fail("--zone-m is a distance in metres, 0 or more")
     own = sumocfg is not None or net is not None
     run = {"timing": timing} if timing is not None else {}
+    if cycle_calls:
+        run = {"timing": {"profile": timing or "safety", "cycle_calls": True}}
     # the episodes' configuration, checked once here: a bad profile or network is one line, not a worker's traceback
     RunConfig.model_validate({**run, "scenario": None if own else scenario, "sumocfg": sumocfg, "net": net,
                               "routes": list(routes or [])})
