@@ -83,6 +83,18 @@ def test_train_phase_score_from_the_command_line(tmp_path):
     assert bad.returncode == 2 and "--zone-m" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_train_with_cycle_calls_records_the_rule_its_episodes_ran_under(tmp_path):
+    p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "-s", "single", "--generations", "1",
+                        "--popsize", "2", "--validation-seeds", "1", "--duration", "300", "--cycle-calls",
+                        "--out", str(tmp_path / "t")], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr  # every episode's audit held the shield to its calls
+    meta = load_model(tmp_path / "t" / "model").meta
+    assert meta["training"]["run"] == {"timing": {"profile": "safety", "cycle_calls": True}}
+    tabular = subprocess.run([SIGNALWISE, "train", "--cycle-calls", "--out", str(tmp_path / "u")],
+                             capture_output=True, text=True, timeout=120)
+    assert tabular.returncode == 2 and "--cycle-calls" in tabular.stderr and "Traceback" not in tabular.stderr
+
+
 def test_restarts_keep_the_search_that_validates_best_on_common_seeds(tmp_path):
     """Two searches (seeds 1 and 2) each with its own training and validation seeds; then both models run on
     the first one's validation seed and the lower delay is the model. The second search's figure there is
@@ -164,3 +176,9 @@ def test_run_and_compare_say_when_a_model_trained_under_another_timing_profile(t
                "benchmark", "--workers", "1")
     assert said.count("trained under the safety timing profile") == 1
     assert "timing profile" not in cli("run", "-s", "single", "-c", f"ql:{model}")
+    # trained with the cycle bound from the last green: a run whose bound counts from calls says so too
+    calls = tmp_path / "calls.yaml"
+    calls.write_text("timing:\n  cycle_calls: true\n")
+    said = cli("run", "-s", "single", "-c", f"ql:{model}", "--config", str(calls))
+    assert said.count("trained with the cycle bound counting from each link's last green") == 1
+    assert "cycle_calls: true" in said

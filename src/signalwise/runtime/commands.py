@@ -93,6 +93,12 @@ def note_profile_mismatch(cfg, specs: list[str]) -> None:
         if trained != cfg.timing.profile:
             typer.echo(f"ql: {path} trained under the {trained} timing profile; this run is under "
                        f"{cfg.timing.profile} (add --timing {trained} to run it under the rules it learned)", err=True)
+        calls = bool(timing.get("cycle_calls", False)) if isinstance(timing, dict) else False
+        if calls != cfg.timing.cycle_calls:
+            how = "from calls" if calls else "from each link's last green"
+            typer.echo(f"ql: {path} trained with the cycle bound counting {how}; this run's timing has "
+                       f"cycle_calls: {str(cfg.timing.cycle_calls).lower()} (a --config file's timing sets it)",
+                       err=True)
 
 
 def with_shipped_model(cfg, specs: list[str]):
