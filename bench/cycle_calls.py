@@ -18,7 +18,9 @@ same outputs.
 Prints per seed and the mean over seeds: the delay (RESCO's definition),
 vehicles never inserted, force-offs by the cycle bound, the share of them
 that served a phase whose loops saw nobody in the 30 s before, and
-max-outs. Runs in parallel worker processes (`--workers`).
+max-outs. Runs in parallel worker processes (`--workers`), each run in a
+fresh one: libsumo runs one simulation per process, and a second one in the
+same process can differ from the same run alone.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import multiprocessing
 import re
 import statistics
 import tempfile
@@ -109,7 +112,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     jobs = [(args.scenario, args.controller, s, c) for s in range(1, args.seeds + 1) for c in (False, True)]
-    with ProcessPoolExecutor(args.workers) as pool:
+    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn"),
+                             max_tasks_per_child=1) as pool:
         rows = list(pool.map(one, *zip(*jobs, strict=True)))
     print(f"{args.scenario}, {args.controller}, safety profile, seeds 1-{args.seeds}")
     print("| seed | bound | delay (s) | never inserted | cycle-bound force-offs | of them, nobody on the "
