@@ -388,3 +388,50 @@ def test_cycle_calls_phases_serving_a_crosswalk_are_on_recall():
     served = {p for p, _, _ in greens(sh)} | {e.parameter for e in sh.events if e.event_code == 1}
     assert 2 in served and 3 not in served  # pedestrians may wait at phase 2's crosswalk; nobody at the left
     assert audit_shield(sh, states).ok
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    script=st.lists(st.tuples(st.integers(1, 400), decision_st, st.booleans(), st.booleans()), max_size=60),
+    busy=st.lists(st.tuples(st.sampled_from(["n_in_0", "s_in_0", "e_in_0", "w_in_0", "e_in_1"]),
+                            st.integers(0, 400), st.integers(1, 150)), max_size=8),
+    ev_windows=st.lists(st.tuples(st.integers(1, 350), st.integers(5, 120), st.integers(0, 5)), max_size=2),
+    crosswalk=st.booleans(),
+    step=st.sampled_from([1.0, 0.5]),
+    cycle_max=st.floats(80.0, 200.0),
+)
+def test_no_decision_or_call_sequence_breaks_a_rule_when_the_bound_runs_from_calls(
+        script, busy, ev_windows, crosswalk, step, cycle_max):
+    """cycle_calls: arbitrary proposals, vehicles coming and going on each lane, stale data, crashes and
+    emergencies; the observation reaches the shield at the script's times, as the loop hands it over at
+    decisions. The audit, holding the shield to the calls it logged, finds nothing."""
+    import dataclasses
+
+    from signalwise.core import LaneState
+
+    inter = make_intersection(cycle_max=cycle_max) if crosswalk else _no_crosswalk_intersection(cycle_max=cycle_max)
+    inter = dataclasses.replace(inter, timing=dataclasses.replace(inter.timing, cycle_calls=True))
+    sh = IntersectionShield(inter, fallback_for(inter), shield_config(step_length_s=step))
+    at = {float(t): (d, stale, crash) for t, d, stale, crash in script}
+    states = [(0.0, "X", sh.state)]
+    t = 0.0
+    while t < 420:
+        t = round(t + step, 6)
+        emergency = tuple(EmergencyApproach(f"ev{s}", "lane", 50.0, link)
+                          for s, length, link in ev_windows if s <= t < s + length)
+        obs = None
+        if t in at:
+            d, stale, crash = at[t]
+            lanes = {lane: LaneState(0, int(any(a == lane and s <= t < s + n for a, s, n in busy)), 0.0, 0.0, 0.0)
+                     for lane in inter.in_lanes}
+            obs = Observation(t, "X", lanes, emergency=emergency,
+                              sources=(SourceHealth("lanes", age_s=60.0 if stale else 0.0),))
+            sh.propose(None, obs, True) if crash else sh.propose(d, obs)
+        elif emergency:
+            obs = Observation(t, "X", {}, emergency=emergency)
+        new = sh.tick(t, obs)
+        if new is not None:
+            states.append((t, "X", new))
+    report = audit_shield(sh, states, step)
+    assert report.ok, [v for v in report.violations][:3]
+    assert all(len(s) == inter.n_links and set(s) <= set("GgyrsO") for _, _, s in states)
