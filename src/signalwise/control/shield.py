@@ -140,6 +140,8 @@ class IntersectionShield:
             None if (p.green_links & any_cw or not p.in_lanes) else p.in_lanes for p in inter.phases]
         #: per phase, when its call registered (cycle_calls); None: not called
         self._call_s: list[float | None] = [None] * len(inter.phases)
+        #: per called phase, its links that have not begun a green since the call (the call ends when none is left)
+        self._call_owed: list[set[int]] = [set() for _ in inter.phases]
         #: when an observation last brought sound lane data to read calls from
         self._lanes_seen_s: float | None = None
         self._change_cache: dict[tuple[int, int, bool], str] = {}
@@ -263,6 +265,7 @@ class IntersectionShield:
         self.last_green_start_s = [green_start_s] * self._n
         self.link_served_s = dict.fromkeys(self.link_served_s, green_start_s)
         self._call_s = [None] * self._n
+        self._call_owed = [set() for _ in range(self._n)]
         self._deadlines = None
         self.state = self._no_walk_states[phase]
         self.ped = PED_NONE
@@ -486,6 +489,8 @@ class IntersectionShield:
             if recall or call_lanes is None or any(
                     (s := lanes.get(lane)) is None or s.count_veh > 0 for lane in call_lanes):
                 self._call_s[p] = now
+                # a link whose green begins this very step is served already (the audit reads it so too)
+                self._call_owed[p] = {k for k in self._phase_links[p] if self.link_served_s[k] < now - EPS}
                 self._emit(now, EventCode.PHASE_CALL_REGISTERED, p)
                 self._deadlines = None
                 self._quiet_until_s = -math.inf
@@ -550,11 +555,12 @@ class IntersectionShield:
         for link in self._phase_links[phase]:
             self.link_served_s[link] = now
         if self._calls:  # a call is answered once every link of its phase has begun a green since it came
-            served = self.link_served_s
             for q in self.cycle_phases:
-                called_s = self._call_s[q]
-                if called_s is not None and all(served[k] >= called_s - EPS for k in self._phase_links[q]):
-                    self._call_s[q] = None
+                owed = self._call_owed[q]
+                if self._call_s[q] is not None:
+                    owed.difference_update(self._phase_links[phase])
+                    if not owed:
+                        self._call_s[q] = None
         self._deadlines = None  # links served, and perhaps a new cycle bound (retime)
         self._min_green_noted = False
         self.proposal = None if (self.proposal and self.proposal.phase_index == phase) else self.proposal
