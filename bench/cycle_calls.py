@@ -34,7 +34,6 @@ import statistics
 import tempfile
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime
 from pathlib import Path
 
 LOOKBACK_S = (0.0, 30.0)
@@ -42,21 +41,16 @@ LOOKBACK_S = (0.0, 30.0)
 
 def _occupied_intervals(run_dir: Path) -> dict[tuple[str, int], list[tuple[float, float]]]:
     """(device, detector channel) -> the intervals its loop was occupied, from the log's 82 (on) / 81 (off)."""
-    day = None
+    from signalwise.core import read_events
+
     on: dict[tuple[str, int], float] = {}
     out: dict[tuple[str, int], list[tuple[float, float]]] = defaultdict(list)
-    with open(run_dir / "events.csv") as f:
-        for row in csv.DictReader(f):
-            code = int(row["EventId"])
-            if code not in (81, 82):
-                continue
-            t = datetime.fromisoformat(row["TimeStamp"])
-            day = day or t.replace(hour=0, minute=0, second=0, microsecond=0)
-            s, key = (t - day).total_seconds(), (row["DeviceId"], int(row["Parameter"]))
-            if code == 82:
-                on[key] = s
-            elif key in on:
-                out[key].append((on.pop(key), s))
+    for e in read_events(run_dir / "events.csv"):
+        key = (e.device_id, e.parameter)
+        if e.event_code == 82:
+            on[key] = e.time_s
+        elif e.event_code == 81 and key in on:
+            out[key].append((on.pop(key), e.time_s))
     for key, s in on.items():
         out[key].append((s, float("inf")))
     return out

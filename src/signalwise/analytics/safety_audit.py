@@ -472,21 +472,18 @@ class _DeviceEvents:
             if called:
                 start, link = min(called)
                 self._check_cycle_window(start, t, p, f"link {link} since its call")
-            for k in links:
-                self.link_served[k] = t
-            st.interval, st.since_s, st.last_green_s = "green", t, t
-            return
-        # cycle bound: time since each link this green serves was last served (or since the log began)
-        # (one check per green: the link this green serves that waited longest)
-        known = [(self.link_served[k], k) for k in links if self.link_served.get(k) is not None]
-        unseen = [k for k in links if self.link_served.get(k) is None]
-        if unseen and self.starts_mid_run:
-            self.out.exempt("cycle_max")
-        elif unseen:
-            self._check_cycle_window(self.first_s, t, p, f"link {unseen[0]} before its first service")
-        if known and not (unseen and not self.starts_mid_run):
-            start, link = min(known)
-            self._check_cycle_window(start, t, p, f"link {link} between services")
+        else:
+            # cycle bound: time since each link this green serves was last served (or since the log began)
+            # (one check per green: the link this green serves that waited longest)
+            known = [(self.link_served[k], k) for k in links if self.link_served.get(k) is not None]
+            unseen = [k for k in links if self.link_served.get(k) is None]
+            if unseen and self.starts_mid_run:
+                self.out.exempt("cycle_max")
+            elif unseen:
+                self._check_cycle_window(self.first_s, t, p, f"link {unseen[0]} before its first service")
+            if known and not (unseen and not self.starts_mid_run):
+                start, link = min(known)
+                self._check_cycle_window(start, t, p, f"link {link} between services")
         for k in links:
             self.link_served[k] = t
         st.interval, st.since_s, st.last_green_s = "green", t, t
@@ -497,7 +494,7 @@ class _DeviceEvents:
             served = self.link_served.get(k)
             if served is not None and served >= t - self.out.tol_s:
                 continue
-            self.link_called[k] = min(self.link_called.get(k, t), t)
+            self.link_called.setdefault(k, t)  # events come in time order: an older call stays
 
     def _check_cycle_window(self, start: float, end: float, p: int, what: str) -> None:
         out = self.out

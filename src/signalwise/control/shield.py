@@ -135,9 +135,9 @@ class IntersectionShield:
         self._no_walk_states = [_with_red(p.green_state, self._ped_links[p.index]) for p in inter.phases]
         #: per phase, the incoming lanes whose vehicles call it; None: on recall (it serves a crosswalk: the lane
         #: data do not see pedestrians waiting)
-        any_cw = {i for c in inter.crosswalks for i in c.link_indices}
+        serve_crosswalk = inter.phases_serving_crosswalk()
         self._call_lanes: list[tuple[str, ...] | None] = [
-            None if (p.green_links & any_cw or not p.in_lanes) else p.in_lanes for p in inter.phases]
+            None if (p.index in serve_crosswalk or not p.in_lanes) else p.in_lanes for p in inter.phases]
         #: per phase, when its call registered (cycle_calls); None: not called
         self._call_s: list[float | None] = [None] * len(inter.phases)
         #: per called phase, its links that have not begun a green since the call (the call ends when none is left)
