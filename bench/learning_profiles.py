@@ -20,7 +20,15 @@ time, and the best published RESCO result where there is one.
     .venv/bin/python bench/learning_profiles.py --networks resco:cologne8 --measure density --popsize 12 \
         --generations 16 --add-feature switch_red_min --add-feature switch_halt_red \
         --out bench/out/learning_profiles_wait        # docs/learning.md: cologne8's price of safety 1.21x
+    .venv/bin/python bench/learning_profiles.py --networks resco:arterial4x4 --measure count --start actuated \
+        --cycle-calls --out bench/out/learning_profiles_calls   # the safety side's cycle bound runs from calls
     .venv/bin/python bench/learning_profiles.py            # all 8 RESCO networks and the 3 built-ins: hours
+
+With --cycle-calls the safety side trains (`signalwise train --cycle-calls`)
+and compares (`--config` with `timing: {cycle_calls: true}`) under a cycle
+bound counted from calls, for every controller; the benchmark profile has
+no cycle bound, so its side is the same either way. The safety side's
+results are kept under `safety+calls/`, apart from the default rule's.
 """
 
 from __future__ import annotations
@@ -54,17 +62,25 @@ def run(cmd: list[str]) -> float:
 
 
 def one(network: str, profile: str, out: Path, generations: int, measure: str, seeds: int,
-        start: str = "max-pressure", zone_m: float | None = None, extra: tuple[str, ...] = ()) -> dict:
+        start: str = "max-pressure", zone_m: float | None = None, extra: tuple[str, ...] = (),
+        cycle_calls: bool = False) -> dict:
     model = out / "train" / "model"
     wall = None
+    calls = cycle_calls and profile == "safety"  # the benchmark profile has no cycle bound to count from calls
     if not model.is_dir():  # resumable: a trained model is kept
         wall = run([SIGNALWISE, "train", "--agent", "phase-score", "-s", network, "--timing", profile,
                     "--generations", str(generations), "--measure", measure, "--seed", "1",
                     "--start", start, "--out", str(out / "train"),
-                    *(["--zone-m", f"{zone_m:g}"] if zone_m is not None else []), *extra])
+                    *(["--zone-m", f"{zone_m:g}"] if zone_m is not None else []), *extra,
+                    *(["--cycle-calls"] if calls else [])])
     summary = out / "compare" / "summary.json"
     if not summary.is_file():
-        run([SIGNALWISE, "compare", "-s", network, "--timing", profile, "--seeds", str(seeds),
+        config = []
+        if calls:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "calls.yaml").write_text("timing: {cycle_calls: true}\n")
+            config = ["--config", str(out / "calls.yaml")]
+        run([SIGNALWISE, "compare", "-s", network, "--timing", profile, "--seeds", str(seeds), *config,
              "--controllers", f"fixed,max-pressure,ql:{model.resolve()}", "--out", str(out / "compare")])
     delay = json.loads(summary.read_text())["metrics"]["avg_delay_s"]["controllers"]
     values = {c.split(":", 1)[0]: e["values"] for c, e in delay.items()}
@@ -100,6 +116,11 @@ def main() -> None:
     ap.add_argument("--period", type=float, default=None, help="seconds between decisions (signalwise train --period)")
     ap.add_argument("--restarts", type=int, default=1, help="independent searches (signalwise train --restarts)")
     ap.add_argument("--popsize", type=int, default=None, help="candidates per generation (signalwise train --popsize)")
+    ap.add_argument("--seeds-per-generation", type=int, default=1,
+                    help="training seeds every candidate runs (signalwise train --seeds-per-generation)")
+    ap.add_argument("--cycle-calls", action="store_true",
+                    help="the safety side's cycle bound runs from calls (timing key cycle_calls), in training and "
+                         "in the comparison")
     args = ap.parse_args()
     profiles = [p for p in args.profiles.split(",") if p]
     if not set(profiles) <= set(PROFILES):
@@ -107,12 +128,15 @@ def main() -> None:
     extra = (*(a for f in args.add_feature for a in ("--add-feature", f)),
              *(("--period", f"{args.period:g}") if args.period is not None else ()),
              *(("--restarts", str(args.restarts)) if args.restarts != 1 else ()),
-             *(("--popsize", str(args.popsize)) if args.popsize is not None else ()))
+             *(("--popsize", str(args.popsize)) if args.popsize is not None else ()),
+             *(("--seeds-per-generation", str(args.seeds_per_generation)) if args.seeds_per_generation != 1 else ()))
     rows = []
     for network in [n for n in args.networks.split(",") if n]:
         for profile in profiles:
-            rows.append(one(network, profile, args.out / network.replace(":", "-") / profile, args.generations,
-                            args.measure, args.seeds, args.start, args.zone_m, extra))
+            side = f"{profile}+calls" if args.cycle_calls and profile == "safety" else profile
+            rows.append(one(network, profile, args.out / network.replace(":", "-") / side, args.generations,
+                            args.measure, args.seeds, args.start, args.zone_m, extra, args.cycle_calls)
+                        | {"side": side})
     (args.out / "learning_profiles.json").write_text(json.dumps(rows, indent=1))
     print("\n| network | profile | fixed | max-pressure | ql | ql vs max-pressure, p Welch / paired | best published | "
           "training wall |")
@@ -120,16 +144,16 @@ def main() -> None:
     for r in rows:
         change = 100 * (mean(r["ql"]) / mean(r["max_pressure"]) - 1)
         pub = BEST_PUBLISHED_S.get(r["network"]) if r["profile"] == "benchmark" else None
-        print(f"| {r['network']} | {r['profile']} | {mean(r['fixed']):.1f} | {mean(r['max_pressure']):.1f} | "
+        print(f"| {r['network']} | {r['side']} | {mean(r['fixed']):.1f} | {mean(r['max_pressure']):.1f} | "
               f"{mean(r['ql']):.1f} | {change:+.1f} %, {r['p_welch']:.3f} / {r['p_paired']:.3f} | "
               f"{'' if pub is None else pub} | {r['train_wall_s']:.0f} s |")
     for r in rows:
         sel = r["selection"]
         tried = (", ".join(f"{n} {d:.1f} s" for n, d in r["starts"]["candidates"].items()) + " -> "
                  if r["starts"] else "")
-        print(f"{r['network']} {r['profile']}: start {tried}{r['start']}; validation: learned "
+        print(f"{r['network']} {r['side']}: start {tried}{r['start']}; validation: learned "
               f"{sel['learned_avg_delay_s']:.1f} s, start {sel['start_avg_delay_s']:.1f} s -> {sel['chosen']}")
-    print("\nprice of safety (delay under safety / under benchmark):")
+    print(f"\nprice of safety (delay under safety{'+calls' if args.cycle_calls else ''} / under benchmark):")
     by = {(r["network"], r["profile"]): r for r in rows}
     for network in dict.fromkeys(r["network"] for r in rows):
         if (network, "safety") not in by or (network, "benchmark") not in by:

@@ -5,6 +5,8 @@
         --controllers max-pressure,maxpressure_ref                   # one quick check
     .venv/bin/python bench/resco.py --controllers fixed,max-pressure,ql:models/cologne1   # a learned column
     .venv/bin/python bench/resco.py --ray [--ray-address auto]       # cells as Ray tasks
+    .venv/bin/python bench/resco.py --profiles safety,safety+calls,benchmark --controllers fixed,max-pressure
+                                     # the safety profile with its cycle bound from calls, beside the default
 
 Every cell (network, profile, controller, seed) is one `signalwise run` in a
 fresh worker process (libsumo holds one simulation per process); its figures
@@ -20,7 +22,8 @@ listed under the reference profile). Prints, and writes to OUT/table.md:
    mean ± 95% CI over seeds, change against `fixed` under the same profile
    and Welch's p; never-inserted vehicles and safety violations summed;
 2. the price of safety per controller: delay under the safety profile /
-   under the benchmark profile;
+   under the benchmark profile (and under `safety+calls`, the safety
+   profile with `timing: {cycle_calls: true}`, when it is asked for);
 3. the two checks of issue 16: (a) under the benchmark profile, `fixed`
    within 10 % of RESCO's published fixed-time figures and max-pressure
    below them (below 654 s on arterial4x4); (b) under the reference profile,
@@ -55,6 +58,10 @@ PUBLISHED_FIXED = {"cologne1": 56.6, "cologne3": 46.4, "cologne8": 63.8, "ingols
 #: the best published learned result per network (the issue's list)
 PUBLISHED_BEST_LEARNED = {"cologne1": 26.1, "cologne3": 24.0, "cologne8": 21.6, "ingolstadt1": 20.9,
                           "ingolstadt7": 31.2, "ingolstadt21": 59.6, "grid4x4": 33.0, "arterial4x4": 654.0}
+#: profiles that are a named profile with configuration beside it: the safety profile with its cycle bound
+#: counted from calls (docs/benchmarks.md#a-cycle-bound-that-runs-from-calls)
+PROFILE_CONFIG = {"safety+calls": {"timing": {"profile": "safety", "cycle_calls": True}}}
+SAFETY_PROFILES = ("safety", "safety+calls")
 #: networks where the reference does not block its own entries (check (b))
 REFERENCE_CHECK = ("cologne1", "cologne3", "cologne8", "ingolstadt1", "grid4x4")
 
@@ -126,6 +133,7 @@ def plan(networks, profiles, controllers, seeds, script) -> list[dict]:
                             continue
                     cells.append({"network": network, "net_sha256": digest, "profile": profile,
                                   "controller": controller, "seed": seed,
+                                  **({"config": PROFILE_CONFIG[profile]} if profile in PROFILE_CONFIG else {}),
                                   **({"script": str(script)} if controller == REFERENCE_CONTROLLER else {})})
     return cells
 
@@ -246,14 +254,14 @@ def table(grouped, networks, profiles, controllers, seeds: int = 5) -> str:
     return "\n".join(lines)
 
 
-def price_of_safety(grouped, networks, controllers) -> str:
+def price_of_safety(grouped, networks, controllers, safety: str = "safety") -> str:
     ctrls = [c for c in controllers if c != REFERENCE_CONTROLLER]
-    lines = ["| network | " + " | ".join(f"{c}: safety / benchmark" for c in ctrls) + " |",
+    lines = ["| network | " + " | ".join(f"{c}: {safety} / benchmark" for c in ctrls) + " |",
              "|---|" + "---|" * len(ctrls)]
     for net in networks:
         row = []
         for c in ctrls:
-            s, b = grouped.get((net, "safety", c)), grouped.get((net, "benchmark", c))
+            s, b = grouped.get((net, safety, c)), grouped.get((net, "benchmark", c))
             if not s or not b:
                 row.append("–")
                 continue
@@ -334,7 +342,9 @@ def main() -> None:
     ap.add_argument("--controllers", default=f"fixed,max-pressure,{REFERENCE_CONTROLLER}",
                     help=f"comma-separated controller specs (fixed, max-pressure, ql:PATH, ...; {REFERENCE_CONTROLLER} "
                          "= the plain reference script)")
-    ap.add_argument("--profiles", default="safety,benchmark,reference")
+    ap.add_argument("--profiles", default="safety,benchmark,reference",
+                    help="comma-separated: safety, benchmark, reference, and safety+calls (the safety profile with "
+                         "its cycle bound counted from calls)")
     add_sweep_options(ap, "resco")
     ap.add_argument("--ray", action="store_true", help="run the cells as Ray tasks")
     ap.add_argument("--ray-address", default="local", help="with --ray: local (start one here), auto, ray://...")
@@ -343,14 +353,17 @@ def main() -> None:
     networks = [n.strip() for n in args.networks.split(",") if n.strip()]
     controllers = [c.strip() for c in args.controllers.split(",") if c.strip()]
     profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
+    known = ("safety", "benchmark", "reference", *PROFILE_CONFIG)
+    if unknown := [p for p in profiles if p not in known]:
+        raise SystemExit(f"error: unknown profile(s) {', '.join(unknown)}; --profiles takes {', '.join(known)}")
     cells = plan(networks, profiles, controllers, range(1, args.seeds + 1), args.reference_script.resolve())
     run_sweep(cells, args, args.ray_address if args.ray else None)
     grouped = load_cells(args.out, cells)
     text = "\n\n".join([
         f"Average delay (RESCO definition), s: mean ± 95% CI over seeds 1–{args.seeds}; change vs fixed "
         "under the same profile, Welch p.\n\n" + table(grouped, networks, profiles, controllers, args.seeds),
-        "Price of safety (delay under the safety profile / under the benchmark profile):\n\n"
-        + price_of_safety(grouped, networks, controllers),
+        *(f"Price of safety (delay under the {p} profile / under the benchmark profile):\n\n"
+          + price_of_safety(grouped, networks, controllers, p) for p in SAFETY_PROFILES if p in profiles),
         "Checks:\n\n" + checks(grouped, networks),
     ])
     keep_table(args.out, text)

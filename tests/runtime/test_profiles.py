@@ -179,3 +179,30 @@ def test_each_safety_price_variant_adds_exactly_its_safety_rule_to_the_benchmark
                 assert value == defaults[sub], (name, sub)
             else:
                 assert value == safety[(key, sub)], (name, key, sub)
+
+
+def test_resco_sweeps_safety_plus_calls_profile_is_the_safety_profile_with_calls_only():
+    """bench/resco.py's `safety+calls` rows must differ from its `safety` rows only in where the cycle bound
+    runs from, and be cached apart from them."""
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[2] / "bench"
+    spec = importlib.util.spec_from_file_location("resco_bench", bench / "resco.py")
+    resco = importlib.util.module_from_spec(spec)
+    sys.modules["resco_bench"] = resco
+    try:
+        spec.loader.exec_module(resco)
+    finally:
+        del sys.modules["resco_bench"]
+    cells = resco.plan(["resco:cologne1"], ["safety", "safety+calls"], ["max-pressure"], [1], Path("ref.py"))
+    by_profile = {c["profile"]: c for c in cells}
+    resolve = lambda cell: RunConfig.model_validate(  # noqa: E731  (what run_cell builds)
+        {"scenario": cell["network"], "timing": cell["profile"], **cell.get("config", {})}).model_dump()
+    safety, calls = resolve(by_profile["safety"]), resolve(by_profile["safety+calls"])
+    assert calls["timing"]["cycle_calls"] is True and safety["timing"]["cycle_calls"] is False
+    assert {k: v for k, v in calls["timing"].items() if k != "cycle_calls"} == \
+        {k: v for k, v in safety["timing"].items() if k != "cycle_calls"}
+    assert {k: v for k, v in calls.items() if k != "timing"} == {k: v for k, v in safety.items() if k != "timing"}
+    out = Path("out")
+    assert resco.cell_path(out, by_profile["safety"]) != resco.cell_path(out, by_profile["safety+calls"])
