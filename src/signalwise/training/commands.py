@@ -68,7 +68,9 @@ def train_command(
         "--add-feature", metavar="NAME",
         help="phase-score: weigh this feature too, from weight 0 (repeatable): switch_red_min (minutes since a "
              "phase was last green) | switch_halt_red (its halting vehicles times those minutes) | hold_gap "
-             "(detectors still see traffic on the green's lanes)")] = None,
+             "(detectors still see traffic on the green's lanes) | switch_cut_halt, switch_cut_moving (halting, "
+             "moving vehicles on the green links a change would end) | switch_new_halt (halting vehicles on the "
+             "links it would start)")] = None,
     period: Annotated[float | None, typer.Option(help="phase-score: seconds between decisions [default: the "
                                                       "start's: 1 for actuated, else 5]", show_default=False)] = None,
     timing: Annotated[str | None, typer.Option(help="timing profile of the training episodes (safety | benchmark | "

@@ -43,6 +43,19 @@ movements weighs more; current phase `c`, its green has run `g` seconds):
                    1{a != c} * in_halt * minutes since a was last green: about
                    the waiting its queue has piled up (vehicle-minutes), the
                    delay a change would start to pay back
+    switch_cut_halt
+                   1{a != c} * in_halt over the links c serves and a does not:
+                   the queue a change would stop serving. Phases that overlap
+                   (a through phase and its through-and-left phase) keep their
+                   shared links green through the change; the other features
+                   count a phase's links whole and cannot tell a change that
+                   stops one approach from one that stops all of them
+    switch_cut_moving
+                   1{a != c} * in_moving over those links: the platoon it would cut
+    switch_new_halt
+                   1{a != c} * in_halt over the links a serves and c does not:
+                   the queue a change would start serving (in_halt counts the
+                   links already green too)
 
 A model names the features its weights go with (`meta["policy"]["features"]`),
 so models made with fewer features keep working as features are added.
@@ -63,7 +76,7 @@ from ..zones import MovementZones, Neighbours, zone_per_100m, zone_sum
 #: every feature the policy can weigh, in the order PhaseFeatures computes them
 ALL_FEATURES = ("in_halt", "out_halt", "in_moving", "hold", "hold_green_min", "hold_moving", "hold_halt",
                 "hold_young", "switch_min_green_min", "switch_clearance_10s", "hold_gap", "switch_red_min",
-                "switch_halt_red")
+                "switch_halt_red", "switch_cut_halt", "switch_cut_moving", "switch_new_halt")
 #: what `signalwise train --agent phase-score` searches by default (the ten of docs/learning.md's results;
 #: `hold_gap` is named where it is wanted, as the shipped models do)
 FEATURES = ALL_FEATURES[:10]
@@ -73,6 +86,8 @@ FEATURES_V1 = ALL_FEATURES[:7]
 DETECTOR_FEATURES = ("hold_gap",)
 #: the features that need each phase's last green remembered (kept only when one is weighed)
 WAITING_FEATURES = ("switch_red_min", "switch_halt_red")
+#: the features that split a phase's links into those the current phase serves too and the rest
+OVERLAP_FEATURES = ("switch_cut_halt", "switch_cut_moving", "switch_new_halt")
 #: a green's age beyond this adds nothing more (keeps a stuck phase from growing a huge feature)
 GREEN_CAP_S = 120.0
 #: measures: "count" = vehicles; "density" = vehicles per 100 m of their lane (needs lane lengths)
@@ -127,6 +142,18 @@ class PhaseFeatures:
         self._clearance_10s = [inter.timing.clearance_of(p) / 10.0 for p in range(self.n_phases)]
         self._moves = [tuple((m.in_lane, m.out_lane) for m in p.movements if not m.is_crosswalk)
                        for p in inter.phases]
+        #: every vehicle link of any phase, once; `_serves[a, k]` = 1 when phase a's green serves link k. A
+        #: link's terms are computed once per observation however many phases serve it
+        links = {m.link_index: (m.in_lane, m.out_lane) for p in inter.phases for m in p.movements
+                 if not m.is_crosswalk}
+        self._link_ids = tuple(sorted(links))
+        column = {link: k for k, link in enumerate(self._link_ids)}
+        self._serves = np.zeros((self.n_phases, len(self._link_ids)))
+        for a, p in enumerate(inter.phases):
+            for m in p.movements:
+                if not m.is_crosswalk:
+                    self._serves[a, column[m.link_index]] += 1.0
+        self._overlap = any(f in OVERLAP_FEATURES for f in features)
         #: per phase: when it was last seen green (its waiting starts there); None until the first observation,
         #: and always when no waiting feature is weighed (the decision loop then skips them)
         self._last_green_s: list[float] | None = None
@@ -142,9 +169,10 @@ class PhaseFeatures:
         def weight(zone):
             return 1.0 if lane_length_m is None else zone_per_100m(zone, lane_length_m)
 
-        #: per phase, per movement: (incoming zone, its weight, outgoing zone, its weight)
-        self._terms = [tuple((zones.incoming(i), weight(zones.incoming(i)), zones.outgoing(o),
-                              weight(zones.outgoing(o))) for i, o in moves) for moves in self._moves]
+        #: per link: (incoming zone, its weight, outgoing zone, its weight)
+        self._terms = tuple((zones.incoming(links[k][0]), weight(zones.incoming(links[k][0])),
+                             zones.outgoing(links[k][1]), weight(zones.outgoing(links[k][1])))
+                            for k in self._link_ids)
 
     def matrix(self, obs: Observation) -> np.ndarray:
         """(n_phases, len(features)) for this observation."""
@@ -153,19 +181,18 @@ class PhaseFeatures:
     def _all(self, obs: Observation) -> np.ndarray:
         lanes = obs.lanes
         x = np.zeros((self.n_phases, len(ALL_FEATURES)))
-        for a, terms in enumerate(self._terms):
-            in_halt = out_halt = in_moving = 0.0
-            for zone_in, k_in, zone_out, k_out in terms:
-                halt = moving = 0
-                for lane in zone_in:
-                    li = lanes.get(lane)
-                    if li is not None:
-                        halt += li.queue_veh
-                        moving += max(0, li.count_veh - li.queue_veh)
-                in_halt += k_in * halt
-                in_moving += k_in * moving
-                out_halt += k_out * zone_sum(lanes, zone_out, _HALTING)
-            x[a, 0], x[a, 1], x[a, 2] = in_halt, out_halt, in_moving
+        per_link = np.zeros((3, len(self._terms)))  # halting in, halting out, moving in: per link
+        for k, (zone_in, k_in, zone_out, k_out) in enumerate(self._terms):
+            halt = moving = 0
+            for lane in zone_in:
+                li = lanes.get(lane)
+                if li is not None:
+                    halt += li.queue_veh
+                    moving += max(0, li.count_veh - li.queue_veh)
+            per_link[0, k] = k_in * halt
+            per_link[1, k] = k_out * zone_sum(lanes, zone_out, _HALTING)
+            per_link[2, k] = k_in * moving
+        x[:, :3] = (self._serves @ per_link.T)
         s = obs.signal
         if s is not None:
             c = s.phase_index
@@ -187,6 +214,14 @@ class PhaseFeatures:
                 red_min = np.minimum(obs.time_s - np.array(last), GREEN_CAP_S) / 60.0
                 x[:, 11] = red_min
                 x[:, 12] = x[:, 0] * red_min
+            if self._overlap:
+                current = self._serves[c] > 0
+                kept = self._serves * current  # each phase's links the current phase serves too
+                cut_links = per_link[[0, 2]] * current  # halting and moving on the current phase's links
+                x[:, 13] = cut_links[0].sum() - kept @ per_link[0]
+                x[:, 14] = cut_links[1].sum() - kept @ per_link[2]
+                x[:, 15] = x[:, 0] - kept @ per_link[0]
+                x[c, 13:16] = 0.0
         return x
 
     def health(self, obs: Observation, max_age_s: float = 10.0) -> float:
