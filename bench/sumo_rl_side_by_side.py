@@ -5,6 +5,7 @@
     .venv/bin/python bench/sumo_rl_side_by_side.py --agent phase-score [--generations 4 --popsize 6]
                                                    [--start max-pressure|actuated|max-pressure-hold|auto]
                                                    [--period 1] [--seeds-per-generation 2]
+                                                   [--add-feature switch_red_min ...]
 
 sumo-rl side: the settings of its `experiments/ql_single-intersection.py`
 (sumo-rl 1.4.x): network and routes `sumo_rl/nets/single-intersection/
@@ -152,7 +153,7 @@ def in_fresh_processes(fn, jobs: list, workers: int) -> list:
 def train_ours(net: Path, routes: Path, train_s: int, episodes: int, out: Path, agent: str = "tabular",
                generations: int = 4, popsize: int = 6, episode_s: int = 3600, start: str = "max-pressure",
                period: float | None = None, seeds_per_generation: int = 1, seed: int = TRAIN_SEED,
-               restarts: int = 1) -> float:
+               restarts: int = 1, add_features: tuple[str, ...] = ()) -> float:
     """`signalwise train` on the user network; returns its wall time."""
     cmd = [SIGNALWISE, "train", "--net", str(net), "--routes", str(routes), "--workers", "2",
            "--seed", str(seed), "--out", str(out), "--agent", agent]
@@ -162,6 +163,7 @@ def train_ours(net: Path, routes: Path, train_s: int, episodes: int, out: Path, 
         cmd += ["--generations", str(generations), "--popsize", str(popsize), "--duration", str(episode_s),
                 "--start", start, "--seeds-per-generation", str(seeds_per_generation), "--restarts", str(restarts)]
         cmd += ["--period", f"{period:g}"] if period is not None else []
+        cmd += [a for f in add_features for a in ("--add-feature", f)]
     print("$", " ".join(cmd), flush=True)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -199,6 +201,8 @@ def main() -> None:
     ap.add_argument("--restarts", type=int, default=1,
                     help="phase-score: searches from seeds --seed, --seed + 1, ..., the best on validation seeds kept "
                          "(signalwise train --restarts)")
+    ap.add_argument("--add-feature", action="append", default=[], metavar="NAME",
+                    help="phase-score: weigh this feature too (signalwise train --add-feature; repeatable)")
     args = ap.parse_args()
     out = args.out.resolve() / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
@@ -218,7 +222,7 @@ def main() -> None:
               f"of {args.eval_s} s + validation episodes ...", flush=True)
     our_wall = train_ours(net, routes, args.train_s, args.episodes, out / "ours", args.agent, args.generations,
                           args.popsize, args.eval_s, args.start, args.period, args.seeds_per_generation, args.seed,
-                          args.restarts)
+                          args.restarts, tuple(args.add_feature))
     model = out / "ours" / "model"
 
     print(f"evaluating on held-out seeds {seeds}, {args.eval_s} s each ...", flush=True)
