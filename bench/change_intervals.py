@@ -13,7 +13,9 @@ For every ordered pair of green phases (a change from one to the other) this
 prints the mean change interval (yellow + red clearance) under both rules,
 the one the links that end their green need (ITE per link, the finest
 possible), and how many changes the junction-wide value gives less than
-those links need. Reads the networks only (no traffic), in a few seconds.
+those links need, and how many changes keep some vehicle link green
+throughout (the phase-score agent's `switch_cut_*` features tell those apart).
+Reads the networks only (no traffic), in a few seconds.
 """
 
 from __future__ import annotations
@@ -44,14 +46,14 @@ def per_link_change_s(inter) -> dict[int, float]:
     return out
 
 
-def network_row(name: str) -> tuple[str, int, float, float, float, int]:
+def network_row(name: str) -> tuple[str, int, float, float, float, int, int]:
     scenario = load(name)
     libsumo.start(["sumo", "-n", str(scenario.net_file), "--no-warnings", "--no-step-log"])
     try:
         inters, _refused = read_all(libsumo, timing_defaults(RunConfig(scenario=name)))  # the safety profile
     finally:
         libsumo.close()
-    wide, per_phase, needed, short = [], [], [], 0
+    wide, per_phase, needed, short, keeping = [], [], [], 0, 0
     for inter in inters:
         junction_s = ite_yellow_s(inter.approach_speed_mps) + ite_all_red_s(inter.width_m, inter.approach_speed_mps)
         link_s = per_link_change_s(inter)
@@ -65,7 +67,9 @@ def network_row(name: str) -> tuple[str, int, float, float, float, int]:
                 per_phase.append(inter.timing.clearance_of(a.index))
                 needed.append(need)
                 short += junction_s < need - 1e-9
-    return (name, len(wide), statistics.fmean(wide), statistics.fmean(per_phase), statistics.fmean(needed), short)
+                keeping += any(i in link_s for i in a.green_links & b.green_links)
+    return (name, len(wide), statistics.fmean(wide), statistics.fmean(per_phase), statistics.fmean(needed), short,
+            keeping)
 
 
 def main() -> None:
@@ -73,11 +77,11 @@ def main() -> None:
     ap.add_argument("--networks", default=NETWORKS, help="comma-separated scenarios")
     args = ap.parse_args()
     print("| network | phase changes | junction-wide, s | each phase its own, s | what the ending links need, s "
-          "| changes the junction-wide value under-clears |")
-    print("|---|---|---|---|---|---|")
+          "| changes the junction-wide value under-clears | changes that keep a vehicle link green |")
+    print("|---|---|---|---|---|---|---|")
     for name in args.networks.split(","):
-        net, n, wide, own, need, short = network_row(name.strip())
-        print(f"| {net} | {n} | {wide:.2f} | {own:.2f} | {need:.2f} | {short} |")
+        net, n, wide, own, need, short, keeping = network_row(name.strip())
+        print(f"| {net} | {n} | {wide:.2f} | {own:.2f} | {need:.2f} | {short} | {keeping} |")
 
 
 if __name__ == "__main__":
