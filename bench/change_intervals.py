@@ -11,6 +11,9 @@ whole junction would take the fastest approach's speed and the longest path.
 
 For every ordered pair of green phases (a change from one to the other) this
 prints the mean change interval (yellow + red clearance) under both rules,
+the per-phase one as a 1 s simulation shows it (the shield rounds the yellow
+and the red clearance each up to whole steps, `control/shield.py`; the
+benchmark profile's 4 s yellow loses nothing to that),
 the one the links that end their green need (ITE per link, the finest
 possible), and how many changes the junction-wide value gives less than
 those links need, and how many changes keep some vehicle link green
@@ -21,6 +24,7 @@ Reads the networks only (no traffic), in a few seconds.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 
 import libsumo
@@ -46,14 +50,19 @@ def per_link_change_s(inter) -> dict[int, float]:
     return out
 
 
-def network_row(name: str) -> tuple[str, int, float, float, float, int, int]:
+def shown_s(interval_s: float, step_s: float = 1.0) -> float:
+    """An interval as a simulation stepping every `step_s` shows it: rounded up to whole steps, as the shield does."""
+    return math.ceil(interval_s / step_s - 1e-9) * step_s
+
+
+def network_row(name: str) -> tuple[str, int, float, float, float, float, int, int]:
     scenario = load(name)
     libsumo.start(["sumo", "-n", str(scenario.net_file), "--no-warnings", "--no-step-log"])
     try:
         inters, _refused = read_all(libsumo, timing_defaults(RunConfig(scenario=name)))  # the safety profile
     finally:
         libsumo.close()
-    wide, per_phase, needed, short, keeping = [], [], [], 0, 0
+    wide, per_phase, shown, needed, short, keeping = [], [], [], [], 0, 0
     for inter in inters:
         junction_s = ite_yellow_s(inter.approach_speed_mps) + ite_all_red_s(inter.width_m, inter.approach_speed_mps)
         link_s = per_link_change_s(inter)
@@ -65,23 +74,25 @@ def network_row(name: str) -> tuple[str, int, float, float, float, int, int]:
                 need = max(link_s[i] for i in ending)
                 wide.append(junction_s)
                 per_phase.append(inter.timing.clearance_of(a.index))
+                shown.append(shown_s(inter.timing.yellow_of(a.index)) + shown_s(inter.timing.all_red_of(a.index)))
                 needed.append(need)
                 short += junction_s < need - 1e-9
                 keeping += any(i in link_s for i in a.green_links & b.green_links)
-    return (name, len(wide), statistics.fmean(wide), statistics.fmean(per_phase), statistics.fmean(needed), short,
-            keeping)
+    return (name, len(wide), statistics.fmean(wide), statistics.fmean(per_phase), statistics.fmean(shown),
+            statistics.fmean(needed), short, keeping)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--networks", default=NETWORKS, help="comma-separated scenarios")
     args = ap.parse_args()
-    print("| network | phase changes | junction-wide, s | each phase its own, s | what the ending links need, s "
+    print("| network | phase changes | junction-wide, s | each phase its own, s | the same at 1 s steps, s "
+          "| what the ending links need, s "
           "| changes the junction-wide value under-clears | changes that keep a vehicle link green |")
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for name in args.networks.split(","):
-        net, n, wide, own, need, short, keeping = network_row(name.strip())
-        print(f"| {net} | {n} | {wide:.2f} | {own:.2f} | {need:.2f} | {short} | {keeping} |")
+        net, n, wide, own, shown, need, short, keeping = network_row(name.strip())
+        print(f"| {net} | {n} | {wide:.2f} | {own:.2f} | {shown:.2f} | {need:.2f} | {short} | {keeping} |")
 
 
 if __name__ == "__main__":
