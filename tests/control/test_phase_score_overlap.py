@@ -9,10 +9,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from signalwise.control.learning.phase_score import (ALL_FEATURES, FEATURES, OVERLAP_FEATURES, PhaseFeatures,
-                                                     PhaseScoreController)
-from signalwise.core.types import (Intersection, LaneState, Movement, Observation, Phase, SignalStatus,
-                                   SourceHealth, Timing)
+from signalwise.control.learning.phase_score import (
+    ALL_FEATURES,
+    FEATURES,
+    OVERLAP_FEATURES,
+    PhaseFeatures,
+    PhaseScoreController,
+)
+from signalwise.core.types import (
+    Intersection,
+    LaneState,
+    Movement,
+    Observation,
+    Phase,
+    SignalStatus,
+    SourceHealth,
+    Timing,
+)
 
 CUT_HALT, CUT_MOVING, NEW_HALT = (len(FEATURES) + i for i in range(3))
 STATES = ("GGrrr", "GrGrr", "rrrGG")
