@@ -13,7 +13,7 @@ For every ordered pair of green phases (a change from one to the other) this
 prints the mean change interval (yellow + red clearance) under both rules,
 the per-phase one as a 1 s simulation shows it (the shield rounds the yellow
 and the red clearance each up to whole steps, `control/shield.py`; the
-benchmark profile's 4 s yellow loses nothing to that),
+benchmark profile's whole-second yellow loses nothing to that),
 the one the links that end their green need (ITE per link, the finest
 possible), and how many changes the junction-wide value gives less than
 those links need, and how many changes keep some vehicle link green
@@ -24,17 +24,19 @@ Reads the networks only (no traffic), in a few seconds.
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 
 import libsumo
 
+from signalwise.control.shield import ceil_to_step
 from signalwise.core import ite_all_red_s, ite_yellow_s
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.loop import timing_defaults
 from signalwise.sim.scenario import load
 from signalwise.sim.signal_model import link_speed_and_path, read_all
 
+#: the simulation step the benchmarks run at (RunConfig's default)
+STEP_S = RunConfig(scenario="grid").step_length_s
 NETWORKS = ("resco:cologne1,resco:cologne3,resco:cologne8,resco:ingolstadt1,resco:ingolstadt7,"
             "resco:ingolstadt21,resco:grid4x4,resco:arterial4x4,single,corridor,grid")
 
@@ -48,11 +50,6 @@ def per_link_change_s(inter) -> dict[int, float]:
         speed, path = link_speed_and_path(m, inter.approach_speed_mps, inter.width_m)
         out[m.link_index] = ite_yellow_s(speed) + ite_all_red_s(path, speed)
     return out
-
-
-def shown_s(interval_s: float, step_s: float = 1.0) -> float:
-    """An interval as a simulation stepping every `step_s` shows it: rounded up to whole steps, as the shield does."""
-    return math.ceil(interval_s / step_s - 1e-9) * step_s
 
 
 def network_row(name: str) -> tuple[str, int, float, float, float, float, int, int]:
@@ -74,7 +71,8 @@ def network_row(name: str) -> tuple[str, int, float, float, float, float, int, i
                 need = max(link_s[i] for i in ending)
                 wide.append(junction_s)
                 per_phase.append(inter.timing.clearance_of(a.index))
-                shown.append(shown_s(inter.timing.yellow_of(a.index)) + shown_s(inter.timing.all_red_of(a.index)))
+                shown.append(ceil_to_step(inter.timing.yellow_of(a.index), STEP_S)
+                             + ceil_to_step(inter.timing.all_red_of(a.index), STEP_S))
                 needed.append(need)
                 short += junction_s < need - 1e-9
                 keeping += any(i in link_s for i in a.green_links & b.green_links)

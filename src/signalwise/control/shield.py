@@ -187,9 +187,9 @@ class IntersectionShield:
         self._yellow_s = [t.yellow_of(p) for p in range(n)]
         self._all_red_s = [t.all_red_of(p) for p in range(n)]
         # durations rounded up to whole steps: what the signal will really show
-        self._clear_eff_s = [_ceil_step(y, step) + _ceil_step(r, step)
+        self._clear_eff_s = [ceil_to_step(y, step) + ceil_to_step(r, step)
                              for y, r in zip(self._yellow_s, self._all_red_s, strict=True)]
-        self._min_green_eff_s = [_ceil_step(g, step) for g in t.min_green_s]
+        self._min_green_eff_s = [ceil_to_step(g, step) for g in t.min_green_s]
         self._calls = t.cycle_calls
 
     def retime(self, timing: Timing) -> None:
@@ -307,7 +307,7 @@ class IntersectionShield:
         if self.interval == YELLOW_I:
             ev(self.interval_start_s, EventCode.PHASE_BEGIN_YELLOW, p)
         elif self.interval == ALL_RED_I:
-            ev(self.interval_start_s - _ceil_step(self._yellow_s[self.phase], self.cfg.step_length_s),
+            ev(self.interval_start_s - ceil_to_step(self._yellow_s[self.phase], self.cfg.step_length_s),
                EventCode.PHASE_BEGIN_YELLOW, p)
             ev(self.interval_start_s, EventCode.PHASE_END_YELLOW, p)
             ev(self.interval_start_s, EventCode.PHASE_BEGIN_RED_CLEARANCE, p)
@@ -645,7 +645,8 @@ def covering_phases(inter: Intersection) -> tuple[int, ...]:
     return tuple(sorted(chosen))
 
 
-def _ceil_step(value_s: float, step_s: float) -> float:
+def ceil_to_step(value_s: float, step_s: float) -> float:
+    """`value_s` as a simulation stepping every `step_s` runs it: rounded up to whole steps."""
     return math.ceil(value_s / step_s - EPS) * step_s
 
 
