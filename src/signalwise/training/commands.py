@@ -94,8 +94,10 @@ def train_command(
     guide_visits: Annotated[str, typer.Option(
         help="see --guide-mode; auto: train with 10 and with 30, keep the one with the lower delay on 3 "
              "validation seeds (or run that table behind max-pressure alone if that is lower still)")] = "auto",
-    validation_seeds: Annotated[int, typer.Option(help="with --guide-visits auto: seeds the candidates are "
-                                                       "compared on (never training or held-out seeds)")] = 3,
+    validation_seeds: Annotated[int, typer.Option(help="seeds the final choice is made on, never training or "
+                                                       "held-out seeds: phase-score, the learned weights against "
+                                                       "the start and among --restarts; tabular, with "
+                                                       "--guide-visits auto")] = 3,
     epsilon_start: Annotated[float, typer.Option(help="exploration in the first episode")] = 0.3,
     downstream_weight: Annotated[float, typer.Option(help="coordination: weight of the halting vehicles on the "
                                                           "outgoing lanes (neighbours' approaches) in the cost")] = 0.0,
