@@ -92,8 +92,8 @@ def train_command(
                                                  "--guide-visits times in the state (also when the model runs) | "
                                                  "state: until the state was seen --guide-visits times")] = "each-action",
     guide_visits: Annotated[str, typer.Option(
-        help="see --guide-mode; auto: train with 10 and with 30, keep the one with the lower delay on 3 "
-             "validation seeds (or run that table behind max-pressure alone if that is lower still)")] = "auto",
+        help="see --guide-mode; auto: train with 10 and with 30, keep the one with the lower delay on the "
+             "--validation-seeds (or run that table behind max-pressure alone if that is lower still)")] = "auto",
     validation_seeds: Annotated[int, typer.Option(help="seeds the final choice is made on, never training or "
                                                        "held-out seeds: phase-score, the learned weights against "
                                                        "the start and among --restarts; tabular, with "
