@@ -50,6 +50,12 @@ def train_command(
     restarts: Annotated[int, typer.Option(help="phase-score: independent searches, seeds --seed, --seed + 1, ...; "
                                                "the model is the one with the lowest delay on the first one's "
                                                "validation seeds")] = 1,
+    per_signal: Annotated[bool, typer.Option(
+        "--per-signal", help="phase-score: give every signal its own weights, each searched by its own CMA-ES on "
+                             "the queues at that signal, all in the same episodes; best from --start MODEL with "
+                             "--sigma 0.3 (the model keeps the shared weights for signals it does not name)")] = False,
+    sigma: Annotated[float, typer.Option(help="phase-score: the search's initial spread, times each weight's own "
+                                              "step; below 1 to fine-tune a model given as --start")] = 1.0,
     measure: Annotated[str, typer.Option(help="phase-score: count (vehicles) | density (vehicles per 100 m of "
                                               "lane: short approach lanes weigh their queue)")] = "count",
     zone_m: Annotated[float | None, typer.Option(
@@ -117,15 +123,15 @@ def train_command(
     if agent == "phase-score":
         _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
                       duration, timing, sumocfg, net, routes, ray, measure, start, zone_m, period, restarts,
-                      add_feature or [], cycle_calls)
+                      add_feature or [], cycle_calls, per_signal, sigma)
         return
     if agent != "tabular":
         _fail("--agent must be phase-score or tabular")
     if timing is not None or cycle_calls:
         _fail("--timing and --cycle-calls are for --agent phase-score; the tabular agent trains under the default "
               "profile")
-    if restarts != 1 or add_feature:
-        _fail("--restarts and --add-feature are for --agent phase-score")
+    if restarts != 1 or add_feature or per_signal or sigma != 1.0:
+        _fail("--restarts, --add-feature, --per-signal and --sigma are for --agent phase-score")
     hyper = dict(gamma=gamma, guide=guide, guide_mode=guide_mode, guide_visits=guide_visits,
                  epsilon_start=epsilon_start, epsilon_decay=epsilon_decay, downstream_weight=downstream_weight)
     _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, hyper, actions, state,
@@ -251,7 +257,8 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
 @learning_errors
 def _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
                   duration, timing, sumocfg, net, routes, ray, measure="count", start="max-pressure",
-                  zone_m=None, period=None, restarts=1, add_feature=(), cycle_calls=False) -> None:
+                  zone_m=None, period=None, restarts=1, add_feature=(), cycle_calls=False, per_signal=False,
+                  sigma=1.0) -> None:
     import dataclasses
     import time
 
@@ -291,6 +298,8 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
         _fail("--measure must be count or density")
     if zone_m is not None and not zone_m >= 0:
         _fail("--zone-m is a distance in metres, 0 or more")
+    if not sigma > 0:
+        _fail("--sigma must be above 0")
     own = sumocfg is not None or net is not None
     run = {"timing": timing} if timing is not None else {}
     if cycle_calls:
@@ -305,7 +314,9 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
                        workers=workers, out=out, duration_s=duration, run=run, sumocfg=sumocfg, net=net,
                        routes=list(routes or []), ray_address=ray, measure=measure, zone_m=zone_m,
                        features=begin.features(), start=begin.vector(begin.features()),
-                       start_name=next(iter(starts)), period_s=begin.period_s, restarts=restarts)
+                       start_name=next(iter(starts)), period_s=begin.period_s, restarts=restarts,
+                       start_signal_weights=begin.signal_vectors(begin.features()), per_signal=per_signal,
+                       sigma0=sigma)
     try:
         executor = make_executor(ray, workers)
     except ExecutorError as exc:
@@ -315,7 +326,7 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
                   TextColumn("best {task.fields[best]} mean {task.fields[mean]} σ {task.fields[sigma]}"),
                   TimeElapsedColumn(), console=console) as bar:
-        title = f"{label} ({popsize}x{seeds_per_generation} episodes/gen" + \
+        title = f"{label}{' per signal' if per_signal else ''} ({popsize}x{seeds_per_generation} episodes/gen" + \
             (f", {restarts} searches)" if restarts > 1 else ")")
         task = bar.add_task(title, total=generations * restarts, best="-", mean="-", sigma="-")
 
@@ -341,6 +352,9 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
                   f"{time.monotonic() - started:.0f} s in all, shield violations {model.meta['training']['violations']})")
     console.print(f"measured over {pol['zone_m']:g} m lane zones" if pol["zone_m"] else "measured lane by lane")
     console.print("weights: " + ", ".join(f"{f} {w:+.3g}" for f, w in zip(pol["features"], pol["weights"], strict=True)))
+    if pol.get("signal_weights"):
+        console.print(f"each of {len(pol['signal_weights'])} signals has its own weights (meta.json: "
+                      "policy.signal_weights); the weights above are for any other signal")
     console.print(f"validation (seeds {sel['seeds']}, avg delay): learned {sel['learned_avg_delay_s']:.1f} s, "
                   f"{start} (the starting point) {sel['start_avg_delay_s']:.1f} s -> the model keeps the "
                   f"{'learned' if sel['chosen'] == 'learned' else f'starting ({start})'} weights")

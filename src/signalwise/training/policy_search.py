@@ -46,6 +46,11 @@ result depends on its seed, not only on its settings (docs/learning.md
 gives the figures); choosing among several on traffic none trained on
 keeps that choice off the held-out seeds, which only `evaluate` runs.
 
+`per_signal` (`signalwise train --per-signal`): every signal gets its own
+weights, each from its own CMA-ES told its own approaches' queues
+(`per_signal.py`); the model keeps them as `policy.signal_weights` beside the
+shared `weights`, which any signal it does not name runs.
+
 Determinism: CMA-ES draws from its own seeded generator and episode SUMO
 seeds follow from (seed, generation, k), so the same seed, popsize and
 seeds_per_generation give the same model whatever the workers or Ray.
@@ -131,6 +136,10 @@ class SearchConfig:
     sigma0: float = 1.0
     #: independent searches (seeds `seed`, `seed` + 1, ...); the model is the one that validates best
     restarts: int = 1
+    #: a per-signal start's own weights, signal id -> one weight per feature (the others start at `start`)
+    start_signal_weights: dict[str, list[float]] = field(default_factory=dict)
+    #: one search per signal, each told its own approaches' queues (`per_signal.py`); else one shared search
+    per_signal: bool = False
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -175,20 +184,24 @@ def run_policy_episode(payload: str) -> dict:
         "duration_s": p["duration_s"], "sumocfg": p["sumocfg"], "net": p["net"], "routes": p["routes"],
         "out_dir": str(Path(p["run_dir"]).parent), "emissions": False, "record": "lean"})
     weights, period = p["weights"], p["period_s"]
+    signal_weights = p.get("signal_weights") or {}
     features = tuple(p["features"]) if "features" in p else FEATURES_V1  # a search started before features grew
     measure = p.get("measure", "count")
     zone_m = float(p.get("zone_m", 0.0))  # a search started before zones read each lane alone
     t0 = time.perf_counter()
     result = execute_run(cfg, Path(p["run_dir"]),
                          controllers=lambda inter, ctx: PhaseScoreController(
-                             inter, weights, float(ctx.options.get("period_s", period)), "ql-train", features, measure,
+                             inter, signal_weights.get(inter.id, weights), float(ctx.options.get("period_s", period)), "ql-train", features, measure,
                              ctx.lane_length_m, zone_m, ctx.lane_upstream, ctx.lane_downstream))
     wall = time.perf_counter() - t0
     shutil.rmtree(Path(p["run_dir"]), ignore_errors=True)  # a search runs hundreds: keep the figures only
     m = result.metrics
     return {"key": p["key"], "avg_delay_s": m["network"]["avg_delay_s"],
             "violations": m.get("safety", {}).get("violations", -1),
-            "fallback_fraction": m["network"]["fallback_fraction"], "wall_s": round(wall, 2)}
+            "fallback_fraction": m["network"]["fallback_fraction"], "wall_s": round(wall, 2),
+            # halting vehicles on each signal's own approaches: what a per-signal search tells that signal
+            "queues": {tls: v["avg_queue_veh"] for tls, v in m.get("intersections", {}).items()
+                       if "avg_queue_veh" in v}}
 
 
 def full_weights(free: np.ndarray) -> list[float]:
@@ -212,8 +225,11 @@ def choose_start(cfg: SearchConfig, starts: dict[str, SearchStart], executor: Ep
             for name, st in starts.items() for s in vseeds]
     res = _episodes(cfg, executor, jobs, Path(cfg.out) / "episodes" / "starts")
     delay = {name: float(np.mean([res[(name, s)]["avg_delay_s"] for s in vseeds])) for name in starts}
-    return {"seeds": vseeds, "metric": "avg_delay_s", "candidates": delay, "chosen": min(starts, key=delay.get),
-            "episodes": len(jobs), "wall_s": round(time.perf_counter() - t0, 1)}
+    chosen = min(starts, key=delay.get)
+    return {"seeds": vseeds, "metric": "avg_delay_s", "candidates": delay, "chosen": chosen,
+            "episodes": len(jobs), "wall_s": round(time.perf_counter() - t0, 1),
+            # the signals the controller decided (a per-signal search gives each its own)
+            "signals": sorted({tls for s in vseeds for tls in res[(chosen, s)]["queues"]})}
 
 
 def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
@@ -224,8 +240,6 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
     With `starts`, the search starts from the one that validates best (`choose_start`): `cfg`'s own start,
     features and period are replaced by its; `on_start` gets the choice before the first generation.
     """
-    import cma
-
     out = Path(cfg.out)
     if (out / "model").exists():
         raise TrainingError(f"{out}: a model is already there; use another --out")
@@ -249,35 +263,35 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
             start_choice = choose_start(cfg, starts, executor)
             begin = starts[start_choice["chosen"]]
             cfg = replace(cfg, features=begin.features(), start=begin.vector(begin.features()),
-                          start_name=start_choice["chosen"], period_s=begin.period_s)
+                          start_name=start_choice["chosen"], period_s=begin.period_s,
+                          start_signal_weights=begin.signal_vectors(begin.features()))
             if on_start:
                 on_start(start_choice)
         features, start = _checked_start(cfg)
-        x0 = np.asarray(start[1:], float)
-        es = cma.CMAEvolutionStrategy(x0, cfg.sigma0, {"popsize": cfg.popsize, "seed": cfg.seed, "verbose": -9,
-                                                "CMA_stds": [INITIAL_STDS[f] for f in features[1:]]})
-        history: list[dict] = []
-        for g in range(cfg.generations):
-            t0 = time.perf_counter()
-            xs = es.ask()
-            seeds = [training_seed(cfg.seed, g * cfg.seeds_per_generation + k) for k in range(cfg.seeds_per_generation)]
-            jobs = [(i, s, full_weights(x)) for i, x in enumerate(xs) for s in seeds]
-            res = _episodes(cfg, executor, jobs, out / "episodes" / f"gen-{g:04d}")
-            delay = np.array([np.mean([res[(i, s)]["avg_delay_s"] for s in seeds]) for i in range(len(xs))])
-            es.tell(xs, delay.tolist())
-            rec = GenerationRecord(g, seeds, round(float(delay.min()), 3), round(float(delay.mean()), 3),
-                                   round(float(es.sigma), 4), [round(w, 4) for w in full_weights(es.mean)],
-                                   sum(max(0, r["violations"]) for r in res.values()),
-                                   round(time.perf_counter() - t0, 1))
-            history.append(asdict(rec))
-            if on_generation:
-                on_generation(rec)
-        learned = full_weights(es.mean)
         vseeds = validation_seeds(cfg.seed, cfg.validation_seeds)
-        candidates = {"learned": learned, "start": list(start)}
         # the chosen start ran on these very seeds already: the same episodes, so not again
         known = {"start": start_choice["candidates"][cfg.start_name]} if start_choice else {}
-        jobs = [(name, s, w) for name, w in candidates.items() if name not in known for s in vseeds]
+        extra_episodes = start_choice["episodes"] if start_choice else 0
+        history: list[dict] = []
+        if cfg.per_signal:
+            from .per_signal import search_per_signal, start_on_validation
+
+            if start_choice:  # the chosen start's episodes said which signals there are
+                signals = start_choice["signals"]
+            else:  # the start's validation episodes say it; their figure is the one compared at the end
+                known["start"], signals, n = start_on_validation(cfg, list(start), executor,
+                                                                 out / "episodes" / "validation-start")
+                extra_episodes += n
+            learned_signals, history = search_per_signal(cfg, features, list(start), signals, executor, out,
+                                                         on_generation)
+            learned = list(start)  # what a signal the model does not name runs
+        else:
+            learned, history = _shared_generations(cfg, features, start, executor, out, on_generation)
+            learned_signals = {}
+        candidates = {"learned": learned, "start": list(start)}
+        signal_weights = {"learned": learned_signals, "start": dict(cfg.start_signal_weights)}
+        jobs = [(name, s, w, {"signal_weights": signal_weights[name]})
+                for name, w in candidates.items() if name not in known for s in vseeds]
         res = _episodes(cfg, executor, jobs, out / "episodes" / "validation")
         vdelay = {name: known[name] if name in known else
                   float(np.mean([res[(name, s)]["avg_delay_s"] for s in vseeds])) for name in candidates}
@@ -287,16 +301,19 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
             executor.close()
     shutil.rmtree(out / "episodes", ignore_errors=True)
     wall = time.perf_counter() - t_start
+    policy = {"features": list(features), "measure": cfg.measure, "weights": [round(w, 6) for w in candidates[chosen]],
+              "period_s": cfg.period_s, "zone_m": cfg.zone()}
+    if signal_weights[chosen]:
+        policy["signal_weights"] = {tls: [round(w, 6) for w in ws] for tls, ws in sorted(signal_weights[chosen].items())}
     meta = {
         "scenario": cfg.scenario if cfg.scenario is not None else Path(cfg.sumocfg or cfg.net).name,
         "agent": AGENT,
-        "policy": {"features": list(features), "measure": cfg.measure, "weights": [round(w, 6) for w in candidates[chosen]],
-                   "period_s": cfg.period_s, "zone_m": cfg.zone()},
+        "policy": policy,
         "training": {
-            "method": "cma-es", "seed": cfg.seed, "generations": cfg.generations, "popsize": cfg.popsize,
+            "method": "cma-es per signal" if cfg.per_signal else "cma-es", "seed": cfg.seed,
+            "generations": cfg.generations, "popsize": cfg.popsize,
             "seeds_per_generation": cfg.seeds_per_generation,
-            "episodes": cfg.generations * cfg.popsize * cfg.seeds_per_generation + len(jobs)
-            + (start_choice["episodes"] if start_choice else 0),
+            "episodes": cfg.generations * cfg.popsize * cfg.seeds_per_generation + len(jobs) + extra_episodes,
             "seeds": [s for h in history for s in h["seeds"]], "run": cfg.run, "wall_s": round(wall, 1),
             "violations": sum(h["violations"] for h in history) + sum(max(0, r["violations"]) for r in res.values()),
             "config": cfg.to_json(),
@@ -317,6 +334,34 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
     return load_model(out / "model")
 
 
+def _shared_generations(cfg: SearchConfig, features: tuple[str, ...], start: tuple[float, ...],
+                        executor: EpisodeExecutor, out: Path,
+                        on_generation: OnGeneration | None) -> tuple[list[float], list[dict]]:
+    """`cfg.generations` generations of one CMA-ES over the shared weights: its mean at the end, the records."""
+    import cma
+
+    es = cma.CMAEvolutionStrategy(np.asarray(start[1:], float), cfg.sigma0,
+                                  {"popsize": cfg.popsize, "seed": cfg.seed, "verbose": -9,
+                                   "CMA_stds": [INITIAL_STDS[f] for f in features[1:]]})
+    history: list[dict] = []
+    for g in range(cfg.generations):
+        t0 = time.perf_counter()
+        xs = es.ask()
+        seeds = [training_seed(cfg.seed, g * cfg.seeds_per_generation + k) for k in range(cfg.seeds_per_generation)]
+        jobs = [(i, s, full_weights(x)) for i, x in enumerate(xs) for s in seeds]
+        res = _episodes(cfg, executor, jobs, out / "episodes" / f"gen-{g:04d}")
+        delay = np.array([np.mean([res[(i, s)]["avg_delay_s"] for s in seeds]) for i in range(len(xs))])
+        es.tell(xs, delay.tolist())
+        rec = GenerationRecord(g, seeds, round(float(delay.min()), 3), round(float(delay.mean()), 3),
+                               round(float(es.sigma), 4), [round(w, 4) for w in full_weights(es.mean)],
+                               sum(max(0, r["violations"]) for r in res.values()),
+                               round(time.perf_counter() - t0, 1))
+        history.append(asdict(rec))
+        if on_generation:
+            on_generation(rec)
+    return full_weights(es.mean), history
+
+
 def _search_restarts(cfg: SearchConfig, on_generation: OnGeneration | None, executor: EpisodeExecutor | None,
                      starts: dict[str, SearchStart] | None, on_start: Callable[[dict], None] | None) -> Model:
     """`cfg.restarts` searches with seeds `cfg.seed`, `cfg.seed` + 1, ...; the model of the one whose weights
@@ -333,7 +378,8 @@ def _search_restarts(cfg: SearchConfig, on_generation: OnGeneration | None, exec
                                   on_generation, executor, starts, on_start)
         vseeds = validation_seeds(cfg.seed, cfg.validation_seeds)
         jobs = [(seed, s, m.meta["policy"]["weights"], {"features": m.meta["policy"]["features"],
-                                                        "period_s": m.meta["policy"]["period_s"]})
+                                                        "period_s": m.meta["policy"]["period_s"],
+                                                        "signal_weights": m.meta["policy"].get("signal_weights")})
                 for seed, m in models.items() if seed != cfg.seed for s in vseeds]
         res = _episodes(cfg, executor, jobs, out / "episodes" / "restarts")
     finally:

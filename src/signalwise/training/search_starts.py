@@ -33,13 +33,14 @@ weights and decision period, so that a search fine-tunes a model to another
 timing profile or network (a model trained under `--timing benchmark`
 searched again under `safety`, a shipped model on your own network). The
 search must measure as the model does (`--measure`): its weights are in
-those units.
+those units. A model refined per signal (`--per-signal`) starts each signal
+it names from that signal's weights.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..control.learning.phase_score import ALL_FEATURES, FEATURES
@@ -53,6 +54,8 @@ class SearchStart:
     period_s: float = 5.0
     #: what the weights' vehicles are measured in (a model's: count | density); None: either
     measure: str | None = None
+    #: a per-signal model's own weights, signal id -> feature -> weight (the others run `weights`)
+    signal_weights: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def features(self) -> tuple[str, ...]:
         """FEATURES and any other feature the start weighs, in ALL_FEATURES' order."""
@@ -67,6 +70,10 @@ class SearchStart:
 
     def vector(self, features: tuple[str, ...]) -> tuple[float, ...]:
         return tuple(float(self.weights.get(f, 0.0)) for f in features)
+
+    def signal_vectors(self, features: tuple[str, ...]) -> dict[str, list[float]]:
+        """Each signal the start weighs on its own: its weights for `features` (0 where it has none)."""
+        return {tls: [float(w.get(f, 0.0)) for f in features] for tls, w in self.signal_weights.items()}
 
 
 STARTS = {
@@ -100,6 +107,8 @@ def model_start(path: Path) -> SearchStart:
         meta = json.loads(meta_file.read_text())
         policy = meta["policy"] if meta.get("agent") == "phase-score" else None
         weights = dict(zip(policy["features"], map(float, policy["weights"]), strict=True)) if policy else None
+        signals = {str(tls): dict(zip(policy["features"], map(float, w), strict=True))
+                   for tls, w in (policy.get("signal_weights") or {}).items()} if policy else {}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"--start {meta_file}: not a readable model ({exc})") from None
     if weights is None:
@@ -108,7 +117,7 @@ def model_start(path: Path) -> SearchStart:
     unknown = set(weights) - set(ALL_FEATURES)
     if unknown:
         raise ValueError(f"--start {meta_file}: features this version does not know: {', '.join(sorted(unknown))}")
-    return SearchStart(weights, float(policy.get("period_s", 5.0)), str(policy.get("measure", "count")))
+    return SearchStart(weights, float(policy.get("period_s", 5.0)), str(policy.get("measure", "count")), signals)
 
 
 def search_starts(name: str) -> dict[str, SearchStart]:

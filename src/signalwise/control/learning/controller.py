@@ -231,11 +231,14 @@ def controller_from_model(model: Model, inter: Intersection, period_s: float | N
 
     `guide_visits` overrides the deployed threshold (`ql:PATH?guide_visits=N`). A phase-score model
     measures over the zones it was trained with (`meta["policy"]["zone_m"]`; models without one read
-    each lane alone, 0); `lane_upstream` / `lane_downstream` are the context's zone lanes."""
+    each lane alone, 0); `lane_upstream` / `lane_downstream` are the context's zone lanes. A model refined
+    per signal (`signalwise train --per-signal`) gives a signal it names its own weights
+    (`policy.signal_weights`); every other signal, on this network or another, runs the shared ones."""
     if model.meta.get("agent") == PHASE_SCORE:
         policy = model.meta.get("policy", {})
+        weights = (policy.get("signal_weights") or {}).get(inter.id, policy.get("weights"))
         try:
-            return PhaseScoreController(inter, policy.get("weights"), period_s or float(policy.get("period_s", 5.0)),
+            return PhaseScoreController(inter, weights, period_s or float(policy.get("period_s", 5.0)),
                                         features=policy.get("features") or (),
                                         measure=policy.get("measure", "count"), lane_length_m=lane_length_m,
                                         zone_m=_zone_m(policy), lane_upstream=lane_upstream,

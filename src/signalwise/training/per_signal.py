@@ -1,0 +1,92 @@
+"""Refining the phase-score weights signal by signal: one CMA-ES per signal, all in the same episodes.
+
+Why: a shared model weighs every signal of a network alike, and ingolstadt21's
+21 signals run from a two-phase crossing to a six-phase cluster. One CMA-ES
+over every signal's weights at once (21 × 14 numbers there) would need far
+more episodes than a search has. Here each signal has its own CMA-ES over
+its own weights (cooperative coevolution): candidate k of a generation is
+every signal's k-th proposal, run together in one episode, and each signal's
+search is told the halting vehicles on its own approaches in that episode
+(`metrics.intersections[id].avg_queue_veh`, sampled every 5 s). One episode
+thus ranks a candidate for every signal, and a generation costs what a
+shared one costs.
+
+What the local measure misses: a queue a signal pushes onto its neighbour's
+approach counts at the neighbour, and a vehicle that could not enter counts
+nowhere. The validation decides on the network's average delay (RESCO's), as
+the shared search does, so a refinement that loses there to its start is
+not kept (`policy_search.search`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from ..control.learning.qtable import ModelError
+from .executors import EpisodeExecutor
+from .policy_search import (
+    INITIAL_STDS,
+    GenerationRecord,
+    OnGeneration,
+    SearchConfig,
+    _episodes,
+    full_weights,
+    validation_seeds,
+)
+from .train import training_seed
+
+
+def start_on_validation(cfg: SearchConfig, start: list[float], executor: EpisodeExecutor,
+                        folder: Path) -> tuple[float, list[str], int]:
+    """The start (with its own per-signal weights) on the validation seeds: its mean delay, the signals the
+    episodes controlled (each gets a search), and the episodes run. The final validation reuses the figure."""
+    vseeds = validation_seeds(cfg.seed, cfg.validation_seeds)
+    jobs = [("start", s, start, {"signal_weights": dict(cfg.start_signal_weights)}) for s in vseeds]
+    res = _episodes(cfg, executor, jobs, folder)
+    signals = sorted({tls for r in res.values() for tls in r["queues"]})
+    return float(np.mean([r["avg_delay_s"] for r in res.values()])), signals, len(jobs)
+
+
+def search_per_signal(cfg: SearchConfig, features: tuple[str, ...], start: list[float], signals: list[str],
+                      executor: EpisodeExecutor, out: Path,
+                      on_generation: OnGeneration | None = None) -> tuple[dict[str, list[float]], list[dict]]:
+    """`cfg.generations` generations of one CMA-ES per signal; each signal's distribution mean at the end, and
+    the generations' records (network delays of the candidates, the signals' mean step size and weights)."""
+    import cma
+
+    if not signals:
+        raise ModelError("a per-signal search needs signals the controller decides; the episodes had none")
+    opts = {"popsize": cfg.popsize, "verbose": -9, "CMA_stds": [INITIAL_STDS[f] for f in features[1:]]}
+    # each signal its own seed (cma's 0 means "from the clock"), created in a fixed order: the same model again
+    ess = {tls: cma.CMAEvolutionStrategy(np.asarray(cfg.start_signal_weights.get(tls, start)[1:], float),
+                                         cfg.sigma0, {**opts, "seed": 1 + 1_000 * cfg.seed + i})
+           for i, tls in enumerate(signals)}
+    history: list[dict] = []
+    for g in range(cfg.generations):
+        t0 = time.perf_counter()
+        xs = {tls: es.ask() for tls, es in ess.items()}
+        seeds = [training_seed(cfg.seed, g * cfg.seeds_per_generation + k) for k in range(cfg.seeds_per_generation)]
+        jobs = [(k, s, start, {"signal_weights": {tls: full_weights(x[k]) for tls, x in xs.items()}})
+                for k in range(cfg.popsize) for s in seeds]
+        res = _episodes(cfg, executor, jobs, out / "episodes" / f"gen-{g:04d}")
+        for tls, es in ess.items():
+            # a signal an episode did not report (it never decided) is told the worst queue seen, not a win
+            queue = np.array([[res[(k, s)]["queues"].get(tls, np.inf) for s in seeds] for k in range(cfg.popsize)])
+            finite = queue[np.isfinite(queue)]
+            queue[~np.isfinite(queue)] = finite.max() if finite.size else 0.0
+            es.tell(xs[tls], queue.mean(axis=1).tolist())
+        delay = np.array([np.mean([res[(k, s)]["avg_delay_s"] for s in seeds]) for k in range(cfg.popsize)])
+        means = np.array([full_weights(es.mean) for es in ess.values()])
+        rec = GenerationRecord(g, seeds, round(float(delay.min()), 3), round(float(delay.mean()), 3),
+                               round(float(np.mean([es.sigma for es in ess.values()])), 4),
+                               [round(float(w), 4) for w in means.mean(axis=0)],
+                               sum(max(0, r["violations"]) for r in res.values()),
+                               round(time.perf_counter() - t0, 1))
+        history.append(asdict(rec))
+        if on_generation:
+            on_generation(rec)
+    return {tls: full_weights(es.mean) for tls, es in ess.items()}, history

@@ -1,0 +1,105 @@
+"""Per-signal weights (`signalwise train --per-signal`): each signal its own search, on real SUMO runs of corridor."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from signalwise.control.learning.controller import controller_from_model
+from signalwise.control.learning.phase_score import FEATURES, MAX_PRESSURE_WEIGHTS
+from signalwise.control.learning.qtable import Model, load_model
+from signalwise.core.types import Intersection, Movement, Phase, Timing
+from signalwise.runtime.config import RunConfig
+from signalwise.runtime.run import execute_run
+from signalwise.training.policy_search import SearchConfig, run_policy_episode, search
+from signalwise.training.search_starts import model_start
+
+SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
+CORRIDOR = ("J1", "J2", "J3", "J4", "J5")
+#: a green that never ends of itself (only the shield's max green ends it)
+HOLD_FOREVER = [1.0, -1.0, 0.0, 1e6, *([0.0] * (len(FEATURES) - 4))]
+
+
+def crossing(tls_id: str) -> Intersection:
+    movements = (Movement(0, "n_in_0", "s_out_0"), Movement(1, "e_in_0", "w_out_0"))
+    phases = (Phase(0, "Gr", movements[:1]), Phase(1, "rG", movements[1:]))
+    return Intersection(tls_id, phases, 2, movements, (), (), Timing(3.5, 2.0, (5.0,) * 2, (40.0,) * 2, 7.0, 12.0,
+                                                                      40.0, 120.0, True))
+
+
+def phase_score_model(policy: dict) -> Model:
+    return Model(None, {}, {}, {}, {"agent": "phase-score", "policy": {"features": list(FEATURES), "period_s": 5.0,
+                                                                        **policy}})
+
+
+def test_a_signal_the_model_names_runs_its_own_weights_and_any_other_the_shared_ones():
+    own = [1.0, -0.5, *([0.25] * (len(FEATURES) - 2))]
+    model = phase_score_model({"weights": list(MAX_PRESSURE_WEIGHTS), "signal_weights": {"X": own}})
+    assert list(controller_from_model(model, crossing("X")).weights) == own
+    assert list(controller_from_model(model, crossing("Y")).weights) == list(MAX_PRESSURE_WEIGHTS)
+
+
+@pytest.mark.slow
+def test_weights_given_to_one_signal_change_that_signal_only(tmp_path):
+    """One episode with J3 holding its greens to max green, against the same episode with the shared weights:
+    J3's queue grows; J1, two signals away, barely moves."""
+    base = {"key": "k", "weights": list(MAX_PRESSURE_WEIGHTS), "features": list(FEATURES), "measure": "count",
+            "zone_m": 50.0, "sumo_seed": 3, "scenario": "corridor", "run": {}, "duration_s": 900.0, "period_s": 5.0,
+            "sumocfg": None, "net": None, "routes": []}
+    shared = run_policy_episode(json.dumps({**base, "run_dir": str(tmp_path / "a" / "run")}))
+    held = run_policy_episode(json.dumps({**base, "run_dir": str(tmp_path / "b" / "run"),
+                                          "signal_weights": {"J3": HOLD_FOREVER}}))
+    assert set(shared["queues"]) == set(CORRIDOR)
+    assert held["queues"]["J3"] > 1.5 * shared["queues"]["J3"] + 1.0, (shared["queues"], held["queues"])
+    assert abs(held["queues"]["J1"] - shared["queues"]["J1"]) < 0.5 * (held["queues"]["J3"] - shared["queues"]["J3"])
+
+
+@pytest.mark.slow
+def test_a_per_signal_search_gives_every_signal_its_own_weights_and_validates_them(tmp_path):
+    cfg = SearchConfig(scenario="corridor", generations=2, popsize=4, validation_seeds=1, seed=1, workers=2,
+                       duration_s=600, out=tmp_path / "s", per_signal=True)
+    model = search(cfg)
+    sel, policy = model.meta["selection"], model.meta["policy"]
+    assert sel["chosen"] == "learned" and sel["learned_avg_delay_s"] < sel["start_avg_delay_s"], sel
+    assert set(policy["signal_weights"]) == set(CORRIDOR)
+    weights = np.array(list(policy["signal_weights"].values()))
+    assert np.all(weights[:, 0] == 1.0)  # in_halt stays the scale
+    assert len({tuple(w) for w in weights}) == len(CORRIDOR)  # each searched on its own
+    assert policy["weights"] == list(MAX_PRESSURE_WEIGHTS)  # the shared weights: the start
+    # the start's validation episode, the learned one's, and 2 generations of 4
+    assert model.meta["training"]["episodes"] == 1 + 1 + 2 * 4
+    assert model.meta["training"]["method"] == "cma-es per signal"
+    # the validation figure is what running the model gives: every signal read its own weights
+    run = execute_run(RunConfig(scenario="corridor", controller=f"ql:{tmp_path / 's' / 'model'}", seed=sel["seeds"][0],
+                                duration_s=600, record="lean", emissions=False), tmp_path / "check")
+    assert run.metrics["network"]["avg_delay_s"] == pytest.approx(sel["learned_avg_delay_s"], abs=1e-3)
+    # a search may start from it: each signal from its own weights
+    start = model_start(tmp_path / "s" / "model")
+    assert start.signal_vectors(FEATURES) == policy["signal_weights"]
+
+
+@pytest.mark.slow
+def test_train_per_signal_from_the_command_line_with_start_auto(tmp_path):
+    p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "-s", "corridor", "--generations", "1",
+                        "--popsize", "2", "--validation-seeds", "1", "--duration", "300", "--per-signal",
+                        "--sigma", "0.5", "--start", "auto", "--out", str(tmp_path / "t")],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    meta = load_model(tmp_path / "t" / "model").meta
+    assert meta["training"]["config"]["per_signal"] and meta["training"]["config"]["sigma0"] == 0.5
+    # the three starts' validation runs say which signals there are: the chosen one is not run again
+    assert meta["training"]["episodes"] == 3 * 1 + 1 * 2 + 1
+    if meta["selection"]["chosen"] == "learned":
+        assert "each of 5 signals has its own weights" in p.stderr
+    else:  # the start won: the model is the start, shared weights only
+        assert "signal_weights" not in meta["policy"]
+    for args, says in ((["--agent", "tabular", "--per-signal"], "--per-signal"), (["--agent", "phase-score",
+                                                                                   "--sigma", "0"], "--sigma")):
+        bad = subprocess.run([SIGNALWISE, "train", *args, "--out", str(tmp_path / "u")], capture_output=True,
+                             text=True, timeout=120)
+        assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr
