@@ -288,8 +288,10 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
         else:
             learned, history = _shared_generations(cfg, features, start, executor, out, on_generation)
             learned_signals = {}
-        candidates = {"learned": learned, "start": list(start)}
-        signal_weights = {"learned": learned_signals, "start": dict(cfg.start_signal_weights)}
+        # validated as saved: on a network that jams, the 7th decimal of a weight can move the delay by percent
+        candidates = {"learned": _saved(learned), "start": _saved(start)}
+        signal_weights = {"learned": {tls: _saved(w) for tls, w in learned_signals.items()},
+                          "start": {tls: _saved(w) for tls, w in cfg.start_signal_weights.items()}}
         jobs = [(name, s, w, {"signal_weights": signal_weights[name]})
                 for name, w in candidates.items() if name not in known for s in vseeds]
         res = _episodes(cfg, executor, jobs, out / "episodes" / "validation")
@@ -301,10 +303,10 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
             executor.close()
     shutil.rmtree(out / "episodes", ignore_errors=True)
     wall = time.perf_counter() - t_start
-    policy = {"features": list(features), "measure": cfg.measure, "weights": [round(w, 6) for w in candidates[chosen]],
+    policy = {"features": list(features), "measure": cfg.measure, "weights": candidates[chosen],
               "period_s": cfg.period_s, "zone_m": cfg.zone()}
     if signal_weights[chosen]:
-        policy["signal_weights"] = {tls: [round(w, 6) for w in ws] for tls, ws in sorted(signal_weights[chosen].items())}
+        policy["signal_weights"] = dict(sorted(signal_weights[chosen].items()))
     meta = {
         "scenario": cfg.scenario if cfg.scenario is not None else Path(cfg.sumocfg or cfg.net).name,
         "agent": AGENT,
@@ -332,6 +334,11 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
     model = Model(None, {}, {}, {}, meta)
     save_model(out / "model", model)
     return load_model(out / "model")
+
+
+def _saved(weights) -> list[float]:
+    """The weights as the model stores them (6 decimals)."""
+    return [round(float(w), 6) for w in weights]
 
 
 def _shared_generations(cfg: SearchConfig, features: tuple[str, ...], start: tuple[float, ...],
