@@ -272,7 +272,6 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
         # the chosen start ran on these very seeds already: the same episodes, so not again
         known = {"start": start_choice["candidates"][cfg.start_name]} if start_choice else {}
         extra_episodes = start_choice["episodes"] if start_choice else 0
-        history: list[dict] = []
         if cfg.per_signal:
             from .per_signal import search_per_signal, start_on_validation
 
