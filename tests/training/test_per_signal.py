@@ -94,10 +94,10 @@ def test_train_per_signal_from_the_command_line_with_start_auto(tmp_path):
     assert meta["training"]["config"]["per_signal"] and meta["training"]["config"]["sigma0"] == 0.5
     # the three starts' validation runs say which signals there are: the chosen one is not run again
     assert meta["training"]["episodes"] == 3 * 1 + 1 * 2 + 1
-    if meta["selection"]["chosen"] == "learned":
-        assert "each of 5 signals has its own weights" in p.stderr
-    else:  # the start won: the model is the start, shared weights only
-        assert "signal_weights" not in meta["policy"]
+    # refined weights are kept, and said to be kept, only when they won; else the model is the start, shared only
+    learned = meta["selection"]["chosen"] == "learned"
+    assert ("signal_weights" in meta["policy"]) == learned
+    assert ("each of 5 signals has its own weights" in p.stderr) == learned
     for args, says in ((["--agent", "tabular", "--per-signal"], "--per-signal"), (["--agent", "phase-score",
                                                                                    "--sigma", "0"], "--sigma")):
         bad = subprocess.run([SIGNALWISE, "train", *args, "--out", str(tmp_path / "u")], capture_output=True,

@@ -33,11 +33,11 @@ from .policy_search import (
     GenerationRecord,
     OnGeneration,
     SearchConfig,
-    _episodes,
     full_weights,
+    generation_seeds,
+    run_episodes,
     validation_seeds,
 )
-from .train import training_seed
 
 
 def start_on_validation(cfg: SearchConfig, start: list[float], executor: EpisodeExecutor,
@@ -46,7 +46,7 @@ def start_on_validation(cfg: SearchConfig, start: list[float], executor: Episode
     episodes controlled (each gets a search), and the episodes run. The final validation reuses the figure."""
     vseeds = validation_seeds(cfg.seed, cfg.validation_seeds)
     jobs = [("start", s, start, {"signal_weights": dict(cfg.start_signal_weights)}) for s in vseeds]
-    res = _episodes(cfg, executor, jobs, folder)
+    res = run_episodes(cfg, executor, jobs, folder)
     signals = sorted({tls for r in res.values() for tls in r["queues"]})
     return float(np.mean([r["avg_delay_s"] for r in res.values()])), signals, len(jobs)
 
@@ -69,16 +69,12 @@ def search_per_signal(cfg: SearchConfig, features: tuple[str, ...], start: list[
     for g in range(cfg.generations):
         t0 = time.perf_counter()
         xs = {tls: es.ask() for tls, es in ess.items()}
-        seeds = [training_seed(cfg.seed, g * cfg.seeds_per_generation + k) for k in range(cfg.seeds_per_generation)]
+        seeds = generation_seeds(cfg, g)
         jobs = [(k, s, start, {"signal_weights": {tls: full_weights(x[k]) for tls, x in xs.items()}})
                 for k in range(cfg.popsize) for s in seeds]
-        res = _episodes(cfg, executor, jobs, out / "episodes" / f"gen-{g:04d}")
+        res = run_episodes(cfg, executor, jobs, out / "episodes" / f"gen-{g:04d}")
         for tls, es in ess.items():
-            # a signal an episode did not report (it never decided) is told the worst queue seen, not a win
-            queue = np.array([[res[(k, s)]["queues"].get(tls, np.inf) for s in seeds] for k in range(cfg.popsize)])
-            finite = queue[np.isfinite(queue)]
-            queue[~np.isfinite(queue)] = finite.max() if finite.size else 0.0
-            es.tell(xs[tls], queue.mean(axis=1).tolist())
+            es.tell(xs[tls], [float(np.mean([res[(k, s)]["queues"][tls] for s in seeds])) for k in range(cfg.popsize)])
         delay = np.array([np.mean([res[(k, s)]["avg_delay_s"] for s in seeds]) for k in range(cfg.popsize)])
         means = np.array([full_weights(es.mean) for es in ess.values()])
         rec = GenerationRecord(g, seeds, round(float(delay.min()), 3), round(float(delay.mean()), 3),

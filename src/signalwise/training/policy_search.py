@@ -204,6 +204,11 @@ def run_policy_episode(payload: str) -> dict:
                        if "avg_queue_veh" in v}}
 
 
+def generation_seeds(cfg: SearchConfig, generation: int) -> list[int]:
+    """The training seeds every candidate of a generation runs (common random numbers)."""
+    return [training_seed(cfg.seed, generation * cfg.seeds_per_generation + k) for k in range(cfg.seeds_per_generation)]
+
+
 def full_weights(free: np.ndarray) -> list[float]:
     return [1.0, *map(float, free)]
 
@@ -223,7 +228,7 @@ def choose_start(cfg: SearchConfig, starts: dict[str, SearchStart], executor: Ep
     t0 = time.perf_counter()
     jobs = [(name, s, list(st.vector(st.features())), {"features": list(st.features()), "period_s": st.period_s})
             for name, st in starts.items() for s in vseeds]
-    res = _episodes(cfg, executor, jobs, Path(cfg.out) / "episodes" / "starts")
+    res = run_episodes(cfg, executor, jobs, Path(cfg.out) / "episodes" / "starts")
     delay = {name: float(np.mean([res[(name, s)]["avg_delay_s"] for s in vseeds])) for name in starts}
     chosen = min(starts, key=delay.get)
     return {"seeds": vseeds, "metric": "avg_delay_s", "candidates": delay, "chosen": chosen,
@@ -293,7 +298,7 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
                           "start": {tls: _saved(w) for tls, w in cfg.start_signal_weights.items()}}
         jobs = [(name, s, w, {"signal_weights": signal_weights[name]})
                 for name, w in candidates.items() if name not in known for s in vseeds]
-        res = _episodes(cfg, executor, jobs, out / "episodes" / "validation")
+        res = run_episodes(cfg, executor, jobs, out / "episodes" / "validation")
         vdelay = {name: known[name] if name in known else
                   float(np.mean([res[(name, s)]["avg_delay_s"] for s in vseeds])) for name in candidates}
         chosen = "learned" if vdelay["learned"] <= vdelay["start"] else "start"
@@ -353,9 +358,9 @@ def _shared_generations(cfg: SearchConfig, features: tuple[str, ...], start: tup
     for g in range(cfg.generations):
         t0 = time.perf_counter()
         xs = es.ask()
-        seeds = [training_seed(cfg.seed, g * cfg.seeds_per_generation + k) for k in range(cfg.seeds_per_generation)]
+        seeds = generation_seeds(cfg, g)
         jobs = [(i, s, full_weights(x)) for i, x in enumerate(xs) for s in seeds]
-        res = _episodes(cfg, executor, jobs, out / "episodes" / f"gen-{g:04d}")
+        res = run_episodes(cfg, executor, jobs, out / "episodes" / f"gen-{g:04d}")
         delay = np.array([np.mean([res[(i, s)]["avg_delay_s"] for s in seeds]) for i in range(len(xs))])
         es.tell(xs, delay.tolist())
         rec = GenerationRecord(g, seeds, round(float(delay.min()), 3), round(float(delay.mean()), 3),
@@ -387,7 +392,7 @@ def _search_restarts(cfg: SearchConfig, on_generation: OnGeneration | None, exec
                                                         "period_s": m.meta["policy"]["period_s"],
                                                         "signal_weights": m.meta["policy"].get("signal_weights")})
                 for seed, m in models.items() if seed != cfg.seed for s in vseeds]
-        res = _episodes(cfg, executor, jobs, out / "episodes" / "restarts")
+        res = run_episodes(cfg, executor, jobs, out / "episodes" / "restarts")
     finally:
         if own:
             executor.close()
@@ -424,7 +429,7 @@ def _checked_start(cfg: SearchConfig) -> tuple[tuple[str, ...], tuple[float, ...
     return features, start
 
 
-def _episodes(cfg: SearchConfig, executor: EpisodeExecutor, jobs: list[tuple], folder: Path) -> dict:
+def run_episodes(cfg: SearchConfig, executor: EpisodeExecutor, jobs: list[tuple], folder: Path) -> dict:
     """Run jobs (key, seed, weights[, overrides of the payload: features, period_s]) in one round."""
     payloads = [json.dumps({
         "key": [key, s], "weights": w, "features": list(cfg.features), "measure": cfg.measure, "zone_m": cfg.zone(),
