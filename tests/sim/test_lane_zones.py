@@ -7,7 +7,7 @@ import importlib.util
 
 import pytest
 
-from signalwise.sim.lane_zones import lane_zones, zone_lanes
+from signalwise.sim.lane_zones import lane_zones, signal_neighbours, zone_lanes
 
 #   far (100 m) -> mid (30 m) -> stop (1 m) | signal | out (2 m) -> after (40 m) -> next (60 m) | signal 2
 #   other (80 m, ends at signal 3) -> mid;  fork (50 m) -> mid and -> side (20 m)
@@ -24,6 +24,18 @@ def test_the_upstream_zone_lists_the_feeding_lanes_within_reach_with_their_dista
     assert up == {"stop": (("mid", 1.0), ("far", 31.0))}
     # after 2 m past the junction, next 42 m (it ends at the next signal: nothing beyond it counts)
     assert down == {"out": (("after", 2.0), ("next", 42.0))}
+
+
+def test_signals_are_neighbours_when_one_exits_zone_reaches_the_others_approach():
+    """On the lane graph above: signal 1 exits into `out`, whose zone reaches `next` (signal 2's approach) at
+    42 m; signal 3 ends `other` and exits into `mid`, whose zone reaches `stop` (signal 1's approach) at 30 m.
+    Signal 4 exits into `side`, no signal's approach. A reach of 35 m no longer gets signal 1 to `next`."""
+    lanes = {"1": (["stop"], ["out"]), "2": (["next"], ["beyond"]), "3": (["other"], ["mid"]), "4": (["x"], ["side"])}
+    outs = [lane for _, exits in lanes.values() for lane in exits]
+    _, down = lane_zones([], outs, SUCCESSORS, SIGNAL_LANES, LENGTH_M.__getitem__, reach_m=50.0)
+    assert signal_neighbours(lanes, down) == {"1": ("2", "3"), "2": ("1",), "3": ("1",), "4": ()}
+    _, near = lane_zones([], outs, SUCCESSORS, SIGNAL_LANES, LENGTH_M.__getitem__, reach_m=35.0)
+    assert signal_neighbours(lanes, near) == {"1": ("3",), "2": (), "3": ("1",), "4": ()}
 
 
 def test_the_reach_bounds_a_zone():

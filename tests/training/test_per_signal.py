@@ -74,6 +74,9 @@ def test_a_per_signal_search_gives_every_signal_its_own_weights_and_validates_th
     # the start's validation episode, the learned one's, and 2 generations of 4
     assert model.meta["training"]["episodes"] == 1 + 1 + 2 * 4
     assert model.meta["training"]["method"] == "cma-es per signal"
+    # the episodes read the signal graph: the corridor is a chain
+    assert json.loads((tmp_path / "s" / "search.json").read_text())["neighbours"] == {
+        "J1": ["J2"], "J2": ["J1", "J3"], "J3": ["J2", "J4"], "J4": ["J3", "J5"], "J5": ["J4"]}
     # the validation figure is what running the model gives: every signal read its own weights
     run = execute_run(RunConfig(scenario="corridor", controller=f"ql:{tmp_path / 's' / 'model'}", seed=sel["seeds"][0],
                                 duration_s=600, record="lean", emissions=False), tmp_path / "check")
@@ -87,19 +90,55 @@ def test_a_per_signal_search_gives_every_signal_its_own_weights_and_validates_th
 def test_train_per_signal_from_the_command_line_with_start_auto(tmp_path):
     p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "-s", "corridor", "--generations", "1",
                         "--popsize", "2", "--validation-seeds", "1", "--duration", "300", "--per-signal",
-                        "--sigma", "0.5", "--start", "auto", "--out", str(tmp_path / "t")],
+                        "--sigma", "0.5", "--neighbour-weight", "0.5", "--start", "auto", "--out", str(tmp_path / "t")],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     meta = load_model(tmp_path / "t" / "model").meta
     assert meta["training"]["config"]["per_signal"] and meta["training"]["config"]["sigma0"] == 0.5
+    assert meta["training"]["config"]["neighbour_weight"] == 0.5
     # the three starts' validation runs say which signals there are: the chosen one is not run again
     assert meta["training"]["episodes"] == 3 * 1 + 1 * 2 + 1
     # refined weights are kept, and said to be kept, only when they won; else the model is the start, shared only
     learned = meta["selection"]["chosen"] == "learned"
     assert ("signal_weights" in meta["policy"]) == learned
     assert ("each of 5 signals has its own weights" in p.stderr) == learned
-    for args, says in ((["--agent", "tabular", "--per-signal"], "--per-signal"), (["--agent", "phase-score",
-                                                                                   "--sigma", "0"], "--sigma")):
+    for args, says in ((["--agent", "tabular", "--per-signal"], "--per-signal"),
+                       (["--agent", "phase-score", "--sigma", "0"], "--sigma"),
+                       (["--agent", "phase-score", "--neighbour-weight", "1"], "add --per-signal"),
+                       (["--agent", "phase-score", "--per-signal", "--neighbour-weight", "-1"], "0 or more")):
         bad = subprocess.run([SIGNALWISE, "train", *args, "--out", str(tmp_path / "u")], capture_output=True,
                              text=True, timeout=120)
         assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_the_neighbours_weight_changes_what_each_signals_search_is_told(tmp_path):
+    """CMA-ES ranks its candidates, so one generation from the same seed moves a signal's mean differently
+    only if its candidates rank differently. Scored with its neighbours' queues, some signal's do; the same
+    settings again give the same means."""
+    from signalwise.training.executors import make_executor
+    from signalwise.training.per_signal import search_per_signal
+
+    chain = {"J1": ("J2",), "J2": ("J1", "J3"), "J3": ("J2", "J4"), "J4": ("J3", "J5"), "J5": ("J4",)}
+    executor = make_executor(None, 2)
+    try:
+        means = {}
+        for name, weight in (("own", 0.0), ("with-neighbours", 1.0), ("again", 1.0)):
+            cfg = SearchConfig(scenario="corridor", generations=1, popsize=4, seed=1, duration_s=300,
+                               out=tmp_path / name, per_signal=True, neighbour_weight=weight)
+            means[name], history = search_per_signal(cfg, FEATURES, list(MAX_PRESSURE_WEIGHTS), chain, executor,
+                                                     tmp_path / name)
+            assert len(history) == 1
+    finally:
+        executor.close()
+    assert means["with-neighbours"] == means["again"]
+    assert any(means["own"][tls] != means["with-neighbours"][tls] for tls in CORRIDOR)
+
+
+def test_a_negative_neighbour_weight_or_one_without_per_signal_is_refused_before_any_episode(tmp_path):
+    from signalwise.training.train import TrainingError
+
+    for kw in ({"per_signal": True, "neighbour_weight": -1.0}, {"neighbour_weight": 0.5}):
+        with pytest.raises(TrainingError, match="neighbour_weight"):
+            search(SearchConfig(scenario="corridor", out=tmp_path / "x", **kw))
+    assert not (tmp_path / "x" / "episodes").exists()

@@ -68,3 +68,27 @@ def lane_zones(in_lanes: Iterable[str], out_lanes: Iterable[str], successors: Ma
 def listed_lanes(*sides: Mapping[str, tuple[tuple[str, float], ...]]) -> set[str]:
     """Every lane some zone of `sides` (the upstream and downstream halves of `lane_zones`) lists."""
     return {lane for side in sides for zone in side.values() for lane, _ in zone}
+
+
+def signal_neighbours(lanes: Mapping[str, tuple[Iterable[str], Iterable[str]]],
+                      downstream: Mapping[str, tuple[tuple[str, float], ...]]) -> dict[str, tuple[str, ...]]:
+    """Each signal's neighbours: the signals whose approaches its outgoing lanes reach (the lane itself or
+    its downstream zone, so within the zones' reach), and the signals whose outgoing lanes reach its own.
+
+    `lanes` maps each signal to its (incoming, outgoing) lanes; `downstream` is `lane_zones`' second half.
+    Why: a signal that holds a green can push a queue onto the next signal's approach, and one that holds
+    a red can back a queue up into the signal before it; a per-signal search that counts both sees it.
+    """
+    approach_of: dict[str, set[str]] = {}
+    for tls, (in_lanes, _) in lanes.items():
+        for lane in in_lanes:
+            approach_of.setdefault(lane, set()).add(tls)
+    found: dict[str, set[str]] = {tls: set() for tls in lanes}
+    for tls, (_, out_lanes) in lanes.items():
+        for out in out_lanes:
+            for lane in (out, *(zl for zl, _ in downstream.get(out, ()))):
+                for other in approach_of.get(lane, ()):
+                    if other != tls:
+                        found[tls].add(other)
+                        found[other].add(tls)
+    return {tls: tuple(sorted(near)) for tls, near in sorted(found.items())}

@@ -13,9 +13,13 @@ shared one costs.
 
 What the local measure misses: a queue a signal pushes onto its neighbour's
 approach counts at the neighbour, and a vehicle that could not enter counts
-nowhere. The validation decides on the network's average delay (RESCO's), as
-the shared search does, so a refinement that loses there to its start is
-not kept (`policy_search.search`).
+nowhere. `neighbour_weight` (`--neighbour-weight`) adds each neighbouring
+signal's queue to a signal's score, that much of it (the neighbours:
+`sim.lane_zones.signal_neighbours`, read in the episodes themselves), so a
+signal is ranked also by what it does to the signals beside it. The
+validation decides on the network's average delay (RESCO's), as the shared
+search does, so a refinement that loses there to its start is not kept
+(`policy_search.search`).
 """
 
 from __future__ import annotations
@@ -36,26 +40,34 @@ from .policy_search import (
     full_weights,
     generation_seeds,
     run_episodes,
+    signal_graph,
     validation_seeds,
 )
 
 
 def start_on_validation(cfg: SearchConfig, start: list[float], executor: EpisodeExecutor,
-                        folder: Path) -> tuple[float, list[str], int]:
+                        folder: Path) -> tuple[float, dict[str, tuple[str, ...]], int]:
     """The start (with its own per-signal weights) on the validation seeds: its mean delay, the signals the
-    episodes controlled (each gets a search), and the episodes run. The final validation reuses the figure."""
+    episodes controlled (each gets a search) with their neighbours, and the episodes run. The final validation
+    reuses the figure."""
     vseeds = validation_seeds(cfg.seed, cfg.validation_seeds)
     jobs = [("start", s, start, {"signal_weights": dict(cfg.start_signal_weights)}) for s in vseeds]
     res = run_episodes(cfg, executor, jobs, folder)
-    signals = sorted({tls for r in res.values() for tls in r["queues"]})
-    return float(np.mean([r["avg_delay_s"] for r in res.values()])), signals, len(jobs)
+    return float(np.mean([r["avg_delay_s"] for r in res.values()])), signal_graph(list(res.values())), len(jobs)
 
 
-def search_per_signal(cfg: SearchConfig, features: tuple[str, ...], start: list[float], signals: list[str],
-                      executor: EpisodeExecutor, out: Path,
+def signal_score(queues: dict[str, float], tls: str, neighbours: tuple[str, ...], neighbour_weight: float) -> float:
+    """What a signal's search minimises for one episode: its approaches' mean queue, plus `neighbour_weight`
+    times each neighbour's."""
+    return queues[tls] + neighbour_weight * sum(queues.get(other, 0.0) for other in neighbours)
+
+
+def search_per_signal(cfg: SearchConfig, features: tuple[str, ...], start: list[float],
+                      signals: dict[str, tuple[str, ...]], executor: EpisodeExecutor, out: Path,
                       on_generation: OnGeneration | None = None) -> tuple[dict[str, list[float]], list[dict]]:
-    """`cfg.generations` generations of one CMA-ES per signal; each signal's distribution mean at the end, and
-    the generations' records (network delays of the candidates, the signals' mean step size and weights)."""
+    """`cfg.generations` generations of one CMA-ES per signal (`signals`: each with its neighbours); each
+    signal's distribution mean at the end, and the generations' records (network delays of the candidates,
+    the signals' mean step size and weights)."""
     import cma
 
     if not signals:
@@ -74,7 +86,8 @@ def search_per_signal(cfg: SearchConfig, features: tuple[str, ...], start: list[
                 for k in range(cfg.popsize) for s in seeds]
         res = run_episodes(cfg, executor, jobs, out / "episodes" / f"gen-{g:04d}")
         for tls, es in ess.items():
-            es.tell(xs[tls], [float(np.mean([res[(k, s)]["queues"][tls] for s in seeds])) for k in range(cfg.popsize)])
+            es.tell(xs[tls], [float(np.mean([signal_score(res[(k, s)]["queues"], tls, signals[tls], cfg.neighbour_weight)
+                                             for s in seeds])) for k in range(cfg.popsize)])
         delay = np.array([np.mean([res[(k, s)]["avg_delay_s"] for s in seeds]) for k in range(cfg.popsize)])
         means = np.array([full_weights(es.mean) for es in ess.values()])
         rec = GenerationRecord(g, seeds, round(float(delay.min()), 3), round(float(delay.mean()), 3),

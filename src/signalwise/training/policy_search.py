@@ -72,6 +72,7 @@ from ..control.learning.phase_score import FEATURES, FEATURES_V1, check_features
 from ..control.learning.qtable import Model, ModelError, load_model, save_model
 from ..control.max_pressure import ZONE_M
 from ..runtime.profiles import SAFETY, profile_controller_options
+from ..sim.lane_zones import signal_neighbours
 from .executors import EpisodeExecutor, make_executor
 from .search_starts import SearchStart
 from .train import TrainingError, training_seed
@@ -140,6 +141,8 @@ class SearchConfig:
     start_signal_weights: dict[str, list[float]] = field(default_factory=dict)
     #: one search per signal, each told its own approaches' queues (`per_signal.py`); else one shared search
     per_signal: bool = False
+    #: per signal: how much each neighbouring signal's queue counts in a signal's score (0: its own only)
+    neighbour_weight: float = 0.0
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -188,11 +191,18 @@ def run_policy_episode(payload: str) -> dict:
     features = tuple(p["features"]) if "features" in p else FEATURES_V1  # a search started before features grew
     measure = p.get("measure", "count")
     zone_m = float(p.get("zone_m", 0.0))  # a search started before zones read each lane alone
+    lanes: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    downstream: dict[str, tuple[tuple[str, float], ...]] = {}
+
+    def controller(inter, ctx):
+        lanes[inter.id] = (inter.in_lanes, inter.out_lanes)  # the signal graph, for a per-signal search
+        downstream.update(ctx.lane_downstream)
+        return PhaseScoreController(
+            inter, signal_weights.get(inter.id, weights), float(ctx.options.get("period_s", period)), "ql-train",
+            features, measure, ctx.lane_length_m, zone_m, ctx.lane_upstream, ctx.lane_downstream)
+
     t0 = time.perf_counter()
-    result = execute_run(cfg, Path(p["run_dir"]),
-                         controllers=lambda inter, ctx: PhaseScoreController(
-                             inter, signal_weights.get(inter.id, weights), float(ctx.options.get("period_s", period)), "ql-train", features, measure,
-                             ctx.lane_length_m, zone_m, ctx.lane_upstream, ctx.lane_downstream))
+    result = execute_run(cfg, Path(p["run_dir"]), controllers=controller)
     wall = time.perf_counter() - t0
     shutil.rmtree(Path(p["run_dir"]), ignore_errors=True)  # a search runs hundreds: keep the figures only
     m = result.metrics
@@ -201,7 +211,8 @@ def run_policy_episode(payload: str) -> dict:
             "fallback_fraction": m["network"]["fallback_fraction"], "wall_s": round(wall, 2),
             # halting vehicles on each signal's own approaches: what a per-signal search tells that signal
             "queues": {tls: v["avg_queue_veh"] for tls, v in m.get("intersections", {}).items()
-                       if "avg_queue_veh" in v}}
+                       if "avg_queue_veh" in v},
+            "neighbours": signal_neighbours(lanes, downstream)}
 
 
 def generation_seeds(cfg: SearchConfig, generation: int) -> list[int]:
@@ -233,8 +244,19 @@ def choose_start(cfg: SearchConfig, starts: dict[str, SearchStart], executor: Ep
     chosen = min(starts, key=delay.get)
     return {"seeds": vseeds, "metric": "avg_delay_s", "candidates": delay, "chosen": chosen,
             "episodes": len(jobs), "wall_s": round(time.perf_counter() - t0, 1),
-            # the signals the controller decided (a per-signal search gives each its own)
-            "signals": sorted({tls for s in vseeds for tls in res[(chosen, s)]["queues"]})}
+            # the signals the controller decided and their neighbours (a per-signal search gives each its own)
+            "signals": signal_graph([res[(chosen, s)] for s in vseeds])}
+
+
+def signal_graph(results: list[dict]) -> dict[str, tuple[str, ...]]:
+    """The signals some episode of `results` reports a queue for, each with its neighbours among them."""
+    signals = {tls for r in results for tls in r["queues"]}
+    near: dict[str, set[str]] = {tls: set() for tls in signals}
+    for r in results:
+        for tls, others in r.get("neighbours", {}).items():
+            if tls in near:
+                near[tls].update(o for o in others if o in signals)
+    return {tls: tuple(sorted(others)) for tls, others in sorted(near.items())}
 
 
 def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
@@ -252,6 +274,8 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
             or cfg.restarts < 1:
         raise TrainingError("popsize must be at least 2; generations, seeds per generation, validation seeds "
                             "and restarts at least 1")
+    if not cfg.neighbour_weight >= 0 or (cfg.neighbour_weight and not cfg.per_signal):
+        raise TrainingError("neighbour_weight is 0 or more, and weighs the neighbours in a per-signal search only")
     if cfg.restarts > 1:
         return _search_restarts(cfg, on_generation, executor, starts, on_start)
     if not cfg.zone() >= 0:
@@ -288,10 +312,11 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
                 extra_episodes += n
             learned_signals, history = search_per_signal(cfg, features, list(start), signals, executor, out,
                                                          on_generation)
+            graph = signals
             learned = list(start)  # what a signal the model does not name runs
         else:
             learned, history = _shared_generations(cfg, features, start, executor, out, on_generation)
-            learned_signals = {}
+            learned_signals, graph = {}, None
         # validated as saved: on a network that jams, the 7th decimal of a weight can move the delay by percent
         candidates = {"learned": _saved(learned), "start": _saved(start)}
         signal_weights = {"learned": {tls: _saved(w) for tls, w in learned_signals.items()},
@@ -334,7 +359,8 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
         "created": dt.datetime.now().isoformat(timespec="seconds"),
     }
     (out / "search.json").write_text(json.dumps({"config": cfg.to_json(), "history": history,
-                                                 "selection": meta["selection"]}, indent=1))
+                                                 "selection": meta["selection"],
+                                                 **({"neighbours": graph} if graph is not None else {})}, indent=1))
     model = Model(None, {}, {}, {}, meta)
     save_model(out / "model", model)
     return load_model(out / "model")
