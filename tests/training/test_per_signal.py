@@ -105,6 +105,7 @@ def test_train_per_signal_from_the_command_line_with_start_auto(tmp_path):
     for args, says in ((["--agent", "tabular", "--per-signal"], "--per-signal"),
                        (["--agent", "phase-score", "--sigma", "0"], "--sigma"),
                        (["--agent", "phase-score", "--neighbour-weight", "1"], "add --per-signal"),
+                       (["--agent", "phase-score", "--hold-neighbours"], "add --per-signal"),
                        (["--agent", "phase-score", "--per-signal", "--neighbour-weight", "-1"], "0 or more")):
         bad = subprocess.run([SIGNALWISE, "train", *args, "--out", str(tmp_path / "u")], capture_output=True,
                              text=True, timeout=120)
@@ -142,3 +143,30 @@ def test_a_negative_neighbour_weight_or_one_without_per_signal_is_refused_before
         with pytest.raises(TrainingError, match="neighbour_weight"):
             search(SearchConfig(scenario="corridor", out=tmp_path / "x", **kw))
     assert not (tmp_path / "x" / "episodes").exists()
+
+
+def test_colour_classes_never_put_two_neighbours_together_and_cover_every_signal():
+    from signalwise.training.per_signal import colour_classes
+
+    grid = {f"{r}{c}": tuple(f"{r + dr}{c + dc}" for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1))
+                             if 0 <= r + dr < 3 and 0 <= c + dc < 3) for r in range(3) for c in range(3)}
+    triangle = {"a": ("b", "c"), "b": ("a", "c"), "c": ("a", "b"), "d": ()}
+    for graph, classes in ((grid, 2), (triangle, 3)):
+        groups = colour_classes(graph)
+        assert len(groups) == classes and sorted(t for g in groups for t in g) == sorted(graph)
+        assert all(o not in g for g in groups for t in g for o in graph[t])
+    assert colour_classes(grid) == colour_classes(dict(reversed(grid.items())))  # the same classes every time
+
+
+@pytest.mark.slow
+def test_holding_the_neighbours_runs_a_generation_once_per_colour_class(tmp_path):
+    """The corridor's chain takes two classes (J2, J4 and J1, J3, J5): a generation of 2 runs 4 episodes."""
+    cfg = SearchConfig(scenario="corridor", generations=1, popsize=2, validation_seeds=1, seed=1, workers=2,
+                       duration_s=300, out=tmp_path / "h", per_signal=True, hold_neighbours=True, neighbour_weight=1.0)
+    model = search(cfg)
+    assert model.meta["training"]["episodes"] == 1 + 1 + 1 * 2 * 2
+    assert model.meta["training"]["config"]["hold_neighbours"] is True
+    from signalwise.training.train import TrainingError
+
+    with pytest.raises(TrainingError, match="hold_neighbours"):
+        search(SearchConfig(scenario="corridor", out=tmp_path / "x", hold_neighbours=True))

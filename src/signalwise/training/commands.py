@@ -60,6 +60,11 @@ def train_command(
         help="with --per-signal: how much each neighbouring signal's queue (a signal whose approach this one's "
              "exits reach within 200 m, or the other way round) counts in a signal's score; 0 scores each "
              "signal by its own queue only")] = 0.0,
+    hold_neighbours: Annotated[bool, typer.Option(
+        "--hold-neighbours", help="with --per-signal: in each episode only signals no two of which are "
+                                  "neighbours try candidates while the others run their search's current "
+                                  "weights, so a signal's score moves with its own candidate; a generation "
+                                  "runs once per such class (2 on a grid or a corridor)")] = False,
     measure: Annotated[str, typer.Option(help="phase-score: count (vehicles) | density (vehicles per 100 m of "
                                               "lane: short approach lanes weigh their queue)")] = "count",
     zone_m: Annotated[float | None, typer.Option(
@@ -127,15 +132,16 @@ def train_command(
     if agent == "phase-score":
         _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
                       duration, timing, sumocfg, net, routes, ray, measure, start, zone_m, period, restarts,
-                      add_feature or [], cycle_calls, per_signal, sigma, neighbour_weight)
+                      add_feature or [], cycle_calls, per_signal, sigma, neighbour_weight, hold_neighbours)
         return
     if agent != "tabular":
         _fail("--agent must be phase-score or tabular")
     if timing is not None or cycle_calls:
         _fail("--timing and --cycle-calls are for --agent phase-score; the tabular agent trains under the default "
               "profile")
-    if restarts != 1 or add_feature or per_signal or sigma != 1.0 or neighbour_weight:
-        _fail("--restarts, --add-feature, --per-signal, --sigma and --neighbour-weight are for --agent phase-score")
+    if restarts != 1 or add_feature or per_signal or sigma != 1.0 or neighbour_weight or hold_neighbours:
+        _fail("--restarts, --add-feature, --per-signal, --sigma, --neighbour-weight and --hold-neighbours are for "
+              "--agent phase-score")
     hyper = dict(gamma=gamma, guide=guide, guide_mode=guide_mode, guide_visits=guide_visits,
                  epsilon_start=epsilon_start, epsilon_decay=epsilon_decay, downstream_weight=downstream_weight)
     _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, hyper, actions, state,
@@ -262,7 +268,7 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
 def _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
                   duration, timing, sumocfg, net, routes, ray, measure="count", start="max-pressure",
                   zone_m=None, period=None, restarts=1, add_feature=(), cycle_calls=False, per_signal=False,
-                  sigma=1.0, neighbour_weight=0.0) -> None:
+                  sigma=1.0, neighbour_weight=0.0, hold_neighbours=False) -> None:
     import dataclasses
     import time
 
@@ -306,8 +312,8 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
         _fail("--sigma must be above 0")
     if not neighbour_weight >= 0:
         _fail("--neighbour-weight must be 0 or more")
-    if neighbour_weight and not per_signal:
-        _fail("--neighbour-weight weighs the neighbours in a per-signal search; add --per-signal")
+    if (neighbour_weight or hold_neighbours) and not per_signal:
+        _fail("--neighbour-weight and --hold-neighbours are for a per-signal search; add --per-signal")
     own = sumocfg is not None or net is not None
     run = {"timing": timing} if timing is not None else {}
     if cycle_calls:
@@ -324,7 +330,7 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
                        features=begin.features(), start=begin.vector(begin.features()),
                        start_name=next(iter(starts)), period_s=begin.period_s, restarts=restarts,
                        start_signal_weights=begin.signal_vectors(begin.features()), per_signal=per_signal,
-                       sigma0=sigma, neighbour_weight=neighbour_weight)
+                       sigma0=sigma, neighbour_weight=neighbour_weight, hold_neighbours=hold_neighbours)
     try:
         executor = make_executor(ray, workers)
     except ExecutorError as exc:
@@ -334,7 +340,8 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
                   TextColumn("best {task.fields[best]} mean {task.fields[mean]} σ {task.fields[sigma]}"),
                   TimeElapsedColumn(), console=console) as bar:
-        title = f"{label}{' per signal' if per_signal else ''} ({popsize}x{seeds_per_generation} episodes/gen" + \
+        per = " per signal" + (", one colour class at a time" if hold_neighbours else "") if per_signal else ""
+        title = f"{label}{per} ({popsize}x{seeds_per_generation} episodes/gen" + \
             (f", {restarts} searches)" if restarts > 1 else ")")
         task = bar.add_task(title, total=generations * restarts, best="-", mean="-", sigma="-")
 

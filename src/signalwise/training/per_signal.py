@@ -56,6 +56,17 @@ def start_on_validation(cfg: SearchConfig, start: list[float], executor: Episode
     return float(np.mean([r["avg_delay_s"] for r in res.values()])), signal_graph(list(res.values())), len(jobs)
 
 
+def colour_classes(neighbours: dict[str, tuple[str, ...]]) -> list[list[str]]:
+    """The signals split into classes no two neighbours share (greedy colouring, most neighbours first, ties
+    by id: the same classes every time). Written here: a dozen lines, where networkx would be a dependency
+    for one function."""
+    colour: dict[str, int] = {}
+    for tls in sorted(neighbours, key=lambda t: (-len(neighbours[t]), t)):
+        taken = {colour[o] for o in neighbours[tls] if o in colour}
+        colour[tls] = next(c for c in range(len(neighbours) + 1) if c not in taken)
+    return [sorted(t for t, c in colour.items() if c == k) for k in range(max(colour.values(), default=-1) + 1)]
+
+
 def signal_score(queues: dict[str, float], tls: str, neighbours: tuple[str, ...], neighbour_weight: float) -> float:
     """What a signal's search minimises for one episode: its approaches' mean queue, plus `neighbour_weight`
     times each neighbour's."""
@@ -77,18 +88,25 @@ def search_per_signal(cfg: SearchConfig, features: tuple[str, ...], start: list[
     ess = {tls: cma.CMAEvolutionStrategy(np.asarray(cfg.start_signal_weights.get(tls, start)[1:], float),
                                          cfg.sigma0, {**opts, "seed": 1 + 1_000 * cfg.seed + i})
            for i, tls in enumerate(signals)}
+    # every signal tries its candidates at once, or (hold_neighbours) one colour class at a time
+    groups = colour_classes(signals) if cfg.hold_neighbours else [list(signals)]
+    group_of = {tls: gi for gi, group in enumerate(groups) for tls in group}
     history: list[dict] = []
     for g in range(cfg.generations):
         t0 = time.perf_counter()
         xs = {tls: es.ask() for tls, es in ess.items()}
         seeds = generation_seeds(cfg, g)
-        jobs = [(k, s, start, {"signal_weights": {tls: full_weights(x[k]) for tls, x in xs.items()}})
-                for k in range(cfg.popsize) for s in seeds]
+        jobs = [(f"{gi}-{k}", s, start,
+                 {"signal_weights": {tls: full_weights(x[k] if group_of[tls] == gi else ess[tls].mean)
+                                     for tls, x in xs.items()}})
+                for gi in range(len(groups)) for k in range(cfg.popsize) for s in seeds]
         res = run_episodes(cfg, executor, jobs, out / "episodes" / f"gen-{g:04d}")
         for tls, es in ess.items():
-            es.tell(xs[tls], [float(np.mean([signal_score(res[(k, s)]["queues"], tls, signals[tls], cfg.neighbour_weight)
-                                             for s in seeds])) for k in range(cfg.popsize)])
-        delay = np.array([np.mean([res[(k, s)]["avg_delay_s"] for s in seeds]) for k in range(cfg.popsize)])
+            es.tell(xs[tls], [float(np.mean([signal_score(res[(f"{group_of[tls]}-{k}", s)]["queues"], tls,
+                                                          signals[tls], cfg.neighbour_weight) for s in seeds]))
+                              for k in range(cfg.popsize)])
+        delay = np.array([np.mean([res[(key, s)]["avg_delay_s"] for s in seeds])
+                          for key in dict.fromkeys(key for key, _ in res)])
         means = np.array([full_weights(es.mean) for es in ess.values()])
         rec = GenerationRecord(g, seeds, round(float(delay.min()), 3), round(float(delay.mean()), 3),
                                round(float(np.mean([es.sigma for es in ess.values()])), 4),

@@ -143,6 +143,9 @@ class SearchConfig:
     per_signal: bool = False
     #: per signal: how much each neighbouring signal's queue counts in a signal's score (0: its own only)
     neighbour_weight: float = 0.0
+    #: per signal: in each episode only signals no two of which are neighbours try candidates, the others run
+    #: their search's mean, so a signal's score moves with its own candidate (a round per colour class)
+    hold_neighbours: bool = False
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -274,8 +277,8 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
             or cfg.restarts < 1:
         raise TrainingError("popsize must be at least 2; generations, seeds per generation, validation seeds "
                             "and restarts at least 1")
-    if not cfg.neighbour_weight >= 0 or (cfg.neighbour_weight and not cfg.per_signal):
-        raise TrainingError("neighbour_weight is 0 or more, and weighs the neighbours in a per-signal search only")
+    if not cfg.neighbour_weight >= 0 or ((cfg.neighbour_weight or cfg.hold_neighbours) and not cfg.per_signal):
+        raise TrainingError("neighbour_weight is 0 or more; it and hold_neighbours are for a per-signal search only")
     if cfg.restarts > 1:
         return _search_restarts(cfg, on_generation, executor, starts, on_start)
     if not cfg.zone() >= 0:
@@ -302,7 +305,7 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
         known = {"start": start_choice["candidates"][cfg.start_name]} if start_choice else {}
         extra_episodes = start_choice["episodes"] if start_choice else 0
         if cfg.per_signal:
-            from .per_signal import search_per_signal, start_on_validation
+            from .per_signal import colour_classes, search_per_signal, start_on_validation
 
             if start_choice:  # the chosen start's episodes said which signals there are
                 signals = start_choice["signals"]
@@ -313,10 +316,11 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
             learned_signals, history = search_per_signal(cfg, features, list(start), signals, executor, out,
                                                          on_generation)
             graph = signals
+            rounds = len(colour_classes(graph)) if cfg.hold_neighbours else 1
             learned = list(start)  # what a signal the model does not name runs
         else:
             learned, history = _shared_generations(cfg, features, start, executor, out, on_generation)
-            learned_signals, graph = {}, None
+            learned_signals, graph, rounds = {}, None, 1
         # validated as saved: on a network that jams, the 7th decimal of a weight can move the delay by percent
         candidates = {"learned": _saved(learned), "start": _saved(start)}
         signal_weights = {"learned": {tls: _saved(w) for tls, w in learned_signals.items()},
@@ -344,7 +348,7 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
             "method": "cma-es per signal" if cfg.per_signal else "cma-es", "seed": cfg.seed,
             "generations": cfg.generations, "popsize": cfg.popsize,
             "seeds_per_generation": cfg.seeds_per_generation,
-            "episodes": cfg.generations * cfg.popsize * cfg.seeds_per_generation + len(jobs) + extra_episodes,
+            "episodes": cfg.generations * cfg.popsize * cfg.seeds_per_generation * rounds + len(jobs) + extra_episodes,
             "seeds": [s for h in history for s in h["seeds"]], "run": cfg.run, "wall_s": round(wall, 1),
             "violations": sum(h["violations"] for h in history) + sum(max(0, r["violations"]) for r in res.values()),
             "config": cfg.to_json(),
