@@ -16,8 +16,12 @@ approach counts at the neighbour, and a vehicle that could not enter counts
 nowhere. `neighbour_weight` (`--neighbour-weight`) adds each neighbouring
 signal's queue to a signal's score, that much of it (the neighbours:
 `sim.lane_zones.signal_neighbours`, read in the episodes themselves), so a
-signal is ranked also by what it does to the signals beside it. The
-validation decides on the network's average delay (RESCO's), as the shared
+signal is ranked also by what it does to the signals beside it. Yet in a
+shared episode a signal's queue moves with its neighbours' candidates too;
+`hold_neighbours` (`--hold-neighbours`) lets one colour class of the signal
+graph try its candidates per episode while the others run their search's
+mean, at a round of episodes per class. docs/learning.md measures both:
+neither lowered the held-out delay. The validation decides on the network's average delay (RESCO's), as the shared
 search does, so a refinement that loses there to its start is not kept
 (`policy_search.search`).
 """
