@@ -127,9 +127,9 @@ def test_the_neighbours_weight_changes_what_each_signals_search_is_told(tmp_path
         for name, weight in (("own", 0.0), ("with-neighbours", 1.0), ("again", 1.0)):
             cfg = SearchConfig(scenario="corridor", generations=1, popsize=4, seed=1, duration_s=300,
                                out=tmp_path / name, per_signal=True, neighbour_weight=weight)
-            means[name], history = search_per_signal(cfg, FEATURES, list(MAX_PRESSURE_WEIGHTS), chain, executor,
-                                                     tmp_path / name)
-            assert len(history) == 1
+            means[name], history, episodes = search_per_signal(cfg, FEATURES, list(MAX_PRESSURE_WEIGHTS), chain,
+                                                               executor, tmp_path / name)
+            assert len(history) == 1 and episodes == 4
     finally:
         executor.close()
     assert means["with-neighbours"] == means["again"]
@@ -160,7 +160,8 @@ def test_colour_classes_never_put_two_neighbours_together_and_cover_every_signal
 
 @pytest.mark.slow
 def test_holding_the_neighbours_runs_a_generation_once_per_colour_class(tmp_path):
-    """The corridor's chain takes two classes (J2, J4 and J1, J3, J5): a generation of 2 runs 4 episodes."""
+    """The corridor's chain takes two classes (J2, J4 and J1, J3, J5): a generation of 2 runs 4 episodes (the
+    count is of the episodes the search ran)."""
     cfg = SearchConfig(scenario="corridor", generations=1, popsize=2, validation_seeds=1, seed=1, workers=2,
                        duration_s=300, out=tmp_path / "h", per_signal=True, hold_neighbours=True, neighbour_weight=1.0)
     model = search(cfg)

@@ -21,8 +21,9 @@ shared episode a signal's queue moves with its neighbours' candidates too;
 `hold_neighbours` (`--hold-neighbours`) lets one colour class of the signal
 graph try its candidates per episode while the others run their search's
 mean, at a round of episodes per class. docs/learning.md measures both:
-neither lowered the held-out delay. The validation decides on the network's average delay (RESCO's), as the shared
-search does, so a refinement that loses there to its start is not kept
+neither lowered the held-out delay. The validation decides on the
+network's average delay (RESCO's), as the shared search does, so a
+refinement that loses there to its start is not kept
 (`policy_search.search`).
 """
 
@@ -79,10 +80,10 @@ def signal_score(queues: dict[str, float], tls: str, neighbours: tuple[str, ...]
 
 def search_per_signal(cfg: SearchConfig, features: tuple[str, ...], start: list[float],
                       signals: dict[str, tuple[str, ...]], executor: EpisodeExecutor, out: Path,
-                      on_generation: OnGeneration | None = None) -> tuple[dict[str, list[float]], list[dict]]:
+                      on_generation: OnGeneration | None = None) -> tuple[dict[str, list[float]], list[dict], int]:
     """`cfg.generations` generations of one CMA-ES per signal (`signals`: each with its neighbours); each
-    signal's distribution mean at the end, and the generations' records (network delays of the candidates,
-    the signals' mean step size and weights)."""
+    signal's distribution mean at the end, the generations' records (network delays of the candidates,
+    the signals' mean step size and weights), and the episodes run."""
     import cma
 
     if not signals:
@@ -96,6 +97,7 @@ def search_per_signal(cfg: SearchConfig, features: tuple[str, ...], start: list[
     groups = colour_classes(signals) if cfg.hold_neighbours else [list(signals)]
     group_of = {tls: gi for gi, group in enumerate(groups) for tls in group}
     history: list[dict] = []
+    episodes = 0
     for g in range(cfg.generations):
         t0 = time.perf_counter()
         xs = {tls: es.ask() for tls, es in ess.items()}
@@ -105,6 +107,7 @@ def search_per_signal(cfg: SearchConfig, features: tuple[str, ...], start: list[
                                      for tls, x in xs.items()}})
                 for gi in range(len(groups)) for k in range(cfg.popsize) for s in seeds]
         res = run_episodes(cfg, executor, jobs, out / "episodes" / f"gen-{g:04d}")
+        episodes += len(res)
         for tls, es in ess.items():
             es.tell(xs[tls], [float(np.mean([signal_score(res[(f"{group_of[tls]}-{k}", s)]["queues"], tls,
                                                           signals[tls], cfg.neighbour_weight) for s in seeds]))
@@ -120,4 +123,4 @@ def search_per_signal(cfg: SearchConfig, features: tuple[str, ...], start: list[
         history.append(asdict(rec))
         if on_generation:
             on_generation(rec)
-    return {tls: full_weights(es.mean) for tls, es in ess.items()}, history
+    return {tls: full_weights(es.mean) for tls, es in ess.items()}, history, episodes

@@ -198,8 +198,9 @@ def run_policy_episode(payload: str) -> dict:
     downstream: dict[str, tuple[tuple[str, float], ...]] = {}
 
     def controller(inter, ctx):
+        nonlocal downstream
         lanes[inter.id] = (inter.in_lanes, inter.out_lanes)  # the signal graph, for a per-signal search
-        downstream.update(ctx.lane_downstream)
+        downstream = ctx.lane_downstream  # the run's one context: every signal's zones
         return PhaseScoreController(
             inter, signal_weights.get(inter.id, weights), float(ctx.options.get("period_s", period)), "ql-train",
             features, measure, ctx.lane_length_m, zone_m, ctx.lane_upstream, ctx.lane_downstream)
@@ -305,22 +306,21 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
         known = {"start": start_choice["candidates"][cfg.start_name]} if start_choice else {}
         extra_episodes = start_choice["episodes"] if start_choice else 0
         if cfg.per_signal:
-            from .per_signal import colour_classes, search_per_signal, start_on_validation
+            from .per_signal import search_per_signal, start_on_validation
 
             if start_choice:  # the chosen start's episodes said which signals there are
-                signals = start_choice["signals"]
+                graph = start_choice["signals"]
             else:  # the start's validation episodes say it; their figure is the one compared at the end
-                known["start"], signals, n = start_on_validation(cfg, list(start), executor,
-                                                                 out / "episodes" / "validation-start")
+                known["start"], graph, n = start_on_validation(cfg, list(start), executor,
+                                                               out / "episodes" / "validation-start")
                 extra_episodes += n
-            learned_signals, history = search_per_signal(cfg, features, list(start), signals, executor, out,
-                                                         on_generation)
-            graph = signals
-            rounds = len(colour_classes(graph)) if cfg.hold_neighbours else 1
+            learned_signals, history, search_episodes = search_per_signal(cfg, features, list(start), graph,
+                                                                          executor, out, on_generation)
             learned = list(start)  # what a signal the model does not name runs
         else:
             learned, history = _shared_generations(cfg, features, start, executor, out, on_generation)
-            learned_signals, graph, rounds = {}, None, 1
+            learned_signals, graph = {}, None
+            search_episodes = cfg.generations * cfg.popsize * cfg.seeds_per_generation
         # validated as saved: on a network that jams, the 7th decimal of a weight can move the delay by percent
         candidates = {"learned": _saved(learned), "start": _saved(start)}
         signal_weights = {"learned": {tls: _saved(w) for tls, w in learned_signals.items()},
@@ -348,7 +348,7 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
             "method": "cma-es per signal" if cfg.per_signal else "cma-es", "seed": cfg.seed,
             "generations": cfg.generations, "popsize": cfg.popsize,
             "seeds_per_generation": cfg.seeds_per_generation,
-            "episodes": cfg.generations * cfg.popsize * cfg.seeds_per_generation * rounds + len(jobs) + extra_episodes,
+            "episodes": search_episodes + len(jobs) + extra_episodes,
             "seeds": [s for h in history for s in h["seeds"]], "run": cfg.run, "wall_s": round(wall, 1),
             "violations": sum(h["violations"] for h in history) + sum(max(0, r["violations"]) for r in res.values()),
             "config": cfg.to_json(),
