@@ -21,6 +21,9 @@ one it was tried for:
                       (the safety profile's rule)
     count+lost_time   count, and the same rule
     count+hold_20     count, and a green holds 20 s before it is re-decided
+    stopped           RESCO's own queue: vehicles seen halting since they entered the lane,
+                      in and out, so a queue moving off still counts (`LaneState.stopped_veh`)
+    stopped+lost_time stopped, and a change must pay for the ending phase's yellow
 
 Each cell is one lean `signalwise run` in a fresh process, cached under OUT
 as bench/resco.py caches its cells (the same code runs them). Prints the mean
@@ -58,6 +61,8 @@ VARIANTS: dict[str, dict | None] = {
     "halting+hold_20": {"measure": "halting", "min_hold_s": 20.0},
     "halting+serving": {"measure": "halting", "serving": "moving"},
     "halting+serving+lost_time": {"measure": "halting", "serving": "moving", "lost_time_s": "clearance"},
+    "stopped": {"measure": "stopped"},
+    "stopped+lost_time": {"measure": "stopped", "lost_time_s": "clearance"},
 }
 DEFAULT_VARIANTS = ("benchmark", "density", "demand", "density+lost_time")
 

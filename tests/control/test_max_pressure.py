@@ -253,3 +253,29 @@ def test_factory_takes_the_zones_from_the_context_and_measures_50_m_by_default()
     ctx = ControlContext(lane_length_m=ZONE_LENGTHS, lane_upstream=UPSTREAM, lane_downstream=DOWNSTREAM,
                          options={"zone_m": 0})
     assert make("max-pressure", make_intersection(), ctx).zone_lane_ids == ()
+
+
+def stopped_obs(counts, stopped, queues=None, phase=0) -> Observation:
+    queues = queues or {}
+    lanes_ = {lane: LaneState(queues.get(lane, 0), n, 0.0, 0.0, 0.0, stopped.get(lane)) for lane, n in counts.items()}
+    return Observation(100.0, "X", lanes_, signal=SignalStatus(phase, "green", 20.0))
+
+
+def test_stopped_measure_weighs_vehicles_seen_halting_in_and_out():
+    """RESCO's queue: a queue moving off (no longer halting) still counts until it has left the lane."""
+    ctl = MaxPressureController(make_intersection(), measure="stopped", min_hold_s=0)
+    assert ctl.observation == "stopped"
+    counts = {"n_in_0": 9, "s_out_0": 4, "e_in_0": 6, "e_in_1": 3}
+    stopped = {"n_in_0": 8, "s_out_0": 1, "e_in_0": 5, "e_in_1": 0}
+    # phase 0's queue moves off (1 still halting of 8 seen stopped): 8 - 1 = 7 against phase 1's 5 halting
+    assert ctl.pressures(stopped_obs(counts, stopped, queues={"n_in_0": 1, "e_in_0": 5})) == [7.0, 5.0, 0.0]
+    assert ctl.decide(stopped_obs(counts, stopped, queues={"n_in_0": 1, "e_in_0": 5})).holds
+    # the halting measure cuts that green: 1 against 5
+    halting = MaxPressureController(make_intersection(), measure="halting", min_hold_s=0)
+    assert halting.decide(stopped_obs(counts, stopped, queues={"n_in_0": 1, "e_in_0": 5})).phase_index == 1
+
+
+def test_stopped_measure_falls_back_to_halting_vehicles_where_the_source_follows_none():
+    ctl = make("max-pressure", make_intersection(), ControlContext(options={"measure": "stopped"}))
+    counts = {"n_in_0": 9, "e_in_0": 6}
+    assert ctl.pressures(obs(counts, queues={"n_in_0": 2, "e_in_0": 4})) == [2.0, 4.0, 0.0]

@@ -92,3 +92,35 @@ def test_lane_counts_are_this_steps_whatever_was_read_before(tmp_path):
         b.lane_counts(lanes)
         b.load_state(state)
         assert seen() == truth()
+
+
+def test_stopped_vehicles_are_those_seen_halting_that_have_not_left_the_lane():
+    """RESCO's queue (traffic_signal.py, observe): a vehicle whose waiting time was above 0 at a reading
+    counts until it leaves the lane, even once it moves off. Read every 5 s, as a decision would."""
+    s = load("grid")
+    opts = SumoOptions(net_file=s.net_file, route_files=s.route_files, seed=3)
+    with SumoBackend(opts) as b:
+        api = b.api
+        lanes = sorted({lane for tls in api.trafficlight.getIDList()
+                        for link in api.trafficlight.getControlledLinks(tls) for lane, _out, _via in link})
+        marked: dict[str, set[str]] = {lane: set() for lane in lanes}
+        discharging = 0
+        for k in range(600):
+            b.step()
+            if k % 5:
+                continue
+            got = b.lane_stopped(lanes)
+            for lane in lanes:
+                on_lane = set(api.lane.getLastStepVehicleIDs(lane))
+                marked[lane] = {v for v in marked[lane] if v in on_lane} | {
+                    v for v in on_lane if api.vehicle.getWaitingTime(v) > 0}
+                st = got[lane]
+                assert (st.queue_veh, st.count_veh) == (api.lane.getLastStepHaltingNumber(lane),
+                                                        api.lane.getLastStepVehicleNumber(lane))
+                assert st.stopped_veh == len(marked[lane])
+                discharging += st.stopped_veh > st.queue_veh
+        assert discharging > 50  # queues moving off were still counted, not only standing ones
+        # a plain counts reading in the same step does not hide the stopped vehicles from a later reading
+        b.step()
+        b.lane_counts(lanes)
+        assert all(st.stopped_veh is not None for st in b.lane_stopped(lanes).values())

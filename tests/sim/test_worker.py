@@ -81,6 +81,35 @@ def test_the_loop_over_a_worker_process_gives_the_same_events(tmp_path, controll
         assert there["exchanges"] == there["steps"]
 
 
+def test_stopped_vehicles_are_read_in_the_child_as_in_process():
+    """Max-pressure on RESCO's queue asks for the vehicles seen halting (`lane_detail` "stopped"). Over a
+    worker that request goes to the child, which follows the vehicles there: the same readings, taken at the
+    same steps, give the same numbers as in process (and not the halting count a plain reading gives)."""
+    from signalwise.core.types import ObservationNeed
+
+    def readings(factory):
+        cfg = RunConfig(scenario="single", controller="max-pressure", seed=1)
+        scenario = resolve_scenario(cfg)
+        fld = open_field(cfg, scenario, sumo_options(cfg, scenario, end_s=scenario.begin_s + 400),
+                         backend_factory=factory)
+        try:
+            inter = fld.intersections[0]
+            need = ObservationNeed(tuple(inter.in_lanes), "stopped")
+            out = []
+            for k in range(400):
+                t = fld.backend.step()
+                if k % 5 == 0:
+                    obs = fld.backend.observe(inter, t, need)
+                    out.append({lane: (s.queue_veh, s.count_veh, s.stopped_veh) for lane, s in obs.lanes.items()})
+            return out
+        finally:
+            fld.backend.close()
+
+    here, there = readings(SumoBackend), readings(SumoProcess)
+    assert there == here
+    assert any(stopped > queue for r in here for queue, _count, stopped in r.values())
+
+
 def test_the_zones_bring_back_the_lengths_the_loop_reads_next():
     """As it starts, the loop lists the zones of its movements' lanes, then reads the length of each of
     those lanes and of every zone lane (ingolstadt7's short entries have zones): over a worker that is

@@ -19,7 +19,7 @@ from ..core.types import Decision, Intersection, Observation
 class Controller(Protocol):
     name: str
     period_s: float  # ask every this many seconds of green (>= one step)
-    observation: str  # "full" | "counts" | "none": lane data needed
+    observation: str  # "full" | "counts" | "stopped" | "none": lane data needed (`ObservationNeed.lane_detail`)
     wants_detectors: bool  # needs detector idle times
 
     def decide(self, obs: Observation) -> Decision: ...

@@ -22,6 +22,12 @@ when it pays for that: the other phase's pressure, served for `min_hold_s` out o
 `min_hold_s + lost_time_s` a change takes, must beat the current phase's
 pressure served all that time (Varaiya's switching cost, in its simplest
 form). The plain textbook rule is `lost_time_s = 0`.
+
+With `measure="stopped"` a lane's queue is the vehicles seen halting on it
+since they entered it (`LaneState.stopped_veh`), RESCO's own queue
+(`traffic_signal.py`, `observe`): a queue still moving off keeps counting
+until it has left the lane, so its green is not cut while it discharges,
+and a vehicle that arrives on a green without stopping adds nothing.
 """
 
 from __future__ import annotations
@@ -57,7 +63,6 @@ ZONE_M = 50.0
 
 class MaxPressureController:
     name = "max-pressure"
-    observation = "counts"
     wants_detectors = False
 
     def __init__(self, inter: Intersection, period_s: float = PERIOD_S, measure: str = MEASURE,
@@ -74,6 +79,8 @@ class MaxPressureController:
         self.inter = inter
         self.period_s = period_s
         self.measure = measure
+        #: the lane data the runtime reads for it (`ObservationNeed.lane_detail`)
+        self.observation = "stopped" if measure == "stopped" else "counts"
         self.min_hold_s = min_hold_s
         self.ties = ties
         #: per phase: what a change away from it costs, seconds (one value: the same for every phase)
@@ -86,13 +93,16 @@ class MaxPressureController:
         self._movements = [tuple((m.in_lane, m.out_lane) for m in p.movements if not m.is_crosswalk)
                            for p in inter.phases]
         #: which vehicles count on the way in and on the way out
-        self._x_in = attrgetter("count_veh" if measure in ("count", "demand", "density") else "queue_veh")
-        self._x_out = attrgetter("queue_veh" if measure in ("halting", "demand") else "count_veh")
+        if measure == "stopped":
+            self._x_in = self._x_out = _stopped_veh
+        else:
+            self._x_in = attrgetter("count_veh" if measure in ("count", "demand", "density") else "queue_veh")
+            self._x_out = attrgetter("queue_veh" if measure in ("halting", "demand") else "count_veh")
         if serving not in SERVING:
             raise ValueError(f"max-pressure serving {serving!r}; choose from {', '.join(SERVING)}")
-        if serving == "moving" and measure not in ("halting", "queue"):
+        if serving == "moving" and measure not in ("halting", "queue", "stopped"):
             raise ValueError(f"max-pressure serving 'moving' weighs what measure {measure!r} already counts; "
-                             "use it with measure halting or queue")
+                             "use it with measure halting, queue or stopped")
         #: the current green's incoming vehicles, when they are counted apart from the measure's
         self._serving_x_in = attrgetter("count_veh") if serving == "moving" else None
         #: unweighted measures: each phase's lanes in and out with how many of its movements use them. The sums
@@ -188,7 +198,15 @@ class MaxPressureController:
 #: halting: halting vehicles in and out (the plain reference's pressure); demand: every vehicle in, halting
 #: vehicles out (vehicles moving away block nobody; a queue downstream does)
 #: density: every vehicle in and out, per 100 m of lane (lanes of unknown length count as 100 m)
-MEASURES = ("count", "queue", "halting", "demand", "density")
+#: stopped: vehicles seen halting on the lane since they entered it, in and out (RESCO's queue; halting vehicles
+#: from a source that does not follow vehicles)
+MEASURES = ("count", "queue", "halting", "demand", "density", "stopped")
+def _stopped_veh(lane) -> int:
+    """A lane's stopped vehicles, or its halting ones from a source that does not follow vehicles."""
+    n = lane.stopped_veh
+    return lane.queue_veh if n is None else n
+
+
 #: hold: a tie with the current phase keeps it; first: the first phase of the largest pressure is served,
 #: even when the current phase ties with it (the plain reference's rule)
 TIES = ("hold", "first")

@@ -27,6 +27,8 @@ def lane_fault(lane: str, s: LaneState) -> str | None:
         return f"lane {lane}: queue {s.queue_veh} / count {s.count_veh} vehicles out of range"
     if s.queue_veh > s.count_veh:
         return f"lane {lane}: {s.queue_veh} halting of {s.count_veh} vehicles"
+    if s.stopped_veh is not None and not s.queue_veh <= s.stopped_veh <= s.count_veh:
+        return f"lane {lane}: {s.stopped_veh} stopped vehicles with {s.queue_veh} halting of {s.count_veh}"
     if not 0.0 <= s.occupancy <= 1.0:
         return f"lane {lane}: occupancy {s.occupancy:g} outside 0..1"
     if s.mean_speed_mps < 0 or s.wait_s < 0:
@@ -45,7 +47,8 @@ def lanes_fault(lanes: Mapping[str, LaneState]) -> str | None:
     inf, most = math.inf, MAX_VEHICLES_PER_LANE
     for lane, s in lanes.items():
         if not (0 <= s.queue_veh <= s.count_veh <= most and 0.0 <= s.occupancy <= 1.0
-                and 0.0 <= s.mean_speed_mps < inf and 0.0 <= s.wait_s < inf):
+                and 0.0 <= s.mean_speed_mps < inf and 0.0 <= s.wait_s < inf
+                and (s.stopped_veh is None or s.queue_veh <= s.stopped_veh <= s.count_veh)):
             why = lane_fault(lane, s)
             if why is not None:
                 return why

@@ -187,6 +187,9 @@ class LaneState:
     occupancy: float  # 0..1
     mean_speed_mps: float
     wait_s: float  # accumulated waiting time of vehicles on the lane
+    #: vehicles on the lane that were seen halting at an observation since they entered it: a queue still
+    #: discharging counts until it has left (RESCO's queue). None where the source does not follow vehicles
+    stopped_veh: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +217,10 @@ class SignalStatus:
 class ObservationNeed:
     """What a controller needs measured, so a source reads no more than that.
 
-    `lane_detail` is "full" (queue, count, occupancy, speed, wait) or
-    "counts" (queue and count only) for `lane_ids`; detectors are asked for
+    `lane_detail` is "full" (queue, count, occupancy, speed, wait),
+    "counts" (queue and count only) or "stopped" (queue, count and the
+    vehicles seen halting since they entered the lane) for `lane_ids`;
+    detectors are asked for
     their idle times and for their last complete period's counts.
     """
 

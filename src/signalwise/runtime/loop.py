@@ -596,7 +596,7 @@ def _need(inter: Intersection, ctrl: Controller | None) -> ObservationNeed:
         return ObservationNeed()
     mode = getattr(ctrl, "observation", "full")
     lanes = ()
-    if mode in ("full", "counts"):  # the controller's own lanes, then any zone lanes it reads besides
+    if mode in ("full", "counts", "stopped"):  # the controller's own lanes, then any zone lanes it reads besides
         lanes = tuple(dict.fromkeys((*inter.in_lanes, *inter.out_lanes, *getattr(ctrl, "zone_lane_ids", ()))))
     dets = tuple(d.id for d in inter.detectors) if getattr(ctrl, "wants_detectors", False) else ()
     return ObservationNeed(lanes, mode if lanes else "counts", dets)

@@ -219,7 +219,7 @@ class SumoProcess:
     # -- observation ---------------------------------------------------------------
     def observe(self, inter: Intersection, time_s: float, need: ObservationNeed) -> Observation:
         """An `Observation` of one intersection; from the last step's reply when it holds what `need` asks."""
-        if time_s != self._tick_t or need.detector_count_ids or (need.lane_ids and need.lane_detail == "full"):
+        if time_s != self._tick_t or need.detector_count_ids or (need.lane_ids and need.lane_detail != "counts"):
             return self._call("observe", inter.id, time_s, need)
         try:
             lanes = self._cached_counts(need.lane_ids) if need.lane_ids else {}
