@@ -57,12 +57,15 @@ _TIMING = {
 #: controller options each profile sets: how often a controller is asked (period_s) and max-pressure's hold
 _CONTROLLER_OPTIONS = {
     SAFETY: {},
-    # the 10 s decision step already bounds switching; with the lost-time rule on top, cologne3 seed 3 locked up
-    # (no teleports under this profile): 720 s, 956 vehicles never inserted, against 20.8 s without it.
+    # the 10 s decision step already bounds switching, and RESCO's MAXPRESSURE weighs no cost of a change: no
+    # lost-time rule (with halting vehicles it would move seed 1 by at most 2 s on seven networks and take
+    # arterial4x4 from 774.8 to 716.7 s; docs/benchmarks.md).
     # RESCO's own MAXPRESSURE (agents/maxpressure.py on states.mplight) weighs queues: stopped vehicles in, minus
-    # stopped vehicles on the lanes out. Halting vehicles are that pressure; against vehicles per 100 m they keep
+    # stopped vehicles on the lanes out, a vehicle counting from the decision that saw it waiting until it leaves
+    # (measure "stopped"). Halting vehicles are the queue standing now; against vehicles per 100 m they keep
     # ingolstadt21's entries open (5 seeds: 119.5 s, 8 vehicles never inserted, against 157.6 s and 120) and
-    # cost cologne1 and grid4x4 a fifth (bench/pressure_variants.py; docs/benchmarks.md)
+    # cost cologne1 and grid4x4 a fifth; RESCO's exact queue locks cologne3 seed 3 inside a junction
+    # (bench/pressure_variants.py; docs/benchmarks.md)
     BENCHMARK: {"period_s": RESCO_STEP_S, "min_hold_s": 0.0, "lost_time_s": 0.0, "measure": "halting"},
     # the reference's pressure (halting vehicles in and out, each lane alone) and its tie rule (the first
     # phase of the largest pressure, even over the current one); docs/benchmarks.md shows what each is worth
