@@ -85,6 +85,7 @@ def run_cell(cell: dict) -> dict:
     m = result.metrics
     return {**cell, "avg_delay_s": m["network"]["avg_delay_s"], "never_inserted": m["network"]["never_inserted"],
             "vehicles_total": m["network"]["vehicles_total"],
+            "locked_vehicles": m["network"]["locked_veh"],
             "violations": m.get("safety", {}).get("violations"), "fallback_share": m["network"]["fallback_fraction"],
             "wall_s": round(time.perf_counter() - t0, 2)}
 
@@ -215,12 +216,16 @@ def _stats(rows: list[dict]) -> tuple[float, float, list[float]]:
 
 
 def cell_notes(rows: list[dict], seeds: int) -> str:
-    """What a table cell adds after its delay: missing seeds, vehicles never inserted, audit violations."""
+    """What a table cell adds after its delay: missing seeds, vehicles never inserted, seeds that ended locked,
+    audit violations."""
     text = f" [{len(rows)} of {seeds} seeds]" if len(rows) < seeds else ""
     never = sum(r.get("never_inserted") or 0 for r in rows)
+    locked = sum(1 for r in rows if r.get("locked_vehicles"))
     viol = sum(r.get("violations") or 0 for r in rows)
     if never:
         text += f", {never} never inserted"
+    if locked:
+        text += f", {locked} locked"
     if viol:
         text += f", **{viol} violations**"
     return text

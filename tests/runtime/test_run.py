@@ -74,6 +74,8 @@ def test_run_leaves_complete_evidence_and_passes_the_audit(tmp_path):
     assert net["vehicles_total"] > 300 and net["throughput_veh"] > 0
     assert net["avg_delay_s"] > 0 and net["co2_kg"] > 0 and net["fuel_l"] > 0
     assert net["pedestrians"] > 0
+    assert net["locked_junctions"] == {} and net["locked_veh"] == 0
+    assert not any("locked" in w for w in m.get("warnings", ()))
     assert m["safety"]["violations"] == 0 and m["safety"]["checked"]["min_green"] > 10
     # hi-res log: ATSPM header, 0.1 s timestamps, phase, pedestrian and detector events
     with open(d / "events.csv") as fh:
@@ -89,6 +91,16 @@ def test_run_leaves_complete_evidence_and_passes_the_audit(tmp_path):
     with open(d / "timeseries.csv") as fh:
         series = [r for r in csv.DictReader(fh) if r["scope"] == "network"]
     assert len(series) == 15  # 900 s in 60 s intervals
+
+
+def test_a_run_that_ends_locked_names_the_junctions_and_why_nothing_frees_them():
+    from signalwise.runtime.run import _lock_warning
+
+    text = _lock_warning({"J1": 2, "GS_cluster_1_2": 10, "J3": 1, "J4": 1}, teleport_s=-1)
+    assert text.startswith("14 vehicles stood locked inside 4 junction(s)")
+    assert "GS_cluster_1_2 (10), J1 (2), J3 (1) and 1 more" in text  # the worst first
+    assert "never teleports" in text and "300 s or more" in text
+    assert "never teleports" not in _lock_warning({"J1": 1}, teleport_s=300)
 
 
 def test_same_seed_reproduces_a_run_exactly_and_another_seed_differs(tmp_path):

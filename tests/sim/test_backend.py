@@ -124,3 +124,34 @@ def test_stopped_vehicles_are_those_seen_halting_that_have_not_left_the_lane():
         b.step()
         b.lane_counts(lanes)
         assert all(st.stopped_veh is not None for st in b.lane_stopped(lanes).values())
+
+
+def test_a_vehicle_stopped_inside_a_junction_is_reported_as_locked_there():
+    """A vehicle that stands on a junction's internal lane for minutes is a lock no signal state frees; with
+    teleports off (RESCO's rules) it stays. One is stopped there by hand, in real SUMO, and found by name."""
+    from signalwise.sim.worker import SumoProcess
+
+    s = load("single")
+    opts = SumoOptions(net_file=s.net_file, route_files=s.route_files, seed=1, time_to_teleport_s=-1)
+    with SumoBackend(opts) as b:
+        api, junction = b.api, None
+        for _ in range(600):
+            b.step()
+            assert b.standing_in_junctions(300.0) == {}
+            inside = [v for v in api.vehicle.getIDList() if api.vehicle.getLaneID(v).startswith(":")]
+            if inside:
+                junction = api.vehicle.getLaneID(inside[0])[1:].rsplit("_", 2)[0]
+                api.vehicle.setSpeed(inside[0], 0.0)  # it stays where it is until told otherwise
+                break
+        assert junction in {tls for tls in api.trafficlight.getIDList()} | set(api.junction.getIDList())
+        for _ in range(290):
+            b.step()
+        assert b.standing_in_junctions(300.0) == {}  # 290 s: not yet
+        for _ in range(20):
+            b.step()
+        locked = b.standing_in_junctions(300.0)
+        assert set(locked) == {junction} and locked[junction] >= 1
+        assert b.standing_in_junctions(1000.0) == {}
+    with SumoProcess(opts) as child:  # the worker answers the same question in its own process
+        child.step()
+        assert child.standing_in_junctions(0.0) == {}

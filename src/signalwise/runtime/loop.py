@@ -60,6 +60,8 @@ Progress = Callable[[float, float], None]  # (simulated seconds done, total)
 #: controllers that never read detectors live: SUMO is spared their loops (~10% of a step). Not the learning
 #: ones: a phase-score model may weigh `hold_gap`, read from the loops' idle times (the shipped corridor's does)
 NO_LIVE_DETECTORS = frozenset({BASELINE_CONTROLLER, "max-pressure"})
+#: a vehicle standing inside a junction this long is locked in (SUMO's own default --time-to-teleport)
+LOCKED_AFTER_S = 300.0
 
 
 class ObservationSource(Protocol):
@@ -108,6 +110,8 @@ class LoopResult:
     webster_plans: dict[str, list] = field(default_factory=dict)
     #: the replay computing the emissions in another process (`sim.replay`); None: the run's own SUMO did
     evidence_replay: EvidenceReplay | None = None
+    #: per junction, the vehicles standing inside it for `LOCKED_AFTER_S` or longer at the end (a lock)
+    junction_locks: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -336,7 +340,9 @@ def _drive(stepper: LoopStepper, files: dict[str, Path], progress: Progress | No
             next_progress = t + 60.0
     if progress is not None:
         progress(total, total)
-    return stepper.result(files, wall0)
+    result = stepper.result(files, wall0)
+    result.junction_locks = stepper.backend.standing_in_junctions(LOCKED_AFTER_S)
+    return result
 
 
 def checked(obs: Observation) -> Observation:

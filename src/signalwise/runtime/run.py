@@ -41,7 +41,7 @@ from ..sim.outputs import read_tripinfo
 from ..sim.replay import spare_cores
 from .config import RunConfig
 from .evidence import EVIDENCE_FILES, SumoEvidence, merged, read_evidence
-from .loop import ControllerFactory, LoopResult, describe_intersections, dump_json, run_loop
+from .loop import LOCKED_AFTER_S, ControllerFactory, LoopResult, describe_intersections, dump_json, run_loop
 
 Progress = Callable[[float, float], None]
 
@@ -169,7 +169,8 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
         "simulated_s": loop.end_s - loop.begin_s,
         "begin_s": loop.begin_s,
         "network": {**net, "preemptions": preempts, "fallback_fraction": round(fallback, 4),
-                    "controller_errors": loop.controller_errors},
+                    "controller_errors": loop.controller_errors,
+                    "locked_veh": sum(loop.junction_locks.values()), "locked_junctions": loop.junction_locks},
         "intersections": per_tls,
         "shield_interventions": rules,
         "refused_signals": [{"id": r.id, "reason": r.reason} for r in loop.refused],
@@ -189,6 +190,8 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
         warnings.append(f"{net['never_inserted']} of {net['vehicles_total']} vehicles never entered the network "
                         "(their entry was blocked until the end); each counts in the delay from its scheduled "
                         "departure to the end of the run")
+    if loop.junction_locks:
+        warnings.append(_lock_warning(loop.junction_locks, cfg.time_to_teleport_s))
     if warnings:
         metrics["warnings"] = warnings
     verdict = audit()
@@ -202,6 +205,17 @@ def _with_replayed(loop: LoopResult, sumo: SumoEvidence) -> tuple[dict, SumoEvid
     """The replay's verdict, and `sumo` with the rows of the files the replay recorded."""
     replay, rows = loop.evidence_replay.wait(loop.files, loop.signal_states, loop.detectors)
     return replay, merged(sumo, rows)
+
+
+def _lock_warning(locks: dict[str, int], teleport_s: float) -> str:
+    """The sentence for a run that ended with vehicles locked inside junctions."""
+    worst = sorted(locks.items(), key=lambda kv: (-kv[1], kv[0]))
+    named = ", ".join(f"{j} ({n})" for j, n in worst[:3]) + (f" and {len(worst) - 3} more" if len(worst) > 3 else "")
+    why = ("SUMO never teleports a vehicle under this run's settings (--time-to-teleport -1), so nothing frees them"
+           if teleport_s < 0 else "no signal state frees them")
+    return (f"{sum(locks.values())} vehicles stood locked inside {len(locks)} junction(s) at the end, each for "
+            f"{LOCKED_AFTER_S:.0f} s or more: {named}; {why}, and the delay of everything behind them grows to "
+            "the end of the run")
 
 
 #: a run whose fallback served at least this share never really ran its controller

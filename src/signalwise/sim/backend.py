@@ -340,6 +340,25 @@ class SumoBackend:
             total += halting(lane) if s is None else s.queue_veh
         return total
 
+    def standing_in_junctions(self, min_wait_s: float) -> dict[str, int]:
+        """Per junction, the vehicles that have stood on its internal lanes for at least `min_wait_s`.
+
+        A vehicle inside a junction waits there for a gap or a free exit, for seconds. One standing for
+        minutes is locked in, by vehicles of another phase in the same junction or by its own exit's
+        queue, and the signal's state does not free it: SUMO moves it on only by teleport
+        (`--time-to-teleport`), which RESCO's rules turn off. An internal lane is named
+        `:JUNCTION_LINK_LANE`.
+        """
+        veh = self.api.vehicle
+        lane_of, waited = veh.getLaneID, veh.getWaitingTime
+        locked: dict[str, int] = {}
+        for v in veh.getIDList():
+            lane = lane_of(v)
+            if lane.startswith(":") and waited(v) >= min_wait_s:
+                junction = lane[1:].rsplit("_", 2)[0]
+                locked[junction] = locked.get(junction, 0) + 1
+        return locked
+
     def halting_by_lane(self, lanes: Iterable[str]) -> dict[str, int]:
         """Vehicles halting on each of `lanes` (queues per approach for the live records)."""
         halting = self.api.lane.getLastStepHaltingNumber

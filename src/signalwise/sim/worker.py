@@ -287,6 +287,9 @@ class SumoProcess:
         """Every traffic light we can control (of `only`, when given), and those refused with their reason."""
         return self._call("read_signals", dict(timing), overrides, only)
 
+    def standing_in_junctions(self, min_wait_s: float) -> dict[str, int]:
+        return self._call("standing_in_junctions", min_wait_s)
+
     def lane_shapes(self, lanes: Iterable[str]) -> dict[str, list[tuple[float, float]]]:
         """As `SumoBackend.lane_shapes`, in one exchange (the loop asks for every incoming lane at start-up)."""
         return self._call("lane_shapes", tuple(lanes))
@@ -464,6 +467,7 @@ class _Child:
             "lane_zones": self.lane_zones,
             "halting_veh": b.halting_veh,
             "halting_by_lane": b.halting_by_lane,
+            "standing_in_junctions": b.standing_in_junctions,
             "save_state": lambda path: str(b.save_state(Path(path))),
             "load_state": lambda path: (b.load_state(Path(path)), b.emergency_active),
             "register_lanes": self.register_lanes,
