@@ -201,6 +201,8 @@ class MaxPressureController:
 #: stopped: vehicles seen halting on the lane since they entered it, in and out (RESCO's queue; halting vehicles
 #: from a source that does not follow vehicles)
 MEASURES = ("count", "queue", "halting", "demand", "density", "stopped")
+
+
 def _stopped_veh(lane) -> int:
     """A lane's stopped vehicles, or its halting ones from a source that does not follow vehicles."""
     n = lane.stopped_veh
