@@ -32,7 +32,7 @@ METRICS = (
     ("stops_per_veh", "stops per vehicle", "", True),
     ("throughput_veh", "throughput", "veh", False),
     ("never_inserted", "never inserted", "veh", True),
-    ("locked_veh", "locked in junctions at the end", "veh", True),
+    ("locked_veh", "locked in junctions", "veh", True),
     ("avg_queue_veh", "avg queue", "veh", True),
     ("co2_kg", "CO2", "kg", True),
     ("fuel_l", "fuel", "l", True),
