@@ -114,7 +114,7 @@ def test_pressures_are_recomputed_for_a_new_observation(ctl):
 def test_factory_defaults_and_options():
     ctl = make("max-pressure", make_intersection(), ControlContext())
     assert isinstance(ctl, MaxPressureController)
-    assert (ctl.period_s, ctl.measure, ctl.min_hold_s) == (5.0, "density", 10.0)
+    assert (ctl.period_s, ctl.measure, ctl.min_hold_s) == (5.0, "density_demand", 10.0)
     assert ctl.observation == "counts" and ctl.wants_detectors is False
     ctx = ControlContext(options={"period_s": "2", "measure": "queue", "min_hold_s": 0})
     ctl = make("max-pressure", make_intersection(), ctx)
@@ -198,12 +198,31 @@ def test_density_measure_weighs_vehicles_per_100_m_of_lane():
     assert ctl.pressures(obs(counts)) == pytest.approx([11.0, 10.0, 4.0])
 
 
-def test_factory_defaults_are_density_a_10_s_hold_and_the_clearance_as_lost_time():
+def test_factory_defaults_are_density_demand_a_10_s_hold_and_the_clearance_as_lost_time():
     inter = make_intersection()
-    ctl = make("max-pressure", inter, ControlContext(lane_length_m={"n_in_0": 50.0}))
-    assert (ctl.measure, ctl.min_hold_s) == ("density", 10.0)
+    ctl = make("max-pressure", inter, ControlContext(lane_length_m={"n_in_0": 50.0, "s_out_0": 50.0}))
+    assert (ctl.measure, ctl.min_hold_s) == ("density_demand", 10.0)
     assert ctl.lost_time_s == (inter.timing.yellow_s + inter.timing.all_red_s,) * 3
     assert ctl.pressures(obs({"n_in_0": 1}))[0] == pytest.approx(2.0)  # 1 car on 50 m = 2 per 100 m
+    # two cars moving away on the 50 m lane out weigh nothing; one halting there weighs 2 per 100 m
+    assert ctl.pressures(obs({"n_in_0": 1, "s_out_0": 2}))[0] == pytest.approx(2.0)
+    assert ctl.pressures(obs({"n_in_0": 1, "s_out_0": 2}, queues={"s_out_0": 1}))[0] == pytest.approx(0.0)
+
+
+def test_density_demand_keeps_a_discharging_green_that_density_cuts():
+    """Phase 0 discharges: 4 cars still on its 100 m lane in, 6 moving on its 100 m lane out; phase 1 has 5
+    halting. Every vehicle out (density) leaves phase 0 a pressure of -2 and hands the green to phase 1;
+    halting vehicles out (density_demand) leave it 4 against 5 / (1 + lost time 5 s / hold 10 s) = 3.3."""
+    lengths = {lane: 100.0 for lane in ("n_in_0", "s_out_0", "s_in_0", "n_out_0", "e_in_0", "w_out_0", "w_in_0",
+                                        "e_out_0", "e_in_1", "s_out_1")}
+    counts, queues = {"n_in_0": 4, "s_out_0": 6, "e_in_0": 5}, {"e_in_0": 5}
+    seen = obs(counts, queues=queues, elapsed_s=20.0)
+    picks = {}
+    for measure in ("density", "density_demand"):
+        ctl = MaxPressureController(make_intersection(), measure=measure, min_hold_s=10.0, lost_time_s=5.0,
+                                    lane_length_m=lengths)
+        picks[measure] = ctl.decide(seen).phase_index
+    assert picks == {"density": 1, "density_demand": None}
 
 
 # n_in_0 is 0.9 m long (ingolstadt7's western entry): its queue stands on n_up_0 behind it. s_out_0 is 2 m:

@@ -49,10 +49,15 @@ PERIOD_S = 5.0
 MIN_HOLD_S = 10.0
 #: the hold of the plain rule (no lost time; what the class alone does, and the learning agent's guide)
 PLAIN_HOLD_S = 15.0
-#: the default pressure: vehicles per 100 m of lane. Whole-lane counts starve an
-#: approach whose last lane is short (ingolstadt1's 9 m lanes hold one car while
-#: the queue stands upstream): 42 s vs fixed time's 32 s there; per metre, 23 s.
-MEASURE = "density"
+#: the default pressure: every vehicle in, halting vehicles out, both per 100 m of the zone. Per metre:
+#: whole-lane counts starve an approach whose last lane is short (ingolstadt1's 9 m lanes hold one car
+#: while the queue stands upstream: 42 s vs fixed time's 32 s there; per metre, 23 s). Halting out: a
+#: vehicle moving away blocks nobody, and counted it cuts the green that has just started to discharge
+#: (under the safety profile 0.93x the delay of every vehicle out, geometric mean of 15 networks; worse on
+#: ingolstadt1 and `single`; bench/pressure_variants.py --timing safety, bench/random_networks.py)
+MEASURE = "density_demand"
+#: the class's own default, which the tabular agent's state reads (its shipped tables were learned on it)
+PLAIN_MEASURE = "density"
 #: the default lost time of a change: the yellow + all-red of the phase that ends
 LOST_TIME = "clearance"
 #: the default measuring zone, metres from the junction: lanes shorter than this are measured with their
@@ -65,7 +70,7 @@ class MaxPressureController:
     name = "max-pressure"
     wants_detectors = False
 
-    def __init__(self, inter: Intersection, period_s: float = PERIOD_S, measure: str = MEASURE,
+    def __init__(self, inter: Intersection, period_s: float = PERIOD_S, measure: str = PLAIN_MEASURE,
                  min_hold_s: float = PLAIN_HOLD_S, ties: str = "hold",
                  lost_time_s: float | Sequence[float] = 0.0,
                  lane_length_m: dict[str, float] | None = None, zone_m: float = 0.0,
@@ -88,7 +93,7 @@ class MaxPressureController:
         self.lost_time_s = tuple(max(0.0, float(x)) for x in lost)
         #: density: vehicles per 100 m of lane, so a short lane full of queue weighs like a long one full of queue
         self._per_100m = None
-        if measure == "density":
+        if measure in PER_100M:
             self._per_100m = {lane: 100.0 / max(length, MIN_LANE_M) for lane, length in (lane_length_m or {}).items()}
         self._movements = [tuple((m.in_lane, m.out_lane) for m in p.movements if not m.is_crosswalk)
                            for p in inter.phases]
@@ -96,8 +101,9 @@ class MaxPressureController:
         if measure == "stopped":
             self._x_in = self._x_out = _stopped_veh
         else:
-            self._x_in = attrgetter("count_veh" if measure in ("count", "demand", "density") else "queue_veh")
-            self._x_out = attrgetter("queue_veh" if measure in ("halting", "demand") else "count_veh")
+            self._x_in = attrgetter("count_veh" if measure in ("count", "demand", "density", "density_demand")
+                                    else "queue_veh")
+            self._x_out = attrgetter("queue_veh" if measure in ("halting", "demand", "density_demand") else "count_veh")
         if serving not in SERVING:
             raise ValueError(f"max-pressure serving {serving!r}; choose from {', '.join(SERVING)}")
         if serving == "moving" and measure not in ("halting", "queue", "stopped"):
@@ -120,7 +126,7 @@ class MaxPressureController:
         self._zone_terms = None
         if self.zone_lane_ids:
             def weight(zone):
-                return zone_per_100m(zone, lengths) if measure == "density" else 1.0
+                return zone_per_100m(zone, lengths) if measure in PER_100M else 1.0
             self._zone_terms = [
                 (tuple((zones.incoming(a), n * weight(zones.incoming(a))) for a, n in ins),
                  tuple((zones.outgoing(b), n * weight(zones.outgoing(b))) for b, n in outs))
@@ -198,9 +204,12 @@ class MaxPressureController:
 #: halting: halting vehicles in and out (the plain reference's pressure); demand: every vehicle in, halting
 #: vehicles out (vehicles moving away block nobody; a queue downstream does)
 #: density: every vehicle in and out, per 100 m of lane (lanes of unknown length count as 100 m)
+#: density_demand: every vehicle in, halting vehicles out, per 100 m of lane (the controller's default)
 #: stopped: vehicles seen halting on the lane since they entered it, in and out (RESCO's queue; halting vehicles
 #: from a source that does not follow vehicles)
-MEASURES = ("count", "queue", "halting", "demand", "density", "stopped")
+MEASURES = ("count", "queue", "halting", "demand", "density", "stopped", "density_demand")
+#: the measures weighed per 100 m of their zone
+PER_100M = ("density", "density_demand")
 
 
 def _stopped_veh(lane) -> int:

@@ -187,8 +187,9 @@ class RunConfig(BaseModel):
     shield: ShieldSettings = Field(default_factory=ShieldSettings, description="shield thresholds (see shield.*)")
     controller_options: dict = Field(default_factory=dict, description=(
         "options passed to the controller: actuated passage_s (3); max-pressure period_s (5), min_hold_s (10), "
-        "measure (density = vehicles per 100 m of lane, count, queue = halting in and all out, halting, demand, "
-        "stopped = vehicles seen halting since they entered the lane, RESCO's queue), "
+        "measure (density_demand = every vehicle in, halting vehicles out, per 100 m of lane; density = every "
+        "vehicle in and out per 100 m, count, queue = halting in and all out, halting, demand = density_demand "
+        "not per 100 m, stopped = vehicles seen halting since they entered the lane, RESCO's queue), "
         "lost_time_s (clearance = the yellow + all-red of the phase that ends; 0 = the plain rule), ties (hold | first), "
         "serving (measure | moving: with measure halting, queue or stopped, the current green's moving vehicles "
         "count too), "
