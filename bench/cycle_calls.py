@@ -81,13 +81,14 @@ def forced_empty(run_dir: Path) -> dict[str, int]:
     return counts
 
 
-def one(scenario: str, controller: str, seed: int, calls: bool) -> dict:
+def one(scenario: str, controller: str, seed: int, calls: bool, measure: str | None = None) -> dict:
     from signalwise.runtime.config import RunConfig
     from signalwise.runtime.run import execute_run
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = RunConfig(scenario=scenario, controller=controller, seed=seed, record="full", emissions=False,
-                        timing={"profile": "safety", "cycle_calls": calls})
+                        timing={"profile": "safety", "cycle_calls": calls},
+                        controller_options={"measure": measure} if measure else {})
         r = execute_run(cfg, Path(tmp) / "run")
         net, iv = r.metrics["network"], r.metrics["shield_interventions"]
         out = {"seed": seed, "calls": calls, "delay_s": net["avg_delay_s"],
@@ -104,8 +105,10 @@ def main() -> None:
     ap.add_argument("--controller", default="max-pressure")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--measure", default=None, help="max-pressure's measure (controller_options), default its own")
     args = ap.parse_args()
-    jobs = [(args.scenario, args.controller, s, c) for s in range(1, args.seeds + 1) for c in (False, True)]
+    jobs = [(args.scenario, args.controller, s, c, args.measure) for s in range(1, args.seeds + 1)
+            for c in (False, True)]
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn"),
                              max_tasks_per_child=1) as pool:
         rows = list(pool.map(one, *zip(*jobs, strict=True)))

@@ -14,7 +14,7 @@ one it was tried for:
 
     benchmark         the profile's max-pressure: RESCO's MAXPRESSURE pressure, halting
                       vehicles in and out of each movement's 50 m zone; no hold, no lost time
-    density           every vehicle per 100 m of the zone, in and out (the safety profile's)
+    density           every vehicle per 100 m of the zone, in and out
     demand            every vehicle in, halting vehicles out
     count             every vehicle in and out, not per 100 m
     density+lost_time density, and a change must pay for the ending phase's yellow
@@ -24,11 +24,19 @@ one it was tried for:
     stopped           RESCO's own queue: vehicles seen halting since they entered the lane,
                       in and out, so a queue moving off still counts (`LaneState.stopped_veh`)
     stopped+lost_time stopped, and a change must pay for the ending phase's yellow
+    density_demand    every vehicle in, halting vehicles out, both per 100 m of the zone
+
+With `--timing safety` the same variants run beside the safety profile's
+max-pressure instead (density_demand, 10 s hold, a change must pay for its
+clearance), whose own rules are the variant named `benchmark` there:
+
+    .venv/bin/python bench/pressure_variants.py --timing safety --variants density,density_demand \
+        --networks resco:cologne1,resco:cologne3,...,single,corridor,grid
 
 Each cell is one lean `signalwise run` in a fresh process, cached under OUT
 as bench/resco.py caches its cells (the same code runs them). Prints the mean
-delay of each variant over seeds 1..N with its ratio to the benchmark
-profile's max-pressure, and writes the table to OUT/table.md.
+delay of each variant over seeds 1..N with its ratio to the first variant's
+(the first column), and writes the table to OUT/table.md.
 """
 
 from __future__ import annotations
@@ -63,31 +71,36 @@ VARIANTS: dict[str, dict | None] = {
     "halting+serving+lost_time": {"measure": "halting", "serving": "moving", "lost_time_s": "clearance"},
     "stopped": {"measure": "stopped"},
     "stopped+lost_time": {"measure": "stopped", "lost_time_s": "clearance"},
+    "density_demand": {"measure": "density_demand"},
 }
 DEFAULT_VARIANTS = ("benchmark", "density", "demand", "density+lost_time")
 
 
-def plan(networks, variants, seeds) -> list[dict]:
-    """One cell per network, seed and variant; the variant names the cell's profile (its place in the cache)."""
+def plan(networks, variants, seeds, timing: str = "benchmark") -> list[dict]:
+    """One cell per network, seed and variant; the variant names the cell's profile (its place in the cache):
+    under the benchmark profile the variant's name, under another `TIMING:variant`."""
     cells = []
     for network in networks:
         digest = network_sha256(network)
         for seed in seeds:
             for variant in variants:
-                cell = {"network": network, "net_sha256": digest, "profile": variant, "controller": "max-pressure",
+                name = variant if timing == "benchmark" else f"{timing}:{variant}"
+                cell = {"network": network, "net_sha256": digest, "profile": name, "controller": "max-pressure",
                         "seed": seed}
+                if timing != "benchmark":
+                    cell["config"] = {"timing": timing}
                 if VARIANTS[variant] is not None:
-                    cell["config"] = {"timing": "benchmark", "controller_options": VARIANTS[variant]}
+                    cell["config"] = {"timing": timing, "controller_options": VARIANTS[variant]}
                 cells.append(cell)
     return cells
 
 
-def table(grouped, networks, variants, seeds: int) -> str:
+def table(grouped, networks, variants, seeds: int, timing: str = "benchmark") -> str:
     lines = ["| network | target | " + " | ".join(variants) + " |", "|---|---|" + "---|" * len(variants)]
     for net in networks:
-        base = grouped.get((net, "benchmark"))
+        base = grouped.get((net, variants[0]))
         base_mean = _stats(base)[0] if base else None
-        goal = max_pressure_target_s(net.split(":", 1)[-1])
+        goal = max_pressure_target_s(net.split(":", 1)[-1]) if timing == "benchmark" else None
         row = []
         for v in variants:
             rows = grouped.get((net, v))
@@ -98,7 +111,7 @@ def table(grouped, networks, variants, seeds: int) -> str:
             text = f"{mean:.1f}"
             if goal is not None and mean < goal:
                 text = f"**{text}**"
-            if base_mean and v != "benchmark":
+            if base_mean and v != variants[0]:
                 text += f" ({mean / base_mean:.2f}×)"
             row.append(text + cell_notes(rows, seeds))
         shown = f"< {goal:g}" if goal else "–"
@@ -110,6 +123,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--networks", default=",".join(f"resco:{n}" for n in RESCO),
                     help="comma-separated scenarios (resco:NAME or built-in names)")
+    ap.add_argument("--timing", default="benchmark", choices=("benchmark", "safety"),
+                    help="the profile the variants change (default benchmark: RESCO's rules)")
     ap.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
                     help=f"comma-separated, from: {', '.join(VARIANTS)}")
     add_sweep_options(ap, "pressure_variants")
@@ -119,12 +134,13 @@ def main() -> None:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         ap.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
-    cells = plan(networks, variants, range(1, args.seeds + 1))
+    cells = plan(networks, variants, range(1, args.seeds + 1), args.timing)
     run_sweep(cells, args)
-    grouped = {(net, variant): rows for (net, variant, _ctrl), rows in load_cells(args.out, cells).items()}
-    text = (f"Max-pressure under the benchmark profile, average delay (RESCO definition), s, mean of seeds "
-            f"1–{args.seeds}; bold: below the target of check (a); in brackets the ratio to the profile's own "
-            "max-pressure.\n\n" + table(grouped, networks, variants, args.seeds))
+    grouped = {(net, name.split(":", 1)[-1]): rows
+               for (net, name, _ctrl), rows in load_cells(args.out, cells).items()}
+    text = (f"Max-pressure under the {args.timing} profile, average delay (RESCO definition), s, mean of seeds "
+            f"1–{args.seeds}; bold: below the target of check (a); in brackets the ratio to the first variant's "
+            f"({variants[0]}).\n\n" + table(grouped, networks, variants, args.seeds, args.timing))
     keep_table(args.out, text)
 
 

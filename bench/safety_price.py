@@ -20,7 +20,8 @@ each rule's share of the price is measured on the same seeds:
     +teleport    SUMO's teleport after 300 s of standstill
     +rules       max-pressure only: the safety profile's decision rules (every 5 s,
                  10 s hold, a change must pay for its clearance) and its pressure
-                 (vehicles per 100 m, where the benchmark's is RESCO's halting vehicles)
+                 (every vehicle in and halting vehicles out, per 100 m, where the
+                 benchmark's is RESCO's halting vehicles in and out)
     safety       all of them
 
 Each cell is one lean `signalwise run` in a fresh process, cached under OUT
@@ -37,6 +38,8 @@ import os
 
 from resco import _stats, add_sweep_options, cell_notes, cell_path, keep_table, load_cells, run_sweep
 
+from signalwise.control.max_pressure import MEASURE
+
 #: variant -> RunConfig keys it sets beside the benchmark profile; None = a whole named profile
 VARIANTS: dict[str, dict | None] = {
     "benchmark": None,
@@ -48,18 +51,19 @@ VARIANTS: dict[str, dict | None] = {
     "+cycle": {"timing": {"profile": "benchmark", "cycle_min_s": 40.0, "cycle_max_s": 150.0}},
     "+teleport": {"timing": "benchmark", "time_to_teleport_s": 300.0},
     "+rules": {"timing": "benchmark", "controller_options": {"period_s": 5.0, "min_hold_s": 10.0,
-                                                             "lost_time_s": "clearance", "measure": "density"}},
+                                                             "lost_time_s": "clearance", "measure": MEASURE}},
     "safety": None,
 }
 #: variants that only mean something for one controller
 ONLY_FOR = {"+rules": "max-pressure"}
 
 
-def plan(networks, controllers, seeds) -> list[dict]:
+def plan(networks, controllers, seeds, variants=tuple(VARIANTS)) -> list[dict]:
     cells = []
     for network in networks:
         for seed in seeds:
-            for variant, config in VARIANTS.items():
+            for variant in variants:
+                config = VARIANTS[variant]
                 for controller in controllers:
                     if ONLY_FOR.get(variant, controller) != controller:
                         continue
@@ -70,8 +74,7 @@ def plan(networks, controllers, seeds) -> list[dict]:
     return cells
 
 
-def table(grouped, networks, controllers, seeds: int) -> str:
-    variants = list(VARIANTS)
+def table(grouped, networks, controllers, seeds: int, variants=tuple(VARIANTS)) -> str:
     lines = ["| network | controller | " + " | ".join(variants) + " |", "|---|---|" + "---|" * len(variants)]
     for net in networks:
         for ctrl in controllers:
@@ -98,16 +101,22 @@ def main() -> None:
     ap.add_argument("--networks", default="resco:cologne1,resco:ingolstadt1,resco:cologne8,single",
                     help="comma-separated scenarios (resco:NAME or built-in names)")
     ap.add_argument("--controllers", default="max-pressure,fixed", help="comma-separated controller specs")
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help=f"comma-separated, from: {', '.join(VARIANTS)} (default: all; ratios need benchmark)")
     add_sweep_options(ap, "safety_price")
     args = ap.parse_args()
     networks = [n.strip() for n in args.networks.split(",") if n.strip()]
     controllers = [c.strip() for c in args.controllers.split(",") if c.strip()]
-    cells = plan(networks, controllers, range(1, args.seeds + 1))
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    cells = plan(networks, controllers, range(1, args.seeds + 1), variants)
     run_sweep(cells, args)
     grouped = load_cells(args.out, cells)
     text = (f"Average delay (RESCO definition), s, mean of seeds 1–{args.seeds}; in brackets the ratio to the "
             "benchmark profile's (the price of that rule alone).\n\n" + table(grouped, networks, controllers,
-                                                                                args.seeds))
+                                                                                args.seeds, variants))
     keep_table(args.out, text)
     missing = [c for c in cells if not cell_path(args.out, c).exists()]
     if missing:
