@@ -25,6 +25,8 @@ one it was tried for:
                       in and out, so a queue moving off still counts (`LaneState.stopped_veh`)
     stopped+lost_time stopped, and a change must pay for the ending phase's yellow
     density_demand    every vehicle in, halting vehicles out, both per 100 m of the zone
+    skip / split      a lane that feeds several lanes is in no zone / split among the zones of the
+                      signal lanes it feeds (`shared_lanes`; the safety profile splits)
 
 With `--timing safety` the same variants run beside the safety profile's
 max-pressure instead (density_demand, 10 s hold, a change must pay for its
@@ -72,6 +74,8 @@ VARIANTS: dict[str, dict | None] = {
     "stopped": {"measure": "stopped"},
     "stopped+lost_time": {"measure": "stopped", "lost_time_s": "clearance"},
     "density_demand": {"measure": "density_demand"},
+    "skip": {"shared_lanes": "skip"},
+    "split": {"shared_lanes": "split"},
 }
 DEFAULT_VARIANTS = ("benchmark", "density", "demand", "density+lost_time")
 

@@ -1,7 +1,7 @@
 """Networks nobody tuned a rule on: made by SUMO's own generators, every classical controller.
 
     .venv/bin/python bench/random_networks.py                          # 4 networks, 5 seeds, safety profile
-    .venv/bin/python bench/random_networks.py --variants density,demand  # max-pressure's other measures beside
+    .venv/bin/python bench/random_networks.py --variants density,shared_lanes=skip  # max-pressure variants beside
 
 Every rule of max-pressure was tried on the eleven networks of bench/resco.py. A user's network is none of
 them, so this sweep builds four more with `netgenerate` and `randomTrips.py`, which ship in the eclipse-sumo
@@ -16,7 +16,8 @@ Demand: random trips over 1,800 s, more of them from the fringe. The generated f
 OUT/nets and their digest keys the cached cells, so a SUMO that generates another network runs afresh.
 Each cell is one lean `signalwise run` in a fresh process (bench/resco.py's machinery). Prints mean ± 95%
 CI over seeds 1..N, change against the network's fixed program and Welch's p, and writes OUT/table.md.
-`--variants` adds max-pressure with another `measure` (controller_options) beside the default.
+`--variants` adds max-pressure with another `measure`, or another option as KEY=VALUE (controller_options),
+beside the default.
 """
 
 from __future__ import annotations
@@ -68,6 +69,12 @@ def generate(name: str, out: Path) -> tuple[Path, Path]:
     return net, routes
 
 
+def _options(variant: str) -> dict:
+    """max-pressure's options for a variant: `KEY=VALUE` (shared_lanes=skip), or a measure's name alone."""
+    key, sep, value = variant.partition("=")
+    return {key: value} if sep else {"measure": variant}
+
+
 def plan(names, variants, seeds, out: Path) -> list[dict]:
     cells = []
     for name in names:
@@ -78,10 +85,10 @@ def plan(names, variants, seeds, out: Path) -> list[dict]:
             for controller in CONTROLLERS:
                 cells.append({"network": name, "net_sha256": digest, "profile": "safety", "controller": controller,
                               "seed": seed, "config": files})
-            for measure in variants:
-                cells.append({"network": name, "net_sha256": digest, "profile": f"safety:{measure}",
+            for variant in variants:
+                cells.append({"network": name, "net_sha256": digest, "profile": f"safety:{variant}",
                               "controller": "max-pressure", "seed": seed,
-                              "config": {**files, "timing": "safety", "controller_options": {"measure": measure}}})
+                              "config": {**files, "timing": "safety", "controller_options": _options(variant)}})
     return cells
 
 
@@ -89,7 +96,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--networks", default=",".join(NETWORKS), help=f"comma-separated, from: {', '.join(NETWORKS)}")
     ap.add_argument("--variants", default="",
-                    help="comma-separated max-pressure measures to run beside the default (density, demand, ...)")
+                    help="comma-separated max-pressure variants to run beside the default: a measure (density, "
+                         "demand, ...) or KEY=VALUE of its options (shared_lanes=skip)")
     add_sweep_options(ap, "random_networks")
     args = ap.parse_args()
     names = [n.strip() for n in args.networks.split(",") if n.strip()]

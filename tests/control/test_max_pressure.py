@@ -253,6 +253,34 @@ def test_a_short_lane_is_measured_with_the_lane_its_queue_stands_on():
     assert ctl.decide(obs(counts, phase=1)).phase_index == 0
 
 
+def test_a_lane_that_feeds_several_counts_its_share_for_the_pocket_it_feeds():
+    """n_up_0 feeds the 0.9 m pocket n_in_0 and a lane beside it, so `lane_zones` leaves it out and the
+    pocket shows nobody. Split, half its five cars count for the pocket, over half its length."""
+    counts = {"n_up_0": 5, "e_in_0": 3}
+    split = {"n_in_0": (("n_up_0", 0.9, 0.5),)}
+
+    def ctl(shared_lanes):
+        return MaxPressureController(make_intersection(), measure="density", min_hold_s=0.0,
+                                     lane_length_m=ZONE_LENGTHS, zone_m=50.0, lane_upstream={},
+                                     lane_downstream=DOWNSTREAM, shared_lanes=shared_lanes,
+                                     lane_upstream_split=split)
+    skip, shared = ctl("skip"), ctl("split")
+    assert "n_up_0" not in skip.zone_lane_ids and "n_up_0" in shared.zone_lane_ids
+    assert skip.pressures(obs(counts, phase=1))[0] == 0.0
+    assert shared.pressures(obs(counts, phase=1))[0] == pytest.approx(0.5 * 5 * 100 / (0.9 + 0.5 * 43.6))
+    assert shared.decide(obs(counts, phase=1)).phase_index == 0 and skip.decide(obs(counts, phase=1)).holds
+    with pytest.raises(ValueError, match="shared_lanes 'all'"):
+        ctl("all")
+
+
+def test_the_factory_splits_shared_lanes_from_the_context():
+    ctx = ControlContext(lane_length_m=ZONE_LENGTHS, lane_upstream={},
+                         lane_upstream_split={"n_in_0": (("n_up_0", 0.9, 0.5),)})
+    assert "n_up_0" in make("max-pressure", make_intersection(), ctx).zone_lane_ids
+    ctx.options["shared_lanes"] = "skip"
+    assert "n_up_0" not in make("max-pressure", make_intersection(), ctx).zone_lane_ids
+
+
 def test_an_outgoing_zone_counts_the_queue_beyond_a_short_outgoing_lane():
     """The queue past a 2 m outgoing lane pushes back on the movement into it: 4 cars on 50 m."""
     counts = {"n_up_0": 5, "s_next_0": 4}

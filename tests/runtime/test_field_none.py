@@ -40,8 +40,10 @@ def test_the_feed_only_field_gives_the_lane_zones_and_lengths_sumo_gives(scenari
         out_lanes = sorted({m.out_lane for m in roads})
         # as the loop asks, and far enough to walk a good part of the network
         sumo_zones = {reach_m: fld.backend.lane_zones(in_lanes, out_lanes, reach_m) for reach_m in REACH_M}
+        sumo_split = {reach_m: fld.backend.lane_split_zones(in_lanes, reach_m) for reach_m in REACH_M}
         lanes = {*in_lanes, *out_lanes, *(lane for side in sumo_zones[REACH_M[-1]] for zone in side.values()
-                                          for lane, _ in zone)}
+                                          for lane, _ in zone),
+                 *(lane for zone in sumo_split[REACH_M[-1]].values() for lane, _, _ in zone)}
         sumo_length_m = {lane: fld.backend.lane_length_m(lane) for lane in lanes}
     finally:
         fld.backend.close()
@@ -49,4 +51,5 @@ def test_the_feed_only_field_gives_the_lane_zones_and_lengths_sumo_gives(scenari
     assert any(zone for side in sumo_zones[REACH_M[-1]] for zone in side.values()) == zoned
     for reach_m, zones in sumo_zones.items():
         assert feed_only.lane_zones(in_lanes, out_lanes, reach_m) == zones, reach_m
+        assert feed_only.lane_split_zones(in_lanes, reach_m) == sumo_split[reach_m], reach_m
     assert {lane: feed_only.lane_length_m(lane) for lane in lanes} == sumo_length_m

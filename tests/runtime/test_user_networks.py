@@ -93,8 +93,22 @@ def _generated_network_with_pockets(folder: Path) -> tuple[Path, Path]:
 
 def test_a_generated_network_with_turn_pockets_runs_every_classical_controller(tmp_path):
     """Where halting vehicles out differ from every vehicle out: the vehicles a green has just let through,
-    still moving on the lanes out, do not cut it short, so max-pressure changes phase less often."""
+    still moving on the lanes out, do not cut it short, so max-pressure changes phase less often. The pockets
+    are shorter than a car, and the lane before each feeds the pocket and a through lane: `lane_zones` leaves
+    that lane out, the split zones count half of it for each."""
+    from signalwise.sim.backend import SumoBackend, SumoOptions
+
     net, trips = _generated_network_with_pockets(tmp_path)
+    with SumoBackend(SumoOptions(net_file=net, route_files=(trips,))) as backend:
+        in_lanes = sorted({lane for tls in backend.api.trafficlight.getIDList()
+                           for lane in backend.api.trafficlight.getControlledLanes(tls)})
+        short = [lane for lane in in_lanes if backend.lane_length_m(lane) < 7.5]
+        upstream, _ = backend.lane_zones(short, [])
+        split = backend.lane_split_zones(short)
+    halves = [lane for lane in short if any(share == 0.5 for _, d, share in split[lane] if d < 50.0)]
+    assert len(short) > 20 and len(halves) > len(short) / 3, (len(short), len(halves))
+    assert all(all(other not in dict(upstream.get(lane, ())) for other, _, share in split[lane] if share < 1.0)
+               for lane in halves)
     changes = {}
     for controller, options in [*((c, {}) for c in CLASSICAL), ("max-pressure", {"measure": "density"})]:
         label = controller + ("-" + options["measure"] if options else "")

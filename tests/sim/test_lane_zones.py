@@ -7,7 +7,7 @@ import importlib.util
 
 import pytest
 
-from signalwise.sim.lane_zones import lane_zones, signal_neighbours, zone_lanes
+from signalwise.sim.lane_zones import lane_zones, signal_neighbours, split_zones, zone_lanes
 
 #   far (100 m) -> mid (30 m) -> stop (1 m) | signal | out (2 m) -> after (40 m) -> next (60 m) | signal 2
 #   other (80 m, ends at signal 3) -> mid;  fork (50 m) -> mid and -> side (20 m)
@@ -41,6 +41,30 @@ def test_signals_are_neighbours_when_one_exits_zone_reaches_the_others_approach(
 def test_the_reach_bounds_a_zone():
     up, down = lane_zones(["stop"], ["out"], SUCCESSORS, SIGNAL_LANES, LENGTH_M.__getitem__, reach_m=20.0)
     assert up == {"stop": (("mid", 1.0),)} and down == {"out": (("after", 2.0),)}
+
+
+#   approach (60 m) -> road (40 m) -> pockets p_left, p_thru (2 m each, at the signal)
+#   fork (30 m) -> road and -> side (a road that leaves, no signal)
+POCKETS = {"approach": ["road"], "road": ["p_left", "p_thru"], "fork": ["road", "side"]}
+POCKET_LENGTH_M = {"approach": 60.0, "road": 40.0, "p_left": 2.0, "p_thru": 2.0, "fork": 30.0, "side": 50.0}
+
+
+def test_split_zones_count_the_lane_before_a_pocket_split_among_the_pockets():
+    """`road` feeds both pockets: each counts half its vehicles, and half of `approach`'s behind it. `fork`
+    also feeds a road that leaves: its vehicles may never come here, so it is in no zone. `lane_zones`
+    leaves `road` out, so each pocket is measured alone."""
+    split = split_zones(["p_left", "p_thru"], POCKETS, {"p_left", "p_thru"}, POCKET_LENGTH_M.__getitem__, 100.0)
+    assert split["p_left"] == split["p_thru"] == (("road", 2.0, 0.5), ("approach", 42.0, 0.5))
+    up, _ = lane_zones(["p_left"], [], POCKETS, {"p_left", "p_thru"}, POCKET_LENGTH_M.__getitem__, 100.0)
+    assert up == {"p_left": ()}
+
+
+def test_split_zones_are_lane_zones_where_no_lane_feeds_several():
+    """On the first graph `fork` feeds `mid` and `side`, neither at a signal: both listings agree."""
+    split = split_zones(["stop"], SUCCESSORS, SIGNAL_LANES, LENGTH_M.__getitem__, reach_m=50.0)
+    up, _ = lane_zones(["stop"], [], SUCCESSORS, SIGNAL_LANES, LENGTH_M.__getitem__, reach_m=50.0)
+    assert [(lane, d) for lane, d, _ in split["stop"]] == list(up["stop"])
+    assert {w for _, _, w in split["stop"]} == {1.0}
 
 
 def test_a_walk_never_lists_a_lane_twice_on_a_loop():

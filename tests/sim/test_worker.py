@@ -130,10 +130,13 @@ def test_the_zones_bring_back_the_lengths_the_loop_reads_next():
             out_lanes = sorted({m.out_lane for m in roads if m.out_lane})
             exchanges0 = getattr(backend, "exchanges", 0)
             upstream, downstream = backend.lane_zones(in_lanes, out_lanes)
+            split = backend.lane_split_zones(in_lanes)
             zoned = {lane for side in (upstream, downstream) for zone in side.values() for lane, _ in zone}
+            zoned |= {lane for zone in split.values() for lane, _, _ in zone}
             lengths_m = {lane: backend.lane_length_m(lane) for lane in (*in_lanes, *out_lanes, *zoned)}
             shapes = backend.lane_shapes(in_lanes)
-            return upstream, downstream, lengths_m, shapes, zoned, getattr(backend, "exchanges", 0) - exchanges0
+            return (upstream, downstream, split, lengths_m, shapes, zoned,
+                    getattr(backend, "exchanges", 0) - exchanges0)
         finally:
             backend.close()
 
@@ -141,13 +144,16 @@ def test_the_zones_bring_back_the_lengths_the_loop_reads_next():
     *there, _, exchanges = read(SumoProcess)
     assert len(zoned) > 40
     assert there == here
-    assert exchanges == 2  # the zones with their lengths, then every incoming lane's shape
+    split = here[2]
+    assert any(share < 1.0 for zone in split.values() for _, _, share in zone)  # ingolstadt7 has shared lanes
+    assert exchanges == 3  # the zones, the split zones, each with their lengths, then every incoming lane's shape
 
 
 
-def test_building_the_loop_over_a_worker_takes_two_exchanges_whatever_the_lanes():
-    """ingolstadt7 has 59 incoming lanes with zones upstream: the loop's start-up reads the zones with every
-    length, then every incoming lane's shape, each in one exchange, not a round trip per lane."""
+def test_building_the_loop_over_a_worker_takes_three_exchanges_whatever_the_lanes():
+    """ingolstadt7 has 59 incoming lanes with zones upstream: the loop's start-up reads the zones, then the
+    split zones, each with every length, then every incoming lane's shape, each in one exchange, not a round
+    trip per lane."""
     if importlib.util.find_spec("sumo_rl") is None:
         pytest.skip("RESCO networks need the 'resco' extra (sumo-rl)")
     cfg = RunConfig(scenario="resco:ingolstadt7", controller="max-pressure")
@@ -157,7 +163,7 @@ def test_building_the_loop_over_a_worker_takes_two_exchanges_whatever_the_lanes(
     try:
         exchanges0 = fld.backend.exchanges
         stepper = LoopStepper(cfg, fld, end_s)
-        assert fld.backend.exchanges - exchanges0 == 2
+        assert fld.backend.exchanges - exchanges0 == 3
         assert len(stepper.approach_direction) > 50
         assert set(stepper.approach_direction.values()) == {"north", "south", "east", "west"}
     finally:

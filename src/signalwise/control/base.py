@@ -42,6 +42,10 @@ class ControlContext:
     #: where a queue stands when the lane at the stop line is shorter than it
     lane_upstream: dict[str, tuple[tuple[str, float], ...]] = field(default_factory=dict)
     lane_downstream: dict[str, tuple[tuple[str, float], ...]] = field(default_factory=dict)
+    #: per incoming lane, the lanes feeding it as `lane_upstream` lists them and on through lanes that feed
+    #: several lanes, each with its distance and the share of its vehicles counted here
+    #: (`sim.lane_zones.split_zones`): where a turn pocket's queue stands
+    lane_upstream_split: dict[str, tuple[tuple[str, float, float], ...]] = field(default_factory=dict)
 
 
 Factory = Callable[[Intersection, ControlContext], Controller]

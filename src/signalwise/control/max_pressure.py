@@ -56,6 +56,9 @@ PLAIN_HOLD_S = 15.0
 #: (under the safety profile 0.93x the delay of every vehicle out, geometric mean of 15 networks; worse on
 #: ingolstadt1 and `single`; bench/pressure_variants.py --timing safety, bench/random_networks.py)
 MEASURE = "density_demand"
+#: the default for a lane that feeds several lanes (`SHARED_LANES`): split among them. On a random network
+#: whose turn pockets are shorter than a car (netgenerate's), skipping them leaves every queue unseen
+SHARED_LANES_DEFAULT = "split"
 #: the class's own default, which the tabular agent's state reads (its shipped tables were learned on it)
 PLAIN_MEASURE = "density"
 #: the default lost time of a change: the yellow + all-red of the phase that ends
@@ -76,11 +79,15 @@ class MaxPressureController:
                  lane_length_m: dict[str, float] | None = None, zone_m: float = 0.0,
                  lane_upstream: dict[str, tuple[tuple[str, float], ...]] | None = None,
                  lane_downstream: dict[str, tuple[tuple[str, float], ...]] | None = None,
-                 serving: str = "measure"):
+                 serving: str = "measure", shared_lanes: str = "skip",
+                 lane_upstream_split: dict[str, tuple[tuple[str, float, float], ...]] | None = None):
         if measure not in MEASURES:
             raise ValueError(f"max-pressure measure {measure!r}; choose from {', '.join(MEASURES)}")
         if ties not in TIES:
             raise ValueError(f"max-pressure ties {ties!r}; choose from {', '.join(TIES)}")
+        if shared_lanes not in SHARED_LANES:
+            raise ValueError(f"max-pressure shared_lanes {shared_lanes!r}; choose from {', '.join(SHARED_LANES)}")
+        self.shared_lanes = shared_lanes
         self.inter = inter
         self.period_s = period_s
         self.measure = measure
@@ -116,20 +123,23 @@ class MaxPressureController:
         self._lane_terms = [(tuple(Counter(a for a, _ in moves).items()), tuple(Counter(b for _, b in moves).items()))
                             for moves in self._movements]
         lengths = lane_length_m or {}
+        split = lane_upstream_split if shared_lanes == "split" and lane_upstream_split else None
         zones = MovementZones((move for moves in self._movements for move in moves), zone_m, lane_upstream,
-                              lane_downstream)
+                              lane_downstream, split)
         self.zone_m = zones.zone_m
         #: the lanes read besides the intersection's own (the runtime observes them too)
         self.zone_lane_ids = zones.extra_lane_ids
         #: with zones: per phase, each incoming and outgoing zone with its weight (movements using it, per
-        #: 100 m of the whole zone under density); None when every lane is its own zone
+        #: 100 m of the whole zone under density) and its lanes' shares (None: each lane whole); None when
+        #: every lane is its own zone
         self._zone_terms = None
         if self.zone_lane_ids:
-            def weight(zone):
-                return zone_per_100m(zone, lengths) if measure in PER_100M else 1.0
+            def weight(zone, shares=None):
+                return zone_per_100m(zone, lengths, shares) if measure in PER_100M else 1.0
             self._zone_terms = [
-                (tuple((zones.incoming(a), n * weight(zones.incoming(a))) for a, n in ins),
-                 tuple((zones.outgoing(b), n * weight(zones.outgoing(b))) for b, n in outs))
+                (tuple((zones.incoming(a), n * weight(zones.incoming(a), zones.incoming_shares(a)),
+                        zones.incoming_shares(a)) for a, n in ins),
+                 tuple((zones.outgoing(b), n * weight(zones.outgoing(b)), None) for b, n in outs))
                 for ins, outs in self._lane_terms]
         self._memo_obs: Observation | None = None
         self._memo: list[float] = []
@@ -149,9 +159,9 @@ class MaxPressureController:
         total = 0.0
         if self._zone_terms is not None:
             ins, outs = self._zone_terms[phase]
-            for zone, w in ins:
-                total += w * zone_sum(lanes, zone, x_in)
-            for zone, w in outs:
+            for zone, w, shares in ins:
+                total += w * zone_sum(lanes, zone, x_in, shares)
+            for zone, w, _ in outs:
                 total -= w * zone_sum(lanes, zone, x_out)
             return total
         per_m = self._per_100m
@@ -218,6 +228,10 @@ def _stopped_veh(lane) -> int:
     return lane.queue_veh if n is None else n
 
 
+#: skip: a lane that feeds several lanes belongs to no zone upstream; split: it does, each lane it feeds
+#: counting its share of its vehicles (`sim.lane_zones.split_zones`), so a turn pocket shorter than its queue
+#: sees the queue standing before it
+SHARED_LANES = ("skip", "split")
 #: hold: a tie with the current phase keeps it; first: the first phase of the largest pressure is served,
 #: even when the current phase ties with it (the plain reference's rule)
 TIES = ("hold", "first")
@@ -237,4 +251,5 @@ def make_max_pressure(inter: Intersection, ctx: ControlContext) -> MaxPressureCo
     return MaxPressureController(inter, float(o.get("period_s", PERIOD_S)), str(o.get("measure", MEASURE)),
                                  float(o.get("min_hold_s", MIN_HOLD_S)), str(o.get("ties", "hold")), lost,
                                  ctx.lane_length_m, float(o.get("zone_m", ZONE_M)), ctx.lane_upstream,
-                                 ctx.lane_downstream, str(o.get("serving", "measure")))
+                                 ctx.lane_downstream, str(o.get("serving", "measure")),
+                                 str(o.get("shared_lanes", SHARED_LANES_DEFAULT)), ctx.lane_upstream_split)

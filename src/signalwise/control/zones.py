@@ -14,7 +14,7 @@ lane alone. One implementation, so both controllers see the same zones.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 #: lanes shorter than one car are counted as one car long (density: per 100 m of the zone)
 MIN_LANE_M = 7.5
@@ -22,6 +22,8 @@ MIN_LANE_M = 7.5
 UNKNOWN_LANE_M = 100.0
 
 Neighbours = Mapping[str, tuple[tuple[str, float], ...]]
+#: per lane: (lane, distance from the junction, share of its vehicles counted), as `sim.lane_zones.split_zones`
+SplitNeighbours = Mapping[str, tuple[tuple[str, float, float], ...]]
 
 
 class MovementZones:
@@ -34,10 +36,23 @@ class MovementZones:
     """
 
     def __init__(self, movements: Iterable[tuple[str, str]], zone_m: float = 0.0,
-                 upstream: Neighbours | None = None, downstream: Neighbours | None = None):
+                 upstream: Neighbours | None = None, downstream: Neighbours | None = None,
+                 upstream_split: SplitNeighbours | None = None):
         movements = tuple(movements)
         self.zone_m = max(0.0, float(zone_m))
-        self._in = _zones((a for a, _ in movements), upstream, self.zone_m)
+        #: per incoming lane whose zone holds a shared lane: the share of each zone lane's vehicles counted
+        self._in_shares: dict[str, tuple[float, ...]] = {}
+        if upstream_split is not None:
+            self._in = {}
+            for lane in dict.fromkeys(a for a, _ in movements):
+                near = [(other, share) for other, distance_m, share in upstream_split.get(lane, ())
+                        if distance_m < self.zone_m]
+                if near:
+                    self._in[lane] = (lane, *(other for other, _ in near))
+                    if any(share < 1.0 for _, share in near):
+                        self._in_shares[lane] = (1.0, *(share for _, share in near))
+        else:
+            self._in = _zones((a for a, _ in movements), upstream, self.zone_m)
         self._out = _zones((b for _, b in movements), downstream, self.zone_m)
         #: the lanes read besides the movements' own (a runtime must observe them too)
         self.extra_lane_ids = tuple(dict.fromkeys(lane for z in (*self._in.values(), *self._out.values())
@@ -51,19 +66,36 @@ class MovementZones:
         """The lanes measured for outgoing lane `lane`, itself first."""
         return self._out.get(lane, (lane,))
 
+    def incoming_shares(self, lane: str) -> tuple[float, ...] | None:
+        """The share of each lane of `incoming(lane)` counted for it; None when every lane counts whole."""
+        return self._in_shares.get(lane)
 
-def zone_per_100m(zone: Iterable[str], lane_length_m: Mapping[str, float]) -> float:
-    """Density weight of a zone: 100 m over its whole length (at least one car long)."""
-    return 100.0 / max(sum(lane_length_m.get(lane, UNKNOWN_LANE_M) for lane in zone), MIN_LANE_M)
+
+def zone_per_100m(zone: Iterable[str], lane_length_m: Mapping[str, float],
+                  shares: Sequence[float] | None = None) -> float:
+    """Density weight of a zone: 100 m over its whole length (at least one car long); a shared lane counts
+    its share of its length, as it counts its share of its vehicles."""
+    if shares is None:
+        length_m = sum(lane_length_m.get(lane, UNKNOWN_LANE_M) for lane in zone)
+    else:
+        length_m = sum(lane_length_m.get(lane, UNKNOWN_LANE_M) * w for lane, w in zip(zone, shares, strict=True))
+    return 100.0 / max(length_m, MIN_LANE_M)
 
 
-def zone_sum(lanes: Mapping, zone: Iterable[str], x: Callable) -> float:
-    """Sum of `x(lane state)` over the zone's lanes the observation has (a lane not observed counts 0)."""
+def zone_sum(lanes: Mapping, zone: Iterable[str], x: Callable, shares: Sequence[float] | None = None) -> float:
+    """Sum of `x(lane state)` over the zone's lanes the observation has (a lane not observed counts 0), each
+    times its share when `shares` are given."""
     total = 0
-    for lane in zone:
+    if shares is None:
+        for lane in zone:
+            s = lanes.get(lane)
+            if s is not None:
+                total += x(s)
+        return total
+    for lane, w in zip(zone, shares, strict=True):
         s = lanes.get(lane)
         if s is not None:
-            total += x(s)
+            total += w * x(s)
     return total
 
 

@@ -193,6 +193,8 @@ class RunConfig(BaseModel):
         "lost_time_s (clearance = the yellow + all-red of the phase that ends; 0 = the plain rule), ties (hold | first), "
         "serving (measure | moving: with measure halting, queue or stopped, the current green's moving vehicles "
         "count too), "
+        "shared_lanes (split: a lane that feeds several turn pockets counts for each its share of its vehicles; "
+        "skip: it counts for none), "
         "zone_m (50: a lane shorter than this is measured with the lanes up or down the road within it; 0 = each "
         "lane alone); the timing profile sets what its rules fix"))
 

@@ -398,14 +398,15 @@ class LoopStepper:
         all_movements = [m for i in inters for m in i.movements]
         roads = [m for m in all_movements if not m.is_crosswalk]
         # every field knows its network: SUMO loaded it, a feed-only field read it from the network file
-        upstream, downstream = self.backend.lane_zones(sorted({m.in_lane for m in roads if m.in_lane}),
-                                                       sorted({m.out_lane for m in roads if m.out_lane}))
+        in_lanes = sorted({m.in_lane for m in roads if m.in_lane})
+        upstream, downstream = self.backend.lane_zones(in_lanes, sorted({m.out_lane for m in roads if m.out_lane}))
+        split = self.backend.lane_split_zones(in_lanes)
         lanes = {lane for m in roads for lane in (m.in_lane, m.out_lane) if lane}
-        lanes |= listed_lanes(upstream, downstream)
-        # a worker field answers these lengths from its `lane_zones` reply, not with a request per lane
+        lanes |= listed_lanes(upstream, downstream) | {lane for zone in split.values() for lane, _, _ in zone}
+        # a worker field answers these lengths from its zone replies, not with a request per lane
         ctx = ControlContext(cfg.step_length_s, nominal_lane_flows(self.scenario, all_movements), cfg.seed,
                              dict(cfg.controller_options), {lane: self.backend.lane_length_m(lane) for lane in lanes},
-                             upstream, downstream)
+                             upstream, downstream, split)
         #: what the controllers were built with (a live runtime builds replacements from it)
         self.context = ctx
         shield_cfg = shield_config(cfg)

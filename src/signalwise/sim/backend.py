@@ -21,7 +21,7 @@ from ..core.types import (
     ObservationNeed,
     SourceHealth,
 )
-from .lane_zones import ZONE_REACH_M, lane_zones
+from .lane_zones import ZONE_REACH_M, lane_zones, split_zones
 from .signal_model import RefusedSignal, TimingDefaults, read_all
 from .sumo_home import import_libsumo, sumo_binary
 
@@ -323,12 +323,23 @@ class SumoBackend:
     def lane_zones(self, in_lanes: Iterable[str], out_lanes: Iterable[str], reach_m: float = ZONE_REACH_M):
         """The lanes upstream of each incoming lane and downstream of each outgoing one, within `reach_m`
         and not across another signal's stop line, with their distances (`sim.lane_zones`)."""
+        successors, signal_lanes = self._lane_graph()
+        return lane_zones(in_lanes, out_lanes, successors, signal_lanes, self.api.lane.getLength, reach_m)
+
+    def lane_split_zones(self, in_lanes: Iterable[str], reach_m: float = ZONE_REACH_M):
+        """Each incoming lane's upstream zone through lanes that feed several lanes, each lane with its
+        distance and share (`sim.lane_zones.split_zones`)."""
+        successors, signal_lanes = self._lane_graph()
+        return split_zones(in_lanes, successors, signal_lanes, self.api.lane.getLength, reach_m)
+
+    def _lane_graph(self) -> tuple[dict[str, list[str]], set[str]]:
+        """The lanes each lane feeds (internal lanes left out), and the lanes that end at a signal."""
         la = self.api.lane
         successors = {lane: [link[0] for link in la.getLinks(lane)]
                       for lane in la.getIDList() if not lane.startswith(":")}
         signal_lanes = {lane for tls in self.api.trafficlight.getIDList()
                         for lane in self.api.trafficlight.getControlledLanes(tls)}
-        return lane_zones(in_lanes, out_lanes, successors, signal_lanes, la.getLength, reach_m)
+        return successors, signal_lanes
 
     def halting_veh(self, lanes: Iterable[str]) -> int:
         """Vehicles halting (below 0.1 m/s) on `lanes`: the ground-truth queue."""

@@ -65,6 +65,50 @@ def lane_zones(in_lanes: Iterable[str], out_lanes: Iterable[str], successors: Ma
             {lane: zone_lanes(lane, downstream, length_m, reach_m) for lane in out_lanes})
 
 
+def split_zones(in_lanes: Iterable[str], successors: Mapping[str, Iterable[str]], signal_lanes: Set[str],
+                length_m: Callable[[str], float], reach_m: float = ZONE_REACH_M,
+                ) -> dict[str, tuple[tuple[str, float, float], ...]]:
+    """Each incoming lane's upstream zone, pocket splits included, each lane with its distance from the
+    junction and its share: the fraction of its vehicles counted for this lane.
+
+    `lane_zones` stops at a lane that feeds several lanes. Where the lanes at the stop line are turn pockets
+    shorter than a car (netgenerate's pockets, many OSM imports), the queue stands on the lane before them,
+    which feeds the pocket and the through lane, so each pocket shows one car at most and the queue is
+    unseen. Here the walk goes on through a lane whose every successor ends at a signal's stop line, and a
+    lane that feeds k of them gives each 1/k of its vehicles (their turns are unknown to a detector); the
+    lanes behind it keep that share. A lane that also feeds a road without a signal is a fork, not a pocket
+    split: some of its vehicles never come here (on ingolstadt1 counting half of one served a side street
+    nobody was waiting on), so it stays out. Nearest first; a lane reached twice keeps the larger share.
+    """
+    preds: dict[str, list[str]] = {}
+    fan: dict[str, int] = {}
+    succ_at_signal: dict[str, bool] = {}
+    for lane, nexts in successors.items():
+        nexts = set(nexts)
+        fan[lane] = len(nexts)
+        succ_at_signal[lane] = all(n in signal_lanes for n in nexts)
+        for nxt in nexts:
+            preds.setdefault(nxt, []).append(lane)
+    out: dict[str, tuple[tuple[str, float, float], ...]] = {}
+    for lane in in_lanes:
+        found: dict[str, tuple[float, float]] = {}
+        frontier = [(lane, length_m(lane), 1.0)]
+        while frontier:
+            here, far_end_m, share = frontier.pop(0)
+            if far_end_m >= reach_m:
+                continue
+            for p in preds.get(here, ()):
+                if p == lane or p in signal_lanes or (fan[p] > 1 and not succ_at_signal[p]):
+                    continue
+                p_share = share / max(fan.get(p, 1), 1)
+                if p in found and found[p][1] >= p_share:
+                    continue
+                found[p] = (far_end_m, p_share)
+                frontier.append((p, far_end_m + length_m(p), p_share))
+        out[lane] = tuple(sorted(((p, d, w) for p, (d, w) in found.items()), key=lambda t: (t[1], t[0])))
+    return out
+
+
 def listed_lanes(*sides: Mapping[str, tuple[tuple[str, float], ...]]) -> set[str]:
     """Every lane some zone of `sides` (the upstream and downstream halves of `lane_zones`) lists."""
     return {lane for side in sides for zone in side.values() for lane, _ in zone}

@@ -305,6 +305,12 @@ class SumoProcess:
         self._lane_length_m.update(lengths_m)
         return upstream, downstream
 
+    def lane_split_zones(self, in_lanes: Iterable[str], reach_m: float = ZONE_REACH_M):
+        """As `SumoBackend.lane_split_zones`; the lengths of the lanes listed come back in the same exchange."""
+        zones, lengths_m = self._call("lane_split_zones", tuple(in_lanes), float(reach_m))
+        self._lane_length_m.update(lengths_m)
+        return zones
+
     def halting_veh(self, lanes: Iterable[str]) -> int:
         """Vehicles halting (below 0.1 m/s) on `lanes`: the ground-truth queue."""
         lanes = tuple(lanes)
@@ -465,6 +471,7 @@ class _Child:
             "lane_shapes": b.lane_shapes,
             "lane_length_m": b.lane_length_m,
             "lane_zones": self.lane_zones,
+            "lane_split_zones": self.lane_split_zones,
             "halting_veh": b.halting_veh,
             "halting_by_lane": b.halting_by_lane,
             "standing_in_junctions": b.standing_in_junctions,
@@ -548,6 +555,12 @@ class _Child:
         upstream, downstream = self.backend.lane_zones(in_lanes, out_lanes, reach_m)
         lanes = {*in_lanes, *out_lanes, *listed_lanes(upstream, downstream)}
         return upstream, downstream, {lane: self.backend.lane_length_m(lane) for lane in lanes}
+
+    def lane_split_zones(self, in_lanes: tuple[str, ...], reach_m: float) -> tuple:
+        """The split zones, and the length of every lane they list."""
+        zones = self.backend.lane_split_zones(in_lanes, reach_m)
+        lanes = {lane for zone in zones.values() for lane, _, _ in zone}
+        return zones, {lane: self.backend.lane_length_m(lane) for lane in lanes}
 
     def register_lanes(self, lanes: tuple[str, ...]) -> None:
         unknown = sorted(set(lanes) - set(self.api.lane.getIDList()))

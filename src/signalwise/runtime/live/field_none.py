@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ...core.types import EmergencyApproach, Intersection, Observation, ObservationNeed
-from ...sim.lane_zones import ZONE_REACH_M, lane_zones
+from ...sim.lane_zones import ZONE_REACH_M, lane_zones, split_zones
 
 
 class ShadowSink:
@@ -85,6 +85,11 @@ class FeedField:
         """As `SumoBackend.lane_zones`, from the network file: the same zones a SUMO field gives."""
         net = self.network
         return lane_zones(in_lanes, out_lanes, net.successors, net.signal_lanes, self.lane_length_m, reach_m)
+
+    def lane_split_zones(self, in_lanes: Iterable[str], reach_m: float = ZONE_REACH_M):
+        """As `SumoBackend.lane_split_zones`, from the network file."""
+        net = self.network
+        return split_zones(in_lanes, net.successors, net.signal_lanes, self.lane_length_m, reach_m)
 
     def halting_by_lane(self, lanes: Iterable[str]) -> dict[str, int]:
         lanes = tuple(lanes)
