@@ -20,8 +20,9 @@ each rule's share of the price is measured on the same seeds:
     +teleport    SUMO's teleport after 300 s of standstill
     +rules       max-pressure only: the safety profile's decision rules (every 5 s,
                  10 s hold, a change must pay for its clearance) and its pressure
-                 (every vehicle in and halting vehicles out, per 100 m, where the
-                 benchmark's is RESCO's halting vehicles in and out)
+                 (every vehicle in and halting vehicles out, per 100 m, the lane before
+                 a pocket split among the pockets, where the benchmark's is RESCO's
+                 halting vehicles in and out)
     safety       all of them
 
 Each cell is one lean `signalwise run` in a fresh process, cached under OUT
@@ -38,7 +39,7 @@ import os
 
 from resco import _stats, add_sweep_options, cell_notes, cell_path, keep_table, load_cells, run_sweep
 
-from signalwise.control.max_pressure import MEASURE
+from signalwise.control.max_pressure import MEASURE, SHARED_LANES_DEFAULT
 
 #: variant -> RunConfig keys it sets beside the benchmark profile; None = a whole named profile
 VARIANTS: dict[str, dict | None] = {
@@ -51,7 +52,8 @@ VARIANTS: dict[str, dict | None] = {
     "+cycle": {"timing": {"profile": "benchmark", "cycle_min_s": 40.0, "cycle_max_s": 150.0}},
     "+teleport": {"timing": "benchmark", "time_to_teleport_s": 300.0},
     "+rules": {"timing": "benchmark", "controller_options": {"period_s": 5.0, "min_hold_s": 10.0,
-                                                             "lost_time_s": "clearance", "measure": MEASURE}},
+                                                             "lost_time_s": "clearance", "measure": MEASURE,
+                                                             "shared_lanes": SHARED_LANES_DEFAULT}},
     "safety": None,
 }
 #: variants that only mean something for one controller

@@ -165,7 +165,8 @@ def test_each_safety_price_variant_adds_exactly_its_safety_rule_to_the_benchmark
     benchmark, safety = resolve({"timing": "benchmark"}), resolve({"timing": "safety"})
     defaults = {"period_s": max_pressure.PERIOD_S, "min_hold_s": max_pressure.MIN_HOLD_S,
                 "lost_time_s": max_pressure.LOST_TIME,
-                "measure": max_pressure.MEASURE}  # what max-pressure does when the safety profile sets none
+                "measure": max_pressure.MEASURE,
+                "shared_lanes": max_pressure.SHARED_LANES_DEFAULT}  # what max-pressure does when the safety profile sets none
     def flat(cfg: dict) -> dict:  # (key, sub-key or None) -> value, one level of nesting (timing, options)
         return {(k, sk): v for k, val in cfg.items()
                 for sk, v in (val.items() if isinstance(val, dict) else [(None, val)])}
