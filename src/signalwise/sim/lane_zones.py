@@ -77,8 +77,8 @@ def split_zones(in_lanes: Iterable[str], successors: Mapping[str, Iterable[str]]
     unseen. Here the walk goes on through a lane whose every successor ends at a signal's stop line, and a
     lane that feeds k of them gives each 1/k of its vehicles (their turns are unknown to a detector); the
     lanes behind it keep that share. A lane that also feeds a road without a signal is a fork, not a pocket
-    split: some of its vehicles never come here (on ingolstadt1 counting half of one served a side street
-    nobody was waiting on), so it stays out. Nearest first; a lane reached twice keeps the larger share.
+    split: some of its vehicles never come here (on ingolstadt1, counted, it added vehicles bound elsewhere to
+    the side street's pressure), so it stays out. Nearest first; a lane reached twice keeps the larger share.
     """
     preds: dict[str, list[str]] = {}
     fan: dict[str, int] = {}
@@ -100,7 +100,7 @@ def split_zones(in_lanes: Iterable[str], successors: Mapping[str, Iterable[str]]
             for p in preds.get(here, ()):
                 if p == lane or p in signal_lanes or (fan[p] > 1 and not succ_at_signal[p]):
                     continue
-                p_share = share / max(fan.get(p, 1), 1)
+                p_share = share / fan[p]
                 if p in found and found[p][1] >= p_share:
                     continue
                 found[p] = (far_end_m, p_share)
