@@ -107,6 +107,8 @@ class SumoBackend:
         self._count_states: dict[tuple[int, int], LaneState] = {}
         #: per lane, the vehicles an observation saw halting there that have not left it (`lane_stopped`)
         self._stopped_ids: dict[str, set[str]] = {}
+        #: the lanes each lane feeds and the lanes at a signal: the network does not change while it runs
+        self._lane_graph_read: tuple[dict[str, list[str]], set[str]] | None = None
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
@@ -333,13 +335,16 @@ class SumoBackend:
         return split_zones(in_lanes, successors, signal_lanes, self.api.lane.getLength, reach_m)
 
     def _lane_graph(self) -> tuple[dict[str, list[str]], set[str]]:
-        """The lanes each lane feeds (internal lanes left out), and the lanes that end at a signal."""
-        la = self.api.lane
-        successors = {lane: [link[0] for link in la.getLinks(lane)]
-                      for lane in la.getIDList() if not lane.startswith(":")}
-        signal_lanes = {lane for tls in self.api.trafficlight.getIDList()
-                        for lane in self.api.trafficlight.getControlledLanes(tls)}
-        return successors, signal_lanes
+        """The lanes each lane feeds (internal lanes left out), and the lanes that end at a signal; read once,
+        for both kinds of zones."""
+        if self._lane_graph_read is None:
+            la = self.api.lane
+            successors = {lane: [link[0] for link in la.getLinks(lane)]
+                          for lane in la.getIDList() if not lane.startswith(":")}
+            signal_lanes = {lane for tls in self.api.trafficlight.getIDList()
+                            for lane in self.api.trafficlight.getControlledLanes(tls)}
+            self._lane_graph_read = (successors, signal_lanes)
+        return self._lane_graph_read
 
     def halting_veh(self, lanes: Iterable[str]) -> int:
         """Vehicles halting (below 0.1 m/s) on `lanes`: the ground-truth queue."""

@@ -74,38 +74,30 @@ def split_zones(in_lanes: Iterable[str], successors: Mapping[str, Iterable[str]]
     `lane_zones` stops at a lane that feeds several lanes. Where the lanes at the stop line are turn pockets
     shorter than a car (netgenerate's pockets, many OSM imports), the queue stands on the lane before them,
     which feeds the pocket and the through lane, so each pocket shows one car at most and the queue is
-    unseen. Here the walk goes on through a lane whose every successor ends at a signal's stop line, and a
-    lane that feeds k of them gives each 1/k of its vehicles (their turns are unknown to a detector); the
-    lanes behind it keep that share. A lane that also feeds a road without a signal is a fork, not a pocket
+    unseen. Here a lane whose every successor ends at a signal's stop line is entered too, and feeding k of
+    them it gives each 1/k of its vehicles (their turns are unknown to a detector); the lanes behind it,
+    walked as `lane_zones` walks, keep that share. Such a lane can only feed the stop line itself, so only
+    the first step meets one. A lane that also feeds a road without a signal is a fork, not a pocket
     split: some of its vehicles never come here (on ingolstadt1, counted, it added vehicles bound elsewhere to
-    the side street's pressure), so it stays out. Nearest first; a lane reached twice keeps the larger share.
+    the side street's pressure), so it stays out. Nearest first.
     """
+    fan = {lane: len(set(nexts)) for lane, nexts in successors.items()}
     preds: dict[str, list[str]] = {}
-    fan: dict[str, int] = {}
-    succ_at_signal: dict[str, bool] = {}
     for lane, nexts in successors.items():
-        nexts = set(nexts)
-        fan[lane] = len(nexts)
-        succ_at_signal[lane] = all(n in signal_lanes for n in nexts)
-        for nxt in nexts:
+        for nxt in set(nexts):
             preds.setdefault(nxt, []).append(lane)
+    behind = lambda x: [p for p in preds.get(x, ()) if p not in signal_lanes and fan[p] == 1]  # noqa: E731
     out: dict[str, tuple[tuple[str, float, float], ...]] = {}
     for lane in in_lanes:
-        found: dict[str, tuple[float, float]] = {}
-        frontier = [(lane, length_m(lane), 1.0)]
-        while frontier:
-            here, far_end_m, share = frontier.pop(0)
-            if far_end_m >= reach_m:
+        stop_m = length_m(lane)
+        zone: list[tuple[str, float, float]] = []
+        for p in preds.get(lane, ()) if stop_m < reach_m else ():
+            if p in signal_lanes or (fan[p] > 1 and not all(n in signal_lanes for n in successors[p])):
                 continue
-            for p in preds.get(here, ()):
-                if p == lane or p in signal_lanes or (fan[p] > 1 and not succ_at_signal[p]):
-                    continue
-                p_share = share / fan[p]
-                if p in found and found[p][1] >= p_share:
-                    continue
-                found[p] = (far_end_m, p_share)
-                frontier.append((p, far_end_m + length_m(p), p_share))
-        out[lane] = tuple(sorted(((p, d, w) for p, (d, w) in found.items()), key=lambda t: (t[1], t[0])))
+            share = 1.0 / fan[p]
+            zone.append((p, stop_m, share))
+            zone.extend((q, stop_m + d, share) for q, d in zone_lanes(p, behind, length_m, reach_m - stop_m))
+        out[lane] = tuple(sorted(zone, key=lambda t: (t[1], t[0])))
     return out
 
 
