@@ -22,7 +22,15 @@ time, and the best published RESCO result where there is one.
         --out bench/out/learning_profiles_wait        # docs/learning.md: cologne8's price of safety 1.21x
     .venv/bin/python bench/learning_profiles.py --networks resco:arterial4x4 --measure count --start actuated \
         --cycle-calls --out bench/out/learning_profiles_calls   # the safety side's cycle bound runs from calls
+    .venv/bin/python bench/learning_profiles.py --networks gen:grid-turns,gen:rand-turns --measure density \
+        --start max-pressure-hold --shared-lanes split --profiles safety --out bench/out/learning_generated_split
     .venv/bin/python bench/learning_profiles.py            # all 8 RESCO networks and the 3 built-ins: hours
+
+`gen:NAME` is one of bench/random_networks.py's generated networks (made
+under bench/out/random_networks/nets on first use), run for its 1,800 s of
+demand with `--net`/`--routes`. `--shared-lanes split` trains the agent
+with the lane before a turn pocket counted for each pocket, as the default
+max-pressure counts it.
 
 With --cycle-calls the safety side trains (`signalwise train --cycle-calls`)
 and compares (`--config` with `timing: {cycle_calls: true}`) under a cycle
@@ -61,6 +69,19 @@ def run(cmd: list[str]) -> float:
     return time.perf_counter() - t0
 
 
+def network_args(network: str) -> list[str]:
+    """`-s NAME`, or for `gen:NAME` the generated network's files and demand window."""
+    if not network.startswith("gen:"):
+        return ["-s", network]
+    from random_networks import DURATION_S, NETWORKS, generate
+
+    name = network.removeprefix("gen:")
+    if name not in NETWORKS:
+        raise SystemExit(f"error: {network}: generated networks are {', '.join('gen:' + n for n in NETWORKS)}")
+    net, routes = generate(name, Path("bench/out/random_networks"))
+    return ["--net", str(net.resolve()), "--routes", str(routes.resolve()), "--duration", f"{DURATION_S:g}"]
+
+
 def one(network: str, profile: str, out: Path, generations: int, measure: str, seeds: int,
         start: str = "max-pressure", zone_m: float | None = None, extra: tuple[str, ...] = (),
         cycle_calls: bool = False) -> dict:
@@ -68,7 +89,7 @@ def one(network: str, profile: str, out: Path, generations: int, measure: str, s
     wall = None
     calls = cycle_calls and profile == "safety"  # the benchmark profile has no cycle bound to count from calls
     if not model.is_dir():  # resumable: a trained model is kept
-        wall = run([SIGNALWISE, "train", "--agent", "phase-score", "-s", network, "--timing", profile,
+        wall = run([SIGNALWISE, "train", "--agent", "phase-score", *network_args(network), "--timing", profile,
                     "--generations", str(generations), "--measure", measure, "--seed", "1",
                     "--start", start, "--out", str(out / "train"),
                     *(["--zone-m", f"{zone_m:g}"] if zone_m is not None else []), *extra,
@@ -80,7 +101,7 @@ def one(network: str, profile: str, out: Path, generations: int, measure: str, s
             out.mkdir(parents=True, exist_ok=True)
             (out / "calls.yaml").write_text("timing: {cycle_calls: true}\n")
             config = ["--config", str(out / "calls.yaml")]
-        run([SIGNALWISE, "compare", "-s", network, "--timing", profile, "--seeds", str(seeds), *config,
+        run([SIGNALWISE, "compare", *network_args(network), "--timing", profile, "--seeds", str(seeds), *config,
              "--controllers", f"fixed,max-pressure,ql:{model.resolve()}", "--out", str(out / "compare")])
     delay = json.loads(summary.read_text())["metrics"]["avg_delay_s"]["controllers"]
     values = {c.split(":", 1)[0]: e["values"] for c, e in delay.items()}
@@ -118,6 +139,8 @@ def main() -> None:
     ap.add_argument("--popsize", type=int, default=None, help="candidates per generation (signalwise train --popsize)")
     ap.add_argument("--seeds-per-generation", type=int, default=1,
                     help="training seeds every candidate runs (signalwise train --seeds-per-generation)")
+    ap.add_argument("--shared-lanes", default=None, choices=("skip", "split"),
+                    help="the lane before a turn pocket (signalwise train --shared-lanes)")
     ap.add_argument("--cycle-calls", action="store_true",
                     help="the safety side's cycle bound runs from calls (timing key cycle_calls), in training and "
                          "in the comparison")
@@ -129,7 +152,8 @@ def main() -> None:
              *(("--period", f"{args.period:g}") if args.period is not None else ()),
              *(("--restarts", str(args.restarts)) if args.restarts != 1 else ()),
              *(("--popsize", str(args.popsize)) if args.popsize is not None else ()),
-             *(("--seeds-per-generation", str(args.seeds_per_generation)) if args.seeds_per_generation != 1 else ()))
+             *(("--seeds-per-generation", str(args.seeds_per_generation)) if args.seeds_per_generation != 1 else ()),
+             *(("--shared-lanes", args.shared_lanes) if args.shared_lanes else ()))
     rows = []
     for network in [n for n in args.networks.split(",") if n]:
         for profile in profiles:

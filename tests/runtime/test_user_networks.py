@@ -15,6 +15,7 @@ import gzip
 from pathlib import Path
 
 import pytest
+from support.networks import generated_network_with_pockets
 
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.run import execute_run
@@ -73,24 +74,6 @@ def test_the_sweep_covers_bicycles_pedestrians_and_osm_imports():
     assert MUST_COMPLETE <= names
 
 
-def _generated_network_with_pockets(folder: Path) -> tuple[Path, Path]:
-    """A random network from SUMO's own generator: 2 lanes, a left-turn pocket at every approach, signals
-    where SUMO guesses them; random trips over 600 s (both tools ship in the eclipse-sumo package)."""
-    import os
-    import subprocess
-    import sys
-
-    home = sumo_home()
-    env = {**os.environ, "SUMO_HOME": str(home)}
-    net, trips = folder / "net.net.xml", folder / "trips.rou.xml"
-    subprocess.run([str(home / "bin" / "netgenerate"), "--rand", "--rand.iterations", "30", "--seed", "7", "-L", "2",
-                    "--turn-lanes", "1", "--tls.guess", "-o", str(net)], check=True, capture_output=True, env=env)
-    subprocess.run([sys.executable, str(home / "tools" / "randomTrips.py"), "-n", str(net), "-e", "600", "-p", "1.5",
-                    "--seed", "42", "--validate", "-o", str(trips)], check=True, capture_output=True, env=env,
-                   cwd=folder)
-    return net, trips
-
-
 def test_a_generated_network_with_turn_pockets_runs_every_classical_controller(tmp_path):
     """Where halting vehicles out differ from every vehicle out: the vehicles a green has just let through,
     still moving on the lanes out, do not cut it short, so max-pressure changes phase less often. The pockets
@@ -98,7 +81,7 @@ def test_a_generated_network_with_turn_pockets_runs_every_classical_controller(t
     that lane out, the split zones count half of it for each."""
     from signalwise.sim.backend import SumoBackend, SumoOptions
 
-    net, trips = _generated_network_with_pockets(tmp_path)
+    net, trips = generated_network_with_pockets(tmp_path)
     with SumoBackend(SumoOptions(net_file=net, route_files=(trips,))) as backend:
         in_lanes = sorted({lane for tls in backend.api.trafficlight.getIDList()
                            for lane in backend.api.trafficlight.getControlledLanes(tls)})

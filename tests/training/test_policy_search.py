@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.networks import generated_network_with_pockets
 
 from signalwise.control.learning.phase_score import MAX_PRESSURE_WEIGHTS
-from signalwise.control.learning.qtable import load_model
+from signalwise.control.learning.qtable import load_model, save_model
 from signalwise.control.learning.shipped import shipped_model_path
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.run import execute_run
@@ -81,6 +82,34 @@ def test_train_phase_score_from_the_command_line(tmp_path):
     bad = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--zone-m", "-1",
                           "--out", str(tmp_path / "v")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--zone-m" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_train_with_shared_lanes_split_on_a_network_with_turn_pockets(tmp_path):
+    """SUMO's generator makes pockets shorter than a car: the model trained with the split reads the lane before
+    each pocket, records it, and runs on it under the shield; the same weights with the lanes skipped decide
+    otherwise."""
+    net, trips = generated_network_with_pockets(tmp_path)
+    p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--net", str(net), "--routes", str(trips),
+                        "--generations", "1", "--popsize", "2", "--validation-seeds", "1", "--duration", "300",
+                        "--measure", "density", "--shared-lanes", "split", "--out", str(tmp_path / "t")],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert "the lane before a turn pocket counts for each pocket, split" in p.stderr
+    model = load_model(tmp_path / "t" / "model")
+    assert model.meta["policy"]["shared_lanes"] == "split" and model.meta["training"]["violations"] == 0
+    model.meta["policy"]["shared_lanes"] = "skip"
+    save_model(tmp_path / "skip", model)
+    states = {}
+    for name, path in (("split", tmp_path / "t" / "model"), ("skip", tmp_path / "skip")):
+        cfg = RunConfig(net=net, routes=[trips], controller=f"ql:{path}", duration_s=300, emissions=False,
+                        record="lean", out_dir=tmp_path)
+        result = execute_run(cfg, tmp_path / f"run-{name}")
+        assert result.metrics["safety"]["violations"] == 0 and result.metrics["controller_ran"]
+        states[name] = (result.run_dir / "signal_states.csv").read_text()
+    assert states["split"] != states["skip"]
+    bad = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--shared-lanes", "all",
+                          "--out", str(tmp_path / "u")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--shared-lanes must be skip or split" in bad.stderr
 
 
 def test_train_with_cycle_calls_records_the_rule_its_episodes_ran_under(tmp_path):

@@ -72,6 +72,11 @@ def train_command(
                          "shorter than this is read with the lanes up or down the road within it, as max-pressure "
                          "does (default: max-pressure's under --timing: 50, 0 under reference; 0 = each lane "
                          "alone)")] = None,
+    shared_lanes: Annotated[str, typer.Option(
+        "--shared-lanes", help="phase-score: a lane that feeds several stop-line lanes (before a turn pocket): "
+                               "skip (in no zone) | split (each pocket's zone counts its share of it, as "
+                               "max-pressure's default does: a pocket shorter than its queue then sees the queue "
+                               "behind it)")] = "skip",
     start: Annotated[str, typer.Option(
         help="phase-score: where the search starts: max-pressure (halting vehicles, no hold) | actuated "
              "(extend a green while its detectors see traffic, every 1 s; all features) | max-pressure-hold "
@@ -132,7 +137,8 @@ def train_command(
     if agent == "phase-score":
         _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
                       duration, timing, sumocfg, net, routes, ray, measure, start, zone_m, period, restarts,
-                      add_feature or [], cycle_calls, per_signal, sigma, neighbour_weight, hold_neighbours)
+                      add_feature or [], cycle_calls, per_signal, sigma, neighbour_weight, hold_neighbours,
+                      shared_lanes)
         return
     if agent != "tabular":
         _fail("--agent must be phase-score or tabular")
@@ -268,7 +274,7 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
 def _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
                   duration, timing, sumocfg, net, routes, ray, measure="count", start="max-pressure",
                   zone_m=None, period=None, restarts=1, add_feature=(), cycle_calls=False, per_signal=False,
-                  sigma=1.0, neighbour_weight=0.0, hold_neighbours=False) -> None:
+                  sigma=1.0, neighbour_weight=0.0, hold_neighbours=False, shared_lanes="skip") -> None:
     import dataclasses
     import time
 
@@ -308,6 +314,8 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
         _fail("--measure must be count or density")
     if zone_m is not None and not zone_m >= 0:
         _fail("--zone-m is a distance in metres, 0 or more")
+    if shared_lanes not in ("skip", "split"):
+        _fail("--shared-lanes must be skip or split")
     if not sigma > 0:
         _fail("--sigma must be above 0")
     if not neighbour_weight >= 0:
@@ -327,7 +335,7 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
                        seeds_per_generation=seeds_per_generation, validation_seeds=validation_seeds, seed=seed,
                        workers=workers, out=out, duration_s=duration, run=run, sumocfg=sumocfg, net=net,
                        routes=list(routes or []), ray_address=ray, measure=measure, zone_m=zone_m,
-                       features=begin.features(), start=begin.vector(begin.features()),
+                       shared_lanes=shared_lanes, features=begin.features(), start=begin.vector(begin.features()),
                        start_name=next(iter(starts)), period_s=begin.period_s, restarts=restarts,
                        start_signal_weights=begin.signal_vectors(begin.features()), per_signal=per_signal,
                        sigma0=sigma, neighbour_weight=neighbour_weight, hold_neighbours=hold_neighbours)
@@ -366,6 +374,8 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
     console.print(f"model: {out / 'model'}  ({model.meta['training']['episodes']} episodes, "
                   f"{time.monotonic() - started:.0f} s in all, shield violations {model.meta['training']['violations']})")
     console.print(f"measured over {pol['zone_m']:g} m lane zones" if pol["zone_m"] else "measured lane by lane")
+    if pol.get("shared_lanes") == "split":
+        console.print("the lane before a turn pocket counts for each pocket, split")
     console.print("weights: " + ", ".join(f"{f} {w:+.3g}" for f, w in zip(pol["features"], pol["weights"], strict=True)))
     if pol.get("signal_weights"):
         console.print(f"each of {len(pol['signal_weights'])} signals has its own weights (meta.json: "

@@ -37,6 +37,10 @@ The features are measured over the lane zones max-pressure uses
 (`control.zones`; `zone_m`, by default max-pressure's under the episodes'
 timing profile: 50 m, 0 under reference), so a stop-line lane shorter than
 a car does not hide the queue behind it; the model records its `zone_m`.
+`shared_lanes: split` (`signalwise train --shared-lanes split`) takes the
+lane before a turn pocket into each pocket's zone with its share, as
+max-pressure's default does; the model records that too (`skip` otherwise,
+and for models without the key).
 
 `restarts` > 1 (`signalwise train --restarts N`): N independent searches,
 the k-th with seed `seed` + k, each into `restarts/seed-S/` with its own
@@ -68,7 +72,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..control.learning.phase_score import FEATURES, FEATURES_V1, check_features, max_pressure_weights
+from ..control.learning.phase_score import (
+    FEATURES,
+    FEATURES_V1,
+    SHARED_LANES,
+    check_features,
+    max_pressure_weights,
+)
 from ..control.learning.qtable import Model, ModelError, load_model, save_model
 from ..control.max_pressure import ZONE_M
 from ..runtime.profiles import SAFETY, profile_controller_options
@@ -129,6 +139,8 @@ class SearchConfig:
     measure: str = "count"  # or "density": vehicles per 100 m of lane
     #: measuring zone of the features, metres (`control.zones`); None = max-pressure's under `run`'s profile
     zone_m: float | None = None
+    #: the lane before a turn pocket: skip (in no zone) | split (each pocket's zone counts its share)
+    shared_lanes: str = "skip"
     #: where the search starts (one weight per feature, `in_halt`'s 1 first); None = max-pressure
     start: tuple[float, ...] | None = None
     #: the start's name (`search_starts.STARTS`) when it is a named one, for the record
@@ -194,6 +206,7 @@ def run_policy_episode(payload: str) -> dict:
     features = tuple(p["features"]) if "features" in p else FEATURES_V1  # a search started before features grew
     measure = p.get("measure", "count")
     zone_m = float(p.get("zone_m", 0.0))  # a search started before zones read each lane alone
+    shared_lanes = p.get("shared_lanes", "skip")
     lanes: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
     downstream: dict[str, tuple[tuple[str, float], ...]] = {}
 
@@ -203,7 +216,8 @@ def run_policy_episode(payload: str) -> dict:
         downstream = ctx.lane_downstream  # the run's one context: every signal's zones
         return PhaseScoreController(
             inter, signal_weights.get(inter.id, weights), float(ctx.options.get("period_s", period)), "ql-train",
-            features, measure, ctx.lane_length_m, zone_m, ctx.lane_upstream, ctx.lane_downstream)
+            features, measure, ctx.lane_length_m, zone_m, ctx.lane_upstream, ctx.lane_downstream, shared_lanes,
+            ctx.lane_upstream_split)
 
     t0 = time.perf_counter()
     result = execute_run(cfg, Path(p["run_dir"]), controllers=controller)
@@ -284,6 +298,8 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
         return _search_restarts(cfg, on_generation, executor, starts, on_start)
     if not cfg.zone() >= 0:
         raise TrainingError(f"zone_m is a distance in metres, 0 or more; got {cfg.zone()}")
+    if cfg.shared_lanes not in SHARED_LANES:
+        raise TrainingError(f"shared_lanes {cfg.shared_lanes!r}; choose from {', '.join(SHARED_LANES)}")
     if not starts:
         _checked_start(cfg)  # before any episode runs
     own = executor is None
@@ -337,7 +353,7 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
     shutil.rmtree(out / "episodes", ignore_errors=True)
     wall = time.perf_counter() - t_start
     policy = {"features": list(features), "measure": cfg.measure, "weights": candidates[chosen],
-              "period_s": cfg.period_s, "zone_m": cfg.zone()}
+              "period_s": cfg.period_s, "zone_m": cfg.zone(), "shared_lanes": cfg.shared_lanes}
     if signal_weights[chosen]:
         policy["signal_weights"] = dict(sorted(signal_weights[chosen].items()))
     meta = {
@@ -463,7 +479,7 @@ def run_episodes(cfg: SearchConfig, executor: EpisodeExecutor, jobs: list[tuple]
     """Run jobs (key, seed, weights[, overrides of the payload: features, period_s]) in one round."""
     payloads = [json.dumps({
         "key": [key, s], "weights": w, "features": list(cfg.features), "measure": cfg.measure, "zone_m": cfg.zone(),
-        "sumo_seed": s, "scenario": cfg.scenario, "run": cfg.run,
+        "shared_lanes": cfg.shared_lanes, "sumo_seed": s, "scenario": cfg.scenario, "run": cfg.run,
         "duration_s": cfg.duration_s, "period_s": cfg.period_s, "run_dir": str(folder / f"{key}-s{s}"),
         "sumocfg": _abs(cfg.sumocfg), "net": _abs(cfg.net), "routes": [str(Path(r).resolve()) for r in cfg.routes],
         **(more[0] if more else {}),

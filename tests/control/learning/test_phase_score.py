@@ -202,6 +202,47 @@ def test_density_counts_vehicles_per_100_m_of_their_lane():
         PhaseScoreController(inter, MAX_PRESSURE_WEIGHTS, measure="speed")
 
 
+def test_a_split_model_sees_the_queue_before_a_turn_pocket_and_a_skip_model_does_not(tmp_path):
+    """N_1 (phase 0's) and N_0 (phase 1's) are 9 m pockets fed by one lane, `up`, 100 m: the queue stands there."""
+    inter = four_phase()
+    lengths = {"N_1": 9.0, "N_0": 9.0, "up": 100.0}
+    split = {"N_1": (("up", 9.0, 0.5),), "N_0": (("up", 9.0, 0.5),)}
+    ctx = ControlContext(lane_length_m=lengths, lane_upstream_split=split)
+    skip = PhaseScoreController(inter, MAX_PRESSURE_WEIGHTS, measure="density", lane_length_m=lengths, zone_m=50.0,
+                                lane_upstream_split=split)
+    shared = PhaseScoreController(inter, MAX_PRESSURE_WEIGHTS, measure="density", lane_length_m=lengths,
+                                  zone_m=50.0, shared_lanes="split", lane_upstream_split=split)
+    assert "up" not in skip.zone_lane_ids and shared.zone_lane_ids == ("up",)
+    # phase 0 green, its pocket empty; phase 1's pocket holds one car and `up` ten behind it
+    o = observe(inter, {"N_0": 1}, phase=0)
+    o = dataclasses.replace(o, lanes={**o.lanes, "up": LaneState(10, 10, 0, 0, 0)})
+    x = shared.features.matrix(o)
+    # N_0's zone: itself whole and half of `up`, per 100 m of 9 + 50 m; N_1's zone holds the other half
+    assert x[1, FEATURES.index("in_halt")] == pytest.approx((1 + 5) * 100 / 59)
+    assert x[0, FEATURES.index("in_halt")] == pytest.approx(5 * 100 / 59)
+    # phase 0's green faces 20 halting on `up` behind its empty pockets, phase 1's N_0 (200 m) 6: split holds
+    # phase 0, skip sees nothing there and changes
+    long = {**lengths, "N_0": 200.0}
+    split0 = {"N_1": (("up", 9.0, 0.5),), "N_2": (("up", 9.0, 0.5),)}
+    o = observe(inter, {"N_0": 6}, phase=0)
+    o = dataclasses.replace(o, lanes={**o.lanes, "up": LaneState(20, 20, 0, 0, 0)})
+    for shared_lanes, changes_to in (("split", None), ("skip", 1)):
+        ctrl = PhaseScoreController(inter, MAX_PRESSURE_WEIGHTS, measure="density", lane_length_m=long,
+                                    zone_m=50.0, shared_lanes=shared_lanes, lane_upstream_split=split0)
+        assert ctrl.decide(o).phase_index == changes_to
+    assert skip.features.matrix(o)[0, FEATURES.index("in_halt")] == 0
+    with pytest.raises(ValueError, match="shared_lanes 'all'"):
+        PhaseScoreController(inter, MAX_PRESSURE_WEIGHTS, shared_lanes="all")
+    # a model trained with the split reads the context's split zones; one without the key skips them
+    model = policy_model(MAX_PRESSURE_WEIGHTS)
+    model.meta["policy"].update({"measure": "density", "zone_m": 50.0, "shared_lanes": "split"})
+    save_model(tmp_path / "split", model)
+    model.meta["policy"].pop("shared_lanes")
+    save_model(tmp_path / "old", model)
+    assert make(f"ql:{tmp_path / 'split'}", inter, ctx).zone_lane_ids == ("up",)
+    assert make(f"ql:{tmp_path / 'old'}", inter, ctx).zone_lane_ids == ()
+
+
 def test_a_phase_score_model_deploys_where_it_is_named_and_runs_as_ql_active(tmp_path):
     from signalwise.runtime.commands import registry_options
     from signalwise.store import get_engine

@@ -225,13 +225,14 @@ def deployed_guide_visits(meta: dict) -> int:
 
 def controller_from_model(model: Model, inter: Intersection, period_s: float | None = None,
                           guide_visits: int | None = None, lane_length_m: dict[str, float] | None = None,
-                          lane_upstream: dict | None = None,
-                          lane_downstream: dict | None = None) -> QLController | PhaseScoreController:
+                          lane_upstream: dict | None = None, lane_downstream: dict | None = None,
+                          lane_upstream_split: dict | None = None) -> QLController | PhaseScoreController:
     """Raises ModelError when `model` was not made for this intersection's layout.
 
     `guide_visits` overrides the deployed threshold (`ql:PATH?guide_visits=N`). A phase-score model
     measures over the zones it was trained with (`meta["policy"]["zone_m"]`; models without one read
-    each lane alone, 0); `lane_upstream` / `lane_downstream` are the context's zone lanes. A model refined
+    each lane alone, 0); `lane_upstream` / `lane_downstream` / `lane_upstream_split` are the context's zone
+    lanes, the last read by a model trained with `shared_lanes: split` (models without the key skip). A model refined
     per signal (`signalwise train --per-signal`) gives a signal it names its own weights
     (`policy.signal_weights`); every other signal, on this network or another, runs the shared ones."""
     if model.meta.get("agent") == PHASE_SCORE:
@@ -242,7 +243,9 @@ def controller_from_model(model: Model, inter: Intersection, period_s: float | N
                                         features=policy.get("features") or (),
                                         measure=policy.get("measure", "count"), lane_length_m=lane_length_m,
                                         zone_m=_zone_m(policy), lane_upstream=lane_upstream,
-                                        lane_downstream=lane_downstream)
+                                        lane_downstream=lane_downstream,
+                                        shared_lanes=str(policy.get("shared_lanes", "skip")),
+                                        lane_upstream_split=lane_upstream_split)
         except ValueError as exc:
             raise ModelError(f"{model.path}: {exc}") from None
     enc = model.meta.get("features", {})
@@ -275,7 +278,8 @@ def make_ql(inter: Intersection, ctx: ControlContext):
         period = ctx.options.get("period_s")  # a timing profile's decision period (benchmark: 10 s)
         return controller_from_model(cached_model(str(path)), inter, None if period is None else float(period),
                                      guide_visits=guide_visits, lane_length_m=ctx.lane_length_m,
-                                     lane_upstream=ctx.lane_upstream, lane_downstream=ctx.lane_downstream)
+                                     lane_upstream=ctx.lane_upstream, lane_downstream=ctx.lane_downstream,
+                                     lane_upstream_split=ctx.lane_upstream_split)
     except ModelError as exc:
         log.error("ql: %s; intersection %s runs the fallback plan", exc, inter.id)
         return ModelUnavailable(inter, str(exc))

@@ -71,7 +71,7 @@ from operator import attrgetter
 import numpy as np
 
 from ...core.types import Decision, Intersection, Observation
-from ..zones import MovementZones, Neighbours, zone_per_100m, zone_sum
+from ..zones import MovementZones, Neighbours, SplitNeighbours, zone_per_100m, zone_sum
 
 #: every feature the policy can weigh, in the order PhaseFeatures computes them
 ALL_FEATURES = ("in_halt", "out_halt", "in_moving", "hold", "hold_green_min", "hold_moving", "hold_halt",
@@ -92,6 +92,9 @@ OVERLAP_FEATURES = ("switch_cut_halt", "switch_cut_moving", "switch_new_halt")
 GREEN_CAP_S = 120.0
 #: measures: "count" = vehicles; "density" = vehicles per 100 m of their lane (needs lane lengths)
 MEASURES = ("count", "density")
+#: a lane that feeds several stop-line lanes (before a turn pocket): skip leaves it out of every zone (what a
+#: model without the key was trained on); split counts it for each pocket with its share, as max-pressure does
+SHARED_LANES = ("skip", "split")
 #: halting vehicles of a lane state (what `out_halt` sums over an outgoing zone)
 _HALTING = attrgetter("queue_veh")
 #: a green younger than this gets the `hold_young` bonus, fading to 0 (max-pressure's MIN_HOLD_S)
@@ -123,11 +126,16 @@ class PhaseFeatures:
     `lane_downstream`), per 100 m of the whole zone under density. A lane
     shorter than a car (ingolstadt7's 0.9 m western entry) never shows the
     queue behind it; its zone does. 0 reads each lane alone.
+
+    `lane_upstream_split` (`ControlContext.lane_upstream_split`, a model's
+    `shared_lanes: split`): the incoming zones take in the lane before a turn
+    pocket, each pocket counting its share of that lane's vehicles and
+    length, as max-pressure's default does; None leaves such a lane out.
     """
 
     def __init__(self, inter: Intersection, features=FEATURES, lane_length_m: dict[str, float] | None = None,
                  zone_m: float = 0.0, lane_upstream: Neighbours | None = None,
-                 lane_downstream: Neighbours | None = None):
+                 lane_downstream: Neighbours | None = None, lane_upstream_split: SplitNeighbours | None = None):
         self.inter = inter
         self.n_phases = len(inter.phases)
         features = check_features(features)
@@ -161,17 +169,20 @@ class PhaseFeatures:
         #: the intersection's own lanes the features read (what `health` checks)
         self.lanes = tuple(dict.fromkeys(lane for mv in self._moves for pair in mv for lane in pair))
         zones = MovementZones((move for moves in self._moves for move in moves), zone_m, lane_upstream,
-                              lane_downstream)
+                              lane_downstream, lane_upstream_split or None)
         self.zone_m = zones.zone_m
         #: the lanes read besides the intersection's own (the runtime observes them too)
         self.zone_lane_ids = zones.extra_lane_ids
 
-        def weight(zone):
-            return 1.0 if lane_length_m is None else zone_per_100m(zone, lane_length_m)
+        def weight(zone, shares=None):
+            return 1.0 if lane_length_m is None else zone_per_100m(zone, lane_length_m, shares)
 
-        #: per link: (incoming zone, its weight, outgoing zone, its weight)
-        self._terms = tuple((zones.incoming(links[k][0]), weight(zones.incoming(links[k][0])),
-                             zones.outgoing(links[k][1]), weight(zones.outgoing(links[k][1])))
+        def incoming(lane):
+            zone, shares = zones.incoming(lane), zones.incoming_shares(lane)
+            return tuple(zip(zone, shares or (1.0,) * len(zone), strict=True)), weight(zone, shares)
+
+        #: per link: (incoming zone as (lane, share) pairs, its weight, outgoing zone, its weight)
+        self._terms = tuple((*incoming(links[k][0]), zones.outgoing(links[k][1]), weight(zones.outgoing(links[k][1])))
                             for k in self._link_ids)
 
     def matrix(self, obs: Observation) -> np.ndarray:
@@ -183,12 +194,12 @@ class PhaseFeatures:
         x = np.zeros((self.n_phases, len(ALL_FEATURES)))
         per_link = np.zeros((3, len(self._terms)))  # halting in, halting out, moving in: per link
         for k, (zone_in, k_in, zone_out, k_out) in enumerate(self._terms):
-            halt = moving = 0
-            for lane in zone_in:
+            halt = moving = 0.0
+            for lane, share in zone_in:
                 li = lanes.get(lane)
                 if li is not None:
-                    halt += li.queue_veh
-                    moving += max(0, li.count_veh - li.queue_veh)
+                    halt += share * li.queue_veh
+                    moving += share * max(0, li.count_veh - li.queue_veh)
             per_link[0, k] = k_in * halt
             per_link[1, k] = k_out * zone_sum(lanes, zone_out, _HALTING)
             per_link[2, k] = k_in * moving
@@ -270,12 +281,16 @@ class PhaseScoreController:
     def __init__(self, inter: Intersection, weights, period_s: float = 5.0, label: str = "ql",
                  features=FEATURES, measure: str = "count", lane_length_m: dict[str, float] | None = None,
                  zone_m: float = 0.0, lane_upstream: Neighbours | None = None,
-                 lane_downstream: Neighbours | None = None):
+                 lane_downstream: Neighbours | None = None, shared_lanes: str = "skip",
+                 lane_upstream_split: SplitNeighbours | None = None):
         if measure not in MEASURES:
             raise ValueError(f"phase-score measure {measure!r}; choose from {', '.join(MEASURES)}")
+        if shared_lanes not in SHARED_LANES:
+            raise ValueError(f"phase-score shared_lanes {shared_lanes!r}; choose from {', '.join(SHARED_LANES)}")
         self.inter = inter
         self.features = PhaseFeatures(inter, features, (lane_length_m or {}) if measure == "density" else None,
-                                      zone_m, lane_upstream, lane_downstream)
+                                      zone_m, lane_upstream, lane_downstream,
+                                      lane_upstream_split if shared_lanes == "split" else None)
         #: the zone lanes the features read besides the intersection's own: the runtime observes them too
         self.zone_lane_ids = self.features.zone_lane_ids
         self.weights = check_weights(weights, tuple(features))
