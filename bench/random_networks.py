@@ -54,7 +54,7 @@ def generate(name: str, out: Path) -> tuple[Path, Path]:
     from signalwise.sim.sumo_home import sumo_home
 
     home = sumo_home()
-    folder = out / "nets" / name
+    folder = out.resolve() / "nets" / name  # randomTrips runs in it: its paths must not be relative
     net, routes = folder / "net.net.xml", folder / "trips.rou.xml"  # randomTrips --validate writes routes.rou.xml
     if net.exists() and routes.exists():
         return net, routes
