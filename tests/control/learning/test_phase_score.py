@@ -260,10 +260,10 @@ def test_a_phase_score_model_deploys_where_it_is_named_and_runs_as_ql_active(tmp
 
 
 @pytest.mark.parametrize("record", ["full", "lean"])
-def test_the_shipped_corridor_model_reads_its_detectors_in_a_run(tmp_path, record):
-    """The shipped corridor model weighs `hold_gap`, read from the loops' idle times: a run of it
-    (lean, as training and benchmarks record, or full) must place those loops and hand their idle times
-    to it. Without them the feature reads 0 and the model silently runs as another controller."""
+def test_a_model_weighing_hold_gap_reads_its_detectors_in_a_run(tmp_path, record):
+    """A model weighing `hold_gap` (as `signalwise train --start actuated` makes) reads the loops' idle times:
+    a run of it (lean, as training and benchmarks record, or full) must place those loops and hand their idle
+    times to it. Without them the feature reads 0 and the model silently runs as another controller."""
     from signalwise.runtime.config import RunConfig
     from signalwise.runtime.run import execute_run
 
@@ -281,7 +281,12 @@ def test_the_shipped_corridor_model_reads_its_detectors_in_a_run(tmp_path, recor
         def __getattr__(self, name):
             return getattr(self._source, name)
 
-    cfg = RunConfig(scenario="corridor", controller=f"ql:{shipped_model_path('corridor')}", duration_s=120, seed=1,
+    features = (*FEATURES, "hold_gap")
+    weights = [1.0 if f == "in_halt" else -1.0 if f == "out_halt" else 100.0 if f == "hold_gap" else 0.0
+               for f in features]
+    save_model(tmp_path / "m", Model(None, {}, {}, {}, {"agent": PHASE_SCORE, "scenario": "corridor", "policy": {
+        "features": list(features), "weights": weights, "period_s": 1.0}}))
+    cfg = RunConfig(scenario="corridor", controller=f"ql:{tmp_path / 'm'}", duration_s=120, seed=1,
                     record=record, emissions=False)
     result = execute_run(cfg, tmp_path / "run", source_wrapper=Watching)
     assert result.metrics["safety"]["violations"] == 0
