@@ -24,6 +24,29 @@ def test_the_default_start_is_plain_max_pressure():
     assert start.vector(FEATURES) == max_pressure_weights(FEATURES)
 
 
+def test_max_pressure_pays_changes_a_young_green_that_max_pressure_hold_keeps():
+    """Both make a change pay for its clearance; only max-pressure-hold keeps a young green against a larger
+    queue elsewhere."""
+    from signalwise.control.learning.phase_score import PhaseScoreController
+    from signalwise.core.types import Intersection, LaneState, Movement, Observation, Phase, SignalStatus, \
+        SourceHealth, Timing
+
+    moves = (Movement(0, "ns", "out_s"), Movement(1, "ew", "out_w"))
+    inter = Intersection("X", (Phase(0, "Gr", (moves[0],)), Phase(1, "rG", (moves[1],))), 2, moves, (), (),
+                         Timing(3.0, 1.0, (5, 5), (60, 60), 7, 14.5, 40, 150))
+
+    def decide(name, ns_veh, ew_veh, green_s):
+        lanes = {"ns": LaneState(ns_veh, ns_veh, 0, 0, 0), "ew": LaneState(ew_veh, ew_veh, 0, 0, 0)}
+        obs = Observation(100.0, "X", lanes, signal=SignalStatus(0, "green", green_s), sources=(SourceHealth("lanes"),))
+        start = STARTS[name]
+        return PhaseScoreController(inter, start.vector(FEATURES), features=FEATURES).decide(obs).phase_index
+
+    assert decide("max-pressure-hold", 2, 10, 5.0) is None and decide("max-pressure-pays", 2, 10, 5.0) == 1
+    # the clearance is paid for by both: a queue not half again the green's keeps it
+    assert decide("max-pressure-pays", 8, 10, 30.0) is None and decide("max-pressure-hold", 8, 10, 30.0) is None
+    assert decide("max-pressure-pays", 6, 10, 30.0) == 1
+
+
 def test_a_start_weighing_a_detector_feature_searches_it_beside_the_default_features():
     start = search_start("actuated")
     assert start.features() == (*FEATURES, "hold_gap")

@@ -81,6 +81,7 @@ def train_command(
         help="phase-score: where the search starts: max-pressure (halting vehicles, no hold) | actuated "
              "(extend a green while its detectors see traffic, every 1 s; all features) | max-pressure-hold "
              "(our max-pressure's defaults as weights: a young green held, a change pays for its clearance) | "
+             "max-pressure-pays (the same without the young green's hold) | "
              "auto (run each on the validation seeds, search from the lowest delay) | PATH (a phase-score "
              "model's directory: fine-tune its weights, e.g. under another --timing or on your network)")]
     = "max-pressure",

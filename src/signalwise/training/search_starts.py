@@ -23,6 +23,14 @@ controller written as phase-score weights (phase_score.py's features):
   55.2 s for `max-pressure` and 31.0 s for the max-pressure controller;
   `hold_young` 200 gave 25.3 s there but locked up one seed of three under
   the benchmark profile (99.9 s), 100 did not (19.3 s; docs/learning.md).
+- `max-pressure-pays`: `max-pressure-hold` without the young green's bonus:
+  a change still pays for its clearance, and the shield's minimum green is
+  the only hold. Where greens should be short (a 4 x 4 grid with 40 m
+  turn pockets, the built-in `grid`) the bonus holds them too long, and a
+  search from there stays near it (CMA-ES moves a weight of 100 by steps
+  of a few units): on bench/random_networks.py's grid-turns these weights
+  gave 28.3 s on seeds 1-2 against 34.2 s with the bonus and 30.0 s for
+  the max-pressure controller.
 
 `auto` names none of them: every start above runs on the search's
 validation seeds and the search starts from the lowest
@@ -81,6 +89,8 @@ STARTS = {
     "actuated": SearchStart({"in_halt": 1.0, "out_halt": -1.0, "hold_gap": 100.0}, period_s=1.0),
     "max-pressure-hold": SearchStart({"in_halt": 1.0, "in_moving": 1.0, "out_halt": -1.0, "hold_young": 100.0,
                                       "hold_halt": 0.5, "hold_moving": 0.5}),
+    "max-pressure-pays": SearchStart({"in_halt": 1.0, "in_moving": 1.0, "out_halt": -1.0, "hold_halt": 0.5,
+                                      "hold_moving": 0.5}),
 }
 DEFAULT_START = "max-pressure"
 #: `--start auto`: validate every start of STARTS, search from the best
