@@ -28,8 +28,16 @@ def test_max_pressure_pays_changes_a_young_green_that_max_pressure_hold_keeps():
     """Both make a change pay for its clearance; only max-pressure-hold keeps a young green against a larger
     queue elsewhere."""
     from signalwise.control.learning.phase_score import PhaseScoreController
-    from signalwise.core.types import Intersection, LaneState, Movement, Observation, Phase, SignalStatus, \
-        SourceHealth, Timing
+    from signalwise.core.types import (
+        Intersection,
+        LaneState,
+        Movement,
+        Observation,
+        Phase,
+        SignalStatus,
+        SourceHealth,
+        Timing,
+    )
 
     moves = (Movement(0, "ns", "out_s"), Movement(1, "ew", "out_w"))
     inter = Intersection("X", (Phase(0, "Gr", (moves[0],)), Phase(1, "rG", (moves[1],))), 2, moves, (), (),
