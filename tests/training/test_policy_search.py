@@ -33,6 +33,8 @@ def test_a_short_search_on_single_beats_its_max_pressure_start(tmp_path):
     assert model.meta["training"]["violations"] == 0
     assert not set(sel["seeds"]) & set(model.meta["training"]["seeds"])
     assert load_model(tmp_path / "s" / "model").meta["policy"] == model.meta["policy"]
+    # the lane before a turn pocket counts as the default max-pressure counts it under the safety profile
+    assert model.meta["policy"]["shared_lanes"] == "split"
 
 
 def test_the_shipped_model_runs_under_the_shield_with_no_violation(tmp_path):
@@ -76,6 +78,7 @@ def test_train_phase_score_from_the_command_line(tmp_path):
     assert meta["training"]["episodes"] == 1 * 2 + 2 * 1
     # measured over max-pressure's lane zones under the profile, and the model says so
     assert meta["policy"]["zone_m"] == 50.0 and "measured over 50 m lane zones" in p.stderr
+    assert meta["policy"]["shared_lanes"] == "skip"  # as max-pressure under RESCO's rules
     bad = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--timing", "rush-hour",
                           "--out", str(tmp_path / "u")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "rush-hour" in bad.stderr and "Traceback" not in bad.stderr

@@ -72,11 +72,11 @@ def train_command(
                          "shorter than this is read with the lanes up or down the road within it, as max-pressure "
                          "does (default: max-pressure's under --timing: 50, 0 under reference; 0 = each lane "
                          "alone)")] = None,
-    shared_lanes: Annotated[str, typer.Option(
+    shared_lanes: Annotated[str | None, typer.Option(
         "--shared-lanes", help="phase-score: a lane that feeds several stop-line lanes (before a turn pocket): "
-                               "skip (in no zone) | split (each pocket's zone counts its share of it, as "
-                               "max-pressure's default does: a pocket shorter than its queue then sees the queue "
-                               "behind it)")] = "skip",
+                               "split (each pocket's zone counts its share of it: a pocket shorter than its "
+                               "queue sees the queue behind it) | skip (in no zone) (default: max-pressure's "
+                               "under --timing: split, skip under benchmark)")] = None,
     start: Annotated[str, typer.Option(
         help="phase-score: where the search starts: max-pressure (halting vehicles, no hold) | actuated "
              "(extend a green while its detectors see traffic, every 1 s; all features) | max-pressure-hold "
@@ -275,7 +275,7 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
 def _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
                   duration, timing, sumocfg, net, routes, ray, measure="count", start="max-pressure",
                   zone_m=None, period=None, restarts=1, add_feature=(), cycle_calls=False, per_signal=False,
-                  sigma=1.0, neighbour_weight=0.0, hold_neighbours=False, shared_lanes="skip") -> None:
+                  sigma=1.0, neighbour_weight=0.0, hold_neighbours=False, shared_lanes=None) -> None:
     import dataclasses
     import time
 
@@ -315,7 +315,7 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
         _fail("--measure must be count or density")
     if zone_m is not None and not zone_m >= 0:
         _fail("--zone-m is a distance in metres, 0 or more")
-    if shared_lanes not in ("skip", "split"):
+    if shared_lanes not in (None, "skip", "split"):
         _fail("--shared-lanes must be skip or split")
     if not sigma > 0:
         _fail("--sigma must be above 0")

@@ -37,10 +37,10 @@ The features are measured over the lane zones max-pressure uses
 (`control.zones`; `zone_m`, by default max-pressure's under the episodes'
 timing profile: 50 m, 0 under reference), so a stop-line lane shorter than
 a car does not hide the queue behind it; the model records its `zone_m`.
-`shared_lanes: split` (`signalwise train --shared-lanes split`) takes the
-lane before a turn pocket into each pocket's zone with its share, as
-max-pressure's default does; the model records that too (`skip` otherwise,
-and for models without the key).
+The lane before a turn pocket counts as max-pressure counts it under the
+episodes' profile (`shared_lanes`: split, each pocket's zone taking its
+share of it; skip under `benchmark`), or as `signalwise train
+--shared-lanes` says; the model records it (a model without the key skips).
 
 `restarts` > 1 (`signalwise train --restarts N`): N independent searches,
 the k-th with seed `seed` + k, each into `restarts/seed-S/` with its own
@@ -80,7 +80,7 @@ from ..control.learning.phase_score import (
     max_pressure_weights,
 )
 from ..control.learning.qtable import Model, ModelError, load_model, save_model
-from ..control.max_pressure import ZONE_M
+from ..control.max_pressure import SHARED_LANES_DEFAULT, ZONE_M
 from ..runtime.profiles import SAFETY, profile_controller_options
 from ..sim.lane_zones import signal_neighbours
 from .executors import EpisodeExecutor, make_executor
@@ -102,14 +102,25 @@ def weights_by_name(policy: dict, features=FEATURES) -> tuple[float, ...]:
     return tuple(float(known.get(f, 0.0)) for f in features)
 
 
+def _max_pressure_options(run: dict) -> dict:
+    """Max-pressure's options under a run configuration: its timing profile's, then its own."""
+    timing = run.get("timing")
+    name = timing if isinstance(timing, str) else timing.get("profile", SAFETY) if isinstance(timing, dict) else SAFETY
+    return {**profile_controller_options(name), **(run.get("controller_options") or {})}
+
+
 def default_zone_m(run: dict) -> float:
     """Max-pressure's measuring zone under a run configuration: its `controller_options.zone_m`, else its
     timing profile's (`runtime.profiles`: 0 under reference, whose pressure reads each lane alone), else
     max-pressure's default (50 m). A search measures over the zones the baseline it is compared with does."""
-    timing = run.get("timing")
-    name = timing if isinstance(timing, str) else timing.get("profile", SAFETY) if isinstance(timing, dict) else SAFETY
-    options = {**profile_controller_options(name), **(run.get("controller_options") or {})}
-    return float(options.get("zone_m", ZONE_M))
+    return float(_max_pressure_options(run).get("zone_m", ZONE_M))
+
+
+def default_shared_lanes(run: dict) -> str:
+    """How max-pressure counts the lane before a turn pocket under a run configuration: split, skip under the
+    benchmark profile (`runtime.profiles`). On bench/random_networks.py's rand-turns, whose pockets are
+    shorter than a car, a search from max-pressure-pays gave 51.5 s with the split and 87.9 s without."""
+    return str(_max_pressure_options(run).get("shared_lanes", SHARED_LANES_DEFAULT))
 
 
 def validation_seeds(seed: int, n: int) -> list[int]:
@@ -139,8 +150,9 @@ class SearchConfig:
     measure: str = "count"  # or "density": vehicles per 100 m of lane
     #: measuring zone of the features, metres (`control.zones`); None = max-pressure's under `run`'s profile
     zone_m: float | None = None
-    #: the lane before a turn pocket: skip (in no zone) | split (each pocket's zone counts its share)
-    shared_lanes: str = "skip"
+    #: the lane before a turn pocket: skip (in no zone) | split (each pocket's zone counts its share); None =
+    #: max-pressure's under `run`'s profile
+    shared_lanes: str | None = None
     #: where the search starts (one weight per feature, `in_halt`'s 1 first); None = max-pressure
     start: tuple[float, ...] | None = None
     #: the start's name (`search_starts.STARTS`) when it is a named one, for the record
@@ -168,11 +180,16 @@ class SearchConfig:
         d["features"] = list(self.features)
         d["start"] = list(self.start_weights())
         d["zone_m"] = self.zone()
+        d["shared_lanes"] = self.shared()
         return d
 
     def zone(self) -> float:
         """The zone the episodes measure over: `zone_m`, else max-pressure's under the episodes' profile."""
         return float(self.zone_m) if self.zone_m is not None else default_zone_m(self.run)
+
+    def shared(self) -> str:
+        """How the episodes count the lane before a turn pocket: `shared_lanes`, else max-pressure's."""
+        return self.shared_lanes if self.shared_lanes is not None else default_shared_lanes(self.run)
 
     def start_weights(self) -> tuple[float, ...]:
         return tuple(self.start) if self.start is not None else max_pressure_weights(self.features)
@@ -298,8 +315,8 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
         return _search_restarts(cfg, on_generation, executor, starts, on_start)
     if not cfg.zone() >= 0:
         raise TrainingError(f"zone_m is a distance in metres, 0 or more; got {cfg.zone()}")
-    if cfg.shared_lanes not in SHARED_LANES:
-        raise TrainingError(f"shared_lanes {cfg.shared_lanes!r}; choose from {', '.join(SHARED_LANES)}")
+    if cfg.shared() not in SHARED_LANES:
+        raise TrainingError(f"shared_lanes {cfg.shared()!r}; choose from {', '.join(SHARED_LANES)}")
     if not starts:
         _checked_start(cfg)  # before any episode runs
     own = executor is None
@@ -353,7 +370,7 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
     shutil.rmtree(out / "episodes", ignore_errors=True)
     wall = time.perf_counter() - t_start
     policy = {"features": list(features), "measure": cfg.measure, "weights": candidates[chosen],
-              "period_s": cfg.period_s, "zone_m": cfg.zone(), "shared_lanes": cfg.shared_lanes}
+              "period_s": cfg.period_s, "zone_m": cfg.zone(), "shared_lanes": cfg.shared()}
     if signal_weights[chosen]:
         policy["signal_weights"] = dict(sorted(signal_weights[chosen].items()))
     meta = {
@@ -479,7 +496,7 @@ def run_episodes(cfg: SearchConfig, executor: EpisodeExecutor, jobs: list[tuple]
     """Run jobs (key, seed, weights[, overrides of the payload: features, period_s]) in one round."""
     payloads = [json.dumps({
         "key": [key, s], "weights": w, "features": list(cfg.features), "measure": cfg.measure, "zone_m": cfg.zone(),
-        "shared_lanes": cfg.shared_lanes, "sumo_seed": s, "scenario": cfg.scenario, "run": cfg.run,
+        "shared_lanes": cfg.shared(), "sumo_seed": s, "scenario": cfg.scenario, "run": cfg.run,
         "duration_s": cfg.duration_s, "period_s": cfg.period_s, "run_dir": str(folder / f"{key}-s{s}"),
         "sumocfg": _abs(cfg.sumocfg), "net": _abs(cfg.net), "routes": [str(Path(r).resolve()) for r in cfg.routes],
         **(more[0] if more else {}),
