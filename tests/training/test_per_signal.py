@@ -17,7 +17,7 @@ from signalwise.core.types import Intersection, Movement, Phase, Timing
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.run import execute_run
 from signalwise.training.policy_search import SearchConfig, run_policy_episode, search
-from signalwise.training.search_starts import model_start
+from signalwise.training.search_starts import STARTS, model_start
 
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 CORRIDOR = ("J1", "J2", "J3", "J4", "J5")
@@ -96,8 +96,8 @@ def test_train_per_signal_from_the_command_line_with_start_auto(tmp_path):
     meta = load_model(tmp_path / "t" / "model").meta
     assert meta["training"]["config"]["per_signal"] and meta["training"]["config"]["sigma0"] == 0.5
     assert meta["training"]["config"]["neighbour_weight"] == 0.5
-    # the three starts' validation runs say which signals there are: the chosen one is not run again
-    assert meta["training"]["episodes"] == 3 * 1 + 1 * 2 + 1
+    # every start's validation runs say which signals there are: the chosen one is not run again
+    assert meta["training"]["episodes"] == len(STARTS) * 1 + 1 * 2 + 1
     # refined weights are kept, and said to be kept, only when they won; else the model is the start, shared only
     learned = meta["selection"]["chosen"] == "learned"
     assert ("signal_weights" in meta["policy"]) == learned
