@@ -9,9 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from signalwise.control.learning.phase_score import FEATURES, max_pressure_weights
+from signalwise.control.learning.phase_score import FEATURES, PhaseScoreController, max_pressure_weights
 from signalwise.control.learning.qtable import load_model
 from signalwise.control.learning.shipped import shipped_model_path
+from signalwise.core.types import (
+    Intersection,
+    LaneState,
+    Movement,
+    Observation,
+    Phase,
+    SignalStatus,
+    SourceHealth,
+    Timing,
+)
 from signalwise.training.policy_search import run_policy_episode
 from signalwise.training.search_starts import AUTO_START, DEFAULT_START, STARTS, search_start
 
@@ -27,18 +37,6 @@ def test_the_default_start_is_plain_max_pressure():
 def test_max_pressure_pays_changes_a_young_green_that_max_pressure_hold_keeps():
     """Both make a change pay for its clearance; only max-pressure-hold keeps a young green against a larger
     queue elsewhere."""
-    from signalwise.control.learning.phase_score import PhaseScoreController
-    from signalwise.core.types import (
-        Intersection,
-        LaneState,
-        Movement,
-        Observation,
-        Phase,
-        SignalStatus,
-        SourceHealth,
-        Timing,
-    )
-
     moves = (Movement(0, "ns", "out_s"), Movement(1, "ew", "out_w"))
     inter = Intersection("X", (Phase(0, "Gr", (moves[0],)), Phase(1, "rG", (moves[1],))), 2, moves, (), (),
                          Timing(3.0, 1.0, (5, 5), (60, 60), 7, 14.5, 40, 150))

@@ -25,12 +25,13 @@ controller written as phase-score weights (phase_score.py's features):
   the benchmark profile (99.9 s), 100 did not (19.3 s; docs/learning.md).
 - `max-pressure-pays`: `max-pressure-hold` without the young green's bonus:
   a change still pays for its clearance, and the shield's minimum green is
-  the only hold. Where greens should be short (a 4 x 4 grid with 40 m
-  turn pockets, the built-in `grid`) the bonus holds them too long, and a
-  search from there stays near it (CMA-ES moves a weight of 100 by steps
-  of a few units): on bench/random_networks.py's grid-turns these weights
-  gave 28.3 s on seeds 1-2 against 34.2 s with the bonus and 30.0 s for
-  the max-pressure controller.
+  the only hold. Where greens should be short the bonus holds them too
+  long, and a search from there stays near it (CMA-ES moves a weight of
+  100 by steps of a few units): on bench/random_networks.py's grid-turns
+  (a 4 x 4 grid with 40 m turn pockets) a search from these weights gave
+  28.5 s on seeds 1-5, one from `max-pressure-hold` 34.1 s, and the
+  max-pressure controller 30.7 s (docs/learning.md, "Networks nobody tuned
+  on").
 
 `auto` names none of them: every start above runs on the search's
 validation seeds and the search starts from the lowest
