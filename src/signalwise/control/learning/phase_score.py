@@ -56,6 +56,13 @@ movements weighs more; current phase `c`, its green has run `g` seconds):
                    1{a != c} * in_halt over the links a serves and c does not:
                    the queue a change would start serving (in_halt counts the
                    links already green too)
+    in_halt_blocked
+                   in_halt of each link times how full of standing vehicles
+                   its outgoing lane is (0 empty, 1 full, at 7.5 m a car): the
+                   queue a green could not move, since its exit has spilled
+                   back. in_halt - out_halt is linear and cannot tell a
+                   half-full exit from a full one; with a negative weight this
+                   discounts the links whose green would be wasted
 
 A model names the features its weights go with (`meta["policy"]["features"]`),
 so models made with fewer features keep working as features are added.
@@ -71,12 +78,20 @@ from operator import attrgetter
 import numpy as np
 
 from ...core.types import Decision, Intersection, Observation
-from ..zones import MovementZones, Neighbours, SplitNeighbours, zone_per_100m, zone_sum
+from ..zones import (
+    MIN_LANE_M,
+    UNKNOWN_LANE_M,
+    MovementZones,
+    Neighbours,
+    SplitNeighbours,
+    zone_per_100m,
+    zone_sum,
+)
 
 #: every feature the policy can weigh, in the order PhaseFeatures computes them
 ALL_FEATURES = ("in_halt", "out_halt", "in_moving", "hold", "hold_green_min", "hold_moving", "hold_halt",
                 "hold_young", "switch_min_green_min", "switch_clearance_10s", "hold_gap", "switch_red_min",
-                "switch_halt_red", "switch_cut_halt", "switch_cut_moving", "switch_new_halt")
+                "switch_halt_red", "switch_cut_halt", "switch_cut_moving", "switch_new_halt", "in_halt_blocked")
 #: what `signalwise train --agent phase-score` searches by default (the ten of docs/learning.md's results;
 #: `hold_gap` is named where it is wanted, as the shipped models do)
 FEATURES = ALL_FEATURES[:10]
@@ -88,6 +103,11 @@ DETECTOR_FEATURES = ("hold_gap",)
 WAITING_FEATURES = ("switch_red_min", "switch_halt_red")
 #: the features that split a phase's links into those the current phase serves too and the rest
 OVERLAP_FEATURES = ("switch_cut_halt", "switch_cut_moving", "switch_new_halt")
+#: the features that read how full each outgoing lane stands (its length, whatever the measure)
+SPILLBACK_FEATURES = ("in_halt_blocked",)
+#: road a standing car takes: SUMO's default passenger car (5 m) and its gap (2.5 m); a lane holding
+#: length / this many halting vehicles is full
+STANDING_CAR_M = 7.5
 #: a green's age beyond this adds nothing more (keeps a stuck phase from growing a huge feature)
 GREEN_CAP_S = 120.0
 #: measures: "count" = vehicles; "density" = vehicles per 100 m of their lane (needs lane lengths)
@@ -131,11 +151,15 @@ class PhaseFeatures:
     `shared_lanes: split`): the incoming zones take in the lane before a turn
     pocket, each pocket counting its share of that lane's vehicles and
     length, as max-pressure's default does; None leaves such a lane out.
+
+    `out_lane_length_m`: each outgoing lane's length, for how full it stands (`in_halt_blocked`), whatever
+    the measure; a lane it does not name is taken as `UNKNOWN_LANE_M` long.
     """
 
     def __init__(self, inter: Intersection, features=FEATURES, lane_length_m: dict[str, float] | None = None,
                  zone_m: float = 0.0, lane_upstream: Neighbours | None = None,
-                 lane_downstream: Neighbours | None = None, lane_upstream_split: SplitNeighbours | None = None):
+                 lane_downstream: Neighbours | None = None, lane_upstream_split: SplitNeighbours | None = None,
+                 out_lane_length_m: dict[str, float] | None = None):
         self.inter = inter
         self.n_phases = len(inter.phases)
         features = check_features(features)
@@ -162,6 +186,12 @@ class PhaseFeatures:
                 if not m.is_crosswalk:
                     self._serves[a, column[m.link_index]] += 1.0
         self._overlap = any(f in OVERLAP_FEATURES for f in features)
+        #: per link: its outgoing lane and the halting vehicles that fill it, when a spill-back feature is weighed
+        self._blocked = None
+        if any(f in SPILLBACK_FEATURES for f in features):
+            lengths = out_lane_length_m or {}
+            self._blocked = tuple((links[k][1], max(lengths.get(links[k][1], UNKNOWN_LANE_M), MIN_LANE_M)
+                                   / STANDING_CAR_M) for k in self._link_ids)
         #: per phase: when it was last seen green (its waiting starts there); None until the first observation,
         #: and always when no waiting feature is weighed (the decision loop then skips them)
         self._last_green_s: list[float] | None = None
@@ -204,6 +234,13 @@ class PhaseFeatures:
             per_link[1, k] = k_out * zone_sum(lanes, zone_out, _HALTING)
             per_link[2, k] = k_in * moving
         x[:, :3] = (self._serves @ per_link.T)
+        if self._blocked is not None:
+            fill = np.zeros(len(self._terms))
+            for k, (out_lane, full_veh) in enumerate(self._blocked):
+                lo = lanes.get(out_lane)
+                if lo is not None:
+                    fill[k] = min(1.0, lo.queue_veh / full_veh)
+            x[:, 16] = self._serves @ (per_link[0] * fill)
         s = obs.signal
         if s is not None:
             c = s.phase_index
@@ -290,7 +327,8 @@ class PhaseScoreController:
         self.inter = inter
         self.features = PhaseFeatures(inter, features, (lane_length_m or {}) if measure == "density" else None,
                                       zone_m, lane_upstream, lane_downstream,
-                                      lane_upstream_split if shared_lanes == "split" else None)
+                                      lane_upstream_split if shared_lanes == "split" else None,
+                                      out_lane_length_m=lane_length_m)
         #: the zone lanes the features read besides the intersection's own: the runtime observes them too
         self.zone_lane_ids = self.features.zone_lane_ids
         self.weights = check_weights(weights, tuple(features))
