@@ -81,3 +81,22 @@ def test_the_feature_can_be_added_to_a_search():
     from signalwise.training.search_starts import search_start
 
     assert search_start("max-pressure-pays").adding(["in_halt_blocked"]).features()[-1] == "in_halt_blocked"
+
+
+def test_a_congested_junction_holds_where_a_quiet_one_changes():
+    """hold_load counts every link's queue for the current phase: with a positive weight the same
+    difference between two phases' queues changes a quiet junction's phase and not a congested one's."""
+    features = (*FEATURES, "hold_load")
+    w = np.zeros(len(features))
+    w[ALL_FEATURES.index("in_halt")] = 1.0
+    w[features.index("hold_load")] = 0.2
+    inter = intersection()
+    ctrl = PhaseScoreController(inter, w, features=features)
+    x = ctrl.features.matrix(observe({"n_in": (2, 2), "s_in": (2, 2), "e_in": (1, 1)}))
+    assert x[1, features.index("hold_load")] == 5.0 and x[0, features.index("hold_load")] == 0.0
+    # quiet: north-south 4 against east-west 1 + 0.2 * 5 = 2: change
+    assert ctrl.decide(observe({"n_in": (2, 2), "s_in": (2, 2), "e_in": (1, 1)})).phase_index == 0
+    # congested: north-south 20 against east-west 16 + 0.2 * 36 = 23.2: hold (without the weight: a change)
+    assert ctrl.decide(observe({"n_in": (10, 10), "s_in": (10, 10), "e_in": (16, 16)})).phase_index is None
+    plain = PhaseScoreController(inter, np.where(np.arange(len(features)) == 0, 1.0, 0.0), features=features)
+    assert plain.decide(observe({"n_in": (10, 10), "s_in": (10, 10), "e_in": (16, 16)})).phase_index == 0

@@ -91,7 +91,8 @@ def train_command(
              "phase was last green) | switch_halt_red (its halting vehicles times those minutes) | hold_gap "
              "(detectors still see traffic on the green's lanes) | switch_cut_halt, switch_cut_moving (halting, "
              "moving vehicles on the green links a change would end) | switch_new_halt (halting vehicles on the "
-             "links it would start) | in_halt_blocked (halting vehicles whose exit lane stands full)")] = None,
+             "links it would start) | in_halt_blocked (halting vehicles whose exit lane stands full) | hold_load "
+             "(the current phase: halting vehicles on every link, so a congested junction changes less)")] = None,
     period: Annotated[float | None, typer.Option(help="phase-score: seconds between decisions [default: the "
                                                       "start's: 1 for actuated, else 5]", show_default=False)] = None,
     timing: Annotated[str | None, typer.Option(help="timing profile of the training episodes (safety | benchmark | "

@@ -93,7 +93,7 @@ AGENT = "phase-score"
 INITIAL_STDS = {"out_halt": 0.5, "in_moving": 0.5, "hold": 4.0, "hold_green_min": 4.0, "hold_moving": 0.5,
                 "hold_halt": 0.5, "hold_young": 4.0, "switch_min_green_min": 4.0, "switch_clearance_10s": 4.0,
                 "hold_gap": 4.0, "switch_red_min": 4.0, "switch_halt_red": 0.5, "switch_cut_halt": 0.5,
-                "switch_cut_moving": 0.5, "switch_new_halt": 0.5, "in_halt_blocked": 0.5}
+                "switch_cut_moving": 0.5, "switch_new_halt": 0.5, "in_halt_blocked": 0.5, "hold_load": 0.5}
 
 
 def weights_by_name(policy: dict, features=FEATURES) -> tuple[float, ...]:

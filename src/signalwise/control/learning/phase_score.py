@@ -63,6 +63,11 @@ movements weighs more; current phase `c`, its green has run `g` seconds):
                    back. in_halt - out_halt is linear and cannot tell a
                    half-full exit from a full one; with a negative weight this
                    discounts the links whose green would be wasted
+    hold_load      1{a == c} * in_halt over every link of the intersection: how
+                   congested the junction stands. A change loses its clearance
+                   for every queue, so with a positive weight a congested
+                   junction changes less often (Webster's longer cycle at
+                   high saturation)
 
 A model names the features its weights go with (`meta["policy"]["features"]`),
 so models made with fewer features keep working as features are added.
@@ -91,7 +96,7 @@ from ..zones import (
 #: every feature the policy can weigh, in the order PhaseFeatures computes them
 ALL_FEATURES = ("in_halt", "out_halt", "in_moving", "hold", "hold_green_min", "hold_moving", "hold_halt",
                 "hold_young", "switch_min_green_min", "switch_clearance_10s", "hold_gap", "switch_red_min",
-                "switch_halt_red", "switch_cut_halt", "switch_cut_moving", "switch_new_halt", "in_halt_blocked")
+                "switch_halt_red", "switch_cut_halt", "switch_cut_moving", "switch_new_halt", "in_halt_blocked", "hold_load")
 #: what `signalwise train --agent phase-score` searches by default (the ten of docs/learning.md's results;
 #: `hold_gap` is named where it is wanted, as the shipped models do)
 FEATURES = ALL_FEATURES[:10]
@@ -254,6 +259,7 @@ class PhaseFeatures:
             x[c, 8] = x[c, 9] = 0.0
             idle = obs.detector_idle_s
             x[c, 10] = float(any(idle.get(d, GREEN_CAP_S) < PASSAGE_S for d in self._phase_dets[c]))
+            x[c, 17] = per_link[0].sum()
             if self._waits:
                 last = self._last_green_s
                 if last is None:  # nothing waited before the first look
