@@ -1,4 +1,5 @@
-"""The phase-score spill-back feature: a link's queue counts as blocked as far as its exit lane stands full."""
+"""The phase-score features on spill-back and load: a link's queue weighed by how full its exit stands
+(`in_halt_blocked`), and the current phase weighed by every queue at its junction (`hold_load`)."""
 
 from __future__ import annotations
 
