@@ -141,6 +141,8 @@ def main() -> None:
                     help="training seeds every candidate runs (signalwise train --seeds-per-generation)")
     ap.add_argument("--shared-lanes", default=None, choices=("skip", "split"),
                     help="the lane before a turn pocket (signalwise train --shared-lanes)")
+    ap.add_argument("--demand-scale", action="append", type=float, default=[], metavar="X",
+                    help="the training episodes' demand times X (signalwise train --demand-scale; repeatable)")
     ap.add_argument("--cycle-calls", action="store_true",
                     help="the safety side's cycle bound runs from calls (timing key cycle_calls), in training and "
                          "in the comparison")
@@ -153,7 +155,8 @@ def main() -> None:
              *(("--restarts", str(args.restarts)) if args.restarts != 1 else ()),
              *(("--popsize", str(args.popsize)) if args.popsize is not None else ()),
              *(("--seeds-per-generation", str(args.seeds_per_generation)) if args.seeds_per_generation != 1 else ()),
-             *(("--shared-lanes", args.shared_lanes) if args.shared_lanes else ()))
+             *(("--shared-lanes", args.shared_lanes) if args.shared_lanes else ()),
+             *(a for x in args.demand_scale for a in ("--demand-scale", f"{x:g}")))
     rows = []
     for network in [n for n in args.networks.split(",") if n]:
         for profile in profiles:

@@ -181,6 +181,9 @@ class RunConfig(BaseModel):
     client_order: int | None = Field(None, ge=1)
     timing: TimingConfig = Field(default_factory=TimingConfig, description=(
         "safety timing (see timing.*); a profile name alone (safety | benchmark | reference) selects its values"))
+    demand_scale: float = Field(1.0, gt=0, le=10, description=(
+        "SUMO's --scale: the demand times this (1.2 = 20 % more vehicles, each flow and trip file alike); "
+        "what-if studies of growth, and training on heavier traffic than the routes hold"))
     time_to_teleport_s: float = Field(300.0, ge=-1.0, description=(
         "SUMO's --time-to-teleport: a vehicle stuck this long jumps ahead; -1 = never (the benchmark and "
         "reference profiles); default: the timing profile's"))

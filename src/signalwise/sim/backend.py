@@ -53,6 +53,8 @@ class SumoOptions:
     step_length_s: float = 1.0
     #: a vehicle stuck this long jumps ahead (SUMO's --time-to-teleport); -1 = never
     time_to_teleport_s: float = 300.0
+    #: the demand times this (SUMO's --scale); 1 = the route files as written
+    demand_scale: float = 1.0
     gui: bool = False
     remote_port: int | None = None  # connect to a SUMO started elsewhere with --remote-port
     #: with a SUMO shared by several clients (`--num-clients N`), this client's place in each step
@@ -82,6 +84,8 @@ def build_command(opts: SumoOptions) -> list[str]:
     cmd += ["--seed", str(opts.seed), "--step-length", f"{opts.step_length_s:g}",
             "--no-step-log", "true", "--no-warnings", "true", "--duration-log.disable", "true",
             "--time-to-teleport", f"{opts.time_to_teleport_s:g}", "--collision.action", "warn", "--save-state.rng", "true", "--save-state.precision", "6"]
+    if opts.demand_scale != 1.0:
+        cmd += ["--scale", f"{opts.demand_scale:g}"]
     if opts.load_state is not None:
         cmd += ["--load-state", str(opts.load_state)]
     for option, path in opts.outputs.items():

@@ -50,6 +50,12 @@ def train_command(
     restarts: Annotated[int, typer.Option(help="phase-score: independent searches, seeds --seed, --seed + 1, ...; "
                                                "the model is the one with the lowest delay on the first one's "
                                                "validation seeds")] = 1,
+    demand_scale: Annotated[list[float] | None, typer.Option(
+        "--demand-scale", metavar="X",
+        help="phase-score: the training episodes' demand times X (SUMO's --scale; repeatable: the k-th seed of "
+             "each generation runs the k-th scale, so with --seeds-per-generation 2 and --demand-scale 1 "
+             "--demand-scale 1.1 every candidate also meets an hour 10 % heavier); validation runs the routes "
+             "as written")] = None,
     per_signal: Annotated[bool, typer.Option(
         "--per-signal", help="phase-score: give every signal its own weights, each searched by its own CMA-ES on "
                              "the queues at that signal, all in the same episodes; best from --start MODEL with "
@@ -140,16 +146,17 @@ def train_command(
         _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
                       duration, timing, sumocfg, net, routes, ray, measure, start, zone_m, period, restarts,
                       add_feature or [], cycle_calls, per_signal, sigma, neighbour_weight, hold_neighbours,
-                      shared_lanes)
+                      shared_lanes, tuple(demand_scale or ()))
         return
     if agent != "tabular":
         _fail("--agent must be phase-score or tabular")
     if timing is not None or cycle_calls:
         _fail("--timing and --cycle-calls are for --agent phase-score; the tabular agent trains under the default "
               "profile")
-    if restarts != 1 or add_feature or per_signal or sigma != 1.0 or neighbour_weight or hold_neighbours:
-        _fail("--restarts, --add-feature, --per-signal, --sigma, --neighbour-weight and --hold-neighbours are for "
-              "--agent phase-score")
+    if restarts != 1 or add_feature or per_signal or sigma != 1.0 or neighbour_weight or hold_neighbours \
+            or demand_scale:
+        _fail("--restarts, --add-feature, --per-signal, --sigma, --neighbour-weight, --hold-neighbours and "
+              "--demand-scale are for --agent phase-score")
     hyper = dict(gamma=gamma, guide=guide, guide_mode=guide_mode, guide_visits=guide_visits,
                  epsilon_start=epsilon_start, epsilon_decay=epsilon_decay, downstream_weight=downstream_weight)
     _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, hyper, actions, state,
@@ -276,7 +283,8 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
 def _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
                   duration, timing, sumocfg, net, routes, ray, measure="count", start="max-pressure",
                   zone_m=None, period=None, restarts=1, add_feature=(), cycle_calls=False, per_signal=False,
-                  sigma=1.0, neighbour_weight=0.0, hold_neighbours=False, shared_lanes=None) -> None:
+                  sigma=1.0, neighbour_weight=0.0, hold_neighbours=False, shared_lanes=None,
+                  demand_scales=()) -> None:
     import dataclasses
     import time
 
@@ -322,6 +330,8 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
         _fail("--sigma must be above 0")
     if not neighbour_weight >= 0:
         _fail("--neighbour-weight must be 0 or more")
+    if not all(0 < x <= 10 for x in demand_scales):
+        _fail("--demand-scale must be above 0 and at most 10 (1 = the routes as written)")
     if (neighbour_weight or hold_neighbours) and not per_signal:
         _fail("--neighbour-weight and --hold-neighbours are for a per-signal search; add --per-signal")
     own = sumocfg is not None or net is not None
@@ -340,7 +350,8 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
                        shared_lanes=shared_lanes, features=begin.features(), start=begin.vector(begin.features()),
                        start_name=next(iter(starts)), period_s=begin.period_s, restarts=restarts,
                        start_signal_weights=begin.signal_vectors(begin.features()), per_signal=per_signal,
-                       sigma0=sigma, neighbour_weight=neighbour_weight, hold_neighbours=hold_neighbours)
+                       sigma0=sigma, neighbour_weight=neighbour_weight, hold_neighbours=hold_neighbours,
+                       demand_scales=demand_scales)
     try:
         executor = make_executor(ray, workers)
     except ExecutorError as exc:

@@ -44,6 +44,7 @@ from .policy_search import (
     SearchConfig,
     full_weights,
     generation_seeds,
+    training_overrides,
     run_episodes,
     signal_graph,
     validation_seeds,
@@ -104,8 +105,8 @@ def search_per_signal(cfg: SearchConfig, features: tuple[str, ...], start: list[
         seeds = generation_seeds(cfg, g)
         jobs = [(f"{gi}-{k}", s, start,
                  {"signal_weights": {tls: full_weights(x[k] if group_of[tls] == gi else ess[tls].mean)
-                                     for tls, x in xs.items()}})
-                for gi in range(len(groups)) for k in range(cfg.popsize) for s in seeds]
+                                     for tls, x in xs.items()}, **training_overrides(cfg, j)})
+                for gi in range(len(groups)) for k in range(cfg.popsize) for j, s in enumerate(seeds)]
         res = run_episodes(cfg, executor, jobs, out / "episodes" / f"gen-{g:04d}")
         episodes += len(res)
         for tls, es in ess.items():

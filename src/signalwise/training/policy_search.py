@@ -161,6 +161,9 @@ class SearchConfig:
     sigma0: float = 1.0
     #: independent searches (seeds `seed`, `seed` + 1, ...); the model is the one that validates best
     restarts: int = 1
+    #: the demand of the training episodes, times SUMO's --scale: the k-th seed of each generation runs the
+    #: (k mod n)-th; () = the routes as written. Validation always runs the routes as written.
+    demand_scales: tuple[float, ...] = ()
     #: a per-signal start's own weights, signal id -> one weight per feature (the others start at `start`)
     start_signal_weights: dict[str, list[float]] = field(default_factory=dict)
     #: one search per signal, each told its own approaches' queues (`per_signal.py`); else one shared search
@@ -255,6 +258,18 @@ def generation_seeds(cfg: SearchConfig, generation: int) -> list[int]:
     return [training_seed(cfg.seed, generation * cfg.seeds_per_generation + k) for k in range(cfg.seeds_per_generation)]
 
 
+def training_overrides(cfg: SearchConfig, k: int) -> dict:
+    """What the k-th training seed of a generation changes in the episode: its demand scale, if any.
+
+    Why a scale: a network's seeds differ in how heavy their hour is, and a search told only the
+    training seeds' traffic may learn what pays there and loses on a heavier hour; scaled copies of the
+    same routes put heavier hours among the candidates' episodes, every candidate on the same ones.
+    """
+    if not cfg.demand_scales:
+        return {}
+    return {"run": {**cfg.run, "demand_scale": cfg.demand_scales[k % len(cfg.demand_scales)]}}
+
+
 def full_weights(free: np.ndarray) -> list[float]:
     return [1.0, *map(float, free)]
 
@@ -309,6 +324,8 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
             or cfg.restarts < 1:
         raise TrainingError("popsize must be at least 2; generations, seeds per generation, validation seeds "
                             "and restarts at least 1")
+    if not all(0 < x <= 10 for x in cfg.demand_scales):
+        raise TrainingError(f"a demand scale is above 0 and at most 10; got {list(cfg.demand_scales)}")
     if not cfg.neighbour_weight >= 0 or ((cfg.neighbour_weight or cfg.hold_neighbours) and not cfg.per_signal):
         raise TrainingError("neighbour_weight is 0 or more; it and hold_neighbours are for a per-signal search only")
     if cfg.restarts > 1:
@@ -422,7 +439,8 @@ def _shared_generations(cfg: SearchConfig, features: tuple[str, ...], start: tup
         t0 = time.perf_counter()
         xs = es.ask()
         seeds = generation_seeds(cfg, g)
-        jobs = [(i, s, full_weights(x)) for i, x in enumerate(xs) for s in seeds]
+        jobs = [(i, s, full_weights(x), training_overrides(cfg, k)) for i, x in enumerate(xs)
+                for k, s in enumerate(seeds)]
         res = run_episodes(cfg, executor, jobs, out / "episodes" / f"gen-{g:04d}")
         delay = np.array([np.mean([res[(i, s)]["avg_delay_s"] for s in seeds]) for i in range(len(xs))])
         es.tell(xs, delay.tolist())
