@@ -44,9 +44,9 @@ from .policy_search import (
     SearchConfig,
     full_weights,
     generation_seeds,
-    training_overrides,
     run_episodes,
     signal_graph,
+    training_overrides,
     validation_seeds,
 )
 
