@@ -84,3 +84,28 @@ def test_train_takes_the_scales_on_the_command_line_and_refuses_a_bad_one(tmp_pa
         bad = subprocess.run([signalwise, "train", "--agent", agent, "--demand-scale", scale,
                               "--out", str(tmp_path / "u")], capture_output=True, text=True, timeout=120)
         assert bad.returncode == 2 and "--demand-scale" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_run_and_compare_take_the_scale_and_say_so(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    signalwise = str(Path(sys.executable).with_name("signalwise"))
+    run = subprocess.run([signalwise, "run", "-s", "single", "--controller", "fixed", "--duration", "300",
+                          "--demand-scale", "1.5", "--record", "lean", "--no-emissions", "--run-dir",
+                          str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "demand ×1.5" in run.stdout
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["demand_scale"] == 1.5
+    cmp = subprocess.run([signalwise, "compare", "-s", "single", "--controllers", "fixed", "--seeds", "1",
+                          "--duration", "300", "--demand-scale", "1.5", "--workers", "1", "--out",
+                          str(tmp_path / "cmp")], capture_output=True, text=True, timeout=300)
+    assert cmp.returncode == 0, cmp.stderr
+    compared = json.loads(next((tmp_path / "cmp").glob("fixed-s1/metrics.json")).read_text())
+    # the same seed and scale: the same traffic as the single run
+    assert compared["network"]["vehicles_total"] == metrics["network"]["vehicles_total"]
+    bad = subprocess.run([signalwise, "compare", "-s", "single", "--demand-scale", "-1", "--out", str(tmp_path / "x")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "demand_scale" in bad.stderr and "Traceback" not in bad.stderr

@@ -181,6 +181,10 @@ TimingOpt = Annotated[str | None, typer.Option(
          "(RESCO's rules: 10 s decisions, 3 s yellow, no all-red, no teleports, max-pressure on halting "
          "vehicles) or reference (the plain max-pressure reference's: 5 s decisions, 3 s yellow, no all-red) "
          "[default: safety, or the --config file's]")]
+DemandScaleOpt = Annotated[float | None, typer.Option(
+    "--demand-scale", metavar="X", show_default=False,
+    help="the demand times X (SUMO's --scale): 1.2 runs the same seed's traffic with 20 % more vehicles, for "
+         "what-if studies of growth [default: 1, or the --config file's demand_scale]")]
 ControllerOpt = Annotated[str | None, typer.Option("--controller", "-c", show_default=False,
                                                    help="fixed | webster | actuated | max-pressure | ql (the "
                                                         "model shipped for single, corridor, grid) | ql:PATH "
@@ -215,15 +219,16 @@ def run_command(
         "computes the emissions; it must drive the same traffic), inline (all in this process) or auto "
         "(replay when a core is free: the cores less this run and the load average) [default: auto, or the "
         "--config file's]"))] = None,
+    demand_scale: DemandScaleOpt = None,
 ) -> None:
     """Run one controller on one scenario and leave the evidence in a run directory."""
     _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, routes, config, gui, remote_port,
-         emissions, db, timing, record, evidence)
+         emissions, db, timing, record, evidence, demand_scale)
 
 
 @friendly_errors
 def _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, routes, config, gui, remote_port,
-         emissions, db, timing=None, record=None, evidence=None) -> None:
+         emissions, db, timing=None, record=None, evidence=None, demand_scale=None) -> None:
     from rich.console import Console
 
     from .run import execute_run, new_run_dir
@@ -231,7 +236,7 @@ def _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, route
     cfg = _load_config(config, scenario=scenario, controller=controller, seed=seed, duration_s=duration,
                        out_dir=out, sumocfg=sumocfg, net=net, routes=routes or None, gui=gui,
                        remote_port=remote_port, emissions=emissions, record=record, evidence=evidence,
-                       timing_profile=timing)
+                       demand_scale=demand_scale, timing_profile=timing)
     note_profile_mismatch(cfg, [cfg.controller])
     from .loop import resolve_scenario
 
@@ -260,7 +265,8 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
     from rich.table import Table
 
     n = metrics["network"]
-    t = Table(title=f"{metrics['controller']} on {metrics['scenario']} (seed {metrics['seed']}, "
+    scaled = f"demand ×{metrics['demand_scale']:g}, " if "demand_scale" in metrics else ""
+    t = Table(title=f"{metrics['controller']} on {metrics['scenario']} (seed {metrics['seed']}, {scaled}"
                     f"{metrics['simulated_s'] / 60:.0f} min simulated in {metrics['wall_s']:.1f} s)")
     t.add_column("metric")
     t.add_column("value", justify="right")
@@ -306,15 +312,16 @@ def compare_command(
     config: Annotated[Path | None, typer.Option(help="YAML file of run settings")] = None,
     db: Annotated[str | None, typer.Option(help="also write every run into this database URL ('default' = embedded SQLite)")] = None,
     timing: TimingOpt = None,
+    demand_scale: DemandScaleOpt = None,
 ) -> None:
     """Compare controllers over seeds: mean, 95% CI, change vs the first, Welch p-value, and a chart."""
     _compare(scenario, controllers, seeds, first_seed, duration, out, workers, sumocfg, config, db, net, routes,
-             timing)
+             timing, demand_scale)
 
 
 @friendly_errors
 def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, sumocfg, config, db, net=None,
-             routes=None, timing=None) -> None:
+             routes=None, timing=None, demand_scale=None) -> None:
     import datetime as dt
 
     from rich.console import Console
@@ -332,7 +339,7 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
     if scenario is None and not own:
         scenario = DEMO_SCENARIO
     base = _load_config(config, scenario=scenario, controller=names[0], duration_s=duration, sumocfg=sumocfg,
-                        net=net, routes=routes or None, timing_profile=timing)
+                        net=net, routes=routes or None, demand_scale=demand_scale, timing_profile=timing)
     base = with_shipped_model(with_model_registry(base, names), names)
     note_profile_mismatch(base, names)
     for name in names:  # fail fast on a typo, before starting any worker
@@ -348,7 +355,8 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
 
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[last]}"), console=console) as bar:
-        task = bar.add_task(f"compare on {base.scenario_label}", total=len(names) * len(seed_list), last="")
+        scaled = f", demand ×{base.demand_scale:g}" if base.demand_scale != 1.0 else ""
+        task = bar.add_task(f"compare on {base.scenario_label}{scaled}", total=len(names) * len(seed_list), last="")
 
         def on_done(c, s, metrics, error):
             last = f"{c} s{s}: " + (f"{metrics['network']['avg_delay_s']:.1f} s delay" if metrics else f"FAILED {error}")

@@ -166,6 +166,7 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
         "scenario": loop.scenario.name,
         "controller": cfg.controller,
         "seed": cfg.seed,
+        **({"demand_scale": cfg.demand_scale} if cfg.demand_scale != 1.0 else {}),
         "simulated_s": loop.end_s - loop.begin_s,
         "begin_s": loop.begin_s,
         "network": {**net, "preemptions": preempts, "fallback_fraction": round(fallback, 4),
