@@ -80,6 +80,17 @@ def test_train_takes_the_scales_on_the_command_line_and_refuses_a_bad_one(tmp_pa
                         capture_output=True, text=True, timeout=600)
     assert ok.returncode == 0, ok.stderr
     assert load_model(tmp_path / "t" / "model").meta["training"]["config"]["demand_scales"] == [1.0, 1.3]
+    # evaluated on the routes as written unless told: the training's scales are not the held-out traffic
+    for scale in (None, 1.5):
+        ev = subprocess.run([signalwise, "evaluate", "--model", str(tmp_path / "t" / "model"), "--seeds", "1",
+                             "--duration", "300", "--workers", "1", "--out", str(tmp_path / f"ev{scale}"),
+                             *(["--demand-scale", f"{scale}"] if scale else [])],
+                            capture_output=True, text=True, timeout=300)
+        assert ev.returncode == 0, ev.stderr
+        assert ("demand ×1.5" in ev.stdout) == bool(scale)
+    evaluations = load_model(tmp_path / "t" / "model").meta["evaluations"]
+    assert "demand_scale" not in evaluations[0] and evaluations[1]["demand_scale"] == 1.5
+    assert evaluations[1]["baseline_avg_delay_s"] > evaluations[0]["baseline_avg_delay_s"]
     for agent, scale in (("phase-score", "0"), ("tabular", "1.2")):
         bad = subprocess.run([signalwise, "train", "--agent", agent, "--demand-scale", scale,
                               "--out", str(tmp_path / "u")], capture_output=True, text=True, timeout=120)

@@ -442,6 +442,10 @@ def evaluate_command(
     sumocfg: Annotated[Path | None, typer.Option(help="evaluate on your own SUMO config (.sumocfg)")] = None,
     net: Annotated[Path | None, typer.Option(help="evaluate on your own network (.net.xml); use with --routes")] = None,
     routes: Annotated[list[Path] | None, typer.Option(help="route files for --net (repeatable)")] = None,
+    demand_scale: Annotated[float | None, typer.Option(
+        "--demand-scale", metavar="X", show_default=False,
+        help="the demand times X (SUMO's --scale): how the model holds up on heavier (or lighter) hours than "
+             "the routes hold [default: 1, the routes as written]")] = None,
 ) -> None:
     """Evaluate a model on held-out seeds against a baseline: delay, CIs, Welch p-values, safety audit.
     By default on the network the model trained on, under the timing profile it trained under."""
@@ -449,12 +453,13 @@ def evaluate_command(
         _fail("--scenario is not used with --sumocfg or --net: give one network")
     if net is not None and not routes:
         _fail("--net needs at least one --routes file")
-    _evaluate(model, scenario, seeds, first_seed, baseline, duration, workers, out, timing, sumocfg, net, routes)
+    _evaluate(model, scenario, seeds, first_seed, baseline, duration, workers, out, timing, sumocfg, net, routes,
+              demand_scale)
 
 
 @learning_errors
 def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, workers, out, timing=None, sumocfg=None,
-              net=None, routes=None) -> None:
+              net=None, routes=None, demand_scale=None) -> None:
     from rich.console import Console
 
     from ..runtime.commands import print_compare_table
@@ -467,10 +472,11 @@ def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, worke
         _fail("--first-seed must not be negative")
     result = evaluate(model_path, scenario, seeds, first_seed, baseline, duration, workers, out,
                       controller_options=registry_options([baseline]), timing=timing, sumocfg=sumocfg, net=net,
-                      routes=routes)
+                      routes=routes, demand_scale=demand_scale)
     print_compare_table(result.summary)
     ev = result.evaluation
-    console.print(f"on {ev['scenario']} under the {ev['timing']} timing profile, held-out seeds {ev['seeds']}",
+    scaled = f", demand ×{ev['demand_scale']:g}" if "demand_scale" in ev else ""
+    console.print(f"on {ev['scenario']} under the {ev['timing']} timing profile{scaled}, held-out seeds {ev['seeds']}",
                   soft_wrap=True)
     console.print(f"{ev['controller']} vs {baseline}: {_s(ev['avg_delay_s'])} vs {_s(ev['baseline_avg_delay_s'])} "
                   f"average delay, Welch p {_p(ev['p_value'])}, paired p {_p(ev.get('p_value_paired'))}; "

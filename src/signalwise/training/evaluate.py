@@ -83,10 +83,12 @@ def check_fits(model_path: Path, cfg) -> None:
 def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, first_seed: int = 1,
              baseline: str = "max-pressure", duration_s: float | None = None, workers: int | None = None,
              out: Path | None = None, controller_options: dict | None = None, timing: str | None = None,
-             sumocfg: Path | None = None, net: Path | None = None, routes: list[Path] | None = None) -> EvaluateResult:
+             sumocfg: Path | None = None, net: Path | None = None, routes: list[Path] | None = None,
+             demand_scale: float | None = None) -> EvaluateResult:
     """`controller_options` go to every run (`model_registry`: where a `ql:@...` baseline is found).
 
-    No `scenario`, `sumocfg` or `net`: the network the model trained on; no `timing`: its training profile.
+    No `scenario`, `sumocfg` or `net`: the network the model trained on; no `timing`: its training profile;
+    no `demand_scale`: the routes as written, whatever scales the training episodes ran.
     """
     from ..runtime.compare import compare_controllers
     from ..runtime.config import RunConfig
@@ -98,6 +100,8 @@ def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, fi
         network = {"scenario": scenario, "sumocfg": sumocfg, "net": net, "routes": list(routes or [])}
     if timing is not None:
         run["timing"] = timing
+    if demand_scale is not None:
+        run["demand_scale"] = demand_scale
     options = {**(run.pop("controller_options", None) or {}), **(controller_options or {})}
     base = RunConfig.model_validate({**run, **network, "controller": baseline, "duration_s": duration_s,
                                      "controller_options": options})
@@ -122,6 +126,7 @@ def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, fi
     evaluation = {
         "scenario": label,
         "timing": base.timing.profile,
+        **({"demand_scale": base.demand_scale} if base.demand_scale != 1.0 else {}),
         "seeds": seeds,
         "baseline": baseline,
         "controller": "ql",
