@@ -153,7 +153,7 @@ def in_fresh_processes(fn, jobs: list, workers: int) -> list:
 def train_ours(net: Path, routes: Path, train_s: int, episodes: int, out: Path, agent: str = "tabular",
                generations: int = 4, popsize: int = 6, episode_s: int = 3600, start: str = "max-pressure",
                period: float | None = None, seeds_per_generation: int = 1, seed: int = TRAIN_SEED,
-               restarts: int = 1, add_features: tuple[str, ...] = ()) -> float:
+               restarts: int = 1, add_features: tuple[str, ...] = (), demand_scales: tuple[float, ...] = ()) -> float:
     """`signalwise train` on the user network; returns its wall time."""
     cmd = [SIGNALWISE, "train", "--net", str(net), "--routes", str(routes), "--workers", "2",
            "--seed", str(seed), "--out", str(out), "--agent", agent]
@@ -164,6 +164,7 @@ def train_ours(net: Path, routes: Path, train_s: int, episodes: int, out: Path, 
                 "--start", start, "--seeds-per-generation", str(seeds_per_generation), "--restarts", str(restarts)]
         cmd += ["--period", f"{period:g}"] if period is not None else []
         cmd += [a for f in add_features for a in ("--add-feature", f)]
+        cmd += [a for x in demand_scales for a in ("--demand-scale", f"{x:g}")]
     print("$", " ".join(cmd), flush=True)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -203,6 +204,9 @@ def main() -> None:
                          "(signalwise train --restarts)")
     ap.add_argument("--add-feature", action="append", default=[], metavar="NAME",
                     help="phase-score: weigh this feature too (signalwise train --add-feature; repeatable)")
+    ap.add_argument("--demand-scale", action="append", type=float, default=[], metavar="X",
+                    help="phase-score: training episodes on the demand times X (signalwise train --demand-scale; "
+                         "repeatable); the evaluation runs the routes as written")
     args = ap.parse_args()
     out = args.out.resolve() / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
@@ -222,7 +226,7 @@ def main() -> None:
               f"of {args.eval_s} s + validation episodes ...", flush=True)
     our_wall = train_ours(net, routes, args.train_s, args.episodes, out / "ours", args.agent, args.generations,
                           args.popsize, args.eval_s, args.start, args.period, args.seeds_per_generation, args.seed,
-                          args.restarts, tuple(args.add_feature))
+                          args.restarts, tuple(args.add_feature), tuple(args.demand_scale))
     model = out / "ours" / "model"
 
     print(f"evaluating on held-out seeds {seeds}, {args.eval_s} s each ...", flush=True)
