@@ -64,3 +64,27 @@ def test_a_single_seed_shows_no_spread_and_five_controllers_fit_100_columns(tmp_
     assert max(len(line) for line in lines) <= 100
     header = next(i for i, line in enumerate(lines) if "metric" in line)
     assert "avg delay (RESCO)" in lines[header + 2]  # no wrapped cells: one line per metric value
+
+
+def test_a_controller_with_no_completed_run_shows_a_dash_not_a_crash(tmp_path, capsys):
+    metrics = execute_run(RunConfig(scenario="single", controller="fixed", duration_s=120, emissions=False),
+                          tmp_path / "r").metrics
+    summary = summarize(["fixed", "actuated"], [1], {("fixed", 1): metrics})  # every actuated run failed
+    assert summary["fallback_share"]["actuated"] is None
+    print_compare_table(summary, width=100)
+    row = next(line for line in capsys.readouterr().out.splitlines() if "fallback share" in line)
+    assert "0.0%" in row and "—" in row
+
+
+def test_compare_refuses_a_model_that_is_not_there_before_running_anything(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    signalwise = str(Path(sys.executable).with_name("signalwise"))
+    p = subprocess.run([signalwise, "compare", "-s", "single", "--controllers", f"fixed,ql:{tmp_path / 'nope'}",
+                        "--seeds", "1", "--duration", "60", "--out", str(tmp_path / "cmp")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, p.stderr
+    assert "no such model" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "cmp").exists()  # no run started

@@ -344,6 +344,7 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
     note_profile_mismatch(base, names)
     for name in names:  # fail fast on a typo, before starting any worker
         base.model_validate({**base.model_dump(), "controller": name})
+    _check_models(names)
     resolve_scenario(base)  # fail on a missing or bad network before starting any worker
     out = out or Path("runs") / f"compare-{dt.datetime.now():%Y%m%d-%H%M%S}-{slug(base.scenario_label)}"
     why = why_unwritable(out)
@@ -371,6 +372,18 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
     Console().print(f"summary: {result.out_dir / 'summary.csv'} (runs in {result.out_dir})")
     if result.failures:
         _fail(f"{len(result.failures)} run(s) failed: " + "; ".join(f"{c} s{s}: {m}" for (c, s), m in result.failures.items()), code=1)
+
+
+def _check_models(names: list[str]) -> None:
+    """A `ql:PATH` that is no model fails here, in one line, not in every worker's run of every seed."""
+    from ..control.learning.qtable import ModelError, load_model
+
+    for name in names:
+        if name.startswith("ql:") and not name.startswith("ql:@"):
+            try:
+                load_model(Path(name[3:]))
+            except ModelError as exc:
+                _fail(f"--controllers {name}: {exc}")
 
 
 def print_compare_table(summary: dict, width: int | None = None) -> None:
@@ -412,7 +425,8 @@ def print_compare_table(summary: dict, width: int | None = None) -> None:
         t.add_row(row["label"] + unit, *cells)
     share = summary.get("fallback_share", {})
     if share:
-        t.add_row("fallback share", *[("[red]" if c in never else "") + f"{share.get(c, 0.0):.1%}" for c in controllers])
+        t.add_row("fallback share", *[("[red]" if c in never else "") +
+                                      ("—" if share.get(c) is None else f"{share[c]:.1%}") for c in controllers])
     viol = summary.get("safety_violations", {})
     if viol:
         t.add_row("safety violations", *[str(viol.get(c, 0)) for c in controllers])
