@@ -28,6 +28,8 @@ from pathlib import Path
 
 from scipy import stats
 
+from signalwise.runtime.config import MAX_DEMAND_SCALE, valid_demand_scale
+
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 
 
@@ -65,8 +67,8 @@ def main() -> None:
         scales = [float(x) for x in args.scales.split(",") if x]
     except ValueError:
         raise SystemExit(f"error: --scales takes numbers, comma-separated; got {args.scales!r}") from None
-    if not scales or not all(0 < x <= 10 for x in scales):
-        raise SystemExit("error: each scale is above 0 and at most 10")
+    if not scales or not all(map(valid_demand_scale, scales)):
+        raise SystemExit(f"error: each scale is above 0 and at most {MAX_DEMAND_SCALE:g}")
     scales = sorted(set(scales))
     reference = 1.0 if 1.0 in scales else scales[0]  # each controller's growth is against the routes as written
     names = [c for c in args.controllers.split(",") if c]

@@ -104,6 +104,15 @@ class TimingConfig(BaseModel):
         return self
 
 
+#: the largest demand scale a run takes (SUMO's --scale); above 0 at the other end
+MAX_DEMAND_SCALE = 10.0
+
+
+def valid_demand_scale(scale: float) -> bool:
+    """What `RunConfig.demand_scale` accepts: for a check before any run is configured (a training's scales)."""
+    return 0 < scale <= MAX_DEMAND_SCALE
+
+
 TIMING_FIELDS = frozenset({"yellow_s", "all_red_s", "min_green_s", "max_green_s", "ped_walk_s", "ped_clearance_s",
                            "cycle_min_s", "cycle_max_s"})
 
@@ -181,7 +190,7 @@ class RunConfig(BaseModel):
     client_order: int | None = Field(None, ge=1)
     timing: TimingConfig = Field(default_factory=TimingConfig, description=(
         "safety timing (see timing.*); a profile name alone (safety | benchmark | reference) selects its values"))
-    demand_scale: float = Field(1.0, gt=0, le=10, description=(
+    demand_scale: float = Field(1.0, gt=0, le=MAX_DEMAND_SCALE, description=(
         "SUMO's --scale: the demand times this (1.2 = 20 % more vehicles, each flow and trip file alike); "
         "what-if studies of growth, and training on heavier traffic than the routes hold"))
     time_to_teleport_s: float = Field(300.0, ge=-1.0, description=(

@@ -291,7 +291,7 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..runtime.config import RunConfig
+    from ..runtime.config import MAX_DEMAND_SCALE, RunConfig, valid_demand_scale
     from ..sim.scenario import load
     from .executors import ExecutorError, make_executor
     from .policy_search import SearchConfig, search
@@ -330,8 +330,8 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
         _fail("--sigma must be above 0")
     if not neighbour_weight >= 0:
         _fail("--neighbour-weight must be 0 or more")
-    if not all(0 < x <= 10 for x in demand_scales):
-        _fail("--demand-scale must be above 0 and at most 10 (1 = the routes as written)")
+    if not all(map(valid_demand_scale, demand_scales)):
+        _fail(f"--demand-scale must be above 0 and at most {MAX_DEMAND_SCALE:g} (1 = the routes as written)")
     if (neighbour_weight or hold_neighbours) and not per_signal:
         _fail("--neighbour-weight and --hold-neighbours are for a per-signal search; add --per-signal")
     own = sumocfg is not None or net is not None

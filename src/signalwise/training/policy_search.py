@@ -81,6 +81,7 @@ from ..control.learning.phase_score import (
 )
 from ..control.learning.qtable import Model, ModelError, load_model, save_model
 from ..control.max_pressure import SHARED_LANES_DEFAULT, ZONE_M
+from ..runtime.config import MAX_DEMAND_SCALE, valid_demand_scale
 from ..runtime.profiles import SAFETY, profile_controller_options
 from ..sim.lane_zones import signal_neighbours
 from .executors import EpisodeExecutor, make_executor
@@ -324,8 +325,9 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
             or cfg.restarts < 1:
         raise TrainingError("popsize must be at least 2; generations, seeds per generation, validation seeds "
                             "and restarts at least 1")
-    if not all(0 < x <= 10 for x in cfg.demand_scales):
-        raise TrainingError(f"a demand scale is above 0 and at most 10; got {list(cfg.demand_scales)}")
+    if not all(map(valid_demand_scale, cfg.demand_scales)):
+        raise TrainingError(f"a demand scale is above 0 and at most {MAX_DEMAND_SCALE:g}; "
+                            f"got {list(cfg.demand_scales)}")
     if not cfg.neighbour_weight >= 0 or ((cfg.neighbour_weight or cfg.hold_neighbours) and not cfg.per_signal):
         raise TrainingError("neighbour_weight is 0 or more; it and hold_neighbours are for a per-signal search only")
     if cfg.restarts > 1:
