@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 from signalwise.control.base import register
+from signalwise.control.learning.shipped import shipped_model_path
 from signalwise.core import Decision
-from signalwise.runtime.commands import print_compare_table, print_run_summary
+from signalwise.runtime.commands import _check_models, print_compare_table, print_run_summary
 from signalwise.runtime.compare import summarize
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.run import execute_run
@@ -77,10 +82,6 @@ def test_a_controller_with_no_completed_run_shows_a_dash_not_a_crash(tmp_path, c
 
 
 def test_compare_refuses_a_model_that_is_not_there_before_running_anything(tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
-
     signalwise = str(Path(sys.executable).with_name("signalwise"))
     p = subprocess.run([signalwise, "compare", "-s", "single", "--controllers", f"fixed,ql:{tmp_path / 'nope'}",
                         "--seeds", "1", "--duration", "60", "--out", str(tmp_path / "cmp")],
@@ -88,3 +89,9 @@ def test_compare_refuses_a_model_that_is_not_there_before_running_anything(tmp_p
     assert p.returncode == 2, p.stderr
     assert "no such model" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "cmp").exists()  # no run started
+
+
+def test_the_model_check_reads_the_path_before_a_specs_options():
+    """`ql:PATH?guide_visits=N` names the model at PATH: the check before a compare must not refuse it."""
+    model = shipped_model_path("single")
+    _check_models(["fixed", f"ql:{model}", f"ql:{model}?guide_visits=7", "ql:@active"])  # no SystemExit

@@ -379,11 +379,13 @@ def _check_models(names: list[str]) -> None:
     from ..control.learning.qtable import ModelError, load_model
 
     for name in names:
-        if name.startswith("ql:") and not name.startswith("ql:@"):
-            try:
-                load_model(Path(name[3:]))
-            except ModelError as exc:
-                _fail(f"--controllers {name}: {exc}")
+        kind, _, arg = name.partition(":")
+        if kind != "ql" or arg.startswith("@"):
+            continue  # a registry reference is resolved when the run starts
+        try:
+            load_model(Path(arg.partition("?")[0]))  # `PATH?guide_visits=N`: the options are the controller's
+        except ModelError as exc:
+            _fail(f"--controllers {name}: {exc}")
 
 
 def print_compare_table(summary: dict, width: int | None = None) -> None:
