@@ -94,4 +94,4 @@ def test_compare_refuses_a_model_that_is_not_there_before_running_anything(tmp_p
 def test_the_model_check_reads_the_path_before_a_specs_options():
     """`ql:PATH?guide_visits=N` names the model at PATH: the check before a compare must not refuse it."""
     model = shipped_model_path("single")
-    _check_models(["fixed", f"ql:{model}", f"ql:{model}?guide_visits=7", "ql:@active"])  # no SystemExit
+    _check_models(["fixed", "ql", f"ql:{model}", f"ql:{model}?guide_visits=7", "ql:@active"])  # no SystemExit

@@ -81,7 +81,7 @@ def note_profile_mismatch(cfg, specs: list[str]) -> None:
 
     for spec in specs:
         kind, _, arg = spec.partition(":")
-        if kind != "ql" or arg.startswith("@"):
+        if kind != "ql" or not arg or arg.startswith("@"):
             continue  # a registry reference is resolved when the run starts
         path = arg.partition("?")[0] or cfg.controller_options.get("model")
         try:
@@ -380,8 +380,8 @@ def _check_models(names: list[str]) -> None:
 
     for name in names:
         kind, _, arg = name.partition(":")
-        if kind != "ql" or arg.startswith("@"):
-            continue  # a registry reference is resolved when the run starts
+        if kind != "ql" or not arg or arg.startswith("@"):
+            continue  # bare `ql` (the shipped or active model) and a registry reference resolve when the run starts
         try:
             load_model(Path(arg.partition("?")[0]))  # `PATH?guide_visits=N`: the options are the controller's
         except ModelError as exc:
@@ -458,15 +458,21 @@ def scenarios_command() -> None:
 def demo_command(
     seeds: Annotated[int, typer.Option(help="seeds per controller")] = DEMO_SEEDS,
     out: Annotated[Path | None, typer.Option(help="output directory")] = None,
+    duration: Annotated[float | None, typer.Option(
+        help="simulated seconds per run (default: the corridor's whole hour); shorter for a quick look, "
+             "before the peak builds", show_default=False)] = None,
 ) -> None:
     """Compare fixed, webster, actuated, max-pressure and the shipped learned model on the corridor (`make demo`)."""
     from rich.console import Console
 
+    if seeds < 1:
+        _fail("--seeds must be at least 1")
+    span = "1 simulated hour, off-peak -> peak -> off-peak" if duration is None else f"its first {duration:g} simulated s"
     Console().print(f"[bold]signalwise demo[/bold]: {DEMO_WITH_LEARNING} on the built-in '{DEMO_SCENARIO}' "
-                    f"(5 signals, 1 simulated hour, off-peak -> peak -> off-peak), {seeds} seeds each, "
+                    f"(5 signals, {span}), {seeds} seeds each, "
                     "every decision through the safety shield; ql is the learned model shipped for the corridor, "
                     "the table shows its fallback share and the independent safety audit.")
-    _compare(DEMO_SCENARIO, DEMO_WITH_LEARNING, seeds, 1, None, out, None, None, None, None)
+    _compare(DEMO_SCENARIO, DEMO_WITH_LEARNING, seeds, 1, duration, out, None, None, None, None)
 
 
 def publish_command(
