@@ -6,6 +6,7 @@
                                                    [--start max-pressure|actuated|max-pressure-hold|auto]
                                                    [--period 1] [--seeds-per-generation 2]
                                                    [--add-feature switch_red_min ...]
+    .venv/bin/python bench/sumo_rl_side_by_side.py ... --training-seeds 5   # both agents from 5 training seeds
 
 sumo-rl side: the settings of its `experiments/ql_single-intersection.py`
 (sumo-rl 1.4.x): network and routes `sumo_rl/nets/single-intersection/
@@ -31,7 +32,13 @@ still driving and never inserted included) from SUMO's tripinfo, read by
 `additional_sumo_cmd`. Fixed time (the network's program) and max-pressure run
 under our shield for reference, and the same fixed program once more in
 sumo-rl's environment (`fixed_ts`, its 2 s yellows, no shield): the two fixed
-rows show what the shield's clearances cost on this network. sumo-rl's agent acts WITHOUT our safety
+rows show what the shield's clearances cost on this network.
+
+A learned model depends on its training seed, sumo-rl's as ours. `--training-seeds K` trains both agents
+from training seeds --seed .. --seed + K - 1 (sumo-rl's seed sets its SUMO seed, 1,000,000 + 100,000 x
+seed, its exploration and its action space's draws; ours is `signalwise train --seed`), evaluates every
+model on the same held-out seeds, and compares the two methods over their K models (Welch's test on
+each model's mean delay). sumo-rl's agent acts WITHOUT our safety
 shield: its own 10 s min green and 2 s yellow, no all-red, no max green
 enforced by sumo-rl 1.4.5 (documented as ignored); it also disables
 teleporting (ours: after 300 s stuck).
@@ -90,17 +97,19 @@ def encode(env, state, ts: str) -> tuple:
     return tuple([phase, state[n]] + [env._discretize_density(d) for d in state[n + 1:]])
 
 
-def train_sumo_rl(num_seconds: int) -> dict:
-    """Worker: the experiment's training loop, one run; returns the Q-table and the wall time."""
+def train_sumo_rl(job: tuple[int, int]) -> dict:
+    """Worker: the experiment's training loop, one run of `num_seconds` from training seed `seed` (its SUMO
+    seed, numpy's and the action space's); returns the Q-table and the wall time."""
+    num_seconds, seed = job
     t0 = time.perf_counter()
-    env = _sumo_rl_env(num_seconds, 1_000_000 + TRAIN_SEED * 100_000)
+    env = _sumo_rl_env(num_seconds, 1_000_000 + seed * 100_000)
     from sumo_rl.agents import QLAgent
     from sumo_rl.exploration import EpsilonGreedy
 
-    np.random.seed(TRAIN_SEED)  # EpsilonGreedy draws from numpy's global generator
+    np.random.seed(seed)  # EpsilonGreedy draws from numpy's global generator
     s = SUMO_RL_SETTINGS
     states = env.reset()
-    env.action_space.seed(TRAIN_SEED)
+    env.action_space.seed(seed)
     agents = {ts: QLAgent(starting_state=encode(env, states[ts], ts), state_space=env.observation_space,
                           action_space=env.action_space, alpha=s["alpha"], gamma=s["gamma"],
                           exploration_strategy=EpsilonGreedy(initial_epsilon=s["epsilon"],
@@ -196,7 +205,12 @@ def main() -> None:
     ap.add_argument("--seeds-per-generation", type=int, default=1,
                     help="phase-score: training seeds every candidate runs (signalwise train --seeds-per-generation)")
     ap.add_argument("--seed", type=int, default=TRAIN_SEED,
-                    help="our training seed (sumo-rl's side always trains with seed 1, as its experiment)")
+                    help="the training seed of both agents (sumo-rl's: its SUMO seed and exploration; ours: "
+                         "signalwise train --seed)")
+    ap.add_argument("--training-seeds", type=int, default=1, metavar="K",
+                    help="train both agents K times, from training seeds --seed .. --seed + K - 1, evaluate each "
+                         "model on the same held-out seeds, and compare the two methods over their K models: a "
+                         "learning method's result depends on its training seed, for sumo-rl as for us")
     ap.add_argument("--period", type=float, default=None,
                     help="phase-score: seconds between decisions (signalwise train --period; default: the start's)")
     ap.add_argument("--restarts", type=int, default=1,
@@ -208,88 +222,121 @@ def main() -> None:
                     help="phase-score: training episodes on the demand times X (signalwise train --demand-scale; "
                          "repeatable); the evaluation runs the routes as written")
     args = ap.parse_args()
+    if args.training_seeds < 1:
+        ap.error("--training-seeds must be at least 1")
     out = args.out.resolve() / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
     net, routes = network_files()
     seeds = list(range(1, args.seeds + 1))
-
-    print(f"sumo-rl QLAgent: training {args.train_s} simulated s in one run ...", flush=True)
-    t0 = time.perf_counter()
-    trained = in_fresh_processes(train_sumo_rl, [args.train_s], 1)[0]
-    sumo_rl_wall = time.perf_counter() - t0
-    n_states = {ts: len(t) for ts, t in trained["tables"].items()}
-
-    if args.agent == "tabular":
-        print(f"ours: training {args.train_s} simulated s in {args.episodes} episodes ...", flush=True)
-    else:
-        print(f"ours: phase-score search from --start {args.start}, {args.generations} x {args.popsize} episodes "
-              f"of {args.eval_s} s + validation episodes ...", flush=True)
-    our_wall = train_ours(net, routes, args.train_s, args.episodes, out / "ours", args.agent, args.generations,
-                          args.popsize, args.eval_s, args.start, args.period, args.seeds_per_generation, args.seed,
-                          args.restarts, tuple(args.add_feature), tuple(args.demand_scale))
-    model = out / "ours" / "model"
-
-    print(f"evaluating on held-out seeds {seeds}, {args.eval_s} s each ...", flush=True)
+    training_seeds = list(range(args.seed, args.seed + args.training_seeds))
     from signalwise.runtime.compare import compare_controllers
     from signalwise.runtime.config import RunConfig
 
-    ql = f"ql:{model}"
-    base = RunConfig(net=net, routes=[routes], duration_s=args.eval_s,
-                     emissions=False)
-    res = compare_controllers(base, ["fixed", "max-pressure", ql], seeds, out / "eval", workers=2)
-    if res.failures:
-        raise SystemExit(f"evaluation runs failed: {res.failures}")
-    (out / "sumo_rl_eval").mkdir()
-    evals = in_fresh_processes(
-        evaluate_sumo_rl, [(tables, s, args.eval_s, str(out / "sumo_rl_eval" / f"tripinfo-{kind}-s{s}.xml"))
-                           for kind, tables in (("ql", trained["tables"]), ("fixed", None)) for s in seeds], 2)
-    sumo_rl_eval, sumo_rl_fixed = evals[:len(seeds)], evals[len(seeds):]
+    base = RunConfig(net=net, routes=[routes], duration_s=args.eval_s, emissions=False)
+    per_training_seed = []
+    for k in training_seeds:
+        tag = f"training seed {k}: " if len(training_seeds) > 1 else ""
+        print(f"{tag}sumo-rl QLAgent: training {args.train_s} simulated s in one run ...", flush=True)
+        t0 = time.perf_counter()
+        trained = in_fresh_processes(train_sumo_rl, [(args.train_s, k)], 1)[0]
+        sumo_rl_wall = time.perf_counter() - t0
+        if args.agent == "tabular":
+            print(f"{tag}ours: training {args.train_s} simulated s in {args.episodes} episodes ...", flush=True)
+        else:
+            print(f"{tag}ours: phase-score search from --start {args.start}, {args.generations} x {args.popsize} "
+                  f"episodes of {args.eval_s} s + validation episodes ...", flush=True)
+        run_dir = out / (f"seed-{k}" if len(training_seeds) > 1 else ".")
+        our_wall = train_ours(net, routes, args.train_s, args.episodes, run_dir / "ours", args.agent,
+                              args.generations, args.popsize, args.eval_s, args.start, args.period,
+                              args.seeds_per_generation, k, args.restarts, tuple(args.add_feature),
+                              tuple(args.demand_scale))
+        model = run_dir / "ours" / "model"
+        print(f"{tag}evaluating on held-out seeds {seeds}, {args.eval_s} s each ...", flush=True)
+        references = ["fixed", "max-pressure"] if k == training_seeds[0] else []  # the same every time: once
+        ql = f"ql:{model}"
+        res = compare_controllers(base, [*references, ql], seeds, run_dir / "eval", workers=2)
+        if res.failures:
+            raise SystemExit(f"evaluation runs failed: {res.failures}")
+        (run_dir / "sumo_rl_eval").mkdir()
+        kinds = [("ql", trained["tables"])] + ([("fixed", None)] if references else [])
+        evals = in_fresh_processes(
+            evaluate_sumo_rl, [(tables, s, args.eval_s, str(run_dir / "sumo_rl_eval" / f"tripinfo-{kind}-s{s}.xml"))
+                               for kind, tables in kinds for s in seeds], 2)
+        if references:
+            delay_refs = {c: [res.runs[(c, s)]["network"]["avg_delay_s"] for s in seeds] for c in references}
+            sumo_rl_fixed = evals[len(seeds):]
+        per_training_seed.append({
+            "training_seed": k, "model": str(model), "meta": json.loads((model / "meta.json").read_text()),
+            "sumo_rl": {"wall_s": sumo_rl_wall, "states": {ts: len(t) for ts, t in trained["tables"].items()},
+                        "eval": evals[:len(seeds)]},
+            "ours": {"wall_s": our_wall, "delay": [res.runs[(ql, s)]["network"]["avg_delay_s"] for s in seeds],
+                     "fallback": float(np.mean([res.runs[(ql, s)]["network"]["fallback_fraction"] for s in seeds])),
+                     "violations": sum(res.runs[(ql, s)].get("safety", {}).get("violations", 0) for s in seeds)}})
 
-    delay = {c: [res.runs[(c, s)]["network"]["avg_delay_s"] for s in seeds] for c in ("fixed", "max-pressure", ql)}
-    violations = sum(res.runs[(ql, s)].get("safety", {}).get("violations", 0) for s in seeds)
-    fallback = np.mean([res.runs[(ql, s)]["network"]["fallback_fraction"] for s in seeds])
-    meta = json.loads((model / "meta.json").read_text())
-    rows = [
-        ("sumo-rl QLAgent (no shield)", fmt([r["avg_delay_s"] for r in sumo_rl_eval]),
-         f"{sumo_rl_wall:7.1f} s, 1 process",
-         f"{sum(n_states.values())} states seen; unseen at eval {np.mean([r['unseen_share'] for r in sumo_rl_eval]):.1%}"),
-        (f"signalwise ql, {args.agent} (shielded)", fmt(delay[ql]), f"{our_wall:7.1f} s, 2 workers",
-         (f"{states_visited(model)} states visited; " if args.agent == "tabular" else
-          "weights " + ", ".join(f"{w:+.2f}" for w in meta["policy"]["weights"]) + "; ") +
-         f"fallback {fallback:.1%}; violations {violations}"),
-        ("max-pressure (shielded)", fmt(delay["max-pressure"]), "-", ""),
-        ("fixed, network program", fmt(delay["fixed"]), "-", "our shield's clearances: ITE yellow + all-red"),
-        ("fixed in sumo-rl's env", fmt([r["avg_delay_s"] for r in sumo_rl_fixed]), "-",
-         "same program, its own 2 s yellows, no shield (fixed_ts)"),
-    ]
-    ours = (f"{args.episodes} x {args.train_s / args.episodes:g} s" if args.agent == "tabular" else
-            f"{meta['training']['episodes']} x {args.eval_s} s, from --start {args.start}, decisions every "
-            f"{meta['policy']['period_s']:g} s")
-    if "starts" in meta["selection"]:
-        print("starts on the validation seeds: " + ", ".join(
-            f"{n} {d:.1f} s" for n, d in meta["selection"]["starts"]["candidates"].items()))
-    if args.agent != "tabular":
-        sel = meta["selection"]
-        print(f"validation: learned {sel['learned_avg_delay_s']:.1f} s, start "
-              f"({meta['training']['config']['start_name']}) {sel['start_avg_delay_s']:.1f} s -> {sel['chosen']}")
-    print(f"\nsumo-rl single-intersection, {args.train_s} simulated s of training for sumo-rl "
-          f"(ours: {ours}), evaluation: seeds {seeds[0]}-{seeds[-1]}, "
-          f"{args.eval_s} s each; average delay (RESCO, tripinfo), mean ± 95% CI over seeds")
-    print(f"{'agent':30} {'avg delay':>18}  {'training wall time':22} notes")
-    for name, d, wall, note in rows:
-        print(f"{name:30} {d:>18}  {wall:22} {note}")
+    report(args, seeds, per_training_seed, delay_refs, sumo_rl_fixed)
+    (out / "summary.json").write_text(json.dumps({
+        "settings": SUMO_RL_SETTINGS, "train_s": args.train_s, "episodes": args.episodes, "seeds": seeds,
+        "eval_s": args.eval_s, "training_seeds": [
+            {k: v for k, v in r.items() if k != "meta"} for r in per_training_seed],
+        "max_pressure": delay_refs["max-pressure"], "fixed": delay_refs["fixed"], "sumo_rl_fixed": sumo_rl_fixed},
+        indent=1))
+    print(f"runs: {out}")
+
+
+def report(args, seeds: list[int], results: list[dict], delay_refs: dict, sumo_rl_fixed: list[dict]) -> None:
+    """The table of each training seed's two models, and with several, the two methods over their models."""
+    for r in results:
+        k, meta, model = r["training_seed"], r["meta"], Path(r["model"])
+        sumo_rl, ours = r["sumo_rl"], r["ours"]
+        rows = [
+            ("sumo-rl QLAgent (no shield)", fmt([e["avg_delay_s"] for e in sumo_rl["eval"]]),
+             f"{sumo_rl['wall_s']:7.1f} s, 1 process",
+             f"{sum(sumo_rl['states'].values())} states seen; unseen at eval "
+             f"{np.mean([e['unseen_share'] for e in sumo_rl['eval']]):.1%}"),
+            (f"signalwise ql, {args.agent} (shielded)", fmt(ours["delay"]), f"{ours['wall_s']:7.1f} s, 2 workers",
+             (f"{states_visited(model)} states visited; " if args.agent == "tabular" else
+              "weights " + ", ".join(f"{w:+.2f}" for w in meta["policy"]["weights"]) + "; ") +
+             f"fallback {ours['fallback']:.1%}; violations {ours['violations']}"),
+            ("max-pressure (shielded)", fmt(delay_refs["max-pressure"]), "-", ""),
+            ("fixed, network program", fmt(delay_refs["fixed"]), "-", "our shield's clearances: ITE yellow + all-red"),
+            ("fixed in sumo-rl's env", fmt([e["avg_delay_s"] for e in sumo_rl_fixed]), "-",
+             "same program, its own 2 s yellows, no shield (fixed_ts)"),
+        ]
+        ran = (f"{args.episodes} x {args.train_s / args.episodes:g} s" if args.agent == "tabular" else
+               f"{meta['training']['episodes']} x {args.eval_s} s, from --start {args.start}, decisions every "
+               f"{meta['policy']['period_s']:g} s")
+        print(f"\nsumo-rl single-intersection, training seed {k}, {args.train_s} simulated s of training for "
+              f"sumo-rl (ours: {ran}), evaluation: seeds {seeds[0]}-{seeds[-1]}, "
+              f"{args.eval_s} s each; average delay (RESCO, tripinfo), mean ± 95% CI over seeds")
+        if "starts" in meta["selection"]:
+            print("starts on the validation seeds: " + ", ".join(
+                f"{n} {d:.1f} s" for n, d in meta["selection"]["starts"]["candidates"].items()))
+        if args.agent != "tabular":
+            sel = meta["selection"]
+            print(f"validation: learned {sel['learned_avg_delay_s']:.1f} s, start "
+                  f"({meta['training']['config']['start_name']}) {sel['start_avg_delay_s']:.1f} s -> {sel['chosen']}")
+        print(f"{'agent':30} {'avg delay':>18}  {'training wall time':22} notes")
+        for name, d, wall, note in rows:
+            print(f"{name:30} {d:>18}  {wall:22} {note}")
+        print(f"per seed: sumo-rl {[e['avg_delay_s'] for e in sumo_rl['eval']]}; ours {ours['delay']}; "
+              f"max-pressure {delay_refs['max-pressure']}; fixed {delay_refs['fixed']}; "
+              f"fixed in sumo-rl's env {[e['avg_delay_s'] for e in sumo_rl_fixed]}")
+        print(f"our model: {model} (wall_s in meta {meta['training']['wall_s']})")
     print("sumo-rl's agent acts without our safety shield: its own 10 s min green and 2 s yellow, no all-red,\n"
           "no max green enforced, no teleporting; ours and the references pass the shield (ITE yellow, all-red, "
           "5 s min green,\nmax green, max cycle) and the independent audit.")
-    print(f"per seed: sumo-rl {[r['avg_delay_s'] for r in sumo_rl_eval]}; ours {delay[ql]}; "
-          f"max-pressure {delay['max-pressure']}; fixed {delay['fixed']}; "
-          f"fixed in sumo-rl's env {[r['avg_delay_s'] for r in sumo_rl_fixed]}")
-    print(f"our model: {model} (wall_s in meta {meta['training']['wall_s']}); runs: {out}")
-    (out / "summary.json").write_text(json.dumps({
-        "settings": SUMO_RL_SETTINGS, "train_s": args.train_s, "episodes": args.episodes, "seeds": seeds,
-        "eval_s": args.eval_s, "sumo_rl": {"wall_s": sumo_rl_wall, "states": n_states, "eval": sumo_rl_eval},
-        "ours": {"wall_s": our_wall, "delay": delay[ql], "fallback": fallback, "violations": violations},
-        "max_pressure": delay["max-pressure"], "fixed": delay["fixed"], "sumo_rl_fixed": sumo_rl_fixed}, indent=1))
+    if len(results) > 1:
+        from signalwise.analytics.stats import welch_p_value
+
+        theirs = [float(np.mean([e["avg_delay_s"] for e in r["sumo_rl"]["eval"]])) for r in results]
+        ours = [float(np.mean(r["ours"]["delay"])) for r in results]
+        print(f"\nover {len(results)} training seeds ({results[0]['training_seed']}-{results[-1]['training_seed']}), "
+              "each model's mean over the held-out seeds:")
+        print(f"  sumo-rl QLAgent: {fmt(theirs)}  ({', '.join(f'{d:.1f}' for d in theirs)})")
+        print(f"  signalwise ql:   {fmt(ours)}  ({', '.join(f'{d:.1f}' for d in ours)})")
+        diff = float(np.mean(ours) - np.mean(theirs))
+        print(f"  ours - sumo-rl: {diff:+.2f} s ({diff / np.mean(theirs):+.1%}), Welch p = {welch_p_value(ours, theirs):.3f}"
+              " over the training seeds")
 
 
 def states_visited(model: Path) -> int:
