@@ -156,6 +156,12 @@ def test_the_keys_command_creates_a_working_key_lists_and_revokes_it(tmp_path):
         assert c.get("/api/v1/analytics/speeds", headers={"X-API-Key": key}).status_code == 401
     p = cli("create", "--name", "x", "--scope", "nope")
     assert p.returncode == 2 and "unknown scope(s) nope" in p.stderr
+    # the README's spelling, and a comma-separated list, give the same key as repeating --scope
+    assert cli("create", "--name", "ops2", "--scopes", "read,operate").returncode == 0
+    assert cli("create", "--name", "ops3", "--scopes", "operate").returncode == 0
+    listed = cli("list").stdout
+    assert next(line for line in listed.splitlines() if "ops2" in line).count("read operate") == 1
+    assert "operate" in next(line for line in listed.splitlines() if "ops3" in line)
 
 
 def test_metrics_and_monitoring_answer_and_the_second_names_are_the_live_routes(tmp_path):

@@ -29,12 +29,15 @@ def _fail(message: str) -> None:
 
 @keys_app.command("create")
 def create(name: Annotated[str, typer.Option(help="who or what uses the key (shown as 'who' in change logs)")],
-           scope: Annotated[list[str], typer.Option(help="read | ingest | operate | admin | evidence (repeatable)")],
+           scope: Annotated[list[str], typer.Option(
+               "--scope", "--scopes",
+               help="read | ingest | operate | admin | evidence (repeatable, or comma-separated: --scopes read,operate)")],
            expires_days: Annotated[float | None, typer.Option(help="days until the key expires (default: never)")] = None,
            db: DbOption = None) -> None:
     """Create a key and print it (it is stored hashed: this is the only time it is shown)."""
     from .keys import ApiKeyError, check_scopes, create_key
 
+    scope = [s.strip() for given in scope for s in given.split(",") if s.strip()]
     try:
         check_scopes(scope)
     except ApiKeyError as exc:
