@@ -125,6 +125,9 @@ def test_the_grade_command_prints_figures_and_targets(render_dir, tmp_path):
                     "--json", str(tmp_path / "grade.json"))
     assert p.exit_code == 0, p.stderr
     assert "recall moving 1.000" in p.stdout and "MOTA 1.000" in p.stdout and "targets" in p.stdout
+    # a perfect red-light precision on one event is missed for want of events, and the line says so
+    red = next(line for line in p.stdout.splitlines() if "red_light precision" in line)
+    assert "1.000" in red and "MISSED (too few events to grade: 30 needed)" in red
     assert json.loads((tmp_path / "grade.json").read_text())["speed"]["rmse_mps"] == 0.0
 
 

@@ -29,11 +29,15 @@ class Target:
     value: float
     bound: str  # e.g. ">= 0.90"
     met: bool
+    #: why the target is missed when the value alone does not say (too few events to grade, nothing to grade)
+    note: str = ""
 
     def line(self) -> str:
-        shown = "n/a" if self.value is None or (isinstance(self.value, float) and math.isnan(self.value)) \
-            else f"{self.value:.3f}"
-        return f"{self.name:<44} {shown:>8}  target {self.bound:<10} {'met' if self.met else 'MISSED'}"
+        missing = self.value is None or (isinstance(self.value, float) and math.isnan(self.value))
+        shown = "n/a" if missing else f"{self.value:.3f}"
+        status = "met" if self.met else "MISSED"
+        note = self.note or ("nothing to grade" if missing and not self.met else "")
+        return f"{self.name:<44} {shown:>8}  target {self.bound:<10} {status}" + (f" ({note})" if note else "")
 
 
 def grade_run(render_dir: Path, view: str, pipeline_dir: Path, match_m: float = MATCH_M) -> dict:
@@ -83,5 +87,6 @@ def targets(report: dict) -> list[Target]:
         enough = g["truth_events"] >= VIOLATION_EVENTS_MIN
         for figure in ("precision", "recall"):
             out.append(Target(f"{view}: {kind} {figure} ({g['truth_events']} events)", g[figure],
-                              f">= {VIOLATION_PR_MIN}", enough and g[figure] >= VIOLATION_PR_MIN))
+                              f">= {VIOLATION_PR_MIN}", enough and g[figure] >= VIOLATION_PR_MIN,
+                              "" if enough else f"too few events to grade: {VIOLATION_EVENTS_MIN} needed"))
     return out
