@@ -245,6 +245,7 @@ def _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, route
     why = why_unwritable(target)
     if why:
         _fail(f"--run-dir {target}: {why}" if run_dir else f"--out {cfg.out_dir}: {why}")
+    _open_store(db)
     console = Console(stderr=True)
     with _progress_bar("run") as bar:
         task = bar.add_task(f"{cfg.controller} on {cfg.scenario_label}",
@@ -350,6 +351,7 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
     why = why_unwritable(out)
     if why:
         _fail(f"--out {out}: {why}")
+    _open_store(db)
     seed_list = list(range(first_seed, first_seed + seeds))
     console = Console(stderr=True)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -476,8 +478,9 @@ def demo_command(
 
 
 def publish_command(
-    run_dirs: Annotated[list[Path], typer.Argument(help="run directories (of `signalwise run`, `compare` or `live`)",
-                                                   show_default=False)],
+    run_dirs: Annotated[list[Path], typer.Argument(
+        help="run directories of `signalwise run`, or a `signalwise compare` directory (every run in it); a live "
+             "run stores its records as it goes", show_default=False)],
     db: Annotated[str | None, typer.Option(help="database URL (default: SIGNALWISE_DATABASE_URL or signalwise.db)")] = None,
 ) -> None:
     """Store existing run directories: their records, metrics and hi-res events."""
@@ -488,10 +491,19 @@ def publish_command(
 def _publish_dirs(run_dirs: list[Path], db: str | None) -> None:
     from rich.console import Console
 
+    complete = []
     for d in run_dirs:
-        if not (d / "metrics.json").is_file() or not (d / "config.yaml").is_file():
-            raise FileNotFoundError(f"{d}: not a complete run directory (no metrics.json / config.yaml)")
-    _publish(run_dirs, db or "default", Console(stderr=True))
+        runs = [d] if _is_complete_run(d) else sorted(r for r in d.iterdir() if _is_complete_run(r)) \
+            if (d / "summary.json").is_file() else []  # a compare's directory: its runs
+        if not runs:
+            raise FileNotFoundError(f"{d}: not a complete run directory (no metrics.json / config.yaml) "
+                                    "nor a compare directory holding any")
+        complete += runs
+    _publish(complete, db or "default", Console(stderr=True))
+
+
+def _is_complete_run(d: Path) -> bool:
+    return (d / "metrics.json").is_file() and (d / "config.yaml").is_file()
 
 
 def _publish(run_dirs: list[Path], db: str, console) -> None:
@@ -500,11 +512,25 @@ def _publish(run_dirs: list[Path], db: str, console) -> None:
         from .records import publish_runs
     except ImportError as exc:  # the store is an optional part of older installs
         _fail(f"the store is not available: {exc}")
+    from ..store.cli_engine import open_or_exit
+
+    url = _store_url(db)
+    n = open_or_exit(lambda: publish_runs(run_dirs, url), f"cannot store the runs in {_shown_url(url)}")
+    console.print(f"stored {len(run_dirs)} run(s), {n} intersection records -> {_shown_url(url)}", soft_wrap=True)
+
+
+def _store_url(db: str) -> str:
     from ..store import Settings
 
-    url = Settings().database_url if db in ("", "default") else db
-    n = publish_runs(run_dirs, url)
-    console.print(f"stored {len(run_dirs)} run(s), {n} intersection records -> {_shown_url(url)}", soft_wrap=True)
+    return Settings().database_url if db in ("", "default") else db
+
+
+def _open_store(db: str | None) -> None:
+    """With `--db`, open (and migrate) the database before simulating: a run is not simulated to be lost."""
+    if db is not None:
+        from ..store.cli_engine import engine_or_exit
+
+        engine_or_exit(_store_url(db))
 
 
 def _shown_url(url: str) -> str:

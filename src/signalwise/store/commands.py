@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..exitcodes import BAD_INPUT, FAILED
+from ..exitcodes import BAD_INPUT
 
 DbOption = Annotated[str | None, typer.Option("--db", help="database URL (default: SIGNALWISE_DATABASE_URL "
                                                            "or sqlite:///signalwise.db)")]
@@ -24,15 +24,12 @@ def ingest(file: Annotated[Path, typer.Argument(help="JSON Lines file, one recor
     """Store the records of FILE.jsonl, all or nothing, streaming (memory stays flat)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 
-    from .engine import get_engine
+    from .cli_engine import engine_or_exit
     from .ingest import RecordError, ingest_json_records
 
     if not file.is_file():
         _fail(f"{file}: no such file")
-    try:
-        engine = get_engine(db)
-    except Exception as exc:  # noqa: BLE001
-        _fail(f"cannot open database: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}", FAILED)
+    engine = engine_or_exit(db)
     size = file.stat().st_size
     with open(file, "rb") as fh, Progress(TextColumn("[bold]ingest"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                                           TransferSpeedColumn(), TextColumn("{task.fields[records]} records"),
@@ -77,12 +74,9 @@ def serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "1
         typer.secho("warning: --insecure-no-auth: every route is open, mutations included", fg="red", err=True)
     if db:
         os.environ["SIGNALWISE_DATABASE_URL"] = db
-    from .engine import get_engine
+    from .cli_engine import engine_or_exit
 
-    try:
-        get_engine(db)  # migrate once, before workers start
-    except Exception as exc:  # noqa: BLE001
-        _fail(f"cannot open database: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}", FAILED)
+    engine_or_exit(db)  # migrate once, before workers start
     typer.echo(f"signalwise API on http://{host}:{port} (docs at http://{host}:{port}/docs)")
     uvicorn.run("signalwise.api:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level="info")
@@ -94,24 +88,26 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 @db_app.command("upgrade")
 def db_upgrade(db: DbOption = None) -> None:
     """Migrate the database to the newest schema revision."""
+    from .cli_engine import open_or_exit
     from .engine import create_store_engine, current_revision, upgrade
 
-    try:
+    def migrate() -> tuple[str | None, str | None]:
         engine = create_store_engine(db)
         before = current_revision(engine)
         upgrade(engine)
-        after = current_revision(engine)
-    except Exception as exc:  # noqa: BLE001
-        _fail(f"cannot upgrade: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}", FAILED)
+        return before, current_revision(engine)
+
+    before, after = open_or_exit(migrate, "cannot upgrade")
     typer.echo(f"schema {before or 'empty'} -> {after}")
 
 
 @db_app.command("current")
 def db_current(db: DbOption = None) -> None:
     """Print the schema revision of the database."""
+    from .cli_engine import open_or_exit
     from .engine import create_store_engine, current_revision, head_revision
 
-    rev = current_revision(create_store_engine(db))
+    rev = open_or_exit(lambda: current_revision(create_store_engine(db)))
     typer.echo(f"{rev or 'empty'} (newest: {head_revision()})")
 
 

@@ -14,12 +14,9 @@ DbOption = Annotated[str | None, typer.Option("--db", help="database URL (defaul
 
 
 def _engine(db: str | None):
-    from . import Settings, get_engine
+    from .cli_engine import engine_or_exit
 
-    try:
-        return get_engine(db or Settings().database_url)
-    except Exception as exc:  # noqa: BLE001 - any failure to open or migrate: one line, not a traceback
-        _fail(f"cannot open database: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}")
+    return engine_or_exit(db)
 
 
 def _fail(message: str) -> None:

@@ -83,7 +83,8 @@ def purge_command(
 ) -> None:
     """Remove runs, events, alerts, changes, submitted figures and camera violations older than their retention
     (docs/store.md)."""
-    from . import Settings, get_engine
+    from . import Settings
+    from .cli_engine import engine_or_exit
     from .violations import VIOLATION_DAYS, purge_violations
 
     settings = Settings()
@@ -98,8 +99,8 @@ def purge_command(
         typer.secho(f"error: unknown retention kind(s) {', '.join(unknown)}; known: "
                     f"{', '.join((*DEFAULT_DAYS, *VIOLATION_DAYS))}", fg="red", err=True)
         raise typer.Exit(2)
+    engine = engine_or_exit(db or settings.database_url)
     try:
-        engine = get_engine(db or settings.database_url)
         counts = purge(engine, days, dry_run=dry_run)
         seen = purge_violations(engine, days, dry_run=dry_run)
     except ValueError as exc:

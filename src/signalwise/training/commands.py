@@ -648,12 +648,10 @@ def _models_history(intersection, db) -> None:
 
 def _registry(db: str | None):
     """The registry in `--db`, else the configured database (SIGNALWISE_DATABASE_URL)."""
+    from ..store.cli_engine import open_or_exit
     from ..store.model_registry import open_registry
 
-    try:
-        return open_registry(database_url=db)
-    except Exception as exc:  # noqa: BLE001 - a database that cannot be opened or migrated: one line
-        _fail(f"cannot open database: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}")
+    return open_or_exit(lambda: open_registry(database_url=db))
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,78 @@
+"""Every command that takes `--db`: a database it cannot open is one `error:` line and exit 1, never a traceback.
+
+The bad database is a SQLite file in a directory that does not exist, which fails the same way on every
+machine; a refused PostgreSQL login goes through the same `store.cli_engine` path.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from signalwise.runtime.config import RunConfig
+from signalwise.runtime.run import execute_run
+
+SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
+BAD_DB = "sqlite:////nonexistent-dir/signalwise.db"
+
+
+def _cli(*args, cwd):
+    return subprocess.run([SIGNALWISE, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return execute_run(RunConfig(scenario="single", controller="fixed", duration_s=60, emissions=False),
+                       tmp_path_factory.mktemp("published") / "run").run_dir
+
+
+@pytest.mark.parametrize("args", [
+    ["db", "current"],
+    ["db", "upgrade"],
+    ["db", "purge", "--dry-run"],
+    ["keys", "list"],
+    ["models", "list"],
+    ["publish", "{run}"],
+    ["events", "import", "{run}/events.csv"],
+    ["ingest", "{records}"],
+])
+def test_a_database_that_cannot_be_opened_is_one_line_and_exit_1(tmp_path, run_dir, args):
+    records = tmp_path / "r.jsonl"
+    records.write_text("{}\n")
+    args = [a.format(run=run_dir, records=records) for a in args]
+    p = _cli(*args, "--db", BAD_DB, cwd=tmp_path)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert "Traceback" not in p.stderr + p.stdout
+    errors = [line for line in p.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: cannot ") and "unable to open database file" in errors[0]
+
+
+@pytest.mark.parametrize("command", [
+    ["run", "-s", "single", "--controller", "fixed", "--duration", "60", "--run-dir", "out/r"],
+    ["compare", "-s", "single", "--controllers", "fixed,max-pressure", "--seeds", "1", "--duration", "60",
+     "--out", "out/c"],
+])
+def test_run_and_compare_open_the_database_before_simulating_anything(tmp_path, command):
+    p = _cli(*command, "--db", BAD_DB, cwd=tmp_path)
+    assert p.returncode == 1 and "error: cannot open database" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "out").exists()  # nothing simulated to be lost
+
+
+def test_publish_takes_a_compare_directory_as_every_run_in_it(tmp_path):
+    out = tmp_path / "cmp"
+    p = _cli("compare", "-s", "single", "--controllers", "fixed,max-pressure", "--seeds", "2", "--duration", "60",
+             "--out", str(out), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    db = tmp_path / "pub.db"
+    p = _cli("publish", str(out), "--db", f"sqlite:///{db}", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "stored 4 run(s)" in p.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select count(*) from runs").fetchone()[0] == 4
+    (tmp_path / "empty").mkdir()
+    p = _cli("publish", str(tmp_path / "empty"), "--db", f"sqlite:///{db}", cwd=tmp_path)
+    assert p.returncode == 2 and "not a complete run directory" in p.stderr
