@@ -5,7 +5,7 @@
          comparison failed, the database could not be reached
     2    the input was wrong or refused: one line starting `error:` says what and where, and
          nothing half-written is left
-    130  interrupted (Ctrl-C); a run directory says `incomplete`
+    130  interrupted (Ctrl-C; SIGTERM too for `run`); a run directory says `incomplete`
 """
 
 DONE = 0

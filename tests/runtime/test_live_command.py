@@ -1,5 +1,5 @@
-"""`signalwise live` end to end: SUMO in its own process, killed mid-run and recovered; Ctrl-C stops cleanly;
-`--field none`, no simulator, deciding on detector messages posted to its API."""
+"""`signalwise live` end to end: SUMO in its own process, killed mid-run and recovered; Ctrl-C and SIGTERM
+stop cleanly; `--field none`, no simulator, deciding on detector messages posted to its API."""
 
 from __future__ import annotations
 
@@ -36,9 +36,9 @@ def _ctrl_c_as_in_a_terminal():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _start(tmp_path, *args):
+def _start(tmp_path, *args, scenario="corridor"):
     port = _free_port()
-    proc = subprocess.Popen([SIGNALWISE, "live", "--scenario", "corridor", "--port", str(port), "--out", str(tmp_path),
+    proc = subprocess.Popen([SIGNALWISE, "live", "--scenario", scenario, "--port", str(port), "--out", str(tmp_path),
                              *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_ctrl_c_as_in_a_terminal)
     base = f"http://127.0.0.1:{port}"
@@ -98,13 +98,36 @@ def test_ctrl_c_stops_cleanly_and_leaves_the_run_directory_complete(tmp_path):
     _wait(base, lambda s: s["sim_time_s"] >= 40)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
+    info = _stopped_cleanly(proc, err, tmp_path, min_sim_s=40)
+    assert info["reason"] == "interrupted"
+
+
+def test_sigterm_stops_as_ctrl_c_does(tmp_path):
+    """`docker stop`, systemd and Kubernetes send SIGTERM: the same clean stop, and run.json says which signal."""
+    proc, base, _status = _start(tmp_path, "--speed", "10", scenario="single")
+    try:
+        _wait(base, lambda s: s["sim_time_s"] >= 20)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        assert time.monotonic() - sent < 15  # a clean stop, not a hang until SIGKILL
+    finally:
+        proc.kill()
+    info = _stopped_cleanly(proc, err, tmp_path, min_sim_s=20)
+    assert info["reason"] == "terminated (SIGTERM)"
+    assert "terminated (SIGTERM): stopping" in err
+
+
+def _stopped_cleanly(proc, err: str, tmp_path: Path, min_sim_s: float) -> dict:
+    """The live command exited as on Ctrl-C and left a complete, safe run directory: its run.json."""
     assert proc.returncode == 0, err[-2000:]
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     info = json.loads((run_dir / "run.json").read_text())
-    assert info["status"] == "stopped" and info["sim_time_s"] >= 40
+    assert info["status"] == "stopped" and info["sim_time_s"] >= min_sim_s and info["finished"]
     assert "Traceback" not in err
     assert len(list(read_events(run_dir / "events.csv"))) > 10
     assert audit_run(run_dir).ok
+    return info
 
 
 def test_field_none_decides_on_posted_detector_messages_and_logs_them(tmp_path):

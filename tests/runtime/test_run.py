@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import random
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from hypothesis import strategies as st
 from signalwise.analytics.safety_audit import audit_run
 from signalwise.control.base import register
 from signalwise.core import Decision, read_events
+from signalwise.exitcodes import INTERRUPTED
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.run import execute_run
 from signalwise.sim.backend import SimulationError
@@ -136,6 +139,34 @@ def test_a_run_that_dies_is_marked_and_says_why(tmp_path, action, status):
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["status"] == status and info["reason"]
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("sig,reason", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated (SIGTERM)")],
+                         ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_marks_the_run_incomplete_and_says_which(tmp_path, sig, reason):
+    """`kill` (SIGTERM: systemd, `docker stop`) takes Ctrl-C's path: the same exit code, run.json `incomplete`."""
+    run_dir = tmp_path / "run"
+    # grid10x10 simulates for seconds, long enough to be stopped mid-loop; SIGINT at its default, as in a terminal
+    proc = subprocess.Popen([SIGNALWISE, "run", "--scenario", "grid10x10", "--record", "lean", "--run-dir",
+                             str(run_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 60
+        while not (run_dir / "sumo" / "tripinfo.xml").exists():  # SUMO writes it once the loop has started it
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "the run never started SUMO"
+            time.sleep(0.05)
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+        assert time.monotonic() - sent < 15
+    finally:
+        proc.kill()
+    assert proc.returncode == INTERRUPTED, err[-2000:]
+    assert f"error: {reason}; the run directory is marked incomplete" in err and "Traceback" not in err
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "incomplete" and info["reason"] == reason and info["finished"]
+    assert not (run_dir / "metrics.json").exists()
 
 
 def _cli(*args, cwd=None):

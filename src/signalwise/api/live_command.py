@@ -1,4 +1,4 @@
-"""`signalwise live`: run a corridor in real time, serve the API while it runs, stop cleanly on Ctrl-C.
+"""`signalwise live`: run a corridor in real time, serve the API while it runs, stop cleanly on Ctrl-C or SIGTERM.
 
 It lives with the API because it serves it: the runtime itself never imports the API (the API
 reads the runtime through snapshots and routes).
@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from ..runtime.commands import _fail, _load_config, friendly_errors, note_profile_mismatch, registry_options
+from ..runtime.termination import sigterm_as_interrupt, stop_reason
 
 
 def _speed(text: str) -> float | None:
@@ -57,8 +58,9 @@ def live_command(
     insecure_no_auth: Annotated[bool, typer.Option("--insecure-no-auth", help="open every route, changes included, without a key (prints a warning; never on a network)")] = False,
 ) -> None:
     """Run a corridor live: paced loop, supervised SUMO, detector feeds, the API and its live routes."""
-    _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, config, out, sink, field,
-          repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth)
+    with sigterm_as_interrupt():  # `docker stop`, systemd and Kubernetes stop it as Ctrl-C does
+        _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, config, out, sink, field,
+              repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth)
 
 
 @friendly_errors
@@ -109,12 +111,12 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     server, thread = _serve(runtime, host, port, db, insecure_no_auth)
     console.print(f"live: {cfg.controller} on {cfg.scenario_label} at speed {speed}; "
                   f"API on http://{host}:{server.config.port} (status: /api/v1/live/status, docs: /docs); "
-                  f"evidence in {run_dir}; Ctrl-C stops")
+                  f"evidence in {run_dir}; Ctrl-C (or SIGTERM) stops")
     try:
         runtime.run()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         runtime.status_text = "stopped"
-        console.print("stopping: evidence flushed, run directory complete")
+        console.print(f"{stop_reason(exc)}: stopping; evidence flushed, run directory complete")
     finally:
         server.should_exit = True
         thread.join(timeout=5)

@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from ..exitcodes import BAD_INPUT
+from ..exitcodes import BAD_INPUT, INTERRUPTED
 from ..outdirs import why_unwritable
+from .termination import sigterm_as_interrupt, stop_reason
 
 DEMO_SCENARIO = "corridor"
 DEMO_CONTROLLERS = "fixed,webster,actuated,max-pressure"
@@ -38,8 +39,8 @@ def friendly_errors(fn):
             where = ".".join(str(p) for p in err.get("loc", ())) or "config"
             msg = str(err.get("msg", "")).removeprefix("Value error, ")
             _fail(f"invalid {where}: {msg}" if where != "config" else msg)
-        except KeyboardInterrupt:
-            _fail("interrupted; the run directory is marked incomplete", code=130)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM inside `sigterm_as_interrupt`
+            _fail(f"{stop_reason(exc)}; the run directory is marked incomplete", code=INTERRUPTED)
 
     return wrapper
 
@@ -222,8 +223,9 @@ def run_command(
     demand_scale: DemandScaleOpt = None,
 ) -> None:
     """Run one controller on one scenario and leave the evidence in a run directory."""
-    _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, routes, config, gui, remote_port,
-         emissions, db, timing, record, evidence, demand_scale)
+    with sigterm_as_interrupt():  # `kill` marks the run directory incomplete, as Ctrl-C does
+        _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, routes, config, gui, remote_port,
+             emissions, db, timing, record, evidence, demand_scale)
 
 
 @friendly_errors

@@ -14,7 +14,7 @@
     interventions.csv   every time the shield overrode a decision, and why
     sumo/               SUMO's raw outputs
 
-A run interrupted (Ctrl-C, SUMO dying) keeps what it has and says so in
+A run interrupted (Ctrl-C, SIGTERM, SUMO dying) keeps what it has and says so in
 run.json; nothing half-written is presented as complete.
 """
 
@@ -42,6 +42,7 @@ from ..sim.replay import spare_cores
 from .config import RunConfig
 from .evidence import EVIDENCE_FILES, SumoEvidence, merged, read_evidence
 from .loop import LOCKED_AFTER_S, ControllerFactory, LoopResult, describe_intersections, dump_json, run_loop
+from .termination import stop_reason
 
 Progress = Callable[[float, float], None]
 
@@ -91,8 +92,8 @@ def execute_run(cfg: RunConfig, run_dir: Path | None = None, progress: Progress 
     (run_dir / "config.yaml").write_text(yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False))
     try:
         loop = run_loop(cfg, run_dir, progress, controllers=controllers, **loop_options)
-    except KeyboardInterrupt:
-        status.update(status="incomplete", reason="interrupted", finished=_now())
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM inside `sigterm_as_interrupt`
+        status.update(status="incomplete", reason=stop_reason(exc), finished=_now())
         dump_json(run_dir / "run.json", status)
         raise
     except Exception as exc:  # anything that stops the run (SUMO, a controller that cannot start): say why

@@ -9,7 +9,7 @@ the shield in exactly the same way) and adds what operating a corridor needs:
   state, the loop's own state is restored beside it, every signal is set
   again, and a recovery marker goes into the event log;
 - evidence written as the run goes (events, signal states, interventions,
-  changes, alerts), flushed every tick, so Ctrl-C or a crash loses nothing;
+  changes, alerts), flushed every tick, so Ctrl-C, SIGTERM or a crash loses nothing;
 - immutable snapshots for readers, a profiler, alert rules;
 - changes between ticks (timing, shield thresholds, alert rules, controller,
   operator overrides), validated first and recorded with who and when;
@@ -51,6 +51,7 @@ from ..loop import (
     shield_config,
 )
 from ..loop import sumo_options as _sumo_options
+from ..termination import stop_reason
 from . import changes as ch
 from .pacing import Pacer
 from .profiler import Profiler
@@ -123,6 +124,7 @@ class LiveRuntime:
         self._recent_states: dict[str, list[tuple[float, str, str]]] = {}
         self._started_wall = dt.datetime.now().astimezone()
         self.status_text = "starting"
+        self.stopped_by: str | None = None  # what stopped the loop early: `interrupted` (Ctrl-C) or `terminated (SIGTERM)`
         self._interventions_total = 0  # overrides of a decision (not notes such as min_green), for alerts
         self.events_logged = 0  # rows written to events.csv (a recovery records how many preceded it)
 
@@ -285,8 +287,9 @@ class LiveRuntime:
                 self.profiler.add("tick", clock() - t0)
                 self.profiler.add("lateness", self.pacer.wait_until(t))
             self.status_text = "complete" if st.t >= self.end_s - 1e-9 else "stopped"
-        except KeyboardInterrupt:
-            self.status_text = "stopped"  # Ctrl-C: a clean stop, evidence flushed below
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (`sigterm_as_interrupt`)
+            self.status_text = "stopped"  # a clean stop: evidence flushed below
+            self.stopped_by = stop_reason(exc)
             raise
         except BaseException as exc:
             self.status_text = f"failed: {str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}"
@@ -464,7 +467,8 @@ class LiveRuntime:
             self.field.backend.close()
         self._write_run_json(finished=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
                              sim_time_s=self.stepper.t if self.stepper else None,
-                             profiler=self.profiler.figures())
+                             profiler=self.profiler.figures(),
+                             **({"reason": self.stopped_by} if self.stopped_by else {}))
 
     # -- recovery ------------------------------------------------------------------------
     def _save_state(self) -> None:

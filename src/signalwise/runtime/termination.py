@@ -1,0 +1,56 @@
+"""SIGTERM stops a run the way Ctrl-C does.
+
+`docker stop`, systemd and Kubernetes stop a process with SIGTERM, whose
+default action ends it on the spot: no evidence flushed, `run.json` left at
+`running`, a run directory that looks like a crash (and a container's PID 1
+has no default action at all, so it would wait for SIGKILL). Inside
+`sigterm_as_interrupt()` SIGTERM raises `Terminated`, a KeyboardInterrupt, so
+every path written for Ctrl-C handles it too, and `stop_reason` tells the two apart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+
+class Terminated(KeyboardInterrupt):
+    """A termination signal arrived: stop as on Ctrl-C."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def stop_reason(exc: BaseException) -> str:
+    """What a run directory says stopped the run: `terminated (SIGTERM)`, or Ctrl-C's `interrupted`."""
+    if isinstance(exc, Terminated):
+        return f"terminated ({signal.Signals(exc.signum).name})"
+    return "interrupted"
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While active, SIGTERM raises `Terminated` once; the previous handler is restored on leaving.
+
+    Only the main thread may set handlers; elsewhere this does nothing. A second SIGTERM while the
+    first is being handled is ignored, so it cannot cut the evidence flush short (SIGKILL still can).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    raised = False
+
+    def on_sigterm(signum, frame) -> None:
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:  # None: a handler not set from Python, which cannot be put back; the default is the closest
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

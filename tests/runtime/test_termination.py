@@ -1,0 +1,53 @@
+"""SIGTERM as Ctrl-C: real signals raised in this process (the commands' own tests send them to `signalwise`)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import pytest
+
+from signalwise.runtime.termination import Terminated, sigterm_as_interrupt, stop_reason
+
+
+@pytest.fixture
+def recorded_sigterms():
+    """A SIGTERM handler of our own, standing for whatever the process had before; put back afterwards."""
+    seen: list[int] = []
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    yield seen
+    signal.signal(signal.SIGTERM, before)
+
+
+def test_sigterm_raises_once_as_a_keyboard_interrupt_then_the_previous_handler_is_back(recorded_sigterms):
+    with sigterm_as_interrupt():
+        with pytest.raises(KeyboardInterrupt) as caught:  # what every Ctrl-C path catches
+            signal.raise_signal(signal.SIGTERM)
+        try:
+            signal.raise_signal(signal.SIGTERM)  # a second one while stopping: ignored, the stop goes on
+        except Terminated:
+            pytest.fail("a second SIGTERM raised again, cutting the stop short")
+    assert isinstance(caught.value, Terminated) and stop_reason(caught.value) == "terminated (SIGTERM)"
+    assert stop_reason(KeyboardInterrupt()) == "interrupted"  # Ctrl-C's, as run.json has always said
+    assert recorded_sigterms == []
+    signal.raise_signal(signal.SIGTERM)
+    assert recorded_sigterms == [signal.SIGTERM]  # restored: ours again, not the one that raised
+
+
+def test_outside_the_main_thread_nothing_is_installed(recorded_sigterms):
+    before = signal.getsignal(signal.SIGTERM)
+    errors: list[BaseException] = []
+    seen_inside: list[object] = []
+
+    def work() -> None:
+        try:
+            with sigterm_as_interrupt():
+                seen_inside.append(signal.getsignal(signal.SIGTERM))
+        except BaseException as exc:  # noqa: BLE001 - signal.signal raises ValueError off the main thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(5)
+    assert errors == [] and seen_inside == [before]
+    assert signal.getsignal(signal.SIGTERM) is before
