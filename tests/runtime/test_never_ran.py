@@ -95,3 +95,21 @@ def test_the_model_check_reads_the_path_before_a_specs_options():
     """`ql:PATH?guide_visits=N` names the model at PATH: the check before a compare must not refuse it."""
     model = shipped_model_path("single")
     _check_models(["fixed", "ql", f"ql:{model}", f"ql:{model}?guide_visits=7", "ql:@active"])  # no SystemExit
+
+
+def test_emissions_not_recorded_are_said_so_not_shown_as_zero(tmp_path, capsys):
+    off = execute_run(RunConfig(scenario="single", controller="fixed", duration_s=120, emissions=False),
+                      tmp_path / "off").metrics
+    on = execute_run(RunConfig(scenario="single", controller="fixed", duration_s=120), tmp_path / "on").metrics
+    assert off["emissions_recorded"] is False and on["emissions_recorded"] is True
+    assert on["network"]["co2_kg"] > 0
+    print_run_summary(off, tmp_path / "off")
+    assert "not recorded" in capsys.readouterr().out
+    print_run_summary(on, tmp_path / "on")
+    assert f"{on['network']['co2_kg']:.1f} kg" in capsys.readouterr().out
+    # a comparison of runs without emissions has no CO2 figure, not a CO2 of 0 for everyone
+    summary = summarize(["fixed", "other"], [1], {("fixed", 1): off, ("other", 1): off})
+    assert summary["metrics"]["co2_kg"]["controllers"]["fixed"]["mean"] is None
+    assert summary["metrics"]["avg_delay_s"]["controllers"]["fixed"]["mean"] == off["network"]["avg_delay_s"]
+    summary = summarize(["fixed"], [1], {("fixed", 1): on})
+    assert summary["metrics"]["co2_kg"]["controllers"]["fixed"]["mean"] == on["network"]["co2_kg"]

@@ -281,7 +281,8 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
         ("throughput (arrived)", f"{n['throughput_veh']} of {n['vehicles_total']} veh"),
         ("still running / never inserted", f"{n['running_at_end']} / {n['never_inserted']}"),
         ("avg / max queue", f"{n['avg_queue_veh']:.1f} / {n['max_queue_veh']} veh"),
-        ("CO2 / fuel", f"{n['co2_kg']:.1f} kg / {n['fuel_l']:.1f} l"),
+        ("CO2 / fuel", f"{n['co2_kg']:.1f} kg / {n['fuel_l']:.1f} l" if metrics.get("emissions_recorded", True)
+         else "not recorded (emissions off, or a lean record)"),
         ("emergency vehicles: delay", f"{n['emergency_vehicles']} veh: {n['emergency_delay_s']:.1f} s"),
         ("pedestrians: delay", f"{n['pedestrians']}: {n['ped_delay_s']:.1f} s"),
         ("preemptions / fallback share", f"{n['preemptions']} / {n['fallback_fraction']:.1%}"),

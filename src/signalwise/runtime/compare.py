@@ -39,6 +39,8 @@ METRICS = (
     ("emergency_delay_s", "emergency veh delay", "s", True),
     ("ped_delay_s", "pedestrian delay", "s", True),
 )
+#: metrics a run has only when SUMO computed the emissions (`metrics["emissions_recorded"]`); else "—", not 0
+EMISSIONS = ("co2_kg", "fuel_l")
 
 
 @dataclass
@@ -113,10 +115,11 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
     table = {}
     for key, label, unit, lower_better in METRICS:
         row = {"label": label, "unit": unit, "lower_is_better": lower_better, "controllers": {}}
-        base_seeds = [s for s in seeds if (baseline, s) in runs]
+        have = {cs for cs, m in runs.items() if key not in EMISSIONS or m.get("emissions_recorded", True)}
+        base_seeds = [s for s in seeds if (baseline, s) in have]
         base_vals = [runs[(baseline, s)]["network"][key] for s in base_seeds]
         for c in controllers:
-            c_seeds = [s for s in seeds if (c, s) in runs]
+            c_seeds = [s for s in seeds if (c, s) in have]
             vals = [runs[(c, s)]["network"][key] for s in c_seeds]
             ci = mean_ci(vals)
             entry = {"values": vals, "mean": _num(ci.mean), "ci_low": _num(ci.ci_low), "ci_high": _num(ci.ci_high)}

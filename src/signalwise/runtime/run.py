@@ -170,6 +170,8 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
         **({"demand_scale": cfg.demand_scale} if cfg.demand_scale != 1.0 else {}),
         "simulated_s": loop.end_s - loop.begin_s,
         "begin_s": loop.begin_s,
+        # CO2 and fuel are 0 when SUMO was not asked for them (`emissions: false`, or a lean record): say so
+        "emissions_recorded": cfg.emissions and cfg.record == "full",
         "network": {**net, "preemptions": preempts, "fallback_fraction": round(fallback, 4),
                     "controller_errors": loop.controller_errors,
                     "locked_veh": sum(loop.junction_locks.values()), "locked_junctions": loop.junction_locks},
