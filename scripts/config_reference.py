@@ -217,10 +217,10 @@ def render() -> str:
         EXAMPLE_YAML.rstrip("\n"),
         "```",
         "",
-        "Options given on the command line take precedence over the file. `signalwise run` always passes "
-        "`controller`, `seed`, `out_dir`, `gui` and `emissions` from its options (their defaults when not "
-        "given), and `signalwise compare` takes `controller` from `--controllers` and the seeds from "
-        "`--seeds`, so set those on the command line.",
+        "Options given on the command line take precedence over the file; a key the command line leaves out "
+        "keeps the file's value (`signalwise run --config FILE` runs the file's `controller`, `seed` and "
+        "`out_dir` unless `--controller`, `--seed` or `--out` say otherwise). `signalwise compare` takes the "
+        "controllers from `--controllers` and the seeds from `--seeds`, whatever the file says.",
         "",
         "Range `2 ≤ x ≤ 60` means the value must lie within those bounds; units come from the key's suffix "
         "(`_s` seconds, `_m` metres, `_mps` metres per second, `_vph` vehicles per hour, `_veh` vehicles).",
