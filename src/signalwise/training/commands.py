@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand
 
+from ..exitcodes import FAILED
 from ..runtime.commands import _fail, friendly_errors, registry_options
 from .executors import LOCAL_RAY
 
@@ -21,17 +22,20 @@ models_app = typer.Typer(help="The model registry (in the database): versions, w
 
 
 def learning_errors(fn):
-    """Model and training errors are for people too: one line, exit 2."""
+    """Model and training errors are for people too: one line, exit 2 (bad input) or 1 (a run failed)."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from ..control.learning.qtable import ModelError
         from ..store.model_registry import RegistryError
+        from .selection import ValidationFailed
         from .train import TrainingError
 
         try:
             return fn(*args, **kwargs)
+        except ValidationFailed as exc:
+            _fail(str(exc), code=FAILED)
         except (ModelError, TrainingError, RegistryError) as exc:
             _fail(str(exc))
 
@@ -139,10 +143,13 @@ def train_command(
     ray: Annotated[str | None, typer.Option(
         "--ray", metavar="[ADDRESS]",
         help="run the episodes as Ray tasks: no address starts a local Ray, 'auto' or 'ray://host:port' joins "
-             "that cluster (pip install 'signalwise\\[ray]')")] = None,
+             "that cluster (pip install 'signalwise[ray]')")] = None,
 ) -> None:
     """Train a learning model; every episode runs the real loop, shield and safety audit included."""
     if agent == "phase-score":
+        if resume:
+            _fail("--resume is for --agent tabular; a phase-score search is not resumed: to go on from a "
+                  "model's weights, search into a new --out with --start OUT/model --sigma 0.3")
         _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
                       duration, timing, sumocfg, net, routes, ray, measure, start, zone_m, period, restarts,
                       add_feature or [], cycle_calls, per_signal, sigma, neighbour_weight, hold_neighbours,

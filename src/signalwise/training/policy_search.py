@@ -344,6 +344,8 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
     start_choice = None
     try:
         out.mkdir(parents=True, exist_ok=True)
+        # an interrupted search's episodes (a search is never resumed, and deletes them when it ends)
+        shutil.rmtree(out / "episodes", ignore_errors=True)
         if starts:
             start_choice = choose_start(cfg, starts, executor)
             begin = starts[start_choice["chosen"]]

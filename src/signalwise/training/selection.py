@@ -16,6 +16,11 @@ worse than what max-pressure does there.
 Validation seeds (`validation_seeds`) are SUMO seeds disjoint from the
 training seeds (1,000,000 upward) and from the small held-out seeds
 `evaluate` uses; the model records them and `evaluate` refuses them.
+
+The validation runs belong to the training directory (out/validation): a
+resumed training validates again and its runs replace the old ones, which
+stay in out/validation.previous until the new choice is installed, so a
+validation interrupted half-way never stands in for the installed model's.
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ AUTO_CANDIDATES = (10, 30)
 #: the deployment threshold that is never reached: max-pressure always acts
 GUIDE_ONLY = 2**31 - 1
 VALIDATION_SEEDS = 3
+
+
+class ValidationFailed(ModelError):
+    """A validation run failed: the work ran and failed (exit 1), the input was not wrong."""
 
 
 def validation_seeds(seed: int, n: int) -> list[int]:
@@ -70,9 +79,27 @@ def train_selected(cfg: TrainConfig, candidates: tuple[int, ...] = AUTO_CANDIDAT
         paths[n] = sub.out / "model"
     if on_stage:
         on_stage(f"validating on {n_validation} seeds")
-    choice = validate(cfg, paths, validation_seeds(cfg.seed, n_validation), out / "validation")
+    choice = validate(cfg, paths, validation_seeds(cfg.seed, n_validation), renew_validation_dir(out))
     choice["wall_s"] = round(time.perf_counter() - t0, 1)
-    return _install(out, paths[choice["trained_with"]], choice)
+    model = _install(out, paths[choice["trained_with"]], choice)
+    shutil.rmtree(out / "validation.previous", ignore_errors=True)  # the installed model's runs are in validation/
+    return model
+
+
+def renew_validation_dir(out: Path) -> Path:
+    """out/validation, empty for a new validation (a run never writes into another's directory).
+
+    The runs there are the installed model's evidence: they move to out/validation.previous until the
+    new choice is installed. If that is there already, a validation was interrupted (or its model not yet
+    installed), and what validation/ holds is that attempt's: dropped, the previous evidence kept.
+    """
+    vdir, previous = Path(out) / "validation", Path(out) / "validation.previous"
+    if previous.exists():
+        if vdir.exists():
+            shutil.rmtree(vdir)
+    elif vdir.exists():
+        vdir.rename(previous)
+    return vdir
 
 
 def validate(cfg: TrainConfig, paths: dict[int, Path], seeds: list[int], out: Path) -> dict:
@@ -107,7 +134,7 @@ def validate(cfg: TrainConfig, paths: dict[int, Path], seeds: list[int], out: Pa
 
 def _raise_failures(result) -> None:  # noqa: ANN001 - a CompareResult
     if result.failures:
-        raise ModelError("validation run(s) failed: " + "; ".join(
+        raise ValidationFailed(f"validation run(s) failed (runs in {result.out_dir}): " + "; ".join(
             f"{c} s{s}: {m}" for (c, s), m in result.failures.items()))
 
 

@@ -234,11 +234,13 @@ def _rounds(cfg: TrainConfig, executor, out: Path, episode: int, model: Model | 
             on_episode: OnEpisode | None, t_start: float, wall_before: float) -> Model | None:
     while episode < cfg.episodes:
         batch = list(range(episode, min(cfg.episodes, episode + cfg.batch)))
+        for e in batch:  # left by an interrupted round: no checkpoint holds it, and the run is redone exactly
+            shutil.rmtree(_episode_dir(out, e), ignore_errors=True)
         snapshot = str(out / "model") if model is not None else ""
         payloads = [json.dumps({
             "scenario": cfg.scenario, "seed": cfg.seed, "episode": e, "sumo_seed": training_seed(cfg.seed, e),
             "hyper": cfg.hyper.to_json(), "shared": cfg.shared, "features": cfg.features, "snapshot": snapshot,
-            "duration_s": cfg.duration_s, "run_dir": str(out / "episodes" / f"ep-{e:05d}"),
+            "duration_s": cfg.duration_s, "run_dir": str(_episode_dir(out, e)),
             "sumocfg": _str_or_none(cfg.sumocfg), "net": _str_or_none(cfg.net), "routes": [str(r) for r in cfg.routes],
         }) for e in batch]
         results = executor.run_round(run_episode, payloads)
@@ -260,6 +262,10 @@ def _rounds(cfg: TrainConfig, executor, out: Path, episode: int, model: Model | 
         model = Model(None, tables, table_of, layouts, meta)
         _checkpoint(out, model, episode, cfg, history)
     return model
+
+
+def _episode_dir(out: Path, episode: int) -> Path:
+    return out / "episodes" / f"ep-{episode:05d}"
 
 
 def _str_or_none(path: Path | None) -> str | None:
