@@ -56,3 +56,15 @@ def test_a_directory_registry_is_imported_by_command_and_on_first_use(tmp_path):
     r = _cli("list", env=first)
     assert r.returncode == 0 and "C" in r.stdout and "imported the directory registry" in r.stderr
     assert "import:" in _cli("history", env=first).stdout  # who: the import, naming the directory
+
+
+def test_a_policy_for_every_signal_says_so_when_added_and_listed(tmp_path):
+    """A phase-score model names no signal: it runs at every one, and the registry says that, not ''."""
+    from signalwise.control.learning.shipped import shipped_model_path
+
+    env = {"SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}", "SIGNALWISE_MODEL_CACHE": str(tmp_path / "c")}
+    p = _cli("add", str(shipped_model_path("corridor")), env=env)
+    assert p.returncode == 0, p.stderr
+    assert "(corridor, every signal;" in p.stdout
+    listed = _cli("list", env=env)
+    assert listed.returncode == 0 and "every signal" in listed.stdout

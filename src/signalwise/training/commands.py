@@ -530,7 +530,7 @@ def _models_list(db) -> None:
         t.add_column(col)
     for v in versions:
         where = ", ".join(sorted(i for i, ver in active.items() if ver == v.version)) or "-"
-        t.add_row(v.version, v.scenario, ", ".join(v.intersections), str(v.episodes), f"{v.size_bytes / 1024:.0f}",
+        t.add_row(v.version, v.scenario, _signals(v.intersections), str(v.episodes), f"{v.size_bytes / 1024:.0f}",
                   f"{v.registered_at.astimezone():%Y-%m-%d %H:%M}", v.registered_by, where)
     Console(width=max(120, Console().width)).print(t)
 
@@ -547,8 +547,13 @@ def _models_add(path, db) -> None:
     from .registry import register_model
 
     mv = register_model(_registry(db), path)
-    typer.echo(f"registered {mv.version} ({mv.scenario}, {', '.join(mv.intersections)}; "
+    typer.echo(f"registered {mv.version} ({mv.scenario}, {_signals(mv.intersections)}; "
                f"{mv.size_bytes / 1024:.0f} KiB) from {path}")
+
+
+def _signals(intersections) -> str:
+    """The signals a model names (a tabular model's tables), or that it runs at every signal (one policy)."""
+    return ", ".join(intersections) or "every signal"
 
 
 @models_app.command("import")
