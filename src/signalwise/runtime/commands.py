@@ -303,7 +303,7 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
 
 
 def compare_command(
-    scenario: Annotated[str | None, typer.Option("--scenario", "-s", help="single | corridor | grid | resco:NAME; default corridor (not with --sumocfg/--net)", show_default=False)] = None,
+    scenario: Annotated[str | None, typer.Option("--scenario", "-s", help="single | corridor | grid | grid10x10 | resco:NAME; default corridor (not with --sumocfg/--net)", show_default=False)] = None,
     controllers: Annotated[str, typer.Option(help="comma-separated; the first is the baseline")] = DEMO_CONTROLLERS,
     seeds: Annotated[int, typer.Option(help="number of seeds (1..N)")] = 5,
     first_seed: Annotated[int, typer.Option(help="seeds run from this one upward")] = 1,
