@@ -141,6 +141,23 @@ def test_a_run_that_dies_is_marked_and_says_why(tmp_path, action, status):
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
+@pytest.mark.parametrize("stop,status", [(KeyboardInterrupt, "incomplete"), (OSError("disk full"), "failed")])
+def test_a_stop_while_the_evidence_is_written_is_marked_too(tmp_path, monkeypatch, stop, status):
+    """Ctrl-C (or SIGTERM, or a full disk) after the simulation, while the run directory is written: run.json
+    must not stay `running`, as if the process were still at work."""
+    import signalwise.runtime.run as run_module
+
+    def writing_stops(cfg, loop, run_dir):
+        (run_dir / "trips.csv").write_text("half")
+        raise stop
+
+    monkeypatch.setattr(run_module, "write_evidence", writing_stops)
+    with pytest.raises(type(stop) if isinstance(stop, Exception) else stop):
+        execute_run(RunConfig(scenario="single", controller="fixed", duration_s=60, emissions=False), tmp_path / "r")
+    info = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert info["status"] == status and info["reason"] in ("interrupted", "disk full") and "finished" in info
+
+
 @pytest.mark.parametrize("sig,reason", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated (SIGTERM)")],
                          ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_or_sigterm_marks_the_run_incomplete_and_says_which(tmp_path, sig, reason):

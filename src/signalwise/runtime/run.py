@@ -92,6 +92,8 @@ def execute_run(cfg: RunConfig, run_dir: Path | None = None, progress: Progress 
     (run_dir / "config.yaml").write_text(yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False))
     try:
         loop = run_loop(cfg, run_dir, progress, controllers=controllers, **loop_options)
+        t0 = time.perf_counter()
+        metrics = write_evidence(cfg, loop, run_dir)  # a stop or a failure here leaves no `running` behind either
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM inside `sigterm_as_interrupt`
         status.update(status="incomplete", reason=stop_reason(exc), finished=_now())
         dump_json(run_dir / "run.json", status)
@@ -101,8 +103,6 @@ def execute_run(cfg: RunConfig, run_dir: Path | None = None, progress: Progress 
         status.update(status="failed", reason=reason, finished=_now())
         dump_json(run_dir / "run.json", status)
         raise
-    t0 = time.perf_counter()
-    metrics = write_evidence(cfg, loop, run_dir)
     status.update(status="complete", finished=_now(), wall_s=round(loop.wall_s, 3), steps=loop.steps,
                   simulated_s=loop.end_s - loop.begin_s, postprocess_s=round(time.perf_counter() - t0, 3),
                   scenario=loop.scenario.name, controller=cfg.controller, seed=cfg.seed)
