@@ -118,6 +118,27 @@ def test_sigterm_stops_as_ctrl_c_does(tmp_path):
     assert "terminated (SIGTERM): stopping" in err
 
 
+def test_ctrl_c_pressed_again_while_stopping_still_leaves_a_complete_run_directory(tmp_path):
+    """A second Ctrl-C (a user pressing it again, `timeout` signalling the child and then its group) must not
+    cut the flush short and leave run.json at `running`."""
+    proc, base, _status = _start(tmp_path, "--speed", "10", scenario="single")
+    try:
+        _wait(base, lambda s: s["sim_time_s"] >= 20)
+        proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 15
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)  # again and again while it stops
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "stopped" and info["reason"] == "interrupted" and info["finished"], (info, err[-2000:])
+    assert audit_run(run_dir).ok
+
+
 def _stopped_cleanly(proc, err: str, tmp_path: Path, min_sim_s: float) -> dict:
     """The live command exited as on Ctrl-C and left a complete, safe run directory: its run.json."""
     assert proc.returncode == 0, err[-2000:]

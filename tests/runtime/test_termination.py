@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from signalwise.runtime.termination import Terminated, sigterm_as_interrupt, stop_reason
+from signalwise.runtime.termination import Terminated, interrupts_deferred, sigterm_as_interrupt, stop_reason
 
 
 @pytest.fixture
@@ -51,3 +51,14 @@ def test_outside_the_main_thread_nothing_is_installed(recorded_sigterms):
     thread.join(5)
     assert errors == [] and seen_inside == [before]
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_while_deferred_ctrl_c_and_sigterm_wait_and_the_handlers_come_back(recorded_sigterms):
+    with interrupts_deferred():
+        signal.raise_signal(signal.SIGINT)  # no KeyboardInterrupt: the flush goes on
+        signal.raise_signal(signal.SIGTERM)
+    assert recorded_sigterms == []
+    signal.raise_signal(signal.SIGTERM)
+    assert recorded_sigterms == [signal.SIGTERM]
+    with pytest.raises(KeyboardInterrupt):  # Python's own Ctrl-C handler is back
+        signal.raise_signal(signal.SIGINT)

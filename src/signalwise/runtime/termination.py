@@ -54,3 +54,19 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:  # None: a handler not set from Python, which cannot be put back; the default is the closest
         signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """While active, Ctrl-C and SIGTERM are ignored: the flush a first one started is not cut short by a
+    second (a terminal's repeated Ctrl-C, `timeout` signalling the child and then its group). SIGKILL still
+    ends the process. Only the main thread may set handlers; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)

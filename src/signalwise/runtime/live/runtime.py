@@ -51,7 +51,7 @@ from ..loop import (
     shield_config,
 )
 from ..loop import sumo_options as _sumo_options
-from ..termination import stop_reason
+from ..termination import interrupts_deferred, stop_reason
 from . import changes as ch
 from .pacing import Pacer
 from .profiler import Profiler
@@ -455,6 +455,12 @@ class LiveRuntime:
             self.store.put_events(events)
 
     def _finish(self) -> None:
+        """Flush the evidence, close the field, and say in run.json how the run ended, whatever else fails:
+        a second Ctrl-C or SIGTERM waits (`interrupts_deferred`), a simulator that will not close is logged."""
+        with interrupts_deferred():
+            self._close()
+
+    def _close(self) -> None:
         try:
             self._drain()
         except Exception:  # noqa: BLE001 - closing must not hide the reason we stopped
@@ -462,9 +468,12 @@ class LiveRuntime:
         for fh in self._files.values():
             fh.close()
         self._files.clear()
-        self._publish_snapshot()  # the last one, `running: false`, while the field can still be read
-        if self.field is not None:
-            self.field.backend.close()
+        try:
+            self._publish_snapshot()  # the last one, `running: false`, while the field can still be read
+            if self.field is not None:
+                self.field.backend.close()
+        except Exception:  # noqa: BLE001 - run.json below must still say how the run ended
+            log.exception("could not close the simulator")
         self._write_run_json(finished=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
                              sim_time_s=self.stepper.t if self.stepper else None,
                              profiler=self.profiler.figures(),
