@@ -238,6 +238,83 @@ def test_with_a_live_run_camera_alerts_are_the_runs_own_stored_and_acknowledged_
         store.close()
 
 
+def _camera_app(tmp_path):
+    """The API app with its own database and an `operate` key; camera alerts are the cameras' own (no live run)."""
+    from signalwise.api import create_app
+    from signalwise.store import Settings, get_engine
+    from signalwise.store.keys import create_key
+
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    app = create_app(Settings(database_url=url, evidence_dir=tmp_path / "evidence",
+                              camera_alerts_buffer_dir=tmp_path / "buffer"))
+    engine = get_engine(url)
+    return app, engine, {"X-API-Key": create_key(engine, "operator", ["operate"])[1]}
+
+
+def test_a_stopped_stream_started_again_runs_on_with_its_pipeline_and_clock(tmp_path):
+    """Stop, then start again over the API, with an MJPEG camera on 127.0.0.1: the new reader's clock starts at
+    0, the kept pipeline's is past it; the stream must run on (frames grow, never `failed`) and its frame times
+    go on after the stop, by about the time it was stopped."""
+    from fastapi.testclient import TestClient
+    from vision_scenes import small_scene
+
+    from signalwise.vision.mjpeg_server import MjpegServer, free_port
+
+    app, _engine, op = _camera_app(tmp_path)
+    scene = small_scene(seed=2)
+    camera = MjpegServer([f for f, _t, _truth, _s in scene.frames(2.0)], fps=10, port=free_port()).start()
+    try:
+        with TestClient(app) as c:
+            r = c.post("/api/v1/streams", headers=op, json={"id": "cam-r", "url": camera.url,
+                                                            "camera": scene.camera_config()})
+            assert r.status_code == 201, r.text
+            assert _wait(lambda: c.get("/api/v1/streams/cam-r").json()["pipeline"]["frames"] >= 15)
+            stopped = c.post("/api/v1/streams/cam-r/stop", headers=op).json()
+            assert stopped["status"] == "stopped"
+            kept = app.state.vision._streams["cam-r"]
+            frames_before, time_before_s = stopped["pipeline"]["frames"], kept.last_frame_time_s
+            assert time_before_s > 1.0
+            time.sleep(1.0)
+
+            started = c.post("/api/v1/streams/cam-r/start", headers=op)
+            assert started.status_code == 200 and started.json()["wanted_running"]
+            s = _wait(lambda: x if (x := c.get("/api/v1/streams/cam-r").json())["status"] == "failed"
+                      or x["pipeline"]["frames"] >= frames_before + 15 else None)
+            assert s and s["status"] == "streaming" and s["error"] is None, s
+            assert kept.pipeline.time_s == kept.last_frame_time_s
+            assert kept.last_frame_time_s >= time_before_s + 1.0 + 1.0  # the 1 s stopped, then 15 frames at 10/s
+    finally:
+        camera.stop()
+
+
+def test_deleting_a_down_stream_clears_its_down_alert(tmp_path):
+    """A stream whose camera never answers raises `vision_stream_down`; once the stream is deleted nothing is
+    down any more: the alert clears (in the API and in the store), as when the camera comes back."""
+    from fastapi.testclient import TestClient
+
+    from signalwise.runtime.live.alerts import BUILTIN_RULES
+    from signalwise.store.live import list_alerts
+    from signalwise.vision.mjpeg_server import free_port
+
+    app, engine, op = _camera_app(tmp_path)
+    with TestClient(app) as c:
+        dead = f"http://127.0.0.1:{free_port()}/stream.mjpg"  # nothing listens
+        assert c.post("/api/v1/streams", headers=op, json={"id": "cam-d", "url": dead}).status_code == 201
+        app.state.vision_alerts.replace_rules(
+            [_fast_down_rule() if r.name == "vision_stream_down" else r for r in BUILTIN_RULES
+             if r.metric.startswith("vision_")])
+        alert = _wait(lambda: next((a for a in c.get("/api/v1/streams/alerts").json()["active"]
+                                    if a["metric"] == "vision_stream_down.cam-d"), None))
+        assert alert, c.get("/api/v1/streams/alerts").json()
+
+        assert c.delete("/api/v1/streams/cam-d", headers=op).status_code == 204
+        assert _wait(lambda: not c.get("/api/v1/streams/alerts").json()["active"], 10), \
+            c.get("/api/v1/streams/alerts").json()
+        history = c.get("/api/v1/streams/alerts").json()["history"]
+        assert [a["cleared_value"] for a in history if a["id"] == alert["id"]] == [0.0]
+        assert _wait(lambda: [a for a in list_alerts(engine, "cameras") if a["id"] == alert["id"] and not a["active"]])
+
+
 # -- bad input through the API and the camera source ----------------------------------------------------------
 def test_a_zone_outside_the_streams_frame_fails_the_stream_with_its_name_not_the_server(tmp_path):
     """A zone can only be checked against a stream's frame once the first frame comes: the stream fails with

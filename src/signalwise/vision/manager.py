@@ -12,7 +12,14 @@ what it finds goes out through callbacks the caller wires:
   `vision_track`.
 
 A monitor thread (1 Hz) marks down streams in the source and hands the flat
-figures (`monitoring.flat`) to `on_metrics`, where alert rules read them.
+figures (`monitoring.flat`) to `on_metrics`, where alert rules read them. A
+deleted stream is reported not down (`vision_stream_down.<id>` 0), so an alert
+raised on it clears like any other instead of staying active with nothing left
+to clear it.
+
+A stream started again keeps its pipeline, and its frame times go on from
+where they stopped (see `_resumed_clock_s`).
+
 Nothing here raises into a caller's thread; a stream's status and last error
 say what went wrong.
 """
@@ -24,6 +31,7 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +41,9 @@ from .monitoring import FrameMeter, flat
 from .streams import StreamReader
 
 log = logging.getLogger("signalwise.vision.manager")
+
+#: deleted streams reported not down (so their alerts clear), at most this many, the most recently deleted
+REMOVED_KEPT = 1000
 
 
 class StreamError(ValueError):
@@ -67,7 +78,9 @@ class ManagedStream:
         self.wanted_running = False
         self.error: str | None = None
         self.counts = {"crossings": 0, "red_light": 0, "speeding": 0}
-        self.last_frame_time_s: float | None = None
+        self.last_frame_time_s: float | None = None  # on the pipeline's clock (reader's clock + offset)
+        self.last_frame_decoded_at: float | None = None  # time.monotonic() when that frame was decoded
+        self.clock_offset_s = 0.0  # added to the reader's frame times: a restarted reader's clock starts at 0
         self.created_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
@@ -81,6 +94,7 @@ class StreamManager:
         self.evidence_dir = Path(evidence_dir) if evidence_dir is not None else None
         self.max_streams, self.publish_hz = max_streams, publish_hz
         self._streams: dict[str, ManagedStream] = {}
+        self._removed: OrderedDict[str, None] = OrderedDict()  # ids of deleted streams, newest last
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._monitor = threading.Thread(target=self._watch, args=(monitor_every_s,), name="signalwise-vision-monitor",
@@ -96,6 +110,7 @@ class StreamManager:
                 raise StreamError(f"{self.max_streams} streams at most; delete one first", 409)
             ms = ManagedStream(spec)
             self._streams[spec.id] = ms
+            self._removed.pop(spec.id, None)
         if start:
             self.start(spec.id)
         return self.get(spec.id)
@@ -118,6 +133,7 @@ class StreamManager:
                                  loop=spec.loop, pace=spec.pace, drop_oldest=True)
         if spec.camera is not None and ms.pipeline is None:
             ms.pipeline = self._pipeline(spec)
+        ms.clock_offset_s = _resumed_clock_s(ms)
         ms.wanted_running = True
         ms.reader.start()
         ms.worker = threading.Thread(target=self._work, args=(ms,), name=f"signalwise-vision-{spec.id}", daemon=True)
@@ -138,6 +154,10 @@ class StreamManager:
         self.stop(stream_id)
         with self._lock:
             ms = self._streams.pop(stream_id, None)
+            self._removed[stream_id] = None
+            self._removed.move_to_end(stream_id)
+            while len(self._removed) > REMOVED_KEPT:
+                self._removed.popitem(last=False)
         if ms is not None and ms.pipeline is not None and ms.pipeline.evidence is not None:
             ms.pipeline.evidence.close()
 
@@ -180,7 +200,15 @@ class StreamManager:
         return out
 
     def metrics(self) -> dict[str, float]:
-        return flat(self.list())
+        return self._figures(self.list())
+
+    def _figures(self, streams: list[dict]) -> dict[str, float]:
+        """The alert figures of these streams, and a deleted stream's down figure at 0: nothing reports on it
+        any more, and an alert engine keeps an alert whose figure is missing active for ever."""
+        with self._lock:
+            removed = [sid for sid in self._removed if sid not in self._streams]
+        # deleted last: `streams` may have been read just before a stream was deleted
+        return {**flat(streams), **{f"vision_stream_down.{sid}": 0.0 for sid in removed}}
 
     # -- the worker ---------------------------------------------------------------------------------------
     def _pipeline(self, spec: StreamSpec):
@@ -206,9 +234,10 @@ class StreamManager:
                     continue
                 if pipe is None:
                     continue  # decode only (no camera file): figures, no results
-                result = pipe.process(frame.image, frame.time_s)
+                time_s = ms.clock_offset_s + frame.time_s
+                result = pipe.process(frame.image, time_s)
                 ms.meter.add(result.timing_s["total"])
-                ms.last_frame_time_s = frame.time_s
+                ms.last_frame_time_s, ms.last_frame_decoded_at = time_s, frame.decoded_at
                 self._profile(ms.spec.id, result.timing_s)
                 if self.source is not None:
                     self.source.update(ms.spec.camera.camera_id, result)
@@ -257,9 +286,23 @@ class StreamManager:
                         if s["camera_id"] and s["wanted_running"] and s["status"] in ("reconnecting", "failed"):
                             self.source.mark_down(s["camera_id"], f"stream {s['id']} {s['status']}: {s['error']}")
                 if self.on_metrics is not None:
-                    self.on_metrics(flat(streams))
+                    self.on_metrics(self._figures(streams))
             except Exception:  # noqa: BLE001 - the monitor keeps going
                 log.debug("vision monitor failed", exc_info=True)
+
+
+def _resumed_clock_s(ms: ManagedStream) -> float:
+    """Where a (re)started stream's frame times begin: after its pipeline's last frame, by the time since then.
+
+    A stream started again keeps its pipeline rather than a new one: its tracker numbers tracks on (a new one
+    would start at 1 again, and a violation's evidence image, named by camera, track and time, would overwrite an
+    earlier one), its zones send the detector-off that pairs an on sent before the stop, and its counts per
+    interval go on. But a new reader's clock starts at 0, and the pipeline refuses time going back. So the new
+    frames are placed after the last one by the wall time since it was decoded: the pipeline sees the gap as long
+    as it was, and tracks from before it are lost rather than joined to whatever is in view now."""
+    if ms.last_frame_time_s is None or ms.last_frame_decoded_at is None:
+        return 0.0
+    return ms.last_frame_time_s + max(0.0, time.monotonic() - ms.last_frame_decoded_at)
 
 
 def _payload(spec: StreamSpec, result) -> dict:
