@@ -290,6 +290,29 @@ def test_wall_clock_messages_go_through_the_runs_clock(corridor):
     assert _health(obs).age_s == pytest.approx(5.0, abs=1e-3)
 
 
+def test_a_message_from_before_the_run_started_is_refused_on_any_clock(corridor):
+    """A run that began at simulation second 1000, 30 s ago: a time or sim_time_s before that is refused with
+    both times; a clock that is only a function refuses what it maps below simulation second 0."""
+    sb = _det(_inter(corridor))
+    wall0 = time.time() - 30.0
+    feed = DetectorFeed(corridor, clock=wall_clock((1000.0, wall0)))
+    before = dt.datetime.fromtimestamp(wall0 - 5.0, dt.UTC)
+    res = feed.accept({"device_id": "J1", "channel": sb.channel, "event": "on", "time": before.isoformat()})
+    began = dt.datetime.fromtimestamp(wall0, dt.UTC).isoformat(timespec="milliseconds")
+    assert res.rejected[0].code == "time" and res.rejected[0].field == "time"
+    assert res.rejected[0].reason == (f"time {before.isoformat(timespec='milliseconds')} is before the run "
+                                      f"started ({began})")
+    res = feed.accept(_event("J1", sb.channel, "on", 999.0))
+    assert res.rejected[0].reason == "sim_time_s 999 is before the run started (simulation second 1000)"
+    assert feed.accept(_event("J1", sb.channel, "on", 1000.0)).ok
+    assert feed.drain_events() == [SignalEvent(1000.0, "J1", int(EventCode.DETECTOR_ON), sb.channel)]
+
+    minus_an_hour = DetectorFeed(corridor, clock=lambda wall: wall - time.time() - 3600.0)
+    res = minus_an_hour.accept({"device_id": "J1", "channel": sb.channel, "event": "on",
+                                "time": dt.datetime.now(dt.UTC).isoformat()})
+    assert res.rejected[0].code == "time" and "maps to simulation second -3600" in res.rejected[0].reason
+
+
 def test_drained_events_are_hi_res_detector_events_in_time_order(feed, corridor):
     inter = _inter(corridor)
     a, b = _det(inter, k=0), _det(inter, k=1)
@@ -507,3 +530,72 @@ def test_the_route_documents_both_message_kinds(http):
     assert many["type"] == "array" and one["additionalProperties"] is False
     assert "(hi-res codes 82 / 81)" in one["properties"]["event"]["description"]
     assert set(spec["paths"][URL]["post"]["responses"]) >= {"200", "404", "422", "503"}
+
+
+# ---------------------------------------------------------------------------
+# A live run: its clock starts with the run
+# ---------------------------------------------------------------------------
+
+
+DOCS_EXAMPLE = {"device_id": "J1", "channel": 3, "event": "on", "time": "2025-06-01T08:00:01.300+02:00"}
+
+
+def test_a_live_run_refuses_a_wall_clock_message_from_before_it_started(tmp_path):
+    """`signalwise live --field none` in-process (no simulator), its API served on 127.0.0.1 as the command
+    serves it: docs/live-feeds.md's example, timed before the run began, is refused with both times and never
+    logged; the same message timed now is taken and logged at the run's own (non-negative) time."""
+    import csv
+
+    import httpx
+
+    from signalwise.api.live_command import _serve
+    from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
+    from signalwise.store import get_engine
+    from signalwise.store.keys import create_key
+
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    ingest = {"X-API-Key": create_key(get_engine(url), "feeder", ["ingest"])[1]}
+    run_dir = tmp_path / "run"
+    rt = LiveRuntime(RunConfig(scenario="corridor"), LiveOptions(speed=10.0, duration_s=3600, field="none",
+                                                                 sink="shadow"), run_dir)
+    rt.open()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server, server_thread = _serve(rt, "127.0.0.1", port, url)
+    loop = threading.Thread(target=rt.run, daemon=True)
+    loop.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/api/v1/live/status", timeout=2).json().get("running"):
+                    break
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.1)
+        old = httpx.post(f"{base}/api/v1/live/feeds/detectors", json=DOCS_EXAMPLE, headers=ingest, timeout=5)
+        assert old.status_code == 422, old.text
+        body = old.json()
+        assert body["detail"][0]["loc"] == ["body", "time"] and body["detail"][0]["type"] == "time"
+        assert body["message"].startswith("body.time: time 2025-06-01T08:00:01.300+02:00 is before the run "
+                                          "started ("), body["message"]
+        started = body["message"].split("before the run started (")[1].split(")")[0]
+        assert abs(dt.datetime.fromisoformat(started).timestamp() - time.time()) < 60  # the run began just now
+        assert rt.feed.stats()["rejected_by_code"] == {"time": 1}
+
+        now = {**DOCS_EXAMPLE, "time": dt.datetime.now().astimezone().isoformat()}
+        taken = httpx.post(f"{base}/api/v1/live/feeds/detectors", json=now, headers=ingest, timeout=5)
+        assert taken.status_code == 200 and taken.json() == {"accepted": 1}, taken.text
+    finally:
+        rt.stop()
+        loop.join(20)
+        server.should_exit = True
+        server_thread.join(5)
+    with open(run_dir / "live_events.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    detector = [r for r in rows if (r["DeviceId"], r["EventId"], r["Parameter"])
+                == ("J1", str(int(EventCode.DETECTOR_ON)), "3")]
+    assert len(detector) == 1 and float(detector[0]["sim_time_s"]) >= 0.0, detector
+    assert min(float(r["sim_time_s"]) for r in rows) >= 0.0

@@ -18,6 +18,7 @@ takes one lock for a few dictionary updates and never does I/O under it.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import math
 import threading
 import time
@@ -107,7 +108,8 @@ class DetectorMessage(BaseModel):
                                      description="length of the counting interval, seconds (at most an hour)")
     time: Annotated[AwareDatetime | None, BeforeValidator(_iso_text)] = Field(
         None, description="when the event happened, or when the counting interval ended: ISO 8601 with a zone "
-                          "(wall clock). Exactly one of time / sim_time_s.")
+                          "(wall clock), not before the run started nor more than 5 s ahead of the server's "
+                          "clock. Exactly one of time / sim_time_s.")
     sim_time_s: float | None = Field(
         None, ge=0.0, allow_inf_nan=False,
         description="the same instant on the run's simulation clock, seconds. Exactly one of time / sim_time_s.")
@@ -203,10 +205,13 @@ class DetectorFeed:
     without one, only `sim_time_s` messages are taken. `now` (optional) gives
     the loop's current simulation time, so a message from the future is
     refused on arrival; messages more than `max_ahead_s` ahead of the loop
-    also make the source unhealthy when observed. After `unhealthy_after`
-    rejections in a row for an intersection, its source is unhealthy until an
-    accepted message arrives. Thread-safe: transports call `accept` from their
-    own threads while the loop calls `observe`.
+    also make the source unhealthy when observed. A message from before the
+    run started (a `WallClock` says when; any other clock: one it maps below
+    simulation second 0) is refused too: the run has no time to place it at.
+    After `unhealthy_after` rejections in a row for an intersection, its
+    source is unhealthy until an accepted message arrives. Thread-safe:
+    transports call `accept` from their own threads while the loop calls
+    `observe`.
     """
 
     def __init__(self, intersections: Iterable[Intersection], clock: Callable[[float], float] | None = None, *,
@@ -336,8 +341,18 @@ class DetectorFeed:
             except Exception as exc:  # a user's clock must not break a transport thread
                 return Rejection(index, dev, ch, "time", f"the run's clock could not map {msg.time.isoformat()}: "
                                  f"{exc}", "time")
+            if isinstance(self._clock, WallClock) and msg.time.timestamp() < self._clock.wall_s:
+                began = dt.datetime.fromtimestamp(self._clock.wall_s, msg.time.tzinfo)
+                return Rejection(index, dev, ch, "time", f"time {msg.time.isoformat(timespec='milliseconds')} is "
+                                 f"before the run started ({began.isoformat(timespec='milliseconds')})", "time")
+            if t < 0:
+                return Rejection(index, dev, ch, "time", f"time {msg.time.isoformat(timespec='milliseconds')} is "
+                                 f"before the run started: it maps to simulation second {t:.1f}, before 0", "time")
         else:
             t = float(msg.sim_time_s)
+            if isinstance(self._clock, WallClock) and t < self._clock.sim_s:
+                return Rejection(index, dev, ch, "time", f"sim_time_s {t:g} is before the run started (simulation "
+                                 f"second {self._clock.sim_s:g})", "sim_time_s")
             if self._now is not None:
                 ahead = t - self._now()
                 if ahead > self.max_ahead_s:
@@ -552,16 +567,30 @@ def _ranges(channels: Iterable[int]) -> str:
     return ", ".join(out) or "none"
 
 
-def wall_clock(sim_at_wall: tuple[float, float], speed: float | None = 1.0) -> Callable[[float], float]:
+@dataclass(frozen=True, slots=True)
+class WallClock:
+    """Wall epoch seconds -> simulation seconds for a run that began at simulation second `sim_s`, wall epoch
+    second `wall_s`, paced at `speed` (None: unpaced, where a wall time has no meaning and is refused).
+
+    A class rather than a bare function so the feed also knows when the run began: a message from before that
+    is refused, not logged at a time the run never had (a negative one, or before its first step)."""
+
+    sim_s: float
+    wall_s: float
+    speed: float | None = 1.0
+
+    def __call__(self, wall_s: float) -> float:
+        if self.speed is None:
+            raise ValueError("the run is unpaced: its clock does not follow the wall clock")
+        return self.sim_s + (wall_s - self.wall_s) * self.speed
+
+
+def wall_clock(sim_at_wall: tuple[float, float], speed: float | None = 1.0) -> WallClock:
     """A `clock` for `DetectorFeed`: the simulation second `sim_s` was at wall epoch second `wall_s`, paced at `speed`.
 
-    `wall_clock((sim_s, wall_s))` for a run paced in real time; with no pacing
+    `wall_clock((sim_s, wall_s))` for a run paced in real time, started then; with no pacing
     (speed None) wall-clock messages have no meaning and are refused.
     """
     sim0, wall0 = sim_at_wall
-    if speed is None:
-        def unpaced(_wall: float) -> float:
-            raise ValueError("the run is unpaced: its clock does not follow the wall clock")
-        return unpaced
-    return lambda wall: sim0 + (wall - wall0) * speed
+    return WallClock(float(sim0), float(wall0), speed)
 
