@@ -68,3 +68,26 @@ def test_a_policy_for_every_signal_says_so_when_added_and_listed(tmp_path):
     assert "(corridor, every signal;" in p.stdout
     listed = _cli("list", env=env)
     assert listed.returncode == 0 and "every signal" in listed.stdout
+
+
+def test_run_and_compare_read_the_registry_of_their_own_db(tmp_path):
+    """`--db URL` is the database: `ql:@active` resolves in its registry (as `live --db` does), not in the
+    configured default's."""
+    from signalwise.control.learning.shipped import shipped_model_path
+
+    url = f"sqlite:///{tmp_path / 'ops.db'}"
+    env = {k: v for k, v in os.environ.items() if k != "SIGNALWISE_DATABASE_URL"}
+
+    def cli(*args):
+        return subprocess.run([SIGNALWISE, *args], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+
+    assert cli("models", "add", str(shipped_model_path("single")), "--db", url).returncode == 0
+    assert cli("models", "deploy", "v1", "--intersection", "C", "--db", url).returncode == 0
+    p = cli("run", "-s", "single", "-c", "ql:@active", "--duration", "60", "--db", url, "--run-dir", "r")
+    assert p.returncode == 0, p.stderr[-2000:]
+    config = (tmp_path / "r" / "config.yaml").read_text()
+    assert "registry_models" in config and "ops.db" in config
+    p = cli("compare", "-s", "single", "--controllers", "fixed,ql:@active", "--seeds", "1", "--duration", "60",
+            "--db", url, "--out", "c")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert not (tmp_path / "signalwise.db").exists()  # nothing looked in the default database

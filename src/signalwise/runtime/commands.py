@@ -235,8 +235,9 @@ def _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, route
 
     from .run import execute_run, new_run_dir
 
-    cfg = _load_config(config, scenario=scenario, controller=controller, seed=seed, duration_s=duration,
-                       out_dir=out, sumocfg=sumocfg, net=net, routes=routes or None, gui=gui,
+    # `--db` is the database: the one `ql:@active` / `ql:@v3` read the model registry from, as `live --db` does
+    cfg = _load_config(config, _registry_url(db), scenario=scenario, controller=controller, seed=seed,
+                       duration_s=duration, out_dir=out, sumocfg=sumocfg, net=net, routes=routes or None, gui=gui,
                        remote_port=remote_port, emissions=emissions, record=record, evidence=evidence,
                        demand_scale=demand_scale, timing_profile=timing)
     note_profile_mismatch(cfg, [cfg.controller])
@@ -344,7 +345,7 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
         scenario = DEMO_SCENARIO
     base = _load_config(config, scenario=scenario, controller=names[0], duration_s=duration, sumocfg=sumocfg,
                         net=net, routes=routes or None, demand_scale=demand_scale, timing_profile=timing)
-    base = with_shipped_model(with_model_registry(base, names), names)
+    base = with_shipped_model(with_model_registry(base, names, _registry_url(db)), names)
     note_profile_mismatch(base, names)
     for name in names:  # fail fast on a typo, before starting any worker
         base.model_validate({**base.model_dump(), "controller": name})
@@ -520,6 +521,11 @@ def _publish(run_dirs: list[Path], db: str, console) -> None:
     url = _store_url(db)
     n = open_or_exit(lambda: publish_runs(run_dirs, url), f"cannot store the runs in {_shown_url(url)}")
     console.print(f"stored {len(run_dirs)} run(s), {n} intersection records -> {_shown_url(url)}", soft_wrap=True)
+
+
+def _registry_url(db: str | None) -> str | None:
+    """The model registry's database for `--db` (None: the configured one, SIGNALWISE_DATABASE_URL)."""
+    return None if db is None else _store_url(db)
 
 
 def _store_url(db: str) -> str:
