@@ -10,6 +10,7 @@ import typer
 
 from ..exitcodes import BAD_INPUT, INTERRUPTED
 from ..outdirs import why_unwritable
+from ..store.cli_engine import DB_HELP
 from .termination import sigterm_as_interrupt, stop_reason
 
 DEMO_SCENARIO = "corridor"
@@ -485,7 +486,7 @@ def publish_command(
     run_dirs: Annotated[list[Path], typer.Argument(
         help="run directories of `signalwise run`, or a `signalwise compare` directory (every run in it); a live "
              "run stores its records as it goes", show_default=False)],
-    db: Annotated[str | None, typer.Option(help="database URL (default: SIGNALWISE_DATABASE_URL or signalwise.db)")] = None,
+    db: Annotated[str | None, typer.Option(help=DB_HELP)] = None,
 ) -> None:
     """Store existing run directories: their records, metrics and hi-res events."""
     _publish_dirs(run_dirs, db)

@@ -17,6 +17,9 @@ from ..exitcodes import FAILED
 
 T = TypeVar("T")
 
+#: every command's `--db` help: one spelling of where the default database is
+DB_HELP = "database URL (default: SIGNALWISE_DATABASE_URL, else sqlite:///signalwise.db in the working directory)"
+
 
 def first_line(exc: BaseException) -> str:
     """The driver's own first line (SQLAlchemy appends a background link and the SQL after it)."""

@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 
 from ..exitcodes import BAD_INPUT
+from .cli_engine import DB_HELP
 
-DbOption = Annotated[str | None, typer.Option("--db", help="database URL (default: SIGNALWISE_DATABASE_URL "
-                                                           "or sqlite:///signalwise.db)")]
+DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP)]
 
 
 def _fail(message: str, code: int = BAD_INPUT) -> None:

@@ -7,10 +7,12 @@ from typing import Annotated
 
 import typer
 
+from .cli_engine import DB_HELP
+
 keys_app = typer.Typer(help="API keys: create (printed once), list, revoke. Rotate: create the new, then revoke the old.",
                        no_args_is_help=True)
 
-DbOption = Annotated[str | None, typer.Option("--db", help="database URL (default: SIGNALWISE_DATABASE_URL or signalwise.db)")]
+DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP)]
 
 
 def _engine(db: str | None):

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from .cli_engine import DB_HELP
+
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
@@ -79,7 +81,7 @@ def purge(engine: Engine, days: dict[str, float], now: dt.datetime | None = None
 def purge_command(
     older_than_days: Annotated[float | None, typer.Option(help="one retention for everything (default: each kind's own)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="count what would go, remove nothing")] = False,
-    db: Annotated[str | None, typer.Option("--db", help="database URL (default: SIGNALWISE_DATABASE_URL or signalwise.db)")] = None,
+    db: Annotated[str | None, typer.Option("--db", help=DB_HELP)] = None,
 ) -> None:
     """Remove runs, events, alerts, changes, submitted figures and camera violations older than their retention
     (docs/store.md)."""

@@ -11,10 +11,11 @@ from typer.core import TyperCommand
 
 from ..exitcodes import FAILED
 from ..runtime.commands import _fail, friendly_errors, registry_options
+from ..store.cli_engine import DB_HELP
 from .executors import LOCAL_RAY
 
 DbOpt = Annotated[str | None, typer.Option(
-    "--db", help="database URL of the registry [default: SIGNALWISE_DATABASE_URL, or signalwise.db]",
+    "--db", help=f"the model registry's {DB_HELP}",
     show_default=False)]
 
 models_app = typer.Typer(help="The model registry (in the database): versions, which one is active per "

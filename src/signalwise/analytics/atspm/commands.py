@@ -10,6 +10,7 @@ import typer
 
 from ...exitcodes import BAD_INPUT
 from ...outdirs import why_unwritable
+from ...store.cli_engine import DB_HELP
 from .charts import DEFAULT_CHART_DEVICES
 
 events_app = typer.Typer(help="Hi-res event logs: import into the store.", no_args_is_help=True)
@@ -140,7 +141,7 @@ def _chart_devices(text: str | None):
 
 def events_import(
     file: Annotated[Path, typer.Argument(help="event log, CSV or Parquet")],
-    db: Annotated[str | None, typer.Option("--db", help="database URL (default: SIGNALWISE_DATABASE_URL or ./signalwise.db)")] = None,
+    db: Annotated[str | None, typer.Option("--db", help=DB_HELP)] = None,
     simulation_id: Annotated[str | None, typer.Option("--simulation-id", help="tag the events with a simulation id")] = None,
 ) -> None:
     """Bulk-load an event log into the store's event table (duplicates are ignored)."""
