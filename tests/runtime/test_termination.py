@@ -62,3 +62,22 @@ def test_while_deferred_ctrl_c_and_sigterm_wait_and_the_handlers_come_back(recor
     assert recorded_sigterms == [signal.SIGTERM]
     with pytest.raises(KeyboardInterrupt):  # Python's own Ctrl-C handler is back
         signal.raise_signal(signal.SIGINT)
+
+
+def _sleep_until_killed() -> None:
+    import time
+
+    time.sleep(30)
+
+
+def test_a_forked_child_stopped_with_sigterm_dies_of_it_as_before():
+    """A child forked inside (the evidence replay, the audit) inherits the handler: SIGTERM, how the run stops
+    it, must end it as it always did, not raise `Terminated` in it and print a traceback."""
+    import multiprocessing
+
+    with sigterm_as_interrupt():
+        child = multiprocessing.get_context("fork").Process(target=_sleep_until_killed, daemon=True)
+        child.start()
+        child.terminate()
+        child.join(10)
+    assert child.exitcode == -signal.SIGTERM

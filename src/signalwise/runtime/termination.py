@@ -11,6 +11,7 @@ every path written for Ctrl-C handles it too, and `stop_reason` tells the two ap
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -42,9 +43,14 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
         return
     raised = False
+    owner_pid = os.getpid()
 
     def on_sigterm(signum, frame) -> None:
         nonlocal raised
+        if os.getpid() != owner_pid:  # a forked child (evidence replay, audit) inherited this: die as before
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         if not raised:
             raised = True
             raise Terminated(signum)
