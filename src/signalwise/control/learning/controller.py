@@ -281,7 +281,8 @@ def make_ql(inter: Intersection, ctx: ControlContext):
                                      lane_upstream=ctx.lane_upstream, lane_downstream=ctx.lane_downstream,
                                      lane_upstream_split=ctx.lane_upstream_split)
     except ModelError as exc:
-        log.error("ql: %s; intersection %s runs the fallback plan", exc, inter.id)
+        # no log line here: every caller refuses the controller with this reason (`check_usable`), so a
+        # "runs the fallback plan" said now would be contradicted a moment later
         return ModelUnavailable(inter, str(exc))
 
 
