@@ -314,6 +314,14 @@ def test_deleting_a_down_stream_clears_its_down_alert(tmp_path):
         assert [a["cleared_value"] for a in history if a["id"] == alert["id"]] == [0.0]
         assert _wait(lambda: [a for a in list_alerts(engine, "cameras") if a["id"] == alert["id"] and not a["active"]])
 
+        # the same for a stream an operator stops rather than deletes: stopped is not down
+        assert c.post("/api/v1/streams", headers=op, json={"id": "cam-s", "url": dead}).status_code == 201
+        assert _wait(lambda: any(a["metric"] == "vision_stream_down.cam-s"
+                                 for a in c.get("/api/v1/streams/alerts").json()["active"]))
+        assert c.post("/api/v1/streams/cam-s/stop", headers=op).status_code == 200
+        assert _wait(lambda: not c.get("/api/v1/streams/alerts").json()["active"], 10), \
+            c.get("/api/v1/streams/alerts").json()
+
 
 # -- bad input through the API and the camera source ----------------------------------------------------------
 def test_a_zone_outside_the_streams_frame_fails_the_stream_with_its_name_not_the_server(tmp_path):

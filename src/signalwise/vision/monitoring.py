@@ -55,7 +55,9 @@ def flat(streams: list[dict]) -> dict[str, float]:
     for s in streams:
         sid = s["id"]
         if not s.get("wanted_running"):
-            continue  # a stream an operator stopped is not down
+            # a stream an operator stopped is not down: said, so that an alert raised before the stop clears
+            out[f"vision_stream_down.{sid}"] = 0.0
+            continue
         out[f"vision_stream_down.{sid}"] = float(s["status"] in DOWN_STATUSES)
         out[f"vision_stream_fps.{sid}"] = float(s["stream"]["fps"])
         out[f"vision_drop_share.{sid}"] = float(s["stream"]["drop_share"])
