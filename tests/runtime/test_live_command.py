@@ -148,6 +148,12 @@ def _stopped_cleanly(proc, err: str, tmp_path: Path, min_sim_s: float) -> dict:
     assert "Traceback" not in err
     assert len(list(read_events(run_dir / "events.csv"))) > 10
     assert audit_run(run_dir).ok
+    # the detector configuration is there, as in an offline run: ATSPM's detector measures work on a live run
+    from signalwise.analytics.atspm import compute_all, read_detectors, read_event_log
+
+    aog = compute_all(read_event_log(run_dir / "events.csv"), read_detectors(run_dir / "detectors.csv"),
+                      only=("arrival_on_green",)).tables["arrival_on_green"]
+    assert len(aog) > 0
     return info
 
 

@@ -40,6 +40,7 @@ from ..sim.metrics import intersection_metrics, network_metrics, time_series
 from ..sim.outputs import read_tripinfo
 from ..sim.replay import spare_cores
 from .config import RunConfig
+from .detector_config import write_detector_config
 from .evidence import EVIDENCE_FILES, SumoEvidence, merged, read_evidence
 from .loop import LOCKED_AFTER_S, ControllerFactory, LoopResult, describe_intersections, dump_json, run_loop
 from .termination import stop_reason
@@ -141,7 +142,7 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
                 "speed_mps"], sumo.passage_rows)
     _write_csv(run_dir / "interventions.csv", ["time_s", "device_id", "rule", "detail"],
                [(iv.time_s, iv.intersection_id, iv.rule, iv.detail) for iv in loop.interventions])
-    _write_detector_config(run_dir / "detectors.csv", loop)
+    write_detector_config(run_dir / "detectors.csv", loop.intersections)
     _write_csv(run_dir / "queues.csv", ["time_s", "device_id", "halting_veh"], loop.queue_samples)
     _write_csv(run_dir / "trips.csv",
                ["vehicle_id", "vtype", "status", "depart_s", "arrival_s", "duration_s", "route_length_m", "waiting_s",
@@ -283,30 +284,6 @@ def _audit(run_dir: Path) -> dict | None:
     report = audit_run(run_dir)
     return {"violations": len(report.violations), "checked": report.checked,
             "by_rule": {rule: n for rule, n in report.violations_by_rule().items() if n}}
-
-
-def _write_detector_config(path: Path, loop: LoopResult) -> None:
-    """ATSPM detector configuration: DeviceId, Phase, Parameter (channel), Function."""
-    rows = []
-    for inter in loop.intersections:
-        for det in inter.detectors:
-            phase = _primary_phase(inter, det.lane)
-            rows.append((inter.id, phase, det.channel, "Presence" if det.kind == "stopbar" else "Advance",
-                         det.distance_to_stopbar_m, round(inter.approach_speed_mps, 2), det.lane))
-    _write_csv(path, ["DeviceId", "Phase", "Parameter", "Function", "DistanceToStopbar_m", "ApproachSpeed_mps",
-                      "Lane"], rows)
-
-
-def _primary_phase(inter, lane: str) -> int:
-    """The phase that gives this lane a protected green first, else a permitted one."""
-    permitted = None
-    for p in inter.phases:
-        chars = {p.green_state[m.link_index] for m in p.movements if m.in_lane == lane}
-        if "G" in chars:
-            return p.number
-        if "g" in chars and permitted is None:
-            permitted = p.number
-    return permitted or 0
 
 
 def _write_csv(path: Path, header: list[str], rows) -> None:

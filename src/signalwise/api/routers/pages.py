@@ -461,28 +461,13 @@ def _detector_config(rt, intersection_id: str):
     import pandas as pd
 
     from signalwise.analytics.atspm.inputs import detectors_from_frame
+    from signalwise.runtime.detector_config import COLUMNS, detector_rows
 
     inter = rt.stepper.by_id[intersection_id]
-    rows = [{"DeviceId": inter.id, "Phase": _primary_phase(inter, d.lane), "Parameter": d.channel,
-             "Function": "Presence" if d.kind == "stopbar" else "Advance",
-             "DistanceToStopbar_m": d.distance_to_stopbar_m, "ApproachSpeed_mps": inter.approach_speed_mps}
-            for d in inter.detectors]
+    rows = detector_rows([inter])
     if not rows:
         raise ValueError(f"{intersection_id} has no detectors")
-    return detectors_from_frame(pd.DataFrame(rows), source=f"{intersection_id} detectors")
-
-
-def _primary_phase(inter, lane: str) -> int:
-    """The phase that gives this lane a protected green first, else a permitted one (`runtime/run.py`
-    writes detectors.csv with the same rule)."""
-    permitted = None
-    for p in inter.phases:
-        chars = {p.green_state[m.link_index] for m in p.movements if m.in_lane == lane}
-        if "G" in chars:
-            return p.number
-        if "g" in chars and permitted is None:
-            permitted = p.number
-    return permitted or 0
+    return detectors_from_frame(pd.DataFrame(rows, columns=COLUMNS), source=f"{intersection_id} detectors")
 
 
 # -- network figures per interval ------------------------------------------------------------------

@@ -41,6 +41,7 @@ from ...core.types import RECOVERY_STATE, EventCode, SignalEvent
 from ...sim.backend import SimulationError, SumoBackend
 from ...sim.detectors import place_detectors
 from ..config import RunConfig
+from ..detector_config import write_detector_config
 from ..loop import (
     Field,
     LoopStepper,
@@ -323,6 +324,7 @@ class LiveRuntime:
         (self.run_dir / "live.yaml").write_text(yaml.safe_dump(dataclasses.asdict(self.opts), sort_keys=False))
         dump_json(self.run_dir / "signal_model.json",
                   describe_intersections(self.stepper.intersections, self.stepper.approach_direction))
+        write_detector_config(self.run_dir / "detectors.csv", self.stepper.intersections)  # for `signalwise atspm`
         self._write_run_json()
         self._open_csv("events", "events.csv", EVENT_COLUMNS)
         self._open_csv("live_events", "live_events.csv", ("TimeStamp", "DeviceId", "EventId", "Parameter", "sim_time_s"))
