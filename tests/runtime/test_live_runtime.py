@@ -350,3 +350,26 @@ def test_snapshots_keep_their_rate_on_coarse_ticks():
     assert published(0.1, 0.25, 10.0) == 40
     # a loop a whole gap late does not catch up in a burst: the next one is a full gap later
     assert next_snapshot_due(1.0, 3.0, 0.5) == 3.5
+
+
+def test_alert_rules_on_a_figure_the_run_does_not_report_are_applied_and_named(tmp_path):
+    """A typo in a rule's figure would wait silently for ever: the change log says which rules read nothing."""
+    from signalwise.runtime.live.alerts import AlertEngine
+
+    rt = LiveRuntime(RunConfig(scenario="single", controller="max-pressure"),
+                     LiveOptions(speed=None, duration_s=30, in_process=True, state_every_s=60), tmp_path / "r",
+                     alerts=AlertEngine())
+    rt.open()
+
+    def rule(name, metric):
+        return {"name": name, "metric": metric, "op": ">", "threshold": 1, "for_s": 5, "level": "warning"}
+
+    entry = rt.submit(ch.AlertRulesChange(rules=[rule("typo", "fallbak_share"), rule("ok", "fallback_share"),
+                                                 rule("rate", "shield_interventions_per_min"),
+                                                 rule("any", "queue_spillback.*")]), who="ops")
+    assert entry["result"] == "applied"
+    assert entry["reason"].startswith("applied; no figure named fallbak_share is reported now")
+    assert [r.name for r in rt.alerts.rules] == ["typo", "ok", "rate", "any"]
+    entry = rt.submit(ch.AlertRulesChange(rules=[rule("ok", "fallback_share")]), who="ops")
+    assert entry["reason"] == ""
+    rt.run()

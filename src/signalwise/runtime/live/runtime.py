@@ -636,8 +636,11 @@ class LiveRuntime:
         elif isinstance(change, ch.AlertRulesChange):
             from .alerts import AlertRule
 
-            self.alerts.replace_rules([AlertRule.model_validate(r) for r in change.rules])
+            rules = [AlertRule.model_validate(r) for r in change.rules]
+            self.alerts.replace_rules(rules)
         entry = ch.record(change, who, "applied")
+        if isinstance(change, ch.AlertRulesChange):
+            entry["reason"] = self._unseen_figures(rules)
         entry["sim_time_s"] = st.t
         if replayed:
             entry["replayed"] = True  # applied again at start: made by an earlier runtime of this corridor
@@ -820,6 +823,23 @@ class LiveRuntime:
             return {lane: backend.halting_veh((lane,)) for lane in lanes}
         except Exception:  # noqa: BLE001 - a field that just died has no queues; recovery follows
             return {}
+
+    def _unseen_figures(self, rules) -> str:
+        """What an applied rule set should know: the rules whose figure this run does not report (a typo, or a
+        camera not added yet), which wait silently until it does. '' when every rule reads a figure."""
+        from .alerts import RATE_SUFFIX
+
+        try:
+            figures = self.metrics()
+        except Exception:  # noqa: BLE001 - before the first tick there may be nothing to read yet
+            return ""
+        # a wildcard (`queue_spillback.*`) covers figures that come and go (signals, cameras): not judged here
+        unseen = sorted({r.metric for r in rules if not r.wildcard and r.metric not in figures
+                         and not (r.metric.endswith(RATE_SUFFIX) and r.metric.removesuffix(RATE_SUFFIX) in figures)})
+        if not unseen:
+            return ""
+        return (f"applied; no figure named {', '.join(unseen)} is reported now, so those rules wait for one "
+                f"(figures: {', '.join(sorted(figures)[:12])}{', …' if len(figures) > 12 else ''})")
 
     def metrics(self) -> dict[str, float]:
         """The flat figures alert rules read (see `alerts.BUILTIN_RULES`)."""
