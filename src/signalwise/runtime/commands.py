@@ -144,6 +144,7 @@ def registry_options(specs: list[str], database_url: str | None = None, registry
     if not refs:
         return {}
     from ..control.learning.qtable import ModelError
+    from ..store.cli_engine import first_line
     from ..store.model_registry import RegistryError, open_registry
 
     try:
@@ -154,8 +155,7 @@ def registry_options(specs: list[str], database_url: str | None = None, registry
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001 - a database that cannot be opened: one line, not a traceback
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ModelError(f"cannot read the model registry: {first}") from None
+        raise ModelError(f"cannot read the model registry: {first_line(exc)}") from None
 
 
 def with_model_registry(cfg, specs: list[str], database_url: str | None = None):  # noqa: ANN001
@@ -496,15 +496,19 @@ def publish_command(
 def _publish_dirs(run_dirs: list[Path], db: str | None) -> None:
     from rich.console import Console
 
-    complete = []
-    for d in run_dirs:
-        runs = [d] if _is_complete_run(d) else sorted(r for r in d.iterdir() if _is_complete_run(r)) \
-            if (d / "summary.json").is_file() else []  # a compare's directory: its runs
-        if not runs:
-            raise FileNotFoundError(f"{d}: not a complete run directory (no metrics.json / config.yaml) "
-                                    "nor a compare directory holding any")
-        complete += runs
+    complete = [run for d in run_dirs for run in _runs_in(d)]
     _publish(complete, db or "default", Console(stderr=True))
+
+
+def _runs_in(d: Path) -> list[Path]:
+    """`d` when it is a complete run directory, the complete runs in it when it is a compare's; else an error."""
+    if _is_complete_run(d):
+        return [d]
+    runs = sorted(r for r in d.iterdir() if _is_complete_run(r)) if (d / "summary.json").is_file() else []
+    if not runs:
+        raise FileNotFoundError(f"{d}: not a complete run directory (no metrics.json / config.yaml) "
+                                "nor a compare directory holding any")
+    return runs
 
 
 def _is_complete_run(d: Path) -> bool:

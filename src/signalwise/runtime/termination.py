@@ -39,9 +39,6 @@ def sigterm_as_interrupt() -> Iterator[None]:
     Only the main thread may set handlers; elsewhere this does nothing. A second SIGTERM while the
     first is being handled is ignored, so it cannot cut the evidence flush short (SIGKILL still can).
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     raised = False
     owner_pid = os.getpid()
 
@@ -55,11 +52,8 @@ def sigterm_as_interrupt() -> Iterator[None]:
             raised = True
             raise Terminated(signum)
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
+    with _handling({signal.SIGTERM: on_sigterm}):
         yield
-    finally:  # None: a handler not set from Python, which cannot be put back; the default is the closest
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 @contextlib.contextmanager
@@ -67,12 +61,20 @@ def interrupts_deferred() -> Iterator[None]:
     """While active, Ctrl-C and SIGTERM are ignored: the flush a first one started is not cut short by a
     second (a terminal's repeated Ctrl-C, `timeout` signalling the child and then its group). SIGKILL still
     ends the process. Only the main thread may set handlers; elsewhere this does nothing."""
+    with _handling({signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: signal.SIG_IGN}):
+        yield
+
+
+@contextlib.contextmanager
+def _handling(handlers: dict) -> Iterator[None]:
+    """`handlers` (signal -> handler) while active, the previous ones back on leaving. Only the main thread may
+    set handlers; elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, handler) for s, handler in handlers.items()}
     try:
         yield
-    finally:
+    finally:  # None: a handler not set from Python, which cannot be put back; the default is the closest
         for s, handler in previous.items():
             signal.signal(s, signal.SIG_DFL if handler is None else handler)
