@@ -62,7 +62,9 @@ import numpy as np
 SUMO_RL_SETTINGS = {"alpha": 0.1, "gamma": 0.99, "epsilon": 0.05, "min_epsilon": 0.005, "decay": 1.0,
                     "min_green": 10, "max_green": 50, "delta_time": 5, "yellow_time": 2,
                     "reward_fn": "diff-waiting-time", "num_seconds": 100_000, "runs": 1}
-TRAIN_SEED = 1  # ours: SUMO seeds 1,100,000+; sumo-rl: SUMO seed 1,100,000 (never an evaluation seed)
+#: the default training seed of both agents; sumo-rl's training run has SUMO seed 1,000,000 + 100,000 x seed
+#: (never an evaluation seed)
+TRAIN_SEED = 1
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 
 
