@@ -14,8 +14,12 @@ import pytest
 from dashboard_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, install_chromium
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """One Chromium per test module, not per session: Playwright's sync API keeps its asyncio loop marked
+    running in the main thread while it is open, so a session-wide browser would make every later
+    `asyncio.run` on the same xdist worker (the stream tests) fail with "cannot be called from a running
+    event loop"."""
     reason = install_chromium()
     if reason:
         pytest.skip(f"no Chromium for the dashboard tests: {reason}")
