@@ -207,6 +207,26 @@ def test_camera_results_reach_the_live_websocket_without_a_live_run(app, tmp_pat
                 msg = json.loads(ws.recv(timeout=20))
         assert msg["type"] == "vision" and msg["data"]["stream_id"] == "cam-ws" and msg["data"]["device_id"] == "B1"
         assert {"tracks", "zones", "crossings", "violations"} <= set(msg["data"])
+        # no live run: a client asking only for what a live run sends is told so, not left waiting
+        from websockets.exceptions import ConnectionClosed
+
+        with connect(f"ws://127.0.0.1:{port}/api/v1/ws/live?topics=snapshot,change",
+                     additional_headers={"X-API-Key": keys["read"]}, open_timeout=10) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=10)
+        assert closed.value.rcvd.code == 1008
+        assert "only camera streams: topics alert, vision come, not snapshot, change" in closed.value.rcvd.reason
+        r = httpx.get(f"{base}/api/v1/sse/live?topics=signal", headers={"X-API-Key": keys["read"]}, timeout=10)
+        assert r.status_code == 422 and "only camera streams" in r.json()["detail"]
+        with connect(f"ws://127.0.0.1:{port}/api/v1/ws/live", additional_headers={"X-API-Key": keys["read"]},
+                     open_timeout=10) as ws:  # all topics asked: the subscription names the two that come
+            hello = json.loads(ws.recv(timeout=10))
+            assert hello["type"] == "subscribed" and hello["topics"] == ["alert", "vision"]
+            ws.send(json.dumps({"subscribe": {"topics": "profiler"}}))
+            msg = json.loads(ws.recv(timeout=10))
+            while msg["type"] != "error":
+                msg = json.loads(ws.recv(timeout=10))
+            assert "only camera streams" in msg["error"]
     finally:
         application.state.streams.close()
         server.should_exit = True

@@ -60,12 +60,29 @@ def _check_attached(conn: HTTPConnection):
     return rt
 
 
-def _subscription(rt, topics, intersections) -> tuple[list[str] | None, list[str] | None]:
+CAMERA_TOPICS = ("alert", "vision")  # what a server with camera streams and no live run publishes
+
+
+def _topics_served(conn: HTTPConnection, rt) -> tuple[str, ...]:
+    """The topics that can come: a server with cameras but no live run (nor Redis to another worker's)
+    never sends snapshots, signals, changes or profiles, so a client asking only for those is told."""
+    if rt is None and getattr(conn.app.state, "vision", None) is not None and not _hub(conn).redis_url:
+        return CAMERA_TOPICS
+    return TOPICS
+
+
+def _subscription(rt, topics, intersections, served: tuple[str, ...] = TOPICS
+                  ) -> tuple[list[str] | None, list[str] | None]:
     """Validated (topics, intersections); Refused (422 / close 1008) names what is wrong."""
     wanted = parse_list(topics)
     unknown = sorted(set(wanted or ()) - set(TOPICS))
     if unknown:
         raise Refused(422, CLOSE_POLICY, f"unknown topic(s) {', '.join(unknown)}; topics: {', '.join(TOPICS)}")
+    if served != TOPICS:
+        if wanted is not None and not set(wanted) & set(served):
+            raise Refused(422, CLOSE_POLICY, f"no live run is attached to this server, only camera streams: "
+                                             f"topics {', '.join(served)} come, not {', '.join(wanted)}")
+        wanted = sorted(set(wanted or served) & set(served))
     inters = parse_list(intersections)
     stepper = getattr(rt, "stepper", None)
     if inters and stepper is not None:  # a worker fed through Redis alone cannot know the signals
@@ -112,7 +129,8 @@ async def ws_live(websocket: WebSocket, topics: TopicsQ = None, intersections: I
     await websocket.accept()
     try:
         rt = _check_attached(websocket)
-        wanted, inters = _subscription(rt, topics, intersections)
+        served = _topics_served(websocket, rt)
+        wanted, inters = _subscription(rt, topics, intersections, served)
     except Refused as exc:
         await websocket.close(exc.code, _reason(exc.reason))
         return
@@ -124,7 +142,7 @@ async def ws_live(websocket: WebSocket, topics: TopicsQ = None, intersections: I
         if isinstance(first.get("subscribe"), dict):
             try:
                 wanted, inters = _subscription(rt, first["subscribe"].get("topics"),
-                                               first["subscribe"].get("intersections"))
+                                               first["subscribe"].get("intersections"), served)
             except Refused as exc:
                 await websocket.close(exc.code, _reason(exc.reason))
                 return
@@ -218,7 +236,8 @@ async def _ws_receive(websocket: WebSocket, client: Subscriber, hub: StreamHub, 
             try:
                 if not isinstance(sub, dict):
                     raise Refused(422, CLOSE_POLICY, "subscribe takes {\"topics\": ..., \"intersections\": ...}")
-                wanted, inters = _subscription(rt, sub.get("topics"), sub.get("intersections"))
+                wanted, inters = _subscription(rt, sub.get("topics"), sub.get("intersections"),
+                                               _topics_served(websocket, rt))
             except Refused as exc:
                 client.offer(("error", None, json.dumps({"type": "error", "error": exc.reason})))
                 continue
@@ -235,7 +254,8 @@ def _sse_subscription(request: Request, topics: TopicsQ = None,
                       intersections: IntersectionsQ = None) -> tuple[list[str] | None, list[str] | None]:
     """Checked before the stream starts, so a refusal is a plain 503 / 422 with its reason."""
     try:
-        return _subscription(_check_attached(request), topics, intersections)
+        rt = _check_attached(request)
+        return _subscription(rt, topics, intersections, _topics_served(request, rt))
     except Refused as exc:
         raise HTTPException(exc.status, exc.reason) from None
 
