@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import logging
 import socket
 import threading
 import time
@@ -415,18 +416,26 @@ def test_public_server_needs_a_token_and_takes_it_in_the_query_or_the_first_mess
                               bind_host="0.0.0.0"))
     app.state.streams = StreamHub(heartbeat_s=0.5)
     app.state.live = _FakeRuntime()
-    with serving(app) as port:
-        async def main():
-            for query, status in (("", 401), (f"token={token(scopes=['ingest'])}", 403)):
-                with pytest.raises(InvalidStatus) as info:
-                    async with connect(ws_url(port, query)):
-                        pass
-                assert info.value.response.status_code == status, query
-            async with connect(ws_url(port, f"token={token()}")) as ws:
-                assert (await recv_json(ws))["type"] == "subscribed"
+    errors_logged: list[str] = []
+    catcher = logging.Handler(logging.ERROR)
+    catcher.emit = lambda record: errors_logged.append(record.getMessage())
+    try:
+        with serving(app) as port:
+            logging.getLogger("uvicorn.error").addHandler(catcher)  # after uvicorn's logging config resets it
+            async def main():
+                for query, status in (("", 401), (f"token={token(scopes=['ingest'])}", 403)):
+                    with pytest.raises(InvalidStatus) as info:
+                        async with connect(ws_url(port, query)):
+                            pass
+                    assert info.value.response.status_code == status, query
+                async with connect(ws_url(port, f"token={token()}")) as ws:
+                    assert (await recv_json(ws))["type"] == "subscribed"
 
-        run(main())
-        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/sse/live").status_code == 401
+            run(main())
+            assert httpx.get(f"http://127.0.0.1:{port}/api/v1/sse/live").status_code == 401
+    finally:  # the server has stopped: whatever it logged about the refusals has been logged
+        logging.getLogger("uvicorn.error").removeHandler(catcher)
+    assert errors_logged == []  # a refused token is the client's error, not the server's (no ERROR to alert on)
 
 
 class _FakeRuntime:
