@@ -53,7 +53,16 @@ def test_outside_the_main_thread_nothing_is_installed(recorded_sigterms):
     assert signal.getsignal(signal.SIGTERM) is before
 
 
-def test_while_deferred_ctrl_c_and_sigterm_wait_and_the_handlers_come_back(recorded_sigterms):
+@pytest.fixture
+def python_ctrl_c():
+    """Python's own Ctrl-C handler while the test runs: a suite started in the background (`make test &`)
+    inherits SIGINT ignored, and the test is about what comes back, not about what the runner had."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_while_deferred_ctrl_c_and_sigterm_wait_and_the_handlers_come_back(recorded_sigterms, python_ctrl_c):
     with interrupts_deferred():
         signal.raise_signal(signal.SIGINT)  # no KeyboardInterrupt: the flush goes on
         signal.raise_signal(signal.SIGTERM)
