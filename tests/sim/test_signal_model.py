@@ -160,3 +160,41 @@ def test_a_configured_change_interval_applies_to_every_phase_and_geometry_fills_
     assert all_red == (2.2, 3.7)              # (path + 6.1 m) / v: the slow approach needs longer to clear
     assert phase_change_intervals_s(phases, 16.7, 30.0, 3.0, 0.0) == ((3.0, 3.0), (0.0, 0.0))
     assert phase_change_intervals_s(phases, 16.7, 30.0, None, 1.5)[1] == (1.5, 1.5)
+
+
+def _generated_grid(folder: Path, tls_type: str) -> Path:
+    """A 3x3 grid from SUMO's own netgenerate, two lanes, signals where SUMO guesses them, of `tls_type`."""
+    import os
+    import subprocess
+
+    from signalwise.sim.sumo_home import sumo_home
+
+    home = sumo_home()
+    net = folder / f"{tls_type}.net.xml"
+    subprocess.run([str(home / "bin" / "netgenerate"), "--grid", "--grid.number", "3", "--grid.length", "150", "-L",
+                    "2", "--tls.guess", "--tls.default-type", tls_type, "-o", str(net)], check=True,
+                   capture_output=True, env={**os.environ, "SUMO_HOME": str(home)})
+    return net
+
+
+def test_a_nema_dual_ring_program_is_refused_with_its_reason(tmp_path):
+    """SUMO's NEMA controller greens a phase of each ring at once (2 and 6 together): read as a sequence of its
+    phases, the two through movements of a road would never be green together, and `fixed` would run the
+    phases' 90 s `duration`s one after the other. Refused by name; the same grid with actuated programs runs."""
+    from signalwise.sim.backend import SumoBackend, SumoOptions
+
+    nema, actuated = _generated_grid(tmp_path, "NEMA"), _generated_grid(tmp_path, "actuated")
+    defaults = {"yellow_s": None, "all_red_s": None, "min_green_s": 5.0, "max_green_s": 60.0, "ped_walk_s": 7.0,
+                "ped_clearance_s": None, "cycle_min_s": 40.0, "cycle_max_s": 150.0}
+    with SumoBackend(SumoOptions(net_file=nema, end_s=1)) as backend:
+        inters, refused = backend.read_signals(defaults)
+    assert not inters and len(refused) == 5
+    assert all("is NEMA dual-ring" in r.reason and "--tls.default-type static" in r.reason for r in refused)
+    with SumoBackend(SumoOptions(net_file=actuated, end_s=1)) as backend:
+        inters, refused = backend.read_signals(defaults)
+    assert len(inters) == 5 and not refused
+    routes = tmp_path / "r.rou.xml"
+    routes.write_text('<routes><vehicle id="v" depart="0"><route edges="A0B0 B0C0"/></vehicle></routes>')
+    with pytest.raises(SimulationError, match=r"no controllable traffic light \(A1: program '0' is NEMA dual-ring"):
+        execute_run(RunConfig(net=nema, routes=[routes], controller="fixed", duration_s=30, emissions=False),
+                    tmp_path / "run")

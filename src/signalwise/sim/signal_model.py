@@ -24,6 +24,8 @@ from ..core.timing import (
 from ..core.types import Crosswalk, Intersection, Movement, Phase, Timing
 
 GREEN = "Gg"
+#: SUMO's `TrafficLightType::NEMA` (a program logic's `type`): one phase of each ring green at the same time
+NEMA_TYPE = 4
 
 #: timing defaults: field -> seconds, None = derive from geometry (the run configuration's `timing`)
 TimingDefaults = Mapping[str, float | None]
@@ -103,6 +105,10 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
     )
 
     program = _current_program(api, tls_id)
+    if program.type == NEMA_TYPE:
+        raise UnsupportedSignal(
+            f"program {program.programID!r} is NEMA dual-ring (a phase of each ring green at once), which "
+            "signalwise does not model; a static or actuated program is (--tls.default-type static)")
     states = [p.state for p in program.phases]
     if any(len(s) != n_links for s in states):
         raise UnsupportedSignal(f"program {program.programID!r} state length differs from {n_links} links")
