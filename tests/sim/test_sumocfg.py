@@ -33,3 +33,16 @@ def test_begin_and_end_in_seconds_or_hms(tmp_path, begin, end, expected):
 def test_a_time_that_is_not_one_names_the_file_and_key(tmp_path, end):
     with pytest.raises(ScenarioError, match=rf"user\.sumocfg: end '{end}' is not a time"):
         from_sumocfg(_config(tmp_path, "0", end))
+
+
+def test_settings_a_run_does_not_apply_are_named(tmp_path):
+    """A .sumocfg's processing, routing and step length are not given to SUMO: each is listed, so a run can say
+    so; what a run reads (net, routes, additionals, begin, end) and its outputs, reports and GUI are not."""
+    path = _config(tmp_path, "0", "600")
+    text = path.read_text().replace("</time>", '<step-length value="0.5"/></time>').replace(
+        "</configuration>", '<processing><tls.all-off value="true"/><time-to-teleport value="-1"/></processing>'
+        '<output><tripinfo-output value="t.xml"/></output><report><verbose value="true"/></report>'
+        '<gui_only><start value="true"/></gui_only></configuration>')
+    path.write_text(text)
+    assert from_sumocfg(path).unapplied_options == ("step-length 0.5", "tls.all-off true", "time-to-teleport -1")
+    assert from_sumocfg(_config(tmp_path, "0", "600")).unapplied_options == ()

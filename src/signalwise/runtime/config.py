@@ -162,7 +162,10 @@ class RunConfig(BaseModel):
         "from the model registry)"))
     seed: int = Field(1, ge=0, le=2**31 - 1, description="random seed of SUMO; the same seed reproduces the run")
     duration_s: float | None = Field(None, gt=0, description="simulated seconds; default: the scenario's window")
-    sumocfg: Path | None = Field(None, description="your own SUMO configuration (.sumocfg); not with net/routes")
+    sumocfg: Path | None = Field(None, description=(
+        "your own SUMO configuration (.sumocfg); not with net/routes. A run reads its net-file, route-files, "
+        "additional-files, begin and end (seconds or h:m:s, paths relative to the file); any other setting in it "
+        "(step-length, time-to-teleport, processing, routing) is not applied, and the run's warnings name it"))
     net: Path | None = Field(None, description="your own SUMO network (.net.xml); needs routes")
     routes: list[Path] = Field(default_factory=list, description="route files (.rou.xml) for net")
     out_dir: Path = Field(Path("runs"), description="parent directory of the run directory")

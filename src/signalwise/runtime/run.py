@@ -39,6 +39,7 @@ from ..sim.backend import SimulationError
 from ..sim.metrics import intersection_metrics, network_metrics, time_series
 from ..sim.outputs import read_tripinfo
 from ..sim.replay import spare_cores
+from ..sim.scenario import unapplied_note
 from .config import RunConfig
 from .detector_config import write_detector_config
 from .evidence import EVIDENCE_FILES, SumoEvidence, merged, read_evidence
@@ -191,8 +192,17 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
         if not replay["same_traffic"]:
             warnings.append(f"the evidence replay failed ({replay['failed']}): this run has no CO2 or fuel "
                             "figures, per-edge intervals or detector passages; run it again with evidence: inline")
-    if net["never_inserted"]:
-        warnings.append(f"{net['never_inserted']} of {net['vehicles_total']} vehicles never entered the network "
+    note = unapplied_note(loop.scenario)
+    if note:
+        warnings.append(note)
+    if not net["vehicles_total"]:
+        warnings.append(f"no vehicle was due to depart between {loop.begin_s:g} s and {loop.end_s:g} s, the run's "
+                        "window: every figure is empty (check the begin, end and --duration against your routes' "
+                        "departure times)")
+    # a vehicle due at the very last step is loaded but had no chance to enter: it waited 0 s, and is no warning
+    blocked = sum(1 for t in trips if t.status == "undeparted" and t.depart_delay_s > 0)
+    if blocked:
+        warnings.append(f"{blocked} of {net['vehicles_total']} vehicles never entered the network "
                         "(their entry was blocked until the end); each counts in the delay from its scheduled "
                         "departure to the end of the run")
     if loop.junction_locks:

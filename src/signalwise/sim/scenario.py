@@ -43,6 +43,8 @@ class Scenario:
     nominal_movement_flow_vph: dict[tuple[str, str], float] = field(default_factory=dict)
     demand_windows: tuple[dict, ...] = ()
     kind: str = "builtin"  # builtin | resco | user
+    #: settings of a user's .sumocfg that a run does not apply (`from_sumocfg`), as `name value`
+    unapplied_options: tuple[str, ...] = ()
 
     @property
     def duration_s(self) -> float:
@@ -102,7 +104,42 @@ def from_sumocfg(path: Path, name: str | None = None) -> Scenario:
     end = sumo_time_s(value("end"), path, "end")
     if end is None or end < 0:  # SUMO's -1 / no end: run until the routes are done; we take one hour
         end = begin + 3600
-    return from_files(base / net, routes, adds, begin, end, name=name or path.stem, kind="user")
+    return from_files(base / net, routes, adds, begin, end, name=name or path.stem, kind="user",
+                      unapplied_options=_unapplied_options(root))
+
+
+#: what a run reads from a .sumocfg; everything else in it but the sections below is not applied
+READ_OPTIONS = frozenset({"net-file", "route-files", "additional-files", "begin", "end"})
+#: sections whose settings change no traffic: what SUMO reports and writes (a run writes its own outputs), the GUI
+QUIET_SECTIONS = frozenset({"output", "report", "gui_only"})
+
+
+def _unapplied_options(root: ET.Element) -> tuple[str, ...]:
+    """The settings of a .sumocfg a run leaves out, as `name value`: SUMO is started with the network, routes,
+    additional files and time window the config names, and the run configuration's own step length, seed,
+    teleport time and demand scale, so anything else the config sets (its processing, routing, step length,
+    `tls.all-off` ...) would be silently ignored without a word."""
+    found = []
+    for section in root:
+        options = [section] if section.get("value") is not None else list(section)
+        for option in options:
+            value = option.get("value")
+            if value is None or not isinstance(option.tag, str) or option.tag in READ_OPTIONS \
+                    or (option is not section and section.tag in QUIET_SECTIONS):
+                continue
+            found.append(f"{option.tag} {value}")
+    return tuple(found)
+
+
+def unapplied_note(scenario: Scenario) -> str | None:
+    """A sentence naming the settings of the scenario's .sumocfg that a run does not apply; None when none."""
+    if not scenario.unapplied_options:
+        return None
+    shown = ", ".join(scenario.unapplied_options[:8])
+    more = f" and {len(scenario.unapplied_options) - 8} more" if len(scenario.unapplied_options) > 8 else ""
+    return (f"{scenario.name}.sumocfg sets {shown}{more}: not applied. A run takes only the net-file, route-files, "
+            "additional-files, begin and end of a .sumocfg; the step length, seed, teleport time and demand scale "
+            "are the run's (--seed, --demand-scale; step_length_s, time_to_teleport_s in a --config file)")
 
 
 def sumo_time_s(text: str | None, where: Path, name: str) -> float | None:
