@@ -37,3 +37,56 @@ def test_compare_refuses_a_missing_network_in_one_line(tmp_path):
     assert p.stderr.strip().startswith("error:") and "nowhere.net.xml" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "cmp").exists()
+
+
+def _no_signal_network(folder: Path) -> Path:
+    """A 2x2 grid from SUMO's netgenerate with no traffic light at all (no --tls.guess)."""
+    import os
+
+    from signalwise.sim.sumo_home import sumo_home
+
+    home = sumo_home()
+    net = folder / "nosignals.net.xml"
+    subprocess.run([str(home / "bin" / "netgenerate"), "--grid", "--grid.number", "2", "-o", str(net)], check=True,
+                   capture_output=True, env={**os.environ, "SUMO_HOME": str(home)})
+    return net
+
+
+def test_compare_refuses_a_network_no_run_can_use_before_any_run(tmp_path):
+    """No signal to control, or routes over an edge the network lacks: one error line, exit 2, nothing written;
+    not a failed run per controller and seed under a table of dashes and '0 safety violations'."""
+    single = load("single")
+    for net, edges, needle in ((_no_signal_network(tmp_path), "A0B0", "no controllable traffic light (the network "
+                                                                      "has no traffic lights)"),
+                               (single.net_file, "E_C nowhere_edge", "'nowhere_edge'")):
+        routes = tmp_path / "r.rou.xml"
+        routes.write_text(f'<routes><vehicle id="car7" depart="0"><route edges="{edges}"/></vehicle></routes>')
+        p = _compare("--net", str(net), "--routes", str(routes), "--controllers", "fixed,max-pressure", "--seeds",
+                     "2", "--duration", "60", "--out", str(tmp_path / "cmp"))
+        assert p.returncode == 2, p.stderr
+        errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
+        assert len(errors) == 1 and needle in errors[0] and "Traceback" not in p.stderr, p.stderr
+        assert not (tmp_path / "cmp").exists()
+
+
+def test_a_controller_with_no_finished_run_has_no_violation_count_and_no_scipy_noise():
+    """Nothing audited is shown "—", not 0; a metric the same on every seed of one controller (a count) compares
+    without scipy's 'Precision loss' RuntimeWarning reaching the terminal."""
+    import warnings
+
+    from signalwise.runtime.compare import summarize
+
+    def metrics(delay, throughput):
+        network = {key: 0.0 for key in ("avg_wait_s", "avg_travel_time_s", "stops_per_veh", "never_inserted",
+                                        "locked_veh", "avg_queue_veh", "co2_kg", "fuel_l", "emergency_delay_s",
+                                        "ped_delay_s", "fallback_fraction")}
+        return {"network": {**network, "avg_delay_s": delay, "throughput_veh": throughput},
+                "safety": {"violations": 0}}
+
+    runs = {("fixed", 1): metrics(50.0, 227), ("fixed", 2): metrics(52.0, 229),
+            ("max-pressure", 1): metrics(36.0, 239), ("max-pressure", 2): metrics(36.6, 239)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        summary = summarize(["fixed", "max-pressure", "actuated"], [1, 2], runs)
+    assert summary["safety_violations"] == {"fixed": 0, "max-pressure": 0, "actuated": None}
+    assert summary["metrics"]["throughput_veh"]["controllers"]["max-pressure"]["p_value"] is not None

@@ -332,7 +332,8 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
 
     from rich.console import Console
 
-    from .compare import compare_controllers
+    from ..sim.scenario import unapplied_note
+    from .compare import check_network, compare_controllers
     from .loop import resolve_scenario
     from .run import slug
 
@@ -351,7 +352,10 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
     for name in names:  # fail fast on a typo, before starting any worker
         base.model_validate({**base.model_dump(), "controller": name})
     _check_models(names)
-    resolve_scenario(base)  # fail on a missing or bad network before starting any worker
+    note = unapplied_note(resolve_scenario(base))  # fail on a missing or bad network before starting any worker
+    check_network(base)  # ... and on one no run could use: no signal to control, routes over unknown edges
+    if note:
+        typer.secho(f"warning: {note}", fg="yellow", err=True)
     out = out or Path("runs") / f"compare-{dt.datetime.now():%Y%m%d-%H%M%S}-{slug(base.scenario_label)}"
     why = why_unwritable(out)
     if why:
@@ -438,7 +442,7 @@ def print_compare_table(summary: dict, width: int | None = None) -> None:
                                       ("—" if share.get(c) is None else f"{share[c]:.1%}") for c in controllers])
     viol = summary.get("safety_violations", {})
     if viol:
-        t.add_row("safety violations", *[str(viol.get(c, 0)) for c in controllers])
+        t.add_row("safety violations", *["—" if viol.get(c, 0) is None else str(viol.get(c, 0)) for c in controllers])
     console = Console(width=width) if width else Console()
     console.print(t)
     for c in controllers:

@@ -14,6 +14,7 @@ import json
 import math
 import multiprocessing
 import os
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -109,6 +110,22 @@ def compare_controllers(base: RunConfig, controllers: list[str], seeds: list[int
     return CompareResult(out_dir, controllers, seeds, runs, run_dirs, summary, chart, failures)
 
 
+def check_network(base: RunConfig) -> None:
+    """Start the network once, for one step with its routes, in this process; a SimulationError (or ScenarioError)
+    names what every run would fail on: a network without a signal to control, a route over an edge the network
+    lacks, a per-intersection override for a signal it does not have. Called before any worker starts, so a
+    comparison of a network no run can use is one line, not a failure per controller and seed and a table of
+    dashes. A SUMO given by `remote_port` is left alone (starting it here would take it from the runs)."""
+    if base.remote_port is not None:
+        return
+    from .loop import open_field, resolve_scenario, sumo_options
+
+    cfg = base.model_copy(update={"gui": False})
+    scenario = resolve_scenario(cfg)
+    field = open_field(cfg, scenario, sumo_options(cfg, scenario, end_s=scenario.begin_s + cfg.step_length_s))
+    field.backend.close()
+
+
 def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, int], dict]) -> dict:
     """Mean, 95% CI, change vs the first controller, Welch and (same seeds) paired p-values per metric."""
     baseline = controllers[0]
@@ -124,14 +141,17 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
             ci = mean_ci(vals)
             entry = {"values": vals, "mean": _num(ci.mean), "ci_low": _num(ci.ci_low), "ci_high": _num(ci.ci_high)}
             if c != baseline and vals and base_vals:
-                cmp = compare_samples(base_vals, vals, paired=c_seeds == base_seeds)
+                with warnings.catch_warnings():  # scipy's note on a sample with no spread (a count the same on
+                    warnings.simplefilter("ignore", RuntimeWarning)  # every seed) is no news to the reader
+                    cmp = compare_samples(base_vals, vals, paired=c_seeds == base_seeds)
                 entry["change_pct"] = _num(cmp.change_pct)
                 entry["p_value"] = _num(cmp.p_value)
                 entry["p_value_paired"] = _num(cmp.p_value_paired)
             row["controllers"][c] = entry
         table[key] = row
+    # None (shown "—") for a controller none of whose runs finished: nothing was audited, so no count of 0
     safety = {c: sum(runs[(c, s)].get("safety", {}).get("violations", 0) for s in seeds if (c, s) in runs)
-              for c in controllers}
+              if any((c, s) in runs for s in seeds) else None for c in controllers}
     share = {c: _num(sum(f) / len(f)) if (f := [runs[(c, s)]["network"]["fallback_fraction"] for s in seeds
                                                    if (c, s) in runs]) else None for c in controllers}
     never = [c for c in controllers
