@@ -202,6 +202,8 @@ def test_bad_input_gets_one_line_and_nonzero_exit(tmp_path, args, needle):
     assert p.returncode != 0
     assert needle in p.stderr
     assert "Traceback" not in p.stderr + p.stdout
+    if "unknown controller" in needle:  # the choices are what a user may run, not the training's own label
+        assert "choose from actuated, fixed, max-pressure, ql, webster" in p.stderr
 
 
 def test_broken_network_and_bad_config_value_are_reported(tmp_path):

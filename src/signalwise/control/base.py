@@ -50,6 +50,9 @@ class ControlContext:
 
 Factory = Callable[[Intersection, ControlContext], Controller]
 _REGISTRY: dict[str, Factory] = {}
+#: registered names a user never chooses (a label the training session gives its own runs), left out of the
+#: choices an unknown name is answered with
+_INTERNAL: set[str] = set()
 
 
 class UnknownController(ValueError):
@@ -71,17 +74,20 @@ def check_usable(controller, where: str) -> None:
         raise ControllerUnavailable(f"{where}: {reason}")
 
 
-def register(name: str) -> Callable[[Factory], Factory]:
+def register(name: str, *, internal: bool = False) -> Callable[[Factory], Factory]:
     def deco(factory: Factory) -> Factory:
         _REGISTRY[name] = factory
+        if internal:
+            _INTERNAL.add(name)
         return factory
 
     return deco
 
 
 def available() -> list[str]:
+    """The controllers a user may choose."""
     _load_builtin()
-    return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY) - _INTERNAL)
 
 
 def is_known(kind: str) -> bool:

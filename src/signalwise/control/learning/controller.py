@@ -368,7 +368,7 @@ def _stable_int(text: str) -> int:
     return int.from_bytes(text.encode()[:8].ljust(8, b"\0"), "little") % (2**31)
 
 
-@register("ql-train")
+@register("ql-train", internal=True)
 def make_ql_train(inter: Intersection, ctx: ControlContext) -> QLController:
     """The run's label while training; its controllers come from the training session, never from here."""
     raise ModelError("ql-train learns inside `signalwise train` only; to run a model use ql:PATH")
