@@ -195,6 +195,8 @@ def test_a_nema_dual_ring_program_is_refused_with_its_reason(tmp_path):
     assert len(inters) == 5 and not refused
     routes = tmp_path / "r.rou.xml"
     routes.write_text('<routes><vehicle id="v" depart="0"><route edges="A0B0 B0C0"/></vehicle></routes>')
-    with pytest.raises(SimulationError, match=r"no controllable traffic light \(A1: program '0' is NEMA dual-ring"):
+    with pytest.raises(SimulationError, match=r"no controllable traffic light \(A1, B0, B1, B2 and 1 more: program "
+                                              r"'0' is NEMA dual-ring") as refusal:
         execute_run(RunConfig(net=nema, routes=[routes], controller="fixed", duration_s=30, emissions=False),
                     tmp_path / "run")
+    assert str(refusal.value).count("NEMA") == 1  # one reason for five signals, said once

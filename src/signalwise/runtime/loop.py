@@ -173,14 +173,27 @@ def open_field(cfg: RunConfig, scenario: Scenario, opts: SumoOptions, layout: De
             raise SimulationError(f"timing.per_intersection names {', '.join(unknown)}, not a traffic light of "
                                   f"this network (its traffic lights: {', '.join(sorted(known)) or 'none'})")
         if not inters:
-            reasons = "; ".join(f"{r.id}: {r.reason}" for r in refused) or "the network has no traffic lights"
-            raise SimulationError(f"no controllable traffic light ({reasons})")
+            raise SimulationError(f"no controllable traffic light ({_grouped_refusals(refused)})")
     except BaseException:
         backend.close()
         raise
     if layout is not None:
         inters = [dataclasses.replace(i, detectors=layout.by_tls.get(i.id, ())) for i in inters]
     return Field(backend, scenario, inters, refused, layout)
+
+
+def _grouped_refusals(refused, shown: int = 4) -> str:
+    """Each reason once, with the signals it refused: a generated network refuses dozens for the same one."""
+    if not refused:
+        return "the network has no traffic lights"
+    by_reason: dict[str, list[str]] = {}
+    for r in refused:
+        by_reason.setdefault(r.reason, []).append(r.id)
+    parts = []
+    for reason, ids in by_reason.items():
+        more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+        parts.append(f"{', '.join(ids[:shown])}{more}: {reason}")
+    return "; ".join(parts)
 
 
 def _all_signal_ids(backend, cfg: RunConfig) -> list[str]:
