@@ -242,3 +242,13 @@ def test_run_directory_names_of_two_long_model_specs_differ():
     a, b = "ql:/home/ops/models/corridor-2026/guide-10/model", "ql:/home/ops/models/corridor-2026/guide-30/model"
     assert slug(a) != slug(b) and len(slug(a)) <= 40 and slug(a) == slug(a)
     assert slug("max-pressure") == "max-pressure" and slug("ql:m") == "ql-m"
+
+
+def test_a_run_directory_of_your_own_network_is_named_after_it(tmp_path):
+    from signalwise.runtime.run import new_run_dir
+
+    own = RunConfig(net=tmp_path / "my.city.net.xml", routes=[tmp_path / "r.rou.xml"], out_dir=tmp_path)
+    assert new_run_dir(own).name.endswith("-my-city-max-pressure-s1")
+    assert new_run_dir(RunConfig(sumocfg=tmp_path / "harbour.sumocfg", seed=3, out_dir=tmp_path)).name.endswith(
+        "-harbour-max-pressure-s3")
+    assert new_run_dir(RunConfig(scenario="corridor", out_dir=tmp_path)).name.endswith("-corridor-max-pressure-s1")

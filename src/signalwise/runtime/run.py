@@ -63,13 +63,21 @@ class RunResult:
 
 def new_run_dir(cfg: RunConfig) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = f"{stamp}-{slug(cfg.scenario or 'user')}-{slug(cfg.controller)}-s{cfg.seed}"
+    network = cfg.scenario or _file_stem(cfg.scenario_label)  # your my.city.net.xml: "my.city"
+    name = f"{stamp}-{slug(network)}-{slug(cfg.controller)}-s{cfg.seed}"
     path = cfg.out_dir / name
     k = 1
     while path.exists():
         k += 1
         path = cfg.out_dir / f"{name}-{k}"
     return path
+
+
+def _file_stem(name: str) -> str:
+    for suffix in (".sumocfg", ".net.xml.gz", ".net.xml"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def execute_run(cfg: RunConfig, run_dir: Path | None = None, progress: Progress | None = None,
