@@ -107,6 +107,8 @@ class LiveRuntime:
         self._confidence: dict[str, float] = {}  # per signal: the confidence of its latest proposal seen
         self._last_interval: dict | None = None  # the last closed interval, over the network
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        #: taken to hand a change to the loop and when the loop stops, so none is left waiting in the inbox
+        self._inbox_lock = threading.Lock()
         self._stop = threading.Event()
         self.running = False
         self.restarts = 0
@@ -250,6 +252,10 @@ class LiveRuntime:
         next_state = st.t + self.opts.state_every_s
         next_plan = st.t + self.opts.plan_every_s
         clock = time.perf_counter
+        # the schedule starts now, not when `open()` built the pacer: the API, the feeds and the first map
+        # start in between, and counting that second as the first tick's lateness raised a false alert
+        self.pacer.rebase(st.t)
+        self._rebase_feed_clock()
         try:
             while not self._stop.is_set() and st.t < self.end_s - 1e-9:
                 t0 = clock()
@@ -296,11 +302,27 @@ class LiveRuntime:
             self.status_text = f"failed: {str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}"
             raise
         finally:
-            self.running = False
+            with self._inbox_lock:
+                self.running = False
+            self._refuse_waiting_changes()
             self._finish()
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _rebase_feed_clock(self) -> None:
+        """The loop starts now: a detector feed maps wall-clock times from this moment (as the pacer does), and a
+        feed attached after `open()` (`--mqtt` beside SUMO) learns the loop's clock, so a `sim_time_s` from the
+        run's future is refused on arrival instead of going into events.csv at a time the run never reached."""
+        feed = self.feed
+        if feed is None:
+            return
+        from .feeds import WallClock, wall_clock
+
+        if isinstance(getattr(feed, "clock", None), WallClock):
+            feed.set_clock(wall_clock((self.stepper.t, time.time()), self.opts.speed))
+        if hasattr(feed, "set_now") and not feed.has_now:
+            feed.set_now(lambda: self.stepper.t)
 
     def _snapshot_every_s(self) -> float:
         """Seconds to the next snapshot: the configured rate, lowered while the loop runs late.
@@ -482,6 +504,9 @@ class LiveRuntime:
                              **({"reason": self.stopped_by} if self.stopped_by else {}))
 
     # -- recovery ------------------------------------------------------------------------
+    #: new simulator processes tried, one after another, before a crash fails the run
+    RECOVERY_ATTEMPTS = 3
+
     def _save_state(self) -> None:
         """Save the simulator's state and the loop's beside it (the last pair is kept)."""
         if self.opts.field != "sumo":
@@ -507,10 +532,22 @@ class LiveRuntime:
         path, checkpoint, shown = self._saved
         self.field.backend.close()
         opts = dataclasses.replace(self._sumo_opts, load_state=path, begin_s=None)
-        backend = self._backend_factory()(opts)
-        backend.start()
-        self._register_backend(backend)
-        self.stepper.restore(checkpoint, backend)
+        for attempt in range(1, self.RECOVERY_ATTEMPTS + 1):
+            backend = self._backend_factory()(opts)
+            try:
+                backend.start()
+                self._register_backend(backend)
+                self.stepper.restore(checkpoint, backend)
+                break
+            except SimulationError as again:  # the new process died too (killed again, or out of memory)
+                try:
+                    backend.close()
+                except Exception:  # noqa: BLE001 - it is gone already
+                    pass
+                if attempt == self.RECOVERY_ATTEMPTS:
+                    raise SimulationError(f"recovery failed {attempt} times in a row; last: {again}") from None
+                log.error("the simulator started to recover was lost too (%s); starting another (%d of %d)",
+                          again, attempt + 1, self.RECOVERY_ATTEMPTS)
         rewound = crashed_at - self.stepper.t
         resumed = self.stepper.t
         logged_before = self.events_logged  # all on disk (drained and flushed above)
@@ -540,19 +577,51 @@ class LiveRuntime:
         self._register(backend)
 
     # -- changes -------------------------------------------------------------------------
+    @property
+    def ended(self) -> bool:
+        """Whether the run is over (complete, stopped or failed): nothing can change it any more."""
+        return self.status_text not in ("starting", "running")
+
     def submit(self, change, who: str = "local", timeout_s: float = 10.0) -> dict:
-        """Validate a change now (refused whole, with its reason) and have the loop apply it between ticks."""
+        """Validate a change now (refused whole, with its reason) and have the loop apply it between ticks.
+
+        A run that has ended (complete, stopped, failed) refuses every change: nothing would carry it out."""
+        self._refuse_if_ended()
         self._validate(change)
-        if not self.running:
-            return self._apply(change, who)
         done = threading.Event()
         box: dict = {}
-        self._inbox.put((change, who, done, box))
+        with self._inbox_lock:  # the loop, stopping, refuses what is left in the inbox under the same lock
+            self._refuse_if_ended()
+            queued = self.running
+            if queued:
+                self._inbox.put((change, who, done, box))
+        if not queued:  # opened, not looping yet: nothing else changes the runtime
+            return self._apply_guarded(change, who)
         if not done.wait(timeout_s):
-            raise ch.ChangeRefused("the loop did not take the change in time")
+            with self._inbox_lock:  # withdrawn, unless the loop has begun applying it: then its answer is near
+                taken = box.get("taken", False)
+                box["withdrawn"] = not taken
+            if not taken:  # refused now, so never applied later behind the answer's back
+                raise ch.ChangeRefused(f"the loop did not take the change within {timeout_s:g} s (it is busy "
+                                       "or waiting on the simulator); nothing of it was applied")
+            done.wait()
         if "error" in box:
             raise box["error"]
         return box["result"]
+
+    def _refuse_if_ended(self) -> None:
+        if self.ended:
+            raise ch.ChangeRefused(f"the live run has ended ({self.status_text}); nothing of it can change now")
+
+    def _apply_guarded(self, change, who: str) -> dict:
+        """`_apply`, with a failure nobody foresaw turned into a refusal: it must never end the loop."""
+        try:
+            return self._apply(change, who)
+        except ch.ChangeRefused:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a change that breaks is refused; the signals keep running
+            log.exception("a %s change could not be applied", getattr(change, "kind", "?"))
+            raise ch.ChangeRefused(f"could not be applied: {type(exc).__name__}: {exc}") from None
 
     def _apply_changes(self) -> None:
         while True:
@@ -560,12 +629,26 @@ class LiveRuntime:
                 change, who, done, box = self._inbox.get_nowait()
             except queue.Empty:
                 return
+            with self._inbox_lock:
+                if box.get("withdrawn"):  # its caller was answered already: refused, as it waited too long
+                    continue
+                box["taken"] = True
             try:
-                box["result"] = self._apply(change, who)
+                box["result"] = self._apply_guarded(change, who)
             except ch.ChangeRefused as exc:
                 box["error"] = exc
             finally:
                 done.set()
+
+    def _refuse_waiting_changes(self) -> None:
+        """The loop has stopped: the changes still waiting for it are refused at once (not left to time out)."""
+        while True:
+            try:
+                _change, _who, done, box = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            box["error"] = ch.ChangeRefused(f"the live run ended ({self.status_text}) before the change was applied")
+            done.set()
 
     def _validate(self, change) -> None:
         st = self.stepper
@@ -573,11 +656,19 @@ class LiveRuntime:
             if change.intersection_id not in st.by_id:
                 raise ch.ChangeRefused(f"unknown intersection {change.intersection_id!r}; "
                                        f"signals: {', '.join(sorted(st.by_id))}")
+            if isinstance(change, ch.CancelOverrideChange) and change.intersection_id not in self.overrides:
+                held = ", ".join(sorted(self.overrides)) or "none"
+                raise ch.ChangeRefused(f"no override in force at {change.intersection_id} (overrides in force: "
+                                       f"{held})")
             if isinstance(change, ch.OverrideChange):
                 n = len(st.by_id[change.intersection_id].phases)
                 if change.phase_number > n:
                     raise ch.ChangeRefused(f"{change.intersection_id} has phases 1..{n}, not {change.phase_number}")
         elif isinstance(change, ch.ControllerChange):
+            if change.intersections is not None and not change.intersections:
+                # an empty list is not "every signal" (that is leaving it out): switching all of them by mistake
+                raise ch.ChangeRefused("intersections is empty: name the signals to switch, or leave it out to "
+                                       "switch every signal")
             unknown = sorted(set(change.intersections or ()) - set(st.by_id))
             if unknown:
                 raise ch.ChangeRefused(f"unknown intersection(s) {', '.join(unknown)}")
@@ -592,6 +683,13 @@ class LiveRuntime:
         elif isinstance(change, (ch.TimingChange, ch.ShieldChange)):
             key = "timing" if isinstance(change, ch.TimingChange) else "shield"
             value = change.timing if key == "timing" else change.shield
+            profile = self.cfg.timing.profile
+            if key == "timing" and "profile" in value and value["profile"] != profile:
+                # the profile decides which safety rules hold (safety: ITE clearances, pedestrian intervals,
+                # bounds): leaving it at run time would let 2 s yellows and no all-red through
+                raise ch.ChangeRefused(f"timing.profile cannot change while the run goes on: it runs {profile!r}, "
+                                       f"whose rules hold for the whole run; start a run with --timing "
+                                       f"{value['profile']} for that profile's rules")
             try:
                 RunConfig.model_validate({**self.cfg.model_dump(), key: {**getattr(self.cfg, key).model_dump(),
                                                                          **value}})
@@ -627,7 +725,9 @@ class LiveRuntime:
                 self._pending_controllers[tls] = make(change.controller, st.by_id[tls], ctx)
             self.controller_spec = change.controller
         elif isinstance(change, ch.ShieldChange):
-            self.cfg = self.cfg.model_copy(update={"shield": self.cfg.shield.model_copy(update=change.shield)})
+            # validated again, not copied as sent: "0.7" passes validation as 0.7, and the shield compares numbers
+            settings = type(self.cfg.shield).model_validate({**self.cfg.shield.model_dump(), **change.shield})
+            self.cfg = self.cfg.model_copy(update={"shield": settings})
             new = shield_config(self.cfg)
             for sh in st.shields.values():
                 sh.cfg = new
@@ -673,7 +773,7 @@ class LiveRuntime:
                     change = change.model_copy(update={"controller_options": self.resolve_options([change.controller])})
                 self._validate(change)
                 self._apply(change, entry.get("who", "restart"), replayed=True)
-            except (ValueError, KeyError, ch.ChangeRefused) as exc:
+            except Exception as exc:  # noqa: BLE001 - one bad stored line must not keep the corridor from starting
                 log.warning("a stored change could not be applied again (%s): %s", exc, line[:200])
 
     def _ctx_for(self, change) -> ControlContext:
@@ -697,7 +797,11 @@ class LiveRuntime:
 
     def refuse(self, change, who: str, reason: str) -> None:
         """Record a refused change (the API calls this when validation fails)."""
-        self._log_change(ch.record(change, who, "refused", reason))
+        entry = ch.record(change, who, "refused", reason)
+        if self.ended:  # its files and store are closed: the answer and GET /changes say it
+            self.changes.append(entry)
+            return
+        self._log_change(entry)
 
     def _retime(self, timing: dict) -> None:
         """New timing: validated like a config, read per signal from the field, applied at each next green."""
