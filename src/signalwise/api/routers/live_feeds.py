@@ -75,6 +75,9 @@ def _parse(raw: bytes) -> DetectorMessage | list[DetectorMessage]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RequestValidationError([{"loc": ("body",), "msg": f"not JSON: {exc}", "type": "json_invalid"}]) \
             from None
+    except RecursionError:  # `[[[[…]]]]` deeper than the parser goes: a bad body, not a server error
+        raise RequestValidationError([{"loc": ("body",), "msg": "not JSON a feed sends: nested too deeply",
+                                       "type": "json_invalid"}]) from None
     if isinstance(data, list) and len(data) > MAX_BATCH:
         raise RequestValidationError([{"loc": ("body",), "msg": f"{len(data)} messages in one request; at most "
                                        f"{MAX_BATCH}", "type": "too_long"}])

@@ -239,6 +239,7 @@ class DetectorFeed:
         self._health: dict[str, _DeviceHealth] = {dev: _DeviceHealth() for dev in self._channels}
         self._events: deque[SignalEvent] = deque(maxlen=max_pending_events)
         self._events_dropped = 0
+        self._repeats = 0  # exact repeats of a detector's latest event, taken but not logged again
         self._accepted = 0
         self._rejected: Counter[str] = Counter()
         self._last_rejection: Rejection | None = None
@@ -256,6 +257,19 @@ class DetectorFeed:
     def set_clock(self, clock: Callable[[float], float] | None) -> None:
         """Map wall-clock epoch seconds to simulation seconds from now on (the runtime knows its pacing)."""
         self._clock = clock
+
+    @property
+    def clock(self) -> Callable[[float], float] | None:
+        return self._clock
+
+    @property
+    def has_now(self) -> bool:
+        """Whether the feed knows the loop's clock (and so refuses messages from its future on arrival)."""
+        return self._now is not None
+
+    def set_now(self, now: Callable[[], float] | None) -> None:
+        """Give the feed the loop's current simulation time (a feed built before the loop, e.g. for MQTT)."""
+        self._now = now
 
     # -- messages in -------------------------------------------------------------------
     def accept(self, messages: DetectorMessage | Mapping | Iterable[DetectorMessage | Mapping], *,
@@ -366,6 +380,7 @@ class DetectorFeed:
         st = self._state[(dev, ch)]
         if msg.event is not None:
             on = msg.event == "on"
+            repeat = st.event_time_s == t and st.on == on  # delivered twice (MQTT QoS 1 is at least once)
             if st.event_time_s is None or t >= st.event_time_s:  # an older event is logged, not applied
                 if on and not st.on:
                     st.on_since_s = t
@@ -373,9 +388,12 @@ class DetectorFeed:
                     st.last_off_s = t
                 st.on, st.event_time_s = on, t
             code = EventCode.DETECTOR_ON if on else EventCode.DETECTOR_OFF
-            if len(self._events) == self._events.maxlen:
-                self._events_dropped += 1
-            self._events.append(SignalEvent(round(t, 1), dev, int(code), ch))
+            if repeat:
+                self._repeats += 1  # the hi-res log has it already: logged twice, ATSPM would count two vehicles
+            else:
+                if len(self._events) == self._events.maxlen:
+                    self._events_dropped += 1
+                self._events.append(SignalEvent(round(t, 1), dev, int(code), ch))
         elif st.count_time_s is None or t >= st.count_time_s:
             st.count_veh, st.occupancy, st.interval_s, st.count_time_s = msg.count_veh, msg.occupancy, \
                 msg.interval_s, t
@@ -534,6 +552,7 @@ class DetectorFeed:
                 "last_rejection": dataclasses.asdict(last) if last is not None else None,
                 "pending_events": len(self._events),
                 "events_dropped": self._events_dropped,
+                "repeated_events": self._repeats,
             }
 
 

@@ -49,15 +49,18 @@ class MqttFeed:
         self._received = self._accepted = self._rejected = 0
         self._last_error: str | None = None
         self._connected = False
+        self._lost = False  # a connection failure was reported: say so when the broker is back
         self._subscribed = threading.Event()
         self._last_log = -float("inf")
         self._unlogged = 0
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
                                   client_id=client_id or f"signalwise-feed-{uuid.uuid4().hex[:10]}")
-        self.client.reconnect_delay_set(min_delay=max(1, int(reconnect_min_s)), max_delay=int(reconnect_max_s))
+        self._reconnect_s = (max(1, int(reconnect_min_s)), int(reconnect_max_s))
+        self.client.reconnect_delay_set(min_delay=self._reconnect_s[0], max_delay=self._reconnect_s[1])
         if username is not None:
             self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
@@ -95,7 +98,17 @@ class MqttFeed:
             return
         with self._stats_lock:
             self._connected = True
+            lost, self._lost = self._lost, False
+        if lost:  # the operator was told the broker was away: tell them it is back
+            log.warning("detector feed over MQTT: connected to %s:%s again", self.host, self.port)
         client.subscribe(self.topic, qos=self.qos)  # again after every reconnect: a clean session forgets it
+
+    def _on_connect_fail(self, _client, _userdata) -> None:
+        """The broker cannot be reached (down at start, or while reconnecting): paho tries again with backoff."""
+        with self._stats_lock:
+            self._lost = True
+        self._error(f"cannot connect to the broker at {self.host}:{self.port} (retrying, the delay "
+                    f"growing from {self._reconnect_s[0]} s to {self._reconnect_s[1]} s)")
 
     def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties) -> None:
         if any(rc.is_failure for rc in reason_codes):
@@ -108,6 +121,8 @@ class MqttFeed:
             self._connected = False
         self._subscribed.clear()
         if reason_code.is_failure:
+            with self._stats_lock:
+                self._lost = True
             self._error(f"disconnected from {self.host}:{self.port}: {reason_code} (reconnecting)")
 
     def _on_message(self, _client, _userdata, message) -> None:
@@ -129,6 +144,8 @@ class MqttFeed:
                 data = json.loads(payload)
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 reason = f"payload is not JSON: {exc}"
+            except RecursionError:  # `[[[[…]]]]` nested deeper than the parser goes: garbage, counted as such
+                reason = "payload is not JSON a feed sends: nested too deeply"
             else:
                 if isinstance(data, dict):
                     data = [data]

@@ -1,0 +1,117 @@
+"""The live routes when an operator's request cannot be carried out: a real uvicorn on 127.0.0.1 serving a real
+live run of `corridor` (SUMO in-process), as `signalwise live` wires them.
+
+Each refusal is an answer with a status and one line of reason, never a 500, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+
+from signalwise.api import create_app
+from signalwise.runtime.config import RunConfig
+from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
+from signalwise.store import Settings, get_engine
+from signalwise.store.keys import create_key
+
+
+class _Served:
+    def __init__(self, app):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> int:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        return self.sock.getsockname()[1]
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+def _live(tmp_path, duration_s: float, speed: float | None):
+    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    app = create_app(Settings(database_url=db))
+    _info, key = create_key(get_engine(db), "ops", ["read", "ingest", "operate"])
+    rt = LiveRuntime(RunConfig(scenario="corridor"), LiveOptions(speed=speed, duration_s=duration_s, in_process=True),
+                     tmp_path / "live")
+    rt.open()
+    app.state.live = rt
+    from signalwise.runtime.live.feeds import DetectorFeed
+
+    rt.feed = DetectorFeed(rt.stepper.intersections)  # what `--mqtt` attaches beside SUMO
+    app.state.live_feed = rt.feed
+    return app, rt, {"X-API-Key": key}
+
+
+@pytest.fixture
+def running(tmp_path):
+    app, rt, headers = _live(tmp_path, 3600, 20.0)
+    loop = threading.Thread(target=rt.run, name="live-loop", daemon=True)
+    loop.start()
+    try:
+        with _Served(app) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers,
+                                                timeout=20) as client:
+            yield client, rt
+    finally:
+        rt.stop()
+        loop.join(timeout=20)
+
+
+def test_a_detector_body_nested_too_deeply_is_a_422_not_a_500(running):
+    client, rt = running
+    r = client.post("/api/v1/live/feeds/detectors", content=b"[" * 100_000 + b"]" * 100_000,
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert "nested too deeply" in r.json()["message"]
+    assert rt.running
+
+
+def test_a_shield_change_with_a_number_as_text_leaves_the_run_running(running):
+    client, rt = running
+    r = client.put("/api/v1/live/config/shield", json={"shield": {"confidence_threshold": "0.7"}})
+    assert r.status_code == 200 and r.json()["result"] == "applied"
+    t = rt.stepper.t
+    deadline = time.monotonic() + 10
+    while rt.stepper.t < t + 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    status = client.get("/api/v1/live/status").json()
+    assert status["running"] and status["status"] == "running" and status["sim_time_s"] >= t + 20
+
+
+def test_ending_an_override_that_is_not_in_force_is_a_422_with_the_reason(running):
+    client, _rt = running
+    r = client.delete("/api/v1/live/override/J3")
+    assert r.status_code == 422
+    assert r.json()["message"] == "change refused: no override in force at J3 (overrides in force: none)"
+    refused = client.get("/api/v1/live/changes").json()[-1]
+    assert refused["kind"] == "cancel_override" and refused["result"] == "refused"
+
+
+def test_a_change_after_the_run_ended_is_refused_with_the_reason(tmp_path):
+    app, rt, headers = _live(tmp_path, 30, None)
+    rt.run()
+    with _Served(app) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
+        r = client.post("/api/v1/live/override", json={"intersection_id": "J2", "action": "hold", "phase_number": 2,
+                                                       "duration_s": 60})
+        assert r.status_code == 422
+        assert r.json()["message"] == "change refused: the live run has ended (complete); nothing of it can " \
+                                      "change now"
+        r = client.post("/api/v1/live/controller", json={"controller": "fixed"})
+        assert r.status_code == 422 and "has ended (complete)" in r.json()["message"]
+        status = client.get("/api/v1/live/status").json()
+        assert status["overrides"] == {} and status["controller"] == "max-pressure"
