@@ -435,3 +435,25 @@ def test_no_decision_or_call_sequence_breaks_a_rule_when_the_bound_runs_from_cal
     report = audit_shield(sh, states, step)
     assert report.ok, [v for v in report.violations][:3]
     assert all(len(s) == inter.n_links and set(s) <= set("GgyrsO") for _, _, s in states)
+
+
+@pytest.mark.parametrize("retime_at_s", range(3, 200, 4))
+def test_a_longer_minimum_green_sent_mid_run_keeps_the_cycle_bound(retime_at_s):
+    """An operator's retime waits for the next green, but the greens after it run the new minimum: the cycle
+    bound's plan counts them at the new length, so the starved phase is still served in time."""
+    from dataclasses import replace
+
+    inter = make_intersection(min_green=(5.0, 5.0, 5.0), max_green=(300.0, 300.0, 300.0), cycle_max=100.0)
+    sh = IntersectionShield(inter, fallback_for(inter), shield_config())
+    longer = replace(inter.timing, min_green_s=(25.0, 25.0, 25.0))  # 3 x (25 s + 5.5 s) fits in 100 s
+
+    def proposals(t):  # a controller that only ever wants phase 1: phases 2 and 3 come due together
+        if t == retime_at_s:
+            sh.retime(longer)
+        return Decision("X", 0, "test")
+
+    states = drive(sh, 500, proposals)
+    report = audit_shield(sh, states)  # graded with the new timing: only the cycle bound is this test's
+    assert report.checked["cycle_max"] > 0
+    assert [v for v in report.violations if v.rule == "cycle_max"] == []
+    assert "cycle_max" in {iv.rule for iv in sh.interventions}

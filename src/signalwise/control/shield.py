@@ -181,16 +181,42 @@ class IntersectionShield:
         self._start_green(initial_phase, start_s)
 
     def _use_timing(self, t: Timing) -> None:
-        step = self.cfg.step_length_s
         n = len(t.min_green_s)
         #: per phase: the change interval shown when that phase ends
         self._yellow_s = [t.yellow_of(p) for p in range(n)]
         self._all_red_s = [t.all_red_of(p) for p in range(n)]
-        # durations rounded up to whole steps: what the signal will really show
-        self._clear_eff_s = [ceil_to_step(y, step) + ceil_to_step(r, step)
-                             for y, r in zip(self._yellow_s, self._all_red_s, strict=True)]
-        self._min_green_eff_s = [ceil_to_step(g, step) for g in t.min_green_s]
+        self._clear_eff_s, self._min_green_eff_s = self._effective(t)
         self._calls = t.cycle_calls
+        self._plan_timing(t)
+
+    def _effective(self, t: Timing) -> tuple[list[float], list[float]]:
+        """Per phase, its change interval and minimum green rounded up to whole steps: what the signal shows."""
+        step = self.cfg.step_length_s
+        clear = [ceil_to_step(t.yellow_of(p), step) + ceil_to_step(t.all_red_of(p), step)
+                 for p in range(len(t.min_green_s))]
+        return clear, [ceil_to_step(g, step) for g in t.min_green_s]
+
+    def _shortest_green(self, t: Timing) -> list[float]:
+        """Per phase, the shortest green it can show: its minimum, or its pedestrians' walk and clearance when
+        longer (every green of a phase with a crosswalk times them in full before it may end). The cycle bound
+        plans with these; planning a crosswalk phase at its bare minimum let the phases after it come late."""
+        step = self.cfg.step_length_s
+        _clear, min_green = self._effective(t)
+        if not t.ped_intervals:
+            return min_green
+        crossing = {i for c in self.inter.crosswalks for i in c.link_indices}
+        ped_s = ceil_to_step(t.ped_walk_s, step) + ceil_to_step(t.ped_clearance_s, step)
+        return [max(g, ped_s) if p.green_links & crossing else g
+                for g, p in zip(min_green, self.inter.phases, strict=True)]
+
+    def _plan_timing(self, upcoming: Timing) -> None:
+        """The timing the cycle bound plans the greens after this one with: the greens still to come run it.
+        A retime waits for the next green, so planning them with the old minimum greens and change intervals
+        would let a longer new minimum green push a phase past its cycle deadline."""
+        self._plan_clear_s = self._effective(upcoming)[0]
+        self._plan_min_green_s = self._shortest_green(upcoming)
+        self._plan_cycle_max_s = min(self.inter.timing.cycle_max_s, upcoming.cycle_max_s)
+        self._deadlines = None
 
     def retime(self, timing: Timing) -> None:
         """New safety timing (an operator's change), taken at the next green: never mid-interval."""
@@ -199,6 +225,7 @@ class IntersectionShield:
             raise ValueError(f"timing for {len(timing.min_green_s)} phases given to {self.inter.id} "
                              f"with {len(self.inter.phases)}")
         self._pending_timing = timing
+        self._plan_timing(timing)
 
     # -- public --------------------------------------------------------------
     def status(self, now: float) -> SignalStatus:
@@ -424,9 +451,9 @@ class IntersectionShield:
             return math.inf
         if self._calls:
             called_s = self._call_s[p]
-            return math.inf if called_s is None else called_s + self.inter.timing.cycle_max_s
+            return math.inf if called_s is None else called_s + self._plan_cycle_max_s
         served = min((self.link_served_s[k] for k in self._phase_links[p]), default=math.inf)
-        return served + self.inter.timing.cycle_max_s
+        return served + self._plan_cycle_max_s
 
     def _most_urgent(self, exclude: int) -> int | None:
         """The covering phase (other than `exclude`) whose cycle deadline comes first; None if there is none."""
@@ -443,18 +470,32 @@ class IntersectionShield:
         """Seconds the green could still be held past `end_green_s` with every deadline met (<0: too late).
 
         The green now showing ends first (its own change interval), then each
-        phase in the order is served at minimum green and ends with its own.
+        phase in the order is served at minimum green and ends with its own,
+        under the timing those greens will run (a retime's, once one waits).
         """
         if self._n == 1:
             return math.inf
-        clear = self._clear_eff_s
-        t = end_green_s + clear[self.phase]
+        t = end_green_s + self._clear_eff_s[self.phase]
         order = [first] + sorted((p for p in self.cycle_phases if p != first), key=self._deadline)
+        slack = math.inf
+        clear, min_green = self._plan_clear_s, self._plan_min_green_s
+        for p in order:
+            slack = min(slack, self._deadline(p) - t)
+            t += min_green[p] + clear[p]
+        return slack
+
+    def _retime_fits(self, phase: int, now: float) -> bool:
+        """Whether the green starting now can run the waiting retime's timing with every cycle deadline met.
+        The phase was chosen under the old timing; when its new, longer minimum would make the phases after
+        it late, this green keeps the old timing (valid until now) and the retime waits for the next green,
+        which the plan, counting the new timing already, leaves room for."""
+        t = now + self._plan_min_green_s[phase] + self._plan_clear_s[phase]
+        order = sorted((p for p in self.cycle_phases if p != phase), key=self._deadline)
         slack = math.inf
         for p in order:
             slack = min(slack, self._deadline(p) - t)
-            t += self._min_green_eff_s[p] + clear[p]
-        return slack
+            t += self._plan_min_green_s[p] + self._plan_clear_s[p]
+        return slack >= -EPS
 
     # -- calls (cycle_calls) ----------------------------------------------------------------
     def _max_green_start_s(self) -> float:
@@ -542,10 +583,6 @@ class IntersectionShield:
 
     # -- intervals -----------------------------------------------------------------------
     def _start_green(self, phase: int, now: float) -> None:
-        if self._pending_timing is not None:
-            self.inter = replace(self.inter, timing=self._pending_timing)
-            self._use_timing(self._pending_timing)
-            self._pending_timing = None
         self.phase = phase
         self.next_phase = None
         self.interval = GREEN_I
@@ -561,7 +598,11 @@ class IntersectionShield:
                     owed.difference_update(self._phase_links[phase])
                     if not owed:
                         self._call_s[q] = None
-        self._deadlines = None  # links served, and perhaps a new cycle bound (retime)
+        self._deadlines = None  # links served
+        if self._pending_timing is not None and self._retime_fits(phase, now):
+            self.inter = replace(self.inter, timing=self._pending_timing)
+            self._use_timing(self._pending_timing)
+            self._pending_timing = None
         self._min_green_noted = False
         self.proposal = None if (self.proposal and self.proposal.phase_index == phase) else self.proposal
         self._emit(now, EventCode.PHASE_BEGIN_GREEN, phase)
