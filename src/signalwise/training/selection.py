@@ -65,6 +65,13 @@ def train_selected(cfg: TrainConfig, candidates: tuple[int, ...] = AUTO_CANDIDAT
         raise TrainingError(f"{out}: a training run is already there; use --resume or another --out")
     if len(set(candidates)) < 2:
         raise TrainingError("guide threshold selection needs at least two candidates")
+    if resume and not any((candidate_dir(out, n) / "train_state.json").is_file() for n in candidates):
+        # as `train` says for one threshold; training from scratch under --resume would hide a wrong --out
+        if (out / "train_state.json").is_file():
+            raise TrainingError(f"{out} holds a training with one --guide-visits threshold: resume it with the "
+                                "--guide-visits it was started with")
+        raise TrainingError(f"{out}: nothing to resume (no checkpoint of any guide threshold: "
+                            f"{', '.join(candidate_dir(out, n).name for n in candidates)})")
     t0 = time.perf_counter()
     paths = {}
     for n in candidates:
@@ -108,7 +115,8 @@ def validate(cfg: TrainConfig, paths: dict[int, Path], seeds: list[int], out: Pa
     from ..runtime.config import RunConfig
 
     # only the delay chooses: the runs record what it and the audit need (record: lean)
-    base = RunConfig(scenario=cfg.scenario, controller="max-pressure", duration_s=cfg.duration_s,
+    own = cfg.sumocfg is not None or cfg.net is not None  # then cfg.scenario only names the files (train.py)
+    base = RunConfig(scenario=None if own else cfg.scenario, controller="max-pressure", duration_s=cfg.duration_s,
                      sumocfg=cfg.sumocfg, net=cfg.net, routes=list(cfg.routes), record="lean")
     specs = {n: f"ql:{Path(p).resolve()}" for n, p in paths.items()}
     result = compare_controllers(base, ["max-pressure", *specs.values()], seeds, out, cfg.workers)

@@ -113,8 +113,10 @@ def run_episode(payload: str) -> dict:
         session.tables = {n: t.writable() for n, t in model.tables.items()}
         session.table_of = dict(model.table_of)
         session.layouts = dict(model.layouts)
-    # "ql-train" labels the run; its controllers are the session's, handed to the loop here
-    cfg = RunConfig(scenario=p["scenario"], controller="ql-train", seed=p["sumo_seed"], duration_s=p["duration_s"],
+    # "ql-train" labels the run; its controllers are the session's, handed to the loop here. On a user's network
+    # `scenario` is only the model's name for it: the run names the files alone (RunConfig refuses both)
+    own = p.get("sumocfg") is not None or p.get("net") is not None
+    cfg = RunConfig(scenario=None if own else p["scenario"], controller="ql-train", seed=p["sumo_seed"], duration_s=p["duration_s"],
                     sumocfg=p.get("sumocfg"), net=p.get("net"), routes=p.get("routes", []),
                     out_dir=Path(p["run_dir"]).parent, emissions=False, record="lean",
                     shield={"confidence_threshold": 0.5})
@@ -203,10 +205,20 @@ def train(cfg: TrainConfig, resume: bool = False, on_episode: OnEpisode | None =
         state = json.loads(state_file.read_text())
         prev = state["config"]
         now = cfg.to_json()
-        for k in ("scenario", "seed", "batch", "shared", "net", "sumocfg"):
-            if prev.get(k) != now[k]:
-                raise TrainingError(f"--resume with another {k} ({now[k]!r}) than the run being resumed "
-                                    f"({prev.get(k)!r})")
+        for k in ("scenario", "seed", "batch", "shared", "net", "sumocfg", "duration_s", "routes"):
+            if prev.get(k, now[k] if k == "routes" else None) != now[k]:  # runs from before routes were kept
+                raise TrainingError(f"--resume with another {k.removesuffix('_s')} ({now[k]!r}) than the run "
+                                    f"being resumed ({prev.get(k)!r})")
+        # the options that shape the table are the resumed run's: one left out (at its default) is taken from it,
+        # one given with another value is refused, not silently dropped
+        defaults = Hyper().to_json()
+        for k, was in prev["hyper"].items():
+            if k in now["hyper"] and now["hyper"][k] not in (was, defaults.get(k)):
+                raise TrainingError(f"--resume with another --{k.replace('_', '-')} ({now['hyper'][k]!r}) than the "
+                                    f"run being resumed ({was!r}): leave it out, or give the value it was started with")
+        if now["features"] not in (prev["features"], TrainConfig.__dataclass_fields__["features"].default_factory()):
+            raise TrainingError(f"--resume with other --actions/--state ({now['features']}) than the run being "
+                                f"resumed ({prev['features']})")
         cfg.hyper = Hyper(**{"guide_mode": "state", **prev["hyper"]})  # runs from before guide_mode existed
         cfg.features = prev["features"]
         history = state["history"]
@@ -286,6 +298,10 @@ def _meta(cfg: TrainConfig, history: list[dict], episodes_done: int, wall_s: flo
             "executor": "ray" if cfg.ray_address is not None else "processes",
             "shared_table": cfg.shared,
             "duration_s": cfg.duration_s,
+            # the network's files, for `evaluate` to run where it trained (`evaluate.trained_on`): on a user's
+            # network `scenario` above is only a name, not one a run can load
+            "config": {"sumocfg": _str_or_none(cfg.sumocfg), "net": _str_or_none(cfg.net),
+                       "routes": [str(Path(r).resolve()) for r in cfg.routes]},
             "seeds": [h["sumo_seed"] for h in history],
             "wall_s": round(wall_s, 1),
             "peak_worker_rss_mb": max((h["peak_rss_mb"] for h in history), default=None),
