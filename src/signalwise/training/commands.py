@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -115,7 +116,10 @@ def train_command(
     workers: Annotated[int, typer.Option(help="parallel worker processes")] = 2,
     seed: Annotated[int, typer.Option(help="the same seed (and --batch) reproduces the model exactly")] = 1,
     out: Annotated[Path, typer.Option(help="training directory: model/, checkpoints/, episodes/")] = Path("models/train"),
-    resume: Annotated[bool, typer.Option(help="continue the training in --out from its last checkpoint")] = False,
+    resume: Annotated[bool, typer.Option(help="continue the training in --out from its last checkpoint, "
+                                         "with the options it was started with (a learning option left out, "
+                                         "e.g. --gamma, is taken from it; only --episodes, --workers and --ray "
+                                         "may change)")] = False,
     batch: Annotated[int, typer.Option(help="episodes per round, run in parallel from the same table")] = 2,
     duration: Annotated[float | None, typer.Option(help="simulated seconds per episode (default: the scenario's)")] = None,
     shared: Annotated[bool, typer.Option(help="one table shared by intersections of the same layout")] = False,
@@ -147,6 +151,9 @@ def train_command(
              "that cluster (pip install 'signalwise[ray]')")] = None,
 ) -> None:
     """Train a learning model; every episode runs the real loop, shield and safety audit included."""
+    if duration is not None and not (duration > 0 and math.isfinite(duration)):
+        # before anything is made in --out: the episodes' own check came after their directories
+        _fail(f"--duration must be a number of seconds above 0, not {duration:g}")
     if agent == "phase-score":
         if resume:
             _fail("--resume is for --agent tabular; a phase-score search is not resumed: to go on from a "

@@ -5,8 +5,10 @@ lives in the database: `signalwise.store.model_registry.ModelRegistry`, whose
 functions the CLI, the API and the runs all call. The store does not load
 Q-tables; what does is here:
 
-- `register_model`: load the tables before registering, so what cannot run
-  is refused at the door (`signalwise models add`, a finished training job);
+- `register_model`: load the tables (a phase-score model: read its policy,
+  features, weights and options as its controller will) before registering,
+  so what cannot run is refused at the door (`signalwise models add`, a
+  finished training job);
 - `fits`: whether a version can run at given intersections, by building its
   controller for each exactly as a run would (the table, the layout: phases
   and the lanes they serve, the state encoding), so a model made for another
@@ -15,10 +17,12 @@ Q-tables; what does is here:
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
-from ..control.learning.controller import controller_from_model
-from ..control.learning.qtable import ModelError, load_model
+from ..control.learning.controller import PHASE_SCORE, controller_from_model
+from ..control.learning.phase_score import MEASURES, SHARED_LANES, check_features, check_weights
+from ..control.learning.qtable import Model, ModelError, load_model
 from ..core.types import Intersection
 from ..store.model_registry import (
     DoesNotFit,
@@ -36,8 +40,44 @@ __all__ = ["DoesNotFit", "ModelRegistry", "ModelVersion", "RegistryError", "Unkn
 def register_model(registry: ModelRegistry, path: Path, who: str | None = None,
                    source: str | None = None) -> ModelVersion:
     """Register the model directory `path` as a new version, once its tables load (ModelError if not)."""
-    load_model(Path(path))
+    model = load_model(Path(path))
+    if model.meta.get("agent") == PHASE_SCORE:
+        check_policy(model)
     return registry.add(Path(path), who, source)
+
+
+def check_policy(model: Model) -> None:
+    """A phase-score model's policy as its controller reads it (`controller_from_model`); ModelError if it cannot run.
+
+    A phase-score model has no table for `load_model` to check: its weights fit any signal, so nothing else
+    would read them before a run starts, and a broken one would be registered and deployed."""
+    policy = model.meta.get("policy")
+    if not isinstance(policy, dict):
+        raise ModelError(f"{model.path}: a phase-score model without its policy (meta.json: policy)")
+    try:
+        features = check_features(policy.get("features") or ())
+        check_weights(policy.get("weights"), features)
+        signal_weights = policy.get("signal_weights") or {}
+        if not isinstance(signal_weights, dict):
+            raise ValueError("signal_weights must map signal ids to weights")
+        for signal, weights in signal_weights.items():
+            try:
+                check_weights(weights, features)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"signal {signal}: {exc}") from None
+        if policy.get("measure", "count") not in MEASURES:
+            raise ValueError(f"phase-score measure {policy.get('measure')!r}; choose from {', '.join(MEASURES)}")
+        if str(policy.get("shared_lanes", "skip")) not in SHARED_LANES:
+            raise ValueError(f"phase-score shared_lanes {policy.get('shared_lanes')!r}; choose from "
+                             f"{', '.join(SHARED_LANES)}")
+        period_s = float(policy.get("period_s", 5.0))
+        if not (math.isfinite(period_s) and period_s > 0):
+            raise ValueError(f"period_s must be a positive number of seconds, got {policy.get('period_s')!r}")
+        zone_m = float(policy.get("zone_m") or 0.0)
+        if not (math.isfinite(zone_m) and zone_m >= 0):
+            raise ValueError(f"zone_m must be a number of metres, 0 or more, got {policy.get('zone_m')!r}")
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{model.path}: {exc}") from None
 
 
 def fits(registry: ModelRegistry, version: str, intersections: list[Intersection]) -> dict[str, str | None]:

@@ -1,0 +1,146 @@
+"""What `signalwise models add` and `signalwise train --resume` refuse, with one `error:` line and exit 2, rather
+than registering a model that cannot run or resuming a training other than the one asked for. Real SUMO runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from signalwise.control.learning.shipped import shipped_model_path
+
+SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
+
+
+def cli(*args, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([SIGNALWISE, *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def refused(r: subprocess.CompletedProcess, *words: str) -> None:
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    line = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(line) == 1, r.stderr
+    for w in words:
+        assert w in line[0], line[0]
+
+
+def _registry_env(tmp_path: Path) -> dict:
+    return {"SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'reg.db'}",
+            "SIGNALWISE_MODEL_CACHE": str(tmp_path / "cache"),
+            "SIGNALWISE_MODEL_REGISTRY": str(tmp_path / "no-directory-registry")}
+
+
+BROKEN = {
+    "a weight that is no number": (lambda p: p["weights"].__setitem__(2, "x"), "could not convert"),
+    "too few weights": (lambda p: p.__setitem__("weights", p["weights"][:3]), "finite weights"),
+    "a NaN weight": (lambda p: p["weights"].__setitem__(2, float("nan")), "finite weights"),
+    "an unknown feature": (lambda p: p["features"].__setitem__(1, "no_such_feature"), "no_such_feature"),
+    "a signal's own weights too short": (lambda p: p.__setitem__("signal_weights", {"C": [1.0]}), "signal C"),
+    "an unknown measure": (lambda p: p.__setitem__("measure", "bogus"), "measure"),
+    "a negative decision period": (lambda p: p.__setitem__("period_s", -1), "period_s"),
+    "no policy at all": (None, "without its policy"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_models_add_refuses_a_phase_score_model_that_cannot_run(tmp_path, case):
+    model = tmp_path / "model"
+    shutil.copytree(shipped_model_path("single"), model)
+    meta = json.loads((model / "meta.json").read_text())
+    change, words = BROKEN[case]
+    if change is None:
+        del meta["policy"]
+    else:
+        change(meta["policy"])
+    (model / "meta.json").write_text(json.dumps(meta))
+    env = _registry_env(tmp_path)
+    refused(cli("models", "add", str(model), env=env), str(model), words)
+    listed = cli("models", "list", env=env)
+    assert listed.returncode == 0 and "no model registered" in listed.stdout
+    if case != "a negative decision period":  # a run takes that one (the controller does not check it)
+        # the same directory runs nowhere either: the refusal is what a run would say
+        ran = cli("run", "-s", "single", "-c", f"ql:{model}", "--duration", "10", "--out", str(tmp_path / "runs"))
+        assert ran.returncode == 2 and "error:" in ran.stderr
+
+
+@pytest.mark.parametrize("scenario", ["single", "corridor", "grid"])
+def test_models_add_still_registers_the_shipped_models(tmp_path, scenario):
+    r = cli("models", "add", str(shipped_model_path(scenario)), env=_registry_env(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("registered v1")
+
+
+def test_resume_with_nothing_to_resume_is_refused_also_with_guide_visits_auto(tmp_path):
+    out = tmp_path / "empty"
+    refused(cli("train", "-s", "single", "--episodes", "1", "--duration", "30", "--out", str(out), "--resume"),
+            "nothing to resume")
+    assert not (out / "model").exists() and not (out / "guide-10").exists()  # nothing was trained from scratch
+
+
+SHORT = ["-s", "single", "--guide-visits", "30", "--batch", "1", "--workers", "1", "--duration", "60"]
+
+
+@pytest.fixture(scope="module")
+def one_episode(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("resume") / "t"
+    r = cli("train", *SHORT, "--episodes", "1", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.mark.parametrize(("options", "words"), [
+    (["--duration", "120"], "another duration"),
+    (["--gamma", "0.5"], "another --gamma"),
+    (["--epsilon-start", "0.9"], "another --epsilon-start"),
+    (["--actions", "phases", "--state", "lane-groups"], "--actions/--state"),
+])
+def test_resume_refuses_options_other_than_the_run_it_continues(one_episode, tmp_path, options, words):
+    out = tmp_path / "t"
+    shutil.copytree(one_episode, out)
+    state = (out / "train_state.json").read_text()
+    more = [*SHORT, "--episodes", "2", "--out", str(out), "--resume"]
+    for i, opt in enumerate(options[::2]):  # the option given last wins: SHORT's value is overridden
+        more += [opt, options[2 * i + 1]]
+    refused(cli("train", *more), words)
+    assert (out / "train_state.json").read_text() == state  # nothing was trained
+
+
+def test_resume_with_the_same_options_goes_on(one_episode, tmp_path):
+    out = tmp_path / "t"
+    shutil.copytree(one_episode, out)
+    r = cli("train", *SHORT, "--episodes", "2", "--workers", "2", "--out", str(out), "--resume")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "train_state.json").read_text())["episodes_done"] == 2
+
+
+def test_resume_takes_a_left_out_option_from_the_run_it_continues(tmp_path):
+    out = tmp_path / "t"
+    assert cli("train", *SHORT, "--gamma", "0.5", "--episodes", "1", "--out", str(out)).returncode == 0
+    r = cli("train", *SHORT, "--episodes", "2", "--out", str(out), "--resume")  # --gamma left out: 0.5 goes on
+    assert r.returncode == 0, r.stderr
+    state = json.loads((out / "train_state.json").read_text())
+    assert state["episodes_done"] == 2 and state["config"]["hyper"]["gamma"] == 0.5
+
+
+@pytest.mark.parametrize("agent", [["--agent", "tabular", "--episodes", "1"],
+                                   ["--agent", "phase-score", "--generations", "1", "--popsize", "2"]])
+@pytest.mark.parametrize("duration", ["0", "-5", "nan"])
+def test_train_refuses_a_duration_before_making_its_directory(tmp_path, agent, duration):
+    out = tmp_path / "t"
+    refused(cli("train", "-s", "single", *agent, "--duration", duration, "--out", str(out)), "--duration")
+    assert not out.exists()
+
+
+def test_resume_of_one_threshold_with_auto_says_which_to_give(one_episode, tmp_path):
+    out = tmp_path / "t"
+    shutil.copytree(one_episode, out)
+    auto = [a for a in SHORT if a not in ("--guide-visits", "30")]
+    refused(cli("train", *auto, "--episodes", "2", "--out", str(out), "--resume"), "--guide-visits")
+    assert not (out / "guide-10").exists()  # no second training started beside the first
