@@ -62,6 +62,11 @@ class SignalwiseParallelEnv(ParallelEnv):
             raise ValueError(f"decision_period_s must be positive, not {decision_period_s!r}")
         self.render_mode = None
         self.config = RunConfig(scenario=scenario, duration_s=duration_s, **run_options)
+        steps = decision_period_s / self.config.step_length_s
+        if abs(steps - round(steps)) > 1e-6:
+            # SUMO advances whole steps: 2.5 s at 1 s steps would silently be 3 s, and the steps drift
+            raise ValueError(f"decision_period_s must be a whole number of simulation steps "
+                             f"(step_length_s {self.config.step_length_s:g}), not {decision_period_s!r}")
         self.scenario = resolve_scenario(self.config)
         self.end_s = self.scenario.begin_s + (duration_s if duration_s is not None else self.scenario.duration_s)
         self.decision_period_s = float(decision_period_s)
@@ -106,14 +111,11 @@ class SignalwiseParallelEnv(ParallelEnv):
         if ep is None or not self.agents:
             raise RuntimeError("the episode is over (or never started): call reset() first")
         proposed: dict[str, int] = {}
-        for agent, action in actions.items():
+        for agent, action in actions.items():  # every action checked before any reaches a shield
             if agent not in self._action_spaces:
                 raise KeyError(f"unknown agent {agent!r}; agents are {self.possible_agents}")
-            a = int(np.asarray(action).item())
-            if not self._action_spaces[agent].contains(a):
-                raise ValueError(f"action {action!r} of {agent} is not a phase index in "
-                                 f"0..{self._action_spaces[agent].n - 1}")
-            proposed[agent] = a
+            proposed[agent] = self._phase_index(agent, action)
+        for agent, a in proposed.items():
             ep.propose(agent, a)
         seen = {a: len(ep.shields[a].interventions) for a in self.agents}
         samples = ep.advance(self.decision_period_s)
@@ -157,6 +159,18 @@ class SignalwiseParallelEnv(ParallelEnv):
         if self._episode is not None:
             self._episode.close()
             self._episode = None
+
+    def _phase_index(self, agent: str, action) -> int:
+        """The action as a phase index of `agent`'s Discrete space; ValueError for anything else (2.7 is not 2)."""
+        n = self._action_spaces[agent].n
+        try:
+            value = np.asarray(action).item()
+            a = int(value)
+        except (TypeError, ValueError):
+            a, value = None, None
+        if a is None or isinstance(value, bool) or a != value or not 0 <= a < n:
+            raise ValueError(f"action {action!r} of {agent} is not a phase index in 0..{n - 1}")
+        return a
 
     def _observe(self) -> dict[str, np.ndarray]:
         ep = self._episode

@@ -1,0 +1,88 @@
+"""The environments as docs/learning.md shows them: its example runs as written and prints what the page says;
+step lengths, actions and a refused step behave as the page describes. Real SUMO runs."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from signalwise.envs import SignalwiseParallelEnv
+from signalwise.sim.sumo_home import import_libsumo
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = ROOT / "docs" / "learning.md"
+libsumo = import_libsumo()
+
+
+@pytest.fixture(autouse=True)
+def no_simulation_left_open():
+    assert not libsumo.simulation.isLoaded(), "a simulation was already open before the test"
+    yield
+    assert not libsumo.simulation.isLoaded(), "the test left a simulation open"
+
+
+def _environment_section() -> str:
+    text = PAGE.read_text()
+    return text[text.index("## Gymnasium / PettingZoo environments"):]
+
+
+def test_the_docs_example_runs_as_written_and_prints_what_the_page_says(tmp_path):
+    section = _environment_section()
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+    printed = re.search(r"prints `([^`]*)`", section).group(1)
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == printed
+
+
+@pytest.mark.parametrize("period", [2.5, 0.3])
+def test_a_decision_period_sumo_cannot_step_exactly_is_refused(period):
+    with pytest.raises(ValueError, match="whole number of simulation steps"):
+        SignalwiseParallelEnv("single", duration_s=30, decision_period_s=period)
+
+
+def test_a_step_lasts_exactly_the_decision_period():
+    with SignalwiseParallelEnv("single", duration_s=12, decision_period_s=3) as env:
+        env.reset(seed=1)
+        agent = env.possible_agents[0]
+        times = []
+        while env.agents:
+            times.append(env.step({agent: 0})[4][agent]["time_s"])
+    assert times == [3.0, 6.0, 9.0, 12.0]
+
+
+@pytest.mark.parametrize("action", [1.5, "1", True, None, [1, 2]])
+def test_an_action_that_is_not_a_whole_phase_index_is_refused(action):
+    with SignalwiseParallelEnv("single", duration_s=30) as env:
+        env.reset(seed=1)
+        with pytest.raises(ValueError, match="not a phase index"):
+            env.step({env.possible_agents[0]: action})
+        info = env.step({env.possible_agents[0]: np.int64(2)})[4][env.possible_agents[0]]
+        assert info["proposed_phase"] == 2  # numpy integers are phase indices
+
+
+def _phases(env: SignalwiseParallelEnv, first: dict | None) -> list[tuple]:
+    env.reset(seed=2)
+    agent = env.possible_agents[0]
+    if first is not None:
+        with pytest.raises((KeyError, ValueError)):
+            env.step(first)
+    seen = []
+    while env.agents:
+        info = env.step({})[4][agent]
+        seen.append((info["time_s"], info["phase"], info["interval"]))
+    return seen
+
+
+@pytest.mark.parametrize("bad", [{"nobody": 0}, {"J2": 99}])
+def test_a_refused_step_takes_none_of_its_proposals(bad):
+    with SignalwiseParallelEnv("corridor", duration_s=120) as env:
+        untouched = _phases(env, None)
+        # J1's proposal comes first in the dict; the refused entry after it must not let it through
+        refused = _phases(env, {"J1": 1, **bad})
+    assert refused == untouched
