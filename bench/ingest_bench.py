@@ -39,6 +39,8 @@ from signalwise.store.ingest import gc_paused, ingest_json_array  # noqa: E402
 from signalwise.store.schemas import RecordList  # noqa: E402
 
 BATCH = 10_000
+#: three batches: end to end with the validation workers, written alone, end to end without workers
+MIN_RECORDS = 3 * BATCH
 
 
 def batches(n: int, tag: str) -> list[bytes]:
@@ -141,14 +143,18 @@ def parts(n: int = 10_000) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--records", type=int, default=200_000)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=200_000,
+                    help=f"records per database, at least {MIN_RECORDS:,} (default 200,000)")
     ap.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
     ap.add_argument("--parts", action="store_true", help="only the CPU cost per record of each step")
     args = ap.parse_args()
     if args.parts:
         parts()
         return
+    if args.records < MIN_RECORDS:  # each timed kind needs a batch of its own: fewer left a median of nothing
+        ap.error(f"--records must be at least {MIN_RECORDS:,}: batches of {BATCH:,}, every other one timed "
+                 "end to end with and without validation workers, the rest written alone")
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     if "postgresql" in kinds and (reason := postgres_unavailable_reason()):
         print(f"skipping PostgreSQL: {reason}")

@@ -1,4 +1,4 @@
-"""The phase-score agent under both timing profiles: train, compare on held-out seeds, price of safety.
+r"""The phase-score agent under both timing profiles: train, compare on held-out seeds, price of safety.
 
 For each network and each profile (`safety`, the default, and `benchmark`,
 RESCO's rules): `signalwise train --agent phase-score --timing PROFILE`
@@ -108,12 +108,17 @@ def one(network: str, profile: str, out: Path, generations: int, measure: str, s
     meta = json.loads((model / "meta.json").read_text())
     ql, mp = values["ql"], values["max-pressure"]
     return {"network": network, "profile": profile, "fixed": values["fixed"], "max_pressure": mp, "ql": ql,
-            "p_welch": float(stats.ttest_ind(ql, mp, equal_var=False).pvalue),
-            "p_paired": float(stats.ttest_rel(ql, mp).pvalue),
+            # one seed has no variance: no p-value (scipy would warn and give NaN)
+            "p_welch": float(stats.ttest_ind(ql, mp, equal_var=False).pvalue) if len(ql) > 1 else None,
+            "p_paired": float(stats.ttest_rel(ql, mp).pvalue) if len(ql) > 1 else None,
             "train_wall_s": wall if wall is not None else meta["training"]["wall_s"],
             "weights": meta["policy"]["weights"], "zone_m": meta["policy"].get("zone_m", 0.0),
             "start": meta["training"]["config"].get("start_name"), "starts": meta["selection"].get("starts"),
             "selection": {k: meta["selection"][k] for k in ("learned_avg_delay_s", "start_avg_delay_s", "chosen")}}
+
+
+def _p(p: float | None) -> str:
+    return "n/a" if p is None else f"{p:.3f}"
 
 
 def mean(v: list[float]) -> float:
@@ -172,7 +177,7 @@ def main() -> None:
         change = 100 * (mean(r["ql"]) / mean(r["max_pressure"]) - 1)
         pub = BEST_PUBLISHED_S.get(r["network"]) if r["profile"] == "benchmark" else None
         print(f"| {r['network']} | {r['side']} | {mean(r['fixed']):.1f} | {mean(r['max_pressure']):.1f} | "
-              f"{mean(r['ql']):.1f} | {change:+.1f} %, {r['p_welch']:.3f} / {r['p_paired']:.3f} | "
+              f"{mean(r['ql']):.1f} | {change:+.1f} %, {_p(r['p_welch'])} / {_p(r['p_paired'])} | "
               f"{'' if pub is None else pub} | {r['train_wall_s']:.0f} s |")
     for r in rows:
         sel = r["selection"]

@@ -66,12 +66,20 @@ def run_one(scenario: str, episodes: int, seeds: int, out: Path, workers: int, g
     }
 
 
+def _mean_ci(v: list) -> str:
+    """mean ± half the 95 % CI; the mean alone where there is no CI (one seed)."""
+    mean, low, high = v
+    return f"{mean:.1f} s" if low is None or high is None else f"{mean:.1f} ± {(high - low) / 2:.1f} s"
+
+
+def _p(p) -> str:
+    return "n/a" if p is None else f"{p:.3f}"
+
+
 def fmt(r: dict) -> str:
-    q, m = r["ql"], r["max_pressure"]
-    pp = r["p_paired"]
-    return (f"| {r['scenario']} | {r['episodes']} | {r['runs_with'] or 'guide ' + r['guide_visits']} | {q[0]:.1f} ± {(q[2] - q[1]) / 2:.1f} s | "
-            f"{m[0]:.1f} ± {(m[2] - m[1]) / 2:.1f} s | {r['change_pct']:+.1f} % | {r['p_welch']:.3f} | "
-            f"{'n/a' if pp is None else f'{pp:.3f}'} | {r['fallback_fraction']:.3f} | "
+    return (f"| {r['scenario']} | {r['episodes']} | {r['runs_with'] or 'guide ' + r['guide_visits']} | "
+            f"{_mean_ci(r['ql'])} | {_mean_ci(r['max_pressure'])} | {r['change_pct']:+.1f} % | {_p(r['p_welch'])} | "
+            f"{_p(r['p_paired'])} | {r['fallback_fraction']:.3f} | "
             f"{r['violations_training']} / {r['violations_evaluation']} | {r['train_wall_s']:.0f} s | "
             f"{r['worker_peak_rss_mb']} MB | {r['qtable_kib']} KiB |")
 

@@ -1,4 +1,4 @@
-"""Max-pressure under the benchmark profile with another pressure or switching rule: what each is worth.
+r"""Max-pressure under the benchmark profile with another pressure or switching rule: what each is worth.
 
     .venv/bin/python bench/pressure_variants.py                      # 8 RESCO networks, 4 variants, 5 seeds
     .venv/bin/python bench/pressure_variants.py --variants benchmark,count,count+lost_time,count+hold_20 --seeds 1

@@ -47,17 +47,23 @@ def timed(fn, runs: int = 7) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--db", default=None)
+    ap.add_argument("--db", default=None, metavar="URL",
+                    help="a database URL (sqlite:///FILE, postgresql://...); default: a fresh SQLite file")
     ap.add_argument("--images", type=int, default=200)
     a = ap.parse_args()
+    from sqlalchemy.exc import ArgumentError
+
     from signalwise.store import get_engine
     from signalwise.store.violations import hotspots, insert_violations, summary, trends
 
     tmp = Path(tempfile.mkdtemp(prefix="signalwise-violations-"))
     url = a.db or f"sqlite:///{tmp / 'violations.db'}"
-    engine = get_engine(url)
+    try:
+        engine = get_engine(url)
+    except ArgumentError:
+        ap.error(f"--db {a.db!r} is not a database URL (sqlite:///FILE, postgresql://...)")
     batch, rates, done = [], [], 0
     t_all = time.perf_counter()
     for r in rows(a.rows, 1):

@@ -18,7 +18,7 @@ import sys
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/vision-bench")
     ap.add_argument("--render", default=None, help="grade on an existing render instead of rendering again")
     args, rest = ap.parse_known_args()
