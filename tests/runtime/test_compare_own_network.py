@@ -90,3 +90,18 @@ def test_a_controller_with_no_finished_run_has_no_violation_count_and_no_scipy_n
         summary = summarize(["fixed", "max-pressure", "actuated"], [1, 2], runs)
     assert summary["safety_violations"] == {"fixed": 0, "max-pressure": 0, "actuated": None}
     assert summary["metrics"]["throughput_veh"]["controllers"]["max-pressure"]["p_value"] is not None
+
+
+def test_compare_refuses_a_model_that_does_not_fit_the_network_before_any_run(tmp_path):
+    """A tabular model of `single` on `corridor`: refused in one line before the baseline's runs, not as a
+    failed run per seed after them."""
+    train = subprocess.run([SIGNALWISE, "train", "-s", "single", "--agent", "tabular", "--episodes", "1",
+                            "--guide-visits", "30", "--batch", "1", "--workers", "1", "--duration", "60", "--out",
+                            str(tmp_path / "t")], capture_output=True, text=True, timeout=300)
+    assert train.returncode == 0, train.stderr
+    p = _compare("-s", "corridor", "-c", f"fixed,ql:{tmp_path / 't' / 'model'}", "--seeds", "1",
+                 "--duration", "60", "--out", str(tmp_path / "cmp"))
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().startswith("error:") and len(p.stderr.strip().splitlines()) == 1
+    assert "cannot run at J1" in p.stderr and "not intersection 'J1'" in p.stderr
+    assert not (tmp_path / "cmp").exists()

@@ -306,7 +306,9 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
 
 def compare_command(
     scenario: Annotated[str | None, typer.Option("--scenario", "-s", help="single | corridor | grid | grid10x10 | resco:NAME; default corridor (not with --sumocfg/--net)", show_default=False)] = None,
-    controllers: Annotated[str, typer.Option(help="comma-separated; the first is the baseline")] = DEMO_CONTROLLERS,
+    controllers: Annotated[str, typer.Option("--controllers", "-c", help=(
+        "comma-separated: fixed, webster, actuated, max-pressure, ql (the shipped or active model), ql:PATH, "
+        "ql:@active; the first is the baseline"))] = DEMO_CONTROLLERS,
     seeds: Annotated[int, typer.Option(help="number of seeds (1..N)")] = 5,
     first_seed: Annotated[int, typer.Option(help="seeds run from this one upward")] = 1,
     duration: Annotated[float | None, typer.Option(help="simulated seconds per run")] = None,
@@ -353,7 +355,8 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
         base.model_validate({**base.model_dump(), "controller": name})
     _check_models(names)
     note = unapplied_note(resolve_scenario(base))  # fail on a missing or bad network before starting any worker
-    check_network(base)  # ... and on one no run could use: no signal to control, routes over unknown edges
+    # ... and on one no run could use (no signal to control, routes over unknown edges), or a model that does not fit
+    check_network(base, names)
     if note:
         typer.secho(f"warning: {note}", fg="yellow", err=True)
     out = out or Path("runs") / f"compare-{dt.datetime.now():%Y%m%d-%H%M%S}-{slug(base.scenario_label)}"

@@ -15,7 +15,7 @@ import math
 import multiprocessing
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,20 +110,32 @@ def compare_controllers(base: RunConfig, controllers: list[str], seeds: list[int
     return CompareResult(out_dir, controllers, seeds, runs, run_dirs, summary, chart, failures)
 
 
-def check_network(base: RunConfig) -> None:
+def check_network(base: RunConfig, controllers: Sequence[str] = ()) -> None:
     """Start the network once, for one step with its routes, in this process; a SimulationError (or ScenarioError)
     names what every run would fail on: a network without a signal to control, a route over an edge the network
-    lacks, a per-intersection override for a signal it does not have. Called before any worker starts, so a
-    comparison of a network no run can use is one line, not a failure per controller and seed and a table of
-    dashes. A SUMO given by `remote_port` is left alone (starting it here would take it from the runs)."""
+    lacks, a per-intersection override for a signal it does not have. Each of `controllers` is then built for
+    every signal as its runs will build it, so a model that does not fit the network (ControllerUnavailable)
+    is refused too. Called before any worker starts, so a comparison no run can finish is one line, not a
+    failure per controller and seed after the baseline's runs and a table of dashes. A SUMO given by
+    `remote_port` is left alone (starting it here would take it from the runs)."""
     if base.remote_port is not None:
         return
-    from .loop import open_field, resolve_scenario, sumo_options
+    from ..control.base import ControllerUnavailable
+    from ..control.learning.qtable import ModelError
+    from .loop import LoopStepper, open_field, resolve_scenario, sumo_options
 
     cfg = base.model_copy(update={"gui": False})
     scenario = resolve_scenario(cfg)
-    field = open_field(cfg, scenario, sumo_options(cfg, scenario, end_s=scenario.begin_s + cfg.step_length_s))
-    field.backend.close()
+    end_s = scenario.begin_s + cfg.step_length_s
+    field = open_field(cfg, scenario, sumo_options(cfg, scenario, end_s=end_s))
+    try:
+        for name in controllers:
+            try:
+                LoopStepper(cfg.model_copy(update={"controller": name}), field, end_s)
+            except ModelError as exc:
+                raise ControllerUnavailable(f"{name}: {exc}") from None
+    finally:
+        field.backend.close()
 
 
 def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, int], dict]) -> dict:
