@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from ..control.learning.agent import Hyper
-from ..control.learning.controller import TrainingSession
+from ..control.learning.controller import TABULAR, TrainingSession
 from ..control.learning.qtable import Model, ModelError, QTable, StateEncoding, load_model, save_model
 from .executors import EpisodeExecutor, make_executor
 
@@ -287,7 +287,7 @@ def _str_or_none(path: Path | None) -> str | None:
 def _meta(cfg: TrainConfig, history: list[dict], episodes_done: int, wall_s: float) -> dict:
     return {
         "scenario": cfg.scenario,
-        "agent": "tabular-q",
+        "agent": TABULAR,
         "features": cfg.features,
         "hyperparameters": cfg.hyper.to_json(),
         "training": {

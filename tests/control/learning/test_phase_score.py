@@ -164,6 +164,21 @@ def test_a_policy_model_with_broken_weights_is_a_model_error(tmp_path):
         controller_from_model(load_model(tmp_path / "m"), four_phase())
 
 
+def test_a_policy_model_that_cannot_decide_says_why_in_plain_numbers(tmp_path):
+    model = policy_model(MAX_PRESSURE_WEIGHTS)
+    model.meta["policy"]["period_s"] = -1
+    save_model(tmp_path / "period", model)
+    with pytest.raises(ModelError, match="period_s must be a positive number of seconds, not -1"):
+        controller_from_model(load_model(tmp_path / "period"), four_phase())
+    model = policy_model(MAX_PRESSURE_WEIGHTS)
+    model.meta["agent"] = "bogus"
+    save_model(tmp_path / "agent", model)
+    with pytest.raises(ModelError, match="meta.json names agent 'bogus'; signalwise runs phase-score and tabular-q"):
+        controller_from_model(load_model(tmp_path / "agent"), four_phase())
+    with pytest.raises(ValueError, match=r"got \[1.0, 2.0\]$"):  # the weights as written, not np.float64(...)
+        PhaseScoreController(four_phase(), [1.0, 2.0])
+
+
 def test_a_profile_decision_period_reaches_the_policy(tmp_path):
     save_model(tmp_path / "m", policy_model(MAX_PRESSURE_WEIGHTS))
     ctrl = make(f"ql:{tmp_path / 'm'}", four_phase(), ControlContext(options={"period_s": 10.0}))

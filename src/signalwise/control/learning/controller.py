@@ -36,6 +36,8 @@ log = logging.getLogger("signalwise.learning")
 
 #: `meta["agent"]` of a phase-score policy (weights in `meta["policy"]`, no tables)
 PHASE_SCORE = "phase-score"
+#: `meta["agent"]` of a tabular Q-learning model (`signalwise train --agent tabular`)
+TABULAR = "tabular-q"
 N_CONFIDENT = 5
 GAP_SCALE = 0.05
 
@@ -235,7 +237,11 @@ def controller_from_model(model: Model, inter: Intersection, period_s: float | N
     lanes, the last read by a model trained with `shared_lanes: split` (models without the key skip). A model refined
     per signal (`signalwise train --per-signal`) gives a signal it names its own weights
     (`policy.signal_weights`); every other signal, on this network or another, runs the shared ones."""
-    if model.meta.get("agent") == PHASE_SCORE:
+    agent = model.meta.get("agent")
+    if agent not in (PHASE_SCORE, TABULAR, None):  # None: tabular models from before the label
+        raise ModelError(f"{model.path}: meta.json names agent {agent!r}; signalwise runs {PHASE_SCORE} and "
+                         f"{TABULAR} models")
+    if agent == PHASE_SCORE:
         policy = model.meta.get("policy", {})
         weights = (policy.get("signal_weights") or {}).get(inter.id, policy.get("weights"))
         try:

@@ -78,6 +78,8 @@ what it learns is measured as a change from max-pressure.
 
 from __future__ import annotations
 
+import math
+
 from operator import attrgetter
 
 import numpy as np
@@ -303,7 +305,7 @@ def check_weights(weights, features=FEATURES) -> np.ndarray:
     w = np.asarray(weights, dtype=float)
     if w.shape != (len(features),) or not np.all(np.isfinite(w)):
         raise ValueError(f"a phase-score policy over {', '.join(features)} has {len(features)} finite weights, "
-                         f"got {list(np.ravel(w))}")
+                         f"got {[float(x) for x in np.ravel(w)]}")
     return w
 
 
@@ -330,6 +332,8 @@ class PhaseScoreController:
             raise ValueError(f"phase-score measure {measure!r}; choose from {', '.join(MEASURES)}")
         if shared_lanes not in SHARED_LANES:
             raise ValueError(f"phase-score shared_lanes {shared_lanes!r}; choose from {', '.join(SHARED_LANES)}")
+        if not (isinstance(period_s, int | float) and math.isfinite(period_s) and period_s > 0):
+            raise ValueError(f"phase-score period_s must be a positive number of seconds, not {period_s!r}")
         self.inter = inter
         self.features = PhaseFeatures(inter, features, (lane_length_m or {}) if measure == "density" else None,
                                       zone_m, lane_upstream, lane_downstream,
