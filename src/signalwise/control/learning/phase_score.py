@@ -79,7 +79,6 @@ what it learns is measured as a change from max-pressure.
 from __future__ import annotations
 
 import math
-
 from operator import attrgetter
 
 import numpy as np
