@@ -133,6 +133,50 @@ def dispose_engines(url: str | None = None) -> None:
                 engine.dispose()
 
 
+#: the tables a writer of runs and their records inserts into (checked for the INSERT privilege)
+WRITTEN_TABLES = ("runs", "intersection_records", "signal_records", "hires_events", "alerts", "runtime_changes")
+
+
+def why_read_only(engine: Engine, tables: tuple[str, ...] = WRITTEN_TABLES) -> str | None:
+    """Why nothing can be written into the database behind `engine`, or None when it takes writes.
+
+    Read-only is a property of the database, not an outage: PostgreSQL in a read-only transaction
+    (`default_transaction_read_only`), a hot standby, or a role without INSERT on `tables` that exist;
+    a SQLite file (or its directory) this process may not write, or opened `mode=ro`. Only reads: a
+    database at the newest schema is checked, never created into."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        with engine.connect() as conn:
+            read_only, standby = conn.execute(text(
+                "SELECT current_setting('transaction_read_only'), pg_is_in_recovery()")).one()
+            if standby:
+                return "it is a standby server (in recovery): it only reads"
+            if read_only == "on":
+                return "its transactions are read-only (default_transaction_read_only = on)"
+            denied = [t for t in tables if conn.execute(text(
+                "SELECT to_regclass(:t) IS NOT NULL AND NOT has_table_privilege(to_regclass(:t), 'INSERT')"),
+                {"t": t}).scalar()]
+            if denied:
+                return f"role {conn.execute(text('SELECT current_user')).scalar()} may not insert into {', '.join(denied)}"
+        return None
+    if engine.dialect.name == "sqlite":
+        import os
+
+        url = engine.url
+        if str(url.query.get("mode", "")) == "ro":
+            return "it is opened read-only (mode=ro)"
+        path = url.database
+        if path in (None, "", ":memory:") or path.startswith("file:"):
+            return None
+        file = Path(path).absolute()
+        if file.exists() and not os.access(file, os.W_OK):
+            return f"{file} is read-only"
+        if not os.access(file.parent, os.W_OK | os.X_OK):
+            return f"its directory {file.parent} is read-only (SQLite writes its journal beside the file)"
+    return None
+
+
 def database_kind(engine: Engine) -> str:
     return engine.dialect.name
 

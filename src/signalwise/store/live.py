@@ -19,6 +19,14 @@ again are stored once. Segments left in `buffer_dir` by a previous process are w
 
 Rows the database refuses as invalid (not an outage: a record that fails validation, a constraint) are
 dropped and counted (`rejected_rows`) so one bad row cannot stop the rest.
+
+The run's own row (`put_run`: scenario, controller, seed, configuration, start) goes through the same FIFO, so
+a live run is stored with the fields an offline `signalwise run --db` stores. A database at the newest schema
+is only checked, never created into; one that cannot take writes (`engine.why_read_only`: a read-only
+transaction or role, a standby, a read-only SQLite file) is not written into at all: the rows wait, and the
+reason says so in one line. What still waits when the writer closes stays in `buffer_dir`
+(`summary()`, `waiting_message()`), and `python -m signalwise.store.live RUN_DIR --db URL` stores it once the
+database takes writes.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -45,7 +54,7 @@ from .tables import ALERT_LEVELS, CHANGE_RESULTS, Alert, RuntimeChange
 
 log = logging.getLogger("signalwise.store.live")
 
-KINDS = ("records", "events", "alerts", "changes")
+KINDS = ("runs", "records", "events", "alerts", "changes")
 
 #: an item of the FIFO: (kind, simulation id, rows); rows are JSON-ready except records (dicts as given)
 Item = tuple[str, str, list]
@@ -175,6 +184,19 @@ class LiveStoreWriter:
             return self._reject(1, f"change refused: {exc}")
         return self._put("changes", [row])
 
+    def put_run(self, scenario: str | None, controller: str | None, seed: int | None, config: Mapping,
+                started_at: dt.datetime | None = None) -> int:
+        """The run's own row (`ingest.register_run`): what an offline `signalwise run --db` stores about its run."""
+        try:
+            row = {"scenario": _text(scenario, "scenario", 128, required=False),
+                   "controller": _text(controller, "controller", 64, required=False),
+                   "seed": None if seed is None else int(seed),
+                   "config": json.loads(json.dumps(dict(config or {}), default=str)),
+                   "started_at": _iso(started_at, "started_at")}
+        except (TypeError, ValueError) as exc:
+            return self._reject(1, f"run refused: {exc}")
+        return self._put("runs", [row])
+
     def _put(self, kind: str, rows: list) -> int:
         if not rows:
             return 0
@@ -215,6 +237,38 @@ class LiveStoreWriter:
             return {"queued": self._mem_rows + self._hand_rows, "buffered_on_disk": self._disk_rows,
                     "written": self._written, "failures": self._failures, "overflow_rows": self._overflow,
                     "rejected_rows": self._rejected, "last_error": self._last_error, "db_ok": self._db_ok}
+
+    @property
+    def shown_url(self) -> str:
+        """The database URL without its password, as messages show it."""
+        try:
+            from .engine import database_url
+
+            url = self.database_url or database_url(None)  # as the user gave it (postgresql://...)
+            return make_url(url).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 - a URL that does not parse is shown as given
+            return str(self.database_url)
+
+    def summary(self) -> dict:
+        """What the writer stored and what still waits: `waiting_rows` (in memory and in `buffer_dir`), where,
+        why (`last_error`) and how the buffer is stored later (`drain`, None when nothing waits)."""
+        stats = self.stats()
+        waiting = self.pending_rows()
+        return {"database": self.shown_url, "written": stats["written"], "waiting_rows": waiting,
+                "buffer_dir": str(self.buffer_dir), "overflow_rows": stats["overflow_rows"],
+                "rejected_rows": stats["rejected_rows"], "last_error": stats["last_error"],
+                "drain": drain_command(self.buffer_dir, self.shown_url) if waiting else None}
+
+    def waiting_message(self) -> str | None:
+        """One line on the rows still waiting (None when none wait): how many, where, why, and how they get stored."""
+        s = self.summary()
+        if not s["waiting_rows"]:
+            return None
+        error = re.sub(r"^\([\w.]+\) ", "", s["last_error"] or "")  # the driver's words, not its class
+        why = f" ({error})" if error else ""
+        return (f"{s['waiting_rows']} row(s) were not stored in {s['database']}{why}: they wait in "
+                f"{s['buffer_dir']}; store them once the database takes writes with `{s['drain']}` "
+                "(docs/live.md, \"The store buffer\")")
 
     def pending_rows(self) -> int:
         with self._lock:
@@ -390,7 +444,7 @@ class LiveStoreWriter:
         """The writer's own engine (short busy and connect timeouts), migrated to head; raises `_Outage`."""
         if self._engine is not None:
             return self._engine
-        from .engine import create_store_engine, current_revision, database_url, upgrade
+        from .engine import create_store_engine, current_revision, database_url, upgrade, why_read_only
 
         try:
             url = database_url(self.database_url)
@@ -408,8 +462,18 @@ class LiveStoreWriter:
         except Exception as exc:  # noqa: BLE001 - a URL that cannot work now may work later (a driver, a file)
             raise _Outage(str(exc)) from exc
         try:
-            if current_revision(engine) != _head_revision():
+            revision, head = current_revision(engine), _head_revision()
+            # checked before anything is written or created (a temporary table of a COPY included): a
+            # read-only database is never written into, and says so in one line
+            why = why_read_only(engine)
+            if why is not None:
+                old = "" if revision == head else f"; its schema ({revision or 'empty'}) cannot be migrated to {head}"
+                raise _Outage(f"database {self.shown_url} is read-only: {why}{old}; nothing is written there")
+            if revision != head:
                 upgrade(engine)
+        except _Outage:
+            engine.dispose()
+            raise
         except Exception as exc:  # noqa: BLE001
             engine.dispose()
             raise _Outage(str(exc)) from exc
@@ -763,7 +827,15 @@ def _write_changes(engine: Engine, sim: str, rows: list) -> None:
         conn.execute(_insert(engine, t).on_conflict_do_nothing(index_elements=["change_key"]), values)
 
 
-_WRITERS = {"records": _write_records, "events": _write_events, "alerts": _write_alerts, "changes": _write_changes}
+def _write_runs(engine: Engine, sim: str, rows: list) -> None:
+    from .ingest import register_run
+
+    for row in rows:
+        register_run(engine, sim, row.get("scenario"), row.get("controller"), row.get("seed"), row.get("config") or {},
+                     _moment(row.get("started_at")))
+
+
+_WRITERS = {"runs": _write_runs, "records": _write_records, "events": _write_events, "alerts": _write_alerts, "changes": _write_changes}
 
 
 # -- reading back (the API) -------------------------------------------------------------------------------------
@@ -794,3 +866,58 @@ def list_changes(engine: Engine, simulation_id: str | None = None, limit: int = 
     q = q.order_by(t.c.at.desc(), t.c.id.desc()).limit(max(0, int(limit)))
     with engine.connect() as conn:
         return [{**row._asdict(), "payload": json.loads(row.payload)} for row in conn.execute(q)]
+
+
+# -- storing a buffer left behind ---------------------------------------------------------------------------------
+
+
+def drain_command(buffer_dir: Path | str, shown_url: str) -> str:
+    """The command that stores the rows waiting in `buffer_dir` (the run directory when it is `store-buffer`)."""
+    where = Path(buffer_dir)
+    if where.name == "store-buffer":
+        where = where.parent
+    return f"python -m signalwise.store.live {where} --db {shown_url}"
+
+
+def drain(path: Path | str, database_url: str | None, timeout_s: float = 60.0) -> dict:
+    """Store the rows waiting in a buffer directory (or a run directory's `store-buffer`); returns the writer's
+    `summary()` at the end: `waiting_rows` 0 when everything was stored."""
+    buffer_dir = Path(path)
+    if (buffer_dir / "store-buffer").is_dir():
+        buffer_dir = buffer_dir / "store-buffer"
+    if not buffer_dir.is_dir():
+        raise FileNotFoundError(f"{path}: no store buffer there")
+    writer = LiveStoreWriter(database_url, (buffer_dir.parent.name or "drain")[:128], buffer_dir,
+                             retry_initial_s=0.2, retry_max_s=2.0)
+    writer.close(timeout_s)
+    return writer.summary()
+
+
+def _main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    from ..exitcodes import BAD_INPUT, DONE, FAILED
+
+    parser = argparse.ArgumentParser(prog="python -m signalwise.store.live",
+                                     description="Store the rows a live run left in its store-buffer directory.")
+    parser.add_argument("run_dir", type=Path, help="the live run's directory (or its store-buffer directory)")
+    parser.add_argument("--db", default=None, help="database URL (default: SIGNALWISE_DATABASE_URL, else signalwise.db)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to keep trying (default 60)")
+    args = parser.parse_args(argv)
+    try:
+        s = drain(args.run_dir, args.db, args.timeout)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return BAD_INPUT
+    if s["waiting_rows"]:
+        why = f" ({s['last_error']})" if s["last_error"] else ""
+        print(f"error: {s['waiting_rows']} row(s) still wait in {s['buffer_dir']}{why}; {s['written']} stored in "
+              f"{s['database']}", file=sys.stderr)
+        return FAILED
+    print(f"{s['written']} row(s) stored in {s['database']}; {s['buffer_dir']} is empty")
+    return DONE
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

@@ -38,6 +38,7 @@ from ...control.base import ControlContext, check_usable, make
 from ...core.eventlog import COLUMNS as EVENT_COLUMNS
 from ...core.eventlog import format_timestamp
 from ...core.types import RECOVERY_STATE, EventCode, SignalEvent
+from ...outdirs import process_identity
 from ...sim.backend import SimulationError, SumoBackend
 from ...sim.detectors import place_detectors
 from ..config import RunConfig
@@ -126,6 +127,9 @@ class LiveRuntime:
         #: per signal, the states it has shown since its current green opened (re-stated after a recovery)
         self._recent_states: dict[str, list[tuple[float, str, str]]] = {}
         self._started_wall = dt.datetime.now().astimezone()
+        self._process = process_identity()  # in run.json: a run killed with SIGKILL is then shown `died`
+        #: the store writer's `summary()` once the run closed it: rows written, rows still waiting and where
+        self.store_summary: dict | None = None
         self.status_text = "starting"
         self.stopped_by: str | None = None  # what stopped the loop early: `interrupted` (Ctrl-C) or `terminated (SIGTERM)`
         self._interventions_total = 0  # overrides of a decision (not notes such as min_green), for alerts
@@ -176,6 +180,7 @@ class LiveRuntime:
         self._on_loop: set[tuple[str, str]] = set()
         self.records = LiveRecords(self.stepper.intersections, self.stepper.approach_direction, cfg.interval_s,
                                    self.stepper.t, self._wall0, self.run_dir.name)
+        self._store_run()
         self._write_static()
         self._replay_site_changes()
         self._save_state()
@@ -356,12 +361,37 @@ class LiveRuntime:
         self._files["records"] = open(self.run_dir / "records.jsonl", "a")
         self._drain()
 
+    def _store_run(self) -> None:
+        """The run's own row in the store, with what an offline `signalwise run --db` stores about its run."""
+        if self.store is None or not hasattr(self.store, "put_run"):
+            return
+        config = json.loads(self.cfg.with_absolute_paths().model_dump_json())
+        config.update(run_dir=str(self.run_dir.resolve()), live=dataclasses.asdict(self.opts))
+        self.store.put_run(self.scenario.name, self.cfg.controller, self.cfg.seed, config, self._started_wall)
+
+    def _close_store(self) -> None:
+        """The run's end closes its store writer (a later `close()` by its owner does nothing), so run.json and
+        the status can say what was stored and what still waits in the buffer, where, and how it gets stored."""
+        store = self.store
+        if store is None or not hasattr(store, "summary"):
+            return
+        try:
+            store.close()
+            self.store_summary = store.summary()
+            message = store.waiting_message()
+        except Exception:  # noqa: BLE001 - run.json must still say how the run ended
+            log.exception("could not close the store writer")
+            return
+        if message:  # `signalwise live` ends with this line and exit 1; an embedding caller finds it in the log
+            log.info("%s", message)
+
     def _write_run_json(self, **extra) -> None:
         dump_json(self.run_dir / "run.json", {
             "status": "running" if self.status_text in ("starting", "running") else self.status_text,
             "live": True, "started": self._started_wall.isoformat(timespec="seconds"), "signalwise": __version__,
             "step_length_s": self.cfg.step_length_s, "scenario": self.cfg.scenario_label,
-            "controller": self.controller_spec, "restarts": self.restarts, "recoveries": self.recoveries, **extra})
+            "controller": self.controller_spec, "restarts": self.restarts, "recoveries": self.recoveries,
+            "process": self._process, **extra})
 
     def _open_csv(self, key: str, name: str, header) -> None:
         fh = open(self.run_dir / name, "w", newline="")
@@ -498,10 +528,12 @@ class LiveRuntime:
                 self.field.backend.close()
         except Exception:  # noqa: BLE001 - run.json below must still say how the run ended
             log.exception("could not close the simulator")
+        self._close_store()
         self._write_run_json(finished=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
                              sim_time_s=self.stepper.t if self.stepper else None,
                              profiler=self.profiler.figures(),
-                             **({"reason": self.stopped_by} if self.stopped_by else {}))
+                             **({"reason": self.stopped_by} if self.stopped_by else {}),
+                             **({"store": self.store_summary} if self.store_summary is not None else {}))
 
     # -- recovery ------------------------------------------------------------------------
     #: new simulator processes tried, one after another, before a crash fails the run
@@ -996,7 +1028,7 @@ class LiveRuntime:
                 "controller": self.controller_spec, "sim_time_s": st.t if st else None, "speed": self.opts.speed,
                 "sim_pid": getattr(backend, "pid", None) if self.opts.field == "sumo" else None,
                 "field": self.opts.field, "sink": self.opts.sink, "restarts": self.restarts,
-                "last_recovery_s": self.last_recovery_s, "run_dir": str(self.run_dir),
+                "last_recovery_s": self.last_recovery_s, "run_dir": str(self.run_dir), "store": self.store_summary,
                 "overrides": {k: v.describe() for k, v in self.overrides.items()}}
 
 
