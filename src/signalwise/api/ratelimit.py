@@ -6,14 +6,23 @@ Limits are configured per scope (`Settings.rate_limits`, default 100 per
 minute for predictions and mutations; reads are not limited by default). A
 refused call gets 429 with `Retry-After` and the `X-RateLimit-*` headers;
 every limited call gets the headers too.
+
+A Redis store is required, not best effort: `signalwise serve` (and `signalwise live`) refuse to start
+when it does not answer (`startup_problem`), and while it is down a limited call is refused with 503 and
+the reason (`limits` raises `StorageError`, `wrap_exceptions=True`), never let through uncounted (each
+worker counting alone would multiply the limit by the number of workers) and never a 500. `/health`
+reports the store (`store_problem`).
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import HTTPException
 from limits import parse
+from limits.errors import StorageError
 from limits.storage import storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 from starlette.requests import HTTPConnection
@@ -21,16 +30,73 @@ from starlette.requests import HTTPConnection
 from .auth import scope_for
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: seconds a call waits for Redis to connect or answer before the store counts as down (it answers in
+#: well under a millisecond; without a timeout a Redis host that drops packets would hang every call)
+REDIS_TIMEOUT_S = 1.0
+#: what a 503 from a store that is down tells the client to wait before retrying
+RETRY_AFTER_S = 5
+
+log = logging.getLogger("signalwise.api.ratelimit")
+
+
+def display_url(url: str) -> str:
+    """The URL without its password, to print and log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 class RateLimits:
     """The app's limiter; built once per app from its settings."""
 
     def __init__(self, per_scope: dict[str, str], redis_url: str | None):
-        self.storage = storage_from_string(redis_url if redis_url else "memory://")
+        self.redis_url = redis_url or None
+        if self.redis_url:
+            # storage errors come out as `limits.errors.StorageError` (the Redis client's own beside it)
+            self.storage = storage_from_string(self.redis_url, wrap_exceptions=True,
+                                               socket_connect_timeout=REDIS_TIMEOUT_S,
+                                               socket_timeout=REDIS_TIMEOUT_S)
+        else:
+            self.storage = storage_from_string("memory://")
         # a sliding-window counter: O(1) per hit (a moving window keeps every hit of the window: O(n))
         self.limiter = SlidingWindowCounterRateLimiter(self.storage)
         self.per_scope = {scope: parse(text) for scope, text in per_scope.items()}
+        self.where = f"Redis at {display_url(self.redis_url)}" if self.redis_url else "memory"
+        self._down = False  # the store failed the last call (logged once, then once when it is back)
+
+    def store_problem(self) -> str | None:
+        """None when the counts' store answers (memory always does), else why not, in one line."""
+        if not self.redis_url:
+            return None
+        try:
+            if self.storage.get_connection().ping():
+                return None
+            return "PING was not answered"
+        except Exception as exc:  # noqa: BLE001 - any failure to reach or talk to Redis: the store is down
+            return _first_line(exc)
+
+    def failed(self, exc: StorageError) -> HTTPException:
+        """The 503 for a call that could not be counted (logged when the store goes down, not for every call)."""
+        reason = _first_line(exc.storage_error)
+        if not self._down:
+            self._down = True
+            log.warning("rate-limit store %s does not answer (%s): rate-limited calls answer 503 until it does",
+                        self.where, reason)
+        return HTTPException(503, f"rate limits cannot be counted: the rate-limit store ({self.where}) does not "
+                                  f"answer ({reason}); nothing was done, retry later",
+                             headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    def answered(self) -> None:
+        if self._down:
+            self._down = False
+            log.warning("rate-limit store %s answers again", self.where)
 
     def limit_for(self, method: str, path: str) -> tuple[str, object] | None:
         """(bucket, limit) that applies to this route, or None when it is not limited."""
@@ -64,8 +130,12 @@ async def rate_limit(conn: HTTPConnection) -> None:
         return
     bucket, limit = found
     who = _caller(conn)
-    allowed = limits.limiter.hit(limit, bucket, who)
-    stats = limits.limiter.get_window_stats(limit, bucket, who)
+    try:
+        allowed = limits.limiter.hit(limit, bucket, who)
+        stats = limits.limiter.get_window_stats(limit, bucket, who)
+    except StorageError as exc:  # Redis is down or does not answer: refused, with the reason, not a 500
+        raise limits.failed(exc) from None
+    limits.answered()
     headers = {"X-RateLimit-Limit": str(limit.amount), "X-RateLimit-Remaining": str(max(0, stats.remaining)),
                "X-RateLimit-Reset": str(int(stats.reset_time))}
     conn.state.rate_limit_headers = headers
@@ -74,3 +144,14 @@ async def rate_limit(conn: HTTPConnection) -> None:
         raise HTTPException(429, f"rate limit of {limit} for {bucket} calls reached by {who.split(':', 1)[0]} "
                                  f"{who.split(':', 1)[1]}; retry in {retry} s",
                             headers={**headers, "Retry-After": str(retry)})
+
+
+def startup_problem(redis_url: str | None) -> str | None:
+    """None when there is no Redis to check or it answers, else the one line a command prints before refusing to
+    start (a server whose every limited call would answer 503)."""
+    if not redis_url:
+        return None
+    problem = RateLimits({}, redis_url).store_problem()
+    if problem is None:
+        return None
+    return f"the rate-limit store, Redis at {display_url(redis_url)} (SIGNALWISE_REDIS_URL), does not answer: {problem}"

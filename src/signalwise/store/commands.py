@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..exitcodes import BAD_INPUT
+from ..exitcodes import BAD_INPUT, FAILED
 from .cli_engine import DB_HELP
 
 DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP)]
@@ -77,6 +77,14 @@ def serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "1
     from .cli_engine import engine_or_exit
 
     engine_or_exit(db)  # migrate once, before workers start
+    from ..api.ratelimit import startup_problem
+    from .settings import Settings
+
+    # with Redis set, every worker counts rate limits there: a server whose limited calls would all answer 503
+    # is refused now, with the reason, rather than started
+    problem = startup_problem(Settings().redis_url)
+    if problem is not None:
+        _fail(problem, code=FAILED)
     typer.echo(f"signalwise API on http://{host}:{port} (docs at http://{host}:{port}/docs)")
     uvicorn.run("signalwise.api:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level="info")

@@ -17,18 +17,26 @@ from ..deps import CacheDep, EngineDep, SettingsDep
 router = APIRouter(tags=["system"])
 
 
-@router.get("/health", summary="200 when the database answers, 503 when it does not")
+@router.get("/health", summary="200 when the database and the rate-limit store answer, 503 when one does not")
 def health(request: Request) -> JSONResponse:
     started = time.perf_counter()
+    limits = getattr(request.app.state, "rate_limits", None)
+    store = "redis" if limits is not None and limits.redis_url else "memory"
     try:
         engine = get_engine(request.app.state.settings.database_url)
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return JSONResponse({"status": "unavailable", "database": "unreachable",
+        return JSONResponse({"status": "unavailable", "database": "unreachable", "rate_limits": store,
                              "message": f"database unreachable: {first}"}, status_code=503)
-    return JSONResponse({"status": "ok", "database": database_kind(engine),
+    # with Redis, every rate-limited call (each mutation, each prediction) is refused while it is down
+    problem = limits.store_problem() if limits is not None else None
+    if problem is not None:
+        return JSONResponse({"status": "unavailable", "database": database_kind(engine), "rate_limits": "unreachable",
+                             "message": f"rate-limit store unreachable, rate-limited calls answer 503 "
+                                        f"({limits.where}: {problem})"}, status_code=503)
+    return JSONResponse({"status": "ok", "database": database_kind(engine), "rate_limits": store,
                          "latency_ms": round((time.perf_counter() - started) * 1000, 2)})
 
 
