@@ -81,6 +81,61 @@ def test_a_detector_body_nested_too_deeply_is_a_422_not_a_500(running):
     assert rt.running
 
 
+def _raw_post(port: int, head: str, body_parts, key: str) -> tuple[int, dict]:
+    """POST to the detector feed on a raw socket: the headers, then `body_parts` until the server answers or
+    they run out; the status and the JSON answer. The body is never sent whole: an answer while it is still
+    being sent proves the server refused it without reading it all."""
+    import json
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall((f"POST /api/v1/live/feeds/detectors HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {key}\r\n"
+                      f"Content-Type: application/json\r\n{head}\r\n").encode())
+        for part in body_parts:
+            try:
+                sock.sendall(part)
+            except OSError:  # the server answered and closed while we were still sending: read its answer
+                break
+        data = b""
+        while b"\r\n\r\n" not in data or len(data) < data.index(b"\r\n\r\n") + 4 + _length(data):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, json.loads(data.split(b"\r\n\r\n", 1)[1])
+
+
+def _length(data: bytes) -> int:
+    for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return int(line.split(b":", 1)[1])
+    return 0
+
+
+def test_a_detector_body_over_the_byte_limit_is_a_413_before_it_is_read(running):
+    MAX_BODY_BYTES = 4 * 1024 * 1024  # the limit docs/live-feeds.md gives: 4 MiB
+    client, rt = running
+    port = client.base_url.port
+    key = client.headers["X-API-Key"]
+    # Content-Length over the limit: refused on the headers alone (only 1 KB of the 100 MB is ever sent)
+    status, answer = _raw_post(port, f"Content-Length: {100 * 1024 * 1024}\r\n", [b" " * 1024], key)
+    assert status == 413, answer
+    assert f"at most {MAX_BODY_BYTES} bytes" in answer["message"] and "104857600 bytes" in answer["message"]
+    # chunked, no length given: refused once the bytes received pass the limit, though the body never ends
+    chunk = b" " * 65536
+    framed = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+    status, answer = _raw_post(port, "Transfer-Encoding: chunked\r\n",
+                               [framed] * (MAX_BODY_BYTES // len(chunk) + 2), key)
+    assert status == 413, answer
+    assert f"more than {MAX_BODY_BYTES} bytes" in answer["message"]
+    # a body under the limit is read and judged as before, and the run goes on
+    ok = client.post("/api/v1/live/feeds/detectors", json={"device_id": "J1", "channel": 1, "count_veh": 0,
+                                                           "occupancy": 0.0, "interval_s": 2.0,
+                                                           "sim_time_s": rt.stepper.t})
+    assert ok.status_code == 200, ok.text
+    assert rt.running
+
+
 def test_a_shield_change_with_a_number_as_text_leaves_the_run_running(running):
     client, rt = running
     r = client.put("/api/v1/live/config/shield", json={"shield": {"confidence_threshold": "0.7"}})

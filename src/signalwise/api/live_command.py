@@ -7,12 +7,17 @@ reads the runtime through snapshots and routes).
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import math
+import socket
 import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ..exitcodes import FAILED
 from ..runtime.commands import _fail, _load_config, friendly_errors, note_profile_mismatch, registry_options
 from ..runtime.termination import sigterm_as_interrupt, stop_reason
 
@@ -32,8 +37,41 @@ def _speed(text: str) -> float | None:
 def _host_port(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise typer.BadParameter(f"--mqtt takes HOST:PORT (e.g. 127.0.0.1:1883), not {text!r}")
+        _fail(f"--mqtt takes HOST:PORT (e.g. 127.0.0.1:1883), not {text!r}")
     return host, int(port)
+
+
+def _check_options(duration: float | None, state_every: float, field: str, mqtt: str | None) -> None:
+    """Options that cannot run, refused with one line (exit 2) before anything starts."""
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        _fail(f"--duration must be a positive number of simulated seconds, not {duration:g} "
+              f"(leave it out to run until Ctrl-C)")
+    if not (math.isfinite(state_every) and state_every > 0):
+        _fail(f"--state-every must be a positive number of simulated seconds, not {state_every:g}")
+    if mqtt is not None and field == "sumo":
+        # the loop reads SUMO's own detectors and logs their events: a feed beside them would drive nothing,
+        # its silence would cause no fallback, and its events would double the same channels in events.csv
+        _fail("--mqtt needs --field none: with --field sumo the loop observes SUMO's own detectors and logs "
+              "their events, so a detector feed would drive nothing and count the same channels twice in "
+              "events.csv")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The API's listening socket, bound before the run starts: a port in use refuses the run (exit 1)."""
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                                 flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", code=FAILED)
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a port in TIME_WAIT is free
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        what = "the port is in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        _fail(f"cannot listen on {host}:{port} for the API: {what} (choose another with --port)", code=FAILED)
+    return sock
 
 
 def live_command(
@@ -78,6 +116,14 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
         _fail(f"--field must be sumo or none, not {field!r}")
     if field == "none" and sink == "sumo":
         sink = "shadow"  # with no simulator there is nothing to actuate
+    _check_options(duration, state_every, field, mqtt)
+    mqtt_at = _host_port(mqtt) if mqtt is not None else None
+    from ..store import Settings
+    from .ratelimit import startup_problem
+
+    problem = startup_problem(Settings().redis_url)  # as `signalwise serve`: the API's limits count in Redis
+    if problem is not None:
+        _fail(problem, code=FAILED)
     raw_alerts = None
     if config is not None and config.is_file():
         data = yaml.safe_load(config.read_text()) or {}
@@ -92,25 +138,48 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
                        sink=sink, state_every_s=state_every)
     run_dir = cfg.out_dir / f"{dt.datetime.now():%Y%m%d-%H%M%S}-live-{slug(cfg.scenario_label)}-{slug(cfg.controller)}"
     console = Console(stderr=True)
+    listener = _listen(host, port)  # before the run starts: a port in use is refused, not a run without its API
     store = _store(db, run_dir)
     alerts, notifier = _alert_engine(raw_alerts)
     if store is not None:
         alerts.on_acknowledge = store.put_alert  # an acknowledgement made through the API is stored too
     runtime = LiveRuntime(cfg, opts, run_dir, store=store, alerts=alerts,
                           resolve_options=lambda specs: registry_options(specs, registry_db))
-    runtime.open()
+    try:
+        runtime.open()
+    except BaseException:
+        listener.close()
+        raise
     feed_client = None
-    if mqtt is not None:
+    if mqtt_at is not None:
         from ..runtime.live.mqtt import MqttFeed
 
-        mqtt_host, mqtt_port = _host_port(mqtt)
-        feed_client = MqttFeed(runtime.feed or _feed_for(runtime), mqtt_host, mqtt_port)
+        feed_client = MqttFeed(runtime.feed or _feed_for(runtime), *mqtt_at)
         feed_client.start()
     if insecure_no_auth:
         console.print("[bold red]warning:[/bold red] --insecure-no-auth: every route is open, changes included")
-    server, thread = _serve(runtime, host, port, db, insecure_no_auth)
+    server, thread = _serve(runtime, host, port, db, insecure_no_auth, sock=listener)
+    api_port = listener.getsockname()[1]
+    if not _started(server, thread):
+        # the socket was bound, so this is rare (the app failed to start): the run is not left going without it
+        runtime.stopped_by = "the API did not start"
+        runtime.stop()
+        try:
+            runtime.run()  # ends at once: closes the simulator and writes run.json
+        finally:
+            server.should_exit = True
+            thread.join(timeout=5)
+            listener.close()
+            if feed_client is not None:
+                feed_client.stop()
+            if notifier is not None:
+                notifier.close()
+            if store is not None:
+                store.close()
+        _fail(f"the API did not start on http://{host}:{api_port}; the run was stopped (its directory: {run_dir})",
+              code=FAILED)
     console.print(f"live: {cfg.controller} on {cfg.scenario_label} at speed {speed}; "
-                  f"API on http://{host}:{server.config.port} (status: /api/v1/live/status, docs: /docs); "
+                  f"API on http://{host}:{api_port} (status: /api/v1/live/status, docs: /docs); "
                   f"evidence in {run_dir}; Ctrl-C (or SIGTERM) stops")
     try:
         runtime.run()
@@ -120,6 +189,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     finally:
         server.should_exit = True
         thread.join(timeout=5)
+        listener.close()
         if feed_client is not None:
             feed_client.stop()
         if notifier is not None:
@@ -127,8 +197,12 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
         if store is not None:
             store.close()
     status = runtime.status()
+    waiting = (status.get("store") or {}).get("waiting_rows") or 0
+    note = f"; {store.waiting_message()}" if waiting and store is not None else ""
     console.print(f"live run {status['status']} at t={status['sim_time_s']:.0f} s; restarts: {status['restarts']}; "
-                  f"run directory: {run_dir}")
+                  f"run directory: {run_dir}{note}", soft_wrap=True)  # unbroken: paths and a command to copy
+    if waiting:  # exitcodes: the run ran, but its records did not all reach the database (as `run --db`)
+        raise typer.Exit(FAILED)
 
 
 def _without_alerts(config: Path, data: dict, out: Path) -> Path:
@@ -166,8 +240,20 @@ def _feed_for(runtime):
     return runtime.feed
 
 
-def _serve(runtime, host: str, port: int, db: str | None, insecure_no_auth: bool = False):
-    """The HTTP API in a background thread, with the live routes attached to this runtime."""
+def _started(server, thread: threading.Thread, timeout_s: float = 60.0) -> bool:
+    """Wait until uvicorn serves (True) or its thread has ended without serving (False)."""
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            return bool(server.started)
+        time.sleep(0.02)
+    return True
+
+
+def _serve(runtime, host: str, port: int, db: str | None, insecure_no_auth: bool = False,
+           sock: socket.socket | None = None):
+    """The HTTP API in a background thread, with the live routes attached to this runtime (on `sock`, already
+    bound, when given)."""
     import uvicorn
 
     from ..store import Settings
@@ -182,7 +268,8 @@ def _serve(runtime, host: str, port: int, db: str | None, insecure_no_auth: bool
     app.state.live_feed = runtime.feed
     pages.warm(app)  # what the dashboard's first map needs, ready before the first browser asks
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="signalwise-api", daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock] if sock is not None else None},
+                              name="signalwise-api", daemon=True)
     thread.start()
     return server, thread
 

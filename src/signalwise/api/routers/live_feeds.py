@@ -5,7 +5,9 @@ A batch is taken whole or not at all: a malformed message gets 422 with its
 field path (`body[1].occupancy`), a message for a device or channel the run
 does not have gets 404 naming it, an implausible value gets 422 with its
 reason; nothing of a refused batch is applied, and its faulty messages count
-against the feed's health like any refusal. 503 when no live run is attached.
+against the feed's health like any refusal. 503 when no live run is attached. A body over
+`MAX_BODY_BYTES` is refused with 413 before it is read whole: at once when its Content-Length says so,
+else (chunked) as soon as the bytes received pass the limit.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ _Body = Annotated[
 _BODY = TypeAdapter(_Body)
 #: a batch larger than this is refused as a whole (a feed sends one interval's messages at a time)
 MAX_BATCH = 10_000
+#: a request body larger than this is refused (413) without being read whole: 10,000 messages of the usual
+#: size (~150 bytes) are 1.5 MB, so the limit leaves room for long device ids and pretty-printed JSON
+MAX_BODY_BYTES = 4 * 1024 * 1024
 _MESSAGE_SCHEMA = DetectorMessage.model_json_schema()
 _BODY_SCHEMA = {"oneOf": [_MESSAGE_SCHEMA,
                           {"type": "array", "items": _MESSAGE_SCHEMA, "minItems": 1, "maxItems": MAX_BATCH}]}
@@ -47,6 +52,7 @@ class FeedAccepted(BaseModel):
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _BODY_SCHEMA}}}},
     responses={
         404: {"description": "a message addresses a device or detector channel the run does not have (named)"},
+        413: {"description": f"the body is larger than {MAX_BODY_BYTES} bytes (4 MiB)"},
         422: {"description": "a message is malformed (field path given) or holds a value that cannot be true"},
         503: {"description": "no live run with a detector feed is attached to this server"},
     },
@@ -57,7 +63,7 @@ async def post_detectors(request: Request) -> Any:
     if feed is None:
         raise HTTPException(503, "no live run with a detector feed is attached to this server "
                                  "(start one with `signalwise live`)")
-    messages = _parse(await request.body())
+    messages = _parse(await _body(request))
     result = feed.accept(messages, all_or_none=True)
     if result.ok:
         return FeedAccepted(accepted=result.accepted)
@@ -66,6 +72,26 @@ async def post_detectors(request: Request) -> Any:
                "msg": r.reason, "type": r.code} for r in result.rejected]
     unknown = all(r.code in ("unknown_device", "unknown_channel") for r in result.rejected)
     return validation_body(errors, 404 if unknown else 422)
+
+
+def _too_large(what: str) -> HTTPException:
+    return HTTPException(413, f"{what}; a detector feed request takes at most {MAX_BODY_BYTES} bytes (4 MiB): "
+                              f"send the messages in several requests")
+
+
+async def _body(request: Request) -> bytes:
+    """The body, or 413 as soon as it is known to be over `MAX_BODY_BYTES` (never read whole to find out)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _too_large(f"the body is {int(declared)} bytes (Content-Length)")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:  # chunked, or a Content-Length that understated it
+            raise _too_large(f"the body is more than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _parse(raw: bytes) -> DetectorMessage | list[DetectorMessage]:

@@ -1,0 +1,80 @@
+"""`signalwise live` refuses what cannot run before the run starts: one `error:` line, a non-zero exit, no run
+directory, nothing left running (the real command, in a process of its own).
+
+- an API port already in use (it used to run the whole duration without its API and exit 0);
+- a duration or a state interval that is not a positive number (a negative duration reached SUMO, whose own
+  error came out beside ours; `--state-every 0` or `-1` saved the simulator's state every tick);
+- `--mqtt` beside SUMO (`--field sumo`): the loop observes SUMO's own detectors, so the feed drove nothing and
+  its events were logged in events.csv beside SUMO's for the same channels;
+- a Redis (`SIGNALWISE_REDIS_URL`) that does not answer, as `signalwise serve` refuses it (docs/api.md).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _live(tmp_path: Path, *args: str, port: int | None = None, redis_url: str | None = None
+          ) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}
+    env.pop("SIGNALWISE_REDIS_URL", None)
+    if redis_url is not None:
+        env["SIGNALWISE_REDIS_URL"] = redis_url
+    return subprocess.run([SIGNALWISE, "live", "--scenario", "single", "--speed", "max", "--out", str(tmp_path / "runs"),
+                           "--port", str(port or _free_port()), *args],
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+def _refused(done: subprocess.CompletedProcess, tmp_path: Path, code: int) -> str:
+    """The one `error:` line of a run refused before it started."""
+    assert done.returncode == code, (done.returncode, done.stderr[-2000:])
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # the run never started
+    return lines[0]
+
+
+def test_an_api_port_in_use_refuses_the_run_before_it_starts(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _live(tmp_path, "--duration", "30", port=port)
+    line = _refused(done, tmp_path, code=1)
+    assert f"cannot listen on 127.0.0.1:{port}" in line and "in use" in line
+    assert "API on http" not in done.stderr
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("--duration", "-5"), "--duration must be a positive number"),
+    (("--duration", "0"), "--duration must be a positive number"),
+    (("--duration", "30", "--state-every", "-1"), "--state-every must be a positive number"),
+    (("--duration", "30", "--state-every", "0"), "--state-every must be a positive number"),
+])
+def test_a_duration_or_state_interval_that_is_not_positive_is_one_usage_error(tmp_path, args, says):
+    assert says in _refused(_live(tmp_path, *args), tmp_path, code=2)
+
+
+def test_mqtt_beside_sumo_is_refused_with_the_reason(tmp_path):
+    line = _refused(_live(tmp_path, "--duration", "30", "--mqtt", "127.0.0.1:1883"), tmp_path, code=2)
+    assert "--mqtt needs --field none" in line and "twice in events.csv" in line
+
+
+def test_a_redis_that_does_not_answer_refuses_the_run_as_serve_does(tmp_path):
+    url = f"redis://127.0.0.1:{_free_port()}/0"  # nothing listens there
+    line = _refused(_live(tmp_path, "--duration", "30", redis_url=url), tmp_path, code=1)
+    assert line.startswith(f"error: the rate-limit store, Redis at {url}")
