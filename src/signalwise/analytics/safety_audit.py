@@ -79,6 +79,7 @@ from pathlib import Path
 
 from signalwise.core import SignalEvent, read_events
 from signalwise.core.types import RECOVERY_STATE, EventCode
+from signalwise.outdirs import shown_status
 
 RUNTIME_RECOVERY = int(EventCode.RUNTIME_RECOVERY)
 
@@ -918,10 +919,11 @@ def audit_run(run_dir: Path) -> AuditReport:
         report = audit(events, model, states, step)
     except AuditInputError as exc:
         raise AuditInputError(f"{run_dir}: {exc}") from None
-    status = run.get("status")
-    if status in ("failed", "incomplete"):
-        report.warnings.insert(0, Violation("run_status", "-", 0.0, detail=f"run.json says the run is {status}: "
-                                                                          "the evidence may stop early"))
+    shown = shown_status(run)  # a `running` run whose process is gone died: its evidence stops where it was killed
+    status = shown.get("status")
+    if status in ("failed", "incomplete", "died"):
+        said = f"the run died: {shown['reason']}" if status == "died" else f"run.json says the run is {status}"
+        report.warnings.insert(0, Violation("run_status", "-", 0.0, detail=f"{said}; the evidence may stop early"))
     return report
 
 

@@ -1,6 +1,8 @@
 """One run, start to finish, leaving its evidence in a directory.
 
-    run.json            status (running | complete | incomplete | failed), timings, versions
+    run.json            status (running | complete | incomplete | failed), timings, versions, the process
+                        (pid, host, start): a `running` run whose process is gone is shown `died`
+                        (`outdirs.shown_status`)
     config.yaml         the resolved configuration (re-run it to reproduce)
     metrics.json        network-wide and per-intersection metrics, safety, fallback
     trips.csv           every vehicle: delay, waiting, stops (CO2 and fuel: per edge and interval)
@@ -35,6 +37,7 @@ import yaml
 from .. import __version__
 from ..core.eventlog import event_row, write_event_rows
 from ..core.types import EventCode
+from ..outdirs import process_identity
 from ..sim.backend import SimulationError
 from ..sim.metrics import intersection_metrics, network_metrics, time_series
 from ..sim.outputs import read_tripinfo
@@ -96,8 +99,10 @@ def execute_run(cfg: RunConfig, run_dir: Path | None = None, progress: Progress 
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = cfg.with_absolute_paths()
     started = dt.datetime.now().isoformat(timespec="seconds")
+    # which process runs it: a reader tells a run killed with SIGKILL (run.json left `running`) from a live one
     status = {"status": "running", "started": started, "signalwise": __version__,
-              "python": platform.python_version(), "step_length_s": cfg.step_length_s}
+              "python": platform.python_version(), "step_length_s": cfg.step_length_s,
+              "process": process_identity()}
     dump_json(run_dir / "run.json", status)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False))
     try:
