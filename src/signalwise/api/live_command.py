@@ -119,7 +119,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     _check_options(duration, state_every, field, mqtt)
     mqtt_at = _host_port(mqtt) if mqtt is not None else None
     from ..store import Settings
-    from .ratelimit import startup_problem
+    from ..store.redis_check import startup_problem
 
     problem = startup_problem(Settings().redis_url)  # as `signalwise serve`: the API's limits count in Redis
     if problem is not None:

@@ -8,7 +8,7 @@ refused call gets 429 with `Retry-After` and the `X-RateLimit-*` headers;
 every limited call gets the headers too.
 
 A Redis store is required, not best effort: `signalwise serve` (and `signalwise live`) refuse to start
-when it does not answer (`startup_problem`), and while it is down a limited call is refused with 503 and
+when it does not answer (`store.redis_check.startup_problem`), and while it is down a limited call is refused with 503 and
 the reason (`limits` raises `StorageError`, `wrap_exceptions=True`), never let through uncounted (each
 worker counting alone would multiply the limit by the number of workers) and never a 500. `/health`
 reports the store (`store_problem`).
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import HTTPException
 from limits import parse
@@ -27,26 +26,14 @@ from limits.storage import storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 from starlette.requests import HTTPConnection
 
+from ..store.redis_check import REDIS_TIMEOUT_S, display_url
 from .auth import scope_for
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-#: seconds a call waits for Redis to connect or answer before the store counts as down (it answers in
-#: well under a millisecond; without a timeout a Redis host that drops packets would hang every call)
-REDIS_TIMEOUT_S = 1.0
 #: what a 503 from a store that is down tells the client to wait before retrying
 RETRY_AFTER_S = 5
 
 log = logging.getLogger("signalwise.api.ratelimit")
-
-
-def display_url(url: str) -> str:
-    """The URL without its password, to print and log."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -144,14 +131,3 @@ async def rate_limit(conn: HTTPConnection) -> None:
         raise HTTPException(429, f"rate limit of {limit} for {bucket} calls reached by {who.split(':', 1)[0]} "
                                  f"{who.split(':', 1)[1]}; retry in {retry} s",
                             headers={**headers, "Retry-After": str(retry)})
-
-
-def startup_problem(redis_url: str | None) -> str | None:
-    """None when there is no Redis to check or it answers, else the one line a command prints before refusing to
-    start (a server whose every limited call would answer 503)."""
-    if not redis_url:
-        return None
-    problem = RateLimits({}, redis_url).store_problem()
-    if problem is None:
-        return None
-    return f"the rate-limit store, Redis at {display_url(redis_url)} (SIGNALWISE_REDIS_URL), does not answer: {problem}"

@@ -77,7 +77,7 @@ def serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "1
     from .cli_engine import engine_or_exit
 
     engine_or_exit(db)  # migrate once, before workers start
-    from ..api.ratelimit import startup_problem
+    from .redis_check import startup_problem
     from .settings import Settings
 
     # with Redis set, every worker counts rate limits there: a server whose limited calls would all answer 503
