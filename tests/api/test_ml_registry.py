@@ -194,6 +194,12 @@ def test_the_active_model_against_the_baseline_from_stored_runs_live_data_and_su
             assert r.status_code == 200, r.text
             out = r.json()
             assert out["checked_against"] == "live" and out["live"] and out["live_change"]["result"] == "applied"
+            # the live signal goes back with the registry; with no version left it runs the Webster plan
+            r = c.post("/api/v1/ml/rollback/C")
+            assert r.status_code == 200 and r.json()["active_version"] is None
+            assert r.json()["live_change"]["payload"]["controller"] == "webster"
+            r = c.post("/api/v1/ml/deploy/v1", json={"intersections": "all"})
+            assert r.status_code == 200 and r.json()["live_change"]["result"] == "applied"
             rt.run()  # the loop takes v1 at the signal's next green, and runs it for 600 s
             st = c.get("/api/v1/ml/status/C").json()
             assert st["active_version"] == "v1" and st["by"] == "ops"
@@ -222,10 +228,11 @@ def test_the_active_model_against_the_baseline_from_stored_runs_live_data_and_su
             live_src = by["live"]
             assert live_src["contributed"] and live_src["n_candidate"] >= 5 and live_src["n_baseline"] == 0
             assert "no baseline" in live_src["note"]
-            # the live signal goes back with the registry; with no version left it runs the Webster plan
+            # the run is over: the registry rolls back, and there is no live signal left to switch
             r = c.post("/api/v1/ml/rollback/C")
-            assert r.status_code == 200 and r.json()["active_version"] is None
-            assert r.json()["live_change"]["payload"]["controller"] == "webster"
+            assert r.status_code == 200 and r.json()["active_version"] is None and r.json()["live_change"] is None
             assert c.get("/api/v1/ml/performance/C").status_code == 404  # no active model to compare
+            r = c.post("/api/v1/live/rollback", json={})  # the live routes need a running live run; this one ended
+            assert r.status_code == 503 and "the live run has ended (complete)" in r.json()["message"]
     finally:
         rt.field.backend.close()

@@ -39,8 +39,20 @@ def registry(request: Request) -> ModelRegistry:
 
 
 def live_runtime(request: Request):  # noqa: ANN201
+    """The live run to tell, or None: none attached, or one that has ended (the registry still changes; a
+    run that is over has nothing to switch)."""
     rt = getattr(request.app.state, "live", None)
-    return rt if rt is not None and rt.stepper is not None else None
+    if rt is None or rt.stepper is None or getattr(rt, "ended", False):
+        return None
+    return rt
+
+
+def no_live_run(request: Request) -> HTTPException:
+    """503 for a route that needs a live run, saying whether none is attached or it has ended."""
+    rt = getattr(request.app.state, "live", None)
+    if rt is not None and getattr(rt, "ended", False):
+        return HTTPException(503, f"the live run has ended ({rt.status_text}); the registry is unchanged")
+    return HTTPException(503, "no live run is attached to this server (start one with `signalwise live`)")
 
 
 def http_error(exc: Exception) -> HTTPException:
@@ -74,7 +86,7 @@ def deploy(request: Request, version: str, intersections: list[str] | None, scen
     reg = registry(request)
     rt = live_runtime(request)
     if require_live and rt is None:
-        raise HTTPException(503, "no live run is attached to this server (start one with `signalwise live`)")
+        raise no_live_run(request)
     try:
         mv = reg.get(version)
     except RegistryError as exc:
@@ -147,7 +159,7 @@ def rollback(request: Request, intersections: list[str] | None, require_live: bo
     reg = registry(request)
     rt = live_runtime(request)
     if require_live and rt is None:
-        raise HTTPException(503, "no live run is attached to this server (start one with `signalwise live`)")
+        raise no_live_run(request)
     if rt is not None and intersections:
         unknown = sorted(set(intersections) - set(rt.stepper.by_id))
         if unknown:
