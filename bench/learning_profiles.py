@@ -108,13 +108,19 @@ def one(network: str, profile: str, out: Path, generations: int, measure: str, s
     meta = json.loads((model / "meta.json").read_text())
     ql, mp = values["ql"], values["max-pressure"]
     return {"network": network, "profile": profile, "fixed": values["fixed"], "max_pressure": mp, "ql": ql,
-            # one seed has no variance: no p-value (scipy would warn and give NaN)
-            "p_welch": float(stats.ttest_ind(ql, mp, equal_var=False).pvalue) if len(ql) > 1 else None,
-            "p_paired": float(stats.ttest_rel(ql, mp).pvalue) if len(ql) > 1 else None,
+            **dict(zip(("p_welch", "p_paired"), p_values(ql, mp), strict=True)),
             "train_wall_s": wall if wall is not None else meta["training"]["wall_s"],
             "weights": meta["policy"]["weights"], "zone_m": meta["policy"].get("zone_m", 0.0),
             "start": meta["training"]["config"].get("start_name"), "starts": meta["selection"].get("starts"),
             "selection": {k: meta["selection"][k] for k in ("learned_avg_delay_s", "start_avg_delay_s", "chosen")}}
+
+
+def p_values(ql: list[float], mp: list[float]) -> tuple[float | None, float | None]:
+    """Welch's and the paired p-value of ql against max-pressure over the same seeds; None with one seed, which
+    has no variance (scipy would warn and give NaN)."""
+    if len(ql) < 2:
+        return None, None
+    return float(stats.ttest_ind(ql, mp, equal_var=False).pvalue), float(stats.ttest_rel(ql, mp).pvalue)
 
 
 def _p(p: float | None) -> str:
