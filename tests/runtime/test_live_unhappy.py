@@ -275,7 +275,7 @@ def test_a_controller_switch_naming_no_signal_is_refused_not_applied_to_all(tmp_
 def test_a_change_refused_for_waiting_too_long_is_never_applied_later(tmp_path):
     """The simulator stops answering (SIGSTOP) while a change waits for the loop: the caller is refused after its
     timeout, and when the simulator answers again the loop does not apply the change behind that refusal."""
-    rt = _runtime(tmp_path, speed=20.0, duration_s=200, in_process=False)
+    rt = _runtime(tmp_path, speed=20.0, duration_s=60, in_process=False)
     th = _run_in_thread(rt)
     assert _until(lambda: rt.stepper.t > 20, 30)
     pid = rt.field.backend.pid

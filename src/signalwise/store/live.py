@@ -274,25 +274,34 @@ class LiveStoreWriter:
         with self._lock:
             return self._mem_rows + self._hand_rows + self._disk_rows
 
-    def flush(self, timeout_s: float = 10.0) -> bool:
+    def flush(self, timeout_s: float = 10.0, *, until_refused: bool = False) -> bool:
         """Wait until everything put so far is written (retrying now if the writer is backing off);
-        False when `timeout_s` passed first (the rows stay buffered)."""
+        False when `timeout_s` passed first (the rows stay buffered), or with `until_refused` as soon as an
+        attempt made during the wait fails: the database refuses now, and waiting out the timeout would only
+        delay the end of a run whose rows are safe in the buffer."""
         deadline = time.monotonic() + timeout_s
+        with self._lock:
+            failures_before = self._failures
         self._kick.set()
         self._work.set()
         while self.pending_rows():
             left = deadline - time.monotonic()
             if left <= 0 or not self._writer.is_alive():
                 return False
+            if until_refused:
+                with self._lock:
+                    if self._failures > failures_before and not self._db_ok:
+                        return False
             time.sleep(min(0.01, left))
         return True
 
     def close(self, timeout_s: float = 10.0) -> bool:
-        """Flush (up to `timeout_s`), then stop. What could not be written stays in `buffer_dir`, where a new
-        writer over the same directory picks it up. True when everything was written."""
+        """Flush (up to `timeout_s`, or until the database refuses an attempt made meanwhile), then stop. What
+        could not be written stays in `buffer_dir`, where a new writer over the same directory (or `drain`)
+        picks it up. True when everything was written."""
         if self._closed:
             return self.pending_rows() == 0
-        done = self.flush(timeout_s)
+        done = self.flush(timeout_s, until_refused=True)
         with self._lock:
             self._closed = True
         self._stop_writer.set()
