@@ -18,13 +18,6 @@ from signalwise.sim.sumo_home import import_libsumo
 libsumo = import_libsumo()
 
 
-@pytest.fixture(autouse=True)
-def no_simulation_left_open():
-    assert not libsumo.simulation.isLoaded(), "a simulation was already open before the test"
-    yield
-    assert not libsumo.simulation.isLoaded(), "the test left a simulation open"
-
-
 def random_episode(env: SignalwiseParallelEnv, seed: int):
     """(observations, rewards, infos) of every step under seeded uniform random proposals."""
     rng = np.random.default_rng(seed)

@@ -10,18 +10,9 @@ import numpy as np
 import pytest
 
 from signalwise.envs import SignalwiseParallelEnv
-from signalwise.sim.sumo_home import import_libsumo
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "learning.md"
-libsumo = import_libsumo()
-
-
-@pytest.fixture(autouse=True)
-def no_simulation_left_open():
-    assert not libsumo.simulation.isLoaded(), "a simulation was already open before the test"
-    yield
-    assert not libsumo.simulation.isLoaded(), "the test left a simulation open"
 
 
 def _environment_section() -> str:

@@ -160,6 +160,19 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
         console.print("[bold red]warning:[/bold red] --insecure-no-auth: every route is open, changes included")
     server, thread = _serve(runtime, host, port, db, insecure_no_auth, sock=listener)
     api_port = listener.getsockname()[1]
+
+    def shut_down() -> None:
+        """The API, the feed, the alert notifier and the store, after the loop has ended."""
+        server.should_exit = True
+        thread.join(timeout=5)
+        listener.close()
+        if feed_client is not None:
+            feed_client.stop()
+        if notifier is not None:
+            notifier.close()
+        if store is not None:
+            store.close()
+
     if not _started(server, thread):
         # the socket was bound, so this is rare (the app failed to start): the run is not left going without it
         runtime.stopped_by = "the API did not start"
@@ -167,15 +180,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
         try:
             runtime.run()  # ends at once: closes the simulator and writes run.json
         finally:
-            server.should_exit = True
-            thread.join(timeout=5)
-            listener.close()
-            if feed_client is not None:
-                feed_client.stop()
-            if notifier is not None:
-                notifier.close()
-            if store is not None:
-                store.close()
+            shut_down()
         _fail(f"the API did not start on http://{host}:{api_port}; the run was stopped (its directory: {run_dir})",
               code=FAILED)
     console.print(f"live: {cfg.controller} on {cfg.scenario_label} at speed {speed}; "
@@ -187,15 +192,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
         runtime.status_text = "stopped"
         console.print(f"{stop_reason(exc)}: stopping; evidence flushed, run directory complete")
     finally:
-        server.should_exit = True
-        thread.join(timeout=5)
-        listener.close()
-        if feed_client is not None:
-            feed_client.stop()
-        if notifier is not None:
-            notifier.close()
-        if store is not None:
-            store.close()
+        shut_down()
     status = runtime.status()
     waiting = (status.get("store") or {}).get("waiting_rows") or 0
     note = f"; {store.waiting_message()}" if waiting and store is not None else ""
