@@ -120,6 +120,14 @@ def test_resume_with_the_same_options_goes_on(one_episode, tmp_path):
     assert json.loads((out / "train_state.json").read_text())["episodes_done"] == 2
 
 
+def test_resume_with_fewer_episodes_than_done_is_refused(tmp_path):
+    out = tmp_path / "t"
+    assert cli("train", *SHORT, "--episodes", "2", "--out", str(out)).returncode == 0
+    state = (out / "train_state.json").read_text()
+    refused(cli("train", *SHORT, "--episodes", "1", "--out", str(out), "--resume"), "fewer than the 2")
+    assert (out / "train_state.json").read_text() == state
+
+
 def test_resume_takes_a_left_out_option_from_the_run_it_continues(tmp_path):
     out = tmp_path / "t"
     assert cli("train", *SHORT, "--gamma", "0.5", "--episodes", "1", "--out", str(out)).returncode == 0

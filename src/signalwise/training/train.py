@@ -223,6 +223,9 @@ def train(cfg: TrainConfig, resume: bool = False, on_episode: OnEpisode | None =
         cfg.features = prev["features"]
         history = state["history"]
         start = state["episodes_done"]
+        if cfg.episodes < start:  # (as many as done: a resume killed in its validation validates again)
+            raise TrainingError(f"--resume with --episodes {cfg.episodes}, fewer than the {start} this training has "
+                                f"done: give at least {start} (more to train on)")
         model = load_model(out / "model", mmap=False)
     elif state_file.exists():
         raise TrainingError(f"{out}: a training run is already there; use --resume or another --out")
