@@ -281,6 +281,8 @@ def test_a_stopped_stream_started_again_runs_on_with_its_pipeline_and_clock(tmp_
             s = _wait(lambda: x if (x := c.get("/api/v1/streams/cam-r").json())["status"] == "failed"
                       or x["pipeline"]["frames"] >= frames_before + 15 else None)
             assert s and s["status"] == "streaming" and s["error"] is None, s
+            assert c.post("/api/v1/streams/cam-r/stop", headers=op).json()["status"] == "stopped"
+            # read once it is stopped: while it runs, a frame can land between the two reads
             assert kept.pipeline.time_s == kept.last_frame_time_s
             assert kept.last_frame_time_s >= time_before_s + 1.0 + 1.0  # the 1 s stopped, then 15 frames at 10/s
     finally:
