@@ -64,10 +64,9 @@ def test_models_add_refuses_a_phase_score_model_that_cannot_run(tmp_path, case):
     refused(cli("models", "add", str(model), env=env), str(model), words)
     listed = cli("models", "list", env=env)
     assert listed.returncode == 0 and "no model registered" in listed.stdout
-    if case != "a negative decision period":  # a run takes that one (the controller does not check it)
-        # the same directory runs nowhere either: the refusal is what a run would say
-        ran = cli("run", "-s", "single", "-c", f"ql:{model}", "--duration", "10", "--out", str(tmp_path / "runs"))
-        assert ran.returncode == 2 and "error:" in ran.stderr
+    # the same directory runs nowhere either: the refusal is what a run would say
+    ran = cli("run", "-s", "single", "-c", f"ql:{model}", "--duration", "10", "--out", str(tmp_path / "runs"))
+    assert ran.returncode == 2 and "error:" in ran.stderr
 
 
 @pytest.mark.parametrize("scenario", ["single", "corridor", "grid"])

@@ -21,7 +21,7 @@ import math
 from pathlib import Path
 
 from ..control.learning.controller import PHASE_SCORE, controller_from_model
-from ..control.learning.phase_score import MEASURES, SHARED_LANES, check_features, check_weights
+from ..control.learning.phase_score import check_features, check_options, check_weights
 from ..control.learning.qtable import Model, ModelError, load_model
 from ..core.types import Intersection
 from ..store.model_registry import (
@@ -65,14 +65,8 @@ def check_policy(model: Model) -> None:
                 check_weights(weights, features)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"signal {signal}: {exc}") from None
-        if policy.get("measure", "count") not in MEASURES:
-            raise ValueError(f"phase-score measure {policy.get('measure')!r}; choose from {', '.join(MEASURES)}")
-        if str(policy.get("shared_lanes", "skip")) not in SHARED_LANES:
-            raise ValueError(f"phase-score shared_lanes {policy.get('shared_lanes')!r}; choose from "
-                             f"{', '.join(SHARED_LANES)}")
-        period_s = float(policy.get("period_s", 5.0))
-        if not (math.isfinite(period_s) and period_s > 0):
-            raise ValueError(f"period_s must be a positive number of seconds, got {policy.get('period_s')!r}")
+        check_options(policy.get("measure", "count"), str(policy.get("shared_lanes", "skip")),
+                      float(policy.get("period_s", 5.0)))  # as controller_from_model reads it
         zone_m = float(policy.get("zone_m") or 0.0)
         if not (math.isfinite(zone_m) and zone_m >= 0):
             raise ValueError(f"zone_m must be a number of metres, 0 or more, got {policy.get('zone_m')!r}")

@@ -308,6 +308,16 @@ def check_weights(weights, features=FEATURES) -> np.ndarray:
     return w
 
 
+def check_options(measure, shared_lanes, period_s) -> None:
+    """A policy's measure, shared-lane rule and decision period; ValueError (one line) for one that cannot run."""
+    if measure not in MEASURES:
+        raise ValueError(f"phase-score measure {measure!r}; choose from {', '.join(MEASURES)}")
+    if shared_lanes not in SHARED_LANES:
+        raise ValueError(f"phase-score shared_lanes {shared_lanes!r}; choose from {', '.join(SHARED_LANES)}")
+    if not (isinstance(period_s, int | float) and math.isfinite(period_s) and period_s > 0):
+        raise ValueError(f"phase-score period_s must be a positive number of seconds, not {period_s!r}")
+
+
 class PhaseScoreController:
     """Proposes the best-scoring phase every `period_s` of green; the shield decides.
 
@@ -327,12 +337,7 @@ class PhaseScoreController:
                  zone_m: float = 0.0, lane_upstream: Neighbours | None = None,
                  lane_downstream: Neighbours | None = None, shared_lanes: str = "skip",
                  lane_upstream_split: SplitNeighbours | None = None):
-        if measure not in MEASURES:
-            raise ValueError(f"phase-score measure {measure!r}; choose from {', '.join(MEASURES)}")
-        if shared_lanes not in SHARED_LANES:
-            raise ValueError(f"phase-score shared_lanes {shared_lanes!r}; choose from {', '.join(SHARED_LANES)}")
-        if not (isinstance(period_s, int | float) and math.isfinite(period_s) and period_s > 0):
-            raise ValueError(f"phase-score period_s must be a positive number of seconds, not {period_s!r}")
+        check_options(measure, shared_lanes, period_s)
         self.inter = inter
         self.features = PhaseFeatures(inter, features, (lane_length_m or {}) if measure == "density" else None,
                                       zone_m, lane_upstream, lane_downstream,
