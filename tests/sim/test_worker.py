@@ -22,6 +22,7 @@ import pytest
 from signalwise.core.types import EventCode
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.loop import LoopStepper, open_field, resolve_scenario, sumo_options
+from signalwise.sim import worker as worker_module
 from signalwise.sim.backend import SimulationError, SumoBackend, SumoOptions
 from signalwise.sim.detectors import place_detectors
 from signalwise.sim.scenario import load
@@ -206,6 +207,20 @@ def test_a_killed_child_makes_the_next_step_raise_field_lost_within_a_second():
     finally:
         p.close()
     p.close()
+
+
+def test_a_child_left_idle_while_its_parent_lives_keeps_serving():
+    """The child checks every second that its runtime still runs; a pause between ticks (a paced loop, an
+    operator's hold) must not read as the runtime gone, although the child's parent is the fork server."""
+    p = SumoProcess(_single_opts())
+    p.start()
+    try:
+        p.step()
+        time.sleep(2.5 * worker_module._PARENT_CHECK_S)
+        p.step()
+        assert p.time_s() > 0
+    finally:
+        p.close()
 
 
 def test_a_child_that_stops_answering_is_killed_and_lost():

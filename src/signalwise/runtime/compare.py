@@ -12,7 +12,6 @@ import csv
 import datetime as dt
 import json
 import math
-import multiprocessing
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from ..analytics.stats import compare as compare_samples
 from ..analytics.stats import mean_ci
+from ..sim.processes import fresh_process_context, in_callers_env
 from .config import RunConfig
 from .run import slug
 
@@ -77,13 +77,13 @@ def compare_controllers(base: RunConfig, controllers: list[str], seeds: list[int
     runs: dict[tuple[str, int], dict] = {}
     run_dirs: dict[tuple[str, int], Path] = {}
     failures: dict[tuple[str, int], str] = {}
-    ctx = multiprocessing.get_context("spawn")
+    ctx = fresh_process_context(__name__)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1) as pool:
         for seed in seeds:
             for c in controllers:
                 cfg = base.model_copy(update={"controller": c, "seed": seed, "out_dir": out_dir})
                 rd = out_dir / f"{slug(c)}-s{seed}"
-                jobs[pool.submit(_run_one, cfg.model_dump_json(), str(rd))] = (c, seed)
+                jobs[pool.submit(in_callers_env(_run_one), cfg.model_dump_json(), str(rd))] = (c, seed)
         for fut in as_completed(jobs):
             key = jobs[fut]
             try:

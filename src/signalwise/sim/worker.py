@@ -2,7 +2,7 @@
 
 `signalwise live` must outlive a SUMO crash and keep 100 intersections at
 one tick per wall-clock second. `SumoProcess` runs libsumo in a child process
-(multiprocessing "spawn": a fresh interpreter with none of the runtime's
+(a clean process from `processes.py`'s fork server: none of the runtime's
 threads, sockets or SUMO) and has `SumoBackend`'s interface, so `open_field`
 and `LoopStepper` take either. Offline runs keep the in-process backend.
 
@@ -34,7 +34,6 @@ load: the caller sets every signal's state again (`LoopStepper.restore`).
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import time
@@ -59,6 +58,7 @@ from .backend import (
     _one_line,
 )
 from .lane_zones import ZONE_REACH_M, listed_lanes
+from .processes import fresh_process_context, in_callers_env
 from .signal_model import RefusedSignal, TimingDefaults
 
 __all__ = ["FieldLost", "SumoProcess"]
@@ -109,9 +109,9 @@ class SumoProcess:
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
         """Start the child and SUMO in it; SUMO's refusal of the input is a one-line `SimulationError`."""
-        ctx = multiprocessing.get_context("spawn")
+        ctx = fresh_process_context(__name__)
         parent_end, child_end = ctx.Pipe(duplex=True)
-        proc = ctx.Process(target=_serve, args=(child_end, self.opts, os.getpid()), name="signalwise-sumo",
+        proc = ctx.Process(target=in_callers_env(_serve), args=(child_end, self.opts, os.getpid()), name="signalwise-sumo",
                            daemon=True)
         proc.start()
         child_end.close()  # only the child holds it now: its death reads as end-of-file here
@@ -488,7 +488,7 @@ class _Child:
         set_state = self.api.trafficlight.setRedYellowGreenState
         while True:
             if not poll(_PARENT_CHECK_S):
-                if os.getppid() != parent_pid:
+                if not _alive(parent_pid):
                     return  # the runtime died without closing us
                 continue
             try:
@@ -579,6 +579,18 @@ class _Child:
     def register_intersections(self, ids: tuple[str, ...], within_m: float) -> None:
         self.intersections = dict.fromkeys(ids)
         self.within_m = within_m
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` still runs (signal 0 checks without sending; a fork server, not the runtime, is
+    this process's parent, so `getppid` cannot tell)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _serve(conn, opts: SumoOptions, parent_pid: int) -> None:

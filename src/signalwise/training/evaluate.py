@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..control.learning.qtable import ModelError, load_model
+from ..sim.processes import fresh_process_context, in_callers_env
 from .train import check_heldout, heldout_seeds
 
 
@@ -73,9 +73,9 @@ def _fit_errors(model_path: str, run_config: str) -> list[str]:
 
 def check_fits(model_path: Path, cfg) -> None:
     """The model against every intersection of `cfg`'s network (a `RunConfig`); ModelError with the first misfit."""
-    ctx = multiprocessing.get_context("spawn")
+    ctx = fresh_process_context(__name__)
     with ProcessPoolExecutor(1, mp_context=ctx, max_tasks_per_child=1) as pool:
-        errors = pool.submit(_fit_errors, str(model_path), cfg.model_dump_json()).result()
+        errors = pool.submit(in_callers_env(_fit_errors), str(model_path), cfg.model_dump_json()).result()
     if errors:
         raise ModelError(f"model does not fit {'scenario' if cfg.scenario else 'network'} {cfg.scenario_label!r}: {errors[0]}")
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import io
 import json
-import multiprocessing
 import tarfile
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Protocol
+
+from ..sim.processes import fresh_process_context, in_callers_env
 
 #: `--ray` without an address: start a Ray on this machine
 LOCAL_RAY = "local"
@@ -43,16 +44,16 @@ class EpisodeExecutor(Protocol):
 
 
 class ProcessExecutor:
-    """Spawned local worker processes, one task per child (as `runtime/compare.py`)."""
+    """Local worker processes, one task per child (as `runtime/compare.py`), forked clean (`sim/processes.py`)."""
 
     def __init__(self, workers: int):
         self.workers = max(1, workers)
 
     def run_round(self, episode: Episode, payloads: list[str]) -> list[dict]:
-        ctx = multiprocessing.get_context("spawn")
+        ctx = fresh_process_context(episode.__module__)
         with ProcessPoolExecutor(max_workers=min(self.workers, len(payloads)), mp_context=ctx,
                                  max_tasks_per_child=1) as pool:
-            return list(pool.map(episode, payloads))
+            return list(pool.map(in_callers_env(episode), payloads))
 
     def close(self) -> None:
         pass
