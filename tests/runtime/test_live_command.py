@@ -68,11 +68,11 @@ def _wait(base, until, timeout_s=60):
 
 
 def test_a_killed_simulator_is_recovered_and_the_run_is_complete_and_safe(tmp_path):
-    proc, base, status = _start(tmp_path, "--speed", "20", "--duration", "300", "--state-every", "30")
+    proc, base, status = _start(tmp_path, "--speed", "40", "--duration", "200", "--state-every", "30")
     try:
         sim_pid = status["sim_pid"]
         assert sim_pid and sim_pid != proc.pid  # SUMO runs in its own process
-        _wait(base, lambda s: s["sim_time_s"] >= 100)
+        _wait(base, lambda s: s["sim_time_s"] >= 70)
         t_kill = time.monotonic()
         os.kill(sim_pid, signal.SIGKILL)
         status = _wait(base, lambda s: s["restarts"] >= 1)
@@ -94,7 +94,7 @@ def test_a_killed_simulator_is_recovered_and_the_run_is_complete_and_safe(tmp_pa
 
 
 def test_ctrl_c_stops_cleanly_and_leaves_the_run_directory_complete(tmp_path):
-    proc, base, _status = _start(tmp_path, "--speed", "10")
+    proc, base, _status = _start(tmp_path, "--speed", "25")
     _wait(base, lambda s: s["sim_time_s"] >= 40)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
@@ -164,10 +164,10 @@ def test_field_none_decides_on_posted_detector_messages_and_logs_them(tmp_path):
     detectors = plan_detectors(resolve_scenario(RunConfig(scenario="corridor")).net_file)["J1"]
     (advance,) = [d for d in detectors if d.kind == "advance" and d.lane == "N1_J1_0"]
     stopbars = [d.channel for d in detectors if d.kind == "stopbar"]
-    proc, base, _status = _start(tmp_path, "--field", "none", "--controller", "max-pressure", "--speed", "10",
+    proc, base, _status = _start(tmp_path, "--field", "none", "--controller", "max-pressure", "--speed", "20",
                                  "--duration", "150", "--insecure-no-auth")
     try:
-        # every 0.2 s (2 simulated s), at the run's own time: J1's stop bars count nothing (fresh data throughout),
+        # every 0.1 s (2 simulated s), at the run's own time: J1's stop bars count nothing (fresh data throughout),
         # and with the first message the advance detector goes on, never off
         held_on = False
         deadline = time.monotonic() + 120
@@ -183,7 +183,7 @@ def test_field_none_decides_on_posted_detector_messages_and_logs_them(tmp_path):
                 break
             assert answer.status_code == 200, answer.text
             held_on = True
-            time.sleep(0.2)
+            time.sleep(0.1)
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()

@@ -62,11 +62,32 @@ def test_models_add_refuses_a_phase_score_model_that_cannot_run(tmp_path, case):
     (model / "meta.json").write_text(json.dumps(meta))
     env = _registry_env(tmp_path)
     refused(cli("models", "add", str(model), env=env), str(model), words)
-    listed = cli("models", "list", env=env)
-    assert listed.returncode == 0 and "no model registered" in listed.stdout
+    assert _registered(tmp_path) == []  # `models list` says so too: tested once, below
     # the same directory runs nowhere either: the refusal is what a run would say
     ran = cli("run", "-s", "single", "-c", f"ql:{model}", "--duration", "10", "--out", str(tmp_path / "runs"))
     assert ran.returncode == 2 and "error:" in ran.stderr
+
+
+def _registered(tmp_path: Path) -> list[str]:
+    """The versions in the registry of `_registry_env`, read in this process (a `signalwise` process costs a
+    second of imports; the refusal test asks eight times)."""
+    from signalwise.store.model_registry import open_registry
+    from signalwise.store.settings import Settings
+
+    env = _registry_env(tmp_path)
+    settings = Settings(database_url=env["SIGNALWISE_DATABASE_URL"], model_cache=env["SIGNALWISE_MODEL_CACHE"],
+                        model_registry=env["SIGNALWISE_MODEL_REGISTRY"])
+    return [v.version for v in open_registry(settings).versions()]
+
+
+def test_models_list_says_when_a_refused_model_left_the_registry_empty(tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(shipped_model_path("single"), model)
+    (model / "meta.json").write_text("{}")
+    env = _registry_env(tmp_path)
+    assert cli("models", "add", str(model), env=env).returncode == 2
+    listed = cli("models", "list", env=env)
+    assert listed.returncode == 0 and "no model registered" in listed.stdout
 
 
 @pytest.mark.parametrize("scenario", ["single", "corridor", "grid"])
@@ -74,6 +95,7 @@ def test_models_add_still_registers_the_shipped_models(tmp_path, scenario):
     r = cli("models", "add", str(shipped_model_path(scenario)), env=_registry_env(tmp_path))
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("registered v1")
+    assert _registered(tmp_path) == ["v1"]
 
 
 def test_resume_with_nothing_to_resume_is_refused_also_with_guide_visits_auto(tmp_path):
