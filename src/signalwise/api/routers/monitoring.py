@@ -4,10 +4,11 @@
 routes' own functions under a second name, not a second copy of them.
 Request latency is measured by a middleware into a histogram per route; the
 live figures (decisions, fallback share, alerts, profiler stages, stream
-clients) are read from the runtime when Prometheus scrapes, the camera
-streams' figures (decode and pipeline FPS, time per frame, frames read and
-dropped, reconnects, violations, camera alerts) from their manager, and the
-process's CPU and memory by prometheus-client's own process collector.
+clients, the detector feed's messages per transport) are read from the
+runtime when Prometheus scrapes, the camera streams' figures (decode and
+pipeline FPS, time per frame, frames read and dropped, reconnects,
+violations, camera alerts) from their manager, and the process's CPU and
+memory by prometheus-client's own process collector.
 """
 
 from __future__ import annotations
@@ -78,6 +79,39 @@ class _LiveCollector:
                 if value is not None:
                     stage.add_metric([name, q], float(value))
         yield stage
+        from signalwise.runtime.live.feeds import DetectorFeed
+
+        if isinstance(rt.feed, DetectorFeed):
+            yield from _feed_metrics(rt.feed)
+
+
+def _feed_metrics(feed):
+    """Messages accepted and refused per transport, from the one store both feed (so nothing is counted twice):
+    `http` always (its route is served with the run), `mqtt` when a client feeds it, with that client's figures."""
+    from signalwise.runtime.live.feeds import REJECTION_CODES
+
+    by_transport = feed.stats()["by_transport"]
+    client = feed.mqtt
+    names = dict.fromkeys(["http", *(["mqtt"] if client is not None else []), *sorted(by_transport)])
+    accepted = CounterMetricFamily("signalwise_feed_messages_accepted", "detector messages stored for the live "
+                                   "run, per feed", labels=["feed"])
+    rejected = CounterMetricFamily("signalwise_feed_messages_rejected", "detector messages refused, per feed and "
+                                   "reason code", labels=["feed", "code"])
+    for name in names:
+        counts = by_transport.get(name, {})
+        accepted.add_metric([name], float(counts.get("accepted", 0)))
+        by_code = counts.get("rejected_by_code", {})
+        for code in (*REJECTION_CODES, *sorted(set(by_code) - set(REJECTION_CODES))):
+            rejected.add_metric([name, code], float(by_code.get(code, 0)))
+    yield from (accepted, rejected)
+    if client is not None:
+        figures = client.stats()
+        received = CounterMetricFamily("signalwise_feed_mqtt_payloads_received", "MQTT payloads received (each "
+                                       "one message or a list)")
+        received.add_metric([], float(figures["received"]))
+        connected = GaugeMetricFamily("signalwise_feed_mqtt_connected", "1 while connected to the MQTT broker")
+        connected.add_metric([], 1.0 if figures["connected"] else 0.0)
+        yield from (received, connected)
 
 
 class _VisionCollector:
@@ -168,7 +202,7 @@ def install(app) -> None:
     app.add_middleware(RequestTiming, histogram=latency)
 
 
-@router.get("/metrics", summary="Prometheus metrics: request latency per route, live loop figures, stream clients, camera streams, process CPU and memory")
+@router.get("/metrics", summary="Prometheus metrics: request latency per route, live loop figures, detector feeds, stream clients, camera streams, process CPU and memory")
 def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)
 

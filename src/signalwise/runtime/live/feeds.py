@@ -242,6 +242,10 @@ class DetectorFeed:
         self._repeats = 0  # exact repeats of a detector's latest event, taken but not logged again
         self._accepted = 0
         self._rejected: Counter[str] = Counter()
+        self._accepted_via: Counter[str] = Counter()  # per transport: one store serves HTTP and MQTT both
+        self._rejected_via: Counter[tuple[str, str]] = Counter()  # (transport, code)
+        #: the `MqttFeed` feeding this store, if any (it sets this): /metrics reads its connection from here
+        self.mqtt = None
         self._last_rejection: Rejection | None = None
         self._first_observe_s: float | None = None
         self._loop_time_s: float | None = None
@@ -273,14 +277,16 @@ class DetectorFeed:
 
     # -- messages in -------------------------------------------------------------------
     def accept(self, messages: DetectorMessage | Mapping | Iterable[DetectorMessage | Mapping], *,
-               expect_device: str | None = None, all_or_none: bool = False) -> FeedResult:
+               expect_device: str | None = None, all_or_none: bool = False, transport: str = "http") -> FeedResult:
         """Take a batch (models or their JSON dicts); refuse what cannot be true, store the rest.
 
         `expect_device` is the device a transport's address names (the MQTT
         topic): a message for another device is refused. With `all_or_none`,
         one refusal refuses the batch (the HTTP route: nothing half-applied);
-        only the faulty messages count as rejections. Validation, address
-        checks and clock conversion run before the lock is taken.
+        only the faulty messages count as rejections. `transport` names who
+        delivered the batch in the per-transport counters (`stats()`).
+        Validation, address checks and clock conversion run before the lock
+        is taken.
         """
         if isinstance(messages, (DetectorMessage, Mapping)):
             messages = [messages]
@@ -295,17 +301,19 @@ class DetectorFeed:
         with self._lock:
             for item in checked:
                 if isinstance(item, Rejection):
-                    self._count_rejection(item, expect_device)
+                    self._count_rejection(item, expect_device, transport)
                 else:
                     self._apply(*item)
                     accepted += 1
+            self._accepted_via[transport] += accepted
         return FeedResult(accepted, refused)
 
-    def reject(self, reason: str, device_id: str | None = None, code: str = "invalid") -> Rejection:
+    def reject(self, reason: str, device_id: str | None = None, code: str = "invalid", *,
+               transport: str = "http") -> Rejection:
         """Count a payload refused before it became messages (not JSON, not an object or list)."""
         rej = Rejection(0, device_id, None, code, reason)
         with self._lock:
-            self._count_rejection(rej, device_id)
+            self._count_rejection(rej, device_id, transport)
         return rej
 
     def _check(self, index: int, raw: Any, expect_device: str | None,
@@ -402,9 +410,10 @@ class DetectorFeed:
         health.streak = 0
         self._accepted += 1
 
-    def _count_rejection(self, rej: Rejection, expect_device: str | None) -> None:
+    def _count_rejection(self, rej: Rejection, expect_device: str | None, transport: str) -> None:
         """Count one refusal (under the lock) against the intersection it came from, when known."""
         self._rejected[rej.code] += 1
+        self._rejected_via[(transport, rej.code)] += 1
         self._last_rejection = rej
         dev = expect_device if expect_device in self._health else rej.device_id
         health = self._health.get(dev) if dev is not None else None
@@ -542,9 +551,15 @@ class DetectorFeed:
         return events
 
     def stats(self) -> dict:
-        """Counters for people and metrics: accepted, rejected (by code), the last refusal, pending events."""
+        """Counters for people and metrics: accepted, rejected (by code, also per transport), the last refusal,
+        pending events."""
         with self._lock:
             last = self._last_rejection
+            by_transport: dict[str, dict] = {}
+            for t, n in self._accepted_via.items():
+                by_transport.setdefault(t, {"accepted": 0, "rejected_by_code": {}})["accepted"] = n
+            for (t, code), n in self._rejected_via.items():
+                by_transport.setdefault(t, {"accepted": 0, "rejected_by_code": {}})["rejected_by_code"][code] = n
             return {
                 "accepted": self._accepted,
                 "rejected": sum(self._rejected.values()),
@@ -553,6 +568,7 @@ class DetectorFeed:
                 "pending_events": len(self._events),
                 "events_dropped": self._events_dropped,
                 "repeated_events": self._repeats,
+                "by_transport": by_transport,
             }
 
 

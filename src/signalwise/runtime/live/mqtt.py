@@ -40,6 +40,7 @@ class MqttFeed:
                  username: str | None = None, password: str | None = None, client_id: str | None = None,
                  log_every_s: float = 10.0):
         self.feed = feed
+        feed.mqtt = self  # /metrics finds this client's figures through the store the live run holds
         self.host, self.port = host, port
         self.topic = f"{prefix}/+/detectors"
         self.qos = qos
@@ -152,11 +153,11 @@ class MqttFeed:
                 if not isinstance(data, list):
                     reason = f"payload is a JSON {type(data).__name__}; send one message (an object) or a list"
         if reason is not None:
-            self.feed.reject(reason, device)
+            self.feed.reject(reason, device, transport="mqtt")
             self._count(0, 1)
             self._error(f"{topic}: {reason}")
             return
-        result = self.feed.accept(data, expect_device=device)
+        result = self.feed.accept(data, expect_device=device, transport="mqtt")
         self._count(result.accepted, len(result.rejected))
         if result.rejected:
             first = result.rejected[0]
