@@ -53,7 +53,7 @@ def _live(tmp_path, duration_s: float, speed: float | None):
     app.state.live = rt
     from signalwise.runtime.live.feeds import DetectorFeed
 
-    rt.feed = DetectorFeed(rt.stepper.intersections)  # what `--mqtt` attaches beside SUMO
+    rt.feed = DetectorFeed(rt.stepper.intersections)  # a feed beside SUMO, as a program embedding the runtime may attach
     app.state.live_feed = rt.feed
     return app, rt, {"X-API-Key": key}
 

@@ -5,7 +5,7 @@
 - a change to a run that has ended, or the end of an override that is not in force, is refused with its reason;
 - a simulator lost again while the runtime recovers from a first crash is started once more;
 - the first tick is not late by the time the API took to start (a false `pacing_lateness` alert);
-- a feed attached after `open()` (`--mqtt` beside SUMO) refuses a `sim_time_s` from the run's future;
+- a feed attached after `open()` (by a program embedding the runtime) refuses a `sim_time_s` from the run's future;
 - a detector event delivered twice is logged once;
 - an MQTT broker that is down when the run starts is reported, and so is its return.
 """
@@ -170,7 +170,7 @@ def test_the_time_between_open_and_run_is_not_counted_as_lateness(tmp_path):
 
 def test_a_feed_attached_after_open_refuses_messages_from_the_runs_future(tmp_path):
     rt = _runtime(tmp_path, duration_s=60)
-    rt.feed = DetectorFeed(rt.stepper.intersections)  # as `signalwise live --mqtt` attaches one beside SUMO
+    rt.feed = DetectorFeed(rt.stepper.intersections)  # attached after open(), as a program embedding the runtime may
     rt.run()
     det = rt.stepper.by_id["J1"].detectors[0]
     result = rt.feed.accept({"device_id": "J1", "channel": det.channel, "event": "on", "sim_time_s": 99999})

@@ -154,7 +154,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     if mqtt_at is not None:
         from ..runtime.live.mqtt import MqttFeed
 
-        feed_client = MqttFeed(runtime.feed or _feed_for(runtime), *mqtt_at)
+        feed_client = MqttFeed(runtime.feed, *mqtt_at)  # --field none: the runtime's own feed (_check_options)
         feed_client.start()
     if insecure_no_auth:
         console.print("[bold red]warning:[/bold red] --insecure-no-auth: every route is open, changes included")
@@ -228,13 +228,6 @@ def _store(db: str | None, run_dir: Path):
     except ImportError:
         return None
     return LiveStoreWriter(_db_url(db), run_dir.name, run_dir / "store-buffer", 1_000_000)
-
-
-def _feed_for(runtime):
-    from ..runtime.live.feeds import DetectorFeed
-
-    runtime.feed = DetectorFeed(runtime.stepper.intersections)
-    return runtime.feed
 
 
 def _started(server, thread: threading.Thread, timeout_s: float = 60.0) -> bool:
