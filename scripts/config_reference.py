@@ -61,12 +61,16 @@ controller_options:        # read by the controller that runs (here: actuated)
   passage_s: 2.5
 """
 
-#: environment variables outside the settings models: the cache of derived files, and the test database's
-#: (read by the test suite only)
+#: environment variables outside the settings models: the cache of derived files, how simulation processes
+#: start, and the test database's (read by the test suite only)
 OTHER_ENVIRONMENT = (
     ("SIGNALWISE_CACHE_DIR", "`$XDG_CACHE_HOME/signalwise`, else `~/.cache/signalwise`",
      "where derived files are kept between runs: RESCO's own ingolstadt7 and ingolstadt21 networks, restored from "
      "sumo-rl's copies (`sim/resco_networks.py`)"),
+    ("SIGNALWISE_START_METHOD", "`forkserver`",
+     "how each simulation process (a run of `compare`, a training episode, the live SUMO worker) starts: forked "
+     "from a server that imported numpy, libsumo and signalwise once, or `spawn`, a new interpreter each "
+     "(`sim/processes.py`, [architecture.md](architecture.md#a-process-per-simulation))"),
     ("SIGNALWISE_TEST_POSTGRES_URL", "`postgresql+psycopg://postgres@127.0.0.1:5432/test`",
      "the PostgreSQL server the test suite and the store benchmarks use; tests skip when it is unreachable"),
 )

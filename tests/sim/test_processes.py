@@ -54,3 +54,12 @@ def test_a_task_after_one_that_ran_sumo_starts_with_no_simulation():
     net = str(load("single").net_file)
     assert _submit(_run_sumo_briefly, net) is True
     assert _submit(_ran_sumo_before) is False
+
+
+def test_spawn_on_request_and_a_misspelt_method_keeps_the_server(monkeypatch, caplog):
+    monkeypatch.setenv("SIGNALWISE_START_METHOD", "spawn")
+    assert fresh_process_context().get_start_method() == "spawn"
+    assert _submit(_where)[1] is None  # and a task runs there as well
+    monkeypatch.setenv("SIGNALWISE_START_METHOD", "fork-server")
+    assert fresh_process_context().get_start_method() == "forkserver"
+    assert "'fork-server' is neither forkserver nor spawn" in caplog.text

@@ -11,11 +11,16 @@ forked.
 The server keeps the environment and working directory of the moment it
 started; `in_callers_env` sends the caller's current ones with every task,
 so a child sees what a spawned one would.
+
+`SIGNALWISE_START_METHOD=spawn` spawns every simulation process instead: for
+a platform where the fork server misbehaves, and for `bench/process_start.py`,
+which measures what the server saves.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import multiprocessing
 import os
 from collections.abc import Callable
@@ -23,6 +28,10 @@ from multiprocessing.context import BaseContext
 
 #: imported once in the server; each caller adds the module its children run
 PRELOAD = ("numpy", "libsumo", "signalwise.sim.backend")
+#: `forkserver` (the default) or `spawn`
+START_METHOD_ENV = "SIGNALWISE_START_METHOD"
+
+log = logging.getLogger(__name__)
 
 
 def fresh_process_context(*modules: str) -> BaseContext:
@@ -32,7 +41,10 @@ def fresh_process_context(*modules: str) -> BaseContext:
     this call starts it; the server is one per process, so a later caller's
     modules are imported by each child instead, as under spawn.
     """
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    wanted = os.environ.get(START_METHOD_ENV, "forkserver")
+    if wanted not in ("forkserver", "spawn"):
+        log.warning("%s=%r is neither forkserver nor spawn: the fork server is used", START_METHOD_ENV, wanted)
+    if wanted == "spawn" or "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([*PRELOAD, *modules])
