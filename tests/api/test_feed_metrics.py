@@ -7,12 +7,12 @@ transport that brought it.
 from __future__ import annotations
 
 import json
-import socket
 import time
 import uuid
 
 import pytest
 from fastapi.testclient import TestClient
+from support.mqtt import BROKER, broker_unavailable_reason
 
 from signalwise.api import create_app
 from signalwise.runtime.config import RunConfig
@@ -21,16 +21,6 @@ from signalwise.store import Settings, get_engine
 from signalwise.store.keys import create_key
 
 URL = "/api/v1/live/feeds/detectors"
-BROKER = ("127.0.0.1", 1883)
-
-
-def _broker_down() -> str | None:
-    """As tests/runtime/test_feeds.py: the reason to skip when no broker answers."""
-    try:
-        with socket.create_connection(BROKER, timeout=1.0):
-            return None
-    except OSError as exc:
-        return f"no MQTT broker on {BROKER[0]}:{BROKER[1]} ({exc}); start Mosquitto to run the MQTT tests"
 
 
 def _event(dev, ch, event, t):
@@ -105,7 +95,7 @@ def test_http_messages_accepted_and_rejected_by_code_are_counted_on_metrics(live
 @pytest.fixture
 def mqtt_client(live):
     """An `MqttFeed` on the run's feed, subscribed on a topic tree of its own, and a publisher."""
-    reason = _broker_down()
+    reason = broker_unavailable_reason()
     if reason:
         pytest.skip(reason)
     import paho.mqtt.client as mqtt

@@ -21,6 +21,7 @@ import uuid
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from support.mqtt import BROKER, broker_unavailable_reason
 
 from signalwise.api import errors
 from signalwise.api.routers.live_feeds import router
@@ -357,20 +358,11 @@ def test_accepting_from_threads_while_observing(feed, corridor):
 # MQTT, against the real Mosquitto
 # ---------------------------------------------------------------------------
 
-BROKER = ("127.0.0.1", 1883)
-
-
-def _broker_down() -> str | None:
-    try:
-        with socket.create_connection(BROKER, timeout=1.0):
-            return None
-    except OSError as exc:
-        return f"no MQTT broker on {BROKER[0]}:{BROKER[1]} ({exc}); start Mosquitto to run the MQTT tests"
 
 
 @pytest.fixture
 def mqtt_feed(feed):
-    reason = _broker_down()
+    reason = broker_unavailable_reason()
     if reason:
         pytest.skip(reason)
     import paho.mqtt.client as mqtt

@@ -23,6 +23,7 @@ import time
 import uuid
 
 import pytest
+from support.mqtt import broker_unavailable_reason
 
 from signalwise.analytics.safety_audit import audit_run
 from signalwise.core import EventCode
@@ -234,10 +235,9 @@ def test_a_broker_down_at_start_is_reported_and_so_is_its_return(tmp_path, caplo
 
 
 def test_mqtt_json_nested_too_deeply_is_counted_as_garbage(tmp_path):
-    try:
-        socket.create_connection(("127.0.0.1", 1883), timeout=1.0).close()
-    except OSError as exc:
-        pytest.skip(f"no MQTT broker on 127.0.0.1:1883 ({exc})")
+    reason = broker_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
