@@ -6,13 +6,11 @@ transport that brought it.
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 
 import pytest
 from fastapi.testclient import TestClient
-from support.mqtt import BROKER, broker_unavailable_reason
+from support.mqtt import subscribed_feed
 
 from signalwise.api import create_app
 from signalwise.runtime.config import RunConfig
@@ -94,34 +92,9 @@ def test_http_messages_accepted_and_rejected_by_code_are_counted_on_metrics(live
 
 @pytest.fixture
 def mqtt_client(live):
-    """An `MqttFeed` on the run's feed, subscribed on a topic tree of its own, and a publisher."""
-    reason = broker_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    from signalwise.runtime.live.mqtt import MqttFeed
-
     _client, _app, rt = live
-    prefix = f"signalwise-test-{uuid.uuid4().hex[:8]}"  # the broker is shared
-    sub = MqttFeed(rt.feed, *BROKER, prefix=prefix)  # as `signalwise live --field none --mqtt` builds it
-    sub.start()
-    assert sub.wait_subscribed(5.0), f"no subscription within 5 s: {sub.stats()}"
-    pub = mqtt.Client(CallbackAPIVersion.VERSION2)
-    pub.connect(*BROKER)
-    pub.loop_start()
-
-    def publish(device, payload):
-        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        pub.publish(f"{prefix}/{device}/detectors", data, qos=1).wait_for_publish(2.0)
-
-    try:
+    with subscribed_feed(rt.feed) as (sub, publish):
         yield sub, publish
-    finally:
-        pub.loop_stop()
-        pub.disconnect()
-        sub.stop()
 
 
 def test_mqtt_and_http_into_one_feed_are_counted_once_each_under_their_transport(live, mqtt_client):

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import math
 import socket
 import threading
 import time
-import uuid
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from support.mqtt import BROKER, broker_unavailable_reason
+from support.mqtt import subscribed_feed
 
 from signalwise.api import errors
 from signalwise.api.routers.live_feeds import router
@@ -362,30 +360,8 @@ def test_accepting_from_threads_while_observing(feed, corridor):
 
 @pytest.fixture
 def mqtt_feed(feed):
-    reason = broker_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    from signalwise.runtime.live.mqtt import MqttFeed
-
-    prefix = f"signalwise-test-{uuid.uuid4().hex[:8]}"  # a topic tree of its own: the broker is shared
-    sub = MqttFeed(feed, *BROKER, prefix=prefix)
-    sub.start()
-    assert sub.wait_subscribed(5.0), f"no subscription within 5 s: {sub.stats()}"
-    pub = mqtt.Client(CallbackAPIVersion.VERSION2)
-    pub.connect(*BROKER)
-    pub.loop_start()
-
-    def publish(device, payload):
-        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        pub.publish(f"{prefix}/{device}/detectors", data, qos=1).wait_for_publish(2.0)
-
-    yield sub, publish
-    pub.loop_stop()
-    pub.disconnect()
-    sub.stop()
+    with subscribed_feed(feed) as (sub, publish):
+        yield sub, publish
 
 
 def _until(condition, timeout_s=2.0):
