@@ -6,11 +6,10 @@ transport that brought it.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from fastapi.testclient import TestClient
 from support.mqtt import subscribed_feed
+from support.waiting import until
 
 from signalwise.api import create_app
 from signalwise.runtime.config import RunConfig
@@ -31,12 +30,7 @@ def _count(dev, ch, n, occ, t, interval=60.0):
 
 
 def _until(condition, timeout_s=5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
+    return until(condition, timeout_s)
 
 
 @pytest.fixture

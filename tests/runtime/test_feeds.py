@@ -20,6 +20,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from support.mqtt import subscribed_feed
+from support.waiting import until
 
 from signalwise.api import errors
 from signalwise.api.routers.live_feeds import router
@@ -364,13 +365,8 @@ def mqtt_feed(feed):
         yield sub, publish
 
 
-def _until(condition, timeout_s=2.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
+def _until(condition, timeout_s=2.0) -> bool:
+    return until(condition, timeout_s)
 
 
 def test_mqtt_messages_reach_the_feed_within_two_seconds(mqtt_feed, feed, corridor):

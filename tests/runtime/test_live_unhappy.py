@@ -24,6 +24,7 @@ import uuid
 
 import pytest
 from support.mqtt import broker_unavailable_reason
+from support.waiting import until
 
 from signalwise.analytics.safety_audit import audit_run
 from signalwise.core import EventCode
@@ -57,12 +58,7 @@ def _run_in_thread(rt: LiveRuntime) -> threading.Thread:
 
 
 def _until(condition, timeout_s=10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
+    return until(condition, timeout_s, every_s=0.01)
 
 
 # ---------------------------------------------------------------------------

@@ -317,8 +317,9 @@ class LiveRuntime:
 
     def _rebase_feed_clock(self) -> None:
         """The loop starts now: a detector feed maps wall-clock times from this moment (as the pacer does), and a
-        feed attached after `open()` (by a program that embeds the runtime) learns the loop's clock, so a `sim_time_s` from the
-        run's future is refused on arrival instead of going into events.csv at a time the run never reached."""
+        feed attached after `open()` (by a program that embeds the runtime) learns the loop's clock, so a
+        `sim_time_s` from the run's future is refused on arrival instead of going into events.csv at a time the
+        run never reached."""
         feed = self.feed
         if feed is None:
             return
