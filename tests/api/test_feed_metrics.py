@@ -72,12 +72,13 @@ def test_http_messages_accepted_and_rejected_by_code_are_counted_on_metrics(live
     assert client.post(URL, json=_event("J1", 999, "on", t)).status_code == 404
     assert client.post(URL, json=_count("J1", ch, 400, 0.2, t)).status_code == 422  # implausible
     assert client.post(URL, json=_event("J1", ch, "on", t + 3600)).status_code == 422  # the run's future
-    # malformed by the schema: refused by the route before the feed sees it, so not counted
+    # malformed by the schema, and a body that is not JSON: counted as the MQTT feed counts them
     assert client.post(URL, json=_count("J1", ch, 3, 3.0, t)).status_code == 422
+    assert client.post(URL, content=b"{oops", headers={"content-type": "application/json"}).status_code == 422
 
     text = client.get("/metrics").text
     assert 'signalwise_feed_messages_accepted_total{feed="http"} 3.0' in text
-    for code, n in {"unknown_device": 1, "unknown_channel": 1, "implausible": 1, "time": 1, "invalid": 0,
+    for code, n in {"unknown_device": 1, "unknown_channel": 1, "implausible": 1, "time": 1, "invalid": 2,
                     "wrong_topic": 0}.items():
         assert f'signalwise_feed_messages_rejected_total{{code="{code}",feed="http"}} {n:.1f}' in text, code
     assert "# TYPE signalwise_feed_messages_accepted_total counter" in text

@@ -79,6 +79,8 @@ def test_a_detector_body_nested_too_deeply_is_a_422_not_a_500(running):
     assert r.status_code == 422, r.text
     assert "nested too deeply" in r.json()["message"]
     assert rt.running
+    stats = rt.feed.stats()  # one refused payload, counted as MQTT counts one
+    assert stats["rejected"] == 1 and "nested too deeply" in stats["last_rejection"]["reason"]
 
 
 def _raw_post(port: int, head: str, body_parts, key: str) -> tuple[int, dict]:
@@ -134,6 +136,9 @@ def test_a_detector_body_over_the_byte_limit_is_a_413_before_it_is_read(running)
                                                            "sim_time_s": rt.stepper.t})
     assert ok.status_code == 200, ok.text
     assert rt.running
+    stats = rt.feed.stats()  # each refused request counted once, by the one line it was answered with
+    assert stats["rejected"] == 2 and stats["accepted"] == 1
+    assert stats["last_rejection"]["reason"] == answer["message"]
 
 
 def test_a_shield_change_with_a_number_as_text_leaves_the_run_running(running):

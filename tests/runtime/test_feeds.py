@@ -461,6 +461,37 @@ def test_http_malformed_message_gets_422_with_its_field_path(http, feed):
     assert r.status_code == 422 and r.json()["message"].startswith("body: not JSON")
     assert client.post(URL, json=[]).status_code == 422
     assert feed.stats()["accepted"] == 0  # nothing of a refused batch was applied
+    # each message the schema refused counts, worded as the feed words its own refusals; a body that is no
+    # messages (not JSON, an empty list) counts once; the good message of the first batch counts neither way
+    stats = feed.stats()
+    assert stats["rejected"] == 4 and stats["rejected_by_code"] == {"invalid": 4}
+    assert stats["last_rejection"]["reason"] == "body: an empty list: send at least one message"
+
+
+def test_http_malformed_messages_count_against_the_health_of_the_intersection_they_name(http, corridor):
+    """A sender whose occupancy is in percent sends nothing the feed takes: over HTTP as over MQTT, a run of such
+    messages marks its intersection's data unhealthy, so the shield stops trusting what it last knew."""
+    client, _app = http
+    feed = DetectorFeed(corridor, unhealthy_after=3)
+    _app.state.live_feed = feed
+    inter = _inter(corridor)
+    sb = _det(inter)
+    need = ObservationNeed(detector_idle_ids=(sb.id,))
+    assert client.post(URL, json=_event("J1", sb.channel, "on", 1.0)).status_code == 200
+    bad = [_count("J1", sb.channel, 3, 18.0, 2.0), _count("J1", sb.channel, 4, 21.0, 3.0)]
+    assert client.post(URL, json=bad).status_code == 422
+    assert _health(feed.observe(inter, 3.0, need)).healthy  # two in a row: not yet a run
+    # another device's malformed message, and one naming no device, do not count against J1
+    assert client.post(URL, json=[_count("J2", 1, 3, 18.0, 3.0), {"channel": 1, "event": "on"}]).status_code == 422
+    assert _health(feed.observe(inter, 3.0, need)).healthy
+    r = client.post(URL, json={**_count("J1", sb.channel, 3, 18.0, 4.0), "channel": "one"})
+    assert r.status_code == 422
+    h = _health(feed.observe(inter, 4.0, need))
+    assert not h.healthy and "3 messages in a row rejected" in h.reason
+    assert h.reason.endswith("channel: Input should be a valid integer, unable to parse string as an integer "
+                             "(and 1 more)")
+    assert client.post(URL, json=_event("J1", sb.channel, "off", 5.0)).status_code == 200
+    assert _health(feed.observe(inter, 5.0, need)).healthy
 
 
 def test_http_unknown_device_or_channel_is_named(http, feed, corridor):

@@ -5,9 +5,12 @@ A batch is taken whole or not at all: a malformed message gets 422 with its
 field path (`body[1].occupancy`), a message for a device or channel the run
 does not have gets 404 naming it, an implausible value gets 422 with its
 reason; nothing of a refused batch is applied, and its faulty messages count
-against the feed's health like any refusal. 503 when no live run is attached. A body over
-`MAX_BODY_BYTES` is refused with 413 before it is read whole: at once when its Content-Length says so,
-else (chunked) as soon as the bytes received pass the limit.
+against the feed's health like any refusal: a message the schema refuses too,
+against the device it names, as the MQTT feed counts it. 503 when no live run
+is attached. A body over `MAX_BODY_BYTES` is refused with 413 before it is read
+whole: at once when its Content-Length says so, else (chunked) as soon as the
+bytes received pass the limit; it, and a body that is not JSON or not messages,
+counts as one refused payload, as on MQTT.
 """
 
 from __future__ import annotations
@@ -63,7 +66,15 @@ async def post_detectors(request: Request) -> Any:
     if feed is None:
         raise HTTPException(503, "no live run with a detector feed is attached to this server "
                                  "(start one with `signalwise live`)")
-    messages = _parse(await _body(request))
+    try:
+        messages = _parse(await _body(request))
+    except _Refused as exc:
+        for device, reason in exc.refusals:
+            feed.reject(reason, device)
+        raise
+    except HTTPException as exc:  # 413: one refused payload; its size is the reason
+        feed.reject(str(exc.detail))
+        raise
     result = feed.accept(messages, all_or_none=True)
     if result.ok:
         return FeedAccepted(accepted=result.accepted)
@@ -72,6 +83,23 @@ async def post_detectors(request: Request) -> Any:
                "msg": r.reason, "type": r.code} for r in result.rejected]
     unknown = all(r.code in ("unknown_device", "unknown_channel") for r in result.rejected)
     return validation_body(errors, 404 if unknown else 422)
+
+
+class _Refused(RequestValidationError):
+    """A body refused before it became messages: its 422, and what the feed counts for it.
+
+    `refusals`: (device the message names, or None; reason) for each faulty
+    message, or one for a body that is no messages. Counted, an HTTP sender's
+    malformed messages weigh on the feed's health and metrics as MQTT's do.
+    """
+
+    def __init__(self, errors: list[dict], refusals: list[tuple[str | None, str]]):
+        super().__init__(errors)
+        self.refusals = refusals
+
+
+def _body_refused(msg: str, kind: str) -> _Refused:
+    return _Refused([{"loc": ("body",), "msg": msg, "type": kind}], [(None, f"body: {msg}")])
 
 
 def _too_large(what: str) -> HTTPException:
@@ -99,17 +127,13 @@ def _parse(raw: bytes) -> DetectorMessage | list[DetectorMessage]:
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RequestValidationError([{"loc": ("body",), "msg": f"not JSON: {exc}", "type": "json_invalid"}]) \
-            from None
+        raise _body_refused(f"not JSON: {exc}", "json_invalid") from None
     except RecursionError:  # `[[[[…]]]]` deeper than the parser goes: a bad body, not a server error
-        raise RequestValidationError([{"loc": ("body",), "msg": "not JSON a feed sends: nested too deeply",
-                                       "type": "json_invalid"}]) from None
+        raise _body_refused("not JSON a feed sends: nested too deeply", "json_invalid") from None
     if isinstance(data, list) and len(data) > MAX_BATCH:
-        raise RequestValidationError([{"loc": ("body",), "msg": f"{len(data)} messages in one request; at most "
-                                       f"{MAX_BATCH}", "type": "too_long"}])
+        raise _body_refused(f"{len(data)} messages in one request; at most {MAX_BATCH}", "too_long")
     if isinstance(data, list) and not data:
-        raise RequestValidationError([{"loc": ("body",), "msg": "an empty list: send at least one message",
-                                       "type": "too_short"}])
+        raise _body_refused("an empty list: send at least one message", "too_short")
     try:
         return _BODY.validate_python(data)
     except ValidationError as exc:
@@ -119,4 +143,25 @@ def _parse(raw: bytes) -> DetectorMessage | list[DetectorMessage]:
             if loc and loc[0] in ("one", "many"):
                 loc = loc[1:]
             errors.append({"loc": ("body", *loc), "msg": err.get("msg", "invalid"), "type": err.get("type")})
-        raise RequestValidationError(errors) from None
+        raise _Refused(errors, _refusals(errors, data)) from None
+
+
+def _refusals(errors: list[dict], data: Any) -> list[tuple[str | None, str]]:
+    """(device, reason) for each message the schema refused, worded as the feed words its own refusals
+    (`occupancy: Input should be … (and 1 more)`); one for a body that is neither a message nor a list."""
+    by_message: dict[int | None, list[tuple]] = {}
+    for err in errors:
+        loc = err["loc"][1:]  # after "body"
+        if isinstance(data, list) and loc and isinstance(loc[0], int):
+            by_message.setdefault(loc[0], []).append((loc[1:], err["msg"]))
+        else:
+            by_message.setdefault(None, []).append((loc, err["msg"]))
+    refusals = []
+    for index, problems in by_message.items():
+        message = data[index] if index is not None else data
+        device = message.get("device_id") if isinstance(message, dict) else None
+        (loc, msg), more = problems[0], len(problems) - 1
+        where = ".".join(str(p) for p in loc) or ("message" if isinstance(message, dict) else "body")
+        refusals.append((device if isinstance(device, str) else None,
+                         f"{where}: {msg}" + (f" (and {more} more)" if more else "")))
+    return refusals
