@@ -5,6 +5,8 @@ process: every test closes its environment, and a fixture checks that no
 simulation is left open for the next test in this worker.
 """
 
+import math
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -97,6 +99,25 @@ def test_reward_is_minus_halting_vehicles_on_the_approaches_each_second():
     assert len(costs) == 120
     assert all(r == -h for r, h in costs[:-1])  # the last step closed SUMO
     assert sum(h for _r, h in costs[:-1]) > 0
+    idle = [r for r, h in costs[:-1] if h == 0]
+    assert idle and all(math.copysign(1.0, r) == 1.0 for r in idle)  # 0.0, not -0.0, when nothing halted
+
+
+def test_state_is_every_agents_observation_in_agent_order():
+    with SignalwiseParallelEnv("corridor", duration_s=60) as env:
+        with pytest.raises(RuntimeError, match="reset"):
+            env.state()
+        obs, _ = env.reset(seed=4)
+        assert env.state_space.contains(env.state())
+        assert np.array_equal(env.state(), np.concatenate([obs[a] for a in env.possible_agents]))
+        rng = np.random.default_rng(4)
+        states = []
+        while env.agents:
+            obs, *_ = env.step({a: int(rng.integers(env.action_space(a).n)) for a in env.agents})
+            states.append(env.state())
+        assert np.array_equal(states[-1], np.concatenate([obs[a] for a in env.possible_agents]))  # kept at the end
+        assert len({s.tobytes() for s in states}) > 1  # it follows the traffic
+        assert env.state_space.shape == (sum(env.observation_space(a).shape[0] for a in env.possible_agents),)
 
 
 def test_shield_refuses_a_change_inside_minimum_green_and_says_so():

@@ -18,7 +18,10 @@
 - observation: see `observation.py` (phase one-hot, clearing flag, time in
   interval, per-lane-group queue and count, all in [0, 1]);
 - reward: see `reward.py` (minus halting vehicle-seconds on the approaches
-  since the agent's last step), times `reward_scale`;
+  since the agent's last step), times `reward_scale` (0.0, never -0.0, when
+  nothing halted);
+- state(): the global state a centralised critic reads, every agent's
+  observation in `possible_agents` order, concatenated (`state_space`);
 - a step advances SUMO by `decision_period_s` (default 5 s); the episode is
   truncated (never terminated) at the end of the scenario's window, or after
   `duration_s`;
@@ -77,6 +80,9 @@ class SignalwiseParallelEnv(ParallelEnv):
         self._lanes = tuple(dict.fromkeys(lane for o in self._observers.values() for lane in o.lanes))
         self.possible_agents = [i.id for i in inters]
         self._action_spaces = {i.id: spaces.Discrete(len(i.phases)) for i in inters}
+        self.state_space = spaces.Box(0.0, 1.0, shape=(sum(o.space.shape[0] for o in self._observers.values()),),
+                                      dtype=np.float32)
+        self._latest: dict[str, np.ndarray] = {}  # each agent's latest observation: the state's parts
         self.agents: list[str] = []
         self._episode: Episode | None = None
         self._last: Episode | None = None  # the episode audit() reports on, kept after it ends
@@ -122,7 +128,8 @@ class SignalwiseParallelEnv(ParallelEnv):
         cost = halting_vehicle_seconds(samples, self.config.step_length_s)
         agents = self.agents
         obs = self._observe()
-        rewards = {a: -self.reward_scale * cost.get(a, 0.0) for a in agents}
+        # 0.0 - x: a step with nothing halting rewards 0.0, not -0.0 (which prints, logs and hashes differently)
+        rewards = {a: 0.0 - self.reward_scale * cost.get(a, 0.0) for a in agents}
         truncated = ep.done
         terminations = dict.fromkeys(agents, False)
         truncations = dict.fromkeys(agents, truncated)
@@ -135,6 +142,13 @@ class SignalwiseParallelEnv(ParallelEnv):
             self.agents = []
             self._close_episode()  # frees libsumo at once; the record stays for audit()
         return obs, rewards, terminations, truncations, infos
+
+    def state(self) -> np.ndarray:
+        """Every agent's latest observation in `possible_agents` order, concatenated: what a centralised critic
+        (MAPPO, QMIX) reads. After the episode's last step, its last state."""
+        if not self._latest:
+            raise RuntimeError("no episode yet: call reset() first")
+        return np.concatenate([self._latest[a] for a in self.possible_agents])
 
     def audit(self) -> AuditReport:
         """The independent safety checker on the last episode's event log and signal states (so far)."""
@@ -176,7 +190,9 @@ class SignalwiseParallelEnv(ParallelEnv):
         ep = self._episode
         t = ep.time_s
         lanes = ep.lane_counts(self._lanes)
-        return {a: self._observers[a].encode(ep.shields[a].status(t), lanes) for a in self.agents}
+        obs = {a: self._observers[a].encode(ep.shields[a].status(t), lanes) for a in self.agents}
+        self._latest = obs
+        return obs
 
     def _serving(self, agent: str, phase: int) -> bool:
         sh = self._last.shields[agent]
