@@ -1,6 +1,6 @@
 """Does the trained Q-learning agent beat max-pressure? Train, then evaluate on held-out seeds.
 
-For each scenario: `signalwise train` with the default (recommended) agent
+For each scenario: `signalwise train --agent tabular` with its default
 settings — `--guide-visits auto`: one model trained with guide threshold 10
 and one with 30, the better on 3 validation seeds kept (see
 training/selection.py) — then `signalwise evaluate` on 5 held-out seeds against

@@ -116,13 +116,15 @@ def test_train_with_shared_lanes_split_on_a_network_with_turn_pockets(tmp_path):
 
 
 def test_train_with_cycle_calls_records_the_rule_its_episodes_ran_under(tmp_path):
-    p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "-s", "single", "--generations", "1",
+    # no --agent: the phase-score search is the default
+    p = subprocess.run([SIGNALWISE, "train", "-s", "single", "--generations", "1",
                         "--popsize", "2", "--validation-seeds", "1", "--duration", "300", "--cycle-calls",
                         "--out", str(tmp_path / "t")], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr  # every episode's audit held the shield to its calls
     meta = load_model(tmp_path / "t" / "model").meta
+    assert meta["agent"] == "phase-score"
     assert meta["training"]["run"] == {"timing": {"profile": "safety", "cycle_calls": True}}
-    tabular = subprocess.run([SIGNALWISE, "train", "--cycle-calls", "--out", str(tmp_path / "u")],
+    tabular = subprocess.run([SIGNALWISE, "train", "--agent", "tabular", "--cycle-calls", "--out", str(tmp_path / "u")],
                              capture_output=True, text=True, timeout=120)
     assert tabular.returncode == 2 and "--cycle-calls" in tabular.stderr and "Traceback" not in tabular.stderr
 

@@ -158,6 +158,13 @@ def test_resume_takes_a_left_out_option_from_the_run_it_continues(tmp_path):
     assert state["episodes_done"] == 2 and state["config"]["hyper"]["gamma"] == 0.5
 
 
+def test_the_phase_score_search_refuses_the_tabular_agents_options_it_would_ignore(tmp_path):
+    out = tmp_path / "t"
+    refused(cli("train", "--agent", "phase-score", "--episodes", "3", "--gamma", "0.5", "--out", str(out)),
+            "--episodes, --gamma: for --agent tabular")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("agent", [["--agent", "tabular", "--episodes", "1"],
                                    ["--agent", "phase-score", "--generations", "1", "--popsize", "2"]])
 @pytest.mark.parametrize("duration", ["0", "-5", "nan"])

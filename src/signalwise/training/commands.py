@@ -44,11 +44,40 @@ def learning_errors(fn):
     return friendly_errors(wrapper)
 
 
+#: the options only the tabular agent reads: given without --agent, they choose it; given with
+#: --agent phase-score, they are refused rather than silently ignored
+TABULAR_OPTIONS = ("episodes", "resume", "batch", "shared", "gamma", "guide", "guide_mode", "guide_visits",
+                   "epsilon_start", "downstream_weight", "epsilon_decay", "actions", "state")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _agent(ctx: typer.Context, agent: str | None) -> str:
+    """--agent, or phase-score when none is given (it trains the better models everywhere it was measured,
+    docs/learning.md), unless a tabular agent's option is given: a command written for the tabular agent,
+    from before phase-score was the default, trains what it asked for."""
+    from typer._click.core import ParameterSource
+
+    given = [name for name in TABULAR_OPTIONS if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
+    if agent is None:
+        return "tabular" if given else "phase-score"
+    ignored = [name for name in given if name != "resume"]  # --resume has its own reason, below
+    if agent == "phase-score" and ignored:
+        _fail(f"{', '.join(_flag(n) for n in ignored)}: for --agent tabular; a phase-score search takes "
+              "--generations, --popsize and the options named 'phase-score' in --help")
+    return agent
+
+
 def train_command(
+    ctx: typer.Context,
     scenario: Annotated[str, typer.Option("--scenario", "-s", help="single | corridor | grid | resco:NAME")] = "single",
-    agent: Annotated[str, typer.Option(help="phase-score: a few weights shared by every signal, learned by policy "
+    agent: Annotated[str | None, typer.Option(help="phase-score: a few weights shared by every signal, learned by policy "
                                             "search (CMA-ES) on the average delay (recommended; --generations to "
-                                            "--timing) | tabular: Q-learning per signal (--episodes to --state)")] = "tabular",
+                                            "--timing) | tabular: Q-learning per signal (--episodes to --state) "
+                                            "[default: phase-score; tabular when one of its options, --episodes to "
+                                            "--state, is given]", show_default=False)] = None,
     generations: Annotated[int, typer.Option(help="phase-score: CMA-ES generations")] = 12,
     popsize: Annotated[int, typer.Option(help="phase-score: candidate weight vectors per generation")] = 8,
     seeds_per_generation: Annotated[int, typer.Option(help="phase-score: training seeds every candidate of a "
@@ -154,6 +183,7 @@ def train_command(
     if duration is not None and not (duration > 0 and math.isfinite(duration)):
         # before anything is made in --out: the episodes' own check came after their directories
         _fail(f"--duration must be a number of seconds above 0, not {duration:g}")
+    agent = _agent(ctx, agent)
     if agent == "phase-score":
         if resume:
             _fail("--resume is for --agent tabular; a phase-score search is not resumed: to go on from a "
