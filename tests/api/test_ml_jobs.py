@@ -12,11 +12,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 from signalwise.api import create_app
+from signalwise.api.routers.ml_jobs import TrainIn
 from signalwise.store import Settings, get_engine
 from signalwise.store.jobs import get_job, process_runs
 from signalwise.store.keys import create_key
+from signalwise.store.model_registry import ModelRegistry
+from signalwise.training.commands import TABULAR_OPTIONS
+from signalwise.training.jobs import PHASE_SCORE_FIELDS, TABULAR_FIELDS
 
 SMALL = {"scenario": "single", "batch": 1, "workers": 1, "duration_s": 120, "guide_visits": 30}
+#: no agent and no tabular field: the phase-score search, as `signalwise train` without --agent
+SEARCH = {"scenario": "single", "workers": 1, "duration_s": 120, "generations": 1, "popsize": 2, "validation_seeds": 1}
 
 
 @pytest.fixture
@@ -33,8 +39,8 @@ def api(tmp_path):
             c.post(f"/api/v1/ml/jobs/{job_id}/cancel")
 
 
-def _start(c, **request) -> dict:
-    r = c.post("/api/v1/ml/train", json={**SMALL, **request})
+def _start(c, base: dict = SMALL, **request) -> dict:
+    r = c.post("/api/v1/ml/train", json={**base, **request})
     assert r.status_code == 202, r.text
     c.started.append(r.json()["job_id"])
     assert r.headers["location"] == f"/api/v1/ml/jobs/{r.json()['job_id']}"
@@ -141,5 +147,67 @@ def test_a_job_whose_worker_died_is_marked_failed_when_the_server_starts_again(a
 ])
 def test_bad_training_requests_are_422_naming_the_field_and_start_nothing(api, request_body, where):
     r = api.post("/api/v1/ml/train", json={**SMALL, **request_body})
+    assert r.status_code == 422 and r.json()["message"].startswith(where), r.json()
+    assert api.get("/api/v1/ml/jobs").json() == []
+
+
+def test_a_phase_score_job_runs_the_search_counts_its_episodes_and_registers_its_model(api, tmp_path):
+    job = _start(api, SEARCH, start="auto")
+    # the 4 named starts on the validation seed, then 1 generation of 2 candidates on one training seed
+    assert job["request"]["agent"] == "phase-score" and job["episodes_total"] == 4 + 2
+    job = _wait(api, job["job_id"], lambda j: j["state"] in ("succeeded", "failed", "cancelled"))
+    assert job["state"] == "succeeded", job
+    assert job["episodes_done"] == job["episodes_total"] == 6 and job["progress"] == 1.0
+    result = job["result"]
+    # the model counts the learned weights' validation run too (the chosen start's ran already); no last episode
+    assert result["episodes"] == 7 and result["violations"] == 0 and result["last_avg_delay_s"] is None
+    selection = result["selection"]
+    assert selection["chosen"] in ("learned", "start") and len(selection["starts"]["candidates"]) == 4
+    assert result["wall_s"] > 0
+    assert job["model_version"] == "v1" and result["model_version"] == "v1"
+    registry = ModelRegistry(get_engine(f"sqlite:///{tmp_path / 'jobs.db'}"), tmp_path / "check-cache")
+    version = registry.get("v1")
+    assert version.meta["agent"] == "phase-score" and version.meta["training"]["generations"] == 1
+    assert job["job_id"] in version.source
+    r = api.post("/api/v1/ml/deploy/v1", json={"scenario": "single"})
+    assert r.status_code == 200 and r.json()["active"] == {"C": "v1"}
+
+
+def test_the_agent_is_phase_score_unless_a_tabular_field_is_given_and_the_stored_request_says_which(api):
+    base = {"scenario": "single", "workers": 1, "register_version": False}
+
+    def started(**request) -> dict:
+        job = _start(api, base, **request)  # what it was resolved to is in the answer: no need to train
+        assert api.post(f"/api/v1/ml/jobs/{job['job_id']}/cancel").json()["state"] == "cancelled"
+        return job
+
+    job = started()
+    assert job["request"]["agent"] == "phase-score" and job["episodes_total"] == 12 * 8  # the CLI's defaults
+    assert api.get(f"/api/v1/ml/jobs/{job['job_id']}").json()["request"]["agent"] == "phase-score"
+    job = started(episodes=3)  # a tabular field without agent: the tabular agent, as on the command line
+    assert job["request"]["agent"] == "tabular" and job["episodes_total"] == 3 * 2  # guide_visits auto: 2 candidates
+    job = started(agent="tabular")
+    assert job["request"]["agent"] == "tabular" and job["episodes_total"] == 40 * 2
+    # start auto runs the 4 named starts on each validation seed first, in each of the restarts' searches
+    job = started(start="auto", restarts=2, validation_seeds=2, generations=3, popsize=4, seeds_per_generation=2)
+    assert job["request"]["agent"] == "phase-score" and job["episodes_total"] == 2 * (4 * 2 + 3 * 4 * 2)
+    assert [j["request"]["agent"] for j in api.get("/api/v1/ml/jobs").json()] == \
+        ["phase-score", "tabular", "tabular", "phase-score"]
+    # the fields that choose tabular are the command line's tabular options the API takes
+    assert set(TABULAR_FIELDS) <= set(TABULAR_OPTIONS)
+    assert set(TABULAR_FIELDS) | set(PHASE_SCORE_FIELDS) <= set(TrainIn.model_fields)
+
+
+@pytest.mark.parametrize("request_body,where", [
+    ({"agent": "phase-score", "episodes": 5, "gamma": 0.9}, "episodes, gamma: for agent tabular"),
+    ({"agent": "tabular", "generations": 2, "timing": "benchmark"}, "generations, timing: for agent phase-score"),
+    ({"episodes": 5, "popsize": 4}, "popsize: for agent phase-score (episodes given without agent chose tabular)"),
+    ({"agent": "q-learning"}, "body.agent: Input should be 'phase-score' or 'tabular'"),
+    ({"start": "/tmp"}, "body.start: Input should be 'max-pressure'"),  # a named start, never a path
+    ({"popsize": 1}, "body.popsize: Input should be greater than or equal to 2"),
+    ({"period": 0}, "body.period: Input should be greater than 0"),
+])
+def test_a_field_of_the_other_agent_or_a_bad_search_option_is_422_and_starts_nothing(api, request_body, where):
+    r = api.post("/api/v1/ml/train", json={"scenario": "single", "workers": 1, **request_body})
     assert r.status_code == 422 and r.json()["message"].startswith(where), r.json()
     assert api.get("/api/v1/ml/jobs").json() == []

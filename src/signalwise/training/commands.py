@@ -56,8 +56,8 @@ def _flag(name: str) -> str:
 
 def _agent(ctx: typer.Context, agent: str | None) -> str:
     """--agent, or phase-score when none is given (it trains the better models everywhere it was measured,
-    docs/learning.md), unless a tabular agent's option is given: a command written for the tabular agent,
-    from before phase-score was the default, trains what it asked for."""
+    docs/learning.md), unless a tabular agent's option is given: a command written for the tabular agent
+    trains what it asks for."""
     from typer._click.core import ParameterSource
 
     given = [name for name in TABULAR_OPTIONS if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
@@ -339,7 +339,7 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
     from ..runtime.config import MAX_DEMAND_SCALE, RunConfig, valid_demand_scale
     from ..sim.scenario import load
     from .executors import ExecutorError, make_executor
-    from .policy_search import SearchConfig, search
+    from .policy_search import config_from_starts, search
     from .search_starts import search_starts
 
     started = time.monotonic()
@@ -388,15 +388,13 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
                               "routes": list(routes or [])})
     if not own:
         load(scenario)
-    cfg = SearchConfig(scenario=None if own else scenario, generations=generations, popsize=popsize,
-                       seeds_per_generation=seeds_per_generation, validation_seeds=validation_seeds, seed=seed,
-                       workers=workers, out=out, duration_s=duration, run=run, sumocfg=sumocfg, net=net,
-                       routes=list(routes or []), ray_address=ray, measure=measure, zone_m=zone_m,
-                       shared_lanes=shared_lanes, features=begin.features(), start=begin.vector(begin.features()),
-                       start_name=next(iter(starts)), period_s=begin.period_s, restarts=restarts,
-                       start_signal_weights=begin.signal_vectors(begin.features()), per_signal=per_signal,
-                       sigma0=sigma, neighbour_weight=neighbour_weight, hold_neighbours=hold_neighbours,
-                       demand_scales=demand_scales)
+    cfg = config_from_starts(starts, scenario=None if own else scenario, generations=generations, popsize=popsize,
+                             seeds_per_generation=seeds_per_generation, validation_seeds=validation_seeds,
+                             seed=seed, workers=workers, out=out, duration_s=duration, run=run, sumocfg=sumocfg,
+                             net=net, routes=list(routes or []), ray_address=ray, measure=measure, zone_m=zone_m,
+                             shared_lanes=shared_lanes, restarts=restarts, per_signal=per_signal, sigma0=sigma,
+                             neighbour_weight=neighbour_weight, hold_neighbours=hold_neighbours,
+                             demand_scales=demand_scales)
     try:
         executor = make_executor(ray, workers)
     except ExecutorError as exc:

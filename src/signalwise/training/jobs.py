@@ -4,8 +4,10 @@ The API validates the request, stores a queued job (`store/jobs.py`) and
 starts `python -m signalwise.training.jobs JOB_ID` (the database URL in its
 environment) in a session of its own, so that the job, its episode worker
 processes and nothing else can be stopped as one process group. The worker runs the same functions as
-`signalwise train` (`train.train`, or `selection.train_selected` with
-`guide_visits: "auto"`), writes its episodes and model under the job's
+`signalwise train`: for the phase-score agent (the default, as on the command
+line) the policy search (`policy_search.search` from `search_starts`' named
+starts), for the tabular agent `train.train`, or `selection.train_selected`
+with `guide_visits: "auto"`. It writes its episodes and model under the job's
 directory, renews a heartbeat with the episodes done, and at the end
 registers the model as a new version of the registry (unless asked not to,
 or unless the independent audit found a shield violation, which fails the job
@@ -44,10 +46,56 @@ from ..store.jobs import (
 
 #: the hyperparameters a job request may set, as `signalwise train`'s options of the same names
 HYPER_KEYS = ("gamma", "epsilon_start", "epsilon_decay", "downstream_weight")
+#: the request's fields only the tabular agent reads (those of `signalwise train`'s TABULAR_OPTIONS the API
+#: takes): given without `agent`, they choose it; given with agent phase-score, they are refused
+TABULAR_FIELDS = ("episodes", "batch", "shared", "guide_visits", "gamma", "epsilon_start", "epsilon_decay",
+                  "downstream_weight")
+#: the request's fields only the phase-score search reads; given with the tabular agent, they are refused
+PHASE_SCORE_FIELDS = ("generations", "popsize", "seeds_per_generation", "restarts", "timing", "start", "measure",
+                      "period")
+PHASE_SCORE = "phase-score"
+TABULAR = "tabular"
+
+
+def resolve_agent(agent: str | None, given) -> str:  # noqa: ANN001
+    """The agent a request trains, as `signalwise train` chooses it: `agent`, else phase-score unless one of
+    TABULAR_FIELDS is among the fields `given`. ValueError (one line, naming the fields) when a field of
+    the other agent is given: refused rather than silently ignored."""
+    tabular = [f for f in TABULAR_FIELDS if f in given]
+    phase_score = [f for f in PHASE_SCORE_FIELDS if f in given]
+    resolved = agent or (TABULAR if tabular else PHASE_SCORE)
+    if resolved == PHASE_SCORE and tabular:
+        raise ValueError(f"{', '.join(tabular)}: for agent tabular; a phase-score search takes "
+                         f"{', '.join(PHASE_SCORE_FIELDS)}")
+    if resolved == TABULAR and phase_score:
+        why = "" if agent else f" ({', '.join(tabular)} given without agent chose tabular)"
+        raise ValueError(f"{', '.join(phase_score)}: for agent phase-score{why}; a tabular job takes "
+                         f"{', '.join(TABULAR_FIELDS)}")
+    return resolved
+
+
+def _agent(request: dict) -> str:
+    """The agent a stored request trains (a job stored before the API took `agent` trained tabular)."""
+    return request.get("agent") or TABULAR
 
 
 def episodes_total(request: dict) -> int:
-    """Episodes the job will run: each candidate of `guide_visits: auto` trains the full count."""
+    """Training episodes the job will run (validation runs come after, and are not counted).
+
+    Tabular: `episodes`, times the candidates with `guide_visits: auto` (each trains the full count).
+    Phase-score, per search (`restarts` of them): with `start: auto`, first every named start on each
+    validation seed (`policy_search.choose_start`), then every candidate of every generation on each of
+    its training seeds (generations x popsize x seeds_per_generation). Not counted: each search's closing
+    validation (its learned weights, and its start's unless `auto` ran them already) and, with restarts,
+    the other searches' models on the first one's validation seeds: the model's meta.json counts those too
+    (`training.episodes`), so the job result's `episodes` is the larger figure.
+    """
+    if _agent(request) == PHASE_SCORE:
+        from .search_starts import AUTO_START, STARTS
+
+        starts = len(STARTS) * int(request["validation_seeds"]) if request["start"] == AUTO_START else 0
+        per_generation = int(request["popsize"]) * int(request["seeds_per_generation"])
+        return int(request["restarts"]) * (starts + int(request["generations"]) * per_generation)
     from .selection import AUTO_CANDIDATES
 
     n = int(request["episodes"])
@@ -159,6 +207,8 @@ def run_job(job_id: str, database_url: str) -> int:
         return 1
     stopping.set()
     t = model.meta["training"]
+    # a phase-score model's meta.json: `episodes` counts its validation runs too, it has no last episode
+    # (last_avg_delay_s: None), and `selection` holds its learned and starting weights' validation delays
     result = {"model_path": str(model.path), "model_version": version, "episodes": t["episodes"],
               "violations": t["violations"], "last_avg_delay_s": t.get("last_avg_delay_s"),
               "wall_s": t.get("wall_s"), "selection": model.meta.get("selection")}
@@ -173,36 +223,20 @@ def run_job(job_id: str, database_url: str) -> int:
 
 def _train(engine, job: Job, done: list[int]):  # noqa: ANN001, ANN202
     """The training `signalwise train` would run for this request; returns (model, registered version)."""
-    from dataclasses import replace
-
-    from ..control.learning.agent import Hyper
     from ..sim.scenario import load
     from ..store.model_registry import ModelRegistry
     from .executors import make_executor
     from .registry import register_model
-    from .selection import AUTO_CANDIDATES, train_selected
-    from .train import TrainConfig, train
 
     req = job.request
     load(req["scenario"])
-    hyper = Hyper(**{k: req[k] for k in HYPER_KEYS if req.get(k) is not None})
-    auto = req.get("guide_visits") == "auto"
-    hyper = replace(hyper, guide_visits=AUTO_CANDIDATES[-1] if auto else int(req.get("guide_visits", 30)))
     out = Path(job.out_dir)
-    cfg = TrainConfig(scenario=req["scenario"], episodes=int(req["episodes"]), seed=int(req["seed"]),
-                      workers=int(req["workers"]), batch=int(req["batch"]), out=out, duration_s=req.get("duration_s"),
-                      shared=bool(req.get("shared", False)), hyper=hyper)
-
-    def on_episode(_record) -> None:  # noqa: ANN001
-        done[0] += 1
-
-    executor = make_executor(None, cfg.workers)
+    executor = make_executor(None, int(req["workers"]))
     try:
-        if auto:
-            model = train_selected(cfg, AUTO_CANDIDATES, int(req.get("validation_seeds", 3)),
-                                   on_episode=on_episode, executor=executor)
+        if _agent(req) == PHASE_SCORE:
+            model = _search(req, out, done, executor)
         else:
-            model = train(cfg, on_episode=on_episode, executor=executor)
+            model = _train_tabular(req, out, done, executor)
     finally:
         executor.close()
     version = None
@@ -211,6 +245,63 @@ def _train(engine, job: Job, done: list[int]):  # noqa: ANN001, ANN202
         version = register_model(registry, out / "model", who=job.created_by,
                                  source=f"training job {job.id} ({out / 'model'})").version
     return model, version
+
+
+def _train_tabular(req: dict, out: Path, done: list[int], executor):  # noqa: ANN001, ANN202
+    """`signalwise train --agent tabular`: Q-learning, with `guide_visits: auto` the better of its candidates."""
+    from dataclasses import replace
+
+    from ..control.learning.agent import Hyper
+    from .selection import AUTO_CANDIDATES, train_selected
+    from .train import TrainConfig, train
+
+    hyper = Hyper(**{k: req[k] for k in HYPER_KEYS if req.get(k) is not None})
+    auto = req.get("guide_visits") == "auto"
+    hyper = replace(hyper, guide_visits=AUTO_CANDIDATES[-1] if auto else int(req.get("guide_visits", 30)))
+    cfg = TrainConfig(scenario=req["scenario"], episodes=int(req["episodes"]), seed=int(req["seed"]),
+                      workers=int(req["workers"]), batch=int(req["batch"]), out=out, duration_s=req.get("duration_s"),
+                      shared=bool(req.get("shared", False)), hyper=hyper)
+
+    def on_episode(_record) -> None:  # noqa: ANN001
+        done[0] += 1
+
+    if auto:
+        return train_selected(cfg, AUTO_CANDIDATES, int(req.get("validation_seeds", 3)), on_episode=on_episode,
+                              executor=executor)
+    return train(cfg, on_episode=on_episode, executor=executor)
+
+
+def _search(req: dict, out: Path, done: list[int], executor):  # noqa: ANN001, ANN202
+    """`signalwise train --agent phase-score` with the options the API takes (a named start, no per-signal
+    search, no added features, zones and shared lanes as max-pressure's under the timing profile).
+
+    The search has no per-episode hook: `done` grows by a generation's episodes as each generation ends, and
+    by the starts' episodes once `start: auto` has compared them (what `episodes_total` counts)."""
+    from dataclasses import replace
+
+    from .policy_search import config_from_starts, search
+    from .search_starts import AUTO_START, STARTS, search_starts
+
+    if req["start"] not in STARTS and req["start"] != AUTO_START:  # never a path: the API names a start
+        raise ValueError(f"start {req['start']!r}: choose from {', '.join(STARTS)} or {AUTO_START}")
+    # as `signalwise train` builds it (the CLI's checks are the request's schema here)
+    starts = search_starts(req["start"])
+    if req.get("period") is not None:
+        starts = {n: replace(st, period_s=float(req["period"])) for n, st in starts.items()}
+    cfg = config_from_starts(starts, scenario=req["scenario"], generations=int(req["generations"]),
+                             popsize=int(req["popsize"]), seeds_per_generation=int(req["seeds_per_generation"]),
+                             validation_seeds=int(req["validation_seeds"]), seed=int(req["seed"]),
+                             workers=int(req["workers"]), out=out, duration_s=req.get("duration_s"),
+                             run={"timing": req["timing"]} if req.get("timing") else {}, measure=req["measure"],
+                             restarts=int(req["restarts"]))
+
+    def on_generation(record) -> None:  # noqa: ANN001
+        done[0] += cfg.popsize * len(record.seeds)
+
+    def on_start(choice: dict) -> None:
+        done[0] += int(choice["episodes"])
+
+    return search(cfg, on_generation, executor, starts=starts if len(starts) > 1 else None, on_start=on_start)
 
 
 def _stop_process_group() -> None:

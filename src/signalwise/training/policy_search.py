@@ -310,6 +310,15 @@ def signal_graph(results: list[dict]) -> dict[str, tuple[str, ...]]:
     return {tls: tuple(sorted(others)) for tls, others in sorted(near.items())}
 
 
+def config_from_starts(starts: dict[str, SearchStart], **options) -> SearchConfig:
+    """A search's configuration from its start(s) (`search_starts`): the first start's features, weights and
+    decision period (with several, `auto`, the one chosen replaces them); `options`: the other fields."""
+    name, begin = next(iter(starts.items()))
+    features = begin.features()
+    return SearchConfig(features=features, start=begin.vector(features), start_name=name, period_s=begin.period_s,
+                        start_signal_weights=begin.signal_vectors(features), **options)
+
+
 def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
            executor: EpisodeExecutor | None = None, starts: dict[str, SearchStart] | None = None,
            on_start: Callable[[dict], None] | None = None) -> Model:

@@ -28,46 +28,83 @@ JobPath = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$
 
 
 class TrainIn(BaseModel):
-    """What to train: the options of `signalwise train` of the same names."""
+    """What to train: the options of `signalwise train` of the same names.
+
+    Not taken (the command line's): a start given as a model's directory, --per-signal and its options,
+    --sigma, --add-feature, --zone-m, --shared-lanes, --cycle-calls, --demand-scale, --resume, --guide,
+    --guide-mode, --actions, --state, your own network and Ray.
+    """
 
     model_config = ConfigDict(extra="forbid")
     scenario: str = Field("single", min_length=1, max_length=200, description="a built-in scenario or resco:NAME")
-    episodes: int = Field(40, ge=1, le=10_000, description="training episodes (per candidate with guide_visits auto)")
-    seed: int = Field(1, ge=0, le=1_000_000, description="the same seed and batch reproduce the model exactly")
+    agent: Literal["phase-score", "tabular"] | None = Field(None, description=(
+        "phase-score: a few weights shared by every signal, learned by policy search (CMA-ES) on the average "
+        "delay (generations to period) | tabular: Q-learning per signal (the fields marked tabular); default: "
+        "phase-score, tabular when one of the tabular fields is given"))
+    generations: int = Field(12, ge=1, le=1000, description="phase-score: CMA-ES generations")
+    popsize: int = Field(8, ge=2, le=256, description="phase-score: candidate weight vectors per generation")
+    seeds_per_generation: int = Field(1, ge=1, le=20, description="phase-score: training seeds every candidate of "
+                                                                  "a generation runs (the same for all)")
+    restarts: int = Field(1, ge=1, le=20, description="phase-score: independent searches, seeds seed, seed + 1, "
+                                                      "...; the model is the one with the lowest delay on the "
+                                                      "first one's validation seeds")
+    timing: Literal["safety", "benchmark", "reference"] | None = Field(None, description=(
+        "phase-score: timing profile of the training episodes (default: safety)"))
+    start: Literal["max-pressure", "actuated", "max-pressure-hold", "max-pressure-pays", "auto"] = Field(
+        "max-pressure", description="phase-score: where the search starts, a named start of `signalwise train "
+                                    "--start` (auto: run each on the validation seeds, search from the lowest delay)")
+    measure: Literal["count", "density"] = Field("count", description="phase-score: count (vehicles) | density "
+                                                                      "(vehicles per 100 m of lane)")
+    period: float | None = Field(None, gt=0, le=3600, description="phase-score: seconds between decisions "
+                                                                  "(default: the start's: 1 for actuated, else 5)")
+    episodes: int = Field(40, ge=1, le=10_000, description="tabular: training episodes (per candidate with "
+                                                           "guide_visits auto)")
+    seed: int = Field(1, ge=0, le=1_000_000, description="the same seed (and batch) reproduce the model exactly")
     workers: int = Field(1, ge=1, le=64, description="parallel episode processes (at most the server's cores)")
-    batch: int = Field(2, ge=1, le=64, description="episodes per round, run in parallel from the same table")
+    batch: int = Field(2, ge=1, le=64, description="tabular: episodes per round, run in parallel from the same table")
     duration_s: float | None = Field(None, ge=1, le=86_400, description="simulated seconds per episode "
                                                                         "(default: the scenario's)")
-    shared: bool = Field(False, description="one table shared by intersections of the same layout")
+    shared: bool = Field(False, description="tabular: one table shared by intersections of the same layout")
     guide_visits: int | Literal["auto"] = Field("auto", description=(
-        "tries of each action before the table is trusted over max-pressure; auto: train with 10 and with 30 "
-        "and keep the better on validation seeds"))
-    validation_seeds: int = Field(3, ge=1, le=20, description="with guide_visits auto: seeds the candidates are "
-                                                              "compared on")
-    gamma: float | None = Field(None, gt=0, lt=1, description="discount per 5 s of elapsed time (default 0.95)")
-    epsilon_start: float | None = Field(None, ge=0, le=1, description="exploration in the first episode (0.3)")
-    epsilon_decay: float | None = Field(None, gt=0, le=1, description="exploration decay per episode (0.97)")
-    downstream_weight: float | None = Field(None, ge=0, description="weight of halting vehicles on outgoing lanes (0)")
+        "tabular: tries of each action before the table is trusted over max-pressure; auto: train with 10 and "
+        "with 30 and keep the better on validation seeds"))
+    validation_seeds: int = Field(3, ge=1, le=20, description="seeds the final choice is made on: phase-score, the "
+                                                              "learned weights against the start (and the starts "
+                                                              "with start auto, the searches with restarts); "
+                                                              "tabular, the candidates of guide_visits auto")
+    gamma: float | None = Field(None, gt=0, lt=1, description="tabular: discount per 5 s of elapsed time (0.95)")
+    epsilon_start: float | None = Field(None, ge=0, le=1, description="tabular: exploration in the first episode "
+                                                                      "(0.3)")
+    epsilon_decay: float | None = Field(None, gt=0, le=1, description="tabular: exploration decay per episode (0.97)")
+    downstream_weight: float | None = Field(None, ge=0, description="tabular: weight of halting vehicles on outgoing "
+                                                                    "lanes (0)")
     register_version: bool = Field(True, description="register the model as a new registry version when it succeeds")
 
 
 class JobResultOut(BaseModel):
     model_path: str = Field(description="the model directory the job wrote")
     model_version: str | None = Field(description="the registry version it was registered as (null: not registered)")
-    episodes: int = Field(description="episodes trained")
+    episodes: int = Field(description="episodes trained (phase-score: every episode the search ran, its "
+                                      "validation runs included, as its meta.json's training.episodes)")
     violations: int = Field(description="shield violations the independent audit found in the episodes")
-    last_avg_delay_s: float | None = Field(description="mean delay per vehicle in the last episode, s")
+    last_avg_delay_s: float | None = Field(description="mean delay per vehicle in the last episode, s (null for "
+                                                       "phase-score: a search has no last episode)")
     wall_s: float | None = Field(description="wall-clock seconds the training took")
-    selection: dict | None = Field(None, description="with guide_visits auto: the candidates' validation delays")
+    selection: dict | None = Field(None, description="tabular with guide_visits auto: the candidates' validation "
+                                                     "delays; phase-score: the learned and the starting weights' "
+                                                     "(and with start auto the starts', with restarts the "
+                                                     "searches')")
 
 
 class JobOut(BaseModel):
     job_id: str
     state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     episodes_done: int = Field(description="training episodes finished so far")
-    episodes_total: int = Field(description="training episodes the job runs in all")
+    episodes_total: int = Field(description="training episodes the job runs in all (phase-score: generations x "
+                                            "popsize x seeds_per_generation, plus the starts' runs with start "
+                                            "auto, per restart)")
     progress: float = Field(description="episodes_done / episodes_total, 0..1 (validation runs come after)")
-    request: dict = Field(description="what was asked (TrainIn)")
+    request: dict = Field(description="what was asked (TrainIn), with the agent it resolved to")
     created_at: dt.datetime = Field(description="UTC")
     created_by: str = Field(description="the API key's name")
     started_at: dt.datetime | None = Field(description="when its worker took it (UTC)")
@@ -96,8 +133,12 @@ def job_out(job: store_jobs.Job) -> JobOut:
                         422: {"description": "invalid request (field path in the message)"}})
 def train(request: Request, body: TrainIn, engine: EngineDep, response: Response) -> JobOut:
     from signalwise.sim.scenario import ScenarioError, load
-    from signalwise.training.jobs import start_job
+    from signalwise.training.jobs import resolve_agent, start_job
 
+    try:
+        agent = resolve_agent(body.agent, body.model_fields_set)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
     try:
         load(body.scenario)
     except ScenarioError as exc:
@@ -111,7 +152,7 @@ def train(request: Request, body: TrainIn, engine: EngineDep, response: Response
     if len(running) >= settings.max_training_jobs:
         raise HTTPException(409, f"{len(running)} training job(s) running already ({', '.join(j.id for j in running)}; "
                                  f"max_training_jobs is {settings.max_training_jobs}): wait, or cancel one")
-    job = start_job(engine, settings.database_url, body.model_dump(), settings.ml_jobs_dir, who(request))
+    job = start_job(engine, settings.database_url, {**body.model_dump(), "agent": agent}, settings.ml_jobs_dir, who(request))
     response.headers["Location"] = f"/api/v1/ml/jobs/{job.id}"
     return job_out(job)
 
