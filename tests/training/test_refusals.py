@@ -158,10 +158,14 @@ def test_resume_takes_a_left_out_option_from_the_run_it_continues(tmp_path):
     assert state["episodes_done"] == 2 and state["config"]["hyper"]["gamma"] == 0.5
 
 
-def test_the_phase_score_search_refuses_the_tabular_agents_options_it_would_ignore(tmp_path):
+def test_each_agent_refuses_the_other_agents_options_it_would_ignore(tmp_path):
     out = tmp_path / "t"
     refused(cli("train", "--agent", "phase-score", "--episodes", "3", "--gamma", "0.5", "--out", str(out)),
             "--episodes, --gamma: for --agent tabular")
+    refused(cli("train", "--agent", "tabular", "--generations", "3", "--measure", "density", "--out", str(out)),
+            "--generations, --measure: for --agent phase-score")
+    refused(cli("train", "--episodes", "2", "--popsize", "4", "--out", str(out)),
+            "--popsize: for --agent phase-score (--episodes without --agent chose tabular)")
     assert not out.exists()
 
 

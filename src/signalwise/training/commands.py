@@ -50,6 +50,12 @@ TABULAR_OPTIONS = ("episodes", "resume", "batch", "shared", "gamma", "guide", "g
                    "epsilon_start", "downstream_weight", "epsilon_decay", "actions", "state")
 
 
+#: the options only the phase-score search reads: given with the tabular agent, they are refused
+PHASE_SCORE_OPTIONS = ("generations", "popsize", "seeds_per_generation", "restarts", "demand_scale", "per_signal",
+                       "sigma", "neighbour_weight", "hold_neighbours", "measure", "zone_m", "shared_lanes", "start",
+                       "add_feature", "period", "timing", "cycle_calls")
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -60,14 +66,21 @@ def _agent(ctx: typer.Context, agent: str | None) -> str:
     trains what it asks for."""
     from typer._click.core import ParameterSource
 
-    given = [name for name in TABULAR_OPTIONS if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
-    if agent is None:
-        return "tabular" if given else "phase-score"
-    ignored = [name for name in given if name != "resume"]  # --resume has its own reason, below
-    if agent == "phase-score" and ignored:
+    def given(names: tuple[str, ...]) -> list[str]:
+        return [name for name in names if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
+
+    tabular, search = given(TABULAR_OPTIONS), given(PHASE_SCORE_OPTIONS)
+    chosen = agent or ("tabular" if tabular else "phase-score")
+    ignored = [name for name in tabular if name != "resume"]  # --resume has its own reason, below
+    if chosen == "phase-score" and ignored:
         _fail(f"{', '.join(_flag(n) for n in ignored)}: for --agent tabular; a phase-score search takes "
               "--generations, --popsize and the options named 'phase-score' in --help")
-    return agent
+    if chosen == "tabular" and search:
+        why = "" if agent else f" ({', '.join(_flag(n) for n in tabular)} without --agent chose tabular)"
+        profile = "; the tabular agent trains under the default profile" \
+            if {"timing", "cycle_calls"} & set(search) else ""
+        _fail(f"{', '.join(_flag(n) for n in search)}: for --agent phase-score{why}{profile}")
+    return chosen
 
 
 def train_command(
@@ -195,13 +208,6 @@ def train_command(
         return
     if agent != "tabular":
         _fail("--agent must be phase-score or tabular")
-    if timing is not None or cycle_calls:
-        _fail("--timing and --cycle-calls are for --agent phase-score; the tabular agent trains under the default "
-              "profile")
-    if restarts != 1 or add_feature or per_signal or sigma != 1.0 or neighbour_weight or hold_neighbours \
-            or demand_scale:
-        _fail("--restarts, --add-feature, --per-signal, --sigma, --neighbour-weight, --hold-neighbours and "
-              "--demand-scale are for --agent phase-score")
     hyper = dict(gamma=gamma, guide=guide, guide_mode=guide_mode, guide_visits=guide_visits,
                  epsilon_start=epsilon_start, epsilon_decay=epsilon_decay, downstream_weight=downstream_weight)
     _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, hyper, actions, state,
