@@ -51,21 +51,25 @@ def _fail(message: str, code: int = BAD_INPUT) -> None:
     raise typer.Exit(code)
 
 
-def _load_config(config: Path | None, database_url: str | None = None, **overrides):
+def read_config_file(config: Path) -> dict:
+    """The settings of a `--config` YAML file, as a mapping; FileNotFoundError (one line) when there are none."""
     import yaml
 
+    if not config.is_file():
+        raise FileNotFoundError(f"{config}: no such config file")
+    try:
+        data = yaml.safe_load(config.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise FileNotFoundError(f"{config}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise FileNotFoundError(f"{config}: expected a mapping of settings")
+    return data
+
+
+def _load_config(config: Path | None, database_url: str | None = None, **overrides):
     from .config import RunConfig
 
-    data: dict = {}
-    if config is not None:
-        if not config.is_file():
-            raise FileNotFoundError(f"{config}: no such config file")
-        try:
-            data = yaml.safe_load(config.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise FileNotFoundError(f"{config}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        if not isinstance(data, dict):
-            raise FileNotFoundError(f"{config}: expected a mapping of settings")
+    data: dict = read_config_file(config) if config is not None else {}
     profile = overrides.pop("timing_profile", None)
     data.update({k: v for k, v in overrides.items() if v is not None})
     if profile is not None:  # --timing NAME: the profile, with any keys the config file sets beside it
@@ -95,12 +99,25 @@ def note_profile_mismatch(cfg, specs: list[str]) -> None:
         if trained != cfg.timing.profile:
             typer.echo(f"ql: {path} trained under the {trained} timing profile; this run is under "
                        f"{cfg.timing.profile} (add --timing {trained} to run it under the rules it learned)", err=True)
+        keys = {k: v for k, v in timing.items() if k not in ("profile", "cycle_calls")} \
+            if isinstance(timing, dict) else {}
+        differ = {k: v for k, v in keys.items() if getattr(cfg.timing, k, None) != v}
+        if differ:
+            typer.echo(f"ql: {path} trained with timing {', '.join(f'{k} {v}' for k, v in differ.items())}; this "
+                       f"run has {', '.join(f'{k} {_yaml_value(getattr(cfg.timing, k, None))}' for k in differ)} "
+                       "(give its "
+                       "training's timing in a --config file to run it under the rules it learned)", err=True)
         calls = bool(timing.get("cycle_calls", False)) if isinstance(timing, dict) else False
         if calls != cfg.timing.cycle_calls:
             how = "from calls" if calls else "from each link's last green"
             typer.echo(f"ql: {path} trained with the cycle bound counting {how}; this run's timing has "
                        f"cycle_calls: {str(cfg.timing.cycle_calls).lower()} (a --config file's timing sets it)",
                        err=True)
+
+
+def _yaml_value(value) -> str:
+    """A setting as a config file writes it (None is `null`: for the timing keys, computed from the network)."""
+    return "null" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def with_shipped_model(cfg, specs: list[str]):

@@ -53,7 +53,9 @@ TABULAR_OPTIONS = ("episodes", "resume", "batch", "shared", "gamma", "guide", "g
 #: the options only the phase-score search reads: given with the tabular agent, they are refused
 PHASE_SCORE_OPTIONS = ("generations", "popsize", "seeds_per_generation", "restarts", "demand_scale", "per_signal",
                        "sigma", "neighbour_weight", "hold_neighbours", "measure", "zone_m", "shared_lanes", "start",
-                       "add_feature", "period", "timing", "cycle_calls")
+                       "add_feature", "period", "timing", "cycle_calls", "config")
+#: the settings of a --config file a training episode runs under (the rest are the search's or the command's)
+EPISODE_SETTINGS = ("timing", "shield", "step_length_s", "time_to_teleport_s")
 
 
 def _flag(name: str) -> str:
@@ -78,7 +80,7 @@ def _agent(ctx: typer.Context, agent: str | None) -> str:
     if chosen == "tabular" and search:
         why = "" if agent else f" ({', '.join(_flag(n) for n in tabular)} without --agent chose tabular)"
         profile = "; the tabular agent trains under the default profile" \
-            if {"timing", "cycle_calls"} & set(search) else ""
+            if {"timing", "cycle_calls", "config"} & set(search) else ""
         _fail(f"{', '.join(_flag(n) for n in search)}: for --agent phase-score{why}{profile}")
     return chosen
 
@@ -151,6 +153,11 @@ def train_command(
                                                       "start's: 1 for actuated, else 5]", show_default=False)] = None,
     timing: Annotated[str | None, typer.Option(help="timing profile of the training episodes (safety | benchmark | "
                                                     "reference); the model learns what a change costs under it")] = None,
+    config: Annotated[Path | None, typer.Option(
+        help="phase-score: YAML file of run settings (as for `run --config`): the training episodes run under its "
+             "timing, shield, step_length_s and time_to_teleport_s (your city's clearances: the model learns "
+             "what a change costs under them), and evaluate runs the model under them; --timing and "
+             "--cycle-calls set keys beside its timing")] = None,
     cycle_calls: Annotated[bool, typer.Option(
         "--cycle-calls", help="phase-score: the episodes' cycle bound runs from a call, so a phase nobody waits "
                               "for is not forced round (timing key cycle_calls; docs/configuration.md)")] = False,
@@ -204,7 +211,7 @@ def train_command(
         _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
                       duration, timing, sumocfg, net, routes, ray, measure, start, zone_m, period, restarts,
                       add_feature or [], cycle_calls, per_signal, sigma, neighbour_weight, hold_neighbours,
-                      shared_lanes, tuple(demand_scale or ()))
+                      shared_lanes, tuple(demand_scale or ()), config)
         return
     if agent != "tabular":
         _fail("--agent must be phase-score or tabular")
@@ -212,6 +219,36 @@ def train_command(
                  epsilon_start=epsilon_start, epsilon_decay=epsilon_decay, downstream_weight=downstream_weight)
     _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, hyper, actions, state,
            sumocfg, net, routes, ray, validation_seeds)
+
+
+def _episode_settings(config: Path | None, timing: str | None, cycle_calls: bool) -> dict:
+    """The run settings every training episode (and evaluate, later) runs under: `config`'s EPISODE_SETTINGS,
+    then --timing (its profile) and --cycle-calls set beside its timing keys. Settings of the file a training
+    does not take (its network, controller, seed, ...: the command's own) are named on stderr, not applied."""
+    from ..runtime.commands import read_config_file
+
+    run: dict = {}
+    if config is not None:
+        try:
+            data = read_config_file(config)
+        except FileNotFoundError as exc:
+            _fail(str(exc))
+        run = {k: v for k, v in data.items() if k in EPISODE_SETTINGS}
+        unapplied = [k for k in data if k not in EPISODE_SETTINGS]
+        if unapplied:
+            typer.echo(f"{config}: {', '.join(unapplied)} not applied: a training takes only "
+                       f"{', '.join(EPISODE_SETTINGS)} from a --config file (the network is --scenario, --sumocfg "
+                       "or --net; the episodes' controller, seeds and durations are the search's)", err=True)
+    given = run.get("timing")
+    keys = dict(given) if isinstance(given, dict) else {"profile": given} if isinstance(given, str) else {}
+    if timing is not None:
+        keys["profile"] = timing
+    if cycle_calls:
+        keys["cycle_calls"] = True
+    if keys:
+        # a profile name alone stays a name, as the episodes' configuration and a model's meta.json always wrote it
+        run["timing"] = keys["profile"] if set(keys) == {"profile"} else {"profile": "safety", **keys}
+    return run
 
 
 class OptionalRayAddress(TyperCommand):
@@ -335,7 +372,7 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
                   duration, timing, sumocfg, net, routes, ray, measure="count", start="max-pressure",
                   zone_m=None, period=None, restarts=1, add_feature=(), cycle_calls=False, per_signal=False,
                   sigma=1.0, neighbour_weight=0.0, hold_neighbours=False, shared_lanes=None,
-                  demand_scales=()) -> None:
+                  demand_scales=(), config=None) -> None:
     import dataclasses
     import time
 
@@ -386,9 +423,7 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
     if (neighbour_weight or hold_neighbours) and not per_signal:
         _fail("--neighbour-weight and --hold-neighbours are for a per-signal search; add --per-signal")
     own = sumocfg is not None or net is not None
-    run = {"timing": timing} if timing is not None else {}
-    if cycle_calls:
-        run = {"timing": {"profile": timing or "safety", "cycle_calls": True}}
+    run = _episode_settings(config, timing, cycle_calls)
     # the episodes' configuration, checked once here: a bad profile or network is one line, not a worker's traceback
     RunConfig.model_validate({**run, "scenario": None if own else scenario, "sumocfg": sumocfg, "net": net,
                               "routes": list(routes or [])})
@@ -525,7 +560,10 @@ def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, worke
     print_compare_table(result.summary)
     ev = result.evaluation
     scaled = f", demand ×{ev['demand_scale']:g}" if "demand_scale" in ev else ""
-    console.print(f"on {ev['scenario']} under the {ev['timing']} timing profile{scaled}, held-out seeds {ev['seeds']}",
+    keys = ev.get("timing_keys") or {}
+    beside = f" with {', '.join(f'{k} {v}' for k, v in keys.items())}" if keys else ""
+    console.print(f"on {ev['scenario']} under the {ev['timing']} timing profile{beside}{scaled}, held-out seeds "
+                  f"{ev['seeds']}",
                   soft_wrap=True)
     console.print(f"{ev['controller']} vs {baseline}: {_s(ev['avg_delay_s'])} vs {_s(ev['baseline_avg_delay_s'])} "
                   f"average delay, Welch p {_p(ev['p_value'])}, paired p {_p(ev.get('p_value_paired'))}; "

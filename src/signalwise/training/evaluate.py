@@ -103,6 +103,9 @@ def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, fi
     if demand_scale is not None:
         run["demand_scale"] = demand_scale
     options = {**(run.pop("controller_options", None) or {}), **(controller_options or {})}
+    # timing keys set beside the profile (a training's --config, --cycle-calls): said with the profile's name
+    timing_keys = {k: v for k, v in run["timing"].items() if k != "profile"} \
+        if isinstance(run.get("timing"), dict) else {}
     base = RunConfig.model_validate({**run, **network, "controller": baseline, "duration_s": duration_s,
                                      "controller_options": options})
     seeds = heldout_seeds(model, n_seeds, first_seed)
@@ -126,6 +129,7 @@ def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, fi
     evaluation = {
         "scenario": label,
         "timing": base.timing.profile,
+        **({"timing_keys": timing_keys} if timing_keys else {}),
         **({"demand_scale": base.demand_scale} if base.demand_scale != 1.0 else {}),
         "seeds": seeds,
         "baseline": baseline,

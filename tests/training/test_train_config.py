@@ -1,0 +1,78 @@
+"""`signalwise train --config FILE`: a city's own timing and shield settings reach every training episode, the
+model records them, `evaluate` runs the model under them, and `run` says when a run's timing differs.
+
+Real searches and runs on `single`, one generation of two candidates over two simulated minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from signalwise.control.learning.qtable import load_model
+
+SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([SIGNALWISE, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_a_config_files_timing_and_shield_are_the_training_and_the_evaluation_rules(tmp_path):
+    city = tmp_path / "city.yaml"
+    city.write_text(yaml.safe_dump({"scenario": "corridor", "controller": "max-pressure",
+                                    "timing": {"yellow_s": 5, "all_red_s": 2},
+                                    "shield": {"max_observation_age_s": 12}}, sort_keys=False))
+    out = tmp_path / "t"
+    r = _cli("train", "-s", "single", "--generations", "1", "--popsize", "2", "--validation-seeds", "1",
+             "--duration", "120", "--config", str(city), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "scenario, controller not applied" in r.stderr  # the network is the command's own
+    meta = load_model(out / "model").meta
+    assert meta["scenario"] == "single"
+    assert meta["training"]["run"] == {"timing": {"profile": "safety", "yellow_s": 5, "all_red_s": 2},
+                                       "shield": {"max_observation_age_s": 12}}
+
+    ev = _cli("evaluate", "--model", str(out / "model"), "--seeds", "1", "--duration", "120",
+              "--out", str(tmp_path / "eval"))
+    assert ev.returncode == 0, ev.stderr
+    assert "under the safety timing profile with yellow_s 5, all_red_s 2" in ev.stdout
+    ql_run = next(d for d in (tmp_path / "eval").iterdir() if d.name.startswith("ql-"))
+    ran = yaml.safe_load((ql_run / "config.yaml").read_text())
+    assert (ran["timing"]["yellow_s"], ran["timing"]["all_red_s"], ran["shield"]["max_observation_age_s"]) == \
+        (5.0, 2.0, 12.0)
+    assert json.loads((ql_run / "metrics.json").read_text())["safety"]["violations"] == 0
+
+    # a run of the model under other clearances says so; under its training's it does not
+    other = _cli("run", "-s", "single", "-c", f"ql:{out / 'model'}", "--duration", "30", "--out", str(tmp_path / "r"))
+    assert other.returncode == 0, other.stderr
+    assert "trained with timing yellow_s 5, all_red_s 2; this run has yellow_s null, all_red_s null" in other.stderr
+    same = _cli("run", "-s", "single", "-c", f"ql:{out / 'model'}", "--duration", "30", "--config", str(city),
+                "--out", str(tmp_path / "r"))
+    assert same.returncode == 0, same.stderr
+    assert "trained with timing" not in same.stderr
+
+
+def test_timing_beside_a_config_file_and_refusals(tmp_path):
+    city = tmp_path / "city.yaml"
+    city.write_text("timing: {profile: benchmark, min_green_s: 8}\n")
+    out = tmp_path / "t"
+    r = _cli("train", "-s", "single", "--generations", "1", "--popsize", "2", "--validation-seeds", "1",
+             "--duration", "60", "--config", str(city), "--cycle-calls", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert load_model(out / "model").meta["training"]["run"] == \
+        {"timing": {"profile": "benchmark", "min_green_s": 8, "cycle_calls": True}}
+
+    bad = tmp_path / "bad.yaml"
+    for text, says in (("timing: {yellow_s: 1}\n", "timing.yellow_s"), ("shield: {nope: 1}\n", "shield.nope"),
+                       ("- a list\n", "expected a mapping")):
+        bad.write_text(text)
+        r = _cli("train", "-s", "single", "--config", str(bad), "--out", str(tmp_path / "u"))
+        assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = _cli("train", "--agent", "tabular", "--config", str(city), "--out", str(tmp_path / "u"))
+    assert r.returncode == 2 and "--config: for --agent phase-score" in r.stderr
+    assert not (tmp_path / "u").exists()
