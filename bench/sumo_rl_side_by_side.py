@@ -7,6 +7,7 @@
                                                    [--period 1] [--seeds-per-generation 2]
                                                    [--add-feature switch_red_min ...]
     .venv/bin/python bench/sumo_rl_side_by_side.py ... --training-seeds 5   # both agents from 5 training seeds
+    .venv/bin/python bench/sumo_rl_side_by_side.py --agent phase-score ... --rules sumo-rl   # ours held to sumo-rl's rules
 
 sumo-rl side: the settings of its `experiments/ql_single-intersection.py`
 (sumo-rl 1.4.x): network and routes `sumo_rl/nets/single-intersection/
@@ -161,10 +162,18 @@ def in_fresh_processes(fn, jobs: list, workers: int) -> list:
         return list(pool.map(fn, jobs))
 
 
+#: sumo-rl's own rules as our shield's settings (`--rules sumo-rl`): its TrafficSignal's 2 s yellow and, in the
+#: experiment, 10 s minimum green after it; no all-red, no maximum green enforced (sumo-rl 1.4.5 documents max_green
+#: as ignored), no cycle bounds or pedestrian intervals, no teleports. The `reference` profile is the one without
+#: limits; its 3 s yellow and 5 s minimum green are replaced.
+SUMO_RL_RULES = {"timing": {"profile": "reference", "yellow_s": 2.0, "min_green_s": 10.0}, "time_to_teleport_s": -1}
+
+
 def train_ours(net: Path, routes: Path, train_s: int, episodes: int, out: Path, agent: str = "tabular",
                generations: int = 4, popsize: int = 6, episode_s: int = 3600, start: str = "max-pressure",
                period: float | None = None, seeds_per_generation: int = 1, seed: int = TRAIN_SEED,
-               restarts: int = 1, add_features: tuple[str, ...] = (), demand_scales: tuple[float, ...] = ()) -> float:
+               restarts: int = 1, add_features: tuple[str, ...] = (), demand_scales: tuple[float, ...] = (),
+               config: Path | None = None) -> float:
     """`signalwise train` on the user network; returns its wall time."""
     cmd = [SIGNALWISE, "train", "--net", str(net), "--routes", str(routes), "--workers", "2",
            "--seed", str(seed), "--out", str(out), "--agent", agent]
@@ -176,6 +185,7 @@ def train_ours(net: Path, routes: Path, train_s: int, episodes: int, out: Path, 
         cmd += ["--period", f"{period:g}"] if period is not None else []
         cmd += [a for f in add_features for a in ("--add-feature", f)]
         cmd += [a for x in demand_scales for a in ("--demand-scale", f"{x:g}")]
+        cmd += ["--config", str(config)] if config is not None else []
     print("$", " ".join(cmd), flush=True)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -223,7 +233,14 @@ def main() -> None:
     ap.add_argument("--demand-scale", action="append", type=float, default=[], metavar="X",
                     help="phase-score: training episodes on the demand times X (signalwise train --demand-scale; "
                          "repeatable); the evaluation runs the routes as written")
+    ap.add_argument("--rules", choices=("safety", "sumo-rl"), default="safety",
+                    help="the rules our shield enforces on ours and the references: safety (the default profile: "
+                         "ITE yellow, all-red, max green, cycle bounds) | sumo-rl (sumo-rl's own: 2 s yellow, 10 s "
+                         "min green, no all-red, no max green, no teleports; phase-score only): the two agents "
+                         "on equal rules")
     args = ap.parse_args()
+    if args.rules == "sumo-rl" and args.agent == "tabular":
+        ap.error("--rules sumo-rl is for --agent phase-score (the tabular agent trains under the default profile)")
     if args.training_seeds < 1:
         ap.error("--training-seeds must be at least 1")
     out = args.out.resolve() / time.strftime("%Y%m%d-%H%M%S")
@@ -234,7 +251,15 @@ def main() -> None:
     from signalwise.runtime.compare import compare_controllers
     from signalwise.runtime.config import RunConfig
 
-    base = RunConfig(net=net, routes=[routes], duration_s=args.eval_s, emissions=False)
+    rules = SUMO_RL_RULES if args.rules == "sumo-rl" else {}
+    config = None
+    if rules:
+        import yaml
+
+        config = out / "sumo-rl-rules.yaml"
+        config.write_text(yaml.safe_dump(rules, sort_keys=False))
+    base = RunConfig.model_validate({"net": net, "routes": [routes], "duration_s": args.eval_s, "emissions": False,
+                                     **rules})
     per_training_seed = []
     for k in training_seeds:
         tag = f"training seed {k}: " if len(training_seeds) > 1 else ""
@@ -251,7 +276,7 @@ def main() -> None:
         our_wall = train_ours(net, routes, args.train_s, args.episodes, run_dir / "ours", args.agent,
                               args.generations, args.popsize, args.eval_s, args.start, args.period,
                               args.seeds_per_generation, k, args.restarts, tuple(args.add_feature),
-                              tuple(args.demand_scale))
+                              tuple(args.demand_scale), config)
         model = run_dir / "ours" / "model"
         print(f"{tag}evaluating on held-out seeds {seeds}, {args.eval_s} s each ...", flush=True)
         references = ["fixed", "max-pressure"] if k == training_seeds[0] else []  # the same every time: once
@@ -300,7 +325,9 @@ def report(args, seeds: list[int], results: list[dict], delay_refs: dict, sumo_r
               "weights " + ", ".join(f"{w:+.2f}" for w in meta["policy"]["weights"]) + "; ") +
              f"fallback {ours['fallback']:.1%}; violations {ours['violations']}"),
             ("max-pressure (shielded)", fmt(delay_refs["max-pressure"]), "-", ""),
-            ("fixed, network program", fmt(delay_refs["fixed"]), "-", "our shield's clearances: ITE yellow + all-red"),
+            ("fixed, network program", fmt(delay_refs["fixed"]), "-",
+             "our shield's clearances: " + ("sumo-rl's 2 s yellow" if args.rules == "sumo-rl" else
+                                            "ITE yellow + all-red")),
             ("fixed in sumo-rl's env", fmt([e["avg_delay_s"] for e in sumo_rl_fixed]), "-",
              "same program, its own 2 s yellows, no shield (fixed_ts)"),
         ]
@@ -324,9 +351,14 @@ def report(args, seeds: list[int], results: list[dict], delay_refs: dict, sumo_r
               f"max-pressure {delay_refs['max-pressure']}; fixed {delay_refs['fixed']}; "
               f"fixed in sumo-rl's env {[e['avg_delay_s'] for e in sumo_rl_fixed]}")
         print(f"our model: {model} (wall_s in meta {meta['training']['wall_s']})")
-    print("sumo-rl's agent acts without our safety shield: its own 10 s min green and 2 s yellow, no all-red,\n"
-          "no max green enforced, no teleporting; ours and the references pass the shield (ITE yellow, all-red, "
-          "5 s min green,\nmax green, max cycle) and the independent audit.")
+    if args.rules == "sumo-rl":
+        print("sumo-rl's agent acts in its own environment: 10 s min green and 2 s yellow, no all-red, no max green\n"
+              "enforced, no teleporting; ours and the references pass our shield holding them to those same rules "
+              "(timing: reference\nprofile with yellow_s 2, min_green_s 10; no teleports) and the independent audit.")
+    else:
+        print("sumo-rl's agent acts without our safety shield: its own 10 s min green and 2 s yellow, no all-red,\n"
+              "no max green enforced, no teleporting; ours and the references pass the shield (ITE yellow, all-red, "
+              "5 s min green,\nmax green, max cycle) and the independent audit.")
     if len(results) > 1:
         from signalwise.analytics.stats import welch_p_value
 

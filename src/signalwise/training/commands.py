@@ -66,10 +66,9 @@ def _agent(ctx: typer.Context, agent: str | None) -> str:
     """--agent, or phase-score when none is given (it trains the better models everywhere it was measured,
     docs/learning.md), unless a tabular agent's option is given: a command written for the tabular agent
     trains what it asks for."""
-    from typer._click.core import ParameterSource
-
     def given(names: tuple[str, ...]) -> list[str]:
-        return [name for name in names if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
+        # by the enum's name: click's ParameterSource lives in click or in typer's own copy, by typer's version
+        return [name for name in names if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"]
 
     tabular, search = given(TABULAR_OPTIONS), given(PHASE_SCORE_OPTIONS)
     chosen = agent or ("tabular" if tabular else "phase-score")
