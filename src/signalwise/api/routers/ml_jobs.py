@@ -31,7 +31,7 @@ class TrainIn(BaseModel):
     """What to train: the options of `signalwise train` of the same names.
 
     Not taken (the command line's): a start given as a model's directory, --per-signal and its options,
-    --sigma, --add-feature, --zone-m, --shared-lanes, --cycle-calls, --demand-scale, --resume, --guide,
+    --sigma, --add-feature, --zone-m, --shared-lanes, --cycle-calls, --config, --demand-scale, --resume, --guide,
     --guide-mode, --actions, --state, your own network and Ray.
     """
 
