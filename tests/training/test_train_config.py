@@ -1,5 +1,6 @@
 """`signalwise train --config FILE`: a city's own timing and shield settings reach every training episode, the
-model records them, `evaluate` runs the model under them, and `run` says when a run's timing differs.
+model records them, `evaluate` runs the model under them (or under another file's), and `run` says when a run's
+timing differs.
 
 Real searches and runs on `single`, one generation of two candidates over two simulated minutes.
 """
@@ -46,6 +47,17 @@ def test_a_config_files_timing_and_shield_are_the_training_and_the_evaluation_ru
     assert (ran["timing"]["yellow_s"], ran["timing"]["all_red_s"], ran["shield"]["max_observation_age_s"]) == \
         (5.0, 2.0, 12.0)
     assert json.loads((ql_run / "metrics.json").read_text())["safety"]["violations"] == 0
+    # another city's clearances, given to evaluate: they replace the training's, the shield stays as trained
+    other_city = tmp_path / "other.yaml"
+    other_city.write_text("controller: fixed\ntiming: {yellow_s: 4, all_red_s: 1}\n")
+    ev = _cli("evaluate", "--model", str(out / "model"), "--seeds", "1", "--duration", "60", "--config",
+              str(other_city), "--out", str(tmp_path / "eval2"))
+    assert ev.returncode == 0, ev.stderr
+    assert "controller not applied: an evaluation takes only timing" in ev.stderr
+    assert "under the safety timing profile with yellow_s 4, all_red_s 1" in ev.stdout
+    ran = yaml.safe_load(next((tmp_path / "eval2").glob("ql-*/config.yaml")).read_text())
+    assert (ran["timing"]["yellow_s"], ran["timing"]["all_red_s"], ran["shield"]["max_observation_age_s"]) == \
+        (4.0, 1.0, 12.0)
 
     # a run of the model under other clearances says so; under its training's it does not
     other = _cli("run", "-s", "single", "-c", f"ql:{out / 'model'}", "--duration", "30", "--out", str(tmp_path / "r"))

@@ -220,7 +220,7 @@ def train_command(
            sumocfg, net, routes, ray, validation_seeds)
 
 
-def _episode_settings(config: Path | None, timing: str | None, cycle_calls: bool) -> dict:
+def _episode_settings(config: Path | None, timing: str | None, cycle_calls: bool, who: str = "a training") -> dict:
     """The run settings every training episode (and evaluate, later) runs under: `config`'s EPISODE_SETTINGS,
     then --timing (its profile) and --cycle-calls set beside its timing keys. Settings of the file a training
     does not take (its network, controller, seed, ...: the command's own) are named on stderr, not applied."""
@@ -235,9 +235,9 @@ def _episode_settings(config: Path | None, timing: str | None, cycle_calls: bool
         run = {k: v for k, v in data.items() if k in EPISODE_SETTINGS}
         unapplied = [k for k in data if k not in EPISODE_SETTINGS]
         if unapplied:
-            typer.echo(f"{config}: {', '.join(unapplied)} not applied: a training takes only "
+            typer.echo(f"{config}: {', '.join(unapplied)} not applied: {who} takes only "
                        f"{', '.join(EPISODE_SETTINGS)} from a --config file (the network is --scenario, --sumocfg "
-                       "or --net; the episodes' controller, seeds and durations are the search's)", err=True)
+                       "or --net; the controllers, seeds and durations are the command's)", err=True)
     given = run.get("timing")
     keys = dict(given) if isinstance(given, dict) else {"profile": given} if isinstance(given, str) else {}
     if timing is not None:
@@ -522,6 +522,10 @@ def evaluate_command(
     timing: Annotated[str | None, typer.Option(help="timing profile of the runs: safety | benchmark | reference "
                                                     "(default: the one the model trained under)",
                                                show_default=False)] = None,
+    config: Annotated[Path | None, typer.Option(
+        help="YAML file of run settings: its timing, shield, step_length_s and time_to_teleport_s replace, key by "
+             "key, those the model trained under (e.g. another city's clearances); --timing sets the profile "
+             "beside its timing")] = None,
     sumocfg: Annotated[Path | None, typer.Option(help="evaluate on your own SUMO config (.sumocfg)")] = None,
     net: Annotated[Path | None, typer.Option(help="evaluate on your own network (.net.xml); use with --routes")] = None,
     routes: Annotated[list[Path] | None, typer.Option(help="route files for --net (repeatable)")] = None,
@@ -537,12 +541,12 @@ def evaluate_command(
     if net is not None and not routes:
         _fail("--net needs at least one --routes file")
     _evaluate(model, scenario, seeds, first_seed, baseline, duration, workers, out, timing, sumocfg, net, routes,
-              demand_scale)
+              demand_scale, config)
 
 
 @learning_errors
 def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, workers, out, timing=None, sumocfg=None,
-              net=None, routes=None, demand_scale=None) -> None:
+              net=None, routes=None, demand_scale=None, config=None) -> None:
     from rich.console import Console
 
     from ..runtime.commands import print_compare_table
@@ -553,9 +557,10 @@ def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, worke
         _fail("--seeds must be at least 1")
     if first_seed < 0:
         _fail("--first-seed must not be negative")
+    settings = _episode_settings(config, timing, False, "an evaluation") if config is not None else None
     result = evaluate(model_path, scenario, seeds, first_seed, baseline, duration, workers, out,
                       controller_options=registry_options([baseline]), timing=timing, sumocfg=sumocfg, net=net,
-                      routes=routes, demand_scale=demand_scale)
+                      routes=routes, demand_scale=demand_scale, settings=settings)
     print_compare_table(result.summary)
     ev = result.evaluation
     scaled = f", demand ×{ev['demand_scale']:g}" if "demand_scale" in ev else ""

@@ -84,11 +84,12 @@ def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, fi
              baseline: str = "max-pressure", duration_s: float | None = None, workers: int | None = None,
              out: Path | None = None, controller_options: dict | None = None, timing: str | None = None,
              sumocfg: Path | None = None, net: Path | None = None, routes: list[Path] | None = None,
-             demand_scale: float | None = None) -> EvaluateResult:
+             demand_scale: float | None = None, settings: dict | None = None) -> EvaluateResult:
     """`controller_options` go to every run (`model_registry`: where a `ql:@...` baseline is found).
 
     No `scenario`, `sumocfg` or `net`: the network the model trained on; no `timing`: its training profile;
-    no `demand_scale`: the routes as written, whatever scales the training episodes ran.
+    no `demand_scale`: the routes as written, whatever scales the training episodes ran. `settings` (run
+    settings: timing, shield, ...) replace the training's, key by key.
     """
     from ..runtime.compare import compare_controllers
     from ..runtime.config import RunConfig
@@ -100,6 +101,7 @@ def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, fi
         network = {"scenario": scenario, "sumocfg": sumocfg, "net": net, "routes": list(routes or [])}
     if timing is not None:
         run["timing"] = timing
+    run.update(settings or {})
     if demand_scale is not None:
         run["demand_scale"] = demand_scale
     options = {**(run.pop("controller_options", None) or {}), **(controller_options or {})}
