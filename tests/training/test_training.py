@@ -33,6 +33,7 @@ def trained(tmp_path_factory) -> Path:
             "--duration", str(SHORT_S), "--guide-visits", "30", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert "shield violations 0" in r.stderr
+    assert f"next: signalwise evaluate --model {out / 'model'} " in r.stderr
     return out
 
 

@@ -364,6 +364,7 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
     found = max(violations[0], t["violations"])  # this session's episodes, or the whole (resumed) run's
     if found:
         _fail(f"the independent audit found {found} shield violation(s) during training", code=1)
+    console.print(_next_steps(out / "model"), soft_wrap=True)
 
 
 @learning_errors
@@ -484,6 +485,13 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
         tried = ", ".join(f"seed {seed} {d:.1f} s" for seed, d in r["candidates"].items())
         console.print(f"restarts (validation seeds {r['seeds']}, avg delay): {tried} -> the model is seed "
                       f"{r['chosen']}'s search")
+    console.print(_next_steps(out / "model"), soft_wrap=True)
+
+
+def _next_steps(model: Path) -> str:
+    """What a person does with a model just trained: the three commands, with its path."""
+    return (f"next: signalwise evaluate --model {model}  (held-out seeds against max-pressure); "
+            f"signalwise run -c ql:{model}; signalwise models add {model}  (the registry, to deploy it)")
 
 
 def _starts_line(choice: dict) -> str:
