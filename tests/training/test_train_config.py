@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from signalwise.control.learning.qtable import load_model
+from signalwise.training.commands import _episode_settings
 
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 
@@ -38,16 +39,8 @@ def test_a_config_files_timing_and_shield_are_the_training_and_the_evaluation_ru
     assert meta["training"]["run"] == {"timing": {"profile": "safety", "yellow_s": 5, "all_red_s": 2},
                                        "shield": {"max_observation_age_s": 12}}
 
-    ev = _cli("evaluate", "--model", str(out / "model"), "--seeds", "1", "--duration", "120",
-              "--out", str(tmp_path / "eval"))
-    assert ev.returncode == 0, ev.stderr
-    assert "under the safety timing profile with yellow_s 5, all_red_s 2" in ev.stdout
-    ql_run = next(d for d in (tmp_path / "eval").iterdir() if d.name.startswith("ql-"))
-    ran = yaml.safe_load((ql_run / "config.yaml").read_text())
-    assert (ran["timing"]["yellow_s"], ran["timing"]["all_red_s"], ran["shield"]["max_observation_age_s"]) == \
-        (5.0, 2.0, 12.0)
-    assert json.loads((ql_run / "metrics.json").read_text())["safety"]["violations"] == 0
-    # another city's clearances, given to evaluate: they replace the training's, the shield stays as trained
+    # evaluate: another city's clearances replace the training's timing; the shield it does not set stays the
+    # training's (so evaluate runs under the training's settings where it is not told otherwise)
     other_city = tmp_path / "other.yaml"
     other_city.write_text("controller: fixed\ntiming: {yellow_s: 4, all_red_s: 1}\n")
     ev = _cli("evaluate", "--model", str(out / "model"), "--seeds", "1", "--duration", "60", "--config",
@@ -55,9 +48,11 @@ def test_a_config_files_timing_and_shield_are_the_training_and_the_evaluation_ru
     assert ev.returncode == 0, ev.stderr
     assert "controller not applied: an evaluation takes only timing" in ev.stderr
     assert "under the safety timing profile with yellow_s 4, all_red_s 1" in ev.stdout
-    ran = yaml.safe_load(next((tmp_path / "eval2").glob("ql-*/config.yaml")).read_text())
+    ql_run = next((tmp_path / "eval2").glob("ql-*"))
+    ran = yaml.safe_load((ql_run / "config.yaml").read_text())
     assert (ran["timing"]["yellow_s"], ran["timing"]["all_red_s"], ran["shield"]["max_observation_age_s"]) == \
         (4.0, 1.0, 12.0)
+    assert json.loads((ql_run / "metrics.json").read_text())["safety"]["violations"] == 0
 
     # a run of the model under other clearances says so; under its training's it does not
     other = _cli("run", "-s", "single", "-c", f"ql:{out / 'model'}", "--duration", "30", "--out", str(tmp_path / "r"))
@@ -71,13 +66,12 @@ def test_a_config_files_timing_and_shield_are_the_training_and_the_evaluation_ru
 
 def test_timing_beside_a_config_file_and_refusals(tmp_path):
     city = tmp_path / "city.yaml"
-    city.write_text("timing: {profile: benchmark, min_green_s: 8}\n")
-    out = tmp_path / "t"
-    r = _cli("train", "-s", "single", "--generations", "1", "--popsize", "2", "--validation-seeds", "1",
-             "--duration", "60", "--config", str(city), "--cycle-calls", "--out", str(out))
-    assert r.returncode == 0, r.stderr
-    assert load_model(out / "model").meta["training"]["run"] == \
-        {"timing": {"profile": "benchmark", "min_green_s": 8, "cycle_calls": True}}
+    city.write_text("timing: {profile: benchmark, min_green_s: 8}\nstep_length_s: 0.5\n")
+    assert _episode_settings(city, None, True) == \
+        {"timing": {"profile": "benchmark", "min_green_s": 8, "cycle_calls": True}, "step_length_s": 0.5}
+    assert _episode_settings(city, "safety", False)["timing"] == {"profile": "safety", "min_green_s": 8}
+    assert _episode_settings(None, "reference", False) == {"timing": "reference"}  # a name alone stays a name
+    assert _episode_settings(None, None, False) == {}
 
     bad = tmp_path / "bad.yaml"
     for text, says in (("timing: {yellow_s: 1}\n", "timing.yellow_s"), ("shield: {nope: 1}\n", "shield.nope"),
