@@ -81,7 +81,7 @@ def test_train_phase_score_from_the_command_line(tmp_path):
     assert meta["policy"]["shared_lanes"] == "skip"  # as max-pressure under RESCO's rules
     model = tmp_path / "t" / "model"
     assert f"next: signalwise evaluate --model {model}  (held-out seeds against max-pressure); " \
-           f"signalwise run -c ql:{model}; signalwise models add {model}" in p.stderr
+           f"signalwise run -s single -c ql:{model}; signalwise models add {model}" in p.stderr
     bad = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--timing", "rush-hour",
                           "--out", str(tmp_path / "u")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "rush-hour" in bad.stderr and "Traceback" not in bad.stderr

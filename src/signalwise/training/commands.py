@@ -364,7 +364,7 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
     found = max(violations[0], t["violations"])  # this session's episodes, or the whole (resumed) run's
     if found:
         _fail(f"the independent audit found {found} shield violation(s) during training", code=1)
-    console.print(_next_steps(out / "model"), soft_wrap=True)
+    console.print(_next_steps(out / "model", scenario, sumocfg, net, routes), soft_wrap=True)
 
 
 @learning_errors
@@ -485,13 +485,16 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
         tried = ", ".join(f"seed {seed} {d:.1f} s" for seed, d in r["candidates"].items())
         console.print(f"restarts (validation seeds {r['seeds']}, avg delay): {tried} -> the model is seed "
                       f"{r['chosen']}'s search")
-    console.print(_next_steps(out / "model"), soft_wrap=True)
+    console.print(_next_steps(out / "model", scenario, sumocfg, net, routes), soft_wrap=True)
 
 
-def _next_steps(model: Path) -> str:
-    """What a person does with a model just trained: the three commands, with its path."""
+def _next_steps(model: Path, scenario: str, sumocfg: Path | None, net: Path | None, routes) -> str:  # noqa: ANN001
+    """What a person does with a model just trained: the three commands, with its path and its network (evaluate
+    finds the network itself; a run must be told)."""
+    where = f"--sumocfg {sumocfg}" if sumocfg is not None else \
+        " ".join([f"--net {net}", *(f"--routes {r}" for r in routes or [])]) if net is not None else f"-s {scenario}"
     return (f"next: signalwise evaluate --model {model}  (held-out seeds against max-pressure); "
-            f"signalwise run -c ql:{model}; signalwise models add {model}  (the registry, to deploy it)")
+            f"signalwise run {where} -c ql:{model}; signalwise models add {model}  (the registry, to deploy it)")
 
 
 def _starts_line(choice: dict) -> str:
