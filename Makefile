@@ -26,16 +26,20 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# signalwise's own modules compiled first (the editable install leaves them as
+# source, and PYTHONDONTWRITEBYTECODE keeps Python from caching them): each of
+# the many `signalwise` processes a demo, the suite or a benchmark starts then
+# loads them instead of compiling them again.
 demo: $(STAMP)
+	$(BIN)/python -m compileall -q src > /dev/null
 	$(BIN)/signalwise demo
 
-# signalwise's own modules compiled once (the editable install leaves them as
-# source): each of the suite's many `signalwise` processes then loads them.
 test: $(STAMP)
 	$(BIN)/python -m compileall -q src > /dev/null
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 bench: $(STAMP)
+	$(BIN)/python -m compileall -q src > /dev/null
 	$(BIN)/python bench/run_all.py
 
 lint: $(STAMP)

@@ -153,6 +153,16 @@ def vs_reference(networks: list[str], repeat: int, script: Path, baseline_src: P
     return results
 
 
+def _compile_signalwise() -> None:
+    """signalwise's modules compiled before whole processes are timed: an editable checkout under
+    PYTHONDONTWRITEBYTECODE (our machines set it) would otherwise compile them again in every process."""
+    import compileall
+
+    import signalwise
+
+    compileall.compile_dir(Path(signalwise.__file__).parent, quiet=1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3)
@@ -164,6 +174,7 @@ def main() -> None:
                     help="with --vs-reference: another checkout's src folder, run as a fourth variant (e.g. git "
                          "worktree add /tmp/base REV, then --baseline-src /tmp/base/src)")
     args = ap.parse_args()
+    _compile_signalwise()
     if args.vs_reference:
         if not args.reference_script.is_file():
             ap.error(f"{args.reference_script}: no reference script there (it lives in shared/reference/ beside the "
