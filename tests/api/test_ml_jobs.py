@@ -152,7 +152,8 @@ def test_bad_training_requests_are_422_naming_the_field_and_start_nothing(api, r
 
 
 def test_a_phase_score_job_runs_the_search_counts_its_episodes_and_registers_its_model(api, tmp_path):
-    job = _start(api, SEARCH, start="auto")
+    # under a city's own clearances (a --config file's settings): the episodes run them, the model records them
+    job = _start(api, SEARCH, start="auto", settings={"timing": {"yellow_s": 5, "all_red_s": 2}})
     # the 4 named starts on the validation seed, then 1 generation of 2 candidates on one training seed
     assert job["request"]["agent"] == "phase-score" and job["episodes_total"] == 4 + 2
     job = _wait(api, job["job_id"], lambda j: j["state"] in ("succeeded", "failed", "cancelled"))
@@ -168,6 +169,7 @@ def test_a_phase_score_job_runs_the_search_counts_its_episodes_and_registers_its
     registry = ModelRegistry(get_engine(f"sqlite:///{tmp_path / 'jobs.db'}"), tmp_path / "check-cache")
     version = registry.get("v1")
     assert version.meta["agent"] == "phase-score" and version.meta["training"]["generations"] == 1
+    assert version.meta["training"]["run"] == {"timing": {"profile": "safety", "yellow_s": 5, "all_red_s": 2}}
     assert job["job_id"] in version.source
     r = api.post("/api/v1/ml/deploy/v1", json={"scenario": "single"})
     assert r.status_code == 200 and r.json()["active"] == {"C": "v1"}
@@ -206,6 +208,9 @@ def test_the_agent_is_phase_score_unless_a_tabular_field_is_given_and_the_stored
     ({"start": "/tmp"}, "body.start: Input should be 'max-pressure'"),  # a named start, never a path
     ({"popsize": 1}, "body.popsize: Input should be greater than or equal to 2"),
     ({"period": 0}, "body.period: Input should be greater than 0"),
+    ({"settings": {"scenario": "grid", "shield": {}}}, "settings: scenario not taken; a training takes timing"),
+    ({"settings": {"timing": {"yellow_s": 1}}}, "body.settings.timing.yellow_s: Input should be greater than or"),
+    ({"agent": "tabular", "settings": {"shield": {}}}, "settings: for agent phase-score"),
 ])
 def test_a_field_of_the_other_agent_or_a_bad_search_option_is_422_and_starts_nothing(api, request_body, where):
     r = api.post("/api/v1/ml/train", json={"scenario": "single", "workers": 1, **request_body})

@@ -54,8 +54,6 @@ TABULAR_OPTIONS = ("episodes", "resume", "batch", "shared", "gamma", "guide", "g
 PHASE_SCORE_OPTIONS = ("generations", "popsize", "seeds_per_generation", "restarts", "demand_scale", "per_signal",
                        "sigma", "neighbour_weight", "hold_neighbours", "measure", "zone_m", "shared_lanes", "start",
                        "add_feature", "period", "timing", "cycle_calls", "config")
-#: the settings of a --config file a training episode runs under (the rest are the search's or the command's)
-EPISODE_SETTINGS = ("timing", "shield", "step_length_s", "time_to_teleport_s")
 
 
 def _flag(name: str) -> str:
@@ -221,33 +219,25 @@ def train_command(
 
 
 def _episode_settings(config: Path | None, timing: str | None, cycle_calls: bool, who: str = "a training") -> dict:
-    """The run settings every training episode (and evaluate, later) runs under: `config`'s EPISODE_SETTINGS,
-    then --timing (its profile) and --cycle-calls set beside its timing keys. Settings of the file a training
-    does not take (its network, controller, seed, ...: the command's own) are named on stderr, not applied."""
+    """The run settings every training episode (and evaluate, later) runs under: `config`'s episode settings
+    (`run_settings.EPISODE_SETTINGS`), then --timing (its profile) and --cycle-calls set beside its timing keys.
+    Settings of the file a training does not take (its network, controller, seed, ...: the command's own) are
+    named on stderr, not applied."""
     from ..runtime.commands import read_config_file
+    from .run_settings import EPISODE_SETTINGS, episode_settings, unapplied
 
-    run: dict = {}
+    data: dict = {}
     if config is not None:
         try:
             data = read_config_file(config)
         except FileNotFoundError as exc:
             _fail(str(exc))
-        run = {k: v for k, v in data.items() if k in EPISODE_SETTINGS}
-        unapplied = [k for k in data if k not in EPISODE_SETTINGS]
-        if unapplied:
-            typer.echo(f"{config}: {', '.join(unapplied)} not applied: {who} takes only "
+        left = unapplied(data)
+        if left:
+            typer.echo(f"{config}: {', '.join(left)} not applied: {who} takes only "
                        f"{', '.join(EPISODE_SETTINGS)} from a --config file (the network is --scenario, --sumocfg "
                        "or --net; the controllers, seeds and durations are the command's)", err=True)
-    given = run.get("timing")
-    keys = dict(given) if isinstance(given, dict) else {"profile": given} if isinstance(given, str) else {}
-    if timing is not None:
-        keys["profile"] = timing
-    if cycle_calls:
-        keys["cycle_calls"] = True
-    if keys:
-        # a profile name alone stays a name, as the episodes' configuration and a model's meta.json always wrote it
-        run["timing"] = keys["profile"] if set(keys) == {"profile"} else {"profile": "safety", **keys}
-    return run
+    return episode_settings(data, timing, cycle_calls)
 
 
 class OptionalRayAddress(TyperCommand):

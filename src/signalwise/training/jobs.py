@@ -51,7 +51,8 @@ HYPER_KEYS = ("gamma", "epsilon_start", "epsilon_decay", "downstream_weight")
 TABULAR_FIELDS = ("episodes", "batch", "shared", "guide_visits", "gamma", "epsilon_start", "epsilon_decay",
                   "downstream_weight")
 #: the request's fields only the phase-score search reads; given with the tabular agent, they are refused
-PHASE_SCORE_FIELDS = ("generations", "popsize", "seeds_per_generation", "restarts", "timing", "start", "measure",
+PHASE_SCORE_FIELDS = ("generations", "popsize", "seeds_per_generation", "restarts", "timing", "settings", "start",
+                      "measure",
                       "period")
 PHASE_SCORE = "phase-score"
 TABULAR = "tabular"
@@ -280,6 +281,7 @@ def _search(req: dict, out: Path, done: list[int], executor):  # noqa: ANN001, A
     from dataclasses import replace
 
     from .policy_search import config_from_starts, search
+    from .run_settings import episode_settings
     from .search_starts import AUTO_START, STARTS, search_starts
 
     if req["start"] not in STARTS and req["start"] != AUTO_START:  # never a path: the API names a start
@@ -292,7 +294,8 @@ def _search(req: dict, out: Path, done: list[int], executor):  # noqa: ANN001, A
                              popsize=int(req["popsize"]), seeds_per_generation=int(req["seeds_per_generation"]),
                              validation_seeds=int(req["validation_seeds"]), seed=int(req["seed"]),
                              workers=int(req["workers"]), out=out, duration_s=req.get("duration_s"),
-                             run={"timing": req["timing"]} if req.get("timing") else {}, measure=req["measure"],
+                             run=episode_settings(req.get("settings") or {}, req.get("timing")),
+                             measure=req["measure"],
                              restarts=int(req["restarts"]))
 
     def on_generation(record) -> None:  # noqa: ANN001

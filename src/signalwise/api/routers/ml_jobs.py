@@ -15,6 +15,7 @@ import os
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from signalwise.store import jobs as store_jobs
@@ -31,7 +32,7 @@ class TrainIn(BaseModel):
     """What to train: the options of `signalwise train` of the same names.
 
     Not taken (the command line's): a start given as a model's directory, --per-signal and its options,
-    --sigma, --add-feature, --zone-m, --shared-lanes, --cycle-calls, --config, --demand-scale, --resume, --guide,
+    --sigma, --add-feature, --zone-m, --shared-lanes, --cycle-calls, --demand-scale, --resume, --guide,
     --guide-mode, --actions, --state, your own network and Ray.
     """
 
@@ -50,6 +51,10 @@ class TrainIn(BaseModel):
                                                       "first one's validation seeds")
     timing: Literal["safety", "benchmark", "reference"] | None = Field(None, description=(
         "phase-score: timing profile of the training episodes (default: safety)"))
+    settings: dict | None = Field(None, description=(
+        "phase-score: run settings the episodes run under, as in a --config file: timing (its keys, e.g. "
+        "{\"yellow_s\": 4.5, \"all_red_s\": 2}), shield, step_length_s, time_to_teleport_s; the model records them "
+        "and evaluate runs under them. timing sets the profile beside its timing keys"))
     start: Literal["max-pressure", "actuated", "max-pressure-hold", "max-pressure-pays", "auto"] = Field(
         "max-pressure", description="phase-score: where the search starts, a named start of `signalwise train "
                                     "--start` (auto: run each on the validation seeds, search from the lowest delay)")
@@ -139,6 +144,8 @@ def train(request: Request, body: TrainIn, engine: EngineDep, response: Response
         agent = resolve_agent(body.agent, body.model_fields_set)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
+    if body.settings is not None:
+        _check_settings(body)
     try:
         load(body.scenario)
     except ScenarioError as exc:
@@ -155,6 +162,26 @@ def train(request: Request, body: TrainIn, engine: EngineDep, response: Response
     job = start_job(engine, settings.database_url, {**body.model_dump(), "agent": agent}, settings.ml_jobs_dir, who(request))
     response.headers["Location"] = f"/api/v1/ml/jobs/{job.id}"
     return job_out(job)
+
+
+def _check_settings(body: TrainIn) -> None:
+    """422 for settings a training does not take or a run would refuse, named by their path (`body.settings.…`)."""
+    from pydantic import ValidationError
+
+    from signalwise.runtime.config import RunConfig
+    from signalwise.training.run_settings import EPISODE_SETTINGS, episode_settings, unapplied
+
+    left = unapplied(body.settings)
+    if left:
+        raise HTTPException(422, f"settings: {', '.join(left)} not taken; a training takes "
+                                 f"{', '.join(EPISODE_SETTINGS)} (the network is scenario, the episodes' controller, "
+                                 "seeds and durations the job's)")
+    try:
+        RunConfig.model_validate({**episode_settings(body.settings, body.timing), "scenario": body.scenario})
+    except ValidationError as exc:
+        errors = [{"loc": ("body", "settings", *err["loc"]), "msg": err["msg"], "type": err["type"]}
+                  for err in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
 
 
 @router.get("/jobs", response_model=list[JobOut], summary="Training jobs, newest first")

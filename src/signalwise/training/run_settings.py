@@ -1,0 +1,36 @@
+"""The run settings a training's episodes run under, from a `--config` file or an API request's `settings`.
+
+A model learns what a change costs under the rules its episodes ran, so a
+city trains under its own clearances: a run configuration's `timing`,
+`shield`, `step_length_s` and `time_to_teleport_s`. The network, the
+controller, the seeds and the durations are the training's own. The
+settings are recorded in the model (`training.run`) and `evaluate` runs
+under them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+#: the run configuration's settings a training episode takes
+EPISODE_SETTINGS = ("timing", "shield", "step_length_s", "time_to_teleport_s")
+
+
+def episode_settings(data: Mapping, profile: str | None = None, cycle_calls: bool = False) -> dict:
+    """The EPISODE_SETTINGS of `data`, with `profile` (a timing profile's name) and `cycle_calls` set beside its
+    timing keys. A profile name alone stays a name, as a model's meta.json has always written it."""
+    run = {k: v for k, v in data.items() if k in EPISODE_SETTINGS}
+    given = run.get("timing")
+    keys = dict(given) if isinstance(given, Mapping) else {"profile": given} if isinstance(given, str) else {}
+    if profile is not None:
+        keys["profile"] = profile
+    if cycle_calls:
+        keys["cycle_calls"] = True
+    if keys:
+        run["timing"] = keys["profile"] if set(keys) == {"profile"} else {"profile": "safety", **keys}
+    return run
+
+
+def unapplied(data: Mapping) -> list[str]:
+    """The settings of `data` a training does not take."""
+    return [k for k in data if k not in EPISODE_SETTINGS]
