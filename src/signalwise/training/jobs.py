@@ -52,8 +52,7 @@ TABULAR_FIELDS = ("episodes", "batch", "shared", "guide_visits", "gamma", "epsil
                   "downstream_weight")
 #: the request's fields only the phase-score search reads; given with the tabular agent, they are refused
 PHASE_SCORE_FIELDS = ("generations", "popsize", "seeds_per_generation", "restarts", "timing", "settings", "start",
-                      "measure",
-                      "period")
+                      "measure", "period")
 PHASE_SCORE = "phase-score"
 TABULAR = "tabular"
 
