@@ -216,3 +216,20 @@ def test_a_field_of_the_other_agent_or_a_bad_search_option_is_422_and_starts_not
     r = api.post("/api/v1/ml/train", json={"scenario": "single", "workers": 1, **request_body})
     assert r.status_code == 422 and r.json()["message"].startswith(where), r.json()
     assert api.get("/api/v1/ml/jobs").json() == []
+
+
+def test_a_phase_score_request_with_settings_is_stored_whole_in_either_database(db_url, tmp_path):
+    """The request a worker reads back, nested settings included, from SQLite and from PostgreSQL."""
+    settings = Settings(database_url=db_url, model_cache=tmp_path / "cache", model_registry=tmp_path / "no-registry",
+                        ml_jobs_dir=tmp_path / "jobs", cache_ttl_s=0)
+    _, key = create_key(get_engine(db_url), "ops", ["operate", "read"])
+    asked = {"timing": {"yellow_s": 4.5, "all_red_s": 2, "per_intersection": {"C": {"max_green_s": 45}}},
+             "shield": {"max_observation_age_s": 12}, "time_to_teleport_s": -1}
+    with TestClient(create_app(settings), headers={"X-API-Key": key}) as c:
+        r = c.post("/api/v1/ml/train", json={**SEARCH, "register_version": False, "settings": asked})
+        assert r.status_code == 202, r.text
+        job_id = r.json()["job_id"]
+        assert c.post(f"/api/v1/ml/jobs/{job_id}/cancel").json()["state"] == "cancelled"
+        stored = get_job(get_engine(db_url), job_id).request
+        assert stored["settings"] == asked and stored["agent"] == "phase-score"
+        assert c.get(f"/api/v1/ml/jobs/{job_id}").json()["request"]["settings"] == asked
