@@ -67,14 +67,13 @@ def read_config_file(config: Path) -> dict:
 
 
 def _load_config(config: Path | None, database_url: str | None = None, **overrides):
-    from .config import RunConfig
+    from .config import RunConfig, timing_beside
 
     data: dict = read_config_file(config) if config is not None else {}
     profile = overrides.pop("timing_profile", None)
     data.update({k: v for k, v in overrides.items() if v is not None})
     if profile is not None:  # --timing NAME: the profile, with any keys the config file sets beside it
-        given = data.get("timing")
-        data["timing"] = {**(given if isinstance(given, dict) else {}), "profile": profile}
+        data["timing"] = timing_beside(data.get("timing"), profile)
     cfg = RunConfig.model_validate(data)
     return with_shipped_model(with_model_registry(cfg, [cfg.controller], database_url), [cfg.controller])
 
@@ -105,8 +104,8 @@ def note_profile_mismatch(cfg, specs: list[str]) -> None:
         if differ:
             typer.echo(f"ql: {path} trained with timing {', '.join(f'{k} {v}' for k, v in differ.items())}; this "
                        f"run has {', '.join(f'{k} {_yaml_value(getattr(cfg.timing, k, None))}' for k in differ)} "
-                       "(give its "
-                       "training's timing in a --config file to run it under the rules it learned)", err=True)
+                       "(give its training's timing in a --config file to run it under the rules it learned)",
+                       err=True)
         calls = bool(timing.get("cycle_calls", False)) if isinstance(timing, dict) else False
         if calls != cfg.timing.cycle_calls:
             how = "from calls" if calls else "from each link's last green"

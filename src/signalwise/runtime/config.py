@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -106,6 +107,20 @@ class TimingConfig(BaseModel):
 
 #: the largest demand scale a run takes (SUMO's --scale); above 0 at the other end
 MAX_DEMAND_SCALE = 10.0
+
+
+def timing_beside(given, profile: str | None = None, cycle_calls: bool = False):
+    """A configuration's `timing` (a profile name, a mapping of keys, or None) with `profile` and `cycle_calls`
+    set beside its keys: what `--timing NAME` and `--cycle-calls` do to a `--config` file's timing. A profile
+    name alone stays a name (as a model's meta.json writes it); None when nothing is set."""
+    keys = dict(given) if isinstance(given, Mapping) else {"profile": given} if isinstance(given, str) else {}
+    if profile is not None:
+        keys["profile"] = profile
+    if cycle_calls:
+        keys["cycle_calls"] = True
+    if not keys:
+        return None
+    return keys["profile"] if set(keys) == {"profile"} else {"profile": SAFETY, **keys}
 
 
 def valid_demand_scale(scale: float) -> bool:

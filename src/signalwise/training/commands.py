@@ -481,8 +481,12 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
 def _next_steps(model: Path, scenario: str, sumocfg: Path | None, net: Path | None, routes) -> str:  # noqa: ANN001
     """What a person does with a model just trained: the three commands, with its path and its network (evaluate
     finds the network itself; a run must be told)."""
-    where = f"--sumocfg {sumocfg}" if sumocfg is not None else \
-        " ".join([f"--net {net}", *(f"--routes {r}" for r in routes or [])]) if net is not None else f"-s {scenario}"
+    if sumocfg is not None:
+        where = f"--sumocfg {sumocfg}"
+    elif net is not None:
+        where = " ".join([f"--net {net}", *(f"--routes {r}" for r in routes or [])])
+    else:
+        where = f"-s {scenario}"
     return (f"next: signalwise evaluate --model {model}  (held-out seeds against max-pressure); "
             f"signalwise run {where} -c ql:{model}; signalwise models add {model}  (the registry, to deploy it)")
 

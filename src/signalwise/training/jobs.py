@@ -294,8 +294,7 @@ def _search(req: dict, out: Path, done: list[int], executor):  # noqa: ANN001, A
                              validation_seeds=int(req["validation_seeds"]), seed=int(req["seed"]),
                              workers=int(req["workers"]), out=out, duration_s=req.get("duration_s"),
                              run=episode_settings(req.get("settings") or {}, req.get("timing")),
-                             measure=req["measure"],
-                             restarts=int(req["restarts"]))
+                             measure=req["measure"], restarts=int(req["restarts"]))
 
     def on_generation(record) -> None:  # noqa: ANN001
         done[0] += cfg.popsize * len(record.seeds)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..runtime.config import timing_beside
+
 #: the run configuration's settings a training episode takes
 EPISODE_SETTINGS = ("timing", "shield", "step_length_s", "time_to_teleport_s")
 
@@ -20,14 +22,9 @@ def episode_settings(data: Mapping, profile: str | None = None, cycle_calls: boo
     """The EPISODE_SETTINGS of `data`, with `profile` (a timing profile's name) and `cycle_calls` set beside its
     timing keys. A profile name alone stays a name, as a model's meta.json has always written it."""
     run = {k: v for k, v in data.items() if k in EPISODE_SETTINGS}
-    given = run.get("timing")
-    keys = dict(given) if isinstance(given, Mapping) else {"profile": given} if isinstance(given, str) else {}
-    if profile is not None:
-        keys["profile"] = profile
-    if cycle_calls:
-        keys["cycle_calls"] = True
-    if keys:
-        run["timing"] = keys["profile"] if set(keys) == {"profile"} else {"profile": "safety", **keys}
+    timing = timing_beside(run.get("timing"), profile, cycle_calls)
+    if timing is not None:
+        run["timing"] = timing
     return run
 
 
