@@ -106,6 +106,48 @@ def _interval(start: dt.datetime, **figures) -> dict:
     return {"interval_start": start.isoformat(), "interval_s": 900, **figures}
 
 
+def test_removing_a_version_needs_admin_and_is_refused_while_it_runs_or_could_return(db_url, tmp_path, models):
+    from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
+
+    settings = _settings(db_url, tmp_path)
+    reg = open_registry(settings)
+    for m in (models[0], models[0], models[1]):  # v1 and v2 the same files, v3 another layout
+        register_model(reg, m, who="trainer")
+    reg.deploy("v1", who="setup")
+    engine = get_engine(db_url)
+    _, ops_key = create_key(engine, "ops", ["operate", "read"])
+    _, admin_key = create_key(engine, "root", ["admin"])
+    # a live run that names v2 itself (`ql:@v2`): the registry has it deployed nowhere
+    rt = LiveRuntime(RunConfig(scenario="single", controller=f"ql:{reg.materialize('v2')}"),
+                     LiveOptions(speed=None, duration_s=60, in_process=True), tmp_path / "live")
+    rt.open()
+    app = create_app(settings)
+    app.state.live = rt
+    try:
+        with TestClient(app) as c:
+            r = c.delete("/api/v1/ml/models/v3", headers={"X-API-Key": ops_key})
+            assert r.status_code == 403 and reg.get("v3")  # operate may deploy, not delete
+            admin = {"X-API-Key": admin_key}
+            r = c.delete("/api/v1/ml/models/v1", headers=admin)
+            assert r.status_code == 409 and "v1 is active at C" in r.json()["message"]
+            r = c.delete("/api/v1/ml/models/v2", headers=admin)
+            assert r.status_code == 409 and "v2 runs in the live run at C" in r.json()["message"]
+            r = c.delete("/api/v1/ml/models/v3", headers=admin)
+            assert r.status_code == 200, r.text
+            out = r.json()
+            assert out["model_id"] == "v3" and out["removed_by"] == "root" and out["removed_at"]
+            assert out["freed_bytes"] == out["size_bytes"] > 0  # it shared no file with v1 and v2
+            assert [m["model_id"] for m in c.get("/api/v1/ml/models").json()] == ["v1", "v2"]
+            listed = c.get("/api/v1/ml/models", params={"removed": "true"}).json()
+            assert [(m["model_id"], m["removed_by"]) for m in listed] == [("v1", None), ("v2", None), ("v3", "root")]
+            kept = c.get("/api/v1/ml/models/v3").json()
+            assert kept["scenario"] == "corridor" and kept["size_bytes"] == 0 and kept["removed_by"] == "root"
+            for r in (c.delete("/api/v1/ml/models/v3", headers=admin), c.post("/api/v1/ml/deploy/v3", headers=admin)):
+                assert r.status_code == 404 and "'v3' was removed from the registry" in r.json()["message"]
+    finally:
+        rt.field.backend.close()
+
+
 def test_submitted_figures_are_stored_replaced_filtered_and_need_the_ingest_scope(db_url, tmp_path):
     app = create_app(_settings(db_url, tmp_path, bind_host="0.0.0.0"))
     engine = get_engine(db_url)

@@ -16,7 +16,7 @@ from signalwise.control.learning.qtable import load_model
 from signalwise.envs.episode import probe_network
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.loop import resolve_scenario
-from signalwise.store.model_registry import DoesNotFit, ModelRegistry, RegistryError, UnknownVersion
+from signalwise.store.model_registry import DoesNotFit, InUse, ModelRegistry, RegistryError, UnknownVersion
 from signalwise.store.tables import ModelBlob, ModelDeployment
 
 
@@ -100,6 +100,45 @@ def test_a_registered_version_never_changes_and_its_running_copy_is_checked(regi
     assert again == path and {p.name: p.read_bytes() for p in again.iterdir()} == original
     shutil.rmtree(registry.cache_dir)  # the cache is disposable
     assert load_model(Path(registry.resolve("v1")["*"])).meta["scenario"] == "single"
+
+
+def test_a_version_is_removed_only_where_no_rollback_could_return_to_it(registry, model_dir, tmp_path, engine,
+                                                                         single_c):
+    """Its files go (those it shares stay), its row and name stay: the history names it, and no later
+    version takes the name."""
+    other = write_model(tmp_path / "other", [single_c], episodes=5)  # the same tables, another meta.json
+    registry.add(model_dir, "alice")
+    registry.add(other, "alice")
+    blobs = _count(engine, ModelBlob.__table__)
+    registry.deploy("v1", who="alice")
+    registry.deploy("v2", who="bob")
+    cached = Path(registry.resolve("v2")["*"])
+    with pytest.raises(InUse, match="v2 is active at C"):
+        registry.remove("v2")
+    with pytest.raises(InUse, match=r"v1 is deployed under a newer version at C \(a rollback there would return"):
+        registry.remove("v1")
+    assert registry.rollback(who="carol") == {"C": "v1"}
+    done = registry.remove("v2", who="dave")
+    assert done.version.removed_by == "dave" and done.version.removed_at is not None
+    assert done.freed_bytes == len((other / "meta.json").read_bytes())  # the tables are v1's too
+    assert _count(engine, ModelBlob.__table__) == blobs - 1 and not cached.exists()
+    assert [v.version for v in registry.versions()] == ["v1"]
+    assert [(v.version, v.removed_by) for v in registry.versions(include_removed=True)] == [("v1", None),
+                                                                                           ("v2", "dave")]
+    with pytest.raises(UnknownVersion, match="'v2' was removed from the registry .* by dave"):
+        registry.get("v2")
+    assert registry.get("v2", include_removed=True).episodes == 5  # its metadata stays readable
+    for refused in (lambda: registry.deploy("v2"), lambda: registry.resolve("v2"), lambda: registry.remove("v2")):
+        with pytest.raises(UnknownVersion, match="removed"):
+            refused()
+    assert [d.version for d in registry.history("C")] == ["v1", "v2"]  # the history is never rewritten
+    assert registry.add(other).version == "v3"  # the name is not given again
+    # v1 still runs from its own files, shared ones included
+    assert load_model(Path(registry.resolve("v1")["*"])).table_of == {"C": "C"}
+    # importing a directory that holds the removed files under the removed name brings nothing back
+    root = _directory_registry(tmp_path / "dir", {"v2": other}, {})
+    report = registry.import_file_registry(root)
+    assert report.versions == {} and report.skipped == ["v2: removed from the registry, not imported again"]
 
 
 def test_what_is_not_a_model_is_refused_and_nothing_is_written(registry, tmp_path, engine):

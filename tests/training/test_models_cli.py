@@ -1,4 +1,4 @@
-"""`signalwise models import | list | history | show` against the registry in the database (small real models)."""
+"""`signalwise models import | list | history | show | remove` against the registry in the database (small real models)."""
 
 from __future__ import annotations
 
@@ -51,6 +51,18 @@ def test_a_directory_registry_is_imported_by_command_and_on_first_use(tmp_path):
     assert json.loads(_cli("show", "v1", env=env).stdout)["scenario"] == "single"
     bad = _cli("import", str(tmp_path / "m"), env=env)
     assert bad.returncode == 2 and "not a model registry directory (no registry.json)" in bad.stderr
+    # v2 is active and v1 lies under it: neither goes; after a rollback v2 does, and v1 runs on
+    for version, why in (("v2", "v2 is active at C"), ("v1", "v1 is deployed under a newer version at C")):
+        r = _cli("remove", version, env=env)
+        assert r.returncode == 2 and why in r.stderr and "Traceback" not in r.stderr
+    assert _cli("rollback", env=env).returncode == 0
+    r = _cli("remove", "v2", env=env)
+    assert r.returncode == 0 and "removed v2 (single): 0 KiB freed" in r.stdout  # v1 holds the same files
+    assert " v2 " not in _cli("list", env=env).stdout
+    assert "removed" in _cli("list", "--removed", env=env).stdout
+    assert json.loads(_cli("show", "v2", env=env).stdout)["removed_by"].startswith("cli:")
+    r = _cli("deploy", "v2", env=env)
+    assert r.returncode == 2 and "'v2' was removed from the registry" in r.stderr
     # the directory the settings name is imported by itself the first time, into an empty database
     first = {**env, "SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}", "SIGNALWISE_MODEL_REGISTRY": str(root)}
     r = _cli("list", env=first)

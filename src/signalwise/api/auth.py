@@ -52,6 +52,7 @@ _declare("POST", "/api/v1/events/{rest:path}", "ingest")
 _declare("POST", "/api/v1/live/feeds/{rest:path}", "ingest")
 _declare("POST,PUT,DELETE", "/api/v1/live/{rest:path}", "operate")
 _declare("POST,PUT,DELETE", "/api/v1/ml/{rest:path}", "operate")  # train, cancel, deploy, rollback
+_declare("DELETE", "/api/v1/ml/models/{model_id}", "admin")  # deletes files nobody can bring back
 _declare("POST", "/api/v1/ml/metrics", "ingest")  # figures measured elsewhere: stored data, nothing that runs
 _declare("POST,PUT,DELETE", "/api/v1/streams/{rest:path}", "operate")
 _declare("POST,PUT,DELETE", "/api/v1/streams", "operate")

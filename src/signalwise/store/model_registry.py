@@ -8,7 +8,10 @@ through `ModelRegistry`.
 - A version (`v1`, `v2`, …) is a model directory's files, stored by content
   (`model_blobs`, keyed by SHA-256, so a file shared by versions is stored
   once) with the model's `meta.json` as registered. A registered version
-  never changes: rows are only inserted.
+  never changes. Removing one (`remove`) deletes its files but keeps its row,
+  marked: the deployment history still names it, `models show` still reads
+  its metadata, and its name is never given to another version (a run's
+  recorded `ql:@v3` keeps meaning one model).
 - The active version of an intersection is its newest deployment not rolled
   back (`model_deployments`): deploying pushes, rolling back pops, and every
   row keeps who did what and when.
@@ -39,7 +42,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .tables import ModelBlob, ModelDeployment, ModelFile, ModelVersionRow
@@ -70,6 +73,10 @@ class DoesNotFit(RegistryError):
     """A version asked to run where it has no table, or the wrong layout (the API answers 409)."""
 
 
+class InUse(RegistryError):
+    """A version that runs somewhere, or that a rollback would return to (the API answers 409)."""
+
+
 @dataclass(frozen=True)
 class ModelVersion:
     version: str
@@ -83,6 +90,8 @@ class ModelVersion:
     content_sha256: str
     size_bytes: int = 0
     meta: dict = field(default_factory=dict, repr=False, compare=False)
+    removed_at: dt.datetime | None = None  # removed: its files are gone, its metadata kept
+    removed_by: str | None = None
 
     @property
     def registered(self) -> str:
@@ -111,6 +120,14 @@ class ActiveVersion:
     since: dt.datetime
     by: str
     how: str  # deploy | rollback
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What `remove` did: the version as it now stands (marked removed), and the bytes its blobs freed."""
+
+    version: ModelVersion
+    freed_bytes: int  # less than its size where another version shares a file
 
 
 @dataclass
@@ -242,23 +259,30 @@ class ModelRegistry:
                                         "try again") from None
         raise AssertionError("unreachable")
 
-    def versions(self) -> list[ModelVersion]:
-        """Every registered version, oldest first."""
+    def versions(self, include_removed: bool = False) -> list[ModelVersion]:
+        """Every registered version, oldest first; the removed ones too when asked."""
         self._ready()
+        q = select(V).order_by(V.c.id)
+        if not include_removed:
+            q = q.where(V.c.removed_at.is_(None))
         with self.engine.connect() as conn:
             sizes = dict(conn.execute(select(F.c.version_id, func.sum(F.c.size_bytes)).group_by(F.c.version_id)).all())
-            rows = conn.execute(select(V).order_by(V.c.id)).mappings().all()
+            rows = conn.execute(q).mappings().all()
         return [self._version(r, int(sizes.get(r["id"]) or 0)) for r in rows]
 
-    def get(self, version: str) -> ModelVersion:
-        """The version; UnknownVersion naming the known ones when there is none."""
+    def get(self, version: str, include_removed: bool = False) -> ModelVersion:
+        """The version; UnknownVersion naming the known ones when there is none, or saying who removed it."""
         self._ready()
         with self.engine.connect() as conn:
             row = conn.execute(select(V).where(V.c.version == version)).mappings().first()
             if row is None:
-                known = list(conn.execute(select(V.c.version).order_by(V.c.id)).scalars())
+                known = list(conn.execute(select(V.c.version).where(V.c.removed_at.is_(None))
+                                          .order_by(V.c.id)).scalars())
                 raise UnknownVersion(f"no model version {version!r} in the registry ({self.where}; "
                                      f"{', '.join(known) or 'none registered'})")
+            if row["removed_at"] is not None and not include_removed:
+                raise UnknownVersion(f"model version {version!r} was removed from the registry ({self.where}) "
+                                     f"by {row['removed_by']} at {row['removed_at']:%Y-%m-%d %H:%M:%S} UTC")
             size = conn.execute(select(func.sum(F.c.size_bytes)).where(F.c.version_id == row["id"])).scalar()
         return self._version(row, int(size or 0))
 
@@ -266,7 +290,46 @@ class ModelRegistry:
     def _version(r, size: int) -> ModelVersion:  # noqa: ANN001 - a row mapping
         return ModelVersion(r["version"], r["scenario"], list(r["intersections"]), dict(r["layouts"]),
                             int(r["episodes"]), r["registered_at"], r["registered_by"], r["source"],
-                            r["content_sha256"], size, dict(r["meta"]))
+                            r["content_sha256"], size, dict(r["meta"]), r["removed_at"], r["removed_by"])
+
+    def remove(self, version: str, who: str | None = None) -> Removal:
+        """Delete a version's files (and the blobs no other version shares); its row stays, marked removed.
+
+        Refused (InUse) while any deployment of it stands: where it is active,
+        and where a newer version was deployed over it, since a rollback there
+        would return to files that are gone. Roll back or deploy another
+        version first; the history, which names it, is never rewritten.
+        """
+        self.get(version)  # raises for an unknown or removed version, naming the known ones
+        who = (who or default_actor())[:128]
+        with self.engine.begin() as conn:
+            # the row locked (PostgreSQL) so that a deploy of it waits for this and then sees it removed
+            vid = conn.execute(select(V.c.id).where(V.c.version == version, V.c.removed_at.is_(None))
+                               .with_for_update()).scalar()
+            if vid is None:
+                raise UnknownVersion(f"model version {version!r} was removed meanwhile by another writer")
+            standing = sorted(set(conn.execute(select(D.c.intersection_id).where(
+                D.c.version_id == vid, D.c.rolled_back_at.is_(None))).scalars()))
+            if standing:
+                top = self._active_rows(conn, standing)
+                active = [i for i in standing if top[i][1] == vid]
+                under = [i for i in standing if top[i][1] != vid]
+                where = "; ".join(part for part in (
+                    f"active at {', '.join(active)}" if active else "",
+                    f"deployed under a newer version at {', '.join(under)} (a rollback there would return to it)"
+                    if under else "") if part)
+                raise InUse(f"{version} is {where}: roll back there, or deploy another version, before removing it")
+            conn.execute(update(V).where(V.c.id == vid).values(removed_at=_now(), removed_by=who))
+            hashes = set(conn.execute(select(F.c.sha256).where(F.c.version_id == vid)).scalars())
+            conn.execute(delete(F).where(F.c.version_id == vid))
+            shared = set(conn.execute(select(F.c.sha256).where(F.c.sha256.in_(hashes))).scalars())
+            alone = hashes - shared
+            freed = int(conn.execute(select(func.sum(B.c.size_bytes)).where(B.c.sha256.in_(alone))).scalar() or 0)
+            if alone:
+                conn.execute(delete(B).where(B.c.sha256.in_(alone)))
+        for copy in self.cache_dir.glob(f"{version}-*"):  # its unpacked copies; a running controller keeps its maps
+            shutil.rmtree(copy, ignore_errors=True)
+        return Removal(self.get(version, include_removed=True), freed)
 
     def files(self, version: str) -> dict[str, bytes]:
         """A version's files by relative name, as registered."""
@@ -297,7 +360,11 @@ class ModelRegistry:
         who = (who or default_actor())[:128]
         now = _now()
         with self.engine.begin() as conn:
-            vid = conn.execute(select(V.c.id).where(V.c.version == version)).scalar_one()
+            # locked as `remove` locks it: a removal that came first leaves no row to deploy
+            vid = conn.execute(select(V.c.id).where(V.c.version == version, V.c.removed_at.is_(None))
+                               .with_for_update()).scalar()
+            if vid is None:
+                raise UnknownVersion(f"model version {version!r} was removed meanwhile by another writer")
             current = self._active_rows(conn, targets)
             rows = [{"intersection_id": i, "version_id": vid, "deployed_at": now, "deployed_by": who}
                     for i in targets if current.get(i, (None, None))[1] != vid]
@@ -376,7 +443,7 @@ class ModelRegistry:
     def materialize(self, version: str) -> Path:
         """The directory holding `version`'s files, written once to the cache and checked on every call."""
         mv = self.get(version)
-        target = self.cache_dir / f"{mv.version}-{mv.content_sha256[:12]}"
+        target = self.cache_dir / copy_name(mv)
         with self.engine.connect() as conn:
             vid = conn.execute(select(V.c.id).where(V.c.version == version)).scalar_one()
             manifest = dict(conn.execute(select(F.c.name, F.c.sha256).where(F.c.version_id == vid)).all())
@@ -466,8 +533,12 @@ class ModelRegistry:
         report = ImportReport(str(root.resolve()))
         with self.engine.connect() as conn:
             taken = dict(conn.execute(select(V.c.version, V.c.content_sha256)).all())
+            removed = set(conn.execute(select(V.c.version).where(V.c.removed_at.is_not(None))).scalars())
         for name, meta, files, where, _registered in read:
             content = _manifest_sha256({n: hashlib.sha256(d).hexdigest() for n, d in files.items()})
+            if taken.get(name) == content and name in removed:
+                report.skipped.append(f"{name}: removed from the registry, not imported again")
+                continue
             if taken.get(name) == content:
                 report.same_as[name] = name
                 report.versions[name] = name
@@ -488,12 +559,17 @@ class ModelRegistry:
                     continue
                 unknown = [v for v in stack if v not in report.versions]
                 if unknown:
-                    report.skipped.append(f"{inter}: refers to unknown version(s) {', '.join(unknown)}")
+                    report.skipped.append(f"{inter}: refers to version(s) not imported {', '.join(unknown)}")
                     continue
                 conn.execute(insert(D), [{"intersection_id": inter, "version_id": ids[report.versions[v]],
                                           "deployed_at": now, "deployed_by": who[:128]} for v in stack])
                 report.deployments[inter] = [report.versions[v] for v in stack]
         return report
+
+
+def copy_name(mv: ModelVersion) -> str:
+    """The name of a version's directory in the cache: a path ending in it runs exactly that version."""
+    return f"{mv.version}-{mv.content_sha256[:12]}"
 
 
 def _matches(directory: Path, manifest: dict[str, str]) -> bool:

@@ -369,9 +369,11 @@ class ModelBlob(Base):
 class ModelVersionRow(Base):
     """A registered model version (`v3`): what it was trained for, and its metadata as registered.
 
-    Never updated: a registered model never changes. `content_sha256` is the
-    SHA-256 of its file list (names and their hashes), so the same model
-    registered twice is recognisable.
+    A registered model never changes: the row is updated only to record its
+    removal (`removed_at`, `removed_by`), which deletes its files but keeps the
+    row, so the history still names it and the name is never given again.
+    `content_sha256` is the SHA-256 of its file list (names and their hashes),
+    so the same model registered twice is recognisable.
     """
 
     __tablename__ = "model_versions"
@@ -387,6 +389,8 @@ class ModelVersionRow(Base):
     source: Mapped[str] = mapped_column(String(1000))  # the directory (or training job) it came from
     registered_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     registered_by: Mapped[str] = mapped_column(String(128))
+    removed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    removed_by: Mapped[str | None] = mapped_column(String(128))
 
     __table_args__ = (Index("ix_model_versions_content_sha256", "content_sha256"),)
 

@@ -596,18 +596,19 @@ def _pct(share) -> str:
 
 
 @models_app.command("list")
-def models_list(db: DbOpt = None) -> None:
+def models_list(removed: Annotated[bool, typer.Option("--removed", help="also the removed versions")] = False,
+                db: DbOpt = None) -> None:
     """Registered versions and where each is active."""
-    _models_list(db)
+    _models_list(removed, db)
 
 
 @learning_errors
-def _models_list(db) -> None:
+def _models_list(removed, db) -> None:
     from rich.console import Console
     from rich.table import Table
 
     reg = _registry(db)
-    versions = reg.versions()
+    versions = reg.versions(include_removed=removed)
     if not versions:
         Console().print(f"no model registered in {reg.where}: train one (signalwise train --scenario S --out DIR), "
                         "then signalwise models add DIR/model and signalwise models deploy v1 (a directory "
@@ -619,6 +620,8 @@ def _models_list(db) -> None:
         t.add_column(col)
     for v in versions:
         where = ", ".join(sorted(i for i, ver in active.items() if ver == v.version)) or "-"
+        if v.removed_at is not None:
+            where = f"removed {v.removed_at.astimezone():%Y-%m-%d %H:%M} by {v.removed_by}"
         t.add_row(v.version, v.scenario, _signals(v.intersections), str(v.episodes), f"{v.size_bytes / 1024:.0f}",
                   f"{v.registered_at.astimezone():%Y-%m-%d %H:%M}", v.registered_by, where)
     Console(width=max(120, Console().width)).print(t)
@@ -684,10 +687,12 @@ def _models_show(ref, db) -> None:
         meta = dict(load_model(Path(ref)).meta)
         meta["path"] = str(Path(ref))
     else:
-        mv = _registry(db).get(ref)
+        mv = _registry(db).get(ref, include_removed=True)  # a removed version's metadata stays readable
         meta = {**mv.meta, "version": mv.version, "registered_at": mv.registered_at.isoformat(),
                 "registered_by": mv.registered_by, "source": mv.source, "content_sha256": mv.content_sha256,
                 "size_bytes": mv.size_bytes}
+        if mv.removed_at is not None:
+            meta.update(removed_at=mv.removed_at.isoformat(), removed_by=mv.removed_by)
     typer.echo(json.dumps(meta, indent=2))
 
 
@@ -708,6 +713,25 @@ def _models_deploy(version, intersection, db) -> None:
     done = _registry(db).deploy(version, intersection or None)
     for i, v in done.items():
         typer.echo(f"{i}: {v} active")
+
+
+@models_app.command("remove")
+def models_remove(version: Annotated[str, typer.Argument(help="a registered version, e.g. v3")],
+                  db: DbOpt = None) -> None:
+    """Delete a version's files; its metadata and name stay, so the history still names it.
+
+    Refused while it is active anywhere, or deployed under a newer version a
+    rollback would return to. The name is never given to another version,
+    and `models list --removed` shows who removed it and when.
+    """
+    _models_remove(version, db)
+
+
+@learning_errors
+def _models_remove(version, db) -> None:
+    done = _registry(db).remove(version)
+    typer.echo(f"removed {done.version.version} ({done.version.scenario}): {done.freed_bytes / 1024:.0f} KiB "
+               f"freed; its metadata stays (signalwise models show {done.version.version})")
 
 
 @models_app.command("rollback")

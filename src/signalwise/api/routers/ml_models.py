@@ -2,21 +2,24 @@
 
 Every route calls the same registry functions as `signalwise models …` and
 the live run (`store.model_registry`, through `api/registry_ops.py`). GETs
-need `read`; deploy and rollback need `operate` (they change what runs).
+need `read`; deploy and rollback need `operate` (they change what runs);
+removing a version needs `admin` (it deletes files nobody can bring back).
 Times are UTC instants (ISO 8601).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Path, Request
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from signalwise.store.model_registry import ModelVersion, RegistryError
+from signalwise.store.model_registry import ModelVersion, RegistryError, copy_name
 
 from .. import registry_ops as ops
+from ..auth import who
 
 router = APIRouter(prefix="/api/v1/ml", tags=["ml"])
 
@@ -52,6 +55,8 @@ class ModelOut(BaseModel):
     size_bytes: int = Field(description="its files' total size, bytes")
     active_at: list[str] = Field(description="intersections where it is the active version")
     last_evaluation: EvaluationOut | None = None
+    removed_at: dt.datetime | None = Field(None, description="when its files were removed (UTC); null: it can run")
+    removed_by: str | None = Field(None, description="who removed it")
 
 
 def model_out(mv: ModelVersion, active: dict[str, str]) -> ModelOut:
@@ -62,23 +67,52 @@ def model_out(mv: ModelVersion, active: dict[str, str]) -> ModelOut:
                     registered_by=mv.registered_by, source=mv.source, content_sha256=mv.content_sha256,
                     size_bytes=mv.size_bytes, active_at=sorted(i for i, v in active.items() if v == mv.version),
                     last_evaluation=EvaluationOut.model_validate(
-                        {k: v for k, v in last.items() if k in EvaluationOut.model_fields}) if last else None)
+                        {k: v for k, v in last.items() if k in EvaluationOut.model_fields}) if last else None,
+                    removed_at=mv.removed_at, removed_by=mv.removed_by)
 
 
 @router.get("/models", response_model=list[ModelOut], summary="Every registered model version, oldest first")
-def models(request: Request) -> list[ModelOut]:
+def models(request: Request, removed: Annotated[bool, Query(description="also the removed versions")] = False,
+           ) -> list[ModelOut]:
     reg = ops.registry(request)
     active = reg.active()
-    return [model_out(v, active) for v in reg.versions()]
+    return [model_out(v, active) for v in reg.versions(include_removed=removed)]
 
 
-@router.get("/models/{model_id}", response_model=ModelOut, summary="One registered model version")
+@router.get("/models/{model_id}", response_model=ModelOut,
+            summary="One registered model version (a removed one too: its metadata stays)")
 def model(request: Request, model_id: VersionPath) -> ModelOut:
     reg = ops.registry(request)
     try:
-        return model_out(reg.get(model_id), reg.active())
+        return model_out(reg.get(model_id, include_removed=True), reg.active())
     except RegistryError as exc:
         raise ops.http_error(exc) from None
+
+
+class RemovedOut(ModelOut):
+    freed_bytes: int = Field(description="bytes of files deleted (less than size_bytes where another version "
+                                         "shares a file)")
+
+
+@router.delete("/models/{model_id}", response_model=RemovedOut,
+               summary="Remove a version's files; its metadata and name stay for the history",
+               responses={404: {"description": "unknown or already removed version"},
+                          409: {"description": "active somewhere, or a rollback would return to it"}})
+def remove_model(request: Request, model_id: VersionPath) -> RemovedOut:
+    reg = ops.registry(request)
+    try:
+        mv = reg.get(model_id)
+        rt = ops.live_runtime(request)
+        running = sorted(i for i, paths in (rt.model_paths() if rt is not None else {}).items()
+                         if any(os.path.basename(p.rstrip("/")) == copy_name(mv) for p in paths))
+        if running:  # named as `ql:@v3` by the live run, not deployed: the registry alone would not know
+            raise HTTPException(409, f"{model_id} runs in the live run at {', '.join(running)}: switch those "
+                                     "signals to another controller or version before removing it")
+        done = reg.remove(model_id, who=who(request))
+    except RegistryError as exc:
+        raise ops.http_error(exc) from None
+    out = model_out(done.version, reg.active()).model_dump()
+    return RemovedOut(**{**out, "size_bytes": mv.size_bytes}, freed_bytes=done.freed_bytes)  # as it was
 
 
 class LiveModelOut(BaseModel):

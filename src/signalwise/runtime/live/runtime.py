@@ -900,6 +900,19 @@ class LiveRuntime:
     def snapshot(self) -> Snapshot:
         return self._snapshot
 
+    def model_paths(self) -> dict[str, list[str]]:
+        """Intersection -> the model directories its controllers run or will take at the next green (and
+        the one an override holds back): what removing a registry version must not delete under it."""
+        st = self.stepper
+        held = [(i, c) for i, c in (st.controllers.items() if st is not None else ())]
+        held += list(self._pending_controllers.items()) + [(i, ov.inner) for i, ov in self.overrides.items()]
+        out: dict[str, list[str]] = {}
+        for inter, ctrl in held:
+            path = getattr(ctrl, "model_path", None)
+            if path:
+                out.setdefault(inter, []).append(path)
+        return out
+
     def _publish_snapshot(self) -> None:
         st = self.stepper
         if st is None:
