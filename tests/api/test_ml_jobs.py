@@ -10,14 +10,17 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from signalwise.api import create_app
 from signalwise.api.routers.ml_jobs import TrainIn
+from signalwise.cli import app
+from signalwise.control.learning.phase_score import FEATURES
 from signalwise.store import Settings, get_engine
 from signalwise.store.jobs import get_job, process_runs
 from signalwise.store.keys import create_key
 from signalwise.store.model_registry import ModelRegistry
-from signalwise.training.commands import TABULAR_OPTIONS
+from signalwise.training.commands import PHASE_SCORE_OPTIONS, TABULAR_OPTIONS
 from signalwise.training.jobs import PHASE_SCORE_FIELDS, TABULAR_FIELDS
 
 SMALL = {"scenario": "single", "batch": 1, "workers": 1, "duration_s": 120, "guide_visits": 30}
@@ -197,6 +200,7 @@ def test_the_agent_is_phase_score_unless_a_tabular_field_is_given_and_the_stored
         ["phase-score", "tabular", "tabular", "phase-score"]
     # the fields that choose tabular are the command line's tabular options the API takes
     assert set(TABULAR_FIELDS) <= set(TABULAR_OPTIONS)
+    assert set(PHASE_SCORE_FIELDS) - {"settings"} <= set(PHASE_SCORE_OPTIONS)  # settings: --config's contents
     assert set(TABULAR_FIELDS) | set(PHASE_SCORE_FIELDS) <= set(TrainIn.model_fields)
 
 
@@ -211,11 +215,54 @@ def test_the_agent_is_phase_score_unless_a_tabular_field_is_given_and_the_stored
     ({"settings": {"scenario": "grid", "shield": {}}}, "settings: scenario not taken; a training takes timing"),
     ({"settings": {"timing": {"yellow_s": 1}}}, "body.settings.timing.yellow_s: Input should be greater than or"),
     ({"agent": "tabular", "settings": {"shield": {}}}, "settings: for agent phase-score"),
+    ({"agent": "tabular", "add_feature": ["hold_gap"]}, "add_feature: for agent phase-score; a tabular job takes"),
+    ({"agent": "tabular", "zone_m": 30}, "zone_m: for agent phase-score"),
+    ({"agent": "tabular", "shared_lanes": "skip"}, "shared_lanes: for agent phase-score"),
+    ({"agent": "tabular", "demand_scale": [1.2]}, "demand_scale: for agent phase-score"),
+    ({"agent": "tabular", "cycle_calls": True}, "cycle_calls: for agent phase-score"),
+    ({"batch": 1, "cycle_calls": True}, "cycle_calls: for agent phase-score (batch given without agent chose"),
+    ({"shared_lanes": "all"}, "body.shared_lanes: Input should be 'skip' or 'split'"),
 ])
 def test_a_field_of_the_other_agent_or_a_bad_search_option_is_422_and_starts_nothing(api, request_body, where):
     r = api.post("/api/v1/ml/train", json={"scenario": "single", "workers": 1, **request_body})
     assert r.status_code == 422 and r.json()["message"].startswith(where), r.json()
     assert api.get("/api/v1/ml/jobs").json() == []
+
+
+@pytest.mark.parametrize("args,request_body,where", [
+    (["--add-feature", "hold_gap", "--add-feature", "waiting_s"], {"add_feature": ["hold_gap", "waiting_s"]},
+     "body.add_feature"),
+    (["--zone-m", "-1"], {"zone_m": -1}, "body.zone_m"),
+    (["--demand-scale", "1", "--demand-scale", "0"], {"demand_scale": [1, 0]}, "body.demand_scale[1]"),
+    (["--demand-scale", "11"], {"demand_scale": [11]}, "body.demand_scale[0]"),
+])
+def test_a_bad_search_option_is_422_at_its_path_for_the_reason_train_gives(api, tmp_path, args, request_body, where):
+    said = CliRunner().invoke(app, ["train", *args, "--out", str(tmp_path / "cli")])
+    assert said.exit_code == 2, said.output
+    reason = said.output.strip().removeprefix("error: ").removeprefix(f"{args[0]} ")  # --zone-m must be ...
+    r = api.post("/api/v1/ml/train", json={**SEARCH, **request_body})
+    assert r.status_code == 422 and r.json()["message"] == f"{where}: {reason}", (r.json(), said.output)
+    assert api.get("/api/v1/ml/jobs").json() == []
+
+
+def test_a_phase_score_job_takes_the_search_options_of_train_and_its_model_records_them_alike(api, tmp_path):
+    asked = {"add_feature": ["switch_halt_red"], "zone_m": 30, "shared_lanes": "skip", "demand_scale": [1.1],
+             "cycle_calls": True}
+    job = _start(api, {**SEARCH, "duration_s": 300}, **asked)
+    assert {k: job["request"][k] for k in asked} == {**asked, "zone_m": 30.0}
+    job = _wait(api, job["job_id"], lambda j: j["state"] in ("succeeded", "failed", "cancelled"))
+    assert job["state"] == "succeeded" and job["result"]["violations"] == 0, job
+    meta = ModelRegistry(get_engine(f"sqlite:///{tmp_path / 'jobs.db'}"), tmp_path / "check-cache").get("v1").meta
+    config, policy = meta["training"]["config"], meta["policy"]
+    # as `signalwise train --add-feature switch_halt_red --zone-m 30 --shared-lanes skip --demand-scale 1.1
+    # --cycle-calls` records them: the feature searched from 0, the zone and the lanes the episodes measured
+    # (split would be the safety profile's), the scale of the training seed, the cycle rule its episodes ran
+    assert policy["features"] == config["features"] == [*FEATURES, "switch_halt_red"]
+    assert config["start"][-1] == 0.0 and config["start_name"] == "max-pressure"
+    assert policy["zone_m"] == config["zone_m"] == 30.0
+    assert policy["shared_lanes"] == config["shared_lanes"] == "skip"
+    assert config["demand_scales"] == [1.1]
+    assert meta["training"]["run"] == {"timing": {"profile": "safety", "cycle_calls": True}}
 
 
 def test_a_phase_score_request_with_settings_is_stored_whole_in_either_database(db_url, tmp_path):
@@ -226,10 +273,13 @@ def test_a_phase_score_request_with_settings_is_stored_whole_in_either_database(
     asked = {"timing": {"yellow_s": 4.5, "all_red_s": 2, "per_intersection": {"C": {"max_green_s": 45}}},
              "shield": {"max_observation_age_s": 12}, "time_to_teleport_s": -1}
     with TestClient(create_app(settings), headers={"X-API-Key": key}) as c:
-        r = c.post("/api/v1/ml/train", json={**SEARCH, "register_version": False, "settings": asked})
+        search = {"add_feature": ["hold_gap", "switch_red_min"], "zone_m": 25.5, "shared_lanes": "split",
+                  "demand_scale": [1.0, 1.25], "cycle_calls": True}
+        r = c.post("/api/v1/ml/train", json={**SEARCH, "register_version": False, "settings": asked, **search})
         assert r.status_code == 202, r.text
         job_id = r.json()["job_id"]
         assert c.post(f"/api/v1/ml/jobs/{job_id}/cancel").json()["state"] == "cancelled"
         stored = get_job(get_engine(db_url), job_id).request
         assert stored["settings"] == asked and stored["agent"] == "phase-score"
+        assert {k: stored[k] for k in search} == search
         assert c.get(f"/api/v1/ml/jobs/{job_id}").json()["request"]["settings"] == asked

@@ -363,32 +363,23 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
                   zone_m=None, period=None, restarts=1, add_feature=(), cycle_calls=False, per_signal=False,
                   sigma=1.0, neighbour_weight=0.0, hold_neighbours=False, shared_lanes=None,
                   demand_scales=(), config=None) -> None:
-    import dataclasses
     import time
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..runtime.config import MAX_DEMAND_SCALE, RunConfig, valid_demand_scale
+    from ..runtime.config import RunConfig
     from ..sim.scenario import load
     from .executors import ExecutorError, make_executor
-    from .policy_search import config_from_starts, search
-    from .search_starts import search_starts
+    from .policy_search import config_from_starts, option_errors, search, starts_for
 
     started = time.monotonic()
+    if period is not None and not period > 0:
+        _fail("--period must be above 0 seconds")
     try:
-        starts = search_starts(start)
+        starts = starts_for(start, period, add_feature)
     except ValueError as exc:
         _fail(str(exc))
-    if period is not None:
-        if not period > 0:
-            _fail("--period must be above 0 seconds")
-        starts = {n: dataclasses.replace(st, period_s=period) for n, st in starts.items()}
-    if add_feature:
-        try:
-            starts = {n: st.adding(add_feature) for n, st in starts.items()}
-        except ValueError as exc:
-            _fail(str(exc))
     begin = next(iter(starts.values()))  # with auto: replaced by the one chosen
     if begin.measure is not None and begin.measure != measure:
         _fail(f"--start {start}: that model measures {begin.measure}, so its weights are in those units; "
@@ -400,16 +391,14 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
         _fail("--net needs at least one --routes file")
     if measure not in ("count", "density"):
         _fail("--measure must be count or density")
-    if zone_m is not None and not zone_m >= 0:
-        _fail("--zone-m is a distance in metres, 0 or more")
-    if shared_lanes not in (None, "skip", "split"):
-        _fail("--shared-lanes must be skip or split")
+    refused = option_errors(zone_m, shared_lanes, demand_scales)
+    if refused:
+        (name, *_), why = refused[0]
+        _fail(f"{_flag(name)} {why}")
     if not sigma > 0:
         _fail("--sigma must be above 0")
     if not neighbour_weight >= 0:
         _fail("--neighbour-weight must be 0 or more")
-    if not all(map(valid_demand_scale, demand_scales)):
-        _fail(f"--demand-scale must be above 0 and at most {MAX_DEMAND_SCALE:g} (1 = the routes as written)")
     if (neighbour_weight or hold_neighbours) and not per_signal:
         _fail("--neighbour-weight and --hold-neighbours are for a per-signal search; add --per-signal")
     own = sumocfg is not None or net is not None

@@ -52,7 +52,7 @@ TABULAR_FIELDS = ("episodes", "batch", "shared", "guide_visits", "gamma", "epsil
                   "downstream_weight")
 #: the request's fields only the phase-score search reads; given with the tabular agent, they are refused
 PHASE_SCORE_FIELDS = ("generations", "popsize", "seeds_per_generation", "restarts", "timing", "settings", "start",
-                      "measure", "period")
+                      "measure", "period", "add_feature", "zone_m", "shared_lanes", "demand_scale", "cycle_calls")
 PHASE_SCORE = "phase-score"
 TABULAR = "tabular"
 
@@ -273,28 +273,26 @@ def _train_tabular(req: dict, out: Path, done: list[int], executor):  # noqa: AN
 
 def _search(req: dict, out: Path, done: list[int], executor):  # noqa: ANN001, ANN202
     """`signalwise train --agent phase-score` with the options the API takes (a named start, no per-signal
-    search, no added features, zones and shared lanes as max-pressure's under the timing profile).
+    search); a request stored before a field was taken trains as the command does without its option.
 
     The search has no per-episode hook: `done` grows by a generation's episodes as each generation ends, and
     by the starts' episodes once `start: auto` has compared them (what `episodes_total` counts)."""
-    from dataclasses import replace
-
-    from .policy_search import config_from_starts, search
+    from .policy_search import config_from_starts, search, starts_for
     from .run_settings import episode_settings
-    from .search_starts import AUTO_START, STARTS, search_starts
+    from .search_starts import AUTO_START, STARTS
 
     if req["start"] not in STARTS and req["start"] != AUTO_START:  # never a path: the API names a start
         raise ValueError(f"start {req['start']!r}: choose from {', '.join(STARTS)} or {AUTO_START}")
-    # as `signalwise train` builds it (the CLI's checks are the request's schema here)
-    starts = search_starts(req["start"])
-    if req.get("period") is not None:
-        starts = {n: replace(st, period_s=float(req["period"])) for n, st in starts.items()}
+    # as `signalwise train` builds it (the API checked the request as the command checks its options)
+    starts = starts_for(req["start"], req.get("period"), req.get("add_feature") or ())
+    run = episode_settings(req.get("settings") or {}, req.get("timing"), bool(req.get("cycle_calls")))
     cfg = config_from_starts(starts, scenario=req["scenario"], generations=int(req["generations"]),
                              popsize=int(req["popsize"]), seeds_per_generation=int(req["seeds_per_generation"]),
                              validation_seeds=int(req["validation_seeds"]), seed=int(req["seed"]),
-                             workers=int(req["workers"]), out=out, duration_s=req.get("duration_s"),
-                             run=episode_settings(req.get("settings") or {}, req.get("timing")),
-                             measure=req["measure"], restarts=int(req["restarts"]))
+                             workers=int(req["workers"]), out=out, duration_s=req.get("duration_s"), run=run,
+                             measure=req["measure"], zone_m=req.get("zone_m"), shared_lanes=req.get("shared_lanes"),
+                             restarts=int(req["restarts"]),
+                             demand_scales=tuple(float(x) for x in req.get("demand_scale") or ()))
 
     def on_generation(record) -> None:  # noqa: ANN001
         done[0] += cfg.popsize * len(record.seeds)

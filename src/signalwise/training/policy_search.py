@@ -64,9 +64,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -85,7 +86,7 @@ from ..runtime.config import MAX_DEMAND_SCALE, valid_demand_scale
 from ..runtime.profiles import SAFETY, profile_controller_options
 from ..sim.lane_zones import signal_neighbours
 from .executors import EpisodeExecutor, make_executor
-from .search_starts import SearchStart
+from .search_starts import SearchStart, search_starts
 from .train import TrainingError, training_seed
 
 AGENT = "phase-score"
@@ -308,6 +309,34 @@ def signal_graph(results: list[dict]) -> dict[str, tuple[str, ...]]:
             if tls in near:
                 near[tls].update(o for o in others if o in signals)
     return {tls: tuple(sorted(others)) for tls, others in sorted(near.items())}
+
+
+def starts_for(name: str, period_s: float | None = None,
+               add_features: Sequence[str] = ()) -> dict[str, SearchStart]:
+    """The starts of `signalwise train --start NAME --period S --add-feature F` (and of a training job's start,
+    period and add_feature): `search_starts(name)`, each with its decision period replaced and the features
+    added from weight 0. ValueError (one line) for an unknown start or feature."""
+    starts = search_starts(name)
+    if period_s is not None:
+        starts = {n: replace(st, period_s=float(period_s)) for n, st in starts.items()}
+    if add_features:
+        starts = {n: st.adding(add_features) for n, st in starts.items()}
+    return starts
+
+
+def option_errors(zone_m: float | None = None, shared_lanes: str | None = None,
+                  demand_scales: Sequence[float] = ()) -> list[tuple[tuple, str]]:
+    """Why a search's zone_m, shared_lanes or demand scales cannot run: (where, reason) pairs, `where` the
+    option's name (`signalwise train --zone-m`, a job's `zone_m`) and a scale's index. One check for the
+    command line and the API, so both refuse the same values for the same reason before any episode."""
+    errors: list[tuple[tuple, str]] = []
+    if zone_m is not None and not (zone_m >= 0 and math.isfinite(zone_m)):
+        errors.append((("zone_m",), "must be a distance in metres, 0 or more"))
+    if shared_lanes not in (None, *SHARED_LANES):
+        errors.append((("shared_lanes",), f"must be {' or '.join(SHARED_LANES)}"))
+    errors += [(("demand_scale", k), f"must be above 0 and at most {MAX_DEMAND_SCALE:g} (1 = the routes as written)")
+               for k, scale in enumerate(demand_scales) if not valid_demand_scale(scale)]
+    return errors
 
 
 def config_from_starts(starts: dict[str, SearchStart], **options) -> SearchConfig:

@@ -31,9 +31,10 @@ JobPath = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$
 class TrainIn(BaseModel):
     """What to train: the options of `signalwise train` of the same names.
 
-    Not taken (the command line's): a start given as a model's directory, --per-signal and its options,
-    --sigma, --add-feature, --zone-m, --shared-lanes, --cycle-calls, --demand-scale, --resume, --guide,
-    --guide-mode, --actions, --state, your own network and Ray.
+    Not taken, since a job names no server path: a start given as a model's directory, --per-signal with its
+    options and --sigma (a refinement of such a model), your own network, --resume (a training directory) and
+    --ray (a cluster's address: a job's episodes run in the server's own processes). Nor the tabular --guide,
+    --guide-mode, --actions or --state.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -62,6 +63,23 @@ class TrainIn(BaseModel):
                                                                       "(vehicles per 100 m of lane)")
     period: float | None = Field(None, gt=0, le=3600, description="phase-score: seconds between decisions "
                                                                   "(default: the start's: 1 for actuated, else 5)")
+    add_feature: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=32, description=(
+            "phase-score: features the search weighs too, each from weight 0 (the names `signalwise train "
+            "--add-feature` takes, e.g. hold_gap, switch_halt_red)"))
+    zone_m: float | None = Field(None, description=(
+        "phase-score: metres from the junction over which each movement is measured, 0 or more (0: each lane "
+        "alone); default: max-pressure's under the timing profile (50, 0 under reference)"))
+    shared_lanes: Literal["skip", "split"] | None = Field(None, description=(
+        "phase-score: a lane that feeds several stop-line lanes (before a turn pocket): split (each pocket's "
+        "zone counts its share of it) | skip (in no zone); default: max-pressure's under the timing profile "
+        "(split, skip under benchmark)"))
+    demand_scale: list[float] = Field(default_factory=list, max_length=20, description=(
+        "phase-score: the training episodes' demand times each, above 0 and at most 10 (SUMO's --scale): the "
+        "k-th seed of each generation runs the k-th scale; validation runs the routes as written"))
+    cycle_calls: bool = Field(False, description=(
+        "phase-score: the episodes' cycle bound runs from a call (timing key cycle_calls, set beside settings' "
+        "timing), so a phase nobody waits for is not forced round"))
     episodes: int = Field(40, ge=1, le=10_000, description="tabular: training episodes (per candidate with "
                                                            "guide_visits auto)")
     seed: int = Field(1, ge=0, le=1_000_000, description="the same seed (and batch) reproduce the model exactly")
@@ -146,6 +164,8 @@ def train(request: Request, body: TrainIn, engine: EngineDep, response: Response
         raise HTTPException(422, str(exc)) from None
     if body.settings is not None:
         _check_settings(body)
+    if agent == "phase-score":
+        _check_search(body)
     try:
         load(body.scenario)
     except ScenarioError as exc:
@@ -177,11 +197,26 @@ def _check_settings(body: TrainIn) -> None:
                                  f"{', '.join(EPISODE_SETTINGS)} (the network is scenario, the episodes' controller, "
                                  "seeds and durations the job's)")
     try:
-        RunConfig.model_validate({**episode_settings(body.settings, body.timing), "scenario": body.scenario})
+        RunConfig.model_validate({**episode_settings(body.settings, body.timing, body.cycle_calls),
+                                  "scenario": body.scenario})
     except ValidationError as exc:
         errors = [{"loc": ("body", "settings", *err["loc"]), "msg": err["msg"], "type": err["type"]}
                   for err in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from None
+
+
+def _check_search(body: TrainIn) -> None:
+    """422 for a search option `signalwise train` refuses, by its path (`body.zone_m`), for the command's reason."""
+    from signalwise.training.policy_search import option_errors, starts_for
+
+    errors = [{"loc": ("body", *where), "msg": why, "type": "value_error"}
+              for where, why in option_errors(body.zone_m, body.shared_lanes, body.demand_scale)]
+    try:
+        starts_for(body.start, body.period, body.add_feature)  # the start is a name the schema checked
+    except ValueError as exc:
+        errors.insert(0, {"loc": ("body", "add_feature"), "msg": str(exc), "type": "value_error"})
+    if errors:
+        raise RequestValidationError(errors)
 
 
 @router.get("/jobs", response_model=list[JobOut], summary="Training jobs, newest first")
