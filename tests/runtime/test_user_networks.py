@@ -104,3 +104,31 @@ def test_a_generated_network_with_turn_pockets_runs_every_classical_controller(t
         with open(result.run_dir / "signal_states.csv") as fh:
             changes[label] = sum(1 for line in fh if "y" in line.split(",")[-1])  # a yellow starts each change
     assert 0 < changes["max-pressure"] < changes["max-pressure-density"], changes
+
+
+def test_a_vehicle_sumo_discards_before_it_enters_is_reported_not_lost(tmp_path):
+    """A vehicle written to depart 2 m before a red stop line at 13.8 m/s can never depart: SUMO discards it
+    and no tripinfo names it. The run counts it, names it in a warning, and the delay is over the others."""
+    single = Path(__file__).parents[2] / "src" / "signalwise" / "sim" / "scenarios" / "single"
+    routes = tmp_path / "discard.rou.xml"
+    routes.write_text("""<routes>
+    <vType id="car" length="4.5" accel="2.6" decel="4.5" sigma="0"/>
+    <route id="r" edges="W_C C_S"/>
+    <vehicle id="too-fast" type="car" route="r" depart="6" departPos="234" departSpeed="13.8" departLane="best"/>
+    <vehicle id="fine" type="car" route="r" depart="20" departLane="best"/>
+</routes>
+""")
+    cfg = RunConfig(net=single / "net.net.xml", routes=[routes], controller="fixed", duration_s=120,
+                    emissions=False, record="lean", out_dir=tmp_path)
+    result = execute_run(cfg, tmp_path / "run")
+    net = result.metrics["network"]
+    assert net["discarded_veh"] == 1 and net["vehicles_total"] == 1
+    assert any("1 vehicles were discarded by SUMO" in w and "'too-fast' at 6 s" in w
+               for w in result.metrics["warnings"]), result.metrics.get("warnings")
+    trips = (result.run_dir / "trips.csv").read_text()
+    assert "fine" in trips and "too-fast" not in trips
+    # a run with nothing discarded says nothing of it
+    routes.write_text(routes.read_text().replace('departPos="234" departSpeed="13.8"', 'departPos="0"'))
+    clean = execute_run(cfg, tmp_path / "run2").metrics
+    assert clean["network"]["discarded_veh"] == 0
+    assert not any("discarded" in w for w in clean.get("warnings", []))

@@ -256,7 +256,8 @@ def _run_in(cfg: RunConfig, scenario: Scenario, begin_s: float, end_s: float, su
                                   f"{detail})") from None
     # what only records goes to the replay's SUMO when there is one (the dear part of it: `REPLAYED_FILES`); the
     # live loops a controller reads, and the cheap records the run reads while the replay ends, stay here
-    files = {"tripinfo": sumo_dir / "tripinfo.xml", "statistics": sumo_dir / "statistics.xml"}
+    files = {"tripinfo": sumo_dir / "tripinfo.xml", "statistics": sumo_dir / "statistics.xml",
+             "errors": sumo_dir / "errors.log"}  # SUMO's errors: the only trace of vehicles it discards
     recorders: dict[str, Path] = {}  # evidence file -> the additional file that asks SUMO for it
     if layout is not None:
         additional.extend([layout.live_file] if layout.live_file is not None else [])
@@ -276,7 +277,8 @@ def _run_in(cfg: RunConfig, scenario: Scenario, begin_s: float, end_s: float, su
     extra = ["--tripinfo-output.write-unfinished", "true", "--tripinfo-output.write-undeparted", "true"]
     emission_args = ["--emissions.volumetric-fuel", "true"]  # fuel in ml; computed once, by the edgeData
     opts = sumo_options(cfg, scenario, end_s=end_s, extra_args=extra,
-                        outputs={"tripinfo-output": files["tripinfo"], "statistic-output": files["statistics"]})
+                        outputs={"tripinfo-output": files["tripinfo"], "statistic-output": files["statistics"],
+                                 "error-log": files["errors"]})
     replay_opts = None
     if replay:
         files["replay_tripinfo"] = sumo_dir / "replay-tripinfo.xml"

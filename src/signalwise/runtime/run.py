@@ -40,7 +40,7 @@ from ..core.types import EventCode
 from ..outdirs import process_identity
 from ..sim.backend import SimulationError
 from ..sim.metrics import intersection_metrics, network_metrics, time_series
-from ..sim.outputs import read_tripinfo
+from ..sim.outputs import read_discarded, read_tripinfo
 from ..sim.replay import spare_cores
 from ..sim.scenario import unapplied_note
 from .config import RunConfig
@@ -172,6 +172,7 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
         _write_csv(run_dir / "timeseries.csv", list(series[0]), [list(r.values()) for r in series])
 
     net = network_metrics(trips, persons, loop.queue_samples, loop.emergency_ids, emissions).as_dict()
+    discarded = read_discarded(loop.files["errors"]) if "errors" in loop.files else []
     per_tls = intersection_metrics(edgedata, emissions, loop.queue_samples, approach_edges)
     rules = dict(Counter(iv.rule for iv in loop.interventions))
     for tls, frac in loop.fallback_fraction.items():
@@ -187,7 +188,7 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
         "begin_s": loop.begin_s,
         # CO2 and fuel are 0 when SUMO was not asked for them (`emissions: false`, or a lean record): say so
         "emissions_recorded": cfg.emissions and cfg.record == "full",
-        "network": {**net, "preemptions": preempts, "fallback_fraction": round(fallback, 4),
+        "network": {**net, "discarded_veh": len(discarded), "preemptions": preempts, "fallback_fraction": round(fallback, 4),
                     "controller_errors": loop.controller_errors,
                     "locked_veh": sum(loop.junction_locks.values()), "locked_junctions": loop.junction_locks},
         "intersections": per_tls,
@@ -218,6 +219,12 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
         warnings.append(f"{blocked} of {net['vehicles_total']} vehicles never entered the network "
                         "(their entry was blocked until the end); each counts in the delay from its scheduled "
                         "departure to the end of the run")
+    if discarded:
+        first, at_s = discarded[0]
+        warnings.append(f"{len(discarded)} vehicles were discarded by SUMO before they entered: they cannot depart "
+                        f"at the speed their route file gives (first: {first!r}"
+                        f"{f' at {at_s:g} s' if at_s is not None else ''}; sumo/errors.log names each). Like SUMO's "
+                        "own tripinfo, no figure counts them")
     if loop.junction_locks:
         warnings.append(_lock_warning(loop.junction_locks, cfg.time_to_teleport_s))
     if warnings:

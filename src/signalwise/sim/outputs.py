@@ -1,4 +1,4 @@
-"""Read SUMO's own output files: trips, per-edge intervals, detector passages.
+"""Read SUMO's own output files: trips, per-edge intervals, detector passages, discarded vehicles.
 
 The ground truth of a run comes from SUMO, not from our controller's view:
 tripinfo (with the emissions device) for delay, stops, CO2 and fuel;
@@ -87,6 +87,28 @@ def read_tripinfo(path: Path) -> tuple[list[Trip], list[PersonTrip]]:
             persons.append(PersonTrip(el.get("id"), float(el.get("depart", -1)), arrival, loss, wait))
             el.clear()
     return trips, persons
+
+
+#: SUMO's error when a vehicle cannot depart at the speed its route file gives (`MSLane::isInsertionSuccess`): it
+#: is then descheduled, and no tripinfo (nor any other output) ever names it
+_DISCARDED = re.compile(r"Vehicle '(?P<id>.+?)' will not be able to depart\b(?:.*\btime=(?P<t>-?\d+(?:\.\d+)?))?")
+
+
+def read_discarded(error_log: Path) -> list[tuple[str, float | None]]:
+    """(vehicle id, simulated time s) of each vehicle SUMO discarded before it departed, from its `--error-log`.
+
+    The log is the only trace of them: a run's delay, like SUMO's tripinfo and the reference script's, leaves
+    them out, so the run reports them instead of losing them silently. A missing log reads as none."""
+    try:
+        lines = Path(error_log).read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    found = []
+    for line in lines:
+        m = _DISCARDED.search(line)
+        if m:
+            found.append((m["id"], float(m["t"]) if m["t"] else None))
+    return found
 
 
 def read_passages(path: Path) -> Iterator[Passage]:
