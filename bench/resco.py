@@ -382,13 +382,13 @@ def reference_check(network: str, ours: list[dict], ref: list[dict]) -> str:
     On a RESCO network over every seed, on the five networks the issue names. Elsewhere on the seeds where
     neither run blocked its entries: without teleports a junction can lock (vehicles and pedestrians waiting
     for one another at a crosswalk, say), which seed does is chaotic, and one locked seed decides a mean."""
+    by_seed = {r["seed"]: r for r in ref}  # each seed against the same seed, whatever order the cells came in
+    both = [(o, by_seed[o["seed"]]) for o in sorted(ours, key=lambda r: r["seed"]) if o["seed"] in by_seed]
     if network.startswith("resco:"):
         if network.split(":", 1)[1] not in REFERENCE_CHECK:
             return f"{_stats(ours)[0]:.1f} vs {_stats(ref)[0]:.1f} (reference blocks its own entries: not checked)"
-        pairs, left_out = list(zip(ours, ref)), []
+        pairs, left_out = both, []
     else:
-        by_seed = {r["seed"]: r for r in ref}
-        both = [(o, by_seed[o["seed"]]) for o in sorted(ours, key=lambda r: r["seed"]) if o["seed"] in by_seed]
         pairs = [(o, r) for o, r in both if not blocks_entries(o) and not blocks_entries(r)]
         left_out = [o["seed"] for o, r in both if (o, r) not in pairs]
         if not pairs:
