@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -166,6 +167,31 @@ class ShieldSettings(BaseModel):
         "longest a preemption holds its green for one emergency vehicle"))
 
 
+#: SUMO options a run sets itself (`sim.backend.build_command`, `runtime.loop`), and why each is not a
+#: `sumo_options` key
+OWNED_SUMO_OPTIONS = {
+    **dict.fromkeys(("net-file", "route-files", "additional-files", "configuration-file", "begin", "end"),
+                    "the run's network and window (scenario, sumocfg, net/routes, duration_s)"),
+    "step-length": "the run's step (step_length_s)", "seed": "the run's seed (--seed)",
+    "random": "runs are reproducible from their seed (--seed)",
+    "time-to-teleport": "the run's teleports (time_to_teleport_s)", "scale": "the run's demand (demand_scale)",
+    "collision.action": "the audit counts collisions as SUMO reports them, with warn",
+    "tls.all-off": "the run controls the signals", "remote-port": "the run's connection (remote_port)",
+    "num-clients": "the run's connection (remote_port)", "load-state": "the run's own state",
+}
+
+
+def owned_sumo_option(name: str) -> str | None:
+    """Why a run does not take SUMO option `name` in `sumo_options`; None when it does."""
+    if not re.fullmatch(r"[a-z][a-z0-9]*(?:[.-][a-z0-9]+)*", name):
+        return "not a SUMO option name (lower case, without the leading dashes: ignore-junction-blocker)"
+    if name in OWNED_SUMO_OPTIONS:
+        return f"set by the run: {OWNED_SUMO_OPTIONS[name]}"
+    if name.endswith(("-output", "-log")) or ".output" in name or name.startswith(("save-state", "log", "error-log")):
+        return "the run writes its own outputs and logs (its run directory)"
+    return None
+
+
 class RunConfig(BaseModel):
     """Everything that determines a run; a seed reproduces it exactly."""
 
@@ -180,7 +206,7 @@ class RunConfig(BaseModel):
     sumocfg: Path | None = Field(None, description=(
         "your own SUMO configuration (.sumocfg); not with net/routes. A run reads its net-file, route-files, "
         "additional-files, begin and end (seconds or h:m:s, paths relative to the file); any other setting in it "
-        "(step-length, time-to-teleport, processing, routing) is not applied, and the run's warnings name it"))
+        "(step-length, time-to-teleport, processing, routing) is not applied (apply one with sumo_options), and the run's warnings name it"))
     net: Path | None = Field(None, description="your own SUMO network (.net.xml); needs routes")
     routes: list[Path] = Field(default_factory=list, description="route files (.rou.xml) for net")
     out_dir: Path = Field(Path("runs"), description="parent directory of the run directory")
@@ -215,6 +241,11 @@ class RunConfig(BaseModel):
         "SUMO's --time-to-teleport: a vehicle stuck this long jumps ahead; -1 = never (the benchmark and "
         "reference profiles); default: the timing profile's"))
     shield: ShieldSettings = Field(default_factory=ShieldSettings, description="shield thresholds (see shield.*)")
+    sumo_options: dict[str, str | int | float | bool] = Field(default_factory=dict, description=(
+        "SUMO options the simulation starts with, by name without dashes (e.g. {ignore-junction-blocker: 60, "
+        "lateral-resolution: 0.8}): a calibrated network's processing settings, which a .sumocfg's are not "
+        "(a run names those it leaves out). Not the ones a run sets itself (the network and window, step "
+        "length, seed, teleports, demand scale, outputs, collisions, the signals)"))
     controller_options: dict = Field(default_factory=dict, description=(
         "options passed to the controller: actuated passage_s (3); max-pressure period_s (5), min_hold_s (10), "
         "measure (density_demand = every vehicle in, halting vehicles out, per 100 m of lane; density = every "
@@ -285,6 +316,16 @@ class RunConfig(BaseModel):
         absolute = {name: getattr(self, name).resolve() for name in ("sumocfg", "net", "out_dir")
                     if getattr(self, name) is not None}
         return self.model_copy(update={**absolute, "routes": [p.resolve() for p in self.routes]})
+
+    @field_validator("sumo_options")
+    @classmethod
+    def _sumo_options_not_owned(cls, options: dict) -> dict:
+        """An option the run sets itself would be overridden or would break its evidence: refused by name."""
+        for name in options:
+            why = owned_sumo_option(name)
+            if why:
+                raise ValueError(f"{name}: {why}")
+        return options
 
     @field_validator("controller")
     @classmethod

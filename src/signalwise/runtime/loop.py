@@ -149,7 +149,7 @@ def sumo_options(cfg: RunConfig, scenario: Scenario, seed: int | None = None, en
                        additional_files=tuple(scenario.additional_files) if with_routes else (),
                        begin_s=scenario.begin_s, end_s=end_s, seed=cfg.seed if seed is None else seed,
                        step_length_s=cfg.step_length_s, time_to_teleport_s=cfg.time_to_teleport_s, demand_scale=cfg.demand_scale, gui=cfg.gui, remote_port=cfg.remote_port,
-                       client_order=cfg.client_order, **more)
+                       client_order=cfg.client_order, sumo_options=dict(cfg.sumo_options), **more)
 
 
 def open_field(cfg: RunConfig, scenario: Scenario, opts: SumoOptions, layout: DetectorLayout | None = None,

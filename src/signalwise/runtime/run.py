@@ -206,7 +206,7 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
         if not replay["same_traffic"]:
             warnings.append(f"the evidence replay failed ({replay['failed']}): this run has no CO2 or fuel "
                             "figures, per-edge intervals or detector passages; run it again with evidence: inline")
-    note = unapplied_note(loop.scenario)
+    note = unapplied_note(loop.scenario, cfg.sumo_options)
     if note:
         warnings.append(note)
     if not net["vehicles_total"]:

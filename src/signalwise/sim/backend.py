@@ -60,6 +60,9 @@ class SumoOptions:
     #: with a SUMO shared by several clients (`--num-clients N`), this client's place in each step
     client_order: int | None = None
     extra_args: Sequence[str] = ()
+    #: SUMO options by name (RunConfig.sumo_options), kept apart from `extra_args` so that a replay of the run,
+    #: which sets its own extra arguments, starts SUMO with them too
+    sumo_options: dict[str, object] = field(default_factory=dict)
     outputs: dict[str, Path] = field(default_factory=dict)  # option name -> file
     #: resume from a state written by `SumoBackend.save_state` (SUMO starts at the state's time; the
     #: signal states set through TraCI before the save are not restored: the caller sets them again)
@@ -88,6 +91,8 @@ def build_command(opts: SumoOptions) -> list[str]:
         cmd += ["--scale", f"{opts.demand_scale:g}"]
     if opts.load_state is not None:
         cmd += ["--load-state", str(opts.load_state)]
+    for option, value in opts.sumo_options.items():
+        cmd += [f"--{option}", str(value).lower() if isinstance(value, bool) else str(value)]
     for option, path in opts.outputs.items():
         cmd += [f"--{option}", str(path)]
     cmd += list(opts.extra_args)

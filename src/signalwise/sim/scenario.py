@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,15 +132,19 @@ def _unapplied_options(root: ET.Element) -> tuple[str, ...]:
     return tuple(found)
 
 
-def unapplied_note(scenario: Scenario) -> str | None:
-    """A sentence naming the settings of the scenario's .sumocfg that a run does not apply; None when none."""
-    if not scenario.unapplied_options:
+def unapplied_note(scenario: Scenario, applied: Iterable[str] = ()) -> str | None:
+    """A sentence naming the settings of the scenario's .sumocfg that a run does not apply (those the run's
+    `sumo_options` name are applied); None when none."""
+    applied = set(applied)
+    left = [o for o in scenario.unapplied_options if o.split(" ", 1)[0] not in applied]
+    if not left:
         return None
-    shown = ", ".join(scenario.unapplied_options[:8])
-    more = f" and {len(scenario.unapplied_options) - 8} more" if len(scenario.unapplied_options) > 8 else ""
+    shown = ", ".join(left[:8])
+    more = f" and {len(left) - 8} more" if len(left) > 8 else ""
     return (f"{scenario.name}.sumocfg sets {shown}{more}: not applied. A run takes only the net-file, route-files, "
             "additional-files, begin and end of a .sumocfg; the step length, seed, teleport time and demand scale "
-            "are the run's (--seed, --demand-scale; step_length_s, time_to_teleport_s in a --config file)")
+            "are the run's (--seed, --demand-scale; step_length_s, time_to_teleport_s in a --config file), and "
+            "any other SUMO option is applied by sumo_options in a --config file")
 
 
 def sumo_time_s(text: str | None, where: Path, name: str) -> float | None:

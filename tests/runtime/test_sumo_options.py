@@ -1,0 +1,63 @@
+"""`sumo_options` in a run configuration: SUMO options a calibrated network needs reach the simulation, its
+evidence replay too, and the options a run sets itself are refused by name. Real SUMO runs on `single`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from signalwise.runtime.config import RunConfig
+from signalwise.runtime.loop import resolve_scenario
+from signalwise.runtime.run import execute_run
+from signalwise.sim.scenario import unapplied_note
+
+SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
+SINGLE = Path(__file__).parents[2] / "src" / "signalwise" / "sim" / "scenarios" / "single"
+
+
+def test_the_options_reach_sumo_and_the_replay_that_records_the_emissions(tmp_path):
+    """At most three vehicles in the network at once (SUMO's --max-num-vehicles) holds most of an hour's
+    vehicles outside. The evidence replay drives the same traffic only if it starts SUMO with the option too."""
+    runs = {}
+    for name, options in (("as-written", {}), ("three-at-most", {"max-num-vehicles": 3})):
+        cfg = RunConfig(scenario="single", controller="fixed", duration_s=300, evidence="replay",
+                        sumo_options=options, out_dir=tmp_path)
+        runs[name] = execute_run(cfg, tmp_path / name).metrics
+    free, capped = runs["as-written"]["network"], runs["three-at-most"]["network"]
+    assert capped["never_inserted"] > 10 * max(1, free["never_inserted"])
+    assert capped["avg_delay_s"] > 2 * free["avg_delay_s"]
+    assert runs["three-at-most"]["evidence"] == {"mode": "replay", "same_traffic": True}
+    assert "max-num-vehicles: 3" in (tmp_path / "three-at-most" / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize(("options", "why"), [
+    ({"seed": 3}, "seed: set by the run: the run's seed (--seed)"),
+    ({"tripinfo-output": "t.xml"}, "tripinfo-output: the run writes its own outputs"),
+    ({"tls.all-off": True}, "tls.all-off: set by the run: the run controls the signals"),
+    ({"--lateral-resolution": 0.8}, "--lateral-resolution: not a SUMO option name"),
+])
+def test_an_option_the_run_sets_itself_is_refused_with_the_reason(options, why):
+    with pytest.raises(ValidationError, match=why.replace("(", r"\(").replace(")", r"\)")):
+        RunConfig(scenario="single", sumo_options=options)
+
+
+def test_the_command_line_refuses_it_in_one_line_and_names_what_a_sumocfg_sets_that_no_option_applies(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sumo_options: {step-length: 0.1}\n")
+    p = subprocess.run([SIGNALWISE, "run", "-s", "single", "--config", str(bad), "--duration", "10",
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "step-length: set by the run" in p.stderr and "Traceback" not in p.stderr
+    cfg_file = tmp_path / "city.sumocfg"
+    cfg_file.write_text(f"""<configuration>
+    <input><net-file value="{SINGLE / 'net.net.xml'}"/><route-files value="{SINGLE / 'demand.rou.xml'}"/></input>
+    <processing><ignore-junction-blocker value="60"/><lateral-resolution value="0.8"/></processing>
+</configuration>""")
+    scenario = resolve_scenario(RunConfig(sumocfg=cfg_file))
+    assert "sets ignore-junction-blocker 60, lateral-resolution 0.8: not applied" in unapplied_note(scenario)
+    # the ones a run's sumo_options apply are no longer named; with all of them applied, nothing is said
+    assert "sets lateral-resolution 0.8: not applied" in unapplied_note(scenario, {"ignore-junction-blocker": 60})
+    assert unapplied_note(scenario, {"ignore-junction-blocker": 60, "lateral-resolution": 0.8}) is None
