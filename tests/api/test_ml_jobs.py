@@ -214,6 +214,7 @@ def test_the_agent_is_phase_score_unless_a_tabular_field_is_given_and_the_stored
     ({"period": 0}, "body.period: Input should be greater than 0"),
     ({"settings": {"scenario": "grid", "shield": {}}}, "settings: scenario not taken; a training takes timing"),
     ({"settings": {"timing": {"yellow_s": 1}}}, "body.settings.timing.yellow_s: Input should be greater than or"),
+    ({"settings": {"sumo_options": {"seed": 3}}}, "body.settings.sumo_options: Value error, seed: set by the run"),
     ({"agent": "tabular", "settings": {"shield": {}}}, "settings: for agent phase-score"),
     ({"agent": "tabular", "add_feature": ["hold_gap"]}, "add_feature: for agent phase-score; a tabular job takes"),
     ({"agent": "tabular", "zone_m": 30}, "zone_m: for agent phase-score"),
