@@ -1,4 +1,5 @@
-"""`signalwise models import | list | history | show | remove` against the registry in the database (small real models)."""
+"""`signalwise models import | list | history | show | remove` against the registry in the database (small real
+models)."""
 
 from __future__ import annotations
 

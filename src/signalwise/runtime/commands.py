@@ -370,7 +370,8 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
     for name in names:  # fail fast on a typo, before starting any worker
         base.model_validate({**base.model_dump(), "controller": name})
     _check_models(names)
-    note = unapplied_note(resolve_scenario(base), base.sumo_options)  # fail on a missing or bad network before starting any worker
+    # fail on a missing or bad network before starting any worker
+    note = unapplied_note(resolve_scenario(base), base.sumo_options)
     # ... and on one no run could use (no signal to control, routes over unknown edges), or a model that does not fit
     check_network(base, names)
     if note:

@@ -187,7 +187,7 @@ def owned_sumo_option(name: str) -> str | None:
         return "not a SUMO option name (lower case, without the leading dashes: ignore-junction-blocker)"
     if name in OWNED_SUMO_OPTIONS:
         return f"set by the run: {OWNED_SUMO_OPTIONS[name]}"
-    if name.endswith(("-output", "-log")) or ".output" in name or name.startswith(("save-state", "log", "error-log")):
+    if name.endswith(("-output", "-log")) or ".output" in name or name.startswith(("save-state", "log")):
         return "the run writes its own outputs and logs (its run directory)"
     return None
 
@@ -206,7 +206,8 @@ class RunConfig(BaseModel):
     sumocfg: Path | None = Field(None, description=(
         "your own SUMO configuration (.sumocfg); not with net/routes. A run reads its net-file, route-files, "
         "additional-files, begin and end (seconds or h:m:s, paths relative to the file); any other setting in it "
-        "(step-length, time-to-teleport, processing, routing) is not applied (apply one with sumo_options), and the run's warnings name it"))
+        "(step-length, time-to-teleport, processing, routing) is not applied (apply one with sumo_options), "
+        "and the run's warnings name it"))
     net: Path | None = Field(None, description="your own SUMO network (.net.xml); needs routes")
     routes: list[Path] = Field(default_factory=list, description="route files (.rou.xml) for net")
     out_dir: Path = Field(Path("runs"), description="parent directory of the run directory")

@@ -188,8 +188,8 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
         "begin_s": loop.begin_s,
         # CO2 and fuel are 0 when SUMO was not asked for them (`emissions: false`, or a lean record): say so
         "emissions_recorded": cfg.emissions and cfg.record == "full",
-        "network": {**net, "discarded_veh": len(discarded), "preemptions": preempts, "fallback_fraction": round(fallback, 4),
-                    "controller_errors": loop.controller_errors,
+        "network": {**net, "discarded_veh": len(discarded), "preemptions": preempts,
+                    "fallback_fraction": round(fallback, 4), "controller_errors": loop.controller_errors,
                     "locked_veh": sum(loop.junction_locks.values()), "locked_junctions": loop.junction_locks},
         "intersections": per_tls,
         "shield_interventions": rules,

@@ -152,8 +152,8 @@ def train_command(
                                                     "reference); the model learns what a change costs under it")] = None,
     config: Annotated[Path | None, typer.Option(
         help="phase-score: YAML file of run settings (as for `run --config`): the training episodes run under its "
-             "timing, shield, step_length_s, time_to_teleport_s and sumo_options (your city's clearances: the model learns "
-             "what a change costs under them), and evaluate runs the model under them; --timing and "
+             "timing, shield, step_length_s, time_to_teleport_s and sumo_options (your city's clearances: the "
+             "model learns what a change costs under them), and evaluate runs the model under them; --timing and "
              "--cycle-calls set keys beside its timing")] = None,
     cycle_calls: Annotated[bool, typer.Option(
         "--cycle-calls", help="phase-score: the episodes' cycle bound runs from a call, so a phase nobody waits "
@@ -518,9 +518,8 @@ def evaluate_command(
                                                show_default=False)] = None,
     config: Annotated[Path | None, typer.Option(
         help="YAML file of run settings: its timing, shield, step_length_s, time_to_teleport_s and sumo_options "
-             "replace, key by "
-             "key, those the model trained under (e.g. another city's clearances); --timing sets the profile "
-             "beside its timing")] = None,
+             "replace, key by key, those the model trained under (e.g. another city's clearances); --timing "
+             "sets the profile beside its timing")] = None,
     sumocfg: Annotated[Path | None, typer.Option(help="evaluate on your own SUMO config (.sumocfg)")] = None,
     net: Annotated[Path | None, typer.Option(help="evaluate on your own network (.net.xml); use with --routes")] = None,
     routes: Annotated[list[Path] | None, typer.Option(help="route files for --net (repeatable)")] = None,

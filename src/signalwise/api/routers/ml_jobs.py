@@ -54,8 +54,8 @@ class TrainIn(BaseModel):
         "phase-score: timing profile of the training episodes (default: safety)"))
     settings: dict | None = Field(None, description=(
         "phase-score: run settings the episodes run under, as in a --config file: timing (its keys, e.g. "
-        "{\"yellow_s\": 4.5, \"all_red_s\": 2}), shield, step_length_s, time_to_teleport_s, sumo_options; the model records them "
-        "and evaluate runs under them. timing sets the profile beside its timing keys"))
+        "{\"yellow_s\": 4.5, \"all_red_s\": 2}), shield, step_length_s, time_to_teleport_s, sumo_options; the "
+        "model records them and evaluate runs under them. timing sets the profile beside its timing keys"))
     start: Literal["max-pressure", "actuated", "max-pressure-hold", "max-pressure-pays", "auto"] = Field(
         "max-pressure", description="phase-score: where the search starts, a named start of `signalwise train "
                                     "--start` (auto: run each on the validation seeds, search from the lowest delay)")

@@ -904,7 +904,7 @@ class LiveRuntime:
         """Intersection -> the model directories its controllers run or will take at the next green (and
         the one an override holds back): what removing a registry version must not delete under it."""
         st = self.stepper
-        held = [(i, c) for i, c in (st.controllers.items() if st is not None else ())]
+        held = list(st.controllers.items()) if st is not None else []
         held += list(self._pending_controllers.items()) + [(i, ov.inner) for i, ov in self.overrides.items()]
         out: dict[str, list[str]] = {}
         for inter, ctrl in held:
