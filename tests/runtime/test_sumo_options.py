@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from signalwise.runtime.config import RunConfig
-from signalwise.runtime.loop import resolve_scenario
+from signalwise.runtime.loop import applied_sumo_options, resolve_scenario, sumocfg_note
 from signalwise.runtime.run import execute_run
 from signalwise.sim.scenario import unapplied_note
 
@@ -61,3 +61,53 @@ def test_the_command_line_refuses_it_in_one_line_and_names_what_a_sumocfg_sets_t
     # the ones a run's sumo_options apply are no longer named; with all of them applied, nothing is said
     assert "sets lateral-resolution 0.8: not applied" in unapplied_note(scenario, {"ignore-junction-blocker": 60})
     assert unapplied_note(scenario, {"ignore-junction-blocker": 60, "lateral-resolution": 0.8}) is None
+
+
+def _city_config(tmp_path: Path, processing: str) -> Path:
+    """A user's .sumocfg on the built-in single's network, with `processing` settings of its own."""
+    path = tmp_path / "city" / "city.sumocfg"
+    path.parent.mkdir()
+    path.write_text(f"""<configuration>
+    <input><net-file value="{SINGLE / 'net.net.xml'}"/><route-files value="{SINGLE / 'demand.rou.xml'}"/></input>
+    <time><step-length value="0.5"/></time>
+    <processing>{processing}</processing>
+</configuration>""")
+    return path
+
+
+def test_sumocfg_options_apply_starts_sumo_with_the_configs_own_settings(tmp_path):
+    """A calibrated network's .sumocfg as it stands: with `sumocfg_options: apply` its processing settings reach
+    SUMO and the evidence replay; the ones a run sets itself (here its step length) stay the run's and are still
+    named; the default leaves them all out and names them."""
+    city = _city_config(tmp_path, '<max-num-vehicles value="3"/>')
+    runs = {}
+    for mode in ("warn", "apply"):
+        cfg = RunConfig(sumocfg=city, controller="fixed", duration_s=300, evidence="replay",
+                        sumocfg_options=mode, out_dir=tmp_path)
+        runs[mode] = execute_run(cfg, tmp_path / mode)
+    left, applied = runs["warn"].metrics["network"], runs["apply"].metrics["network"]
+    assert applied["never_inserted"] > 10 * max(1, left["never_inserted"])
+    assert runs["apply"].metrics["evidence"] == {"mode": "replay", "same_traffic": True}
+    warned = {mode: " ".join(r.metrics.get("warnings", [])) for mode, r in runs.items()}
+    assert "max-num-vehicles 3" in warned["warn"] and "sumocfg_options: apply" in warned["warn"]
+    assert "max-num-vehicles" not in warned["apply"] and "step-length 0.5: not applied" in warned["apply"]
+    assert "sumocfg_options: apply" not in warned["apply"]
+    # an option of the run's configuration wins over the .sumocfg's value
+    cfg = RunConfig(sumocfg=city, sumocfg_options="apply", sumo_options={"max-num-vehicles": 50})
+    assert applied_sumo_options(cfg, resolve_scenario(cfg)) == {"max-num-vehicles": 50}
+
+
+def test_a_file_the_sumocfg_names_beside_itself_is_found_from_any_working_directory(tmp_path, monkeypatch):
+    """SUMO reads a path in a .sumocfg relative to the file; on the command line it would be read from the
+    working directory, so an applied option's file is made absolute. A run from elsewhere starts."""
+    city = _city_config(tmp_path, '<weights.random-factor value="1.5"/>'
+                                  '</processing><input><weight-files value="weights.xml"/></input><processing>')
+    (city.parent / "weights.xml").write_text("<meandata/>\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = RunConfig(sumocfg=Path("city/city.sumocfg"), controller="fixed", duration_s=60, sumocfg_options="apply",
+                    out_dir=tmp_path)
+    options = applied_sumo_options(cfg, resolve_scenario(cfg))
+    assert options == {"weights.random-factor": "1.5", "weight-files": str(city.parent.resolve() / "weights.xml")}
+    result = execute_run(cfg, tmp_path / "elsewhere")
+    assert result.metrics["network"]["vehicles_total"] > 0
+    assert sumocfg_note(cfg, resolve_scenario(cfg)).startswith("city.sumocfg sets step-length 0.5: not applied")

@@ -29,7 +29,8 @@ def test_a_config_files_timing_and_shield_are_the_training_and_the_evaluation_ru
     city.write_text(yaml.safe_dump({"scenario": "corridor", "controller": "max-pressure",
                                     "timing": {"yellow_s": 5, "all_red_s": 2},
                                     "shield": {"max_observation_age_s": 12},
-                                    "sumo_options": {"ignore-junction-blocker": 60}}, sort_keys=False))
+                                    "sumo_options": {"ignore-junction-blocker": 60},
+                                    "sumocfg_options": "apply"}, sort_keys=False))
     out = tmp_path / "t"
     r = _cli("train", "-s", "single", "--generations", "1", "--popsize", "2", "--validation-seeds", "1",
              "--duration", "120", "--config", str(city), "--out", str(out))
@@ -39,7 +40,8 @@ def test_a_config_files_timing_and_shield_are_the_training_and_the_evaluation_ru
     assert meta["scenario"] == "single"
     assert meta["training"]["run"] == {"timing": {"profile": "safety", "yellow_s": 5, "all_red_s": 2},
                                        "shield": {"max_observation_age_s": 12},
-                                       "sumo_options": {"ignore-junction-blocker": 60}}
+                                       "sumo_options": {"ignore-junction-blocker": 60},
+                                       "sumocfg_options": "apply"}
 
     # evaluate: another city's clearances replace the training's timing; the shield it does not set stays the
     # training's (so evaluate runs under the training's settings where it is not told otherwise)
@@ -55,6 +57,7 @@ def test_a_config_files_timing_and_shield_are_the_training_and_the_evaluation_ru
     assert (ran["timing"]["yellow_s"], ran["timing"]["all_red_s"], ran["shield"]["max_observation_age_s"]) == \
         (4.0, 1.0, 12.0)
     assert ran["sumo_options"] == {"ignore-junction-blocker": 60}  # the training's SUMO settings, kept too
+    assert ran["sumocfg_options"] == "apply"
     assert json.loads((ql_run / "metrics.json").read_text())["safety"]["violations"] == 0
 
     # a run of the model under other clearances says so; under its training's it does not

@@ -350,9 +350,8 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
 
     from rich.console import Console
 
-    from ..sim.scenario import unapplied_note
     from .compare import check_network, compare_controllers
-    from .loop import resolve_scenario
+    from .loop import resolve_scenario, sumocfg_note
     from .run import slug
 
     names = [c.strip() for c in controllers.split(",") if c.strip()]
@@ -371,7 +370,7 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
         base.model_validate({**base.model_dump(), "controller": name})
     _check_models(names)
     # fail on a missing or bad network before starting any worker
-    note = unapplied_note(resolve_scenario(base), base.sumo_options)
+    note = sumocfg_note(base, resolve_scenario(base))
     # ... and on one no run could use (no signal to control, routes over unknown edges), or a model that does not fit
     check_network(base, names)
     if note:

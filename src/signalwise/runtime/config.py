@@ -206,8 +206,8 @@ class RunConfig(BaseModel):
     sumocfg: Path | None = Field(None, description=(
         "your own SUMO configuration (.sumocfg); not with net/routes. A run reads its net-file, route-files, "
         "additional-files, begin and end (seconds or h:m:s, paths relative to the file); any other setting in it "
-        "(step-length, time-to-teleport, processing, routing) is not applied (apply one with sumo_options), "
-        "and the run's warnings name it"))
+        "(step-length, time-to-teleport, processing, routing) is not applied unless sumocfg_options is apply "
+        "(or sumo_options names it), and the run's warnings name it"))
     net: Path | None = Field(None, description="your own SUMO network (.net.xml); needs routes")
     routes: list[Path] = Field(default_factory=list, description="route files (.rou.xml) for net")
     out_dir: Path = Field(Path("runs"), description="parent directory of the run directory")
@@ -244,9 +244,14 @@ class RunConfig(BaseModel):
     shield: ShieldSettings = Field(default_factory=ShieldSettings, description="shield thresholds (see shield.*)")
     sumo_options: dict[str, str | int | float | bool] = Field(default_factory=dict, description=(
         "SUMO options the simulation starts with, by name without dashes (e.g. {ignore-junction-blocker: 60, "
-        "lateral-resolution: 0.8}): a calibrated network's processing settings, which a .sumocfg's are not "
-        "(a run names those it leaves out). Not the ones a run sets itself (the network and window, step "
-        "length, seed, teleports, demand scale, outputs, collisions, the signals)"))
+        "lateral-resolution: 0.8}): a calibrated network's processing settings (a .sumocfg's own reach SUMO only "
+        "with sumocfg_options: apply; a run names those it leaves out). Not the ones a run sets itself (the "
+        "network and window, step length, seed, teleports, demand scale, outputs, collisions, the signals)"))
+    sumocfg_options: Literal["warn", "apply"] = Field("warn", description=(
+        "what a run does with the settings of its .sumocfg beyond the files and window: warn = leave them out "
+        "and name them (a run's figures then depend only on the network, the demand and the run configuration); "
+        "apply = start SUMO with them too (paths beside the .sumocfg made absolute), all but the ones a run sets "
+        "itself, which the warning still names; a sumo_options key wins over the config's value"))
     controller_options: dict = Field(default_factory=dict, description=(
         "options passed to the controller: actuated passage_s (3); max-pressure period_s (5), min_hold_s (10), "
         "measure (density_demand = every vehicle in, halting vehicles out, per 100 m of lane; density = every "

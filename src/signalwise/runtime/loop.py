@@ -48,9 +48,9 @@ from ..sim.detectors import DetectorLayout, place_detectors
 from ..sim.lane_zones import listed_lanes
 from ..sim.outputs import write_meandata_file
 from ..sim.replay import ReplayProcess, spare_cores, writes_own_outputs
-from ..sim.scenario import Scenario, from_files, from_sumocfg, load, nominal_lane_flows
+from ..sim.scenario import Scenario, from_files, from_sumocfg, load, nominal_lane_flows, unapplied_note
 from ..sim.signal_model import RefusedSignal
-from .config import RunConfig
+from .config import RunConfig, owned_sumo_option
 from .evidence import REPLAYED_FILES, EvidenceReplay, replay_digest
 
 log = logging.getLogger("signalwise.runtime")
@@ -142,6 +142,20 @@ def shield_config(cfg: RunConfig) -> ShieldConfig:
     return ShieldConfig(**cfg.shield.model_dump(), step_length_s=cfg.step_length_s)
 
 
+def applied_sumo_options(cfg: RunConfig, scenario: Scenario) -> dict[str, object]:
+    """The SUMO options a run starts with beyond the ones it sets itself: with `sumocfg_options: apply` the
+    .sumocfg's own settings (but those a run owns, which stay named as left out), then `sumo_options`, which win."""
+    options: dict[str, object] = {}
+    if cfg.sumocfg_options == "apply":
+        options = {name: value for name, value in scenario.unapplied_options if owned_sumo_option(name) is None}
+    return {**options, **cfg.sumo_options}
+
+
+def sumocfg_note(cfg: RunConfig, scenario: Scenario) -> str | None:
+    """The warning naming what of the scenario's .sumocfg the run leaves out; None when nothing."""
+    return unapplied_note(scenario, applied_sumo_options(cfg, scenario), cfg.sumocfg_options == "apply")
+
+
 def sumo_options(cfg: RunConfig, scenario: Scenario, seed: int | None = None, end_s: float | None = None,
                  with_routes: bool = True, **more) -> SumoOptions:
     """How SUMO starts for this configuration: the same traffic for the same seed, whoever starts it."""
@@ -149,7 +163,7 @@ def sumo_options(cfg: RunConfig, scenario: Scenario, seed: int | None = None, en
                        additional_files=tuple(scenario.additional_files) if with_routes else (),
                        begin_s=scenario.begin_s, end_s=end_s, seed=cfg.seed if seed is None else seed,
                        step_length_s=cfg.step_length_s, time_to_teleport_s=cfg.time_to_teleport_s, demand_scale=cfg.demand_scale, gui=cfg.gui, remote_port=cfg.remote_port,
-                       client_order=cfg.client_order, sumo_options=dict(cfg.sumo_options), **more)
+                       client_order=cfg.client_order, sumo_options=applied_sumo_options(cfg, scenario), **more)
 
 
 def open_field(cfg: RunConfig, scenario: Scenario, opts: SumoOptions, layout: DetectorLayout | None = None,

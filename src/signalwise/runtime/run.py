@@ -42,11 +42,18 @@ from ..sim.backend import SimulationError
 from ..sim.metrics import intersection_metrics, network_metrics, time_series
 from ..sim.outputs import read_discarded, read_tripinfo
 from ..sim.replay import spare_cores
-from ..sim.scenario import unapplied_note
 from .config import RunConfig
 from .detector_config import write_detector_config
 from .evidence import EVIDENCE_FILES, SumoEvidence, merged, read_evidence
-from .loop import LOCKED_AFTER_S, ControllerFactory, LoopResult, describe_intersections, dump_json, run_loop
+from .loop import (
+    LOCKED_AFTER_S,
+    ControllerFactory,
+    LoopResult,
+    describe_intersections,
+    dump_json,
+    run_loop,
+    sumocfg_note,
+)
 from .termination import stop_reason
 
 Progress = Callable[[float, float], None]
@@ -206,7 +213,7 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
         if not replay["same_traffic"]:
             warnings.append(f"the evidence replay failed ({replay['failed']}): this run has no CO2 or fuel "
                             "figures, per-edge intervals or detector passages; run it again with evidence: inline")
-    note = unapplied_note(loop.scenario, cfg.sumo_options)
+    note = sumocfg_note(cfg, loop.scenario)
     if note:
         warnings.append(note)
     if not net["vehicles_total"]:

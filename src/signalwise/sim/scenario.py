@@ -44,8 +44,9 @@ class Scenario:
     nominal_movement_flow_vph: dict[tuple[str, str], float] = field(default_factory=dict)
     demand_windows: tuple[dict, ...] = ()
     kind: str = "builtin"  # builtin | resco | user
-    #: settings of a user's .sumocfg that a run does not apply (`from_sumocfg`), as `name value`
-    unapplied_options: tuple[str, ...] = ()
+    #: settings of a user's .sumocfg beyond its files and window (`from_sumocfg`), as (name, value); a path in a
+    #: value is made absolute, as SUMO reads it relative to the .sumocfg. Applied only with `sumocfg_options: apply`
+    unapplied_options: tuple[tuple[str, str], ...] = ()
 
     @property
     def duration_s(self) -> float:
@@ -106,7 +107,7 @@ def from_sumocfg(path: Path, name: str | None = None) -> Scenario:
     if end is None or end < 0:  # SUMO's -1 / no end: run until the routes are done; we take one hour
         end = begin + 3600
     return from_files(base / net, routes, adds, begin, end, name=name or path.stem, kind="user",
-                      unapplied_options=_unapplied_options(root))
+                      unapplied_options=_unapplied_options(root, base))
 
 
 #: what a run reads from a .sumocfg; everything else in it but the sections below is not applied
@@ -115,11 +116,11 @@ READ_OPTIONS = frozenset({"net-file", "route-files", "additional-files", "begin"
 QUIET_SECTIONS = frozenset({"output", "report", "gui_only"})
 
 
-def _unapplied_options(root: ET.Element) -> tuple[str, ...]:
-    """The settings of a .sumocfg a run leaves out, as `name value`: SUMO is started with the network, routes,
-    additional files and time window the config names, and the run configuration's own step length, seed,
+def _unapplied_options(root: ET.Element, base: Path) -> tuple[tuple[str, str], ...]:
+    """The settings of a .sumocfg beyond what a run reads, as (name, value): SUMO is started with the network,
+    routes, additional files and time window the config names, and the run configuration's own step length, seed,
     teleport time and demand scale, so anything else the config sets (its processing, routing, step length,
-    `tls.all-off` ...) would be silently ignored without a word."""
+    `tls.all-off` ...) is either named as left out or, with `sumocfg_options: apply`, given to SUMO."""
     found = []
     for section in root:
         options = [section] if section.get("value") is not None else list(section)
@@ -128,23 +129,38 @@ def _unapplied_options(root: ET.Element) -> tuple[str, ...]:
             if value is None or not isinstance(option.tag, str) or option.tag in READ_OPTIONS \
                     or (option is not section and section.tag in QUIET_SECTIONS):
                 continue
-            found.append(f"{option.tag} {value}")
+            found.append((option.tag, _relative_files_absolute(value, base)))
     return tuple(found)
 
 
-def unapplied_note(scenario: Scenario, applied: Iterable[str] = ()) -> str | None:
-    """A sentence naming the settings of the scenario's .sumocfg that a run does not apply (those the run's
-    `sumo_options` name are applied); None when none."""
+def _relative_files_absolute(value: str, base: Path) -> str:
+    """`value` with each comma-separated part that names a file beside the .sumocfg made absolute: SUMO reads such
+    paths relative to the config, while an option given on the command line is read from the working directory.
+    SUMO's option types are not at hand here, so a part is a file exactly when it names one."""
+    parts = value.split(",")
+    if not any(p.strip() and (base / p.strip()).is_file() for p in parts):
+        return value
+    return ",".join(str((base / p.strip()).resolve()) if p.strip() and (base / p.strip()).is_file() else p
+                    for p in parts)
+
+
+def unapplied_note(scenario: Scenario, applied: Iterable[str] = (), config_applied: bool = False) -> str | None:
+    """A sentence naming the settings of the scenario's .sumocfg that a run does not apply; None when none.
+
+    `applied` names the SUMO options the run starts with (its `sumo_options`, and with `sumocfg_options: apply`
+    the config's own); `config_applied` says the config's settings were asked for, so only the ones a run sets
+    itself are left and the sentence does not suggest asking again."""
     applied = set(applied)
-    left = [o for o in scenario.unapplied_options if o.split(" ", 1)[0] not in applied]
+    left = [f"{name} {value}" for name, value in scenario.unapplied_options if name not in applied]
     if not left:
         return None
     shown = ", ".join(left[:8])
     more = f" and {len(left) - 8} more" if len(left) > 8 else ""
+    how = "" if config_applied else ("; the config's other settings apply with sumocfg_options: apply in a "
+                                     "--config file, or one by one with sumo_options")
     return (f"{scenario.name}.sumocfg sets {shown}{more}: not applied. A run takes only the net-file, route-files, "
             "additional-files, begin and end of a .sumocfg; the step length, seed, teleport time and demand scale "
-            "are the run's (--seed, --demand-scale; step_length_s, time_to_teleport_s in a --config file), and "
-            "any other SUMO option is applied by sumo_options in a --config file")
+            f"are the run's (--seed, --demand-scale; step_length_s, time_to_teleport_s in a --config file){how}")
 
 
 def sumo_time_s(text: str | None, where: Path, name: str) -> float | None:

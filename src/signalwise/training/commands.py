@@ -152,7 +152,8 @@ def train_command(
                                                     "reference); the model learns what a change costs under it")] = None,
     config: Annotated[Path | None, typer.Option(
         help="phase-score: YAML file of run settings (as for `run --config`): the training episodes run under its "
-             "timing, shield, step_length_s, time_to_teleport_s and sumo_options (your city's clearances: the "
+             "timing, shield, step_length_s, time_to_teleport_s, sumo_options and sumocfg_options (your city's "
+             "clearances: the "
              "model learns what a change costs under them), and evaluate runs the model under them; --timing and "
              "--cycle-calls set keys beside its timing")] = None,
     cycle_calls: Annotated[bool, typer.Option(
@@ -517,7 +518,8 @@ def evaluate_command(
                                                     "(default: the one the model trained under)",
                                                show_default=False)] = None,
     config: Annotated[Path | None, typer.Option(
-        help="YAML file of run settings: its timing, shield, step_length_s, time_to_teleport_s and sumo_options "
+        help="YAML file of run settings: its timing, shield, step_length_s, time_to_teleport_s, sumo_options and "
+             "sumocfg_options "
              "replace, key by key, those the model trained under (e.g. another city's clearances); --timing "
              "sets the profile beside its timing")] = None,
     sumocfg: Annotated[Path | None, typer.Option(help="evaluate on your own SUMO config (.sumocfg)")] = None,

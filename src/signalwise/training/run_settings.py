@@ -2,8 +2,8 @@
 
 A model learns what a change costs under the rules its episodes ran, so a
 city trains under its own clearances: a run configuration's `timing`,
-`shield`, `step_length_s`, `time_to_teleport_s` and `sumo_options` (a calibrated
-network's SUMO settings). The network, the
+`shield`, `step_length_s`, `time_to_teleport_s`, `sumo_options` (a calibrated
+network's SUMO settings) and `sumocfg_options` (whether a .sumocfg's own apply). The network, the
 controller, the seeds and the durations are the training's own. The
 settings are recorded in the model (`training.run`) and `evaluate` runs
 under them.
@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from ..runtime.config import timing_beside
 
 #: the run configuration's settings a training episode takes
-EPISODE_SETTINGS = ("timing", "shield", "step_length_s", "time_to_teleport_s", "sumo_options")
+EPISODE_SETTINGS = ("timing", "shield", "step_length_s", "time_to_teleport_s", "sumo_options", "sumocfg_options")
 
 
 def episode_settings(data: Mapping, profile: str | None = None, cycle_calls: bool = False) -> dict:
