@@ -64,6 +64,27 @@ def test_run_dir_and_its_files_give_the_same_tables(run_dir, tmp_path):
     assert len(pd.read_csv(a / "yellow_red.csv")) > 0 and pd.read_csv(a / "red_light_running.csv")["Red_Actuations"].sum() > 0
 
 
+def test_a_path_alone_is_a_run_directory_or_an_event_log(run_dir, tmp_path):
+    """`signalwise atspm RUN_DIR` is `--run RUN_DIR`; a file is `--events FILE`; both at once is refused."""
+    for name, source in (("dir", run_dir), ("file", run_dir / "events.csv")):
+        r = subprocess.run(SIGNALWISE + ["atspm", str(source), "--detectors", str(run_dir / "detectors.csv"),
+                                         "--out", str(tmp_path / name), "--no-charts"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    named = subprocess.run(SIGNALWISE + ["atspm", "--run", str(run_dir), "--out", str(tmp_path / "named"),
+                                         "--no-charts"], capture_output=True, text=True)
+    assert named.returncode == 0, named.stderr
+    tables = sorted(p.name for p in (tmp_path / "named").glob("*.csv"))
+    assert len(tables) > 10
+    for name in ("dir", "file"):
+        assert [(tmp_path / name / t).read_bytes() for t in tables] == \
+            [(tmp_path / "named" / t).read_bytes() for t in tables], name
+    both = subprocess.run(SIGNALWISE + ["atspm", str(run_dir), "--run", str(run_dir)], capture_output=True,
+                          text=True)
+    assert both.returncode == 2 and "given with --events or --run" in both.stderr
+    missing = subprocess.run(SIGNALWISE + ["atspm", str(tmp_path / "nothing.csv")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "nothing.csv" in missing.stderr and "Traceback" not in missing.stderr
+
+
 def test_ped_delay_has_rows_for_a_run(run_dir, tmp_path):
     # runs serve the walk on recall and log no pedestrian calls: the delay is estimated from the walks
     out = tmp_path / "atspm"

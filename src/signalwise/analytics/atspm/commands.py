@@ -22,6 +22,9 @@ def _fail(message: str, code: int = BAD_INPUT) -> None:
 
 
 def atspm(
+    source: Annotated[Path | None, typer.Argument(
+        metavar="[RUN_DIR|EVENTS]", show_default=False,
+        help="a `signalwise run` directory or an event log: the same as --run or --events")] = None,
     events: Annotated[Path | None, typer.Option("--events", help="event log, CSV or Parquet")] = None,
     run: Annotated[Path | None, typer.Option("--run", help="a `signalwise run` output directory")] = None,
     detectors: Annotated[Path | None, typer.Option("--detectors", help="detector configuration, CSV or Parquet")] = None,
@@ -37,9 +40,16 @@ def atspm(
         help=f"devices to chart: the first N (default {DEFAULT_CHART_DEVICES}), all, or a comma-separated "
              "list of ids")] = None,
 ) -> None:
-    """Compute ATSPM performance measures from a hi-res event log: tables and PNG charts."""
+    """Compute ATSPM performance measures from a hi-res event log: tables and PNG charts.
+
+    `signalwise atspm runs/RUN` reads a run directory, `signalwise atspm log.csv --detectors det.csv` a field
+    controller's log."""
+    if source is not None:  # as `audit RUN_DIR` takes it: a directory is a run, anything else an event log
+        if events is not None or run is not None:
+            _fail(f"{source} given with --events or --run: name the run directory or the event log once")
+        run, events = (source, None) if source.is_dir() else (None, source)
     if (events is None) == (run is None):
-        _fail("give exactly one of --events FILE or --run DIR")
+        _fail("give a run directory or an event log (signalwise atspm RUN_DIR; --events FILE, --run DIR)")
     if fmt not in ("csv", "parquet"):
         _fail(f"--format must be csv or parquet, not {fmt!r}")
     import gc
