@@ -95,6 +95,20 @@ def _camera_with(d: Path, tmp_path: Path, **change) -> Path:
      "stop_lines[0] (n): links [7] are not in B1's state string of 4 links"),
     ({"device_id": "Z9"}, "no signal states for device 'Z9'"),
     ({"camera_id": None}, "camera_id: Field required"),
+    # degenerate shapes: each would detect nothing, silently
+    ({"zones": [{"name": "flat", "approach": "north", "px": [[10, 10], [20, 20], [30, 30]]}]},
+     "zones[0] (flat): the polygon has no area (its points are on one line)"),
+    ({"zones": [{"name": "bow", "approach": "north", "px": [[10, 10], [100, 100], [100, 10], [10, 100]]}]},
+     "zones[0] (bow): its edges cross; list the corners in order around the zone"),
+    ({"stop_lines": [{"name": "dot", "approach": "north", "px": [[50, 50], [50, 50]], "links": [0]}]},
+     "stop_lines[0] (dot): its two ends are the same point"),
+    # wrong units: the survey in degrees of latitude/longitude (about 60 m across) or in millimetres
+    ({"calibration": [{"px": [50, 275], "m": [40.7, -74.0]}, {"px": [350, 275], "m": [40.7006, -74.0]},
+                      {"px": [350, 25], "m": [40.7006, -73.9995]}, {"px": [50, 25], "m": [40.7, -73.9995]}]},
+     "calibration: the m points span 0.0006, not road metres"),
+    ({"calibration": [{"px": [50, 275], "m": [-30000, -25000]}, {"px": [350, 275], "m": [30000, -25000]},
+                      {"px": [350, 25], "m": [30000, 25000]}, {"px": [50, 25], "m": [-30000, 25000]}]},
+     "calibration: the m points span 60000, not road metres"),
 ])
 def test_bad_camera_files_get_one_error_line_exit_2_and_nothing_written(video, tmp_path, change, needle):
     d, _ = video
@@ -116,9 +130,25 @@ def test_an_approach_the_intersection_lacks_is_named(video, tmp_path):
         in p.stderr, p.stderr
 
 
+@pytest.mark.parametrize("model,needle", [
+    ([{"id": "B1", "n_links": 4, "approaches": ["north", "south"]}], "B1's entry needs approaches as {lane: approach}"),
+    ([{"id": "B1", "n_links": "4", "approaches": {"a": "north"}}], "and n_links as a whole number"),
+    ({"id": "B1", "n_links": 4}, "not a run's signal_model.json (a list of intersections)"),
+])
+def test_a_malformed_signal_model_is_one_error_line(video, tmp_path, model, needle):
+    d, _ = video
+    path = tmp_path / "signal_model.json"
+    path.write_text(json.dumps(model))
+    p = _run("--video", d / "scene.mp4", "--camera", d / "cam.yaml", "--signal-model", path, "--out", tmp_path / "o")
+    assert p.returncode == 2 and p.stderr.startswith(f"error: --signal-model {path}: ") and needle in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("args,needle", [
     (["--video", "/nonexistent.mp4"], "--video /nonexistent.mp4: no such file"),
     (["--interval", "0"], "--interval must be a positive number"),
+    (["--signals", "signal_states.csv", "--signals-offset", "nan"], "--signals-offset must be a finite number"),
+    (["--signals", "signal_states.csv", "--signals-offset", "inf"], "--signals-offset must be a finite number"),
     (["--detector", "onnx"], "needs a model file"),
     (["--detector", "magic"], "unknown detector 'magic'"),
 ])
@@ -126,9 +156,10 @@ def test_bad_options_are_refused(video, tmp_path, args, needle):
     d, _ = video
     base = {"--video": d / "scene.mp4", "--camera": d / "cam.yaml", "--out": tmp_path / "o"}
     for k, v in zip(args[::2], args[1::2], strict=True):
-        base[k] = v
+        base[k] = d / v if v == "signal_states.csv" else v
     p = _run(*[x for kv in base.items() for x in kv])
     assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_video_that_is_not_a_video(tmp_path, video):
@@ -137,6 +168,24 @@ def test_a_video_that_is_not_a_video(tmp_path, video):
     junk.write_bytes(b"\x00" * 4096)
     p = _run("--video", junk, "--camera", d / "cam.yaml", "--out", tmp_path / "o")
     assert p.returncode == 2 and "cannot open it" in p.stderr or "no frame" in p.stderr, p.stderr
+
+
+def test_a_truncated_video_says_it_ended_before_the_frames_its_container_states(video, tmp_path):
+    from signalwise.vision.synthetic import write_video
+
+    d, _ = video
+    whole = tmp_path / "whole.avi"
+    write_video(whole, small_scene(seed=5, width_px=400, height_px=300, px_per_m=5.0), 10, fourcc="MJPG")
+    data = whole.read_bytes()
+    (tmp_path / "cut.avi").write_bytes(data[:len(data) // 2])  # a copy that stopped half way
+    p = _run("--video", tmp_path / "cut.avi", "--camera", d / "cam.yaml", "--out", tmp_path / "o")
+    assert p.returncode == 0, p.stderr
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert 0 < summary["frames"] < 90
+    status = f"the video ended after {summary['frames']} of the 100 frames its container states"
+    assert summary["status"].startswith(status) and f"status: {status}" in p.stderr
+    p = _run("--video", whole, "--camera", d / "cam.yaml", "--out", tmp_path / "o2")
+    assert json.loads((tmp_path / "o2" / "summary.json").read_text())["status"] == "complete"
 
 
 # -- streams ------------------------------------------------------------------------------------------------
@@ -212,6 +261,41 @@ def test_a_stream_that_never_opens_fails_with_a_status_not_a_crash():
     assert _wait(lambda: reader.status == "failed", 30), reader.stats()
     assert "gave up after 3 attempts" in reader.stats().last_error
     assert reader.read(0.1) is None
+
+
+def test_a_camera_urls_password_is_never_shown(video, tmp_path):
+    """Camera URLs carry credentials (rtsp://admin:pass@host/...): a stream's status, its errors, `vision run`'s
+    error line and summary show the user, never the password."""
+    from signalwise.vision.manager import StreamManager, StreamSpec
+    from signalwise.vision.mjpeg_server import MjpegServer, free_port
+
+    d, _ = video
+    server = MjpegServer(_frames(), fps=20).start()
+    url = f"http://admin:s3cret@127.0.0.1:{server.port}/stream.mjpg"
+    manager = StreamManager()
+    try:
+        manager.add(StreamSpec("c1", url))
+        assert _wait(lambda: manager.get("c1")["stream"]["frames_read"] >= 5), manager.get("c1")
+        assert manager.get("c1")["url"] == f"http://admin:***@127.0.0.1:{server.port}/stream.mjpg"
+        server.stop()
+        assert _wait(lambda: manager.get("c1")["error"]), manager.get("c1")
+        status = json.dumps(manager.get("c1"))
+        assert "s3cret" not in status and "admin:***@127.0.0.1" in manager.get("c1")["error"]
+    finally:
+        manager.close()
+        server.stop()
+    down = f"http://admin:s3cret@127.0.0.1:{free_port()}/stream.mjpg"
+    p = _run("--video", down, "--camera", d / "cam.yaml", "--out", tmp_path / "o")
+    assert p.returncode == 2 and "--video http://admin:***@127.0.0.1:" in p.stderr and "s3cret" not in p.stderr
+    frames = [f for f, *_ in small_scene(seed=5, width_px=400, height_px=300, px_per_m=5.0).frames(1.0)]
+    server = MjpegServer(frames, fps=20).start()  # the camera file's 400x300 view
+    try:
+        p = _run("--video", f"http://admin:s3cret@127.0.0.1:{server.port}/stream.mjpg", "--camera", d / "cam.yaml",
+                 "--out", tmp_path / "o", "--max-frames", 5)
+    finally:
+        server.stop()
+    assert p.returncode == 0, p.stderr
+    assert "s3cret" not in (tmp_path / "o" / "summary.json").read_text()
 
 
 def test_vision_run_stores_its_violations_with_db(video, tmp_path, db_url):

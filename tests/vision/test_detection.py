@@ -155,9 +155,31 @@ def test_onnx_detector_refuses_what_it_cannot_use(tmp_path):
     junk.write_bytes(b"not a model")
     with pytest.raises(OnnxModelError, match="not a model onnxruntime can load"):
         OnnxDetector(junk)
-    flat = OnnxDetector(_model(tmp_path / "flat.onnx", output_rank3=False))
-    with pytest.raises(OnnxModelError, match=r"not YOLOv8's \[1, 4 \+ classes, N\]"):
-        flat.detect(_frame((0, 0, 255)), 0.0)
+    with pytest.raises(OnnxModelError, match=r"flat.onnx: output of shape \[6, 3\] is not YOLOv8's \[1, 4 \+ classes, N\]"):
+        OnnxDetector(_model(tmp_path / "flat.onnx", output_rank3=False))  # refused when loaded, not at a frame
+
+
+def test_vision_run_with_a_model_of_another_output_is_one_error_line_and_writes_nothing(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+    from vision_scenes import small_scene
+
+    from signalwise.vision.synthetic import write_video
+
+    scene = small_scene(seed=3)
+    write_video(tmp_path / "v.mp4", scene, 1.0)
+    (tmp_path / "cam.yaml").write_text(yaml.safe_dump(scene.camera_config()))
+    model = _model(tmp_path / "flat.onnx", output_rank3=False)
+    out = tmp_path / "out"
+    p = subprocess.run([str(Path(sys.executable).with_name("signalwise")), "vision", "run", "--video",
+                        str(tmp_path / "v.mp4"), "--camera", str(tmp_path / "cam.yaml"), "--detector", "onnx",
+                        "--model", str(model), "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.startswith("error: ") and "is not YOLOv8's [1, 4 + classes, N]" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and not out.exists()
 
 
 def test_detections_select_and_merge_all_fields_together():

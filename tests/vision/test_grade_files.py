@@ -149,3 +149,13 @@ def test_bad_input_gets_one_error_line(render_dir, tmp_path, damage, needle):
     p = _signalwise("vision", "grade", "--render", str(target), "--pipeline", str(pipe), "--view", view)
     assert p.exit_code == 2 and p.stderr.startswith("error:") and needle in p.stderr, p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_bench_on_a_directory_that_is_no_render_is_one_line_and_writes_nothing(tmp_path):
+    (tmp_path / "nothing").mkdir()
+    out = tmp_path / "bench"
+    p = _signalwise("vision", "bench", "--out", str(out), "--render", str(tmp_path / "nothing"), "--loop-duration", "0")
+    assert p.exit_code == 2, p.stderr
+    assert p.stderr.startswith("error: --render ") and "no render.json (not a `signalwise vision render` directory)" \
+        in p.stderr and "Errno" not in p.stderr
+    assert not out.exists()

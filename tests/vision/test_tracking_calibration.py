@@ -106,6 +106,11 @@ def test_a_homography_from_four_or_more_pairs_maps_exactly():
     ([[0, 0], [10, 0], [10, 10], [10, 10]], [[0, 0], [1, 0], [1, 1], [0, 1]], "same px point"),
     ([[0, 0], [10, 0], [10, 10], [0, 10]], [[0, 0], [1, 0], [1, 1]], "4 pixel points but 3 road points"),
     ([[0, 0], [10, 0], [10, 10], [0, float("nan")]], [[0, 0], [1, 0], [1, 1], [0, 1]], "finite"),
+    # wrong units: degrees of latitude/longitude (a 50 m survey), millimetres
+    ([[0, 0], [100, 0], [100, 100], [0, 100]], [[52.5, 13.4], [52.5, 13.4007], [52.5004, 13.4007], [52.5004, 13.4]],
+     "span 0.0007, not road metres.*not degrees or millimetres"),
+    ([[0, 0], [100, 0], [100, 100], [0, 100]], [[0, 0], [50000, 0], [50000, 40000], [0, 40000]],
+     "span 50000, not road metres"),
 ])
 def test_bad_calibrations_are_refused_with_the_reason(px, m, match):
     with pytest.raises(CalibrationError, match=match):

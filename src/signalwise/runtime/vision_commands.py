@@ -198,6 +198,8 @@ def _bench(out, scenario, duration, seed, step, view_m, render_dir, red_light_ev
 
     if render_dir is None:
         load(scenario)
+    elif not (render_dir / "render.json").is_file():  # refused before OUT is made
+        raise ValueError(f"--render {render_dir}: no render.json (not a `signalwise vision render` directory)")
     if duration <= 0 or step <= 0 or view_m <= 0 or loop_duration < 0:
         raise ValueError("--duration, --step and --view-m must be positive, --loop-duration not negative")
     opts = BenchOptions(out_dir=out, scenario=scenario, duration_s=duration, seed=seed, step_s=step, view_m=view_m,

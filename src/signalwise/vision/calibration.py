@@ -6,7 +6,10 @@ is exact for points on a flat road. Refused, with the reason, when it cannot
 be trusted: fewer than 4 pairs, points that are not finite or repeat, all
 points on one line (or no 4 of them with no 3 on a line), a fit that is
 near-singular, or one that folds the image over the horizon between the
-surveyed points.
+surveyed points. Road points that span under a metre or over 2 km are
+not a road survey in metres (degrees of latitude and longitude, or
+millimetres): refused too, since speeds and the detector's kernels in
+metres would be off by orders of magnitude.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ import numpy as np
 COLLINEAR_SHARE = 1e-3
 #: a normalised homography whose condition number passes this is numerically singular
 MAX_CONDITION = 1e7
+#: surveyed road points of one camera span at least this much (a lane is over 3 m wide) ...
+MIN_SURVEY_SPAN_M = 1.0
+#: ... and at most this much: a camera sees a few hundred metres of road
+MAX_SURVEY_SPAN_M = 2000.0
 
 
 class CalibrationError(ValueError):
@@ -84,6 +91,11 @@ class Homography:
                 raise CalibrationError(f"{where}: the {name} points are degenerate: all on one line, or no 4 of "
                                        "them with no 3 on a line (survey points spread over the road, not along "
                                        "one line)")
+        span_m = _spread(dst)
+        if not MIN_SURVEY_SPAN_M <= span_m <= MAX_SURVEY_SPAN_M:
+            raise CalibrationError(f"{where}: the m points span {span_m:g}, not road metres (a survey spans "
+                                   f"{MIN_SURVEY_SPAN_M:g} m to {MAX_SURVEY_SPAN_M:g} m): give m in metres, not "
+                                   "degrees or millimetres")
         H, _ = cv2.findHomography(src, dst, 0)
         if H is None or not np.isfinite(H).all():
             raise CalibrationError(f"{where}: no homography fits these points (degenerate)")

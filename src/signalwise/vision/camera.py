@@ -22,6 +22,8 @@ names the file and the key path, and a zone, stop line or approach by name.
 
 from __future__ import annotations
 
+import itertools
+import math
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -32,6 +34,11 @@ from .calibration import CalibrationError, Homography
 
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
 Point = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], Field(min_length=2, max_length=2)]
+
+#: a zone with less area (square pixels) holds no vehicle's anchor: it would never turn on
+MIN_ZONE_AREA_PX2 = 1.0
+#: a stop line shorter than this (pixels) has no sides: nothing would ever cross it
+MIN_STOP_LINE_PX = 1.0
 
 
 class CameraFileError(ValueError):
@@ -102,6 +109,20 @@ class CameraConfig(BaseModel):
                 channels[it.channel] = it.name
         return self
 
+    @model_validator(mode="after")
+    def _shapes(self) -> CameraConfig:
+        """A stop line with two ends and zones that enclose an area: a degenerate one detects nothing, silently."""
+        for i, s in enumerate(self.stop_lines):
+            (x0, y0), (x1, y1) = s.px
+            if math.hypot(x1 - x0, y1 - y0) < MIN_STOP_LINE_PX:
+                raise ValueError(f"stop_lines[{i}] ({s.name}): its two ends are the same point")
+        for i, z in enumerate(self.zones):
+            if _edges_cross(z.px):
+                raise ValueError(f"zones[{i}] ({z.name}): its edges cross; list the corners in order around the zone")
+            if _area_px2(z.px) < MIN_ZONE_AREA_PX2:
+                raise ValueError(f"zones[{i}] ({z.name}): the polygon has no area (its points are on one line)")
+        return self
+
     # -- derived -------------------------------------------------------------------------------
     @property
     def homography(self) -> Homography:
@@ -158,6 +179,27 @@ class CameraConfig(BaseModel):
                 if bad:
                     raise CameraFileError(f"{where}: stop_lines[{i}] ({s.name}): links {bad} are not in {dev}'s "
                                           f"state string of {n_links} links (0-{n_links - 1})")
+
+
+def _area_px2(poly: list[list[float]]) -> float:
+    """The polygon's area (shoelace formula)."""
+    return abs(sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(poly, poly[1:] + poly[:1], strict=True))) / 2
+
+
+def _edges_cross(poly: list[list[float]]) -> bool:
+    """True when two edges that share no corner cross (corners listed out of order: a bow tie)."""
+    def turn(a, b, c) -> float:
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+    n = len(poly)
+    edges = [(poly[k], poly[(k + 1) % n]) for k in range(n)]
+    for i, j in itertools.combinations(range(n), 2):
+        if j - i in (1, n - 1):
+            continue  # neighbours share a corner
+        (a, b), (c, d) = edges[i], edges[j]
+        if turn(a, b, c) * turn(a, b, d) < 0 and turn(c, d, a) * turn(c, d, b) < 0:
+            return True
+    return False
 
 
 def _first_problem(exc: ValidationError) -> str:

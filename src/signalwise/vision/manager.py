@@ -38,7 +38,7 @@ from pathlib import Path
 
 from .camera import CameraConfig
 from .monitoring import FrameMeter, flat
-from .streams import StreamReader
+from .streams import StreamReader, shown
 
 log = logging.getLogger("signalwise.vision.manager")
 
@@ -174,7 +174,7 @@ class StreamManager:
         if ms.error is not None:
             status = "failed"
         return {
-            "id": ms.spec.id, "url": ms.spec.url, "status": status, "wanted_running": ms.wanted_running,
+            "id": ms.spec.id, "url": shown(ms.spec.url), "status": status, "wanted_running": ms.wanted_running,
             "camera_id": ms.spec.camera.camera_id if ms.spec.camera else None,
             "device_id": ms.spec.camera.device_id if ms.spec.camera else None,
             "detector": ms.spec.detector if ms.spec.camera else None, "created_at": ms.created_at,

@@ -7,6 +7,8 @@ Output: YOLOv8's `[1, 4 + classes, N]`: per candidate a box centre, width and
 height in input pixels, then one score per class. Candidates below
 `confidence` and of classes not asked for are dropped, the rest go through
 non-maximum suppression per class, and boxes are mapped back to the frame.
+A model is run once on a grey frame when loaded: one that cannot run or
+gives another output is refused then.
 
 Nothing is downloaded: the model is a file the user has.
 """
@@ -121,6 +123,18 @@ class OnnxDetector:
         self.path = path
         self.confidence, self.iou = confidence, iou
         self.classes = tuple(int(c) for c in classes) if classes is not None else None
+        self._probe()
+
+    def _probe(self) -> None:
+        """One run on a grey frame, so a model whose output is not YOLOv8's is refused when loaded, before a
+        video run has written anything, not at its first frame."""
+        try:
+            self.detect(np.full((*self.input_hw, 3), PAD_VALUE, np.uint8))
+        except OnnxModelError as exc:
+            raise OnnxModelError(f"{self.path}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types for a model it cannot run
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise OnnxModelError(f"{self.path}: running it on a frame failed ({first[:200]})") from None
 
     def detect(self, image: np.ndarray, time_s: float = 0.0) -> Detections:
         boxed, scale, pad = letterbox(image, self.input_hw)

@@ -30,6 +30,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -72,6 +73,21 @@ def is_url(source: str) -> bool:
     return "://" in source
 
 
+def shown(source: str) -> str:
+    """The source with a URL's password masked (`rtsp://admin:***@host/...`): camera URLs carry their
+    credentials, and statuses, errors and summaries are read by people and keys that must not learn them."""
+    if not is_url(source):
+        return source
+    try:
+        parts = urlsplit(source)
+        if parts.password is None:
+            return source
+    except ValueError:  # a netloc urllib cannot read: show nothing of it
+        return source.split("://", 1)[0] + "://***"
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
 def quiet_opencv() -> None:
     """FFmpeg and OpenCV print every failed connection to stderr; our status and `last_error` say it once."""
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg's backend starts
@@ -103,7 +119,8 @@ class StreamReader:
                  backoff_max_s: float = 30.0, max_attempts: int | None = None, open_timeout_s: float = 10.0,
                  read_timeout_s: float = 10.0):
         self.source = str(source)
-        self.name = name or self.source
+        self.shown = shown(self.source)  # what statuses and errors say: no password
+        self.name = name or self.shown
         self.live = is_url(self.source)
         self.buffer = FrameBuffer(buffer_size, self.live if drop_oldest is None else drop_oldest)
         self.fps_override = fps
@@ -204,7 +221,7 @@ class StreamReader:
                 if not cap.isOpened():
                     cap.release()
                     failures += 1
-                    self.last_error = f"cannot open {self.source}" + (
+                    self.last_error = f"cannot open {self.shown}" + (
                         "" if self.live or os.path.exists(self.source) else " (no such file)")
                     if self.max_attempts is not None and failures >= self.max_attempts:
                         self.status = "failed"
@@ -247,7 +264,7 @@ class StreamReader:
             ok, image = cap.read()
             if not ok or image is None:
                 if self.live or not os.path.exists(self.source):
-                    self.last_error = f"{self.source}: stream stopped delivering frames"
+                    self.last_error = f"{self.shown}: stream stopped delivering frames"
                     return -1.0
                 return t_file if n else t_offset
             now = time.monotonic()
@@ -287,6 +304,6 @@ class StreamReader:
         p50 = round(1000 * lat[len(lat) // 2], 2) if lat else None
         read = self.frames_read
         dropped = self.buffer.dropped
-        return StreamStats(self.name, self.source, self.status, read, self.frames_delivered, dropped,
+        return StreamStats(self.name, self.shown, self.status, read, self.frames_delivered, dropped,
                            round(dropped / read, 4) if read else 0.0, self.fps(), p50, self.reconnects,
                            self.attempts, self.source_fps, self.last_error, self.streaming_since)

@@ -70,10 +70,12 @@ def check_inputs(video: str, camera_path: str | Path, signals_path: str | Path |
                  signal_model: str | Path | None = None) -> RunInputs:
     """Everything that can be wrong before the first row is written; InputError says what."""
     from .signals import SignalFileError
-    from .streams import _open, container_fps, is_url
+    from .streams import _open, container_fps, is_url, shown
 
     if interval_s <= 0 or not math.isfinite(interval_s):
         raise InputError(f"--interval must be a positive number of seconds, not {interval_s:g}")
+    if not math.isfinite(signals_offset_s):
+        raise InputError(f"--signals-offset must be a finite number of seconds, not {signals_offset_s:g}")
     if fps is not None and not (0 < fps <= 1000):
         raise InputError(f"--fps must be between 0 and 1000 frames per second, not {fps:g}")
     try:
@@ -104,15 +106,15 @@ def check_inputs(video: str, camera_path: str | Path, signals_path: str | Path |
     except (OSError, ValueError):
         exists = False
     if not exists:
-        raise InputError(f"--video {video}: no such file")
+        raise InputError(f"--video {shown(video)}: no such file")
     cap = _open(video, 10.0, 10.0)
     try:
         if not cap.isOpened():
-            raise InputError(f"--video {video}: OpenCV's FFmpeg backend cannot open it"
+            raise InputError(f"--video {shown(video)}: OpenCV's FFmpeg backend cannot open it"
                              + ("" if live else " (not a video file it can decode)"))
         ok, frame = cap.read()
         if not ok or frame is None:
-            raise InputError(f"--video {video}: no frame could be decoded")
+            raise InputError(f"--video {shown(video)}: no frame could be decoded")
         import cv2
 
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not live else None
@@ -121,7 +123,7 @@ def check_inputs(video: str, camera_path: str | Path, signals_path: str | Path |
         cap.release()
     notes = []
     if fps is None and src_fps is None and not live:
-        raise InputError(f"--video {video}: the container states no frame rate; give it with --fps")
+        raise InputError(f"--video {shown(video)}: the container states no frame rate; give it with --fps")
     if fps is not None and src_fps is not None and abs(fps - src_fps) > 1e-3:
         notes.append(f"--fps {fps:g} overrides the container's {src_fps:g} frames/s")
     h, w = frame.shape[:2]
@@ -140,11 +142,16 @@ def _approaches_from_model(path: str | Path, device: str) -> tuple[set[str], int
         model = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise InputError(f"--signal-model {path}: not a readable signal_model.json ({exc})") from None
-    for entry in model if isinstance(model, list) else []:
+    if not isinstance(model, list):
+        raise InputError(f"--signal-model {path}: not a run's signal_model.json (a list of intersections)")
+    for entry in model:
         if isinstance(entry, dict) and entry.get("id") == device:
-            approaches = {a for a in (entry.get("approaches") or {}).values() if a}
-            return approaches, int(entry.get("n_links", 0)) or None
-    ids = [e.get("id") for e in model if isinstance(e, dict)] if isinstance(model, list) else []
+            approaches, n_links = entry.get("approaches") or {}, entry.get("n_links") or 0
+            if not isinstance(approaches, dict) or not isinstance(n_links, int) or isinstance(n_links, bool):
+                raise InputError(f"--signal-model {path}: {device}'s entry needs approaches as {{lane: approach}} "
+                                 "and n_links as a whole number, as a run writes them")
+            return {a for a in approaches.values() if a}, n_links or None
+    ids = [e.get("id") for e in model if isinstance(e, dict)]
     raise InputError(f"--signal-model {path}: no intersection {device!r} (it has {', '.join(map(str, ids))})")
 
 
@@ -158,7 +165,7 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
     plus its time in the video, its evidence path absolute."""
     from .evidence import EvidenceWriter
     from .pipeline import Pipeline
-    from .streams import StreamReader
+    from .streams import StreamReader, shown
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -234,9 +241,12 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
     stats = reader.stats()
     if reader.status == "failed" or (inputs.live and stats.last_error and status == "complete"):
         status = f"stream ended: {stats.last_error}"
+    elif status == "complete" and _ended_early(totals["frames"], inputs.frame_count):
+        status = (f"the video ended after {totals['frames']} of the {inputs.frame_count} frames its container "
+                  "states (truncated or damaged)")
     wall = time.perf_counter() - wall0
     summary = {
-        "video": inputs.video, "camera_id": inputs.camera.camera_id, "device_id": inputs.camera.device_id,
+        "video": shown(inputs.video), "camera_id": inputs.camera.camera_id, "device_id": inputs.camera.device_id,
         "status": status, "detector": getattr(pipe.detector, "name", type(pipe.detector).__name__),
         "frames": totals["frames"], "video_s": round(last_t, 3), "wall_s": round(wall, 3),
         "frames_per_wall_s": round(totals["frames"] / wall, 2) if wall > 0 else None,
@@ -253,6 +263,11 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _ended_early(frames: int, stated: int | None) -> bool:
+    """Fewer frames decoded than the container states, beyond the frame or two its estimate may be off by."""
+    return stated is not None and frames + max(2, 0.01 * stated) < stated
 
 
 def _percentiles(values: list[float]) -> dict:
