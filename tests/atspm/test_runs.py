@@ -155,7 +155,10 @@ def test_cli_bad_input_is_one_line(tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("error:") and "Parameter" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "o").exists()
     r = subprocess.run(SIGNALWISE + ["atspm"], capture_output=True, text=True)
-    assert r.returncode == 2 and "exactly one of" in r.stderr
+    assert r.returncode == 2 and "give a run directory or an event log" in r.stderr
+    r = subprocess.run(SIGNALWISE + ["atspm", "--events", str(bad), "--run", str(tmp_path)], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "--events and --run both given" in r.stderr
 
 
 def test_an_output_directory_that_cannot_be_made_is_one_line(tmp_path):

@@ -48,7 +48,9 @@ def atspm(
         if events is not None or run is not None:
             _fail(f"{source} given with --events or --run: name the run directory or the event log once")
         run, events = (source, None) if source.is_dir() else (None, source)
-    if (events is None) == (run is None):
+    if events is not None and run is not None:
+        _fail("--events and --run both given: name the event log or the run directory, not both")
+    if events is None and run is None:
         _fail("give a run directory or an event log (signalwise atspm RUN_DIR; --events FILE, --run DIR)")
     if fmt not in ("csv", "parquet"):
         _fail(f"--format must be csv or parquet, not {fmt!r}")
