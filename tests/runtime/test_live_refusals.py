@@ -6,7 +6,9 @@ directory, nothing left running (the real command, in a process of its own).
   error came out beside ours; `--state-every 0` or `-1` saved the simulator's state every tick);
 - `--mqtt` beside SUMO (`--field sumo`): the loop observes SUMO's own detectors, so the feed drove nothing and
   its events were logged in events.csv beside SUMO's for the same channels;
-- a Redis (`SIGNALWISE_REDIS_URL`) that does not answer, as `signalwise serve` refuses it (docs/api.md).
+- a Redis (`SIGNALWISE_REDIS_URL`) that does not answer, as `signalwise serve` refuses it (docs/api.md);
+- a `--config` file whose `alerts:` rules are invalid (it came out as a traceback);
+- a controller that cannot run on the network (it left a half-made run directory, and its SUMO process).
 """
 
 from __future__ import annotations
@@ -78,3 +80,40 @@ def test_a_redis_that_does_not_answer_refuses_the_run_as_serve_does(tmp_path):
     url = f"redis://127.0.0.1:{_free_port()}/0"  # nothing listens there
     line = _refused(_live(tmp_path, "--duration", "30", redis_url=url), tmp_path, code=1)
     assert line.startswith(f"error: the rate-limit store, Redis at {url}")
+
+
+def test_a_config_whose_alert_rules_are_invalid_is_one_usage_error(tmp_path):
+    """A rule without its metric in the `--config` file's `alerts:` section came out as a traceback, exit 1."""
+    config = tmp_path / "run.yaml"
+    config.write_text("alerts:\n  rules:\n  - {name: late, threshold: 1}\n")
+    line = _refused(_live(tmp_path, "--duration", "30", "--config", str(config)), tmp_path, code=2)
+    assert line == "error: alerts: rules.0.metric: Field required"
+
+
+def test_a_controller_that_cannot_run_here_leaves_no_run_directory(tmp_path):
+    """The controller is built once SUMO has read the network, in the run directory it made: a refused run
+    left that directory behind, half made (its detector file, no run.json)."""
+    line = _refused(_live(tmp_path, "--duration", "30", "--controller", f"ql:{tmp_path / 'no-model'}"), tmp_path,
+                    code=2)
+    assert "no such model" in line
+
+
+def test_a_runtime_that_cannot_start_closes_its_simulator(tmp_path):
+    """In a program that embeds the runtime: a runtime refused at `open()` ends the SUMO process it started
+    and removes its run directory; the next one starts."""
+    from signalwise.control.base import ControllerUnavailable
+    from signalwise.runtime.config import RunConfig
+    from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
+
+    refused = LiveRuntime(RunConfig(scenario="single", controller=f"ql:{tmp_path / 'no-model'}"),
+                          LiveOptions(speed=None, duration_s=10), tmp_path / "refused")
+    with pytest.raises(ControllerUnavailable, match="no such model"):
+        refused.open()
+    assert not (tmp_path / "refused").exists()
+    pid = refused.field.backend.pid
+    assert pid and not Path(f"/proc/{pid}").exists()  # ended and reaped, not left running beside this process
+    rt = LiveRuntime(RunConfig(scenario="single", controller="fixed"), LiveOptions(speed=None, duration_s=10),
+                     tmp_path / "next")
+    rt.open()
+    rt.run()
+    assert rt.status()["status"] == "complete"

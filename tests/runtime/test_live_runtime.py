@@ -373,3 +373,130 @@ def test_alert_rules_on_a_figure_the_run_does_not_report_are_applied_and_named(t
     entry = rt.submit(ch.AlertRulesChange(rules=[rule("ok", "fallback_share")]), who="ops")
     assert entry["reason"] == ""
     rt.run()
+
+
+def test_an_override_that_expired_after_the_last_saved_state_does_not_come_back_with_a_recovery(tmp_path):
+    """The state saved at t=30 holds the override (until t=40); it expires, J2's controller takes over, and the
+    simulator dies at t=58. The restored loop must not run the saved override again: nothing would ever expire
+    it (the runtime's record says it ended), so it would hold phase 2 for the rest of the run."""
+    rt = _runtime(tmp_path, duration_s=300, state_every_s=30)
+    rt.submit(ch.OverrideChange(intersection_id="J2", action="hold", phase_number=2, duration_s=40), who="ops")
+    _crash_at(rt, [58.0])
+    rt.run()
+    assert rt.restarts == 1 and rt.recoveries[0]["resumed_at_s"] == 30.0
+    assert rt.status()["overrides"] == {}
+    j2 = next(s for s in rt.snapshot.signals if s.intersection_id == "J2")
+    assert j2.controller == "max-pressure" and j2.override is None
+    assert rt.stepper.controllers["J2"].name == "max-pressure"
+    assert audit_run(rt.run_dir).ok
+
+
+def test_changes_made_since_the_last_saved_state_hold_after_a_recovery(tmp_path):
+    """Timing, shield settings and a controller switch applied after the state was saved (at t=0): a crash
+    at t=90 rewinds the simulator to t=0, not the changes the runtime answered 'applied' for."""
+    rt = _runtime(tmp_path, duration_s=300, state_every_s=600, interval_s=300)
+    rt.submit(ch.TimingChange(timing={"min_green_s": 20}), who="ops")
+    rt.submit(ch.ShieldChange(shield={"confidence_threshold": 0.9}), who="ops")
+    rt.submit(ch.ControllerChange(controller="fixed"), who="ops")
+    _crash_at(rt, [90.0])
+    rt.run()
+    assert rt.restarts == 1 and rt.recoveries[0]["resumed_at_s"] == 0.0
+    assert all(min(sh.inter.timing.min_green_s) == 20 for sh in rt.stepper.shields.values())
+    assert all(sh.cfg.confidence_threshold == 0.9 for sh in rt.stepper.shields.values())
+    assert all(c.name == "fixed" for c in rt.stepper.controllers.values())
+    assert audit_run(rt.run_dir).ok
+
+
+def test_a_shield_change_of_the_preemption_distance_is_taken_as_a_configured_one(tmp_path):
+    """seed 1 sends an emergency vehicle toward `single`'s signal in the first seconds: from 600 m its call
+    comes sooner than from the default 150 m, whether the distance was configured or changed at run time."""
+    def first_call(name, configured=None, changed=None):
+        shield = {"preempt_distance_m": configured} if configured else {}
+        rt = LiveRuntime(RunConfig(scenario="single", controller="max-pressure", shield=shield),
+                         LiveOptions(speed=None, duration_s=60, in_process=True), tmp_path / name / "run")
+        rt.open()
+        if changed:
+            rt.submit(ch.ShieldChange(shield={"preempt_distance_m": changed}), who="ops")
+        rt.run()
+        return min(e.time_s for e in read_events(rt.run_dir / "events.csv")
+                   if e.event_code == EventCode.PREEMPT_CALL_ON)
+
+    default, configured, changed = first_call("default"), first_call("configured", 600), first_call("changed",
+                                                                                                      changed=600)
+    assert configured < default
+    assert changed == configured
+
+
+def test_the_seconds_a_recovery_replays_are_counted_once_in_the_records(tmp_path):
+    """Saved at t=30, crashed at t=58: the interval 0-60 counts the vehicles over the stop bars up to t=30 as
+    logged before the recovery marker, and from there the replay's, as the event log tells them; not the
+    28 seconds lost to the crash as well (they were counted twice)."""
+    import json
+
+    rt = _runtime(tmp_path, duration_s=120, state_every_s=30)
+    _crash_at(rt, [58.0])
+    rt.run()
+    assert rt.recoveries[0]["resumed_at_s"] == 30.0
+    stopbar = {(i.id, d.channel) for i in rt.stepper.intersections for d in i.detectors if d.kind == "stopbar"}
+    events = list(read_events(rt.run_dir / "events.csv"))
+    marker = next(k for k, e in enumerate(events) if e.event_code == EventCode.RUNTIME_RECOVERY)
+
+    def passages(part, after_s, until_s):
+        return sum(1 for e in part if e.event_code == EventCode.DETECTOR_OFF
+                   and (e.device_id, e.parameter) in stopbar and after_s < e.time_s <= until_s)
+
+    expected = passages(events[:marker], -1.0, 30.0) + passages(events[marker:], 30.0, 60.0)
+    rows = [json.loads(line) for line in (rt.run_dir / "records.jsonl").read_text().splitlines()]
+    first = [r for r in rows if r["timestamp"] == rows[0]["timestamp"]]
+    assert len(first) == len(rt.stepper.intersections)  # the interval 0-60 is stored once
+    assert sum(r["metrics"]["total_vehicles_passed"] for r in first) == expected
+
+
+def test_a_recovery_never_stores_an_interval_twice(tmp_path):
+    """States saved every 45 s, intervals closed every 60 s, a crash at t=70: the interval 0-60 was stored at
+    t=60, so the run resumes from there, not from t=45 (whose replay closed and stored 0-60 a second time)."""
+    import json
+
+    rt = _runtime(tmp_path, duration_s=180, state_every_s=45)
+    _crash_at(rt, [70.0])
+    rt.run()
+    assert rt.recoveries[0]["resumed_at_s"] == 60.0
+    rows = [json.loads(line) for line in (rt.run_dir / "records.jsonl").read_text().splitlines()]
+    stored = [(r["timestamp"], r["intersection_id"]) for r in rows]
+    assert len(stored) == len(set(stored)) == 3 * len(rt.stepper.intersections)
+
+
+def test_an_override_reaches_a_signal_whose_id_is_long(tmp_path):
+    """SUMO names a joined signal after its junctions: one of ingolstadt7's ids has 166 characters. The
+    override routes validate their body with these models, which refused that id (at most 128 characters),
+    so the operator could neither hold that signal nor end a hold there."""
+    if importlib.util.find_spec("sumo_rl") is None:
+        pytest.skip("RESCO networks need the 'resco' extra (sumo-rl)")
+    rt = _runtime(tmp_path, scenario="resco:ingolstadt7", duration_s=60)
+    long_id = max(rt.stepper.by_id, key=len)
+    assert len(long_id) > 128
+    hold = ch.OverrideChange.model_validate({"intersection_id": long_id, "action": "hold", "phase_number": 1,
+                                             "duration_s": 30})
+    assert rt.submit(hold, who="ops")["result"] == "applied"
+    assert long_id in rt.status()["overrides"]
+    assert rt.submit(ch.CancelOverrideChange.model_validate({"intersection_id": long_id}))["result"] == "applied"
+    assert rt.status()["overrides"] == {}
+    rt.run()
+
+
+def test_a_bare_ql_switched_to_at_run_time_runs_the_model_shipped_for_the_scenario(tmp_path):
+    """`--controller ql` on corridor runs the model shipped for it; switching to `ql` at run time (after a
+    baseline, say) was refused with 'no model given ... a plain ql runs the model shipped for a built-in
+    scenario: single, corridor, grid'. On a network of one's own a bare `ql` stays refused."""
+    rt = _runtime(tmp_path, duration_s=60)
+    assert rt.submit(ch.ControllerChange(controller="ql"), who="ops")["result"] == "applied"
+    rt.run()
+    assert {c.name for c in rt.stepper.controllers.values()} == {"ql"}  # the shipped phase-score policy runs
+    assert rt.status()["controller"] == "ql"
+    own = LiveRuntime(RunConfig(net=rt.scenario.net_file, routes=list(rt.scenario.route_files),
+                                controller="max-pressure"),
+                      LiveOptions(speed=None, duration_s=10, in_process=True), tmp_path / "own" / "run")
+    own.open()
+    with pytest.raises(ch.ChangeRefused, match="no model given"):
+        own.submit(ch.ControllerChange(controller="ql"))
+    own.run()

@@ -259,6 +259,22 @@ def test_mqtt_json_nested_too_deeply_is_counted_as_garbage(tmp_path):
     rt.run()
 
 
+
+def test_mqtt_json_with_a_number_python_will_not_read_is_counted_as_garbage(tmp_path):
+    """A channel of 5000 digits is JSON, but Python refuses to read it (ValueError, not a JSONDecodeError): it
+    is refused, counted and held against J1's health like any payload that is not JSON a feed sends."""
+    from support.mqtt import subscribed_feed
+
+    rt = _runtime(tmp_path, duration_s=10)
+    feed = DetectorFeed(rt.stepper.intersections, unhealthy_after=1)
+    with subscribed_feed(feed) as (sub, publish):
+        publish("J1", b'{"device_id": "J1", "channel": ' + b"1" * 5000 + b', "event": "on", "sim_time_s": 1}')
+        assert _until(lambda: sub.stats()["rejected"] == 1, 5.0), sub.stats()
+        assert "payload is not JSON a feed sends: Exceeds the limit" in sub.stats()["last_error"]
+        assert feed.stats()["rejected_by_code"] == {"invalid": 1}
+        assert feed.source_health("J1", 1.0).reason.startswith("1 messages in a row rejected; last: payload is not")
+    rt.run()
+
 def test_a_controller_switch_naming_no_signal_is_refused_not_applied_to_all(tmp_path):
     rt = _runtime(tmp_path, duration_s=30)
     with pytest.raises(ch.ChangeRefused, match="intersections is empty"):
@@ -288,6 +304,74 @@ def test_a_change_refused_for_waiting_too_long_is_never_applied_later(tmp_path):
     assert not any(c["kind"] == "override" for c in rt.changes)
     assert all(not getattr(c, "name", "").startswith("override") for c in rt.stepper.controllers.values())
 
+
+
+def test_a_change_applied_before_the_loop_starts_is_finished_before_the_first_tick(tmp_path):
+    """`signalwise live` serves its API before its loop starts: a change made then is applied on the API's
+    thread. The loop must not step the signals while that change is half made (here: while the override is
+    being put in place, slowed down so the two would overlap)."""
+    rt = _runtime(tmp_path, duration_s=30)
+    st = rt.stepper
+    replace = st.replace_controller
+    applying = threading.Event()
+    seen: list[float] = []
+
+    def slow_replace(tls_id, controller):
+        seen.append(st.t)
+        applying.set()
+        time.sleep(0.5)
+        replace(tls_id, controller)
+        seen.append(st.t)
+
+    st.replace_controller = slow_replace
+    change = threading.Thread(target=rt.submit, args=(ch.OverrideChange(
+        intersection_id="J2", action="hold", phase_number=2, duration_s=20),), daemon=True)
+    change.start()
+    assert applying.wait(10)
+    th = _run_in_thread(rt)
+    change.join(10)
+    th.join(60)
+    assert not th.errors, th.errors
+    assert seen[0] == seen[1] == 0.0  # nothing stepped while the change was applied
+    assert rt.status()["status"] == "complete" and [c["kind"] for c in rt.changes][:1] == ["override"]
+
+
+def test_status_is_read_while_the_loop_starts_and_ends_overrides(tmp_path):
+    """The API reads the status (and the registry the model paths) on its own threads while the loop adds and
+    removes overrides: reading the live dictionary raised 'dictionary changed size during iteration' (a 500)."""
+    import sys
+
+    rt = _runtime(tmp_path, duration_s=10)
+    held = ch.Override(rt.stepper.by_id["J2"], rt.stepper.controllers["J2"], "hold", 1, 100.0)
+    stop = threading.Event()
+
+    def loop_side():  # what _apply and _end_override do to the dictionary, as fast as they can
+        k = 0
+        while not stop.is_set():
+            rt.overrides[f"J{k}"] = held
+            rt.overrides.pop(f"J{k - 5}", None)
+            k += 1
+
+    errors: list[Exception] = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    th = threading.Thread(target=loop_side, daemon=True)
+    th.start()
+    try:
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            try:
+                rt.status()
+                rt.model_paths()
+            except RuntimeError as exc:
+                errors.append(exc)
+    finally:
+        stop.set()
+        th.join(5)
+        sys.setswitchinterval(interval)
+    assert not errors, f"{len(errors)} reads failed, e.g. {errors[0]}"
+    rt.overrides.clear()
+    rt.run()
 
 def test_a_timing_change_cannot_leave_the_safety_profile(tmp_path):
     """`{"profile": "benchmark", ...}` used to be applied: 2 s yellows, no all-red, no pedestrian intervals, and the

@@ -30,10 +30,12 @@ def friendly_errors(fn):
         from ..control.base import ControllerUnavailable, UnknownController
         from ..sim.backend import SimulationError
         from ..sim.scenario import ScenarioError
+        from .live.alerts import AlertConfigError
 
         try:
             return fn(*args, **kwargs)
-        except (ScenarioError, SimulationError, UnknownController, ControllerUnavailable, FileNotFoundError) as exc:
+        except (ScenarioError, SimulationError, UnknownController, ControllerUnavailable, FileNotFoundError,
+                AlertConfigError) as exc:  # AlertConfigError: a --config file's `alerts:` section (`signalwise live`)
             _fail(str(exc))
         except ValidationError as exc:
             err = exc.errors()[0]

@@ -52,11 +52,15 @@ class ControllerChange(_Change):
         "(`registry_models`; deploy and rollback set them)"))
 
 
+#: SUMO names a joined signal after its junctions: ingolstadt7 has one of 166 characters
+MAX_INTERSECTION_ID_CHARS = 1000
+
+
 class OverrideChange(_Change):
     """An operator holds a phase, or places a call for it, for a stated duration; it expires on its own."""
 
     kind: Literal["override"] = "override"
-    intersection_id: str = Field(min_length=1, max_length=128)
+    intersection_id: str = Field(min_length=1, max_length=MAX_INTERSECTION_ID_CHARS)
     action: Literal["hold", "call"]
     phase_number: int = Field(ge=1, description="1-based phase number, as in the event log")
     duration_s: float = Field(gt=0, le=3600, description="seconds of simulated time")
@@ -64,7 +68,7 @@ class OverrideChange(_Change):
 
 class CancelOverrideChange(_Change):
     kind: Literal["cancel_override"] = "cancel_override"
-    intersection_id: str = Field(min_length=1, max_length=128)
+    intersection_id: str = Field(min_length=1, max_length=MAX_INTERSECTION_ID_CHARS)
 
 
 Change = Annotated[TimingChange | ShieldChange | AlertRulesChange | ControllerChange | OverrideChange

@@ -147,6 +147,8 @@ class MqttFeed:
                 reason = f"payload is not JSON: {exc}"
             except RecursionError:  # `[[[[…]]]]` nested deeper than the parser goes: garbage, counted as such
                 reason = "payload is not JSON a feed sends: nested too deeply"
+            except ValueError as exc:  # a number of more than 4300 digits: Python will not read it, nor a feed send it
+                reason = f"payload is not JSON a feed sends: {exc}"
             else:
                 if isinstance(data, dict):
                     data = [data]

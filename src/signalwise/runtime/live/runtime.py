@@ -19,6 +19,7 @@ the shield in exactly the same way) and adds what operating a corridor needs:
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import datetime as dt
@@ -137,7 +138,29 @@ class LiveRuntime:
 
     # -- setup -------------------------------------------------------------------------
     def open(self) -> None:
-        """Start the field, build the loop, and write the run's static evidence."""
+        """Start the field, build the loop, and write the run's static evidence.
+
+        A run that cannot start (a controller that cannot run here, a network SUMO refuses) leaves nothing:
+        its simulator is closed and the run directory it made is removed, as a refused option leaves none."""
+        made = not self.run_dir.exists()
+        try:
+            self._open()
+        except BaseException:
+            for fh in self._files.values():
+                fh.close()
+            self._files.clear()
+            if self.field is not None:
+                try:
+                    self.field.backend.close()
+                except Exception:  # noqa: BLE001 - the reason it did not start is the error to show
+                    log.debug("simulator not closed", exc_info=True)
+            if made:
+                import shutil
+
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+            raise
+
+    def _open(self) -> None:
         cfg, opts = self.cfg, self.opts
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.scenario = resolve_scenario(cfg)
@@ -252,7 +275,8 @@ class LiveRuntime:
     def run(self) -> None:
         """Loop until `stop()`, the duration, or an error that recovery cannot mend."""
         st = self.stepper
-        self.running = True
+        with self._inbox_lock:  # after a change being applied before the loop started (`submit`) is done
+            self.running = True
         next_snapshot = next_alerts = 0.0
         next_state = st.t + self.opts.state_every_s
         next_plan = st.t + self.opts.plan_every_s
@@ -270,13 +294,14 @@ class LiveRuntime:
                     t1 = clock()
                     self._detector_tick()
                     self._drain()
-                    if t >= self.records.interval_end_s - 1e-9:
+                    closed = t >= self.records.interval_end_s - 1e-9
+                    if closed:
                         self._close_records(t)
                     self._expire_overrides(t)
                     self._swap_pending()
                     t2 = clock()
                     self.profiler.add("record", t2 - t1)
-                    if t >= next_state:
+                    if t >= next_state or closed:  # a recovery never replays into an interval already stored
                         self._save_state()
                         next_state = t + self.opts.state_every_s
                     if t >= next_plan:
@@ -550,7 +575,10 @@ class LiveRuntime:
         self.field.backend.save_state(fresh)
         checkpoint = self.stepper.checkpoint()
         fresh.replace(path)
-        self._saved = (path, checkpoint, [r for rows in self._recent_states.values() for r in rows])
+        # beside the copies, the live controllers and timing then in force: what changed since is made again;
+        # the interval's records so far, so the seconds a recovery replays are not counted twice
+        self._saved = (path, checkpoint, [r for rows in self._recent_states.values() for r in rows],
+                       dict(self.stepper.controllers), self.cfg.timing, copy.deepcopy(self.records))
 
     def _recover(self, exc: BaseException) -> None:
         """The simulator died: resume from the last saved state in a new process, with the loop's state."""
@@ -562,7 +590,8 @@ class LiveRuntime:
             fh.flush()
         if self._saved is None:
             raise exc
-        path, checkpoint, shown = self._saved
+        path, checkpoint, shown, controllers_saved, timing_saved, records = self._saved
+        controllers_now = dict(self.stepper.controllers)
         self.field.backend.close()
         opts = dataclasses.replace(self._sumo_opts, load_state=path, begin_s=None)
         for attempt in range(1, self.RECOVERY_ATTEMPTS + 1):
@@ -581,6 +610,7 @@ class LiveRuntime:
                     raise SimulationError(f"recovery failed {attempt} times in a row; last: {again}") from None
                 log.error("the simulator started to recover was lost too (%s); starting another (%d of %d)",
                           again, attempt + 1, self.RECOVERY_ATTEMPTS)
+        self._reassert_changes(controllers_now, controllers_saved, timing_saved)
         rewound = crashed_at - self.stepper.t
         resumed = self.stepper.t
         logged_before = self.events_logged  # all on disk (drained and flushed above)
@@ -596,6 +626,9 @@ class LiveRuntime:
         for row in shown:
             self._recent_states.setdefault(row[1], []).append(row)
         self._drain()
+        # after the marker and the re-stated intervals, which the saved records counted already; a copy, as the
+        # same state may be restored again
+        self.records = copy.deepcopy(records)
         self.pacer.rebase(self.stepper.t)
         self.restarts += 1
         self.last_recovery_s = round(time.monotonic() - began, 3)
@@ -604,6 +637,23 @@ class LiveRuntime:
                                 "rewound_s": rewound, "took_s": self.last_recovery_s, "reason": str(exc)[:200]})
         self._write_run_json()
         log.warning("recovered in %.2f s, rewound %.0f s of simulated time", self.last_recovery_s, rewound)
+
+    def _reassert_changes(self, controllers_now: dict, controllers_saved: dict, timing_saved) -> None:
+        """After a restore, the changes made since the state was saved hold again: the runtime's record of them
+        (overrides, settings, the change log) is not rewound, so the loop's copy must not be either.
+
+        A controller put in place since (an override, a switch, the one back from an override) runs again, an
+        override in force is the object the runtime expires (not the saved copy, which would never expire),
+        and the shields take the shield settings and timing in force."""
+        st = self.stepper
+        for tls, ctrl in controllers_now.items():
+            if tls in self.overrides or ctrl is not controllers_saved.get(tls):
+                st.replace_controller(tls, ctrl)
+        settings = shield_config(self.cfg)
+        for sh in st.shields.values():
+            sh.cfg = settings
+        if self.cfg.timing is not timing_saved:
+            self._retime_shields()
 
     def _register_backend(self, backend) -> None:
         self.field.backend = backend
@@ -625,11 +675,9 @@ class LiveRuntime:
         box: dict = {}
         with self._inbox_lock:  # the loop, stopping, refuses what is left in the inbox under the same lock
             self._refuse_if_ended()
-            queued = self.running
-            if queued:
-                self._inbox.put((change, who, done, box))
-        if not queued:  # opened, not looping yet: nothing else changes the runtime
-            return self._apply_guarded(change, who)
+            if not self.running:  # opened, not looping yet: applied here, whole, before the loop can start
+                return self._apply_guarded(change, who)
+            self._inbox.put((change, who, done, box))
         if not done.wait(timeout_s):
             with self._inbox_lock:  # withdrawn, unless the loop has begun applying it: then its answer is near
                 taken = box.get("taken", False)
@@ -760,7 +808,9 @@ class LiveRuntime:
         elif isinstance(change, ch.ShieldChange):
             # validated again, not copied as sent: "0.7" passes validation as 0.7, and the shield compares numbers
             settings = type(self.cfg.shield).model_validate({**self.cfg.shield.model_dump(), **change.shield})
-            self.cfg = self.cfg.model_copy(update={"shield": settings})
+            if hasattr(self.field.backend, "register_intersections"):  # a worker answers for this distance
+                self.field.backend.register_intersections(st.by_id, settings.preempt_distance_m)
+            self.cfg = st.cfg = self.cfg.model_copy(update={"shield": settings})  # the loop reads preempt_distance_m
             new = shield_config(self.cfg)
             for sh in st.shields.values():
                 sh.cfg = new
@@ -810,11 +860,24 @@ class LiveRuntime:
                 log.warning("a stored change could not be applied again (%s): %s", exc, line[:200])
 
     def _ctx_for(self, change) -> ControlContext:
-        """The controllers' context, with the options a change brings (a deploy: the registry's models)."""
-        extra = getattr(change, "controller_options", None)
+        """The controllers' context, with the options a change brings (a deploy: the registry's models), and
+        for a bare `ql` on a built-in scenario the model shipped for it, as `--controller ql` runs it."""
+        extra = {**self._shipped_model(getattr(change, "controller", "")),
+                 **(getattr(change, "controller_options", None) or {})}
         if not extra:
             return self._ctx
         return dataclasses.replace(self._ctx, options={**self._ctx.options, **extra})
+
+    def _shipped_model(self, spec: str) -> dict:
+        """`{"model": path}` when `spec` is a bare `ql` with no model in the run's options and the run's
+        scenario has a shipped model; else nothing (a learned controller never runs a model nobody chose)."""
+        if spec != "ql":
+            return {}
+        from ...control.learning.shipped import shipped_model_path, uses_shipped_model
+
+        cfg = self.cfg
+        path = shipped_model_path(cfg.scenario if cfg.sumocfg is None and cfg.net is None else None)
+        return {"model": str(path)} if path is not None and uses_shipped_model(spec, self._ctx.options) else {}
 
     def _log_change(self, entry: dict, replayed: bool = False) -> None:
         self.changes.append(entry)
@@ -838,9 +901,13 @@ class LiveRuntime:
 
     def _retime(self, timing: dict) -> None:
         """New timing: validated like a config, read per signal from the field, applied at each next green."""
-        st = self.stepper
-        self.cfg = self.cfg.model_copy(update={"timing": type(self.cfg.timing).model_validate(
+        self.cfg = self.stepper.cfg = self.cfg.model_copy(update={"timing": type(self.cfg.timing).model_validate(
             {**self.cfg.timing.model_dump(), **timing})})
+        self._retime_shields()
+
+    def _retime_shields(self) -> None:
+        """Every shield takes the run configuration's timing at its next green."""
+        st = self.stepper
         from ...sim.signal_model import retimed
         from ..loop import timing_defaults
 
@@ -905,7 +972,7 @@ class LiveRuntime:
         the one an override holds back): what removing a registry version must not delete under it."""
         st = self.stepper
         held = list(st.controllers.items()) if st is not None else []
-        held += list(self._pending_controllers.items()) + [(i, ov.inner) for i, ov in self.overrides.items()]
+        held += list(self._pending_controllers.items()) + [(i, ov.inner) for i, ov in list(self.overrides.items())]
         out: dict[str, list[str]] = {}
         for inter, ctrl in held:
             path = getattr(ctrl, "model_path", None)
@@ -1043,7 +1110,8 @@ class LiveRuntime:
                 "sim_pid": getattr(backend, "pid", None) if self.opts.field == "sumo" else None,
                 "field": self.opts.field, "sink": self.opts.sink, "restarts": self.restarts,
                 "last_recovery_s": self.last_recovery_s, "run_dir": str(self.run_dir), "store": self.store_summary,
-                "overrides": {k: v.describe() for k, v in self.overrides.items()}}
+                # a copy first: the loop starts and ends overrides while the API reads (a copy is one step)
+                "overrides": {k: v.describe() for k, v in list(self.overrides.items())}}
 
 
 def _first_error(exc: BaseException) -> str:
