@@ -500,3 +500,77 @@ def test_a_bare_ql_switched_to_at_run_time_runs_the_model_shipped_for_the_scenar
     with pytest.raises(ch.ChangeRefused, match="no model given"):
         own.submit(ch.ControllerChange(controller="ql"))
     own.run()
+
+
+def _loosened_mid_run(tmp_path, name: str, change_at_s: float, **opts) -> LiveRuntime:
+    """corridor under min green 15 s and all-red 2 s until `change_at_s`, then an operator's 5 s and 1 s."""
+    defaults = {"speed": None, "duration_s": 420, "in_process": True, "state_every_s": 60}
+    rt = LiveRuntime(RunConfig(scenario="corridor", controller="max-pressure",
+                               timing={"min_green_s": 15, "all_red_s": 2}),
+                     LiveOptions(**{**defaults, **opts}), tmp_path / name)
+    rt.open()
+
+    def operator():
+        while rt.stepper.t < change_at_s and not rt.ended:
+            time.sleep(0.002)
+        rt.submit(ch.TimingChange(timing={"min_green_s": 5, "all_red_s": 1}), who="ops")
+    thread = threading.Thread(target=operator)
+    thread.start()
+    return rt, thread
+
+
+def _greens_s(events, device: str) -> list[tuple[float, float]]:
+    """(start, length) of each completed green of `device`."""
+    out, start = [], {}
+    for e in events:
+        if e.device_id != device:
+            continue
+        if e.event_code == EventCode.PHASE_BEGIN_GREEN:
+            start[e.parameter] = e.time_s
+        elif e.event_code == EventCode.PHASE_BEGIN_YELLOW and e.parameter in start:
+            began = start.pop(e.parameter)
+            out.append((began, e.time_s - began))
+    return out
+
+
+def test_a_timing_change_at_run_time_is_audited_against_the_timing_each_green_ran_under(tmp_path):
+    """Loosened mid-run (min green 15 -> 5 s, all-red 2 -> 1 s): each signal logs a 131 at the green that takes
+    the new timing, signal_model.json holds it as revision 1, and the audit holds every green to the timing it
+    ran under: 0 violations, with greens shorter than the first rules allow. Without the revisions the same
+    evidence breaks those rules, so the audit does read them."""
+    import json
+
+    rt, thread = _loosened_mid_run(tmp_path, "loosened", change_at_s=150)
+    rt.run()
+    thread.join(timeout=30)
+    events = list(read_events(rt.run_dir / "events.csv"))
+    taken = {e.device_id: e.time_s for e in events if e.event_code == EventCode.TIMING_PLAN_CHANGE}
+    assert set(taken) == set(rt.stepper.shields) and all(150 <= t <= 300 for t in taken.values()) and \
+        all(e.parameter == 1 for e in events if e.event_code == EventCode.TIMING_PLAN_CHANGE)
+    model_path = rt.run_dir / "signal_model.json"
+    model = json.loads(model_path.read_text())
+    assert all(d["timing"]["min_green_s"][0] == 15 and d["timing_revisions"][0]["min_green_s"][0] == 5
+               and d["timing_revisions"][0]["all_red_s"] == 1 for d in model)
+    short = [(s, g) for dev in taken for s, g in _greens_s(events, dev) if g < 15]
+    assert short and all(s >= taken[dev] for dev in taken for s, g in _greens_s(events, dev) if g < 15)
+    report = audit_run(rt.run_dir)
+    assert report.ok and report.checked["min_green"] > 0, report.violations[:3]
+
+    for d in model:
+        del d["timing_revisions"]
+    model_path.write_text(json.dumps(model))
+    without = audit_run(rt.run_dir)
+    assert {v.rule for v in without.violations} >= {"min_green", "all_red"}
+    assert any(w.rule == "unknown_timing_revision" for w in without.warnings)
+
+
+def test_a_recovery_after_the_new_timing_was_taken_keeps_auditing_against_it(tmp_path):
+    """The state saved at 240 s already runs revision 1: the log after the recovery marker re-states the green in
+    force with its 131, so the part after the crash is held to the new timing too."""
+    rt, thread = _loosened_mid_run(tmp_path, "recovered", change_at_s=100)
+    _crash_at(rt, [290.0])
+    rt.run()
+    thread.join(timeout=30)
+    assert rt.restarts == 1 and rt.recoveries[0]["resumed_at_s"] >= 240
+    report = audit_run(rt.run_dir)
+    assert report.ok, report.violations[:3]

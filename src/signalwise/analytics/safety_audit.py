@@ -54,6 +54,13 @@ Rules (names as they appear in reports):
                        reference profiles) has no walk intervals: its crosswalk
                        links are held to the vehicle rules instead.
 
+Timing changed at run time (a live run's operator): a device entry's
+``timing_revisions`` holds the timing of each change, and a 131 (timing plan
+change, parameter = revision, 1-based) logs the green from which the device
+ran it. Each green, and the yellow and red clearance that end it, are held
+to the revision in force when the green began; a cycle window open across a
+change is held to the longest bound in force during it.
+
 Timing: decisions happen at step times, so a rule "≥ X" is met by a duration
 of ceil(X / step) steps and is checked as ``measured ≥ X``; a maximum may be
 exceeded by up to one step (``measured ≤ X + step``). The log has 0.1 s
@@ -100,6 +107,7 @@ BEGIN_GREEN, BEGIN_YELLOW, END_YELLOW, BEGIN_RED_CLEAR, END_RED_CLEAR = 1, 8, 9,
 PED_WALK, PED_CLEARANCE, PED_DONT_WALK = 21, 22, 23
 PREEMPT_CALL_ON, PREEMPT_CALL_OFF = 102, 104
 PHASE_CALL = 43
+TIMING_PLAN_CHANGE = 131
 _PHASE_CODES = (BEGIN_GREEN, BEGIN_YELLOW, END_YELLOW, BEGIN_RED_CLEAR, END_RED_CLEAR)
 _PED_CODES = (PED_WALK, PED_CLEARANCE, PED_DONT_WALK)
 #: inside one timestamp, prefer ends before begins: walk/clearance end before yellow,
@@ -278,6 +286,33 @@ def _parse_device(raw: dict, where: str) -> _Device:
     return device
 
 
+def _timing_revisions(raw: dict, where: str) -> list[_Device]:
+    """The device as each run-time timing change left it (revision k at k - 1): the same phases and links,
+    another timing."""
+    listed = raw.get("timing_revisions") or []
+    if not isinstance(listed, list):
+        raise AuditInputError(f"{where}: timing_revisions is not a list")
+    return [_parse_device({**raw, "timing": timing}, f"{where} timing_revisions[{k}]")
+            for k, timing in enumerate(listed)]
+
+
+def _switches(dev_id: str, events: list[SignalEvent], revisions: list[_Device],
+              out: _Findings) -> list[tuple[float, _Device]]:
+    """(time, device with that revision's timing) of each 131 of the device, in time order. A 131 naming a
+    revision the model lacks is a warning, and the timing in force stays: its greens are held to that."""
+    found = []
+    for e in events:
+        if e.event_code != TIMING_PLAN_CHANGE:
+            continue
+        if 1 <= e.parameter <= len(revisions):
+            found.append((e.time_s, revisions[e.parameter - 1]))
+        else:
+            out.warning("unknown_timing_revision", dev_id, e.time_s,
+                        detail=f"timing plan change to revision {e.parameter}; the signal model has "
+                               f"{len(revisions)}: the timing in force is kept")
+    return found
+
+
 # ---------------------------------------------------------------------------
 # Collecting findings.
 # ---------------------------------------------------------------------------
@@ -387,8 +422,12 @@ class _DeviceEvents:
     """Replays one device's phase and pedestrian events against the rules."""
 
     def __init__(self, dev: _Device, out: _Findings, preempts: list[tuple[float, float]], first_s: float,
-                 starts_mid_run: bool = False):
+                 starts_mid_run: bool = False, switches: list[tuple[float, _Device]] = ()):
         self.dev = dev
+        #: (time, the device with its new timing) of each 131, in time order: taken by the green at that time
+        self.switches = list(switches)
+        #: (time of a switch, the cycle bound in force before it): a window open across it takes the longest
+        self.cycle_bounds_before: list[tuple[float, float]] = []
         self.out = out
         self.preempts = preempts
         self.first_s = first_s
@@ -452,7 +491,16 @@ class _DeviceEvents:
 
     # -- phase intervals
 
+    def _take_timing(self, t: float) -> None:
+        """The revisions logged up to this green are in force from it on (the clearances before it ran under
+        the previous one: they were checked when they ended)."""
+        while self.switches and self.switches[0][0] <= t + self.out.tol_s:
+            _at, dev = self.switches.pop(0)
+            self.cycle_bounds_before.append((t, self.dev.cycle_max_s))
+            self.dev = dev
+
     def _begin_green(self, t: float, p: int, st: _PhaseState) -> None:
+        self._take_timing(t)
         out, dev = self.out, self.dev
         out.check("conflicting_green")
         others = [(n, o.interval) for n, o in self.phases.items() if n != p and self._blocks_green(n, o)]
@@ -503,9 +551,10 @@ class _DeviceEvents:
             out.exempt("cycle_max")
             return
         out.check("cycle_max")
-        if not out.at_most(end - start, self.dev.cycle_max_s):
+        bound_s = max([self.dev.cycle_max_s, *(b for at, b in self.cycle_bounds_before if at > start)])
+        if not out.at_most(end - start, bound_s):
             out.violation("cycle_max", self.dev.id, end, phase=p, measured_s=end - start,
-                          required_s=self.dev.cycle_max_s + out.step_s,
+                          required_s=bound_s + out.step_s,
                           detail=f"phase not served for too long ({what}, from t={start:g})")
 
     def _green_ends(self, t: float, p: int, st: _PhaseState, completed: bool) -> None:
@@ -674,9 +723,10 @@ def _state_changes(dev: _Device, rows: list[tuple[float, str]]) -> list[tuple[fl
 
 
 def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int, list[tuple[float, float | None]]],
-                 log_end_s: float, out: _Findings) -> None:
+                 log_end_s: float, out: _Findings, switches: list[tuple[float, _Device]] = ()) -> None:
     if not changes:
         return
+    switches = list(switches)
     clear_end: dict[int, float] = {}  # vehicle link -> when its last yellow (or abrupt green end) ended
     yellow_start: dict[int, float] = {}
     prev = changes[0][1]
@@ -723,6 +773,10 @@ def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int
                                   required_s=dev.link_all_red_s[j],
                                   detail=f"link turned green {gap:g} s after link {j}'s yellow ended")
         prev = state
+        # a revision taken by the green at t: the clearances that ended by then were owed the previous one's
+        while switches and switches[0][0] <= t + out.tol_s:
+            dev = switches.pop(0)[1]
+            all_red_short = {j: r - out.tol_s for j, r in dev.link_all_red_s.items()}
     _audit_crosswalks(dev, changes, walks, log_end_s, out)
 
 
@@ -786,10 +840,11 @@ def audit(events: Iterable[SignalEvent], signal_model: list[dict], signal_states
     events = list(events)
     if any(e.event_code == RUNTIME_RECOVERY for e in events):
         return _audit_across_recoveries(events, signal_model, list(signal_states), step_length_s, end_s)
-    devices = {}
+    devices, revisions = {}, {}
     for k, raw in enumerate(signal_model):
         d = _parse_device(raw, f"signal_model.json entry {k}")
         devices[d.id] = d
+        revisions[d.id] = _timing_revisions(raw, f"signal_model.json entry {k} ({d.id})")
     tol = tolerance_for_step(step_length_s)
     report = AuditReport(devices=sorted(devices), step_length_s=step_length_s, tolerance_s=tol)
     out = _Findings(report, step_length_s, tol)
@@ -832,11 +887,13 @@ def audit(events: Iterable[SignalEvent], signal_model: list[dict], signal_states
                     out.warning("ped_without_crosswalk", dev_id, e.time_s, phase=e.parameter,
                                 detail=f"pedestrian event {e.event_code} for a phase that serves no crosswalk")
                 phase_events.append(e)
-            replay = _DeviceEvents(dev, out, preempts, dev_events[0].time_s, starts_mid_run)
+            switches = _switches(dev_id, dev_events, revisions[dev_id], out)
+            replay = _DeviceEvents(dev, out, preempts, dev_events[0].time_s, starts_mid_run, switches)
             replay.replay(phase_events)
             replay.finish(log_end)
             walks = {p: st.walks for p, st in replay.phases.items()}
-        _audit_links(dev, _state_changes(dev, states_by_device.get(dev_id, [])), walks, log_end, out)
+        _audit_links(dev, _state_changes(dev, states_by_device.get(dev_id, [])), walks, log_end, out,
+                     switches if dev_events else ())
 
     report.violations.sort(key=lambda v: (v.time_s, v.device_id, RULES.index(v.rule)))
     report.warnings.sort(key=lambda v: (v.time_s, v.device_id, v.rule))

@@ -124,6 +124,9 @@ class IntersectionShield:
         self.fallback = fallback
         self._use_timing(inter.timing)
         self._pending_timing: Timing | None = None
+        self._pending_revision: int | None = None
+        #: the signal model's timing revision in force (0: the timing the run started with)
+        self.timing_revision = 0
         self._n = len(inter.phases)
         # without pedestrian intervals (benchmark profiles) crosswalks simply follow their phase's green
         cw_links = {i for c in inter.crosswalks for i in c.link_indices} if inter.timing.ped_intervals else set()
@@ -218,13 +221,15 @@ class IntersectionShield:
         self._plan_cycle_max_s = min(self.inter.timing.cycle_max_s, upcoming.cycle_max_s)
         self._deadlines = None
 
-    def retime(self, timing: Timing) -> None:
-        """New safety timing (an operator's change), taken at the next green: never mid-interval."""
+    def retime(self, timing: Timing, revision: int | None = None) -> None:
+        """New safety timing (an operator's change), taken at the next green: never mid-interval. With a
+        `revision` (the signal model's timing revision it is), the green that takes it is logged after a 131,
+        so the audit holds every green to the timing it ran under."""
         if len(timing.min_green_s) != len(self.inter.phases) or \
                 len(timing.phase_yellow_s) not in (0, len(self.inter.phases)):
             raise ValueError(f"timing for {len(timing.min_green_s)} phases given to {self.inter.id} "
                              f"with {len(self.inter.phases)}")
-        self._pending_timing = timing
+        self._pending_timing, self._pending_revision = timing, revision
         self._plan_timing(timing)
 
     # -- public --------------------------------------------------------------
@@ -321,6 +326,8 @@ class IntersectionShield:
 
         if self.preempt_active:
             ev(self.preempt_start_s, EventCode.PREEMPT_CALL_ON, 1)
+        if self.timing_revision:  # the green in force ran under a run-time change's timing
+            ev(self.green_start_s, EventCode.TIMING_PLAN_CHANGE, self.timing_revision)
         ev(self.green_start_s, EventCode.PHASE_BEGIN_GREEN, p)
         for q, called_s in enumerate(self._call_s):
             if called_s is not None:
@@ -602,7 +609,10 @@ class IntersectionShield:
         if self._pending_timing is not None and self._retime_fits(phase, now):
             self.inter = replace(self.inter, timing=self._pending_timing)
             self._use_timing(self._pending_timing)
-            self._pending_timing = None
+            if self._pending_revision is not None:
+                self.timing_revision = self._pending_revision
+                self._emit(now, EventCode.TIMING_PLAN_CHANGE, self._pending_revision)
+            self._pending_timing = self._pending_revision = None
         self._min_green_noted = False
         self.proposal = None if (self.proposal and self.proposal.phase_index == phase) else self.proposal
         self._emit(now, EventCode.PHASE_BEGIN_GREEN, phase)

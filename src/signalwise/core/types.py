@@ -333,6 +333,10 @@ class EventCode(enum.IntEnum):
     PREEMPT_BEGIN_TRACK_CLEARANCE = 106
     PREEMPT_CALL_OFF = 104
     PREEMPT_BEGIN_DWELL = 107
+    #: Indiana's "coordination pattern change", here a timing plan: the device runs the signal model's timing
+    #: revision `parameter` (1-based, `timing_revisions` in signal_model.json) from the green that begins at
+    #: the same time on. An operator's timing change at run time; the audit holds each green to its revision
+    TIMING_PLAN_CHANGE = 131
     #: signalwise's own code, outside the Indiana enumeration's assigned range: the live runtime
     #: resumed from a saved state after its simulator died. Parameter = whole seconds of simulated
     #: time rewound. Events after it replay from the restored state, starting with the events that

@@ -125,6 +125,9 @@ class LiveRuntime:
         self._files: dict[str, object] = {}
         self._writers: dict[str, csv.writer] = {}
         self._saved: tuple[Path, dict, list] | None = None
+        #: per signal, the timing of each run-time change (revision k at k - 1): signal_model.json's
+        #: `timing_revisions`, which the 131 a shield logs when it takes one names
+        self._timing_revisions: dict[str, list[dict]] = {}
         #: per signal, the states it has shown since its current green opened (re-stated after a recovery)
         self._recent_states: dict[str, list[tuple[float, str, str]]] = {}
         self._started_wall = dt.datetime.now().astimezone()
@@ -375,8 +378,7 @@ class LiveRuntime:
         cfg = self.cfg.with_absolute_paths()
         (self.run_dir / "config.yaml").write_text(yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False))
         (self.run_dir / "live.yaml").write_text(yaml.safe_dump(dataclasses.asdict(self.opts), sort_keys=False))
-        dump_json(self.run_dir / "signal_model.json",
-                  describe_intersections(self.stepper.intersections, self.stepper.approach_direction))
+        self._write_signal_model()
         write_detector_config(self.run_dir / "detectors.csv", self.stepper.intersections)  # for `signalwise atspm`
         self._write_run_json()
         self._open_csv("events", "events.csv", EVENT_COLUMNS)
@@ -386,6 +388,18 @@ class LiveRuntime:
         self._files["changes"] = open(self.run_dir / "changes.jsonl", "a")
         self._files["records"] = open(self.run_dir / "records.jsonl", "a")
         self._drain()
+
+    def _write_signal_model(self) -> None:
+        """The signals as the run started, with the timing revisions of the changes made since (the audit's
+        rules for the greens after each 131), replaced whole so a reader never sees half a file."""
+        model = describe_intersections(self.stepper.intersections, self.stepper.approach_direction)
+        for device in model:
+            revisions = self._timing_revisions.get(device["id"])
+            if revisions:
+                device["timing_revisions"] = revisions
+        partial = self.run_dir / "signal_model.json.partial"
+        dump_json(partial, model)
+        partial.replace(self.run_dir / "signal_model.json")
 
     def _store_run(self) -> None:
         """The run's own row in the store, with what an offline `signalwise run --db` stores about its run."""
@@ -903,17 +917,25 @@ class LiveRuntime:
         """New timing: validated like a config, read per signal from the field, applied at each next green."""
         self.cfg = self.stepper.cfg = self.cfg.model_copy(update={"timing": type(self.cfg.timing).model_validate(
             {**self.cfg.timing.model_dump(), **timing})})
-        self._retime_shields()
+        self._retime_shields(new_revision=True)
 
-    def _retime_shields(self) -> None:
-        """Every shield takes the run configuration's timing at its next green."""
+    def _retime_shields(self, new_revision: bool = False) -> None:
+        """Every shield takes the run configuration's timing at its next green. A new revision is written into
+        signal_model.json first, so the 131 that names it is never in the log before its timing is on disk."""
         st = self.stepper
         from ...sim.signal_model import retimed
         from ..loop import timing_defaults
 
         defaults = timing_defaults(self.cfg)
+        timings = {tls: retimed(st.by_id[tls], defaults, self.cfg.timing.per_intersection.get(tls))
+                   for tls in st.shields}
+        if new_revision:
+            for tls, timing in timings.items():
+                self._timing_revisions.setdefault(tls, []).append(dataclasses.asdict(timing))
+            if self._files:  # opened: the run directory holds the model the audit reads
+                self._write_signal_model()
         for tls, sh in st.shields.items():
-            sh.retime(retimed(st.by_id[tls], defaults, self.cfg.timing.per_intersection.get(tls)))
+            sh.retime(timings[tls], len(self._timing_revisions.get(tls, ())) or None)
 
     def _end_override(self, tls: str) -> None:
         ov = self.overrides.pop(tls, None)
