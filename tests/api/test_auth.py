@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from signalwise.api import create_app
 from signalwise.api.auth import OPEN, app_routes, scope_for
 from signalwise.store import Settings, get_engine
-from signalwise.store.keys import create_key, revoke_key
+from signalwise.store.keys import create_key, list_keys, revoke_key
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 #: mutating routes that change nothing, by design (predictions), or check the key themselves (token exchange)
@@ -206,3 +206,31 @@ def test_a_token_verified_before_is_refused_once_it_expires():
     with pytest.raises(HTTPException):  # another secret never sees the first secret's verdict
         decode_token(jwt.encode({"sub": "x", "scopes": ["read"], "exp": exp + dt.timedelta(hours=1)}, secret, "HS256"),
                      "another secret of at least thirty-two bytes")
+
+
+def test_a_revoked_keys_token_changes_nothing_but_still_reads_until_it_expires(tmp_path):
+    """On a real server: revoking a leaked admin key must stop its token at once from changing anything
+    (above all from making itself a new key); its reads go on until the token's `exp`."""
+    import httpx
+    from support.loopback import serving
+
+    app, engine = _app(tmp_path)
+    _, leaked = create_key(engine, "leaked", ["admin"])
+    _, other = create_key(engine, "other", ["operate"])
+    with serving(app) as base:
+        def bearer(key: str) -> dict:
+            r = httpx.post(f"{base}/api/v1/auth/token", headers={"X-API-Key": key})
+            assert r.status_code == 200, r.text
+            return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+        stolen, kept = bearer(leaked), bearer(other)
+        assert httpx.post(f"{base}/api/v1/admin/clear-cache", headers=stolen).status_code == 200
+        revoke_key(engine, "leaked")
+        r = httpx.post(f"{base}/api/v1/keys", headers=stolen, json={"name": "backdoor", "scopes": ["admin"]})
+        assert r.status_code == 401, r.text
+        assert "the API key this token was issued for ('leaked') is revoked" in r.json()["message"]
+        assert httpx.post(f"{base}/api/v1/admin/clear-cache", headers=stolen).status_code == 401
+        assert httpx.get(f"{base}/api/v1/analytics/simulations", headers=stolen).status_code == 200
+        assert "backdoor" not in {k.name for k in list_keys(engine)}
+        r = httpx.post(f"{base}/api/v1/live/controller", headers=kept, json={"controller": "fixed"})
+        assert r.status_code == 503, r.text  # an active key's token passes (no live run here to switch)

@@ -175,3 +175,59 @@ def test_a_change_after_the_run_ended_is_refused_with_the_reason(tmp_path):
         assert r.status_code == 422 and "has ended (complete)" in r.json()["message"]
         status = client.get("/api/v1/live/status").json()
         assert status["overrides"] == {} and status["controller"] == "max-pressure"
+
+
+
+@pytest.fixture
+def registered(tmp_path):
+    """(client, registry): a live corridor served on 127.0.0.1 (not looping: changes are applied at once) whose
+    API's registry holds v1, the model shipped for corridor."""
+    from pathlib import Path
+
+    import signalwise.control.learning as learning
+    from signalwise.store.model_registry import open_registry
+    from signalwise.training.registry import register_model
+
+    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    settings = Settings(database_url=db, model_cache=tmp_path / "cache", model_registry=tmp_path / "no-registry")
+    reg = open_registry(settings)
+    register_model(reg, Path(learning.__file__).parent / "shipped" / "corridor", who="trainer")
+    app = create_app(settings)
+    _info, key = create_key(get_engine(db), "ops", ["read", "operate"])
+    rt = LiveRuntime(RunConfig(scenario="corridor"), LiveOptions(speed=None, duration_s=60, in_process=True),
+                     tmp_path / "live")
+    rt.open()
+    app.state.live = rt
+    try:
+        with _Served(app) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key},
+                                                timeout=20) as client:
+            yield client, reg
+    finally:
+        rt.field.backend.close()
+
+
+def test_an_empty_intersections_list_deploys_and_rolls_back_nothing(registered):
+    """`"intersections": []` is refused with 422, as a controller change refuses it: read as "every signal" it
+    rolled back (or deployed) the model at every signal of the live run."""
+    client, reg = registered
+    r = client.post("/api/v1/live/deploy", json={"version": "v1", "intersections": ["J1", "J2"]})
+    assert r.status_code == 200 and r.json()["result"] == "applied", r.text
+    for path, body in (("/api/v1/live/rollback", {"intersections": []}),
+                       ("/api/v1/live/deploy", {"version": "v1", "intersections": []})):
+        r = client.post(path, json=body)
+        assert r.status_code == 422, (path, r.text)
+        assert r.json()["message"].startswith("body.intersections: "), r.text
+    assert reg.active() == {"J1": "v1", "J2": "v1"}
+
+
+def test_a_registry_controller_through_the_changes_route_runs_as_through_the_controller_route(registered):
+    """`POST /api/v1/live/changes` takes every change the named routes take: `ql:@v1` resolved from the registry,
+    not refused with a message meant for a programmer."""
+    client, _reg = registered
+    for path, body in (("/api/v1/live/changes", {"kind": "controller", "controller": "ql:@v1", "intersections": ["J3"]}),
+                       ("/api/v1/live/controller", {"controller": "ql:@v1", "intersections": ["J4"]})):
+        r = client.post(path, json=body)
+        assert r.status_code == 200, (path, r.text)
+        change = r.json()
+        assert change["result"] == "applied" and change["payload"]["controller"] == "ql:@v1"
+        assert "v1" in change["payload"]["controller_options"]["registry_models"]

@@ -145,3 +145,36 @@ def test_serve_refuses_to_start_when_redis_does_not_answer(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: the rate-limit store, Redis at " + url), done.stderr
     assert "signalwise API on" not in done.stdout
+
+
+def test_a_read_limit_never_counts_health_checks_metrics_scrapes_or_the_page(tmp_path):
+    """On a real server: a `read` limit counts `read` routes only; the open ones (a load balancer's /health, a
+    Prometheus scrape, the dashboard's page, the docs) answer however often they are asked."""
+    import httpx
+    from support.loopback import serving
+
+    _clear_of_a_minute_boundary(5.0)
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'rl.db'}", rate_limits={"read": "3/minute"}))
+    with serving(app) as base:
+        for path in ("/health", "/metrics", "/", "/docs"):
+            answers = [httpx.get(base + path) for _ in range(5)]
+            assert [r.status_code for r in answers] == [200] * 5, (path, answers[-1].text[:200])
+            assert "x-ratelimit-limit" not in answers[-1].headers, path
+        assert [httpx.get(f"{base}/api/v1/system/info").status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+def test_with_a_read_limit_and_redis_down_metrics_still_answer_and_health_says_why(tmp_path, own_redis):
+    import httpx
+    from support.loopback import serving
+
+    proc, url = own_redis
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'rl.db'}", redis_url=url,
+                              rate_limits={"read": "600/minute"}))
+    with serving(app) as base:
+        assert httpx.get(f"{base}/api/v1/system/info").status_code == 200
+        proc.kill()
+        proc.wait(timeout=10)
+        assert httpx.get(f"{base}/api/v1/system/info").status_code == 503  # a limited read: not counted, refused
+        assert httpx.get(f"{base}/metrics").status_code == 200
+        health = httpx.get(f"{base}/health")
+        assert health.status_code == 503 and health.json()["rate_limits"] == "unreachable", health.text

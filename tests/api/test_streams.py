@@ -21,9 +21,9 @@ import httpx
 import jwt
 import numpy as np
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
+from support.loopback import serving_port as serving
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -35,34 +35,6 @@ from signalwise.store import Settings
 
 SECRET = "s" * 40
 REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-@contextlib.contextmanager
-def serving(app, *, sndbuf: int | None = None):
-    """uvicorn on 127.0.0.1 (a free port) in a thread; yields the port.
-
-    `sndbuf` makes every accepted socket's kernel send buffer small (Linux copies it from the
-    listening socket), so a client that stops reading fills the path within seconds, not megabytes.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if sndbuf:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        app.state.streams.close()
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 def token(scopes=("read",), secret=SECRET, exp_s=300) -> str:
@@ -452,6 +424,27 @@ class _FakeRuntime:
             return {}
 
 
+def test_ws_a_subscribe_message_of_the_wrong_shape_gets_an_error_and_the_stream_goes_on(tmp_path):
+    """`topics` or `intersections` that are neither a string nor a list of strings are the client's mistake:
+    answered with an `error` message, as an unknown topic is, not a stream dropped without a close frame."""
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", jwt_secret=SECRET))
+    app.state.streams = StreamHub(heartbeat_s=0.5)
+    app.state.live = _FakeRuntime()
+    with serving(app) as port:
+        async def main():
+            async with connect(ws_url(port, "topics=change")) as ws:
+                assert (await recv_json(ws))["type"] == "subscribed"
+                for bad in ({"topics": 5}, {"intersections": True}, {"topics": ["alert", None]}):
+                    await ws.send(json.dumps({"subscribe": bad}))
+                    error, _ = await recv_until(ws, "error")
+                    assert "takes a comma-separated string or a list of strings" in error["error"], bad
+                await ws.send(json.dumps({"subscribe": {"topics": ["alert"]}}))
+                reply, _ = await recv_until(ws, "subscribed")
+                assert reply["topics"] == ["alert"]
+
+        run(main())
+
+
 def test_streams_end_with_the_reason_when_the_live_run_ends(tmp_path):
     app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}"))
     app.state.streams = StreamHub(heartbeat_s=5, profiler_every_s=0.1)
@@ -474,6 +467,47 @@ def test_streams_end_with_the_reason_when_the_live_run_ends(tmp_path):
         rcvd, events = run(main())
     assert rcvd.code == 1001 and rcvd.reason == "the live run ended (complete)"
     assert events[-1]["event"] == "end" and "the live run ended (complete)" in events[-1]["data"]
+
+
+def test_signalwise_live_tells_its_websocket_clients_the_run_ended_before_it_stops(tmp_path):
+    """The command itself, as an operator runs it: when the run completes, a WebSocket client gets close 1001
+    with the reason, not the 1012 (and no reason) of the API server stopping."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("signalwise")), "live", "--scenario", "corridor",
+                             "--speed", "20", "--duration", "120", "--port", str(port), "--out", str(tmp_path)],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "signalwise live did not serve"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/api/v1/live/status", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.2)
+
+        async def main():
+            async with connect(ws_url(port, "topics=alert,change")) as ws:
+                assert (await recv_json(ws))["type"] == "subscribed"
+                with pytest.raises(ConnectionClosed) as info:
+                    while True:
+                        await ws.recv()
+                return info.value.rcvd
+
+        rcvd = asyncio.run(asyncio.wait_for(main(), 60))
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert rcvd is not None and (rcvd.code, rcvd.reason) == (1001, "the live run ended (complete)")
 
 
 # -- no live run -----------------------------------------------------------------------------------

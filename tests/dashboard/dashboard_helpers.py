@@ -9,13 +9,13 @@ import contextlib
 import fcntl
 import os
 import shutil
-import socket
 import subprocess
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
+
+from support.loopback import serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -98,30 +98,6 @@ def wait_for(page, expression: str, timeout_s: float = 15.0):
     """Poll a JS expression until it is truthy; its value."""
     page.wait_for_function(expression, timeout=timeout_s * 1000)
     return page.evaluate(expression)
-
-
-@contextlib.contextmanager
-def serving(app):
-    """uvicorn on a free 127.0.0.1 port in a thread (as `signalwise live` serves its app); yields the base URL."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        app.state.streams.close()
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @dataclass

@@ -224,7 +224,25 @@ async def authorize(conn: HTTPConnection) -> Principal | None:
     if needed is not OPEN and not principal.allows(needed):
         raise HTTPException(403, f"{principal.name!r} lacks scope {needed!r} for {method} {path} "
                                  f"(it has {', '.join(sorted(principal.scopes))})")
+    if principal.via == "token" and needed not in (OPEN, "read"):
+        _check_token_key(conn, principal)
     return principal
+
+
+def _check_token_key(conn: HTTPConnection, principal: Principal) -> None:
+    """401 unless the key a token was issued for is still active. Checked on calls that need more than `read`
+    (a revoked admin key's token could otherwise make itself a new key); reads with the token go on until its
+    `exp`, since a verified token is remembered and predictions must not pay a database read each."""
+    from signalwise.store import get_engine
+    from signalwise.store.keys import list_keys
+
+    keys = list_keys(get_engine(conn.app.state.settings.database_url))
+    key = next((k for k in keys if principal.key_id is not None and k.id == principal.key_id), None)
+    state = "unknown to this server" if key is None else key.state()
+    if state != "active":
+        raise HTTPException(401, f"the API key this token was issued for ({principal.name!r}) is {state}: "
+                                 "exchange an active key at POST /api/v1/auth/token",
+                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
 def who(conn: HTTPConnection) -> str:

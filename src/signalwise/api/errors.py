@@ -29,9 +29,20 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.detail, list):  # field errors a route raised itself: worded as validation errors are
+            response = validation_body(exc.detail, exc.status_code)
+            response.headers.update(getattr(exc, "headers", None) or {})
+            return response
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         return JSONResponse({"message": detail, "detail": detail}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """A bug: the body every error has, naming the route and the exception's type but not its text (it may
+        hold paths or data); Starlette re-raises after answering, so the traceback still reaches the log."""
+        message = f"internal error in {request.method} {request.url.path}: {type(exc).__name__} (see the server's log)"
+        return JSONResponse({"message": message, "detail": message}, status_code=500)
 
     @app.exception_handler(OperationalError)
     async def _db_down(_request: Request, exc: OperationalError) -> JSONResponse:

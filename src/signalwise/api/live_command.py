@@ -163,6 +163,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
 
     def shut_down() -> None:
         """The API, the feed, the alert notifier and the store, after the loop has ended."""
+        _end_streams(server.config.app, runtime)
         server.should_exit = True
         thread.join(timeout=5)
         listener.close()
@@ -200,6 +201,25 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
                   f"run directory: {run_dir}{note}", soft_wrap=True)  # unbroken: paths and a command to copy
     if waiting:  # exitcodes: the run ran, but its records did not all reach the database (as `run --db`)
         raise typer.Exit(FAILED)
+
+
+#: at most, how long the end of a run waits for its streams to send what they hold and their close
+STREAMS_END_WAIT_S = 2.0
+#: then, when streams were told, how long the API stays up for a page's last look at the run (status, snapshot)
+LAST_LOOK_S = 1.0
+
+
+def _end_streams(app, runtime) -> None:
+    """Tell every stream why it ends before the API stops: uvicorn's shutdown closes a WebSocket with 1012 and
+    no reason, sooner than the hub, which notices the end of the run within two of its periods, sends 1001."""
+    hub = app.state.streams
+    told = hub.clients
+    hub.end_all(f"the live run ended ({runtime.status_text})")
+    deadline = time.monotonic() + STREAMS_END_WAIT_S
+    while any(client.queued for client in told) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if told:
+        time.sleep(LAST_LOOK_S)
 
 
 def _without_alerts(config: Path, data: dict, out: Path) -> Path:

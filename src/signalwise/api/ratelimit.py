@@ -86,10 +86,16 @@ class RateLimits:
             log.warning("rate-limit store %s answers again", self.where)
 
     def limit_for(self, method: str, path: str) -> tuple[str, object] | None:
-        """(bucket, limit) that applies to this route, or None when it is not limited."""
-        scope = scope_for(method, path) or "open"
+        """(bucket, limit) that applies to this route, or None when it is not limited.
+
+        Open reads (`/health`, `/metrics`, the page, the docs) are never counted: a `read` limit must not
+        turn a load balancer's health checks or Prometheus's scrapes into 429s (nor 503s while Redis is down).
+        """
+        scope = scope_for(method, path)
         if method in MUTATING or path.startswith("/api/v1/ml/predict"):
-            key = "predict" if path.startswith("/api/v1/ml/predict") else scope
+            key = "predict" if path.startswith("/api/v1/ml/predict") else scope or "open"
+        elif scope is None:
+            return None
         else:
             key = "read"
         limit = self.per_scope.get(key)

@@ -12,6 +12,7 @@ from signalwise.store import get_engine
 from signalwise.store.keys import SCOPES, ApiKeyError, create_key, list_keys, revoke_key, verify_key
 
 from ..auth import issue_token, jwt_secret
+from ..deps import Moment
 
 router = APIRouter(tags=["auth"])
 
@@ -59,7 +60,7 @@ class KeyOut(BaseModel):
 class KeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=128)
     scopes: list[str] = Field(min_length=1, description=f"of {', '.join(SCOPES)}")
-    expires_at: dt.datetime | None = Field(None, description="ISO 8601 with a time zone; null = never")
+    expires_at: Moment | None = Field(None, description="ISO 8601 with a time zone; null = never")
 
 
 def _out(k) -> KeyOut:

@@ -100,6 +100,8 @@ def _submit(request: Request, change) -> dict:
 
 @router.post("/changes", summary="Apply one change (timing, shield, alerts, controller, override, cancel_override)")
 def apply_change(request: Request, change: Annotated[ch.Change, Body()]) -> dict:
+    if isinstance(change, ch.ControllerChange):
+        return controller(request, change)  # the same change as the named route: `ql:@…` resolved there
     return _submit(request, change)
 
 
@@ -143,13 +145,16 @@ def _plain(obj) -> dict:
     return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(obj)
 
 
+# an empty `intersections` is refused (422), as a controller change refuses it: it is not "every signal", which
+# is leaving it out, and a deploy or a rollback of every signal by mistake is the costliest reading of it
 class DeployIn(BaseModel):
     version: str = Field(min_length=1, max_length=32, description="a registered version, e.g. v3")
-    intersections: list[str] | None = Field(None, description="default: every signal of the run the version fits")
+    intersections: list[str] | None = Field(None, min_length=1,
+                                            description="default: every signal of the run the version fits")
 
 
 class RollbackIn(BaseModel):
-    intersections: list[str] | None = Field(None, description="default: every signal with a deployment")
+    intersections: list[str] | None = Field(None, min_length=1, description="default: every signal with a deployment")
 
 
 @router.post("/deploy", summary="Deploy a registered model version; the live run takes it at a safe point")

@@ -14,7 +14,7 @@ from pathlib import Path as FilePath
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from signalwise.analytics import model_performance as perf
 from signalwise.store import ml_metrics
@@ -32,7 +32,7 @@ MAX_INTERVALS = 10_000
 
 class IntervalIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    interval_start: AwareDatetime = Field(description="start of the interval (ISO 8601 with a time zone)")
+    interval_start: Moment = Field(description="start of the interval (ISO 8601 with a time zone)")
     interval_s: float = Field(gt=0, le=86_400, description="length of the interval, s")
     controller: str = Field(min_length=1, max_length=500, description=(
         "what controlled the signal: fixed, webster, actuated, max-pressure, or ql when a model did"))

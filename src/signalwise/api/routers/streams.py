@@ -74,7 +74,7 @@ def _topics_served(conn: HTTPConnection, rt) -> tuple[str, ...]:
 def _subscription(rt, topics, intersections, served: tuple[str, ...] = TOPICS
                   ) -> tuple[list[str] | None, list[str] | None]:
     """Validated (topics, intersections); Refused (422 / close 1008) names what is wrong."""
-    wanted = parse_list(topics)
+    wanted = _names(topics, "topics")
     unknown = sorted(set(wanted or ()) - set(TOPICS))
     if unknown:
         raise Refused(422, CLOSE_POLICY, f"unknown topic(s) {', '.join(unknown)}; topics: {', '.join(TOPICS)}")
@@ -83,7 +83,7 @@ def _subscription(rt, topics, intersections, served: tuple[str, ...] = TOPICS
             raise Refused(422, CLOSE_POLICY, f"no live run is attached to this server, only camera streams: "
                                              f"topics {', '.join(served)} come, not {', '.join(wanted)}")
         wanted = sorted(set(wanted or served) & set(served))
-    inters = parse_list(intersections)
+    inters = _names(intersections, "intersections")
     stepper = getattr(rt, "stepper", None)
     if inters and stepper is not None:  # a worker fed through Redis alone cannot know the signals
         known = {i.id for i in stepper.intersections}
@@ -92,6 +92,15 @@ def _subscription(rt, topics, intersections, served: tuple[str, ...] = TOPICS
             raise Refused(422, CLOSE_POLICY, f"unknown intersection(s) {', '.join(missing)}; "
                                              f"signals: {', '.join(sorted(known))}")
     return wanted, inters
+
+
+def _names(value, what: str) -> list[str] | None:
+    """A query's `"a,b"`, or a subscribe message's `["a", "b"]` or null; any other JSON a client sends is
+    Refused with the reason (it would otherwise end the stream with no close frame)."""
+    if value is None or isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        return parse_list(value)
+    raise Refused(422, CLOSE_POLICY, f"{what} takes a comma-separated string or a list of strings, "
+                                     f"not {json.dumps(value)[:60]}")
 
 
 def _described(hub: StreamHub, client: Subscriber) -> str:

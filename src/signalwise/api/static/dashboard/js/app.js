@@ -38,6 +38,7 @@ window.addEventListener('unhandledrejection', e => exposed.errors.push(String(e.
 
 let map;
 let feed;
+const liveTimers = []; // the live view's periodic reads, stopped when the run ends
 const charts = {};
 exposed.charts = charts;
 
@@ -194,7 +195,12 @@ async function startLive(network) {
       pill.title = detail;
       pill.className = `pill ${mode === 'stream' ? 'ok' : mode === 'polling' ? 'warn' : ''}`;
     },
-    onEnded: reason => { refreshStatus(); mapMessage(''); setText('run-status', reason); },
+    onEnded: reason => {
+      mapMessage('');
+      setText('run-status', reason);
+      // the run is over (and `signalwise live` stops serving): one last status, then nothing more to ask
+      Promise.resolve(refreshStatus()).finally(() => { for (const t of liveTimers.splice(0)) clearInterval(t); });
+    },
     onError: err => { if (err.status === 401) setText('feed-mode', 'sign in to read'); },
   });
   exposed.feed = feed;
@@ -202,9 +208,9 @@ async function startLive(network) {
   loadAlerts();
   loadModels();
   loadIntervals();
-  setInterval(refreshStatus, 2000);
-  setInterval(() => { if (feed.mode !== 'stream') loadAlerts(); }, 5000);
-  setInterval(() => { if (state.selected && !document.hidden) scheduleDetailLogs(); }, 5000);
+  liveTimers.push(setInterval(refreshStatus, 2000),
+                  setInterval(() => { if (feed.mode !== 'stream') loadAlerts(); }, 5000),
+                  setInterval(() => { if (state.selected && !document.hidden) scheduleDetailLogs(); }, 5000));
   exposed.ready = true;
 }
 

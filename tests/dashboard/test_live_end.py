@@ -1,0 +1,59 @@
+"""The dashboard when `signalwise live` reaches the end of its run: the command itself, as an operator runs
+it, a short `corridor` run at speed 10 (SUMO in its worker process), the page open in Chromium.
+
+The page learns the end from the stream (close 1001 with the reason), shows it, takes one last look at the
+run, and then asks nothing more of a server that has stopped: no request every two seconds failing into the
+console for as long as the tab stays open.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from dashboard_helpers import open_page, wait_for
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_page_shows_the_end_of_the_run_and_then_asks_nothing_more(browser, tmp_path):
+    port = _free_port()
+    env = {**os.environ, "SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}", "NO_COLOR": "1"}
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("signalwise")), "live", "--scenario", "corridor",
+                             "--speed", "10", "--duration", "150", "--port", str(port), "--out", str(tmp_path)],
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "signalwise live did not serve"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/v1/live/status", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        with open_page(browser, f"http://127.0.0.1:{port}/") as p:
+            wait_for(p.page, "window.signalwise && window.signalwise.feed && window.signalwise.feed.mode === 'stream'")
+            wait_for(p.page, "window.signalwise.feed.mode === 'ended'", 60)
+            assert p.page.get_attribute("#feed-mode", "title") == "the live run ended (complete)"
+            assert proc.wait(timeout=30) == 0, proc.stderr.read()[-2000:]
+            wait_for(p.page, "document.querySelector('#run-status').textContent === 'complete'", 5)
+            stopped = time.monotonic()
+            asked: list[str] = []
+            p.page.on("request", lambda r: asked.append(r.url))
+            p.page.wait_for_timeout(6000)  # three status polls, one alerts poll, had they gone on
+            assert asked == [], f"asked a stopped server {len(asked)} times in {time.monotonic() - stopped:.0f} s"
+            assert p.errors == [], p.errors
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
