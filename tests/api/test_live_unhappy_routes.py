@@ -12,35 +12,13 @@ import time
 
 import httpx
 import pytest
-import uvicorn
+from support.loopback import serving_port
 
 from signalwise.api import create_app
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
 from signalwise.store import Settings, get_engine
 from signalwise.store.keys import create_key
-
-
-class _Served:
-    def __init__(self, app):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> int:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        return self.sock.getsockname()[1]
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
 
 
 def _live(tmp_path, duration_s: float, speed: float | None):
@@ -64,7 +42,7 @@ def running(tmp_path):
     loop = threading.Thread(target=rt.run, name="live-loop", daemon=True)
     loop.start()
     try:
-        with _Served(app) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers,
+        with serving_port(app) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers,
                                                 timeout=20) as client:
             yield client, rt
     finally:
@@ -162,10 +140,25 @@ def test_ending_an_override_that_is_not_in_force_is_a_422_with_the_reason(runnin
     assert refused["kind"] == "cancel_override" and refused["result"] == "refused"
 
 
+def test_what_no_handler_foresaw_is_a_422_with_a_reason_not_a_500(running):
+    """A number Python will not read (over 4300 digits) in a detector message, a signal id longer than any a
+    change takes, a controller the run configuration does not know: each refused in one line, the run going on."""
+    client, rt = running
+    r = client.post("/api/v1/live/feeds/detectors", content=b'{"device_id": "J1", "channel": ' + b"9" * 5000 + b"}",
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and "not JSON a feed sends" in r.json()["message"], r.text
+    r = client.delete("/api/v1/live/override/" + "J" * 1001)
+    assert r.status_code == 422 and "path.intersection_id" in r.json()["message"], r.text
+    r = client.post("/api/v1/live/controller", json={"controller": "nope"})
+    assert r.status_code == 422, r.text
+    assert "unknown controller 'nope'" in r.json()["message"] and "pydantic.dev" not in r.json()["message"]
+    assert rt.running and client.get("/api/v1/live/status").json()["status"] == "running"
+
+
 def test_a_change_after_the_run_ended_is_refused_with_the_reason(tmp_path):
     app, rt, headers = _live(tmp_path, 30, None)
     rt.run()
-    with _Served(app) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
+    with serving_port(app) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
         r = client.post("/api/v1/live/override", json={"intersection_id": "J2", "action": "hold", "phase_number": 2,
                                                        "duration_s": 60})
         assert r.status_code == 422
@@ -199,7 +192,7 @@ def registered(tmp_path):
     rt.open()
     app.state.live = rt
     try:
-        with _Served(app) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key},
+        with serving_port(app) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key},
                                                 timeout=20) as client:
             yield client, reg
     finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Query, Request
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from signalwise.runtime.live import changes as ch
@@ -111,7 +111,8 @@ def override(request: Request, change: ch.OverrideChange) -> dict:
 
 
 @router.delete("/override/{intersection_id}", summary="End an operator's override early")
-def cancel_override(request: Request, intersection_id: str) -> dict:
+def cancel_override(request: Request, intersection_id: Annotated[str, Path(
+        min_length=1, max_length=ch.MAX_INTERSECTION_ID_CHARS)]) -> dict:
     return _submit(request, ch.CancelOverrideChange(intersection_id=intersection_id))
 
 

@@ -130,6 +130,8 @@ def _parse(raw: bytes) -> DetectorMessage | list[DetectorMessage]:
         raise _body_refused(f"not JSON: {exc}", "json_invalid") from None
     except RecursionError:  # `[[[[…]]]]` deeper than the parser goes: a bad body, not a server error
         raise _body_refused("not JSON a feed sends: nested too deeply", "json_invalid") from None
+    except ValueError as exc:  # a number of more than 4300 digits: Python will not read it, nor a feed send it
+        raise _body_refused(f"not JSON a feed sends: {exc}", "json_invalid") from None
     if isinstance(data, list) and len(data) > MAX_BATCH:
         raise _body_refused(f"{len(data)} messages in one request; at most {MAX_BATCH}", "too_long")
     if isinstance(data, list) and not data:

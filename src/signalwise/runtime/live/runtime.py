@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
 from ... import __version__
 from ...control.base import ControlContext, check_usable, make
@@ -772,6 +773,9 @@ class LiveRuntime:
                 ctx = self._ctx_for(change)
                 for tls_id in change.intersections or list(st.by_id)[:1]:
                     check_usable(make(change.controller, st.by_id[tls_id], ctx), tls_id)
+            except ValidationError as exc:  # the run configuration's own words, not pydantic's link to its docs
+                why = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+                raise ch.ChangeRefused(f"controller {change.controller!r} cannot run here: {why}") from None
             except Exception as exc:  # noqa: BLE001 - any failure to build is the reason to refuse
                 raise ch.ChangeRefused(f"controller {change.controller!r} cannot run here: "
                                        f"{str(exc).strip().splitlines()[-1]}") from None
