@@ -3,7 +3,8 @@
 The `limits` library counts; its storage is Redis when `SIGNALWISE_REDIS_URL`
 is set, so several API workers share the counts, and memory otherwise.
 Limits are configured per scope (`Settings.rate_limits`, default 100 per
-minute for predictions and mutations; reads are not limited by default). A
+minute for predictions and mutations, 6,000 for a live run's detector feeds;
+reads are not limited by default). A
 refused call gets 429 with `Retry-After` and the `X-RateLimit-*` headers;
 every limited call gets the headers too.
 
@@ -28,6 +29,10 @@ from starlette.requests import HTTPConnection
 
 from ..store.redis_check import REDIS_TIMEOUT_S, display_url
 from .auth import scope_for
+
+#: a live run's detector gateways post here every few seconds per signal: their own kind of call (`feed`), so a
+#: corridor's feed is not held to the 100 a minute of a person's ingest
+FEED_PREFIX = "/api/v1/live/feeds/"
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: what a 503 from a store that is down tells the client to wait before retrying
@@ -92,7 +97,9 @@ class RateLimits:
         turn a load balancer's health checks or Prometheus's scrapes into 429s (nor 503s while Redis is down).
         """
         scope = scope_for(method, path)
-        if method in MUTATING or path.startswith("/api/v1/ml/predict"):
+        if path.startswith(FEED_PREFIX) and method in MUTATING:
+            key = "feed"
+        elif method in MUTATING or path.startswith("/api/v1/ml/predict"):
             key = "predict" if path.startswith("/api/v1/ml/predict") else scope or "open"
         elif scope is None:
             return None

@@ -43,10 +43,12 @@ class Settings(BaseSettings):
     #: Redis for state several API workers share (rate-limit counts, stream fan-out); unset = in-process
     redis_url: str | None = None
     #: calls per caller (API key, or client address when anonymous) on a moving window, per kind of call:
-    #: `predict` (POST /api/v1/ml/predict*), each mutating scope, and `read` (absent = reads not limited);
-    #: `limits` notation ("100/minute", "10/second")
+    #: `predict` (POST /api/v1/ml/predict*), `feed` (POST /api/v1/live/feeds/*: detector gateways, every few
+    #: seconds per signal), each mutating scope, and `read` (absent = reads not limited); `limits` notation
+    #: ("100/minute", "10/second")
     rate_limits: dict[str, str] = Field(default_factory=lambda: {
-        "predict": "100/minute", "ingest": "100/minute", "operate": "100/minute", "admin": "100/minute"})
+        "predict": "100/minute", "feed": "6000/minute", "ingest": "100/minute", "operate": "100/minute",
+        "admin": "100/minute"})
     #: days each kind of data is kept before `signalwise db purge` removes it (runs go whole, with their
     #: records and events); kinds: records, events, alerts, changes, ml_metrics (see store/retention.py), and
     #: camera violations, their evidence images and the log of who read them (store/violations.py VIOLATION_DAYS)
