@@ -393,3 +393,20 @@ def test_rows_stay_in_memory_when_the_disk_buffer_cannot_be_written_either(tmp_p
         finally:
             writer.close(1)
     assert [number_of(kind, row) for kind, rows in spy for row in rows] == list(range(50))
+
+
+def test_an_event_the_column_cannot_hold_is_dropped_not_retried_as_an_outage(db_url, tmp_path):
+    """A parameter beyond 32 bits: PostgreSQL refused it mid-COPY with a driver error the writer took for an
+    outage, so it and every row after it waited forever; it is invalid data, dropped alike on both databases."""
+    with LiveStoreWriter(db_url, SIM, tmp_path / "buffer", 100, **FAST) as writer:
+        writer.put_events([(DEFAULT_START, "J1", 1, 2**31), (DEFAULT_START, "J1", 1, 2)])
+        writer.put_records([record(0)])
+        assert writer.flush(10)
+        stats = writer.stats()
+    assert (stats["written"], stats["rejected_rows"]) == (2, 1)
+    engine = engine_of(db_url)
+    try:
+        assert scalar(engine, "SELECT count(*) FROM hires_events") == 1
+        assert scalar(engine, "SELECT count(*) FROM intersection_records") == 1
+    finally:
+        engine.dispose()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import func, select
 
-from signalwise.store import bulk_insert_events, get_engine, ingest_records
+from signalwise.store import bulk_insert_events, get_engine, ingest_records, register_run
 from signalwise.store.ml_metrics import Interval, get_metrics, put_metrics
-from signalwise.store.retention import purge
+from signalwise.store.retention import DEFAULT_DAYS, purge
 from signalwise.store.tables import BUCKET_TABLES, HiresEvent, IntersectionRecordRow, Run
+from signalwise.store.violations import VIOLATION_DAYS, purge_violations
 
 
 def _record(sim: str, when: dt.datetime) -> dict:
@@ -53,3 +55,59 @@ def test_purge_removes_old_runs_whole_and_keeps_recent_ones(db_url):
     assert _count(engine, HiresEvent) == 1
     assert get_metrics(engine, "I")[0] == 1
     assert purge(engine, {"records": 5}, now=now)["runs"] == 1  # a shorter retention takes the recent run too
+
+
+def test_a_simulated_run_goes_by_when_it_ran_not_by_its_simulated_clock(db_url):
+    """A simulation's records carry the simulated clock (core.eventlog.DEFAULT_START, a fixed day in 2025):
+    a run published today stays its full retention, one started long ago goes."""
+    from signalwise.core.eventlog import DEFAULT_START
+
+    engine = get_engine(db_url)
+    now = dt.datetime(2027, 6, 1, tzinfo=dt.UTC)  # over a year after the simulated clock's day
+    simulated = DEFAULT_START.replace(tzinfo=dt.UTC)
+    for sim, started in (("ran-today", now - dt.timedelta(hours=1)), ("ran-long-ago", now - dt.timedelta(days=400))):
+        register_run(engine, sim, "single", "fixed", 1, {}, started)
+        ingest_records(engine, [_record(sim, simulated + dt.timedelta(minutes=k)) for k in range(3)])
+        bulk_insert_events(engine, [(DEFAULT_START, "I", 1, 2)], simulation_id=sim)
+    assert purge(engine, {}, now=now)["runs"] == 1
+    with engine.connect() as conn:
+        assert [r[0] for r in conn.execute(select(Run.__table__.c.simulation_id))] == ["ran-today"]
+    assert _count(engine, IntersectionRecordRow) == 3 and _count(engine, HiresEvent) == 1
+
+
+def test_an_imported_log_tagged_with_a_simulation_id_goes_by_its_own_time(db_url):
+    """`signalwise events import --simulation-id X` with no run X: old events go, as untagged ones do."""
+    engine = get_engine(db_url)
+    now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    old, recent = dt.datetime(2025, 1, 6, 7), dt.datetime(2026, 5, 30, 7)
+    bulk_insert_events(engine, [(old, "X", 82, 1), (recent, "X", 82, 1)], simulation_id="corridor-2025")
+    bulk_insert_events(engine, [(old, "X", 82, 1)])
+    ingest_records(engine, [_record("kept", now - dt.timedelta(days=1))])
+    bulk_insert_events(engine, [(old, "I", 1, 2)], simulation_id="kept")  # a kept run's events stay with it
+    assert purge(engine, {}, now=now)["events"] == 2
+    with engine.connect() as conn:
+        left = conn.execute(select(HiresEvent.__table__.c.simulation_id, HiresEvent.__table__.c.timestamp)
+                            .order_by(HiresEvent.__table__.c.simulation_id)).all()
+    assert left == [("corridor-2025", recent), ("kept", old)]
+
+
+@pytest.mark.parametrize("days", [-1, float("nan")])
+def test_a_negative_or_missing_period_is_refused_and_nothing_goes(db_url, days):
+    engine = get_engine(db_url)
+    ingest_records(engine, [_record("r", dt.datetime.now(dt.UTC))])
+    with pytest.raises(ValueError, match="retention of records"):
+        purge(engine, {"records": days})
+    with pytest.raises(ValueError, match="retention of evidence"):
+        purge_violations(engine, {"evidence": days})
+    assert _count(engine, Run) == 1
+
+
+def test_a_period_longer_than_the_calendar_keeps_everything(db_url):
+    engine = get_engine(db_url)
+    ingest_records(engine, [_record("r", dt.datetime(2020, 1, 6, tzinfo=dt.UTC))])
+    bulk_insert_events(engine, [(dt.datetime(2020, 1, 6), "X", 82, 1)])
+    forever = dict.fromkeys((*DEFAULT_DAYS, *VIOLATION_DAYS), float("inf"))
+    assert purge(engine, forever) == {"runs": 0, "events": 0, "alerts": 0, "changes": 0, "ml_metrics": 0}
+    assert purge_violations(engine, {**forever, "evidence": 1e9}) == {
+        "violations": 0, "evidence_images": 0, "evidence_access": 0}
+    assert _count(engine, Run) == 1 and _count(engine, HiresEvent) == 1

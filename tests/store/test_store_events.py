@@ -64,6 +64,15 @@ def test_bad_row_writes_nothing(engine):
     assert query_events(engine) == []
 
 
+@pytest.mark.parametrize("parameter", [2**31, -(2**31) - 1])
+def test_a_parameter_outside_the_column_is_refused_alike_on_both_databases(engine, parameter):
+    """SQLite would store it and PostgreSQL refuse it mid-COPY with the driver's error: both refuse it here."""
+    with pytest.raises(ValueError, match=f"event 1: parameter {parameter} is not an integer in"):
+        bulk_insert_events(engine, [(at(0), "D", 1, 1), (at(1), "D", 1, parameter)])
+    assert query_events(engine) == []
+    assert bulk_insert_events(engine, [(at(0), "D", 1, 2**31 - 1), (at(1), "D", 1, -(2**31))]) == 2
+
+
 def test_large_batch_crosses_chunks(engine, monkeypatch):
     import signalwise.store.events as events_module
 
@@ -71,3 +80,13 @@ def test_large_batch_crosses_chunks(engine, monkeypatch):
     events = ((at(i / 10), f"D{i % 3}", 82 if i % 2 else 81, i % 8) for i in range(3500))
     assert bulk_insert_events(engine, events) == 3500
     assert len(query_events(engine, device_id="D0")) == 1167
+
+
+@pytest.mark.parametrize("tag", ["x" * 129, "run\x00"])
+def test_a_simulation_id_the_column_cannot_hold_is_refused_alike_on_both_databases(engine, tag):
+    with pytest.raises(ValueError, match="must be at most 128 characters, none NUL"):
+        bulk_insert_events(engine, [(at(0), "D", 1, 1)], simulation_id=tag)
+    with pytest.raises(ValueError, match="event 0: device_id .* must be 1..64 characters, none NUL"):
+        bulk_insert_events(engine, [(at(0), "D\x00", 1, 1)])
+    assert query_events(engine) == []
+    assert bulk_insert_events(engine, [(at(0), "D", 1, 1)], simulation_id="x" * 128) == 1

@@ -1,4 +1,7 @@
 import datetime as dt
+import subprocess
+import sys
+import time
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -51,5 +54,29 @@ def test_downgrade_to_base_and_back(db_url):
     downgrade(engine, "base")
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
+
+
+
+#: a process that opens the database given at the instant given (both in argv), as `signalwise` commands do
+OPEN_AT = """
+import sys, time
+from signalwise.store import create_store_engine, upgrade
+engine = create_store_engine(sys.argv[1])
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+upgrade(engine)
+"""
+
+
+def test_processes_opening_a_new_database_at_once_all_get_it_migrated(db_url):
+    """A server and an ingest starting on a new database at the same moment: one migrates, the others
+    wait for it and find the schema at head (unserialised, the others failed: table already exists)."""
+    start_at = time.time() + 5  # after the four have imported the store
+    procs = [subprocess.Popen([sys.executable, "-c", OPEN_AT, db_url, str(start_at)], stderr=subprocess.PIPE,
+                              text=True) for _ in range(4)]
+    failures = [err for p in procs for err in [p.communicate(timeout=120)[1]] if p.returncode != 0]
+    assert failures == []
+    engine = create_store_engine(db_url)
     assert current_revision(engine) == head_revision()
     engine.dispose()

@@ -3,17 +3,20 @@
 Every command that takes `--db` opens it here, so a bad URL, a refused login or
 an unwritable SQLite file reads the same everywhere (`exitcodes`: the command
 ran and could not reach its database, so 1, not 2). Commands that store a
-run's results open the database before they simulate, not after.
+run's results open the database before they simulate, not after. A database
+that opened but then refuses or loses a write (read-only, locked past the busy
+timeout, the server gone) is one line and exit 1 too (`writes_or_exit`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import typer
 
-from ..exitcodes import FAILED
+from ..exitcodes import BAD_INPUT, FAILED
 
 T = TypeVar("T")
 
@@ -35,8 +38,45 @@ def open_or_exit(open_store: Callable[[], T], what: str = "cannot open database"
         raise typer.Exit(FAILED) from None
 
 
+def settings_or_exit():
+    """The settings (`SIGNALWISE_*`), or `error: SIGNALWISE_<NAME>: why` and exit 2: a bad variable is bad input."""
+    from pydantic import ValidationError
+
+    from .settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        name, *inside = [str(part) for part in err.get("loc", ())] or ["*"]
+        where = ": ".join([f"SIGNALWISE_{name.upper()}", *inside])
+        typer.secho(f"error: {where}: {err.get('msg', 'invalid')}", fg="red", err=True)
+        raise typer.Exit(BAD_INPUT) from None
+
+
 def engine_or_exit(db: str | None):
     """The migrated engine of `db` (None: SIGNALWISE_DATABASE_URL, else the embedded SQLite file)."""
     from .engine import get_engine
 
+    if not db:
+        settings_or_exit()  # the URL is one of them
     return open_or_exit(lambda: get_engine(db))
+
+
+def database_errors(engine) -> tuple[type[BaseException], ...]:  # noqa: ANN001
+    """What a database that refuses or loses a write raises: SQLAlchemy's errors, and the driver's own from the
+    bulk writers' raw cursors (COPY, executemany)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return SQLAlchemyError, engine.dialect.loaded_dbapi.Error
+
+
+@contextmanager
+def writes_or_exit(engine, what: str) -> Iterator[None]:  # noqa: ANN001
+    """Inside: a database error is `error: WHAT: <the driver's first line>` and exit 1 (the transaction
+    rolled back)."""
+    try:
+        yield
+    except database_errors(engine) as exc:
+        typer.secho(f"error: {what}: {first_line(exc)}", fg="red", err=True)
+        raise typer.Exit(FAILED) from None

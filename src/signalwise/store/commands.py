@@ -24,12 +24,14 @@ def ingest(file: Annotated[Path, typer.Argument(help="JSON Lines file, one recor
     """Store the records of FILE.jsonl, all or nothing, streaming (memory stays flat)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 
-    from .cli_engine import engine_or_exit
+    from .cli_engine import database_errors, engine_or_exit, first_line, settings_or_exit
     from .ingest import RecordError, ingest_json_records
 
     if not file.is_file():
         _fail(f"{file}: no such file")
+    settings_or_exit()  # SIGNALWISE_INGEST_WORKERS is read mid-ingest
     engine = engine_or_exit(db)
+    shown = engine.url.render_as_string(hide_password=True)
     size = file.stat().st_size
     with open(file, "rb") as fh, Progress(TextColumn("[bold]ingest"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                                           TransferSpeedColumn(), TextColumn("{task.fields[records]} records"),
@@ -54,7 +56,10 @@ def ingest(file: Annotated[Path, typer.Argument(help="JSON Lines file, one recor
         except RecordError as exc:
             progress.stop()
             _fail(f"{exc} (nothing was written)")
-    typer.echo(f"ingested {count} records from {file} into {engine.url.render_as_string(hide_password=True)}")
+        except database_errors(engine) as exc:  # read-only, locked past the busy timeout, the server gone
+            progress.stop()
+            _fail(f"cannot write into {shown}: {first_line(exc)} (nothing was written)", code=FAILED)
+    typer.echo(f"ingested {count} records from {file} into {shown}")
 
 
 def serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
@@ -96,8 +101,11 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 @db_app.command("upgrade")
 def db_upgrade(db: DbOption = None) -> None:
     """Migrate the database to the newest schema revision."""
-    from .cli_engine import open_or_exit
+    from .cli_engine import open_or_exit, settings_or_exit
     from .engine import create_store_engine, current_revision, upgrade
+
+    if not db:
+        settings_or_exit()  # the URL is one of them
 
     def migrate() -> tuple[str | None, str | None]:
         engine = create_store_engine(db)
@@ -112,9 +120,11 @@ def db_upgrade(db: DbOption = None) -> None:
 @db_app.command("current")
 def db_current(db: DbOption = None) -> None:
     """Print the schema revision of the database."""
-    from .cli_engine import open_or_exit
+    from .cli_engine import open_or_exit, settings_or_exit
     from .engine import create_store_engine, current_revision, head_revision
 
+    if not db:
+        settings_or_exit()  # the URL is one of them
     rev = open_or_exit(lambda: current_revision(create_store_engine(db)))
     typer.echo(f"{rev or 'empty'} (newest: {head_revision()})")
 

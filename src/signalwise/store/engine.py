@@ -76,11 +76,31 @@ def _alembic_config(connection=None):  # noqa: ANN001
     return cfg
 
 
+#: PostgreSQL advisory lock a migrating process holds (any constant all signalwise processes share)
+MIGRATION_LOCK_KEY = 0x5167_0001
+
+
+def _lock_migrations(conn) -> None:  # noqa: ANN001
+    """Hold the database's migration lock until `conn`'s transaction ends.
+
+    Two processes opening a new database at once (a server and an ingest)
+    would otherwise both create its tables and one would fail; with the lock
+    the second waits, then finds the schema at its revision and does nothing.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+    elif conn.dialect.name == "sqlite":
+        dbapi = conn.connection.dbapi_connection
+        if not dbapi.in_transaction:
+            dbapi.cursor().execute("BEGIN IMMEDIATE")  # the write lock, waited for up to the busy timeout
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate the database behind `engine` to `revision` (default: the newest)."""
+    """Migrate the database behind `engine` to `revision` (default: the newest), one process at a time."""
     from alembic import command
 
     with engine.begin() as conn:
+        _lock_migrations(conn)
         command.upgrade(_alembic_config(conn), revision)
 
 

@@ -26,6 +26,10 @@ from .timefmt import sqlite_text
 #: rows sent to the database per round trip
 CHUNK_ROWS = 50_000
 
+#: the parameter column's range (a 32-bit integer): checked here, as PostgreSQL would refuse a row outside
+#: it mid-COPY where SQLite would store it
+PARAMETER_MIN, PARAMETER_MAX = -(2**31), 2**31 - 1
+
 
 class EventRow(NamedTuple):
     timestamp: dt.datetime
@@ -47,11 +51,13 @@ def _checked(event: Sequence, position: int) -> tuple[dt.datetime, str, int, int
                          "hi-res events are naive local time")
     if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= 32767:
         raise ValueError(f"event {position}: event_code {code!r} is not an integer in 0..32767")
-    if not isinstance(parameter, int) or isinstance(parameter, bool):
-        raise ValueError(f"event {position}: parameter {parameter!r} is not an integer")
+    if (not isinstance(parameter, int) or isinstance(parameter, bool)
+            or not PARAMETER_MIN <= parameter <= PARAMETER_MAX):
+        raise ValueError(f"event {position}: parameter {parameter!r} is not an integer in "
+                         f"{PARAMETER_MIN}..{PARAMETER_MAX}")
     device = str(device_id)
-    if not device or len(device) > 64:
-        raise ValueError(f"event {position}: device_id {device_id!r} must be 1..64 characters")
+    if not device or len(device) > 64 or "\x00" in device:  # PostgreSQL text cannot hold NUL; SQLite can
+        raise ValueError(f"event {position}: device_id {device_id!r} must be 1..64 characters, none NUL")
     return timestamp, device, code, parameter
 
 
@@ -65,6 +71,8 @@ def bulk_insert_events(engine: Engine, events: Iterable[Sequence], simulation_id
     written (ValueError naming the row).
     """
     tag = simulation_id if simulation_id is not None else (run_id or "")
+    if len(tag) > 128 or "\x00" in tag:  # PostgreSQL would refuse it mid-COPY where SQLite would store it
+        raise ValueError(f"simulation_id {tag[:20]!r}... must be at most 128 characters, none NUL")
     inserted = 0
     with engine.begin() as conn:
         iterator = iter(events)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Annotated
 
 import typer
 
-from .cli_engine import DB_HELP
+from .cli_engine import DB_HELP, writes_or_exit
 
 keys_app = typer.Typer(help="API keys: create (printed once), list, revoke. Rotate: create the new, then revoke the old.",
                        no_args_is_help=True)
@@ -41,11 +42,19 @@ def create(name: Annotated[str, typer.Option(help="who or what uses the key (sho
         check_scopes(scope)
     except ApiKeyError as exc:
         _fail(str(exc))
-    expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=expires_days) if expires_days is not None else None
-    if expires_days is not None and expires_days <= 0:
-        _fail("--expires-days must be positive")
+    expires = None
+    if expires_days is not None:
+        if not 0 < expires_days < math.inf:  # NaN fails this too
+            _fail("--expires-days must be a positive number")
+        try:
+            expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=expires_days)
+        except OverflowError:
+            _fail(f"--expires-days {expires_days:g} reaches past the year 9999; leave it out for a key that never "
+                  "expires")
+    engine = _engine(db)
     try:
-        info, key = create_key(_engine(db), name, scope, expires)
+        with writes_or_exit(engine, "cannot store the key"):
+            info, key = create_key(engine, name, scope, expires)
     except ApiKeyError as exc:
         _fail(str(exc))
     typer.echo(key)
@@ -80,8 +89,10 @@ def revoke(id_or_name: Annotated[str, typer.Argument(help="the key's id, or a na
     """Revoke a key at once; requests with it get 401 from then on."""
     from .keys import ApiKeyError, revoke_key
 
+    engine = _engine(db)
     try:
-        done = revoke_key(_engine(db), id_or_name)
+        with writes_or_exit(engine, "cannot revoke"):
+            done = revoke_key(engine, id_or_name)
     except ApiKeyError as exc:
         _fail(str(exc))
     for k in done:

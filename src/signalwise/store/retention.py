@@ -1,10 +1,13 @@
 """Retention: what is kept how long, and `signalwise db purge` to remove what is older.
 
 Runs go whole (their records, roll-ups, metrics and hi-res events with them:
-the foreign keys and triggers cascade), once their newest record is older
-than `records` days, so no run is ever left half there and no roll-up
-disagrees with its rows. Hi-res events of imported controller logs, alerts,
-runtime changes and submitted performance figures go by their own time.
+the foreign keys and triggers cascade), once they are older than `records`
+days, so no run is ever left half there and no roll-up disagrees with its
+rows. A run's time is its newest record, or its start when later: a
+simulated run's records carry the simulated clock (`core.eventlog.DEFAULT_START`,
+a fixed day), not the day it ran. Hi-res events of no stored run (imported
+controller logs, tagged or not), alerts, runtime changes and submitted
+performance figures go by their own time.
 Defaults are in `DEFAULT_DAYS` and documented in docs/store.md; the API's
 settings can override them
 (`SIGNALWISE_RETENTION_DAYS='{"events": 30}'`).
@@ -32,6 +35,7 @@ def purge(engine: Engine, days: dict[str, float], now: dt.datetime | None = None
     from sqlalchemy import delete, func, select
 
     from .tables import Alert, HiresEvent, IntersectionRecordRow, Run, RuntimeChange, SubmittedMetric
+    from .timefmt import days_before
     from .violations import VIOLATION_DAYS  # purged by purge_violations
 
     now = now or dt.datetime.now(dt.UTC)
@@ -40,21 +44,21 @@ def purge(engine: Engine, days: dict[str, float], now: dt.datetime | None = None
     if unknown:
         raise ValueError(f"unknown retention kind(s) {', '.join(unknown)}; known: {', '.join(DEFAULT_DAYS)}")
     days = {**DEFAULT_DAYS, **days}
-    cut = {k: now - dt.timedelta(days=v) for k, v in days.items()}
+    cut = {k: days_before(now, v, k) for k, v in days.items()}
     runs_t, rec_t, ev_t = Run.__table__, IntersectionRecordRow.__table__, HiresEvent.__table__
     al_t, ch_t, mm_t = Alert.__table__, RuntimeChange.__table__, SubmittedMetric.__table__
     newest = (select(rec_t.c.run_id, func.max(rec_t.c.timestamp).label("newest")).group_by(rec_t.c.run_id)
               .subquery())
-    old_runs = select(runs_t.c.id, runs_t.c.simulation_id).join(newest, newest.c.run_id == runs_t.c.id).where(
-        newest.c.newest < cut["records"])
+    every_run = select(runs_t.c.id, runs_t.c.simulation_id, newest.c.newest, runs_t.c.started_at,
+                       runs_t.c.created_at).outerjoin(newest, newest.c.run_id == runs_t.c.id)
     out = {}
     with engine.begin() as conn:
-        runs = conn.execute(old_runs).all()
+        runs = [r for r in conn.execute(every_run) if _run_time(r) < cut["records"]]
         sims = [r.simulation_id for r in runs]
-        # hi-res timestamps are naive local time; imported logs ('' simulation) go by their own age
+        # hi-res timestamps are naive local time; events of no stored run (imported logs) go by their own age
         naive_cut = cut["events"].astimezone().replace(tzinfo=None)
         events_of_runs = ev_t.c.simulation_id.in_(sims) if sims else None
-        old_events = (ev_t.c.simulation_id == "") & (ev_t.c.timestamp < naive_cut)
+        old_events = ev_t.c.simulation_id.not_in(select(runs_t.c.simulation_id)) & (ev_t.c.timestamp < naive_cut)
         events_where = old_events if events_of_runs is None else (old_events | events_of_runs)
         counts = {
             "runs": len(runs),
@@ -78,6 +82,12 @@ def purge(engine: Engine, days: dict[str, float], now: dt.datetime | None = None
     return out
 
 
+def _run_time(run) -> dt.datetime:  # noqa: ANN001 - a row of `purge`'s runs
+    """When a run happened: its newest record, or its start when later; with neither, when it was stored."""
+    times = [t for t in (run.newest, run.started_at) if t is not None]
+    return max(times) if times else run.created_at
+
+
 def purge_command(
     older_than_days: Annotated[float | None, typer.Option(help="one retention for everything (default: each kind's own)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="count what would go, remove nothing")] = False,
@@ -85,11 +95,11 @@ def purge_command(
 ) -> None:
     """Remove runs, events, alerts, changes, submitted figures and camera violations older than their retention
     (docs/store.md)."""
-    from . import Settings
-    from .cli_engine import engine_or_exit
+    from .cli_engine import engine_or_exit, settings_or_exit, writes_or_exit
+    from .timefmt import days_before
     from .violations import VIOLATION_DAYS, purge_violations
 
-    settings = Settings()
+    settings = settings_or_exit()
     days = dict(settings.retention_days)
     if older_than_days is not None:
         if older_than_days < 0:
@@ -101,10 +111,17 @@ def purge_command(
         typer.secho(f"error: unknown retention kind(s) {', '.join(unknown)}; known: "
                     f"{', '.join((*DEFAULT_DAYS, *VIOLATION_DAYS))}", fg="red", err=True)
         raise typer.Exit(2)
+    try:  # every period checked before anything goes: the two purges below are two transactions
+        for kind, period in days.items():
+            days_before(dt.datetime.now(dt.UTC), period, kind)
+    except ValueError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
     engine = engine_or_exit(db or settings.database_url)
     try:
-        counts = purge(engine, days, dry_run=dry_run)
-        seen = purge_violations(engine, days, dry_run=dry_run)
+        with writes_or_exit(engine, "cannot purge"):
+            counts = purge(engine, days, dry_run=dry_run)
+            seen = purge_violations(engine, days, dry_run=dry_run)
     except ValueError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None

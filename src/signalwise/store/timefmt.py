@@ -20,6 +20,19 @@ def sqlite_text(moment: dt.datetime) -> str:
     return moment.replace(tzinfo=None).isoformat(" ", "microseconds")  # YYYY-MM-DD HH:MM:SS.ffffff
 
 
+def days_before(now: dt.datetime, days: float, what: str) -> dt.datetime:
+    """Where a retention of `days` cuts: the instant `days` before `now` (`what` names the kind in errors).
+
+    One reaching back past the calendar keeps everything; one below 0 or not a number is refused: it would
+    remove what was just written."""
+    if not days >= 0:  # NaN fails this too
+        raise ValueError(f"retention of {what}: {days} days; it must be 0 or more")
+    try:
+        return now - dt.timedelta(days=days)
+    except OverflowError:
+        return dt.datetime(1, 1, 2, tzinfo=UTC)  # a day after the first: still valid in any local zone
+
+
 def to_utc(moment: dt.datetime) -> dt.datetime:
     if moment.tzinfo is None:
         raise ValueError(f"timestamp {moment.isoformat()} has no time zone")

@@ -32,7 +32,7 @@ from .tables import (
     ViolationCountsHourly,
     ViolationRow,
 )
-from .timefmt import sqlite_text, to_utc
+from .timefmt import days_before, sqlite_text, to_utc
 
 #: days kept by `signalwise db purge` (merged with store/retention.py's kinds): the rows, their images, the log
 #: of who read images. The counts stay: they hold no vehicle, only numbers.
@@ -336,7 +336,7 @@ def purge_violations(engine: Engine, days: Mapping[str, float], now: dt.datetime
     than `violations` days go; access-log entries older than `evidence_access` days go. The counts stay."""
     now = now or dt.datetime.now(dt.UTC)
     days = {**VIOLATION_DAYS, **{k: v for k, v in days.items() if k in VIOLATION_DAYS}}
-    cut = {k: now - dt.timedelta(days=float(v)) for k, v in days.items()}
+    cut = {k: days_before(now, float(v), k) for k, v in days.items()}
     v, a = ViolationRow.__table__, EvidenceAccess.__table__
     old_images = and_(v.c.evidence_path.is_not(None), v.c.occurred_at < cut["evidence"])
     with engine.begin() as conn:

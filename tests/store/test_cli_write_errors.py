@@ -1,0 +1,59 @@
+"""A database that opens but refuses a write (read-only here; locked past the busy timeout or a server gone
+mid-write alike): the store's writing commands say so in one `error:` line and exit 1, never a traceback,
+and nothing is written."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from signalwise.cli import app
+from signalwise.store import get_engine, ingest_records
+from signalwise.store.engine import dispose_engines
+from signalwise.store.keys import create_key
+from signalwise.store.tables import IntersectionRecordRow
+
+RECORD = {"simulation_id": "OLD", "timestamp": "2020-01-06T07:00:00Z", "intersection_id": "I",
+          "signals": [{"direction": "north", "vehicle_counts": {"car": 1}, "emergency_vehicle_present": False,
+                       "signal_status": "GREEN", "signal_timer": 1, "vehicles_crossed": 1, "avg_wait_time": 1.0,
+                       "green_time_allocated": 20}],
+          "metrics": {"total_vehicles_passed": 1, "avg_wait_time_all_sides": 1.0, "throughput": 0.5,
+                      "avg_speed": 20.0, "fuel_saved": 0.0, "co2_saved": 0.0, "emergency_overrides": 0}}
+
+
+def _read_only(url: str) -> str:
+    if url.startswith("sqlite:///"):
+        return f"sqlite:///file:{url.removeprefix('sqlite:///')}?mode=ro&uri=true"
+    return url + quote(" -cdefault_transaction_read_only=on")  # the test URL ends with options=-csearch_path...
+
+
+@pytest.fixture
+def read_only_url(db_url):
+    """The URL of a database at the newest schema, holding an old run and a key, that refuses writes."""
+    engine = get_engine(db_url)
+    ingest_records(engine, [RECORD])
+    create_key(engine, "ops", ["read"], None)
+    url = _read_only(db_url)
+    yield url
+    dispose_engines(url)
+
+
+@pytest.mark.parametrize("args", [
+    ["ingest", "{records}"],
+    ["db", "purge"],
+    ["keys", "create", "--name", "x", "--scope", "read"],
+    ["keys", "revoke", "ops"],
+])
+def test_a_refused_write_is_one_line_and_exit_1(read_only_url, db_url, tmp_path, args):
+    records = tmp_path / "r.jsonl"
+    records.write_text(json.dumps({**RECORD, "simulation_id": "NEW"}) + "\n")
+    result = CliRunner().invoke(app, [a.format(records=records) for a in args] + ["--db", read_only_url])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and any(w in errors[0] for w in ("read-only", "readonly")), result.output
+    with get_engine(db_url).connect() as conn:  # nothing written, nothing removed
+        assert conn.execute(select(func.count()).select_from(IntersectionRecordRow.__table__)).scalar_one() == 1
