@@ -86,7 +86,9 @@ def test_large_batch_crosses_chunks(engine, monkeypatch):
 def test_a_simulation_id_the_column_cannot_hold_is_refused_alike_on_both_databases(engine, tag):
     with pytest.raises(ValueError, match="must be at most 128 characters, none NUL"):
         bulk_insert_events(engine, [(at(0), "D", 1, 1)], simulation_id=tag)
-    with pytest.raises(ValueError, match="event 0: device_id .* must be 1..64 characters, none NUL"):
+    with pytest.raises(ValueError, match="event 0: device_id .* must be 1..1000 characters, none NUL"):
         bulk_insert_events(engine, [(at(0), "D\x00", 1, 1)])
+    with pytest.raises(ValueError, match="event 0: device_id .* must be 1..1000 characters, none NUL"):
+        bulk_insert_events(engine, [(at(0), "D" * 1001, 1, 1)])
     assert query_events(engine) == []
     assert bulk_insert_events(engine, [(at(0), "D", 1, 1)], simulation_id="x" * 128) == 1

@@ -153,3 +153,24 @@ def test_sqlite_uses_wal(tmp_path):
         with get_engine(url).connect() as conn:
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
             assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_a_signal_id_as_long_as_sumo_makes_them_is_stored_and_answered(engine, db_url):
+    """SUMO names a joined signal after its junctions (ingolstadt7: 166 characters; an OSM import's clusters run
+    longer): its records and hi-res events are stored, on PostgreSQL as on SQLite, and the API finds them by it."""
+    from fastapi.testclient import TestClient
+
+    from signalwise.api import create_app
+    from signalwise.store import Settings, bulk_insert_events, query_events
+
+    signal = "cluster_" + "_".join(str(25_000_000 + k) for k in range(60))  # 547 characters
+    assert ingest_records(engine, [record(intersection_id=signal)]) == 1
+    assert bulk_insert_events(engine, [(dt.datetime(2025, 9, 10, 23, 20), signal, 1, 2)],
+                              simulation_id="SIM_20250910_001") == 1
+    assert [e.device_id for e in query_events(engine, device_id=signal)] == [signal]
+    with engine.connect() as conn:
+        assert conn.execute(select(RecordRow.intersection_id)).scalar_one() == signal
+    with TestClient(create_app(Settings(database_url=db_url))) as client:
+        answer = client.get("/api/v1/analytics/wait-times", params={"intersection_id": signal})
+        assert answer.status_code == 200, answer.text
+        assert {item["intersection_id"] for item in answer.json()["items"]} == {signal}

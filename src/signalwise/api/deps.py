@@ -9,12 +9,15 @@ from fastapi import Depends, HTTPException, Query, Request
 from pydantic import AwareDatetime, Field
 from sqlalchemy import Engine
 
+from signalwise.core.names import MAX_INTERSECTION_ID_CHARS
 from signalwise.store import Settings, get_engine
 from signalwise.store.queries import Filters
 
 from .cache import TTLCache
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
+#: a signal's id: as long as SUMO makes them
+SignalId = Annotated[str, Field(min_length=1, max_length=MAX_INTERSECTION_ID_CHARS, pattern=r"^[^\x00-\x1f]+$")]
 Moment = Annotated[AwareDatetime, Field(gt=dt.datetime(1900, 1, 1, tzinfo=dt.UTC),
                                         lt=dt.datetime(2200, 1, 1, tzinfo=dt.UTC))]
 DirectionParam = Literal["north", "south", "east", "west"]
@@ -38,7 +41,7 @@ def cache(request: Request) -> TTLCache:
 
 def filters(
     simulation_id: Annotated[Identifier | None, Query(description="only this simulation run")] = None,
-    intersection_id: Annotated[Identifier | None, Query(description="only this intersection")] = None,
+    intersection_id: Annotated[SignalId | None, Query(description="only this intersection")] = None,
     direction: Annotated[DirectionParam | None, Query(description="only this approach")] = None,
     start: Annotated[Moment | None, Query(description="from this instant (inclusive, ISO 8601 with zone)")] = None,
     end: Annotated[Moment | None, Query(description="until this instant (exclusive, ISO 8601 with zone)")] = None,
@@ -50,7 +53,7 @@ def filters(
 
 
 def run_filters(
-    intersection_id: Annotated[Identifier | None, Query(description="only this intersection")] = None,
+    intersection_id: Annotated[SignalId | None, Query(description="only this intersection")] = None,
     direction: Annotated[DirectionParam | None, Query(description="only this approach")] = None,
     start: Annotated[Moment | None, Query(description="from this instant (inclusive, ISO 8601 with zone)")] = None,
     end: Annotated[Moment | None, Query(description="until this instant (exclusive, ISO 8601 with zone)")] = None,

@@ -2,3 +2,7 @@
 
 #: the controller whose run of the same scenario and seed is "the baseline": the network's own program
 BASELINE_CONTROLLER = "fixed"
+
+#: the longest signal (intersection) id every stage takes: SUMO names a joined signal after its junctions
+#: (RESCO's ingolstadt7 has one of 166 characters; an OSM import's clusters run longer)
+MAX_INTERSECTION_ID_CHARS = 1000

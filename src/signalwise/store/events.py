@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from sqlalchemy import Engine, func, select
 
+from ..core.names import MAX_INTERSECTION_ID_CHARS
 from .tables import HiresEvent
 from .timefmt import sqlite_text
 
@@ -56,8 +57,9 @@ def _checked(event: Sequence, position: int) -> tuple[dt.datetime, str, int, int
         raise ValueError(f"event {position}: parameter {parameter!r} is not an integer in "
                          f"{PARAMETER_MIN}..{PARAMETER_MAX}")
     device = str(device_id)
-    if not device or len(device) > 64 or "\x00" in device:  # PostgreSQL text cannot hold NUL; SQLite can
-        raise ValueError(f"event {position}: device_id {device_id!r} must be 1..64 characters, none NUL")
+    if not device or len(device) > MAX_INTERSECTION_ID_CHARS or "\x00" in device:  # PostgreSQL cannot hold NUL
+        raise ValueError(f"event {position}: device_id {device_id[:20]!r}... must be 1..{MAX_INTERSECTION_ID_CHARS} "
+                         "characters, none NUL")
     return timestamp, device, code, parameter
 
 

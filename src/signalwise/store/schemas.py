@@ -24,6 +24,8 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
+from ..core.names import MAX_INTERSECTION_ID_CHARS
+
 Direction = Literal["north", "south", "east", "west"]
 DIRECTIONS: tuple[str, ...] = get_args(Direction)
 SignalStatus = Literal["GREEN", "YELLOW", "RED"]
@@ -33,6 +35,9 @@ NonNegative = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False, strict=
 Signed = Annotated[float, Field(ge=-1e12, le=1e12, allow_inf_nan=False, strict=True)]
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$"),
                        Field(strict=True)]
+#: a signal's id: as long as SUMO makes them (`core.names.MAX_INTERSECTION_ID_CHARS`)
+SignalId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_INTERSECTION_ID_CHARS,
+                                            pattern=r"^[^\x00-\x1f]+$"), Field(strict=True)]
 Timestamp = Annotated[AwareDatetime, Field(gt=dt.datetime(1900, 1, 1, tzinfo=dt.UTC),
                                            lt=dt.datetime(2200, 1, 1, tzinfo=dt.UTC),
                                            description="ISO 8601 with a zone, e.g. 2025-09-10T23:20:00Z")]
@@ -99,7 +104,7 @@ class IntersectionRecord(BaseModel):
 
     simulation_id: Identifier
     timestamp: Timestamp
-    intersection_id: Identifier
+    intersection_id: SignalId
     signals: list[SignalRecordIn] = Field(min_length=1, max_length=4)
     metrics: IntersectionMetricsIn
 

@@ -48,6 +48,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ..core.names import MAX_INTERSECTION_ID_CHARS
 from . import rollups
 from .schemas import DIRECTIONS
 from .timefmt import UtcDateTime
@@ -63,6 +64,12 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def _signal_id(declared_on_sqlite: int) -> String:
+    """A signal's id column: MAX_INTERSECTION_ID_CHARS on PostgreSQL (migration 0013 widened it). SQLite keeps
+    the length its tables were first declared with, which it never enforces, so its files need no rebuild."""
+    return String(declared_on_sqlite).with_variant(String(MAX_INTERSECTION_ID_CHARS), "postgresql")
 
 
 class Base(DeclarativeBase):
@@ -95,7 +102,7 @@ class IntersectionRecordRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
-    intersection_id: Mapped[str] = mapped_column(String(128))
+    intersection_id: Mapped[str] = mapped_column(_signal_id(128))
     timestamp: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     total_vehicles_passed: Mapped[int] = mapped_column(Integer)
     avg_wait_time_all_sides: Mapped[float] = mapped_column(Float)
@@ -171,7 +178,7 @@ class RunMetric(Base):
 class HiresEvent(Base):
     __tablename__ = "hires_events"
 
-    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_id: Mapped[str] = mapped_column(_signal_id(64), primary_key=True)
     timestamp: Mapped[dt.datetime] = mapped_column(DateTime(timezone=False), primary_key=True)
     event_code: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     parameter: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -222,7 +229,7 @@ class IntersectionRollup(IntersectionTotals, Base):
     __tablename__ = "intersection_rollups"
 
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
-    intersection_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    intersection_id: Mapped[str] = mapped_column(_signal_id(128), primary_key=True)
 
     __table_args__ = ({"sqlite_with_rowid": False},)
 
@@ -233,7 +240,7 @@ class DirectionRollup(DirectionTotals, Base):
     __tablename__ = "direction_rollups"
 
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
-    intersection_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    intersection_id: Mapped[str] = mapped_column(_signal_id(128), primary_key=True)
     direction: Mapped[str] = mapped_column(String(8), primary_key=True)
 
     __table_args__ = (
@@ -260,7 +267,7 @@ def _bucketed(name: str, level: rollups.Level) -> type:
     return type(name, (IntersectionTotals, Base), {
         "__tablename__": level.table, "__doc__": f"Totals per {level.width // 60}-minute bucket.",
         "__table_args__": (PrimaryKeyConstraint("run_id", "bucket", "intersection_id"), {"sqlite_with_rowid": False}),
-        "run_id": mapped_column(Integer), "intersection_id": mapped_column(String(128)),
+        "run_id": mapped_column(Integer), "intersection_id": mapped_column(_signal_id(128)),
         "bucket": mapped_column(UtcDateTime()), **approaches})
 
 
@@ -417,7 +424,7 @@ class ModelDeployment(Base):
     __tablename__ = "model_deployments"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    intersection_id: Mapped[str] = mapped_column(String(128))
+    intersection_id: Mapped[str] = mapped_column(_signal_id(128))
     version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
     deployed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     deployed_by: Mapped[str] = mapped_column(String(128))
@@ -470,7 +477,7 @@ class SubmittedMetric(Base):
     __tablename__ = "ml_metrics"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    intersection_id: Mapped[str] = mapped_column(String(128))
+    intersection_id: Mapped[str] = mapped_column(_signal_id(128))
     interval_start: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     interval_s: Mapped[float] = mapped_column(Float)
     source: Mapped[str] = mapped_column(String(128))
@@ -506,7 +513,7 @@ class ViolationRow(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     occurred_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     camera_id: Mapped[str] = mapped_column(String(128))
-    device_id: Mapped[str] = mapped_column(String(128))
+    device_id: Mapped[str] = mapped_column(_signal_id(128))
     approach: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))
     track_id: Mapped[int] = mapped_column(BigInteger)

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 
 from signalwise.analytics.atspm.compute import MEASURES
+from signalwise.core.names import MAX_INTERSECTION_ID_CHARS
 
 router = APIRouter(prefix="/api/v1/atspm", tags=["atspm"])
 
@@ -70,7 +71,8 @@ def get_measure(
     measure: str,
     engine: Annotated[Any, Depends(get_atspm_engine)],
     detectors: Annotated[Any, Depends(get_detector_config)],
-    device: Annotated[str | None, Query(min_length=1, max_length=200, description="device (signal) id")] = None,
+    device: Annotated[str | None, Query(min_length=1, max_length=MAX_INTERSECTION_ID_CHARS,
+                                        description="device (signal) id")] = None,
     simulation_id: Annotated[str | None, Query(max_length=128, description="the run whose events to use "
                                                "('' = imported controller logs); required when the device's "
                                                "events come from more than one run")] = None,

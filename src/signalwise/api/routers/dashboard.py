@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from signalwise.store import queries
 
-from ..deps import CacheDep, EngineDep, FiltersDep, Identifier, cache_key
+from ..deps import CacheDep, EngineDep, FiltersDep, Identifier, SignalId, cache_key
 
 router = APIRouter(tags=["dashboard"])
 
@@ -18,7 +18,7 @@ DEFAULT_METRICS = ["avg_wait_time", "avg_speed", "throughput", "co2_saved"]
 @router.get("/api/v1/dashboard/live-metrics", summary="Newest interval of a run (default: the latest run)")
 def live_metrics(engine: EngineDep, cache: CacheDep, request: Request,
                  simulation_id: Annotated[Identifier | None, Query()] = None,
-                 intersection_id: Annotated[Identifier | None, Query()] = None) -> dict:
+                 intersection_id: Annotated[SignalId | None, Query()] = None) -> dict:
     result = cache.get_or_compute(cache_key(request),
                                   lambda: queries.live_metrics(engine, simulation_id, intersection_id))
     if result is None:

@@ -26,6 +26,7 @@ from signalwise.control.base import (
 )
 from signalwise.control.shield import IntersectionShield
 from signalwise.control.webster import fallback_plan
+from signalwise.core.names import MAX_INTERSECTION_ID_CHARS
 from signalwise.core.types import Intersection, LaneState, Observation, SourceHealth
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.loop import checked, shield_config
@@ -56,7 +57,7 @@ class PredictIn(BaseModel):
     """One signal at one moment: its observation and where it stands."""
 
     model_config = ConfigDict(extra="forbid")
-    intersection_id: str = Field(min_length=1, max_length=128)
+    intersection_id: str = Field(min_length=1, max_length=MAX_INTERSECTION_ID_CHARS)
     time_s: float = Field(3600.0, ge=0, description="the observation's time, s (only differences matter)")
     phase_number: int = Field(ge=1, description="the green phase now (1-based, as in the event log)")
     time_in_phase_s: float = Field(ge=0, description="seconds this phase has been green")

@@ -17,6 +17,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from signalwise.analytics import model_performance as perf
+from signalwise.core.names import MAX_INTERSECTION_ID_CHARS
 from signalwise.store import ml_metrics
 
 from .. import registry_ops as ops
@@ -26,7 +27,7 @@ from .ml_models import live_view, runs_version
 
 router = APIRouter(prefix="/api/v1/ml", tags=["ml"])
 
-IdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
+IdPath = Annotated[str, Path(min_length=1, max_length=MAX_INTERSECTION_ID_CHARS, pattern=r"^[^\x00-\x1f]+$")]
 MAX_INTERVALS = 10_000
 
 
@@ -51,7 +52,7 @@ class IntervalIn(BaseModel):
 
 class MetricsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    intersection_id: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")
+    intersection_id: str = Field(min_length=1, max_length=MAX_INTERSECTION_ID_CHARS, pattern=r"^[^\x00-\x1f]+$")
     source: str = Field("api", min_length=1, max_length=128, description=(
         "who measured (a field study, an analytics system); the same source sending the same interval again "
         "replaces its figures"))

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from signalwise.core.names import MAX_INTERSECTION_ID_CHARS
 from signalwise.store.model_registry import ModelVersion, RegistryError, copy_name
 
 from .. import registry_ops as ops
@@ -23,7 +24,7 @@ from ..auth import who
 
 router = APIRouter(prefix="/api/v1/ml", tags=["ml"])
 
-IdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
+IdPath = Annotated[str, Path(min_length=1, max_length=MAX_INTERSECTION_ID_CHARS, pattern=r"^[^\x00-\x1f]+$")]
 VersionPath = Annotated[str, Path(min_length=1, max_length=16, description="a registered version, e.g. v3")]
 
 
@@ -205,7 +206,7 @@ def history(request: Request, intersection_id: IdPath) -> list[HistoryOut]:
 
 class DeployIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    intersections: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
+    intersections: list[Annotated[str, Field(min_length=1, max_length=MAX_INTERSECTION_ID_CHARS)]] | None = Field(
         None, min_length=1, json_schema_extra={"examples": [["C"], "all"]},
         description='the intersections to deploy at; "all" or null: every one the model fits (of the live run, '
                     'else of `scenario`, else those it was trained for)')

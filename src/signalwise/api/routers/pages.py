@@ -39,7 +39,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from ..deps import Identifier
+from ..deps import Identifier, SignalId
 
 router = APIRouter(tags=["dashboard"])
 
@@ -306,7 +306,7 @@ def _intersection(rt, intersection_id: str) -> None:
 @router.get("/api/v1/live/interventions",
             summary="An intersection's last shield interventions and signal events (from the run's evidence files)")
 def interventions(request: Request,
-                  intersection_id: Annotated[Identifier, Query(description="the intersection")],
+                  intersection_id: Annotated[SignalId, Query(description="the intersection")],
                   limit: Annotated[int, Query(ge=1, le=200, description="rows of each kind, newest first")] = 20
                   ) -> dict:
     from signalwise.core.eventlog import parse_timestamp
@@ -394,7 +394,7 @@ def _row(raw: bytes) -> list[str] | None:
             responses={200: {"content": {"image/png": {}}, "description": "the chart"}},
             summary="Purdue Coordination Diagram or split monitor of one intersection, last minutes, as PNG")
 def atspm_chart(request: Request, chart: Literal["pcd", "split_monitor"],
-                intersection_id: Annotated[Identifier, Query(description="the intersection")],
+                intersection_id: Annotated[SignalId, Query(description="the intersection")],
                 minutes: Annotated[int, Query(ge=5, le=24 * 60, description="simulated minutes back from now")] = 60
                 ) -> Response:
     rt = _runtime(request)

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ...core.names import MAX_INTERSECTION_ID_CHARS
 from ...core.types import Decision, Intersection, Observation
 
 
@@ -51,9 +52,6 @@ class ControllerChange(_Change):
         "options the controller needs beside the run's: for `ql:@active`, the registry's models resolved "
         "(`registry_models`; deploy and rollback set them)"))
 
-
-#: SUMO names a joined signal after its junctions: ingolstadt7 has one of 166 characters
-MAX_INTERSECTION_ID_CHARS = 1000
 
 
 class OverrideChange(_Change):
