@@ -30,9 +30,12 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from ..core.names import MAX_INTERSECTION_ID_CHARS
 from .calibration import CalibrationError, Homography
 
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
+#: the signal whose states apply: as long as SUMO makes a signal's id
+SignalName = Annotated[str, Field(min_length=1, max_length=MAX_INTERSECTION_ID_CHARS, pattern=r"^[^\x00-\x1f]+$")]
 Point = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], Field(min_length=2, max_length=2)]
 
 #: a zone with less area (square pixels) holds no vehicle's anchor: it would never turn on
@@ -74,7 +77,7 @@ class CameraConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     camera_id: Name
-    device_id: Name
+    device_id: SignalName
     calibration: list[CalibrationPair]
     stop_lines: list[StopLine] = Field(default_factory=list)
     zones: list[Zone] = Field(default_factory=list)
