@@ -79,6 +79,12 @@ def serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "1
         typer.secho("warning: --insecure-no-auth: every route is open, mutations included", fg="red", err=True)
     if db:
         os.environ["SIGNALWISE_DATABASE_URL"] = db
+    if workers > 1 and not os.environ.get("SIGNALWISE_JWT_SECRET"):
+        import secrets
+
+        # one secret for every worker: each making its own refuses the tokens the others issue; tokens end with
+        # the server, as a single process's do
+        os.environ["SIGNALWISE_JWT_SECRET"] = secrets.token_urlsafe(48)
     from .cli_engine import engine_or_exit
 
     engine_or_exit(db)  # migrate once, before workers start
