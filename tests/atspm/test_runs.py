@@ -159,6 +159,12 @@ def test_cli_bad_input_is_one_line(tmp_path):
     r = subprocess.run(SIGNALWISE + ["atspm", "--events", str(bad), "--run", str(tmp_path)], capture_output=True,
                        text=True)
     assert r.returncode == 2 and "--events and --run both given" in r.stderr
+    # a value past what the log's 32-bit columns hold is refused, not wrapped to a negative parameter
+    huge = tmp_path / "huge.csv"
+    huge.write_text("TimeStamp,DeviceId,EventId,Parameter\n2025-01-06 07:00:00.0,A,1,3000000000\n")
+    r = subprocess.run(SIGNALWISE + ["events", "import", str(huge), "--db", f"sqlite:///{tmp_path / 'e.db'}"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "above 2147483647" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_an_output_directory_that_cannot_be_made_is_one_line(tmp_path):

@@ -47,11 +47,14 @@ def read_only_url(db_url):
     ["db", "purge"],
     ["keys", "create", "--name", "x", "--scope", "read"],
     ["keys", "revoke", "ops"],
+    ["events", "import", "{events}"],
 ])
 def test_a_refused_write_is_one_line_and_exit_1(read_only_url, db_url, tmp_path, args):
     records = tmp_path / "r.jsonl"
     records.write_text(json.dumps({**RECORD, "simulation_id": "NEW"}) + "\n")
-    result = CliRunner().invoke(app, [a.format(records=records) for a in args] + ["--db", read_only_url])
+    events = tmp_path / "log.csv"
+    events.write_text("TimeStamp,DeviceId,EventId,Parameter\n2025-01-06 07:00:00.0,A,1,2\n")
+    result = CliRunner().invoke(app, [a.format(records=records, events=events) for a in args] + ["--db", read_only_url])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
     errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and any(w in errors[0] for w in ("read-only", "readonly")), result.output

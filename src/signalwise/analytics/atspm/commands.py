@@ -166,14 +166,15 @@ def events_import(
     except EventLogError as exc:
         _fail(str(exc))
     from signalwise.store import bulk_insert_events
-    from signalwise.store.cli_engine import engine_or_exit
+    from signalwise.store.cli_engine import engine_or_exit, writes_or_exit
 
     names = np.array(log.devices, dtype=object)
     stamps = log.time_us.astype("datetime64[us]").astype(object)
     rows = zip(stamps, names[log.device] if len(log) else [], log.event.tolist(), log.param.tolist(), strict=False)
     engine = engine_or_exit(db)
     try:
-        inserted = bulk_insert_events(engine, rows, simulation_id=simulation_id)
+        with writes_or_exit(engine, f"cannot write into {engine.url.render_as_string(hide_password=True)}"):
+            inserted = bulk_insert_events(engine, rows, simulation_id=simulation_id)
     except ValueError as exc:
         _fail(str(exc))
     for w in log.report.warnings():

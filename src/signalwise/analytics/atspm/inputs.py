@@ -215,6 +215,10 @@ def events_from_arrow(table, source: str = "events") -> EventLog:
     param = _integers(table.column(cols["Parameter"]), "Parameter", source)
     if np.any(code < 0) or np.any(param < 0):
         raise EventLogError(f"{source}: negative EventId or Parameter values")
+    too_large = np.iinfo(np.int32).max  # the log is held as 32-bit integers: a larger value would wrap silently
+    if np.any(code > too_large) or np.any(param > too_large):
+        raise EventLogError(f"{source}: EventId or Parameter values above {too_large} (the Indiana enumeration's "
+                            "codes and parameters are small integers)")
     dev_col = table.column(cols["DeviceId"])
     if dev_col.null_count:
         raise EventLogError(f"{source}: {dev_col.null_count} empty DeviceId values")
