@@ -38,6 +38,17 @@ def test_a_key_expiry_out_of_range_is_refused_by_its_field(served, moment):
     assert r.json()["message"].startswith("body.expires_at: ")
 
 
+def test_a_key_that_would_have_expired_already_is_refused(served):
+    base, admin = served
+    r = httpx.post(f"{base}/api/v1/keys", headers=admin,
+                   json={"name": "k", "scopes": ["read"], "expires_at": "2020-01-01T00:00:00Z"})
+    assert r.status_code == 422 and r.json()["message"].startswith("body.expires_at: 2020-01-01"), r.text
+    assert "k" not in {k["name"] for k in httpx.get(f"{base}/api/v1/keys", headers=admin).json()}
+    later = httpx.post(f"{base}/api/v1/keys", headers=admin,
+                       json={"name": "k", "scopes": ["read"], "expires_at": "2199-01-01T00:00:00Z"})
+    assert later.status_code == 201, later.text
+
+
 @pytest.mark.parametrize("moment", OUT_OF_RANGE)
 def test_a_submitted_interval_out_of_range_is_refused_by_its_field(served, moment):
     base, admin = served

@@ -28,7 +28,7 @@ def ingest(file: Annotated[Path, typer.Argument(help="JSON Lines file, one recor
     from .ingest import RecordError, ingest_json_records
 
     if not file.is_file():
-        _fail(f"{file}: no such file")
+        _fail(f"{file}: a directory, not a file of records" if file.is_dir() else f"{file}: no such file")
     settings_or_exit()  # SIGNALWISE_INGEST_WORKERS is read mid-ingest
     engine = engine_or_exit(db)
     shown = engine.url.render_as_string(hide_password=True)

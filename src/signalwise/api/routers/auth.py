@@ -75,6 +75,9 @@ def keys(request: Request) -> list[KeyOut]:
 
 @router.post("/api/v1/keys", status_code=201, summary="Create a key; the key is in this answer only")
 def new_key(request: Request, body: KeyCreate) -> dict:
+    if body.expires_at is not None and body.expires_at <= dt.datetime.now(dt.UTC):
+        raise HTTPException(422, f"body.expires_at: {body.expires_at.isoformat()} has passed: such a key would "
+                                 "never work (null = a key that does not expire)")
     try:
         info, key = create_key(get_engine(request.app.state.settings.database_url), body.name, body.scopes,
                                body.expires_at)
