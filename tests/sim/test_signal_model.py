@@ -115,14 +115,25 @@ def _ite_change_per_link(net_file: Path, tls_id: str) -> dict[int, tuple[float, 
 
     net = sumolib.net.readNet(str(net_file), withInternal=True)
     out = {}
-    for in_lane, _out_lane, index in net.getTLS(tls_id).getConnections():
-        conn = next(c for c in in_lane.getOutgoing() if c.getTLLinkIndex() == index)
+    for in_lane, out_lane, index in net.getTLS(tls_id).getConnections():
+        conn = next(c for c in in_lane.getOutgoing() if c.getTLLinkIndex() == index and c.getToLane() == out_lane)
         if in_lane.getEdge().getFunction() == "walkingarea" or conn.getViaLaneID() == "":
             continue
         speed = in_lane.getSpeed()
-        path = net.getLane(conn.getViaLaneID()).getLength()
-        out[index] = (ite_yellow_s(speed), ite_all_red_s(path, speed))
+        path = _path_across_m(net, conn.getViaLaneID())
+        yellow, all_red = out.get(index, (0.0, 0.0))  # a signal index may serve several connections
+        out[index] = (max(yellow, ite_yellow_s(speed)), max(all_red, ite_all_red_s(path, speed)))
     return out
+
+
+def _path_across_m(net, via: str) -> float:
+    """The length of every internal lane from `via` to the outgoing lane, read from the network file."""
+    total = 0.0
+    while via:
+        lane = net.getLane(via)
+        total += lane.getLength()
+        via = next((c.getViaLaneID() for c in lane.getOutgoing() if c.getViaLaneID()), "")
+    return total
 
 
 def test_each_phase_ends_with_the_change_interval_its_own_links_need(tmp_path):
@@ -200,3 +211,46 @@ def test_a_nema_dual_ring_program_is_refused_with_its_reason(tmp_path):
         execute_run(RunConfig(net=nema, routes=[routes], controller="fixed", duration_s=30, emissions=False),
                     tmp_path / "run")
     assert str(refusal.value).count("NEMA") == 1  # one reason for five signals, said once
+
+
+def _generated_protected_lefts(folder: Path, *options: str) -> Path:
+    """A 2x2 grid from SUMO's netgenerate: two lanes and a left-turn lane, protected left phases."""
+    import os
+    import subprocess
+
+    from signalwise.sim.sumo_home import sumo_home
+
+    home = sumo_home()
+    net = folder / "lefts.net.xml"
+    subprocess.run([str(home / "bin" / "netgenerate"), "--grid", "--grid.number", "2", "--grid.length", "200",
+                    "--grid.attach-length", "150", "-L", "2", "--turn-lanes", "1", "--tls.guess",
+                    "--tls.left-green.time", "6", *options, "-o", str(net)], check=True, capture_output=True,
+                   env={**os.environ, "SUMO_HOME": str(home)})
+    return net
+
+
+@pytest.mark.parametrize("options", [(), ("--tls.group-signals",)], ids=["one-link-per-index", "grouped-signals"])
+def test_a_protected_left_clears_its_whole_path_across_the_junction(tmp_path, options):
+    """A left turn that yields to oncoming traffic has its path across the junction split where it waits,
+    mid-junction; its red clearance came from the first piece alone (1.0 s, the floor, for a 19 m turn). And a
+    signal index serving several connections (grouped signals) was read as its first connection only: the
+    others' paths were not cleared, and a lane none of whose connections came first was never observed."""
+    import sumolib
+
+    from signalwise.sim.backend import SumoBackend, SumoOptions
+
+    net = _generated_protected_lefts(tmp_path, *options)
+    defaults = {"yellow_s": None, "all_red_s": None, "min_green_s": 5.0, "max_green_s": 60.0, "ped_walk_s": 7.0,
+                "ped_clearance_s": None, "cycle_min_s": 40.0, "cycle_max_s": 150.0}
+    with SumoBackend(SumoOptions(net_file=net, end_s=1)) as backend:
+        inters, refused = backend.read_signals(defaults)
+    assert len(inters) == 4 and not refused
+    for inter in inters:
+        per_link = _ite_change_per_link(net, inter.id)
+        for phase in inter.phases:
+            links = [i for i in phase.green_links if i in per_link]
+            assert inter.timing.phase_yellow_s[phase.index] == max(per_link[i][0] for i in links)
+            assert inter.timing.phase_all_red_s[phase.index] == max(per_link[i][1] for i in links)
+        assert min(inter.timing.phase_all_red_s) > 1.5  # the left-turn phases clear a full turn too
+        signal = sumolib.net.readNet(str(net)).getTLS(inter.id)
+        assert set(inter.in_lanes) == {lane.getID() for lane, _out, _i in signal.getConnections()}

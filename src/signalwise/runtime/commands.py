@@ -341,8 +341,9 @@ def compare_command(
     demand_scale: DemandScaleOpt = None,
 ) -> None:
     """Compare controllers over seeds: mean, 95% CI, change vs the first, Welch p-value, and a chart."""
-    _compare(scenario, controllers, seeds, first_seed, duration, out, workers, sumocfg, config, db, net, routes,
-             timing, demand_scale)
+    with sigterm_as_interrupt():  # `kill` stops the runs and marks their directories incomplete, as Ctrl-C does
+        _compare(scenario, controllers, seeds, first_seed, duration, out, workers, sumocfg, config, db, net, routes,
+                 timing, demand_scale)
 
 
 @friendly_errors

@@ -8,13 +8,14 @@ Welch's t-test p-value.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import json
 import math
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from ..analytics.stats import mean_ci
 from ..sim.processes import fresh_process_context, in_callers_env
 from .config import RunConfig
 from .run import slug
+from .termination import Terminated, sigterm_as_interrupt
 
 #: (metric key in metrics.json "network", label, unit, lower is better)
 METRICS = (
@@ -56,12 +58,25 @@ class CompareResult:
     failures: dict[tuple[str, int], str]
 
 
+#: in a worker, the compare's "stopped" event (`_note_stop`): the pool hands out one run beyond its workers, which
+#: cancelling cannot take back, so that run checks it before starting
+_stopped = None
+
+
+def _note_stop(event) -> None:  # noqa: ANN001 - a multiprocessing Event
+    global _stopped
+    _stopped = event
+
+
 def _run_one(cfg_json: str, run_dir: str) -> tuple[str, dict]:
-    """Worker: one run, in a fresh process."""
+    """Worker: one run, in a fresh process; SIGTERM stops it as Ctrl-C does, its run directory marked incomplete."""
     from .run import execute_run
 
+    if _stopped is not None and _stopped.is_set():
+        raise RuntimeError("the comparison was stopped before this run started")
     cfg = RunConfig.model_validate_json(cfg_json)
-    result = execute_run(cfg, Path(run_dir))
+    with sigterm_as_interrupt():
+        result = execute_run(cfg, Path(run_dir))
     return str(result.run_dir), result.metrics
 
 
@@ -78,7 +93,9 @@ def compare_controllers(base: RunConfig, controllers: list[str], seeds: list[int
     run_dirs: dict[tuple[str, int], Path] = {}
     failures: dict[tuple[str, int], str] = {}
     ctx = fresh_process_context(__name__)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1) as pool:
+    stopped = ctx.Event()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1, initializer=_note_stop,
+                             initargs=(stopped,)) as pool, _stopped_on_interrupt(pool, stopped):
         for seed in seeds:
             for c in controllers:
                 cfg = base.model_copy(update={"controller": c, "seed": seed, "out_dir": out_dir})
@@ -108,6 +125,24 @@ def compare_controllers(base: RunConfig, controllers: list[str], seeds: list[int
     except Exception:  # a chart must never lose the numbers
         chart = None
     return CompareResult(out_dir, controllers, seeds, runs, run_dirs, summary, chart, failures)
+
+
+@contextlib.contextmanager
+def _stopped_on_interrupt(pool: ProcessPoolExecutor, stopped) -> Iterator[None]:  # noqa: ANN001 - an Event
+    """On Ctrl-C or SIGTERM, no queued run starts: leaving the pool would otherwise wait for every one of them.
+    A terminal's Ctrl-C reaches the workers too; a SIGTERM (`Terminated`) sent to this process alone is passed
+    on to the running ones (`_run_one` ignores a second), so they stop and mark their run directories too."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        stopped.set()
+        running = list(getattr(pool, "_processes", None) or {})  # worker pids: the pool has no public list
+        if isinstance(exc, Terminated):
+            for pid in running:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, exc.signum)
+        pool.shutdown(wait=True, cancel_futures=True)  # the running ones have marked their run directories
+        raise
 
 
 def check_network(base: RunConfig, controllers: Sequence[str] = ()) -> None:

@@ -69,6 +69,11 @@ class SumoOptions:
     load_state: Path | None = None
 
 
+#: sumo-gui options that make a `--gui` run start and end as one without it does: the run's evidence is
+#: written when SUMO exits; a `sumo_options` entry of the same name wins
+GUI_RUNS_ON_ITS_OWN = ("start", "quit-on-end")
+
+
 def build_command(opts: SumoOptions) -> list[str]:
     cmd = [sumo_binary("sumo-gui" if opts.gui else "sumo")]
     if opts.sumocfg is not None:
@@ -91,6 +96,9 @@ def build_command(opts: SumoOptions) -> list[str]:
         cmd += ["--scale", f"{opts.demand_scale:g}"]
     if opts.load_state is not None:
         cmd += ["--load-state", str(opts.load_state)]
+    if opts.gui:  # sumo-gui otherwise waits for its play button, and at the end for its window to be closed
+        cmd += [arg for option in GUI_RUNS_ON_ITS_OWN if option not in opts.sumo_options
+                for arg in (f"--{option}", "true")]
     for option, value in opts.sumo_options.items():
         cmd += [f"--{option}", str(value).lower() if isinstance(value, bool) else str(value)]
     for option, path in opts.outputs.items():

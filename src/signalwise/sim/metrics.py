@@ -51,6 +51,9 @@ def network_metrics(trips: list[Trip], persons: list[PersonTrip], queue_samples:
     departed = [t for t in trips if t.status != "undeparted"]
     arrived = [t for t in trips if t.status == "arrived"]
     ev = [t for t in trips if t.vehicle_id in emergency_ids or t.vtype.startswith("emergency")]
+    # SUMO writes every person it has loaded, those due after the end too (depart -1); its own statistics, like
+    # the vehicles' undeparted rows, count only the ones due in the window, and a person's walk is never blocked
+    walked = [p for p in persons if p.depart_s >= 0]
     per_time: dict[float, int] = defaultdict(int)
     for ts, _tls, q in queue_samples:
         per_time[ts] += q
@@ -71,8 +74,8 @@ def network_metrics(trips: list[Trip], persons: list[PersonTrip], queue_samples:
                       sum(t.fuel_ml for t in trips)) / 1e3, 4),
         emergency_vehicles=len(ev),
         emergency_delay_s=round(_mean([t.delay_s for t in ev]), 3),
-        pedestrians=len(persons),
-        ped_delay_s=round(_mean([p.time_loss_s for p in persons]), 3),
+        pedestrians=len(walked),
+        ped_delay_s=round(_mean([p.time_loss_s for p in walked]), 3),
     )
 
 

@@ -85,19 +85,21 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
     for index, link_group in enumerate(links):
         if not link_group:
             continue  # an unused signal index
-        in_lane, out_lane, via = link_group[0]
-        is_crossing = _is_crossing_lane(out_lane) or _is_crossing_lane(in_lane)
-        if is_crossing:
-            crossing = out_lane if _is_crossing_lane(out_lane) else in_lane
+        first_in, first_out, _via = link_group[0]
+        if _is_crossing_lane(first_out) or _is_crossing_lane(first_in):
+            crossing = first_out if _is_crossing_lane(first_out) else first_in
             crosswalk_lanes.setdefault(crossing, []).append(index)
-            movements.append(Movement(index, in_lane, out_lane, True))
+            movements.append(Movement(index, first_in, first_out, True))
             continue
-        path_m = api.lane.getLength(via) if via else None
-        if path_m is not None:
-            via_lengths_m.append(path_m)
-        if in_lane not in speed_of:
-            speed_of[in_lane] = api.lane.getMaxSpeed(in_lane)
-        movements.append(Movement(index, in_lane, out_lane, False, speed_of[in_lane], path_m))
+        # a signal index may serve several connections (netconvert --tls.group-signals): a movement for each, so
+        # that every lane it serves is observed and its change interval clears each approach and path
+        for in_lane, out_lane, via in link_group:
+            path_m = path_across_m(api, via) if via else None
+            if path_m is not None:
+                via_lengths_m.append(path_m)
+            if in_lane not in speed_of:
+                speed_of[in_lane] = api.lane.getMaxSpeed(in_lane)
+            movements.append(Movement(index, in_lane, out_lane, False, speed_of[in_lane], path_m))
     crosswalk_links = frozenset(i for idx in crosswalk_lanes.values() for i in idx)
     crosswalks = tuple(
         Crosswalk(lane.rsplit("_", 1)[0], tuple(idx), api.lane.getLength(lane))
@@ -122,9 +124,11 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
         # pedestrian-only crossing phase it alternates with is not ours to time
         raise UnsupportedSignal(f"program {program.programID!r} has a single green phase (always green "
                                 "for its vehicles): nothing to control, left to its own program")
-    by_index = {m.link_index: m for m in movements}
+    by_index: dict[int, list[Movement]] = {}
+    for m in movements:
+        by_index.setdefault(m.link_index, []).append(m)
     phases = tuple(
-        Phase(i, state, tuple(by_index[j] for j, c in enumerate(state) if c in GREEN and j in by_index))
+        Phase(i, state, tuple(m for j, c in enumerate(state) if c in GREEN for m in by_index.get(j, ())))
         for i, state in enumerate(greens)
     )
     notes: list[str] = []
@@ -231,6 +235,23 @@ def read_all(api, defaults: TimingDefaults, overrides: dict[str, dict] | None = 
         except UnsupportedSignal as exc:
             refused.append(RefusedSignal(tls_id, str(exc)))
     return result, refused
+
+
+#: internal lanes one path across a junction may be split into (SUMO splits it where it waits for a foe)
+MAX_INTERNAL_LANES = 8
+
+
+def path_across_m(api, via: str) -> float:
+    """A link's path across its junction: its internal lane and the ones after it. A link that yields inside the
+    junction (a left turn giving way to oncoming traffic) has its path split where it waits, mid-junction, so
+    the first internal lane alone is a fraction of what a vehicle entering at the end of yellow must clear."""
+    total_m, lane = 0.0, via
+    for _ in range(MAX_INTERNAL_LANES):
+        total_m += api.lane.getLength(lane)
+        lane = next((link[4] for link in api.lane.getLinks(lane) if link[4]), "")
+        if not lane:
+            break
+    return total_m
 
 
 def _current_program(api, tls_id: str):
