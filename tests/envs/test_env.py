@@ -196,3 +196,34 @@ def test_stepping_after_the_episode_asks_for_reset():
         with pytest.raises(ValueError, match="not a phase index"):
             env.reset(seed=1)
             env.step({agent: 9})
+
+
+def test_any_gymnasium_seed_runs_and_reproduces_and_a_negative_one_is_refused():
+    """SUMO's --seed is a 32-bit signed integer; Gymnasium seeds are any int >= 0 (Stable-Baselines3's
+    `VecEnv.seed()` draws up to 2**32 - 1)."""
+    env = gym.make(ENV_ID, scenario="single", duration_s=30).unwrapped
+    try:
+        big = 2**32 - 1
+        obs, info = env.reset(seed=big)
+        assert info["sumo_seed"] == big % 2**31
+        first = [env.step(0)[1] for _ in range(6)]
+        env.reset(seed=big)
+        assert [env.step(0)[1] for _ in range(6)] == first
+        _obs, info = env.reset()  # the next seed after it
+        assert info["sumo_seed"] == (big + 1) % 2**31
+        with pytest.raises(ValueError, match="seed"):
+            env.parallel.reset(seed=-1)
+    finally:
+        env.close()
+
+
+def test_a_second_environment_on_the_same_network_gets_its_own_signals():
+    """Agents and spaces are probed once per network; a partition (or other settings) must not reuse another
+    environment's probe."""
+    whole = SignalwiseParallelEnv("corridor", duration_s=30)
+    part = SignalwiseParallelEnv("corridor", duration_s=30, partition=["J1", "J2"])
+    assert whole.possible_agents == ["J1", "J2", "J3", "J4", "J5"]
+    assert part.possible_agents == ["J1", "J2"]
+    with part:
+        obs, _ = part.reset(seed=1)
+        assert sorted(obs) == ["J1", "J2"]

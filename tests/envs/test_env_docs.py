@@ -6,10 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
-from signalwise.envs import SignalwiseParallelEnv
+from signalwise.envs import ENV_ID, SignalwiseParallelEnv
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "learning.md"
@@ -35,6 +36,13 @@ def test_the_docs_example_runs_as_written_and_prints_what_the_page_says(tmp_path
 def test_a_decision_period_sumo_cannot_step_exactly_is_refused(period):
     with pytest.raises(ValueError, match="whole number of simulation steps"):
         SignalwiseParallelEnv("single", duration_s=30, decision_period_s=period)
+
+
+@pytest.mark.parametrize(("option", "value"), [("decision_period_s", float("inf")), ("decision_period_s", 0.0),
+                                               ("reward_scale", float("nan")), ("reward_scale", float("inf"))])
+def test_a_period_or_reward_scale_that_is_no_finite_number_is_refused(option, value):
+    with pytest.raises(ValueError, match=option):
+        SignalwiseParallelEnv("single", duration_s=30, **{option: value})
 
 
 def test_a_step_lasts_exactly_the_decision_period():
@@ -77,3 +85,20 @@ def test_a_refused_step_takes_none_of_its_proposals(bad):
         # J1's proposal comes first in the dict; the refused entry after it must not let it through
         refused = _phases(env, {"J1": 1, **bad})
     assert refused == untouched
+
+
+SINGLE = ROOT / "src" / "signalwise" / "sim" / "scenarios" / "single"
+
+
+def test_both_environments_take_your_own_network_as_the_page_says():
+    for make in (lambda: SignalwiseParallelEnv(sumocfg=str(SINGLE / "scenario.sumocfg"), duration_s=30),
+                 lambda: gym.make(ENV_ID, net=str(SINGLE / "net.net.xml"), routes=[str(SINGLE / "demand.rou.xml")],
+                                  duration_s=30).unwrapped):
+        env = make()
+        try:
+            env.reset(seed=1)
+            assert getattr(env, "parallel", env).config.scenario is None  # the files, not a built-in scenario
+        finally:
+            env.close()
+    with SignalwiseParallelEnv(duration_s=30) as env:  # no network given: the built-in single
+        assert env.config.scenario == "single" and env.possible_agents == ["C"]

@@ -184,3 +184,23 @@ def test_resume_of_one_threshold_with_auto_says_which_to_give(one_episode, tmp_p
     auto = [a for a in SHORT if a not in ("--guide-visits", "30")]
     refused(cli("train", *auto, "--episodes", "2", "--out", str(out), "--resume"), "--guide-visits")
     assert not (out / "guide-10").exists()  # no second training started beside the first
+
+
+SINGLE = Path(__file__).resolve().parents[2] / "src" / "signalwise" / "sim" / "scenarios" / "single"
+
+
+@pytest.mark.parametrize("files", [["--sumocfg", str(SINGLE / "scenario.sumocfg")],
+                                   ["--net", str(SINGLE / "net.net.xml"), "--routes", str(SINGLE / "demand.rou.xml")]])
+def test_train_refuses_a_scenario_beside_network_files_as_run_and_evaluate_do(tmp_path, files):
+    out = tmp_path / "t"
+    refused(cli("train", "-s", "corridor", *files, "--generations", "1", "--popsize", "2", "--duration", "30",
+                "--out", str(out)), "--scenario is not used with --sumocfg or --net")
+    assert not out.exists()
+
+
+def test_resume_of_an_auto_training_with_one_threshold_says_which_to_give(tmp_path):
+    out = tmp_path / "t"
+    # what a --guide-visits auto training holds: a training per candidate threshold in out/guide-N
+    assert cli("train", *SHORT, "--episodes", "1", "--out", str(out / "guide-30")).returncode == 0
+    refused(cli("train", *SHORT, "--episodes", "2", "--out", str(out), "--resume"), "--guide-visits auto")
+    assert not (out / "model").exists()

@@ -50,7 +50,7 @@ class _Probe:
     """Stands for the short-lived network-only simulation in the libsumo claim."""
 
 
-#: (network file, its mtime and size, timing config) -> what `probe_network` read
+#: (network file, its mtime and size, scenario, run settings but seed and duration) -> what `probe_network` read
 _PROBED: dict[tuple, tuple[list[Intersection], dict[str, float]]] = {}
 
 
@@ -59,13 +59,16 @@ def probe_network(cfg: RunConfig, scenario: Scenario) -> tuple[list[Intersection
 
     Agents and spaces must be known before the first reset (PettingZoo's
     `possible_agents`); loading only the network takes a fraction of a second.
-    Remembered per network file and timing, so a second environment on the
-    same network (Gymnasium's checker makes one) needs no simulation while the
+    Remembered per network file, scenario and run settings (all but the seed
+    and duration, which shape no signal: the timing, a partition, SUMO's
+    options and additional files do), so a second environment on the same
+    network (Gymnasium's checker makes one) needs no simulation while the
     first one holds libsumo.
     """
     net = Path(scenario.net_file).resolve()
     st = net.stat()
-    key = (str(net), st.st_mtime_ns, st.st_size, cfg.timing.model_dump_json())
+    key = (str(net), st.st_mtime_ns, st.st_size, repr(scenario),
+           cfg.model_dump_json(exclude={"seed", "duration_s"}))
     if key not in _PROBED:
         _PROBED[key] = _probe(cfg, scenario)
     inters, lengths = _PROBED[key]

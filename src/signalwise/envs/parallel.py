@@ -32,13 +32,16 @@
   max_green, cycle_max, preempt, ...);
 - seeding: `reset(seed=s)` runs SUMO with `--seed s`, the same traffic as
   `signalwise run --seed s`; later resets without a seed take s+1, s+2, ...
-  (the first one without any seed takes the configuration's seed, 1).
+  (the first one without any seed takes the configuration's seed, 1). A seed
+  from 2**31 up, which SUMO cannot take, runs s mod 2**31 (`infos[agent]["sumo_seed"]`).
 
 libsumo is one simulation per process: one open environment per process
 (close() it before opening another; parallel training uses processes).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from gymnasium import spaces
@@ -51,18 +54,26 @@ from .episode import Episode, probe_network
 from .observation import PhaseQueueObservation
 from .reward import halting_vehicle_seconds
 
+#: SUMO's --seed is a 32-bit signed integer, and a Gymnasium seed any int >= 0 (Stable-Baselines3's
+#: `VecEnv.seed()` draws up to 2**32 - 1): a seed wraps into SUMO's range, and one below it is `run --seed`'s
+SUMO_SEEDS = 2**31
+
 
 class SignalwiseParallelEnv(ParallelEnv):
     metadata = {"name": "signalwise_parallel_v0", "render_modes": [], "is_parallelizable": True}
 
-    def __init__(self, scenario: str = "single", *, duration_s: float | None = None, decision_period_s: float = 5.0,
-                 reward_scale: float = 1.0, render_mode: str | None = None, **run_options):
-        """`run_options` are `RunConfig` fields: sumocfg=, net=, routes=, seed=, step_length_s=, timing=, shield=."""
+    def __init__(self, scenario: str | None = None, *, duration_s: float | None = None,
+                 decision_period_s: float = 5.0, reward_scale: float = 1.0, render_mode: str | None = None,
+                 **run_options):
+        """`scenario`: a built-in one or resco:NAME; none with `sumocfg=` or `net=` (your network), else "single".
+        `run_options` are `RunConfig` fields: sumocfg=, net=, routes=, seed=, step_length_s=, timing=, shield=."""
         if render_mode is not None:
             raise ValueError(f"render_mode {render_mode!r} is not supported; use None (watch a run with "
                              "`signalwise run --gui`)")
-        if not decision_period_s > 0:
-            raise ValueError(f"decision_period_s must be positive, not {decision_period_s!r}")
+        if not (decision_period_s > 0 and math.isfinite(decision_period_s)):
+            raise ValueError(f"decision_period_s must be a positive number of seconds, not {decision_period_s!r}")
+        if not math.isfinite(reward_scale):  # a NaN scale would make every reward NaN, silently
+            raise ValueError(f"reward_scale must be a finite number, not {reward_scale!r}")
         self.render_mode = None
         self.config = RunConfig(scenario=scenario, duration_s=duration_s, **run_options)
         steps = decision_period_s / self.config.step_length_s
@@ -98,8 +109,10 @@ class SignalwiseParallelEnv(ParallelEnv):
 
     # -- episode ----------------------------------------------------------------------
     def reset(self, seed: int | None = None, options: dict | None = None):
+        if seed is not None and int(seed) < 0:
+            raise ValueError(f"seed must be 0 or more (as Gymnasium's), not {seed!r}")
         self._close_episode()
-        sumo_seed = int(seed) if seed is not None else self._next_seed
+        sumo_seed = (int(seed) if seed is not None else self._next_seed) % SUMO_SEEDS
         self._next_seed = sumo_seed + 1
         self._episode = self._last = Episode(self.config, self.scenario, sumo_seed, self.end_s)
         got = [i.id for i in self._episode.intersections]

@@ -18,14 +18,14 @@ from .parallel import SignalwiseParallelEnv
 class SignalwiseEnv(gym.Env):
     metadata = {"render_modes": []}
 
-    def __init__(self, scenario: str = "single", render_mode: str | None = None, **kwargs):
+    def __init__(self, scenario: str | None = None, render_mode: str | None = None, **kwargs):
         """`kwargs` as for `SignalwiseParallelEnv` (duration_s=, decision_period_s=, reward_scale=, RunConfig fields)."""
         self.parallel = SignalwiseParallelEnv(scenario, render_mode=render_mode, **kwargs)
         agents = self.parallel.possible_agents
         if len(agents) != 1:
             self.parallel.close()
-            raise ValueError(f"scenario {scenario!r} has {len(agents)} controllable signals; SignalwiseEnv takes "
-                             "one: use SignalwiseParallelEnv")
+            raise ValueError(f"{self.parallel.config.scenario_label!r} has {len(agents)} controllable signals; "
+                             "SignalwiseEnv takes one: use SignalwiseParallelEnv")
         self.agent = agents[0]
         self.render_mode = None
         self.observation_space = self.parallel.observation_space(self.agent)

@@ -60,13 +60,18 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether option `name` was given on the command line (not left at its default)."""
+    # by the enum's name: click's ParameterSource lives in click or in typer's own copy, by typer's version
+    return getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+
+
 def _agent(ctx: typer.Context, agent: str | None) -> str:
     """--agent, or phase-score when none is given (it trains the better models everywhere it was measured,
     docs/learning.md), unless a tabular agent's option is given: a command written for the tabular agent
     trains what it asks for."""
     def given(names: tuple[str, ...]) -> list[str]:
-        # by the enum's name: click's ParameterSource lives in click or in typer's own copy, by typer's version
-        return [name for name in names if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"]
+        return [name for name in names if _given(ctx, name)]
 
     tabular, search = given(TABULAR_OPTIONS), given(PHASE_SCORE_OPTIONS)
     chosen = agent or ("tabular" if tabular else "phase-score")
@@ -169,7 +174,8 @@ def train_command(
                                          "may change)")] = False,
     batch: Annotated[int, typer.Option(help="episodes per round, run in parallel from the same table")] = 2,
     duration: Annotated[float | None, typer.Option(help="simulated seconds per episode (default: the scenario's)")] = None,
-    shared: Annotated[bool, typer.Option(help="one table shared by intersections of the same layout")] = False,
+    shared: Annotated[bool, typer.Option(help="one table shared by every intersection (they must have the same phases "
+                                          "and lane groups)")] = False,
     gamma: Annotated[float, typer.Option(help="discount per 5 s of elapsed time")] = 0.95,
     guide: Annotated[str, typer.Option(help="policy followed where the table knows little: max-pressure | none")] = "max-pressure",
     guide_mode: Annotated[str, typer.Option(help="each-action: follow the guide until every action was tried "
@@ -201,6 +207,9 @@ def train_command(
     if duration is not None and not (duration > 0 and math.isfinite(duration)):
         # before anything is made in --out: the episodes' own check came after their directories
         _fail(f"--duration must be a number of seconds above 0, not {duration:g}")
+    if _given(ctx, "scenario") and (sumocfg is not None or net is not None):
+        # as `run` and `evaluate` refuse it: the network trained on is one the command names, not a guess
+        _fail("--scenario is not used with --sumocfg or --net: give one network")
     agent = _agent(ctx, agent)
     if agent == "phase-score":
         if resume:

@@ -22,6 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..control.learning.controller import PHASE_SCORE
 from ..control.learning.qtable import ModelError, load_model
 from ..sim.processes import fresh_process_context, in_callers_env
 from .train import check_heldout, heldout_seeds
@@ -34,11 +35,28 @@ class EvaluateResult:
     evaluation: dict
 
 
+#: the parts of meta.json an evaluation reads, and the kind each is written as (null counts as absent)
+RECORD_PARTS = (("training", dict), ("training.config", dict), ("training.run", dict), ("training.seeds", list),
+                ("selection", dict), ("selection.seeds", list), ("evaluations", list))
+
+
+def check_record(model) -> None:  # noqa: ANN001 - a qtable.Model
+    """ModelError naming the first part of meta.json that evaluate reads and that is not of its kind (a file edited
+    by hand or damaged): one line before any run, not a traceback after them."""
+    for key, kind in RECORD_PARTS:
+        value = model.meta
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None and not isinstance(value, kind):
+            raise ModelError(f"{Path(model.path) / 'meta.json'}: {key} is {type(value).__name__}, not a "
+                             f"{'list' if kind is list else 'mapping'}")
+
+
 def trained_on(meta: dict) -> tuple[dict, dict]:
     """Where a model trained (`scenario`, or its `sumocfg` / `net` and `routes`) and its training run's settings
     (the timing profile; empty for the default's)."""
-    training = meta.get("training", {})
-    config = training.get("config", {})
+    training = meta.get("training") or {}
+    config = training.get("config") or {}
     if config.get("sumocfg"):
         network = {"sumocfg": config["sumocfg"]}
     elif config.get("net"):
@@ -96,9 +114,18 @@ def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, fi
 
     model_path = Path(model_path)
     model = load_model(model_path)
+    check_record(model)
+    if model.meta.get("agent") == PHASE_SCORE:
+        from .registry import check_policy
+
+        check_policy(model)  # its weights, as `models add` checks them: one line, not a worker's traceback
     network, run = trained_on(model.meta)
     if scenario is not None or sumocfg is not None or net is not None:
         network = {"scenario": scenario, "sumocfg": sumocfg, "net": net, "routes": list(routes or [])}
+    elif not isinstance(network.get("scenario", ""), str):
+        # else RunConfig's default scenario would run, a network the model may never have seen
+        raise ModelError(f"{model_path / 'meta.json'} names no network the model trained on: give --scenario, "
+                         "--sumocfg or --net")
     if timing is not None:
         run["timing"] = timing
     run.update(settings or {})
@@ -156,7 +183,7 @@ def _record(model_path: Path, evaluation: dict) -> None:
     """Append to the model's evaluations (metadata only; the tables never change)."""
     meta_file = model_path / "meta.json"
     meta = json.loads(meta_file.read_text())
-    meta.setdefault("evaluations", []).append(evaluation)
+    meta["evaluations"] = [*(meta.get("evaluations") or []), evaluation]
     tmp = meta_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(meta, indent=2, default=str))
     os.replace(tmp, meta_file)

@@ -501,6 +501,9 @@ def _search_restarts(cfg: SearchConfig, on_generation: OnGeneration | None, exec
     """`cfg.restarts` searches with seeds `cfg.seed`, `cfg.seed` + 1, ...; the model of the one whose weights
     give the lowest mean delay on the first search's validation seeds (the first already ran there)."""
     out = Path(cfg.out)
+    # a killed run's searches (out/model is not there, so they never ended in a model): run again, as a
+    # single search runs again into its --out
+    shutil.rmtree(out / "restarts", ignore_errors=True)
     own = executor is None
     executor = executor or make_executor(cfg.ray_address, cfg.workers)
     t_start = time.perf_counter()

@@ -55,7 +55,10 @@ def check_policy(model: Model) -> None:
     if not isinstance(policy, dict):
         raise ModelError(f"{model.path}: a phase-score model without its policy (meta.json: policy)")
     try:
-        features = check_features(policy.get("features") or ())
+        features = policy.get("features") or ()
+        if not isinstance(features, list | tuple):
+            raise ValueError(f"features must be a list of feature names, got {features!r}")
+        features = check_features(features)
         check_weights(policy.get("weights"), features)
         signal_weights = policy.get("signal_weights") or {}
         if not isinstance(signal_weights, dict):

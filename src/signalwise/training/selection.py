@@ -79,9 +79,7 @@ def train_selected(cfg: TrainConfig, candidates: tuple[int, ...] = AUTO_CANDIDAT
         if on_stage:
             on_stage(f"training with --guide-visits {n}")
         again = resume and (sub.out / "train_state.json").is_file()
-        if again and load_model(sub.out / "model").meta["training"]["episodes"] >= cfg.episodes:
-            paths[n] = sub.out / "model"  # this candidate is complete already
-            continue
+        # a complete candidate runs no episode; its model is installed again from its last checkpoint
         train(sub, resume=again, on_episode=on_episode, executor=executor)
         paths[n] = sub.out / "model"
     if on_stage:

@@ -201,6 +201,10 @@ def train(cfg: TrainConfig, resume: bool = False, on_episode: OnEpisode | None =
     model: Model | None = None
     if resume:
         if not state_file.is_file():
+            candidates = sorted(f.parent.name for f in out.glob("guide-*/train_state.json"))
+            if candidates:  # as `selection.train_selected` says the other way round
+                raise TrainingError(f"{out} holds a --guide-visits auto training ({', '.join(candidates)}): resume "
+                                    "it with --guide-visits auto, the default")
             raise TrainingError(f"{out}: nothing to resume (no train_state.json)")
         state = json.loads(state_file.read_text())
         prev = state["config"]
@@ -226,9 +230,16 @@ def train(cfg: TrainConfig, resume: bool = False, on_episode: OnEpisode | None =
         if cfg.episodes < start:  # (as many as done: a resume killed in its validation validates again)
             raise TrainingError(f"--resume with --episodes {cfg.episodes}, fewer than the {start} this training has "
                                 f"done: give at least {start} (more to train on)")
+        # the checkpoint the state names, not out/model: a kill while a round was saved leaves out/model a round
+        # ahead of the state, or gone, and resuming from it would train that round twice
+        ck = _checkpoint_dir(out, start)
+        if ck.is_dir():
+            _install(out, ck)
         model = load_model(out / "model", mmap=False)
     elif state_file.exists():
         raise TrainingError(f"{out}: a training run is already there; use --resume or another --out")
+    elif (out / "model").exists():
+        raise TrainingError(f"{out}: a model is already there; use another --out")
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     wall_before = sum(h.get("wall_s", 0.0) for h in history)
@@ -316,26 +327,37 @@ def _meta(cfg: TrainConfig, history: list[dict], episodes_done: int, wall_s: flo
     }
 
 
+def _checkpoint_dir(out: Path, episodes_done: int) -> Path:
+    return out / "checkpoints" / f"ep-{episodes_done:05d}"
+
+
 def _checkpoint(out: Path, model: Model, episodes_done: int, cfg: TrainConfig, history: list[dict]) -> None:
-    ck = out / "checkpoints" / f"ep-{episodes_done:05d}"
+    """The checkpoint, then the state naming it, then out/model: killed anywhere, a resume finds a whole
+    checkpoint for the state it reads (and installs out/model again)."""
+    ck = _checkpoint_dir(out, episodes_done)
     save_model(ck, model)
-    tmp = out / "model.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(ck, tmp)
-    shutil.rmtree(out / "model", ignore_errors=True)
-    tmp.rename(out / "model")
-    model.path = out / "model"
     state = {"config": cfg.to_json(), "episodes_done": episodes_done, "history": history}
     (out / "train_state.json.tmp").write_text(json.dumps(state, indent=1))
     (out / "train_state.json.tmp").replace(out / "train_state.json")
+    _install(out, ck)
+    model.path = out / "model"
     cks = sorted((out / "checkpoints").iterdir())
     for old in cks[:-CHECKPOINTS_KEPT]:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _install(out: Path, checkpoint: Path) -> None:
+    """Copy a checkpoint to out/model (through out/model.tmp: a half-copied model is never out/model)."""
+    tmp = out / "model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(checkpoint, tmp)
+    shutil.rmtree(out / "model", ignore_errors=True)
+    tmp.rename(out / "model")
+
+
 def used_seeds(meta: dict) -> set[int]:
     """Every SUMO seed the model's making saw: training and, with `--guide-visits auto`, validation."""
-    return set(meta.get("training", {}).get("seeds", [])) | set(meta.get("selection", {}).get("seeds", []))
+    return set((meta.get("training") or {}).get("seeds") or []) | set((meta.get("selection") or {}).get("seeds") or [])
 
 
 def heldout_seeds(model: Model, n: int, first: int = 1) -> list[int]:

@@ -1,0 +1,48 @@
+"""`signalwise evaluate` on a model whose meta.json was edited by hand or damaged: one `error:` line naming the part
+of the file, exit 2, before any run and with the file left as it was (a part set to null counts as absent). The
+shipped `single` model is the base."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from signalwise.control.learning.shipped import shipped_model_path
+
+SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
+
+DAMAGED = {
+    "training is a list": (lambda m: m.__setitem__("training", []), "training"),
+    "training.config is a list": (lambda m: m["training"].__setitem__("config", []), "training.config"),
+    "training.run is a string": (lambda m: m["training"].__setitem__("run", "x"), "training.run"),
+    "training.seeds is a number": (lambda m: m["training"].__setitem__("seeds", 5), "training.seeds"),
+    "selection is a string": (lambda m: m.__setitem__("selection", "x"), "selection"),
+    "evaluations is a mapping": (lambda m: m.__setitem__("evaluations", {}), "evaluations"),
+    "no network": (lambda m: m.__setitem__("scenario", None), "--scenario"),
+    "policy is null": (lambda m: m.__setitem__("policy", None), "without its policy"),
+    "policy.features is a number": (lambda m: m["policy"].__setitem__("features", 5), "features must be a list"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGED))
+def test_evaluate_refuses_damaged_metadata_in_one_line_before_any_run(tmp_path, case):
+    model = tmp_path / "model"
+    shutil.copytree(shipped_model_path("single"), model)
+    meta = json.loads((model / "meta.json").read_text())
+    change, words = DAMAGED[case]
+    change(meta)
+    before = json.dumps(meta)
+    (model / "meta.json").write_text(before)
+    r = subprocess.run([SIGNALWISE, "evaluate", "--model", str(model), "--seeds", "1", "--duration", "30",
+                        "--out", str(tmp_path / "eval")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr
+    line = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(line) == 1 and words in line[0], r.stderr
+    assert not (tmp_path / "eval").exists()  # refused before any run
+    assert (model / "meta.json").read_text() == before
