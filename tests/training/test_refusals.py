@@ -204,3 +204,22 @@ def test_resume_of_an_auto_training_with_one_threshold_says_which_to_give(tmp_pa
     assert cli("train", *SHORT, "--episodes", "1", "--out", str(out / "guide-30")).returncode == 0
     refused(cli("train", *SHORT, "--episodes", "2", "--out", str(out), "--resume"), "--guide-visits auto")
     assert not (out / "model").exists()
+
+
+DAMAGED = {  # meta.json edits a hand or a half-copied file makes, each refused in one line, never a traceback
+    "meta.json a list": lambda meta: [],
+    "policy null": lambda meta: {**meta, "policy": None},
+    "intersections a list": lambda meta: {**meta, "agent": "tabular", "intersections": [], "tables": {}},
+    "training.episodes a word": lambda meta: {**meta, "training": {**meta["training"], "episodes": "x"}},
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGED))
+def test_a_damaged_model_is_refused_by_run_and_models_add_in_one_line(tmp_path, case):
+    model = tmp_path / "model"
+    shutil.copytree(shipped_model_path("single"), model)
+    meta = DAMAGED[case](json.loads((model / "meta.json").read_text()))
+    (model / "meta.json").write_text(json.dumps(meta))
+    refused(cli("models", "add", str(model), env=_registry_env(tmp_path)), str(model))
+    if case != "training.episodes a word":  # the run reads no training record
+        refused(cli("run", "-s", "single", "-c", f"ql:{model}", "--duration", "10", "--out", str(tmp_path / "runs")))

@@ -92,9 +92,13 @@ def note_profile_mismatch(cfg, specs: list[str]) -> None:
             continue  # a registry reference is resolved when the run starts
         path = arg.partition("?")[0] or cfg.controller_options.get("model")
         try:
-            run = json.loads((Path(path) / "meta.json").read_text()).get("training", {}).get("run") or {}
+            meta = json.loads((Path(path) / "meta.json").read_text())
         except (OSError, TypeError, ValueError):
             continue  # no readable model here: the run itself says why
+        training = meta.get("training") if isinstance(meta, dict) else None
+        run = training.get("run") if isinstance(training, dict) else None
+        if not isinstance(run, dict):
+            continue  # no record of its training's rules (or a damaged one: loading the model says what)
         timing = run.get("timing")
         trained = timing if isinstance(timing, str) else (timing or {}).get("profile", "safety")
         if trained != cfg.timing.profile:

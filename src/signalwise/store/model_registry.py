@@ -179,6 +179,13 @@ def read_model_dir(path: Path) -> tuple[dict, dict[str, bytes]]:
     policy = meta.get("agent") == POLICY_AGENT  # a few weights shared by every signal: no per-signal table
     if not isinstance(meta.get("intersections"), dict) or not (meta["intersections"] or policy):
         raise RegistryError(f"{meta_file}: the model names no intersection")
+    training = meta.get("training")
+    training = {} if training is None else training
+    if not isinstance(training, dict):
+        raise RegistryError(f"{meta_file}: training must be a mapping, not {training!r}")
+    episodes = training.get("episodes")
+    if episodes is not None and (not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 0):
+        raise RegistryError(f"{meta_file}: training.episodes must be a whole number of episodes, not {episodes!r}")
     files = {}
     for f in sorted(path.rglob("*")):
         if f.is_file() and not f.name.endswith(".tmp") and ".tmp." not in f.name:

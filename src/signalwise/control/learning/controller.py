@@ -242,9 +242,11 @@ def controller_from_model(model: Model, inter: Intersection, period_s: float | N
         raise ModelError(f"{model.path}: meta.json names agent {agent!r}; signalwise runs {PHASE_SCORE} and "
                          f"{TABULAR} models")
     if agent == PHASE_SCORE:
-        policy = model.meta.get("policy", {})
-        weights = (policy.get("signal_weights") or {}).get(inter.id, policy.get("weights"))
+        policy = model.meta.get("policy")
+        if not isinstance(policy, dict):
+            raise ModelError(f"{model.path}: a phase-score model without its policy (meta.json: policy)")
         try:
+            weights = (policy.get("signal_weights") or {}).get(inter.id, policy.get("weights"))
             return PhaseScoreController(inter, weights, period_s or float(policy.get("period_s", 5.0)),
                                         features=policy.get("features") or (),
                                         measure=policy.get("measure", "count"), lane_length_m=lane_length_m,
@@ -252,7 +254,7 @@ def controller_from_model(model: Model, inter: Intersection, period_s: float | N
                                         lane_downstream=lane_downstream,
                                         shared_lanes=str(policy.get("shared_lanes", "skip")),
                                         lane_upstream_split=lane_upstream_split)
-        except ValueError as exc:
+        except (ValueError, TypeError, AttributeError) as exc:  # a damaged policy: named, not a traceback
             raise ModelError(f"{model.path}: {exc}") from None
     enc = model.meta.get("features", {})
     features = StateFeatures(inter, enc.get("time_edges_s", TIME_EDGES_S), enc.get("queue_edges", QUEUE_EDGES),

@@ -242,7 +242,7 @@ def load_model(path: Path, mmap: bool = True) -> Model:
         layouts = {i: v["layout"] for i, v in meta["intersections"].items()}
     except ModelError:
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # AttributeError: a list where a mapping goes
         raise ModelError(f"{meta_file}: incomplete model metadata ({type(exc).__name__}: {exc})") from None
     for i, name in table_of.items():
         if name not in tables:
