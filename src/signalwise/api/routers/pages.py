@@ -244,7 +244,8 @@ def network_geometry(net_file: Path, signals: list[dict]) -> dict:
                 continue
             lane = link["in_lane"]
             entry = by_dir[approaches.get(lane) or "?"]
-            entry["links"].append(int(link["index"]))
+            if int(link["index"]) not in entry["links"]:  # a grouped signal index: one link, several connections
+                entry["links"].append(int(link["index"]))
             if lane not in entry["lanes"]:
                 entry["lanes"].append(lane)
         ends = [shapes[lane][-1] for e in by_dir.values() for lane in e["lanes"] if lane in shapes]
