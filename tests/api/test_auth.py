@@ -236,44 +236,23 @@ def test_a_revoked_keys_token_changes_nothing_but_still_reads_until_it_expires(t
         assert r.status_code == 503, r.text  # an active key's token passes (no live run here to switch)
 
 
-def test_every_worker_of_serve_takes_the_tokens_the_others_issue(tmp_path):
+def test_every_worker_of_serve_takes_the_tokens_the_others_issue(tmp_path, monkeypatch):
     """`signalwise serve --workers 2` without SIGNALWISE_JWT_SECRET: a token issued by one worker is taken by the
     other (each new connection may reach either), not refused with `Signature verification failed`."""
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
 
     import httpx
+    from support.loopback import free_port, signalwise_serving
 
     url = f"sqlite:///{tmp_path / 'auth.db'}"
     _info, key = create_key(get_engine(url), "ops", ["admin"])
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if k != "SIGNALWISE_JWT_SECRET"}
-    server = subprocess.Popen([str(Path(sys.executable).with_name("signalwise")), "serve", "--db", url, "--workers",
-                               "2", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None and time.monotonic() < deadline, "serve did not start"
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    monkeypatch.delenv("SIGNALWISE_JWT_SECRET", raising=False)  # as an operator who set none
+    with signalwise_serving(["serve", "--db", url, "--workers", "2", "--port", str(port)], "/health", port):
         codes = []
         for _ in range(6):  # each exchange and each use on a new connection: both workers serve some of them
             token = httpx.post(f"{base}/api/v1/auth/token", headers={"X-API-Key": key}).json()["access_token"]
             for _ in range(3):
                 codes.append(httpx.post(f"{base}/api/v1/admin/clear-cache",
                                         headers={"Authorization": f"Bearer {token}"}).status_code)
-        assert codes == [200] * 18, codes
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    assert codes == [200] * 18, codes

@@ -8,7 +8,6 @@ channel and skips, with the reason, when no Redis answers on 127.0.0.1:6379.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -23,6 +22,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
+from support.loopback import free_port, signalwise_serving
 from support.loopback import serving_port as serving
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -472,26 +472,10 @@ def test_streams_end_with_the_reason_when_the_live_run_ends(tmp_path):
 def test_signalwise_live_tells_its_websocket_clients_the_run_ended_before_it_stops(tmp_path):
     """The command itself, as an operator runs it: when the run completes, a WebSocket client gets close 1001
     with the reason, not the 1012 (and no reason) of the API server stopping."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("signalwise")), "live", "--scenario", "corridor",
-                             "--speed", "20", "--duration", "120", "--port", str(port), "--out", str(tmp_path)],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, "signalwise live did not serve"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/api/v1/live/status", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.2)
+    port = free_port()
+    with signalwise_serving(["live", "--scenario", "corridor", "--speed", "20", "--duration", "120", "--port",
+                             str(port), "--out", str(tmp_path)], "/api/v1/live/status", port, cwd=tmp_path,
+                            env={"SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}) as proc:
 
         async def main():
             async with connect(ws_url(port, "topics=alert,change")) as ws:
@@ -503,10 +487,6 @@ def test_signalwise_live_tells_its_websocket_clients_the_run_ended_before_it_sto
 
         rcvd = asyncio.run(asyncio.wait_for(main(), 60))
         assert proc.wait(timeout=30) == 0, proc.stderr.read()[-2000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
     assert rcvd is not None and (rcvd.code, rcvd.reason) == (1001, "the live run ended (complete)")
 
 

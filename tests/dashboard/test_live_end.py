@@ -8,39 +8,18 @@ console for as long as the tab stays open.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-import httpx
 from dashboard_helpers import open_page, wait_for
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from support.loopback import free_port, signalwise_serving
 
 
 def test_the_page_shows_the_end_of_the_run_and_then_asks_nothing_more(browser, tmp_path):
-    port = _free_port()
-    env = {**os.environ, "SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}", "NO_COLOR": "1"}
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("signalwise")), "live", "--scenario", "corridor",
-                             "--speed", "10", "--duration", "150", "--port", str(port), "--out", str(tmp_path)],
-                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None and time.monotonic() < deadline, "signalwise live did not serve"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/v1/live/status", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+    port = free_port()
+    with signalwise_serving(["live", "--scenario", "corridor", "--speed", "10", "--duration", "150", "--port",
+                             str(port), "--out", str(tmp_path)], "/api/v1/live/status", port, cwd=tmp_path,
+                            env={"SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+                                 "NO_COLOR": "1"}) as proc:
         with open_page(browser, f"http://127.0.0.1:{port}/") as p:
             wait_for(p.page, "window.signalwise && window.signalwise.feed && window.signalwise.feed.mode === 'stream'")
             wait_for(p.page, "window.signalwise.feed.mode === 'ended'", 60)
@@ -53,7 +32,3 @@ def test_the_page_shows_the_end_of_the_run_and_then_asks_nothing_more(browser, t
             p.page.wait_for_timeout(6000)  # three status polls, one alerts poll, had they gone on
             assert asked == [], f"asked a stopped server {len(asked)} times in {time.monotonic() - stopped:.0f} s"
             assert p.errors == [], p.errors
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)

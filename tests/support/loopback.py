@@ -46,3 +46,40 @@ def serving(app, **kw) -> Iterator[str]:
     """As `serving_port`, yielding the base URL (`http://127.0.0.1:PORT`)."""
     with serving_port(app, **kw) as port:
         yield f"http://127.0.0.1:{port}"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def signalwise_serving(args: list[str], ready_path: str, port: int, *, env: dict | None = None, cwd=None,
+                       start_timeout_s: float = 60.0) -> Iterator:
+    """`signalwise ARGS` (a command that serves the API on `port`: `live`, `serve`) as an operator starts it;
+    yields the process once `ready_path` answers 200, and kills it if the block leaves it running."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import httpx
+
+    command = [str(Path(sys.executable).with_name("signalwise")), *args]
+    proc = subprocess.Popen(command, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, f"signalwise {args[0]} did not serve"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.2)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

@@ -38,3 +38,18 @@ def write_model(path: Path, intersections: list[Intersection], scenario: str = "
 def renamed(inter: Intersection, new_id: str) -> Intersection:
     """The same signal under another id: a model for it has the layout of `inter`, named `new_id`."""
     return dataclasses.replace(inter, id=new_id)
+
+
+def damaged_copy(path: Path, change) -> Path:
+    """The shipped `single` model copied to `path`, its meta.json passed through `change` (which edits the dict
+    in place and returns None, or returns the new value): a model as a hand or a half-copied file leaves it."""
+    import json
+    import shutil
+
+    from signalwise.control.learning.shipped import shipped_model_path
+
+    shutil.copytree(shipped_model_path("single"), path)
+    meta = json.loads((path / "meta.json").read_text())
+    changed = change(meta)
+    (path / "meta.json").write_text(json.dumps(meta if changed is None else changed))
+    return path

@@ -4,15 +4,13 @@ shipped `single` model is the base."""
 
 from __future__ import annotations
 
-import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-from signalwise.control.learning.shipped import shipped_model_path
+from support.cli_checks import refused
+from support.models import damaged_copy
 
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 
@@ -31,18 +29,11 @@ DAMAGED = {
 
 @pytest.mark.parametrize("case", list(DAMAGED))
 def test_evaluate_refuses_damaged_metadata_in_one_line_before_any_run(tmp_path, case):
-    model = tmp_path / "model"
-    shutil.copytree(shipped_model_path("single"), model)
-    meta = json.loads((model / "meta.json").read_text())
     change, words = DAMAGED[case]
-    change(meta)
-    before = json.dumps(meta)
-    (model / "meta.json").write_text(before)
+    model = damaged_copy(tmp_path / "model", change)
+    before = (model / "meta.json").read_text()
     r = subprocess.run([SIGNALWISE, "evaluate", "--model", str(model), "--seeds", "1", "--duration", "30",
                         "--out", str(tmp_path / "eval")], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2, (r.returncode, r.stderr)
-    assert "Traceback" not in r.stderr
-    line = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
-    assert len(line) == 1 and words in line[0], r.stderr
+    refused(r, words)
     assert not (tmp_path / "eval").exists()  # refused before any run
     assert (model / "meta.json").read_text() == before

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.cli_checks import refused
 
 from signalwise.control.learning.agent import Hyper
 from signalwise.control.learning.qtable import load_model
@@ -46,15 +47,6 @@ def test_a_resume_goes_on_from_the_checkpoint_its_state_names(tmp_path, left):
     train(tabular(out, 2), resume=True)
     assert same_tables(out / "model", whole)  # episode 1 trained once, on the table of episode 0
     assert json.loads((out / "train_state.json").read_text())["episodes_done"] == 2
-
-
-def refused(r: subprocess.CompletedProcess, *words: str) -> None:
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr
-    line = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
-    assert len(line) == 1, r.stderr
-    for w in words:
-        assert w in line[0], line[0]
 
 
 def test_a_tabular_training_does_not_replace_a_model_already_in_its_out(tmp_path):

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.cli_checks import refused
+from support.models import damaged_copy
 
 from signalwise.control.learning.shipped import shipped_model_path
 
@@ -20,15 +22,6 @@ SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 def cli(*args, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([SIGNALWISE, *args], capture_output=True, text=True, timeout=300,
                           env={**os.environ, **(env or {})})
-
-
-def refused(r: subprocess.CompletedProcess, *words: str) -> None:
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr
-    line = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
-    assert len(line) == 1, r.stderr
-    for w in words:
-        assert w in line[0], line[0]
 
 
 def _registry_env(tmp_path: Path) -> dict:
@@ -216,10 +209,7 @@ DAMAGED = {  # meta.json edits a hand or a half-copied file makes, each refused 
 
 @pytest.mark.parametrize("case", list(DAMAGED))
 def test_a_damaged_model_is_refused_by_run_and_models_add_in_one_line(tmp_path, case):
-    model = tmp_path / "model"
-    shutil.copytree(shipped_model_path("single"), model)
-    meta = DAMAGED[case](json.loads((model / "meta.json").read_text()))
-    (model / "meta.json").write_text(json.dumps(meta))
+    model = damaged_copy(tmp_path / "model", DAMAGED[case])
     refused(cli("models", "add", str(model), env=_registry_env(tmp_path)), str(model))
     if case != "training.episodes a word":  # the run reads no training record
         refused(cli("run", "-s", "single", "-c", f"ql:{model}", "--duration", "10", "--out", str(tmp_path / "runs")))
