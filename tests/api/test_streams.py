@@ -473,7 +473,7 @@ def test_signalwise_live_tells_its_websocket_clients_the_run_ended_before_it_sto
     """The command itself, as an operator runs it: when the run completes, a WebSocket client gets close 1001
     with the reason, not the 1012 (and no reason) of the API server stopping."""
     port = free_port()
-    with signalwise_serving(["live", "--scenario", "corridor", "--speed", "20", "--duration", "120", "--port",
+    with signalwise_serving(["live", "--scenario", "corridor", "--speed", "30", "--duration", "120", "--port",
                              str(port), "--out", str(tmp_path)], "/api/v1/live/status", port, cwd=tmp_path,
                             env={"SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}) as proc:
 

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from support.cli_checks import refused
 from support.models import damaged_copy
+from typer.testing import CliRunner
+
+from signalwise.cli import app
 
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 
@@ -32,8 +35,9 @@ def test_evaluate_refuses_damaged_metadata_in_one_line_before_any_run(tmp_path, 
     change, words = DAMAGED[case]
     model = damaged_copy(tmp_path / "model", change)
     before = (model / "meta.json").read_text()
-    r = subprocess.run([SIGNALWISE, "evaluate", "--model", str(model), "--seeds", "1", "--duration", "30",
-                        "--out", str(tmp_path / "eval")], capture_output=True, text=True, timeout=120)
-    refused(r, words)
+    # in this process (a `signalwise` process costs a second of imports, nine times): refused before any run
+    result = CliRunner().invoke(app, ["evaluate", "--model", str(model), "--seeds", "1", "--duration", "30",
+                                      "--out", str(tmp_path / "eval")])
+    refused(subprocess.CompletedProcess([], result.exit_code, "", result.output), words)
     assert not (tmp_path / "eval").exists()  # refused before any run
     assert (model / "meta.json").read_text() == before

@@ -209,7 +209,12 @@ DAMAGED = {  # meta.json edits a hand or a half-copied file makes, each refused 
 
 @pytest.mark.parametrize("case", list(DAMAGED))
 def test_a_damaged_model_is_refused_by_run_and_models_add_in_one_line(tmp_path, case):
+    from typer.testing import CliRunner
+
+    from signalwise.cli import app
+
     model = damaged_copy(tmp_path / "model", DAMAGED[case])
-    refused(cli("models", "add", str(model), env=_registry_env(tmp_path)), str(model))
-    if case != "training.episodes a word":  # the run reads no training record
+    added = CliRunner(env=_registry_env(tmp_path)).invoke(app, ["models", "add", str(model)])  # in this process
+    refused(subprocess.CompletedProcess([], added.exit_code, "", added.output), str(model))
+    if case != "training.episodes a word":  # the run reads no training record; in its own process (SUMO)
         refused(cli("run", "-s", "single", "-c", f"ql:{model}", "--duration", "10", "--out", str(tmp_path / "runs")))
