@@ -74,3 +74,42 @@ def test_comparisons_pair_seeds_and_runs_published_alone_still_compare_with_thei
         listed = client.get("/api/v1/analytics/simulations", params={"scenario": "single"}).json()
         assert listed["total"] == 3 and {i["controller"] for i in listed["items"]} == {"fixed", "actuated"}
         assert client.get("/api/v1/analytics/simulations", params={"controller": "fixed"}).json()["total"] == 2
+
+
+def test_a_directory_run_again_and_published_again_is_stored_as_the_new_run_alone(tmp_path, db_url):
+    """A run directory deleted and run again under the same name (another controller, a shorter window) is
+    another run: publishing it leaves none of the first run's intervals, hi-res events or metrics under its name.
+    The same directory published twice stays one run (the test above)."""
+    import shutil
+
+    from sqlalchemy import func, select
+
+    from signalwise.core.eventlog import read_events
+    from signalwise.runtime.run import execute_run
+    from signalwise.store import get_engine
+    from signalwise.store.tables import HiresEvent, IntersectionRecordRow, Run, RunMetric
+
+    run_dir = tmp_path / "runs" / "nightly"
+    execute_run(RunConfig(scenario="single", controller="fixed", duration_s=300, out_dir=tmp_path), run_dir)
+    publish_runs([run_dir], db_url)
+    shutil.rmtree(run_dir)
+    execute_run(RunConfig(scenario="single", controller="max-pressure", duration_s=120, out_dir=tmp_path), run_dir)
+    publish_runs([run_dir], db_url)
+    engine = get_engine(db_url)
+    sim = simulation_id(run_dir)
+    with engine.connect() as conn:
+        run = conn.execute(select(Run.id, Run.controller).where(Run.simulation_id == sim)).one()
+        records = conn.execute(select(func.count()).select_from(IntersectionRecordRow)
+                               .where(IntersectionRecordRow.run_id == run.id)).scalar_one()
+        events = conn.execute(select(func.count()).select_from(HiresEvent)
+                              .where(HiresEvent.simulation_id == sim)).scalar_one()
+        metrics = dict(conn.execute(select(RunMetric.name, RunMetric.value).where(RunMetric.run_id == run.id)).all())
+    assert run.controller == "max-pressure"
+    assert records == len(list(build_records(run_dir, None))) == 2  # 120 s in 60 s intervals, not the first run's 5
+    assert events == len(list(read_events(run_dir / "events.csv")))
+    import json
+
+    shown = json.loads((run_dir / "metrics.json").read_text())["network"]
+    assert metrics["avg_delay_s"] == pytest.approx(shown["avg_delay_s"])
+    assert set(metrics) <= {*(k for k, v in shown.items() if isinstance(v, int | float)), "co2_g", "fuel_ml",
+                            "safety_violations"}

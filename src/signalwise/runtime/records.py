@@ -152,7 +152,14 @@ def build_records(run_dir: Path, baseline_dir: Path | None = None) -> Iterator[d
 def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
     """Register runs, their metrics, records and hi-res events in the store; returns records written."""
     from ..core.eventlog import read_events
-    from ..store import bulk_insert_events, get_engine, ingest_records, register_run, write_run_metrics
+    from ..store import (
+        bulk_insert_events,
+        forget_run,
+        get_engine,
+        ingest_records,
+        register_run,
+        write_run_metrics,
+    )
 
     engine = get_engine(db_url)
     run_dirs = [Path(d) for d in run_dirs]
@@ -167,6 +174,9 @@ def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
         cfg = _read_yaml(d / "config.yaml")
         started = json.loads((d / "run.json").read_text()).get("started")
         started_at = dt.datetime.fromisoformat(started).astimezone(dt.UTC) if started else None
+        # what the store holds under this name is exactly this directory: a directory run again under the same
+        # name is another run, whose last intervals, events and metrics must not outlive it
+        forget_run(engine, sim_id)
         # where the run's files are, so a later publish of another controller finds its baseline's emissions
         register_run(engine, sim_id, m["scenario"], m["controller"], int(m["seed"]),
                      {**cfg, "run_dir": str(d.resolve())}, started_at)

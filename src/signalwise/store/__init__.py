@@ -14,8 +14,8 @@ _HOMES = {
     **dict.fromkeys(("create_store_engine", "current_revision", "database_kind", "database_url",
                      "dispose_engines", "get_engine", "head_revision", "revisions", "upgrade"), ".engine"),
     **dict.fromkeys(("EventRow", "bulk_insert_events", "count_events", "query_events"), ".events"),
-    **dict.fromkeys(("RecordError", "ingest_records", "iter_jsonl", "register_run", "validate_record",
-                     "write_run_metrics"), ".ingest"),
+    **dict.fromkeys(("RecordError", "ingest_records", "iter_jsonl", "register_run", "forget_run",
+                     "validate_record", "write_run_metrics"), ".ingest"),
     **dict.fromkeys(("IntersectionMetricsIn", "IntersectionRecord", "SignalRecordIn", "VehicleCounts"), ".schemas"),
     "Settings": ".settings",
 }
@@ -45,6 +45,7 @@ __all__ = [
     "iter_jsonl",
     "query_events",
     "register_run",
+    "forget_run",
     "revisions",
     "upgrade",
     "validate_record",

@@ -325,6 +325,25 @@ def register_run(engine: Engine, simulation_id: str, scenario: str, controller: 
     _notify()
 
 
+def forget_run(engine: Engine, simulation_id: str) -> bool:
+    """Remove the stored run of this id whole (records, roll-ups, metrics, hi-res events), as `db purge` removes
+    an old one; False when there is none. Publishing a run directory starts so: a directory run again under the
+    same name is another run, and a run's last intervals, events and metrics must not outlive it."""
+    from sqlalchemy import delete, select
+
+    from .tables import HiresEvent
+
+    runs, events = Run.__table__, HiresEvent.__table__
+    with engine.begin() as conn:
+        stored = conn.execute(select(runs.c.id).where(runs.c.simulation_id == simulation_id)).scalar()
+        conn.execute(delete(events).where(events.c.simulation_id == simulation_id))
+        if stored is None:
+            return False
+        conn.execute(delete(runs).where(runs.c.id == stored))  # its records and roll-ups go with it (0003, 0006)
+    _notify()
+    return True
+
+
 def write_run_metrics(engine: Engine, simulation_id: str, metrics: dict[str, float]) -> None:
     """Store network-wide metrics of a run as name/value rows (replacing equal names)."""
     rows = []
