@@ -374,3 +374,24 @@ def test_a_camera_naming_an_approach_the_intersection_lacks_is_refused_by_name()
     assert "approach 'west' is not an approach of B1 (its approaches: east, north, south)" in str(refused.value)
     four = {**three, "w_in_0": "west"}
     assert CameraObservationSource([b1], four, [camera]).cameras == ["cam-1"]
+
+
+def test_a_stream_that_cannot_start_is_not_left_listed(tmp_path):
+    """Its detector cannot be built (an ONNX model that is not there): the add is refused and the stream is
+    not in the list, so the same id can be added again once the model is in place."""
+    from signalwise.vision.camera import camera_from_dict
+    from signalwise.vision.manager import StreamManager, StreamSpec
+    from signalwise.vision.synthetic import Scene
+
+    src = tmp_path / "numbered.avi"
+    _numbered_video(src, 10)
+    cam = camera_from_dict({**Scene(seed=3).camera_config(), "zones": [], "stop_lines": []})
+    mgr = StreamManager(monitor_every_s=0.2)
+    try:
+        with pytest.raises(Exception, match="no such model file"):
+            mgr.add(StreamSpec("s", str(src), cam, detector="onnx", model=str(tmp_path / "missing.onnx")))
+        assert mgr.list() == []
+        mgr.add(StreamSpec("s", str(src), cam), start=False)
+        assert [s["id"] for s in mgr.list()] == ["s"]
+    finally:
+        mgr.close()

@@ -112,7 +112,12 @@ class StreamManager:
             self._streams[spec.id] = ms
             self._removed.pop(spec.id, None)
         if start:
-            self.start(spec.id)
+            try:
+                self.start(spec.id)
+            except BaseException:  # a stream that could not start is not left listed as if it were there
+                with self._lock:
+                    self._streams.pop(spec.id, None)
+                raise
         return self.get(spec.id)
 
     def _get(self, stream_id: str) -> ManagedStream:
