@@ -7,18 +7,14 @@ import json
 
 import pytest
 from sqlalchemy import func, select
+from support.records import one_record
 from typer.testing import CliRunner
 
 from signalwise.cli import app
 from signalwise.store import get_engine
 from signalwise.store.tables import IntersectionRecordRow
 
-RECORD = {"simulation_id": "S", "timestamp": "2025-01-06T07:00:00Z", "intersection_id": "I",
-          "signals": [{"direction": "north", "vehicle_counts": {"car": 1}, "emergency_vehicle_present": False,
-                       "signal_status": "GREEN", "signal_timer": 1, "vehicles_crossed": 1, "avg_wait_time": 1.0,
-                       "green_time_allocated": 20}],
-          "metrics": {"total_vehicles_passed": 1, "avg_wait_time_all_sides": 1.0, "throughput": 0.5,
-                      "avg_speed": 20.0, "fuel_saved": 0.0, "co2_saved": 0.0, "emergency_overrides": 0}}
+RECORD = one_record("S", "2025-01-06T07:00:00Z")
 
 
 @pytest.mark.parametrize(("variable", "value", "args"), [
