@@ -111,3 +111,20 @@ def test_a_file_the_sumocfg_names_beside_itself_is_found_from_any_working_direct
     result = execute_run(cfg, tmp_path / "elsewhere")
     assert result.metrics["network"]["vehicles_total"] > 0
     assert sumocfg_note(cfg, resolve_scenario(cfg)).startswith("city.sumocfg sets step-length 0.5: not applied")
+
+
+def test_a_misspelt_controller_option_is_refused_by_name_where_a_run_or_a_live_change_takes_it(tmp_path):
+    """`min_hold: 20` for max-pressure's `min_hold_s` was ignored without a word and the run went on with 10 s.
+    A key no controller reads is refused, by the command in one line and by a live run's controller change."""
+    from signalwise.runtime.live.changes import ControllerChange
+
+    with pytest.raises(ValidationError, match="unknown controller option.s. min_hold; known: .*min_hold_s"):
+        RunConfig(scenario="single", controller_options={"min_hold": 20})
+    with pytest.raises(ValidationError, match="unknown controller option.s. min_hold"):
+        ControllerChange(controller="max-pressure", controller_options={"min_hold": 20})
+    assert RunConfig(scenario="single", controller_options={"min_hold_s": 20, "measure": "density"})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("controller_options: {min_hold: 20}\n")
+    p = subprocess.run([SIGNALWISE, "run", "-s", "single", "--config", str(bad), "--duration", "10",
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "unknown controller option(s) min_hold" in p.stderr and "Traceback" not in p.stderr

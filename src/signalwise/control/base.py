@@ -98,6 +98,24 @@ def is_known(kind: str) -> bool:
     return kind in _REGISTRY
 
 
+#: every key a controller reads from `ControlContext.options` (a run configuration's `controller_options`), so a
+#: misspelt one is refused rather than silently ignored: actuated's, max-pressure's (and the phase-score agent's
+#: period), a learned model's path and the registry's resolved models
+CONTROLLER_OPTIONS = frozenset({
+    "passage_s",
+    "period_s", "min_hold_s", "measure", "lost_time_s", "ties", "serving", "zone_m", "shared_lanes",
+    "model", "registry_models", "model_registry",
+})
+
+
+def options_error(options) -> str | None:
+    """Why `options` cannot be a controller's (keys no controller reads, named); None when they can."""
+    unknown = sorted(set(options) - CONTROLLER_OPTIONS)
+    if not unknown:
+        return None
+    return f"unknown controller option(s) {', '.join(unknown)}; known: {', '.join(sorted(CONTROLLER_OPTIONS))}"
+
+
 def make(name: str, inter: Intersection, ctx: ControlContext) -> Controller:
     """Build controller `name` for one intersection; `kind:ARG` passes ARG as options['arg']."""
     kind, _, arg = name.partition(":")

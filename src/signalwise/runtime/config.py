@@ -263,7 +263,7 @@ class RunConfig(BaseModel):
         "shared_lanes (split: a lane that feeds several turn pockets counts for each its share of its vehicles; "
         "skip: it counts for none), "
         "zone_m (50: a lane shorter than this is measured with the lanes up or down the road within it; 0 = each "
-        "lane alone); the timing profile sets what its rules fix"))
+        "lane alone); the timing profile sets what its rules fix; a key no controller reads is refused by name"))
 
     @model_validator(mode="before")
     @classmethod
@@ -331,6 +331,17 @@ class RunConfig(BaseModel):
             why = owned_sumo_option(name)
             if why:
                 raise ValueError(f"{name}: {why}")
+        return options
+
+    @field_validator("controller_options")
+    @classmethod
+    def _known_options(cls, options: dict) -> dict:
+        """A misspelt option (min_hold for min_hold_s) would be ignored without a word: refused by name."""
+        from ..control.base import options_error
+
+        why = options_error(options)
+        if why:
+            raise ValueError(why)
         return options
 
     @field_validator("controller")

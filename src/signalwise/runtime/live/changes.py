@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ...core.names import MAX_INTERSECTION_ID_CHARS
 from ...core.types import Decision, Intersection, Observation
@@ -52,6 +52,16 @@ class ControllerChange(_Change):
         "options the controller needs beside the run's: for `ql:@active`, the registry's models resolved "
         "(`registry_models`; deploy and rollback set them)"))
 
+    @field_validator("controller_options")
+    @classmethod
+    def _known_options(cls, options: dict | None) -> dict | None:
+        """As a run configuration refuses them: a misspelt option would be ignored without a word."""
+        from ...control.base import options_error
+
+        why = options_error(options or {})
+        if why:
+            raise ValueError(why)
+        return options
 
 
 class OverrideChange(_Change):
