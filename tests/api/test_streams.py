@@ -167,12 +167,14 @@ def test_ws_change_topic_carries_operator_changes_for_the_asked_intersection(liv
     run(main())
 
 
-def test_ws_unknown_topic_or_intersection_is_closed_with_the_reason(live):
+def test_ws_unknown_topic_intersection_or_parameter_is_closed_with_the_reason(live):
     port, _app, _rt = live
 
     async def main():
         for query, words in (("topics=snapshots", "unknown topic(s) snapshots"),
-                             ("intersections=J9", "unknown intersection(s) J9")):
+                             ("intersections=J9", "unknown intersection(s) J9"),
+                             # a misspelt parameter: a close a browser can read, not a refused handshake
+                             ("topic=snapshot", "unknown query parameter 'topic'")):
             async with connect(ws_url(port, query)) as ws:
                 with pytest.raises(ConnectionClosed) as info:
                     await recv_json(ws)

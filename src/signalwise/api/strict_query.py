@@ -33,7 +33,13 @@ async def reject_unknown_query(request: HTTPConnection) -> None:
     if declared is None:
         declared = _DECLARED[id(route)] = frozenset(_query_names(dependant))
     unknown = sorted(set(request.query_params) - declared)
-    if unknown:
-        raise RequestValidationError([{"loc": ("query", name), "type": "value_error",
-                                       "msg": f"unknown query parameter {name!r}; this route takes "
-                                              f"{', '.join(sorted(declared)) or 'none'}"} for name in unknown])
+    if not unknown:
+        return
+    errors = [{"loc": ("query", name), "type": "value_error",
+               "msg": f"unknown query parameter {name!r}; this route takes {', '.join(sorted(declared)) or 'none'}"}
+              for name in unknown]
+    if request.scope["type"] == "websocket":
+        # a refused handshake shows a browser no reason: the stream accepts, then closes 1008 with it
+        request.state.query_refused = f"{errors[0]['msg']}"
+        return
+    raise RequestValidationError(errors)

@@ -137,6 +137,9 @@ async def ws_live(websocket: WebSocket, topics: TopicsQ = None, intersections: I
     # accepted first: a browser sees a close code and reason, never a refused handshake's status
     await websocket.accept()
     try:
+        refused = getattr(websocket.state, "query_refused", None)  # strict_query's verdict, said after accepting
+        if refused:
+            raise Refused(422, CLOSE_POLICY, refused)
         rt = _check_attached(websocket)
         served = _topics_served(websocket, rt)
         wanted, inters = _subscription(rt, topics, intersections, served)
