@@ -31,7 +31,6 @@ def run_dir(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("args", [
-    ["db", "current"],
     ["db", "upgrade"],
     ["db", "purge", "--dry-run"],
     ["keys", "list"],
@@ -49,6 +48,19 @@ def test_a_database_that_cannot_be_opened_is_one_line_and_exit_1(tmp_path, run_d
     assert "Traceback" not in p.stderr + p.stdout
     errors = [line for line in p.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith("error: cannot ") and "unable to open database file" in errors[0]
+
+
+def test_db_current_names_a_missing_database_file_instead_of_creating_it(tmp_path):
+    """Asking which revision a database is at must not leave an empty database behind a typo."""
+    missing = tmp_path / "typo.db"
+    p = _cli("db", "current", "--db", f"sqlite:///{missing}", cwd=tmp_path)
+    assert p.returncode == 1 and f"error: {missing}: no such database file" in p.stderr, p.stderr
+    assert not missing.exists()
+    p = _cli("db", "current", "--db", BAD_DB, cwd=tmp_path)
+    assert p.returncode == 1 and "no such database file" in p.stderr and "Traceback" not in p.stderr
+    assert _cli("db", "upgrade", "--db", f"sqlite:///{missing}", cwd=tmp_path).returncode == 0
+    p = _cli("db", "current", "--db", f"sqlite:///{missing}", cwd=tmp_path)
+    assert p.returncode == 0 and "(newest: " in p.stdout
 
 
 @pytest.mark.parametrize("command", [
