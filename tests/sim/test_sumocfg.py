@@ -44,6 +44,6 @@ def test_settings_a_run_does_not_apply_are_named(tmp_path):
         '<output><tripinfo-output value="t.xml"/></output><report><verbose value="true"/></report>'
         '<gui_only><start value="true"/></gui_only></configuration>')
     path.write_text(text)
-    assert from_sumocfg(path).unapplied_options == (("step-length", "0.5"), ("tls.all-off", "true"),
+    assert from_sumocfg(path).sumocfg_settings == (("step-length", "0.5"), ("tls.all-off", "true"),
                                                     ("time-to-teleport", "-1"))
-    assert from_sumocfg(_config(tmp_path, "0", "600")).unapplied_options == ()
+    assert from_sumocfg(_config(tmp_path, "0", "600")).sumocfg_settings == ()

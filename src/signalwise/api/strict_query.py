@@ -40,6 +40,6 @@ async def reject_unknown_query(request: HTTPConnection) -> None:
               for name in unknown]
     if request.scope["type"] == "websocket":
         # a refused handshake shows a browser no reason: the stream accepts, then closes 1008 with it
-        request.state.query_refused = f"{errors[0]['msg']}"
+        request.state.query_refused = errors[0]["msg"]
         return
     raise RequestValidationError(errors)

@@ -147,7 +147,7 @@ def applied_sumo_options(cfg: RunConfig, scenario: Scenario) -> dict[str, object
     .sumocfg's own settings (but those a run owns, which stay named as left out), then `sumo_options`, which win."""
     options: dict[str, object] = {}
     if cfg.sumocfg_options == "apply":
-        options = {name: value for name, value in scenario.unapplied_options if owned_sumo_option(name) is None}
+        options = {name: value for name, value in scenario.sumocfg_settings if owned_sumo_option(name) is None}
     return {**options, **cfg.sumo_options}
 
 

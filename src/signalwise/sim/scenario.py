@@ -46,7 +46,7 @@ class Scenario:
     kind: str = "builtin"  # builtin | resco | user
     #: settings of a user's .sumocfg beyond its files and window (`from_sumocfg`), as (name, value); a path in a
     #: value is made absolute, as SUMO reads it relative to the .sumocfg. Applied only with `sumocfg_options: apply`
-    unapplied_options: tuple[tuple[str, str], ...] = ()
+    sumocfg_settings: tuple[tuple[str, str], ...] = ()
 
     @property
     def duration_s(self) -> float:
@@ -107,7 +107,7 @@ def from_sumocfg(path: Path, name: str | None = None) -> Scenario:
     if end is None or end < 0:  # SUMO's -1 / no end: run until the routes are done; we take one hour
         end = begin + 3600
     return from_files(base / net, routes, adds, begin, end, name=name or path.stem, kind="user",
-                      unapplied_options=_unapplied_options(root, base))
+                      sumocfg_settings=_sumocfg_settings(root, base))
 
 
 #: what a run reads from a .sumocfg; everything else in it but the sections below is not applied
@@ -116,7 +116,7 @@ READ_OPTIONS = frozenset({"net-file", "route-files", "additional-files", "begin"
 QUIET_SECTIONS = frozenset({"output", "report", "gui_only"})
 
 
-def _unapplied_options(root: ET.Element, base: Path) -> tuple[tuple[str, str], ...]:
+def _sumocfg_settings(root: ET.Element, base: Path) -> tuple[tuple[str, str], ...]:
     """The settings of a .sumocfg beyond what a run reads, as (name, value): SUMO is started with the network,
     routes, additional files and time window the config names, and the run configuration's own step length, seed,
     teleport time and demand scale, so anything else the config sets (its processing, routing, step length,
@@ -138,10 +138,10 @@ def _relative_files_absolute(value: str, base: Path) -> str:
     paths relative to the config, while an option given on the command line is read from the working directory.
     SUMO's option types are not at hand here, so a part is a file exactly when it names one."""
     parts = value.split(",")
-    if not any(p.strip() and (base / p.strip()).is_file() for p in parts):
+    files = [p.strip() and (base / p.strip()).is_file() for p in parts]
+    if not any(files):
         return value
-    return ",".join(str((base / p.strip()).resolve()) if p.strip() and (base / p.strip()).is_file() else p
-                    for p in parts)
+    return ",".join(str((base / p.strip()).resolve()) if is_file else p for p, is_file in zip(parts, files, strict=True))
 
 
 def unapplied_note(scenario: Scenario, applied: Iterable[str] = (), config_applied: bool = False) -> str | None:
@@ -151,7 +151,7 @@ def unapplied_note(scenario: Scenario, applied: Iterable[str] = (), config_appli
     the config's own); `config_applied` says the config's settings were asked for, so only the ones a run sets
     itself are left and the sentence does not suggest asking again."""
     applied = set(applied)
-    left = [f"{name} {value}" for name, value in scenario.unapplied_options if name not in applied]
+    left = [f"{name} {value}" for name, value in scenario.sumocfg_settings if name not in applied]
     if not left:
         return None
     shown = ", ".join(left[:8])
