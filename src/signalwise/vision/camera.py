@@ -42,6 +42,9 @@ Point = Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], Field(min_
 MIN_ZONE_AREA_PX2 = 1.0
 #: a stop line shorter than this (pixels) has no sides: nothing would ever cross it
 MIN_STOP_LINE_PX = 1.0
+#: no road with traffic signals is posted above this (144 km/h); a larger `speed_limit_mps` is a limit written in
+#: km/h or mph, which would silently never flag a speeder
+MAX_SPEED_LIMIT_MPS = 40.0
 
 
 class CameraFileError(ValueError):
@@ -110,6 +113,15 @@ class CameraConfig(BaseModel):
                     raise ValueError(f"channel {it.channel} is given to both {channels[it.channel]!r} and "
                                      f"{it.name!r}")
                 channels[it.channel] = it.name
+        return self
+
+    @model_validator(mode="after")
+    def _speed_in_mps(self) -> CameraConfig:
+        limit = self.speed_limit_mps
+        if limit is not None and limit > MAX_SPEED_LIMIT_MPS:
+            raise ValueError(f"speed_limit_mps: {limit:g} m/s is {limit * 3.6:.0f} km/h, above any signalised road "
+                             f"(at most {MAX_SPEED_LIMIT_MPS:g} m/s); the key is metres per second: "
+                             f"{limit:g} km/h is {limit / 3.6:.2f}, {limit:g} mph is {limit * 0.44704:.2f}")
         return self
 
     @model_validator(mode="after")
