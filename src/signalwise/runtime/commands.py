@@ -308,7 +308,8 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
         ("CO2 / fuel", f"{n['co2_kg']:.1f} kg / {n['fuel_l']:.1f} l" if metrics.get("emissions_recorded", True)
          else "not recorded (emissions off, or a lean record)"),
         ("emergency vehicles: delay", f"{n['emergency_vehicles']} veh: {n['emergency_delay_s']:.1f} s"),
-        ("pedestrians: delay", f"{n['pedestrians']}: {n['ped_delay_s']:.1f} s"),
+        ("pedestrians: delay", f"{n['pedestrians']}: {n['ped_delay_s']:.1f} s"
+                                + (f" ({n['walking_at_end']} still walking)" if n.get("walking_at_end") else "")),
         ("preemptions / fallback share", f"{n['preemptions']} / {n['fallback_fraction']:.1%}"),
         ("shield interventions", ", ".join(f"{k} {v}" for k, v in metrics["shield_interventions"].items()) or "none"),
     ]

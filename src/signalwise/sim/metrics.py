@@ -34,7 +34,9 @@ class NetworkMetrics:
     emergency_vehicles: int
     emergency_delay_s: float
     pedestrians: int
+    #: a walk still under way at the end counts the time it has stood so far (SUMO gives it no time loss)
     ped_delay_s: float
+    walking_at_end: int
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -76,6 +78,7 @@ def network_metrics(trips: list[Trip], persons: list[PersonTrip], queue_samples:
         emergency_delay_s=round(_mean([t.delay_s for t in ev]), 3),
         pedestrians=len(walked),
         ped_delay_s=round(_mean([p.time_loss_s for p in walked]), 3),
+        walking_at_end=sum(1 for p in walked if p.arrival_s < 0),
     )
 
 

@@ -81,8 +81,12 @@ def read_tripinfo(path: Path) -> tuple[list[Trip], list[PersonTrip]]:
             loss = wait = 0.0
             arrival = -1.0
             for stage in el:
-                loss += float(stage.get("timeLoss", 0) or 0)
-                wait += float(stage.get("waitingTime", 0) or 0)
+                stage_wait = float(stage.get("waitingTime", 0) or 0)
+                # SUMO writes a stage still under way at the end with timeLoss 0, however long it has stood: its
+                # waiting so far is the part of its loss SUMO does give (a lower bound), not nothing
+                unfinished = float(stage.get("arrival", 0) or 0) < 0
+                loss += stage_wait if unfinished else float(stage.get("timeLoss", 0) or 0)
+                wait += stage_wait
                 arrival = float(stage.get("arrival", arrival) or arrival)
             persons.append(PersonTrip(el.get("id"), float(el.get("depart", -1)), arrival, loss, wait))
             el.clear()
