@@ -168,8 +168,17 @@ def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
         m = json.loads((d / "metrics.json").read_text())
         infos[d] = m
     baselines = {(m["scenario"], m["seed"]): d for d, m in infos.items() if m["controller"] == BASELINE_CONTROLLER}
-    total = 0
+    # every file is read before anything is written: a directory whose events.csv or signal states are cut short
+    # is refused whole, with the line it stops at, instead of stored as a run with its metrics and half its data
+    prepared = []
     for d, m in infos.items():
+        base = baselines.get((m["scenario"], m["seed"])) or _stored_baseline(engine, m["scenario"], m["seed"])
+        records = list(build_records(d, base if base != d else None))
+        for _event in read_events(d / "events.csv"):
+            pass
+        prepared.append((d, m, records))
+    total = 0
+    for d, m, records in prepared:
         sim_id = simulation_id(d)
         cfg = _read_yaml(d / "config.yaml")
         started = json.loads((d / "run.json").read_text()).get("started")
@@ -187,8 +196,7 @@ def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
         if "safety" in m:
             flat["safety_violations"] = float(m["safety"]["violations"])
         write_run_metrics(engine, sim_id, flat)
-        base = baselines.get((m["scenario"], m["seed"])) or _stored_baseline(engine, m["scenario"], m["seed"])
-        total += ingest_records(engine, build_records(d, base if base != d else None))
+        total += ingest_records(engine, records)
         start = DEFAULT_START
         bulk_insert_events(engine, ((start + dt.timedelta(seconds=e.time_s), e.device_id, e.event_code, e.parameter)
                                     for e in read_events(d / "events.csv")), simulation_id=sim_id)
