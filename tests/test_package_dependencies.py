@@ -11,6 +11,7 @@ not a dependency on another package.
 from __future__ import annotations
 
 import ast
+import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,8 +95,10 @@ def imports_of(path: Path) -> list[Import]:
     return found
 
 
-def all_imports() -> list[Import]:
-    return [imp for path in sorted(PACKAGE_ROOT.rglob("*.py")) for imp in imports_of(path)]
+@functools.lru_cache(maxsize=1)
+def all_imports() -> tuple[Import, ...]:
+    """Every `signalwise` import of every module, read once per session (the sources do not change meanwhile)."""
+    return tuple(imp for path in sorted(PACKAGE_ROOT.rglob("*.py")) for imp in imports_of(path))
 
 
 def reads_environment(path: Path) -> list[str]:
@@ -111,7 +114,7 @@ def reads_environment(path: Path) -> list[str]:
     return where
 
 
-def package_edges(imports: list[Import]) -> dict[tuple[str, str], list[Import]]:
+def package_edges(imports: tuple[Import, ...]) -> dict[tuple[str, str], list[Import]]:
     """(importing package, imported package) -> the imports that make the edge; entry points left out."""
     edges: dict[tuple[str, str], list[Import]] = defaultdict(list)
     for imp in imports:

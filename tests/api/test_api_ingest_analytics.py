@@ -2,8 +2,12 @@ import copy
 import datetime as dt
 
 import pytest
+from fastapi.testclient import TestClient
+from support.databases import isolated_database, postgres_unavailable_reason
 
-from signalwise.store import get_engine, register_run, write_run_metrics
+from signalwise.api import create_app
+from signalwise.store import Settings, get_engine, register_run, write_run_metrics
+from signalwise.store.keys import create_key
 
 EXAMPLE = {
     "simulation_id": "SIM_20250910_001", "timestamp": "2025-09-10T23:20:00Z", "intersection_id": "INT_001",
@@ -37,6 +41,19 @@ def test_single_record_then_summary(client):
     assert client.get("/api/v1/analytics/simulation/NOPE/summary").status_code == 404
 
 
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def refusing_client(request, tmp_path_factory):
+    """The `client` fixture's app and key on an empty database, shared by the refused records below: none of
+    them may write a row, and each checks that the database is still empty afterwards."""
+    if request.param == "postgresql" and (reason := postgres_unavailable_reason()):
+        pytest.skip(reason)
+    with isolated_database(request.param, tmp_path_factory.mktemp("refused")) as url:
+        app = create_app(Settings(database_url=url, max_batch_records=50, cache_ttl_s=60))
+        _info, key = create_key(get_engine(url), "tests", ["read", "ingest", "operate", "admin"])
+        with TestClient(app, headers={"X-API-Key": key}) as c:
+            yield c
+
+
 @pytest.mark.parametrize("mutate, path", [
     (lambda r: r.update(timestamp="2025-09-10T23:20:00"), ["body", "timestamp"]),
     (lambda r: r["signals"][0].update(direction="up"), ["body", "signals", 0, "direction"]),
@@ -44,7 +61,8 @@ def test_single_record_then_summary(client):
     (lambda r: r["metrics"].update(total_vehicles_passed=-3), ["body", "metrics", "total_vehicles_passed"]),
     (lambda r: r["metrics"].update(avg_speed="28"), ["body", "metrics", "avg_speed"]),
 ])
-def test_single_record_errors_name_the_field(client, mutate, path):
+def test_single_record_errors_name_the_field(refusing_client, mutate, path):
+    client = refusing_client
     bad = copy.deepcopy(EXAMPLE)
     mutate(bad)
     resp = client.post("/api/v1/ingest/simulation", json=bad)

@@ -249,7 +249,7 @@ def test_a_bad_search_option_is_422_at_its_path_for_the_reason_train_gives(api, 
 def test_a_phase_score_job_takes_the_search_options_of_train_and_its_model_records_them_alike(api, tmp_path):
     asked = {"add_feature": ["switch_halt_red"], "zone_m": 30, "shared_lanes": "skip", "demand_scale": [1.1],
              "cycle_calls": True}
-    job = _start(api, {**SEARCH, "duration_s": 300}, **asked)
+    job = _start(api, SEARCH, **asked)
     assert {k: job["request"][k] for k in asked} == {**asked, "zone_m": 30.0}
     job = _wait(api, job["job_id"], lambda j: j["state"] in ("succeeded", "failed", "cancelled"))
     assert job["state"] == "succeeded" and job["result"]["violations"] == 0, job

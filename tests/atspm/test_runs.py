@@ -36,6 +36,16 @@ def run_dir(request, tmp_path_factory):
     return dirs[0]
 
 
+@pytest.fixture(scope="module")
+def run_tables(run_dir, tmp_path_factory):
+    """`signalwise atspm --run RUN_DIR --out OUT --no-charts` once per run: the tests below only read what it
+    printed and wrote (the same command each of them ran on its own before)."""
+    out = tmp_path_factory.mktemp("atspm_run") / "run"
+    r = subprocess.run(SIGNALWISE + ["atspm", "--run", str(run_dir), "--out", str(out), "--no-charts"],
+                       capture_output=True, text=True)
+    return r, out
+
+
 def test_cli_writes_tables_and_charts(run_dir, tmp_path):
     out = tmp_path / "atspm"
     r = subprocess.run(SIGNALWISE + ["atspm", "--run", str(run_dir), "--out", str(out)], capture_output=True, text=True)
@@ -47,11 +57,9 @@ def test_cli_writes_tables_and_charts(run_dir, tmp_path):
     assert pngs >= {"pcd", "split_monitor", "aog_by_hour", "split_failures"}
 
 
-def test_run_dir_and_its_files_give_the_same_tables(run_dir, tmp_path):
+def test_run_dir_and_its_files_give_the_same_tables(run_dir, run_tables, tmp_path):
     # `--run DIR` is `--events DIR/events.csv --detectors DIR/detectors.csv`: yellow/red actuations too
-    a, b = tmp_path / "run", tmp_path / "files"
-    r1 = subprocess.run(SIGNALWISE + ["atspm", "--run", str(run_dir), "--out", str(a), "--no-charts"],
-                        capture_output=True, text=True)
+    (r1, a), b = run_tables, tmp_path / "files"
     r2 = subprocess.run(SIGNALWISE + ["atspm", "--events", str(run_dir / "events.csv"), "--detectors",
                                       str(run_dir / "detectors.csv"), "--out", str(b), "--no-charts"],
                         capture_output=True, text=True)
@@ -64,20 +72,19 @@ def test_run_dir_and_its_files_give_the_same_tables(run_dir, tmp_path):
     assert len(pd.read_csv(a / "yellow_red.csv")) > 0 and pd.read_csv(a / "red_light_running.csv")["Red_Actuations"].sum() > 0
 
 
-def test_a_path_alone_is_a_run_directory_or_an_event_log(run_dir, tmp_path):
+def test_a_path_alone_is_a_run_directory_or_an_event_log(run_dir, run_tables, tmp_path):
     """`signalwise atspm RUN_DIR` is `--run RUN_DIR`; a file is `--events FILE`; both at once is refused."""
     for name, source in (("dir", run_dir), ("file", run_dir / "events.csv")):
         r = subprocess.run(SIGNALWISE + ["atspm", str(source), "--detectors", str(run_dir / "detectors.csv"),
                                          "--out", str(tmp_path / name), "--no-charts"], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
-    named = subprocess.run(SIGNALWISE + ["atspm", "--run", str(run_dir), "--out", str(tmp_path / "named"),
-                                         "--no-charts"], capture_output=True, text=True)
+    named, named_out = run_tables  # `atspm --run RUN_DIR --no-charts`
     assert named.returncode == 0, named.stderr
-    tables = sorted(p.name for p in (tmp_path / "named").glob("*.csv"))
+    tables = sorted(p.name for p in named_out.glob("*.csv"))
     assert len(tables) > 10
     for name in ("dir", "file"):
         assert [(tmp_path / name / t).read_bytes() for t in tables] == \
-            [(tmp_path / "named" / t).read_bytes() for t in tables], name
+            [(named_out / t).read_bytes() for t in tables], name
     both = subprocess.run(SIGNALWISE + ["atspm", str(run_dir), "--run", str(run_dir)], capture_output=True,
                           text=True)
     assert both.returncode == 2 and "given with --events or --run" in both.stderr
@@ -85,11 +92,9 @@ def test_a_path_alone_is_a_run_directory_or_an_event_log(run_dir, tmp_path):
     assert missing.returncode == 2 and "nothing.csv" in missing.stderr and "Traceback" not in missing.stderr
 
 
-def test_ped_delay_has_rows_for_a_run(run_dir, tmp_path):
+def test_ped_delay_has_rows_for_a_run(run_tables):
     # runs serve the walk on recall and log no pedestrian calls: the delay is estimated from the walks
-    out = tmp_path / "atspm"
-    r = subprocess.run(SIGNALWISE + ["atspm", "--run", str(run_dir), "--out", str(out), "--no-charts"],
-                       capture_output=True, text=True)
+    r, out = run_tables  # `atspm --run RUN_DIR --no-charts`
     assert r.returncode == 0, r.stderr
     ped = pd.read_csv(out / "ped_delay.csv")
     assert len(ped) > 0 and set(ped["Method"]) == {"recall"}

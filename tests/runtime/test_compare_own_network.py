@@ -94,11 +94,17 @@ def test_a_controller_with_no_finished_run_has_no_violation_count_and_no_scipy_n
 
 def test_compare_refuses_a_model_that_does_not_fit_the_network_before_any_run(tmp_path):
     """A tabular model of `single` on `corridor`: refused in one line before the baseline's runs, not as a
-    failed run per seed after them."""
-    train = subprocess.run([SIGNALWISE, "train", "-s", "single", "--agent", "tabular", "--episodes", "1",
-                            "--guide-visits", "30", "--batch", "1", "--workers", "1", "--duration", "60", "--out",
-                            str(tmp_path / "t")], capture_output=True, text=True, timeout=300)
-    assert train.returncode == 0, train.stderr
+    failed run per seed after them. (The model: a complete tabular artifact for `single`'s real layout, as
+    `train --agent tabular -s single` leaves one, written directly rather than trained for it.)"""
+    from support.models import write_model
+
+    from signalwise.envs.episode import probe_network
+    from signalwise.runtime.config import RunConfig
+    from signalwise.runtime.loop import resolve_scenario
+
+    cfg = RunConfig(scenario="single")
+    intersections, _ = probe_network(cfg, resolve_scenario(cfg))
+    write_model(tmp_path / "t" / "model", intersections, scenario="single")
     p = _compare("-s", "corridor", "-c", f"fixed,ql:{tmp_path / 't' / 'model'}", "--seeds", "1",
                  "--duration", "60", "--out", str(tmp_path / "cmp"))
     assert p.returncode == 2, p.stderr

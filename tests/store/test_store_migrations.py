@@ -1,7 +1,6 @@
 import datetime as dt
 import subprocess
 import sys
-import time
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -59,12 +58,14 @@ def test_downgrade_to_base_and_back(db_url):
 
 
 
-#: a process that opens the database given at the instant given (both in argv), as `signalwise` commands do
+#: a process that opens the database given (argv), says so, and migrates it when told to go (a line on
+#: stdin), as `signalwise` commands do
 OPEN_AT = """
-import sys, time
+import sys
 from signalwise.store import create_store_engine, upgrade
 engine = create_store_engine(sys.argv[1])
-time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+print("ready", flush=True)
+sys.stdin.readline()
 upgrade(engine)
 """
 
@@ -72,9 +73,17 @@ upgrade(engine)
 def test_processes_opening_a_new_database_at_once_all_get_it_migrated(db_url):
     """A server and an ingest starting on a new database at the same moment: one migrates, the others
     wait for it and find the schema at head (unserialised, the others failed: table already exists)."""
-    start_at = time.time() + 3  # after the three have imported the store (about a second)
-    procs = [subprocess.Popen([sys.executable, "-c", OPEN_AT, db_url, str(start_at)], stderr=subprocess.PIPE,
-                              text=True) for _ in range(3)]
+    procs = [subprocess.Popen([sys.executable, "-c", OPEN_AT, db_url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    # all three have imported the store and opened the engine: then go at once
+    ready = [p.stdout.readline().strip() for p in procs]
+    if ready != ["ready"] * 3:
+        for p in procs:
+            p.kill()
+        pytest.fail(f"a process could not open the database: {[p.communicate()[1][-2000:] for p in procs]}")
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
     failures = [err for p in procs for err in [p.communicate(timeout=120)[1]] if p.returncode != 0]
     assert failures == []
     engine = create_store_engine(db_url)
