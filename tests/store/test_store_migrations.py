@@ -89,3 +89,26 @@ def test_processes_opening_a_new_database_at_once_all_get_it_migrated(db_url):
     engine = create_store_engine(db_url)
     assert current_revision(engine) == head_revision()
     engine.dispose()
+
+
+def test_the_quick_revision_readers_agree_with_alembics_own(db_url):
+    """`head_revision` reads the migration files' names and `current_revision` one row, without importing
+    alembic; both must say what alembic says, at every step: empty, each revision, back to base."""
+    from alembic.script import ScriptDirectory
+
+    from signalwise.store.engine import _alembic_config
+
+    assert head_revision() == ScriptDirectory.from_config(_alembic_config()).get_current_head() == revisions()[-1]
+    engine = create_store_engine(db_url)
+
+    def alembics() -> str | None:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    assert current_revision(engine) is None is alembics()
+    for rev in (revisions()[0], revisions()[len(revisions()) // 2], head_revision()):
+        upgrade(engine, rev)
+        assert current_revision(engine) == rev == alembics()
+    downgrade(engine, "base")  # alembic's table stays, empty
+    assert current_revision(engine) is None is alembics()
+    engine.dispose()
