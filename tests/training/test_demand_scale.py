@@ -75,7 +75,7 @@ def test_train_takes_the_scales_on_the_command_line_and_refuses_a_bad_one(tmp_pa
 
     signalwise = str(Path(sys.executable).with_name("signalwise"))
     ok = subprocess.run([signalwise, "train", "--agent", "phase-score", "-s", "single", "--generations", "1",
-                         "--popsize", "2", "--validation-seeds", "1", "--duration", "300", "--seeds-per-generation",
+                         "--popsize", "2", "--validation-seeds", "1", "--duration", "60", "--seeds-per-generation",
                          "2", "--demand-scale", "1", "--demand-scale", "1.3", "--out", str(tmp_path / "t")],
                         capture_output=True, text=True, timeout=600)
     assert ok.returncode == 0, ok.stderr
@@ -103,7 +103,7 @@ def test_run_and_compare_take_the_scale_and_say_so(tmp_path):
     from pathlib import Path
 
     signalwise = str(Path(sys.executable).with_name("signalwise"))
-    run = subprocess.run([signalwise, "run", "-s", "single", "--controller", "fixed", "--duration", "300",
+    run = subprocess.run([signalwise, "run", "-s", "single", "--controller", "fixed", "--duration", "120",
                           "--demand-scale", "1.5", "--record", "lean", "--no-emissions", "--run-dir",
                           str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
@@ -111,7 +111,7 @@ def test_run_and_compare_take_the_scale_and_say_so(tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["demand_scale"] == 1.5
     cmp = subprocess.run([signalwise, "compare", "-s", "single", "--controllers", "fixed", "--seeds", "1",
-                          "--duration", "300", "--demand-scale", "1.5", "--workers", "1", "--out",
+                          "--duration", "120", "--demand-scale", "1.5", "--workers", "1", "--out",
                           str(tmp_path / "cmp")], capture_output=True, text=True, timeout=300)
     assert cmp.returncode == 0, cmp.stderr
     compared = json.loads(next((tmp_path / "cmp").glob("fixed-s1/metrics.json")).read_text())

@@ -32,12 +32,22 @@ def same_tables(a: Path, b: Path) -> bool:
         for n in ma.tables)
 
 
-@pytest.mark.parametrize("left", ["the model ahead of its state", "no model"])
-def test_a_resume_goes_on_from_the_checkpoint_its_state_names(tmp_path, left):
-    out = tmp_path / "t"
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory) -> tuple[Path, str]:
+    """1 episode, then --resume to 2: the training directory (copied, never changed, by each test) and its state
+    at 1 episode."""
+    out = tmp_path_factory.mktemp("resumed") / "t"
     train(tabular(out, 1))
     state_at_1 = (out / "train_state.json").read_text()
     train(tabular(out, 2), resume=True)
+    return out, state_at_1
+
+
+@pytest.mark.parametrize("left", ["the model ahead of its state", "no model"])
+def test_a_resume_goes_on_from_the_checkpoint_its_state_names(resumed, tmp_path, left):
+    trained, state_at_1 = resumed
+    out = tmp_path / "t"
+    shutil.copytree(trained, out)
     whole = tmp_path / "whole"
     shutil.copytree(out / "model", whole)
     # killed while installing the second round's model: the state still says 1 episode

@@ -89,7 +89,7 @@ def test_a_per_signal_search_gives_every_signal_its_own_weights_and_validates_th
 @pytest.mark.slow
 def test_train_per_signal_from_the_command_line_with_start_auto(tmp_path):
     p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "-s", "corridor", "--generations", "1",
-                        "--popsize", "2", "--validation-seeds", "1", "--duration", "300", "--per-signal",
+                        "--popsize", "2", "--validation-seeds", "1", "--duration", "60", "--per-signal",
                         "--sigma", "0.5", "--neighbour-weight", "0.5", "--start", "auto", "--out", str(tmp_path / "t")],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
@@ -163,7 +163,7 @@ def test_holding_the_neighbours_runs_a_generation_once_per_colour_class(tmp_path
     """The corridor's chain takes two classes (J2, J4 and J1, J3, J5): a generation of 2 runs 4 episodes (the
     count is of the episodes the search ran)."""
     cfg = SearchConfig(scenario="corridor", generations=1, popsize=2, validation_seeds=1, seed=1, workers=2,
-                       duration_s=300, out=tmp_path / "h", per_signal=True, hold_neighbours=True, neighbour_weight=1.0)
+                       duration_s=60, out=tmp_path / "h", per_signal=True, hold_neighbours=True, neighbour_weight=1.0)
     model = search(cfg)
     assert model.meta["training"]["episodes"] == 1 + 1 + 1 * 2 * 2
     assert model.meta["training"]["config"]["hold_neighbours"] is True

@@ -46,7 +46,7 @@ def test_the_shipped_model_runs_under_the_shield_with_no_violation(tmp_path):
 
 
 def test_a_bare_ql_on_a_built_in_runs_the_shipped_model_and_says_so(tmp_path):
-    p = subprocess.run([SIGNALWISE, "run", "-s", "single", "-c", "ql", "--duration", "300", "--no-emissions",
+    p = subprocess.run([SIGNALWISE, "run", "-s", "single", "-c", "ql", "--duration", "60", "--no-emissions",
                         "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert f"using the model shipped for 'single' ({shipped_model_path('single')})" in p.stderr
@@ -69,7 +69,7 @@ def test_train_refuses_an_unknown_agent_in_one_line():
 
 def test_train_phase_score_from_the_command_line(tmp_path):
     p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "-s", "single", "--generations", "1",
-                        "--popsize", "2", "--validation-seeds", "1", "--duration", "300", "--timing", "benchmark",
+                        "--popsize", "2", "--validation-seeds", "1", "--duration", "60", "--timing", "benchmark",
                         "--out", str(tmp_path / "t")], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     assert "weights: in_halt +1" in p.stderr and "validation (seeds [601000]" in p.stderr
@@ -96,7 +96,7 @@ def test_train_with_shared_lanes_split_on_a_network_with_turn_pockets(tmp_path):
     otherwise."""
     net, trips = generated_network_with_pockets(tmp_path)
     p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--net", str(net), "--routes", str(trips),
-                        "--generations", "1", "--popsize", "2", "--validation-seeds", "1", "--duration", "300",
+                        "--generations", "1", "--popsize", "2", "--validation-seeds", "1", "--duration", "60",
                         "--measure", "density", "--shared-lanes", "split", "--out", str(tmp_path / "t")],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
@@ -121,7 +121,7 @@ def test_train_with_shared_lanes_split_on_a_network_with_turn_pockets(tmp_path):
 def test_train_with_cycle_calls_records_the_rule_its_episodes_ran_under(tmp_path):
     # no --agent: the phase-score search is the default
     p = subprocess.run([SIGNALWISE, "train", "-s", "single", "--generations", "1",
-                        "--popsize", "2", "--validation-seeds", "1", "--duration", "300", "--cycle-calls",
+                        "--popsize", "2", "--validation-seeds", "1", "--duration", "60", "--cycle-calls",
                         "--out", str(tmp_path / "t")], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr  # every episode's audit held the shield to its calls
     meta = load_model(tmp_path / "t" / "model").meta
@@ -137,7 +137,7 @@ def test_restarts_keep_the_search_that_validates_best_on_common_seeds(tmp_path):
     the first one's validation seed and the lower delay is the model. The second search's figure there is
     what a run of its model on that seed gives."""
     p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "-s", "single", "--generations", "1",
-                        "--popsize", "2", "--validation-seeds", "1", "--duration", "300", "--restarts", "2",
+                        "--popsize", "2", "--validation-seeds", "1", "--duration", "60", "--restarts", "2",
                         "--out", str(tmp_path / "t")], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     meta = load_model(tmp_path / "t" / "model").meta
@@ -151,7 +151,7 @@ def test_restarts_keep_the_search_that_validates_best_on_common_seeds(tmp_path):
     first = searched[1]["selection"]
     assert r["candidates"]["1"] == first[f"{first['chosen']}_avg_delay_s"]  # not run again
     second = execute_run(RunConfig(scenario="single", controller=f"ql:{tmp_path / 't' / 'restarts' / 'seed-2' / 'model'}",
-                                   seed=601000, duration_s=300, record="lean", emissions=False), tmp_path / "check")
+                                   seed=601000, duration_s=60, record="lean", emissions=False), tmp_path / "check")
     assert r["candidates"]["2"] == pytest.approx(second.metrics["network"]["avg_delay_s"], abs=1e-3)
     assert meta["training"]["episodes"] == 2 * (1 * 2 + 2 * 1) + 1
     assert meta["training"]["seed"] == 1 and meta["training"]["config"]["restarts"] == 2
@@ -169,7 +169,7 @@ def test_evaluate_runs_where_and_how_the_model_trained_unless_told_otherwise(tmp
     single = Path(shipped_model_path("single")).parents[3] / "sim" / "scenarios" / "single"
     net, routes = single / "net.net.xml", single / "demand.rou.xml"
     p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--net", str(net), "--routes", str(routes),
-                        "--generations", "1", "--popsize", "2", "--validation-seeds", "1", "--duration", "300",
+                        "--generations", "1", "--popsize", "2", "--validation-seeds", "1", "--duration", "60",
                         "--timing", "benchmark", "--out", str(tmp_path / "t")], capture_output=True, text=True,
                        timeout=600)
     assert p.returncode == 0, p.stderr
@@ -177,7 +177,7 @@ def test_evaluate_runs_where_and_how_the_model_trained_unless_told_otherwise(tmp
 
     def evaluate(*more):
         out = tmp_path / f"eval{len(list(tmp_path.glob('eval*')))}"
-        r = subprocess.run([SIGNALWISE, "evaluate", "--model", str(model), "--seeds", "1", "--duration", "300",
+        r = subprocess.run([SIGNALWISE, "evaluate", "--model", str(model), "--seeds", "1", "--duration", "60",
                             "--workers", "2", "--out", str(out), *more], capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr
         ran = yaml.safe_load((out / "max-pressure-s1" / "config.yaml").read_text())

@@ -126,17 +126,27 @@ def test_resume_refuses_options_other_than_the_run_it_continues(one_episode, tmp
     assert (out / "train_state.json").read_text() == state  # nothing was trained
 
 
-def test_resume_with_the_same_options_goes_on(one_episode, tmp_path):
-    out = tmp_path / "t"
+@pytest.fixture(scope="module")
+def resumed_to_two(one_episode, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """A copy of `one_episode` resumed to 2 episodes with the same options (and more workers, which a resume does
+    not compare): the command's result, and the training it leaves (read by the tests below, never changed)."""
+    out = tmp_path_factory.mktemp("resumed") / "t"
     shutil.copytree(one_episode, out)
     r = cli("train", *SHORT, "--episodes", "2", "--workers", "2", "--out", str(out), "--resume")
+    return out, r
+
+
+def test_resume_with_the_same_options_goes_on(resumed_to_two):
+    out, r = resumed_to_two
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "train_state.json").read_text())["episodes_done"] == 2
 
 
-def test_resume_with_fewer_episodes_than_done_is_refused(tmp_path):
+def test_resume_with_fewer_episodes_than_done_is_refused(resumed_to_two, tmp_path):
+    done, r = resumed_to_two  # 2 episodes done
+    assert r.returncode == 0, r.stderr
     out = tmp_path / "t"
-    assert cli("train", *SHORT, "--episodes", "2", "--out", str(out)).returncode == 0
+    shutil.copytree(done, out)
     state = (out / "train_state.json").read_text()
     refused(cli("train", *SHORT, "--episodes", "1", "--out", str(out), "--resume"), "fewer than the 2")
     assert (out / "train_state.json").read_text() == state
@@ -191,10 +201,11 @@ def test_train_refuses_a_scenario_beside_network_files_as_run_and_evaluate_do(tm
     assert not out.exists()
 
 
-def test_resume_of_an_auto_training_with_one_threshold_says_which_to_give(tmp_path):
+def test_resume_of_an_auto_training_with_one_threshold_says_which_to_give(one_episode, tmp_path):
     out = tmp_path / "t"
-    # what a --guide-visits auto training holds: a training per candidate threshold in out/guide-N
-    assert cli("train", *SHORT, "--episodes", "1", "--out", str(out / "guide-30")).returncode == 0
+    # what a --guide-visits auto training holds: a training per candidate threshold in out/guide-N (here the
+    # training of SHORT for 1 episode, as `one_episode` holds it)
+    shutil.copytree(one_episode, out / "guide-30")
     refused(cli("train", *SHORT, "--episodes", "2", "--out", str(out), "--resume"), "--guide-visits auto")
     assert not (out / "model").exists()
 

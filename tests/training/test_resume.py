@@ -21,7 +21,7 @@ from signalwise.training.train import training_seed
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 SEED = 5
 SHORT = ["--scenario", "single", "--batch", "2", "--workers", "2", "--seed", str(SEED), "--validation-seeds", "1",
-         "--duration", "300"]
+         "--duration", "60"]
 
 
 def train(out: Path, episodes: int, *more: str) -> subprocess.CompletedProcess:
@@ -124,7 +124,7 @@ def test_a_failed_validation_run_exits_1_and_bad_input_still_2(tmp_path):
 def test_a_killed_phase_score_search_runs_again_into_its_directory_and_is_never_resumed(tmp_path):
     out = tmp_path / "ps"
     search = [SIGNALWISE, "train", "--agent", "phase-score", "-s", "single", "--generations", "1", "--popsize", "2",
-              "--validation-seeds", "1", "--duration", "120", "--seed", str(SEED), "--out", str(out)]
+              "--validation-seeds", "1", "--duration", "60", "--seed", str(SEED), "--out", str(out)]
     for key in (0, 1):  # killed in its first generation: the episodes' run directories half-written
         run_dir = out / "episodes" / "gen-0000" / f"{key}-s{training_seed(SEED, 0)}"
         run_dir.mkdir(parents=True)

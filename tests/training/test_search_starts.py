@@ -85,7 +85,7 @@ def test_an_unknown_start_is_a_one_line_error_naming_the_known_ones():
 @pytest.mark.slow
 def test_train_starts_the_search_where_start_says(tmp_path):
     p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "-s", "single", "--generations", "1",
-                        "--popsize", "2", "--validation-seeds", "1", "--duration", "300",
+                        "--popsize", "2", "--validation-seeds", "1", "--duration", "60",
                         "--start", "max-pressure-hold", "--add-feature", "switch_halt_red", "--out", str(tmp_path / "t")],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
@@ -105,7 +105,7 @@ def test_train_starts_the_search_where_start_says(tmp_path):
 @pytest.mark.slow
 def test_auto_runs_every_start_on_the_validation_seeds_and_searches_from_the_lowest(tmp_path):
     p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "-s", "single", "--generations", "1",
-                        "--popsize", "2", "--validation-seeds", "1", "--duration", "600", "--workers", "2",
+                        "--popsize", "2", "--validation-seeds", "1", "--duration", "300", "--workers", "2",
                         "--start", "auto", "--out", str(tmp_path / "t")],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
@@ -127,7 +127,7 @@ def test_auto_runs_every_start_on_the_validation_seeds_and_searches_from_the_low
     for name, start in STARTS.items():
         got = run_policy_episode(json.dumps({
             "key": name, "weights": list(start.vector(start.features())), "features": list(start.features()),
-            "measure": "count", "sumo_seed": sel["seeds"][0], "scenario": "single", "run": {}, "duration_s": 600,
+            "measure": "count", "sumo_seed": sel["seeds"][0], "scenario": "single", "run": {}, "duration_s": 300,
             "period_s": start.period_s, "run_dir": str(tmp_path / "check" / name), "sumocfg": None, "net": None,
             "routes": [], "zone_m": config["zone_m"]}))
         assert round(got["avg_delay_s"], 3) == delays[name], name
@@ -139,7 +139,7 @@ def test_auto_runs_every_start_on_the_validation_seeds_and_searches_from_the_low
 @pytest.mark.slow
 def test_period_overrides_the_starts_decision_period_and_the_model_keeps_it(tmp_path):
     p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "-s", "single", "--generations", "1",
-                        "--popsize", "2", "--validation-seeds", "1", "--duration", "300", "--period", "2",
+                        "--popsize", "2", "--validation-seeds", "1", "--duration", "60", "--period", "2",
                         "--out", str(tmp_path / "t")], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     meta = load_model(tmp_path / "t" / "model").meta
@@ -172,7 +172,7 @@ def test_train_fine_tunes_a_model_given_as_start(tmp_path):
     shipped = shipped_model_path("single")
     policy = json.loads((Path(shipped) / "meta.json").read_text())["policy"]
     args = [SIGNALWISE, "train", "--agent", "phase-score", "-s", "single", "--generations", "1", "--popsize", "2",
-            "--validation-seeds", "1", "--duration", "300", "--timing", "benchmark", "--start", str(shipped)]
+            "--validation-seeds", "1", "--duration", "60", "--timing", "benchmark", "--start", str(shipped)]
     wrong = subprocess.run([*args, "--out", str(tmp_path / "w")], capture_output=True, text=True, timeout=120)
     assert wrong.returncode == 2 and "add --measure density" in wrong.stderr and "Traceback" not in wrong.stderr
     p = subprocess.run([*args, "--measure", "density", "--out", str(tmp_path / "t")], capture_output=True, text=True,

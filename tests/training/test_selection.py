@@ -20,7 +20,7 @@ SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 @pytest.fixture(scope="module")
 def selected(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("auto") / "t"
-    r = subprocess.run([SIGNALWISE, "train", "--scenario", "single", "--episodes", "2", "--duration", "300",
+    r = subprocess.run([SIGNALWISE, "train", "--scenario", "single", "--episodes", "2", "--duration", "60",
                         "--seed", "4", "--validation-seeds", "2", "--out", str(out)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr

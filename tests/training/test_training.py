@@ -85,7 +85,7 @@ def test_evaluation_uses_held_out_seeds_and_records_its_result(trained):
     with pytest.raises(ModelError, match="used in training"):
         check_heldout(model, [1_300_001])
     r = cli("evaluate", "--model", str(trained / "model"), "--scenario", "single", "--seeds", "2",
-            "--duration", str(SHORT_S), "--workers", "2", "--out", str(trained / "eval"))
+            "--duration", "120", "--workers", "2", "--out", str(trained / "eval"))
     assert r.returncode == 0, r.stderr
     assert "max-pressure" in r.stdout and "Welch p " in r.stdout
     ev = json.loads((trained / "model" / "meta.json").read_text())["evaluations"][-1]
