@@ -20,6 +20,16 @@ DEMO_WITH_LEARNING = f"{DEMO_CONTROLLERS},ql"
 DEMO_SEEDS = 3  # 15 one-hour runs: about two minutes on 2 idle cores
 
 
+def raised_from(exc: BaseException, module: str, name: str) -> bool:
+    """Whether `exc` is `module.name`, without importing the module: an error whose module no code imported
+    cannot have been raised. Error handlers of every command ask this of errors few commands can raise, which
+    would otherwise cost each command their module's imports (the alerts' HTTP client, the store's tables)."""
+    import sys
+
+    mod = sys.modules.get(module)
+    return mod is not None and isinstance(exc, getattr(mod, name))
+
+
 def friendly_errors(fn):
     """Turn the errors users cause into one line and a non-zero exit, never a traceback."""
 
@@ -30,12 +40,10 @@ def friendly_errors(fn):
         from ..control.base import ControllerUnavailable, UnknownController
         from ..sim.backend import SimulationError
         from ..sim.scenario import ScenarioError
-        from .live.alerts import AlertConfigError
 
         try:
             return fn(*args, **kwargs)
-        except (ScenarioError, SimulationError, UnknownController, ControllerUnavailable, FileNotFoundError,
-                AlertConfigError) as exc:  # AlertConfigError: a --config file's `alerts:` section (`signalwise live`)
+        except (ScenarioError, SimulationError, UnknownController, ControllerUnavailable, FileNotFoundError) as exc:
             _fail(str(exc))
         except ValidationError as exc:
             err = exc.errors()[0]
@@ -44,6 +52,11 @@ def friendly_errors(fn):
             _fail(f"invalid {where}: {msg}" if where != "config" else msg)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM inside `sigterm_as_interrupt`
             _fail(f"{stop_reason(exc)}; the run directory is marked incomplete", code=INTERRUPTED)
+        except Exception as exc:
+            # a --config file's `alerts:` section (`signalwise live`)
+            if raised_from(exc, "signalwise.runtime.live.alerts", "AlertConfigError"):
+                _fail(str(exc))
+            raise
 
     return wrapper
 

@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperCommand
 
 from ..exitcodes import FAILED
-from ..runtime.commands import _fail, friendly_errors, registry_options
+from ..runtime.commands import _fail, friendly_errors, raised_from, registry_options
 from ..store.cli_engine import DB_HELP
 from .executors import LOCAL_RAY
 
@@ -30,7 +30,6 @@ def learning_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from ..control.learning.qtable import ModelError
-        from ..store.model_registry import RegistryError
         from .selection import ValidationFailed
         from .train import TrainingError
 
@@ -38,8 +37,12 @@ def learning_errors(fn):
             return fn(*args, **kwargs)
         except ValidationFailed as exc:
             _fail(str(exc), code=FAILED)
-        except (ModelError, TrainingError, RegistryError) as exc:
+        except (ModelError, TrainingError) as exc:
             _fail(str(exc))
+        except Exception as exc:
+            if raised_from(exc, "signalwise.store.model_registry", "RegistryError"):
+                _fail(str(exc))
+            raise
 
     return friendly_errors(wrapper)
 
