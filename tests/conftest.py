@@ -20,3 +20,16 @@ def db_url(request, tmp_path):
             pytest.skip(reason)
     with isolated_database(request.param, tmp_path) as url:
         yield url
+
+
+#: test directories by the time their files take, longest first (`make test` runs them in this order with
+#: --no-loadscope-reorder): a worker that picks up a long file last keeps the whole suite waiting for it
+LONGEST_FIRST = ("training", "dashboard", "runtime", "vision", "api", "sim", "store", "atspm", "envs")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        parts = Path(str(item.path)).relative_to(Path(__file__).parent).parts
+        return LONGEST_FIRST.index(parts[0]) if len(parts) > 1 and parts[0] in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each directory keeps its own order
