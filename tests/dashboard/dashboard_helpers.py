@@ -6,15 +6,12 @@ Used by tests/dashboard/ and bench/dashboard_bench.py; see conftest.py for why C
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
-import shutil
-import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from support.debian import install
 from support.loopback import serving
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -27,25 +24,8 @@ SIGNAL_RGB = {"green": (0x1A, 0x98, 0x50), "yellow": (0xF2, 0xB4, 0x00), "red": 
 
 
 def install_chromium() -> str | None:
-    """Install Debian's chromium and chromium-driver; None when done, else why not (one installer at a time)."""
-    if CHROMIUM.exists():
-        return None
-    if shutil.which("apt-get") is None:
-        return "no /usr/bin/chromium and no apt-get to install it"
-    with open("/tmp/signalwise-chromium-install.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # pytest-xdist workers: one installs, the others wait
-        if CHROMIUM.exists():
-            return None
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium", "chromium-driver"]):
-            try:
-                done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                return f"`{' '.join(cmd)}` failed: {exc}"
-            if done.returncode != 0:
-                tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-                return f"`{' '.join(cmd)}` exited {done.returncode}: {tail[0]}"
-    return None if CHROMIUM.exists() else "apt-get installed chromium but /usr/bin/chromium is missing"
+    """Install Debian's chromium and chromium-driver; None when done, else why not."""
+    return install(["chromium", "chromium-driver"], CHROMIUM)
 
 
 @dataclass
