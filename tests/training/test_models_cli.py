@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support.cli import signalwise
 from support.models import write_model
 
 from signalwise.envs.episode import probe_network
@@ -20,8 +21,7 @@ SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 
 
 def _cli(*args, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([SIGNALWISE, "models", *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **env})
+    return signalwise("models", *args, env=env)
 
 
 def _directory_registry(root: Path, model: Path) -> Path:
@@ -94,8 +94,9 @@ def test_run_and_compare_read_the_registry_of_their_own_db(tmp_path):
     def cli(*args):
         return subprocess.run([SIGNALWISE, *args], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
 
-    assert cli("models", "add", str(shipped_model_path("single")), "--db", url).returncode == 0
-    assert cli("models", "deploy", "v1", "--intersection", "C", "--db", url).returncode == 0
+    unset = ("SIGNALWISE_DATABASE_URL",)
+    assert signalwise("models", "add", str(shipped_model_path("single")), "--db", url, unset=unset).returncode == 0
+    assert signalwise("models", "deploy", "v1", "--intersection", "C", "--db", url, unset=unset).returncode == 0
     p = cli("run", "-s", "single", "-c", "ql:@active", "--duration", "60", "--db", url, "--run-dir", "r")
     assert p.returncode == 0, p.stderr[-2000:]
     config = (tmp_path / "r" / "config.yaml").read_text()

@@ -4,13 +4,13 @@ than registering a model that cannot run or resuming a training other than the o
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from support.cli import signalwise
 from support.cli_checks import refused
 from support.models import damaged_copy
 
@@ -20,8 +20,14 @@ SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 
 
 def cli(*args, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([SIGNALWISE, *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
+    """In this process: a registry command, or a training refused before anything runs."""
+    return signalwise(*args, env=env)
+
+
+def in_a_process(*args) -> subprocess.CompletedProcess:
+    """A training that runs, or a run that meets SUMO before its refusal: in a process of its own, whose
+    worker processes take its environment."""
+    return subprocess.run([SIGNALWISE, *args], capture_output=True, text=True, timeout=300)
 
 
 def _registry_env(tmp_path: Path) -> dict:
@@ -57,7 +63,7 @@ def test_models_add_refuses_a_phase_score_model_that_cannot_run(tmp_path, case):
     refused(cli("models", "add", str(model), env=env), str(model), words)
     assert _registered(tmp_path) == []  # `models list` says so too: tested once, below
     # the same directory runs nowhere either: the refusal is what a run would say
-    ran = cli("run", "-s", "single", "-c", f"ql:{model}", "--duration", "10", "--out", str(tmp_path / "runs"))
+    ran = in_a_process("run", "-s", "single", "-c", f"ql:{model}", "--duration", "10", "--out", str(tmp_path / "runs"))
     assert ran.returncode == 2 and "error:" in ran.stderr
 
 
@@ -104,7 +110,7 @@ SHORT = ["-s", "single", "--guide-visits", "30", "--batch", "1", "--workers", "1
 @pytest.fixture(scope="module")
 def one_episode(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("resume") / "t"
-    r = cli("train", *SHORT, "--episodes", "1", "--out", str(out))
+    r = in_a_process("train", *SHORT, "--episodes", "1", "--out", str(out))
     assert r.returncode == 0, r.stderr
     return out
 
@@ -132,7 +138,7 @@ def resumed_to_two(one_episode, tmp_path_factory) -> tuple[Path, subprocess.Comp
     not compare): the command's result, and the training it leaves (read by the tests below, never changed)."""
     out = tmp_path_factory.mktemp("resumed") / "t"
     shutil.copytree(one_episode, out)
-    r = cli("train", *SHORT, "--episodes", "2", "--workers", "2", "--out", str(out), "--resume")
+    r = in_a_process("train", *SHORT, "--episodes", "2", "--workers", "2", "--out", str(out), "--resume")
     return out, r
 
 
@@ -154,8 +160,8 @@ def test_resume_with_fewer_episodes_than_done_is_refused(resumed_to_two, tmp_pat
 
 def test_resume_takes_a_left_out_option_from_the_run_it_continues(tmp_path):
     out = tmp_path / "t"
-    assert cli("train", *SHORT, "--gamma", "0.5", "--episodes", "1", "--out", str(out)).returncode == 0
-    r = cli("train", *SHORT, "--episodes", "2", "--out", str(out), "--resume")  # --gamma left out: 0.5 goes on
+    assert in_a_process("train", *SHORT, "--gamma", "0.5", "--episodes", "1", "--out", str(out)).returncode == 0
+    r = in_a_process("train", *SHORT, "--episodes", "2", "--out", str(out), "--resume")  # --gamma left out: 0.5 goes on
     assert r.returncode == 0, r.stderr
     state = json.loads((out / "train_state.json").read_text())
     assert state["episodes_done"] == 2 and state["config"]["hyper"]["gamma"] == 0.5
@@ -220,12 +226,7 @@ DAMAGED = {  # meta.json edits a hand or a half-copied file makes, each refused 
 
 @pytest.mark.parametrize("case", list(DAMAGED))
 def test_a_damaged_model_is_refused_by_run_and_models_add_in_one_line(tmp_path, case):
-    from typer.testing import CliRunner
-
-    from signalwise.cli import app
-
     model = damaged_copy(tmp_path / "model", DAMAGED[case])
-    added = CliRunner(env=_registry_env(tmp_path)).invoke(app, ["models", "add", str(model)])  # in this process
-    refused(subprocess.CompletedProcess([], added.exit_code, "", added.output), str(model))
-    if case != "training.episodes a word":  # the run reads no training record; in its own process (SUMO)
-        refused(cli("run", "-s", "single", "-c", f"ql:{model}", "--duration", "10", "--out", str(tmp_path / "runs")))
+    refused(cli("models", "add", str(model), env=_registry_env(tmp_path)), str(model))
+    if case != "training.episodes a word":  # the run reads no training record
+        refused(in_a_process("run", "-s", "single", "-c", f"ql:{model}", "--duration", "10", "--out", str(tmp_path / "runs")))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.cli import signalwise
 
 from signalwise.control.learning.qtable import ModelError, load_model
 from signalwise.runtime.config import RunConfig
@@ -124,33 +125,33 @@ def test_model_registry_deploy_and_rollback_through_the_cli(trained, tmp_path):
     db = ("--db", f"sqlite:///{tmp_path / 'reg.db'}")
     env = _registry_env(tmp_path)
     for _ in range(2):
-        r = cli("models", "add", str(trained / "model"), *db, env=env)
+        r = signalwise("models", "add", str(trained / "model"), *db, env=env)
         assert r.returncode == 0, r.stderr
     assert "registered v2" in r.stdout
-    assert cli("models", "deploy", "v1", *db, env=env).returncode == 0
-    assert "C: v2 active" in cli("models", "deploy", "v2", *db, env=env).stdout
-    listing = cli("models", "list", *db, env=env)
+    assert signalwise("models", "deploy", "v1", *db, env=env).returncode == 0
+    assert "C: v2 active" in signalwise("models", "deploy", "v2", *db, env=env).stdout
+    listing = signalwise("models", "list", *db, env=env)
     assert listing.returncode == 0 and "v2" in listing.stdout
-    shown = json.loads(cli("models", "show", "v2", *db, env=env).stdout)
+    shown = json.loads(signalwise("models", "show", "v2", *db, env=env).stdout)
     assert shown["scenario"] == "single" and shown["training"]["episodes"] == 2 and shown["version"] == "v2"
-    assert "C: v1 active" in cli("models", "rollback", *db, env=env).stdout
-    assert "fallback plan" in cli("models", "rollback", *db, env=env).stdout
-    history = cli("models", "history", "--intersection", "C", *db, env=env)
+    assert "C: v1 active" in signalwise("models", "rollback", *db, env=env).stdout
+    assert "fallback plan" in signalwise("models", "rollback", *db, env=env).stdout
+    history = signalwise("models", "history", "--intersection", "C", *db, env=env)
     assert history.returncode == 0 and history.stdout.count("cli:") >= 4  # two deploys, two rollbacks, by whom
-    bad = cli("models", "deploy", "v9", *db, env=env)
+    bad = signalwise("models", "deploy", "v9", *db, env=env)
     assert bad.returncode == 2 and "no model version 'v9'" in bad.stderr and "v1, v2" in bad.stderr
-    elsewhere = cli("models", "deploy", "v1", "--intersection", "X", *db, env=env)
+    elsewhere = signalwise("models", "deploy", "v1", "--intersection", "X", *db, env=env)
     assert elsewhere.returncode == 2 and "v1 has no table for X" in elsewhere.stderr
-    broken = cli("models", "add", str(tmp_path), *db, env=env)  # not a model: refused, nothing registered
+    broken = signalwise("models", "add", str(tmp_path), *db, env=env)  # not a model: refused, nothing registered
     assert broken.returncode == 2 and "not a model (no meta.json" in broken.stderr
-    assert "v3" not in cli("models", "list", *db, env=env).stdout
+    assert "v3" not in signalwise("models", "list", *db, env=env).stdout
 
 
 def test_the_registry_database_comes_from_settings_and_reaches_ql_active_runs(trained, tmp_path):
     env = _registry_env(tmp_path)
-    assert cli("models", "add", str(trained / "model"), env=env).returncode == 0
-    assert "C: v1 active" in cli("models", "deploy", "v1", env=env).stdout
-    assert "v1" in cli("models", "list", env=env).stdout
+    assert signalwise("models", "add", str(trained / "model"), env=env).returncode == 0
+    assert "C: v1 active" in signalwise("models", "deploy", "v1", env=env).stdout
+    assert "v1" in signalwise("models", "list", env=env).stdout
     r = cli("run", "-s", "single", "-c", "ql:@active", "--duration", "120", "--no-emissions",
             "--run-dir", str(tmp_path / "run"), env=env)
     assert r.returncode == 0, r.stderr

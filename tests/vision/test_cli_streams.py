@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.cli import signalwise
 from vision_scenes import small_scene, write_signals
 
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
@@ -41,7 +42,13 @@ def video(tmp_path_factory):
     return d, truth
 
 
-def _run(*args, timeout=300):
+def _run(*args):
+    """`signalwise vision run ARGS` in this process (its work runs on threads)."""
+    return signalwise("vision", "run", *map(str, args))
+
+
+def _run_in_a_process(*args, timeout=300):
+    """The same in a process of its own: what OpenCV's C++ side prints reaches this stderr too."""
     return subprocess.run([SIGNALWISE, "vision", "run", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout)
 
@@ -285,12 +292,12 @@ def test_a_camera_urls_password_is_never_shown(video, tmp_path):
         manager.close()
         server.stop()
     down = f"http://admin:s3cret@127.0.0.1:{free_port()}/stream.mjpg"
-    p = _run("--video", down, "--camera", d / "cam.yaml", "--out", tmp_path / "o")
+    p = _run_in_a_process("--video", down, "--camera", d / "cam.yaml", "--out", tmp_path / "o")
     assert p.returncode == 2 and "--video http://admin:***@127.0.0.1:" in p.stderr and "s3cret" not in p.stderr
     frames = [f for f, *_ in small_scene(seed=5, width_px=400, height_px=300, px_per_m=5.0).frames(1.0)]
     server = MjpegServer(frames, fps=20).start()  # the camera file's 400x300 view
     try:
-        p = _run("--video", f"http://admin:s3cret@127.0.0.1:{server.port}/stream.mjpg", "--camera", d / "cam.yaml",
+        p = _run_in_a_process("--video", f"http://admin:s3cret@127.0.0.1:{server.port}/stream.mjpg", "--camera", d / "cam.yaml",
                  "--out", tmp_path / "o", "--max-frames", 5)
     finally:
         server.stop()
@@ -346,8 +353,7 @@ def test_an_out_directory_that_cannot_be_made_is_one_line_before_any_work(tmp_pa
     """`--out` under a regular file is refused naming the option, as run, compare and atspm refuse it,
     before the inputs are read (here they do not even exist) and with nothing created."""
     (tmp_path / "file").write_text("")
-    p = _run("--video", tmp_path / "none.mp4", "--camera", tmp_path / "none.yaml", "--out", tmp_path / "file" / "out",
-             timeout=60)
+    p = _run("--video", tmp_path / "none.mp4", "--camera", tmp_path / "none.yaml", "--out", tmp_path / "file" / "out")
     assert p.returncode == 2, p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --out ") and "is not a directory" in lines[0], p.stderr

@@ -1,0 +1,119 @@
+"""`signalwise ARGS` run inside the test's own process, for tests about what a command says and does rather than
+about its process.
+
+A `signalwise` process spends about a second importing SQLAlchemy, the store's tables, numpy and Typer before
+it reads its arguments; the suite started hundreds of them. Here the same entry point (`signalwise.cli.main`,
+with its one-line error handling) runs with `sys.argv`, the environment, the working directory and the standard
+streams of a process of its own, and the answer has the shape `subprocess.run` gives. What stays a real
+process: anything about signals, exit on kill, what a process imports, output written by C++ (libsumo) or by
+child processes, and commands that start worker processes (a forkserver keeps the environment it started
+with, so a later test's environment would not reach them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import signal
+import subprocess
+import sys
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str] | None, unset: tuple[str, ...]) -> Iterator[None]:
+    saved = dict(os.environ)
+    try:
+        for key in unset:
+            os.environ.pop(key, None)
+        os.environ.update(env or {})
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def _process_logging() -> Iterator[None]:
+    """No handler on the root logger, as in a `signalwise` process: warnings reach stderr through logging's
+    last resort. pytest's log capture is taken off for the call and put back after."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    root.handlers, root.level = [], logging.WARNING
+    try:
+        yield
+    finally:
+        root.handlers, root.level = saved
+
+
+@contextlib.contextmanager
+def _working_directory(cwd: str | Path | None) -> Iterator[None]:
+    saved = os.getcwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        yield
+    finally:
+        os.chdir(saved)
+
+
+def _text_stream() -> io.TextIOWrapper:
+    # a buffer underneath, as a process's streams have: some commands write bytes to sys.stdout.buffer
+    stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="replace", newline=None, write_through=True)
+    stream.mode = "w"  # type: ignore[misc]  # rich and click look at it
+    return stream
+
+
+def _read(stream: io.TextIOWrapper) -> str:
+    stream.flush()
+    return stream.buffer.getvalue().decode("utf-8", errors="replace").replace("\r\n", "\n")
+
+
+def _exit_code(exc: SystemExit, stderr: io.TextIOWrapper) -> int:
+    """What the interpreter makes of SystemExit: None is 0, a number is itself, anything else is printed and 1."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    stderr.write(f"{exc.code}\n")
+    return 1
+
+
+def signalwise(*args: str, env: dict[str, str] | None = None, unset: tuple[str, ...] = (),
+               cwd: str | Path | None = None, stdin: str = "") -> subprocess.CompletedProcess:
+    """Run `signalwise ARGS` here; `env` is added to this process's environment and `unset` taken from it."""
+    from signalwise.cli import main
+
+    stdout, stderr = _text_stream(), _text_stream()
+    saved_streams = sys.stdin, sys.stdout, sys.stderr
+    saved_argv = sys.argv
+    saved_handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    code = 0
+    with _environment(env, unset), _working_directory(cwd), _process_logging():
+        sys.argv = ["signalwise", *args]
+        sys.stdin, sys.stdout, sys.stderr = io.StringIO(stdin), stdout, stderr
+        try:
+            main()
+        except SystemExit as exc:
+            code = _exit_code(exc, stderr)
+        except Exception:  # noqa: BLE001 - a process would print the traceback and exit 1; so does this
+            traceback.print_exc(file=stderr)
+            code = 1
+        finally:
+            sys.stdin, sys.stdout, sys.stderr = saved_streams
+            sys.argv = saved_argv
+            for s, handler in saved_handlers.items():
+                signal.signal(s, handler)
+            _close_databases()
+    return subprocess.CompletedProcess(["signalwise", *args], code, _read(stdout), _read(stderr))
+
+
+def _close_databases() -> None:
+    """A process's end closes its database connections; the next command may open the same file afresh."""
+    engine = sys.modules.get("signalwise.store.engine")
+    if engine is not None:
+        engine.dispose_engines()
