@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from support.cli import signalwise
 
 from signalwise.cli import _plain_metavars, app
 
@@ -29,10 +30,7 @@ def _paths(command, prefix=()):
 
 @pytest.mark.parametrize("path", list(_paths(_command())), ids=" ".join)
 def test_help_has_no_placeholders_or_cut_text(path):
-    import os
-
-    p = subprocess.run([SIGNALWISE, *path, "--help"], capture_output=True, text=True, timeout=60,
-                       env={**os.environ, "COLUMNS": "100"})
+    p = signalwise(*path, "--help", env={"COLUMNS": "100"})
     assert p.returncode == 0, p.stderr
     assert not re.search(r"<(str|int|float|bool|path|list\[[A-Za-z]+\])>", p.stdout), p.stdout
     assert "…" not in p.stdout
@@ -50,7 +48,7 @@ def test_version():
     (["keys", "create", "--name", "x", "--scope", "nope", "--db", "sqlite:////nonexistent-dir/x.db"], "error"),
 ])
 def test_bad_values_get_one_line_and_exit_2_never_a_traceback(args, needle):
-    p = subprocess.run([SIGNALWISE, *args], capture_output=True, text=True, timeout=60)
+    p = signalwise(*args)
     assert p.returncode == 2, (p.returncode, p.stderr)
     assert needle in p.stderr and "Traceback" not in p.stderr + p.stdout
 

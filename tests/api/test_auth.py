@@ -133,15 +133,12 @@ def test_unknown_scopes_are_refused(tmp_path, scopes):
 
 
 def test_the_keys_command_creates_a_working_key_lists_and_revokes_it(tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
+    from support.cli import signalwise
 
-    signalwise = str(Path(sys.executable).with_name("signalwise"))
     url = f"sqlite:///{tmp_path / 'auth.db'}"
 
     def cli(*args):
-        return subprocess.run([signalwise, "keys", *args, "--db", url], capture_output=True, text=True, timeout=60)
+        return signalwise("keys", *args, "--db", url)
 
     p = cli("create", "--name", "ops", "--scope", "read", "--scope", "operate")
     assert p.returncode == 0, p.stderr

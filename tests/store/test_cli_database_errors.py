@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.cli import signalwise
 
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.run import execute_run
@@ -21,7 +22,9 @@ BAD_DB = "sqlite:////nonexistent-dir/signalwise.db"
 
 
 def _cli(*args, cwd):
-    return subprocess.run([SIGNALWISE, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+    """In this process: every command here is refused before it simulates anything, or only reads and writes
+    the store."""
+    return signalwise(*args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +79,9 @@ def test_run_and_compare_open_the_database_before_simulating_anything(tmp_path, 
 
 def test_publish_takes_a_compare_directory_as_every_run_in_it(tmp_path):
     out = tmp_path / "cmp"
-    p = _cli("compare", "-s", "single", "--controllers", "fixed,max-pressure", "--seeds", "2", "--duration", "60",
-             "--out", str(out), cwd=tmp_path)
+    p = subprocess.run([SIGNALWISE, "compare", "-s", "single", "--controllers", "fixed,max-pressure", "--seeds", "2",
+                        "--duration", "60", "--out", str(out)], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=300)  # runs in worker processes: in a process of its own
     assert p.returncode == 0, p.stderr
     db = tmp_path / "pub.db"
     p = _cli("publish", str(out), "--db", f"sqlite:///{db}", cwd=tmp_path)

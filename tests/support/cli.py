@@ -92,6 +92,7 @@ def signalwise(*args: str, env: dict[str, str] | None = None, unset: tuple[str, 
     saved_streams = sys.stdin, sys.stdout, sys.stderr
     saved_argv = sys.argv
     saved_handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    opened_before = _open_databases()
     code = 0
     with _environment(env, unset), _working_directory(cwd), _process_logging():
         sys.argv = ["signalwise", *args]
@@ -108,12 +109,17 @@ def signalwise(*args: str, env: dict[str, str] | None = None, unset: tuple[str, 
             sys.argv = saved_argv
             for s, handler in saved_handlers.items():
                 signal.signal(s, handler)
-            _close_databases()
+            _close_databases(opened_before)
     return subprocess.CompletedProcess(["signalwise", *args], code, _read(stdout), _read(stderr))
 
 
-def _close_databases() -> None:
-    """A process's end closes its database connections; the next command may open the same file afresh."""
+def _open_databases() -> set[str]:
     engine = sys.modules.get("signalwise.store.engine")
-    if engine is not None:
-        engine.dispose_engines()
+    return set() if engine is None else set(engine._engines)
+
+
+def _close_databases(opened_before: set[str]) -> None:
+    """A process's end closes the database connections it opened; those the test held open before stay."""
+    engine = sys.modules.get("signalwise.store.engine")
+    for url in _open_databases() - opened_before:
+        engine.dispose_engines(url)
