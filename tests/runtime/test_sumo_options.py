@@ -3,12 +3,12 @@ evidence replay too, and the options a run sets itself are refused by name. Real
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from support.cli import signalwise as signalwise_here
 
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.loop import applied_sumo_options, resolve_scenario, sumocfg_note
@@ -48,8 +48,7 @@ def test_an_option_the_run_sets_itself_is_refused_with_the_reason(options, why):
 def test_the_command_line_refuses_it_in_one_line_and_names_what_a_sumocfg_sets_that_no_option_applies(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("sumo_options: {step-length: 0.1}\n")
-    p = subprocess.run([SIGNALWISE, "run", "-s", "single", "--config", str(bad), "--duration", "10",
-                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    p = signalwise_here("run", "-s", "single", "--config", str(bad), "--duration", "10", "--out", str(tmp_path))
     assert p.returncode == 2 and "step-length: set by the run" in p.stderr and "Traceback" not in p.stderr
     cfg_file = tmp_path / "city.sumocfg"
     cfg_file.write_text(f"""<configuration>
@@ -125,6 +124,5 @@ def test_a_misspelt_controller_option_is_refused_by_name_where_a_run_or_a_live_c
     assert RunConfig(scenario="single", controller_options={"min_hold_s": 20, "measure": "density"})
     bad = tmp_path / "bad.yaml"
     bad.write_text("controller_options: {min_hold: 20}\n")
-    p = subprocess.run([SIGNALWISE, "run", "-s", "single", "--config", str(bad), "--duration", "10",
-                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    p = signalwise_here("run", "-s", "single", "--config", str(bad), "--duration", "10", "--out", str(tmp_path))
     assert p.returncode == 2 and "unknown controller option(s) min_hold" in p.stderr and "Traceback" not in p.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from support.cli import signalwise as signalwise_here
 
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.loop import sumo_options
@@ -92,8 +93,7 @@ def test_train_takes_the_scales_on_the_command_line_and_refuses_a_bad_one(tmp_pa
     assert "demand_scale" not in evaluations[0] and evaluations[1]["demand_scale"] == 1.5
     assert evaluations[1]["baseline_avg_delay_s"] > evaluations[0]["baseline_avg_delay_s"]
     for agent, scale in (("phase-score", "0"), ("tabular", "1.2")):
-        bad = subprocess.run([signalwise, "train", "--agent", agent, "--demand-scale", scale,
-                              "--out", str(tmp_path / "u")], capture_output=True, text=True, timeout=120)
+        bad = signalwise_here("train", "--agent", agent, "--demand-scale", scale, "--out", str(tmp_path / "u"))
         assert bad.returncode == 2 and "--demand-scale" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -117,6 +117,5 @@ def test_run_and_compare_take_the_scale_and_say_so(tmp_path):
     compared = json.loads(next((tmp_path / "cmp").glob("fixed-s1/metrics.json")).read_text())
     # the same seed and scale: the same traffic as the single run
     assert compared["network"]["vehicles_total"] == metrics["network"]["vehicles_total"]
-    bad = subprocess.run([signalwise, "compare", "-s", "single", "--demand-scale", "-1", "--out", str(tmp_path / "x")],
-                         capture_output=True, text=True, timeout=120)
+    bad = signalwise_here("compare", "-s", "single", "--demand-scale", "-1", "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and "demand_scale" in bad.stderr and "Traceback" not in bad.stderr

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.cli import signalwise as signalwise_here
 from support.networks import generated_network_with_pockets
 
 from signalwise.control.learning.phase_score import MAX_PRESSURE_WEIGHTS
@@ -58,12 +59,12 @@ def test_a_bare_ql_on_your_own_network_is_an_error(tmp_path):
     single = Path(shipped_model_path("single")).parents[3] / "sim" / "scenarios" / "single"
     cfgs = sorted(single.glob("*.sumocfg"))
     p = subprocess.run([SIGNALWISE, "run", "--sumocfg", str(cfgs[0]), "-c", "ql", "--duration", "60",
-                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)  # probes the network
     assert p.returncode == 2 and "no model given" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_train_refuses_an_unknown_agent_in_one_line():
-    p = subprocess.run([SIGNALWISE, "train", "--agent", "dqn"], capture_output=True, text=True, timeout=120)
+    p = signalwise_here("train", "--agent", "dqn")
     assert p.returncode == 2 and "--agent must be phase-score or tabular" in p.stderr
 
 
@@ -82,11 +83,9 @@ def test_train_phase_score_from_the_command_line(tmp_path):
     model = tmp_path / "t" / "model"
     assert f"next: signalwise evaluate --model {model}  (held-out seeds against max-pressure); " \
            f"signalwise run -s single -c ql:{model}; signalwise models add {model}" in p.stderr
-    bad = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--timing", "rush-hour",
-                          "--out", str(tmp_path / "u")], capture_output=True, text=True, timeout=120)
+    bad = signalwise_here("train", "--agent", "phase-score", "--timing", "rush-hour", "--out", str(tmp_path / "u"))
     assert bad.returncode == 2 and "rush-hour" in bad.stderr and "Traceback" not in bad.stderr
-    bad = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--zone-m", "-1",
-                          "--out", str(tmp_path / "v")], capture_output=True, text=True, timeout=120)
+    bad = signalwise_here("train", "--agent", "phase-score", "--zone-m", "-1", "--out", str(tmp_path / "v"))
     assert bad.returncode == 2 and "--zone-m" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -113,8 +112,7 @@ def test_train_with_shared_lanes_split_on_a_network_with_turn_pockets(tmp_path):
         assert result.metrics["safety"]["violations"] == 0 and result.metrics["controller_ran"]
         states[name] = (result.run_dir / "signal_states.csv").read_text()
     assert states["split"] != states["skip"]
-    bad = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--shared-lanes", "all",
-                          "--out", str(tmp_path / "u")], capture_output=True, text=True, timeout=120)
+    bad = signalwise_here("train", "--agent", "phase-score", "--shared-lanes", "all", "--out", str(tmp_path / "u"))
     assert bad.returncode == 2 and "--shared-lanes must be skip or split" in bad.stderr
 
 
@@ -127,8 +125,7 @@ def test_train_with_cycle_calls_records_the_rule_its_episodes_ran_under(tmp_path
     meta = load_model(tmp_path / "t" / "model").meta
     assert meta["agent"] == "phase-score"
     assert meta["training"]["run"] == {"timing": {"profile": "safety", "cycle_calls": True}}
-    tabular = subprocess.run([SIGNALWISE, "train", "--agent", "tabular", "--cycle-calls", "--out", str(tmp_path / "u")],
-                             capture_output=True, text=True, timeout=120)
+    tabular = signalwise_here("train", "--agent", "tabular", "--cycle-calls", "--out", str(tmp_path / "u"))
     assert tabular.returncode == 2 and "--cycle-calls" in tabular.stderr and "Traceback" not in tabular.stderr
 
 
@@ -156,8 +153,7 @@ def test_restarts_keep_the_search_that_validates_best_on_common_seeds(tmp_path):
     assert meta["training"]["episodes"] == 2 * (1 * 2 + 2 * 1) + 1
     assert meta["training"]["seed"] == 1 and meta["training"]["config"]["restarts"] == 2
     for agent, restarts in (("phase-score", "0"), ("tabular", "3")):
-        bad = subprocess.run([SIGNALWISE, "train", "--agent", agent, "--restarts", restarts,
-                              "--out", str(tmp_path / "u")], capture_output=True, text=True, timeout=120)
+        bad = signalwise_here("train", "--agent", agent, "--restarts", restarts, "--out", str(tmp_path / "u"))
         assert bad.returncode == 2 and "--restarts" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -191,8 +187,8 @@ def test_evaluate_runs_where_and_how_the_model_trained_unless_told_otherwise(tmp
     assert ev["timing"] == "safety" and ran["timing"]["profile"] == "safety" and Path(ran["net"]) == net.resolve()
     _, ran, ev = evaluate("--scenario", "single")
     assert ev["scenario"] == "single" and ran["scenario"] == "single" and ev["timing"] == "benchmark"
-    bad = subprocess.run([SIGNALWISE, "evaluate", "--model", str(model), "--scenario", "single", "--net", str(net),
-                          "--routes", str(routes)], capture_output=True, text=True, timeout=120)
+    bad = signalwise_here("evaluate", "--model", str(model), "--scenario", "single", "--net", str(net),
+                          "--routes", str(routes))
     assert bad.returncode == 2 and "one network" in bad.stderr and "Traceback" not in bad.stderr
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.cli import signalwise as signalwise_here
 
 from signalwise.control.learning.phase_score import FEATURES, PhaseScoreController, max_pressure_weights
 from signalwise.control.learning.qtable import load_model
@@ -66,8 +67,7 @@ def test_an_added_feature_is_searched_from_zero_and_a_weighed_one_keeps_its_weig
     assert start.vector(start.features())[-2:] == (STARTS["actuated"].weights["hold_gap"], 0.0)
     with pytest.raises(ValueError, match="unknown feature.*waiting_s.*switch_red_min"):
         search_start(DEFAULT_START).adding(["waiting_s"])
-    p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--add-feature", "waiting_s"],
-                       capture_output=True, text=True, timeout=120)
+    p = signalwise_here("train", "--agent", "phase-score", "--add-feature", "waiting_s")
     assert p.returncode == 2 and p.stderr.startswith("error: unknown feature(s) waiting_s")
     assert len(p.stderr.strip().splitlines()) == 1
 
@@ -75,8 +75,7 @@ def test_an_added_feature_is_searched_from_zero_and_a_weighed_one_keeps_its_weig
 def test_an_unknown_start_is_a_one_line_error_naming_the_known_ones():
     with pytest.raises(ValueError, match="max-pressure-hold"):
         search_start("webster")
-    p = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--start", "webster"],
-                       capture_output=True, text=True, timeout=120)
+    p = signalwise_here("train", "--agent", "phase-score", "--start", "webster")
     assert p.returncode == 2 and "unknown --start 'webster'" in p.stderr and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
     assert all(name in p.stderr for name in (*STARTS, AUTO_START))
@@ -145,8 +144,7 @@ def test_period_overrides_the_starts_decision_period_and_the_model_keeps_it(tmp_
     meta = load_model(tmp_path / "t" / "model").meta
     assert STARTS[DEFAULT_START].period_s != 2
     assert meta["training"]["config"]["period_s"] == 2 and meta["policy"]["period_s"] == 2
-    bad = subprocess.run([SIGNALWISE, "train", "--agent", "phase-score", "--period", "0"],
-                         capture_output=True, text=True, timeout=120)
+    bad = signalwise_here("train", "--agent", "phase-score", "--period", "0")
     assert bad.returncode == 2 and "--period must be above 0" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.cli import signalwise as signalwise_here
 
 from signalwise.control.learning.qtable import ModelError, load_model
 from signalwise.training.selection import GUIDE_ONLY, validation_seeds
@@ -60,6 +61,5 @@ def test_validation_seeds_are_neither_training_nor_evaluation_seeds(selected):
 
 
 def test_a_second_auto_run_into_the_same_directory_is_refused(selected):
-    r = subprocess.run([SIGNALWISE, "train", "--scenario", "single", "--episodes", "2", "--out", str(selected)],
-                       capture_output=True, text=True, timeout=120)
+    r = signalwise_here("train", "--scenario", "single", "--episodes", "2", "--out", str(selected))
     assert r.returncode == 2 and "--resume" in r.stderr and "Traceback" not in r.stderr
