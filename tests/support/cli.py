@@ -2,12 +2,12 @@
 about its process.
 
 A `signalwise` process spends about a second importing SQLAlchemy, the store's tables, numpy and Typer before
-it reads its arguments; the suite started hundreds of them. Here the same entry point (`signalwise.cli.main`,
-with its one-line error handling) runs with `sys.argv`, the environment, the working directory and the standard
-streams of a process of its own, and the answer has the shape `subprocess.run` gives. What stays a real
-process: anything about signals, exit on kill, what a process imports, output written by C++ (libsumo) or by
-child processes, and commands that start worker processes (a forkserver keeps the environment it started
-with, so a later test's environment would not reach them).
+it reads its arguments; here those imports are paid once per test worker. The same entry point
+(`signalwise.cli.main`, with its one-line error handling) runs with the `sys.argv`, environment, working
+directory, standard streams and logging of a process of its own, and the answer has the shape `subprocess.run`
+gives. What stays a real process: anything about signals, exit on kill, what a process imports, output written
+by C++ (libsumo, OpenCV) or by child processes, and commands that start worker processes (a forkserver keeps
+the environment it started with, so a later test's environment would not reach them).
 """
 
 from __future__ import annotations
