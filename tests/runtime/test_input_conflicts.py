@@ -21,7 +21,7 @@ SINGLE_CFG = Path(SINGLE.net_file).with_name("scenario.sumocfg")
 
 
 def _cli(*args, cwd):
-    """In this process: refusals before anything runs, and publish (files into the store; no simulation)."""
+    """In this process: run refusals made before SUMO starts, and publish (files into the store)."""
     return signalwise(*args, cwd=cwd)
 
 
@@ -94,7 +94,7 @@ def test_an_existing_run_directory_is_never_overwritten(tmp_path):
 ])
 def test_an_output_directory_that_cannot_be_made_is_refused_before_the_run(tmp_path, args, option):
     (tmp_path / "a-file").write_text("")
-    p = _cli(*args, cwd=tmp_path)
+    p = (_process if args[0] == "compare" else _cli)(*args, cwd=tmp_path)  # compare checks the network first
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert _errors(p) == [f"error: {option}: {tmp_path / 'a-file'} is not a directory"]
 

@@ -6,13 +6,20 @@ it reads its arguments; here those imports are paid once per test worker. The sa
 (`signalwise.cli.main`, with its one-line error handling) runs with the `sys.argv`, environment, working
 directory, standard streams and logging of a process of its own, and the answer has the shape `subprocess.run`
 gives. What stays a real process: anything about signals, exit on kill, what a process imports, output written
-by C++ (libsumo, OpenCV) or by child processes, and commands that start worker processes (a forkserver keeps
-the environment it started with, so a later test's environment would not reach them).
+by C++ (libsumo, OpenCV) or by child processes, and commands that start worker processes or SUMO (a
+forkserver keeps the environment it started with, so a later test's environment would not reach them; libsumo
+is one simulation per process), refusals made after SUMO has probed the network included.
+
+Shared with the test, unlike a process: a database engine the test already holds open is the command's too
+(a process would open its own and check its revision), every command module the test imported is registered
+(tests/test_cli_help.py runs `signalwise X` as a process to see that X loads only its own), and a write hook a
+served app set in this process sees the command's writes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import io
 import logging
 import os
@@ -20,6 +27,7 @@ import signal
 import subprocess
 import sys
 import traceback
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,12 +50,31 @@ def _process_logging() -> Iterator[None]:
     """No handler on the root logger, as in a `signalwise` process: warnings reach stderr through logging's
     last resort. pytest's log capture is taken off for the call and put back after."""
     root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    root.handlers, root.level = [], logging.WARNING
+    saved_handlers, saved_level = root.handlers[:], root.level
+    root.handlers = []
+    root.setLevel(logging.WARNING)
     try:
         yield
     finally:
-        root.handlers, root.level = saved
+        root.handlers = saved_handlers
+        root.setLevel(saved_level)
+
+
+@contextlib.contextmanager
+def _process_warnings() -> Iterator[None]:
+    """Python's default warning filters, each warning printed to stderr as a process prints it (pytest would
+    otherwise record it for its own summary, and a test counting stderr lines would miss it)."""
+    with warnings.catch_warnings():
+        warnings.resetwarnings()
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", category)
+        warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+        warnings.showwarning = show
+        yield
 
 
 @contextlib.contextmanager
@@ -70,7 +97,8 @@ def _text_stream() -> io.TextIOWrapper:
 
 def _read(stream: io.TextIOWrapper) -> str:
     stream.flush()
-    return stream.buffer.getvalue().decode("utf-8", errors="replace").replace("\r\n", "\n")
+    # as `text=True` reads a pipe: universal newlines
+    return stream.buffer.getvalue().decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _exit_code(exc: SystemExit, stderr: io.TextIOWrapper) -> int:
@@ -84,8 +112,11 @@ def _exit_code(exc: SystemExit, stderr: io.TextIOWrapper) -> int:
 
 
 def signalwise(*args: str, env: dict[str, str] | None = None, unset: tuple[str, ...] = (),
-               cwd: str | Path | None = None, stdin: str = "") -> subprocess.CompletedProcess:
-    """Run `signalwise ARGS` here; `env` is added to this process's environment and `unset` taken from it."""
+               cwd: str | Path | None = None, stdin: str = "", timeout_s: float = 300.0) -> subprocess.CompletedProcess:
+    """Run `signalwise ARGS` here; `env` is added to this process's environment and `unset` taken from it.
+
+    A command still running after `timeout_s` ends the test worker with every thread's traceback (a hang
+    fails the suite rather than stalling it, as `subprocess.run`'s timeout would)."""
     from signalwise.cli import main
 
     stdout, stderr = _text_stream(), _text_stream()
@@ -94,7 +125,8 @@ def signalwise(*args: str, env: dict[str, str] | None = None, unset: tuple[str, 
     saved_handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     opened_before = _open_databases()
     code = 0
-    with _environment(env, unset), _working_directory(cwd), _process_logging():
+    faulthandler.dump_traceback_later(timeout_s, exit=True, file=sys.__stderr__)
+    with _environment(env, unset), _working_directory(cwd), _process_logging(), _process_warnings():
         sys.argv = ["signalwise", *args]
         sys.stdin, sys.stdout, sys.stderr = io.StringIO(stdin), stdout, stderr
         try:
@@ -105,6 +137,7 @@ def signalwise(*args: str, env: dict[str, str] | None = None, unset: tuple[str, 
             traceback.print_exc(file=stderr)
             code = 1
         finally:
+            faulthandler.cancel_dump_traceback_later()
             sys.stdin, sys.stdout, sys.stderr = saved_streams
             sys.argv = saved_argv
             for s, handler in saved_handlers.items():

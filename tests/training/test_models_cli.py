@@ -95,8 +95,10 @@ def test_run_and_compare_read_the_registry_of_their_own_db(tmp_path):
         return subprocess.run([SIGNALWISE, *args], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
 
     unset = ("SIGNALWISE_DATABASE_URL",)
-    assert signalwise("models", "add", str(shipped_model_path("single")), "--db", url, unset=unset).returncode == 0
-    assert signalwise("models", "deploy", "v1", "--intersection", "C", "--db", url, unset=unset).returncode == 0
+    assert signalwise("models", "add", str(shipped_model_path("single")), "--db", url, unset=unset,
+                      cwd=tmp_path).returncode == 0
+    assert signalwise("models", "deploy", "v1", "--intersection", "C", "--db", url, unset=unset,
+                      cwd=tmp_path).returncode == 0
     p = cli("run", "-s", "single", "-c", "ql:@active", "--duration", "60", "--db", url, "--run-dir", "r")
     assert p.returncode == 0, p.stderr[-2000:]
     config = (tmp_path / "r" / "config.yaml").read_text()
