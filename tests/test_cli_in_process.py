@@ -5,41 +5,37 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from support.cli import signalwise
-
-SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
+from support.cli import in_a_process, signalwise
 
 
-def _cases(tmp: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
+def _registry(tmp: Path) -> dict[str, str]:
+    """A database and an empty directory registry, which the first registry command imports (and logs)."""
     (tmp / "registry").mkdir(parents=True)
     (tmp / "registry" / "registry.json").write_text(json.dumps({"versions": [], "history": {}}))
-    registry = {"SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp / 'r.db'}", "SIGNALWISE_MODEL_CACHE": str(tmp / "c"),
-                "SIGNALWISE_MODEL_REGISTRY": str(tmp / "registry")}
-    return {
-        "a table on stdout and a warning logged on stderr": (["models", "list"], registry),
-        "a refusal: exit 2, one error line": (["models", "add", str(tmp / "nothing")], registry),
-        "a failure: exit 1": (["db", "current", "--db", f"sqlite:///{tmp / 'none.db'}"], {}),
-        "Typer's usage error": (["run", "--duration", "soon"], {}),
-        "a bad setting in the environment": (["models", "list"], {"SIGNALWISE_DATABASE_URL": "nonsense://"}),
-        "the version": (["--version"], {}),
-    }
+    return {"SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp / 'r.db'}", "SIGNALWISE_MODEL_CACHE": str(tmp / "c"),
+            "SIGNALWISE_MODEL_REGISTRY": str(tmp / "registry")}
 
 
-CASES = ("a table on stdout and a warning logged on stderr", "a refusal: exit 2, one error line", "a failure: exit 1",
-         "Typer's usage error", "a bad setting in the environment", "the version")
+#: case -> (arguments, environment added) in a directory of its own
+CASES = {
+    "a table on stdout and a warning logged on stderr": lambda tmp: (["models", "list"], _registry(tmp)),
+    "a refusal: exit 2, one error line": lambda tmp: (["models", "add", str(tmp / "nothing")], _registry(tmp)),
+    "a failure: exit 1": lambda tmp: (["db", "current", "--db", f"sqlite:///{tmp / 'none.db'}"], {}),
+    "Typer's usage error": lambda tmp: (["run", "--duration", "soon"], {}),
+    "a bad setting in the environment": lambda tmp: (["models", "list"], {"SIGNALWISE_DATABASE_URL": "nonsense://"}),
+    "the version": lambda tmp: (["--version"], {}),
+}
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", list(CASES))
 def test_a_command_run_in_process_answers_as_its_process_does(tmp_path, case):
-    args, env = _cases(tmp_path / "process")[case]
-    process = subprocess.run([SIGNALWISE, *args], capture_output=True, text=True, timeout=120,
-                             env={**os.environ, **env}, cwd=tmp_path)
-    args, env = _cases(tmp_path / "here")[case]
+    args, env = CASES[case](tmp_path / "process")
+    process = in_a_process(*args, env=env, cwd=tmp_path)
+    args, env = CASES[case](tmp_path / "here")
     here = signalwise(*args, env=env, cwd=tmp_path)
     same = lambda text: text.replace(str(tmp_path / "here"), str(tmp_path / "process"))  # noqa: E731
     assert (here.returncode, same(here.stdout), same(here.stderr)) == \

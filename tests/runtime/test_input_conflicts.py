@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.cli import signalwise
+from support.cli import in_a_process, signalwise
 
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.run import RunDirectoryError, execute_run
@@ -23,11 +23,6 @@ SINGLE_CFG = Path(SINGLE.net_file).with_name("scenario.sumocfg")
 def _cli(*args, cwd):
     """In this process: run refusals made before SUMO starts, and publish (files into the store)."""
     return signalwise(*args, cwd=cwd)
-
-
-def _process(*args, cwd):
-    """A command that runs SUMO (or meets it before its refusal), in its own process."""
-    return subprocess.run([SIGNALWISE, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 def _errors(p) -> list[str]:
@@ -94,7 +89,7 @@ def test_an_existing_run_directory_is_never_overwritten(tmp_path):
 ])
 def test_an_output_directory_that_cannot_be_made_is_refused_before_the_run(tmp_path, args, option):
     (tmp_path / "a-file").write_text("")
-    p = (_process if args[0] == "compare" else _cli)(*args, cwd=tmp_path)  # compare checks the network first
+    p = (in_a_process if args[0] == "compare" else _cli)(*args, cwd=tmp_path)  # compare checks the network first
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert _errors(p) == [f"error: {option}: {tmp_path / 'a-file'} is not a directory"]
 
@@ -123,14 +118,14 @@ def test_a_resolved_config_records_your_network_and_reruns_from_anywhere(tmp_pat
     (work / "my.sumocfg").write_text(SINGLE_CFG.read_text().replace(
         'value="net.net.xml"', f'value="{SINGLE.net_file}"').replace(
         'value="demand.rou.xml"', f'value="{SINGLE.route_files[0]}"'))
-    p = _process("run", "--sumocfg", "my.sumocfg", "--duration", "60", "--run-dir", "r1", cwd=work)
+    p = in_a_process("run", "--sumocfg", "my.sumocfg", "--duration", "60", "--run-dir", "r1", cwd=work)
     assert p.returncode == 0, p.stderr
     resolved = yaml.safe_load((work / "r1" / "config.yaml").read_text())
     assert resolved["scenario"] is None
     assert resolved["sumocfg"] == str(work / "my.sumocfg")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    p = _process("run", "--config", str(work / "r1" / "config.yaml"), "--run-dir", "r2", cwd=elsewhere)
+    p = in_a_process("run", "--config", str(work / "r1" / "config.yaml"), "--run-dir", "r2", cwd=elsewhere)
     assert p.returncode == 0, p.stderr
     assert (elsewhere / "r2" / "events.csv").read_bytes() == (work / "r1" / "events.csv").read_bytes()
 
@@ -138,7 +133,7 @@ def test_a_resolved_config_records_your_network_and_reruns_from_anywhere(tmp_pat
 def test_a_route_over_an_unknown_edge_names_the_vehicle_and_the_edge(tmp_path):
     routes = tmp_path / "r.rou.xml"
     routes.write_text('<routes><vehicle id="car7" depart="0"><route edges="E_C nowhere_edge"/></vehicle></routes>')
-    p = _process("run", "--net", str(SINGLE.net_file), "--routes", str(routes), "--duration", "30",
+    p = in_a_process("run", "--net", str(SINGLE.net_file), "--routes", str(routes), "--duration", "30",
              "--out", str(tmp_path / "o"), cwd=tmp_path)
     assert p.returncode == 2 and len(_errors(p)) == 1
     assert "'nowhere_edge'" in p.stderr and "'car7'" in p.stderr, p.stderr
@@ -160,13 +155,13 @@ def test_a_config_file_is_obeyed_unless_the_command_line_says_otherwise(tmp_path
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({"scenario": "corridor", "controller": "actuated", "seed": 7, "emissions": False,
                                    "duration_s": 60, "out_dir": str(tmp_path / "from-file")}))
-    p = _process("run", "--config", str(cfg), cwd=tmp_path)
+    p = in_a_process("run", "--config", str(cfg), cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     (run,) = (tmp_path / "from-file").iterdir()
     resolved = yaml.safe_load((run / "config.yaml").read_text())
     assert (resolved["scenario"], resolved["controller"], resolved["seed"], resolved["emissions"]) == \
         ("corridor", "actuated", 7, False)
-    p = _process("run", "--config", str(cfg), "--seed", "3", "--controller", "fixed", "--run-dir", "r2", cwd=tmp_path)
+    p = in_a_process("run", "--config", str(cfg), "--seed", "3", "--controller", "fixed", "--run-dir", "r2", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     resolved = yaml.safe_load((tmp_path / "r2" / "config.yaml").read_text())
     assert (resolved["controller"], resolved["seed"]) == ("fixed", 3)
@@ -200,7 +195,7 @@ OWN_NETWORK = ["--net", str(load("single").net_file), "--routes", str(load("sing
     ("ql-train", [], "ql-train learns inside `signalwise train` only"),
 ])
 def test_a_controller_that_cannot_load_is_an_error_before_the_run(tmp_path, spec, where, needle):
-    p = _process("run", "--controller", spec, *where, "--duration", "60", "--run-dir", "r", cwd=tmp_path)
+    p = in_a_process("run", "--controller", spec, *where, "--duration", "60", "--run-dir", "r", cwd=tmp_path)
     assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
     info = yaml.safe_load((tmp_path / "r" / "run.json").read_text())
     assert info["status"] == "failed" and info["reason"]

@@ -7,17 +7,14 @@ machine; a refused PostgreSQL login goes through the same `store.cli_engine` pat
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from support.cli import signalwise
+from support.cli import in_a_process, signalwise
 
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.run import execute_run
 
-SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 BAD_DB = "sqlite:////nonexistent-dir/signalwise.db"
 
 
@@ -72,17 +69,15 @@ def test_db_current_names_a_missing_database_file_instead_of_creating_it(tmp_pat
 ])
 def test_run_and_compare_open_the_database_before_simulating_anything(tmp_path, command):
     # compare checks the network with SUMO first (one simulation per process): in a process of its own
-    p = subprocess.run([SIGNALWISE, *command, "--db", BAD_DB], capture_output=True, text=True, cwd=tmp_path,
-                       timeout=300) if command[0] == "compare" else _cli(*command, "--db", BAD_DB, cwd=tmp_path)
+    p = (in_a_process if command[0] == "compare" else _cli)(*command, "--db", BAD_DB, cwd=tmp_path)
     assert p.returncode == 1 and "error: cannot open database" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "out").exists()  # nothing simulated to be lost
 
 
 def test_publish_takes_a_compare_directory_as_every_run_in_it(tmp_path):
     out = tmp_path / "cmp"
-    p = subprocess.run([SIGNALWISE, "compare", "-s", "single", "--controllers", "fixed,max-pressure", "--seeds", "2",
-                        "--duration", "60", "--out", str(out)], capture_output=True, text=True, cwd=tmp_path,
-                       timeout=300)  # runs in worker processes: in a process of its own
+    p = in_a_process("compare", "-s", "single", "--controllers", "fixed,max-pressure", "--seeds", "2",
+                     "--duration", "60", "--out", str(out), cwd=tmp_path)  # runs in worker processes
     assert p.returncode == 0, p.stderr
     db = tmp_path / "pub.db"
     p = _cli("publish", str(out), "--db", f"sqlite:///{db}", cwd=tmp_path)

@@ -146,6 +146,14 @@ def signalwise(*args: str, env: dict[str, str] | None = None, unset: tuple[str, 
     return subprocess.CompletedProcess(["signalwise", *args], code, _read(stdout), _read(stderr))
 
 
+def in_a_process(*args: str, env: dict[str, str] | None = None, unset: tuple[str, ...] = (),
+                 cwd: str | Path | None = None, timeout_s: float = 300.0) -> subprocess.CompletedProcess:
+    """The same command as `signalwise`, with the same arguments, in a process of its own."""
+    environment = {k: v for k, v in os.environ.items() if k not in unset} | (env or {})
+    return subprocess.run([str(Path(sys.executable).with_name("signalwise")), *args], capture_output=True,
+                          text=True, env=environment, cwd=cwd, timeout=timeout_s)
+
+
 def _open_databases() -> set[str]:
     engine = sys.modules.get("signalwise.store.engine")
     return set() if engine is None else set(engine._engines)

@@ -6,28 +6,19 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from support.cli import signalwise
+from support.cli import in_a_process, signalwise
 from support.cli_checks import refused
 from support.models import damaged_copy
 
 from signalwise.control.learning.shipped import shipped_model_path
 
-SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
-
 
 def cli(*args, env: dict | None = None) -> subprocess.CompletedProcess:
     """In this process: a registry command, or a training refused before anything runs."""
     return signalwise(*args, env=env)
-
-
-def in_a_process(*args) -> subprocess.CompletedProcess:
-    """A training that runs, or a run that meets SUMO before its refusal: in a process of its own, whose
-    worker processes take its environment."""
-    return subprocess.run([SIGNALWISE, *args], capture_output=True, text=True, timeout=300)
 
 
 def _registry_env(tmp_path: Path) -> dict:
@@ -63,7 +54,8 @@ def test_models_add_refuses_a_phase_score_model_that_cannot_run(tmp_path, case):
     refused(cli("models", "add", str(model), env=env), str(model), words)
     assert _registered(tmp_path) == []  # `models list` says so too: tested once, below
     # the same directory runs nowhere either: the refusal is what a run would say
-    ran = in_a_process("run", "-s", "single", "-c", f"ql:{model}", "--duration", "10", "--out", str(tmp_path / "runs"))
+    ran = in_a_process("run", "-s", "single", "-c", f"ql:{model}", "--duration", "10",
+                       "--out", str(tmp_path / "runs"))  # the policy is checked against the network: SUMO
     assert ran.returncode == 2 and "error:" in ran.stderr
 
 
@@ -161,7 +153,7 @@ def test_resume_with_fewer_episodes_than_done_is_refused(resumed_to_two, tmp_pat
 def test_resume_takes_a_left_out_option_from_the_run_it_continues(tmp_path):
     out = tmp_path / "t"
     assert in_a_process("train", *SHORT, "--gamma", "0.5", "--episodes", "1", "--out", str(out)).returncode == 0
-    r = in_a_process("train", *SHORT, "--episodes", "2", "--out", str(out), "--resume")  # --gamma left out: 0.5 goes on
+    r = in_a_process("train", *SHORT, "--episodes", "2", "--out", str(out), "--resume")  # no --gamma: 0.5 goes on
     assert r.returncode == 0, r.stderr
     state = json.loads((out / "train_state.json").read_text())
     assert state["episodes_done"] == 2 and state["config"]["hyper"]["gamma"] == 0.5
@@ -229,4 +221,5 @@ def test_a_damaged_model_is_refused_by_run_and_models_add_in_one_line(tmp_path, 
     model = damaged_copy(tmp_path / "model", DAMAGED[case])
     refused(cli("models", "add", str(model), env=_registry_env(tmp_path)), str(model))
     if case != "training.episodes a word":  # the run reads no training record
-        refused(in_a_process("run", "-s", "single", "-c", f"ql:{model}", "--duration", "10", "--out", str(tmp_path / "runs")))
+        refused(in_a_process("run", "-s", "single", "-c", f"ql:{model}", "--duration", "10",
+                             "--out", str(tmp_path / "runs")))

@@ -7,17 +7,14 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from support.cli import signalwise
+from support.cli import in_a_process, signalwise
 from vision_scenes import small_scene, write_signals
 
-SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 HEADERS = {
     "tracks.csv": "frame,time_s,track_id,x_px,y_px,x_m,y_m,speed_mps",
     "crossings.csv": "time_s,track_id,stop_line,approach,signal_state",
@@ -47,10 +44,9 @@ def _run(*args):
     return signalwise("vision", "run", *map(str, args))
 
 
-def _run_in_a_process(*args, timeout=300):
+def _run_in_a_process(*args):
     """The same in a process of its own: what OpenCV's C++ side prints reaches this stderr too."""
-    return subprocess.run([SIGNALWISE, "vision", "run", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
+    return in_a_process("vision", "run", *map(str, args))
 
 
 def test_vision_run_writes_every_file_with_its_header(video, tmp_path):
@@ -299,8 +295,8 @@ def test_a_camera_urls_password_is_never_shown(video, tmp_path):
     frames = [f for f, *_ in small_scene(seed=5, width_px=400, height_px=300, px_per_m=5.0).frames(1.0)]
     server = MjpegServer(frames, fps=20).start()  # the camera file's 400x300 view
     try:
-        p = _run_in_a_process("--video", f"http://admin:s3cret@127.0.0.1:{server.port}/stream.mjpg", "--camera", d / "cam.yaml",
-                 "--out", tmp_path / "o", "--max-frames", 5)
+        p = _run_in_a_process("--video", f"http://admin:s3cret@127.0.0.1:{server.port}/stream.mjpg",
+                              "--camera", d / "cam.yaml", "--out", tmp_path / "o", "--max-frames", 5)
     finally:
         server.stop()
     assert p.returncode == 0, p.stderr
