@@ -205,21 +205,32 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
 
 #: at most, how long the end of a run waits for its streams to send what they hold and their close
 STREAMS_END_WAIT_S = 2.0
-#: then, when streams were told, how long the API stays up for a page's last look at the run (status, snapshot)
-LAST_LOOK_S = 1.0
+#: then, when streams were told, at most how long the API stays up for their pages' last look at the run
+LAST_LOOK_MAX_S = 3.0
+#: and after as many status reads as streams told, how long it stays up to answer the rest of that look
+LAST_LOOK_GRACE_S = 0.3
 
 
 def _end_streams(app, runtime) -> None:
     """Tell every stream why it ends before the API stops: uvicorn's shutdown closes a WebSocket with 1012 and
-    no reason, sooner than the hub, which notices the end of the run within two of its periods, sends 1001."""
+    no reason, sooner than the hub, which notices the end of the run within two of its periods, sends 1001.
+
+    A dashboard answers the close with one last status read (and a snapshot read beside it); the API waits for
+    one status read per stream told, not a fixed time: on a loaded machine a page's read can come later than a
+    second, and a script that reads nothing more costs LAST_LOOK_MAX_S at most."""
     hub = app.state.streams
     told = hub.clients
+    reads_before = app.state.live_status_reads
     hub.end_all(f"the live run ended ({runtime.status_text})")
     deadline = time.monotonic() + STREAMS_END_WAIT_S
     while any(client.queued for client in told) and time.monotonic() < deadline:
         time.sleep(0.02)
-    if told:
-        time.sleep(LAST_LOOK_S)
+    if not told:
+        return
+    deadline = time.monotonic() + LAST_LOOK_MAX_S
+    while app.state.live_status_reads - reads_before < len(told) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(LAST_LOOK_GRACE_S)
 
 
 def _without_alerts(config: Path, data: dict, out: Path) -> Path:

@@ -45,7 +45,9 @@ class LiveStatus(BaseModel):
 
 @router.get("/status", response_model=LiveStatus, summary="Is the live run going, where, and how it has fared")
 def status(request: Request) -> dict:
-    return _runtime(request).status()
+    answer = _runtime(request).status()
+    request.app.state.live_status_reads += 1  # counted once answered (see live_command._end_streams)
+    return answer
 
 
 @router.get("/snapshot", summary="The latest immutable snapshot: every signal's phase, interval, timers, queues")

@@ -198,8 +198,9 @@ async function startLive(network) {
     onEnded: reason => {
       mapMessage('');
       setText('run-status', reason);
-      // the run is over (and `signalwise live` stops serving): one last status, then nothing more to ask
-      Promise.resolve(refreshStatus()).finally(() => { for (const t of liveTimers.splice(0)) clearInterval(t); });
+      // the run is over (and `signalwise live` stops serving): one last status, asked after the end (not
+      // one already under way, which may say `running`), then nothing more to ask
+      Promise.resolve(refreshStatus(true)).finally(() => { for (const t of liveTimers.splice(0)) clearInterval(t); });
     },
     onError: err => { if (err.status === 401) setText('feed-mode', 'sign in to read'); },
   });

@@ -82,7 +82,9 @@ export class LiveFeed {
       if (ev.code === CLOSE_GOING_AWAY) { // the live run ended: one last look at what it left
         this._setMode('ended', ev.reason);
         this.ended = true;
-        this._pollOnce().finally(() => this.h.onEnded?.(ev.reason || 'the live run ended'));
+        // both last requests at once: the server answers for about a second more, then stops
+        this._pollOnce();
+        this.h.onEnded?.(ev.reason || 'the live run ended');
         return;
       }
       if (ev.code === CLOSE_TRY_LATER) this.streamRefusals += 1;
