@@ -1,7 +1,10 @@
 """Comparison statistics against scipy's reference tests and hand-checked cases."""
 
 import math
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 from scipy import stats as sps
 
@@ -38,3 +41,30 @@ def test_paired_edge_cases():
     assert math.isnan(paired_p_value([1.0, 2.0], [1.0]))
     assert paired_p_value([1.0, 2.0], [1.0, 2.0]) == 1.0  # identical runs: no difference at all
     assert paired_p_value([1.0, 2.0], [2.0, 3.0]) == 0.0  # the same shift on every seed
+
+
+def test_the_t_tests_agree_with_scipy_stats_on_many_samples():
+    """The t distribution comes from scipy.special (a lighter import); scipy.stats' own tests are the reference,
+    on samples of every size, spread and offset a comparison meets, including lopsided variances."""
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        na, nb = rng.integers(2, 12, size=2)
+        a = rng.normal(rng.uniform(0, 200), rng.uniform(0.01, 50), na)
+        b = rng.normal(rng.uniform(0, 200), rng.uniform(0.01, 50), nb)
+        assert welch_p_value(list(a), list(b)) == pytest.approx(
+            sps.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-9, abs=1e-15)
+        pairs = b[: min(na, nb)]
+        assert paired_p_value(list(a[: len(pairs)]), list(pairs)) == pytest.approx(
+            sps.ttest_rel(a[: len(pairs)], pairs).pvalue, rel=1e-9, abs=1e-15)
+        ci = mean_ci(list(a))
+        ref = sps.t.interval(0.9, na - 1, loc=a.mean(), scale=sps.sem(a))
+        assert (mean_ci(list(a), 0.9).ci_low, mean_ci(list(a), 0.9).ci_high) == pytest.approx(ref, rel=1e-9)
+        assert ci.n == na
+
+
+def test_comparing_controllers_leaves_scipy_stats_unimported():
+    """A comparison process needs only the t distribution: scipy.stats would cost it a second of imports."""
+    code = ("import sys; from signalwise.analytics.stats import compare; "
+            "compare([1.0, 2.0, 3.5], [2.0, 2.5, 4.0], paired=True); print('scipy.stats' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr

@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import math
 import os
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -188,9 +187,7 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
             ci = mean_ci(vals)
             entry = {"values": vals, "mean": _num(ci.mean), "ci_low": _num(ci.ci_low), "ci_high": _num(ci.ci_high)}
             if c != baseline and vals and base_vals:
-                with warnings.catch_warnings():  # scipy's note on a sample with no spread (a count the same on
-                    warnings.simplefilter("ignore", RuntimeWarning)  # every seed) is no news to the reader
-                    cmp = compare_samples(base_vals, vals, paired=c_seeds == base_seeds)
+                cmp = compare_samples(base_vals, vals, paired=c_seeds == base_seeds)
                 entry["change_pct"] = _num(cmp.change_pct)
                 entry["p_value"] = _num(cmp.p_value)
                 entry["p_value_paired"] = _num(cmp.p_value_paired)
