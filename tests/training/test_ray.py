@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from support.cli import signalwise
 
 from signalwise.control.learning.qtable import load_model
 from signalwise.training.train import TrainConfig, train
@@ -31,12 +33,25 @@ def test_ray_training_gives_the_same_model_and_evidence_as_local_processes(tmp_p
     # 3 episodes in rounds of 2: the second round starts from a snapshot that must travel with the task
     args = ["--scenario", "single", "--episodes", "3", "--batch", "2", "--workers", "2", "--seed", "5",
             "--duration", str(SHORT_S), "--guide-visits", "30"]  # one threshold: no selection
-    r = subprocess.run([SIGNALWISE, "train", *args, "--out", str(tmp_path / "ray"), "--ray"],
-                       capture_output=True, text=True, timeout=240)
-    assert r.returncode == 0, r.stderr[-2000:]
+    # Ray's run stays a process (it starts Ray and its workers) and the local one runs here meanwhile: they share
+    # no file, and Ray's start-up, most of its wall time, overlaps the local episodes instead of following them
+    with (tmp_path / "ray.out").open("w") as stdout, (tmp_path / "ray.err").open("w") as stderr:
+        on_ray_run = subprocess.Popen([SIGNALWISE, "train", *args, "--out", str(tmp_path / "ray"), "--ray"],
+                                      stdout=stdout, stderr=stderr)
+        try:
+            local = train(TrainConfig(scenario="single", episodes=3, batch=2, workers=2, seed=5, duration_s=SHORT_S,
+                                      out=tmp_path / "local"))
+            returncode = on_ray_run.wait(timeout=240)
+        finally:
+            if on_ray_run.poll() is None:  # the local run failed, or Ray hangs: Ctrl-C shuts its Ray down
+                on_ray_run.send_signal(signal.SIGINT)
+                try:
+                    on_ray_run.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    on_ray_run.kill()
+                    on_ray_run.wait()
+    assert returncode == 0, (tmp_path / "ray.err").read_text()[-2000:]
     on_ray = load_model(tmp_path / "ray" / "model")
-    local = train(TrainConfig(scenario="single", episodes=3, batch=2, workers=2, seed=5, duration_s=SHORT_S,
-                              out=tmp_path / "local"))
     assert on_ray.meta["training"]["executor"] == "ray" and local.meta["training"]["executor"] == "processes"
     assert on_ray.tables["C"].visits.sum() > 20  # it learned something, so equality means something
     np.testing.assert_array_equal(on_ray.tables["C"].q, local.tables["C"].q)
@@ -50,13 +65,12 @@ def test_ray_training_gives_the_same_model_and_evidence_as_local_processes(tmp_p
         assert (tmp_path / "ray" / "episodes" / ep / "events.csv").stat().st_size > 0
 
 
-def test_ray_flag_without_ray_installed_is_one_line(tmp_path):
-    # hide Ray from the CLI (sys.modules entry None makes `import ray` fail), installed or not
-    code = ("import sys; sys.modules['ray'] = None; sys.argv = ['signalwise'] + sys.argv[1:]; "
-            "from signalwise.cli import main; main()")
-    r = subprocess.run([sys.executable, "-c", code, "train", "--scenario", "single", "--episodes", "1",
-                        "--duration", "60", "--out", str(tmp_path / "t"), "--ray"],
-                       capture_output=True, text=True, timeout=60)
+def test_ray_flag_without_ray_installed_is_one_line(tmp_path, monkeypatch):
+    # in this process: the command refuses before SUMO or any worker starts. A sys.modules entry None makes
+    # `import ray` fail, installed or not
+    monkeypatch.setitem(sys.modules, "ray", None)
+    r = signalwise("train", "--scenario", "single", "--episodes", "1", "--duration", "60",
+                   "--out", str(tmp_path / "t"), "--ray")
     assert r.returncode == 2
     assert r.stderr.strip() == "error: --ray needs Ray: pip install 'signalwise[ray]'"
     assert not (tmp_path / "t" / "model").exists()
