@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from support.cli import signalwise as signalwise_here
@@ -16,6 +20,7 @@ from signalwise.training.policy_search import SearchConfig, search, training_ove
 from signalwise.training.train import TrainingError
 
 pytestmark = pytest.mark.slow
+SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 
 
 def test_the_scale_reaches_sumo_only_when_it_changes_the_demand():
@@ -67,55 +72,69 @@ def test_a_search_on_heavier_demand_meets_more_delay_and_validates_on_the_routes
         search(SearchConfig(scenario="single", out=tmp_path / "bad", demand_scales=(0.0,)))
 
 
-def test_train_takes_the_scales_on_the_command_line_and_refuses_a_bad_one(tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
+def _start(*args: str) -> subprocess.Popen:
+    """`signalwise ARGS` as a process of its own, started now: the test goes on beside it."""
+    return subprocess.Popen([SIGNALWISE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
+
+def _result(p: subprocess.Popen, timeout_s: float = 300) -> subprocess.CompletedProcess:
+    try:
+        out, err = p.communicate(timeout=timeout_s)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
+def test_train_takes_the_scales_on_the_command_line_and_refuses_a_bad_one(tmp_path):
     from signalwise.control.learning.qtable import load_model
 
-    signalwise = str(Path(sys.executable).with_name("signalwise"))
-    ok = subprocess.run([signalwise, "train", "--agent", "phase-score", "-s", "single", "--generations", "1",
-                         "--popsize", "2", "--validation-seeds", "1", "--duration", "60", "--seeds-per-generation",
-                         "2", "--demand-scale", "1", "--demand-scale", "1.3", "--out", str(tmp_path / "t")],
-                        capture_output=True, text=True, timeout=600)
+    training = _start("train", "--agent", "phase-score", "-s", "single", "--generations", "1", "--popsize", "2",
+                      "--validation-seeds", "1", "--duration", "60", "--seeds-per-generation", "2", "--demand-scale",
+                      "1", "--demand-scale", "1.3", "--out", str(tmp_path / "t"))
+    try:  # refused before anything runs, in this process: beside the training
+        for agent, scale in (("phase-score", "0"), ("tabular", "1.2")):
+            bad = signalwise_here("train", "--agent", agent, "--demand-scale", scale, "--out", str(tmp_path / "u"))
+            assert bad.returncode == 2 and "--demand-scale" in bad.stderr and "Traceback" not in bad.stderr
+    finally:
+        ok = _result(training, 600)
     assert ok.returncode == 0, ok.stderr
-    assert load_model(tmp_path / "t" / "model").meta["training"]["config"]["demand_scales"] == [1.0, 1.3]
-    # evaluated on the routes as written unless told: the training's scales are not the held-out traffic
-    for scale in (None, 1.5):
-        ev = subprocess.run([signalwise, "evaluate", "--model", str(tmp_path / "t" / "model"), "--seeds", "1",
-                             "--duration", "300", "--workers", "1", "--out", str(tmp_path / f"ev{scale}"),
-                             *(["--demand-scale", f"{scale}"] if scale else [])],
-                            capture_output=True, text=True, timeout=300)
+    model = tmp_path / "t" / "model"
+    assert load_model(model).meta["training"]["config"]["demand_scales"] == [1.0, 1.3]
+    # evaluated on the routes as written unless told: the training's scales are not the held-out traffic. The two
+    # evaluations run side by side, the scaled one on a copy (each appends to its model's meta.json)
+    shutil.copytree(model, tmp_path / "copy")
+    evaluations = {scale: _start("evaluate", "--model", str(where), "--seeds", "1", "--duration", "300", "--workers",
+                                 "1", "--out", str(tmp_path / f"ev{scale}"),
+                                 *(["--demand-scale", f"{scale}"] if scale else []))
+                   for scale, where in ((None, model), (1.5, tmp_path / "copy"))}
+    for scale, p in evaluations.items():
+        ev = _result(p)
         assert ev.returncode == 0, ev.stderr
         assert ("demand ×1.5" in ev.stdout) == bool(scale)
-    evaluations = load_model(tmp_path / "t" / "model").meta["evaluations"]
-    assert "demand_scale" not in evaluations[0] and evaluations[1]["demand_scale"] == 1.5
-    assert evaluations[1]["baseline_avg_delay_s"] > evaluations[0]["baseline_avg_delay_s"]
-    for agent, scale in (("phase-score", "0"), ("tabular", "1.2")):
-        bad = signalwise_here("train", "--agent", agent, "--demand-scale", scale, "--out", str(tmp_path / "u"))
-        assert bad.returncode == 2 and "--demand-scale" in bad.stderr and "Traceback" not in bad.stderr
+    [plain] = load_model(model).meta["evaluations"]
+    [heavier] = load_model(tmp_path / "copy").meta["evaluations"]
+    assert "demand_scale" not in plain and heavier["demand_scale"] == 1.5
+    assert heavier["seeds"] == plain["seeds"]  # the same held-out traffic, only scaled
+    assert heavier["baseline_avg_delay_s"] > plain["baseline_avg_delay_s"]
 
 
 def test_run_and_compare_take_the_scale_and_say_so(tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    signalwise = str(Path(sys.executable).with_name("signalwise"))
-    run = subprocess.run([signalwise, "run", "-s", "single", "--controller", "fixed", "--duration", "120",
-                          "--demand-scale", "1.5", "--record", "lean", "--no-emissions", "--run-dir",
-                          str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
+    # the run and the comparison are independent processes: they run side by side
+    run = _start("run", "-s", "single", "--controller", "fixed", "--duration", "120", "--demand-scale", "1.5",
+                 "--record", "lean", "--no-emissions", "--run-dir", str(tmp_path / "run"))
+    cmp = _start("compare", "-s", "single", "--controllers", "fixed", "--seeds", "1", "--duration", "120",
+                 "--demand-scale", "1.5", "--workers", "1", "--out", str(tmp_path / "cmp"))
+    try:  # refused before anything runs, in this process: beside them
+        bad = signalwise_here("compare", "-s", "single", "--demand-scale", "-1", "--out", str(tmp_path / "x"))
+        assert bad.returncode == 2 and "demand_scale" in bad.stderr and "Traceback" not in bad.stderr
+    finally:
+        run, cmp = _result(run), _result(cmp)
     assert run.returncode == 0, run.stderr
     assert "demand ×1.5" in run.stdout
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["demand_scale"] == 1.5
-    cmp = subprocess.run([signalwise, "compare", "-s", "single", "--controllers", "fixed", "--seeds", "1",
-                          "--duration", "120", "--demand-scale", "1.5", "--workers", "1", "--out",
-                          str(tmp_path / "cmp")], capture_output=True, text=True, timeout=300)
     assert cmp.returncode == 0, cmp.stderr
     compared = json.loads(next((tmp_path / "cmp").glob("fixed-s1/metrics.json")).read_text())
     # the same seed and scale: the same traffic as the single run
     assert compared["network"]["vehicles_total"] == metrics["network"]["vehicles_total"]
-    bad = signalwise_here("compare", "-s", "single", "--demand-scale", "-1", "--out", str(tmp_path / "x"))
-    assert bad.returncode == 2 and "demand_scale" in bad.stderr and "Traceback" not in bad.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from support.cli import signalwise as signalwise_here
 
 from signalwise.control.learning.qtable import ModelError, load_model
 from signalwise.training.commands import learning_errors
@@ -41,8 +42,29 @@ def two_episodes(tmp_path_factory) -> Path:
 
 def copy_of(trained: Path, tmp_path: Path) -> Path:
     out = tmp_path / "t"
-    shutil.copytree(trained, out)
+    shutil.copytree(trained, out)  # mtimes kept: the copied runs stay older than a validation run after it
     return out
+
+
+def interrupted_run(run_dir: Path) -> None:
+    """What `kill -9` leaves of a run: its start, nothing more."""
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps({"status": "running"}))
+    (run_dir / "config.yaml").write_text("controller: max-pressure\n")
+
+
+@pytest.fixture(scope="module")
+def resumed_after_a_kill(two_episodes, tmp_path_factory) -> tuple[Path, int]:
+    """`two_episodes` killed in the round after its checkpoint, then resumed to 4 episodes: guide-10 (trained
+    first) left its episode 2 half-written, guide-30 had not started, so one resume (the costly part of both
+    tests below) takes up an interrupted round and a clean checkpoint. Returns the directory and the resume's
+    start (ns)."""
+    out = copy_of(two_episodes, tmp_path_factory.mktemp("killed"))
+    interrupted_run(out / "guide-10" / "episodes" / "ep-00002")
+    t0 = time.time_ns()
+    r = train(out, 4, "--resume")
+    assert r.returncode == 0, r.stderr
+    return out, t0
 
 
 def assert_validated_since(out: Path, t0_ns: int) -> None:
@@ -65,11 +87,8 @@ def assert_validated_since(out: Path, t0_ns: int) -> None:
         assert delay == pytest.approx(measured[spec]["mean"], abs=1e-3)
 
 
-def test_a_resume_trains_on_then_replaces_the_validation_of_its_directory(two_episodes, tmp_path):
-    out = copy_of(two_episodes, tmp_path)
-    t0 = time.time_ns()
-    r = train(out, 4, "--resume")
-    assert r.returncode == 0, r.stderr
+def test_a_resume_trains_on_then_replaces_the_validation_of_its_directory(resumed_after_a_kill):
+    out, t0 = resumed_after_a_kill
     training = load_model(out / "model").meta["training"]
     assert training["episodes"] == 4
     assert training["seeds"] == [training_seed(SEED, e) for e in range(4)]
@@ -78,24 +97,13 @@ def test_a_resume_trains_on_then_replaces_the_validation_of_its_directory(two_ep
     assert_validated_since(out, t0)
 
 
-def test_a_resume_after_a_kill_redoes_the_interrupted_round_and_validation(two_episodes, tmp_path):
-    out = copy_of(two_episodes, tmp_path)
-
-    def interrupted_run(run_dir: Path) -> None:  # what `kill -9` leaves of a run: its start, nothing more
-        run_dir.mkdir(parents=True)
-        (run_dir / "run.json").write_text(json.dumps({"status": "running"}))
-        (run_dir / "config.yaml").write_text("controller: max-pressure\n")
-
-    # killed in the round after the checkpoint at 2 episodes: that round's episodes half-written
-    interrupted_run(out / "guide-10" / "episodes" / "ep-00002")
-    t0 = time.time_ns()
-    r = train(out, 4, "--resume")
-    assert r.returncode == 0, r.stderr
-    ep = json.loads((out / "guide-10" / "episodes" / "ep-00002" / "run.json").read_text())
+def test_a_resume_after_a_kill_redoes_the_interrupted_round_and_validation(resumed_after_a_kill, tmp_path):
+    resumed, _ = resumed_after_a_kill
+    ep = json.loads((resumed / "guide-10" / "episodes" / "ep-00002" / "run.json").read_text())
     assert ep["status"] == "complete" and ep["seed"] == training_seed(SEED, 2)
-    assert_validated_since(out, t0)
 
     # then killed while validating again: the installed model's runs set aside, the new ones half-written
+    out = copy_of(resumed, tmp_path)
     (out / "validation").rename(out / "validation.previous")
     interrupted_run(out / "validation" / "max-pressure-s505000")
     t0 = time.time_ns()
@@ -116,23 +124,22 @@ def test_a_failed_validation_run_exits_1_and_bad_input_still_2(tmp_path):
     assert issubclass(ValidationFailed, ModelError)  # callers catching model errors still catch it
 
     (tmp_path / "not-a-model").mkdir()
-    r = subprocess.run([SIGNALWISE, "models", "show", str(tmp_path / "not-a-model")], capture_output=True,
-                       text=True, timeout=60)
+    r = signalwise_here("models", "show", str(tmp_path / "not-a-model"))  # a refusal: no SUMO, no worker
     assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
 
 
 def test_a_killed_phase_score_search_runs_again_into_its_directory_and_is_never_resumed(tmp_path):
     out = tmp_path / "ps"
-    search = [SIGNALWISE, "train", "--agent", "phase-score", "-s", "single", "--generations", "1", "--popsize", "2",
+    search = ["train", "--agent", "phase-score", "-s", "single", "--generations", "1", "--popsize", "2",
               "--validation-seeds", "1", "--duration", "60", "--seed", str(SEED), "--out", str(out)]
     for key in (0, 1):  # killed in its first generation: the episodes' run directories half-written
         run_dir = out / "episodes" / "gen-0000" / f"{key}-s{training_seed(SEED, 0)}"
         run_dir.mkdir(parents=True)
         (run_dir / "run.json").write_text(json.dumps({"status": "running"}))
-    r = subprocess.run(search, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([SIGNALWISE, *search], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert load_model(out / "model").meta["training"]["generations"] == 1
     assert not (out / "episodes").exists()
 
-    again = subprocess.run([*search, "--resume"], capture_output=True, text=True, timeout=60)
+    again = signalwise_here(*search, "--resume")  # refused before anything runs: in this process
     assert again.returncode == 2 and "--resume is for --agent tabular" in again.stderr
