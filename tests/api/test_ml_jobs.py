@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import delete
 from typer.testing import CliRunner
 
 from signalwise.api import create_app
@@ -20,6 +21,7 @@ from signalwise.store import Settings, get_engine
 from signalwise.store.jobs import get_job, process_runs
 from signalwise.store.keys import create_key
 from signalwise.store.model_registry import ModelRegistry
+from signalwise.store.tables import TrainingJob
 from signalwise.training.commands import PHASE_SCORE_OPTIONS, TABULAR_OPTIONS
 from signalwise.training.jobs import PHASE_SCORE_FIELDS, TABULAR_FIELDS
 
@@ -28,18 +30,42 @@ SMALL = {"scenario": "single", "batch": 1, "workers": 1, "duration_s": 120, "gui
 SEARCH = {"scenario": "single", "workers": 1, "duration_s": 120, "generations": 1, "popsize": 2, "validation_seeds": 1}
 
 
+def _server(folder: Path, **settings) -> TestClient:
+    url = f"sqlite:///{folder / 'jobs.db'}"
+    settings = Settings(database_url=url, model_cache=folder / "cache", model_registry=folder / "no-registry",
+                        ml_jobs_dir=folder / "jobs", cache_ttl_s=0, **settings)
+    _, key = create_key(get_engine(url), "ops", ["operate", "read"])
+    return TestClient(create_app(settings), headers={"X-API-Key": key})
+
+
 @pytest.fixture
 def api(tmp_path):
-    url = f"sqlite:///{tmp_path / 'jobs.db'}"
-    settings = Settings(database_url=url, model_cache=tmp_path / "cache", model_registry=tmp_path / "no-registry",
-                        ml_jobs_dir=tmp_path / "jobs", cache_ttl_s=0)
-    _, key = create_key(get_engine(url), "ops", ["operate", "read"])
     started = []
-    with TestClient(create_app(settings), headers={"X-API-Key": key}) as c:
+    with _server(tmp_path) as c:
         c.started = started
         yield c
         for job_id in started:  # never leave a worker behind, whatever the test did
             c.post(f"/api/v1/ml/jobs/{job_id}/cancel")
+
+
+@pytest.fixture(scope="module")
+def _refusing_server(tmp_path_factory):
+    # a new database and app cost about 0.5 s of CPU, more than a refused request: one for all the refusals
+    # (their POSTs are counted against the operate rate limit, kept well clear of it)
+    with _server(tmp_path_factory.mktemp("refusals"), rate_limits={"operate": "10000/minute"}) as c:
+        yield c
+
+
+@pytest.fixture
+def refusing(_refusing_server):
+    """The server for requests that must be refused and start nothing: each test finds it without a job."""
+    c = _refusing_server
+    assert c.get("/api/v1/ml/jobs").json() == []
+    yield c
+    for job in c.get("/api/v1/ml/jobs").json():  # one wrongly taken: its worker goes, and its row, for the next
+        c.post(f"/api/v1/ml/jobs/{job['job_id']}/cancel")
+    with get_engine(c.app.state.settings.database_url).begin() as db:
+        db.execute(delete(TrainingJob))
 
 
 def _start(c, base: dict = SMALL, **request) -> dict:
@@ -148,10 +174,10 @@ def test_a_job_whose_worker_died_is_marked_failed_when_the_server_starts_again(a
     ({"duration_s": 0.5}, "body.duration_s"),
     ({"workers": (os.cpu_count() or 1) + 1}, "workers: at most this server's"),
 ])
-def test_bad_training_requests_are_422_naming_the_field_and_start_nothing(api, request_body, where):
-    r = api.post("/api/v1/ml/train", json={**SMALL, **request_body})
+def test_bad_training_requests_are_422_naming_the_field_and_start_nothing(refusing, request_body, where):
+    r = refusing.post("/api/v1/ml/train", json={**SMALL, **request_body})
     assert r.status_code == 422 and r.json()["message"].startswith(where), r.json()
-    assert api.get("/api/v1/ml/jobs").json() == []
+    assert refusing.get("/api/v1/ml/jobs").json() == []
 
 
 def test_a_phase_score_job_runs_the_search_counts_its_episodes_and_registers_its_model(api, tmp_path):
@@ -224,10 +250,10 @@ def test_the_agent_is_phase_score_unless_a_tabular_field_is_given_and_the_stored
     ({"batch": 1, "cycle_calls": True}, "cycle_calls: for agent phase-score (batch given without agent chose"),
     ({"shared_lanes": "all"}, "body.shared_lanes: Input should be 'skip' or 'split'"),
 ])
-def test_a_field_of_the_other_agent_or_a_bad_search_option_is_422_and_starts_nothing(api, request_body, where):
-    r = api.post("/api/v1/ml/train", json={"scenario": "single", "workers": 1, **request_body})
+def test_a_field_of_the_other_agent_or_a_bad_search_option_is_422_and_starts_nothing(refusing, request_body, where):
+    r = refusing.post("/api/v1/ml/train", json={"scenario": "single", "workers": 1, **request_body})
     assert r.status_code == 422 and r.json()["message"].startswith(where), r.json()
-    assert api.get("/api/v1/ml/jobs").json() == []
+    assert refusing.get("/api/v1/ml/jobs").json() == []
 
 
 @pytest.mark.parametrize("args,request_body,where", [
@@ -237,13 +263,14 @@ def test_a_field_of_the_other_agent_or_a_bad_search_option_is_422_and_starts_not
     (["--demand-scale", "1", "--demand-scale", "0"], {"demand_scale": [1, 0]}, "body.demand_scale[1]"),
     (["--demand-scale", "11"], {"demand_scale": [11]}, "body.demand_scale[0]"),
 ])
-def test_a_bad_search_option_is_422_at_its_path_for_the_reason_train_gives(api, tmp_path, args, request_body, where):
+def test_a_bad_search_option_is_422_at_its_path_for_the_reason_train_gives(refusing, tmp_path, args, request_body,
+                                                                          where):
     said = CliRunner().invoke(app, ["train", *args, "--out", str(tmp_path / "cli")])
     assert said.exit_code == 2, said.output
     reason = said.output.strip().removeprefix("error: ").removeprefix(f"{args[0]} ")  # --zone-m must be ...
-    r = api.post("/api/v1/ml/train", json={**SEARCH, **request_body})
+    r = refusing.post("/api/v1/ml/train", json={**SEARCH, **request_body})
     assert r.status_code == 422 and r.json()["message"] == f"{where}: {reason}", (r.json(), said.output)
-    assert api.get("/api/v1/ml/jobs").json() == []
+    assert refusing.get("/api/v1/ml/jobs").json() == []
 
 
 def test_a_phase_score_job_takes_the_search_options_of_train_and_its_model_records_them_alike(api, tmp_path):

@@ -22,6 +22,14 @@ from signalwise.runtime.loop import resolve_scenario
 from signalwise.sim.detectors import plan_detectors
 
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
+#: one client for every poll and post: `httpx.get` builds a TLS context per call (about 50 ms of CPU), which
+#: polling every 0.1 s turned into most of the test's own CPU; no keep-alive, so each request still opens
+#: a connection of its own, as before, and none is held open while the server stops
+HTTP = httpx.Client(timeout=2, limits=httpx.Limits(max_keepalive_connections=0))
+#: a run stopped by a signal is paced (no --duration: it runs until stopped) only to be under way when the signal
+#: comes; the pace itself is not under test, and the simulated seconds before the signal cost the same CPU at any
+#: speed, so a fast one spares the wall-clock wait
+SIGNALLED_SPEED = "40"
 
 
 def _free_port() -> int:
@@ -45,7 +53,7 @@ def _start(tmp_path, *args, scenario="corridor"):
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
-            status = httpx.get(f"{base}/api/v1/live/status", timeout=2).json()
+            status = HTTP.get(f"{base}/api/v1/live/status").json()
             if status.get("running"):
                 return proc, base, status
         except (httpx.HTTPError, ValueError):
@@ -60,7 +68,7 @@ def _start(tmp_path, *args, scenario="corridor"):
 def _wait(base, until, timeout_s=60):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        status = httpx.get(f"{base}/api/v1/live/status", timeout=2).json()
+        status = HTTP.get(f"{base}/api/v1/live/status").json()
         if until(status):
             return status
         time.sleep(0.1)
@@ -68,7 +76,9 @@ def _wait(base, until, timeout_s=60):
 
 
 def test_a_killed_simulator_is_recovered_and_the_run_is_complete_and_safe(tmp_path):
-    proc, base, status = _start(tmp_path, "--speed", "40", "--duration", "200", "--state-every", "30")
+    # paced only so that the kill lands mid-run: after it, 130 simulated s (about 2 s at --speed 60 on a machine
+    # that keeps the pace, longer on one that does not) leave the status polls time to see the recovery
+    proc, base, status = _start(tmp_path, "--speed", "60", "--duration", "200", "--state-every", "30")
     try:
         sim_pid = status["sim_pid"]
         assert sim_pid and sim_pid != proc.pid  # SUMO runs in its own process
@@ -94,7 +104,7 @@ def test_a_killed_simulator_is_recovered_and_the_run_is_complete_and_safe(tmp_pa
 
 
 def test_ctrl_c_stops_cleanly_and_leaves_the_run_directory_complete(tmp_path):
-    proc, base, _status = _start(tmp_path, "--speed", "25")
+    proc, base, _status = _start(tmp_path, "--speed", SIGNALLED_SPEED)
     _wait(base, lambda s: s["sim_time_s"] >= 40)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
@@ -104,7 +114,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_the_run_directory_complete(tmp_path):
 
 def test_sigterm_stops_as_ctrl_c_does(tmp_path):
     """`docker stop`, systemd and Kubernetes send SIGTERM: the same clean stop, and run.json says which signal."""
-    proc, base, _status = _start(tmp_path, "--speed", "10", scenario="single")
+    proc, base, _status = _start(tmp_path, "--speed", SIGNALLED_SPEED, scenario="single")
     try:
         _wait(base, lambda s: s["sim_time_s"] >= 20)
         sent = time.monotonic()
@@ -121,7 +131,7 @@ def test_sigterm_stops_as_ctrl_c_does(tmp_path):
 def test_ctrl_c_pressed_again_while_stopping_still_leaves_a_complete_run_directory(tmp_path):
     """A second Ctrl-C (a user pressing it again, `timeout` signalling the child and then its group) must not
     cut the flush short and leave run.json at `running`."""
-    proc, base, _status = _start(tmp_path, "--speed", "10", scenario="single")
+    proc, base, _status = _start(tmp_path, "--speed", SIGNALLED_SPEED, scenario="single")
     try:
         _wait(base, lambda s: s["sim_time_s"] >= 20)
         proc.send_signal(signal.SIGINT)
@@ -173,12 +183,12 @@ def test_field_none_decides_on_posted_detector_messages_and_logs_them(tmp_path):
         deadline = time.monotonic() + 120
         while proc.poll() is None and time.monotonic() < deadline:
             try:
-                t = httpx.get(f"{base}/api/v1/live/status", timeout=2).json()["sim_time_s"]
+                t = HTTP.get(f"{base}/api/v1/live/status").json()["sim_time_s"]
                 messages = [{"device_id": "J1", "channel": ch, "count_veh": 0, "occupancy": 0.0, "interval_s": 2.0,
                              "sim_time_s": t} for ch in stopbars]
                 if not held_on:
                     messages.append({"device_id": "J1", "channel": advance.channel, "event": "on", "sim_time_s": t})
-                answer = httpx.post(f"{base}/api/v1/live/feeds/detectors", json=messages, timeout=2)
+                answer = HTTP.post(f"{base}/api/v1/live/feeds/detectors", json=messages)
             except httpx.HTTPError:  # the run ended between two messages
                 break
             assert answer.status_code == 200, answer.text

@@ -93,9 +93,11 @@ def test_a_generated_network_with_turn_pockets_runs_every_classical_controller(t
     assert all(all(other not in dict(upstream.get(lane, ())) for other, _, share in split[lane] if share < 1.0)
                for lane in halves)
     changes = {}
+    # the first half of the trips' 600 s: half the CPU, and the same gap (143 changes against 179, where the
+    # whole 600 s give 290 against 357; SUMO is deterministic under the trips' seed)
     for controller, options in [*((c, {}) for c in CLASSICAL), ("max-pressure", {"measure": "density"})]:
         label = controller + ("-" + options["measure"] if options else "")
-        cfg = RunConfig(net=net, routes=[trips], controller=controller, duration_s=600, emissions=False,
+        cfg = RunConfig(net=net, routes=[trips], controller=controller, duration_s=300, emissions=False,
                         record="lean", controller_options=options)
         result = execute_run(cfg, tmp_path / label)
         metrics = result.metrics

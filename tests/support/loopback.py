@@ -70,14 +70,17 @@ def signalwise_serving(args: list[str], ready_path: str, port: int, *, env: dict
     command = [str(Path(sys.executable).with_name("signalwise")), *args]
     proc = subprocess.Popen(command, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
+    # one client for the whole poll: `httpx.get` builds a TLS context per call, about 50 ms of CPU each
+    client = httpx.Client(timeout=2, limits=httpx.Limits(max_keepalive_connections=0))
     try:
         deadline = time.monotonic() + start_timeout_s
         while True:
             assert proc.poll() is None and time.monotonic() < deadline, f"signalwise {args[0]} did not serve"
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=2).status_code == 200:
+                if client.get(f"http://127.0.0.1:{port}{ready_path}").status_code == 200:
                     break
             time.sleep(0.2)
+        client.close()
         yield proc
     finally:
         if proc.poll() is None:
