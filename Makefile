@@ -8,30 +8,32 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench lint clean install
 
+# The venv without pip (ensurepip alone took 18 s of a fresh set-up here); uv goes in with the system's pip
+# (--python, pip >= 22.3), and uv puts pip in for whoever wants it. Where that fails, the venv's own pip
+# does all the work.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --without-pip $(VENV)
 
-# uv (from PyPI) installs the same versions as pip in less than half the
-# time: 26 s against 69 s for a new .venv (docs/architecture.md#set-up-and-tests).
-# --compile-bytecode as pip does: where PYTHONDONTWRITEBYTECODE is set,
-# nothing would ever write the .pyc files, and every process would compile
-# every module again. Where uv cannot be installed, pip does the work.
+# uv (from PyPI) installs the same versions as pip in a fraction of the time
+# (docs/architecture.md#set-up-and-tests).
 $(STAMP): pyproject.toml | $(BIN)/python
-	if $(BIN)/pip install --quiet uv; then \
-	  $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e ".[dev]"; \
+	if $(PYTHON) -m pip --python $(BIN)/python install --quiet uv; then \
+	  $(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[dev]" pip; \
 	else \
-	  $(BIN)/pip install --quiet --upgrade pip && $(BIN)/pip install --quiet -e ".[dev]"; \
+	  $(BIN)/python -m ensurepip --upgrade && $(BIN)/python -m pip install --quiet -e ".[dev]"; \
 	fi
 	touch $(STAMP)
 
 install: $(STAMP)
 
-# signalwise's own modules compiled first (the editable install leaves them as
-# source, and PYTHONDONTWRITEBYTECODE keeps Python from caching them): each of
-# the many `signalwise` processes a demo, the suite or a benchmark starts then
-# loads them instead of compiling them again.
+# Python writes the .pyc files of what these commands import, once, into .venv and src/, even where
+# PYTHONDONTWRITEBYTECODE is set (our machines set it): the many `signalwise` processes of a demo, the suite
+# or a benchmark then load them instead of compiling every module again. Compiling all of .venv at install
+# time instead (uv --compile-bytecode: 12,700 files, Ray's 2,600 among them) cost more than the suite
+# compiles on first import.
+demo test bench: export PYTHONDONTWRITEBYTECODE :=
+
 demo: $(STAMP)
-	$(BIN)/python -m compileall -q src > /dev/null
 	$(BIN)/signalwise demo
 
 # three workers on two cores: many tests wait on a subprocess, a server or a browser, and a third worker
@@ -39,11 +41,9 @@ demo: $(STAMP)
 # faster: 772 s against 745 s with three, on another, slower day). Files run longest directory first
 # (tests/conftest.py), not most tests first (xdist's default reorder, turned off here).
 test: $(STAMP)
-	$(BIN)/python -m compileall -q src > /dev/null
 	$(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder -q
 
 bench: $(STAMP)
-	$(BIN)/python -m compileall -q src > /dev/null
 	$(BIN)/python bench/run_all.py
 
 lint: $(STAMP)
