@@ -154,17 +154,18 @@ class MqttFeed:
                     data = [data]
                 if not isinstance(data, list):
                     reason = f"payload is a JSON {type(data).__name__}; send one message (an object) or a list"
+        # the error before the count: whoever reads `stats()` and sees a rejection sees its reason too
         if reason is not None:
             self.feed.reject(reason, device, transport="mqtt")
-            self._count(0, 1)
             self._error(f"{topic}: {reason}")
+            self._count(0, 1)
             return
         result = self.feed.accept(data, expect_device=device, transport="mqtt")
-        self._count(result.accepted, len(result.rejected))
         if result.rejected:
             first = result.rejected[0]
             more = f" (and {len(result.rejected) - 1} more)" if len(result.rejected) > 1 else ""
             self._error(f"{topic}: message {first.index}: {first.reason}{more}")
+        self._count(result.accepted, len(result.rejected))
 
     def _count(self, accepted: int, rejected: int) -> None:
         with self._stats_lock:
