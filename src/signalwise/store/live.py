@@ -561,7 +561,10 @@ class LiveStoreWriter:
             self._spool_wake.clear()
 
     def _spill(self, everything: bool) -> None:
-        """Move the oldest items in memory to the tail of the disk buffer (all, or down to half the limit)."""
+        """Move the oldest items in memory to the tail of the disk buffer (all, or down to half the limit).
+
+        The items count as in memory until they are on disk: `stats()` read during a spill that fails must not
+        show rows buffered on a disk that took none."""
         with self._fifo_lock:
             with self._lock:
                 items, rows = [], 0
@@ -570,20 +573,20 @@ class LiveStoreWriter:
                     item = self._memory.popleft()
                     items.append(item)
                     rows += len(item[2])
-                self._mem_rows -= rows
-                self._disk_rows += rows
             if not items:
                 return
             try:
                 self._append_to_tail(items)
-                self._disk_ok = True
             except OSError as exc:
                 with self._lock:
                     for item in reversed(items):
                         self._memory.appendleft(item)
-                    self._mem_rows += rows
-                    self._disk_rows -= rows
                 self._disk_failed(exc)
+                return
+            with self._lock:
+                self._mem_rows -= rows
+                self._disk_rows += rows
+            self._disk_ok = True
 
     def _append_to_tail(self, items: list[Item]) -> None:
         tail = self._segments[-1] if self._segments else None
