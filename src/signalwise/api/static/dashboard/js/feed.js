@@ -82,7 +82,7 @@ export class LiveFeed {
       if (ev.code === CLOSE_GOING_AWAY) { // the live run ended: one last look at what it left
         this._setMode('ended', ev.reason);
         this.ended = true;
-        // both last requests at once: the server answers for about a second more, then stops
+        // both last requests at once: `signalwise live` waits for the status read (3 s at most), then stops
         this._pollOnce();
         this.h.onEnded?.(ev.reason || 'the live run ended');
         return;
