@@ -62,7 +62,7 @@ def _mean_var(xs: Sequence[float]) -> tuple[float, float]:
     """Mean and sample variance (n - 1)."""
     n = len(xs)
     m = math.fsum(xs) / n
-    return m, math.fsum((x - m) ** 2 for x in xs) / (n - 1)
+    return m, math.fsum((x - m) * (x - m) for x in xs) / (n - 1)
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> MeanCI:
@@ -87,8 +87,11 @@ def welch_p_value(a: Sequence[float], b: Sequence[float]) -> float:
         return 1.0 if a[0] == b[0] else 0.0
     (ma, va), (mb, vb) = _mean_var([float(x) for x in a]), _mean_var([float(x) for x in b])
     sa, sb = va / len(a), vb / len(b)  # squared standard errors
-    df = (sa + sb) ** 2 / (sa**2 / (len(a) - 1) + sb**2 / (len(b) - 1))  # Welch-Satterthwaite
-    return _t_two_sided_p((ma - mb) / math.sqrt(sa + sb), df)
+    try:  # magnitudes no delay or count reaches (1e300, 1e-320) overflow or vanish: undefined, as scipy's nan
+        df = (sa + sb) * (sa + sb) / (sa * sa / (len(a) - 1) + sb * sb / (len(b) - 1))  # Welch-Satterthwaite
+        return _t_two_sided_p((ma - mb) / math.sqrt(sa + sb), df)
+    except (ZeroDivisionError, OverflowError):
+        return math.nan
 
 
 def paired_p_value(a: Sequence[float], b: Sequence[float]) -> float:
@@ -99,7 +102,10 @@ def paired_p_value(a: Sequence[float], b: Sequence[float]) -> float:
     if _all_equal(diffs):
         return 1.0 if diffs[0] == 0 else 0.0
     m, var = _mean_var(diffs)
-    return _t_two_sided_p(m / math.sqrt(var / len(diffs)), len(diffs) - 1)
+    try:
+        return _t_two_sided_p(m / math.sqrt(var / len(diffs)), len(diffs) - 1)
+    except (ZeroDivisionError, OverflowError):
+        return math.nan
 
 
 def compare(baseline: Sequence[float], candidate: Sequence[float], paired: bool = False) -> Comparison:

@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.state.live = None  # a LiveRuntime when `signalwise live` serves this app
     app.state.live_feed = None
-    app.state.live_status_reads = 0  # GET /live/status answered: the end of a live run waits for pages' last look
+    app.state.live_last_looks = live.Counter()  # status reads answered after a live run ended
     app.state.streams = StreamHub(redis_url=settings.redis_url)  # WS/SSE fan-out; fed by the live loop
     app.state.vision = None  # the camera StreamManager, made by the first POST /api/v1/streams
     _quiet_refused_handshakes()

@@ -207,7 +207,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
 STREAMS_END_WAIT_S = 2.0
 #: then, when streams were told, at most how long the API stays up for their pages' last look at the run
 LAST_LOOK_MAX_S = 3.0
-#: and after as many status reads as streams told, how long it stays up to answer the rest of that look
+#: and after as many status reads as pages told, how long it stays up to answer the rest of that look
 LAST_LOOK_GRACE_S = 0.3
 
 
@@ -216,19 +216,21 @@ def _end_streams(app, runtime) -> None:
     no reason, sooner than the hub, which notices the end of the run within two of its periods, sends 1001.
 
     A dashboard answers the close with one last status read (and a snapshot read beside it); the API waits for
-    one status read per stream told, not a fixed time: on a loaded machine a page's read can come later than a
-    second, and a script that reads nothing more costs LAST_LOOK_MAX_S at most."""
+    one status read answered after the end per WebSocket told (now, or by the hub while the run was finishing),
+    not a fixed time: on a loaded machine a page's read can come later than a second, and a script that reads
+    nothing more costs LAST_LOOK_MAX_S at most."""
     hub = app.state.streams
-    told = hub.clients
-    reads_before = app.state.live_status_reads
+    told_now = hub.clients
     hub.end_all(f"the live run ended ({runtime.status_text})")
     deadline = time.monotonic() + STREAMS_END_WAIT_S
-    while any(client.queued for client in told) and time.monotonic() < deadline:
+    while any(client.queued for client in told_now) and time.monotonic() < deadline:
         time.sleep(0.02)
-    if not told:
+    pages = [c for c in (*hub.ended_clients, *told_now) if c.kind == "ws"]  # SSE clients are not the dashboard
+    if not pages:
         return
+    looks = app.state.live_last_looks
     deadline = time.monotonic() + LAST_LOOK_MAX_S
-    while app.state.live_status_reads - reads_before < len(told) and time.monotonic() < deadline:
+    while looks.value < len(set(pages)) and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(LAST_LOOK_GRACE_S)
 

@@ -180,6 +180,7 @@ class StreamHub:
         self._heartbeat_task: asyncio.Task | None = None
         self.redis_subscribed = False
         self.ended: str | None = None  # why the attached run's streams ended
+        self.ended_clients: tuple[Subscriber, ...] = ()  # the clients that end closed (their pages look once more)
         self.counts = collections.Counter()  # published, delivered, dropped_pending, slow_disconnects, errors...
 
     # -- the loop's side (any thread) -------------------------------------------------------------
@@ -220,6 +221,7 @@ class StreamHub:
             return
         self.runtime = runtime
         self.ended = None
+        self.ended_clients = ()
         if self.redis_url:
             self._redis_publisher()  # its thread starts here, not in the loop's first publish
         previous = getattr(runtime, "publish", None)
@@ -386,9 +388,12 @@ class StreamHub:
         return text
 
     def _end_clients(self, code: int, reason: str, event: str) -> None:
-        for client in list(self._clients):
+        ended = list(self._clients)
+        for client in ended:
             self._clients.discard(client)
             client.end(code, reason, event, drop_queue=False)  # what was queued is sent, then the close
+        if code == CLOSE_GOING_AWAY:
+            self.ended_clients = (*self.ended_clients, *ended)
 
     # -- Redis ---------------------------------------------------------------------------------
     def _redis_publisher(self) -> _RedisPublisher:

@@ -8,6 +8,7 @@ refused. "Who" is the API key's name (`local` for an anonymous local caller).
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
@@ -46,8 +47,21 @@ class LiveStatus(BaseModel):
 @router.get("/status", response_model=LiveStatus, summary="Is the live run going, where, and how it has fared")
 def status(request: Request) -> dict:
     answer = _runtime(request).status()
-    request.app.state.live_status_reads += 1  # counted once answered (see live_command._end_streams)
+    if not answer["running"]:  # a page's last look (see live_command._end_streams)
+        request.app.state.live_last_looks.add()
     return answer
+
+
+class Counter:
+    """A count that threads add to (sync routes run in a thread pool); read from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.value += 1
 
 
 @router.get("/snapshot", summary="The latest immutable snapshot: every signal's phase, interval, timers, queues")

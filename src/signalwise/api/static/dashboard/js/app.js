@@ -15,6 +15,7 @@ const NOTE_RULES = new Set(['min_green', 'fallback_end']); // interventions that
 
 const state = {
   mode: null, // 'live' | 'stored'
+  ended: false, // the live run's stream closed for its end
   network: null,
   snapshot: null,
   status: null,
@@ -196,6 +197,7 @@ async function startLive(network) {
       pill.className = `pill ${mode === 'stream' ? 'ok' : mode === 'polling' ? 'warn' : ''}`;
     },
     onEnded: reason => {
+      state.ended = true;
       mapMessage('');
       setText('run-status', reason);
       // the run is over (and `signalwise live` stops serving): one last status, asked after the end (not
@@ -230,7 +232,7 @@ function onSnapshot(s) {
   if (s.interval && s.interval.end_s !== null) addIntervals([s.interval]);
   scheduleCharts();
   if (state.selected) renderDetail();
-  if (!s.running) setText('run-status', 'ended');
+  if (!s.running) { if (!state.status || state.status.running) setText('run-status', 'ended'); } // not over `complete`
   else if (state.status && !state.status.running) refreshStatus(); // it started: the controls wake up now
 }
 
@@ -241,8 +243,10 @@ async function refreshStatus(fresh = false) {
   if (state.mode !== 'live') return;
   if (fresh && statusAsked) await statusAsked;
   if (!statusAsked) {
+    const askedAfterEnd = state.ended;
     statusAsked = api.get('/api/v1/live/status')
-      .then(st => { state.status = st; renderStatus(st); })
+      // an answer to a read sent before the run's end says `running`: after the end it would undo the close reason
+      .then(st => { if (askedAfterEnd || !state.ended) { state.status = st; renderStatus(st); } })
       .catch(() => { /* the next tick tries again */ })
       .finally(() => { statusAsked = null; });
   }
