@@ -61,8 +61,8 @@ def _t_two_sided_p(t: float, df: float) -> float:
 def _mean_var(xs: Sequence[float]) -> tuple[float, float]:
     """Mean and sample variance (n - 1)."""
     n = len(xs)
-    m = math.fsum(xs) / n
-    return m, math.fsum((x - m) * (x - m) for x in xs) / (n - 1)
+    m = sum(xs) / n
+    return m, sum((x - m) * (x - m) for x in xs) / (n - 1)
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> MeanCI:
@@ -71,10 +71,9 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> MeanCI:
     n = len(xs)
     if n == 0:
         return MeanCI(math.nan, math.nan, math.nan, 0)
-    m = sum(xs) / n
     if n == 1:
-        return MeanCI(m, m, m, 1)
-    var = sum((x - m) ** 2 for x in xs) / (n - 1)
+        return MeanCI(xs[0], xs[0], xs[0], 1)
+    m, var = _mean_var(xs)
     half = _t_quantile(0.5 + confidence / 2, n - 1) * math.sqrt(var / n)
     return MeanCI(m, m - half, m + half, n)
 

@@ -225,12 +225,12 @@ def _end_streams(app, runtime) -> None:
     deadline = time.monotonic() + STREAMS_END_WAIT_S
     while any(client.queued for client in told_now) and time.monotonic() < deadline:
         time.sleep(0.02)
-    pages = [c for c in (*hub.ended_clients, *told_now) if c.kind == "ws"]  # SSE clients are not the dashboard
+    pages = {c for c in (*hub.ended_clients, *told_now) if c.kind == "ws"}  # SSE clients are not the dashboard
     if not pages:
         return
     looks = app.state.live_last_looks
     deadline = time.monotonic() + LAST_LOOK_MAX_S
-    while looks.value < len(set(pages)) and time.monotonic() < deadline:
+    while looks.value < len(pages) and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(LAST_LOOK_GRACE_S)
 
