@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -158,6 +159,36 @@ def test_the_time_between_open_and_run_is_not_counted_as_lateness(tmp_path):
     time.sleep(1.0)  # what `signalwise live` does between the two: the API, the feeds, the first map
     rt.run()
     assert rt.profiler.figures()["lateness"]["max_ms"] < 500
+
+
+def test_ctrl_c_during_the_flush_waits_and_run_json_says_how_the_run_ended(tmp_path):
+    """A second Ctrl-C landing while the run closes (here: as the simulator is closed, the flush's last step)
+    must not cut the flush short: run.json is written and says the run completed. The subprocess test of
+    `signalwise live` presses Ctrl-C again and again, but the flush is too short for a press to land in it
+    every time; this one lands in it for certain."""
+    rt = _runtime(tmp_path, duration_s=20)
+    backend = rt.field.backend
+    close = backend.close
+    pressed: list[float] = []
+
+    def close_with_ctrl_c_pressed():
+        pressed.append(rt.stepper.t)
+        signal.raise_signal(signal.SIGINT)  # delivered at once, in this (the main) thread
+        close()
+
+    backend.close = close_with_ctrl_c_pressed
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # a suite run in the background ignores it
+    try:
+        try:
+            rt.run()
+        except KeyboardInterrupt:
+            pytest.fail("the Ctrl-C pressed during the flush stopped it")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C stops a run again
+    finally:
+        signal.signal(signal.SIGINT, before)
+    info = json.loads((tmp_path / "live" / "run.json").read_text())
+    assert pressed == [20.0]
+    assert info["status"] == "complete" and info["finished"] and info["sim_time_s"] == 20.0
 
 
 # ---------------------------------------------------------------------------

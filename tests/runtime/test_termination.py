@@ -7,7 +7,13 @@ import threading
 
 import pytest
 
-from signalwise.runtime.termination import Terminated, interrupts_deferred, sigterm_as_interrupt, stop_reason
+from signalwise.runtime.termination import (
+    StopOnce,
+    Terminated,
+    interrupts_deferred,
+    sigterm_as_interrupt,
+    stop_reason,
+)
 
 
 @pytest.fixture
@@ -71,6 +77,39 @@ def test_while_deferred_ctrl_c_and_sigterm_wait_and_the_handlers_come_back(recor
     assert recorded_sigterms == [signal.SIGTERM]
     with pytest.raises(KeyboardInterrupt):  # Python's own Ctrl-C handler is back
         signal.raise_signal(signal.SIGINT)
+
+
+@pytest.mark.parametrize("first", [signal.SIGINT, signal.SIGTERM])
+def test_stop_once_raises_for_the_first_signal_and_only_hurries_for_the_rest(first, recorded_sigterms, python_ctrl_c):
+    with StopOnce() as signals:
+        with pytest.raises(KeyboardInterrupt) as caught:
+            signal.raise_signal(first)
+        assert not signals.hurry.is_set()
+        try:
+            signal.raise_signal(signal.SIGINT)  # pressed again while stopping
+            signal.raise_signal(signal.SIGTERM)  # `timeout` signalling the group
+        except KeyboardInterrupt:
+            pytest.fail("a later signal raised again, cutting the stop short")
+        assert signals.hurry.is_set()
+    assert isinstance(caught.value, Terminated) == (first == signal.SIGTERM)
+    signal.raise_signal(signal.SIGTERM)
+    assert recorded_sigterms == [signal.SIGTERM]  # the handlers before are back
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)
+
+
+def test_stop_once_after_the_work_ended_only_hurries(recorded_sigterms, python_ctrl_c):
+    """A run that ended by itself is closing: a first Ctrl-C then hurries its end instead of breaking it."""
+    ended = False
+    with StopOnce() as signals:
+        signals.ended = lambda: ended
+        ended = True
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            pytest.fail("a Ctrl-C after the end raised")
+        assert signals.hurry.is_set()
+    assert recorded_sigterms == []
 
 
 #: run in a fresh interpreter: a test runner's worker may not run tests on its main thread, or may have its

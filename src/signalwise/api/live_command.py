@@ -19,7 +19,7 @@ import typer
 
 from ..exitcodes import FAILED
 from ..runtime.commands import _fail, _load_config, friendly_errors, note_profile_mismatch, registry_options
-from ..runtime.termination import sigterm_as_interrupt, stop_reason
+from ..runtime.termination import StopOnce, stop_reason
 
 
 def _speed(text: str) -> float | None:
@@ -96,14 +96,14 @@ def live_command(
     insecure_no_auth: Annotated[bool, typer.Option("--insecure-no-auth", help="open every route, changes included, without a key (prints a warning; never on a network)")] = False,
 ) -> None:
     """Run a corridor live: paced loop, supervised SUMO, detector feeds, the API and its live routes."""
-    with sigterm_as_interrupt():  # `docker stop`, systemd and Kubernetes stop it as Ctrl-C does
+    with StopOnce() as signals:  # `docker stop`, systemd and Kubernetes stop it as Ctrl-C does; once
         _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, config, out, sink, field,
-              repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth)
+              repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth, signals)
 
 
 @friendly_errors
 def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, config, out, sink, field,
-          repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth) -> None:
+          repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth, signals: StopOnce) -> None:
     import yaml
     from rich.console import Console
 
@@ -145,6 +145,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
         alerts.on_acknowledge = store.put_alert  # an acknowledgement made through the API is stored too
     runtime = LiveRuntime(cfg, opts, run_dir, store=store, alerts=alerts,
                           resolve_options=lambda specs: registry_options(specs, registry_db))
+    signals.ended = lambda: runtime.loop_over  # from the loop's end to the last line, a Ctrl-C only hurries
     try:
         runtime.open()
     except BaseException:
@@ -162,8 +163,10 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     api_port = listener.getsockname()[1]
 
     def shut_down() -> None:
-        """The API, the feed, the alert notifier and the store, after the loop has ended."""
-        _end_streams(server.config.app, runtime)
+        """The API, the feed, the alert notifier and the store, after the loop has ended. A Ctrl-C or SIGTERM now
+        (`signals`: a user pressing it again) ends the wait for the pages' last look, and nothing else: the store
+        still gets its last rows, and the command ends as the first stop said."""
+        _end_streams(server.config.app, runtime, signals.hurry)
         server.should_exit = True
         thread.join(timeout=5)
         listener.close()
@@ -192,15 +195,21 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     except KeyboardInterrupt as exc:
         runtime.status_text = "stopped"
         console.print(f"{stop_reason(exc)}: stopping; evidence flushed, run directory complete")
-    finally:
+    finally:  # a loop that failed otherwise still closes the API and the store, and its error is the last word
         shut_down()
+    waiting = _say_how_it_ended(console, runtime, store, run_dir)
+    if waiting:  # exitcodes: the run ran, but its records did not all reach the database (as `run --db`)
+        raise typer.Exit(FAILED)
+
+
+def _say_how_it_ended(console, runtime, store, run_dir: Path) -> int:
+    """The command's last line; the number of rows still waiting for the database."""
     status = runtime.status()
     waiting = (status.get("store") or {}).get("waiting_rows") or 0
     note = f"; {store.waiting_message()}" if waiting and store is not None else ""
     console.print(f"live run {status['status']} at t={status['sim_time_s']:.0f} s; restarts: {status['restarts']}; "
                   f"run directory: {run_dir}{note}", soft_wrap=True)  # unbroken: paths and a command to copy
-    if waiting:  # exitcodes: the run ran, but its records did not all reach the database (as `run --db`)
-        raise typer.Exit(FAILED)
+    return waiting
 
 
 #: at most, how long the end of a run waits for its streams to send what they hold and their close
@@ -211,28 +220,30 @@ LAST_LOOK_MAX_S = 3.0
 LAST_LOOK_GRACE_S = 0.3
 
 
-def _end_streams(app, runtime) -> None:
+def _end_streams(app, runtime, hurry: threading.Event) -> None:
     """Tell every stream why it ends before the API stops: uvicorn's shutdown closes a WebSocket with 1012 and
     no reason, sooner than the hub, which notices the end of the run within two of its periods, sends 1001.
 
     A dashboard answers the close with one last status read (and a snapshot read beside it); the API waits for
     one status read answered after the end per WebSocket told (now, or by the hub while the run was finishing),
     not a fixed time: on a loaded machine a page's read can come later than a second, and a script that reads
-    nothing more costs LAST_LOOK_MAX_S at most."""
+    nothing more costs LAST_LOOK_MAX_S at most. `hurry` set (a second Ctrl-C) ends every wait."""
     hub = app.state.streams
     told_now = hub.clients
     hub.end_all(f"the live run ended ({runtime.status_text})")
     deadline = time.monotonic() + STREAMS_END_WAIT_S
     while any(client.queued for client in told_now) and time.monotonic() < deadline:
-        time.sleep(0.02)
+        if hurry.wait(0.02):
+            return
     pages = {c for c in (*hub.ended_clients, *told_now) if c.kind == "ws"}  # SSE clients are not the dashboard
     if not pages:
         return
     looks = app.state.live_last_looks
     deadline = time.monotonic() + LAST_LOOK_MAX_S
     while looks.value < len(pages) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(LAST_LOOK_GRACE_S)
+        if hurry.wait(0.02):
+            return
+    hurry.wait(LAST_LOOK_GRACE_S)
 
 
 def _without_alerts(config: Path, data: dict, out: Path) -> Path:

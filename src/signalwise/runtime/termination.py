@@ -14,7 +14,7 @@ import contextlib
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 
 class Terminated(KeyboardInterrupt):
@@ -63,6 +63,44 @@ def interrupts_deferred() -> Iterator[None]:
     ends the process. Only the main thread may set handlers; elsewhere this does nothing."""
     with _handling({signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: signal.SIG_IGN}):
         yield
+
+
+class StopOnce:
+    """Ctrl-C and SIGTERM for a command that stops once (`signalwise live`).
+
+    While active, the first Ctrl-C or SIGTERM stops the work as in `sigterm_as_interrupt` (KeyboardInterrupt,
+    or `Terminated`), unless `ended()` says it has already ended; every later one, and any after the end, only
+    sets `hurry`. So a user pressing Ctrl-C again, or `timeout` signalling the child and then its group, cannot
+    cut short the flush and close the first one began, at any moment of it, and what merely waits (for the
+    pages' last look) sees `hurry` and stops waiting. A forked child that inherited the handler dies of the
+    signal as before. Only the main thread may set handlers; elsewhere this does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.hurry = threading.Event()
+        self.ended: Callable[[], bool] = lambda: False
+        self._raised = False
+        self._owner_pid = os.getpid()
+        self._handlers: contextlib.ExitStack | None = None
+
+    def _on_signal(self, signum, frame) -> None:
+        if os.getpid() != self._owner_pid:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        if self._raised or self.ended():
+            self.hurry.set()
+            return
+        self._raised = True
+        raise Terminated(signum) if signum == signal.SIGTERM else KeyboardInterrupt
+
+    def __enter__(self) -> StopOnce:
+        self._handlers = contextlib.ExitStack()
+        self._handlers.enter_context(_handling({signal.SIGINT: self._on_signal, signal.SIGTERM: self._on_signal}))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._handlers.close()
 
 
 @contextlib.contextmanager

@@ -114,6 +114,8 @@ class LiveRuntime:
         self._inbox_lock = threading.Lock()
         self._stop = threading.Event()
         self.running = False
+        #: the loop has ended (set before the flush): a signal handler tells a stop from a hurry by it
+        self.loop_over = False
         self.restarts = 0
         self.last_recovery_s: float | None = None
         self.recoveries: list[dict] = []
@@ -338,6 +340,7 @@ class LiveRuntime:
         finally:
             with self._inbox_lock:
                 self.running = False
+            self.loop_over = True
             self._refuse_waiting_changes()
             self._finish()
 
