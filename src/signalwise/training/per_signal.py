@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ..control.learning.qtable import ModelError
+from .cmaes import load_cma
 from .executors import EpisodeExecutor
 from .policy_search import (
     INITIAL_STDS,
@@ -85,8 +86,7 @@ def search_per_signal(cfg: SearchConfig, features: tuple[str, ...], start: list[
     """`cfg.generations` generations of one CMA-ES per signal (`signals`: each with its neighbours); each
     signal's distribution mean at the end, the generations' records (network delays of the candidates,
     the signals' mean step size and weights), and the episodes run."""
-    import cma
-
+    cma = load_cma()
     if not signals:
         raise ModelError("a per-signal search needs signals the controller decides; the episodes had none")
     opts = {"popsize": cfg.popsize, "verbose": -9, "CMA_stds": [INITIAL_STDS[f] for f in features[1:]]}

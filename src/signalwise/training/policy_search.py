@@ -85,6 +85,7 @@ from ..control.max_pressure import SHARED_LANES_DEFAULT, ZONE_M
 from ..runtime.config import MAX_DEMAND_SCALE, valid_demand_scale
 from ..runtime.profiles import SAFETY, profile_controller_options
 from ..sim.lane_zones import signal_neighbours
+from .cmaes import load_cma
 from .executors import EpisodeExecutor, make_executor
 from .search_starts import SearchStart, search_starts
 from .train import TrainingError, training_seed
@@ -471,8 +472,7 @@ def _shared_generations(cfg: SearchConfig, features: tuple[str, ...], start: tup
                         executor: EpisodeExecutor, out: Path,
                         on_generation: OnGeneration | None) -> tuple[list[float], list[dict]]:
     """`cfg.generations` generations of one CMA-ES over the shared weights: its mean at the end, the records."""
-    import cma
-
+    cma = load_cma()
     es = cma.CMAEvolutionStrategy(np.asarray(start[1:], float), cfg.sigma0,
                                   {"popsize": cfg.popsize, "seed": cfg.seed, "verbose": -9,
                                    "CMA_stds": [INITIAL_STDS[f] for f in features[1:]]})
