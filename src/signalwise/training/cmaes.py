@@ -1,8 +1,8 @@
 """The `cma` package (CMA-ES, the phase-score agent's search) without its plotting and surrogate-model extras.
 
 Why: `import cma` (4.5) also imports `matplotlib.pyplot` (for `cma.plot`) and `scipy.stats` (for its
-surrogate models), each inside a `try` that does without it: about 2.4 s of CPU per `signalwise train`
-on an idle 2-core machine, a tenth of a short search, for modules no search of ours calls. Marked
+surrogate models), each inside a `try` that does without it: seconds of CPU per `signalwise train`
+(docs/learning.md#the-code) for modules no search of ours calls. Marked
 unimportable while `cma` loads (None in `sys.modules`, Python's documented way), they stay out, and stay
 importable for whatever asks later. The search is the same: `tests/training/test_cmaes.py` runs one both ways.
 """
