@@ -116,8 +116,8 @@ def main() -> None:
     import sys
 
     # At exit, after the command and the atexit work before this (registered later, run earlier): the collector
-    # then skips every object the process is about to drop anyway. Python's exit otherwise spent 0.1 s of a
-    # `signalwise run` and 0.4 s of a `signalwise live` collecting them (docs/benchmarks.md#loop-overhead).
+    # then skips every object the process is about to drop anyway, a pass that otherwise cost a tenth of a
+    # second and more of every command's exit (docs/benchmarks.md#against-the-plain-reference-script-whole-processes).
     atexit.unregister(gc.freeze)  # once per process, however often main runs in it (the tests' in-process runs)
     atexit.register(gc.freeze)
     modules = COMMAND_MODULES.get(_command_named(sys.argv[1:]) or "")

@@ -44,9 +44,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
     def on_sigterm(signum, frame) -> None:
         nonlocal raised
-        if os.getpid() != owner_pid:  # a forked child (evidence replay, audit) inherited this: die as before
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
+        if _died_in_a_forked_child(owner_pid, signum):
             return
         if not raised:
             raised = True
@@ -84,9 +82,7 @@ class StopOnce:
         self._handlers: contextlib.ExitStack | None = None
 
     def _on_signal(self, signum, frame) -> None:
-        if os.getpid() != self._owner_pid:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
+        if _died_in_a_forked_child(self._owner_pid, signum):
             return
         if self._raised or self.ended():
             self.hurry.set()
@@ -101,6 +97,16 @@ class StopOnce:
 
     def __exit__(self, *exc) -> None:
         self._handlers.close()
+
+
+def _died_in_a_forked_child(owner_pid: int, signum: int) -> bool:
+    """In a forked child (evidence replay, audit) that inherited a handler of `owner_pid`'s, die of the signal as
+    a process without the handler would (True: never returns there); in the owner, False."""
+    if os.getpid() == owner_pid:
+        return False
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    return True
 
 
 @contextlib.contextmanager
