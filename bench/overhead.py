@@ -110,6 +110,16 @@ def _timed(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
     return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
+def _warm_up(cmd: list[str], env: dict | None) -> None:
+    """One untimed run of `cmd` that writes the .pyc files of every module it imports, in .venv and the
+    checkouts: under PYTHONDONTWRITEBYTECODE (our machines set it) each timed process would otherwise compile
+    the modules no earlier command compiled, the reference script's (traci, sumolib) as well as ours, and the
+    bench would time the compiler. A user's Python writes them on the first run."""
+    env = dict(os.environ if env is None else env)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+
+
 def vs_reference(networks: list[str], repeat: int, script: Path, baseline_src: Path | None = None) -> dict:
     """Whole processes, alternating: reference script, signalwise run (full), signalwise run --record lean;
     with `baseline_src`, also the full run of another checkout's code (its `src` folder), for a before/after
@@ -126,7 +136,7 @@ def vs_reference(networks: list[str], repeat: int, script: Path, baseline_src: P
         cpus: dict[str, list[float]] = {name: [] for name in walls}
         loads = [os.getloadavg()[0]]
         with tempfile.TemporaryDirectory() as tmp:
-            for k in range(repeat):
+            for k in range(-1, repeat):  # round -1: the warm-up, untimed
                 runs = {"reference": [sys.executable, str(script), str(sumocfg), "mp", "1"]}
                 for name, record, evidence in (("run_full", "full", "auto"), ("run_full_inline", "full", "inline"),
                                                ("run_lean", "lean", "auto")):
@@ -137,6 +147,9 @@ def vs_reference(networks: list[str], repeat: int, script: Path, baseline_src: P
                     runs["baseline_full"] = [*runs["run_full"][:-1], f"{tmp}/baseline{k}"]
                 for name, cmd in runs.items():
                     env = {**os.environ, "PYTHONPATH": str(baseline_src)} if name == "baseline_full" else None
+                    if k < 0:
+                        _warm_up(cmd, env)
+                        continue
                     wall, cpu = _timed(cmd, env)
                     walls[name].append(wall)
                     cpus[name].append(cpu)

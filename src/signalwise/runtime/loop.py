@@ -64,6 +64,12 @@ NO_LIVE_DETECTORS = frozenset({BASELINE_CONTROLLER, "max-pressure"})
 LOCKED_AFTER_S = 300.0
 
 
+#: `LoopStepper._observe` builds an Observation field by field: a field added to it must be added there too
+_OBSERVATION_FIELDS = ("time_s", "intersection_id", "lanes", "detector_idle_s", "signal", "detector_counts_veh",
+                       "emergency", "sources")
+assert tuple(f.name for f in dataclasses.fields(Observation)) == _OBSERVATION_FIELDS, "see LoopStepper._observe"
+
+
 class ObservationSource(Protocol):
     """Where observations come from: SUMO, a detector feed, camera zones."""
 
@@ -498,8 +504,10 @@ class LoopStepper:
 
     def _observe(self, inter, ctrl, sh, t, need, counts_need, emergency) -> Observation:
         due = counts_need if counts_need is not None and t >= ctrl.needs_counts_at else need
-        return checked(dataclasses.replace(self.source.observe(inter, t, due), signal=sh.status(t),
-                                           emergency=tuple(emergency.get(inter.id, ()))))
+        o = self.source.observe(inter, t, due)
+        # built field by field: dataclasses.replace looks the fields up on every call, at every decision
+        return checked(Observation(o.time_s, o.intersection_id, o.lanes, o.detector_idle_s, sh.status(t),
+                                   o.detector_counts_veh, tuple(emergency.get(inter.id, ())), o.sources))
 
     def _decide(self, tls_id, ctrl, sh, obs, t) -> None:
         try:
