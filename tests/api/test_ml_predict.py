@@ -86,3 +86,24 @@ def test_a_prediction_never_touches_the_live_run(tmp_path):
     assert before[1:] == after[1:] and before[0].keys() == after[0].keys()
     assert all(before[0][k] is after[0][k] or before[0][k] == after[0][k] for k in before[0])
     rt.field.backend.close()
+
+
+def test_a_request_names_no_model_directory_on_the_server(client, tmp_path):
+    """A model directory in the request is refused before anything is read: the same answer for a real model,
+    a directory that is no model and a path that does not exist, so no caller learns which paths exist."""
+    from signalwise.control.learning.shipped import shipped_model_path
+
+    real_model = shipped_model_path("single")
+    assert (real_model / "meta.json").is_file()  # the path names a model that would load
+    answers = []
+    for path in (real_model, tmp_path, tmp_path / "nothing-here"):
+        r = _predict(client, controller=f"ql:{path}")
+        assert r.status_code == 422, r.text
+        answers.append(r.json()["message"].replace(str(path), "PATH"))
+    assert len(set(answers)) == 1 and "names no file on the server" in answers[0]
+    r = client.post("/api/v1/ml/predict/batch", params={"scenario": "single"},
+                    json={"items": [_body(controller=f"ql:{real_model}")]})
+    assert r.json()[0]["ok"] is False and "names no file on the server" in r.json()[0]["error"]
+    # a registry model is still named as before (none is registered here: refused for that reason, not a path)
+    r = _predict(client, controller="ql:@active")
+    assert r.status_code == 422 and "names no file" not in r.json()["message"]

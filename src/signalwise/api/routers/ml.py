@@ -65,7 +65,9 @@ class PredictIn(BaseModel):
     detector_idle_s: dict[str, Annotated[float, Field(ge=0)]] = Field(
         default_factory=dict, description="seconds since each detector last saw a vehicle (0 while occupied)")
     sources: list[SourceIn] = Field(default_factory=list, description="age and health of each source of the data")
-    controller: str | None = Field(None, max_length=500, description="default: the live run's, else max-pressure")
+    controller: str | None = Field(None, max_length=500, description=(
+        "a built-in controller or a registry model (ql:@active, ql:@v3), never a path on the server; default: "
+        "the live run's, else max-pressure"))
 
 
 class PredictOut(BaseModel):
@@ -123,6 +125,8 @@ def predict_one(body: PredictIn, inters: dict[str, Intersection], default_contro
     if body.phase_number > len(inter.phases):
         raise HTTPException(422, f"{inter.id} has phases 1..{len(inter.phases)}, not {body.phase_number}")
     spec = body.controller or default_controller
+    if spec != default_controller:
+        _refuse_server_paths(spec)
     ctx = ControlContext(cfg.step_length_s, {}, cfg.seed, dict(cfg.controller_options))
     try:
         ctrl = make(spec, inter, ctx)
@@ -154,6 +158,17 @@ def predict_one(body: PredictIn, inters: dict[str, Intersection], default_contro
     return PredictOut(intersection_id=inter.id, controller=spec, action="change" if changing else "hold",
                       phase_number=phase, confidence=round(confidence, 4), fallback=shield.in_fallback,
                       reasons=[f"{iv.rule}: {iv.detail}" for iv in shield.interventions])
+
+
+def _refuse_server_paths(spec: str) -> None:
+    """A request's controller names no file on the server: a built-in controller, or a registry model
+    (`ql:@active`, `ql:@v3`). A model directory (`ql:/srv/models/x`) would load whatever the path holds, and
+    the different refusals of paths that exist and paths that do not would tell a caller which ones do. The
+    live run's own controller, chosen by the server's operator, is not the request's and stays allowed."""
+    kind, _, arg = spec.partition(":")
+    if arg and not arg.startswith("@"):
+        raise HTTPException(422, f"controller {spec!r}: a request names no file on the server; use a built-in "
+                                 f"controller or a registry model ({kind}:@active, {kind}:@v3)")
 
 
 def _defaults(request: Request) -> tuple[str, RunConfig]:
