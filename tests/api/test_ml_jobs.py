@@ -241,6 +241,13 @@ def test_the_agent_is_phase_score_unless_a_tabular_field_is_given_and_the_stored
     ({"settings": {"scenario": "grid", "shield": {}}}, "settings: scenario not taken; a training takes timing"),
     ({"settings": {"timing": {"yellow_s": 1}}}, "body.settings.timing.yellow_s: Input should be greater than or"),
     ({"settings": {"sumo_options": {"seed": 3}}}, "body.settings.sumo_options: Value error, seed: set by the run"),
+    # no option names a file on the server, whatever SUMO calls it
+    ({"settings": {"sumo_options": {"netstate-dump": "/tmp/x.xml"}}},
+     "body.settings.sumo_options: Value error, netstate-dump: the run writes its own outputs"),
+    ({"settings": {"sumo_options": {"save-configuration": "/tmp/y.xml"}}},
+     "body.settings.sumo_options: Value error, save-configuration: the run writes its own outputs"),
+    ({"settings": {"sumo_options": {"weight-files": "/etc/passwd"}}},
+     "body.settings.sumo_options: Value error, weight-files: names a file"),
     ({"agent": "tabular", "settings": {"shield": {}}}, "settings: for agent phase-score"),
     ({"agent": "tabular", "add_feature": ["hold_gap"]}, "add_feature: for agent phase-score; a tabular job takes"),
     ({"agent": "tabular", "zone_m": 30}, "zone_m: for agent phase-score"),

@@ -39,6 +39,20 @@ def test_the_options_reach_sumo_and_the_replay_that_records_the_emissions(tmp_pa
     ({"tripinfo-output": "t.xml"}, "tripinfo-output: the run writes its own outputs"),
     ({"tls.all-off": True}, "tls.all-off: set by the run: the run controls the signals"),
     ({"--lateral-resolution": 0.8}, "--lateral-resolution: not a SUMO option name"),
+    # SUMO's other names for the same options: resolved through the installed SUMO's own table
+    ({"n": "other.net.xml"}, "n: set by the run (SUMO's other name for net-file)"),
+    ({"c": "other.sumocfg"}, "c: set by the run (SUMO's other name for configuration-file)"),
+    ({"netstate-output": "/tmp/x.xml"}, "netstate-output: the run writes its own outputs and logs (its run "
+                                        "directory) (SUMO's other name for netstate-dump)"),
+    # options that write files without the -output of their name
+    ({"netstate-dump": "/tmp/x.xml"}, "netstate-dump: the run writes its own outputs"),
+    ({"save-configuration": "/tmp/x.xml"}, "save-configuration: the run writes its own outputs"),
+    ({"output-prefix": "/tmp/"}, "output-prefix: the run writes its own outputs"),
+    ({"device.ssm.probability": 1}, "device.ssm.probability: the run writes its own outputs"),
+    # a file to read: sumo_options name none
+    ({"weight-files": "w.xml"}, "weight-files: names a file"),
+    ({"gui-settings-file": "/etc/passwd"}, "gui-settings-file: names a file"),
+    ({"ignore-junction-blocker-typo": 60}, "ignore-junction-blocker-typo: not an option of the installed SUMO"),
 ])
 def test_an_option_the_run_sets_itself_is_refused_with_the_reason(options, why):
     with pytest.raises(ValidationError, match=why.replace("(", r"\(").replace(")", r"\)")):

@@ -181,14 +181,40 @@ OWNED_SUMO_OPTIONS = {
 }
 
 
-def owned_sumo_option(name: str) -> str | None:
-    """Why a run does not take SUMO option `name` in `sumo_options`; None when it does."""
+#: options that write files without naming them (SUMO's STR, not FILE): the run's outputs renamed, a device's
+#: own output files
+_WRITING_OPTIONS = ("output-prefix", "output-suffix", "save-state.suffix")
+_WRITING_DEVICES = ("device.ssm.", "device.toc.")
+
+
+def owned_sumo_option(name: str, files: bool = False) -> str | None:
+    """Why a run does not take SUMO option `name`; None when it does.
+
+    The name is resolved through the installed SUMO's own table of options first, so a synonym (`n` for
+    `net-file`, `netstate-output` for `netstate-dump`) is refused as its option is, and a name SUMO does not
+    have is refused here rather than when SUMO starts. With `files`, any option SUMO says takes a file is
+    refused too (`sumo_options`: a run, a training job sent to the API in particular, reads only its network,
+    routes and additional files and writes only its run directory); a .sumocfg's own settings, applied with
+    `sumocfg_options: apply`, may name the files beside it.
+    """
+    from ..sim.sumo_option_table import option_table
+
     if not re.fullmatch(r"[a-z][a-z0-9]*(?:[.-][a-z0-9]+)*", name):
         return "not a SUMO option name (lower case, without the leading dashes: ignore-junction-blocker)"
-    if name in OWNED_SUMO_OPTIONS:
-        return f"set by the run: {OWNED_SUMO_OPTIONS[name]}"
-    if name.endswith(("-output", "-log")) or ".output" in name or name.startswith(("save-state", "log")):
-        return "the run writes its own outputs and logs (its run directory)"
+    table = option_table()
+    option = None if table is None else table.get(name)
+    if table is not None and option is None:
+        return "not an option of the installed SUMO (sumo --help lists them)"
+    canonical = name if option is None else option.name
+    also = "" if canonical == name else f" (SUMO's other name for {canonical})"
+    if canonical in OWNED_SUMO_OPTIONS:
+        return f"set by the run{also}: {OWNED_SUMO_OPTIONS[canonical]}"
+    if (canonical.endswith(("-output", "-log", "-dump", ".file")) or ".output" in canonical
+            or canonical.startswith(("save-", "log", *_WRITING_DEVICES)) or canonical in _WRITING_OPTIONS):
+        return f"the run writes its own outputs and logs (its run directory){also}"
+    if files and option is not None and option.names_a_file:
+        return (f"names a file{also}: a run's sumo_options name none (a file your network needs goes in its "
+                ".sumocfg, read with sumocfg_options: apply, or among its additional files)")
     return None
 
 
@@ -246,7 +272,8 @@ class RunConfig(BaseModel):
         "SUMO options the simulation starts with, by name without dashes (e.g. {ignore-junction-blocker: 60, "
         "lateral-resolution: 0.8}): a calibrated network's processing settings (a .sumocfg's own reach SUMO only "
         "with sumocfg_options: apply; a run names those it leaves out). Not the ones a run sets itself (the "
-        "network and window, step length, seed, teleports, demand scale, outputs, collisions, the signals)"))
+        "network and window, step length, seed, teleports, demand scale, outputs, collisions, the signals), nor "
+        "any that names a file; SUMO's other names for an option (n for net-file) count as it does"))
     sumocfg_options: Literal["warn", "apply"] = Field("warn", description=(
         "what a run does with the settings of its .sumocfg beyond the files and window: warn = leave them out "
         "and name them (a run's figures then depend only on the network, the demand and the run configuration); "
@@ -328,7 +355,7 @@ class RunConfig(BaseModel):
     def _sumo_options_not_owned(cls, options: dict) -> dict:
         """An option the run sets itself would be overridden or would break its evidence: refused by name."""
         for name in options:
-            why = owned_sumo_option(name)
+            why = owned_sumo_option(name, files=True)
             if why:
                 raise ValueError(f"{name}: {why}")
         return options
