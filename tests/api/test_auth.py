@@ -117,6 +117,23 @@ def test_revoked_and_expired_keys_are_refused_with_the_reason(tmp_path):
         assert r.status_code == 401 and "'temp' is expired" in r.json()["message"]
 
 
+def test_open_routes_answer_whatever_credential_comes_along(tmp_path):
+    """A health probe, a metrics scraper or a page that still sends a revoked key or a broken token is not
+    refused on the routes that need none; the same credentials stay refused where a scope is needed."""
+    app, engine = _app(tmp_path, bind_host="0.0.0.0")
+    _, revoked = create_key(engine, "old", ["read"])
+    revoke_key(engine, "old")
+    bad = [{"X-API-Key": "sw_bad"}, {"X-API-Key": revoked}, {"Authorization": "Bearer not-a-token"}]
+    with TestClient(app) as c:
+        for headers in bad:
+            for path in ("/health", "/metrics", "/docs", "/openapi.json"):
+                r = c.get(path, headers=headers)
+                assert r.status_code == 200, (path, headers, r.text)
+            assert c.get("/api/v1/analytics/speeds", headers=headers).status_code == 401
+        r = c.head("/health")  # load balancers probe with HEAD
+        assert r.status_code == 200 and r.content == b""
+
+
 def test_insecure_no_auth_opens_everything(tmp_path):
     app, _ = _app(tmp_path, bind_host="0.0.0.0", insecure_no_auth=True)
     with TestClient(app) as c:

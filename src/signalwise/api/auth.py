@@ -207,13 +207,13 @@ async def authorize(conn: HTTPConnection) -> Principal | None:
         needed = scope_for(method, path)
     except LookupError as exc:
         raise HTTPException(500, str(exc)) from None
+    if needed is OPEN:  # whatever credential comes along: a probe or a page sending a stale key is not refused
+        return None
     settings = conn.app.state.settings
     principal = authenticate(conn)
     if principal is None:
         if settings.insecure_no_auth:
             principal = INSECURE
-        elif needed is OPEN:
-            return None
         elif needed == "read" and settings.open_reads_on_loopback and is_loopback(settings.bind_host):
             principal = LOCAL_READER
         else:
@@ -221,10 +221,10 @@ async def authorize(conn: HTTPConnection) -> Principal | None:
                                      "(X-API-Key header, or Authorization: Bearer from POST /api/v1/auth/token)",
                                 headers={"WWW-Authenticate": "Bearer"})
     conn.state.principal = principal
-    if needed is not OPEN and not principal.allows(needed):
+    if not principal.allows(needed):
         raise HTTPException(403, f"{principal.name!r} lacks scope {needed!r} for {method} {path} "
                                  f"(it has {', '.join(sorted(principal.scopes))})")
-    if principal.via == "token" and needed not in (OPEN, "read"):
+    if principal.via == "token" and needed != "read":
         _check_token_key(conn, principal)
     return principal
 
