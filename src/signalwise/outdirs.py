@@ -20,6 +20,15 @@ def why_unwritable(out_dir: Path) -> str | None:
     return None
 
 
+def why_not_fresh(out_dir: Path, what: str = "a comparison") -> str | None:
+    """Why `out_dir` cannot take new results (it is not writable, or it already holds files), or None: results
+    are never written over another's (a summary would be replaced, the earlier runs' figures gone from it)."""
+    why = why_unwritable(out_dir)
+    if why is None and Path(out_dir).is_dir() and any(Path(out_dir).iterdir()):
+        why = f"exists and is not empty: {what} never overwrites another's results; give a new --out or remove it"
+    return why
+
+
 # -- the process behind a run directory -------------------------------------------------------------------------
 #
 # SIGKILL (or a power cut) ends a run before it can write how it ended, so `run.json` keeps saying `running`.

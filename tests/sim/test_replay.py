@@ -204,3 +204,18 @@ def test_an_audit_that_fails_in_its_own_process_fails_as_it_would_here(tmp_path)
         _start_audit(result.run_dir, full)()
     with pytest.raises(AuditInputError, match="bad event row"):
         _start_audit(result.run_dir, full.model_copy(update={"evidence": "inline"}))()
+
+
+def test_a_replay_whose_sumo_refuses_the_input_ends_in_a_reason_not_a_traceback(tmp_path, capfd):
+    """The replay's process hits the refusal the run's own SUMO hits (a broken route file) and, when it gets there
+    first, used to print its traceback beside the run's one-line error."""
+    from signalwise.sim.backend import SumoOptions
+    from signalwise.sim.scenario import load
+
+    bad = tmp_path / "x.rou.xml"
+    bad.write_text("this is no route file\n")
+    opts = SumoOptions(net_file=load("single").net_file, route_files=(bad,), begin_s=0, end_s=60)
+    recorder = ReplayProcess(opts, 60.0, None)
+    recorder.close_input(60.0, [])
+    assert recorder.wait(60) == "the replay's SUMO could not start or stopped"
+    assert "Traceback" not in capfd.readouterr().err

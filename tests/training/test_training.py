@@ -147,6 +147,23 @@ def test_model_registry_deploy_and_rollback_through_the_cli(trained, tmp_path):
     assert "v3" not in signalwise("models", "list", *db, env=env).stdout
 
 
+def test_deploying_a_policy_to_a_signal_its_network_lacks_warns_and_names_it(tmp_path):
+    """A phase-score policy runs at any signal, so a name its network does not have is deployed (it may be
+    another city's signal) with a warning naming it: a typo would otherwise leave the real signal as it was."""
+    from signalwise.control.learning.shipped import shipped_model_path
+
+    db = ("--db", f"sqlite:///{tmp_path / 'reg.db'}")
+    env = _registry_env(tmp_path)
+    assert signalwise("models", "add", str(shipped_model_path("corridor")), *db, env=env).returncode == 0
+    r = signalwise("models", "deploy", "v1", "--intersection", "J1", "--intersection", "J9", *db, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "J1: v1 active" in r.stdout and "J9: v1 active" in r.stdout
+    assert "warning: J9: no signal of corridor, the network v1 trained on" in r.stderr
+    assert "J1" not in r.stderr.split("warning:")[1].split(":")[0]
+    quiet = signalwise("models", "deploy", "v1", "--intersection", "J2", *db, env=env)
+    assert quiet.returncode == 0 and "warning" not in quiet.stderr
+
+
 def test_the_registry_database_comes_from_settings_and_reaches_ql_active_runs(trained, tmp_path):
     env = _registry_env(tmp_path)
     assert signalwise("models", "add", str(trained / "model"), env=env).returncode == 0

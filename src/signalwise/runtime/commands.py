@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
+from ..core.names import MAX_SEED
 from ..exitcodes import BAD_INPUT, INTERRUPTED
-from ..outdirs import why_unwritable
+from ..outdirs import why_not_fresh, why_unwritable
 from ..store.cli_engine import DB_HELP
 from .termination import sigterm_as_interrupt, stop_reason
 
@@ -59,6 +60,17 @@ def friendly_errors(fn):
             raise
 
     return wrapper
+
+
+def check_seeds(seeds: int, first_seed: int) -> None:
+    """--seeds and --first-seed of a command that runs seeds first_seed, first_seed + 1, ...: refused in one
+    line before anything starts (SUMO's seeds run from 0 to 2**31 - 1)."""
+    if seeds < 1:
+        _fail("--seeds must be at least 1")
+    if first_seed < 0:
+        _fail("--first-seed must not be negative")
+    if first_seed + seeds - 1 > MAX_SEED:
+        _fail(f"--first-seed {first_seed} with --seeds {seeds} passes SUMO's largest seed, {MAX_SEED}")
 
 
 def _fail(message: str, code: int = BAD_INPUT) -> None:
@@ -348,7 +360,7 @@ def compare_command(
     seeds: Annotated[int, typer.Option(help="number of seeds (1..N)")] = 5,
     first_seed: Annotated[int, typer.Option(help="seeds run from this one upward")] = 1,
     duration: Annotated[float | None, typer.Option(help="simulated seconds per run")] = None,
-    out: Annotated[Path | None, typer.Option(help="output directory (default runs/compare-<time>)")] = None,
+    out: Annotated[Path | None, typer.Option(help="output directory, new or empty (default runs/compare-<time>)")] = None,
     workers: Annotated[int | None, typer.Option(help="parallel worker processes (default: CPU count)")] = None,
     sumocfg: Annotated[Path | None, typer.Option(help="your own SUMO config (.sumocfg)")] = None,
     net: Annotated[Path | None, typer.Option(help="your own network (.net.xml); use with --routes")] = None,
@@ -378,8 +390,12 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
     names = [c.strip() for c in controllers.split(",") if c.strip()]
     if not names:
         _fail("--controllers is empty")
-    if seeds < 1:
-        _fail("--seeds must be at least 1")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        _fail(f"--controllers names {', '.join(twice)} twice: each controller runs once per seed")
+    check_seeds(seeds, first_seed)
+    if workers is not None and workers < 1:
+        _fail("--workers must be at least 1")
     own = sumocfg is not None or net is not None or bool(routes)
     if scenario is None and not own:
         scenario = DEMO_SCENARIO
@@ -397,7 +413,7 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
     if note:
         typer.secho(f"warning: {note}", fg="yellow", err=True)
     out = out or Path("runs") / f"compare-{dt.datetime.now():%Y%m%d-%H%M%S}-{slug(base.scenario_label)}"
-    why = why_unwritable(out)
+    why = why_not_fresh(out)
     if why:
         _fail(f"--out {out}: {why}")
     _open_store(db)

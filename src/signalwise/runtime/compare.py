@@ -21,9 +21,10 @@ from pathlib import Path
 
 from ..analytics.stats import compare as compare_samples
 from ..analytics.stats import mean_ci
+from ..outdirs import why_not_fresh
 from ..sim.processes import fresh_process_context, in_callers_env
 from .config import RunConfig
-from .run import slug
+from .run import RunDirectoryError, slug
 from .termination import Terminated, sigterm_as_interrupt
 
 #: (metric key in metrics.json "network", label, unit, lower is better)
@@ -82,6 +83,13 @@ def _run_one(cfg_json: str, run_dir: str) -> tuple[str, dict]:
 def compare_controllers(base: RunConfig, controllers: list[str], seeds: list[int], out_dir: Path,
                         workers: int | None = None,
                         on_done: Callable[[str, int, dict | None, str | None], None] | None = None) -> CompareResult:
+    why = why_not_fresh(out_dir)
+    if why:
+        raise RunDirectoryError(f"{out_dir} {why}" if why.startswith("exists") else f"{out_dir}: {why}")
+    if len(set(controllers)) != len(controllers):
+        raise ValueError(f"a controller named twice: {', '.join(controllers)}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
     out_dir.mkdir(parents=True, exist_ok=True)
     workers = workers or max(1, min(os.cpu_count() or 1, len(controllers) * len(seeds)))
     if base.evidence == "auto" and workers * 2 > (os.cpu_count() or 1):

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..core.names import MAX_SEED
 from .profiles import (
     PROFILE_NAMES,
     SAFETY,
@@ -227,7 +228,7 @@ class RunConfig(BaseModel):
     controller: str = Field("max-pressure", description=(
         "fixed | webster | actuated | max-pressure | ql:PATH (a trained model directory; ql:@active, ql:@v3 "
         "from the model registry)"))
-    seed: int = Field(1, ge=0, le=2**31 - 1, description="random seed of SUMO; the same seed reproduces the run")
+    seed: int = Field(1, ge=0, le=MAX_SEED, description="random seed of SUMO; the same seed reproduces the run")
     duration_s: float | None = Field(None, gt=0, description="simulated seconds; default: the scenario's window")
     sumocfg: Path | None = Field(None, description=(
         "your own SUMO configuration (.sumocfg); not with net/routes. A run reads its net-file, route-files, "

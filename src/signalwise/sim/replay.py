@@ -38,6 +38,8 @@ StateChange = tuple[float, str, str]
 Batch = tuple[float, Sequence[StateChange]]
 
 _EPS = 1e-9
+#: the replay process's exit code when its SUMO refused to start or stopped (`SimulationError`)
+SUMO_FAILED_EXIT = 4
 
 
 def replay_signal_states(opts: SumoOptions, batches: Iterable[Batch], end_s: float) -> None:
@@ -196,7 +198,9 @@ class ReplayProcess:
         if self._proc.is_alive():
             self.stop()
             return self.failed or "the replay did not finish in time"
-        if self._proc.exitcode != 0 and self.failed is None:
+        if self._proc.exitcode == SUMO_FAILED_EXIT and self.failed is None:
+            self.failed = "the replay's SUMO could not start or stopped"
+        elif self._proc.exitcode != 0 and self.failed is None:
             self.failed = f"the replay process exited with code {self._proc.exitcode}"
         return self.failed
 
@@ -227,7 +231,12 @@ def _child(opts: SumoOptions, end_s: float, conn, digest: Callable[[], object] |
                 return
             yield msg
 
-    replay_signal_states(opts, batches(), end_s)
+    try:
+        replay_signal_states(opts, batches(), end_s)
+    except SimulationError:
+        # SUMO refused what the run's own SUMO refuses too (a broken route file): the run says it in one line;
+        # a traceback from this process beside it would only bury that line
+        raise SystemExit(SUMO_FAILED_EXIT) from None
     if digest is not None:
         results.send(digest())
         results.close()

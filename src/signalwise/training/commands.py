@@ -11,7 +11,8 @@ import typer
 from typer.core import TyperCommand
 
 from ..exitcodes import FAILED
-from ..runtime.commands import _fail, friendly_errors, raised_from, registry_options
+from ..outdirs import why_not_fresh
+from ..runtime.commands import _fail, check_seeds, friendly_errors, raised_from, registry_options
 from ..store.cli_engine import DB_HELP
 from .executors import LOCAL_RAY
 
@@ -525,7 +526,8 @@ def evaluate_command(
     baseline: Annotated[str, typer.Option(help="controller to compare against")] = "max-pressure",
     duration: Annotated[float | None, typer.Option(help="simulated seconds per run")] = None,
     workers: Annotated[int | None, typer.Option(help="parallel worker processes")] = None,
-    out: Annotated[Path | None, typer.Option(help="output directory (default: <model>/../eval-<time>)")] = None,
+    out: Annotated[Path | None, typer.Option(help="output directory, new or empty (default: <model>/../eval-<time>; "
+                                                  "runs/eval-<time> for a shipped or read-only model)")] = None,
     timing: Annotated[str | None, typer.Option(help="timing profile of the runs: safety | benchmark | reference "
                                                     "(default: the one the model trained under)",
                                                show_default=False)] = None,
@@ -561,10 +563,11 @@ def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, worke
     from .evaluate import evaluate
 
     console = Console()
-    if seeds < 1:
-        _fail("--seeds must be at least 1")
-    if first_seed < 0:
-        _fail("--first-seed must not be negative")
+    check_seeds(seeds, first_seed)
+    if workers is not None and workers < 1:
+        _fail("--workers must be at least 1")
+    if out is not None and why_not_fresh(out, "an evaluation"):
+        _fail(f"--out {out}: {why_not_fresh(out, 'an evaluation')}")
     settings = _episode_settings(config, timing, False, "an evaluation") if config is not None else None
     result = evaluate(model_path, scenario, seeds, first_seed, baseline, duration, workers, out,
                       controller_options=registry_options([baseline]), timing=timing, sumocfg=sumocfg, net=net,
@@ -582,6 +585,9 @@ def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, worke
                   f"fallback share {_pct(ev['fallback_fraction'])}; shield violations {ev['violations']}",
                   soft_wrap=True)
     console.print(f"runs and summary: {result.out_dir}")
+    if not result.recorded:
+        console.print(f"{model_path} is read-only (a model shipped with the package, or a directory this user "
+                      "cannot write): its meta.json records nothing of this evaluation", soft_wrap=True)
     if ev["violations"]:
         _fail(f"{ev['violations']} shield violation(s) in evaluation", code=1)
 
@@ -713,9 +719,32 @@ def models_deploy(version: str,
 
 @learning_errors
 def _models_deploy(version, intersection, db) -> None:
-    done = _registry(db).deploy(version, intersection or None)
+    reg = _registry(db)
+    done = reg.deploy(version, intersection or None)
     for i, v in done.items():
         typer.echo(f"{i}: {v} active")
+    mv = reg.get(version)
+    strangers = _not_signals_of(mv.scenario, list(done)) if not mv.intersections else []
+    if strangers:  # a phase-score policy runs at any signal, so a name it never saw may be a typo, or elsewhere
+        typer.secho(f"warning: {', '.join(strangers)}: no signal of {mv.scenario}, the network {version} trained "
+                    "on; deployed all the same, since its weights run at any signal (if that network is yours, "
+                    "check the name: a signal not named keeps what it runs now)", fg="yellow", err=True)
+
+
+def _not_signals_of(scenario: str, ids: list[str]) -> list[str]:
+    """Of `ids`, those that are no controllable signal of built-in or RESCO `scenario`; [] for a network this
+    process cannot load by name (a user's own, trained with --net or --sumocfg)."""
+    from ..envs.episode import probe_network
+    from ..runtime.config import RunConfig
+    from ..runtime.loop import resolve_scenario
+    from ..sim.scenario import ScenarioError
+
+    try:
+        cfg = RunConfig(scenario=scenario)
+        signals = {i.id for i in probe_network(cfg, resolve_scenario(cfg))[0]}
+    except (ScenarioError, ValueError, OSError):
+        return []
+    return [i for i in ids if i not in signals]
 
 
 @models_app.command("remove")

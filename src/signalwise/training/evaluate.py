@@ -33,6 +33,8 @@ class EvaluateResult:
     out_dir: Path
     summary: dict
     evaluation: dict
+    #: whether the model's meta.json keeps this evaluation (not for a shipped or read-only model)
+    recorded: bool = True
 
 
 #: the parts of meta.json an evaluation reads, and the kind each is written as (null counts as absent)
@@ -148,7 +150,10 @@ def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, fi
     check_fits(model_path, base)
     ql = f"ql:{model_path.resolve()}"
     label = base.scenario_label
-    out = out or model_path.resolve().parent / f"eval-{dt.datetime.now():%Y%m%d-%H%M%S}-{label.replace(':', '-')}"
+    # a model shipped in the package (or one in a directory not ours to write) is read, never written beside
+    keeps_record = not _read_only(model_path)
+    where = model_path.resolve().parent if keeps_record else Path("runs")
+    out = out or where / f"eval-{dt.datetime.now():%Y%m%d-%H%M%S}-{label.replace(':', '-')}"
     result = compare_controllers(base, [baseline, ql], seeds, out, workers or min(os.cpu_count() or 1, 2))
     if result.failures:
         raise ModelError("evaluation run(s) failed: " + "; ".join(f"{c} s{s}: {m}" for (c, s), m in
@@ -175,8 +180,18 @@ def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, fi
         "out_dir": str(out),
         "evaluated": dt.datetime.now().isoformat(timespec="seconds"),
     }
-    _record(model_path, evaluation)
-    return EvaluateResult(out, result.summary, evaluation)
+    if keeps_record:
+        _record(model_path, evaluation)
+    return EvaluateResult(out, result.summary, evaluation, recorded=keeps_record)
+
+
+def _read_only(model_path: Path) -> bool:
+    """A model shipped in the package, or one whose directory this process cannot write: its meta.json keeps
+    no evaluations and no evaluation lands beside it."""
+    from ..control.learning.shipped import SHIPPED_DIR
+
+    resolved = model_path.resolve()
+    return resolved.is_relative_to(SHIPPED_DIR.resolve()) or not os.access(resolved, os.W_OK)
 
 
 def _record(model_path: Path, evaluation: dict) -> None:
