@@ -107,3 +107,43 @@ def test_a_request_names_no_model_directory_on_the_server(client, tmp_path):
     # a registry model is still named as before (none is registered here: refused for that reason, not a path)
     r = _predict(client, controller="ql:@active")
     assert r.status_code == 422 and "names no file" not in r.json()["message"]
+
+
+def test_an_observation_is_bounded_and_the_first_prediction_on_a_network_leaves_the_server_answering(tmp_path):
+    """A prediction runs on the server's event loop: its observation is bounded, and the SUMO start that reads a
+    network's signals the first time runs off the loop, so the health probe is answered meanwhile."""
+    import threading
+    import time
+
+    import httpx
+    from support.loopback import serving
+
+    from signalwise.api.routers.ml import MAX_LANES, probed_intersections
+
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'p.db'}"))
+    probed_intersections.cache_clear()  # resco:grid4x4 unread here, so the first prediction starts SUMO
+    with serving(app) as url, httpx.Client(base_url=url, timeout=60) as c:
+        lanes = {f"l{k}": {"queue_veh": 0, "count_veh": 0} for k in range(MAX_LANES + 1)}
+        r = c.post("/api/v1/ml/predict", params={"scenario": "single"}, json=_body(lanes=lanes))
+        assert r.status_code == 422 and "lanes" in r.json()["message"]
+        answered: dict[str, float] = {}
+
+        def predict():
+            answered["asked"] = time.monotonic()
+            r = c.post("/api/v1/ml/predict", params={"scenario": "resco:grid4x4"},
+                       json=_body(intersection_id="A0", controller="max-pressure"))
+            answered["predict"] = time.monotonic()
+            assert r.status_code == 200, r.text
+
+        first = threading.Thread(target=predict)
+        first.start()
+        time.sleep(0.05)
+        health_s = []
+        while first.is_alive():  # probes all the while the network is read
+            t0 = time.monotonic()
+            assert c.get("/health").status_code == 200
+            health_s.append(time.monotonic() - t0)
+        first.join()
+        # the probes waited far less than the prediction took (on the loop, one of them waited all of it)
+        took_s = answered["predict"] - answered["asked"]
+        assert health_s and max(health_s) < 0.5 * took_s, (health_s, took_s)

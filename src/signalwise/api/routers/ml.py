@@ -15,6 +15,7 @@ import functools
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from signalwise.control.base import (
@@ -34,6 +35,8 @@ from signalwise.runtime.loop import checked, shield_config
 router = APIRouter(prefix="/api/v1/ml", tags=["ml"])
 
 MAX_BATCH = 1000
+#: the most lanes (and detectors) one prediction's observation may name
+MAX_LANES = 1000
 
 
 class LaneIn(BaseModel):
@@ -61,10 +64,14 @@ class PredictIn(BaseModel):
     time_s: float = Field(3600.0, ge=0, description="the observation's time, s (only differences matter)")
     phase_number: int = Field(ge=1, description="the green phase now (1-based, as in the event log)")
     time_in_phase_s: float = Field(ge=0, description="seconds this phase has been green")
-    lanes: dict[str, LaneIn] = Field(default_factory=dict, description="incoming and outgoing lanes by SUMO lane id")
+    # bounded: a prediction runs on the server's event loop, and no signal has more lanes or detectors than this
+    lanes: dict[str, LaneIn] = Field(default_factory=dict, max_length=MAX_LANES,
+                                     description="incoming and outgoing lanes by SUMO lane id")
     detector_idle_s: dict[str, Annotated[float, Field(ge=0)]] = Field(
-        default_factory=dict, description="seconds since each detector last saw a vehicle (0 while occupied)")
-    sources: list[SourceIn] = Field(default_factory=list, description="age and health of each source of the data")
+        default_factory=dict, max_length=MAX_LANES,
+        description="seconds since each detector last saw a vehicle (0 while occupied)")
+    sources: list[SourceIn] = Field(default_factory=list, max_length=64,
+                                    description="age and health of each source of the data")
     controller: str | None = Field(None, max_length=500, description=(
         "a built-in controller or a registry model (ql:@active, ql:@v3), never a path on the server; default: "
         "the live run's, else max-pressure"))
@@ -89,19 +96,36 @@ def _intersections(request: Request, scenario: str | None) -> dict[str, Intersec
     return probed_intersections(scenario)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=64)  # every built-in and RESCO network, and then some
 def probed_intersections(scenario: str) -> dict[str, Intersection]:
-    """The signals of a scenario's network (SUMO started once without traffic); 404 for an unknown scenario."""
+    """The signals of a scenario's network; 404 for an unknown scenario.
+
+    Read by SUMO loading the network in a process of its own: libsumo holds the interpreter's lock while it
+    loads (0.5 s for a RESCO grid), which in the server's process would stall every other request, and it
+    holds one simulation per process, which a live run attached to the server may be using.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    from signalwise.sim.processes import fresh_process_context, in_callers_env
+
+    with ProcessPoolExecutor(1, mp_context=fresh_process_context(), max_tasks_per_child=1) as pool:
+        inters, error = pool.submit(in_callers_env(_read_signals), scenario).result()
+    if error is not None:
+        raise HTTPException(404, error)
+    return {i.id: i for i in inters}
+
+
+def _read_signals(scenario: str) -> tuple[list[Intersection], str | None]:
+    """In a fresh process: the network's controllable signals, or why the scenario cannot be read."""
     from signalwise.envs.episode import probe_network
     from signalwise.runtime.loop import resolve_scenario
     from signalwise.sim.scenario import ScenarioError
 
     try:
         cfg = RunConfig(scenario=scenario)
-        inters, _lengths = probe_network(cfg, resolve_scenario(cfg))
+        return probe_network(cfg, resolve_scenario(cfg))[0], None
     except (ScenarioError, ValueError) as exc:
-        raise HTTPException(404, str(exc).strip().splitlines()[-1]) from None
-    return {i.id: i for i in inters}
+        return [], str(exc).strip().splitlines()[-1]
 
 
 _FALLBACKS: dict[tuple, object] = {}
@@ -204,7 +228,11 @@ async def predict(request: Request, body: PredictIn,  # ~40 µs of CPU: cheaper 
     controller, cfg = _defaults(request)
     if "@" in (body.controller or controller):
         cfg = _with_registry(request, {body.controller or controller}, cfg)
-    return predict_one(body, _intersections(request, scenario), controller, cfg)
+    if scenario is None:
+        inters = _intersections(request, None)
+    else:  # the first prediction on a network starts SUMO to read its signals: off the event loop all requests share
+        inters = await run_in_threadpool(_intersections, request, scenario)
+    return predict_one(body, inters, controller, cfg)
 
 
 class BatchIn(BaseModel):
