@@ -178,6 +178,25 @@ def test_the_keys_command_creates_a_working_key_lists_and_revokes_it(tmp_path):
     assert "operate" in next(line for line in listed.splitlines() if "ops3" in line)
 
 
+def test_a_key_name_is_one_active_key_and_plain_text(tmp_path):
+    """Revoking by name revokes every active key of that name, so a second active key of the same name (a
+    client's, created by mistake) would be revoked with the first; a name with a newline forges log lines."""
+    app, engine = _app(tmp_path)
+    admin = create_key(engine, "admin", ["admin"])[1]
+    with TestClient(app) as c:
+        headers = {"X-API-Key": admin}
+        assert c.post("/api/v1/keys", json={"name": "gw", "scopes": ["ingest"]}, headers=headers).status_code == 201
+        again = c.post("/api/v1/keys", json={"name": "gw", "scopes": ["read"]}, headers=headers)
+        assert again.status_code == 409 and "an active key is named 'gw'" in again.json()["message"]
+        forged = c.post("/api/v1/keys", json={"name": "a\nb", "scopes": ["read"]}, headers=headers)
+        assert forged.status_code == 422 and "control characters" in forged.json()["message"]
+        revoked = c.delete("/api/v1/keys/gw", headers=headers).json()
+        assert [k["name"] for k in revoked] == ["gw"]
+        # once revoked, the name is free again (a rotation that keeps the client's name)
+        assert c.post("/api/v1/keys", json={"name": "gw", "scopes": ["ingest"]}, headers=headers).status_code == 201
+    assert sorted(k.state() for k in list_keys(engine) if k.name == "gw") == ["active", "revoked"]
+
+
 def test_metrics_and_monitoring_answer_and_the_second_names_are_the_live_routes(tmp_path):
     from signalwise.runtime.config import RunConfig
     from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime

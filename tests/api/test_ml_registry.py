@@ -192,6 +192,16 @@ def test_submitted_figures_are_stored_replaced_filtered_and_need_the_ingest_scop
         r = c.post("/api/v1/ml/metrics", json=naive, headers={"X-API-Key": ingester})
         assert r.status_code == 422 and "interval_start" in r.json()["message"]
         assert c.get("/api/v1/ml/metrics/C", headers={"X-API-Key": reader}).json()["total"] == 4
+        # an interval given twice in one request is one interval, its last figures kept (PostgreSQL's upsert
+        # refused the request whole)
+        twice = {**body, "intervals": [_interval(t0, controller="ql", delay_s_per_veh=50.0),
+                                       _interval(t0, controller="ql", delay_s_per_veh=51.0)]}
+        r = c.post("/api/v1/ml/metrics", json=twice, headers={"X-API-Key": ingester})
+        assert r.status_code == 201 and r.json()["stored"] == 1, r.text
+        got = c.get("/api/v1/ml/metrics/C", headers={"X-API-Key": reader}).json()
+        assert got["total"] == 4 and got["items"][0]["delay_s_per_veh"] == 51.0
+        r = c.post("/api/v1/ml/metrics", json={**body, "source": "a\u0000b"}, headers={"X-API-Key": ingester})
+        assert r.status_code == 422 and r.json()["message"].startswith("body.source")
         # reads, deploys and rollbacks keep their scopes
         assert c.post("/api/v1/ml/deploy/v1", headers={"X-API-Key": ingester}).status_code == 403
         assert c.post("/api/v1/ml/rollback/C", headers={"X-API-Key": reader}).status_code == 403

@@ -38,6 +38,10 @@ class ApiKeyError(ValueError):
     """A key that cannot be created, found or used: the reason, in one line."""
 
 
+class KeyNameInUse(ApiKeyError):
+    """A new key would share its name with an active one."""
+
+
 @dataclass(frozen=True)
 class KeyInfo:
     id: str
@@ -87,7 +91,12 @@ def create_key(engine: Engine, name: str, scopes: list[str] | tuple[str, ...],
     name = name.strip()
     if not name or len(name) > 128:
         raise ApiKeyError("a key needs a name of 1 to 128 characters")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise ApiKeyError("a key's name has no control characters (it is written into change logs and listings)")
     scopes = check_scopes(scopes)
+    # one active key per name: revoking by name (`keys revoke NAME`) would otherwise revoke every key sharing it
+    if any(k.name == name and k.state() == "active" for k in list_keys(engine)):
+        raise KeyNameInUse(f"an active key is named {name!r}: revoke it first, or choose another name")
     if expires_at is not None and expires_at.tzinfo is None:
         raise ApiKeyError("the expiry needs a time zone")
     key_id = secrets.token_hex(5)

@@ -42,8 +42,12 @@ class StoredInterval(Interval):
 
 
 def put_metrics(engine: Engine, intersection_id: str, source: str, intervals: list[Interval], who: str) -> int:
-    """Store (or replace) the intervals of one intersection from one source; returns how many were written."""
+    """Store (or replace) the intervals of one intersection from one source; returns how many were written.
+
+    An interval given twice counts once, its last figures kept, as when sent again later (PostgreSQL's upsert
+    refuses to touch one row twice in one statement)."""
     now = dt.datetime.now(dt.UTC)
+    intervals = list({iv.interval_start: iv for iv in intervals}.values())
     rows = []
     for iv in intervals:
         for name in FIGURES:

@@ -9,7 +9,15 @@ from fastapi import APIRouter, Body, Header, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from signalwise.store import get_engine
-from signalwise.store.keys import SCOPES, ApiKeyError, create_key, list_keys, revoke_key, verify_key
+from signalwise.store.keys import (
+    SCOPES,
+    ApiKeyError,
+    KeyNameInUse,
+    create_key,
+    list_keys,
+    revoke_key,
+    verify_key,
+)
 
 from ..auth import issue_token, jwt_secret
 from ..deps import Moment
@@ -82,7 +90,7 @@ def new_key(request: Request, body: KeyCreate) -> dict:
         info, key = create_key(get_engine(request.app.state.settings.database_url), body.name, body.scopes,
                                body.expires_at)
     except ApiKeyError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise HTTPException(409 if isinstance(exc, KeyNameInUse) else 422, str(exc)) from None
     return {**_out(info).model_dump(mode="json"), "key": key}
 
 

@@ -35,7 +35,7 @@ class IntervalIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     interval_start: Moment = Field(description="start of the interval (ISO 8601 with a time zone)")
     interval_s: float = Field(gt=0, le=86_400, description="length of the interval, s")
-    controller: str = Field(min_length=1, max_length=500, description=(
+    controller: str = Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f]+$", description=(
         "what controlled the signal: fixed, webster, actuated, max-pressure, or ql when a model did"))
     model_version: str | None = Field(None, pattern=r"^v[0-9]{1,8}$", description=(
         "the registry version that ran, when a model did (what performance compares)"))
@@ -53,7 +53,7 @@ class IntervalIn(BaseModel):
 class MetricsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     intersection_id: str = Field(min_length=1, max_length=MAX_INTERSECTION_ID_CHARS, pattern=r"^[^\x00-\x1f]+$")
-    source: str = Field("api", min_length=1, max_length=128, description=(
+    source: str = Field("api", min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$", description=(
         "who measured (a field study, an analytics system); the same source sending the same interval again "
         "replaces its figures"))
     intervals: list[IntervalIn] = Field(min_length=1, max_length=MAX_INTERVALS)
