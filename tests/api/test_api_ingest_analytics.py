@@ -143,6 +143,11 @@ def test_speeds_time_series_emergency_live(client):
     assert [i["intersection_id"] for i in live["intersections"]] == ["A", "B"]
     trend = client.get("/api/v1/charts/wait-time-trend", params={"simulation": "S"}).json()
     assert len(trend["labels"]) == 4 and trend["series"][0]["data"][0] == pytest.approx(20.0)
+    # a simulation the store does not hold is 404, not an empty chart a typo would hide behind
+    r = client.get("/api/v1/dashboard/live-metrics", params={"simulation_id": "NOPE"})
+    assert r.status_code == 404 and "'NOPE' not found" in r.json()["message"]
+    r = client.get("/api/v1/charts/wait-time-trend", params={"simulation": ["S", "NOPE"]})
+    assert r.status_code == 404 and "'NOPE'" in r.json()["message"] and "'S'" not in r.json()["message"]
 
 
 def test_baseline_comparison_environment_and_charts(client, db_url):
@@ -172,6 +177,12 @@ def test_baseline_comparison_environment_and_charts(client, db_url):
     assert perf["labels"] == ["fixed", "max-pressure"] and perf["datasets"][0]["data"] == [52.0, 32.0]
     scatter = client.get("/api/v1/charts/performance-scatter", params={"x": "avg_delay_s", "y": "co2_g"}).json()
     assert len(scatter["points"]) == 6
+    # a metric no stored run has is 422 naming the ones they have, not a chart of nulls
+    for path, params in (("/api/v1/dashboard/performance-comparison", {"metric": ["avg_delay_s", "avg_dealy_s"]}),
+                         ("/api/v1/charts/performance-scatter", {"x": "avg_dealy_s"})):
+        r = client.get(path, params=params)
+        assert r.status_code == 422, r.text
+        assert "unknown metric(s) avg_dealy_s;" in r.json()["message"] and "avg_delay_s" in r.json()["message"]
 
 
 def test_cache_is_dropped_on_ingest_and_on_request(client):

@@ -587,6 +587,21 @@ def latest_simulation_id(engine: Engine) -> str | None:
         return conn.execute(select(RUN.c.simulation_id).order_by(RUN.c.id.desc()).limit(1)).scalar()
 
 
+def simulation_exists(engine: Engine, simulation_id: str) -> bool:
+    """Whether the store holds this simulation: a published run, or ingested records."""
+    with engine.connect() as conn:
+        return bool(conn.execute(select(RUN.c.id).where(RUN.c.simulation_id == simulation_id).limit(1)).first()
+                    or conn.execute(select(R.c.id).where(*Filters(simulation_id).record_conditions()).limit(1))
+                    .first())
+
+
+def metric_names(engine: Engine) -> list[str]:
+    """Every metric name a run-level chart can plot: the record-derived figures and the stored runs' metrics."""
+    with engine.connect() as conn:
+        stored = conn.execute(select(M.c.name).distinct()).scalars().all()
+    return sorted({*RECORD_METRICS, *stored})
+
+
 def live_metrics(engine: Engine, simulation_id: str | None, intersection_id: str | None) -> dict | None:
     """The newest interval of a run (default: the latest run): one entry per intersection with its signals."""
     simulation_id = simulation_id or latest_simulation_id(engine)
@@ -597,6 +612,8 @@ def live_metrics(engine: Engine, simulation_id: str | None, intersection_id: str
     with engine.connect() as conn:
         latest = conn.execute(select(func.max(R.c.timestamp)).where(*cond)).scalar()
         if latest is None:
+            if not simulation_exists(engine, simulation_id):  # no such simulation, not one with no records yet
+                return None
             return {"simulation_id": simulation_id, "timestamp": None, "intersections": []}
         recs = conn.execute(select(R).where(*cond, R.c.timestamp == latest).order_by(R.c.intersection_id)).mappings().all()
         sigs = conn.execute(select(S).where(S.c.record_id.in_([r["id"] for r in recs]))

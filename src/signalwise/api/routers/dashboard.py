@@ -31,8 +31,26 @@ def live_metrics(engine: EngineDep, cache: CacheDep, request: Request,
 def performance_comparison(engine: EngineDep, cache: CacheDep, request: Request,
                            scenario: Annotated[Identifier | None, Query()] = None,
                            metric: Annotated[list[Identifier] | None, Query()] = None) -> dict:
+    if metric:
+        _known_metrics(engine, metric)
     return cache.get_or_compute(cache_key(request), lambda: queries.performance_comparison(
         engine, scenario, metric or DEFAULT_METRICS))
+
+
+def _known_metrics(engine, names: list[str]) -> None:
+    """422 naming a metric no stored run has (a typo would chart as no data)."""
+    known = queries.metric_names(engine)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise HTTPException(422, f"unknown metric(s) {', '.join(unknown)}; the stored runs have {', '.join(known)}")
+
+
+def _known_simulations(engine, simulation_ids: list[str]) -> None:
+    """404 naming a simulation the store does not hold (it would chart as an empty series)."""
+    missing = [s for s in simulation_ids if not queries.simulation_exists(engine, s)]
+    if missing:
+        raise HTTPException(404, f"simulation(s) {', '.join(repr(s) for s in missing)} not found "
+                                 "(GET /api/v1/analytics/simulations lists the stored runs)")
 
 
 @router.get("/api/v1/charts/wait-time-trend", summary="Average wait over time, one series per run (line chart)")
@@ -41,6 +59,7 @@ def wait_time_trend(engine: EngineDep, cache: CacheDep, request: Request, f: Fil
                         max_length=20, description="runs to plot (default: the filter's simulation_id or the latest)")] = None,
                     bucket_s: Annotated[int | None, Query(ge=1, le=31 * 86400)] = None) -> dict:
     sims = simulation or ([f.simulation_id] if f.simulation_id else [])
+    _known_simulations(engine, sims)
     if not sims:
         latest = queries.latest_simulation_id(engine)
         sims = [latest] if latest else []
@@ -52,4 +71,5 @@ def performance_scatter(engine: EngineDep, cache: CacheDep, request: Request,
                         scenario: Annotated[Identifier | None, Query()] = None,
                         x: Annotated[Identifier, Query()] = "avg_wait_time",
                         y: Annotated[Identifier, Query()] = "throughput") -> dict:
+    _known_metrics(engine, [x, y])
     return cache.get_or_compute(cache_key(request), lambda: queries.performance_scatter(engine, scenario, x, y))
