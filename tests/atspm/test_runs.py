@@ -182,3 +182,22 @@ def test_an_output_directory_that_cannot_be_made_is_one_line(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("error: --out ") and "is not a directory" in r.stderr
     assert "Traceback" not in r.stderr and r.stdout == ""
+
+
+def test_a_lean_run_is_said_to_lack_detector_events_and_bad_options_are_refused(tmp_path):
+    """A lean record (training's) has no detector events: its ATSPM tables are mostly empty, and the command says
+    why rather than leaving a reader to guess. A NaN latency or a zero bin is one error line, nothing written."""
+    lean = tmp_path / "lean"
+    r = subprocess.run(SIGNALWISE + ["run", "--scenario", "single", "--controller", "actuated", "--duration", "300",
+                                     "--record", "lean", "--run-dir", str(lean)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(SIGNALWISE + ["atspm", str(lean), "--out", str(tmp_path / "a"), "--no-charts"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"warning: {lean} was recorded lean" in r.stdout
+    for args, needle in ((["--latency", "nan"], "--latency must be a number of seconds, 0 or more, not nan"),
+                         (["--bin", "0"], "--bin must be at least 1 minute, not 0")):
+        r = subprocess.run(SIGNALWISE + ["atspm", str(lean), "--out", str(tmp_path / "b"), *args],
+                           capture_output=True, text=True)
+        assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert not (tmp_path / "b").exists()

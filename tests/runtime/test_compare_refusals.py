@@ -75,3 +75,13 @@ def test_evaluate_refuses_a_used_out_and_bad_workers_and_never_writes_into_a_shi
     assert "read-only (a model shipped with the package" in ok.stdout
     assert (model / "meta.json").read_bytes() == meta  # the package's model is as it was installed
     assert (tmp_path / "e" / "summary.json").is_file()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--duration", "inf"], "invalid duration_s: Input should be a finite number"),
+    (["--demand-scale", "nan"], "invalid demand_scale: Input should be a finite number"),
+])
+def test_an_infinite_or_nan_number_is_refused_before_the_run(tmp_path, args, needle):
+    p = _cli("run", "-s", "single", "--run-dir", str(tmp_path / "r"), *args)
+    _refused(p, needle)
+    assert not (tmp_path / "r").exists()

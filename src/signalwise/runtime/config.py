@@ -222,7 +222,7 @@ def owned_sumo_option(name: str, files: bool = False) -> str | None:
 class RunConfig(BaseModel):
     """Everything that determines a run; a seed reproduces it exactly."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # an infinite duration or a NaN scale is a typo
     #: a built-in scenario or resco:NAME; None with `sumocfg` or `net` (your own network), else "single"
     scenario: str | None = None
     controller: str = Field("max-pressure", description=(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Annotated
@@ -54,6 +55,10 @@ def atspm(
         _fail("give a run directory or an event log (signalwise atspm RUN_DIR; --events FILE, --run DIR)")
     if fmt not in ("csv", "parquet"):
         _fail(f"--format must be csv or parquet, not {fmt!r}")
+    if not (math.isfinite(latency_s) and latency_s >= 0):
+        _fail(f"--latency must be a number of seconds, 0 or more, not {latency_s:g}")
+    if bin_min < 1:
+        _fail(f"--bin must be at least 1 minute, not {bin_min}")
     import gc
 
     gc.disable()  # a short run that frees its arrays by reference counting: no collector passes over them
@@ -99,9 +104,24 @@ def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts
     typer.echo(f"{n_events:,} events from {n_devices} device(s), {bin_min}-min bins, {elapsed:.1f} s")
     for name, n in rows.items():
         typer.echo(f"  {name:22s} {n:7,d} rows")
+    if run is not None and _recorded_lean(run):
+        warnings = [*warnings, f"{run} was recorded lean (record: lean, as training episodes are): it has no "
+                               "detector events, so the measures made from them are empty; run it again with "
+                               "the full record (the default) for every measure"]
     for w in warnings:
         typer.echo(f"warning: {w}")
     typer.echo(f"wrote {len(paths)} tables and {len(chart_paths)} charts to {job.out_dir}")
+
+
+def _recorded_lean(run: Path) -> bool:
+    """Whether a run directory's config says it recorded only trips, signal events and states."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((run / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(config, dict) and config.get("record") == "lean"
 
 
 def _compute_write_draw(job, worker) -> tuple:
