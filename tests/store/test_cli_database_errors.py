@@ -29,10 +29,8 @@ def run_dir(tmp_path_factory) -> Path:
                        tmp_path_factory.mktemp("published") / "run").run_dir
 
 
-@pytest.mark.parametrize("args", [
+@pytest.mark.parametrize("args", [  # db purge and keys list refuse a missing file before opening it (below)
     ["db", "upgrade"],
-    ["db", "purge", "--dry-run"],
-    ["keys", "list"],
     ["models", "list"],
     ["publish", "{run}"],
     ["events", "import", "{run}/events.csv"],
@@ -49,12 +47,18 @@ def test_a_database_that_cannot_be_opened_is_one_line_and_exit_1(tmp_path, run_d
     assert len(errors) == 1 and errors[0].startswith("error: cannot ") and "unable to open database file" in errors[0]
 
 
-def test_db_current_names_a_missing_database_file_instead_of_creating_it(tmp_path):
-    """Asking which revision a database is at must not leave an empty database behind a typo."""
+@pytest.mark.parametrize("command", [["db", "current"], ["keys", "list"], ["keys", "revoke", "ops"],
+                                     ["db", "purge", "--dry-run"], ["db", "purge"]])
+def test_a_command_that_only_reads_or_removes_names_a_missing_database_file_instead_of_creating_it(tmp_path, command):
+    """Asking what a database holds, or removing from it, must not leave an empty database behind a typo."""
     missing = tmp_path / "typo.db"
-    p = _cli("db", "current", "--db", f"sqlite:///{missing}", cwd=tmp_path)
+    p = _cli(*command, "--db", f"sqlite:///{missing}", cwd=tmp_path)
     assert p.returncode == 1 and f"error: {missing}: no such database file" in p.stderr, p.stderr
     assert not missing.exists()
+
+
+def test_db_current_names_a_missing_database_file_instead_of_creating_it(tmp_path):
+    missing = tmp_path / "typo.db"
     p = _cli("db", "current", "--db", BAD_DB, cwd=tmp_path)
     assert p.returncode == 1 and "no such database file" in p.stderr and "Traceback" not in p.stderr
     assert _cli("db", "upgrade", "--db", f"sqlite:///{missing}", cwd=tmp_path).returncode == 0

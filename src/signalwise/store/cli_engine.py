@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
 
 import typer
@@ -54,13 +55,32 @@ def settings_or_exit():
         raise typer.Exit(BAD_INPUT) from None
 
 
-def engine_or_exit(db: str | None):
-    """The migrated engine of `db` (None: SIGNALWISE_DATABASE_URL, else the embedded SQLite file)."""
+def engine_or_exit(db: str | None, existing: bool = False):
+    """The migrated engine of `db` (None: SIGNALWISE_DATABASE_URL, else the embedded SQLite file).
+
+    `existing`: a command that only reads or removes refuses a SQLite file that is not there, rather than
+    create an empty database to find nothing in (`keys list`, `db purge`)."""
     from .engine import get_engine
 
-    if not db:
-        settings_or_exit()  # the URL is one of them
+    settings = settings_or_exit() if not db else None  # the URL is one of the settings
+    if existing:
+        missing = missing_sqlite_file(db or settings.database_url)
+        if missing is not None:
+            typer.secho(f"error: {missing}: no such database file (signalwise db upgrade --db ... creates one)",
+                        fg="red", err=True)
+            raise typer.Exit(FAILED)
     return open_or_exit(lambda: get_engine(db))
+
+
+def missing_sqlite_file(db: str) -> Path | None:
+    """The file a SQLite URL names when it is not there (None for another database, memory or a URI)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db)
+    name = url.database or ""
+    if not url.drivername.startswith("sqlite") or name in ("", ":memory:") or name.startswith("file:"):
+        return None
+    return None if Path(name).exists() else Path(name)
 
 
 def database_errors(engine) -> tuple[type[BaseException], ...]:  # noqa: ANN001

@@ -104,19 +104,6 @@ def serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "1
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 
 
-def _missing_sqlite_file(db: str | None) -> Path | None:
-    """The file a SQLite URL names when it is not there (None for another database, memory or a URI)."""
-    from sqlalchemy.engine import make_url
-
-    from .settings import Settings
-
-    url = make_url(db or Settings().database_url)
-    name = url.database or ""
-    if not url.drivername.startswith("sqlite") or name in ("", ":memory:") or name.startswith("file:"):
-        return None
-    return None if Path(name).exists() else Path(name)
-
-
 @db_app.command("upgrade")
 def db_upgrade(db: DbOption = None) -> None:
     """Migrate the database to the newest schema revision."""
@@ -139,12 +126,13 @@ def db_upgrade(db: DbOption = None) -> None:
 @db_app.command("current")
 def db_current(db: DbOption = None) -> None:
     """Print the schema revision of the database."""
-    from .cli_engine import open_or_exit, settings_or_exit
+    from .cli_engine import missing_sqlite_file, open_or_exit, settings_or_exit
     from .engine import create_store_engine, current_revision, head_revision
+    from .settings import Settings
 
     if not db:
         settings_or_exit()  # the URL is one of them
-    missing = _missing_sqlite_file(db)
+    missing = missing_sqlite_file(db or Settings().database_url)
     if missing is not None:  # opening it would create an empty database only to say it is empty
         _fail(f"{missing}: no such database file (signalwise db upgrade --db ... creates one)", code=FAILED)
     rev = open_or_exit(lambda: current_revision(create_store_engine(db)))

@@ -16,10 +16,10 @@ keys_app = typer.Typer(help="API keys: create (printed once), list, revoke. Rota
 DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP)]
 
 
-def _engine(db: str | None):
+def _engine(db: str | None, existing: bool = False):
     from .cli_engine import engine_or_exit
 
-    return engine_or_exit(db)
+    return engine_or_exit(db, existing)
 
 
 def _fail(message: str) -> None:
@@ -71,7 +71,7 @@ def list_(db: DbOption = None) -> None:
 
     from .keys import list_keys
 
-    keys = list_keys(_engine(db))
+    keys = list_keys(_engine(db, existing=True))
     if not keys:
         typer.echo("no API keys yet: signalwise keys create --name NAME --scope read")
         return
@@ -89,7 +89,7 @@ def revoke(id_or_name: Annotated[str, typer.Argument(help="the key's id, or a na
     """Revoke a key at once; requests with it get 401 from then on."""
     from .keys import ApiKeyError, revoke_key
 
-    engine = _engine(db)
+    engine = _engine(db, existing=True)
     try:
         with writes_or_exit(engine, "cannot revoke"):
             done = revoke_key(engine, id_or_name)

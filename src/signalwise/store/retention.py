@@ -117,7 +117,7 @@ def purge_command(
     except ValueError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
-    engine = engine_or_exit(db or settings.database_url)
+    engine = engine_or_exit(db or settings.database_url, existing=True)
     try:
         with writes_or_exit(engine, "cannot purge"):
             counts = purge(engine, days, dry_run=dry_run)
