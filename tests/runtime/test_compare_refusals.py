@@ -85,3 +85,11 @@ def test_an_infinite_or_nan_number_is_refused_before_the_run(tmp_path, args, nee
     p = _cli("run", "-s", "single", "--run-dir", str(tmp_path / "r"), *args)
     _refused(p, needle)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("command", [["train", "-s", "single", "--generations", "1"],
+                                     ["evaluate", "--model", str(shipped_model_path("single")), "--seeds", "1"]])
+def test_an_out_under_a_file_is_said_as_run_and_compare_say_it(tmp_path, command):
+    (tmp_path / "x.txt").write_text("a file\n")
+    p = _cli(*command, "--out", str(tmp_path / "x.txt" / "sub"))
+    _refused(p, f"--out {tmp_path / 'x.txt' / 'sub'}: {tmp_path / 'x.txt'} is not a directory")

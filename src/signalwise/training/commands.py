@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperCommand
 
 from ..exitcodes import FAILED
-from ..outdirs import why_not_fresh
+from ..outdirs import why_not_fresh, why_unwritable
 from ..runtime.commands import _fail, check_seeds, friendly_errors, raised_from, registry_options
 from ..store.cli_engine import DB_HELP
 from .executors import LOCAL_RAY
@@ -214,6 +214,8 @@ def train_command(
     if _given(ctx, "scenario") and (sumocfg is not None or net is not None):
         # as `run` and `evaluate` refuse it: the network trained on is one the command names, not a guess
         _fail("--scenario is not used with --sumocfg or --net: give one network")
+    if out is not None and why_unwritable(out):  # as run and compare say it, before anything starts
+        _fail(f"--out {out}: {why_unwritable(out)}")
     agent = _agent(ctx, agent)
     if agent == "phase-score":
         if resume:
