@@ -93,3 +93,12 @@ def test_an_out_under_a_file_is_said_as_run_and_compare_say_it(tmp_path, command
     (tmp_path / "x.txt").write_text("a file\n")
     p = _cli(*command, "--out", str(tmp_path / "x.txt" / "sub"))
     _refused(p, f"--out {tmp_path / 'x.txt' / 'sub'}: {tmp_path / 'x.txt'} is not a directory")
+
+
+def test_demo_refuses_a_bad_duration_before_its_banner_and_audit_names_a_file_that_is_no_directory(tmp_path):
+    p = _cli("demo", "--duration", "-1")
+    _refused(p, "--duration must be a number of seconds above 0, not -1")
+    assert p.stdout == ""  # no "its first -1 simulated s" said first
+    (tmp_path / "x.txt").write_text("a file\n")
+    p = _cli("audit", str(tmp_path / "x.txt"))
+    assert p.returncode == 2 and f"{tmp_path / 'x.txt'}: not a directory" in p.stderr, p.stderr

@@ -950,7 +950,8 @@ def audit_run(run_dir: Path) -> AuditReport:
     """Read a run directory's evidence and check it; `AuditInputError` says what is missing or broken."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise AuditInputError(f"{run_dir}: no such run directory")
+        raise AuditInputError(f"{run_dir}: not a directory (a run directory holds run.json, events.csv, ...)"
+                              if run_dir.exists() else f"{run_dir}: no such run directory")
     missing = [name for name in REQUIRED_FILES if not (run_dir / name).is_file()]
     if missing:
         raise AuditInputError(f"{run_dir}: not a complete run directory, missing {', '.join(missing)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -534,6 +535,8 @@ def demo_command(
 
     if seeds < 1:
         _fail("--seeds must be at least 1")
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        _fail(f"--duration must be a number of seconds above 0, not {duration:g}")
     span = "1 simulated hour, off-peak -> peak -> off-peak" if duration is None else f"its first {duration:g} simulated s"
     Console().print(f"[bold]signalwise demo[/bold]: {DEMO_WITH_LEARNING} on the built-in '{DEMO_SCENARIO}' "
                     f"(5 signals, {span}), {seeds} seeds each, "
