@@ -57,6 +57,8 @@ def refusing_client(request, tmp_path_factory):
 @pytest.mark.parametrize("mutate, path", [
     (lambda r: r.update(timestamp="2025-09-10T23:20:00"), ["body", "timestamp"]),
     (lambda r: r["signals"][0].update(direction="up"), ["body", "signals", 0, "direction"]),
+    # a "/" would split the id in every path that names the simulation: it could be stored and never read
+    (lambda r: r.update(simulation_id="fleet/2025-09/run1"), ["body", "simulation_id"]),
     (lambda r: r["signals"][0].update(signal_status="BLUE"), ["body", "signals", 0, "signal_status"]),
     (lambda r: r["metrics"].update(total_vehicles_passed=-3), ["body", "metrics", "total_vehicles_passed"]),
     (lambda r: r["metrics"].update(avg_speed="28"), ["body", "metrics", "avg_speed"]),

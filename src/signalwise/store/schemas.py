@@ -35,6 +35,10 @@ NonNegative = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False, strict=
 Signed = Annotated[float, Field(ge=-1e12, le=1e12, allow_inf_nan=False, strict=True)]
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$"),
                        Field(strict=True)]
+#: a simulation's id: no "/", since the API names a simulation in its paths (/analytics/time-series/{id}), where a
+#: "/" (even sent as %2F) would split it
+SimulationId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f/]+$"),
+                         Field(strict=True)]
 #: a signal's id: as long as SUMO makes them (`core.names.MAX_INTERSECTION_ID_CHARS`)
 SignalId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_INTERSECTION_ID_CHARS,
                                             pattern=r"^[^\x00-\x1f]+$"), Field(strict=True)]
@@ -102,7 +106,7 @@ class IntersectionRecord(BaseModel):
         }]},
     )
 
-    simulation_id: Identifier
+    simulation_id: SimulationId
     timestamp: Timestamp
     intersection_id: SignalId
     signals: list[SignalRecordIn] = Field(min_length=1, max_length=4)
