@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from signalwise.sim.backend import SumoBackend, SumoOptions
+from signalwise.sim.backend import SimulationError, SumoBackend, SumoOptions
 from signalwise.sim.scenario import RESCO_NETWORKS, ScenarioError, load
 
 
@@ -164,3 +164,16 @@ def test_a_vehicle_stopped_inside_a_junction_is_reported_as_locked_there():
         for _ in range(steps):
             child.step()
         assert here and child.standing_in_junctions(0.0) == here
+
+
+def test_a_remote_port_nothing_answers_on_is_one_line_that_says_so(monkeypatch, capsys):
+    """TraCI tries once a second and prints every failed try; the run says once what is wrong and what to do."""
+    from support.loopback import free_port
+
+    from signalwise.sim import backend
+
+    monkeypatch.setattr(backend, "REMOTE_CONNECT_TRIES", 2)
+    port = free_port()
+    with pytest.raises(SimulationError, match=f"nothing answered on port {port} for 2 s: start SUMO there first"):
+        backend.SumoBackend(backend.SumoOptions(remote_port=port)).start()
+    assert "Could not connect" not in capsys.readouterr().out

@@ -254,7 +254,8 @@ class RunConfig(BaseModel):
         "average) and the network's own additional files write no outputs"))
     gui: bool = Field(False, description="run in sumo-gui over TraCI (slower; needs a display)")
     remote_port: int | None = Field(None, description="TCP port of a SUMO already started with --remote-port "
-                                                      "(TraCI); null = start SUMO in-process (libsumo)")
+                                                      "(TraCI; the run waits up to 10 s for it to answer); null = "
+                                                      "start SUMO in-process (libsumo)")
     #: this runtime worker's share of the signals (the others belong to other workers, or keep their
     #: own programs); None = every signal of the network
     partition: list[str] | None = None

@@ -9,6 +9,7 @@ libsumo allows one simulation per process: parallel runs use worker processes.
 from __future__ import annotations
 
 import contextlib
+import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,10 @@ class SimulationError(RuntimeError):
 
 class FieldLost(SimulationError):
     """The process running SUMO is gone (killed, crashed, or SUMO failed mid-step): start a new one."""
+
+
+#: seconds (one try a second) a run waits for a SUMO started elsewhere to answer on its --remote-port
+REMOTE_CONNECT_TRIES = 10
 
 
 @dataclass
@@ -139,11 +144,19 @@ class SumoBackend:
             self.api = traci
             try:
                 if self.opts.remote_port is not None:
-                    traci.init(self.opts.remote_port)
+                    try:  # TraCI prints each failed try on stdout: the one line below says it
+                        with contextlib.redirect_stdout(io.StringIO()):
+                            traci.init(self.opts.remote_port, numRetries=REMOTE_CONNECT_TRIES)
+                    except traci.exceptions.FatalTraCIError:
+                        raise SimulationError(
+                            f"nothing answered on port {self.opts.remote_port} for {REMOTE_CONNECT_TRIES} s: start "
+                            f"SUMO there first (sumo -c CFG --remote-port {self.opts.remote_port})") from None
                     if self.opts.client_order is not None:
                         traci.setOrder(self.opts.client_order)
                 else:
                     traci.start(cmd)
+            except SimulationError:
+                raise
             except Exception as exc:  # traci raises several types for a dead SUMO
                 raise SimulationError(f"could not start SUMO: {_one_line(exc)}") from None
         else:
