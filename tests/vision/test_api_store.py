@@ -227,6 +227,16 @@ def test_camera_results_reach_the_live_websocket_without_a_live_run(app, tmp_pat
             while msg["type"] != "error":
                 msg = json.loads(ws.recv(timeout=10))
             assert "only camera streams" in msg["error"]
+        # the last camera stream deleted: nothing is left to stream, said as with no live run at all
+        r = httpx.delete(f"{base}/api/v1/streams/cam-ws", headers={"X-API-Key": keys["operate"]}, timeout=30)
+        assert r.status_code == 204, r.text
+        r = httpx.get(f"{base}/api/v1/sse/live", headers={"X-API-Key": keys["read"]}, timeout=10)
+        assert r.status_code == 503 and "no live run is attached" in r.json()["detail"]
+        with connect(f"ws://127.0.0.1:{port}/api/v1/ws/live", additional_headers={"X-API-Key": keys["read"]},
+                     open_timeout=10) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=10)
+        assert closed.value.rcvd.code == 1013
     finally:
         application.state.streams.close()
         server.should_exit = True

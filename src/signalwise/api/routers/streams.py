@@ -52,7 +52,7 @@ def _check_attached(conn: HTTPConnection):
         status = getattr(rt, "status_text", "running")
         if status not in ("starting", "running"):
             raise Refused(503, CLOSE_TRY_LATER, f"the live run has ended ({status})")
-    elif getattr(conn.app.state, "vision", None) is not None:
+    elif _has_cameras(conn):
         pass  # camera streams publish (topic vision, their alerts) without a live run
     elif not hub.redis_url:
         raise Refused(503, CLOSE_TRY_LATER, "no live run is attached to this server (start one with "
@@ -63,10 +63,16 @@ def _check_attached(conn: HTTPConnection):
 CAMERA_TOPICS = ("alert", "vision")  # what a server with camera streams and no live run publishes
 
 
+def _has_cameras(conn: HTTPConnection) -> bool:
+    """Whether the server has a camera stream now (one made and then deleted publishes nothing)."""
+    manager = getattr(conn.app.state, "vision", None)
+    return manager is not None and bool(manager.list())
+
+
 def _topics_served(conn: HTTPConnection, rt) -> tuple[str, ...]:
     """The topics that can come: a server with cameras but no live run (nor Redis to another worker's)
     never sends snapshots, signals, changes or profiles, so a client asking only for those is told."""
-    if rt is None and getattr(conn.app.state, "vision", None) is not None and not _hub(conn).redis_url:
+    if rt is None and _has_cameras(conn) and not _hub(conn).redis_url:
         return CAMERA_TOPICS
     return TOPICS
 
