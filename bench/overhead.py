@@ -20,7 +20,8 @@ core when there is one), the same with `--evidence inline` (the run's own
 SUMO computes it) and with `--record lean`; medians of wall time and of CPU
 time (user + system of the process and its children: what each cost when
 other jobs share the cores), their ratios to the reference, and the
-1-minute load average seen between rounds:
+1-minute load average seen between rounds. One untimed round comes first, with bytecode writing on, so that no
+timed process compiles a module (`_warm_up`):
 
     .venv/bin/python bench/overhead.py --vs-reference [--repeat 3] [--networks resco:grid4x4,resco:cologne8]
 """
