@@ -132,6 +132,13 @@ def test_open_routes_answer_whatever_credential_comes_along(tmp_path):
             assert c.get("/api/v1/analytics/speeds", headers=headers).status_code == 401
         r = c.head("/health")  # load balancers probe with HEAD
         assert r.status_code == 200 and r.content == b""
+    import warnings
+
+    (tmp_path / "fresh").mkdir()
+    fresh, _ = _app(tmp_path / "fresh")
+    with warnings.catch_warnings(), TestClient(fresh) as c:
+        warnings.simplefilter("error")  # FastAPI warns of two operations sharing an id (one GET+HEAD route did)
+        assert list(c.get("/openapi.json").json()["paths"]["/health"]) == ["get"]
 
 
 def test_insecure_no_auth_opens_everything(tmp_path):

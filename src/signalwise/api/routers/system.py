@@ -17,9 +17,10 @@ from ..deps import CacheDep, EngineDep, SettingsDep
 router = APIRouter(tags=["system"])
 
 
-# HEAD too: load balancers probe with it (a FastAPI GET route alone answers HEAD with 405)
-@router.api_route("/health", methods=["GET", "HEAD"],
-                  summary="200 when the database and the rate-limit store answer, 503 when one does not")
+# HEAD too: load balancers probe with it (a FastAPI GET route alone answers HEAD with 405); a route of its own,
+# out of the schema, since one route of both methods gives both operations the same id
+@router.head("/health", include_in_schema=False)
+@router.get("/health", summary="200 when the database and the rate-limit store answer, 503 when one does not")
 def health(request: Request) -> JSONResponse:
     started = time.perf_counter()
     limits = getattr(request.app.state, "rate_limits", None)
