@@ -202,9 +202,9 @@ def registry_options(specs: list[str], database_url: str | None = None, registry
         missing = missing_sqlite_file(database_url or settings.database_url)
         if missing is not None and not Path(settings.model_registry).is_dir():
             # opening it would leave an empty database behind, only to find no model in it
-            raise ModelError(f"{', '.join(f'ql:@{r}' for r in refs)}: no model registry at {missing} (register and deploy a model "
-                             "first: signalwise models add DIR, models deploy vN; or name the registry's database "
-                             "with --db)")
+            named = ", ".join(f"ql:@{r}" for r in refs)
+            raise ModelError(f"{named}: no model registry at {missing} (register and deploy a model first: "
+                             "signalwise models add DIR, models deploy vN; or name the registry's database with --db)")
     try:
         registry = registry or open_registry(database_url=database_url)
         return {"model_registry": registry.where, "registry_models": {ref: registry.resolve(ref) for ref in refs}}
