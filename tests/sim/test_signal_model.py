@@ -31,11 +31,12 @@ PROGRAMS = {
 }
 
 
-def _scenario_with_program(tmp_path: Path, name: str, phases, scenario=SINGLE, tls_id: str = "C") -> Path:
+def _scenario_with_program(tmp_path: Path, name: str, phases, scenario=SINGLE, tls_id: str = "C",
+                           kind: str = "static", offset_s: float = 0) -> Path:
     tll = tmp_path / f"{name}.add.xml"
     rows = "\n".join(f'    <phase duration="{d}" state="{s}"/>' for s, d in phases)
-    tll.write_text(f'<additional>\n  <tlLogic id="{tls_id}" type="static" programID="{name}" offset="0">\n{rows}\n'
-                   "  </tlLogic>\n</additional>\n")
+    tll.write_text(f'<additional>\n  <tlLogic id="{tls_id}" type="{kind}" programID="{name}" offset="{offset_s:g}">\n'
+                   f"{rows}\n  </tlLogic>\n</additional>\n")
     cfg = tmp_path / f"{name}.sumocfg"
     cfg.write_text(f"""<configuration><input>
   <net-file value="{scenario.net_file}"/><route-files value="{scenario.route_files[0]}"/>
@@ -87,7 +88,11 @@ def test_a_single_green_phase_program_is_refused_and_the_others_run(tmp_path):
     assert sorted(i["id"] for i in model) == ["J1", "J2", "J4", "J5"]
     states = (r.run_dir / "signal_states.csv").read_text()
     assert ",J3," not in states and ",J2," in states  # J3 keeps its own program: we never set it
-    assert audit_run(r.run_dir).ok
+    report = audit_run(r.run_dir)
+    assert report.ok
+    # J3's detectors are logged (ATSPM reads them); the audit has no signal of it to check, and says nothing
+    assert ",J3," in (r.run_dir / "events.csv").read_text()
+    assert not [w for w in report.warnings if w.rule == "unknown_device"], report.warnings
 
 
 def test_timing_is_derived_from_geometry():
@@ -254,3 +259,48 @@ def test_a_protected_left_clears_its_whole_path_across_the_junction(tmp_path, op
         assert min(inter.timing.phase_all_red_s) > 1.5  # the left-turn phases clear a full turn too
         signal = sumolib.net.readNet(str(net)).getTLS(inter.id)
         assert set(inter.in_lanes) == {lane.getID() for lane, _out, _i in signal.getConnections()}
+
+
+G1, Y1, G2, Y2 = "gGGrrrrrgGGrrrrrrrrr", "yyyrrrrryyyrrrrrrrrr", "rrrrgGGrrrrrgGGrrrrr", "rrrryyyrrrrryyyrrrrr"
+
+
+@pytest.mark.parametrize("name,program,options,says", [
+    ("offset", PROGRAMS["no_yellow"], {"offset_s": 20}, "offset 20 s not applied"),
+    ("actuated", PROGRAMS["no_yellow"], {"kind": "actuated"}, "the program is actuated: its phases' durations are "
+                                                              "played as fixed greens"),
+    ("twice", [(G1, 20), (Y1, 3), (G2, 20), (Y2, 3), (G1, 20), (Y1, 3), (G2, 20), (Y2, 3)], {},
+     "the program serves a phase more than once a cycle"),
+    ("long", [(G1, 90), (Y1, 3), (G2, 20), (Y2, 3)], {}, "greens longer than max_green_s are cut to it (phase 1 "
+                                                        "90 s > 60 s)"),
+])
+def test_where_fixed_is_not_the_program_as_written_its_run_says_so(tmp_path, name, program, options, says):
+    """The baseline every change is measured against: where it cannot be the city's program as SUMO would run
+    it, a fixed-time run warns; another controller's run, which never plays the program, does not."""
+    cfg = _scenario_with_program(tmp_path, name, program, **options)
+    fixed = execute_run(RunConfig(sumocfg=cfg, controller="fixed", duration_s=60, emissions=False), tmp_path / "f")
+    plan = [w for w in fixed.metrics.get("warnings", []) if w.startswith("fixed at C is not the network's program")]
+    assert len(plan) == 1 and says in plan[0], fixed.metrics.get("warnings")
+    assert "crosswalk" not in plan[0]  # no crosswalk variant was merged in these programs
+    other = execute_run(RunConfig(sumocfg=cfg, controller="max-pressure", duration_s=60, emissions=False),
+                        tmp_path / "m")
+    assert not any("is not the network's program" in w for w in other.metrics.get("warnings", []))
+    assert audit_run(fixed.run_dir).ok
+
+
+def test_a_single_phase_whose_links_are_red_for_good_says_so_and_compare_names_it(tmp_path):
+    """A ramp meter's single phase is "always green"; a program that keeps some links red for good is not, and
+    a comparison on such a network says before it starts which signal no controller of it runs."""
+    import subprocess
+    import sys
+
+    cfg = _scenario_with_program(tmp_path, "half", [("rrrrGGGGrrrrrGGGGr", 60)], scenario=load("corridor"),
+                                 tls_id="J3")
+    r = execute_run(RunConfig(sumocfg=cfg, controller="fixed", duration_s=60, emissions=False), tmp_path / "run")
+    (refused,) = r.metrics["refused_signals"]
+    assert refused["id"] == "J3" and "has a single green phase (links [" in refused["reason"]
+    assert "are never green)" in refused["reason"] and "always green" not in refused["reason"]
+    p = subprocess.run([str(Path(sys.executable).with_name("signalwise")), "compare", "--sumocfg", str(cfg),
+                        "-c", "fixed,max-pressure", "--seeds", "1", "--duration", "30", "--workers", "1",
+                        "--out", str(tmp_path / "cmp")], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "warning: 1 signal(s) left to their own program, the same for every controller: J3: program" in p.stderr

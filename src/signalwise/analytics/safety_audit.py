@@ -110,6 +110,9 @@ PHASE_CALL = 43
 TIMING_PLAN_CHANGE = 131
 _PHASE_CODES = (BEGIN_GREEN, BEGIN_YELLOW, END_YELLOW, BEGIN_RED_CLEAR, END_RED_CLEAR)
 _PED_CODES = (PED_WALK, PED_CLEARANCE, PED_DONT_WALK)
+#: detector on/off events: a device with only these has no signal events to check
+_DETECTOR_CODES = frozenset(int(c) for c in (EventCode.DETECTOR_OFF, EventCode.DETECTOR_ON, EventCode.PED_DETECTOR_OFF,
+                                             EventCode.PED_DETECTOR_ON))
 #: inside one timestamp, prefer ends before begins: walk/clearance end before yellow,
 #: clearance ends before the next green, green before the walk it carries
 _SAME_TIME_PRIORITY = {PED_DONT_WALK: 0, PED_CLEARANCE: 1, BEGIN_YELLOW: 2, END_YELLOW: 3, BEGIN_RED_CLEAR: 4,
@@ -861,6 +864,8 @@ def audit(events: Iterable[SignalEvent], signal_model: list[dict], signal_states
     for t, d, s in states:
         states_by_device.setdefault(d, []).append((t, s))
     for unknown in sorted(set(by_device) - set(devices)):
+        if all(e.event_code in _DETECTOR_CODES for e in by_device[unknown]):
+            continue  # a signal left to its own program: its detectors logged (ATSPM reads them), nothing to check
         out.warning("unknown_device", unknown, by_device[unknown][0].time_s,
                     detail="events for a device that is not in the signal model; not checked")
     for unknown in sorted(set(states_by_device) - set(devices)):

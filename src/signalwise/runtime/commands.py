@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ..core.names import MAX_SEED
+from ..core.names import BASELINE_CONTROLLER, MAX_SEED
 from ..exitcodes import BAD_INPUT, INTERRUPTED
 from ..outdirs import why_not_fresh, why_unwritable
 from ..store.cli_engine import DB_HELP
@@ -61,6 +61,19 @@ def friendly_errors(fn):
             raise
 
     return wrapper
+
+
+def network_warnings(refused, plan_notes: dict[str, list[str]]) -> list[str]:
+    """What a reader of any figure of these runs must know about the network: signals left to their own program
+    (no controller of the comparison runs there), and where `fixed` does not run the network's program as
+    written."""
+    out = []
+    if refused:
+        out.append(f"{len(refused)} signal(s) left to their own program, the same for every controller: "
+                   + "; ".join(f"{r.id}: {r.reason}" for r in refused))
+    from .run import plan_warnings
+
+    return out + plan_warnings(plan_notes)
 
 
 def check_seeds(seeds: int, first_seed: int) -> None:
@@ -420,9 +433,11 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
     # fail on a missing or bad network before starting any worker
     note = sumocfg_note(base, resolve_scenario(base))
     # ... and on one no run could use (no signal to control, routes over unknown edges), or a model that does not fit
-    check_network(base, names)
+    seen = check_network(base, names)
     if note:
         typer.secho(f"warning: {note}", fg="yellow", err=True)
+    for warning in network_warnings(seen.refused, seen.plan_notes if BASELINE_CONTROLLER in names else {}):
+        typer.secho(f"warning: {warning}", fg="yellow", err=True)
     out = out or Path("runs") / f"compare-{dt.datetime.now():%Y%m%d-%H%M%S}-{slug(base.scenario_label)}"
     why = why_not_fresh(out)
     if why:

@@ -16,7 +16,7 @@ import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..analytics.stats import compare as compare_samples
@@ -152,7 +152,17 @@ def _stopped_on_interrupt(pool: ProcessPoolExecutor, stopped) -> Iterator[None]:
         raise
 
 
-def check_network(base: RunConfig, controllers: Sequence[str] = ()) -> None:
+@dataclass
+class NetworkCheck:
+    """What the check saw of the network every run will use."""
+
+    #: signals left to their own program, and why (`sim.signal_model.RefusedSignal`)
+    refused: list = field(default_factory=list)
+    #: per signal, where `fixed` does not run the network's program as written (`sim.signal_model.PLAN_NOTE`)
+    plan_notes: dict[str, list[str]] = field(default_factory=dict)
+
+
+def check_network(base: RunConfig, controllers: Sequence[str] = ()) -> NetworkCheck:
     """Start the network once, for one step with its routes, in this process; a SimulationError (or ScenarioError)
     names what every run would fail on: a network without a signal to control, a route over an edge the network
     lacks, a per-intersection override for a signal it does not have. Each of `controllers` is then built for
@@ -161,23 +171,27 @@ def check_network(base: RunConfig, controllers: Sequence[str] = ()) -> None:
     failure per controller and seed after the baseline's runs and a table of dashes. A SUMO given by
     `remote_port` is left alone (starting it here would take it from the runs)."""
     if base.remote_port is not None:
-        return
+        return NetworkCheck()
     from ..control.base import ControllerUnavailable
     from ..control.learning.qtable import ModelError
+    from ..sim.signal_model import PLAN_NOTE
     from .loop import LoopStepper, open_field, resolve_scenario, sumo_options
 
     cfg = base.model_copy(update={"gui": False})
     scenario = resolve_scenario(cfg)
     end_s = scenario.begin_s + cfg.step_length_s
-    field = open_field(cfg, scenario, sumo_options(cfg, scenario, end_s=end_s))
+    fld = open_field(cfg, scenario, sumo_options(cfg, scenario, end_s=end_s))
     try:
         for name in controllers:
             try:
-                LoopStepper(cfg.model_copy(update={"controller": name}), field, end_s)
+                LoopStepper(cfg.model_copy(update={"controller": name}), fld, end_s)
             except ModelError as exc:
                 raise ControllerUnavailable(f"{name}: {exc}") from None
     finally:
-        field.backend.close()
+        fld.backend.close()
+    notes = {i.id: [n.removeprefix(PLAN_NOTE) for n in i.notes if n.startswith(PLAN_NOTE)]
+             for i in fld.intersections}
+    return NetworkCheck(list(fld.refused), {tls: n for tls, n in notes.items() if n})
 
 
 def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, int], dict]) -> dict:

@@ -36,12 +36,14 @@ import yaml
 
 from .. import __version__
 from ..core.eventlog import event_row, write_event_rows
+from ..core.names import BASELINE_CONTROLLER
 from ..core.types import EventCode
 from ..outdirs import process_identity
 from ..sim.backend import SimulationError
 from ..sim.metrics import intersection_metrics, network_metrics, time_series
 from ..sim.outputs import read_discarded, read_tripinfo
 from ..sim.replay import spare_cores
+from ..sim.signal_model import PLAN_NOTE
 from .config import RunConfig
 from .detector_config import write_detector_config
 from .evidence import EVIDENCE_FILES, SumoEvidence, merged, read_evidence
@@ -234,6 +236,9 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
                         "own tripinfo, no figure counts them")
     if loop.junction_locks:
         warnings.append(_lock_warning(loop.junction_locks, cfg.time_to_teleport_s))
+    if cfg.controller == BASELINE_CONTROLLER:
+        warnings.extend(plan_warnings({i.id: [n.removeprefix(PLAN_NOTE) for n in i.notes if n.startswith(PLAN_NOTE)]
+                                       for i in loop.intersections}))
     if warnings:
         metrics["warnings"] = warnings
     verdict = audit()
@@ -247,6 +252,14 @@ def _with_replayed(loop: LoopResult, sumo: SumoEvidence) -> tuple[dict, SumoEvid
     """The replay's verdict, and `sumo` with the rows of the files the replay recorded."""
     replay, rows = loop.evidence_replay.wait(loop.files, loop.signal_states, loop.detectors)
     return replay, merged(sumo, rows)
+
+
+def plan_warnings(plan_notes: dict[str, list[str]]) -> list[str]:
+    """One sentence per signal where `fixed` does not run the network's program as written (its offset, an
+    actuated program's logic, a phase served twice a cycle, greens past max green): the baseline is then not
+    quite the city's plan, and a reader of a change against it must know."""
+    return [f"{BASELINE_CONTROLLER} at {tls} is not the network's program as written: " + "; ".join(notes)
+            for tls, notes in sorted(plan_notes.items()) if notes]
 
 
 def _lock_warning(locks: dict[str, int], teleport_s: float) -> str:

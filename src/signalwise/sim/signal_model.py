@@ -26,6 +26,8 @@ from ..core.types import Crosswalk, Intersection, Movement, Phase, Timing
 GREEN = "Gg"
 #: SUMO's `TrafficLightType::NEMA` (a program logic's `type`): one phase of each ring green at the same time
 NEMA_TYPE = 4
+#: SUMO's `TrafficLightType::RAIL_SIGNAL` and `RAIL_CROSSING`
+RAIL_TYPES = (1, 2)
 
 #: timing defaults: field -> seconds, None = derive from geometry (the run configuration's `timing`)
 TimingDefaults = Mapping[str, float | None]
@@ -107,6 +109,8 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
     )
 
     program = _current_program(api, tls_id)
+    if program.type in RAIL_TYPES:
+        raise UnsupportedSignal("a rail signal or rail crossing: trains' signals are SUMO's own to run")
     if program.type == NEMA_TYPE:
         raise UnsupportedSignal(
             f"program {program.programID!r} is NEMA dual-ring (a phase of each ring green at once), which "
@@ -122,8 +126,11 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
     if len(greens) == 1:
         # nothing to choose between: every decision would hold it, and a ramp meter or a
         # pedestrian-only crossing phase it alternates with is not ours to time
-        raise UnsupportedSignal(f"program {program.programID!r} has a single green phase (always green "
-                                "for its vehicles): nothing to control, left to its own program")
+        red = sorted({m.link_index for m in movements if not m.is_crosswalk} - {
+            i for i, c in enumerate(greens[0]) if c in GREEN})
+        shown = f"links {red} are never green" if red else "always green for its vehicles"
+        raise UnsupportedSignal(f"program {program.programID!r} has a single green phase ({shown}): nothing to "
+                                "control, left to its own program")
     by_index: dict[int, list[Movement]] = {}
     for m in movements:
         by_index.setdefault(m.link_index, []).append(m)
@@ -137,12 +144,16 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
     never = sorted(vehicle_links - ever_green)
     if never:
         notes.append(f"links {never} are never green in the network's program")
-    if len(greens) < sum(1 for s in states if "y" not in s and any(c in GREEN for c in s)):
-        notes.append("phases differing only in crosswalk links were merged")
+    notes.extend(_plan_notes(program.type, _offset_s(api, tls_id), states, crosswalk_links))
 
     speed_mps = max((m.approach_speed_mps for m in movements if not m.is_crosswalk), default=13.9)
     width_m = max(via_lengths_m, default=15.0)
     timing = derive_timing(phases, crosswalks, speed_mps, width_m, defaults, overrides or {}, notes)
+    cut = [(k + 1, g) for k, (g, most) in enumerate(zip((d for _, d in greens_timed), timing.max_green_s,
+                                                        strict=True)) if g > most + 1e-6]
+    if cut:
+        notes.append(PLAN_NOTE + "greens longer than max_green_s are cut to it (" + ", ".join(
+            f"phase {k} {g:g} s > {timing.max_green_s[k - 1]:g} s" for k, g in cut) + ")")
     return Intersection(tls_id, phases, n_links, tuple(movements), (), crosswalks, timing, speed_mps, width_m,
                         tuple(d for _, d in greens_timed), tuple(notes))
 
@@ -252,6 +263,47 @@ def path_across_m(api, via: str) -> float:
         if not lane:
             break
     return total_m
+
+
+#: notes that say where the network's own program does not run as written under `fixed` (a run warns of them)
+PLAN_NOTE = "the fixed plan: "
+
+
+#: SUMO's `TrafficLightType` numbers (a program logic's `type`) that `fixed` plays as a fixed plan, by name
+_LOGIC_TYPES = {0: "static", 3: "actuated", 5: "delay_based"}
+
+
+def _offset_s(api, tls_id: str) -> float:
+    """The traffic light's program offset, s (SUMO gives it as the parameter `offset`)."""
+    try:
+        return float(api.trafficlight.getParameter(tls_id, "offset") or 0.0)
+    except Exception:  # noqa: BLE001 - a SUMO without the parameter: no offset to speak of
+        return 0.0
+
+
+def _plan_notes(logic_type: int, offset_s: float, states: list[str], crosswalk_links: frozenset[int]) -> list[str]:
+    """Where `fixed`, which plays the program's distinct green phases in order with its green times under the
+    shield's clearances, differs from the program as SUMO would run it."""
+    notes = []
+    if logic_type != 0:
+        name = _LOGIC_TYPES.get(logic_type, f"type {logic_type}")
+        notes.append(PLAN_NOTE + f"the program is {name}: its phases' durations are played as fixed greens, "
+                                 "and SUMO's own logic does not run")
+    if abs(offset_s) > 1e-9:
+        notes.append(PLAN_NOTE + f"offset {offset_s:g} s not applied: the plan starts with its first green at "
+                                 "the run's begin (under the shield's clearances its cycle differs from the "
+                                 "program's anyway, so no offset would keep coordination)")
+    # the program's green states in order, one per vehicle phase (crosswalk-only variants are one phase)
+    keys = ["".join("r" if i in crosswalk_links else c for i, c in enumerate(st)) for st in states
+            if "y" not in st and "Y" not in st and "u" not in st and any(c in GREEN for c in st)]
+    variants = {st for st in states if "y" not in st and "Y" not in st and any(c in GREEN for c in st)}
+    if len(variants) > len(set(keys)) and crosswalk_links:
+        notes.append("phases differing only in crosswalk links were merged")
+    order = [k for j, k in enumerate(keys) if k != keys[j - 1]] if len(keys) > 1 else keys
+    if len(order) > len(set(order)):
+        notes.append(PLAN_NOTE + "the program serves a phase more than once a cycle; each green state is one "
+                                 "phase, served once a cycle for its durations added up")
+    return notes
 
 
 def _current_program(api, tls_id: str):
