@@ -287,7 +287,7 @@ def test_where_fixed_is_not_the_program_as_written_its_run_says_so(tmp_path, nam
     assert audit_run(fixed.run_dir).ok
 
 
-def test_a_single_phase_whose_links_are_red_for_good_says_so_and_compare_names_it(tmp_path):
+def test_a_single_phase_whose_links_are_red_for_good_says_so_and_compare_names_it(tmp_path, capsys):
     """A ramp meter's single phase is "always green"; a program that keeps some links red for good is not, and
     a comparison on such a network says before it starts which signal no controller of it runs."""
     import subprocess
@@ -298,6 +298,10 @@ def test_a_single_phase_whose_links_are_red_for_good_says_so_and_compare_names_i
     r = execute_run(RunConfig(sumocfg=cfg, controller="fixed", duration_s=60, emissions=False), tmp_path / "run")
     (refused,) = r.metrics["refused_signals"]
     assert refused["id"] == "J3" and "has a single green phase (links [" in refused["reason"]
+    from signalwise.runtime.commands import print_run_summary
+
+    print_run_summary(r.metrics, r.run_dir)  # the queue row says whose queues it counts
+    assert "avg / max queue (controlled signals)" in capsys.readouterr().out
     assert "are never green)" in refused["reason"] and "always green" not in refused["reason"]
     p = subprocess.run([str(Path(sys.executable).with_name("signalwise")), "compare", "--sumocfg", str(cfg),
                         "-c", "fixed,max-pressure", "--seeds", "1", "--duration", "30", "--workers", "1",

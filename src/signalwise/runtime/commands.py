@@ -353,7 +353,9 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
         ("stops per vehicle", f"{n['stops_per_veh']:.2f}"),
         ("throughput (arrived)", f"{n['throughput_veh']} of {n['vehicles_total']} veh"),
         ("still running / never inserted", f"{n['running_at_end']} / {n['never_inserted']}"),
-        ("avg / max queue", f"{n['avg_queue_veh']:.1f} / {n['max_queue_veh']} veh"),
+        # sampled at the signals the run controls: one left to its own program is not among them
+        ("avg / max queue" + (" (controlled signals)" if metrics.get("refused_signals") else ""),
+         f"{n['avg_queue_veh']:.1f} / {n['max_queue_veh']} veh"),
         ("CO2 / fuel", f"{n['co2_kg']:.1f} kg / {n['fuel_l']:.1f} l" if metrics.get("emissions_recorded", True)
          else "not recorded (emissions off, or a lean record)"),
         ("emergency vehicles: delay", f"{n['emergency_vehicles']} veh: {n['emergency_delay_s']:.1f} s"),
