@@ -14,6 +14,7 @@ from signalwise.runtime.live.alerts import (
     AlertEngine,
     AlertEvent,
     AlertRule,
+    AlreadyAcknowledged,
     WebhookNotifier,
     engine_from_config,
     load_alert_config,
@@ -233,6 +234,33 @@ def test_acknowledge_marks_who_and_survives_clearing():
     assert engine.history(1)[0].acknowledged_by == "operator-1"
     with pytest.raises(KeyError):
         engine.acknowledge("nope", "operator-1")
+
+
+def test_a_second_acknowledgement_never_replaces_the_first():
+    engine = AlertEngine([AlertRule(**FALLBACK)])
+    alert = run(engine, 0, 11, 1, {"fallback_share": 0.9})[0]
+    engine.acknowledge(alert.id, "ops")
+    with pytest.raises(AlreadyAcknowledged, match="acknowledged by 'ops'"):
+        engine.acknowledge(alert.id, "ops2")
+    assert engine.get(alert.id).acknowledged_by == "ops"
+
+
+def test_a_crash_after_an_acknowledged_one_raises_a_new_alert():
+    """The restart count only grows: its alert used to stay raised (and acknowledged) for the rest of the run, so
+    a second crash told nobody. Acknowledging clears it; the count passing what was acknowledged raises anew."""
+    raised, cleared = [], []
+    rule = next(r for r in BUILTIN_RULES if r.name == "simulator_restarted")
+    engine = AlertEngine([rule], on_raise=raised.append, on_clear=cleared.append)
+    run(engine, 0, 5, 1, {"simulator_restarts": 0})
+    first = run(engine, 5, 10, 1, {"simulator_restarts": 1})
+    assert [a.value for a in first] == [1.0] and len(engine.active()) == 1
+    run(engine, 10, 20, 1, {"simulator_restarts": 1})  # no figure clears it: it waits for someone to see it
+    assert len(engine.active()) == 1 and not cleared
+    acked = engine.acknowledge(first[0].id, "ops")
+    assert acked.acknowledged_by == "ops" and acked.cleared_at_s is not None and engine.active() == []
+    assert run(engine, 20, 30, 1, {"simulator_restarts": 1}) == []  # what was acknowledged: nothing new
+    second = run(engine, 30, 35, 1, {"simulator_restarts": 2})
+    assert [a.value for a in second] == [2.0] and second[0].id != first[0].id and len(raised) == 2
 
 
 def test_a_failing_callback_does_not_reach_the_loop():

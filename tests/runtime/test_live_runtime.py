@@ -329,7 +329,16 @@ def test_lasting_changes_survive_a_restart_and_overrides_do_not(tmp_path):
     assert second.cfg.timing.min_green_s == 12 and second.controller_spec == "fixed"
     assert not second.overrides
     replayed = [c for c in second.changes if c.get("replayed")]
-    assert [(c["kind"], c["who"]) for c in replayed] == [("timing", "ops"), ("controller", "ops")]
+    # applied by this runtime at start; made by ops, at the time ops made it (not now, as if ops had acted again)
+    made = {c["kind"]: c["at"] for c in first.changes if c["result"] == "applied"}
+    assert [(c["kind"], c["who"], c["made_by"]) for c in replayed] == [("timing", "restart", "ops"),
+                                                                     ("controller", "restart", "ops")]
+    assert [c["made_at"] for c in replayed] == [made["timing"], made["controller"]]
+    from signalwise.api.live_command import _replayed_lines
+
+    said = _replayed_lines(second)  # what `signalwise live` prints after its banner
+    assert "2 lasting change(s) of earlier runs" in said[0] and str(second.site_changes_file) in said[0]
+    assert 'timing {"timing": {"min_green_s": 12}} by ops' in said[1] and said[-1] == "  controller now: fixed"
     second.run()
     assert all(c.name == "fixed" for c in second.stepper.controllers.values())
 
@@ -574,3 +583,22 @@ def test_a_recovery_after_the_new_timing_was_taken_keeps_auditing_against_it(tmp
     assert rt.restarts == 1 and rt.recoveries[0]["resumed_at_s"] >= 240
     report = audit_run(rt.run_dir)
     assert report.ok, report.violations[:3]
+
+
+def test_a_controller_switched_at_some_signals_is_theirs_and_the_runs_stays(tmp_path):
+    """Switching J1 alone to fixed time used to relabel the whole run (status, run.json, the dashboard's toggle)
+    as fixed while four signals stayed adaptive; a switch at every signal still changes the run's controller."""
+    rt = _runtime(tmp_path, duration_s=60)
+    assert rt.submit(ch.ControllerChange(controller="fixed", intersections=["J1"]), who="ops")["result"] == "applied"
+    assert rt.status()["controller"] == "max-pressure" and rt.status()["signal_controllers"] == {"J1": "fixed"}
+    assert rt.controller_at("J1") == "fixed" and rt.controller_at("J2") == "max-pressure"
+    rt.submit(ch.ControllerChange(controller="fixed", intersections=["J2", "J3", "J4", "J5"]), who="ops")
+    assert rt.status()["controller"] == "fixed" and rt.status()["signal_controllers"] == {}  # now every signal's
+    rt.submit(ch.ControllerChange(controller="max-pressure"), who="ops")
+    assert rt.status()["controller"] == "max-pressure" and rt.status()["signal_controllers"] == {}
+    rt.submit(ch.ControllerChange(controller="actuated", intersections=["J5"]), who="ops")
+    rt.run()
+    import json
+
+    run = json.loads((rt.run_dir / "run.json").read_text())
+    assert run["controller"] == "max-pressure" and run["signal_controllers"] == {"J5": "actuated"}

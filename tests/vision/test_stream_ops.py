@@ -178,6 +178,8 @@ def test_a_camera_that_goes_dark_raises_a_stored_alert_that_is_acknowledged_and_
             acked = c.post(f"/api/v1/streams/alerts/{alert['id']}/ack", headers=op)
             assert acked.status_code == 200 and acked.json()["acknowledged_by"] == "night-operator"
             assert c.post("/api/v1/streams/alerts/nope/ack", headers=op).status_code == 404
+            again = c.post(f"/api/v1/streams/alerts/{alert['id']}/ack", headers=op)  # the first stays the record
+            assert again.status_code == 409 and "acknowledged by 'night-operator'" in again.json()["message"]
             assert _wait(lambda: [a for a in list_alerts(engine, "cameras")
                                   if a["id"] == alert["id"] and a["acknowledged_by"] == "night-operator"])
 
@@ -229,6 +231,7 @@ def test_with_a_live_run_camera_alerts_are_the_runs_own_stored_and_acknowledged_
             assert [a["id"] for a in c.get("/api/v1/streams/alerts").json()["active"]] == [alert["id"]]
             assert _wait(lambda: [a for a in list_alerts(engine, "live-cam") if a["id"] == alert["id"]])
             assert c.post(f"/api/v1/live/alerts/{alert['id']}/ack", headers=op).status_code == 200
+            assert c.post(f"/api/v1/live/alerts/{alert['id']}/ack", headers=op).status_code == 409
             assert _wait(lambda: [a for a in list_alerts(engine, "live-cam")
                                   if a["id"] == alert["id"] and a["acknowledged_by"] == "operator"])
             assert rt.running  # the loop never noticed anything but an alert

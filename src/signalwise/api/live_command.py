@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import json
 import math
 import socket
 import threading
@@ -85,7 +86,7 @@ def live_command(
     routes: Annotated[list[Path] | None, typer.Option(help="route files for --net (repeatable)")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of run settings (timing, shield, alerts)")] = None,
     out: Annotated[Path | None, typer.Option(show_default=False, help="parent directory of the live run's directory [default: runs, or the --config file's out_dir]")] = None,
-    sink: Annotated[str, typer.Option(help="sumo: actuate the simulation | shadow: decide and record, actuate nothing")] = "sumo",
+    sink: Annotated[str | None, typer.Option(show_default=False, help="sumo: actuate the simulation | shadow: decide and record, actuate nothing [default: sumo; shadow with --field none]")] = None,
     field: Annotated[str, typer.Option(help="sumo: SUMO in a supervised worker process | none: no simulator: signals and lanes from the network file, observations from detector feeds only (HTTP or --mqtt), --sink shadow")] = "sumo",
     repeat_demand: Annotated[bool, typer.Option(help="repeat the scenario's demand so a long run keeps traffic")] = False,
     state_every: Annotated[float, typer.Option(help="simulated seconds between saved simulator states (crash recovery)")] = 30.0,
@@ -102,6 +103,24 @@ def live_command(
 
 
 @friendly_errors
+def _replayed_lines(runtime) -> list[str]:
+    """What an earlier runtime of this corridor changed and this one applied again at start (they outlive a run,
+    by design): said at start, since they can differ from the command line (its controller, timing, alerts)."""
+    again = [c for c in runtime.changes if c.get("replayed")]
+    if not again:
+        return []
+    lines = [f"applied again from {runtime.site_changes_file} ({len(again)} lasting change(s) of earlier runs; "
+             "remove the file to start from this command's settings):"]
+    for c in again:
+        what = {k: v for k, v in (c.get("payload") or {}).items() if v not in (None, [], {}) and k != "kind"}
+        lines.append(f"  {c.get('kind')} {json.dumps(what, sort_keys=True)} by {c.get('made_by')} at "
+                     f"{c.get('made_at')}")
+    now = runtime.controller_spec
+    others = getattr(runtime, "signal_specs", {})
+    lines.append(f"  controller now: {now}" + ("".join(f"; {t}: {s}" for t, s in sorted(others.items()))))
+    return lines
+
+
 def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, config, out, sink, field,
           repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth, signals: StopOnce) -> None:
     import yaml
@@ -110,12 +129,13 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     from ..runtime.live.runtime import LiveOptions, LiveRuntime
     from ..runtime.run import slug
 
-    if sink not in ("sumo", "shadow"):
+    if sink not in (None, "sumo", "shadow"):
         _fail(f"--sink must be sumo or shadow, not {sink!r}")
     if field not in ("sumo", "none"):
         _fail(f"--field must be sumo or none, not {field!r}")
     if field == "none" and sink == "sumo":
-        sink = "shadow"  # with no simulator there is nothing to actuate
+        _fail("--sink sumo needs a simulator to actuate: --field none runs with --sink shadow (the default there)")
+    sink = sink or ("shadow" if field == "none" else "sumo")
     _check_options(duration, state_every, field, mqtt)
     mqtt_at = _host_port(mqtt) if mqtt is not None else None
     from ..store import Settings
@@ -190,6 +210,8 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     console.print(f"live: {cfg.controller} on {cfg.scenario_label} at speed {speed}; "
                   f"API on http://{host}:{api_port} (status: /api/v1/live/status, docs: /docs); "
                   f"evidence in {run_dir}; Ctrl-C (or SIGTERM) stops")
+    for line in _replayed_lines(runtime):
+        console.print(line, soft_wrap=True)
     try:
         runtime.run()
     except KeyboardInterrupt as exc:

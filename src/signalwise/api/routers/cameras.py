@@ -226,6 +226,8 @@ def acknowledge_alert(alert_id: Annotated[str, PathParam(min_length=1, max_lengt
         return engine.acknowledge(alert_id, who(request)).as_dict()
     except KeyError:
         raise HTTPException(404, f"no alert {alert_id!r}") from None
+    except ValueError as exc:  # AlreadyAcknowledged: the first acknowledgement is the record
+        raise HTTPException(409, str(exc)) from None
 
 
 def _existing(request: Request):

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from signalwise.runtime.live import changes as ch
+from signalwise.runtime.live.alerts import AlreadyAcknowledged
 
 from ..auth import who
 
@@ -32,7 +33,9 @@ class LiveStatus(BaseModel):
     running: bool
     status: str = Field(description="running | complete | stopped | failed: <reason>")
     scenario: str
-    controller: str = Field(description="the controller spec in force (the baseline when toggled)")
+    controller: str = Field(description="the run's controller spec (the baseline when toggled)")
+    signal_controllers: dict[str, str] = Field(default_factory=dict, description=(
+        "signals a change switched to another controller than the run's, with theirs"))
     sim_time_s: float | None = Field(description="simulated seconds")
     speed: float | None = Field(description="simulated seconds per wall second; null = unpaced")
     sim_pid: int | None = Field(description="the process running SUMO (null without a simulator)")
@@ -98,6 +101,8 @@ def acknowledge(request: Request, alert_id: str) -> dict:
         return _plain(engine.acknowledge(alert_id, who(request)))
     except KeyError:
         raise HTTPException(404, f"no alert {alert_id!r}") from None
+    except AlreadyAcknowledged as exc:  # the first acknowledgement is the record
+        raise HTTPException(409, str(exc)) from None
 
 
 @router.get("/changes", summary="Every change made to this live run: who, when, what, applied or refused")

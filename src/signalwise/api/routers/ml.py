@@ -142,7 +142,11 @@ def _fallback(inter: Intersection, ctx: ControlContext):
     return plan
 
 
-def predict_one(body: PredictIn, inters: dict[str, Intersection], default_controller: str, cfg: RunConfig) -> PredictOut:
+def predict_one(body: PredictIn, inters: dict[str, Intersection], default_controller: str, cfg: RunConfig,
+                signal_controllers: dict[str, str] | None = None) -> PredictOut:
+    """`default_controller` decides unless the body names one, or `signal_controllers` (a live run's signals
+    switched to another controller than the run's) names the signal's own."""
+    default_controller = (signal_controllers or {}).get(body.intersection_id, default_controller)
     inter = inters.get(body.intersection_id)
     if inter is None:
         raise HTTPException(404, f"unknown intersection {body.intersection_id!r}; known: {', '.join(sorted(inters))}")
@@ -202,6 +206,12 @@ def _defaults(request: Request) -> tuple[str, RunConfig]:
     return "max-pressure", RunConfig()
 
 
+def _signal_controllers(request: Request) -> dict[str, str]:
+    """A live run's signals switched to another controller than the run's (a copy: the loop changes it)."""
+    rt = getattr(request.app.state, "live", None)
+    return dict(getattr(rt, "signal_specs", None) or {})
+
+
 def _with_registry(request: Request, specs: set[str], cfg: RunConfig) -> RunConfig:
     """`cfg` with the registry's models for the `ql:@…` among `specs` that it lacks (resolved now)."""
     have = cfg.controller_options.get("registry_models") or {}
@@ -226,13 +236,15 @@ async def predict(request: Request, body: PredictIn,  # ~40 µs of CPU: cheaper 
             scenario: Annotated[str | None, Query(description="the network, when no live run is attached")] = None
             ) -> PredictOut:
     controller, cfg = _defaults(request)
-    if "@" in (body.controller or controller):
-        cfg = _with_registry(request, {body.controller or controller}, cfg)
+    own = _signal_controllers(request)
+    spec = body.controller or own.get(body.intersection_id, controller)
+    if "@" in spec:
+        cfg = _with_registry(request, {spec}, cfg)
     if scenario is None:
         inters = _intersections(request, None)
     else:  # the first prediction on a network starts SUMO to read its signals: off the event loop all requests share
         inters = await run_in_threadpool(_intersections, request, scenario)
-    return predict_one(body, inters, controller, cfg)
+    return predict_one(body, inters, controller, cfg, own)
 
 
 class BatchIn(BaseModel):
@@ -252,14 +264,15 @@ def predict_batch(request: Request, body: BatchIn,
                   scenario: Annotated[str | None, Query(description="the network, when no live run is attached")] = None
                   ) -> list[BatchItemOut]:
     controller, cfg = _defaults(request)
-    specs = {item.controller or controller for item in body.items}
+    own = _signal_controllers(request)
+    specs = {item.controller or own.get(item.intersection_id, controller) for item in body.items}
     if any("@" in spec for spec in specs):
         cfg = _with_registry(request, specs, cfg)
     inters = _intersections(request, scenario)
     out = []
     for item in body.items:
         try:
-            out.append(BatchItemOut(ok=True, result=predict_one(item, inters, controller, cfg)))
+            out.append(BatchItemOut(ok=True, result=predict_one(item, inters, controller, cfg, own)))
         except HTTPException as exc:
             out.append(BatchItemOut(ok=False, error=str(exc.detail)))
     return out

@@ -72,6 +72,9 @@ class AlertRule(BaseModel):
     clear_threshold: Finite | None = Field(None, description="the alert clears only when the figure no longer "
                                                              "satisfies `op` against this (default: threshold)")
     description: str = Field("", max_length=500, description="why this matters, in one line")
+    until_acknowledged: bool = Field(False, description=(
+        "for a count that only grows (simulator_restarts): the alert stays until acknowledged, which clears it; "
+        "the count growing past what was acknowledged raises a new one"))
 
     @model_validator(mode="after")
     def _clear_on_the_quiet_side(self) -> AlertRule:
@@ -110,9 +113,9 @@ class AlertRule(BaseModel):
 
 
 def _rule(name: str, metric: str, op: str, threshold: float, for_s: float, level: str, description: str,
-          clear_threshold: float | None = None) -> AlertRule:
+          clear_threshold: float | None = None, until_acknowledged: bool = False) -> AlertRule:
     return AlertRule(name=name, metric=metric, op=op, threshold=threshold, for_s=for_s, level=level,
-                     clear_threshold=clear_threshold, description=description)
+                     clear_threshold=clear_threshold, description=description, until_acknowledged=until_acknowledged)
 
 
 #: what an operator is told about without writing a rule; a rule of the same name in the configuration replaces
@@ -142,7 +145,8 @@ BUILTIN_RULES: tuple[AlertRule, ...] = (
           clear_threshold=10),
     _rule("simulator_restarted", "simulator_restarts", ">", 0, 0, "warning",
           "the simulator crashed and the run resumed from its last saved state (up to --state-every seconds "
-          "rewound); stays until acknowledged"),
+          "rewound); stays until acknowledged, and each crash after that raises it again",
+          until_acknowledged=True),
     _rule("simulator_crash_loop", "simulator_restarts", ">=", 3, 0, "error",
           "the simulator crashed three times or more: look at the scenario or SUMO before trusting this run"),
     _rule("store_buffer_overflow", "store_buffer_overflow", ">", 0, 0, "error",
@@ -299,12 +303,20 @@ def _wall_now() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
+class AlreadyAcknowledged(ValueError):
+    """An alert someone has acknowledged already: the first acknowledgement stays the record."""
+
+
 @dataclass
 class _Track:
     """A rule's state for one key: since when its condition holds, and its alert while active."""
 
     pending_since_s: float | None = None
     alert: AlertEvent | None = None
+    #: the figure at its last evaluation, and (an until_acknowledged rule) what was acknowledged: no new alert
+    #: until the figure passes it
+    last_value: float | None = None
+    acknowledged_value: float | None = None
 
 
 class _Rate:
@@ -371,7 +383,8 @@ class AlertEngine:
             for tk, track in self._tracks.items():
                 if tk not in seen:
                     track.pending_since_s = None
-            self._tracks = {k: t for k, t in self._tracks.items() if t.alert is not None or t.pending_since_s is not None}
+            self._tracks = {k: t for k, t in self._tracks.items()
+                            if t.alert is not None or t.pending_since_s is not None or t.acknowledged_value is not None}
         self._notify(out)
         return [e for _, e in out]
 
@@ -403,6 +416,11 @@ class AlertEngine:
 
     def _step(self, rule: AlertRule, key: str, value: float, now_s: float) -> tuple[str, AlertEvent] | None:
         track = self._tracks.setdefault((rule.name, key), _Track())
+        track.last_value = value
+        if track.alert is not None and rule.until_acknowledged:
+            return None  # cleared by its acknowledgement, not by the figure
+        if rule.until_acknowledged and track.acknowledged_value is not None and value <= track.acknowledged_value:
+            return None  # what was acknowledged: nothing new
         if track.alert is not None:
             if rule.cleared(value):
                 cleared = dataclasses.replace(track.alert, cleared_at_s=now_s, cleared_wall_time=_wall_now(),
@@ -469,19 +487,36 @@ class AlertEngine:
             return self._history[alert_id]
 
     def acknowledge(self, alert_id: str, who: str) -> AlertEvent:
-        """Record that `who` has seen the alert (active or cleared); KeyError when there is no such alert."""
+        """Record that `who` has seen the alert (active or cleared); KeyError when there is no such alert,
+        `AlreadyAcknowledged` when someone has (the first acknowledgement is the record, never replaced). An
+        `until_acknowledged` rule's alert clears with it."""
         if not who:
             raise ValueError("acknowledge: who must not be empty")
+        events: list[tuple[str, AlertEvent]] = []
         with self._lock:
             alert = self._history.get(alert_id)
             if alert is None:
                 raise KeyError(alert_id)
+            if alert.acknowledged_by is not None:
+                raise AlreadyAcknowledged(f"alert {alert_id} was acknowledged by {alert.acknowledged_by!r} at "
+                                          f"{alert.acknowledged_at}")
             acked = dataclasses.replace(alert, acknowledged_by=who, acknowledged_at=_wall_now())
             self._history[alert_id] = acked
-            for track in self._tracks.values():
-                if track.alert is not None and track.alert.id == alert_id:
-                    track.alert = acked
-        self._notify([("ack", acked)])
+            events.append(("ack", acked))
+            for (name, _metric), track in self._tracks.items():
+                if track.alert is None or track.alert.id != alert_id:
+                    continue
+                track.alert = acked
+                rule = self._rules.get(name)
+                if rule is not None and rule.until_acknowledged:
+                    value = track.last_value if track.last_value is not None else acked.value
+                    cleared = dataclasses.replace(acked, cleared_at_s=self._now_s, cleared_wall_time=_wall_now(),
+                                                  cleared_value=value)
+                    track.alert, track.pending_since_s, track.acknowledged_value = None, None, value
+                    self._remember(cleared)
+                    events.append(("clear", cleared))
+                    acked = cleared
+        self._notify(events)
         return acked
 
     def replace_rules(self, rules: Iterable[AlertRule | Mapping]) -> list[AlertEvent]:

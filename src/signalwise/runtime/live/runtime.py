@@ -125,6 +125,8 @@ class LiveRuntime:
         self._registered_lanes: list[str] = []  # what a worker field returns with every step
         self._controller_since_s: dict[str, float] = {}  # when a deployed controller took over, per signal
         self.controller_spec = cfg.controller
+        #: signals a change switched to another controller than the run's (`controller_spec`), by id
+        self.signal_specs: dict[str, str] = {}
         self._files: dict[str, object] = {}
         self._writers: dict[str, csv.writer] = {}
         self._saved: tuple[Path, dict, list] | None = None
@@ -434,7 +436,8 @@ class LiveRuntime:
             "status": "running" if self.status_text in ("starting", "running") else self.status_text,
             "live": True, "started": self._started_wall.isoformat(timespec="seconds"), "signalwise": __version__,
             "step_length_s": self.cfg.step_length_s, "scenario": self.cfg.scenario_label,
-            "controller": self.controller_spec, "restarts": self.restarts, "recoveries": self.recoveries,
+            "controller": self.controller_spec, "signal_controllers": dict(sorted(self.signal_specs.items())),
+            "restarts": self.restarts, "recoveries": self.recoveries,
             "process": self._process, **extra})
 
     def _open_csv(self, key: str, name: str, header) -> None:
@@ -810,7 +813,9 @@ class LiveRuntime:
             except Exception as exc:  # noqa: BLE001
                 raise ch.ChangeRefused(_first_error(exc)) from None
 
-    def _apply(self, change, who: str, replayed: bool = False) -> dict:
+    def _apply(self, change, who: str, replayed: dict | None = None) -> dict:
+        """Apply a validated change and log it. `replayed`: the stored entry of an earlier runtime's change being
+        applied again at start (the log names this runtime as who applied it, and who made it and when)."""
         st = self.stepper
         if isinstance(change, ch.OverrideChange):
             tls = change.intersection_id
@@ -823,9 +828,14 @@ class LiveRuntime:
             self._end_override(change.intersection_id)
         elif isinstance(change, ch.ControllerChange):
             ctx = self._ctx_for(change)
-            for tls in change.intersections or list(st.by_id):
+            targets = change.intersections or list(st.by_id)
+            for tls in targets:
                 self._pending_controllers[tls] = make(change.controller, st.by_id[tls], ctx)
-            self.controller_spec = change.controller
+            # the run's controller changes when every signal has the new one; a change at some signals is theirs
+            self.signal_specs.update(dict.fromkeys(targets, change.controller))
+            if all(self.signal_specs.get(tls) == change.controller for tls in st.by_id):
+                self.controller_spec = change.controller
+            self.signal_specs = {t: c for t, c in self.signal_specs.items() if c != self.controller_spec}
         elif isinstance(change, ch.ShieldChange):
             # validated again, not copied as sent: "0.7" passes validation as 0.7, and the shield compares numbers
             settings = type(self.cfg.shield).model_validate({**self.cfg.shield.model_dump(), **change.shield})
@@ -846,9 +856,10 @@ class LiveRuntime:
         if isinstance(change, ch.AlertRulesChange):
             entry["reason"] = self._unseen_figures(rules)
         entry["sim_time_s"] = st.t
-        if replayed:
-            entry["replayed"] = True  # applied again at start: made by an earlier runtime of this corridor
-        self._log_change(entry, replayed)
+        if replayed is not None:
+            # applied again at start: made by an earlier runtime of this corridor, by someone at another time
+            entry.update(replayed=True, made_by=replayed.get("who"), made_at=replayed.get("at"))
+        self._log_change(entry, replayed is not None)
         return entry
 
     #: changes that outlive the run: applied again when the runtime starts over (overrides expire instead)
@@ -876,7 +887,7 @@ class LiveRuntime:
                 if isinstance(change, ch.ControllerChange) and change.controller_options and self.resolve_options:
                     change = change.model_copy(update={"controller_options": self.resolve_options([change.controller])})
                 self._validate(change)
-                self._apply(change, entry.get("who", "restart"), replayed=True)
+                self._apply(change, "restart", replayed=entry)
             except Exception as exc:  # noqa: BLE001 - one bad stored line must not keep the corridor from starting
                 log.warning("a stored change could not be applied again (%s): %s", exc, line[:200])
 
@@ -1131,11 +1142,16 @@ class LiveRuntime:
             if self.publish is not None:
                 self.publish("alert", row)
 
+    def controller_at(self, tls: str) -> str:
+        """The controller spec in force at signal `tls` (the run's, unless a change switched that signal)."""
+        return self.signal_specs.get(tls, self.controller_spec)
+
     def status(self) -> dict:
         st = self.stepper
         backend = self.field.backend if self.field is not None else None
         return {"running": self.running, "status": self.status_text, "scenario": self.cfg.scenario_label,
-                "controller": self.controller_spec, "sim_time_s": st.t if st else None, "speed": self.opts.speed,
+                "controller": self.controller_spec, "signal_controllers": dict(sorted(self.signal_specs.items())),
+                "sim_time_s": st.t if st else None, "speed": self.opts.speed,
                 "sim_pid": getattr(backend, "pid", None) if self.opts.field == "sumo" else None,
                 "field": self.opts.field, "sink": self.opts.sink, "restarts": self.restarts,
                 "last_recovery_s": self.last_recovery_s, "run_dir": str(self.run_dir), "store": self.store_summary,

@@ -258,7 +258,10 @@ function renderStatus(st) {
   const pill = $('run-status');
   pill.textContent = st.status;
   pill.className = `pill ${st.status === 'running' ? 'ok' : st.status.startsWith('failed') ? 'bad' : ''}`;
-  setText('controller-label', st.controller);
+  // a controller switched at some signals only is theirs: the run's stays, and the label names the others
+  const others = Object.entries(st.signal_controllers || {});
+  setText('controller-label', others.length
+    ? `${st.controller}; ${others.map(([tls, spec]) => `${tls}: ${spec}`).join(', ')}` : st.controller);
   if (st.sim_time_s !== null && st.sim_time_s !== undefined) setText('sim-time', `t = ${formatClock(st.sim_time_s)}`);
   if (st.controller !== 'fixed') state.lastAdaptive = st.controller;
   const toggle = $('toggle-controller');
