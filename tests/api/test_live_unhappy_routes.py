@@ -140,6 +140,30 @@ def test_ending_an_override_that_is_not_in_force_is_a_422_with_the_reason(runnin
     assert refused["kind"] == "cancel_override" and refused["result"] == "refused"
 
 
+def test_every_refused_change_request_is_in_the_change_log_with_its_simulated_time(running):
+    """A body the route's check refuses never reached the runtime, which logged only what it refused itself:
+    the change log missed the attempts an operator most needs to see (a typo in an action, a negative duration).
+    A feed message refused is the feed's to count, not a change."""
+    client, rt = running
+    before = len(client.get("/api/v1/live/changes").json())
+    for path, body in (("/api/v1/live/override", {"intersection_id": "J1", "action": "dance", "phase_number": 1,
+                                                  "duration_s": 30}),
+                       ("/api/v1/live/override", {"intersection_id": "J1", "action": "hold", "phase_number": 1,
+                                                  "duration_s": -5}),
+                       ("/api/v1/live/deploy", {"version": "v9"})):
+        r = client.post(path, json=body)
+        assert r.status_code in (404, 422), r.text
+    client.post("/api/v1/live/feeds/detectors", json={"nonsense": True})
+    refused = client.get("/api/v1/live/changes").json()[before:]
+    assert [(c["kind"], c["result"], c["who"]) for c in refused] == [
+        ("POST override", "refused", "ops"), ("POST override", "refused", "ops"), ("POST deploy", "refused", "ops")]
+    assert "body.action" in refused[0]["reason"] and refused[0]["payload"]["action"] == "dance"
+    assert "body.duration_s" in refused[1]["reason"] and "v9" in refused[2]["reason"]
+    assert all(isinstance(c["sim_time_s"], float) for c in refused)
+    logged = (rt.run_dir / "changes.jsonl").read_text()
+    assert logged.count('"result": "refused"') >= 3
+
+
 def test_what_no_handler_foresaw_is_a_422_with_a_reason_not_a_500(running):
     """A number Python will not read (over 4300 digits) in a detector message, a signal id longer than any a
     change takes, a controller the run configuration does not know: each refused in one line, the run going on."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -22,18 +24,46 @@ def validation_body(errors: list[dict], status: int = 422) -> JSONResponse:
     return JSONResponse({"message": message, "detail": clean}, status_code=status)
 
 
+#: live routes whose refusals come from the registry (an unknown version, nothing to roll back), not from the
+#: runtime, which records the refusals it makes itself
+REGISTRY_LIVE_ROUTES = ("/api/v1/live/deploy", "/api/v1/live/rollback")
+#: the live routes that change the run (under /api/v1/live/): their refused requests are the change log's
+CHANGE_ROUTES = ("changes", "override", "controller", "config/", "deploy", "rollback")
+
+
+def _record_live_refusal(request: Request, payload, reason: str) -> None:
+    """A change request to the live run refused before it reached the runtime: into its change log too, which
+    holds every attempt (who, when, what, why refused)."""
+    path = request.url.path
+    rt = getattr(request.app.state, "live", None)
+    route = path.removeprefix("/api/v1/live/")
+    if rt is None or route == path or not route.startswith(CHANGE_ROUTES) or request.method == "GET":
+        return
+    from .auth import who
+
+    try:
+        message = json.loads(reason).get("message", reason) if reason.startswith("{") else reason
+    except ValueError:
+        message = reason
+    rt.refuse_request(f"{request.method} {route}", payload, who(request), message)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return validation_body(list(exc.errors()))
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        response = validation_body(list(exc.errors()))
+        _record_live_refusal(request, getattr(exc, "body", None), response.body.decode())
+        return response
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc.detail, list):  # field errors a route raised itself: worded as validation errors are
             response = validation_body(exc.detail, exc.status_code)
             response.headers.update(getattr(exc, "headers", None) or {})
             return response
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if request.url.path in REGISTRY_LIVE_ROUTES and 400 <= exc.status_code < 500:
+            _record_live_refusal(request, None, detail)  # a deploy of a version the registry lacks, ...
         return JSONResponse({"message": detail, "detail": detail}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 

@@ -925,7 +925,16 @@ class LiveRuntime:
 
     def refuse(self, change, who: str, reason: str) -> None:
         """Record a refused change (the API calls this when validation fails)."""
-        entry = ch.record(change, who, "refused", reason)
+        self._log_refusal(ch.record(change, who, "refused", reason))
+
+    def refuse_request(self, kind: str, payload, who: str, reason: str) -> None:
+        """Record a request refused before it became a change (its body failed the route's check, or the
+        registry knew no such version): the change log holds every attempt, not only the well-formed ones."""
+        self._log_refusal({"at": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "who": who,
+                           "kind": kind, "payload": payload, "result": "refused", "reason": reason})
+
+    def _log_refusal(self, entry: dict) -> None:
+        entry["sim_time_s"] = self.stepper.t if self.stepper is not None else None
         if self.ended:  # its files and store are closed: the answer and GET /changes say it
             self.changes.append(entry)
             return
