@@ -946,8 +946,9 @@ def _audit_across_recoveries(events: list[SignalEvent], signal_model: list[dict]
         merged.warnings.extend(part.warnings)
         for rule, n in part.checked.items():
             merged.checked[rule] = merged.checked.get(rule, 0) + n
-    merged.warnings.insert(0, Violation("recovery", "-", 0.0, detail=f"{len(event_parts) - 1} recovery marker(s): "
-                                                                    "each side checked on its own"))
+    first_s = next(e.time_s for e in events if e.event_code == RUNTIME_RECOVERY)
+    merged.warnings.insert(0, Violation("recovery", "-", first_s, detail=f"{len(event_parts) - 1} recovery "
+                                                                        "marker(s): each side checked on its own"))
     return merged
 
 
