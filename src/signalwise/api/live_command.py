@@ -102,7 +102,6 @@ def live_command(
               repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth, signals)
 
 
-@friendly_errors
 def _replayed_lines(runtime) -> list[str]:
     """What an earlier runtime of this corridor changed and this one applied again at start (they outlive a run,
     by design): said at start, since they can differ from the command line (its controller, timing, alerts)."""
@@ -121,6 +120,7 @@ def _replayed_lines(runtime) -> list[str]:
     return lines
 
 
+@friendly_errors
 def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, config, out, sink, field,
           repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth, signals: StopOnce) -> None:
     import yaml
