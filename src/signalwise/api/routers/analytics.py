@@ -69,7 +69,9 @@ def environmental_impact(engine: EngineDep, cache: CacheDep, settings: SettingsD
     return result
 
 
-@router.get("/simulations", summary="Every stored run: scenario, controller, seed, when, and its run metrics")
+@router.get("/simulations", summary="Every stored run that names its scenario and controller (a published run): "
+                                    "scenario, controller, seed and its run metrics; simulations of ingested records "
+                                    "alone name neither, and are read by id")
 def simulations(engine: EngineDep, cache: CacheDep, request: Request, p: PageDep,
                 scenario: Annotated[Identifier | None, Query(description="only this scenario")] = None,
                 controller: Annotated[Identifier | None, Query(description="only this controller")] = None) -> dict:

@@ -50,7 +50,7 @@ def _known_simulations(engine, simulation_ids: list[str]) -> None:
     missing = [s for s in simulation_ids if not queries.simulation_exists(engine, s)]
     if missing:
         raise HTTPException(404, f"simulation(s) {', '.join(repr(s) for s in missing)} not found "
-                                 "(GET /api/v1/analytics/simulations lists the stored runs)")
+                                 "(GET /api/v1/analytics/simulations lists the published runs)")
 
 
 @router.get("/api/v1/charts/wait-time-trend", summary="Average wait over time, one series per run (line chart)")
