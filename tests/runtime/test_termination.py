@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from signalwise.runtime.termination import (
+from signalwise.termination import (
     StopOnce,
     Terminated,
     interrupts_deferred,
@@ -116,7 +116,7 @@ def test_stop_once_after_the_work_ended_only_hurries(recorded_sigterms, python_c
 #: own SIGTERM handler for the child to inherit
 FORKED_CHILD = """
 import multiprocessing, signal, time
-from signalwise.runtime.termination import sigterm_as_interrupt
+from signalwise.termination import sigterm_as_interrupt
 
 def sleep_until_killed():
     time.sleep(30)

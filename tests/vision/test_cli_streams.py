@@ -151,7 +151,9 @@ def test_a_malformed_signal_model_is_one_error_line(video, tmp_path, model, need
 
 @pytest.mark.parametrize("args,needle", [
     (["--video", "/nonexistent.mp4"], "--video /nonexistent.mp4: no such file"),
-    (["--interval", "0"], "--interval must be a positive number"),
+    (["--interval", "0"], "--interval must be at least 1 s, not 0"),
+    # a row per closed interval: 1e-9 s wrote no row and ran for ever, 1e-4 s 800,000 rows for 20 s of video
+    (["--interval", "1e-9"], "--interval must be at least 1 s"),
     (["--signals", "signal_states.csv", "--signals-offset", "nan"], "--signals-offset must be a finite number"),
     (["--signals", "signal_states.csv", "--signals-offset", "inf"], "--signals-offset must be a finite number"),
     (["--detector", "onnx"], "needs a model file"),
@@ -356,3 +358,30 @@ def test_an_out_directory_that_cannot_be_made_is_one_line_before_any_work(tmp_pa
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --out ") and "is not a directory" in lines[0], p.stderr
     assert sorted(x.name for x in tmp_path.iterdir()) == ["file"]
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does_with_its_files_and_summary(video, tmp_path):
+    """A stream has no end: `docker stop`, systemd or `timeout` stop its run with SIGTERM, which used to kill it
+    with empty files and no summary. Now it ends as Ctrl-C ends it, and both exit 130."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    d, _ = video
+    out = tmp_path / "o"
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("signalwise")), "vision", "run", "--video",
+                             str(d / "scene.mp4"), "--camera", str(d / "cam.yaml"), "--fps", "10", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / "tracks.csv").is_file() or (out / "tracks.csv").stat().st_size < 200:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "terminated (SIGTERM)" and 0 < summary["frames"] < 400
+    assert "status: terminated (SIGTERM)" in stderr and "Traceback" not in stderr
+    for name in ("tracks.csv", "crossings.csv", "counts.csv", "violations.csv"):
+        assert (out / name).read_text().splitlines()[0]  # every file closed with its header at least

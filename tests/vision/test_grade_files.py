@@ -159,3 +159,33 @@ def test_bench_on_a_directory_that_is_no_render_is_one_line_and_writes_nothing(t
     assert p.stderr.startswith("error: --render ") and "no render.json (not a `signalwise vision render` directory)" \
         in p.stderr and "Errno" not in p.stderr
     assert not out.exists()
+
+
+def test_bench_on_an_interrupted_render_and_renders_and_loops_of_nothing_are_one_line(tmp_path):
+    """A render stopped by Ctrl-C has no views: bench ended in a KeyError. A render shorter than one step claimed
+    success with 0 frames, then failed on its last line; a camera loop over a 0 m view divided by zero after its
+    first run."""
+    stopped = tmp_path / "stopped"
+    stopped.mkdir()
+    (stopped / "render.json").write_text(json.dumps({"status": "incomplete", "reason": "interrupted"}))
+    out = tmp_path / "bench"
+    p = _signalwise("vision", "bench", "--out", str(out), "--render", str(stopped), "--loop-duration", "0")
+    assert p.exit_code == 2 and "the render did not complete (incomplete)" in p.stderr, p.stderr
+    assert not out.exists()
+    p = _signalwise("vision", "render", "--out", str(tmp_path / "r"), "--duration", "0.05", "--warmup", "5")
+    assert p.exit_code == 2 and "shorter than one --step" in p.stderr and not (tmp_path / "r").exists(), p.stderr
+    p = _signalwise("vision", "loop", "--out", str(tmp_path / "l"), "--view-m", "0", "--duration", "30")
+    assert p.exit_code == 2 and "--view-m must be positive" in p.stderr and not (tmp_path / "l").exists(), p.stderr
+
+
+def test_a_report_with_nothing_to_divide_is_strict_json():
+    """A count error of 0 of 0 is NaN in Python; `json.dumps` wrote it bare, which no JSON reader takes."""
+    import numpy as np
+
+    from signalwise.vision.grading import report_json
+
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+
+    text = report_json({"counts": {"relative_error": float("nan")}, "views": [np.float64("inf"), np.int64(3)]})
+    assert json.loads(text, parse_constant=refuse) == {"counts": {"relative_error": None}, "views": [None, 3]}

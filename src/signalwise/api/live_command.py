@@ -20,7 +20,7 @@ import typer
 
 from ..exitcodes import FAILED
 from ..runtime.commands import _fail, _load_config, friendly_errors, note_profile_mismatch, registry_options
-from ..runtime.termination import StopOnce, stop_reason
+from ..termination import StopOnce, stop_reason
 
 
 def _speed(text: str) -> float | None:

@@ -13,7 +13,7 @@ from ..core.names import BASELINE_CONTROLLER, MAX_SEED
 from ..exitcodes import BAD_INPUT, INTERRUPTED
 from ..outdirs import why_not_fresh, why_unwritable
 from ..store.cli_engine import DB_HELP
-from .termination import sigterm_as_interrupt, stop_reason
+from ..termination import sigterm_as_interrupt, stop_reason
 
 DEMO_SCENARIO = "corridor"
 DEMO_CONTROLLERS = "fixed,webster,actuated,max-pressure"

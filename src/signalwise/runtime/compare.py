@@ -23,9 +23,9 @@ from ..analytics.stats import compare as compare_samples
 from ..analytics.stats import mean_ci
 from ..outdirs import why_not_fresh
 from ..sim.processes import fresh_process_context, in_callers_env
+from ..termination import Terminated, sigterm_as_interrupt
 from .config import RunConfig
 from .run import RunDirectoryError, slug
-from .termination import Terminated, sigterm_as_interrupt
 
 #: (metric key in metrics.json "network", label, unit, lower is better)
 METRICS = (

@@ -44,6 +44,7 @@ from ..sim.metrics import intersection_metrics, network_metrics, time_series
 from ..sim.outputs import read_discarded, read_tripinfo
 from ..sim.replay import spare_cores
 from ..sim.signal_model import PLAN_NOTE
+from ..termination import stop_reason
 from .config import RunConfig
 from .detector_config import write_detector_config
 from .evidence import EVIDENCE_FILES, SumoEvidence, merged, read_evidence
@@ -56,7 +57,6 @@ from .loop import (
     run_loop,
     sumocfg_note,
 )
-from .termination import stop_reason
 
 Progress = Callable[[float, float], None]
 

@@ -76,7 +76,7 @@ def run_pipeline(render_dir: Path, view: str, out: Path, interval_s: float = 60.
 
 def run_bench(opts: BenchOptions, say: Say = print, render_progress=None) -> dict:
     """Render (unless given a render), run and grade the pipeline on every view; write and return bench.json."""
-    from ..vision.grading import grade_run, targets
+    from ..vision.grading import grade_run, report_json, targets
 
     out = Path(opts.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -105,7 +105,7 @@ def run_bench(opts: BenchOptions, say: Say = print, render_progress=None) -> dic
         report["pipeline_wall_s"] = round(wall, 1)
         report["pipeline_fps"] = round(summary["frames"] / wall, 1) if wall else None
         (out / "grades").mkdir(exist_ok=True)
-        (out / "grades" / f"{view}.json").write_text(json.dumps(report, indent=2, default=float))
+        (out / "grades" / f"{view}.json").write_text(report_json(report))
         reports[view] = report
         all_targets += targets(report)
     bench["views"] = reports
@@ -120,5 +120,5 @@ def run_bench(opts: BenchOptions, say: Say = print, render_progress=None) -> dic
                                   f"{loop['camera']['avg_delay_s']:.1f} s vs {loop['loop_detectors']['avg_delay_s']:.1f} s)",
                                   loop["delay_change"], f"|x| <= {DELAY_TOLERANCE}", loop["met"]))
     bench["targets"] = [{"name": t.name, "value": t.value, "bound": t.bound, "met": t.met} for t in all_targets]
-    (out / "bench.json").write_text(json.dumps(bench, indent=2, default=float))
+    (out / "bench.json").write_text(report_json(bench))
     return bench

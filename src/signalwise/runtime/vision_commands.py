@@ -8,7 +8,6 @@ simulation, the pipeline and the camera-in-the-loop run together.
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -114,6 +113,8 @@ def _render(out, scenario, duration, warmup, seed, step, tls, size, view_m, obli
 
     if duration <= 0 or step <= 0 or warmup < 0 or size < 64 or view_m <= 0:
         raise ValueError("--duration, --step and --view-m must be positive, --warmup not negative, --size >= 64")
+    if duration < step:  # not one frame: the render would claim success with nothing in it
+        raise ValueError(f"--duration {duration:g} s is shorter than one --step ({step:g} s): no frame to film")
     if not 0 <= oblique_tilt < 0.9:
         raise ValueError("--oblique-tilt must be in [0, 0.9)")
     load(scenario)  # an unknown scenario fails before sumo-gui starts
@@ -157,11 +158,11 @@ def grade_command(
 
 @vision_errors
 def _grade(render_dir, pipeline, view, json_out) -> None:
-    from ..vision.grading import grade_run, targets
+    from ..vision.grading import grade_run, report_json, targets
 
     report = grade_run(render_dir, view, pipeline)
     if json_out is not None:
-        json_out.write_text(json.dumps(report, indent=2, default=float))
+        json_out.write_text(report_json(report))
     print_report(report)
     print_targets(targets(report))
 
@@ -200,6 +201,12 @@ def _bench(out, scenario, duration, seed, step, view_m, render_dir, red_light_ev
         load(scenario)
     elif not (render_dir / "render.json").is_file():  # refused before OUT is made
         raise ValueError(f"--render {render_dir}: no render.json (not a `signalwise vision render` directory)")
+    else:  # as `vision grade` refuses it: an interrupted render has no views to grade
+        import json
+
+        status = json.loads((render_dir / "render.json").read_text()).get("status", "complete")
+        if status != "complete":
+            raise ValueError(f"--render {render_dir}: the render did not complete ({status})")
     if duration <= 0 or step <= 0 or view_m <= 0 or loop_duration < 0:
         raise ValueError("--duration, --step and --view-m must be positive, --loop-duration not negative")
     opts = BenchOptions(out_dir=out, scenario=scenario, duration_s=duration, seed=seed, step_s=step, view_m=view_m,
@@ -248,8 +255,8 @@ def _loop(out, scenario, controller, duration, step, seed, view_m, zone_m) -> No
     from .camera_loop import CameraLoopOptions, run_camera_loop
 
     load(scenario)
-    if duration <= 0 or step <= 0 or zone_m < 5:
-        raise ValueError("--duration and --step must be positive, --zone-m at least 5")
+    if duration <= 0 or step <= 0 or zone_m < 5 or not view_m > 0:
+        raise ValueError("--duration, --step and --view-m must be positive, --zone-m at least 5")
     loop = run_camera_loop(CameraLoopOptions(out, scenario, controller, duration, step, seed, view_m, zone_m),
                            say=lambda m: typer.echo(m, err=True))
     typer.echo(f"{controller} on {scenario}, {duration:g} s, step {step:g} s: average delay "

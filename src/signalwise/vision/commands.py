@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..exitcodes import INTERRUPTED
 from ..outdirs import why_unwritable
 
 vision_app = typer.Typer(name="vision", no_args_is_help=True,
@@ -77,8 +78,11 @@ def run_command(
     writer = _violation_writer(db) if db is not None else None
     for note in inputs.notes:
         typer.echo(f"note: {note}", err=True)
-    try:
-        summary = _run_with_progress(inputs, out, det, interval, signals_offset, max_frames, writer, start_wall)
+    from ..termination import sigterm_as_interrupt
+
+    try:  # `docker stop`, systemd and `timeout` stop a stream's run (it has no end) as Ctrl-C does: files flushed
+        with sigterm_as_interrupt():
+            summary = _run_with_progress(inputs, out, det, interval, signals_offset, max_frames, writer, start_wall)
     finally:
         if writer is not None:
             writer.flush()
@@ -97,6 +101,8 @@ def run_command(
                         err=True)
             raise typer.Exit(1)
         typer.echo(f"{st['written']} violation(s) stored in {_shown(db)}")
+    if summary["status"].startswith(("interrupted", "terminated")):
+        raise typer.Exit(INTERRUPTED)  # as every other command stopped by Ctrl-C or SIGTERM
 
 
 def _start_instant(text: str):

@@ -72,8 +72,9 @@ def check_inputs(video: str, camera_path: str | Path, signals_path: str | Path |
     from .signals import SignalFileError
     from .streams import _open, container_fps, is_url, shown
 
-    if interval_s <= 0 or not math.isfinite(interval_s):
-        raise InputError(f"--interval must be a positive number of seconds, not {interval_s:g}")
+    if not (math.isfinite(interval_s) and interval_s >= MIN_INTERVAL_S):
+        # a count per interval shorter than this is a row per frame, or thousands of empty ones per frame
+        raise InputError(f"--interval must be at least {MIN_INTERVAL_S:g} s, not {interval_s:g}")
     if not math.isfinite(signals_offset_s):
         raise InputError(f"--signals-offset must be a finite number of seconds, not {signals_offset_s:g}")
     if fps is not None and not (0 < fps <= 1000):
@@ -155,6 +156,10 @@ def _approaches_from_model(path: str | Path, device: str) -> tuple[set[str], int
     raise InputError(f"--signal-model {path}: no intersection {device!r} (it has {', '.join(map(str, ids))})")
 
 
+#: the shortest counting interval a run takes, s
+MIN_INTERVAL_S = 1.0
+
+
 def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval_s: float = 60.0,
               signals_offset_s: float = 0.0, progress: Progress | None = None,
               max_frames: int | None = None, store=None, start_wall: dt.datetime | None = None) -> dict:
@@ -229,8 +234,8 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
             if max_frames is not None and totals["frames"] >= max_frames:
                 status = f"stopped after {max_frames} frames"
                 break
-    except KeyboardInterrupt:
-        status = "interrupted"
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM under `termination.sigterm_as_interrupt`
+        status = "interrupted" if type(exc) is KeyboardInterrupt else f"terminated ({exc})"
     finally:
         reader.stop()
         for row in pipe.closed_counts(final=True):

@@ -43,6 +43,7 @@ from ...core.types import RECOVERY_STATE, EventCode, SignalEvent
 from ...outdirs import process_identity
 from ...sim.backend import SimulationError, SumoBackend
 from ...sim.detectors import place_detectors
+from ...termination import interrupts_deferred, stop_reason
 from ..config import RunConfig
 from ..detector_config import write_detector_config
 from ..loop import (
@@ -55,7 +56,6 @@ from ..loop import (
     shield_config,
 )
 from ..loop import sumo_options as _sumo_options
-from ..termination import interrupts_deferred, stop_reason
 from . import changes as ch
 from .pacing import Pacer
 from .profiler import Profiler

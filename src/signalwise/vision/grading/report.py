@@ -90,3 +90,22 @@ def targets(report: dict) -> list[Target]:
                               f">= {VIOLATION_PR_MIN}", enough and g[figure] >= VIOLATION_PR_MIN,
                               "" if enough else f"too few events to grade: {VIOLATION_EVENTS_MIN} needed"))
     return out
+
+
+def report_json(report) -> str:
+    """A report (or a bench of them) as strict JSON: a figure with nothing to divide (0 of 0 counts) is null,
+    not the bare NaN Python writes, which no JSON reader takes."""
+    import json
+
+    def clean(x):
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, list | tuple):
+            return [clean(v) for v in x]
+        if hasattr(x, "item") and not isinstance(x, str):  # numpy scalars
+            x = x.item()
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        return x
+
+    return json.dumps(clean(report), indent=2, allow_nan=False, default=float)
