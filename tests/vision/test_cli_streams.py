@@ -385,3 +385,15 @@ def test_sigterm_stops_a_run_as_ctrl_c_does_with_its_files_and_summary(video, tm
     assert "status: terminated (SIGTERM)" in stderr and "Traceback" not in stderr
     for name in ("tracks.csv", "crossings.csv", "counts.csv", "violations.csv"):
         assert (out / name).read_text().splitlines()[0]  # every file closed with its header at least
+
+
+def test_a_second_run_into_the_same_out_is_refused_and_the_first_is_kept(video, tmp_path):
+    """A run into a directory an earlier run wrote left the earlier evidence images beside rows that no longer
+    named them."""
+    d, _ = video
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "violations.csv").write_text("an earlier run's\n")
+    p = _run("--video", d / "scene.mp4", "--camera", d / "cam.yaml", "--out", out)
+    assert p.returncode == 2 and "exists and is not empty: a vision run never overwrites" in p.stderr, p.stderr
+    assert (out / "violations.csv").read_text() == "an earlier run's\n"

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..exitcodes import INTERRUPTED
-from ..outdirs import why_unwritable
+from ..outdirs import why_not_fresh
 
 vision_app = typer.Typer(name="vision", no_args_is_help=True,
                          help="Cameras as detectors: run the vision pipeline over a video (docs/vision.md).")
@@ -24,7 +24,7 @@ def run_command(
     video: Annotated[str, typer.Option("--video", help="a video file, or a stream URL (rtsp://, http://)")],
     camera: Annotated[Path, typer.Option("--camera", help="the camera file (YAML): calibration, stop lines, "
                                                           "zones, speed limit")],
-    out: Annotated[Path, typer.Option("--out", help="directory to write into (itself; created if missing)")],
+    out: Annotated[Path, typer.Option("--out", help="directory to write into (itself, new or empty; created if missing)")],
     signals: Annotated[Path | None, typer.Option(
         "--signals", help="signal states, CSV time_s,device_id,state (a run's signal_states.csv works)")] = None,
     signals_offset: Annotated[float, typer.Option(
@@ -67,7 +67,7 @@ def run_command(
     if start is not None and db is None:
         raise _fail("--start stamps the violations written with --db; give --db too")
     start_wall = _start_instant(start) if start is not None else None
-    why = why_unwritable(out)
+    why = why_not_fresh(out, "a vision run")  # an earlier run's evidence images would outlive its rows
     if why:
         raise _fail(f"--out {out}: {why}")
     try:
