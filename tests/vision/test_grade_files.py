@@ -128,6 +128,16 @@ def test_the_grade_command_prints_figures_and_targets(render_dir, tmp_path):
     # a perfect red-light precision on one event is missed for want of events, and the line says so
     red = next(line for line in p.stdout.splitlines() if "red_light precision" in line)
     assert "1.000" in red and "MISSED (too few events to grade: 30 needed)" in red
+    assert "warning" not in p.stderr
+    # a pipeline run stopped early, over fewer frames than the render filmed: graded, and said so
+    (pipe / "summary.json").write_text(json.dumps({"status": "interrupted", "frames": 60}))
+    p = _signalwise("vision", "grade", "--render", str(render_dir), "--pipeline", str(pipe))
+    assert p.exit_code == 0, p.stderr
+    assert f"warning: {pipe} did not run to the end (interrupted)" in p.stderr
+    assert f"warning: {pipe} processed 60 frames, {render_dir} filmed 100" in p.stderr
+    p = _signalwise("vision", "grade", "--render", str(render_dir), "--pipeline", str(pipe), "--json",
+                    str(tmp_path / "no-such-dir" / "g.json"))
+    assert p.exit_code == 2 and "no directory" in p.stderr and "Errno" not in p.stderr, p.stderr
     assert json.loads((tmp_path / "grade.json").read_text())["speed"]["rmse_mps"] == 0.0
 
 

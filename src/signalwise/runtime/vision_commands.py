@@ -162,9 +162,35 @@ def _grade(render_dir, pipeline, view, json_out) -> None:
 
     report = grade_run(render_dir, view, pipeline)
     if json_out is not None:
+        if not json_out.parent.is_dir():
+            raise ValueError(f"--json {json_out}: no directory {json_out.parent}")
         json_out.write_text(report_json(report))
     print_report(report)
     print_targets(targets(report))
+    for warning in _grading_warnings(render_dir, pipeline):
+        typer.secho(f"warning: {warning}", fg="yellow", err=True)
+
+
+def _grading_warnings(render_dir: Path, pipeline: Path) -> list[str]:
+    """What makes a grade not mean what it says: a pipeline run that did not complete, or one over another
+    number of frames than the render filmed (another render's video)."""
+    import json
+
+    def summary(path: Path) -> dict:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    ran, filmed = summary(pipeline / "summary.json"), summary(render_dir / "render.json")
+    out = []
+    if ran.get("status", "complete") != "complete":
+        out.append(f"{pipeline} did not run to the end ({ran['status']}): its figures are over what it processed")
+    if ran.get("frames") and filmed.get("frames") and ran["frames"] != filmed["frames"]:
+        out.append(f"{pipeline} processed {ran['frames']} frames, {render_dir} filmed {filmed['frames']}: another "
+                   "video, or part of this one")
+    return out
 
 
 def bench_command(
