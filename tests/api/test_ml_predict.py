@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -147,3 +149,40 @@ def test_an_observation_is_bounded_and_the_first_prediction_on_a_network_leaves_
         # the probes waited far less than the prediction took (on the loop, one of them waited all of it)
         took_s = answered["predict"] - answered["asked"]
         assert health_s and max(health_s) < 0.5 * took_s, (health_s, took_s)
+
+
+def test_a_body_over_its_routes_limit_is_a_413_before_it_is_parsed(tmp_path):
+    """FastAPI parses a JSON body whole before a route's own bounds are checked: an 18 MB prediction was read,
+    parsed and only then refused. A declared length over the limit is refused at once; a chunked body when it
+    passes the limit. Batches and submitted figures take larger bodies; ingestion bounds its own."""
+    import httpx
+    from support.loopback import serving_port
+
+    from signalwise.api.app import BODY_LIMIT_BYTES
+
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'b.db'}"))
+    big = b'{"intersection_id": "C", "pad": "' + b"x" * (BODY_LIMIT_BYTES + 10) + b'"}'
+    with serving_port(app) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
+        r = c.post("/api/v1/ml/predict", params={"scenario": "single"}, content=big,
+                   headers={"Content-Type": "application/json"})
+        assert r.status_code == 413 and "larger than 1048576 bytes" in r.json()["message"]
+
+        def chunks():
+            yield b'{"intersection_id": "C", "pad": "'
+            for _ in range(20):
+                yield b"x" * 65536
+            yield b'"}'
+        r = c.post("/api/v1/ml/predict", params={"scenario": "single"}, content=chunks(),
+                   headers={"Content-Type": "application/json"})
+        assert r.status_code == 413, r.text
+        # a body within the limit, chunked, reaches the route whole
+        small = json.dumps(_body(controller="max-pressure")).encode()
+        r = c.post("/api/v1/ml/predict", params={"scenario": "single"}, content=iter([small[:10], small[10:]]),
+                   headers={"Content-Type": "application/json"})
+        assert r.status_code == 200, r.text
+        # a batch may be larger than one prediction: 1,000 observations of 30 lanes each
+        lanes = {f"lane_{k}": {"queue_veh": 1, "count_veh": 2} for k in range(30)}
+        items = {"items": [_body(lanes=lanes) for _ in range(1000)]}
+        assert len(json.dumps(items)) > BODY_LIMIT_BYTES
+        r = c.post("/api/v1/ml/predict/batch", params={"scenario": "single"}, json=items)
+        assert r.status_code == 200 and len(r.json()) == 1000, r.text[:300]

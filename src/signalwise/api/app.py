@@ -17,7 +17,7 @@ from signalwise.store import ingest as store_ingest
 from . import docs, errors
 from .auth import authorize
 from .cache import TTLCache
-from .middleware import RateLimitHeaders
+from .middleware import BodyLimit, RateLimitHeaders
 from .ratelimit import RateLimits, rate_limit
 from .routers import (
     analytics,
@@ -39,6 +39,11 @@ from .routers import (
 from .streams import StreamHub
 from .strict_query import reject_unknown_query
 
+#: the largest request body a route takes unless it says otherwise (a change, a key, one prediction)
+BODY_LIMIT_BYTES = 1024 * 1024
+#: routes whose bodies hold many items: up to 1,000 predictions of up to 1,000 lanes each, 10,000 intervals
+LARGER_BODIES = {"/api/v1/ml/predict/batch": 64 * 1024 * 1024, "/api/v1/ml/metrics": 16 * 1024 * 1024}
+
 OPTIONAL_ROUTERS = ("signalwise.api.routers.atspm", "signalwise.api.routers.live_feeds")
 
 
@@ -58,6 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            allow_headers=["Authorization", "X-API-Key", "Content-Type"])
 
     app.add_middleware(RateLimitHeaders)
+    # bodies bounded before FastAPI parses them; ingest and detector feeds bound theirs while reading them
+    app.add_middleware(BodyLimit, limit_bytes=BODY_LIMIT_BYTES, larger=LARGER_BODIES,
+                       own=("/api/v1/ingest/", "/api/v1/live/feeds/"))
     app.state.cache = TTLCache(settings.cache_ttl_s)
     _clear_on_write(app.state.cache)
     errors.install(app)

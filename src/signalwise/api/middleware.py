@@ -59,3 +59,70 @@ class RequestTiming:
             route = scope.get("route")
             self.histogram.labels(scope.get("method", ""), getattr(route, "path", "unmatched"), str(status)).observe(
                 time.perf_counter() - started)
+
+
+class BodyLimit:
+    """Refuses a request body over its route's limit with 413, before the app reads it.
+
+    FastAPI parses a JSON body whole before any route's own bound is checked (an observation's lanes, a batch's
+    items), so a body of hundreds of megabytes would be read and parsed first. A declared Content-Length over
+    the limit is refused at once; a chunked body is read up to the limit and refused when it passes it. The
+    routes that bound their own bodies while reading (ingest, detector feeds) are left to do so.
+    """
+
+    def __init__(self, app, limit_bytes: int = 1024 * 1024, larger: dict[str, int] | None = None,
+                 own: tuple[str, ...] = ()):
+        self.app = app
+        self.limit_bytes = limit_bytes
+        self.larger = dict(larger or {})  # exact path -> its limit
+        self.own = own  # path prefixes that bound their bodies themselves
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        if path.startswith(self.own):
+            return await self.app(scope, receive, send)
+        limit = self.larger.get(path, self.limit_bytes)
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        if declared is not None:
+            if declared.isdigit() and int(declared) > limit:
+                return await _too_large(send, limit)
+            return await self.app(scope, receive, send)
+        chunks, size = [], 0  # chunked: read it here, up to the limit, and hand it on
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return await self.app(scope, _replay([message]), send)  # the client went away
+            chunks.append(message)
+            size += len(message.get("body", b""))
+            if size > limit:
+                return await _too_large(send, limit)
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replay(chunks, receive), send)
+
+
+def _replay(messages: list[dict], then=None):
+    """A `receive` that gives `messages` first, then whatever `then` gives (a disconnect, later)."""
+    pending = list(messages)
+
+    async def receive():
+        if pending:
+            return pending.pop(0)
+        if then is not None:
+            return await then()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _too_large(send, limit: int) -> None:
+    import json
+
+    body = json.dumps({"message": f"the body is larger than {limit} bytes, this route's limit",
+                       "detail": f"larger than {limit} bytes"}).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
