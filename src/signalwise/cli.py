@@ -137,6 +137,21 @@ def main() -> None:
         where = f"{exc.filename}: " if exc.filename else ""
         sys.stderr.write(f"error: {where}{exc.strerror or exc}\n")
         raise SystemExit(FAILED) from None
+    finally:
+        # registered after everything the command registered, so it runs first at exit
+        atexit.unregister(_ctrl_c_as_default_at_exit)
+        atexit.register(_ctrl_c_as_default_at_exit)
+
+
+def _ctrl_c_as_default_at_exit() -> None:
+    """The command has ended: a Ctrl-C during Python's own clean-up (multiprocessing's finalizers remove their
+    temporary directories) ends the process as the signal's default action does, without the traceback of a
+    KeyboardInterrupt raised inside an atexit callback (a user pressing Ctrl-C again as a live run ends)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 if __name__ == "__main__":

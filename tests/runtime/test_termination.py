@@ -144,3 +144,20 @@ def test_a_forked_child_stopped_with_sigterm_dies_of_it_as_before(tmp_path):
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == str(-signal.SIGTERM)
     assert "Traceback" not in p.stderr and "Terminated" not in p.stderr
+
+
+def test_a_ctrl_c_during_pythons_exit_after_a_command_ends_it_without_a_traceback():
+    """A second Ctrl-C as a live run ends can land in Python's own clean-up (multiprocessing's finalizers, run at
+    exit): it used to raise inside an atexit callback and print that traceback after the command's last line.
+    Here an exit callback registered before the command stands for that clean-up and presses Ctrl-C itself."""
+    import subprocess
+    import sys
+
+    code = ("import atexit, os, signal, sys, time\n"
+            "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(5)))\n"
+            "sys.argv = ['signalwise', 'scenarios']\n"
+            "from signalwise.cli import main\n"
+            "main()\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "single" in p.stdout  # the command ran and said what it had to
+    assert p.returncode == -signal.SIGINT and "Traceback" not in p.stderr, (p.returncode, p.stderr)
