@@ -199,3 +199,12 @@ def test_a_report_with_nothing_to_divide_is_strict_json():
 
     text = report_json({"counts": {"relative_error": float("nan")}, "views": [np.float64("inf"), np.int64(3)]})
     assert json.loads(text, parse_constant=refuse) == {"counts": {"relative_error": None}, "views": [None, 3]}
+
+
+@pytest.mark.parametrize("command", [["render", "--duration", "10"], ["bench", "--duration", "10"],
+                                     ["loop", "--duration", "30"]])
+def test_an_out_that_is_a_file_is_one_usage_error(tmp_path, command):
+    """It was `error: FILE: File exists` with exit 1, after the command had started."""
+    (tmp_path / "afile").write_text("a file\n")
+    p = _signalwise("vision", command[0], "--out", str(tmp_path / "afile"), *command[1:])
+    assert p.exit_code == 2 and f"--out {tmp_path / 'afile'}: {tmp_path / 'afile'} is not a directory" in p.stderr

@@ -14,11 +14,19 @@ from typing import Annotated
 import typer
 
 from ..exitcodes import BAD_INPUT, FAILED
+from ..outdirs import why_unwritable
 
 
 def _fail(message: str, code: int = BAD_INPUT) -> None:
     typer.secho(f"error: {message}", fg="red", err=True)
     raise typer.Exit(code)
+
+
+def _check_out(out: Path) -> None:
+    """An --out that cannot be made is refused before anything starts, as run and compare refuse it (exit 2)."""
+    why = why_unwritable(out)
+    if why:
+        raise ValueError(f"--out {out}: {why}")
 
 
 def vision_errors(fn):
@@ -108,6 +116,7 @@ def render_command(
 @vision_errors
 def _render(out, scenario, duration, warmup, seed, step, tls, size, view_m, oblique_tilt, faults, red_light_every,
             speeder_every) -> None:
+    _check_out(out)
     from ..sim.camera import RenderOptions, render
     from ..sim.scenario import load
 
@@ -220,6 +229,7 @@ def bench_command(
 @vision_errors
 def _bench(out, scenario, duration, seed, step, view_m, render_dir, red_light_every, speeder_every, loop_duration,
            loop_controller) -> None:
+    _check_out(out)
     from ..sim.scenario import load
     from .vision_bench import BenchOptions, run_bench
 
@@ -277,6 +287,7 @@ def loop_command(
 
 @vision_errors
 def _loop(out, scenario, controller, duration, step, seed, view_m, zone_m) -> None:
+    _check_out(out)
     from ..sim.scenario import load
     from .camera_loop import CameraLoopOptions, run_camera_loop
 
