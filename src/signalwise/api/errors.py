@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -14,6 +12,10 @@ from signalwise.store.schemas import field_path
 
 
 def validation_body(errors: list[dict], status: int = 422) -> JSONResponse:
+    return JSONResponse(_validation_content(errors), status_code=status)
+
+
+def _validation_content(errors: list[dict]) -> dict:
     clean = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "invalid"), "type": e.get("type", "value_error")}
              for e in errors]
     first = clean[0] if clean else {"loc": [], "msg": "invalid request"}
@@ -21,7 +23,7 @@ def validation_body(errors: list[dict], status: int = 422) -> JSONResponse:
     message = f"{where}: {first['msg']}"
     if len(clean) > 1:
         message += f" (and {len(clean) - 1} more)"
-    return JSONResponse({"message": message, "detail": clean}, status_code=status)
+    return {"message": message, "detail": clean}
 
 
 #: live routes whose refusals come from the registry (an unknown version, nothing to roll back), not from the
@@ -41,19 +43,15 @@ def _record_live_refusal(request: Request, payload, reason: str) -> None:
         return
     from .auth import who
 
-    try:
-        message = json.loads(reason).get("message", reason) if reason.startswith("{") else reason
-    except ValueError:
-        message = reason
-    rt.refuse_request(f"{request.method} {route}", payload, who(request), message)
+    rt.refuse_request(f"{request.method} {route}", payload, who(request), reason)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        response = validation_body(list(exc.errors()))
-        _record_live_refusal(request, getattr(exc, "body", None), response.body.decode())
-        return response
+        content = _validation_content(list(exc.errors()))
+        _record_live_refusal(request, getattr(exc, "body", None), content["message"])
+        return JSONResponse(content, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

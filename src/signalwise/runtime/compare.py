@@ -85,7 +85,7 @@ def compare_controllers(base: RunConfig, controllers: list[str], seeds: list[int
                         on_done: Callable[[str, int, dict | None, str | None], None] | None = None) -> CompareResult:
     why = why_not_fresh(out_dir)
     if why:
-        raise RunDirectoryError(f"{out_dir} {why}" if why.startswith("exists") else f"{out_dir}: {why}")
+        raise RunDirectoryError(f"{out_dir}: {why}")
     if len(set(controllers)) != len(controllers):
         raise ValueError(f"a controller named twice: {', '.join(controllers)}")
     if workers is not None and workers < 1:
@@ -174,7 +174,7 @@ def check_network(base: RunConfig, controllers: Sequence[str] = ()) -> NetworkCh
         return NetworkCheck()
     from ..control.base import ControllerUnavailable
     from ..control.learning.qtable import ModelError
-    from ..sim.signal_model import PLAN_NOTE
+    from ..sim.signal_model import plan_notes
     from .loop import LoopStepper, open_field, resolve_scenario, sumo_options
 
     cfg = base.model_copy(update={"gui": False})
@@ -189,9 +189,7 @@ def check_network(base: RunConfig, controllers: Sequence[str] = ()) -> NetworkCh
                 raise ControllerUnavailable(f"{name}: {exc}") from None
     finally:
         fld.backend.close()
-    notes = {i.id: [n.removeprefix(PLAN_NOTE) for n in i.notes if n.startswith(PLAN_NOTE)]
-             for i in fld.intersections}
-    return NetworkCheck(list(fld.refused), {tls: n for tls, n in notes.items() if n})
+    return NetworkCheck(list(fld.refused), plan_notes(fld.intersections))
 
 
 def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, int], dict]) -> dict:

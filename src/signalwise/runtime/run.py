@@ -43,7 +43,7 @@ from ..sim.backend import SimulationError
 from ..sim.metrics import intersection_metrics, network_metrics, time_series
 from ..sim.outputs import read_discarded, read_tripinfo
 from ..sim.replay import spare_cores
-from ..sim.signal_model import PLAN_NOTE
+from ..sim.signal_model import plan_notes
 from ..termination import stop_reason
 from .config import RunConfig
 from .detector_config import write_detector_config
@@ -237,8 +237,7 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
     if loop.junction_locks:
         warnings.append(_lock_warning(loop.junction_locks, cfg.time_to_teleport_s))
     if cfg.controller == BASELINE_CONTROLLER:
-        warnings.extend(plan_warnings({i.id: [n.removeprefix(PLAN_NOTE) for n in i.notes if n.startswith(PLAN_NOTE)]
-                                       for i in loop.intersections}))
+        warnings.extend(plan_warnings(plan_notes(loop.intersections)))
     if warnings:
         metrics["warnings"] = warnings
     verdict = audit()

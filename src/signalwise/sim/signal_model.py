@@ -269,6 +269,13 @@ def path_across_m(api, via: str) -> float:
 PLAN_NOTE = "the fixed plan: "
 
 
+def plan_notes(intersections) -> dict[str, list[str]]:
+    """Per signal, its notes on where `fixed` does not run the network's program as written (prefix dropped);
+    signals with none left out."""
+    notes = {i.id: [n.removeprefix(PLAN_NOTE) for n in i.notes if n.startswith(PLAN_NOTE)] for i in intersections}
+    return {tls: n for tls, n in notes.items() if n}
+
+
 #: SUMO's `TrafficLightType` numbers (a program logic's `type`) that `fixed` plays as a fixed plan, by name
 _LOGIC_TYPES = {0: "static", 3: "actuated", 5: "delay_based"}
 
@@ -294,10 +301,9 @@ def _plan_notes(logic_type: int, offset_s: float, states: list[str], crosswalk_l
                                  "the run's begin (under the shield's clearances its cycle differs from the "
                                  "program's anyway, so no offset would keep coordination)")
     # the program's green states in order, one per vehicle phase (crosswalk-only variants are one phase)
-    keys = ["".join("r" if i in crosswalk_links else c for i, c in enumerate(st)) for st in states
-            if "y" not in st and "Y" not in st and "u" not in st and any(c in GREEN for c in st)]
-    variants = {st for st in states if "y" not in st and "Y" not in st and any(c in GREEN for c in st)}
-    if len(variants) > len(set(keys)) and crosswalk_links:
+    greens = [st for st in states if not any(c in "yYu" for c in st) and any(c in GREEN for c in st)]
+    keys = ["".join("r" if i in crosswalk_links else c for i, c in enumerate(st)) for st in greens]
+    if len(set(greens)) > len(set(keys)):
         notes.append("phases differing only in crosswalk links were merged")
     order = [k for j, k in enumerate(keys) if k != keys[j - 1]] if len(keys) > 1 else keys
     if len(order) > len(set(order)):
