@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 
@@ -63,6 +64,38 @@ def interrupts_deferred() -> Iterator[None]:
         yield
 
 
+class SignalFlag:
+    """A flag a signal handler sets and the main thread waits on, with no lock.
+
+    `threading.Event` takes a lock in `set` and in `wait`. A handler runs in the main thread between two
+    bytecodes, so it can land while that same thread holds the Event's lock inside `wait`: its `set` then
+    waits for ever on a lock its own thread holds. The next signal interrupts that wait and nests another
+    handler doing the same, until the recursion limit (a `live` run pressed with Ctrl-C every 20 ms while it
+    stopped died so, its run.json left `running`). Setting an attribute needs no lock; `wait` polls.
+    """
+
+    POLL_S = 0.01
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout_s: float) -> bool:
+        """Whether the flag was set within `timeout_s` (it returns as soon as it is, within POLL_S)."""
+        deadline = time.monotonic() + timeout_s
+        while not self._set:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(self.POLL_S, left))
+        return self._set
+
+
 class StopOnce:
     """Ctrl-C and SIGTERM for a command that stops once (`signalwise live`).
 
@@ -75,7 +108,7 @@ class StopOnce:
     """
 
     def __init__(self) -> None:
-        self.hurry = threading.Event()
+        self.hurry = SignalFlag()
         self.ended: Callable[[], bool] = lambda: False
         self._raised = False
         self._owner_pid = os.getpid()

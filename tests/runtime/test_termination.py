@@ -112,6 +112,28 @@ def test_stop_once_after_the_work_ended_only_hurries(recorded_sigterms, python_c
     assert recorded_sigterms == []
 
 
+def test_a_later_signal_ends_a_wait_on_hurry_at_once_and_its_handler_takes_no_lock(recorded_sigterms,
+                                                                                    python_ctrl_c):
+    """The handler runs in the main thread, which may be inside `hurry.wait` at that moment: with a
+    `threading.Event` its `set` could wait on the Event's lock held by that same thread, and the next signal
+    nest another handler, until the recursion limit (a fresh-clone suite run saw `live` die so, run.json left
+    `running`). The flag takes no lock: a set from the handler ends the wait within its poll."""
+    import os
+    import time
+
+    with StopOnce() as signals:
+        signals.ended = lambda: True
+        assert not hasattr(signals.hurry, "_cond")  # nothing a handler could wait on
+        assert signals.hurry.wait(0.05) is False
+        timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        t0 = time.monotonic()
+        assert signals.hurry.wait(10.0) is True
+        assert time.monotonic() - t0 < 2.0
+        timer.join()
+    assert recorded_sigterms == []
+
+
 #: run in a fresh interpreter: a test runner's worker may not run tests on its main thread, or may have its
 #: own SIGTERM handler for the child to inherit
 FORKED_CHILD = """

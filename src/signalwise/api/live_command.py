@@ -20,7 +20,7 @@ import typer
 
 from ..exitcodes import FAILED
 from ..runtime.commands import _fail, _load_config, friendly_errors, note_profile_mismatch, registry_options
-from ..termination import StopOnce, stop_reason
+from ..termination import SignalFlag, StopOnce, stop_reason
 
 
 def _speed(text: str) -> float | None:
@@ -242,7 +242,7 @@ LAST_LOOK_MAX_S = 3.0
 LAST_LOOK_GRACE_S = 0.3
 
 
-def _end_streams(app, runtime, hurry: threading.Event) -> None:
+def _end_streams(app, runtime, hurry: SignalFlag) -> None:
     """Tell every stream why it ends before the API stops: uvicorn's shutdown closes a WebSocket with 1012 and
     no reason, sooner than the hub, which notices the end of the run within two of its periods, sends 1001.
 
