@@ -99,6 +99,18 @@ def test_hold_forever_is_maxed_out(inter):
     assert audit_shield(sh, states).ok
 
 
+def test_a_plan_ending_its_green_at_the_maximum_is_not_overridden():
+    inter = make_intersection(cycle_max=200.0)
+    sh = IntersectionShield(inter, fallback_for(inter), shield_config())
+    plan = PlanFollower(inter, list(inter.timing.max_green_s), "plan-at-max")
+    states = drive(sh, 300, lambda t: plan.decide(Observation(t, "X", {}, signal=sh.status(t))))
+    g = greens(sh)
+    assert [end - begin for _, begin, end in g[:3]] == [40.0, 40.0, 30.0]
+    assert not sh.interventions  # the plan ended each green itself; the maximum did not force it
+    assert not any(e.event_code == EventCode.PHASE_MAX_OUT for e in sh.events)
+    assert audit_shield(sh, states).ok
+
+
 def test_starved_phase_is_served_within_the_max_cycle():
     inter = make_intersection(max_green=(300.0, 300.0, 300.0), cycle_max=100.0)
     sh = IntersectionShield(inter, fallback_for(inter), shield_config())

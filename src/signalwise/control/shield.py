@@ -394,7 +394,9 @@ class IntersectionShield:
             return urgent, EventCode.PHASE_FORCE_OFF
 
         max_start_s = self._max_green_start_s()
-        if now - max_start_s >= self.inter.timing.max_green_s[c] - EPS:
+        maxed_out = now - max_start_s >= self.inter.timing.max_green_s[c] - EPS
+        # A controller that ends the green itself at its maximum (a fixed plan whose green is the max) is not overridden.
+        if maxed_out and (wanted is None or wanted == c or not self._feasible(wanted, now)):
             target = wanted if wanted is not None and wanted != c else (c + 1) % self._n
             if self._calls and (wanted is None or wanted == c) and urgent is not None:
                 target = urgent  # the phase called first, not the next in line
