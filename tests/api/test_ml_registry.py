@@ -288,3 +288,47 @@ def test_the_active_model_against_the_baseline_from_stored_runs_live_data_and_su
             assert r.status_code == 503 and "the live run has ended (complete)" in r.json()["message"]
     finally:
         rt.field.backend.close()
+
+
+@pytest.mark.postgres
+def test_a_prediction_waiting_on_the_registry_leaves_the_server_answering(tmp_path, signals):
+    """A prediction with ql:@active reads the registry's database and model files; while a deployment elsewhere
+    holds the versions table locked it waits, off the event loop, and the health probe is answered meanwhile."""
+    import threading
+    import time
+
+    import httpx
+    from sqlalchemy import text
+    from support.databases import isolated_database, postgres_unavailable_reason
+    from support.loopback import serving
+
+    from signalwise.store.model_registry import V
+
+    if reason := postgres_unavailable_reason():
+        pytest.skip(reason)
+    with isolated_database("postgresql", tmp_path) as url:
+        settings = _settings(url, tmp_path)
+        reg = open_registry(settings)
+        register_model(reg, write_model(tmp_path / "fits", [signals["single"]["C"]]))
+        reg.deploy("v1", who="setup")
+        app = create_app(settings)
+        with serving(app) as base, httpx.Client(base_url=base, timeout=60) as c, get_engine(url).connect() as lock:
+            lock.execute(text(f"LOCK TABLE {V.name} IN ACCESS EXCLUSIVE MODE"))  # held until the rollback below
+            done: dict[str, int] = {}
+
+            def predict():
+                r = c.post("/api/v1/ml/predict", params={"scenario": "single"},
+                           json={"intersection_id": "C", "phase_number": 1, "time_in_phase_s": 30.0,
+                                 "time_s": 1000.0, "lanes": {}, "sources": [{"source": "lanes"}],
+                                 "controller": "ql:@active"})
+                done["status"] = r.status_code
+
+            waiting = threading.Thread(target=predict)
+            waiting.start()
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            assert c.get("/health", timeout=5).status_code == 200  # on the loop it would wait for the lock
+            assert time.monotonic() - t0 < 2.0 and waiting.is_alive() and not done
+            lock.rollback()
+            waiting.join(30)
+        assert done == {"status": 200}

@@ -238,8 +238,8 @@ async def predict(request: Request, body: PredictIn,  # ~40 µs of CPU: cheaper 
     controller, cfg = _defaults(request)
     own = _signal_controllers(request)
     spec = body.controller or own.get(body.intersection_id, controller)
-    if "@" in spec:
-        cfg = _with_registry(request, {spec}, cfg)
+    if "@" in spec:  # the registry's database and model files: off the loop, which a slow database would stall
+        cfg = await run_in_threadpool(_with_registry, request, {spec}, cfg)
     if scenario is None:
         inters = _intersections(request, None)
     else:  # the first prediction on a network starts SUMO to read its signals: off the event loop all requests share
