@@ -208,3 +208,11 @@ def test_an_out_that_is_a_file_is_one_usage_error(tmp_path, command):
     (tmp_path / "afile").write_text("a file\n")
     p = _signalwise("vision", command[0], "--out", str(tmp_path / "afile"), *command[1:])
     assert p.exit_code == 2 and f"--out {tmp_path / 'afile'}: {tmp_path / 'afile'} is not a directory" in p.stderr
+
+
+@pytest.mark.parametrize("command", ["render", "bench", "loop"])
+def test_an_unknown_scenario_names_the_choices_these_commands_take(tmp_path, command):
+    """They take a scenario by name only: the refusal suggested --sumocfg / --net, which they do not have."""
+    p = _signalwise("vision", command, "--out", str(tmp_path / "o"), "--scenario", "atlantis")
+    assert p.exit_code == 2 and "unknown scenario 'atlantis'; choose from single" in p.stderr, p.stderr
+    assert "--sumocfg" not in p.stderr and not (tmp_path / "o").exists()

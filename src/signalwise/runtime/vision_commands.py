@@ -126,7 +126,7 @@ def _render(out, scenario, duration, warmup, seed, step, tls, size, view_m, obli
         raise ValueError(f"--duration {duration:g} s is shorter than one --step ({step:g} s): no frame to film")
     if not 0 <= oblique_tilt < 0.9:
         raise ValueError("--oblique-tilt must be in [0, 0.9)")
-    load(scenario)  # an unknown scenario fails before sumo-gui starts
+    load(scenario, takes_own_network=False)  # an unknown scenario fails before sumo-gui starts
     opts = RenderOptions(scenario=scenario, out_dir=out, duration_s=duration, warmup_s=warmup, step_s=step,
                          seed=seed, tls_id=tls, frame_px=(size, size), view_m=view_m,
                          oblique_tilt=oblique_tilt or None, faults=_fault_plan(faults, red_light_every, speeder_every))
@@ -234,7 +234,7 @@ def _bench(out, scenario, duration, seed, step, view_m, render_dir, red_light_ev
     from .vision_bench import BenchOptions, run_bench
 
     if render_dir is None:
-        load(scenario)
+        load(scenario, takes_own_network=False)
     elif not (render_dir / "render.json").is_file():  # refused before OUT is made
         raise ValueError(f"--render {render_dir}: no render.json (not a `signalwise vision render` directory)")
     else:  # as `vision grade` refuses it: an interrupted render has no views to grade
@@ -291,7 +291,7 @@ def _loop(out, scenario, controller, duration, step, seed, view_m, zone_m) -> No
     from ..sim.scenario import load
     from .camera_loop import CameraLoopOptions, run_camera_loop
 
-    load(scenario)
+    load(scenario, takes_own_network=False)
     if duration <= 0 or step <= 0 or zone_m < 5 or not view_m > 0:
         raise ValueError("--duration, --step and --view-m must be positive, --zone-m at least 5")
     loop = run_camera_loop(CameraLoopOptions(out, scenario, controller, duration, step, seed, view_m, zone_m),

@@ -70,14 +70,19 @@ def list_scenarios() -> list[tuple[str, str]]:
     return out
 
 
-def load(name: str) -> Scenario:
-    """A scenario by name: `single`, `corridor`, `grid`, `grid10x10` or `resco:NAME`."""
+def load(name: str, *, takes_own_network: bool = True) -> Scenario:
+    """A scenario by name: `single`, `corridor`, `grid`, `grid10x10` or `resco:NAME`.
+
+    `takes_own_network`: whether the command asking also takes --sumocfg / --net, which the
+    refusal of an unknown name then suggests (the vision commands take names only).
+    """
     if name.startswith("resco:"):
         return _load_resco(name.split(":", 1)[1])
     if name in BUILTIN:
         return _load_builtin(name)
     known = ", ".join([*BUILTIN, *(f"resco:{n}" for n in RESCO_NETWORKS)])
-    raise ScenarioError(f"unknown scenario {name!r}; choose from {known}, or pass --sumocfg / --net")
+    own = ", or pass --sumocfg / --net" if takes_own_network else ""
+    raise ScenarioError(f"unknown scenario {name!r}; choose from {known}{own}")
 
 
 def from_sumocfg(path: Path, name: str | None = None) -> Scenario:
