@@ -3,7 +3,8 @@
     OUT/render/                    `signalwise vision render` (video, camera file, truth per view)
     OUT/pipeline/<view>/           `signalwise vision run` on that view's video
     OUT/grades/<view>.json         every figure of `signalwise.vision.grading.grade_run`
-    OUT/bench.json                 all of it, and each target met or missed
+    OUT/bench.json                 all of it, and each target met or missed (`status`: complete, or
+                                   incomplete with the reason when the bench was stopped)
 
 The pipeline runs as its own command, exactly as a user runs it, with the
 render's `signal_states.csv` and the simulation time of the first frame as
@@ -14,6 +15,7 @@ it holds in memory.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -67,21 +69,77 @@ def run_pipeline(render_dir: Path, view: str, out: Path, interval_s: float = 60.
                            interval_s, out)
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            stdout, stderr = proc.communicate()
+        except BaseException:
+            _let_it_finish(proc)
+            raise
     if proc.returncode != 0:
-        last = (proc.stderr.strip() or proc.stdout.strip() or f"exit code {proc.returncode}").splitlines()[-1]
+        last = (stderr.strip() or stdout.strip() or f"exit code {proc.returncode}").splitlines()[-1]
         raise PipelineFailed(f"signalwise vision run on {view} failed: {last}")
     return time.perf_counter() - t0
 
 
+#: how long a stopped pipeline gets to close its files and write summary.json before it is killed
+PIPELINE_FINISH_S = 30.0
+
+
+def _let_it_finish(proc: subprocess.Popen) -> None:
+    """Stop the pipeline as Ctrl-C stops it, and wait for it to write its files out.
+
+    subprocess.run kills the child a quarter of a second after Ctrl-C, which left its CSV files cut
+    mid-row and no summary.json. A terminal's Ctrl-C reaches the child too; a signal sent to the bench
+    alone (SIGTERM, `kill -INT`) does not, so the child gets SIGTERM, which it takes as Ctrl-C, when it
+    has not ended on its own within a second.
+    """
+    try:
+        proc.wait(timeout=1.0)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=PIPELINE_FINISH_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    proc.communicate()
+
+
 def run_bench(opts: BenchOptions, say: Say = print, render_progress=None) -> dict:
     """Render (unless given a render), run and grade the pipeline on every view; write and return bench.json."""
-    from ..vision.grading import grade_run, report_json, targets
+    from ..vision.grading import report_json
 
     out = Path(opts.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    bench: dict = {"options": {"scenario": opts.scenario, "duration_s": opts.duration_s, "seed": opts.seed,
+    bench: dict = {"status": "running",
+                   "options": {"scenario": opts.scenario, "duration_s": opts.duration_s, "seed": opts.seed,
                                "step_s": opts.step_s, "oblique_tilt": opts.oblique_tilt, "view_m": opts.view_m}}
+    try:
+        _run_bench(opts, out, bench, say, render_progress)
+    except BaseException as exc:  # what was graded stays readable, marked as a bench that did not finish
+        bench["status"] = "incomplete"
+        bench["reason"] = _stop_reason(exc)
+        (out / "bench.json").write_text(report_json(bench))
+        raise
+    bench["status"] = "complete"
+    (out / "bench.json").write_text(report_json(bench))
+    return bench
+
+
+def _stop_reason(exc: BaseException) -> str:
+    from ..termination import stop_reason
+
+    if isinstance(exc, KeyboardInterrupt):
+        return stop_reason(exc)
+    if isinstance(exc, SystemExit):  # `vision_errors` turns SIGTERM into SystemExit(128 + signal)
+        code = exc.code if isinstance(exc.code, int) else 0
+        return f"terminated ({signal.Signals(code - 128).name})" if code > 128 else f"exited ({exc.code})"
+    return f"failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+
+
+def _run_bench(opts: BenchOptions, out: Path, bench: dict, say: Say, render_progress) -> None:  # noqa: ANN001
+    """Fill `bench` as each part finishes, so that a stopped bench still holds what was done."""
+    from ..vision.grading import grade_run, report_json, targets
+
     if opts.render_dir is None:
         render_dir = out / "render"
         say(f"rendering {opts.duration_s:g} s of {opts.scenario} (+{opts.warmup_s:g} s warm-up) into {render_dir}")
@@ -97,6 +155,7 @@ def run_bench(opts: BenchOptions, say: Say = print, render_progress=None) -> dic
                                                "truth", "faults", "render_fps") if k in summary}
     bench["render"]["dir"] = str(render_dir)
     reports, all_targets = {}, []
+    bench["views"] = reports
     for view in summary["views"]:
         pipe_out = out / "pipeline" / view
         say(f"running the pipeline on the {view} view")
@@ -108,7 +167,6 @@ def run_bench(opts: BenchOptions, say: Say = print, render_progress=None) -> dic
         (out / "grades" / f"{view}.json").write_text(report_json(report))
         reports[view] = report
         all_targets += targets(report)
-    bench["views"] = reports
     if opts.loop_duration_s > 0:
         from ..vision.grading import Target
         from .camera_loop import DELAY_TOLERANCE, CameraLoopOptions, run_camera_loop
@@ -119,6 +177,5 @@ def run_bench(opts: BenchOptions, say: Say = print, render_progress=None) -> dic
         all_targets.append(Target(f"camera in the loop: delay change ({loop['controller']}, "
                                   f"{loop['camera']['avg_delay_s']:.1f} s vs {loop['loop_detectors']['avg_delay_s']:.1f} s)",
                                   loop["delay_change"], f"|x| <= {DELAY_TOLERANCE}", loop["met"]))
-    bench["targets"] = [{"name": t.name, "value": t.value, "bound": t.bound, "met": t.met} for t in all_targets]
-    (out / "bench.json").write_text(report_json(bench))
-    return bench
+    bench["targets"] = [{"name": t.name, "value": t.value, "bound": t.bound, "met": t.met, "note": t.note}
+                        for t in all_targets]

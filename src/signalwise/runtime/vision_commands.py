@@ -261,7 +261,7 @@ def _bench(out, scenario, duration, seed, step, view_m, render_dir, red_light_ev
                    f"{loop['loop_detectors']['avg_delay_s']:.1f} s fed by loops ({loop['delay_change']:+.1%})")
     from ..vision.grading import Target
 
-    print_targets([Target(t["name"], t["value"], t["bound"], t["met"]) for t in bench["targets"]])
+    print_targets([Target(t["name"], t["value"], t["bound"], t["met"], t.get("note", "")) for t in bench["targets"]])
     typer.echo(f"bench.json: {out / 'bench.json'}")
 
 
