@@ -8,6 +8,11 @@ true crossing; speeding reports within the vehicle's time over the
 threshold, give or take `SPEEDING_TOLERANCE_S`. Each true event is matched
 at most once: a second report of the same event is a false positive, as a
 second ticket would be.
+
+A speeding event the simulation established before the first frame and
+that goes on in the video is neither to be found nor a mistake to report:
+the camera saw only its end. A report of it counts neither way
+(`unscored_reports`), as a detector's box on a "don't care" object does.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ class ViolationGrade:
     truth_events: int
     injected_events: int
     reported: int
+    #: reports of an event that began before the first frame (neither right nor wrong)
+    unscored_reports: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -58,29 +65,38 @@ def vehicle_of_report(report: pd.Series, tracks: pd.DataFrame, objects: pd.DataF
 def grade_violations(truth_events: pd.DataFrame, reports: pd.DataFrame, tracks: pd.DataFrame,
                      objects: pd.DataFrame, fps: float, duration_s: float) -> dict[str, ViolationGrade]:
     """Precision and recall per kind over the events within the video (times from the first frame)."""
-    events = truth_events[(truth_events["time_s"] >= 0) & (truth_events["time_s"] < duration_s)]
+    in_video = (truth_events["time_s"] >= 0) & (truth_events["time_s"] < duration_s)
+    seen_ending = (truth_events["time_s"] < 0) & (truth_events["end_s"] >= 0)
     out = {}
     for kind in KINDS:
-        ev = events[events["kind"] == kind].reset_index(drop=True)
+        of_kind = truth_events["kind"] == kind
+        ev = truth_events[in_video & of_kind].reset_index(drop=True)
+        before = truth_events[seen_ending & of_kind].reset_index(drop=True)
         rep = reports[reports["kind"] == kind]
         used: set[int] = set()
-        tp = 0
+        tp = unscored = 0
         tol = RED_LIGHT_TOLERANCE_S if kind == "red_light" else SPEEDING_TOLERANCE_S
         for _i, r in rep.sort_values("time_s").iterrows():
             vid = vehicle_of_report(r, tracks, objects, fps)
-            t = float(r["time_s"])
-            window = (ev["start_s"] - tol <= t) & (t <= ev["end_s"] + tol)
-            if vid is not None:
-                candidates = ev.index[window & (ev["vehicle_id"] == vid)]
-            else:  # no track to follow: the same approach at the same time will do
-                candidates = ev.index[window & (ev["approach"] == r["approach"])]
-            free = [c for c in candidates if c not in used]
+            free = [c for c in _candidates(ev, r, vid, tol) if c not in used]
             if free:
                 used.add(free[0])
                 tp += 1
-        fp = len(rep) - tp
-        out[kind] = ViolationGrade(kind, precision=tp / len(rep) if len(rep) else float("nan"),
+            elif len(_candidates(before, r, vid, tol)):
+                unscored += 1
+        scored = len(rep) - unscored
+        out[kind] = ViolationGrade(kind, precision=tp / scored if scored else float("nan"),
                                    recall=tp / len(ev) if len(ev) else float("nan"), true_positives=tp,
-                                   false_positives=fp, missed=len(ev) - len(used), truth_events=len(ev),
-                                   injected_events=int(ev["injected"].sum()) if len(ev) else 0, reported=len(rep))
+                                   false_positives=scored - tp, missed=len(ev) - len(used), truth_events=len(ev),
+                                   injected_events=int(ev["injected"].sum()) if len(ev) else 0, reported=len(rep),
+                                   unscored_reports=unscored)
     return out
+
+
+def _candidates(events: pd.DataFrame, report: pd.Series, vehicle: str | None, tol_s: float) -> pd.Index:
+    """The events `report` may be of: its vehicle's (else its approach's) within the event's time, give or take."""
+    t = float(report["time_s"])
+    window = (events["start_s"] - tol_s <= t) & (t <= events["end_s"] + tol_s)
+    if vehicle is not None:
+        return events.index[window & (events["vehicle_id"] == vehicle)]
+    return events.index[window & (events["approach"] == report["approach"])]  # no track to follow
