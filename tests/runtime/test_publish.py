@@ -113,3 +113,42 @@ def test_a_directory_run_again_and_published_again_is_stored_as_the_new_run_alon
     assert metrics["avg_delay_s"] == pytest.approx(shown["avg_delay_s"])
     assert set(metrics) <= {*(k for k, v in shown.items() if isinstance(v, int | float)), "co2_g", "fuel_ml",
                             "safety_violations"}
+
+
+def test_comparisons_pair_runs_of_the_same_conditions_and_a_run_without_emissions_saved_nothing(tmp_path, db_url):
+    """A 120 s run paired with a 180 s run at 1.5x demand of the same seed was compared as if they had met the
+    same traffic; a run recorded without emissions stored 0 fuel and so "saved" all of its baseline's."""
+    from signalwise.analytics.comparisons import baseline_vs_ai, environmental_impact
+    from signalwise.runtime.run import execute_run
+    from signalwise.store import get_engine
+
+    def run(name, controller, **over):
+        d = tmp_path / "runs" / name
+        execute_run(RunConfig(scenario="single", controller=controller, out_dir=tmp_path, **over), d)
+        publish_runs([d], db_url)
+        return simulation_id(d)
+
+    short = {"duration_s": 120}
+    heavy = {"duration_s": 180, "demand_scale": 1.5}
+    base_short = run("fixed-short", "fixed", **short)
+    first = run("act-short", "actuated", **short)
+    again = run("act-short-again", "actuated", **short)  # the same conditions again: it stands for both
+    base_heavy = run("fixed-heavy", "fixed", **heavy)
+    no_emissions = run("act-heavy", "actuated", emissions=False, **heavy)
+    engine = get_engine(db_url)
+    entries = baseline_vs_ai(engine, "fixed", scenario="single")
+    assert len(entries) == 2, entries
+    by_duration = {e["conditions"]["duration_s"]: e for e in entries}
+    a, b = by_duration[120.0], by_duration[180.0]
+    assert a["simulation_ids"] == sorted([base_short, again]) and a["superseded"] == [first]
+    assert b["simulation_ids"] == sorted([base_heavy, no_emissions]) and b["superseded"] == []
+    assert b["conditions"]["demand_scale"] == 1.5 and a["conditions"]["demand_scale"] == 1.0
+    assert "fuel_ml" in {m["metric"] for m in a["metrics"]}
+    assert "fuel_ml" not in {m["metric"] for m in b["metrics"]}  # unknown for the run without emissions
+    (impact,) = [e for e in environmental_impact(engine, "fixed", scenario="single")
+                 if e["simulation_id"] == no_emissions]
+    assert impact["baseline_simulation_id"] == base_heavy and impact["baseline_fuel_ml"] > 0
+    assert impact["fuel_ml"] is None and impact["fuel_ml_saved_pct"] is None and impact["co2_g_saved"] is None
+    assert impact["recorded_fuel_saved"] == 0.0  # its records store no saving either
+    (paired,) = [e for e in environmental_impact(engine, "fixed", scenario="single") if e["simulation_id"] == again]
+    assert paired["baseline_simulation_id"] == base_short and paired["fuel_ml"] > 0

@@ -1,7 +1,12 @@
-"""Comparisons across stored runs: each run against the baseline run of the same scenario and seed.
+"""Comparisons across stored runs: each run against the baseline run of the same scenario, seed and conditions.
 
 Statistics over the store's read side (`store/queries.py`, `run_table`): mean,
-95 % CI, change and p-values (`analytics/stats.py`), fuel and CO2 saved.
+95 % CI, change and p-values (`analytics/stats.py`), fuel and CO2 saved. Two
+runs pair only when their conditions (`queries.run_conditions`: duration,
+demand, network files, timing profile, ...) are the same, since a paired test
+stands on both controllers meeting the same traffic; where several runs share
+scenario, controller, seed and conditions, the latest stored stands for them
+and the others are named (`superseded`).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from collections import defaultdict
 
 from sqlalchemy import Engine
 
-from signalwise.store.queries import run_table
+from signalwise.store.queries import conditions_key, run_table
 
 from .stats import compare
 
@@ -24,23 +29,35 @@ def _f(x) -> float | None:  # noqa: ANN001
     return None if math.isnan(x) or math.isinf(x) else x
 
 
+def _latest(runs: list[dict]) -> tuple[dict[tuple, dict], dict[tuple, list[str]]]:
+    """The latest stored run per (scenario, controller, seed, conditions), and the runs each supersedes."""
+    latest: dict[tuple, dict] = {}
+    superseded: dict[tuple, list[str]] = defaultdict(list)
+    for r in sorted(runs, key=lambda r: r["id"]):
+        key = (r["scenario"], r["controller"], r["seed"], conditions_key(r["conditions"]))
+        if key in latest:
+            superseded[key].append(latest[key]["simulation_id"])
+        latest[key] = r
+    return latest, superseded
+
+
 def environmental_impact(engine: Engine, baseline_controller: str, simulation_id: str | None = None,
                          scenario: str | None = None) -> list[dict]:
-    """Fuel and CO2 of each run against the baseline run of the same scenario and seed."""
+    """Fuel and CO2 of each run against the baseline run of the same scenario, seed and conditions."""
     runs = run_table(engine, scenario)
-    baselines = {(r["scenario"], r["seed"]): r for r in runs if r["controller"] == baseline_controller}
+    latest, _ = _latest(runs)
     out = []
     for r in runs:
         if simulation_id is not None and r["simulation_id"] != simulation_id:
             continue
         if simulation_id is None and r["controller"] == baseline_controller:
             continue
-        base = baselines.get((r["scenario"], r["seed"]))
+        base = latest.get((r["scenario"], baseline_controller, r["seed"], conditions_key(r["conditions"])))
         entry = {"simulation_id": r["simulation_id"], "scenario": r["scenario"], "controller": r["controller"],
                  "seed": r["seed"], "baseline_simulation_id": base["simulation_id"] if base else None,
                  "recorded_fuel_saved": r["metrics"].get("fuel_saved"),
                  "recorded_co2_saved": r["metrics"].get("co2_saved")}
-        for metric in ("fuel_ml", "co2_g"):
+        for metric in ("fuel_ml", "co2_g"):  # absent from a run that recorded no emissions: unknown, not 0
             value = r["metrics"].get(metric)
             ref = base["metrics"].get(metric) if base else None
             saved = ref - value if value is not None and ref is not None else None
@@ -54,18 +71,21 @@ def environmental_impact(engine: Engine, baseline_controller: str, simulation_id
 
 def baseline_vs_ai(engine: Engine, baseline_controller: str, scenario: str | None = None,
                    controller: str | None = None, metrics: list[str] | None = None) -> list[dict]:
-    """Per scenario, controller and metric: mean and 95% CI over seeds of both, change, Welch p-value."""
-    runs = run_table(engine, scenario)
-    grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for r in runs:
-        grouped[(r["scenario"], r["controller"])].append(r)
+    """Per scenario, controller, conditions and metric: mean and 95% CI over seeds of both, change, Welch and
+    paired p-values."""
+    latest, superseded = _latest(run_table(engine, scenario))
+    grouped: dict[tuple[str, str, str], dict[int, dict]] = defaultdict(dict)
+    conditions: dict[str, dict | None] = {}
+    for (scen, ctrl, seed, cond), r in latest.items():
+        if seed is not None:
+            grouped[(scen, ctrl, cond)][seed] = r
+            conditions[cond] = r["conditions"]
     out = []
-    for (scen, ctrl), group in sorted(grouped.items()):
+    for (scen, ctrl, cond), cand_by_seed in sorted(grouped.items()):
         if ctrl == baseline_controller or (controller is not None and ctrl != controller):
             continue
-        # the baseline run of the same scenario AND seed: unpaired runs are listed, never compared
-        base_by_seed = {r["seed"]: r for r in grouped.get((scen, baseline_controller), []) if r["seed"] is not None}
-        cand_by_seed = {r["seed"]: r for r in group if r["seed"] is not None}
+        # the baseline run of the same scenario, seed AND conditions: unpaired runs are listed, never compared
+        base_by_seed = grouped.get((scen, baseline_controller, cond), {})
         seeds = sorted(set(base_by_seed) & set(cand_by_seed))
         names = sorted({k for s in seeds for k in cand_by_seed[s]["metrics"]}
                        & {k for s in seeds for k in base_by_seed[s]["metrics"]})
@@ -83,9 +103,15 @@ def baseline_vs_ai(engine: Engine, baseline_controller: str, scenario: str | Non
                                        "ci_high": _f(cmp.candidate.ci_high), "n": cmp.candidate.n},
                          "change_pct": _f(cmp.change_pct), "p_value": _f(cmp.p_value),
                          "p_value_paired": _f(cmp.p_value_paired)})
+        used = {r["simulation_id"] for r in (*cand_by_seed.values(), *base_by_seed.values())}
+        older = [sim for (sc, ct, _seed, cd), sims in superseded.items()
+                 if (sc, cd) == (scen, cond) and ct in (ctrl, baseline_controller) for sim in sims]
         out.append({"scenario": scen, "controller": ctrl, "baseline_controller": baseline_controller,
+                    "conditions": conditions[cond],
                     "seeds": seeds, "baseline_seeds": seeds,
                     "unpaired_seeds": sorted(set(cand_by_seed) - set(base_by_seed)),
                     "baseline_only_seeds": sorted(set(base_by_seed) - set(cand_by_seed)),
+                    "simulation_ids": sorted(used),
+                    "superseded": sorted(older),
                     "metrics": rows})
     return out

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select
 
 from signalwise.store.ml_metrics import get_metrics
+from signalwise.store.queries import conditions_key, run_conditions
 from signalwise.store.tables import IntersectionRollup, Run
 
 from .stats import compare
@@ -99,15 +100,20 @@ def model_dir_of(config: dict | None, controller: str | None, intersection_id: s
 
 def stored_runs(engine: Engine, holds_model: Callable[[str | None], bool], intersection_id: str,
                 baseline_controller: str) -> Source:
-    """Runs that ran the model at the intersection, each against the baseline run of the same scenario and seed."""
+    """Runs that ran the model at the intersection, each against the baseline run of the same scenario, seed and
+    conditions (`queries.run_conditions`)."""
     R, IR = Run.__table__, IntersectionRollup.__table__
     with engine.connect() as conn:
         runs = conn.execute(select(R.c.id, R.c.simulation_id, R.c.scenario, R.c.controller, R.c.seed, R.c.config)
                             .where(R.c.controller.is_not(None))).mappings().all()
         candidates = [r for r in runs if holds_model(model_dir_of(r["config"], r["controller"], intersection_id))]
-        baselines = {(r["scenario"], r["seed"]): r for r in runs if r["controller"] == baseline_controller}
-        pairs = [(c, baselines[(c["scenario"], c["seed"])]) for c in candidates
-                 if (c["scenario"], c["seed"]) in baselines]
+
+        def paired(r) -> tuple:  # noqa: ANN001 - the same scenario, seed and conditions (duration, demand, ...)
+            return r["scenario"], r["seed"], conditions_key(run_conditions(r["config"]))
+
+        baselines = {paired(r): r for r in sorted(runs, key=lambda r: r["id"])  # the latest of each stands
+                     if r["controller"] == baseline_controller}
+        pairs = [(c, baselines[paired(c)]) for c in candidates if paired(c) in baselines]
         ids = [r["id"] for pair in pairs for r in pair]
         rolls = {row["run_id"]: row for row in conn.execute(
             select(IR).where(IR.c.run_id.in_(ids), IR.c.intersection_id == intersection_id)).mappings()} if ids else {}
@@ -122,8 +128,8 @@ def stored_runs(engine: Engine, holds_model: Callable[[str | None], bool], inter
             side["served_share"].append(roll["throughput_sum"] / n)
             side["vehicles_passed"].append(float(roll["total_vehicles_passed"]))
     unpaired = len(candidates) - len(pairs)
-    note = (f"{len(pairs)} run(s) of the model paired with the {baseline_controller} run of the same scenario and "
-            f"seed" + (f"; {unpaired} without a stored baseline run (or records at {intersection_id}) left out"
+    note = (f"{len(pairs)} run(s) of the model paired with the {baseline_controller} run of the same scenario, "
+            f"seed and conditions" + (f"; {unpaired} without a stored baseline run (or records at {intersection_id}) left out"
                        if unpaired else ""))
     if not candidates:
         note = ("no stored run ran this model here (store runs with `signalwise run -c ql:@active --db …` and the "

@@ -160,27 +160,35 @@ def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
         register_run,
         write_run_metrics,
     )
+    from ..store.queries import conditions_key, run_conditions
 
     engine = get_engine(db_url)
     run_dirs = [Path(d) for d in run_dirs]
-    infos = {}
+    infos, configs = {}, {}
     for d in run_dirs:
-        m = json.loads((d / "metrics.json").read_text())
-        infos[d] = m
-    baselines = {(m["scenario"], m["seed"]): d for d, m in infos.items() if m["controller"] == BASELINE_CONTROLLER}
+        infos[d] = json.loads((d / "metrics.json").read_text())
+        configs[d] = _read_yaml(d / "config.yaml")
+
+    def paired(d: Path) -> tuple:  # the baseline of a run is the one of the same scenario, seed and conditions
+        return infos[d]["scenario"], infos[d]["seed"], conditions_key(run_conditions(configs[d]))
+
+    baselines = {paired(d): d for d, m in infos.items() if m["controller"] == BASELINE_CONTROLLER}
     # every file is read before anything is written: a directory whose events.csv or signal states are cut short
     # is refused whole, with the line it stops at, instead of stored as a run with its metrics and half its data
     prepared = []
     for d, m in infos.items():
-        base = baselines.get((m["scenario"], m["seed"])) or _stored_baseline(engine, m["scenario"], m["seed"])
-        records = list(build_records(d, base if base != d else None))
+        base = baselines.get(paired(d)) or _stored_baseline(engine, *paired(d))
+        if base == d or not (_emissions_recorded(m) and base is not None and _emissions_recorded(
+                json.loads((base / "metrics.json").read_text()))):
+            base = None  # fuel and CO2 "saved" need both runs' emissions: without them it is unknown, stored as 0
+        records = list(build_records(d, base))
         for _event in read_events(d / "events.csv"):
             pass
         prepared.append((d, m, records))
     total = 0
     for d, m, records in prepared:
         sim_id = simulation_id(d)
-        cfg = _read_yaml(d / "config.yaml")
+        cfg = configs[d]
         started = json.loads((d / "run.json").read_text()).get("started")
         started_at = dt.datetime.fromisoformat(started).astimezone(dt.UTC) if started else None
         # what the store holds under this name is exactly this directory: a directory run again under the same
@@ -190,9 +198,12 @@ def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
         register_run(engine, sim_id, m["scenario"], m["controller"], int(m["seed"]),
                      {**cfg, "run_dir": str(d.resolve())}, started_at)
         flat = {k: float(v) for k, v in m["network"].items() if isinstance(v, int | float)}
-        # the analytics API compares fuel and CO2 in these units
-        flat["co2_g"] = flat.get("co2_kg", 0.0) * 1000.0
-        flat["fuel_ml"] = flat.get("fuel_l", 0.0) * 1000.0
+        if _emissions_recorded(m):  # the analytics API compares fuel and CO2 in these units
+            flat["co2_g"] = flat.get("co2_kg", 0.0) * 1000.0
+            flat["fuel_ml"] = flat.get("fuel_l", 0.0) * 1000.0
+        else:  # a run without SUMO's emissions wrote 0 for them: unknown, so not stored (it "saved" all fuel)
+            for key in EMISSION_METRICS:
+                flat.pop(key, None)
         if "safety" in m:
             flat["safety_violations"] = float(m["safety"]["violations"])
         write_run_metrics(engine, sim_id, flat)
@@ -203,22 +214,33 @@ def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
     return total
 
 
-def _stored_baseline(engine, scenario: str, seed: int) -> Path | None:
-    """The run directory of the baseline run of this scenario and seed published earlier, if still on disk.
+def _stored_baseline(engine, scenario: str, seed: int, conditions: str) -> Path | None:
+    """The run directory of the baseline run of this scenario, seed and conditions (`queries.conditions_key`)
+    published earlier, if still on disk.
 
     Without it a run published on its own stored fuel and CO2 "saved" as 0.
     """
     from sqlalchemy import select
 
+    from ..store.queries import conditions_key, run_conditions
     from ..store.tables import Run
 
     t = Run.__table__
     with engine.connect() as conn:
-        row = conn.execute(select(t.c.config).where(t.c.scenario == scenario, t.c.seed == seed,
-                                                    t.c.controller == BASELINE_CONTROLLER)
-                           .order_by(t.c.id.desc()).limit(1)).first()
-    run_dir = (row[0] or {}).get("run_dir") if row is not None else None
+        configs = conn.execute(select(t.c.config).where(t.c.scenario == scenario, t.c.seed == seed,
+                                                        t.c.controller == BASELINE_CONTROLLER)
+                               .order_by(t.c.id.desc())).scalars().all()
+    run_dir = next(((c or {}).get("run_dir") for c in configs if conditions_key(run_conditions(c)) == conditions),
+                   None)
     return Path(run_dir) if run_dir and (Path(run_dir) / "metrics.json").is_file() else None
+
+
+#: a run's fuel and CO2 figures, which it has only when SUMO computed its emissions
+EMISSION_METRICS = ("co2_kg", "fuel_l")
+
+
+def _emissions_recorded(metrics: dict) -> bool:
+    return bool(metrics.get("emissions_recorded", True))
 
 
 # -- reading the run directory -------------------------------------------------------------------------

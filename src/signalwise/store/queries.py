@@ -556,14 +556,38 @@ def _point(r) -> dict:  # noqa: ANN001
 # ---------------------------------------------------------------------------
 
 
+#: the run configuration's keys that shape the traffic every controller of a comparison meets: runs that differ in
+#: any of them (another duration, demand, timing profile or network file) are not paired with each other
+CONDITION_KEYS = ("duration_s", "sumocfg", "net", "routes", "step_length_s", "demand_scale", "time_to_teleport_s",
+                  "timing", "shield", "sumo_options", "sumocfg_options")
+
+
+def run_conditions(config: dict | None) -> dict | None:
+    """What a stored run's configuration says of its conditions (`CONDITION_KEYS` it holds); None without one
+    (a run registered through the API), which is then paired with runs as bare as itself."""
+    if not config:
+        return None
+    return {k: config[k] for k in CONDITION_KEYS if k in config}
+
+
+def conditions_key(conditions: dict | None) -> str:
+    """`run_conditions` as one comparable string."""
+    import json
+
+    return "" if conditions is None else json.dumps(conditions, sort_keys=True, default=str)
+
+
 def run_table(engine: Engine, scenario: str | None = None) -> list[dict]:
-    """Every tagged run with its run metrics and record-derived figures (key `metrics`)."""
-    runs_q = select(RUN.c.id, RUN.c.simulation_id, RUN.c.scenario, RUN.c.controller, RUN.c.seed).where(
-        RUN.c.scenario.is_not(None), RUN.c.controller.is_not(None))
+    """Every tagged run with its run metrics, record-derived figures (key `metrics`) and `conditions`."""
+    runs_q = select(RUN.c.id, RUN.c.simulation_id, RUN.c.scenario, RUN.c.controller, RUN.c.seed,
+                    RUN.c.config).where(RUN.c.scenario.is_not(None), RUN.c.controller.is_not(None))
     if scenario is not None:
         runs_q = runs_q.where(RUN.c.scenario == scenario)
     with engine.connect() as conn:
-        runs = {r["id"]: {**r, "metrics": {}} for r in conn.execute(runs_q).mappings()}
+        runs = {}
+        for r in conn.execute(runs_q).mappings():
+            row = {k: v for k, v in r.items() if k != "config"}
+            runs[r["id"]] = {**row, "conditions": run_conditions(r["config"]), "metrics": {}}
         if not runs:
             return []
         ids = list(runs)
@@ -574,7 +598,7 @@ def run_table(engine: Engine, scenario: str | None = None) -> list[dict]:
                 {k: _f(row[k]) for k in RECORD_METRICS if row[k] is not None})
         for run_id, name, value in conn.execute(select(M.c.run_id, M.c.name, M.c.value).where(M.c.run_id.in_(ids))):
             runs[run_id]["metrics"][name] = _f(value)
-    return sorted(runs.values(), key=lambda r: (r["scenario"], r["controller"], r["seed"] or 0))
+    return sorted(runs.values(), key=lambda r: (r["scenario"], r["controller"], r["seed"] or 0, r["id"]))
 
 
 # ---------------------------------------------------------------------------

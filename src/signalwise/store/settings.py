@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     max_page_size: int = Field(default=1_000, ge=1)
     #: seconds an analytics answer is served from the in-process cache
     cache_ttl_s: float = Field(default=30.0, ge=0)
-    #: controller whose run of the same scenario and seed is "the baseline"
+    #: controller whose run of the same scenario, seed and conditions is "the baseline"
     baseline_controller: str = BASELINE_CONTROLLER
     #: secret that signs API tokens (HS256); unset = a random one per process, so tokens end with it and
     #: several API workers cannot share them: set SIGNALWISE_JWT_SECRET (32+ random bytes) in production

@@ -53,7 +53,7 @@ def speeds(f: FiltersDep, p: PageDep, engine: EngineDep, cache: CacheDep, reques
     return cache.get_or_compute(cache_key(request), compute)
 
 
-@router.get("/environmental-impact", summary="Fuel and CO2 against the baseline run of the same scenario and seed")
+@router.get("/environmental-impact", summary="Fuel and CO2 against the baseline run of the same scenario, seed and conditions")
 def environmental_impact(engine: EngineDep, cache: CacheDep, settings: SettingsDep, request: Request, p: PageDep,
                          simulation_id: Annotated[Identifier | None, Query()] = None,
                          scenario: Annotated[Identifier | None, Query()] = None,
