@@ -150,6 +150,11 @@ def test_speeds_time_series_emergency_live(client):
     assert r.status_code == 404 and "'NOPE' not found" in r.json()["message"]
     r = client.get("/api/v1/charts/wait-time-trend", params={"simulation": ["S", "NOPE"]})
     assert r.status_code == 404 and "'NOPE'" in r.json()["message"] and "'S'" not in r.json()["message"]
+    for route in ("wait-times", "speeds", "emergency-report"):  # each answered 200 with nothing
+        r = client.get(f"/api/v1/analytics/{route}", params={"simulation_id": "NOPE"})
+        assert r.status_code == 404 and "'NOPE' not found" in r.json()["message"], (route, r.text)
+        r = client.get(f"/api/v1/analytics/{route}", params={"simulation_id": "S", "intersection_id": "Z"})
+        assert r.status_code == 200 and r.json()["total"] == 0  # a known run with nothing at Z: empty, not 404
 
 
 def test_baseline_comparison_environment_and_charts(client, db_url):

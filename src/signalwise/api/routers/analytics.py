@@ -37,12 +37,20 @@ def summary(simulation_id: SimulationPath, f: RunFiltersDep, engine: EngineDep, 
     return result
 
 
+def _named_simulation_known(engine, f, result: dict) -> dict:  # noqa: ANN001
+    """`result`, or a 404 when it is empty because the `simulation_id` it names is not in the store (a typo
+    answered 200 with nothing, as a run without data would)."""
+    if f.simulation_id is not None and not result["total"] and not queries.simulation_exists(engine, f.simulation_id):
+        raise HTTPException(404, f"simulation {f.simulation_id!r} not found")
+    return result
+
+
 @router.get("/wait-times", summary="Waiting time per simulation, intersection and direction")
 def wait_times(f: FiltersDep, p: PageDep, engine: EngineDep, cache: CacheDep, request: Request) -> dict:
     def compute() -> dict:
         total, items, overall = queries.wait_times(engine, f, p.limit, p.offset)
         return paged(total, items, p, overall=overall)
-    return cache.get_or_compute(cache_key(request), compute)
+    return _named_simulation_known(engine, f, cache.get_or_compute(cache_key(request), compute))
 
 
 @router.get("/speeds", summary="Average speed per simulation and intersection")
@@ -50,10 +58,11 @@ def speeds(f: FiltersDep, p: PageDep, engine: EngineDep, cache: CacheDep, reques
     def compute() -> dict:
         total, items, overall = queries.speeds(engine, f, p.limit, p.offset)
         return paged(total, items, p, overall=overall)
-    return cache.get_or_compute(cache_key(request), compute)
+    return _named_simulation_known(engine, f, cache.get_or_compute(cache_key(request), compute))
 
 
-@router.get("/environmental-impact", summary="Fuel and CO2 against the baseline run of the same scenario, seed and conditions")
+@router.get("/environmental-impact",
+            summary="Fuel and CO2 against the baseline run of the same scenario, seed and conditions")
 def environmental_impact(engine: EngineDep, cache: CacheDep, settings: SettingsDep, request: Request, p: PageDep,
                          simulation_id: Annotated[Identifier | None, Query()] = None,
                          scenario: Annotated[Identifier | None, Query()] = None,
@@ -103,7 +112,7 @@ def emergency_report(f: FiltersDep, p: PageDep, engine: EngineDep, cache: CacheD
     def compute() -> dict:
         total, items, overall = queries.emergency_report(engine, f, p.limit, p.offset)
         return paged(total, items, p, overall=overall)
-    return cache.get_or_compute(cache_key(request), compute)
+    return _named_simulation_known(engine, f, cache.get_or_compute(cache_key(request), compute))
 
 
 @router.get("/time-series/{simulation_id}", summary="Per-interval figures of one run, oldest first")
