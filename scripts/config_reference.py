@@ -206,8 +206,9 @@ def render() -> str:
         "",
         "- the **run configuration**, a YAML file given with `--config FILE.yaml` to `signalwise run`, "
         "`compare` and `live`: what runs, its safety timing and the shield's thresholds "
-        "(`signalwise.runtime.config.RunConfig`); `signalwise train` takes its `timing`, `shield`, "
-        "`step_length_s` and `time_to_teleport_s` for every training episode "
+        "(`signalwise.runtime.config.RunConfig`); `signalwise train --agent phase-score` (the default agent; "
+        "the tabular agent trains under the default profile) takes its `timing`, `shield`, `step_length_s`, "
+        "`time_to_teleport_s`, `sumo_options` and `sumocfg_options` for every training episode "
         "([learning.md](learning.md#learning-controller));",
         f"- the **server settings** of the store and the API, read from environment variables prefixed "
         f"`{env_prefix}` (`signalwise.store.settings.Settings`).",
