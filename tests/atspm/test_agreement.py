@@ -51,6 +51,27 @@ def tie_bins(events, config, bin_min):
     return set(zip(ties["TimeStamp"], ties["DeviceId"], ties["Phase"], strict=True))
 
 
+def partial_bins(events, bin_min):
+    """(bin, device) of the bins a device's log does not cover whole, first event to last: our platoon ratio
+    divides a bin's green by the part covered, atspm by the whole bin (documented difference 7)."""
+    ts = pd.to_datetime(events["TimeStamp"])
+    out = set()
+    width = pd.Timedelta(minutes=bin_min)
+    for dev, t in ts.groupby(events["DeviceId"].astype(str)):
+        first, last = t.min(), t.max()
+        for b in pd.date_range(first.floor(f"{bin_min}min"), last.floor(f"{bin_min}min"), freq=f"{bin_min}min"):
+            if b < first or b + width > last:
+                out.add((b, dev))
+    return out
+
+
+def _drop_partial(df, bins):
+    if df.empty or not bins:
+        return df
+    key = list(zip(pd.to_datetime(df["TimeStamp"]), df["DeviceId"].astype(str), strict=True))
+    return df[[k not in bins for k in key]]
+
+
 def _drop(df, bins):
     if not bins:
         return df
@@ -65,6 +86,9 @@ def assert_agree(events, config, bin_min=15, fill_in_missing=True, latency_s=0.0
     ties = tie_bins(events, config, bin_min)
     theirs["split_failures"] = _drop(theirs["split_failures"], ties)
     ours["split_failures"] = _drop(ours["split_failures"], ties)
+    partial = partial_bins(events, bin_min)
+    theirs["platoon_ratio"] = _drop_partial(theirs["platoon_ratio"], partial)
+    ours["platoon_ratio"] = _drop_partial(ours["platoon_ratio"], partial)
     results = {}
     for name in AGREEMENT_MEASURES:
         ok = no_green_arrivals if name in ("arrival_on_green", "platoon_ratio") else None
@@ -140,4 +164,28 @@ def test_log_starting_mid_green_and_ending_mid_green():
             (11.0, "7", 11, 2)]
     rows += _cycle(40) + [(100.0, "7", 1, 2)]
     rows += [(s, "7", 82, 5) for s in (2, 20, 45, 101, 130)] + [(s + 0.3, "7", 81, 5) for s in (2, 20, 45, 101, 130)]
-    assert_agree(make_events(rows), CFG, expect_rows=("platoon_ratio",))
+    events = make_events(rows)
+    assert_agree(events, CFG, expect_rows=("arrival_on_green",))
+    # the platoon ratio of this 130.3 s log, by hand: green from the first event (0 s) to the yellow at 5 s, 40-60 s,
+    # and from 100 s to the last event (130.3 s): 55.3 s of the 130.3 s covered (atspm: the green open at the end
+    # runs to 00:15 and the ratio divides by the whole 900 s bin)
+    log, cfg = events_from_frame(events), detectors_from_frame(CFG)
+    aog = M.arrival_on_green(log, cfg, 15, project=False)
+    (row,) = M.platoon_ratio(log, cfg, aog, 15).to_dict("records")
+    assert row["Green_Seconds"] == pytest.approx(55.3)
+    assert row["Green_Ratio"] == pytest.approx(55.3 / 130.3)
+    assert row["Platoon_Ratio"] == pytest.approx(row["Percent_AOG"] / (55.3 / 130.3))
+
+
+def test_arrivals_projected_past_the_end_of_the_log_are_left_out():
+    """An advance arrival 100 m out at 13.9 m/s reaches the stop bar 7.2 s later; one logged 3 s before the last
+    event would land in a bin the log does not reach, counted on green because the last state carries over."""
+    rows = _cycle(0, green=30.0) + [(50.0, "7", 1, 2)]  # green again from 50 s, the log ending at 60 s
+    rows += [(s, "7", 82, 5) for s in (10.0, 52.0, 57.0)] + [(s + 0.3, "7", 81, 5) for s in (10.0, 52.0, 57.0)]
+    rows += [(60.0, "7", 81, 1)]
+    cfg = CFG.assign(DistanceToStopbar_m=100.0, ApproachSpeed_mps=13.9)
+    log, det = events_from_frame(make_events(rows)), detectors_from_frame(cfg)
+    aog = M.arrival_on_green(log, det, 15, project=True)
+    # 10 s -> 17.2 s (green) and 52 s -> 59.2 s (green) are in; 57 s -> 64.2 s is past the last event (60 s)
+    assert aog[["Total_Actuations", "Green_Actuations"]].to_dict("records") == [
+        {"Total_Actuations": 2, "Green_Actuations": 2}]

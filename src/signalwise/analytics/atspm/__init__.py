@@ -20,6 +20,7 @@ Intentional differences from the atspm package
    DistanceToStopbar_m / ApproachSpeed_mps when the configuration gives them
    (`project=True`, the CLI default; `--no-project` or configurations without
    those columns give atspm's numbers). atspm only shifts by a fixed latency.
+   An arrival projected past the device's last event is left out.
 3. Yellow/red actuations are binned with the requested bin size; atspm always
    uses 15 minutes for that table whatever its bin_size.
 4. Split failures by lane (by_approach=False): atspm 2.6.1 returns no rows
@@ -32,7 +33,10 @@ Intentional differences from the atspm package
 6. Input: exact duplicates, rows out of time order, codes outside 0-255 and
    device silences over 5 minutes are counted and reported (atspm drops
    duplicates silently). Timestamps are kept to the microsecond as atspm does.
-7. Extra measures atspm does not have in this form: red-light running from
+7. Platoon ratio: g/C over the part of each bin the device's log covers, an
+   open green ending at the device's last event (atspm: the whole bin, the
+   open green to the bin's end); bins covered whole agree.
+8. Extra measures atspm does not have in this form: red-light running from
    stop-bar on/off pairs (`red_light_running`), phase wait from detector
    calls when the log has no phase-call (43) events, split monitor, PCD,
    preemption details.

@@ -158,11 +158,30 @@ def _compute_aog_rows(log: EventLog, config: DetectorConfig, latency_s: float, p
     return t[det], dev[det], phase[det], chan[det], state[det], seg[det]
 
 
+def device_spans_us(log: EventLog) -> tuple[np.ndarray, np.ndarray]:
+    """Per device (by its index in `log.devices`): the time of its first and its last event, µs."""
+    n = len(log.devices)
+    first = np.full(n, np.iinfo(np.int64).max, np.int64)
+    last = np.full(n, np.iinfo(np.int64).min, np.int64)
+    if len(log):
+        dev = log.device.astype(np.int64)
+        np.minimum.at(first, dev, log.time_us)
+        np.maximum.at(last, dev, log.time_us)
+    return first, last
+
+
 def arrival_on_green(log: EventLog, config: DetectorConfig, bin_min: int = 15,
                      latency_s: float = 0.0, project: bool = False):
-    """Share of advance-detector arrivals while the phase shows green, per bin and phase."""
+    """Share of advance-detector arrivals while the phase shows green, per bin and phase.
+
+    An arrival projected to the stop bar past the device's last event is left out: the log does not
+    say what the signal showed then (its state would carry over from the last event).
+    """
     bin_us = bin_min * 60 * US_PER_S
     t, dev, phase, _, state, _ = _aog_rows(log, config, latency_s, project)
+    if len(t):
+        seen = t <= device_spans_us(log)[1][dev]
+        t, dev, phase, state = t[seen], dev[seen], phase[seen], state[seen]
     g = _count({"TimeStamp": K.bucket(t, bin_us), "DeviceId": dev, "Phase": phase},
                {"Green_Actuations": (state == 1).astype(np.int64)})
     total = g["_n"]
@@ -177,11 +196,14 @@ def green_seconds_by_bin(log: EventLog, config: DetectorConfig | None, bin_min: 
     """Seconds each phase showed green in each bin (greens clipped at bin edges).
 
     A green runs from begin green (1) to the next begin green/yellow (1/8); a
-    green still open at the end of the data runs to the end of its bin, and a
-    yellow with no green before it (data starts mid-green) is green from the
-    start of its bin — as atspm's platoon ratio assumes.
+    green still open at the end of the data runs to the device's last event,
+    and a yellow with no green before it (data starts mid-green) is green from
+    the device's first event. atspm's platoon ratio runs them to the end and
+    from the start of their bins, which on a log ending mid-bin (a 5-minute
+    run, an API time range) counted greens the log never showed.
     """
     bin_us = bin_min * 60 * US_PER_S
+    first_us, last_us = device_spans_us(log)
     pi = K.phase_events(log, config, function, (1, 8))
     t = log.time_us[pi]
     dev = log.device[pi].astype(np.int64)
@@ -203,9 +225,10 @@ def green_seconds_by_bin(log: EventLog, config: DetectorConfig | None, bin_min: 
         prev_code[1:] = code[:-1]
     prev_code[new] = 0
     g1 = code == 1
-    start1, end1 = t[g1], np.where(last[g1], K.bucket(t[g1], bin_us) + bin_us, nxt_t[g1])
+    open_end = np.minimum(K.bucket(t[g1], bin_us) + bin_us, last_us[dev[g1]])
+    start1, end1 = t[g1], np.where(last[g1], open_end, nxt_t[g1])
     g8 = (code == 8) & ((prev_code == 0) | (prev_code == 8))
-    start8, end8 = K.bucket(t[g8], bin_us), t[g8]
+    start8, end8 = np.maximum(K.bucket(t[g8], bin_us), first_us[dev[g8]]), t[g8]
     start = np.concatenate([start1, start8])
     end = np.concatenate([end1, end8])
     gdev = np.concatenate([dev[g1], dev[g8]])
@@ -226,12 +249,31 @@ def green_seconds_by_bin(log: EventLog, config: DetectorConfig | None, bin_min: 
                   Green_Seconds=g["Green_Seconds"])
 
 
+def covered_seconds(log: EventLog, bins, devices, bin_min: int) -> np.ndarray:
+    """Seconds of each (bin start, device name) the device's log covers, first event to last."""
+    import pandas as pd
+
+    bin_us = bin_min * 60 * US_PER_S
+    first_us, last_us = device_spans_us(log)
+    index = {name: i for i, name in enumerate(log.devices)}
+    dev = np.array([index[d] for d in devices], np.int64)
+    lo = pd.to_datetime(bins).to_numpy("datetime64[us]").astype(np.int64)
+    start = np.maximum(lo, first_us[dev])
+    end = np.minimum(lo + bin_us, last_us[dev])
+    return np.maximum(end - start, 0) / US_PER_S
+
+
 def platoon_ratio(log: EventLog, config: DetectorConfig, aog, bin_min: int = 15):
-    """Platoon ratio Rp = (share arriving on green) / (g/C) per bin, and the HCM arrival type."""
+    """Platoon ratio Rp = (share arriving on green) / (g/C) per bin, and the HCM arrival type.
+
+    g/C is the bin's green over the part of the bin the device's log covers (atspm divides by the
+    whole bin, so a log ending mid-bin made random arrivals look like type-6 platoons).
+    """
     greens = green_seconds_by_bin(log, config, bin_min, "Advance")
     df = aog.merge(greens, on=["TimeStamp", "DeviceId", "Phase"], how="inner")
     df = df[df["Green_Seconds"] > 0].copy()
-    df["Green_Ratio"] = df["Green_Seconds"] / (bin_min * 60.0)
+    covered = covered_seconds(log, df["TimeStamp"], df["DeviceId"], bin_min)
+    df["Green_Ratio"] = df["Green_Seconds"] / np.where(covered > 0, covered, bin_min * 60.0)
     df["Platoon_Ratio"] = df["Percent_AOG"] / df["Green_Ratio"]
     rp = df["Platoon_Ratio"].to_numpy()
     df["Arrival_Type"] = np.select([rp <= 0.5, rp <= 0.85, rp <= 1.15, rp <= 1.5, rp <= 2.0],
