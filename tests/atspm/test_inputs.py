@@ -68,3 +68,16 @@ def test_bin_size_must_divide_an_hour(tmp_path):
     p = write(tmp_path, "TimeStamp,DeviceId,EventId,Parameter\n2025-01-06 07:00:00.0,A,82,1\n")
     with pytest.raises(ValueError, match="divide an hour"):
         compute_all(read_event_log(p), None, bin_min=7)
+
+
+def test_an_event_log_with_no_events_is_said_to_be_empty(tmp_path):
+    """It wrote every table empty and said nothing, as if the signal had done nothing all day."""
+    from typer.testing import CliRunner
+
+    from signalwise.cli import app
+
+    log = tmp_path / "empty.csv"
+    log.write_text("TimeStamp,DeviceId,EventId,Parameter\n")
+    r = CliRunner().invoke(app, ["atspm", "--events", str(log), "--out", str(tmp_path / "out"), "--no-charts"])
+    assert r.exit_code == 0, r.output
+    assert f"warning: {log} holds no events: every table is empty" in r.output

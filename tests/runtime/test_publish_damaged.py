@@ -57,3 +57,33 @@ def test_an_event_log_cut_short_is_refused_and_nothing_is_half_stored(run_dir, t
     finally:
         (run_dir / "events.csv").write_text(original)
     assert _stored(db_url, simulation_id(run_dir)) == kept
+
+
+def test_publish_says_what_is_wrong_with_a_directory_in_one_line_and_exits_2(run_dir, tmp_path):
+    """A damaged file is bad input (exit 2), not a store that failed (it said 'cannot store the runs in ...' with
+    exit 1); a row cut short says so instead of 'list index out of range'; an interrupted run names the file it
+    lacks and what its run.json says."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from signalwise.cli import app
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    cut = tmp_path / "cut"
+    shutil.copytree(run_dir, cut)
+    text = (cut / "events.csv").read_text()
+    (cut / "events.csv").write_text(text[: len(text) // 2].rsplit(",", 1)[0])
+    r = CliRunner().invoke(app, ["publish", str(cut), "--db", db])
+    assert r.exit_code == 2, r.output
+    (line,) = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert line.startswith(f"error: {cut / 'events.csv'}:") and "3 of its 4 columns" in line
+    assert line.endswith("nothing was stored") and "cannot store" not in line
+
+    stopped = tmp_path / "stopped"
+    shutil.copytree(run_dir, stopped)
+    (stopped / "metrics.json").unlink()
+    info = json.loads((stopped / "run.json").read_text())
+    (stopped / "run.json").write_text(json.dumps({**info, "status": "incomplete", "reason": "interrupted"}))
+    r = CliRunner().invoke(app, ["publish", str(stopped), "--db", db])
+    assert r.exit_code == 2 and "(no metrics.json; run.json says the run is incomplete (interrupted))" in r.stderr

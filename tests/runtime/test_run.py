@@ -180,7 +180,7 @@ def test_ctrl_c_or_sigterm_marks_the_run_incomplete_and_says_which(tmp_path, sig
     finally:
         proc.kill()
     assert proc.returncode == INTERRUPTED, err[-2000:]
-    assert f"error: {reason}; the run directory is marked incomplete" in err and "Traceback" not in err
+    assert f"error: {reason}; the run directory {run_dir} is marked incomplete" in err and "Traceback" not in err
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "incomplete" and info["reason"] == reason and info["finished"]
     assert not (run_dir / "metrics.json").exists()

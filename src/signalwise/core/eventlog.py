@@ -102,4 +102,6 @@ def read_events(path: Path, start: dt.datetime = DEFAULT_START) -> Iterator[Sign
                 yield SignalEvent(time_s, device, int(code), int(parameter))
             except (ValueError, TypeError, IndexError) as exc:
                 as_read = dict(zip(header, row, strict=False))
-                raise ValueError(f"{path}:{line_no}: bad event row {as_read!r}: {exc}") from None
+                why = (f"{len(row)} of its {len(header)} columns (the file cut short, or a broken row)"
+                       if len(row) < len(header) else exc)
+                raise ValueError(f"{path}:{line_no}: bad event row {as_read!r}: {why}") from None

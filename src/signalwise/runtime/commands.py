@@ -53,7 +53,9 @@ def friendly_errors(fn):
             msg = str(err.get("msg", "")).removeprefix("Value error, ")
             _fail(f"invalid {where}: {msg}" if where != "config" else msg)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM inside `sigterm_as_interrupt`
-            _fail(f"{stop_reason(exc)}; the run directory is marked incomplete", code=INTERRUPTED)
+            # what was left, when a run said so (stopped while starting, no run directory had been written)
+            marked = getattr(exc, "marked_incomplete", None)
+            _fail(f"{stop_reason(exc)}; {marked}" if marked else stop_reason(exc), code=INTERRUPTED)
         except Exception as exc:
             # a --config file's `alerts:` section (`signalwise live`)
             if raised_from(exc, "signalwise.runtime.live.alerts", "AlertConfigError"):
@@ -596,9 +598,24 @@ def _runs_in(d: Path) -> list[Path]:
         return [d]
     runs = sorted(r for r in d.iterdir() if _is_complete_run(r)) if (d / "summary.json").is_file() else []
     if not runs:
-        raise FileNotFoundError(f"{d}: not a complete run directory (no metrics.json / config.yaml) "
-                                "nor a compare directory holding any")
+        missing = [name for name in ("metrics.json", "config.yaml") if not (d / name).is_file()]
+        raise FileNotFoundError(f"{d}: not a complete run directory (no {' nor '.join(missing)}"
+                                f"{_run_status(d)}) nor a compare directory holding any")
     return runs
+
+
+def _run_status(d: Path) -> str:
+    """`; run.json says ...` when the directory's run.json says why it is not complete."""
+    import json
+
+    try:
+        info = json.loads((d / "run.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    status, reason = info.get("status"), info.get("reason")
+    if not isinstance(status, str) or status == "complete":
+        return ""
+    return f"; run.json says the run is {status}" + (f" ({reason})" if isinstance(reason, str) and reason else "")
 
 
 def _is_complete_run(d: Path) -> bool:
@@ -608,13 +625,22 @@ def _is_complete_run(d: Path) -> bool:
 def _publish(run_dirs: list[Path], db: str, console) -> None:
     """Write runs into the store (per-intersection records, metrics, events)."""
     try:
-        from .records import publish_runs
+        from .records import RunFilesError, publish_runs
     except ImportError as exc:  # the store is an optional part of older installs
         _fail(f"the store is not available: {exc}")
     from ..store.cli_engine import open_or_exit
 
     url = _store_url(db)
-    n = open_or_exit(lambda: publish_runs(run_dirs, url), f"cannot store the runs in {_shown_url(url)}")
+
+    def store() -> int | RunFilesError:
+        try:
+            return publish_runs(run_dirs, url)
+        except RunFilesError as exc:  # a damaged run directory is bad input, not a store that failed
+            return exc
+
+    n = open_or_exit(store, f"cannot store the runs in {_shown_url(url)}")
+    if isinstance(n, RunFilesError):
+        _fail(f"{n}; nothing was stored")
     console.print(f"stored {len(run_dirs)} run(s), {n} intersection records -> {_shown_url(url)}", soft_wrap=True)
 
 

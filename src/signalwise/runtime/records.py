@@ -12,6 +12,7 @@ scenario and seed when that run is published in the same call.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import csv
 import datetime as dt
 import json
@@ -166,8 +167,9 @@ def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
     run_dirs = [Path(d) for d in run_dirs]
     infos, configs = {}, {}
     for d in run_dirs:
-        infos[d] = json.loads((d / "metrics.json").read_text())
-        configs[d] = _read_yaml(d / "config.yaml")
+        with _reading(d):
+            infos[d] = json.loads((d / "metrics.json").read_text())
+            configs[d] = _read_yaml(d / "config.yaml")
 
     def paired(d: Path) -> tuple:  # the baseline of a run is the one of the same scenario, seed and conditions
         return infos[d]["scenario"], infos[d]["seed"], conditions_key(run_conditions(configs[d]))
@@ -181,9 +183,10 @@ def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
         if base == d or not (_emissions_recorded(m) and base is not None and _emissions_recorded(
                 json.loads((base / "metrics.json").read_text()))):
             base = None  # fuel and CO2 "saved" need both runs' emissions: without them it is unknown, stored as 0
-        records = list(build_records(d, base))
-        for _event in read_events(d / "events.csv"):
-            pass
+        with _reading(d):
+            records = list(build_records(d, base))
+            for _event in read_events(d / "events.csv"):
+                pass
         prepared.append((d, m, records))
     total = 0
     for d, m, records in prepared:
@@ -212,6 +215,24 @@ def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
         bulk_insert_events(engine, ((start + dt.timedelta(seconds=e.time_s), e.device_id, e.event_code, e.parameter)
                                     for e in read_events(d / "events.csv")), simulation_id=sim_id)
     return total
+
+
+class RunFilesError(ValueError):
+    """A run directory's files cannot be read (cut short, damaged): bad input, refused before anything is stored."""
+
+
+@contextlib.contextmanager
+def _reading(run_dir: Path) -> Iterator[None]:
+    """Errors reading `run_dir`'s files as one RunFilesError naming where (the database is not touched here)."""
+    try:
+        yield
+    except RunFilesError:
+        raise
+    except ValueError as exc:  # the event log and the SUMO files name the file and line themselves
+        raise RunFilesError(str(exc) if str(run_dir) in str(exc) else f"{run_dir}: {exc}") from None
+    except (OSError, KeyError, TypeError) as exc:
+        what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise RunFilesError(f"{run_dir}: {what}") from None
 
 
 def _stored_baseline(engine, scenario: str, seed: int, conditions: str) -> Path | None:

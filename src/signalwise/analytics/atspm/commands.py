@@ -104,6 +104,8 @@ def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts
     typer.echo(f"{n_events:,} events from {n_devices} device(s), {bin_min}-min bins, {elapsed:.1f} s")
     for name, n in rows.items():
         typer.echo(f"  {name:22s} {n:7,d} rows")
+    if n_events == 0:
+        warnings = [*warnings, f"{events} holds no events: every table is empty"]
     if run is not None and _recorded_lean(run):
         warnings = [*warnings, f"{run} was recorded lean (record: lean, as training episodes are): it has no "
                                "detector events, so the measures made from them are empty; run it again with "
