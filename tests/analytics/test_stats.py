@@ -67,3 +67,8 @@ def test_comparing_controllers_leaves_scipy_stats_unimported():
             "compare([1.0, 2.0, 3.5], [2.0, 2.5, 4.0], paired=True); print('scipy.stats' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_one_value_has_a_mean_and_no_interval():
+    ci = mean_ci([35.2])
+    assert ci.mean == 35.2 and ci.n == 1 and math.isnan(ci.ci_low) and math.isnan(ci.ci_high)

@@ -66,13 +66,14 @@ def _mean_var(xs: Sequence[float]) -> tuple[float, float]:
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> MeanCI:
-    """Mean and Student-t confidence interval; a single value gives a zero-width interval."""
+    """Mean and Student-t confidence interval; a single value has no interval (NaN ends, None in JSON): a
+    zero-width one would read as certainty."""
     xs = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     n = len(xs)
     if n == 0:
         return MeanCI(math.nan, math.nan, math.nan, 0)
     if n == 1:
-        return MeanCI(xs[0], xs[0], xs[0], 1)
+        return MeanCI(xs[0], math.nan, math.nan, 1)
     m, var = _mean_var(xs)
     half = _t_quantile(0.5 + confidence / 2, n - 1) * math.sqrt(var / n)
     return MeanCI(m, m - half, m + half, n)
