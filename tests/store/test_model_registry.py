@@ -182,6 +182,9 @@ def test_a_directory_registry_is_imported_once_with_what_was_active(registry, mo
     root2 = _directory_registry(tmp_path / "dir2", {"v1": third}, {"D": ["v1"]})
     report = registry.import_file_registry(root2)
     assert report.versions == {"v1": "v3"} and registry.active() == {"C": "v1", "D": "v3"}
+    # ... and imported again, its files are found under the name they were given (they were added again each time)
+    again = registry.import_file_registry(root2)
+    assert again.same_as == {"v1": "v3"} and [v.version for v in registry.versions()] == ["v1", "v2", "v3"]
 
 
 def test_the_configured_directory_registry_is_imported_on_first_use_only_into_an_empty_database(

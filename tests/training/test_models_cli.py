@@ -107,3 +107,16 @@ def test_run_and_compare_read_the_registry_of_their_own_db(tmp_path):
             "--db", url, "--out", "c")
     assert p.returncode == 0, p.stderr[-2000:]
     assert not (tmp_path / "signalwise.db").exists()  # nothing looked in the default database
+
+
+def test_adding_the_same_files_again_says_which_version_holds_them(tmp_path):
+    cfg = RunConfig(scenario="single")
+    inters, _ = probe_network(cfg, resolve_scenario(cfg))
+    model = write_model(tmp_path / "m", inters)
+    env = {"SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}", "SIGNALWISE_MODEL_CACHE": str(tmp_path / "c"),
+           "SIGNALWISE_MODEL_REGISTRY": str(tmp_path / "none")}
+    first = _cli("add", str(model), env=env)
+    assert first.returncode == 0 and "registered v1" in first.stdout and "same files" not in first.stdout
+    second = _cli("add", str(model), env=env)
+    assert second.returncode == 0 and "registered v2" in second.stdout
+    assert "the same files as v1 (stored once)" in second.stdout

@@ -514,7 +514,8 @@ class ModelRegistry:
 
         Versions keep their names where free; a name already taken by other
         files gets the next number (the report says which). A version whose
-        files are already registered under its name is not added twice, so
+        files are already registered under its name, or that an earlier import
+        of the same directory added under another, is not added twice, so
         importing again changes nothing. Each intersection's deployments are
         imported, in order, only when the database has none for it. Every
         version is read and checked before anything is written.
@@ -541,17 +542,21 @@ class ModelRegistry:
         with self.engine.connect() as conn:
             taken = dict(conn.execute(select(V.c.version, V.c.content_sha256)).all())
             removed = set(conn.execute(select(V.c.version).where(V.c.removed_at.is_not(None))).scalars())
+            # what earlier imports of these files added, whatever name a taken one was given instead
+            imported = {(src, content): version for version, src, content in conn.execute(
+                select(V.c.version, V.c.source, V.c.content_sha256).where(V.c.removed_at.is_(None)))}
         for name, meta, files, where, _registered in read:
             content = _manifest_sha256({n: hashlib.sha256(d).hexdigest() for n, d in files.items()})
+            source = f"{where} (imported from {root.resolve()})"
             if taken.get(name) == content and name in removed:
                 report.skipped.append(f"{name}: removed from the registry, not imported again")
                 continue
-            if taken.get(name) == content:
-                report.same_as[name] = name
-                report.versions[name] = name
+            if taken.get(name) == content or (source, content) in imported:  # imported before (renamed, maybe)
+                report.same_as[name] = imported.get((source, content), name)
+                report.versions[name] = report.same_as[name]
                 continue
             keep = name if _version_number(name) is not None and name not in taken else None
-            mv = self._insert_version(meta, files, who, f"{where} (imported from {root})", version=keep)
+            mv = self._insert_version(meta, files, who, source, version=keep)
             taken[mv.version] = content
             report.versions[name] = mv.version
         with self.engine.begin() as conn:

@@ -649,9 +649,12 @@ def models_add(path: Annotated[Path, typer.Argument(help="a model directory (e.g
 def _models_add(path, db) -> None:
     from .registry import register_model
 
-    mv = register_model(_registry(db), path)
+    reg = _registry(db)
+    mv = register_model(reg, path)
+    same = [v.version for v in reg.versions() if v.content_sha256 == mv.content_sha256 and v.version != mv.version]
     typer.echo(f"registered {mv.version} ({mv.scenario}, {_signals(mv.intersections)}; "
-               f"{mv.size_bytes / 1024:.0f} KiB) from {path}")
+               f"{mv.size_bytes / 1024:.0f} KiB) from {path}"
+               + (f"; the same files as {', '.join(same)} (stored once)" if same else ""))
 
 
 def _signals(intersections) -> str:
