@@ -223,3 +223,27 @@ def test_a_damaged_model_is_refused_by_run_and_models_add_in_one_line(tmp_path, 
     if case != "training.episodes a word":  # the run reads no training record
         refused(in_a_process("run", "-s", "single", "-c", f"ql:{model}", "--duration", "10",
                              "--out", str(tmp_path / "runs")))
+
+
+def test_a_resumed_training_counts_its_earlier_session_and_one_with_nothing_left_keeps_its_evaluations(
+        one_episode, resumed_to_two, tmp_path):
+    """training.wall_s summed each episode's time inside its worker, so a resumed run reported less than its first
+    session alone; and a resume with nothing left to train copied the checkpoint over the model, dropping the
+    evaluations recorded in it since."""
+    out, r = resumed_to_two
+    assert r.returncode == 0, r.stderr
+
+    def meta(d):
+        return json.loads((d / "model" / "meta.json").read_text())
+
+    first_s, both_s = meta(one_episode)["training"]["wall_s"], meta(out)["training"]["wall_s"]
+    assert both_s > first_s > 0  # the second session adds to the first
+    done = tmp_path / "t"
+    shutil.copytree(out, done)
+    ev = in_a_process("evaluate", "--model", str(done / "model"), "--seeds", "1", "--duration", "60",
+                      "--workers", "1", "--out", str(tmp_path / "ev"))
+    assert ev.returncode == 0, ev.stderr
+    assert len(meta(done)["evaluations"]) == 1
+    again = in_a_process("train", *SHORT, "--episodes", "2", "--out", str(done), "--resume")  # nothing to train
+    assert again.returncode == 0, again.stderr
+    assert len(meta(done)["evaluations"]) == 1 and meta(done)["training"]["wall_s"] == both_s

@@ -72,7 +72,6 @@ def train_selected(cfg: TrainConfig, candidates: tuple[int, ...] = AUTO_CANDIDAT
                                 "--guide-visits it was started with")
         raise TrainingError(f"{out}: nothing to resume (no checkpoint of any guide threshold: "
                             f"{', '.join(candidate_dir(out, n).name for n in candidates)})")
-    t0 = time.perf_counter()
     paths = {}
     for n in candidates:
         sub = replace(cfg, out=candidate_dir(out, n), hyper=replace(cfg.hyper, guide_visits=n))
@@ -84,8 +83,12 @@ def train_selected(cfg: TrainConfig, candidates: tuple[int, ...] = AUTO_CANDIDAT
         paths[n] = sub.out / "model"
     if on_stage:
         on_stage(f"validating on {n_validation} seeds")
+    t_validation = time.perf_counter()
     choice = validate(cfg, paths, validation_seeds(cfg.seed, n_validation), renew_validation_dir(out))
-    choice["wall_s"] = round(time.perf_counter() - t0, 1)
+    # every candidate's training, over all its sessions (a resumed one counts the earlier ones), and this validation
+    trained_s = sum(float((json.loads((p / "meta.json").read_text()).get("training") or {}).get("wall_s") or 0.0)
+                    for p in paths.values())
+    choice["wall_s"] = round(trained_s + time.perf_counter() - t_validation, 1)
     model = _install(out, paths[choice["trained_with"]], choice)
     shutil.rmtree(out / "validation.previous", ignore_errors=True)  # the installed model's runs are in validation/
     return model
@@ -152,6 +155,14 @@ def _install(out: Path, chosen: Path, choice: dict) -> Model:
     meta = json.loads((tmp / "meta.json").read_text())
     meta["selection"] = choice
     meta["deployment"] = {"guide_visits": choice["guide_visits"]}
+    try:  # the same table installed again (a resume with nothing left to train): its evaluations still hold
+        before = json.loads((out / "model" / "meta.json").read_text())
+        same = (before.get("deployment"), (before.get("training") or {}).get("episodes")) == (
+            meta["deployment"], (meta.get("training") or {}).get("episodes"))
+        if same and before.get("evaluations"):
+            meta["evaluations"] = before["evaluations"]
+    except (OSError, ValueError, AttributeError):
+        pass
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
     shutil.rmtree(out / "model", ignore_errors=True)
     tmp.rename(out / "model")

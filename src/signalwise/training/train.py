@@ -233,8 +233,8 @@ def train(cfg: TrainConfig, resume: bool = False, on_episode: OnEpisode | None =
         # the checkpoint the state names, not out/model: a kill while a round was saved leaves out/model a round
         # ahead of the state, or gone, and resuming from it would train that round twice
         ck = _checkpoint_dir(out, start)
-        if ck.is_dir():
-            _install(out, ck)
+        if ck.is_dir() and _episodes_of(out / "model") != start:  # out/model as the state left it stays, with
+            _install(out, ck)  # the evaluations recorded in it since
         model = load_model(out / "model", mmap=False)
     elif state_file.exists():
         raise TrainingError(f"{out}: a training run is already there; use --resume or another --out")
@@ -242,7 +242,9 @@ def train(cfg: TrainConfig, resume: bool = False, on_episode: OnEpisode | None =
         raise TrainingError(f"{out}: a model is already there; use another --out")
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    wall_before = sum(h.get("wall_s", 0.0) for h in history)
+    # the sessions before this one, as the resumed checkpoint counted them (the episodes' own wall_s are each
+    # worker's time inside its episode, not the training's)
+    wall_before = float((model.meta.get("training") or {}).get("wall_s") or 0.0) if model is not None else 0.0
 
     own = executor is None
     executor = executor or make_executor(cfg.ray_address, cfg.workers)
@@ -344,6 +346,14 @@ def _checkpoint(out: Path, model: Model, episodes_done: int, cfg: TrainConfig, h
     cks = sorted((out / "checkpoints").iterdir())
     for old in cks[:-CHECKPOINTS_KEPT]:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _episodes_of(model_dir: Path) -> int | None:
+    """The episodes a model directory's metadata says it was trained for; None when it has none."""
+    try:
+        return int(json.loads((model_dir / "meta.json").read_text())["training"]["episodes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _install(out: Path, checkpoint: Path) -> None:
