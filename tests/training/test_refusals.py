@@ -247,3 +247,11 @@ def test_a_resumed_training_counts_its_earlier_session_and_one_with_nothing_left
     again = in_a_process("train", *SHORT, "--episodes", "2", "--out", str(done), "--resume")  # nothing to train
     assert again.returncode == 0, again.stderr
     assert len(meta(done)["evaluations"]) == 1 and meta(done)["training"]["wall_s"] == both_s
+
+
+def test_a_search_whose_validation_runs_saw_no_vehicle_is_refused(tmp_path):
+    """Half a second lets no vehicle in: both sides validated at 0.0 s, and the tie went to the searched weights."""
+    r = in_a_process("train", "-s", "single", "--duration", "0.5", "--generations", "1", "--popsize", "2",
+                     "--validation-seeds", "1", "--workers", "1", "--out", str(tmp_path / "t"))
+    refused(r, "no vehicle entered the network in the validation runs (--duration 0.5 s: give a longer one)")
+    assert not (tmp_path / "t" / "model").exists()

@@ -248,6 +248,7 @@ def run_policy_episode(payload: str) -> dict:
     shutil.rmtree(Path(p["run_dir"]), ignore_errors=True)  # a search runs hundreds: keep the figures only
     m = result.metrics
     return {"key": p["key"], "avg_delay_s": m["network"]["avg_delay_s"],
+            "vehicles": int(m["network"].get("vehicles_total", 0)),
             "violations": m.get("safety", {}).get("violations", -1),
             "fallback_fraction": m["network"]["fallback_fraction"], "wall_s": round(wall, 2),
             # halting vehicles on each signal's own approaches: what a per-signal search tells that signal
@@ -421,9 +422,14 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
         jobs = [(name, s, w, {"signal_weights": signal_weights[name]})
                 for name, w in candidates.items() if name not in known for s in vseeds]
         res = run_episodes(cfg, executor, jobs, out / "episodes" / "validation")
+        if res and not any(r.get("vehicles", 1) for r in res.values()):
+            window = f" (--duration {cfg.duration_s:g} s: give a longer one)" if cfg.duration_s else ""
+            raise TrainingError(f"no vehicle entered the network in the validation runs{window}: a delay of 0 s "
+                                "says nothing of the weights")
         vdelay = {name: known[name] if name in known else
                   float(np.mean([res[(name, s)]["avg_delay_s"] for s in vseeds])) for name in candidates}
-        chosen = "learned" if vdelay["learned"] <= vdelay["start"] else "start"
+        # a tie keeps the start, the rule a reader can check; the search has to win to replace it
+        chosen = "learned" if vdelay["learned"] < vdelay["start"] else "start"
     finally:
         if own:
             executor.close()
