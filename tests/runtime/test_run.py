@@ -252,3 +252,23 @@ def test_a_run_directory_of_your_own_network_is_named_after_it(tmp_path):
     assert new_run_dir(RunConfig(sumocfg=tmp_path / "harbour.sumocfg", seed=3, out_dir=tmp_path)).name.endswith(
         "-harbour-max-pressure-s3")
     assert new_run_dir(RunConfig(scenario="corridor", out_dir=tmp_path)).name.endswith("-corridor-max-pressure-s1")
+
+
+def test_a_comparison_of_two_models_whose_names_make_one_directory_runs_both(tmp_path, monkeypatch):
+    """ql:x-y/model and ql:x/y-model both make ql-x-y-model: the second run found the first's directory and failed,
+    told to use a --run-dir that compare does not have."""
+    import shutil
+
+    from signalwise.control.learning.shipped import shipped_model_path
+    from signalwise.runtime.compare import compare_controllers
+    from signalwise.runtime.config import RunConfig
+
+    for where in ("x-y/model", "x/y-model"):
+        shutil.copytree(shipped_model_path("single"), tmp_path / where)
+    monkeypatch.chdir(tmp_path)  # short names, as a user gives them: a long one has a hash of its own
+    specs = ["ql:x-y/model", "ql:x/y-model"]
+    result = compare_controllers(RunConfig(scenario="single", duration_s=60, record="lean"), specs, [1],
+                                 tmp_path / "cmp", workers=1)
+    assert not result.failures, result.failures
+    dirs = {result.run_dirs[(c, 1)] for c in specs}
+    assert len(dirs) == 2 and all(d.parent == tmp_path / "cmp" for d in dirs)

@@ -25,7 +25,7 @@ from ..outdirs import why_not_fresh
 from ..sim.processes import fresh_process_context, in_callers_env
 from ..termination import Terminated, sigterm_as_interrupt
 from .config import RunConfig
-from .run import RunDirectoryError, slug
+from .run import RunDirectoryError, distinct_slugs
 
 #: (metric key in metrics.json "network", label, unit, lower is better)
 METRICS = (
@@ -103,10 +103,11 @@ def compare_controllers(base: RunConfig, controllers: list[str], seeds: list[int
     stopped = ctx.Event()
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1, initializer=_note_stop,
                              initargs=(stopped,)) as pool, _stopped_on_interrupt(pool, stopped):
+        dirs = distinct_slugs(list(controllers))
         for seed in seeds:
             for c in controllers:
                 cfg = base.model_copy(update={"controller": c, "seed": seed, "out_dir": out_dir})
-                rd = out_dir / f"{slug(c)}-s{seed}"
+                rd = out_dir / f"{dirs[c]}-s{seed}"
                 jobs[pool.submit(in_callers_env(_run_one), cfg.model_dump_json(), str(rd))] = (c, seed)
         for fut in as_completed(jobs):
             key = jobs[fut]

@@ -354,5 +354,16 @@ def slug(text: str) -> str:
     return name[:31] + "-" + hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
+def distinct_slugs(texts: list[str]) -> dict[str, str]:
+    """`slug` of each text, with a hash added where two would make one name (ql:x-y/model and ql:x/y-model):
+    the runs of one comparison never share a directory."""
+    import hashlib
+    from collections import Counter
+
+    names = {t: slug(t) for t in texts}
+    taken = Counter(names.values())
+    return {t: n if taken[n] == 1 else f"{n}-{hashlib.sha1(t.encode()).hexdigest()[:8]}" for t, n in names.items()}
+
+
 def _now() -> str:
     return dt.datetime.now().isoformat(timespec="seconds")
