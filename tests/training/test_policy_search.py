@@ -112,7 +112,7 @@ def test_train_phase_score_from_the_command_line(tmp_path):
     assert meta["policy"]["shared_lanes"] == "skip"  # as max-pressure under RESCO's rules
     model = tmp_path / "t" / "model"
     assert f"next: signalwise evaluate --model {model}  (held-out seeds against max-pressure); " \
-           f"signalwise run -s single -c ql:{model}; signalwise models add {model}" in p.stderr
+           f"signalwise run -s single -c ql:{model} --timing benchmark; signalwise models add {model}" in p.stderr
     bad = signalwise_here("train", "--agent", "phase-score", "--timing", "rush-hour", "--out", str(tmp_path / "u"))
     assert bad.returncode == 2 and "rush-hour" in bad.stderr and "Traceback" not in bad.stderr
     bad = signalwise_here("train", "--agent", "phase-score", "--zone-m", "-1", "--out", str(tmp_path / "v"))

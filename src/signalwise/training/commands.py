@@ -480,20 +480,25 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
         tried = ", ".join(f"seed {seed} {d:.1f} s" for seed, d in r["candidates"].items())
         console.print(f"restarts (validation seeds {r['seeds']}, avg delay): {tried} -> the model is seed "
                       f"{r['chosen']}'s search")
-    console.print(_next_steps(out / "model", scenario, sumocfg, net, routes), soft_wrap=True)
+    console.print(_next_steps(out / "model", scenario, sumocfg, net, routes, timing, config, cycle_calls),
+                  soft_wrap=True)
 
 
-def _next_steps(model: Path, scenario: str, sumocfg: Path | None, net: Path | None, routes) -> str:  # noqa: ANN001
-    """What a person does with a model just trained: the three commands, with its path and its network (evaluate
-    finds the network itself; a run must be told)."""
+def _next_steps(model: Path, scenario: str, sumocfg: Path | None, net: Path | None, routes,  # noqa: ANN001
+                timing: str | None = None, config: Path | None = None, cycle_calls: bool = False) -> str:
+    """What a person does with a model just trained: the three commands, with its path, its network (evaluate
+    finds the network and the rules itself; a run must be told) and the rules it learned under."""
     if sumocfg is not None:
         where = f"--sumocfg {sumocfg}"
     elif net is not None:
         where = " ".join([f"--net {net}", *(f"--routes {r}" for r in routes or [])])
     else:
         where = f"-s {scenario}"
+    rules = "".join([f" --timing {timing}" if timing else "", f" --config {config}" if config else ""])
+    calls = "  (with timing: {cycle_calls: true} in a --config file, as it trained)" if cycle_calls else ""
     return (f"next: signalwise evaluate --model {model}  (held-out seeds against max-pressure); "
-            f"signalwise run {where} -c ql:{model}; signalwise models add {model}  (the registry, to deploy it)")
+            f"signalwise run {where} -c ql:{model}{rules}{calls}; signalwise models add {model}  "
+            "(the registry, to deploy it)")
 
 
 def _starts_line(choice: dict) -> str:
