@@ -120,3 +120,30 @@ def test_adding_the_same_files_again_says_which_version_holds_them(tmp_path):
     second = _cli("add", str(model), env=env)
     assert second.returncode == 0 and "registered v2" in second.stdout
     assert "the same files as v1 (stored once)" in second.stdout
+
+
+def test_models_show_prefers_the_registered_version_to_a_directory_of_its_name_and_creates_no_database(
+        tmp_path, monkeypatch):
+    """Inside a directory registry (v1/, v2/ beside registry.json) `models show v1` showed the directory; and a
+    mistyped path left an empty signalwise.db in the working directory."""
+    cfg = RunConfig(scenario="single")
+    inters, _ = probe_network(cfg, resolve_scenario(cfg))
+    registered = write_model(tmp_path / "m", inters)
+    monkeypatch.chdir(tmp_path)
+    env = {"SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}", "SIGNALWISE_MODEL_CACHE": str(tmp_path / "c"),
+           "SIGNALWISE_MODEL_REGISTRY": str(tmp_path / "none")}
+    absent = {**env, "SIGNALWISE_DATABASE_URL": "sqlite:///signalwise.db"}
+    for args in (["show", "bad/nonexist"], ["show", "v3"], ["history"]):
+        r = _cli(*args, env=absent)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "no such model directory" in _cli("show", "bad/nonexist", env=absent).stderr
+    assert "no model registered: no database at signalwise.db" in _cli("list", env=absent).stdout
+    assert not (tmp_path / "signalwise.db").exists()
+    assert _cli("add", str(registered), env=env).returncode == 0
+    shutil.copytree(registered, tmp_path / "v1")
+    (tmp_path / "v1" / "meta.json").write_text(json.dumps({**json.loads((registered / "meta.json").read_text()),
+                                                           "scenario": "elsewhere"}))
+    shown = json.loads(_cli("show", "v1", env=env).stdout)
+    assert shown["version"] == "v1" and shown["scenario"] == "single" and "path" not in shown
+    beside = json.loads(_cli("show", "./v1", env=env).stdout)
+    assert beside["path"] == "v1" and beside["scenario"] == "elsewhere"

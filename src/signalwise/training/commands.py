@@ -623,6 +623,11 @@ def _models_list(removed, db) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    missing = _missing_registry(db)
+    if missing is not None:  # nothing to list, and no empty database left behind to say so
+        typer.echo(f"no model registered: no database at {missing}; train one (signalwise train --scenario S "
+                   "--out DIR), then signalwise models add DIR/model (or name the registry's database with --db)")
+        return
     reg = _registry(db)
     versions = reg.versions(include_removed=removed)
     if not versions:
@@ -700,13 +705,21 @@ def models_show(ref: Annotated[str, typer.Argument(help="a version (v3) or a mod
 
 @learning_errors
 def _models_show(ref, db) -> None:
+    import re
+
     from ..control.learning.qtable import load_model
 
-    if Path(ref).exists():
+    version_like = re.fullmatch(r"v\d+", ref) is not None
+    # `v1` is the registry's version when the registry has one (a directory of that name may be beside it, as in
+    # a directory registry); a path is a path: a missing one is not looked up in the registry
+    registered = version_like and _missing_registry(db) is None and _is_registered(db, ref)
+    if not registered and (Path(ref).exists() or not version_like):
+        if not Path(ref).exists():
+            _fail(f"{ref}: no such model directory (a registered version is named vN, e.g. v3)")
         meta = dict(load_model(Path(ref)).meta)
         meta["path"] = str(Path(ref))
     else:
-        mv = _registry(db).get(ref, include_removed=True)  # a removed version's metadata stays readable
+        mv = _registry(db, existing=True).get(ref, include_removed=True)  # a removed version stays readable
         meta = {**mv.meta, "version": mv.version, "registered_at": mv.registered_at.isoformat(),
                 "registered_by": mv.registered_by, "source": mv.source, "content_sha256": mv.content_sha256,
                 "size_bytes": mv.size_bytes}
@@ -729,7 +742,7 @@ def models_deploy(version: str,
 
 @learning_errors
 def _models_deploy(version, intersection, db) -> None:
-    reg = _registry(db)
+    reg = _registry(db, existing=True)
     done = reg.deploy(version, intersection or None)
     for i, v in done.items():
         typer.echo(f"{i}: {v} active")
@@ -771,7 +784,7 @@ def models_remove(version: Annotated[str, typer.Argument(help="a registered vers
 
 @learning_errors
 def _models_remove(version, db) -> None:
-    done = _registry(db).remove(version)
+    done = _registry(db, existing=True).remove(version)
     typer.echo(f"removed {done.version.version} ({done.version.scenario}): {done.freed_bytes / 1024:.0f} KiB "
                f"freed; its metadata stays (signalwise models show {done.version.version})")
 
@@ -785,7 +798,7 @@ def models_rollback(intersection: Annotated[list[str] | None, typer.Option(help=
 
 @learning_errors
 def _models_rollback(intersection, db) -> None:
-    done = _registry(db).rollback(intersection or None)
+    done = _registry(db, existing=True).rollback(intersection or None)
     for i, v in done.items():
         typer.echo(f"{i}: {v or 'no model (fallback plan)'} active")
 
@@ -802,7 +815,7 @@ def _models_history(intersection, db) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    rows = _registry(db).history(intersection)
+    rows = _registry(db, existing=True).history(intersection)
     if not rows:
         typer.echo("no deployment yet" + (f" at {intersection}" if intersection else ""))
         return
@@ -813,12 +826,42 @@ def _models_history(intersection, db) -> None:
     Console(width=120).print(t)
 
 
-def _registry(db: str | None):
-    """The registry in `--db`, else the configured database (SIGNALWISE_DATABASE_URL)."""
+def _registry(db: str | None, existing: bool = False):
+    """The registry in `--db`, else the configured database (SIGNALWISE_DATABASE_URL).
+
+    `existing`: a command that reads or changes what is registered refuses a SQLite file that is not there
+    (one line, exit 2) rather than create an empty database to find nothing in; the configured directory
+    registry, imported on first use, still makes one.
+    """
     from ..store.cli_engine import open_or_exit
     from ..store.model_registry import open_registry
 
+    if existing:
+        missing = _missing_registry(db)
+        if missing is not None:
+            _fail(f"no model registry at {missing} (register a model first: signalwise models add DIR; or name "
+                  "the registry's database with --db)")
     return open_or_exit(lambda: open_registry(database_url=db))
+
+
+def _is_registered(db: str | None, version: str) -> bool:
+    from ..store.model_registry import RegistryError
+
+    try:
+        _registry(db).get(version, include_removed=True)
+    except RegistryError:
+        return False
+    return True
+
+
+def _missing_registry(db: str | None) -> Path | None:
+    """The SQLite file the registry would be in when it is not there and no directory registry would fill it."""
+    from ..store.cli_engine import missing_sqlite_file
+    from ..store.settings import Settings
+
+    settings = Settings()
+    missing = missing_sqlite_file(db or settings.database_url)
+    return missing if missing is not None and not Path(settings.model_registry).is_dir() else None
 
 
 def register(app: typer.Typer) -> None:
