@@ -158,6 +158,12 @@ def test_a_policy_model_round_trips_through_its_artifact(tmp_path):
         assert ctrl.decide(o) == original.decide(o)
 
 
+def test_a_tabular_option_on_a_policy_model_is_refused_not_ignored(tmp_path):
+    save_model(tmp_path / "m", policy_model(MAX_PRESSURE_WEIGHTS))
+    with pytest.raises(ModelError, match="guide_visits is a tabular model's option"):
+        controller_from_model(load_model(tmp_path / "m"), four_phase(), guide_visits=5)
+
+
 def test_a_policy_model_with_broken_weights_is_a_model_error(tmp_path):
     save_model(tmp_path / "m", policy_model([1.0, float("nan"), 0, 0, 0, 0, 0, 0, 0, 0]))
     with pytest.raises(ModelError, match="finite weights"):

@@ -242,6 +242,9 @@ def controller_from_model(model: Model, inter: Intersection, period_s: float | N
         raise ModelError(f"{model.path}: meta.json names agent {agent!r}; signalwise runs {PHASE_SCORE} and "
                          f"{TABULAR} models")
     if agent == PHASE_SCORE:
+        if guide_visits is not None:  # the other agent's option: refused, as training refuses it, never ignored
+            raise ModelError(f"{model.path}: guide_visits is a tabular model's option; a phase-score model has no "
+                             "guide (leave ?guide_visits out)")
         policy = model.meta.get("policy")
         if not isinstance(policy, dict):
             raise ModelError(f"{model.path}: a phase-score model without its policy (meta.json: policy)")
