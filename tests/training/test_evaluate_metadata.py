@@ -41,3 +41,12 @@ def test_evaluate_refuses_damaged_metadata_in_one_line_before_any_run(tmp_path, 
     refused(subprocess.CompletedProcess([], result.exit_code, "", result.output), words)
     assert not (tmp_path / "eval").exists()  # refused before any run
     assert (model / "meta.json").read_text() == before
+
+
+def test_the_seeds_that_chose_among_restarts_are_not_held_out():
+    """A later search that wins keeps its own validation seeds in `selection.seeds`; the first search's, on which
+    every search was compared, are in `selection.restarts.seeds` and were seen too."""
+    from signalwise.training.train import used_seeds
+
+    meta = {"training": {"seeds": [11, 12]}, "selection": {"seeds": [602000], "restarts": {"seeds": [601000]}}}
+    assert used_seeds(meta) == {11, 12, 602000, 601000}

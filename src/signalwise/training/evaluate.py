@@ -177,7 +177,7 @@ def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, fi
         "fallback_fraction": round(sum(r["network"]["fallback_fraction"] for r in runs) / len(runs), 4),
         "violations": sum(r.get("safety", {}).get("violations", 0) for r in runs)
         + sum(result.runs[(baseline, s)].get("safety", {}).get("violations", 0) for s in seeds),
-        "out_dir": str(out),
+        "out_dir": str(Path(out).resolve()),  # read from anywhere later
         "evaluated": dt.datetime.now().isoformat(timespec="seconds"),
     }
     if keeps_record:

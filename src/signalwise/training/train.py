@@ -366,8 +366,11 @@ def _install(out: Path, checkpoint: Path) -> None:
 
 
 def used_seeds(meta: dict) -> set[int]:
-    """Every SUMO seed the model's making saw: training and, with `--guide-visits auto`, validation."""
-    return set((meta.get("training") or {}).get("seeds") or []) | set((meta.get("selection") or {}).get("seeds") or [])
+    """Every SUMO seed the model's making saw: training, validation (`--guide-visits auto`, a policy search) and
+    the validation that chose among `--restarts` (the first search's seeds, when a later search won)."""
+    selection = meta.get("selection") or {}
+    return (set((meta.get("training") or {}).get("seeds") or []) | set(selection.get("seeds") or [])
+            | set((selection.get("restarts") or {}).get("seeds") or []))
 
 
 def heldout_seeds(model: Model, n: int, first: int = 1) -> list[int]:
