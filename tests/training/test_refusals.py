@@ -179,11 +179,17 @@ def test_train_refuses_a_duration_before_making_its_directory(tmp_path, agent, d
     assert not out.exists()
 
 
-def test_resume_of_one_threshold_with_auto_says_which_to_give(one_episode, tmp_path):
+def test_resume_takes_the_threshold_batch_and_duration_it_was_started_with_where_left_out(one_episode, tmp_path):
+    """--guide-visits (default auto), --batch (default 2) and --duration left out were refused as 'another' value
+    than the run's, though a left-out option is documented to come from the run being resumed."""
     out = tmp_path / "t"
     shutil.copytree(one_episode, out)
-    auto = [a for a in SHORT if a not in ("--guide-visits", "30")]
-    refused(cli("train", *auto, "--episodes", "2", "--out", str(out), "--resume"), "--guide-visits")
+    r = in_a_process("train", "-s", "single", "--workers", "1", "--episodes", "2", "--out", str(out), "--resume")
+    assert r.returncode == 0, r.stderr
+    state = json.loads((out / "train_state.json").read_text())
+    assert state["episodes_done"] == 2
+    assert (state["config"]["batch"], state["config"]["duration_s"], state["config"]["hyper"]["guide_visits"]) == (
+        1, 60.0, 30)
     assert not (out / "guide-10").exists()  # no second training started beside the first
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -303,6 +304,11 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
     if hyper["downstream_weight"] < 0:
         _fail("--downstream-weight must be at least 0")
     candidates: tuple[int, ...] = ()
+    if resume and hyper["guide_visits"] == "auto" and (out / "train_state.json").is_file():
+        # --guide-visits left out (auto, the default) on a training of one threshold: that threshold goes on
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            hyper["guide_visits"] = str(int(json.loads((out / "train_state.json").read_text())
+                                            ["config"]["hyper"]["guide_visits"]))
     if hyper["guide_visits"] == "auto":
         from .selection import AUTO_CANDIDATES
 
