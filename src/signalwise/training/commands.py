@@ -174,9 +174,9 @@ def train_command(
     seed: Annotated[int, typer.Option(help="the same seed (and --batch) reproduces the model exactly")] = 1,
     out: Annotated[Path, typer.Option(help="training directory: model/, checkpoints/, episodes/")] = Path("models/train"),
     resume: Annotated[bool, typer.Option(help="continue the training in --out from its last checkpoint, "
-                                         "with the options it was started with (a learning option left out, "
-                                         "e.g. --gamma, is taken from it; only --episodes, --workers and --ray "
-                                         "may change)")] = False,
+                                         "with the options it was started with (an option left out, e.g. "
+                                         "--gamma, --batch, --duration or its one --guide-visits threshold, is "
+                                         "taken from it; only --episodes, --workers and --ray may change)")] = False,
     batch: Annotated[int, typer.Option(help="episodes per round, run in parallel from the same table")] = 2,
     duration: Annotated[float | None, typer.Option(help="simulated seconds per episode (default: the scenario's)")] = None,
     shared: Annotated[bool, typer.Option(help="one table shared by every intersection (they must have the same phases "
