@@ -798,7 +798,8 @@ def _models_remove(version, db) -> None:
 @models_app.command("rollback")
 def models_rollback(intersection: Annotated[list[str] | None, typer.Option(help="only here (repeatable)")] = None,
                     db: DbOpt = None) -> None:
-    """Return to the previously active version (none left: the signal runs its fallback plan)."""
+    """Undo the last deployment at every intersection that has one, or only at those given with --intersection:
+    each goes back to the version active before (none left: the signal runs its fallback plan)."""
     _models_rollback(intersection, db)
 
 
