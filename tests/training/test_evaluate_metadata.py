@@ -50,3 +50,24 @@ def test_the_seeds_that_chose_among_restarts_are_not_held_out():
 
     meta = {"training": {"seeds": [11, 12]}, "selection": {"seeds": [602000], "restarts": {"seeds": [601000]}}}
     assert used_seeds(meta) == {11, 12, 602000, 601000}
+
+
+def test_seeds_the_model_saw_are_refused_with_a_first_seed_that_works(tmp_path):
+    """The message said to pass the first held-out seed 'with fewer seeds', which fewer seeds did not need; the
+    --first-seed it names now holds --seeds held-out seeds in a row."""
+    import json
+    import re
+    import shutil
+
+    from signalwise.control.learning.shipped import shipped_model_path
+
+    model = tmp_path / "model"
+    shutil.copytree(shipped_model_path("single"), model)
+    seen = sorted(json.loads((model / "meta.json").read_text())["selection"]["seeds"])
+    args = ["evaluate", "--model", str(model), "--seeds", "2", "--duration", "30", "--workers", "1"]
+    result = CliRunner().invoke(app, [*args, "--first-seed", str(seen[0]), "--out", str(tmp_path / "a")])
+    refused(subprocess.CompletedProcess([], result.exit_code, "", result.output), "used in training or validation")
+    free = int(re.search(r"pass --first-seed (\d+)", result.output).group(1))
+    assert free > seen[0]
+    result = CliRunner().invoke(app, [*args, "--first-seed", str(free), "--out", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output

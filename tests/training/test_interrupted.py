@@ -85,3 +85,29 @@ def test_a_killed_search_with_restarts_runs_again_into_its_directory(tmp_path):
     model = load_model(out / "model")
     assert set(model.meta["selection"]["restarts"]["candidates"]) == {"1", "2"}
     assert load_model(first / "model").meta["training"]["seed"] == 1  # the first search ran again
+
+
+def test_ctrl_c_says_how_to_go_on(tmp_path):
+    """It said 'error: interrupted' alone: a tabular training goes on with --resume, a search starts over."""
+    import signal
+    import time
+
+    out = tmp_path / "t"
+    proc = subprocess.Popen([SIGNALWISE, "train", "--agent", "tabular", "-s", "single", "--episodes", "40",
+                             "--batch", "1", "--workers", "1", "--duration", "120", "--guide-visits", "10",
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoints").is_dir():  # a round is done: there is a checkpoint to go on from
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    last = [ln for ln in err.splitlines() if ln.startswith("error:")][-1]
+    assert last == (f"error: interrupted; the training in {out} stops at its last checkpoint; the same command "
+                    "with --resume goes on from there"), last

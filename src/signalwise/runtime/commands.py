@@ -54,7 +54,7 @@ def friendly_errors(fn):
             _fail(f"invalid {where}: {msg}" if where != "config" else msg)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM inside `sigterm_as_interrupt`
             # what was left, when a run said so (stopped while starting, no run directory had been written)
-            marked = getattr(exc, "marked_incomplete", None)
+            marked = getattr(exc, "what_is_left", None)
             _fail(f"{stop_reason(exc)}; {marked}" if marked else stop_reason(exc), code=INTERRUPTED)
         except Exception as exc:
             # a --config file's `alerts:` section (`signalwise live`)

@@ -150,7 +150,7 @@ def _stopped_on_interrupt(pool: ProcessPoolExecutor, stopped) -> Iterator[None]:
                 with contextlib.suppress(OSError):
                     os.kill(pid, exc.signum)
         pool.shutdown(wait=True, cancel_futures=True)  # the running ones have marked their run directories
-        exc.marked_incomplete = "the runs under way marked their run directories incomplete"
+        exc.what_is_left = "the runs under way marked their run directories incomplete"
         raise
 
 

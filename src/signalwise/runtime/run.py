@@ -121,7 +121,7 @@ def execute_run(cfg: RunConfig, run_dir: Path | None = None, progress: Progress 
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM inside `sigterm_as_interrupt`
         status.update(status="incomplete", reason=stop_reason(exc), finished=_now())
         dump_json(run_dir / "run.json", status)
-        exc.marked_incomplete = f"the run directory {run_dir} is marked incomplete"  # the command's last line
+        exc.what_is_left = f"the run directory {run_dir} is marked incomplete"  # the command's last line
         raise
     except Exception as exc:  # anything that stops the run (SUMO, a controller that cannot start): say why
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__

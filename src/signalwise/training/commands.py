@@ -362,6 +362,10 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
                                        executor=executor)
             else:
                 model = train(cfg, resume=resume, on_episode=on_episode, executor=executor)
+        except KeyboardInterrupt as exc:  # what the last line tells a person to do next
+            exc.what_is_left = (f"the training in {out} stops at its last checkpoint; the same command with "
+                                "--resume goes on from there")
+            raise
         finally:
             executor.close()
     t = model.meta["training"]
@@ -465,6 +469,9 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
         try:
             model = search(cfg, on_generation, executor, starts=starts if len(starts) > 1 else None,
                            on_start=on_start)
+        except KeyboardInterrupt as exc:  # what the last line tells a person to do next
+            exc.what_is_left = (f"a phase-score search is not resumed: the same command starts it over in {out}")
+            raise
         finally:
             executor.close()
     sel, pol = model.meta["selection"], model.meta["policy"]

@@ -144,9 +144,12 @@ def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, fi
     asked = list(range(first_seed, first_seed + n_seeds))
     if seeds != asked:
         # the model trained or was validated on some of these: say so rather than quietly move on
+        free = first_seed  # the first --first-seed whose n_seeds seeds in a row are all held out
+        while heldout_seeds(model, n_seeds, free) != list(range(free, free + n_seeds)):
+            free += 1
         raise ModelError(f"seeds {sorted(set(asked) - set(seeds))} of {first_seed}..{first_seed + n_seeds - 1} were "
-                         f"used in training or validation; the next held-out seeds from {first_seed} are "
-                         f"{seeds}: pass --first-seed {seeds[0]} with fewer seeds, or another --first-seed")
+                         f"used in training or validation; pass --first-seed {free} ({free}..{free + n_seeds - 1} "
+                         "are held out), or fewer --seeds")
     check_fits(model_path, base)
     ql = f"ql:{model_path.resolve()}"
     label = base.scenario_label
