@@ -183,3 +183,18 @@ def test_train_fine_tunes_a_model_given_as_start(tmp_path):
         dict(zip(policy["features"], policy["weights"], strict=True))
     if meta["selection"]["chosen"] == "start":  # kept when the short search did not beat it on validation
         assert meta["policy"]["weights"] == policy["weights"]
+
+
+def test_a_start_model_with_too_few_weights_says_so_in_its_own_terms(tmp_path):
+    """It said 'zip() argument 2 is shorter than argument 1'."""
+    import shutil
+
+    from signalwise.training.search_starts import model_start
+
+    model = tmp_path / "m"
+    shutil.copytree(shipped_model_path("single"), model)
+    meta = json.loads((model / "meta.json").read_text())
+    meta["policy"]["weights"] = meta["policy"]["weights"][:3]
+    (model / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"not a readable model \(3 weights for \d+ features\)"):
+        model_start(model)
