@@ -261,3 +261,18 @@ def test_a_search_whose_validation_runs_saw_no_vehicle_is_refused(tmp_path):
                      "--validation-seeds", "1", "--workers", "1", "--out", str(tmp_path / "t"))
     refused(r, "no vehicle entered the network in the validation runs (--duration 0.5 s: give a longer one)")
     assert not (tmp_path / "t" / "model").exists()
+
+
+def test_resuming_an_auto_training_validates_on_its_own_seed_and_window(tmp_path):
+    """--seed and --duration left out were taken per candidate, but the validation ran on seed 1's seeds over the
+    scenario's whole window."""
+    out = tmp_path / "t"
+    start = ["-s", "single", "--agent", "tabular", "--batch", "1", "--workers", "1", "--validation-seeds", "1"]
+    first = in_a_process("train", *start, "--episodes", "1", "--duration", "60", "--seed", "5", "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    seeds = json.loads((out / "model" / "meta.json").read_text())["selection"]["seeds"]
+    again = in_a_process("train", *start, "--episodes", "2", "--out", str(out), "--resume")
+    assert again.returncode == 0, again.stderr
+    meta = json.loads((out / "model" / "meta.json").read_text())
+    assert meta["selection"]["seeds"] == seeds and meta["training"]["duration_s"] == 60.0
+    assert meta["training"]["seed"] == 5 and meta["training"]["episodes"] == 2

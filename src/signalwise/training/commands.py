@@ -231,8 +231,35 @@ def train_command(
         _fail("--agent must be phase-score or tabular")
     hyper = dict(gamma=gamma, guide=guide, guide_mode=guide_mode, guide_visits=guide_visits,
                  epsilon_start=epsilon_start, epsilon_decay=epsilon_decay, downstream_weight=downstream_weight)
+    if resume:  # what --resume takes from the training it continues where the command leaves it out
+        seed, batch, duration, hyper["guide_visits"] = _resumed_defaults(
+            out, {n: v for n, v in (("seed", seed), ("batch", batch), ("duration", duration),
+                                    ("guide_visits", guide_visits)) if _given(ctx, n)},
+            seed, batch, duration, guide_visits)
     _train(scenario, episodes, workers, seed, out, resume, batch, duration, shared, hyper, actions, state,
            sumocfg, net, routes, ray, validation_seeds)
+
+
+def _resumed_defaults(out: Path, given: dict, seed: int, batch: int, duration: float | None,
+                      guide_visits: str) -> tuple[int, int, float | None, str]:
+    """--seed, --batch, --duration and --guide-visits for a resume: those given, else the training's in `out`
+    (its train_state.json, or its candidates' with --guide-visits auto). Read here, before the configuration is
+    copied per candidate, so that the validation runs on the training's seeds and window too."""
+    states = [out / "train_state.json", *sorted(out.glob("guide-*/train_state.json"))]
+    prev = None
+    for state in states:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            prev = json.loads(state.read_text())["config"]
+            break
+    if not isinstance(prev, dict):
+        return seed, batch, duration, guide_visits  # nothing to resume: train() says so
+    seed = given.get("seed", prev.get("seed", seed))
+    batch = given.get("batch", prev.get("batch", batch))
+    duration = given.get("duration", prev.get("duration_s", duration))
+    if "guide_visits" not in given and (out / "train_state.json").is_file():  # a training of one threshold
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            guide_visits = str(int(prev["hyper"]["guide_visits"]))
+    return seed, batch, duration, guide_visits
 
 
 def _episode_settings(config: Path | None, timing: str | None, cycle_calls: bool, who: str = "a training") -> dict:
@@ -304,11 +331,6 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
     if hyper["downstream_weight"] < 0:
         _fail("--downstream-weight must be at least 0")
     candidates: tuple[int, ...] = ()
-    if resume and hyper["guide_visits"] == "auto" and (out / "train_state.json").is_file():
-        # --guide-visits left out (auto, the default) on a training of one threshold: that threshold goes on
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            hyper["guide_visits"] = str(int(json.loads((out / "train_state.json").read_text())
-                                            ["config"]["hyper"]["guide_visits"]))
     if hyper["guide_visits"] == "auto":
         from .selection import AUTO_CANDIDATES
 

@@ -157,8 +157,9 @@ def _install(out: Path, chosen: Path, choice: dict) -> Model:
     meta["deployment"] = {"guide_visits": choice["guide_visits"]}
     try:  # the same table installed again (a resume with nothing left to train): its evaluations still hold
         before = json.loads((out / "model" / "meta.json").read_text())
-        same = (before.get("deployment"), (before.get("training") or {}).get("episodes")) == (
-            meta["deployment"], (meta.get("training") or {}).get("episodes"))
+        same = (before.get("deployment"), (before.get("training") or {}).get("episodes"),
+                (before.get("selection") or {}).get("trained_with")) == (
+            meta["deployment"], (meta.get("training") or {}).get("episodes"), choice.get("trained_with"))
         if same and before.get("evaluations"):
             meta["evaluations"] = before["evaluations"]
     except (OSError, ValueError, AttributeError):

@@ -208,10 +208,6 @@ def train(cfg: TrainConfig, resume: bool = False, on_episode: OnEpisode | None =
             raise TrainingError(f"{out}: nothing to resume (no train_state.json)")
         state = json.loads(state_file.read_text())
         prev = state["config"]
-        # the run's own seed, batch and episode length where the command left them out (at their defaults)
-        for k in ("seed", "batch", "duration_s"):
-            if getattr(cfg, k) == TrainConfig.__dataclass_fields__[k].default and k in prev:
-                setattr(cfg, k, prev[k])
         now = cfg.to_json()
         for k in ("scenario", "seed", "batch", "shared", "net", "sumocfg", "duration_s", "routes"):
             if prev.get(k, now[k] if k == "routes" else None) != now[k]:  # runs from before routes were kept
