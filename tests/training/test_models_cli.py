@@ -139,6 +139,9 @@ def test_models_show_prefers_the_registered_version_to_a_directory_of_its_name_a
     assert "no such model directory" in _cli("show", "bad/nonexist", env=absent).stderr
     assert "no model registered: no database at signalwise.db" in _cli("list", env=absent).stdout
     assert not (tmp_path / "signalwise.db").exists()
+    for args in (["list"], ["show", "v1"], ["history"], ["rollback"]):  # not a URL: one line, no traceback
+        r = _cli(*args, "--db", "bogus", env=env)
+        assert r.returncode != 0 and "Traceback" not in r.stderr and "error: cannot open database" in r.stderr
     assert _cli("add", str(registered), env=env).returncode == 0
     shutil.copytree(registered, tmp_path / "v1")
     (tmp_path / "v1" / "meta.json").write_text(json.dumps({**json.loads((registered / "meta.json").read_text()),

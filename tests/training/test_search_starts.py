@@ -198,3 +198,8 @@ def test_a_start_model_with_too_few_weights_says_so_in_its_own_terms(tmp_path):
     (model / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match=r"not a readable model \(3 weights for \d+ features\)"):
         model_start(model)
+    full = json.loads((shipped_model_path("single") / "meta.json").read_text())["policy"]["weights"]
+    meta["policy"].update(weights=full, signal_weights={"C": full[:3]})
+    (model / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"not a readable model \(3 weights at signal C for \d+ features\)"):
+        model_start(model)

@@ -75,8 +75,12 @@ def engine_or_exit(db: str | None, existing: bool = False):
 def missing_sqlite_file(db: str) -> Path | None:
     """The file a SQLite URL names when it is not there (None for another database, memory or a URI)."""
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
-    url = make_url(db)
+    try:
+        url = make_url(db)
+    except ArgumentError:  # not a URL at all: opening it says so, in the command's own words
+        return None
     name = url.database or ""
     if not url.drivername.startswith("sqlite") or name in ("", ":memory:") or name.startswith("file:"):
         return None

@@ -892,10 +892,9 @@ def _is_registered(db: str | None, version: str) -> bool:
 
 def _missing_registry(db: str | None) -> Path | None:
     """The SQLite file the registry would be in when it is not there and no directory registry would fill it."""
-    from ..store.cli_engine import missing_sqlite_file
-    from ..store.settings import Settings
+    from ..store.cli_engine import missing_sqlite_file, settings_or_exit
 
-    settings = Settings()
+    settings = settings_or_exit()
     missing = missing_sqlite_file(db or settings.database_url)
     return missing if missing is not None and not Path(settings.model_registry).is_dir() else None
 

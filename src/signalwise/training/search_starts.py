@@ -117,8 +117,10 @@ def model_start(path: Path) -> SearchStart:
     try:
         meta = json.loads(meta_file.read_text())
         policy = meta["policy"] if meta.get("agent") == "phase-score" else None
-        if policy and len(policy["weights"]) != len(policy["features"]):  # said in the model's terms
-            raise ValueError(f"{len(policy['weights'])} weights for {len(policy['features'])} features")
+        for whose, w in ([("", policy["weights"])] + [(f" at signal {tls}", w) for tls, w in
+                                                       (policy.get("signal_weights") or {}).items()] if policy else []):
+            if len(w) != len(policy["features"]):  # said in the model's terms
+                raise ValueError(f"{len(w)} weights{whose} for {len(policy['features'])} features")
         weights = dict(zip(policy["features"], map(float, policy["weights"]), strict=True)) if policy else None
         signals = {str(tls): dict(zip(policy["features"], map(float, w), strict=True))
                    for tls, w in (policy.get("signal_weights") or {}).items()} if policy else {}
