@@ -69,7 +69,10 @@ def run_pipeline(render_dir: Path, view: str, out: Path, interval_s: float = 60.
                            interval_s, out)
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+    # a session of its own: the bench alone tells it to stop, once (a terminal's Ctrl-C reached both, and a
+    # second signal from the bench cut the pipeline's own clean-up short)
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as proc:
         try:
             stdout, stderr = proc.communicate()
         except BaseException:
@@ -89,14 +92,11 @@ def _let_it_finish(proc: subprocess.Popen) -> None:
     """Stop the pipeline as Ctrl-C stops it, and wait for it to write its files out.
 
     subprocess.run kills the child a quarter of a second after Ctrl-C, which left its CSV files cut
-    mid-row and no summary.json. A terminal's Ctrl-C reaches the child too; a signal sent to the bench
-    alone (SIGTERM, `kill -INT`) does not, so the child gets SIGTERM, which it takes as Ctrl-C, when it
-    has not ended on its own within a second.
+    mid-row and no summary.json. The pipeline runs in its own session, so whatever stopped the bench
+    (Ctrl-C, SIGTERM, `kill -INT`), it gets one SIGINT from here, and then the time to finish.
     """
-    try:
-        proc.wait(timeout=1.0)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGTERM)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=PIPELINE_FINISH_S)
         except subprocess.TimeoutExpired:
@@ -132,7 +132,9 @@ def _stop_reason(exc: BaseException) -> str:
         return stop_reason(exc)
     if isinstance(exc, SystemExit):  # `vision_errors` turns SIGTERM into SystemExit(128 + signal)
         code = exc.code if isinstance(exc.code, int) else 0
-        return f"terminated ({signal.Signals(code - 128).name})" if code > 128 else f"exited ({exc.code})"
+        if code - 128 in {int(s) for s in signal.Signals}:
+            return f"terminated ({signal.Signals(code - 128).name})"
+        return f"exited ({exc.code})"
     return f"failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
 
 
