@@ -31,7 +31,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("args", [  # db purge and keys list refuse a missing file before opening it (below)
     ["db", "upgrade"],
-    ["models", "list"],
+    ["models", "add", "{run}"],
     ["publish", "{run}"],
     ["events", "import", "{run}/events.csv"],
     ["ingest", "{records}"],
@@ -48,7 +48,9 @@ def test_a_database_that_cannot_be_opened_is_one_line_and_exit_1(tmp_path, run_d
 
 
 @pytest.mark.parametrize("command", [["db", "current"], ["keys", "list"], ["keys", "revoke", "ops"],
-                                     ["db", "purge", "--dry-run"], ["db", "purge"]])
+                                     ["db", "purge", "--dry-run"], ["db", "purge"], ["models", "history"],
+                                     ["models", "show", "v1"], ["models", "rollback"], ["models", "remove", "v1"],
+                                     ["models", "deploy", "v1"]])
 def test_a_command_that_only_reads_or_removes_names_a_missing_database_file_instead_of_creating_it(tmp_path, command):
     """Asking what a database holds, or removing from it, must not leave an empty database behind a typo."""
     missing = tmp_path / "typo.db"

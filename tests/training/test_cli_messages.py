@@ -24,10 +24,11 @@ def test_an_empty_registry_says_how_to_add_a_model(tmp_path):
     p = _cli("models", "list", "--db", f"sqlite:///{tmp_path / 'reg.db'}")
     assert p.returncode == 0 and "no model registered" in p.stdout and "signalwise models add" in p.stdout
     assert "signalwise models import" in p.stdout
+    assert not (tmp_path / "reg.db").exists()  # said without leaving an empty database behind
 
 
 def test_a_registry_that_cannot_be_opened_is_one_line(tmp_path):
-    p = _cli("models", "list", "--db", "sqlite:////nonexistent-dir/x.db")
+    p = _cli("models", "add", str(tmp_path), "--db", "sqlite:////nonexistent-dir/x.db")
     assert p.returncode == 1 and "error: cannot open database" in p.stderr and "Traceback" not in p.stderr
 
 

@@ -661,7 +661,8 @@ def _models_list(removed, db) -> None:
     missing = _missing_registry(db)
     if missing is not None:  # nothing to list, and no empty database left behind to say so
         typer.echo(f"no model registered: no database at {missing}; train one (signalwise train --scenario S "
-                   "--out DIR), then signalwise models add DIR/model (or name the registry's database with --db)")
+                   "--out DIR), then signalwise models add DIR/model and signalwise models deploy v1 (a directory "
+                   "registry: signalwise models import DIR; or name the registry's database with --db)")
         return
     reg = _registry(db)
     versions = reg.versions(include_removed=removed)
@@ -874,9 +875,9 @@ def _registry(db: str | None, existing: bool = False):
 
     if existing:
         missing = _missing_registry(db)
-        if missing is not None:
-            _fail(f"no model registry at {missing} (register a model first: signalwise models add DIR; or name "
-                  "the registry's database with --db)")
+        if missing is not None:  # as `keys list` and `db current` say it
+            _fail(f"{missing}: no such database file (signalwise models add DIR registers a model in a new one; "
+                  "or name the registry's database with --db)", code=FAILED)
     return open_or_exit(lambda: open_registry(database_url=db))
 
 
