@@ -123,3 +123,40 @@ def test_delay_over_time_route_names_runs_it_cannot_read(stored):
     assert [s["runs"] for s in body["series"]] == [sims[:1]] and body["missing"] == [
         {"simulation_id": "nope", "reason": "not found"}]
     assert httpx.get(stored.url + "/api/v1/dashboard/delay-over-time").status_code == 422  # no run named
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory, browser):
+    """fixed and max-pressure on `corridor`, seed 1, over 120 s and over 180 s, published together."""
+    from signalwise.api import create_app
+    from signalwise.runtime.compare import compare_controllers
+    from signalwise.runtime.config import RunConfig
+    from signalwise.runtime.records import publish_runs
+    from signalwise.store import Settings
+
+    tmp = tmp_path_factory.mktemp("dash-mixed")
+    dirs = []
+    for duration in (120, 180):
+        result = compare_controllers(RunConfig(scenario="corridor", duration_s=duration, record="lean"),
+                                     ["fixed", "max-pressure"], [1], tmp / f"cmp{duration}", workers=2)
+        assert not result.failures, result.failures
+        dirs += result.run_dirs.values()
+    url = f"sqlite:///{tmp / 'stored.db'}"
+    publish_runs(sorted(dirs), url)
+    with serving(create_app(Settings(database_url=url, cache_ttl_s=0))) as base:
+        yield base
+
+
+def test_runs_made_under_other_conditions_are_compared_apart_and_said_to_be(mixed, browser):
+    """A 120 s run was paired with a 180 s one; now each duration is its own comparison, the table says which, and
+    the bars, which average over every run, carry no whisker of one of them."""
+    with open_page(browser, mixed + "/") as p:
+        page = p.page
+        wait_for(page, "window.signalwise && window.signalwise.ready", 15)
+        wait_for(page, "document.querySelectorAll('#cmp-bars canvas').length >= 1", 15)
+        wait_for(page, "document.getElementById('cmp-message').textContent.includes('sets of conditions')", 10)
+        table = page.text_content("#cmp-table")
+        assert "max-pressure vs fixed (duration_s 120)" in table and "max-pressure vs fixed (duration_s 180)" in table
+        assert "made under 2 sets of conditions" in page.text_content("#cmp-message")
+        whiskers = page.evaluate("window.signalwise.compare.bars.flatMap(c => c.bars.map(b => b.lo))")
+        assert whiskers and all(w is None for w in whiskers)

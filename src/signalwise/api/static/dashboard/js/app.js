@@ -614,7 +614,7 @@ function setupCompare() {
   $('cmp-trend-csv').addEventListener('click', () => downloadCSV(compare.trend.toCSV(), 'delay-over-time.csv'));
   $('cmp-table-csv').addEventListener('click', () => downloadCSV(toCSV(
     ['scenario', 'controller', 'baseline', 'metric', 'baseline_mean', 'baseline_ci_low', 'baseline_ci_high', 'baseline_n',
-     'candidate_mean', 'candidate_ci_low', 'candidate_ci_high', 'candidate_n', 'change_pct', 'p_value'],
+     'candidate_mean', 'candidate_ci_low', 'candidate_ci_high', 'candidate_n', 'change_pct', 'p_value', 'conditions'],
     compare.table), 'baseline-vs-controllers.csv'));
 }
 
@@ -661,18 +661,24 @@ async function showCompare() {
     setText('cmp-message', api.describeError(err));
     return;
   }
-  // confidence intervals where the API gives them: across seeds, paired with the baseline's seeds
+  // runs pair only under the same conditions (duration, demand, timing, ...): one comparison per set of them
+  const labels = conditionLabels(bva.items.map(item => item.conditions));
+  const mixed = new Set(labels).size > 1;
+  // confidence intervals where the API gives them: across seeds, paired with the baseline's seeds (not drawn on
+  // the bars when the runs were made under several sets of conditions: which set would a whisker be?)
   const ci = new Map(); // `${controller}|${metric}` -> {lo, hi, n}
   compare.table = [];
-  for (const item of bva.items) {
+  bva.items.forEach((item, k) => {
     for (const m of item.metrics) {
-      ci.set(`${item.baseline_controller}|${m.metric}`, { lo: m.baseline.ci_low, hi: m.baseline.ci_high, n: m.baseline.n });
-      ci.set(`${item.controller}|${m.metric}`, { lo: m.candidate.ci_low, hi: m.candidate.ci_high, n: m.candidate.n });
+      if (!mixed) {
+        ci.set(`${item.baseline_controller}|${m.metric}`, { lo: m.baseline.ci_low, hi: m.baseline.ci_high, n: m.baseline.n });
+        ci.set(`${item.controller}|${m.metric}`, { lo: m.candidate.ci_low, hi: m.candidate.ci_high, n: m.candidate.n });
+      }
       compare.table.push([item.scenario, item.controller, item.baseline_controller, m.metric, m.baseline.mean,
         m.baseline.ci_low, m.baseline.ci_high, m.baseline.n, m.candidate.mean, m.candidate.ci_low, m.candidate.ci_high,
-        m.candidate.n, m.change_pct, m.p_value]);
+        m.candidate.n, m.change_pct, m.p_value, labels[k]]);
     }
-  }
+  });
   compare.controllers = perf.labels;
   const grid = $('cmp-bars');
   grid.replaceChildren();
@@ -695,13 +701,24 @@ async function showCompare() {
   const head = ['controller', 'metric', 'baseline mean [95% CI]', 'candidate mean [95% CI]', 'change', 'Welch p'];
   const fmtCI = (mean, lo, hi) => `${formatNumber(mean)} [${formatNumber(lo)}, ${formatNumber(hi)}]`;
   $('cmp-table').replaceChildren(el('tr', {}, ...head.map(h => el('th', {}, h))),
-    ...compare.table.map(r => el('tr', {}, el('td', {}, `${r[1]} vs ${r[2]}`), el('td', {}, r[3]),
+    ...compare.table.map(r => el('tr', {}, el('td', {}, `${r[1]} vs ${r[2]}${mixed ? ` (${r[14]})` : ''}`), el('td', {}, r[3]),
       el('td', {}, fmtCI(r[4], r[5], r[6])), el('td', {}, fmtCI(r[8], r[9], r[10])),
       el('td', {}, r[12] === null ? '–' : `${r[12] > 0 ? '+' : ''}${r[12].toFixed(1)} %`),
       el('td', {}, r[13] === null ? '–' : r[13].toPrecision(2)))));
   if (!compare.table.length) $('cmp-table').replaceChildren(el('tr', {}, el('td', {}, `no run paired with a ${bva.baseline_controller} run of the same seed`)));
   renderRuns(scenario, metrics);
-  setText('cmp-message', `${perf.labels.length} controllers, ${Object.values(perf.runs).reduce((a, b) => a + b, 0)} runs`);
+  const runs = `${perf.labels.length} controllers, ${Object.values(perf.runs).reduce((a, b) => a + b, 0)} runs`;
+  setText('cmp-message', mixed
+    ? `${runs}, made under ${new Set(labels).size} sets of conditions: the bars average over all of them; the table compares each set apart`
+    : runs);
+}
+
+/** For each comparison, the conditions that tell it from the others ('duration_s 600, demand_scale 1.5'); ''
+ *  when they are all alike. */
+function conditionLabels(conditions) {
+  const keys = new Set(conditions.flatMap(c => Object.keys(c || {})));
+  const differ = [...keys].filter(k => new Set(conditions.map(c => JSON.stringify((c || {})[k]))).size > 1).sort();
+  return conditions.map(c => differ.map(k => `${k} ${JSON.stringify((c || {})[k] ?? null)}`).join(', '));
 }
 
 function renderRuns(scenario, metrics) {
