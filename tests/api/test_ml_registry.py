@@ -225,9 +225,10 @@ def test_the_active_model_against_the_baseline_from_stored_runs_live_data_and_su
     reg.deploy("v1", who="setup")
     env = {"SIGNALWISE_DATABASE_URL": url, "SIGNALWISE_MODEL_CACHE": str(tmp_path / "cache"),
            "SIGNALWISE_MODEL_REGISTRY": str(tmp_path / "no-registry")}
-    for controller in ("ql:@active", "fixed"):  # the model and the baseline, same scenario and seed, stored
+    # the model and the baseline, same scenario and seed, stored; the model's run twice: the latest stands for both
+    for controller, name in (("ql:@active", "ql-a"), ("ql:@active", "ql-b"), ("fixed", "fixed")):
         r = _cli("run", "-s", "single", "-c", controller, "--seed", "4", "--duration", "300", "--no-emissions",
-                 "--db", url, "--run-dir", str(tmp_path / controller.replace(":", "").replace("@", "")), env=env)
+                 "--db", url, "--run-dir", str(tmp_path / name), env=env)
         assert r.returncode == 0, r.stderr
     reg.rollback(who="setup")
 

@@ -16,7 +16,7 @@ from collections import defaultdict
 
 from sqlalchemy import Engine
 
-from signalwise.store.queries import conditions_key, run_table
+from signalwise.store.queries import conditions_key, latest_runs, run_table
 
 from .stats import compare
 
@@ -31,14 +31,7 @@ def _f(x) -> float | None:  # noqa: ANN001
 
 def _latest(runs: list[dict]) -> tuple[dict[tuple, dict], dict[tuple, list[str]]]:
     """The latest stored run per (scenario, controller, seed, conditions), and the runs each supersedes."""
-    latest: dict[tuple, dict] = {}
-    superseded: dict[tuple, list[str]] = defaultdict(list)
-    for r in sorted(runs, key=lambda r: r["id"]):
-        key = (r["scenario"], r["controller"], r["seed"], conditions_key(r["conditions"]))
-        if key in latest:
-            superseded[key].append(latest[key]["simulation_id"])
-        latest[key] = r
-    return latest, superseded
+    return latest_runs(runs, lambda r: (r["scenario"], r["controller"], r["seed"], conditions_key(r["conditions"])))
 
 
 def environmental_impact(engine: Engine, baseline_controller: str, simulation_id: str | None = None,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select
 
 from signalwise.store.ml_metrics import get_metrics
-from signalwise.store.queries import conditions_key, run_conditions
+from signalwise.store.queries import conditions_key, latest_runs, run_conditions
 from signalwise.store.tables import IntersectionRollup, Run
 
 from .stats import compare
@@ -106,13 +106,14 @@ def stored_runs(engine: Engine, holds_model: Callable[[str | None], bool], inter
     with engine.connect() as conn:
         runs = conn.execute(select(R.c.id, R.c.simulation_id, R.c.scenario, R.c.controller, R.c.seed, R.c.config)
                             .where(R.c.controller.is_not(None))).mappings().all()
-        candidates = [r for r in runs if holds_model(model_dir_of(r["config"], r["controller"], intersection_id))]
-
         def paired(r) -> tuple:  # noqa: ANN001 - the same scenario, seed and conditions (duration, demand, ...)
             return r["scenario"], r["seed"], conditions_key(run_conditions(r["config"]))
 
-        baselines = {paired(r): r for r in sorted(runs, key=lambda r: r["id"])  # the latest of each stands
-                     if r["controller"] == baseline_controller}
+        # the latest of repeated runs stands for them, on either side (each would pair with one baseline again)
+        latest, _ = latest_runs(runs, lambda r: (r["controller"], *paired(r)))
+        candidates = [r for r in latest.values()
+                      if holds_model(model_dir_of(r["config"], r["controller"], intersection_id))]
+        baselines = {paired(r): r for r in latest.values() if r["controller"] == baseline_controller}
         pairs = [(c, baselines[paired(c)]) for c in candidates if paired(c) in baselines]
         ids = [r["id"] for pair in pairs for r in pair]
         rolls = {row["run_id"]: row for row in conn.execute(

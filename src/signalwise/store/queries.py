@@ -577,6 +577,19 @@ def conditions_key(conditions: dict | None) -> str:
     return "" if conditions is None else json.dumps(conditions, sort_keys=True, default=str)
 
 
+def latest_runs(runs: list[dict], key) -> tuple[dict, dict[object, list[str]]]:  # noqa: ANN001 - key: dict -> key
+    """The latest stored run (highest `id`) per `key(run)`, and per key the simulation ids of the runs it stands
+    for: the one rule every comparison of stored runs applies to repeated runs of the same conditions."""
+    latest: dict = {}
+    superseded: dict[object, list[str]] = defaultdict(list)
+    for r in sorted(runs, key=lambda r: r["id"]):
+        k = key(r)
+        if k in latest:
+            superseded[k].append(latest[k]["simulation_id"])
+        latest[k] = r
+    return latest, superseded
+
+
 def run_table(engine: Engine, scenario: str | None = None) -> list[dict]:
     """Every tagged run with its run metrics, record-derived figures (key `metrics`) and `conditions`."""
     runs_q = select(RUN.c.id, RUN.c.simulation_id, RUN.c.scenario, RUN.c.controller, RUN.c.seed,
