@@ -86,4 +86,7 @@ def test_publish_says_what_is_wrong_with_a_directory_in_one_line_and_exits_2(run
     info = json.loads((stopped / "run.json").read_text())
     (stopped / "run.json").write_text(json.dumps({**info, "status": "incomplete", "reason": "interrupted"}))
     r = CliRunner().invoke(app, ["publish", str(stopped), "--db", db])
-    assert r.exit_code == 2 and "(no metrics.json; run.json says the run is incomplete (interrupted))" in r.stderr
+    assert r.exit_code == 2 and "(no metrics.json; run.json says: incomplete, interrupted)" in r.stderr
+    (stopped / "metrics.json").write_text("{broken")
+    r = CliRunner().invoke(app, ["publish", str(stopped), "--db", db])
+    assert r.exit_code == 2 and f"error: {stopped / 'metrics.json'}: Expecting property name" in r.stderr

@@ -615,7 +615,7 @@ def _run_status(d: Path) -> str:
     status, reason = info.get("status"), info.get("reason")
     if not isinstance(status, str) or status == "complete":
         return ""
-    return f"; run.json says the run is {status}" + (f" ({reason})" if isinstance(reason, str) and reason else "")
+    return f"; run.json says: {status}" + (f", {reason}" if isinstance(reason, str) and reason else "")
 
 
 def _is_complete_run(d: Path) -> bool:

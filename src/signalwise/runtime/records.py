@@ -167,8 +167,8 @@ def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
     run_dirs = [Path(d) for d in run_dirs]
     infos, configs = {}, {}
     for d in run_dirs:
-        with _reading(d):
-            infos[d] = json.loads((d / "metrics.json").read_text())
+        infos[d] = _read_json(d / "metrics.json")
+        with _reading(d / "config.yaml"):
             configs[d] = _read_yaml(d / "config.yaml")
 
     def paired(d: Path) -> tuple:  # the baseline of a run is the one of the same scenario, seed and conditions
@@ -181,7 +181,7 @@ def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
     for d, m in infos.items():
         base = baselines.get(paired(d)) or _stored_baseline(engine, *paired(d))
         if base == d or not (_emissions_recorded(m) and base is not None and _emissions_recorded(
-                json.loads((base / "metrics.json").read_text()))):
+                _read_json(base / "metrics.json"))):
             base = None  # fuel and CO2 "saved" need both runs' emissions: without them it is unknown, stored as 0
         with _reading(d):
             records = list(build_records(d, base))
@@ -222,17 +222,26 @@ class RunFilesError(ValueError):
 
 
 @contextlib.contextmanager
-def _reading(run_dir: Path) -> Iterator[None]:
-    """Errors reading `run_dir`'s files as one RunFilesError naming where (the database is not touched here)."""
+def _reading(where: Path) -> Iterator[None]:
+    """Errors reading the files at `where` (a file, or a run directory whose files name themselves) as one
+    RunFilesError naming it (the database is not touched here)."""
     try:
         yield
     except RunFilesError:
         raise
     except ValueError as exc:  # the event log and the SUMO files name the file and line themselves
-        raise RunFilesError(str(exc) if str(run_dir) in str(exc) else f"{run_dir}: {exc}") from None
+        raise RunFilesError(str(exc) if str(where) in str(exc) else f"{where}: {exc}") from None
     except (OSError, KeyError, TypeError) as exc:
         what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
-        raise RunFilesError(f"{run_dir}: {what}") from None
+        raise RunFilesError(f"{where}: {what}") from None
+
+
+def _read_json(path: Path) -> dict:
+    with _reading(path):
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        return data
 
 
 def _stored_baseline(engine, scenario: str, seed: int, conditions: str) -> Path | None:
