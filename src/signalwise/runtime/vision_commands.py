@@ -322,8 +322,10 @@ def print_report(report: dict) -> None:
     counts = ", ".join(f"{a} {c['counted']}/{c['truth']}" for a, c in report["counts"].items())
     typer.echo(f"  counts      {counts}")
     for kind, g in report["violations"].items():
-        typer.echo(f"  {kind:<11} precision {g['precision']:.3f} recall {g['recall']:.3f} ({g['reported']} reported, "
-                   f"{g['truth_events']} true events of which {g['injected_events']} injected)")
+        unscored = g.get("unscored_reports", 0)
+        typer.echo(f"  {kind:<11} precision {g['precision']:.3f} recall {g['recall']:.3f} ({g['reported']} reported"
+                   + (f", {unscored} of an event begun before the first frame, unscored" if unscored else "")
+                   + f", {g['truth_events']} true events of which {g['injected_events']} injected)")
 
 
 def print_targets(items) -> None:

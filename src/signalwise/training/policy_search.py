@@ -248,7 +248,8 @@ def run_policy_episode(payload: str) -> dict:
     shutil.rmtree(Path(p["run_dir"]), ignore_errors=True)  # a search runs hundreds: keep the figures only
     m = result.metrics
     return {"key": p["key"], "avg_delay_s": m["network"]["avg_delay_s"],
-            "vehicles": int(m["network"].get("vehicles_total", 0)),
+            # vehicles that entered the network (vehicles_total counts those never inserted too)
+            "vehicles": int(m["network"].get("vehicles_total", 0)) - int(m["network"].get("never_inserted", 0)),
             "violations": m.get("safety", {}).get("violations", -1),
             "fallback_fraction": m["network"]["fallback_fraction"], "wall_s": round(wall, 2),
             # halting vehicles on each signal's own approaches: what a per-signal search tells that signal

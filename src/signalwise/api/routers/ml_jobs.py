@@ -167,7 +167,7 @@ def train(request: Request, body: TrainIn, engine: EngineDep, response: Response
     if agent == "phase-score":
         _check_search(body)
     try:
-        load(body.scenario)
+        load(body.scenario, takes_own_network=False)  # a job names its network by name
     except ScenarioError as exc:
         raise HTTPException(422, f"scenario: {str(exc).strip().splitlines()[-1]}") from None
     cores = os.cpu_count() or 1
