@@ -272,3 +272,38 @@ def test_a_comparison_of_two_models_whose_names_make_one_directory_runs_both(tmp
     assert not result.failures, result.failures
     dirs = {result.run_dirs[(c, 1)] for c in specs}
     assert len(dirs) == 2 and all(d.parent == tmp_path / "cmp" for d in dirs)
+
+
+def test_a_figure_nothing_measured_is_none_and_an_intersection_counts_every_vehicle_on_its_approaches(tmp_path):
+    """30 s of `single`: no vehicle arrives, so there is no travel time (it was 0.0 s, which a comparison averaged
+    in as the best value); the intersection's delay per vehicle divided the loss of every vehicle on its approaches
+    by the two that had left (26 s per vehicle against a network delay of 3 s)."""
+    from signalwise.runtime.run import execute_run
+
+    result = execute_run(RunConfig(scenario="single", controller="fixed", duration_s=30), tmp_path / "r")
+    net = result.metrics["network"]
+    assert net["throughput_veh"] == 0 and net["avg_travel_time_s"] is None
+    assert (net["emergency_delay_s"] is None) == (net["emergency_vehicles"] == 0)
+    (inter,) = result.metrics["intersections"].values()
+    assert 0 < inter["delay_per_veh_s"] <= 2 * net["avg_delay_s"], (inter, net["avg_delay_s"])
+    p = _cli("run", "--scenario", "single", "--controller", "fixed", "--duration", "30",
+             "--run-dir", str(tmp_path / "cli"), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "— (no vehicle arrived)" in p.stdout
+
+
+def test_compare_leaves_out_the_seeds_that_measured_nothing_of_a_figure(tmp_path):
+    """Seeds without an emergency vehicle wrote 0.0 s of emergency delay, averaged in: a CI reaching below 0 s."""
+    from signalwise.runtime.compare import METRICS, summarize
+
+    def run(delay_s, emergency_s):
+        return {"network": {**{key: 1.0 for key, *_ in METRICS}, "fallback_fraction": 0.0,
+                            "emergency_delay_s": emergency_s, "avg_delay_s": delay_s}}
+
+    runs = {("fixed", s): run(30.0 + s, d) for s, d in ((1, 15.84), (2, 6.64), (3, None))}
+    runs |= {("max-pressure", s): run(25.0 + s, d) for s, d in ((1, 15.84), (2, 14.013), (3, None))}
+    table = summarize(["fixed", "max-pressure"], [1, 2, 3], runs)["metrics"]
+    emergency = table["emergency_delay_s"]["controllers"]
+    assert emergency["fixed"]["values"] == [15.84, 6.64] and emergency["fixed"]["mean"] == 11.24
+    assert emergency["max-pressure"]["change_pct"] == round((14.9265 - 11.24) / 11.24 * 100, 4)
+    assert len(table["avg_delay_s"]["controllers"]["fixed"]["values"]) == 3

@@ -89,6 +89,10 @@ def check_seeds(seeds: int, first_seed: int) -> None:
         _fail(f"--first-seed {first_seed} with --seeds {seeds} passes SUMO's largest seed, {MAX_SEED}")
 
 
+def _seconds(x: float | None) -> str:
+    return "—" if x is None else f"{x:.1f} s"
+
+
 def _fail(message: str, code: int = BAD_INPUT) -> None:
     typer.secho(f"error: {message}", fg="red", err=True)
     raise typer.Exit(code)
@@ -351,7 +355,8 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
     rows = [
         ("avg delay per vehicle (RESCO)", f"{n['avg_delay_s']:.1f} s"),
         ("avg waiting time", f"{n['avg_wait_s']:.1f} s"),
-        ("avg travel time", f"{n['avg_travel_time_s']:.1f} s"),
+        ("avg travel time", "— (no vehicle arrived)" if n["avg_travel_time_s"] is None
+         else f"{n['avg_travel_time_s']:.1f} s"),
         ("stops per vehicle", f"{n['stops_per_veh']:.2f}"),
         ("throughput (arrived)", f"{n['throughput_veh']} of {n['vehicles_total']} veh"),
         ("still running / never inserted", f"{n['running_at_end']} / {n['never_inserted']}"),
@@ -360,8 +365,8 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
          f"{n['avg_queue_veh']:.1f} / {n['max_queue_veh']} veh"),
         ("CO2 / fuel", f"{n['co2_kg']:.1f} kg / {n['fuel_l']:.1f} l" if metrics.get("emissions_recorded", True)
          else "not recorded (emissions off, or a lean record)"),
-        ("emergency vehicles: delay", f"{n['emergency_vehicles']} veh: {n['emergency_delay_s']:.1f} s"),
-        ("pedestrians: delay", f"{n['pedestrians']}: {n['ped_delay_s']:.1f} s"
+        ("emergency vehicles: delay", f"{n['emergency_vehicles']} veh: " + _seconds(n["emergency_delay_s"])),
+        ("pedestrians: delay", f"{n['pedestrians']}: " + _seconds(n["ped_delay_s"])
                                 + (f" ({n['walking_at_end']} still walking)" if n.get("walking_at_end") else "")),
         ("preemptions / fallback share", f"{n['preemptions']} / {n['fallback_fraction']:.1%}"),
         ("shield interventions", ", ".join(f"{k} {v}" for k, v in metrics["shield_interventions"].items()) or "none"),
@@ -510,8 +515,12 @@ def print_compare_table(summary: dict, width: int | None = None) -> None:
             if e["mean"] is None:
                 cells.append("—")
                 continue
-            spread = "n/a" if len(e["values"]) < 2 or e["ci_high"] is None else f"{(e['ci_high'] - e['ci_low']) / 2:.1f}"
-            text = f"{e['mean']:.1f} ± {spread}"
+            fmt = "{:.1f}" if abs(e["mean"]) >= 10 else "{:.2f}"  # 0.7 ± 0.0 hid a half-width of 0.03
+            spread = "n/a" if len(e["values"]) < 2 or e["ci_high"] is None else fmt.format(
+                (e["ci_high"] - e["ci_low"]) / 2)
+            text = f"{fmt.format(e['mean'])} ± {spread}"
+            if len(e["values"]) < n_seeds:  # the seeds that measured it (no emergency vehicle on the others)
+                text += f" (n={len(e['values'])})"
             if c != base and e.get("change_pct") is not None:
                 good = (e["change_pct"] < 0) == row["lower_is_better"]
                 p = e.get("p_value")

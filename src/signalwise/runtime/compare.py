@@ -200,7 +200,9 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
     table = {}
     for key, label, unit, lower_better in METRICS:
         row = {"label": label, "unit": unit, "lower_is_better": lower_better, "controllers": {}}
-        have = {cs for cs, m in runs.items() if key not in EMISSIONS or m.get("emissions_recorded", True)}
+        # a run that measured none of it (emissions off; no vehicle arrived, no emergency vehicle or pedestrian)
+        have = {cs for cs, m in runs.items() if (key not in EMISSIONS or m.get("emissions_recorded", True))
+                and m["network"].get(key) is not None}
         base_seeds = [s for s in seeds if (baseline, s) in have]
         base_vals = [runs[(baseline, s)]["network"][key] for s in base_seeds]
         for c in controllers:

@@ -21,7 +21,7 @@ from .outputs import PersonTrip, Trip
 class NetworkMetrics:
     avg_delay_s: float
     avg_wait_s: float
-    avg_travel_time_s: float
+    avg_travel_time_s: float | None  # None: no vehicle arrived
     stops_per_veh: float
     throughput_veh: int
     vehicles_total: int
@@ -32,10 +32,10 @@ class NetworkMetrics:
     co2_kg: float
     fuel_l: float
     emergency_vehicles: int
-    emergency_delay_s: float
+    emergency_delay_s: float | None  # None: no emergency vehicle
     pedestrians: int
     #: a walk still under way at the end counts the time it has stood so far (SUMO gives it no time loss)
-    ped_delay_s: float
+    ped_delay_s: float | None  # None: no pedestrian
     walking_at_end: int
 
     def as_dict(self) -> dict:
@@ -44,6 +44,12 @@ class NetworkMetrics:
 
 def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else 0.0
+
+
+def _mean_or_none(xs: list[float]) -> float | None:
+    """The mean of a figure some runs have none of (no vehicle arrived, no emergency vehicle, no pedestrian):
+    None there, never 0 s, which a comparison would average in as the best value there is."""
+    return round(sum(xs) / len(xs), 3) if xs else None
 
 
 def network_metrics(trips: list[Trip], persons: list[PersonTrip], queue_samples: list[tuple[float, str, int]],
@@ -62,7 +68,7 @@ def network_metrics(trips: list[Trip], persons: list[PersonTrip], queue_samples:
     return NetworkMetrics(
         avg_delay_s=round(_mean([t.delay_s for t in trips]), 3),
         avg_wait_s=round(_mean([t.waiting_s for t in departed]), 3),
-        avg_travel_time_s=round(_mean([t.duration_s for t in arrived]), 3),
+        avg_travel_time_s=_mean_or_none([t.duration_s for t in arrived]),
         stops_per_veh=round(_mean([float(t.stops) for t in departed]), 4),
         throughput_veh=len(arrived),
         vehicles_total=len(trips),
@@ -75,9 +81,9 @@ def network_metrics(trips: list[Trip], persons: list[PersonTrip], queue_samples:
         fuel_l=round((sum(r.get("fuel_abs", 0.0) for r in emissions) if emissions else
                       sum(t.fuel_ml for t in trips)) / 1e3, 4),
         emergency_vehicles=len(ev),
-        emergency_delay_s=round(_mean([t.delay_s for t in ev]), 3),
+        emergency_delay_s=_mean_or_none([t.delay_s for t in ev]),
         pedestrians=len(walked),
-        ped_delay_s=round(_mean([p.time_loss_s for p in walked]), 3),
+        ped_delay_s=_mean_or_none([p.time_loss_s for p in walked]),
         walking_at_end=sum(1 for p in walked if p.arrival_s < 0),
     )
 
@@ -95,6 +101,8 @@ def intersection_metrics(edgedata: list[dict], emissions: list[dict], queue_samp
             a["time_loss_s"] += row.get("timeLoss", 0.0)
             a["waiting_s"] += row.get("waitingTime", 0.0)
             a["left_veh"] += row.get("left", 0.0)
+            # every vehicle that was on the approach: the loss above counts those still on it at the end too
+            a["on_veh"] += row.get("entered", 0.0) + row.get("departed", 0.0)
     co2: dict[str, float] = defaultdict(float)
     for row in emissions:
         tls = edge_to_tls.get(row["edge"])
@@ -106,9 +114,10 @@ def intersection_metrics(edgedata: list[dict], emissions: list[dict], queue_samp
     for tls in approach_edges:
         a = agg.get(tls, {})
         left = a.get("left_veh", 0.0)
+        on = a.get("on_veh", 0.0) or left  # files without entered/departed: those that left, as before
         out[tls] = {
-            "delay_per_veh_s": round(a.get("time_loss_s", 0.0) / left, 3) if left else 0.0,
-            "wait_per_veh_s": round(a.get("waiting_s", 0.0) / left, 3) if left else 0.0,
+            "delay_per_veh_s": round(a.get("time_loss_s", 0.0) / on, 3) if on else None,
+            "wait_per_veh_s": round(a.get("waiting_s", 0.0) / on, 3) if on else None,
             "throughput_veh": int(left),
             "avg_queue_veh": round(_mean([float(q) for q in queues.get(tls, [])]), 3),
             "max_queue_veh": max(queues.get(tls, []), default=0),
