@@ -55,3 +55,43 @@ def test_rows_left_waiting_are_counted_located_and_drained_by_the_command_named(
                              capture_output=True, text=True, timeout=60)
     assert drained.returncode == 0, drained.stderr
     assert f"{waiting} row(s) stored" in drained.stdout and not list((run_dir / "store-buffer").glob("*.jsonl"))
+
+
+def test_an_acknowledgement_that_clears_an_alert_reaches_the_store_and_the_stream(db_url, tmp_path):
+    """Acknowledging a count's alert clears it; the API answered so, but the database kept it uncleared and the
+    `alert` stream never said so, so a console following the stream kept it active."""
+    import threading
+    import time
+
+    from signalwise.runtime.live.alerts import AlertEngine, AlertRule
+
+    run_dir = tmp_path / "live"
+    store = LiveStoreWriter(db_url, run_dir.name, run_dir / "store-buffer", 10_000, retry_initial_s=0.05)
+    rule = AlertRule(name="restarts_seen", metric="simulator_restarts", op=">=", threshold=0, until_acknowledged=True)
+    rt = LiveRuntime(RunConfig(scenario="single", controller="max-pressure"),
+                     LiveOptions(speed=20.0, duration_s=3600, in_process=True), run_dir, store=store,
+                     alerts=AlertEngine([rule]))
+    streamed: list[dict] = []
+    rt.publish = lambda topic, payload: streamed.append(payload) if topic == "alert" else None
+    rt.open()
+    loop = threading.Thread(target=rt.run, daemon=True)
+    loop.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not rt.alerts.active():
+            assert time.monotonic() < deadline, "the rule never raised its alert"
+            time.sleep(0.05)
+        (alert,) = rt.alerts.active()
+        cleared = rt.acknowledge_alert(alert.id, "ops")  # as the API's POST /alerts/{id}/ack does, mid-run
+    finally:
+        rt.stop()
+        loop.join(30)
+    assert cleared.cleared_at_s is not None
+    assert streamed[-1]["id"] == alert.id and streamed[-1]["cleared_at_s"] is not None
+    assert streamed[-1]["acknowledged_by"] == "ops"
+    engine = create_store_engine(db_url)
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT acknowledged_by, cleared_at, cleared_at_s FROM alerts WHERE id = :i"),
+                           {"i": alert.id}).one()
+    engine.dispose()
+    assert row.acknowledged_by == "ops" and row.cleared_at is not None and row.cleared_at_s is not None

@@ -160,9 +160,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     console = Console(stderr=True)
     listener = _listen(host, port)  # before the run starts: a port in use is refused, not a run without its API
     store = _store(db, run_dir)
-    alerts, notifier = _alert_engine(raw_alerts)
-    if store is not None:
-        alerts.on_acknowledge = store.put_alert  # an acknowledgement made through the API is stored too
+    alerts, notifier = _alert_engine(raw_alerts)  # an acknowledgement is stored and streamed by the runtime
     runtime = LiveRuntime(cfg, opts, run_dir, store=store, alerts=alerts,
                           resolve_options=lambda specs: registry_options(specs, registry_db))
     signals.ended = lambda: runtime.loop_over  # from the loop's end to the last line, a Ctrl-C only hurries

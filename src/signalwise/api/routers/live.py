@@ -94,11 +94,11 @@ def alerts(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100) 
 
 @router.post("/alerts/{alert_id}/ack", summary="Acknowledge an alert")
 def acknowledge(request: Request, alert_id: str) -> dict:
-    engine = _runtime(request).alerts
-    if engine is None:
+    runtime = _runtime(request)
+    if runtime.alerts is None:
         raise HTTPException(404, "this run has no alert engine")
     try:
-        return _plain(engine.acknowledge(alert_id, who(request)))
+        return _plain(runtime.acknowledge_alert(alert_id, who(request)))
     except KeyError:
         raise HTTPException(404, f"no alert {alert_id!r}") from None
     except AlreadyAcknowledged as exc:  # the first acknowledgement is the record

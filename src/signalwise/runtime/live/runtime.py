@@ -1151,6 +1151,18 @@ class LiveRuntime:
             if self.publish is not None:
                 self.publish("alert", row)
 
+    def acknowledge_alert(self, alert_id: str, who: str):  # noqa: ANN201 - an AlertEvent
+        """`who` acknowledges an alert (KeyError, `AlreadyAcknowledged` as the engine raises them). The alert as it
+        is now, acknowledged and perhaps cleared with it (`until_acknowledged`), goes to the store and the `alert`
+        stream as a raise or a clear does: a console following the stream, or the database, kept it active."""
+        event = self.alerts.acknowledge(alert_id, who)
+        row = dataclasses.asdict(event)
+        if self.store is not None and hasattr(self.store, "put_alert"):
+            self.store.put_alert(row)
+        if self.publish is not None:
+            self.publish("alert", row)
+        return event
+
     def controller_at(self, tls: str) -> str:
         """The controller spec in force at signal `tls` (the run's, unless a change switched that signal)."""
         return self.signal_specs.get(tls, self.controller_spec)
