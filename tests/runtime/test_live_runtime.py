@@ -603,3 +603,17 @@ def test_a_controller_switched_at_some_signals_is_theirs_and_the_runs_stays(tmp_
 
     run = json.loads((rt.run_dir / "run.json").read_text())
     assert run["controller"] == "max-pressure" and run["signal_controllers"] == {"J5": "actuated"}
+
+
+def test_an_override_runs_for_its_seconds_of_signal_operation_across_a_recovery(tmp_path):
+    """A 100 s hold from t=0; the simulator dies at t=58 and resumes from the state saved at t=30. The hold's end
+    stayed at t=100 of the rewound clock, so it governed the signal 28 s longer than asked."""
+    rt = _runtime(tmp_path, duration_s=300, state_every_s=30)
+    rt.submit(ch.OverrideChange(intersection_id="J2", action="hold", phase_number=2, duration_s=100), who="ops")
+    _crash_at(rt, [58.0])
+    rt.run()
+    assert rt.restarts == 1 and rt.recoveries[0]["resumed_at_s"] == 30.0
+    rewound = rt.recoveries[0]["rewound_s"]
+    (expired,) = [c for c in rt.changes if c["kind"] == "override_expired"]
+    assert abs(expired["sim_time_s"] - (100.0 - rewound)) <= 1.0, (expired, rewound)
+    assert audit_run(rt.run_dir).ok

@@ -633,6 +633,8 @@ class LiveRuntime:
                           again, attempt + 1, self.RECOVERY_ATTEMPTS)
         self._reassert_changes(controllers_now, controllers_saved, timing_saved)
         rewound = crashed_at - self.stepper.t
+        for override in self.overrides.values():  # its seconds are of signal operation: those rewound run again
+            override.until_s -= rewound
         resumed = self.stepper.t
         logged_before = self.events_logged  # all on disk (drained and flushed above)
         marker = [SignalEvent(resumed, tls, int(EventCode.RUNTIME_RECOVERY), int(round(rewound)))
