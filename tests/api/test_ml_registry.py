@@ -230,6 +230,13 @@ def test_the_active_model_against_the_baseline_from_stored_runs_live_data_and_su
         r = _cli("run", "-s", "single", "-c", controller, "--seed", "4", "--duration", "300", "--no-emissions",
                  "--db", url, "--run-dir", str(tmp_path / name), env=env)
         assert r.returncode == 0, r.stderr
+    # another version deployed and run on the same seed: a run of another model, which stands for none of v1's
+    register_model(reg, write_model(tmp_path / "fits-too", [_signals("single")["C"]], episodes=7))  # v3
+    reg.deploy("v3", who="setup")
+    r = _cli("run", "-s", "single", "-c", "ql:@active", "--seed", "4", "--duration", "300", "--no-emissions",
+             "--db", url, "--run-dir", str(tmp_path / "ql-v3"), env=env)
+    assert r.returncode == 0, r.stderr
+    reg.rollback(who="setup")  # back to v1
     reg.rollback(who="setup")
 
     rt = LiveRuntime(RunConfig(scenario="single", controller="max-pressure"),

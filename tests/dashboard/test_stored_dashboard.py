@@ -127,7 +127,8 @@ def test_delay_over_time_route_names_runs_it_cannot_read(stored):
 
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory, browser):
-    """fixed and max-pressure on `corridor`, seed 1, over 120 s and over 180 s, published together."""
+    """fixed and max-pressure on `corridor`, seeds 1 and 2 (a whisker to draw), over 120 s and over 180 s,
+    published together."""
     from signalwise.api import create_app
     from signalwise.runtime.compare import compare_controllers
     from signalwise.runtime.config import RunConfig
@@ -138,7 +139,7 @@ def mixed(tmp_path_factory, browser):
     dirs = []
     for duration in (120, 180):
         result = compare_controllers(RunConfig(scenario="corridor", duration_s=duration, record="lean"),
-                                     ["fixed", "max-pressure"], [1], tmp / f"cmp{duration}", workers=2)
+                                     ["fixed", "max-pressure"], [1, 2], tmp / f"cmp{duration}", workers=2)
         assert not result.failures, result.failures
         dirs += result.run_dirs.values()
     url = f"sqlite:///{tmp / 'stored.db'}"

@@ -307,3 +307,8 @@ def test_compare_leaves_out_the_seeds_that_measured_nothing_of_a_figure(tmp_path
     assert emergency["fixed"]["values"] == [15.84, 6.64] and emergency["fixed"]["mean"] == 11.24
     assert emergency["max-pressure"]["change_pct"] == round((14.9265 - 11.24) / 11.24 * 100, 4)
     assert len(table["avg_delay_s"]["controllers"]["fixed"]["values"]) == 3
+    # a seed one side measured and the other did not is left out of both sides' change
+    runs[("max-pressure", 2)]["network"]["emergency_delay_s"] = None
+    emergency = summarize(["fixed", "max-pressure"], [1, 2, 3], runs)["metrics"]["emergency_delay_s"]["controllers"]
+    assert emergency["max-pressure"]["change_pct"] == 0.0 and emergency["max-pressure"]["seeds_compared"] == [1]
+    assert emergency["fixed"]["mean"] == 11.24  # its own mean is still over every seed it measured

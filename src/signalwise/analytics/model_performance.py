@@ -109,8 +109,10 @@ def stored_runs(engine: Engine, holds_model: Callable[[str | None], bool], inter
         def paired(r) -> tuple:  # noqa: ANN001 - the same scenario, seed and conditions (duration, demand, ...)
             return r["scenario"], r["seed"], conditions_key(run_conditions(r["config"]))
 
-        # the latest of repeated runs stands for them, on either side (each would pair with one baseline again)
-        latest, _ = latest_runs(runs, lambda r: (r["controller"], *paired(r)))
+        # the latest of repeated runs stands for them, on either side (each would pair with one baseline again); a
+        # run is the same as another only with the same model there (`ql:@active` runs whichever was deployed)
+        latest, _ = latest_runs(runs, lambda r: (r["controller"], model_dir_of(r["config"], r["controller"],
+                                                                              intersection_id), *paired(r)))
         candidates = [r for r in latest.values()
                       if holds_model(model_dir_of(r["config"], r["controller"], intersection_id))]
         baselines = {paired(r): r for r in latest.values() if r["controller"] == baseline_controller}

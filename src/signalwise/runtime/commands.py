@@ -527,6 +527,8 @@ def print_compare_table(summary: dict, width: int | None = None) -> None:
                 sig = p is not None and p < 0.05
                 color = ("green" if good else "red") if sig else "dim"
                 ptxt = f"p {p:.3f}" if p is not None else "p n/a"
+                if e.get("seeds_compared") is not None:  # fewer than the seeds each side measured
+                    ptxt += f", {len(e['seeds_compared'])} seed(s) both measured"
                 text += f"\n[{color}]{e['change_pct']:+.1f}% {ptxt}[/{color}]"
             cells.append(text)
         unit = f" ({row['unit']})" if row["unit"] else ""

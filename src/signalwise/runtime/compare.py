@@ -195,7 +195,8 @@ def check_network(base: RunConfig, controllers: Sequence[str] = ()) -> NetworkCh
 
 
 def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, int], dict]) -> dict:
-    """Mean, 95% CI, change vs the first controller, Welch and (same seeds) paired p-values per metric."""
+    """Mean and 95% CI per metric over the seeds that measured it; change vs the first controller, Welch and paired
+    p-values over the seeds both measured (`seeds_compared` when that is fewer)."""
     baseline = controllers[0]
     table = {}
     for key, label, unit, lower_better in METRICS:
@@ -204,17 +205,22 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
         have = {cs for cs, m in runs.items() if (key not in EMISSIONS or m.get("emissions_recorded", True))
                 and m["network"].get(key) is not None}
         base_seeds = [s for s in seeds if (baseline, s) in have]
-        base_vals = [runs[(baseline, s)]["network"][key] for s in base_seeds]
         for c in controllers:
             c_seeds = [s for s in seeds if (c, s) in have]
             vals = [runs[(c, s)]["network"][key] for s in c_seeds]
             ci = mean_ci(vals)
             entry = {"values": vals, "mean": _num(ci.mean), "ci_low": _num(ci.ci_low), "ci_high": _num(ci.ci_high)}
-            if c != baseline and vals and base_vals:
-                cmp = compare_samples(base_vals, vals, paired=c_seeds == base_seeds)
+            # the change and its tests over the seeds both measured: a seed one side has no figure for (no
+            # emergency vehicle, nothing arrived, a run failed) is left out of the other side too
+            common = [s for s in c_seeds if s in base_seeds]
+            if c != baseline and common:
+                cmp = compare_samples([runs[(baseline, s)]["network"][key] for s in common],
+                                      [runs[(c, s)]["network"][key] for s in common], paired=True)
                 entry["change_pct"] = _num(cmp.change_pct)
                 entry["p_value"] = _num(cmp.p_value)
                 entry["p_value_paired"] = _num(cmp.p_value_paired)
+                if common != c_seeds or common != base_seeds:
+                    entry["seeds_compared"] = common
             row["controllers"][c] = entry
         table[key] = row
     # None (shown "—") for a controller none of whose runs finished: nothing was audited, so no count of 0

@@ -93,10 +93,12 @@ def _let_it_finish(proc: subprocess.Popen) -> None:
 
     subprocess.run kills the child a quarter of a second after Ctrl-C, which left its CSV files cut
     mid-row and no summary.json. The pipeline runs in its own session, so whatever stopped the bench
-    (Ctrl-C, SIGTERM, `kill -INT`), it gets one SIGINT from here, and then the time to finish.
+    (Ctrl-C, SIGTERM, `kill -INT`), it gets one SIGTERM from here, which `vision run` takes as Ctrl-C
+    (SIGINT would be ignored by a pipeline started from a script that runs the bench in the background),
+    and then the time to finish.
     """
     if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=PIPELINE_FINISH_S)
         except subprocess.TimeoutExpired:

@@ -161,6 +161,7 @@ def time_series(trips: list[Trip], edgedata: list[dict], emissions: list[dict],
         b["_loss"] += row.get("timeLoss", 0.0)
         b["_wait"] += row.get("waitingTime", 0.0)
         b["left_veh"] += row.get("left", 0.0)
+        b["_on"] += row.get("entered", 0.0) + row.get("departed", 0.0)  # on the approach in the interval
     rows = []
     for k in range(n):
         b = net[k]
@@ -179,12 +180,13 @@ def time_series(trips: list[Trip], edgedata: list[dict], emissions: list[dict],
         for k in range(n):
             b = per_tls[tls][k]
             left = b.get("left_veh", 0.0)
+            on = b.get("_on", 0.0) or left  # files without entered/departed: those that left, as before
             qs = queue_tls[tls][k]
             rows.append({
                 "begin_s": begin_s + k * interval_s, "scope": tls,
                 "arrived_veh": int(left),
-                "avg_delay_s": round(b["_loss"] / left, 3) if left else None,
-                "avg_wait_s": round(b["_wait"] / left, 3) if left else None,
+                "avg_delay_s": round(b["_loss"] / on, 3) if on else None,
+                "avg_wait_s": round(b["_wait"] / on, 3) if on else None,
                 "avg_queue_veh": round(_mean([float(q) for q in qs]), 3),
                 "co2_kg": None, "fuel_l": None,
             })
