@@ -568,3 +568,36 @@ def test_two_api_workers_sharing_redis_both_deliver_a_message(tmp_path):
                     await recv_json(wa, 0.5)
 
         run(main())
+
+
+def test_sse_reconnecting_with_last_event_id_gets_the_alerts_and_changes_it_missed(live):
+    """An EventSource reconnects with Last-Event-ID; the alerts published while it was away were lost to it."""
+    port, app, _rt = live
+    hub = app.state.streams
+    url = f"http://127.0.0.1:{port}/api/v1/sse/live?topics=alert"
+
+    async def main():
+        async with httpx.AsyncClient(timeout=5) as client:
+            async with client.stream("GET", url) as r:  # connected: the hub runs on the server's loop
+                it = r.aiter_lines()
+                while (await anext(it)) != "":
+                    pass
+                hub._loop.call_soon_threadsafe(lambda: hub.publish("alert", {"rule": "seen", "metric": "x"}))
+                lines: list[str] = []
+                while not any(x.startswith("id: ") for x in lines):
+                    lines.append(await anext(it))
+                seen = int(next(x for x in lines if x.startswith("id: "))[4:])
+            # away: two alerts go out
+            hub._loop.call_soon_threadsafe(lambda: [hub.publish("alert", {"rule": f"missed-{i}", "metric": "x"})
+                                                    for i in range(2)])
+            await asyncio.sleep(0.3)
+            lines = []
+            async with client.stream("GET", url, headers={"Last-Event-ID": str(seen)}) as r:
+                it = r.aiter_lines()
+                while sum(x.startswith("data: ") and "missed-" in x for x in lines) < 2 or lines[-1] != "":
+                    lines.append(await asyncio.wait_for(anext(it), 5))
+        return sse_events(lines)
+
+    events = run(main())
+    rules = [json.loads(e["data"])["data"]["rule"] for e in events if e.get("event") == "alert"]
+    assert rules == ["missed-0", "missed-1"]  # the one seen is not sent again

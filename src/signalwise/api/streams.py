@@ -152,6 +152,12 @@ class Subscriber:
         return self._buf.popleft()
 
 
+#: the topics an SSE client reconnecting with Last-Event-ID gets again (what an operator must not miss; the next
+#: snapshot says the rest), and how many of their latest messages the hub keeps for it
+REPLAYED_TOPICS = frozenset({"alert", "change"})
+REPLAY_MAX = 500
+
+
 class StreamHub:
     """Fan-out of the live loop's messages to stream clients (see the module's docstring)."""
 
@@ -173,6 +179,7 @@ class StreamHub:
         self._max_pending = max_pending
         self._wake_scheduled = False
         self._last_snapshot: dict[str, Message] = {}  # per origin: sent to a client as it subscribes
+        self._recent: collections.deque[Message] = collections.deque(maxlen=REPLAY_MAX)  # this hub's, to replay
         self._puller: threading.Thread | None = None
         self._stop = threading.Event()
         self._redis_out: _RedisPublisher | None = None
@@ -300,11 +307,20 @@ class StreamHub:
                     text = text or json.dumps({"type": "heartbeat", "at": time.time()})
                     self._offer(client, ("heartbeat", None, text), now)
 
-    def subscribe(self, kind: str, topics: Iterable[str] | None, intersections: Iterable[str] | None) -> Subscriber:
+    def subscribe(self, kind: str, topics: Iterable[str] | None, intersections: Iterable[str] | None,
+                  after_seq: int | None = None) -> Subscriber:
+        """A new client. `after_seq` (an SSE client's Last-Event-ID): the alert and change messages this hub
+        published after it, which a reconnecting client missed, come first (the latest REPLAY_MAX kept)."""
         client = Subscriber(kind, frozenset(topics or TOPICS),
                             None if intersections is None else frozenset(intersections), self.queue_max)
         self._clients.add(client)
         self.counts[f"{kind}_connected"] += 1
+        if after_seq is not None:  # at most half the client's queue: the live stream still has room behind it
+            missed = [m for m in list(self._recent) if m.seq > after_seq and client.wants(m.topic)]
+            for msg in missed[-(self.queue_max // 2):]:
+                text = self._render(msg, client, {})  # the cache is per message
+                if text is not None and client.offer((msg.topic, msg.seq, text)):
+                    self.counts["replayed"] += 1
         self._send_last_snapshot(client)
         return client
 
@@ -344,6 +360,8 @@ class StreamHub:
         """To every client that asked for it, filtered; a client whose queue is full is disconnected."""
         if msg.topic == "snapshot":
             self._last_snapshot[msg.origin] = msg
+        elif msg.topic in REPLAYED_TOPICS and msg.origin == self.id:  # another server's seq is not ours to compare
+            self._recent.append(msg)
         rendered: dict = {}
         now = time.monotonic()
         for client in list(self._clients):

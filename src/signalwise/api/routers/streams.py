@@ -283,7 +283,8 @@ def _sse_subscription(request: Request, topics: TopicsQ = None,
 async def sse_live(request: Request,
                    subscription: Annotated[tuple, Depends(_sse_subscription)],
                    token: TokenQ = None):
-    """Each message is an event named after its topic (`event: snapshot`, `id:` its seq, `data:` the JSON);
+    """Each message is an event named after its topic (`event: snapshot`, `id:` its seq, `data:` the JSON); a
+    client reconnecting with Last-Event-ID first gets the alert and change messages it missed;
     `: heartbeat` comments when nothing was sent for `heartbeat_s`; a client too slow to read gets a final
     `event: error` and the stream ends; `event: end` when the live run ends.
 
@@ -291,7 +292,8 @@ async def sse_live(request: Request,
     """
     hub = _hub(request)
     await hub.start()
-    client = hub.subscribe("sse", *subscription)
+    last = request.headers.get("last-event-id", "").strip()  # an EventSource reconnecting says what it had
+    client = hub.subscribe("sse", *subscription, after_seq=int(last) if last.isdigit() else None)
     try:
         yield ServerSentEvent(event="subscribed", raw_data=_described(hub, client), retry=SSE_RETRY_MS)
         while True:
