@@ -146,9 +146,11 @@ def test_an_observation_is_bounded_and_the_first_prediction_on_a_network_leaves_
             assert c.get("/health").status_code == 200
             health_s.append(time.monotonic() - t0)
         first.join()
-        # the probes waited far less than the prediction took (on the loop, one of them waited all of it)
+        # several probes were answered while the network was read: on the loop, the first would have waited for all
+        # of it and the prediction would have been over by its answer (counted, not timed: a loaded machine can slow
+        # any one probe)
         took_s = answered["predict"] - answered["asked"]
-        assert health_s and max(health_s) < 0.5 * took_s, (health_s, took_s)
+        assert len(health_s) >= 3, (health_s, took_s)
 
 
 def test_a_body_over_its_routes_limit_is_a_413_before_it_is_parsed(tmp_path):
