@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select
 
 from signalwise.store.ml_metrics import get_metrics
-from signalwise.store.queries import conditions_key, latest_runs, run_conditions
+from signalwise.store.queries import config_conditions_key, latest_runs
 from signalwise.store.tables import IntersectionRollup, Run
 
 from .stats import compare
@@ -107,7 +107,7 @@ def stored_runs(engine: Engine, holds_model: Callable[[str | None], bool], inter
         runs = conn.execute(select(R.c.id, R.c.simulation_id, R.c.scenario, R.c.controller, R.c.seed, R.c.config)
                             .where(R.c.controller.is_not(None))).mappings().all()
         def paired(r) -> tuple:  # noqa: ANN001 - the same scenario, seed and conditions (duration, demand, ...)
-            return r["scenario"], r["seed"], conditions_key(run_conditions(r["config"]))
+            return r["scenario"], r["seed"], config_conditions_key(r["config"])
 
         # the latest of repeated runs stands for them, on either side (each would pair with one baseline again); a
         # run is the same as another only with the same model there (`ql:@active` runs whichever was deployed)

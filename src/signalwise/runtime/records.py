@@ -161,7 +161,7 @@ def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
         register_run,
         write_run_metrics,
     )
-    from ..store.queries import conditions_key, run_conditions
+    from ..store.queries import config_conditions_key
 
     engine = get_engine(db_url)
     run_dirs = [Path(d) for d in run_dirs]
@@ -172,7 +172,7 @@ def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
             configs[d] = _read_yaml(d / "config.yaml")
 
     def paired(d: Path) -> tuple:  # the baseline of a run is the one of the same scenario, seed and conditions
-        return infos[d]["scenario"], infos[d]["seed"], conditions_key(run_conditions(configs[d]))
+        return infos[d]["scenario"], infos[d]["seed"], config_conditions_key(configs[d])
 
     baselines = {paired(d): d for d, m in infos.items() if m["controller"] == BASELINE_CONTROLLER}
     # every file is read before anything is written: a directory whose events.csv or signal states are cut short
@@ -181,7 +181,7 @@ def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
     for d, m in infos.items():
         base = baselines.get(paired(d)) or _stored_baseline(engine, *paired(d))
         if base == d or not (_emissions_recorded(m) and base is not None and _emissions_recorded(
-                _read_json(base / "metrics.json"))):
+                infos.get(base) or _read_json(base / "metrics.json"))):  # read already, when published with it
             base = None  # fuel and CO2 "saved" need both runs' emissions: without them it is unknown, stored as 0
         with _reading(d):
             records = list(build_records(d, base))
@@ -252,7 +252,7 @@ def _stored_baseline(engine, scenario: str, seed: int, conditions: str) -> Path 
     """
     from sqlalchemy import select
 
-    from ..store.queries import conditions_key, run_conditions
+    from ..store.queries import config_conditions_key
     from ..store.tables import Run
 
     t = Run.__table__
@@ -260,8 +260,7 @@ def _stored_baseline(engine, scenario: str, seed: int, conditions: str) -> Path 
         configs = conn.execute(select(t.c.config).where(t.c.scenario == scenario, t.c.seed == seed,
                                                         t.c.controller == BASELINE_CONTROLLER)
                                .order_by(t.c.id.desc())).scalars().all()
-    run_dir = next(((c or {}).get("run_dir") for c in configs if conditions_key(run_conditions(c)) == conditions),
-                   None)
+    run_dir = next(((c or {}).get("run_dir") for c in configs if config_conditions_key(c) == conditions), None)
     return Path(run_dir) if run_dir and (Path(run_dir) / "metrics.json").is_file() else None
 
 

@@ -349,20 +349,24 @@ def slug(text: str) -> str:
     name = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in text)
     if len(name) <= 40:
         return name
+    return name[:31] + "-" + _digest(text)
+
+
+def _digest(text: str) -> str:
+    """Eight hex digits that tell two texts apart in a directory name."""
     import hashlib
 
-    return name[:31] + "-" + hashlib.sha1(text.encode()).hexdigest()[:8]
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
 def distinct_slugs(texts: list[str]) -> dict[str, str]:
     """`slug` of each text, with a hash added where two would make one name (ql:x-y/model and ql:x/y-model):
     the runs of one comparison never share a directory."""
-    import hashlib
     from collections import Counter
 
     names = {t: slug(t) for t in texts}
     taken = Counter(names.values())
-    return {t: n if taken[n] == 1 else f"{n}-{hashlib.sha1(t.encode()).hexdigest()[:8]}" for t, n in names.items()}
+    return {t: n if taken[n] == 1 else f"{n}-{_digest(t)}" for t, n in names.items()}
 
 
 def _now() -> str:

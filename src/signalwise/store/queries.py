@@ -21,6 +21,7 @@ rows.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -564,7 +565,7 @@ CONDITION_KEYS = ("duration_s", "sumocfg", "net", "routes", "step_length_s", "de
 
 def run_conditions(config: dict | None) -> dict | None:
     """What a stored run's configuration says of its conditions (`CONDITION_KEYS` it holds); None without one
-    (a run registered through the API), which is then paired with runs as bare as itself."""
+    (a run registered from Python without a configuration), which is then paired with runs as bare as itself."""
     if not config:
         return None
     return {k: config[k] for k in CONDITION_KEYS if k in config}
@@ -572,9 +573,12 @@ def run_conditions(config: dict | None) -> dict | None:
 
 def conditions_key(conditions: dict | None) -> str:
     """`run_conditions` as one comparable string."""
-    import json
-
     return "" if conditions is None else json.dumps(conditions, sort_keys=True, default=str)
+
+
+def config_conditions_key(config: dict | None) -> str:
+    """The conditions key of a run configuration (`conditions_key(run_conditions(config))`)."""
+    return conditions_key(run_conditions(config))
 
 
 def latest_runs(runs: list[dict], key) -> tuple[dict, dict[object, list[str]]]:  # noqa: ANN001 - key: dict -> key

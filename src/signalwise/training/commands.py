@@ -748,14 +748,14 @@ def _models_show(ref, db) -> None:
     version_like = re.fullmatch(r"v\d+", ref) is not None
     # `v1` is the registry's version when the registry has one (a directory of that name may be beside it, as in
     # a directory registry); a path is a path: a missing one is not looked up in the registry
-    registered = version_like and _missing_registry(db) is None and _is_registered(db, ref)
-    if not registered and (Path(ref).exists() or not version_like):
+    mv = _registered(db, ref) if version_like and _missing_registry(db) is None else None
+    if mv is None and (Path(ref).exists() or not version_like):
         if not Path(ref).exists():
             _fail(f"{ref}: no such model directory (a registered version is named vN, e.g. v3)")
         meta = dict(load_model(Path(ref)).meta)
         meta["path"] = str(Path(ref))
-    else:
-        mv = _registry(db, existing=True).get(ref, include_removed=True)  # a removed version stays readable
+    else:  # not registered and no such directory: the registry says which versions it has
+        mv = mv or _registry(db, existing=True).get(ref, include_removed=True)  # a removed version stays readable
         meta = {**mv.meta, "version": mv.version, "registered_at": mv.registered_at.isoformat(),
                 "registered_by": mv.registered_by, "source": mv.source, "content_sha256": mv.content_sha256,
                 "size_bytes": mv.size_bytes}
@@ -867,7 +867,7 @@ def _registry(db: str | None, existing: bool = False):
     """The registry in `--db`, else the configured database (SIGNALWISE_DATABASE_URL).
 
     `existing`: a command that reads or changes what is registered refuses a SQLite file that is not there
-    (one line, exit 2) rather than create an empty database to find nothing in; the configured directory
+    (one line, exit 1, as `keys list` does) rather than create an empty database to find nothing in; the configured directory
     registry, imported on first use, still makes one.
     """
     from ..store.cli_engine import open_or_exit
@@ -881,14 +881,14 @@ def _registry(db: str | None, existing: bool = False):
     return open_or_exit(lambda: open_registry(database_url=db))
 
 
-def _is_registered(db: str | None, version: str) -> bool:
+def _registered(db: str | None, version: str):  # noqa: ANN202 - a ModelVersion or None
+    """The registered version of that name (removed ones included), or None."""
     from ..store.model_registry import RegistryError
 
     try:
-        _registry(db).get(version, include_removed=True)
+        return _registry(db).get(version, include_removed=True)
     except RegistryError:
-        return False
-    return True
+        return None
 
 
 def _missing_registry(db: str | None) -> Path | None:

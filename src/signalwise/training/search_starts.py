@@ -117,10 +117,12 @@ def model_start(path: Path) -> SearchStart:
     try:
         meta = json.loads(meta_file.read_text())
         policy = meta["policy"] if meta.get("agent") == "phase-score" else None
-        for whose, w in ([("", policy["weights"])] + [(f" at signal {tls}", w) for tls, w in
-                                                       (policy.get("signal_weights") or {}).items()] if policy else []):
-            if len(w) != len(policy["features"]):  # said in the model's terms
-                raise ValueError(f"{len(w)} weights{whose} for {len(policy['features'])} features")
+        if policy:  # a count that does not match, said in the model's terms
+            every = {"": policy["weights"], **{f" at signal {tls}": w
+                                               for tls, w in (policy.get("signal_weights") or {}).items()}}
+            for whose, w in every.items():
+                if len(w) != len(policy["features"]):
+                    raise ValueError(f"{len(w)} weights{whose} for {len(policy['features'])} features")
         weights = dict(zip(policy["features"], map(float, policy["weights"]), strict=True)) if policy else None
         signals = {str(tls): dict(zip(policy["features"], map(float, w), strict=True))
                    for tls, w in (policy.get("signal_weights") or {}).items()} if policy else {}

@@ -159,7 +159,11 @@ def _compute_aog_rows(log: EventLog, config: DetectorConfig, latency_s: float, p
 
 
 def device_spans_us(log: EventLog) -> tuple[np.ndarray, np.ndarray]:
-    """Per device (by its index in `log.devices`): the time of its first and its last event, µs."""
+    """Per device (by its index in `log.devices`): the time of its first and its last event, µs (once per log)."""
+    return K.memo(log, ("device_spans",), lambda: _device_spans_us(log))
+
+
+def _device_spans_us(log: EventLog) -> tuple[np.ndarray, np.ndarray]:
     n = len(log.devices)
     first = np.full(n, np.iinfo(np.int64).max, np.int64)
     last = np.full(n, np.iinfo(np.int64).min, np.int64)
