@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -148,6 +151,9 @@ def test_low_confidence_stale_data_and_crashes_fall_back_to_the_plan_and_say_so(
           "observation": observed(0, SourceHealth("lanes"), SourceHealth("detectors", 0.0, False, "NaN idle"))},
          "detectors unhealthy: NaN idle"),
         ({"decision": None, "failed": True}, "controller failed"),
+        ({"decision": Decision("X", 2, "t", confidence=math.nan)},
+         "decision not readable: confidence nan is not a finite number"),
+        ({"decision": Decision("X", 2.0, "t")}, "decision not readable: phase index 2.0 is not a whole number"),
     )
     for kwargs, reason in cases:
         sh = IntersectionShield(inter, fallback_for(inter), shield_config(confidence_threshold=0.5))
@@ -191,6 +197,13 @@ def test_recovered_controller_ends_fallback(inter):
     assert 0.3 < sh.fallback_fraction < 0.7
 
 
+def test_a_numpy_integer_phase_is_followed_as_a_plain_index(inter):
+    sh = IntersectionShield(inter, fallback_for(inter), shield_config())
+    drive(sh, 60, lambda t: Decision("X", np.int64(2), "t"))
+    assert sh.fallback_ticks == 0 and [p for p, _, _ in greens(sh)[:2]] == [1, 3]
+    assert all(type(e.parameter) is int for e in sh.events)
+
+
 def test_invalid_phase_is_refused_not_obeyed(inter):
     sh = IntersectionShield(inter, fallback_for(inter), shield_config())
     states = drive(sh, 100, lambda t: Decision("X", 7, "t"))
@@ -207,6 +220,10 @@ decision_st = st.one_of(
     st.none(),
     st.builds(lambda p, c: Decision("X", p, "chaos", c),
               st.one_of(st.none(), st.integers(-1, 4)), st.floats(0, 1)),
+    # what a buggy controller or model hands over: a float index, a confidence that is no number
+    st.builds(lambda p, c: Decision("X", p, "malformed", c),
+              st.one_of(st.integers(-1, 4), st.floats(-1, 4)), st.sampled_from([math.nan, math.inf, None, "0.9"])),
+    st.builds(lambda p: Decision("X", p, "malformed"), st.one_of(st.floats(-1, 4), st.just(math.nan))),
 )
 
 

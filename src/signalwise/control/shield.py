@@ -50,6 +50,7 @@ It records every change as Indiana hi-res events and every override as an
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -154,6 +155,9 @@ class IntersectionShield:
         self.proposal: Decision | None = None
         self.data_fault: str | None = None
         self.controller_failed = False
+        #: why the latest proposal could not be read (a phase index that is no whole number, a confidence that
+        #: is no number); None when it could. Such a proposal is a controller failure, not a crash or a trust.
+        self.malformed: str | None = None
 
         self.phase = initial_phase
         self.next_phase: int | None = None
@@ -245,9 +249,14 @@ class IntersectionShield:
         stale or unhealthy data is not followed: the fallback plan serves until
         a proposal on sound data arrives.
         """
+        self.malformed = None if decision is None else malformed_decision(decision)
+        if self.malformed is not None:
+            decision = None
+        elif decision is not None and decision.phase_index is not None and type(decision.phase_index) is not int:
+            decision = replace(decision, phase_index=int(decision.phase_index))  # numpy's integers, as plain ints
         self.proposal = decision
         self.data_fault = None if observation is None else observation.data_fault(self.cfg.max_observation_age_s)
-        self.controller_failed = failed
+        self.controller_failed = failed or self.malformed is not None
 
     def tick(self, now: float, observation: Observation | None = None) -> str | None:
         """Advance to time `now`; returns the new link state string if it changed.
@@ -421,7 +430,7 @@ class IntersectionShield:
         d = self.proposal
         reason = None
         if self.controller_failed:
-            reason = "controller failed"
+            reason = "controller failed" if self.malformed is None else f"decision not readable: {self.malformed}"
         elif self.data_fault is not None:
             reason = f"observation not usable: {self.data_fault}"
         elif d is not None and d.confidence < self.cfg.confidence_threshold:
@@ -696,6 +705,23 @@ def covering_phases(inter: Intersection) -> tuple[int, ...]:
         chosen.append(best)
         uncovered -= green[best]
     return tuple(sorted(chosen))
+
+
+def malformed_decision(decision: Decision) -> str | None:
+    """Why a proposal cannot be read, or None.
+
+    Controllers are user code and models: a float phase index or a NaN
+    confidence must send the signal to its fallback plan, not crash the run
+    (an index that is no whole number) or pass as confident (NaN compares
+    false with the threshold).
+    """
+    p = decision.phase_index
+    if p is not None and (isinstance(p, bool) or not isinstance(p, numbers.Integral)):
+        return f"phase index {p!r} is not a whole number"
+    c = decision.confidence
+    if isinstance(c, bool) or not isinstance(c, numbers.Real) or not math.isfinite(c):
+        return f"confidence {c!r} is not a finite number"
+    return None
 
 
 def ceil_to_step(value_s: float, step_s: float) -> float:
