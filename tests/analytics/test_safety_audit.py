@@ -306,6 +306,19 @@ def test_link_all_red_short_on_the_street():
         (0, 34.0, 1.0, AR), (1, 34.0, 1.0, AR)}
 
 
+def test_link_green_while_another_still_shows_yellow():
+    services = [Service(1, 15.0, walk=True), Service(2, 10.0), Service(1, 15.0)]
+    events, states = build(services)
+    # the log is honest; on the street phase 1's links turned green as phase 2's turned yellow (30), not at 35
+    bent = {(30.0, "rryyr"): "GGyyr", (33.0, ALL_RED): "GGrrr"}
+    states = [(t, d, bent.get((t, s), s)) for t, d, s in states]
+    report = audit(events, model(), states, STEP)
+    assert fired(report) == {"link_all_red"}
+    assert {(v.link, v.time_s, v.measured_s, v.required_s) for v in report.violations} == {
+        (0, 30.0, 0.0, AR), (1, 30.0, 0.0, AR)}
+    assert all("showed yellow" in v.detail for v in report.violations)
+
+
 def test_crosswalk_green_without_walk():
     events, states = build(CLEAN[:2])
     states = [(10.0, d, s) if (t, s) == (WALK, GREEN[1][:4] + "r") else (t, d, s) for t, d, s in states]

@@ -47,7 +47,8 @@ Rules (names as they appear in reports):
                        ≥ the shortest yellow of the phases serving it before red.
 ``link_all_red``       after a vehicle link's yellow ends at t, no other vehicle
                        link of the device turns green before t + the shortest
-                       red clearance of the phases serving the first link.
+                       red clearance of the phases serving the first link; nor
+                       while a vehicle link still shows yellow.
 ``crosswalk_green``    a crosswalk link is green only inside a walk interval
                        (21 → 22) of a phase that serves it. A signal model whose
                        timing has ``ped_intervals: false`` (the benchmark and
@@ -770,6 +771,13 @@ def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int
             short = sorted((t - te, j) for j, te in clear_end.items()
                            if te <= t + 1e-9 and t - te < all_red_short[j])
             for i in onsets:
+                # a link still showing yellow has not begun its clearance: no new green may start beside it
+                showing = [(since, j) for j, since in yellow_start.items() if j != i]
+                if showing:
+                    since, j = min(showing)
+                    out.violation("link_all_red", dev.id, t, link=i, measured_s=0.0, required_s=dev.link_all_red_s[j],
+                                  detail=f"link turned green while link {j} showed yellow (since t={since:g})")
+                    continue
                 gap, j = next(((gap, j) for gap, j in short if j != i), (None, None))
                 if j is not None:
                     out.violation("link_all_red", dev.id, t, link=i, measured_s=gap,
