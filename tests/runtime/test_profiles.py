@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 
 import pytest
 from pydantic import ValidationError
@@ -121,6 +122,22 @@ def test_a_benchmark_run_follows_the_profile_and_passes_the_audit(tmp_path):
     _, _, later = _intervals(result.run_dir, model["id"], after_s=last_preempt_off + 20)
     assert len(later) >= 5
     assert all(round(g + 3.0) % 10 == 0 for g in later[1:])
+    assert result.metrics["safety"]["violations"] == 0
+
+
+def test_a_cycle_bound_raised_to_fit_every_phase_counts_the_intervals_as_shown(tmp_path):
+    """A 20 s cycle_max cannot hold `single`'s phases: it is raised to what they take in whole steps (each
+    yellow and red clearance rounded up to the 1 s step), which the shield then keeps and the audit passes."""
+    cfg = RunConfig.model_validate({"scenario": "single", "controller": "max-pressure", "duration_s": 300,
+                                    "record": "lean", "emissions": False,
+                                    "timing": {"cycle_max_s": 20, "cycle_min_s": 10}})
+    result = execute_run(cfg, tmp_path / "run")
+    (model,) = json.loads((result.run_dir / "signal_model.json").read_text())
+    t = model["timing"]
+    shown = sum(t["min_green_s"]) + sum(math.ceil(y) + math.ceil(r)
+                                        for y, r in zip(t["phase_yellow_s"], t["phase_all_red_s"], strict=True))
+    assert any(math.ceil(y) != y for y in t["phase_yellow_s"])  # the rounding is what this test is about
+    assert t["cycle_max_s"] == shown
     assert result.metrics["safety"]["violations"] == 0
 
 

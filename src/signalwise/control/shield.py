@@ -54,6 +54,7 @@ import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from ..core.timing import ceil_to_step
 from ..core.types import (
     Decision,
     EmergencyApproach,
@@ -723,10 +724,6 @@ def malformed_decision(decision: Decision) -> str | None:
         return f"confidence {c!r} is not a finite number"
     return None
 
-
-def ceil_to_step(value_s: float, step_s: float) -> float:
-    """`value_s` as a simulation stepping every `step_s` runs it: rounded up to whole steps."""
-    return math.ceil(value_s / step_s - EPS) * step_s
 
 
 def _with_red(state: str, links: frozenset[int]) -> str:

@@ -8,6 +8,7 @@ clearance at 3.5 ft/s (1.07 m/s; we use 1.1 m/s as the issue asks).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -84,6 +85,11 @@ def webster_plan(flow_ratios: list[float], lost_time_per_phase_s: float,
     cycle = sum(greens) + lost_s
     return WebsterPlan(round(cycle, 1), tuple(round(g, 1) for g in greens), lost_s, round(y_sum, 4), oversaturated)
 
+
+
+def ceil_to_step(value_s: float, step_s: float) -> float:
+    """`value_s` as a simulation stepping every `step_s` runs it: rounded up to whole steps."""
+    return math.ceil(value_s / step_s - 1e-6) * step_s
 
 
 def required_cycle_s(min_green_s: Sequence[float], clearance_s: float | Sequence[float]) -> float:

@@ -56,7 +56,7 @@ class TimingConfig(BaseModel):
     cycle_max_s: float = Field(150.0, ge=20.0, le=86400.0, description=(
         "longest a signal link may wait between two starts of a green that serves it (the shield forces a phase "
         "before, among the fewest phases that serve every link); raised when every phase at minimum green needs "
-        "longer; at most 600 s under the safety profile (the benchmark and "
+        "longer (its yellow and red clearance counted in whole simulation steps, as shown); at most 600 s under the safety profile (the benchmark and "
         "reference profiles have none: 86400 s)"))
     cycle_calls: bool = Field(False, description=(
         "false: cycle_max_s counts from each link's last green, so a phase with nobody waiting is still forced "

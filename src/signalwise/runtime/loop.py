@@ -140,8 +140,9 @@ def resolve_scenario(cfg: RunConfig) -> Scenario:
 
 
 def timing_defaults(cfg: RunConfig) -> dict[str, float | None]:
-    """The configuration's timing defaults as the signal model reads them (per-intersection overrides apart)."""
-    return cfg.timing.model_dump(exclude={"per_intersection", "profile"})
+    """The configuration's timing defaults as the signal model reads them (per-intersection overrides apart),
+    with the step the signals are shown at: a cycle bound raised to fit every phase counts whole steps."""
+    return {**cfg.timing.model_dump(exclude={"per_intersection", "profile"}), "step_length_s": cfg.step_length_s}
 
 
 def shield_config(cfg: RunConfig) -> ShieldConfig:
