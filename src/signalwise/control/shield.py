@@ -33,9 +33,11 @@ Guarantees, per intersection:
   phase while no sound lane data are fresher than `max_observation_age_s`
   (fixed time and Webster observe no lanes; a failed detector feed);
 - emergency preemption: an emergency vehicle within `preempt_distance_m`
-  gets the phase serving its link after the normal clearances, held until it
-  passes (at most `preempt_max_dwell_s`); cycle and max-green bounds are
-  suspended while a preempt is active, minimum green and clearances are not;
+  gets the phase serving its link once the green in force has run its
+  minimum and its pedestrians' walk and clearance (not shortened) and the
+  change interval has cleared, held until it passes (at most
+  `preempt_max_dwell_s` from that green's start); cycle and max-green bounds
+  are suspended while a preempt is active, minimum green and clearances are not;
 - fallback: when a decision's confidence is below the threshold, the
   observation it was made on is older than `max_observation_age_s` or has an
   unhealthy source, or the controller failed, the shield follows its
@@ -185,6 +187,8 @@ class IntersectionShield:
         self.preempt_vehicle: str | None = None
         self.preempt_phase: int | None = None
         self.preempt_start_s = 0.0
+        #: when the preempted phase's green began for the vehicle (the dwell); None while entry still clears
+        self.preempt_dwell_start_s: float | None = None
         self._served_emergency: set[str] = set()
         self._start_green(initial_phase, start_s)
 
@@ -559,7 +563,9 @@ class IntersectionShield:
     def _update_preempt(self, now: float, emergency: Sequence[EmergencyApproach]) -> None:
         if self.preempt_active:
             still = any(e.vehicle_id == self.preempt_vehicle for e in emergency)
-            dwell = now - self.preempt_start_s
+            # the dwell is timed from the preempted green, not from the call: an entry that waits out
+            # another phase's walk and clearances must not use up the vehicle's green before it shows
+            dwell = 0.0 if self.preempt_dwell_start_s is None else now - self.preempt_dwell_start_s
             if not still or dwell > self.cfg.preempt_max_dwell_s:
                 if still:
                     self._intervene(now, "preempt_timeout", f"{self.preempt_vehicle} held over {dwell:.0f} s")
@@ -573,6 +579,7 @@ class IntersectionShield:
                 self._deadlines = None
                 self.preempt_vehicle = None
                 self.preempt_phase = None
+                self.preempt_dwell_start_s = None
             return
         for e in sorted(emergency, key=lambda e: e.distance_m):
             if e.vehicle_id in self._served_emergency:
@@ -587,10 +594,13 @@ class IntersectionShield:
             self._emit(now, EventCode.PREEMPT_CALL_ON, 1)
             self._emit(now, EventCode.PREEMPT_ENTRY_STARTED, 1)
             if self.interval == GREEN_I and self.phase == phase:
+                self.preempt_dwell_start_s = now
                 self._emit(now, EventCode.PREEMPT_BEGIN_DWELL, 1)
             return
 
     def _phase_serving_link(self, link: int) -> int | None:
+        if not 0 <= link < self.inter.n_links:
+            return None  # not this signal's link (a negative index would read one from the end)
         best = None
         for p in self.inter.phases:
             ch = p.green_state[link] if link < len(p.green_state) else "r"
@@ -637,6 +647,7 @@ class IntersectionShield:
             self.ped = PED_NONE
             self.state = self._no_walk_states[phase]
         if self.preempt_active and phase == self.preempt_phase:
+            self.preempt_dwell_start_s = now
             self._emit(now, EventCode.PREEMPT_BEGIN_DWELL, 1)
 
     def _advance_ped(self, now: float) -> None:

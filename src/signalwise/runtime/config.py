@@ -163,9 +163,10 @@ class ShieldSettings(BaseModel):
     max_observation_age_s: float = Field(10.0, gt=0, description=(
         "observation data older than this (or from an unhealthy source) sends the shield to its fallback"))
     preempt_distance_m: float = Field(150.0, gt=0, description=(
-        "an emergency vehicle within this distance of its next signal gets its green after the clearances"))
+        "an emergency vehicle within this distance of its next signal gets its green once the green in "
+        "force has run its minimum and pedestrian intervals and the change interval has cleared"))
     preempt_max_dwell_s: float = Field(60.0, gt=0, description=(
-        "longest a preemption holds its green for one emergency vehicle"))
+        "longest a preemption holds its green for one emergency vehicle, from that green's start"))
 
 
 #: SUMO options a run sets itself (`sim.backend.build_command`, `runtime.loop`), and why each is not a
