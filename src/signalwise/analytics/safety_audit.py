@@ -12,8 +12,10 @@ a run leaves behind:
 Rules (names as they appear in reports):
 
 ``min_green``          green (1 → next 8 of the phase) lasts ≥ min_green_s[phase].
-``max_green``          green lasts ≤ max_green_s[phase] + one step; greens that
-                       overlap an active preemption (102 … 104) are exempt. Under
+``max_green``          green lasts ≤ max_green_s[phase] + one step; a green that
+                       overlaps an active preemption (102 … 104) is held to it
+                       from the preemption's end (the shield suspends the bound
+                       during one), and is exempt if it ends inside it. Under
                        ``cycle_calls`` the maximum runs from the first call
                        (43) of a link the green does not serve, and a green with
                        no such call rests (as NEMA's max timer does).
@@ -32,7 +34,9 @@ Rules (names as they appear in reports):
                        step after its previous service; its first service comes
                        within that of the device's first event; a link not green
                        when the log ends was served within that before the end.
-                       Windows that overlap a preemption are exempt. (A phase
+                       A window that overlaps a preemption runs from its end
+                       instead, and is exempt if the preemption lasts to the
+                       window's end. (A phase
                        whose links other phases also serve need not come round.)
                        Under ``cycle_calls`` (a timing key) the window runs from
                        a call instead: after a 43 (phase call registered) of a
@@ -365,9 +369,11 @@ def tolerance_for_step(step_length_s: float) -> float:
     return EXACT_TOLERANCE_S if abs(tenths - round(tenths)) < 1e-6 else LOG_RESOLUTION_S
 
 
-def _overlaps(a0: float, a1: float, windows: list[tuple[float, float]]) -> bool:
-    """Closed intervals [a0, a1] and [w0, w1] share a moment."""
-    return any(a0 <= w1 and w0 <= a1 for w0, w1 in windows)
+def _preempt_restart(a0: float, a1: float, windows: list[tuple[float, float]]) -> float | None:
+    """When the bounds restart for an interval [a0, a1] that shares a moment with a preemption: the latest such
+    preemption's end (the shield suspends the cycle and max-green bounds during one and restarts them after);
+    None when none overlaps."""
+    return max((w1 for w0, w1 in windows if a0 <= w1 and w0 <= a1), default=None)
 
 
 # ---------------------------------------------------------------------------
@@ -551,9 +557,12 @@ class _DeviceEvents:
 
     def _check_cycle_window(self, start: float, end: float, p: int, what: str) -> None:
         out = self.out
-        if _overlaps(start, end, self.preempts):
-            out.exempt("cycle_max")
-            return
+        restart = _preempt_restart(start, end, self.preempts)
+        if restart is not None:
+            if restart >= end - out.tol_s:  # the preemption lasted to the window's end
+                out.exempt("cycle_max")
+                return
+            start, what = restart, f"{what}, from a preemption's end"
         out.check("cycle_max")
         bound_s = max([self.dev.cycle_max_s, *(b for at, b in self.cycle_bounds_before if at > start)])
         if not out.at_most(end - start, bound_s):
@@ -569,10 +578,13 @@ class _DeviceEvents:
             if not out.at_least(length, dev.min_green_s[p]):
                 out.violation("min_green", dev.id, st.since_s, phase=p, measured_s=length,
                               required_s=dev.min_green_s[p], detail="green shorter than minimum")
-        if _overlaps(st.since_s, t, self.preempts):
-            out.exempt("max_green")
-            return
         since = st.since_s
+        restart = _preempt_restart(since, t, self.preempts)
+        if restart is not None:
+            if restart >= t - out.tol_s:  # the green ended with the preemption, or inside it
+                out.exempt("max_green")
+                return
+            since = restart
         if dev.cycle_calls:
             # the maximum runs from the first call of a link this green does not serve: with none, it rests in green
             own = dev.green_links.get(p, frozenset())
@@ -581,7 +593,7 @@ class _DeviceEvents:
                 out.exempt("max_green")
                 return
             since = max(since, min(conflicting))
-            length = t - since
+        length = t - since
         out.check("max_green")
         if not out.at_most(length, dev.max_green_s[p]):
             out.violation("max_green", dev.id, since, phase=p, measured_s=length,
