@@ -315,8 +315,8 @@ def test_link_all_red_short_on_the_street():
     # phase 2's yellow ends at 33; SUMO turned phase 1's links green at 34 (log: 35)
     states = [(34.0, d, s) if (t, s) == (35.0, GREEN[1][:4] + "r") else (t, d, s) for t, d, s in states]
     report = audit(events, model(), states, STEP)
-    assert fired(report) == {"link_all_red"}
-    assert {(v.link, v.time_s, v.measured_s, v.required_s) for v in report.violations} == {
+    assert fired(report) == {"link_all_red", "link_green"}  # the log's green begins at 35
+    assert {(v.link, v.time_s, v.measured_s, v.required_s) for v in report.violations if v.rule == "link_all_red"} == {
         (0, 34.0, 1.0, AR), (1, 34.0, 1.0, AR)}
 
 
@@ -327,10 +327,20 @@ def test_link_green_while_another_still_shows_yellow():
     bent = {(30.0, "rryyr"): "GGyyr", (33.0, ALL_RED): "GGrrr"}
     states = [(t, d, bent.get((t, s), s)) for t, d, s in states]
     report = audit(events, model(), states, STEP)
-    assert fired(report) == {"link_all_red"}
-    assert {(v.link, v.time_s, v.measured_s, v.required_s) for v in report.violations} == {
-        (0, 30.0, 0.0, AR), (1, 30.0, 0.0, AR)}
-    assert all("showed yellow" in v.detail for v in report.violations)
+    assert fired(report) == {"link_all_red", "link_green"}  # the log's green begins at 35
+    all_red = [v for v in report.violations if v.rule == "link_all_red"]
+    assert {(v.link, v.time_s, v.measured_s, v.required_s) for v in all_red} == {(0, 30.0, 0.0, AR), (1, 30.0, 0.0, AR)}
+    assert all("showed yellow" in v.detail for v in all_red)
+
+
+def test_link_green_outside_every_phase_the_log_shows_green():
+    # the log is honest; on the street phase 2's links showed green beside phase 1's from 10, then a proper yellow
+    events, states = build(CLEAN[:2])
+    states = sorted(states + [(10.0, DEV, "GGGGr"), (12.0, DEV, "GGyyr")])
+    report = audit(events, model(), states, STEP)
+    assert fired(report) == {"link_green"}
+    assert {(v.link, v.time_s) for v in report.violations} == {(2, 10.0), (3, 10.0)}
+    assert report.checked["link_green"] >= 4  # phase 1's and phase 2's own onsets are checked and pass
 
 
 def test_crosswalk_green_without_walk():

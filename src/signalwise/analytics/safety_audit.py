@@ -53,6 +53,9 @@ Rules (names as they appear in reports):
                        link of the device turns green before t + the shortest
                        red clearance of the phases serving the first link; nor
                        while a vehicle link still shows yellow.
+``link_green``         a vehicle link turns green only while a phase whose green
+                       includes it is green in the log (1 → 8): the street shows
+                       what the controller logged.
 ``crosswalk_green``    a crosswalk link is green only inside a walk interval
                        (21 → 22) of a phase that serves it. A signal model whose
                        timing has ``ped_intervals: false`` (the benchmark and
@@ -101,7 +104,7 @@ EXACT_TOLERANCE_S = 1e-6
 #: every rule the checker verifies, in report order
 RULES = (
     "min_green", "max_green", "yellow", "all_red", "sequence", "conflicting_green", "ped", "cycle_max",
-    "preempt", "link_yellow", "link_all_red", "crosswalk_green",
+    "preempt", "link_yellow", "link_all_red", "link_green", "crosswalk_green",
 )
 
 GREEN_CHARS = frozenset("Gg")
@@ -426,6 +429,7 @@ class _PhaseState:
     ped_since_s: float = 0.0
     last_green_s: float | None = None
     walks: list[tuple[float, float | None]] = field(default_factory=list)  # [21, 22) intervals
+    greens: list[tuple[float, float | None]] = field(default_factory=list)  # [1, 8) intervals (or 1 → 10)
 
 
 class _DeviceEvents:
@@ -546,6 +550,7 @@ class _DeviceEvents:
         for k in links:
             self.link_served[k] = t
         st.interval, st.since_s, st.last_green_s = "green", t, t
+        st.greens.append((t, None))
 
     def _call(self, t: float, p: int, st: _PhaseState) -> None:
         """A 43: every link of the phase not served at this moment is owed a green within cycle_max_s."""
@@ -572,6 +577,8 @@ class _DeviceEvents:
 
     def _green_ends(self, t: float, p: int, st: _PhaseState, completed: bool) -> None:
         out, dev = self.out, self.dev
+        if completed and st.greens and st.greens[-1][1] is None:
+            st.greens[-1] = (st.greens[-1][0], t)
         length = t - st.since_s
         if completed:
             out.check("min_green")
@@ -739,9 +746,14 @@ def _state_changes(dev: _Device, rows: list[tuple[float, str]]) -> list[tuple[fl
 
 
 def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int, list[tuple[float, float | None]]],
-                 log_end_s: float, out: _Findings, switches: list[tuple[float, _Device]] = ()) -> None:
+                 log_end_s: float, out: _Findings, switches: list[tuple[float, _Device]] = (),
+                 greens: dict[int, list[tuple[float, float | None]]] | None = None) -> None:
     if not changes:
         return
+    # per vehicle link, the log's greens of the phases serving it: what the street may show it green in
+    serving = None if greens is None else {
+        i: sorted((s, math.inf if e is None else e) for p, links in dev.green_links.items() if i in links
+                  for s, e in greens.get(p, ())) for i in dev.vehicle_links}
     switches = list(switches)
     clear_end: dict[int, float] = {}  # vehicle link -> when its last yellow (or abrupt green end) ended
     yellow_start: dict[int, float] = {}
@@ -777,6 +789,12 @@ def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int
                 yellow_start[i] = t
             if before not in GREEN_CHARS and now in GREEN_CHARS:
                 onsets.append(i)
+        if onsets and serving is not None:
+            out.check("link_green", len(onsets))
+            for i in onsets:
+                if not any(s - out.tol_s <= t < e - out.tol_s for s, e in serving[i]):
+                    out.violation("link_green", dev.id, t, link=i,
+                                  detail="link turned green while no phase serving it was green in the log")
         if onsets:
             out.check("link_all_red", len(onsets))
             # the clearances that ended too recently, shortest gap first: the same for every link turning green now
@@ -897,6 +915,7 @@ def audit(events: Iterable[SignalEvent], signal_model: list[dict], signal_states
         if not dev_events:
             out.warning("no_events", dev_id, 0.0, detail="no events in the log for this device")
             walks: dict[int, list] = {}
+            greens: dict[int, list] | None = None  # no events: nothing to hold the states to
         else:
             preempts = _preempt_windows(dev_id, dev_events, log_end, out)
             phase_events = []
@@ -917,8 +936,9 @@ def audit(events: Iterable[SignalEvent], signal_model: list[dict], signal_states
             replay.replay(phase_events)
             replay.finish(log_end)
             walks = {p: st.walks for p, st in replay.phases.items()}
+            greens = {p: st.greens for p, st in replay.phases.items()}
         _audit_links(dev, _state_changes(dev, states_by_device.get(dev_id, [])), walks, log_end, out,
-                     switches if dev_events else ())
+                     switches if dev_events else (), greens)
 
     report.violations.sort(key=lambda v: (v.time_s, v.device_id, RULES.index(v.rule)))
     report.warnings.sort(key=lambda v: (v.time_s, v.device_id, v.rule))
