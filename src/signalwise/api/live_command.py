@@ -7,7 +7,6 @@ reads the runtime through snapshots and routes).
 from __future__ import annotations
 
 import datetime as dt
-import errno
 import json
 import math
 import socket
@@ -19,6 +18,7 @@ from typing import Annotated
 import typer
 
 from ..exitcodes import FAILED
+from ..listening import ListenError, listen
 from ..runtime.commands import _fail, _load_config, friendly_errors, note_profile_mismatch, registry_options
 from ..termination import SignalFlag, StopOnce, stop_reason
 
@@ -60,19 +60,9 @@ def _check_options(duration: float | None, state_every: float, field: str, mqtt:
 def _listen(host: str, port: int) -> socket.socket:
     """The API's listening socket, bound before the run starts: a port in use refuses the run (exit 1)."""
     try:
-        family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                                 flags=socket.AI_PASSIVE)[0]
-    except socket.gaierror as exc:
-        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", code=FAILED)
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a port in TIME_WAIT is free
-        sock.bind(address)
-    except OSError as exc:
-        sock.close()
-        what = "the port is in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-        _fail(f"cannot listen on {host}:{port} for the API: {what} (choose another with --port)", code=FAILED)
-    return sock
+        return listen(host, port)
+    except ListenError as exc:
+        _fail(str(exc), code=FAILED)
 
 
 def live_command(

@@ -96,6 +96,12 @@ def serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "1
     problem = startup_problem(Settings().redis_url)
     if problem is not None:
         _fail(problem, code=FAILED)
+    from ..listening import ListenError, listen
+
+    try:  # a port in use is said now, in one line; uvicorn's workers then bind it themselves
+        listen(host, port).close()
+    except ListenError as exc:
+        _fail(str(exc), code=FAILED)
     typer.echo(f"signalwise API on http://{host}:{port} (docs at http://{host}:{port}/docs)")
     uvicorn.run("signalwise.api:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level="info")
