@@ -1,6 +1,7 @@
-"""Every command that takes `--db`: a database it cannot open is one `error:` line and exit 1, never a traceback.
+"""Every command that takes `--db`: a database it cannot open is one `error:` line and exit 1, never a traceback;
+a `--db` that names no database signalwise can open is exit 2, saying what to give.
 
-The bad database is a SQLite file in a directory that does not exist, which fails the same way on every
+The database that cannot be opened is a SQLite "file" that is a directory, which fails the same way on every
 machine; a refused PostgreSQL login goes through the same `store.cli_engine` path.
 """
 
@@ -15,7 +16,12 @@ from support.cli import in_a_process, signalwise
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.run import execute_run
 
-BAD_DB = "sqlite:////nonexistent-dir/signalwise.db"
+MISSING_DIR_DB = "sqlite:////nonexistent-dir/signalwise.db"
+
+
+def unopenable(tmp_path: Path) -> str:
+    """A SQLite URL whose file is a directory: the driver cannot open it."""
+    return f"sqlite:///{tmp_path}"
 
 
 def _cli(*args, cwd):
@@ -40,7 +46,7 @@ def test_a_database_that_cannot_be_opened_is_one_line_and_exit_1(tmp_path, run_d
     records = tmp_path / "r.jsonl"
     records.write_text("{}\n")
     args = [a.format(run=run_dir, records=records) for a in args]
-    p = _cli(*args, "--db", BAD_DB, cwd=tmp_path)
+    p = _cli(*args, "--db", unopenable(tmp_path), cwd=tmp_path)
     assert p.returncode == 1, (p.returncode, p.stderr)
     assert "Traceback" not in p.stderr + p.stdout
     errors = [line for line in p.stderr.splitlines() if line.startswith("error:")]
@@ -61,7 +67,7 @@ def test_a_command_that_only_reads_or_removes_names_a_missing_database_file_inst
 
 def test_db_current_names_a_missing_database_file_instead_of_creating_it(tmp_path):
     missing = tmp_path / "typo.db"
-    p = _cli("db", "current", "--db", BAD_DB, cwd=tmp_path)
+    p = _cli("db", "current", "--db", MISSING_DIR_DB, cwd=tmp_path)
     assert p.returncode == 1 and "no such database file" in p.stderr and "Traceback" not in p.stderr
     assert _cli("db", "upgrade", "--db", f"sqlite:///{missing}", cwd=tmp_path).returncode == 0
     p = _cli("db", "current", "--db", f"sqlite:///{missing}", cwd=tmp_path)
@@ -75,9 +81,23 @@ def test_db_current_names_a_missing_database_file_instead_of_creating_it(tmp_pat
 ])
 def test_run_and_compare_open_the_database_before_simulating_anything(tmp_path, command):
     # compare checks the network with SUMO first (one simulation per process): in a process of its own
-    p = (in_a_process if command[0] == "compare" else _cli)(*command, "--db", BAD_DB, cwd=tmp_path)
+    p = (in_a_process if command[0] == "compare" else _cli)(*command, "--db", unopenable(tmp_path), cwd=tmp_path)
     assert p.returncode == 1 and "error: cannot open database" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "out").exists()  # nothing simulated to be lost
+
+
+@pytest.mark.parametrize(("db", "says"), [
+    ("{tmp}/x.db", "is not a database URL: a SQLite file is sqlite:///relative/path.db or sqlite:////absolute/path.db"),
+    ("mysql://x@127.0.0.1/y", "mysql: signalwise stores in SQLite (sqlite:///file.db) or PostgreSQL"),
+    ("sqlite:///{tmp}/nodir/x.db", "nodir/x.db: no such directory"),
+])
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["run", "-s", "single", "--duration", "60", "--run-dir", "out/r"]])
+def test_a_db_that_names_no_database_says_what_to_give_and_exits_2(tmp_path, db, says, command):
+    p = _cli(*command, "--db", db.format(tmp=tmp_path), cwd=tmp_path)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    errors = [line for line in p.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and says in errors[0], p.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "nodir").exists()
 
 
 def test_publish_takes_a_compare_directory_as_every_run_in_it(tmp_path):

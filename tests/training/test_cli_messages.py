@@ -28,8 +28,10 @@ def test_an_empty_registry_says_how_to_add_a_model(tmp_path):
 
 
 def test_a_registry_that_cannot_be_opened_is_one_line(tmp_path):
-    p = _cli("models", "add", str(tmp_path), "--db", "sqlite:////nonexistent-dir/x.db")
+    p = _cli("models", "add", str(tmp_path), "--db", f"sqlite:///{tmp_path}")  # a directory: SQLite cannot open it
     assert p.returncode == 1 and "error: cannot open database" in p.stderr and "Traceback" not in p.stderr
+    p = _cli("models", "add", str(tmp_path), "--db", "sqlite:////nonexistent-dir/x.db")
+    assert p.returncode == 2 and "error: cannot open database: /nonexistent-dir/x.db: no such directory" in p.stderr
 
 
 def test_a_model_that_loses_to_max_pressure_is_said_to_lose():

@@ -31,9 +31,15 @@ def first_line(exc: BaseException) -> str:
 
 
 def open_or_exit(open_store: Callable[[], T], what: str = "cannot open database") -> T:
-    """`open_store()`, or `error: WHAT: <the driver's first line>` and exit 1."""
+    """`open_store()`, or `error: WHAT: <the driver's first line>` and exit 1 (exit 2 for a URL that names no
+    store signalwise can open)."""
+    from .engine import DatabaseURLError
+
     try:
         return open_store()
+    except DatabaseURLError as exc:  # a URL that names no store: bad input
+        typer.secho(f"error: {what}: {exc}", fg="red", err=True)
+        raise typer.Exit(BAD_INPUT) from None
     except Exception as exc:  # noqa: BLE001 - any failure to connect, log in, create or migrate: one line
         typer.secho(f"error: {what}: {first_line(exc)}", fg="red", err=True)
         raise typer.Exit(FAILED) from None

@@ -11,7 +11,8 @@ import threading
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -32,10 +33,34 @@ def database_url(url: str | None = None) -> str:
     return url
 
 
+class DatabaseURLError(ValueError):
+    """A `--db` that names no database signalwise can open: bad input, said before any connection is tried."""
+
+
+def parsed_url(url: str) -> URL:
+    """`url` parsed, or why it cannot name a store: SQLAlchemy's own errors ('Could not parse SQLAlchemy URL',
+    'No module named MySQLdb', 'unable to open database file') do not say what to give instead."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseURLError(f"{url!r} is not a database URL: a SQLite file is sqlite:///relative/path.db or "
+                               "sqlite:////absolute/path.db, PostgreSQL postgresql://user@host/dbname") from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise DatabaseURLError(f"{parsed.drivername}: signalwise stores in SQLite (sqlite:///file.db) or "
+                               "PostgreSQL (postgresql://user@host/dbname)")
+    name = parsed.database or ""
+    if backend == "sqlite" and name not in ("", ":memory:") and not name.startswith("file:"):
+        folder = Path(name).parent
+        if not folder.is_dir():
+            raise DatabaseURLError(f"{name}: no such directory {folder}/ for the database file")
+    return parsed
+
+
 def create_store_engine(url: str | None = None) -> Engine:
     """A new engine with our pragmas; not migrated, not cached."""
     url = database_url(url)
-    parsed = make_url(url)
+    parsed = parsed_url(url)
     kwargs: dict = {}
     if parsed.get_backend_name() == "sqlite":
         memory = parsed.database in (None, "", ":memory:")
