@@ -54,6 +54,9 @@ def test_a_run_killed_with_sigkill_is_shown_died_and_its_run_json_is_left_as_wri
     assert shown["status"] == "died" and shown["recorded_status"] == "running"
     assert f"process {proc.pid} is gone" in shown["reason"] and "SIGKILL" in shown["reason"]
     assert json.loads((run_dir / "run.json").read_text()) == on_disk
-    if args[0] == "live":  # a live run writes its evidence as it goes: the audit grades it and says it died
-        audit = subprocess.run([SIGNALWISE, "audit", str(run_dir)], capture_output=True, text=True, timeout=120)
-        assert "the run died: process" in audit.stdout + audit.stderr, audit.stdout + audit.stderr
+    audit = subprocess.run([SIGNALWISE, "audit", str(run_dir)], capture_output=True, text=True, timeout=120)
+    # a live run writes its evidence as it goes: the audit grades it and says it died; a run writes it at its
+    # end, so there is nothing to grade, and the refusal says why
+    assert "the run died: process" in audit.stdout + audit.stderr, audit.stdout + audit.stderr
+    if args[0] == "run":
+        assert audit.returncode == 2 and "not a complete run directory, missing events.csv" in audit.stderr

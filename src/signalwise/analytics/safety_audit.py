@@ -94,7 +94,7 @@ from pathlib import Path
 
 from signalwise.core import SignalEvent, read_events
 from signalwise.core.types import RECOVERY_STATE, EventCode
-from signalwise.outdirs import shown_status
+from signalwise.outdirs import run_status, shown_status
 
 RUNTIME_RECOVERY = int(EventCode.RUNTIME_RECOVERY)
 
@@ -1000,7 +1000,14 @@ def audit_run(run_dir: Path) -> AuditReport:
                               if run_dir.exists() else f"{run_dir}: no such run directory")
     missing = [name for name in REQUIRED_FILES if not (run_dir / name).is_file()]
     if missing:
-        raise AuditInputError(f"{run_dir}: not a complete run directory, missing {', '.join(missing)}")
+        why = ""
+        shown = run_status(run_dir)
+        status = shown.get("status")
+        if status == "running":
+            why = "; run.json says the run is still running"
+        elif status in ("died", "failed"):  # why the evidence is not there
+            why = f"; the run {status}" + (f": {shown['reason']}" if shown.get("reason") else "")
+        raise AuditInputError(f"{run_dir}: not a complete run directory, missing {', '.join(missing)}{why}")
     run = _read_json(run_dir / "run.json")
     step = run.get("step_length_s") if isinstance(run, dict) else None
     if step is None and isinstance(run, dict) and isinstance(run.get("config"), dict):
