@@ -1,4 +1,4 @@
-"""`signalwise live`: run a corridor in real time, serve the API while it runs, stop cleanly on Ctrl-C or SIGTERM.
+"""`signalwise live`: run a network in real time, serve the API while it runs, stop cleanly on Ctrl-C or SIGTERM.
 
 It lives with the API because it serves it: the runtime itself never imports the API (the API
 reads the runtime through snapshots and routes).
@@ -66,7 +66,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def live_command(
-    scenario: Annotated[str | None, typer.Option("--scenario", "-s", help="single | corridor | grid | grid10x10 | resco:NAME", show_default=False)] = None,
+    scenario: Annotated[str | None, typer.Option("--scenario", "-s", help="single | corridor | grid | grid10x10 | resco:NAME [default: single, or the --config file's]", show_default=False)] = None,
     controller: Annotated[str | None, typer.Option("--controller", "-c", show_default=False, help="fixed | webster | actuated | max-pressure | ql (the model shipped for a built-in scenario) | ql:PATH | ql:@active [default: max-pressure, or the --config file's]")] = None,
     speed: Annotated[str, typer.Option(help="simulated seconds per wall second: 1 = real time, 10 = ten times faster, max = unpaced")] = "1",
     duration: Annotated[float | None, typer.Option(help="simulated seconds to run (default: until Ctrl-C)")] = None,
@@ -86,7 +86,8 @@ def live_command(
     db: Annotated[str | None, typer.Option(help="also write events, alerts and changes into this database URL ('default' = embedded SQLite)")] = None,
     insecure_no_auth: Annotated[bool, typer.Option("--insecure-no-auth", help="open every route, changes included, without a key (prints a warning; never on a network)")] = False,
 ) -> None:
-    """Run a corridor live: paced loop, supervised SUMO, detector feeds, the API and its live routes."""
+    """Run a network live (a built-in scenario, resco:NAME or your own): paced loop, supervised SUMO, detector
+    feeds, the API and its live routes."""
     with StopOnce() as signals:  # `docker stop`, systemd and Kubernetes stop it as Ctrl-C does; once
         _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, config, out, sink, field,
               repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth, signals)
