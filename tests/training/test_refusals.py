@@ -276,3 +276,15 @@ def test_resuming_an_auto_training_validates_on_its_own_seed_and_window(tmp_path
     meta = json.loads((out / "model" / "meta.json").read_text())
     assert meta["selection"]["seeds"] == seeds and meta["training"]["duration_s"] == 60.0
     assert meta["training"]["seed"] == 5 and meta["training"]["episodes"] == 2
+
+
+def test_resume_on_a_phase_score_searchs_out_says_a_search_is_not_resumed(tmp_path):
+    """--resume alone picks the tabular agent; on a phase-score search's --out that said "nothing to resume"."""
+    from signalwise.training.policy_search import SearchConfig, search
+
+    out = tmp_path / "searched"
+    search(SearchConfig(scenario="single", generations=1, popsize=2, validation_seeds=1, seed=1, workers=1,
+                        duration_s=60, out=out))
+    assert (out / "search.json").is_file()
+    refused(cli("train", "--resume", "--out", str(out)),
+            f"{out} holds a phase-score search (search.json)", "is not resumed", "--start OUT/model")

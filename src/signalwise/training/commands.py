@@ -218,10 +218,13 @@ def train_command(
     if out is not None and why_unwritable(out):  # as run and compare say it, before anything starts
         _fail(f"--out {out}: {why_unwritable(out)}")
     agent = _agent(ctx, agent)
+    searched = out is not None and (out / "search.json").is_file() and not any(out.glob("**/train_state.json"))
+    if resume and (agent == "phase-score" or searched):
+        # --resume alone picks the tabular agent: a phase-score search's --out would be told "nothing to resume"
+        what = f"{out} holds a phase-score search (search.json)" if searched else "--resume is for --agent tabular"
+        _fail(f"{what}; a phase-score search is not resumed: to go on from a "
+              "model's weights, search into a new --out with --start OUT/model --sigma 0.3")
     if agent == "phase-score":
-        if resume:
-            _fail("--resume is for --agent tabular; a phase-score search is not resumed: to go on from a "
-                  "model's weights, search into a new --out with --start OUT/model --sigma 0.3")
         _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
                       duration, timing, sumocfg, net, routes, ray, measure, start, zone_m, period, restarts,
                       add_feature or [], cycle_calls, per_signal, sigma, neighbour_weight, hold_neighbours,
