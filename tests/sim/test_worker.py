@@ -298,6 +298,22 @@ def test_sumo_refusing_the_input_is_one_line_at_start(tmp_path):
     assert _gone(p.pid)
 
 
+@pytest.mark.parametrize("in_process", [True, False], ids=["in-process", "worker"])
+def test_a_refused_route_file_is_named_beside_sumos_own_reason(tmp_path, in_process):
+    """SUMO's line names the edge it does not know, not the file that holds it."""
+    routes = tmp_path / "bad.rou.xml"
+    routes.write_text('<routes><vehicle id="ghost" depart="0"><route edges="no_such_edge"/></vehicle></routes>')
+    s = load("single")
+    opts = SumoOptions(net_file=s.net_file, route_files=(routes,), seed=1)
+    p = SumoBackend(opts) if in_process else SumoProcess(opts)
+    with pytest.raises(SimulationError) as err:
+        p.start()
+    p.close()
+    said = str(err.value)
+    assert said.startswith("SUMO refused the input") and "no_such_edge" in said and "\n" not in said
+    assert said.endswith(f"(net {s.net_file}; routes {routes})")
+
+
 def test_a_new_process_resumes_from_a_saved_state(tmp_path):
     """Crash recovery: save at t, lose the process, start another from the state: it is at t with the
     same vehicles on the same lanes, steps on, and two resumptions evolve alike."""

@@ -32,6 +32,13 @@ LANES_SOURCE, DETECTORS_SOURCE = "lanes", "detectors"
 HALTING_SPEED_MPS = 0.1
 
 
+def read_files(opts: SumoOptions) -> str:
+    """The files SUMO was given, for a refusal whose own line names only an edge or a route."""
+    named = [("net", [opts.net_file] if opts.net_file is not None else []), ("routes", list(opts.route_files)),
+             ("additional", list(opts.additional_files))]
+    return "; ".join(f"{what} {', '.join(str(f) for f in files)}" for what, files in named if files) or "no files"
+
+
 class SimulationError(RuntimeError):
     """SUMO refused the input or died: one line saying what and where."""
 
@@ -165,7 +172,7 @@ class SumoBackend:
             try:
                 libsumo.start(cmd)
             except Exception as exc:
-                raise SimulationError(f"SUMO refused the input: {_one_line(exc)}") from None
+                raise SimulationError(f"SUMO refused the input: {_one_line(exc)} ({read_files(self.opts)})") from None
         self._closed = False
         if self.opts.load_state is not None:
             self._find_emergency_vehicles()  # resumed: emergency vehicles may already be on the road

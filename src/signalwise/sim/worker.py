@@ -56,6 +56,7 @@ from .backend import (
     SumoBackend,
     SumoOptions,
     _one_line,
+    read_files,
 )
 from .lane_zones import ZONE_REACH_M, listed_lanes
 from .processes import fresh_process_context, in_callers_env
@@ -603,7 +604,7 @@ def _serve(conn, opts: SumoOptions, parent_pid: int) -> None:
             hello = ("ok", 0, (backend.time_s(), backend.end_s(), backend.emergency_active))
         except Exception as exc:
             conn.send(("error", 0, str(exc) if isinstance(exc, SimulationError) else
-                       f"SUMO refused the input: {_one_line(exc)}"))
+                       f"SUMO refused the input: {_one_line(exc)} ({read_files(opts)})"))
             return
         conn.send(hello)
         _Child(backend).serve(conn, parent_pid)
