@@ -90,3 +90,16 @@ def test_publish_says_what_is_wrong_with_a_directory_in_one_line_and_exits_2(run
     (stopped / "metrics.json").write_text("{broken")
     r = CliRunner().invoke(app, ["publish", str(stopped), "--db", db])
     assert r.exit_code == 2 and f"error: {stopped / 'metrics.json'}: Expecting property name" in r.stderr
+
+
+def test_publish_names_a_path_that_is_no_directory_as_such(tmp_path):
+    from typer.testing import CliRunner
+
+    from signalwise.cli import app
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    r = CliRunner().invoke(app, ["publish", str(tmp_path / "typo"), "--db", db])
+    assert r.exit_code == 2 and r.stderr.strip() == f"error: {tmp_path / 'typo'}: no such run directory"
+    (tmp_path / "file").write_text("x")
+    r = CliRunner().invoke(app, ["publish", str(tmp_path / "file"), "--db", db])
+    assert r.exit_code == 2 and f"error: {tmp_path / 'file'}: not a directory" in r.stderr

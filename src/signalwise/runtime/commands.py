@@ -607,6 +607,9 @@ def _runs_in(d: Path) -> list[Path]:
     """`d` when it is a complete run directory, the complete runs in it when it is a compare's; else an error."""
     if _is_complete_run(d):
         return [d]
+    if not d.is_dir():
+        raise FileNotFoundError(f"{d}: not a directory (a run directory holds metrics.json, config.yaml, ...)"
+                                if d.exists() else f"{d}: no such run directory")
     runs = sorted(r for r in d.iterdir() if _is_complete_run(r)) if (d / "summary.json").is_file() else []
     if not runs:
         missing = [name for name in ("metrics.json", "config.yaml") if not (d / name).is_file()]
