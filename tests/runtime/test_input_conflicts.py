@@ -200,3 +200,11 @@ def test_a_controller_that_cannot_load_is_an_error_before_the_run(tmp_path, spec
     info = yaml.safe_load((tmp_path / "r" / "run.json").read_text())
     assert info["status"] == "failed" and info["reason"]
     assert not (tmp_path / "r" / "metrics.json").exists()  # no result that looks like one
+
+
+def test_a_ql_path_holding_no_model_is_refused_before_a_run_directory_is_made(tmp_path):
+    p = _cli("run", "-s", "single", "-c", f"ql:{tmp_path / 'nomodel'}", "--duration", "30", "--out", "out",
+             cwd=tmp_path)
+    assert p.returncode == 2 and _errors(p) == [f"error: controller 'ql:{tmp_path / 'nomodel'}': "
+                                                f"{tmp_path / 'nomodel'}: no such model"], p.stderr
+    assert not (tmp_path / "out").exists()

@@ -322,6 +322,7 @@ def _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, route
     from .loop import resolve_scenario
 
     resolve_scenario(cfg)  # fail on a bad scenario before drawing a progress bar
+    _check_model_path(cfg.controller)
     target = run_dir or new_run_dir(cfg)
     why = why_unwritable(target)
     if why:
@@ -340,6 +341,20 @@ def _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, route
     if db is not None:
         _publish([result.run_dir], db, console)
     print_run_summary(result.metrics, result.run_dir)
+
+
+def _check_model_path(controller: str) -> None:
+    """A `ql:PATH` whose PATH holds no model is refused before the run directory is made (the controller would
+    refuse it only once the run had started, leaving a failed run behind bad input)."""
+    kind, _, arg = controller.partition(":")
+    if kind != "ql" or not arg or arg.startswith("@"):
+        return
+    from ..control.learning.qtable import ModelError, load_model
+
+    try:
+        load_model(Path(arg))
+    except ModelError as exc:
+        _fail(f"controller {controller!r}: {exc}")
 
 
 def print_run_summary(metrics: dict, run_dir: Path) -> None:
