@@ -408,7 +408,7 @@ def compare_command(
     seeds: Annotated[int, typer.Option(help="number of seeds (1..N)")] = 5,
     first_seed: Annotated[int, typer.Option(help="seeds run from this one upward")] = 1,
     duration: Annotated[float | None, typer.Option(help="simulated seconds per run")] = None,
-    out: Annotated[Path | None, typer.Option(help="output directory, new or empty (default runs/compare-<time>)")] = None,
+    out: Annotated[Path | None, typer.Option(help="output directory, new or empty (default runs/compare-<time>-<scenario>)")] = None,
     workers: Annotated[int | None, typer.Option(help="parallel worker processes (default: CPU count)")] = None,
     sumocfg: Annotated[Path | None, typer.Option(help="your own SUMO config (.sumocfg)")] = None,
     net: Annotated[Path | None, typer.Option(help="your own network (.net.xml); use with --routes")] = None,

@@ -8,6 +8,7 @@ simulation, the pipeline and the camera-in-the-loop run together.
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -323,9 +324,14 @@ def print_report(report: dict) -> None:
     typer.echo(f"  counts      {counts}")
     for kind, g in report["violations"].items():
         unscored = g.get("unscored_reports", 0)
-        typer.echo(f"  {kind:<11} precision {g['precision']:.3f} recall {g['recall']:.3f} ({g['reported']} reported"
+        typer.echo(f"  {kind:<11} precision {_ratio(g['precision'])} recall {_ratio(g['recall'])} ({g['reported']} reported"
                    + (f", {unscored} of an event begun before the first frame, unscored" if unscored else "")
                    + f", {g['truth_events']} true events of which {g['injected_events']} injected)")
+
+
+def _ratio(value: float | None) -> str:
+    """A precision or recall, or n/a where nothing was reported or nothing happened (as the targets say it)."""
+    return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
 def print_targets(items) -> None:
