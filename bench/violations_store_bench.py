@@ -53,17 +53,16 @@ def main() -> None:
                     help="a database URL (sqlite:///FILE, postgresql://...); default: a fresh SQLite file")
     ap.add_argument("--images", type=int, default=200)
     a = ap.parse_args()
-    from sqlalchemy.exc import ArgumentError
-
     from signalwise.store import get_engine
+    from signalwise.store.engine import DatabaseURLError
     from signalwise.store.violations import hotspots, insert_violations, summary, trends
 
     tmp = Path(tempfile.mkdtemp(prefix="signalwise-violations-"))
     url = a.db or f"sqlite:///{tmp / 'violations.db'}"
     try:
         engine = get_engine(url)
-    except ArgumentError:
-        ap.error(f"--db {a.db!r} is not a database URL (sqlite:///FILE, postgresql://...)")
+    except DatabaseURLError as exc:  # says what to give instead
+        ap.error(f"--db: {exc}")
     batch, rates, done = [], [], 0
     t_all = time.perf_counter()
     for r in rows(a.rows, 1):

@@ -190,11 +190,12 @@ OWN_NETWORK = ["--net", str(load("single").net_file), "--routes", str(load("sing
 
 
 @pytest.mark.parametrize("spec,where,needle", [
-    ("ql:/nonexistent", [], "controller 'ql:/nonexistent' cannot run at C: /nonexistent"),
     ("ql", OWN_NETWORK, "controller 'ql' cannot run at C: no model given"),  # a built-in runs its shipped model
     ("ql-train", [], "ql-train learns inside `signalwise train` only"),
 ])
 def test_a_controller_that_cannot_load_is_an_error_before_the_run(tmp_path, spec, where, needle):
+    """Found once the run has started: the run directory says it failed (a ql:PATH with no model is refused
+    before, below)."""
     p = in_a_process("run", "--controller", spec, *where, "--duration", "60", "--run-dir", "r", cwd=tmp_path)
     assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
     info = yaml.safe_load((tmp_path / "r" / "run.json").read_text())

@@ -26,6 +26,7 @@ from signalwise.sim import worker as worker_module
 from signalwise.sim.backend import SimulationError, SumoBackend, SumoOptions
 from signalwise.sim.detectors import place_detectors
 from signalwise.sim.scenario import load
+from signalwise.sim.sumo_home import import_libsumo
 from signalwise.sim.worker import FieldLost, SumoProcess
 
 DURATION_S = 300.0
@@ -312,6 +313,7 @@ def test_a_refused_route_file_is_named_beside_sumos_own_reason(tmp_path, in_proc
     said = str(err.value)
     assert said.startswith("SUMO refused the input") and "no_such_edge" in said and "\n" not in said
     assert said.endswith(f"(net {s.net_file}; routes {routes})")
+    assert not import_libsumo().simulation.isLoaded()  # the failed start left nothing for the next one
 
 
 def test_a_new_process_resumes_from_a_saved_state(tmp_path):

@@ -172,6 +172,11 @@ class SumoBackend:
             try:
                 libsumo.start(cmd)
             except Exception as exc:
+                # a start that fails part way (a route file read after the network) leaves the simulation
+                # loaded in this process, where the next start would find it
+                with contextlib.suppress(Exception):
+                    if libsumo.simulation.isLoaded():
+                        libsumo.close()
                 raise SimulationError(f"SUMO refused the input: {_one_line(exc)} ({read_files(self.opts)})") from None
         self._closed = False
         if self.opts.load_state is not None:

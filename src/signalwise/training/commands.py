@@ -221,7 +221,8 @@ def train_command(
     searched = out is not None and (out / "search.json").is_file() and not any(out.glob("**/train_state.json"))
     if resume and (agent == "phase-score" or searched):
         # --resume alone picks the tabular agent: a phase-score search's --out would be told "nothing to resume"
-        what = f"{out} holds a phase-score search (search.json)" if searched else "--resume is for --agent tabular"
+        what = "--resume is for --agent tabular" if agent == "phase-score" else \
+            f"{out} holds a phase-score search (search.json)"
         _fail(f"{what}; a phase-score search is not resumed: to go on from a "
               "model's weights, search into a new --out with --start OUT/model --sigma 0.3")
     if agent == "phase-score":
