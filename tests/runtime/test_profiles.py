@@ -125,20 +125,30 @@ def test_a_benchmark_run_follows_the_profile_and_passes_the_audit(tmp_path):
     assert result.metrics["safety"]["violations"] == 0
 
 
-def test_a_cycle_bound_raised_to_fit_every_phase_counts_the_intervals_as_shown(tmp_path):
+@pytest.mark.parametrize(("step_s", "timing"), [(1.0, {}), (2.0, {}), (1.0, {"ped_walk_s": 7.5})],
+                         ids=["1s", "2s", "walk-7.5s"])
+def test_a_cycle_bound_raised_to_fit_every_phase_counts_the_intervals_as_shown(tmp_path, step_s, timing):
     """A 20 s cycle_max cannot hold `single`'s phases: it is raised to what they take in whole steps (each
-    yellow and red clearance rounded up to the 1 s step), which the shield then keeps and the audit passes."""
-    cfg = RunConfig.model_validate({"scenario": "single", "controller": "max-pressure", "duration_s": 300,
-                                    "record": "lean", "emissions": False,
-                                    "timing": {"cycle_max_s": 20, "cycle_min_s": 10}})
+    yellow and red clearance, each walk and pedestrian clearance, rounded up to the step), which the shield
+    then keeps, through the emergency vehicle's preemption too, and the audit passes."""
+    cfg = RunConfig.model_validate({"scenario": "single", "controller": "max-pressure", "duration_s": 900,
+                                    "record": "lean", "emissions": False, "step_length_s": step_s,
+                                    "timing": {"cycle_max_s": 20, "cycle_min_s": 20, **timing}})
     result = execute_run(cfg, tmp_path / "run")
     (model,) = json.loads((result.run_dir / "signal_model.json").read_text())
     t = model["timing"]
-    shown = sum(t["min_green_s"]) + sum(math.ceil(y) + math.ceil(r)
-                                        for y, r in zip(t["phase_yellow_s"], t["phase_all_red_s"], strict=True))
-    assert any(math.ceil(y) != y for y in t["phase_yellow_s"])  # the rounding is what this test is about
-    assert t["cycle_max_s"] == shown
-    assert result.metrics["safety"]["violations"] == 0
+
+    def shown(v):
+        return math.ceil(v / step_s - 1e-6) * step_s
+
+    pedestrians = shown(t["ped_walk_s"]) + shown(t["ped_clearance_s"])
+    crossing = [p["index"] for p in model["phases"] if set(p["green_links"]) & {
+        i for c in model["crosswalks"] for i in c["links"]}]
+    greens = [max(shown(g), pedestrians) if k in crossing else shown(g) for k, g in enumerate(t["min_green_s"])]
+    clearances = [shown(y) + shown(r) for y, r in zip(t["phase_yellow_s"], t["phase_all_red_s"], strict=True)]
+    assert crossing and t["cycle_max_s"] == math.ceil(sum(greens) + sum(clearances))
+    assert result.metrics["network"]["preemptions"] >= 1
+    assert result.metrics["safety"]["violations"] == 0, result.metrics["safety"]["by_rule"]
 
 
 def test_a_benchmark_run_serves_ingolstadt7s_entry_that_ends_in_a_09_m_lane(tmp_path):

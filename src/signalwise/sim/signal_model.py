@@ -191,11 +191,13 @@ def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], 
         min_green.append(math.ceil(g))
     max_green = [max(float(d["max_green_s"]), g) for g in min_green]
     cycle_min, cycle_max = float(d["cycle_min_s"]), float(d["cycle_max_s"])
-    # as the signal shows them: each interval rounded up to whole simulation steps (a 3.3 s yellow shows 4 s at 1 s)
+    # as the signal shows them: each interval rounded up to whole simulation steps (a 3.3 s yellow shows 4 s at 1 s;
+    # a crosswalk phase's walk and pedestrian clearance each so, as the shield times them)
     step_s = float(d.get("step_length_s") or 0.0)
     shown = (lambda v: ceil_to_step(v, step_s)) if step_s > 0 else (lambda v: v)
-    need = required_cycle_s([shown(g) for g in min_green],
-                            [shown(y) + shown(r) for y, r in zip(phase_yellow, phase_all_red, strict=True)])
+    shortest = [max(shown(g), shown(walk) + shown(ped_clear)) if p.green_links & cw_links else shown(g)
+                for g, p in zip(min_green, phases, strict=True)]
+    need = required_cycle_s(shortest, [shown(y) + shown(r) for y, r in zip(phase_yellow, phase_all_red, strict=True)])
     if cycle_max < need:
         notes.append(f"cycle_max raised from {cycle_max:.0f} s to {math.ceil(need)} s so every phase fits at min green")
         cycle_max = float(math.ceil(need))
