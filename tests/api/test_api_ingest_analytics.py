@@ -235,3 +235,18 @@ def test_a_running_app_keeps_its_startup_objects_out_of_the_collector(db_url):
         assert gc.get_freeze_count() > 10_000  # the modules, routes and schemas loaded at start
         assert c.get("/health").status_code == 200
     assert gc.get_freeze_count() == 0
+
+
+def test_a_database_url_that_names_no_database_is_503_with_the_reason_not_a_bug(tmp_path):
+    """A SQLite file in a directory that does not exist: every route that opens the store says the database
+    is unavailable and why, an API key's check included (it answered 500, 'internal error')."""
+    from fastapi.testclient import TestClient
+
+    from signalwise.api import create_app
+    from signalwise.store import Settings
+
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/nodir/x.db"))
+    with TestClient(app) as c:
+        for resp in (c.get("/health"), c.get("/api/v1/system/info", headers={"X-API-Key": "sw_whatever"})):
+            assert resp.status_code == 503, resp.text
+        assert "no such directory" in resp.json()["message"]

@@ -68,6 +68,8 @@ def test_an_api_port_in_use_refuses_the_run_before_it_starts(tmp_path):
     (("--duration", "30", "--state-every", "0"), "--state-every must be a positive number"),
     # asked to actuate with nothing to actuate: it used to run in shadow without a word
     (("--duration", "30", "--field", "none", "--sink", "sumo"), "--sink sumo needs a simulator to actuate"),
+    # a database named by a bare path: it ran the whole run, then failed to store it
+    (("--duration", "30", "--db", "plain.db"), "--db: 'plain.db' is not a database URL"),
 ])
 def test_a_duration_or_state_interval_that_is_not_positive_is_one_usage_error(tmp_path, args, says):
     assert says in _refused(_live(tmp_path, *args), tmp_path, code=2)

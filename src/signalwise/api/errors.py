@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from signalwise.store.engine import DatabaseURLError
 from signalwise.store.schemas import field_path
 
 
@@ -71,6 +72,11 @@ def install(app: FastAPI) -> None:
         hold paths or data); Starlette re-raises after answering, so the traceback still reaches the log."""
         message = f"internal error in {request.method} {request.url.path}: {type(exc).__name__} (see the server's log)"
         return JSONResponse({"message": message, "detail": message}, status_code=500)
+
+    @app.exception_handler(DatabaseURLError)
+    async def _db_misnamed(_request: Request, exc: DatabaseURLError) -> JSONResponse:
+        # the server's SIGNALWISE_DATABASE_URL names no database it can open: unavailable, as one it cannot reach
+        return JSONResponse({"message": f"database unavailable: {exc}", "detail": str(exc)}, status_code=503)
 
     @app.exception_handler(OperationalError)
     async def _db_down(_request: Request, exc: OperationalError) -> JSONResponse:

@@ -142,6 +142,13 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
             raw_alerts = data.pop("alerts")
             config = _without_alerts(config, data, out)
     registry_db = _db_url(db) if db is not None else None  # the API's database holds the model registry
+    if registry_db is not None:  # a URL that names no database is said now, not after the run
+        from ..store.engine import DatabaseURLError, database_url, parsed_url
+
+        try:
+            parsed_url(database_url(registry_db))
+        except DatabaseURLError as exc:
+            _fail(f"--db: {exc}")
     cfg = _load_config(config, registry_db, scenario=scenario, controller=controller, seed=seed, sumocfg=sumocfg,
                        net=net, routes=routes or None, out_dir=out)
     note_profile_mismatch(cfg, [cfg.controller])
