@@ -161,7 +161,7 @@ def test_max_green_allows_one_step_over_and_catches_more():
     assert (v.phase, v.measured_s, v.required_s) == (2, 32.0, 31.0)
 
 
-def test_max_green_runs_from_the_end_of_a_preemption():
+def test_max_green_is_held_outside_a_preemption():
     # phase 2 green 20..65; the shield suspends max green during a preemption and restarts it after
     services = [Service(1, 15.0), Service(2, 45.0), Service(1, 15.0)]
     report = run_audit(services, extra=[ev(25.0, 102, 1), ev(60.0, 104, 1)])  # 5 s after it
@@ -171,8 +171,12 @@ def test_max_green_runs_from_the_end_of_a_preemption():
     assert fired(report) == {"max_green"}
     (v,) = report.violations
     assert (v.phase, v.time_s, v.measured_s) == (2, 30.0, 35.0)
-    # a green that ends inside the preemption is exempt
-    report = run_audit(services, extra=[ev(25.0, 102, 1), ev(70.0, 104, 1)])
+    # 35 s before it: a bound broken before the preemption came is not excused by it
+    report = run_audit(services, extra=[ev(55.0, 102, 1), ev(56.0, 104, 1)])
+    assert fired(report) == {"max_green"}
+    assert [(v.phase, v.measured_s) for v in report.violations] == [(2, 35.0)]
+    # a green preempted all the while it showed is exempt
+    report = run_audit(services, extra=[ev(15.0, 102, 1), ev(70.0, 104, 1)])
     assert report.ok and report.exempted["max_green"] == 1
     # the same green without the preemption is a violation
     assert fired(run_audit(services)) == {"max_green"}
@@ -269,15 +273,18 @@ def test_cycle_max_phase_never_served():
     assert {v.phase for v in report.violations} == {2}
 
 
-def test_cycle_max_runs_from_the_end_of_a_preemption():
+def test_cycle_max_is_held_outside_a_preemption():
     # phase 2 begins green at 20 and 80: 60 s, over the 55 s bound, but a preemption 40..70 restarts it
     report = run_audit(LONG_CYCLE, extra=[ev(40.0, 102, 1), ev(70.0, 104, 1)], cycle_max_s=55.0)
     assert report.ok, [str(v) for v in report.violations]
     report = run_audit(LONG_CYCLE, extra=[ev(21.0, 102, 1), ev(22.0, 104, 1)], cycle_max_s=55.0)
     assert fired(report) == {"cycle_max"}  # 58 s from the preemption's end
     assert {(v.phase, v.measured_s) for v in report.violations} == {(2, 58.0)}
-    # a window the preemption lasts to the end of is exempt
-    report = run_audit(LONG_CYCLE, extra=[ev(40.0, 102, 1), ev(80.0, 104, 1)], cycle_max_s=55.0)
+    report = run_audit(LONG_CYCLE, extra=[ev(78.0, 102, 1), ev(79.0, 104, 1)], cycle_max_s=55.0)
+    assert fired(report) == {"cycle_max"}  # 58 s before it
+    assert {(v.phase, v.measured_s) for v in report.violations} == {(2, 58.0)}
+    # a window preempted from its start to its end is exempt
+    report = run_audit(LONG_CYCLE, extra=[ev(15.0, 102, 1), ev(85.0, 104, 1)], cycle_max_s=55.0)
     assert report.ok and report.exempted["cycle_max"] >= 1
 
 

@@ -14,8 +14,9 @@ Rules (names as they appear in reports):
 ``min_green``          green (1 → next 8 of the phase) lasts ≥ min_green_s[phase].
 ``max_green``          green lasts ≤ max_green_s[phase] + one step; a green that
                        overlaps an active preemption (102 … 104) is held to it
-                       from the preemption's end (the shield suspends the bound
-                       during one), and is exempt if it ends inside it. Under
+                       before the preemption began and after it ended (the shield
+                       suspends the bound during one), and is exempt if it was
+                       preempted all the while. Under
                        ``cycle_calls`` the maximum runs from the first call
                        (43) of a link the green does not serve, and a green with
                        no such call rests (as NEMA's max timer does).
@@ -34,9 +35,9 @@ Rules (names as they appear in reports):
                        step after its previous service; its first service comes
                        within that of the device's first event; a link not green
                        when the log ends was served within that before the end.
-                       A window that overlaps a preemption runs from its end
-                       instead, and is exempt if the preemption lasts to the
-                       window's end. (A phase
+                       A window that overlaps a preemption is held to the bound
+                       before the preemption began and after it ended, and is
+                       exempt if preempted from start to end. (A phase
                        whose links other phases also serve need not come round.)
                        Under ``cycle_calls`` (a timing key) the window runs from
                        a call instead: after a 43 (phase call registered) of a
@@ -372,11 +373,14 @@ def tolerance_for_step(step_length_s: float) -> float:
     return EXACT_TOLERANCE_S if abs(tenths - round(tenths)) < 1e-6 else LOG_RESOLUTION_S
 
 
-def _preempt_restart(a0: float, a1: float, windows: list[tuple[float, float]]) -> float | None:
-    """When the bounds restart for an interval [a0, a1] that shares a moment with a preemption: the latest such
-    preemption's end (the shield suspends the cycle and max-green bounds during one and restarts them after);
-    None when none overlaps."""
-    return max((w1 for w0, w1 in windows if a0 <= w1 and w0 <= a1), default=None)
+def _outside_preempts(a0: float, a1: float, windows: list[tuple[float, float]]) -> float | None:
+    """For an interval [a0, a1] that shares a moment with a preemption, the longer of its stretches the bounds
+    hold over: before the first such preemption began, and after the last one ended (the shield suspends the
+    cycle and max-green bounds during one and restarts them after); None when none overlaps."""
+    overlapping = [(w0, w1) for w0, w1 in windows if a0 <= w1 and w0 <= a1]
+    if not overlapping:
+        return None
+    return max(min(w0 for w0, _ in overlapping) - a0, a1 - max(w1 for _, w1 in overlapping), 0.0)
 
 
 # ---------------------------------------------------------------------------
@@ -549,6 +553,8 @@ class _DeviceEvents:
                 self._check_cycle_window(start, t, p, f"link {link} between services")
         for k in links:
             self.link_served[k] = t
+        if st.greens and st.greens[-1][1] is None:  # a green restarted without yellow (a sequence violation)
+            st.greens[-1] = (st.greens[-1][0], t)
         st.interval, st.since_s, st.last_green_s = "green", t, t
         st.greens.append((t, None))
 
@@ -562,12 +568,12 @@ class _DeviceEvents:
 
     def _check_cycle_window(self, start: float, end: float, p: int, what: str) -> None:
         out = self.out
-        restart = _preempt_restart(start, end, self.preempts)
-        if restart is not None:
-            if restart >= end - out.tol_s:  # the preemption lasted to the window's end
+        outside = _outside_preempts(start, end, self.preempts)
+        if outside is not None:
+            if outside <= out.tol_s:  # preempted from the window's start to its end
                 out.exempt("cycle_max")
                 return
-            start, what = restart, f"{what}, from a preemption's end"
+            start, what = end - outside, f"{what}, outside a preemption"
         out.check("cycle_max")
         bound_s = max([self.dev.cycle_max_s, *(b for at, b in self.cycle_bounds_before if at > start)])
         if not out.at_most(end - start, bound_s):
@@ -586,12 +592,12 @@ class _DeviceEvents:
                 out.violation("min_green", dev.id, st.since_s, phase=p, measured_s=length,
                               required_s=dev.min_green_s[p], detail="green shorter than minimum")
         since = st.since_s
-        restart = _preempt_restart(since, t, self.preempts)
-        if restart is not None:
-            if restart >= t - out.tol_s:  # the green ended with the preemption, or inside it
+        outside = _outside_preempts(since, t, self.preempts)
+        if outside is not None:
+            if outside <= out.tol_s:  # preempted all the while it was green
                 out.exempt("max_green")
                 return
-            since = restart
+            since = t - outside
         if dev.cycle_calls:
             # the maximum runs from the first call of a link this green does not serve: with none, it rests in green
             own = dev.green_links.get(p, frozenset())
