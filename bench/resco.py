@@ -240,6 +240,9 @@ def _sweep_processes(todo: list[dict], out: Path, workers: int) -> int:
                 cell = queue.pop(0)
                 receive, send = ctx.Pipe(duplex=False)
                 proc = ctx.Process(target=_cell_process, args=(cell, send))
+                # kept before it starts: a Ctrl-C raised inside start() (its resource tracker lifts the block
+                # below) must still find it to stop
+                running[receive] = (proc, cell)
                 # a Ctrl-C while the worker starts would reach it before its handler is set (a traceback from
                 # its bootstrap): blocked here, the worker inherits the block and lifts it once it handles
                 # SIGINT; this process gets a Ctrl-C that came meanwhile as soon as the block is lifted
@@ -249,7 +252,6 @@ def _sweep_processes(todo: list[dict], out: Path, workers: int) -> int:
                 finally:
                     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
                 send.close()  # the worker's end: a worker that dies leaves `receive` at its end, not waiting
-                running[receive] = (proc, cell)
             for receive in connection_wait(list(running)):
                 proc, cell = running.pop(receive)
                 try:
@@ -263,9 +265,10 @@ def _sweep_processes(todo: list[dict], out: Path, workers: int) -> int:
                 done += 1
                 failed += not _keep(out, cell, error, result, done, len(todo))
     except KeyboardInterrupt:
-        for proc, _ in running.values():
+        started = [proc for proc, _ in running.values() if proc.pid is not None]
+        for proc in started:
             proc.terminate()
-        for proc, _ in running.values():
+        for proc in started:
             proc.join(10)
             if proc.is_alive():
                 proc.kill()
@@ -282,9 +285,13 @@ def _cell_process(cell: dict, send) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(INTERRUPTED))
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the sweep while this started
     try:
-        send.send((run_cell(cell), None))
-    except Exception as exc:
-        send.send((None, error_text(exc)))
+        try:
+            result = (run_cell(cell), None)
+        except Exception as exc:
+            result = (None, error_text(exc))
+        send.send(result)
+    except BrokenPipeError:
+        pass  # the sweep stopped (Ctrl-C) and no longer listens: nothing to say to it
 
 
 def error_text(exc: BaseException) -> str:
