@@ -22,8 +22,8 @@ Guarantees, per intersection:
   permitted, a second pairing of the same movements) are served when the
   controller asks, never forced. Before it lets a phase keep or take the
   green, the shield checks that every covering phase can still be served in
-  deadline order at minimum green; if not, it forces the most urgent one
-  (force-off). With `Timing.cycle_calls` a covering phase's deadline runs
+  deadline order at minimum green (between equal deadlines the shorter
+  service first); if not, it forces the most urgent one (force-off). With `Timing.cycle_calls` a covering phase's deadline runs
   from its call instead (event 43): the observation handed to `tick` saw a
   vehicle on one of its incoming lanes while it was not green; the call
   stays until every link of the phase has begun a green. A phase nobody
