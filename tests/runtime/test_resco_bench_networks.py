@@ -3,11 +3,10 @@ plain reference script runs the same files over the same window, so check (b) ho
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from support.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 SINGLE = ROOT / "src" / "signalwise" / "sim" / "scenarios" / "single"
@@ -15,13 +14,7 @@ SINGLE = ROOT / "src" / "signalwise" / "sim" / "scenarios" / "single"
 
 @pytest.fixture(scope="module")
 def resco():
-    spec = importlib.util.spec_from_file_location("resco_bench_networks", ROOT / "bench" / "resco.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
+    module = load_script(ROOT / "bench" / "resco.py", "resco_bench_networks")
     if not module.REFERENCE_SCRIPT.is_file():
         pytest.skip(f"the reference script is not at {module.REFERENCE_SCRIPT} (../shared is missing)")
     return module

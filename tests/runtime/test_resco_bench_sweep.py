@@ -3,7 +3,6 @@ whose controller raised errors (kept, and marked in the table)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import signal
@@ -13,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.scripts import load_script
 
 from signalwise.control.base import register
 from signalwise.core import Decision
@@ -24,13 +24,7 @@ SINGLE = ROOT / "src" / "signalwise" / "sim" / "scenarios" / "single"
 
 @pytest.fixture(scope="module")
 def resco():
-    spec = importlib.util.spec_from_file_location("resco_bench_sweep", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
+    module = load_script(SCRIPT, "resco_bench_sweep")
     return module
 
 
