@@ -22,8 +22,8 @@ Guarantees, per intersection:
   permitted, a second pairing of the same movements) are served when the
   controller asks, never forced. Before it lets a phase keep or take the
   green, the shield checks that every covering phase can still be served in
-  deadline order at minimum green (between equal deadlines the shorter
-  service first); if not, it forces the most urgent one (force-off). With `Timing.cycle_calls` a covering phase's deadline runs
+  deadline order at minimum green; if not, it forces the most urgent one
+  (force-off). With `Timing.cycle_calls` a covering phase's deadline runs
   from its call instead (event 43): the observation handed to `tick` saw a
   vehicle on one of its incoming lanes while it was not green; the call
   stays until every link of the phase has begun a green. A phase nobody
@@ -483,13 +483,7 @@ class IntersectionShield:
         others = [p for p in self.cycle_phases if p != exclude]
         if not others:
             return None
-        return min(others, key=self._service_order)
-
-    def _service_order(self, p: int) -> tuple[float, float, int]:
-        """Earliest deadline first; between equal deadlines (every phase's after a preemption restarts them) the
-        shorter service first, which lets the next one start sooner: the longer first can make it late where
-        the other order fits (a 24 s pedestrian phase before a 6 s one)."""
-        return self._deadline(p), self._plan_min_green_s[p] + self._plan_clear_s[p], p
+        return min(others, key=lambda p: (self._deadline(p), p))
 
     def _feasible(self, first: int, end_green_s: float) -> bool:
         """Can we end green at `end_green_s`, serve `first`, then all others by deadline?"""
@@ -505,7 +499,7 @@ class IntersectionShield:
         if self._n == 1:
             return math.inf
         t = end_green_s + self._clear_eff_s[self.phase]
-        order = [first] + sorted((p for p in self.cycle_phases if p != first), key=self._service_order)
+        order = [first] + sorted((p for p in self.cycle_phases if p != first), key=self._deadline)
         slack = math.inf
         clear, min_green = self._plan_clear_s, self._plan_min_green_s
         for p in order:
@@ -519,7 +513,7 @@ class IntersectionShield:
         it late, this green keeps the old timing (valid until now) and the retime waits for the next green,
         which the plan, counting the new timing already, leaves room for."""
         t = now + self._plan_min_green_s[phase] + self._plan_clear_s[phase]
-        order = sorted((p for p in self.cycle_phases if p != phase), key=self._service_order)
+        order = sorted((p for p in self.cycle_phases if p != phase), key=self._deadline)
         slack = math.inf
         for p in order:
             slack = min(slack, self._deadline(p) - t)
