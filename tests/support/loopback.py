@@ -61,6 +61,7 @@ def signalwise_serving(args: list[str], ready_path: str, port: int, *, env: dict
     """`signalwise ARGS` (a command that serves the API on `port`: `live`, `serve`) as an operator starts it;
     yields the process once `ready_path` answers 200, and kills it if the block leaves it running."""
     import os
+    import signal
     import subprocess
     import sys
     from pathlib import Path
@@ -68,8 +69,10 @@ def signalwise_serving(args: list[str], ready_path: str, port: int, *, env: dict
     import httpx
 
     command = [str(Path(sys.executable).with_name("signalwise")), *args]
+    # its own process group: `serve --workers N` forks uvicorn workers, which a kill of the command alone left
+    # running (orphans serving on the port after the test)
     proc = subprocess.Popen(command, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     # one client for the whole poll: `httpx.get` builds a TLS context per call, about 50 ms of CPU each
     client = httpx.Client(timeout=2, limits=httpx.Limits(max_keepalive_connections=0))
     try:
@@ -83,6 +86,6 @@ def signalwise_serving(args: list[str], ready_path: str, port: int, *, env: dict
         client.close()
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):  # the command and whatever it started
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
