@@ -60,3 +60,10 @@ def test_a_run_killed_with_sigkill_is_shown_died_and_its_run_json_is_left_as_wri
     assert "the run died: process" in audit.stdout + audit.stderr, audit.stdout + audit.stderr
     if args[0] == "run":
         assert audit.returncode == 2 and "not a complete run directory, missing events.csv" in audit.stderr
+    if args[0] == "live":
+        # killed while a file was half written (here: before its header reached the disk), the file cannot be
+        # read: the refusal still says the run died, so nobody hunts for a bug in the writer
+        (run_dir / "signal_states.csv").write_text("")
+        broken = subprocess.run([SIGNALWISE, "audit", str(run_dir)], capture_output=True, text=True, timeout=120)
+        assert broken.returncode == 2 and "lacks columns" in broken.stderr, broken.stderr
+        assert "the run died: process" in broken.stderr, broken.stderr

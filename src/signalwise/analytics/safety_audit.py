@@ -1014,6 +1014,16 @@ def audit_run(run_dir: Path) -> AuditReport:
         elif status in ("died", "failed"):  # why the evidence is not there
             why = f"; the run {status}" + (f": {shown['reason']}" if shown.get("reason") else "")
         raise AuditInputError(f"{run_dir}: not a complete run directory, missing {', '.join(missing)}{why}")
+    try:
+        return _audit_complete_run(run_dir)
+    except AuditInputError as exc:
+        shown = run_status(run_dir)  # a run killed mid-write leaves a broken file: say why it is broken
+        if shown.get("status") == "died":
+            raise AuditInputError(f"{exc}; the run died: {shown.get('reason', 'its process is gone')}") from None
+        raise
+
+
+def _audit_complete_run(run_dir: Path) -> AuditReport:
     run = _read_json(run_dir / "run.json")
     step = run.get("step_length_s") if isinstance(run, dict) else None
     if step is None and isinstance(run, dict) and isinstance(run.get("config"), dict):

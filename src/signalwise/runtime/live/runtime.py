@@ -386,13 +386,15 @@ class LiveRuntime:
         (self.run_dir / "live.yaml").write_text(yaml.safe_dump(dataclasses.asdict(self.opts), sort_keys=False))
         self._write_signal_model()
         write_detector_config(self.run_dir / "detectors.csv", self.stepper.intersections)  # for `signalwise atspm`
-        self._write_run_json()
         self._open_csv("events", "events.csv", EVENT_COLUMNS)
         self._open_csv("live_events", "live_events.csv", ("TimeStamp", "DeviceId", "EventId", "Parameter", "sim_time_s"))
         self._open_csv("states", "signal_states.csv", ("time_s", "device_id", "state"))
         self._open_csv("interventions", "interventions.csv", ("time_s", "device_id", "rule", "detail"))
         self._files["changes"] = open(self.run_dir / "changes.jsonl", "a")
         self._files["records"] = open(self.run_dir / "records.jsonl", "a")
+        # run.json says `running` only once every evidence file holds its header: a run killed from then on
+        # leaves files the audit can read up to where it died
+        self._write_run_json()
         self._drain()
 
     def _write_signal_model(self) -> None:
@@ -445,6 +447,7 @@ class LiveRuntime:
         self._files[key] = fh
         self._writers[key] = csv.writer(fh)
         self._writers[key].writerow(header)
+        fh.flush()
 
     def _wall_stamp(self, sim_s: float) -> str:
         """A live event's wall-clock local time, as a field controller logs it (0.1 s)."""
