@@ -492,6 +492,55 @@ def test_signalwise_live_tells_its_websocket_clients_the_run_ended_before_it_sto
     assert rcvd is not None and (rcvd.code, rcvd.reason) == (1001, "the live run ended (complete)")
 
 
+def test_the_end_of_a_live_run_has_sent_every_close_before_the_api_may_stop_even_in_a_hurry(tmp_path):
+    """`live` stops uvicorn as soon as `_end_streams` returns, and uvicorn closes what is still open with 1012
+    and no reason: so by then the 1001 must be on the wire, also when a second Ctrl-C hurried the stop. The
+    server's loop is frozen right after the return: a close not yet sent cannot reach the page at all."""
+    import uvicorn
+    from websockets.sync.client import connect as connect_sync
+
+    from signalwise.api.live_command import _end_streams
+    from signalwise.termination import SignalFlag
+
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    rt = LiveRuntime(RunConfig(scenario="single"),
+                     LiveOptions(speed=20, duration_s=3600, snapshot_hz=20), tmp_path / "live")  # its own SUMO process: libsumo serves the module's run
+    rt.open()
+    app.state.live = rt
+    app.state.streams.attach(rt)
+    loop_thread = threading.Thread(target=rt.run, name="live-loop", daemon=True)
+    loop_thread.start()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server_thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    server_thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not server.started:
+            assert server_thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        with connect_sync(ws_url(sock.getsockname()[1], "topics=snapshot")) as page:
+            for _ in range(3):  # subscribed, then the run's snapshots
+                page.recv(timeout=10)
+            rt.stop()
+            loop_thread.join(timeout=30)
+            hurry = SignalFlag()
+            hurry.set()  # Ctrl-C pressed again: the wait for the page's last look is skipped, not the close
+            _end_streams(app, rt, hurry)
+            app.state.streams._loop.call_soon_threadsafe(time.sleep, 3.0)  # the server does nothing more
+            with pytest.raises(ConnectionClosed) as info:
+                while True:
+                    page.recv(timeout=2.0)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1001, info.value
+        assert info.value.rcvd.reason.startswith("the live run ended")
+    finally:
+        rt.stop()
+        server.should_exit = True
+        server_thread.join(timeout=15)
+        sock.close()
+
+
 # -- no live run -----------------------------------------------------------------------------------
 def test_no_live_run_is_refused_with_the_reason(tmp_path):
     app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}"))

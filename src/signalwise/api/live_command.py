@@ -242,17 +242,19 @@ def _end_streams(app, runtime, hurry: SignalFlag) -> None:
     """Tell every stream why it ends before the API stops: uvicorn's shutdown closes a WebSocket with 1012 and
     no reason, sooner than the hub, which notices the end of the run within two of its periods, sends 1001.
 
-    A dashboard answers the close with one last status read (and a snapshot read beside it); the API waits for
-    one status read answered after the end per WebSocket told (now, or by the hub while the run was finishing),
-    not a fixed time: on a loaded machine a page's read can come later than a second, and a script that reads
-    nothing more costs LAST_LOOK_MAX_S at most. `hurry` set (a second Ctrl-C) ends every wait."""
+    The API waits until every stream told has sent its close (WS) or last event (SSE), STREAMS_END_WAIT_S at
+    most, even in a hurry: a close that was only scheduled when uvicorn stopped went out as 1012, so a page
+    took the end of the run for a restart. A dashboard answers the close with one last status read (and a
+    snapshot read beside it); the API then waits for one status read answered after the end per WebSocket
+    told (now, or by the hub while the run was finishing), not a fixed time: on a loaded machine a page's read
+    can come later than a second, and a script that reads nothing more costs LAST_LOOK_MAX_S at most. `hurry`
+    set (a second Ctrl-C) ends that wait for the pages' look."""
     hub = app.state.streams
     told_now = hub.clients
     hub.end_all(f"the live run ended ({runtime.status_text})")
     deadline = time.monotonic() + STREAMS_END_WAIT_S
-    while any(client.queued for client in told_now) and time.monotonic() < deadline:
-        if hurry.wait(0.02):
-            return
+    while not all(client.finished for client in told_now) and time.monotonic() < deadline:
+        time.sleep(0.02)
     pages = {c for c in (*hub.ended_clients, *told_now) if c.kind == "ws"}  # SSE clients are not the dashboard
     if not pages:
         return

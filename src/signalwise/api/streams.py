@@ -98,6 +98,9 @@ class Subscriber:
     _waiter: asyncio.Future | None = None
     _kicked: asyncio.Event = field(default_factory=asyncio.Event)
     closed: StreamClosed | None = None
+    #: its handler is done: the close (WS) or the last event (SSE) went out, or the client was gone; set from
+    #: the server's loop, read from any thread (a shutdown waits on it)
+    finished: bool = False
 
     def wants(self, topic: str) -> bool:
         return self.closed is None and topic in self.topics

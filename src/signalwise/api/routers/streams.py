@@ -180,11 +180,14 @@ async def ws_live(websocket: WebSocket, topics: TopicsQ = None, intersections: I
         await asyncio.gather(*tasks, return_exceptions=True)
         closed = client.closed  # set by the hub (too slow, run ended) before we unsubscribe
         hub.unsubscribe(client)
-    if closed is not None:
-        # queued behind whatever the client has not read yet; a client that never reads again holds this
-        # handler for close_timeout_s at most
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(websocket.close(closed.code, _reason(closed.reason)), hub.close_timeout_s)
+    try:
+        if closed is not None:
+            # queued behind whatever the client has not read yet; a client that never reads again holds this
+            # handler for close_timeout_s at most
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(websocket.close(closed.code, _reason(closed.reason)), hub.close_timeout_s)
+    finally:
+        client.finished = True
 
 
 async def _first_message(websocket: WebSocket, rt) -> dict | None:
@@ -309,3 +312,4 @@ async def sse_live(request: Request,
                 yield ServerSentEvent(event=event, id=None if seq is None else str(seq), raw_data=text)
     finally:
         hub.unsubscribe(client)
+        client.finished = True
