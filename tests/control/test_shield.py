@@ -507,3 +507,23 @@ def test_a_longer_minimum_green_sent_mid_run_keeps_the_cycle_bound(retime_at_s):
     assert report.checked["cycle_max"] > 0
     assert [v for v in report.violations if v.rule == "cycle_max"] == []
     assert "cycle_max" in {iv.rule for iv in sh.interventions}
+
+
+@pytest.mark.parametrize("retime_at_s", [6, 12, 20])
+def test_a_shorter_cycle_bound_sent_during_a_held_green_ends_that_green_in_time(retime_at_s):
+    """A hold the shield proved under a 100 s bound (nothing to check until t=71) is not proof under 60 s:
+    the retime ends the hold, so every phase still starts within 60 s of t=0."""
+    from dataclasses import replace
+
+    inter = make_intersection(min_green=(5.0, 5.0, 5.0), max_green=(300.0, 300.0, 300.0), cycle_max=100.0)
+    sh = IntersectionShield(inter, fallback_for(inter), shield_config())
+
+    def proposals(t):  # a controller that only ever wants phase 1
+        if t == retime_at_s:
+            sh.retime(replace(inter.timing, cycle_max_s=60.0))
+        return Decision("X", 0, "test")
+
+    states = drive(sh, 300, proposals)
+    report = audit_shield(sh, states)  # graded with the 60 s bound from t=0
+    assert report.checked["cycle_max"] > 0
+    assert [str(v) for v in report.violations if v.rule == "cycle_max"] == []

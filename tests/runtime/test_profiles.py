@@ -125,7 +125,8 @@ def test_a_benchmark_run_follows_the_profile_and_passes_the_audit(tmp_path):
     assert result.metrics["safety"]["violations"] == 0
 
 
-@pytest.mark.parametrize(("step_s", "timing"), [(1.0, {}), (1.0, {"ped_walk_s": 7.5})], ids=["1s", "walk-7.5s"])
+@pytest.mark.parametrize(("step_s", "timing"), [(1.0, {}), (2.0, {}), (1.0, {"ped_walk_s": 7.5})],
+                         ids=["1s", "2s", "walk-7.5s"])
 def test_a_cycle_bound_raised_to_fit_every_phase_counts_the_intervals_as_shown(tmp_path, step_s, timing):
     """A 20 s cycle_max cannot hold `single`'s phases: it is raised to what they take in whole steps (each
     yellow and red clearance, each walk and pedestrian clearance, rounded up to the step), which the shield

@@ -21,9 +21,12 @@ Guarantees, per intersection:
   outside the cover (a protected left that a through phase also serves as
   permitted, a second pairing of the same movements) are served when the
   controller asks, never forced. Before it lets a phase keep or take the
-  green, the shield checks that every covering phase can still be served in
-  deadline order at minimum green; if not, it forces the most urgent one
-  (force-off). With `Timing.cycle_calls` a covering phase's deadline runs
+  green, the shield checks that every covering phase can still start by its
+  deadline, served at minimum green in due order (deadline + service:
+  Jackson's rule, which fits whenever any order does); if not, it forces the
+  first one due (force-off). While an operator's retime waits for its green,
+  the check counts the greens to come at the new timing or, when that does
+  not fit, at the one in force, which such a green then keeps. With `Timing.cycle_calls` a covering phase's deadline runs
   from its call instead (event 43): the observation handed to `tick` saw a
   vehicle on one of its incoming lanes while it was not green; the call
   stays until every link of the phase has begun a green. A phase nobody
@@ -199,6 +202,7 @@ class IntersectionShield:
         self._all_red_s = [t.all_red_of(p) for p in range(n)]
         self._clear_eff_s, self._min_green_eff_s = self._effective(t)
         self._calls = t.cycle_calls
+        self._in_force_plan = (self._shortest_green(t), self._clear_eff_s)
         self._plan_timing(t)
 
     def _effective(self, t: Timing) -> tuple[list[float], list[float]]:
@@ -225,8 +229,10 @@ class IntersectionShield:
         """The timing the cycle bound plans the greens after this one with: the greens still to come run it.
         A retime waits for the next green, so planning them with the old minimum greens and change intervals
         would let a longer new minimum green push a phase past its cycle deadline."""
-        self._plan_clear_s = self._effective(upcoming)[0]
-        self._plan_min_green_s = self._shortest_green(upcoming)
+        coming = (self._shortest_green(upcoming), self._effective(upcoming)[0])
+        #: (minimum greens, change intervals) the greens to come may run: the retime's first, and while one
+        #: waits, also the timing in force (greens the retime does not fit keep it)
+        self._plans = (coming,) if upcoming is self.inter.timing else (coming, self._in_force_plan)
         self._plan_cycle_max_s = min(self.inter.timing.cycle_max_s, upcoming.cycle_max_s)
         self._deadlines = None
 
@@ -240,6 +246,7 @@ class IntersectionShield:
                              f"with {len(self.inter.phases)}")
         self._pending_timing, self._pending_revision = timing, revision
         self._plan_timing(timing)
+        self._quiet_until_s = -math.inf  # the hold proved under the old plan: a longer new one may not allow it
 
     # -- public --------------------------------------------------------------
     def status(self, now: float) -> SignalStatus:
@@ -401,7 +408,7 @@ class IntersectionShield:
             return None, EventCode.PHASE_GAP_OUT
 
         step = self.cfg.step_length_s
-        urgent = self._most_urgent(exclude=c)
+        urgent = self._most_urgent(exclude=c, end_green_s=now + step)
         slack = self._slack(urgent, now + step) if urgent is not None else math.inf
         if slack < -EPS:
             self._intervene(now, "cycle_max", f"phase {urgent + 1} must be served within {self.inter.timing.cycle_max_s:g} s")
@@ -462,7 +469,7 @@ class IntersectionShield:
             return None
         return p
 
-    # -- cycle bound (earliest-deadline-first feasibility) ------------------------
+    # -- cycle bound (Jackson's rule: earliest due date first) --------------------
     def _deadline(self, p: int) -> float:
         deadlines = self._deadlines
         if deadlines is None:
@@ -478,12 +485,25 @@ class IntersectionShield:
         served = min((self.link_served_s[k] for k in self._phase_links[p]), default=math.inf)
         return served + self._plan_cycle_max_s
 
-    def _most_urgent(self, exclude: int) -> int | None:
-        """The covering phase (other than `exclude`) whose cycle deadline comes first; None if there is none."""
+    def _most_urgent(self, exclude: int, end_green_s: float) -> int | None:
+        """The covering phase (other than `exclude`) to serve next when the green ends at `end_green_s`: the first
+        in due order under the plan that leaves the most slack; None if there is none."""
         others = [p for p in self.cycle_phases if p != exclude]
         if not others:
             return None
-        return min(others, key=lambda p: (self._deadline(p), p))
+        firsts = {min(others, key=lambda p, plan=plan: self._due(p, plan)) for plan in self._plans}
+        if len(firsts) == 1:
+            return firsts.pop()
+        return max(sorted(firsts), key=lambda p: self._slack(p, end_green_s))
+
+    def _due(self, p: int, plan: tuple[list[float], list[float]]) -> tuple[float, int]:
+        """Phase `p`'s place in the order that meets every deadline whenever any order does. A phase must *start*
+        by its deadline, so it must *end* its service (minimum green and change interval) by deadline +
+        service; serving by that due time is Jackson's rule (earliest due date minimises the worst lateness on
+        one machine). Earliest deadline alone is not enough where deadlines tie (every phase's after a
+        preemption, phases served together): a 24 s pedestrian phase first made the 6 s one after it late."""
+        min_green, clear = plan
+        return self._deadline(p) + min_green[p] + clear[p], p
 
     def _feasible(self, first: int, end_green_s: float) -> bool:
         """Can we end green at `end_green_s`, serve `first`, then all others by deadline?"""
@@ -492,33 +512,34 @@ class IntersectionShield:
     def _slack(self, first: int, end_green_s: float) -> float:
         """Seconds the green could still be held past `end_green_s` with every deadline met (<0: too late).
 
-        The green now showing ends first (its own change interval), then each
-        phase in the order is served at minimum green and ends with its own,
-        under the timing those greens will run (a retime's, once one waits).
+        The green now showing ends first (its own change interval), then each phase in due order is served
+        at minimum green and ends with its own, under a timing those greens may run: the waiting retime's,
+        or the one in force, which a green keeps when the retime does not fit it (`_retime_fits`). The better
+        of the two is what the shield can still keep.
         """
         if self._n == 1:
             return math.inf
-        t = end_green_s + self._clear_eff_s[self.phase]
-        order = [first] + sorted((p for p in self.cycle_phases if p != first), key=self._deadline)
-        slack = math.inf
-        clear, min_green = self._plan_clear_s, self._plan_min_green_s
-        for p in order:
+        return max(self._plan_slack(first, end_green_s + self._clear_eff_s[self.phase], plan)
+                   for plan in self._plans)
+
+    def _plan_slack(self, first: int | None, next_start_s: float, plan: tuple[list[float], list[float]]) -> float:
+        """The least time to spare, over the covering phases, when the next green starts at `next_start_s` with
+        `first` (None: whichever is due) and the rest follow in due order under `plan`."""
+        min_green, clear = plan
+        rest = sorted((p for p in self.cycle_phases if p != first), key=lambda p: self._due(p, plan))
+        slack, t = math.inf, next_start_s
+        for p in ([first, *rest] if first is not None else rest):
             slack = min(slack, self._deadline(p) - t)
             t += min_green[p] + clear[p]
         return slack
 
     def _retime_fits(self, phase: int, now: float) -> bool:
         """Whether the green starting now can run the waiting retime's timing with every cycle deadline met.
-        The phase was chosen under the old timing; when its new, longer minimum would make the phases after
-        it late, this green keeps the old timing (valid until now) and the retime waits for the next green,
-        which the plan, counting the new timing already, leaves room for."""
-        t = now + self._plan_min_green_s[phase] + self._plan_clear_s[phase]
-        order = sorted((p for p in self.cycle_phases if p != phase), key=self._deadline)
-        slack = math.inf
-        for p in order:
-            slack = min(slack, self._deadline(p) - t)
-            t += self._plan_min_green_s[p] + self._plan_clear_s[p]
-        return slack >= -EPS
+        The phase was chosen under a plan that may have counted the old timing; when its new, longer minimum
+        would make the phases after it late, this green keeps the old timing (valid until now) and the retime
+        waits for a green it fits."""
+        min_green, clear = plan = self._plans[0]
+        return self._plan_slack(None, now + min_green[phase] + clear[phase], plan) >= -EPS
 
     # -- calls (cycle_calls) ----------------------------------------------------------------
     def _max_green_start_s(self) -> float:
