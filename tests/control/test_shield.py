@@ -152,6 +152,36 @@ def test_the_preempt_dwell_is_timed_from_the_vehicles_green_not_from_its_call(in
     assert audit_shield(sh, states).ok
 
 
+@pytest.mark.parametrize("ends_walk", [False, True])
+def test_preempt_ends_walk_cuts_the_walk_at_entry_but_times_the_clearance_in_full(ends_walk):
+    """Called 2 s into phase 2's 7 s walk: by default the vehicle waits out the walk and the 12 s clearance;
+    with `preempt_ends_walk` the walk ends at the call and only the clearance is waited out, 5 s sooner. The
+    audit accepts the short walk inside the preemption."""
+    inter = make_intersection(min_green=(5.0, 5.0, 5.0))
+    sh = IntersectionShield(inter, fallback_for(inter), shield_config(preempt_ends_walk=ends_walk))
+    ev = [EmergencyApproach("ev1", "n_in_0", 100.0, 0)]  # link 0: phase 1
+    called = {}
+
+    def emergency(t):
+        walk = next((e.time_s for e in sh.events if e.event_code == EventCode.PED_BEGIN_WALK), None)
+        if walk is not None and t >= walk + 2 and "at" not in called:
+            called["at"] = t
+        return ev if "at" in called and t < called["at"] + 40 else ()
+
+    states = drive(sh, 150, lambda t: Decision("X", 1, "test"), emergency=emergency)
+    walk = next(e.time_s for e in sh.events if e.event_code == EventCode.PED_BEGIN_WALK)
+    clearance = next(e.time_s for e in sh.events if e.event_code == EventCode.PED_BEGIN_CLEARANCE)
+    dont_walk = next(e.time_s for e in sh.events if e.event_code == EventCode.PED_BEGIN_DONT_WALK)
+    dwell = next(e.time_s for e in sh.events if e.event_code == EventCode.PREEMPT_BEGIN_DWELL)
+    assert clearance - walk == (2.0 if ends_walk else 7.0)
+    assert dont_walk - clearance == 12.0  # never shortened
+    assert dwell == dont_walk + 6.0  # then yellow (4 steps) and all-red (2)
+    report = audit_shield(sh, states)
+    assert report.ok, [str(v) for v in report.violations]
+    assert report.exempted.get("ped", 0) == (1 if ends_walk else 0)
+    assert ("preempt" in {iv.rule for iv in sh.interventions if "walk" in iv.detail}) is ends_walk
+
+
 def test_an_emergency_vehicle_on_no_link_of_the_signal_calls_no_preempt(inter):
     sh = IntersectionShield(inter, fallback_for(inter), shield_config())
     drive(sh, 60, emergency=lambda t: [EmergencyApproach("ev1", "x", 50.0, link)

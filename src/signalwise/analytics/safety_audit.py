@@ -30,6 +30,8 @@ Rules (names as they appear in reports):
                        green, yellow or clearing.
 ``ped``                21 → 22 ≥ ped_walk_s, 22 → 23 ≥ ped_clearance_s, 23 no
                        later than the phase's 8, and 21 only while the phase is green.
+                       A walk may end early while a preemption is active (MUTCD
+                       4D.27); its clearance may not.
 ``cycle_max``          every link that some phase shows green is served (a 1 of a
                        phase whose green includes it) at most cycle_max_s + one
                        step after its previous service; its first service comes
@@ -682,8 +684,11 @@ class _DeviceEvents:
         out, dev = self.out, self.dev
         if st.ped == "walk":
             if not out.at_least(t - st.ped_since_s, dev.ped_walk_s):
-                out.violation("ped", dev.id, st.ped_since_s, phase=p, measured_s=t - st.ped_since_s,
-                              required_s=dev.ped_walk_s, detail="walk shorter than required")
+                if any(a0 - out.tol_s <= t <= a1 + out.tol_s for a0, a1 in self.preempts):
+                    out.exempt("ped")  # ended on entry to a preemption, as MUTCD 4D.27 permits
+                else:
+                    out.violation("ped", dev.id, st.ped_since_s, phase=p, measured_s=t - st.ped_since_s,
+                                  required_s=dev.ped_walk_s, detail="walk shorter than required")
             self._close_walk(st, t)
         st.ped, st.ped_since_s = "clearance", t
 

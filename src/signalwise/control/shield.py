@@ -37,7 +37,8 @@ Guarantees, per intersection:
   (fixed time and Webster observe no lanes; a failed detector feed);
 - emergency preemption: an emergency vehicle within `preempt_distance_m`
   gets the phase serving its link once the green in force has run its
-  minimum and its pedestrians' walk and clearance (not shortened) and the
+  minimum and its pedestrians' walk and clearance (with `preempt_ends_walk`
+  the walk ends at once; the clearance is never shortened) and the
   change interval has cleared, held until it passes (at most
   `preempt_max_dwell_s` from that green's start); cycle and max-green bounds
   are suspended while a preempt is active, minimum green and clearances are not;
@@ -87,6 +88,8 @@ class ShieldConfig:
     max_observation_age_s: float
     preempt_distance_m: float
     preempt_max_dwell_s: float
+    #: a preemption's entry ends a walk in progress (its clearance still runs in full)
+    preempt_ends_walk: bool
     step_length_s: float
 
 
@@ -392,6 +395,9 @@ class IntersectionShield:
             if self.preempt_phase == c:
                 return None, EventCode.PHASE_FORCE_OFF
             if not min_done:
+                if self.ped == PED_WALK and self.cfg.preempt_ends_walk:
+                    self._intervene(now, "preempt", f"walk of phase {c + 1} ended early for {self.preempt_vehicle}")
+                    self._begin_ped_clearance(now)
                 self._note_min_green(now, "preempt waits for minimum green / pedestrian clearance")
                 return None, EventCode.PHASE_FORCE_OFF
             self._intervene(now, "preempt", f"to phase {self.preempt_phase + 1} for {self.preempt_vehicle}")
@@ -673,13 +679,16 @@ class IntersectionShield:
 
     def _advance_ped(self, now: float) -> None:
         if self.ped == PED_WALK and now - self.ped_start_s >= self.inter.timing.ped_walk_s - EPS:
-            self.ped = PED_CLEAR
-            self.ped_start_s = now
-            self.state = self._no_walk_states[self.phase]
-            self._emit(now, EventCode.PED_BEGIN_CLEARANCE, self.phase)
+            self._begin_ped_clearance(now)
         if self.ped == PED_CLEAR and now - self.ped_start_s >= self.inter.timing.ped_clearance_s - EPS:
             self.ped = PED_DONT_WALK
             self._emit(now, EventCode.PED_BEGIN_DONT_WALK, self.phase)
+
+    def _begin_ped_clearance(self, now: float) -> None:
+        self.ped = PED_CLEAR
+        self.ped_start_s = now
+        self.state = self._no_walk_states[self.phase]
+        self._emit(now, EventCode.PED_BEGIN_CLEARANCE, self.phase)
 
     def _begin_yellow(self, target: int, now: float, code: EventCode) -> None:
         self._emit(now, code, self.phase)

@@ -164,9 +164,13 @@ class ShieldSettings(BaseModel):
         "observation data older than this (or from an unhealthy source) sends the shield to its fallback"))
     preempt_distance_m: float = Field(150.0, gt=0, description=(
         "an emergency vehicle within this distance of its next signal gets its green once the green in "
-        "force has run its minimum and pedestrian intervals and the change interval has cleared"))
+        "force has run its minimum and pedestrian intervals (see preempt_ends_walk) and the change interval "
+        "has cleared"))
     preempt_max_dwell_s: float = Field(60.0, gt=0, description=(
         "longest a preemption holds its green for one emergency vehicle, from that green's start"))
+    preempt_ends_walk: bool = Field(False, description=(
+        "on entry to a preemption, end a walk in progress at once (MUTCD 4D.27 permits shortening it); its "
+        "pedestrian clearance and the change interval are still timed in full"))
 
 
 #: SUMO options a run sets itself (`sim.backend.build_command`, `runtime.loop`), and why each is not a
