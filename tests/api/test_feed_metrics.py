@@ -83,6 +83,7 @@ def test_http_messages_accepted_and_rejected_by_code_are_counted_on_metrics(live
         assert f'signalwise_feed_messages_rejected_total{{code="{code}",feed="http"}} {n:.1f}' in text, code
     assert "# TYPE signalwise_feed_messages_accepted_total counter" in text
     assert 'feed="mqtt"' not in text and "signalwise_feed_mqtt_" not in text  # no MQTT client on this run
+    assert "signalwise_feed_detectors_faulty 0.0" in text  # nothing stuck: the gauge is there, at 0
 
 
 @pytest.fixture

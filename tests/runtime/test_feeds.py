@@ -150,6 +150,47 @@ def test_counts_give_detector_counts_and_lane_estimates(feed, corridor):
     assert checked(feed.observe(inter, 121.0, need)).healthy
 
 
+def test_a_stuck_detector_and_a_channel_that_stopped_counting_are_left_out_and_named(feed, corridor):
+    """A field controller's detector diagnostics: a loop on for more than MAX_PRESENCE_S (300 s) is stuck, a
+    channel whose count is three of its intervals old stopped counting. Their data leave the observation (as
+    if never sent) while the intersection's other detectors keep the source fresh, and `stats()` names them."""
+    inter = _inter(corridor)
+    sb = _det(inter, "stopbar", 0)
+    adv = next(d for d in inter.detectors if d.kind == "advance" and d.lane == sb.lane)
+    other = next(d for d in inter.detectors if d.lane != sb.lane)
+    need = ObservationNeed(lane_ids=(sb.lane,), detector_idle_ids=(adv.id,), detector_count_ids=(sb.id,))
+    feed.accept([_event("J1", adv.channel, "on", 10.0), _count("J1", sb.channel, 20, 0.95, 10.0, interval=60.0)])
+    obs = feed.observe(inter, 100.0, need)
+    assert obs.detector_idle_s == {adv.id: 0.0} and obs.detector_counts_veh == {sb.id: 20}
+    assert obs.lanes[sb.lane].queue_veh == math.ceil(adv.distance_to_stopbar_m / 7.5)
+    assert feed.stats()["faulty_detectors"] == []
+    for t in range(130, 401, 30):  # another detector keeps talking: the source stays fresh
+        feed.accept(_count("J1", other.channel, 0, 0.0, float(t), interval=30.0))
+    obs = feed.observe(inter, 400.0, need)
+    assert checked(obs).healthy and _health(obs).age_s == 0.0
+    assert obs.detector_idle_s == {} and obs.detector_counts_veh == {}
+    assert sb.lane not in obs.lanes  # nothing usable is left on that lane
+    faulty = {(f["channel"], f["reason"].split(":")[0]) for f in feed.stats()["faulty_detectors"]}
+    assert faulty == {(adv.channel, "stuck on"), (sb.channel, "stopped counting")}
+    # the loop goes off and the channel counts again: both are back
+    feed.accept([_event("J1", adv.channel, "off", 401.0), _count("J1", sb.channel, 3, 0.1, 402.0, interval=60.0)])
+    obs = feed.observe(inter, 403.0, need)
+    assert obs.detector_idle_s == {adv.id: pytest.approx(2.0)} and obs.detector_counts_veh == {sb.id: 3}
+    assert feed.stats()["faulty_detectors"] == []
+
+
+def test_a_payload_delivered_again_logs_none_of_its_events_twice(feed, corridor):
+    """MQTT QoS 1 may deliver a payload again, an on/off pair included: only the first delivery is logged."""
+    ch = _det(_inter(corridor), k=0).channel
+    pair = [_event("J1", ch, "on", 10.0), _event("J1", ch, "off", 10.6)]
+    feed.accept(pair)
+    feed.accept(pair)
+    feed.accept(_event("J1", ch, "on", 10.0))
+    feed.accept([_event("J1", ch, "on", 20.0), _event("J1", ch, "off", 20.6)])
+    assert [(e.time_s, e.event_code) for e in feed.drain_events()] == [(10.0, 82), (10.6, 81), (20.0, 82), (20.6, 81)]
+    assert feed.stats()["repeated_events"] == 3
+
+
 def test_age_grows_while_silent_and_a_fresh_message_resets_it(feed, corridor):
     inter = _inter(corridor)
     sb = _det(inter)

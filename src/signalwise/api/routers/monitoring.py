@@ -103,7 +103,10 @@ def _feed_metrics(feed):
         by_code = counts.get("rejected_by_code", {})
         for code in (*REJECTION_CODES, *sorted(set(by_code) - set(REJECTION_CODES))):
             rejected.add_metric([name, code], float(by_code.get(code, 0)))
-    yield from (accepted, rejected)
+    faulty = GaugeMetricFamily("signalwise_feed_detectors_faulty", "detectors whose data observations leave out "
+                               "now (stuck on, or stopped counting)")
+    faulty.add_metric([], float(len(feed.stats()["faulty_detectors"])))
+    yield from (accepted, rejected, faulty)
     if client is not None:
         figures = client.stats()
         received = CounterMetricFamily("signalwise_feed_mqtt_payloads_received", "MQTT payloads received (each "

@@ -24,7 +24,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -60,6 +60,14 @@ JAM_SPACING_M = 7.5
 STANDING_ON_S = 2.0
 #: without on/off events: a last interval this occupied had vehicles standing on the detector
 STANDING_OCCUPANCY = 0.9
+#: a detector on for longer than this is stuck (a field controller's "max presence" diagnostic): no vehicle waits
+#: so long at a signal whose cycle bound is minutes; its on/off data are left out of observations until it goes off
+MAX_PRESENCE_S = 300.0
+#: a count whose interval ended more than this many of its intervals ago is left out: the channel stopped counting
+#: (a feed sends counts every interval, 0 included), and its last count would otherwise stand for ever
+COUNT_STALE_INTERVALS = 3
+#: on/off events remembered per detector to know a redelivered one (QoS 1 resends a whole payload, pairs included)
+RECENT_EVENTS = 32
 
 _COUNT_FIELDS = ("count_veh", "occupancy", "interval_s")
 
@@ -182,6 +190,28 @@ class _DetectorState:
     occupancy: float | None = None
     interval_s: float | None = None
     count_time_s: float | None = None  # end of the latest interval
+    #: its latest logged (time, on) events: one delivered again is taken but not logged twice
+    recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
+
+
+def _events_usable(st: _DetectorState, time_s: float) -> bool:
+    """It has sent on/off events and is not stuck on (on for more than MAX_PRESENCE_S)."""
+    return st.on is not None and not (st.on and time_s - st.on_since_s > MAX_PRESENCE_S)
+
+
+def _count_usable(st: _DetectorState, time_s: float) -> bool:
+    """It has a count whose interval ended no more than COUNT_STALE_INTERVALS intervals before `time_s`."""
+    return st.count_veh is not None and time_s - st.count_time_s <= COUNT_STALE_INTERVALS * st.interval_s
+
+
+def _fault(st: _DetectorState, time_s: float) -> str | None:
+    """Why a detector's data are left out at `time_s`, or None."""
+    if st.on and time_s - st.on_since_s > MAX_PRESENCE_S:
+        return f"stuck on: on for {time_s - st.on_since_s:.0f} s (more than {MAX_PRESENCE_S:g} s)"
+    if st.count_veh is not None and not _count_usable(st, time_s):
+        return (f"stopped counting: its last {st.interval_s:g} s interval ended {time_s - st.count_time_s:.0f} s "
+                f"ago")
+    return None
 
 
 @dataclass(slots=True)
@@ -388,7 +418,7 @@ class DetectorFeed:
         st = self._state[(dev, ch)]
         if msg.event is not None:
             on = msg.event == "on"
-            repeat = st.event_time_s == t and st.on == on  # delivered twice (MQTT QoS 1 is at least once)
+            repeat = (t, on) in st.recent  # delivered again (MQTT QoS 1 is at least once; a payload holds pairs)
             if st.event_time_s is None or t >= st.event_time_s:  # an older event is logged, not applied
                 if on and not st.on:
                     st.on_since_s = t
@@ -399,6 +429,7 @@ class DetectorFeed:
             if repeat:
                 self._repeats += 1  # the hi-res log has it already: logged twice, ATSPM would count two vehicles
             else:
+                st.recent.append((t, on))
                 if len(self._events) == self._events.maxlen:
                     self._events_dropped += 1
                 self._events.append(SignalEvent(round(t, 1), dev, int(code), ch))
@@ -441,12 +472,12 @@ class DetectorFeed:
             idle: dict[str, float] = {}
             for det_id in need.detector_idle_ids:
                 st = self._state.get((dev, ids[det_id])) if det_id in ids else None
-                if st is not None and st.on is not None:
+                if st is not None and _events_usable(st, time_s):
                     idle[det_id] = _idle_s(st, time_s)
             counts: dict[str, int] = {}
             for det_id in need.detector_count_ids:
                 st = self._state.get((dev, ids[det_id])) if det_id in ids else None
-                if st is not None and st.count_veh is not None:
+                if st is not None and _count_usable(st, time_s):
                     counts[det_id] = st.count_veh
             lanes: dict[str, LaneState] = {}
             for lane in need.lane_ids:
@@ -515,20 +546,25 @@ class DetectorFeed:
         if not dets:
             return None
         states = [(d, self._state[(dev, d.channel)]) for dev, d in dets]
-        known = [(d, st) for d, st in states if st.on is not None or st.count_veh is not None]
-        if not known:
+        # a stuck detector's events and a stopped channel's count are left out, as if never sent
+        events = [(d, st) for d, st in states if _events_usable(st, time_s)]
+        counts = [(d, st) for d, st in states if _count_usable(st, time_s)]
+        if not events and not counts:
             return None
         queue = 0
-        for d, st in known:
+        for d, st in events:
             if _standing(st, time_s):
                 queue = max(queue, max(1, math.ceil(d.distance_to_stopbar_m / JAM_SPACING_M)))
-        counted = sorted(((d.kind != "stopbar", d.distance_to_stopbar_m, st) for d, st in known
-                          if st.count_veh is not None), key=lambda x: (x[0], x[1]))
+        for d, st in counts:
+            if st.on is None and _standing(st, time_s):
+                queue = max(queue, max(1, math.ceil(d.distance_to_stopbar_m / JAM_SPACING_M)))
+        counted = sorted(((d.kind != "stopbar", d.distance_to_stopbar_m, st) for d, st in counts),
+                         key=lambda x: (x[0], x[1]))
         if counted:
             st = counted[0][2]
             count, occupancy = st.count_veh, st.occupancy
         else:
-            count, occupancy = 0, 1.0 if any(st.on for _d, st in known) else 0.0
+            count, occupancy = 0, 1.0 if any(st.on for _d, st in events) else 0.0
         return LaneState(queue_veh=queue, count_veh=max(count, queue), occupancy=occupancy, mean_speed_mps=0.0,
                          wait_s=0.0)
 
@@ -550,6 +586,14 @@ class DetectorFeed:
         events.sort()
         return events
 
+    def _faulty_locked(self) -> list[dict]:
+        """The detectors whose data observations leave out now (at the loop's latest time), and why."""
+        t = self._loop_time_s
+        if t is None:
+            return []
+        return [{"device_id": dev, "channel": ch, "reason": why} for (dev, ch), st in sorted(self._state.items())
+                if (why := _fault(st, t)) is not None]
+
     def stats(self) -> dict:
         """Counters for people and metrics: accepted, rejected (by code, also per transport), the last refusal,
         pending events."""
@@ -568,6 +612,7 @@ class DetectorFeed:
                 "pending_events": len(self._events),
                 "events_dropped": self._events_dropped,
                 "repeated_events": self._repeats,
+                "faulty_detectors": self._faulty_locked(),
                 "by_transport": by_transport,
             }
 
