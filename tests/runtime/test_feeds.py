@@ -9,12 +9,16 @@ TestClient on an app holding only this router.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import json
 import math
+import os
 import socket
 import threading
 import time
+import uuid
 
 import pytest
 from fastapi import FastAPI
@@ -456,6 +460,167 @@ def test_mqtt_feed_retries_a_broker_that_is_not_there(feed):
     time.sleep(0.3)
     assert sub.stats()["connected"] is False
     sub.stop()
+
+
+class _Outage:
+    """A TCP relay on loopback between the feed and the broker that can be cut (every connection closed, the
+    port refusing) and restored on the same port: a broker outage as the client sees it."""
+
+    def __init__(self, target):
+        self.target = target
+        self.port = None
+        self._socks: list[socket.socket] = []
+        self._listener = None
+        self.restore()
+
+    def restore(self) -> None:
+        lst = socket.socket()
+        lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lst.bind(("127.0.0.1", self.port or 0))
+        lst.listen()
+        self.port, self._listener = lst.getsockname()[1], lst
+        threading.Thread(target=self._accept, args=(lst,), daemon=True).start()
+
+    def cut(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked on it, which holds the port
+        self._listener.close()
+        for sock in self._socks:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        self._socks.clear()
+
+    def _accept(self, lst) -> None:
+        while True:
+            try:
+                client, _ = lst.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self._socks += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b) -> None:
+        with contextlib.suppress(OSError):
+            while data := a.recv(65536):
+                b.sendall(data)
+        with contextlib.suppress(OSError):
+            b.shutdown(socket.SHUT_RDWR)
+
+
+def test_mqtt_messages_published_during_a_broker_outage_arrive_when_it_is_back(feed, corridor):
+    """The broker keeps the feed's session (MQTT 5 session expiry) while the connection is down and delivers
+    the QoS 1 messages published meanwhile on reconnecting; a clean stop then ends the session."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+    from support.mqtt import BROKER, broker_unavailable_reason
+
+    from signalwise.runtime.live.mqtt import MqttFeed
+
+    reason = broker_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    inter = _inter(corridor)
+    sb = _det(inter)
+    need = ObservationNeed(detector_count_ids=(sb.id,))
+    relay = _Outage(BROKER)
+    prefix = f"signalwise-test-{uuid.uuid4().hex[:8]}"
+    sub = MqttFeed(feed, "127.0.0.1", relay.port, prefix=prefix)
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2)
+    pub.connect(*BROKER)
+    pub.loop_start()
+
+    def publish(n, t):
+        pub.publish(f"{prefix}/J1/detectors", json.dumps(_count("J1", sb.channel, n, 0.1, t)),
+                    qos=1).wait_for_publish(2.0)
+
+    try:
+        sub.start()
+        assert sub.wait_subscribed(5.0), sub.stats()
+        publish(1, 10.0)
+        assert _until(lambda: feed.observe(inter, 11.0, need).detector_counts_veh.get(sb.id) == 1)
+        relay.cut()
+        assert _until(lambda: not sub.stats()["connected"], 5.0)
+        publish(7, 20.0)  # while the feed is away: the broker queues it for the session
+        time.sleep(0.5)
+        assert feed.observe(inter, 21.0, need).detector_counts_veh.get(sb.id) == 1
+        relay.restore()
+        assert _until(lambda: feed.observe(inter, 21.0, need).detector_counts_veh.get(sb.id) == 7, 15.0), \
+            sub.stats()
+    finally:
+        sub.stop()
+        relay.cut()
+        pub.loop_stop()
+        pub.disconnect()
+
+
+@pytest.fixture
+def private_broker(tmp_path):
+    """A Mosquitto of this test's own on a free loopback port that admits only user `field`, password `s3cret`
+    (skips without the mosquitto and mosquitto_passwd programs)."""
+    import shutil
+    import subprocess
+
+    if not (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")) or not shutil.which("mosquitto_passwd"):
+        pytest.skip("mosquitto and mosquitto_passwd are not installed (Debian: apt-get install mosquitto "
+                    "mosquitto-clients)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    passwords = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "field", "s3cret"], check=True,
+                   capture_output=True)
+    conf = tmp_path / "mosquitto.conf"
+    # run as root, mosquitto would become user `mosquitto`, which cannot read pytest's private directory
+    user = "user root\n" if os.geteuid() == 0 else ""
+    conf.write_text(f"{user}listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {passwords}\n")
+    proc = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def listening() -> bool:
+            with socket.socket() as probe:
+                return probe.connect_ex(("127.0.0.1", port)) == 0
+
+        assert until(listening, 10.0), "mosquitto did not start"
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_a_broker_that_wants_a_password_gets_the_one_given_and_refuses_without(feed, corridor, private_broker):
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from signalwise.runtime.live.mqtt import MqttFeed
+
+    anonymous = MqttFeed(feed, "127.0.0.1", private_broker)
+    anonymous.start()
+    try:
+        assert _until(lambda: "refused the connection" in (anonymous.stats()["last_error"] or ""), 5.0)
+        assert not anonymous.stats()["connected"]
+    finally:
+        anonymous.stop()
+    sub = MqttFeed(feed, "127.0.0.1", private_broker, username="field", password="s3cret")
+    sub.start()
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2)
+    pub.username_pw_set("field", "s3cret")
+    pub.connect("127.0.0.1", private_broker)
+    pub.loop_start()
+    try:
+        assert sub.wait_subscribed(5.0), sub.stats()
+        sb = _det(_inter(corridor))
+        pub.publish("signalwise/J1/detectors", json.dumps(_count("J1", sb.channel, 4, 0.1, 5.0)),
+                    qos=1).wait_for_publish(2.0)
+        need = ObservationNeed(detector_count_ids=(sb.id,))
+        assert _until(lambda: feed.observe(_inter(corridor), 6.0, need).detector_counts_veh.get(sb.id) == 4)
+    finally:
+        sub.stop()
+        pub.loop_stop()
+        pub.disconnect()
 
 
 # ---------------------------------------------------------------------------

@@ -80,6 +80,20 @@ def test_mqtt_beside_sumo_is_refused_with_the_reason(tmp_path):
     assert "--mqtt needs --field none" in line and "twice in events.csv" in line
 
 
+@pytest.mark.parametrize(("value", "says"), [
+    ("mqtt://127.0.0.1:1883", "not a URL or credentials"),
+    ("user:pw@127.0.0.1:1883", "not a URL or credentials"),
+    ("::1:1883", "--mqtt takes HOST:PORT"),
+    ("127.0.0.1", "--mqtt takes HOST:PORT"),
+])
+def test_an_mqtt_broker_given_as_a_url_or_with_credentials_is_refused_before_the_run(tmp_path, value, says):
+    """They used to start a run whose client retried a host named `mqtt://127.0.0.1` for ever, all in fallback."""
+    line = _refused(_live(tmp_path, "--duration", "30", "--field", "none", "--mqtt", value), tmp_path, code=2)
+    assert says in line
+    if "credentials" in says:
+        assert "SIGNALWISE_MQTT_USERNAME" in line
+
+
 def test_a_redis_that_does_not_answer_refuses_the_run_as_serve_does(tmp_path):
     url = f"redis://127.0.0.1:{_free_port()}/0"  # nothing listens there
     line = _refused(_live(tmp_path, "--duration", "30", redis_url=url), tmp_path, code=1)

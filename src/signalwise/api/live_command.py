@@ -36,10 +36,32 @@ def _speed(text: str) -> float | None:
 
 
 def _host_port(text: str) -> tuple[str, int]:
+    """HOST:PORT ([ADDRESS]:PORT for IPv6). A URL or credentials in it are refused: the client speaks plain
+    MQTT to HOST and takes a user name and password from the environment (MQTT_CREDENTIALS_HELP)."""
     host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        _fail(f"--mqtt takes HOST:PORT (e.g. 127.0.0.1:1883), not {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if "://" in text or "@" in text:
+        _fail(f"--mqtt takes HOST:PORT (e.g. 127.0.0.1:1883), not a URL or credentials: {text!r}; "
+              f"{MQTT_CREDENTIALS_HELP}")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or (":" in host and not text.startswith("[")):
+        _fail(f"--mqtt takes HOST:PORT (e.g. 127.0.0.1:1883, [::1]:1883), not {text!r}")
     return host, int(port)
+
+
+#: where the broker's user name and password come from (not the command line, which `ps` shows to every user)
+MQTT_CREDENTIALS_HELP = ("a broker that wants a user name and password gets them from SIGNALWISE_MQTT_USERNAME and "
+                         "SIGNALWISE_MQTT_PASSWORD")
+
+
+def _mqtt_credentials() -> tuple[str | None, str | None]:
+    import os
+
+    user, password = os.environ.get("SIGNALWISE_MQTT_USERNAME") or None, os.environ.get("SIGNALWISE_MQTT_PASSWORD")
+    if password and user is None:
+        _fail("SIGNALWISE_MQTT_PASSWORD is set without SIGNALWISE_MQTT_USERNAME: MQTT sends a password only with "
+              "a user name")
+    return user, password or None
 
 
 def _check_options(duration: float | None, state_every: float, field: str, mqtt: str | None) -> None:
@@ -80,7 +102,7 @@ def live_command(
     field: Annotated[str, typer.Option(help="sumo: SUMO in a supervised worker process | none: no simulator: signals and lanes from the network file, observations from detector feeds only (HTTP or --mqtt), --sink shadow")] = "sumo",
     repeat_demand: Annotated[bool, typer.Option(help="repeat the scenario's demand so a long run keeps traffic")] = False,
     state_every: Annotated[float, typer.Option(help="simulated seconds between saved simulator states (crash recovery)")] = 30.0,
-    mqtt: Annotated[str | None, typer.Option(help="subscribe to detector feeds on this MQTT broker, HOST:PORT")] = None,
+    mqtt: Annotated[str | None, typer.Option(help="subscribe to detector feeds on this MQTT broker, HOST:PORT (plain MQTT 5; " + MQTT_CREDENTIALS_HELP + ")")] = None,
     host: Annotated[str, typer.Option(help="interface the API listens on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port of the API", min=0, max=65535)] = 8000,
     db: Annotated[str | None, typer.Option(help="also write events, alerts and changes into this database URL ('default' = embedded SQLite)")] = None,
@@ -129,6 +151,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     sink = sink or ("shadow" if field == "none" else "sumo")
     _check_options(duration, state_every, field, mqtt)
     mqtt_at = _host_port(mqtt) if mqtt is not None else None
+    mqtt_user, mqtt_password = _mqtt_credentials() if mqtt is not None else (None, None)
     from ..store import Settings
     from ..store.redis_check import startup_problem
 
@@ -171,7 +194,8 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     if mqtt_at is not None:
         from ..runtime.live.mqtt import MqttFeed
 
-        feed_client = MqttFeed(runtime.feed, *mqtt_at)  # --field none: the runtime's own feed (_check_options)
+        feed_client = MqttFeed(runtime.feed, *mqtt_at, username=mqtt_user,  # --field none: the runtime's own feed
+                               password=mqtt_password)
         feed_client.start()
     if insecure_no_auth:
         console.print("[bold red]warning:[/bold red] --insecure-no-auth: every route is open, changes included")

@@ -19,6 +19,8 @@ import uuid
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from .feeds import DetectorFeed
 
@@ -26,13 +28,20 @@ log = logging.getLogger("signalwise.live.mqtt")
 
 #: a payload larger than this is refused unread (one intersection's interval counts are a few kB)
 MAX_PAYLOAD_BYTES = 1_000_000
+#: how long the broker keeps this client's session after its connection drops (MQTT 5 session expiry): the
+#: subscription, and the QoS 1 messages published meanwhile, which it delivers on reconnecting. A clean stop
+#: ends the session at once, so runs leave no sessions behind on the broker.
+SESSION_EXPIRY_S = 600
 
 
 class MqttFeed:
     """Subscribes to `<prefix>/+/detectors` on one broker and hands every payload to `feed.accept`.
 
-    `prefix` is "signalwise" in a deployment (tests use their own). QoS 1 by
-    default: the broker re-sends what a short disconnect lost.
+    `prefix` is "signalwise" in a deployment (tests use their own). MQTT 5
+    with a session the broker keeps for SESSION_EXPIRY_S after a drop, and
+    QoS 1 by default: what was published to the topic while the connection
+    was down comes when it is back (the broker queues it; Mosquitto keeps
+    up to 1,000 messages per session by default, `max_queued_messages`).
     """
 
     def __init__(self, feed: DetectorFeed, host: str = "127.0.0.1", port: int = 1883, *, prefix: str = "signalwise",
@@ -51,10 +60,12 @@ class MqttFeed:
         self._last_error: str | None = None
         self._connected = False
         self._lost = False  # a connection failure was reported: say so when the broker is back
+        self._refused = False  # the broker refused the latest connection (its reason is the error to keep)
         self._subscribed = threading.Event()
-        self._last_log = -float("inf")
-        self._unlogged = 0
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
+        # one log budget for the connection and one for payloads: a burst of garbage must not hide an outage
+        self._last_log = {"connection": -float("inf"), "payload": -float("inf")}
+        self._unlogged = {"connection": 0, "payload": 0}
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
                                   client_id=client_id or f"signalwise-feed-{uuid.uuid4().hex[:10]}")
         self._reconnect_s = (max(1, int(reconnect_min_s)), int(reconnect_max_s))
         self.client.reconnect_delay_set(min_delay=self._reconnect_s[0], max_delay=self._reconnect_s[1])
@@ -69,13 +80,18 @@ class MqttFeed:
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
         """Connect in the background; a broker that is down is retried with backoff, never waited on here."""
-        self.client.connect_async(self.host, self.port, self.keepalive_s)
+        session = Properties(PacketTypes.CONNECT)
+        session.SessionExpiryInterval = SESSION_EXPIRY_S
+        # clean_start=False on every connect, reconnects included: the broker resumes the session it kept
+        self.client.connect_async(self.host, self.port, self.keepalive_s, clean_start=False, properties=session)
         self.client.loop_start()
 
     def stop(self) -> None:
-        """Disconnect and end paho's thread."""
+        """Disconnect, ending the session on the broker (nothing more is queued for it), and end paho's thread."""
+        ended = Properties(PacketTypes.DISCONNECT)
+        ended.SessionExpiryInterval = 0
         try:
-            self.client.disconnect()
+            self.client.disconnect(properties=ended)
         finally:
             self.client.loop_stop()
         with self._stats_lock:
@@ -95,25 +111,28 @@ class MqttFeed:
     # -- paho's callbacks (its thread) ------------------------------------------------------
     def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:
         if reason_code.is_failure:
-            self._error(f"broker {self.host}:{self.port} refused the connection: {reason_code}")
+            with self._stats_lock:
+                self._refused = True  # the disconnect that follows says nothing more (paho: "Protocol error")
+            self._error(f"broker {self.host}:{self.port} refused the connection: {reason_code}", "connection")
             return
         with self._stats_lock:
+            self._refused = False
             self._connected = True
             lost, self._lost = self._lost, False
         if lost:  # the operator was told the broker was away: tell them it is back
             log.warning("detector feed over MQTT: connected to %s:%s again", self.host, self.port)
-        client.subscribe(self.topic, qos=self.qos)  # again after every reconnect: a clean session forgets it
+        client.subscribe(self.topic, qos=self.qos)  # again after every reconnect: a session that expired forgot it
 
     def _on_connect_fail(self, _client, _userdata) -> None:
         """The broker cannot be reached (down at start, or while reconnecting): paho tries again with backoff."""
         with self._stats_lock:
             self._lost = True
         self._error(f"cannot connect to the broker at {self.host}:{self.port} (retrying, the delay "
-                    f"growing from {self._reconnect_s[0]} s to {self._reconnect_s[1]} s)")
+                    f"growing from {self._reconnect_s[0]} s to {self._reconnect_s[1]} s)", "connection")
 
     def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties) -> None:
         if any(rc.is_failure for rc in reason_codes):
-            self._error(f"broker refused the subscription to {self.topic}: {reason_codes}")
+            self._error(f"broker refused the subscription to {self.topic}: {reason_codes}", "connection")
             return
         self._subscribed.set()
 
@@ -121,10 +140,12 @@ class MqttFeed:
         with self._stats_lock:
             self._connected = False
         self._subscribed.clear()
-        if reason_code.is_failure:
+        with self._stats_lock:
+            refused = self._refused
+        if reason_code.is_failure and not refused:
             with self._stats_lock:
                 self._lost = True
-            self._error(f"disconnected from {self.host}:{self.port}: {reason_code} (reconnecting)")
+            self._error(f"disconnected from {self.host}:{self.port}: {reason_code} (reconnecting)", "connection")
 
     def _on_message(self, _client, _userdata, message) -> None:
         try:
@@ -172,14 +193,15 @@ class MqttFeed:
             self._accepted += accepted
             self._rejected += rejected
 
-    def _error(self, text: str) -> None:
-        """Remember the last error; log it unless one was logged less than `log_every_s` ago."""
+    def _error(self, text: str, kind: str = "payload") -> None:
+        """Remember the last error; log it unless one of its kind (`connection`, `payload`) was logged less than
+        `log_every_s` ago."""
         now = time.monotonic()
         with self._stats_lock:
             self._last_error = text
-            if now - self._last_log < self._log_every_s:
-                self._unlogged += 1
+            if now - self._last_log[kind] < self._log_every_s:
+                self._unlogged[kind] += 1
                 return
-            skipped, self._unlogged, self._last_log = self._unlogged, 0, now
-        suffix = f" ({skipped} more since the last message)" if skipped else ""
+            skipped, self._unlogged[kind], self._last_log[kind] = self._unlogged[kind], 0, now
+        suffix = f" ({skipped} more of the kind since the last)" if skipped else ""
         log.warning("detector feed over MQTT: %s%s", text, suffix)
