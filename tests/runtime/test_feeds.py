@@ -264,6 +264,25 @@ def test_garbage_is_rejected_with_reasons_and_counted(feed, corridor):
     assert stats["rejected_by_code"] == {"invalid": 3, "implausible": 1, "unknown_channel": 1, "unknown_device": 1}
 
 
+def test_health_does_not_hang_on_the_order_of_a_payload_nor_on_another_devices_topic(feed, corridor):
+    """A field controller's payload of good channels then five this run lacks (pedestrian channels, say) used to
+    leave J1 unhealthy, the same payload the other way round healthy; and messages naming J1 sent on another
+    device's topic counted against J1."""
+    inter = _inter(corridor)
+    top = max(d.channel for d in inter.detectors)
+    need = ObservationNeed(detector_count_ids=(_det(inter).id,))
+    good = [_count("J1", d.channel, 1, 0.1, 10.0) for d in inter.detectors[:3]]
+    extra = [_count("J1", top + k, 1, 0.1, 10.0) for k in range(1, 6)]
+    for payload in (good + extra, extra + good):
+        feed.accept(payload, expect_device="J1")
+        assert checked(feed.observe(inter, 11.0, need)).healthy
+    for _ in range(6):
+        feed.accept(_event("J1", 1, "on", 12.0), expect_device="X9")
+    assert checked(feed.observe(inter, 13.0, need)).healthy
+    assert feed.stats()["last_rejection"]["reason"] == ("the message is for device 'J1' but was sent on the topic "
+                                                          "of device 'X9'")
+
+
 def test_a_message_on_another_devices_topic_is_refused(feed, corridor):
     ch = _det(_inter(corridor, "J2")).channel
     res = feed.accept([_event("J2", ch, "on", 1.0)], expect_device="J1")

@@ -329,12 +329,16 @@ class DetectorFeed:
             checked = list(refused)
         accepted = 0
         with self._lock:
+            fed: set[str] = set()
             for item in checked:
                 if isinstance(item, Rejection):
                     self._count_rejection(item, expect_device, transport)
                 else:
                     self._apply(*item)
+                    fed.add(item[1].device_id)
                     accepted += 1
+            for dev in fed:  # a batch that fed an intersection clears its streak whatever order it came in
+                self._health[dev].streak = 0
             self._accepted_via[transport] += accepted
         return FeedResult(accepted, refused)
 
@@ -365,7 +369,8 @@ class DetectorFeed:
         dev, ch = msg.device_id, msg.channel
         if expect_device is not None and dev != expect_device:
             return Rejection(index, dev, ch, "wrong_topic",
-                             f"the message is for device '{dev}' but was sent on device '{expect_device}''s topic",
+                             f"the message is for device '{dev}' but was sent on the topic of device "
+                             f"'{expect_device}'",
                              "device_id")
         chans = self._channels.get(dev)
         if chans is None:
@@ -446,7 +451,9 @@ class DetectorFeed:
         self._rejected[rej.code] += 1
         self._rejected_via[(transport, rej.code)] += 1
         self._last_rejection = rej
-        dev = expect_device if expect_device in self._health else rej.device_id
+        # the topic's device when there is one (another device's topic speaks for that device, not for the one
+        # its messages name), else the device the message names
+        dev = expect_device if expect_device is not None else rej.device_id
         health = self._health.get(dev) if dev is not None else None
         if health is not None:
             health.streak += 1
