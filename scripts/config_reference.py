@@ -71,6 +71,10 @@ OTHER_ENVIRONMENT = (
      "how each simulation process (a run of `compare`, a training episode, the live SUMO worker) starts: forked "
      "from a server that imported numpy, libsumo and signalwise once, or `spawn`, a new interpreter each "
      "(`sim/processes.py`, [architecture.md](architecture.md#a-process-per-simulation))"),
+    ("SIGNALWISE_MQTT_USERNAME", "unset (no user name)",
+     "the user name `signalwise live --mqtt` gives a broker that wants one ([live-feeds.md](live-feeds.md#mqtt))"),
+    ("SIGNALWISE_MQTT_PASSWORD", "unset (no password)",
+     "its password (only with a user name); read from the environment, never the command line, which `ps` shows"),
     ("SIGNALWISE_TEST_POSTGRES_URL", "`postgresql+psycopg://postgres@127.0.0.1:5432/test`",
      "the PostgreSQL server the test suite and the store benchmarks use; tests skip when it is unreachable"),
 )
