@@ -342,9 +342,12 @@ def test_a_db_that_cannot_be_opened_is_an_error_and_nothing_is_written(video, tm
     out = tmp_path / "never"
     p = _run("--video", d / "scene.mp4", "--camera", d / "cam.yaml", "--out", out, "--db",
              "postgresql+psycopg://nobody:secret@127.0.0.1:1/none")
-    assert p.returncode == 2 and p.stderr.startswith("error: --db postgresql+psycopg://nobody:***@127.0.0.1:1/none: "
+    # a database that cannot be reached: the command could not do its work (1), as every `--db` (exitcodes)
+    assert p.returncode == 1 and p.stderr.startswith("error: --db postgresql+psycopg://nobody:***@127.0.0.1:1/none: "
                                                      "cannot open it"), p.stderr
     assert "secret" not in p.stderr and not out.exists()
+    p = _run("--video", d / "scene.mp4", "--camera", d / "cam.yaml", "--out", out, "--db", "plain.db")
+    assert p.returncode == 2 and "is not a database URL" in p.stderr and not out.exists(), p.stderr  # bad input
     p = _run("--video", d / "scene.mp4", "--camera", d / "cam.yaml", "--out", out, "--start", "2026-05-04")
     assert p.returncode == 2 and "--start stamps the violations written with --db" in p.stderr, p.stderr
 

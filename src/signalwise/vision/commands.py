@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..exitcodes import INTERRUPTED
+from ..exitcodes import BAD_INPUT, FAILED, INTERRUPTED
 from ..outdirs import why_not_fresh
 
 vision_app = typer.Typer(name="vision", no_args_is_help=True,
@@ -132,15 +132,18 @@ def _shown(db: str) -> str:
 
 
 def _violation_writer(db: str):
-    """The store's batching writer on `db`, migrated; an error line (exit 2) when it cannot be opened."""
+    """The store's batching writer on `db`, migrated. One error line when it cannot be opened: exit 2 for a URL
+    that names no database, exit 1 for one that cannot be reached or opened (`exitcodes`, as every `--db`)."""
     from ..store import get_engine
+    from ..store.engine import DatabaseURLError
     from ..store.violations import ViolationWriter
 
     try:
         engine = get_engine(_db_url(db))
     except Exception as exc:  # noqa: BLE001 - a bad URL, a server away, a file that is not a database
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise _fail(f"--db {_shown(db)}: cannot open it ({first})") from None
+        typer.secho(f"error: --db {_shown(db)}: cannot open it ({first})", fg="red", err=True)
+        raise typer.Exit(BAD_INPUT if isinstance(exc, DatabaseURLError) else FAILED) from None
     return ViolationWriter(engine)
 
 
