@@ -285,6 +285,9 @@ def test_override_and_alert_acknowledgement(live, browser):
         # (a loaded machine may raise a built-in rule too, pacing for one: acknowledge the test's own)
         ack = "#alert-list li.active:has(b:text-is('dashboard_test')) button.ack"
         page.wait_for_selector(ack, timeout=15000)
+        # with a signal selected the alerts panel is out of sight below its detail: the top bar counts them
+        top = page.text_content("#alerts-top")
+        assert page.is_visible("#alerts-top") and top.endswith(("active alert", "active alerts")), top
         page.click(ack)
         wait_for(page, "document.getElementById('control-result').textContent.includes('acknowledged by operator')", 10)
         alerts = httpx.get(live.url + "/api/v1/live/alerts").json()
@@ -295,6 +298,29 @@ def test_override_and_alert_acknowledgement(live, browser):
                        " && document.getElementById('override-result').textContent.includes('applied')", 10)
         assert target not in _status(live)["overrides"]
         assert p.errors == [], p.errors
+
+
+def test_the_page_says_its_data_are_old_while_none_come_and_recovers(live, browser):
+    """The network drops (the stream closes, new ones are refused, every read fails): within seconds the page
+    greys the map and says how old what it shows is, rather than show the last signal states as current;
+    when data come again it is live again."""
+    if live.runtime.cfg.scenario_label != "corridor":
+        pytest.skip("once is enough: the corridor run covers it")
+    with open_page(browser, live.url + "/") as p:
+        page = p.page
+        _ready(page)
+        wait_for(page, "window.signalwise.feed.mode === 'stream'", 10)
+        page.route_web_socket("**/api/v1/ws/live**", lambda ws: ws.close())
+        page.route("**/api/v1/live/**", lambda route: route.abort())
+        page.evaluate("window.signalwise.feed.ws.close()")
+        wait_for(page, "document.body.classList.contains('stale')", 20)
+        message = page.text_content("#map-message")
+        assert message.startswith("no data for ") and "the map shows the run as it was at t = " in message, message
+        assert page.text_content("#run-status") == "no data"
+        p.shot("stale-corridor")
+        page.unroute("**/api/v1/live/**")  # the reads answer again (the stream still refused: polling)
+        wait_for(page, "!document.body.classList.contains('stale')", 20)
+        assert page.is_hidden("#map-message") and page.text_content("#run-status") == "running"
 
 
 def test_the_map_and_detail_routes(live):

@@ -58,6 +58,10 @@ def test_comparison_view_side_by_side_with_intervals_and_exports(stored, browser
         rows = page.locator("#cmp-table tr")
         assert rows.count() >= 2 and "max-pressure vs fixed" in page.text_content("#cmp-table")
         assert "[" in rows.nth(1).text_content()  # mean [95% CI]
+        # both tests the comparison makes over the same seeds, and what a figure is where its name does not say
+        assert [th.text_content() for th in rows.nth(0).locator("th").all()][-2:] == ["Welch p", "paired p"]
+        captions = page.text_content("#cmp-bars")
+        assert "not vehicles per hour" in captions and "co2_saved" not in captions  # 0 for the baseline itself
         assert "avg_delay_s" in page.evaluate("[...document.getElementById('cmp-metrics').selectedOptions].map(o => o.value)")
         wait_for(page, "document.querySelectorAll('.trend-pick:checked').length === 4", 10)  # every run, ticked
         wait_for(page, "window.signalwise.compare.trend.series.length === 2", 10)
@@ -67,7 +71,9 @@ def test_comparison_view_side_by_side_with_intervals_and_exports(stored, browser
         with page.expect_download() as dl:
             page.click("#cmp-table-csv")
         table = list(csv.DictReader(io.StringIO(dl.value.path().read_text())))
-        assert table and {"controller", "metric", "candidate_ci_low", "candidate_ci_high", "p_value"} <= set(table[0])
+        assert table and {"controller", "metric", "candidate_ci_low", "candidate_ci_high", "p_value",
+                          "p_value_paired"} <= set(table[0])
+        assert all(row["p_value_paired"] != "" for row in table)  # two seeds each side: a paired test ran
         with page.expect_download() as dl:
             bars.first.locator("button", has_text="PNG").click()
         assert dl.value.suggested_filename.endswith(".png")
@@ -105,6 +111,7 @@ def test_a_stored_runs_network_on_the_map(stored, browser):
         wait_for(page, "window.signalwise && window.signalwise.ready", 15)
         page.click("button[data-view=live]")
         wait_for(page, "window.signalwise.map.heads.length >= 5", 10)
+        assert not page.is_visible("#map-pane .legend")  # signal colours, queues, preemption: none drawn here
         assert {h["id"] for h in page.evaluate("window.signalwise.map.heads")} == {"J1", "J2", "J3", "J4", "J5"}
         x, y = page.evaluate("window.signalwise.map.screenOf('J3')")
         box = page.locator("#map").bounding_box()

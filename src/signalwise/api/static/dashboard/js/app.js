@@ -9,7 +9,24 @@ import { approachSignal, SignalMap, SIGNAL_COLOURS } from './map.js';
 const $ = id => document.getElementById(id);
 const HOUR_S = 3600;
 const MAX_POINTS = 4000;
-const DEFAULT_METRICS = ['avg_delay_s', 'avg_wait_time', 'throughput', 'avg_speed', 'co2_saved'];
+// co2_saved is against the baseline: 0 for the baseline itself by construction, so not shown unless asked for
+const DEFAULT_METRICS = ['avg_delay_s', 'avg_wait_time', 'throughput', 'avg_speed'];
+// what each stored figure is, in the comparison's captions and table (store/queries.py RECORD_METRICS: the
+// figures from interval records are means over intervals and signals, not over vehicles)
+const METRIC_NOTES = {
+  avg_delay_s: 'mean delay per vehicle over the run (s)',
+  avg_travel_time_s: 'mean travel time per vehicle (s)',
+  avg_queue_veh: 'mean queue (vehicles)',
+  avg_wait_time: 'mean over intervals and signals of the wait of the vehicles that crossed (s); not the run\'s avg_wait_s, over every vehicle',
+  throughput: 'share of the vehicles at the stop lines that each interval served, passed / (passed + queued at its end), mean over intervals and signals: 0 to 1, not vehicles per hour',
+  avg_speed: 'mean over intervals and signals of the approaches\' speed (km/h)',
+  co2_saved: 'CO2 saved against the baseline run of the same seed (kg): 0 for the baseline itself',
+  fuel_saved: 'fuel saved against the baseline run of the same seed (l): 0 for the baseline itself',
+};
+//: what operates the run (the controls panel, the selected signal's override): asleep while it does not run
+const OPERATING_CONTROLS = ['#controls', '#override-form'].flatMap(p => [`${p} button`, `${p} input`, `${p} select`]).join(', ');
+//: no snapshot for this long while the run goes (they come at least every 4 s): the page says its data are old
+const STALE_AFTER_MS = 8000;
 const MAX_TREND_RUNS = 200;
 const NOTE_RULES = new Set(['min_green', 'fallback_end']); // interventions that only note a wait
 
@@ -27,6 +44,8 @@ const state = {
   intervals: [],
   chartsDirty: false,
   needsKey: false, // reads were refused for want of a key: start again once signed in
+  lastDataAt: null, // Date.now() of the latest snapshot: the map's data are this old
+  stale: false, // no snapshot for STALE_AFTER_MS: the page says so
   detailKey: null, // the selected signal's phase and interval when its decisions were last fetched
   runs: [],
 };
@@ -208,10 +227,11 @@ async function startLive(network) {
   });
   exposed.feed = feed;
   feed.start();
+  $('alerts-top').addEventListener('click', () => $('alerts').scrollIntoView({ block: 'start' }));
   loadAlerts();
   loadModels();
   loadIntervals();
-  liveTimers.push(setInterval(refreshStatus, 2000),
+  liveTimers.push(setInterval(checkStale, 1000), setInterval(refreshStatus, 2000),
                   setInterval(() => { if (feed.mode !== 'stream') loadAlerts(); }, 5000),
                   setInterval(() => { if (state.selected && !document.hidden) scheduleDetailLogs(); }, 5000));
   exposed.ready = true;
@@ -220,6 +240,8 @@ async function startLive(network) {
 function onSnapshot(s) {
   exposed.snapshotsReceived += 1;
   state.snapshot = s;
+  state.lastDataAt = Date.now();
+  if (state.stale) markStale(false);
   map.update(s);
   setText('sim-time', `t = ${formatClock(s.sim_time_s)}`);
   setText('controller-label', s.controller);
@@ -236,6 +258,31 @@ function onSnapshot(s) {
   else if (state.status && !state.status.running) refreshStatus(); // it started: the controls wake up now
 }
 
+/** No snapshot for STALE_AFTER_MS while the run goes (the network dropped, the server stopped answering): the
+ * page greys the map and says how old what it shows is, rather than show the last states as current. */
+function checkStale() {
+  if (state.ended || state.lastDataAt === null) return;
+  const age = Date.now() - state.lastDataAt;
+  if (age <= STALE_AFTER_MS) return;
+  const at = state.snapshot ? formatClock(state.snapshot.sim_time_s) : '–';
+  markStale(true, `no data for ${Math.round(age / 1000)} s: the map shows the run as it was at t = ${at} (connection lost?)`);
+}
+
+function markStale(on, text = '') {
+  state.stale = on;
+  document.body.classList.toggle('stale', on);
+  mapMessage(text);
+  if (on) {
+    const pill = $('run-status');
+    pill.textContent = 'no data';
+    pill.className = 'pill bad';
+    pill.title = text;
+  } else {
+    $('run-status').title = '';
+    if (state.status) renderStatus(state.status);
+  }
+}
+
 let statusAsked = null;
 /** The run's status again (one request at a time: callers arriving meanwhile share it; `fresh`: one asked
  * after the call, as a change needs). */
@@ -246,7 +293,7 @@ async function refreshStatus(fresh = false) {
     const askedAfterEnd = state.ended;
     statusAsked = api.get('/api/v1/live/status')
       // an answer to a read sent before the run's end says `running`: after the end it would undo the close reason
-      .then(st => { if (askedAfterEnd || !state.ended) { state.status = st; renderStatus(st); } })
+      .then(st => { if (askedAfterEnd || !state.ended) { state.status = st; if (!state.stale) renderStatus(st); } })
       .catch(() => { /* the next tick tries again */ })
       .finally(() => { statusAsked = null; });
   }
@@ -267,6 +314,10 @@ function renderStatus(st) {
   const toggle = $('toggle-controller');
   const baseline = st.controller === 'fixed';
   toggle.disabled = !st.running;
+  // nothing to operate once the run has ended: every control sleeps, not only the toggle
+  for (const node of document.querySelectorAll(OPERATING_CONTROLS)) {
+    if (node !== toggle) node.disabled = !st.running;
+  }
   toggle.textContent = baseline ? 'baseline: fixed' : `adaptive: ${st.controller}`;
   toggle.className = `toggle ${baseline ? 'baseline' : 'adaptive'}`;
   toggle.title = baseline ? `switch to ${adaptiveSpec()}` : 'switch to the fixed-time baseline';
@@ -353,6 +404,10 @@ function renderAlerts() {
   const active = all.filter(a => a.cleared_at_s === null);
   const pill = $('alert-count');
   pill.textContent = String(active.length);
+  // in the top bar too: with a signal selected, the alerts panel is below the detail panel, out of sight
+  const top = $('alerts-top');
+  top.hidden = !active.length;
+  top.textContent = `${active.length} active alert${active.length === 1 ? '' : 's'}`;
   const list = $('alert-list');
   list.replaceChildren(...all.map(a => el('li', { class: `${a.level} ${a.cleared_at_s === null ? 'active' : 'cleared'}`, 'data-id': a.id },
     el('b', {}, a.rule), ' ', a.message || '',
@@ -570,6 +625,7 @@ async function startStored() {
   $('controls').hidden = true;
   $('alerts').hidden = true;
   $('charts').hidden = true;
+  document.querySelector('#map-pane .legend').hidden = true; // a stored map draws no signal states
   $('live-view').style.gridTemplateRows = '1fr';
   $('stored-panel').hidden = false;
   try {
@@ -614,7 +670,8 @@ function setupCompare() {
   $('cmp-trend-csv').addEventListener('click', () => downloadCSV(compare.trend.toCSV(), 'delay-over-time.csv'));
   $('cmp-table-csv').addEventListener('click', () => downloadCSV(toCSV(
     ['scenario', 'controller', 'baseline', 'metric', 'baseline_mean', 'baseline_ci_low', 'baseline_ci_high', 'baseline_n',
-     'candidate_mean', 'candidate_ci_low', 'candidate_ci_high', 'candidate_n', 'change_pct', 'p_value', 'conditions'],
+     'candidate_mean', 'candidate_ci_low', 'candidate_ci_high', 'candidate_n', 'change_pct', 'p_value', 'conditions',
+     'p_value_paired'],
     compare.table), 'baseline-vs-controllers.csv'));
 }
 
@@ -676,7 +733,7 @@ async function showCompare() {
       }
       compare.table.push([item.scenario, item.controller, item.baseline_controller, m.metric, m.baseline.mean,
         m.baseline.ci_low, m.baseline.ci_high, m.baseline.n, m.candidate.mean, m.candidate.ci_low, m.candidate.ci_high,
-        m.candidate.n, m.change_pct, m.p_value, labels[k]]);
+        m.candidate.n, m.change_pct, m.p_value, labels[k], m.p_value_paired ?? null]);
     }
   });
   compare.controllers = perf.labels;
@@ -686,7 +743,7 @@ async function showCompare() {
   perf.datasets.forEach(ds => {
     const canvas = el('canvas');
     const fig = el('figure', { class: 'chart' }, canvas,
-      el('figcaption', {}, `${ds.label}: mean per controller over its runs; whiskers: 95% CI across seeds paired with ${bva.baseline_controller || 'the baseline'}`));
+      el('figcaption', {}, `${ds.label}${METRIC_NOTES[ds.label] ? ` (${METRIC_NOTES[ds.label]})` : ''}: mean per controller over its runs; whiskers: 95% CI across seeds paired with ${bva.baseline_controller || 'the baseline'}`));
     grid.append(fig);
     const chart = new Chart(canvas, { title: `${scenario} · ${ds.label}`, yMin: 0 });
     chart.setBars(perf.labels.map((c, i) => {
@@ -698,13 +755,15 @@ async function showCompare() {
     compare.bars.push(chart);
     chart.draw();
   });
-  const head = ['controller', 'metric', 'baseline mean [95% CI]', 'candidate mean [95% CI]', 'change', 'Welch p'];
+  const head = ['controller', 'metric', 'baseline mean [95% CI]', 'candidate mean [95% CI]', 'change', 'Welch p', 'paired p'];
   const fmtCI = (mean, lo, hi) => `${formatNumber(mean)} [${formatNumber(lo)}, ${formatNumber(hi)}]`;
   $('cmp-table').replaceChildren(el('tr', {}, ...head.map(h => el('th', {}, h))),
-    ...compare.table.map(r => el('tr', {}, el('td', {}, `${r[1]} vs ${r[2]}${mixed ? ` (${r[14]})` : ''}`), el('td', {}, r[3]),
+    ...compare.table.map(r => el('tr', {}, el('td', {}, `${r[1]} vs ${r[2]}${mixed ? ` (${r[14]})` : ''}`),
+      el('td', { title: METRIC_NOTES[r[3]] || '' }, r[3]),
       el('td', {}, fmtCI(r[4], r[5], r[6])), el('td', {}, fmtCI(r[8], r[9], r[10])),
       el('td', {}, r[12] === null ? '–' : `${r[12] > 0 ? '+' : ''}${r[12].toFixed(1)} %`),
-      el('td', {}, r[13] === null ? '–' : r[13].toPrecision(2)))));
+      el('td', {}, r[13] === null ? '–' : r[13].toPrecision(2)),
+      el('td', {}, r[15] === null ? '–' : r[15].toPrecision(2)))));
   if (!compare.table.length) $('cmp-table').replaceChildren(el('tr', {}, el('td', {}, `no run paired with a ${bva.baseline_controller} run of the same seed`)));
   renderRuns(scenario, metrics);
   const runs = `${perf.labels.length} controllers, ${Object.values(perf.runs).reduce((a, b) => a + b, 0)} runs`;
