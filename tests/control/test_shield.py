@@ -539,6 +539,34 @@ def test_a_longer_minimum_green_sent_mid_run_keeps_the_cycle_bound(retime_at_s):
     assert "cycle_max" in {iv.rule for iv in sh.interventions}
 
 
+@pytest.mark.parametrize("retime_at_s", range(64, 130, 5))
+def test_a_retime_whose_bound_is_already_out_of_reach_never_makes_a_wait_longer_than_the_old_bound(retime_at_s):
+    """A retime to a 110 s cycle bound (and other minimum greens and change intervals) sent after the old 127 s
+    plan has used more than that: the new bound cannot be met at once, but no link may wait longer than the
+    old one allowed. A green chosen under the new timing, then run at the old, longer minimum, made phase 1
+    wait 138 s (a second read of the planner found it)."""
+    from dataclasses import replace
+
+    inter = make_intersection(min_green=(15.0, 8.0, 25.0), max_green=(300.0,) * 3, cycle_max=127.0,
+                              phase_yellow=(4.7, 3.5, 4.7), phase_all_red=(1.6, 1.4, 2.1), walk=7.0, ped_clear=17.0)
+    new = replace(inter.timing, min_green_s=(17.0, 16.0, 11.0), phase_yellow_s=(5.0, 3.8, 5.0),
+                  phase_all_red_s=(2.6, 0.1, 0.8), yellow_s=5.0, all_red_s=2.6, cycle_max_s=110.0)
+    sh = IntersectionShield(inter, fallback_for(inter), shield_config())
+
+    def proposals(t):  # a controller that only ever wants phase 1
+        if t == retime_at_s:
+            sh.retime(new, 1)
+        return Decision("X", 0, "test")
+
+    drive(sh, 400, proposals)
+    last, worst = dict.fromkeys(range(3), 0.0), 0.0
+    for e in sh.events:
+        if e.event_code == EventCode.PHASE_BEGIN_GREEN:
+            worst = max(worst, e.time_s - last[e.parameter - 1])
+            last[e.parameter - 1] = e.time_s
+    assert worst <= 127.0 + 1.0
+
+
 @pytest.mark.parametrize("retime_at_s", [6, 12, 20])
 def test_a_shorter_cycle_bound_sent_during_a_held_green_ends_that_green_in_time(retime_at_s):
     """A hold the shield proved under a 100 s bound (nothing to check until t=71) is not proof under 60 s:

@@ -540,12 +540,15 @@ class IntersectionShield:
         return slack
 
     def _retime_fits(self, phase: int, now: float) -> bool:
-        """Whether the green starting now can run the waiting retime's timing with every cycle deadline met.
-        The phase was chosen under a plan that may have counted the old timing; when its new, longer minimum
-        would make the phases after it late, this green keeps the old timing (valid until now) and the retime
-        waits for a green it fits."""
-        min_green, clear = plan = self._plans[0]
-        return self._plan_slack(None, now + min_green[phase] + clear[phase], plan) >= -EPS
+        """Whether the green starting now takes the waiting retime's timing: when every cycle deadline is met
+        under it, or when it is no later than the timing in force. The phase was chosen under the better of the
+        two plans (`_slack`); when the new, longer minimum would make the phases after it late, this green keeps
+        the old timing (valid until now) and the retime waits for a green it fits."""
+        slacks = [self._plan_slack(None, now + min_green[phase] + clear[phase], (min_green, clear))
+                  for min_green, clear in self._plans]
+        # once no plan fits (a deadline already out of reach), the one the planner chose this phase under is the
+        # best one: the new timing is taken when it is that one, not held off while the old makes things later
+        return slacks[0] >= -EPS or slacks[0] >= max(slacks) - EPS
 
     # -- calls (cycle_calls) ----------------------------------------------------------------
     def _max_green_start_s(self) -> float:
