@@ -183,6 +183,32 @@ def test_a_stuck_detector_and_a_channel_that_stopped_counting_are_left_out_and_n
     assert feed.stats()["faulty_detectors"] == []
 
 
+def test_a_loop_stuck_on_loses_its_counts_too_and_a_count_only_channel_read_full_for_long_is_stuck(corridor):
+    """A stuck loop counts nothing and reads full: left out whole, its counts and occupancy with its events.
+    A channel that sends only counts is stuck once its intervals read at least 95 % occupied one after another
+    for more than 300 s (the advance loop's 14-vehicle queue otherwise stood for an hour)."""
+    inter = _inter(corridor)
+    sb = _det(inter, "stopbar", 0)
+    adv = next(d for d in inter.detectors if d.kind == "advance" and d.lane == sb.lane)
+    need = ObservationNeed(lane_ids=(sb.lane,), detector_count_ids=(sb.id, adv.id))
+    events_and_counts = DetectorFeed(corridor)
+    events_and_counts.accept(_event("J1", sb.channel, "on", 10.0))
+    for t in range(70, 431, 60):
+        events_and_counts.accept(_count("J1", sb.channel, 0, 1.0, float(t)))
+    obs = events_and_counts.observe(inter, 430.0, need)
+    assert sb.id not in obs.detector_counts_veh and sb.lane not in obs.lanes
+    counts_only = DetectorFeed(corridor)
+    for t in range(60, 301, 60):  # full for 300 s, from the first interval's start at 0: a long red, maybe
+        counts_only.accept(_count("J1", adv.channel, 0, 0.97, float(t)))
+    assert counts_only.observe(inter, 300.0, need).lanes[sb.lane].queue_veh > 1
+    counts_only.accept(_count("J1", adv.channel, 0, 0.97, 360.0))  # 360 s: stuck
+    obs = counts_only.observe(inter, 361.0, need)
+    assert adv.id not in obs.detector_counts_veh and sb.lane not in obs.lanes
+    assert [f["reason"] for f in counts_only.stats()["faulty_detectors"]] == ["stuck on: on for 360 s (more than 300 s)"]
+    counts_only.accept(_count("J1", adv.channel, 3, 0.2, 420.0))  # cars pass again: back in service
+    assert counts_only.observe(inter, 421.0, need).detector_counts_veh == {adv.id: 3}
+
+
 def test_a_payload_delivered_again_logs_none_of_its_events_twice(feed, corridor):
     """MQTT QoS 1 may deliver a payload again, an on/off pair included: only the first delivery is logged."""
     ch = _det(_inter(corridor), k=0).channel

@@ -66,6 +66,9 @@ MAX_PRESENCE_S = 300.0
 #: a count whose interval ended more than this many of its intervals ago is left out: the channel stopped counting
 #: (a feed sends counts every interval, 0 included), and its last count would otherwise stand for ever
 COUNT_STALE_INTERVALS = 3
+#: a count-only channel whose intervals are this occupied, one after another for more than MAX_PRESENCE_S, is
+#: stuck on as a loop sending events would be
+STUCK_OCCUPANCY = 0.95
 #: on/off events remembered per detector to know a redelivered one (QoS 1 resends a whole payload, pairs included)
 RECENT_EVENTS = 32
 
@@ -190,25 +193,40 @@ class _DetectorState:
     occupancy: float | None = None
     interval_s: float | None = None
     count_time_s: float | None = None  # end of the latest interval
+    #: start of the latest run of intervals at least STUCK_OCCUPANCY occupied (a count-only channel held on)
+    full_since_s: float | None = None
     #: its latest logged (time, on) events: one delivered again is taken but not logged twice
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
 
 
+def _stuck_s(st: _DetectorState, time_s: float) -> float | None:
+    """For how long it has been stuck on, when longer than MAX_PRESENCE_S: on without an off (events), or
+    intervals STUCK_OCCUPANCY occupied one after another (counts only); else None."""
+    if st.on is not None:
+        held = time_s - st.on_since_s if st.on else 0.0
+    else:
+        held = st.count_time_s - st.full_since_s if st.full_since_s is not None else 0.0
+    return held if held > MAX_PRESENCE_S else None
+
+
 def _events_usable(st: _DetectorState, time_s: float) -> bool:
-    """It has sent on/off events and is not stuck on (on for more than MAX_PRESENCE_S)."""
-    return st.on is not None and not (st.on and time_s - st.on_since_s > MAX_PRESENCE_S)
+    """It has sent on/off events and is not stuck on."""
+    return st.on is not None and _stuck_s(st, time_s) is None
 
 
 def _count_usable(st: _DetectorState, time_s: float) -> bool:
-    """It has a count whose interval ended no more than COUNT_STALE_INTERVALS intervals before `time_s`."""
-    return st.count_veh is not None and time_s - st.count_time_s <= COUNT_STALE_INTERVALS * st.interval_s
+    """It has a count whose interval ended no more than COUNT_STALE_INTERVALS intervals before `time_s`, and is
+    not stuck on (a loop held on counts nothing and reads full)."""
+    return (st.count_veh is not None and time_s - st.count_time_s <= COUNT_STALE_INTERVALS * st.interval_s
+            and _stuck_s(st, time_s) is None)
 
 
 def _fault(st: _DetectorState, time_s: float) -> str | None:
     """Why a detector's data are left out at `time_s`, or None."""
-    if st.on and time_s - st.on_since_s > MAX_PRESENCE_S:
-        return f"stuck on: on for {time_s - st.on_since_s:.0f} s (more than {MAX_PRESENCE_S:g} s)"
-    if st.count_veh is not None and not _count_usable(st, time_s):
+    stuck = _stuck_s(st, time_s)
+    if stuck is not None:
+        return f"stuck on: on for {stuck:.0f} s (more than {MAX_PRESENCE_S:g} s)"
+    if st.count_veh is not None and time_s - st.count_time_s > COUNT_STALE_INTERVALS * st.interval_s:
         return (f"stopped counting: its last {st.interval_s:g} s interval ended {time_s - st.count_time_s:.0f} s "
                 f"ago")
     return None
@@ -439,6 +457,10 @@ class DetectorFeed:
                     self._events_dropped += 1
                 self._events.append(SignalEvent(round(t, 1), dev, int(code), ch))
         elif st.count_time_s is None or t >= st.count_time_s:
+            if msg.occupancy < STUCK_OCCUPANCY:
+                st.full_since_s = None
+            elif st.full_since_s is None:
+                st.full_since_s = t - msg.interval_s  # full from this interval's start
             st.count_veh, st.occupancy, st.interval_s, st.count_time_s = msg.count_veh, msg.occupancy, \
                 msg.interval_s, t
         health = self._health[dev]
