@@ -84,6 +84,8 @@ def test_mqtt_beside_sumo_is_refused_with_the_reason(tmp_path):
     ("mqtt://127.0.0.1:1883", "not a URL or credentials"),
     ("user:pw@127.0.0.1:1883", "not a URL or credentials"),
     ("::1:1883", "--mqtt takes HOST:PORT"),
+    ("[::1:1883", "--mqtt takes HOST:PORT"),
+    ("[fe80::1]x:1883", "--mqtt takes HOST:PORT"),
     ("127.0.0.1", "--mqtt takes HOST:PORT"),
 ])
 def test_an_mqtt_broker_given_as_a_url_or_with_credentials_is_refused_before_the_run(tmp_path, value, says):

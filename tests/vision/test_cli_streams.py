@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -348,6 +349,12 @@ def test_a_db_that_cannot_be_opened_is_an_error_and_nothing_is_written(video, tm
     assert "secret" not in p.stderr and not out.exists()
     p = _run("--video", d / "scene.mp4", "--camera", d / "cam.yaml", "--out", out, "--db", "plain.db")
     assert p.returncode == 2 and "is not a database URL" in p.stderr and not out.exists(), p.stderr  # bad input
+    os.environ["SIGNALWISE_MAX_PAGE_SIZE"] = "many"  # a bad setting read for --db default: bad input too
+    try:
+        p = _run("--video", d / "scene.mp4", "--camera", d / "cam.yaml", "--out", out, "--db", "default")
+    finally:
+        del os.environ["SIGNALWISE_MAX_PAGE_SIZE"]
+    assert p.returncode == 2 and p.stderr.startswith("error: SIGNALWISE_MAX_PAGE_SIZE") and not out.exists(), p.stderr
     p = _run("--video", d / "scene.mp4", "--camera", d / "cam.yaml", "--out", out, "--start", "2026-05-04")
     assert p.returncode == 2 and "--start stamps the violations written with --db" in p.stderr, p.stderr
 

@@ -39,8 +39,8 @@ def _host_port(text: str) -> tuple[str, int]:
     """HOST:PORT ([ADDRESS]:PORT for IPv6). A URL or credentials in it are refused: the client speaks plain
     MQTT to HOST and takes a user name and password from the environment (MQTT_CREDENTIALS_HELP)."""
     host, _, port = text.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
+    if text.startswith("["):  # [ADDRESS]:PORT and nothing else
+        host = host[1:-1] if host.endswith("]") and "[" not in host[1:] else ""
     if "://" in text or "@" in text:
         _fail(f"--mqtt takes HOST:PORT (e.g. 127.0.0.1:1883), not a URL or credentials: {text!r}; "
               f"{MQTT_CREDENTIALS_HELP}")

@@ -116,17 +116,22 @@ def _start_instant(text: str):
 
 
 def _db_url(db: str) -> str:
-    """'default' (or empty) = the configured database (SIGNALWISE_DATABASE_URL or signalwise.db), else the URL."""
-    from ..store import Settings
+    """'default' (or empty) = the configured database (SIGNALWISE_DATABASE_URL or signalwise.db), else the URL;
+    a bad SIGNALWISE_* setting is one error line, exit 2, as for every command (`settings_or_exit`)."""
+    from ..store.cli_engine import settings_or_exit
 
-    return Settings().database_url if db in ("", "default") else db
+    return settings_or_exit().database_url if db in ("", "default") else db
 
 
 def _shown(db: str) -> str:
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(_db_url(db)).render_as_string(hide_password=True)
+        url = _db_url(db)
+    except typer.Exit:  # a bad setting is said where it is read; here the name given is shown
+        return db
+    try:
+        return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot parse is shown as given
         return db
 
@@ -138,8 +143,9 @@ def _violation_writer(db: str):
     from ..store.engine import DatabaseURLError
     from ..store.violations import ViolationWriter
 
+    url = _db_url(db)  # a bad SIGNALWISE_* setting: its own error line, exit 2
     try:
-        engine = get_engine(_db_url(db))
+        engine = get_engine(url)
     except Exception as exc:  # noqa: BLE001 - a bad URL, a server away, a file that is not a database
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         typer.secho(f"error: --db {_shown(db)}: cannot open it ({first})", fg="red", err=True)

@@ -38,6 +38,7 @@ class LiveStatus(BaseModel):
         "signals a change switched to another controller than the run's, with theirs"))
     sim_time_s: float | None = Field(description="simulated seconds")
     speed: float | None = Field(description="simulated seconds per wall second; null = unpaced")
+    step_length_s: float = Field(description="simulated seconds per loop tick (snapshots come at most once a tick)")
     sim_pid: int | None = Field(description="the process running SUMO (null without a simulator)")
     field: str
     sink: str

@@ -167,6 +167,15 @@ async def ws_live(websocket: WebSocket, topics: TopicsQ = None, intersections: I
     hub = _hub(websocket)
     await hub.start()
     client = hub.subscribe("ws", wanted, inters)
+    try:  # whatever ends this handler (a client gone before its first message too), the client is finished
+        await _ws_serve(websocket, client, hub, rt)
+    finally:
+        hub.unsubscribe(client)
+        client.finished = True
+
+
+async def _ws_serve(websocket: WebSocket, client, hub, rt) -> None:
+    """One subscribed client: its messages out, its requests in, until either side ends; then the close."""
     await websocket.send_text(_described(hub, client))
     sender = asyncio.create_task(_ws_send(websocket, client))
     receiver = asyncio.create_task(_ws_receive(websocket, client, hub, rt))
@@ -180,14 +189,11 @@ async def ws_live(websocket: WebSocket, topics: TopicsQ = None, intersections: I
         await asyncio.gather(*tasks, return_exceptions=True)
         closed = client.closed  # set by the hub (too slow, run ended) before we unsubscribe
         hub.unsubscribe(client)
-    try:
-        if closed is not None:
-            # queued behind whatever the client has not read yet; a client that never reads again holds this
-            # handler for close_timeout_s at most
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(websocket.close(closed.code, _reason(closed.reason)), hub.close_timeout_s)
-    finally:
-        client.finished = True
+    if closed is not None:
+        # queued behind whatever the client has not read yet; a client that never reads again holds this
+        # handler for close_timeout_s at most
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(websocket.close(closed.code, _reason(closed.reason)), hub.close_timeout_s)
 
 
 async def _first_message(websocket: WebSocket, rt) -> dict | None:

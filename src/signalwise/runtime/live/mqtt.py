@@ -113,6 +113,7 @@ class MqttFeed:
         if reason_code.is_failure:
             with self._stats_lock:
                 self._refused = True  # the disconnect that follows says nothing more (paho: "Protocol error")
+                self._lost = True  # and when the broker takes us after all, the log says so
             self._error(f"broker {self.host}:{self.port} refused the connection: {reason_code}", "connection")
             return
         with self._stats_lock:

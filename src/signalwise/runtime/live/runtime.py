@@ -1177,7 +1177,7 @@ class LiveRuntime:
         backend = self.field.backend if self.field is not None else None
         return {"running": self.running, "status": self.status_text, "scenario": self.cfg.scenario_label,
                 "controller": self.controller_spec, "signal_controllers": dict(sorted(self.signal_specs.items())),
-                "sim_time_s": st.t if st else None, "speed": self.opts.speed,
+                "sim_time_s": st.t if st else None, "speed": self.opts.speed, "step_length_s": self.cfg.step_length_s,
                 "sim_pid": getattr(backend, "pid", None) if self.opts.field == "sumo" else None,
                 "field": self.opts.field, "sink": self.opts.sink, "restarts": self.restarts,
                 "last_recovery_s": self.last_recovery_s, "run_dir": str(self.run_dir), "store": self.store_summary,

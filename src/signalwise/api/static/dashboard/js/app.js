@@ -25,7 +25,8 @@ const METRIC_NOTES = {
 };
 //: what operates the run (the controls panel, the selected signal's override): asleep while it does not run
 const OPERATING_CONTROLS = ['#controls', '#override-form'].flatMap(p => [`${p} button`, `${p} input`, `${p} select`]).join(', ');
-//: no snapshot for this long while the run goes (they come at least every 4 s): the page says its data are old
+//: no sign of the server for this long while the run goes (a snapshot, a stream heartbeat, a poll answered):
+//: the page says its data are old; 2.5 ticks when a tick takes longer in wall time (a slow run)
 const STALE_AFTER_MS = 8000;
 const MAX_TREND_RUNS = 200;
 const NOTE_RULES = new Set(['min_green', 'fallback_end']); // interventions that only note a wait
@@ -44,7 +45,7 @@ const state = {
   intervals: [],
   chartsDirty: false,
   needsKey: false, // reads were refused for want of a key: start again once signed in
-  lastDataAt: null, // Date.now() of the latest snapshot: the map's data are this old
+  lastDataAt: null, // Date.now() of the latest sign of the server (a snapshot, a heartbeat, a poll answered)
   stale: false, // no snapshot for STALE_AFTER_MS: the page says so
   detailKey: null, // the selected signal's phase and interval when its decisions were last fetched
   runs: [],
@@ -224,6 +225,7 @@ async function startLive(network) {
       Promise.resolve(refreshStatus(true)).finally(() => { for (const t of liveTimers.splice(0)) clearInterval(t); });
     },
     onError: err => { if (err.status === 401) setText('feed-mode', 'sign in to read'); },
+    onAlive: () => { state.lastDataAt = Date.now(); if (state.stale) markStale(false); }, // the server answers
   });
   exposed.feed = feed;
   feed.start();
@@ -263,7 +265,9 @@ function onSnapshot(s) {
 function checkStale() {
   if (state.ended || state.lastDataAt === null) return;
   const age = Date.now() - state.lastDataAt;
-  if (age <= STALE_AFTER_MS) return;
+  const st = state.status;
+  const tickMs = st && st.speed ? 1000 * (st.step_length_s || 1) / st.speed : 0;
+  if (age <= Math.max(STALE_AFTER_MS, 2.5 * tickMs)) return;
   const at = state.snapshot ? formatClock(state.snapshot.sim_time_s) : '–';
   markStale(true, `no data for ${Math.round(age / 1000)} s: the map shows the run as it was at t = ${at} (connection lost?)`);
 }

@@ -9,7 +9,8 @@ const RETRY_STREAM_MS = 10000;
 const CLOSE_TRY_LATER = 1013, CLOSE_GOING_AWAY = 1001;
 
 export class LiveFeed {
-  /** handlers: onSnapshot(s), onAlert(a), onChange(c), onMode(mode, detail), onEnded(reason), onError(err) */
+  /** handlers: onSnapshot(s), onAlert(a), onChange(c), onMode(mode, detail), onEnded(reason), onError(err),
+   * onAlive() (any message or answer from the server) */
   constructor(handlers) {
     this.h = handlers;
     this.ws = null;
@@ -61,6 +62,7 @@ export class LiveFeed {
     }
     this.ws = ws;
     ws.onmessage = ev => {
+      this.h.onAlive?.(); // heartbeats too: a run whose ticks are slower than the page's patience is not lost
       let msg;
       try { msg = JSON.parse(ev.data); } catch { return; }
       switch (msg.type) {
@@ -115,7 +117,9 @@ export class LiveFeed {
     if (this.inflight) return;
     this.inflight = true;
     try {
-      this._snapshot(await get('/api/v1/live/snapshot'));
+      const s = await get('/api/v1/live/snapshot');
+      this.h.onAlive?.();
+      this._snapshot(s);
     } catch (err) {
       this.h.onError?.(err);
     } finally {
