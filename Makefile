@@ -38,8 +38,9 @@ demo: $(STAMP)
 
 # three workers on two cores: many tests wait on a subprocess, a server or a browser, and a third worker
 # runs meanwhile (the whole suite alone on a 2-core machine: 463 s against 633 s with two; four were no
-# faster: 772 s against 745 s with three, on another, slower day). Files run longest directory first
-# (tests/conftest.py), not most tests first (xdist's default reorder, turned off here).
+# faster: 772 s against 745 s with three, on another, slower day). The longest files run first, then the
+# others directory by directory (tests/conftest.py), not most tests first (xdist's default reorder, turned off
+# here).
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder -q
 

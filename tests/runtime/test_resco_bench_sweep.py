@@ -109,9 +109,11 @@ def test_ctrl_c_stops_the_sweep_keeps_the_finished_cells_and_says_how_to_resume(
             "--seeds", "12", "--workers", "1", "--out", str(out)]
     # twelve cells of about 3 s, one at a time: a loaded machine that stalls this test for seconds after the first
     # cell still presses Ctrl-C mid-sweep (with four, CI's sweep once ended first, exit 0)
-    # its own process group, as a terminal's Ctrl-C reaches the command and its workers
+    # its own process group, as a terminal's Ctrl-C reaches the command and its workers; with the SIGINT a terminal
+    # would give it: a suite started in the background (`make test &`) ignores SIGINT, Python leaves it ignored in
+    # every child, and the sweep then ran all twelve cells and exited 0
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while not cells_kept(out) and time.monotonic() < deadline and proc.poll() is None:
