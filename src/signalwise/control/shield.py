@@ -60,7 +60,7 @@ import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from ..core.timing import ceil_to_step
+from ..core.timing import ceil_to_step, shortest_greens_s
 from ..core.types import (
     Decision,
     EmergencyApproach,
@@ -219,14 +219,9 @@ class IntersectionShield:
         """Per phase, the shortest green it can show: its minimum, or its pedestrians' walk and clearance when
         longer (every green of a phase with a crosswalk times them in full before it may end). The cycle bound
         plans with these; planning a crosswalk phase at its bare minimum let the phases after it come late."""
-        step = self.cfg.step_length_s
-        _clear, min_green = self._effective(t)
-        if not t.ped_intervals:
-            return min_green
-        crossing = {i for c in self.inter.crosswalks for i in c.link_indices}
-        ped_s = ceil_to_step(t.ped_walk_s, step) + ceil_to_step(t.ped_clearance_s, step)
-        return [max(g, ped_s) if p.green_links & crossing else g
-                for g, p in zip(min_green, self.inter.phases, strict=True)]
+        crossing = {i for c in self.inter.crosswalks for i in c.link_indices} if t.ped_intervals else set()
+        return shortest_greens_s(t.min_green_s, [bool(p.green_links & crossing) for p in self.inter.phases],
+                                 t.ped_walk_s, t.ped_clearance_s, self.cfg.step_length_s)
 
     def _plan_timing(self, upcoming: Timing) -> None:
         """The timing the cycle bound plans the greens after this one with: the greens still to come run it.

@@ -92,6 +92,16 @@ def ceil_to_step(value_s: float, step_s: float) -> float:
     return math.ceil(value_s / step_s - 1e-6) * step_s
 
 
+def shortest_greens_s(min_green_s: Sequence[float], crossing: Sequence[bool], walk_s: float,
+                      ped_clearance_s: float, step_s: float) -> list[float]:
+    """Per phase, the shortest green the signal shows: its minimum, or, for a phase serving a crosswalk
+    (`crossing`), its walk and pedestrian clearance when longer; each interval rounded up to whole steps of
+    `step_s` (0: as given). The shield plans the cycle bound with these, and the signal model fits it to them."""
+    shown = (lambda v: ceil_to_step(v, step_s)) if step_s > 0 else (lambda v: v)
+    ped_s = shown(walk_s) + shown(ped_clearance_s)
+    return [max(shown(g), ped_s) if cross else shown(g) for g, cross in zip(min_green_s, crossing, strict=True)]
+
+
 def required_cycle_s(min_green_s: Sequence[float], clearance_s: float | Sequence[float]) -> float:
     """Shortest cycle that serves every phase once at its minimum green.
 

@@ -21,6 +21,7 @@ from ..core.timing import (
     ite_yellow_s,
     ped_clearance_s,
     required_cycle_s,
+    shortest_greens_s,
 )
 from ..core.types import Crosswalk, Intersection, Movement, Phase, Timing
 
@@ -195,8 +196,7 @@ def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], 
     # a crosswalk phase's walk and pedestrian clearance each so, as the shield times them)
     step_s = float(d.get("step_length_s") or 0.0)
     shown = (lambda v: ceil_to_step(v, step_s)) if step_s > 0 else (lambda v: v)
-    shortest = [max(shown(g), shown(walk) + shown(ped_clear)) if p.green_links & cw_links else shown(g)
-                for g, p in zip(min_green, phases, strict=True)]
+    shortest = shortest_greens_s(min_green, [bool(p.green_links & cw_links) for p in phases], walk, ped_clear, step_s)
     need = required_cycle_s(shortest, [shown(y) + shown(r) for y, r in zip(phase_yellow, phase_all_red, strict=True)])
     if cycle_max < need:
         notes.append(f"cycle_max raised from {cycle_max:.0f} s to {math.ceil(need)} s so every phase fits at min green")

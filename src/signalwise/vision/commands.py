@@ -75,7 +75,8 @@ def run_command(
         det = make_detector(detector, model=str(model) if model else None, classes=class_ids, camera=inputs.camera)
     except (InputError, OnnxModelError, ValueError) as exc:
         raise _fail(str(exc)) from None
-    writer = _violation_writer(db) if db is not None else None
+    db_url = _db_url(db) if db is not None else None  # a bad SIGNALWISE_* setting: its own error line, exit 2
+    writer = _violation_writer(db_url) if db_url is not None else None
     for note in inputs.notes:
         typer.echo(f"note: {note}", err=True)
     from ..termination import sigterm_as_interrupt
@@ -97,10 +98,10 @@ def run_command(
         st = writer.stats()
         lost = v["red_light"] + v["speeding"] - st["written"]
         if lost:
-            typer.secho(f"error: {lost} violation(s) not stored in {_shown(db)}: {st['last_error']}", fg="red",
+            typer.secho(f"error: {lost} violation(s) not stored in {_shown(db_url)}: {st['last_error']}", fg="red",
                         err=True)
             raise typer.Exit(1)
-        typer.echo(f"{st['written']} violation(s) stored in {_shown(db)}")
+        typer.echo(f"{st['written']} violation(s) stored in {_shown(db_url)}")
     if summary["status"].startswith(("interrupted", "terminated")):
         raise typer.Exit(INTERRUPTED)  # as every other command stopped by Ctrl-C or SIGTERM
 
@@ -123,32 +124,28 @@ def _db_url(db: str) -> str:
     return settings_or_exit().database_url if db in ("", "default") else db
 
 
-def _shown(db: str) -> str:
+def _shown(url: str) -> str:
+    """The database URL without its password."""
     from sqlalchemy.engine import make_url
 
     try:
-        url = _db_url(db)
-    except typer.Exit:  # a bad setting is said where it is read; here the name given is shown
-        return db
-    try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot parse is shown as given
-        return db
+        return url
 
 
-def _violation_writer(db: str):
-    """The store's batching writer on `db`, migrated. One error line when it cannot be opened: exit 2 for a URL
+def _violation_writer(url: str):
+    """The store's batching writer on `url`, migrated. One error line when it cannot be opened: exit 2 for a URL
     that names no database, exit 1 for one that cannot be reached or opened (`exitcodes`, as every `--db`)."""
     from ..store import get_engine
+    from ..store.cli_engine import first_line
     from ..store.engine import DatabaseURLError
     from ..store.violations import ViolationWriter
 
-    url = _db_url(db)  # a bad SIGNALWISE_* setting: its own error line, exit 2
     try:
         engine = get_engine(url)
     except Exception as exc:  # noqa: BLE001 - a bad URL, a server away, a file that is not a database
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        typer.secho(f"error: --db {_shown(db)}: cannot open it ({first})", fg="red", err=True)
+        typer.secho(f"error: --db {_shown(url)}: cannot open it ({first_line(exc)})", fg="red", err=True)
         raise typer.Exit(BAD_INPUT if isinstance(exc, DatabaseURLError) else FAILED) from None
     return ViolationWriter(engine)
 

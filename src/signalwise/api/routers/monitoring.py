@@ -90,7 +90,8 @@ def _feed_metrics(feed):
     `http` always (its route is served with the run), `mqtt` when a client feeds it, with that client's figures."""
     from signalwise.runtime.live.feeds import REJECTION_CODES
 
-    by_transport = feed.stats()["by_transport"]
+    stats = feed.stats()
+    by_transport = stats["by_transport"]
     client = feed.mqtt
     names = dict.fromkeys(["http", *(["mqtt"] if client is not None else []), *sorted(by_transport)])
     accepted = CounterMetricFamily("signalwise_feed_messages_accepted", "detector messages stored for the live "
@@ -105,7 +106,7 @@ def _feed_metrics(feed):
             rejected.add_metric([name, code], float(by_code.get(code, 0)))
     faulty = GaugeMetricFamily("signalwise_feed_detectors_faulty", "detectors whose data observations leave out "
                                "now (stuck on, or stopped counting)")
-    faulty.add_metric([], float(len(feed.stats()["faulty_detectors"])))
+    faulty.add_metric([], float(len(stats["faulty_detectors"])))
     yield from (accepted, rejected, faulty)
     if client is not None:
         figures = client.stats()

@@ -214,11 +214,14 @@ def _events_usable(st: _DetectorState, time_s: float) -> bool:
     return st.on is not None and _stuck_s(st, time_s) is None
 
 
+def _count_stale(st: _DetectorState, time_s: float) -> bool:
+    """Its latest count's interval ended more than COUNT_STALE_INTERVALS intervals before `time_s`."""
+    return time_s - st.count_time_s > COUNT_STALE_INTERVALS * st.interval_s
+
+
 def _count_usable(st: _DetectorState, time_s: float) -> bool:
-    """It has a count whose interval ended no more than COUNT_STALE_INTERVALS intervals before `time_s`, and is
-    not stuck on (a loop held on counts nothing and reads full)."""
-    return (st.count_veh is not None and time_s - st.count_time_s <= COUNT_STALE_INTERVALS * st.interval_s
-            and _stuck_s(st, time_s) is None)
+    """It has a count that is not stale, and is not stuck on (a loop held on counts nothing and reads full)."""
+    return st.count_veh is not None and not _count_stale(st, time_s) and _stuck_s(st, time_s) is None
 
 
 def _fault(st: _DetectorState, time_s: float) -> str | None:
@@ -226,7 +229,7 @@ def _fault(st: _DetectorState, time_s: float) -> str | None:
     stuck = _stuck_s(st, time_s)
     if stuck is not None:
         return f"stuck on: on for {stuck:.0f} s (more than {MAX_PRESENCE_S:g} s)"
-    if st.count_veh is not None and time_s - st.count_time_s > COUNT_STALE_INTERVALS * st.interval_s:
+    if st.count_veh is not None and _count_stale(st, time_s):
         return (f"stopped counting: its last {st.interval_s:g} s interval ended {time_s - st.count_time_s:.0f} s "
                 f"ago")
     return None
