@@ -300,6 +300,155 @@ def test_override_and_alert_acknowledgement(live, browser):
         assert p.errors == [], p.errors
 
 
+def _config(live) -> dict:
+    return httpx.get(live.url + "/api/v1/live/config").json()
+
+
+def _text(page, selector: str) -> str:
+    return page.text_content(selector)
+
+
+def _setting(value, unit: str) -> str:
+    """A setting as the form shows it in force (the page prints numbers as JavaScript's String does)."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "derived"
+    return f"{value:g}{' ' + unit if unit else ''}"
+
+
+TIMING_UNITS = {"min_green_s": "s", "max_green_s": "s", "yellow_s": "s", "all_red_s": "s", "ped_walk_s": "s",
+                "ped_clearance_s": "s", "cycle_min_s": "s", "cycle_max_s": "s", "cycle_calls": ""}
+SHIELD_UNITS = {"confidence_threshold": "", "max_observation_age_s": "s", "preempt_distance_m": "m",
+                "preempt_max_dwell_s": "s", "preempt_ends_walk": ""}
+
+
+def _answer(page, part: str, expected: str, timeout_s: float = 10) -> str:
+    """The form's answer once it holds `expected` (the server's words, not 'sending…')."""
+    wait_for(page, f"document.getElementById('{part}-result').textContent.includes({expected!r})", timeout_s)
+    return _text(page, f"#{part}-result")
+
+
+def test_timing_and_shield_in_force_changed_from_the_page(live, browser):
+    """The form shows the run's timing and shield in force; without a key, and with a read key, it is refused
+    with the server's reason; a change the run configuration refuses (minimum green above maximum green, a
+    preemption distance of 0) is shown with its reason and changes nothing; a valid one is applied, logged under
+    the key's name, and shown in force; a request the server never answers says so in words."""
+    if live.runtime.cfg.scenario_label != "corridor":
+        pytest.skip("once is enough: the corridor run covers it")
+    before = _config(live)
+    # the route reports the runtime's own configuration, and which revision each signal runs
+    assert before["timing"] == live.runtime.cfg.timing.model_dump(mode="json")
+    assert before["shield"] == live.runtime.cfg.shield.model_dump(mode="json")
+    assert before["timing_revision"] == 0
+    assert set(before["signal_timing_revisions"]) == set(live.runtime.stepper.by_id)
+    with open_page(browser, live.url + "/") as p:
+        page = p.page
+        _ready(page)
+        page.click("#safety-details summary")
+        wait_for(page, "!document.getElementById('timing-apply').disabled"
+                       " && document.getElementById('shield-now-preempt_distance_m').textContent !== '–'", 10)
+        # every value in force beside its field, and in the field
+        for part, units in (("timing", TIMING_UNITS), ("shield", SHIELD_UNITS)):
+            for key, unit in units.items():
+                value = before[part][key]
+                assert _text(page, f"#{part}-now-{key}") == _setting(value, unit), (part, key)
+                if isinstance(value, bool):
+                    assert page.is_checked(f"#{part}-{key}") is value
+                else:
+                    assert page.input_value(f"#{part}-{key}") == ("" if value is None else f"{value:g}"), (part, key)
+        assert "the timing the run started with" in _text(page, "#timing-revision")
+
+        # without a key: the server's 401, nothing changed
+        page.fill("#timing-min_green_s", "6")
+        page.click("#timing-apply")
+        page.wait_for_selector("#key-dialog[open]")
+        page.click("#key-without")
+        said = _answer(page, "timing", "401")
+        assert "needs an API key or token with scope 'operate'" in said, said
+        # a key that may only read: 403
+        page.click("#timing-apply")
+        page.fill("#key-input", live.read_key)
+        page.click("#key-submit")
+        said = _answer(page, "timing", "403")
+        assert "lacks scope 'operate'" in said, said
+        page.click("#sign-out")
+        assert _config(live) == before
+
+        # refused by the server's validation (each field within its own bounds, the two together not): the
+        # reason shown whole, nothing applied
+        page.fill("#timing-max_green_s", "40")
+        page.fill("#timing-min_green_s", "50")
+        page.click("#timing-apply")
+        page.fill("#key-input", live.operate_key)
+        page.click("#key-submit")
+        said = _answer(page, "timing", "422")
+        assert "422 refused: change refused: timing: min_green_s (50) exceeds max_green_s (40)" in said, said
+        assert page.get_attribute("#timing-result", "class") == "result refused"
+        assert _config(live) == before
+        timing_log = [c for c in httpx.get(live.url + "/api/v1/live/changes").json() if c["kind"] == "timing"]
+        assert [(c["result"], c["who"]) for c in timing_log] == [("refused", "operator")]
+        assert "min_green_s (50) exceeds max_green_s (40)" in timing_log[0]["reason"]
+
+        # a valid change: applied (only the field that differs is sent), logged, and in force after
+        page.fill("#timing-max_green_s", "60")
+        page.fill("#timing-min_green_s", "6")
+        page.click("#timing-apply")  # the token is kept: no second question
+        said = _answer(page, "timing", "applied")
+        assert said.endswith("applied by operator; taken by each signal at its next green"), said
+        assert page.locator("#key-dialog[open]").count() == 0
+        after = _config(live)
+        assert after["timing"] == {**before["timing"], "min_green_s": 6.0}
+        assert after["timing_revision"] == 1 and after["shield"] == before["shield"]
+        applied = [c for c in httpx.get(live.url + "/api/v1/live/changes").json()
+                   if c["kind"] == "timing" and c["result"] == "applied"]
+        assert [(c["payload"], c["who"]) for c in applied] == [({"kind": "timing", "timing": {"min_green_s": 6}},
+                                                                "operator")]
+        wait_for(page, "document.getElementById('timing-now-min_green_s').textContent === '6 s'", 5)
+        assert page.input_value("#timing-min_green_s") == "6"
+        assert "timing revision 1" in _text(page, "#timing-revision")
+
+        # one signal's own value: the change carries it under per_intersection; the defaults stay
+        target = live.runtime.stepper.intersections[1].id
+        page.select_option("#timing-scope", target)
+        page.fill("#timing-all_red_s", "2")
+        page.click("#timing-apply")
+        _answer(page, "timing", f"timing ({target}): all-red 2 s: applied")
+        assert _config(live)["timing"] == {**after["timing"], "per_intersection": {target: {"all_red_s": 2.0}}}
+        wait_for(page, "document.getElementById('timing-now-all_red_s').textContent === '2 s'", 5)
+        assert "own" in page.get_attribute("#timing-now-all_red_s", "class")
+
+        # the shield: refused (a distance must be above 0), then a valid change, taken at once by every shield
+        page.fill("#shield-preempt_distance_m", "0")
+        page.click("#shield-apply")
+        said = _answer(page, "shield", "422")
+        assert "change refused: shield.preempt_distance_m: Input should be greater than 0" in said, said
+        assert _config(live)["shield"] == before["shield"]
+        page.fill("#shield-preempt_distance_m", f"{before['shield']['preempt_distance_m']:g}")
+        page.fill("#shield-confidence_threshold", "0.4")
+        page.fill("#shield-max_observation_age_s", "12")
+        page.click("#shield-apply")
+        said = _answer(page, "shield", "applied")
+        assert said.endswith("applied by operator; in force at once"), said
+        assert _config(live)["shield"] == {**before["shield"], "confidence_threshold": 0.4, "max_observation_age_s": 12.0}
+        assert {sh.cfg.confidence_threshold for sh in live.runtime.stepper.shields.values()} == {0.4}
+        wait_for(page, "document.getElementById('shield-now-confidence_threshold').textContent === '0.4'", 5)
+        p.shot("timing-and-shield-corridor")
+
+        # the server does not answer: said in words, the browser's own in the tooltip
+        page.route("**/api/v1/live/config/shield", lambda route: route.abort())
+        page.fill("#shield-confidence_threshold", "0.45")
+        page.click("#shield-apply")
+        said = _answer(page, "shield", "the server did not answer (network error)")
+        assert "Failed to fetch" not in said
+        assert "Failed to fetch" in page.get_attribute("#shield-result", "title")
+        page.unroute("**/api/v1/live/config/shield")
+        assert _config(live)["shield"]["confidence_threshold"] == 0.4
+        # the refusals (401, 403, 422) and the aborted request are logged by Chromium as failed loads; nothing else
+        assert [e for e in p.errors if not ("Failed to load resource" in e and any(
+            code in e for code in ("401", "403", "422", "net::ERR_FAILED")))] == [], p.errors
+
+
 def test_the_page_says_its_data_are_old_while_none_come_and_recovers(live, browser):
     """The network drops (the stream closes, new ones are refused, every read fails): within seconds the page
     greys the map and says how old what it shows is, rather than show the last signal states as current;

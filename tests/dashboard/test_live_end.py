@@ -27,9 +27,9 @@ def test_the_page_shows_the_end_of_the_run_and_then_asks_nothing_more(browser, t
             assert proc.wait(timeout=30) == 0, proc.stderr.read()[-2000:]
             wait_for(p.page, "document.querySelector('#run-status').textContent === 'complete'", 5)
             # nothing left to operate: every control sleeps, not only the controller toggle
-            assert p.page.evaluate("[...document.querySelectorAll('#controls button, #controls input, #controls "
-                                   "select, #override-form button, #override-form input, #override-form select')]"
-                                   ".every(n => n.disabled)")
+            assert p.page.evaluate("[...document.querySelectorAll(['#controls', '#override-form', '#timing-form', "
+                                   "'#shield-form'].flatMap(f => [f + ' button', f + ' input', f + ' select'])"
+                                   ".join(', '))].every(n => n.disabled)")
             stopped = time.monotonic()
             asked: list[str] = []
             p.page.on("request", lambda r: asked.append(r.url))

@@ -147,6 +147,31 @@ def controller(request: Request, change: ch.ControllerChange) -> dict:
     return _submit(request, change)
 
 
+class LiveConfig(BaseModel):
+    timing: dict = Field(description=(
+        "the run configuration's `timing` in force: the last change's values (taken by each signal at its next "
+        "green), or the run's own; null yellow_s / all_red_s / ped_clearance_s: each phase derives its own"))
+    shield: dict = Field(description="the run configuration's `shield` in force (taken at once)")
+    timing_revision: int = Field(description=(
+        "timing changes applied in this run (signal_model.json's `timing_revisions`); 0: the timing it started with"))
+    signal_timing_revisions: dict[str, int] = Field(description=(
+        "the revision each signal runs now; one below `timing_revision` takes the newest at its next green"))
+
+
+@router.get("/config", response_model=LiveConfig,
+            summary="The timing and shield settings in force, and which timing revision each signal runs")
+def config(request: Request) -> dict:
+    """What `PUT /config/timing` and `PUT /config/shield` change, as it stands: read from the runtime's
+    configuration (replaced whole by each change, so one read is one consistent version)."""
+    rt = _runtime(request)
+    cfg = rt.cfg
+    revision = sum(1 for c in list(rt.changes) if c.get("kind") == "timing" and c.get("result") == "applied")
+    shields = list(rt.stepper.shields.items()) if rt.stepper is not None else []
+    return {"timing": cfg.timing.model_dump(mode="json"), "shield": cfg.shield.model_dump(mode="json"),
+            "timing_revision": revision,
+            "signal_timing_revisions": {tls: sh.timing_revision for tls, sh in sorted(shields, key=lambda kv: kv[0])}}
+
+
 @router.put("/config/timing", summary="New safety timing, taken by each signal at its next green")
 def timing(request: Request, change: ch.TimingChange) -> dict:
     return _submit(request, change)

@@ -5,7 +5,9 @@
 // short-lived JWT and keeps only the token, in this module's memory (never in storage): a reload forgets it.
 // A read refused for want of a key (a server away from loopback) asks the same way, once: declined, reads
 // stay bare until the operator signs in from the top bar.
-// A refused call raises ApiError with the server's one-line reason (`message` of every 4xx body).
+// A refused call raises ApiError with the server's one-line reason (`message` of every 4xx body); a call the
+// server never answered (it stopped, the network dropped) raises NetworkError, which says so in words rather
+// than the browser's "Failed to fetch", and keeps the browser's own words in `detail` (for a tooltip).
 
 let token = null;
 let tokenExpiresAt = 0; // ms since epoch
@@ -21,6 +23,14 @@ export class ApiError extends Error {
     super(message);
     this.status = status;
     this.path = path;
+  }
+}
+
+/** The server did not answer at all: no status, no reason of its own. */
+export class NetworkError extends ApiError {
+  constructor(method, path, cause) {
+    super(null, 'the server did not answer (network error)', path);
+    this.detail = `${method} ${path.split('?')[0]}: ${cause?.name ? `${cause.name}: ` : ''}${cause?.message || cause}`;
   }
 }
 
@@ -60,7 +70,12 @@ async function reasonOf(resp) {
 
 /** Exchange an API key for a token; the key itself is not kept. */
 export async function signIn(key) {
-  const resp = await fetch('/api/v1/auth/token', { method: 'POST', headers: { 'X-API-Key': key } });
+  let resp;
+  try {
+    resp = await fetch('/api/v1/auth/token', { method: 'POST', headers: { 'X-API-Key': key } });
+  } catch (err) {
+    throw new NetworkError('POST', '/api/v1/auth/token', err);
+  }
   if (!resp.ok) throw new ApiError(resp.status, await reasonOf(resp), '/api/v1/auth/token');
   const t = await resp.json();
   token = t.access_token;
@@ -77,7 +92,12 @@ async function send(method, path, body, tok) {
   const headers = {};
   if (tok) headers.Authorization = `Bearer ${tok}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  return fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  try {
+    return await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (err) {
+    if (err?.name === 'AbortError') throw err;
+    throw new NetworkError(method, path, err);
+  }
 }
 
 /**
@@ -108,13 +128,22 @@ export async function call(method, path, body, { action = false, raw = false } =
 
 export const get = (path, opts) => call('GET', path, undefined, opts);
 export const post = (path, body, opts) => call('POST', path, body, { action: true, ...opts });
+export const put = (path, body, opts) => call('PUT', path, body, { action: true, ...opts });
 export const del = (path, opts) => call('DELETE', path, undefined, { action: true, ...opts });
 
 /** A refusal as the operator reads it: "403 Forbidden: 'viewer' lacks scope 'operate' …". */
 export function describeError(err) {
   if (!(err instanceof ApiError)) return String(err?.message || err);
-  if (err.status === 0) return err.message;
+  if (err.status === 0 || err instanceof NetworkError) return err.message;
   const names = { 401: 'not signed in', 403: 'not allowed', 404: 'not found', 409: 'conflict',
                   422: 'refused', 429: 'rate limited', 503: 'unavailable' };
   return `${err.status} ${names[err.status] || 'error'}: ${err.message}`;
+}
+
+/** What lies behind a described error, for a tooltip: the browser's own words for a network error, the
+ * status and route of a refusal. */
+export function errorDetail(err) {
+  if (err instanceof NetworkError) return err.detail;
+  if (err instanceof ApiError) return err.status ? `HTTP ${err.status} from ${err.path}` : '';
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }

@@ -23,8 +23,9 @@ const METRIC_NOTES = {
   co2_saved: 'CO2 saved against the baseline run of the same seed (kg): 0 for the baseline itself',
   fuel_saved: 'fuel saved against the baseline run of the same seed (l): 0 for the baseline itself',
 };
-//: what operates the run (the controls panel, the selected signal's override): asleep while it does not run
-const OPERATING_CONTROLS = ['#controls', '#override-form'].flatMap(p => [`${p} button`, `${p} input`, `${p} select`]).join(', ');
+//: what operates the run (the controls panel, the selected signal's override, timing and shield): asleep while
+//: it does not run
+const OPERATING_CONTROLS = ['#controls', '#override-form', '#timing-form', '#shield-form'].flatMap(p => [`${p} button`, `${p} input`, `${p} select`]).join(', ');
 //: no sign of the server for this long while the run goes (a snapshot, a stream heartbeat, a poll answered):
 //: the page says its data are old; 2.5 ticks when a tick takes longer in wall time (a slow run)
 const STALE_AFTER_MS = 8000;
@@ -81,10 +82,19 @@ function setText(id, text) {
   if (node.textContent !== text) node.textContent = text;
 }
 
-function showResult(id, ok, text) {
+/** A control's answer; `ok` null: a note (nothing was sent). `detail`: the tooltip (a network error's own words). */
+function showResult(id, ok, text, detail = '') {
   const node = $(id);
-  node.className = `result ${ok ? 'ok' : 'refused'}`;
+  node.className = `result ${ok === null ? 'note' : ok ? 'ok' : 'refused'}`;
   node.textContent = text;
+  node.title = detail;
+}
+
+/** A failed call in words, with what lies behind them as the node's tooltip. */
+function showError(node, text, err) {
+  node.textContent = text;
+  node.title = api.errorDetail(err);
+  return node;
 }
 
 function mapMessage(text) {
@@ -104,7 +114,7 @@ function setupKeyDialog() {
   api.setKeyPrompt(why => new Promise(resolve => {
     settle = resolve;
     $('key-why').textContent = why;
-    $('key-error').textContent = '';
+    $('key-error').textContent = ''; $('key-error').title = '';
     $('key-input').value = '';
     dialog.showModal();
     $('key-input').focus();
@@ -116,7 +126,7 @@ function setupKeyDialog() {
       try {
         await api.signIn($('key-input').value.trim());
       } catch (err) {
-        $('key-error').textContent = api.describeError(err);
+        showError($('key-error'), api.describeError(err), err);
         return;
       }
       $('key-input').value = '';
@@ -130,7 +140,7 @@ function setupKeyDialog() {
   dialog.addEventListener('cancel', () => { settle?.(null); settle = null; });
   $('sign-in').addEventListener('click', async () => {
     await new Promise(resolve => { settle = resolve; $('key-why').textContent = 'Sign in for the controls (operate scope).';
-      $('key-error').textContent = ''; dialog.showModal(); $('key-input').focus(); });
+      $('key-error').textContent = ''; $('key-error').title = ''; dialog.showModal(); $('key-input').focus(); });
   });
   $('sign-out').addEventListener('click', () => api.forget());
   api.onAuthChange(who => {
@@ -209,7 +219,10 @@ async function startLive(network) {
   feed = new LiveFeed({
     onSnapshot,
     onAlert: a => { state.alerts.set(a.id, a); renderAlerts(); },
-    onChange: () => refreshStatus(true),
+    onChange: c => {
+      refreshStatus(true);
+      if (SAFETY_KINDS.has(c?.kind) && c.result === 'applied') loadSafety(); // another operator's change too
+    },
     onMode: (mode, detail) => {
       const pill = $('feed-mode');
       pill.textContent = mode === 'stream' ? 'stream' : mode === 'polling' ? 'polling 500 ms' : mode;
@@ -233,7 +246,8 @@ async function startLive(network) {
   loadAlerts();
   loadModels();
   loadIntervals();
-  liveTimers.push(setInterval(checkStale, 1000), setInterval(refreshStatus, 2000),
+  loadSafety();
+  liveTimers.push(setInterval(checkStale, 1000), setInterval(refreshStatus, 2000), setInterval(followRevision, 2000),
                   setInterval(() => { if (feed.mode !== 'stream') loadAlerts(); }, 5000),
                   setInterval(() => { if (state.selected && !document.hidden) scheduleDetailLogs(); }, 5000));
   exposed.ready = true;
@@ -432,12 +446,13 @@ async function acknowledge(id) {
     renderAlerts();
     showResult('control-result', true, `alert ${a.rule} acknowledged by ${a.acknowledged_by}`);
   } catch (err) {
-    showResult('control-result', false, `acknowledge: ${api.describeError(err)}`);
+    showResult('control-result', false, `acknowledge: ${api.describeError(err)}`, api.errorDetail(err));
   }
 }
 
 // -- controls ---------------------------------------------------------------------------------------
 function setupControls() {
+  setupSafety();
   $('toggle-controller').addEventListener('click', () => {
     const target = state.status?.controller === 'fixed' ? adaptiveSpec() : 'fixed';
     switchController(target);
@@ -466,7 +481,7 @@ async function change(what, fn, resultId = 'control-result') {
     await refreshStatus(true);
     return entry;
   } catch (err) {
-    showResult(resultId, false, `${what}: ${api.describeError(err)}`);
+    showResult(resultId, false, `${what}: ${api.describeError(err)}`, api.errorDetail(err));
     return null;
   }
 }
@@ -481,6 +496,190 @@ async function loadModels() {
         `${v.version}${active.has(v.version) ? ' (active)' : ''} · ${v.scenario || '?'} · ${v.episodes} ep.`)));
     sel.title = `registry: ${r.registry}${r.error ? ` (${r.error})` : ''}`;
   } catch { /* keep the placeholder */ }
+}
+
+// -- timing and shield ------------------------------------------------------------------------------
+// The safety timing and the shield's thresholds in force (GET /api/v1/live/config), and a change of them
+// (PUT /api/v1/live/config/timing | shield). The bounds below are the run configuration's (TimingConfig,
+// ShieldSettings in runtime/config.py), given to the inputs as a convenience only: the server validates every
+// change (the safety profile's limits, minimum green against maximum green, ...) and its reason is shown.
+const TIMING_FIELDS = [
+  { key: 'min_green_s', label: 'minimum green', unit: 's', min: 2, max: 60 },
+  { key: 'max_green_s', label: 'maximum green', unit: 's', min: 5, max: 86400 },
+  { key: 'yellow_s', label: 'yellow', unit: 's', min: 2, max: 6, derived: 'each phase its own: ITE, from its approaches\' speed limits' },
+  { key: 'all_red_s', label: 'all-red', unit: 's', min: 0, max: 6, derived: 'each phase its own: ITE, from its path through the junction' },
+  { key: 'ped_walk_s', label: 'pedestrian walk', unit: 's', min: 4, max: 30 },
+  { key: 'ped_clearance_s', label: 'pedestrian clearance', unit: 's', min: 0, max: 60, derived: 'the longest crossing / 1.1 m/s' },
+  { key: 'cycle_min_s', label: 'cycle minimum', unit: 's', min: 10, max: 300 },
+  { key: 'cycle_max_s', label: 'cycle maximum', unit: 's', min: 20, max: 86400 },
+  { key: 'cycle_calls', label: 'cycle bound from calls', bool: true, everySignalOnly: true },
+];
+const SHIELD_FIELDS = [
+  { key: 'confidence_threshold', label: 'confidence threshold', unit: '', min: 0, max: 1 },
+  { key: 'max_observation_age_s', label: 'max data age', unit: 's', min: 0 },
+  { key: 'preempt_distance_m', label: 'preemption distance', unit: 'm', min: 0 },
+  { key: 'preempt_max_dwell_s', label: 'preemption max dwell', unit: 's', min: 0 },
+  { key: 'preempt_ends_walk', label: 'preemption ends a walk', bool: true },
+];
+const SAFETY_KINDS = new Set(['timing', 'shield']);
+const safety = { config: null }; // the latest GET /api/v1/live/config
+exposed.safety = safety;
+
+function setupSafety() {
+  for (const [part, fields] of [['timing', TIMING_FIELDS], ['shield', SHIELD_FIELDS]]) {
+    $(`${part}-fields`).replaceChildren(...fields.map(f => {
+      const input = f.bool
+        ? el('input', { type: 'checkbox', id: `${part}-${f.key}`, 'data-key': f.key })
+        : el('input', { type: 'number', id: `${part}-${f.key}`, 'data-key': f.key, step: 'any', min: f.min, max: f.max,
+                        required: !f.derived, placeholder: f.derived ? 'derived' : undefined,
+                        title: f.derived ? `empty: ${f.derived}` : undefined });
+      return el('tr', { id: `${part}-row-${f.key}` },
+        el('th', {}, el('label', { for: `${part}-${f.key}` }, f.label, f.unit ? ` (${f.unit})` : '')),
+        el('td', { class: 'now', id: `${part}-now-${f.key}` }, '–'), el('td', {}, input));
+    }));
+    $(`${part}-form`).addEventListener('submit', e => { e.preventDefault(); sendSafety(part); });
+    $(`${part}-reset`).addEventListener('click', () => { fillSafety(part, true); setText(`${part}-result`, ''); });
+  }
+  $('timing-scope').addEventListener('change', () => { fillSafety('timing', true); setText('timing-result', ''); });
+  $('safety-details').addEventListener('toggle', () => { if ($('safety-details').open) loadSafety(); });
+}
+
+let safetyAsked = null;
+/** The values in force again (one request at a time); the fields the operator has not touched follow them. */
+async function loadSafety(force = null) { // force: 'timing' | 'shield', whose fields all take the values in force
+  if (state.mode !== 'live' || state.ended) return;
+  if (safetyAsked) { await safetyAsked; if (!force) return; }
+  safetyAsked = api.get('/api/v1/live/config')
+    .then(cfg => { safety.config = cfg; renderSafety(force); })
+    .catch(err => showResult('timing-result', false, `values in force: ${api.describeError(err)}`, api.errorDetail(err)))
+    .finally(() => { safetyAsked = null; });
+  return safetyAsked;
+}
+
+/** While a timing change waits for some signals' next green, follow them (only while the panel is open). */
+function followRevision() {
+  const cfg = safety.config;
+  if (!cfg || !$('safety-details').open || document.hidden) return;
+  if (Object.values(cfg.signal_timing_revisions).some(r => r < cfg.timing_revision)) loadSafety();
+}
+
+/** The timing in force for the scope chosen: the defaults, or one signal's (the defaults and its own). */
+function timingInForce(scope) {
+  const t = safety.config.timing;
+  const own = scope ? t.per_intersection?.[scope] || {} : {};
+  return { values: { ...t, ...own }, own };
+}
+
+/** A setting as sent and stored (60, 0.5, 86400): no rounding, it is a rule, not a measurement. */
+function plainNumber(v) { return v === null || v === undefined ? '–' : String(v); }
+
+function formatSetting(f, value) {
+  if (f.bool) return value ? 'yes' : 'no';
+  if (value === null || value === undefined) return 'derived';
+  return `${plainNumber(value)}${f.unit ? ` ${f.unit}` : ''}`;
+}
+
+function inputText(f, value) {
+  if (f.bool) return value ? 'true' : 'false';
+  return value === null || value === undefined ? '' : String(value);
+}
+
+function renderSafety(force) {
+  const cfg = safety.config;
+  const scopeSel = $('timing-scope');
+  const signals = Object.keys(cfg.signal_timing_revisions);
+  if (scopeSel.options.length !== signals.length + 1) {
+    const chosen = scopeSel.value;
+    scopeSel.replaceChildren(el('option', { value: '' }, 'every signal (defaults)'),
+      ...signals.map(id => el('option', { value: id }, id)));
+    scopeSel.value = signals.includes(chosen) ? chosen : '';
+  }
+  for (const option of [...scopeSel.options].slice(1)) {
+    const text = `${option.value} only${cfg.timing.per_intersection?.[option.value] ? ' (has its own values)' : ''}`;
+    if (option.textContent !== text) option.textContent = text;
+  }
+  fillSafety('timing', force === 'timing');
+  fillSafety('shield', force === 'shield');
+  const t = cfg.timing, sh = cfg.shield;
+  setText('safety-summary', `green ${plainNumber(t.min_green_s)}–${plainNumber(t.max_green_s)} s · cycle `
+    + `${plainNumber(t.cycle_min_s)}–${plainNumber(t.cycle_max_s)} s · confidence ${plainNumber(sh.confidence_threshold)}`
+    + ` · data age ${plainNumber(sh.max_observation_age_s)} s · preemption ${plainNumber(sh.preempt_distance_m)} m`);
+  const waiting = Object.entries(cfg.signal_timing_revisions).filter(([, r]) => r < cfg.timing_revision).map(([id]) => id);
+  setText('timing-revision', `profile ${t.profile}; ` + (cfg.timing_revision === 0
+    ? 'the timing the run started with (no change yet)'
+    : `timing revision ${cfg.timing_revision}: ${!waiting.length ? 'every signal runs it'
+      : waiting.length === signals.length ? 'each signal takes it at its next green'
+      : `${waiting.join(', ')} take${waiting.length === 1 ? 's' : ''} it at the next green, the others run it`}`));
+}
+
+/** The values in force beside each field; a field the operator has not edited (or every one, `force`) takes them. */
+function fillSafety(part, force) {
+  if (!safety.config) return;
+  const scope = part === 'timing' ? $('timing-scope').value : '';
+  const { values, own } = part === 'timing' ? timingInForce(scope) : { values: safety.config.shield, own: {} };
+  for (const f of part === 'timing' ? TIMING_FIELDS : SHIELD_FIELDS) {
+    $(`${part}-row-${f.key}`).hidden = Boolean(scope && f.everySignalOnly);
+    const now = $(`${part}-now-${f.key}`);
+    now.textContent = formatSetting(f, values[f.key]);
+    now.classList.toggle('own', f.key in own);
+    now.title = f.key in own ? `${scope}'s own (every signal: ${formatSetting(f, safety.config.timing[f.key])})`
+      : values[f.key] === null && f.derived ? f.derived : '';
+    const input = $(`${part}-${f.key}`);
+    const shown = f.bool ? String(input.checked) : input.value;
+    if (force || input.dataset.filled === undefined || shown === input.dataset.filled) {
+      const text = inputText(f, values[f.key]);
+      if (f.bool) input.checked = text === 'true'; else input.value = text;
+      input.dataset.filled = text;
+    }
+  }
+}
+
+/** The fields that differ from the values in force: {key: value} (an emptied derived field is null). */
+function editedSettings(part) {
+  const scope = part === 'timing' ? $('timing-scope').value : '';
+  const { values } = part === 'timing' ? timingInForce(scope) : { values: safety.config.shield };
+  const edited = {};
+  for (const f of part === 'timing' ? TIMING_FIELDS : SHIELD_FIELDS) {
+    if (scope && f.everySignalOnly) continue;
+    const input = $(`${part}-${f.key}`);
+    const value = f.bool ? input.checked : input.value.trim() === '' ? null : Number(input.value);
+    const inForce = values[f.key] ?? null;
+    if (value !== inForce) edited[f.key] = value;
+  }
+  return edited;
+}
+
+async function sendSafety(part) {
+  const resultId = `${part}-result`;
+  if (!safety.config) await loadSafety();
+  if (!safety.config) return;
+  const edited = editedSettings(part);
+  const scope = part === 'timing' ? $('timing-scope').value : '';
+  const fields = part === 'timing' ? TIMING_FIELDS : SHIELD_FIELDS;
+  const names = Object.fromEntries(fields.map(f => [f.key, f]));
+  if (!Object.keys(edited).length) {
+    showResult(resultId, null, 'nothing to send: every field holds the value in force');
+    return;
+  }
+  const what = `${part}${part === 'timing' ? ` (${scope || 'every signal'})` : ''}: ${Object.entries(edited).map(([k, v]) =>
+    `${names[k].label} ${formatSetting(names[k], v)}`).join(', ')}`;
+  let body;
+  if (part === 'shield') body = { shield: edited };
+  else if (!scope) body = { timing: edited };
+  else { // a change's per_intersection replaces the run's: the other signals' own values go with it
+    const others = safety.config.timing.per_intersection || {};
+    body = { timing: { per_intersection: { ...others, [scope]: { ...(others[scope] || {}), ...edited } } } };
+  }
+  showResult(resultId, true, `${what}: sending…`);
+  try {
+    const entry = await api.put(`/api/v1/live/config/${part}`, body);
+    const when = part === 'timing' ? 'taken by each signal at its next green' : 'in force at once';
+    showResult(resultId, true, `${what}: ${entry?.result || 'done'}${entry?.who ? ` by ${entry.who}` : ''}; ${when}`);
+    await loadSafety(part);
+  } catch (err) {
+    // the server's reason, whole: a 422 says which rule the change breaks; nothing of it was applied
+    showResult(resultId, false, `${what}: ${api.describeError(err)}`, api.errorDetail(err));
+  }
 }
 
 // -- intersection detail ----------------------------------------------------------------------------
@@ -593,7 +792,7 @@ async function loadDetailLogs() {
     $('d-interventions').replaceChildren(...(r.interventions.length ? r.interventions.map(iv => el('li', { class: NOTE_RULES.has(iv.rule) ? 'note' : '' },
       `${formatClock(iv.time_s)} ${iv.rule}: ${iv.detail}`)) : [el('li', { class: 'note' }, 'none')]));
   } catch (err) {
-    $('d-decisions').replaceChildren(el('li', { class: 'note' }, api.describeError(err)));
+    $('d-decisions').replaceChildren(showError(el('li', { class: 'note' }), api.describeError(err), err));
   }
 }
 
@@ -611,9 +810,11 @@ async function loadAtspm() {
       if (img.src) URL.revokeObjectURL(img.src);
       img.src = url;
       setText(capId, `${title}, ${id}, last simulated hour (click to enlarge)`);
+      $(capId).title = '';
     } catch (err) {
       img.removeAttribute('src');
-      setText(capId, `${title}: ${err.message}`);
+      setText(capId, `${title}: ${err.message}`); // the server's reason (no cycle yet), or that it did not answer
+      $(capId).title = api.errorDetail(err);
     }
   }
 }
@@ -627,6 +828,7 @@ async function startStored() {
   pill.className = 'pill';
   setText('feed-mode', 'stored');
   $('controls').hidden = true;
+  $('safety').hidden = true;
   $('alerts').hidden = true;
   $('charts').hidden = true;
   document.querySelector('#map-pane .legend').hidden = true; // a stored map draws no signal states
