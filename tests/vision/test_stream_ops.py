@@ -188,6 +188,10 @@ def test_a_camera_that_goes_dark_raises_a_stored_alert_that_is_acknowledged_and_
             cleared = _wait(lambda: [a for a in list_alerts(engine, "cameras")
                                      if a["id"] == alert["id"] and not a["active"]])
             assert cleared and cleared[0]["acknowledged_by"] == "night-operator"  # a clearing keeps the ack
+            back = _wait(lambda: (lambda s: s if s["status"] == "streaming" else None)(
+                c.get("/api/v1/streams/cam-m").json()), 30)
+            assert back["error"] is None  # the outage is over: no error now, and the one it had is named as past
+            assert back["previous_error"] and back["previous_error_at"] <= time.time()
     finally:
         camera.stop()
 
@@ -330,32 +334,29 @@ def test_deleting_a_down_stream_clears_its_down_alert(tmp_path):
 
 # -- bad input through the API and the camera source ----------------------------------------------------------
 def test_a_zone_outside_the_streams_frame_fails_the_stream_with_its_name_not_the_server(tmp_path):
-    """A zone can only be checked against a stream's frame once the first frame comes: the stream fails with
-    the zone named, the server goes on."""
+    """A stream URL is not opened at POST (a camera away now is waited for), so its zones can only be checked
+    against its frame once the first frame comes: the stream fails with the zone named, the server goes on. (A
+    video file is opened at POST and refused there: `test_stream_refusals.py`.)"""
     from fastapi.testclient import TestClient
     from vision_scenes import small_scene
 
-    from signalwise.api import create_app
-    from signalwise.store import Settings, get_engine
-    from signalwise.store.keys import create_key
-    from signalwise.vision.synthetic import write_video
+    from signalwise.vision.mjpeg_server import MjpegServer, free_port
 
-    url = f"sqlite:///{tmp_path / 'api.db'}"
-    app = create_app(Settings(database_url=url, evidence_dir=tmp_path / "evidence",
-                              camera_alerts_buffer_dir=tmp_path / "buffer"))
-    op = {"X-API-Key": create_key(get_engine(url), "op", ["operate"])[1]}
+    app, _engine, op = _camera_app(tmp_path)
     scene = small_scene(seed=4)  # 320x240
-    write_video(tmp_path / "cam.mp4", scene, 1.0)
     camera = scene.camera_config()
     camera["zones"] = [*camera["zones"], {"name": "far-away", "approach": "north",
                                           "px": [[10, 10], [900, 10], [900, 50]]}]
-    with TestClient(app) as c:
-        r = c.post("/api/v1/streams", headers=op, json={"id": "cam-z", "url": str(tmp_path / "cam.mp4"),
-                                                        "camera": camera})
-        assert r.status_code == 201, r.text
-        s = _wait(lambda: (x := c.get("/api/v1/streams/cam-z").json())["status"] == "failed" and x)
-        assert s and "(far-away): point [900, 10] is outside the 320x240 frame" in s["error"], s
-        assert c.get("/api/v1/system/info").status_code == 200
+    server = MjpegServer([f for f, _t, _truth, _s in scene.frames(0.5)], fps=10, port=free_port()).start()
+    try:
+        with TestClient(app) as c:
+            r = c.post("/api/v1/streams", headers=op, json={"id": "cam-z", "url": server.url, "camera": camera})
+            assert r.status_code == 201, r.text
+            s = _wait(lambda: (x := c.get("/api/v1/streams/cam-z").json())["status"] == "failed" and x)
+            assert s and "(far-away): point [900, 10] is outside the 320x240 frame" in s["error"], s
+            assert c.get("/api/v1/system/info").status_code == 200
+    finally:
+        server.stop()
 
 
 def test_a_camera_naming_an_approach_the_intersection_lacks_is_refused_by_name():
@@ -370,7 +371,10 @@ def test_a_camera_naming_an_approach_the_intersection_lacks_is_refused_by_name()
     phases = (Phase(0, "GGrr", movements[:2]), Phase(1, "rrGG", movements[2:]))
     timing = Timing(3.5, 2.0, (5.0, 5.0), (40.0, 40.0), 7.0, 12.0, 40.0, 120.0)
     b1 = Intersection("B1", phases, 4, movements, (), (), timing)
-    camera = camera_from_dict(small_scene().camera_config())  # zones and stop lines on all four approaches
+    cfg = small_scene().camera_config()  # zones and stop lines on all four approaches
+    for z in cfg["zones"]:
+        z.pop("channel")  # B1 has no detectors: a channel would name none (refused, test_camera_source_wiring.py)
+    camera = camera_from_dict(cfg)
     three = {"n_in_0": "north", "s_in_0": "south", "e_in_0": "east"}  # no west arm
     with pytest.raises(CameraFileError, match=r"\(w-queue\)|\(w\)") as refused:
         CameraObservationSource([b1], three, [camera])

@@ -103,6 +103,7 @@ def live_command(
     repeat_demand: Annotated[bool, typer.Option(help="repeat the scenario's demand so a long run keeps traffic")] = False,
     state_every: Annotated[float, typer.Option(help="simulated seconds between saved simulator states (crash recovery)")] = 30.0,
     mqtt: Annotated[str | None, typer.Option(help="subscribe to detector feeds on this MQTT broker, HOST:PORT (plain MQTT 5; " + MQTT_CREDENTIALS_HELP + ")")] = None,
+    camera: Annotated[list[str] | None, typer.Option("--camera", show_default=False, help="VIDEO=CAMERA.yaml: stream a camera (a file, rtsp:// or http(s):// URL) into the run, its camera file as for `vision run`; repeatable. With --field none its zones are detectors of its device_id; with --field sumo it records crossings and violations against the run's signal states")] = None,
     host: Annotated[str, typer.Option(help="interface the API listens on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port of the API", min=0, max=65535)] = 8000,
     db: Annotated[str | None, typer.Option(help="also write events, alerts and changes into this database URL ('default' = embedded SQLite)")] = None,
@@ -112,7 +113,54 @@ def live_command(
     feeds, the API and its live routes."""
     with StopOnce() as signals:  # `docker stop`, systemd and Kubernetes stop it as Ctrl-C does; once
         _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, config, out, sink, field,
-              repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth, signals)
+              repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth, signals, camera or [])
+
+
+def _camera_streams(values: list[str]) -> list:
+    """`--camera VIDEO=CAMERA.yaml` options, each checked as `vision run` checks its --video and --camera (the
+    camera file, the video opened and its first frame decoded, zones inside that frame): one error line and exit 2
+    otherwise, before anything starts. Their device_id is checked against the run's signals when it opens."""
+    if not values:
+        return []
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        _fail("--camera needs OpenCV on this machine: pip install 'signalwise[vision]'")
+    from ..vision.manager import StreamSpec
+    from ..vision.streams import shown
+    from ..vision.video_run import InputError, check_inputs
+
+    specs: list = []
+    for value in values:
+        video, sep, camera_file = value.rpartition("=")
+        if not sep or not video or not camera_file:
+            _fail(f"--camera takes VIDEO=CAMERA.yaml (a video file or stream URL, and its camera file), not "
+                  f"{shown(value)!r}")
+        try:
+            inputs = check_inputs(video, camera_file)
+        except InputError as exc:
+            _fail(f"--camera {shown(video)}={camera_file}: {exc}")
+        cam = inputs.camera
+        if any(s.camera.camera_id == cam.camera_id for s in specs):
+            _fail(f"--camera {camera_file}: camera_id {cam.camera_id!r} is given twice; give each camera its own")
+        specs.append(StreamSpec(cam.camera_id, video, cam, fps=inputs.fps))
+    return specs
+
+
+def _start_streams(app, streams: list) -> str | None:
+    """The `--camera` streams, added to the API's camera streams (listed at /api/v1/streams, their violations
+    stored, their alerts the run's) and started; the first problem, or None."""
+    from types import SimpleNamespace
+
+    from .routers.cameras import manager
+
+    mgr = manager(SimpleNamespace(app=app))  # the API's own manager, wired to this run as a POST would make it
+    for spec in streams:
+        try:
+            mgr.add(spec)
+        except Exception as exc:  # noqa: BLE001 - StreamError and the like: said in one line
+            return f"camera {spec.camera.camera_id}: {exc}"
+    return None
 
 
 def _replayed_lines(runtime) -> list[str]:
@@ -135,7 +183,8 @@ def _replayed_lines(runtime) -> list[str]:
 
 @friendly_errors
 def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, config, out, sink, field,
-          repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth, signals: StopOnce) -> None:
+          repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth, signals: StopOnce,
+          cameras: list[str]) -> None:
     import yaml
     from rich.console import Console
 
@@ -152,6 +201,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     _check_options(duration, state_every, field, mqtt)
     mqtt_at = _host_port(mqtt) if mqtt is not None else None
     mqtt_user, mqtt_password = _mqtt_credentials() if mqtt is not None else (None, None)
+    streams = _camera_streams(cameras)
     from ..store import Settings
     from ..store.redis_check import startup_problem
 
@@ -183,12 +233,17 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     store = _store(db, run_dir)
     alerts, notifier = _alert_engine(raw_alerts)  # an acknowledgement is stored and streamed by the runtime
     runtime = LiveRuntime(cfg, opts, run_dir, store=store, alerts=alerts,
-                          resolve_options=lambda specs: registry_options(specs, registry_db))
+                          resolve_options=lambda specs: registry_options(specs, registry_db),
+                          camera_configs=[spec.camera for spec in streams])
     signals.ended = lambda: runtime.loop_over  # from the loop's end to the last line, a Ctrl-C only hurries
     try:
         runtime.open()
-    except BaseException:
+    except BaseException as exc:
         listener.close()
+        from ..vision.camera import CameraFileError
+
+        if isinstance(exc, CameraFileError):  # a camera that is no input of this run: nothing of it is left
+            _fail(f"--camera: {exc}")
         raise
     feed_client = None
     if mqtt_at is not None:
@@ -227,6 +282,16 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
             shut_down()
         _fail(f"the API did not start on http://{host}:{api_port}; the run was stopped (its directory: {run_dir})",
               code=FAILED)
+    if streams:
+        problem = _start_streams(server.config.app, streams)
+        if problem is not None:
+            runtime.stopped_by = problem
+            runtime.stop()
+            try:
+                runtime.run()  # ends at once: writes run.json
+            finally:
+                shut_down()
+            _fail(f"--camera: {problem}; the run was stopped (its directory: {run_dir})", code=FAILED)
     console.print(f"live: {cfg.controller} on {cfg.scenario_label} at speed {speed}; "
                   f"API on http://{host}:{api_port} (status: /api/v1/live/status, docs: /docs); "
                   f"evidence in {run_dir}; Ctrl-C (or SIGTERM) stops")

@@ -45,6 +45,9 @@ MIN_STOP_LINE_PX = 1.0
 #: no road with traffic signals is posted above this (144 km/h); a larger `speed_limit_mps` is a limit written in
 #: km/h or mph, which would silently never flag a speeder
 MAX_SPEED_LIMIT_MPS = 40.0
+#: where a zone's or stop line's traffic comes from: the approaches an intersection has are these (a lane's
+#: compass direction, `sim.approach.compass_approach`), so any other name matches no intersection's lanes
+APPROACHES = ("north", "east", "south", "west")
 
 
 class CameraFileError(ValueError):
@@ -116,6 +119,16 @@ class CameraConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _approach_names(self) -> CameraConfig:
+        for key, items in (("stop_lines", self.stop_lines), ("zones", self.zones)):
+            for i, it in enumerate(items):
+                if it.approach not in APPROACHES:
+                    raise ValueError(f"{key}[{i}] ({it.name}): approach {it.approach!r} is not an approach of any "
+                                     f"intersection (approaches: {', '.join(APPROACHES)}, where its traffic comes "
+                                     "from)")
+        return self
+
+    @model_validator(mode="after")
     def _speed_in_mps(self) -> CameraConfig:
         limit = self.speed_limit_mps
         if limit is not None and limit > MAX_SPEED_LIMIT_MPS:
@@ -155,7 +168,9 @@ class CameraConfig(BaseModel):
         return list(seen)
 
     def zone_channels(self) -> dict[str, int]:
-        """Zone name -> detector channel: the given one, else the next free number from 1 in file order."""
+        """Zone name -> the channel its 82/81 events carry: the given one, else the next free number from 1 in file
+        order. These defaults name no detector; a run's camera source (`source.CameraObservationSource`) maps each
+        zone to the detectors of its approach and logs their channels instead."""
         used = {z.channel for z in self.zones if z.channel is not None} | {
             s.channel for s in self.stop_lines if s.channel is not None}
         out, nxt = {}, 1

@@ -7,7 +7,12 @@ what it finds goes out through callbacks the caller wires:
 - `publish(topic, payload)`: the live WebSocket (topic `vision`), a summary at
   most `publish_hz` times a second per stream, crossings and violations always;
 - `on_violations(records)`: the store (records as `violation_record` gives);
-- `source`: a `CameraObservationSource`, so the runtime loop sees the zones;
+- `source`: the live run's cameras (`runtime.live.cameras.LiveCameras`), when a live run is attached: each
+  camera is checked against the run's signals when its stream is added (refused with 422 otherwise), each frame
+  goes through the pipeline with the run's current signal state for the camera's device (`signal_state`), so
+  red-light violations are found live, and its result goes to the run (`update`) with the frame's time on the
+  run's clock (`frame_time_s`, from when it was decoded); with `--field none` the zones are a source of its loop.
+  The pipeline itself keeps the stream's own seconds (tracking and speeds are physical at any `--speed`);
 - `profiler.add(stage, seconds)`: `vision_frame` (all streams) and `vision_frame.<id>`, `vision_detect`,
   `vision_track`.
 
@@ -109,6 +114,7 @@ class StreamManager:
             if len(self._streams) >= self.max_streams:
                 raise StreamError(f"{self.max_streams} streams at most; delete one first", 409)
             ms = ManagedStream(spec)
+            self._join_run(spec)
             self._streams[spec.id] = ms
             self._removed.pop(spec.id, None)
         if start:
@@ -117,8 +123,22 @@ class StreamManager:
             except BaseException:  # a stream that could not start is not left listed as if it were there
                 with self._lock:
                     self._streams.pop(spec.id, None)
+                self._leave_run(spec)
                 raise
         return self.get(spec.id)
+
+    def _join_run(self, spec: StreamSpec) -> None:
+        """The live run takes the stream's camera as an input, or refuses it (422, the reason)."""
+        if spec.camera is None or not hasattr(self.source, "add"):
+            return
+        try:
+            self.source.add(spec.camera)
+        except ValueError as exc:  # CameraFileError: not a signal of the run, an approach it lacks, ...
+            raise StreamError(str(exc), 422) from None
+
+    def _leave_run(self, spec: StreamSpec) -> None:
+        if spec.camera is not None and hasattr(self.source, "remove"):
+            self.source.remove(spec.camera.camera_id)
 
     def _get(self, stream_id: str) -> ManagedStream:
         ms = self._streams.get(stream_id)
@@ -163,6 +183,8 @@ class StreamManager:
             self._removed.move_to_end(stream_id)
             while len(self._removed) > REMOVED_KEPT:
                 self._removed.popitem(last=False)
+        if ms is not None:
+            self._leave_run(ms.spec)
         if ms is not None and ms.pipeline is not None and ms.pipeline.evidence is not None:
             ms.pipeline.evidence.close()
 
@@ -184,6 +206,9 @@ class StreamManager:
             "device_id": ms.spec.camera.device_id if ms.spec.camera else None,
             "detector": ms.spec.detector if ms.spec.camera else None, "created_at": ms.created_at,
             "error": ms.error or (stats.last_error if stats else None),
+            # an outage that is over: what the camera's operator looks up after a `vision_stream_down` cleared
+            "previous_error": stats.previous_error if stats else None,
+            "previous_error_at": stats.previous_error_at if stats else None,
             "stream": {"fps": stats.fps if stats else 0.0, "frames_read": stats.frames_read if stats else 0,
                        "frames_dropped": stats.frames_dropped if stats else 0,
                        "drop_share": stats.drop_share if stats else 0.0,
@@ -229,6 +254,7 @@ class StreamManager:
 
     def _work(self, ms: ManagedStream) -> None:
         reader, pipe = ms.reader, ms.pipeline
+        run = self.source if hasattr(self.source, "frame_time_s") else None  # a live run's cameras
         next_publish = 0.0
         try:
             while not ms.stop_event.is_set():
@@ -240,11 +266,17 @@ class StreamManager:
                 if pipe is None:
                     continue  # decode only (no camera file): figures, no results
                 time_s = ms.clock_offset_s + frame.time_s
-                result = pipe.process(frame.image, time_s)
+                if run is not None:  # with the signal state the run shows now: red lights are the run's
+                    result = pipe.process(frame.image, time_s,
+                                          signal_state=run.signal_state(ms.spec.camera.device_id))
+                else:
+                    result = pipe.process(frame.image, time_s)
                 ms.meter.add(result.timing_s["total"])
                 ms.last_frame_time_s, ms.last_frame_decoded_at = time_s, frame.decoded_at
                 self._profile(ms.spec.id, result.timing_s)
-                if self.source is not None:
+                if run is not None:  # the frame placed on the run's clock by when it was decoded
+                    run.update(ms.spec.camera.camera_id, result, run.frame_time_s(frame.decoded_at))
+                elif self.source is not None:
                     self.source.update(ms.spec.camera.camera_id, result)
                 ms.counts["crossings"] += len(result.crossings)
                 for v in result.violations:

@@ -10,15 +10,32 @@ intersection, from the cameras that watch it:
   an approach, not a lane), the zone's occupancy over its window, the mean
   speed of the vehicles inside; `wait_s` 0 (not measured). Lanes no zone
   covers are left out, as a detector feed leaves them out.
-- `detector_idle_s`: a detector whose channel is a zone's channel gets the
-  zone's idle time (0 while a vehicle is inside).
+- `detector_idle_s`: a zone stands for detectors of its own approach: the
+  detectors with its `channel` (which must be on the zone's approach), or,
+  without one, the approach's stop-bar detectors that no other zone of the
+  camera names. Each gets the zone's idle time (0 while a vehicle is inside;
+  the least of its zones' when several zones stand for it).
 - `detector_counts_veh`: stop-line crossings since that detector was last
-  asked: a stop line's own channel, else shared over the stop-bar detectors
-  of its approach's lanes.
+  asked: a stop line's own `channel` (a detector on its approach), else shared
+  over the stop-bar detectors of its approach's lanes (those no other stop
+  line of the camera names), one crossing to each in turn, so each lane's
+  detector counts about its lane's share and Webster's busiest-lane flow ratio
+  is per lane, not the approach's total. Counts are whole vehicles, so a
+  detector's count in one interval is the even share rounded up or down.
+- `drain_events`: the zones' 82/81 under the channels of the detectors they
+  stand for (a detector is on while any of its zones is); a zone that stands
+  for no detector (its approach has no stop-bar detector) is a detector of its
+  own, logged under its channel from the camera file's order
+  (`CameraConfig.zone_channels`) or, when a detector of the intersection has
+  that one, the next one none has: the log never puts it on a real detector.
 - `sources`: one `SourceHealth` per camera, `camera:<camera_id>`, aged from
   the newest frame: a camera that goes dark goes stale and the shield falls
   back to its plan; `mark_down` (a stream that dropped) makes it unhealthy at
   once.
+
+A channel that names no detector of the intersection, or one on another
+approach, is refused at construction (`CameraFileError` naming the camera,
+the zone or stop line, the channel and the approaches).
 
 Frame times must be on the loop's clock. Thread-safe: pipelines call
 `update` from their threads while the loop calls `observe`.
@@ -31,7 +48,9 @@ import threading
 from collections.abc import Iterable, Mapping
 
 from ..core.types import (
+    Detector,
     EmergencyApproach,
+    EventCode,
     Intersection,
     LaneState,
     Observation,
@@ -45,11 +64,85 @@ PREFIX = "camera:"
 
 
 class _CameraState:
-    def __init__(self, camera: CameraConfig):
+    def __init__(self, camera: CameraConfig, wiring: _Wiring):
         self.camera = camera
+        self.wiring = wiring
         self.newest_s: float | None = None
         self.zones: dict[str, object] = {}  # zone name -> ZoneState
         self.down: str | None = None
+
+
+class _Wiring:
+    """Which detectors of its intersection a camera's zones and stop lines stand for (see the module docstring)."""
+
+    def __init__(self, cam: CameraConfig, inter: Intersection, approach_of_lane: Mapping[str, str], where: str):
+        self.zone_detectors: dict[str, tuple[Detector, ...]] = {}  # zone name -> detectors it stands for
+        self.line_detectors: dict[str, tuple[str, ...]] = {}  # stop line with a channel -> its detector ids
+        self.shared_bars: dict[str, tuple[str, ...]] = {}  # approach -> stop bars its other lines' counts share
+        pipeline_channel = cam.zone_channels()  # what the camera's pipeline stamps each zone's 82/81 with
+        self._turn: dict[str, int] = {}  # approach -> crossings shared so far (whose detector is next)
+        approach = {d.id: approach_of_lane.get(d.lane) for d in inter.detectors}
+        bars_of = {}
+        for d in inter.detectors:
+            if d.kind == "stopbar" and approach[d.id]:
+                bars_of.setdefault(approach[d.id], []).append(d)
+
+        def named(key: str, i: int, item) -> tuple[Detector, ...]:
+            dets = tuple(d for d in inter.detectors if d.channel == item.channel)
+            if not dets:
+                have = sorted({d.channel for d in inter.detectors})
+                raise CameraFileError(
+                    f"{where}: {key}[{i}] ({item.name}): channel {item.channel} is no detector of {inter.id} "
+                    + (f"(its detectors' channels: {', '.join(map(str, have))})" if have else "(it has no detectors)"))
+            away = next((d for d in dets if approach[d.id] != item.approach), None)
+            if away is not None:
+                on = f"the {approach[away.id]} approach" if approach[away.id] else f"lane {away.lane}"
+                here = [f"{d.id} channel {d.channel}" for d in inter.detectors if approach[d.id] == item.approach]
+                raise CameraFileError(
+                    f"{where}: {key}[{i}] ({item.name}): channel {item.channel} is detector {away.id} on {on} of "
+                    f"{inter.id}, not on its approach {item.approach!r} ("
+                    + (f"that approach's detectors: {', '.join(here)})" if here else "that approach has no detector)"))
+            return dets
+
+        for i, z in enumerate(cam.zones):
+            if z.channel is not None:
+                self.zone_detectors[z.name] = named("zones", i, z)
+        for z in cam.zones:
+            if z.channel is None:  # the approach's stop bars no zone of this camera names
+                taken = {d.id for other in cam.zones if other.approach == z.approach
+                         for d in self.zone_detectors.get(other.name, ()) if other.channel is not None}
+                self.zone_detectors[z.name] = tuple(d for d in bars_of.get(z.approach, ()) if d.id not in taken)
+        used = {d.channel for d in inter.detectors}
+        self.event_channels: dict[str, tuple[int, ...]] = {}  # zone name -> channels its 82/81 are logged under
+        for z in cam.zones:
+            dets = self.zone_detectors[z.name]
+            if dets:
+                self.event_channels[z.name] = tuple(sorted({d.channel for d in dets}))
+                continue
+            ch = pipeline_channel[z.name]  # a virtual detector of its own: a channel no detector has
+            while ch in used:
+                ch += 1
+            used.add(ch)
+            self.event_channels[z.name] = (ch,)
+        for i, s in enumerate(cam.stop_lines):
+            if s.channel is not None:
+                self.line_detectors[s.name] = tuple(d.id for d in named("stop_lines", i, s))
+        for a, bars in bars_of.items():
+            taken = {d for s in cam.stop_lines if s.approach == a for d in self.line_detectors.get(s.name, ())}
+            free = tuple(d.id for d in bars if d.id not in taken)
+            self.shared_bars[a] = free or tuple(d.id for d in bars)
+
+    def count_targets(self, line_name: str, approach: str) -> tuple[str, ...]:
+        """The detector(s) one crossing of this line counts on: the line's own, else the next of its approach's."""
+        own = self.line_detectors.get(line_name)
+        if own is not None:
+            return own
+        bars = self.shared_bars.get(approach, ())
+        if not bars:
+            return ()
+        k = self._turn.get(approach, 0)
+        self._turn[approach] = k + 1
+        return (bars[k % len(bars)],)
 
 
 class CameraObservationSource:
@@ -73,11 +166,13 @@ class CameraObservationSource:
                 raise CameraFileError(f"camera {cam.camera_id}: device_id {cam.device_id!r} is not a signal of this "
                                       f"run (signals: {', '.join(sorted(self._inters))})")
             have = {a for (dev, a) in self._lanes if dev == cam.device_id}
-            cam.check_intersection(have, inter.n_links, f"camera {cam.camera_id}")
-            self._cams[cam.camera_id] = _CameraState(cam)
+            where = f"camera {cam.camera_id}"
+            cam.check_intersection(have, inter.n_links, where)
+            self._cams[cam.camera_id] = _CameraState(cam, _Wiring(cam, inter, approach_of_lane, where))
             self._by_device.setdefault(cam.device_id, []).append(cam.camera_id)
         self._counts: dict[tuple[str, str], int] = {}  # (device, detector id) -> crossings since last asked
         self._events: list[SignalEvent] = []
+        self._on: dict[tuple[str, int], set[tuple[str, str]]] = {}  # (device, channel) -> (camera, zone)s on
         self._first_observe_s: float | None = None
         self._emergency = emergency_source
 
@@ -93,25 +188,32 @@ class CameraObservationSource:
             st.newest_s = result.time_s if st.newest_s is None else max(st.newest_s, result.time_s)
             st.down = None
             st.zones = {z.name: z for z in result.zones}
-            self._events.extend(result.events)
-            inter = self._inters[st.camera.device_id]
+            zone_of = {z.channel: z.name for z in result.zones}  # the pipeline's channel -> its zone
+            for e in result.events:
+                self._detector_events(camera_id, st.wiring, zone_of.get(e.parameter), e)
             for c in result.crossings:
-                for det_id in self._count_targets(st.camera, inter, c.stop_line, c.approach):
-                    key = (inter.id, det_id)
+                for det_id in st.wiring.count_targets(c.stop_line, c.approach):
+                    key = (st.camera.device_id, det_id)
                     self._counts[key] = self._counts.get(key, 0) + 1
+
+    def _detector_events(self, camera_id: str, wiring: _Wiring, zone: str | None, e: SignalEvent) -> None:
+        """A zone's 82/81 as its detectors' own, each on while any of its zones is."""
+        if zone is None or e.event_code not in (EventCode.DETECTOR_ON, EventCode.DETECTOR_OFF):
+            return
+        for ch in wiring.event_channels.get(zone, ()):
+            on = self._on.setdefault((e.device_id, ch), set())
+            was_on = bool(on)
+            if e.event_code == EventCode.DETECTOR_ON:
+                on.add((camera_id, zone))
+            else:
+                on.discard((camera_id, zone))
+            if was_on != bool(on):
+                self._events.append(SignalEvent(e.time_s, e.device_id, e.event_code, ch))
 
     def mark_down(self, camera_id: str, reason: str) -> None:
         """The camera's stream is down: its data are unhealthy until the next frame."""
         with self._lock:
             self._cams[camera_id].down = reason
-
-    def _count_targets(self, cam: CameraConfig, inter: Intersection, line_name: str, approach: str) -> list[str]:
-        line = next((s for s in cam.stop_lines if s.name == line_name), None)
-        if line is not None and line.channel is not None:
-            return [d.id for d in inter.detectors if d.channel == line.channel]
-        lanes = set(self._lanes.get((inter.id, approach), ()))
-        bars = [d.id for d in inter.detectors if d.kind == "stopbar" and d.lane in lanes]
-        return bars[:1] if bars else []  # one count per crossing: on the approach's first stop-bar detector
 
     # -- the loop's side ----------------------------------------------------------------------------
     def observe(self, inter: Intersection, time_s: float, need: ObservationNeed) -> Observation:
@@ -121,11 +223,14 @@ class CameraObservationSource:
             cams = [self._cams[c] for c in self._by_device.get(inter.id, ())]
             lanes = self._lane_states(inter, cams, set(need.lane_ids))
             idle: dict[str, float] = {}
-            channel_idle = {z.channel: z.idle_s for st in cams for z in st.zones.values()}
-            for det in inter.detectors:
-                if det.id in need.detector_idle_ids and det.channel in channel_idle \
-                        and math.isfinite(channel_idle[det.channel]):
-                    idle[det.id] = channel_idle[det.channel]
+            wanted_idle = set(need.detector_idle_ids)
+            for st in cams:
+                for z in st.zones.values():
+                    if not math.isfinite(z.idle_s):
+                        continue  # no vehicle seen in it yet
+                    for det in st.wiring.zone_detectors.get(z.name, ()):
+                        if det.id in wanted_idle:
+                            idle[det.id] = min(idle.get(det.id, math.inf), z.idle_s)
             counts = {d: self._counts.pop((inter.id, d), 0) for d in need.detector_count_ids}
             asked = bool(need.lane_ids or need.detector_idle_ids or need.detector_count_ids)
             sources = tuple(self._health(st, time_s) for st in cams) if asked else ()

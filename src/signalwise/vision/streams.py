@@ -10,7 +10,15 @@ what it could not keep up with: live).
   delay that doubles from `backoff_initial_s` up to `backoff_max_s` (with a
   little jitter so many cameras do not retry in step). After `max_attempts`
   failed openings in a row (None: never give up) its status is `failed`.
+  A local file that is there but cannot be opened, or gives no frame, the
+  first time fails at once: it is no video, and trying again will not make
+  it one (a file that is missing is waited for, and one that played and then
+  vanished is reopened as a stream is).
   Nothing is raised: the status and `last_error` say what happened.
+- `last_error` is what is wrong now: set while reconnecting or failed,
+  cleared when the stream opens again. The error it held then stays
+  readable as `previous_error`, with `previous_error_at` (`time.time()` it
+  was last seen): an outage that is over is history, not a fault.
 - A file ends (`ended`) at its last frame, or starts over with `loop=True`.
   With `pace=True` a file is read at its own frame rate, like a camera.
 - Frame times: a file's own clock (frame index / fps, continuing across
@@ -18,7 +26,10 @@ what it could not keep up with: live).
 
 Figures (`stats()`): status, frames read, delivered and dropped, decode FPS
 over the last 5 s, latency from decode to consumer (p50, ms), reconnects,
-attempts, last error.
+attempts, last error (now) and previous error (an outage that is over).
+
+`probe_video` opens a source and decodes its first frame: the check
+`vision run` and `POST /api/v1/streams` make before they start anything.
 """
 
 from __future__ import annotations
@@ -62,8 +73,10 @@ class StreamStats:
     reconnects: int
     attempts: int
     source_fps: float | None
-    last_error: str | None
+    last_error: str | None  # what is wrong now (None while streaming)
     streaming_since: float | None  # time.time() of the last successful opening
+    previous_error: str | None = None  # the error of an outage that is over
+    previous_error_at: float | None = None  # time.time() it was last seen
 
 
 now_mono = time.monotonic
@@ -105,6 +118,46 @@ def _open(source: str, open_timeout_s: float, read_timeout_s: float):
     return cv2.VideoCapture(source, cv2.CAP_FFMPEG, params)
 
 
+class VideoOpenError(ValueError):
+    """A video that cannot be used: what is wrong, without the source (the caller names it as its user gave it)."""
+
+
+@dataclass(frozen=True)
+class VideoProbe:
+    width_px: int
+    height_px: int
+    fps: float | None  # as the container states it, when believable
+    frame_count: int | None  # a file's, as its container states it; None for a live stream
+
+
+def probe_video(source: str, open_timeout_s: float = 10.0, read_timeout_s: float = 10.0) -> VideoProbe:
+    """Open `source` (a file or a stream URL) and decode its first frame, else VideoOpenError saying why."""
+    live = is_url(source)
+    if not live:
+        try:
+            there = os.path.isfile(source)
+        except (OSError, ValueError):  # a NUL byte in the name
+            there = False
+        if not there:
+            raise VideoOpenError("no such file")
+    cap = _open(source, open_timeout_s, read_timeout_s)
+    try:
+        if not cap.isOpened():
+            raise VideoOpenError("OpenCV's FFmpeg backend cannot open it" + (
+                "" if live else " (not a video file it can decode)"))
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            raise VideoOpenError("no frame could be decoded")
+        import cv2
+
+        count = None if live else int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        fps = container_fps(cap)
+    finally:
+        cap.release()
+    h, w = frame.shape[:2]
+    return VideoProbe(int(w), int(h), fps, count if count and count > 0 else None)
+
+
 def container_fps(cap) -> float | None:
     """The frame rate the container states, when it is believable."""
     import cv2
@@ -130,6 +183,10 @@ class StreamReader:
         self.open_timeout_s, self.read_timeout_s = open_timeout_s, read_timeout_s
         self.status = "idle"
         self.last_error: str | None = None
+        self.previous_error: str | None = None
+        self.previous_error_at: float | None = None
+        self._error_at: float | None = None  # time.time() last_error was last set
+        self._file_clock_s = 0.0  # a file's clock after its last frame, when it vanished
         self.frames_read = 0
         self.frames_delivered = 0
         self.reconnects = 0
@@ -204,7 +261,7 @@ class StreamReader:
     def _run(self) -> None:
         backoff = self.backoff_initial_s
         failures = 0
-        t_offset = 0.0  # a looping file's clock continues
+        t_offset = 0.0  # a file's clock continues: after a loop, and after it vanished and came back
         started = time.monotonic()
         first = True
         try:
@@ -221,15 +278,23 @@ class StreamReader:
                 if not cap.isOpened():
                     cap.release()
                     failures += 1
-                    self.last_error = f"cannot open {self.shown}" + (
-                        "" if self.live or os.path.exists(self.source) else " (no such file)")
+                    there = self.live or os.path.exists(self.source)
+                    if not there:
+                        self._error(f"cannot open {self.shown} (no such file)")
+                    elif not self.live and self.streaming_since is None:
+                        self._error(f"cannot open {self.shown}: not a video file OpenCV's FFmpeg backend can decode")
+                        self.status = "failed"  # a file that is no video stays one: no endless reopening
+                        return
+                    else:
+                        self._error(f"cannot open {self.shown}")
                     if self.max_attempts is not None and failures >= self.max_attempts:
                         self.status = "failed"
-                        self.last_error += f"; gave up after {failures} attempts"
+                        self._error(f"{self.last_error}; gave up after {failures} attempts")
                         return
                     continue
                 if self.streaming_since is not None:
                     self.reconnects += 1
+                self._recovered()
                 failures = 0
                 backoff = self.backoff_initial_s
                 self.status = "streaming"
@@ -238,10 +303,18 @@ class StreamReader:
                     self._since = now_mono()
                 fps = self.fps_override or container_fps(cap)
                 self.source_fps = fps
+                read_before = self.frames_read
                 ended = self._pump(cap, fps, t_offset, started)
                 cap.release()
                 if ended is None:
                     break  # stopped
+                if ended >= 0 and self.frames_read == read_before and (read_before == 0 or self.loop):
+                    # a file that gives no frame: no video (or an empty one); starting it over would spin
+                    self._error(f"{self.shown}: no frame could be decoded")
+                    self.status = "failed" if read_before == 0 else "ended"
+                    return
+                if ended < 0 and not self.live:
+                    t_offset = self._file_clock_s  # reopened, its frames come after those before the loss
                 if ended >= 0:  # a file reached its end
                     t_offset = ended
                     if not self.loop:
@@ -264,7 +337,8 @@ class StreamReader:
             ok, image = cap.read()
             if not ok or image is None:
                 if self.live or not os.path.exists(self.source):
-                    self.last_error = f"{self.shown}: stream stopped delivering frames"
+                    self._error(f"{self.shown}: stream stopped delivering frames")
+                    self._file_clock_s = t_file
                     return -1.0
                 return t_file if n else t_offset
             now = time.monotonic()
@@ -290,6 +364,16 @@ class StreamReader:
                 self.buffer.put(frame)
         return None
 
+    def _error(self, text: str) -> None:
+        self.last_error = text
+        self._error_at = time.time()
+
+    def _recovered(self) -> None:
+        """Opened again: the outage is over; its error becomes the previous one."""
+        if self.last_error is not None:
+            self.previous_error, self.previous_error_at = self.last_error, self._error_at
+            self.last_error = None
+
     # -- figures ------------------------------------------------------------------------------------
     def fps(self) -> float:
         """Frames decoded per second over the last 5 s of streaming (0 when none came)."""
@@ -306,4 +390,5 @@ class StreamReader:
         dropped = self.buffer.dropped
         return StreamStats(self.name, self.shown, self.status, read, self.frames_delivered, dropped,
                            round(dropped / read, 4) if read else 0.0, self.fps(), p50, self.reconnects,
-                           self.attempts, self.source_fps, self.last_error, self.streaming_since)
+                           self.attempts, self.source_fps, self.last_error, self.streaming_since,
+                           self.previous_error, self.previous_error_at)

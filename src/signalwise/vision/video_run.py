@@ -70,7 +70,7 @@ def check_inputs(video: str, camera_path: str | Path, signals_path: str | Path |
                  signal_model: str | Path | None = None) -> RunInputs:
     """Everything that can be wrong before the first row is written; InputError says what."""
     from .signals import SignalFileError
-    from .streams import _open, container_fps, is_url, shown
+    from .streams import VideoOpenError, is_url, probe_video, shown
 
     if not (math.isfinite(interval_s) and interval_s >= MIN_INTERVAL_S):
         # a count per interval shorter than this is a row per frame, or thousands of empty ones per frame
@@ -103,37 +103,21 @@ def check_inputs(video: str, camera_path: str | Path, signals_path: str | Path |
         raise InputError(str(exc)) from None
     live = is_url(video)
     try:
-        exists = live or Path(video).is_file()
-    except (OSError, ValueError):
-        exists = False
-    if not exists:
-        raise InputError(f"--video {shown(video)}: no such file")
-    cap = _open(video, 10.0, 10.0)
-    try:
-        if not cap.isOpened():
-            raise InputError(f"--video {shown(video)}: OpenCV's FFmpeg backend cannot open it"
-                             + ("" if live else " (not a video file it can decode)"))
-        ok, frame = cap.read()
-        if not ok or frame is None:
-            raise InputError(f"--video {shown(video)}: no frame could be decoded")
-        import cv2
-
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if not live else None
-        src_fps = container_fps(cap)
-    finally:
-        cap.release()
+        probe = probe_video(video)
+    except VideoOpenError as exc:
+        raise InputError(f"--video {shown(video)}: {exc}") from None
+    src_fps, count = probe.fps, probe.frame_count
     notes = []
     if fps is None and src_fps is None and not live:
         raise InputError(f"--video {shown(video)}: the container states no frame rate; give it with --fps")
     if fps is not None and src_fps is not None and abs(fps - src_fps) > 1e-3:
         notes.append(f"--fps {fps:g} overrides the container's {src_fps:g} frames/s")
-    h, w = frame.shape[:2]
+    h, w = probe.height_px, probe.width_px
     try:
         camera.check_frame(w, h, str(camera_path))
     except CameraFileError as exc:
         raise InputError(str(exc)) from None
-    return RunInputs(video, camera, signals, fps or src_fps, count if count and count > 0 else None, (h, w), live,
-                     notes)
+    return RunInputs(video, camera, signals, fps or src_fps, count, (h, w), live, notes)
 
 
 def _approaches_from_model(path: str | Path, device: str) -> tuple[set[str], int]:
@@ -262,7 +246,7 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
         "events": totals["events"],
         "ms_per_frame": {k: _percentiles(v) for k, v in timing.items()},
         "stream": {"frames_read": stats.frames_read, "frames_dropped": stats.frames_dropped,
-                   "reconnects": stats.reconnects, "last_error": stats.last_error},
+                   "reconnects": stats.reconnects, "last_error": stats.last_error or stats.previous_error},
         "evidence": evidence.stats(), "calibration_rms_error_m": round(inputs.camera.homography.rms_error_m, 4),
         "notes": inputs.notes,
     }

@@ -9,6 +9,10 @@ timings into the profiler (the attached live run's), and its figures through
 the camera alert rules (stream down, low FPS, slow frames): raised alerts go
 out on topic `alert` and into the store's `alerts` table (see `manager`).
 Prometheus reads the same figures at `/metrics` (`routers/monitoring.py`).
+
+`POST` checks a stream as `vision run` checks its input (the camera file; a video file opened and its first frame
+decoded, the zones inside it): what `vision run` refuses is a 422 with the same reason, not a stream that fails
+later. One stream per `camera_id` (409): two would mix their violations and counts under one camera.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ router = APIRouter(prefix="/api/v1/streams", tags=["cameras"])
 
 StreamId = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 _lock = threading.Lock()
+_adding = threading.Lock()
 SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
 
 
@@ -97,7 +102,8 @@ def manager(request: Request):
             if live is not None:
                 profiler = live.profiler
         mgr = StreamManager(publish=hub.publish, on_violations=writer.put, profiler=profiler,
-                            on_metrics=on_metrics, evidence_dir=Path(settings.evidence_dir))
+                            on_metrics=on_metrics, evidence_dir=Path(settings.evidence_dir),
+                            source=getattr(live, "cameras", None))  # a live run's cameras: its clock, its signals
         if joined:
             live.figure_sources["vision"] = mgr.metrics
         app.state.vision = mgr
@@ -156,9 +162,47 @@ def _camera(body: StreamIn):
         if body.camera_file is not None:
             return load_camera(body.camera_file)
     except CameraFileError as exc:
-        where = str(exc) if body.camera is not None else f"body.camera_file: {exc}"
-        raise HTTPException(422, where) from None
+        raise HTTPException(422, _camera_where(body, exc)) from None
     return None
+
+
+def _camera_where(body: StreamIn, exc: Exception) -> str:
+    return str(exc) if body.camera is not None else f"body.camera_file: {exc}"
+
+
+def _check_video(body: StreamIn, cam) -> None:
+    """A video file on the server is opened now, as `vision run` does (`streams.probe_video`): one that is no video,
+    that states no frame rate (and `fps` is not given), or whose frame a zone or stop line leaves is refused here,
+    not found out by the stream's worker. A stream URL is not opened: a camera that is away now is reconnected to
+    when it comes; its frame is checked against the zones when its first frame comes (a zone outside fails the
+    stream, naming the zone)."""
+    from signalwise.vision.camera import CameraFileError
+    from signalwise.vision.streams import VideoOpenError, is_url, probe_video
+
+    if is_url(body.url):
+        return
+    try:
+        probe = probe_video(body.url)
+    except VideoOpenError as exc:
+        raise HTTPException(422, f"body.url: {body.url}: {exc}") from None
+    if body.fps is None and probe.fps is None:
+        raise HTTPException(422, f"body.fps: {body.url}: the container states no frame rate; give fps")
+    if cam is not None:
+        try:
+            cam.check_frame(probe.width_px, probe.height_px, "body.camera" if body.camera is not None else
+                            str(body.camera_file))
+        except CameraFileError as exc:
+            raise HTTPException(422, _camera_where(body, exc)) from None
+
+
+def _camera_taken(mgr, cam, sid: str) -> None:
+    """One stream per camera: the violations, counts and zones of two streams under one camera_id would mix."""
+    if cam is None:
+        return
+    other = next((s for s in mgr.list() if s["camera_id"] == cam.camera_id and s["id"] != sid), None)
+    if other is not None:
+        raise HTTPException(409, f"camera {cam.camera_id!r} is already stream {other['id']!r} ({other['status']}); "
+                                 f"delete that stream first, or give this camera its own camera_id")
 
 
 @router.post("", status_code=201, summary="Add a camera stream (and start it)")
@@ -174,7 +218,8 @@ def add_stream(body: StreamIn, request: Request) -> dict:
     if body.detector == "onnx" and not body.model:
         raise HTTPException(422, "body.model: the onnx detector needs a model file")
     cam = _camera(body)
-    mgr = manager(request)
+    mgr = manager(request)  # 503 without OpenCV, before the video is opened with it
+    _check_video(body, cam)
     sid = body.id or (cam.camera_id if cam is not None else f"s{len(mgr.list()) + 1}")
     if sid == "alerts":
         raise HTTPException(422, "body.id: 'alerts' is reserved (GET /api/v1/streams/alerts lists camera alerts)")
@@ -186,7 +231,11 @@ def add_stream(body: StreamIn, request: Request) -> dict:
             from signalwise.vision.detector import make_detector
 
             make_detector("onnx", model=body.model)  # refuse a bad model now, not in the worker
-        return mgr.add(spec, start=body.start)
+        with _adding:  # the camera_id check and the add as one: two requests at once cannot both pass it
+            _camera_taken(mgr, cam, sid)
+            return mgr.add(spec, start=body.start)
+    except HTTPException:
+        raise
     except Exception as exc:  # noqa: BLE001 - StreamError, OnnxModelError, ValueError: all for people
         raise _errors(exc) from None
 

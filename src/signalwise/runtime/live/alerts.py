@@ -153,8 +153,10 @@ BUILTIN_RULES: tuple[AlertRule, ...] = (
           "the database was away longer than the store buffer holds: rows were dropped and are lost"),
     # camera streams (signalwise.vision.monitoring): only where a server runs cameras
     _rule("vision_stream_down", "vision_stream_down.*", ">=", 1, 10, "error",
-          "a camera stream has delivered nothing for 10 s and is reconnecting (or gave up): its zones go stale "
-          "and the shield falls back"),
+          "a camera stream has delivered nothing for 10 s and is reconnecting (or gave up). In a live run with "
+          "--field none its camera is a source of the loop: the signal it watches is on its Webster fallback "
+          "plan until frames come again. Elsewhere (--field sumo, no live run) it drives no signal: only its "
+          "counts, crossings and violations stop"),
     _rule("vision_low_fps", "vision_pipeline_fps.*", "<", 5, 30, "warning",
           "a camera's pipeline has processed fewer than 5 frames/s for 30 s: tracks and speeds degrade",
           clear_threshold=6),

@@ -520,6 +520,14 @@ class DetectorFeed:
             sources = (self._source_health_locked(dev, time_s),) if asked else ()
         return Observation(time_s, dev, lanes, idle, detector_counts_veh=counts, sources=sources)
 
+    def reports(self, device_id: str) -> bool:
+        """Whether the feed speaks for this intersection: it has taken a message for it, or refused enough in a row
+        to call it unhealthy. A camera-watched intersection the feed never spoke for is not held in fallback by
+        the feed's silence (`cameras.FeedsAndCameras`)."""
+        with self._lock:
+            health = self._health.get(device_id)
+            return health is not None and (health.newest_s is not None or health.streak >= self.unhealthy_after)
+
     def source_health(self, device_id: str, time_s: float) -> SourceHealth:
         """The feed's age and health for one intersection at `time_s`."""
         with self._lock:

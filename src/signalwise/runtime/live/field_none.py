@@ -1,7 +1,8 @@
 """Running beside a real intersection: no simulator, observations from the feeds, a shadow sink.
 
 `--field none`: the loop's clock is its own (paced against the wall clock by
-the runtime), every observation comes from the detector feeds, and decisions
+the runtime), every observation comes from the detector feeds and the run's
+cameras (`cameras.FeedsAndCameras`), and decisions
 go to the shadow sink, which records what would have been done and actuates
 nothing. This is how an agency trials adaptive control beside its existing
 timing; a field-controller adapter (NTCIP 1202) will be another sink.

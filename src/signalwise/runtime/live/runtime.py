@@ -88,8 +88,13 @@ class LiveRuntime:
 
     def __init__(self, cfg: RunConfig, opts: LiveOptions, run_dir: Path, *, feed=None, store=None,
                  alerts=None, publish: Callable[[str, dict], None] | None = None,
-                 resolve_options: Callable[[list[str]], dict] | None = None):
+                 resolve_options: Callable[[list[str]], dict] | None = None, camera_configs=()):
         self.cfg = cfg
+        #: cameras an operator attaches at start (`signalwise live --camera`): checked against the run's signals
+        #: when it opens (a camera that cannot be an input refuses the run), streamed once the API is up
+        self.camera_configs = tuple(camera_configs)
+        #: the run's camera inputs (`cameras.LiveCameras`), made when the run opens; camera streams attach here
+        self.cameras = None
         #: a controller spec's options as the model registry says now (`ql:@active`): a deploy replayed at a
         #: restart runs what is active then, not what was active when it was made
         self.resolve_options = resolve_options
@@ -196,8 +201,9 @@ class LiveRuntime:
             from .field_none import ShadowSink
 
             sink = ShadowSink()
-        source = self.feed if (self.feed is not None and opts.field == "none") else None
+        source = self.field.backend if opts.field == "none" else None  # the feed, and the cameras where they watch
         self.stepper = LoopStepper(cfg, self.field, self.end_s, source=source, sink=sink)
+        self._open_cameras()
         self.stepper.profiler = self.profiler
         if opts.field != "none":
             # once the controllers say which zone lanes they read; building the stepper needs no registration
@@ -216,6 +222,23 @@ class LiveRuntime:
         self._replay_site_changes()
         self._save_state()
         self.status_text = "running"
+
+    def _open_cameras(self) -> None:
+        """The run's camera inputs; the cameras given at start are checked against its signals now."""
+        from .cameras import LiveCameras
+
+        st = self.stepper
+        self.cameras = LiveCameras(st.intersections, st.approach_direction, feeds_loop=self.opts.field == "none",
+                                   speed=self.opts.speed, now=lambda: st.t, signal_state=self._signal_state)
+        if self.opts.field == "none":
+            self.field.backend.feed.cameras = self.cameras
+        for camera in self.camera_configs:
+            self.cameras.check(camera)
+
+    def _signal_state(self, device_id: str) -> str | None:
+        """What the signal `device_id` shows now, as the run set it (camera streams judge red lights by it)."""
+        shield = self.stepper.shields.get(device_id) if self.stepper is not None else None
+        return shield.state or None if shield is not None else None
 
     def _backend_factory(self):
         if self.opts.in_process:
@@ -269,7 +292,10 @@ class LiveRuntime:
             # wall-clock messages land on the loop's clock; messages from the future are refused on arrival
             self.feed = DetectorFeed(inters, clock=wall_clock((self.scenario.begin_s, time.time()), self.opts.speed),
                                      now=lambda: self.stepper.t if self.stepper is not None else self.scenario.begin_s)
-        fld = FeedField(self.feed, self.cfg.step_length_s, self.scenario.begin_s,
+        from .cameras import FeedsAndCameras
+
+        # the loop's source: the feed, and the cameras where they watch (`_open_cameras` gives it the cameras)
+        fld = FeedField(FeedsAndCameras(self.feed), self.cfg.step_length_s, self.scenario.begin_s,
                         read_lane_network(self.scenario.net_file))
         return Field(fld, self.scenario, inters, probe.refused)
 
@@ -354,6 +380,8 @@ class LiveRuntime:
         feed attached after `open()` (by a program that embeds the runtime) learns the loop's clock, so a
         `sim_time_s` from the run's future is refused on arrival instead of going into events.csv at a time the
         run never reached."""
+        if self.cameras is not None:  # camera frames are stamped from this moment too
+            self.cameras.rebase(self.stepper.t)
         feed = self.feed
         if feed is None:
             return
@@ -469,6 +497,8 @@ class LiveRuntime:
                 sh.interventions.clear()
         if self.feed is not None and hasattr(self.feed, "drain_events"):
             events.extend(self.feed.drain_events())
+        if self.cameras is not None and self.cameras.feeds_loop:  # with --field sumo, SUMO's detectors are logged
+            events.extend(self.cameras.drain_events())
         if events:
             self._write_events(events)
         if st.signal_states:

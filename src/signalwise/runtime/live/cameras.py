@@ -1,0 +1,263 @@
+"""Camera streams as inputs of a live run: their clock, their signal states, and (with `--field none`) their
+zones as a source of the loop beside the detector feed.
+
+`LiveCameras` is what a live run gives the camera streams (`vision.manager.StreamManager(source=...)`):
+
+- `frame_time_s(decoded_at)`: a frame's time on the run's clock. A frame is stamped when it was decoded
+  (wall time, `time.monotonic()`), mapped as the detector feeds map a message's wall-clock `time`: from the
+  moment the loop started (`rebase`), `speed` run seconds per wall second. Unpaced (`--speed max`), where
+  the wall clock means nothing to the run, a frame gets the loop's time when it is processed; a frame decoded
+  before the loop began is placed at its start. The pipeline
+  keeps the stream's own seconds (so tracks and speeds are physical at any speed); `update` moves each
+  result (its time, its zones' 82/81 events, its crossings) on to the run's clock before the loop sees it.
+- `signal_state(device_id)`: the run's current signal state string for the camera's intersection (what its
+  shield shows), so the pipeline finds red-light violations from the run's own states.
+- `add` / `remove`: a camera joins (or leaves) the run. One whose `device_id` is not a signal of the run, whose
+  approaches the intersection does not have, whose stop-line links are not in its state string, or whose
+  `camera_id` another stream of the run already has, is refused (`CameraFileError`, one line).
+- `update` / `mark_down`: the pipelines' results and the streams that dropped.
+
+With `--field none` (`feeds_loop`) each camera's zones are a `CameraObservationSource` of its own and
+`FeedsAndCameras` is the loop's source. With `--field sumo` the simulator is the field: a camera drives no
+decision, its zones' 82/81 events are not logged (SUMO's detectors are) and its silence causes no fallback;
+it still gets the run's signal states, so its crossings and red-light violations are recorded.
+
+Thread-safe: stream workers call `update` and `frame_time_s` while the loop observes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+
+from ...core.types import (
+    EmergencyApproach,
+    Intersection,
+    LaneState,
+    Observation,
+    ObservationNeed,
+    SignalEvent,
+    SourceHealth,
+)
+
+#: frames stamped more than this ahead of the loop make the camera unhealthy (as detector messages do)
+MAX_AHEAD_S = 5.0
+
+
+class LiveCameras:
+    """The cameras of one live run (see the module's docstring)."""
+
+    def __init__(self, intersections: Iterable[Intersection], approach_of_lane: Mapping[str, str], *,
+                 feeds_loop: bool, speed: float | None, now: Callable[[], float],
+                 signal_state: Callable[[str], str | None], max_ahead_s: float = MAX_AHEAD_S):
+        self._inters = {i.id: i for i in intersections}
+        self._approach_of_lane = dict(approach_of_lane)
+        self.feeds_loop = feeds_loop
+        self.speed = speed
+        self._now = now
+        self._signal_state = signal_state
+        self.max_ahead_s = max_ahead_s
+        self._lock = threading.Lock()
+        self._sources: dict[str, object] = {}  # camera id -> its CameraObservationSource (feeds_loop only)
+        self._devices: dict[str, str] = {}  # camera id -> device id
+        self._newest_s: dict[str, float] = {}  # camera id -> time of its newest frame, on the run's clock
+        self._origin = (time.monotonic(), now())
+
+    # -- the run's side ----------------------------------------------------------------------------
+    def rebase(self, sim_s: float) -> None:
+        """The loop starts now at `sim_s`: frames are stamped from this moment on (as the pacer counts)."""
+        self._origin = (time.monotonic(), sim_s)
+
+    @property
+    def cameras(self) -> list[str]:
+        with self._lock:
+            return sorted(self._devices)
+
+    def cameras_of(self, device_id: str) -> list[str]:
+        with self._lock:
+            return sorted(c for c, d in self._devices.items() if d == device_id)
+
+    def check(self, camera) -> None:
+        """Refuse (CameraFileError) a camera that cannot be an input of this run; nothing is registered."""
+        self._checked_source(camera)
+
+    def _checked_source(self, camera):
+        from ...vision.camera import CameraFileError
+        from ...vision.source import CameraObservationSource
+
+        with self._lock:
+            if camera.camera_id in self._devices:
+                raise CameraFileError(f"camera {camera.camera_id}: another stream of this run has this camera_id; "
+                                      "give each camera its own")
+        # the checks of the loop's camera source: device_id a signal of the run, approaches it has, links in range
+        return CameraObservationSource(self._inters.values(), self._approach_of_lane, [camera])
+
+    def add(self, camera) -> None:
+        """`camera` (a `CameraConfig`) becomes an input of the run, or is refused (CameraFileError)."""
+        source = self._checked_source(camera)
+        with self._lock:
+            if camera.camera_id in self._devices:  # added meanwhile by another request
+                from ...vision.camera import CameraFileError
+
+                raise CameraFileError(f"camera {camera.camera_id}: another stream of this run has this camera_id")
+            self._devices[camera.camera_id] = camera.device_id
+            if self.feeds_loop:
+                self._sources[camera.camera_id] = source
+
+    def remove(self, camera_id: str) -> None:
+        """The camera's stream was deleted: it is no input of the run any more (its intersection goes on without
+        it)."""
+        with self._lock:
+            self._devices.pop(camera_id, None)
+            self._sources.pop(camera_id, None)
+            self._newest_s.pop(camera_id, None)
+
+    # -- the streams' side -------------------------------------------------------------------------
+    def frame_time_s(self, decoded_at: float) -> float:
+        """A frame decoded at `decoded_at` (`time.monotonic()`) on the run's clock."""
+        if self.speed is None:
+            return self._now()
+        mono0, sim0 = self._origin
+        return sim0 + max(0.0, decoded_at - mono0) * self.speed  # decoded before the loop began: at its start
+
+    def signal_state(self, device_id: str) -> str | None:
+        try:
+            return self._signal_state(device_id)
+        except Exception:  # noqa: BLE001 - a run not yet open (or closing) has none; no violation is judged
+            return None
+
+    def update(self, camera_id: str, result, run_time_s: float | None = None) -> None:
+        """A processed frame (`FrameResult`), placed at `run_time_s` on the run's clock (None: its time is)."""
+        if run_time_s is not None and run_time_s != result.time_s:
+            result = _shifted(result, run_time_s - result.time_s)
+        with self._lock:
+            if camera_id not in self._devices:
+                return  # removed while its last frame was processed
+            newest = self._newest_s.get(camera_id)
+            self._newest_s[camera_id] = result.time_s if newest is None else max(newest, result.time_s)
+            source = self._sources.get(camera_id)
+        if source is not None:
+            source.update(camera_id, result)
+
+    def mark_down(self, camera_id: str, reason: str) -> None:
+        with self._lock:
+            source = self._sources.get(camera_id)
+        if source is not None:
+            source.mark_down(camera_id, reason)
+
+    # -- the loop's side (feeds_loop) --------------------------------------------------------------
+    def observations(self, inter: Intersection, time_s: float, need: ObservationNeed) -> list[Observation]:
+        """One observation per camera of `inter`, each with its camera's health (a frame from more than
+        `max_ahead_s` ahead of the loop makes it unhealthy)."""
+        with self._lock:
+            sources = [(c, s) for c, s in self._sources.items() if self._devices.get(c) == inter.id]
+            newest = dict(self._newest_s)
+        out = []
+        for camera_id, source in sorted(sources, key=lambda cs: cs[0]):
+            obs = source.observe(inter, time_s, need)
+            ahead = newest.get(camera_id, time_s) - time_s
+            if obs.sources and ahead > self.max_ahead_s:
+                health = SourceHealth(obs.sources[0].source, 0.0, False,
+                                      f"newest frame is {ahead:.0f} s ahead of the run's clock (frames are stamped "
+                                      "when decoded; the run's clock is behind them)")
+                obs = dataclasses.replace(obs, sources=(health,))
+            out.append(obs)
+        return out
+
+    def drain_events(self) -> list[SignalEvent]:
+        """The zones' detector on/off events (82 / 81, parameter = the zone's channel) since the last drain."""
+        with self._lock:
+            sources = list(self._sources.values())
+        events = [e for s in sources for e in s.drain_events()]
+        events.sort()
+        return events
+
+
+def _shifted(result, by_s: float):
+    """The frame result moved `by_s` seconds: its time, its zones' events and its crossings."""
+    return dataclasses.replace(
+        result, time_s=result.time_s + by_s,
+        events=tuple(dataclasses.replace(e, time_s=round(e.time_s + by_s, 1)) for e in result.events),
+        crossings=tuple(dataclasses.replace(c, time_s=c.time_s + by_s) for c in result.crossings))
+
+
+def _rank(obs: Observation) -> tuple[bool, float]:
+    """Sound before faulty, then newer data before older."""
+    return (not all(s.healthy for s in obs.sources), max((s.age_s for s in obs.sources), default=0.0))
+
+
+class FeedsAndCameras:
+    """The loop's source with `--field none`: the detector feed, and the cameras where they watch.
+
+    An intersection no camera watches gets the feed's observation as it is. One a camera watches gets, per lane
+    and per detector idle time, the value of the sound source with the newest data among the cameras and the
+    feed (a source whose health is bad only when no other has the value); detector counts are the feed's where
+    it sends a count for that detector, else the camera's stop-line crossings. Its `sources` are every camera's
+    and, once the feed has taken a message for the intersection (or refused enough in a row to be unhealthy),
+    the feed's: the shield trusts the data only while every source that feeds it is sound, so a camera that
+    goes dark or drops makes its intersection fall back even where detectors still report.
+    """
+
+    def __init__(self, feed, cameras: LiveCameras | None = None):
+        self.feed = feed
+        self.cameras = cameras
+        self._loop_time_s: float | None = None
+        self._lanes_of: dict[str, Intersection] = {}
+
+    def observe(self, inter: Intersection, time_s: float, need: ObservationNeed) -> Observation:
+        if self._loop_time_s is None or time_s > self._loop_time_s:
+            self._loop_time_s = time_s
+        base = self.feed.observe(inter, time_s, need)
+        cams = self.cameras.observations(inter, time_s, need) if self.cameras is not None else []
+        if not cams:
+            return base
+        reports = getattr(self.feed, "reports", None)  # a feed of the caller's own: taken as speaking throughout
+        parts = ([base] if reports is None or reports(inter.id) else []) + cams
+        ranked = sorted(parts, key=_rank)
+        lanes: dict[str, LaneState] = {}
+        idle: dict[str, float] = {}
+        for obs in reversed(ranked):  # the best source is written last
+            lanes.update(obs.lanes)
+            idle.update(obs.detector_idle_s)
+        counts = {}
+        for obs in reversed(sorted(cams, key=_rank)):
+            counts.update(obs.detector_counts_veh)
+        counts.update(base.detector_counts_veh)  # a count the feed sends stands
+        sources = tuple(s for obs in parts for s in obs.sources)
+        return dataclasses.replace(base, lanes=lanes, detector_idle_s=idle, detector_counts_veh=counts,
+                                   sources=sources)
+
+    def lane_queues(self, lanes: Iterable[str]) -> dict[str, int]:
+        """Halting vehicles per lane (the snapshot's queues) as the loop's source sees them at its latest time."""
+        lanes = tuple(lanes)
+        estimate = getattr(self.feed, "lane_queues", None)
+        out = dict(estimate(lanes)) if estimate is not None else {}
+        if self.cameras is None or self._loop_time_s is None:
+            return out
+        by_inter: dict[str, list[str]] = {}
+        for lane in lanes:
+            inter = self._inter_of(lane)
+            if inter is not None and self.cameras.cameras_of(inter.id):
+                by_inter.setdefault(inter.id, []).append(lane)
+        for lanes_here in by_inter.values():
+            inter = self._inter_of(lanes_here[0])
+            obs = self.observe(inter, self._loop_time_s, ObservationNeed(tuple(lanes_here)))
+            for lane in lanes_here:
+                if lane in obs.lanes:
+                    out[lane] = obs.lanes[lane].queue_veh
+        return out
+
+    def _inter_of(self, lane: str) -> Intersection | None:
+        if not self._lanes_of and self.cameras is not None:
+            self._lanes_of = {lane: i for i in self.cameras._inters.values() for lane in i.in_lanes}
+        return self._lanes_of.get(lane)
+
+    @property
+    def emergency_active(self) -> bool:
+        return bool(self.feed.emergency_active)
+
+    def emergency_approaches(self, intersections: Mapping[str, Intersection],
+                             within_m: float) -> dict[str, list[EmergencyApproach]]:
+        return self.feed.emergency_approaches(intersections, within_m)

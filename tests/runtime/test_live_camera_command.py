@@ -1,0 +1,122 @@
+"""`signalwise live --field none --camera VIDEO=CAMERA.yaml` end to end on `single`: no detector message is ever
+sent, so the controller runs on the camera alone; red lights are judged by the run's own signal states and the
+violations stored; when the clip ends the camera goes stale and the shield falls back, naming it. A stream
+posted to the run for a signal it lacks is refused; bad `--camera` input is refused at start (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+pytest.importorskip("cv2", reason="camera inputs need OpenCV (pip install 'signalwise[vision]')")
+
+from test_live_cameras import CHANNEL, LINKS  # noqa: E402
+
+SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
+SPEED, DURATION_S, CLIP_S, MAX_AGE_S = 6, 40, 5.0, 3.0
+
+
+def _camera_files(tmp_path, device_id="C"):
+    """A 5 s clip of the synthetic intersection as NS turns green (queues leave north and south), and its camera
+    file mapped on to `single`'s signal C; the south line watches C's east links, red while north-south is green."""
+    import cv2
+
+    from signalwise.vision.synthetic import Scene, write_video
+
+    scene = Scene(width_px=320, height_px=240, px_per_m=4.0, fps=10.0, seed=3, arrivals_per_s=0.3)
+    cv2.imwrite(str(tmp_path / "empty.png"), scene.render())  # nothing has arrived yet: the empty road
+    for _ in range(480):
+        scene.step(0.1)
+    write_video(tmp_path / "clip.avi", scene, CLIP_S, fourcc="MJPG")
+    cfg = scene.camera_config(camera_id="cam-1", device_id=device_id)
+    links = {**LINKS, "south": LINKS["east"]}
+    for line in cfg["stop_lines"]:
+        line["links"] = links[line["approach"]]
+    for zone in cfg["zones"]:
+        zone["channel"] = CHANNEL[zone["approach"]]
+    cfg.pop("speed_limit_mps")
+    cfg["background_image"] = "empty.png"
+    (tmp_path / "cam.yaml").write_text(yaml.safe_dump(cfg))
+    return cfg
+
+
+def _live(tmp_path, *args, port=0):
+    env = {**os.environ, "SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'api.db'}",
+           "SIGNALWISE_EVIDENCE_DIR": str(tmp_path / "evidence"),
+           "SIGNALWISE_CAMERA_ALERTS_BUFFER_DIR": str(tmp_path / "alerts-buffer")}
+    return subprocess.Popen([SIGNALWISE, "live", "--scenario", "single", "--field", "none", "--port", str(port),
+                             "--out", str(tmp_path / "runs"), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+
+
+def test_a_camera_feeds_a_feed_only_run_its_red_lights_are_the_runs_and_its_end_is_a_fallback(tmp_path):
+    from signalwise.vision.mjpeg_server import free_port
+
+    cfg = _camera_files(tmp_path)
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump({"shield": {"max_observation_age_s": MAX_AGE_S}}))
+    port = free_port()
+    proc = _live(tmp_path, "--camera", f"{tmp_path / 'clip.avi'}={tmp_path / 'cam.yaml'}", "--speed", str(SPEED),
+                 "--duration", str(DURATION_S), "--controller", "max-pressure", "--config",
+                 str(tmp_path / "run.yaml"), "--insecure-no-auth", port=port)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        refused = None
+        deadline = time.monotonic() + 60
+        while refused is None and proc.poll() is None and time.monotonic() < deadline:
+            try:  # a camera of a signal the run does not have: refused, with the run's signals named
+                refused = httpx.post(f"{base}/api/v1/streams", json={
+                    "id": "elsewhere", "url": str(tmp_path / "clip.avi"), "start": False,
+                    "camera": {**cfg, "camera_id": "cam-2", "device_id": "B1", "background_image": None}}, timeout=5)
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        listed = httpx.get(f"{base}/api/v1/streams", timeout=5).json()["items"]
+        out, err = proc.communicate(timeout=90)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert refused is not None and refused.status_code == 422, refused and refused.text
+    assert "device_id 'B1' is not a signal of this run (signals: C)" in refused.json()["message"]
+    assert [s["id"] for s in listed] == ["cam-1"] and listed[0]["device_id"] == "C"
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+    rows = [line.split(",", 3) for line in (run_dir / "interventions.csv").read_text().splitlines()[1:]]
+    # trusted on the camera's data alone (no detector message was sent) ...
+    trusted = [float(t) for t, _dev, rule, _detail in rows if rule == "fallback_end"]
+    assert trusted and trusted[0] < 10, rows
+    # ... until the clip ended: stale, the camera named, and no recovery after
+    clip_end_s = 1 + CLIP_S * SPEED
+    stale = [(float(t), detail) for t, _dev, rule, detail in rows if rule == "fallback" and float(t) > trusted[0]]
+    assert stale and "camera:cam-1 stale" in stale[0][1], rows
+    assert clip_end_s < stale[0][0] < clip_end_s + MAX_AGE_S + 10, (stale, clip_end_s)
+    assert not [t for t in trusted if t > stale[0][0]]
+    # the camera's zones are detectors of C in the run's hi-res log (channels of its zones)
+    events = [line.split(",") for line in (run_dir / "events.csv").read_text().splitlines()[1:]]
+    assert {int(e[3]) for e in events if e[2] == "82"} & set(CHANNEL.values())
+    # red lights judged by the run's own states, stored in the API's database
+    from sqlalchemy import create_engine, text
+
+    with create_engine(f"sqlite:///{tmp_path / 'api.db'}").connect() as db:
+        stored = db.execute(text("select kind, device_id, stop_line, signal_state from violations")).all()
+    red = [v for v in stored if v[0] == "red_light"]
+    assert red, stored
+    assert all(dev == "C" and state and set(state) == {"r"} for _k, dev, _line, state in red), red
+
+
+def test_bad_camera_input_is_refused_at_start(tmp_path):
+    _camera_files(tmp_path, device_id="B1")
+    missing = _live(tmp_path, "--camera", f"{tmp_path / 'missing.avi'}={tmp_path / 'cam.yaml'}")
+    _out, err = missing.communicate(timeout=60)
+    assert missing.returncode == 2 and "missing.avi: no such file" in err, err
+    elsewhere = _live(tmp_path, "--camera", f"{tmp_path / 'clip.avi'}={tmp_path / 'cam.yaml'}")
+    _out, err = elsewhere.communicate(timeout=60)
+    assert elsewhere.returncode == 2, err
+    assert "--camera: camera cam-1: device_id 'B1' is not a signal of this run (signals: C)" in err, err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
