@@ -65,6 +65,49 @@ def partial_bins(events, bin_min):
     return out
 
 
+def in_complete_cycles(events, config, latency_s=0.0):
+    """The events without the advance-detector arrivals outside their phase's complete cycles (before its
+    first begin red, 10 or else 9, or from its last on): we leave them out as UDOT ATSPM does, atspm counts
+    them (documented difference 8), so atspm gets the log without them for arrivals on green."""
+    ev = events.reset_index(drop=True).astype({"DeviceId": str})
+    adv = config[config["Function"] == "Advance"][["DeviceId", "Phase", "Parameter"]].astype({"DeviceId": str})
+    ts = pd.to_datetime(ev["TimeStamp"])
+    reds = ev[ev["EventId"].isin([9, 10])].assign(TimeStamp=ts)
+    has10 = reds[reds["EventId"] == 10].groupby(["DeviceId", "Parameter"]).size()
+    use = [c == 10 or (d, p) not in has10.index for c, d, p in zip(reds["EventId"], reds["DeviceId"],
+                                                                     reds["Parameter"], strict=True)]
+    span = reds[use].groupby(["DeviceId", "Parameter"])["TimeStamp"].agg(["min", "max"])
+    arr = ev[ev["EventId"] == 82].assign(TimeStamp=ts).reset_index().merge(adv, on=["DeviceId", "Parameter"])
+    arr = arr.merge(span, left_on=["DeviceId", "Phase"], right_index=True, how="left")
+    at = arr["TimeStamp"] - pd.Timedelta(seconds=latency_s)
+    outside = arr[~((at >= arr["min"]) & (at < arr["max"]))]["index"].unique()
+    return ev.drop(index=outside)
+
+
+def off_before_first_event(events, config):
+    """The events with each presence detector logged off before anything else of its device: we read a
+    detector as off before its first event (UDOT ATSPM's reading), atspm leaves the cycles before it out
+    (documented difference 9). A detector whose first event is an OFF was on just before it (1 ms, atspm's
+    repair, which we make too): the ON is written in as well."""
+    ev = events.astype({"DeviceId": str})
+    pres = config[config["Function"] == "Presence"][["DeviceId", "Parameter"]].astype({"DeviceId": str})
+    pres = pres.drop_duplicates()
+    ts = pd.to_datetime(ev["TimeStamp"])
+    start = ts.groupby(ev["DeviceId"]).min() - pd.Timedelta(seconds=1)
+    det = ev[ev["EventId"].isin([81, 82])].assign(TimeStamp=ts).sort_values(["TimeStamp", "EventId"], kind="stable")
+    first = det.groupby(["DeviceId", "Parameter"]).first().reset_index().merge(pres, on=["DeviceId", "Parameter"])
+    extra = []
+    for row in first.itertuples():
+        extra.append((start[row.DeviceId], row.DeviceId, 81, row.Parameter))
+        if row.EventId == 81:
+            extra.append((row.TimeStamp - pd.Timedelta(milliseconds=1), row.DeviceId, 82, row.Parameter))
+    ev = ev.assign(TimeStamp=ts)
+    if not extra:
+        return ev
+    return pd.concat([ev, pd.DataFrame(extra, columns=["TimeStamp", "DeviceId", "EventId", "Parameter"])],
+                     ignore_index=True)
+
+
 def _drop_partial(df, bins):
     if df.empty or not bins:
         return df
@@ -84,6 +127,10 @@ def assert_agree(events, config, bin_min=15, fill_in_missing=True, latency_s=0.0
                          fill_in_missing=fill_in_missing, latency_s=latency_s)
     ours = ours_for(events, config, bin_min, fill_in_missing, latency_s)
     ties = tie_bins(events, config, bin_min)
+    cfg4 = config[["DeviceId", "Phase", "Parameter", "Function"]]
+    theirs.update(R.run_atspm(in_complete_cycles(events, config, latency_s), cfg4, bin_min,
+                              only=("arrival_on_green", "platoon_ratio"), latency_s=latency_s))
+    theirs.update(R.run_atspm(off_before_first_event(events, config), cfg4, bin_min, only=("split_failures",)))
     theirs["split_failures"] = _drop(theirs["split_failures"], ties)
     ours["split_failures"] = _drop(ours["split_failures"], ties)
     partial = partial_bins(events, bin_min)
@@ -144,7 +191,7 @@ def test_gap_in_data_and_events_straddling_bin_edges():
 
 def test_duplicate_rows_and_unsorted_input():
     rows = _cycle(0) + _cycle(40) + [(s, "7", 82, 1) for s in (3, 10, 21, 45)] + [(s + 2, "7", 81, 1) for s in (3, 10, 21, 45)]
-    rows += [(s, "7", 82, 5) for s in (1, 12, 38)] + [(s + 0.3, "7", 81, 5) for s in (1, 12, 38)]
+    rows += [(s, "7", 82, 5) for s in (1, 12, 38, 45)] + [(s + 0.3, "7", 81, 5) for s in (1, 12, 38, 45)]
     ev = make_events(rows + rows[:6])  # six rows twice
     ev = ev.sample(frac=1, random_state=3).reset_index(drop=True)
     assert_agree(ev, CFG, expect_rows=("arrival_on_green",))
@@ -179,13 +226,17 @@ def test_log_starting_mid_green_and_ending_mid_green():
 
 def test_arrivals_projected_past_the_end_of_the_log_are_left_out():
     """An advance arrival 100 m out at 13.9 m/s reaches the stop bar 7.2 s later; one logged 3 s before the last
-    event would land in a bin the log does not reach, counted on green because the last state carries over."""
-    rows = _cycle(0, green=30.0) + [(50.0, "7", 1, 2)]  # green again from 50 s, the log ending at 60 s
-    rows += [(s, "7", 82, 5) for s in (10.0, 52.0, 57.0)] + [(s + 0.3, "7", 81, 5) for s in (10.0, 52.0, 57.0)]
-    rows += [(60.0, "7", 81, 1)]
+    event would land in a bin the log does not reach, counted on green because the last state carries over.
+    Only complete cycles count (begin red to begin red, as UDOT ATSPM): the arrivals after the last begin red
+    are left out, and with them those projected past the end of the log."""
+    rows = _cycle(0, green=30.0) + _cycle(50, green=5.0, yellow=4.0)  # begin red at 34 s and 59 s
+    rows += [(60.0, "7", 81, 1)]  # the log ends at 60 s
+    on = (10.0, 30.0, 45.0, 52.0, 57.0)
+    rows += [(s, "7", 82, 5) for s in on] + [(s + 0.3, "7", 81, 5) for s in on]
     cfg = CFG.assign(DistanceToStopbar_m=100.0, ApproachSpeed_mps=13.9)
     log, det = events_from_frame(make_events(rows)), detectors_from_frame(cfg)
     aog = M.arrival_on_green(log, det, 15, project=True)
-    # 10 s -> 17.2 s (green) and 52 s -> 59.2 s (green) are in; 57 s -> 64.2 s is past the last event (60 s)
+    # 10 s -> 17.2 s is before the first begin red; 30 s -> 37.2 s (red) and 45 s -> 52.2 s (green) are in;
+    # 52 s -> 59.2 s is in the open cycle from 59 s, 57 s -> 64.2 s past the last event (60 s)
     assert aog[["Total_Actuations", "Green_Actuations"]].to_dict("records") == [
-        {"Total_Actuations": 2, "Green_Actuations": 2}]
+        {"Total_Actuations": 2, "Green_Actuations": 1}]

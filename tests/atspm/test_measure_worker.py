@@ -6,6 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from signalwise.analytics.atspm.commands import _compute_write_draw
@@ -22,7 +23,11 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="th
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("log")
-    frame, config = synthetic.synthetic_events(n_devices=4, hours=1, seed=42)  # a split-failure warning
+    frame, config = synthetic.synthetic_events(n_devices=4, hours=1, seed=42)
+    # a green begun as the log ends: a split-failure cycle left out as incomplete, a warning from the worker
+    pres = config[config["Function"] == "Presence"].iloc[0]
+    frame = pd.concat([frame, pd.DataFrame({"TimeStamp": [frame["TimeStamp"].max()], "DeviceId": [pres["DeviceId"]],
+                                            "EventId": [1], "Parameter": [pres["Phase"]]})], ignore_index=True)
     frame.to_parquet(tmp / "events.parquet", index=False)
     synthetic.with_yellow_red(config).to_csv(tmp / "detectors.csv", index=False)
     return tmp / "events.parquet", tmp / "detectors.csv"

@@ -15,15 +15,17 @@ def cycle(t, green=20.0):
 
 
 def test_arrival_on_green_counts_arrivals_by_state():
-    rows = cycle(0) + cycle(40) + [(s, "7", 82, 5) for s in (1, 10, 21, 30, 41)]
+    # complete cycles only (begin red at 24, 64, 104 s): 30 red, 41 and 50 green, 61 yellow, 70 red; the arrivals
+    # before the first begin red (1, 10, 21 s) are left out
+    rows = cycle(0) + cycle(40) + cycle(80) + [(s, "7", 82, 5) for s in (1, 10, 21, 30, 41, 50, 61, 70)]
     aog = M.arrival_on_green(events_from_frame(make_events(rows)), CFG)
-    assert aog[["Total_Actuations", "Green_Actuations"]].values.tolist() == [[5, 3]]
-    assert abs(aog["Percent_AOG"].iloc[0] - 0.6) < 1e-6
+    assert aog[["Total_Actuations", "Green_Actuations"]].values.tolist() == [[5, 2]]
+    assert abs(aog["Percent_AOG"].iloc[0] - 0.4) < 1e-6
 
 
 def test_split_failure_needs_both_occupancies():
     # detector on for the whole green and the first 5 s of red in cycle 1; idle in cycle 2.
-    # (a cycle before the detector's first event has no known detector state: left out, as atspm does)
+    # (the detector is off before its first event, as UDOT ATSPM reads it)
     rows = cycle(0) + cycle(40) + [(-2.0, "7", 82, 1), (-1.0, "7", 81, 1), (0.5, "7", 82, 1), (30.0, "7", 81, 1), (45.0, "7", 82, 1), (46.0, "7", 81, 1)]
     sf = M.split_failures(events_from_frame(make_events(rows)), CFG, by_cycle=True)
     assert sf["Split_Failure"].tolist() == [1, 0]
@@ -98,7 +100,7 @@ def test_pcd_cycles_start_at_red_clearance_or_end_of_yellow():
     cfg = detectors_from_frame(make_config([("7", 2, 5, "Advance"), ("7", 4, 6, "Advance")]))
     arrivals, cycles = C.pcd(events_from_frame(make_events(rows)), cfg, project=False)
     assert cycles[["Phase", "GreenStart_s", "YellowStart_s", "Cycle_s"]].fillna(-1).values.tolist() == [
-        [2, 16, 36, 40], [2, 16, 36, 40], [2, -1, -1, -1], [4, 21, 36, 40], [4, 21, 36, 40], [4, -1, -1, -1]]
+        [2, 16, 36, 40], [2, 16, 36, 40], [4, 21, 36, 40], [4, 21, 36, 40]]  # complete cycles only
     p2 = arrivals[arrivals["Phase"] == 2]
     assert p2["TimeInCycle_s"].tolist()[:4] == [6.0, 17.0, 26.0, 37.0]  # arrivals at 30, 41, 50, 61 s
     assert p2["Signal"].tolist()[:4] == ["red", "green", "green", "yellow"]

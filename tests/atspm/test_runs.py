@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 from support import atspm_groundtruth as G
@@ -115,7 +116,10 @@ def test_arrivals_on_green_match_sumo(run_dir):
     log = read_event_log(run_dir / "events.csv")
     cfg = read_detectors(run_dir / "detectors.csv")
     ours = M.arrival_on_green(log, cfg, 15, project=True)
-    truth = G.arrivals_on_green_truth(run_dir, 15)
+    # the measure counts the arrivals in each phase's complete cycles (first begin red to last): so does the truth
+    keys = [(d, p) for d in log.devices for p in range(1, 17)]
+    first, last = M.red_span_us(log, cfg, *map(np.array, zip(*[(log.devices.index(d), p) for d, p in keys], strict=True)))
+    truth = G.arrivals_on_green_truth(run_dir, 15, cycles_us=dict(zip(keys, zip(first, last, strict=True), strict=True)))
     m = ours.merge(truth, on=["TimeStamp", "DeviceId", "Phase"], suffixes=("", "_truth"))
     busy = m[m["Arrivals"] >= 20]
     assert len(busy) >= 4

@@ -85,8 +85,11 @@ def _bins(t_s: np.ndarray, bin_min: int):
     return pd.to_datetime(us, unit="us").floor(f"{bin_min}min")
 
 
-def arrivals_on_green_truth(run: Path, bin_min: int = 15):
-    """Per bin, device and phase: vehicles arriving at the stop line, and the share on green."""
+def arrivals_on_green_truth(run: Path, bin_min: int = 15, cycles_us: dict | None = None):
+    """Per bin, device and phase: vehicles arriving at the stop line, and the share on green.
+
+    `cycles_us` {(device, phase): (from, to)} keeps only the arrivals in [from, to) (µs of the log's clock),
+    as the measure counts only those in the phase's complete cycles."""
     import pandas as pd
 
     passages, states, model, detectors = _load(Path(run))
@@ -101,8 +104,15 @@ def arrivals_on_green_truth(run: Path, bin_min: int = 15):
         speed = np.maximum(g["speed_mps"].to_numpy(float), 0.5)
         arrive = g["enter_s"].to_numpy(float) + g["DistanceToStopbar_m"].to_numpy(float) / speed
         on_green = np.isin(st.at(dev, link, arrive), ["G", "g"])
+        phase = g["Phase"].to_numpy()
+        if cycles_us is not None:
+            at_us = DEFAULT_START_US + np.round(arrive * US_PER_S).astype(np.int64)
+            lo = np.array([cycles_us.get((dev, ph), (0, 0))[0] for ph in phase], np.int64)
+            hi = np.array([cycles_us.get((dev, ph), (0, 0))[1] for ph in phase], np.int64)
+            keep = (at_us >= lo) & (at_us < hi)
+            arrive, on_green, phase = arrive[keep], on_green[keep], phase[keep]
         out.append(pd.DataFrame({"TimeStamp": _bins(arrive, bin_min), "DeviceId": dev,
-                                 "Phase": g["Phase"].to_numpy(), "green": on_green.astype(int)}))
+                                 "Phase": phase, "green": on_green.astype(int)}))
     df = pd.concat(out) if out else pd.DataFrame(columns=["TimeStamp", "DeviceId", "Phase", "green"])
     agg = df.groupby(["TimeStamp", "DeviceId", "Phase"]).agg(Arrivals=("green", "size"),
                                                              Green_Arrivals=("green", "sum")).reset_index()

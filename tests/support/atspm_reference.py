@@ -27,11 +27,12 @@ def atspm_aggregations(fill_in_missing: bool = True, by_approach: bool = True, r
     ]
 
 
-def run_atspm(events, config, bin_min: int = 15, **kw) -> dict:
-    """Run atspm on a DataFrame (or a file path) of events; return {aggregation name: DataFrame}."""
+def run_atspm(events, config, bin_min: int = 15, only: tuple[str, ...] | None = None, **kw) -> dict:
+    """Run atspm on a DataFrame (or a file path) of events; return {aggregation name: DataFrame}
+    (`only` those named)."""
     from atspm import SignalDataProcessor
 
-    aggs = atspm_aggregations(**kw)
+    aggs = [a for a in atspm_aggregations(**kw) if only is None or a["name"] in only]
     with SignalDataProcessor(raw_data=events, detector_config=config, bin_size=bin_min, verbose=0,
                              aggregations=aggs) as proc:
         proc.load()

@@ -36,10 +36,16 @@ Intentional differences from the atspm package
 7. Platoon ratio: g/C over the part of each bin the device's log covers, an
    open green ending at the device's last event (atspm: the whole bin, the
    open green to the bin's end); bins covered whole agree.
-8. Extra measures atspm does not have in this form: red-light running from
+8. Arrivals on green / platoon ratio count arrivals in complete cycles only
+   (begin red to begin red, UDOT ATSPM's rule); atspm counts those before a
+   phase's first begin green as not on green, and those in the open cycle.
+9. Split failures read a detector as off before its first event (UDOT
+   ATSPM's reading); atspm leaves the cycles before it out.
+10. Extra measures atspm does not have in this form: red-light running from
    stop-bar on/off pairs (`red_light_running`), phase wait from detector
    calls when the log has no phase-call (43) events, split monitor, PCD,
-   preemption details.
+   preemption details. Pedestrian delay follows UDOT ATSPM's PedPhase; `rule="udot"` judges split
+   failures by UDOT's threshold and bin time (docs/atspm.md, "Differences from UDOT ATSPM").
 """
 
 from .compute import MEASURES, Results, compute_all, write_tables

@@ -35,6 +35,10 @@ def atspm(
     latency_s: Annotated[float, typer.Option("--latency", help="detector latency to subtract (s)")] = 0.0,
     project: Annotated[bool, typer.Option(
         "--project/--no-project", help="project advance-detector arrivals to the stop bar (distance / speed)")] = True,
+    split_failure_rule: Annotated[str, typer.Option(
+        "--split-failure-rule", metavar="atspm|udot",
+        help="split failures as the atspm package judges them (both occupancies >= 80 %, binned by the end of "
+             "the measured red) or as UDOT ATSPM does (> 79 %, binned by the cycle's begin green)")] = "atspm",
     charts: Annotated[bool, typer.Option("--charts/--no-charts", help="draw PNG charts")] = True,
     chart_devices: Annotated[str | None, typer.Option(
         "--chart-devices", metavar="N|all|ID,ID",
@@ -59,6 +63,8 @@ def atspm(
         _fail(f"--latency must be a number of seconds, 0 or more, not {latency_s:g}")
     if bin_min < 1:
         _fail(f"--bin must be at least 1 minute, not {bin_min}")
+    if split_failure_rule not in ("atspm", "udot"):
+        _fail(f"--split-failure-rule must be atspm or udot, not {split_failure_rule!r}")
     import gc
 
     gc.disable()  # a short run that frees its arrays by reference counting: no collector passes over them
@@ -66,14 +72,16 @@ def atspm(
 
     worker = MeasureWorker.start()  # before pandas and pyarrow are imported, before any thread starts
     try:
-        _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts, chart_devices, worker)
+        _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts, chart_devices, worker,
+               split_failure_rule)
     finally:
         if worker is not None:
             worker.close()
         gc.enable()
 
 
-def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts, chart_devices, worker) -> None:
+def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts, chart_devices, worker,
+           split_failure_rule="atspm") -> None:
     from .inputs import EventLogError
 
     started = time.perf_counter()
@@ -88,7 +96,8 @@ def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts
             detectors = run / "detectors.csv"
     from .worker import Job
 
-    job = Job(events=events, detectors=detectors, options=dict(bin_min=bin_min, latency_s=latency_s, project=project),
+    options = dict(bin_min=bin_min, latency_s=latency_s, project=project, split_failure_rule=split_failure_rule)
+    job = Job(events=events, detectors=detectors, options=options,
               out_dir=out or ((run / "atspm") if run is not None else Path("atspm")), fmt=fmt, charts=charts,
               chart_devices=_chart_devices(chart_devices))
     why = why_unwritable(job.out_dir)

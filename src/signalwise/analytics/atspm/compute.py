@@ -47,7 +47,8 @@ CHART_MEASURES = ("split_monitor", "pcd", "pcd_cycles", "arrival_on_green", "spl
 
 def compute_all(log: EventLog, config: DetectorConfig | None, bin_min: int = 15, latency_s: float = 0.0,
                 project: bool = True, fill_in_missing: bool = True, red_time_s: int = 5,
-                only: tuple[str, ...] | None = None, threads: int = 1, on_tables=None) -> Results:
+                only: tuple[str, ...] | None = None, threads: int = 1, on_tables=None,
+                split_failure_rule: str = "atspm") -> Results:
     """All measures (or `only` those named) for a log and detector configuration.
 
     `threads` > 1 computes independent groups of measures in that many threads: numpy and pandas
@@ -71,7 +72,10 @@ def compute_all(log: EventLog, config: DetectorConfig | None, bin_min: int = 15,
         if missing:
             res.warnings.append(f"no detector configuration for device(s) {', '.join(missing[:5])}"
                                 f"{' …' if len(missing) > 5 else ''}: only configuration-free measures for them")
-    tasks = _tasks(want, log, config, bin_min, latency_s, project, fill_in_missing, red_time_s)
+    if split_failure_rule not in M.SPLIT_FAILURE_RULES:
+        raise ValueError(f"split-failure rule must be one of {', '.join(M.SPLIT_FAILURE_RULES)}, "
+                         f"not {split_failure_rule!r}")
+    tasks = _tasks(want, log, config, bin_min, latency_s, project, fill_in_missing, red_time_s, split_failure_rule)
     if threads > 1 and len(tasks) > 1:
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -114,19 +118,20 @@ def _filled(tables: dict) -> dict:
 
 
 def _tasks(want: set, log: EventLog, config: DetectorConfig | None, bin_min: int, latency_s: float,
-           project: bool, fill_in_missing: bool, red_time_s: int) -> list:
+           project: bool, fill_in_missing: bool, red_time_s: int, split_failure_rule: str = "atspm") -> list:
     """Independent groups of measures, largest first: each returns ({name: table}, [warnings])."""
 
     def split_failures():
         t, w = {}, []
         if "split_failures" in want:
-            t["split_failures"] = M.split_failures(log, config, bin_min, red_time_s)
+            t["split_failures"] = M.split_failures(log, config, bin_min, red_time_s, rule=split_failure_rule)
         if "split_failure_cycles" in want:
-            t["split_failure_cycles"] = M.split_failures(log, config, bin_min, red_time_s, by_cycle=True)
+            t["split_failure_cycles"] = M.split_failures(log, config, bin_min, red_time_s, by_cycle=True,
+                                                         rule=split_failure_rule)
         _, dropped = M.split_failure_cycles(log, config, bin_min, red_time_s)
         if dropped:
             w.append(f"split failures: {dropped} cycles left out as incomplete "
-                     "(missing yellow, red clearance or detector state)")
+                     "(missing yellow or red clearance, or no event from the phase's detectors)")
         return t, w
 
     def yellow_red():

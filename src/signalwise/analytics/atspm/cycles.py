@@ -85,8 +85,11 @@ def pcd(log: EventLog, config: DetectorConfig, latency_s: float = 0.0, project: 
 
     Cycles run from begin red (10; 9 when 10 is missing) to the next begin
     red, as UDOT ATSPM draws them; `Cycles` gives green and yellow start
-    within each cycle for the lines of the diagram. With `project`, arrivals
-    are projected to the stop bar by the detector's distance / approach speed.
+    within each cycle for the lines of the diagram. Only complete cycles are
+    kept, as UDOT keeps them: arrivals before the phase's first begin red and
+    after its last (the open cycle at the end of the log) are left out. With
+    `project`, arrivals are projected to the stop bar by the detector's
+    distance / approach speed.
     """
     import pandas as pd
 
@@ -133,9 +136,11 @@ def pcd(log: EventLog, config: DetectorConfig, latency_s: float = 0.0, project: 
         at[k[first]] = (pt[m[first]] - start[k[first]]) * s
         cycles[name] = at
     cycles["Cycle_s"] = (end - start) * s
+    closed = ~np.isnan(end)
     agroup = dev * width + phase
     k = cycle_of(agroup, t)
     keep = k >= 0
+    keep[keep] = closed[k[keep]]
     t, dev, phase, chan, state, k = t[keep], dev[keep], phase[keep], chan[keep], state[keep], k[keep]
     names = np.array(["red", "green", "yellow"], dtype=object)
     arrivals = _frame(log, TimeStamp=t, DeviceId=dev, Phase=phase, Detector=chan)
@@ -143,7 +148,7 @@ def pcd(log: EventLog, config: DetectorConfig, latency_s: float = 0.0, project: 
     arrivals["TimeInCycle_s"] = (t - start[k]) * s
     arrivals["Signal"] = names[np.where(state == 1, 1, np.where(state == 8, 2, 0))] if len(state) else \
         np.array([], object)
-    return arrivals, cycles
+    return arrivals, cycles[closed].reset_index(drop=True)
 
 
 def _waits(log: EventLog, serve_code: int, end_code: int, call_t, call_dev, call_phase):
@@ -204,31 +209,76 @@ def phase_wait(log: EventLog, config: DetectorConfig | None = None):
 
 
 def ped_delay(log: EventLog):
-    """Pedestrian delay per walk served, measured from calls where the log has them, else estimated.
+    """Pedestrian delay per pedestrian served, measured from push-buttons where the log has them, else estimated.
 
-    Phases whose log has pedestrian calls (45, or push-button 90): the
-    delay from the first call after a walk ends (23) to the next begin walk
-    (21), as UDOT ATSPM measures it (`Method` "call").
+    Phases whose log has pedestrian calls (`Method` "call"), as UDOT ATSPM's PedPhase measures them:
+    the calls are the push-button events (90; the registered call 45 only for a phase that logs no
+    90), a run of calls with no begin walk (21) or begin clearance (22) between them is one
+    pedestrian, at its first push, and 23 plays no part. A push during the walk (a 21 before it, a
+    22 next) is served at once: 0 s. A push after a 22 (flashing or steady don't-walk), or after a
+    21 whose 22 is not logged before the next 21, waits for the next 21. A push before the log's
+    first 21 or 22 counts when a 21 follows it; one with a 22 before it and a 22 next (a walk missing
+    from the log), or none after it, is left out. `TimeStamp` is when the pedestrian may walk.
 
-    Phases that show the walk without any call logged (pedestrian recall,
-    which is how signalwise runs serve every crosswalk): no call says when
-    anyone arrived, so each walk gets the mean delay of pedestrians arriving
-    at random over the pedestrian cycle before it, (C - W)^2 / (2 C), with C
-    from the previous begin walk to this one and W that walk's length (21 to
-    22) — the HCM's pedestrian delay (`Method` "recall", `Cycle_s` = C).
+    Phases that show the walk without any call logged (pedestrian recall, which is how signalwise
+    runs serve every crosswalk): no call says when anyone arrived, so each walk gets the mean delay
+    of pedestrians arriving at random over the pedestrian cycle before it, (C - W)^2 / (2 C), with C
+    from the previous begin walk to this one and W that walk's length (21 to 22) — the HCM's
+    pedestrian delay (`Method` "recall", `Cycle_s` = C).
     """
     import pandas as pd
 
-    m = np.isin(log.event, (45, 90))
-    t, dev, phase, wait = _waits(log, 21, 23, log.time_us[m], log.device[m], log.param[m])
+    t, dev, phase, wait = _ped_call_delays(log)
     calls = _frame(log, TimeStamp=t, DeviceId=dev, Phase=phase)
     calls["PedDelay_s"] = wait
     calls["Method"] = "call"
     calls["Cycle_s"] = np.nan
+    m = np.isin(log.event, (45, 90))
     called = np.unique(log.device[m].astype(np.int64) * K.KEY_SHIFT + log.param[m])
     recall = _recall_ped_delay(log, called)
     out = pd.concat([calls, recall], ignore_index=True) if len(recall) else calls
     return out.sort_values(["TimeStamp", "DeviceId", "Phase"], kind="stable").reset_index(drop=True)
+
+
+def _ped_call_delays(log: EventLog):
+    """(served time, device, phase, delay s) of each pedestrian whose push-button call the log holds."""
+    key = log.device.astype(np.int64) * K.KEY_SHIFT + log.param
+    with90 = np.unique(key[log.event == 90])
+    push = (log.event == 90) | ((log.event == 45) & ~np.isin(key, with90))
+    m = push | np.isin(log.event, (21, 22))
+    t, dev, phase = log.time_us[m], log.device[m].astype(np.int64), log.param[m].astype(np.int64)
+    code = np.where(push[m], 90, log.event[m]).astype(np.int64)
+    group = K.group_key(dev, phase)
+    order = K.lexsort((code, t, group))  # at one instant: 21, 22, then the push
+    t, dev, phase, code, group = t[order], dev[order], phase[order], code[order], group[order]
+    n = len(t)
+    is_push = code == 90
+    new = K.group_starts(group)
+    prev_code = np.zeros(n, np.int64)
+    if n:
+        prev_code[1:] = code[:-1]
+    prev_code[new] = 0
+    first = is_push & (prev_code != 90)  # a run of pushes is one pedestrian
+    # the walk events around each push: the last before it, the next after it (same phase)
+    is_walk = ~is_push
+    last_walk = K.forward_fill_index(is_walk, group)
+    nxt = np.where(is_walk, np.arange(n), n)
+    nxt = np.minimum.accumulate(nxt[::-1])[::-1] if n else nxt
+    p = np.flatnonzero(first)
+    after = nxt[p]
+    ok = after < n
+    p, after = p[ok], after[ok]
+    ok = group[after] == group[p]
+    p, after = p[ok], after[ok]
+    before = last_walk[p]
+    before_code = np.where(before >= 0, code[np.maximum(before, 0)], 0)
+    next_code = code[after]
+    during_walk = (before_code == 21) & (next_code == 22)
+    waits = next_code == 21
+    keep = during_walk | waits
+    p, after, during_walk = p[keep], after[keep], during_walk[keep]
+    served = np.where(during_walk, t[p], t[after])
+    return served, dev[p], phase[p], (served - t[p]) / US_PER_S
 
 
 def _recall_ped_delay(log: EventLog, called: np.ndarray):

@@ -20,7 +20,8 @@ import numpy as np
 #: canonical column -> accepted spellings (compared lower-case, without spaces/underscores)
 EVENT_ALIASES = {
     "TimeStamp": ("timestamp", "time", "datetime"),
-    "DeviceId": ("deviceid", "signalid", "signal", "device", "intersectionid", "locationid"),
+    "DeviceId": ("deviceid", "signalid", "signal", "device", "intersectionid", "locationid",
+                 "locationidentifier"),
     "EventId": ("eventid", "eventcode", "event", "code"),
     "Parameter": ("parameter", "eventparam", "eventparameter", "param"),
 }
@@ -37,6 +38,11 @@ DETECTOR_FUNCTIONS = ("Presence", "Advance", "Yellow_Red")
 MAX_INDIANA_CODE = 255
 #: a device silent for longer than this (while it logs elsewhere) is reported as a data gap
 DATA_GAP_S = 300.0
+#: a device clock stepping back by about an hour is read as a daylight-saving change (fall back)
+DST_STEP_S = 3600
+DST_STEP_RANGE_S = (DST_STEP_S - DATA_GAP_S, DST_STEP_S + 60.0)
+#: UDOT ATSPM's raw-data export writes MM/dd/yyyy HH:mm:ss.fff, the one month-first form accepted
+UDOT_US_TIMESTAMP = r"^(\d{2})/(\d{2})/(\d{4}) (\d{2}:\d{2}:\d{2}\.\d{3})$"
 
 US_PER_S = 1_000_000
 
@@ -55,6 +61,8 @@ class InputReport:
     out_of_order: int = 0
     unknown_codes: int = 0
     gaps: list[tuple[str, str, str, float]] = field(default_factory=list)  # device, from, to, seconds
+    #: daylight-saving fall-backs undone: device, clock before the step, clock after it, seconds back
+    clock_steps: list[tuple[str, str, str, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def warnings(self) -> list[str]:
@@ -66,10 +74,23 @@ class InputReport:
         if self.unknown_codes:
             out.append(f"{self.unknown_codes} events with codes outside the Indiana enumeration "
                        f"(0-{MAX_INDIANA_CODE}) ignored by every measure")
+        for dev, before, after, back_s in self.clock_steps[:5]:
+            out.append(f"device {dev}: the clock steps back {back_s:.0f} s from {before} to {after}, likely "
+                       "the daylight-saving change (fall back): the hour after it repeats one already logged, "
+                       "so every event of the device before the step was moved back one hour (its log reads in "
+                       "standard time, the clock after the change) rather than interleaved with it; if the "
+                       "hour was instead exported twice, remove the copy from the file")
+        if len(self.clock_steps) > 5:
+            out.append(f"{len(self.clock_steps) - 5} more backward clock steps of about an hour, undone the same way")
         if self.gaps:
             longest = max(g[3] for g in self.gaps)
             out.append(f"{len(self.gaps)} data gaps longer than {DATA_GAP_S:.0f} s "
                        f"(longest {longest:.0f} s): measures in those bins are incomplete")
+            lo, hi = DST_STEP_S, DST_STEP_S + DATA_GAP_S
+            for dev, start, end, secs in [g for g in self.gaps if lo <= g[3] <= hi][:5]:
+                out.append(f"device {dev}: the {secs:.0f} s gap from {start} to {end} is likely the "
+                           "daylight-saving change (spring forward): the clock skipped an hour, no events are "
+                           "missing, but a cycle across it reads an hour long")
         out.extend(self.notes)
         return out
 
@@ -155,7 +176,7 @@ def _timestamps_us(col, where: str) -> np.ndarray:
         text = pc.utf8_trim_whitespace(col)
         if pc.any(pc.match_substring_regex(text, r"(Z|[+-]\d\d:?\d\d)$")).as_py():
             raise EventLogError(f"{where}: timestamps carry a time zone; the hi-res log uses naive local time")
-        text = pc.replace_substring(text, "T", " ")
+        text = _iso_text(text, where)
         try:
             col = text.cast(pa.timestamp("us"))
         except pa.ArrowInvalid:
@@ -174,6 +195,37 @@ def _timestamps_us(col, where: str) -> np.ndarray:
     if col.null_count:
         raise EventLogError(f"{where}: {col.null_count} empty timestamps")
     return col.cast(pa.int64()).to_numpy()
+
+
+def _iso_text(text, where: str):
+    """Text timestamps -> ISO text Arrow can cast: `T` or space between date and time, fractions cut to
+    microseconds (a SQL Server dump of UDOT ATSPM's Controller_Event_Log has 7 digits), and UDOT ATSPM's
+    raw-data export (MM/dd/yyyy HH:mm:ss.fff) reordered. Slash dates in any other form are refused: a
+    day-first date (04/06/2024 for 4 June) reads as a valid month-first one, silently a wrong day."""
+    import pyarrow.compute as pc
+
+    text = pc.replace_substring(text, "T", " ")
+    text = pc.replace_substring_regex(text, r"(\.\d{6})\d+$", r"\1")
+    slash = pc.match_substring(text, "/")
+    n_slash = pc.sum(slash).as_py() or 0
+    if not n_slash:
+        return text
+    udot = pc.match_substring_regex(text, UDOT_US_TIMESTAMP)
+    if (pc.sum(udot).as_py() or 0) != len(text):
+        odd = pc.filter(text, pc.invert(udot))[0].as_py()
+        raise EventLogError(
+            f"{where}: timestamp {odd!r}: dates with slashes are read only in UDOT ATSPM's export form "
+            "MM/dd/yyyy HH:mm:ss.fff (month first, 24-hour clock), in every row; write ISO dates "
+            "(yyyy-mm-dd HH:MM:SS.fff) for anything else")
+    iso = pc.replace_substring_regex(text, UDOT_US_TIMESTAMP, r"\3-\1-\2 \4")
+    month = pc.cast(pc.utf8_slice_codeunits(text, 0, 2), "int64")
+    day = pc.cast(pc.utf8_slice_codeunits(text, 3, 5), "int64")
+    wrong = pc.or_(pc.greater(month, 12), pc.greater(day, 31))
+    if pc.any(wrong).as_py():
+        odd = pc.filter(text, wrong)[0].as_py()
+        raise EventLogError(f"{where}: timestamp {odd!r} is not month-first (MM/dd/yyyy, UDOT ATSPM's export): "
+                            "a day-first log is ambiguous; write ISO dates (yyyy-mm-dd HH:MM:SS.fff)")
+    return iso
 
 
 def _integers(col, name: str, where: str) -> np.ndarray:
@@ -234,11 +286,7 @@ def events_from_arrow(table, source: str = "events") -> EventLog:
     device = remap[raw_codes] if n else raw_codes
     devices = [names[i] for i in order]
 
-    # out of order: rows whose time goes backwards within their device, as given
-    if n:
-        same_dev = device[1:] == device[:-1]
-        report.out_of_order = int(np.count_nonzero(same_dev & (t[1:] < t[:-1])))
-    t, device, code, param = _in_event_order(t, device, code, param, len(names))
+    t, device, code, param = _in_event_order(t, device, code, param, len(names), report, devices, remap)
     if n:
         dup = np.zeros(n, bool)
         dup[1:] = ((t[1:] == t[:-1]) & (device[1:] == device[:-1]) & (code[1:] == code[:-1])
@@ -271,11 +319,14 @@ def _is_sorted(device, t, code, param) -> bool:
     return True
 
 
-def _in_event_order(t, device, code, param, n_devices: int):
+def _in_event_order(t, device, code, param, n_devices: int, report: InputReport | None = None,
+                    devices: list[str] | None = None, remap=None):
     """The four columns in (device, time, code, parameter) order.
 
     Logs usually come in time order (all devices interleaved): a stable sort by device alone, on a
-    16-bit key numpy sorts by radix, then puts them in order; anything else gets the full sort.
+    16-bit key numpy sorts by radix, then puts them in order; anything else gets the full sort. On
+    the way, with each device's rows in the order given, rows whose time goes backwards are counted
+    in `report`, and a clock stepping back by about an hour (a daylight-saving change) is undone.
     """
     from ._kernels import lexsort
 
@@ -285,8 +336,51 @@ def _in_event_order(t, device, code, param, n_devices: int):
     cols = t[idx], device[idx], code[idx], param[idx]
     if _is_sorted(cols[1], cols[0], cols[2], cols[3]):
         return cols
+    t, device, code, param = cols
+    if report is not None:
+        t = _undo_fall_back(t, device, code, param, report, devices or [])
+        back = (device[1:] == device[:-1]) & (t[1:] < t[:-1])
+        report.out_of_order = int(np.count_nonzero(back))
+        if not report.out_of_order and not np.any((device[1:] == device[:-1]) & (t[1:] == t[:-1])):
+            return t, device, code, param
     idx = lexsort((param, code, t, device))
     return t[idx], device[idx], code[idx], param[idx]
+
+
+def _undo_fall_back(t, device, code, param, report: InputReport, devices: list[str]) -> np.ndarray:
+    """Times with each daylight-saving fall-back undone, for rows in (device, order given) order.
+
+    A device whose clock steps back by about an hour (3300-3660 s) between two consecutive rows of its
+    log changed from daylight to standard time: the hour after the step repeats one already logged, and
+    sorting by time would interleave the two hours and drop the rows they share (a fixed-time plan
+    repeats itself exactly) as duplicates. Instead every row of that device before the step moves back
+    one hour, so the log reads on the clock in effect after the change (standard time), in the order
+    the controller logged it. Rows just after the step that are still an hour ahead of the rows
+    following them (written a moment late, before the change) move back with them.
+    """
+    if len(t) < 2:
+        return t
+    lo, hi = (int(x * US_PER_S) for x in DST_STEP_RANGE_S)
+    hour = DST_STEP_S * US_PER_S
+    same = device[1:] == device[:-1]
+    t = t.copy()
+    for _ in range(100):
+        step = t[:-1] - t[1:]
+        at = np.flatnonzero(same & (step >= lo) & (step <= hi))
+        if not len(at):
+            break
+        i = int(at[0])
+        d = device[i]
+        first, end = np.searchsorted(device, d, "left"), np.searchsorted(device, d, "right")  # sorted by device
+        report.clock_steps.append((devices[d] if d < len(devices) else str(d), _fmt_us(t[i]), _fmt_us(t[i + 1]),
+                                   step[i] / US_PER_S))
+        t[first:i + 1] -= hour
+        after = t[i + 1:end]
+        later_min = np.empty(len(after), np.int64)
+        later_min[-1] = np.iinfo(np.int64).max
+        later_min[:-1] = np.minimum.accumulate(after[::-1])[::-1][1:]
+        after[after - later_min >= lo] -= hour
+    return t
 
 
 def _find_gaps(t: np.ndarray, device: np.ndarray, devices: list[str]) -> list[tuple[str, str, str, float]]:

@@ -136,7 +136,10 @@ def arrival_shift_us(dist_m: np.ndarray, speed_mps: np.ndarray, latency_s: float
 def _aog_rows(log: EventLog, config: DetectorConfig, latency_s: float, project: bool):
     """Advance-detector arrivals labelled with the signal state at arrival.
 
-    Returns arrays (time_us, device, phase, channel, state, cycle_seg) for arrivals only.
+    Returns arrays (time_us, device, phase, channel, state, complete) for arrivals only; `complete` is
+    whether the arrival falls in a complete cycle of its phase, as UDOT ATSPM's cycles run (begin red to
+    begin red): at or after the phase's first begin red in the log and before its last (begin red =
+    begin red clearance 10, or end of yellow 9 for a phase that never logs a 10, as the PCD takes it).
     """
     return K.memo(log, ("aog_rows", id(config), latency_s, project),
                   lambda: _compute_aog_rows(log, config, latency_s, project), config)
@@ -153,9 +156,33 @@ def _compute_aog_rows(log: EventLog, config: DetectorConfig, latency_s: float, p
     group = K.group_key(dev, phase)
     order = K.lexsort((code, t, group))
     t, dev, phase, code, chan, group = t[order], dev[order], phase[order], code[order], chan[order], group[order]
-    _, seg, state = K.label_cycles(group, code)
+    _, _, state = K.label_cycles(group, code)
     det = code == 82
-    return t[det], dev[det], phase[det], chan[det], state[det], seg[det]
+    t, dev, phase = t[det], dev[det], phase[det]
+    first_red, last_red = red_span_us(log, config, dev, phase)
+    return t, dev, phase, chan[det], state[det], (t >= first_red) & (t < last_red)
+
+
+def red_span_us(log: EventLog, config: DetectorConfig, dev: np.ndarray, phase: np.ndarray):
+    """For rows (device, phase) of phases with advance detectors: the time of the phase's first and of its
+    last begin red (10, or 9 for a phase that never logs a 10); (max, min) int64 when it has none."""
+    ri = K.phase_events(log, config, "Advance", (9, 10))
+    rkey = log.device[ri].astype(np.int64) * K.KEY_SHIFT + log.param[ri]
+    rcode, rt = log.event[ri], log.time_us[ri]
+    with10 = np.unique(rkey[rcode == 10])
+    use = (rcode == 10) | ~np.isin(rkey, with10)
+    rkey, rt = rkey[use], rt[use]
+    keys, inv = np.unique(rkey, return_inverse=True)
+    first = np.full(len(keys), np.iinfo(np.int64).max, np.int64)
+    last = np.full(len(keys), np.iinfo(np.int64).min, np.int64)
+    np.minimum.at(first, inv, rt)
+    np.maximum.at(last, inv, rt)
+    key = dev.astype(np.int64) * K.KEY_SHIFT + phase
+    at = np.minimum(np.searchsorted(keys, key), max(len(keys) - 1, 0))
+    found = (keys[at] == key) if len(keys) else np.zeros(len(key), bool)
+    none_first, none_last = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    return (np.where(found, first[at] if len(keys) else none_first, none_first),
+            np.where(found, last[at] if len(keys) else none_last, none_last))
 
 
 def device_spans_us(log: EventLog) -> tuple[np.ndarray, np.ndarray]:
@@ -178,11 +205,15 @@ def arrival_on_green(log: EventLog, config: DetectorConfig, bin_min: int = 15,
                      latency_s: float = 0.0, project: bool = False):
     """Share of advance-detector arrivals while the phase shows green, per bin and phase.
 
-    An arrival projected to the stop bar past the device's last event is left out: the log does not
-    say what the signal showed then (its state would carry over from the last event).
+    Only arrivals in complete cycles count, as UDOT ATSPM counts them (begin red to begin red, from the
+    phase's first begin red in the log to its last): before the first, the log may not say what the
+    phase showed (atspm counts those arrivals as not on green), and after the last the cycle is open.
+    An arrival projected to the stop bar past the device's last event is left out too: the log does
+    not say what the signal showed then.
     """
     bin_us = bin_min * 60 * US_PER_S
-    t, dev, phase, _, state, _ = _aog_rows(log, config, latency_s, project)
+    t, dev, phase, _, state, complete = _aog_rows(log, config, latency_s, project)
+    t, dev, phase, state = t[complete], dev[complete], phase[complete], state[complete]
     if len(t):
         seen = t <= device_spans_us(log)[1][dev]
         t, dev, phase, state = t[seen], dev[seen], phase[seen], state[seen]
@@ -454,13 +485,20 @@ def _impute_detector_events(t, dev, det, phase, code):
             np.concatenate([phase, phase[sel]]), np.concatenate([code, add_code]))
 
 
+#: how a cycle is judged and binned: the atspm package's rule (default) or UDOT ATSPM's
+SPLIT_FAILURE_RULES = ("atspm", "udot")
+
+
 def split_failure_cycles(log: EventLog, config: DetectorConfig, bin_min: int = 15, red_time_s: int = 5,
                          by_approach: bool = True):
     """Per complete cycle: green time, green occupancy and occupancy of the first seconds of red.
 
     Returns arrays (timestamp_us, device, detector, phase, green_time_s,
-    green_occupancy, red_occupancy) plus the number of cycles dropped as
-    incomplete. Occupancies are float32, as atspm computes them.
+    green_occupancy, red_occupancy, begin_green_us) plus the number of cycles
+    dropped as incomplete. `timestamp_us` is the end of the cycle's measured red
+    (atspm's); occupancies are float32, as atspm computes them. A detector is
+    off before its first event in the log (as UDOT ATSPM takes it; atspm drops
+    those cycles); a phase whose detectors log nothing at all has no cycles.
     """
     return K.memo(log, ("split_failure_cycles", id(config), bin_min, red_time_s, by_approach),
                   lambda: _compute_split_failure_cycles(log, config, bin_min, red_time_s, by_approach), config)
@@ -514,7 +552,6 @@ def _compute_split_failure_cycles(log: EventLog, config: DetectorConfig, bin_min
     is_det = code >= 81
     last_det = K.forward_fill_index(is_det, group)
     det_on = np.where(last_det >= 0, code[np.maximum(last_det, 0)] == 82, False)
-    det_known = last_det >= 0
     n = len(t)
     tms = K.ms(t)
     tdiff = np.zeros(n, np.int64)
@@ -525,10 +562,14 @@ def _compute_split_failure_cycles(log: EventLog, config: DetectorConfig, bin_min
     nseg = int(seg.max()) + 1 if n else 1
     c8 = np.bincount(seg, code == 8, nseg)
     c11 = np.bincount(seg, code == 11, nseg)
-    unknown = np.bincount(seg, ~det_known, nseg)
+    # a detector is off before its first event (UDOT ATSPM's reading); a phase whose detectors log nothing
+    # has no detector state at all
+    heard = np.bincount(group, is_det, int(group.max(initial=0)) + 1) > 0
+    seg_heard = np.zeros(nseg, bool)
+    seg_heard[seg] = heard[group]
     has_cycle = np.zeros(nseg, bool)
     has_cycle[seg[cycle > 0]] = True
-    valid = has_cycle & (c8 == 1) & (c11 == 1) & (unknown == 0)
+    valid = has_cycle & (c8 == 1) & (c11 == 1) & seg_heard
     dropped = int(np.count_nonzero(has_cycle & ~valid))
     green = state == 1
     counted = green | (state == 10) | (code == 11)
@@ -549,18 +590,31 @@ def _compute_split_failure_cycles(log: EventLog, config: DetectorConfig, bin_min
         green_occ = go.astype(np.float32) / ga.astype(np.float32)
         red_occ = ro.astype(np.float32) / np.float32(red_time_s * 1000)
     f = first[v]
-    return (ts[v], dev[f], det[f], phase[f], green_time, green_occ, red_occ), dropped
+    return (ts[v], dev[f], det[f], phase[f], green_time, green_occ, red_occ, t[f]), dropped
 
 
 def split_failures(log: EventLog, config: DetectorConfig, bin_min: int = 15, red_time_s: int = 5,
                    red_occupancy_threshold: float = 0.80, green_occupancy_threshold: float = 0.80,
-                   by_approach: bool = True, by_cycle: bool = False):
-    """Split failures: cycles whose green occupancy and first-`red_time_s` red occupancy both reach the thresholds."""
+                   by_approach: bool = True, by_cycle: bool = False, rule: str = "atspm"):
+    """Split failures: cycles whose green occupancy and first-`red_time_s` red occupancy both reach the thresholds.
+
+    `rule` "atspm" (the default, the atspm package's): both occupancies >= the thresholds (80 %), a cycle
+    binned by the end of its measured red. "udot" (UDOT ATSPM's): both > 79 %, binned by the cycle's begin
+    green (the thresholds given are then ignored).
+    """
     import pandas as pd
 
+    if rule not in SPLIT_FAILURE_RULES:
+        raise ValueError(f"split-failure rule must be one of {', '.join(SPLIT_FAILURE_RULES)}, not {rule!r}")
     bin_us = bin_min * 60 * US_PER_S
-    (ts, dev, det, phase, gt, go, ro), _ = split_failure_cycles(log, config, bin_min, red_time_s, by_approach)
-    fail = ((ro >= np.float32(red_occupancy_threshold)) & (go >= np.float32(green_occupancy_threshold))).astype(np.int64)
+    (ts, dev, det, phase, gt, go, ro, green_us), _ = split_failure_cycles(log, config, bin_min, red_time_s,
+                                                                         by_approach)
+    if rule == "udot":
+        ts = green_us
+        fail = ((ro > np.float32(0.79)) & (go > np.float32(0.79))).astype(np.int64)
+    else:
+        fail = ((ro >= np.float32(red_occupancy_threshold))
+                & (go >= np.float32(green_occupancy_threshold))).astype(np.int64)
     if by_cycle:
         cols = dict(TimeStamp=ts, DeviceId=dev)
         if not by_approach:
