@@ -242,12 +242,16 @@ def ped_delay(log: EventLog):
 
 def _ped_call_delays(log: EventLog):
     """(served time, device, phase, delay s) of each pedestrian whose push-button call the log holds."""
-    key = log.device.astype(np.int64) * K.KEY_SHIFT + log.param
-    with90 = np.unique(key[log.event == 90])
-    push = (log.event == 90) | ((log.event == 45) & ~np.isin(key, with90))
-    m = push | np.isin(log.event, (21, 22))
+    # the few pedestrian events first: the log's other million rows take no part
+    m = np.flatnonzero(np.isin(log.event, (21, 22, 45, 90)))
+    event = log.event[m].astype(np.int64)
     t, dev, phase = log.time_us[m], log.device[m].astype(np.int64), log.param[m].astype(np.int64)
-    code = np.where(push[m], 90, log.event[m]).astype(np.int64)
+    key = dev * K.KEY_SHIFT + phase
+    with90 = np.unique(key[event == 90])
+    push = (event == 90) | ((event == 45) & ~np.isin(key, with90))
+    keep = push | (event == 21) | (event == 22)
+    t, dev, phase, event, push = t[keep], dev[keep], phase[keep], event[keep], push[keep]
+    code = np.where(push, 90, event)
     group = K.group_key(dev, phase)
     order = K.lexsort((code, t, group))  # at one instant: 21, 22, then the push
     t, dev, phase, code, group = t[order], dev[order], phase[order], code[order], group[order]
