@@ -18,9 +18,17 @@ what it finds goes out through callbacks the caller wires:
 
 A monitor thread (1 Hz) marks down streams in the source and hands the flat
 figures (`monitoring.flat`) to `on_metrics`, where alert rules read them. A
-deleted stream is reported not down (`vision_stream_down.<id>` 0), so an alert
-raised on it clears like any other instead of staying active with nothing left
-to clear it.
+deleted stream is reported not down (`vision_stream_down.<id>` 0, and not blank
+or frozen), so an alert raised on it clears like any other instead of staying
+active with nothing left to clear it.
+
+Each decoded frame is also checked for a picture (`monitoring.ImageCheck`):
+a stream whose frames are blank, or the same frame repeated, for
+`IMAGE_BAD_AFTER_S` is streaming but blind. Its status says so (`image`), the
+figures `vision_stream_blank.<id>` / `vision_stream_frozen.<id>` raise their
+alerts, and its results reach the live run marked down with the reason
+(`update(..., down=reason)`: with `--field none` its signal falls back), in
+the same call as the results, since a result alone marks a camera up again.
 
 A stream started again keeps its pipeline, and its frame times go on from
 where they stopped (see `_resumed_clock_s`).
@@ -42,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .camera import CameraConfig
-from .monitoring import FrameMeter, flat
+from .monitoring import FrameMeter, ImageCheck, flat, not_down
 from .streams import StreamReader, shown
 
 log = logging.getLogger("signalwise.vision.manager")
@@ -80,6 +88,7 @@ class ManagedStream:
         self.worker: threading.Thread | None = None
         self.stop_event = threading.Event()
         self.meter = FrameMeter()
+        self.image = ImageCheck()  # is the picture any good: blank, frozen or ok (a new one at each start)
         self.wanted_running = False
         self.error: str | None = None
         self.counts = {"crossings": 0, "red_light": 0, "speeding": 0}
@@ -159,6 +168,7 @@ class StreamManager:
         if spec.camera is not None and ms.pipeline is None:
             ms.pipeline = self._pipeline(spec)
         ms.clock_offset_s = _resumed_clock_s(ms)
+        ms.image = ImageCheck()
         ms.wanted_running = True
         ms.reader.start()
         ms.worker = threading.Thread(target=self._work, args=(ms,), name=f"signalwise-vision-{spec.id}", daemon=True)
@@ -206,6 +216,8 @@ class StreamManager:
             "device_id": ms.spec.camera.device_id if ms.spec.camera else None,
             "detector": ms.spec.detector if ms.spec.camera else None, "created_at": ms.created_at,
             "error": ms.error or (stats.last_error if stats else None),
+            # the picture: "blank" or "frozen" for IMAGE_BAD_AFTER_S of its frames, "ok", None before a frame
+            "image": ms.image.state if stats is not None else None, "image_bad_s": round(ms.image.bad_s, 1),
             # an outage that is over: what the camera's operator looks up after a `vision_stream_down` cleared
             "previous_error": stats.previous_error if stats else None,
             "previous_error_at": stats.previous_error_at if stats else None,
@@ -238,7 +250,8 @@ class StreamManager:
         with self._lock:
             removed = [sid for sid in self._removed if sid not in self._streams]
         # deleted last: `streams` may have been read just before a stream was deleted
-        return {**flat(streams), **{f"vision_stream_down.{sid}": 0.0 for sid in removed}}
+        gone = {k: v for sid in removed for k, v in not_down(sid).items()}
+        return {**flat(streams), **gone}
 
     # -- the worker ---------------------------------------------------------------------------------------
     def _pipeline(self, spec: StreamSpec):
@@ -263,9 +276,12 @@ class StreamManager:
                     if not reader.running:
                         return  # ended or failed: the reader's status says which
                     continue
+                time_s = ms.clock_offset_s + frame.time_s
+                ms.image.add(frame.image, time_s)
                 if pipe is None:
                     continue  # decode only (no camera file): figures, no results
-                time_s = ms.clock_offset_s + frame.time_s
+                down = ms.image.reason()  # blank or frozen: the results go to the run marked down
+                down = None if down is None else f"stream {ms.spec.id} {down}"
                 if run is not None:  # with the signal state the run shows now: red lights are the run's
                     result = pipe.process(frame.image, time_s,
                                           signal_state=run.signal_state(ms.spec.camera.device_id))
@@ -275,9 +291,11 @@ class StreamManager:
                 ms.last_frame_time_s, ms.last_frame_decoded_at = time_s, frame.decoded_at
                 self._profile(ms.spec.id, result.timing_s)
                 if run is not None:  # the frame placed on the run's clock by when it was decoded
-                    run.update(ms.spec.camera.camera_id, result, run.frame_time_s(frame.decoded_at))
+                    kw = {} if down is None else {"down": down}
+                    run.update(ms.spec.camera.camera_id, result, run.frame_time_s(frame.decoded_at), **kw)
                 elif self.source is not None:
-                    self.source.update(ms.spec.camera.camera_id, result)
+                    kw = {} if down is None else {"down": down}
+                    self.source.update(ms.spec.camera.camera_id, result, **kw)
                 ms.counts["crossings"] += len(result.crossings)
                 for v in result.violations:
                     ms.counts[v.kind] += 1

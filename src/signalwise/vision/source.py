@@ -31,7 +31,8 @@ intersection, from the cameras that watch it:
 - `sources`: one `SourceHealth` per camera, `camera:<camera_id>`, aged from
   the newest frame: a camera that goes dark goes stale and the shield falls
   back to its plan; `mark_down` (a stream that dropped) makes it unhealthy at
-  once.
+  once, until its next frame; `update(..., down=reason)` keeps it unhealthy
+  while frames come (a blank or frozen picture).
 
 A channel that names no detector of the intersection, or one on another
 approach, is refused at construction (`CameraFileError` naming the camera,
@@ -181,12 +182,13 @@ class CameraObservationSource:
         return list(self._cams)
 
     # -- the pipelines' side ------------------------------------------------------------------------
-    def update(self, camera_id: str, result) -> None:
-        """A processed frame of `camera_id` (a `FrameResult`, time on the loop's clock)."""
+    def update(self, camera_id: str, result, down: str | None = None) -> None:
+        """A processed frame of `camera_id` (a `FrameResult`, time on the loop's clock). `down`: the frame came
+        but the camera is still unhealthy, this the reason (its picture is blank or frozen); None marks it up."""
         with self._lock:
             st = self._cams[camera_id]
             st.newest_s = result.time_s if st.newest_s is None else max(st.newest_s, result.time_s)
-            st.down = None
+            st.down = down
             st.zones = {z.name: z for z in result.zones}
             zone_of = {z.channel: z.name for z in result.zones}  # the pipeline's channel -> its zone
             for e in result.events:

@@ -136,6 +136,8 @@ class _VisionCollector:
         up = GaugeMetricFamily("signalwise_vision_stream_up", "1 while the camera stream delivers frames", labels=label)
         down = GaugeMetricFamily("signalwise_vision_stream_down", "1 while a stream meant to run is reconnecting, "
                                                                   "connecting or failed", labels=label)
+        blind = GaugeMetricFamily("signalwise_vision_stream_image_bad", "1 while a streaming camera's picture has "
+                                  "been blank or frozen for 10 s (state: blank, frozen)", labels=["stream", "state"])
         decode = GaugeMetricFamily("signalwise_vision_stream_fps", "frames decoded per second (last 5 s)",
                                    labels=label)
         pipe = GaugeMetricFamily("signalwise_vision_pipeline_fps", "frames processed per second (last 5 s)",
@@ -155,6 +157,8 @@ class _VisionCollector:
             sid, st = [s["id"]], s["stream"]
             up.add_metric(sid, float(s["status"] == "streaming"))
             down.add_metric(sid, float(bool(s["wanted_running"]) and s["status"] in DOWN_STATUSES))
+            for state in ("blank", "frozen"):
+                blind.add_metric([s["id"], state], float(s["status"] == "streaming" and s.get("image") == state))
             decode.add_metric(sid, float(st["fps"]))
             read.add_metric(sid, float(st["frames_read"]))
             dropped.add_metric(sid, float(st["frames_dropped"]))
@@ -167,7 +171,7 @@ class _VisionCollector:
                         frame_ms.add_metric([s["id"], q], float(p["ms_per_frame"][q]))
                 for kind in ("red_light", "speeding"):
                     violations.add_metric([s["id"], kind], float(p[kind]))
-        yield from (up, down, decode, pipe, frame_ms, read, dropped, reconnects, violations)
+        yield from (up, down, blind, decode, pipe, frame_ms, read, dropped, reconnects, violations)
         engine = getattr(self.app.state, "vision_alerts", None)
         if engine is not None:
             alerts = GaugeMetricFamily("signalwise_vision_alerts_active", "active camera alerts by level",

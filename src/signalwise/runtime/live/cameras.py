@@ -128,8 +128,9 @@ class LiveCameras:
         except Exception:  # noqa: BLE001 - a run not yet open (or closing) has none; no violation is judged
             return None
 
-    def update(self, camera_id: str, result, run_time_s: float | None = None) -> None:
-        """A processed frame (`FrameResult`), placed at `run_time_s` on the run's clock (None: its time is)."""
+    def update(self, camera_id: str, result, run_time_s: float | None = None, down: str | None = None) -> None:
+        """A processed frame (`FrameResult`), placed at `run_time_s` on the run's clock (None: its time is);
+        `down`: the camera stays unhealthy for this reason (a blank or frozen picture), None: it is up."""
         if run_time_s is not None and run_time_s != result.time_s:
             result = _shifted(result, run_time_s - result.time_s)
         with self._lock:
@@ -139,7 +140,7 @@ class LiveCameras:
             self._newest_s[camera_id] = result.time_s if newest is None else max(newest, result.time_s)
             source = self._sources.get(camera_id)
         if source is not None:
-            source.update(camera_id, result)
+            source.update(camera_id, result, down=down)
 
     def mark_down(self, camera_id: str, reason: str) -> None:
         with self._lock:
