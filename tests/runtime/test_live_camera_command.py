@@ -1,6 +1,6 @@
 """`signalwise live --field none --camera VIDEO=CAMERA.yaml` end to end on `single`: no detector message is ever
-sent, so the controller runs on the camera alone; red lights are judged by the run's own signal states and the
-violations stored; when the clip ends the camera goes stale and the shield falls back, naming it. A stream
+sent, so the controller runs on the camera alone; no red light is judged against the run's own (shadow) signal
+states; when the clip ends the camera goes stale and the shield falls back, naming it. A stream
 posted to the run for a signal it lacks is refused; bad `--camera` input is refused at start (exit 2)."""
 
 from __future__ import annotations
@@ -100,14 +100,31 @@ def test_a_camera_feeds_a_feed_only_run_its_red_lights_are_the_runs_and_its_end_
     # the camera's zones are detectors of C in the run's hi-res log (channels of its zones)
     events = [line.split(",") for line in (run_dir / "events.csv").read_text().splitlines()[1:]]
     assert {int(e[3]) for e in events if e[2] == "82"} & set(CHANNEL.values())
-    # red lights judged by the run's own states, stored in the API's database
+    # no red light judged against the run's shadow states, though the run held the watched line red throughout
+    # the clip and vehicles crossed it (`vision run --signals` with those states stores red-light violations)
     from sqlalchemy import create_engine, text
 
     with create_engine(f"sqlite:///{tmp_path / 'api.db'}").connect() as db:
-        stored = db.execute(text("select kind, device_id, stop_line, signal_state from violations")).all()
-    red = [v for v in stored if v[0] == "red_light"]
-    assert red, stored
-    assert all(dev == "C" and state and set(state) == {"r"} for _k, dev, _line, state in red), red
+        stored = db.execute(text("select kind from violations")).all()
+    assert not [v for v in stored if v[0] == "red_light"], stored
+
+
+def test_a_camera_url_away_at_start_does_not_keep_the_run_from_starting(tmp_path):
+    """A stream URL is not opened at start (a corridor restarted while one camera is offline still runs); its
+    camera file is checked all the same."""
+    from signalwise.vision.mjpeg_server import free_port
+
+    _camera_files(tmp_path)
+    away = f"http://127.0.0.1:{free_port()}/stream.mjpg"  # nothing listens there
+    proc = _live(tmp_path, "--camera", f"{away}={tmp_path / 'cam.yaml'}", "--speed", "max", "--duration", "30")
+    _out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err[-2000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+    (tmp_path / "bad.yaml").write_text("camera_id: x\n")
+    bad = _live(tmp_path, "--camera", f"{away}={tmp_path / 'bad.yaml'}")
+    _out, err = bad.communicate(timeout=60)
+    assert bad.returncode == 2 and "bad.yaml" in err, err
 
 
 def test_bad_camera_input_is_refused_at_start(tmp_path):

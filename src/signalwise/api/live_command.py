@@ -103,7 +103,7 @@ def live_command(
     repeat_demand: Annotated[bool, typer.Option(help="repeat the scenario's demand so a long run keeps traffic")] = False,
     state_every: Annotated[float, typer.Option(help="simulated seconds between saved simulator states (crash recovery)")] = 30.0,
     mqtt: Annotated[str | None, typer.Option(help="subscribe to detector feeds on this MQTT broker, HOST:PORT (plain MQTT 5; " + MQTT_CREDENTIALS_HELP + ")")] = None,
-    camera: Annotated[list[str] | None, typer.Option("--camera", show_default=False, help="VIDEO=CAMERA.yaml: stream a camera (a file, rtsp:// or http(s):// URL) into the run, its camera file as for `vision run`; repeatable. With --field none its zones are detectors of its device_id; with --field sumo it records crossings and violations against the run's signal states")] = None,
+    camera: Annotated[list[str] | None, typer.Option("--camera", show_default=False, help="VIDEO=CAMERA.yaml: stream a camera (a file, rtsp:// or http(s):// URL) into the run, its camera file as for `vision run`; repeatable. With --field none its zones are detectors of its device_id; with --field sumo it records crossings and speeding. A stream URL is opened once the run runs (a camera away then is reconnected to)")] = None,
     host: Annotated[str, typer.Option(help="interface the API listens on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port of the API", min=0, max=65535)] = 8000,
     db: Annotated[str | None, typer.Option(help="also write events, alerts and changes into this database URL ('default' = embedded SQLite)")] = None,
@@ -119,7 +119,11 @@ def live_command(
 def _camera_streams(values: list[str]) -> list:
     """`--camera VIDEO=CAMERA.yaml` options, each checked as `vision run` checks its --video and --camera (the
     camera file, the video opened and its first frame decoded, zones inside that frame): one error line and exit 2
-    otherwise, before anything starts. Their device_id is checked against the run's signals when it opens."""
+    otherwise, before anything starts. Their device_id is checked against the run's signals when it opens.
+
+    A stream URL is not opened here, as `POST /api/v1/streams` does not open one: a camera that is away when
+    the run (re)starts must not keep the corridor from running; it is reconnected to when it comes, and its zones
+    are checked against its first frame (a zone outside it fails that stream, by name)."""
     if not values:
         return []
     try:
@@ -127,8 +131,8 @@ def _camera_streams(values: list[str]) -> list:
     except ImportError:
         _fail("--camera needs OpenCV on this machine: pip install 'signalwise[vision]'")
     from ..vision.manager import StreamSpec
-    from ..vision.streams import shown
-    from ..vision.video_run import InputError, check_inputs
+    from ..vision.streams import is_url, shown
+    from ..vision.video_run import InputError, check_camera_file, check_inputs
 
     specs: list = []
     for value in values:
@@ -137,13 +141,16 @@ def _camera_streams(values: list[str]) -> list:
             _fail(f"--camera takes VIDEO=CAMERA.yaml (a video file or stream URL, and its camera file), not "
                   f"{shown(value)!r}")
         try:
-            inputs = check_inputs(video, camera_file)
+            if is_url(video):
+                cam, fps = check_camera_file(camera_file), None
+            else:
+                inputs = check_inputs(video, camera_file)
+                cam, fps = inputs.camera, inputs.fps
         except InputError as exc:
             _fail(f"--camera {shown(video)}={camera_file}: {exc}")
-        cam = inputs.camera
         if any(s.camera.camera_id == cam.camera_id for s in specs):
             _fail(f"--camera {camera_file}: camera_id {cam.camera_id!r} is given twice; give each camera its own")
-        specs.append(StreamSpec(cam.camera_id, video, cam, fps=inputs.fps))
+        specs.append(StreamSpec(cam.camera_id, video, cam, fps=fps))
     return specs
 
 

@@ -8,10 +8,10 @@ what it finds goes out through callbacks the caller wires:
   most `publish_hz` times a second per stream, crossings and violations always;
 - `on_violations(records)`: the store (records as `violation_record` gives);
 - `source`: the live run's cameras (`runtime.live.cameras.LiveCameras`), when a live run is attached: each
-  camera is checked against the run's signals when its stream is added (refused with 422 otherwise), each frame
-  goes through the pipeline with the run's current signal state for the camera's device (`signal_state`), so
-  red-light violations are found live, and its result goes to the run (`update`) with the frame's time on the
-  run's clock (`frame_time_s`, from when it was decoded); with `--field none` the zones are a source of its loop.
+  camera is checked against the run's signals when its stream is added (refused with 422 otherwise), and each
+  frame's result goes to the run (`update`) with the frame's time on the run's clock (`frame_time_s`, from when
+  it was decoded); with `--field none` the zones are a source of its loop. No red light is judged live: the
+  run's signal states are its shadow decisions (or a simulation's), not the lights the camera films.
   The pipeline itself keeps the stream's own seconds (tracking and speeds are physical at any `--speed`);
 - `profiler.add(stage, seconds)`: `vision_frame` (all streams) and `vision_frame.<id>`, `vision_detect`,
   `vision_track`.
@@ -282,11 +282,9 @@ class StreamManager:
                     continue  # decode only (no camera file): figures, no results
                 down = ms.image.reason()  # blank or frozen: the results go to the run marked down
                 down = None if down is None else f"stream {ms.spec.id} {down}"
-                if run is not None:  # with the signal state the run shows now: red lights are the run's
-                    result = pipe.process(frame.image, time_s,
-                                          signal_state=run.signal_state(ms.spec.camera.device_id))
-                else:
-                    result = pipe.process(frame.image, time_s)
+                # no signal state, so no red light is judged: a live run's states are its shadow decisions (or a
+                # simulation's), not the lights this camera films, and a violation is evidence against a driver
+                result = pipe.process(frame.image, time_s)
                 ms.meter.add(result.timing_s["total"])
                 ms.last_frame_time_s, ms.last_frame_decoded_at = time_s, frame.decoded_at
                 self._profile(ms.spec.id, result.timing_s)

@@ -79,10 +79,7 @@ def check_inputs(video: str, camera_path: str | Path, signals_path: str | Path |
         raise InputError(f"--signals-offset must be a finite number of seconds, not {signals_offset_s:g}")
     if fps is not None and not (0 < fps <= 1000):
         raise InputError(f"--fps must be between 0 and 1000 frames per second, not {fps:g}")
-    try:
-        camera = load_camera(camera_path)
-    except CameraFileError as exc:
-        raise InputError(str(exc)) from None
+    camera = check_camera_file(camera_path)
     signals = None
     if signals_path is not None:
         try:
@@ -118,6 +115,14 @@ def check_inputs(video: str, camera_path: str | Path, signals_path: str | Path |
     except CameraFileError as exc:
         raise InputError(str(exc)) from None
     return RunInputs(video, camera, signals, fps or src_fps, count, (h, w), live, notes)
+
+
+def check_camera_file(camera_path: str | Path) -> CameraConfig:
+    """The camera file alone (what can be checked of a stream without opening it); InputError says what."""
+    try:
+        return load_camera(camera_path)
+    except CameraFileError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _approaches_from_model(path: str | Path, device: str) -> tuple[set[str], int]:
