@@ -149,3 +149,114 @@ def test_an_intersection_with_a_camera_and_detectors_gets_both(run, frame_result
                                         "refused")
     finally:
         cams.remove("cam-both")
+
+
+# -- the hi-res log, counts and the clock with several sources ------------------------------------------------------
+def _cameras(run, *, now=lambda: 100.0, speed=None, feed=None):
+    """Camera inputs of their own on `run`'s signal (the module's run is shared), beside `feed` when given."""
+    from signalwise.runtime.live.cameras import LiveCameras
+
+    cams = LiveCameras(run.stepper.intersections, run.stepper.approach_direction, feeds_loop=True, speed=speed,
+                       now=now)
+    cams.feed = feed
+    return cams
+
+
+def _zone(result, t, approach, on):
+    """The frame `result` at `t` with one zone event: `approach`'s zone going on (82) or off (81)."""
+    import dataclasses
+
+    from signalwise.core.types import SignalEvent
+
+    event = SignalEvent(t, "C", 82 if on else 81, CHANNEL[approach])
+    return dataclasses.replace(result, time_s=t, events=(event,), crossings=())
+
+
+def test_a_detector_channel_gets_one_stream_the_feeds_where_it_reports_else_the_cameras_merged(run, frame_result):
+    from signalwise.runtime.live.feeds import DetectorFeed
+
+    scene, result = frame_result
+    assert run.cameras.feed is run.feed  # the runtime gives its cameras the feed beside them
+    feed = DetectorFeed(run.stepper.intersections)
+    cams = _cameras(run, feed=feed)
+    cams.add(camera_on_c(scene, "cam-a"))
+    cams.add(camera_on_c(scene, "cam-b"))
+    # two cameras on the north approach: the channel is on from the first's 82 to the last's 81
+    for cam, t, on in (("cam-a", 100.0, True), ("cam-b", 101.0, True), ("cam-a", 102.0, False),
+                       ("cam-b", 103.0, False)):
+        cams.update(cam, _zone(result, t, "north", on))
+    assert [(e.time_s, e.event_code, e.parameter) for e in cams.drain_events()] == [(100.0, 82, 5), (103.0, 81, 5)]
+    # the east zone is on when east's physical loop starts reporting: the camera's stream ends where the feed's
+    # begins, and from then on only the feed logs channel 2; north's loop reported before its zone went on
+    cams.update("cam-a", _zone(result, 104.0, "east", True))
+    assert [(e.time_s, e.event_code, e.parameter) for e in cams.drain_events()] == [(104.0, 82, 2)]
+    for ch, t in ((CHANNEL["east"], 106.0), (CHANNEL["north"], 105.0)):
+        assert feed.accept({"device_id": "C", "channel": ch, "event": "on", "sim_time_s": t}).ok
+    for t, approach, on in ((107.0, "east", False), (108.0, "north", True), (109.0, "north", False),
+                            (110.0, "east", True)):
+        cams.update("cam-a", _zone(result, t, approach, on))
+    assert [(e.time_s, e.event_code, e.parameter) for e in cams.drain_events()] == [(106.0, 81, 2)]
+    assert [(e.time_s, e.parameter) for e in feed.drain_events()] == [(105.0, 5), (106.0, 2)]
+
+
+def test_a_camera_counts_only_the_detectors_its_stop_lines_count_for(run, frame_result):
+    """A detector neither the feed nor a stop line counts for is missing, not 0 (the loop must not read a stale or
+    faulty detector, left out on purpose, as an empty lane)."""
+    from signalwise.runtime.live.cameras import FeedsAndCameras
+    from signalwise.runtime.live.feeds import DetectorFeed
+    from signalwise.vision.camera import camera_from_dict
+
+    scene, _result = frame_result
+    (inter,) = run.stepper.intersections
+    cfg = scene.camera_config(camera_id="cam-north", device_id="C")
+    cfg["stop_lines"] = [line for line in cfg["stop_lines"] if line["approach"] == "north"]
+    for line in cfg["stop_lines"]:
+        line["links"] = LINKS["north"]
+    cfg["zones"] = [zone for zone in cfg["zones"] if zone["approach"] == "north"]
+    for zone in cfg["zones"]:
+        zone["channel"] = CHANNEL["north"]
+    feed = DetectorFeed(run.stepper.intersections)
+    cams = _cameras(run, feed=feed)
+    cams.add(camera_from_dict(cfg))
+    bars = {d.id: run.stepper.approach_direction[d.lane] for d in inter.detectors if d.kind == "stopbar"}
+    south = sorted(d for d, a in bars.items() if a == "south")
+    fed = next(d for d in inter.detectors if d.id == south[0])
+    assert feed.accept({"device_id": "C", "channel": fed.channel, "count_veh": 2, "occupancy": 0.1,
+                        "interval_s": 4.0, "sim_time_s": 100.0}).ok
+    obs = FeedsAndCameras(feed, cams).observe(inter, 100.5, _need(inter))
+    assert set(obs.detector_counts_veh) == {d for d, a in bars.items() if a == "north"} | {fed.id}
+    assert obs.detector_counts_veh[fed.id] == 2
+
+
+def test_a_removed_camera_leaves_its_events_and_closes_its_zones(run, frame_result):
+    scene, result = frame_result
+    now = [100.0]
+    cams = _cameras(run, now=lambda: now[0])
+    cams.add(camera_on_c(scene, "cam-a"))
+    cams.add(camera_on_c(scene, "cam-b"))
+    cams.update("cam-a", _zone(result, 100.0, "north", True))
+    cams.update("cam-a", _zone(result, 100.5, "east", True))
+    cams.update("cam-b", _zone(result, 101.0, "north", True))
+    now[0] = 105.0
+    cams.remove("cam-a")  # undrained, both its zones occupied: north stays on through cam-b
+    assert [(e.time_s, e.event_code, e.parameter) for e in cams.drain_events()] == \
+        [(100.0, 82, 5), (100.5, 82, 2), (105.0, 81, 2)]
+    now[0] = 106.0
+    cams.remove("cam-b")
+    assert [(e.time_s, e.event_code, e.parameter) for e in cams.drain_events()] == [(106.0, 81, 5)]
+
+
+def test_a_frame_decoded_before_the_loop_began_is_at_its_start(run, frame_result):
+    """`--camera` streams start in `open()`; the loop rebases the clock when `run()` begins: a frame decoded 2 s
+    earlier at --speed 10 is at the loop's start, not 20 s ahead of it (unhealthy, falling back at once)."""
+    scene, result = frame_result
+    (inter,) = run.stepper.intersections
+    cams = _cameras(run, now=lambda: 100.0, speed=10.0)
+    cams.add(camera_on_c(scene, "cam-early"))
+    decoded = time.monotonic() + 2.0  # two wall seconds after the cameras were made, the loop not yet begun
+    assert cams.frame_time_s(decoded) == 100.0
+    cams.update("cam-early", result, cams.frame_time_s(decoded))
+    (obs,) = cams.observations(inter, 100.0, _need(inter))
+    assert obs.sources[0].healthy, obs.sources
+    cams.rebase(100.0)
+    assert 109.0 <= cams.frame_time_s(time.monotonic() + 1.0) < 111.0

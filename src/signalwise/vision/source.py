@@ -16,7 +16,9 @@ intersection, from the cameras that watch it:
   camera names. Each gets the zone's idle time (0 while a vehicle is inside;
   the least of its zones' when several zones stand for it).
 - `detector_counts_veh`: stop-line crossings since that detector was last
-  asked: a stop line's own `channel` (a detector on its approach), else shared
+  asked (not the latest interval's count, as a detector feed's is), only for
+  the detectors a stop line counts for (a detector none counts for is left
+  out, not 0): a stop line's own `channel` (a detector on its approach), else shared
   over the stop-bar detectors of its approach's lanes (those no other stop
   line of the camera names), one crossing to each in turn, so each lane's
   detector counts about its lane's share and Webster's busiest-lane flow ratio
@@ -132,6 +134,11 @@ class _Wiring:
             taken = {d for s in cam.stop_lines if s.approach == a for d in self.line_detectors.get(s.name, ())}
             free = tuple(d.id for d in bars if d.id not in taken)
             self.shared_bars[a] = free or tuple(d.id for d in bars)
+        #: the detectors its stop lines count for: only these get a count (0 when nothing crossed); a detector no
+        #: stop line counts for is left out, as a feed leaves out one it has no count for
+        self.counted: frozenset[str] = frozenset(
+            d for s in cam.stop_lines
+            for d in (self.line_detectors[s.name] if s.channel is not None else self.shared_bars.get(s.approach, ())))
 
     def count_targets(self, line_name: str, approach: str) -> tuple[str, ...]:
         """The detector(s) one crossing of this line counts on: the line's own, else the next of its approach's."""
@@ -212,6 +219,18 @@ class CameraObservationSource:
             if was_on != bool(on):
                 self._events.append(SignalEvent(e.time_s, e.device_id, e.event_code, ch))
 
+    def close(self, time_s: float) -> list[SignalEvent]:
+        """The cameras leave the run: their pending zone events and an 81 at `time_s` (not before the newest of
+        them) for every detector channel their zones hold on, so no channel is left occupied in the log."""
+        with self._lock:
+            events, self._events = sorted(self._events), []
+            at = max([time_s, *(e.time_s for e in events)])
+            for (dev, ch), on in sorted(self._on.items()):
+                if on:
+                    events.append(SignalEvent(round(at, 1), dev, int(EventCode.DETECTOR_OFF), ch))
+            self._on.clear()
+        return events
+
     def mark_down(self, camera_id: str, reason: str) -> None:
         """The camera's stream is down: its data are unhealthy until the next frame."""
         with self._lock:
@@ -233,7 +252,8 @@ class CameraObservationSource:
                     for det in st.wiring.zone_detectors.get(z.name, ()):
                         if det.id in wanted_idle:
                             idle[det.id] = min(idle.get(det.id, math.inf), z.idle_s)
-            counts = {d: self._counts.pop((inter.id, d), 0) for d in need.detector_count_ids}
+            counted = {d for st in cams for d in st.wiring.counted}
+            counts = {d: self._counts.pop((inter.id, d), 0) for d in need.detector_count_ids if d in counted}
             asked = bool(need.lane_ids or need.detector_idle_ids or need.detector_count_ids)
             sources = tuple(self._health(st, time_s) for st in cams) if asked else ()
             if asked and not cams:

@@ -1,4 +1,4 @@
-"""Camera streams as inputs of a live run: their clock, their signal states, and (with `--field none`) their
+"""Camera streams as inputs of a live run: their clock and (with `--field none`) their
 zones as a source of the loop beside the detector feed.
 
 `LiveCameras` is what a live run gives the camera streams (`vision.manager.StreamManager(source=...)`):
@@ -10,17 +10,17 @@ zones as a source of the loop beside the detector feed.
   before the loop began is placed at its start. The pipeline
   keeps the stream's own seconds (so tracks and speeds are physical at any speed); `update` moves each
   result (its time, its zones' 82/81 events, its crossings) on to the run's clock before the loop sees it.
-- `signal_state(device_id)`: the run's current signal state string for the camera's intersection (what its
-  shield shows), so the pipeline finds red-light violations from the run's own states.
 - `add` / `remove`: a camera joins (or leaves) the run. One whose `device_id` is not a signal of the run, whose
   approaches the intersection does not have, whose stop-line links are not in its state string, or whose
   `camera_id` another stream of the run already has, is refused (`CameraFileError`, one line).
 - `update` / `mark_down`: the pipelines' results and the streams that dropped.
 
 With `--field none` (`feeds_loop`) each camera's zones are a `CameraObservationSource` of its own and
-`FeedsAndCameras` is the loop's source. With `--field sumo` the simulator is the field: a camera drives no
+`FeedsAndCameras` is the loop's source; `drain_events` gives the hi-res log one 82/81 stream per detector channel
+(merged over the cameras, and none for a detector the detector feed reports itself). With `--field sumo` the simulator is the field: a camera drives no
 decision, its zones' 82/81 events are not logged (SUMO's detectors are) and its silence causes no fallback;
-it still gets the run's signal states, so its crossings and red-light violations are recorded.
+its crossings and speeding violations are still recorded (no red light is judged live: the run's states are not
+the lights a camera films).
 
 Thread-safe: stream workers call `update` and `frame_time_s` while the loop observes.
 """
@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from ...core.types import (
     EmergencyApproach,
+    EventCode,
     Intersection,
     LaneState,
     Observation,
@@ -51,23 +52,31 @@ class LiveCameras:
 
     def __init__(self, intersections: Iterable[Intersection], approach_of_lane: Mapping[str, str], *,
                  feeds_loop: bool, speed: float | None, now: Callable[[], float],
-                 signal_state: Callable[[str], str | None], max_ahead_s: float = MAX_AHEAD_S):
+                 max_ahead_s: float = MAX_AHEAD_S):
         self._inters = {i.id: i for i in intersections}
         self._approach_of_lane = dict(approach_of_lane)
         self.feeds_loop = feeds_loop
         self.speed = speed
         self._now = now
-        self._signal_state = signal_state
         self.max_ahead_s = max_ahead_s
         self._lock = threading.Lock()
         self._sources: dict[str, object] = {}  # camera id -> its CameraObservationSource (feeds_loop only)
         self._devices: dict[str, str] = {}  # camera id -> device id
         self._newest_s: dict[str, float] = {}  # camera id -> time of its newest frame, on the run's clock
-        self._origin = (time.monotonic(), now())
+        self._origin: tuple[float, float] | None = None  # (monotonic, run seconds) the loop started at; None: not yet
+        #: the detector feed beside the cameras (`--field none`): a detector it has taken a message for is its own
+        #: in the hi-res log (`first_report_s`); the runtime sets it
+        self.feed = None
+        self._pending: list[tuple[SignalEvent, str]] = []  # zone events of removed cameras, for the next drain
+        self._on: dict[tuple[str, int], set[str]] = {}  # (device, channel) -> the cameras whose zones hold it on
+        self._logged_on: set[tuple[str, int]] = set()  # channels whose camera stream in the log is on
+        self._last_logged: dict[tuple[str, int], float] = {}  # channel -> time of its latest camera event logged
 
     # -- the run's side ----------------------------------------------------------------------------
     def rebase(self, sim_s: float) -> None:
-        """The loop starts now at `sim_s`: frames are stamped from this moment on (as the pacer counts)."""
+        """The loop starts (or, after a recovery rewound it, resumes) now at `sim_s`: frames are stamped from this
+        moment on (as the pacer counts). Until the first call, a frame is placed at the run's current time (where
+        the loop will start)."""
         self._origin = (time.monotonic(), sim_s)
 
     @property
@@ -108,25 +117,24 @@ class LiveCameras:
 
     def remove(self, camera_id: str) -> None:
         """The camera's stream was deleted: it is no input of the run any more (its intersection goes on without
-        it)."""
+        it). Its zone events not yet drained go into the next drain, and every zone it held on is closed with an
+        81 at the removal time on the run's clock (not before its newest frame), so no channel stays occupied."""
         with self._lock:
             self._devices.pop(camera_id, None)
-            self._sources.pop(camera_id, None)
-            self._newest_s.pop(camera_id, None)
+            source = self._sources.pop(camera_id, None)
+            newest = self._newest_s.pop(camera_id, None)
+            if source is not None:
+                at = self._now() if newest is None else max(self._now(), newest)
+                self._pending.extend((e, camera_id) for e in source.close(at))
 
     # -- the streams' side -------------------------------------------------------------------------
     def frame_time_s(self, decoded_at: float) -> float:
         """A frame decoded at `decoded_at` (`time.monotonic()`) on the run's clock."""
-        if self.speed is None:
+        origin = self._origin
+        if self.speed is None or origin is None:  # unpaced, or the loop has not begun: at its (start) time
             return self._now()
-        mono0, sim0 = self._origin
+        mono0, sim0 = origin
         return sim0 + max(0.0, decoded_at - mono0) * self.speed  # decoded before the loop began: at its start
-
-    def signal_state(self, device_id: str) -> str | None:
-        try:
-            return self._signal_state(device_id)
-        except Exception:  # noqa: BLE001 - a run not yet open (or closing) has none; no violation is judged
-            return None
 
     def update(self, camera_id: str, result, run_time_s: float | None = None, down: str | None = None) -> None:
         """A processed frame (`FrameResult`), placed at `run_time_s` on the run's clock (None: its time is);
@@ -139,8 +147,8 @@ class LiveCameras:
             newest = self._newest_s.get(camera_id)
             self._newest_s[camera_id] = result.time_s if newest is None else max(newest, result.time_s)
             source = self._sources.get(camera_id)
-        if source is not None:
-            source.update(camera_id, result, down=down)
+            if source is not None:  # under the lock: a `remove` meanwhile closes what this frame opened
+                source.update(camera_id, result, down=down)
 
     def mark_down(self, camera_id: str, reason: str) -> None:
         with self._lock:
@@ -168,12 +176,53 @@ class LiveCameras:
         return out
 
     def drain_events(self) -> list[SignalEvent]:
-        """The zones' detector on/off events (82 / 81, parameter = the zone's channel) since the last drain."""
+        """The zones' detector on/off events (82 / 81, parameter = the zone's channel) since the last drain, one
+        stream per detector channel:
+
+        - across cameras a channel is on while any camera's zone for it is: 82 when the first goes on, 81 when
+          the last goes off (two cameras on one approach do not interleave two streams);
+        - a detector the feed has taken a message for is the feed's: the feed logs its 82/81 and the cameras'
+          for it are left out from then on (one physical loop, one stream); a camera stream of it that was on is
+          closed with an 81 where the feed's data begin (not before the camera's last event for it).
+        """
+        first_report = getattr(self.feed, "first_report_s", None)
+        owned: dict[tuple[str, int], float | None] = {}
+
+        def feed_since(key: tuple[str, int]) -> float | None:
+            if key not in owned:
+                owned[key] = first_report(*key) if first_report is not None else None
+            return owned[key]
+
+        out: list[SignalEvent] = []
         with self._lock:
-            sources = list(self._sources.values())
-        events = [e for s in sources for e in s.drain_events()]
-        events.sort()
-        return events
+            raw, self._pending = self._pending, []
+            for camera_id, source in self._sources.items():
+                raw.extend((e, camera_id) for e in source.drain_events())
+            raw.sort()
+            for key in sorted(self._logged_on):
+                since = feed_since(key)
+                if since is not None:
+                    self._log(out, key, max(since, self._last_logged.get(key, since)), False)
+            for e, camera_id in raw:
+                if e.event_code not in (EventCode.DETECTOR_ON, EventCode.DETECTOR_OFF):
+                    continue
+                key = (e.device_id, e.parameter)
+                on = self._on.setdefault(key, set())
+                if e.event_code == EventCode.DETECTOR_ON:
+                    on.add(camera_id)
+                else:
+                    on.discard(camera_id)
+                want = bool(on) and feed_since(key) is None
+                if want != (key in self._logged_on):
+                    self._log(out, key, e.time_s, want)
+        out.sort()
+        return out
+
+    def _log(self, out: list[SignalEvent], key: tuple[str, int], time_s: float, on: bool) -> None:
+        (self._logged_on.add if on else self._logged_on.discard)(key)
+        self._last_logged[key] = time_s
+        code = EventCode.DETECTOR_ON if on else EventCode.DETECTOR_OFF
+        out.append(SignalEvent(round(time_s, 1), key[0], int(code), key[1]))
 
 
 def _shifted(result, by_s: float):
@@ -195,7 +244,10 @@ class FeedsAndCameras:
     An intersection no camera watches gets the feed's observation as it is. One a camera watches gets, per lane
     and per detector idle time, the value of the sound source with the newest data among the cameras and the
     feed (a source whose health is bad only when no other has the value); detector counts are the feed's where
-    it sends a count for that detector, else the camera's stop-line crossings. Its `sources` are every camera's
+    it sends a count for that detector, else the camera's stop-line crossings where a stop line counts for it; a
+    detector neither counts for (one the feed leaves out as stale or stuck, and no stop line's) is left out, not
+    0. Known limitation: the two counts' periods differ, the feed's is its latest interval's, the camera's the
+    crossings since the loop last asked. Its `sources` are every camera's
     and, once the feed has taken a message for the intersection (or refused enough in a row to be unhealthy),
     the feed's: the shield trusts the data only while every source that feeds it is sound, so a camera that
     goes dark or drops makes its intersection fall back even where detectors still report.

@@ -197,6 +197,7 @@ class _DetectorState:
     full_since_s: float | None = None
     #: its latest logged (time, on) events: one delivered again is taken but not logged twice
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
+    first_s: float | None = None  # data time of the earliest message taken for it (None: it never reported)
 
 
 def _stuck_s(st: _DetectorState, time_s: float) -> float | None:
@@ -442,6 +443,7 @@ class DetectorFeed:
         """Store one accepted message (under the lock)."""
         dev, ch = msg.device_id, msg.channel
         st = self._state[(dev, ch)]
+        st.first_s = t if st.first_s is None else min(st.first_s, t)
         if msg.event is not None:
             on = msg.event == "on"
             repeat = (t, on) in st.recent  # delivered again (MQTT QoS 1 is at least once; a payload holds pairs)
@@ -527,6 +529,13 @@ class DetectorFeed:
         with self._lock:
             health = self._health.get(device_id)
             return health is not None and (health.newest_s is not None or health.streak >= self.unhealthy_after)
+
+    def first_report_s(self, device_id: str, channel: int) -> float | None:
+        """The data time of the earliest message taken for this detector, None while it never reported: from then
+        on its channel in the hi-res log is the feed's alone (`cameras.LiveCameras.drain_events`)."""
+        with self._lock:
+            st = self._state.get((device_id, channel))
+            return None if st is None else st.first_s
 
     def source_health(self, device_id: str, time_s: float) -> SourceHealth:
         """The feed's age and health for one intersection at `time_s`."""

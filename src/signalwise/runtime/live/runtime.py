@@ -229,16 +229,12 @@ class LiveRuntime:
 
         st = self.stepper
         self.cameras = LiveCameras(st.intersections, st.approach_direction, feeds_loop=self.opts.field == "none",
-                                   speed=self.opts.speed, now=lambda: st.t, signal_state=self._signal_state)
+                                   speed=self.opts.speed, now=lambda: st.t)
         if self.opts.field == "none":
             self.field.backend.feed.cameras = self.cameras
+            self.cameras.feed = self.field.backend.feed.feed  # a detector the feed reports logs its own 82/81
         for camera in self.camera_configs:
             self.cameras.check(camera)
-
-    def _signal_state(self, device_id: str) -> str | None:
-        """What the signal `device_id` shows now, as the run set it (camera streams judge red lights by it)."""
-        shield = self.stepper.shields.get(device_id) if self.stepper is not None else None
-        return shield.state or None if shield is not None else None
 
     def _backend_factory(self):
         if self.opts.in_process:
@@ -686,6 +682,8 @@ class LiveRuntime:
         # same state may be restored again
         self.records = copy.deepcopy(records)
         self.pacer.rebase(self.stepper.t)
+        if self.cameras is not None:  # frames are stamped from the resumed clock, as the pacer counts
+            self.cameras.rebase(self.stepper.t)
         self.restarts += 1
         self.last_recovery_s = round(time.monotonic() - began, 3)
         self.recoveries.append({"crashed_at_s": crashed_at, "resumed_at_s": self.stepper.t,
