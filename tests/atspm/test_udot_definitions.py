@@ -103,12 +103,17 @@ def test_slash_dates_in_any_other_form_are_refused_in_one_line(tmp_path, stamps,
 # --------------------------------------------------------------------------- daylight saving
 
 
-def _fixed_time(start, n_cycles, clock):
-    """A 100 s fixed-time cycle of one phase, written in the controller's order on `clock(real)`."""
+def _fixed_time(start, n_cycles, clock, arrivals=False):
+    """A 100 s fixed-time cycle of one phase, written in the controller's order on `clock(real)`; with
+    `arrivals`, a vehicle on detector 2 each cycle, at a time the plan does not repeat."""
     rows = []
     for k in range(n_cycles):
         b = k * 100.0
-        rows += [(b, 1), (b + 40, 8), (b + 44, 9), (b + 44, 10), (b + 46, 11)]
+        cycle = [(b, 1), (b + 40, 8), (b + 44, 9), (b + 44, 10), (b + 46, 11)]
+        if arrivals:
+            on = b + 3.3 + (k * 37) % 90
+            cycle = sorted(cycle + [(on, 82), (on + 0.4, 81)], key=lambda r: r[0])
+        rows += cycle
     rows.append((n_cycles * 100.0, 1))
     return "SignalID,Timestamp,EventCode,EventParam\n" + "".join(
         f"9,{clock(start + dt.timedelta(seconds=s)):%Y-%m-%d %H:%M:%S.%f},{c},2\n" for s, c in rows)
@@ -117,9 +122,10 @@ def _fixed_time(start, n_cycles, clock):
 def test_a_fall_back_is_undone_not_deduplicated_or_interleaved(tmp_path):
     switch = dt.datetime(2024, 11, 3, 2, 0)
     p = tmp_path / "fall.csv"  # 00:50 to 02:20 by the clock before the change: 01:00-02:00 happens twice
-    p.write_text(_fixed_time(dt.datetime(2024, 11, 3, 0, 50), 90, lambda r: r if r < switch else r - dt.timedelta(hours=1)))
+    p.write_text(_fixed_time(dt.datetime(2024, 11, 3, 0, 50), 90, lambda r: r if r < switch else r - dt.timedelta(hours=1),
+                             arrivals=True))
     log = read_event_log(p)
-    assert len(log) == 90 * 5 + 1 and log.report.duplicates_dropped == 0 and log.report.out_of_order == 0
+    assert len(log) == 90 * 7 + 1 and log.report.duplicates_dropped == 0 and log.report.out_of_order == 0
     (warning,) = [w for w in log.report.warnings() if "daylight" in w]
     assert "fall back" in warning and "2024-11-03 01:59:" in warning and "2024-11-03 01:00:" in warning
     sm = C.split_monitor(log)
@@ -148,6 +154,99 @@ def test_a_spring_forward_gap_is_named_as_daylight_saving(tmp_path):
     warnings = read_event_log(p).report.warnings()
     assert any("gap" in w and "daylight-saving change (spring forward)" in w and "2024-03-10 01:59:" in w
                for w in warnings), warnings
+
+
+def _table(rows):
+    """(clock, code) rows of device A, parameter 2, in the order given -> an EventLog."""
+    import pyarrow as pa
+
+    from signalwise.analytics.atspm.inputs import events_from_arrow
+
+    return events_from_arrow(pa.table({"TimeStamp": [f"{c:%Y-%m-%d %H:%M:%S.%f}" for c, _ in rows],
+                                       "DeviceId": ["A"] * len(rows), "EventId": [k for _, k in rows],
+                                       "Parameter": [2] * len(rows)}))
+
+
+def _minutes(start, a, b, offset_s=0.0, arrivals=False):
+    """One row a minute from minute `a` to `b` after `start` (with `arrivals`, a detector row at an odd second)."""
+    rows = []
+    for m in range(a, b):
+        c = start + dt.timedelta(minutes=m, seconds=offset_s)
+        rows.append((c, 1))
+        if arrivals:
+            rows.append((c + dt.timedelta(seconds=7.3 + (m * 13) % 40 + offset_s), 82))
+    return rows
+
+
+def _clock(log):
+    return [str(x) for x in log.time_us.astype("datetime64[us]")]
+
+
+def test_an_overlapping_export_is_deduplicated_not_read_as_a_fall_back():
+    day = dt.datetime(2024, 5, 1)
+    # export 1 runs to 09:00, export 2 (re-exported with an hour of overlap) from 08:00: the clock steps back
+    # ~3540 s, inside the fall-back window, but from 08:59, when daylight time never ends
+    log = _table(_minutes(day, 0, 9 * 60, arrivals=True) + _minutes(day, 8 * 60, 12 * 60, arrivals=True))
+    assert log.report.clock_steps == [] and log.report.duplicates_dropped == 120
+    assert _clock(log)[0] == "2024-05-01T00:00:00.000000" and len(log) == 2 * 12 * 60
+    assert not any("daylight" in w for w in log.report.warnings())
+
+
+def test_an_overlapping_export_at_the_fall_back_hour_is_deduplicated_when_it_repeats_the_rows_exactly():
+    day = dt.datetime(2024, 11, 3)
+    # 00:00-02:00 then 01:00-03:00, the second a copy of the first where they overlap: not a clock change
+    log = _table(_minutes(day, 0, 120, arrivals=True) + _minutes(day, 60, 180, arrivals=True))
+    assert log.report.clock_steps == [] and log.report.duplicates_dropped == 120
+    assert _clock(log)[0] == "2024-11-03T00:00:00.000000" and len(log) == 2 * 180
+
+
+def test_a_fall_back_moves_only_the_daylight_period_and_two_fall_backs_are_undone_independently():
+    fall23, fall24 = dt.datetime(2023, 11, 5), dt.datetime(2024, 11, 3)
+    rows = _minutes(fall23, 0, 120) + _minutes(fall23, 60, 150, offset_s=30)   # 02:00 -> 01:00 (US)
+    rows += [(dt.datetime(2024, 1, 10, 8), 1)]                                 # 298 days before the next change
+    rows += [(dt.datetime(2024, 3, 10, 1, 59), 1), (dt.datetime(2024, 3, 10, 3, 0, 5), 1)]  # spring forward
+    rows += [(dt.datetime(2024, 6, 1, 12), 1)]                                 # daylight time
+    rows += _minutes(fall24, 0, 120) + _minutes(fall24, 60, 150, offset_s=30)
+    log = _table(rows)
+    assert [(s[1], s[2]) for s in log.report.clock_steps] == [
+        ("2023-11-05 01:59:00.000000", "2023-11-05 01:00:30.000000"),
+        ("2024-11-03 01:59:00.000000", "2024-11-03 01:00:30.000000")]
+    clock = _clock(log)
+    assert log.report.duplicates_dropped == 0 and len(clock) == len(rows)
+    # each change moves its own daylight rows back once; standard-time rows keep their clock
+    assert clock[0] == "2023-11-04T23:00:00.000000" and clock[119] == "2023-11-05T00:59:00.000000"
+    assert "2024-01-10T08:00:00.000000" in clock and "2024-03-10T01:59:00.000000" in clock
+    assert "2024-03-10T02:00:05.000000" in clock and "2024-06-01T11:00:00.000000" in clock  # from spring forward
+    assert "2024-11-02T23:00:00.000000" in clock and clock[-1] == "2024-11-03T02:29:30.000000"
+
+
+def test_a_fall_back_moves_no_row_more_than_240_days_before_it():
+    fall = dt.datetime(2024, 11, 3)
+    old = fall - dt.timedelta(days=300) + dt.timedelta(hours=12)
+    log = _table([(old, 1)] + _minutes(fall, 0, 120) + _minutes(fall, 60, 150, offset_s=30))
+    assert len(log.report.clock_steps) == 1
+    assert _clock(log)[:2] == [str(np.datetime64(old, "us")), "2024-11-02T23:00:00.000000"]
+
+
+def test_an_empty_timestamp_in_a_month_first_log_is_one_line(tmp_path):
+    with pytest.raises(EventLogError, match=r"1 empty timestamps$"):
+        read_event_log(_log(tmp_path, "SignalID,Timestamp,EventCode,EventParam",
+                            ["06/04/2024 07:00:00.000", ""]))
+    import pyarrow as pa
+
+    from signalwise.analytics.atspm.inputs import events_from_arrow
+
+    with pytest.raises(EventLogError, match=r"1 empty timestamps$"):
+        events_from_arrow(pa.table({"TimeStamp": pa.array(["06/04/2024 07:00:00.000", None], pa.string()),
+                                    "DeviceId": ["A", "A"], "EventId": [1, 1], "Parameter": [2, 2]}))
+
+
+@pytest.mark.parametrize("stamp", ["02/30/2024 01:00:00.000", "06/04/2024 01:00:00.1234567",
+                                   "2024-02-30T01:00:00.1234567"])
+def test_timestamp_errors_quote_the_text_as_written(tmp_path, stamp):
+    with pytest.raises(EventLogError) as e:
+        read_event_log(_log(tmp_path, "SignalID,Timestamp,EventCode,EventParam", [stamp]))
+    assert repr(stamp) in str(e.value) and "\n" not in str(e.value)
 
 
 # --------------------------------------------------------------------------- complete cycles (AOG, PCD)

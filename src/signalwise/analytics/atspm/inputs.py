@@ -41,6 +41,14 @@ DATA_GAP_S = 300.0
 #: a device clock stepping back by about an hour is read as a daylight-saving change (fall back)
 DST_STEP_S = 3600
 DST_STEP_RANGE_S = (DST_STEP_S - DATA_GAP_S, DST_STEP_S + 60.0)
+#: ... and only from a clock reading (time of day, seconds) when daylight time ends: 01:00-03:10 covers
+#: US 02:00 -> 01:00 and EU 03:00 -> 02:00 (and UK 02:00 -> 01:00) with rows a few minutes apart
+DST_FALL_BACK_CLOCK_S = (3600.0, 3 * 3600.0 + 600.0)
+#: ... if no more than this share of the rows after the step, in the repeated hour, are exact copies of rows
+#: before it (more: two exports overlapping, deduplicated as usual)
+DST_OVERLAP_SHARE = 0.9
+#: the rows moved back reach at most this far before the fall-back (a daylight period is at most ~238 days)
+DST_PERIOD_MAX_DAYS = 240
 #: UDOT ATSPM's raw-data export writes MM/dd/yyyy HH:mm:ss.fff, the one month-first form accepted
 UDOT_US_TIMESTAMP = r"^(\d{2})/(\d{2})/(\d{4}) (\d{2}:\d{2}:\d{2}\.\d{3})$"
 
@@ -77,9 +85,10 @@ class InputReport:
         for dev, before, after, back_s in self.clock_steps[:5]:
             out.append(f"device {dev}: the clock steps back {back_s:.0f} s from {before} to {after}, likely "
                        "the daylight-saving change (fall back): the hour after it repeats one already logged, "
-                       "so every event of the device before the step was moved back one hour (its log reads in "
-                       "standard time, the clock after the change) rather than interleaved with it; if the "
-                       "hour was instead exported twice, remove the copy from the file")
+                       "so the device's events from the start of that daylight period (after its last "
+                       f"spring-forward gap, at most {DST_PERIOD_MAX_DAYS} days back) up to the step were moved "
+                       "back one hour (its log reads in standard time, the clock after the change) rather than "
+                       "interleaved with it; if the hour was instead exported twice, remove the copy from the file")
         if len(self.clock_steps) > 5:
             out.append(f"{len(self.clock_steps) - 5} more backward clock steps of about an hour, undone the same way")
         if self.gaps:
@@ -173,10 +182,14 @@ def _timestamps_us(col, where: str) -> np.ndarray:
                                 "the hi-res log uses naive local time")
         col = col.cast(pa.timestamp("us"))
     elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-        text = pc.utf8_trim_whitespace(col)
-        if pc.any(pc.match_substring_regex(text, r"(Z|[+-]\d\d:?\d\d)$")).as_py():
+        raw = pc.utf8_trim_whitespace(col)
+        # before the text is rewritten (a null would slip through its checks); a CSV's empty cell is ""
+        empty = col.null_count + (pc.sum(pc.equal(raw, "")).as_py() or 0)
+        if empty:
+            raise EventLogError(f"{where}: {empty} empty timestamps")
+        if pc.any(pc.match_substring_regex(raw, r"(Z|[+-]\d\d:?\d\d)$")).as_py():
             raise EventLogError(f"{where}: timestamps carry a time zone; the hi-res log uses naive local time")
-        text = _iso_text(text, where)
+        text = _iso_text(raw, where)
         try:
             col = text.cast(pa.timestamp("us"))
         except pa.ArrowInvalid:
@@ -185,11 +198,12 @@ def _timestamps_us(col, where: str) -> np.ndarray:
                 try:
                     dt.datetime.fromisoformat(v)
                 except (TypeError, ValueError):
-                    bad = (i, v)
+                    bad = i
                     break
             if bad is None:
                 raise EventLogError(f"{where}: unparseable timestamps") from None
-            raise EventLogError(f"{where}: row {bad[0] + 2}: unparseable timestamp {bad[1]!r}") from None
+            # quote the text as written, not as rewritten for Arrow
+            raise EventLogError(f"{where}: row {bad + 2}: unparseable timestamp {raw[bad].as_py()!r}") from None
     else:
         raise EventLogError(f"{where}: TimeStamp column has type {col.type}, expected text or timestamp")
     if col.null_count:
@@ -204,6 +218,7 @@ def _iso_text(text, where: str):
     day-first date (04/06/2024 for 4 June) reads as a valid month-first one, silently a wrong day."""
     import pyarrow.compute as pc
 
+    raw = text  # quoted in errors: the text as written
     text = pc.replace_substring(text, "T", " ")
     text = pc.replace_substring_regex(text, r"(\.\d{6})\d+$", r"\1")
     slash = pc.match_substring(text, "/")
@@ -212,7 +227,7 @@ def _iso_text(text, where: str):
         return text
     udot = pc.match_substring_regex(text, UDOT_US_TIMESTAMP)
     if (pc.sum(udot).as_py() or 0) != len(text):
-        odd = pc.filter(text, pc.invert(udot))[0].as_py()
+        odd = pc.filter(raw, pc.invert(udot))[0].as_py()
         raise EventLogError(
             f"{where}: timestamp {odd!r}: dates with slashes are read only in UDOT ATSPM's export form "
             "MM/dd/yyyy HH:mm:ss.fff (month first, 24-hour clock), in every row; write ISO dates "
@@ -222,7 +237,7 @@ def _iso_text(text, where: str):
     day = pc.cast(pc.utf8_slice_codeunits(text, 3, 5), "int64")
     wrong = pc.or_(pc.greater(month, 12), pc.greater(day, 31))
     if pc.any(wrong).as_py():
-        odd = pc.filter(text, wrong)[0].as_py()
+        odd = pc.filter(raw, wrong)[0].as_py()
         raise EventLogError(f"{where}: timestamp {odd!r} is not month-first (MM/dd/yyyy, UDOT ATSPM's export): "
                             "a day-first log is ambiguous; write ISO dates (yyyy-mm-dd HH:MM:SS.fff)")
     return iso
@@ -326,7 +341,7 @@ def _in_event_order(t, device, code, param, n_devices: int, report: InputReport 
     Logs usually come in time order (all devices interleaved): a stable sort by device alone, on a
     16-bit key numpy sorts by radix, then puts them in order; anything else gets the full sort. On
     the way, with each device's rows in the order given, rows whose time goes backwards are counted
-    in `report`, and a clock stepping back by about an hour (a daylight-saving change) is undone.
+    in `report`, and a daylight-saving fall-back (see `_undo_fall_back`) is undone.
     """
     from ._kernels import lexsort
 
@@ -350,37 +365,70 @@ def _in_event_order(t, device, code, param, n_devices: int, report: InputReport 
 def _undo_fall_back(t, device, code, param, report: InputReport, devices: list[str]) -> np.ndarray:
     """Times with each daylight-saving fall-back undone, for rows in (device, order given) order.
 
-    A device whose clock steps back by about an hour (3300-3660 s) between two consecutive rows of its
-    log changed from daylight to standard time: the hour after the step repeats one already logged, and
-    sorting by time would interleave the two hours and drop the rows they share (a fixed-time plan
-    repeats itself exactly) as duplicates. Instead every row of that device before the step moves back
-    one hour, so the log reads on the clock in effect after the change (standard time), in the order
-    the controller logged it. Rows just after the step that are still an hour ahead of the rows
-    following them (written a moment late, before the change) move back with them.
+    A real fall-back is a step back between two consecutive rows of a device's log that (a) goes back
+    about an hour (3300-3660 s) from a clock reading at a time of day when daylight time ends (01:00-03:10:
+    US 02:00 -> 01:00, EU 03:00 -> 02:00), and (b) whose rows after the step, within the repeated hour,
+    are not mostly exact copies (time, code, parameter) of rows before it: that is two exports overlapping,
+    left to the sort and the duplicate check. Sorting a real fall-back by time would interleave the two
+    hours and drop the rows they share as duplicates; instead the device's rows from the start of that
+    daylight period up to the step move back one hour, so the log reads on the clock in effect after the
+    change (standard time), in the order the controller logged it. The start is the row after the latest
+    earlier spring-forward gap of the device (or its previous fall-back), and no more than
+    `DST_PERIOD_MAX_DAYS` before the step. Rows just after the step that are still an hour ahead of the
+    rows following them (written a moment late, before the change) move back with them. Every step is
+    judged on the clock as read, so two fall-backs in one log are undone independently.
     """
     if len(t) < 2:
         return t
     lo, hi = (int(x * US_PER_S) for x in DST_STEP_RANGE_S)
     hour = DST_STEP_S * US_PER_S
+    day = 86_400 * US_PER_S
+    w_lo, w_hi = (int(x * US_PER_S) for x in DST_FALL_BACK_CLOCK_S)
     same = device[1:] == device[:-1]
-    t = t.copy()
-    for _ in range(100):
-        step = t[:-1] - t[1:]
-        at = np.flatnonzero(same & (step >= lo) & (step <= hi))
-        if not len(at):
-            break
-        i = int(at[0])
-        d = device[i]
-        first, end = np.searchsorted(device, d, "left"), np.searchsorted(device, d, "right")  # sorted by device
+    step = t[:-1] - t[1:]
+    tod = t[:-1] % day  # time of day of the reading before each step
+    at = np.flatnonzero(same & (step >= lo) & (step <= hi) & (tod >= w_lo) & (tod <= w_hi))
+    if not len(at):
+        return t
+    # spring-forward gaps: the clock jumps ahead an hour (up to a data gap more) from 00:55-03:10
+    gap = -step
+    spring = np.flatnonzero(same & (gap >= hour) & (gap <= hour + int(DATA_GAP_S * US_PER_S))
+                            & (tod >= w_lo - 300 * US_PER_S) & (tod <= w_hi))
+    max_back = int(DST_PERIOD_MAX_DAYS * day)
+    moved = np.zeros(len(t), bool)
+    done_dev, done_upto, prev_i = -1, -1, -1  # the last fall-back undone: device, end of its repeated hour, step
+    for i in (int(x) for x in at):
+        d = int(device[i])
+        first, end = int(np.searchsorted(device, d, "left")), int(np.searchsorted(device, d, "right"))
+        if d == done_dev and i < done_upto:
+            continue  # a late row inside a fall-back already undone
+        start = prev_i + 1 if d == done_dev else first  # standard time after the device's previous fall-back
+        earlier = spring[(spring >= first) & (spring < i)]
+        if len(earlier):
+            start = max(start, int(earlier[-1]) + 1)
+        too_old = np.flatnonzero(t[start:i] < t[i] - max_back)
+        if len(too_old):
+            start += int(too_old[-1]) + 1
+        # the repeated hour after the step: rows until the clock after the change passes it
+        seg_end = i + 1 + int(np.argmax(np.append(t[i + 1:end] - t[i + 1] > hi, True)))
+        after = slice(i + 1, seg_end)
+        rep = t[after] <= t[i]
+        before = np.flatnonzero(t[start:i + 1] >= t[i + 1]) + start
+        seen = set(zip(t[before].tolist(), code[before].tolist(), param[before].tolist(), strict=True))
+        a_t, a_c, a_p = t[after][rep], code[after][rep], param[after][rep]
+        copies = sum((x, y, z) in seen for x, y, z in zip(a_t.tolist(), a_c.tolist(), a_p.tolist(), strict=True))
+        if len(a_t) and copies >= DST_OVERLAP_SHARE * len(a_t):
+            continue  # an overlapping export, not a clock change: sorted and deduplicated as any other
         report.clock_steps.append((devices[d] if d < len(devices) else str(d), _fmt_us(t[i]), _fmt_us(t[i + 1]),
                                    step[i] / US_PER_S))
-        t[first:i + 1] -= hour
-        after = t[i + 1:end]
-        later_min = np.empty(len(after), np.int64)
+        moved[start:i + 1] = True
+        seg = t[after]
+        later_min = np.empty(len(seg), np.int64)
         later_min[-1] = np.iinfo(np.int64).max
-        later_min[:-1] = np.minimum.accumulate(after[::-1])[::-1][1:]
-        after[after - later_min >= lo] -= hour
-    return t
+        later_min[:-1] = np.minimum.accumulate(seg[::-1])[::-1][1:]
+        moved[after] |= seg - later_min >= lo
+        done_dev, done_upto, prev_i = d, seg_end, i
+    return t - hour * moved
 
 
 def _find_gaps(t: np.ndarray, device: np.ndarray, devices: list[str]) -> list[tuple[str, str, str, float]]:
