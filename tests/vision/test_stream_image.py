@@ -3,20 +3,9 @@ alerted on and marked down in a live run; a real scene, stopped vehicles and sen
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
-
-
-def _wait(cond, timeout_s=10.0):
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    return None
+from support.waiting import value_within as _wait
 
 
 def test_the_image_check_finds_blank_and_frozen_pictures_and_passes_a_scene_with_queues():

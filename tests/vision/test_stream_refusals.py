@@ -8,19 +8,10 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
+from support.waiting import value_within as _wait
 from vision_scenes import small_scene
 
 from signalwise.vision.synthetic import write_video
-
-
-def _wait(cond, timeout_s=10.0):
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    return None
 
 
 @pytest.fixture(scope="module")
