@@ -289,11 +289,9 @@ class StreamManager:
                 ms.last_frame_time_s, ms.last_frame_decoded_at = time_s, frame.decoded_at
                 self._profile(ms.spec.id, result.timing_s)
                 if run is not None:  # the frame placed on the run's clock by when it was decoded
-                    kw = {} if down is None else {"down": down}
-                    run.update(ms.spec.camera.camera_id, result, run.frame_time_s(frame.decoded_at), **kw)
+                    run.update(ms.spec.camera.camera_id, result, run.frame_time_s(frame.decoded_at), down=down)
                 elif self.source is not None:
-                    kw = {} if down is None else {"down": down}
-                    self.source.update(ms.spec.camera.camera_id, result, **kw)
+                    self.source.update(ms.spec.camera.camera_id, result, down=down)
                 ms.counts["crossings"] += len(result.crossings)
                 for v in result.violations:
                     ms.counts[v.kind] += 1

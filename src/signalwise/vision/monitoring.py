@@ -54,8 +54,7 @@ class ImageCheck:
         self._prev_sample: np.ndarray | None = None
         self._blank_since: float | None = None
         self._frozen_since: float | None = None
-        self._last_s: float | None = None
-        self._prev_time_s = 0.0
+        self._last_s: float | None = None  # the previous frame's time
         self.state: str | None = None
         self.bad_s = 0.0  # for how long the state has held (blank or frozen; 0 while ok)
 
@@ -67,16 +66,15 @@ class ImageCheck:
         same = (prev is not None and prev.shape == image.shape and np.array_equal(prev_sample, sample)
                 and cv2.norm(prev, image, cv2.NORM_INF) == 0)
         self._prev, self._prev_sample = image, sample
-        if self._last_s is not None and time_s < self._last_s:  # a clock that went back: start again
+        prev_s, self._last_s = self._last_s, time_s
+        if prev_s is not None and time_s < prev_s:  # a clock that went back: start again
             self._blank_since = self._frozen_since = None
-        self._last_s = time_s
         self._blank_since = (self._blank_since if self._blank_since is not None else time_s) if blank else None
         if same:
             # held since the frame before: the first of the equal ones
-            self._frozen_since = self._frozen_since if self._frozen_since is not None else self._prev_time_s
+            self._frozen_since = self._frozen_since if self._frozen_since is not None else prev_s
         else:
             self._frozen_since = None
-        self._prev_time_s = time_s
         blank_s = time_s - self._blank_since if self._blank_since is not None else 0.0
         frozen_s = time_s - self._frozen_since if self._frozen_since is not None else 0.0
         if blank and blank_s >= self.after_s:

@@ -232,7 +232,7 @@ class LiveRuntime:
                                    speed=self.opts.speed, now=lambda: st.t)
         if self.opts.field == "none":
             self.field.backend.feed.cameras = self.cameras
-            self.cameras.feed = self.field.backend.feed.feed  # a detector the feed reports logs its own 82/81
+            self.cameras.feed = self.feed  # a detector the feed reports logs its own 82/81
         for camera in self.camera_configs:
             self.cameras.check(camera)
 
