@@ -138,15 +138,15 @@ def main() -> None:
         sys.stderr.write(f"error: {where}{exc.strerror or exc}\n")
         raise SystemExit(FAILED) from None
     finally:
-        # registered after everything the command registered, so it runs first at exit
-        atexit.unregister(_ctrl_c_as_default_at_exit)
-        atexit.register(_ctrl_c_as_default_at_exit)
+        _ctrl_c_as_default()
 
 
-def _ctrl_c_as_default_at_exit() -> None:
-    """The command has ended: a Ctrl-C during Python's own clean-up (multiprocessing's finalizers remove their
-    temporary directories) ends the process as the signal's default action does, without the traceback of a
-    KeyboardInterrupt raised inside an atexit callback (a user pressing Ctrl-C again as a live run ends)."""
+def _ctrl_c_as_default() -> None:
+    """The command has ended: a Ctrl-C from now on (a user pressing it again as a live run ends) ends the process as
+    the signal's default action does. Raised as a KeyboardInterrupt, it would print a traceback after the
+    command's last line from wherever Python's exit happens to be: joining threads, or multiprocessing's
+    finalizers removing their temporary directories. Set here, not at exit, because threads are joined before
+    any exit callback runs. (The tests' in-process runs put their own handlers back afterwards.)"""
     import signal
     import threading
 

@@ -183,3 +183,23 @@ def test_a_ctrl_c_during_pythons_exit_after_a_command_ends_it_without_a_tracebac
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "single" in p.stdout  # the command ran and said what it had to
     assert p.returncode == -signal.SIGINT and "Traceback" not in p.stderr, (p.returncode, p.stderr)
+
+
+def test_a_ctrl_c_while_python_joins_threads_after_a_command_ends_it_without_a_traceback():
+    """The same press landing earlier in Python's exit: while it joins the threads still running, before any exit
+    callback (seen in `signalwise live` as a page's last look ended). A thread left running by the process
+    presses Ctrl-C itself while Python waits for it."""
+    import subprocess
+    import sys
+
+    code = ("import os, signal, sys, threading, time\n"
+            "sys.argv = ['signalwise', 'scenarios']\n"
+            "from signalwise.cli import main\n"
+            "try:\n"
+            "    main()\n"
+            "finally:\n"
+            "    threading.Thread(target=lambda: (time.sleep(0.5), os.kill(os.getpid(), signal.SIGINT),\n"
+            "                                     time.sleep(5))).start()\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "single" in p.stdout
+    assert p.returncode == -signal.SIGINT and "Traceback" not in p.stderr, (p.returncode, p.stderr)
