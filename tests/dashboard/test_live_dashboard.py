@@ -402,21 +402,70 @@ def test_timing_and_shield_in_force_changed_from_the_page(live, browser):
         assert after["timing_revision"] == 1 and after["shield"] == before["shield"]
         applied = [c for c in httpx.get(live.url + "/api/v1/live/changes").json()
                    if c["kind"] == "timing" and c["result"] == "applied"]
-        assert [(c["payload"], c["who"]) for c in applied] == [({"kind": "timing", "timing": {"min_green_s": 6}},
-                                                                "operator")]
+        # sent with the revision it was made from: one another operator's change has passed would be refused
+        assert [(c["payload"], c["who"]) for c in applied] == [
+            ({"kind": "timing", "timing": {"min_green_s": 6}, "based_on_revision": 0}, "operator")]
         wait_for(page, "document.getElementById('timing-now-min_green_s').textContent === '6 s'", 5)
         assert page.input_value("#timing-min_green_s") == "6"
         assert "timing revision 1" in _text(page, "#timing-revision")
 
-        # one signal's own value: the change carries it under per_intersection; the defaults stay
-        target = live.runtime.stepper.intersections[1].id
+        # one signal's own value, while another operator gives another signal its own through the API (between
+        # the page's last read and its request): the page sends its signal's alone, so neither change is lost
+        other, target = (i.id for i in live.runtime.stepper.intersections[:2])
+        operate = {"X-API-Key": live.operate_key}
+        meanwhile: list[int] = []
+
+        def another_signal_meanwhile(route):
+            meanwhile.append(httpx.put(f"{live.url}/api/v1/live/config/timing/intersections/{other}",
+                                       json={"timing": {"all_red_s": 2}}, headers=operate, timeout=10).status_code)
+            route.continue_()
+
+        page.route("**/api/v1/live/config/timing**", another_signal_meanwhile)
         page.select_option("#timing-scope", target)
         page.fill("#timing-all_red_s", "2")
         page.click("#timing-apply")
         _answer(page, "timing", f"timing ({target}): all-red 2 s: applied")
-        assert _config(live)["timing"] == {**after["timing"], "per_intersection": {target: {"all_red_s": 2.0}}}
+        page.unroute("**/api/v1/live/config/timing**")
+        assert meanwhile == [200]
+        mine = [c for c in httpx.get(live.url + "/api/v1/live/changes").json() if c["kind"] == "signal_timing"][-1]
+        assert mine["payload"] == {"kind": "signal_timing", "intersection_id": target, "timing": {"all_red_s": 2},
+                                   "based_on_revision": 1}
+        in_force = _config(live)
+        assert in_force["timing"] == {**after["timing"], "per_intersection": {other: {"all_red_s": 2.0},
+                                                                              target: {"all_red_s": 2.0}}}
+        assert in_force["timing_revision"] == 3
         wait_for(page, "document.getElementById('timing-now-all_red_s').textContent === '2 s'", 5)
         assert "own" in page.get_attribute("#timing-now-all_red_s", "class")
+
+        # the defaults changed from a revision another operator's change has passed: 409, said as such, nothing
+        # of it applied, the values in force read again (the other's among them) and the edit kept; sent again,
+        # applied over both
+        page.select_option("#timing-scope", "")
+        meanwhile.clear()
+
+        def defaults_meanwhile(route):
+            meanwhile.append(httpx.put(live.url + "/api/v1/live/config/timing", json={"timing": {"max_green_s": 55}},
+                                       headers=operate, timeout=10).status_code)
+            route.continue_()
+
+        page.route("**/api/v1/live/config/timing", defaults_meanwhile)
+        page.fill("#timing-ped_walk_s", "8")
+        page.click("#timing-apply")
+        said = _answer(page, "timing", "(timing revision 4 in force)")
+        page.unroute("**/api/v1/live/config/timing")
+        assert meanwhile == [200]
+        assert "not applied: someone else changed the timing since you read it" in said, said
+        assert page.get_attribute("#timing-result", "class") == "result refused"
+        assert "409 conflict" in page.get_attribute("#timing-result", "title")
+        stale = _config(live)
+        assert stale["timing_revision"] == 4 and stale["timing"] == {**in_force["timing"], "max_green_s": 55.0}
+        wait_for(page, "document.getElementById('timing-now-max_green_s').textContent === '55 s'", 5)
+        assert page.input_value("#timing-ped_walk_s") == "8" and page.input_value("#timing-max_green_s") == "55"
+        refused_409 = [c for c in httpx.get(live.url + "/api/v1/live/changes").json() if c["kind"] == "timing"][-1]
+        assert refused_409["result"] == "refused" and "changed after revision 3" in refused_409["reason"]
+        page.click("#timing-apply")
+        _answer(page, "timing", "timing (every signal): pedestrian walk 8 s: applied")
+        assert _config(live)["timing"] == {**stale["timing"], "ped_walk_s": 8.0}
 
         # the shield: refused (a distance must be above 0), then a valid change, taken at once by every shield
         page.fill("#shield-preempt_distance_m", "0")
@@ -446,7 +495,7 @@ def test_timing_and_shield_in_force_changed_from_the_page(live, browser):
         assert _config(live)["shield"]["confidence_threshold"] == 0.4
         # the refusals (401, 403, 422) and the aborted request are logged by Chromium as failed loads; nothing else
         assert [e for e in p.errors if not ("Failed to load resource" in e and any(
-            code in e for code in ("401", "403", "422", "net::ERR_FAILED")))] == [], p.errors
+            code in e for code in ("401", "403", "409", "422", "net::ERR_FAILED")))] == [], p.errors
 
 
 def test_the_page_says_its_data_are_old_while_none_come_and_recovers(live, browser):

@@ -344,6 +344,29 @@ def test_lasting_changes_survive_a_restart_and_overrides_do_not(tmp_path):
     assert all(c.name == "fixed" for c in second.stepper.controllers.values())
 
 
+def test_one_signals_timing_changes_survive_a_restart_in_order_whatever_revision_they_were_made_from(tmp_path):
+    """One signal's change is lasting as a whole change is: a new runtime of the corridor applies each again, in
+    order (J1's own values removed after J2's were set: J2's alone remain). The revision a change was made from is
+    checked when it is made, not at a replay, whose revisions count from the new runtime's start."""
+    first = _runtime(tmp_path, "first", duration_s=60)
+    first.submit(ch.SignalTimingChange(intersection_id="J1", timing={"all_red_s": 2}, based_on_revision=0), who="a")
+    first.submit(ch.SignalTimingChange(intersection_id="J2", timing={"min_green_s": 8}, based_on_revision=0), who="b")
+    with pytest.raises(ch.StaleTimingRevision, match="J1's own timing was changed at revision 1") as stale:
+        first.submit(ch.SignalTimingChange(intersection_id="J1", timing={"all_red_s": 3}, based_on_revision=0))
+    assert stale.value.revision == 2
+    first.submit(ch.SignalTimingChange(intersection_id="J1", timing=None, based_on_revision=2), who="a")
+    assert first.timing_in_force()[0] == 3
+    assert first.cfg.timing.per_intersection == {"J2": {"min_green_s": 8.0}}
+    first.run()
+    second = _runtime(tmp_path, "second", duration_s=60)
+    assert second.cfg.timing.per_intersection == {"J2": {"min_green_s": 8.0}}
+    assert [(c["kind"], c["made_by"]) for c in second.changes if c.get("replayed")] == [
+        ("signal_timing", "a"), ("signal_timing", "b"), ("signal_timing", "a")]
+    assert second.timing_in_force()[0] == 3
+    second.run()
+    assert audit_run(second.run_dir).ok
+
+
 def test_snapshots_keep_their_rate_on_coarse_ticks():
     from signalwise.runtime.live.runtime import next_snapshot_due
 

@@ -12,7 +12,8 @@ import threading
 from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
-from pydantic import BaseModel, Field
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from signalwise.runtime.live import changes as ch
 from signalwise.runtime.live.alerts import AlreadyAcknowledged
@@ -112,15 +113,26 @@ def changes(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100)
 
 
 def _submit(request: Request, change) -> dict:
+    """The runtime's answer; a refusal recorded and answered 422, or 404 for a signal the run lacks, or 409 for a
+    change made from a timing revision no longer in force (with the one in force, `timing_revision`)."""
     rt = _runtime(request)
     try:
         return rt.submit(change, who(request))
     except ch.ChangeRefused as exc:
         rt.refuse(change, who(request), str(exc))
-        raise HTTPException(422, f"change refused: {exc}") from None
+        message = f"change refused: {exc}"
+        if isinstance(exc, ch.StaleTimingRevision):  # the error body every route has, and the revision to read
+            return JSONResponse({"message": message, "detail": message, "timing_revision": exc.revision}, 409)
+        raise HTTPException(404 if isinstance(exc, ch.UnknownIntersection) else 422, message) from None
 
 
-@router.post("/changes", summary="Apply one change (timing, shield, alerts, controller, override, cancel_override)")
+#: what the changes a writer may send made from a timing revision can answer besides 422
+STALE = {409: {"description": "made from a timing revision no longer in force (`timing_revision`: the one in force); "
+                              "nothing applied"}}
+
+
+@router.post("/changes", responses={**STALE, 404: {"description": "a signal_timing change names no signal of the run"}},
+             summary="Apply one change (timing, signal_timing, shield, alerts, controller, override, cancel_override)")
 def apply_change(request: Request, change: Annotated[ch.Change, Body()]) -> dict:
     if isinstance(change, ch.ControllerChange):
         return controller(request, change)  # the same change as the named route: `ql:@…` resolved there
@@ -153,7 +165,8 @@ class LiveConfig(BaseModel):
         "green), or the run's own; null yellow_s / all_red_s / ped_clearance_s: each phase derives its own"))
     shield: dict = Field(description="the run configuration's `shield` in force (taken at once)")
     timing_revision: int = Field(description=(
-        "timing changes applied in this run (signal_model.json's `timing_revisions`); 0: the timing it started with"))
+        "timing changes applied in this run (signal_model.json's `timing_revisions`); 0: the timing it started with. "
+        "Send it back as `based_on_revision` with a timing change to have it refused (409) if another came since"))
     signal_timing_revisions: dict[str, int] = Field(description=(
         "the revision each signal runs now; one below `timing_revision` takes the newest at its next green"))
 
@@ -162,19 +175,53 @@ class LiveConfig(BaseModel):
             summary="The timing and shield settings in force, and which timing revision each signal runs")
 def config(request: Request) -> dict:
     """What `PUT /config/timing` and `PUT /config/shield` change, as it stands: read from the runtime's
-    configuration (replaced whole by each change, so one read is one consistent version)."""
+    configuration (replaced whole by each change), the timing and its revision as one pair, so a writer that
+    sends the revision back has it checked against the timing it read."""
     rt = _runtime(request)
-    cfg = rt.cfg
-    revision = sum(1 for c in list(rt.changes) if c.get("kind") == "timing" and c.get("result") == "applied")
+    revision, timing = rt.timing_in_force()
     shields = list(rt.stepper.shields.items()) if rt.stepper is not None else []
-    return {"timing": cfg.timing.model_dump(mode="json"), "shield": cfg.shield.model_dump(mode="json"),
+    return {"timing": timing.model_dump(mode="json"), "shield": rt.cfg.shield.model_dump(mode="json"),
             "timing_revision": revision,
             "signal_timing_revisions": {tls: sh.timing_revision for tls, sh in sorted(shields, key=lambda kv: kv[0])}}
 
 
-@router.put("/config/timing", summary="New safety timing, taken by each signal at its next green")
+@router.put("/config/timing", responses=STALE, summary="New safety timing, taken by each signal at its next green")
 def timing(request: Request, change: ch.TimingChange) -> dict:
+    """The keys sent replace those in force; a `per_intersection` replaces every signal's own values (one
+    signal's: `PUT /config/timing/intersections/{id}`, which keeps the others')."""
     return _submit(request, change)
+
+
+class SignalTimingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    timing: dict = Field(description=(
+        "the signal's own values (keys of the run configuration's `timing`, seconds; null yellow_s / all_red_s / "
+        "ped_clearance_s: derived per phase), replacing the ones it had; keys left out follow the defaults"))
+    based_on_revision: int | None = Field(None, ge=0, description=(
+        "the `timing_revision` read (GET /config): refused with 409, nothing applied, when this signal's own "
+        "values have changed since; left out: applied over whatever is in force"))
+
+
+IntersectionId = Annotated[str, Path(min_length=1, max_length=ch.MAX_INTERSECTION_ID_CHARS)]
+UNKNOWN_SIGNAL = {404: {"description": "no such signal in the run (named)"}}
+
+
+@router.put("/config/timing/intersections/{intersection_id}", responses={**STALE, **UNKNOWN_SIGNAL},
+            summary="One signal's own safety timing, the other signals' kept; taken at its next green")
+def signal_timing(request: Request, intersection_id: IntersectionId, body: SignalTimingIn) -> dict:
+    """Merged into the map in force by the loop when it applies the change, so operators changing different
+    signals at once both keep theirs (resending the whole map would drop the one made meanwhile)."""
+    return _submit(request, ch.SignalTimingChange(intersection_id=intersection_id, timing=body.timing,
+                                                  based_on_revision=body.based_on_revision))
+
+
+@router.delete("/config/timing/intersections/{intersection_id}", responses={**STALE, **UNKNOWN_SIGNAL},
+               summary="Remove one signal's own safety timing: it runs the defaults again, from its next green")
+def signal_timing_removed(request: Request, intersection_id: IntersectionId, based_on_revision: Annotated[
+        int | None, Query(ge=0, description="as for PUT: refused with 409 when this signal's own values have "
+                                            "changed since that revision")] = None) -> dict:
+    return _submit(request, ch.SignalTimingChange(intersection_id=intersection_id, timing=None,
+                                                  based_on_revision=based_on_revision))
 
 
 @router.put("/config/shield", summary="New shield thresholds (confidence, data age, preemption)")

@@ -24,10 +24,31 @@ class _Change(BaseModel):
 
 
 class TimingChange(_Change):
-    """New safety timing defaults and per-signal overrides (the run configuration's `timing`)."""
+    """New safety timing defaults and per-signal overrides (the run configuration's `timing`).
+
+    Its keys replace those in force; a `per_intersection` replaces every signal's own values, so a change of one
+    signal's is `SignalTimingChange`, which keeps the others'."""
 
     kind: Literal["timing"] = "timing"
     timing: dict = Field(description="keys of the run configuration's `timing`, seconds")
+    based_on_revision: int | None = Field(None, ge=0, description=(
+        "the `timing_revision` the change was made from (GET /api/v1/live/config): refused with 409, nothing "
+        "applied, when another timing change was applied since; left out: applied over whatever is in force"))
+
+
+class SignalTimingChange(_Change):
+    """One signal's own safety timing in place of what it had, the other signals' kept; `timing` null: it has none
+    any more and runs the run's defaults. Made by the loop from the map in force when it applies it, so two
+    operators changing two signals at once both keep their change."""
+
+    kind: Literal["signal_timing"] = "signal_timing"
+    intersection_id: str = Field(min_length=1, max_length=MAX_INTERSECTION_ID_CHARS)
+    timing: dict | None = Field(description=(
+        "the signal's own values (keys of the run configuration's `timing`, as under `per_intersection`), which "
+        "replace the ones it had; null: none, back on the defaults"))
+    based_on_revision: int | None = Field(None, ge=0, description=(
+        "the `timing_revision` the change was made from: refused with 409, nothing applied, when this signal's "
+        "own values have changed since (a change of another signal's, or of the defaults, does not refuse it)"))
 
 
 class ShieldChange(_Change):
@@ -79,12 +100,24 @@ class CancelOverrideChange(_Change):
     intersection_id: str = Field(min_length=1, max_length=MAX_INTERSECTION_ID_CHARS)
 
 
-Change = Annotated[TimingChange | ShieldChange | AlertRulesChange | ControllerChange | OverrideChange
-                   | CancelOverrideChange, Field(discriminator="kind")]
+Change = Annotated[TimingChange | SignalTimingChange | ShieldChange | AlertRulesChange | ControllerChange
+                   | OverrideChange | CancelOverrideChange, Field(discriminator="kind")]
 
 
 class ChangeRefused(ValueError):
     """A change that cannot be applied: the reason, in one line."""
+
+
+class UnknownIntersection(ChangeRefused):
+    """The change names a signal the run does not have (the API answers 404)."""
+
+
+class StaleTimingRevision(ChangeRefused):
+    """The timing a change was made from is no longer the one in force (the API answers 409 with `revision`)."""
+
+    def __init__(self, reason: str, revision: int):
+        super().__init__(reason)
+        self.revision = revision
 
 
 class Override:
@@ -124,5 +157,8 @@ class Override:
 
 def record(change: BaseModel, who: str, result: str, reason: str = "", at: dt.datetime | None = None) -> dict:
     """The change as the log and the store keep it: who, when, what, and what came of it."""
+    payload = change.model_dump(mode="json")
+    if "based_on_revision" in payload and payload["based_on_revision"] is None:  # sent without: logged as before
+        del payload["based_on_revision"]
     return {"at": (at or dt.datetime.now().astimezone()).isoformat(timespec="seconds"), "who": who,
-            "kind": change.kind, "payload": change.model_dump(mode="json"), "result": result, "reason": reason}
+            "kind": change.kind, "payload": payload, "result": result, "reason": reason}

@@ -138,6 +138,13 @@ class LiveRuntime:
         #: per signal, the timing of each run-time change (revision k at k - 1): signal_model.json's
         #: `timing_revisions`, which the 131 a shield logs when it takes one names
         self._timing_revisions: dict[str, list[dict]] = {}
+        #: timing changes applied (the revision in force, 0: the run's own timing), and per signal the revision
+        #: that last changed its own values: what a change's `based_on_revision` is checked against
+        self.timing_revision = 0
+        self._own_timing_revision: dict[str, int] = {}
+        #: (revision, timing) swapped as one reference when a timing change is applied: a reader in another
+        #: thread never pairs a revision with another revision's timing
+        self._timing_in_force: tuple[int, object] | None = None
         #: per signal, the states it has shown since its current green opened (re-stated after a recovery)
         self._recent_states: dict[str, list[tuple[float, str, str]]] = {}
         self._started_wall = dt.datetime.now().astimezone()
@@ -818,24 +825,14 @@ class LiveRuntime:
             except Exception as exc:  # noqa: BLE001 - any failure to build is the reason to refuse
                 raise ch.ChangeRefused(f"controller {change.controller!r} cannot run here: "
                                        f"{str(exc).strip().splitlines()[-1]}") from None
-        elif isinstance(change, (ch.TimingChange, ch.ShieldChange)):
-            key = "timing" if isinstance(change, ch.TimingChange) else "shield"
-            value = change.timing if key == "timing" else change.shield
-            profile = self.cfg.timing.profile
-            if key == "timing" and "profile" in value and value["profile"] != profile:
-                # the profile decides which safety rules hold (safety: ITE clearances, pedestrian intervals,
-                # bounds): leaving it at run time would let 2 s yellows and no all-red through
-                raise ch.ChangeRefused(f"timing.profile cannot change while the run goes on: it runs {profile!r}, "
-                                       f"whose rules hold for the whole run; start a run with --timing "
-                                       f"{value['profile']} for that profile's rules")
+        elif isinstance(change, (ch.TimingChange, ch.SignalTimingChange)):
+            self._timing_after(change)
+        elif isinstance(change, ch.ShieldChange):
             try:
-                RunConfig.model_validate({**self.cfg.model_dump(), key: {**getattr(self.cfg, key).model_dump(),
-                                                                         **value}})
+                RunConfig.model_validate({**self.cfg.model_dump(), "shield": {**self.cfg.shield.model_dump(),
+                                                                              **change.shield}})
             except Exception as exc:  # noqa: BLE001
                 raise ch.ChangeRefused(_first_error(exc)) from None
-            unknown = sorted(set(value.get("per_intersection") or {}) - set(st.by_id)) if key == "timing" else []
-            if unknown:
-                raise ch.ChangeRefused(f"timing.per_intersection names {', '.join(unknown)}, not a signal here")
         elif isinstance(change, ch.AlertRulesChange):
             if self.alerts is None:
                 raise ch.ChangeRefused("this run has no alert engine")
@@ -878,8 +875,10 @@ class LiveRuntime:
             new = shield_config(self.cfg)
             for sh in st.shields.values():
                 sh.cfg = new
-        elif isinstance(change, ch.TimingChange):
-            self._retime(change.timing)
+        elif isinstance(change, (ch.TimingChange, ch.SignalTimingChange)):
+            if replayed is None:  # a replay is applied over what it was made over: the runs before this one
+                self._check_based_on(change)
+            self._retime(self._timing_after(change))
         elif isinstance(change, ch.AlertRulesChange):
             from .alerts import AlertRule
 
@@ -896,7 +895,7 @@ class LiveRuntime:
         return entry
 
     #: changes that outlive the run: applied again when the runtime starts over (overrides expire instead)
-    LASTING = ("timing", "shield", "alerts", "controller")
+    LASTING = ("timing", "signal_timing", "shield", "alerts", "controller")
 
     @property
     def site_changes_file(self) -> Path:
@@ -973,10 +972,83 @@ class LiveRuntime:
             return
         self._log_change(entry)
 
-    def _retime(self, timing: dict) -> None:
-        """New timing: validated like a config, read per signal from the field, applied at each next green."""
-        self.cfg = self.stepper.cfg = self.cfg.model_copy(update={"timing": type(self.cfg.timing).model_validate(
-            {**self.cfg.timing.model_dump(), **timing})})
+    def timing_in_force(self) -> tuple[int, object]:
+        """(timing revision, the run configuration's `timing`) in force, one consistent pair from any thread."""
+        return self._timing_in_force or (0, self.cfg.timing)
+
+    def _timing_after(self, change) -> object:
+        """The `timing` a timing change would put in force, made from the one in force now and validated as a run
+        configuration is (refused whole, with the reason). The loop calls it again when it applies the change,
+        one change at a time, so a signal's values merge into the map in force then, not the map read before.
+
+        A whole change's keys replace those in force (its `per_intersection` every signal's own values); one
+        signal's change replaces only that signal's own values."""
+        st = self.stepper
+        now = self.cfg.timing.model_dump()
+        if isinstance(change, ch.SignalTimingChange):
+            tls = change.intersection_id
+            if tls not in st.by_id:
+                raise ch.UnknownIntersection(f"unknown intersection {tls!r}; signals: {', '.join(sorted(st.by_id))}")
+            own = dict(now["per_intersection"])
+            if change.timing is None:
+                if tls not in own:
+                    having = ", ".join(sorted(own)) or "none"
+                    raise ch.ChangeRefused(f"{tls} has no timing of its own to remove: it runs the defaults "
+                                           f"(signals with their own: {having})")
+                del own[tls]
+            elif not change.timing:  # {} is not "back on the defaults" (that is null): a form sent by mistake
+                raise ch.ChangeRefused(f"timing is empty: give {tls}'s own values, or remove them (DELETE) to put "
+                                       "it back on the defaults")
+            else:
+                own[tls] = change.timing
+            value = {**now, "per_intersection": own}
+        else:
+            profile = self.cfg.timing.profile
+            if "profile" in change.timing and change.timing["profile"] != profile:
+                # the profile decides which safety rules hold (safety: ITE clearances, pedestrian intervals,
+                # bounds): leaving it at run time would let 2 s yellows and no all-red through
+                raise ch.ChangeRefused(f"timing.profile cannot change while the run goes on: it runs {profile!r}, "
+                                       f"whose rules hold for the whole run; start a run with --timing "
+                                       f"{change.timing['profile']} for that profile's rules")
+            value = {**now, **change.timing}
+        try:
+            timing = RunConfig.model_validate({**self.cfg.model_dump(), "timing": value}).timing
+        except Exception as exc:  # noqa: BLE001
+            raise ch.ChangeRefused(_first_error(exc)) from None
+        unknown = sorted(set(timing.per_intersection) - set(st.by_id))
+        if unknown:
+            raise ch.ChangeRefused(f"timing.per_intersection names {', '.join(unknown)}, not a signal here")
+        return timing
+
+    def _check_based_on(self, change) -> None:
+        """Refuse a change made from a timing that is no longer in force (optimistic concurrency): a whole change
+        when any timing change came since, one signal's when that signal's own values changed since."""
+        read = change.based_on_revision
+        if read is None:
+            return
+        now = self.timing_revision
+        if isinstance(change, ch.SignalTimingChange):
+            changed_at = self._own_timing_revision.get(change.intersection_id, 0)
+            if read <= now and changed_at <= read:
+                return
+            why = (f"{change.intersection_id}'s own timing was changed at revision {changed_at}, after revision "
+                   f"{read}" if read <= now else f"revision {read} has not been made")
+        else:
+            if read == now:
+                return
+            why = f"the timing was changed after revision {read}" if read < now else f"revision {read} has not been made"
+        raise ch.StaleTimingRevision(f"{why} (timing revision {now} in force); nothing was applied: read the "
+                                     "timing in force again (GET /api/v1/live/config) and send the change from it", now)
+
+    def _retime(self, timing) -> None:
+        """New timing (validated: `_timing_after`), read per signal from the field, applied at each next green."""
+        before = self.cfg.timing.per_intersection
+        self.cfg = self.stepper.cfg = self.cfg.model_copy(update={"timing": timing})
+        self.timing_revision += 1
+        for tls in set(before) | set(timing.per_intersection):
+            if before.get(tls) != timing.per_intersection.get(tls):
+                self._own_timing_revision[tls] = self.timing_revision
+        self._timing_in_force = (self.timing_revision, timing)
         self._retime_shields(new_revision=True)
 
     def _retime_shields(self, new_revision: bool = False) -> None:

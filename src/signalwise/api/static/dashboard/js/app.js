@@ -500,7 +500,10 @@ async function loadModels() {
 
 // -- timing and shield ------------------------------------------------------------------------------
 // The safety timing and the shield's thresholds in force (GET /api/v1/live/config), and a change of them
-// (PUT /api/v1/live/config/timing | shield). The bounds below are the run configuration's (TimingConfig,
+// (PUT /api/v1/live/config/timing | shield; one signal's own timing: PUT|DELETE
+// /api/v1/live/config/timing/intersections/{id}, which the server merges into the map in force, so an edit never
+// resends, and so never erases, another signal's; every timing change carries the revision it was made from, and
+// one made from a revision no longer in force is refused with 409, nothing applied). The bounds below are the run configuration's (TimingConfig,
 // ShieldSettings in runtime/config.py), given to the inputs as a convenience only: the server validates every
 // change (the safety profile's limits, minimum green against maximum green, ...) and its reason is shown.
 const TIMING_FIELDS = [
@@ -521,7 +524,7 @@ const SHIELD_FIELDS = [
   { key: 'preempt_max_dwell_s', label: 'preemption max dwell', unit: 's', min: 0 },
   { key: 'preempt_ends_walk', label: 'preemption ends a walk', bool: true },
 ];
-const SAFETY_KINDS = new Set(['timing', 'shield']);
+const SAFETY_KINDS = new Set(['timing', 'signal_timing', 'shield']);
 const safety = { config: null }; // the latest GET /api/v1/live/config
 exposed.safety = safety;
 
@@ -541,6 +544,7 @@ function setupSafety() {
     $(`${part}-reset`).addEventListener('click', () => { fillSafety(part, true); setText(`${part}-result`, ''); });
   }
   $('timing-scope').addEventListener('change', () => { fillSafety('timing', true); setText('timing-result', ''); });
+  $('timing-own-remove').addEventListener('click', () => removeOwnTiming());
   $('safety-details').addEventListener('toggle', () => { if ($('safety-details').open) loadSafety(); });
 }
 
@@ -617,6 +621,7 @@ function fillSafety(part, force) {
   if (!safety.config) return;
   const scope = part === 'timing' ? $('timing-scope').value : '';
   const { values, own } = part === 'timing' ? timingInForce(scope) : { values: safety.config.shield, own: {} };
+  if (part === 'timing') $('timing-own-remove').hidden = !Object.keys(own).length;
   for (const f of part === 'timing' ? TIMING_FIELDS : SHIELD_FIELDS) {
     $(`${part}-row-${f.key}`).hidden = Boolean(scope && f.everySignalOnly);
     const now = $(`${part}-now-${f.key}`);
@@ -663,23 +668,57 @@ async function sendSafety(part) {
   }
   const what = `${part}${part === 'timing' ? ` (${scope || 'every signal'})` : ''}: ${Object.entries(edited).map(([k, v]) =>
     `${names[k].label} ${formatSetting(names[k], v)}`).join(', ')}`;
-  let body;
+  // the timing is sent with the revision it was read at: a change another operator made since is never overwritten
+  const revision = safety.config.timing_revision;
+  let path = `/api/v1/live/config/${part}`, body;
   if (part === 'shield') body = { shield: edited };
-  else if (!scope) body = { timing: edited };
-  else { // a change's per_intersection replaces the run's: the other signals' own values go with it
-    const others = safety.config.timing.per_intersection || {};
-    body = { timing: { per_intersection: { ...others, [scope]: { ...(others[scope] || {}), ...edited } } } };
+  else if (!scope) body = { timing: edited, based_on_revision: revision };
+  else { // this signal's own values only: the server keeps the other signals' own as they are in force then
+    path = signalTimingPath(scope);
+    body = { timing: { ...(safety.config.timing.per_intersection?.[scope] || {}), ...edited }, based_on_revision: revision };
   }
   showResult(resultId, true, `${what}: sending…`);
   try {
-    const entry = await api.put(`/api/v1/live/config/${part}`, body);
+    const entry = await api.put(path, body);
     const when = part === 'timing' ? 'taken by each signal at its next green' : 'in force at once';
     showResult(resultId, true, `${what}: ${entry?.result || 'done'}${entry?.who ? ` by ${entry.who}` : ''}; ${when}`);
     await loadSafety(part);
   } catch (err) {
-    // the server's reason, whole: a 422 says which rule the change breaks; nothing of it was applied
-    showResult(resultId, false, `${what}: ${api.describeError(err)}`, api.errorDetail(err));
+    await refused(resultId, what, err);
   }
+}
+
+function signalTimingPath(id) { return `/api/v1/live/config/timing/intersections/${encodeURIComponent(id)}`; }
+
+/** The chosen signal's own timing removed (it runs the defaults again), from the revision read. */
+async function removeOwnTiming() {
+  const scope = $('timing-scope').value;
+  if (!scope || !safety.config) return;
+  const what = `timing (${scope}): its own values removed, back to the defaults`;
+  showResult('timing-result', true, `${what}: sending…`);
+  try {
+    const entry = await api.del(`${signalTimingPath(scope)}?based_on_revision=${safety.config.timing_revision}`);
+    showResult('timing-result', true, `${what}: ${entry?.result || 'done'}${entry?.who ? ` by ${entry.who}` : ''}; `
+      + 'taken at its next green');
+    await loadSafety('timing');
+  } catch (err) {
+    await refused('timing-result', what, err);
+  }
+}
+
+/** A change refused, in the server's words (a 422 says which rule it breaks); nothing of it was applied. A 409:
+ * someone else changed the timing since it was read, so the values in force are read again (the fields edited
+ * keep their values, to be checked against them and sent again). */
+async function refused(resultId, what, err) {
+  if (err?.status !== 409) {
+    showResult(resultId, false, `${what}: ${api.describeError(err)}`, api.errorDetail(err));
+    return;
+  }
+  showResult(resultId, false, `${what}: not applied: someone else changed the timing since you read it; the values `
+    + 'in force are reloaded above (your edits are kept): check them and apply again', api.describeError(err));
+  await loadSafety();
+  const revision = safety.config?.timing_revision;
+  if (revision !== undefined) $(resultId).textContent += ` (timing revision ${revision} in force)`;
 }
 
 // -- intersection detail ----------------------------------------------------------------------------
