@@ -68,6 +68,18 @@ def test_page_loads_clean_on_the_host_and_draws_every_signal(live, browser):
         p.page.wait_for_timeout(1500)  # a few more snapshots and chart redraws: still nothing logged as an error
         assert p.errors == [], p.errors
         p.shot(f"live-{scenario}")
+        # a queue shows at the fitted zoom too: every bar reaches past its approach's signal head, and a bar drawn
+        # outward from the head (a queue too short to reach past it to scale) is in the queue's colour there
+        got = wait_for(p.page, READ_QUEUE_BARS, 30)
+        heads = {(h["id"], h["direction"]): h for h in got["heads"]}
+        for bar in got["bars"]:
+            head = heads[(bar["id"], bar["direction"])]
+            head_px = ((head["x"] - bar["cx"]) ** 2 + (head["y"] - bar["cy"]) ** 2) ** 0.5
+            reach_px = ((bar["x1"] - bar["cx"]) ** 2 + (bar["y1"] - bar["cy"]) ** 2) ** 0.5
+            assert reach_px > head_px + got["head_r"], (bar, head)
+            if not bar["to_scale"]:
+                r, g, b = bar["rgb"]
+                assert b > r + 25 and b > g + 60, (bar, "not the queue's colour: hidden under something")
         # pan and zoom: the wheel zooms in about the pointer, a drag moves the map, `fit` brings it all back
         box = p.page.locator("#map").bounding_box()
         fitted = p.page.evaluate("({...window.signalwise.map.view})")
@@ -115,6 +127,20 @@ def test_live_charts_are_fed_by_the_stream(live, browser):
         assert queue[-1][1] == newest and all(a[0] < b[0] for a, b in zip(queue, queue[1:], strict=False))
         assert len(asked) <= 1, f"the page polled the intervals: {asked}"  # the history, once
         assert p.errors == [], p.errors
+
+
+READ_QUEUE_BARS = """(() => {
+  const map = window.signalwise.map;
+  if (!map.queueBars.length) return null;
+  const ctx = document.getElementById('map').getContext('2d');
+  const dpr = window.devicePixelRatio || 1;
+  const bars = map.queueBars.map(b => {
+    const len = Math.hypot(b.x1 - b.x0, b.y1 - b.y0) || 1;
+    const [x, y] = [b.x0 + (b.x1 - b.x0) / len * 2, b.y0 + (b.y1 - b.y0) / len * 2];  // 2 px past the bar's start
+    return {...b, rgb: Array.from(ctx.getImageData(Math.round(x * dpr), Math.round(y * dpr), 1, 1).data).slice(0, 3)};
+  });
+  return {bars, heads: map.heads, head_r: map.headR};
+})()"""
 
 
 READ_DRAWN = """async () => {

@@ -37,6 +37,8 @@ export class SignalMap {
     this.pending = false;
     this.drawn = null; // {seq, sim_time_s} of the snapshot last drawn
     this.heads = []; // what the last draw showed, per approach (for tests and tooltips)
+    this.headR = 0; // the heads' radius in the last draw, CSS pixels
+    this.queueBars = []; // the queue bars of the last draw: {id, direction, veh, to_scale, cx, cy, x0, y0, x1, y1}
     this.emergency = []; // the emergency vehicles the last draw showed: {id, vehicle_id, approach, x, y}
     this.firstMapAt = null;
     this.drawMs = []; // the last draws' durations (ms), for the benchmark
@@ -180,6 +182,7 @@ export class SignalMap {
     const emergency = [];
     const rings = { preempt: [], fallback: [], override: [], selected: [] };
     const queue = new Path2D();
+    const queueBars = [];
     const stopBars = { green: new Path2D(), yellow: new Path2D(), red: new Path2D(), none: new Path2D() };
     for (const inter of this.byId.values()) {
       const [cx, cy] = this._px(inter.x, inter.y);
@@ -194,7 +197,7 @@ export class SignalMap {
         heads.push({ id: inter.id, direction: a.direction, colour,
                      x: cx + a.end.ux * radial, y: cy - a.end.uy * radial });
         const q = view ? (view.queue_veh?.[a.direction] || 0) : 0;
-        if (q > 0) this._queuePath(queue, a, q);
+        if (q > 0) queueBars.push(this._queueBar(queue, inter.id, a, q, [cx, cy], radial + headR + 2));
         if (s > 0.8) this._stopBars(stopBars[colour], a);
       }
       const r = reach + headR + 4;
@@ -232,6 +235,8 @@ export class SignalMap {
     ctx.stroke(outline);
     this._labels(ctx, views, spread + headR + 4);
     this.heads = heads;
+    this.headR = headR;
+    this.queueBars = queueBars;
     this.emergency = emergency;
     this.drawn = snap ? { seq: snap.seq, sim_time_s: snap.sim_time_s } : { seq: null, sim_time_s: null };
     if (this.firstMapAt === null) {
@@ -242,12 +247,33 @@ export class SignalMap {
     if (this.drawMs.length > 500) this.drawMs.shift();
   }
 
-  _queuePath(path, approach, q) {
-    const perLane = (q / Math.max(1, approach.lanes.length)) * VEHICLE_LENGTH_M;
+  /** One approach's queue bar into `path`: to scale, back from the stop line along its lanes, where that
+   * reaches past the signal head; zoomed out (a 60 m queue is a few pixels of a fitted corridor, under the
+   * head) a bar outward from just beyond the head instead, 2 px a vehicle, so a queue shows at every zoom. */
+  _queueBar(path, id, approach, q, [cx, cy], clearPx) {
+    const perLaneM = (q / Math.max(1, approach.lanes.length)) * VEHICLE_LENGTH_M;
+    const bar = { id, direction: approach.direction, veh: q, cx, cy };
+    if ((approach.end.dist + perLaneM) * this.view.s > clearPx) {
+      const [x1, y1] = this._queuePath(path, approach, perLaneM);
+      return { ...bar, to_scale: true, x0: cx, y0: cy, x1, y1 };
+    }
+    const [ux, uy] = [approach.end.ux, -approach.end.uy];
+    // at most half-way to the nearest signal, whose own heads and bars are there
+    const long = Math.max(3, Math.min(48, 4 + 2 * q, 0.5 * this.minSeparation * this.view.s - clearPx));
+    const [x0, y0] = [cx + ux * clearPx, cy + uy * clearPx];
+    const [x1, y1] = [x0 + ux * long, y0 + uy * long];
+    path.moveTo(x0, y0);
+    path.lineTo(x1, y1);
+    return { ...bar, to_scale: false, x0, y0, x1, y1 };
+  }
+
+  /** A queue of `perLaneM` metres on each of the approach's lanes into `path`; the end of the last lane's. */
+  _queuePath(path, approach, perLaneM) {
+    let end = [NaN, NaN];
     for (const lane of approach.lanes) {
       const sh = lane.shape;
       if (sh.length < 2) continue;
-      let left = perLane;
+      let left = perLaneM;
       let [px, py] = this._px(sh[sh.length - 1][0], sh[sh.length - 1][1]);
       path.moveTo(px, py);
       for (let i = sh.length - 1; i > 0 && left > 0; i--) {
@@ -258,7 +284,9 @@ export class SignalMap {
         path.lineTo(px, py);
         left -= seg;
       }
+      end = [px, py];
     }
+    return end;
   }
 
   /** Where an emergency vehicle is, on the canvas: `distance_m` back from the stop line along its lane when
