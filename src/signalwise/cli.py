@@ -49,6 +49,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "demo": ("signalwise.runtime.commands",),
     "publish": ("signalwise.runtime.commands",),
     "live": ("signalwise.api.live_command",),  # it serves the API
+    "detectors": ("signalwise.runtime.detector_plan",),  # a live run's detector plan, before it starts
     "ingest": ("signalwise.store.commands",),
     "serve": ("signalwise.store.commands",),
     "db": ("signalwise.store.commands", "signalwise.store.retention"),  # upgrade, current; purge

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TextIO
 
 from ..core.types import Intersection
 
@@ -39,6 +40,11 @@ def detector_rows(intersections: Iterable[Intersection]) -> list[tuple]:
 
 def write_detector_config(path: Path, intersections: Iterable[Intersection]) -> None:
     with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(COLUMNS)
-        w.writerows(detector_rows(intersections))
+        write_detector_csv(fh, intersections)
+
+
+def write_detector_csv(fh: TextIO, intersections: Iterable[Intersection]) -> None:
+    """`detectors.csv` into an open text stream: a run's file and `signalwise detectors` write it the same way."""
+    w = csv.writer(fh)
+    w.writerow(COLUMNS)
+    w.writerows(detector_rows(intersections))
