@@ -5,7 +5,8 @@ A city wiring its loops, radar or MQTT devices into `signalwise live --field non
 the stop bar, the phase it calls, and the topic the device publishes on. A camera file's zones name the
 same channels. The run writes that plan as `detectors.csv` only once it has started; this reads it the
 way the run does (`runtime.live.runtime.LiveRuntime._open_without_simulator`): SUMO loads the network
-without routes and runs no step, for the signal model, and the detectors are placed from the network
+without routes (with the additional files that hold signal programs) and runs no step, for the signal
+model, and the detectors are placed from the network
 file (`sim.detectors.plan_detectors`). `--out FILE` writes the file the run will write, byte for byte.
 """
 
@@ -41,7 +42,6 @@ class DetectorPlan:
     intersections: list[Intersection]  # with their detectors, in the run's order
     refused: list  # `sim.signal_model.RefusedSignal`: left to their own program, no detector channels
     approach_of_lane: dict[str, str]  # incoming lane -> the compass direction its traffic comes from
-    unloaded_files: tuple[Path, ...] = ()  # additional files of the scenario a feed-only run does not load
 
     @property
     def signal_ids(self) -> list[str]:
@@ -75,7 +75,7 @@ def read_detector_plan(cfg: RunConfig) -> DetectorPlan:
     by_tls = plan_detectors(scenario.net_file, net)
     inters = [dataclasses.replace(i, detectors=by_tls.get(i.id, ())) for i in probe.intersections]
     approach = {lane: compass_approach(net.getLane(lane).getShape()) for i in inters for lane in i.in_lanes}
-    return DetectorPlan(cfg.scenario_label, inters, list(probe.refused), approach, tuple(scenario.additional_files))
+    return DetectorPlan(cfg.scenario_label, inters, list(probe.refused), approach)
 
 
 def mqtt_topic(device_id: str) -> str | None:
@@ -185,10 +185,6 @@ def _detectors(scenario, sumocfg, net, routes, config, intersections: list[str],
                                                           if len(known) > SHOWN_SIGNALS else "")
             _fail(f"--intersection {', '.join(unknown)}: not a signal of this run (its signals: {shown})")
         plan = plan.only(intersections)
-    if plan.unloaded_files:
-        typer.echo(f"note: a --field none run reads its signals from the network file alone: a signal program in "
-                   f"the scenario's additional files ({', '.join(p.name for p in plan.unloaded_files)}) is not "
-                   "in this plan, nor in that run (a run with SUMO loads them)", err=True)
     if fmt == "table":
         print_plan_table(plan)
         return

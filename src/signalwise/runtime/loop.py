@@ -165,9 +165,12 @@ def sumocfg_note(cfg: RunConfig, scenario: Scenario) -> str | None:
 
 def sumo_options(cfg: RunConfig, scenario: Scenario, seed: int | None = None, end_s: float | None = None,
                  with_routes: bool = True, **more) -> SumoOptions:
-    """How SUMO starts for this configuration: the same traffic for the same seed, whoever starts it."""
+    """How SUMO starts for this configuration: the same traffic for the same seed, whoever starts it.
+
+    `with_routes=False` (the signal model without traffic) keeps the additional files that hold signal programs."""
     return SumoOptions(net_file=scenario.net_file, route_files=scenario.route_files if with_routes else (),
-                       additional_files=tuple(scenario.additional_files) if with_routes else (),
+                       additional_files=(tuple(scenario.additional_files) if with_routes
+                                         else scenario.signal_program_files),
                        begin_s=scenario.begin_s, end_s=end_s, seed=cfg.seed if seed is None else seed,
                        step_length_s=cfg.step_length_s, time_to_teleport_s=cfg.time_to_teleport_s, demand_scale=cfg.demand_scale, gui=cfg.gui, remote_port=cfg.remote_port,
                        client_order=cfg.client_order, sumo_options=applied_sumo_options(cfg, scenario), **more)

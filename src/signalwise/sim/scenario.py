@@ -52,6 +52,21 @@ class Scenario:
     def duration_s(self) -> float:
         return self.end_s - self.begin_s
 
+    @property
+    def signal_program_files(self) -> tuple[Path, ...]:
+        """The additional files that hold signal programs (`<tlLogic>`, `<WAUT>`): part of the signal model, so
+        SUMO loads them even where it loads no routes (reading the signals of a feed-only live run, a detector
+        plan, a model check), and the program a run controls is the program it finds there, as in a run with
+        traffic. The other additional files (vehicle types, detectors, stops) may need the routes, and stay out."""
+        return tuple(f for f in self.additional_files if _holds_signal_programs(Path(f)))
+
+
+def _holds_signal_programs(path: Path) -> bool:
+    """Whether an additional file defines a signal program; read line by line, so a large detector file costs
+    one pass and no parse."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return any("<tlLogic" in line or "<WAUT" in line for line in fh)
+
 
 def list_scenarios() -> list[tuple[str, str]]:
     """(name, description) of every scenario that can be run here."""
