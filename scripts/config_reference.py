@@ -75,6 +75,15 @@ OTHER_ENVIRONMENT = (
      "the user name `signalwise live --mqtt` gives a broker that wants one ([live-feeds.md](live-feeds.md#mqtt))"),
     ("SIGNALWISE_MQTT_PASSWORD", "unset (no password)",
      "its password (only with a user name); read from the environment, never the command line, which `ps` shows"),
+    ("SIGNALWISE_MQTT_CA_FILE", "unset (the system's CA store with `--mqtt-tls`)",
+     "the CA file (PEM) that verifies the `--mqtt` broker's certificate, when `--mqtt-ca-file` is not given; means "
+     "TLS ([live-feeds.md](live-feeds.md#tls))"),
+    ("SIGNALWISE_MQTT_CERT_FILE", "unset (no client certificate)",
+     "the client certificate (PEM) for a TLS broker that asks for one, when `--mqtt-cert-file` is not given"),
+    ("SIGNALWISE_MQTT_KEY_FILE", "unset (the key is in the certificate's file)",
+     "that certificate's private key (PEM), when `--mqtt-key-file` is not given"),
+    ("SIGNALWISE_MQTT_KEY_PASSWORD", "unset (the key is not encrypted)",
+     "the password of an encrypted client key; the environment only, never the command line"),
     ("SIGNALWISE_TEST_POSTGRES_URL", "`postgresql+psycopg://postgres@127.0.0.1:5432/test`",
      "the PostgreSQL server the test suite and the store benchmarks use; tests skip when it is unreachable"),
 )

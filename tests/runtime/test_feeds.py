@@ -14,7 +14,6 @@ import dataclasses
 import datetime as dt
 import json
 import math
-import os
 import socket
 import threading
 import time
@@ -88,6 +87,9 @@ def test_a_message_is_either_an_event_or_a_count_with_its_time_once():
         ({"event": "on", "sim_time_s": 1, "time": "2025-06-01T08:00:00Z"}, "exactly once"),
         ({"event": "on", "time": "2025-06-01T08:00:00"}, "timezone"),
         ({"event": "on", "time": 35.0}, "sim_time_s"),
+        # a number in text is no time either (pydantic would read it as epoch seconds)
+        ({"event": "on", "time": "1700000000"}, "'1700000000' is a number, not a time: time must be ISO 8601"),
+        ({"event": "on", "time": "1700000000.25"}, "is a number, not a time.*use sim_time_s"),
         ({"event": "blink", "sim_time_s": 1}, "'on' or 'off'"),
         ({"event": "on", "sim_time_s": 1, "speed_mps": 3}, "Extra inputs"),
         ({"count_veh": 3, "occupancy": 0.1, "interval_s": 0, "sim_time_s": 1}, "greater than 0"),
@@ -97,6 +99,22 @@ def test_a_message_is_either_an_event_or_a_count_with_its_time_once():
             DetectorMessage.model_validate({"device_id": "J1", "channel": 1, **extra})
     with pytest.raises(ValueError, match="greater than or equal to 1"):
         DetectorMessage(device_id="J1", channel=0, event="on", sim_time_s=1)
+
+
+def test_an_occupancy_that_looks_like_a_percentage_is_refused_with_the_share_to_send():
+    def refusal(occupancy):
+        with pytest.raises(ValueError) as exc:
+            DetectorMessage.model_validate({"device_id": "J1", "channel": 1, "count_veh": 3, "occupancy": occupancy,
+                                            "interval_s": 60, "sim_time_s": 1})
+        err = exc.value.errors(include_url=False)[0]
+        return err["loc"], err["type"], err["msg"]
+
+    assert refusal(18) == (("occupancy",), "less_than_equal", "Input should be less than or equal to 1 (occupancy "
+                                                               "is a share of the interval: send 0.18 for 18 %)")
+    assert "send 0.375 for 37.5 %" in refusal(37.5)[2] and "send 1 for 100 %" in refusal(100)[2]
+    # above 100 it is no percentage, and below 0 no share: the plain reason
+    assert refusal(250)[2] == "Input should be less than or equal to 1"
+    assert refusal(-0.2)[2] == "Input should be greater than or equal to 0"
 
 
 def test_the_feed_is_an_observation_source(feed):
@@ -492,6 +510,19 @@ def test_mqtt_garbage_is_counted_and_the_client_lives_on(mqtt_feed, feed, corrid
     assert sub.stats()["connected"] and sub.stats()["accepted"] == 1
 
 
+def test_mqtt_an_empty_list_is_refused_and_counted_as_http_refuses_it(mqtt_feed, feed, corridor):
+    """An empty list is a sender's bug (HTTP answers 422): counted and logged, against the topic's device."""
+    sub, publish = mqtt_feed
+    publish("J1", [])
+    assert _until(lambda: sub.stats()["rejected"] == 1), sub.stats()
+    s = sub.stats()
+    assert (s["received"], s["accepted"]) == (1, 0)
+    assert s["last_error"].endswith("/J1/detectors: payload is an empty list: send at least one message")
+    stats = feed.stats()
+    assert stats["rejected_by_code"] == {"invalid": 1} and stats["last_rejection"]["device_id"] == "J1"
+    assert stats["by_transport"]["mqtt"]["rejected_by_code"] == {"invalid": 1}
+
+
 def test_mqtt_feed_retries_a_broker_that_is_not_there(feed):
     from signalwise.runtime.live.mqtt import MqttFeed
 
@@ -609,31 +640,16 @@ def private_broker(tmp_path):
     import shutil
     import subprocess
 
-    if not (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")) or not shutil.which("mosquitto_passwd"):
-        pytest.skip("mosquitto and mosquitto_passwd are not installed (Debian: apt-get install mosquitto "
-                    "mosquitto-clients)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from support.mqtt import free_port, own_mosquitto
+
+    if not shutil.which("mosquitto_passwd"):
+        pytest.skip("mosquitto_passwd is not installed (Debian: apt-get install mosquitto mosquitto-clients)")
     passwords = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "field", "s3cret"], check=True,
                    capture_output=True)
-    conf = tmp_path / "mosquitto.conf"
-    # run as root, mosquitto would become user `mosquitto`, which cannot read pytest's private directory
-    user = "user root\n" if os.geteuid() == 0 else ""
-    conf.write_text(f"{user}listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {passwords}\n")
-    proc = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        def listening() -> bool:
-            with socket.socket() as probe:
-                return probe.connect_ex(("127.0.0.1", port)) == 0
-
-        assert until(listening, 10.0), "mosquitto did not start"
+    with own_mosquitto(tmp_path, f"listener {free_port()} 127.0.0.1\nallow_anonymous false\n"
+                                 f"password_file {passwords}\n") as port:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_a_broker_that_wants_a_password_gets_the_one_given_and_refuses_without(feed, corridor, private_broker):
@@ -711,12 +727,20 @@ def test_http_malformed_message_gets_422_with_its_field_path(http, feed):
     r = client.post(URL, content=b"{oops", headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["message"].startswith("body: not JSON")
     assert client.post(URL, json=[]).status_code == 422
+    # a percentage for a share, and epoch seconds in text for a time: refused with the field and what to send
+    r = client.post(URL, json=[_count("J1", 1, 3, 0.1, 6.0), _count("J1", 1, 3, 18, 6.0)])
+    assert r.status_code == 422 and r.json()["message"] == ("body[1].occupancy: Input should be less than or "
+                                                            "equal to 1 (occupancy is a share of the interval: "
+                                                            "send 0.18 for 18 %)")
+    r = client.post(URL, json={"device_id": "J1", "channel": 1, "event": "on", "time": "1700000000"})
+    assert r.status_code == 422 and r.json()["message"].startswith("body.time: Value error, '1700000000' is a "
+                                                                   "number, not a time")
     assert feed.stats()["accepted"] == 0  # nothing of a refused batch was applied
     # each message the schema refused counts, worded as the feed words its own refusals; a body that is no
     # messages (not JSON, an empty list) counts once; the good message of the first batch counts neither way
     stats = feed.stats()
-    assert stats["rejected"] == 4 and stats["rejected_by_code"] == {"invalid": 4}
-    assert stats["last_rejection"]["reason"] == "body: an empty list: send at least one message"
+    assert stats["rejected"] == 6 and stats["rejected_by_code"] == {"invalid": 6}
+    assert stats["last_rejection"]["reason"].startswith("time: Value error, '1700000000' is a number")
 
 
 def test_http_malformed_messages_count_against_the_health_of_the_intersection_they_name(http, corridor):

@@ -50,3 +50,85 @@ def subscribed_feed(feed):
         pub.loop_stop()
         pub.disconnect()
         sub.stop()
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def mosquitto_missing_reason() -> str | None:
+    """None when a Mosquitto program can be started for a test's own broker, else why such tests skip."""
+    import os
+    import shutil
+
+    if shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto"):
+        return None
+    return "mosquitto is not installed (Debian: apt-get install mosquitto mosquitto-clients)"
+
+
+@contextlib.contextmanager
+def own_mosquitto(directory, config: str):
+    """A Mosquitto of the test's own, started with `config` (a `listener PORT 127.0.0.1` line and what goes with
+    it) written into `directory`; stopped at the end. Skips without the program."""
+    import os
+    import shutil
+    import subprocess
+
+    import pytest
+
+    from .waiting import until
+
+    reason = mosquitto_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    port = int(config.split("listener", 1)[1].split()[0])
+    conf = directory / "mosquitto.conf"
+    # run as root, mosquitto would become user `mosquitto`, which cannot read pytest's private directory
+    conf.write_text(("user root\n" if os.geteuid() == 0 else "") + config)
+    proc = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def listening() -> bool:
+            with socket.socket() as probe:
+                return probe.connect_ex(("127.0.0.1", port)) == 0
+
+        assert until(listening, 10.0), "mosquitto did not start"
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def throwaway_pki(directory) -> dict:
+    """A CA, a broker certificate it signed for 127.0.0.1 (and no host name), a client certificate it signed, the
+    client key encrypted with password `pw`, and a second CA that signed nothing here: PEM files made by the
+    `openssl` program into `directory`, by name (`ca.crt`, `server.crt`, `server.key`, `client.crt`,
+    `client.key`, `client-encrypted.key`, `other-ca.crt`). Skips without openssl."""
+    import os
+    import shutil
+    import subprocess
+
+    import pytest
+
+    openssl = shutil.which("openssl") or ("/usr/bin/openssl" if os.path.exists("/usr/bin/openssl") else None)
+    if openssl is None:
+        pytest.skip("the openssl program is not installed (Debian: apt-get install openssl)")
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=directory, check=True, capture_output=True, timeout=30)
+
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=signalwise test CA")
+    run("req", "-x509", *ec, "-keyout", "other-ca.key", "-out", "other-ca.crt", "-days", "2", "-subj",
+        "/CN=another CA")
+    (directory / "server.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    for name, subject, ext in (("server", "/CN=127.0.0.1", ("-extfile", "server.ext")), ("client", "/CN=field", ())):
+        run("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject)
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", f"{name}.crt", "-days", "2", *ext)
+    run("pkey", "-in", "client.key", "-aes256", "-passout", "pass:pw", "-out", "client-encrypted.key")
+    names = ("ca.crt", "server.crt", "server.key", "client.crt", "client.key", "client-encrypted.key", "other-ca.crt")
+    return {name: directory / name for name in names}

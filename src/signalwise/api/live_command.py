@@ -64,6 +64,47 @@ def _mqtt_credentials() -> tuple[str | None, str | None]:
     return user, password or None
 
 
+#: the environment variables a TLS broker's files can come from (an option on the command line wins)
+MQTT_TLS_ENVIRONMENT = {"ca_file": "SIGNALWISE_MQTT_CA_FILE", "cert_file": "SIGNALWISE_MQTT_CERT_FILE",
+                        "key_file": "SIGNALWISE_MQTT_KEY_FILE"}
+#: the password of an encrypted client key: the environment only, as the broker's password
+MQTT_KEY_PASSWORD_ENV = "SIGNALWISE_MQTT_KEY_PASSWORD"
+MQTT_TLS_OPTIONS = {"ca_file": "--mqtt-ca-file", "cert_file": "--mqtt-cert-file", "key_file": "--mqtt-key-file"}
+
+
+def _mqtt_tls(mqtt: str | None, tls: bool, files: dict[str, Path | None]):
+    """The broker's TLS context, or None for plain MQTT; one error line (exit 2) for files that cannot be used.
+
+    Each file comes from its option, else from its environment variable; a CA file or client certificate means
+    TLS without --mqtt-tls. Options given without --mqtt are refused (they would do nothing); the environment is
+    read only with --mqtt, as the broker's user name and password are."""
+    import os
+
+    given = [MQTT_TLS_OPTIONS[k] for k, v in files.items() if v is not None] + (["--mqtt-tls"] if tls else [])
+    if mqtt is None:
+        if given:
+            _fail(f"{', '.join(given)}: TLS to an MQTT broker needs the broker: give --mqtt HOST:PORT too")
+        return None
+    paths, labels = {}, {"key_password": MQTT_KEY_PASSWORD_ENV}
+    for key, value in files.items():
+        env = os.environ.get(MQTT_TLS_ENVIRONMENT[key]) or None
+        paths[key] = value if value is not None else env
+        labels[key] = (MQTT_TLS_OPTIONS[key] if value is not None else MQTT_TLS_ENVIRONMENT[key] if env is not None
+                       else f"{MQTT_TLS_OPTIONS[key]} or {MQTT_TLS_ENVIRONMENT[key]}")  # as it came, or both ways
+    key_password = os.environ.get(MQTT_KEY_PASSWORD_ENV) or None
+    if key_password is not None and paths["cert_file"] is None:
+        _fail(f"{MQTT_KEY_PASSWORD_ENV} is set without a client certificate (--mqtt-cert-file or "
+              f"{MQTT_TLS_ENVIRONMENT['cert_file']}): it is the password of that certificate's key")
+    if not tls and all(v is None for v in paths.values()):
+        return None
+    from ..runtime.live.mqtt import TlsSetupError, tls_context
+
+    try:
+        return tls_context(paths["ca_file"], paths["cert_file"], paths["key_file"], key_password, labels=labels)
+    except TlsSetupError as exc:
+        _fail(str(exc))
+
+
 def _check_options(duration: float | None, state_every: float, field: str, mqtt: str | None) -> None:
     """Options that cannot run, refused with one line (exit 2) before anything starts."""
     if duration is not None and not (math.isfinite(duration) and duration > 0):
@@ -102,7 +143,11 @@ def live_command(
     field: Annotated[str, typer.Option(help="sumo: SUMO in a supervised worker process | none: no simulator: signals and lanes from the network file, observations from detector feeds only (HTTP or --mqtt), --sink shadow")] = "sumo",
     repeat_demand: Annotated[bool, typer.Option(help="repeat the scenario's demand so a long run keeps traffic")] = False,
     state_every: Annotated[float, typer.Option(help="simulated seconds between saved simulator states (crash recovery)")] = 30.0,
-    mqtt: Annotated[str | None, typer.Option(help="subscribe to detector feeds on this MQTT broker, HOST:PORT (plain MQTT 5; " + MQTT_CREDENTIALS_HELP + ")")] = None,
+    mqtt: Annotated[str | None, typer.Option(help="subscribe to detector feeds on this MQTT broker, HOST:PORT (MQTT 5; TLS with --mqtt-tls; " + MQTT_CREDENTIALS_HELP + ")")] = None,
+    mqtt_tls: Annotated[bool, typer.Option("--mqtt-tls", help="connect to the --mqtt broker over TLS, its certificate verified against the system's CA store (or --mqtt-ca-file)")] = False,
+    mqtt_ca_file: Annotated[Path | None, typer.Option("--mqtt-ca-file", show_default=False, help="verify the --mqtt broker's certificate against this CA file (PEM) instead of the system's; means --mqtt-tls [env: SIGNALWISE_MQTT_CA_FILE]")] = None,
+    mqtt_cert_file: Annotated[Path | None, typer.Option("--mqtt-cert-file", show_default=False, help="client certificate (PEM) for a --mqtt broker that asks for one; means --mqtt-tls [env: SIGNALWISE_MQTT_CERT_FILE]")] = None,
+    mqtt_key_file: Annotated[Path | None, typer.Option("--mqtt-key-file", show_default=False, help="its private key (PEM), if not in the certificate's file; an encrypted key's password from SIGNALWISE_MQTT_KEY_PASSWORD [env: SIGNALWISE_MQTT_KEY_FILE]")] = None,
     camera: Annotated[list[str] | None, typer.Option("--camera", show_default=False, help="VIDEO=CAMERA.yaml: stream a camera (a file, rtsp:// or http(s):// URL) into the run, its camera file as for `vision run`; repeatable. With --field none its zones are detectors of its device_id; with --field sumo it records crossings and speeding. A stream URL is opened once the run runs (a camera away then is reconnected to)")] = None,
     host: Annotated[str, typer.Option(help="interface the API listens on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port of the API", min=0, max=65535)] = 8000,
@@ -113,7 +158,9 @@ def live_command(
     feeds, the API and its live routes."""
     with StopOnce() as signals:  # `docker stop`, systemd and Kubernetes stop it as Ctrl-C does; once
         _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, config, out, sink, field,
-              repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth, signals, camera or [])
+              repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth, signals, camera or [],
+              mqtt_tls=(mqtt_tls, {"ca_file": mqtt_ca_file, "cert_file": mqtt_cert_file,
+                                   "key_file": mqtt_key_file}))
 
 
 def _camera_streams(values: list[str]) -> list:
@@ -191,7 +238,7 @@ def _replayed_lines(runtime) -> list[str]:
 @friendly_errors
 def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, config, out, sink, field,
           repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth, signals: StopOnce,
-          cameras: list[str]) -> None:
+          cameras: list[str], mqtt_tls: tuple[bool, dict] = (False, {})) -> None:
     import yaml
     from rich.console import Console
 
@@ -208,6 +255,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     _check_options(duration, state_every, field, mqtt)
     mqtt_at = _host_port(mqtt) if mqtt is not None else None
     mqtt_user, mqtt_password = _mqtt_credentials() if mqtt is not None else (None, None)
+    mqtt_tls_context = _mqtt_tls(mqtt, mqtt_tls[0], {k: mqtt_tls[1].get(k) for k in MQTT_TLS_OPTIONS})
     streams = _camera_streams(cameras)
     from ..store import Settings
     from ..store.redis_check import startup_problem
@@ -257,7 +305,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
         from ..runtime.live.mqtt import MqttFeed
 
         feed_client = MqttFeed(runtime.feed, *mqtt_at, username=mqtt_user,  # --field none: the runtime's own feed
-                               password=mqtt_password)
+                               password=mqtt_password, tls=mqtt_tls_context)
         feed_client.start()
     if insecure_no_auth:
         console.print("[bold red]warning:[/bold red] --insecure-no-auth: every route is open, changes included")

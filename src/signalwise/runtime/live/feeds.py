@@ -34,8 +34,12 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from ...core.types import (
     Detector,
@@ -80,12 +84,50 @@ _COUNT_FIELDS = ("count_veh", "occupancy", "interval_s")
 # ---------------------------------------------------------------------------
 
 
+_ISO_TIME_HELP = ("time must be ISO 8601 text with a zone (e.g. 2025-06-01T08:00:00+02:00); "
+                  "for simulation seconds use sim_time_s")
+
+
 def _iso_text(value: Any) -> Any:
-    """`time` is text (or a datetime from Python), never a bare number someone meant as simulation seconds."""
+    """`time` is ISO 8601 text (or a datetime from Python), never a number someone meant as simulation seconds:
+    neither a bare one nor one in text ("1700000000"), which pydantic would otherwise read as epoch seconds."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        raise ValueError("time must be ISO 8601 text with a zone (e.g. 2025-06-01T08:00:00+02:00); "
-                         "for simulation seconds use sim_time_s")
+        raise ValueError(_ISO_TIME_HELP)
+    if isinstance(value, str) and _is_number(value):
+        raise ValueError(f"{value!r} is a number, not a time: {_ISO_TIME_HELP}")
     return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+#: an occupancy above 1 up to this reads as a percentage: its refusal says what to send instead
+PERCENT_MAX = 100.0
+
+
+def _occupancy_hint(value: Any, handler: ValidatorFunctionWrapHandler, _info: ValidationInfo) -> Any:
+    """The field's own check (0..1), and for an occupancy that looks like a percentage (1 < value <= 100) the
+    share to send instead: a feed sending 18 for 18 % would otherwise fail with no clue why."""
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        try:
+            percent = float(err["input"]) if err["type"] == "less_than_equal" else math.nan
+        except (TypeError, ValueError, OverflowError):
+            percent = math.nan
+        if not 1.0 < percent <= PERCENT_MAX:
+            raise
+        raise PydanticCustomError(
+            "less_than_equal",
+            "Input should be less than or equal to 1 (occupancy is a share of the interval: send {share} for "
+            "{percent} %)",
+            {"le": 1.0, "share": f"{percent / 100:g}", "percent": f"{percent:g}"}) from None
 
 
 class DetectorMessage(BaseModel):
@@ -113,8 +155,9 @@ class DetectorMessage(BaseModel):
                           "(hi-res codes 82 / 81). Not with a count.")
     count_veh: int | None = Field(None, ge=0, description="vehicles counted over the interval (with occupancy and "
                                                           "interval_s; not with an event)")
-    occupancy: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False,
-                                    description="share of the interval the detector was occupied, 0..1")
+    occupancy: Annotated[float | None, WrapValidator(_occupancy_hint)] = Field(
+        None, ge=0.0, le=1.0, allow_inf_nan=False,
+        description="share of the interval the detector was occupied, 0..1 (0.18 for 18 %)")
     interval_s: float | None = Field(None, gt=0.0, le=3600.0, allow_inf_nan=False,
                                      description="length of the counting interval, seconds (at most an hour)")
     time: Annotated[AwareDatetime | None, BeforeValidator(_iso_text)] = Field(

@@ -7,15 +7,25 @@ of them, the same `DetectorMessage` as the HTTP route takes; the topic's
 device must be each message's `device_id`. A malformed payload is counted and
 logged (at most once per `log_every_s`), never raised into paho's thread:
 an exception there would end the client.
+
+TLS (`tls_context`): the broker's certificate is verified against the
+system's CA store or a CA file of the city's own, optionally with a client
+certificate; the files are checked when the context is built, before a run
+starts, and a broker that fails verification is logged with the reason.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import ssl
+import sys
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -34,6 +44,107 @@ MAX_PAYLOAD_BYTES = 1_000_000
 SESSION_EXPIRY_S = 600
 
 
+class TlsSetupError(ValueError):
+    """A CA file, client certificate or key that cannot be used: one line naming the file and what is wrong."""
+
+
+#: how the TLS inputs are named in errors; the command line names them by option or environment variable
+TLS_LABELS = {"ca_file": "CA file", "cert_file": "client certificate file", "key_file": "client key file",
+              "key_password": "key_password"}
+
+
+class _NoKeyPassword(Exception):
+    """The key is encrypted and no password was given (raised instead of OpenSSL asking on the terminal)."""
+
+
+def tls_context(ca_file: str | os.PathLike | None = None, cert_file: str | os.PathLike | None = None,
+                key_file: str | os.PathLike | None = None, key_password: str | None = None, *,
+                labels: Mapping[str, str] | None = None) -> ssl.SSLContext:
+    """The client's TLS context: the broker's certificate verified (and its name: the host given to connect
+    to) against `ca_file`, or the system's CA store without one; a client certificate when `cert_file` is given
+    (its key in `key_file`, or in the same file). There is no way here to skip verification.
+
+    Built and checked once, at start, rather than by paho's `tls_set` on connecting: every problem is a
+    `TlsSetupError` naming the file (paho's would be OpenSSL's "PEM lib"), and an encrypted key without a
+    password is refused instead of OpenSSL asking for it on a terminal a service does not have. The same
+    settings as `tls_set` (`ssl.create_default_context`: certificate and host name required, TLS 1.2 at least).
+    """
+    names = {**TLS_LABELS, **(labels or {})}
+    if key_file is not None and cert_file is None:
+        raise TlsSetupError(f"{names['key_file']} {key_file}: no client certificate is given for this key "
+                            f"({names['cert_file']})")
+    for which, path in (("ca_file", ca_file), ("cert_file", cert_file), ("key_file", key_file)):
+        if path is not None:
+            _readable(path, names[which])
+    try:
+        context = ssl.create_default_context(cafile=None if ca_file is None else os.fspath(ca_file))
+    except ssl.SSLError:
+        raise TlsSetupError(f"{names['ca_file']} {ca_file} holds no certificate in PEM form (a file of "
+                            "\"-----BEGIN CERTIFICATE-----\" blocks)") from None
+    if cert_file is None:
+        return context
+    asked = []
+
+    def password() -> str:
+        asked.append(True)
+        if key_password is None:
+            raise _NoKeyPassword
+        return key_password
+
+    try:
+        context.load_cert_chain(os.fspath(cert_file), None if key_file is None else os.fspath(key_file), password)
+    except _NoKeyPassword:
+        raise TlsSetupError(f"{names['key_file'] if key_file is not None else names['cert_file']} "
+                            f"{key_file or cert_file}: the key is encrypted; give its password in "
+                            f"{names['key_password']}") from None
+    except ssl.SSLError as exc:
+        raise TlsSetupError(_cert_chain_problem(exc, cert_file, key_file, bool(asked), names)) from None
+    return context
+
+
+def _readable(path: str | os.PathLike, label: str) -> None:
+    """A file this process can read, else why not."""
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as exc:
+        raise TlsSetupError(f"{label} {os.fspath(path)}: {(exc.strerror or str(exc)).lower()}") from None
+
+
+def _cert_chain_problem(exc: ssl.SSLError, cert_file, key_file, decrypting: bool, names: Mapping[str, str]) -> str:
+    """One line for what OpenSSL refused in a certificate and key (its own words are "PEM lib")."""
+    key_label, key_at = (names["key_file"], key_file) if key_file is not None else (names["cert_file"], cert_file)
+    if exc.reason == "KEY_VALUES_MISMATCH":
+        return (f"{names['key_file']} {key_file} is not the key of the certificate in {names['cert_file']} "
+                f"{cert_file}" if key_file is not None else
+                f"{names['cert_file']} {cert_file}: its key is not the key of its certificate")
+    try:  # does the certificate file hold a certificate at all?
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=os.fspath(cert_file))
+    except ssl.SSLError:
+        return f"{names['cert_file']} {cert_file} holds no certificate in PEM form"
+    if decrypting:
+        return f"{key_label} {key_at}: the key could not be decrypted with {names['key_password']}"
+    if key_file is None:
+        return (f"{names['cert_file']} {cert_file} holds no private key: give the key's file too "
+                f"({names['key_file']})")
+    return f"{names['key_file']} {key_file} holds no private key in PEM form"
+
+
+def _why(exc: BaseException | None) -> str | None:
+    """A connection failure in a few words: a certificate's verification error as OpenSSL says it (`unable to get
+    local issuer certificate`, `Hostname mismatch, …`), other TLS errors without their C source line, else the
+    system's words (`Connection refused`)."""
+    if exc is None:
+        return None
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        return exc.verify_message
+    if isinstance(exc, ssl.SSLError):
+        return re.sub(r"\s*\(_ssl\.c:\d+\)$", "", str(exc))
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
 class MqttFeed:
     """Subscribes to `<prefix>/+/detectors` on one broker and hands every payload to `feed.accept`.
 
@@ -42,12 +153,15 @@ class MqttFeed:
     QoS 1 by default: what was published to the topic while the connection
     was down comes when it is back (the broker queues it; Mosquitto keeps
     up to 1,000 messages per session by default, `max_queued_messages`).
+    `tls` (from `tls_context`) connects over TLS, the broker's certificate
+    verified; a broker that fails verification is retried as an unreachable
+    one is, its reason logged and kept as `last_error`.
     """
 
     def __init__(self, feed: DetectorFeed, host: str = "127.0.0.1", port: int = 1883, *, prefix: str = "signalwise",
                  qos: int = 1, keepalive_s: int = 30, reconnect_min_s: float = 1.0, reconnect_max_s: float = 60.0,
                  username: str | None = None, password: str | None = None, client_id: str | None = None,
-                 log_every_s: float = 10.0):
+                 tls: ssl.SSLContext | None = None, log_every_s: float = 10.0):
         self.feed = feed
         feed.mqtt = self  # /metrics finds this client's figures through the store the live run holds
         self.host, self.port = host, port
@@ -71,6 +185,11 @@ class MqttFeed:
         self.client.reconnect_delay_set(min_delay=self._reconnect_s[0], max_delay=self._reconnect_s[1])
         if username is not None:
             self.client.username_pw_set(username, password)
+        self.tls = tls is not None
+        if tls is not None:
+            self.client.tls_set_context(tls)
+        self._socket_error: str | None = None  # what paho last said went wrong on the socket (its log)
+        self.client.on_log = self._on_log
         self.client.on_connect = self._on_connect
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
@@ -125,11 +244,28 @@ class MqttFeed:
         client.subscribe(self.topic, qos=self.qos)  # again after every reconnect: a session that expired forgot it
 
     def _on_connect_fail(self, _client, _userdata) -> None:
-        """The broker cannot be reached (down at start, or while reconnecting): paho tries again with backoff."""
+        """The broker cannot be reached (down at start, or while reconnecting), or its certificate failed
+        verification: paho tries again with backoff. paho calls this while handling the connection's exception
+        (`loop_forever`), so the reason is the exception being handled."""
+        exc = sys.exc_info()[1]
         with self._stats_lock:
             self._lost = True
-        self._error(f"cannot connect to the broker at {self.host}:{self.port} (retrying, the delay "
-                    f"growing from {self._reconnect_s[0]} s to {self._reconnect_s[1]} s)", "connection")
+        retrying = f"retrying, the delay growing from {self._reconnect_s[0]} s to {self._reconnect_s[1]} s"
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            text = (f"the broker at {self.host}:{self.port} failed TLS verification: {_why(exc)} ({retrying}; "
+                    "give the CA that signed its certificate, and connect by a name the certificate holds)")
+        elif isinstance(exc, ssl.SSLError):
+            text = f"TLS with the broker at {self.host}:{self.port} failed: {_why(exc)} ({retrying})"
+        else:
+            why = _why(exc)
+            text = f"cannot connect to the broker at {self.host}:{self.port} ({why + '; ' if why else ''}{retrying})"
+        self._error(text, "connection")
+
+    def _on_log(self, _client, _userdata, level: int, text: str) -> None:
+        """Keep paho's own word on a socket that failed: the reason a connection was lost (a broker that ends
+        the TLS session, e.g. `tlsv13 alert certificate required`) is said only there."""
+        if level == mqtt.MQTT_LOG_ERR and text.startswith(("failed to receive on socket", "timeout on socket")):
+            self._socket_error = re.sub(r"\s*\(_ssl\.c:\d+\)$", "", text)
 
     def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties) -> None:
         if any(rc.is_failure for rc in reason_codes):
@@ -143,10 +279,13 @@ class MqttFeed:
         self._subscribed.clear()
         with self._stats_lock:
             refused = self._refused
+        socket_error, self._socket_error = self._socket_error, None
         if reason_code.is_failure and not refused:
             with self._stats_lock:
                 self._lost = True
-            self._error(f"disconnected from {self.host}:{self.port}: {reason_code} (reconnecting)", "connection")
+            why = f" ({socket_error})" if socket_error else ""
+            self._error(f"disconnected from {self.host}:{self.port}: {reason_code}{why} (reconnecting)",
+                        "connection")
 
     def _on_message(self, _client, _userdata, message) -> None:
         try:
@@ -176,6 +315,8 @@ class MqttFeed:
                     data = [data]
                 if not isinstance(data, list):
                     reason = f"payload is a JSON {type(data).__name__}; send one message (an object) or a list"
+                elif not data:  # as HTTP refuses it: a sender that means to send something has a bug
+                    reason = "payload is an empty list: send at least one message"
         # the error before the count: whoever reads `stats()` and sees a rejection sees its reason too
         if reason is not None:
             self.feed.reject(reason, device, transport="mqtt")
