@@ -152,13 +152,22 @@ def test_a_whole_map_change_from_a_stale_revision_is_refused_and_nothing_of_it_a
     assert (refused["kind"], refused["result"], refused["payload"]["based_on_revision"]) == ("timing", "refused", 0)
     # a revision that was never made is refused the same way
     assert client.put(TIMING, json={"timing": {"min_green_s": 7}, "based_on_revision": 5}).status_code == 409
+    # a stale change whose values no longer fit what is in force is the stale read (409: read again), not a fault
+    # of its values (422): removing the own timing another operator removed meanwhile, from the same read
+    assert client.delete(f"{TIMING}/intersections/{first}", params={"based_on_revision": 1}).status_code == 200
+    again = client.delete(f"{TIMING}/intersections/{first}", params={"based_on_revision": 1})
+    assert again.status_code == 409, again.text
+    assert client.put(f"{TIMING}/intersections/{first}", json={"timing": {"all_red_s": 2},
+                                                                "based_on_revision": 2}).status_code == 200
+    in_force = _config(client)
+    assert in_force["timing_revision"] == 3
 
     # from the revision in force: applied, the defaults' key merged, the signal's own kept
-    ok = client.put(TIMING, json={"timing": {"min_green_s": 7}, "based_on_revision": 1})
+    ok = client.put(TIMING, json={"timing": {"min_green_s": 7}, "based_on_revision": 3})
     assert ok.status_code == 200, ok.text
-    assert ok.json()["payload"]["based_on_revision"] == 1
+    assert ok.json()["payload"]["based_on_revision"] == 3
     now = _config(client)
-    assert now["timing_revision"] == 2 and now["timing"]["min_green_s"] == 7.0
+    assert now["timing_revision"] == 4 and now["timing"]["min_green_s"] == 7.0
     assert now["timing"]["per_intersection"] == {first: {"all_red_s": 2.0}}
 
     # no revision: today's behaviour, its per_intersection replaces the map (and is logged as before)

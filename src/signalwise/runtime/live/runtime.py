@@ -826,6 +826,9 @@ class LiveRuntime:
                 raise ch.ChangeRefused(f"controller {change.controller!r} cannot run here: "
                                        f"{str(exc).strip().splitlines()[-1]}") from None
         elif isinstance(change, (ch.TimingChange, ch.SignalTimingChange)):
+            # stale first: a change made from an old revision that no longer fits the timing in force is the
+            # writer's stale read (409: read again), not a fault of its values (422). The loop checks again.
+            self._check_based_on(change)
             self._timing_after(change)
         elif isinstance(change, ch.ShieldChange):
             try:
