@@ -12,6 +12,7 @@ Three kinds of scenario, one `Scenario` value:
 from __future__ import annotations
 
 import math
+import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -54,18 +55,43 @@ class Scenario:
 
     @property
     def signal_program_files(self) -> tuple[Path, ...]:
-        """The additional files that hold signal programs (`<tlLogic>`, `<WAUT>`): part of the signal model, so
-        SUMO loads them even where it loads no routes (reading the signals of a feed-only live run, a detector
-        plan, a model check), and the program a run controls is the program it finds there, as in a run with
-        traffic. The other additional files (vehicle types, detectors, stops) may need the routes, and stay out."""
-        return tuple(f for f in self.additional_files if _holds_signal_programs(Path(f)))
+        """The signal programs (`<tlLogic>`, `<WAUT>`, `<wautJunction>`) of the additional files, alone in one
+        file: part of the signal model, so SUMO loads them even where it loads no routes (reading the signals of
+        a feed-only live run, a detector plan, a model check), and the program read is the program a run with
+        traffic finds. Only those elements: a detector beside them in the same file would write its output
+        file into the user's folder, over a running run's."""
+        programs = _signal_programs_file(self.additional_files)
+        return (programs,) if programs is not None else ()
 
 
-def _holds_signal_programs(path: Path) -> bool:
-    """Whether an additional file defines a signal program; read line by line, so a large detector file costs
-    one pass and no parse."""
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        return any("<tlLogic" in line or "<WAUT" in line for line in fh)
+#: the elements of an additional file that define or switch signal programs
+PROGRAM_TAGS = frozenset({"tlLogic", "WAUT", "wautJunction"})
+
+
+def _signal_programs_file(files: tuple[Path, ...]) -> Path | None:
+    """One file holding every signal program of `files` (None: they hold none), named by its content in the
+    temporary directory, so every process reading the same programs shares it."""
+    import gzip
+    import hashlib
+    import tempfile
+
+    kept = []
+    for f in files:
+        try:
+            with (gzip.open if str(f).endswith(".gz") else open)(f, "rb") as fh:
+                root = ET.parse(fh).getroot()
+        except ET.ParseError as exc:
+            raise ScenarioError(f"{f}: not valid XML ({exc})") from None
+        kept += [ET.tostring(el, encoding="unicode") for el in root if el.tag in PROGRAM_TAGS]
+    if not kept:
+        return None
+    text = "<additional>\n" + "".join(kept) + "\n</additional>\n"
+    path = Path(tempfile.gettempdir()) / f"signalwise-programs-{hashlib.sha256(text.encode()).hexdigest()[:16]}.add.xml"
+    if not path.is_file():
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)  # whole or absent, whoever else writes the same programs meanwhile
+    return path
 
 
 def list_scenarios() -> list[tuple[str, str]]:
