@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from signalwise.analytics.safety_audit import audit_run
 from signalwise.api import create_app
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
+from signalwise.sim.scenario import load
 from signalwise.store import Settings, get_engine
 from signalwise.store.keys import create_key
 
@@ -28,11 +30,14 @@ TIMING = "/api/v1/live/config/timing"
 @pytest.fixture
 def running(tmp_path):
     """corridor at 20x, served; yields (client with an operate key, runtime); stopped and joined after."""
+    yield from _serving(tmp_path, RunConfig(scenario="corridor"))
+
+
+def _serving(tmp_path, cfg: RunConfig):
     db = f"sqlite:///{tmp_path / 'db.sqlite'}"
     app = create_app(Settings(database_url=db))
     _info, key = create_key(get_engine(db), "ops", ["read", "operate"])
-    rt = LiveRuntime(RunConfig(scenario="corridor"), LiveOptions(speed=20.0, duration_s=3600, in_process=True),
-                     tmp_path / "live")
+    rt = LiveRuntime(cfg, LiveOptions(speed=20.0, duration_s=3600, in_process=True), tmp_path / "live")
     rt.open()
     app.state.live = rt
     loop = threading.Thread(target=rt.run, name="live-loop", daemon=True)
@@ -225,3 +230,23 @@ def test_one_signals_timing_is_validated_as_the_whole_map_is_and_can_be_removed(
     # the signal whose own values were removed runs the defaults' derived all-red again, as it started
     assert _per_phase(rt.stepper.shields[first].inter.timing, "all_red") == started_all_red_s
     assert _per_phase(rt.stepper.shields[second].inter.timing, "all_red") == {1.0}
+
+
+def test_a_signal_whose_id_holds_a_slash_takes_its_own_timing(tmp_path):
+    """A device id may hold `/` (it then sends over HTTP, not MQTT): the page encodes it (%2F), which the server
+    decodes before routing, so the route takes the rest of the path as the id."""
+    corridor = load("corridor")
+    net = tmp_path / "slash.net.xml"
+    net.write_text(corridor.net_file.read_text().replace('<tlLogic id="J1"', '<tlLogic id="J/1"')
+                   .replace('tl="J1"', 'tl="J/1"'))
+    served = _serving(tmp_path, RunConfig(net=str(net), routes=[str(corridor.route_files[0])]))
+    client, rt = next(served)
+    try:
+        assert "J/1" in rt.stepper.by_id
+        r = client.put(f"{TIMING}/intersections/{quote('J/1', safe='')}", json={"timing": {"all_red_s": 2}})
+        assert r.status_code == 200, r.text
+        assert _config(client)["timing"]["per_intersection"] == {"J/1": {"all_red_s": 2.0}}
+        assert client.delete(f"{TIMING}/intersections/{quote('J/1', safe='')}").status_code == 200
+        assert _config(client)["timing"]["per_intersection"] == {}
+    finally:
+        served.close()

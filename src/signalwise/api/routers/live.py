@@ -206,7 +206,7 @@ IntersectionId = Annotated[str, Path(min_length=1, max_length=ch.MAX_INTERSECTIO
 UNKNOWN_SIGNAL = {404: {"description": "no such signal in the run (named)"}}
 
 
-@router.put("/config/timing/intersections/{intersection_id}", responses={**STALE, **UNKNOWN_SIGNAL},
+@router.put("/config/timing/intersections/{intersection_id:path}", responses={**STALE, **UNKNOWN_SIGNAL},
             summary="One signal's own safety timing, the other signals' kept; taken at its next green")
 def signal_timing(request: Request, intersection_id: IntersectionId, body: SignalTimingIn) -> dict:
     """Merged into the map in force by the loop when it applies the change, so operators changing different
@@ -215,7 +215,7 @@ def signal_timing(request: Request, intersection_id: IntersectionId, body: Signa
                                                   based_on_revision=body.based_on_revision))
 
 
-@router.delete("/config/timing/intersections/{intersection_id}", responses={**STALE, **UNKNOWN_SIGNAL},
+@router.delete("/config/timing/intersections/{intersection_id:path}", responses={**STALE, **UNKNOWN_SIGNAL},
                summary="Remove one signal's own safety timing: it runs the defaults again, from its next green")
 def signal_timing_removed(request: Request, intersection_id: IntersectionId, based_on_revision: Annotated[
         int | None, Query(ge=0, description="as for PUT: refused with 409 when this signal's own values have "
