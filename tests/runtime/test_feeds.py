@@ -10,7 +10,6 @@ TestClient on an app holding only this router.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import json
 import math
@@ -28,25 +27,9 @@ from support.waiting import until
 from signalwise.api import errors
 from signalwise.api.routers.live_feeds import router
 from signalwise.core.types import EventCode, ObservationNeed, SignalEvent
-from signalwise.envs.episode import probe_network
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.live.feeds import SOURCE, DetectorFeed, DetectorMessage, wall_clock
-from signalwise.runtime.loop import ObservationSource, checked, resolve_scenario
-from signalwise.sim.detectors import plan_detectors
-
-
-@pytest.fixture(scope="module")
-def corridor():
-    cfg = RunConfig(scenario="corridor")
-    scenario = resolve_scenario(cfg)
-    inters, _lengths = probe_network(cfg, scenario)
-    by_tls = plan_detectors(scenario.net_file)
-    return [dataclasses.replace(i, detectors=by_tls.get(i.id, ())) for i in inters]
-
-
-@pytest.fixture
-def feed(corridor):
-    return DetectorFeed(corridor)
+from signalwise.runtime.loop import ObservationSource, checked
 
 
 def _inter(corridor, tls="J1"):

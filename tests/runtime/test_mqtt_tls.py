@@ -9,7 +9,6 @@ CA file, certificate or key that cannot be used is one error line and exit 2 bef
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import logging
@@ -29,29 +28,11 @@ from support.mqtt import free_port, own_mosquitto, throwaway_pki
 from support.waiting import until, value_within
 
 from signalwise.core.types import ObservationNeed
-from signalwise.envs.episode import probe_network
-from signalwise.runtime.config import RunConfig
-from signalwise.runtime.live.feeds import SOURCE, DetectorFeed
+from signalwise.runtime.live.feeds import SOURCE
 from signalwise.runtime.live.mqtt import MqttFeed, TlsSetupError, tls_context
-from signalwise.runtime.loop import resolve_scenario
-from signalwise.sim.detectors import plan_detectors
 
 MQTT_ENV = ("SIGNALWISE_MQTT_USERNAME", "SIGNALWISE_MQTT_PASSWORD", "SIGNALWISE_MQTT_CA_FILE",
             "SIGNALWISE_MQTT_CERT_FILE", "SIGNALWISE_MQTT_KEY_FILE", "SIGNALWISE_MQTT_KEY_PASSWORD")
-
-
-@pytest.fixture(scope="module")
-def corridor():
-    cfg = RunConfig(scenario="corridor")
-    scenario = resolve_scenario(cfg)
-    inters, _lengths = probe_network(cfg, scenario)
-    by_tls = plan_detectors(scenario.net_file)
-    return [dataclasses.replace(i, detectors=by_tls.get(i.id, ())) for i in inters]
-
-
-@pytest.fixture
-def feed(corridor):
-    return DetectorFeed(corridor)
 
 
 @pytest.fixture
