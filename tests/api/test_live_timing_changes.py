@@ -8,6 +8,7 @@ applied) when the timing changed since; and the run's evidence still audits with
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from urllib.parse import quote
@@ -79,8 +80,8 @@ def _audited_after_every_signal_took(client, rt, timeout_s: float = 60) -> None:
         time.sleep(0.2)
     rt.stop()
     deadline = time.monotonic() + 20
-    while rt.running:
-        assert time.monotonic() < deadline, "the live loop did not stop"
+    while "finished" not in json.loads((rt.run_dir / "run.json").read_text()):  # the evidence flushed, not only
+        assert time.monotonic() < deadline, "the live loop did not stop"         # the loop left
         time.sleep(0.05)
     report = audit_run(rt.run_dir)
     assert report.ok and report.checked["min_green"] > 0, [str(v) for v in report.violations[:5]]

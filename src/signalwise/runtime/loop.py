@@ -685,4 +685,7 @@ def describe_intersections(inters: list[Intersection], approach_direction: dict[
 
 
 def dump_json(path: Path, data) -> None:
-    path.write_text(json.dumps(data, indent=2, default=str))
+    """Written aside, then put in place: a reader (the API, an audit of a live run) never sees half a file."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(data, indent=2, default=str))
+    partial.replace(path)
