@@ -158,6 +158,17 @@ def test_a_whole_map_change_from_a_stale_revision_is_refused_and_nothing_of_it_a
     assert (refused["kind"], refused["result"], refused["payload"]["based_on_revision"]) == ("timing", "refused", 0)
     # a revision that was never made is refused the same way
     assert client.put(TIMING, json={"timing": {"min_green_s": 7}, "based_on_revision": 5}).status_code == 409
+    # a revision that is not a JSON integer is a client's fault (422 naming the field), not revision 1 or 3
+    for not_a_revision in (True, "1", 1.0):
+        for method, url, body in (
+                (client.put, TIMING, {"timing": {"min_green_s": 7}}),
+                (client.put, f"{TIMING}/intersections/{second}", {"timing": {"all_red_s": 1}}),
+                (client.post, "/api/v1/live/changes",
+                 {"kind": "signal_timing", "intersection_id": second, "timing": {"all_red_s": 1}})):
+            refused = method(url, json={**body, "based_on_revision": not_a_revision})
+            assert refused.status_code == 422, (url, not_a_revision, refused.text)
+            assert "based_on_revision" in refused.text, refused.text
+    assert _config(client) == in_force
     # a stale change whose values no longer fit what is in force is the stale read (409: read again), not a fault
     # of its values (422): removing the own timing another operator removed meanwhile, from the same read
     assert client.delete(f"{TIMING}/intersections/{first}", params={"based_on_revision": 1}).status_code == 200

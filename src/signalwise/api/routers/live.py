@@ -197,7 +197,7 @@ class SignalTimingIn(BaseModel):
     timing: dict = Field(description=(
         "the signal's own values (keys of the run configuration's `timing`, seconds; null yellow_s / all_red_s / "
         "ped_clearance_s: derived per phase), replacing the ones it had; keys left out follow the defaults"))
-    based_on_revision: int | None = Field(None, ge=0, description=(
+    based_on_revision: ch.Revision | None = Field(None, description=(
         "the `timing_revision` read (GET /config): refused with 409, nothing applied, when this signal's own "
         "values have changed since; left out: applied over whatever is in force"))
 

@@ -23,6 +23,11 @@ class _Change(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: A timing revision as a client sends it back: a JSON integer only. Lax parsing read `true` as revision 1 and
+#: `"3"` as 3, so a client's bug would be checked against a revision it never read.
+Revision = Annotated[int, Field(ge=0, strict=True)]
+
+
 class TimingChange(_Change):
     """New safety timing defaults and per-signal overrides (the run configuration's `timing`).
 
@@ -31,7 +36,7 @@ class TimingChange(_Change):
 
     kind: Literal["timing"] = "timing"
     timing: dict = Field(description="keys of the run configuration's `timing`, seconds")
-    based_on_revision: int | None = Field(None, ge=0, description=(
+    based_on_revision: Revision | None = Field(None, description=(
         "the `timing_revision` the change was made from (GET /api/v1/live/config): refused with 409, nothing "
         "applied, when another timing change was applied since; left out: applied over whatever is in force"))
 
@@ -46,7 +51,7 @@ class SignalTimingChange(_Change):
     timing: dict | None = Field(description=(
         "the signal's own values (keys of the run configuration's `timing`, as under `per_intersection`), which "
         "replace the ones it had; null: none, back on the defaults"))
-    based_on_revision: int | None = Field(None, ge=0, description=(
+    based_on_revision: Revision | None = Field(None, description=(
         "the `timing_revision` the change was made from: refused with 409, nothing applied, when this signal's "
         "own values have changed since (a change of another signal's, or of the defaults, does not refuse it)"))
 
