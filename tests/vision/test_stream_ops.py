@@ -141,6 +141,7 @@ def test_a_camera_that_goes_dark_raises_a_stored_alert_that_is_acknowledged_and_
                               camera_alerts_buffer_dir=tmp_path / "buffer"))
     engine = get_engine(url)
     op = {"X-API-Key": create_key(engine, "night-operator", ["operate"])[1]}
+    console = {"X-API-Key": create_key(engine, "console", ["read"])[1]}
     scene = small_scene(seed=2)
     frames = [f for f, _t, _truth, _s in scene.frames(2.0)]
     port = free_port()
@@ -175,7 +176,10 @@ def test_a_camera_that_goes_dark_raises_a_stored_alert_that_is_acknowledged_and_
             assert stored and stored[0]["rule"] == "vision_stream_down" and stored[0]["active"]
 
             assert c.post(f"/api/v1/streams/alerts/{alert['id']}/ack").status_code == 401  # operate needed
-            acked = c.post(f"/api/v1/streams/alerts/{alert['id']}/ack", headers=op)
+            with c.websocket_connect("/api/v1/ws/live?topics=alert", headers=console) as ws:  # a console following it
+                acked = c.post(f"/api/v1/streams/alerts/{alert['id']}/ack", headers=op)
+                assert _alert_streamed(ws, alert["id"], "night-operator"), "the acknowledgement was not streamed"
+                ws.close()
             assert acked.status_code == 200 and acked.json()["acknowledged_by"] == "night-operator"
             assert c.post("/api/v1/streams/alerts/nope/ack", headers=op).status_code == 404
             again = c.post(f"/api/v1/streams/alerts/{alert['id']}/ack", headers=op)  # the first stays the record
@@ -215,6 +219,7 @@ def test_with_a_live_run_camera_alerts_are_the_runs_own_stored_and_acknowledged_
     url = f"sqlite:///{tmp_path / 'api.db'}"
     engine = get_engine(url)
     op = {"X-API-Key": create_key(engine, "operator", ["operate"])[1]}
+    console = {"X-API-Key": create_key(engine, "console", ["read"])[1]}
     store = LiveStoreWriter(url, "live-cam", tmp_path / "buffer")
     alerts = AlertEngine(with_builtins([_fast_down_rule()]), on_acknowledge=store.put_alert)
     rt = LiveRuntime(RunConfig(scenario="single"), LiveOptions(speed=5.0, duration_s=3600, in_process=True),
@@ -234,7 +239,12 @@ def test_with_a_live_run_camera_alerts_are_the_runs_own_stored_and_acknowledged_
             assert alert and alert["rule"] == "vision_stream_down", c.get("/api/v1/live/alerts").json()
             assert [a["id"] for a in c.get("/api/v1/streams/alerts").json()["active"]] == [alert["id"]]
             assert _wait(lambda: [a for a in list_alerts(engine, "live-cam") if a["id"] == alert["id"]])
-            assert c.post(f"/api/v1/live/alerts/{alert['id']}/ack", headers=op).status_code == 200
+            # acknowledged at the cameras' route, it is the run's acknowledgement: stored and streamed as the
+            # run's own route does it, and the run's route finds it taken
+            with c.websocket_connect("/api/v1/ws/live?topics=alert", headers=console) as ws:
+                assert c.post(f"/api/v1/streams/alerts/{alert['id']}/ack", headers=op).status_code == 200
+                assert _alert_streamed(ws, alert["id"], "operator"), "the acknowledgement was not streamed"
+                ws.close()
             assert c.post(f"/api/v1/live/alerts/{alert['id']}/ack", headers=op).status_code == 409
             assert _wait(lambda: [a for a in list_alerts(engine, "live-cam")
                                   if a["id"] == alert["id"] and a["acknowledged_by"] == "operator"])
@@ -243,6 +253,18 @@ def test_with_a_live_run_camera_alerts_are_the_runs_own_stored_and_acknowledged_
         rt.stop()
         loop.join(10)
         store.close()
+
+
+def _alert_streamed(ws, alert_id: str, who: str, timeout_s: float = 30.0) -> dict | None:
+    """The `alert` message that says `who` acknowledged `alert_id`, read from a WebSocket subscribed to `alert`
+    (the hub's heartbeat every 10 s bounds each wait); None when none came in time."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        msg = ws.receive_json()
+        data = msg.get("data") or {}
+        if msg.get("type") == "alert" and data.get("id") == alert_id and data.get("acknowledged_by") == who:
+            return data
+    return None
 
 
 def _camera_app(tmp_path):

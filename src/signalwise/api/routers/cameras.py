@@ -129,13 +129,13 @@ def _own_alerts(app):
                             10_000)
     app.state.vision_alert_store = store
 
-    def raised_or_cleared(alert) -> None:
+    def stored_and_streamed(alert) -> None:  # or acknowledged
         store.put_alert(alert)
         hub.publish("alert", alert.as_dict())
 
     rules = [r for r in BUILTIN_RULES if r.metric.startswith("vision_") or r.name.startswith("process_")]
-    alerts = AlertEngine(rules, on_raise=raised_or_cleared, on_clear=raised_or_cleared,
-                         on_acknowledge=store.put_alert)
+    alerts = AlertEngine(rules, on_raise=stored_and_streamed, on_clear=stored_and_streamed,
+                         on_acknowledge=stored_and_streamed)  # streamed too: a console shows who took it
 
     def on_metrics(figures: dict) -> None:
         alerts.evaluate(time.monotonic(), {**figures, **process_figures()})
@@ -271,8 +271,12 @@ def acknowledge_alert(alert_id: Annotated[str, PathParam(min_length=1, max_lengt
     engine = getattr(request.app.state, "vision_alerts", None)
     if engine is None:
         raise HTTPException(404, f"no alert {alert_id!r}: no camera stream has run on this server")
+    live = getattr(request.app.state, "live", None)
+    # the live run's own engine: its route stores the acknowledgement with the run's alerts and streams it;
+    # the engine alone would do neither, and a console following `alert` would keep the alert active
+    acknowledge = live.acknowledge_alert if live is not None and engine is live.alerts else engine.acknowledge
     try:
-        return engine.acknowledge(alert_id, who(request)).as_dict()
+        return acknowledge(alert_id, who(request)).as_dict()
     except KeyError:
         raise HTTPException(404, f"no alert {alert_id!r}") from None
     except ValueError as exc:  # AlreadyAcknowledged: the first acknowledgement is the record
