@@ -168,6 +168,11 @@ def test_a_whole_map_change_from_a_stale_revision_is_refused_and_nothing_of_it_a
             refused = method(url, json={**body, "based_on_revision": not_a_revision})
             assert refused.status_code == 422, (url, not_a_revision, refused.text)
             assert "based_on_revision" in refused.text, refused.text
+    # DELETE's is in the query string, text: decimal digits only, so `1.0` or `+1` is not revision 1, `1_0` not 10
+    for not_a_revision in ("true", "1.0", "+1", " 1", "1_0", "", "-1"):
+        refused = client.delete(f"{TIMING}/intersections/{first}", params={"based_on_revision": not_a_revision})
+        assert refused.status_code == 422, (not_a_revision, refused.text)
+        assert "based_on_revision" in refused.text, refused.text
     assert _config(client) == in_force
     # a stale change whose values no longer fit what is in force is the stale read (409: read again), not a fault
     # of its values (422): removing the own timing another operator removed meanwhile, from the same read

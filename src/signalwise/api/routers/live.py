@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from signalwise.runtime.live import changes as ch
 from signalwise.runtime.live.alerts import AlreadyAcknowledged
@@ -206,6 +206,14 @@ IntersectionId = Annotated[str, Path(min_length=1, max_length=ch.MAX_INTERSECTIO
 UNKNOWN_SIGNAL = {404: {"description": "no such signal in the run (named)"}}
 
 
+def _revision_digits(value: object) -> object:
+    """A revision in a query string is text: decimal digits only, as `timing_revision` is written. Lax parsing
+    would read `1.0` and `+1` as 1 and `1_0` as 10, a revision the client never read."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("a timing revision is decimal digits only, as GET /config gives timing_revision")
+    return value
+
+
 @router.put("/config/timing/intersections/{intersection_id:path}", responses={**STALE, **UNKNOWN_SIGNAL},
             summary="One signal's own safety timing, the other signals' kept; taken at its next green")
 def signal_timing(request: Request, intersection_id: IntersectionId, body: SignalTimingIn) -> dict:
@@ -219,7 +227,8 @@ def signal_timing(request: Request, intersection_id: IntersectionId, body: Signa
                summary="Remove one signal's own safety timing: it runs the defaults again, from its next green")
 def signal_timing_removed(request: Request, intersection_id: IntersectionId, based_on_revision: Annotated[
         int | None, Query(ge=0, description="as for PUT: refused with 409 when this signal's own values have "
-                                            "changed since that revision")] = None) -> dict:
+                                            "changed since that revision; decimal digits only (422 otherwise)"),
+        BeforeValidator(_revision_digits)] = None) -> dict:
     return _submit(request, ch.SignalTimingChange(intersection_id=intersection_id, timing=None,
                                                   based_on_revision=based_on_revision))
 
