@@ -227,3 +227,34 @@ def test_a_second_environment_on_the_same_network_gets_its_own_signals():
     with part:
         obs, _ = part.reset(seed=1)
         assert sorted(obs) == ["J1", "J2"]
+
+
+def test_a_signal_program_edited_in_an_additional_file_is_probed_again(tmp_path):
+    """The probe is remembered per network and settings, and a .sumocfg names its additional files, not their
+    contents: a program edited in place (two green phases, then four) must give the new environment four actions,
+    as its episode has, not the two remembered from before the edit."""
+    from signalwise.sim.scenario import load
+
+    single = load("single")
+    programs = tmp_path / "plan.add.xml"
+    sumocfg = tmp_path / "city.sumocfg"
+    sumocfg.write_text(f"""<configuration><input>
+  <net-file value="{single.net_file}"/><route-files value="{single.route_files[0]}"/>
+  <additional-files value="{programs.name}"/></input>
+  <time><begin value="0"/><end value="600"/></time></configuration>""")
+
+    def write(phases):
+        rows = "\n".join(f'    <phase duration="{d}" state="{s}"/>' for s, d in phases)
+        programs.write_text('<additional>\n  <tlLogic id="C" type="static" programID="plan" offset="0">\n'
+                            f"{rows}\n  </tlLogic>\n</additional>\n")
+
+    write([("gGGrrrrrgGGrrrrrrGrG", 30), ("yyyrrrrryyyrrrrrrrrr", 3),
+           ("rrrrgGGrrrrrgGGrGrGr", 30), ("rrrryyyrrrrryyyrrrrr", 3)])
+    assert SignalwiseParallelEnv(sumocfg=sumocfg, duration_s=30).action_space("C").n == 2
+    write([("gGGrrrrrgGGrrrrrrGrG", 30), ("rrrGrrrrrrrGrrrrrrrr", 10),
+           ("rrrrgGGrrrrrgGGrGrGr", 30), ("rrrrrrrGrrrrrrrGrrrr", 10)])
+    env = SignalwiseParallelEnv(sumocfg=sumocfg, duration_s=30)
+    with env:
+        env.reset(seed=1)
+        assert env.action_space("C").n == len(env.intersections["C"].phases) == 4
+        assert len(env._episode.intersections[0].phases) == 4  # what the simulation runs

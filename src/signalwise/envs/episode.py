@@ -19,7 +19,7 @@ from pathlib import Path
 from ..analytics.safety_audit import AuditReport, audit
 from ..core.types import Decision, Intersection, LaneState, SignalEvent
 from ..runtime.config import RunConfig
-from ..runtime.loop import LoopStepper, describe_intersections, open_field, sumo_options
+from ..runtime.loop import LoopStepper, applied_sumo_options, describe_intersections, open_field, sumo_options
 from ..sim.backend import SimulationError
 from ..sim.scenario import Scenario
 
@@ -50,7 +50,7 @@ class _Probe:
     """Stands for the short-lived network-only simulation in the libsumo claim."""
 
 
-#: (network file, its mtime and size, scenario, run settings but seed and duration) -> what `probe_network` read
+#: (each file read: path, mtime and size; scenario, run settings but seed and duration) -> what `probe_network` read
 _PROBED: dict[tuple, tuple[list[Intersection], dict[str, float]]] = {}
 
 
@@ -63,16 +63,28 @@ def probe_network(cfg: RunConfig, scenario: Scenario) -> tuple[list[Intersection
     and duration, which shape no signal: the timing, a partition, SUMO's
     options and additional files do), so a second environment on the same
     network (Gymnasium's checker makes one) needs no simulation while the
-    first one holds libsumo.
+    first one holds libsumo. A file edited since (the network, or a signal
+    program in an additional file) is probed again.
     """
-    net = Path(scenario.net_file).resolve()
-    st = net.stat()
-    key = (str(net), st.st_mtime_ns, st.st_size, repr(scenario),
-           cfg.model_dump_json(exclude={"seed", "duration_s"}))
+    key = (_files_read(cfg, scenario), repr(scenario), cfg.model_dump_json(exclude={"seed", "duration_s"}))
     if key not in _PROBED:
         _PROBED[key] = _probe(cfg, scenario)
     inters, lengths = _PROBED[key]
     return list(inters), dict(lengths)
+
+
+def _files_read(cfg: RunConfig, scenario: Scenario) -> tuple[tuple[str, int, int], ...]:
+    """(path, mtime, size) of every file the probe's answer comes from: the network, the additional files (their
+    signal programs) and any file a SUMO option the run applies names. The scenario names them, not their
+    contents: a user edits a program in place and runs again."""
+    named = [part.strip() for value in applied_sumo_options(cfg, scenario).values() for part in str(value).split(",")]
+    files = [scenario.net_file, *scenario.additional_files, *(Path(p) for p in named if p and Path(p).is_file())]
+    stats = []
+    for f in files:
+        path = Path(f).resolve()
+        st = path.stat()
+        stats.append((str(path), st.st_mtime_ns, st.st_size))
+    return tuple(stats)
 
 
 def _probe(cfg: RunConfig, scenario: Scenario) -> tuple[list[Intersection], dict[str, float]]:
