@@ -318,7 +318,11 @@ def _sweep_ray(todo: list[dict], out: Path, workers: int, address: str) -> int:
             done += 1
             try:
                 result, error = ray.get(ready[0]), None
-            except Exception as exc:  # a failed cell is reported, the others go on
+            except ray.exceptions.RayTaskError as exc:
+                # the cell's own error, said as the process path says it: Ray's wraps it in its type name and the
+                # worker's colored traceback (`RayTaskError(ControllerUnavailable): ray::run_cell() ...`)
+                result, error = None, error_text(exc.cause)
+            except Exception as exc:  # a failed cell is reported, the others go on (a worker that died, say)
                 result, error = None, error_text(exc)
             failed += not _keep(out, cell, error, result, done, len(todo))
     except KeyboardInterrupt:
