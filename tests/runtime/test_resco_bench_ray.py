@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.cli import stop_if_running
 
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'signalwise[ray]'): no --ray sweep")
 
@@ -81,13 +82,7 @@ def sweeps(tmp_path_factory):
             processes = subprocess.run(cmd, timeout=120, **kw)
             ray_out, ray_err = on_ray.communicate(timeout=240)
         finally:
-            if on_ray.poll() is None:  # the local run failed, or Ray hangs: Ctrl-C shuts its Ray down
-                on_ray.send_signal(signal.SIGINT)
-                try:
-                    on_ray.communicate(timeout=30)
-                except subprocess.TimeoutExpired:
-                    on_ray.kill()
-                    on_ray.communicate()
+            stop_if_running(on_ray)  # the local run failed, or Ray hangs
         first = subprocess.CompletedProcess(on_ray.args, on_ray.returncode, ray_out, ray_err)
         kept = {p: p.stat().st_mtime_ns for p in sorted((tmp / "ray").glob("cells/**/*.json"))}
         cmd, kw = bench(tmp / "ray", "--controllers", GOOD, *SWEEP[2:], "--ray")

@@ -164,3 +164,16 @@ def _close_databases(opened_before: set[str]) -> None:
     engine = sys.modules.get("signalwise.store.engine")
     for url in _open_databases() - opened_before:
         engine.dispose_engines(url)
+
+
+def stop_if_running(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """End a command a test left running (its own run failed, or it hangs): Ctrl-C first, so it shuts down what
+    it started (a local Ray, say), then a kill after `grace_s`. Its output is read, so pipes never block it."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.communicate(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from support.cli import signalwise
+from support.cli import signalwise, stop_if_running
 
 from signalwise.control.learning.qtable import load_model
 from signalwise.training.train import TrainConfig, train
@@ -43,13 +42,7 @@ def test_ray_training_gives_the_same_model_and_evidence_as_local_processes(tmp_p
                                       out=tmp_path / "local"))
             returncode = on_ray_run.wait(timeout=240)
         finally:
-            if on_ray_run.poll() is None:  # the local run failed, or Ray hangs: Ctrl-C shuts its Ray down
-                on_ray_run.send_signal(signal.SIGINT)
-                try:
-                    on_ray_run.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    on_ray_run.kill()
-                    on_ray_run.wait()
+            stop_if_running(on_ray_run)  # the local run failed, or Ray hangs
     assert returncode == 0, (tmp_path / "ray.err").read_text()[-2000:]
     on_ray = load_model(tmp_path / "ray" / "model")
     assert on_ray.meta["training"]["executor"] == "ray" and local.meta["training"]["executor"] == "processes"
