@@ -51,12 +51,30 @@ class ProcessExecutor:
 
     def run_round(self, episode: Episode, payloads: list[str]) -> list[dict]:
         ctx = fresh_process_context(episode.__module__)
-        with ProcessPoolExecutor(max_workers=min(self.workers, len(payloads)), mp_context=ctx,
-                                 max_tasks_per_child=1) as pool:
-            return list(pool.map(in_callers_env(episode), payloads))
+        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(payloads)), mp_context=ctx,
+                                   max_tasks_per_child=1)
+        try:
+            results = list(pool.map(in_callers_env(episode), payloads))
+        except BaseException:
+            _shut_down_after_interrupt(pool)
+            raise
+        pool.shutdown(wait=True)
+        return results
 
     def close(self) -> None:
         pass
+
+
+def _shut_down_after_interrupt(pool: ProcessPoolExecutor) -> None:
+    """Shut the pool down as its `with` block would, keeping the caller's exception (Ctrl-C's, say). A Ctrl-C
+    that lands while the pool starts its manager thread makes CPython's shutdown raise "cannot join thread
+    before it is started" over the KeyboardInterrupt, so `train` printed a traceback instead of how to go on;
+    the workers it had started by then are ended here, since no manager thread will."""
+    try:
+        pool.shutdown(wait=True)
+    except RuntimeError:
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):  # CPython's own: no public handle
+            proc.terminate()
 
 
 class RayExecutor:
