@@ -1,9 +1,15 @@
 """Fixtures shared by the store, API and runtime tests."""
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
+
+# a pytest-xdist worker (`make test`) has COLUMNS=80 in its environment, where a plain pytest has none; the commands the
+# tests run lay their tables out in COLUMNS when it is set (consoles.table_console), so it is removed: every test
+# sees what a script piping a command sees, whichever way the suite runs
+os.environ.pop("COLUMNS", None)
 
 # `support.*`: helpers only tests and benchmarks use, kept out of the installed package
 sys.path.insert(0, str(Path(__file__).parent))

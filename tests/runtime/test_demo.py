@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +17,9 @@ SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 
 def test_the_demo_compares_every_controller_with_the_shipped_model_and_audits_each(tmp_path):
     out = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # a pipe, as `make demo | tee demo.log` gives
     p = subprocess.run([SIGNALWISE, "demo", "--seeds", "1", "--duration", "300", "--out", str(out)],
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=300, env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "Traceback" not in p.stderr
     summary = json.loads((out / "summary.json").read_text())
@@ -30,6 +32,12 @@ def test_the_demo_compares_every_controller_with_the_shipped_model_and_audits_ea
     ql_config = yaml.safe_load((out / "ql-s1" / "config.yaml").read_text())
     assert Path(ql_config["controller_options"]["model"]) == shipped_model_path("corridor")
     assert "fallback" in p.stdout and "safety" in p.stdout and "violations" in p.stdout
+    # each row on a line of its own even in a pipe (rich's 80 columns folded a row over three lines and split
+    # the summary's path in two)
+    rows = {line.split("│")[1].strip(): line for line in p.stdout.splitlines() if line.startswith("│")}
+    assert rows["avg delay (RESCO) (s)"].count("±") == 5, p.stdout
+    assert rows["fallback share"].count("%") == 5 and rows["safety violations"].count("0") >= 5, p.stdout
+    assert f"summary: {out / 'summary.csv'} (runs in {out})" in p.stdout.splitlines(), p.stdout
 
 
 def test_the_demo_says_what_is_wrong_with_a_bad_option():

@@ -22,12 +22,12 @@ def audit(
     as_json: Annotated[bool, typer.Option("--json", help="print the full reports as JSON instead of tables")] = False,
 ) -> None:
     """Check each run's event log and signal states against the safety rules, independently of the shield."""
-    from rich.console import Console
     from rich.table import Table
 
+    from ..consoles import table_console
     from .safety_audit import RULES, AuditInputError, audit_run
 
-    console = Console()
+    console = table_console()
     reports = {}
     broken = False
     for run_dir in run_dirs:

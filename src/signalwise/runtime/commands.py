@@ -358,8 +358,9 @@ def _check_model_path(controller: str) -> None:
 
 
 def print_run_summary(metrics: dict, run_dir: Path) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from ..consoles import table_console
 
     n = metrics["network"]
     scaled = f"demand ×{metrics['demand_scale']:g}, " if "demand_scale" in metrics else ""
@@ -393,11 +394,11 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
         rows.append(("signals left uncontrolled", "; ".join(f"{r['id']}: {r['reason']}" for r in metrics["refused_signals"])))
     for k, v in rows:
         t.add_row(k, v)
-    console = Console()
+    console = table_console()
     console.print(t)
     for warning in metrics.get("warnings", ()):
         console.print(f"[bold yellow]warning:[/bold yellow] {warning}")
-    console.print(f"run directory: {run_dir}")
+    console.print(f"run directory: {run_dir}", soft_wrap=True)
 
 
 def compare_command(
@@ -485,8 +486,8 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
         _publish(sorted(result.run_dirs.values()), db, console)
     print_compare_table(result.summary)
     if result.chart:
-        Console().print(f"chart: {result.chart}")
-    Console().print(f"summary: {result.out_dir / 'summary.csv'} (runs in {result.out_dir})")
+        Console().print(f"chart: {result.chart}", soft_wrap=True)  # a path folded over two lines cannot be pasted
+    Console().print(f"summary: {result.out_dir / 'summary.csv'} (runs in {result.out_dir})", soft_wrap=True)
     if result.failures:
         _fail(f"{len(result.failures)} run(s) failed: " + "; ".join(f"{c} s{s}: {m}" for (c, s), m in result.failures.items()), code=1)
 
@@ -505,14 +506,15 @@ def _check_models(names: list[str]) -> None:
             _fail(f"--controllers {name}: {exc}")
 
 
-def print_compare_table(summary: dict, width: int | None = None) -> None:
+def print_compare_table(summary: dict) -> None:
     """One column per controller: mean ± 95% CI, then change vs the baseline and Welch's p (paired p in summary.csv).
 
-    Fits 100 columns for five controllers; a controller that never ran (the
+    Five controllers take about 100 columns (`consoles.table_console`); a controller that never ran (the
     fallback served its runs) is marked in its heading and its fallback share row.
     """
-    from rich.console import Console
     from rich.table import Table
+
+    from ..consoles import table_console
 
     controllers = summary["controllers"]
     base = summary["baseline"]
@@ -555,7 +557,7 @@ def print_compare_table(summary: dict, width: int | None = None) -> None:
     viol = summary.get("safety_violations", {})
     if viol:
         t.add_row("safety violations", *["—" if viol.get(c, 0) is None else str(viol.get(c, 0)) for c in controllers])
-    console = Console(width=width) if width else Console()
+    console = table_console()
     console.print(t)
     for c in controllers:
         if c in never:
@@ -565,9 +567,9 @@ def print_compare_table(summary: dict, width: int | None = None) -> None:
 
 def scenarios_command() -> None:
     """List the scenarios you can run."""
-    from rich.console import Console
     from rich.table import Table
 
+    from ..consoles import table_console
     from ..sim.scenario import list_scenarios
 
     t = Table(title="scenarios (or bring your own: --sumocfg FILE, or --net FILE --routes FILE)")
@@ -575,7 +577,7 @@ def scenarios_command() -> None:
     t.add_column("description")
     for name, desc in list_scenarios():
         t.add_row(name, desc)
-    Console().print(t)
+    table_console().print(t)
 
 
 def demo_command(

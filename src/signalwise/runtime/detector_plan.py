@@ -103,13 +103,13 @@ def plan_as_dict(plan: DetectorPlan) -> dict:
 
 def print_plan_table(plan: DetectorPlan) -> None:
     """One table per signal, titled with its MQTT topic; a refused signal is one line saying why."""
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
+    from ..consoles import table_console
     from .detector_config import primary_phase
 
-    console = Console()
+    console = table_console()
     channels = sum(len(i.detectors) for i in plan.intersections)
     console.print(f"detector plan of {escape(plan.scenario)} for `signalwise live --field none`: "
                   f"{len(plan.intersections)} signal(s), {channels} detector channel(s); a feed message names a "

@@ -66,9 +66,9 @@ def create(name: Annotated[str, typer.Option(help="who or what uses the key (sho
 @keys_app.command("list")
 def list_(db: DbOption = None) -> None:
     """Every key: id, name, scopes, state, dates (never the keys themselves)."""
-    from rich.console import Console
     from rich.table import Table
 
+    from ..consoles import table_console
     from .keys import list_keys
 
     keys = list_keys(_engine(db, existing=True))
@@ -80,7 +80,7 @@ def list_(db: DbOption = None) -> None:
         t.add_row(k.id, k.name, " ".join(k.scopes), k.state(), f"{k.created_at:%Y-%m-%d %H:%M}",
                   f"{k.expires_at:%Y-%m-%d %H:%M}" if k.expires_at else "never",
                   f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "-")
-    Console(width=100).print(t)
+    table_console().print(t)
 
 
 @keys_app.command("revoke")

@@ -662,6 +662,8 @@ def _models_list(removed, db) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from ..consoles import table_console
+
     missing = _missing_registry(db)
     if missing is not None:  # nothing to list, and no empty database left behind to say so
         typer.echo(f"no model registered: no database at {missing}; train one (signalwise train --scenario S "
@@ -685,7 +687,7 @@ def _models_list(removed, db) -> None:
             where = f"removed {v.removed_at.astimezone():%Y-%m-%d %H:%M} by {v.removed_by}"
         t.add_row(v.version, v.scenario, _signals(v.intersections), str(v.episodes), f"{v.size_bytes / 1024:.0f}",
                   f"{v.registered_at.astimezone():%Y-%m-%d %H:%M}", v.registered_by, where)
-    Console(width=max(120, Console().width)).print(t)
+    table_console().print(t)
 
 
 @models_app.command("add")
@@ -853,8 +855,9 @@ def models_history(intersection: Annotated[str | None, typer.Option(help="only t
 
 @learning_errors
 def _models_history(intersection, db) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from ..consoles import table_console
 
     rows = _registry(db, existing=True).history(intersection)
     if not rows:
@@ -864,7 +867,7 @@ def _models_history(intersection, db) -> None:
     for d in rows:
         t.add_row(d.intersection_id, d.version, f"{d.deployed_at:%Y-%m-%d %H:%M:%S}", d.deployed_by,
                   f"{d.rolled_back_at:%Y-%m-%d %H:%M:%S}" if d.rolled_back_at else "-", d.rolled_back_by or "-")
-    Console(width=120).print(t)
+    table_console().print(t)
 
 
 def _registry(db: str | None, existing: bool = False):
