@@ -163,3 +163,61 @@ def test_a_blank_camera_reaches_the_live_run_marked_down_with_the_reason(fast_im
     assert run.downs[0] is None  # not at once
     reason = next(d for d in run.downs if d)
     assert reason.startswith("stream s image blank for ") and "lens covered" in reason
+
+
+def test_a_camera_files_thresholds_are_its_streams_picture_check():
+    """`blank_below_std` and `image_bad_after_s` in a camera file set its stream's check: one camera told that
+    the scene's spread (about 16 grey levels) is too little is reported blank after 0.3 s; another on the same
+    picture, with only the hold shortened, never is."""
+    from vision_scenes import small_scene
+
+    from signalwise.vision.camera import camera_from_dict
+    from signalwise.vision.manager import StreamManager, StreamSpec
+    from signalwise.vision.mjpeg_server import MjpegServer
+
+    class Cameras:  # the live run's side (LiveCameras), recorded per camera
+        def __init__(self):
+            self.downs: dict[str, list[str | None]] = {"dim": [], "usual": []}
+
+        def update(self, camera_id, result, down=None):
+            self.downs[camera_id].append(down)
+
+        def mark_down(self, camera_id, reason):
+            pass
+
+    scene = small_scene(seed=2)
+    frames = [f for f, _t, _truth, _s in scene.frames(1.5)]
+    server = MjpegServer(frames, fps=20).start()
+    run = Cameras()
+    mgr = StreamManager(source=run, monitor_every_s=0.2)
+    dim = camera_from_dict({**scene.camera_config(), "camera_id": "dim", "blank_below_std": 40,
+                            "image_bad_after_s": 0.3})
+    usual = camera_from_dict({**scene.camera_config(), "camera_id": "usual", "image_bad_after_s": 0.3})
+    try:
+        mgr.add(StreamSpec("dim", server.url, dim))
+        mgr.add(StreamSpec("usual", server.url, usual))
+        assert _wait(lambda: any(run.downs["dim"]))
+        seen_dim = len(run.downs["dim"])
+        assert _wait(lambda: len(run.downs["usual"]) >= seen_dim + 10)  # past the hold, many times over
+        assert mgr.get("dim")["image"] == "blank" and mgr.get("usual")["image"] == "ok"
+    finally:
+        mgr.close()
+        server.stop()
+    assert next(d for d in run.downs["dim"] if d).startswith("stream dim image blank for ")
+    assert not any(run.downs["usual"])
+
+
+@pytest.mark.parametrize(("keys", "says"), [
+    ({"blank_below_std": -1}, "blank_below_std: Input should be greater than or equal to 0"),
+    ({"blank_below_std": 300}, "blank_below_std: Input should be less than or equal to 128"),
+    ({"image_bad_after_s": 0}, "image_bad_after_s: Input should be greater than 0"),
+    ({"image_bad_after_s": "nan"}, "image_bad_after_s: Input should be a finite number"),
+])
+def test_a_picture_threshold_out_of_range_is_refused_naming_the_key(keys, says):
+    from test_camera_file_units import _camera
+
+    from signalwise.vision.camera import CameraFileError, camera_from_dict
+
+    with pytest.raises(CameraFileError) as err:
+        camera_from_dict(_camera(**keys), "cam.yaml")
+    assert str(err.value).startswith("cam.yaml: ") and says in str(err.value), str(err.value)

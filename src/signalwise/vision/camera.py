@@ -98,6 +98,13 @@ class CameraConfig(BaseModel):
     #: is crossed when the front bumper is)
     anchor: Literal["bottom", "center", "front"] = "bottom"
     frame_size: Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=2, max_length=2)] | None = None
+    #: a frame whose grey levels spread less than this (standard deviation, 0-255) is blank; None: the default
+    #: (`monitoring.BLANK_STD`). A camera whose night scene is dark but still a picture may need it lower, one
+    #: whose failed IR shows a noisy grey higher
+    blank_below_std: Annotated[float, Field(ge=0, le=128, allow_inf_nan=False)] | None = None
+    #: a picture blank or frozen for this long (its frames' seconds) is reported; None: the default
+    #: (`monitoring.IMAGE_BAD_AFTER_S`)
+    image_bad_after_s: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] | None = None
     background_image: str | None = None  # an empty-road frame, relative to the camera file
     _homography: Homography | None = PrivateAttr(None)
 

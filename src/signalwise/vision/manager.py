@@ -80,6 +80,15 @@ class StreamSpec:
     pace: bool = True  # a file is read at its frame rate, like a camera
 
 
+def image_check(spec: StreamSpec) -> ImageCheck:
+    """The picture check with the camera file's thresholds (`blank_below_std`, `image_bad_after_s`), the
+    defaults where it gives none or there is no camera file."""
+    cam = spec.camera
+    if cam is None:
+        return ImageCheck()
+    return ImageCheck(after_s=cam.image_bad_after_s, blank_std=cam.blank_below_std)
+
+
 class ManagedStream:
     def __init__(self, spec: StreamSpec):
         self.spec = spec
@@ -88,7 +97,7 @@ class ManagedStream:
         self.worker: threading.Thread | None = None
         self.stop_event = threading.Event()
         self.meter = FrameMeter()
-        self.image = ImageCheck()  # is the picture any good: blank, frozen or ok (a new one at each start)
+        self.image = image_check(spec)  # is the picture any good: blank, frozen or ok (a new one at each start)
         self.wanted_running = False
         self.error: str | None = None
         self.counts = {"crossings": 0, "red_light": 0, "speeding": 0}
@@ -168,7 +177,7 @@ class StreamManager:
         if spec.camera is not None and ms.pipeline is None:
             ms.pipeline = self._pipeline(spec)
         ms.clock_offset_s = _resumed_clock_s(ms)
-        ms.image = ImageCheck()
+        ms.image = image_check(spec)
         ms.wanted_running = True
         ms.reader.start()
         ms.worker = threading.Thread(target=self._work, args=(ms,), name=f"signalwise-vision-{spec.id}", daemon=True)
