@@ -130,6 +130,16 @@ def _cert_chain_problem(exc: ssl.SSLError, cert_file, key_file, decrypting: bool
     return f"{names['key_file']} {key_file} holds no private key in PEM form"
 
 
+#: said after a plain connection the broker ended before it answered: Mosquitto resets a connection whose first
+#: bytes are not a TLS handshake on a TLS listener, and OpenSSL's words for it are only "Connection reset by peer"
+TLS_PORT_HINT = ("a port that speaks only TLS ends a plain connection this way: add --mqtt-tls (or --mqtt-ca-file), "
+                 "or give the broker's plain port (often 1883)")
+#: said after a TLS handshake the broker ended: a plain listener resets a connection whose first bytes are a
+#: TLS handshake
+PLAIN_PORT_HINT = ("a plain MQTT port ends a TLS connection this way: give the broker's TLS port (often 8883), or "
+                   "leave out --mqtt-tls and the TLS files for a plain one")
+
+
 def _why(exc: BaseException | None) -> str | None:
     """A connection failure in a few words: a certificate's verification error as OpenSSL says it (`unable to get
     local issuer certificate`, `Hostname mismatch, …`), other TLS errors without their C source line, else the
@@ -259,6 +269,8 @@ class MqttFeed:
         else:
             why = _why(exc)
             text = f"cannot connect to the broker at {self.host}:{self.port} ({why + '; ' if why else ''}{retrying})"
+            if self.tls and isinstance(exc, ConnectionResetError | ssl.SSLEOFError):
+                text += f": {PLAIN_PORT_HINT}"
         self._error(text, "connection")
 
     def _on_log(self, _client, _userdata, level: int, text: str) -> None:
@@ -275,7 +287,7 @@ class MqttFeed:
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
         with self._stats_lock:
-            self._connected = False
+            had_connack, self._connected = self._connected, False
         self._subscribed.clear()
         with self._stats_lock:
             refused = self._refused
@@ -284,8 +296,10 @@ class MqttFeed:
             with self._stats_lock:
                 self._lost = True
             why = f" ({socket_error})" if socket_error else ""
-            self._error(f"disconnected from {self.host}:{self.port}: {reason_code}{why} (reconnecting)",
-                        "connection")
+            text = f"disconnected from {self.host}:{self.port}: {reason_code}{why} (reconnecting)"
+            if not self.tls and not had_connack and "Connection reset" in (socket_error or ""):
+                text += f": {TLS_PORT_HINT}"
+            self._error(text, "connection")
 
     def _on_message(self, _client, _userdata, message) -> None:
         try:
