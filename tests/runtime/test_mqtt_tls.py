@@ -155,15 +155,20 @@ def test_a_broker_whose_certificate_names_another_host_is_refused(feed, pki, tls
         sub.stop()
 
 
+def _first_error(feed, port: int, tls=None) -> str | None:
+    """The first error a feed connecting to 127.0.0.1:`port` keeps, within 5 s."""
+    sub = MqttFeed(feed, "127.0.0.1", port, tls=tls)
+    try:
+        sub.start()
+        return value_within(lambda: sub.stats()["last_error"], 5.0)
+    finally:
+        sub.stop()
+
+
 def test_a_plain_client_on_a_tls_port_is_told_to_add_tls(feed, tls_broker):
     """Mosquitto resets a plain connection on its TLS listener, and the system says only "Connection reset by
     peer": the error names the likely cause and both ways out."""
-    sub = MqttFeed(feed, "127.0.0.1", tls_broker)
-    try:
-        sub.start()
-        error = value_within(lambda: sub.stats()["last_error"], 5.0)
-    finally:
-        sub.stop()
+    error = _first_error(feed, tls_broker)
     assert error and error.startswith(f"disconnected from 127.0.0.1:{tls_broker}: "), error
     assert "Connection reset by peer" in error and error.endswith(
         "a port that speaks only TLS ends a plain connection this way: add --mqtt-tls (or --mqtt-ca-file), "
@@ -172,12 +177,7 @@ def test_a_plain_client_on_a_tls_port_is_told_to_add_tls(feed, tls_broker):
 
 def test_a_tls_client_on_a_plain_port_is_told_to_give_the_tls_port(feed, pki, tmp_path):
     with own_mosquitto(tmp_path, f"listener {free_port()} 127.0.0.1\nallow_anonymous true\n") as plain_port:
-        sub = MqttFeed(feed, "127.0.0.1", plain_port, tls=tls_context(pki["ca.crt"]))
-        try:
-            sub.start()
-            error = value_within(lambda: sub.stats()["last_error"], 5.0)
-        finally:
-            sub.stop()
+        error = _first_error(feed, plain_port, tls_context(pki["ca.crt"]))
     assert error and error.startswith(f"cannot connect to the broker at 127.0.0.1:{plain_port} ("), error
     assert error.endswith("a plain MQTT port ends a TLS connection this way: give the broker's TLS port (often "
                           "8883), or leave out --mqtt-tls and the TLS files for a plain one"), error
@@ -185,12 +185,7 @@ def test_a_tls_client_on_a_plain_port_is_told_to_give_the_tls_port(feed, pki, tm
 
 def test_a_broker_that_is_down_gets_no_port_hint(feed, pki):
     for tls in (None, tls_context(pki["ca.crt"])):
-        sub = MqttFeed(feed, "127.0.0.1", free_port(), tls=tls)
-        try:
-            sub.start()
-            error = value_within(lambda sub=sub: sub.stats()["last_error"], 5.0)
-        finally:
-            sub.stop()
+        error = _first_error(feed, free_port(), tls)
         assert error and "Connection refused" in error and "port" not in error.split(")")[-1], error
 
 
