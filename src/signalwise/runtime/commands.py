@@ -506,12 +506,13 @@ def _check_models(names: list[str]) -> None:
             _fail(f"--controllers {name}: {exc}")
 
 
-def print_compare_table(summary: dict) -> None:
+def print_compare_table(summary: dict, width: int | None = None) -> None:
     """One column per controller: mean ± 95% CI, then change vs the baseline and Welch's p (paired p in summary.csv).
 
-    Five controllers take about 100 columns (`consoles.table_console`); a controller that never ran (the
+    Five controllers fit 100 columns (`width`, else `consoles.table_console`); a controller that never ran (the
     fallback served its runs) is marked in its heading and its fallback share row.
     """
+    from rich.console import Console
     from rich.table import Table
 
     from ..consoles import table_console
@@ -557,7 +558,7 @@ def print_compare_table(summary: dict) -> None:
     viol = summary.get("safety_violations", {})
     if viol:
         t.add_row("safety violations", *["—" if viol.get(c, 0) is None else str(viol.get(c, 0)) for c in controllers])
-    console = table_console()
+    console = Console(width=width) if width else table_console()
     console.print(t)
     for c in controllers:
         if c in never:
