@@ -46,6 +46,9 @@ Intentional differences from the atspm package
    calls when the log has no phase-call (43) events, split monitor, PCD,
    preemption details. Pedestrian delay follows UDOT ATSPM's PedPhase; `rule="udot"` judges split
    failures by UDOT's threshold and bin time (docs/atspm.md, "Differences from UDOT ATSPM").
+11. Per-plan statistics (`plans`, `plan_summary`): split failures, arrivals on green and pedestrian
+   delay per coordination plan (event 131) span and phase, as UDOT ATSPM reports them by plan; the
+   plan spans alone are `plan_spans` (module `plans`).
 """
 
 from .compute import MEASURES, Results, compute_all, write_tables
@@ -62,9 +65,10 @@ from .inputs import (
     read_event_log,
     with_stopbar_yellow_red,
 )
+from .plans import plan_spans, plan_summary
 
 __all__ = [
     "MEASURES", "DetectorConfig", "EventLog", "EventLogError", "InputReport", "Results", "compute_all",
-    "detectors_from_frame", "events_from_arrow", "events_from_frame", "events_from_rows", "read_detectors",
-    "read_event_log", "with_stopbar_yellow_red", "write_tables",
+    "detectors_from_frame", "events_from_arrow", "events_from_frame", "events_from_rows", "plan_spans",
+    "plan_summary", "read_detectors", "read_event_log", "with_stopbar_yellow_red", "write_tables",
 ]

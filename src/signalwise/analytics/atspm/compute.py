@@ -9,6 +9,7 @@ import numpy as np
 
 from . import cycles as C
 from . import measures as M
+from . import plans as P
 from .inputs import DetectorConfig, EventLog
 
 #: measure name -> one-line description (also the API's list of measures)
@@ -29,6 +30,7 @@ MEASURES = {
     "split_monitor_binned": "split monitor averages and terminations per bin and phase",
     "pcd": "Purdue Coordination Diagram: each arrival's time in cycle",
     "pcd_cycles": "Purdue Coordination Diagram: green/yellow start in each cycle",
+    "plans": "split failures, arrivals on green and pedestrian delay per coordination plan (event 131) and phase",
 }
 
 
@@ -164,6 +166,9 @@ def _tasks(want: set, log: EventLog, config: DetectorConfig | None, bin_min: int
             t["split_monitor_binned"] = C.split_monitor_binned(sm, bin_min)
         return t, []
 
+    def plans():
+        return {"plans": P.plan_summary(log, config, bin_min, latency_s, project, red_time_s, split_failure_rule)}, []
+
     def one(name, fn):
         return lambda: ({name: fn()}, [])
 
@@ -175,6 +180,8 @@ def _tasks(want: set, log: EventLog, config: DetectorConfig | None, bin_min: int
             tasks.append(pcd)
         if want & {"arrival_on_green", "platoon_ratio"}:
             tasks.append(arrivals_on_green)
+    if "plans" in want:  # reads the split-failure cycles, the PCD and the pedestrian delays (computed once)
+        tasks.append(plans)
     if want & {"split_monitor", "split_monitor_binned"}:
         tasks.append(split_monitor)
     if config is not None and want & {"yellow_red", "red_light_running"}:

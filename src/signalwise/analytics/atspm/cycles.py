@@ -81,6 +81,13 @@ def split_monitor_binned(splits, bin_min: int = 15):
 
 
 def pcd(log: EventLog, config: DetectorConfig, latency_s: float = 0.0, project: bool = True):
+    """Purdue Coordination Diagram tables (arrivals, cycles), computed once per log and options: the PCD
+    table and the per-plan table (`plans`) read the same rows. Read-only: the same frames each time."""
+    return K.memo(log, ("pcd", id(config), latency_s, project),
+                  lambda: _compute_pcd(log, config, latency_s, project), config)
+
+
+def _compute_pcd(log: EventLog, config: DetectorConfig, latency_s: float = 0.0, project: bool = True):
     """Purdue Coordination Diagram data: each advance-detector arrival's time in its cycle.
 
     Cycles run from begin red (10; 9 when 10 is missing) to the next begin
@@ -209,6 +216,12 @@ def phase_wait(log: EventLog, config: DetectorConfig | None = None):
 
 
 def ped_delay(log: EventLog):
+    """Pedestrian delays (`_compute_ped_delay`), computed once per log: the binned table and the per-plan
+    table (`plans`) read the same rows. Read-only: the same frame each time."""
+    return K.memo(log, ("ped_delay",), lambda: _compute_ped_delay(log))
+
+
+def _compute_ped_delay(log: EventLog):
     """Pedestrian delay per pedestrian served, measured from push-buttons where the log has them, else estimated.
 
     Phases whose log has pedestrian calls (`Method` "call"), as UDOT ATSPM's PedPhase measures them:
@@ -321,8 +334,15 @@ def binned_waits(waits, value: str, bin_min: int = 15):
     keys = ["TimeStamp", "DeviceId", "Phase"] + (["Method"] if "Method" in waits else [])
     if waits.empty:
         return pd.DataFrame(columns=keys + ["Count", f"Mean_{value}", f"Max_{value}"])
-    df = waits[keys + [value]].copy()
+    df = waits[[c for c in (*keys, value, "Cycle_s") if c in waits]].copy()
     df["TimeStamp"] = df["TimeStamp"].dt.floor(f"{bin_min}min")
+    return aggregate_waits(df, keys, value)
+
+
+def aggregate_waits(waits, keys: list[str], value: str):
+    """Count, mean and max of a wait column per `keys` (bins, or plan spans): the mean of estimated
+    (recall) delays weighted by their cycle length `Cycle_s`, as `binned_waits` takes it."""
+    df = waits[keys + [value]].copy()
     df["_w"] = waits["Cycle_s"].fillna(1.0) if "Cycle_s" in waits else 1.0
     df["_wx"] = df["_w"] * df[value]
     out = df.groupby(keys, sort=True).agg(Count=(value, "size"), _wx=("_wx", "sum"), _w=("_w", "sum"),

@@ -593,6 +593,15 @@ def _compute_split_failure_cycles(log: EventLog, config: DetectorConfig, bin_min
     return (ts[v], dev[f], det[f], phase[f], green_time, green_occ, red_occ, t[f]), dropped
 
 
+def split_failure_flags(go: np.ndarray, ro: np.ndarray, rule: str = "atspm", red_occupancy_threshold: float = 0.80,
+                        green_occupancy_threshold: float = 0.80) -> np.ndarray:
+    """1 for a split-failure cycle, else 0, from its green and red occupancies: both >= the thresholds
+    ("atspm"), or both > 79 % ("udot", the thresholds given are then ignored)."""
+    if rule == "udot":
+        return ((ro > np.float32(0.79)) & (go > np.float32(0.79))).astype(np.int64)
+    return ((ro >= np.float32(red_occupancy_threshold)) & (go >= np.float32(green_occupancy_threshold))).astype(np.int64)
+
+
 def split_failures(log: EventLog, config: DetectorConfig, bin_min: int = 15, red_time_s: int = 5,
                    red_occupancy_threshold: float = 0.80, green_occupancy_threshold: float = 0.80,
                    by_approach: bool = True, by_cycle: bool = False, rule: str = "atspm"):
@@ -611,10 +620,7 @@ def split_failures(log: EventLog, config: DetectorConfig, bin_min: int = 15, red
                                                                          by_approach)
     if rule == "udot":
         ts = green_us
-        fail = ((ro > np.float32(0.79)) & (go > np.float32(0.79))).astype(np.int64)
-    else:
-        fail = ((ro >= np.float32(red_occupancy_threshold))
-                & (go >= np.float32(green_occupancy_threshold))).astype(np.int64)
+    fail = split_failure_flags(go, ro, rule, red_occupancy_threshold, green_occupancy_threshold)
     if by_cycle:
         cols = dict(TimeStamp=ts, DeviceId=dev)
         if not by_approach:

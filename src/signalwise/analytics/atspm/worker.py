@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 #: the measures computed here: those the charts draw from, with the tables computed beside them
-#: (each group of `compute._tasks` whole, so no group is computed twice)
+#: (each group of `compute._tasks` whole, so no group is computed twice), and the per-plan table, which
+#: reads the split-failure cycles and the PCD computed here (it computes the pedestrian delays again)
 CHART_GROUP = ("split_failures", "split_failure_cycles", "pcd", "pcd_cycles", "arrival_on_green",
-               "platoon_ratio", "split_monitor", "split_monitor_binned")
+               "platoon_ratio", "split_monitor", "split_monitor_binned", "plans")
 
 
 @dataclass

@@ -1,0 +1,162 @@
+"""Per-plan statistics: split failures, arrivals on green and pedestrian delay by coordination plan.
+
+A device's plan comes from its Coord Pattern Change events (131, parameter = the plan number): each
+plan holds from its 131 to the device's next 131, the last one to the device's last event. Before a
+device's first 131 the log does not say which plan ran: that span is "unknown" (no plan number), and a
+log without any 131 has one unknown span per device. Plan 254 is named "Free" and 255 "Flash", as UDOT
+ATSPM names them; any other is "Plan N".
+
+The figures are those of the other tables, grouped by plan span instead of by bin: the split-failure
+cycles (`measures.split_failure_cycles`, judged by the same rule), the PCD's arrivals
+(`cycles.pcd`) and the pedestrian delays (`cycles.ped_delay`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import cycles as C
+from . import measures as M
+from .inputs import DetectorConfig, EventLog
+
+#: Indiana hi-res enumeration: Coord Pattern Change, parameter = the plan (pattern) number
+PLAN_EVENT = 131
+#: plan numbers with a name of their own (UDOT ATSPM's); others are "Plan N"
+PLAN_NAMES = {254: "Free", 255: "Flash"}
+UNKNOWN = "unknown"
+
+COLUMNS = ["DeviceId", "Start", "End", "Plan", "PlanName", "Phase", "Cycles", "Split_Failures",
+           "Arrivals", "Green_Arrivals", "Percent_AOG", "Ped_Count",
+           "Mean_PedDelay_s", "Max_PedDelay_s", "Ped_Method"]
+
+
+def plan_name(plan: int | None) -> str:
+    if plan is None:
+        return UNKNOWN
+    return PLAN_NAMES.get(int(plan), f"Plan {int(plan)}")
+
+
+def plan_spans(log: EventLog) -> list[tuple[int, int, int, int | None]]:
+    """Each device's plan spans, in device then time order: (device index, start µs, end µs, plan or None).
+
+    A span starts at its 131 and ends at the device's next 131 (its last event for the last span); the
+    unknown span runs from the device's first event to its first 131 and is left out when that 131 is
+    the device's first event. Several 131s at one instant: the last logged holds. A 131 repeating the
+    plan in force still starts a span of its own, as every 131 does.
+    """
+    first, last = M.device_spans_us(log)
+    spans: list[tuple[int, int, int, int | None]] = []
+    sel = np.flatnonzero(log.event == PLAN_EVENT)  # the log is sorted by (device, time), log order kept
+    pdev, pt, pplan = log.device[sel].astype(np.int64), log.time_us[sel], log.param[sel].astype(np.int64)
+    for d in range(len(log.devices)):
+        if first[d] > last[d]:  # a device with no event
+            continue
+        mine = pdev == d
+        t, plan = pt[mine], pplan[mine]
+        if len(t):
+            keep = np.ones(len(t), bool)
+            keep[:-1] = t[1:] != t[:-1]  # same instant: the last one logged
+            t, plan = t[keep], plan[keep]
+        starts = [int(x) for x in t]
+        plans: list[int | None] = [int(p) for p in plan]
+        if not starts or starts[0] > first[d]:
+            starts.insert(0, int(first[d]))
+            plans.insert(0, None)
+        ends = starts[1:] + [int(last[d])]
+        spans.extend((d, s, e, p) for s, e, p in zip(starts, ends, plans, strict=True))
+    return spans
+
+
+def _span_index(spans, dev: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """For rows (device index, time µs): the index in `spans` of the span in force at that time (the last
+    span of the device starting at or before it; the device's first span for a time before it)."""
+    out = np.full(len(t), -1, np.int64)
+    if not spans or not len(t):
+        return out
+    sdev = np.array([s[0] for s in spans], np.int64)
+    sstart = np.array([s[1] for s in spans], np.int64)
+    for d in np.unique(dev):
+        rows = np.flatnonzero(dev == d)
+        at = np.flatnonzero(sdev == d)
+        if not len(at):
+            continue
+        k = np.searchsorted(sstart[at], t[rows], "right") - 1
+        out[rows] = at[np.maximum(k, 0)]
+    return out
+
+
+def _us(col) -> np.ndarray:
+    return col.to_numpy("datetime64[us]").astype(np.int64)
+
+
+def plan_summary(log: EventLog, config: DetectorConfig | None, bin_min: int = 15, latency_s: float = 0.0,
+                 project: bool = True, red_time_s: int = 5, split_failure_rule: str = "atspm"):
+    """Per device, plan span and phase: split failures, arrivals on green and pedestrian delay.
+
+    One row per span and phase of the device that has split-failure cycles, PCD arrivals or pedestrian
+    delays anywhere in the log (a span where the phase had none reads 0 cycles / arrivals / pedestrians);
+    a device with none of them has one row per span, with no phase. `bin_min` only selects the same
+    split-failure cycles as the binned table (their last measured red stops at the end of the data's
+    last bin).
+    """
+    import pandas as pd
+
+    spans = plan_spans(log)
+    names = np.array(log.devices, dtype=object)
+    index = {name: i for i, name in enumerate(log.devices)}
+    parts = []  # per source: a frame indexed by (span index, phase)
+    if config is not None:
+        # A split-failure cycle counts in the plan in force at its begin green, UDOT ATSPM's time for a
+        # cycle: the green (and the split) the cycle measures was timed by that plan, and a cycle
+        # straddling a change then counts once, whole, in the plan that served it. The binned table's
+        # time (the end of the measured red, under the atspm rule) would give a cycle to the next plan
+        # whenever the change falls in its green or first seconds of red.
+        (_, dev, _, phase, _, go, ro, green_us), _ = M.split_failure_cycles(log, config, bin_min, red_time_s)
+        cyc = pd.DataFrame({"Span": _span_index(spans, dev.astype(np.int64), green_us), "Phase": phase,
+                            "Split_Failures": M.split_failure_flags(go, ro, split_failure_rule)})
+        parts.append(cyc.groupby(["Span", "Phase"]).agg(Cycles=("Split_Failures", "size"),
+                                                        Split_Failures=("Split_Failures", "sum")))
+        # A PCD arrival counts in the plan in force at the start (begin red) of its PCD cycle, so every
+        # arrival of a cycle counts in the same plan, as the cycle is drawn in one plan of the diagram.
+        arrivals, _ = C.pcd(log, config, latency_s, project)
+        adev = arrivals["DeviceId"].map(index).to_numpy(np.int64)
+        arr = pd.DataFrame({"Span": _span_index(spans, adev, _us(arrivals["CycleStart"])),
+                            "Phase": arrivals["Phase"].to_numpy(), "Green": (arrivals["Signal"] == "green").to_numpy()})
+        parts.append(arr.groupby(["Span", "Phase"]).agg(Arrivals=("Green", "size"), Green_Arrivals=("Green", "sum")))
+    # A pedestrian delay counts in the plan in force when the pedestrian may walk (the row's time, its
+    # begin walk): the walk that ends the wait was served by that plan.
+    waits = C.ped_delay(log)
+    if len(waits):
+        wdev = waits["DeviceId"].map(index).to_numpy(np.int64)
+        peds = C.aggregate_waits(waits.assign(Span=_span_index(spans, wdev, _us(waits["TimeStamp"]))),
+                                 ["Span", "Phase", "Method"], "PedDelay_s")
+        parts.append(peds.rename(columns={"Count": "Ped_Count", "Method": "Ped_Method"}).set_index(["Span", "Phase"]))
+    per = {}
+    if parts:
+        joined = pd.concat(parts, axis=1)
+        per = {(int(s), int(p)): rec for (s, p), rec in zip(joined.index, joined.to_dict("records"), strict=True)}
+    phases: dict[int, set] = {}
+    for s, p in per:
+        phases.setdefault(spans[s][0], set()).add(p)
+    out = []
+    for s, (d, start, end, plan) in enumerate(spans):
+        for p in sorted(phases.get(d, ())) or [None]:
+            r = {k: v for k, v in per.get((s, p), {}).items() if not (isinstance(v, float) and np.isnan(v))}
+            arrivals = r.get("Arrivals", 0)
+            out.append({
+                "DeviceId": names[d], "Start": start, "End": end, "Plan": plan, "PlanName": plan_name(plan),
+                "Phase": p, "Cycles": int(r.get("Cycles", 0)), "Split_Failures": int(r.get("Split_Failures", 0)),
+                "Arrivals": int(arrivals), "Green_Arrivals": int(r.get("Green_Arrivals", 0)),
+                # a share (0-1), as the binned arrival_on_green table gives it
+                "Percent_AOG": r.get("Green_Arrivals", 0) / arrivals if arrivals else np.nan,
+                "Ped_Count": int(r.get("Ped_Count", 0)), "Mean_PedDelay_s": r.get("Mean_PedDelay_s", np.nan),
+                "Max_PedDelay_s": r.get("Max_PedDelay_s", np.nan), "Ped_Method": r.get("Ped_Method"),
+            })
+    df = pd.DataFrame(out, columns=COLUMNS).astype(  # the same types when there is no row
+        {c: np.int64 for c in ("Cycles", "Split_Failures", "Arrivals", "Green_Arrivals", "Ped_Count")}
+        | {c: np.float64 for c in ("Percent_AOG", "Mean_PedDelay_s", "Max_PedDelay_s")})
+    for c in ("Start", "End"):
+        df[c] = pd.to_datetime(np.array([r[c] for r in out], np.int64), unit="us")
+    for c in ("Plan", "Phase", "Ped_Method"):  # plain ints, None where there is none: an empty CSV cell, a JSON null
+        df[c] = pd.Series([r[c] for r in out], dtype=object)
+    return df
