@@ -49,6 +49,9 @@ Intentional differences from the atspm package
 11. Per-plan statistics (`plans`, `plan_summary`): split failures, arrivals on green and pedestrian
    delay per coordination plan (event 131) span and phase, as UDOT ATSPM reports them by plan; the
    plan spans alone are `plan_spans` (module `plans`).
+12. Pedestrian actuations and delays put a push-button event (89/90) on the phase its channel's
+   `Pedestrian` configuration row gives, on a device that has such rows (its other channels are left
+   out, with a warning); atspm takes the channel as the phase, as we do on a device without them.
 """
 
 from .compute import MEASURES, Results, compute_all, write_tables

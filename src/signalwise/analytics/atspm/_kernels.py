@@ -210,6 +210,80 @@ def _phase_events(log: EventLog, config: DetectorConfig | None, function: str | 
     return idx[np.isin(ekey, keys)]
 
 
+#: pedestrian detector off (89) and on (90): their parameter is a pedestrian detector channel
+PED_DETECTOR_CODES = (89, 90)
+
+
+def ped_detector_events(log: EventLog, config: DetectorConfig | None,
+                        codes: tuple[int, ...] = PED_DETECTOR_CODES) -> tuple[np.ndarray, np.ndarray]:
+    """Pedestrian detector events (codes among 89/90) with the phase each calls: (indices in log order, phase).
+
+    The Indiana enumeration logs a pedestrian detector channel as their parameter. A device with
+    `Pedestrian` rows in the configuration has each channel mapped to its row's phase (two channels on
+    one phase, a push-button on each side of the street, both map to it), and its events on channels
+    with no row are left out (`unmapped_ped_channels` counts them). A device without such rows, or any
+    device when there is no configuration, reads the parameter as the phase.
+    """
+    return memo(log, ("ped_detector_events", id(config), tuple(codes)),
+                lambda: _ped_detector_events(log, config, codes), config)
+
+
+def _ped_channel_lookup(log: EventLog, config: DetectorConfig | None):
+    """(devices with Pedestrian rows as a mask over log.devices, sorted (device, channel) keys, their phases);
+    keys pack the device above bit 32, so no channel number can reach into it."""
+    empty = np.zeros(len(log.devices), bool), np.empty(0, np.int64), np.empty(0, np.int64)
+    if config is None:
+        return empty
+    rows = config.rows("Pedestrian")
+    lookup = {name: i for i, name in enumerate(log.devices)}
+    dev = rows["DeviceId"].map(lookup)
+    keep = dev.notna().to_numpy()
+    if not keep.any():
+        return empty
+    dev = dev.to_numpy()[keep].astype(np.int64)
+    has_rows = np.zeros(len(log.devices), bool)
+    has_rows[dev] = True
+    ckey = (dev << 32) + rows["Parameter"].to_numpy(np.int64)[keep]
+    cphase = rows["Phase"].to_numpy(np.int64)[keep]
+    order = np.argsort(ckey, kind="stable")  # a channel has one phase (`inputs._check_pedestrian_rows`)
+    return has_rows, ckey[order], cphase[order]
+
+
+def _ped_channel_phases(log: EventLog, config: DetectorConfig | None, idx: np.ndarray):
+    """For events `idx`: the phase each calls (as the log's parameters are typed), and whether it is kept
+    (False: a channel with no row on a device that has Pedestrian rows)."""
+    phase = log.param[idx]
+    has_rows, ckey, cphase = _ped_channel_lookup(log, config)
+    if not len(ckey):
+        return phase, np.ones(len(idx), bool)
+    dev = log.device[idx].astype(np.int64)
+    ekey = (dev << 32) + phase
+    at = np.minimum(np.searchsorted(ckey, ekey), len(ckey) - 1)
+    hit = ckey[at] == ekey
+    mapped = has_rows[dev]
+    # configured phases fit the log's 32-bit parameters (`inputs._check_pedestrian_rows`)
+    return np.where(mapped & hit, cphase[at], phase).astype(log.param.dtype), ~mapped | hit
+
+
+def _ped_detector_events(log: EventLog, config: DetectorConfig | None, codes: tuple[int, ...]):
+    idx = event_indices(log, codes)
+    phase, keep = _ped_channel_phases(log, config, idx)
+    return idx[keep], phase[keep]
+
+
+def unmapped_ped_channels(log: EventLog, config: DetectorConfig | None) -> list[tuple[str, list[int], int]]:
+    """Pedestrian detector events (89/90) left out by `ped_detector_events`: per device with Pedestrian
+    rows, (device, the channels with no row, how many events)."""
+    idx = event_indices(log, PED_DETECTOR_CODES)
+    _, keep = _ped_channel_phases(log, config, idx)
+    out = []
+    lost = idx[~keep]
+    for d in np.unique(log.device[lost]):
+        ev = lost[log.device[lost] == d]
+        out.append((log.devices[int(d)], sorted(int(c) for c in np.unique(log.param[ev])), len(ev)))
+    return out
+
+
 def peer_last(values: np.ndarray, keys: list[np.ndarray]) -> np.ndarray:
     """Replace each value by the value at the last row of its run of equal keys (SQL RANGE peers)."""
     n = len(values)

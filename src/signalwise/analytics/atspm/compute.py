@@ -74,6 +74,8 @@ def compute_all(log: EventLog, config: DetectorConfig | None, bin_min: int = 15,
         if missing:
             res.warnings.append(f"no detector configuration for device(s) {', '.join(missing[:5])}"
                                 f"{' …' if len(missing) > 5 else ''}: only configuration-free measures for them")
+        if want & {"ped", "ped_delay", "plans"}:
+            res.warnings.extend(_unmapped_ped_warnings(log, config))
     if split_failure_rule not in M.SPLIT_FAILURE_RULES:
         raise ValueError(f"split-failure rule must be one of {', '.join(M.SPLIT_FAILURE_RULES)}, "
                          f"not {split_failure_rule!r}")
@@ -111,6 +113,20 @@ def compute_all(log: EventLog, config: DetectorConfig | None, bin_min: int = 15,
         if config.rows(f).empty:
             res.warnings.append(f"no {f} detectors configured: {names} are empty")
     return res
+
+
+def _unmapped_ped_warnings(log: EventLog, config: DetectorConfig) -> list[str]:
+    """Pedestrian detector events a device's Pedestrian rows do not map to a phase, per device (5 named)."""
+    from . import _kernels as K
+
+    lost = K.unmapped_ped_channels(log, config)
+    out = [f"device {dev}: {n} pedestrian detector events (89/90) on channel(s) {', '.join(map(str, chans))} "
+           "left out of the pedestrian measures: the detector configuration has Pedestrian rows for the device, "
+           "none for these channels" for dev, chans, n in lost[:5]]
+    if len(lost) > 5:
+        out.append(f"{len(lost) - 5} more devices with pedestrian detector channels not in their Pedestrian rows, "
+                   "left out the same way")
+    return out
 
 
 def _filled(tables: dict) -> dict:
@@ -191,9 +207,9 @@ def _tasks(want: set, log: EventLog, config: DetectorConfig | None, bin_min: int
     if "phase_wait" in want:
         tasks.append(one("phase_wait", lambda: C.binned_waits(C.phase_wait(log, config), "Wait_s", bin_min)))
     if "ped_delay" in want:
-        tasks.append(one("ped_delay", lambda: C.binned_waits(C.ped_delay(log), "PedDelay_s", bin_min)))
+        tasks.append(one("ped_delay", lambda: C.binned_waits(C.ped_delay(log, config), "PedDelay_s", bin_min)))
     if "ped" in want:
-        tasks.append(one("ped", lambda: M.pedestrian(log, bin_min)))
+        tasks.append(one("ped", lambda: M.pedestrian(log, bin_min, config)))
     if "terminations" in want:
         tasks.append(one("terminations", lambda: M.terminations(log, bin_min)))
     if "preemption" in want:

@@ -215,19 +215,20 @@ def phase_wait(log: EventLog, config: DetectorConfig | None = None):
     return out.sort_values(["TimeStamp", "DeviceId", "Phase"], kind="stable").reset_index(drop=True)
 
 
-def ped_delay(log: EventLog):
-    """Pedestrian delays (`_compute_ped_delay`), computed once per log: the binned table and the per-plan
-    table (`plans`) read the same rows. Read-only: the same frame each time."""
-    return K.memo(log, ("ped_delay",), lambda: _compute_ped_delay(log))
+def ped_delay(log: EventLog, config: DetectorConfig | None = None):
+    """Pedestrian delays (`_compute_ped_delay`), computed once per log and configuration: the binned table
+    and the per-plan table (`plans`) read the same rows. Read-only: the same frame each time."""
+    return K.memo(log, ("ped_delay", id(config)), lambda: _compute_ped_delay(log, config), config)
 
 
-def _compute_ped_delay(log: EventLog):
+def _compute_ped_delay(log: EventLog, config: DetectorConfig | None = None):
     """Pedestrian delay per pedestrian served, measured from push-buttons where the log has them, else estimated.
 
     Phases whose log has pedestrian calls (`Method` "call"), as UDOT ATSPM's PedPhase measures them:
-    the calls are the push-button events (90; the registered call 45 only for a phase that logs no
-    90), a run of calls with no begin walk (21) or begin clearance (22) between them is one
-    pedestrian, at its first push, and 23 plays no part. A push during the walk (a 21 before it, a
+    the calls are the push-button events (90, on the phase its channel calls: `K.ped_detector_events`;
+    the registered call 45 only for a phase that logs no 90), a run of calls with no begin walk (21)
+    or begin clearance (22) between them is one pedestrian (pushes on two channels of one phase
+    included), at its first push, and 23 plays no part. A push during the walk (a 21 before it, a
     22 next) is served at once: 0 s. A push after a 22 (flashing or steady don't-walk), or after a
     21 whose 22 is not logged before the next 21, waits for the next 21. A push before the log's
     first 21 or 22 counts when a 21 follows it; one with a 22 before it and a 22 next (a walk missing
@@ -241,24 +242,29 @@ def _compute_ped_delay(log: EventLog):
     """
     import pandas as pd
 
-    t, dev, phase, wait = _ped_call_delays(log)
+    t, dev, phase, wait = _ped_call_delays(log, config)
     calls = _frame(log, TimeStamp=t, DeviceId=dev, Phase=phase)
     calls["PedDelay_s"] = wait
     calls["Method"] = "call"
     calls["Cycle_s"] = np.nan
-    m = np.isin(log.event, (45, 90))
-    called = np.unique(log.device[m].astype(np.int64) * K.KEY_SHIFT + log.param[m])
+    m = log.event == 45
+    pushed, pushed_phase = K.ped_detector_events(log, config, (90,))
+    called = np.unique(np.concatenate([log.device[m].astype(np.int64) * K.KEY_SHIFT + log.param[m],
+                                       log.device[pushed].astype(np.int64) * K.KEY_SHIFT + pushed_phase]))
     recall = _recall_ped_delay(log, called)
     out = pd.concat([calls, recall], ignore_index=True) if len(recall) else calls
     return out.sort_values(["TimeStamp", "DeviceId", "Phase"], kind="stable").reset_index(drop=True)
 
 
-def _ped_call_delays(log: EventLog):
+def _ped_call_delays(log: EventLog, config: DetectorConfig | None = None):
     """(served time, device, phase, delay s) of each pedestrian whose push-button call the log holds."""
     # the few pedestrian events first: the log's other million rows take no part
-    m = np.flatnonzero(np.isin(log.event, (21, 22, 45, 90)))
+    walks = np.flatnonzero(np.isin(log.event, (21, 22, 45)))
+    pushed, pushed_phase = K.ped_detector_events(log, config, (90,))  # the push-button's channel -> its phase
+    m = np.concatenate([walks, pushed])
     event = log.event[m].astype(np.int64)
-    t, dev, phase = log.time_us[m], log.device[m].astype(np.int64), log.param[m].astype(np.int64)
+    t, dev = log.time_us[m], log.device[m].astype(np.int64)
+    phase = np.concatenate([log.param[walks], pushed_phase]).astype(np.int64)
     key = dev * K.KEY_SHIFT + phase
     with90 = np.unique(key[event == 90])
     push = (event == 90) | ((event == 45) & ~np.isin(key, with90))

@@ -33,7 +33,9 @@ DETECTOR_ALIASES = {
     "DistanceToStopbar_m": ("distancetostopbarm", "distancetostopbar", "distance_m", "distancem"),
     "ApproachSpeed_mps": ("approachspeedmps", "approachspeed", "speedmps"),
 }
-DETECTOR_FUNCTIONS = ("Presence", "Advance", "Yellow_Red")
+DETECTOR_FUNCTIONS = ("Presence", "Advance", "Yellow_Red", "Pedestrian")
+#: other spellings of a detector Function (compared lower-case, without spaces/underscores)
+DETECTOR_FUNCTION_ALIASES = {"ped": "Pedestrian"}
 #: the Indiana hi-res enumeration spans 0..255 (vendors add codes above that)
 MAX_INDIANA_CODE = 255
 #: a device silent for longer than this (while it logs elsewhere) is reported as a data gap
@@ -478,10 +480,12 @@ def events_from_rows(rows, source: str = "events") -> EventLog:
 
 @dataclass
 class DetectorConfig:
-    """Which detector channel serves which phase, and how (Presence / Advance / Yellow_Red).
+    """Which detector channel serves which phase, and how (Presence / Advance / Yellow_Red / Pedestrian).
 
     `frame` has DeviceId (str), Phase, Parameter (channel), Function, and the
     optional DistanceToStopbar_m and ApproachSpeed_mps (NaN when not given).
+    A `Pedestrian` row maps a pedestrian detector channel (the parameter of
+    events 89/90) to the phase whose walk it calls.
     """
 
     frame: Any  # pandas.DataFrame
@@ -508,7 +512,7 @@ def detectors_from_frame(frame, source: str = "detector configuration") -> Detec
             raise EventLogError(f"{source}: {c} must be non-negative whole numbers (found {bad!r})")
         out[c] = num.astype("int64")
     out["DeviceId"] = out["DeviceId"].astype(str)
-    canon = {f.lower().replace("_", ""): f for f in DETECTOR_FUNCTIONS}
+    canon = {f.lower().replace("_", ""): f for f in DETECTOR_FUNCTIONS} | DETECTOR_FUNCTION_ALIASES
     fn = out["Function"].astype(str).str.strip()
     mapped = fn.str.lower().str.replace("_", "", regex=False).str.replace(" ", "", regex=False).map(canon)
     if mapped.isna().any():
@@ -517,10 +521,34 @@ def detectors_from_frame(frame, source: str = "detector configuration") -> Detec
     out["Function"] = mapped
     before = len(out)
     out = out.drop_duplicates(subset=["DeviceId", "Phase", "Parameter", "Function"]).reset_index(drop=True)
+    _check_pedestrian_rows(out, source)
     notes = []
     if len(out) < before:
         notes.append(f"{before - len(out)} duplicate detector configuration rows ignored")
     return DetectorConfig(out, notes)
+
+
+def _check_pedestrian_rows(frame, source: str) -> None:
+    """Refuse Pedestrian rows that cannot map a channel to a phase: a phase or channel of 0 (both count
+    from 1 in the Indiana enumeration) or past what the log's 32-bit parameters hold, or one channel of
+    a device given two phases (a push-button calls one pedestrian phase; which one would its pushes
+    count for?). Two channels on one phase are fine."""
+    ped = frame[frame["Function"] == "Pedestrian"]
+    top = np.iinfo(np.int32).max
+    for c, what in (("Phase", "phase"), ("Parameter", "channel")):
+        bad = ped[(ped[c] < 1) | (ped[c] > top)]
+        if len(bad):
+            row = bad.iloc[0]
+            raise EventLogError(f"{source}: Pedestrian row of device {row['DeviceId']} (phase {row['Phase']}, "
+                                f"channel {row['Parameter']}): the {what} must be a number from 1 to {top}; "
+                                "pedestrian phases and detector channels count from 1")
+    phases = ped.groupby(["DeviceId", "Parameter"])["Phase"].unique()
+    two = phases[phases.map(len) > 1]
+    if len(two):
+        (dev, channel), ph = two.index[0], sorted(int(p) for p in two.iloc[0])
+        raise EventLogError(f"{source}: pedestrian detector channel {channel} of device {dev} is given "
+                            f"{len(ph)} phases ({', '.join(map(str, ph))}); a push-button calls one phase, "
+                            "so give each channel one Pedestrian row")
 
 
 def read_detectors(path: str | Path) -> DetectorConfig:

@@ -658,12 +658,16 @@ def terminations(log: EventLog, bin_min: int = 15):
                   Total=g["_n"])
 
 
-def pedestrian(log: EventLog, bin_min: int = 15):
-    """Pedestrian services (begin walk 21, plus 67) and actuations (ped detector on, 90) per bin and phase."""
+def pedestrian(log: EventLog, bin_min: int = 15, config: DetectorConfig | None = None):
+    """Pedestrian services (begin walk 21, plus 67) and actuations (ped detector on, 90, on the phase its
+    channel calls: `K.ped_detector_events`) per bin and phase."""
     bin_us = bin_min * 60 * US_PER_S
-    m = np.isin(log.event, (21, 67, 90))
-    g = _count({"TimeStamp": K.bucket(log.time_us[m], bin_us), "DeviceId": log.device[m], "Phase": log.param[m]},
-               {"PedServices": (log.event[m] != 90).astype(np.int64),
-                "PedActuation": (log.event[m] == 90).astype(np.int64)})
+    served = np.flatnonzero(np.isin(log.event, (21, 67)))
+    pushed, pushed_phase = K.ped_detector_events(log, config, (90,))
+    m = np.concatenate([served, pushed])
+    phase = np.concatenate([log.param[served], pushed_phase])
+    is_push = np.arange(len(m)) >= len(served)
+    g = _count({"TimeStamp": K.bucket(log.time_us[m], bin_us), "DeviceId": log.device[m], "Phase": phase},
+               {"PedServices": (~is_push).astype(np.int64), "PedActuation": is_push.astype(np.int64)})
     return _frame(log, TimeStamp=g["TimeStamp"], DeviceId=g["DeviceId"], Phase=g["Phase"],
                   PedServices=g["PedServices"], PedActuation=g["PedActuation"])

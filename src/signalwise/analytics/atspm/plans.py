@@ -125,7 +125,7 @@ def plan_summary(log: EventLog, config: DetectorConfig | None, bin_min: int = 15
         parts.append(arr.groupby(["Span", "Phase"]).agg(Arrivals=("Green", "size"), Green_Arrivals=("Green", "sum")))
     # A pedestrian delay counts in the plan in force when the pedestrian may walk (the row's time, its
     # begin walk): the walk that ends the wait was served by that plan.
-    waits = C.ped_delay(log)
+    waits = C.ped_delay(log, config)
     if len(waits):
         wdev = waits["DeviceId"].map(index).to_numpy(np.int64)
         peds = C.aggregate_waits(waits.assign(Span=_span_index(spans, wdev, _us(waits["TimeStamp"]))),
