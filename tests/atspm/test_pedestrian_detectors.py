@@ -88,7 +88,22 @@ def test_a_channel_with_no_pedestrian_row_is_left_out_and_reported():
     assert set(res.tables["ped"]["Phase"]) == set(res.tables["ped_delay"]["Phase"]) == {2, 4}
     said = [w for w in res.warnings if "pedestrian detector" in w]
     assert said == ["device 1: 6 pedestrian detector events (89/90) on channel(s) 9, 11 left out of the pedestrian "
-                    "measures: the detector configuration has Pedestrian rows for the device, none for these channels"]
+                    "measures: the detector configuration has Pedestrian rows for the device, none for these channels; "
+                    "its phases without a mapped push-button get no recall estimate either (their push-buttons may be "
+                    "on those channels)"]
+
+
+def test_a_phase_whose_push_button_has_no_row_gets_no_invented_recall_delay():
+    """Only phase 2's buttons are mapped: phase 4's pushes (channel 7) are left out, and its walks must not be
+    taken for a recall phase's, whose delay would be an estimate where the log holds real pushes."""
+    log = events_from_frame(make_events(crossing("1")))
+    cfg = detectors_from_frame(make_config([("1", 2, 5, "Ped"), ("1", 2, 6, "Ped"), ("1", 2, 1, "Presence")]))
+    delays = C.ped_delay(log, cfg)
+    assert delays[["Phase", "PedDelay_s", "Method"]].values.tolist() == [[2, 30.0, "call"], [2, 50.0, "call"]]
+    res = compute_all(log, cfg, only=("ped_delay", "plans"))
+    assert set(res.tables["ped_delay"]["Method"]) == {"call"} and set(res.tables["ped_delay"]["Phase"]) == {2}
+    assert res.tables["plans"]["Ped_Count"].sum() == 2
+    assert any("channel(s) 7 left out" in w for w in res.warnings), res.warnings
 
 
 @pytest.mark.parametrize("rows,needle", [
@@ -127,3 +142,11 @@ def test_the_command_maps_push_buttons_from_the_detector_file(tmp_path):
     # one 15-minute bin: phase 2's two pedestrians (30 s and 50 s), phase 4's one (50 s)
     assert text[1:] == [f'{T0:%Y-%m-%d %H:%M:%S},"1001",2,"call",2,40,50',
                         f'{T0:%Y-%m-%d %H:%M:%S},"1001",4,"call",1,50,50']
+
+
+def test_a_device_with_pedestrian_rows_only_is_named_as_having_no_detector_configuration():
+    log = events_from_frame(make_events(crossing("1") + crossing("2")))
+    res = compute_all(log, detectors_from_frame(make_config([("1", 2, 5, "Ped"), ("2", 2, 1, "Presence")])),
+                      only=("actuations",))
+    assert [w for w in res.warnings if w.startswith("no detector configuration")] == [
+        "no detector configuration for device(s) 1: only configuration-free measures for them"]

@@ -69,7 +69,8 @@ def compute_all(log: EventLog, config: DetectorConfig | None, bin_min: int = 15,
     res.warnings.extend(log.report.warnings())
     if config is not None:
         res.warnings.extend(config.notes)
-        cfg_devices = set(config.frame["DeviceId"])
+        # Pedestrian rows alone configure no vehicle detector: such a device has only configuration-free measures
+        cfg_devices = set(config.frame.loc[config.frame["Function"] != "Pedestrian", "DeviceId"])
         missing = sorted(set(log.devices) - cfg_devices)
         if missing:
             res.warnings.append(f"no detector configuration for device(s) {', '.join(missing[:5])}"
@@ -122,7 +123,8 @@ def _unmapped_ped_warnings(log: EventLog, config: DetectorConfig) -> list[str]:
     lost = K.unmapped_ped_channels(log, config)
     out = [f"device {dev}: {n} pedestrian detector events (89/90) on channel(s) {', '.join(map(str, chans))} "
            "left out of the pedestrian measures: the detector configuration has Pedestrian rows for the device, "
-           "none for these channels" for dev, chans, n in lost[:5]]
+           "none for these channels; its phases without a mapped push-button get no recall estimate either "
+           "(their push-buttons may be on those channels)" for dev, chans, n in lost[:5]]
     if len(lost) > 5:
         out.append(f"{len(lost) - 5} more devices with pedestrian detector channels not in their Pedestrian rows, "
                    "left out the same way")

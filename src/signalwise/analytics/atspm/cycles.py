@@ -252,6 +252,11 @@ def _compute_ped_delay(log: EventLog, config: DetectorConfig | None = None):
     called = np.unique(np.concatenate([log.device[m].astype(np.int64) * K.KEY_SHIFT + log.param[m],
                                        log.device[pushed].astype(np.int64) * K.KEY_SHIFT + pushed_phase]))
     recall = _recall_ped_delay(log, called)
+    unsure = [dev for dev, _channels, _n in K.unmapped_ped_channels(log, config)]
+    if unsure and len(recall):
+        # a device whose pushes were left out (channels with no Pedestrian row): a phase without mapped calls
+        # may have push-buttons on those channels, so its walks are not estimated as recall either
+        recall = recall[~recall["DeviceId"].isin(unsure)]
     out = pd.concat([calls, recall], ignore_index=True) if len(recall) else calls
     return out.sort_values(["TimeStamp", "DeviceId", "Phase"], kind="stable").reset_index(drop=True)
 

@@ -41,7 +41,8 @@ def plan_spans(log: EventLog) -> list[tuple[int, int, int, int | None]]:
 
     A span starts at its 131 and ends at the device's next 131 (its last event for the last span); the
     unknown span runs from the device's first event to its first 131 and is left out when that 131 is
-    the device's first event. Several 131s at one instant: the last logged holds. A 131 repeating the
+    the device's first event. Several 131s at one instant: the highest plan number holds (the log is
+    sorted by device, time, code and parameter, so the order they were logged in is not kept). A 131 repeating the
     plan in force still starts a span of its own, as every 131 does.
     """
     first, last = M.device_spans_us(log)
@@ -55,7 +56,7 @@ def plan_spans(log: EventLog) -> list[tuple[int, int, int, int | None]]:
         t, plan = pt[mine], pplan[mine]
         if len(t):
             keep = np.ones(len(t), bool)
-            keep[:-1] = t[1:] != t[:-1]  # same instant: the last one logged
+            keep[:-1] = t[1:] != t[:-1]  # same instant: the last after sorting, the highest plan number
             t, plan = t[keep], plan[keep]
         starts = [int(x) for x in t]
         plans: list[int | None] = [int(p) for p in plan]
