@@ -29,7 +29,7 @@ from support.waiting import until, value_within
 
 from signalwise.core.types import ObservationNeed
 from signalwise.runtime.live.feeds import SOURCE
-from signalwise.runtime.live.mqtt import MqttFeed, TlsSetupError, tls_context
+from signalwise.runtime.live.mqtt import PLAIN_PORT_HINT, TLS_PORT_HINT, MqttFeed, TlsSetupError, tls_context
 
 MQTT_ENV = ("SIGNALWISE_MQTT_USERNAME", "SIGNALWISE_MQTT_PASSWORD", "SIGNALWISE_MQTT_CA_FILE",
             "SIGNALWISE_MQTT_CERT_FILE", "SIGNALWISE_MQTT_KEY_FILE", "SIGNALWISE_MQTT_KEY_PASSWORD")
@@ -183,10 +183,39 @@ def test_a_tls_client_on_a_plain_port_is_told_to_give_the_tls_port(feed, pki, tm
                           "8883), or leave out --mqtt-tls and the TLS files for a plain one"), error
 
 
+def test_a_tls_client_on_a_port_that_closes_cleanly_is_told_to_give_the_tls_port(feed, pki):
+    """A listener that reads the handshake and closes (FIN, not Mosquitto's reset): OpenSSL says "EOF occurred in
+    violation of protocol", the same mismatch in other words."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def close_after_reading():
+        server.settimeout(10)
+        try:
+            while True:
+                conn, _ = server.accept()
+                with conn:
+                    conn.recv(4096)
+        except OSError:
+            return  # closed at the test's end
+
+    threading.Thread(target=close_after_reading, daemon=True).start()
+    try:
+        error = _first_error(feed, port, tls_context(pki["ca.crt"]))
+    finally:
+        server.close()
+    assert error and error.startswith(f"TLS with the broker at 127.0.0.1:{port} failed: "), error
+    assert error.endswith(PLAIN_PORT_HINT), error
+
+
 def test_a_broker_that_is_down_gets_no_port_hint(feed, pki):
     for tls in (None, tls_context(pki["ca.crt"])):
         error = _first_error(feed, free_port(), tls)
-        assert error and "Connection refused" in error and "port" not in error.split(")")[-1], error
+        assert error and "Connection refused" in error, error
+        assert TLS_PORT_HINT not in error and PLAIN_PORT_HINT not in error, error
 
 
 def test_a_broker_that_asks_for_a_client_certificate_gets_one_and_refuses_a_client_without(

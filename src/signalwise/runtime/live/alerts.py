@@ -157,15 +157,18 @@ BUILTIN_RULES: tuple[AlertRule, ...] = (
           "--field none its camera is a source of the loop: the signal it watches is on its Webster fallback "
           "plan until frames come again. Elsewhere (--field sumo, no live run) it drives no signal: only its "
           "counts, crossings and violations stop"),
-    # the 10 s hold is the stream's own (monitoring.IMAGE_BAD_AFTER_S, in its frames' seconds), so that the live
+    # the 10 s hold is the stream's own (monitoring.IMAGE_BAD_AFTER_S or the camera file's image_bad_after_s, in
+    # its frames' seconds), so that the live
     # run's fallback and the alert start together: the rules raise at once
     _rule("vision_stream_blank", "vision_stream_blank.*", ">=", 1, 0, "error",
-          "a camera stream delivers frames but no picture (blank: one flat colour, e.g. black) for 10 s: the lens "
+          "a camera stream delivers frames but no picture (blank: one flat colour, e.g. black) for 10 s (its "
+          "camera file's image_bad_after_s): the lens "
           "is covered, there is no light (IR failed at night) or the encoder sends blank frames. In a live run "
           "with --field none the signal it watches is on its Webster fallback plan until the picture is back; "
           "elsewhere its counts, crossings and violations are missing"),
     _rule("vision_stream_frozen", "vision_stream_frozen.*", ">=", 1, 0, "error",
-          "a camera stream has repeated the same frame for 10 s: its encoder has hung. In a live run with "
+          "a camera stream has repeated the same frame for 10 s (its camera file's image_bad_after_s): its "
+          "encoder has hung. In a live run with "
           "--field none the signal it watches is on its Webster fallback plan until the picture moves again; "
           "elsewhere its counts, crossings and violations are missing"),
     _rule("vision_low_fps", "vision_pipeline_fps.*", "<", 5, 30, "warning",

@@ -264,12 +264,15 @@ class MqttFeed:
         if isinstance(exc, ssl.SSLCertVerificationError):
             text = (f"the broker at {self.host}:{self.port} failed TLS verification: {_why(exc)} ({retrying}; "
                     "give the CA that signed its certificate, and connect by a name the certificate holds)")
+        elif isinstance(exc, ssl.SSLEOFError):  # a broker that closes on a handshake rather than resetting
+            text = (f"TLS with the broker at {self.host}:{self.port} failed: {_why(exc)} ({retrying}): "
+                    f"{PLAIN_PORT_HINT}")
         elif isinstance(exc, ssl.SSLError):
             text = f"TLS with the broker at {self.host}:{self.port} failed: {_why(exc)} ({retrying})"
         else:
             why = _why(exc)
             text = f"cannot connect to the broker at {self.host}:{self.port} ({why + '; ' if why else ''}{retrying})"
-            if self.tls and isinstance(exc, ConnectionResetError | ssl.SSLEOFError):
+            if self.tls and isinstance(exc, ConnectionResetError):
                 text += f": {PLAIN_PORT_HINT}"
         self._error(text, "connection")
 
