@@ -3,6 +3,7 @@ anything that is not a terminal in 80 columns, and folded every cell of a wide t
 
 from __future__ import annotations
 
+import pytest
 from support.cli import signalwise
 
 from signalwise.sim.scenario import list_scenarios
@@ -19,6 +20,17 @@ def test_a_piped_table_takes_the_width_it_needs():
     for name, description in list_scenarios():  # 80 columns left a description 55 characters a line
         assert any(name in row and description[:100] in row for row in rows), (name, p.stdout)
     assert max(map(len, rows)) > 80
+
+
+@pytest.mark.parametrize("env", [{"FORCE_COLOR": "1"}, {"COLUMNS": "0"}, {"COLUMNS": "wide"}, {"TTY_COMPATIBLE": "1"}],
+                         ids=["force-color", "columns-0", "columns-not-a-number", "tty-compatible"])
+def test_a_ci_environment_or_a_columns_that_is_no_width_still_gets_the_whole_table(env):
+    """CI services set FORCE_COLOR, which rich counts as a terminal (80 columns again); COLUMNS=0 printed nothing."""
+    p = signalwise("scenarios", env=env)
+    assert p.returncode == 0, p.stderr
+    rows = _rows(p.stdout)
+    for name, description in list_scenarios():
+        assert any(name in row and description[:100] in row for row in rows), (name, p.stdout)
 
 
 def test_columns_in_the_environment_is_the_width():
