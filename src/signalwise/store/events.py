@@ -18,7 +18,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, String, func, literal, select, union_all
 
 from ..core.names import MAX_INTERSECTION_ID_CHARS
 from .tables import HiresEvent
@@ -150,6 +150,41 @@ def query_events(engine: Engine, device_id: str | Sequence[str] | None = None,
     q = q.order_by(t.c.timestamp, t.c.device_id, t.c.event_code, t.c.parameter)
     with engine.connect() as conn:
         return [EventRow(*row) for row in conn.execute(q)]
+
+
+#: devices per query of `last_parameters`: SQLite allows 500 terms in a compound SELECT
+LAST_PARAMETER_DEVICES = 500
+
+
+def last_parameters(engine: Engine, device_ids: Sequence[str], code: int, before: dt.datetime,
+                    simulation_id: str = "") -> dict[str, int]:
+    """Per device: the parameter of its last event `code` before `before` (of several at that instant,
+    the highest); a device with none is left out.
+
+    Per device, one seek down the primary key (device, timestamp, ...) from `before` back to the last such
+    event (`ORDER BY timestamp DESC LIMIT 1`; a second sort key would make SQLite sort the device's whole
+    history), then the highest parameter at that instant; all devices in one query, no rows but the answer
+    sent back. The seek walks back through the device's other events to that last one: one without any
+    such event walks its history before `before` (in the database; an index led by the event code would
+    make it one step).
+    """
+    if before.tzinfo is not None:
+        raise ValueError(f"before={before.isoformat()} has a time zone; hi-res events are naive local time")
+    t = HiresEvent.__table__
+    ids = list(dict.fromkeys(device_ids))
+    out: dict[str, int] = {}
+    with engine.connect() as conn:
+        for k in range(0, len(ids), LAST_PARAMETER_DEVICES):
+            per_device = []
+            for d in ids[k:k + LAST_PARAMETER_DEVICES]:
+                mine = (t.c.device_id == d, t.c.event_code == code, t.c.simulation_id == simulation_id)
+                latest = (select(t.c.timestamp).where(*mine, t.c.timestamp < before)
+                          .order_by(t.c.timestamp.desc()).limit(1).scalar_subquery())
+                per_device.append(select(literal(d, String).label("device_id"), func.max(t.c.parameter))
+                                  .where(*mine, t.c.timestamp == latest))
+            q = union_all(*per_device) if len(per_device) > 1 else per_device[0]
+            out.update((str(d), int(p)) for d, p in conn.execute(q) if p is not None)
+    return out
 
 
 def runs_with_events(engine: Engine, device_id: str | None = None, start: dt.datetime | None = None,

@@ -50,13 +50,14 @@ CHART_MEASURES = ("split_monitor", "pcd", "pcd_cycles", "arrival_on_green", "spl
 def compute_all(log: EventLog, config: DetectorConfig | None, bin_min: int = 15, latency_s: float = 0.0,
                 project: bool = True, fill_in_missing: bool = True, red_time_s: int = 5,
                 only: tuple[str, ...] | None = None, threads: int = 1, on_tables=None,
-                split_failure_rule: str = "atspm") -> Results:
+                split_failure_rule: str = "atspm", plans_in_force: P.PlansInForce | None = None) -> Results:
     """All measures (or `only` those named) for a log and detector configuration.
 
     `threads` > 1 computes independent groups of measures in that many threads: numpy and pandas
     release the GIL in their sorts and array passes, so two threads take ~1/3 off the time.
     `on_tables({name: table})` is called in the calling thread as each group is done (the charts'
     measures first), so a caller can write tables or start charts while the rest is computed.
+    `plans_in_force`: for a log cut at a window's start, the plan each device ran there (`plans` only).
     """
 
     if bin_min <= 0 or (60 % bin_min and bin_min % 60):
@@ -80,7 +81,8 @@ def compute_all(log: EventLog, config: DetectorConfig | None, bin_min: int = 15,
     if split_failure_rule not in M.SPLIT_FAILURE_RULES:
         raise ValueError(f"split-failure rule must be one of {', '.join(M.SPLIT_FAILURE_RULES)}, "
                          f"not {split_failure_rule!r}")
-    tasks = _tasks(want, log, config, bin_min, latency_s, project, fill_in_missing, red_time_s, split_failure_rule)
+    tasks = _tasks(want, log, config, bin_min, latency_s, project, fill_in_missing, red_time_s, split_failure_rule,
+                   plans_in_force)
     if threads > 1 and len(tasks) > 1:
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -138,7 +140,8 @@ def _filled(tables: dict) -> dict:
 
 
 def _tasks(want: set, log: EventLog, config: DetectorConfig | None, bin_min: int, latency_s: float,
-           project: bool, fill_in_missing: bool, red_time_s: int, split_failure_rule: str = "atspm") -> list:
+           project: bool, fill_in_missing: bool, red_time_s: int, split_failure_rule: str = "atspm",
+           plans_in_force: P.PlansInForce | None = None) -> list:
     """Independent groups of measures, largest first: each returns ({name: table}, [warnings])."""
 
     def split_failures():
@@ -185,7 +188,8 @@ def _tasks(want: set, log: EventLog, config: DetectorConfig | None, bin_min: int
         return t, []
 
     def plans():
-        return {"plans": P.plan_summary(log, config, bin_min, latency_s, project, red_time_s, split_failure_rule)}, []
+        return {"plans": P.plan_summary(log, config, bin_min, latency_s, project, red_time_s, split_failure_rule,
+                                        plans_in_force)}, []
 
     def one(name, fn):
         return lambda: ({name: fn()}, [])

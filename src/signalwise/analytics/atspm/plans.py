@@ -9,9 +9,17 @@ ATSPM names them; any other is "Plan N".
 The figures are those of the other tables, grouped by plan span instead of by bin: the split-failure
 cycles (`measures.split_failure_cycles`, judged by the same rule), the PCD's arrivals
 (`cycles.pcd`) and the pedestrian delays (`cycles.ped_delay`).
+
+A log cut at a window's start (a store read with `start=`) lost the 131s before it: `PlansInForce` gives
+the plan each device ran at that start, read from the full history by the caller, so this stays a
+function of its inputs and the log itself holds only logged events (no synthetic 131 that other tables,
+the input report or a device's first-event time would see).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,13 +38,24 @@ COLUMNS = ["DeviceId", "Start", "End", "Plan", "PlanName", "Phase", "Cycles", "S
            "Mean_PedDelay_s", "Max_PedDelay_s", "Ped_Method"]
 
 
+@dataclass(frozen=True)
+class PlansInForce:
+    """The plan each device ran at a window's start: its last 131 before `start_us` (device id -> plan).
+
+    A device not in `plans` had no 131 before the window: its span before its first 131 stays unknown.
+    """
+
+    start_us: int
+    plans: Mapping[str, int] = field(default_factory=dict)
+
+
 def plan_name(plan: int | None) -> str:
     if plan is None:
         return UNKNOWN
     return PLAN_NAMES.get(int(plan), f"Plan {int(plan)}")
 
 
-def plan_spans(log: EventLog) -> list[tuple[int, int, int, int | None]]:
+def plan_spans(log: EventLog, in_force: PlansInForce | None = None) -> list[tuple[int, int, int, int | None]]:
     """Each device's plan spans, in device then time order: (device index, start µs, end µs, plan or None).
 
     A span starts at its 131 and ends at the device's next 131 (its last event for the last span); the
@@ -44,8 +63,15 @@ def plan_spans(log: EventLog) -> list[tuple[int, int, int, int | None]]:
     the device's first event. Several 131s at one instant: the highest plan number holds (the log is
     sorted by device, time, code and parameter, so the order they were logged in is not kept). A 131 repeating the
     plan in force still starts a span of its own, as every 131 does.
+
+    With `in_force` (the log is a window from `in_force.start_us`), a device's span before its first 131
+    in the window has the plan in force at the window's start and starts there; a 131 at that instant
+    holds instead. ValueError if the log has an event before the window's start.
     """
     first, last = M.device_spans_us(log)
+    if in_force is not None and len(log) and int(log.time_us.min()) < in_force.start_us:
+        raise ValueError("the log has events before the window's start: the plans in force at the start "
+                         "are for a log cut there")
     spans: list[tuple[int, int, int, int | None]] = []
     sel = np.flatnonzero(log.event == PLAN_EVENT)  # the log is sorted by (device, time), log order kept
     pdev, pt, pplan = log.device[sel].astype(np.int64), log.time_us[sel], log.param[sel].astype(np.int64)
@@ -60,7 +86,11 @@ def plan_spans(log: EventLog) -> list[tuple[int, int, int, int | None]]:
             t, plan = t[keep], plan[keep]
         starts = [int(x) for x in t]
         plans: list[int | None] = [int(p) for p in plan]
-        if not starts or starts[0] > first[d]:
+        held = None if in_force is None else in_force.plans.get(log.devices[d])
+        if held is not None and (not starts or starts[0] > in_force.start_us):
+            starts.insert(0, int(in_force.start_us))
+            plans.insert(0, int(held))
+        elif not starts or starts[0] > first[d]:
             starts.insert(0, int(first[d]))
             plans.insert(0, None)
         ends = starts[1:] + [int(last[d])]
@@ -91,18 +121,19 @@ def _us(col) -> np.ndarray:
 
 
 def plan_summary(log: EventLog, config: DetectorConfig | None, bin_min: int = 15, latency_s: float = 0.0,
-                 project: bool = True, red_time_s: int = 5, split_failure_rule: str = "atspm"):
+                 project: bool = True, red_time_s: int = 5, split_failure_rule: str = "atspm",
+                 in_force: PlansInForce | None = None):
     """Per device, plan span and phase: split failures, arrivals on green and pedestrian delay.
 
     One row per span and phase of the device that has split-failure cycles, PCD arrivals or pedestrian
     delays anywhere in the log (a span where the phase had none reads 0 cycles / arrivals / pedestrians);
     a device with none of them has one row per span, with no phase. `bin_min` only selects the same
     split-failure cycles as the binned table (their last measured red stops at the end of the data's
-    last bin).
+    last bin). `in_force`: the plans in force at the start of a windowed log (`plan_spans`).
     """
     import pandas as pd
 
-    spans = plan_spans(log)
+    spans = plan_spans(log, in_force)
     names = np.array(log.devices, dtype=object)
     index = {name: i for i, name in enumerate(log.devices)}
     parts = []  # per source: a frame indexed by (span index, phase)

@@ -59,6 +59,20 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _plans_in_force(engine, log, start: dt.datetime | None, run: str | None):
+    """The plan each device of the window ran at `start` (its last 131 before it, from the store): the
+    window's log was cut there, so its first span would otherwise read unknown. None without a start."""
+    if start is None or not len(log) or run is None:
+        return None
+    import numpy as np
+
+    from signalwise.analytics.atspm.plans import PLAN_EVENT, PlansInForce
+    from signalwise.store.events import last_parameters
+
+    return PlansInForce(int(np.datetime64(start, "us").astype(np.int64)),
+                        last_parameters(engine, log.devices, PLAN_EVENT, start, run))
+
+
 @router.get("")
 def list_measures() -> dict:
     """The measures this API computes."""
@@ -111,10 +125,11 @@ def get_measure(
     if simulation_id is not None and simulation_id not in runs:
         raise HTTPException(404, detail=f"no events of run {simulation_id!r}"
                                         + (f" for device {device!r}" if device else "") + " in this range")
-    rows = query_events(engine, device_id=device, start=start, end=end,
-                        simulation_id=simulation_id if simulation_id is not None else (runs[0] if runs else None))
+    run = simulation_id if simulation_id is not None else (runs[0] if runs else None)
+    rows = query_events(engine, device_id=device, start=start, end=end, simulation_id=run)
     log = events_from_rows(((r[0], r[1], r[2], r[3]) for r in rows), source="store")
-    results = compute_all(log, detectors, bin_min=bin, only=(measure,))
+    results = compute_all(log, detectors, bin_min=bin, only=(measure,),
+                          plans_in_force=_plans_in_force(engine, log, start, run) if measure == "plans" else None)
     table = results.tables.get(measure)
     if table is None:
         records, total = [], 0
