@@ -102,3 +102,17 @@ def test_both_environments_take_your_own_network_as_the_page_says():
             env.close()
     with SignalwiseParallelEnv(duration_s=30) as env:  # no network given: the built-in single
         assert env.config.scenario == "single" and env.possible_agents == ["C"]
+
+
+def test_gymnasium_make_as_the_docs_write_it_works_in_a_fresh_process():
+    """Registration happens on `import signalwise.envs`; the documented id must bring that import along, or a
+    user's first `gymnasium.make` fails with NamespaceNotFound."""
+    env_id = re.search(r'gymnasium\.make\("([^"]+)", scenario="single"\)', _environment_section()).group(1)
+    code = ("import gymnasium\n"
+            f"env = gymnasium.make({env_id!r}, scenario='single', duration_s=10)\n"
+            "obs, info = env.reset(seed=1)\n"
+            "print(type(env.unwrapped).__name__, env.action_space.n)\n"
+            "env.close()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[0] == "SignalwiseEnv" and int(r.stdout.split()[1]) >= 2

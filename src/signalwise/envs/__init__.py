@@ -2,7 +2,8 @@
 
 `SignalwiseParallelEnv` (PettingZoo parallel API, one agent per signal) and
 `SignalwiseEnv` (Gymnasium, single-signal scenarios; also
-`gymnasium.make("signalwise/Signalwise-v0", scenario=...)`). They drive the
+`gymnasium.make("signalwise.envs:signalwise/Signalwise-v0", scenario=...)`: Gymnasium 1.x has no plugin
+entry points, so the `module:` prefix is what imports this registration in a fresh process). They drive the
 run loop's own step (`runtime.loop.LoopStepper`), so agents are held to the
 same shield as every controller, and `audit()` hands an episode's event log
 to the independent checker.
