@@ -109,5 +109,5 @@ def test_compare_refuses_a_model_that_does_not_fit_the_network_before_any_run(tm
                  "--duration", "60", "--out", str(tmp_path / "cmp"))
     assert p.returncode == 2, p.stderr
     assert p.stderr.strip().startswith("error:") and len(p.stderr.strip().splitlines()) == 1
-    assert "cannot run at J1" in p.stderr and "not intersection 'J1'" in p.stderr
+    assert "cannot run at signal 'J1'" in p.stderr and "not intersection 'J1'" in p.stderr
     assert not (tmp_path / "cmp").exists()

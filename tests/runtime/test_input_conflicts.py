@@ -190,7 +190,7 @@ OWN_NETWORK = ["--net", str(load("single").net_file), "--routes", str(load("sing
 
 
 @pytest.mark.parametrize("spec,where,needle", [
-    ("ql", OWN_NETWORK, "controller 'ql' cannot run at C: no model given"),  # a built-in runs its shipped model
+    ("ql", OWN_NETWORK, "controller 'ql' cannot run at signal 'C': no model given"),  # a built-in runs its shipped model
     ("ql-train", [], "ql-train learns inside `signalwise train` only"),
 ])
 def test_a_controller_that_cannot_load_is_an_error_before_the_run(tmp_path, spec, where, needle):

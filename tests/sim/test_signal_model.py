@@ -278,7 +278,7 @@ def test_where_fixed_is_not_the_program_as_written_its_run_says_so(tmp_path, nam
     it, a fixed-time run warns; another controller's run, which never plays the program, does not."""
     cfg = _scenario_with_program(tmp_path, name, program, **options)
     fixed = execute_run(RunConfig(sumocfg=cfg, controller="fixed", duration_s=60, emissions=False), tmp_path / "f")
-    plan = [w for w in fixed.metrics.get("warnings", []) if w.startswith("fixed at C is not the network's program")]
+    plan = [w for w in fixed.metrics.get("warnings", []) if w.startswith("fixed at signal 'C' is not the network's program")]
     assert len(plan) == 1 and says in plan[0], fixed.metrics.get("warnings")
     assert "crosswalk" not in plan[0]  # no crosswalk variant was merged in these programs
     other = execute_run(RunConfig(sumocfg=cfg, controller="max-pressure", duration_s=60, emissions=False),

@@ -456,7 +456,7 @@ class LoopStepper:
             controllers = lambda inter, c: make(cfg.controller, inter, c)  # noqa: E731
         self.controllers = {i.id: controllers(i, ctx) for i in inters}
         for tls_id, ctrl in self.controllers.items():  # a controller that cannot run is an error, not a result
-            check_usable(ctrl, f"controller {cfg.controller!r} cannot run at {tls_id}")
+            check_usable(ctrl, f"controller {cfg.controller!r} cannot run at signal {tls_id!r}")
         self.shields = {i.id: IntersectionShield(i, fallback_plan(i, ctx), shield_cfg, start_s=t0) for i in inters}
         self.signal_states: list[tuple[float, str, str]] = []
         for tls_id, sh in self.shields.items():

@@ -258,7 +258,7 @@ def plan_warnings(plan_notes: dict[str, list[str]]) -> list[str]:
     """One sentence per signal where `fixed` does not run the network's program as written (its offset, an
     actuated program's logic, a phase served twice a cycle, greens past max green): the baseline is then not
     quite the city's plan, and a reader of a change against it must know."""
-    return [f"{BASELINE_CONTROLLER} at {tls} is not the network's program as written: " + "; ".join(notes)
+    return [f"{BASELINE_CONTROLLER} at signal {tls!r} is not the network's program as written: " + "; ".join(notes)
             for tls, notes in sorted(plan_notes.items()) if notes]
 
 

@@ -158,11 +158,11 @@ def predict_one(body: PredictIn, inters: dict[str, Intersection], default_contro
     ctx = ControlContext(cfg.step_length_s, {}, cfg.seed, dict(cfg.controller_options))
     try:
         ctrl = make(spec, inter, ctx)
-        check_usable(ctrl, f"controller {spec!r} cannot run at {inter.id}")
+        check_usable(ctrl, f"controller {spec!r} cannot run at signal {inter.id!r}")
     except (UnknownController, ControllerUnavailable) as exc:
         raise HTTPException(422, str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - a model that cannot load for this intersection
-        raise HTTPException(422, f"controller {spec!r} cannot run at {inter.id}: "
+        raise HTTPException(422, f"controller {spec!r} cannot run at signal {inter.id!r}: "
                                  f"{str(exc).strip().splitlines()[-1]}") from None
     start = body.time_s - body.time_in_phase_s
     shield = IntersectionShield(inter, _fallback(inter, ctx), shield_config(cfg), start_s=start,
