@@ -96,10 +96,10 @@ def train_command(
     ctx: typer.Context,
     scenario: Annotated[str, typer.Option("--scenario", "-s", help="single | corridor | grid | resco:NAME")] = "single",
     agent: Annotated[str | None, typer.Option(help="phase-score: a few weights shared by every signal, learned by policy "
-                                            "search (CMA-ES) on the average delay (recommended; --generations to "
-                                            "--timing) | tabular: Q-learning per signal (--episodes to --state) "
-                                            "[default: phase-score; tabular when one of its options, --episodes to "
-                                            "--state, is given]", show_default=False)] = None,
+                                            "search (CMA-ES) on the average delay (recommended; the options marked "
+                                            "'phase-score:') | tabular: Q-learning per signal (the options marked "
+                                            "'tabular:') [default: phase-score; tabular when an option marked "
+                                            "'tabular:' is given]", show_default=False)] = None,
     generations: Annotated[int, typer.Option(help="phase-score: CMA-ES generations")] = 12,
     popsize: Annotated[int, typer.Option(help="phase-score: candidate weight vectors per generation")] = 8,
     seeds_per_generation: Annotated[int, typer.Option(help="phase-score: training seeds every candidate of a "
@@ -158,7 +158,7 @@ def train_command(
              "(the current phase: halting vehicles on every link, so a congested junction changes less)")] = None,
     period: Annotated[float | None, typer.Option(help="phase-score: seconds between decisions [default: the "
                                                       "start's: 1 for actuated, else 5]", show_default=False)] = None,
-    timing: Annotated[str | None, typer.Option(help="timing profile of the training episodes (safety | benchmark | "
+    timing: Annotated[str | None, typer.Option(help="phase-score: timing profile of the training episodes (safety | benchmark | "
                                                     "reference); the model learns what a change costs under it")] = None,
     config: Annotated[Path | None, typer.Option(
         help="phase-score: YAML file of run settings (as for `run --config`): the training episodes run under its "
@@ -169,36 +169,36 @@ def train_command(
     cycle_calls: Annotated[bool, typer.Option(
         "--cycle-calls", help="phase-score: the episodes' cycle bound runs from a call, so a phase nobody waits "
                               "for is not forced round (timing key cycle_calls; docs/configuration.md)")] = False,
-    episodes: Annotated[int, typer.Option(help="total episodes (with --resume: the new total)")] = 40,
+    episodes: Annotated[int, typer.Option(help="tabular: total episodes (with --resume: the new total)")] = 40,
     workers: Annotated[int, typer.Option(help="parallel worker processes")] = 2,
     seed: Annotated[int, typer.Option(help="the same seed (and --batch) reproduces the model exactly")] = 1,
     out: Annotated[Path, typer.Option(help="training directory: model/, checkpoints/, episodes/")] = Path("models/train"),
-    resume: Annotated[bool, typer.Option(help="continue the training in --out from its last checkpoint, "
+    resume: Annotated[bool, typer.Option(help="tabular: continue the training in --out from its last checkpoint, "
                                          "with the options it was started with (an option left out, e.g. "
                                          "--gamma, --batch, --duration or its one --guide-visits threshold, is "
                                          "taken from it; only --episodes, --workers and --ray may change)")] = False,
-    batch: Annotated[int, typer.Option(help="episodes per round, run in parallel from the same table")] = 2,
+    batch: Annotated[int, typer.Option(help="tabular: episodes per round, run in parallel from the same table")] = 2,
     duration: Annotated[float | None, typer.Option(help="simulated seconds per episode (default: the scenario's)")] = None,
-    shared: Annotated[bool, typer.Option(help="one table shared by every intersection (they must have the same phases "
+    shared: Annotated[bool, typer.Option(help="tabular: one table shared by every intersection (they must have the same phases "
                                           "and lane groups)")] = False,
-    gamma: Annotated[float, typer.Option(help="discount per 5 s of elapsed time")] = 0.95,
-    guide: Annotated[str, typer.Option(help="policy followed where the table knows little: max-pressure | none")] = "max-pressure",
-    guide_mode: Annotated[str, typer.Option(help="each-action: follow the guide until every action was tried "
+    gamma: Annotated[float, typer.Option(help="tabular: discount per 5 s of elapsed time")] = 0.95,
+    guide: Annotated[str, typer.Option(help="tabular: policy followed where the table knows little: max-pressure | none")] = "max-pressure",
+    guide_mode: Annotated[str, typer.Option(help="tabular: each-action: follow the guide until every action was tried "
                                                  "--guide-visits times in the state (also when the model runs) | "
                                                  "state: until the state was seen --guide-visits times")] = "each-action",
     guide_visits: Annotated[str, typer.Option(
-        help="see --guide-mode; auto: train with 10 and with 30, keep the one with the lower delay on the "
+        help="tabular: see --guide-mode; auto: train with 10 and with 30, keep the one with the lower delay on the "
              "--validation-seeds (or run that table behind max-pressure alone if that is lower still)")] = "auto",
     validation_seeds: Annotated[int, typer.Option(help="seeds the final choice is made on, never training or "
                                                        "held-out seeds: phase-score, the learned weights against "
                                                        "the start and among --restarts; tabular, with "
                                                        "--guide-visits auto")] = 3,
-    epsilon_start: Annotated[float, typer.Option(help="exploration in the first episode")] = 0.3,
-    downstream_weight: Annotated[float, typer.Option(help="coordination: weight of the halting vehicles on the "
+    epsilon_start: Annotated[float, typer.Option(help="tabular: exploration in the first episode")] = 0.3,
+    downstream_weight: Annotated[float, typer.Option(help="tabular: coordination: weight of the halting vehicles on the "
                                                           "outgoing lanes (neighbours' approaches) in the cost")] = 0.0,
-    epsilon_decay: Annotated[float, typer.Option(help="epsilon = max(0.02, start * decay ** episode)")] = 0.97,
-    actions: Annotated[str, typer.Option(help="switch: hold or hand over to max-pressure's pick | phases: pick the next phase")] = "switch",
-    state: Annotated[str, typer.Option(help="compact (with --actions switch): phase, green time, pressure gap, "
+    epsilon_decay: Annotated[float, typer.Option(help="tabular: epsilon = max(0.02, start * decay ** episode)")] = 0.97,
+    actions: Annotated[str, typer.Option(help="tabular: switch: hold or hand over to max-pressure's pick | phases: pick the next phase")] = "switch",
+    state: Annotated[str, typer.Option(help="tabular: compact (with --actions switch): phase, green time, pressure gap, "
                                             "current and next queue | lane-groups: phase, green time, queue per phase")] = "compact",
     sumocfg: Annotated[Path | None, typer.Option(help="train on your own SUMO config instead of --scenario")] = None,
     net: Annotated[Path | None, typer.Option(help="train on your own network (.net.xml); use with --routes")] = None,
