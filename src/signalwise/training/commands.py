@@ -772,9 +772,13 @@ def _models_show(ref, db) -> None:
 
 @models_app.command("deploy")
 def models_deploy(version: str,
-                  intersection: Annotated[list[str] | None, typer.Option(help="only here (repeatable)")] = None,
+                  intersection: Annotated[list[str] | None, typer.Option(
+                      help="only here (repeatable); required for a phase-score model, which fits any signal")] = None,
                   db: DbOpt = None) -> None:
-    """Make a version active (at all its intersections, or those given); `ql:@active` then runs it.
+    """Make a version active where it runs; `ql:@active` then runs it.
+
+    A tabular model is made active at the intersections it holds tables for (or only those given with
+    --intersection); a phase-score model fits any signal, so --intersection names where it runs.
 
     A live run is switched with POST /api/v1/ml/deploy/VERSION (or /api/v1/live/deploy), which also
     checks the version fits each signal's layout.
