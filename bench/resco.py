@@ -303,11 +303,12 @@ def error_text(exc: BaseException) -> str:
 def _sweep_ray(todo: list[dict], out: Path, workers: int, address: str) -> int:
     import ray
 
-    if not ray.is_initialized():
-        if address == "local":
-            ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(address=address, log_to_driver=False)
+    from signalwise.training.executors import ExecutorError, init_ray
+
+    try:  # an address where nothing answers is said in seconds, as `signalwise train --ray` says it
+        init_ray(address, workers, flag="--ray-address")
+    except ExecutorError as exc:
+        refuse(str(exc))
     remote = ray.remote(max_calls=1, num_cpus=1)(run_cell)
     pending = {remote.remote(c): c for c in todo}
     done = failed = 0

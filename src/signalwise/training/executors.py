@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import socket
 import tarfile
 import tempfile
 from collections.abc import Callable
@@ -27,6 +29,10 @@ from ..sim.processes import fresh_process_context, in_callers_env
 
 #: `--ray` without an address: start a Ray on this machine
 LOCAL_RAY = "local"
+#: how long a Ray address may take to accept a TCP connection before it is called unreachable: a live cluster's
+#: GCS answers within milliseconds, even across the world, and a lost SYN is sent again after 1 s and 3 s; Ray
+#: itself keeps retrying an address where nothing answers for minutes (over five, measured) before it says so
+REACH_TIMEOUT_S = 5.0
 
 Episode = Callable[[str], dict]
 
@@ -81,20 +87,9 @@ class RayExecutor:
     """Ray tasks with `max_calls=1`: Ray starts a fresh worker process for every episode."""
 
     def __init__(self, address: str = LOCAL_RAY, workers: int = 2):
-        ray = require_ray()
-        self._ray = ray
-        self._owns_ray = False
-        if not ray.is_initialized():
-            try:
-                if address == LOCAL_RAY:
-                    ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False)
-                else:
-                    ray.init(address=address, log_to_driver=False)
-            except Exception as exc:  # ConnectionError, ValueError for a bad address, ...
-                detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise ExecutorError(f"--ray {address}: cannot start or reach Ray ({detail})") from None
-            self._owns_ray = True
-        self._remote = ray.remote(max_calls=1, num_cpus=1)(_episode_elsewhere)
+        self._ray = require_ray()
+        self._owns_ray = init_ray(address, workers)
+        self._remote = self._ray.remote(max_calls=1, num_cpus=1)(_episode_elsewhere)
 
     def run_round(self, episode: Episode, payloads: list[str]) -> list[dict]:
         ray = self._ray
@@ -120,6 +115,73 @@ def require_ray():
     except ImportError:
         raise ExecutorError("--ray needs Ray: pip install 'signalwise[ray]'") from None
     return ray
+
+
+def init_ray(address: str, workers: int, flag: str = "--ray") -> bool:
+    """Start Ray here (`local`, `workers` CPUs) or join it at `address`; False when this process had joined
+    one already. Every failure is an ExecutorError naming `flag` and `address` (`bench/resco.py` passes
+    `--ray-address`)."""
+    ray = require_ray()
+    if ray.is_initialized():
+        return False
+    check_ray_address(address, flag)
+    try:
+        if address == LOCAL_RAY:
+            ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address, log_to_driver=False)
+    except Exception as exc:  # ConnectionError, ValueError for a bad address, ...
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExecutorError(f"{flag} {address}: cannot start or reach Ray ({detail})") from None
+    return True
+
+
+def check_ray_address(address: str, flag: str = "--ray") -> None:
+    """An ExecutorError, within REACH_TIMEOUT_S, when nothing answers at `address` (`host:port`,
+    `ray://host:port`, or `auto`: where Ray would look) or it is no address: `ray.init` retries such an
+    address for minutes before it fails, so a mistyped one cost minutes. `local` is not looked at: Ray starts
+    here."""
+    if address == LOCAL_RAY:
+        return
+    hint = f"start a cluster with `ray start --head` or pass `{flag} local`"
+    target, said = address, ""
+    if address == "auto":
+        target = _auto_address(address, flag, hint)
+        if target in (None, LOCAL_RAY):  # Ray's lookup moved (a private function): `ray.init` decides, slowly
+            return                     # if it must; or RAY_ADDRESS=local: a Ray starts here
+        said = f" (found {target})"
+    host, _, port = target.removeprefix("ray://").rpartition(":")
+    host = host.strip("[]")  # an IPv6 host: [::1]:6379
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ExecutorError(f"{flag} {address}: not a Ray address{said}; give HOST:PORT, ray://HOST:PORT, "
+                            f"auto or {LOCAL_RAY}")
+    try:
+        socket.create_connection((host, int(port)), timeout=REACH_TIMEOUT_S).close()
+    except socket.gaierror:
+        raise ExecutorError(f"{flag} {address}{said}: no such host {host}") from None
+    except TimeoutError:
+        raise ExecutorError(f"{flag} {address}{said}: nothing answers at {host}:{port} (no answer within "
+                            f"{REACH_TIMEOUT_S:g} s); {hint}") from None
+    except OSError as exc:  # refused, network unreachable, ...
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise ExecutorError(f"{flag} {address}{said}: nothing answers at {host}:{port} ({reason}); {hint}") from None
+
+
+def _auto_address(address: str, flag: str, hint: str) -> str | None:
+    """The address `ray.init(address="auto")` would join: RAY_ADDRESS, else a Ray running here or the last one
+    `ray start` started (its address file under Ray's temporary directory, which may outlive it). None when
+    Ray's own lookup cannot be called."""
+    if env := os.environ.get("RAY_ADDRESS"):
+        return env
+    try:
+        from ray._private.services import get_ray_address_from_environment
+    except ImportError:
+        return None
+    try:
+        return get_ray_address_from_environment(address, None)
+    except ConnectionError:
+        raise ExecutorError(f"{flag} {address}: no Ray cluster found (RAY_ADDRESS is unset and none runs on this "
+                            f"machine); {hint}") from None
 
 
 def make_executor(ray_address: str | None, workers: int) -> EpisodeExecutor:
