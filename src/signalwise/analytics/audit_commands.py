@@ -14,10 +14,13 @@ import typer
 
 from ..exitcodes import BAD_INPUT as EXIT_BAD_INPUT
 from ..exitcodes import FAILED as EXIT_VIOLATIONS
+from ..rundirs import comparison_runs
 
 
 def audit(
-    run_dirs: Annotated[list[Path], typer.Argument(metavar="RUN_DIR", help="`signalwise run` output directories")],
+    run_dirs: Annotated[list[Path], typer.Argument(
+        metavar="RUN_DIR", help="`signalwise run` output directories, or a `signalwise compare` directory (every "
+                                "run in it)")],
     show: Annotated[int, typer.Option("--show", min=0, help="list up to N violations per run (0: none)")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="print the full reports as JSON instead of tables")] = False,
 ) -> None:
@@ -30,7 +33,7 @@ def audit(
     console = table_console()
     reports = {}
     broken = False
-    for run_dir in run_dirs:
+    for run_dir in [run for d in run_dirs for run in (comparison_runs(d) or [d])]:
         try:
             reports[run_dir] = audit_run(run_dir)
         except (AuditInputError, OSError) as exc:

@@ -12,6 +12,7 @@ import typer
 from ..core.names import BASELINE_CONTROLLER, MAX_SEED
 from ..exitcodes import BAD_INPUT, INTERRUPTED
 from ..outdirs import why_not_fresh, why_unwritable
+from ..rundirs import comparison_runs, is_complete_run
 from ..store.cli_engine import DB_HELP
 from ..termination import sigterm_as_interrupt, stop_reason
 
@@ -623,12 +624,12 @@ def _publish_dirs(run_dirs: list[Path], db: str | None) -> None:
 
 def _runs_in(d: Path) -> list[Path]:
     """`d` when it is a complete run directory, the complete runs in it when it is a compare's; else an error."""
-    if _is_complete_run(d):
+    if is_complete_run(d):
         return [d]
     if not d.is_dir():
         raise FileNotFoundError(f"{d}: not a directory (a run directory holds metrics.json, config.yaml, ...)"
                                 if d.exists() else f"{d}: no such run directory")
-    runs = sorted(r for r in d.iterdir() if _is_complete_run(r)) if (d / "summary.json").is_file() else []
+    runs = comparison_runs(d)
     if not runs:
         missing = [name for name in ("metrics.json", "config.yaml") if not (d / name).is_file()]
         raise FileNotFoundError(f"{d}: not a complete run directory (no {' nor '.join(missing)}"
@@ -648,10 +649,6 @@ def _run_status(d: Path) -> str:
     if not isinstance(status, str) or status == "complete":
         return ""
     return f"; run.json says: {status}" + (f", {reason}" if isinstance(reason, str) and reason else "")
-
-
-def _is_complete_run(d: Path) -> bool:
-    return (d / "metrics.json").is_file() and (d / "config.yaml").is_file()
 
 
 def _publish(run_dirs: list[Path], db: str, console) -> None:

@@ -11,6 +11,7 @@ import typer
 
 from ...exitcodes import BAD_INPUT
 from ...outdirs import why_unwritable
+from ...rundirs import comparison_runs
 from ...store.cli_engine import DB_HELP
 from .charts import DEFAULT_CHART_DEVICES
 
@@ -88,6 +89,9 @@ def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts
     if run is not None:
         if not run.is_dir():
             _fail(f"{run}: not a directory")
+        if not (run / "events.csv").exists() and (runs := comparison_runs(run)):
+            _fail(f"{run}: a comparison's directory of {len(runs)} runs; name one of them, e.g. "
+                  f"signalwise atspm {runs[0]}")
         events = run / "events.csv"
         if not events.exists():
             alt = run / "events.parquet"
