@@ -131,6 +131,9 @@ def from_sumocfg(path: Path, name: str | None = None) -> Scenario:
     path = Path(path)
     if not path.is_file():
         raise ScenarioError(f"{path}: no such SUMO config file")
+    kind = _file_kind(path)
+    if kind not in (None, "config"):
+        raise ScenarioError(f"{path}: {KIND_NAMES[kind]}, not a SUMO config (.sumocfg){KIND_USE[kind]}")
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
@@ -230,13 +233,41 @@ def from_files(net: Path, routes: tuple[Path, ...], additional: tuple[Path, ...]
     net = Path(net)
     if not net.is_file():
         raise ScenarioError(f"{net}: no such network file")
+    if (kind := _file_kind(net)) not in (None, "net"):
+        raise ScenarioError(f"{net}: {KIND_NAMES[kind]}, not a network (.net.xml){KIND_USE[kind]}")
     for f in (*routes, *additional):
         if not Path(f).is_file():
             raise ScenarioError(f"{f}: no such file")
+        if (kind := _file_kind(Path(f))) in ("net", "config"):  # demand may sit in <routes> or <additional>
+            raise ScenarioError(f"{f}: {KIND_NAMES[kind]}, not a route or additional file{KIND_USE[kind]}")
     if end_s <= begin_s:
         raise ScenarioError(f"end ({end_s:g} s) must be after begin ({begin_s:g} s)")
     return Scenario(name or net.stem, description or f"user network {net.name}", net, tuple(routes),
                     tuple(additional), begin_s, end_s, kind=kind, **extra)
+
+
+#: SUMO's input files by their root element; a file of another root is left to SUMO to judge
+ROOT_KINDS = {"net": "net", "configuration": "config", "sumoConfiguration": "config", "routes": "routes",
+              "additional": "additional"}
+KIND_NAMES = {"net": "a network", "config": "a SUMO config", "routes": "a route file",
+              "additional": "an additional file"}
+KIND_USE = {"net": "; give it as --net, with --routes", "config": "; give it as --sumocfg",
+            "routes": "; give it as --routes, beside --net", "additional": "; name it in a .sumocfg's additional-files"}
+
+
+def _file_kind(path: Path) -> str | None:
+    """What a SUMO input file is, from its root element (read up to it, not the whole file): a network given as a
+    route file ran with no demand, and one given as a config was refused as naming no net-file. None when the
+    file is not XML or its root is none of SUMO's (SUMO then says what it makes of it)."""
+    import gzip
+
+    try:
+        with (gzip.open(path) if path.suffix == ".gz" else open(path, "rb")) as fh:
+            for _event, element in ET.iterparse(fh, events=("start",)):
+                return ROOT_KINDS.get(element.tag)
+    except (ET.ParseError, OSError, EOFError):
+        return None
+    return None
 
 
 def _load_builtin(name: str) -> Scenario:
