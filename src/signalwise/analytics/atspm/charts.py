@@ -349,7 +349,8 @@ def select_devices(all_devices: list[str], devices) -> tuple[list[str], list[str
     wanted = [str(d) for d in devices]
     unknown = [d for d in wanted if d not in set(all_devices)]
     if unknown:
-        notes.append(f"no data to chart for device(s) {', '.join(unknown)}")
+        shown = ", ".join(all_devices[:10]) + (f" and {len(all_devices) - 10} more" if len(all_devices) > 10 else "")
+        notes.append(f"no data to chart for device(s) {', '.join(unknown)} (devices with data: {shown or 'none'})")
     return [d for d in wanted if d in set(all_devices)], notes
 
 
