@@ -4,11 +4,15 @@ Each phase holds its green while a vehicle crossed one of its detectors within
 the passage (gap) time; when the gap exceeds it the phase gaps out to the next
 phase, in order, that has a call (vehicles waiting on its lanes). No call
 elsewhere: rest in green. Max-out is the shield's maximum green.
+
+Every change it proposes is a gap-out (event 4): it asks for one only once
+the passage timer of the green has expired. It keeps no maximum of its own;
+the shield logs its max-outs (event 5).
 """
 
 from __future__ import annotations
 
-from ..core.types import Decision, Intersection, Observation
+from ..core.types import Decision, EventCode, Intersection, Observation
 from .base import ControlContext, register
 
 PASSAGE_S = 3.0
@@ -42,7 +46,7 @@ class ActuatedController:
         for k in range(1, n):
             p = (c + k) % n
             if self._has_call(p, obs):
-                return Decision(self.inter.id, p, self.name)
+                return Decision(self.inter.id, p, self.name, termination=EventCode.PHASE_GAP_OUT)
         return Decision(self.inter.id, None, self.name)  # rest in green
 
     def _has_call(self, p: int, obs: Observation) -> bool:

@@ -3,12 +3,15 @@
 We keep the program's green phases, their order and their green times; the
 change intervals are the shield's (ITE yellow, all-red), so the baseline
 obeys the same safety rules as every other controller.
+
+A plan ends each green at its split, whatever the traffic: the change is a
+force-off (event 6), as a pretimed or coordinated controller logs it.
 """
 
 from __future__ import annotations
 
 from ..core.names import BASELINE_CONTROLLER
-from ..core.types import Decision, Intersection, Observation
+from ..core.types import Decision, EventCode, Intersection, Observation
 from .base import ControlContext, register
 
 
@@ -32,7 +35,8 @@ class PlanFollower:
         if s is None or s.interval != "green":
             return Decision(self.inter.id, None, self.name)
         if s.elapsed_s + 1e-6 >= self.green_s[s.phase_index]:
-            return Decision(self.inter.id, (s.phase_index + 1) % len(self.inter.phases), self.name)
+            return Decision(self.inter.id, (s.phase_index + 1) % len(self.inter.phases), self.name,
+                            termination=EventCode.PHASE_FORCE_OFF)
         return Decision(self.inter.id, None, self.name)
 
 

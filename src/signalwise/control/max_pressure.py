@@ -28,6 +28,10 @@ since they entered it (`LaneState.stopped_veh`), RESCO's own queue
 (`traffic_signal.py`, `observe`): a queue still moving off keeps counting
 until it has left the lane, so its green is not cut while it discharges,
 and a vehicle that arrives on a green without stopping adds nothing.
+
+A change it proposes gaps out (event 4) when the observation shows no
+vehicle on the incoming lanes of the phase it ends, and forces it off
+(event 6) otherwise (`green_end`).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from operator import attrgetter
 
 from ..core.types import Decision, Intersection, Observation
 from .base import ControlContext, register
+from .green_end import green_end
 from .zones import MIN_LANE_M, MovementZones, zone_per_100m, zone_sum
 
 PERIOD_S = 5.0
@@ -194,11 +199,13 @@ class MaxPressureController:
             pressures[current] = self._phase_pressure(obs.lanes, current, self._serving_x_in)
         if self.ties == "first":  # the first phase of the largest pressure, even over the current one
             best = max(range(len(pressures)), key=lambda i: pressures[i])
-            return Decision(self.inter.id, None if best == current else best, self.name)
+            if best == current:
+                return Decision(self.inter.id, None, self.name)
+            return Decision(self.inter.id, best, self.name, termination=green_end(self.inter, obs))
         best = max(range(len(pressures)), key=lambda i: (pressures[i], i == current))
         if best == current or not self._pays(pressures[best], pressures[current], self.lost_time_s[current]):
             return Decision(self.inter.id, None, self.name)
-        return Decision(self.inter.id, best, self.name)
+        return Decision(self.inter.id, best, self.name, termination=green_end(self.inter, obs))
 
     def _pays(self, best: float, current: float, lost_time_s: float) -> bool:
         """Whether changing to a phase of pressure `best` beats holding one of `current`, clearance counted."""

@@ -50,7 +50,11 @@ Guarantees, per intersection:
 Emergency vehicles reach it in the `Observation` handed to `tick`.
 
 It records every change as Indiana hi-res events and every override as an
-`Intervention`. It never knows which controller proposed.
+`Intervention`. It never knows which controller proposed. Each green's end
+is logged with why it ended (`_asked_termination`): a max-out (5) at the
+maximum green, a force-off (6) for its own interventions (cycle bound,
+preemption) and for its fallback plan, and, for a change it makes as the
+controller asked, the termination the controller's `Decision` states.
 """
 
 from __future__ import annotations
@@ -77,6 +81,8 @@ EPS = 1e-6
 GREEN = "Gg"
 
 GREEN_I, YELLOW_I, ALL_RED_I = "green", "yellow", "all_red"
+#: the terminations a controller may state for a change it asks for (`Decision.termination`)
+_CONTROLLER_TERMINATIONS = frozenset({EventCode.PHASE_GAP_OUT, EventCode.PHASE_MAX_OUT, EventCode.PHASE_FORCE_OFF})
 PED_NONE, PED_WALK, PED_CLEAR, PED_DONT_WALK = 0, 1, 2, 3
 
 
@@ -381,32 +387,33 @@ class IntersectionShield:
         return self.fallback_ticks / self.ticks if self.ticks else 0.0
 
     # -- choosing ----------------------------------------------------------------
-    def _choose(self, now: float) -> tuple[int | None, EventCode]:
+    def _choose(self, now: float) -> tuple[int | None, EventCode | None]:
+        """The phase to change to now (None: keep the green) and why the green ends, as the log says it."""
         c = self.phase
         elapsed = now - self.green_start_s
         min_done = elapsed >= self._min_green_eff_s[c] - EPS and self.ped in (PED_NONE, PED_DONT_WALK)
 
         if self.preempt_active:
             if self.preempt_phase == c:
-                return None, EventCode.PHASE_FORCE_OFF
+                return None, None
             if not min_done:
                 if self.ped == PED_WALK and self.cfg.preempt_ends_walk:
                     self._intervene(now, "preempt", f"walk of phase {c + 1} ended early for {self.preempt_vehicle}")
                     self._begin_ped_clearance(now)
                 self._note_min_green(now, "preempt waits for minimum green / pedestrian clearance")
-                return None, EventCode.PHASE_FORCE_OFF
+                return None, None
             self._intervene(now, "preempt", f"to phase {self.preempt_phase + 1} for {self.preempt_vehicle}")
             return self.preempt_phase, EventCode.PHASE_FORCE_OFF
 
         wanted = self._wanted_phase(now)
         if self._n == 1:
-            return None, EventCode.PHASE_GAP_OUT
+            return None, None
         if not min_done:
             if wanted is not None and wanted != c:
                 self._note_min_green(now, f"phase {wanted + 1} proposed before minimum green")
             elif self.ped in (PED_NONE, PED_DONT_WALK):
                 self._quiet_until_s = self.green_start_s + self._min_green_eff_s[c] - EPS
-            return None, EventCode.PHASE_GAP_OUT
+            return None, None
 
         step = self.cfg.step_length_s
         urgent = self._most_urgent(exclude=c, end_green_s=now + step)
@@ -432,11 +439,24 @@ class IntersectionShield:
                 max_end = max_start_s + self.inter.timing.max_green_s[c] - EPS
                 held = now + math.floor(slack / step + EPS) * step if math.isfinite(slack) else math.inf
                 self._quiet_until_s = min(max_end, held)
-            return None, EventCode.PHASE_GAP_OUT
+            return None, None
         if not self._feasible(wanted, now):
             self._intervene(now, "cycle_max", f"phase {wanted + 1} replaced by phase {urgent + 1} to keep cycle bound")
             return urgent, EventCode.PHASE_FORCE_OFF
-        return wanted, EventCode.PHASE_GAP_OUT
+        return wanted, self._asked_termination()
+
+    def _asked_termination(self) -> EventCode:
+        """How a change made as asked ends the green: the fallback plan's changes and a decision that states
+        no termination (or one that is no green's end) are force-offs; otherwise what the controller says.
+
+        Not a gap-out by default: a gap-out says the phase's demand was gone, which only the controller can
+        know (a fixed plan's split end, a phase chosen over one that still has queues, are not); a force-off
+        claims only that the green was ended before its maximum."""
+        t = None if self.in_fallback or self.proposal is None else self.proposal.termination
+        # user code may state anything: only a whole number that is one of the three is taken
+        if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t not in _CONTROLLER_TERMINATIONS:
+            return EventCode.PHASE_FORCE_OFF
+        return EventCode(int(t))
 
     def _wanted_phase(self, now: float) -> int | None:
         """The controller's proposal, or the fallback plan's when it cannot be trusted."""

@@ -290,12 +290,21 @@ class Decision:
     """A controller's proposal: serve `phase_index` next, or keep the current one.
 
     `confidence` in [0, 1]; the shield falls back to its plan when it is low.
+
+    `termination` says why a proposed change ends the current green, as the
+    hi-res log records it (`EventCode.PHASE_GAP_OUT`: its demand is gone;
+    `PHASE_MAX_OUT`: it reached the controller's own maximum;
+    `PHASE_FORCE_OFF`: ended by a plan or while vehicles still wait). Only
+    the controller knows which: the shield sees a phase index, not a reason.
+    None (or a hold): the shield logs a force-off, claiming no detector
+    knowledge it does not have.
     """
 
     intersection_id: str
     phase_index: int | None  # None = hold the current phase
     proposed_by: str
     confidence: float = 1.0
+    termination: EventCode | None = None
 
     @property
     def holds(self) -> bool:

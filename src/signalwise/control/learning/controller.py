@@ -2,7 +2,9 @@
 
 Both only propose; the shield decides. While the current green is inside its
 minimum green the controller holds without deciding (the shield would refuse
-a change anyway, and learning from refused proposals only adds noise).
+a change anyway, and learning from refused proposals only adds noise). A
+change it proposes is logged as a gap-out when the phase it ends has no
+vehicle on its incoming lanes, else as a force-off (`green_end`).
 
 Confidence of a trained model's decision, in [0, 1]:
 
@@ -26,6 +28,7 @@ import numpy as np
 
 from ...core.types import Decision, Intersection, Observation
 from ..base import ControlContext, register
+from ..green_end import green_end
 from .agent import Hyper, QLearner
 from .deployed import registry_model_path
 from .features import QUEUE_EDGES, TIME_EDGES_S, StateFeatures
@@ -89,7 +92,13 @@ class QLController:
         if self.learner is not None:
             return self._train_step(obs, state)
         action, conf = self.choose(state, health, self._guide_action(obs) if self.guide is not None else None)
-        return Decision(self.inter.id, None if action is None else self._phase_of(action, obs), self.name, conf)
+        return self._proposal(None if action is None else self._phase_of(action, obs), obs, conf)
+
+    def _proposal(self, phase: int | None, obs: Observation, confidence: float) -> Decision:
+        """The decision to serve `phase` (None: hold), saying how a change ends the green (`green_end`)."""
+        if phase is None:
+            return Decision(self.inter.id, None, self.name, confidence)
+        return Decision(self.inter.id, phase, self.name, confidence, green_end(self.inter, obs))
 
     def _phase_of(self, action: int, obs: Observation) -> int | None:
         """The phase an action proposes (None = hold)."""
@@ -171,7 +180,7 @@ class QLController:
         self._cost = 0.0
         action = self.learner.act(state, self._guide_action(obs))
         self._prev = (state, action, obs.time_s)
-        return Decision(self.inter.id, self._phase_of(action, obs), self.name, 1.0)
+        return self._proposal(self._phase_of(action, obs), obs, 1.0)
 
 
 class ModelUnavailable:

@@ -84,6 +84,7 @@ from operator import attrgetter
 import numpy as np
 
 from ...core.types import Decision, Intersection, Observation
+from ..green_end import green_end
 from ..zones import (
     MIN_LANE_M,
     UNKNOWN_LANE_M,
@@ -325,7 +326,9 @@ class PhaseScoreController:
     so there is no unseen state to distrust, only missing or stale data, and
     then the shield's Webster fallback runs. Health is over the
     intersection's own lanes; a zone lane not observed counts as empty, as
-    for max-pressure.
+    for max-pressure. A change ends the green as max-pressure's do: a
+    gap-out when the phase has no vehicle on its incoming lanes, else a
+    force-off (`green_end`).
     """
 
     name = "ql"
@@ -365,4 +368,6 @@ class PhaseScoreController:
         best = int(np.argmax(score))
         if score[best] <= score[s.phase_index]:  # ties hold: a change always costs a clearance
             best = s.phase_index
-        return Decision(self.inter.id, None if best == s.phase_index else best, self.name, health)
+        if best == s.phase_index:
+            return Decision(self.inter.id, None, self.name, health)
+        return Decision(self.inter.id, best, self.name, health, green_end(self.inter, obs))
