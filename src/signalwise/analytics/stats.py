@@ -9,11 +9,22 @@ both the same vehicles at the same times (common random numbers), so most of
 the seed-to-seed spread is shared demand, not the controller. The paired
 t-test on the per-seed differences removes it and is the sharper test there;
 `compare(..., paired=True)` reports it next to Welch's.
+
+Where the seeds show no spread at all (every seed the same throughput on
+both sides; no vehicle left uninserted on any run; the same difference on
+every pair), the standard error is 0 and the t statistic is d/0 or 0/0: no
+test can be made, so the p-value is NaN ("n/a" in tables, empty in CSV, null
+in JSON). scipy.stats gives NaN for 0/0 but 0.0 for d/0 (t = ±inf): that read
+a one-vehicle difference between two seeds that each ran the same throughput
+as highly significant. Equal constants get NaN too, not 1.0: 1.0 would claim a
+test that never ran. The interval is NaN there as well: a zero-width interval
+from a few seeds that happened to agree reads as certainty, as from one seed.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -66,25 +77,26 @@ def _mean_var(xs: Sequence[float]) -> tuple[float, float]:
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> MeanCI:
-    """Mean and Student-t confidence interval; a single value has no interval (NaN ends, None in JSON): a
-    zero-width one would read as certainty."""
+    """Mean and Student-t confidence interval; a single value, or values that do not vary, have no interval (NaN
+    ends, None in JSON, "n/a" in tables): a zero-width one would read as certainty."""
     xs = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     n = len(xs)
     if n == 0:
         return MeanCI(math.nan, math.nan, math.nan, 0)
-    if n == 1:
-        return MeanCI(xs[0], math.nan, math.nan, 1)
+    if n == 1 or _no_spread(xs):
+        return MeanCI(sum(xs) / n, math.nan, math.nan, n)
     m, var = _mean_var(xs)
     half = _t_quantile(0.5 + confidence / 2, n - 1) * math.sqrt(var / n)
     return MeanCI(m, m - half, m + half, n)
 
 
 def welch_p_value(a: Sequence[float], b: Sequence[float]) -> float:
-    """Two-sided Welch t-test p-value; nan with fewer than 2 samples per side."""
+    """Two-sided Welch t-test p-value; nan with fewer than 2 samples per side, or when neither side varies (the
+    standard error is 0: no test, whether the two constants differ or not)."""
     if len(a) < 2 or len(b) < 2:
         return math.nan
-    if _all_equal(a) and _all_equal(b):
-        return 1.0 if a[0] == b[0] else 0.0
+    if _no_spread(a) and _no_spread(b):
+        return math.nan
     (ma, va), (mb, vb) = _mean_var([float(x) for x in a]), _mean_var([float(x) for x in b])
     sa, sb = va / len(a), vb / len(b)  # squared standard errors
     try:  # magnitudes no delay or count reaches (1e300, 1e-320) overflow or vanish: undefined, as scipy's nan
@@ -95,12 +107,13 @@ def welch_p_value(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def paired_p_value(a: Sequence[float], b: Sequence[float]) -> float:
-    """Two-sided paired t-test p-value of a[i] vs b[i]; nan with fewer than 2 pairs."""
+    """Two-sided paired t-test p-value of a[i] vs b[i]; nan with fewer than 2 pairs, or when every pair differs
+    by the same amount (0 included: the differences have no spread, so no test)."""
     if len(a) != len(b) or len(a) < 2:
         return math.nan
     diffs = [float(x) - float(y) for x, y in zip(a, b, strict=True)]
-    if _all_equal(diffs):
-        return 1.0 if diffs[0] == 0 else 0.0
+    if _no_spread(diffs, scale=max(abs(float(v)) for v in (*a, *b))):
+        return math.nan
     m, var = _mean_var(diffs)
     try:
         return _t_two_sided_p(m / math.sqrt(var / len(diffs)), len(diffs) - 1)
@@ -116,5 +129,12 @@ def compare(baseline: Sequence[float], candidate: Sequence[float], paired: bool 
     return Comparison(base, cand, change, welch_p_value(list(baseline), list(candidate)), pp)
 
 
-def _all_equal(xs: Sequence[float]) -> bool:
-    return all(x == xs[0] for x in xs)
+def _no_spread(xs: Sequence[float], scale: float | None = None) -> bool:
+    """The values are one value, up to the rounding of numbers of magnitude `scale` (default: their own).
+
+    Differences of 1999.3 - 1998.1 on two seeds can come out a few units in the last place apart; their
+    variance is then ~1e-26 instead of 0, and a t-test on it finds a "difference" with p ~ 0.
+    """
+    xs = [float(x) for x in xs]
+    scale = max(abs(x) for x in xs) if scale is None else scale
+    return max(xs) - min(xs) <= 16 * sys.float_info.epsilon * scale

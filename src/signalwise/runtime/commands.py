@@ -473,6 +473,8 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
     console = Console(stderr=True)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from ..consoles import progress_line
+
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[last]}"), console=console) as bar:
         scaled = f", demand ×{base.demand_scale:g}" if base.demand_scale != 1.0 else ""
@@ -481,6 +483,7 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
         def on_done(c, s, metrics, error):
             last = f"{c} s{s}: " + (f"{metrics['network']['avg_delay_s']:.1f} s delay" if metrics else f"FAILED {error}")
             bar.update(task, advance=1, last=last)
+            progress_line(bar, task, "runs", last)
 
         result = compare_controllers(base, names, seed_list, out, workers, on_done)
     if db is not None:

@@ -312,6 +312,7 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
 
     started = time.monotonic()  # the summary reports the command's own wall time
 
+    from ..consoles import progress_line
     from ..control.learning.agent import Hyper
     from ..sim.scenario import from_files, from_sumocfg, load
     from .executors import ExecutorError, make_executor
@@ -378,6 +379,8 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
         def on_episode(r):
             violations[0] += max(0, r.violations)
             bar.update(task, advance=1, eps=f"{r.epsilon:.2f}", delay=f"{r.avg_delay_s:.0f}s", viol=violations[0])
+            progress_line(bar, task, "episodes",
+                          f"ε {r.epsilon:.2f}, delay {r.avg_delay_s:.0f} s, violations {violations[0]}")
 
         def on_stage(text: str) -> None:
             bar.update(task, description=f"{label}: {text}")
@@ -420,6 +423,7 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from ..consoles import progress_line
     from ..runtime.config import RunConfig
     from ..sim.scenario import load
     from .executors import ExecutorError, make_executor
@@ -484,6 +488,8 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
         def on_generation(r):
             bar.update(task, advance=1, best=f"{r.best_avg_delay_s:.1f}s", mean=f"{r.mean_avg_delay_s:.1f}s",
                        sigma=f"{r.sigma:.2f}")
+            progress_line(bar, task, "generations", f"best {r.best_avg_delay_s:.1f} s, mean "
+                                                    f"{r.mean_avg_delay_s:.1f} s, σ {r.sigma:.2f}")
 
         def on_start(choice):
             bar.console.print(_starts_line(choice))
@@ -604,7 +610,9 @@ def evaluate_command(
 def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, workers, out, timing=None, sumocfg=None,
               net=None, routes=None, demand_scale=None, config=None) -> None:
     from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from ..consoles import progress_line
     from ..runtime.commands import print_compare_table
     from .evaluate import evaluate
 
@@ -615,9 +623,23 @@ def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, worke
     if out is not None and why_not_fresh(out, "an evaluation"):
         _fail(f"--out {out}: {why_not_fresh(out, 'an evaluation')}")
     settings = _episode_settings(config, timing, False, "an evaluation") if config is not None else None
-    result = evaluate(model_path, scenario, seeds, first_seed, baseline, duration, workers, out,
-                      controller_options=registry_options([baseline]), timing=timing, sumocfg=sumocfg, net=net,
-                      routes=routes, demand_scale=demand_scale, settings=settings)
+    # the same bar as `compare`'s (and its plain lines where no bar is drawn): the runs take minutes. Transient:
+    # `evaluate` checks the model and its seeds inside, and a refusal is one line, not a bar at 0 and a line
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("{task.fields[last]}"), console=Console(stderr=True),
+                  transient=True) as bar:
+        task = bar.add_task(f"evaluate against {baseline}", total=2 * seeds, last="")
+
+        def on_done(c, s, metrics, error):
+            name = "ql" if c.startswith("ql:") else c  # the model's whole path is in the intro and the table
+            last = f"{name} s{s}: " + (f"{metrics['network']['avg_delay_s']:.1f} s delay" if metrics
+                                       else f"FAILED {error}")
+            bar.update(task, advance=1, last=last)
+            progress_line(bar, task, "runs", last)
+
+        result = evaluate(model_path, scenario, seeds, first_seed, baseline, duration, workers, out,
+                          controller_options=registry_options([baseline]), timing=timing, sumocfg=sumocfg, net=net,
+                          routes=routes, demand_scale=demand_scale, settings=settings, on_done=on_done)
     print_compare_table(result.summary)
     ev = result.evaluation
     scaled = f", demand ×{ev['demand_scale']:g}" if "demand_scale" in ev else ""

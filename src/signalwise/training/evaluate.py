@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,8 +105,10 @@ def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, fi
              baseline: str = "max-pressure", duration_s: float | None = None, workers: int | None = None,
              out: Path | None = None, controller_options: dict | None = None, timing: str | None = None,
              sumocfg: Path | None = None, net: Path | None = None, routes: list[Path] | None = None,
-             demand_scale: float | None = None, settings: dict | None = None) -> EvaluateResult:
-    """`controller_options` go to every run (`model_registry`: where a `ql:@...` baseline is found).
+             demand_scale: float | None = None, settings: dict | None = None,
+             on_done: Callable[[str, int, dict | None, str | None], None] | None = None) -> EvaluateResult:
+    """`controller_options` go to every run (`model_registry`: where a `ql:@...` baseline is found); `on_done`
+    is told of each run as it ends (`compare_controllers`'), for a progress display.
 
     No `scenario`, `sumocfg` or `net`: the network the model trained on; no `timing`: its training profile;
     no `demand_scale`: the routes as written, whatever scales the training episodes ran. `settings` (run
@@ -157,7 +160,7 @@ def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, fi
     keeps_record = not _read_only(model_path)
     where = model_path.resolve().parent if keeps_record else Path("runs")
     out = out or where / f"eval-{dt.datetime.now():%Y%m%d-%H%M%S}-{label.replace(':', '-')}"
-    result = compare_controllers(base, [baseline, ql], seeds, out, workers or min(os.cpu_count() or 1, 2))
+    result = compare_controllers(base, [baseline, ql], seeds, out, workers or min(os.cpu_count() or 1, 2), on_done)
     if result.failures:
         raise ModelError("evaluation run(s) failed: " + "; ".join(f"{c} s{s}: {m}" for (c, s), m in
                                                                    result.failures.items()))
