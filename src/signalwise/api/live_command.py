@@ -7,7 +7,6 @@ reads the runtime through snapshots and routes).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import socket
 import threading
@@ -219,20 +218,30 @@ def _start_streams(app, streams: list) -> str | None:
 
 def _replayed_lines(runtime) -> list[str]:
     """What an earlier runtime of this corridor changed and this one applied again at start (they outlive a run,
-    by design): said at start, since they can differ from the command line (its controller, timing, alerts)."""
-    again = [c for c in runtime.changes if c.get("replayed")]
-    if not again:
-        return []
-    lines = [f"applied again from {runtime.site_changes_file} ({len(again)} lasting change(s) of earlier runs; "
-             "remove the file to start from this command's settings):"]
-    for c in again:
-        what = {k: v for k, v in (c.get("payload") or {}).items() if v not in (None, [], {}) and k != "kind"}
-        lines.append(f"  {c.get('kind')} {json.dumps(what, sort_keys=True)} by {c.get('made_by')} at "
-                     f"{c.get('made_at')}")
-    now = runtime.controller_spec
-    others = getattr(runtime, "signal_specs", {})
-    lines.append(f"  controller now: {now}" + ("".join(f"; {t}: {s}" for t, s in sorted(others.items()))))
-    return lines
+    by design), and what it did not apply: said at start, since they can differ from the command line."""
+    from ..runtime.live.lasting import replay_lines
+
+    return replay_lines(runtime)
+
+
+def _starting_config(cfg, given: str | None, load):
+    """The run configuration to start with: with the controller an earlier run of the corridor switched every
+    signal to (its lasting changes, applied again at start) unless the command line named one (`given`), so
+    the run is named, announced and recorded for the controller that runs from its first tick. `load(spec)`:
+    the configuration with that controller, as the command loads its own. One that cannot be loaded (a
+    registry that fails now) leaves the command's: the replay then refuses the stored switch and says why."""
+    from ..runtime.live.lasting import site_changes_file, stored_controller
+
+    if given is not None:
+        return cfg
+    stored = stored_controller(site_changes_file(cfg.out_dir, cfg.scenario_label))
+    spec = stored["payload"]["controller"] if stored is not None else None
+    if spec is None or spec == cfg.controller:
+        return cfg
+    try:
+        return load(spec)
+    except Exception:  # noqa: BLE001 - a registry or model that fails now: the replay refuses it, with the reason
+        return cfg
 
 
 @friendly_errors
@@ -242,6 +251,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     import yaml
     from rich.console import Console
 
+    from ..control.base import ControllerUnavailable
     from ..runtime.live.runtime import LiveOptions, LiveRuntime
     from ..runtime.run import slug
 
@@ -277,29 +287,46 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
             parsed_url(database_url(registry_db))
         except DatabaseURLError as exc:
             _fail(f"--db: {exc}")
-    cfg = _load_config(config, registry_db, scenario=scenario, controller=controller, seed=seed, sumocfg=sumocfg,
-                       net=net, routes=routes or None, out_dir=out)
-    note_profile_mismatch(cfg, [cfg.controller])
+    def load(spec):
+        return _load_config(config, registry_db, scenario=scenario, controller=spec, seed=seed, sumocfg=sumocfg,
+                            net=net, routes=routes or None, out_dir=out)
+
+    command_cfg = load(controller)
+    cfg = _starting_config(command_cfg, controller, load)
     opts = LiveOptions(speed=_speed(speed), duration_s=duration, repeat_demand=repeat_demand, field=field,
                        sink=sink, state_every_s=state_every)
-    run_dir = cfg.out_dir / f"{dt.datetime.now():%Y%m%d-%H%M%S}-live-{slug(cfg.scenario_label)}-{slug(cfg.controller)}"
     console = Console(stderr=True)
     listener = _listen(host, port)  # before the run starts: a port in use is refused, not a run without its API
-    store = _store(db, run_dir)
     alerts, notifier = _alert_engine(raw_alerts)  # an acknowledgement is stored and streamed by the runtime
-    runtime = LiveRuntime(cfg, opts, run_dir, store=store, alerts=alerts,
-                          resolve_options=lambda specs: registry_options(specs, registry_db),
-                          camera_configs=[spec.camera for spec in streams])
-    signals.ended = lambda: runtime.loop_over  # from the loop's end to the last line, a Ctrl-C only hurries
-    try:
-        runtime.open()
-    except BaseException as exc:
-        listener.close()
-        from ..vision.camera import CameraFileError
+    while True:
+        note_profile_mismatch(cfg, [cfg.controller])
+        run_dir = (cfg.out_dir
+                   / f"{dt.datetime.now():%Y%m%d-%H%M%S}-live-{slug(cfg.scenario_label)}-{slug(cfg.controller)}")
+        store = _store(db, run_dir)
+        runtime = LiveRuntime(cfg, opts, run_dir, store=store, alerts=alerts,
+                              resolve_options=lambda specs: registry_options(specs, registry_db),
+                              camera_configs=[spec.camera for spec in streams], command_controller=controller)
+        # from the loop's end to the last line, a Ctrl-C only hurries
+        signals.ended = lambda rt=runtime: rt.loop_over
+        try:
+            runtime.open()
+            break
+        except ControllerUnavailable:
+            if cfg is command_cfg:
+                listener.close()
+                raise
+            # the stored controller cannot run here any more (its model gone): nothing of that attempt is left;
+            # the command's controller runs, and the replay refuses the stored switch, saying why
+            if store is not None:
+                store.close()
+            cfg = command_cfg
+        except BaseException as exc:
+            listener.close()
+            from ..vision.camera import CameraFileError
 
-        if isinstance(exc, CameraFileError):  # a camera that is no input of this run: nothing of it is left
-            _fail(f"--camera: {exc}")
-        raise
+            if isinstance(exc, CameraFileError):  # a camera that is no input of this run: nothing of it is left
+                _fail(f"--camera: {exc}")
+            raise
     feed_client = None
     if mqtt_at is not None:
         from ..runtime.live.mqtt import MqttFeed

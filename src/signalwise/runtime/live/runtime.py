@@ -88,8 +88,13 @@ class LiveRuntime:
 
     def __init__(self, cfg: RunConfig, opts: LiveOptions, run_dir: Path, *, feed=None, store=None,
                  alerts=None, publish: Callable[[str, dict], None] | None = None,
-                 resolve_options: Callable[[list[str]], dict] | None = None, camera_configs=()):
+                 resolve_options: Callable[[list[str]], dict] | None = None, camera_configs=(),
+                 command_controller: str | None = None):
         self.cfg = cfg
+        #: the controller the command line named (`signalwise live -c`), None when it named none: it wins over
+        #: the controller switches stored by earlier runs of the corridor (`lasting.py`), whose other lasting
+        #: changes still apply
+        self.command_controller = command_controller
         #: cameras an operator attaches at start (`signalwise live --camera`): checked against the run's signals
         #: when it opens (a camera that cannot be an input refuses the run), streamed once the API is up
         self.camera_configs = tuple(camera_configs)
@@ -903,28 +908,60 @@ class LiveRuntime:
     @property
     def site_changes_file(self) -> Path:
         """Where this corridor's lasting changes are kept across restarts: beside its run directories."""
-        from ..run import slug
+        from .lasting import site_changes_file
 
-        return self.run_dir.parent / f"live-{slug(self.cfg.scenario_label)}.changes.jsonl"
+        return site_changes_file(self.run_dir.parent, self.cfg.scenario_label)
 
     def _replay_site_changes(self) -> None:
-        """Apply again, in order, the lasting changes an earlier runtime of this corridor made."""
+        """Apply again, in order, the lasting changes an earlier runtime of this corridor made.
+
+        A stored controller switch is not applied when the command line named the controller (it wins), and one
+        of every signal that cannot run here any more (its model gone) leaves the run on the controller it
+        started with; either is logged as refused, with why. The run may have started with the controller the
+        file leaves in force (`lasting.stored_controller`, chosen before the run was named): the signals already
+        running it are not handed a new one at their first green."""
         path = self.site_changes_file
         if not path.is_file():
             return
         from pydantic import TypeAdapter
+
+        from .lasting import held_back_reason
 
         adapter = TypeAdapter(ch.Change)
         for line in path.read_text().splitlines():
             try:
                 entry = json.loads(line)
                 change = adapter.validate_python(entry["payload"])
+            except Exception as exc:  # noqa: BLE001 - one bad stored line must not keep the corridor from starting
+                log.warning("a stored change could not be read (%s): %s", exc, line[:200])
+                continue
+            if isinstance(change, ch.ControllerChange) and self.command_controller is not None:
+                self._log_replay_refused(change, entry, held_back_reason(self.command_controller))
+                continue
+            try:
                 if isinstance(change, ch.ControllerChange) and change.controller_options and self.resolve_options:
                     change = change.model_copy(update={"controller_options": self.resolve_options([change.controller])})
                 self._validate(change)
                 self._apply(change, "restart", replayed=entry)
-            except Exception as exc:  # noqa: BLE001 - one bad stored line must not keep the corridor from starting
+            except Exception as exc:  # noqa: BLE001 - nor one stored change that fails
                 log.warning("a stored change could not be applied again (%s): %s", exc, line[:200])
+                self._log_replay_refused(change, entry, str(exc).strip().splitlines()[-1] if str(exc).strip()
+                                         else type(exc).__name__)
+                if isinstance(change, ch.ControllerChange) and change.intersections is None:
+                    # it would have replaced every signal's controller: the run keeps the one it started with
+                    self._pending_controllers.clear()
+                    self.signal_specs = {}
+                    self.controller_spec = self.cfg.controller
+        # a signal left on the controller it already runs keeps its controller (and what it learned so far)
+        for tls in list(self._pending_controllers):
+            if self.signal_specs.get(tls, self.controller_spec) == self.cfg.controller:
+                del self._pending_controllers[tls]
+
+    def _log_replay_refused(self, change, entry: dict, reason: str) -> None:
+        """A stored change not applied at start: in the run's change log (not the corridor's file), with why."""
+        logged = ch.record(change, "restart", "refused", reason)
+        logged.update(sim_time_s=self.stepper.t, replayed=True, made_by=entry.get("who"), made_at=entry.get("at"))
+        self._log_change(logged, replayed=True)
 
     def _ctx_for(self, change) -> ControlContext:
         """The controllers' context, with the options a change brings (a deploy: the registry's models), and
