@@ -78,8 +78,8 @@ def test_evaluate_refuses_a_used_out_and_bad_workers_and_never_writes_into_a_shi
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--duration", "inf"], "invalid duration_s: Input should be a finite number"),
-    (["--demand-scale", "nan"], "invalid demand_scale: Input should be a finite number"),
+    (["--duration", "inf"], "invalid duration_s (--duration): Input should be a finite number"),
+    (["--demand-scale", "nan"], "invalid demand_scale (--demand-scale): Input should be a finite number"),
 ])
 def test_an_infinite_or_nan_number_is_refused_before_the_run(tmp_path, args, needle):
     p = _cli("run", "-s", "single", "--run-dir", str(tmp_path / "r"), *args)

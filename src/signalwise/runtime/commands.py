@@ -49,10 +49,7 @@ def friendly_errors(fn):
         except (ScenarioError, SimulationError, UnknownController, ControllerUnavailable, FileNotFoundError) as exc:
             _fail(str(exc))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err.get("loc", ())) or "config"
-            msg = str(err.get("msg", "")).removeprefix("Value error, ")
-            _fail(f"invalid {where}: {msg}" if where != "config" else msg)
+            _fail(config_problem(exc))
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM inside `sigterm_as_interrupt`
             # what was left, when a run said so (stopped while starting, no run directory had been written)
             marked = getattr(exc, "what_is_left", None)
@@ -64,6 +61,54 @@ def friendly_errors(fn):
             raise
 
     return wrapper
+
+
+#: run settings a command line sets with an option of another name: a refusal of the setting names the option too
+FLAG_OF_SETTING = {"duration_s": "--duration", "demand_scale": "--demand-scale", "out_dir": "--out",
+                   "seed": "--seed", "controller": "--controller", "scenario": "--scenario", "sumocfg": "--sumocfg",
+                   "net": "--net", "routes": "--routes"}
+
+
+def config_problem(exc, config_file: Path | None = None) -> str:
+    """One line for a run configuration pydantic refused: the setting's path, the option that sets it on a
+    command line (`duration_s (--duration)`), the `--config` file a key of its own came from, and for a key no
+    setting has, the setting it was likely meant to be (a typo in a YAML file otherwise reads as a bare 'Extra
+    inputs are not permitted')."""
+    err = exc.errors()[0]
+    loc = tuple(err.get("loc", ()))
+    where = ".".join(str(p) for p in loc)
+    msg = str(err.get("msg", "")).removeprefix("Value error, ")
+    if not where:
+        return msg
+    file = config_file or getattr(exc, "config_file", None)
+    if err.get("type") == "extra_forbidden":
+        near = _setting_like(loc)
+        return (f"{file}: " if file else "") + f"unknown setting {where}" + (f" (did you mean {near}?)" if near else "")
+    flag = FLAG_OF_SETTING.get(str(loc[0])) if len(loc) == 1 else None
+    return f"invalid {where}" + (f" ({flag})" if flag else "") + f": {msg}"
+
+
+def _setting_like(loc: tuple) -> str | None:
+    """The setting beside `loc` whose name is closest to its last part, walking RunConfig's nested models."""
+    import difflib
+    import typing
+
+    from pydantic import BaseModel
+
+    from .config import RunConfig
+
+    model: type[BaseModel] | None = RunConfig
+    for part in loc[:-1]:
+        if model is None or str(part) not in model.model_fields:
+            return None  # a mapping's key (per_intersection: {J1: ...}) or a list index: their values' model
+        annotation = model.model_fields[str(part)].annotation
+        candidates = [annotation, *typing.get_args(annotation)]
+        candidates += [a for c in candidates for a in typing.get_args(c)]  # dict[str, Model] | None
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    if model is None:
+        return None
+    near = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    return ".".join([*map(str, loc[:-1]), near[0]]) if near else None
 
 
 def network_warnings(refused, plan_notes: dict[str, list[str]]) -> list[str]:
@@ -115,6 +160,8 @@ def read_config_file(config: Path) -> dict:
 
 
 def _load_config(config: Path | None, database_url: str | None = None, **overrides):
+    from pydantic import ValidationError
+
     from .config import RunConfig, timing_beside
 
     data: dict = read_config_file(config) if config is not None else {}
@@ -122,7 +169,11 @@ def _load_config(config: Path | None, database_url: str | None = None, **overrid
     data.update({k: v for k, v in overrides.items() if v is not None})
     if profile is not None:  # --timing NAME: the profile, with any keys the config file sets beside it
         data["timing"] = timing_beside(data.get("timing"), profile)
-    cfg = RunConfig.model_validate(data)
+    try:
+        cfg = RunConfig.model_validate(data)
+    except ValidationError as exc:
+        exc.config_file = config  # a key the command line did not set came from it: the refusal names the file
+        raise
     return with_shipped_model(with_model_registry(cfg, [cfg.controller], database_url), [cfg.controller])
 
 
