@@ -381,6 +381,11 @@ def _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, route
         _fail(f"--run-dir {target}: {why}" if run_dir else f"--out {cfg.out_dir}: {why}")
     _open_store(db)
     console = Console(stderr=True)
+    if cfg.remote_port is not None:  # a SUMO not started yet is waited for, silently otherwise
+        from ..sim.backend import REMOTE_CONNECT_TRIES
+
+        console.print(f"connecting to SUMO on port {cfg.remote_port} (waits up to {REMOTE_CONNECT_TRIES} s for it "
+                      "to answer)", markup=False, highlight=False)
     with _progress_bar("run") as bar:
         task = bar.add_task(f"{cfg.controller} on {cfg.scenario_label}",
                             total=1.0, sim="")
