@@ -71,3 +71,5 @@ def test_seeds_the_model_saw_are_refused_with_a_first_seed_that_works(tmp_path):
     assert free > seen[0]
     result = CliRunner().invoke(app, [*args, "--first-seed", str(free), "--out", str(tmp_path / "b")])
     assert result.exit_code == 0, result.output
+    # the window the runs covered is said: the network's whole one unless --duration cut it, as here
+    assert "0.5 simulated min per run" in result.output and "whole window" not in result.output

@@ -645,8 +645,11 @@ def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, worke
     scaled = f", demand ×{ev['demand_scale']:g}" if "demand_scale" in ev else ""
     keys = ev.get("timing_keys") or {}
     beside = f" with {', '.join(f'{k} {v}' for k, v in keys.items())}" if keys else ""
+    simulated = ev.get("simulated_s")
+    window = "" if simulated is None else f", {simulated / 60:g} simulated min per run" + (
+        "" if ev.get("duration_s") is not None else " (the network's whole window: --duration S for less)")
     console.print(f"on {ev['scenario']} under the {ev['timing']} timing profile{beside}{scaled}, held-out seeds "
-                  f"{ev['seeds']}",
+                  f"{ev['seeds']}{window}",
                   soft_wrap=True)
     console.print(f"{ev['controller']} vs {baseline}: {_s(ev['avg_delay_s'])} vs {_s(ev['baseline_avg_delay_s'])} "
                   f"average delay, Welch p {_p(ev['p_value'])}, paired p {_p(ev.get('p_value_paired'))}; "

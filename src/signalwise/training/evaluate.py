@@ -175,6 +175,7 @@ def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, fi
         "baseline": baseline,
         "controller": "ql",
         "duration_s": duration_s,
+        "simulated_s": runs[0].get("simulated_s"),  # the window the runs covered (the network's whole one by default)
         "avg_delay_s": delay[ql]["mean"],
         "baseline_avg_delay_s": delay[baseline]["mean"],
         "change_pct": delay[ql].get("change_pct"),
