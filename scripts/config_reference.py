@@ -229,7 +229,10 @@ def render() -> str:
         "Every run writes its resolved configuration, with absolute paths, to `config.yaml` in its run "
         "directory, so `--config runs/<run>/config.yaml` (with the run's `--controller` and `--seed`, see "
         "below) runs it again from anywhere. Unknown keys and out-of-range values are refused with a "
-        "one-line `error:` naming the key.",
+        "one-line `error:` naming the key: an unknown key with the file and the setting it most likely meant "
+        "(`error: city.yaml: unknown setting timing.min_gren_s (did you mean timing.min_green_s?)`), a refused "
+        "value with the command-line option that sets it where there is one (`invalid duration_s (--duration): "
+        "...`).",
         "",
         "## Run configuration (`--config FILE.yaml`)",
         "",

@@ -1,5 +1,6 @@
 """What a live run stores about itself, and what it says when rows could not be stored."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from sqlalchemy import text
 
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
+from signalwise.store.detector_configs import detector_config_rows
 from signalwise.store.engine import create_store_engine
 from signalwise.store.live import LiveStoreWriter
 
@@ -32,6 +34,13 @@ def test_a_live_runs_stored_row_has_the_fields_an_offline_run_stores(db_url, tmp
     config = row.config if isinstance(row.config, dict) else json.loads(row.config)
     assert (row.scenario, row.controller, row.seed) == ("single", "max-pressure", 3)
     assert row.started_at is not None and config["run_dir"] == str(run_dir.resolve()) and config["scenario"] == "single"
+    # its detector configuration too, as its detectors.csv holds it: the API's detector measures read it
+    engine = create_store_engine(db_url)
+    stored = detector_config_rows(engine, run_dir.name)
+    engine.dispose()
+    with open(run_dir / "detectors.csv", newline="") as fh:
+        written = {(r["DeviceId"], int(r["Phase"]), int(r["Parameter"]), r["Function"]) for r in csv.DictReader(fh)}
+    assert stored and {tuple(r[:4]) for r in stored} == written
 
 
 def test_rows_left_waiting_are_counted_located_and_drained_by_the_command_named(tmp_path):

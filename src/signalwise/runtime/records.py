@@ -151,7 +151,8 @@ def build_records(run_dir: Path, baseline_dir: Path | None = None) -> Iterator[d
 
 
 def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
-    """Register runs, their metrics, records and hi-res events in the store; returns records written."""
+    """Register runs, their metrics, records, hi-res events and detector configuration (`detectors.csv`, when the
+    directory has one) in the store; returns records written."""
     from ..core.eventlog import read_events
     from ..store import (
         bulk_insert_events,
@@ -159,6 +160,7 @@ def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
         get_engine,
         ingest_records,
         register_run,
+        store_detector_config,
         write_run_metrics,
     )
     from ..store.queries import config_conditions_key
@@ -187,9 +189,10 @@ def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
             records = list(build_records(d, base))
             for _event in read_events(d / "events.csv"):
                 pass
-        prepared.append((d, m, records))
+        detectors = _detector_config_rows(d / "detectors.csv")
+        prepared.append((d, m, records, detectors))
     total = 0
-    for d, m, records in prepared:
+    for d, m, records, detectors in prepared:
         sim_id = simulation_id(d)
         cfg = configs[d]
         started = json.loads((d / "run.json").read_text()).get("started")
@@ -214,7 +217,23 @@ def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
         start = DEFAULT_START
         bulk_insert_events(engine, ((start + dt.timedelta(seconds=e.time_s), e.device_id, e.event_code, e.parameter)
                                     for e in read_events(d / "events.csv")), simulation_id=sim_id)
+        if detectors is not None:  # the API's detector measures for this run read it (docs/atspm.md)
+            store_detector_config(engine, sim_id, detectors)
     return total
+
+
+def _detector_config_rows(path: Path) -> list[tuple] | None:
+    """The rows of a run's `detectors.csv` in the store's columns (`store.detector_configs.COLUMNS`), read as
+    `signalwise atspm` reads the file, so a file it would refuse is refused here, before anything is stored;
+    None when the run wrote none (an older run directory)."""
+    if not path.exists():
+        return None
+    from ..analytics.atspm.inputs import read_detectors
+    from ..store.detector_configs import COLUMNS
+
+    with _reading(path):
+        frame = read_detectors(path).frame
+    return list(frame[list(COLUMNS)].itertuples(index=False, name=None))
 
 
 class RunFilesError(ValueError):

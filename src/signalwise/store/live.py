@@ -21,7 +21,8 @@ Rows the database refuses as invalid (not an outage: a record that fails validat
 dropped and counted (`rejected_rows`) so one bad row cannot stop the rest.
 
 The run's own row (`put_run`: scenario, controller, seed, configuration, start) goes through the same FIFO, so
-a live run is stored with the fields an offline `signalwise run --db` stores. A database at the newest schema
+a live run is stored with the fields an offline `signalwise run --db` stores; so does its ATSPM detector
+configuration (`put_detector_config`: what its `detectors.csv` holds), which the API's detector measures read. A database at the newest schema
 is only checked, never created into; one that cannot take writes (`engine.why_read_only`: a read-only
 transaction or role, a standby, a read-only SQLite file) is not written into at all: the rows wait, and the
 reason says so in one line. What still waits when the writer closes stays in `buffer_dir`
@@ -54,7 +55,7 @@ from .tables import ALERT_LEVELS, CHANGE_RESULTS, Alert, RuntimeChange
 
 log = logging.getLogger("signalwise.store.live")
 
-KINDS = ("runs", "records", "events", "alerts", "changes")
+KINDS = ("runs", "records", "events", "alerts", "changes", "detectors")
 
 #: an item of the FIFO: (kind, simulation id, rows); rows are JSON-ready except records (dicts as given)
 Item = tuple[str, str, list]
@@ -196,6 +197,17 @@ class LiveStoreWriter:
         except (TypeError, ValueError) as exc:
             return self._reject(1, f"run refused: {exc}")
         return self._put("runs", [row])
+
+    def put_detector_config(self, rows: Iterable) -> int:
+        """The run's ATSPM detector configuration, as its `detectors.csv` holds it (`runtime.detector_config.
+        detector_rows`: DeviceId, Phase, Parameter, Function, distance, speed; a trailing Lane is not stored), so
+        the API's detector measures for this run read it (`detector_configs.py`). Put it after `put_run`: the
+        FIFO writes in order, and a configuration without its stored run is refused (`rejected_rows`)."""
+        try:
+            taken = [[str(r[0]), int(r[1]), int(r[2]), str(r[3]), _number(r[4]), _number(r[5])] for r in rows]
+        except (IndexError, TypeError, ValueError) as exc:
+            return self._reject(1, f"detector configuration refused: {exc}")
+        return self._put("detectors", taken)
 
     def _put(self, kind: str, rows: list) -> int:
         if not rows:
@@ -847,7 +859,19 @@ def _write_runs(engine: Engine, sim: str, rows: list) -> None:
                      _moment(row.get("started_at")))
 
 
-_WRITERS = {"runs": _write_runs, "records": _write_records, "events": _write_events, "alerts": _write_alerts, "changes": _write_changes}
+def _number(value) -> float | None:  # noqa: ANN001 - a distance or speed, None when not given
+    return None if value is None or value == "" else float(value)
+
+
+def _write_detectors(engine: Engine, sim: str, rows: list) -> None:
+    """Added, never replacing (idempotent, and rows written one at a time must not undo each other)."""
+    from .detector_configs import store_detector_config
+
+    store_detector_config(engine, sim, rows, replace=False)
+
+
+_WRITERS = {"runs": _write_runs, "records": _write_records, "events": _write_events, "alerts": _write_alerts,
+            "changes": _write_changes, "detectors": _write_detectors}
 
 
 # -- reading back (the API) -------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Retention: what is kept how long, and `signalwise db purge` to remove what is older.
 
-Runs go whole (their records, roll-ups, metrics and hi-res events with them:
-the foreign keys and triggers cascade), once they are older than `records`
+Runs go whole (their records, roll-ups, metrics, hi-res events and detector
+configuration with them: the foreign keys and triggers cascade), once they are older than `records`
 days, so no run is ever left half there and no roll-up disagrees with its
 rows. A run's time is its newest record, or its start when later: a
 simulated run's records carry the simulated clock (`core.eventlog.DEFAULT_START`,

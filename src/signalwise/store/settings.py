@@ -62,7 +62,8 @@ class Settings(BaseSettings):
     #: browser origins allowed to call the API from another site (CORS); empty = same origin only
     cors_origins: list[str] = Field(default_factory=list)
     #: ATSPM detector configuration (CSV or Parquet: DeviceId, Phase, Parameter, Function) the API's
-    #: detector-based measures (arrivals on green, split failures, PCD, ...) use; unset = those answer 422
+    #: detector-based measures (arrivals on green, split failures, PCD, ...) use for imported controller logs
+    #: and for runs stored without their own (a stored run's own configuration wins); unset = those answer 422
     detector_config: Path | None = None
     #: validation processes beside the writer for `signalwise ingest` and the batch endpoint; unset = 1 on
     #: a machine with two cores or more (the writer has the other), else 0

@@ -22,6 +22,8 @@
   and who deployed or rolled back what, where and when.
 - `training_jobs`, `ml_metrics`: training started through the API
   (`jobs.py`) and performance figures measured elsewhere (`ml_metrics.py`).
+- `detector_configs`: a stored run's ATSPM detector configuration (its
+  `detectors.csv`), one row per detector (`detector_configs.py`).
 """
 
 from __future__ import annotations
@@ -189,6 +191,29 @@ class HiresEvent(Base):
         Index("ix_hires_events_timestamp", "timestamp"),
         {"sqlite_with_rowid": False},
     )
+
+
+class DetectorConfigRow(Base):
+    """One detector of a stored run's ATSPM detector configuration (a row of the run's `detectors.csv`).
+
+    Keyed to the run (not to its simulation id, as the hi-res events are) so that the configuration goes
+    whenever its run goes: `forget_run`, `db purge`, all through the cascade. Only stored runs have one;
+    imported controller logs read `SIGNALWISE_DETECTOR_CONFIG` (migration 0014, `detector_configs.py`).
+    """
+
+    __tablename__ = "detector_configs"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(MAX_INTERSECTION_ID_CHARS), primary_key=True)
+    phase: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: the detector channel: the parameter of its events 81/82 (89/90 for a pedestrian push-button)
+    parameter: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Presence, Advance, Yellow_Red or Pedestrian (as the file says it; read with the file's rules)
+    function: Mapped[str] = mapped_column(String(32), primary_key=True)
+    distance_to_stopbar_m: Mapped[float | None] = mapped_column(Float)
+    approach_speed_mps: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
 
 class IntersectionTotals:

@@ -2,8 +2,13 @@
 
 Events come from the store's event table (`signalwise events import`, or a
 run). Measures that need a detector configuration (arrivals on green,
-platoon ratio, split failures, yellow/red actuations, PCD) read it from the
-file named by `SIGNALWISE_DETECTOR_CONFIG`.
+platoon ratio, split failures, yellow/red actuations, PCD) read the chosen
+run's own, stored with its events (`store.detector_configs`: the run's
+`detectors.csv`), else the file named by `SIGNALWISE_DETECTOR_CONFIG` (imported
+controller logs, and runs stored without one). The run's own wins: it names
+the channels that run's events carry, written by the run from the network it
+simulated, while the process-wide file describes field devices, whose ids a
+simulated run may share with other channels behind them.
 """
 
 from __future__ import annotations
@@ -33,13 +38,43 @@ def get_atspm_engine(request: Request):
 
 
 def get_detector_config(request: Request):
-    """The detector configuration the settings name (`SIGNALWISE_DETECTOR_CONFIG`), or None."""
+    """The detector configuration the settings name (`SIGNALWISE_DETECTOR_CONFIG`), or None: the fallback for a
+    run with none of its own stored (`_run_detector_config`)."""
     path = request.app.state.settings.detector_config
     if not path:
         return None
     from signalwise.analytics.atspm.inputs import read_detectors, with_stopbar_yellow_red
 
     return with_stopbar_yellow_red(read_detectors(path))
+
+
+def _run_detector_config(engine, run: str | None):
+    """The detector configuration stored with this run (its `detectors.csv`), read as `signalwise atspm` reads
+    the file (stop-bar Presence detectors count yellow/red actuations too); None when it has none."""
+    if not run:  # '' = imported controller logs: no run, no configuration of their own
+        return None
+    from signalwise.store.detector_configs import COLUMNS, detector_config_rows
+
+    rows = detector_config_rows(engine, run)
+    if rows is None:
+        return None
+    import pandas as pd
+
+    from signalwise.analytics.atspm.inputs import detectors_from_frame, with_stopbar_yellow_red
+
+    frame = pd.DataFrame(rows, columns=list(COLUMNS)).astype({"DistanceToStopbar_m": float,
+                                                               "ApproachSpeed_mps": float})
+    return with_stopbar_yellow_red(detectors_from_frame(frame, source=f"the detector configuration of run {run!r}"))
+
+
+def _no_detectors_message(measure: str, run: str | None) -> str:
+    """Why a detector measure cannot be computed, and what to do: a stored run can be published again with
+    its `detectors.csv`; imported logs need the setting."""
+    if run:
+        return (f"{measure} needs a detector configuration: run {run!r} was stored without one (from a directory "
+                "without detectors.csv, or into a database before its migration 0014); publish it again "
+                "(signalwise publish RUN_DIR) or set SIGNALWISE_DETECTOR_CONFIG")
+    return f"{measure} needs a detector configuration: set SIGNALWISE_DETECTOR_CONFIG"
 
 
 def _naive(name: str, value: dt.datetime | None) -> dt.datetime | None:
@@ -108,8 +143,6 @@ def get_measure(
     if 60 % bin:
         raise HTTPException(422, detail=[{"loc": ["query", "bin"], "msg": "bin must divide 60 minutes",
                                           "type": "value_error"}])
-    if measure in NEEDS_DETECTORS and detectors is None:
-        raise HTTPException(422, detail=f"{measure} needs a detector configuration: set SIGNALWISE_DETECTOR_CONFIG")
     from signalwise.analytics.atspm.compute import compute_all
     from signalwise.analytics.atspm.inputs import events_from_rows
     from signalwise.store import query_events
@@ -126,6 +159,11 @@ def get_measure(
         raise HTTPException(404, detail=f"no events of run {simulation_id!r}"
                                         + (f" for device {device!r}" if device else "") + " in this range")
     run = simulation_id if simulation_id is not None else (runs[0] if runs else None)
+    own = _run_detector_config(engine, run)  # pedestrian measures read its Pedestrian rows too, as the CLI does
+    detector_source = "run" if own is not None else ("setting" if detectors is not None else None)
+    detectors = own if own is not None else detectors
+    if measure in NEEDS_DETECTORS and detectors is None:
+        raise HTTPException(422, detail=_no_detectors_message(measure, run))
     rows = query_events(engine, device_id=device, start=start, end=end, simulation_id=run)
     log = events_from_rows(((r[0], r[1], r[2], r[3]) for r in rows), source="store")
     results = compute_all(log, detectors, bin_min=bin, only=(measure,),
@@ -142,5 +180,5 @@ def get_measure(
         page = table.iloc[offset:offset + limit]
         records = [{k: _clean(v) for k, v in rec.items()} for rec in page.to_dict("records")]
     return {"measure": measure, "simulation_id": simulation_id if simulation_id is not None else
-            (runs[0] if runs else None), "bin_min": bin, "total": total, "offset": offset, "limit": limit,
+            (runs[0] if runs else None), "detector_config": detector_source, "bin_min": bin, "total": total, "offset": offset, "limit": limit,
             "rows": records, "warnings": results.warnings}

@@ -45,7 +45,7 @@ from ...sim.backend import SimulationError, SumoBackend
 from ...sim.detectors import place_detectors
 from ...termination import interrupts_deferred, stop_reason
 from ..config import RunConfig
-from ..detector_config import write_detector_config
+from ..detector_config import detector_rows, write_detector_config
 from ..loop import (
     Field,
     LoopStepper,
@@ -452,6 +452,8 @@ class LiveRuntime:
         config = json.loads(self.cfg.with_absolute_paths().model_dump_json())
         config.update(run_dir=str(self.run_dir.resolve()), live=dataclasses.asdict(self.opts))
         self.store.put_run(self.scenario.name, self.cfg.controller, self.cfg.seed, config, self._started_wall)
+        if hasattr(self.store, "put_detector_config"):  # after its run: the API's detector measures read it
+            self.store.put_detector_config(detector_rows(self.stepper.intersections))
 
     def _close_store(self) -> None:
         """The run's end closes its store writer (a later `close()` by its owner does nothing), so run.json and
