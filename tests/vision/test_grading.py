@@ -205,23 +205,28 @@ def test_violations_by_vehicle_kind_and_time():
     assert (speed.precision, speed.recall) == (0.5, 1.0)
 
 
-def test_a_speeding_event_that_began_before_the_first_frame_is_neither_found_nor_a_mistake():
+def test_a_speeding_event_that_began_before_the_first_frame_is_owed_when_the_clip_shows_it():
     """The simulation runs before the video starts: V1 sped from -3 s to 4 s, its event established at -1 s.
-    The camera sees only its end; a report of it is not a false positive, and it is not owed to recall."""
+    The clip shows it speeding for 4 s (more than the 1 s that makes an event): a true event, and a report of it
+    is right. V3 sped from -2 s to 0.5 s: the clip shows 0.5 s of it, too little to establish, so a report of it
+    counts neither way and it is not owed."""
     objects = _objects([(f, f / 10, vid, "vehicle", x + f, 0, 0, 0, 1, 1, 20.0, 0, 1.0)
-                        for f in range(0, 100) for vid, x in (("V1", 0), ("V2", 100))])
+                        for f in range(0, 100) for vid, x in (("V1", 0), ("V2", 100), ("V3", 200))])
     tracks = _tracks([(f, f / 10, tid, 0, 0, x + f, 0, 20.0) for f in range(0, 100) for tid, x in (("t1", 0),
-                                                                                                      ("t2", 100))])
+                                                                                                      ("t2", 100),
+                                                                                                      ("t3", 200))])
     truth = pd.DataFrame([
         (-1.0, "V1", "speeding", "east", 20.0, -3.0, 4.0, 1),
         (5.0, "V2", "speeding", "east", 20.0, 4.0, 8.0, 1),
         (-9.0, "V2", "speeding", "east", 20.0, -12.0, -8.0, 1),  # over before the video: a report of V2 at 1 s
+        (-1.0, "V3", "speeding", "east", 20.0, -2.0, 0.5, 1),  # seen over for 0.5 s of the clip
     ], columns=["time_s", "vehicle_id", "kind", "approach", "speed_mps", "start_s", "end_s", "injected"])
     reports = pd.DataFrame([
-        (1.0, "t1", "speeding", "east", 20.0, ""),  # V1, seen ending: unscored
+        (1.0, "t1", "speeding", "east", 20.0, ""),  # V1, speeding in the clip for 4 s: a hit
         (6.0, "t2", "speeding", "east", 20.0, ""),  # V2's event in the video: a hit
         (0.5, "t2", "speeding", "east", 20.0, ""),  # V2 before its event, its earlier one long over: wrong
+        (1.0, "t3", "speeding", "east", 20.0, ""),  # V3, seen too briefly: unscored
     ], columns=["time_s", "track_id", "kind", "approach", "speed_mps", "evidence_path"])
     speed = grade_violations(truth, reports, tracks, objects, fps=10, duration_s=10)["speeding"]
-    assert (speed.true_positives, speed.false_positives, speed.unscored_reports, speed.missed) == (1, 1, 1, 0)
-    assert (speed.precision, speed.recall, speed.truth_events, speed.reported) == (0.5, 1.0, 1, 3)
+    assert (speed.true_positives, speed.false_positives, speed.unscored_reports, speed.missed) == (2, 1, 1, 0)
+    assert (speed.precision, speed.recall, speed.truth_events, speed.reported) == (2 / 3, 1.0, 2, 4)

@@ -3,8 +3,9 @@
     OUT/render/                    `signalwise vision render` (video, camera file, truth per view)
     OUT/pipeline/<view>/           `signalwise vision run` on that view's video
     OUT/grades/<view>.json         every figure of `signalwise.vision.grading.grade_run`
-    OUT/bench.json                 all of it, and each target met or missed (`status`: complete, or
-                                   incomplete with the reason when the bench was stopped)
+    OUT/bench.json                 all of it, and each target met, missed, or not graded (`graded`:
+                                   false, nothing to grade); `status`: complete, or incomplete with
+                                   the reason when the bench was stopped
 
 The pipeline runs as its own command, exactly as a user runs it, with the
 render's `signal_states.csv` and the simulation time of the first frame as
@@ -181,5 +182,4 @@ def _run_bench(opts: BenchOptions, out: Path, bench: dict, say: Say, render_prog
         all_targets.append(Target(f"camera in the loop: delay change ({loop['controller']}, "
                                   f"{loop['camera']['avg_delay_s']:.1f} s vs {loop['loop_detectors']['avg_delay_s']:.1f} s)",
                                   loop["delay_change"], f"|x| <= {DELAY_TOLERANCE}", loop["met"]))
-    bench["targets"] = [{"name": t.name, "value": t.value, "bound": t.bound, "met": t.met, "note": t.note}
-                        for t in all_targets]
+    bench["targets"] = [t.as_dict() for t in all_targets]

@@ -141,15 +141,32 @@ def _render(out, scenario, duration, warmup, seed, step, tls, size, view_m, obli
     typer.echo(f"  calibration: markers within {s['calibration']['marker_error_px']} px; alignment: vehicles hold "
                f"{s['alignment']['colour_share_in_own_box']:.0%} of their colour in their own box "
                f"({s['alignment']['colour_share_one_frame_earlier']:.0%} one frame off)")
-    t = s["truth"]
-    typer.echo(f"  truth: {t['crossings']} stop-line crossings, {t['red_light']['events']} red-light "
-               f"({t['red_light']['injected_events']} injected), {t['speeding']['events']} speeding "
-               f"({t['speeding']['injected_events']} injected)")
+    typer.echo(_truth_line(out, s))
     for name, v in s["views"].items():
         typer.echo(f"  {name}: {out / v['video']}  camera {out / v['camera']}")
     typer.echo(f"  run the pipeline: signalwise vision run --video {out / 'topdown/video.avi'} --camera "
                f"{out / 'topdown/camera.yaml'} --signals {out / 'signal_states.csv'} --signals-offset "
                f"{s['first_frame_time_s']:g} --fps {s['fps']:g} --out OUT")
+
+
+def _truth_line(out: Path, s: dict) -> str:
+    """The render's event totals as the grader will count them: the events in the clip (`clip_events`).
+
+    The truth file also keeps events that overlap the clip too briefly to
+    establish, and red-light crossings in the step before the first frame;
+    those are said apart, so this line and `vision grade`'s true events agree.
+    """
+    from ..vision.grading.files import read_truth_events
+    from ..vision.grading.violations import SUSTAIN_S, clip_event_counts
+
+    events = read_truth_events(out, float(s["first_frame_time_s"]))
+    n = clip_event_counts(events, float(s["fps"]), s["frames"] / float(s["fps"]),
+                          float(s.get("sustain_s", SUSTAIN_S)))
+    brief = sum(c["seen_too_briefly"] for c in n.values())
+    return (f"  truth: {s['truth']['crossings']} stop-line crossings; in the clip {n['red_light']['events']} "
+            f"red-light ({n['red_light']['injected_events']} injected), {n['speeding']['events']} speeding "
+            f"({n['speeding']['injected_events']} injected)"
+            + (f"; {brief} more seen too briefly to grade" if brief else ""))
 
 
 def grade_command(
@@ -262,7 +279,7 @@ def _bench(out, scenario, duration, seed, step, view_m, render_dir, red_light_ev
                    f"{loop['loop_detectors']['avg_delay_s']:.1f} s fed by loops ({loop['delay_change']:+.1%})")
     from ..vision.grading import Target
 
-    print_targets([Target(t["name"], t["value"], t["bound"], t["met"], t.get("note", "")) for t in bench["targets"]])
+    print_targets([Target.from_dict(t) for t in bench["targets"]])
     typer.echo(f"bench.json: {out / 'bench.json'}")
 
 
@@ -325,7 +342,7 @@ def print_report(report: dict) -> None:
     for kind, g in report["violations"].items():
         unscored = g.get("unscored_reports", 0)
         typer.echo(f"  {kind:<11} precision {_ratio(g['precision'])} recall {_ratio(g['recall'])} ({g['reported']} reported"
-                   + (f", {unscored} of an event begun before the first frame, unscored" if unscored else "")
+                   + (f", {unscored} of an event the clip shows too briefly, unscored" if unscored else "")
                    + f", {g['truth_events']} true events of which {g['injected_events']} injected)")
 
 

@@ -64,11 +64,17 @@ def read_truth(render_dir: Path, view: str) -> Truth:
     crossings = _csv(render_dir / "crossings_truth.csv", dtype={"vehicle_id": str, "signal_state": str,
                                                                  "link_state": str})
     crossings["time_s"] = crossings["time_s"] - t0
-    violations = _csv(render_dir / "violations_truth.csv", dtype={"vehicle_id": str})
-    for col in ("time_s", "start_s", "end_s"):
-        violations[col] = violations[col] - t0
+    violations = read_truth_events(render_dir, t0)
     return Truth(objects, crossings, violations, t0, int(summary["frames"]), float(summary["fps"]),
                  float(summary["speed_threshold_mps"]), summary)
+
+
+def read_truth_events(render_dir: Path, first_frame_time_s: float) -> pd.DataFrame:
+    """violations_truth.csv with its times (time_s, start_s, end_s) from the first frame."""
+    violations = _csv(Path(render_dir) / "violations_truth.csv", dtype={"vehicle_id": str})
+    for col in ("time_s", "start_s", "end_s"):
+        violations[col] = violations[col] - first_frame_time_s
+    return violations
 
 
 def read_pipeline(out_dir: Path) -> PipelineOutput:

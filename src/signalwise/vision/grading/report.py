@@ -11,7 +11,7 @@ from .detection import care_mask, grade_detections
 from .files import read_pipeline, read_truth
 from .speed import grade_speed, speed_pairs
 from .tracking import MATCH_M, clear_mot, frame_pairs, hota
-from .violations import grade_violations
+from .violations import SUSTAIN_S, grade_violations
 
 #: the issue's targets: (figure, comparison, bound)
 DETECTION_MOVING_RECALL_MIN = 0.90
@@ -25,19 +25,54 @@ VIOLATION_EVENTS_MIN = 30
 
 @dataclass(frozen=True)
 class Target:
+    """One figure against its bound: met, MISSED, or n/a when there was nothing to grade.
+
+    A figure with nothing to grade (no vehicle crossed an approach and none
+    was counted there; no moving box to find) is neither met nor missed:
+    `met` stays False, as it is no success, and `graded` says it was not a
+    failure either. A missing figure that hides a failure (vehicles counted
+    where none crossed) is graded, and its note says why it is missed.
+    """
+
     name: str
     value: float
     bound: str  # e.g. ">= 0.90"
     met: bool
-    #: why the target is missed when the value alone does not say (too few events to grade, nothing to grade)
+    #: why the target is missed, or not graded, when the value alone does not say (too few events to grade)
     note: str = ""
+    #: False when there was nothing to grade: shown as n/a, not MISSED
+    graded: bool = True
+
+    @property
+    def status(self) -> str:
+        if not self.graded:
+            return "n/a"
+        return "met" if self.met else "MISSED"
 
     def line(self) -> str:
-        missing = self.value is None or (isinstance(self.value, float) and math.isnan(self.value))
-        shown = "n/a" if missing else f"{self.value:.3f}"
-        status = "met" if self.met else "MISSED"
-        note = self.note or ("nothing to grade" if missing and not self.met else "")
-        return f"{self.name:<44} {shown:>8}  target {self.bound:<10} {status}" + (f" ({note})" if note else "")
+        shown = "n/a" if _missing(self.value) else f"{self.value:.3f}"
+        note = self.note or ("nothing to grade" if not self.graded else "")
+        return f"{self.name:<44} {shown:>8}  target {self.bound:<10} {self.status}" + (f" ({note})" if note else "")
+
+    def as_dict(self) -> dict:
+        """As bench.json keeps it."""
+        return {"name": self.name, "value": self.value, "bound": self.bound, "met": self.met, "note": self.note,
+                "graded": self.graded}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Target:
+        return cls(d["name"], d["value"], d["bound"], d["met"], d.get("note", ""), d.get("graded", True))
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _ratio_target(name: str, value, bound: float, nothing_to_grade: str) -> Target:
+    """A ratio target (>= bound); with nothing to divide by it is n/a, saying why."""
+    if _missing(value):
+        return Target(name, value, f">= {bound}", False, nothing_to_grade, graded=False)
+    return Target(name, value, f">= {bound}", value >= bound)
 
 
 def grade_run(render_dir: Path, view: str, pipeline_dir: Path, match_m: float = MATCH_M) -> dict:
@@ -61,7 +96,8 @@ def grade_run(render_dir: Path, view: str, pipeline_dir: Path, match_m: float = 
     report["speed"] = grade_speed(speed_pairs(pairs, truth_speed, track_speed, frame_numbers)).as_dict()
     report["counts"] = grade_counts(truth.crossings, out.counts, duration_s)
     report["violations"] = {k: g.as_dict() for k, g in grade_violations(
-        truth.violations, out.violations, out.tracks, truth.objects, truth.fps, duration_s).items()}
+        truth.violations, out.violations, out.tracks, truth.objects, truth.fps, duration_s,
+        float(truth.summary.get("sustain_s", SUSTAIN_S))).items()}
     return report
 
 
@@ -71,24 +107,38 @@ def targets(report: dict) -> list[Target]:
     det = report.get("detection")
     view = report["view"]
     if det is not None:
-        out += [Target(f"{view}: detection recall, moving", det["recall_moving"], f">= {DETECTION_MOVING_RECALL_MIN}",
-                       det["recall_moving"] >= DETECTION_MOVING_RECALL_MIN),
-                Target(f"{view}: detection precision", det["precision"], f">= {DETECTION_PRECISION_MIN}",
-                       det["precision"] >= DETECTION_PRECISION_MIN),
-                Target(f"{view}: detection recall, stopped (goal)", det["recall_stopped"],
-                       f">= {DETECTION_STOPPED_RECALL_GOAL}", det["recall_stopped"] >= DETECTION_STOPPED_RECALL_GOAL)]
+        out += [_ratio_target(f"{view}: detection recall, moving", det["recall_moving"], DETECTION_MOVING_RECALL_MIN,
+                              "nothing to grade: no moving vehicle in view"),
+                _ratio_target(f"{view}: detection precision", det["precision"], DETECTION_PRECISION_MIN,
+                              "nothing to grade: no detection"),
+                _ratio_target(f"{view}: detection recall, stopped (goal)", det["recall_stopped"],
+                              DETECTION_STOPPED_RECALL_GOAL, "nothing to grade: no stopped vehicle in view")]
     rmse = report["speed"]["rmse_mps"]
-    out.append(Target(f"{view}: speed RMSE (m/s)", rmse, f"<= {SPEED_RMSE_MAX_MPS}", rmse <= SPEED_RMSE_MAX_MPS))
+    if _missing(rmse):  # no matched track point had a speed: a failure unless nothing was there to match
+        nothing = not report["tracking"].get("truth_points", 1)
+        out.append(Target(f"{view}: speed RMSE (m/s)", rmse, f"<= {SPEED_RMSE_MAX_MPS}", False,
+                          "nothing to grade" if nothing else "no matched track point had a speed",
+                          graded=not nothing))
+    else:
+        out.append(Target(f"{view}: speed RMSE (m/s)", rmse, f"<= {SPEED_RMSE_MAX_MPS}", rmse <= SPEED_RMSE_MAX_MPS))
     for approach, c in report["counts"].items():
         err = c["relative_error"]
-        out.append(Target(f"{view}: count error, {approach} ({c['counted']}/{c['truth']})", err,
-                          f"|x| <= {COUNT_ERROR_MAX}", abs(err) <= COUNT_ERROR_MAX))
+        name, bound = f"{view}: count error, {approach} ({c['counted']}/{c['truth']})", f"|x| <= {COUNT_ERROR_MAX}"
+        if c["truth"] == 0 and c["counted"] == 0:
+            out.append(Target(name, err, bound, False, "nothing to grade: none crossed, none counted", graded=False))
+        elif c["truth"] == 0:
+            out.append(Target(name, err, bound, False, f"{c['counted']} counted where none crossed"))
+        else:
+            out.append(Target(name, err, bound, abs(err) <= COUNT_ERROR_MAX))
     for kind, g in report["violations"].items():
         enough = g["truth_events"] >= VIOLATION_EVENTS_MIN
         for figure in ("precision", "recall"):
-            out.append(Target(f"{view}: {kind} {figure} ({g['truth_events']} events)", g[figure],
-                              f">= {VIOLATION_PR_MIN}", enough and g[figure] >= VIOLATION_PR_MIN,
-                              "" if enough else f"too few events to grade: {VIOLATION_EVENTS_MIN} needed"))
+            name = f"{view}: {kind} {figure} ({g['truth_events']} events)"
+            if not enough:  # the target asks for a figure over enough events: missed, and the note says why
+                out.append(Target(name, g[figure], f">= {VIOLATION_PR_MIN}", False,
+                                  f"too few events to grade: {VIOLATION_EVENTS_MIN} needed"))
+            else:  # enough events: a precision is missing only when nothing was reported (recall says the rest)
+                out.append(_ratio_target(name, g[figure], VIOLATION_PR_MIN, "nothing to grade: none reported"))
     return out
 
 

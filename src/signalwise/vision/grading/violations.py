@@ -9,10 +9,18 @@ threshold, give or take `SPEEDING_TOLERANCE_S`. Each true event is matched
 at most once: a second report of the same event is a false positive, as a
 second ticket would be.
 
-A speeding event the simulation established before the first frame and
-that goes on in the video is neither to be found nor a mistake to report:
-the camera saw only its end. A report of it counts neither way
+Which events the clip holds (`clip_events`) follows the truth's own rule
+for speeding, applied to the frames alone: over the threshold, in view, for
+`sustain_s` within the clip. So a speeder that went over during the warm-up
+and is seen speeding for at least `sustain_s` of the video is a true event
+(the camera could establish it from the frames; a report of it is right,
+missing it is a miss), even though the simulation dated it before the first
+frame. One the clip shows for less than `sustain_s` is neither to be found
+nor a mistake to report: a report of it counts neither way
 (`unscored_reports`), as a detector's box on a "don't care" object does.
+One over before the first frame, or a red-light crossing before it, is not
+in the clip at all. `signalwise vision render` prints its event totals by
+the same rule, so its summary and the grade agree.
 """
 
 from __future__ import annotations
@@ -27,6 +35,10 @@ SPEEDING_TOLERANCE_S = 2.0
 #: a track point this close to a vehicle (road metres) is that vehicle
 VEHICLE_MATCH_M = 3.0
 KINDS = ("red_light", "speeding")
+#: the render's default `sustain_s` (render.json says which one a render used)
+SUSTAIN_S = 1.0
+#: float slack on times the simulation rounded to the millisecond
+_EPS_S = 1e-6
 
 
 @dataclass(frozen=True)
@@ -40,7 +52,7 @@ class ViolationGrade:
     truth_events: int
     injected_events: int
     reported: int
-    #: reports of an event that began before the first frame (neither right nor wrong)
+    #: reports of an event the clip shows for less than `sustain_s` (neither right nor wrong)
     unscored_reports: int = 0
 
     def as_dict(self) -> dict:
@@ -62,16 +74,50 @@ def vehicle_of_report(report: pd.Series, tracks: pd.DataFrame, objects: pd.DataF
     return str(here.iloc[i]["object_id"]) if d[i] <= VEHICLE_MATCH_M else None
 
 
-def grade_violations(truth_events: pd.DataFrame, reports: pd.DataFrame, tracks: pd.DataFrame,
-                     objects: pd.DataFrame, fps: float, duration_s: float) -> dict[str, ViolationGrade]:
-    """Precision and recall per kind over the events within the video (times from the first frame)."""
-    in_video = (truth_events["time_s"] >= 0) & (truth_events["time_s"] < duration_s)
-    seen_ending = (truth_events["time_s"] < 0) & (truth_events["end_s"] >= 0)
+def clip_events(truth_events: pd.DataFrame, fps: float, duration_s: float,
+                sustain_s: float = SUSTAIN_S) -> tuple[pd.Series, pd.Series]:
+    """(in the clip, seen too briefly): masks over `truth_events` (times from the first frame).
+
+    A red-light event is in the clip when its crossing is. A speeding event is
+    when the clip shows it over the threshold for `sustain_s`: from the later
+    of its start and the first frame to the earlier of its end and the last
+    frame. One that overlaps the clip for less is seen too briefly: neither
+    owed nor a mistake to report.
+    """
+    t, start, end = (truth_events[c].astype(float) for c in ("time_s", "start_s", "end_s"))
+    red = truth_events["kind"] == "red_light"
+    speeding = truth_events["kind"] == "speeding"
+    last_frame_s = duration_s - 1.0 / fps
+    shown_s = np.minimum(end, last_frame_s) - np.maximum(start, 0.0)
+    overlaps = speeding & (end >= -_EPS_S) & (start <= last_frame_s + _EPS_S)
+    shown = overlaps & (shown_s >= sustain_s - _EPS_S)
+    in_clip = (red & (t >= 0) & (t < duration_s)) | shown
+    return in_clip, overlaps & ~shown
+
+
+def clip_event_counts(truth_events: pd.DataFrame, fps: float, duration_s: float,
+                      sustain_s: float = SUSTAIN_S) -> dict[str, dict[str, int]]:
+    """Per kind: the events in the clip, how many of them injected, and how many were seen too briefly."""
+    in_clip, brief = clip_events(truth_events, fps, duration_s, sustain_s)
     out = {}
     for kind in KINDS:
         of_kind = truth_events["kind"] == kind
-        ev = truth_events[in_video & of_kind].reset_index(drop=True)
-        before = truth_events[seen_ending & of_kind].reset_index(drop=True)
+        out[kind] = {"events": int((in_clip & of_kind).sum()),
+                     "injected_events": int(truth_events.loc[in_clip & of_kind, "injected"].astype(int).sum()),
+                     "seen_too_briefly": int((brief & of_kind).sum())}
+    return out
+
+
+def grade_violations(truth_events: pd.DataFrame, reports: pd.DataFrame, tracks: pd.DataFrame,
+                     objects: pd.DataFrame, fps: float, duration_s: float,
+                     sustain_s: float = SUSTAIN_S) -> dict[str, ViolationGrade]:
+    """Precision and recall per kind over the events in the clip (`clip_events`; times from the first frame)."""
+    in_clip, brief = clip_events(truth_events, fps, duration_s, sustain_s)
+    out = {}
+    for kind in KINDS:
+        of_kind = truth_events["kind"] == kind
+        ev = truth_events[in_clip & of_kind].reset_index(drop=True)
+        before = truth_events[brief & of_kind].reset_index(drop=True)
         rep = reports[reports["kind"] == kind]
         used: set[int] = set()
         tp = unscored = 0
