@@ -81,6 +81,21 @@ def test_max_pressure_gaps_out_only_an_empty_phase(counts, expected):
     assert d.phase_index == 1 and d.termination == expected
 
 
+@pytest.mark.parametrize(("zone_m", "expected"), [(50.0, FORCE), (0.0, GAP)])
+def test_a_queue_behind_a_stop_line_lane_within_the_zone_is_demand(zone_m, expected):
+    """A stop-line lane shorter than a car (ingolstadt7's 0.9 m entry) holds no queue: it stands on the lane
+    behind, which the controller measures within its zone; ending that green is a force-off, not a gap-out."""
+    inter = make_intersection()
+    o = observed(inter, {"e_in_0": 9})
+    o.lanes["n_up_0"] = LaneState(4, 4, 0.0, 0.0, 0.0)  # 4 vehicles queued 20 m behind n_in_0's stop line
+    ctl = MaxPressureController(inter, measure="count", zone_m=zone_m, lane_upstream={"n_in_0": (("n_up_0", 20.0),)})
+    d = ctl.decide(o)
+    assert d.phase_index == 1 and d.termination == expected
+    policy = PhaseScoreController(inter, [1.0 if f == "in_halt" else 0.0 for f in FEATURES], zone_m=zone_m,
+                                  lane_upstream={"n_in_0": (("n_up_0", 20.0),)})
+    assert policy.decide(o).termination == expected
+
+
 def test_a_lane_not_observed_is_no_demand_gone():
     inter = make_intersection()
     o = observed(inter, {"e_in_0": 9})

@@ -42,7 +42,7 @@ from operator import attrgetter
 
 from ..core.types import Decision, Intersection, Observation
 from .base import ControlContext, register
-from .green_end import green_end
+from .green_end import green_end, measured_incoming
 from .zones import MIN_LANE_M, MovementZones, zone_per_100m, zone_sum
 
 PERIOD_S = 5.0
@@ -134,6 +134,8 @@ class MaxPressureController:
         self.zone_m = zones.zone_m
         #: the lanes read besides the intersection's own (the runtime observes them too)
         self.zone_lane_ids = zones.extra_lane_ids
+        #: per phase, the incoming lanes its demand is measured on: an ended green gaps out when they are empty
+        self._measured_in = measured_incoming(self._movements, zones)
         #: with zones: per phase, each incoming and outgoing zone with its weight (movements using it, per
         #: 100 m of the whole zone under density) and its lanes' shares (None: each lane whole); None when
         #: every lane is its own zone
@@ -201,11 +203,11 @@ class MaxPressureController:
             best = max(range(len(pressures)), key=lambda i: pressures[i])
             if best == current:
                 return Decision(self.inter.id, None, self.name)
-            return Decision(self.inter.id, best, self.name, termination=green_end(self.inter, obs))
+            return Decision(self.inter.id, best, self.name, termination=green_end(self.inter, obs, self._measured_in))
         best = max(range(len(pressures)), key=lambda i: (pressures[i], i == current))
         if best == current or not self._pays(pressures[best], pressures[current], self.lost_time_s[current]):
             return Decision(self.inter.id, None, self.name)
-        return Decision(self.inter.id, best, self.name, termination=green_end(self.inter, obs))
+        return Decision(self.inter.id, best, self.name, termination=green_end(self.inter, obs, self._measured_in))
 
     def _pays(self, best: float, current: float, lost_time_s: float) -> bool:
         """Whether changing to a phase of pressure `best` beats holding one of `current`, clearance counted."""

@@ -84,7 +84,7 @@ from operator import attrgetter
 import numpy as np
 
 from ...core.types import Decision, Intersection, Observation
-from ..green_end import green_end
+from ..green_end import green_end, measured_incoming
 from ..zones import (
     MIN_LANE_M,
     UNKNOWN_LANE_M,
@@ -210,6 +210,8 @@ class PhaseFeatures:
         self.zone_m = zones.zone_m
         #: the lanes read besides the intersection's own (the runtime observes them too)
         self.zone_lane_ids = zones.extra_lane_ids
+        #: per phase, the incoming lanes its demand is measured on: an ended green gaps out when they are empty
+        self.measured_in = measured_incoming(self._moves, zones)
 
         def weight(zone, shares=None):
             return 1.0 if lane_length_m is None else zone_per_100m(zone, lane_length_m, shares)
@@ -370,4 +372,4 @@ class PhaseScoreController:
             best = s.phase_index
         if best == s.phase_index:
             return Decision(self.inter.id, None, self.name, health)
-        return Decision(self.inter.id, best, self.name, health, green_end(self.inter, obs))
+        return Decision(self.inter.id, best, self.name, health, green_end(self.inter, obs, self.features.measured_in))
