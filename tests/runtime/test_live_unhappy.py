@@ -413,8 +413,12 @@ def test_a_timing_change_cannot_leave_the_safety_profile(tmp_path):
         with pytest.raises(ch.ChangeRefused, match="timing.profile cannot change while the run goes on: it runs "
                                                    "'safety'"):
             rt.submit(ch.TimingChange(timing=timing))
-    with pytest.raises(ch.ChangeRefused, match="yellow_s"):  # and the safety profile's own limits still hold
+    with pytest.raises(ch.ChangeRefused, match="in its --config file") as refused:  # live has no --timing option
+        rt.submit(ch.TimingChange(timing={"profile": "benchmark"}))
+    assert "--timing" not in str(refused.value)
+    with pytest.raises(ch.ChangeRefused, match="yellow_s") as refused:  # and the safety profile's own limits hold
         rt.submit(ch.TimingChange(timing={"yellow_s": 2}))
+    assert "timing: {profile: benchmark} in a --config file" in str(refused.value)
     assert rt.submit(ch.TimingChange(timing={"profile": "safety", "min_green_s": 8}))["result"] == "applied"
     rt.run()
     assert rt.cfg.timing.profile == "safety"

@@ -1050,8 +1050,9 @@ class LiveRuntime:
                 # the profile decides which safety rules hold (safety: ITE clearances, pedestrian intervals,
                 # bounds): leaving it at run time would let 2 s yellows and no all-red through
                 raise ch.ChangeRefused(f"timing.profile cannot change while the run goes on: it runs {profile!r}, "
-                                       f"whose rules hold for the whole run; start a run with --timing "
-                                       f"{change.timing['profile']} for that profile's rules")
+                                       f"whose rules hold for the whole run; start a run under that profile "
+                                       f"(timing: {{profile: {change.timing['profile']}}} in its --config file) "
+                                       "for its rules")
             value = {**now, **change.timing}
         try:
             timing = RunConfig.model_validate({**self.cfg.model_dump(), "timing": value}).timing
