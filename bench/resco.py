@@ -3,7 +3,7 @@
     .venv/bin/python bench/resco.py                                  # the whole table (5 seeds)
     .venv/bin/python bench/resco.py --networks resco:cologne1 --seeds 1 --profiles reference \\
         --controllers max-pressure,maxpressure_ref                   # one quick check
-    .venv/bin/python bench/resco.py --controllers fixed,max-pressure,ql:models/cologne1   # a learned column
+    .venv/bin/python bench/resco.py --controllers fixed,max-pressure,ql:models/cologne1/model   # a learned column
     .venv/bin/python bench/resco.py --ray [--ray-address auto]       # cells as Ray tasks
     .venv/bin/python bench/resco.py --profiles safety,safety+calls,benchmark --controllers fixed,max-pressure
                                      # the safety profile with its cycle bound from calls, beside the default
@@ -185,7 +185,41 @@ def cell_path(out: Path, cell: dict) -> Path:
         network += "-" + cell["net_sha256"][:12]
     if cell.get("duration_s"):
         network += f"-{cell['duration_s']:g}s"
+    if cell.get("model_sha256"):  # a model trained again, or fine-tuned, under the same path is another column
+        safe += "-" + cell["model_sha256"][:12]
     return out / "cells" / network / cell["profile"] / safe / f"s{cell['seed']}.json"
+
+
+def model_dir(controller: str) -> Path | None:
+    """The model directory a `ql:PATH[?options]` column runs; None for any other (a registry's `ql:@v3` included)."""
+    kind, _, arg = controller.partition(":")
+    path = arg.partition("?")[0]
+    return Path(path) if kind == "ql" and path and not path.startswith("@") else None
+
+
+def model_sha256(path: Path) -> str:
+    """The digest of what a model decides with: its files, and its meta.json without what `evaluate` and
+    registering add to it (its evaluations), so that evaluating a model keeps its cells cached."""
+    digest = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        data = f.read_bytes()
+        if f.name == "meta.json" and f.parent == path:
+            meta = json.loads(data)
+            data = json.dumps({k: v for k, v in meta.items() if k != "evaluations"}, sort_keys=True).encode()
+        digest.update(f.relative_to(path).as_posix().encode() + b"\0" + data)
+    return digest.hexdigest()
+
+
+def trained_profile(path: Path) -> str | None:
+    """The timing profile a model's training episodes ran under (its meta.json), or None when it does not say."""
+    try:
+        run = json.loads((path / "meta.json").read_text())["training"]["run"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(run, dict):
+        return None
+    timing = run.get("timing")  # as `signalwise compare` reads it: no timing recorded is the default profile's
+    return timing if isinstance(timing, str) else (timing or {}).get("profile", "safety")
 
 
 def network_sha256(network: str) -> str:
@@ -204,8 +238,10 @@ def plan(networks, profiles, controllers, seeds, script, duration_s: float | Non
                 for controller in controllers:
                     if controller == REFERENCE_CONTROLLER and profile != "reference":
                         continue
+                    model = model_dir(controller)
                     cells.append({"network": network, "net_sha256": digest, "profile": profile,
                                   "controller": controller, "seed": seed,
+                                  **({"model_sha256": model_sha256(model)} if model and model.is_dir() else {}),
                                   **({"duration_s": duration_s} if duration_s and is_sumocfg(network) else {}),
                                   **({"config": PROFILE_CONFIG[profile]} if profile in PROFILE_CONFIG else {}),
                                   **({"script": str(script)} if controller == REFERENCE_CONTROLLER else {})})
@@ -616,6 +652,12 @@ def main() -> None:
         print(f"warning: --duration applies to .sumocfg networks only; {', '.join(named)} run over their own "
               "window (a RESCO network's is the benchmark's, which its published figures are measured over)",
               file=sys.stderr, flush=True)
+    for controller in controllers:  # what a learned column's cells under another profile measure, said first
+        model = model_dir(controller)
+        trained = trained_profile(model) if model is not None else None
+        if trained is not None and (others := [p for p in profiles if p.split("+")[0] != trained]):
+            print(f"note: {controller} trained under the {trained} timing profile; its {', '.join(others)} cells "
+                  "run it under rules it did not learn", file=sys.stderr, flush=True)
     cells = plan(networks, profiles, controllers, range(1, args.seeds + 1), args.reference_script.resolve(),
                  args.duration)
     failed = run_sweep(cells, args, args.ray_address if args.ray else None)

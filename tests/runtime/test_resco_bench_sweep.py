@@ -168,3 +168,29 @@ def test_a_run_with_controller_errors_is_kept_with_their_count_and_marked_in_the
     assert "controller errors" not in fixed_txt
     assert crashing_txt.endswith("**controller errors in 1 run** |")
     assert "controller errors in 2 runs" in resco.cell_notes([crashing, {**crashing, "seed": 2}], 2)
+
+
+def test_a_model_changed_under_the_same_path_is_run_again_and_its_other_profile_is_said(city, tmp_path):
+    """Cells were kept by the `ql:PATH` string: a model trained again under the same path kept showing the old
+    model's figures. They are kept by the model's digest (evaluations left out, which `evaluate` adds)."""
+    import json
+    import shutil
+
+    from signalwise.control.learning.shipped import shipped_model_path
+
+    model = tmp_path / "models" / "single" / "model"
+    shutil.copytree(shipped_model_path("single"), model)
+    args = ["--networks", str(city), "--controllers", f"ql:{model}", "--profiles", "benchmark", "--seeds", "1",
+            "--workers", "1"]
+    first = bench(*args, out=tmp_path / "out")
+    assert first.returncode == 0, first.stderr
+    assert "note: ql:" in first.stderr and "trained under the safety timing profile; its benchmark cells" in first.stderr
+    meta = json.loads((model / "meta.json").read_text())
+    meta["evaluations"] = [*meta.get("evaluations", []), {"avg_delay_s": 1.0}]  # what `evaluate` adds
+    (model / "meta.json").write_text(json.dumps(meta))
+    assert "1 cells, 1 cached, 0 to run" in bench(*args, out=tmp_path / "out").stderr
+    meta["policy"]["weights"] = [w * 0.5 for w in meta["policy"]["weights"]]  # the model trained again
+    (model / "meta.json").write_text(json.dumps(meta))
+    again = bench(*args, out=tmp_path / "out")
+    assert again.returncode == 0 and "1 cells, 0 cached, 1 to run" in again.stderr
+    assert len(cells_kept(tmp_path / "out")) == 2

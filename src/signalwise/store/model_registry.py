@@ -169,7 +169,10 @@ def read_model_dir(path: Path) -> tuple[dict, dict[str, bytes]]:
         raise RegistryError(f"{path}: no such model directory")
     meta_file = path / "meta.json"
     if not meta_file.is_file():
-        raise RegistryError(f"{path}: not a model (no meta.json; an interrupted save?)")
+        inside = path / "model"  # a training's --out holds its model in model/
+        raise RegistryError(f"{path}: not a model (no meta.json; "
+                         + (f"did you mean {inside}, the model a training writes there?)" if (inside / "meta.json").is_file()
+                            else "an interrupted save?)"))
     try:
         meta = json.loads(meta_file.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -221,7 +221,10 @@ def load_model(path: Path, mmap: bool = True) -> Model:
     if not path.exists():
         raise ModelError(f"{path}: no such model")
     if not meta_file.is_file():
-        raise ModelError(f"{path}: not a model (no meta.json; an interrupted save?)")
+        inside = path / "model"  # a training's --out holds its model in model/
+        raise ModelError(f"{path}: not a model (no meta.json; "
+                         + (f"did you mean {inside}, the model a training writes there?)" if (inside / "meta.json").is_file()
+                            else "an interrupted save?)"))
     try:
         meta = json.loads(meta_file.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
