@@ -169,6 +169,17 @@ def _credentials(conn: HTTPConnection) -> tuple[str, str] | None:
     return None
 
 
+#: what `verify_key` says of a key this server's database does not hold
+UNKNOWN_KEY = "unknown or wrong API key"
+#: said after it: the usual cause is a key made in another database (`keys create` without the server's --db,
+#: so into sqlite:///signalwise.db). The URL itself is never told to a caller who is not authenticated, nor is
+#: anything else of the server (which database, how many keys): the operator finds it in the start-up line.
+UNKNOWN_KEY_HINT = ("; keys are checked in this server's own database (its --db, else SIGNALWISE_DATABASE_URL): "
+                    "a key made with `signalwise keys create` for another database is unknown here; "
+                    "`signalwise keys list --db URL`, with the URL the server was started with, lists the keys it "
+                    "knows (its start-up line names that database)")
+
+
 def authenticate(conn: HTTPConnection) -> Principal | None:
     """The caller, from a bearer token or an API key; None when it sent neither; 401 for a bad one."""
     found = _credentials(conn)
@@ -183,7 +194,8 @@ def authenticate(conn: HTTPConnection) -> Principal | None:
     try:
         info = verify_key(get_engine(app.state.settings.database_url), value)
     except ApiKeyError as exc:
-        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+        hint = UNKNOWN_KEY_HINT if str(exc) == UNKNOWN_KEY else ""
+        raise HTTPException(401, f"{exc}{hint}", headers={"WWW-Authenticate": "Bearer"}) from None
     return Principal(info.name, frozenset(info.scopes), info.id, via="key")
 
 
@@ -238,7 +250,7 @@ def _check_token_key(conn: HTTPConnection, principal: Principal) -> None:
 
     keys = list_keys(get_engine(conn.app.state.settings.database_url))
     key = next((k for k in keys if principal.key_id is not None and k.id == principal.key_id), None)
-    state = "unknown to this server" if key is None else key.state()
+    state = "unknown to this server's database" if key is None else key.state()
     if state != "active":
         raise HTTPException(401, f"the API key this token was issued for ({principal.name!r}) is {state}: "
                                  "exchange an active key at POST /api/v1/auth/token",
@@ -266,3 +278,54 @@ def app_routes(app) -> list[tuple[str, str]]:
         for methods, path in items:
             out.update((m, path) for m in methods) if methods else out.add(("WEBSOCKET", path))
     return sorted(out)
+
+
+#: at most, how long a start-up waits to count the keys of a database that does not answer
+KEY_COUNT_WAIT_S = 5.0
+
+
+def key_store_lines(settings, db: str | None) -> list[tuple[str, bool]]:
+    """What a server says at start-up about its keys: (line, is a warning), for `signalwise serve` and `live`.
+
+    One line names the database keys are checked in (its password masked) and how many active keys it holds;
+    with none, a warning says what that server will refuse (the rule of `authorize`, for its listening address)
+    and the command that creates a key there. A key made in another database is refused as unknown, and the
+    401 cannot name the database to a caller who is not authenticated: this line is where the operator sees it.
+    `db`: the command's own --db (None without). A database that cannot be read now is said, never fatal."""
+    import threading
+
+    from signalwise.store.key_commands import count_active_keys, create_command, key_database, shown_url
+
+    _, source = key_database(db)  # where the URL came from
+    url = settings.database_url  # the URL the app checks keys in
+    where = f"API keys: checked in {shown_url(url)} ({source})"
+    counted: list = []
+
+    def count() -> None:
+        try:
+            counted.append(count_active_keys(url))
+        except Exception as exc:  # noqa: BLE001 - away, refused, locked: said in one line
+            counted.append(exc)
+
+    worker = threading.Thread(target=count, name="signalwise-key-count", daemon=True)
+    worker.start()
+    worker.join(KEY_COUNT_WAIT_S)
+    if not counted:
+        return [(f"{where}, which did not answer within {KEY_COUNT_WAIT_S:g} s: calls with a key wait for it", True)]
+    if isinstance(counted[0], Exception):
+        first = (str(counted[0]).strip().splitlines() or [type(counted[0]).__name__])[0]
+        return [(f"{where}, which cannot be read now: {first}", True)]
+    active = counted[0]
+    if settings.insecure_no_auth:
+        return [(f"{where}: {active} active (none needed: --insecure-no-auth opens every route)", False)]
+    lines = [(f"{where}: {active} active", False)]
+    if active == 0:
+        if settings.open_reads_on_loopback and is_loopback(settings.bind_host):
+            refused = (f"on {settings.bind_host} (loopback) `read` routes are open without a key, but every other "
+                       "/api/v1 call (ingest, operate, admin, evidence) is refused with 401 and no token can be had")
+        else:
+            refused = (f"on {settings.bind_host} every /api/v1 call is refused with 401 (only /health, /metrics, "
+                       "the docs and the dashboard's page are open)")
+        lines.append((f"warning: no active API key in that database: {refused}; create one there: "
+                      f"{create_command(db, '--scope operate --scope read', 'ops')}", True))
+    return lines

@@ -377,6 +377,12 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     console.print(f"live: {cfg.controller} on {cfg.scenario_label} at speed {speed}; "
                   f"API on http://{host}:{api_port} (status: /api/v1/live/status, docs: /docs); "
                   f"evidence in {run_dir}; Ctrl-C (or SIGTERM) stops")
+    from rich.text import Text
+
+    from .auth import key_store_lines
+
+    for line, warning in key_store_lines(server.config.app.state.settings, db):  # where the API checks keys
+        console.print(Text(line, style="yellow" if warning else ""), soft_wrap=True)
     for line in _replayed_lines(runtime):
         console.print(line, soft_wrap=True)
     try:

@@ -85,7 +85,7 @@ def serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "1
         # one secret for every worker: each making its own refuses the tokens the others issue; tokens end with
         # the server, as a single process's do
         os.environ["SIGNALWISE_JWT_SECRET"] = secrets.token_urlsafe(48)
-    from .cli_engine import engine_or_exit
+    from .cli_engine import engine_or_exit, settings_or_exit
 
     engine_or_exit(db)  # migrate once, before workers start
     from .redis_check import startup_problem
@@ -103,6 +103,11 @@ def serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "1
     except ListenError as exc:
         _fail(str(exc), code=FAILED)
     typer.echo(f"signalwise API on http://{host}:{port} (docs at http://{host}:{port}/docs)")
+    from ..api.auth import key_store_lines
+
+    # the workers check keys in this database only: a key made in another is refused as unknown
+    for line, warning in key_store_lines(settings_or_exit(), db):
+        typer.secho(line, fg="yellow" if warning else None, err=warning)
     uvicorn.run("signalwise.api:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level="info")
 

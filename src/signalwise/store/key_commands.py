@@ -1,9 +1,15 @@
-"""`signalwise keys create | list | revoke`: API keys, stored hashed; the key is printed once."""
+"""`signalwise keys create | list | revoke`: API keys, stored hashed; the key is printed once.
+
+Keys live in a database, and a server checks them in its own (its --db, else SIGNALWISE_DATABASE_URL, else
+signalwise.db in its working directory): these commands say which database they used, and repeat its --db in
+their hints, since a key made in another is refused as unknown."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import os
+import shlex
 from typing import Annotated
 
 import typer
@@ -20,6 +26,95 @@ def _engine(db: str | None, existing: bool = False):
     from .cli_engine import engine_or_exit
 
     return engine_or_exit(db, existing)
+
+
+#: the variable a server and these commands read the database URL from when no --db is given
+DATABASE_URL_ENV = "SIGNALWISE_DATABASE_URL"
+
+
+def given_db(db: str | None) -> str | None:
+    """The URL a `--db` option named, or None when the settings' database is meant (no --db; `live --db
+    default`)."""
+    return None if db in (None, "", "default") else db
+
+
+def key_database(db: str | None) -> tuple[str, str]:
+    """(the database URL keys are stored in and checked against, where that URL came from).
+
+    A server checks keys in its own database, the one of its `--db`, else SIGNALWISE_DATABASE_URL, else
+    sqlite:///signalwise.db in its working directory; a key made in another is "unknown" to it. Saying which,
+    at every `keys` command and at start-up, is what lets an operator see the two differ."""
+    if given_db(db) is not None:
+        return db, "--db"
+    from .settings import Settings
+
+    url = Settings().database_url
+    return url, (DATABASE_URL_ENV if os.environ.get(DATABASE_URL_ENV) else "the default database")
+
+
+def masked_url(url: str) -> str:
+    """A database URL to print: its password as ***."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - unparsable: opening it says what is wrong; never echo what may hold a password
+        return "(the database URL given)"
+
+
+def shown_url(url: str) -> str:
+    """`masked_url`, and a relative SQLite file's full path beside it: `sqlite:///signalwise.db` is another
+    file in every working directory."""
+    from pathlib import Path
+
+    shown, name = masked_url(url), _sqlite_file(url)
+    if name is not None and not Path(name).is_absolute():
+        shown += f" = {Path(name).resolve()}"
+    return shown
+
+
+def _sqlite_file(url: str) -> str | None:
+    """The file a SQLite URL names, as written (None for another database, memory or a URI)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - not a URL: no file
+        return None
+    name = parsed.database or ""
+    if not parsed.drivername.startswith("sqlite") or name in ("", ":memory:") or name.startswith("file:"):
+        return None
+    return name
+
+
+def create_command(db: str | None, scopes: str = "--scope read", name: str = "NAME") -> str:
+    """The `keys create` command that stores a key where a server started with `db` (its `--db`, None without)
+    checks keys: the `--db` repeated (shell-quoted, its password masked), or the variable it depends on."""
+    command = f"signalwise keys create --name {name} {scopes}"
+    url, source = key_database(db)
+    if source == "--db":
+        from sqlalchemy.engine import make_url
+
+        command += f" --db {shlex.quote(masked_url(url))}"
+        try:
+            if make_url(url).password:
+                command += " (*** stands for the password, as in that --db)"
+        except Exception:  # noqa: BLE001 - an unparsable URL is refused when opened
+            pass
+    elif source == DATABASE_URL_ENV:
+        command += f" (with {DATABASE_URL_ENV} set as here)"
+    return command
+
+
+def count_active_keys(url: str) -> int:
+    """Active keys in the database at `url`; 0 for a SQLite file that is not there (not created to count)."""
+    from .cli_engine import missing_sqlite_file
+    from .engine import get_engine
+    from .keys import list_keys
+
+    if missing_sqlite_file(url) is not None:
+        return 0
+    return sum(k.state() == "active" for k in list_keys(get_engine(url)))
 
 
 def _fail(message: str) -> None:
@@ -58,9 +153,13 @@ def create(name: Annotated[str, typer.Option(help="who or what uses the key (sho
     except ApiKeyError as exc:
         _fail(str(exc))
     typer.echo(key)
+    url, source = key_database(db)
     typer.secho(f"key {info.id} '{info.name}', scopes {' '.join(info.scopes)}"
                 + (f", expires {info.expires_at:%Y-%m-%d %H:%M} UTC" if info.expires_at else "")
                 + ": send it as X-API-Key, or exchange it at POST /api/v1/auth/token", err=True)
+    # a server checks keys in its own database only: a key stored elsewhere is "unknown" to it
+    typer.secho(f"stored in {shown_url(url)} ({source}): only a server using this database accepts it "
+                f"({_server_hint(db)})", err=True)
 
 
 @keys_app.command("list")
@@ -73,7 +172,8 @@ def list_(db: DbOption = None) -> None:
 
     keys = list_keys(_engine(db, existing=True))
     if not keys:
-        typer.echo("no API keys yet: signalwise keys create --name NAME --scope read")
+        url, source = key_database(db)
+        typer.echo(f"no API keys in {shown_url(url)} ({source}) yet: {create_command(db)}")
         return
     t = Table("id", "name", "scopes", "state", "created", "expires", "last used")
     for k in keys:
@@ -97,6 +197,16 @@ def revoke(id_or_name: Annotated[str, typer.Argument(help="the key's id, or a na
         _fail(str(exc))
     for k in done:
         typer.echo(f"revoked {k.id} '{k.name}'")
+
+
+def _server_hint(db: str | None) -> str:
+    """How a server is started on the database a `keys` command used."""
+    url, source = key_database(db)
+    if source == "--db":
+        return f"signalwise serve / live --db {shlex.quote(masked_url(url))}"
+    if source == DATABASE_URL_ENV:
+        return f"started with {DATABASE_URL_ENV} set as here, or with --db and that URL"
+    return "started without --db, nor SIGNALWISE_DATABASE_URL, in this directory"
 
 
 def register(app: typer.Typer) -> None:
