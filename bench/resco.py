@@ -112,6 +112,7 @@ def run_cell(cell: dict) -> dict:
     return {**cell, "avg_delay_s": m["network"]["avg_delay_s"], "never_inserted": m["network"]["never_inserted"],
             "vehicles_total": m["network"]["vehicles_total"],
             "locked_vehicles": m["network"]["locked_veh"],
+            "teleports": m["network"].get("teleports"),  # SUMO's count; None: SUMO wrote none
             "violations": m.get("safety", {}).get("violations"), "fallback_share": m["network"]["fallback_fraction"],
             "controller_errors": m["network"]["controller_errors"],
             "wall_s": round(time.perf_counter() - t0, 2)}
@@ -416,6 +417,8 @@ def cell_notes(rows: list[dict], seeds: int) -> str:
     audit violations, runs in which the controller raised errors (their delay is partly the fallback plan's)."""
     text = f" [{len(rows)} of {seeds} seeds]" if len(rows) < seeds else ""
     never = sum(r.get("never_inserted") or 0 for r in rows)
+    teleports = sum(r.get("teleports") or 0 for r in rows)
+    uncounted = sum(1 for r in rows if _teleports_unknown(r))
     locked = sum(1 for r in rows if r.get("locked_vehicles"))
     viol = sum(r.get("violations") or 0 for r in rows)
     failing = sum(1 for r in rows if r.get("controller_errors"))
@@ -423,11 +426,29 @@ def cell_notes(rows: list[dict], seeds: int) -> str:
         text += f", **controller errors in {failing} run{'s' if failing > 1 else ''}**"
     if never:
         text += f", {never} never inserted"
+    if teleports:  # each one cut a trip short and lowered the delay (docs/benchmarks.md)
+        text += f", {teleports} teleports"
+    if uncounted:
+        text += f", teleports not counted in {uncounted} run{'s' if uncounted > 1 else ''} (kept from before: --fresh)"
     if locked:
         text += f", {locked} locked"
     if viol:
         text += f", **{viol} violations**"
     return text
+
+
+def _teleports_unknown(row: dict) -> bool:
+    """A cell of ours kept from before runs counted teleports, under settings that let SUMO teleport (the
+    benchmark and reference profiles never do; the reference script's cells are SUMO runs of its own, not counted)."""
+    if row.get("teleports") is not None or row.get("controller") == REFERENCE_CONTROLLER:
+        return False
+    from signalwise.runtime.profiles import profile_teleport_s
+
+    try:
+        teleport_s = row.get("config", {}).get("time_to_teleport_s", profile_teleport_s(row["profile"]))
+    except (KeyError, ValueError):  # a profile this version does not know: nothing to say
+        return False
+    return teleport_s >= 0
 
 
 def table(grouped, networks, profiles, controllers, seeds: int = 5) -> str:

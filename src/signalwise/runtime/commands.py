@@ -415,6 +415,7 @@ def _check_model_path(controller: str) -> None:
 
 
 def print_run_summary(metrics: dict, run_dir: Path) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from ..consoles import table_console
@@ -433,6 +434,7 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
         ("stops per vehicle", f"{n['stops_per_veh']:.2f}"),
         ("throughput (arrived)", f"{n['throughput_veh']} of {n['vehicles_total']} veh"),
         ("still running / never inserted", f"{n['running_at_end']} / {n['never_inserted']}"),
+        ("teleports (SUMO)", _teleports_text(n)),
         # sampled at the signals the run controls: one left to its own program is not among them
         ("avg / max queue" + (" (controlled signals)" if metrics.get("refused_signals") else ""),
          f"{n['avg_queue_veh']:.1f} / {n['max_queue_veh']} veh"),
@@ -454,8 +456,18 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
     console = table_console()
     console.print(t)
     for warning in metrics.get("warnings", ()):
-        console.print(f"[bold yellow]warning:[/bold yellow] {warning}")
+        # one line a warning, however narrow the stream: a log is read line by line, and grepped
+        console.print(f"[bold yellow]warning:[/bold yellow] {escape(warning)}", soft_wrap=True)
     console.print(f"run directory: {run_dir}", soft_wrap=True)
+
+
+def _teleports_text(network: dict) -> str:
+    """SUMO's teleports of a run and their kinds; a metrics.json from before they were counted reads unknown."""
+    total = network.get("teleports")
+    if total is None:
+        return "— (not counted)"
+    kinds = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in (network.get("teleports_by_kind") or {}).items() if v)
+    return f"{total} ({kinds})" if kinds else str(total)
 
 
 def compare_command(

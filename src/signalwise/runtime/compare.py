@@ -35,6 +35,8 @@ METRICS = (
     ("stops_per_veh", "stops per vehicle", "", True),
     ("throughput_veh", "throughput", "veh", False),
     ("never_inserted", "never inserted", "veh", True),
+    # SUMO's teleports (each cuts a trip short and lowers the delay); a run from before they were counted has none
+    ("teleports", "teleports (SUMO)", "", True),
     ("locked_veh", "locked in junctions", "veh", True),
     ("avg_queue_veh", "avg queue", "veh", True),
     ("co2_kg", "CO2", "kg", True),

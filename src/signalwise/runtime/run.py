@@ -41,7 +41,7 @@ from ..core.types import EventCode
 from ..outdirs import process_identity
 from ..sim.backend import SimulationError
 from ..sim.metrics import intersection_metrics, network_metrics, time_series
-from ..sim.outputs import read_discarded, read_tripinfo
+from ..sim.outputs import Teleports, read_discarded, read_teleports, read_tripinfo
 from ..sim.replay import spare_cores
 from ..sim.signal_model import plan_notes
 from ..termination import stop_reason
@@ -183,6 +183,7 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
 
     net = network_metrics(trips, persons, loop.queue_samples, loop.emergency_ids, emissions).as_dict()
     discarded = read_discarded(loop.files["errors"]) if "errors" in loop.files else []
+    teleports = read_teleports(loop.files["statistics"]) if "statistics" in loop.files else None
     per_tls = intersection_metrics(edgedata, emissions, loop.queue_samples, approach_edges)
     rules = dict(Counter(iv.rule for iv in loop.interventions))
     for tls, frac in loop.fallback_fraction.items():
@@ -200,7 +201,10 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
         "emissions_recorded": cfg.emissions and cfg.record == "full",
         "network": {**net, "discarded_veh": len(discarded), "preemptions": preempts,
                     "fallback_fraction": round(fallback, 4), "controller_errors": loop.controller_errors,
-                    "locked_veh": sum(loop.junction_locks.values()), "locked_junctions": loop.junction_locks},
+                    "locked_veh": sum(loop.junction_locks.values()), "locked_junctions": loop.junction_locks,
+                    # SUMO's own count (sumo/statistics.xml); None when SUMO wrote none: unknown, not 0
+                    "teleports": None if teleports is None else teleports.total,
+                    "teleports_by_kind": None if teleports is None else teleports.by_kind()},
         "intersections": per_tls,
         "shield_interventions": rules,
         "refused_signals": [{"id": r.id, "reason": r.reason} for r in loop.refused],
@@ -226,15 +230,21 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
     # a vehicle due at the very last step is loaded but had no chance to enter: it waited 0 s, and is no warning
     blocked = sum(1 for t in trips if t.status == "undeparted" and t.depart_delay_s > 0)
     if blocked:
+        # the count the tables show ("never inserted") holds those due at the last step too: say both
+        last_step = net["never_inserted"] - blocked
         warnings.append(f"{blocked} of {net['vehicles_total']} vehicles never entered the network "
                         "(their entry was blocked until the end); each counts in the delay from its scheduled "
-                        "departure to the end of the run")
+                        "departure to the end of the run"
+                        + (f" ({net['never_inserted']} never inserted in all: {last_step} more were due at the "
+                           "run's last step, with no chance to enter and no delay counted)" if last_step > 0 else ""))
     if discarded:
         first, at_s = discarded[0]
         warnings.append(f"{len(discarded)} vehicles were discarded by SUMO before they entered: they cannot depart "
                         f"at the speed their route file gives (first: {first!r}"
                         f"{f' at {at_s:g} s' if at_s is not None else ''}; sumo/errors.log names each). Like SUMO's "
                         "own tripinfo, no figure counts them")
+    if teleports is not None and teleports.total:
+        warnings.append(_teleport_warning(teleports, cfg.time_to_teleport_s))
     if loop.junction_locks:
         warnings.append(_lock_warning(loop.junction_locks, cfg.time_to_teleport_s))
     if cfg.controller == BASELINE_CONTROLLER:
@@ -260,6 +270,21 @@ def plan_warnings(plan_notes: dict[str, list[str]]) -> list[str]:
     quite the city's plan, and a reader of a change against it must know."""
     return [f"{BASELINE_CONTROLLER} at signal {tls!r} is not the network's program as written: " + "; ".join(notes)
             for tls, notes in sorted(plan_notes.items()) if notes]
+
+
+def _teleport_warning(teleports: Teleports, teleport_s: float) -> str:
+    """The sentence for a run in which SUMO teleported vehicles: they lower the delay, and nothing else says so.
+
+    SUMO takes a vehicle that has stood `teleport_s` off its lane and puts it back further along its route
+    (tripinfo's routeLength leaves out what it skipped). Its timeLoss counts the standing up to the teleport and
+    nothing while it is away, so the rest of the wait it would have had counts in no delay, and the vehicles
+    behind it move up sooner: the run's delay (timeLoss + departDelay) is lower than the same traffic without
+    teleports would give."""
+    kinds = ", ".join(f"{kind.replace('_', ' ')} {n}" for kind, n in teleports.by_kind().items() if n)
+    return (f"SUMO teleported vehicles {teleports.total} times ({kinds}) after {teleport_s:g} s standing "
+            "(time_to_teleport_s): each teleported vehicle's trip is cut short, taken out of the queue and put back "
+            "further along its route; its delay counts the time it stood until then, not the wait it skipped, "
+            "so the average delay is lower than without teleports (the benchmark profile never teleports)")
 
 
 def _lock_warning(locks: dict[str, int], teleport_s: float) -> str:

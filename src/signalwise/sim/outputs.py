@@ -1,9 +1,10 @@
-"""Read SUMO's own output files: trips, per-edge intervals, detector passages, discarded vehicles.
+"""Read SUMO's own output files: trips, per-edge intervals, detector passages, discarded vehicles, teleports.
 
 The ground truth of a run comes from SUMO, not from our controller's view:
 tripinfo (with the emissions device) for delay, stops, CO2 and fuel;
 edgeData for per-interval, per-approach traffic; instant induction loops for
-every vehicle's passage over every detector.
+every vehicle's passage over every detector; the statistic output for the
+teleports, which no other output counts.
 """
 
 from __future__ import annotations
@@ -113,6 +114,42 @@ def read_discarded(error_log: Path) -> list[tuple[str, float | None]]:
         if m:
             found.append((m["id"], float(m["t"]) if m["t"] else None))
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class Teleports:
+    """SUMO's count of teleports in a run, by why the vehicle stood (its statistic output's `<teleports>`).
+
+    A count of teleports, not of vehicles: one vehicle may teleport more than once."""
+
+    total: int
+    jam: int  # its next lane stood full
+    yield_: int  # it waited for right of way (at a red light too) past --time-to-teleport
+    wrong_lane: int  # it could not change onto the lane its route goes on
+
+    def by_kind(self) -> dict[str, int]:
+        return {"jam": self.jam, "yield": self.yield_, "wrong_lane": self.wrong_lane}
+
+
+def read_teleports(statistics: Path) -> Teleports | None:
+    """The teleports of a run from SUMO's `--statistic-output`, written once when SUMO closes.
+
+    Read here rather than counted each step through libsumo (`simulation.getStartingTeleportNumber`): the file
+    costs the loop nothing, works the same over TraCI, and is the only source that gives the kinds. None when
+    there is no such file or it has no count (a SUMO started elsewhere, a run that stopped before SUMO closed):
+    unknown, never 0."""
+    try:
+        root = ET.parse(statistics).getroot()
+    except (FileNotFoundError, ET.ParseError):
+        return None
+    el = root.find("teleports")
+    if el is None or el.get("total") is None:
+        return None
+
+    def count(key: str) -> int:
+        return int(float(el.get(key, 0)))
+
+    return Teleports(count("total"), count("jam"), count("yield"), count("wrongLane"))
 
 
 def read_passages(path: Path) -> Iterator[Passage]:
