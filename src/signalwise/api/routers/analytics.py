@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 
 from signalwise.analytics import comparisons
-from signalwise.store import queries
+from signalwise.store import live_history, queries
 
 from ..deps import (
     CacheDep,
@@ -20,6 +20,7 @@ from ..deps import (
     cache_key,
     paged,
 )
+from .live_history import run_statuses
 
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
 
@@ -34,7 +35,9 @@ def summary(simulation_id: SimulationPath, f: RunFiltersDep, engine: EngineDep, 
                                   lambda: queries.simulation_summary(engine, simulation_id, f))
     if result is None:
         raise HTTPException(404, f"simulation {simulation_id!r} not found")
-    return result
+    config = result.get("config") if isinstance(result.get("config"), dict) else {}
+    dirs = {simulation_id: config["run_dir"]} if isinstance(config.get("run_dir"), str) else {}
+    return {**result, **run_statuses(request, dirs, [simulation_id])[simulation_id]}  # fresh, not cached
 
 
 def _named_simulation_known(engine, f, result: dict) -> dict:  # noqa: ANN001
@@ -79,8 +82,8 @@ def environmental_impact(engine: EngineDep, cache: CacheDep, settings: SettingsD
 
 
 @router.get("/simulations", summary="Every stored run that names its scenario and controller (a published run): "
-                                    "scenario, controller, seed and its run metrics; simulations of ingested records "
-                                    "alone name neither, and are read by id")
+                                    "scenario, controller, seed, its run metrics and its status where known; "
+                                    "simulations of ingested records alone name neither, and are read by id")
 def simulations(engine: EngineDep, cache: CacheDep, request: Request, p: PageDep,
                 scenario: Annotated[Identifier | None, Query(description="only this scenario")] = None,
                 controller: Annotated[Identifier | None, Query(description="only this controller")] = None) -> dict:
@@ -89,7 +92,11 @@ def simulations(engine: EngineDep, cache: CacheDep, request: Request, p: PageDep
         items = [{"simulation_id": r["simulation_id"], "scenario": r["scenario"], "controller": r["controller"],
                   "seed": r["seed"], "metrics": r["metrics"]} for r in runs]
         return paged(len(items), items[p.offset:p.offset + p.limit], p)
-    return cache.get_or_compute(cache_key(request), compute)
+    result = cache.get_or_compute(cache_key(request), compute)
+    # the status outside the cache (a run dies between two reads), read for the page's runs only
+    ids = [r["simulation_id"] for r in result["items"]]
+    status = run_statuses(request, live_history.run_dirs(engine, ids), ids)
+    return {**result, "items": [{**r, **status[r["simulation_id"]]} for r in result["items"]]}
 
 
 @router.get("/comparison/baseline-vs-ai",
