@@ -386,8 +386,10 @@ def test_snapshots_keep_their_rate_on_coarse_ticks():
 
 
 def test_alert_rules_on_a_figure_the_run_does_not_report_are_applied_and_named(tmp_path):
-    """A typo in a rule's figure would wait silently for ever: the change log says which rules read nothing."""
-    from signalwise.runtime.live.alerts import AlertEngine
+    """A typo in a rule's figure would wait silently for ever: it is refused, naming the figures there are; a rule on
+    a figure that comes later (a camera not added yet) is applied, and the change log says which rules read
+    nothing yet."""
+    from signalwise.runtime.live.alerts import AlertConfigError, AlertEngine
 
     rt = LiveRuntime(RunConfig(scenario="single", controller="max-pressure"),
                      LiveOptions(speed=None, duration_s=30, in_process=True, state_every_s=60), tmp_path / "r",
@@ -397,12 +399,16 @@ def test_alert_rules_on_a_figure_the_run_does_not_report_are_applied_and_named(t
     def rule(name, metric):
         return {"name": name, "metric": metric, "op": ">", "threshold": 1, "for_s": 5, "level": "warning"}
 
-    entry = rt.submit(ch.AlertRulesChange(rules=[rule("typo", "fallbak_share"), rule("ok", "fallback_share"),
+    with pytest.raises(AlertConfigError, match=r"rules\[0\] \(typo\): unknown metric 'fallbak_share'; known: "
+                                               r"fallback_share, "):
+        rt.submit(ch.AlertRulesChange(rules=[rule("typo", "fallbak_share"), rule("ok", "fallback_share")]), who="ops")
+    assert rt.alerts.rules == []
+    entry = rt.submit(ch.AlertRulesChange(rules=[rule("later", "vision_stream_down.cam1"), rule("ok", "fallback_share"),
                                                  rule("rate", "shield_interventions_per_min"),
                                                  rule("any", "queue_spillback.*")]), who="ops")
     assert entry["result"] == "applied"
-    assert entry["reason"].startswith("applied; no figure named fallbak_share is reported now")
-    assert [r.name for r in rt.alerts.rules] == ["typo", "ok", "rate", "any"]
+    assert entry["reason"].startswith("applied; no figure named vision_stream_down.cam1 is reported now")
+    assert [r.name for r in rt.alerts.rules] == ["later", "ok", "rate", "any"]
     entry = rt.submit(ch.AlertRulesChange(rules=[rule("ok", "fallback_share")]), who="ops")
     assert entry["reason"] == ""
     rt.run()

@@ -139,12 +139,18 @@ def apply_change(request: Request, change: Annotated[ch.Change, Body()]) -> dict
     return _submit(request, change)
 
 
-@router.post("/override", summary="Hold a phase or place a call for it, for a stated duration (the shield still rules)")
+#: an unknown signal is 404 wherever it is named, in the path or in the body (`intersection_id`), as the timing routes
+#: and `POST /changes` answer it: the thing asked for does not exist; 422 is for a request that is wrong in itself
+UNKNOWN_SIGNAL = {404: {"description": "no such signal in the run (named, with the run's signals)"}}
+
+
+@router.post("/override", responses=UNKNOWN_SIGNAL,
+             summary="Hold a phase or place a call for it, for a stated duration (the shield still rules)")
 def override(request: Request, change: ch.OverrideChange) -> dict:
     return _submit(request, change)
 
 
-@router.delete("/override/{intersection_id}", summary="End an operator's override early")
+@router.delete("/override/{intersection_id}", responses=UNKNOWN_SIGNAL, summary="End an operator's override early")
 def cancel_override(request: Request, intersection_id: Annotated[str, Path(
         min_length=1, max_length=ch.MAX_INTERSECTION_ID_CHARS)]) -> dict:
     return _submit(request, ch.CancelOverrideChange(intersection_id=intersection_id))
@@ -203,7 +209,6 @@ class SignalTimingIn(BaseModel):
 
 
 IntersectionId = Annotated[str, Path(min_length=1, max_length=ch.MAX_INTERSECTION_ID_CHARS)]
-UNKNOWN_SIGNAL = {404: {"description": "no such signal in the run (named)"}}
 
 
 def _revision_digits(value: object) -> object:
@@ -238,9 +243,36 @@ def shield(request: Request, change: ch.ShieldChange) -> dict:
     return _submit(request, change)
 
 
-@router.put("/config/alerts", summary="Replace the alert rules without a restart")
+@router.put("/config/alerts", summary="The operator's alert rules, beside the run's own (which stay), without a restart")
 def alert_rules(request: Request, change: ch.AlertRulesChange) -> dict:
+    """Replaces the previous operator change's rules. The run's own (built-in and `--config`) stay: a rule of the
+    same name adjusts one (422 for a built-in's other metric or operator, or a safety alert loosened past its
+    limits); an unknown metric is 422 with the known ones."""
     return _submit(request, change)
+
+
+class AlertRuleInForce(BaseModel):
+    model_config = ConfigDict(extra="allow")  # the rule's own fields (AlertRule) beside these
+    name: str
+    metric: str
+    origin: str = Field(description="built-in | configuration (the run's --config) | operator (a PUT added it)")
+    adjusted: bool = Field(description="a rule the run started with, adjusted by an operator's change")
+    removable: bool = Field(description="an operator's change can drop it (only the operator's own rules)")
+    limits: dict | None = Field(description=(
+        "a built-in safety alert: how far it may be adjusted (max_threshold, max_for_s, min_level)"))
+
+
+class AlertRulesInForce(BaseModel):
+    rules: list[AlertRuleInForce]
+    metrics: list[str] = Field(description="what a rule may name (`family.<key>`: one figure per signal or camera)")
+
+
+@router.get("/config/alerts", response_model=AlertRulesInForce, summary="The alert rules in force, and where each comes from")
+def alert_rules_in_force(request: Request) -> dict:
+    from signalwise.runtime.live.alerts import known_metrics
+
+    engine = _runtime(request).alerts
+    return {"rules": engine.rules_in_force() if engine is not None else [], "metrics": known_metrics()}
 
 
 def _plain(obj) -> dict:

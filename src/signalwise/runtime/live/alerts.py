@@ -1,16 +1,24 @@
 """Alert rules over the live loop's figures: raised once when a condition has held long enough, cleared with
 hysteresis, acknowledged by an operator, reloaded without a restart.
 
-The loop hands `AlertEngine.evaluate` its clock (simulated or wall seconds, whichever it runs on) and a flat
-dict of figures (`LiveRuntime.metrics()`): `fallback_share`, `stale_sources`, `queue_spillback.<id>`,
-`decision_latency_p99_ms`, ... A rule names one figure, or every figure under a prefix (`queue_spillback.*`:
+The loop hands `AlertEngine.evaluate` two clocks and a flat dict of figures. Conditions are held on the first,
+wall seconds (a live run's `time.monotonic()`: at `--speed 10` a simulated minute is six seconds, too short to
+mean anything to an operator); alerts are stamped with the second, the run's simulated seconds (`raised_at_s`,
+`cleared_at_s`, as every other `_s` time of the run: changes, interventions), beside wall-clock ISO times
+(`wall_time`, `cleared_wall_time`). The figures are `LiveRuntime.metrics()`: `fallback_share`, `stale_sources`,
+`queue_spillback.<id>`, `decision_latency_p99_ms`, ... A rule names one figure, or every figure under a prefix (`queue_spillback.*`:
 one alert per intersection). A rule on `X_per_min` that the loop does not report is read as the increase of
-the counter `X` over the last 60 s of the loop's clock, so cumulative counters (`shield_interventions`) can be
+the counter `X` over the last 60 s of the holding clock, so cumulative counters (`shield_interventions`) can be
 alerted on as rates.
 
 Written by hand, not with a library: the state machine (pending → active → cleared, per rule and key) is
 forty lines, and the alerting libraries in Python (Prometheus' Alertmanager is a service, not a library)
 would bring a server for what the loop does in-process.
+
+An operator changes the rules through the API (`operator_rules`): the rules the run started with (built in, and
+its `--config`'s) stay, a rule of the same name adjusts one, within `SAFETY_LIMITS` for the built-in safety
+alerts, and a rule must name a figure the run reports or can report later (`metric_problem`): a misspelt one
+would wait silently forever.
 """
 
 from __future__ import annotations
@@ -47,7 +55,11 @@ Op = Literal[">", ">=", "<", "<=", "==", "!="]
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne}
 
-#: a derived rate: `X_per_min` is the increase of the counter `X` over this many seconds of the loop's clock
+#: at most this many subjects are named in an alert's message (all of them, up to `MAX_SUBJECTS`, in `subjects`)
+SHOWN_SUBJECTS = 3
+MAX_SUBJECTS = 100
+
+#: a derived rate: `X_per_min` is the increase of the counter `X` over this many seconds of the holding clock (wall seconds in a live run)
 RATE_WINDOW_S = 60.0
 RATE_SUFFIX = "_per_min"
 WILDCARD = ".*"
@@ -67,7 +79,8 @@ class AlertRule(BaseModel):
     op: Op = ">"
     threshold: Finite
     for_s: float = Field(0.0, ge=0, allow_inf_nan=False,
-                         description="seconds of the loop's clock the condition must hold before the alert is raised")
+                         description="seconds the condition must hold before the alert is raised, on the clock "
+                                     "conditions are held on (a live run's: wall seconds)")
     level: Level = "warning"
     clear_threshold: Finite | None = Field(None, description="the alert clears only when the figure no longer "
                                                              "satisfies `op` against this (default: threshold)")
@@ -187,6 +200,138 @@ def with_builtins(rules: Iterable[AlertRule]) -> list[AlertRule]:
     return [r for r in BUILTIN_RULES if r.name not in names] + rules
 
 
+BUILTIN_NAMES = frozenset(r.name for r in BUILTIN_RULES)
+
+_LEVELS: tuple[str, ...] = ("info", "warning", "error", "critical")
+
+
+@dataclass(frozen=True)
+class SafetyLimits:
+    """How far an operator may adjust a built-in safety alert through the API. Each of these rules raises on a
+    figure that grows (`>`, `>=`), so looser is a higher threshold, a longer hold or a lower level."""
+
+    max_threshold: float
+    max_for_s: float
+    min_level: Level = "warning"
+
+    def problem(self, rule: AlertRule) -> str | None:
+        if rule.threshold > self.max_threshold:
+            return f"threshold {rule.threshold:g} is above its limit {self.max_threshold:g}"
+        if rule.for_s > self.max_for_s:
+            return f"for_s {rule.for_s:g} is above its limit {self.max_for_s:g}"
+        if _LEVELS.index(rule.level) < _LEVELS.index(self.min_level):
+            return f"level {rule.level!r} is below its limit {self.min_level!r}"
+        return None
+
+
+#: the built-in alerts whose silence would hide that signals run without trusted data (fallback, stale) or that the
+#: run is crashing or losing its record: an operator may tighten or retune them through the API, never remove
+#: them or loosen them past these (a run's `--config` still may: it is read before the run starts, by whoever
+#: deploys it, and the restart banner does not have to explain it)
+SAFETY_LIMITS: dict[str, SafetyLimits] = {
+    "fallback_share": SafetyLimits(max_threshold=1.0, max_for_s=300),  # every signal on fallback still raises
+    "stale_data": SafetyLimits(max_threshold=0, max_for_s=60),  # one stale signal is enough
+    "simulator_crash_loop": SafetyLimits(max_threshold=5, max_for_s=0),
+    "store_buffer_overflow": SafetyLimits(max_threshold=0, max_for_s=0),  # one row lost is enough
+}
+
+#: the figures `LiveRuntime.metrics()` reports under a fixed name (`store_buffer_overflow` with a store only)
+FIXED_FIGURES: tuple[str, ...] = (
+    "fallback_share", "stale_sources", "decision_latency_p99_ms", "pacing_lateness_p99_ms", "simulator_restarts",
+    "shield_interventions", "store_buffer_overflow", "process_cpu_pct", "process_rss_mb")
+#: figures reported once per key (`family.<key>`), and what the key is. A camera's figures appear when a stream is
+#: added to the server, so a rule may name a camera not there yet; a signal's are there from the start.
+KEYED_FIGURES: dict[str, str] = {
+    "queue_spillback": "signal",
+    **{f"vision_{f}": "camera" for f in ("stream_down", "stream_blank", "stream_frozen", "stream_fps",
+                                         "drop_share", "pipeline_fps", "frame_ms_p95")},
+}
+
+
+def known_metrics() -> list[str]:
+    """What a rule may name, as an operator reads it in a refusal and `GET /api/v1/live/config/alerts`."""
+    return [*FIXED_FIGURES, *(f"{family}.<{key}>" for family, key in KEYED_FIGURES.items()),
+            f"<counter>{RATE_SUFFIX}"]
+
+
+def metric_problem(metric: str, reported: Iterable[str] = ()) -> str | None:
+    """Why a rule on `metric` would never raise in this run (None: it can). `reported`: the figures reported now.
+
+    A figure reported now, a fixed one (or its `_per_min` rate), a keyed family's wildcard, a camera's figure
+    (the camera may be added later) pass; a signal's figure must name one of the run's signals that has it."""
+    reported = set(reported)
+    if metric in reported or metric.removesuffix(RATE_SUFFIX) in FIXED_FIGURES:
+        return None
+    if metric.endswith(WILDCARD) and any(k.startswith(metric[:-1]) for k in reported):
+        return None  # a family some other source of figures reports
+    family, dot, key = metric.partition(".")
+    if dot and family in KEYED_FIGURES:
+        if key == "*" or KEYED_FIGURES[family] == "camera":
+            return None
+        have = sorted(k.partition(".")[2] for k in reported if k.startswith(family + "."))
+        return (f"metric {metric!r}: no signal {key!r} reports {family} in this run (signals that do: "
+                f"{', '.join(have) or 'none'}; {family}.* covers every one)")
+    return f"unknown metric {metric!r}; known: {', '.join(known_metrics())}"
+
+
+def operator_rules(started: Iterable[AlertRule], requested: Iterable[AlertRule | Mapping],
+                   reported: Iterable[str] | None = None) -> list[AlertRule]:
+    """The rules an operator's change leaves in force: those the run `started` with, each replaced by a `requested`
+    rule of its name, then the other requested rules. Raises `AlertConfigError` (nothing applied) for a rule that
+    does not validate, names an unknown metric (`reported`: the figures now; None: not checked), or changes a
+    built-in rule's metric or operator, or loosens a safety alert past its `SAFETY_LIMITS`.
+
+    Why the started rules stay rather than a change replacing them all: an operations centre's safety alerts must
+    not vanish because one request listed a few rules (an empty list removed every one, and the change, lasting,
+    was applied again at every restart). Listing only one's own rules also keeps the built-ins' own values (and
+    their improvements in a later version) out of the corridor's stored changes."""
+    base = {r.name: r for r in started}
+    # a rule named like one the run started with adjusts it: the fields left out are that rule's
+    wanted = parse_rules([{**base[r["name"]].model_dump(), **r} if isinstance(r, Mapping) and r.get("name") in base
+                          else r for r in requested])
+    if reported is not None:
+        for i, r in enumerate(wanted):
+            why = metric_problem(r.metric, reported)
+            if why:
+                raise AlertConfigError(f"rules[{i}] ({r.name}): {why}")
+    by_name = {r.name: r for r in wanted}
+    for i, r in enumerate(wanted):
+        was = base.get(r.name)
+        if was is None or r.name not in BUILTIN_NAMES:
+            continue
+        if (r.metric, r.op) != (was.metric, was.op):
+            raise AlertConfigError(
+                f"rules[{i}] ({r.name}): a built-in rule keeps its metric and operator ({was.metric} {was.op}); "
+                f"send it with those to adjust it, or give your rule another name")
+        limits = SAFETY_LIMITS.get(r.name)
+        if limits is not None:
+            # what the run started with may be looser already (its --config): never refused for keeping that
+            bound = SafetyLimits(max(limits.max_threshold, was.threshold), max(limits.max_for_s, was.for_s),
+                                 min(limits.min_level, was.level, key=_LEVELS.index))
+            why = bound.problem(r)
+            if why:
+                raise AlertConfigError(f"rules[{i}] ({r.name}) is a built-in safety alert: {why}; it can be "
+                                       "tightened, not removed or loosened through the API")
+    return [by_name.pop(name, rule) for name, rule in base.items()] + list(by_name.values())
+
+
+def describe_rules_change(payload: Mapping) -> str:
+    """An operator's rules change in one line (the restart banner): `{}` read as if every rule had gone."""
+    rules = [r for r in payload.get("rules") or () if isinstance(r, Mapping)]
+    if not rules:
+        return "no operator rules (the run's own and built-in rules are in force)"
+    shown = []
+    for r in rules[:4]:
+        if r.get("name") in BUILTIN_NAMES:  # only what was changed is sent
+            changed = ", ".join(f"{k} {v}" for k, v in r.items() if k not in ("name", "description"))
+            shown.append(f"{r.get('name')} (adjusted: {changed or 'as built in'})")
+            continue
+        held = f" for {r.get('for_s')} s" if r.get("for_s") else ""
+        shown.append(f"{r.get('name')} (added: {r.get('metric')} {r.get('op', '>')} {r.get('threshold')}{held})")
+    more = f", and {len(rules) - 4} more" if len(rules) > 4 else ""
+    return f"operator rules {', '.join(shown)}{more}; the built-in rules stay"
+
+
 # -- configuration -------------------------------------------------------------------------------------------
 
 
@@ -290,7 +435,11 @@ def _first_problem(exc: ValidationError) -> str:
 
 @dataclass(frozen=True)
 class AlertEvent:
-    """One alert: raised once, cleared once, acknowledged by someone. Times `*_s` are the loop's clock."""
+    """One alert: raised once, cleared once, acknowledged by someone.
+
+    `raised_at_s` / `cleared_at_s`: the run's simulated seconds (as `sim_time_s` of its changes; a recovery from a
+    simulator crash rewinds them), or the caller's clock where there is no run (a server's cameras alone: its
+    monotonic seconds). `wall_time` / `cleared_wall_time`: when, on the wall clock."""
 
     id: str
     rule: str
@@ -306,6 +455,10 @@ class AlertEvent:
     acknowledged_at: str | None = None  # ISO 8601
     cleared_wall_time: str | None = None  # ISO 8601
     cleared_value: float | None = None
+    #: why it cleared: the figure back across the clear threshold, an acknowledgement, its rule removed or changed
+    cleared_reason: str | None = None
+    #: what the figure counts, when the loop says (`stale_sources`: the signals whose data are stale), at the raise
+    subjects: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -336,7 +489,7 @@ class _Track:
 
 
 class _Rate:
-    """The increase of a cumulative counter over the last `RATE_WINDOW_S` of the loop's clock."""
+    """The increase of a cumulative counter over the last `RATE_WINDOW_S` of the holding clock."""
 
     def __init__(self) -> None:
         self.samples: deque[tuple[float, float]] = deque()
@@ -373,6 +526,11 @@ class AlertEngine:
         self._history_size = history_size
         self._lock = threading.RLock()
         self._now_s = 0.0
+        self._run_s = 0.0  # the clock alerts are stamped with (`evaluate`'s run_time_s)
+        #: the rules it started with (built-in and configured): an operator's change adjusts them, never drops them
+        self._started: dict[str, AlertRule] = dict(self._rules)
+        self._operator_names: set[str] = set()
+        self._subjects: Mapping[str, Mapping[str, str]] = {}
 
     @property
     def rules(self) -> list[AlertRule]:
@@ -380,14 +538,20 @@ class AlertEngine:
             return list(self._rules.values())
 
     # -- the loop's side --------------------------------------------------------------------------------------
-    def evaluate(self, now_s: float, metrics: Mapping[str, float]) -> list[AlertEvent]:
+    def evaluate(self, now_s: float, metrics: Mapping[str, float], *, run_time_s: float | None = None,
+                 subjects: Mapping[str, Mapping[str, str]] | None = None) -> list[AlertEvent]:
         """Advance every rule to `now_s` with these figures; returns the alerts raised and cleared by this call.
 
+        `now_s` is the clock conditions are held on (`for_s`); `run_time_s` the one alerts are stamped with (a
+        live run's simulated seconds; default `now_s`). `subjects`: for a figure that counts things, what it
+        counts now and why (`{"stale_sources": {"J3": "detectors stale: 14 s old"}}`), named in its alert.
         A figure that is missing (or NaN) says nothing: a pending condition starts over, an active alert stays.
         """
         out: list[tuple[str, AlertEvent]] = []
         with self._lock:
             self._now_s = now_s
+            self._run_s = now_s if run_time_s is None else run_time_s
+            self._subjects = subjects or {}
             derived = self._derived(now_s, metrics)
             seen: set[tuple[str, str]] = set()
             for rule in self._rules.values():
@@ -439,8 +603,9 @@ class AlertEngine:
             return None  # what was acknowledged: nothing new
         if track.alert is not None:
             if rule.cleared(value):
-                cleared = dataclasses.replace(track.alert, cleared_at_s=now_s, cleared_wall_time=_wall_now(),
-                                              cleared_value=value)
+                cleared = dataclasses.replace(
+                    track.alert, cleared_at_s=self._run_s, cleared_wall_time=_wall_now(), cleared_value=value,
+                    cleared_reason=f"{key} = {value:g}, no longer {rule.op} {rule.clear_at:g}")
                 track.alert = None
                 track.pending_since_s = None
                 self._remember(cleared)
@@ -453,10 +618,11 @@ class AlertEngine:
             track.pending_since_s = now_s
         if now_s - track.pending_since_s + 1e-9 < rule.for_s:
             return None
+        subjects = dict(self._subjects.get(key) or {})
         alert = AlertEvent(
             id=uuid.uuid4().hex[:16], rule=rule.name, level=rule.level, metric=key, value=value,
-            threshold=rule.threshold, raised_at_s=now_s, cleared_at_s=None, wall_time=_wall_now(),
-            message=_message(rule, key, value))
+            threshold=rule.threshold, raised_at_s=self._run_s, cleared_at_s=None, wall_time=_wall_now(),
+            message=_message(rule, key, value, subjects), subjects=tuple(sorted(subjects))[:MAX_SUBJECTS])
         track.alert = alert
         self._remember(alert)
         return "raise", alert
@@ -492,20 +658,20 @@ class AlertEngine:
                           key=lambda a: (a.raised_at_s, a.rule, a.metric))
 
     def history(self, limit: int = 100) -> list[AlertEvent]:
-        """The most recent alerts, active or cleared, newest first (each alert once, in its latest state)."""
+        """The most recent alerts, active or cleared, newest first (each alert once, in its latest state): in the
+        order they were raised or cleared, not by their `_s` times, which a recovery from a crash rewinds."""
         with self._lock:
             items = list(self._history.values())
-        items.sort(key=lambda a: (a.cleared_at_s if a.cleared_at_s is not None else a.raised_at_s), reverse=True)
-        return items[: max(0, limit)]
+        return items[::-1][: max(0, limit)]
 
     def get(self, alert_id: str) -> AlertEvent:
         with self._lock:
             return self._history[alert_id]
 
-    def acknowledge(self, alert_id: str, who: str) -> AlertEvent:
+    def acknowledge(self, alert_id: str, who: str, *, at_s: float | None = None) -> AlertEvent:
         """Record that `who` has seen the alert (active or cleared); KeyError when there is no such alert,
         `AlreadyAcknowledged` when someone has (the first acknowledgement is the record, never replaced). An
-        `until_acknowledged` rule's alert clears with it."""
+        `until_acknowledged` rule's alert clears with it, at `at_s` (default: the last evaluation's run time)."""
         if not who:
             raise ValueError("acknowledge: who must not be empty")
         events: list[tuple[str, AlertEvent]] = []
@@ -526,8 +692,9 @@ class AlertEngine:
                 rule = self._rules.get(name)
                 if rule is not None and rule.until_acknowledged:
                     value = track.last_value if track.last_value is not None else acked.value
-                    cleared = dataclasses.replace(acked, cleared_at_s=self._now_s, cleared_wall_time=_wall_now(),
-                                                  cleared_value=value)
+                    cleared = dataclasses.replace(
+                        acked, cleared_at_s=self._run_s if at_s is None else at_s, cleared_wall_time=_wall_now(),
+                        cleared_value=value, cleared_reason=f"acknowledged by {who}")
                     track.alert, track.pending_since_s, track.acknowledged_value = None, None, value
                     self._remember(cleared)
                     events.append(("clear", cleared))
@@ -535,14 +702,16 @@ class AlertEngine:
         self._notify(events)
         return acked
 
-    def replace_rules(self, rules: Iterable[AlertRule | Mapping]) -> list[AlertEvent]:
-        """New rules, without a restart. Validated whole first (`AlertConfigError`, nothing applied). A rule whose
-        name remains keeps its pending conditions and active alerts (those its metric still covers); the alerts
-        of removed rules are cleared. Returns the alerts cleared."""
+    def replace_rules(self, rules: Iterable[AlertRule | Mapping], *, at_s: float | None = None,
+                      why: str = "") -> list[AlertEvent]:
+        """New rules, without a restart: all of them (an operator's change goes through `apply_operator_rules`).
+        Validated whole first (`AlertConfigError`, nothing applied). A rule whose name remains keeps its pending
+        conditions and active alerts (those its metric still covers); the alerts of removed rules are cleared at
+        `at_s` (default: the last evaluation's run time), saying so and `why`. Returns the alerts cleared."""
         new = {r.name: r for r in parse_rules(rules)}
         out: list[tuple[str, AlertEvent]] = []
         with self._lock:
-            now_s = self._now_s
+            now_s = self._run_s if at_s is None else at_s
             for key in list(self._tracks):
                 name, metric = key
                 rule = new.get(name)
@@ -550,14 +719,49 @@ class AlertEngine:
                     continue
                 track = self._tracks.pop(key)
                 if track.alert is not None:
+                    what = "its rule was removed" if rule is None else f"its rule now reads {rule.metric}"
                     cleared = dataclasses.replace(
                         track.alert, cleared_at_s=now_s, cleared_wall_time=_wall_now(),
+                        cleared_value=track.last_value, cleared_reason=f"{what}{f' ({why})' if why else ''}",
                         message=track.alert.message + (" (rule removed)" if rule is None else " (rule changed)"))
                     self._remember(cleared)
                     out.append(("clear", cleared))
             self._rules = new
         self._notify(out)
         return [e for _, e in out]
+
+    def operator_rules(self, rules: Iterable[AlertRule | Mapping],
+                       reported: Iterable[str] | None = None) -> list[AlertRule]:
+        """The rules an operator's change would leave in force (`operator_rules`), or `AlertConfigError`."""
+        with self._lock:
+            started = list(self._started.values())
+        return operator_rules(started, rules, reported)
+
+    def apply_operator_rules(self, rules: Iterable[AlertRule | Mapping], reported: Iterable[str] | None = None, *,
+                             at_s: float | None = None, why: str = "") -> list[AlertEvent]:
+        """An operator's rules in place of the previous operator's: the run's own rules stay (`operator_rules`).
+        Returns the alerts cleared (an operator rule dropped)."""
+        requested = list(rules)
+        in_force = self.operator_rules(requested, reported)
+        cleared = self.replace_rules(in_force, at_s=at_s, why=why)
+        with self._lock:
+            self._operator_names = {r["name"] if isinstance(r, Mapping) else r.name for r in requested}
+        return cleared
+
+    def rules_in_force(self) -> list[dict]:
+        """Each rule with where it comes from (`origin`: built-in, configuration, operator), whether an operator's
+        change can drop it (`removable`), and for a safety alert how far it may be adjusted (`limits`)."""
+        with self._lock:
+            rules, operator, started = list(self._rules.values()), set(self._operator_names), set(self._started)
+        out = []
+        for r in rules:
+            origin = ("operator" if r.name not in started else "built-in" if r.name in BUILTIN_NAMES
+                      else "configuration")
+            limits = SAFETY_LIMITS.get(r.name) if r.name in started else None
+            out.append({**r.model_dump(mode="json"), "origin": origin, "adjusted": r.name in operator and r.name in
+                        started, "removable": r.name not in started,
+                        "limits": dataclasses.asdict(limits) if limits is not None else None})
+        return out
 
 
 def _number(raw) -> float | None:  # noqa: ANN001
@@ -570,9 +774,17 @@ def _number(raw) -> float | None:  # noqa: ANN001
     return None if math.isnan(value) else value
 
 
-def _message(rule: AlertRule, key: str, value: float) -> str:
+def _message(rule: AlertRule, key: str, value: float, subjects: Mapping[str, str] | None = None) -> str:
     held = f" for {rule.for_s:g} s" if rule.for_s else ""
     text = f"{rule.name}: {key} = {value:g} {rule.op} {rule.threshold:g}{held}"
+    if subjects:
+        names = sorted(subjects)
+        more = f" and {len(names) - SHOWN_SUBJECTS} more" if len(names) > SHOWN_SUBJECTS else ""
+        groups: dict[str, list[str]] = {}  # one reason said once for the subjects that share it
+        for n in names[:SHOWN_SUBJECTS]:
+            groups.setdefault(subjects[n], []).append(n)
+        shown = [", ".join(ns) + (f" ({why})" if why else "") for why, ns in groups.items()]
+        text += f" at {'; '.join(shown)}{more}"
     return f"{text}: {rule.description}" if rule.description else text
 
 

@@ -64,8 +64,14 @@ class ShieldChange(_Change):
 
 
 class AlertRulesChange(_Change):
+    """The operator's alert rules, in place of the previous operator change's. The rules the run started with
+    (built in, and its `--config`'s) stay: a rule named like one adjusts it (a built-in keeps its metric and
+    operator, and a safety alert its `alerts.SAFETY_LIMITS`), any other is added. `[]`: no operator rules."""
+
     kind: Literal["alerts"] = "alerts"
-    rules: list[dict] = Field(description="the alert rules that replace the current ones")
+    rules: list[dict] = Field(description=(
+        "the operator's rules: added to the run's own, or adjusting one of the same name; the run's own are never "
+        "removed"))
 
 
 class ControllerChange(_Change):
@@ -143,6 +149,7 @@ class Override:
         self.phase_index = phase_index
         self.until_s = until_s
         self.served = False
+        self.served_at_s: float | None = None
         self.name = f"override:{action}"
         self.period_s = 1.0
 
@@ -150,11 +157,27 @@ class Override:
         return f"{self.action} phase {self.phase_index + 1} until t={self.until_s:.0f} s"
 
     def expired(self, now_s: float) -> bool:
-        return now_s >= self.until_s or (self.action == "call" and self.served)
+        return self.ending(now_s) is not None
+
+    def ending(self, now_s: float) -> tuple[str, str] | None:
+        """Whether it ends at `now_s`, as the change log says it: (`override_served`, why) once a call's phase
+        has been green, (`override_expired`, why) when its time is up; None while it lasts. Told apart because a
+        call served at once and one the shield never let through look alike in a log that says only "expired"."""
+        phase = self.phase_index + 1
+        if self.action == "call" and self.served:
+            at = f" at t={self.served_at_s:.0f} s" if self.served_at_s is not None else ""
+            return "override_served", f"phase {phase} was served (green){at}: the call is done"
+        if now_s >= self.until_s:
+            if self.action == "call":
+                return "override_expired", f"its time ran out at t={self.until_s:.0f} s before phase {phase} was served"
+            return "override_expired", f"its time ran out at t={self.until_s:.0f} s"
+        return None
 
     def decide(self, obs: Observation) -> Decision:
         s = obs.signal
         if s is not None and s.phase_index == self.phase_index and s.interval == "green":
+            if not self.served:
+                self.served_at_s = obs.time_s
             self.served = True
             return Decision(self.inter.id, None, self.name, 1.0)
         return Decision(self.inter.id, self.phase_index, self.name, 1.0)

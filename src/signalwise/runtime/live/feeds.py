@@ -240,6 +240,9 @@ class _DetectorState:
     full_since_s: float | None = None
     #: its latest logged (time, on) events: one delivered again is taken but not logged twice
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
+    #: its latest (interval end, interval_s, count_veh) counted in the records: one delivered again is not
+    #: counted twice (`drain_counts`)
+    recent_counts: deque = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
     first_s: float | None = None  # data time of the earliest message taken for it (None: it never reported)
 
 
@@ -277,6 +280,18 @@ def _fault(st: _DetectorState, time_s: float) -> str | None:
         return (f"stopped counting: its last {st.interval_s:g} s interval ended {time_s - st.count_time_s:.0f} s "
                 f"ago")
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedCount:
+    """One accepted count message, as the live records take it: `count_veh` vehicles over the `interval_s`
+    seconds that ended at `time_s` (simulation clock) on detector `channel` of intersection `device_id`."""
+
+    time_s: float
+    device_id: str
+    channel: int
+    count_veh: int
+    interval_s: float
 
 
 @dataclass(slots=True)
@@ -334,6 +349,10 @@ class DetectorFeed:
         self._health: dict[str, _DeviceHealth] = {dev: _DeviceHealth() for dev in self._channels}
         self._events: deque[SignalEvent] = deque(maxlen=max_pending_events)
         self._events_dropped = 0
+        #: accepted counts not yet drained into the live records (`drain_counts`), as bounded as the events
+        self._counts: deque[FeedCount] = deque(maxlen=max_pending_events)
+        self._counts_dropped = 0
+        self._count_repeats = 0  # exact repeats of a detector's recent count, taken but not counted again
         self._repeats = 0  # exact repeats of a detector's latest event, taken but not logged again
         self._accepted = 0
         self._rejected: Counter[str] = Counter()
@@ -504,17 +523,36 @@ class DetectorFeed:
                 if len(self._events) == self._events.maxlen:
                     self._events_dropped += 1
                 self._events.append(SignalEvent(round(t, 1), dev, int(code), ch))
-        elif st.count_time_s is None or t >= st.count_time_s:
-            if msg.occupancy < STUCK_OCCUPANCY:
-                st.full_since_s = None
-            elif st.full_since_s is None:
-                st.full_since_s = t - msg.interval_s  # full from this interval's start
-            st.count_veh, st.occupancy, st.interval_s, st.count_time_s = msg.count_veh, msg.occupancy, \
-                msg.interval_s, t
+        else:
+            self._count_volume(st, msg, t)
+            if st.count_time_s is None or t >= st.count_time_s:  # an older interval is counted, not applied
+                self._apply_count(st, msg, t)
         health = self._health[dev]
         health.newest_s = t if health.newest_s is None else max(health.newest_s, t)
         health.streak = 0
         self._accepted += 1
+
+    @staticmethod
+    def _apply_count(st: _DetectorState, msg: DetectorMessage, t: float) -> None:
+        """The detector's latest interval is this one (under the lock)."""
+        if msg.occupancy < STUCK_OCCUPANCY:
+            st.full_since_s = None
+        elif st.full_since_s is None:
+            st.full_since_s = t - msg.interval_s  # full from this interval's start
+        st.count_veh, st.occupancy, st.interval_s, st.count_time_s = msg.count_veh, msg.occupancy, msg.interval_s, t
+
+    def _count_volume(self, st: _DetectorState, msg: DetectorMessage, t: float) -> None:
+        """A count goes to the live records (`drain_counts`) once: one arriving late (an interval older than the
+        detector's latest) is still vehicles that passed, but an exact repeat (QoS 1 redelivery, an HTTP retry)
+        is not counted again. Under the lock."""
+        key = (t, msg.interval_s, msg.count_veh)
+        if key in st.recent_counts:
+            self._count_repeats += 1
+            return
+        st.recent_counts.append(key)
+        if len(self._counts) == self._counts.maxlen:
+            self._counts_dropped += 1
+        self._counts.append(FeedCount(t, msg.device_id, msg.channel, msg.count_veh, msg.interval_s))
 
     def _count_rejection(self, rej: Rejection, expect_device: str | None, transport: str) -> None:
         """Count one refusal (under the lock) against the intersection it came from, when known."""
@@ -678,6 +716,15 @@ class DetectorFeed:
         events.sort()
         return events
 
+    def drain_counts(self) -> list[FeedCount]:
+        """Count messages accepted since the last drain (repeats left out), in time order: the vehicles the live
+        records count in a run fed by this feed (`records.LiveRecords.feed_count`)."""
+        with self._lock:
+            counts = list(self._counts)
+            self._counts.clear()
+        counts.sort(key=lambda c: (c.time_s, c.device_id, c.channel))
+        return counts
+
     def _faulty_locked(self) -> list[dict]:
         """The detectors whose data observations leave out now (at the loop's latest time), and why."""
         t = self._loop_time_s
@@ -704,6 +751,8 @@ class DetectorFeed:
                 "pending_events": len(self._events),
                 "events_dropped": self._events_dropped,
                 "repeated_events": self._repeats,
+                "repeated_counts": self._count_repeats,
+                "counts_dropped": self._counts_dropped,
                 "faulty_detectors": self._faulty_locked(),
                 "by_transport": by_transport,
             }

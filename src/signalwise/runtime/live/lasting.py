@@ -80,5 +80,9 @@ def replay_lines(runtime) -> list[str]:
 
 
 def _shown(change: dict) -> str:
+    if change.get("kind") == "alerts":  # its payload, `{"rules": []}`, read `alerts {}`: as if every rule had gone
+        from .alerts import describe_rules_change
+
+        return describe_rules_change(change.get("payload") or {})
     what = {k: v for k, v in (change.get("payload") or {}).items() if v not in (None, [], {}) and k != "kind"}
     return json.dumps(what, sort_keys=True)

@@ -7,12 +7,21 @@ it sent, the stop-bar passages the field reports each step (with vehicle
 types), the queues on each approach, and preemptions. At each interval's end
 the records of every intersection are handed to the store writer, so
 `/api/v1/dashboard/live-metrics` follows the run.
+
+A run with a simulator (`--field sumo`) counts vehicles from SUMO's stop-bar
+loops (`passage`). A run fed by detector feeds and cameras (`--field none`)
+has no vehicles to see: it counts them from what the feed says about its
+stop-bar detectors (`feed_count`, `feed_on`), and what no feed measures (the
+vehicles' waits, their speeds and classes) is None in its records, never a 0
+that would read as "nobody waited". The two never add up: a feed run has no
+SUMO passages, and a simulator run's records take no feed data.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Mapping
 
 from ...core.types import Intersection
 from ..records import vehicle_class
@@ -24,8 +33,14 @@ class LiveRecords:
     """Accumulates one interval per intersection and approach; `close_interval` returns the records."""
 
     def __init__(self, intersections: list[Intersection], approach_direction: dict[str, str], interval_s: float,
-                 begin_s: float, wall0: dt.datetime, simulation_id: str):
+                 begin_s: float, wall0: dt.datetime, simulation_id: str, *,
+                 feed_stopbars: Mapping[tuple[str, int], str] | None = None):
+        """`feed_stopbars`: in a run fed by detector feeds (`--field none`), the stop-bar detectors whose data
+        count the vehicles passed, (device id, channel) -> lane; None in a simulator's run, whose passages come
+        from SUMO's loops (`passage`) and which takes no feed data (were both counted, one vehicle would be
+        two)."""
         self.interval_s = interval_s
+        self.feed_stopbars = dict(feed_stopbars) if feed_stopbars is not None else None
         self.simulation_id = simulation_id
         self._wall0 = wall0  # naive local wall time at simulated t = 0
         self._start_s = begin_s
@@ -38,6 +53,7 @@ class LiveRecords:
                 if d and not m.is_crosswalk:
                     by_dir[d].append(m.link_index)
             self._dirs[inter.id] = dict(by_dir)
+        self._deferred: list[tuple[str, tuple]] = []  # feed data stamped after the open interval's end
         self._state: dict[str, tuple[float, str]] = {}  # last state sent and since when
         self._status_since: dict[tuple[str, str], tuple[str, float]] = {}
         self._reset()
@@ -52,6 +68,10 @@ class LiveRecords:
         self._speed_samples: dict[str, int] = defaultdict(int)
         self._preempts: dict[str, int] = defaultdict(int)
         self._queue_end: dict[str, int] = defaultdict(int)
+        # feed runs: per stop-bar (device, channel), vehicles counted by count messages and on-events seen
+        self._feed_counted: dict[tuple[str, int], int] = {}
+        self._feed_ons: dict[tuple[str, int], int] = defaultdict(int)
+        self._onsets: set[tuple[str, str, float]] = set()  # (device, approach, time) of approach-wide onsets
 
     @property
     def interval_end_s(self) -> float:
@@ -86,6 +106,60 @@ class LiveRecords:
         if "emergency" in vtype.lower():
             self._emergency.add((tls, d))
 
+    @property
+    def feed_run(self) -> bool:
+        """Whether the vehicles are counted from detector feeds (`--field none`), not from a simulator."""
+        return self.feed_stopbars is not None
+
+    def feed_count(self, tls: str, channel: int, count_veh: int, time_s: float) -> None:
+        """A feed's count at a detector over an interval ending at `time_s`: at a stop-bar detector, that many
+        vehicles passed. A channel that sends counts is counted by them alone in the interval (its on-events,
+        if it sends both, are the same vehicles)."""
+        if self._later(time_s, ("count", tls, channel, count_veh, time_s)):
+            return
+        if self.feed_stopbars is not None and (tls, channel) in self.feed_stopbars:
+            self._feed_counted[(tls, channel)] = self._feed_counted.get((tls, channel), 0) + count_veh
+
+    def feed_on(self, tls: str, channel: int, time_s: float, *, approach_wide: bool = False) -> None:
+        """A detector went on (hi-res 82) at `time_s`: at a stop-bar detector, a vehicle arrived at the stop
+        bar (ATSPM's volume is the count of on-events). `approach_wide`: the event stands for a zone that covers
+        the whole approach and is logged once per lane's channel (a camera zone, `vision.source`): one vehicle
+        per approach and moment, not one per lane."""
+        if self._later(time_s, ("on", tls, channel, time_s, approach_wide)):
+            return
+        lane = self.feed_stopbars.get((tls, channel)) if self.feed_stopbars is not None else None
+        if lane is None:
+            return
+        if approach_wide:
+            onset = (tls, self._lane_dir.get(lane, "?"), round(time_s, 1))
+            if onset in self._onsets:
+                return
+            self._onsets.add(onset)
+        self._feed_ons[(tls, channel)] += 1
+
+    def _later(self, time_s: float, item: tuple) -> bool:
+        """Feed data stamped after the open interval's end (a sender may run up to 5 s ahead of the loop) wait
+        for the interval they belong to; data stamped before its start (late) are counted in it."""
+        if self.feed_stopbars is None or time_s <= self.interval_end_s:
+            return False
+        self._deferred.append(item)
+        return True
+
+    def _feed_vehicles(self, tls: str, direction: str) -> int | None:
+        """Vehicles over the approach's stop bars from the feed, None when none of them reported in the
+        interval (a silent feed is not "no vehicles")."""
+        total, heard = 0, False
+        for (dev, ch), lane in self.feed_stopbars.items():
+            if dev != tls or self._lane_dir.get(lane) != direction:
+                continue
+            if (dev, ch) in self._feed_counted:
+                total += self._feed_counted[(dev, ch)]
+                heard = True
+            elif (dev, ch) in self._feed_ons:
+                total += self._feed_ons[(dev, ch)]
+                heard = True
+        return total if heard else None
+
     def queues(self, tls: str, queue_by_dir: dict[str, int], wait_s_by_dir: dict[str, float] | None = None) -> None:
         """A sample of each approach's halting vehicles (and their accumulated waiting)."""
         self._queue_end[tls] = sum(queue_by_dir.values())
@@ -114,49 +188,93 @@ class LiveRecords:
             self._accrue(tls, end)
             signals = []
             for d in sorted(dirs):
-                counts = self._counts[(tls, d)]
-                crossed = sum(counts.values())
                 status, since = self._status_since.get((tls, d), ("RED", self._start_s))
-                n = self._wait_samples[(tls, d)]
-                signals.append({
-                    "direction": d, "vehicle_counts": dict(counts),
-                    "emergency_vehicle_present": (tls, d) in self._emergency, "signal_status": status,
-                    "signal_timer": round(max(0.0, end - since), 1), "vehicles_crossed": crossed,
-                    "avg_wait_time": round(self._wait_sum[(tls, d)] / n, 2) if n else 0.0,
-                    "green_time_allocated": round(min(self.interval_s, self._green_s[(tls, d)]), 1),
-                })
+                signal = {"direction": d, "signal_status": status, "signal_timer": round(max(0.0, end - since), 1),
+                          "green_time_allocated": round(min(self.interval_s, self._green_s[(tls, d)]), 1)}
+                signals.append({**signal, **(self._feed_approach(tls, d) if self.feed_run
+                                             else self._field_approach(tls, d))})
             if not signals:
                 continue
-            passed = sum(s["vehicles_crossed"] for s in signals)
-            queue = self._queue_end[tls]
-            waits = [s["avg_wait_time"] for s in signals]
-            k = self._speed_samples[tls]
-            out.append({
-                "simulation_id": self.simulation_id, "timestamp": stamp,
-                "intersection_id": tls, "signals": signals,
-                "metrics": {
-                    "total_vehicles_passed": passed,
-                    "avg_wait_time_all_sides": round(sum(waits) / len(waits), 2),
-                    "throughput": round(passed / (passed + queue), 4) if passed + queue else 1.0,
-                    "avg_speed": round(self._speed_sum[tls] / k * 3.6, 2) if k else 0.0,  # km/h
-                    "fuel_saved": 0.0, "co2_saved": 0.0,  # no baseline runs beside a live corridor
-                    "emergency_overrides": self._preempts[tls],
-                },
-            })
+            metrics = self._feed_metrics(tls, signals) if self.feed_run else self._field_metrics(tls, signals)
+            out.append({"simulation_id": self.simulation_id, "timestamp": stamp, "intersection_id": tls,
+                        "signals": signals, "metrics": {**metrics, "emergency_overrides": self._preempts[tls]}})
         self._start_s = end
         self._reset()
+        deferred, self._deferred = self._deferred, []
+        for kind, *args in deferred:  # feed data stamped in the interval that begins now (or later)
+            if kind == "count":
+                self.feed_count(*args)
+            else:
+                self.feed_on(*args[:3], approach_wide=args[3])
         return out
+
+    def _field_approach(self, tls: str, d: str) -> dict:
+        """An approach as a simulator sees it: every vehicle, its class, and how long the standing ones waited."""
+        counts = self._counts[(tls, d)]
+        n = self._wait_samples[(tls, d)]
+        return {"vehicle_counts": dict(counts), "emergency_vehicle_present": (tls, d) in self._emergency,
+                "vehicles_crossed": sum(counts.values()),
+                "avg_wait_time": round(self._wait_sum[(tls, d)] / n, 2) if n else 0.0}
+
+    def _field_metrics(self, tls: str, signals: list[dict]) -> dict:
+        passed = sum(s["vehicles_crossed"] for s in signals)
+        queue = self._queue_end[tls]
+        waits = [s["avg_wait_time"] for s in signals]
+        k = self._speed_samples[tls]
+        return {"total_vehicles_passed": passed,
+                "avg_wait_time_all_sides": round(sum(waits) / len(waits), 2),
+                "throughput": round(passed / (passed + queue), 4) if passed + queue else 1.0,
+                "avg_speed": round(self._speed_sum[tls] / k * 3.6, 2) if k else 0.0,  # km/h
+                "fuel_saved": 0.0, "co2_saved": 0.0}  # no baseline runs beside a live corridor
+
+    def _feed_approach(self, tls: str, d: str) -> dict:
+        """An approach as a detector feed sees it: vehicles over its stop bars, nothing of their classes, their
+        waits or emergency vehicles among them (None: not measured, not none)."""
+        return {"vehicle_counts": None, "emergency_vehicle_present": None,
+                "vehicles_crossed": self._feed_vehicles(tls, d), "avg_wait_time": None}
+
+    def _feed_metrics(self, tls: str, signals: list[dict]) -> dict:
+        """Vehicles passed (the approaches that reported; None when none did), the share of the vehicles seen
+        that were served (passed over passed plus the estimated queue at the interval's end, as offline), and
+        None for what a point detector cannot measure: waits, speeds, and the fuel and CO2 they would give."""
+        known = [s["vehicles_crossed"] for s in signals if s["vehicles_crossed"] is not None]
+        passed = sum(known) if known else None
+        queue = self._queue_end[tls]
+        throughput = None if passed is None else round(passed / (passed + queue), 4) if passed + queue else 1.0
+        return {"total_vehicles_passed": passed, "avg_wait_time_all_sides": None, "throughput": throughput,
+                "avg_speed": None, "fuel_saved": None, "co2_saved": None}
 
 
 def network_figures(rows: list[dict], interval_s: float, end_s: float | None) -> dict:
     """One interval's records summed over the network, as the dashboard charts them: vehicles over the stop
     bars (and per hour), and the delay proxy: over the signals, the mean time the vehicles standing on the
-    approaches at the interval's end had waited (the records' `avg_wait_time_all_sides`)."""
-    passed = sum(int(r["metrics"].get("total_vehicles_passed") or 0) for r in rows)
-    waits = [float(r["metrics"].get("avg_wait_time_all_sides") or 0.0) for r in rows]
+    approaches at the interval's end had waited (the records' `avg_wait_time_all_sides`).
+
+    A figure no record measured (a feed run's waits; its vehicles while no stop bar reported) is None, which
+    the dashboard leaves out of its charts, not 0."""
+    passed_known = [int(p) for r in rows if (p := r["metrics"].get("total_vehicles_passed")) is not None]
+    passed = sum(passed_known) if passed_known else None
+    waits = [float(w) for r in rows if (w := r["metrics"].get("avg_wait_time_all_sides")) is not None]
     return {"timestamp": rows[0]["timestamp"] if rows else None, "end_s": end_s, "signals": len(rows),
-            "vehicles_passed": passed, "flow_vph": round(passed * 3600.0 / interval_s, 1),
-            "mean_wait_s": round(sum(waits) / len(waits), 2) if waits else 0.0}
+            "vehicles_passed": passed, "flow_vph": round(passed * 3600.0 / interval_s, 1) if passed is not None
+            else None, "mean_wait_s": round(sum(waits) / len(waits), 2) if waits else None}
+
+
+def store_record(record: dict) -> dict | None:
+    """A record as the store's ingestion format (`store.schemas.IntersectionRecord`) can hold it, or None.
+
+    The store's columns have no "not measured": a feed run's record with no vehicle count (no stop bar
+    reported) is left out of the store (a stored 0 would read as an empty road), and its unmeasured waits,
+    speeds, classes and savings are stored as 0 (`{}` for the classes, false for emergency vehicles); the
+    run's `records.jsonl` keeps them None. A simulator run's record is stored as it is."""
+    if record["metrics"]["total_vehicles_passed"] is None:
+        return None
+    signals = [{**s, "vehicle_counts": s["vehicle_counts"] if s["vehicle_counts"] is not None else {},
+                "emergency_vehicle_present": bool(s["emergency_vehicle_present"]),
+                "vehicles_crossed": s["vehicles_crossed"] or 0, "avg_wait_time": s["avg_wait_time"] or 0.0}
+               for s in record["signals"]]
+    metrics = {k: (0.0 if v is None else v) for k, v in record["metrics"].items()}
+    return {**record, "signals": signals, "metrics": metrics}
 
 
 def _status(state: str, links: list[int]) -> str:

@@ -59,7 +59,7 @@ from ..loop import sumo_options as _sumo_options
 from . import changes as ch
 from .pacing import Pacer
 from .profiler import Profiler
-from .records import LiveRecords, network_figures
+from .records import LiveRecords, network_figures, store_record
 from .snapshot import EMPTY, SignalView, Snapshot
 
 log = logging.getLogger("signalwise.live")
@@ -227,8 +227,11 @@ class LiveRuntime:
         self._wall0 = dt.datetime.now().astimezone() - dt.timedelta(seconds=self.stepper.t)
         self._detectors = {d.id: (i.id, d) for i in self.field.intersections for d in i.detectors}
         self._on_loop: set[tuple[str, str]] = set()
+        # with --field none the vehicles are counted from the feed's (and cameras') stop-bar detectors
+        stopbars = ({(i.id, d.channel): d.lane for i in self.field.intersections for d in i.detectors
+                     if d.kind == "stopbar"} if opts.field == "none" else None)
         self.records = LiveRecords(self.stepper.intersections, self.stepper.approach_direction, cfg.interval_s,
-                                   self.stepper.t, self._wall0, self.run_dir.name)
+                                   self.stepper.t, self._wall0, self.run_dir.name, feed_stopbars=stopbars)
         self._store_run()
         self._write_static()
         self._replay_site_changes()
@@ -506,9 +509,13 @@ class LiveRuntime:
                 self._interventions_total += sum(1 for iv in sh.interventions if iv.rule not in NOTES)
                 sh.interventions.clear()
         if self.feed is not None and hasattr(self.feed, "drain_events"):
-            events.extend(self.feed.drain_events())
+            fed = self.feed.drain_events()
+            self._feed_to_records(fed, getattr(self.feed, "drain_counts", list)())
+            events.extend(fed)
         if self.cameras is not None and self.cameras.feeds_loop:  # with --field sumo, SUMO's detectors are logged
-            events.extend(self.cameras.drain_events())
+            seen = self.cameras.drain_events()
+            self._feed_to_records(seen, (), approach_wide=True)
+            events.extend(seen)
         if events:
             self._write_events(events)
         if st.signal_states:
@@ -551,6 +558,15 @@ class LiveRuntime:
         if events:
             self._write_events(events)
 
+    def _feed_to_records(self, events: list[SignalEvent], counts, approach_wide: bool = False) -> None:
+        """A feed run's vehicles: the feed's counts and the on-events (82) of its and the cameras' detectors
+        (the records take them at stop-bar detectors only, and only in a run without a simulator)."""
+        for c in counts:
+            self.records.feed_count(c.device_id, c.channel, c.count_veh, c.time_s)
+        for e in events:
+            if e.event_code == EventCode.DETECTOR_ON:
+                self.records.feed_on(e.device_id, e.parameter, e.time_s, approach_wide=approach_wide)
+
     def _close_records(self, t: float) -> None:
         """The interval ends: queues at its end, then every intersection's record to the file and the store."""
         from ...core.types import ObservationNeed
@@ -583,8 +599,9 @@ class LiveRuntime:
         fh = self._files.get("records")
         if fh is not None:
             fh.writelines(json.dumps(r) + "\n" for r in rows)
-        if self.store is not None and rows:
-            self.store.put_records(rows)
+        stored = [r for r in map(store_record, rows) if r is not None]
+        if self.store is not None and stored:
+            self.store.put_records(stored)
 
     def _write_events(self, events: list[SignalEvent]) -> None:
         self.events_logged += len(events)
@@ -802,9 +819,9 @@ class LiveRuntime:
     def _validate(self, change) -> None:
         st = self.stepper
         if isinstance(change, (ch.OverrideChange, ch.CancelOverrideChange)):
-            if change.intersection_id not in st.by_id:
-                raise ch.ChangeRefused(f"unknown intersection {change.intersection_id!r}; "
-                                       f"signals: {', '.join(sorted(st.by_id))}")
+            if change.intersection_id not in st.by_id:  # 404, as the timing routes answer an unknown signal
+                raise ch.UnknownIntersection(f"unknown intersection {change.intersection_id!r}; "
+                                             f"signals: {', '.join(sorted(st.by_id))}")
             if isinstance(change, ch.CancelOverrideChange) and change.intersection_id not in self.overrides:
                 held = ", ".join(sorted(self.overrides)) or "none"
                 raise ch.ChangeRefused(f"no override in force at {change.intersection_id} (overrides in force: "
@@ -820,7 +837,8 @@ class LiveRuntime:
                                        "switch every signal")
             unknown = sorted(set(change.intersections or ()) - set(st.by_id))
             if unknown:
-                raise ch.ChangeRefused(f"unknown intersection(s) {', '.join(unknown)}")
+                raise ch.UnknownIntersection(f"unknown intersection(s) {', '.join(unknown)}; "
+                                             f"signals: {', '.join(sorted(st.by_id))}")
             try:
                 RunConfig.model_validate({**self.cfg.model_dump(), "controller": change.controller})
                 ctx = self._ctx_for(change)
@@ -846,12 +864,7 @@ class LiveRuntime:
         elif isinstance(change, ch.AlertRulesChange):
             if self.alerts is None:
                 raise ch.ChangeRefused("this run has no alert engine")
-            try:
-                from .alerts import AlertRule
-
-                [AlertRule.model_validate(r) for r in change.rules]
-            except Exception as exc:  # noqa: BLE001
-                raise ch.ChangeRefused(_first_error(exc)) from None
+            self.alerts.operator_rules(change.rules, self._reported_figures())  # an AlertConfigError refuses it
 
     def _apply(self, change, who: str, replayed: dict | None = None) -> dict:
         """Apply a validated change and log it. `replayed`: the stored entry of an earlier runtime's change being
@@ -890,10 +903,11 @@ class LiveRuntime:
                 self._check_based_on(change)
             self._retime(self._timing_after(change))
         elif isinstance(change, ch.AlertRulesChange):
-            from .alerts import AlertRule
-
-            rules = [AlertRule.model_validate(r) for r in change.rules]
-            self.alerts.replace_rules(rules)
+            for event in self.alerts.apply_operator_rules(change.rules, self._reported_figures(), at_s=st.t,
+                                                          why=f"alert rules changed by {who}"):
+                self._emit_alert(event)  # cleared with its rule: the store and the stream must see it end
+            sent = {r.get("name") for r in change.rules}
+            rules = [r for r in self.alerts.rules if r.name in sent]
         entry = ch.record(change, who, "applied")
         if isinstance(change, ch.AlertRulesChange):
             entry["reason"] = self._unseen_figures(rules)
@@ -1119,12 +1133,13 @@ class LiveRuntime:
 
     def _expire_overrides(self, t: float) -> None:
         for tls, ov in list(self.overrides.items()):
-            if ov.expired(t):
+            ending = ov.ending(t)
+            if ending is not None:  # override_served (a call whose phase went green) or override_expired
                 self._end_override(tls)
                 self._log_change({"at": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-                                  "who": "runtime", "kind": "override_expired", "sim_time_s": t,
+                                  "who": "runtime", "kind": ending[0], "sim_time_s": t,
                                   "payload": {"intersection_id": tls, "override": ov.describe()},
-                                  "result": "applied", "reason": ""})
+                                  "result": "applied", "reason": ending[1]})
 
     def _swap_pending(self) -> None:
         """Deployed controllers take over at a safe point: while green, never mid-clearance."""
@@ -1290,25 +1305,46 @@ class LiveRuntime:
                 log.debug("figures of %s not read", name, exc_info=True)
         return out
 
+    def _reported_figures(self) -> list[str]:
+        """The figures reported now, against which an operator's alert rules are checked, and each signal's that
+        comes with the first snapshot (a change replayed at start is checked before there is one)."""
+        spill = [f"queue_spillback.{i.id}" for i in self.stepper.intersections
+                 if any(d.kind == "advance" for d in i.detectors)]
+        try:
+            return [*self.metrics(), *spill]
+        except Exception:  # noqa: BLE001 - before the first tick there may be nothing to read yet
+            return spill
+
+    def _figure_subjects(self) -> dict[str, dict[str, str]]:
+        """What the counting figures count, for their alerts to name: the signals whose data are stale and why,
+        the signals on their fallback plan."""
+        st = self.stepper
+        stale = {tls: sh.data_fault for tls, sh in st.shields.items() if sh.data_fault is not None}
+        fallback = {v.intersection_id: "" for v in self._snapshot.signals if v.fallback} if self._snapshot else {}
+        return {"stale_sources": stale, "fallback_share": fallback}
+
     def _evaluate_alerts(self, t: float) -> None:
-        # rules hold "for N seconds" of wall time: at --speed max a simulated minute is a blink
-        for event in self.alerts.evaluate(time.monotonic(), self.metrics()):
-            row = dataclasses.asdict(event) if dataclasses.is_dataclass(event) else dict(event)
-            if self.store is not None and hasattr(self.store, "put_alert"):
-                self.store.put_alert(row)
-            if self.publish is not None:
-                self.publish("alert", row)
+        # rules hold "for N seconds" of wall time: at --speed max a simulated minute is a blink; alerts are
+        # stamped with the run's simulated seconds `t`, as its changes and interventions are
+        for event in self.alerts.evaluate(time.monotonic(), self.metrics(), run_time_s=t,
+                                          subjects=self._figure_subjects()):
+            self._emit_alert(event)
+
+    def _emit_alert(self, event) -> dict:
+        """An alert raised, cleared or acknowledged, to the store and the `alert` stream; its row."""
+        row = dataclasses.asdict(event) if dataclasses.is_dataclass(event) else dict(event)
+        if self.store is not None and hasattr(self.store, "put_alert"):
+            self.store.put_alert(row)
+        if self.publish is not None:
+            self.publish("alert", row)
+        return row
 
     def acknowledge_alert(self, alert_id: str, who: str):  # noqa: ANN201 - an AlertEvent
         """`who` acknowledges an alert (KeyError, `AlreadyAcknowledged` as the engine raises them). The alert as it
         is now, acknowledged and perhaps cleared with it (`until_acknowledged`), goes to the store and the `alert`
         stream as a raise or a clear does: a console following the stream, or the database, kept it active."""
-        event = self.alerts.acknowledge(alert_id, who)
-        row = dataclasses.asdict(event)
-        if self.store is not None and hasattr(self.store, "put_alert"):
-            self.store.put_alert(row)
-        if self.publish is not None:
-            self.publish("alert", row)
+        event = self.alerts.acknowledge(alert_id, who, at_s=self.stepper.t if self.stepper is not None else None)
+        self._emit_alert(event)
         return event
 
     def controller_at(self, tls: str) -> str:
