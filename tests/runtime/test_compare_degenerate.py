@@ -15,27 +15,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support.tables import table_rows
+
 from signalwise.runtime.commands import print_compare_table
 from signalwise.runtime.compare import METRICS, summarize
 
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 
-
-def _table_rows(text: str) -> dict[str, list[str]]:
-    """The table's rows by metric label: each controller's cell, its folded lines joined by a space."""
-    rows: dict[str, list[list[str]]] = {}
-    label = None
-    for line in text.splitlines():
-        if not line.startswith("│"):
-            continue
-        first, *cells = (c.strip() for c in line.strip("│").split("│"))
-        if first:
-            label = first
-            rows[label] = [[] for _ in cells]
-        for lines, cell in zip(rows[label], cells, strict=True):
-            if cell:
-                lines.append(cell)
-    return {label: [" ".join(lines) for lines in cells] for label, cells in rows.items()}
 
 
 def test_a_compare_writes_no_p_for_a_metric_without_spread_and_keeps_the_others(tmp_path):
@@ -61,7 +47,7 @@ def test_a_compare_writes_no_p_for_a_metric_without_spread_and_keeps_the_others(
     assert (row["ci_low"], row["ci_high"], row["p_value"], row["p_value_paired"]) == ("", "", "", "")
     assert float(csv_rows[("avg_delay_s", "max-pressure")]["p_value"]) == delay["p_value"]
 
-    rows = _table_rows(p.stdout)
+    rows = table_rows(p.stdout)
     assert rows["never inserted (veh)"] == ["0.00 ± n/a", "0.00 ± n/a"], p.stdout  # was 0.00 ± 0.00
     assert rows["avg delay (RESCO) (s)"][1].endswith(f"p {delay['p_value']:.3f}"), p.stdout
 
@@ -86,7 +72,7 @@ def test_the_users_table_says_p_n_a_for_throughput_and_never_inserted_without_sp
     assert summary["metrics"]["avg_delay_s"]["controllers"]["ql"]["p_value"] is not None
 
     print_compare_table(summary, width=120)
-    rows = _table_rows(capsys.readouterr().out)
+    rows = table_rows(capsys.readouterr().out)
     assert rows["throughput (veh)"] == ["1999.0 ± n/a", "1998.0 ± n/a -0.1% p n/a"], rows  # was ± 0.0, p 0.000
     assert rows["never inserted (veh)"] == ["1.00 ± n/a", "0.00 ± n/a -100.0% p n/a"], rows
     assert rows["avg delay (RESCO) (s)"][1].startswith("29.8 ± 34.9 -7.0% p 0."), rows

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from support.scripts import load_script
+from support.tables import table_rows
 
 from signalwise.runtime.commands import print_compare_table, print_run_summary
 from signalwise.runtime.compare import compare_controllers, summarize
@@ -128,22 +129,6 @@ def test_the_command_prints_the_warning_with_the_count(tmp_path):
     assert json.loads((run_dir / "metrics.json").read_text())["network"]["teleports"] == total
 
 
-def _table_rows(text: str) -> dict[str, list[str]]:
-    """The compare table's rows by metric label: each controller's cell, its folded lines joined by a space."""
-    rows: dict[str, list[list[str]]] = {}
-    label = None
-    for line in text.splitlines():
-        if not line.startswith("│"):
-            continue
-        first, *cells = (c.strip() for c in line.strip("│").split("│"))
-        if first:
-            label = first
-            rows[label] = [[] for _ in cells]
-        for lines, cell in zip(rows[label], cells, strict=True):
-            if cell:
-                lines.append(cell)
-    return {label: [" ".join(lines) for lines in cells] for label, cells in rows.items()}
-
 
 def test_compare_summary_files_and_table_carry_the_teleports(tmp_path, capsys):
     base = RunConfig(scenario="corridor", duration_s=DURATION_S, record="lean", time_to_teleport_s=SOON_S)
@@ -162,9 +147,9 @@ def test_compare_summary_files_and_table_carry_the_teleports(tmp_path, capsys):
 
     print_compare_table(summary, width=140)
     out = capsys.readouterr().out
-    labels = [label for label in _table_rows(out)]
+    labels = [label for label in table_rows(out)]
     assert labels.index("teleports (SUMO)") == labels.index("never inserted (veh)") + 1, out
-    cells = _table_rows(out)["teleports (SUMO)"]
+    cells = table_rows(out)["teleports (SUMO)"]
     mean = row["controllers"]["fixed"]["mean"]
     assert cells[0].startswith(f"{mean:.1f} ± " if mean >= 10 else f"{mean:.2f} ± "), cells
     assert re.search(r"[+-]\d+\.\d% p ", cells[1]), cells  # a change against fixed, as every other row
@@ -179,7 +164,7 @@ def test_compare_shows_0_for_no_teleports_and_a_dash_for_runs_that_never_counted
     assert entry["fixed"]["values"] == [0] and entry["fixed"]["mean"] == 0
     assert entry["old"]["values"] == [] and entry["old"]["mean"] is None  # unknown, not 0
     print_compare_table(summary, width=140)
-    assert _table_rows(capsys.readouterr().out)["teleports (SUMO)"] == ["0.00 ± n/a", "—"]
+    assert table_rows(capsys.readouterr().out)["teleports (SUMO)"] == ["0.00 ± n/a", "—"]
 
 
 @pytest.fixture(scope="module")
