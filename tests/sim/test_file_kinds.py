@@ -37,5 +37,7 @@ def test_the_right_kinds_are_taken_also_gzipped(tmp_path):
         shutil.copyfileobj(src, dst)
     assert from_files(net_gz, (ROUTES,)).net_file == net_gz
     assert from_sumocfg(CONFIG).net_file.resolve() == NET.resolve()
+    # the files' kinds are checked, not stored: the scenario's own kind stays what its maker says
+    assert from_files(NET, (ROUTES,)).kind == "user" and from_sumocfg(CONFIG).kind == "user"
     with pytest.raises(ScenarioError, match="a network, not a route"):
         from_files(NET, (net_gz,))

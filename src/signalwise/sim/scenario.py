@@ -131,9 +131,9 @@ def from_sumocfg(path: Path, name: str | None = None) -> Scenario:
     path = Path(path)
     if not path.is_file():
         raise ScenarioError(f"{path}: no such SUMO config file")
-    kind = _file_kind(path)
-    if kind not in (None, "config"):
-        raise ScenarioError(f"{path}: {KIND_NAMES[kind]}, not a SUMO config (.sumocfg){KIND_USE[kind]}")
+    file_kind = _file_kind(path)
+    if file_kind not in (None, "config"):
+        raise ScenarioError(f"{path}: {KIND_NAMES[file_kind]}, not a SUMO config (.sumocfg){KIND_USE[file_kind]}")
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
@@ -233,13 +233,13 @@ def from_files(net: Path, routes: tuple[Path, ...], additional: tuple[Path, ...]
     net = Path(net)
     if not net.is_file():
         raise ScenarioError(f"{net}: no such network file")
-    if (kind := _file_kind(net)) not in (None, "net"):
-        raise ScenarioError(f"{net}: {KIND_NAMES[kind]}, not a network (.net.xml){KIND_USE[kind]}")
+    if (net_kind := _file_kind(net)) not in (None, "net"):  # `kind` is the scenario's (user, resco, builtin)
+        raise ScenarioError(f"{net}: {KIND_NAMES[net_kind]}, not a network (.net.xml){KIND_USE[net_kind]}")
     for f in (*routes, *additional):
         if not Path(f).is_file():
             raise ScenarioError(f"{f}: no such file")
-        if (kind := _file_kind(Path(f))) in ("net", "config"):  # demand may sit in <routes> or <additional>
-            raise ScenarioError(f"{f}: {KIND_NAMES[kind]}, not a route or additional file{KIND_USE[kind]}")
+        if (file_kind := _file_kind(Path(f))) in ("net", "config"):  # demand may sit in <routes> or <additional>
+            raise ScenarioError(f"{f}: {KIND_NAMES[file_kind]}, not a route or additional file{KIND_USE[file_kind]}")
     if end_s <= begin_s:
         raise ScenarioError(f"end ({end_s:g} s) must be after begin ({begin_s:g} s)")
     return Scenario(name or net.stem, description or f"user network {net.name}", net, tuple(routes),
