@@ -120,6 +120,9 @@ def test_a_misspelt_metric_a_loosened_safety_alert_and_a_moved_built_in_are_refu
             rt.submit(ch.AlertRulesChange(rules=[{"name": "stale_data", "threshold": 3}]))
         with pytest.raises(AlertConfigError, match=r"fallback_share\) is a built-in safety alert: level 'info'"):
             rt.submit(ch.AlertRulesChange(rules=[{"name": "fallback_share", "level": "info"}]))
+        for name in SAFETY:  # acknowledged once, it would stay silent while its figure stays up
+            with pytest.raises(AlertConfigError, match=rf"{name}\) is a built-in safety alert: until_acknowledged"):
+                rt.submit(ch.AlertRulesChange(rules=[{"name": name, "until_acknowledged": True}]))
         with pytest.raises(AlertConfigError, match=r"keeps its metric and operator \(simulator_restarts >=\)"):
             rt.submit(ch.AlertRulesChange(rules=[{"name": "simulator_crash_loop", "metric": "process_cpu_pct"}]))
         assert rt.alerts.rules == before  # nothing of them applied

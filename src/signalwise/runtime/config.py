@@ -157,12 +157,21 @@ def _check_bounds(t: TimingConfig, where: str) -> None:
         raise ValueError(f"{where}cycle_min_s ({t.cycle_min_s:g}) exceeds cycle_max_s ({t.cycle_max_s:g})")
 
 
+#: the longest `shield.max_observation_age_s`: five minutes, two cycles of the longest default cycle (150 s). One-
+#: minute counts (the usual interval) need about 70 s; data older than this says nothing about the queues a
+#: decision serves, and a larger value was a way to switch the stale-data fallback off
+MAX_OBSERVATION_AGE_S = 300.0
+
+
 class ShieldSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     confidence_threshold: float = Field(0.5, ge=0.0, le=1.0, description=(
         "a decision less confident than this is not followed: the Webster fallback plan runs"))
-    max_observation_age_s: float = Field(10.0, gt=0, description=(
-        "observation data older than this (or from an unhealthy source) sends the shield to its fallback"))
+    # at most MAX_OBSERVATION_AGE_S: a larger age keeps a silent feed's last data in control for longer than two
+    # of the longest default cycles (cycle_max_s 150 s), which is the stale-data fallback switched off
+    max_observation_age_s: float = Field(10.0, gt=0, le=MAX_OBSERVATION_AGE_S, description=(
+        "observation data older than this (or from an unhealthy source) sends the shield to its fallback; at "
+        "most 300 s, so that the fallback still protects against a feed gone silent"))
     preempt_distance_m: float = Field(150.0, gt=0, description=(
         "an emergency vehicle within this distance of its next signal gets its green once the green in "
         "force has run its minimum and pedestrian intervals (see preempt_ends_walk) and the change interval "

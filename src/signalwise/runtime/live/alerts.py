@@ -140,6 +140,12 @@ BUILTIN_RULES: tuple[AlertRule, ...] = (
     _rule("stale_data", "stale_sources", ">", 0, 10, "warning",
           "a signal's observation is stale or unhealthy (a feed went silent or sends impossible values); its "
           "shield is on the fallback plan"),
+    # not a safety alert (SAFETY_LIMITS): stale_data raises on what the lost broker does to the signals; this one
+    # says why, naming the broker and its last connection error
+    _rule("mqtt_disconnected", "mqtt_disconnected", ">=", 1, 10, "warning",
+          "the detector feed's MQTT broker (--mqtt) has not been connected for 10 s: no detector messages come "
+          "over MQTT, and the signals they feed go stale and onto their fallback plan (stale_data); the client "
+          "keeps retrying, the delay growing to 60 s"),
     _rule("queue_spillback", "queue_spillback.*", ">=", 1, 30, "warning",
           "the queue has reached the advance detector for 30 s: the approach is spilling back towards the "
           "upstream signal", clear_threshold=0.5),
@@ -213,8 +219,14 @@ class SafetyLimits:
     max_threshold: float
     max_for_s: float
     min_level: Level = "warning"
+    #: an alert held until acknowledged stays silent after one acknowledgement while its figure does not grow:
+    #: on a safety alert, one click would silence four stale signals for the rest of the run
+    may_wait_for_acknowledgement: bool = False
 
     def problem(self, rule: AlertRule) -> str | None:
+        if rule.until_acknowledged and not self.may_wait_for_acknowledgement:
+            return ("until_acknowledged would let one acknowledgement silence it while its figure stays up; "
+                    "it clears when the figure does")
         if rule.threshold > self.max_threshold:
             return f"threshold {rule.threshold:g} is above its limit {self.max_threshold:g}"
         if rule.for_s > self.max_for_s:
@@ -227,7 +239,9 @@ class SafetyLimits:
 #: the built-in alerts whose silence would hide that signals run without trusted data (fallback, stale) or that the
 #: run is crashing or losing its record: an operator may tighten or retune them through the API, never remove
 #: them or loosen them past these (a run's `--config` still may: it is read before the run starts, by whoever
-#: deploys it, and the restart banner does not have to explain it)
+#: deploys it, and the restart banner does not have to explain it). `mqtt_disconnected` is not one: `stale_data`
+#: already raises on what a lost broker does to the signals, and a run fed over HTTP or by cameras as well may have
+#: a broker away without any signal losing its data, so an operator may quiet it (a longer hold) for its upkeep
 SAFETY_LIMITS: dict[str, SafetyLimits] = {
     "fallback_share": SafetyLimits(max_threshold=1.0, max_for_s=300),  # every signal on fallback still raises
     "stale_data": SafetyLimits(max_threshold=0, max_for_s=60),  # one stale signal is enough
@@ -235,10 +249,11 @@ SAFETY_LIMITS: dict[str, SafetyLimits] = {
     "store_buffer_overflow": SafetyLimits(max_threshold=0, max_for_s=0),  # one row lost is enough
 }
 
-#: the figures `LiveRuntime.metrics()` reports under a fixed name (`store_buffer_overflow` with a store only)
+#: the figures `LiveRuntime.metrics()` reports under a fixed name (`store_buffer_overflow` with a store only,
+#: `mqtt_disconnected` with `--mqtt` only)
 FIXED_FIGURES: tuple[str, ...] = (
     "fallback_share", "stale_sources", "decision_latency_p99_ms", "pacing_lateness_p99_ms", "simulator_restarts",
-    "shield_interventions", "store_buffer_overflow", "process_cpu_pct", "process_rss_mb")
+    "shield_interventions", "store_buffer_overflow", "process_cpu_pct", "process_rss_mb", "mqtt_disconnected")
 #: figures reported once per key (`family.<key>`), and what the key is. A camera's figures appear when a stream is
 #: added to the server, so a rule may name a camera not there yet; a signal's are there from the start.
 KEYED_FIGURES: dict[str, str] = {
@@ -307,7 +322,8 @@ def operator_rules(started: Iterable[AlertRule], requested: Iterable[AlertRule |
         if limits is not None:
             # what the run started with may be looser already (its --config): never refused for keeping that
             bound = SafetyLimits(max(limits.max_threshold, was.threshold), max(limits.max_for_s, was.for_s),
-                                 min(limits.min_level, was.level, key=_LEVELS.index))
+                                 min(limits.min_level, was.level, key=_LEVELS.index),
+                                 limits.may_wait_for_acknowledgement or was.until_acknowledged)
             why = bound.problem(r)
             if why:
                 raise AlertConfigError(f"rules[{i}] ({r.name}) is a built-in safety alert: {why}; it can be "

@@ -182,6 +182,7 @@ class MqttFeed:
         self._stats_lock = threading.Lock()
         self._received = self._accepted = self._rejected = 0
         self._last_error: str | None = None
+        self._connection_error: str | None = None  # the last about the connection (not a payload's)
         self._connected = False
         self._lost = False  # a connection failure was reported: say so when the broker is back
         self._refused = False  # the broker refused the latest connection (its reason is the error to keep)
@@ -231,11 +232,33 @@ class MqttFeed:
         """Whether the subscription is in place within `timeout_s` (for tests and start-up messages)."""
         return self._subscribed.wait(timeout_s)
 
+    @property
+    def broker(self) -> str:
+        """`host:port` as `--mqtt` takes it (`[::1]:1883` for an IPv6 address)."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
     def stats(self) -> dict:
-        """received (payloads), accepted and rejected (messages), last_error, connected."""
+        """received (payloads), accepted and rejected (messages), last_error (of either kind), connected, broker,
+        and connection_error: the last error about the connection (a payload's error does not replace it)."""
         with self._stats_lock:
             return {"received": self._received, "accepted": self._accepted, "rejected": self._rejected,
-                    "last_error": self._last_error, "connected": self._connected}
+                    "last_error": self._last_error, "connected": self._connected, "broker": self.broker,
+                    "connection_error": self._connection_error}
+
+    def figures(self) -> dict[str, float]:
+        """What the live run's alerts read (`alerts.BUILTIN_RULES`, `mqtt_disconnected`): 1 while not connected
+        to the broker (down, unreachable, refusing us, failing TLS, or not reached yet), else 0."""
+        with self._stats_lock:
+            return {"mqtt_disconnected": 0.0 if self._connected else 1.0}
+
+    def figure_subjects(self) -> dict[str, dict[str, str]]:
+        """For `mqtt_disconnected`'s alert to name: the broker, and why it is not connected (its last connection
+        error, TLS and port hints included); nothing while connected."""
+        with self._stats_lock:
+            if self._connected:
+                return {"mqtt_disconnected": {}}
+            why = self._connection_error or "not connected yet"
+        return {"mqtt_disconnected": {self.broker: why}}
 
     # -- paho's callbacks (its thread) ------------------------------------------------------
     def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:
@@ -358,6 +381,8 @@ class MqttFeed:
         now = time.monotonic()
         with self._stats_lock:
             self._last_error = text
+            if kind == "connection":
+                self._connection_error = text
             if now - self._last_log[kind] < self._log_every_s:
                 self._unlogged[kind] += 1
                 return

@@ -1292,6 +1292,9 @@ class LiveRuntime:
                 out[f"queue_spillback.{inter.id}"] = float(sum(q for _a, q in view.queue_veh) / lanes >= reach)
         if self.store is not None and hasattr(self.store, "stats"):
             out["store_buffer_overflow"] = float(self.store.stats().get("overflow_rows", 0))
+        mqtt = getattr(self.feed, "mqtt", None)  # `--mqtt`: the feed's broker connection (`mqtt.MqttFeed`)
+        if mqtt is not None:
+            out.update(mqtt.figures())
         try:
             from .alerts import process_figures
 
@@ -1317,11 +1320,13 @@ class LiveRuntime:
 
     def _figure_subjects(self) -> dict[str, dict[str, str]]:
         """What the counting figures count, for their alerts to name: the signals whose data are stale and why,
-        the signals on their fallback plan."""
+        the signals on their fallback plan, the MQTT broker not connected and why."""
         st = self.stepper
         stale = {tls: sh.data_fault for tls, sh in st.shields.items() if sh.data_fault is not None}
         fallback = {v.intersection_id: "" for v in self._snapshot.signals if v.fallback} if self._snapshot else {}
-        return {"stale_sources": stale, "fallback_share": fallback}
+        mqtt = getattr(self.feed, "mqtt", None)
+        return {"stale_sources": stale, "fallback_share": fallback,
+                **(mqtt.figure_subjects() if mqtt is not None else {})}
 
     def _evaluate_alerts(self, t: float) -> None:
         # rules hold "for N seconds" of wall time: at --speed max a simulated minute is a blink; alerts are

@@ -1,0 +1,173 @@
+"""An MQTT broker the live run cannot reach is named in an alert, and the shield's data age has a ceiling.
+
+- `signalwise live --field none --mqtt 127.0.0.1:PORT` against a Mosquitto of the test's own: the broker stopped,
+  the built-in `mqtt_disconnected` alert is raised after its 10 s hold, naming the broker and the last connection
+  error; a broker on the same port again clears it. A run started against a port where nothing listens raises it
+  too, with the system's reason (`Connection refused`). Skips with the reason when mosquitto is not installed.
+- `shield.max_observation_age_s` above 300 s (the stale-data fallback switched off) is refused in a run
+  configuration (exit 2, one line) and as a live change (422), each naming the bound.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from support.cli import signalwise
+from support.cli_checks import refused
+from support.mqtt import free_port, own_mosquitto
+from support.waiting import until, value_within
+
+from signalwise.runtime.live.alerts import BUILTIN_RULES, SAFETY_LIMITS
+
+MQTT_ENV = ("SIGNALWISE_MQTT_USERNAME", "SIGNALWISE_MQTT_PASSWORD", "SIGNALWISE_MQTT_CA_FILE",
+            "SIGNALWISE_MQTT_CERT_FILE", "SIGNALWISE_MQTT_KEY_FILE", "SIGNALWISE_MQTT_KEY_PASSWORD")
+#: the built-in rule's hold is 10 wall seconds; the client retries with a delay growing 1, 2, 4, 8 s …
+HOLD_S = 10.0
+
+
+def _plain_listener(port: int) -> str:
+    return f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+
+
+def _start_live(tmp_path: Path, broker_port: int) -> tuple[subprocess.Popen, str]:
+    api = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in MQTT_ENV}
+    env["SIGNALWISE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    env.pop("SIGNALWISE_REDIS_URL", None)
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("signalwise")), "live", "--scenario", "corridor",
+                             "--field", "none", "--duration", "600", "--out", str(tmp_path / "runs"),
+                             "--port", str(api), "--insecure-no-auth", "--mqtt", f"127.0.0.1:{broker_port}"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return proc, f"http://127.0.0.1:{api}"
+
+
+def _stop_live(proc: subprocess.Popen) -> str:
+    proc.send_signal(signal.SIGINT)
+    try:
+        _out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _out, err = proc.communicate()
+    return err
+
+
+def _get(url: str) -> dict | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return json.loads(r.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _running(base: str) -> bool:
+    status = _get(f"{base}/api/v1/live/status")
+    return bool(status and status.get("running"))
+
+
+def _mqtt_alert(base: str, *, active: bool = True) -> dict | None:
+    """The `mqtt_disconnected` alert, active (or, `active=False`, the latest cleared one)."""
+    alerts = _get(f"{base}/api/v1/live/alerts")
+    if alerts is None:
+        return None
+    if active:
+        return next((a for a in alerts["active"] if a["rule"] == "mqtt_disconnected"), None)
+    return next((a for a in alerts["history"] if a["rule"] == "mqtt_disconnected" and a["cleared_at_s"] is not None),
+                None)
+
+
+def _connected(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base}/metrics", timeout=2) as r:
+            return "signalwise_feed_mqtt_connected 1.0" in r.read().decode()
+    except OSError:
+        return False
+
+
+def test_a_stopped_broker_raises_mqtt_disconnected_naming_it_and_its_return_clears_it(tmp_path):
+    port = free_port()
+    proc = None
+    try:
+        with own_mosquitto(tmp_path, _plain_listener(port)):
+            proc, base = _start_live(tmp_path, port)
+            assert until(lambda: _running(base), 90.0), "signalwise live did not start"
+            assert until(lambda: _connected(base), 30.0), "the run never connected to the broker"
+            assert _mqtt_alert(base) is None
+        # the broker is stopped: not at once (the hold), then the alert names the broker and why
+        assert _mqtt_alert(base) is None
+        alert = value_within(lambda: _mqtt_alert(base), HOLD_S + 20.0, every_s=0.2)
+        assert alert is not None, _get(f"{base}/api/v1/live/alerts")
+        broker = f"127.0.0.1:{port}"
+        assert alert["level"] == "warning" and alert["metric"] == "mqtt_disconnected", alert
+        assert alert["subjects"] == [broker], alert
+        assert alert["message"].startswith(f"mqtt_disconnected: mqtt_disconnected = 1 >= 1 for 10 s at {broker} ("), \
+            alert["message"]
+        # the last connection error, in the client's words: the reconnection refused by the port nobody serves now
+        assert f"cannot connect to the broker at {broker} (Connection refused" in alert["message"], alert["message"]
+        # a broker on the same port again: the client reconnects (its delay has grown to at most 16 s) and it clears
+        with own_mosquitto(tmp_path, _plain_listener(port)):
+            cleared = value_within(lambda: _mqtt_alert(base, active=False), 60.0, every_s=0.2)
+            assert cleared is not None, _get(f"{base}/api/v1/live/alerts")
+            assert cleared["id"] == alert["id"] and cleared["cleared_value"] == 0, cleared
+            assert _mqtt_alert(base) is None
+            assert _running(base)
+    finally:
+        if proc is not None:
+            err = _stop_live(proc)
+            assert proc.returncode == 0, err[-2000:]
+
+
+def test_a_run_started_against_a_port_where_nothing_listens_raises_mqtt_disconnected(tmp_path):
+    port = free_port()  # nobody listens there
+    proc, base = _start_live(tmp_path, port)
+    try:
+        assert until(lambda: _running(base), 90.0), "signalwise live did not start"
+        alert = value_within(lambda: _mqtt_alert(base), HOLD_S + 30.0, every_s=0.2)
+        assert alert is not None, _get(f"{base}/api/v1/live/alerts")
+        assert alert["subjects"] == [f"127.0.0.1:{port}"], alert
+        assert f"at 127.0.0.1:{port} (cannot connect to the broker at 127.0.0.1:{port} (Connection refused" in \
+            alert["message"], alert["message"]
+        # the shield's data age: a live change past the bound is refused naming it, and nothing is applied
+        before = _get(f"{base}/api/v1/live/config")["shield"]["max_observation_age_s"]
+        req = urllib.request.Request(f"{base}/api/v1/live/config/shield", method="PUT",
+                                     data=json.dumps({"shield": {"max_observation_age_s": 100000}}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as refusal:
+            urllib.request.urlopen(req, timeout=5)
+        assert refusal.value.code == 422
+        message = json.loads(refusal.value.read())["message"]
+        assert message.startswith("change refused: shield.max_observation_age_s: ") and "300" in message, message
+        assert _get(f"{base}/api/v1/live/config")["shield"]["max_observation_age_s"] == before
+        ok = urllib.request.Request(f"{base}/api/v1/live/config/shield", method="PUT",
+                                    data=json.dumps({"shield": {"max_observation_age_s": 300}}).encode(),
+                                    headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(ok, timeout=5) as r:
+            assert json.loads(r.read())["result"] == "applied"
+    finally:
+        err = _stop_live(proc)
+    assert proc.returncode == 0, err[-2000:]
+
+
+def test_mqtt_disconnected_is_built_in_but_not_a_safety_alert():
+    """stale_data (a safety alert) covers what a lost broker does to the signals; this one says why."""
+    rule = next(r for r in BUILTIN_RULES if r.name == "mqtt_disconnected")
+    assert (rule.metric, rule.op, rule.threshold, rule.for_s, rule.level) == (
+        "mqtt_disconnected", ">=", 1, 10, "warning")
+    assert "mqtt_disconnected" not in SAFETY_LIMITS and "stale_data" in SAFETY_LIMITS
+
+
+def test_a_run_configuration_with_a_data_age_past_the_bound_is_refused_naming_it(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"shield": {"max_observation_age_s": 100000}}))
+    r = signalwise("live", "--scenario", "single", "--field", "none", "--speed", "max", "--duration", "5",
+                   "--config", str(config), "--out", str(tmp_path / "runs"), "--port", str(free_port()),
+                   "--insecure-no-auth")
+    refused(r, "max_observation_age_s", "300")
