@@ -88,7 +88,7 @@ def test_train_starts_the_search_where_start_says(tmp_path):
                         "--start", "max-pressure-hold", "--add-feature", "switch_halt_red", "--out", str(tmp_path / "t")],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
-    assert "max-pressure-hold (the starting point)" in " ".join(p.stderr.split())  # rich wraps lines
+    assert "the start, the weights of max-pressure-hold (" in " ".join(p.stderr.split())  # rich wraps lines
     meta = load_model(tmp_path / "t" / "model").meta
     config = meta["training"]["config"]
     features = (*FEATURES, "switch_halt_red")  # the added feature searched from 0
@@ -132,7 +132,7 @@ def test_auto_runs_every_start_on_the_validation_seeds_and_searches_from_the_low
         assert round(got["avg_delay_s"], 3) == delays[name], name
     text = " ".join(p.stderr.split())  # rich wraps lines
     assert all(f"{name} {d:.1f} s" in text for name, d in delays.items())
-    assert f"-> the search starts at {chosen}" in text and f"{chosen} (the starting point)" in text
+    assert f"-> the search starts at the weights of {chosen}" in text and f"the start, the weights of {chosen} (" in text
 
 
 @pytest.mark.slow

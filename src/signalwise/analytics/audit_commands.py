@@ -1,7 +1,12 @@
 """`signalwise audit RUN_DIR [RUN_DIR ...]`: the independent safety check of finished runs.
 
 Exit status: 0 every rule held in every run, 1 at least one violation,
-2 a run directory is missing or its evidence is broken (one line says which).
+2 a run directory is missing or its evidence is broken (one line says which),
+or no run given ever ran. A run refused before its first step (no
+controllable signal, a model that does not fit the network: found once SUMO
+has read the network, so its directory exists, `run.json` `failed` with
+`ran: false`) has no evidence to check and none that is broken: one warning
+line says so, and the runs that ran decide the exit status.
 """
 
 from __future__ import annotations
@@ -33,7 +38,14 @@ def audit(
     console = table_console()
     reports = {}
     broken = False
+    never_ran = 0
     for run_dir in [run for d in run_dirs for run in (comparison_runs(d) or [d])]:
+        why = _never_ran(run_dir)
+        if why is not None:
+            typer.echo(f"warning: {run_dir}: a run that never ran (run.json: failed, refused before its first step: {why}); "
+                       "no evidence to audit", err=True)
+            never_ran += 1
+            continue
         try:
             reports[run_dir] = audit_run(run_dir)
         except (AuditInputError, OSError) as exc:
@@ -70,12 +82,31 @@ def audit(
                 console.print(f"warning: {run_dir}: {w}", markup=False, highlight=False)
         bad = sum(1 for r in reports.values() if not r.ok)
         console.print(f"{len(reports)} run(s) audited: "
-                      + (f"[bold red]{bad} with violations[/]" if bad else "[green]no violations[/]"))
+                      + (f"[bold red]{bad} with violations[/]" if bad else "[green]no violations[/]")
+                      + (f", {never_ran} that never ran" if never_ran else ""))
 
+    if never_ran and not reports and not broken:
+        typer.echo("error: nothing to audit: no run given ever ran", err=True)
+        broken = True
     if broken:
         raise typer.Exit(EXIT_BAD_INPUT)
     if any(not r.ok for r in reports.values()):
         raise typer.Exit(EXIT_VIOLATIONS)
+
+
+def _never_ran(run_dir: Path) -> str | None:
+    """run.json's reason when `run_dir` is a run refused before its first step, else None.
+
+    Only what run.json says (`ran: false`, written since runs record it) and no event log: a run that failed
+    while it ran, or a directory from before the field, still has broken evidence (exit 2)."""
+    from ..outdirs import run_status
+
+    shown = run_status(run_dir)
+    if shown.get("status") != "failed" or shown.get("ran") is not False:
+        return None
+    if (Path(run_dir) / "events.csv").exists():
+        return None
+    return str(shown.get("reason") or "no reason recorded")
 
 
 def _worst(found) -> str:

@@ -1,6 +1,7 @@
 """One run, start to finish, leaving its evidence in a directory.
 
-    run.json            status (running | complete | incomplete | failed), timings, versions, the process
+    run.json            status (running | complete | incomplete | failed; a failed run refused before its
+                        first step has `ran: false`), timings, versions, the process
                         (pid, host, start): a `running` run whose process is gone is shown `died`
                         (`outdirs.shown_status`)
     config.yaml         the resolved configuration (re-run it to reproduce)
@@ -114,8 +115,9 @@ def execute_run(cfg: RunConfig, run_dir: Path | None = None, progress: Progress 
               "process": process_identity()}
     dump_json(run_dir / "run.json", status)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False))
+    stepped = []  # whether the simulation took a step: a refusal comes before the first (`_stepped`)
     try:
-        loop = run_loop(cfg, run_dir, progress, controllers=controllers, **loop_options)
+        loop = run_loop(cfg, run_dir, _stepped(progress, stepped), controllers=controllers, **loop_options)
         t0 = time.perf_counter()
         metrics = write_evidence(cfg, loop, run_dir)  # a stop or a failure here leaves no `running` behind either
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM inside `sigterm_as_interrupt`
@@ -125,7 +127,9 @@ def execute_run(cfg: RunConfig, run_dir: Path | None = None, progress: Progress 
         raise
     except Exception as exc:  # anything that stops the run (SUMO, a controller that cannot start): say why
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        status.update(status="failed", reason=reason, finished=_now())
+        # `ran: false`: refused once SUMO had started (no controllable signal, a model that does not fit), before
+        # its first step: a run that never ran, no evidence of a run that broke (`signalwise audit` says so)
+        status.update(status="failed", reason=reason, finished=_now(), ran=bool(stepped))
         dump_json(run_dir / "run.json", status)
         raise
     status.update(status="complete", finished=_now(), wall_s=round(loop.wall_s, 3), steps=loop.steps,
@@ -133,6 +137,16 @@ def execute_run(cfg: RunConfig, run_dir: Path | None = None, progress: Progress 
                   scenario=loop.scenario.name, controller=cfg.controller, seed=cfg.seed)
     dump_json(run_dir / "run.json", status)
     return RunResult(run_dir, cfg, metrics, "complete")
+
+
+def _stepped(progress: Progress | None, stepped: list) -> Progress:
+    """`progress`, noting in `stepped` that it was called: the loop calls it after its first step, so a run
+    refused before (found only once SUMO has read the network) is told from one that broke while it ran."""
+    def noted(done_s: float, total_s: float) -> None:
+        stepped.append(True)
+        if progress is not None:
+            progress(done_s, total_s)
+    return noted
 
 
 def write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:

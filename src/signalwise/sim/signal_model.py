@@ -128,11 +128,8 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
     if len(greens) == 1:
         # nothing to choose between: every decision would hold it, and a ramp meter or a
         # pedestrian-only crossing phase it alternates with is not ours to time
-        red = sorted({m.link_index for m in movements if not m.is_crosswalk} - {
-            i for i, c in enumerate(greens[0]) if c in GREEN})
-        shown = f"links {red} are never green" if red else "always green for its vehicles"
-        raise UnsupportedSignal(f"program {program.programID!r} has a single green phase ({shown}): nothing to "
-                                "control, left to its own program")
+        raise UnsupportedSignal(single_green_reason(program.programID, greens[0], [
+            (p.state, float(p.duration)) for p in program.phases], movements, crosswalk_links))
     by_index: dict[int, list[Movement]] = {}
     for m in movements:
         by_index.setdefault(m.link_index, []).append(m)
@@ -158,6 +155,28 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
             f"phase {k} {g:g} s > {timing.max_green_s[k - 1]:g} s" for k, g in cut) + ")")
     return Intersection(tls_id, phases, n_links, tuple(movements), (), crosswalks, timing, speed_mps, width_m,
                         tuple(d for _, d in greens_timed), tuple(notes))
+
+
+def single_green_reason(program_id: str, green: str, program: list[tuple[str, float]],
+                        movements: list[Movement], crosswalk_links: frozenset[int]) -> str:
+    """Why a program with one green phase is refused, saying what it is: a green that never ends, or one
+    green with its yellow and red (a ramp meter), and which links it never shows green.
+
+    Only the reason: whoever reads it says what becomes of the signal (a run leaves it to its own program;
+    with no other signal there is no run)."""
+    red = sorted({m.link_index for m in movements if not m.is_crosswalk} - {
+        i for i, c in enumerate(green) if c in GREEN})
+    between_s: dict[str, float] = {}  # the program's other intervals, as its vehicles see them
+    for state, duration_s in program:
+        vehicles = [c for i, c in enumerate(state) if i not in crosswalk_links]
+        if any(c in "yYu" for c in vehicles):
+            between_s["yellow"] = between_s.get("yellow", 0.0) + duration_s
+        elif not any(c in GREEN for c in vehicles):
+            between_s["red"] = between_s.get("red", 0.0) + duration_s
+    shown = f" (links {red} are never green)" if red else "" if between_s else " (always green for its vehicles)"
+    others = " and ".join(f"{kind} ({s:g} s)" for kind, s in between_s.items())
+    return (f"program {program_id!r} has a single green phase{shown}" + (f", with its {others}" if others else "")
+            + ": nothing to choose between")
 
 
 def retimed(inter: Intersection, defaults: TimingDefaults, overrides: dict | None = None) -> Timing:

@@ -141,7 +141,9 @@ def train_command(
                                "queue sees the queue behind it) | skip (in no zone) (default: max-pressure's "
                                "under --timing: split, skip under benchmark)")] = None,
     start: Annotated[str, typer.Option(
-        help="phase-score: where the search starts: max-pressure (halting vehicles, no hold) | actuated "
+        help="phase-score: where the search starts, each start phase-score weights named after a controller, "
+             "not that controller: max-pressure (halting in − out, every 5 s, no hold; not the max-pressure "
+             "controller evaluate compares against) | actuated "
              "(extend a green while its detectors see traffic, every 1 s; all features) | max-pressure-hold "
              "(our max-pressure's defaults as weights: a young green held, a change pays for its clearance) | "
              "max-pressure-pays (the same without the young green's hold) | "
@@ -517,9 +519,9 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
     if pol.get("signal_weights"):
         console.print(f"each of {len(pol['signal_weights'])} signals has its own weights (meta.json: "
                       "policy.signal_weights); the weights above are for any other signal")
+    kept = "the learned weights" if sel["chosen"] == "learned" else f"the start: {_start_named(start, controller=True)}"
     console.print(f"validation (seeds {sel['seeds']}, avg delay): learned {sel['learned_avg_delay_s']:.1f} s, "
-                  f"{start} (the starting point) {sel['start_avg_delay_s']:.1f} s -> the model keeps the "
-                  f"{'learned' if sel['chosen'] == 'learned' else f'starting ({start})'} weights")
+                  f"the start, {_start_named(start)} {sel['start_avg_delay_s']:.1f} s -> the model keeps {kept}")
     if "restarts" in sel:
         r = sel["restarts"]
         tried = ", ".join(f"seed {seed} {d:.1f} s" for seed, d in r["candidates"].items())
@@ -546,10 +548,32 @@ def _next_steps(model: Path, scenario: str, sumocfg: Path | None, net: Path | No
             "(the registry, to deploy it)")
 
 
+#: what each named --start weighs (search_starts.STARTS), as train prints it: a start is phase-score weights
+#: named after a controller, never that controller (its own measure, hold, lost time and zones), which is
+#: what `evaluate` compares a model against
+START_WEIGHTS = {
+    "max-pressure": "halting in − out, no hold",
+    "actuated": "halting in − out, a green held while its detectors see traffic",
+    "max-pressure-hold": "every vehicle in − halting out, a young green held, a change pays for its clearance",
+    "max-pressure-pays": "every vehicle in − halting out, a change pays for its clearance",
+}
+
+
+def _start_named(name: str, controller: bool = False) -> str:
+    """The start `name` for what it is: a named start's weights and what they weigh, or a model's weights;
+    `controller`: say too that it is not the controller of that name (where a model is said to keep it)."""
+    if name not in START_WEIGHTS:
+        return f"the weights of the model {name}"
+    named = f"the weights of {name} ({START_WEIGHTS[name]})"
+    if controller:
+        named += f", not the {name.removesuffix('-hold').removesuffix('-pays')} controller"
+    return named
+
+
 def _starts_line(choice: dict) -> str:
     tried = ", ".join(f"{n} {d:.1f} s" for n, d in choice["candidates"].items())
-    return (f"starts (validation seeds {choice['seeds']}, avg delay): {tried} -> the search starts at "
-            f"{choice['chosen']}")
+    return (f"starts, as weights (validation seeds {choice['seeds']}, avg delay): {tried} -> the "
+            f"search starts at {_start_named(choice['chosen'])}")
 
 
 def _selection_line(sel: dict) -> str:
