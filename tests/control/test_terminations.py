@@ -94,6 +94,8 @@ def test_a_queue_behind_a_stop_line_lane_within_the_zone_is_demand(zone_m, expec
     policy = PhaseScoreController(inter, [1.0 if f == "in_halt" else 0.0 for f in FEATURES], zone_m=zone_m,
                                   lane_upstream={"n_in_0": (("n_up_0", 20.0),)})
     assert policy.decide(o).termination == expected
+    del o.lanes["n_up_0"]  # a zone lane not observed is empty to the controller, and so to its log
+    assert ctl.decide(o).termination == GAP and policy.decide(o).termination == GAP
 
 
 def test_a_lane_not_observed_is_no_demand_gone():

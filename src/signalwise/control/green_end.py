@@ -23,10 +23,13 @@ from collections.abc import Sequence
 from ..core.types import EventCode, Intersection, Observation
 
 
-def demand_gone(lanes_in: tuple[str, ...], obs: Observation) -> bool:
-    """Whether every lane in `lanes_in` is observed with no vehicle on it (False when there are none)."""
+def demand_gone(lanes_in: tuple[str, ...], obs: Observation, zone_lanes: tuple[str, ...] = ()) -> bool:
+    """Whether every lane in `lanes_in` is observed with no vehicle on it (False when there are none), and no
+    vehicle is seen on `zone_lanes`: a zone lane not observed counts as empty, as the controllers that read
+    zones count it, while an own stop-line lane not observed is no demand known to be gone."""
     seen = obs.lanes
-    return bool(lanes_in) and all((s := seen.get(lane)) is not None and s.count_veh == 0 for lane in lanes_in)
+    return (bool(lanes_in) and all((s := seen.get(lane)) is not None and s.count_veh == 0 for lane in lanes_in)
+            and all((s := seen.get(lane)) is None or s.count_veh == 0 for lane in zone_lanes))
 
 
 def green_end(inter: Intersection, obs: Observation,
@@ -34,8 +37,9 @@ def green_end(inter: Intersection, obs: Observation,
     """The termination of the green showing in `obs` when the controller ends it on `obs`. `measured_in`: per
     phase, the incoming lanes the controller measures (`measured_incoming`); None: each phase's own."""
     k = obs.signal.phase_index
-    lanes = measured_in[k] if measured_in is not None else inter.phases[k].in_lanes
-    return EventCode.PHASE_GAP_OUT if demand_gone(lanes, obs) else EventCode.PHASE_FORCE_OFF
+    own = inter.phases[k].in_lanes
+    zone = tuple(lane for lane in measured_in[k] if lane not in own) if measured_in is not None else ()
+    return EventCode.PHASE_GAP_OUT if demand_gone(own, obs, zone) else EventCode.PHASE_FORCE_OFF
 
 
 def measured_incoming(moves_per_phase: Sequence[Sequence[tuple[str, str]]], zones) -> list[tuple[str, ...]]:
