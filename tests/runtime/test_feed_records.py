@@ -84,6 +84,8 @@ def test_a_feed_run_counts_the_vehicles_fed_and_leaves_what_it_cannot_measure_nu
     #: (interval index, signal, direction) -> vehicles fed
     fed: dict[tuple[int, str, str], int] = defaultdict(int)
     posted_stamps: set[float] = set()
+    #: intervals whose vehicles a POST answered too late (a loaded machine) may have moved to the next one
+    unsure: set[int] = set()
     try:
         _wait_running(base)
         while loop.is_alive():
@@ -111,6 +113,8 @@ def test_a_feed_run_counts_the_vehicles_fed_and_leaves_what_it_cannot_measure_nu
             if answer.status_code == 422 and not loop.is_alive():
                 break
             assert answer.status_code == 200, answer.text
+            if rt.stepper.t - begin_s > (k + 1) * INTERVAL_S - 1.0:  # taken so late the loop may have closed k
+                unsure |= {int(k), int(k) + 1}  # its vehicles may count in the next interval: only totals hold
             if len(posted_stamps) == 2:  # an HTTP retry of the same batch: nothing is counted twice
                 again = httpx.post(f"{base}/api/v1/live/feeds/detectors", json=batch, headers=key, timeout=5)
                 assert again.status_code == 200, again.text
@@ -136,13 +140,14 @@ def test_a_feed_run_counts_the_vehicles_fed_and_leaves_what_it_cannot_measure_nu
             want = fed.get((k, tls, s["direction"]))
             if tls == last and s["direction"] == silent_dir:
                 assert s["vehicles_crossed"] is None, s  # nothing reported: unknown, not 0
-            else:
+            elif k not in unsure:
                 assert s["vehicles_crossed"] == (want or 0), (k, tls, s)
             assert s["avg_wait_time"] is None and s["vehicle_counts"] is None, s
             assert s["emergency_vehicle_present"] is None, s
         m = r["metrics"]
         want_total = sum(v for (kk, tt, _d), v in fed.items() if (kk, tt) == (k, tls))
-        assert m["total_vehicles_passed"] == want_total, (k, tls, m)
+        if k not in unsure:
+            assert m["total_vehicles_passed"] == want_total, (k, tls, m)
         expected_total[k] += want_total
         # a point detector measures neither waits nor speeds: null, never a 0 that reads "nobody waited"
         assert m["avg_wait_time_all_sides"] is None and m["avg_speed"] is None, m
@@ -152,9 +157,11 @@ def test_a_feed_run_counts_the_vehicles_fed_and_leaves_what_it_cannot_measure_nu
 
     # the dashboard's history: vehicles and flow as fed, the delay proxy null (a gap in its chart, not a 0)
     got = intervals["intervals"]
-    assert [i["vehicles_passed"] for i in got] == [expected_total[k] for k in range(n_intervals)], got
-    assert [i["flow_vph"] for i in got] == [round(expected_total[k] * 3600.0 / INTERVAL_S, 1)
-                                            for k in range(n_intervals)], got
+    sure = [k for k in range(n_intervals) if k not in unsure]
+    assert [got[k]["vehicles_passed"] for k in sure] == [expected_total[k] for k in sure], got
+    assert [got[k]["flow_vph"] for k in sure] == [round(expected_total[k] * 3600.0 / INTERVAL_S, 1) for k in sure], got
+    if n_intervals - 1 not in unsure:  # none taken after the run's last close: every vehicle fed is counted once
+        assert sum(i["vehicles_passed"] or 0 for i in got) == sum(expected_total.values()), got
     assert all(i["mean_wait_s"] is None for i in got), got
 
     # the store: every record, its vehicles as fed; the run's throughput is the mean served share of them
@@ -162,7 +169,8 @@ def test_a_feed_run_counts_the_vehicles_fed_and_leaves_what_it_cannot_measure_nu
 
     (run,) = [r for r in queries.run_table(get_engine(url)) if r["simulation_id"] == run_dir.name]
     metrics = run["metrics"]
-    assert metrics["total_vehicles_passed"] == sum(expected_total.values()), metrics
+    if n_intervals - 1 not in unsure:
+        assert metrics["total_vehicles_passed"] == sum(expected_total.values()), metrics
     shares = [r["metrics"]["throughput"] for r in records]
     assert metrics["throughput"] == pytest.approx(sum(shares) / len(shares), abs=1e-3), metrics
     assert rt.feed.stats()["repeated_counts"] > 0  # the retried batch's counts were taken, not counted
