@@ -8,6 +8,7 @@ port in use is one `error:` line and exit 1, as every command's failures are.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 
 
@@ -31,3 +32,15 @@ def listen(host: str, port: int) -> socket.socket:
         what = "the port is in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
         raise ListenError(f"cannot listen on {host}:{port} for the API: {what} (choose another with --port)") from None
     return sock
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether `host` (a listening address) is this machine's loopback: reads may be open there."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -119,8 +119,7 @@ def test_serve_away_from_loopback_names_its_db_and_refuses_a_key_of_another(db_u
 
 
 def test_the_startup_line_masks_the_password_and_counts_active_keys(db_url):
-    from signalwise.api.auth import key_store_lines
-    from signalwise.store.key_commands import create_command
+    from signalwise.store.key_commands import create_command, key_store_lines
 
     _create_key(db_url)
     [line] = key_store_lines(Settings(database_url=db_url), db_url)

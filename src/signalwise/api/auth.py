@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import re
 import secrets
 import time
@@ -27,6 +26,7 @@ import jwt
 from fastapi import HTTPException
 from starlette.requests import HTTPConnection
 
+from signalwise.listening import is_loopback
 from signalwise.store.keys import SCOPES, ApiKeyError, KeyInfo, verify_key
 
 ALGORITHM = "HS256"
@@ -199,15 +199,6 @@ def authenticate(conn: HTTPConnection) -> Principal | None:
     return Principal(info.name, frozenset(info.scopes), info.id, via="key")
 
 
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def authorize(conn: HTTPConnection) -> Principal | None:
@@ -278,54 +269,3 @@ def app_routes(app) -> list[tuple[str, str]]:
         for methods, path in items:
             out.update((m, path) for m in methods) if methods else out.add(("WEBSOCKET", path))
     return sorted(out)
-
-
-#: at most, how long a start-up waits to count the keys of a database that does not answer
-KEY_COUNT_WAIT_S = 5.0
-
-
-def key_store_lines(settings, db: str | None) -> list[tuple[str, bool]]:
-    """What a server says at start-up about its keys: (line, is a warning), for `signalwise serve` and `live`.
-
-    One line names the database keys are checked in (its password masked) and how many active keys it holds;
-    with none, a warning says what that server will refuse (the rule of `authorize`, for its listening address)
-    and the command that creates a key there. A key made in another database is refused as unknown, and the
-    401 cannot name the database to a caller who is not authenticated: this line is where the operator sees it.
-    `db`: the command's own --db (None without). A database that cannot be read now is said, never fatal."""
-    import threading
-
-    from signalwise.store.key_commands import count_active_keys, create_command, key_database, shown_url
-
-    _, source = key_database(db)  # where the URL came from
-    url = settings.database_url  # the URL the app checks keys in
-    where = f"API keys: checked in {shown_url(url)} ({source})"
-    counted: list = []
-
-    def count() -> None:
-        try:
-            counted.append(count_active_keys(url))
-        except Exception as exc:  # noqa: BLE001 - away, refused, locked: said in one line
-            counted.append(exc)
-
-    worker = threading.Thread(target=count, name="signalwise-key-count", daemon=True)
-    worker.start()
-    worker.join(KEY_COUNT_WAIT_S)
-    if not counted:
-        return [(f"{where}, which did not answer within {KEY_COUNT_WAIT_S:g} s: calls with a key wait for it", True)]
-    if isinstance(counted[0], Exception):
-        first = (str(counted[0]).strip().splitlines() or [type(counted[0]).__name__])[0]
-        return [(f"{where}, which cannot be read now: {first}", True)]
-    active = counted[0]
-    if settings.insecure_no_auth:
-        return [(f"{where}: {active} active (none needed: --insecure-no-auth opens every route)", False)]
-    lines = [(f"{where}: {active} active", False)]
-    if active == 0:
-        if settings.open_reads_on_loopback and is_loopback(settings.bind_host):
-            refused = (f"on {settings.bind_host} (loopback) `read` routes are open without a key, but every other "
-                       "/api/v1 call (ingest, operate, admin, evidence) is refused with 401 and no token can be had")
-        else:
-            refused = (f"on {settings.bind_host} every /api/v1 call is refused with 401 (only /health, /metrics, "
-                       "the docs and the dashboard's page are open)")
-        lines.append((f"warning: no active API key in that database: {refused}; create one there: "
-                      f"{create_command(db, '--scope operate --scope read', 'ops')}", True))
-    return lines

@@ -379,7 +379,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
                   f"evidence in {run_dir}; Ctrl-C (or SIGTERM) stops")
     from rich.text import Text
 
-    from .auth import key_store_lines
+    from ..store.key_commands import key_store_lines
 
     for line, warning in key_store_lines(server.config.app.state.settings, db):  # where the API checks keys
         console.print(Text(line, style="yellow" if warning else ""), soft_wrap=True)

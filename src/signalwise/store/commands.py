@@ -103,7 +103,7 @@ def serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "1
     except ListenError as exc:
         _fail(str(exc), code=FAILED)
     typer.echo(f"signalwise API on http://{host}:{port} (docs at http://{host}:{port}/docs)")
-    from ..api.auth import key_store_lines
+    from .key_commands import key_store_lines
 
     # the workers check keys in this database only: a key made in another is refused as unknown
     for line, warning in key_store_lines(settings_or_exit(), db):

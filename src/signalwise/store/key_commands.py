@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from ..listening import is_loopback
 from .cli_engine import DB_HELP, writes_or_exit
 
 keys_app = typer.Typer(help="API keys: create (printed once), list, revoke. Rotate: create the new, then revoke the old.",
@@ -211,3 +212,52 @@ def _server_hint(db: str | None) -> str:
 
 def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")
+
+
+#: at most, how long a start-up waits to count the keys of a database that does not answer
+KEY_COUNT_WAIT_S = 5.0
+
+
+def key_store_lines(settings, db: str | None) -> list[tuple[str, bool]]:
+    """What a server says at start-up about its keys: (line, is a warning), for `signalwise serve` and `live`.
+
+    One line names the database keys are checked in (its password masked) and how many active keys it holds;
+    with none, a warning says what that server will refuse (the rule of `authorize`, for its listening address)
+    and the command that creates a key there. A key made in another database is refused as unknown, and the
+    401 cannot name the database to a caller who is not authenticated: this line is where the operator sees it.
+    `db`: the command's own --db (None without). A database that cannot be read now is said, never fatal."""
+    import threading
+
+    _, source = key_database(db)  # where the URL came from
+    url = settings.database_url  # the URL the app checks keys in
+    where = f"API keys: checked in {shown_url(url)} ({source})"
+    counted: list = []
+
+    def count() -> None:
+        try:
+            counted.append(count_active_keys(url))
+        except Exception as exc:  # noqa: BLE001 - away, refused, locked: said in one line
+            counted.append(exc)
+
+    worker = threading.Thread(target=count, name="signalwise-key-count", daemon=True)
+    worker.start()
+    worker.join(KEY_COUNT_WAIT_S)
+    if not counted:
+        return [(f"{where}, which did not answer within {KEY_COUNT_WAIT_S:g} s: calls with a key wait for it", True)]
+    if isinstance(counted[0], Exception):
+        first = (str(counted[0]).strip().splitlines() or [type(counted[0]).__name__])[0]
+        return [(f"{where}, which cannot be read now: {first}", True)]
+    active = counted[0]
+    if settings.insecure_no_auth:
+        return [(f"{where}: {active} active (none needed: --insecure-no-auth opens every route)", False)]
+    lines = [(f"{where}: {active} active", False)]
+    if active == 0:
+        if settings.open_reads_on_loopback and is_loopback(settings.bind_host):
+            refused = (f"on {settings.bind_host} (loopback) `read` routes are open without a key, but every other "
+                       "/api/v1 call (ingest, operate, admin, evidence) is refused with 401 and no token can be had")
+        else:
+            refused = (f"on {settings.bind_host} every /api/v1 call is refused with 401 (only /health, /metrics, "
+                       "the docs and the dashboard's page are open)")
+        lines.append((f"warning: no active API key in that database: {refused}; create one there: "
+                      f"{create_command(db, '--scope operate --scope read', 'ops')}", True))
+    return lines
