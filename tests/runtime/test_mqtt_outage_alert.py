@@ -135,6 +135,10 @@ def test_a_run_started_against_a_port_where_nothing_listens_raises_mqtt_disconne
         assert alert["subjects"] == [f"127.0.0.1:{port}"], alert
         assert f"at 127.0.0.1:{port} (cannot connect to the broker at 127.0.0.1:{port} (Connection refused" in \
             alert["message"], alert["message"]
+        # the status says it too, for an operator who reads the run's state rather than its alerts
+        mqtt = _get(f"{base}/api/v1/live/status")["feeds"]["mqtt"]
+        assert mqtt["broker"] == f"127.0.0.1:{port}" and mqtt["connected"] is False, mqtt
+        assert "Connection refused" in mqtt["connection_error"], mqtt
         # the shield's data age: a live change past the bound is refused naming it, and nothing is applied
         before = _get(f"{base}/api/v1/live/config")["shield"]["max_observation_age_s"]
         req = urllib.request.Request(f"{base}/api/v1/live/config/shield", method="PUT",

@@ -47,6 +47,9 @@ class LiveStatus(BaseModel):
     last_recovery_s: float | None = Field(description="wall seconds the last recovery took")
     run_dir: str
     overrides: dict[str, str] = Field(description="operator overrides in force, per intersection")
+    feeds: dict[str, dict] = Field(default_factory=dict, description=(
+        "a --field none run's inputs: `detectors` (messages accepted, rejected) and, with --mqtt, `mqtt` (broker, "
+        "connected, connection_error, received, accepted, rejected); empty with a simulator"))
 
 
 @router.get("/status", response_model=LiveStatus, summary="Is the live run going, where, and how it has fared")

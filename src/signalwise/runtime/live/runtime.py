@@ -1366,7 +1366,22 @@ class LiveRuntime:
                 "field": self.opts.field, "sink": self.opts.sink, "restarts": self.restarts,
                 "last_recovery_s": self.last_recovery_s, "run_dir": str(self.run_dir), "store": self.store_summary,
                 # a copy first: the loop starts and ends overrides while the API reads (a copy is one step)
-                "overrides": {k: v.describe() for k, v in list(self.overrides.items())}}
+                "overrides": {k: v.describe() for k, v in list(self.overrides.items())},
+                "feeds": self._feeds_status()}
+
+    def _feeds_status(self) -> dict:
+        """The detector feed's inputs (a `--field none` run): the MQTT broker's connection, and the messages
+        taken and refused, so an operator sees a broker away in the status, not only in an alert or a gauge."""
+        if self.feed is None:
+            return {}
+        mqtt = getattr(self.feed, "mqtt", None)
+        taken = self.feed.stats()
+        out = {"detectors": {"accepted": taken.get("accepted"), "rejected": taken.get("rejected")}}
+        if mqtt is not None:
+            s = mqtt.stats()
+            out["mqtt"] = {k: s[k] for k in ("broker", "connected", "connection_error", "received", "accepted",
+                                             "rejected")}
+        return out
 
 
 def _first_error(exc: BaseException) -> str:
