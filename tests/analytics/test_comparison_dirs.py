@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from support.cli import signalwise
 
 SIGNALWISE = Path(sys.executable).with_name("signalwise")
