@@ -385,6 +385,8 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
         console.print(Text(line, style="yellow" if warning else ""), soft_wrap=True)
     for line in _replayed_lines(runtime):
         console.print(line, soft_wrap=True)
+    for line in _rules_that_cannot_raise(runtime):
+        console.print(Text(line, style="yellow"), soft_wrap=True)
     try:
         runtime.run()
     except KeyboardInterrupt as exc:
@@ -452,6 +454,19 @@ def _without_alerts(config: Path, data: dict, out: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix="signalwise-live-")) / config.name
     tmp.write_text(yaml.safe_dump(data))
     return tmp
+
+
+def _rules_that_cannot_raise(runtime) -> list[str]:
+    """A warning for each alert rule in force whose metric this run never reports (a misspelt metric in the
+    `--config` file's `alerts:`, a signal it does not have): such a rule waits silently for the whole run. The
+    API refuses such a rule; a file read at start is warned about, as its other rules still hold."""
+    from ..runtime.live.alerts import metric_problem
+
+    if runtime.alerts is None:
+        return []
+    reported = runtime.reported_figures()
+    return [f"warning: alert rule {rule.name}: {why}: it can never raise in this run"
+            for rule in runtime.alerts.rules if (why := metric_problem(rule.metric, reported))]
 
 
 def _alert_engine(raw):

@@ -864,7 +864,7 @@ class LiveRuntime:
         elif isinstance(change, ch.AlertRulesChange):
             if self.alerts is None:
                 raise ch.ChangeRefused("this run has no alert engine")
-            self.alerts.operator_rules(change.rules, self._reported_figures())  # an AlertConfigError refuses it
+            self.alerts.operator_rules(change.rules, self.reported_figures())  # an AlertConfigError refuses it
 
     def _apply(self, change, who: str, replayed: dict | None = None) -> dict:
         """Apply a validated change and log it. `replayed`: the stored entry of an earlier runtime's change being
@@ -903,7 +903,7 @@ class LiveRuntime:
                 self._check_based_on(change)
             self._retime(self._timing_after(change))
         elif isinstance(change, ch.AlertRulesChange):
-            for event in self.alerts.apply_operator_rules(change.rules, self._reported_figures(), at_s=st.t,
+            for event in self.alerts.apply_operator_rules(change.rules, self.reported_figures(), at_s=st.t,
                                                           why=f"alert rules changed by {who}"):
                 self._emit_alert(event)  # cleared with its rule: the store and the stream must see it end
             sent = {r.get("name") for r in change.rules}
@@ -1308,7 +1308,7 @@ class LiveRuntime:
                 log.debug("figures of %s not read", name, exc_info=True)
         return out
 
-    def _reported_figures(self) -> list[str]:
+    def reported_figures(self) -> list[str]:
         """The figures reported now, against which an operator's alert rules are checked, and each signal's that
         comes with the first snapshot (a change replayed at start is checked before there is one)."""
         spill = [f"queue_spillback.{i.id}" for i in self.stepper.intersections
