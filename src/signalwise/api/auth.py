@@ -194,9 +194,14 @@ def authenticate(conn: HTTPConnection) -> Principal | None:
     try:
         info = verify_key(get_engine(app.state.settings.database_url), value)
     except ApiKeyError as exc:
-        hint = UNKNOWN_KEY_HINT if str(exc) == UNKNOWN_KEY else ""
-        raise HTTPException(401, f"{exc}{hint}", headers={"WWW-Authenticate": "Bearer"}) from None
+        raise key_refused(exc) from None
     return Principal(info.name, frozenset(info.scopes), info.id, via="key")
+
+
+def key_refused(exc: ApiKeyError) -> HTTPException:
+    """The 401 for a key the database refuses; an unknown one with where keys are looked up (`UNKNOWN_KEY_HINT`)."""
+    hint = UNKNOWN_KEY_HINT if str(exc) == UNKNOWN_KEY else ""
+    return HTTPException(401, f"{exc}{hint}", headers={"WWW-Authenticate": "Bearer"})
 
 
 

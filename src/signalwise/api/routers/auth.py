@@ -19,7 +19,7 @@ from signalwise.store.keys import (
     verify_key,
 )
 
-from ..auth import issue_token, jwt_secret
+from ..auth import issue_token, jwt_secret, key_refused
 from ..deps import Moment
 
 router = APIRouter(tags=["auth"])
@@ -47,8 +47,8 @@ def token(request: Request, body: Annotated[TokenRequest | None, Body()] = None,
     settings = request.app.state.settings
     try:
         info = verify_key(get_engine(settings.database_url), key)
-    except ApiKeyError as exc:
-        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+    except ApiKeyError as exc:  # as any route answers a refused key
+        raise key_refused(exc) from None
     value, exp = issue_token(info, jwt_secret(settings), settings.token_ttl_s)
     return Token(access_token=value, expires_in=int((exp - dt.datetime.now(dt.UTC)).total_seconds()),
                  expires_at=exp, scopes=list(info.scopes))
