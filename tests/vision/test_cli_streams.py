@@ -407,3 +407,28 @@ def test_a_second_run_into_the_same_out_is_refused_and_the_first_is_kept(video, 
     p = _run("--video", d / "scene.mp4", "--camera", d / "cam.yaml", "--out", out)
     assert p.returncode == 2 and "exists and is not empty: a vision run never overwrites" in p.stderr, p.stderr
     assert (out / "violations.csv").read_text() == "an earlier run's\n"
+
+
+def test_a_raw_mjpeg_file_has_no_frame_rate_of_its_own_and_is_refused_without_fps(video, tmp_path):
+    """Concatenated JPEGs carry no frame rate; FFmpeg reports its guess of 25 frames/s, which taken as the file's
+    ran a 10 frame/s clip 2.5 times fast (a 5 frame/s one five times, and its vehicles were ticketed at 255 km/h).
+    The file is refused without --fps, as the docs say, and runs at the rate --fps gives."""
+    import cv2
+
+    d, _ = video
+    raw = tmp_path / "scene.mjpeg"
+    cap = cv2.VideoCapture(str(d / "scene.mp4"))
+    with open(raw, "wb") as out:
+        for _ in range(50):  # 5 s at the scene's 10 frames/s
+            ok, frame = cap.read()
+            assert ok
+            out.write(cv2.imencode(".jpg", frame)[1].tobytes())
+    cap.release()
+    refused = _run("--video", raw, "--camera", d / "cam.yaml", "--out", tmp_path / "o")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "the container states no frame rate; give it with --fps" in refused.stderr
+    assert not (tmp_path / "o").exists()
+    ran = _run("--video", raw, "--camera", d / "cam.yaml", "--fps", 10, "--out", tmp_path / "o2")
+    assert ran.returncode == 0, ran.stderr
+    summary = json.loads((tmp_path / "o2" / "summary.json").read_text())
+    assert summary["fps_source"] == 10.0

@@ -151,17 +151,26 @@ def probe_video(source: str, open_timeout_s: float = 10.0, read_timeout_s: float
         import cv2
 
         count = None if live else int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        fps = container_fps(cap)
+        fps = container_fps(cap, source)
     finally:
         cap.release()
     h, w = frame.shape[:2]
     return VideoProbe(int(w), int(h), fps, count if count and count > 0 else None)
 
 
-def container_fps(cap) -> float | None:
-    """The frame rate the container states, when it is believable."""
+#: files of a raw elementary stream (concatenated JPEGs, an H.264/H.265 bitstream): no container, so no frame
+#: rate, and FFmpeg reports its guess of 25 frames/s as if it were the file's. Taken as the file's, a 5 frame/s
+#: clip ran five times fast and its vehicles were judged speeding at 255 km/h, with evidence images
+RAW_STREAM_SUFFIXES = frozenset({".mjpeg", ".mjpg", ".h264", ".264", ".h265", ".265", ".hevc"})
+
+
+def container_fps(cap, source: str | None = None) -> float | None:
+    """The frame rate the container states, when it is believable; None for a raw stream file (`source`), whose
+    rate is FFmpeg's guess."""
     import cv2
 
+    if source is not None and not is_url(source) and os.path.splitext(source)[1].lower() in RAW_STREAM_SUFFIXES:
+        return None
     fps = cap.get(cv2.CAP_PROP_FPS)
     return float(fps) if fps and math.isfinite(fps) and 0.5 <= fps <= 1000 else None
 
@@ -301,7 +310,7 @@ class StreamReader:
                 self.streaming_since = time.time()
                 if self._since is None or now_mono() - self._since > FPS_WINDOW_S:
                     self._since = now_mono()
-                fps = self.fps_override or container_fps(cap)
+                fps = self.fps_override or container_fps(cap, self.source)
                 self.source_fps = fps
                 read_before = self.frames_read
                 ended = self._pump(cap, fps, t_offset, started)
