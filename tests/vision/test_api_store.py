@@ -296,3 +296,20 @@ def test_the_violation_writer_writes_at_once_when_flushed_and_closed(tmp_path):
     writer.close()
     assert not writer._thread.is_alive() and writer.stats()["written"] == 2503
     assert time.monotonic() - t0 < 15
+
+
+def test_violations_stored_after_a_cached_answer_are_in_the_next_one(tmp_path):
+    """The analytics answers are cached for `cache_ttl_s`, and dropped on every write through the store; the
+    violation writer did not say it wrote, so a summary asked before a camera's violations kept answering 0 for
+    the TTL while the list already held them."""
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    application = create_app(Settings(database_url=url, cache_ttl_s=600))  # loopback: reads need no key
+    engine = get_engine(url)
+    with TestClient(application) as c:
+        before = c.get("/api/v1/analytics/violations/summary").json()
+        insert_violations(engine, _rows(3))
+        after = c.get("/api/v1/analytics/violations/summary").json()
+        hot = c.get("/api/v1/analytics/violations/hotspots").json()
+    assert before["total"] == 0, before
+    assert after["total"] == 3, after
+    assert sum(i["total"] for i in hot["items"]) == 3, hot

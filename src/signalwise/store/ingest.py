@@ -259,7 +259,7 @@ def ingest_json_records(engine: Engine, items: Iterable[tuple[int, bytes | str]]
     if stats is not None:
         stats["worker_cpu_s"] = stats.get("worker_cpu_s", 0.0) + (validation_cpu if workers else 0.0)
     if written:
-        _notify()
+        notify_written()
     return written
 
 
@@ -288,7 +288,8 @@ def gc_paused():
             gc.enable()
 
 
-def _notify() -> None:
+def notify_written() -> None:
+    """Run the after-write hooks: a served app drops its cached analytics answers (any module writing rows calls it)."""
     for hook in list(after_write_hooks):
         hook()
 
@@ -322,7 +323,7 @@ def register_run(engine: Engine, simulation_id: str, scenario: str, controller: 
         conn.execute(stmt.on_conflict_do_update(
             index_elements=["simulation_id"],
             set_={k: stmt.excluded[k] for k in ("scenario", "controller", "seed", "config", "started_at")}))
-    _notify()
+    notify_written()
 
 
 def forget_run(engine: Engine, simulation_id: str) -> bool:
@@ -340,7 +341,7 @@ def forget_run(engine: Engine, simulation_id: str) -> bool:
         if stored is None:
             return False
         conn.execute(delete(runs).where(runs.c.id == stored))  # its records and roll-ups go with it (0003, 0006)
-    _notify()
+    notify_written()
     return True
 
 
@@ -365,7 +366,7 @@ def write_run_metrics(engine: Engine, simulation_id: str, metrics: dict[str, flo
         conn.execute(stmt.on_conflict_do_update(index_elements=["run_id", "name"],
                                                 set_={"value": stmt.excluded.value}),
                      [{"run_id": run_id, "name": n, "value": v} for n, v in rows])
-    _notify()
+    notify_written()
 
 
 # ---------------------------------------------------------------------------
@@ -404,5 +405,5 @@ def ingest_records(engine: Engine, records: Iterable[IntersectionRecord | dict |
                 if on_progress is not None:
                     on_progress(len(chunk))
     if written:
-        _notify()
+        notify_written()
     return written

@@ -136,6 +136,9 @@ def insert_violations(engine: Engine, violations: Iterable[Mapping]) -> int:
             conn.execute(ViolationRow.__table__.insert(), rows)
             _upsert(conn, ViolationCountsHourly.__table__, hourly)
             _upsert(conn, ViolationCountsDaily.__table__, daily)
+    from .ingest import notify_written
+
+    notify_written()  # a served app's cached summaries, hotspots and trends would miss these rows for its TTL
     return len(rows)
 
 
