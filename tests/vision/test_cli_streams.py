@@ -432,3 +432,19 @@ def test_a_raw_mjpeg_file_has_no_frame_rate_of_its_own_and_is_refused_without_fp
     assert ran.returncode == 0, ran.stderr
     summary = json.loads((tmp_path / "o2" / "summary.json").read_text())
     assert summary["fps_source"] == 10.0
+
+
+def test_a_camera_key_close_to_one_signalwise_reads_is_named_with_the_key_it_likely_meant(video, tmp_path):
+    """Extra keys are kept for other tools, so a typo is no error; but `speed_limit_mp` left speeding unjudged and
+    `stoplines` left the stop lines out, with nothing said. A note names each, and a key far from ours is quiet."""
+    d, _ = video
+    cam = yaml.safe_load((d / "cam.yaml").read_text())
+    cam["speed_limit_mp"] = cam.pop("speed_limit_mps", 13.9)
+    cam["zones"][0]["chanel"] = 3
+    (tmp_path / "typo.yaml").write_text(yaml.safe_dump(cam, sort_keys=False))
+    p = _run("--video", d / "scene.mp4", "--camera", tmp_path / "typo.yaml", "--out", tmp_path / "o")
+    assert p.returncode == 0, p.stderr
+    notes = [line for line in p.stderr.splitlines() if line.startswith("note: camera file key ")]
+    assert any("speed_limit_mp is not one signalwise reads (did you mean speed_limit_mps?)" in n for n in notes), notes
+    assert any("zones[0].chanel is not one signalwise reads (did you mean channel?)" in n for n in notes), notes
+    assert not any("extra_key_from_another_tool" in n for n in notes)  # another tool's key: no note

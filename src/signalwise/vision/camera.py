@@ -261,6 +261,31 @@ def camera_from_dict(data: dict, where: str = "camera") -> CameraConfig:
     return cam
 
 
+def keys_like_ours(cam: CameraConfig) -> list[str]:
+    """A line for each key of the file that signalwise does not read but whose name is close to one it does
+    (`speed_limit_mp`, `stoplines`, `anchr`): extra keys are kept for other tools, so such a typo is no error,
+    yet it silently leaves a check off (no speed limit: no speeding is judged) or a default in force."""
+    import difflib
+
+    out = []
+
+    def check(model: BaseModel, where: str) -> None:
+        for key in model.model_extra or {}:
+            near = difflib.get_close_matches(str(key), list(type(model).model_fields), n=1, cutoff=0.8)
+            if near:
+                out.append(f"camera file key {where}{key} is not one signalwise reads (did you mean {near[0]}?): "
+                           "kept and ignored")
+
+    check(cam, "")
+    for i, pair in enumerate(cam.calibration):
+        check(pair, f"calibration[{i}].")
+    for i, line in enumerate(cam.stop_lines):
+        check(line, f"stop_lines[{i}].")
+    for i, zone in enumerate(cam.zones):
+        check(zone, f"zones[{i}].")
+    return out
+
+
 def load_camera(path: str | Path) -> CameraConfig:
     """Read and validate a camera file (YAML or JSON)."""
     path = Path(path)

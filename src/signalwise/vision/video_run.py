@@ -30,7 +30,7 @@ import numpy as np
 
 from ..core.eventlog import COLUMNS as EVENT_COLUMNS
 from ..core.eventlog import format_timestamp
-from .camera import CameraConfig, CameraFileError, load_camera
+from .camera import CameraConfig, CameraFileError, keys_like_ours, load_camera
 from .signals import SignalTimeline
 
 HEADERS = {
@@ -114,6 +114,7 @@ def check_inputs(video: str, camera_path: str | Path, signals_path: str | Path |
         camera.check_frame(w, h, str(camera_path))
     except CameraFileError as exc:
         raise InputError(str(exc)) from None
+    notes += keys_like_ours(camera)
     return RunInputs(video, camera, signals, fps or src_fps, count, (h, w), live, notes)
 
 
