@@ -21,6 +21,7 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+from support.waiting import until
 
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.live.records import LiveRecords, network_figures
@@ -33,15 +34,13 @@ BOUNDARY_MARGIN_S = 6.0
 
 
 def _wait_running(base: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def running() -> bool:
         try:
-            if httpx.get(f"{base}/api/v1/live/status", timeout=2).json().get("running"):
-                return
+            return bool(httpx.get(f"{base}/api/v1/live/status", timeout=2).json().get("running"))
         except (httpx.HTTPError, ValueError):
-            pass
-        time.sleep(0.05)
-    raise AssertionError("the live run never started")
+            return False
+
+    assert until(running, 30, every_s=0.05), "the live run never started"
 
 
 def test_a_feed_run_counts_the_vehicles_fed_and_leaves_what_it_cannot_measure_null(tmp_path):

@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 COLUMNS = ("DeviceId", "Phase", "Parameter", "Function", "DistanceToStopbar_m", "ApproachSpeed_mps")
 
 
-def _optional_float(value: object) -> float | None:
-    """A distance or speed, None when not given (a NaN from a file's empty cell is not given)."""
-    if value is None:
+def optional_float(value: object) -> float | None:
+    """A distance or speed, None when not given (an empty cell, or the NaN a file's empty cell reads as)."""
+    if value is None or value == "":
         return None
     number = float(value)
     return None if math.isnan(number) else number
@@ -33,8 +33,8 @@ def _optional_float(value: object) -> float | None:
 def _values(run_id: int, row: Sequence) -> dict:
     device, phase, parameter, function, distance_m, speed_mps = row
     return {"run_id": run_id, "device_id": str(device), "phase": int(phase), "parameter": int(parameter),
-            "function": str(function), "distance_to_stopbar_m": _optional_float(distance_m),
-            "approach_speed_mps": _optional_float(speed_mps)}
+            "function": str(function), "distance_to_stopbar_m": optional_float(distance_m),
+            "approach_speed_mps": optional_float(speed_mps)}
 
 
 def store_detector_config(engine: Engine, simulation_id: str, rows: Iterable[Sequence], *,

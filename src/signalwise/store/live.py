@@ -51,6 +51,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, IntegrityError
 
+from .detector_configs import optional_float
 from .tables import ALERT_LEVELS, CHANGE_RESULTS, Alert, RuntimeChange
 
 log = logging.getLogger("signalwise.store.live")
@@ -204,7 +205,8 @@ class LiveStoreWriter:
         the API's detector measures for this run read it (`detector_configs.py`). Put it after `put_run`: the
         FIFO writes in order, and a configuration without its stored run is refused (`rejected_rows`)."""
         try:
-            taken = [[str(r[0]), int(r[1]), int(r[2]), str(r[3]), _number(r[4]), _number(r[5])] for r in rows]
+            taken = [[str(r[0]), int(r[1]), int(r[2]), str(r[3]), optional_float(r[4]), optional_float(r[5])]
+                     for r in rows]
         except (IndexError, TypeError, ValueError) as exc:
             return self._reject(1, f"detector configuration refused: {exc}")
         return self._put("detectors", taken)
@@ -857,10 +859,6 @@ def _write_runs(engine: Engine, sim: str, rows: list) -> None:
     for row in rows:
         register_run(engine, sim, row.get("scenario"), row.get("controller"), row.get("seed"), row.get("config") or {},
                      _moment(row.get("started_at")))
-
-
-def _number(value) -> float | None:  # noqa: ANN001 - a distance or speed, None when not given
-    return None if value is None or value == "" else float(value)
 
 
 def _write_detectors(engine: Engine, sim: str, rows: list) -> None:
