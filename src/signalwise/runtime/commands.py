@@ -64,7 +64,7 @@ def friendly_errors(fn):
 
 
 #: run settings a command line sets with an option of another name: a refusal of the setting names the option too
-FLAG_OF_SETTING = {"duration_s": "--duration", "demand_scale": "--demand-scale", "out_dir": "--out",
+FLAG_OF_SETTING = {"duration_s": "--duration", "warmup_s": "--warmup", "demand_scale": "--demand-scale", "out_dir": "--out",
                    "seed": "--seed", "controller": "--controller", "scenario": "--scenario", "sumocfg": "--sumocfg",
                    "net": "--net", "routes": "--routes"}
 
@@ -316,6 +316,11 @@ DemandScaleOpt = Annotated[float | None, typer.Option(
     "--demand-scale", metavar="X", show_default=False,
     help="the demand times X (SUMO's --scale): 1.2 runs the same seed's traffic with 20 % more vehicles, for "
          "what-if studies of growth [default: 1, or the --config file's demand_scale]")]
+WarmupOpt = Annotated[float | None, typer.Option(
+    "--warmup", show_default=False, metavar="SECONDS",
+    help="seconds at the start that fill the network and count in no summary figure (delay, waits, throughput, "
+         "queues, CO2 and fuel count vehicles due from then on); a multiple of the record interval (interval_s, 60 s) "
+         "[default: 0, or the --config file's warmup_s]")]
 ControllerOpt = Annotated[str | None, typer.Option("--controller", "-c", show_default=False,
                                                    help="fixed | webster | actuated | max-pressure | ql (the "
                                                         "model shipped for single, corridor, grid) | ql:PATH "
@@ -351,16 +356,17 @@ def run_command(
         "(replay when a core is free: the cores less this run and the load average) [default: auto, or the "
         "--config file's]"))] = None,
     demand_scale: DemandScaleOpt = None,
+    warmup: WarmupOpt = None,
 ) -> None:
     """Run one controller on one scenario and leave the evidence in a run directory."""
     with sigterm_as_interrupt():  # `kill` marks the run directory incomplete, as Ctrl-C does
         _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, routes, config, gui, remote_port,
-             emissions, db, timing, record, evidence, demand_scale)
+             emissions, db, timing, record, evidence, demand_scale, warmup)
 
 
 @friendly_errors
 def _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, routes, config, gui, remote_port,
-         emissions, db, timing=None, record=None, evidence=None, demand_scale=None) -> None:
+         emissions, db, timing=None, record=None, evidence=None, demand_scale=None, warmup=None) -> None:
     from rich.console import Console
 
     from .run import execute_run, new_run_dir
@@ -369,11 +375,11 @@ def _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, route
     cfg = _load_config(config, _registry_url(db), scenario=scenario, controller=controller, seed=seed,
                        duration_s=duration, out_dir=out, sumocfg=sumocfg, net=net, routes=routes or None, gui=gui,
                        remote_port=remote_port, emissions=emissions, record=record, evidence=evidence,
-                       demand_scale=demand_scale, timing_profile=timing)
+                       demand_scale=demand_scale, timing_profile=timing, warmup_s=warmup)
     note_profile_mismatch(cfg, [cfg.controller])
-    from .loop import resolve_scenario
+    from .loop import resolve_scenario, run_window
 
-    resolve_scenario(cfg)  # fail on a bad scenario before drawing a progress bar
+    run_window(cfg, resolve_scenario(cfg))  # fail on a bad scenario or warm-up before drawing a progress bar
     _check_model_path(cfg.controller)
     target = run_dir or new_run_dir(cfg)
     why = why_unwritable(target)
@@ -423,7 +429,9 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
     n = metrics["network"]
     scaled = f"demand ×{metrics['demand_scale']:g}, " if "demand_scale" in metrics else ""
     t = Table(title=f"{metrics['controller']} on {metrics['scenario']} (seed {metrics['seed']}, {scaled}"
-                    f"{metrics['simulated_s'] / 60:.0f} min simulated in {metrics['wall_s']:.1f} s)")
+                    f"{metrics['simulated_s'] / 60:.0f} min simulated in {metrics['wall_s']:.1f} s"
+                    + (f"; figures count from {metrics['counted_from_s']:g} s, after a {metrics['warmup_s']:g} s "
+                       "warm-up" if metrics.get("warmup_s") else "") + ")")
     t.add_column("metric")
     t.add_column("value", justify="right")
     rows = [
@@ -487,22 +495,23 @@ def compare_command(
     db: Annotated[str | None, typer.Option(help="also write every run into this database URL ('default' = embedded SQLite)")] = None,
     timing: TimingOpt = None,
     demand_scale: DemandScaleOpt = None,
+    warmup: WarmupOpt = None,
 ) -> None:
     """Compare controllers over seeds: mean, 95% CI, change vs the first, Welch p-value, and a chart."""
     with sigterm_as_interrupt():  # `kill` stops the runs and marks their directories incomplete, as Ctrl-C does
         _compare(scenario, controllers, seeds, first_seed, duration, out, workers, sumocfg, config, db, net, routes,
-                 timing, demand_scale)
+                 timing, demand_scale, warmup)
 
 
 @friendly_errors
 def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, sumocfg, config, db, net=None,
-             routes=None, timing=None, demand_scale=None) -> None:
+             routes=None, timing=None, demand_scale=None, warmup=None) -> None:
     import datetime as dt
 
     from rich.console import Console
 
     from .compare import check_network, compare_controllers
-    from .loop import resolve_scenario, sumocfg_note
+    from .loop import resolve_scenario, run_window, sumocfg_note
     from .run import slug
 
     names = [c.strip() for c in controllers.split(",") if c.strip()]
@@ -518,14 +527,17 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
     if scenario is None and not own:
         scenario = DEMO_SCENARIO
     base = _load_config(config, scenario=scenario, controller=names[0], duration_s=duration, sumocfg=sumocfg,
-                        net=net, routes=routes or None, demand_scale=demand_scale, timing_profile=timing)
+                        net=net, routes=routes or None, demand_scale=demand_scale, timing_profile=timing,
+                        warmup_s=warmup)
     base = with_shipped_model(with_model_registry(base, names, _registry_url(db)), names)
     note_profile_mismatch(base, names)
     for name in names:  # fail fast on a typo, before starting any worker
         base.model_validate({**base.model_dump(), "controller": name})
     _check_models(names)
     # fail on a missing or bad network before starting any worker
-    note = sumocfg_note(base, resolve_scenario(base))
+    scenario_read = resolve_scenario(base)
+    run_window(base, scenario_read)
+    note = sumocfg_note(base, scenario_read)
     # ... and on one no run could use (no signal to control, routes over unknown edges), or a model that does not fit
     seen = check_network(base, names)
     if note:
@@ -593,8 +605,9 @@ def print_compare_table(summary: dict, width: int | None = None) -> None:
     base = summary["baseline"]
     never = set(summary.get("never_ran", ()))
     n_seeds = len(summary["seeds"])
-    t = Table(title=f"{summary.get('scenario', '')}: mean ± 95% CI over {n_seeds} seed(s); change vs {base}, "
-                    "Welch p", title_justify="left", padding=(0, 1), collapse_padding=True)
+    warmup = f", after a {summary['warmup_s']:g} s warm-up" if summary.get("warmup_s") else ""
+    t = Table(title=f"{summary.get('scenario', '')}: mean ± 95% CI over {n_seeds} seed(s){warmup}; change vs "
+                    f"{base}, Welch p", title_justify="left", padding=(0, 1), collapse_padding=True)
     t.add_column("metric", overflow="fold", max_width=22)
     for c in controllers:
         t.add_column(c + ("\n[red]NEVER RAN[/red]" if c in never else ""), justify="right", overflow="fold")

@@ -126,6 +126,8 @@ def compare_controllers(base: RunConfig, controllers: list[str], seeds: list[int
     summary = summarize(controllers, seeds, runs)
     summary["failures"] = {f"{c}:s{s}": msg for (c, s), msg in failures.items()}
     summary["scenario"] = base.scenario_label
+    if base.warmup_s:  # every run's figures count from the warm-up's end: the table says so
+        summary["warmup_s"] = base.warmup_s
     summary["created"] = dt.datetime.now().isoformat(timespec="seconds")
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     _write_summary_csv(out_dir / "summary.csv", summary)

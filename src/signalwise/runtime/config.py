@@ -255,6 +255,11 @@ class RunConfig(BaseModel):
     out_dir: Path = Field(Path("runs"), description="parent directory of the run directory")
     step_length_s: float = Field(1.0, gt=0, le=5, description="SUMO simulation step")
     interval_s: float = Field(60.0, gt=0, description="time-series and record interval")
+    warmup_s: float = Field(0.0, ge=0, description=(
+        "seconds at the start of the run that fill the network and count in no summary figure: delay, waits, "
+        "stops, throughput, queues, CO2 and fuel count the vehicles and pedestrians due to depart from begin + "
+        "warmup_s on, and the intervals and queue samples from then; the time series, the event log and the "
+        "safety audit cover the whole run. A multiple of interval_s, shorter than the run"))
     emissions: bool = Field(True, description="record CO2 and fuel with SUMO's emissions device (HBEFA)")
     record: Literal["full", "lean"] = Field("full", description=(
         "what SUMO records besides trips: full = per-edge intervals, emissions (with emissions), detector passages "
@@ -352,6 +357,18 @@ class RunConfig(BaseModel):
                              "or your own network")
         if own is None and self.scenario is None:
             self.scenario = "single"
+        return self
+
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> RunConfig:
+        """A warm-up ends on an interval's boundary, so every figure (per approach, CO2 and fuel are SUMO's
+        per-interval sums) counts from the same moment."""
+        if self.warmup_s and abs(self.warmup_s / self.interval_s - round(self.warmup_s / self.interval_s)) > 1e-9:
+            raise ValueError(f"warmup_s (--warmup) {self.warmup_s:g} s is not a multiple of interval_s {self.interval_s:g} s: "
+                             "the per-approach figures, CO2 and fuel are SUMO's per-interval sums, and would count "
+                             "from another moment than the delay")
+        if self.duration_s is not None and self.warmup_s >= self.duration_s:
+            raise ValueError(f"warmup_s (--warmup) {self.warmup_s:g} s leaves nothing of the {self.duration_s:g} s run to count")
         return self
 
     @property

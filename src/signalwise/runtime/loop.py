@@ -48,7 +48,15 @@ from ..sim.detectors import DetectorLayout, place_detectors
 from ..sim.lane_zones import listed_lanes
 from ..sim.outputs import write_meandata_file
 from ..sim.replay import ReplayProcess, spare_cores, writes_own_outputs
-from ..sim.scenario import Scenario, from_files, from_sumocfg, load, nominal_lane_flows, unapplied_note
+from ..sim.scenario import (
+    Scenario,
+    ScenarioError,
+    from_files,
+    from_sumocfg,
+    load,
+    nominal_lane_flows,
+    unapplied_note,
+)
 from ..sim.signal_model import RefusedSignal
 from .config import RunConfig, owned_sumo_option
 from .evidence import REPLAYED_FILES, EvidenceReplay, replay_digest
@@ -241,12 +249,22 @@ def run_loop(cfg: RunConfig, run_dir: Path, progress: Progress | None = None,
     filming every step for the camera in the loop).
     """
     scenario = resolve_scenario(cfg)
-    begin_s = scenario.begin_s
-    end_s = begin_s + (cfg.duration_s if cfg.duration_s is not None else scenario.duration_s)
+    begin_s, end_s = run_window(cfg, scenario)
     (run_dir / "sumo").mkdir(parents=True, exist_ok=True)
     with _path_sumo_can_write(run_dir / "sumo") as sumo_dir:
         return _run_in(cfg, scenario, begin_s, end_s, sumo_dir, progress, queue_sample_s, controllers, source_wrapper,
                        backend_factory)
+
+
+def run_window(cfg: RunConfig, scenario: Scenario) -> tuple[float, float]:
+    """The run's begin and end in simulation seconds; a warm-up that leaves nothing to count is refused before
+    SUMO starts (a scenario's own window is known only once it is read)."""
+    begin_s = scenario.begin_s
+    end_s = begin_s + (cfg.duration_s if cfg.duration_s is not None else scenario.duration_s)
+    if cfg.warmup_s >= end_s - begin_s:
+        raise ScenarioError(f"warmup_s (--warmup) {cfg.warmup_s:g} s leaves nothing of the run's "
+                            f"{end_s - begin_s:g} s window ({begin_s:g}-{end_s:g} s) to count")
+    return begin_s, end_s
 
 
 @contextlib.contextmanager

@@ -41,7 +41,7 @@ from ..core.names import BASELINE_CONTROLLER
 from ..core.types import EventCode
 from ..outdirs import process_identity
 from ..sim.backend import SimulationError
-from ..sim.metrics import intersection_metrics, network_metrics, time_series
+from ..sim.metrics import after_warmup, intersection_metrics, network_metrics, time_series
 from ..sim.outputs import Teleports, read_discarded, read_teleports, read_tripinfo
 from ..sim.replay import spare_cores
 from ..sim.signal_model import plan_notes
@@ -195,10 +195,13 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
     if series:
         _write_csv(run_dir / "timeseries.csv", list(series[0]), [list(r.values()) for r in series])
 
-    net = network_metrics(trips, persons, loop.queue_samples, loop.emergency_ids, emissions).as_dict()
+    counted = after_warmup(loop.begin_s + cfg.warmup_s, loop.end_s, trips, persons, loop.queue_samples, edgedata,
+                           emissions)
+    net = network_metrics(counted.trips, counted.persons, counted.queue_samples, loop.emergency_ids,
+                          counted.emissions).as_dict()
     discarded = read_discarded(loop.files["errors"]) if "errors" in loop.files else []
     teleports = read_teleports(loop.files["statistics"]) if "statistics" in loop.files else None
-    per_tls = intersection_metrics(edgedata, emissions, loop.queue_samples, approach_edges)
+    per_tls = intersection_metrics(counted.edgedata, counted.emissions, counted.queue_samples, approach_edges)
     rules = dict(Counter(iv.rule for iv in loop.interventions))
     for tls, frac in loop.fallback_fraction.items():
         per_tls.setdefault(tls, {})["fallback_fraction"] = round(frac, 4)
@@ -211,6 +214,8 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
         **({"demand_scale": cfg.demand_scale} if cfg.demand_scale != 1.0 else {}),
         "simulated_s": loop.end_s - loop.begin_s,
         "begin_s": loop.begin_s,
+        # the figures count from here (a warm-up fills the network first); the time series covers the whole run
+        **({"warmup_s": cfg.warmup_s, "counted_from_s": loop.begin_s + cfg.warmup_s} if cfg.warmup_s else {}),
         # CO2 and fuel are 0 when SUMO was not asked for them (`emissions: false`, or a lean record): say so
         "emissions_recorded": cfg.emissions and cfg.record == "full",
         "network": {**net, "discarded_veh": len(discarded), "preemptions": preempts,
@@ -238,11 +243,12 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
     if note:
         warnings.append(note)
     if not net["vehicles_total"]:
-        warnings.append(f"no vehicle was due to depart between {loop.begin_s:g} s and {loop.end_s:g} s, the run's "
-                        "window: every figure is empty (check the begin, end and --duration against your routes' "
-                        "departure times)")
+        after = f" after the {cfg.warmup_s:g} s warm-up" if cfg.warmup_s else ""
+        warnings.append(f"no vehicle was due to depart between {loop.begin_s + cfg.warmup_s:g} s and "
+                        f"{loop.end_s:g} s, the run's window{after}: every figure is empty (check the begin, end, "
+                        "--duration and --warmup against your routes' departure times)")
     # a vehicle due at the very last step is loaded but had no chance to enter: it waited 0 s, and is no warning
-    blocked = sum(1 for t in trips if t.status == "undeparted" and t.depart_delay_s > 0)
+    blocked = sum(1 for t in counted.trips if t.status == "undeparted" and t.depart_delay_s > 0)
     if blocked:
         # the count the tables show ("never inserted") holds those due at the last step too: say both
         last_step = net["never_inserted"] - blocked

@@ -88,6 +88,40 @@ def network_metrics(trips: list[Trip], persons: list[PersonTrip], queue_samples:
     )
 
 
+def scheduled_depart_s(trip: Trip, end_s: float) -> float:
+    """When a vehicle was due to enter: SUMO gives a vehicle that entered its entry time and wait to enter, and
+    one that never entered its wait up to the end (`departDelay` counted to the time it wrote the row)."""
+    if trip.status == "undeparted":
+        return end_s - trip.depart_delay_s
+    return trip.depart_s - trip.depart_delay_s
+
+
+@dataclass(frozen=True)
+class Counted:
+    """What a run's summary figures count after a warm-up of the network."""
+
+    trips: list[Trip]
+    persons: list[PersonTrip]
+    queue_samples: list[tuple[float, str, int]]
+    edgedata: list[dict]
+    emissions: list[dict]
+
+
+def after_warmup(from_s: float, end_s: float, trips: list[Trip], persons: list[PersonTrip],
+                 queue_samples: list[tuple[float, str, int]], edgedata: list[dict],
+                 emissions: list[dict]) -> Counted:
+    """The vehicles and pedestrians due from `from_s` on, and the samples and intervals from then: a vehicle
+    that entered an empty network in the warm-up met no queue and would flatter any controller. A vehicle due
+    after the warm-up counts whole, the part of its trip in a queue left from the warm-up included."""
+    return Counted(
+        trips=[t for t in trips if scheduled_depart_s(t, end_s) >= from_s - 1e-6],
+        persons=[p for p in persons if p.depart_s >= from_s - 1e-6],  # a person due later than the end has -1
+        queue_samples=[q for q in queue_samples if q[0] >= from_s - 1e-6],
+        edgedata=[r for r in edgedata if r["begin_s"] >= from_s - 1e-6],
+        emissions=[r for r in emissions if r["begin_s"] >= from_s - 1e-6],
+    )
+
+
 def intersection_metrics(edgedata: list[dict], emissions: list[dict], queue_samples: list[tuple[float, str, int]],
                          approach_edges: dict[str, set[str]]) -> dict[str, dict]:
     """Per intersection: delay and waiting per vehicle on its approaches, throughput, queues, CO2."""
