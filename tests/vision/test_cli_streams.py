@@ -18,7 +18,7 @@ from vision_scenes import small_scene, write_signals
 
 HEADERS = {
     "tracks.csv": "frame,time_s,track_id,x_px,y_px,x_m,y_m,speed_mps",
-    "crossings.csv": "time_s,track_id,stop_line,approach,signal_state",
+    "crossings.csv": "time_s,track_id,stop_line,approach,signal_state,joined",
     "violations.csv": "time_s,track_id,kind,approach,speed_mps,evidence_path",
     "counts.csv": "interval_start_s,approach,count",
     "detections.csv": "frame,time_s,x1,y1,x2,y2,score",
@@ -64,6 +64,7 @@ def test_vision_run_writes_every_file_with_its_header(video, tmp_path):
     crossings = list(csv.DictReader(open(out / "crossings.csv")))
     assert 0.8 * len(truth["crossings"]) <= len(crossings) <= len(truth["crossings"])
     assert {c["signal_state"] for c in crossings} <= {"G", "y", "r"}
+    assert {c["joined"] for c in crossings} <= {"true", "false"}
     counts = list(csv.DictReader(open(out / "counts.csv")))
     assert {r["interval_start_s"] for r in counts} == {"0.0", "20.0"}
     assert sum(int(r["count"]) for r in counts) == len(crossings)

@@ -64,9 +64,31 @@ def test_a_speed_rmse_with_no_speed_is_missed_unless_nothing_was_in_view():
     assert t.status == "n/a" and "nothing to grade" in t.line()
 
 
-@pytest.mark.parametrize("events,status", [(5, "MISSED"), (40, "n/a")])
-def test_a_violation_precision_with_nothing_reported(events, status):
+@pytest.mark.parametrize("events", [5, 40])
+def test_a_violation_precision_with_nothing_reported(events):
     g = {"precision": float("nan"), "recall": 0.0, "truth_events": events}
     precision = [t for t in targets({**_report({}), "violations": {"speeding": g}}) if "precision" in t.name][0]
-    # too few events is a miss the note explains; with enough, an undefined precision is not graded (recall is)
-    assert precision.status == status
+    # an undefined precision is not graded, whatever the number of events: the recall says the miss
+    assert precision.status == "n/a" and precision.line().rstrip().endswith("n/a (nothing to grade: no report to "
+                                                                             "score)")
+
+
+def _violation_lines(g):
+    return {t.name.split()[2]: t for t in targets({**_report({}), "violations": {"speeding": g}})
+            if "speeding" in t.name}
+
+
+def test_a_violation_target_says_one_verdict():
+    # no event and no report: nothing to grade either way, never "n/a ... MISSED (too few events)"
+    none = _violation_lines({"precision": float("nan"), "recall": float("nan"), "truth_events": 0})
+    for t in none.values():
+        assert t.status == "n/a" and "MISSED" not in t.line(), t.line()
+    assert "no true event in the clip" in none["recall"].line()
+    # reports with no event: a precision of 0 is missed; the recall has nothing to grade
+    false_alarms = _violation_lines({"precision": 0.0, "recall": float("nan"), "truth_events": 0})
+    assert false_alarms["precision"].status == "MISSED" and "0.000" in false_alarms["precision"].line()
+    assert false_alarms["recall"].status == "n/a"
+    # a figure over too few events is missed, and the note counts them
+    few = _violation_lines({"precision": 1.0, "recall": 1.0, "truth_events": 4})
+    assert all(t.status == "MISSED" and "too few events to grade: 4 of the 30 needed" in t.line()
+               for t in few.values())

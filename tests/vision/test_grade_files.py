@@ -18,6 +18,7 @@ def _signalwise(*args):
     return CliRunner().invoke(app, list(args))
 FPS = 10.0
 T0 = 100.0  # simulation time of the first frame
+NET_TO_PX = [[4.0, 0.0, 0.0], [0.0, -4.0, 400.0], [0.0, 0.0, 1.0]]  # x_px = 4 x_m, y_px = 400 - 4 y_m
 
 
 def _write(path: Path, header, rows):
@@ -36,17 +37,18 @@ def render_dir(tmp_path):
     for f in range(100):
         t = T0 + f / FPS
         x1 = 10.0 + f * 1.0  # 10 m/s
+        # 4 px/m (net_to_px below); a car 4.5 m x 1.75 m, its front bumper 2.25 m ahead of its centre
         rows.append((f, t, "V1", "vehicle", "car", x1, 50.0, x1 * 4, 200.0, x1 * 4 - 9, 196.5, x1 * 4 + 9, 203.5,
-                     10.0, 0, 1.0, "W_C_1"))
+                     10.0, 0, 1.0, "W_C_1", x1 + 2.25, 50.0))
         stopped = f < 50
         y2 = 20.0 if stopped else 20.0 + (f - 50) * 0.5
         rows.append((f, t, "V2", "vehicle", "car", 60.0, y2, 240.0, 400 - y2 * 4, 236.5, 400 - y2 * 4 - 9, 243.5,
-                     400 - y2 * 4 + 9, 0.0 if stopped else 5.0, int(stopped), 1.0, "S_C_1"))
+                     400 - y2 * 4 + 9, 0.0 if stopped else 5.0, int(stopped), 1.0, "S_C_1", 60.0, y2 + 2.25))
         rows.append((f, t, "P1", "person", "person", 5.0, 5.0, 20.0, 380.0, 19.0, 379.0, 21.0, 381.0, 1.0, 0,
-                     1.0, ""))
+                     1.0, "", 5.0, 5.2))
     _write(out / "topdown" / "truth.csv", ["frame", "time_s", "object_id", "kind", "vtype", "x_m", "y_m", "x_px",
                                            "y_px", "x1", "y1", "x2", "y2", "speed_mps", "stopped", "visible",
-                                           "lane"], rows)
+                                           "lane", "front_x_m", "front_y_m"], rows)
     _write(out / "crossings_truth.csv", ["time_s", "vehicle_id", "device_id", "lane", "link_index", "stop_line",
                                          "approach", "signal_state", "link_state", "speed_mps", "red"],
            [(T0 + 3.0, "V1", "C", "W_C_1", 13, "w", "west", "rr", "r", 10.0, 1),
@@ -56,11 +58,21 @@ def render_dir(tmp_path):
                                           "end_s", "injected"],
            [(T0 + 3.0, "V1", "red_light", "west", 10.0, T0 + 3.0, T0 + 3.0, 1)])
     (out / "render.json").write_text(json.dumps({"first_frame_time_s": T0, "frames": 100, "fps": FPS,
-                                                 "speed_threshold_mps": 15.89, "views": {"topdown": {}}}))
+                                                 "speed_threshold_mps": 15.89,
+                                                 "views": {"topdown": {"net_to_px": NET_TO_PX}}}))
     return out
 
 
-def _perfect_pipeline(render_dir: Path, out: Path, damage: str | None = None) -> Path:
+def _anchor_m(r: dict, anchor: str) -> tuple[float, float]:
+    """Where a perfect track with this anchor puts the vehicle of truth row `r`, in road metres."""
+    if anchor == "front":
+        return float(r["front_x_m"]), float(r["front_y_m"])
+    if anchor == "bottom":  # the box's bottom centre, taken to the road as the pipeline takes it
+        return (float(r["x1"]) + float(r["x2"])) / 2 / 4, (400 - float(r["y2"])) / 4
+    return float(r["x_m"]), float(r["y_m"])
+
+
+def _perfect_pipeline(render_dir: Path, out: Path, damage: str | None = None, anchor: str = "center") -> Path:
     with open(render_dir / "topdown" / "truth.csv") as fh:
         truth = [r for r in csv.DictReader(fh) if r["kind"] == "vehicle"]
     tracks, dets = [], []
@@ -73,7 +85,7 @@ def _perfect_pipeline(render_dir: Path, out: Path, damage: str | None = None) ->
             continue  # a motion detector never sees V2 while it waits
         t = f / FPS
         speed = float(r["speed_mps"]) + (1.0 if damage == "fast" else 0.0)
-        tracks.append((f, t, tid, r["x_px"], r["y_px"], r["x_m"], r["y_m"], speed))
+        tracks.append((f, t, tid, r["x_px"], r["y_px"], *_anchor_m(r, anchor), speed))
         dets.append((f, t, r["x1"], r["y1"], r["x2"], r["y2"], 0.9))
     _write(out / "tracks.csv", ["frame", "time_s", "track_id", "x_px", "y_px", "x_m", "y_m", "speed_mps"], tracks)
     _write(out / "detections.csv", ["frame", "time_s", "x1", "y1", "x2", "y2", "score"], dets)
@@ -123,16 +135,17 @@ def test_the_grade_command_prints_figures_and_targets(render_dir, tmp_path):
     pipe = _perfect_pipeline(render_dir, tmp_path / "p")
     p = _signalwise("vision", "grade", "--render", str(render_dir), "--pipeline", str(pipe),
                     "--json", str(tmp_path / "grade.json"))
-    assert p.exit_code == 0, p.stderr
     assert "recall moving 1.000" in p.stdout and "MOTA 1.000" in p.stdout and "targets" in p.stdout
-    # a perfect red-light precision on one event is missed for want of events, and the line says so
+    # a perfect red-light precision on one event is missed for want of events, and the line says so; a missed
+    # target fails the command (CI reads the exit status)
     red = next(line for line in p.stdout.splitlines() if "red_light precision" in line)
-    assert "1.000" in red and "MISSED (too few events to grade: 30 needed)" in red
+    assert "1.000" in red and "MISSED (too few events to grade: 1 of the 30 needed)" in red
+    assert p.exit_code == 1 and p.stdout.rstrip().endswith("2 target(s) MISSED"), (p.exit_code, p.stdout)
     assert "warning" not in p.stderr
     # a pipeline run stopped early, over fewer frames than the render filmed: graded, and said so
     (pipe / "summary.json").write_text(json.dumps({"status": "interrupted", "frames": 60}))
     p = _signalwise("vision", "grade", "--render", str(render_dir), "--pipeline", str(pipe))
-    assert p.exit_code == 0, p.stderr
+    assert p.exit_code == 1, p.stderr
     assert f"warning: {pipe} did not run to the end (interrupted)" in p.stderr
     assert f"warning: {pipe} processed 60 frames, {render_dir} filmed 100" in p.stderr
     p = _signalwise("vision", "grade", "--render", str(render_dir), "--pipeline", str(pipe), "--json",
@@ -216,3 +229,57 @@ def test_an_unknown_scenario_names_the_choices_these_commands_take(tmp_path, com
     p = _signalwise("vision", command, "--out", str(tmp_path / "o"), "--scenario", "atlantis")
     assert p.exit_code == 2 and "unknown scenario 'atlantis'; choose from single" in p.stderr, p.stderr
     assert "--sumocfg" not in p.stderr and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("anchor", ["front", "bottom"])
+def test_a_track_is_graded_against_the_point_of_the_vehicle_its_anchor_stands_for(render_dir, tmp_path, anchor):
+    """A `front` track is 2.25 m from the car's centre, past the 2 m match: graded against centres, a perfect
+    tracker missed every vehicle. Its summary.json says its anchor; the grader takes the same point of each
+    vehicle (front bumper, or the bottom centre of its box on the road)."""
+    pipe = _perfect_pipeline(render_dir, tmp_path / anchor, anchor=anchor)
+    (pipe / "summary.json").write_text(json.dumps({"status": "complete", "frames": 100, "anchor": anchor}))
+    report = grade_run(render_dir, "topdown", pipe)
+    tr = report["tracking"]
+    assert report["anchor"] == anchor
+    assert (tr["mota"], tr["idf1"], tr["hota"], tr["id_switches"]) == (1.0, 1.0, pytest.approx(1.0), 0)
+    assert report["violations"]["red_light"]["precision"] == 1.0  # the report's track names its vehicle too
+    p = _signalwise("vision", "grade", "--render", str(render_dir), "--pipeline", str(pipe))
+    assert f"of each vehicle's {'front bumper' if anchor == 'front' else 'box bottom centre'} (anchor {anchor})" \
+        in p.stdout, p.stdout
+    # the same tracks taken for centres: off by the anchor's distance from the centre
+    (pipe / "summary.json").write_text(json.dumps({"status": "complete", "frames": 100, "anchor": "center"}))
+    off = grade_run(render_dir, "topdown", pipe)["tracking"]
+    assert off["hota"] < 0.9 and (anchor != "front" or off["mota"] < 0.5), off
+
+
+def test_a_run_that_does_not_say_its_anchor_is_graded_against_centres_and_told(render_dir, tmp_path):
+    pipe = _perfect_pipeline(render_dir, tmp_path / "p")
+    (pipe / "summary.json").write_text(json.dumps({"status": "complete", "frames": 100}))
+    assert grade_run(render_dir, "topdown", pipe)["anchor"] == "center"
+    p = _signalwise("vision", "grade", "--render", str(render_dir), "--pipeline", str(pipe))
+    assert "does not say the camera's anchor (an older run): its tracks were graded against vehicle centres" \
+        in p.stderr, p.stderr
+
+
+def test_a_front_anchor_on_a_render_without_front_points_is_one_line(render_dir, tmp_path):
+    truth = render_dir / "topdown" / "truth.csv"
+    rows = list(csv.reader(truth.open()))
+    _write(truth, rows[0][:-2], [r[:-2] for r in rows[1:]])  # a render from before front_x_m, front_y_m
+    pipe = _perfect_pipeline(render_dir, tmp_path / "p")
+    (pipe / "summary.json").write_text(json.dumps({"status": "complete", "frames": 100, "anchor": "front"}))
+    p = _signalwise("vision", "grade", "--render", str(render_dir), "--pipeline", str(pipe))
+    assert p.exit_code == 2 and "truth.csv has no front_x_m, front_y_m" in p.stderr, p.stderr
+
+
+def test_the_grade_command_exits_0_when_no_target_is_missed(render_dir, tmp_path):
+    """n/a is not a miss: a clip with no violation, graded on a perfect run that reported none, passes."""
+    _write(render_dir / "violations_truth.csv", ["time_s", "vehicle_id", "kind", "approach", "speed_mps", "start_s",
+                                                 "end_s", "injected"], [])
+    pipe = _perfect_pipeline(render_dir, tmp_path / "p")
+    _write(pipe / "violations.csv", ["time_s", "track_id", "kind", "approach", "speed_mps", "evidence_path"], [])
+    p = _signalwise("vision", "grade", "--render", str(render_dir), "--pipeline", str(pipe))
+    lines = [line for line in p.stdout.splitlines() if "events)" in line]
+    assert len(lines) == 4 and all(line.rstrip().endswith("n/a (nothing to grade: no true event in the clip)")
+                                   or line.rstrip().endswith("n/a (nothing to grade: no report to score)")
+                                   for line in lines), p.stdout
+    assert p.exit_code == 0 and "MISSED" not in p.stdout, p.stdout

@@ -178,13 +178,18 @@ def grade_command(
 ) -> None:
     """Grade a pipeline run on a rendered video against its truth.
 
-    Prints every figure (detection, tracking, speed, counts, violations) against its target.
+    Prints every figure (detection, tracking, speed, counts, violations) against its target. Exits 1 when any
+    target is MISSED (a goal too; a target with nothing to grade, n/a, is not missed), 0 when none is.
     """
-    _grade(render_dir, pipeline, view, json_out)
+    missed = _grade(render_dir, pipeline, view, json_out)
+    if missed:
+        typer.echo(f"{missed} target(s) MISSED")
+        raise typer.Exit(FAILED)
 
 
 @vision_errors
-def _grade(render_dir, pipeline, view, json_out) -> None:
+def _grade(render_dir, pipeline, view, json_out) -> int:
+    """Grades and prints; returns how many targets were MISSED (CI reads the exit status)."""
     from ..vision.grading import grade_run, report_json, targets
 
     report = grade_run(render_dir, view, pipeline)
@@ -193,9 +198,11 @@ def _grade(render_dir, pipeline, view, json_out) -> None:
             raise ValueError(f"--json {json_out}: no directory {json_out.parent}")
         json_out.write_text(report_json(report))
     print_report(report)
-    print_targets(targets(report))
+    items = targets(report)
+    print_targets(items)
     for warning in _grading_warnings(render_dir, pipeline):
         typer.secho(f"warning: {warning}", fg="yellow", err=True)
+    return sum(t.status == "MISSED" for t in items)
 
 
 def _grading_warnings(render_dir: Path, pipeline: Path) -> list[str]:
@@ -214,6 +221,9 @@ def _grading_warnings(render_dir: Path, pipeline: Path) -> list[str]:
     out = []
     if ran.get("status", "complete") != "complete":
         out.append(f"{pipeline} did not run to the end ({ran['status']}): its figures are over what it processed")
+    if ran and "anchor" not in ran:
+        out.append(f"{pipeline}/summary.json does not say the camera's anchor (an older run): its tracks were "
+                   "graded against vehicle centres")
     if ran.get("frames") and filmed.get("frames") and ran["frames"] != filmed["frames"]:
         out.append(f"{pipeline} processed {ran['frames']} frames, {render_dir} filmed {filmed['frames']}: another "
                    "video, or part of this one")
@@ -333,7 +343,8 @@ def print_report(report: dict) -> None:
     tr = report["tracking"]
     typer.echo(f"  tracking    MOTA {tr['mota']:.3f}  IDF1 {tr['idf1']:.3f}  HOTA {tr['hota']:.3f} "
                f"(DetA {tr['deta']:.3f}, AssA {tr['assa']:.3f}), {tr['id_switches']} ID switches, within "
-               f"{tr['match_m']:g} m")
+               f"{tr['match_m']:g} m" + (f" of each vehicle's {_ANCHOR_POINT[report['anchor']]} (anchor "
+                                         f"{report['anchor']})" if report.get("anchor") in _ANCHOR_POINT else ""))
     sp = report["speed"]
     typer.echo(f"  speed       RMSE {sp['rmse_mps']:.2f} m/s, bias {sp['bias_mps']:+.2f} m/s over {sp['pairs']} "
                f"matched track points ({sp['coverage']:.0%} had a speed)")
@@ -344,6 +355,10 @@ def print_report(report: dict) -> None:
         typer.echo(f"  {kind:<11} precision {_ratio(g['precision'])} recall {_ratio(g['recall'])} ({g['reported']} reported"
                    + (f", {unscored} of an event the clip shows too briefly, unscored" if unscored else "")
                    + f", {g['truth_events']} true events of which {g['injected_events']} injected)")
+
+
+#: the point of a true vehicle a track is matched to, per anchor (`grading.anchor`)
+_ANCHOR_POINT = {"center": "centre", "front": "front bumper", "bottom": "box bottom centre"}
 
 
 def _ratio(value: float | None) -> str:

@@ -16,7 +16,7 @@ speed_tolerance_mps: 2.0
 Outside tools write these files, so these keys work exactly as written and
 extra keys are allowed. Optional keys of ours are documented in
 docs/vision.md (`channel` per zone or stop line, `frame_size`,
-`speed_sustain_s`, `red_grace_s`, `anchor`, `background_image`). Every error
+`speed_sustain_s`, `red_grace_s`, `anchor`, `background_image`, `max_plausible_speed_mps`). Every error
 names the file and the key path, and a zone, stop line or approach by name.
 """
 
@@ -45,6 +45,9 @@ MIN_STOP_LINE_PX = 1.0
 #: no road with traffic signals is posted above this (144 km/h); a larger `speed_limit_mps` is a limit written in
 #: km/h or mph, which would silently never flag a speeder
 MAX_SPEED_LIMIT_MPS = 40.0
+#: no vehicle at a signalised junction goes faster than this (252 km/h): a track measured faster is a wrong frame rate
+#: or calibration (a 5 frame/s stream read as 25 frame/s measures five times the speed), not a speeder
+MAX_PLAUSIBLE_SPEED_MPS = 70.0
 #: where a zone's or stop line's traffic comes from: the approaches an intersection has are these (a lane's
 #: compass direction, `sim.approach.compass_approach`), so any other name matches no intersection's lanes
 APPROACHES = ("north", "east", "south", "west")
@@ -89,6 +92,9 @@ class CameraConfig(BaseModel):
     zones: list[Zone] = Field(default_factory=list)
     speed_limit_mps: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     speed_tolerance_mps: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    #: a track measured faster than this is implausible: its speed calls no speeding violation and is counted apart
+    #: (`Pipeline.implausible_tracks`), as a sign of a wrong fps or calibration
+    max_plausible_speed_mps: Annotated[float, Field(gt=0, le=300, allow_inf_nan=False)] = MAX_PLAUSIBLE_SPEED_MPS
     #: speed above limit + tolerance for this long makes a speeding violation
     speed_sustain_s: Annotated[float, Field(ge=0, le=60, allow_inf_nan=False)] = 1.0
     #: a crossing this soon after the movement turned red is not a violation (0: none)
@@ -142,6 +148,11 @@ class CameraConfig(BaseModel):
             raise ValueError(f"speed_limit_mps: {limit:g} m/s is {limit * 3.6:.0f} km/h, above any signalised road "
                              f"(at most {MAX_SPEED_LIMIT_MPS:g} m/s); the key is metres per second: "
                              f"{limit:g} km/h is {limit / 3.6:.2f}, {limit:g} mph is {limit * 0.44704:.2f}")
+        plausible = self.max_plausible_speed_mps
+        if limit is not None and plausible <= limit + self.speed_tolerance_mps:
+            raise ValueError(f"max_plausible_speed_mps: {plausible:g} m/s is not above speed_limit_mps + "
+                             f"speed_tolerance_mps ({limit + self.speed_tolerance_mps:g} m/s): no speeder could be "
+                             "called")
         return self
 
     @model_validator(mode="after")

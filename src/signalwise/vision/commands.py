@@ -89,9 +89,8 @@ def run_command(
             writer.flush()
             writer.close()
     v = summary["violations"]
-    typer.echo(f"{summary['frames']} frames ({summary['video_s']:.1f} s of video) in {summary['wall_s']:.1f} s: "
-               f"{summary['tracks']} tracks, {summary['crossings']} stop-line crossings, {v['red_light']} red-light "
-               f"and {v['speeding']} speeding violations -> {out}")
+    for line in _summary_lines(summary, out):
+        typer.echo(line)
     if summary["status"] != "complete":
         typer.echo(f"status: {summary['status']}", err=True)
     if writer is not None:
@@ -104,6 +103,25 @@ def run_command(
         typer.echo(f"{st['written']} violation(s) stored in {_shown(db_url)}")
     if summary["status"].startswith(("interrupted", "terminated")):
         raise typer.Exit(INTERRUPTED)  # as every other command stopped by Ctrl-C or SIGTERM
+
+
+def _summary_lines(summary: dict, out: Path) -> list[str]:
+    """What the run found, and plainly what it could not look for: a kind not judged is said, never a bare 0, and
+    tracks measured faster than any vehicle (a wrong fps or calibration) are flagged."""
+    from .violations import KINDS, implausible_line, not_judged_lines
+
+    unjudged = summary["not_judged"]
+    found = {"red_light": "red-light", "speeding": "speeding"}
+    judged = [f"{summary['violations'][k]} {found[k]}" for k in KINDS if k not in unjudged]
+    head = (f"{summary['frames']} frames ({summary['video_s']:.1f} s of video) in {summary['wall_s']:.1f} s: "
+            f"{summary['tracks']} tracks, {summary['crossings']} stop-line crossings")
+    if judged:
+        head += ", " + " and ".join(judged) + " violations"
+    lines = [f"{head} -> {out}", *not_judged_lines(unjudged)]
+    fast = summary["implausible_speeds"]
+    if fast["tracks"]:
+        lines.append(implausible_line(fast["tracks"], fast["limit_mps"], fast["fastest_mps"]))
+    return lines
 
 
 def _start_instant(text: str):

@@ -105,6 +105,23 @@ class ManagedStream:
         self.last_frame_decoded_at: float | None = None  # time.monotonic() when that frame was decoded
         self.clock_offset_s = 0.0  # added to the reader's frame times: a restarted reader's clock starts at 0
         self.created_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        self.warnings = stream_warnings(spec.camera)
+
+
+#: why a stream judges no red light: it is given no signal states (a live run's are its own decisions, not the
+#: lights the camera films)
+NO_SIGNALS = "a stream has no signal states; red lights are judged by `signalwise vision run --signals`"
+
+
+def stream_warnings(camera: CameraConfig | None) -> list[str]:
+    """What `vision run` notes about a camera file, for the API's answer: a key close to one of ours (a typo that
+    leaves a check off: `speed_limit_mp`), and each kind of violation the stream cannot judge."""
+    from .camera import keys_like_ours
+    from .violations import not_judged, not_judged_lines
+
+    if camera is None:
+        return []
+    return [*keys_like_ours(camera), *not_judged_lines(not_judged(camera, NO_SIGNALS))]
 
 
 class StreamManager:
@@ -222,6 +239,8 @@ class StreamManager:
         return {
             "id": ms.spec.id, "url": shown(ms.spec.url), "status": status, "wanted_running": ms.wanted_running,
             "camera_id": ms.spec.camera.camera_id if ms.spec.camera else None,
+            # vision run's notes on the camera file (a key like one of ours) and the violations it cannot judge
+            "warnings": ms.warnings,
             "device_id": ms.spec.camera.device_id if ms.spec.camera else None,
             "detector": ms.spec.detector if ms.spec.camera else None, "created_at": ms.created_at,
             "error": ms.error or (stats.last_error if stats else None),
@@ -238,6 +257,8 @@ class StreamManager:
                        "source_fps": stats.source_fps if stats else None},
             "pipeline": None if ms.spec.camera is None else {
                 "fps": ms.meter.fps(), "frames": ms.meter.frames, "ms_per_frame": ms.meter.ms(), **ms.counts,
+                # tracks measured over the camera's max_plausible_speed_mps: a wrong fps or calibration
+                "implausible_speed_tracks": ms.pipeline.implausible_tracks if ms.pipeline is not None else 0,
                 "evidence": ms.pipeline.evidence.stats() if ms.pipeline is not None and ms.pipeline.evidence else None},
         }
 

@@ -127,6 +127,11 @@ class Pipeline:
         self._approach: dict[int, str] = {}
         self._heading: dict[int, np.ndarray] = {}  # unit image direction of travel (front anchors)
         self._speed: dict[int, float] = {}  # latest known speed per track
+        self._implausible: set[int] = set()  # tracks followed now that were measured implausibly fast
+        #: tracks ever measured over the camera's `max_plausible_speed_mps` (the tracker never gives an id twice),
+        #: and the fastest such speed: a wrong fps or calibration, said in a run's summary
+        self.implausible_tracks = 0
+        self.fastest_implausible_mps: float | None = None
         self._last_seen: dict[int, float] = {}
         self._counts: dict[int, dict[str, int]] = {}
         self._first_interval: int | None = None
@@ -206,9 +211,16 @@ class Pipeline:
                 if since is not None and t_cross - since >= self.camera.red_grace_s:
                     violations.append(self._violation(RED_LIGHT, t_cross, tid, line.approach, speeds.get(tid),
                                                       image, box_of[tid], line, chars))
+        implausible = self._implausible_speeds(speeds)
         if self.speeding is not None:
             for tid, v in speeds.items():
+                if tid in implausible:  # a wrong fps or calibration, not a speeder: the run over the limit ends
+                    self.speeding.observe(tid, time_s, math.nan)
+                    continue
                 mean = self.speeding.observe_speed(self.speeds, tid, time_s, v)
+                if mean is not None and mean > self.camera.max_plausible_speed_mps:
+                    self._implausible_speeds({tid: mean})
+                    continue
                 if mean is not None:
                     violations.append(self._violation(SPEEDING, time_s, tid, self._approach_of(tid, points[tid]),
                                                       mean, image, box_of[tid], None, ""))
@@ -219,6 +231,18 @@ class Pipeline:
                            {"detect": c1 - c0, "track": c2 - c1, "rest": c3 - c2, "total": c3 - c0})
 
     # -- helpers ------------------------------------------------------------------------------------
+    def _implausible_speeds(self, speeds: dict[int, float]) -> set[int]:
+        """The tracks among `speeds` measured over the camera's `max_plausible_speed_mps`, counted once per track
+        (`implausible_tracks`, the fastest in `fastest_implausible_mps`): their speeds judge no speeding."""
+        limit = self.camera.max_plausible_speed_mps
+        out = {tid for tid, v in speeds.items() if v > limit}  # NaN compares False: no speed yet is no flag
+        for tid in out:
+            if tid not in self._implausible:
+                self._implausible.add(tid)
+                self.implausible_tracks += 1
+            self.fastest_implausible_mps = max(self.fastest_implausible_mps or 0.0, speeds[tid])
+        return out
+
     def _anchors(self, tracked: Detections) -> np.ndarray:
         if self.camera.anchor != "front":
             return tracked.anchors(self.camera.anchor)
@@ -276,6 +300,7 @@ class Pipeline:
             self._approach.pop(tid, None)
             self._heading.pop(tid, None)
             self._speed.pop(tid, None)
+            self._implausible.discard(tid)
         if gone:
             self.counter.forget(gone)
             if self.speeding is not None:

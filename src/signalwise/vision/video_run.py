@@ -10,7 +10,8 @@ Rows are written as they come (with a store, violations also go into the
 database); `summary.json` is written last.
 
 Files (headers exactly as docs/vision.md lists them): tracks.csv,
-crossings.csv, violations.csv, counts.csv, detections.csv, events.csv (the
+crossings.csv (`joined`: true for a crossing on the path between a lost track
+and the one continuing it, which calls no red light), violations.csv, counts.csv, detections.csv, events.csv (the
 zones' 82/81 in the hi-res format, times on the signals' clock), evidence/,
 summary.json.
 """
@@ -32,10 +33,11 @@ from ..core.eventlog import COLUMNS as EVENT_COLUMNS
 from ..core.eventlog import format_timestamp
 from .camera import CameraConfig, CameraFileError, keys_like_ours, load_camera
 from .signals import SignalTimeline
+from .violations import not_judged
 
 HEADERS = {
     "tracks.csv": ("frame", "time_s", "track_id", "x_px", "y_px", "x_m", "y_m", "speed_mps"),
-    "crossings.csv": ("time_s", "track_id", "stop_line", "approach", "signal_state"),
+    "crossings.csv": ("time_s", "track_id", "stop_line", "approach", "signal_state", "joined"),
     "violations.csv": ("time_s", "track_id", "kind", "approach", "speed_mps", "evidence_path"),
     "counts.csv": ("interval_start_s", "approach", "count"),
     "detections.csv": ("frame", "time_s", "x1", "y1", "x2", "y2", "score"),
@@ -146,6 +148,9 @@ def _approaches_from_model(path: str | Path, device: str) -> tuple[set[str], int
     raise InputError(f"--signal-model {path}: no intersection {device!r} (it has {', '.join(map(str, ids))})")
 
 
+#: why a run without --signals judges no red light
+NO_SIGNALS = "no --signals: the signal states are unknown"
+
 #: the shortest counting interval a run takes, s
 MIN_INTERVAL_S = 1.0
 
@@ -204,7 +209,7 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
             totals["track_points"] += len(r.tracks)
             for c in r.crossings:
                 writers["crossings.csv"].writerow((_num(c.time_s), c.track_id, c.stop_line, c.approach,
-                                                   c.signal_state))
+                                                   c.signal_state, "true" if c.joined else "false"))
             totals["crossings"] += len(r.crossings)
             for v in r.violations:
                 writers["violations.csv"].writerow((_num(v.time_s), v.track_id, v.kind, v.approach,
@@ -254,6 +259,13 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
         "stream": {"frames_read": stats.frames_read, "frames_dropped": stats.frames_dropped,
                    "reconnects": stats.reconnects, "last_error": stats.last_error or stats.previous_error},
         "evidence": evidence.stats(), "calibration_rms_error_m": round(inputs.camera.homography.rms_error_m, 4),
+        "anchor": inputs.camera.anchor,
+        # a kind nobody looked for is said, not a silent 0 (no speed limit, no stop lines or signal states)
+        "not_judged": not_judged(inputs.camera, None if inputs.signals is not None else NO_SIGNALS),
+        "implausible_speeds": {"tracks": pipe.implausible_tracks,
+                               "limit_mps": inputs.camera.max_plausible_speed_mps,
+                               "fastest_mps": None if pipe.fastest_implausible_mps is None
+                               else round(pipe.fastest_implausible_mps, 2)},
         "notes": inputs.notes,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -9,7 +9,13 @@
   lane boundary, `stoplines.LineCrossing.beside`) needs all their links red.
 - Speeding: a track's speed above `speed_limit_mps + speed_tolerance_mps`
   without a break for `speed_sustain_s`; one violation per track, with the
-  mean speed over that time.
+  mean speed over that time. A speed over the camera's `max_plausible_speed_mps`
+  is a wrong frame rate or calibration, not a speeder: it calls no violation
+  (`Pipeline.implausible_tracks` counts such tracks).
+
+A kind the camera file or the run cannot judge (no stop lines or no signal
+states: no red light; no speed limit: no speeding) is said, not left as a
+silent zero (`not_judged`).
 """
 
 from __future__ import annotations
@@ -85,6 +91,31 @@ class SpeedingRule:
         for tid in track_ids:
             self._over.pop(tid, None)
             self._done.discard(tid)
+
+
+def not_judged(camera, no_signals: str | None) -> dict[str, str]:
+    """Kind -> why no violation of it can be called with this camera (and run): a count of 0 must not read as
+    "no one ran the red" when nobody looked. `no_signals`: why the run has no signal states, None when it has."""
+    out = {}
+    if not camera.stop_lines:
+        out[RED_LIGHT] = "the camera file gives no stop_lines"
+    elif no_signals:
+        out[RED_LIGHT] = no_signals
+    if camera.speed_limit_mps is None:
+        out[SPEEDING] = "the camera file gives no speed_limit_mps"
+    return out
+
+
+def not_judged_lines(reasons: dict[str, str]) -> list[str]:
+    """`not_judged`'s reasons as the lines a person reads: `speeding: not judged (the camera file gives ...)`."""
+    return [f"{kind.replace('_', ' ')}: not judged ({why})" for kind, why in reasons.items()]
+
+
+def implausible_line(tracks: int, limit_mps: float, fastest_mps: float | None) -> str:
+    """The summary's flag for tracks measured faster than a vehicle goes: the frame rate or calibration is wrong."""
+    fastest = f"; fastest {fastest_mps:.1f} m/s" if fastest_mps is not None else ""
+    return (f"{tracks} track(s) at implausible speeds (> {limit_mps * 3.6:.0f} km/h, {limit_mps:g} m/s{fastest}): "
+            "check the fps and calibration; their speeds judged no speeding")
 
 
 def violation_record(v: Violation, occurred_at, evidence_root=None) -> dict:

@@ -66,6 +66,19 @@ def _is_file(path: str) -> bool:
         return False
 
 
+def _no_video_file(url: str) -> str:
+    """Why a local path is refused, naming the path the server looked at: a file that is not there is most likely
+    a typo (a camera that is away is a stream URL, reconnected to when it comes; a file is not waited for)."""
+    try:
+        path = Path(url)
+        looked_at = path if path.is_absolute() else Path.cwd() / path
+        what = "a directory, not a video file" if path.is_dir() else "no such file on the server"
+    except (OSError, ValueError):  # a NUL byte, a name too long for the file system
+        return f"body.url: {url!r}: not a file name the server can open"
+    where = "" if path.is_absolute() else f" (looked for at {looked_at}, from the server's working directory)"
+    return (f"body.url: {url}: {what}{where}; a camera stream is a URL starting with {', '.join(SCHEMES)}")
+
+
 def manager(request: Request):
     """The app's StreamManager, made on first use and wired to the hub, the store, the profiler and alerts.
 
@@ -213,8 +226,7 @@ def add_stream(body: StreamIn, request: Request) -> dict:
         if not body.url.lower().startswith(SCHEMES):
             raise HTTPException(422, f"body.url: scheme must be one of {', '.join(s[:-3] for s in SCHEMES)}")
     elif not _is_file(body.url):
-        raise HTTPException(422, f"body.url: {body.url!r} is neither a stream URL ({', '.join(SCHEMES)}) nor a "
-                                 "video file on the server")
+        raise HTTPException(422, _no_video_file(body.url))
     if body.detector == "onnx" and not body.model:
         raise HTTPException(422, "body.model: the onnx detector needs a model file")
     cam = _camera(body)

@@ -30,8 +30,10 @@ STOPPED_BELOW_MPS = 0.5
 #: how far from the signal vehicles and pedestrians are read: the view's half-diagonal plus a margin
 SUBSCRIBE_MARGIN_M = 30.0
 
+#: x_m, y_m: the vehicle's centre; front_x_m, front_y_m: the middle of its front bumper (SUMO's position), the road
+#: point a `front` anchor stands for (the grader compares a track's anchor with the same point of the vehicle)
 TRUTH_HEADER = ["frame", "time_s", "object_id", "kind", "vtype", "x_m", "y_m", "x_px", "y_px", "x1", "y1", "x2",
-                "y2", "speed_mps", "stopped", "visible", "lane"]
+                "y2", "speed_mps", "stopped", "visible", "lane", "front_x_m", "front_y_m"]
 CROSSINGS_HEADER = ["time_s", "vehicle_id", "device_id", "lane", "link_index", "stop_line", "approach",
                     "signal_state", "link_state", "speed_mps", "red"]
 VIOLATIONS_HEADER = ["time_s", "vehicle_id", "kind", "approach", "speed_mps", "start_s", "end_s", "injected"]
@@ -213,7 +215,8 @@ class TruthRecorder:
         self.frames += 1
         if not objs:
             return
-        corners = boxes_corners_m(np.array([v[tc.VAR_POSITION] for _o, _k, v in objs]),
+        fronts = np.array([v[tc.VAR_POSITION] for _o, _k, v in objs], dtype=float).reshape(-1, 2)
+        corners = boxes_corners_m(fronts,
                                   np.array([v[tc.VAR_ANGLE] for _o, _k, v in objs]),
                                   np.array([v[tc.VAR_LENGTH] for _o, _k, v in objs]),
                                   np.array([v[tc.VAR_WIDTH] for _o, _k, v in objs]))
@@ -235,7 +238,8 @@ class TruthRecorder:
                 rows.append((frame, f"{t:.3f}", oid, kind, v.get(tc.VAR_TYPE, "person"), f"{centres[i, 0]:.3f}",
                              f"{centres[i, 1]:.3f}", f"{centre_px[i, 0]:.2f}", f"{centre_px[i, 1]:.2f}", f"{x1:.2f}",
                              f"{y1:.2f}", f"{x2:.2f}", f"{y2:.2f}", f"{speeds[i]:.3f}",
-                             int(speeds[i] < STOPPED_BELOW_MPS), f"{visible:.3f}", v.get(tc.VAR_LANE_ID, "")))
+                             int(speeds[i] < STOPPED_BELOW_MPS), f"{visible:.3f}", v.get(tc.VAR_LANE_ID, ""),
+                             f"{fronts[i, 0]:.3f}", f"{fronts[i, 1]:.3f}"))
             self._writers[view.name].writerows(rows)
             self.rows += len(rows)
 

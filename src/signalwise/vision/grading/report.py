@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from .anchor import DEFAULT_ANCHOR, pipeline_anchor, truth_at_anchor
 from .counts import grade_counts
 from .detection import care_mask, grade_detections
 from .files import read_pipeline, read_truth
@@ -79,13 +80,15 @@ def grade_run(render_dir: Path, view: str, pipeline_dir: Path, match_m: float = 
     """Every grade of one pipeline run (`signalwise vision run --out pipeline_dir`) on one rendered view."""
     truth = read_truth(render_dir, view)
     out = read_pipeline(pipeline_dir)
+    anchor = pipeline_anchor(pipeline_dir) or DEFAULT_ANCHOR
+    objects = truth_at_anchor(truth, view, anchor)  # each vehicle's point that the tracks' anchor stands for
     frames = range(truth.frames)
     duration_s = truth.frames / truth.fps
     care = care_mask(truth.objects)
-    report: dict = {"view": view, "frames": truth.frames, "duration_s": duration_s}
+    report: dict = {"view": view, "frames": truth.frames, "duration_s": duration_s, "anchor": anchor}
     if out.detections is not None:
         report["detection"] = grade_detections(truth.objects, out.detections, frames=frames).as_dict()
-    pairs = frame_pairs(truth.objects, out.tracks, care, match_m, frames)
+    pairs = frame_pairs(objects, out.tracks, care, match_m, frames)
     mot = clear_mot(pairs, match_m)
     report["tracking"] = {**mot, **hota(pairs), "match_m": match_m}
     frame_numbers = sorted(set(truth.objects["frame"]).union(out.tracks["frame"]) & set(frames))
@@ -96,7 +99,7 @@ def grade_run(render_dir: Path, view: str, pipeline_dir: Path, match_m: float = 
     report["speed"] = grade_speed(speed_pairs(pairs, truth_speed, track_speed, frame_numbers)).as_dict()
     report["counts"] = grade_counts(truth.crossings, out.counts, duration_s)
     report["violations"] = {k: g.as_dict() for k, g in grade_violations(
-        truth.violations, out.violations, out.tracks, truth.objects, truth.fps, duration_s,
+        truth.violations, out.violations, out.tracks, objects, truth.fps, duration_s,
         float(truth.summary.get("sustain_s", SUSTAIN_S))).items()}
     return report
 
@@ -134,10 +137,14 @@ def targets(report: dict) -> list[Target]:
         enough = g["truth_events"] >= VIOLATION_EVENTS_MIN
         for figure in ("precision", "recall"):
             name = f"{view}: {kind} {figure} ({g['truth_events']} events)"
-            if not enough:  # the target asks for a figure over enough events: missed, and the note says why
+            if _missing(g[figure]):  # nothing to divide: no true event (recall), none reported (precision)
+                why = "no true event in the clip" if figure == "recall" else "no report to score"
+                out.append(_ratio_target(name, g[figure], VIOLATION_PR_MIN, f"nothing to grade: {why}"))
+            elif not enough:  # the target asks for a figure over enough events: missed, and the note says why
                 out.append(Target(name, g[figure], f">= {VIOLATION_PR_MIN}", False,
-                                  f"too few events to grade: {VIOLATION_EVENTS_MIN} needed"))
-            else:  # enough events: a precision is missing only when nothing was reported (recall says the rest)
+                                  f"too few events to grade: {g['truth_events']} of the {VIOLATION_EVENTS_MIN} "
+                                  "needed"))
+            else:
                 out.append(_ratio_target(name, g[figure], VIOLATION_PR_MIN, "nothing to grade: none reported"))
     return out
 
