@@ -92,7 +92,7 @@ def test_a_database_from_before_0014_keeps_its_runs_which_answer_as_before(db_ur
     bulk_insert_events(engine, rows, simulation_id="OLD")
     assert "detector_configs" not in inspect(engine).get_table_names()
     upgrade(engine)
-    assert current_revision(engine) == head_revision() == "0014"
+    assert current_revision(engine) == head_revision() >= "0014"
     assert "detector_configs" in inspect(engine).get_table_names()
     assert detector_config_rows(engine, "OLD") is None
     with engine.connect() as conn:

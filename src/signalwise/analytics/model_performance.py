@@ -124,11 +124,12 @@ def stored_runs(engine: Engine, holds_model: Callable[[str | None], bool], inter
     cand: dict[str, list[float]] = {k: [] for k in STORED_FIGURES}
     base: dict[str, list[float]] = {k: [] for k in STORED_FIGURES}
     for c, b in pairs:
-        for side, run in ((cand, c), (base, b)):
+        waits = [_mean_wait_s(rolls[run["id"]]) for run in (c, b)]
+        for side, run, wait in ((cand, c, waits[0]), (base, b, waits[1])):
             roll = rolls[run["id"]]
-            n = max(1, roll["records"])
-            side["avg_wait_s"].append(roll["avg_wait_time_sum"] / n)
-            side["served_share"].append(roll["throughput_sum"] / n)
+            if None not in waits:  # a pair counts in the wait only where both runs measured it (a feed run did not)
+                side["avg_wait_s"].append(wait)
+            side["served_share"].append(roll["throughput_sum"] / max(1, roll["records"]))
             side["vehicles_passed"].append(float(roll["total_vehicles_passed"]))
     unpaired = len(candidates) - len(pairs)
     note = (f"{len(pairs)} run(s) of the model paired with the {baseline_controller} run of the same scenario, "
@@ -139,6 +140,12 @@ def stored_runs(engine: Engine, holds_model: Callable[[str | None], bool], inter
                 f"{baseline_controller} baseline on the same seeds)")
     return Source("stored_runs", len(pairs), len(pairs), note, figures(cand, base, STORED_FIGURES, paired=True),
                   [r["simulation_id"] for pair in pairs for r in pair])
+
+
+def _mean_wait_s(roll) -> float | None:
+    """A run's mean wait at the intersection over the records that measured one; None when none did."""
+    measured = roll["avg_wait_time_samples"]
+    return roll["avg_wait_time_sum"] / measured if measured else None
 
 
 def submitted(engine: Engine, intersection_id: str, version: str, baseline_controller: str) -> Source:
@@ -161,7 +168,8 @@ def live_intervals(records: list[dict], intersection_id: str, since: str | None,
     side: dict[str, list[float]] = {k: [] for k in LIVE_FIGURES}
     for r in rows:
         m = r.get("metrics") or {}
-        side["avg_wait_s"].append(float(m.get("avg_wait_time_all_sides") or 0.0))
+        if m.get("avg_wait_time_all_sides") is not None:  # a feed run's intervals measure no wait: not 0 s
+            side["avg_wait_s"].append(float(m["avg_wait_time_all_sides"]))
         side["served_share"].append(float(m.get("throughput") or 0.0))
         side["vehicles_passed"].append(float(m.get("total_vehicles_passed") or 0.0))
     return Source("live", len(rows), 0, note, figures(side, {}, LIVE_FIGURES, paired=False),

@@ -15,7 +15,9 @@ spilling, so memory stays bounded even while the writer is stuck in a slow conne
 
 Every write is idempotent (records replace by key, duplicate events are ignored, alerts upsert by their id,
 changes carry a key given here), so rows written just before a crash or a lost acknowledgement and written
-again are stored once. Segments left in `buffer_dir` by a previous process are written first.
+again are stored once. Segments left in `buffer_dir` by a previous process are written first. Every write
+drops the cached analytics answers of an app served in the same process (`ingest.notify_written`), as every
+ingest write does.
 
 Rows the database refuses as invalid (not an outage: a record that fails validation, a constraint) are
 dropped and counted (`rejected_rows`) so one bad row cannot stop the rest.
@@ -46,7 +48,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, event, func, null, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, IntegrityError
@@ -423,6 +425,13 @@ class LiveStoreWriter:
         kind, sim = group[0][0], group[0][1]
         rows = [r for item in group for r in item[2]]
         written = self._write_isolating(engine, kind, sim, rows)
+        if written:
+            # as every ingest write: a served app in this process drops its cached analytics answers now,
+            # instead of answering without these rows for its cache's lifetime (alerts, changes and events
+            # are not written through `ingest`, which notifies for records and runs)
+            from .ingest import notify_written
+
+            notify_written()
         return written, len(rows) - written
 
     def _write_isolating(self, engine: Engine, kind: str, sim: str, rows: list) -> int:
@@ -745,6 +754,8 @@ def alert_row(alert) -> dict:  # noqa: ANN001
         "message": str(a.get("message") or ""),
         "acknowledged_by": _text(a.get("acknowledged_by"), "acknowledged_by", 128, required=False),
         "acknowledged_at": _iso(a.get("acknowledged_at"), "acknowledged_at"),
+        "subjects": [str(s) for s in a.get("subjects") or ()],
+        "cleared_reason": _text(a.get("cleared_reason"), "cleared_reason", required=False),
     }
 
 
@@ -834,7 +845,9 @@ def _write_alerts(engine: Engine, sim: str, rows: list) -> None:
     t = Alert.__table__
     with engine.begin() as conn:
         for row in rows:
-            values = {**row, "simulation_id": sim, "raised_at": _moment(row["raised_at"]),
+            # a row buffered by a writer before migration 0015 has no subjects (NULL: not known) nor cleared_reason
+            values = {"subjects": null(), "cleared_reason": None, **row, "simulation_id": sim,
+                      "raised_at": _moment(row["raised_at"]),
                       "cleared_at": _moment(row["cleared_at"]), "acknowledged_at": _moment(row["acknowledged_at"])}
             stmt = _insert(engine, t).values(**values)
             ex = stmt.excluded
@@ -843,6 +856,7 @@ def _write_alerts(engine: Engine, sim: str, rows: list) -> None:
                 "cleared_at_s": func.coalesce(ex.cleared_at_s, t.c.cleared_at_s),
                 "acknowledged_by": func.coalesce(ex.acknowledged_by, t.c.acknowledged_by),
                 "acknowledged_at": func.coalesce(ex.acknowledged_at, t.c.acknowledged_at),
+                "cleared_reason": func.coalesce(ex.cleared_reason, t.c.cleared_reason),
                 "message": ex.message}))
 
 

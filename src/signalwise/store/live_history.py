@@ -91,7 +91,8 @@ def _alert(r) -> dict:  # noqa: ANN001 - a row mapping of `alerts`
             "metric": r["metric"], "value": r["value"], "threshold": r["threshold"], "message": r["message"],
             "raised_at": _iso(r["raised_at"]), "raised_at_s": r["raised_at_s"],
             "cleared_at": _iso(r["cleared_at"]), "cleared_at_s": r["cleared_at_s"],
-            "acknowledged_by": r["acknowledged_by"], "acknowledged_at": _iso(r["acknowledged_at"])}
+            "acknowledged_by": r["acknowledged_by"], "acknowledged_at": _iso(r["acknowledged_at"]),
+            "subjects": r["subjects"], "cleared_reason": r["cleared_reason"]}
 
 
 def stored_changes(engine: Engine, f: ChangeFilters, limit: int, offset: int) -> tuple[int, list[dict]]:

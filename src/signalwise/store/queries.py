@@ -67,7 +67,8 @@ class Level:
 #: the bucketed levels, coarsest first (1 hour, 15 minutes, 5 minutes)
 LEVELS = tuple(Level(Base.metadata.tables[lv.table], dt.timedelta(seconds=lv.width)) for lv in rollups.LEVELS)
 
-#: per-run figures derived from interval records, usable wherever run metrics are
+#: per-run figures derived from interval records, usable wherever run metrics are. A figure a record did not
+#: measure (NULL) is left out: AVG and SUM skip it, and a figure no record measured is NULL (JSON null), not 0
 RECORD_METRICS = {
     "avg_wait_time": func.avg(R.c.avg_wait_time_all_sides),
     "avg_speed": func.avg(R.c.avg_speed),
@@ -79,10 +80,10 @@ RECORD_METRICS = {
 }
 
 
-#: the same figures from the per-(run, intersection) roll-ups
+#: the same figures from the per-(run, intersection) roll-ups (a mean over the records that measured it)
 ROLLUP_METRICS = {
-    "avg_wait_time": func.sum(IR.c.avg_wait_time_sum) / func.sum(IR.c.records),
-    "avg_speed": func.sum(IR.c.avg_speed_sum) / func.sum(IR.c.records),
+    "avg_wait_time": func.sum(IR.c.avg_wait_time_sum) / func.nullif(func.sum(IR.c.avg_wait_time_samples), 0),
+    "avg_speed": func.sum(IR.c.avg_speed_sum) / func.nullif(func.sum(IR.c.avg_speed_samples), 0),
     "throughput": func.sum(IR.c.throughput_sum) / func.sum(IR.c.records),
     "total_vehicles_passed": func.sum(IR.c.total_vehicles_passed),
     "fuel_saved": func.sum(IR.c.fuel_saved),
@@ -261,12 +262,19 @@ def run_info(engine: Engine, simulation_id: str) -> dict | None:
             "run_metrics": metrics, "_id": row["id"]}
 
 
+def _measured(column):  # noqa: ANN001, ANN202
+    """1 where a record measured the figure (not NULL), else 0: summed, the count a mean divides by."""
+    return case((column.is_not(None), 1), else_=0)
+
+
 def _SUMMARY_SUMS(t) -> dict:  # noqa: ANN001, N802 - an intersection roll-up (its sums) or R (the columns to sum)
     if t is not R:
-        return {"wait": t.c.avg_wait_time_sum, "speed": t.c.avg_speed_sum, "thr": t.c.throughput_sum,
+        return {"wait": t.c.avg_wait_time_sum, "wait_n": t.c.avg_wait_time_samples, "speed": t.c.avg_speed_sum,
+                "speed_n": t.c.avg_speed_samples, "thr": t.c.throughput_sum,
                 "passed": t.c.total_vehicles_passed, "fuel": t.c.fuel_saved, "co2": t.c.co2_saved,
                 "overrides": t.c.emergency_overrides}
-    return {"wait": R.c.avg_wait_time_all_sides, "speed": R.c.avg_speed, "thr": R.c.throughput,
+    return {"wait": R.c.avg_wait_time_all_sides, "wait_n": _measured(R.c.avg_wait_time_all_sides),
+            "speed": R.c.avg_speed, "speed_n": _measured(R.c.avg_speed), "thr": R.c.throughput,
             "passed": R.c.total_vehicles_passed, "fuel": R.c.fuel_saved, "co2": R.c.co2_saved,
             "overrides": R.c.emergency_overrides}
 
@@ -292,7 +300,8 @@ def simulation_summary(engine: Engine, simulation_id: str, f: Filters) -> dict |
         u = _timed_source(inner, buckets, rows)
         n = func.sum(u.c.records)
         q = select(func.coalesce(n, 0), func.count(distinct(u.c.intersection_id)), func.min(u.c.first),
-                   func.max(u.c.last), func.sum(u.c.wait) / n, func.sum(u.c.speed) / n, func.sum(u.c.thr) / n,
+                   func.max(u.c.last), func.sum(u.c.wait) / func.nullif(func.sum(u.c.wait_n), 0),
+                   func.sum(u.c.speed) / func.nullif(func.sum(u.c.speed_n), 0), func.sum(u.c.thr) / n,
                    *[func.sum(u.c[k]) for k in ("passed", "fuel", "co2", "overrides")])
     else:
         q = select(func.coalesce(func.sum(IR.c.records), 0), func.count(), func.min(IR.c.first_timestamp),
@@ -350,7 +359,7 @@ def wait_times(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int
     overall = {"mean_wait_s": _f(sum(g[o + 1] for g, _, o in groups) / n) if n else None,
                "max_wait_s": _f(max(g[o + 2] for g, _, o in groups)) if groups else None, "samples": n}
     items = [{"simulation_id": g[0], "intersection_id": g[1], "direction": d, "mean_wait_s": _f(g[o + 1] / g[o]),
-              "max_wait_s": _f(g[o + 2]), "samples": int(g[o]), "vehicles_crossed": int(g[o + 3])}
+              "max_wait_s": _f(g[o + 2]), "samples": int(g[o]), "vehicles_crossed": int(g[o + 3] or 0)}
              for g, d, o in groups[offset:offset + limit]]
     return len(groups), items, overall
 
@@ -358,7 +367,7 @@ def wait_times(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int
 def _wait_times_rolled_up(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int, list[dict], dict]:
     cond = f.rollup_conditions(DR)
     base = (select(RUN.c.simulation_id, DR.c.intersection_id, DR.c.direction,
-                   (DR.c.avg_wait_time_sum / DR.c.samples).label("mean_wait_s"),
+                   (DR.c.avg_wait_time_sum / func.nullif(DR.c.samples, 0)).label("mean_wait_s"),
                    DR.c.avg_wait_time_max.label("max_wait_s"), DR.c.samples,
                    DR.c.vehicles_crossed)
             .select_from(DR.join(RUN, RUN.c.id == DR.c.run_id)).where(*cond)
@@ -384,12 +393,12 @@ def speeds(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int, li
         t = level.table
         return select(t.c.run_id, t.c.intersection_id, t.c.avg_speed_sum.label("speed_sum"),
                       t.c.avg_speed_min.label("min_speed"), t.c.avg_speed_max.label("max_speed"),
-                      t.c.records.label("samples")).where(*f.bucket_conditions(level, span))
+                      t.c.avg_speed_samples.label("samples")).where(*f.bucket_conditions(level, span))
 
-    def rows(cond: list):  # noqa: ANN202
+    def rows(cond: list):  # noqa: ANN202 - the records that measured a speed (not NULL)
         return (select(R.c.run_id, R.c.intersection_id, func.sum(R.c.avg_speed).label("speed_sum"),
                        func.min(R.c.avg_speed).label("min_speed"), func.max(R.c.avg_speed).label("max_speed"),
-                       func.count().label("samples"))
+                       func.count(R.c.avg_speed).label("samples"))
                 .where(*cond).group_by(R.c.run_id, R.c.intersection_id))
     u = _timed_source(f, buckets, rows)
     grouped = (select(u.c.run_id, u.c.intersection_id, func.sum(u.c.speed_sum).label("speed_sum"),
@@ -404,24 +413,25 @@ def speeds(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int, li
         groups = [{**g, "samples": int(g["samples"])} for g in conn.execute(q).mappings()]  # PostgreSQL: numeric
     n = sum(g["samples"] for g in groups)
     items = [{"simulation_id": g["simulation_id"], "intersection_id": g["intersection_id"],
-              "mean_speed": _f(g["speed_sum"] / g["samples"]), "min_speed": _f(g["min_speed"]),
-              "max_speed": _f(g["max_speed"]), "samples": g["samples"]} for g in groups[offset:offset + limit]]
-    return len(groups), items, {"mean_speed": _f(sum(g["speed_sum"] for g in groups) / n) if n else None,
+              "mean_speed": _f(g["speed_sum"] / g["samples"]) if g["samples"] else None,
+              "min_speed": _f(g["min_speed"]), "max_speed": _f(g["max_speed"]), "samples": g["samples"]}
+             for g in groups[offset:offset + limit]]
+    return len(groups), items, {"mean_speed": _f(sum(g["speed_sum"] or 0.0 for g in groups) / n) if n else None,
                                 "samples": n}
 
 
 def _speeds_rolled_up(engine: Engine, f: Filters, limit: int, offset: int) -> tuple[int, list[dict], dict]:
     cond = Filters(f.simulation_id, f.intersection_id).rollup_conditions(IR)
     base = (select(RUN.c.simulation_id, IR.c.intersection_id,
-                   (IR.c.avg_speed_sum / IR.c.records).label("mean_speed"),
+                   (IR.c.avg_speed_sum / func.nullif(IR.c.avg_speed_samples, 0)).label("mean_speed"),
                    IR.c.avg_speed_min.label("min_speed"), IR.c.avg_speed_max.label("max_speed"),
-                   IR.c.records.label("samples"))
+                   IR.c.avg_speed_samples.label("samples"))
             .select_from(IR.join(RUN, RUN.c.id == IR.c.run_id)).where(*cond)
             .order_by(RUN.c.simulation_id, IR.c.intersection_id))
     with engine.connect() as conn:
         total, rows = _page(conn, base, limit, offset)
         speed_sum, n = conn.execute(select(func.sum(IR.c.avg_speed_sum),
-                                           func.coalesce(func.sum(IR.c.records), 0)).where(*cond)).one()
+                                           func.coalesce(func.sum(IR.c.avg_speed_samples), 0)).where(*cond)).one()
     items = [{**r, **{k: _f(r[k]) for k in ("mean_speed", "min_speed", "max_speed")}} for r in rows]
     n = int(n)
     return total, items, {"mean_speed": _f(speed_sum / n) if n else None, "samples": n}
@@ -514,7 +524,9 @@ def interval_figures(engine: Engine, simulation_id: str, f: Filters, bucket_s: i
                 func.avg(R.c.avg_speed).label("avg_speed"), func.avg(R.c.throughput).label("throughput"),
                 func.sum(R.c.total_vehicles_passed).label("vehicles_passed"),
                 func.sum(R.c.fuel_saved).label("fuel_saved"), func.sum(R.c.co2_saved).label("co2_saved"),
-                func.sum(R.c.emergency_overrides).label("emergency_overrides"), func.count().label("records"))
+                func.sum(R.c.emergency_overrides).label("emergency_overrides"), func.count().label("records"),
+                func.count(R.c.avg_wait_time_all_sides).label("avg_wait_time_n"),
+                func.count(R.c.avg_speed).label("avg_speed_n"))
          .where(*cond).group_by(R.c.timestamp).order_by(R.c.timestamp))
     with engine.connect() as conn:
         if not bucket_s:
@@ -531,17 +543,25 @@ def interval_figures(engine: Engine, simulation_id: str, f: Filters, bucket_s: i
         group = buckets[key]
         n = sum(g["records"] for g in group)
 
-        def wmean(name: str, group=group, n=n) -> float | None:
-            return _f(sum(float(g[name]) * g["records"] for g in group) / n) if n else None
+        def wmean(name: str, weight: str = "records", group=group) -> float | None:
+            """The mean over the records that measured it (each timestamp's mean weighed by their number)."""
+            m = sum(g[weight] for g in group if g[name] is not None)
+            return _f(sum(float(g[name]) * g[weight] for g in group if g[name] is not None) / m) if m else None
         points.append({"timestamp": _iso(dt.datetime.fromtimestamp(key, dt.UTC)),
-                       "avg_wait_time": wmean("avg_wait_time"), "avg_speed": wmean("avg_speed"),
-                       "throughput": wmean("throughput"),
+                       "avg_wait_time": wmean("avg_wait_time", "avg_wait_time_n"),
+                       "avg_speed": wmean("avg_speed", "avg_speed_n"), "throughput": wmean("throughput"),
                        "vehicles_passed": int(sum(g["vehicles_passed"] or 0 for g in group)),
-                       "fuel_saved": _f(sum(g["fuel_saved"] or 0 for g in group)),
-                       "co2_saved": _f(sum(g["co2_saved"] or 0 for g in group)),
+                       "fuel_saved": _known_sum(g["fuel_saved"] for g in group),
+                       "co2_saved": _known_sum(g["co2_saved"] for g in group),
                        "emergency_overrides": int(sum(g["emergency_overrides"] or 0 for g in group)),
                        "records": n})
     return len(points), points[offset:offset + limit]
+
+
+def _known_sum(values) -> float | None:  # noqa: ANN001
+    """The sum of the values measured (not None); None when none was."""
+    known = [float(v) for v in values if v is not None]
+    return _f(sum(known)) if known else None
 
 
 def _point(r) -> dict:  # noqa: ANN001
@@ -610,9 +630,8 @@ def run_table(engine: Engine, scenario: str | None = None) -> list[dict]:
         ids = list(runs)
         agg_q = (select(IR.c.run_id, *[a.label(k) for k, a in ROLLUP_METRICS.items()])
                  .where(IR.c.run_id.in_(ids)).group_by(IR.c.run_id))
-        for row in conn.execute(agg_q).mappings():
-            runs[row["run_id"]]["metrics"].update(
-                {k: _f(row[k]) for k in RECORD_METRICS if row[k] is not None})
+        for row in conn.execute(agg_q).mappings():  # a figure none of its records measured is None (null)
+            runs[row["run_id"]]["metrics"].update({k: _f(row[k]) for k in RECORD_METRICS})
         for run_id, name, value in conn.execute(select(M.c.run_id, M.c.name, M.c.value).where(M.c.run_id.in_(ids))):
             runs[run_id]["metrics"][name] = _f(value)
     return sorted(runs.values(), key=lambda r: (r["scenario"], r["controller"], r["seed"] or 0, r["id"]))
@@ -666,9 +685,11 @@ def live_metrics(engine: Engine, simulation_id: str | None, intersection_id: str
               "avg_wait_time_all_sides": r["avg_wait_time_all_sides"], "throughput": r["throughput"],
               "avg_speed": r["avg_speed"], "emergency_overrides": r["emergency_overrides"],
               "signals": by_record[r["id"]]} for r in recs]
+    waits = [i["avg_wait_time_all_sides"] for i in items if i["avg_wait_time_all_sides"] is not None]
+    speeds_kmh = [i["avg_speed"] for i in items if i["avg_speed"] is not None]
     totals = {"vehicles_passed": sum(i["total_vehicles_passed"] for i in items),
-              "avg_wait_time": _f(sum(i["avg_wait_time_all_sides"] for i in items) / len(items)),
-              "avg_speed": _f(sum(i["avg_speed"] for i in items) / len(items))}
+              "avg_wait_time": _f(sum(waits) / len(waits)) if waits else None,
+              "avg_speed": _f(sum(speeds_kmh) / len(speeds_kmh)) if speeds_kmh else None}
     return {"simulation_id": simulation_id, "timestamp": _iso(latest), "totals": totals, "intersections": items}
 
 

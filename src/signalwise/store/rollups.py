@@ -33,6 +33,11 @@ of its maximum. Bucketed tables are keyed (run, bucket, intersection): a
 run's buckets are one range of the key, for a time range of one run, of
 every run (a seek per run), and for re-sends; no other index to keep up.
 
+A figure a record did not measure (NULL: a detector-fed live run's waits, speeds, fuel and CO2) is left out:
+means divide by their own counts (`avg_wait_time_samples`, `avg_speed_samples`, an approach's `samples` are
+its measured waits), fuel and CO2 totals stay NULL while nothing measured them, and the speed's minimum and
+maximum ignore it.
+
 Under PostgreSQL's READ COMMITTED a concurrent add waits on the row a
 recompute rewrote and then adds to it, so concurrent writers stay exact too.
 """
@@ -48,7 +53,7 @@ from .schemas import DIRECTIONS
 INTERSECTION_COLUMNS = ("run_id", "intersection_id", "records", "first_timestamp", "last_timestamp",
                         "total_vehicles_passed", "avg_wait_time_sum", "throughput_sum", "avg_speed_sum",
                         "avg_speed_min", "avg_speed_max", "fuel_saved", "co2_saved", "emergency_overrides",
-                        "intervals_with_emergency")
+                        "intervals_with_emergency", "avg_wait_time_samples", "avg_speed_samples")
 DIRECTION_COLUMNS = ("run_id", "intersection_id", "direction", "samples", "avg_wait_time_sum",
                      "avg_wait_time_max", "vehicles_crossed", "emergency_present")
 DIRECTION_TOTALS = DIRECTION_COLUMNS[3:]
@@ -56,12 +61,13 @@ DIRECTION_TOTALS = DIRECTION_COLUMNS[3:]
 APPROACH_COLUMNS = tuple(f"{d}_{c}" for d in DIRECTIONS for c in DIRECTION_TOTALS)
 BUCKET_COLUMNS = ("run_id", "intersection_id", "bucket", *INTERSECTION_COLUMNS[2:], *APPROACH_COLUMNS)
 
-# how each column merges with the stored total: "sum", "min" or "max"
+# how each column merges with the stored total: "sum", "min" or "max" (NULL, nothing measured, is no value:
+# the minimum of NULL and 3 is 3), or "nsum": a sum that stays NULL while only NULLs were added
 _INTERSECTION_MERGE = {"records": "sum", "first_timestamp": "min", "last_timestamp": "max",
                        "total_vehicles_passed": "sum", "avg_wait_time_sum": "sum", "throughput_sum": "sum",
                        "avg_speed_sum": "sum", "avg_speed_min": "min", "avg_speed_max": "max",
-                       "fuel_saved": "sum", "co2_saved": "sum", "emergency_overrides": "sum",
-                       "intervals_with_emergency": "sum"}
+                       "fuel_saved": "nsum", "co2_saved": "nsum", "emergency_overrides": "sum",
+                       "intervals_with_emergency": "sum", "avg_wait_time_samples": "sum", "avg_speed_samples": "sum"}
 _DIRECTION_MERGE = {"samples": "sum", "avg_wait_time_sum": "sum", "avg_wait_time_max": "max",
                     "vehicles_crossed": "sum", "emergency_present": "sum"}
 _BUCKET_MERGE = {**_INTERSECTION_MERGE,
@@ -109,15 +115,18 @@ def bucket_span(dialect: str, width: int, first, last) -> tuple:  # noqa: ANN001
 
 _INTERSECTION_AGGREGATES = (
     "count(*), min(r.timestamp), max(r.timestamp), "
-    "sum(r.total_vehicles_passed), sum(r.avg_wait_time_all_sides), sum(r.throughput), sum(r.avg_speed), "
-    "min(r.avg_speed), max(r.avg_speed), sum(r.fuel_saved), sum(r.co2_saved), sum(r.emergency_overrides), "
+    "sum(r.total_vehicles_passed), coalesce(sum(r.avg_wait_time_all_sides), 0), sum(r.throughput), "
+    "coalesce(sum(r.avg_speed), 0), min(r.avg_speed), max(r.avg_speed), sum(r.fuel_saved), sum(r.co2_saved), "
+    "sum(r.emergency_overrides), "
     "sum(CASE WHEN EXISTS (SELECT 1 FROM signal_records s WHERE s.record_id = r.id "
-    "AND s.emergency_vehicle_present) THEN 1 ELSE 0 END) "
+    "AND s.emergency_vehicle_present) THEN 1 ELSE 0 END), count(r.avg_wait_time_all_sides), count(r.avg_speed) "
     "FROM intersection_records r")
+#: an approach's `samples` are its measured waits: an approach with none has no row (as `deltas` leaves it out)
 _DIRECTION_AGGREGATES = (
-    "count(*), sum(s.avg_wait_time), max(s.avg_wait_time), "
-    "sum(s.vehicles_crossed), sum(CASE WHEN s.emergency_vehicle_present THEN 1 ELSE 0 END) "
+    "count(s.avg_wait_time), coalesce(sum(s.avg_wait_time), 0), coalesce(max(s.avg_wait_time), 0), "
+    "coalesce(sum(s.vehicles_crossed), 0), sum(CASE WHEN s.emergency_vehicle_present THEN 1 ELSE 0 END) "
     "FROM signal_records s JOIN intersection_records r ON r.id = s.record_id")
+_DIRECTION_HAVING = " HAVING count(s.avg_wait_time) > 0"
 
 
 class Rollup:
@@ -134,8 +143,10 @@ class Rollup:
     def on_conflict(self, dialect: str) -> str:
         """The clause that merges a row into the stored totals of its key."""
         least, greatest = ("LEAST", "GREATEST") if dialect == "postgresql" else ("min", "max")
-        how = {"sum": "{t}.{c} + excluded.{c}", "min": least + "({t}.{c}, excluded.{c})",
-               "max": greatest + "({t}.{c}, excluded.{c})"}
+        # SQLite's min(a, NULL) is NULL: the coalesce keeps the known side (PostgreSQL's LEAST already does)
+        how = {"sum": "{t}.{c} + excluded.{c}", "nsum": "coalesce({t}.{c} + excluded.{c}, {t}.{c}, excluded.{c})",
+               "min": "coalesce(" + least + "({t}.{c}, excluded.{c}), {t}.{c}, excluded.{c})",
+               "max": "coalesce(" + greatest + "({t}.{c}, excluded.{c}), {t}.{c}, excluded.{c})"}
         return (f"ON CONFLICT ({', '.join(self.keys)}) DO UPDATE SET "
                 + ", ".join(f"{c} = " + how[self.merge[c]].format(t=self.table, c=c)
                             for c in self.columns if c not in self.keys))
@@ -145,8 +156,8 @@ class Rollup:
         return f"_{self.table}_in"
 
 
-def _grouped(group: str, aggregates: str) -> Callable[[str], str]:
-    return lambda where: f"SELECT {group}, {aggregates}{where} GROUP BY {group}"
+def _grouped(group: str, aggregates: str, having: str = "") -> Callable[[str], str]:
+    return lambda where: f"SELECT {group}, {aggregates}{where} GROUP BY {group}{having}"
 
 
 def bucket_totals_sql(dialect: str, width: int) -> Callable[[str], str]:
@@ -154,7 +165,7 @@ def bucket_totals_sql(dialect: str, width: int) -> Callable[[str], str]:
     clause on `r` (intersection_records): each record's approaches pivoted into one row first, so the
     intersection totals count each record once."""
     per_record = ", ".join(
-        f"sum(CASE WHEN s.direction = '{d}' THEN 1 ELSE 0 END) AS {d}_n, "
+        f"sum(CASE WHEN s.direction = '{d}' AND s.avg_wait_time IS NOT NULL THEN 1 ELSE 0 END) AS {d}_n, "
         f"sum(CASE WHEN s.direction = '{d}' THEN s.avg_wait_time ELSE 0 END) AS {d}_wait, "
         f"sum(CASE WHEN s.direction = '{d}' THEN s.vehicles_crossed ELSE 0 END) AS {d}_crossed, "
         f"sum(CASE WHEN s.direction = '{d}' AND s.emergency_vehicle_present THEN 1 ELSE 0 END) AS {d}_emergency"
@@ -167,9 +178,10 @@ def bucket_totals_sql(dialect: str, width: int) -> Callable[[str], str]:
         "max(CASE WHEN s.emergency_vehicle_present THEN 1 ELSE 0 END) AS emergency "
         "FROM signal_records s JOIN rec ON s.record_id = rec.id GROUP BY s.record_id) "
         "SELECT rec.run_id, rec.intersection_id, rec.bucket, count(*), min(rec.timestamp), max(rec.timestamp), "
-        "sum(rec.total_vehicles_passed), sum(rec.avg_wait_time_all_sides), sum(rec.throughput), sum(rec.avg_speed), "
-        "min(rec.avg_speed), max(rec.avg_speed), sum(rec.fuel_saved), sum(rec.co2_saved), "
-        f"sum(rec.emergency_overrides), coalesce(sum(p.emergency), 0), {approaches} "
+        "sum(rec.total_vehicles_passed), coalesce(sum(rec.avg_wait_time_all_sides), 0), sum(rec.throughput), "
+        "coalesce(sum(rec.avg_speed), 0), min(rec.avg_speed), max(rec.avg_speed), sum(rec.fuel_saved), "
+        "sum(rec.co2_saved), sum(rec.emergency_overrides), coalesce(sum(p.emergency), 0), "
+        f"count(rec.avg_wait_time_all_sides), count(rec.avg_speed), {approaches} "
         "FROM rec LEFT JOIN p ON p.record_id = rec.id GROUP BY rec.run_id, rec.intersection_id, rec.bucket")
 
 
@@ -179,7 +191,7 @@ def rollup_tables(dialect: str) -> list[Rollup]:
         Rollup("intersection_rollups", ("run_id", "intersection_id"), INTERSECTION_COLUMNS, _INTERSECTION_MERGE,
                _grouped("r.run_id, r.intersection_id", _INTERSECTION_AGGREGATES)),
         Rollup("direction_rollups", ("run_id", "intersection_id", "direction"), DIRECTION_COLUMNS, _DIRECTION_MERGE,
-               _grouped("r.run_id, r.intersection_id, s.direction", _DIRECTION_AGGREGATES)),
+               _grouped("r.run_id, r.intersection_id, s.direction", _DIRECTION_AGGREGATES, _DIRECTION_HAVING)),
     ]
     return tables + [Rollup(level.table, ("run_id", "bucket", "intersection_id"), BUCKET_COLUMNS, _BUCKET_MERGE,
                             bucket_totals_sql(dialect, level.width), level) for level in LEVELS]
@@ -220,36 +232,45 @@ def deltas(records: list[tuple], signals: list[list[tuple]], dialect: str) -> li
         bucket = buckets.get(ts)
         if bucket is None:
             bucket = buckets[ts] = finest(ts)
-        speed = rec[6]
+        wait, speed, fuel, co2 = rec[4], rec[6], rec[7], rec[8]  # None: not measured, left out
         t = totals.get((sim, inter, bucket))
         if t is None:
-            t = totals[(sim, inter, bucket)] = [0, ts, ts, 0, 0.0, 0.0, 0.0, speed, speed, 0.0, 0.0, 0, 0,
+            t = totals[(sim, inter, bucket)] = [0, ts, ts, 0, 0.0, 0.0, 0.0, speed, speed, None, None, 0, 0, 0, 0,
                                                 *[0, 0.0, 0.0, 0, 0] * len(DIRECTIONS)]
         else:
             if ts < t[1]:
                 t[1] = ts
             if ts > t[2]:
                 t[2] = ts
-            if speed < t[7]:
-                t[7] = speed
-            if speed > t[8]:
-                t[8] = speed
+            if speed is not None:
+                if t[7] is None or speed < t[7]:
+                    t[7] = speed
+                if t[8] is None or speed > t[8]:
+                    t[8] = speed
         t[0] += 1
         t[3] += rec[3]
-        t[4] += rec[4]
         t[5] += rec[5]
-        t[6] += speed
-        t[9] += rec[7]
-        t[10] += rec[8]
+        if wait is not None:
+            t[4] += wait
+            t[13] += 1
+        if speed is not None:
+            t[6] += speed
+            t[14] += 1
+        if fuel is not None:
+            t[9] = fuel if t[9] is None else t[9] + fuel
+        if co2 is not None:
+            t[10] = co2 if t[10] is None else t[10] + co2
         t[11] += rec[9]
         emergency = 0
         for s in sigs:
-            o, wait = _APPROACH[s[0]], s[10]
-            t[o] += 1
-            t[o + 1] += wait
-            if wait > t[o + 2]:
-                t[o + 2] = wait
-            t[o + 3] += s[9]
+            o, wait, crossed = _APPROACH[s[0]], s[10], s[9]
+            if wait is not None:
+                t[o] += 1
+                t[o + 1] += wait
+                if wait > t[o + 2]:
+                    t[o + 2] = wait
+            if crossed is not None:
+                t[o + 3] += crossed
             if s[6]:
                 t[o + 4] += 1
                 emergency = 1
@@ -268,7 +289,7 @@ def deltas(records: list[tuple], signals: list[list[tuple]], dialect: str) -> li
 def _merged(totals: dict[tuple, list], how: list[str], starts: dict | None) -> dict[tuple, list]:
     """Totals per coarser key: the bucket (the key's last part) mapped by `starts`, or dropped (None);
     each column merged as the tables merge it (`how`)."""
-    sums, mins, maxs = ([n for n, m in enumerate(how) if m == kind] for kind in ("sum", "min", "max"))
+    sums, nsums, mins, maxs = ([n for n, m in enumerate(how) if m == kind] for kind in ("sum", "nsum", "min", "max"))
     out: dict[tuple, list] = {}
     for k, v in totals.items():
         key = k[:-1] if starts is None else (*k[:-1], starts[k[-1]])
@@ -278,11 +299,14 @@ def _merged(totals: dict[tuple, list], how: list[str], starts: dict | None) -> d
             continue
         for n in sums:
             t[n] += v[n]
+        for n in nsums:  # None (nothing measured) adds nothing
+            if v[n] is not None:
+                t[n] = v[n] if t[n] is None else t[n] + v[n]
         for n in mins:
-            if v[n] < t[n]:
+            if v[n] is not None and (t[n] is None or v[n] < t[n]):
                 t[n] = v[n]
         for n in maxs:
-            if v[n] > t[n]:
+            if v[n] is not None and (t[n] is None or v[n] > t[n]):
                 t[n] = v[n]
     return out
 

@@ -15,6 +15,7 @@ from .schemas import DIRECTIONS, IntersectionRecord
 UTC = dt.UTC
 _APPROACH_SLOT = {d: 2 * n for n, d in enumerate(DIRECTIONS)}  # (wait, crossed) per approach
 _APPROACH_VALUES = 2 * len(DIRECTIONS)
+_UNMEASURED_CLASSES = (None,) * 5  # vehicle_counts null: no class was measured (NULL), not none counted (0)
 
 
 def utc(moment: dt.datetime) -> dt.datetime:
@@ -37,7 +38,8 @@ def latest_per_key(chunk: list[IntersectionRecord]) -> list[IntersectionRecord]:
 def record_rows(chunk: list[IntersectionRecord], stamp: Callable[[dt.datetime], object]) -> tuple[list, list]:
     """(record rows, signal rows per record) of validated records, the record rows starting with the
     simulation_id where the table has run_id (`with_run_ids` swaps it) and ending with each approach's
-    wait and vehicles crossed (`writers.RECORD_APPROACH_COLUMNS`, None where it has no signal). Plain
+    wait and vehicles crossed (`writers.RECORD_APPROACH_COLUMNS`, None where it has no signal or did not
+    measure them; a figure the record says was not measured is None throughout). Plain
     tuples: cheap to pickle, so a validation process can build them (`pipeline.py`). Last record wins
     when a key repeats."""
     records, signals = [], []
@@ -50,8 +52,9 @@ def record_rows(chunk: list[IntersectionRecord], stamp: Callable[[dt.datetime], 
         approaches = [None] * _APPROACH_VALUES
         for s in r.signals:
             v, d, wait, crossed = s["vehicle_counts"], s["direction"], s["avg_wait_time"], s["vehicles_crossed"]
-            sig.append((d, v.get("car", 0), v.get("bus", 0), v.get("truck", 0), v.get("bike", 0),
-                        v.get("rickshaw", 0), s["emergency_vehicle_present"], s["signal_status"],
+            classes = _UNMEASURED_CLASSES if v is None else (v.get("car", 0), v.get("bus", 0), v.get("truck", 0),
+                                                            v.get("bike", 0), v.get("rickshaw", 0))
+            sig.append((d, *classes, s["emergency_vehicle_present"], s["signal_status"],
                         s["signal_timer"], crossed, wait, s["green_time_allocated"]))
             slot = _APPROACH_SLOT[d]
             approaches[slot] = wait

@@ -64,28 +64,33 @@ class VehicleCounts(TypedDict):
 
 @with_config(ConfigDict(extra="forbid"))
 class SignalRecordIn(TypedDict):
-    """One approach direction of an intersection during the interval (times in seconds)."""
+    """One approach direction of an intersection during the interval (times in seconds).
+
+    `null` is "not measured" (a detector feed sees no vehicle classes, waits or emergency vehicles, and an
+    approach whose detectors were silent no vehicles): stored as NULL and left out of every average and sum,
+    never read as 0. The field must still be there: a missing one is an error."""
 
     direction: Direction
-    vehicle_counts: VehicleCounts
-    emergency_vehicle_present: Annotated[bool, Field(strict=True)]
+    vehicle_counts: VehicleCounts | None
+    emergency_vehicle_present: Annotated[bool, Field(strict=True)] | None
     signal_status: SignalStatus
     signal_timer: NonNegative
-    vehicles_crossed: Count
-    avg_wait_time: NonNegative
+    vehicles_crossed: Count | None
+    avg_wait_time: NonNegative | None
     green_time_allocated: NonNegative
 
 
 @with_config(ConfigDict(extra="forbid"))
 class IntersectionMetricsIn(TypedDict):
-    """Intersection-wide figures for the interval; fuel/CO2 saved may be negative (more used)."""
+    """Intersection-wide figures for the interval; fuel/CO2 saved may be negative (more used). Waits, speed,
+    fuel and CO2 may be `null`: not measured (as `SignalRecordIn`)."""
 
     total_vehicles_passed: Count
-    avg_wait_time_all_sides: NonNegative
+    avg_wait_time_all_sides: NonNegative | None
     throughput: NonNegative
-    avg_speed: NonNegative
-    fuel_saved: Signed
-    co2_saved: Signed
+    avg_speed: NonNegative | None
+    fuel_saved: Signed | None
+    co2_saved: Signed | None
     emergency_overrides: Count
 
 

@@ -107,11 +107,12 @@ class IntersectionRecordRow(Base):
     intersection_id: Mapped[str] = mapped_column(_signal_id(128))
     timestamp: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     total_vehicles_passed: Mapped[int] = mapped_column(Integer)
-    avg_wait_time_all_sides: Mapped[float] = mapped_column(Float)
+    # NULL: not measured (a detector-fed live run's waits, speeds, fuel and CO2; migration 0015)
+    avg_wait_time_all_sides: Mapped[float | None] = mapped_column(Float)
     throughput: Mapped[float] = mapped_column(Float)
-    avg_speed: Mapped[float] = mapped_column(Float)
-    fuel_saved: Mapped[float] = mapped_column(Float)
-    co2_saved: Mapped[float] = mapped_column(Float)
+    avg_speed: Mapped[float | None] = mapped_column(Float)
+    fuel_saved: Mapped[float | None] = mapped_column(Float)
+    co2_saved: Mapped[float | None] = mapped_column(Float)
     emergency_overrides: Mapped[int] = mapped_column(Integer)
     # the record's approaches side by side (NULL: no signal row for it), copied from its signal rows so
     # that the edges of a time range read the records alone (`store.queries`; migration 0007)
@@ -148,16 +149,17 @@ class SignalRecord(Base):
 
     record_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     direction: Mapped[str] = mapped_column(String(8), primary_key=True)
-    car: Mapped[int] = mapped_column(Integer)
-    bus: Mapped[int] = mapped_column(Integer)
-    truck: Mapped[int] = mapped_column(Integer)
-    bike: Mapped[int] = mapped_column(Integer)
-    rickshaw: Mapped[int] = mapped_column(Integer)
-    emergency_vehicle_present: Mapped[bool] = mapped_column(Boolean)
+    # NULL: not measured (a detector sees no classes, waits or emergency vehicles; migration 0015)
+    car: Mapped[int | None] = mapped_column(Integer)
+    bus: Mapped[int | None] = mapped_column(Integer)
+    truck: Mapped[int | None] = mapped_column(Integer)
+    bike: Mapped[int | None] = mapped_column(Integer)
+    rickshaw: Mapped[int | None] = mapped_column(Integer)
+    emergency_vehicle_present: Mapped[bool | None] = mapped_column(Boolean)
     signal_status: Mapped[str] = mapped_column(String(8))
     signal_timer: Mapped[float] = mapped_column(Float)
-    vehicles_crossed: Mapped[int] = mapped_column(Integer)
-    avg_wait_time: Mapped[float] = mapped_column(Float)
+    vehicles_crossed: Mapped[int | None] = mapped_column(Integer)
+    avg_wait_time: Mapped[float | None] = mapped_column(Float)
     green_time_allocated: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (
@@ -219,7 +221,9 @@ class DetectorConfigRow(Base):
 class IntersectionTotals:
     """The summed columns of an intersection roll-up (whole run or one hour).
 
-    Sums, not means, so that chunks add up; a mean is `*_sum / records`.
+    Sums, not means, so that chunks add up; a mean is `*_sum / records`, or for a figure a record may not
+    have measured (NULL), `*_sum / *_samples`. Fuel and CO2 are NULL while no record measured them, the
+    speed's minimum and maximum while none measured a speed.
     """
 
     records: Mapped[int] = mapped_column(Integer)
@@ -229,17 +233,21 @@ class IntersectionTotals:
     avg_wait_time_sum: Mapped[float] = mapped_column(Float)
     throughput_sum: Mapped[float] = mapped_column(Float)
     avg_speed_sum: Mapped[float] = mapped_column(Float)
-    avg_speed_min: Mapped[float] = mapped_column(Float)
-    avg_speed_max: Mapped[float] = mapped_column(Float)
-    fuel_saved: Mapped[float] = mapped_column(Float)
-    co2_saved: Mapped[float] = mapped_column(Float)
+    avg_speed_min: Mapped[float | None] = mapped_column(Float)
+    avg_speed_max: Mapped[float | None] = mapped_column(Float)
+    fuel_saved: Mapped[float | None] = mapped_column(Float)
+    co2_saved: Mapped[float | None] = mapped_column(Float)
     emergency_overrides: Mapped[int] = mapped_column(BigInteger)
     #: records with an emergency vehicle present on any approach
     intervals_with_emergency: Mapped[int] = mapped_column(Integer)
+    #: records that measured `avg_wait_time_all_sides` / `avg_speed` (migration 0015)
+    avg_wait_time_samples: Mapped[int] = mapped_column(Integer, server_default="0")
+    avg_speed_samples: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class DirectionTotals:
-    """The summed columns of a direction roll-up (whole run or one hour)."""
+    """The summed columns of a direction roll-up (whole run or one hour). `samples`: the approach's measured
+    waits (signal rows whose `avg_wait_time` is not NULL), which its mean divides by."""
 
     samples: Mapped[int] = mapped_column(Integer)
     avg_wait_time_sum: Mapped[float] = mapped_column(Float)
@@ -330,6 +338,10 @@ class Alert(Base):
     message: Mapped[str] = mapped_column(String())
     acknowledged_by: Mapped[str | None] = mapped_column(String(128))
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    #: what the figure counted at the raise (the signals whose data were stale, ...), a JSON list (migration 0015)
+    subjects: Mapped[list | None] = mapped_column(JSON)
+    #: why it cleared (`stale_sources = 0, no longer > 0`, `acknowledged by ops`, its rule removed)
+    cleared_reason: Mapped[str | None] = mapped_column(String())
 
     __table_args__ = (
         CheckConstraint(" OR ".join(f"level = '{v}'" for v in ALERT_LEVELS), name="level"),

@@ -10,8 +10,7 @@ alert says which (`state`), from what this server knows: the live run attached t
 else the run's own `run.json` (`outdirs.run_status`: a `running` run whose process is gone is `died`). The
 stored row is never rewritten by a read.
 
-Not cached: a live run's writer stores alerts without passing through the ingest hooks that clear the
-cache, and `state` reads the live runtime, which changes between two reads.
+Not cached: `state` reads the live runtime, which changes between two reads.
 """
 
 from __future__ import annotations
@@ -116,7 +115,8 @@ def with_state(alert: dict, run: dict, live: tuple[str, object] | None) -> dict:
                 now = None
             if now is not None and now.cleared_at_s is not None:
                 alert = {**alert, "cleared_at": _utc_text(now.cleared_wall_time), "cleared_at_s": now.cleared_at_s,
-                         "acknowledged_by": now.acknowledged_by, "acknowledged_at": _utc_text(now.acknowledged_at)}
+                         "acknowledged_by": now.acknowledged_by, "acknowledged_at": _utc_text(now.acknowledged_at),
+                         "cleared_reason": now.cleared_reason}
     if alert["cleared_at"] is not None:
         state = "cleared"
     elif state == "open" and run["status"] is not None and run["status"] not in GOING:

@@ -263,18 +263,13 @@ def network_figures(rows: list[dict], interval_s: float, end_s: float | None) ->
 def store_record(record: dict) -> dict | None:
     """A record as the store's ingestion format (`store.schemas.IntersectionRecord`) can hold it, or None.
 
-    The store's columns have no "not measured": a feed run's record with no vehicle count (no stop bar
-    reported) is left out of the store (a stored 0 would read as an empty road), and its unmeasured waits,
-    speeds, classes and savings are stored as 0 (`{}` for the classes, false for emergency vehicles); the
-    run's `records.jsonl` keeps them None. A simulator run's record is stored as it is."""
+    What the record did not measure stays None (NULL in the store, left out of its averages and sums): a feed
+    run's waits, speeds, vehicle classes, emergency vehicles, fuel and CO2, and the vehicles of an approach
+    whose detectors were silent. A feed run's record with no vehicle count at all (no stop bar reported) is
+    left out of the store: the store's vehicle counts and served shares are never NULL."""
     if record["metrics"]["total_vehicles_passed"] is None:
         return None
-    signals = [{**s, "vehicle_counts": s["vehicle_counts"] if s["vehicle_counts"] is not None else {},
-                "emergency_vehicle_present": bool(s["emergency_vehicle_present"]),
-                "vehicles_crossed": s["vehicles_crossed"] or 0, "avg_wait_time": s["avg_wait_time"] or 0.0}
-               for s in record["signals"]]
-    metrics = {k: (0.0 if v is None else v) for k, v in record["metrics"].items()}
-    return {**record, "signals": signals, "metrics": metrics}
+    return record
 
 
 def _status(state: str, links: list[int]) -> str:
