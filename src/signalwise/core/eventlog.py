@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import heapq
+import itertools
+import logging
 import operator
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .types import SignalEvent
+
+log = logging.getLogger("signalwise.eventlog")
 
 COLUMNS = ("TimeStamp", "DeviceId", "EventId", "Parameter")
 DEFAULT_START = dt.datetime(2025, 1, 6, 0, 0, 0)  # a Monday; naive local time
@@ -105,3 +110,48 @@ def read_events(path: Path, start: dt.datetime = DEFAULT_START) -> Iterator[Sign
                 why = (f"{len(row)} of its {len(header)} columns (the file cut short, or a broken row)"
                        if len(row) < len(header) else exc)
                 raise ValueError(f"{path}:{line_no}: bad event row {as_read!r}: {why}") from None
+
+
+class TimeOrderedEvents:
+    """Events handed over out of time order, given back in time order once no earlier one is still expected.
+
+    A live log is appended as the run goes, and its readers (ATSPM tools read the Indiana log in time order)
+    expect time order; but a detector feed's event can arrive late (network, a broker's queue) or up to a few
+    seconds ahead of the run's clock, after the run logged later events. `release` holds every event until the
+    run's clock is `hold_s` past it (the lateness a feed's data may have and still drive decisions, the shield's
+    `max_observation_age_s`), then gives it back, ordered by time (the tenth of a second written; events of
+    one tenth in the order they came). One arriving later than that is given back at once, behind later
+    events (`out_of_order` counts them; the first is logged). `hold_s` None holds nothing: what is held comes
+    back in time order with the events handed over (the log is closing), or with nothing held, they come
+    back as they were handed over.
+    """
+
+    def __init__(self) -> None:
+        self._held: list[tuple[int, int, SignalEvent]] = []  # a heap of (tenth, arrival, event)
+        self._arrival = itertools.count()
+        self._last_tenth: int | None = None
+        self.out_of_order = 0
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def release(self, events: Iterable[SignalEvent], now_s: float, hold_s: float | None) -> list[SignalEvent]:
+        """The events (these and those held) at least `hold_s` older than `now_s` (all with `hold_s` None, when
+        nothing is held), in time order; the rest stay held."""
+        if hold_s is None and not self._held:
+            return list(events)
+        for e in events:
+            heapq.heappush(self._held, (int(round(e.time_s * 10)), next(self._arrival), e))
+        until = None if hold_s is None else int(round((now_s - hold_s) * 10))
+        out = []
+        while self._held and (until is None or self._held[0][0] <= until):
+            tenth, _, e = heapq.heappop(self._held)
+            if self._last_tenth is not None and tenth < self._last_tenth:
+                self.out_of_order += 1
+                if self.out_of_order == 1:
+                    log.warning("event %s at %.1f s arrived more than %s s late: logged after later events "
+                            "(said once; `out_of_order` counts them)", e.event_code, e.time_s, hold_s)
+            else:
+                self._last_tenth = tenth
+            out.append(e)
+        return out

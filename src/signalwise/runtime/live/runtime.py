@@ -38,7 +38,7 @@ from pydantic import ValidationError
 from ... import __version__
 from ...control.base import ControlContext, check_usable, make
 from ...core.eventlog import COLUMNS as EVENT_COLUMNS
-from ...core.eventlog import format_timestamp
+from ...core.eventlog import TimeOrderedEvents, format_timestamp
 from ...core.types import RECOVERY_STATE, EventCode, SignalEvent
 from ...outdirs import process_identity
 from ...sim.backend import SimulationError, SumoBackend
@@ -160,6 +160,7 @@ class LiveRuntime:
         self.stopped_by: str | None = None  # what stopped the loop early: `interrupted` (Ctrl-C) or `terminated (SIGTERM)`
         self._interventions_total = 0  # overrides of a decision (not notes such as min_green), for alerts
         self.events_logged = 0  # rows written to events.csv (a recovery records how many preceded it)
+        self._event_order = TimeOrderedEvents()  # a feed's late events go into events.csv in time order
 
     # -- setup -------------------------------------------------------------------------
     def open(self) -> None:
@@ -603,12 +604,17 @@ class LiveRuntime:
         if self.store is not None and stored:
             self.store.put_records(stored)
 
-    def _write_events(self, events: list[SignalEvent]) -> None:
-        self.events_logged += len(events)
-        ev, live = self._writers["events"], self._writers["live_events"]
+    def _write_events(self, events: list[SignalEvent], *, held_too: bool = False) -> None:
         for e in events:
             if e.event_code == EventCode.PREEMPT_CALL_ON:
                 self.records.preempt(e.device_id)
+        # a feed run's events wait out the lateness its data may have (docs/live-feeds.md), then go in time order;
+        # `held_too` (the run's end) writes every event held
+        hold_s = self.cfg.shield.max_observation_age_s if self.opts.field == "none" and not held_too else None
+        events = self._event_order.release(events, self.stepper.t, hold_s)
+        self.events_logged += len(events)
+        ev, live = self._writers["events"], self._writers["live_events"]
+        for e in events:
             stamp = format_timestamp(e.time_s)
             ev.writerow((stamp, e.device_id, e.event_code, e.parameter))
             live.writerow((self._wall_stamp(e.time_s), e.device_id, e.event_code, e.parameter, e.time_s))
@@ -624,6 +630,7 @@ class LiveRuntime:
     def _close(self) -> None:
         try:
             self._drain()
+            self._write_events([], held_too=True)
         except Exception:  # noqa: BLE001 - closing must not hide the reason we stopped
             log.exception("could not write the last evidence")
         for fh in self._files.values():
