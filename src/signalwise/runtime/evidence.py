@@ -13,12 +13,13 @@ when it fails.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.types import EventCode
+from ..core.types import Detector, EventCode
 from ..sim.backend import SumoOptions
-from ..sim.detectors import DetectorLayout, instant_id
+from ..sim.detectors import DetectorLayout, zone_point_ids
 from ..sim.outputs import read_edgedata, read_passages
 from ..sim.replay import ReplayProcess, StateChange, replay_signal_states, same_traffic
 
@@ -68,26 +69,56 @@ def merged(a: SumoEvidence, b: SumoEvidence) -> SumoEvidence:
 
 def detector_events(passages_file: Path | None, detectors: DetectorLayout | None) \
         -> tuple[list[tuple[int, str, int, int]], list[tuple]]:
-    """Detector on (82) / off (81) events from SUMO's instant loops, at 0.1 s, as `event_row`s; passage rows."""
+    """Detector on (82) / off (81) events from SUMO's instant loops, at 0.1 s, as `event_row`s; passage rows.
+
+    A detector is on while any vehicle is over any of its loops (a stop-bar detector's zone has several,
+    `sim.detectors.zone_point_ids`); a passage row is one vehicle over its counting loop.
+    """
     if detectors is None or passages_file is None:
         return [], []
-    owner = {instant_id(d): (tls, d) for tls, dets in detectors.by_tls.items() for d in dets}
-    on, off = int(EventCode.DETECTOR_ON), int(EventCode.DETECTOR_OFF)
-    events: list[tuple[int, str, int, int]] = []
+    owner = {loop_id: (tls, d, k == 0) for tls, dets in detectors.by_tls.items() for d in dets
+             for k, loop_id in enumerate(zone_point_ids(d))}
+    occupied: dict[tuple[str, Detector], list[tuple[float, float]]] = {}
     rows: list[tuple] = []
-    for p in read_passages(passages_file):
+    for p in read_passages(passages_file, detectors.step_s):
         hit = owner.get(p.detector_id)
         if hit is None:
             continue
-        tls, det = hit
-        # the event's time rounded to 0.1 s first, as a `SignalEvent` of it holds it
-        events.append((int(round(round(p.enter_s, 1) * 10)), tls, on, det.channel))
-        if p.leave_s is not None:
-            events.append((int(round(round(p.leave_s, 1) * 10)), tls, off, det.channel))
-        rows.append((p.enter_s, det.id, tls, det.channel, det.lane, p.vehicle_id, p.vtype, p.enter_s, p.leave_s,
-                     p.speed_mps))
+        tls, det, counts = hit
+        occupied.setdefault((tls, det), []).append((p.enter_s, math.inf if p.leave_s is None else p.leave_s))
+        if counts:
+            rows.append((p.enter_s, det.id, tls, det.channel, det.lane, p.vehicle_id, p.vtype, p.enter_s, p.leave_s,
+                         p.speed_mps))
+    on, off = int(EventCode.DETECTOR_ON), int(EventCode.DETECTOR_OFF)
+    events: list[tuple[int, str, int, int]] = []
+    for (tls, det), spans in occupied.items():
+        for start_ds, end_ds in _union_ds(spans):
+            events.append((start_ds, tls, on, det.channel))
+            if end_ds is not None:  # still occupied at the end: on without off, as the log of a field controller
+                events.append((end_ds, tls, off, det.channel))
     rows.sort(key=lambda r: (r[0], r[1]))
     return events, rows
+
+
+def _deciseconds(t_s: float) -> int:
+    """A time as the event log holds it: rounded to 0.1 s (first to one decimal, as a `SignalEvent` of it)."""
+    return int(round(round(t_s, 1) * 10))
+
+
+def _union_ds(spans: list[tuple[float, float]]) -> list[tuple[int, int | None]]:
+    """Occupancies as the log shows them: at 0.1 s, overlapping or touching ones as one (a detector switches off
+    only when nothing is over it), and one shorter than the log can show (on and off at the same tenth) left
+    out; None: still on at the end."""
+    merged: list[list] = []
+    for start_s, end_s in sorted(spans):
+        start = _deciseconds(start_s)
+        end = None if end_s == math.inf else _deciseconds(end_s)
+        if merged and (merged[-1][1] is None or start <= merged[-1][1]):
+            if merged[-1][1] is not None:
+                merged[-1][1] = None if end is None else max(merged[-1][1], end)
+        elif end is None or end > start:
+            merged.append([start, end])
+    return [(a, b) for a, b in merged]
 
 
 @dataclass(frozen=True)

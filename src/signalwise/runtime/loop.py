@@ -291,7 +291,7 @@ def _run_in(cfg: RunConfig, scenario: Scenario, begin_s: float, end_s: float, su
     if cfg.remote_port is None and not (lean and kind in NO_LIVE_DETECTORS):
         try:
             layout = place_detectors(scenario.net_file, sumo_dir, live=kind not in NO_LIVE_DETECTORS,
-                                     instant=not lean)
+                                     instant=not lean, step_s=cfg.step_length_s)
         except Exception as exc:  # sumolib's parse errors are KeyErrors, SAXParseExceptions, ...
             detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise SimulationError(f"{scenario.net_file}: not a readable SUMO network ({type(exc).__name__}: "

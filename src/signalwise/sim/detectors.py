@@ -15,6 +15,12 @@ from pathlib import Path
 from ..core.types import Detector
 
 STOPBAR_SETBACK_M = 1.0  # loop this far upstream of the stop line
+#: where a run records a stop-bar detector's presence: instant loops this far upstream of the stop line, the
+#: detector occupied while any of them is. A queue's first vehicle stands with its front where the live loop is
+#: (1 m before the lane's end) and would never switch one there on, so a red with a queue standing read empty and
+#: no cycle could fail its split; the union of the three reads like a presence zone from 2 to 10 m plus a
+#: vehicle's length, near the 40 ft (12.2 m) stop-bar zone ATSPM's split failures assume. The first counts.
+STOPBAR_ZONE_SETBACKS_M = (2.0, 6.0, 10.0)
 ADVANCE_DISTANCE_M = 100.0  # typical advance detector for 50 km/h approaches
 MIN_ADVANCE_GAP_M = 15.0  # no advance loop unless this far from the stop bar loop
 
@@ -32,6 +38,9 @@ class DetectorLayout:
     live_file: Path | None  # the induction loops controllers read during the run; None when left out
     instant_file: Path | None  # the instant loops that write every passage; None when left out
     passages_file: Path
+    #: the simulation step: SUMO stamps an instant loop's events one step before the step the run's clock (and
+    #: its signal events) gives the movement (a queue that starts on the green shown at t is stamped t - step)
+    step_s: float = 1.0
 
     @property
     def additional_files(self) -> tuple[Path, ...]:
@@ -45,6 +54,19 @@ def live_id(det: Detector) -> str:
 
 def instant_id(det: Detector) -> str:
     return "i_" + det.id
+
+
+def zone_point_ids(det: Detector) -> tuple[str, ...]:
+    """The instant loops that record a detector's presence: the first is `instant_id`, which counts vehicles;
+    a stop-bar detector has one more for each of its zone's other points."""
+    if det.kind != "stopbar":
+        return (instant_id(det),)
+    return (instant_id(det), *(f"{instant_id(det)}@{k}" for k in range(1, len(STOPBAR_ZONE_SETBACKS_M))))
+
+
+def _instant_positions_m(det: Detector, lane_length_m: float) -> tuple[float, ...]:
+    setbacks = STOPBAR_ZONE_SETBACKS_M if det.kind == "stopbar" else (det.distance_to_stopbar_m,)
+    return tuple(max(0.1, lane_length_m - d) for d in setbacks)
 
 
 def plan_detectors(net_file: Path, net=None) -> dict[str, tuple[Detector, ...]]:
@@ -80,7 +102,7 @@ def plan_detectors(net_file: Path, net=None) -> dict[str, tuple[Detector, ...]]:
 
 
 def write_detector_file(by_tls: dict[str, tuple[Detector, ...]], lane_lengths_m: dict[str, float],
-                        out_dir: Path, live: bool = True, instant: bool = True) -> DetectorLayout:
+                        out_dir: Path, live: bool = True, instant: bool = True, step_s: float = 1.0) -> DetectorLayout:
     """Write the SUMO additional file that creates the detectors.
 
     `live=False` leaves out the loops controllers read during the run (for
@@ -96,11 +118,13 @@ def write_detector_file(by_tls: dict[str, tuple[Detector, ...]], lane_lengths_m:
             pos = f"{max(0.1, lane_lengths_m[det.lane] - det.distance_to_stopbar_m):.2f}"
             ET.SubElement(live_root, "inductionLoop", id=live_id(det), lane=det.lane, pos=pos, period="900",
                           file="NUL")
-            ET.SubElement(instant_root, "instantInductionLoop", id=instant_id(det), lane=det.lane, pos=pos,
-                          file=passages.name)
+            for loop_id, at_m in zip(zone_point_ids(det), _instant_positions_m(det, lane_lengths_m[det.lane]),
+                                     strict=True):
+                ET.SubElement(instant_root, "instantInductionLoop", id=loop_id, lane=det.lane, pos=f"{at_m:.2f}",
+                              file=passages.name)
     live_file = _write_additional(live_root, out_dir / "detectors.add.xml") if live else None
     instant_file = _write_additional(instant_root, out_dir / "detectors-instant.add.xml") if instant else None
-    return DetectorLayout(by_tls, live_file, instant_file, passages)
+    return DetectorLayout(by_tls, live_file, instant_file, passages, step_s)
 
 
 def _write_additional(root: ET.Element, path: Path) -> Path:
@@ -109,11 +133,12 @@ def _write_additional(root: ET.Element, path: Path) -> Path:
     return path
 
 
-def place_detectors(net_file: Path, out_dir: Path, live: bool = True, instant: bool = True) -> DetectorLayout:
+def place_detectors(net_file: Path, out_dir: Path, live: bool = True, instant: bool = True,
+                    step_s: float = 1.0) -> DetectorLayout:
     net = _read_net(net_file)  # once: sumolib reads a city network in seconds
     by_tls = plan_detectors(net_file, net)
     lengths = {d.lane: net.getLane(d.lane).getLength() for dets in by_tls.values() for d in dets}
-    return write_detector_file(by_tls, lengths, out_dir, live, instant)
+    return write_detector_file(by_tls, lengths, out_dir, live, instant, step_s)
 
 
 def _read_net(net_file: Path):

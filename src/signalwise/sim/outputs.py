@@ -152,8 +152,9 @@ def read_teleports(statistics: Path) -> Teleports | None:
     return Teleports(count("total"), count("jam"), count("yield"), count("wrongLane"))
 
 
-def read_passages(path: Path) -> Iterator[Passage]:
-    """Pair each vehicle's 'enter' with its 'leave' at each detector."""
+def read_passages(path: Path, shift_s: float = 0.0) -> Iterator[Passage]:
+    """Pair each vehicle's 'enter' with its 'leave' at each detector; `shift_s` is added to SUMO's times (an
+    instant loop stamps its events one simulation step early against TraCI's clock: `DetectorLayout.step_s`)."""
     if not Path(path).exists():
         return
     open_: dict[tuple[str, str], tuple[float, float, str]] = {}
@@ -165,9 +166,9 @@ def read_passages(path: Path) -> Iterator[Passage]:
 
     def passage(det: str, veh: str, state: str, time: str, speed: str, vtype: str) -> None:
         if state == "enter":
-            open_[det, veh] = (float(time), float(speed), vtype)
+            open_[det, veh] = (float(time) + shift_s, float(speed), vtype)
         elif state == "leave":
-            t = float(time)
+            t = float(time) + shift_s
             start = open_.pop((det, veh), None)
             if start is None:  # entered before the run began recording
                 start = (t, float(speed), vtype)
