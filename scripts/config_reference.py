@@ -258,7 +258,10 @@ def render() -> str:
         "scenario is `single`;",
         "- `null` timing values are derived per intersection from its geometry (`src/signalwise/core/timing.py`); "
         "a phase serving a crosswalk gets at least walk + pedestrian clearance as its minimum green, and a "
-        "`cycle_max_s` too short for every phase at minimum green is raised (the run's `signal_model.json` notes it).",
+        "`cycle_max_s` too short for every phase at minimum green is raised (the run's `signal_model.json` notes it);",
+        "- the signal shows each interval in whole simulation steps: a 3.3 s ITE yellow lasts 4 s at 1 s steps. "
+        "A run's `signal_model.json` gives each phase's values (`phase_yellow_s`, `phase_all_red_s`) and what the "
+        "signal shows (`phase_yellow_shown_s`, `phase_all_red_shown_s`), the intervals of its event log.",
         "",
         "## Per-intersection timing overrides",
         "",

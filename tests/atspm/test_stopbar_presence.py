@@ -102,3 +102,27 @@ def test_fixed_time_at_the_peak_fails_splits_and_makes_phases_wait(run):
     assert max(float(r["Red_Occupancy"]) for r in failures) >= 0.8
     waits = [float(r["Mean_Wait_s"]) for r in _rows(out / "phase_wait.csv")]
     assert waits and min(waits) > 10.0  # a fixed 90 s cycle: every phase waits tens of seconds for its green
+
+
+def test_the_signal_model_gives_the_clearances_the_log_shows(run):
+    """signal_model.json's yellow and all-red are the ITE values (3.3 s ...); the signal shows them in whole
+    steps, and the `_shown_s` values are what the log's 8 -> 9 and 10 -> 11 intervals last."""
+    import datetime as dt
+
+    run_dir, _ = run
+    model = {d["id"]: d["timing"] for d in json.loads((run_dir / "signal_model.json").read_text())}
+    began: dict[tuple[str, int, int], dt.datetime] = {}
+    lasted: dict[tuple[str, int, int], set[float]] = {}
+    for row in _rows(run_dir / "events.csv"):  # written in time order
+        code, key = int(row["EventId"]), (row["DeviceId"], int(row["Parameter"]))
+        at = dt.datetime.fromisoformat(row["TimeStamp"])
+        if code in (8, 10):
+            began[(*key, code)] = at
+        elif code in (9, 11) and (*key, code - 1) in began:
+            start = began.pop((*key, code - 1))
+            lasted.setdefault((*key, code - 1), set()).add(round((at - start).total_seconds(), 1))
+    assert lasted
+    for (device, phase, code), seconds in lasted.items():
+        shown = model[device]["phase_yellow_shown_s" if code == 8 else "phase_all_red_shown_s"][phase - 1]
+        assert seconds == {shown}, (device, phase, code, seconds, shown)
+    assert any(t["phase_yellow_s"] != t["phase_yellow_shown_s"] for t in model.values())  # 3.3 s shows 4 s

@@ -32,6 +32,7 @@ from ..control.shield import IntersectionShield, ShieldConfig, covering_phases
 from ..control.webster import fallback_plan
 from ..core.health import detector_fault, lanes_fault
 from ..core.names import BASELINE_CONTROLLER
+from ..core.timing import ceil_to_step
 from ..core.types import (
     Decision,
     EmergencyApproach,
@@ -679,10 +680,18 @@ def _counts_need(inter: Intersection, ctrl: Controller | None) -> ObservationNee
     return ObservationNeed(inter.in_lanes, "counts", base.detector_idle_ids, counts)
 
 
-def describe_intersections(inters: list[Intersection], approach_direction: dict[str, str] | None = None) -> list[dict]:
-    """The signal model as JSON: phases, links, timing — what the checker and ATSPM need."""
+def describe_intersections(inters: list[Intersection], approach_direction: dict[str, str] | None = None,
+                           step_s: float | None = None) -> list[dict]:
+    """The signal model as JSON: phases, links, timing — what the checker and ATSPM need. With the run's
+    `step_s`, each phase's yellow and all-red as the signal shows them too: whole steps, so a 3.3 s yellow shows
+    4 s at 1 s steps, and the event log's clearances are these."""
     out = []
     for i in inters:
+        timing = dataclasses.asdict(i.timing)
+        if step_s is not None:
+            phases = range(len(i.phases))
+            timing["phase_yellow_shown_s"] = [ceil_to_step(i.timing.yellow_of(p), step_s) for p in phases]
+            timing["phase_all_red_shown_s"] = [ceil_to_step(i.timing.all_red_of(p), step_s) for p in phases]
         out.append({
             "id": i.id,
             "n_links": i.n_links,
@@ -691,7 +700,7 @@ def describe_intersections(inters: list[Intersection], approach_direction: dict[
             "links": [{"index": m.link_index, "in_lane": m.in_lane, "out_lane": m.out_lane,
                        "crosswalk": m.is_crosswalk} for m in i.movements],
             "crosswalks": [{"id": c.id, "links": list(c.link_indices), "length_m": c.length_m} for c in i.crosswalks],
-            "timing": dataclasses.asdict(i.timing),
+            "timing": timing,
             "approach_speed_mps": i.approach_speed_mps,
             "program_green_s": list(i.program_green_s),
             # the phases the cycle bound is kept on (together they serve every link); the others are optional

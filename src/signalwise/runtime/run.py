@@ -167,7 +167,8 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
     if "passages" in replayed:
         replay, sumo = _with_replayed(loop, sumo)
     _write_csv(run_dir / "signal_states.csv", ["time_s", "device_id", "state"], loop.signal_states)
-    dump_json(run_dir / "signal_model.json", describe_intersections(loop.intersections, loop.approach_direction))
+    dump_json(run_dir / "signal_model.json", describe_intersections(loop.intersections, loop.approach_direction,
+                                                                       cfg.step_length_s))
     event_rows = sumo.detector_event_rows
     event_rows.extend(event_row(e.time_s, e.device_id, e.event_code, e.parameter) for e in loop.events)
     write_event_rows(run_dir / "events.csv", event_rows)

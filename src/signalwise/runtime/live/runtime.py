@@ -440,7 +440,8 @@ class LiveRuntime:
     def _write_signal_model(self) -> None:
         """The signals as the run started, with the timing revisions of the changes made since (the audit's
         rules for the greens after each 131), replaced whole so a reader never sees half a file."""
-        model = describe_intersections(self.stepper.intersections, self.stepper.approach_direction)
+        model = describe_intersections(self.stepper.intersections, self.stepper.approach_direction,
+                                       self.cfg.step_length_s)
         for device in model:
             revisions = self._timing_revisions.get(device["id"])
             if revisions:
