@@ -51,3 +51,12 @@ def test_errors(client):
                                                           "end": "2025-01-06T07:00:00"}).status_code == 422
     assert client.get("/api/v1/atspm/actuations", params={"bin": 7}).status_code == 422
     assert client.get("/api/v1/atspm").json()["measures"][0]["name"] == "actuations"
+
+
+def test_a_device_with_no_events_is_a_404_naming_the_devices_that_have_them(client):
+    r = client.get("/api/v1/atspm/arrival_on_green", params={"device": "9999"})
+    assert r.status_code == 404, r.text
+    assert "9999" in r.json()["detail"] and "devices with events: '7'" in r.json()["detail"]
+    # a device with events, none in the range asked: an empty answer, as before
+    r = client.get("/api/v1/atspm/actuations", params={"device": "7", "start": "2025-01-07T00:00:00"})
+    assert r.status_code == 200 and r.json()["total"] == 0

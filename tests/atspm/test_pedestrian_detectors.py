@@ -139,9 +139,9 @@ def test_the_command_maps_push_buttons_from_the_detector_file(tmp_path):
     assert r.exit_code == 0, r.output
     assert "device 1001: 1 pedestrian detector events (89/90) on channel(s) 9 left out" in r.output.replace("\n", " ")
     text = (out / "ped_delay.csv").read_text().splitlines()
-    # one 15-minute bin: phase 2's two pedestrians (30 s and 50 s), phase 4's one (50 s)
-    assert text[1:] == [f'{T0:%Y-%m-%d %H:%M:%S},"1001",2,"call",2,40,50',
-                        f'{T0:%Y-%m-%d %H:%M:%S},"1001",4,"call",1,50,50']
+    # one 15-minute bin, no data gap: phase 2's two pedestrians (30 s and 50 s), phase 4's one (50 s)
+    assert text[1:] == [f'{T0:%Y-%m-%d %H:%M:%S},"1001",2,"call",2,40,50,true',
+                        f'{T0:%Y-%m-%d %H:%M:%S},"1001",4,"call",1,50,50,true']
 
 
 def test_a_device_with_pedestrian_rows_only_is_named_as_having_no_detector_configuration():

@@ -205,3 +205,55 @@ def runs_with_events(engine: Engine, device_id: str | None = None, start: dt.dat
 def count_events(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(HiresEvent.__table__)).scalar_one())
+
+
+def event_time_range(engine: Engine, device_id: str, simulation_id: str, start: dt.datetime,
+                     end: dt.datetime) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The first and last stored event time of one device and tag within [start, end] (None, None: none)."""
+    t = HiresEvent.__table__
+    q = select(func.min(t.c.timestamp), func.max(t.c.timestamp)).where(
+        t.c.device_id == device_id, t.c.simulation_id == simulation_id, t.c.timestamp >= start,
+        t.c.timestamp <= end)
+    with engine.connect() as conn:
+        lo, hi = conn.execute(q).one()
+    return _as_datetime(lo), _as_datetime(hi)
+
+
+def _as_datetime(value) -> dt.datetime | None:  # noqa: ANN001
+    """An aggregate's timestamp: SQLite returns MIN/MAX of a DATETIME column as its text."""
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.fromisoformat(str(value))
+
+
+def shift_events(engine: Engine, device_id: str, simulation_id: str, start: dt.datetime, end: dt.datetime,
+                 by: dt.timedelta) -> int:
+    """Move one device's stored events (of one tag) in [start, end] by `by`, in one transaction; returns
+    how many were moved. Rows are taken out and written back moved (an UPDATE in place would collide
+    with rows of the same range not yet moved); a moved row equal to one already stored outside the
+    range is kept once. Used to put a daylight-saving fall-back's daylight hours on standard time when
+    its second hour comes in another file (`signalwise events import`)."""
+    t = HiresEvent.__table__
+    where = (t.c.device_id == device_id, t.c.simulation_id == simulation_id, t.c.timestamp >= start,
+             t.c.timestamp <= end)
+    with engine.begin() as conn:
+        rows = [(ts + by, d, c, p) for ts, d, c, p in conn.execute(
+            select(t.c.timestamp, t.c.device_id, t.c.event_code, t.c.parameter).where(*where))]
+        conn.execute(t.delete().where(*where))
+        for k in range(0, len(rows), CHUNK_ROWS):
+            chunk = rows[k:k + CHUNK_ROWS]
+            if conn.dialect.name == "postgresql":
+                _copy_postgres(conn, chunk, simulation_id)
+            else:
+                _insert_generic(conn, chunk, simulation_id)
+    return len(rows)
+
+
+def devices_with_events(engine: Engine, simulation_id: str | None = None, limit: int = 20) -> list[str]:
+    """Up to `limit` device ids (sorted) with stored events, of one run ('' = imported logs) or any."""
+    t = HiresEvent.__table__
+    q = select(t.c.device_id).distinct()
+    if simulation_id is not None:
+        q = q.where(t.c.simulation_id == simulation_id)
+    with engine.connect() as conn:
+        return [row[0] for row in conn.execute(q.order_by(t.c.device_id).limit(limit))]

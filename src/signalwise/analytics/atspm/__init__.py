@@ -52,6 +52,11 @@ Intentional differences from the atspm package
 12. Pedestrian actuations and delays put a push-button event (89/90) on the phase its channel's
    `Pedestrian` configuration row gives, on a device that has such rows (its other channels are left
    out, with a warning); atspm takes the channel as the phase, as we do on a device without them.
+13. A cycle, split or wait across a data gap (a device silent over 5 minutes) is left out of the
+   cycle-based measures, with a warning, and binned tables mark the bins a gap touches (`Complete`,
+   module `gaps`); atspm measures it as logged.
+14. A chattering detector (more than 10 on-events in 10 s on one channel) is named, and its events in
+   the chattering period are left out of every measure (module `detector_health`); atspm counts them.
 """
 
 from .compute import MEASURES, Results, compute_all, write_tables

@@ -203,16 +203,21 @@ def events_import(
     from signalwise.store import bulk_insert_events
     from signalwise.store.cli_engine import engine_or_exit, writes_or_exit
 
-    names = np.array(log.devices, dtype=object)
-    stamps = log.time_us.astype("datetime64[us]").astype(object)
-    rows = zip(stamps, names[log.device] if len(log) else [], log.event.tolist(), log.param.tolist(), strict=False)
+    from .fall_back_import import continue_fall_back
+
     engine = engine_or_exit(db)
     try:
         with writes_or_exit(engine, f"cannot write into {engine.url.render_as_string(hide_password=True)}"):
+            # a fall-back split across two files: line the repeated hour up with the stored one, not over it
+            moved = continue_fall_back(engine, log, simulation_id or "")
+            names = np.array(log.devices, dtype=object)
+            stamps = log.time_us.astype("datetime64[us]").astype(object)
+            rows = zip(stamps, names[log.device] if len(log) else [], log.event.tolist(), log.param.tolist(),
+                       strict=False)
             inserted = bulk_insert_events(engine, rows, simulation_id=simulation_id)
     except ValueError as exc:
         _fail(str(exc))
-    for w in log.report.warnings():
+    for w in [*log.report.warnings(), *moved]:
         typer.echo(f"warning: {w}")
     typer.echo(f"imported {inserted:,} new events of {len(log):,} from {file} "
                f"({len(log) - inserted:,} already stored)")

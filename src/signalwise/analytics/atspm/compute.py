@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from . import cycles as C
+from . import gaps as G
 from . import measures as M
 from . import plans as P
+from .detector_health import without_chatter
 from .inputs import DetectorConfig, EventLog
 
 #: measure name -> one-line description (also the API's list of measures)
@@ -43,6 +45,15 @@ class Results:
     span_us: tuple[int, int] | None = None
 
 
+#: the binned tables: each gets a `Complete` column, False for a bin a data gap of its device touches
+BINNED = ("actuations", "arrival_on_green", "platoon_ratio", "split_failures", "yellow_red", "red_light_running",
+          "terminations", "ped", "ped_delay", "phase_wait", "split_monitor_binned")
+#: the measures whose intervals a data gap cuts (left out, with a warning), and the tables that read them
+GAP_CUT = {"split_monitor": ("split_monitor", "split_monitor_binned"), "pcd": ("pcd", "pcd_cycles", "plans"),
+           "arrival_on_green": ("arrival_on_green", "platoon_ratio", "plans"),
+           "split_failures": ("split_failures", "split_failure_cycles", "plans"),
+           "phase_wait": ("phase_wait",), "ped_delay": ("ped_delay", "plans")}
+
 #: the measures the charts draw from, computed first so charting can start while the rest is computed
 CHART_MEASURES = ("split_monitor", "pcd", "pcd_cycles", "arrival_on_green", "split_failures")
 
@@ -62,6 +73,7 @@ def compute_all(log: EventLog, config: DetectorConfig | None, bin_min: int = 15,
 
     if bin_min <= 0 or (60 % bin_min and bin_min % 60):
         raise ValueError(f"bin size {bin_min} min must divide an hour (or be whole hours)")
+    log = without_chatter(log)  # a chattering detector's pulses are no vehicles (`detector_health`)
     want = set(only or MEASURES)
     unknown = want - set(MEASURES)
     if unknown:
@@ -83,6 +95,7 @@ def compute_all(log: EventLog, config: DetectorConfig | None, bin_min: int = 15,
                          f"not {split_failure_rule!r}")
     tasks = _tasks(want, log, config, bin_min, latency_s, project, fill_in_missing, red_time_s, split_failure_rule,
                    plans_in_force)
+    tasks = [_marking_complete(task, log, bin_min) for task in tasks]
     if threads > 1 and len(tasks) > 1:
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -104,6 +117,7 @@ def compute_all(log: EventLog, config: DetectorConfig | None, bin_min: int = 15,
         res.warnings.extend(out_warnings)
     tables = _filled(tables)
     res.tables = {name: tables[name] for name in MEASURES if name in tables}
+    res.warnings.extend(G.left_out_warnings(log, {m for m, by in GAP_CUT.items() if want & set(by)}))
     if config is None:
         needs = want & {"arrival_on_green", "platoon_ratio", "split_failures", "split_failure_cycles",
                         "yellow_red", "red_light_running", "pcd", "pcd_cycles"}
@@ -131,6 +145,15 @@ def _unmapped_ped_warnings(log: EventLog, config: DetectorConfig) -> list[str]:
         out.append(f"{len(lost) - 5} more devices with pedestrian detector channels not in their Pedestrian rows, "
                    "left out the same way")
     return out
+
+
+def _marking_complete(task, log: EventLog, bin_min: int):
+    """The task, its binned tables given a `Complete` column (`gaps.with_complete`)."""
+    def run():
+        tables, warnings = task()
+        return {name: G.with_complete(df, log, bin_min) if name in BINNED else df
+                for name, df in tables.items()}, warnings
+    return run
 
 
 def _filled(tables: dict) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _kernels as K
+from . import gaps as G
 from .inputs import US_PER_S, DetectorConfig, EventLog
 from .measures import _aog_rows, _frame
 
@@ -29,7 +30,8 @@ def split_monitor(log: EventLog):
     Green = 1->8, Yellow = 8->9 (8->10 without 9), Red clearance = 10->11,
     Red = rest of the cycle; Split = green + yellow + red clearance (s);
     Termination from a 4/5/6 in the cycle. Incomplete cycles (the last one,
-    or one missing its yellow) keep NaN where the interval is unknown.
+    or one missing its yellow) keep NaN where the interval is unknown; a cycle
+    across a data gap is left out (`gaps`), its intervals unmeasured.
     """
 
     df = _phase_table(log, (1, 4, 5, 6, 8, 9, 10, 11)).sort_values(["dev", "phase", "t", "code"], kind="stable")
@@ -41,6 +43,13 @@ def split_monitor(log: EventLog):
             first[c] = np.nan
     first = first.reset_index().sort_values(["dev", "phase", "cycle"])
     nxt = first.groupby(["dev", "phase"])[1].shift(-1)
+    # a cycle across a data gap is not measured (a 20-minute outage would read as a 1202 s red clearance)
+    last_known = first[[1, 4, 5, 6, 8, 9, 10, 11]].max(axis=1)
+    cut = G.across_gap(log, first["dev"].to_numpy(), first[1].to_numpy(np.float64),
+                       nxt.fillna(last_known).to_numpy(np.float64))
+    G.note_left_out(log, "split_monitor", "phase cycles", first["dev"].to_numpy()[cut],
+                    first[1].to_numpy(np.int64)[cut])
+    first, nxt = first[~cut], nxt[~cut]
     s = 1.0 / US_PER_S
     green = (first[8] - first[1]) * s
     end_yellow = first[9].fillna(first[10])
@@ -94,7 +103,8 @@ def _compute_pcd(log: EventLog, config: DetectorConfig, latency_s: float = 0.0, 
     red, as UDOT ATSPM draws them; `Cycles` gives green and yellow start
     within each cycle for the lines of the diagram. Only complete cycles are
     kept, as UDOT keeps them: arrivals before the phase's first begin red and
-    after its last (the open cycle at the end of the log) are left out. With
+    after its last (the open cycle at the end of the log) are left out, and so
+    is a cycle across a data gap, with its arrivals. With
     `project`, arrivals are projected to the stop bar by the detector's
     distance / approach speed.
     """
@@ -144,6 +154,9 @@ def _compute_pcd(log: EventLog, config: DetectorConfig, latency_s: float = 0.0, 
         cycles[name] = at
     cycles["Cycle_s"] = (end - start) * s
     closed = ~np.isnan(end)
+    cut = closed & G.across_gap(log, sdev, start, end)  # a cycle across a data gap: its arrivals' signal unknown
+    G.note_left_out(log, "pcd", "cycles", sdev[cut], start[cut])
+    closed &= ~cut
     agroup = dev * width + phase
     k = cycle_of(agroup, t)
     keep = k >= 0
@@ -192,6 +205,16 @@ def _waits(log: EventLog, serve_code: int, end_code: int, call_t, call_dev, call
     return t[ans], dev[ans], phase[ans], (t[ans] - t[fc]) / US_PER_S
 
 
+def _without_gap_waits(log: EventLog, measure: str, t, dev, phase, wait):
+    """The waits (served at t, lasting `wait` s) that no data gap of their device cuts: one across a gap
+    is not measured (the call may have been served in the gap)."""
+    start = t - np.round(np.asarray(wait, np.float64) * US_PER_S).astype(np.int64)
+    cut = G.across_gap(log, dev, start, t)
+    G.note_left_out(log, measure, "waits", dev[cut], start[cut])
+    keep = ~cut
+    return t[keep], dev[keep], phase[keep], np.asarray(wait)[keep]
+
+
 def phase_wait(log: EventLog, config: DetectorConfig | None = None):
     """Wait from a phase's first call to its next begin green, per served call.
 
@@ -210,6 +233,7 @@ def phase_wait(log: EventLog, config: DetectorConfig | None = None):
     else:
         ct = cd = cp = np.empty(0, np.int64)
     t, dev, phase, wait = _waits(log, 1, 8, ct, cd, cp)
+    t, dev, phase, wait = _without_gap_waits(log, "phase_wait", t, dev, phase, wait)
     out = _frame(log, TimeStamp=t, DeviceId=dev, Phase=phase)
     out["Wait_s"] = wait
     return out.sort_values(["TimeStamp", "DeviceId", "Phase"], kind="stable").reset_index(drop=True)
@@ -242,7 +266,7 @@ def _compute_ped_delay(log: EventLog, config: DetectorConfig | None = None):
     """
     import pandas as pd
 
-    t, dev, phase, wait = _ped_call_delays(log, config)
+    t, dev, phase, wait = _without_gap_waits(log, "ped_delay", *_ped_call_delays(log, config))
     calls = _frame(log, TimeStamp=t, DeviceId=dev, Phase=phase)
     calls["PedDelay_s"] = wait
     calls["Method"] = "call"
@@ -324,6 +348,9 @@ def _recall_ped_delay(log: EventLog, called: np.ndarray):
     nxt = np.minimum(prev + 1, max(len(t) - 1, 0))
     ok = (group[prev] == group[cur]) & (code[nxt] == 22) & (group[nxt] == group[prev]) & (t[nxt] <= t[cur])
     prev, cur, nxt = prev[ok], cur[ok], nxt[ok]
+    cut = G.across_gap(log, dev[cur], t[prev], t[cur])  # a pedestrian cycle across a data gap: not measured
+    G.note_left_out(log, "ped_delay (recall)", "pedestrian cycles", dev[cur][cut], t[prev][cut])
+    prev, cur, nxt = prev[~cut], cur[~cut], nxt[~cut]
     cycle = (t[cur] - t[prev]) / US_PER_S
     walk_s = (t[nxt] - t[prev]) / US_PER_S
     out = _frame(log, TimeStamp=t[cur], DeviceId=dev[cur], Phase=phase[cur])

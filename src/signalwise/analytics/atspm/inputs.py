@@ -73,10 +73,21 @@ class InputReport:
     gaps: list[tuple[str, str, str, float]] = field(default_factory=list)  # device, from, to, seconds
     #: daylight-saving fall-backs undone: device, clock before the step, clock after it, seconds back
     clock_steps: list[tuple[str, str, str, float]] = field(default_factory=list)
+    #: chattering detector periods (`detector_health`): device, channel, from, to, detector-on events
+    chatter: list[tuple[str, int, str, str, int]] = field(default_factory=list)
+    #: the same periods as (device index, channel, from µs, to µs, on-events), for the measures to leave out
+    chatter_us: list[tuple[int, int, int, int, int]] = field(default_factory=list, repr=False)
+    #: CSV lines skipped for the wrong number of fields: (line number, text)
+    malformed_lines: list[tuple[int, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def warnings(self) -> list[str]:
         out = []
+        if self.malformed_lines:
+            named = ", ".join(f"{n} ({text[:40]!r})" for n, text in self.malformed_lines[:5])
+            more = f" and {len(self.malformed_lines) - 5} more" if len(self.malformed_lines) > 5 else ""
+            out.append(f"{len(self.malformed_lines)} lines with the wrong number of fields skipped: line(s) "
+                       f"{named}{more}")
         if self.duplicates_dropped:
             out.append(f"{self.duplicates_dropped} exact duplicate rows ignored")
         if self.out_of_order:
@@ -96,12 +107,17 @@ class InputReport:
         if self.gaps:
             longest = max(g[3] for g in self.gaps)
             out.append(f"{len(self.gaps)} data gaps longer than {DATA_GAP_S:.0f} s "
-                       f"(longest {longest:.0f} s): measures in those bins are incomplete")
+                       f"(longest {longest:.0f} s): cycles, splits and waits across a gap are left out of the "
+                       "cycle measures, and binned tables mark the bins a gap touches (Complete false)")
             lo, hi = DST_STEP_S, DST_STEP_S + DATA_GAP_S
             for dev, start, end, secs in [g for g in self.gaps if lo <= g[3] <= hi][:5]:
                 out.append(f"device {dev}: the {secs:.0f} s gap from {start} to {end} is likely the "
                            "daylight-saving change (spring forward): the clock skipped an hour, no events are "
-                           "missing, but a cycle across it reads an hour long")
+                           "missing, but a cycle across it would read an hour long: it is left out as across any gap")
+        if self.chatter:
+            from .detector_health import chatter_warnings
+
+            out.extend(chatter_warnings(self.chatter))
         out.extend(self.notes)
         return out
 
@@ -148,8 +164,10 @@ def _resolve(columns: list[str], aliases: dict[str, tuple[str, ...]], required: 
     return found
 
 
-def _read_table(path: Path, string_columns: tuple[str, ...] = ()):
-    """CSV or Parquet -> pyarrow Table, with the given (original) columns kept as text."""
+def _read_table(path: Path, string_columns: tuple[str, ...] = (), malformed: list | None = None):
+    """CSV or Parquet -> pyarrow Table, with the given (original) columns kept as text. With `malformed` (a
+    list), a CSV line with the wrong number of fields (an export's trailer, a line cut short) is skipped and
+    its (line number, text) appended there, rather than failing the whole file."""
     import pyarrow as pa
 
     if not path.exists():
@@ -165,7 +183,23 @@ def _read_table(path: Path, string_columns: tuple[str, ...] = ()):
         with open(path, newline="") as fh:
             header = fh.readline().strip().split(",")
         types = {c: pa.string() for c in header if _norm(c) in string_columns}
-        return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
+        convert = pacsv.ConvertOptions(column_types=types)
+        if malformed is None:
+            return pacsv.read_csv(path, convert_options=convert)
+        bad: list = []
+
+        def skip(row) -> str:
+            bad.append((row.number, row.text))
+            return "skip"
+
+        table = pacsv.read_csv(path, convert_options=convert,
+                               parse_options=pacsv.ParseOptions(invalid_row_handler=skip))
+        if bad:  # read again in one thread, which numbers the lines (rare: only a file with such lines)
+            bad.clear()
+            table = pacsv.read_csv(path, convert_options=convert, read_options=pacsv.ReadOptions(use_threads=False),
+                                   parse_options=pacsv.ParseOptions(invalid_row_handler=skip))
+            malformed.extend(bad)
+        return table
     except EventLogError:
         raise
     except Exception as exc:  # pyarrow says what and where; keep it to one line
@@ -293,6 +327,10 @@ def events_from_arrow(table, source: str = "events") -> EventLog:
         raise EventLogError(f"{source}: {dev_col.null_count} empty DeviceId values")
     if not (pa.types.is_string(dev_col.type) or pa.types.is_large_string(dev_col.type)):
         dev_col = pc.cast(dev_col, pa.string())
+    if n and (blank := pc.sum(pc.equal(pc.utf8_trim_whitespace(dev_col), "")).as_py() or 0):
+        first = pc.index(pc.utf8_trim_whitespace(dev_col), "").as_py()
+        raise EventLogError(f"{source}: {blank} empty DeviceId values (the first at row {first + 2}): "
+                            "an event belongs to a signal; fill them in or remove those rows")
     enc = dev_col.combine_chunks().dictionary_encode() if n else pa.array([], pa.string()).dictionary_encode()
     names = enc.dictionary.to_pylist()
     raw_codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int32)
@@ -314,6 +352,9 @@ def events_from_arrow(table, source: str = "events") -> EventLog:
             t, device, code, param = t[keep], device[keep], code[keep], param[keep]
         report.unknown_codes = int(np.count_nonzero(code > MAX_INDIANA_CODE))
         report.gaps = _find_gaps(t, device, devices)
+        from .detector_health import report_chatter
+
+        report.chatter_us, report.chatter = report_chatter(t, device, code, param, devices)
     return EventLog(t, device, code.astype(np.int32), param.astype(np.int32), devices, report)
 
 
@@ -448,10 +489,19 @@ def _fmt_us(us: int) -> str:
 
 
 def read_event_log(path: str | Path) -> EventLog:
-    """Read an event log (CSV or Parquet, any accepted column spelling)."""
+    """Read an event log (CSV or Parquet, any accepted column spelling). CSV lines with the wrong number of
+    fields are skipped and listed in the report; a file with no other row is refused."""
     path = Path(path)
-    table = _read_table(path, string_columns=tuple(EVENT_ALIASES["DeviceId"]) + tuple(EVENT_ALIASES["TimeStamp"]))
-    return events_from_arrow(table, source=str(path))
+    malformed: list = []
+    table = _read_table(path, string_columns=tuple(EVENT_ALIASES["DeviceId"]) + tuple(EVENT_ALIASES["TimeStamp"]),
+                        malformed=malformed)
+    if malformed and table.num_rows == 0:
+        line, text = malformed[0]
+        raise EventLogError(f"{path}: no valid row: {len(malformed)} lines with the wrong number of fields, "
+                            f"e.g. line {line}: {text[:60]!r}")
+    log = events_from_arrow(table, source=str(path))
+    log.report.malformed_lines = malformed
+    return log
 
 
 def events_from_frame(frame, source: str = "events") -> EventLog:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _kernels as K
+from . import gaps as G
 from .inputs import US_PER_S, DetectorConfig, EventLog
 
 
@@ -139,7 +140,8 @@ def _aog_rows(log: EventLog, config: DetectorConfig, latency_s: float, project: 
     Returns arrays (time_us, device, phase, channel, state, complete) for arrivals only; `complete` is
     whether the arrival falls in a complete cycle of its phase, as UDOT ATSPM's cycles run (begin red to
     begin red): at or after the phase's first begin red in the log and before its last (begin red =
-    begin red clearance 10, or end of yellow 9 for a phase that never logs a 10, as the PCD takes it).
+    begin red clearance 10, or end of yellow 9 for a phase that never logs a 10, as the PCD takes it),
+    in a cycle no data gap of the device cuts.
     """
     return K.memo(log, ("aog_rows", id(config), latency_s, project),
                   lambda: _compute_aog_rows(log, config, latency_s, project), config)
@@ -160,18 +162,51 @@ def _compute_aog_rows(log: EventLog, config: DetectorConfig, latency_s: float, p
     det = code == 82
     t, dev, phase = t[det], dev[det], phase[det]
     first_red, last_red = red_span_us(log, config, dev, phase)
-    return t, dev, phase, chan[det], state[det], (t >= first_red) & (t < last_red)
+    complete = (t >= first_red) & (t < last_red)
+    _outside_gap_cycles(log, config, t, dev, phase, complete)
+    return t, dev, phase, chan[det], state[det], complete
 
 
-def red_span_us(log: EventLog, config: DetectorConfig, dev: np.ndarray, phase: np.ndarray):
-    """For rows (device, phase) of phases with advance detectors: the time of the phase's first and of its
-    last begin red (10, or 9 for a phase that never logs a 10); (max, min) int64 when it has none."""
+def _outside_gap_cycles(log: EventLog, config: DetectorConfig, t, dev, phase, complete) -> None:
+    """Clear `complete` for arrivals in a cycle (begin red to begin red) across a data gap of their device:
+    after the gap the phase's state is carried over from before it, which the log does not say."""
+    gdev = G.gap_spans_us(log)[0]
+    risky = complete & np.isin(dev, gdev)
+    if not risky.any():
+        G.note_left_out(log, "arrival_on_green", "arrivals in cycles", dev[:0], t[:0])
+        return
+    rkey, rt = _begin_reds(log, config)
+    akey = dev * K.KEY_SHIFT + phase
+    cut_rows, cut_start = [], []
+    for key in np.unique(akey[risky]):
+        rows = np.flatnonzero(risky & (akey == key))
+        reds = rt[rkey == key]
+        k = np.searchsorted(reds, t[rows], "right")  # reds[k - 1] <= t < reds[k]: complete says both exist
+        cut = G.across_gap(log, dev[rows], reds[k - 1], reds[k])
+        cut_rows.append(rows[cut])
+        cut_start.append(reds[k - 1][cut])
+    rows = np.concatenate(cut_rows)
+    complete[rows] = False
+    G.note_left_out(log, "arrival_on_green", "arrivals in cycles", dev[rows], np.concatenate(cut_start))
+
+
+def _begin_reds(log: EventLog, config: DetectorConfig):
+    """(device * KEY_SHIFT + phase, time) of every begin red of the phases with advance detectors, sorted:
+    10, or 9 for a phase that never logs a 10."""
     ri = K.phase_events(log, config, "Advance", (9, 10))
     rkey = log.device[ri].astype(np.int64) * K.KEY_SHIFT + log.param[ri]
     rcode, rt = log.event[ri], log.time_us[ri]
     with10 = np.unique(rkey[rcode == 10])
     use = (rcode == 10) | ~np.isin(rkey, with10)
     rkey, rt = rkey[use], rt[use]
+    order = np.lexsort((rt, rkey))
+    return rkey[order], rt[order]
+
+
+def red_span_us(log: EventLog, config: DetectorConfig, dev: np.ndarray, phase: np.ndarray):
+    """For rows (device, phase) of phases with advance detectors: the time of the phase's first and of its
+    last begin red (10, or 9 for a phase that never logs a 10); (max, min) int64 when it has none."""
+    rkey, rt = _begin_reds(log, config)
     keys, inv = np.unique(rkey, return_inverse=True)
     first = np.full(len(keys), np.iinfo(np.int64).max, np.int64)
     last = np.full(len(keys), np.iinfo(np.int64).min, np.int64)
@@ -498,7 +533,8 @@ def split_failure_cycles(log: EventLog, config: DetectorConfig, bin_min: int = 1
     dropped as incomplete. `timestamp_us` is the end of the cycle's measured red
     (atspm's); occupancies are float32, as atspm computes them. A detector is
     off before its first event in the log (as UDOT ATSPM takes it; atspm drops
-    those cycles); a phase whose detectors log nothing at all has no cycles.
+    those cycles); a phase whose detectors log nothing at all has no cycles. A
+    cycle across a data gap (`gaps`) is left out, and not counted in `dropped`.
     """
     return K.memo(log, ("split_failure_cycles", id(config), bin_min, red_time_s, by_approach),
                   lambda: _compute_split_failure_cycles(log, config, bin_min, red_time_s, by_approach), config)
@@ -581,6 +617,11 @@ def _compute_split_failure_cycles(log: EventLog, config: DetectorConfig, bin_min
     first = np.zeros(nseg, np.int64)
     at = np.flatnonzero(K.group_starts(seg))  # seg never decreases: where each segment starts
     first[seg[at]] = at
+    # a cycle across a data gap (begin green to the end of its measured red) is not measured
+    cut = np.zeros(nseg, bool)
+    cut[valid] = G.across_gap(log, dev[first[valid]], t[first[valid]], ts[valid])
+    G.note_left_out(log, "split_failures", "cycles", dev[first[cut]], t[first[cut]])
+    valid &= ~cut
     v = np.flatnonzero(valid)
     ga = green_all[v].round().astype(np.int64)
     go = green_on[v].round().astype(np.int64)

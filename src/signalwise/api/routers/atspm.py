@@ -149,6 +149,14 @@ def get_measure(
     from signalwise.store.events import runs_with_events
 
     runs = runs_with_events(engine, device, start, end)
+    if device is not None and not runs and not runs_with_events(engine, device):
+        from signalwise.store.events import devices_with_events
+
+        known = devices_with_events(engine, simulation_id, limit=21)
+        shown = ", ".join(repr(d) for d in known[:20]) + (" …" if len(known) > 20 else "")
+        raise HTTPException(404, detail=f"no events of device {device!r}"
+                                        + (f" in run {simulation_id!r}" if simulation_id is not None else "")
+                                        + (f"; devices with events: {shown}" if known else "; no events stored"))
     if simulation_id is None and len(runs) > 1:
         shown = ", ".join(repr(r) for r in runs[:20]) + (f" and {len(runs) - 20} more" if len(runs) > 20 else "")
         raise RequestValidationError([{"loc": ("query", "simulation_id"), "type": "value_error",

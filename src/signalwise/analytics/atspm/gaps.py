@@ -1,0 +1,105 @@
+"""Data gaps in a device's log: which cycles and bins they cut, and what was left out because of them.
+
+A device silent for longer than `inputs.DATA_GAP_S` (the input report's data gaps, the spring-forward
+hour included) did not log what its phases showed or what its detectors saw in that time. A cycle,
+split, clearance or wait that runs across such a silence is not measured: read as one interval, a
+20-minute outage is a 1202 s red clearance, a spring-forward hour a 3700 s cycle. The cycle-based
+measures leave such intervals out (`across_gap`) and say how many (`note_left_out`, `left_out_warnings`);
+binned tables mark the bins a gap touches (`with_complete`).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from .inputs import DATA_GAP_S, US_PER_S, EventLog, _fmt_us
+
+_NOTES_KEY = ("gap_left_out",)
+_NOTES_LOCK = threading.Lock()
+#: at most this many left-out intervals named per measure in a warning
+NAMED = 3
+
+
+def gap_spans_us(log: EventLog) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(device, last event before, first event after) of every silence over `DATA_GAP_S` in each device's
+    log, in (device, time) order, as the input report finds them (all of them, not the report's first 1000)."""
+    from . import _kernels as K
+
+    return K.memo(log, ("gap_spans",), lambda: _gap_spans_us(log))
+
+
+def _gap_spans_us(log: EventLog):
+    t, dev = log.time_us, log.device
+    if len(t) < 2:
+        empty = np.empty(0, np.int64)
+        return empty, empty, empty
+    i = np.flatnonzero((dev[1:] == dev[:-1]) & (t[1:] - t[:-1] > DATA_GAP_S * US_PER_S))
+    return dev[i].astype(np.int64), t[i].astype(np.int64), t[i + 1].astype(np.int64)
+
+
+def across_gap(log: EventLog, dev: np.ndarray, start_us: np.ndarray, end_us: np.ndarray) -> np.ndarray:
+    """For intervals (device, start, end): whether a data gap of the device overlaps it. An interval
+    whose end is unknown (NaN or below its start) reaches to the device's next gap only if it starts
+    before it and ends after its start: pass the best known end."""
+    gdev, g0, g1 = gap_spans_us(log)
+    dev = np.asarray(dev, np.int64)
+    out = np.zeros(len(dev), bool)
+    if not len(gdev) or not len(dev):
+        return out
+    start = np.asarray(start_us, np.float64)
+    end = np.asarray(end_us, np.float64)
+    for d in np.unique(gdev):
+        rows = np.flatnonzero(dev == d)
+        if not len(rows):
+            continue
+        gs, ge = g0[gdev == d].astype(np.float64), g1[gdev == d].astype(np.float64)
+        # the first gap of the device ending after the interval's start: does it begin before the interval ends?
+        k = np.searchsorted(ge, start[rows], "right")
+        ok = k < len(ge)
+        hit = np.zeros(len(rows), bool)
+        hit[ok] = gs[k[ok]] < end[rows][ok]
+        out[rows] = hit
+    return out
+
+
+def note_left_out(log: EventLog, measure: str, unit: str, dev: np.ndarray, start_us: np.ndarray) -> None:
+    """Remember that `measure` left out these intervals (device, start) for spanning a data gap."""
+    dev = np.asarray(dev, np.int64)
+    start = np.asarray(start_us, np.int64)
+    pairs = sorted({(int(d), int(s)) for d, s in zip(dev.tolist(), start.tolist(), strict=True)})
+    named = [(log.devices[d], _fmt_us(s)[:19]) for d, s in pairs[:NAMED]]
+    with _NOTES_LOCK:
+        log.memo.setdefault(_NOTES_KEY, {})[measure] = (len(dev), unit, named, len(pairs) > NAMED)
+
+
+def left_out_warnings(log: EventLog, measures: set[str] | None = None) -> list[str]:
+    """One warning per measure (of `measures`, or all) that left intervals out for spanning a data gap."""
+    notes = log.memo.get(_NOTES_KEY, {})
+    out = []
+    for measure, (n, unit, named, more) in sorted(notes.items()):
+        if not n or (measures is not None and measure.split(" ")[0] not in measures):
+            continue
+        where = "; ".join(f"device {d} from {s}" for d, s in named)
+        out.append(f"{measure}: {n} {unit} across a data gap left out ({where}{'; …' if more else ''}): the log "
+                   "does not say what happened in the gap, so they are not measured")
+    return out
+
+
+def with_complete(df, log: EventLog, bin_min: int):
+    """The binned table with a `Complete` column: False for a bin of a device that a data gap of the
+    device overlaps (its counts and averages miss the gap's events)."""
+    if df is None or "TimeStamp" not in df or "DeviceId" not in df:
+        return df
+    df = df.copy()
+    if df.empty:
+        df["Complete"] = np.array([], bool)
+        return df
+    index = {name: i for i, name in enumerate(log.devices)}
+    dev = np.array([index.get(str(d), -1) for d in df["DeviceId"]], np.int64)
+    import pandas as pd
+
+    lo = pd.to_datetime(df["TimeStamp"]).to_numpy("datetime64[us]").astype(np.int64)
+    df["Complete"] = ~across_gap(log, dev, lo, lo + bin_min * 60 * US_PER_S)
+    return df
