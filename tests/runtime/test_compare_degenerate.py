@@ -49,7 +49,7 @@ def test_a_compare_writes_no_p_for_a_metric_without_spread_and_keeps_the_others(
 
     rows = table_rows(p.stdout)
     assert rows["never inserted (veh)"] == ["0.00 ± n/a", "0.00 ± n/a"], p.stdout  # was 0.00 ± 0.00
-    assert rows["avg delay (RESCO) (s)"][1].endswith(f"p {delay['p_value']:.3f}"), p.stdout
+    assert rows["avg delay (RESCO) (s)"][1].endswith(f"p {delay['p_value_paired']:.3f}"), p.stdout
 
 
 def _metrics(**network: float) -> dict:

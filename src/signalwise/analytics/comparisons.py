@@ -20,6 +20,75 @@ from signalwise.store.queries import conditions_key, latest_runs, run_table
 
 from .stats import compare
 
+#: what each figure of the comparisons is, with its unit: figures of one name-meaning (a throughput, a wait, fuel
+#: saved) come from two sources that measure different things, and read side by side they seemed to disagree
+RECORD_FIGURE = ("from the run's interval records, per signal, over the whole run (a warm-up included); ")
+METRIC_INFO: dict[str, tuple[str, str]] = {
+    # from the interval records (`store.queries.RECORD_METRICS`)
+    "avg_wait_time": ("s", RECORD_FIGURE + "the mean over intervals and signals of the wait on the signals' "
+                      "approaches, each interval weighing the same however many vehicles it served (not per "
+                      "vehicle: avg_wait_s is)"),
+    "avg_speed": ("km/h", RECORD_FIGURE + "the mean over intervals and signals of the speed on the signals' approaches"),
+    "throughput": ("share 0-1", RECORD_FIGURE + "the mean over intervals and signals of the share of the vehicles at "
+                   "the stop line that the interval served, passed / (passed + queued at its end): a service ratio, "
+                   "not a count (throughput_veh is)"),
+    "total_vehicles_passed": ("veh", RECORD_FIGURE + "vehicles across the signals' stop lines, summed over signals "
+                              "(a vehicle through three signals counts three times)"),
+    "fuel_saved": ("l", RECORD_FIGURE + "fuel the baseline run used on the signals' approach edges minus this run's; "
+                   "fuel_ml_saved is network-wide"),
+    "co2_saved": ("kg", RECORD_FIGURE + "CO2 the baseline run emitted on the signals' approach edges minus this "
+                  "run's; co2_g_saved is network-wide"),
+    "emergency_overrides": ("count", RECORD_FIGURE + "emergency preemptions, summed over signals"),
+    # the run's own metrics (metrics.json "network"), network-wide, counted after the warm-up when it had one
+    "avg_delay_s": ("s", "per vehicle, network-wide: time lost against free flow plus the wait to enter (SUMO's "
+                    "timeLoss + departDelay, RESCO's delay)"),
+    "avg_wait_s": ("s", "per departed vehicle, network-wide: time standing (below 0.1 m/s)"),
+    "avg_travel_time_s": ("s", "per arrived vehicle, network-wide"),
+    "stops_per_veh": ("stops", "per departed vehicle, network-wide"),
+    "throughput_veh": ("veh", "vehicles that reached their destination, network-wide"),
+    "vehicles_total": ("veh", "vehicles due in the run"),
+    "running_at_end": ("veh", "vehicles still driving when the run ended"),
+    "never_inserted": ("veh", "vehicles SUMO could not insert"),
+    "teleports": ("count", "SUMO's teleports (each cuts a trip short)"),
+    "locked_veh": ("veh", "vehicles locked in junctions"),
+    "avg_queue_veh": ("veh", "mean over samples of the vehicles queued at all signals"),
+    "max_queue_veh": ("veh", "largest sample of the vehicles queued at all signals"),
+    "co2_kg": ("kg", "CO2 emitted, network-wide"), "co2_g": ("g", "CO2 emitted, network-wide"),
+    "fuel_l": ("l", "fuel used, network-wide"), "fuel_ml": ("ml", "fuel used, network-wide"),
+    "emergency_vehicles": ("veh", "emergency vehicles in the run"),
+    "emergency_delay_s": ("s", "per emergency vehicle: time lost against free flow"),
+    "pedestrians": ("persons", "pedestrians due in the run"),
+    "ped_delay_s": ("s", "per pedestrian: time lost"),
+    "walking_at_end": ("persons", "pedestrians still walking when the run ended"),
+    "safety_violations": ("count", "violations the independent safety audit found"),
+    "fallback_fraction": ("share 0-1", "share of the decisions the shield's fallback served"),
+    "discarded_veh": ("veh", "vehicles SUMO discarded before they departed (left out of the delays)"),
+    "preemptions": ("count", "emergency preemption calls (event 102), network-wide"),
+    "controller_errors": ("count", "decisions the controller raised an error on"),
+}
+
+#: the fields of `/environmental-impact` entries, with their units: two sources, two scopes
+ENVIRONMENTAL_FIELDS = {
+    "recorded_fuel_saved": "l: " + METRIC_INFO["fuel_saved"][1],
+    "recorded_co2_saved": "kg: " + METRIC_INFO["co2_saved"][1],
+    "fuel_ml": "ml: fuel used, network-wide (the run's metric, after the warm-up when it had one)",
+    "baseline_fuel_ml": "ml: the baseline run's fuel_ml",
+    "fuel_ml_saved": "ml: baseline_fuel_ml - fuel_ml, network-wide; recorded_fuel_saved (l) counts the signals' "
+                     "approach edges only, over the whole run, so the two differ",
+    "fuel_ml_saved_pct": "%: fuel_ml_saved / baseline_fuel_ml",
+    "co2_g": "g: CO2 emitted, network-wide (the run's metric, after the warm-up when it had one)",
+    "baseline_co2_g": "g: the baseline run's co2_g",
+    "co2_g_saved": "g: baseline_co2_g - co2_g, network-wide; recorded_co2_saved (kg) counts the signals' approach "
+                   "edges only",
+    "co2_g_saved_pct": "%: co2_g_saved / baseline_co2_g",
+}
+
+
+def metric_info(name: str) -> dict:
+    """{"unit", "description"} of a comparison's metric (both None for a name it does not know)."""
+    unit, description = METRIC_INFO.get(name, (None, None))
+    return {"unit": unit, "description": description}
+
 
 def _f(x) -> float | None:  # noqa: ANN001
     """A finite float for JSON, or None (NaN and infinities are not numbers a client can use)."""
@@ -89,7 +158,7 @@ def baseline_vs_ai(engine: Engine, baseline_controller: str, scenario: str | Non
             pairs = [(base_by_seed[s]["metrics"].get(name), cand_by_seed[s]["metrics"].get(name)) for s in seeds]
             pairs = [(b, c) for b, c in pairs if b is not None and c is not None]
             cmp = compare([b for b, _ in pairs], [c for _, c in pairs], paired=True)
-            rows.append({"metric": name,
+            rows.append({"metric": name, **metric_info(name),
                          "baseline": {"mean": _f(cmp.baseline.mean), "ci_low": _f(cmp.baseline.ci_low),
                                       "ci_high": _f(cmp.baseline.ci_high), "n": cmp.baseline.n},
                          "candidate": {"mean": _f(cmp.candidate.mean), "ci_low": _f(cmp.candidate.ci_low),

@@ -591,7 +591,9 @@ def _check_models(names: list[str]) -> None:
 
 
 def print_compare_table(summary: dict, width: int | None = None) -> None:
-    """One column per controller: mean ± 95% CI, then change vs the baseline and Welch's p (paired p in summary.csv).
+    """One column per controller: mean ± 95% CI, then change vs the baseline and the paired t-test's p over the
+    seeds both ran (each seed is the same demand for every controller, so the runs are pairs; Welch's p, which
+    ignores that, is in summary.csv beside it). "p n/a" where the paired test is undefined.
 
     Five controllers fit 100 columns (`width`, else `consoles.table_console`); a controller that never ran (the
     fallback served its runs) is marked in its heading and its fallback share row.
@@ -607,7 +609,8 @@ def print_compare_table(summary: dict, width: int | None = None) -> None:
     n_seeds = len(summary["seeds"])
     warmup = f", after a {summary['warmup_s']:g} s warm-up" if summary.get("warmup_s") else ""
     t = Table(title=f"{summary.get('scenario', '')}: mean ± 95% CI over {n_seeds} seed(s){warmup}; change vs "
-                    f"{base}, Welch p", title_justify="left", padding=(0, 1), collapse_padding=True)
+                    f"{base}, paired t-test p over the same seeds (Welch p in summary.csv)", title_justify="left",
+              padding=(0, 1), collapse_padding=True)
     t.add_column("metric", overflow="fold", max_width=22)
     for c in controllers:
         t.add_column(c + ("\n[red]NEVER RAN[/red]" if c in never else ""), justify="right", overflow="fold")
@@ -626,7 +629,7 @@ def print_compare_table(summary: dict, width: int | None = None) -> None:
                 text += f" (n={len(e['values'])})"
             if c != base and e.get("change_pct") is not None:
                 good = (e["change_pct"] < 0) == row["lower_is_better"]
-                p = e.get("p_value")
+                p = e.get("p_value_paired")  # None: fewer than 2 seeds both ran, or differences without spread
                 sig = p is not None and p < 0.05
                 color = ("green" if good else "red") if sig else "dim"
                 ptxt = f"p {p:.3f}" if p is not None else "p n/a"

@@ -74,7 +74,8 @@ def environmental_impact(engine: EngineDep, cache: CacheDep, settings: SettingsD
 
     def compute() -> dict:
         items = comparisons.environmental_impact(engine, baseline, simulation_id, scenario)
-        return paged(len(items), items[p.offset:p.offset + p.limit], p, baseline_controller=baseline)
+        return paged(len(items), items[p.offset:p.offset + p.limit], p, baseline_controller=baseline,
+                     fields=comparisons.ENVIRONMENTAL_FIELDS)  # units and scopes: two sources, two scopes
     result = cache.get_or_compute(cache_key(request), compute)
     if simulation_id is not None and result["total"] == 0:
         raise HTTPException(404, f"simulation {simulation_id!r} not found or has no scenario/controller tags")
@@ -100,7 +101,8 @@ def simulations(engine: EngineDep, cache: CacheDep, request: Request, p: PageDep
 
 
 @router.get("/comparison/baseline-vs-ai",
-            summary="Mean, 95% CI and Welch p-value across seeds, per controller and metric, against the baseline")
+            summary="Mean, 95% CI, Welch and paired p-values across seeds, per controller and metric (with its "
+                    "unit and description), against the baseline")
 def baseline_vs_ai(engine: EngineDep, cache: CacheDep, settings: SettingsDep, request: Request, p: PageDep,
                    scenario: Annotated[Identifier | None, Query()] = None,
                    controller: Annotated[Identifier | None, Query(description="only this controller")] = None,
