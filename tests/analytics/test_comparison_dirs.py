@@ -1,6 +1,6 @@
 """A `signalwise compare` directory given where a run directory is expected: `audit` audits every run in it,
-as `publish` stores every run in it, and `atspm` (one run's measures at a time) names one of its runs instead
-of saying that `events.csv` is missing. A real comparison on the `single` scenario."""
+as `publish` stores every run in it, and `atspm` compares its controllers' measures (each run's own tables come
+from `atspm RUN`, a run the answer names). A real comparison on the `single` scenario."""
 
 import subprocess
 import sys
@@ -31,10 +31,10 @@ def test_audit_of_a_comparison_audits_each_of_its_runs(comparison):
     assert all(name in done.stdout for name in runs)
 
 
-def test_atspm_of_a_comparison_names_one_of_its_runs(comparison, tmp_path):
+def test_atspm_of_a_comparison_compares_its_controllers_and_names_a_run_for_the_tables(comparison, tmp_path):
     done = signalwise("atspm", str(comparison), "--out", str(tmp_path / "atspm"))
-    assert done.returncode == 2
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "a comparison's directory of 2 runs" in errors[0]
-    named = Path(errors[0].rsplit("signalwise atspm ", 1)[1])
+    assert done.returncode == 0, done.stderr
+    lines = (tmp_path / "atspm" / "comparison.csv").read_text().splitlines()
+    assert {line.split(",")[0] for line in lines[1:]} == {"fixed", "max-pressure"}
+    named = Path(done.stdout.rsplit("each run's own tables and charts: signalwise atspm ", 1)[1].strip())
     assert (named / "events.csv").is_file()

@@ -90,8 +90,8 @@ def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts
         if not run.is_dir():
             _fail(f"{run}: not a directory")
         if not (run / "events.csv").exists() and (runs := comparison_runs(run)):
-            _fail(f"{run}: a comparison's directory of {len(runs)} runs; name one of them, e.g. "
-                  f"signalwise atspm {runs[0]}")
+            _compare_dir(run, runs, out, bin_min, latency_s, project, split_failure_rule)
+            return
         events = run / "events.csv"
         if not events.exists():
             alt = run / "events.parquet"
@@ -126,6 +126,40 @@ def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts
     for w in warnings:
         typer.echo(f"warning: {w}")
     typer.echo(f"wrote {len(paths)} tables and {len(chart_paths)} charts to {job.out_dir}")
+
+
+def _compare_dir(compare_dir: Path, runs: list[Path], out: Path | None, bin_min, latency_s, project,
+                 split_failure_rule) -> None:
+    """A comparison's directory: each controller's ATSPM figures over its seeds, against the baseline."""
+    import json
+
+    from .comparison import figures_by_controller, table_text, write_csv
+    from .inputs import EventLogError
+
+    out = out or compare_dir / "atspm"
+    why = why_unwritable(out)
+    if why:
+        _fail(f"--out {out}: {why}")
+    options = dict(bin_min=bin_min, latency_s=latency_s, project=project, split_failure_rule=split_failure_rule)
+    done = [0]
+
+    def on_run(run: Path) -> None:
+        done[0] += 1
+        typer.echo(f"  {done[0]}/{len(runs)} {run.name}", err=True)
+
+    try:
+        rows, warnings = figures_by_controller(compare_dir, runs, options, on_run)
+    except (EventLogError, ValueError) as exc:
+        _fail(str(exc))
+    baseline = json.loads((compare_dir / "summary.json").read_text())["baseline"]
+    typer.echo(f"ATSPM of {len(runs)} runs in {compare_dir}: mean ± 95% CI over seeds, all signals and phases; "
+               f"change vs {baseline}, paired t-test p over the same seeds")
+    for line in table_text(rows, baseline):
+        typer.echo(line)
+    for w in warnings:
+        typer.echo(f"warning: {w}")
+    write_csv(rows, out / "comparison.csv")
+    typer.echo(f"wrote {out / 'comparison.csv'}; each run's own tables and charts: signalwise atspm {runs[0]}")
 
 
 def _recorded_lean(run: Path) -> bool:
