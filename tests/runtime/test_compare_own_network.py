@@ -111,3 +111,16 @@ def test_compare_refuses_a_model_that_does_not_fit_the_network_before_any_run(tm
     assert p.stderr.strip().startswith("error:") and len(p.stderr.strip().splitlines()) == 1
     assert "cannot run at signal 'J1'" in p.stderr and "not intersection 'J1'" in p.stderr
     assert not (tmp_path / "cmp").exists()
+
+
+def test_a_flow_without_an_end_that_begins_after_the_first_second_is_compared_as_it_is_run(tmp_path):
+    """SUMO ends a flow without `end` at the simulation's end: the network check before the runs started SUMO with
+    an end one step in, and refused the flow ("ends before its begin time") that every run takes."""
+    single = load("single")
+    routes = tmp_path / "flow.rou.xml"
+    routes.write_text('<routes><flow id="f1" begin="5" period="exp(0.1)" from="W_C" to="C_E"/></routes>')
+    p = _compare("--net", str(single.net_file), "--routes", str(routes), "--controllers", "fixed", "--seeds", "1",
+                 "--duration", "120", "--workers", "1", "--out", str(tmp_path / "cmp"))
+    assert p.returncode == 0, p.stderr
+    metrics = json.loads((tmp_path / "cmp" / "fixed-s1" / "metrics.json").read_text())
+    assert metrics["network"]["vehicles_total"] > 0

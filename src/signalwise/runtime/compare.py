@@ -181,11 +181,13 @@ def check_network(base: RunConfig, controllers: Sequence[str] = ()) -> NetworkCh
     from ..control.base import ControllerUnavailable
     from ..control.learning.qtable import ModelError
     from ..sim.signal_model import plan_notes
-    from .loop import LoopStepper, open_field, resolve_scenario, sumo_options
+    from .loop import LoopStepper, open_field, resolve_scenario, run_window, sumo_options
 
     cfg = base.model_copy(update={"gui": False})
     scenario = resolve_scenario(cfg)
-    end_s = scenario.begin_s + cfg.step_length_s
+    # the runs' own end, though nothing steps to it: SUMO gives a flow without an `end` the run's end as its end,
+    # and one that begins after an end one step in was refused ("ends before its begin time") where runs are not
+    _begin_s, end_s = run_window(cfg, scenario)
     fld = open_field(cfg, scenario, sumo_options(cfg, scenario, end_s=end_s))
     try:
         for name in controllers:
