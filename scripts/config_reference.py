@@ -4,7 +4,8 @@
     .venv/bin/python scripts/config_reference.py --check  # exit 1 if the file differs from the models
 
 The run configuration (`signalwise.runtime.config.RunConfig`, with its nested
-`TimingConfig` and `ShieldSettings`) and the server settings
+`TimingConfig` and `ShieldSettings`), the `alerts:` section `signalwise live` reads
+from the same file (`signalwise.runtime.live.alerts.AlertConfig` and its `AlertRule`), and the server settings
 (`signalwise.store.settings.Settings`, environment prefix `SIGNALWISE_`) are
 the only source: each key's type, default and range come from its field, its
 unit from the name's suffix, its description from the field's `description`
@@ -29,6 +30,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from signalwise.runtime.config import TIMING_FIELDS, RunConfig
+from signalwise.runtime.live.alerts import BUILTIN_RULES, AlertConfig, AlertRule
 from signalwise.store.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,6 +120,8 @@ def type_name(annotation) -> str:
     """A field's type as YAML / environment users read it."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:  # a constrained number (`Finite`): its type
+        return type_name(args[0])
     if origin is typing.Literal:
         return " | ".join(f"`{a}`" for a in args)
     if origin in (typing.Union, types.UnionType):
@@ -164,6 +168,8 @@ def unit(name: str, description: str) -> str:
 
 
 def default(field: FieldInfo) -> str:
+    if field.is_required():  # an alert rule's name, metric and threshold
+        return "required"
     value = field.get_default(call_default_factory=True)
     if isinstance(value, BaseModel):
         return "see below"
@@ -201,6 +207,30 @@ def _table(header: tuple[str, ...], body: list[tuple[str, ...]]) -> list[str]:
     return lines
 
 
+ALERTS_EXAMPLE_YAML = """\
+# signalwise live --scenario corridor --config live.yaml
+alerts:
+  webhook_url: https://ops.example.org/signalwise-alerts
+  rules:
+    - name: stale_data       # a built-in rule, adjusted: only the keys it changes
+      for_s: 5
+    - name: big_queue_j2     # a rule of the run's own
+      metric: queue_spillback.J2
+      op: ">="
+      threshold: 1
+      for_s: 20
+      level: error
+      clear_threshold: 0.5
+"""
+
+
+def alert_rows() -> list[tuple[str, str, str, str, str, str]]:
+    """The `alerts:` section's keys, then a rule's (`alerts.rules[].…`)."""
+    section = [row for row in rows(AlertConfig, "alerts.")]
+    rule = rows(AlertRule, "alerts.rules[].")
+    return section + rule
+
+
 def render() -> str:
     """The whole of docs/configuration.md."""
     example = yaml.safe_load(EXAMPLE_YAML)
@@ -209,6 +239,12 @@ def render() -> str:
     env_prefix = Settings.model_config.get("env_prefix", "")
     server_rows = [(f"`{k}`", f"`{env_prefix}{k.upper()}`", *rest) for k, *rest in rows(Settings)]
     timing_keys = ", ".join(f"`{k}`" for k in sorted(TIMING_FIELDS))
+    AlertConfig.model_validate(yaml.safe_load(ALERTS_EXAMPLE_YAML)["alerts"])  # the example must be valid
+    alerts_table = [(f"`{k}`", *rest) for k, *rest in alert_rows()]
+    builtin_table = [(f"`{r.name}`", f"`{r.metric} {r.op} {_number(r.threshold)}`", _number(r.for_s),
+                      r.level, "" if r.clear_threshold is None else _number(r.clear_threshold),
+                      "yes" if r.until_acknowledged else "", " ".join(r.description.split()))
+                     for r in BUILTIN_RULES]
     lines = [
         "# Configuration reference",
         "",
@@ -279,6 +315,36 @@ def render() -> str:
         "      ped_walk_s: 10",
         "    J5:",
         "      yellow_s: null    # back to the ITE formula at this signal",
+        "```",
+        "",
+        "## Alerts (`alerts:` in the `--config` file of `signalwise live`)",
+        "",
+        "`signalwise live` reads an `alerts:` section from its `--config` file (the other commands leave it out): "
+        "the run's own alert rules beside the built-in ones, and a webhook. A section that is not valid refuses "
+        "the run with one line (`error: alerts: rules.0.metric: Field required`, exit 2). The rules in force, and "
+        "the figures a rule may name, are in [live.md](live.md#readers-snapshots-profiler-alerts); an operator "
+        "changes them at run time with `PUT /api/v1/live/config/alerts`, which takes a rule the same way.",
+        "",
+        "```yaml",
+        ALERTS_EXAMPLE_YAML.rstrip("\n"),
+        "```",
+        "",
+        *_table(("key", "type", "default", "range", "unit", "description"), alerts_table),
+        "",
+        "A rule raises when `figure op threshold` has held for `for_s` (wall seconds), once, and clears when the "
+        "figure no longer satisfies `op` against `clear_threshold` (hysteresis). A rule named like a built-in one "
+        "replaces it; the keys it leaves out are the built-in rule's own. The built-in rules:",
+        "",
+        *_table(("rule", "raises when", "for_s", "level", "clear_threshold", "until_acknowledged", "why"),
+                builtin_table),
+        "",
+        "The webhook gets one POST (JSON, `Content-Type: application/json`, 5 s timeout) per alert raised and "
+        "per alert cleared, from a background thread; a failed POST is logged, not retried (the run's "
+        "`alerts.jsonl`, the store and `GET /api/v1/live/alerts` keep the record). The one a `--field none` "
+        "run of `corridor` with no feed sent (`stale_data` adjusted to `for_s: 2`):",
+        "",
+        "```json",
+        *['{', '  "id": "947443c5c66c46cf",', '  "rule": "stale_data",', '  "level": "warning",', '  "metric": "stale_sources",', '  "value": 5.0,', '  "threshold": 0.0,', '  "raised_at_s": 3.0,', '  "cleared_at_s": null,', '  "wall_time": "2026-11-28T16:38:11.655+00:00",', '  "message": "stale_data: stale_sources = 5 > 0 for 2 s at J1, J2, J3 (feed:detectors unhealthy: no message yet from this intersection\'s detectors) and 2 more: a signal\'s observation is stale or unhealthy (a feed went silent or sends impossible values); its shield is on the fallback plan",', '  "acknowledged_by": null,', '  "acknowledged_at": null,', '  "cleared_wall_time": null,', '  "cleared_value": null,', '  "cleared_reason": null,', '  "subjects": [', '    "J1",', '    "J2",', '    "J3",', '    "J4",', '    "J5"', '  ],', '  "state": "active",', '  "simulation_id": "20261128-163807-live-corridor-max-pressure",', '  "scenario": "corridor"', '}'],
         "```",
         "",
         f"## Server settings (environment, `{env_prefix}*`)",

@@ -59,9 +59,10 @@ def test_rows_left_waiting_are_counted_located_and_drained_by_the_command_named(
     assert store["drain"] in said
 
     db = tmp_path / "later.db"
-    command = store["drain"].split()[3:-1]  # python -m signalwise.store.live RUN_DIR --db URL
-    drained = subprocess.run([sys.executable, "-m", "signalwise.store.live", *command, f"sqlite:///{db}"],
-                             capture_output=True, text=True, timeout=60)
+    command = store["drain"].split()  # signalwise db drain RUN_DIR --db URL
+    assert command[:3] == ["signalwise", "db", "drain"], command
+    drained = subprocess.run([SIGNALWISE, *command[1:-1], f"sqlite:///{db}"], capture_output=True, text=True,
+                             timeout=60)
     assert drained.returncode == 0, drained.stderr
     assert f"{waiting} row(s) stored" in drained.stdout and not list((run_dir / "store-buffer").glob("*.jsonl"))
 

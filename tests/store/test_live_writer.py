@@ -88,7 +88,7 @@ def test_records_events_alerts_and_changes_are_written_and_read_back(db_url, tmp
         stats = writer.stats()
     assert stats | {"last_error": None} == {"queued": 0, "buffered_on_disk": 0, "written": 11, "failures": 0,
                                             "overflow_rows": 0, "rejected_rows": 0, "last_error": None,
-                                            "db_ok": True}
+                                            "db_ok": True, "unavailable_s": 0.0}
     engine = engine_of(db_url)
     try:
         assert scalar(engine, "SELECT count(*) FROM intersection_records") == 3
@@ -284,12 +284,16 @@ def test_database_lost_mid_run_then_back(db_url, tmp_path, spy):
             wait_until(lambda: writer.stats()["failures"] >= 1, what="a failed write")
             wait_until(lambda: writer.stats()["buffered_on_disk"] >= 150, what="rows spilled to disk")
             assert writer.stats()["overflow_rows"] == 0
+            # how long the database has refused: what the store_unavailable alert reads, growing with the outage
+            first = writer.stats()["unavailable_s"]
+            wait_until(lambda: writer.stats()["unavailable_s"] >= first + 0.3, what="the outage's length growing")
             end()
             assert writer.flush(60), writer.stats()
             stats = writer.stats()
         finally:
             writer.close(1)
         assert stats["written"] == 200 and stats["overflow_rows"] == 0 and stats["db_ok"] is True
+        assert stats["unavailable_s"] == 0.0  # writes succeed again
         numbers = [number_of(kind, row) for kind, rows in spy for row in rows]
         assert numbers == list(range(200))
         engine = engine_of(url)

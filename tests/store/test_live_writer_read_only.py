@@ -44,7 +44,7 @@ def test_a_read_only_database_at_the_newest_schema_is_not_written_into_and_its_r
     summary = writer.summary()
     assert summary["waiting_rows"] == 4 and summary["buffer_dir"] == str(buffer) and summary["written"] == 0
     assert list(buffer.glob("*.jsonl"))
-    assert "python -m signalwise.store.live" in summary["drain"] and "4 row(s) were not stored" in \
+    assert "signalwise db drain" in summary["drain"] and "4 row(s) were not stored" in \
         writer.waiting_message()
 
     stored = drain(tmp_path / "run", db_url, timeout_s=20)  # the database takes writes: the buffer empties

@@ -1,4 +1,4 @@
-"""CLI commands of the store area: `ingest`, `serve`, `db upgrade`."""
+"""CLI commands of the store area: `ingest`, `serve`, `db upgrade`, `db current`, `db drain`."""
 
 from __future__ import annotations
 
@@ -148,6 +148,23 @@ def db_current(db: DbOption = None) -> None:
         _fail(f"{missing}: no such database file (signalwise db upgrade --db ... creates one)", code=FAILED)
     rev = open_or_exit(lambda: current_revision(create_store_engine(db)))
     typer.echo(f"{rev or 'empty'} (newest: {head_revision()})")
+
+
+@db_app.command("drain")
+def db_drain(run_dir: Annotated[Path, typer.Argument(help="the live run's directory (or its store-buffer directory)")],
+             db: DbOption = None,
+             timeout: Annotated[float, typer.Option(help="seconds to keep trying", min=0)] = 60.0) -> None:
+    """Store the rows a live run left waiting in its store-buffer (the database was away, or the run was killed)."""
+    from .live import drain, drained_line
+
+    try:
+        summary = drain(run_dir, db, timeout)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    line, stored = drained_line(summary)
+    if not stored:
+        _fail(line.removeprefix("error: "), code=FAILED)
+    typer.echo(line)
 
 
 def register(app: typer.Typer) -> None:

@@ -28,8 +28,8 @@ configuration (`put_detector_config`: what its `detectors.csv` holds), which the
 is only checked, never created into; one that cannot take writes (`engine.why_read_only`: a read-only
 transaction or role, a standby, a read-only SQLite file) is not written into at all: the rows wait, and the
 reason says so in one line. What still waits when the writer closes stays in `buffer_dir`
-(`summary()`, `waiting_message()`), and `python -m signalwise.store.live RUN_DIR --db URL` stores it once the
-database takes writes.
+(`summary()`, `waiting_message()`), and `signalwise db drain RUN_DIR --db URL` (or `python -m signalwise.store.live
+RUN_DIR --db URL`) stores it once the database takes writes.
 """
 
 from __future__ import annotations
@@ -130,6 +130,8 @@ class LiveStoreWriter:
         self._written = self._failures = self._overflow = self._rejected = 0
         self._last_error: str | None = None
         self._db_ok = self._disk_ok = True
+        #: monotonic time of the first failed write since the last one that succeeded (None: writes succeed)
+        self._failing_since: float | None = None
         self._engine: Engine | None = None
         self._closed = False
 
@@ -248,11 +250,15 @@ class LiveStoreWriter:
     # -- control ---------------------------------------------------------------------------------------------
     def stats(self) -> dict:
         """queued (rows in memory), buffered_on_disk, written, failures (failed write attempts), overflow_rows
-        (dropped: the buffer was full), rejected_rows (invalid), last_error, db_ok (the last write succeeded)."""
+        (dropped: the buffer was full), rejected_rows (invalid), last_error, db_ok (the last write succeeded),
+        unavailable_s (seconds since the first of the failed writes in a row; 0 while writes succeed: what the
+        `store_unavailable` alert reads)."""
         with self._lock:
+            since = self._failing_since
             return {"queued": self._mem_rows + self._hand_rows, "buffered_on_disk": self._disk_rows,
                     "written": self._written, "failures": self._failures, "overflow_rows": self._overflow,
-                    "rejected_rows": self._rejected, "last_error": self._last_error, "db_ok": self._db_ok}
+                    "rejected_rows": self._rejected, "last_error": self._last_error, "db_ok": self._db_ok,
+                    "unavailable_s": 0.0 if since is None else round(time.monotonic() - since, 1)}
 
     @property
     def shown_url(self) -> str:
@@ -285,6 +291,11 @@ class LiveStoreWriter:
         return (f"{s['waiting_rows']} row(s) were not stored in {s['database']}{why}: they wait in "
                 f"{s['buffer_dir']}; store them once the database takes writes with `{s['drain']}` "
                 "(docs/live.md, \"The store buffer\")")
+
+    def drain_buffer(self, path: Path | str, timeout_s: float = 30.0) -> dict:
+        """Store the rows another writer left in `path` (a run killed with them waiting) into this writer's
+        database, each under the run it came from; `drain`'s summary. Stops at the first refused attempt."""
+        return drain(path, self.database_url, timeout_s)
 
     def pending_rows(self) -> int:
         with self._lock:
@@ -417,6 +428,7 @@ class LiveStoreWriter:
                     log.warning("database back: writing %d buffered rows",
                                 self._mem_rows + self._hand_rows + self._disk_rows)
                 self._db_ok = True
+                self._failing_since = None
             chunk.done = end
 
     def _write_group(self, group: list[Item]) -> tuple[int, int]:
@@ -467,6 +479,8 @@ class LiveStoreWriter:
             first = self._db_ok
             self._failures += 1
             self._db_ok = False
+            if self._failing_since is None:
+                self._failing_since = time.monotonic()
             self._last_error = reason
         if first:
             log.warning("store write failed, buffering (%s): %s", self.buffer_dir, reason)
@@ -924,7 +938,7 @@ def drain_command(buffer_dir: Path | str, shown_url: str) -> str:
     where = Path(buffer_dir)
     if where.name == "store-buffer":
         where = where.parent
-    return f"python -m signalwise.store.live {where} --db {shown_url}"
+    return f"signalwise db drain {where} --db {shown_url}"
 
 
 def drain(path: Path | str, database_url: str | None, timeout_s: float = 60.0) -> dict:
@@ -958,13 +972,19 @@ def _main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return BAD_INPUT
+    line, stored = drained_line(s)
+    print(line, file=sys.stdout if stored else sys.stderr)
+    return DONE if stored else FAILED
+
+
+def drained_line(summary: dict) -> tuple[str, bool]:
+    """What a drain says at its end, and whether everything was stored."""
+    s = summary
     if s["waiting_rows"]:
         why = f" ({s['last_error']})" if s["last_error"] else ""
-        print(f"error: {s['waiting_rows']} row(s) still wait in {s['buffer_dir']}{why}; {s['written']} stored in "
-              f"{s['database']}", file=sys.stderr)
-        return FAILED
-    print(f"{s['written']} row(s) stored in {s['database']}; {s['buffer_dir']} is empty")
-    return DONE
+        return (f"error: {s['waiting_rows']} row(s) still wait in {s['buffer_dir']}{why}; {s['written']} stored in "
+                f"{s['database']}", False)
+    return f"{s['written']} row(s) stored in {s['database']}; {s['buffer_dir']} is empty", True
 
 
 if __name__ == "__main__":

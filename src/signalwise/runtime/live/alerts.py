@@ -76,12 +76,13 @@ class AlertRule(BaseModel):
                       description="unique among the rules; no spaces or slashes")
     metric: str = Field(min_length=1, max_length=200, pattern=r"^[^\s*]+(\.\*)?$",
                         description="a figure's dotted name, or `prefix.*` for one alert per key under it")
-    op: Op = ">"
-    threshold: Finite
+    op: Op = Field(">", description="how the figure is compared with `threshold`: the alert raises while "
+                                     "`figure op threshold` holds")
+    threshold: Finite = Field(description="the value the figure is compared with")
     for_s: float = Field(0.0, ge=0, allow_inf_nan=False,
                          description="seconds the condition must hold before the alert is raised, on the clock "
                                      "conditions are held on (a live run's: wall seconds)")
-    level: Level = "warning"
+    level: Level = Field("warning", description="how serious: `info`, `warning`, `error` or `critical`")
     clear_threshold: Finite | None = Field(None, description="the alert clears only when the figure no longer "
                                                              "satisfies `op` against this (default: threshold)")
     description: str = Field("", max_length=500, description="why this matters, in one line")
@@ -170,6 +171,14 @@ BUILTIN_RULES: tuple[AlertRule, ...] = (
           "the simulator crashed three times or more: look at the scenario or SUMO before trusting this run"),
     _rule("store_buffer_overflow", "store_buffer_overflow", ">", 0, 0, "error",
           "the database was away longer than the store buffer holds: rows were dropped and are lost"),
+    _rule("store_unavailable", "store_unavailable_s", ">", 30, 0, "warning",
+          "the database (--db) has not taken a write for 30 s: the run's rows wait in its store buffer "
+          "(store_buffered_rows) and are written once it answers; past 1,000,000 rows they are dropped "
+          "(store_buffer_overflow)", clear_threshold=0),
+    _rule("previous_run_died", "previous_run_died", ">", 0, 0, "warning",
+          "the previous live run of this corridor ended without a word (SIGKILL, out of memory, a power cut): its "
+          "run.json now says died; the evidence between its last moment and this run's start is missing",
+          until_acknowledged=True),
     # camera streams (signalwise.vision.monitoring): only where a server runs cameras
     _rule("vision_stream_down", "vision_stream_down.*", ">=", 1, 10, "error",
           "a camera stream has delivered nothing for 10 s and is reconnecting (or gave up). In a live run with "
@@ -253,7 +262,8 @@ SAFETY_LIMITS: dict[str, SafetyLimits] = {
 #: `mqtt_disconnected` with `--mqtt` only)
 FIXED_FIGURES: tuple[str, ...] = (
     "fallback_share", "stale_sources", "decision_latency_p99_ms", "pacing_lateness_p99_ms", "simulator_restarts",
-    "shield_interventions", "store_buffer_overflow", "process_cpu_pct", "process_rss_mb", "mqtt_disconnected")
+    "shield_interventions", "store_buffer_overflow", "store_unavailable_s", "store_buffered_rows",
+    "previous_run_died", "process_cpu_pct", "process_rss_mb", "mqtt_disconnected")
 #: figures reported once per key (`family.<key>`), and what the key is. A camera's figures appear when a stream is
 #: added to the server, so a rule may name a camera not there yet; a signal's are there from the start.
 KEYED_FIGURES: dict[str, str] = {
@@ -362,10 +372,29 @@ class AlertConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rules: list[AlertRule] = Field(default_factory=list)
-    builtin: bool = Field(True, description="also apply `BUILTIN_RULES` (a rule of the same name replaces one)")
-    webhook_url: str | None = Field(None, description="POST every raised and cleared alert here as JSON")
-    webhook_timeout_s: float = Field(5.0, gt=0, le=60)
+    rules: list[AlertRule] = Field(default_factory=list, description=(
+        "the run's own rules (fields below); a rule named like a built-in one adjusts it, and may give only the "
+        "fields it changes (`{name: stale_data, for_s: 2}`), as `PUT /api/v1/live/config/alerts` takes it"))
+    builtin: bool = Field(True, description="also apply the built-in rules (`BUILTIN_RULES` in "
+                                            "runtime/live/alerts.py; a rule of the same name replaces one)")
+    webhook_url: str | None = Field(None, description=(
+        "POST every raised and cleared alert here as JSON: the alert's fields (`id`, `rule`, `level`, `metric`, "
+        "`value`, `threshold`, `message`, `subjects`, `raised_at_s`, `wall_time`, `cleared_at_s`, "
+        "`cleared_wall_time`, `cleared_reason`, ...), `state` (`active` or `cleared`), and the run's "
+        "`simulation_id` (its run directory's name) and `scenario`; not retried"))
+    webhook_timeout_s: float = Field(5.0, gt=0, le=60, description="seconds one webhook POST may take")
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _builtins_adjusted(cls, rules):  # noqa: ANN001, ANN206
+        """A rule named like a built-in one takes that rule's fields for those it leaves out, as an operator's
+        change through the API does: `{name: stale_data, for_s: 2}` is the built-in with a 2 s hold."""
+        if not isinstance(rules, list):
+            return rules
+        builtins = {r.name: r for r in BUILTIN_RULES}
+        return [{**builtins[r["name"]].model_dump(), **r}
+                if isinstance(r, Mapping) and isinstance(r.get("name"), str) and r["name"] in builtins else r
+                for r in rules]
 
     @field_validator("rules")
     @classmethod
@@ -823,12 +852,18 @@ class WebhookNotifier:
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self.sent = self.failed = self.dropped = 0
         self.last_error: str | None = None
+        #: what every payload says of its run (`set_origin`): a receiver serving several runs tells them apart
+        self.origin: dict[str, str] = {}
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="signalwise-alert-webhook", daemon=True)
         self._thread.start()
 
     def __call__(self, alert: AlertEvent | Mapping) -> bool:
         return self.notify(alert)
+
+    def set_origin(self, **origin: str) -> None:
+        """Fields every payload carries from now on (a live run: `simulation_id`, `scenario`)."""
+        self.origin = dict(origin)
 
     def notify(self, alert: AlertEvent | Mapping) -> bool:
         """Queue the alert for posting; False when it was dropped (queue full or notifier closed)."""
@@ -837,6 +872,7 @@ class WebhookNotifier:
             return False
         body = alert.as_dict() if isinstance(alert, AlertEvent) else dict(alert)
         body["state"] = "active" if body.get("cleared_at_s") is None else "cleared"
+        body.update(self.origin)
         try:
             self._queue.put_nowait(body)
         except queue.Full:

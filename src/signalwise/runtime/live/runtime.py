@@ -161,6 +161,13 @@ class LiveRuntime:
         self._interventions_total = 0  # overrides of a decision (not notes such as min_green), for alerts
         self.events_logged = 0  # rows written to events.csv (a recovery records how many preceded it)
         self._event_order = TimeOrderedEvents()  # a feed's late events go into events.csv in time order
+        #: the corridor's lock (`lasting.CorridorLock`), held from `open()` to the end of the run
+        self._lock = None
+        #: earlier runs of the corridor found dead at start (`previous.settle`), and what the command says of them
+        self.dead_runs: list = []
+        self.previous_run_lines: list[str] = []
+        #: lines of the lasting-changes file that could not be read at start, each naming its line
+        self.site_file_problems: list[str] = []
 
     # -- setup -------------------------------------------------------------------------
     def open(self) -> None:
@@ -169,9 +176,15 @@ class LiveRuntime:
         A run that cannot start (a controller that cannot run here, a network SUMO refuses) leaves nothing:
         its simulator is closed and the run directory it made is removed, as a refused option leaves none."""
         made = not self.run_dir.exists()
+        from .lasting import CorridorLock, corridor_lock_file
+
+        # first: a second live run of the corridor is refused before it makes anything (`lasting.CorridorBusy`)
+        self._lock = CorridorLock(corridor_lock_file(self.run_dir.parent, self.cfg.scenario_label))
+        self._lock.acquire(self.run_dir)
         try:
             self._open()
         except BaseException:
+            self._lock.release()
             for fh in self._files.values():
                 fh.close()
             self._files.clear()
@@ -226,6 +239,10 @@ class LiveRuntime:
         self._planners = self._make_planners()
         self.pacer = Pacer(opts.speed, self.stepper.t)
         self._wall0 = dt.datetime.now().astimezone() - dt.timedelta(seconds=self.stepper.t)
+        if self.store is not None and hasattr(self.store, "events_start"):
+            # the store's events carry the wall clock, as live_events.csv (whole seconds of `_wall0`, as
+            # `_wall_stamp` writes them) and the run's stored records do
+            self.store.events_start = self._wall0.replace(tzinfo=None, microsecond=0)
         self._detectors = {d.id: (i.id, d) for i in self.field.intersections for d in i.detectors}
         self._on_loop: set[tuple[str, str]] = set()
         # with --field none the vehicles are counted from the feed's (and cameras') stop-bar detectors
@@ -233,11 +250,31 @@ class LiveRuntime:
                      if d.kind == "stopbar"} if opts.field == "none" else None)
         self.records = LiveRecords(self.stepper.intersections, self.stepper.approach_direction, cfg.interval_s,
                                    self.stepper.t, self._wall0, self.run_dir.name, feed_stopbars=stopbars)
+        self._tell_webhooks_the_run()
         self._store_run()
         self._write_static()
         self._replay_site_changes()
+        self._settle_dead_runs()
         self._save_state()
         self.status_text = "running"
+
+    def _settle_dead_runs(self) -> None:
+        """Earlier runs of this corridor killed without a word (SIGKILL, a power cut): marked died, their store
+        buffers stored, said after the banner and raised as `previous_run_died` (`previous.py`)."""
+        from .previous import previous_run_lines, settle
+
+        self.dead_runs = settle(self.run_dir.parent, self.cfg.scenario_label, self.run_dir, self.store)
+        self.previous_run_lines = previous_run_lines(self.dead_runs)
+
+    def _tell_webhooks_the_run(self) -> None:
+        """An alert's webhook payload names the run (`simulation_id`, as the store keys it) and its scenario: a
+        receiver that serves several corridors tells their alerts apart."""
+        if self.alerts is None:
+            return
+        sim = getattr(self.store, "simulation_id", None) or self.run_dir.name
+        for callback in (self.alerts.on_raise, self.alerts.on_clear, self.alerts.on_acknowledge):
+            if hasattr(callback, "set_origin"):
+                callback.set_origin(simulation_id=sim, scenario=self.cfg.scenario_label)
 
     def _open_cameras(self) -> None:
         """The run's camera inputs; the cameras given at start are checked against its signals now."""
@@ -432,6 +469,8 @@ class LiveRuntime:
         self._open_csv("interventions", "interventions.csv", ("time_s", "device_id", "rule", "detail"))
         self._files["changes"] = open(self.run_dir / "changes.jsonl", "a")
         self._files["records"] = open(self.run_dir / "records.jsonl", "a")
+        #: every alert raised, cleared or acknowledged: what a run killed with SIGKILL left open is read from it
+        self._files["alerts"] = open(self.run_dir / "alerts.jsonl", "a")
         # run.json says `running` only once every evidence file holds its header: a run killed from then on
         # leaves files the audit can read up to where it died
         self._write_run_json()
@@ -649,6 +688,8 @@ class LiveRuntime:
                              profiler=self.profiler.figures(),
                              **({"reason": self.stopped_by} if self.stopped_by else {}),
                              **({"store": self.store_summary} if self.store_summary is not None else {}))
+        if self._lock is not None:
+            self._lock.release()  # the next run of the corridor may start
 
     # -- recovery ------------------------------------------------------------------------
     #: new simulator processes tried, one after another, before a crash fails the run
@@ -923,6 +964,8 @@ class LiveRuntime:
         if replayed is not None:
             # applied again at start: made by an earlier runtime of this corridor, by someone at another time
             entry.update(replayed=True, made_by=replayed.get("who"), made_at=replayed.get("at"))
+            if replayed.get("field") not in (None, self.opts.field):
+                entry["made_on_field"] = replayed["field"]
         self._log_change(entry, replayed is not None)
         return entry
 
@@ -949,15 +992,21 @@ class LiveRuntime:
             return
         from pydantic import TypeAdapter
 
-        from .lasting import held_back_reason
+        from .lasting import held_back_reason, read_changes
 
         adapter = TypeAdapter(ch.Change)
-        for line in path.read_text().splitlines():
+        entries, problems = read_changes(path)  # a torn line (a power cut) is skipped; the lines after it are read
+        for problem in problems:
+            log.warning("%s", problem)
+        self.site_file_problems = problems
+        for n, entry in entries:
+            line = json.dumps(entry)
             try:
-                entry = json.loads(line)
                 change = adapter.validate_python(entry["payload"])
             except Exception as exc:  # noqa: BLE001 - one bad stored line must not keep the corridor from starting
-                log.warning("a stored change could not be read (%s): %s", exc, line[:200])
+                problem = f"{path}:{n}: skipped, not a change this version can apply ({_first_error(exc)})"
+                log.warning("%s", problem)
+                self.site_file_problems.append(problem)
                 continue
             if isinstance(change, ch.ControllerChange) and self.command_controller is not None:
                 self._log_replay_refused(change, entry, held_back_reason(self.command_controller))
@@ -1014,8 +1063,10 @@ class LiveRuntime:
             fh.write(json.dumps(entry) + "\n")
             fh.flush()
         if not replayed and entry.get("result") == "applied" and entry.get("kind") in self.LASTING:
-            with open(self.site_changes_file, "a") as site:
-                site.write(json.dumps(entry) + "\n")
+            from .lasting import append_change
+
+            # the field mode it was made on: a run of the other mode replaying it says so
+            append_change(self.site_changes_file, {**entry, "field": self.opts.field})
         if self.store is not None and hasattr(self.store, "put_change"):
             self.store.put_change(entry)
 
@@ -1237,7 +1288,8 @@ class LiveRuntime:
         self._snapshot = Snapshot(self._seq, t, dt.datetime.now().astimezone().isoformat(timespec="milliseconds"),
                                   self.running, self.cfg.scenario_label, self.controller_spec, self.opts.speed,
                                   tuple(views), total_queue, round(fallback / n, 4),
-                                  len(self.alerts.active()) if self.alerts is not None else 0, self._last_interval)
+                                  len(self.alerts.active()) if self.alerts is not None else 0, self._last_interval,
+                                  self._store_status() if self.store is not None else None)
         if self.publish is not None:
             self.publish("snapshot", self._snapshot.as_dict())
 
@@ -1299,7 +1351,11 @@ class LiveRuntime:
                 lanes = max(1, len({d.lane for d in adv}))
                 out[f"queue_spillback.{inter.id}"] = float(sum(q for _a, q in view.queue_veh) / lanes >= reach)
         if self.store is not None and hasattr(self.store, "stats"):
-            out["store_buffer_overflow"] = float(self.store.stats().get("overflow_rows", 0))
+            stats = self.store.stats()
+            out["store_buffer_overflow"] = float(stats.get("overflow_rows", 0))
+            out["store_unavailable_s"] = float(stats.get("unavailable_s") or 0.0)
+            out["store_buffered_rows"] = float(stats.get("queued", 0) + stats.get("buffered_on_disk", 0))
+        out["previous_run_died"] = float(bool(self.dead_runs))
         mqtt = getattr(self.feed, "mqtt", None)  # `--mqtt`: the feed's broker connection (`mqtt.MqttFeed`)
         if mqtt is not None:
             out.update(mqtt.figures())
@@ -1333,7 +1389,12 @@ class LiveRuntime:
         stale = {tls: sh.data_fault for tls, sh in st.shields.items() if sh.data_fault is not None}
         fallback = {v.intersection_id: "" for v in self._snapshot.signals if v.fallback} if self._snapshot else {}
         mqtt = getattr(self.feed, "mqtt", None)
-        return {"stale_sources": stale, "fallback_share": fallback,
+        store = {}
+        if self.store is not None and hasattr(self.store, "stats"):
+            store = {"store_unavailable_s": {getattr(self.store, "shown_url", "the database"):
+                                             self.store.stats().get("last_error") or ""}}
+        return {"stale_sources": stale, "fallback_share": fallback, **store,
+                "previous_run_died": {d.run_dir.name: d.describe() for d in self.dead_runs},
                 **(mqtt.figure_subjects() if mqtt is not None else {})}
 
     def _evaluate_alerts(self, t: float) -> None:
@@ -1346,6 +1407,13 @@ class LiveRuntime:
     def _emit_alert(self, event) -> dict:
         """An alert raised, cleared or acknowledged, to the store and the `alert` stream; its row."""
         row = dataclasses.asdict(event) if dataclasses.is_dataclass(event) else dict(event)
+        fh = self._files.get("alerts")
+        if fh is not None:
+            try:
+                fh.write(json.dumps(row, default=str) + "\n")
+                fh.flush()
+            except ValueError:  # closed by the run's end meanwhile (an acknowledgement from the API)
+                pass
         if self.store is not None and hasattr(self.store, "put_alert"):
             self.store.put_alert(row)
         if self.publish is not None:
@@ -1372,10 +1440,22 @@ class LiveRuntime:
                 "sim_time_s": st.t if st else None, "speed": self.opts.speed, "step_length_s": self.cfg.step_length_s,
                 "sim_pid": getattr(backend, "pid", None) if self.opts.field == "sumo" else None,
                 "field": self.opts.field, "sink": self.opts.sink, "restarts": self.restarts,
-                "last_recovery_s": self.last_recovery_s, "run_dir": str(self.run_dir), "store": self.store_summary,
+                "last_recovery_s": self.last_recovery_s, "run_dir": str(self.run_dir), "store": self._store_status(),
                 # a copy first: the loop starts and ends overrides while the API reads (a copy is one step)
                 "overrides": {k: v.describe() for k, v in list(self.overrides.items())},
                 "feeds": self._feeds_status()}
+
+    def _store_status(self) -> dict | None:
+        """With `--db`: while the run goes, the writer's figures (rows buffered, whether the database takes writes
+        and for how long it has not); once ended, what was stored and what still waits (`store_summary`)."""
+        if self.store_summary is not None or self.store is None or not hasattr(self.store, "stats"):
+            return self.store_summary
+        s = self.store.stats()
+        return {"database": getattr(self.store, "shown_url", None), "written": s.get("written"),
+                "buffered_rows": s.get("queued", 0) + s.get("buffered_on_disk", 0),
+                "buffered_on_disk": s.get("buffered_on_disk"), "db_ok": s.get("db_ok"),
+                "unavailable_s": s.get("unavailable_s"), "overflow_rows": s.get("overflow_rows"),
+                "last_error": s.get("last_error"), "buffer_dir": str(getattr(self.store, "buffer_dir", ""))}
 
     def _feeds_status(self) -> dict:
         """The detector feed's inputs (a `--field none` run): the MQTT broker's connection, and the messages
@@ -1384,7 +1464,9 @@ class LiveRuntime:
             return {}
         mqtt = getattr(self.feed, "mqtt", None)
         taken = self.feed.stats()
-        out = {"detectors": {"accepted": taken.get("accepted"), "rejected": taken.get("rejected")}}
+        last = taken.get("last_rejection") or {}
+        out = {"detectors": {"accepted": taken.get("accepted"), "rejected": taken.get("rejected"),
+                             "last_rejected_reason": last.get("reason")}}
         if mqtt is not None:
             s = mqtt.stats()
             out["mqtt"] = {k: s[k] for k in ("broker", "connected", "connection_error", "received", "accepted",

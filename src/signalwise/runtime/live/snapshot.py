@@ -52,6 +52,8 @@ class Snapshot:
     active_alerts: int
     #: the last closed interval summed over the network (`records.network_figures`); None before the first
     interval: dict | None = None
+    #: with `--db`: the store writer's figures (`buffered_rows`, `db_ok`, `unavailable_s`, ...); None without
+    store: dict | None = None
 
     def as_dict(self) -> dict:
         out = dataclasses.asdict(self)

@@ -1,0 +1,142 @@
+"""The previous live run of a corridor, found dead when the command starts again (SIGKILL, OOM, power cut).
+
+A run killed so cannot say how it ended: its `run.json` stays `running`, its unacknowledged alerts and the rows
+still in its store buffer stay where they were. The next run of the same corridor (same `--out` and scenario, the
+key of its lasting changes and its lock) finds it, writes `died` into its `run.json` with the last moment it was
+seen alive (its files' last modification), stores what its buffer held (with `--db`), and says so: a log line, a
+line after the banner and the `previous_run_died` alert, which names when it died, the gap, and the alerts it left
+open.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...outdirs import shown_status
+
+log = logging.getLogger("signalwise.live")
+
+
+@dataclass
+class DeadRun:
+    """A run of the corridor whose process ended without writing how."""
+
+    run_dir: Path
+    reason: str  # why it is known dead (`outdirs.shown_status`)
+    last_seen: dt.datetime  # local time of its files' last modification
+    gap_s: float  # from then to this run's start
+    open_alerts: list[str] = field(default_factory=list)  # `rule (metric)` of the alerts it left active
+    drained: dict | None = None  # its store buffer, stored now (`store.live.drain`'s summary), or None
+
+    def describe(self) -> str:
+        """One line: when it died, the gap, its open alerts and its buffer."""
+        text = (f"last seen alive at {self.last_seen.isoformat(timespec='seconds')}, {self.gap_s:.0f} s before "
+                "this run started")
+        if self.open_alerts:
+            text += (f"; it left {len(self.open_alerts)} alert(s) open: {', '.join(self.open_alerts[:5])}"
+                     + (" …" if len(self.open_alerts) > 5 else ""))
+        d = self.drained
+        if d is not None:
+            text += f"; its store buffer: {d['written']} row(s) stored in {d['database']}"
+            if d["waiting_rows"]:
+                text += f", {d['waiting_rows']} still waiting ({d.get('last_error') or 'the database refused'})"
+        return text
+
+
+def dead_runs(out_dir: Path, scenario_label: str, this_run: Path) -> list[DeadRun]:
+    """The corridor's live runs (in `out_dir`, of `scenario_label`) recorded `running` whose process has certainly
+    ended, oldest first; `this_run` is left out."""
+    from ..run import slug
+
+    found = []
+    started = dt.datetime.now().astimezone()
+    for run_dir in sorted(Path(out_dir).glob(f"*-live-{slug(scenario_label)}-*")):
+        if run_dir.resolve() == Path(this_run).resolve() or not (run_dir / "run.json").is_file():
+            continue
+        try:
+            run = json.loads((run_dir / "run.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(run, dict) or not run.get("live") or run.get("scenario") != scenario_label:
+            continue
+        shown = shown_status(run)
+        if shown.get("status") != "died" or run.get("status") != "running":
+            continue
+        seen = last_seen_alive(run_dir)
+        found.append(DeadRun(run_dir, shown["reason"], seen, max(0.0, (started - seen).total_seconds()),
+                             open_alerts(run_dir)))
+    return found
+
+
+def last_seen_alive(run_dir: Path) -> dt.datetime:
+    """The newest modification of the run's files: a live run flushes its evidence every tick, so this is within a
+    tick of when it died."""
+    newest = max((p.stat().st_mtime for p in Path(run_dir).rglob("*") if p.is_file()),
+                 default=Path(run_dir).stat().st_mtime)
+    return dt.datetime.fromtimestamp(newest).astimezone()
+
+
+def open_alerts(run_dir: Path) -> list[str]:
+    """The alerts its `alerts.jsonl` leaves active and unacknowledged at its end (`rule (metric)`)."""
+    latest: dict[str, dict] = {}
+    path = Path(run_dir) / "alerts.jsonl"
+    if not path.is_file():
+        return []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+            latest[row["id"]] = row
+        except (ValueError, KeyError, TypeError):
+            continue  # its last line, cut short by the kill
+    return [f"{a.get('rule')} ({a.get('metric')})" for a in latest.values()
+            if a.get("cleared_at_s") is None and not a.get("acknowledged_by")]
+
+
+def mark_died(dead: DeadRun, found_by: Path) -> None:
+    """Write `died` into the dead run's `run.json`: when it was last seen alive, why it is known dead, which run
+    found it, and its store buffer's fate. Replaced whole, so a reader never sees half a file."""
+    path = dead.run_dir / "run.json"
+    run = json.loads(path.read_text())
+    run.update(status="died", recorded_status=run.get("status"), reason=dead.reason,
+               died_at=dead.last_seen.isoformat(timespec="seconds"), died_at_source="its files' last modification",
+               found_dead_by=Path(found_by).name, found_dead_at=dt.datetime.now().astimezone().isoformat(
+                   timespec="seconds"),
+               open_alerts=dead.open_alerts)
+    if dead.drained is not None:
+        run["store"] = dead.drained
+    partial = path.with_name("run.json.partial")
+    partial.write_text(json.dumps(run, indent=2) + "\n")
+    partial.replace(path)
+
+
+def settle(out_dir: Path, scenario_label: str, this_run: Path, store) -> list[DeadRun]:  # noqa: ANN001
+    """Find the corridor's dead runs, store what their buffers hold (through `store.drain_buffer`, when this run
+    has a store), mark them died, and log each. Returns them, oldest first."""
+    found = dead_runs(out_dir, scenario_label, this_run)
+    for dead in found:
+        buffer = dead.run_dir / "store-buffer"
+        if store is not None and hasattr(store, "drain_buffer") and any(buffer.glob("*.jsonl")):
+            try:
+                dead.drained = store.drain_buffer(buffer)
+            except Exception as exc:  # noqa: BLE001 - the new run starts whatever the old buffer does
+                log.warning("the store buffer of %s could not be stored: %s", dead.run_dir, exc)
+        elif any(buffer.glob("*.jsonl")):
+            log.warning("%s left rows in %s; this run has no --db to store them (signalwise db drain %s --db URL)",
+                        dead.run_dir.name, buffer, dead.run_dir)
+        try:
+            mark_died(dead, this_run)
+        except (OSError, ValueError) as exc:
+            log.warning("could not mark %s died: %s", dead.run_dir, exc)
+        log.warning("the previous live run of this corridor died: %s (%s); %s", dead.run_dir.name,
+                    dead.reason.split(" without writing")[0], dead.describe())
+    return found
+
+
+def previous_run_lines(found: list[DeadRun]) -> list[str]:
+    """What the command says after its banner about the dead runs it found."""
+    return [f"warning: the previous live run of this corridor died: {d.run_dir} ({d.describe()}); its run.json "
+            "now says `died`" for d in found]
