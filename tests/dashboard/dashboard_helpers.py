@@ -43,12 +43,13 @@ class Page:
 
 
 @contextlib.contextmanager
-def open_page(browser, url: str):
-    """A fresh browser context on `url`, guarded: only 127.0.0.1 may be reached.
+def open_page(browser, url: str, *, viewport: dict | None = None, before=None):
+    """A fresh browser context on `url`, guarded: only 127.0.0.1 may be reached. `viewport`: its size (default
+    VIEWPORT); `before(page)`: called before the page loads (e.g. to install Playwright's clock).
 
     The guard is a Playwright route handler, which runs only while the test is inside a Playwright call:
     wait with `page.wait_for_timeout`, never `time.sleep`, or the page's requests wait too."""
-    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1, accept_downloads=True)
+    context = browser.new_context(viewport=viewport or VIEWPORT, device_scale_factor=1, accept_downloads=True)
     seen = Page(None)
 
     def guard(route):
@@ -67,6 +68,8 @@ def open_page(browser, url: str):
     page.on("pageerror", lambda e: seen.errors.append(f"page error: {e}"))
     page.on("websocket", lambda ws: None if urlparse(ws.url).hostname == "127.0.0.1" else seen.outside.append(ws.url))
     try:
+        if before is not None:
+            before(page)
         page.goto(url)
         yield seen
     finally:

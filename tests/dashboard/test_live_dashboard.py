@@ -120,6 +120,7 @@ def test_live_charts_are_fed_by_the_stream(live, browser):
         page.wait_for_timeout(700)  # the charts redraw at most twice a second
         delay = page.evaluate("window.signalwise.charts.delay.toCSV()")
         assert f"{got['end_s']:g},{got['mean_wait_s']:g}" in delay.splitlines()
+        assert delay.splitlines()[0] == "run_time_s,mean wait (s)"  # the x column says what it is
         # the queue chart holds every snapshot's network queue since the page opened, the newest last
         queue, newest = wait_for(page, "window.signalwise.charts.queue.series[0].points.length >= 5 && "
                                        "[window.signalwise.charts.queue.series[0].points,"
@@ -197,13 +198,14 @@ def test_clicking_a_signal_opens_its_detail(live, browser):
                          " && !document.querySelector('#d-decisions li.note')", 15)
         phase = p.page.text_content("#d-phase")
         snap = httpx.get(live.url + "/api/v1/live/snapshot", params={"intersection_id": target}).json()
-        assert phase.isdigit() and 1 <= int(phase) <= len(live.runtime.stepper.by_id[target].phases)
+        number = phase.split(" ")[0]
+        assert number.isdigit() and 1 <= int(number) <= len(live.runtime.stepper.by_id[target].phases), phase
         assert p.page.text_content("#d-controller") == snap["signals"][0]["controller"]
         assert p.page.locator("#d-approaches .qbar").count() >= 2  # a queue bar per approach
         # phase, time in phase, confidence and fallback as the runtime's snapshot says, at the same snapshot
         shown = _detail_at_the_snapshot(p.page, target)
         view = shown["api"]
-        assert shown["phase"] == str(view["phase_number"]) and shown["interval"] == view["interval"]
+        assert shown["phase"].split(" ")[0] == str(view["phase_number"]) and shown["interval"] == view["interval"]
         assert shown["phase_elapsed"] == f"{view['phase_elapsed_s']:.1f} s"
         assert view["phase_elapsed_s"] >= view["elapsed_s"]
         assert shown["confidence"] == f"{view['confidence']:.2f}" and 0 <= view["confidence"] <= 1
@@ -315,7 +317,9 @@ def test_override_and_alert_acknowledgement(live, browser):
         top = page.text_content("#alerts-top")
         assert page.is_visible("#alerts-top") and top.endswith(("active alert", "active alerts")), top
         page.click(ack)
-        wait_for(page, "document.getElementById('control-result').textContent.includes('acknowledged by operator')", 10)
+        # the answer beside the alert, not under the controls
+        wait_for(page, "[...document.querySelectorAll('#alert-list .ack-result')]"
+                       ".some(n => n.textContent === 'acknowledged by operator')", 10)
         alerts = httpx.get(live.url + "/api/v1/live/alerts").json()
         assert any(a["rule"] == "dashboard_test" and a["acknowledged_by"] == "operator" for a in alerts["active"]), alerts
         p.shot("override-and-alerts-corridor")
@@ -323,7 +327,8 @@ def test_override_and_alert_acknowledgement(live, browser):
         wait_for(page, "document.getElementById('override-result').textContent.includes('end override')"
                        " && document.getElementById('override-result').textContent.includes('applied')", 10)
         assert target not in _status(live)["overrides"]
-        assert p.errors == [], p.errors
+        # a young run may have no complete cycle: the selected signal's ATSPM charts answer 404 with the reason
+        assert [e for e in p.errors if "/api/v1/live/atspm/" not in e] == [], p.errors
 
 
 def _config(live) -> dict:
@@ -378,7 +383,9 @@ def test_timing_and_shield_in_force_changed_from_the_page(live, browser):
         for part, units in (("timing", TIMING_UNITS), ("shield", SHIELD_UNITS)):
             for key, unit in units.items():
                 value = before[part][key]
-                assert _text(page, f"#{part}-now-{key}") == _setting(value, unit), (part, key)
+                shown = _text(page, f"#{part}-now-{key}")
+                # a derived clearance: with the numbers the phases run where the server gives them
+                assert shown == _setting(value, unit) or (value is None and shown.startswith("derived: ")), (part, key)
                 if isinstance(value, bool):
                     assert page.is_checked(f"#{part}-{key}") is value
                 else:
@@ -421,7 +428,7 @@ def test_timing_and_shield_in_force_changed_from_the_page(live, browser):
         page.fill("#timing-min_green_s", "6")
         page.click("#timing-apply")  # the token is kept: no second question
         said = _answer(page, "timing", "applied")
-        assert said.endswith("applied by operator; taken by each signal at its next green"), said
+        assert "applied by operator; taken by each signal at its next green; kept for later runs" in said, said
         assert page.locator("#key-dialog[open]").count() == 0
         after = _config(live)
         assert after["timing"] == {**before["timing"], "min_green_s": 6.0}
@@ -493,18 +500,20 @@ def test_timing_and_shield_in_force_changed_from_the_page(live, browser):
         _answer(page, "timing", "timing (every signal): pedestrian walk 8 s: applied")
         assert _config(live)["timing"] == {**stale["timing"], "ped_walk_s": 8.0}
 
-        # the shield: refused (a distance must be above 0), then a valid change, taken at once by every shield
+        # the shield: a distance must be above 0, as the server's limits say: the field refuses 0 itself and
+        # nothing is sent; then a valid change, taken at once by every shield
         page.fill("#shield-preempt_distance_m", "0")
+        assert page.evaluate("document.getElementById('shield-preempt_distance_m').validationMessage") == \
+            "must be more than 0"
         page.click("#shield-apply")
-        said = _answer(page, "shield", "422")
-        assert "change refused: shield.preempt_distance_m: Input should be greater than 0" in said, said
+        page.wait_for_timeout(300)
         assert _config(live)["shield"] == before["shield"]
         page.fill("#shield-preempt_distance_m", f"{before['shield']['preempt_distance_m']:g}")
         page.fill("#shield-confidence_threshold", "0.4")
         page.fill("#shield-max_observation_age_s", "12")
         page.click("#shield-apply")
         said = _answer(page, "shield", "applied")
-        assert said.endswith("applied by operator; in force at once"), said
+        assert "applied by operator; in force at once; kept for later runs of this corridor" in said, said
         assert _config(live)["shield"] == {**before["shield"], "confidence_threshold": 0.4, "max_observation_age_s": 12.0}
         assert {sh.cfg.confidence_threshold for sh in live.runtime.stepper.shields.values()} == {0.4}
         wait_for(page, "document.getElementById('shield-now-confidence_threshold').textContent === '0.4'", 5)
@@ -534,6 +543,10 @@ def test_the_page_says_its_data_are_old_while_none_come_and_recovers(live, brows
         page = p.page
         _ready(page)
         wait_for(page, "window.signalwise.feed.mode === 'stream'", 10)
+        target = live.runtime.stepper.intersections[0].id
+        x, y = page.evaluate(f"window.signalwise.map.screenOf({target!r})")
+        box = page.locator("#map").bounding_box()
+        page.mouse.click(box["x"] + x, box["y"] + y)
         cut = {"reads": True}
 
         def reads(route):  # one handler for the whole test: unrouting it while a read was in it raced the guard
@@ -546,6 +559,9 @@ def test_the_page_says_its_data_are_old_while_none_come_and_recovers(live, brows
         message = page.text_content("#map-message")
         assert message.startswith("no data for ") and "the map shows the run as it was at t = " in message, message
         assert page.text_content("#run-status") == "no data"
+        # the stream's pill too: a silent stream is no live one
+        assert page.text_content("#feed-mode").endswith(": silent") and "bad" in page.get_attribute("#feed-mode", "class")
+        assert page.text_content("#detail-age").startswith("no data for "), "the detail shows old states as current"
         p.shot("stale-corridor")
         cut["reads"] = False  # the reads answer again, through the host guard (the stream still refused: polling)
         wait_for(page, "!document.body.classList.contains('stale')", 20)
@@ -706,7 +722,7 @@ def test_away_from_loopback_the_page_asks_for_a_key_and_streams_with_the_token(g
         page.click("#key-submit")
         _ready(page)
         wait_for(page, "window.signalwise.feed.mode === 'stream'", 10)
-        assert page.text_content("#auth-who") == "viewer (read)"
+        assert page.text_content("#auth-who").startswith("viewer (read) · until ")
         assert sockets and all("token=" in url for url in sockets)
         # the token lives in the page's memory only
         assert page.evaluate("[localStorage.length, sessionStorage.length, document.cookie]") == [0, 0, ""]

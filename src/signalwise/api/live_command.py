@@ -375,7 +375,8 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
                 shut_down()
             _fail(f"--camera: {problem}; the run was stopped (its directory: {run_dir})", code=FAILED)
     console.print(f"live: {cfg.controller} on {cfg.scenario_label} at speed {speed}; "
-                  f"API on http://{host}:{api_port} (status: /api/v1/live/status, docs: /docs); "
+                  f"API on http://{host}:{api_port} (dashboard: http://{host}:{api_port}/, status: /api/v1/live/status, "
+                  "docs: /docs); "
                   f"evidence in {run_dir}; Ctrl-C (or SIGTERM) stops")
     from rich.text import Text
 

@@ -50,14 +50,19 @@ class LiveStatus(BaseModel):
     feeds: dict[str, dict] = Field(default_factory=dict, description=(
         "a --field none run's inputs: `detectors` (messages accepted, rejected) and, with --mqtt, `mqtt` (broker, "
         "connected, connection_error, received, accepted, rejected); empty with a simulator"))
+    lasting_changes_file: str | None = Field(None, description=(
+        "where the corridor's lasting changes (timing, shield, alert rules, controller) are kept: a later live run "
+        "of it applies them again at start"))
 
 
 @router.get("/status", response_model=LiveStatus, summary="Is the live run going, where, and how it has fared")
 def status(request: Request) -> dict:
-    answer = _runtime(request).status()
+    rt = _runtime(request)
+    answer = rt.status()
     if not answer["running"]:  # a page's last look (see live_command._end_streams)
         request.app.state.live_last_looks.add()
-    return answer
+    lasting = getattr(rt, "site_changes_file", None)  # a page says a change outlives the run, and where it is kept
+    return {**answer, "lasting_changes_file": str(lasting) if lasting is not None else None}
 
 
 class Counter:
@@ -178,6 +183,13 @@ class LiveConfig(BaseModel):
         "Send it back as `based_on_revision` with a timing change to have it refused (409) if another came since"))
     signal_timing_revisions: dict[str, int] = Field(description=(
         "the revision each signal runs now; one below `timing_revision` takes the newest at its next green"))
+    limits: dict[str, dict[str, dict[str, float]]] = Field(description=(
+        "what a change may set, per section (`timing`, `shield`) and key: `min` / `max` (inclusive), `above` "
+        "(exclusive lower bound): the run configuration's bounds, narrowed by the timing profile's (safety: "
+        "maximum green at most 300 s, cycle maximum at most 600 s, yellow at least 3 s)"))
+    derived: dict[str, dict[str, list[float]]] = Field(description=(
+        "per signal, the clearances each phase runs now (`yellow_s`, `all_red_s`), numbers where the timing says "
+        "null (derived per phase)"))
 
 
 @router.get("/config", response_model=LiveConfig,
@@ -189,9 +201,41 @@ def config(request: Request) -> dict:
     rt = _runtime(request)
     revision, timing = rt.timing_in_force()
     shields = list(rt.stepper.shields.items()) if rt.stepper is not None else []
+    shields.sort(key=lambda kv: kv[0])
     return {"timing": timing.model_dump(mode="json"), "shield": rt.cfg.shield.model_dump(mode="json"),
             "timing_revision": revision,
-            "signal_timing_revisions": {tls: sh.timing_revision for tls, sh in sorted(shields, key=lambda kv: kv[0])}}
+            "signal_timing_revisions": {tls: sh.timing_revision for tls, sh in shields},
+            "limits": change_limits(timing.profile),
+            "derived": {tls: _clearances(sh.inter.timing, len(sh.inter.phases)) for tls, sh in shields}}
+
+
+def _clearances(t, phases: int) -> dict[str, list[float]]:
+    return {"yellow_s": [t.yellow_of(i) for i in range(phases)], "all_red_s": [t.all_red_of(i) for i in range(phases)]}
+
+
+def change_limits(profile: str) -> dict[str, dict[str, dict[str, float]]]:
+    """The bounds the server checks a timing or shield change against, read from the run configuration's own
+    fields (and the safety profile's limits), so a form offers no value the server refuses."""
+    from signalwise.runtime.config import ShieldSettings, TimingConfig
+    from signalwise.runtime.profiles import SAFETY, SAFETY_LIMITS
+
+    out: dict[str, dict[str, dict[str, float]]] = {"timing": {}, "shield": {}}
+    for section, model in (("timing", TimingConfig), ("shield", ShieldSettings)):
+        for name, info in model.model_fields.items():
+            bounds: dict[str, float] = {}
+            for m in info.metadata:
+                for attr, key in (("ge", "min"), ("gt", "above"), ("le", "max")):
+                    if getattr(m, attr, None) is not None:
+                        bounds[key] = float(getattr(m, attr))
+            if section == "timing" and profile == SAFETY and name in SAFETY_LIMITS:
+                low, high = SAFETY_LIMITS[name]
+                if low is not None:
+                    bounds["min"] = max(bounds.get("min", low), low)
+                if high is not None:
+                    bounds["max"] = min(bounds.get("max", high), high)
+            if bounds:
+                out[section][name] = bounds
+    return out
 
 
 @router.put("/config/timing", responses=STALE, summary="New safety timing, taken by each signal at its next green")

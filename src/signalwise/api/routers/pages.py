@@ -235,6 +235,7 @@ def network_geometry(net_file: Path, signals: list[dict]) -> dict:
     stat = os.stat(net_file)
     layer = _lane_layer(str(net_file), stat.st_mtime_ns, stat.st_size)
     shapes = layer["shapes"]
+    labels = _phase_labels(signals)
     inters = []
     for sig in signals:
         by_dir: dict[str, dict] = defaultdict(lambda: {"lanes": [], "links": []})
@@ -253,12 +254,23 @@ def network_geometry(net_file: Path, signals: list[dict]) -> dict:
         y = sum(p[1] for p in ends) / len(ends) if ends else None
         inters.append({
             "id": sig["id"], "x": _r(x), "y": _r(y), "n_links": sig.get("n_links"),
-            "phases": [{"number": p.get("number"), "green_state": p.get("green_state")} for p in sig.get("phases", ())],
+            "phases": [{"number": p.get("number"), "green_state": p.get("green_state"),
+                        "label": labels.get((str(sig["id"]), p.get("number")))} for p in sig.get("phases", ())],
             "approaches": [{"direction": d, "links": sorted(e["links"]),
                             "lanes": [{"id": lane, "shape": shapes.get(lane, [])} for lane in e["lanes"]]}
                            for d, e in sorted(by_dir.items())],
         })
     return {"net_file": str(net_file), "bounds": layer["bounds"], "lanes": layer["lanes"], "intersections": inters}
+
+
+def _phase_labels(signals: list[dict]) -> dict[tuple[str, int], str]:
+    """"phase 1 (EB/WB through)", as the ATSPM charts name phases; none where the model cannot name them."""
+    from signalwise.analytics.atspm.phase_labels import phase_labels
+
+    try:
+        return phase_labels(signals)
+    except (ValueError, TypeError, AttributeError, KeyError):  # a signal model it cannot read: numbers only
+        return {}
 
 
 @lru_cache(maxsize=8)

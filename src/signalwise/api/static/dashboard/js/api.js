@@ -10,8 +10,9 @@
 // than the browser's "Failed to fetch", and keeps the browser's own words in `detail` (for a tooltip).
 
 let token = null;
-let tokenExpiresAt = 0; // ms since epoch
-let tokenName = null;
+let tokenExpiresAt = 0; // ms since epoch, on this page's clock (the token's lifetime from when it was received)
+let tokenName = null; // kept after the token expires: the page says whose sign-in expired
+let expiryTimer = null;
 let tokenScopes = [];
 let askForKey = null; // async (why) => 'signed-in' | 'without' | null (cancelled); set by the app
 let asking = null; // the question on screen: every call that needs a key waits for the same answer
@@ -42,7 +43,19 @@ export function readToken() {
   const tok = currentToken();
   return tok && (tokenScopes.includes('read') || tokenScopes.includes('admin')) ? tok : null;
 }
-export function who() { return currentToken() ? { name: tokenName, scopes: tokenScopes } : null; }
+/** Who is signed in, until when (`expiresAt`, ms since epoch); `expired`: a sign-in this page held has run out. */
+export function who() {
+  if (!tokenName) return null;
+  return { name: tokenName, scopes: tokenScopes, expiresAt: tokenExpiresAt, expired: !currentToken() };
+}
+
+/** A wall-clock time of day, hh:mm:ss (local). */
+export function wallClock(ms) { return new Date(ms).toTimeString().slice(0, 8); }
+
+function expiredWhy(method, path) {
+  return `Your sign-in as ${tokenName} expired at ${wallClock(tokenExpiresAt)} (wall clock): give the key again `
+    + `(${method} ${path.split('?')[0]} needs a key with the operate scope).`;
+}
 
 function changed() { for (const fn of listeners) fn(who()); }
 
@@ -54,6 +67,7 @@ function ask(why) {
 
 export function forget() {
   token = null; tokenExpiresAt = 0; tokenName = null; tokenScopes = [];
+  clearTimeout(expiryTimer);
   changed();
 }
 
@@ -79,8 +93,12 @@ export async function signIn(key) {
   if (!resp.ok) throw new ApiError(resp.status, await reasonOf(resp), '/api/v1/auth/token');
   const t = await resp.json();
   token = t.access_token;
-  tokenExpiresAt = Date.now() + Math.max(5, t.expires_in - 15) * 1000;
+  // its lifetime counted on this page's clock (not the token's `exp`, on the server's): a clock set wrong does
+  // not make it look valid or expired; 2 s early, for the request under way when it runs out
+  tokenExpiresAt = Date.now() + Math.max(1, t.expires_in - 2) * 1000;
   tokenScopes = t.scopes || [];
+  clearTimeout(expiryTimer);
+  expiryTimer = setTimeout(changed, tokenExpiresAt - Date.now() + 50); // the header says it has expired
   try { tokenName = JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sub; }
   catch { tokenName = 'key'; }
   readsDeclined = false;
@@ -108,15 +126,20 @@ async function send(method, path, body, tok) {
 export async function call(method, path, body, { action = false, raw = false } = {}) {
   let tok = action ? currentToken() : readToken();
   if (action && !tok && askForKey) {
-    const answer = await ask(`${method} ${path.split('?')[0]} needs a key with the operate scope.`);
+    const answer = await ask(tokenName ? expiredWhy(method, path)
+      : `${method} ${path.split('?')[0]} needs a key with the operate scope.`);
     if (answer === null) throw new ApiError(0, 'cancelled: no API key given, nothing was sent', path);
     tok = currentToken();
   }
   let resp = await send(method, path, body, tok);
   if (resp.status === 401 && askForKey && (tok || (!action && !readsDeclined))) {
+    const reason = await reasonOf(resp.clone());
+    const expired = tok && reason.startsWith('token expired');
+    const name = tokenName;
     if (tok) forget(); // expired, or from a restarted server: ask again, once
-    const why = action ? `${await reasonOf(resp.clone())} — give the key again.`
-      : `This server does not open its reads without a key (it is not on a loopback address): ${await reasonOf(resp.clone())}`;
+    const why = expired ? `Your sign-in as ${name} expired (the server says: ${reason}): give the key again.`
+      : action ? `${reason} — give the key again.`
+      : `This server does not open its reads without a key (it is not on a loopback address): ${reason}`;
     const answer = await ask(why);
     if (answer === 'signed-in') resp = await send(method, path, body, action ? currentToken() : readToken());
     else if (!action) readsDeclined = true;

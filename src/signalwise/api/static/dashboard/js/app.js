@@ -50,10 +50,18 @@ const state = {
   stale: false, // no snapshot for STALE_AFTER_MS: the page says so
   detailKey: null, // the selected signal's phase and interval when its decisions were last fetched
   runs: [],
+  runDir: null, // the live run this page shows (its run directory): another one behind the same address is a new run
+  feedMode: { mode: null, detail: '' }, // how the data come (the feed's own word), shown again when they come again
+  ackResults: new Map(), // alert id -> {ok, text}: an acknowledgement's answer, shown with its alert
+  changes: [], // the run's change log, newest first
+  override: null, // the override this page applied: {id, seen (in force since), done}; its answer goes when it ends
 };
+//: changes the run keeps for later runs of the corridor (runtime/live/runtime.py LASTING)
+const LASTING_KINDS = new Set(['timing', 'signal_timing', 'shield', 'alerts', 'controller']);
+const MAX_CHANGES = 40;
 
 // for tests, benchmarks and the curious: read-only views of what the page holds and drew
-const exposed = { state, map: null, feed: null, ready: false, errors: [], snapshotsReceived: 0 };
+const exposed = { state, map: null, feed: null, ready: false, errors: [], snapshotsReceived: 0, newRuns: 0 };
 window.signalwise = exposed;
 window.addEventListener('error', e => exposed.errors.push(String(e.message)));
 window.addEventListener('unhandledrejection', e => exposed.errors.push(String(e.reason?.message || e.reason)));
@@ -144,10 +152,16 @@ function setupKeyDialog() {
   });
   $('sign-out').addEventListener('click', () => api.forget());
   api.onAuthChange(who => {
-    setText('auth-who', who ? `${who.name} (${who.scopes.join(', ')})` : 'no key');
+    const node = $('auth-who');
+    // until when (wall clock): a sign-in runs out, and one that has must not look signed in
+    node.textContent = !who ? 'no key' : who.expired ? `${who.name}: sign-in expired at ${api.wallClock(who.expiresAt)}`
+      : `${who.name} (${who.scopes.join(', ')}) · until ${api.wallClock(who.expiresAt)}`;
+    node.className = who?.expired ? 'expired' : '';
+    node.title = !who ? '' : who.expired ? 'the token has run out: the next change asks for the key again'
+      : 'signed in with a short-lived token, valid until this wall-clock time';
     $('sign-out').hidden = !who;
     feed?.reconnect(); // the stream takes the token too (needed away from loopback)
-    if (who && state.needsKey) { state.needsKey = false; start(); }
+    if (who && !who.expired && state.needsKey) { state.needsKey = false; start(); }
   });
 }
 
@@ -196,6 +210,7 @@ async function start() {
     return;
   }
   mapMessage('');
+  state.runDir = state.status.run_dir;
   await startLive(network);
 }
 
@@ -220,18 +235,17 @@ async function startLive(network) {
     onSnapshot,
     onAlert: a => { state.alerts.set(a.id, a); renderAlerts(); },
     onChange: c => {
+      addChange(c);
       refreshStatus(true);
       if (SAFETY_KINDS.has(c?.kind) && c.result === 'applied') loadSafety(); // another operator's change too
     },
     onMode: (mode, detail) => {
-      const pill = $('feed-mode');
-      pill.textContent = mode === 'stream' ? 'stream' : mode === 'polling' ? 'polling 500 ms' : mode;
-      pill.title = detail;
-      pill.className = `pill ${mode === 'stream' ? 'ok' : mode === 'polling' ? 'warn' : ''}`;
+      state.feedMode = { mode, detail };
+      if (!state.stale) renderFeedMode();
     },
     onEnded: reason => {
       state.ended = true;
-      mapMessage('');
+      showEnded(reason);
       setText('run-status', reason);
       // the run is over (and `signalwise live` stops serving): one last status, asked after the end (not
       // one already under way, which may say `running`), then nothing more to ask
@@ -243,10 +257,12 @@ async function startLive(network) {
   exposed.feed = feed;
   feed.start();
   $('alerts-top').addEventListener('click', () => $('alerts').scrollIntoView({ block: 'start' }));
+  $('run-notice-close').addEventListener('click', () => { $('run-notice').hidden = true; });
   loadAlerts();
   loadModels();
   loadIntervals();
   loadSafety();
+  loadChanges();
   liveTimers.push(setInterval(checkStale, 1000), setInterval(refreshStatus, 2000), setInterval(followRevision, 2000),
                   setInterval(() => { if (feed.mode !== 'stream') loadAlerts(); }, 5000),
                   setInterval(() => { if (state.selected && !document.hidden) scheduleDetailLogs(); }, 5000));
@@ -260,10 +276,15 @@ function onSnapshot(s) {
   if (state.stale) markStale(false);
   map.update(s);
   setText('sim-time', `t = ${formatClock(s.sim_time_s)}`);
-  setText('controller-label', s.controller);
+  // a signal switched to another controller than the run's is named beside it: `actuated (J5: fixed)`
+  setText('controller-label', controllerText(s.controller, s.signals.filter(v => v.controller && v.controller !== s.controller)
+    .map(v => [v.intersection_id, v.controller])));
   const t = s.sim_time_s;
   const q = state.series.queue, f = state.series.fallback;
-  if (q.length && t < q[q.length - 1][0]) { q.length = 0; f.length = 0; } // a recovery rewound time
+  if (q.length && t < q[q.length - 1][0]) { // a recovery rewound time (or a new run: the status says which)
+    dropAfter(t);
+    refreshStatus(true);
+  }
   q.push([t, s.network_queue_veh]);
   f.push([t, s.fallback_share * 100]);
   trim(q, t); trim(f, t);
@@ -274,10 +295,91 @@ function onSnapshot(s) {
   else if (state.status && !state.status.running) refreshStatus(); // it started: the controls wake up now
 }
 
+/** The run's controller, and the signals that run another: `actuated (J5: fixed)`. */
+function controllerText(run, others) {
+  return others.length ? `${run} (${others.map(([id, spec]) => `${id}: ${spec}`).join(', ')})` : run;
+}
+
+/** A recovery rewound the run to `t`: what the charts hold from it on is gone (the run goes over it again);
+ * the history before it stays. */
+function dropAfter(t) {
+  for (const points of [state.series.queue, state.series.fallback]) {
+    const keep = points.filter(p => p[0] < t); // the snapshot at `t` itself is the new timeline's
+    points.length = 0;
+    points.push(...keep);
+  }
+  state.intervals = state.intervals.filter(i => i.end_s <= t);
+}
+
+/** Another run behind the same address (`signalwise live` started again): nothing of the run this page showed
+ * may pass for the new one's. Its alerts, charts, changes and values in force are read afresh, the sign-in
+ * (made for the run before, perhaps against another key store) is dropped, and the page says so. */
+async function newRun(st) {
+  const before = state.runDir;
+  state.runDir = st.run_dir;
+  exposed.newRuns += 1;
+  state.alerts = new Map();
+  state.ackResults.clear();
+  state.series.queue.length = 0;
+  state.series.fallback.length = 0;
+  state.intervals = [];
+  state.changes = [];
+  state.override = null;
+  document.body.classList.remove('ended');
+  mapMessage('');
+  for (const id of ['control-result', 'override-result', 'timing-result', 'shield-result']) showResult(id, null, '');
+  const signedIn = api.who();
+  if (signedIn) api.forget();
+  setText('run-notice-text', `a new run started: ${runName(st.run_dir)} (${st.scenario}, ${st.controller}). The page `
+    + `shows it from now on; what it showed of the run before (${runName(before)}) is cleared: alerts, charts, changes`
+    + `${signedIn ? `; ${signedIn.name}'s sign-in was for that run: sign in again for the controls` : ''}.`);
+  $('run-notice').hidden = false;
+  renderAlerts();
+  renderChanges();
+  scheduleCharts();
+  try { // another corridor, perhaps: its own map
+    const network = await api.get('/api/v1/network');
+    state.network = network;
+    state.configured = network.run?.controller_configured || null;
+    map.setNetwork(network);
+    if (state.selected) {
+      if (network.intersections.some(i => i.id === state.selected)) selectIntersection(state.selected);
+      else { state.selected = null; map.select(null); $('detail-body').hidden = true; $('detail-hint').hidden = false; }
+    }
+  } catch (err) {
+    mapMessage(`map unavailable: ${api.describeError(err)}`);
+  }
+  loadAlerts();
+  loadIntervals();
+  loadChanges();
+  loadModels();
+  loadSafety('all');
+}
+
+function runName(dir) { return dir ? String(dir).split('/').filter(Boolean).pop() : '–'; }
+
+function renderFeedMode() {
+  const { mode, detail } = state.feedMode;
+  const pill = $('feed-mode');
+  pill.textContent = mode === 'stream' ? 'stream' : mode === 'polling' ? 'polling 500 ms' : mode || '–';
+  pill.title = detail;
+  pill.className = `pill ${mode === 'stream' ? 'ok' : mode === 'polling' ? 'warn' : ''}`;
+}
+
+/** The run is over (`reason`: "the live run ended (complete)", as the stream's close says it): the map, the
+ * detail and the charts show what it left, and look it. */
+function showEnded(reason) {
+  document.body.classList.add('ended');
+  const at = state.snapshot ? formatClock(state.snapshot.sim_time_s) : '–';
+  mapMessage(`${reason} at t = ${at}: the map shows its last state`);
+  $('run-status').title = reason;
+  if (state.selected) renderDetail();
+}
+
 /** No snapshot for STALE_AFTER_MS while the run goes (the network dropped, the server stopped answering): the
  * page greys the map and says how old what it shows is, rather than show the last states as current. */
 function checkStale() {
-  if (state.ended || state.lastDataAt === null) return;
+  if (state.ended || state.lastDataAt === null || document.body.classList.contains('ended')) return;
   const age = Date.now() - state.lastDataAt;
   const st = state.status;
   const tickMs = st && st.speed ? 1000 * (st.step_length_s || 1) / st.speed : 0;
@@ -295,10 +397,16 @@ function markStale(on, text = '') {
     pill.textContent = 'no data';
     pill.className = 'pill bad';
     pill.title = text;
+    const feedPill = $('feed-mode'); // a stream that says nothing is no live stream
+    feedPill.textContent = `${state.feedMode.mode || 'feed'}: silent`;
+    feedPill.className = 'pill bad';
+    feedPill.title = text;
   } else {
     $('run-status').title = '';
+    renderFeedMode();
     if (state.status) renderStatus(state.status);
   }
+  if (state.selected) renderDetail();
 }
 
 let statusAsked = null;
@@ -311,7 +419,12 @@ async function refreshStatus(fresh = false) {
     const askedAfterEnd = state.ended;
     statusAsked = api.get('/api/v1/live/status')
       // an answer to a read sent before the run's end says `running`: after the end it would undo the close reason
-      .then(st => { if (askedAfterEnd || !state.ended) { state.status = st; if (!state.stale) renderStatus(st); } })
+      .then(st => {
+        if (!(askedAfterEnd || !state.ended)) return;
+        if (state.runDir && st.run_dir && st.run_dir !== state.runDir) newRun(st);
+        state.status = st;
+        if (!state.stale) renderStatus(st);
+      })
       .catch(() => { /* the next tick tries again */ })
       .finally(() => { statusAsked = null; });
   }
@@ -323,10 +436,10 @@ function renderStatus(st) {
   const pill = $('run-status');
   pill.textContent = st.status;
   pill.className = `pill ${st.status === 'running' ? 'ok' : st.status.startsWith('failed') ? 'bad' : ''}`;
+  if (/^(complete|stopped|failed)/.test(st.status)) showEnded(`the live run ended (${st.status})`); // opened after it, too
   // a controller switched at some signals only is theirs: the run's stays, and the label names the others
-  const others = Object.entries(st.signal_controllers || {});
-  setText('controller-label', others.length
-    ? `${st.controller}; ${others.map(([tls, spec]) => `${tls}: ${spec}`).join(', ')}` : st.controller);
+  setText('controller-label', controllerText(st.controller, Object.entries(st.signal_controllers || {})));
+  followOverride(st.overrides || {});
   if (st.sim_time_s !== null && st.sim_time_s !== undefined) setText('sim-time', `t = ${formatClock(st.sim_time_s)}`);
   if (st.controller !== 'fixed') state.lastAdaptive = st.controller;
   const toggle = $('toggle-controller');
@@ -357,9 +470,15 @@ async function loadIntervals() {
 }
 
 function addIntervals(items) {
+  // an interval read again is taken as read (a recovery ran it again): never a value the run no longer has
   const byEnd = new Map(state.intervals.map(i => [i.end_s, i]));
   let added = false;
-  for (const i of items) if (!byEnd.has(i.end_s)) { byEnd.set(i.end_s, i); added = true; }
+  for (const i of items) {
+    const had = byEnd.get(i.end_s);
+    if (had && JSON.stringify(had) === JSON.stringify(i)) continue;
+    byEnd.set(i.end_s, i);
+    added = true;
+  }
   if (!added) return;
   const all = [...byEnd.values()].sort((a, b) => a.end_s - b.end_s);
   const latest = all[all.length - 1].end_s;
@@ -368,7 +487,7 @@ function addIntervals(items) {
 
 // -- charts -----------------------------------------------------------------------------------------
 function setupCharts() {
-  const opts = { xFormat: formatClock, yMin: 0 };
+  const opts = { xFormat: formatClock, xName: 'run_time_s', yMin: 0 };
   charts.delay = new Chart($('chart-delay'), { ...opts, empty: 'after the first interval' });
   charts.queue = new Chart($('chart-queue'), opts);
   charts.throughput = new Chart($('chart-throughput'), { ...opts, empty: 'after the first interval' });
@@ -411,7 +530,9 @@ function addExport(figure, chart, name) {
 async function loadAlerts() {
   try {
     const r = await api.get('/api/v1/live/alerts?limit=50');
-    for (const a of [...r.history, ...r.active]) state.alerts.set(a.id, a);
+    // the server's list, not merged into what the page held: an alert the run no longer has (a run before a
+    // restart) is not kept active
+    state.alerts = new Map([...r.history, ...r.active].map(a => [a.id, a]));
     renderAlerts();
   } catch { /* no alert engine, or not yet */ }
 }
@@ -427,27 +548,100 @@ function renderAlerts() {
   top.hidden = !active.length;
   top.textContent = `${active.length} active alert${active.length === 1 ? '' : 's'}`;
   const list = $('alert-list');
-  list.replaceChildren(...all.map(a => el('li', { class: `${a.level} ${a.cleared_at_s === null ? 'active' : 'cleared'}`, 'data-id': a.id },
-    el('b', {}, a.rule), ' ', a.message || '',
-    el('div', { class: 'meta' },
-      `${a.level} · raised ${clockOf(a.wall_time)}${a.cleared_at_s !== null ? ` · cleared ${clockOf(a.cleared_wall_time)}` : ''}`,
-      a.acknowledged_by ? ` · acknowledged by ${a.acknowledged_by}` : ' ',
-      a.acknowledged_by ? null : el('button', { type: 'button', class: 'small ack', onclick: () => acknowledge(a.id) }, 'acknowledge')))));
+  list.replaceChildren(...all.map(a => {
+    const answer = state.ackResults.get(a.id);
+    return el('li', { class: `${a.level} ${a.cleared_at_s === null ? 'active' : 'cleared'}`, 'data-id': a.id },
+      el('b', {}, a.rule), ' ', alertText(a),
+      el('div', { class: 'meta' },
+        `${a.level} · raised ${when(a.raised_at_s, a.wall_time)}`
+        + `${a.cleared_at_s !== null ? ` · cleared ${when(a.cleared_at_s, a.cleared_wall_time)}` : ''}`,
+        a.acknowledged_by ? ` · acknowledged by ${a.acknowledged_by}` : ' ',
+        a.acknowledged_by ? null : el('button', { type: 'button', class: 'small ack', onclick: () => acknowledge(a.id) }, 'acknowledge')),
+      answer ? el('div', { class: `result ack-result ${answer.ok ? 'ok' : 'refused'}`, title: answer.detail || '' }, answer.text) : null);
+  }));
   if (!all.length) list.replaceChildren(el('li', { class: 'info' }, 'no alerts'));
 }
 
-/** The local time of day of an ISO 8601 instant (alerts are raised on the wall clock). */
-function clockOf(iso) { return iso ? String(iso).slice(11, 19) : '–'; }
+/** An alert's message without its rule's name in front (the rule is written just before it). */
+function alertText(a) {
+  const text = String(a.message || '');
+  return text.startsWith(`${a.rule}: `) ? text.slice(a.rule.length + 2) : text;
+}
 
+/** When in the run (run time, m:ss) and on the wall clock (local time of day of an ISO 8601 instant). */
+function when(runS, iso) {
+  const wall = iso ? `${String(iso).slice(11, 19)} wall clock` : '';
+  if (runS === null || runS === undefined) return wall || '–';
+  return `at t = ${formatClock(runS)}${wall ? ` (${wall})` : ''}`;
+}
+
+/** An acknowledgement's answer goes with its alert, not under the controls, far from it. */
 async function acknowledge(id) {
   try {
     const a = await api.post(`/api/v1/live/alerts/${encodeURIComponent(id)}/ack`);
     state.alerts.set(a.id, a);
-    renderAlerts();
-    showResult('control-result', true, `alert ${a.rule} acknowledged by ${a.acknowledged_by}`);
+    state.ackResults.set(a.id, { ok: true, text: `acknowledged by ${a.acknowledged_by}` });
   } catch (err) {
-    showResult('control-result', false, `acknowledge: ${api.describeError(err)}`, api.errorDetail(err));
+    state.ackResults.set(id, { ok: false, text: `acknowledge: ${api.describeError(err)}`, detail: api.errorDetail(err) });
+    if (err.status === 404) await loadAlerts(); // the run has no such alert (any more): its list, as it has it
   }
+  renderAlerts();
+}
+
+// -- changes: every operator's, as the run logs them ----------------------------------------------------
+async function loadChanges() {
+  try {
+    const r = await api.get(`/api/v1/live/changes?limit=${MAX_CHANGES}`);
+    state.changes = r.slice().reverse();
+    renderChanges();
+  } catch { /* the stream brings the next ones */ }
+}
+
+function addChange(c) {
+  if (!c) return;
+  state.changes.unshift(c);
+  state.changes.length = Math.min(state.changes.length, MAX_CHANGES);
+  renderChanges();
+  const ov = state.override;
+  if (ov && !ov.done && /^override_(served|expired)$/.test(c.kind) && c.payload?.intersection_id === ov.id) {
+    overrideEnded(`${runTimes(c.payload.override || 'the override')}: ended at t = ${formatClock(c.sim_time_s)}`
+      + ` (${c.kind.replace('_', ' ')}${c.reason ? `: ${c.reason}` : ''})`);
+  }
+}
+
+function renderChanges() {
+  const list = $('change-list');
+  list.replaceChildren(...(state.changes.length ? state.changes.map(c => el('li', {
+    class: c.result === 'refused' ? 'refused' : '',
+    title: `${c.at ? `${String(c.at).slice(0, 19).replace('T', ' ')} wall clock` : ''}${c.reason ? ` · ${c.reason}` : ''}`,
+  }, `${c.sim_time_s === null || c.sim_time_s === undefined ? '' : `t = ${formatClock(c.sim_time_s)} `}`
+     + `${c.replayed ? `${c.made_by} (earlier run, applied again)` : c.who}: ${describeChange(c)}: ${c.result}`))
+    : [el('li', { class: 'note' }, 'none yet')]));
+}
+
+function describeChange(c) {
+  const p = c.payload || {};
+  const values = o => Object.entries(o || {}).filter(([k]) => k !== 'per_intersection')
+    .map(([k, v]) => `${k} ${v === null ? 'derived' : v}`).join(', ');
+  switch (c.kind) {
+    case 'controller': return `controller → ${p.controller}${p.intersections ? ` at ${p.intersections.join(', ')}` : ''}`;
+    case 'override': return `${p.action} ${phaseName(p.intersection_id, p.phase_number)} at ${p.intersection_id} for ${p.duration_s} s`;
+    case 'cancel_override': return `end override at ${p.intersection_id}`;
+    case 'override_served': case 'override_expired': return `${c.kind.replace('_', ' ')} at ${p.intersection_id}`;
+    case 'timing': return `timing (every signal): ${values(p.timing)}`;
+    case 'signal_timing': return p.timing ? `timing of ${p.intersection_id}: ${values(p.timing)}` : `timing of ${p.intersection_id}: back to the defaults`;
+    case 'shield': return `shield: ${values(p.shield)}`;
+    case 'alerts': return `alert rules (${(p.rules || []).length} of the operator's)`;
+    default: return `${c.kind}${Object.keys(p).length ? ` ${JSON.stringify(p).slice(0, 80)}` : ''}`;
+  }
+}
+
+/** For a change the run keeps: that it outlives this run, and how to take it back. */
+function lastingNote(kind) {
+  if (!LASTING_KINDS.has(kind)) return '';
+  const file = state.status?.lasting_changes_file;
+  return `; kept for later runs of this corridor${file ? ` (${file})` : ''}: a later \`signalwise live\` of it applies`
+    + ' it again; undo it with another change, or remove the file before the next start';
 }
 
 // -- controls ---------------------------------------------------------------------------------------
@@ -477,7 +671,8 @@ async function change(what, fn, resultId = 'control-result') {
   showResult(resultId, true, `${what}: sending…`);
   try {
     const entry = await fn();
-    showResult(resultId, true, `${what}: ${entry?.result || 'done'}${entry?.who ? ` (by ${entry.who})` : ''}`);
+    showResult(resultId, true, `${what}: ${entry?.result || 'done'}${entry?.who ? ` (by ${entry.who})` : ''}`
+      + `${entry?.result === 'applied' ? lastingNote(entry.kind) : ''}`);
     await refreshStatus(true);
     return entry;
   } catch (err) {
@@ -503,25 +698,26 @@ async function loadModels() {
 // (PUT /api/v1/live/config/timing | shield; one signal's own timing: PUT|DELETE
 // /api/v1/live/config/timing/intersections/{id}, which the server merges into the map in force, so an edit never
 // resends, and so never erases, another signal's; every timing change carries the revision it was made from, and
-// one made from a revision no longer in force is refused with 409, nothing applied). The bounds below are the run configuration's (TimingConfig,
-// ShieldSettings in runtime/config.py), given to the inputs as a convenience only: the server validates every
-// change (the safety profile's limits, minimum green against maximum green, ...) and its reason is shown.
+// one made from a revision no longer in force is refused with 409, nothing applied). The inputs' bounds are the
+// server's (GET /api/v1/live/config `limits`: the run configuration's, narrowed by the timing profile's), so the
+// form offers no value the server refuses; the server still validates every change (minimum green against
+// maximum green, ...) and its reason is shown.
 const TIMING_FIELDS = [
-  { key: 'min_green_s', label: 'minimum green', unit: 's', min: 2, max: 60 },
-  { key: 'max_green_s', label: 'maximum green', unit: 's', min: 5, max: 86400 },
-  { key: 'yellow_s', label: 'yellow', unit: 's', min: 2, max: 6, derived: 'each phase its own: ITE, from its approaches\' speed limits' },
-  { key: 'all_red_s', label: 'all-red', unit: 's', min: 0, max: 6, derived: 'each phase its own: ITE, from its path through the junction' },
-  { key: 'ped_walk_s', label: 'pedestrian walk', unit: 's', min: 4, max: 30 },
-  { key: 'ped_clearance_s', label: 'pedestrian clearance', unit: 's', min: 0, max: 60, derived: 'the longest crossing / 1.1 m/s' },
-  { key: 'cycle_min_s', label: 'cycle minimum', unit: 's', min: 10, max: 300 },
-  { key: 'cycle_max_s', label: 'cycle maximum', unit: 's', min: 20, max: 86400 },
+  { key: 'min_green_s', label: 'minimum green', unit: 's' },
+  { key: 'max_green_s', label: 'maximum green', unit: 's' },
+  { key: 'yellow_s', label: 'yellow', unit: 's', derived: 'each phase its own: ITE, from its approaches\' speed limits' },
+  { key: 'all_red_s', label: 'all-red', unit: 's', derived: 'each phase its own: ITE, from its path through the junction' },
+  { key: 'ped_walk_s', label: 'pedestrian walk', unit: 's' },
+  { key: 'ped_clearance_s', label: 'pedestrian clearance', unit: 's', derived: 'the longest crossing / 1.1 m/s' },
+  { key: 'cycle_min_s', label: 'cycle minimum', unit: 's' },
+  { key: 'cycle_max_s', label: 'cycle maximum', unit: 's' },
   { key: 'cycle_calls', label: 'cycle bound from calls', bool: true, everySignalOnly: true },
 ];
 const SHIELD_FIELDS = [
-  { key: 'confidence_threshold', label: 'confidence threshold', unit: '', min: 0, max: 1 },
-  { key: 'max_observation_age_s', label: 'max data age', unit: 's', min: 0 },
-  { key: 'preempt_distance_m', label: 'preemption distance', unit: 'm', min: 0 },
-  { key: 'preempt_max_dwell_s', label: 'preemption max dwell', unit: 's', min: 0 },
+  { key: 'confidence_threshold', label: 'confidence threshold', unit: '' },
+  { key: 'max_observation_age_s', label: 'max data age', unit: 's' },
+  { key: 'preempt_distance_m', label: 'preemption distance', unit: 'm' },
+  { key: 'preempt_max_dwell_s', label: 'preemption max dwell', unit: 's' },
   { key: 'preempt_ends_walk', label: 'preemption ends a walk', bool: true },
 ];
 const SAFETY_KINDS = new Set(['timing', 'signal_timing', 'shield']);
@@ -533,9 +729,10 @@ function setupSafety() {
     $(`${part}-fields`).replaceChildren(...fields.map(f => {
       const input = f.bool
         ? el('input', { type: 'checkbox', id: `${part}-${f.key}`, 'data-key': f.key })
-        : el('input', { type: 'number', id: `${part}-${f.key}`, 'data-key': f.key, step: 'any', min: f.min, max: f.max,
+        : el('input', { type: 'number', id: `${part}-${f.key}`, 'data-key': f.key, step: 'any',
                         required: !f.derived, placeholder: f.derived ? 'derived' : undefined,
-                        title: f.derived ? `empty: ${f.derived}` : undefined });
+                        title: f.derived ? `empty: ${f.derived}` : undefined,
+                        oninput: e => checkAbove(e.target) });
       return el('tr', { id: `${part}-row-${f.key}` },
         el('th', {}, el('label', { for: `${part}-${f.key}` }, f.label, f.unit ? ` (${f.unit})` : '')),
         el('td', { class: 'now', id: `${part}-now-${f.key}` }, '–'), el('td', {}, input));
@@ -554,10 +751,32 @@ async function loadSafety(force = null) { // force: 'timing' | 'shield', whose f
   if (state.mode !== 'live' || state.ended) return;
   if (safetyAsked) { await safetyAsked; if (!force) return; }
   safetyAsked = api.get('/api/v1/live/config')
-    .then(cfg => { safety.config = cfg; renderSafety(force); })
+    .then(cfg => { safety.config = cfg; applyLimits(cfg.limits || {}); renderSafety(force); })
     .catch(err => showResult('timing-result', false, `values in force: ${api.describeError(err)}`, api.errorDetail(err)))
     .finally(() => { safetyAsked = null; });
   return safetyAsked;
+}
+
+/** The server's bounds on each field (`min`, `max`; `above`: a value must exceed it, which an input's `min`
+ * cannot say, so the field says it itself). */
+function applyLimits(limits) {
+  for (const [part, fields] of [['timing', TIMING_FIELDS], ['shield', SHIELD_FIELDS]]) {
+    for (const f of fields) {
+      if (f.bool) continue;
+      const input = $(`${part}-${f.key}`), b = limits[part]?.[f.key] || {};
+      for (const [attr, value] of [['min', b.min ?? b.above], ['max', b.max]]) {
+        if (value === undefined) input.removeAttribute(attr); else input.setAttribute(attr, String(value));
+      }
+      if (b.above === undefined) delete input.dataset.above; else input.dataset.above = String(b.above);
+      checkAbove(input);
+    }
+  }
+}
+
+function checkAbove(input) {
+  const above = input.dataset.above;
+  const bad = above !== undefined && input.value.trim() !== '' && !(Number(input.value) > Number(above));
+  input.setCustomValidity(bad ? `must be more than ${above}` : '');
 }
 
 /** While a timing change waits for some signals' next green, follow them (only while the panel is open). */
@@ -577,10 +796,19 @@ function timingInForce(scope) {
 /** A setting as sent and stored (60, 0.5, 86400): no rounding, it is a rule, not a measurement. */
 function plainNumber(v) { return v === null || v === undefined ? '–' : String(v); }
 
-function formatSetting(f, value) {
+function formatSetting(f, value, scope = null) {
   if (f.bool) return value ? 'yes' : 'no';
-  if (value === null || value === undefined) return 'derived';
+  if (value === null || value === undefined) return derivedInForce(f, scope);
   return `${plainNumber(value)}${f.unit ? ` ${f.unit}` : ''}`;
+}
+
+/** A derived clearance with the numbers the phases run (one signal's, or every signal's range). */
+function derivedInForce(f, scope) {
+  const derived = safety.config?.derived || {};
+  const values = Object.entries(derived).filter(([id]) => !scope || id === scope).flatMap(([, d]) => d[f.key] || []);
+  if (!values.length) return 'derived';
+  const lo = Math.min(...values), hi = Math.max(...values);
+  return `derived: ${lo === hi ? plainNumber(lo) : `${plainNumber(lo)}–${plainNumber(hi)}`} s${lo === hi ? '' : ' by phase'}`;
 }
 
 function inputText(f, value) {
@@ -602,8 +830,8 @@ function renderSafety(force) {
     const text = `${option.value} only${cfg.timing.per_intersection?.[option.value] ? ' (has its own values)' : ''}`;
     if (option.textContent !== text) option.textContent = text;
   }
-  fillSafety('timing', force === 'timing');
-  fillSafety('shield', force === 'shield');
+  fillSafety('timing', force === 'timing' || force === 'all');
+  fillSafety('shield', force === 'shield' || force === 'all');
   const t = cfg.timing, sh = cfg.shield;
   setText('safety-summary', `green ${plainNumber(t.min_green_s)}–${plainNumber(t.max_green_s)} s · cycle `
     + `${plainNumber(t.cycle_min_s)}–${plainNumber(t.cycle_max_s)} s · confidence ${plainNumber(sh.confidence_threshold)}`
@@ -625,7 +853,7 @@ function fillSafety(part, force) {
   for (const f of part === 'timing' ? TIMING_FIELDS : SHIELD_FIELDS) {
     $(`${part}-row-${f.key}`).hidden = Boolean(scope && f.everySignalOnly);
     const now = $(`${part}-now-${f.key}`);
-    now.textContent = formatSetting(f, values[f.key]);
+    now.textContent = formatSetting(f, values[f.key], scope);
     now.classList.toggle('own', f.key in own);
     now.title = f.key in own ? `${scope}'s own (every signal: ${formatSetting(f, safety.config.timing[f.key])})`
       : values[f.key] === null && f.derived ? f.derived : '';
@@ -681,7 +909,8 @@ async function sendSafety(part) {
   try {
     const entry = await api.put(path, body);
     const when = part === 'timing' ? 'taken by each signal at its next green' : 'in force at once';
-    showResult(resultId, true, `${what}: ${entry?.result || 'done'}${entry?.who ? ` by ${entry.who}` : ''}; ${when}`);
+    showResult(resultId, true, `${what}: ${entry?.result || 'done'}${entry?.who ? ` by ${entry.who}` : ''}; ${when}`
+      + `${entry?.result === 'applied' ? lastingNote(entry.kind) : ''}`);
     await loadSafety(part);
   } catch (err) {
     await refused(resultId, what, err);
@@ -699,7 +928,7 @@ async function removeOwnTiming() {
   try {
     const entry = await api.del(`${signalTimingPath(scope)}?based_on_revision=${safety.config.timing_revision}`);
     showResult('timing-result', true, `${what}: ${entry?.result || 'done'}${entry?.who ? ` by ${entry.who}` : ''}; `
-      + 'taken at its next green');
+      + `taken at its next green${entry?.result === 'applied' ? lastingNote(entry.kind) : ''}`);
     await loadSafety('timing');
   } catch (err) {
     await refused('timing-result', what, err);
@@ -729,12 +958,17 @@ function setupDetail() {
     if (!id) return;
     const body = { intersection_id: id, action: $('ov-action').value, phase_number: Number($('ov-phase').value),
                    duration_s: Number($('ov-duration').value) };
-    await change(`${body.action} phase ${body.phase_number} at ${id} for ${body.duration_s} s`,
-                 () => api.post('/api/v1/live/override', body), 'override-result');
+    const entry = await change(`${body.action} ${phaseName(id, body.phase_number)} at ${id} for ${body.duration_s} s`,
+                               () => api.post('/api/v1/live/override', body), 'override-result');
+    // its answer stays while the override lasts, and says when it has ended
+    state.override = entry?.result === 'applied' ? { id, seen: false, done: false } : null;
+    if (state.override) followOverride(state.status?.overrides || {});
   });
   $('ov-cancel').addEventListener('click', () => {
     const id = state.selected;
-    if (id) change(`end override at ${id}`, () => api.del(`/api/v1/live/override/${encodeURIComponent(id)}`), 'override-result');
+    if (!id) return;
+    state.override = null; // the answer to this request replaces the override's
+    change(`end override at ${id}`, () => api.del(`/api/v1/live/override/${encodeURIComponent(id)}`), 'override-result');
   });
   $('atspm-refresh').addEventListener('click', () => loadAtspm());
   for (const img of [$('atspm-pcd'), $('atspm-split')]) img.addEventListener('click', () => img.classList.toggle('zoomed'));
@@ -748,10 +982,10 @@ function selectIntersection(id) {
   $('detail-body').hidden = false;
   const inter = state.network.intersections.find(i => i.id === id);
   const phases = (inter?.phases || []).map(p => p.number).filter(n => n !== null && n !== undefined);
-  $('ov-phase').replaceChildren(...phases.map(n => el('option', { value: n }, String(n))));
+  $('ov-phase').replaceChildren(...phases.map(n => el('option', { value: n }, movementOf(id, n))));
   $('detail-live').hidden = state.mode !== 'live';
   $('detail-facts').hidden = state.mode !== 'live';
-  setText('override-result', '');
+  if (state.override?.id !== id) setText('override-result', '');
   state.detailKey = null;
   if (state.mode === 'live') { renderDetail(); scheduleDetailLogs(); loadAtspm(); } else renderStoredDetail(id);
 }
@@ -778,12 +1012,16 @@ function renderDetail() {
   const view = state.snapshot?.signals.find(s => s.intersection_id === id);
   const inter = state.network?.intersections.find(i => i.id === id);
   if (!inter) return;
-  const ovText = view?.override || state.status?.overrides?.[id] || 'none';
-  setText('d-phase', view ? String(view.phase_number) : '–');
+  const ovText = runTimes(view?.override || state.status?.overrides?.[id] || 'none');
+  if (view?.override && state.override?.id === id) state.override.seen = true;
+  const age = detailAge();
+  $('detail-age').hidden = !age;
+  setText('detail-age', age);
+  setText('d-phase', view ? movementOf(id, view.phase_number) : '–');
   setText('d-phase-elapsed', view && view.phase_elapsed_s !== null ? `${view.phase_elapsed_s.toFixed(1)} s` : '–');
-  setText('d-interval', view ? view.interval : '–');
+  setText('d-interval', view ? `${view.interval}${state.ended ? ' (when the run ended)' : state.stale ? ' (last known)' : ''}` : '–');
   setText('d-elapsed', view ? `${view.elapsed_s.toFixed(1)} s` : '–');
-  setText('d-next', view?.next_phase_number ? String(view.next_phase_number) : '–');
+  setText('d-next', view?.next_phase_number ? movementOf(id, view.next_phase_number) : '–');
   setText('d-controller', view ? view.controller : '–');
   setText('d-confidence', view && view.confidence !== null ? view.confidence.toFixed(2) : '–');
   setText('d-fallback', view ? (view.fallback ? 'yes: Webster plan serving' : 'no') + (view.preempted ? ' · PREEMPTION' : '') : '–');
@@ -808,12 +1046,48 @@ function renderDetail() {
   $('d-approaches').replaceChildren(el('span', { class: 'hint' }, 'approach'), el('span'), el('span', { class: 'hint' }, 'queue (halting vehicles)'), el('span'), ...rows);
 }
 
+/** Over the detail: the run has ended, or nothing has come for a while; '' while it is live. */
+function detailAge() {
+  const at = state.snapshot ? formatClock(state.snapshot.sim_time_s) : '–';
+  if (document.body.classList.contains('ended')) return `the run has ended: this is its last state, at t = ${at}`;
+  if (state.stale) return `no data for ${Math.round((Date.now() - state.lastDataAt) / 1000)} s: as it was at t = ${at}`;
+  return '';
+}
+
+/** "phase 1 (EB/WB through)", as the ATSPM charts name phases (the network's `label`), or "phase 1". */
+function phaseName(id, number) {
+  const inter = state.network?.intersections.find(i => i.id === id);
+  return inter?.phases?.find(p => p.number === Number(number))?.label || `phase ${number}`;
+}
+
+/** A phase as the detail's cells and the override form show it: "1 (EB/WB through)". */
+function movementOf(id, number) { return phaseName(id, number).replace(/^phase /, ''); }
+
+/** The server's `until t=250 s` in run time, as every run time on the page: `until t = 4:10`. */
+function runTimes(text) {
+  return String(text).replace(/\bt=(\d+(?:\.\d+)?) s\b/g, (_, v) => `t = ${formatClock(Number(v))}`);
+}
+
+/** The override this page applied: once it is no longer in force (served, expired, ended by someone else), its
+ * "applied" answer is replaced by that. */
+function followOverride(inForce) {
+  const ov = state.override;
+  if (!ov || ov.done) return;
+  if (inForce[ov.id]) { ov.seen = true; return; }
+  if (ov.seen) overrideEnded(`the override at ${ov.id} has ended (t = ${formatClock(state.status?.sim_time_s)})`);
+}
+
+function overrideEnded(text) {
+  state.override.done = true;
+  if (state.selected === state.override.id) showResult('override-result', null, text);
+}
+
 const DETAIL_LOGS_EVERY_MS = 1000; // at most once a second, however fast the signal changes
 let detailTimer = null;
 let detailLoadedAt = 0;
 
 function scheduleDetailLogs() {
-  if (detailTimer !== null) return;
+  if (detailTimer !== null || state.ended) return; // after the end `signalwise live` stops serving: nothing to ask
   detailTimer = setTimeout(() => { detailTimer = null; loadDetailLogs(); },
                            Math.max(0, DETAIL_LOGS_EVERY_MS - (performance.now() - detailLoadedAt)));
 }
@@ -821,7 +1095,7 @@ function scheduleDetailLogs() {
 async function loadDetailLogs() {
   detailLoadedAt = performance.now();
   const id = state.selected;
-  if (!id || state.mode !== 'live') return;
+  if (!id || state.mode !== 'live' || state.ended) return;
   try {
     const r = await api.get(`/api/v1/live/interventions?intersection_id=${encodeURIComponent(id)}&limit=15`);
     if (id !== state.selected) return;
@@ -848,7 +1122,10 @@ async function loadAtspm() {
       const url = URL.createObjectURL(await resp.blob());
       if (img.src) URL.revokeObjectURL(img.src);
       img.src = url;
-      setText(capId, `${title}, ${id}, last simulated hour (click to enlarge)`);
+      // the chart's time axis is the run's event log's clock, which starts every run on a fixed day: no date of
+      // this run's (charts.py labels it "time of day, 2025-01-06")
+      setText(capId, `${title}, ${id}, last simulated hour (click to enlarge); its axis is the event log's clock, `
+        + 'on which every run starts at 2025-01-06 00:00: read 00:05 as run time 0:05, not as a date');
       $(capId).title = '';
     } catch (err) {
       img.removeAttribute('src');
@@ -936,7 +1213,12 @@ async function loadCompare() {
   sel.replaceChildren(...scenarios.map(s => el('option', { value: s }, s)));
   const live = state.status?.scenario;
   if (live && scenarios.includes(live)) sel.value = live;
-  if (!scenarios.length) { setText('cmp-message', 'no stored runs with a scenario and controller yet'); return; }
+  if (!scenarios.length) {
+    setText('cmp-message', 'no stored runs with a scenario and controller yet: this view reads the database the server '
+      + 'was started with (--db); runs reach it with `signalwise run … --publish`, `signalwise publish RUN_DIR`, or '
+      + '`signalwise live --db …`');
+    return;
+  }
   fillMetrics();
   await showCompare();
 }
@@ -1011,7 +1293,10 @@ async function showCompare() {
       el('td', {}, r[15] === null ? '–' : r[15].toPrecision(2)))));
   if (!compare.table.length) $('cmp-table').replaceChildren(el('tr', {}, el('td', {}, `no run paired with a ${bva.baseline_controller} run of the same seed`)));
   renderRuns(scenario, metrics);
-  const runs = `${perf.labels.length} controllers, ${Object.values(perf.runs).reduce((a, b) => a + b, 0)} runs`;
+  const unfinished = state.runs.filter(r => r.scenario === scenario && r.status && r.status !== 'complete');
+  const runs = `${perf.labels.length} controllers, ${Object.values(perf.runs).reduce((a, b) => a + b, 0)} runs`
+    + (unfinished.length ? ` (${unfinished.length} not complete, counted in the means: `
+      + `${unfinished.map(r => `${r.simulation_id} ${r.status}`).join(', ')}; see the runs table)` : '');
   setText('cmp-message', mixed
     ? `${runs}, made under ${new Set(labels).size} sets of conditions: the bars average over all of them; the table compares each set apart`
     : runs);
@@ -1028,12 +1313,12 @@ function conditionLabels(conditions) {
 function renderRuns(scenario, metrics) {
   const runs = state.runs.filter(r => r.scenario === scenario);
   const preselect = new Set(runs.slice(0, MAX_TREND_RUNS).map(r => r.simulation_id));
-  $('cmp-runs').replaceChildren(el('tr', {}, el('th', {}, 'run'), el('th', {}, 'controller'), el('th', {}, 'seed'),
-    ...metrics.map(m => el('th', {}, m))),
-  ...runs.map(r => el('tr', {},
+  $('cmp-runs').replaceChildren(el('tr', {}, el('th', {}, 'run'), el('th', {}, 'status'), el('th', {}, 'controller'),
+    el('th', {}, 'seed'), ...metrics.map(m => el('th', {}, m))),
+  ...runs.map(r => el('tr', { class: r.status && r.status !== 'complete' ? 'unfinished' : '' },
     el('td', {}, el('label', {}, el('input', { type: 'checkbox', class: 'trend-pick', value: r.simulation_id,
       checked: preselect.has(r.simulation_id), onchange: () => loadTrend() }), ' ', r.simulation_id)),
-    el('td', {}, r.controller), el('td', {}, String(r.seed ?? '')),
+    el('td', { title: r.status_reason || '' }, r.status || '?'), el('td', {}, r.controller), el('td', {}, String(r.seed ?? '')),
     ...metrics.map(m => el('td', {}, formatNumber(r.metrics?.[m]))))));
   loadTrend();
 }

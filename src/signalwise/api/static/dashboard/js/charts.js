@@ -25,12 +25,19 @@ export function ticks(lo, hi, count = 4) {
 
 const TIME_STEPS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
 
-/** Ticks on a clock: whole seconds, minutes or hours. */
+/** Ticks on a clock: whole seconds, minutes or hours; at least two where the span allows (an axis with one
+ * label says neither its scale nor its direction). */
 export function timeTicks(lo, hi, count = 4) {
   const raw = (hi - lo) / Math.max(1, count);
-  const step = TIME_STEPS_S.find(s => s >= raw) || niceStep(hi - lo, count);
-  const out = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9; v += step) out.push(v);
+  let k = TIME_STEPS_S.findIndex(s => s >= raw);
+  const at = step => {
+    const out = [];
+    for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9; v += step) out.push(v);
+    return out;
+  };
+  if (k < 0) return at(niceStep(hi - lo, count));
+  let out = at(TIME_STEPS_S[k]);
+  while (out.length < 2 && k > 0) out = at(TIME_STEPS_S[--k]);
   return out;
 }
 
@@ -64,12 +71,12 @@ function fitText(ctx, text, width) {
 
 export class Chart {
   /**
-   * opts: title, yLabel, xFormat (x -> text), yMin (e.g. 0), empty (text when there is nothing to draw),
-   * categorical x for bars.
+   * opts: title, yLabel, xFormat (x -> text), xName (the x column of the CSV, e.g. run_time_s), yMin (e.g. 0),
+   * empty (text when there is nothing to draw), categorical x for bars.
    */
   constructor(canvas, opts = {}) {
     this.canvas = canvas;
-    this.opts = { title: '', yLabel: '', xFormat: formatNumber, yMin: null, yMax: null,
+    this.opts = { title: '', yLabel: '', xFormat: formatNumber, yMin: null, yMax: null, xName: 'x',
                   empty: 'no data yet', ...opts };
     this.series = [];
     this.bars = null;
@@ -218,7 +225,7 @@ export class Chart {
     }
     const xs = [...new Set(this.series.flatMap(s => s.points.map(p => p[0])))].sort((a, b) => a - b);
     const maps = this.series.map(s => new Map(s.points));
-    return toCSV(['x', ...this.series.map(s => s.name)], xs.map(x => [x, ...maps.map(m => m.get(x))]));
+    return toCSV([this.opts.xName, ...this.series.map(s => s.name)], xs.map(x => [x, ...maps.map(m => m.get(x))]));
   }
 }
 

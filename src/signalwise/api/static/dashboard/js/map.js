@@ -40,6 +40,7 @@ export class SignalMap {
     this.headR = 0; // the heads' radius in the last draw, CSS pixels
     this.queueBars = []; // the queue bars of the last draw: {id, direction, veh, to_scale, cx, cy, x0, y0, x1, y1}
     this.emergency = []; // the emergency vehicles the last draw showed: {id, vehicle_id, approach, x, y}
+    this.labels = []; // the signal names the last draw wrote: {id, text} (`J5 · fixed`: not the run's controller)
     this.firstMapAt = null;
     this.drawMs = []; // the last draws' durations (ms), for the benchmark
     this._bindPointer();
@@ -356,12 +357,18 @@ export class SignalMap {
     ctx.textAlign = 'left';
     ctx.lineWidth = 3;
     ctx.strokeStyle = 'rgba(255,255,255,0.9)';
+    const runs = this.snapshot?.controller;
+    this.labels = [];
     for (const inter of this.byId.values()) {
       const view = views.get(inter.id);
-      if (!roomy && inter.id !== this.selected && !view?.preempted) continue;
+      // a signal switched to another controller than the run's says so, at every zoom
+      const own = view?.controller && runs && view.controller !== runs ? view.controller : null;
+      if (!roomy && inter.id !== this.selected && !view?.preempted && !own) continue;
       const [cx, cy] = this._px(inter.x, inter.y);
       let text = inter.id;
+      if (own) text += ` · ${own}`;
       if (view?.preempted) text += ' · PREEMPTION';
+      this.labels.push({ id: inter.id, text });
       const r = inter.ringR || ringR;
       const x = cx + r * 0.75, y = cy - r * 0.75;
       ctx.strokeText(text, x, y);
