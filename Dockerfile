@@ -15,7 +15,7 @@ USER signalwise
 WORKDIR /home/signalwise
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
-    CMD python -c "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2).status == 200 else 1)"
+    CMD python -c "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=2).status == 200 else 1)"
 # exec form, no shell in between: signalwise is PID 1 and gets `docker stop`'s SIGTERM itself, which stops a live
 # run as Ctrl-C does (run.json: stopped, reason "terminated (SIGTERM)"), well within its 10 s grace
 ENTRYPOINT ["signalwise"]

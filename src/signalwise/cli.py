@@ -121,6 +121,9 @@ def main() -> None:
     # second and more of every command's exit (docs/benchmarks.md#against-the-plain-reference-script-whole-processes).
     atexit.unregister(gc.freeze)  # once per process, however often main runs in it (the tests' in-process runs)
     atexit.register(gc.freeze)
+    from . import logs
+
+    logs.setup(_command_named(sys.argv[1:]))  # time, level and logger on every line (docs/deployment.md#logs)
     modules = COMMAND_MODULES.get(_command_named(sys.argv[1:]) or "")
     if modules is None:
         _register_all()  # --help, --version, or a misspelt command: show the whole tree

@@ -11,13 +11,16 @@ from collections.abc import AsyncIterator
 
 from fastapi import Depends, FastAPI
 
+from signalwise import logs
+from signalwise.listening import is_loopback
 from signalwise.store import Settings
 from signalwise.store import ingest as store_ingest
+from signalwise.store.keys import KeyMemory
 
 from . import docs, errors
 from .auth import authorize
 from .cache import TTLCache
-from .middleware import BodyLimit, RateLimitHeaders
+from .middleware import AccessLog, BodyLimit, RateLimitHeaders
 from .ratelimit import RateLimits, rate_limit
 from .routers import (
     analytics,
@@ -51,11 +54,13 @@ OPTIONAL_ROUTERS = ("signalwise.api.routers.atspm", "signalwise.api.routers.live
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A new app; `settings` default to the environment (`SIGNALWISE_*`)."""
     settings = settings or Settings()
+    logs.ensure_for_server()  # a `serve --workers N` worker: its own process, configured by uvicorn alone
     app = FastAPI(title="signalwise", version=_version(), lifespan=_lifespan, docs_url=None, redoc_url=None,
                   dependencies=[Depends(authorize), Depends(rate_limit), Depends(reject_unknown_query)],
                   description="Ingestion and analytics of adaptive traffic signal control runs.")
     app.state.settings = settings
     app.state.rate_limits = RateLimits(settings.rate_limits, settings.redis_url)
+    app.state.key_memory = KeyMemory()  # keys verified here: usable while the database does not answer
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -79,6 +84,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.insecure_no_auth:
         logging.getLogger("signalwise.api").warning(
             "--insecure-no-auth: every route is open, mutations included; never expose this server")
+    elif not settings.jwt_secret and not is_loopback(settings.bind_host):
+        logging.getLogger("signalwise.api").warning(
+            "listening on %s without SIGNALWISE_JWT_SECRET: tokens are signed with a secret this process made at "
+            "start, so they stop working when it restarts and no other server takes them; set "
+            "SIGNALWISE_JWT_SECRET to 32 or more random characters (openssl rand -hex 32)", settings.bind_host)
     monitoring.install(app)
     docs.install(app)  # Swagger UI and ReDoc from the package, not a CDN
     pages.install(app)  # the live dashboard (/, /dashboard, /static) and the read routes it needs
@@ -94,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 continue  # that area has not landed yet
             raise
         app.include_router(module.router)
+    app.add_middleware(AccessLog)  # outermost: it sees every answer, the refusals of the others included
     return app
 
 

@@ -11,11 +11,15 @@
 - Local use stays easy: when the server listens on a loopback address, reads
   (`read` routes) are open without a key. Everything else needs its scope,
   unless the server was started with `--insecure-no-auth` (which warns).
+- While the database cannot be reached, a key (or a token's key) this process verified within
+  `key_cache_grace_s` is taken from its memory (`store.keys.KeyMemory`), so a live run stays under operators'
+  control through a database outage; the answer's `X-Auth-Checked` header and the log say so.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import secrets
 import time
@@ -24,10 +28,17 @@ from dataclasses import dataclass
 
 import jwt
 from fastapi import HTTPException
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.requests import HTTPConnection
 
 from signalwise.listening import is_loopback
-from signalwise.store.keys import SCOPES, ApiKeyError, KeyInfo, verify_key
+from signalwise.store.keys import SCOPES, ApiKeyError, KeyInfo, KeyMemory, list_keys, verify_key
+
+#: what a database that does not answer raises (a refused key is an `ApiKeyError`, a misnamed database a
+#: `DatabaseURLError`: neither is an outage)
+UNREACHABLE = (OperationalError, InterfaceError)
+
+log = logging.getLogger("signalwise.api.auth")
 
 ALGORITHM = "HS256"
 OPEN = None  # no scope needed
@@ -40,8 +51,8 @@ def _declare(methods: str, path: str, scope: str | None) -> None:
     ROUTE_SCOPES.append((frozenset(methods.split(",")), path, scope))
 
 
-for _path in ("/health", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/",
-              "/dashboard", "/static/{path:path}", "/docs-assets/{path:path}"):
+for _path in ("/health", "/health/live", "/health/ready", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc",
+              "/openapi.json", "/", "/dashboard", "/static/{path:path}", "/docs-assets/{path:path}"):
     _declare("GET,HEAD", _path, OPEN)
 _declare("POST", "/api/v1/auth/token", OPEN)  # it needs the key it exchanges, checked by the route itself
 _declare("GET,HEAD", "/api/v1/{rest:path}", "read")  # every read under /api/v1
@@ -94,6 +105,8 @@ class Principal:
     scopes: frozenset[str]
     key_id: str | None = None
     via: str = "key"  # key | token | local | insecure
+    #: why the key was checked from this process's memory (the database's error); None when the database answered
+    memory_reason: str | None = None
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes
@@ -189,13 +202,76 @@ def authenticate(conn: HTTPConnection) -> Principal | None:
     app = conn.app
     if kind == "token":
         return decode_token(value, jwt_secret(app.state.settings))
+    info, reason = check_key(app, value)
+    return Principal(info.name, frozenset(info.scopes), info.id, via="key", memory_reason=reason)
+
+
+def key_memory(app) -> KeyMemory:
+    """The app's memory of verified keys (made on first use: tests build apps in many ways)."""
+    memory = getattr(app.state, "key_memory", None)
+    if memory is None:
+        memory = app.state.key_memory = KeyMemory()
+    return memory
+
+
+def check_key(app, key: str) -> tuple[KeyInfo, str | None]:
+    """(the key's record, None) as the database has it; while the database cannot be reached, (the record as
+    last read, the database's error) for a key this process verified within `key_cache_grace_s`.
+
+    401 for a key the database refuses (it is forgotten: a revoked key stops at the database's first answer);
+    503 for one that cannot be checked (never verified here, or too long ago)."""
     from signalwise.store import get_engine
 
+    settings = app.state.settings
+    memory = key_memory(app)
     try:
-        info = verify_key(get_engine(app.state.settings.database_url), value)
+        info = verify_key(get_engine(settings.database_url), key)
     except ApiKeyError as exc:
+        memory.forget_key(key)
         raise key_refused(exc) from None
-    return Principal(info.name, frozenset(info.scopes), info.id, via="key")
+    except UNREACHABLE as exc:
+        reason = _db_error(exc)
+        found = memory.recall(settings.key_cache_grace_s, key=key)
+        if found is None:
+            raise HTTPException(503, f"database unavailable: {reason}; API keys are checked in the database and "
+                                     f"this server has not verified this key in the last "
+                                     f"{settings.key_cache_grace_s:g} s (SIGNALWISE_KEY_CACHE_GRACE_S), so it "
+                                     "cannot be checked until the database answers",
+                                headers={"Retry-After": "5"}) from None
+        _from_memory(app, found[0], found[1], reason)
+        return found[0], reason
+    memory.remember(info, key)
+    _database_back(app)
+    return info, None
+
+
+def _db_error(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+
+
+def _from_memory(app, info: KeyInfo, age_s: float, reason: str) -> None:
+    """Logs, once per key until the database answers again, that a key was taken from memory."""
+    noted = _noted(app)
+    if info.id in noted:
+        return
+    noted.add(info.id)
+    log.warning("database unreachable (%s): key %r (sw_%s) checked from this server's memory, as verified "
+                "%.0f s ago, with scopes %s", reason, info.name, info.id, age_s, " ".join(info.scopes))
+
+
+def _noted(app) -> set[str]:
+    noted = getattr(app.state, "keys_from_memory", None)
+    if noted is None:
+        noted = app.state.keys_from_memory = set()
+    return noted
+
+
+def _database_back(app) -> None:
+    noted = getattr(app.state, "keys_from_memory", None)
+    if noted:
+        log.warning("the database answers again: keys are checked in it (%d were checked from memory)", len(noted))
+        noted.clear()
 
 
 def key_refused(exc: ApiKeyError) -> HTTPException:
@@ -204,6 +280,16 @@ def key_refused(exc: ApiKeyError) -> HTTPException:
     return HTTPException(401, f"{exc}{hint}", headers={"WWW-Authenticate": "Bearer"})
 
 
+def describe_credential(conn: HTTPConnection) -> str:
+    """What the caller sent, for the log: a key by its public id (`sw_<id>`), never the key or a token."""
+    found = _credentials(conn)
+    if found is None:
+        return "no credential"
+    kind, value = found
+    if kind == "token":
+        return "a bearer token"
+    match = re.match(r"^sw_([0-9a-f]{10})_", value)
+    return f"key sw_{match.group(1)}" if match else f"an X-API-Key that is not a signalwise key ({len(value)} characters)"
 
 
 async def authorize(conn: HTTPConnection) -> Principal | None:
@@ -218,7 +304,12 @@ async def authorize(conn: HTTPConnection) -> Principal | None:
     if needed is OPEN:  # whatever credential comes along: a probe or a page sending a stale key is not refused
         return None
     settings = conn.app.state.settings
-    principal = authenticate(conn)
+    try:
+        principal = authenticate(conn)
+    except HTTPException as exc:
+        if exc.status_code == 401:
+            count_failure(conn, exc)
+        raise
     if principal is None:
         if settings.insecure_no_auth:
             principal = INSECURE
@@ -233,24 +324,68 @@ async def authorize(conn: HTTPConnection) -> Principal | None:
         raise HTTPException(403, f"{principal.name!r} lacks scope {needed!r} for {method} {path} "
                                  f"(it has {', '.join(sorted(principal.scopes))})")
     if principal.via == "token" and needed != "read":
-        _check_token_key(conn, principal)
+        reason = _check_token_key(conn, principal)
+        if reason is not None:
+            principal = conn.state.principal = Principal(principal.name, principal.scopes, principal.key_id,
+                                                         principal.via, reason)
+    if principal.memory_reason is not None:
+        conn.state.auth_headers = memory_header(principal.memory_reason)
     return principal
 
 
-def _check_token_key(conn: HTTPConnection, principal: Principal) -> None:
+def memory_header(reason: str) -> dict[str, str]:
+    """The header an answer carries when its key was checked from memory: the caller sees why."""
+    return {"X-Auth-Checked": f"memory; database unreachable: {reason}"[:300]}
+
+
+def count_failure(conn: HTTPConnection, exc: HTTPException) -> None:
+    """A refused credential counts against its client address (`auth_failure`): past the limit the answer is
+    429, so a client retrying a bad key backs off; a good key is never refused by it."""
+    limits = getattr(conn.app.state, "rate_limits", None)
+    if limits is None:
+        return
+    retry = limits.auth_failure(conn.client.host if conn.client else "?")
+    if retry is not None:
+        raise HTTPException(429, f"too many refused credentials from this address; retry in {retry} s "
+                                 f"(the last: {exc.detail})", headers={"Retry-After": str(retry)}) from None
+
+
+def _check_token_key(conn: HTTPConnection, principal: Principal) -> str | None:
     """401 unless the key a token was issued for is still active. Checked on calls that need more than `read`
     (a revoked admin key's token could otherwise make itself a new key); reads with the token go on until its
-    `exp`, since a verified token is remembered and predictions must not pay a database read each."""
-    from signalwise.store import get_engine
-    from signalwise.store.keys import list_keys
+    `exp`, since a verified token is remembered and predictions must not pay a database read each.
 
-    keys = list_keys(get_engine(conn.app.state.settings.database_url))
+    While the database cannot be reached, a key this process verified within the grace period passes (the
+    database's error is returned); one it has not is a 503."""
+    from signalwise.store import get_engine
+
+    app = conn.app
+    memory = key_memory(app)
+    settings = app.state.settings
+    try:
+        keys = list_keys(get_engine(settings.database_url))
+    except UNREACHABLE as exc:
+        reason = _db_error(exc)
+        found = memory.recall(settings.key_cache_grace_s, key_id=principal.key_id)
+        if found is None:
+            raise HTTPException(503, f"database unavailable: {reason}; this server has not verified the API key "
+                                     f"this token was issued for ({principal.name!r}) in the last "
+                                     f"{settings.key_cache_grace_s:g} s (SIGNALWISE_KEY_CACHE_GRACE_S), so it "
+                                     "cannot be checked until the database answers",
+                                headers={"Retry-After": "5"}) from None
+        _from_memory(app, found[0], found[1], reason)
+        return reason
     key = next((k for k in keys if principal.key_id is not None and k.id == principal.key_id), None)
     state = "unknown to this server's database" if key is None else key.state()
     if state != "active":
+        if principal.key_id is not None:
+            memory.forget(principal.key_id)
         raise HTTPException(401, f"the API key this token was issued for ({principal.name!r}) is {state}: "
                                  "exchange an active key at POST /api/v1/auth/token",
                             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    memory.remember(key)
+    _database_back(app)
+    return None
 
 
 def who(conn: HTTPConnection) -> str:

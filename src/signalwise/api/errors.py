@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -25,6 +27,19 @@ def _validation_content(errors: list[dict]) -> dict:
     if len(clean) > 1:
         message += f" (and {len(clean) - 1} more)"
     return {"message": message, "detail": clean}
+
+
+log = logging.getLogger("signalwise.api.auth")
+
+
+def _log_refusal(request: Request, status: int, detail: str) -> None:
+    """A 401 or 403 at WARNING: route, client, what credential came (a key by its public id, never the key)."""
+    from .auth import describe_credential
+
+    client = request.client.host if request.client else "?"
+    log.warning("refused %d %s %s from %s with %s: %s", status, request.scope.get("method", "WEBSOCKET"),
+                request.url.path, client,
+                describe_credential(request), detail.split("; keys are checked")[0])
 
 
 #: live routes whose refusals come from the registry (an unknown version, nothing to roll back), not from the
@@ -61,6 +76,8 @@ def install(app: FastAPI) -> None:
             response.headers.update(getattr(exc, "headers", None) or {})
             return response
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code in (401, 403):
+            _log_refusal(request, exc.status_code, detail)
         if request.url.path in REGISTRY_LIVE_ROUTES and 400 <= exc.status_code < 500:
             _record_live_refusal(request, None, detail)  # a deploy of a version the registry lacks, ...
         return JSONResponse({"message": detail, "detail": detail}, status_code=exc.status_code,

@@ -7,11 +7,16 @@ call, so the two things every response needs are done here directly.
 
 from __future__ import annotations
 
+import logging
 import time
+
+#: the request state's keys whose headers every answer carries: the limiter's X-RateLimit-*, and
+#: X-Auth-Checked when a key was checked from memory (`auth.memory_header`)
+STATE_HEADERS = ("rate_limit_headers", "auth_headers")
 
 
 class RateLimitHeaders:
-    """Adds the X-RateLimit-* headers the limiter left in the request's state (if not there already)."""
+    """Adds the headers the limiter and the key check left in the request's state (if not there already)."""
 
     def __init__(self, app):
         self.app = app
@@ -22,7 +27,8 @@ class RateLimitHeaders:
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
-                extra = (scope.get("state") or {}).get("rate_limit_headers")
+                state = scope.get("state") or {}
+                extra = {k: v for name in STATE_HEADERS for k, v in (state.get(name) or {}).items()}
                 if extra:
                     headers = list(message.get("headers", []))
                     present = {k.lower() for k, _v in headers}
@@ -59,6 +65,40 @@ class RequestTiming:
             route = scope.get("route")
             self.histogram.labels(scope.get("method", ""), getattr(route, "path", "unmatched"), str(status)).observe(
                 time.perf_counter() - started)
+
+
+class AccessLog:
+    """One INFO line per HTTP request on `signalwise.access`: client, method, path (never the query: streams
+    carry `?token=`), status, milliseconds, and the caller's key name. Nothing is formatted unless the logger
+    is enabled (`signalwise.logs`: SIGNALWISE_ACCESS_LOG)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.log = logging.getLogger("signalwise.access")
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not self.log.isEnabledFor(logging.INFO):
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_noted(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noted)
+        finally:
+            ms = (time.perf_counter() - started) * 1000
+            client = scope.get("client")
+            principal = (scope.get("state") or {}).get("principal")
+            caller = principal.name if principal is not None else "-"
+            fields = {"client": client[0] if client else "-", "method": scope.get("method", ""),
+                      "path": scope.get("path", ""), "status": status, "duration_ms": round(ms, 1), "caller": caller}
+            self.log.info("%s %s %s %d %.1f ms %s", fields["client"], fields["method"], fields["path"], status, ms,
+                          caller, extra={"http": fields})
 
 
 class BodyLimit:

@@ -8,11 +8,15 @@ reads are not limited by default). A
 refused call gets 429 with `Retry-After` and the `X-RateLimit-*` headers;
 every limited call gets the headers too.
 
-A Redis store is required, not best effort: `signalwise serve` (and `signalwise live`) refuse to start
-when it does not answer (`store.redis_check.startup_problem`), and while it is down a limited call is refused with 503 and
-the reason (`limits` raises `StorageError`, `wrap_exceptions=True`), never let through uncounted (each
-worker counting alone would multiply the limit by the number of workers) and never a 500. `/health`
-reports the store (`store_problem`).
+`signalwise serve` (and `signalwise live`) refuse to start when the Redis they name does not answer
+(`store.redis_check.startup_problem`). When it stops answering later, each process counts in its own memory
+until it answers again (asked again every `REDIS_RETRY_S`): an emergency override or a switch to fixed time
+must not wait for a rate-limit cache, and per process the limits still hold (several workers then allow up
+to their number times each limit). The switch is logged once each way and shown on `/health` and in the
+`signalwise_rate_limit_store_fallback` gauge.
+
+Refused credentials count per client address (`auth_failure`, default 60 a minute): past it the refusal is
+a 429 with `Retry-After` instead of a 401 (and no longer logged one by one); a good key is never refused by it.
 """
 
 from __future__ import annotations
@@ -35,8 +39,8 @@ from .auth import scope_for
 FEED_PREFIX = "/api/v1/live/feeds/"
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-#: what a 503 from a store that is down tells the client to wait before retrying
-RETRY_AFTER_S = 5
+#: seconds between two tries of a Redis that stopped answering (calls in between count in memory at once)
+REDIS_RETRY_S = 5.0
 
 log = logging.getLogger("signalwise.api.ratelimit")
 
@@ -50,18 +54,23 @@ class RateLimits:
 
     def __init__(self, per_scope: dict[str, str], redis_url: str | None):
         self.redis_url = redis_url or None
+        memory = SlidingWindowCounterRateLimiter(storage_from_string("memory://"))
         if self.redis_url:
             # storage errors come out as `limits.errors.StorageError` (the Redis client's own beside it)
             self.storage = storage_from_string(self.redis_url, wrap_exceptions=True,
                                                socket_connect_timeout=REDIS_TIMEOUT_S,
                                                socket_timeout=REDIS_TIMEOUT_S)
+            # a sliding-window counter: O(1) per hit (a moving window keeps every hit of the window: O(n))
+            self.limiter = SlidingWindowCounterRateLimiter(self.storage)
         else:
-            self.storage = storage_from_string("memory://")
-        # a sliding-window counter: O(1) per hit (a moving window keeps every hit of the window: O(n))
-        self.limiter = SlidingWindowCounterRateLimiter(self.storage)
+            self.storage, self.limiter = memory.storage, memory
+        self.memory = memory  # the counts while Redis does not answer
         self.per_scope = {scope: parse(text) for scope, text in per_scope.items()}
         self.where = f"Redis at {display_url(self.redis_url)}" if self.redis_url else "memory"
-        self._down = False  # the store failed the last call (logged once, then once when it is back)
+        self.down_since: float | None = None  # epoch s Redis stopped answering (None while it answers)
+        self.down_reason: str | None = None
+        self._retry_at = 0.0  # monotonic s: Redis is asked again from then on
+        self.retry_s = REDIS_RETRY_S
 
     def store_problem(self) -> str | None:
         """None when the counts' store answers (memory always does), else why not, in one line."""
@@ -74,27 +83,60 @@ class RateLimits:
         except Exception as exc:  # noqa: BLE001 - any failure to reach or talk to Redis: the store is down
             return _first_line(exc)
 
-    def failed(self, exc: StorageError) -> HTTPException:
-        """The 503 for a call that could not be counted (logged when the store goes down, not for every call)."""
-        reason = _first_line(exc.storage_error)
-        if not self._down:
-            self._down = True
-            log.warning("rate-limit store %s does not answer (%s): rate-limited calls answer 503 until it does",
-                        self.where, reason)
-        return HTTPException(503, f"rate limits cannot be counted: the rate-limit store ({self.where}) does not "
-                                  f"answer ({reason}); nothing was done, retry later",
-                             headers={"Retry-After": str(RETRY_AFTER_S)})
+    @property
+    def in_fallback(self) -> bool:
+        """True while calls are counted in this process's memory because Redis does not answer."""
+        return self.down_since is not None
 
-    def answered(self) -> None:
-        if self._down:
-            self._down = False
-            log.warning("rate-limit store %s answers again", self.where)
+    def count(self, limit, bucket: str, who: str):
+        """Hit `limit` for (bucket, who): (allowed, window stats), in Redis, or in memory while it is down."""
+        if self.in_fallback and time.monotonic() < self._retry_at:
+            return self._hit(self.memory, limit, bucket, who)
+        try:
+            answer = self._hit(self.limiter, limit, bucket, who)
+        except StorageError as exc:  # Redis is down or does not answer: counted here, in this process
+            self._went_down(exc)
+            return self._hit(self.memory, limit, bucket, who)
+        if self.in_fallback:
+            self._came_back()
+        return answer
+
+    @staticmethod
+    def _hit(limiter, limit, bucket: str, who: str):
+        allowed = limiter.hit(limit, bucket, who)
+        return allowed, limiter.get_window_stats(limit, bucket, who)
+
+    def _went_down(self, exc: StorageError) -> None:
+        self._retry_at = time.monotonic() + self.retry_s
+        if self.down_since is None:
+            self.down_since = time.time()
+            self.down_reason = _first_line(exc.storage_error)
+            log.warning("rate-limit store %s does not answer (%s): counting in this process's memory until it "
+                        "answers (each process counts alone meanwhile)", self.where, self.down_reason)
+
+    def _came_back(self) -> None:
+        log.warning("rate-limit store %s answers again after %.0f s: counting there again", self.where,
+                    time.time() - (self.down_since or time.time()))
+        self.down_since = self.down_reason = None
+
+    def auth_failure(self, address: str) -> int | None:
+        """Count a refused credential from `address`: None while within `auth_failure`, else seconds to wait."""
+        limit = self.per_scope.get("auth_failure")
+        if limit is None:
+            return None
+        allowed, stats = self.count(limit, "auth_failure", f"addr:{address}")
+        if allowed and stats.remaining == 0:
+            log.warning("%s reached the limit of refused credentials (%s): further refusals answer 429 and are "
+                        "not logged one by one", address, limit)
+        if allowed:
+            return None
+        return max(1, int(reset_time(stats, limit) - time.time() + 0.999))
 
     def limit_for(self, method: str, path: str) -> tuple[str, object] | None:
         """(bucket, limit) that applies to this route, or None when it is not limited.
 
         Open reads (`/health`, `/metrics`, the page, the docs) are never counted: a `read` limit must not
-        turn a load balancer's health checks or Prometheus's scrapes into 429s (nor 503s while Redis is down).
+        turn a load balancer's health checks or Prometheus's scrapes into 429s.
         """
         scope = scope_for(method, path)
         if path.startswith(FEED_PREFIX) and method in MUTATING:
@@ -130,17 +172,21 @@ async def rate_limit(conn: HTTPConnection) -> None:
         return
     bucket, limit = found
     who = _caller(conn)
-    try:
-        allowed = limits.limiter.hit(limit, bucket, who)
-        stats = limits.limiter.get_window_stats(limit, bucket, who)
-    except StorageError as exc:  # Redis is down or does not answer: refused, with the reason, not a 500
-        raise limits.failed(exc) from None
-    limits.answered()
+    allowed, stats = limits.count(limit, bucket, who)
+    reset = reset_time(stats, limit)
     headers = {"X-RateLimit-Limit": str(limit.amount), "X-RateLimit-Remaining": str(max(0, stats.remaining)),
-               "X-RateLimit-Reset": str(int(stats.reset_time))}
+               "X-RateLimit-Reset": str(int(reset))}
     conn.state.rate_limit_headers = headers
     if not allowed:
-        retry = max(1, int(stats.reset_time - time.time() + 0.999))
+        retry = max(1, int(reset - time.time() + 0.999))
         raise HTTPException(429, f"rate limit of {limit} for {bucket} calls reached by {who.split(':', 1)[0]} "
                                  f"{who.split(':', 1)[1]}; retry in {retry} s",
                             headers={**headers, "Retry-After": str(retry)})
+
+
+def reset_time(stats, limit) -> float:
+    """When the caller's window resets (epoch s). `limits` reckons it modulo the window from the key's time to
+    live, which Redis sets to two windows at a window's first hit: the first call read "now"; it is a whole
+    window from now then."""
+    now = time.time()
+    return stats.reset_time if stats.reset_time > now + 0.001 else now + limit.get_expiry()

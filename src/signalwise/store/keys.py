@@ -15,6 +15,8 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, select, update
@@ -153,3 +155,58 @@ def revoke_key(engine: Engine, id_or_name: str) -> list[KeyInfo]:
     with engine.begin() as conn:
         conn.execute(update(t).where(t.c.id.in_([k.id for k in targets])).values(revoked_at=now))
     return [KeyInfo(k.id, k.name, k.scopes, k.created_at, k.expires_at, now, k.last_used_at) for k in targets]
+
+
+class KeyMemory:
+    """The keys this process verified against the database, each with when (epoch s).
+
+    While the database cannot be reached, a key verified within a grace period is taken from here with its
+    scopes as last read, so operators keep control of a live run through a database outage. A key the database
+    refuses (revoked, expired, unknown) is forgotten at once, so a revocation holds from the database's first
+    answer. A key this process never verified is not here: it cannot be checked until the database answers.
+    Keyed by the key's digest (the key itself is never kept) and by its id (a token names its key by id).
+    """
+
+    MAX_KEYS = 10_000  # cleared whole when full: a deployment has tens of keys
+
+    def __init__(self) -> None:
+        self._id_of_digest: dict[str, str] = {}
+        self._by_id: dict[str, tuple[KeyInfo, float]] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, info: KeyInfo, key: str | None = None) -> None:
+        with self._lock:
+            if len(self._by_id) >= self.MAX_KEYS:
+                self._by_id.clear()
+                self._id_of_digest.clear()
+            self._by_id[info.id] = (info, time.time())
+            if key is not None:
+                self._id_of_digest[_digest(key.strip())] = info.id
+
+    def forget(self, key_id: str) -> None:
+        with self._lock:
+            self._by_id.pop(key_id, None)
+            for digest in [d for d, i in self._id_of_digest.items() if i == key_id]:
+                del self._id_of_digest[digest]
+
+    def forget_key(self, key: str) -> None:
+        """Forget the key this very key verified as (a wrong secret for a known id evicts nothing)."""
+        with self._lock:
+            key_id = self._id_of_digest.get(_digest(key.strip()))
+        if key_id is not None:
+            self.forget(key_id)
+
+    def recall(self, grace_s: float, key: str | None = None, key_id: str | None = None) -> tuple[KeyInfo, float] | None:
+        """(the key's record, seconds since it was verified) for a key verified within `grace_s` and still
+        unexpired by its record; None otherwise."""
+        with self._lock:
+            if key is not None:
+                key_id = self._id_of_digest.get(_digest(key.strip()))
+            found = self._by_id.get(key_id) if key_id is not None else None
+        if found is None:
+            return None
+        info, verified_at = found
+        age_s = time.time() - verified_at
+        if age_s > grace_s or info.state() != "active":
+            return None
+        return info, age_s

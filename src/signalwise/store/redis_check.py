@@ -1,7 +1,8 @@
 """Whether the Redis a deployment names answers: `serve` and `live` refuse to start without it.
 
-With `SIGNALWISE_REDIS_URL` set, the API's workers count rate limits there (`api.ratelimit`): a server whose
-every limited call would answer 503 is refused at start, with the reason. It lives in the store package
+With `SIGNALWISE_REDIS_URL` set, the API's workers count rate limits there (`api.ratelimit`): a Redis that does
+not answer at start is a misconfiguration, said with the reason before anything starts (one that goes away
+later is an outage: each process then counts in its own memory until it answers). It lives in the store package
 because the `serve` command does (`store.commands`), which must not import the API it starts.
 """
 

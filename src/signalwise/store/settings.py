@@ -7,8 +7,10 @@ Read from the environment (prefix `SIGNALWISE_`) or passed explicitly, e.g.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ..core.names import BASELINE_CONTROLLER
@@ -31,7 +33,7 @@ class Settings(BaseSettings):
     baseline_controller: str = BASELINE_CONTROLLER
     #: secret that signs API tokens (HS256); unset = a random one per process, so tokens end with it and
     #: several API workers cannot share them: set SIGNALWISE_JWT_SECRET (32+ random bytes) in production
-    jwt_secret: str | None = Field(default=None, min_length=32)
+    jwt_secret: str | None = None
     #: seconds an access token from POST /api/v1/auth/token stays valid
     token_ttl_s: int = Field(default=900, ge=30, le=86_400)
     #: the address the server listens on (set by `serve` / `live`); reads are open without a key on loopback
@@ -40,15 +42,27 @@ class Settings(BaseSettings):
     open_reads_on_loopback: bool = True
     #: every route open, mutations included (`--insecure-no-auth`; prints a warning): never in production
     insecure_no_auth: bool = False
+    #: seconds a key (or a token's key) verified against the database stays usable from this process's memory
+    #: while the database cannot be reached (scopes as last read); 0 = refuse every key during an outage
+    key_cache_grace_s: float = Field(default=3600.0, ge=0)
+    #: seconds without a live loop tick after which /health/live answers 503 (at least 3 of the run's ticks)
+    live_stall_s: float = Field(default=30.0, gt=0)
+    #: level of every logger but the access log (read by `signalwise.logs` at each command's start)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING"
+    #: `text` (ISO time, level, logger, message) or `json` (one object a line, for a log collector)
+    log_format: Literal["text", "json"] = "text"
+    #: one INFO line per HTTP request (client, method, path, status, ms, key name) on `signalwise.access`
+    access_log: bool = True
     #: Redis for state several API workers share (rate-limit counts, stream fan-out); unset = in-process
     redis_url: str | None = None
     #: calls per caller (API key, or client address when anonymous) on a moving window, per kind of call:
+    #: `auth_failure` (refused keys and tokens, per client address),
     #: `predict` (POST /api/v1/ml/predict*), `feed` (POST /api/v1/live/feeds/*: detector gateways, every few
     #: seconds per signal), each mutating scope, and `read` (absent = reads not limited); `limits` notation
     #: ("100/minute", "10/second")
     rate_limits: dict[str, str] = Field(default_factory=lambda: {
         "predict": "100/minute", "feed": "6000/minute", "ingest": "100/minute", "operate": "100/minute",
-        "admin": "100/minute"})
+        "admin": "100/minute", "auth_failure": "60/minute"})
     #: days each kind of data is kept before `signalwise db purge` removes it (runs go whole, with their
     #: records and events); kinds: records, events, alerts, changes, ml_metrics (see store/retention.py), and
     #: camera violations, their evidence images and the log of who read them (store/violations.py VIOLATION_DAYS)
@@ -78,3 +92,12 @@ class Settings(BaseSettings):
     ml_jobs_dir: Path = Path("models/jobs")
     #: training jobs that may run at once; POST /api/v1/ml/train answers 409 beyond
     max_training_jobs: int = Field(default=1, ge=1, le=16)
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough(cls, value: str | None) -> str | None:
+        """Named by its variable: a refusal that said `jwt_secret` sent people looking for a settings key."""
+        if value is not None and len(value) < 32:
+            raise PydanticCustomError("jwt_secret_short", "SIGNALWISE_JWT_SECRET has {chars} characters, it needs "
+                                      "at least 32 (make one with `openssl rand -hex 32`)", {"chars": len(value)})
+        return value

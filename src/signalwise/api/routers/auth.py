@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, HTTPException, Request
+from fastapi import APIRouter, Body, Header, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from signalwise.store import get_engine
@@ -16,10 +16,9 @@ from signalwise.store.keys import (
     create_key,
     list_keys,
     revoke_key,
-    verify_key,
 )
 
-from ..auth import issue_token, jwt_secret, key_refused
+from ..auth import check_key, count_failure, issue_token, jwt_secret, memory_header
 from ..deps import Moment
 
 router = APIRouter(tags=["auth"])
@@ -39,16 +38,21 @@ class Token(BaseModel):
 
 @router.post("/api/v1/auth/token", response_model=Token,
              summary="Exchange an API key for a short-lived JWT (HS256) with the key's scopes")
-def token(request: Request, body: Annotated[TokenRequest | None, Body()] = None,
+def token(request: Request, response: Response, body: Annotated[TokenRequest | None, Body()] = None,
           x_api_key: Annotated[str | None, Header()] = None) -> Token:
     key = (body.api_key if body is not None else None) or x_api_key
     if not key:
         raise HTTPException(401, "send the API key to exchange: X-API-Key header or {\"api_key\": ...}")
     settings = request.app.state.settings
+    # as any route checks a key: refused with 401, from memory while the database does not answer
     try:
-        info = verify_key(get_engine(settings.database_url), key)
-    except ApiKeyError as exc:  # as any route answers a refused key
-        raise key_refused(exc) from None
+        info, memory_reason = check_key(request.app, key)
+    except HTTPException as exc:
+        if exc.status_code == 401:
+            count_failure(request, exc)
+        raise
+    if memory_reason is not None:
+        response.headers.update(memory_header(memory_reason))
     value, exp = issue_token(info, jwt_secret(settings), settings.token_ttl_s)
     return Token(access_token=value, expires_in=int((exp - dt.datetime.now(dt.UTC)).total_seconds()),
                  expires_at=exp, scopes=list(info.scopes))

@@ -196,6 +196,20 @@ class _VisionCollector:
             yield stage
 
 
+class _RateLimitCollector:
+    """Whether this process counts rate limits in its memory because its Redis does not answer."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def collect(self):
+        limits = getattr(self.app.state, "rate_limits", None)
+        fallback = GaugeMetricFamily("signalwise_rate_limit_store_fallback", "1 while rate limits are counted in "
+                                     "this process's memory because the Redis rate-limit store does not answer")
+        fallback.add_metric([], 1.0 if limits is not None and limits.in_fallback else 0.0)
+        yield fallback
+
+
 def install(app) -> None:
     """A registry per app (tests make many apps), the latency middleware, and the live collector."""
     registry = CollectorRegistry()
@@ -204,6 +218,7 @@ def install(app) -> None:
                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
     registry.register(_LiveCollector(app))
     registry.register(_VisionCollector(app))
+    registry.register(_RateLimitCollector(app))
     ProcessCollector(registry=registry)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
     app.state.metrics_registry = registry
 

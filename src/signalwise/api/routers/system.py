@@ -19,28 +19,146 @@ router = APIRouter(tags=["system"])
 
 # HEAD too: load balancers probe with it (a FastAPI GET route alone answers HEAD with 405); a route of its own,
 # out of the schema, since one route of both methods gives both operations the same id
+@router.head("/health/live", include_in_schema=False)
+@router.get("/health/live", summary="Liveness: 200 while the process serves and a live run's loop ticks; "
+                                    "never asks the database or Redis")
+def health_live(request: Request) -> JSONResponse:
+    """For a container's HEALTHCHECK or a liveness probe: a restart here is a new live run from t=0, so only a
+    stalled loop (no tick in `live_stall_s`) fails it, never a dependency that is down."""
+    loop = loop_health(request.app)
+    if loop is not None and loop["stalled"]:
+        return JSONResponse({"status": "stalled", "live": loop,
+                             "message": f"the live loop has not ticked for {loop['last_tick_age_s']} s "
+                                        f"(limit {loop['stall_after_s']} s)"}, status_code=503)
+    return JSONResponse({"status": "ok", "live": loop})
+
+
+@router.head("/health/ready", include_in_schema=False)
+@router.get("/health/ready", summary="Readiness: 200 when the database answers (rate limits in Redis, or in "
+                                     "memory while it does not), 503 when the database does not")
+def health_ready(request: Request) -> JSONResponse:
+    return _health(request, with_loop=False)
+
+
 @router.head("/health", include_in_schema=False)
-@router.get("/health", summary="200 when the database and the rate-limit store answer, 503 when one does not")
+@router.get("/health", summary="Readiness with every detail: database, rate-limit store, the live loop's last "
+                               "tick; 503 when the database does not answer or the live loop stalls")
 def health(request: Request) -> JSONResponse:
+    return _health(request, with_loop=True)
+
+
+def _health(request: Request, with_loop: bool) -> JSONResponse:
     started = time.perf_counter()
     limits = getattr(request.app.state, "rate_limits", None)
-    store = "redis" if limits is not None and limits.redis_url else "memory"
+    rate_limits = _rate_limits(limits)
+    answer: dict = {"status": "ok", "database": None, "rate_limits": rate_limits["state"],
+                    "checks": {"database": None, "rate_limits": rate_limits}}
+    problems: list[str] = []
+    warnings: list[str] = [rate_limits["message"]] if rate_limits.get("message") else []
     try:
         engine = get_engine(request.app.state.settings.database_url)
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
+        answer["database"] = database_kind(engine)
+        answer["checks"]["database"] = {"state": "ok", "kind": answer["database"]}
+    except Exception as exc:  # noqa: BLE001 - any failure means the store cannot be used
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return JSONResponse({"status": "unavailable", "database": "unreachable", "rate_limits": store,
-                             "message": f"database unreachable: {first}"}, status_code=503)
-    # with Redis, every rate-limited call (each mutation, each prediction) is refused while it is down
-    problem = limits.store_problem() if limits is not None else None
-    if problem is not None:
-        return JSONResponse({"status": "unavailable", "database": database_kind(engine), "rate_limits": "unreachable",
-                             "message": f"rate-limit store unreachable, rate-limited calls answer 503 "
-                                        f"({limits.where}: {problem})"}, status_code=503)
-    return JSONResponse({"status": "ok", "database": database_kind(engine), "rate_limits": store,
-                         "latency_ms": round((time.perf_counter() - started) * 1000, 2)})
+        answer["database"] = "unreachable"
+        answer["checks"]["database"] = {"state": "unreachable", "error": first}
+        problems.append(f"database unreachable: {first}")
+    if with_loop:
+        loop = loop_health(request.app)
+        answer["live"] = loop
+        if loop is not None:
+            if loop["stalled"]:
+                problems.append(f"the live loop has not ticked for {loop['last_tick_age_s']} s")
+            warnings.extend(loop["warnings"])
+    if problems:
+        answer["status"] = "unavailable"
+    elif warnings:
+        answer["status"] = "degraded"
+    if problems or warnings:
+        answer["message"] = "; ".join(problems + warnings)
+    answer["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return JSONResponse(answer, status_code=503 if problems else 200)
+
+
+def _rate_limits(limits) -> dict:
+    """Where calls are counted: Redis, memory (no Redis set), or memory while Redis does not answer."""
+    if limits is None or not limits.redis_url:
+        return {"state": "memory", "store": "memory"}
+    if limits.in_fallback:
+        return {"state": "memory-fallback", "store": limits.where, "since": _iso(limits.down_since),
+                "error": limits.down_reason,
+                "message": f"rate-limit store unreachable ({limits.where}: {limits.down_reason}): limits are "
+                           "counted in each process's memory until it answers"}
+    problem = limits.store_problem()
+    if problem is not None:  # no call has met it yet: the next limited one will count in memory
+        return {"state": "unreachable", "store": limits.where, "error": problem,
+                "message": f"rate-limit store unreachable ({limits.where}: {problem}): limits are counted in "
+                           "each process's memory until it answers"}
+    return {"state": "redis", "store": limits.where}
+
+
+def _iso(epoch_s: float | None) -> str | None:
+    import datetime as dt
+
+    return None if epoch_s is None else dt.datetime.fromtimestamp(epoch_s, dt.UTC).isoformat(timespec="seconds")
+
+
+class LoopWatch:
+    """When the live loop was last seen to advance. The runtime keeps no tick time; its simulated time moves
+    on every tick, so a probe that finds it unchanged since the last probe knows the loop has not ticked since
+    (the age counts from the first probe that saw the current value)."""
+
+    def __init__(self) -> None:
+        self.sim_time_s: float | None = None
+        self.seen_at = time.monotonic()
+
+    def age_s(self, rt) -> float:
+        tick = getattr(rt, "last_tick_monotonic", None)  # a runtime that keeps its own tick time is believed
+        if isinstance(tick, int | float):
+            return max(0.0, time.monotonic() - tick)
+        stepper = getattr(rt, "stepper", None)
+        t = getattr(stepper, "t", None)
+        now = time.monotonic()
+        if t != self.sim_time_s:
+            self.sim_time_s, self.seen_at = t, now
+        return now - self.seen_at
+
+
+def loop_health(app) -> dict | None:
+    """The live loop's state, the age of its last tick and whether it stalled; None without a live run."""
+    rt = getattr(app.state, "live", None)
+    if rt is None:
+        return None
+    watch = getattr(app.state, "loop_watch", None)
+    if watch is None:
+        watch = app.state.loop_watch = LoopWatch()
+    settings = app.state.settings
+    age = watch.age_s(rt)
+    running = bool(getattr(rt, "running", False))
+    speed = getattr(getattr(rt, "opts", None), "speed", None)
+    step_s = getattr(getattr(rt, "cfg", None), "step_length_s", None)
+    # a slow run ticks seldom: at --speed 0.1 a 1 s step is a tick every 10 s of wall time
+    stall_after = max(settings.live_stall_s, 3 * step_s / speed) if speed and step_s else settings.live_stall_s
+    out = {"status": getattr(rt, "status_text", None), "running": running,
+           "sim_time_s": getattr(getattr(rt, "stepper", None), "t", None), "last_tick_age_s": round(age, 1),
+           "stall_after_s": round(stall_after, 1), "stalled": running and age > stall_after,
+           "fallback_share": None, "stale_sources": None, "warnings": []}
+    if not running:
+        return out
+    try:
+        figures = rt.metrics()
+    except Exception:  # noqa: BLE001 - a loop between states: this probe goes without the figures
+        return out
+    out["fallback_share"] = figures.get("fallback_share")
+    out["stale_sources"] = int(figures.get("stale_sources") or 0)
+    if out["fallback_share"] is not None and out["fallback_share"] >= 1.0:
+        out["warnings"].append("every signal runs its fallback plan")
+    if out["stale_sources"]:
+        out["warnings"].append(f"{out['stale_sources']} signal(s) have stale or unhealthy data")
+    return out
 
 
 @router.get("/api/v1/system/info", summary="Version, database kind, schema revision and row counts")

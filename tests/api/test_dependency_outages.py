@@ -1,0 +1,171 @@
+"""The API while PostgreSQL or Redis is down, on real servers: a live run stays under operators' control.
+
+PostgreSQL is reached through a TCP proxy the test stops (the shared server on 5432 is never stopped); Redis is
+one of the test's own on a free port. Keys verified before the outage are taken from the server's memory, with
+a header and one log line saying so; a key never verified here is refused with the reason; a key revoked
+meanwhile stops at the database's first answer. Rate limits count in memory while Redis is away.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from contextlib import contextmanager
+
+import httpx
+import pytest
+from support import outages
+from support.loopback import serving, serving_port
+from support.outages import OwnRedis
+
+from signalwise.api import create_app
+from signalwise.store import Settings, get_engine
+from signalwise.store.keys import create_key, revoke_key
+
+SECRET = "s" * 40
+
+
+@pytest.fixture
+def proxied_postgres(tmp_path):
+    with outages.proxied_postgres(tmp_path) as found:
+        yield found
+
+
+@contextmanager
+def _live_server(settings: Settings, tmp_path):
+    """A real uvicorn serving the app with a live run of `single` (SUMO in-process) attached and ticking."""
+    from signalwise.runtime.config import RunConfig
+    from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
+
+    app = create_app(settings)
+    rt = LiveRuntime(RunConfig(scenario="single"), LiveOptions(speed=10.0, duration_s=3600, in_process=True),
+                     tmp_path / "live")
+    rt.open()
+    app.state.live = rt
+    loop = threading.Thread(target=rt.run, name="live-loop", daemon=True)
+    loop.start()
+    try:
+        with serving_port(app) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=20) as client:
+            yield client, rt
+    finally:
+        rt.stop()
+        loop.join(timeout=20)
+
+
+@pytest.mark.postgres
+def test_with_postgres_down_verified_keys_keep_control_unseen_ones_are_refused_and_revocation_holds_on_return(
+        proxied_postgres, tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="signalwise.api.auth")
+    direct, proxied, proxy = proxied_postgres
+    engine = get_engine(direct)
+    _, ops = create_key(engine, "ops", ["read", "operate"])
+    _, other = create_key(engine, "other", ["read", "operate"])
+    settings = Settings(database_url=proxied, bind_host="0.0.0.0", jwt_secret=SECRET)
+    with _live_server(settings, tmp_path) as (client, rt):
+        signal = rt.stepper.intersections[0].id
+        override = {"intersection_id": signal, "action": "hold", "phase_number": 1, "duration_s": 30}
+        key = {"X-API-Key": ops}
+        assert client.get("/api/v1/live/status", headers=key).status_code == 200
+        token = client.post("/api/v1/auth/token", headers=key).json()["access_token"]
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert client.post("/api/v1/live/override", json=override, headers=bearer).status_code == 200
+
+        proxy.stop()  # PostgreSQL is away for this server
+        status = client.get("/api/v1/live/status", headers=key)
+        assert status.status_code == 200, status.text  # it was 503 "database unavailable"
+        assert status.headers["X-Auth-Checked"].startswith("memory; database unreachable")
+        assert client.get("/api/v1/live/alerts", headers=key).status_code == 200
+        changed = client.post("/api/v1/live/override", json={**override, "duration_s": 20}, headers=bearer)
+        assert changed.status_code == 200, changed.text
+        assert "database unreachable" in changed.headers["X-Auth-Checked"]
+        fresh = client.post("/api/v1/auth/token", headers=key)
+        assert fresh.status_code == 200 and fresh.json()["scopes"] == ["read", "operate"], fresh.text
+        assert "X-Auth-Checked" in fresh.headers
+        # a key this server never verified cannot be checked: refused, and the answer says why
+        unseen = client.get("/api/v1/live/status", headers={"X-API-Key": other})
+        assert unseen.status_code == 503
+        assert "has not verified this key" in unseen.json()["message"]
+        assert "SIGNALWISE_KEY_CACHE_GRACE_S" in unseen.json()["message"]
+        # the key is revoked while this server cannot see it: it goes on from memory until the database answers
+        revoke_key(engine, "ops")
+        assert client.get("/api/v1/live/status", headers=key).status_code == 200
+
+        proxy.start()
+        revoked = client.get("/api/v1/live/status", headers=key)
+        assert revoked.status_code == 401 and "revoked" in revoked.json()["message"]
+        assert client.post("/api/v1/live/override", json=override, headers=bearer).status_code == 401
+        proxy.stop()  # and once refused by the database, it is not in memory any more
+        again = client.get("/api/v1/live/status", headers=key)
+        assert again.status_code == 503 and "has not verified this key" in again.json()["message"]
+        assert rt.running
+    memory_lines = [r.getMessage() for r in caplog.records if "checked from this server's memory" in r.getMessage()]
+    assert len(memory_lines) == 1, memory_lines  # once per key and outage, not once per call
+    assert "'ops'" in memory_lines[0] and ops.split("_")[2] not in memory_lines[0]
+
+
+@pytest.mark.postgres
+def test_a_key_verified_longer_ago_than_the_grace_period_is_refused_while_postgres_is_down(proxied_postgres):
+    direct, proxied, proxy = proxied_postgres
+    _, key = create_key(get_engine(direct), "ops", ["admin"])
+    app = create_app(Settings(database_url=proxied, bind_host="0.0.0.0", key_cache_grace_s=1.0))
+    with serving(app) as base:
+        assert httpx.post(f"{base}/api/v1/admin/clear-cache", headers={"X-API-Key": key}).status_code == 200
+        proxy.stop()
+        assert httpx.post(f"{base}/api/v1/admin/clear-cache", headers={"X-API-Key": key}).status_code == 200
+        time.sleep(1.2)
+        late = httpx.post(f"{base}/api/v1/admin/clear-cache", headers={"X-API-Key": key})
+        assert late.status_code == 503 and "in the last 1 s" in late.json()["message"], late.text
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    redis = OwnRedis(tmp_path).start()
+    try:
+        yield redis
+    finally:
+        redis.stop()
+
+
+def _gauge(base: str, name: str) -> float:
+    line = next(ln for ln in httpx.get(f"{base}/metrics").text.splitlines() if ln.startswith(name + " "))
+    return float(line.split()[1])
+
+
+def test_with_redis_down_limited_calls_count_in_memory_and_it_is_logged_shown_and_undone(
+        tmp_path, own_redis, caplog):
+    caplog.set_level(logging.WARNING, logger="signalwise.api.ratelimit")
+    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    _, key = create_key(get_engine(db), "ops", ["admin"])
+    app = create_app(Settings(database_url=db, redis_url=own_redis.url, rate_limits={"admin": "5/minute"}))
+    app.state.rate_limits.retry_s = 0.3  # Redis is asked again this soon (5 s in service)
+    headers = {"X-API-Key": key}
+    with serving(app) as base:
+        first = httpx.post(f"{base}/api/v1/admin/clear-cache", headers=headers)
+        assert first.status_code == 200
+        # the window's end, not "now" (Redis gave the first call of a window a reset of now)
+        assert int(first.headers["X-RateLimit-Reset"]) >= time.time() + 50, first.headers
+        assert httpx.get(f"{base}/health").json()["rate_limits"] == "redis"
+        assert _gauge(base, "signalwise_rate_limit_store_fallback") == 0
+
+        own_redis.stop()
+        codes = [httpx.post(f"{base}/api/v1/admin/clear-cache", headers=headers).status_code for _ in range(6)]
+        assert codes == [200] * 5 + [429], codes  # it answered 503: now counted in memory, and still limited
+        health = httpx.get(f"{base}/health")
+        assert health.status_code == 200, health.text
+        assert health.json()["status"] == "degraded" and health.json()["rate_limits"] == "memory-fallback"
+        assert own_redis.url in health.json()["checks"]["rate_limits"]["store"]
+        assert httpx.get(f"{base}/health/ready").status_code == 200
+        assert _gauge(base, "signalwise_rate_limit_store_fallback") == 1
+
+        own_redis.start()  # the same port, empty
+        time.sleep(0.4)
+        back = httpx.post(f"{base}/api/v1/admin/clear-cache", headers=headers)
+        assert back.status_code == 200 and back.headers["X-RateLimit-Remaining"] == "4", back.headers
+        assert _gauge(base, "signalwise_rate_limit_store_fallback") == 0
+        assert httpx.get(f"{base}/health").json()["rate_limits"] == "redis"
+    said = [r.getMessage() for r in caplog.records if r.name == "signalwise.api.ratelimit"]
+    assert len(said) == 2 and "does not answer" in said[0] and "answers again" in said[1], said
