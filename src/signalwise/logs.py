@@ -8,8 +8,8 @@ serves does not load pydantic; `Settings` declares the same three, which documen
 - `SIGNALWISE_LOG_LEVEL`: DEBUG, INFO, WARNING (default), ERROR or CRITICAL, for every logger but the access log;
 - `SIGNALWISE_LOG_FORMAT`: `text` (default) or `json` (one object a line: time, level, logger, message, and
   the access log's fields);
-- `SIGNALWISE_ACCESS_LOG`: `on` (default) or `off`: one INFO line per HTTP request on `signalwise.access`
-  (`api.middleware.AccessLog`), whatever the level.
+- `SIGNALWISE_ACCESS_LOG`: `on` or `off`: one INFO line per HTTP request on `signalwise.access`
+  (`api.middleware.AccessLog`), whatever the level; on by default for `serve`, off for `live`.
 
 `serve` and `live` always log so; other commands when SIGNALWISE_LOG_LEVEL or SIGNALWISE_LOG_FORMAT is set.
 For `serve` and `live`, uvicorn's default logging configuration (the dict `uvicorn.config.LOGGING_CONFIG`,
@@ -83,8 +83,12 @@ def log_level() -> int:
     return getattr(logging, value) if value in LEVELS else logging.WARNING
 
 
-def access_log_on() -> bool:
-    return os.environ.get("SIGNALWISE_ACCESS_LOG", "on").strip().lower() not in ("off", "false", "0", "no", "f", "n")
+def access_log_on(command: str | None = None) -> bool:
+    """On by default for `serve`; off by default for `live`, whose terminal is an operator's (the dashboard polls
+    every few seconds, a line each, between the run's own lines); SIGNALWISE_ACCESS_LOG decides either way."""
+    default = "off" if command == "live" else "on"
+    value = os.environ.get("SIGNALWISE_ACCESS_LOG", default).strip().lower()
+    return value not in ("off", "false", "0", "no", "f", "n")
 
 
 def formatter(**_uvicorn_options) -> logging.Formatter:
@@ -122,7 +126,7 @@ def setup(command: str | None = None) -> None:
     handler.setFormatter(formatter())
     root.addHandler(handler)
     root.setLevel(log_level())
-    logging.getLogger(ACCESS_LOGGER).setLevel(logging.INFO if access_log_on() else _OFF)
+    logging.getLogger(ACCESS_LOGGER).setLevel(logging.INFO if access_log_on(command) else _OFF)
     if command in SERVER_COMMANDS:
         _route_uvicorn()
     for problem in problems():

@@ -110,3 +110,15 @@ def test_refused_credentials_past_the_limit_answer_429_and_a_good_key_still_pass
         assert int(bad[-1].headers["Retry-After"]) >= 1 and "too many refused credentials" in bad[-1].json()["message"]
         assert c.get("/api/v1/system/info", headers={"X-API-Key": good}).status_code == 200
         assert c.post("/api/v1/auth/token", headers={"X-API-Key": "sw_0000000000_nope"}).status_code == 429
+
+
+def test_the_access_log_is_on_for_serve_and_off_for_live_unless_asked(monkeypatch):
+    """`live` prints to an operator's terminal, which a dashboard polling every few seconds would fill."""
+    from signalwise.logs import access_log_on
+
+    monkeypatch.delenv("SIGNALWISE_ACCESS_LOG", raising=False)
+    assert access_log_on("serve") and not access_log_on("live")
+    monkeypatch.setenv("SIGNALWISE_ACCESS_LOG", "on")
+    assert access_log_on("live")
+    monkeypatch.setenv("SIGNALWISE_ACCESS_LOG", "off")
+    assert not access_log_on("serve")

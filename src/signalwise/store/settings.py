@@ -51,8 +51,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING"
     #: `text` (ISO time, level, logger, message) or `json` (one object a line, for a log collector)
     log_format: Literal["text", "json"] = "text"
-    #: one INFO line per HTTP request (client, method, path, status, ms, key name) on `signalwise.access`
-    access_log: bool = True
+    #: one INFO line per HTTP request (client, method, path, status, ms, key name) on `signalwise.access`; unset:
+    #: on for `serve`, off for `live`, whose terminal is an operator's (`signalwise.logs.access_log_on`)
+    access_log: bool | None = None
     #: Redis for state several API workers share (rate-limit counts, stream fan-out); unset = in-process
     redis_url: str | None = None
     #: calls per caller (API key, or client address when anonymous) on a moving window, per kind of call:
