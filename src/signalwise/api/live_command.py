@@ -267,10 +267,11 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     mqtt_user, mqtt_password = _mqtt_credentials() if mqtt is not None else (None, None)
     mqtt_tls_context = _mqtt_tls(mqtt, mqtt_tls[0], {k: mqtt_tls[1].get(k) for k in MQTT_TLS_OPTIONS})
     streams = _camera_streams(cameras)
-    from ..store import Settings
+    from ..store.cli_engine import settings_or_exit
     from ..store.redis_check import startup_problem
 
-    problem = startup_problem(Settings().redis_url)  # as `signalwise serve`: the API's limits count in Redis
+    # a bad SIGNALWISE_* variable is named as `signalwise serve` names it, before anything starts
+    problem = startup_problem(settings_or_exit().redis_url)  # as `signalwise serve`: the API's limits count in Redis
     if problem is not None:
         _fail(problem, code=FAILED)
     raw_alerts = None
@@ -377,7 +378,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     console.print(f"live: {cfg.controller} on {cfg.scenario_label} at speed {speed}; "
                   f"API on http://{host}:{api_port} (dashboard: http://{host}:{api_port}/, status: /api/v1/live/status, "
                   "docs: /docs); "
-                  f"evidence in {run_dir}; Ctrl-C (or SIGTERM) stops")
+                  f"evidence in {run_dir}; Ctrl-C (or SIGTERM) stops", soft_wrap=True)  # one line in a log file
     from rich.text import Text
 
     from ..store.key_commands import key_store_lines

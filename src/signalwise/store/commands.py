@@ -91,8 +91,8 @@ def serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "1
     from .redis_check import startup_problem
     from .settings import Settings
 
-    # with Redis set, every worker counts rate limits there: a server whose limited calls would all answer 503
-    # is refused now, with the reason, rather than started
+    # with Redis set, every worker counts rate limits there: a Redis that does not answer at start is most likely
+    # a wrong URL, refused now with the reason (one that goes away later is stood in for by each worker's memory)
     problem = startup_problem(Settings().redis_url)
     if problem is not None:
         _fail(problem, code=FAILED)

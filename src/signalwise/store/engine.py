@@ -57,6 +57,10 @@ def parsed_url(url: str) -> URL:
     return parsed
 
 
+#: seconds a PostgreSQL connection attempt may take, unless the URL says (`?connect_timeout=`)
+PG_CONNECT_TIMEOUT_S = 5
+
+
 def create_store_engine(url: str | None = None) -> Engine:
     """A new engine with our pragmas; not migrated, not cached."""
     url = database_url(url)
@@ -73,7 +77,12 @@ def create_store_engine(url: str | None = None) -> Engine:
     # JIT off: our queries are short (index probes, roll-up reads) and JIT compiling them cost
     # 30 ms per analytics call, measured, before any row was read. Kept beside the URL's own options
     options = " ".join(filter(None, (parsed.query.get("options"), "-c jit=off")))
-    kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args={"options": options})
+    connect_args: dict = {"options": options}
+    if "connect_timeout" not in parsed.query:
+        # a database host that drops packets would hold each key check, /health and write for the system's TCP
+        # timeout (minutes); the URL's own `connect_timeout` wins
+        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+    kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
     return create_engine(url, **kwargs)
 
 

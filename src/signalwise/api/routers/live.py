@@ -50,6 +50,10 @@ class LiveStatus(BaseModel):
     feeds: dict[str, dict] = Field(default_factory=dict, description=(
         "a --field none run's inputs: `detectors` (messages accepted, rejected) and, with --mqtt, `mqtt` (broker, "
         "connected, connection_error, received, accepted, rejected); empty with a simulator"))
+    store: dict | None = Field(None, description=(
+        "with --db: while the run goes, the store writer's figures (database, written, buffered_rows, "
+        "buffered_on_disk, db_ok, unavailable_s, overflow_rows, last_error, buffer_dir); once ended, what was "
+        "stored and what still waits; null without --db"))
     lasting_changes_file: str | None = Field(None, description=(
         "where the corridor's lasting changes (timing, shield, alert rules, controller) are kept: a later live run "
         "of it applies them again at start"))

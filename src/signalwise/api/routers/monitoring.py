@@ -64,6 +64,16 @@ class _LiveCollector:
         restarts = GaugeMetricFamily("signalwise_simulator_restarts", "simulator crashes recovered in this run")
         restarts.add_metric([], float(rt.restarts))
         yield restarts
+        store = rt.status().get("store") if hasattr(rt, "status") else None
+        if isinstance(store, dict) and "buffered_rows" in store:  # a --db run's writer, while the run goes
+            buffered = GaugeMetricFamily("signalwise_store_buffered_rows", "rows the live store writer holds "
+                                         "(queued and on disk) for a database that has not taken them yet")
+            buffered.add_metric([], float(store.get("buffered_rows") or 0))
+            yield buffered
+            away = GaugeMetricFamily("signalwise_store_unavailable_seconds", "seconds the database has taken no "
+                                     "write (0 while it takes them)")
+            away.add_metric([], float(store.get("unavailable_s") or 0))
+            yield away
         alerts = GaugeMetricFamily("signalwise_alerts_active", "active alerts by level", labels=["level"])
         counts: dict[str, int] = {}
         for a in (rt.alerts.active() if rt.alerts is not None else ()):

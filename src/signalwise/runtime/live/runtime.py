@@ -160,6 +160,8 @@ class LiveRuntime:
         self.stopped_by: str | None = None  # what stopped the loop early: `interrupted` (Ctrl-C) or `terminated (SIGTERM)`
         self._interventions_total = 0  # overrides of a decision (not notes such as min_green), for alerts
         self.events_logged = 0  # rows written to events.csv (a recovery records how many preceded it)
+        #: time.monotonic() at the end of the last tick; None before the first (the API's liveness probe)
+        self.last_tick_monotonic: float | None = None
         self._event_order = TimeOrderedEvents()  # a feed's late events go into events.csv in time order
         #: the corridor's lock (`lasting.CorridorLock`), held from `open()` to the end of the run
         self._lock = None
@@ -397,6 +399,7 @@ class LiveRuntime:
                     next_state = st.t + self.opts.state_every_s
                     continue
                 wall = time.monotonic()
+                self.last_tick_monotonic = wall  # the liveness probe's age of the last tick (`/health/live`)
                 if wall >= next_snapshot:
                     self._publish_snapshot()
                     next_snapshot = next_snapshot_due(next_snapshot, wall, self._snapshot_every_s())
