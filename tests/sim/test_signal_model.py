@@ -59,10 +59,12 @@ def test_unusual_programs_run_safely(tmp_path, name):
     assert r.metrics["network"]["throughput_veh"] > 50
 
 
-def test_duplicates_and_pedestrian_only_phases_are_merged_or_dropped():
+def test_duplicates_are_merged_and_a_pedestrian_only_phase_is_kept():
     phases = green_phases_with_durations(PROGRAMS["extra_phases"], frozenset({16, 17, 18, 19}))
-    assert [s for s, _ in phases] == ["gGGrrrrrgGGrrrrrrGrG", "rrrrgGGrrrrrgGGrGrGr"]
+    # the exclusive pedestrian phase is a phase of its own: dropped, a crosswalk only it serves never sees a walk
+    assert [s for s, _ in phases] == ["gGGrrrrrgGGrrrrrrGrG", "rrrrrrrrrrrrrrrrGGGG", "rrrrgGGrrrrrgGGrGrGr"]
     assert phases[0][1] == 30  # the duplicate's green time is added to its twin
+    assert phases[1][1] == 8
 
 
 def test_off_blinking_program_is_refused_with_a_reason(tmp_path):

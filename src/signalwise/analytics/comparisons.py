@@ -50,6 +50,8 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
     "running_at_end": ("veh", "vehicles still driving when the run ended"),
     "never_inserted": ("veh", "vehicles SUMO could not insert"),
     "teleports": ("count", "SUMO's teleports (each cuts a trip short)"),
+    "pedestrians_jammed": ("count", "times SUMO found a pedestrian jammed (stood past its jam time at a crosswalk "
+                                    "or walking area)"),
     "locked_veh": ("veh", "vehicles locked in junctions"),
     "avg_queue_veh": ("veh", "mean over samples of the vehicles queued at all signals"),
     "max_queue_veh": ("veh", "largest sample of the vehicles queued at all signals"),

@@ -64,6 +64,19 @@ Rules (names as they appear in reports):
                        timing has ``ped_intervals: false`` (the benchmark and
                        reference profiles) has no walk intervals: its crosswalk
                        links are held to the vehicle rules instead.
+``crosswalk_served``   in a run with pedestrians, every crosswalk link of the
+                       model is served: one that a phase shows green is held to
+                       ``cycle_max`` with that phase; one that no phase shows
+                       green must still turn green (signal_states.csv) at most
+                       cycle_max_s + one step after the device's first state and
+                       after its previous green began, and, when not green as
+                       the log ends, within that before the end, so a crosswalk
+                       the model leaves out fails it (its pedestrians would wait
+                       for ever). A window that overlaps a preemption is held to
+                       the bound before and after it (exempt if preempted
+                       throughout). Whether the run had pedestrians is SUMO's
+                       ``sumo/statistics.xml`` (persons loaded); with no such
+                       file the rule applies.
 
 Timing changed at run time (a live run's operator): a device entry's
 ``timing_revisions`` holds the timing of each change, and a 131 (timing plan
@@ -107,7 +120,7 @@ EXACT_TOLERANCE_S = 1e-6
 #: every rule the checker verifies, in report order
 RULES = (
     "min_green", "max_green", "yellow", "all_red", "sequence", "conflicting_green", "ped", "cycle_max",
-    "preempt", "link_yellow", "link_all_red", "link_green", "crosswalk_green",
+    "preempt", "link_yellow", "link_all_red", "link_green", "crosswalk_green", "crosswalk_served",
 )
 
 GREEN_CHARS = frozenset("Gg")
@@ -234,6 +247,8 @@ class _Device:
     #: vehicle link -> the shortest yellow / red clearance of the phases serving it (what it is owed when it ends)
     link_yellow_s: dict[int, float] = field(default_factory=dict)
     link_all_red_s: dict[int, float] = field(default_factory=dict)
+    #: every crosswalk link of the model, with or without pedestrian intervals (`crosswalk_served`)
+    all_crosswalk_links: tuple[int, ...] = ()
 
     @property
     def ped_phases(self) -> frozenset[int]:
@@ -273,6 +288,7 @@ def _parse_device(raw: dict, where: str) -> _Device:
         crosswalk_links = {int(link["index"]) for link in raw.get("links", []) if link.get("crosswalk")}
         for cw in raw.get("crosswalks", []):
             crosswalk_links.update(int(i) for i in cw.get("links", []))
+        all_crosswalk_links = tuple(sorted(crosswalk_links))
         if timing.get("ped_intervals", True) is False:
             # a profile without pedestrian intervals: crosswalks show their phase's green and follow the vehicle rules
             crosswalk_links = set()
@@ -292,6 +308,7 @@ def _parse_device(raw: dict, where: str) -> _Device:
             green_links={n: frozenset(links) for n, links in green_links.items()},
             link_yellow_s=_link_minimum(green_links, yellow_by, float(timing["yellow_s"]), n_links),
             link_all_red_s=_link_minimum(green_links, all_red_by, float(timing["all_red_s"]), n_links),
+            all_crosswalk_links=all_crosswalk_links,
         )
     except KeyError as exc:
         raise AuditInputError(f"{where}: missing field {exc}") from None
@@ -848,6 +865,40 @@ def _audit_crosswalks(dev: _Device, changes: list[tuple[float, str]],
                                      f"(phases: {phases})")
 
 
+def _audit_crosswalk_service(dev: _Device, changes: list[tuple[float, str]], log_end_s: float,
+                             preempts: list[tuple[float, float]], bound_s: float, starts_mid_run: bool,
+                             out: _Findings) -> None:
+    """`crosswalk_served`: each crosswalk link is examined; one that no phase of the model shows green (so that
+    `cycle_max` does not hold it) must still turn green within `bound_s` (+ one step) of the device's first
+    state, of its previous green's start, and of the log's end when it is not green then."""
+    if not changes:
+        return
+    served = set().union(*dev.green_links.values()) if dev.green_links else set()
+    first_s = changes[0][0]
+    for c in dev.all_crosswalk_links:
+        out.check("crosswalk_served")
+        if c in served:
+            continue  # its phases are held to cycle_max
+        greens = _green_intervals(changes, c, log_end_s)
+        onsets = [s for s, _ in greens]
+        windows = [] if starts_mid_run else [(first_s, onsets[0] if onsets else log_end_s, "first green")]
+        windows += [(a, b, "between greens") for a, b in zip(onsets, onsets[1:], strict=False)]
+        if onsets and changes[-1][1][c] not in GREEN_CHARS:
+            windows.append((onsets[-1], log_end_s, "until the log ends"))
+        for start, end, what in windows:
+            outside = _outside_preempts(start, end, preempts)
+            if outside is not None:
+                if outside <= out.tol_s:
+                    out.exempt("crosswalk_served")
+                    continue
+                start, what = end - outside, f"{what}, outside a preemption"
+            if not out.at_most(end - start, bound_s):
+                never = "; no phase of the signal model serves it" + ("" if onsets else ", and it was never green")
+                out.violation("crosswalk_served", dev.id, end, link=c, measured_s=end - start,
+                              required_s=bound_s + out.step_s,
+                              detail=f"crosswalk not green for too long ({what}, from t={start:g}){never}")
+
+
 def _green_intervals(changes: list[tuple[float, str]], link: int, log_end_s: float) -> list[tuple[float, float]]:
     intervals, since = [], None
     for t, state in changes:
@@ -881,17 +932,20 @@ def _first_uncovered(start: float, end: float, cover: list[tuple[float, float]],
 
 
 def audit(events: Iterable[SignalEvent], signal_model: list[dict], signal_states: list[tuple[float, str, str]],
-          step_length_s: float, *, end_s: float | None = None, starts_mid_run: bool = False) -> AuditReport:
+          step_length_s: float, *, end_s: float | None = None, starts_mid_run: bool = False,
+          pedestrians: bool = True) -> AuditReport:
     """Check one run's evidence against every rule.
 
     `signal_states` rows are (time_s, device_id, state). The log is taken to end
-    at `end_s`, or at the latest time in the events and states.
+    at `end_s`, or at the latest time in the events and states. `pedestrians`:
+    whether the run had any (False: `crosswalk_served` does not apply).
     """
     if not step_length_s > 0:
         raise AuditInputError(f"step length must be positive, not {step_length_s!r}")
     events = list(events)
     if any(e.event_code == RUNTIME_RECOVERY for e in events):
-        return _audit_across_recoveries(events, signal_model, list(signal_states), step_length_s, end_s)
+        return _audit_across_recoveries(events, signal_model, list(signal_states), step_length_s, end_s,
+                                        pedestrians)
     devices, revisions = {}, {}
     for k, raw in enumerate(signal_model):
         d = _parse_device(raw, f"signal_model.json entry {k}")
@@ -923,6 +977,7 @@ def audit(events: Iterable[SignalEvent], signal_model: list[dict], signal_states
 
     for dev_id, dev in devices.items():
         dev_events = by_device.get(dev_id, [])
+        preempts: list[tuple[float, float]] = []
         if not dev_events:
             out.warning("no_events", dev_id, 0.0, detail="no events in the log for this device")
             walks: dict[int, list] = {}
@@ -948,8 +1003,11 @@ def audit(events: Iterable[SignalEvent], signal_model: list[dict], signal_states
             replay.finish(log_end)
             walks = {p: st.walks for p, st in replay.phases.items()}
             greens = {p: st.greens for p, st in replay.phases.items()}
-        _audit_links(dev, _state_changes(dev, states_by_device.get(dev_id, [])), walks, log_end, out,
-                     switches if dev_events else (), greens)
+        changes = _state_changes(dev, states_by_device.get(dev_id, []))
+        _audit_links(dev, changes, walks, log_end, out, switches if dev_events else (), greens)
+        if pedestrians:
+            bound_s = max([dev.cycle_max_s, *(d.cycle_max_s for d in revisions[dev_id])])
+            _audit_crosswalk_service(dev, changes, log_end, preempts, bound_s, starts_mid_run, out)
 
     report.violations.sort(key=lambda v: (v.time_s, v.device_id, RULES.index(v.rule)))
     report.warnings.sort(key=lambda v: (v.time_s, v.device_id, v.rule))
@@ -972,7 +1030,7 @@ def _split_at(rows: list, is_marker) -> list[list]:
 
 def _audit_across_recoveries(events: list[SignalEvent], signal_model: list[dict],
                              signal_states: list[tuple[float, str, str]], step_length_s: float,
-                             end_s: float | None) -> AuditReport:
+                             end_s: float | None, pedestrians: bool = True) -> AuditReport:
     """A live run that recovered from a simulator crash: the recovery marker is a boundary.
 
     Before it, the log up to the crash; after it, the replay from the restored
@@ -989,7 +1047,8 @@ def _audit_across_recoveries(events: list[SignalEvent], signal_model: list[dict]
         last = k == len(event_parts) - 1
         times = [e.time_s for e in ev] + [float(t) for t, _d, _s in st]
         part = audit(ev, signal_model, st, step_length_s,
-                     end_s=end_s if last else max(times, default=0.0), starts_mid_run=k > 0)
+                     end_s=end_s if last else max(times, default=0.0), starts_mid_run=k > 0,
+                     pedestrians=pedestrians)
         if merged is None:
             merged = part
             continue
@@ -1048,7 +1107,7 @@ def _audit_complete_run(run_dir: Path) -> AuditReport:
         raise AuditInputError(str(exc)) from None
     states = read_signal_states(run_dir / "signal_states.csv")
     try:
-        report = audit(events, model, states, step)
+        report = audit(events, model, states, step, pedestrians=_had_persons(run_dir))
     except AuditInputError as exc:
         raise AuditInputError(f"{run_dir}: {exc}") from None
     shown = shown_status(run)  # a `running` run whose process is gone died: its evidence stops where it was killed
@@ -1057,6 +1116,17 @@ def _audit_complete_run(run_dir: Path) -> AuditReport:
         said = f"the run died: {shown['reason']}" if status == "died" else f"run.json says the run is {status}"
         report.warnings.insert(0, Violation("run_status", "-", 0.0, detail=f"{said}; the evidence may stop early"))
     return report
+
+
+def _had_persons(run_dir: Path) -> bool:
+    """Whether SUMO loaded any person in the run (its `sumo/statistics.xml`); True when it does not say."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        persons = ET.parse(run_dir / "sumo" / "statistics.xml").getroot().find("persons")
+        return persons is None or int(float(persons.get("loaded", 1))) > 0
+    except (OSError, ET.ParseError, ValueError):
+        return True
 
 
 def read_signal_states(path: Path) -> list[tuple[float, str, str]]:

@@ -2,8 +2,10 @@
 
 Each phase holds its green while a vehicle crossed one of its detectors within
 the passage (gap) time; when the gap exceeds it the phase gaps out to the next
-phase, in order, that has a call (vehicles waiting on its lanes). No call
-elsewhere: rest in green. Max-out is the shield's maximum green.
+phase, in order, that has a call (vehicles waiting on its lanes). A phase
+with no vehicle lanes (an exclusive pedestrian phase, a mid-block crossing's
+walk) is always called (pedestrian recall): pedestrians are not in the lane
+data. No call elsewhere: rest in green. Max-out is the shield's maximum green.
 
 Every change it proposes is a gap-out (event 4): it asks for one only once
 the passage timer of the green has expired. It keeps no maximum of its own;
@@ -32,6 +34,8 @@ class ActuatedController:
             lane_dets.setdefault(d.lane, []).append(d.id)
         self._phase_dets = [tuple(d for lane in p.in_lanes for d in lane_dets.get(lane, ())) for p in inter.phases]
         self._phase_lanes = [p.in_lanes for p in inter.phases]
+        #: phases serving pedestrians only: on recall
+        self._recall = [not p.in_lanes for p in inter.phases]
         self.detector_ids = tuple(d.id for d in inter.detectors)
 
     def decide(self, obs: Observation) -> Decision:
@@ -50,6 +54,8 @@ class ActuatedController:
         return Decision(self.inter.id, None, self.name)  # rest in green
 
     def _has_call(self, p: int, obs: Observation) -> bool:
+        if self._recall[p]:
+            return True
         lanes = obs.lanes
         if any(lanes[lane].queue_veh > 0 for lane in self._phase_lanes[p] if lane in lanes):
             return True

@@ -16,6 +16,11 @@ GRAVITY_MPS2 = 9.81
 ITE_PERCEPTION_REACTION_S = 1.0
 ITE_DECELERATION_MPS2 = 3.05  # 10 ft/s^2
 PED_WALKING_SPEED_MPS = 1.1
+#: a cyclist's speed for the change interval of a link from a bicycle lane: 20 km/h, the speed of SUMO's own
+#: bicycle (vClass bicycle's default maxSpeed), the cyclists a run simulates. A bicycle path's speed limit is the
+#: road's (13.89 m/s on an OSM import): timed at it, a cyclist who enters at the end of yellow would get half the
+#: red clearance it needs to cross (ITE's red clearance is the crossing time at the approach speed)
+BICYCLE_SPEED_MPS = 20 / 3.6
 VEHICLE_LENGTH_M = 6.1  # 20 ft design vehicle, ITE
 
 

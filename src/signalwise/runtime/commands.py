@@ -451,6 +451,8 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
         ("emergency vehicles: delay", f"{n['emergency_vehicles']} veh: " + _seconds(n["emergency_delay_s"])),
         ("pedestrians: delay", f"{n['pedestrians']}: " + _seconds(n["ped_delay_s"])
                                 + (f" ({n['walking_at_end']} still walking)" if n.get("walking_at_end") else "")),
+        ("pedestrians jammed (SUMO)", "— (not counted)" if n.get("pedestrians_jammed") is None
+         else str(n["pedestrians_jammed"])),
         ("preemptions / fallback share", f"{n['preemptions']} / {n['fallback_fraction']:.1%}"),
         ("shield interventions", ", ".join(f"{k} {v}" for k, v in metrics["shield_interventions"].items()) or "none"),
     ]

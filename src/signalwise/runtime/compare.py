@@ -37,6 +37,8 @@ METRICS = (
     ("never_inserted", "never inserted", "veh", True),
     # SUMO's teleports (each cuts a trip short and lowers the delay); a run from before they were counted has none
     ("teleports", "teleports (SUMO)", "", True),
+    # SUMO's count of persons jammed (a crosswalk with no walk); a run from before they were counted has none
+    ("pedestrians_jammed", "pedestrians jammed (SUMO)", "", True),
     ("locked_veh", "locked in junctions", "veh", True),
     ("avg_queue_veh", "avg queue", "veh", True),
     ("co2_kg", "CO2", "kg", True),

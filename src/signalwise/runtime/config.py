@@ -41,8 +41,8 @@ class TimingConfig(BaseModel):
         "safety profile"))
     all_red_s: float | None = Field(None, ge=0.0, le=6.0, description=(
         "all-red (red clearance) after each yellow, for every phase; null = each phase its own: ITE (path "
-        "through the junction + 6.1 m) / approach speed for each link it serves, the longest of them, clamped "
-        "to 1-4 seconds"))
+        "through the junction + 6.1 m) / approach speed for each link it serves (a cyclist's 20 km/h on a lane "
+        "only bicycles use), the longest of them, clamped to 1-4 seconds"))
     min_green_s: float = Field(5.0, ge=2.0, le=60.0, description=(
         "minimum green of every phase; raised to walk + pedestrian clearance on phases serving a crosswalk"))
     max_green_s: float = Field(60.0, ge=5.0, le=86400.0, description=(

@@ -169,7 +169,10 @@ def applied_sumo_options(cfg: RunConfig, scenario: Scenario) -> dict[str, object
 
 def sumocfg_note(cfg: RunConfig, scenario: Scenario) -> str | None:
     """The warning naming what of the scenario's .sumocfg the run leaves out; None when nothing."""
-    return unapplied_note(scenario, applied_sumo_options(cfg, scenario), cfg.sumocfg_options == "apply")
+    # an option the run sets itself to the value the config gives it is applied in effect: not named
+    run_values = {"time-to-teleport": cfg.time_to_teleport_s, "step-length": cfg.step_length_s, "seed": cfg.seed,
+                  "scale": cfg.demand_scale}
+    return unapplied_note(scenario, applied_sumo_options(cfg, scenario), cfg.sumocfg_options == "apply", run_values)
 
 
 def sumo_options(cfg: RunConfig, scenario: Scenario, seed: int | None = None, end_s: float | None = None,

@@ -27,6 +27,7 @@ import csv
 import datetime as dt
 import json
 import platform
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -42,9 +43,9 @@ from ..core.types import EventCode
 from ..outdirs import process_identity
 from ..sim.backend import SimulationError
 from ..sim.metrics import after_warmup, intersection_metrics, network_metrics, time_series
-from ..sim.outputs import Teleports, read_discarded, read_teleports, read_tripinfo
+from ..sim.outputs import Teleports, read_discarded, read_pedestrians_jammed, read_teleports, read_tripinfo
 from ..sim.replay import spare_cores
-from ..sim.signal_model import plan_notes
+from ..sim.signal_model import pedestrian_warnings, plan_notes
 from ..termination import stop_reason
 from .config import RunConfig
 from .detector_config import write_detector_config
@@ -202,6 +203,7 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
                           counted.emissions).as_dict()
     discarded = read_discarded(loop.files["errors"]) if "errors" in loop.files else []
     teleports = read_teleports(loop.files["statistics"]) if "statistics" in loop.files else None
+    jammed = read_pedestrians_jammed(loop.files["statistics"]) if "statistics" in loop.files else None
     per_tls = intersection_metrics(counted.edgedata, counted.emissions, counted.queue_samples, approach_edges)
     rules = dict(Counter(iv.rule for iv in loop.interventions))
     for tls, frac in loop.fallback_fraction.items():
@@ -224,7 +226,9 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
                     "locked_veh": sum(loop.junction_locks.values()), "locked_junctions": loop.junction_locks,
                     # SUMO's own count (sumo/statistics.xml); None when SUMO wrote none: unknown, not 0
                     "teleports": None if teleports is None else teleports.total,
-                    "teleports_by_kind": None if teleports is None else teleports.by_kind()},
+                    "teleports_by_kind": None if teleports is None else teleports.by_kind(),
+                    # SUMO's count of persons jammed (stood past its jam time, then walked on); None: unknown
+                    "pedestrians_jammed": jammed},
         "intersections": per_tls,
         "shield_interventions": rules,
         "refused_signals": [{"id": r.id, "reason": r.reason} for r in loop.refused],
@@ -259,17 +263,16 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
                         + (f" ({net['never_inserted']} never inserted in all: {last_step} more were due at the "
                            "run's last step, with no chance to enter and no delay counted)" if last_step > 0 else ""))
     if discarded:
-        first, at_s = discarded[0]
-        warnings.append(f"{len(discarded)} vehicles were discarded by SUMO before they entered: they cannot depart "
-                        f"at the speed their route file gives (first: {first!r}"
-                        f"{f' at {at_s:g} s' if at_s is not None else ''}; sumo/errors.log names each). Like SUMO's "
-                        "own tripinfo, no figure counts them")
+        warnings.append(discarded_warning(discarded))
     if teleports is not None and teleports.total:
         warnings.append(_teleport_warning(teleports, cfg.time_to_teleport_s))
+    if jammed:
+        warnings.append(_jammed_warning(jammed))
     if loop.junction_locks:
         warnings.append(_lock_warning(loop.junction_locks, cfg.time_to_teleport_s))
     if cfg.controller == BASELINE_CONTROLLER:
         warnings.extend(plan_warnings(plan_notes(loop.intersections)))
+    warnings.extend(pedestrian_warnings(loop.intersections, program_run=cfg.controller == BASELINE_CONTROLLER))
     if warnings:
         metrics["warnings"] = warnings
     verdict = audit()
@@ -306,6 +309,41 @@ def _teleport_warning(teleports: Teleports, teleport_s: float) -> str:
             "(time_to_teleport_s): each teleported vehicle's trip is cut short, taken out of the queue and put back "
             "further along its route; its delay counts the time it stood until then, not the wait it skipped, "
             "so the average delay is lower than without teleports (the benchmark profile never teleports)")
+
+
+#: SUMO's reason for a vehicle it cannot insert before a red signal: "tlLogic 'C' link 12 never switches to 'G'"
+_NEVER_GREEN = re.compile(r"tlLogic '(?P<tls>.+?)' link (?P<link>\d+) never switches to 'G'")
+
+
+def discarded_warning(discarded: list[tuple[str, float | None, str]]) -> str:
+    """The sentence for vehicles SUMO discarded before they entered. SUMO inserts a vehicle only where it can stop
+    for a red signal ahead unless it knows the signal turns green in time; a signal signalwise drives shows SUMO
+    its current state alone, so SUMO reads a red as one that never turns green: such a vehicle is lost to the
+    control, not to its route file (SUMO names the link)."""
+    first, at_s, why = discarded[0]
+    at = f" at {at_s:g} s" if at_s is not None else ""
+    red = [m for _, _, w in discarded if (m := _NEVER_GREEN.search(w))]
+    if red:
+        links = sorted({(m["tls"], int(m["link"])) for m in red})
+        named = ", ".join(f"signal {tls!r} link {k}" for tls, k in links[:3]) + (
+            f" and {len(links) - 3} more" if len(links) > 3 else "")
+        cause = (f"{len(red)} could not stop at their departure speed for a link showing red ahead ({named}); "
+                 "SUMO sees only the state signalwise gives a signal, no program to look ahead in, so it takes a link "
+                 "they need as one that may never turn green under this control")
+    else:
+        cause = f"they cannot depart at the speed their route file gives ({why})" if why else \
+            "they cannot depart at the speed their route file gives"
+    return (f"{len(discarded)} vehicles were discarded by SUMO before they entered: {cause} (first: {first!r}{at}; "
+            "sumo/errors.log names each). Like SUMO's own tripinfo, no figure counts them")
+
+
+def _jammed_warning(jammed: int) -> str:
+    """The sentence for a run in which SUMO found pedestrians jammed: each stood where it could not go on (a
+    crosswalk that never shows a walk, a blocked walking area) until SUMO let it walk on through whatever was in its
+    way, and nothing else says that a crossing failed them."""
+    return (f"SUMO found pedestrians jammed {jammed} times: each stood where it could not walk on (a crosswalk that "
+            "shows no walk, a blocked walking area) for SUMO's jam time (--pedestrian.striping.jamtime, 300 s by "
+            "default), then walked on through what blocked it; sumo/errors.log names each person and lane")
 
 
 def _lock_warning(locks: dict[str, int], teleport_s: float) -> str:

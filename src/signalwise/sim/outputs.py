@@ -96,11 +96,13 @@ def read_tripinfo(path: Path) -> tuple[list[Trip], list[PersonTrip]]:
 
 #: SUMO's error when a vehicle cannot depart at the speed its route file gives (`MSLane::isInsertionSuccess`): it
 #: is then descheduled, and no tripinfo (nor any other output) ever names it
-_DISCARDED = re.compile(r"Vehicle '(?P<id>.+?)' will not be able to depart\b(?:.*\btime=(?P<t>-?\d+(?:\.\d+)?))?")
+_DISCARDED = re.compile(r"Vehicle '(?P<id>.+?)' will not be able to depart\b(?:[^(]*\((?P<why>[^)]*)\))?"
+                        r"(?:.*\btime=(?P<t>-?\d+(?:\.\d+)?))?")
 
 
-def read_discarded(error_log: Path) -> list[tuple[str, float | None]]:
-    """(vehicle id, simulated time s) of each vehicle SUMO discarded before it departed, from its `--error-log`.
+def read_discarded(error_log: Path) -> list[tuple[str, float | None, str]]:
+    """(vehicle id, simulated time s, SUMO's reason or "") of each vehicle SUMO discarded before it departed, from
+    its `--error-log` (the reason: "tlLogic 'C' link 12 never switches to 'G'", "slow lane ahead", ...).
 
     The log is the only trace of them: a run's delay, like SUMO's tripinfo and the reference script's, leaves
     them out, so the run reports them instead of losing them silently. A missing log reads as none."""
@@ -112,7 +114,7 @@ def read_discarded(error_log: Path) -> list[tuple[str, float | None]]:
     for line in lines:
         m = _DISCARDED.search(line)
         if m:
-            found.append((m["id"], float(m["t"]) if m["t"] else None))
+            found.append((m["id"], float(m["t"]) if m["t"] else None, m["why"] or ""))
     return found
 
 
@@ -138,11 +140,8 @@ def read_teleports(statistics: Path) -> Teleports | None:
     costs the loop nothing, works the same over TraCI, and is the only source that gives the kinds. None when
     there is no such file or it has no count (a SUMO started elsewhere, a run that stopped before SUMO closed):
     unknown, never 0."""
-    try:
-        root = ET.parse(statistics).getroot()
-    except (FileNotFoundError, ET.ParseError):
-        return None
-    el = root.find("teleports")
+    root = _statistics_root(statistics)
+    el = None if root is None else root.find("teleports")
     if el is None or el.get("total") is None:
         return None
 
@@ -150,6 +149,26 @@ def read_teleports(statistics: Path) -> Teleports | None:
         return int(float(el.get(key, 0)))
 
     return Teleports(count("total"), count("jam"), count("yield"), count("wrongLane"))
+
+
+def read_pedestrians_jammed(statistics: Path) -> int | None:
+    """How many times a person stood jammed in a run, SUMO's count (`<persons jammed=...>` of its
+    `--statistic-output`): a pedestrian who waits `--time-to-teleport` (a crosswalk that never shows a walk, a
+    crowd blocking a walking area) is jammed and then walks on through whoever is in the way. None when SUMO wrote
+    no such count: unknown, never 0."""
+    root = _statistics_root(statistics)
+    el = None if root is None else root.find("persons")
+    if el is None or el.get("jammed") is None:
+        return None
+    return int(float(el.get("jammed")))
+
+
+def _statistics_root(statistics: Path):
+    """SUMO's statistic output, parsed; None when there is none (or it is broken: a SUMO that did not close)."""
+    try:
+        return ET.parse(statistics).getroot()
+    except (FileNotFoundError, ET.ParseError):
+        return None
 
 
 def read_passages(path: Path, shift_s: float = 0.0) -> Iterator[Passage]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -193,14 +193,19 @@ def _relative_files_absolute(value: str, base: Path) -> str:
     return ",".join(str((base / p.strip()).resolve()) if is_file else p for p, is_file in zip(parts, files, strict=True))
 
 
-def unapplied_note(scenario: Scenario, applied: Iterable[str] = (), config_applied: bool = False) -> str | None:
+def unapplied_note(scenario: Scenario, applied: Iterable[str] = (), config_applied: bool = False,
+                   run_values: Mapping[str, object] | None = None) -> str | None:
     """A sentence naming the settings of the scenario's .sumocfg that a run does not apply; None when none.
 
     `applied` names the SUMO options the run starts with (its `sumo_options`, and with `sumocfg_options: apply`
     the config's own); `config_applied` says the config's settings were asked for, so only the ones a run sets
-    itself are left and the sentence does not suggest asking again."""
+    itself are left and the sentence does not suggest asking again. `run_values`: the values of the options a
+    run sets itself (time-to-teleport, step-length, ...); a setting the run gives the same value is applied in
+    effect and not named."""
     applied = set(applied)
-    left = [f"{name} {value}" for name, value in scenario.sumocfg_settings if name not in applied]
+    run_values = run_values or {}
+    left = [f"{name} {value}" for name, value in scenario.sumocfg_settings
+            if name not in applied and not (name in run_values and _same_value(value, run_values[name]))]
     if not left:
         return None
     shown = ", ".join(left[:8])
@@ -210,6 +215,14 @@ def unapplied_note(scenario: Scenario, applied: Iterable[str] = (), config_appli
     return (f"{scenario.name}.sumocfg sets {shown}{more}: not applied. A run takes only the net-file, route-files, "
             "additional-files, begin and end of a .sumocfg; the step length, seed, teleport time and demand scale "
             f"are the run's (--seed, --demand-scale; step_length_s, time_to_teleport_s in a --config file){how}")
+
+
+def _same_value(setting: object, run_value: object) -> bool:
+    """Whether a .sumocfg's setting (text) is the value a run gives the option: numbers as numbers (200 = 200.0)."""
+    try:
+        return math.isclose(float(str(setting)), float(run_value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(setting).strip() == str(run_value).strip()
 
 
 def sumo_time_s(text: str | None, where: Path, name: str) -> float | None:

@@ -5,8 +5,11 @@ ourselves (yellow for each link that loses its green, then all-red), so
 programs with no yellow phases, extra phases or overlapping greens all map to
 the same model. Phases that differ only in their crosswalk links are merged
 (netconvert emits a "pedestrians red" copy of each phase; we time pedestrian
-clearance ourselves). A traffic light we cannot model safely is refused with a
-reason and left out of control.
+clearance ourselves). A state that shows green to crosswalks only (an
+exclusive pedestrian phase, the walk of a mid-block crossing) is a phase of
+its own: dropped, the crosswalks only it serves would never see a walk. A
+traffic light we cannot model safely is refused with a reason and left out of
+control.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..core.timing import (
+    BICYCLE_SPEED_MPS,
     ceil_to_step,
     ite_all_red_s,
     ite_yellow_s,
@@ -45,24 +49,38 @@ class RefusedSignal:
     reason: str
 
 
+def phase_key(state: str, crosswalk_links: frozenset[int]) -> str | None:
+    """Which green phase a program state is, or None for a state that is none (a yellow, an all-red).
+
+    States with the same vehicle links green are one phase (the key: the state with its crosswalks red). A
+    state with crosswalks only green is a pedestrian phase, one per distinct state (the key: the state)."""
+    if "y" in state or "Y" in state or "u" in state:
+        return None
+    vehicle_key = "".join("r" if i in crosswalk_links else c for i, c in enumerate(state))
+    if any(c in GREEN for c in vehicle_key):
+        return vehicle_key
+    if any(state[i] in GREEN for i in crosswalk_links):
+        return state
+    return None  # all red: we generate clearances ourselves
+
+
 def green_phases_with_durations(program: list[tuple[str, float]],
                                 crosswalk_links: frozenset[int]) -> list[tuple[str, float]]:
-    """The distinct green phases of a program, crosswalk-only variants merged.
+    """The distinct green phases of a program, crosswalk-only variants merged (`phase_key`).
 
-    A state is a green phase if it shows green to a vehicle link and no yellow.
-    Two states with the same vehicle links green are one phase; its crosswalk
-    links are green if any variant shows them green.
+    A state is a green phase if it shows green to a link and no yellow. Two
+    states with the same vehicle links green (at least one) are one phase; its
+    crosswalk links are green if any variant shows them green. A state green
+    to crosswalks only is a pedestrian phase.
     """
     merged: dict[str, list[str]] = {}
     durations: dict[str, float] = {}
     for state, duration_s in program:
         if any(c in "oO" for c in state):
             raise UnsupportedSignal("program has off/blinking states ('o'/'O')")
-        if "y" in state or "Y" in state or "u" in state:
+        vehicle_key = phase_key(state, crosswalk_links)
+        if vehicle_key is None:
             continue
-        vehicle_key = "".join("r" if i in crosswalk_links else c for i, c in enumerate(state))
-        if not any(c in GREEN for c in vehicle_key):
-            continue  # all-red or pedestrian-only state: we generate clearances ourselves
         slot = merged.get(vehicle_key)
         durations[vehicle_key] = durations.get(vehicle_key, 0.0) + duration_s
         if slot is None:
@@ -102,7 +120,7 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
             if path_m is not None:
                 via_lengths_m.append(path_m)
             if in_lane not in speed_of:
-                speed_of[in_lane] = api.lane.getMaxSpeed(in_lane)
+                speed_of[in_lane] = approach_speed_mps(api, in_lane)
             movements.append(Movement(index, in_lane, out_lane, False, speed_of[in_lane], path_m))
     crosswalk_links = frozenset(i for idx in crosswalk_lanes.values() for i in idx)
     crosswalks = tuple(
@@ -126,8 +144,7 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
     if not greens:
         raise UnsupportedSignal(f"program {program.programID!r} has no green phase")
     if len(greens) == 1:
-        # nothing to choose between: every decision would hold it, and a ramp meter or a
-        # pedestrian-only crossing phase it alternates with is not ours to time
+        # nothing to choose between: every decision would hold it (a ramp meter, a green that never ends)
         raise UnsupportedSignal(single_green_reason(program.programID, greens[0], [
             (p.state, float(p.duration)) for p in program.phases], movements, crosswalk_links))
     by_index: dict[int, list[Movement]] = {}
@@ -143,6 +160,9 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
     never = sorted(vehicle_links - ever_green)
     if never:
         notes.append(f"links {never} are never green in the network's program")
+    unserved = [c for c in crosswalks if not set(c.link_indices) & ever_green]
+    if unserved:
+        notes.append(UNSERVED_CROSSWALK_NOTE + ", ".join(f"{c.id} (links {list(c.link_indices)})" for c in unserved))
     notes.extend(_plan_notes(program.type, _offset_s(api, tls_id), states, crosswalk_links))
 
     speed_mps = max((m.approach_speed_mps for m in movements if not m.is_crosswalk), default=13.9)
@@ -155,6 +175,21 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
             f"phase {k} {g:g} s > {timing.max_green_s[k - 1]:g} s" for k, g in cut) + ")")
     return Intersection(tls_id, phases, n_links, tuple(movements), (), crosswalks, timing, speed_mps, width_m,
                         tuple(d for _, d in greens_timed), tuple(notes))
+
+
+def approach_speed_mps(api, lane: str) -> float:
+    """The speed a link's change interval is timed at: the lane's speed limit, or on a lane only bicycles may use
+    (a bicycle lane or path) a cyclist's speed when lower: a bicycle path carries the road's limit, and a cyclist
+    crossing at 20 km/h needs more than twice the red clearance a car at 50 km/h does."""
+    limit_mps = api.lane.getMaxSpeed(lane)
+    allowed = set(api.lane.getAllowed(lane))
+    if allowed and allowed <= BICYCLE_CLASSES:
+        return min(limit_mps, BICYCLE_SPEED_MPS)
+    return limit_mps
+
+
+#: vehicle classes of a bicycle lane (SUMO's `bicycle`; `--bikelanes.guess` and OSM cycleways allow only it)
+BICYCLE_CLASSES = frozenset({"bicycle"})
 
 
 def single_green_reason(program_id: str, green: str, program: list[tuple[str, float]],
@@ -293,6 +328,36 @@ def path_across_m(api, via: str) -> float:
 
 #: notes that say where the network's own program does not run as written under `fixed` (a run warns of them)
 PLAN_NOTE = "the fixed plan: "
+#: a signal's note that its program had phases differing only in their crosswalks (a run warns of it)
+MERGED_NOTE = "phases differing only in crosswalk links were merged"
+#: a signal's note naming the crosswalks its program never shows green (a run warns of it)
+UNSERVED_CROSSWALK_NOTE = "crosswalks never green in the network's program: "
+
+
+def pedestrian_warnings(intersections, program_run: bool = False) -> list[str]:
+    """A run's sentences on how the signals it controls serve their crosswalks: crosswalks no phase shows green,
+    whose pedestrians wait until SUMO moves them on, under every controller and under the program itself; and,
+    where the network's program is what runs (`program_run`: `fixed`), programs whose phases were merged (the walk
+    is then timed by signalwise, not by the program's states: most netconvert programs, so no other controller,
+    which never runs the program's durations, is told)."""
+    merged = sorted(i.id for i in intersections if MERGED_NOTE in i.notes) if program_run else []
+    out = []
+    if merged:
+        out.append(f"at {len(merged)} signal(s) ({_named(merged)}) program phases differing only in their crosswalk "
+                   "links were merged into one phase (netconvert's copy of a phase with its crosswalks red before "
+                   "its yellow): the walk and pedestrian clearance are timed by timing.ped_walk_s and "
+                   "ped_clearance_s, not by the program's durations")
+    for i in sorted(intersections, key=lambda i: i.id):
+        for note in i.notes:
+            if note.startswith(UNSERVED_CROSSWALK_NOTE):
+                out.append(f"signal {i.id!r}: {note.removeprefix(UNSERVED_CROSSWALK_NOTE)} never green in the "
+                           "network's program: no controller gives them a walk, and pedestrians wait there until "
+                           "SUMO moves them on (a jam)")
+    return out
+
+
+def _named(ids: list[str], shown: int = 5) -> str:
+    return ", ".join(ids[:shown]) + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
 
 
 def plan_notes(intersections) -> dict[str, list[str]]:
@@ -327,10 +392,10 @@ def _plan_notes(logic_type: int, offset_s: float, states: list[str], crosswalk_l
                                  "the run's begin (under the shield's clearances its cycle differs from the "
                                  "program's anyway, so no offset would keep coordination)")
     # the program's green states in order, one per vehicle phase (crosswalk-only variants are one phase)
-    greens = [st for st in states if not any(c in "yYu" for c in st) and any(c in GREEN for c in st)]
-    keys = ["".join("r" if i in crosswalk_links else c for i, c in enumerate(st)) for st in greens]
+    greens = [st for st in states if phase_key(st, crosswalk_links) is not None]
+    keys = [phase_key(st, crosswalk_links) for st in greens]
     if len(set(greens)) > len(set(keys)):
-        notes.append("phases differing only in crosswalk links were merged")
+        notes.append(MERGED_NOTE)
     order = [k for j, k in enumerate(keys) if k != keys[j - 1]] if len(keys) > 1 else keys
     if len(order) > len(set(order)):
         notes.append(PLAN_NOTE + "the program serves a phase more than once a cycle; each green state is one "
