@@ -201,3 +201,16 @@ def test_every_series_is_painted_in_its_colour(quiet, saved, tmp_path):
                 if label not in ax["drawn"]:
                     continue  # e.g. a termination this log never has
                 assert tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5)) in inside, (name, label, colour)
+
+
+def test_a_runs_time_axis_says_simulated_time_and_a_field_logs_the_local_time_of_its_date():
+    """A signalwise run's log dates every run 2025-01-06: read as a time of day on that date, a live run's axis
+    claimed a date it never ran on."""
+    from signalwise.analytics.atspm.charts import _time_ticks
+
+    axis = {"day0": "2025-01-06", "start": 0, "end": 60, "bin_min": 15}
+    _ticks, labels, field = _time_ticks(axis)
+    _ticks, same, run = _time_ticks({**axis, "run_clock": True})
+    assert labels == same and labels[0] == "00:00"
+    assert field == "time of day, 2025-01-06 (the log's local time)"
+    assert run.startswith("simulated time, h:mm") and "2025-01-06" in run

@@ -134,8 +134,12 @@ def _time_ticks(axis: dict) -> tuple[np.ndarray, list[str], str]:
         hh, mm = divmod(int(round(m)) % 1440, 60)
         day = day0 + int(m // 1440)
         labels.append(f"{str(day)[5:]} {hh:02d}:{mm:02d}" if multi_day else f"{hh:02d}:{mm:02d}")
-    label = (f"date and time from {axis['day0']} (the log's local time)" if multi_day
-             else f"time of day, {axis['day0']} (the log's local time)")
+    if axis.get("run_clock"):  # a signalwise run's log: simulated time on a date it gives every run
+        label = (f"simulated time (days from the run's log date, {axis['day0']})" if multi_day
+                 else f"simulated time, h:mm (the run's log dates every run {axis['day0']})")
+    else:
+        label = (f"date and time from {axis['day0']} (the log's local time)" if multi_day
+                 else f"time of day, {axis['day0']} (the log's local time)")
     return ticks, labels, label
 
 
@@ -373,8 +377,11 @@ def draw_charts(items, axis: dict, labels: dict, out_dir: Path) -> list[Path]:
     return [p for kind, device, data in items if (p := charts.draw(kind, device, data, out_dir)) is not None]
 
 
-def write_charts(results, out_dir: Path, devices=None, phase_labels: dict | None = None
+def write_charts(results, out_dir: Path, devices=None, phase_labels: dict | None = None, run_clock: bool = False
                  ) -> tuple[list[Path], list[str]]:
-    """Charts for the chosen devices; returns (paths, notes)."""
+    """Charts for the chosen devices; returns (paths, notes). `run_clock`: the log is a signalwise run's, whose
+    clock is simulated time on one fixed date, which the time axis then names as such."""
     items, axis, notes = plan_charts(results, devices)
+    if axis:
+        axis["run_clock"] = run_clock
     return (draw_charts(items, axis, phase_labels or {}, Path(out_dir)) if items else []), notes

@@ -103,7 +103,7 @@ def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts
     options = dict(bin_min=bin_min, latency_s=latency_s, project=project, split_failure_rule=split_failure_rule)
     job = Job(events=events, detectors=detectors, options=options,
               out_dir=out or ((run / "atspm") if run is not None else Path("atspm")), fmt=fmt, charts=charts,
-              chart_devices=_chart_devices(chart_devices))
+              chart_devices=_chart_devices(chart_devices), run_clock=run is not None)
     why = why_unwritable(job.out_dir)
     if why:
         _fail(f"--out {job.out_dir}: {why}")

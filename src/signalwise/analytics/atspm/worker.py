@@ -33,6 +33,8 @@ class Job:
     fmt: str
     charts: bool
     chart_devices: object = None  # None, "all", a count or device ids (charts.select_devices)
+    #: the log is a signalwise run's (its clock dates every run on one day): the charts say simulated time
+    run_clock: bool = False
 
 
 @dataclass
@@ -61,6 +63,8 @@ def run_job(job: Job, log=None, config=None) -> Done:
 
         labels, notes = labels_beside(job.events, job.detectors)
         items, axis, more = plan_charts(results, job.chart_devices)
+        if axis:
+            axis["run_clock"] = job.run_clock
         done.warnings += notes + more
         done.chart_paths = draw_charts(items, axis, labels, job.out_dir) if items else []
     return done

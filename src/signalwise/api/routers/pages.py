@@ -457,7 +457,8 @@ def _draw_atspm(rt, intersection_id: str, minutes: int) -> dict[str, bytes]:
                               only=("pcd", "pcd_cycles", "split_monitor"))
         labels = phase_labels(describe_intersections([st.by_id[intersection_id]], st.approach_direction))
         with tempfile.TemporaryDirectory(prefix="signalwise-atspm-") as tmp:
-            paths, _notes = write_charts(results, Path(tmp), devices=[intersection_id], phase_labels=labels)
+            paths, _notes = write_charts(results, Path(tmp), devices=[intersection_id], phase_labels=labels,
+                                         run_clock=True)
             out = {}
             for path in paths:
                 for chart in ("split_monitor", "pcd"):

@@ -1122,10 +1122,8 @@ async function loadAtspm() {
       const url = URL.createObjectURL(await resp.blob());
       if (img.src) URL.revokeObjectURL(img.src);
       img.src = url;
-      // the chart's time axis is the run's event log's clock, which starts every run on a fixed day: no date of
-      // this run's (charts.py labels it "time of day, 2025-01-06")
-      setText(capId, `${title}, ${id}, last simulated hour (click to enlarge); its axis is the event log's clock, `
-        + 'on which every run starts at 2025-01-06 00:00: read 00:05 as run time 0:05, not as a date');
+      // the chart's time axis is simulated time (charts.py names it so: the event log dates every run on one day)
+      setText(capId, `${title}, ${id}, last simulated hour (click to enlarge)`);
       $(capId).title = '';
     } catch (err) {
       img.removeAttribute('src');
