@@ -272,7 +272,7 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
         warnings.append(_lock_warning(loop.junction_locks, cfg.time_to_teleport_s))
     if cfg.controller == BASELINE_CONTROLLER:
         warnings.extend(plan_warnings(plan_notes(loop.intersections)))
-    warnings.extend(pedestrian_warnings(loop.intersections, program_run=cfg.controller == BASELINE_CONTROLLER))
+    warnings.extend(pedestrian_warnings(loop.intersections))
     if warnings:
         metrics["warnings"] = warnings
     verdict = audit()

@@ -328,25 +328,17 @@ def path_across_m(api, via: str) -> float:
 
 #: notes that say where the network's own program does not run as written under `fixed` (a run warns of them)
 PLAN_NOTE = "the fixed plan: "
-#: a signal's note that its program had phases differing only in their crosswalks (a run warns of it)
+#: a signal's note that its program had phases differing only in their crosswalks (signal_model.json's notes)
 MERGED_NOTE = "phases differing only in crosswalk links were merged"
 #: a signal's note naming the crosswalks its program never shows green (a run warns of it)
 UNSERVED_CROSSWALK_NOTE = "crosswalks never green in the network's program: "
 
 
-def pedestrian_warnings(intersections, program_run: bool = False) -> list[str]:
-    """A run's sentences on how the signals it controls serve their crosswalks: crosswalks no phase shows green,
-    whose pedestrians wait until SUMO moves them on, under every controller and under the program itself; and,
-    where the network's program is what runs (`program_run`: `fixed`), programs whose phases were merged (the walk
-    is then timed by signalwise, not by the program's states: most netconvert programs, so no other controller,
-    which never runs the program's durations, is told)."""
-    merged = sorted(i.id for i in intersections if MERGED_NOTE in i.notes) if program_run else []
+def pedestrian_warnings(intersections) -> list[str]:
+    """A run's sentences on crosswalks no phase shows green: their pedestrians wait until SUMO moves them on, under
+    every controller and under the program itself. (Program states differing only in their crosswalks, merged
+    into one phase, are a note in signal_model.json, not a warning: most netconvert programs have them.)"""
     out = []
-    if merged:
-        out.append(f"at {len(merged)} signal(s) ({_named(merged)}) program phases differing only in their crosswalk "
-                   "links were merged into one phase (netconvert's copy of a phase with its crosswalks red before "
-                   "its yellow): the walk and pedestrian clearance are timed by timing.ped_walk_s and "
-                   "ped_clearance_s, not by the program's durations")
     for i in sorted(intersections, key=lambda i: i.id):
         for note in i.notes:
             if note.startswith(UNSERVED_CROSSWALK_NOTE):
