@@ -122,3 +122,16 @@ def test_the_access_log_is_on_for_serve_and_off_for_live_unless_asked(monkeypatc
     assert access_log_on("live")
     monkeypatch.setenv("SIGNALWISE_ACCESS_LOG", "off")
     assert not access_log_on("serve")
+
+
+def test_a_newline_in_a_path_cannot_forge_an_access_log_line(tmp_path, caplog):
+    """The access log writes the decoded path; a %0A in it would otherwise end the line and start a forged one."""
+    from fastapi.testclient import TestClient
+
+    caplog.set_level(logging.INFO, logger="signalwise.access")
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'a.db'}"))
+    with TestClient(app) as c:
+        c.get("/health%0A2026-01-01T00:00:00.000+00:00 WARNING signalwise.api.auth: forged")
+    lines = [r.getMessage() for r in caplog.records if r.name == "signalwise.access"]
+    assert lines and all("\n" not in line for line in lines), lines
+    assert any("/health\\n2026-01-01" in line for line in lines), lines

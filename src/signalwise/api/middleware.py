@@ -95,8 +95,10 @@ class AccessLog:
             client = scope.get("client")
             principal = (scope.get("state") or {}).get("principal")
             caller = principal.name if principal is not None else "-"
+            # the path as sent, control characters escaped: a decoded %0A would start a forged line in a text log
+            path = scope.get("path", "").encode("unicode_escape").decode("ascii")
             fields = {"client": client[0] if client else "-", "method": scope.get("method", ""),
-                      "path": scope.get("path", ""), "status": status, "duration_ms": round(ms, 1), "caller": caller}
+                      "path": path, "status": status, "duration_ms": round(ms, 1), "caller": caller}
             self.log.info("%s %s %s %d %.1f ms %s", fields["client"], fields["method"], fields["path"], status, ms,
                           caller, extra={"http": fields})
 

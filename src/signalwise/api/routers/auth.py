@@ -18,7 +18,7 @@ from signalwise.store.keys import (
     revoke_key,
 )
 
-from ..auth import check_key, count_failure, issue_token, jwt_secret, memory_header
+from ..auth import check_key, count_failure, issue_token, jwt_secret, key_memory
 from ..deps import Moment
 
 router = APIRouter(tags=["auth"])
@@ -51,8 +51,10 @@ def token(request: Request, response: Response, body: Annotated[TokenRequest | N
         if exc.status_code == 401:
             count_failure(request, exc)
         raise
-    if memory_reason is not None:
-        response.headers.update(memory_header(memory_reason))
+    if memory_reason is not None:  # a token outlives the outage by its lifetime: one made from memory would carry a
+        # key revoked meanwhile past the database's return; the key itself still works from memory
+        raise HTTPException(503, "database unavailable: tokens are issued only while the database answers; send "
+                                 "the API key itself (X-API-Key) meanwhile", headers={"Retry-After": "5"})
     value, exp = issue_token(info, jwt_secret(settings), settings.token_ttl_s)
     return Token(access_token=value, expires_in=int((exp - dt.datetime.now(dt.UTC)).total_seconds()),
                  expires_at=exp, scopes=list(info.scopes))
@@ -101,6 +103,10 @@ def new_key(request: Request, body: KeyCreate) -> dict:
 @router.delete("/api/v1/keys/{id_or_name}", response_model=list[KeyOut], summary="Revoke a key (by id or name)")
 def revoke(request: Request, id_or_name: str) -> list[KeyOut]:
     try:
-        return [_out(k) for k in revoke_key(get_engine(request.app.state.settings.database_url), id_or_name)]
+        revoked = revoke_key(get_engine(request.app.state.settings.database_url), id_or_name)
     except ApiKeyError as exc:
         raise HTTPException(404, str(exc)) from None
+    memory = key_memory(request.app)
+    for k in revoked:  # a revoked key is not taken from memory in a later outage
+        memory.forget(k.id)
+    return [_out(k) for k in revoked]
