@@ -33,7 +33,7 @@ def test_a_chattering_channel_is_named_and_left_out_of_the_counts():
     warned = [w for w in noisy.warnings if "chattering detector" in w]
     assert len(warned) == 1
     # the period runs from the first pulse to the last burst (a vehicle within 10 s of it may join it)
-    head, rest = warned[0].split(" detector-on events from ")
+    head, rest = warned[0].split(" pulses shorter than 0.15 s from ")
     assert head.startswith("device 7 detector channel 5: ") and int(head.split(": ")[1].replace(",", "")) >= 400
     assert rest.startswith("2025-01-06 07:10:00.050000 to 2025-01-06 07:19:")
     aog_clean, aog_noisy = clean.tables["arrival_on_green"], noisy.tables["arrival_on_green"]
@@ -49,5 +49,13 @@ def test_a_chattering_channel_is_named_and_left_out_of_the_counts():
 def test_a_dense_platoon_is_not_chatter():
     # 30 vehicles at 1.2 s headways (tighter than any saturation flow) on the advance loop
     platoon = [(100.0 + 1.2 * k, "7", 82, 5) for k in range(30)] + [(100.3 + 1.2 * k, "7", 81, 5) for k in range(30)]
+    res = compute_all(events_from_frame(make_events(cycles() + platoon)), CFG, only=("actuations",))
+    assert not [w for w in res.warnings if "chattering" in w]
+
+
+def test_a_three_lane_channel_at_saturation_flow_is_not_chatter():
+    """A stop-bar or video zone over three lanes, each discharging at saturation flow (one vehicle each 1.9 s)."""
+    onsets = sorted(100.0 + 1.9 * k + 0.4 * lane for k in range(30) for lane in range(3))
+    platoon = [(t, "7", 82, 5) for t in onsets] + [(t + 0.3, "7", 81, 5) for t in onsets]
     res = compute_all(events_from_frame(make_events(cycles() + platoon)), CFG, only=("actuations",))
     assert not [w for w in res.warnings if "chattering" in w]

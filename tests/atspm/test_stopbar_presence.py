@@ -126,3 +126,21 @@ def test_the_signal_model_gives_the_clearances_the_log_shows(run):
         shown = model[device]["phase_yellow_shown_s" if code == 8 else "phase_all_red_shown_s"][phase - 1]
         assert seconds == {shown}, (device, phase, code, seconds, shown)
     assert any(t["phase_yellow_s"] != t["phase_yellow_shown_s"] for t in model.values())  # 3.3 s shows 4 s
+
+
+def test_a_passage_shorter_than_the_logs_tenth_is_still_an_on_and_an_off(tmp_path):
+    """A motorcycle at speed covers a point loop for less than 0.1 s: on and off round to the same tenth, and the
+    log still shows it (a tenth long), one step later than SUMO stamps it."""
+    from signalwise.core.types import Detector
+    from signalwise.runtime.evidence import detector_events
+    from signalwise.sim.detectors import DetectorLayout, instant_id
+
+    det = Detector("adv_L_0", "L_0", "advance", 100.0, 3)
+    xml = tmp_path / "detector_passages.xml"
+    xml.write_text(f'<instantE1>\n<instantOut id="{instant_id(det)}" time="10.01" state="enter" vehID="m" speed="30" '
+                   f'length="2" type="moto"/>\n<instantOut id="{instant_id(det)}" time="10.04" state="leave" '
+                   f'vehID="m" speed="30" length="2" type="moto"/>\n</instantE1>\n')
+    layout = DetectorLayout({"T": (det,)}, None, None, xml, step_s=1.0)
+    events, rows = detector_events(xml, layout)
+    assert sorted(events) == [(110, "T", 82, 3), (111, "T", 81, 3)]  # deciseconds: on at 11.0 s, off at 11.1 s
+    assert len(rows) == 1 and rows[0][7] == pytest.approx(11.01)

@@ -876,12 +876,14 @@ def _audit_crosswalk_service(dev: _Device, changes: list[tuple[float, str]], log
     served = set().union(*dev.green_links.values()) if dev.green_links else set()
     first_s = changes[0][0]
     for c in dev.all_crosswalk_links:
-        out.check("crosswalk_served")
         if c in served:
             continue  # its phases are held to cycle_max
+        out.check("crosswalk_served")  # counted where this rule, not cycle_max, is what holds the link
         greens = _green_intervals(changes, c, log_end_s)
         onsets = [s for s, _ in greens]
-        windows = [] if starts_mid_run else [(first_s, onsets[0] if onsets else log_end_s, "first green")]
+        # a log that starts mid-run (a recovery) has no known last green before it: its first window starts at
+        # the log's start only when the link never turns green in it, which no start can excuse
+        windows = [] if starts_mid_run and onsets else [(first_s, onsets[0] if onsets else log_end_s, "first green")]
         windows += [(a, b, "between greens") for a, b in zip(onsets, onsets[1:], strict=False)]
         if onsets and changes[-1][1][c] not in GREEN_CHARS:
             windows.append((onsets[-1], log_end_s, "until the log ends"))

@@ -107,16 +107,16 @@ def _deciseconds(t_s: float) -> int:
 
 def _union_ds(spans: list[tuple[float, float]]) -> list[tuple[int, int | None]]:
     """Occupancies as the log shows them: at 0.1 s, overlapping or touching ones as one (a detector switches off
-    only when nothing is over it), and one shorter than the log can show (on and off at the same tenth) left
-    out; None: still on at the end."""
+    only when nothing is over it); one shorter than the log can show (on and off at the same tenth: a fast
+    motorcycle over a point loop) lasts one tenth, so it is still counted; None: still on at the end."""
     merged: list[list] = []
     for start_s, end_s in sorted(spans):
         start = _deciseconds(start_s)
-        end = None if end_s == math.inf else _deciseconds(end_s)
+        end = None if end_s == math.inf else max(_deciseconds(end_s), start + 1)
         if merged and (merged[-1][1] is None or start <= merged[-1][1]):
             if merged[-1][1] is not None:
                 merged[-1][1] = None if end is None else max(merged[-1][1], end)
-        elif end is None or end > start:
+        else:
             merged.append([start, end])
     return [(a, b) for a, b in merged]
 

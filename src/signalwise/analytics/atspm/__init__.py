@@ -55,7 +55,7 @@ Intentional differences from the atspm package
 13. A cycle, split or wait across a data gap (a device silent over 5 minutes) is left out of the
    cycle-based measures, with a warning, and binned tables mark the bins a gap touches (`Complete`,
    module `gaps`); atspm measures it as logged.
-14. A chattering detector (more than 10 on-events in 10 s on one channel) is named, and its events in
+14. A chattering detector (more than 10 pulses under 0.15 s in 10 s on one channel) is named, and its events in
    the chattering period are left out of every measure (module `detector_health`); atspm counts them.
 """
 

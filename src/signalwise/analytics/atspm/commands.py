@@ -152,8 +152,10 @@ def _compare_dir(compare_dir: Path, runs: list[Path], out: Path | None, bin_min,
     except (EventLogError, ValueError) as exc:
         _fail(str(exc))
     baseline = json.loads((compare_dir / "summary.json").read_text())["baseline"]
-    typer.echo(f"ATSPM of {len(runs)} runs in {compare_dir}: mean ± 95% CI over seeds, all signals and phases; "
-               f"change vs {baseline}, paired t-test p over the same seeds")
+    summary = json.loads((compare_dir / "summary.json").read_text())
+    whole = f" (whole runs: the {summary['warmup_s']:g} s warm-up included)" if summary.get("warmup_s") else ""
+    typer.echo(f"ATSPM of {len(runs)} runs in {compare_dir}: mean ± 95% CI over seeds, all signals and phases"
+               f"{whole}; change vs {baseline}, paired t-test p over the same seeds")
     for line in table_text(rows, baseline):
         typer.echo(line)
     for w in warnings:

@@ -2,10 +2,12 @@
 
 A detector that chatters (a loose loop lead, cross-talk, an amplifier set too sensitive) logs bursts
 of on/off pulses that are no vehicles, and every measure counting actuations counts them: arrivals on
-green, split-failure occupancy, phase calls. The rule is a lane's capacity: its saturation flow is about
-1,900 vehicles an hour (HCM), one each 1.9 s, and the tightest platoons run at 1.2-1.5 s headways, so
-more than `CHATTER_MAX_ON` on-events (82) of one channel within `CHATTER_WINDOW_S` (more than one a
-second, sustained over ten vehicles) cannot be vehicles. Such bursts of a channel closer than
+green, split-failure occupancy, phase calls. Its pulses are shorter than any vehicle's: a 4 m car over a
+point loop at 70 km/h holds it 0.2 s, and longer in a zone, so an on-event whose off follows within
+`CHATTER_PULSE_S` is no vehicle; more than `CHATTER_MAX_ON` of them on one channel within
+`CHATTER_WINDOW_S` is a chattering burst (a busy channel, even one spanning several lanes, is not: its
+pulses are vehicles long).
+Such bursts of a channel closer than
 `CHATTER_MERGE_S` apart are one chattering period; the period's on/off events (81/82) of that channel
 are left out of every measure (`without_chatter`), and the input report names device, channel and period.
 The events stay in the log as read (`signalwise events import` stores them).
@@ -19,8 +21,10 @@ import numpy as np
 
 from .inputs import US_PER_S, EventLog, _fmt_us
 
-#: more on-events than this within `CHATTER_WINDOW_S` on one channel: no lane carries them
+#: more short pulses than this within `CHATTER_WINDOW_S` on one channel: chatter, not vehicles
 CHATTER_MAX_ON = 10
+#: an on-event whose off follows within this long is a pulse no vehicle makes
+CHATTER_PULSE_S = 0.15
 CHATTER_WINDOW_S = 10.0
 #: chattering bursts of a channel closer than this are one period
 CHATTER_MERGE_S = 300.0
@@ -28,10 +32,27 @@ CHATTER_MERGE_S = 300.0
 CHATTER_TAIL_S = 2.0
 
 
+def _short_pulses(t: np.ndarray, device: np.ndarray, code: np.ndarray, param: np.ndarray) -> np.ndarray:
+    """Rows of the on-events (82) whose channel is off again (81) within `CHATTER_PULSE_S`: shorter than a
+    vehicle over a loop (4 m at 70 km/h is 0.2 s; a zone holds it longer). A busy channel's vehicles, however
+    many lanes it spans, are not chatter."""
+    rows = np.flatnonzero((code == 82) | (code == 81))
+    if not len(rows):
+        return rows
+    key = device[rows].astype(np.int64) * (1 << 32) + param[rows].astype(np.int64)
+    order = np.lexsort((code[rows] == 82, t[rows], key))  # at one instant the off first, as the measures read
+    rows, key = rows[order], key[order]
+    is_on = code[rows] == 82
+    followed = np.zeros(len(rows), bool)
+    followed[:-1] = is_on[:-1] & (code[rows[1:]] == 81) & (key[1:] == key[:-1]) & \
+        (t[rows[1:]] - t[rows[:-1]] < CHATTER_PULSE_S * US_PER_S)
+    return rows[followed]
+
+
 def find_chatter(t: np.ndarray, device: np.ndarray, code: np.ndarray, param: np.ndarray
                  ) -> list[tuple[int, int, int, int, int]]:
     """(device, channel, first µs, last µs, on-events) of each chattering period; rows in (device, time) order."""
-    on = np.flatnonzero(code == 82)
+    on = _short_pulses(t, device, code, param)
     if len(on) <= CHATTER_MAX_ON:
         return []
     key = device[on].astype(np.int64) * (1 << 32) + param[on].astype(np.int64)
@@ -62,8 +83,8 @@ def find_chatter(t: np.ndarray, device: np.ndarray, code: np.ndarray, param: np.
 
 
 def chatter_warnings(chatter: list[tuple[str, int, str, str, int]]) -> list[str]:
-    out = [f"device {dev} detector channel {ch}: {n:,} detector-on events from {lo} to {hi}, more than "
-           f"{CHATTER_MAX_ON} within {CHATTER_WINDOW_S:.0f} s (no lane carries a vehicle a second): a chattering "
+    out = [f"device {dev} detector channel {ch}: {n:,} pulses shorter than {CHATTER_PULSE_S:g} s from {lo} to "
+           f"{hi}, more than {CHATTER_MAX_ON} within {CHATTER_WINDOW_S:.0f} s (no vehicle is that short): a chattering "
            "detector; its on/off events in that period are left out of every measure (actuations, arrivals on "
            "green, split failures, phase wait), so its bins there count none of its vehicles"
            for dev, ch, lo, hi, n in chatter[:5]]
