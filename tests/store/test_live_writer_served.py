@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from fastapi.testclient import TestClient
+from support.waiting import until
 
 from signalwise.api import create_app
 from signalwise.core.types import SignalEvent
@@ -87,3 +88,21 @@ def test_stored_alerts_keep_what_they_named_and_why_they_cleared(served):
     assert stored["state"] == "cleared"
     assert stored["subjects"] == ["J1", "J2"]  # as at the raise: the clearing does not undo it
     assert stored["cleared_reason"] == cleared.cleared_reason
+
+
+def test_a_live_run_writing_every_tick_leaves_the_cache_its_answers_between_notices(served, monkeypatch):
+    """A live run writes every tick: the cache is told at most once a `CACHE_NOTICE_S` (here 30 s), and at once
+    when someone waits for the rows (`flush`), so it keeps answering between the writes."""
+    import signalwise.store.live as live
+
+    client, writer = served
+    monkeypatch.setattr(live, "CACHE_NOTICE_S", 30.0)
+    writer.put_events([SignalEvent(10.0, "J1", 82, 1)])
+    assert writer.flush(30)  # told at once: this one is the first notice
+    client.get("/api/v1/analytics/simulations")
+    assert cached_entries(client) == 1
+    writer.put_events([SignalEvent(11.0, "J1", 81, 1)])
+    assert until(lambda: writer.pending_rows() == 0, timeout_s=30)
+    assert cached_entries(client) == 1  # written within the notice interval: the cache stands
+    assert writer.flush(30)
+    assert cached_entries(client) == 0

@@ -38,6 +38,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -69,6 +70,10 @@ def _head_revision() -> str:
     from .engine import head_revision
 
     return head_revision()
+
+
+#: seconds between two notices of the live writer's writes to a served app's analytics cache
+CACHE_NOTICE_S = 1.0
 
 
 @dataclasses.dataclass
@@ -132,6 +137,9 @@ class LiveStoreWriter:
         self._db_ok = self._disk_ok = True
         #: monotonic time of the first failed write since the last one that succeeded (None: writes succeed)
         self._failing_since: float | None = None
+        #: monotonic time the served app's cache was last told of a write; whether a write is untold since
+        self._notified_s = -math.inf
+        self._untold = False
         self._engine: Engine | None = None
         self._closed = False
 
@@ -320,6 +328,8 @@ class LiveStoreWriter:
                     if self._failures > failures_before and not self._db_ok:
                         return False
             time.sleep(min(0.01, left))
+        if self._untold:  # whoever waits for the rows to be written reads them next: the cache is told now
+            self._tell_cache(now=True)
         return True
 
     def close(self, timeout_s: float = 10.0) -> bool:
@@ -338,6 +348,8 @@ class LiveStoreWriter:
         self._stop_spooler.set()
         self._spool_wake.set()
         self._spooler.join(max(5.0, timeout_s))
+        if self._untold:
+            self._tell_cache(now=True)
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
@@ -438,13 +450,21 @@ class LiveStoreWriter:
         rows = [r for item in group for r in item[2]]
         written = self._write_isolating(engine, kind, sim, rows)
         if written:
-            # as every ingest write: a served app in this process drops its cached analytics answers now,
-            # instead of answering without these rows for its cache's lifetime (alerts, changes and events
-            # are not written through `ingest`, which notifies for records and runs)
-            from .ingest import notify_written
-
-            notify_written()
+            self._tell_cache()
         return written, len(rows) - written
+
+    def _tell_cache(self, now: bool = False) -> None:
+        """As every ingest write: a served app in this process drops its cached analytics answers, instead of
+        answering without these rows for its cache's lifetime (alerts, changes and events are not written through
+        `ingest`, which notifies for records and runs). At most once every `CACHE_NOTICE_S`: a live run writes
+        every tick, and dropping the cache at each would leave none; `flush` and `close` tell of the last writes."""
+        from .ingest import notify_written
+
+        self._untold = True
+        t = time.monotonic()
+        if now or t - self._notified_s >= CACHE_NOTICE_S:
+            notify_written()
+            self._notified_s, self._untold = t, False
 
     def _write_isolating(self, engine: Engine, kind: str, sim: str, rows: list) -> int:
         """Write rows; when the database calls some invalid, write the others (records: those that validate,

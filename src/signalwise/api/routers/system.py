@@ -107,9 +107,10 @@ def _iso(epoch_s: float | None) -> str | None:
 
 
 class LoopWatch:
-    """When the live loop was last seen to advance. The runtime keeps no tick time; its simulated time moves
-    on every tick, so a probe that finds it unchanged since the last probe knows the loop has not ticked since
-    (the age counts from the first probe that saw the current value)."""
+    """When the live loop was last seen to advance: the runtime's own `last_tick_monotonic`; for one that keeps
+    none (a program embedding another loop), its simulated time, which moves on every tick, so a probe that
+    finds it unchanged since the last probe knows the loop has not ticked since (the age counts from the first
+    probe that saw the current value)."""
 
     def __init__(self) -> None:
         self.sim_time_s: float | None = None
@@ -148,12 +149,12 @@ def loop_health(app) -> dict | None:
            "fallback_share": None, "stale_sources": None, "warnings": []}
     if not running:
         return out
-    try:
-        figures = rt.metrics()
+    try:  # two cheap reads, not `rt.metrics()`: that reads the process's CPU, whose baseline the alerts keep
+        snapshot, stepper = rt.snapshot, rt.stepper
+        out["fallback_share"] = snapshot.fallback_share
+        out["stale_sources"] = sum(1 for sh in stepper.shields.values() if sh.data_fault is not None)
     except Exception:  # noqa: BLE001 - a loop between states: this probe goes without the figures
         return out
-    out["fallback_share"] = figures.get("fallback_share")
-    out["stale_sources"] = int(figures.get("stale_sources") or 0)
     if out["fallback_share"] is not None and out["fallback_share"] >= 1.0:
         out["warnings"].append("every signal runs its fallback plan")
     if out["stale_sources"]:
