@@ -64,6 +64,15 @@ def zone_point_ids(det: Detector) -> tuple[str, ...]:
     return (instant_id(det), *(f"{instant_id(det)}@{k}" for k in range(1, len(STOPBAR_ZONE_SETBACKS_M))))
 
 
+def live_zone_ids(det: Detector) -> tuple[str, ...]:
+    """The live loops that record a detector's presence in a live run (read each step, as a live run writes no
+    passage file): a stop-bar detector's zone points (the first counts vehicles), or the detector's own loop.
+    The controllers read the detector's own loop, `live_id`, whatever these are."""
+    if det.kind != "stopbar":
+        return (live_id(det),)
+    return tuple(f"{det.id}@z{k}" for k in range(len(STOPBAR_ZONE_SETBACKS_M)))
+
+
 def _instant_positions_m(det: Detector, lane_length_m: float) -> tuple[float, ...]:
     setbacks = STOPBAR_ZONE_SETBACKS_M if det.kind == "stopbar" else (det.distance_to_stopbar_m,)
     return tuple(max(0.1, lane_length_m - d) for d in setbacks)
@@ -102,7 +111,8 @@ def plan_detectors(net_file: Path, net=None) -> dict[str, tuple[Detector, ...]]:
 
 
 def write_detector_file(by_tls: dict[str, tuple[Detector, ...]], lane_lengths_m: dict[str, float],
-                        out_dir: Path, live: bool = True, instant: bool = True, step_s: float = 1.0) -> DetectorLayout:
+                        out_dir: Path, live: bool = True, instant: bool = True, step_s: float = 1.0,
+                        live_zones: bool = False) -> DetectorLayout:
     """Write the SUMO additional file that creates the detectors.
 
     `live=False` leaves out the loops controllers read during the run (for
@@ -118,6 +128,11 @@ def write_detector_file(by_tls: dict[str, tuple[Detector, ...]], lane_lengths_m:
             pos = f"{max(0.1, lane_lengths_m[det.lane] - det.distance_to_stopbar_m):.2f}"
             ET.SubElement(live_root, "inductionLoop", id=live_id(det), lane=det.lane, pos=pos, period="900",
                           file="NUL")
+            if live_zones and det.kind == "stopbar":  # a live run's presence zone, beside the controllers' loop
+                for loop_id, at_m in zip(live_zone_ids(det), _instant_positions_m(det, lane_lengths_m[det.lane]),
+                                         strict=True):
+                    ET.SubElement(live_root, "inductionLoop", id=loop_id, lane=det.lane, pos=f"{at_m:.2f}",
+                                  period="900", file="NUL")
             for loop_id, at_m in zip(zone_point_ids(det), _instant_positions_m(det, lane_lengths_m[det.lane]),
                                      strict=True):
                 ET.SubElement(instant_root, "instantInductionLoop", id=loop_id, lane=det.lane, pos=f"{at_m:.2f}",
@@ -134,11 +149,11 @@ def _write_additional(root: ET.Element, path: Path) -> Path:
 
 
 def place_detectors(net_file: Path, out_dir: Path, live: bool = True, instant: bool = True,
-                    step_s: float = 1.0) -> DetectorLayout:
+                    step_s: float = 1.0, live_zones: bool = False) -> DetectorLayout:
     net = _read_net(net_file)  # once: sumolib reads a city network in seconds
     by_tls = plan_detectors(net_file, net)
     lengths = {d.lane: net.getLane(d.lane).getLength() for dets in by_tls.values() for d in dets}
-    return write_detector_file(by_tls, lengths, out_dir, live, instant, step_s)
+    return write_detector_file(by_tls, lengths, out_dir, live, instant, step_s, live_zones)
 
 
 def _read_net(net_file: Path):

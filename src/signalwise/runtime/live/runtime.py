@@ -42,7 +42,7 @@ from ...core.eventlog import TimeOrderedEvents, format_timestamp
 from ...core.types import RECOVERY_STATE, EventCode, SignalEvent
 from ...outdirs import process_identity
 from ...sim.backend import SimulationError, SumoBackend
-from ...sim.detectors import place_detectors
+from ...sim.detectors import live_zone_ids, place_detectors
 from ...termination import interrupts_deferred, stop_reason
 from ..config import RunConfig
 from ..detector_config import detector_rows, write_detector_config
@@ -219,7 +219,8 @@ class LiveRuntime:
             self.field = self._open_without_simulator()
         else:
             # live loops only: passages are read from them every step (no passage file grows for a day)
-            layout = place_detectors(self.scenario.net_file, self.run_dir / "sumo", live=True, instant=False)
+            layout = place_detectors(self.scenario.net_file, self.run_dir / "sumo", live=True, instant=False,
+                                     live_zones=True)
             self._sumo_opts = _sumo_options(cfg, self.scenario, end_s=sumo_end)
             self._sumo_opts.additional_files = (*self._sumo_opts.additional_files, *layout.additional_files)
             self.field = open_field(cfg, self.scenario, self._sumo_opts, layout,
@@ -246,7 +247,12 @@ class LiveRuntime:
             # `_wall_stamp` writes them) and the run's stored records do
             self.store.events_start = self._wall0.replace(tzinfo=None, microsecond=0)
         self._detectors = {d.id: (i.id, d) for i in self.field.intersections for d in i.detectors}
+        #: each loop a detector's presence is read from (`live_zone_ids`): (signal, detector, whether it counts)
+        self._presence_loops = {loop: (i.id, d, k == 0) for i in self.field.intersections for d in i.detectors
+                                for k, loop in enumerate(live_zone_ids(d))}
         self._on_loop: set[tuple[str, str]] = set()
+        #: per detector, the (loop, vehicle) pairs over it now: on while any is
+        self._occupants: dict[str, set[tuple[str, str]]] = {}
         # with --field none the vehicles are counted from the feed's (and cameras') stop-bar detectors
         stopbars = ({(i.id, d.channel): d.lane for i in self.field.intersections for d in i.detectors
                      if d.kind == "stopbar"} if opts.field == "none" else None)
@@ -305,7 +311,9 @@ class LiveRuntime:
         inters = self.field.intersections
         self._registered_lanes = self._lanes_read()
         backend.register_lanes(self._registered_lanes)
-        backend.register_detectors(sorted({d.id for i in inters for d in i.detectors}))
+        # the controllers' loops and the presence loops the event log reads (`_detector_tick`)
+        backend.register_detectors(sorted({d.id for i in inters for d in i.detectors}
+                                          | {loop for i in inters for d in i.detectors for loop in live_zone_ids(d)}))
         backend.register_intersections({i.id: i for i in inters}, self.cfg.shield.preempt_distance_m)
 
     def _lanes_read(self) -> list[str]:
@@ -583,22 +591,35 @@ class LiveRuntime:
             fh.flush()
 
     def _detector_tick(self) -> None:
-        """Detector on (82) / off (81) events and stop-bar passages from the live loops' last step."""
+        """Detector on (82) / off (81) events and stop-bar passages from the live loops' last step. A detector is
+        on while a vehicle is over any of its presence loops (a stop-bar detector's zone, as an offline run
+        records it: `sim.detectors.STOPBAR_ZONE_SETBACKS_M`); its first zone loop counts the vehicles."""
         data = getattr(self.field.backend, "detector_vehicle_data", None)
-        if data is None or not self._detectors:
+        if data is None or not self._presence_loops:
             return
-        events = []
-        for det_id, veh, vtype, entry, leave in data(self._detectors):
-            tls, det = self._detectors[det_id]
-            key = (det_id, veh)
+        changes = []  # (time, 0 = enters / 1 = leaves, loop, vehicle, vtype): in time order, entries first
+        for loop, veh, vtype, entry, leave in data(self._presence_loops):
+            key = (loop, veh)
             if key not in self._on_loop:
                 self._on_loop.add(key)
-                events.append(SignalEvent(round(entry, 1), tls, int(EventCode.DETECTOR_ON), det.channel))
+                changes.append((entry, 0, loop, veh, vtype))
             if leave >= 0:
                 self._on_loop.discard(key)
-                events.append(SignalEvent(round(leave, 1), tls, int(EventCode.DETECTOR_OFF), det.channel))
-                if det.kind == "stopbar":
-                    self.records.passage(tls, det.lane, vtype)
+                changes.append((leave, 1, loop, veh, vtype))
+        events = []
+        for t, leaves, loop, veh, vtype in sorted(changes):
+            tls, det, counts = self._presence_loops[loop]
+            over = self._occupants.setdefault(det.id, set())
+            if not leaves:
+                if not over:
+                    events.append(SignalEvent(round(t, 1), tls, int(EventCode.DETECTOR_ON), det.channel))
+                over.add((loop, veh))
+                continue
+            over.discard((loop, veh))
+            if not over:
+                events.append(SignalEvent(round(t, 1), tls, int(EventCode.DETECTOR_OFF), det.channel))
+            if counts and det.kind == "stopbar":
+                self.records.passage(tls, det.lane, vtype)
         if events:
             self._write_events(events)
 
