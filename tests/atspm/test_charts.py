@@ -214,3 +214,18 @@ def test_a_runs_time_axis_says_simulated_time_and_a_field_logs_the_local_time_of
     assert labels == same and labels[0] == "00:00"
     assert field == "time of day, 2025-01-06 (the log's local time)"
     assert run.startswith("simulated time, h:mm") and "2025-01-06" in run
+
+
+def test_an_hour_with_no_arrival_on_green_is_a_mark_not_a_gap(saved, tmp_path):
+    """0 % arrivals on green was drawn as nothing, the same as an hour without data."""
+    rows, t = [], 0.0
+    while t < 1800:  # phase 2 green 30 s of each 60 s cycle; its advance vehicles all come in the red
+        rows += [(t, "7", 1, 2), (t + 30, "7", 8, 2), (t + 34, "7", 9, 2), (t + 34, "7", 10, 2), (t + 36, "7", 11, 2)]
+        rows += [(t + 45, "7", 82, 20), (t + 45.5, "7", 81, 20)]
+        t += 60
+    cfg = make_config([("7", 2, 2, "Presence"), ("7", 2, 20, "Advance")])
+    results = compute_all(events_from_frame(make_events(rows)), detectors_from_frame(cfg))
+    assert results.tables["arrival_on_green"]["Green_Actuations"].sum() == 0
+    write_charts(results, tmp_path)
+    (ax,) = saved["aog_by_hour_7.png"]["axes"]
+    assert ax["zero_bars"] >= 1 and ax["drawn"]

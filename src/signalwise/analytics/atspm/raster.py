@@ -117,7 +117,7 @@ class Axes:
         self.plot, self.box = plot, box
         self.xlim, self.ylim = xlim, ylim
         self.record = {"title": "", "xlabel": "", "ylabel": "", "ylim": ylim, "xticks": [], "series": [],
-                       "hlines": [], "legend": [],
+                       "hlines": [], "legend": [], "zero_bars": 0,  # bars of height 0, drawn as a base mark
                        "drawn": []}  # labels of the series that put at least one mark on the panel
         self._xticks: tuple[np.ndarray, list[str]] | None = None
         self._integer = False
@@ -198,10 +198,17 @@ class Axes:
         left, heights = np.asarray(left, float), np.asarray(heights, float)
         fill = rgb(colour)
         for x, h in zip(left, heights, strict=True):
-            if not np.isfinite(h) or h <= 0:
-                continue
+            if not np.isfinite(h) or h < 0:
+                continue  # no data: nothing drawn
             if label not in self.record["drawn"]:
                 self.record["drawn"].append(label)
+            if h == 0:  # a measured 0 is a mark on the base line, not the empty space of no data
+                self.record["zero_bars"] += 1
+                (xa, xb), (ya, _yb) = self.px([x, x + width], [0.0, 0.0])
+                (xa, xb), (ya, _yb) = self._clip(np.array([xa, xb]), np.array([ya, ya]))
+                self.plot.draw.rectangle([float(xa), float(ya) - 2, max(float(xa), float(xb) - 1), float(ya)],
+                                         fill=fill)
+                continue
             (xa, xb), (ya, yb) = self.px([x, x + width], [0.0, h])
             (xa, xb), (ya, yb) = self._clip(np.array([xa, xb]), np.array([ya, yb]))
             self.plot.draw.rectangle([float(xa), float(yb), max(float(xa), float(xb) - 1), float(ya)], fill=fill)
