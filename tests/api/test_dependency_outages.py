@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 import time
-from contextlib import contextmanager
 
 import httpx
 import pytest
 from support import outages
-from support.loopback import serving, serving_port
+from support.loopback import serving, serving_live
 from support.outages import OwnRedis
 
 from signalwise.api import create_app
@@ -33,27 +31,6 @@ def proxied_postgres(tmp_path):
         yield found
 
 
-@contextmanager
-def _live_server(settings: Settings, tmp_path):
-    """A real uvicorn serving the app with a live run of `single` (SUMO in-process) attached and ticking."""
-    from signalwise.runtime.config import RunConfig
-    from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
-
-    app = create_app(settings)
-    rt = LiveRuntime(RunConfig(scenario="single"), LiveOptions(speed=10.0, duration_s=3600, in_process=True),
-                     tmp_path / "live")
-    rt.open()
-    app.state.live = rt
-    loop = threading.Thread(target=rt.run, name="live-loop", daemon=True)
-    loop.start()
-    try:
-        with serving_port(app) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=20) as client:
-            yield client, rt
-    finally:
-        rt.stop()
-        loop.join(timeout=20)
-
-
 @pytest.mark.postgres
 def test_with_postgres_down_verified_keys_keep_control_unseen_ones_are_refused_and_revocation_holds_on_return(
         proxied_postgres, tmp_path, caplog):
@@ -63,7 +40,7 @@ def test_with_postgres_down_verified_keys_keep_control_unseen_ones_are_refused_a
     _, ops = create_key(engine, "ops", ["read", "operate"])
     _, other = create_key(engine, "other", ["read", "operate"])
     settings = Settings(database_url=proxied, bind_host="0.0.0.0", jwt_secret=SECRET)
-    with _live_server(settings, tmp_path) as (client, rt):
+    with serving_live(settings, tmp_path / "live") as (client, rt):
         signal = rt.stepper.intersections[0].id
         override = {"intersection_id": signal, "action": "hold", "phase_number": 1, "duration_s": 30}
         key = {"X-API-Key": ops}

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 
 import httpx
 import pytest
 from support import outages
-from support.loopback import serving, serving_port
+from support.loopback import serving, serving_live
 
 from signalwise.api import create_app
 from signalwise.store import Settings
@@ -44,19 +43,10 @@ def test_liveness_ignores_a_database_that_is_down_and_readiness_reports_it(proxi
 
 def test_a_live_loop_that_stops_ticking_fails_liveness_and_health_shows_the_tick_age(tmp_path):
     """SUMO (a process of its own here) is stopped with SIGSTOP: the loop waits on it and ticks no more."""
-    from signalwise.runtime.config import RunConfig
-    from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
-
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", live_stall_s=1.0))
-    rt = LiveRuntime(RunConfig(scenario="single"), LiveOptions(speed=10.0, duration_s=3600, in_process=False),
-                     tmp_path / "live")
-    rt.open()
-    app.state.live = rt
-    loop = threading.Thread(target=rt.run, name="live-loop", daemon=True)
-    loop.start()
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", live_stall_s=1.0)
     pid = None
-    try:
-        with serving_port(app) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+    with serving_live(settings, tmp_path / "live", in_process=False, timeout_s=10) as (client, rt):
+        try:
             deadline = time.monotonic() + 20
             while not rt.running:
                 assert time.monotonic() < deadline, "the live loop did not start"
@@ -84,8 +74,6 @@ def test_a_live_loop_that_stops_ticking_fails_liveness_and_health_shows_the_tick
             while client.get("/health/live").status_code != 200:
                 assert time.monotonic() < deadline, "liveness did not come back once the loop ticked again"
                 time.sleep(0.2)
-    finally:
-        if pid is not None:
-            os.kill(pid, signal.SIGCONT)
-        rt.stop()
-        loop.join(timeout=20)
+        finally:
+            if pid is not None:  # SUMO must run again for the loop, and the server, to stop
+                os.kill(pid, signal.SIGCONT)

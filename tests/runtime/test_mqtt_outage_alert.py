@@ -11,43 +11,26 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 import yaml
 from support.cli import signalwise
 from support.cli_checks import refused
-from support.mqtt import free_port, own_mosquitto
+from support.mqtt import free_port, own_mosquitto, start_feed_live
 from support.waiting import until, value_within
 
 from signalwise.runtime.live.alerts import BUILTIN_RULES, SAFETY_LIMITS
 
-MQTT_ENV = ("SIGNALWISE_MQTT_USERNAME", "SIGNALWISE_MQTT_PASSWORD", "SIGNALWISE_MQTT_CA_FILE",
-            "SIGNALWISE_MQTT_CERT_FILE", "SIGNALWISE_MQTT_KEY_FILE", "SIGNALWISE_MQTT_KEY_PASSWORD")
 #: the built-in rule's hold is 10 wall seconds; the client retries with a delay growing 1, 2, 4, 8 s …
 HOLD_S = 10.0
 
 
 def _plain_listener(port: int) -> str:
     return f"listener {port} 127.0.0.1\nallow_anonymous true\n"
-
-
-def _start_live(tmp_path: Path, broker_port: int) -> tuple[subprocess.Popen, str]:
-    api = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in MQTT_ENV}
-    env["SIGNALWISE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    env.pop("SIGNALWISE_REDIS_URL", None)
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("signalwise")), "live", "--scenario", "corridor",
-                             "--field", "none", "--duration", "600", "--out", str(tmp_path / "runs"),
-                             "--port", str(api), "--insecure-no-auth", "--mqtt", f"127.0.0.1:{broker_port}"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    return proc, f"http://127.0.0.1:{api}"
 
 
 def _stop_live(proc: subprocess.Popen) -> str:
@@ -97,7 +80,7 @@ def test_a_stopped_broker_raises_mqtt_disconnected_naming_it_and_its_return_clea
     proc = None
     try:
         with own_mosquitto(tmp_path, _plain_listener(port)):
-            proc, base = _start_live(tmp_path, port)
+            proc, base = start_feed_live(tmp_path, port)
             assert until(lambda: _running(base), 90.0), "signalwise live did not start"
             assert until(lambda: _connected(base), 30.0), "the run never connected to the broker"
             assert _mqtt_alert(base) is None
@@ -127,7 +110,7 @@ def test_a_stopped_broker_raises_mqtt_disconnected_naming_it_and_its_return_clea
 
 def test_a_run_started_against_a_port_where_nothing_listens_raises_mqtt_disconnected(tmp_path):
     port = free_port()  # nobody listens there
-    proc, base = _start_live(tmp_path, port)
+    proc, base = start_feed_live(tmp_path, port)
     try:
         assert until(lambda: _running(base), 90.0), "signalwise live did not start"
         alert = value_within(lambda: _mqtt_alert(base), HOLD_S + 30.0, every_s=0.2)

@@ -16,23 +16,18 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 from support.cli import signalwise
 from support.cli_checks import refused
-from support.mqtt import free_port, own_mosquitto, throwaway_pki
+from support.mqtt import MQTT_ENV, free_port, own_mosquitto, start_feed_live, throwaway_pki
 from support.waiting import until, value_within
 
 from signalwise.core.types import ObservationNeed
 from signalwise.runtime.live.feeds import SOURCE
 from signalwise.runtime.live.mqtt import PLAIN_PORT_HINT, TLS_PORT_HINT, MqttFeed, TlsSetupError, tls_context
-
-MQTT_ENV = ("SIGNALWISE_MQTT_USERNAME", "SIGNALWISE_MQTT_PASSWORD", "SIGNALWISE_MQTT_CA_FILE",
-            "SIGNALWISE_MQTT_CERT_FILE", "SIGNALWISE_MQTT_KEY_FILE", "SIGNALWISE_MQTT_KEY_PASSWORD")
 
 
 @pytest.fixture
@@ -328,20 +323,12 @@ def test_live_refuses_tls_options_without_a_broker(tmp_path, pki):
 def test_live_takes_detector_messages_over_tls(tmp_path, pki, tls_broker):
     """The command end to end: `--mqtt-ca-file` reaches the feed's client, which connects and takes a message
     (counted on /metrics under mqtt)."""
-    api = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in MQTT_ENV}
-    env["SIGNALWISE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    env.pop("SIGNALWISE_REDIS_URL", None)
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("signalwise")), "live", "--scenario", "corridor",
-                             "--field", "none", "--duration", "60", "--out", str(tmp_path / "runs"),
-                             "--port", str(api), "--insecure-no-auth", "--mqtt", f"127.0.0.1:{tls_broker}",
-                             "--mqtt-ca-file", str(pki["ca.crt"])],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc, base = start_feed_live(tmp_path, tls_broker, "--mqtt-ca-file", str(pki["ca.crt"]), duration_s=60)
     pub = None
 
     def metrics() -> str:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{api}/metrics", timeout=2) as r:
+            with urllib.request.urlopen(f"{base}/metrics", timeout=2) as r:
                 return r.read().decode()
         except OSError:
             return ""

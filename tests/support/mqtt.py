@@ -132,3 +132,27 @@ def throwaway_pki(directory) -> dict:
     run("pkey", "-in", "client.key", "-aes256", "-passout", "pass:pw", "-out", "client-encrypted.key")
     names = ("ca.crt", "server.crt", "server.key", "client.crt", "client.key", "client-encrypted.key", "other-ca.crt")
     return {name: directory / name for name in names}
+
+
+#: the settings a broker's credentials and TLS files come from: a test's own `signalwise live` sets none of them
+MQTT_ENV = ("SIGNALWISE_MQTT_USERNAME", "SIGNALWISE_MQTT_PASSWORD", "SIGNALWISE_MQTT_CA_FILE",
+            "SIGNALWISE_MQTT_CERT_FILE", "SIGNALWISE_MQTT_KEY_FILE", "SIGNALWISE_MQTT_KEY_PASSWORD")
+
+
+def start_feed_live(tmp_path, broker_port: int, *args: str, duration_s: float = 600):
+    """A `signalwise live` on `corridor` fed by detectors over MQTT from 127.0.0.1:`broker_port` (`--field none`,
+    its API open on a free port, its own SQLite store); (process, the API's base URL). `args`: more options."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    api = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in MQTT_ENV}
+    env["SIGNALWISE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    env.pop("SIGNALWISE_REDIS_URL", None)
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("signalwise")), "live", "--scenario", "corridor",
+                             "--field", "none", "--duration", f"{duration_s:g}", "--out", str(tmp_path / "runs"),
+                             "--port", str(api), "--insecure-no-auth", "--mqtt", f"127.0.0.1:{broker_port}", *args],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return proc, f"http://127.0.0.1:{api}"

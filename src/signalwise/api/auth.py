@@ -334,13 +334,12 @@ async def authorize(conn: HTTPConnection) -> Principal | None:
             principal = conn.state.principal = Principal(principal.name, principal.scopes, principal.key_id,
                                                          principal.via, reason)
     if principal.memory_reason is not None:
-        conn.state.auth_headers = memory_header(principal.memory_reason)
+        conn.state.auth_headers = MEMORY_HEADER
     return principal
 
 
-def memory_header(_reason: str) -> dict[str, str]:
-    """The header an answer carries when its key was checked from memory (the database's error is in the log)."""
-    return {"X-Auth-Checked": "memory; database unreachable"}
+#: the header an answer carries when its key was checked from memory (the database's error is in the log)
+MEMORY_HEADER = {"X-Auth-Checked": "memory; database unreachable"}
 
 
 def count_failure(conn: HTTPConnection, exc: HTTPException) -> None:

@@ -11,7 +11,7 @@ import logging
 import time
 
 #: the request state's keys whose headers every answer carries: the limiter's X-RateLimit-*, and
-#: X-Auth-Checked when a key was checked from memory (`auth.memory_header`)
+#: X-Auth-Checked when a key was checked from memory (`auth.MEMORY_HEADER`)
 STATE_HEADERS = ("rate_limit_headers", "auth_headers")
 
 
@@ -40,44 +40,21 @@ class RateLimitHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-class RequestTiming:
-    """Observes each request's time to answer into a histogram labelled by method, route and status."""
-
-    def __init__(self, app, histogram):
-        self.app = app
-        self.histogram = histogram
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        started = time.perf_counter()
-        status = 500
-
-        async def send_timed(message):
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_timed)
-        finally:
-            route = scope.get("route")
-            self.histogram.labels(scope.get("method", ""), getattr(route, "path", "unmatched"), str(status)).observe(
-                time.perf_counter() - started)
-
-
-class AccessLog:
-    """One INFO line per HTTP request on `signalwise.access`: client, method, path (never the query: streams
-    carry `?token=`), status, milliseconds, and the caller's key name. Nothing is formatted unless the logger
-    is enabled (`signalwise.logs`: SIGNALWISE_ACCESS_LOG)."""
+class _Answered:
+    """Hands each HTTP request's status and seconds to answer to `done`, once it is answered (500 when the app
+    failed before it started its answer). The two middlewares below differ only in what they do then."""
 
     def __init__(self, app):
         self.app = app
-        self.log = logging.getLogger("signalwise.access")
+
+    def wanted(self, scope) -> bool:
+        return scope["type"] == "http"
+
+    def done(self, scope, status: int, seconds: float) -> None:
+        raise NotImplementedError
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not self.log.isEnabledFor(logging.INFO):
+        if not self.wanted(scope):
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         status = 500
@@ -91,16 +68,45 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_noted)
         finally:
-            ms = (time.perf_counter() - started) * 1000
-            client = scope.get("client")
-            principal = (scope.get("state") or {}).get("principal")
-            caller = principal.name if principal is not None else "-"
-            # the path as sent, control characters escaped: a decoded %0A would start a forged line in a text log
-            path = scope.get("path", "").encode("unicode_escape").decode("ascii")
-            fields = {"client": client[0] if client else "-", "method": scope.get("method", ""),
-                      "path": path, "status": status, "duration_ms": round(ms, 1), "caller": caller}
-            self.log.info("%s %s %s %d %.1f ms %s", fields["client"], fields["method"], fields["path"], status, ms,
-                          caller, extra={"http": fields})
+            self.done(scope, status, time.perf_counter() - started)
+
+
+class RequestTiming(_Answered):
+    """Observes each request's time to answer into a histogram labelled by method, route and status."""
+
+    def __init__(self, app, histogram):
+        super().__init__(app)
+        self.histogram = histogram
+
+    def done(self, scope, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        self.histogram.labels(scope.get("method", ""), getattr(route, "path", "unmatched"), str(status)).observe(
+            seconds)
+
+
+class AccessLog(_Answered):
+    """One INFO line per HTTP request on `signalwise.access`: client, method, path (never the query: streams
+    carry `?token=`), status, milliseconds, and the caller's key name. Nothing is formatted unless the logger
+    is enabled (`signalwise.logs`: SIGNALWISE_ACCESS_LOG)."""
+
+    def __init__(self, app):
+        super().__init__(app)
+        self.log = logging.getLogger("signalwise.access")
+
+    def wanted(self, scope) -> bool:
+        return scope["type"] == "http" and self.log.isEnabledFor(logging.INFO)
+
+    def done(self, scope, status: int, seconds: float) -> None:
+        ms = seconds * 1000
+        client = scope.get("client")
+        principal = (scope.get("state") or {}).get("principal")
+        caller = principal.name if principal is not None else "-"
+        # the path as sent, control characters escaped: a decoded %0A would start a forged line in a text log
+        path = scope.get("path", "").encode("unicode_escape").decode("ascii")
+        fields = {"client": client[0] if client else "-", "method": scope.get("method", ""),
+                  "path": path, "status": status, "duration_ms": round(ms, 1), "caller": caller}
+        self.log.info("%s %s %s %d %.1f ms %s", fields["client"], fields["method"], fields["path"], status, ms,
+                      caller, extra={"http": fields})
 
 
 class BodyLimit:

@@ -234,6 +234,9 @@ class LiveRuntime:
         self.stepper = LoopStepper(cfg, self.field, self.end_s, source=source, sink=sink)
         self._open_cameras()
         self.stepper.profiler = self.profiler
+        #: each loop a detector's presence is read from (`live_zone_ids`): (signal, detector, whether it counts)
+        self._presence_loops = {loop: (i.id, d, k == 0) for i in self.field.intersections for d in i.detectors
+                                for k, loop in enumerate(live_zone_ids(d))}
         if opts.field != "none":
             # once the controllers say which zone lanes they read; building the stepper needs no registration
             # (it reads the network and sets signals, never the per-step reply)
@@ -246,10 +249,6 @@ class LiveRuntime:
             # the store's events carry the wall clock, as live_events.csv (whole seconds of `_wall0`, as
             # `_wall_stamp` writes them) and the run's stored records do
             self.store.events_start = self._wall0.replace(tzinfo=None, microsecond=0)
-        self._detectors = {d.id: (i.id, d) for i in self.field.intersections for d in i.detectors}
-        #: each loop a detector's presence is read from (`live_zone_ids`): (signal, detector, whether it counts)
-        self._presence_loops = {loop: (i.id, d, k == 0) for i in self.field.intersections for d in i.detectors
-                                for k, loop in enumerate(live_zone_ids(d))}
         self._on_loop: set[tuple[str, str]] = set()
         #: per detector, the (loop, vehicle) pairs over it now: on while any is
         self._occupants: dict[str, set[tuple[str, str]]] = {}
@@ -312,8 +311,7 @@ class LiveRuntime:
         self._registered_lanes = self._lanes_read()
         backend.register_lanes(self._registered_lanes)
         # the controllers' loops and the presence loops the event log reads (`_detector_tick`)
-        backend.register_detectors(sorted({d.id for i in inters for d in i.detectors}
-                                          | {loop for i in inters for d in i.detectors for loop in live_zone_ids(d)}))
+        backend.register_detectors(sorted({d.id for i in inters for d in i.detectors} | set(self._presence_loops)))
         backend.register_intersections({i.id: i for i in inters}, self.cfg.shield.preempt_distance_m)
 
     def _lanes_read(self) -> list[str]:
