@@ -51,6 +51,8 @@ VARIANTS = {
     "entity in an id": lambda text: text.replace('"e1"', '"e&amp;1"').replace('"i_sb_a_0"', '"i_sb&amp;a_0"'),
     "attributes reordered": lambda text: text.replace('id="i_adv_b_1" time="12.00"', 'time="12.00" id="i_adv_b_1"')
                                               .replace('id="e2" sampledSeconds="0.00"', 'sampledSeconds="0.00" id="e2"'),
+    "a stay row's attributes reordered": lambda text: text.replace('time="10.50" state="stay"',
+                                                                   'state="stay" time="10.50"'),
     "single quotes": lambda text: text.replace('speed="9.10"', "speed='9.10'").replace('fuel_abs="0.01"',
                                                                                         "fuel_abs='0.01'"),
     "spaces around =": lambda text: text.replace('state="enter" vehID="v2"', 'state = "enter" vehID="v2"')

@@ -193,7 +193,7 @@ def read_passages(path: Path, shift_s: float = 0.0) -> Iterator[Passage]:
                 start = (t, float(speed), vtype)
             done.append(Passage(det, veh, start[2], start[0], t, start[1]))
 
-    rows = _sumo_rows(path, _INSTANT_OUT, "<instantOut")
+    rows = _sumo_rows(path, _INSTANT_OUT, "<instantOut", skipped=' state="stay" ')
     if rows is None:
         _parse_elements(path, element)
     else:
@@ -269,15 +269,17 @@ def _attribute(text: str, key: str) -> str | None:
     return text[at:text.index('"', at)]
 
 
-#: SUMO's instant induction loop output, attributes in the order SUMO writes them
-_INSTANT_OUT = re.compile(r'<instantOut id="([^"]*)" time="([^"]*)" state="([^"]*)" vehID="([^"]*)" '
+#: SUMO's instant induction loop output, attributes in the order SUMO writes them; only the rows that open or
+#: close a passage: a vehicle standing over a loop writes a "stay" row at every step (six in seven rows of a
+#: full run's stop-bar zones on grid4x4), which no passage reads
+_INSTANT_OUT = re.compile(r'<instantOut id="([^"]*)" time="([^"]*)" state="(enter|leave)" vehID="([^"]*)" '
                           r'speed="([^"]*)" length="[^"]*" type="([^"]*)"')
 _INTERVAL_OR_EDGE = re.compile(r"<(interval|edge) ([^>]*)>")
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
 _FIRST_ELEMENT = re.compile(r"<([A-Za-z_][^\s/>]*)")
 
 
-def _sumo_rows(path: Path, pattern: re.Pattern, *openings: str) -> list[tuple] | None:
+def _sumo_rows(path: Path, pattern: re.Pattern, *openings: str, skipped: str | None = None) -> list[tuple] | None:
     """Every match of `pattern` in a SUMO output, or None when only a real XML parser may read the file.
 
     A city's outputs are megabytes of one element written the same way each
@@ -286,7 +288,8 @@ def _sumo_rows(path: Path, pattern: re.Pattern, *openings: str) -> list[tuple] |
     one of `openings`, in a file with no entity or character reference (an id
     with `&` in it) and that ends with its root's closing tag; anything else
     (another SUMO's attribute order, a file cut short) goes to expat, which
-    reads it or says where it breaks.
+    reads it or says where it breaks. `skipped`: text that marks each element
+    the pattern leaves out on purpose (and only those).
     """
     try:
         text = Path(path).read_bytes().decode("utf-8")
@@ -304,7 +307,7 @@ def _sumo_rows(path: Path, pattern: re.Pattern, *openings: str) -> list[tuple] |
     if root is None or not text.rstrip().endswith(f"</{root.group(1)}>"):
         return None
     rows = pattern.findall(text)
-    if len(rows) != sum(text.count(opening) for opening in openings):
+    if len(rows) != sum(text.count(opening) for opening in openings) - (text.count(skipped) if skipped else 0):
         return None
     return rows
 
