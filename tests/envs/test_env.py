@@ -130,21 +130,23 @@ def test_shield_refuses_a_change_inside_minimum_green_and_says_so():
         while len(steps) < 6:
             _obs, _r, _t, _tr, info = env.step({agent: 1})  # "go to phase 1 now", from t = 0
             steps.append(info[agent])
-        # t = 5 .. 20: inside phase 0's 22 s minimum green the proposal is refused, and reported
+        # t = 5 .. 20: inside phase 0's 22 s minimum green the proposal is refused, and reported at every step (the
+        # shield records its min_green intervention once, in the first; the environment says what still holds)
         for info in steps[:4]:
             assert (info["phase"], info["interval"], info["shield_override"]) == (0, "green", True)
-        assert steps[0]["shield_rules"] == ["min_green"]
+            assert info["shield_rules"] == ["min_green"]
         # t = 25: minimum green ended at 22 s; the shield is clearing towards the proposed phase
         assert steps[4]["interval"] in ("yellow", "all_red") and not steps[4]["shield_override"]
         assert (steps[5]["phase"], steps[5]["interval"], steps[5]["shield_override"]) == (1, "green", False)
-        # holding phase 1 for ever: the shield ends it for a bound (max green or the cycle) and says which
+        # holding phase 1 for ever: the shield ends it for a bound (max green or the cycle) and says which, then
+        # that the change interval it started holds the proposal back
         forced = None
         while env.agents and forced is None:
             _obs, _r, _t, _tr, info = env.step({agent: 1})
             if info[agent]["shield_override"]:
                 forced = info[agent]
-        assert forced is not None and forced["shield_rules"] and \
-            set(forced["shield_rules"]) <= {"max_green", "cycle_max"}
+        assert forced is not None and forced["shield_rules"][0] in {"max_green", "cycle_max"}
+        assert forced["interval"] in ("yellow", "all_red") and forced["shield_rules"][1:] == ["clearance"]
     events = [(e.time_s, e.event_code, e.parameter) for e in env._last.events()]
     assert min(t for t, code, phase in events if code == 8 and phase == 1) == 22.0  # phase 0's first yellow
     assert env.audit().violations == []
@@ -258,3 +260,79 @@ def test_a_signal_program_edited_in_an_additional_file_is_probed_again(tmp_path)
         env.reset(seed=1)
         assert env.action_space("C").n == len(env.intersections["C"].phases) == 4
         assert len(env._episode.intersections[0].phases) == 4  # what the simulation runs
+
+
+@pytest.mark.parametrize(("scenario", "timing", "period_s"), [
+    ("single", "benchmark", 10.0), ("resco:arterial4x4", "benchmark", 5.0), ("single", "reference", 5.0),
+    ("single", "safety", 5.0)])
+def test_the_default_decision_period_is_the_one_signalwise_run_decides_at(scenario, timing, period_s):
+    """The profiles' decision steps (runtime/profiles.py: RESCO's 10 s, 5 s on arterial4x4; the reference's 5 s);
+    under safety, the default controller's (max-pressure, 5 s)."""
+    env = SignalwiseParallelEnv(scenario, timing=timing, duration_s=20)
+    assert env.decision_period_s == period_s
+    if scenario == "single":
+        with env:
+            env.reset(seed=1)
+            assert env.step({})[4]["C"]["time_s"] == period_s
+
+
+def test_an_explicit_decision_period_wins_over_the_profiles():
+    with SignalwiseParallelEnv("single", timing="benchmark", duration_s=20, decision_period_s=4) as env:
+        env.reset(seed=1)
+        assert env.decision_period_s == 4.0 and env.step({})[4]["C"]["time_s"] == 4.0
+    assert SignalwiseParallelEnv("single", timing="benchmark", duration_s=20,
+                                 controller_options={"period_s": 7}).decision_period_s == 7.0
+
+
+@pytest.mark.parametrize("timing", ["benchmark", "safety"])
+def test_time_in_interval_reads_against_max_green_or_120_s_without_one(timing):
+    """The benchmark profile has no maximum green (86,400 s): the feature reads the green's time / 120 s."""
+    with SignalwiseParallelEnv("single", timing=timing, duration_s=50, decision_period_s=10) as env:
+        agent = env.possible_agents[0]
+        n = env.action_space(agent).n
+        max_green_s = env.intersections[agent].timing.max_green_s[0]
+        scale_s = 120.0 if timing == "benchmark" else max_green_s
+        assert (max_green_s == 86400.0) == (timing == "benchmark") and max_green_s > 50
+        env.reset(seed=3)  # seed 3: no emergency vehicle in the first minutes
+        read = []
+        while env.agents:
+            obs, _r, _t, _tr, infos = env.step({agent: 0})
+            assert (infos[agent]["phase"], infos[agent]["interval"]) == (0, "green")  # held since t = 0
+            read.append((infos[agent]["time_s"] / scale_s, float(obs[agent][n + 1])))
+    assert [want for want, _got in read] == pytest.approx([got for _want, got in read])
+    assert read[-1][1] == pytest.approx(50 / scale_s) and read[-1][1] > 0.4
+
+
+@pytest.mark.parametrize(("scenario", "timing", "period_s"), [("corridor", "safety", 5), ("single", "safety", 5),
+                                                              ("single", "benchmark", 1)])
+def test_every_override_says_what_holds_the_proposal_back(scenario, timing, period_s):
+    """Random proposals: each step the signal does not serve the proposal, shield_rules names why, and the name
+    is true of the shield at the step's end (its minimum green checked here from the timing, pedestrian walk and
+    clearance included)."""
+    from signalwise.control.shield import PED_CLEAR, PED_WALK
+    from signalwise.core.timing import ceil_to_step
+
+    rng = np.random.default_rng(11)
+    held = {"min_green": 0, "clearance": 0}
+    with SignalwiseParallelEnv(scenario, timing=timing, duration_s=600, decision_period_s=period_s) as env:
+        env.reset(seed=11)
+        while env.agents:
+            infos = env.step({a: int(rng.integers(env.action_space(a).n)) for a in env.agents})[4]
+            for a, info in infos.items():
+                if not info["shield_override"]:
+                    continue
+                assert info["shield_rules"]
+                sh = env._last.shields[a]
+                if sh.preempt_active:
+                    assert "preempt" in info["shield_rules"]
+                elif sh.interval != "green":
+                    assert "clearance" in info["shield_rules"]
+                    held["clearance"] += 1
+                else:
+                    min_green_s = ceil_to_step(sh.inter.timing.min_green_s[sh.phase], env.config.step_length_s)
+                    assert info["time_s"] - sh.green_start_s < min_green_s or sh.ped in (PED_WALK, PED_CLEAR)
+                    assert "min_green" in info["shield_rules"]
+                    held["min_green"] += 1
+    # (at the benchmark profile's own 10 s steps, a change's 3 s yellow and 7 s minimum green fill the step it
+    # starts in: 1 s steps, to see both)
+    assert held["min_green"] > 0 and held["clearance"] > 0

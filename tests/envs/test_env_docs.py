@@ -116,3 +116,26 @@ def test_gymnasium_make_as_the_docs_write_it_works_in_a_fresh_process():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split()[0] == "SignalwiseEnv" and int(r.stdout.split()[1]) >= 2
+
+
+def test_the_vector_example_runs_as_written_and_prints_what_the_page_says(tmp_path):
+    section = _environment_section()
+    block = next(m for m in re.finditer(r"```python\n(.*?)```", section, re.DOTALL) if "AsyncVectorEnv" in m.group(1))
+    printed = re.search(r"prints `([^`]*)`", section[block.end():]).group(1)
+    script = tmp_path / "vector.py"
+    script.write_text(block.group(1))
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == printed
+
+
+def test_copies_in_one_process_are_refused_as_the_page_says():
+    from signalwise.sim.backend import SimulationError
+
+    message = re.search(r"second copy's reset with `([^`]*)`", " ".join(_environment_section().split())).group(1)
+    envs = gym.vector.SyncVectorEnv([lambda: gym.make(ENV_ID, scenario="single", duration_s=30)] * 2)
+    try:
+        with pytest.raises(SimulationError, match=re.escape(message)):
+            envs.reset(seed=1)
+    finally:
+        envs.close()

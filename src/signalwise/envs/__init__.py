@@ -5,8 +5,9 @@
 `gymnasium.make("signalwise.envs:signalwise/Signalwise-v0", scenario=...)`: Gymnasium 1.x has no plugin
 entry points, so the `module:` prefix is what imports this registration in a fresh process). They drive the
 run loop's own step (`runtime.loop.LoopStepper`), so agents are held to the
-same shield as every controller, and `audit()` hands an episode's event log
-to the independent checker.
+same shield as every controller, `audit()` hands an episode's event log
+to the independent checker, and `metrics()` gives an ended episode's network
+figures as `signalwise run` computes them (RESCO's average delay, ...).
 
 A package of its own rather than `control/learning/`: an environment drives
 SUMO and the runtime loop, and `control` must not (it talks to `core` only).

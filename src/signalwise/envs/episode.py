@@ -2,9 +2,13 @@
 
 It reuses the run loop's own step (`runtime.loop.LoopStepper`) with no
 controllers: the agents' proposals come in through `propose`, and the
-shields decide exactly as in `signalwise run`. SUMO writes no output files
-(the environment needs none); the hi-res events and the signal states SUMO
-was given stay in memory so the independent checker can audit the episode.
+shields decide exactly as in `signalwise run`. SUMO writes one output file,
+its tripinfo (every vehicle, those still driving or never inserted at the
+end too), into a temporary directory: when the episode ends it is read into
+the same network figures `signalwise run` writes to metrics.json
+(`sim.metrics.network_metrics`, RESCO's delay), then removed. The hi-res
+events and the signal states SUMO was given stay in memory so the
+independent checker can audit the episode.
 
 libsumo is one simulation per process, so at most one episode may be open
 per process; opening a second one while another is running is refused with
@@ -13,6 +17,8 @@ a message rather than silently taking over the first one's simulation.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import weakref
 from pathlib import Path
 
@@ -21,6 +27,8 @@ from ..core.types import Decision, Intersection, LaneState, SignalEvent
 from ..runtime.config import RunConfig
 from ..runtime.loop import LoopStepper, applied_sumo_options, describe_intersections, open_field, sumo_options
 from ..sim.backend import SimulationError
+from ..sim.metrics import NetworkMetrics, after_warmup, network_metrics
+from ..sim.outputs import read_tripinfo
 from ..sim.scenario import Scenario
 
 #: the episode currently holding this process's libsumo simulation
@@ -103,18 +111,43 @@ def _probe(cfg: RunConfig, scenario: Scenario) -> tuple[list[Intersection], dict
         _release_libsumo(owner)
 
 
+#: SUMO's tripinfo rows for the vehicles still driving and those never inserted at the end, as `signalwise run`
+#: asks for them: RESCO's delay counts every vehicle
+TRIPINFO_ARGS = ("--tripinfo-output.write-unfinished", "true", "--tripinfo-output.write-undeparted", "true")
+
+
+def episode_summary(net: NetworkMetrics) -> dict[str, float | int]:
+    """The figures of `signalwise run`'s metrics.json `network` an episode reports, units in the names."""
+    return {"avg_delay_s": net.avg_delay_s, "avg_wait_s": net.avg_wait_s, "vehicles_total_veh": net.vehicles_total,
+            "throughput_veh": net.throughput_veh, "running_at_end_veh": net.running_at_end,
+            "never_inserted_veh": net.never_inserted}
+
+
+def _discard(backend, outputs: Path) -> None:
+    """Close SUMO, then remove the directory it wrote into (an episode dropped without close())."""
+    if backend is not None:
+        backend.close()
+    shutil.rmtree(outputs, ignore_errors=True)
+
+
 class Episode:
     """A running simulation whose signals only the shields drive, on the agents' proposals."""
 
     def __init__(self, cfg: RunConfig, scenario: Scenario, seed: int, end_s: float):
         self.cfg = cfg
         self.seed = seed
+        #: the episode's traffic figures (`episode_summary`), once it has run to its end and closed; None before,
+        #: and for a SUMO started elsewhere (`remote_port`), which writes its own outputs, not ours
+        self.summary: dict[str, float | int] | None = None
         self._libsumo = _uses_libsumo(cfg)
         if self._libsumo:
             _claim_libsumo(self)
         self.backend = None
+        self._outputs = Path(tempfile.mkdtemp(prefix="signalwise-env-"))
+        self._tripinfo = self._outputs / "tripinfo.xml"
         try:
-            fld = open_field(cfg, scenario, sumo_options(cfg, scenario, seed, end_s))
+            fld = open_field(cfg, scenario, sumo_options(cfg, scenario, seed, end_s, extra_args=TRIPINFO_ARGS,
+                                                         outputs={"tripinfo-output": self._tripinfo}))
             self.backend = fld.backend
             # queue samples every step: they are the reward's halting counts
             self.stepper = LoopStepper(cfg, fld, end_s, controllers=lambda inter, ctx: None,
@@ -122,7 +155,7 @@ class Episode:
         except BaseException:
             self.close()
             raise
-        self._finalizer = weakref.finalize(self, self.backend.close)
+        self._finalizer = weakref.finalize(self, _discard, self.backend, self._outputs)
         self.intersections = self.stepper.intersections
         self.shields = self.stepper.shields
 
@@ -157,9 +190,22 @@ class Episode:
                      self.cfg.step_length_s, end_s=self.stepper.t)
 
     def close(self) -> None:
-        """Close SUMO (safe to call twice); the in-memory record is kept."""
+        """Close SUMO (safe to call twice); the in-memory record is kept, and at the episode's end its `summary`
+        (SUMO writes the rows of the vehicles still driving or never inserted as it closes)."""
         backend = getattr(self, "backend", None)
         if backend is not None:
             backend.close()
         if self._libsumo:
             _release_libsumo(self)
+        if self.summary is None and getattr(self, "stepper", None) is not None and self.done:
+            self.summary = self._summarise()
+        shutil.rmtree(self._outputs, ignore_errors=True)
+
+    def _summarise(self) -> dict[str, float | int] | None:
+        """The network figures of `signalwise run`, from the same code: the trips due from the end of the
+        configuration's warm-up on, RESCO's delay (timeLoss + departDelay) over every one of them."""
+        if not self._tripinfo.is_file():
+            return None
+        trips, persons = read_tripinfo(self._tripinfo)
+        counted = after_warmup(self.stepper.t0 + self.cfg.warmup_s, self.stepper.end_s, trips, persons, [], [], [])
+        return episode_summary(network_metrics(counted.trips, counted.persons, [], self.backend.emergency_seen))

@@ -4,7 +4,8 @@ Layout for an intersection with n phases (length 3n + 2, float32):
 
     [0, n)        phase one-hot     the green phase, or the phase being cleared
     n             clearing          1 during yellow / all-red, else 0
-    n + 1         time in interval  seconds in the current interval / that phase's maximum green, clipped to 1
+    n + 1         time in interval  seconds in the current interval / that phase's maximum green (120 s when
+                                    it has none), clipped to 1
     [n+2, 2n+2)   queue per group   halting vehicles on the lanes phase i serves (its lane group)
                                     / the group's storage, clipped to 1
     [2n+2, 3n+2)  count per group   vehicles on those lanes / the group's storage, clipped to 1
@@ -15,6 +16,13 @@ queues of short and long approaches on one scale without a per-scenario
 constant, and keeps every value inside the Box. Lane groups are the ones the
 tabular agent uses (`StateFeatures.groups`): per phase, not per lane, so the
 vector grows with the number of phases.
+
+The benchmark and reference profiles have no maximum green (a day,
+`runtime.profiles.NO_BOUND_S`): divided by it, the time in interval would
+read 0 for ever. A phase without a maximum is timed against
+`UNBOUNDED_SCALE_S` instead, 120 s (twelve of the benchmark's 10 s
+decisions; the safety profile's default maximum green is 60 s): a green
+longer than that reads 1.
 """
 
 from __future__ import annotations
@@ -23,8 +31,11 @@ import numpy as np
 from gymnasium import spaces
 
 from ..core.types import Intersection, LaneState, SignalStatus
+from ..runtime.profiles import NO_BOUND_S
 
 JAM_SPACING_M = 7.5
+#: the time-in-interval scale of a phase without a maximum green
+UNBOUNDED_SCALE_S = 120.0
 
 
 class PhaseQueueObservation:
@@ -37,7 +48,7 @@ class PhaseQueueObservation:
         self.lanes = tuple(dict.fromkeys(lane for g in self.groups for lane in g))
         self.storage_veh = np.array([max(1.0, sum(lane_length_m[lane] for lane in g) / JAM_SPACING_M)
                                      for g in self.groups], dtype=np.float64)
-        self.max_green_s = inter.timing.max_green_s
+        self.time_scale_s = tuple(UNBOUNDED_SCALE_S if g >= NO_BOUND_S else g for g in inter.timing.max_green_s)
         self.space = spaces.Box(0.0, 1.0, shape=(3 * self.n_phases + 2,), dtype=np.float32)
 
     def encode(self, status: SignalStatus, lanes: dict[str, LaneState]) -> np.ndarray:
@@ -45,7 +56,7 @@ class PhaseQueueObservation:
         out = np.zeros(3 * n + 2, dtype=np.float32)
         out[status.phase_index] = 1.0
         out[n] = 0.0 if status.interval == "green" else 1.0
-        out[n + 1] = min(1.0, status.elapsed_s / self.max_green_s[status.phase_index])
+        out[n + 1] = min(1.0, status.elapsed_s / self.time_scale_s[status.phase_index])
         queue = np.zeros(n)
         count = np.zeros(n)
         for k, g in enumerate(self.groups):

@@ -22,14 +22,24 @@
   nothing halted);
 - state(): the global state a centralised critic reads, every agent's
   observation in `possible_agents` order, concatenated (`state_space`);
-- a step advances SUMO by `decision_period_s` (default 5 s); the episode is
-  truncated (never terminated) at the end of the scenario's window, or after
-  `duration_s`;
-- infos[agent]: `time_s`, the signal's `phase` and `interval` after the step,
+- a step advances SUMO by `decision_period_s`; by default the decision
+  period `signalwise run` gives its controller under the configuration's
+  timing profile (`controller_options["period_s"]`: 10 s under benchmark, 5 s
+  on resco:arterial4x4 and under reference), else max-pressure's 5 s; the
+  episode is truncated (never terminated) at the end of the scenario's
+  window, or after `duration_s`;
+- infos[agent]: `time_s` (SUMO's simulated time, which starts at the
+  scenario's begin), the signal's `phase` and `interval` after the step,
   the `proposed_phase`, `shield_override` (True when the signal is neither
   green in the proposed phase nor clearing towards it after the step) and
-  `shield_rules` (the shield's interventions during the step: min_green,
-  max_green, cycle_max, preempt, ...);
+  `shield_rules`: the shield's interventions during the step (min_green,
+  max_green, cycle_max, preempt, ...) and, on an override, what holds the
+  proposal back at the step's end (`HELD_BY`);
+- the last step's infos[agent]["episode_metrics"] (and `metrics()` after
+  it): the episode's network figures as `signalwise run` computes them
+  (`episode.episode_summary`: RESCO's average delay, vehicles never
+  inserted, ...); not under Gymnasium's own "episode" key, which its
+  RecordEpisodeStatistics wrapper (and Stable-Baselines3's Monitor) write;
 - seeding: `reset(seed=s)` runs SUMO with `--seed s`, the same traffic as
   `signalwise run --seed s`; later resets without a seed take s+1, s+2, ...
   (the first one without any seed takes the configuration's seed, 1). A seed
@@ -48,6 +58,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from ..analytics.safety_audit import AuditReport
+from ..control.max_pressure import PERIOD_S
 from ..runtime.config import RunConfig
 from ..runtime.loop import resolve_scenario
 from .episode import Episode, probe_network
@@ -58,24 +69,34 @@ from .reward import halting_vehicle_seconds
 #: `VecEnv.seed()` draws up to 2**32 - 1): a seed wraps into SUMO's range, and one below it is `run --seed`'s
 SUMO_SEEDS = 2**31
 
+#: what holds a proposal back at the end of a step (`shield_rules` on an override), checked in this order: an
+#: emergency vehicle's preemption; the yellow and all-red of a change to another phase; the shield's fallback
+#: plan; the green in force, within its minimum green (its pedestrians' walk and clearance included), the only
+#: time a shield keeps a green against a proposal it can serve
+HELD_BY = ("preempt", "clearance", "fallback", "min_green")
+
 
 class SignalwiseParallelEnv(ParallelEnv):
     metadata = {"name": "signalwise_parallel_v0", "render_modes": [], "is_parallelizable": True}
 
     def __init__(self, scenario: str | None = None, *, duration_s: float | None = None,
-                 decision_period_s: float = 5.0, reward_scale: float = 1.0, render_mode: str | None = None,
+                 decision_period_s: float | None = None, reward_scale: float = 1.0, render_mode: str | None = None,
                  **run_options):
         """`scenario`: a built-in one or resco:NAME; none with `sumocfg=` or `net=` (your network), else "single".
+        `decision_period_s`: None = the period `signalwise run` decides at under the timing profile.
         `run_options` are `RunConfig` fields: sumocfg=, net=, routes=, seed=, step_length_s=, timing=, shield=."""
         if render_mode is not None:
             raise ValueError(f"render_mode {render_mode!r} is not supported; use None (watch a run with "
                              "`signalwise run --gui`)")
-        if not (decision_period_s > 0 and math.isfinite(decision_period_s)):
+        if decision_period_s is not None and not (decision_period_s > 0 and math.isfinite(decision_period_s)):
             raise ValueError(f"decision_period_s must be a positive number of seconds, not {decision_period_s!r}")
         if not math.isfinite(reward_scale):  # a NaN scale would make every reward NaN, silently
             raise ValueError(f"reward_scale must be a finite number, not {reward_scale!r}")
         self.render_mode = None
         self.config = RunConfig(scenario=scenario, duration_s=duration_s, **run_options)
+        if decision_period_s is None:
+            # the profile puts its decision step in the controller options, as `signalwise run` reads it
+            decision_period_s = float(self.config.controller_options.get("period_s", PERIOD_S))
         steps = decision_period_s / self.config.step_length_s
         if abs(steps - round(steps)) > 1e-6:
             # SUMO advances whole steps: 2.5 s at 1 s steps would silently be 3 s, and the steps drift
@@ -150,10 +171,15 @@ class SignalwiseParallelEnv(ParallelEnv):
         for a in agents:
             rules = [iv.rule for iv in ep.shields[a].interventions[seen[a]:]]
             p = proposed.get(a)
-            infos[a] = self._info(a, p, p is not None and not self._serving(a, p), rules)
+            override = p is not None and not self._serving(a, p)
+            if override and (held := self._held_by(a)) not in rules:
+                rules.append(held)
+            infos[a] = self._info(a, p, override, rules)
         if truncated:
             self.agents = []
-            self._close_episode()  # frees libsumo at once; the record stays for audit()
+            self._close_episode()  # frees libsumo at once; the record stays for audit(), the figures for metrics()
+            for a in agents:
+                infos[a]["episode_metrics"] = None if ep.summary is None else dict(ep.summary)
         return obs, rewards, terminations, truncations, infos
 
     def state(self) -> np.ndarray:
@@ -168,6 +194,17 @@ class SignalwiseParallelEnv(ParallelEnv):
         if self._last is None:
             raise RuntimeError("no episode yet: call reset() first")
         return self._last.audit()
+
+    def metrics(self) -> dict[str, float | int]:
+        """The last episode's network figures once it has ended (its last infos' "episode_metrics"), until the
+        next reset: `avg_delay_s` is metrics.json's, RESCO's delay over every vehicle."""
+        ep = self._last
+        if ep is None or self._episode is not None:
+            raise RuntimeError("no episode has ended: step one until truncation, then ask for its metrics")
+        if ep.summary is None:
+            raise RuntimeError("the episode ended early (close() before truncation), or ran on a SUMO started "
+                               "elsewhere (remote_port), whose outputs are its own: it has no metrics")
+        return dict(ep.summary)
 
     def close(self) -> None:
         self._close_episode()
@@ -210,6 +247,15 @@ class SignalwiseParallelEnv(ParallelEnv):
     def _serving(self, agent: str, phase: int) -> bool:
         sh = self._last.shields[agent]
         return sh.phase == phase if sh.interval == "green" else sh.next_phase == phase
+
+    def _held_by(self, agent: str) -> str:
+        """Why the signal is not serving the agent's proposal now (`HELD_BY`), from its shield's state."""
+        sh = self._last.shields[agent]
+        if sh.preempt_active:
+            return "preempt"
+        if sh.interval != "green":
+            return "clearance"
+        return "fallback" if sh.in_fallback else "min_green"
 
     def _info(self, agent: str, proposed: int | None, override: bool, rules: list[str]) -> dict:
         sh = self._last.shields[agent]

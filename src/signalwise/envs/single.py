@@ -44,5 +44,8 @@ class SignalwiseEnv(gym.Env):
     def audit(self) -> AuditReport:
         return self.parallel.audit()
 
+    def metrics(self) -> dict[str, float | int]:
+        return self.parallel.metrics()
+
     def close(self) -> None:
         self.parallel.close()
