@@ -25,7 +25,14 @@ from pathlib import Path
 from ..analytics.safety_audit import AuditReport, audit
 from ..core.types import Decision, Intersection, LaneState, SignalEvent
 from ..runtime.config import RunConfig
-from ..runtime.loop import LoopStepper, applied_sumo_options, describe_intersections, open_field, sumo_options
+from ..runtime.loop import (
+    TRIPINFO_ARGS,
+    LoopStepper,
+    applied_sumo_options,
+    describe_intersections,
+    open_field,
+    sumo_options,
+)
 from ..sim.backend import SimulationError
 from ..sim.metrics import NetworkMetrics, after_warmup, network_metrics
 from ..sim.outputs import read_tripinfo
@@ -109,11 +116,6 @@ def _probe(cfg: RunConfig, scenario: Scenario) -> tuple[list[Intersection], dict
             fld.backend.close()
     finally:
         _release_libsumo(owner)
-
-
-#: SUMO's tripinfo rows for the vehicles still driving and those never inserted at the end, as `signalwise run`
-#: asks for them: RESCO's delay counts every vehicle
-TRIPINFO_ARGS = ("--tripinfo-output.write-unfinished", "true", "--tripinfo-output.write-undeparted", "true")
 
 
 def episode_summary(net: NetworkMetrics) -> dict[str, float | int]:

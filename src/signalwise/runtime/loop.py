@@ -72,6 +72,10 @@ NO_LIVE_DETECTORS = frozenset({BASELINE_CONTROLLER, "max-pressure"})
 #: a vehicle standing inside a junction this long is locked in (SUMO's own default --time-to-teleport)
 LOCKED_AFTER_S = 300.0
 
+#: SUMO's tripinfo rows for the vehicles still driving and those never inserted at the end: RESCO's delay, and
+#: every figure of metrics.json's `network`, counts every vehicle due in the window
+TRIPINFO_ARGS = ("--tripinfo-output.write-unfinished", "true", "--tripinfo-output.write-undeparted", "true")
+
 
 #: `LoopStepper._observe` builds an Observation field by field: a field added to it must be added there too
 _OBSERVATION_FIELDS = ("time_s", "intersection_id", "lanes", "detector_idle_s", "signal", "detector_counts_veh",
@@ -320,7 +324,7 @@ def _run_in(cfg: RunConfig, scenario: Scenario, begin_s: float, end_s: float, su
                                                          files["emissions"])
     replayed = tuple(name for name in REPLAYED_FILES if name in recorders) if replay else ()
     additional.extend(add for name, add in recorders.items() if name not in replayed)
-    extra = ["--tripinfo-output.write-unfinished", "true", "--tripinfo-output.write-undeparted", "true"]
+    extra = list(TRIPINFO_ARGS)
     emission_args = ["--emissions.volumetric-fuel", "true"]  # fuel in ml; computed once, by the edgeData
     opts = sumo_options(cfg, scenario, end_s=end_s, extra_args=extra,
                         outputs={"tripinfo-output": files["tripinfo"], "statistic-output": files["statistics"],
