@@ -17,7 +17,7 @@ from signalwise.store import Settings
 from signalwise.store import ingest as store_ingest
 from signalwise.store.keys import KeyMemory
 
-from . import docs, errors
+from . import docs, errors, openapi
 from .auth import authorize
 from .cache import TTLCache
 from .middleware import AccessLog, BodyLimit, RateLimitHeaders
@@ -48,6 +48,10 @@ BODY_LIMIT_BYTES = 1024 * 1024
 #: routes whose bodies hold many items: up to 1,000 predictions of up to 1,000 lanes each, 10,000 intervals
 LARGER_BODIES = {"/api/v1/ml/predict/batch": 64 * 1024 * 1024, "/api/v1/ml/metrics": 16 * 1024 * 1024}
 
+#: response headers a page on another origin (SIGNALWISE_CORS_ORIGINS) may read: none is CORS-safelisted
+EXPOSED_HEADERS = ["Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
+                   "X-Auth-Checked"]
+
 OPTIONAL_ROUTERS = ("signalwise.api.routers.atspm", "signalwise.api.routers.live_feeds")
 
 
@@ -66,7 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
-                           allow_headers=["Authorization", "X-API-Key", "Content-Type"])
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+                           expose_headers=EXPOSED_HEADERS)
 
     app.add_middleware(RateLimitHeaders)
     # bodies bounded before FastAPI parses them; ingest and detector feeds bound theirs while reading them
@@ -91,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "SIGNALWISE_JWT_SECRET to 32 or more random characters (openssl rand -hex 32)", settings.bind_host)
     monitoring.install(app)
     docs.install(app)  # Swagger UI and ReDoc from the package, not a CDN
+    openapi.install(app)  # the schema declares each route's scope, its credentials and the error body
     pages.install(app)  # the live dashboard (/, /dashboard, /static) and the read routes it needs
     for router in (system.router, auth.router, ingest.router, analytics.router, dashboard.router, live.router,
                    monitoring.router, streams.router, ml.router, ml_models.router, ml_jobs.router, ml_metrics.router,

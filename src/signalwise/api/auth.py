@@ -4,13 +4,17 @@
   exchanged at `POST /api/v1/auth/token` for a JWT (HS256, PyJWT) with `exp`
   and the key's scopes, sent as `Authorization: Bearer …`. Browsers cannot set
   headers on a WebSocket or an EventSource: streams also take `?token=`.
-- Scopes: `read`, `ingest`, `operate`, `admin` (holds every scope), `evidence`.
+- Scopes: `read`, `ingest`, `operate`, `admin` (holds every scope but `evidence`), `evidence` (violation
+  images: number plates and faces; only a key granted it explicitly reads them).
 - `ROUTE_SCOPES` is the one table of what each route needs; a route missing
   from it is refused (404 for unknown paths is FastAPI's; a route we add and
   forget to declare is a 500 in tests, never an open door).
 - Local use stays easy: when the server listens on a loopback address, reads
   (`read` routes) are open without a key. Everything else needs its scope,
-  unless the server was started with `--insecure-no-auth` (which warns).
+  unless the server was started with `--insecure-no-auth` (which warns). A stream (WebSocket, SSE)
+  whose handshake carries the `Origin` of another site gets neither of those open doors: CORS does not
+  guard a WebSocket, so a page the operator opens elsewhere would read the live run; it must send a key
+  or token (`foreign_origin`).
 - While the database cannot be reached, a key (or a token's key) this process verified within
   `key_cache_grace_s` is taken from its memory (`store.keys.KeyMemory`), so a live run stays under operators'
   control through a database outage; the answer's `X-Auth-Checked` header and the log say so.
@@ -25,6 +29,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import jwt
 from fastapi import HTTPException
@@ -110,7 +115,12 @@ class Principal:
     memory_reason: str | None = None
 
     def allows(self, scope: str) -> bool:
-        return scope in self.scopes or "admin" in self.scopes
+        return scope in self.scopes or ("admin" in self.scopes and scope not in NOT_IMPLIED_BY_ADMIN)
+
+
+#: scopes `admin` does not hold unless granted them: evidence images are personal data (number plates, faces),
+#: and whoever manages keys and the cache has no need to read them
+NOT_IMPLIED_BY_ADMIN = frozenset({"evidence"})
 
 
 LOCAL_READER = Principal("local", frozenset({"read"}), via="local")
@@ -316,6 +326,11 @@ async def authorize(conn: HTTPConnection) -> Principal | None:
             count_failure(conn, exc)
         raise
     if principal is None:
+        origin = foreign_origin(conn)
+        if origin is not None:
+            raise HTTPException(403, f"{method} {path} from a page of {origin} needs an API key or token: reads "
+                                     "open without one are for this server's own pages and SIGNALWISE_CORS_ORIGINS "
+                                     "(pass ?token= from POST /api/v1/auth/token)")
         if settings.insecure_no_auth:
             principal = INSECURE
         elif needed == "read" and settings.open_reads_on_loopback and is_loopback(settings.bind_host):
@@ -336,6 +351,28 @@ async def authorize(conn: HTTPConnection) -> Principal | None:
     if principal.memory_reason is not None:
         conn.state.auth_headers = MEMORY_HEADER
     return principal
+
+
+def foreign_origin(conn: HTTPConnection) -> str | None:
+    """The `Origin` of a stream handshake from another site (None: no Origin, this server's own, or one of
+    SIGNALWISE_CORS_ORIGINS). Browsers send Origin on every WebSocket and EventSource; other clients send none.
+
+    This server's own origin is its Host header; on a loopback server that host must be a loopback one too, so a
+    name an attacker points at 127.0.0.1 (DNS rebinding) is not taken for it."""
+    if conn.scope.get("type") != "websocket" and not conn.url.path.startswith("/api/v1/sse/"):
+        return None
+    origin = conn.headers.get("origin")
+    if origin is None:
+        return None
+    allowed = conn.app.state.settings.cors_origins or ()
+    if "*" in allowed or origin.rstrip("/").lower() in {o.rstrip("/").lower() for o in allowed}:
+        return None
+    parts = urlsplit(origin)
+    host = conn.headers.get("host", "")
+    own = parts.scheme in ("http", "https") and bool(parts.netloc) and parts.netloc.lower() == host.lower()
+    if own and is_loopback(conn.app.state.settings.bind_host):
+        own = is_loopback(parts.hostname)
+    return None if own else origin
 
 
 #: the header an answer carries when its key was checked from memory (the database's error is in the log)

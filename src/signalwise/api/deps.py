@@ -67,14 +67,21 @@ class Page:
         self.limit, self.offset = limit, offset
 
 
+#: the most a `limit` query parameter takes whatever the settings; the schema declares the server's
+#: max_page_size below it (`openapi.describe`), which is the one enforced
+LIMIT_CEILING = 100_000
+
+
 def page(
     request: Request,
-    limit: Annotated[int, Query(ge=1, le=100_000, description="items per page (capped by max_page_size)")] = 100,
+    limit: Annotated[int, Query(ge=1, le=LIMIT_CEILING,
+                                description="items per page (at most the server's max_page_size)")] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="items to skip")] = 0,
 ) -> Page:
     cap = request.app.state.settings.max_page_size
     if limit > cap:
-        raise HTTPException(422, f"limit={limit} exceeds the maximum page size {cap}")
+        raise HTTPException(422, [{"loc": ["query", "limit"], "type": "less_than_equal",
+                                   "msg": f"limit={limit} exceeds the maximum page size {cap}"}])
     return Page(limit, offset)
 
 

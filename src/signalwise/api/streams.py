@@ -22,7 +22,12 @@ Several API workers: with `redis_url`, the process that runs the loop also
 publishes every message to the Redis channel `signalwise:live` (from a thread
 of its own, bounded, so a slow or absent Redis costs the loop nothing), and
 every hub subscribes to the channel and delivers what other processes
-published. Without Redis the hub is in-process.
+published. Without Redis the hub is in-process. The end of the run goes
+through Redis too: the loop's hub publishes an `end` message (its reason)
+when it ends its own streams, and a hub that receives it, or the run's
+last snapshot (`running: false`) with no `end` within END_WAIT_S, ends its
+clients as the loop's hub does (WS close 1001, SSE `event: end`); a client
+subscribing after that gets the last snapshot, then the same end.
 """
 
 from __future__ import annotations
@@ -44,6 +49,11 @@ log = logging.getLogger("signalwise.api.streams")
 
 TOPICS = ("snapshot", "signal", "alert", "profiler", "change", "vision")
 CHANNEL = "signalwise:live"
+#: the message (on the Redis channel only, never a client's topic) by which the loop's hub says the run ended
+END_TOPIC = "end"
+#: how long a hub that got a run's last snapshot over Redis waits for its `end` (which names why the run ended)
+#: before it ends its clients itself
+END_WAIT_S = 5.0
 
 #: WebSocket close codes (RFC 6455): policy violation (too slow, bad subscription, bad token),
 #: try again later (no live run), going away (the run ended, the server stops)
@@ -191,6 +201,8 @@ class StreamHub:
         self.redis_subscribed = False
         self.ended: str | None = None  # why the attached run's streams ended
         self.ended_clients: tuple[Subscriber, ...] = ()  # the clients that end closed (their pages look once more)
+        self._end_published = False  # the attached run's end went to Redis
+        self._ended_origins: dict[str, str] = {}  # other processes' runs that ended, with why (from Redis)
         self.counts = collections.Counter()  # published, delivered, dropped_pending, slow_disconnects, errors...
 
     # -- the loop's side (any thread) -------------------------------------------------------------
@@ -232,6 +244,7 @@ class StreamHub:
         self.runtime = runtime
         self.ended = None
         self.ended_clients = ()
+        self._end_published = False
         if self.redis_url:
             self._redis_publisher()  # its thread starts here, not in the loop's first publish
         previous = getattr(runtime, "publish", None)
@@ -263,9 +276,15 @@ class StreamHub:
                 self.counts["errors"] += 1
                 log.debug("pull failed", exc_info=True)
 
-    def end_all(self, reason: str) -> None:
-        """End every stream (WS close 1001, SSE `event: end`) with the reason; thread-safe."""
+    def end_all(self, reason: str, *, run_ended: bool = True) -> None:
+        """End every stream (WS close 1001, SSE `event: end`) with the reason; thread-safe. `run_ended`: the
+        attached run ended, which the other workers' hubs are told through Redis (once per run)."""
         self.ended = reason
+        if run_ended and self.redis_url and self.runtime is not None and not self._end_published:
+            self._end_published = True
+            with contextlib.suppress(Exception):  # never raises into the loop's thread
+                self._redis_publisher().offer(Message(END_TOPIC, next(self._seq), time.time(), {"reason": reason},
+                                                      self.id))
         loop = self._loop
         if loop is None:
             return
@@ -275,7 +294,7 @@ class StreamHub:
     def close(self) -> None:
         """Stop the hub's threads and tasks (the app is going away)."""
         self._stop.set()
-        self.end_all("the server is stopping")
+        self.end_all("the server is stopping", run_ended=False)
         if self._redis_out is not None:
             self._redis_out.stop()
             self._redis_out = None
@@ -325,6 +344,11 @@ class StreamHub:
                 if text is not None and client.offer((msg.topic, msg.seq, text)):
                     self.counts["replayed"] += 1
         self._send_last_snapshot(client)
+        if self._last_snapshot and all(o in self._ended_origins for o in self._last_snapshot):
+            # every run this hub heard of over Redis has ended: its last snapshot (queued above), then the end
+            client.end(CLOSE_GOING_AWAY, self._ended_origins[next(reversed(self._last_snapshot))], "end",
+                       drop_queue=False)
+            self._clients.discard(client)
         return client
 
     def resubscribe(self, client: Subscriber, topics: Iterable[str] | None,
@@ -361,8 +385,13 @@ class StreamHub:
 
     def deliver(self, msg: Message) -> None:
         """To every client that asked for it, filtered; a client whose queue is full is disconnected."""
+        if msg.topic == END_TOPIC:
+            self._other_run_ended(msg.origin, str(msg.data.get("reason") or "the live run ended"))
+            return
         if msg.topic == "snapshot":
             self._last_snapshot[msg.origin] = msg
+            if msg.origin != self.id:
+                self._other_run_snapshot(msg)
         elif msg.topic in REPLAYED_TOPICS and msg.origin == self.id:  # another server's seq is not ours to compare
             self._recent.append(msg)
         rendered: dict = {}
@@ -407,6 +436,34 @@ class StreamHub:
         cache[key] = text = json.dumps({"type": msg.topic, "seq": msg.seq, "published_at": msg.published_at,
                                         "data": data}, separators=(",", ":"), default=str)
         return text
+
+    def _other_run_snapshot(self, msg: Message) -> None:
+        """A snapshot of another process's run (from Redis): a running one (re)opens its streams here and
+        retires the last snapshots of runs that ended; the last one (`running: false`) ends them after END_WAIT_S
+        unless that run's `end` comes first."""
+        if msg.data.get("running") is False:
+            if msg.origin not in self._ended_origins and self._loop is not None:
+                self._loop.call_later(END_WAIT_S, self._other_run_ended, msg.origin, "the live run ended", msg)
+            return
+        self._ended_origins.pop(msg.origin, None)
+        for origin in list(self._ended_origins):
+            self._last_snapshot.pop(origin, None)
+            del self._ended_origins[origin]
+
+    def _other_run_ended(self, origin: str, reason: str, last: Message | None = None) -> None:
+        """Another process's run ended: its clients here are ended as its own hub ends them. `last`: called on a
+        timer after that run's last snapshot, which must still be the latest (else the run went on, or ended
+        already)."""
+        if last is not None and (self._last_snapshot.get(origin) is not last or origin in self._ended_origins):
+            return
+        self._ended_origins[origin] = reason
+        self.counts["runs_ended_elsewhere"] += 1
+        if any(o not in self._ended_origins and m.data.get("running") is not False
+               for o, m in self._last_snapshot.items()):
+            return  # another run still goes on this channel: its clients stay
+        for client in list(self._clients):
+            self._clients.discard(client)
+            client.end(CLOSE_GOING_AWAY, reason, "end", drop_queue=False)  # what was queued is sent, then the close
 
     def _end_clients(self, code: int, reason: str, event: str) -> None:
         ended = list(self._clients)

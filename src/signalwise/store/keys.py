@@ -23,12 +23,12 @@ from sqlalchemy import Engine, select, update
 
 from .tables import ApiKey
 
-#: what each scope allows; `admin` also holds every other scope
+#: what each scope allows; `admin` also holds every other scope but `evidence` (`api.auth.NOT_IMPLIED_BY_ADMIN`)
 SCOPES = {
     "read": "analytics, snapshots, streams, predictions",
     "ingest": "records, event logs, detector feeds",
     "operate": "runtime changes, overrides, controller switch, deploy, rollback, training",
-    "admin": "keys, cache, server configuration (and everything above)",
+    "admin": "keys, cache, server configuration (and everything above; not evidence)",
     "evidence": "violation evidence images (each access is logged)",
 }
 PREFIX = "sw_"
@@ -61,9 +61,6 @@ class KeyInfo:
         if self.expires_at is not None and self.expires_at <= now:
             return "expired"
         return "active"
-
-    def allows(self, scope: str) -> bool:
-        return scope in self.scopes or "admin" in self.scopes
 
 
 def _now() -> dt.datetime:

@@ -28,6 +28,22 @@ SimulationPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^
 Baseline = Annotated[Identifier | None, Query(description="controller of the baseline runs (default: fixed)")]
 
 
+#: the fields of `/speeds` entries (and `overall`), with their units, as `/environmental-impact` gives its own
+SPEED_FIELDS = {
+    "mean_speed": "km/h: mean of the interval records' avg_speed (those that measured one)",
+    "min_speed": "km/h: the lowest interval record's avg_speed",
+    "max_speed": "km/h: the highest interval record's avg_speed",
+    "samples": "count: interval records that measured a speed",
+}
+
+
+def _metric_fields(items: list[dict]) -> dict[str, str]:
+    """`metrics` names of these runs, each with "unit: what it is" (`comparisons.METRIC_INFO`)."""
+    names = sorted({name for item in items for name in item["metrics"]})
+    return {name: f"{unit}: {text}" for name in names
+            for unit, text in [comparisons.METRIC_INFO.get(name, ("?", "not described by this version"))]}
+
+
 @router.get("/simulation/{simulation_id}/summary", summary="One run: tags, span and averages")
 def summary(simulation_id: SimulationPath, f: RunFiltersDep, engine: EngineDep, cache: CacheDep,
             request: Request) -> dict:
@@ -60,7 +76,7 @@ def wait_times(f: FiltersDep, p: PageDep, engine: EngineDep, cache: CacheDep, re
 def speeds(f: FiltersDep, p: PageDep, engine: EngineDep, cache: CacheDep, request: Request) -> dict:
     def compute() -> dict:
         total, items, overall = queries.speeds(engine, f, p.limit, p.offset)
-        return paged(total, items, p, overall=overall)
+        return paged(total, items, p, overall=overall, fields=SPEED_FIELDS)
     return _named_simulation_known(engine, f, cache.get_or_compute(cache_key(request), compute))
 
 
@@ -92,7 +108,8 @@ def simulations(engine: EngineDep, cache: CacheDep, request: Request, p: PageDep
         runs = [r for r in queries.run_table(engine, scenario) if controller is None or r["controller"] == controller]
         items = [{"simulation_id": r["simulation_id"], "scenario": r["scenario"], "controller": r["controller"],
                   "seed": r["seed"], "metrics": r["metrics"]} for r in runs]
-        return paged(len(items), items[p.offset:p.offset + p.limit], p)
+        page_items = items[p.offset:p.offset + p.limit]
+        return paged(len(items), page_items, p, fields=_metric_fields(page_items))
     result = cache.get_or_compute(cache_key(request), compute)
     # the status outside the cache (a run dies between two reads), read for the page's runs only
     ids = [r["simulation_id"] for r in result["items"]]

@@ -25,7 +25,8 @@ router = APIRouter(tags=["auth"])
 
 
 class TokenRequest(BaseModel):
-    api_key: str = Field(min_length=1, max_length=200, description="the key to exchange (or send X-API-Key)")
+    api_key: str | None = Field(None, min_length=1, max_length=200,
+                                description="the key to exchange; without it (or with no body), the X-API-Key header")
 
 
 class Token(BaseModel):

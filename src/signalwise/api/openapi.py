@@ -1,0 +1,108 @@
+"""The OpenAPI schema as the server behaves: who may call each operation, and the error bodies it answers.
+
+FastAPI's generator knows nothing of the app-wide `authorize` dependency nor of `errors.install`: left alone,
+its schema declares no credential (Swagger UI has no Authorize button, a generated client sends no key) and
+describes errors as `{"detail": [...]}`. Here each operation gets its scope from `auth.scope_for` (so
+`ROUTE_SCOPES` stays the one table), the security schemes that carry it, and the error body every 4xx/5xx has.
+"""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import FastAPI
+from pydantic import BaseModel, Field
+
+from .auth import OPEN, scope_for
+from .deps import LIMIT_CEILING
+
+#: the security schemes, by the names operations list them under
+SECURITY_SCHEMES = {
+    "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+               "description": "an API key (`signalwise keys create` or POST /api/v1/keys), `sw_...`"},
+    "BearerToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                    "description": "a token from POST /api/v1/auth/token"},
+}
+MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
+RATE_LIMIT_HEADERS = {
+    "Retry-After": "seconds until the caller's window resets",
+    "X-RateLimit-Limit": "calls allowed per window for this route's bucket",
+    "X-RateLimit-Remaining": "calls left in the window",
+    "X-RateLimit-Reset": "when the window resets (epoch s)",
+}
+
+
+class FieldError(BaseModel):
+    """One refused field (validation errors, and the field errors a route raises itself)."""
+
+    loc: list[str | int] = Field(description="where: body, query, path or header, then the field's path")
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer (`errors.install`)."""
+
+    message: str = Field(description="one line for people: what is wrong and where")
+    detail: str | list[FieldError] = Field(
+        description="a list of field errors for a refused request body, query or path (422, and a route's own "
+                    "field errors); else the message again as a string")
+
+
+def install(app: FastAPI) -> None:
+    """`app.openapi()` (hence /openapi.json, /docs, /redoc) with security and error bodies declared."""
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = describe(FastAPI.openapi(app), app.state.settings.max_page_size)
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
+def describe(schema: dict, max_page_size: int = LIMIT_CEILING) -> dict:
+    """`schema` (FastAPI's) with security schemes, each operation's security and scope, error bodies, and the
+    paged routes' `limit` declared up to `max_page_size` (the server's; more is a 422)."""
+    components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    body = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(body.pop("$defs", {}))
+    schemas["ErrorBody"] = body
+    components["securitySchemes"] = SECURITY_SCHEMES
+    for path, operations in schema.get("paths", {}).items():
+        for method, op in operations.items():
+            if isinstance(op, dict) and "responses" in op:
+                _describe_operation(method.upper(), path, op)
+                _declare_page_size(op, max_page_size)
+    if "#/components/schemas/HTTPValidationError" not in json.dumps(schema["paths"]):
+        for unused in ("HTTPValidationError", "ValidationError"):  # FastAPI's error model, replaced above
+            schemas.pop(unused, None)
+    return schema
+
+
+def _declare_page_size(op: dict, max_page_size: int) -> None:
+    for param in op.get("parameters", ()):
+        bounds = param.get("schema", {})
+        if param.get("in") == "query" and param.get("name") == "limit" and bounds.get("maximum") == LIMIT_CEILING:
+            bounds["maximum"] = min(LIMIT_CEILING, max_page_size)
+
+
+def _describe_operation(method: str, path: str, op: dict) -> None:
+    scope = scope_for(method, path)
+    responses = op["responses"]
+    if scope is not OPEN:
+        op["security"] = [{"ApiKey": []}, {"BearerToken": []}]
+        op["x-scope"] = scope
+        read_note = " (reads are open without one when the server listens on a loopback address)" \
+            if scope == "read" else ""
+        responses.setdefault("401", {"description": f"no API key or token, or a bad one{read_note}"})
+        responses.setdefault("403", {"description": f"the key or token lacks the scope {scope!r}"})
+    if scope is not OPEN or method in MUTATING:
+        responses.setdefault("429", {
+            "description": "rate limit reached (or too many refused credentials from this address)",
+            "headers": {name: {"description": text, "schema": {"type": "integer"}}
+                        for name, text in RATE_LIMIT_HEADERS.items()}})
+    for code, response in responses.items():
+        if code[:1] in ("4", "5"):
+            response["content"] = {"application/json": {"schema": ERROR_REF}}
+
