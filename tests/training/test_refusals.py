@@ -278,13 +278,18 @@ def test_resuming_an_auto_training_validates_on_its_own_seed_and_window(tmp_path
     assert meta["training"]["seed"] == 5 and meta["training"]["episodes"] == 2
 
 
-def test_resume_on_a_phase_score_searchs_out_says_a_search_is_not_resumed(tmp_path):
-    """--resume alone picks the tabular agent; on a phase-score search's --out that said "nothing to resume"."""
-    from signalwise.training.policy_search import SearchConfig, search
+def test_resume_alone_on_a_phase_score_searchs_out_goes_on_with_that_search(tmp_path):
+    """--resume alone picks the tabular agent, which on a phase-score search's --out said "nothing to resume"; a
+    search kept no state, so none was resumed."""
+    from signalwise.training.policy_search import CONFIG_FILE, SearchConfig, search
 
     out = tmp_path / "searched"
     search(SearchConfig(scenario="single", generations=1, popsize=2, validation_seeds=1, seed=1, workers=1,
                         duration_s=60, out=out))
-    assert (out / "search.json").is_file()
-    refused(cli("train", "--resume", "--out", str(out)),
-            f"{out} holds a phase-score search (search.json)", "is not resumed", "--start OUT/model")
+    # the search's own settings are compared (the command's defaults here): the phase-score agent read it
+    refused(cli("train", "--resume", "--out", str(out)), "--resume with another popsize (8) than the search being "
+            "resumed (2)")
+    refused(cli("train", "--agent", "tabular", "--resume", "--out", str(out)), "holds a phase-score search")
+    (out / CONFIG_FILE).unlink()  # a search that kept not the settings a resume needs
+    refused(cli("train", "--resume", "--out", str(out)), "holds a search without the settings a resume needs",
+            "--start OUT/model")

@@ -54,17 +54,17 @@ def interrupted_run(run_dir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def resumed_after_a_kill(two_episodes, tmp_path_factory) -> tuple[Path, int]:
+def resumed_after_a_kill(two_episodes, tmp_path_factory) -> tuple[Path, int, subprocess.CompletedProcess]:
     """`two_episodes` killed in the round after its checkpoint, then resumed to 4 episodes: guide-10 (trained
     first) left its episode 2 half-written, guide-30 had not started, so one resume (the costly part of both
-    tests below) takes up an interrupted round and a clean checkpoint. Returns the directory and the resume's
-    start (ns)."""
+    tests below) takes up an interrupted round and a clean checkpoint. Returns the directory, the resume's
+    start (ns) and what the command said."""
     out = copy_of(two_episodes, tmp_path_factory.mktemp("killed"))
     interrupted_run(out / "guide-10" / "episodes" / "ep-00002")
     t0 = time.time_ns()
     r = train(out, 4, "--resume")
     assert r.returncode == 0, r.stderr
-    return out, t0
+    return out, t0, r
 
 
 def assert_validated_since(out: Path, t0_ns: int) -> None:
@@ -88,7 +88,7 @@ def assert_validated_since(out: Path, t0_ns: int) -> None:
 
 
 def test_a_resume_trains_on_then_replaces_the_validation_of_its_directory(resumed_after_a_kill):
-    out, t0 = resumed_after_a_kill
+    out, t0, _ = resumed_after_a_kill
     training = load_model(out / "model").meta["training"]
     assert training["episodes"] == 4
     assert training["seeds"] == [training_seed(SEED, e) for e in range(4)]
@@ -98,7 +98,7 @@ def test_a_resume_trains_on_then_replaces_the_validation_of_its_directory(resume
 
 
 def test_a_resume_after_a_kill_redoes_the_interrupted_round_and_validation(resumed_after_a_kill, tmp_path):
-    resumed, _ = resumed_after_a_kill
+    resumed, _, _ = resumed_after_a_kill
     ep = json.loads((resumed / "guide-10" / "episodes" / "ep-00002" / "run.json").read_text())
     assert ep["status"] == "complete" and ep["seed"] == training_seed(SEED, 2)
 
@@ -111,6 +111,20 @@ def test_a_resume_after_a_kill_redoes_the_interrupted_round_and_validation(resum
     assert r.returncode == 0, r.stderr
     assert load_model(out / "model").meta["training"]["episodes"] == 4
     assert_validated_since(out, t0)
+
+
+def test_the_model_records_the_whole_trainings_wall_time_which_the_command_prints(resumed_after_a_kill):
+    """After --resume, meta.json's training.wall_s was the kept threshold's table alone (2.2 s) where the command
+    printed "7 s in all": both thresholds' sessions, the validation and its own start-up."""
+    out, _, r = resumed_after_a_kill
+    meta = load_model(out / "model").meta
+    wall = meta["training"]["wall_s"]
+    tables = [load_model(out / f"guide-{n}" / "model").meta["training"]["wall_s"] for n in (10, 30)]
+    assert wall == meta["selection"]["wall_s"]  # both tables, each over its two sessions, and the validation
+    assert wall > max(tables) and wall >= sum(tables) - 0.1
+    said = " ".join(r.stderr.split())  # rich folds the line at 80 columns
+    assert f"(4 episodes; training {wall:.1f} s in all (meta.json training.wall_s, every session summed), " \
+           "this command " in said, said
 
 
 def test_a_failed_validation_run_exits_1_and_bad_input_still_2(tmp_path):
@@ -128,7 +142,7 @@ def test_a_failed_validation_run_exits_1_and_bad_input_still_2(tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
 
 
-def test_a_killed_phase_score_search_runs_again_into_its_directory_and_is_never_resumed(tmp_path):
+def test_a_killed_phase_score_search_runs_again_into_its_directory_and_a_finished_one_resumes_to_itself(tmp_path):
     out = tmp_path / "ps"
     search = ["train", "--agent", "phase-score", "-s", "single", "--generations", "1", "--popsize", "2",
               "--validation-seeds", "1", "--duration", "60", "--seed", str(SEED), "--out", str(out)]
@@ -141,5 +155,7 @@ def test_a_killed_phase_score_search_runs_again_into_its_directory_and_is_never_
     assert load_model(out / "model").meta["training"]["generations"] == 1
     assert not (out / "episodes").exists()
 
-    again = signalwise_here(*search, "--resume")  # refused before anything runs: in this process
-    assert again.returncode == 2 and "--resume is for --agent tabular" in again.stderr
+    meta = (out / "model" / "meta.json").read_text()
+    again = signalwise_here(*search, "--resume")  # its generations all done: no episode runs, so in this process
+    assert again.returncode == 0, again.stderr
+    assert (out / "model" / "meta.json").read_text() == meta

@@ -50,8 +50,8 @@ def learning_errors(fn):
 
 
 #: the options only the tabular agent reads: given without --agent, they choose it; given with
-#: --agent phase-score, they are refused rather than silently ignored
-TABULAR_OPTIONS = ("episodes", "resume", "batch", "shared", "gamma", "guide", "guide_mode", "guide_visits",
+#: --agent phase-score, they are refused rather than silently ignored (--resume is both agents': `_agent`)
+TABULAR_OPTIONS = ("episodes", "batch", "shared", "gamma", "guide", "guide_mode", "guide_visits",
                    "epsilon_start", "downstream_weight", "epsilon_decay", "actions", "state")
 
 
@@ -71,18 +71,19 @@ def _given(ctx: typer.Context, name: str) -> bool:
     return getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
 
 
-def _agent(ctx: typer.Context, agent: str | None) -> str:
+def _agent(ctx: typer.Context, agent: str | None, searched: bool = False) -> str:
     """--agent, or phase-score when none is given (it trains the better models everywhere it was measured,
     docs/learning.md), unless a tabular agent's option is given: a command written for the tabular agent
-    trains what it asks for."""
+    trains what it asks for. --resume alone goes on with what --out holds: a phase-score search (`searched`),
+    else a tabular training."""
     def given(names: tuple[str, ...]) -> list[str]:
         return [name for name in names if _given(ctx, name)]
 
     tabular, search = given(TABULAR_OPTIONS), given(PHASE_SCORE_OPTIONS)
-    chosen = agent or ("tabular" if tabular else "phase-score")
-    ignored = [name for name in tabular if name != "resume"]  # --resume has its own reason, below
-    if chosen == "phase-score" and ignored:
-        _fail(f"{', '.join(_flag(n) for n in ignored)}: for --agent tabular; a phase-score search takes "
+    resumes_tabular = _given(ctx, "resume") and not searched and not search
+    chosen = agent or ("tabular" if tabular or resumes_tabular else "phase-score")
+    if chosen == "phase-score" and tabular:
+        _fail(f"{', '.join(_flag(n) for n in tabular)}: for --agent tabular; a phase-score search takes "
               "--generations, --popsize and the options named 'phase-score' in --help")
     if chosen == "tabular" and search:
         why = "" if agent else f" ({', '.join(_flag(n) for n in tabular)} without --agent chose tabular)"
@@ -100,7 +101,8 @@ def train_command(
                                             "'phase-score:') | tabular: Q-learning per signal (the options marked "
                                             "'tabular:') [default: phase-score; tabular when an option marked "
                                             "'tabular:' is given]", show_default=False)] = None,
-    generations: Annotated[int, typer.Option(help="phase-score: CMA-ES generations")] = 12,
+    generations: Annotated[int, typer.Option(help="phase-score: CMA-ES generations (with --resume: the new "
+                                                  "total)")] = 12,
     popsize: Annotated[int, typer.Option(help="phase-score: candidate weight vectors per generation")] = 8,
     seeds_per_generation: Annotated[int, typer.Option(help="phase-score: training seeds every candidate of a "
                                                            "generation runs (the same for all)")] = 1,
@@ -175,10 +177,12 @@ def train_command(
     workers: Annotated[int, typer.Option(help="parallel worker processes")] = 2,
     seed: Annotated[int, typer.Option(help="the same seed (and --batch) reproduces the model exactly")] = 1,
     out: Annotated[Path, typer.Option(help="training directory: model/, checkpoints/, episodes/")] = Path("models/train"),
-    resume: Annotated[bool, typer.Option(help="tabular: continue the training in --out from its last checkpoint, "
-                                         "with the options it was started with (an option left out, e.g. "
+    resume: Annotated[bool, typer.Option(help="continue the training in --out from its last checkpoint, with the "
+                                         "options it was started with. tabular: an option left out, e.g. "
                                          "--gamma, --batch, --duration or its one --guide-visits threshold, is "
-                                         "taken from it; only --episodes, --workers and --ray may change)")] = False,
+                                         "taken from it; only --episodes, --workers and --ray may change. "
+                                         "phase-score: from its last generation, the search's options given again "
+                                         "as they were; only --generations, --workers and --ray may change")] = False,
     batch: Annotated[int, typer.Option(help="tabular: episodes per round, run in parallel from the same table")] = 2,
     duration: Annotated[float | None, typer.Option(help="simulated seconds per episode (default: the scenario's)")] = None,
     shared: Annotated[bool, typer.Option(help="tabular: one table shared by every intersection (they must have the same phases "
@@ -219,19 +223,18 @@ def train_command(
         _fail("--scenario is not used with --sumocfg or --net: give one network")
     if out is not None and why_unwritable(out):  # as run and compare say it, before anything starts
         _fail(f"--out {out}: {why_unwritable(out)}")
-    agent = _agent(ctx, agent)
-    searched = out is not None and (out / "search.json").is_file() and not any(out.glob("**/train_state.json"))
-    if resume and (agent == "phase-score" or searched):
-        # --resume alone picks the tabular agent: a phase-score search's --out would be told "nothing to resume"
-        what = "--resume is for --agent tabular" if agent == "phase-score" else \
-            f"{out} holds a phase-score search (search.json)"
-        _fail(f"{what}; a phase-score search is not resumed: to go on from a "
-              "model's weights, search into a new --out with --start OUT/model --sigma 0.3")
+    from .policy_search import CONFIG_FILE
+
+    searched = out is not None and any((out / f).is_file() for f in (CONFIG_FILE, "search.json")) \
+        and not any(out.glob("**/train_state.json"))
+    agent = _agent(ctx, agent, searched)
+    if resume and agent == "tabular" and searched:
+        _fail(f"{out} holds a phase-score search: resume it with --agent phase-score (or --resume alone)")
     if agent == "phase-score":
         _train_policy(scenario, generations, popsize, seeds_per_generation, validation_seeds, workers, seed, out,
                       duration, timing, sumocfg, net, routes, ray, measure, start, zone_m, period, restarts,
                       add_feature or [], cycle_calls, per_signal, sigma, neighbour_weight, hold_neighbours,
-                      shared_lanes, tuple(demand_scale or ()), config)
+                      shared_lanes, tuple(demand_scale or ()), config, resume)
         return
     if agent != "tabular":
         _fail("--agent must be phase-score or tabular")
@@ -310,7 +313,6 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
     import time
 
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     started = time.monotonic()  # the summary reports the command's own wall time
 
@@ -318,8 +320,9 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
     from ..control.learning.agent import Hyper
     from ..sim.scenario import from_files, from_sumocfg, load
     from .executors import ExecutorError, make_executor
-    from .selection import candidate_dir, train_selected
-    from .train import TrainConfig, train
+    from .progress import TABULAR_FIELDS, train_progress
+    from .selection import candidate_dir, check_selected, train_selected
+    from .train import TrainConfig, check_out, train
 
     if episodes < 1 or workers < 1 or batch < 1 or validation_seeds < 1:
         _fail("--episodes, --workers, --batch and --validation-seeds must be at least 1")
@@ -362,6 +365,11 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
                       hyper=Hyper(**hyper),
                       features={"actions": actions, **({"state": state} if state != "lane-groups" else {})},
                       sumocfg=sumocfg, net=net, routes=list(routes or []), ray_address=ray)
+    # before the progress bar: an --out that holds a training (or nothing to resume) is one line, not a bar at 0
+    if candidates:
+        check_selected(cfg, candidates, resume)
+    else:
+        check_out(cfg, resume)
     try:  # before the progress bar: a missing Ray or an unreachable cluster is one line
         executor = make_executor(ray, workers)
     except ExecutorError as exc:
@@ -371,11 +379,9 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
     done0 = sum(json.loads((d / "train_state.json").read_text())["episodes_done"]
                 for d in dirs if resume and (d / "train_state.json").is_file())
     label = f"{scenario} ({len(dirs)}x{episodes} ep)" if candidates else scenario
-    # short columns: the whole line fits 80 characters (ε is the exploration rate, not episodes)
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
-                  TextColumn("ε {task.fields[eps]} delay {task.fields[delay]} viol {task.fields[viol]}"),
-                  TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task(label, total=episodes * len(dirs), completed=done0, eps="-", delay="-", viol=0)
+    with train_progress(console, TABULAR_FIELDS) as bar:
+        task = bar.add_task(label, total=episodes * len(dirs), completed=done0, resumed=done0, eps="-", delay="-",
+                            viol=0)
         violations = [0]
 
         def on_episode(r):
@@ -384,8 +390,8 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
             progress_line(bar, task, "episodes",
                           f"ε {r.epsilon:.2f}, delay {r.avg_delay_s:.0f} s, violations {violations[0]}")
 
-        def on_stage(text: str) -> None:
-            bar.update(task, description=f"{label}: {text}")
+        def on_stage(text: str) -> None:  # the stage first: on 80 columns the end of the description is cut
+            bar.update(task, description=f"{text}: {label}")
 
         try:
             if candidates:
@@ -402,9 +408,8 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
     t = model.meta["training"]
     sizes = ", ".join(f"{n}: {tb.encoding.n_states} states x {tb.n_actions} actions ({tb.nbytes / 1024:.0f} KiB)"
                       for n, tb in model.tables.items())
-    console.print(f"model: {out / 'model'}  ({t['episodes']} episodes, {time.monotonic() - started:.0f} s in all, "
-                  f"worker peak RSS "
-                  f"{t['peak_worker_rss_mb']} MB, shield violations {t['violations']})")
+    console.print(f"model: {out / 'model'}  ({t['episodes']} episodes; {_wall(t['wall_s'], resume, started)}; "
+                  f"worker peak RSS {t['peak_worker_rss_mb']} MB, shield violations {t['violations']})")
     console.print(f"tables: {sizes}")
     if "selection" in model.meta:
         console.print(_selection_line(model.meta["selection"]))
@@ -419,17 +424,24 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
                   duration, timing, sumocfg, net, routes, ray, measure="count", start="max-pressure",
                   zone_m=None, period=None, restarts=1, add_feature=(), cycle_calls=False, per_signal=False,
                   sigma=1.0, neighbour_weight=0.0, hold_neighbours=False, shared_lanes=None,
-                  demand_scales=(), config=None) -> None:
+                  demand_scales=(), config=None, resume=False) -> None:
     import time
 
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..consoles import progress_line
     from ..runtime.config import RunConfig
     from ..sim.scenario import load
     from .executors import ExecutorError, make_executor
-    from .policy_search import config_from_starts, option_errors, search, starts_for
+    from .policy_search import (
+        check_search,
+        config_from_starts,
+        generations_done,
+        option_errors,
+        search,
+        starts_for,
+    )
+    from .progress import SEARCH_FIELDS, train_progress
 
     started = time.monotonic()
     if period is not None and not period > 0:
@@ -473,19 +485,22 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
                              shared_lanes=shared_lanes, restarts=restarts, per_signal=per_signal, sigma0=sigma,
                              neighbour_weight=neighbour_weight, hold_neighbours=hold_neighbours,
                              demand_scales=demand_scales)
+    check_search(cfg, resume)  # before the progress bar: an --out that holds a model is one line, not a bar at 0
+    # the generations a resume goes on from, each search's (with --restarts, in its own directory)
+    done0 = sum(generations_done(out if restarts == 1 else out / "restarts" / f"seed-{seed + k}")
+                for k in range(restarts)) if resume else 0
     try:
         executor = make_executor(ray, workers)
     except ExecutorError as exc:
         _fail(str(exc))
     console = Console(stderr=True)
     label = cfg.scenario or Path(sumocfg or net).name
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
-                  TextColumn("best {task.fields[best]} mean {task.fields[mean]} σ {task.fields[sigma]}"),
-                  TimeElapsedColumn(), console=console) as bar:
+    with train_progress(console, SEARCH_FIELDS) as bar:
         per = " per signal" + (", one colour class at a time" if hold_neighbours else "") if per_signal else ""
         title = f"{label}{per} ({popsize}x{seeds_per_generation} episodes/gen" + \
             (f", {restarts} searches)" if restarts > 1 else ")")
-        task = bar.add_task(title, total=generations * restarts, best="-", mean="-", sigma="-")
+        task = bar.add_task(title, total=generations * restarts, completed=done0, resumed=done0, best="-",
+                            mean="-", sigma="-")
 
         def on_generation(r):
             bar.update(task, advance=1, best=f"{r.best_avg_delay_s:.1f}s", mean=f"{r.mean_avg_delay_s:.1f}s",
@@ -495,23 +510,27 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
 
         def on_start(choice):
             bar.console.print(_starts_line(choice))
-            bar.update(task, description=title)
+            # the time left counts the generations' pace, not the starts' runs before them
+            begun = next(t for t in bar.tasks if t.id == task).elapsed or 0.0
+            bar.update(task, description=title, since_s=begun)
 
         if len(starts) > 1:
             bar.update(task, description=f"{label}: running the {len(starts)} starts on "
                                          f"{validation_seeds} validation seed(s)")
         try:
             model = search(cfg, on_generation, executor, starts=starts if len(starts) > 1 else None,
-                           on_start=on_start)
+                           on_start=on_start, resume=resume)
         except KeyboardInterrupt as exc:  # what the last line tells a person to do next
-            exc.what_is_left = (f"a phase-score search is not resumed: the same command starts it over in {out}")
+            exc.what_is_left = (f"the search in {out} stops at its last generation; the same command with "
+                                "--resume goes on from there")
             raise
         finally:
             executor.close()
     sel, pol = model.meta["selection"], model.meta["policy"]
     start = model.meta["training"]["config"]["start_name"]
-    console.print(f"model: {out / 'model'}  ({model.meta['training']['episodes']} episodes, "
-                  f"{time.monotonic() - started:.0f} s in all, shield violations {model.meta['training']['violations']})")
+    t = model.meta["training"]
+    console.print(f"model: {out / 'model'}  ({t['episodes']} episodes; {_wall(t['wall_s'], resume, started)}; "
+                  f"shield violations {t['violations']})")
     console.print(f"measured over {pol['zone_m']:g} m lane zones" if pol["zone_m"] else "measured lane by lane")
     if pol.get("shared_lanes") == "split":
         console.print("the lane before a turn pocket counts for each pocket, split")
@@ -529,6 +548,16 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
                       f"{r['chosen']}'s search")
     console.print(_next_steps(out / "model", scenario, sumocfg, net, routes, timing, config, cycle_calls),
                   soft_wrap=True)
+
+
+def _wall(wall_s: float, resumed: bool, started: float) -> str:
+    """The training's wall time as meta.json records it (training.wall_s: a resumed one's sessions summed), and
+    this command's (`started`: its time.monotonic() at the start), which also counts its start-up."""
+    import time
+
+    every = ", every session summed" if resumed else ""
+    return (f"training {wall_s:.1f} s in all (meta.json training.wall_s{every}), this command "
+            f"{time.monotonic() - started:.0f} s")
 
 
 def _next_steps(model: Path, scenario: str, sumocfg: Path | None, net: Path | None, routes,  # noqa: ANN001

@@ -40,6 +40,7 @@ from .cmaes import load_cma
 from .executors import EpisodeExecutor
 from .policy_search import (
     INITIAL_STDS,
+    Checkpoint,
     GenerationRecord,
     OnGeneration,
     SearchConfig,
@@ -82,24 +83,29 @@ def signal_score(queues: dict[str, float], tls: str, neighbours: tuple[str, ...]
 
 def search_per_signal(cfg: SearchConfig, features: tuple[str, ...], start: list[float],
                       signals: dict[str, tuple[str, ...]], executor: EpisodeExecutor, out: Path,
-                      on_generation: OnGeneration | None = None) -> tuple[dict[str, list[float]], list[dict], int]:
+                      on_generation: OnGeneration | None = None, saved: dict | None = None,
+                      checkpoint: Checkpoint | None = None) -> tuple[dict[str, list[float]], list[dict], int]:
     """`cfg.generations` generations of one CMA-ES per signal (`signals`: each with its neighbours); each
-    signal's distribution mean at the end, the generations' records (network delays of the candidates,
-    the signals' mean step size and weights), and the episodes run."""
-    cma = load_cma()
+    signal's distribution mean at the end and the generations' records (network delays of the candidates,
+    the signals' mean step size and weights) and the episodes this call ran. `saved`: the strategies and records of the generations done (a
+    resume); `checkpoint` is called after each generation with the strategies, the records and its episodes."""
     if not signals:
         raise ModelError("a per-signal search needs signals the controller decides; the episodes had none")
-    opts = {"popsize": cfg.popsize, "verbose": -9, "CMA_stds": [INITIAL_STDS[f] for f in features[1:]]}
-    # each signal its own seed (cma's 0 means "from the clock"), created in a fixed order: the same model again
-    ess = {tls: cma.CMAEvolutionStrategy(np.asarray(cfg.start_signal_weights.get(tls, start)[1:], float),
-                                         cfg.sigma0, {**opts, "seed": 1 + 1_000 * cfg.seed + i})
-           for i, tls in enumerate(signals)}
+    if saved:
+        ess, history = saved["strategies"], saved["history"]
+    else:
+        cma = load_cma()
+        opts = {"popsize": cfg.popsize, "verbose": -9, "CMA_stds": [INITIAL_STDS[f] for f in features[1:]]}
+        # each signal its own seed (cma's 0 means "from the clock"), created in a fixed order: the same model again
+        ess = {tls: cma.CMAEvolutionStrategy(np.asarray(cfg.start_signal_weights.get(tls, start)[1:], float),
+                                             cfg.sigma0, {**opts, "seed": 1 + 1_000 * cfg.seed + i})
+               for i, tls in enumerate(signals)}
+        history = []
     # every signal tries its candidates at once, or (hold_neighbours) one colour class at a time
     groups = colour_classes(signals) if cfg.hold_neighbours else [list(signals)]
     group_of = {tls: gi for gi, group in enumerate(groups) for tls in group}
-    history: list[dict] = []
     episodes = 0
-    for g in range(cfg.generations):
+    for g in range(len(history), cfg.generations):
         t0 = time.perf_counter()
         xs = {tls: es.ask() for tls, es in ess.items()}
         seeds = generation_seeds(cfg, g)
@@ -122,6 +128,8 @@ def search_per_signal(cfg: SearchConfig, features: tuple[str, ...], start: list[
                                sum(max(0, r["violations"]) for r in res.values()),
                                round(time.perf_counter() - t0, 1))
         history.append(asdict(rec))
+        if checkpoint:
+            checkpoint(ess, history, len(res))
         if on_generation:
             on_generation(rec)
     return {tls: full_weights(es.mean) for tls, es in ess.items()}, history, episodes

@@ -58,13 +58,27 @@ shared `weights`, which any signal it does not name runs.
 Determinism: CMA-ES draws from its own seeded generator and episode SUMO
 seeds follow from (seed, generation, k), so the same seed, popsize and
 seeds_per_generation give the same model whatever the workers or Ray.
+
+Resuming (`search(..., resume=True)`, `signalwise train --resume`): the
+search as asked is kept in `search_config.json` when it begins, and at the
+end of every generation `search_state.pkl` keeps the CMA-ES (mean, step
+size, covariance and paths, its counters and best so far: the `cma`
+object, pickled as its author documents), numpy's generator it draws from,
+the generations' records, the chosen start and the episodes and wall time
+so far. A resume runs the generations after the last one kept, up to the
+new `generations`, then validates again, so 2 generations then a resume to
+4 give the weights of 4 in a row. It takes the same settings (only
+`generations`, `workers` and `ray_address` may change); a search already
+at its `generations` keeps its model.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import math
+import pickle
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -97,6 +111,14 @@ INITIAL_STDS = {"out_halt": 0.5, "in_moving": 0.5, "hold": 4.0, "hold_green_min"
                 "hold_halt": 0.5, "hold_young": 4.0, "switch_min_green_min": 4.0, "switch_clearance_10s": 4.0,
                 "hold_gap": 4.0, "switch_red_min": 4.0, "switch_halt_red": 0.5, "switch_cut_halt": 0.5,
                 "switch_cut_moving": 0.5, "switch_new_halt": 0.5, "in_halt_blocked": 0.5, "hold_load": 0.5}
+
+
+#: the search as asked (its settings, before `--start auto` chose), written when it begins: what a resume compares
+CONFIG_FILE = "search_config.json"
+#: where the search stands after its last generation (`save_state`): what a resume goes on from
+STATE_FILE = "search_state.pkl"
+#: what a resume may change: the new total of generations, and where the episodes run
+RESUMABLE = ("generations", "workers", "ray_address", "out")
 
 
 def weights_by_name(policy: dict, features=FEATURES) -> tuple[float, ...]:
@@ -189,6 +211,19 @@ class SearchConfig:
         d["shared_lanes"] = self.shared()
         return d
 
+    @classmethod
+    def from_json(cls, d: dict) -> SearchConfig:
+        """The configuration `to_json` wrote (the zone and shared lanes it resolved stay resolved)."""
+        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        for k in ("out", "sumocfg", "net"):
+            if d.get(k) is not None:
+                d[k] = Path(d[k])
+        d["routes"] = [Path(r) for r in d.get("routes", [])]
+        for k in ("features", "start", "demand_scales"):
+            if d.get(k) is not None:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
     def zone(self) -> float:
         """The zone the episodes measure over: `zone_m`, else max-pressure's under the episodes' profile."""
         return float(self.zone_m) if self.zone_m is not None else default_zone_m(self.run)
@@ -280,6 +315,9 @@ def full_weights(free: np.ndarray) -> list[float]:
 
 
 OnGeneration = Callable[[GenerationRecord], None]
+#: called after each generation with the strategies (what `save_state` keeps), the records so far and the
+#: generation's episodes
+Checkpoint = Callable[[object, list[dict], int], None]
 
 
 def choose_start(cfg: SearchConfig, starts: dict[str, SearchStart], executor: EpisodeExecutor) -> dict:
@@ -353,69 +391,82 @@ def config_from_starts(starts: dict[str, SearchStart], **options) -> SearchConfi
 
 def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
            executor: EpisodeExecutor | None = None, starts: dict[str, SearchStart] | None = None,
-           on_start: Callable[[dict], None] | None = None) -> Model:
-    """Run the search into `cfg.out` (model/, search.json); returns the chosen model.
+           on_start: Callable[[dict], None] | None = None, resume: bool = False) -> Model:
+    """Run the search into `cfg.out` (model/, search.json, and what a resume needs); returns the chosen model.
 
     With `starts`, the search starts from the one that validates best (`choose_start`): `cfg`'s own start,
     features and period are replaced by its; `on_start` gets the choice before the first generation.
+    `resume`: go on from what `cfg.out` keeps (the module's docstring) up to `cfg.generations`, `cfg` holding the
+    settings the search began with; the model there is replaced when the search ends.
     """
     out = Path(cfg.out)
-    if (out / "model").exists():
-        raise TrainingError(f"{out}: a model is already there; use another --out")
-    if cfg.popsize < 2 or cfg.generations < 1 or cfg.seeds_per_generation < 1 or cfg.validation_seeds < 1 \
-            or cfg.restarts < 1:
-        raise TrainingError("popsize must be at least 2; generations, seeds per generation, validation seeds "
-                            "and restarts at least 1")
-    if not all(map(valid_demand_scale, cfg.demand_scales)):
-        raise TrainingError(f"a demand scale is above 0 and at most {MAX_DEMAND_SCALE:g}; "
-                            f"got {list(cfg.demand_scales)}")
-    if not cfg.neighbour_weight >= 0 or ((cfg.neighbour_weight or cfg.hold_neighbours) and not cfg.per_signal):
-        raise TrainingError("neighbour_weight is 0 or more; it and hold_neighbours are for a per-signal search only")
+    state = check_search(cfg, resume)
+    if resume and _generations_of(out / "model") == cfg.generations:
+        return load_model(out / "model")  # nothing left to search: the model as it is, its evaluations kept
     if cfg.restarts > 1:
-        return _search_restarts(cfg, on_generation, executor, starts, on_start)
-    if not cfg.zone() >= 0:
-        raise TrainingError(f"zone_m is a distance in metres, 0 or more; got {cfg.zone()}")
-    if cfg.shared() not in SHARED_LANES:
-        raise TrainingError(f"shared_lanes {cfg.shared()!r}; choose from {', '.join(SHARED_LANES)}")
+        return _search_restarts(cfg, on_generation, executor, starts, on_start, resume)
     if not starts:
         _checked_start(cfg)  # before any episode runs
     own = executor is None
     executor = executor or make_executor(cfg.ray_address, cfg.workers)
     t_start = time.perf_counter()
-    start_choice = None
+    wall_before = state["wall_s"] if state else 0.0
+    ran = [state["episodes"] if state else 0]  # every episode of the search so far, its earlier sessions' too
+    start_choice = state["start_choice"] if state else None
+    known: dict[str, float] = {}
+    graph = state["graph"] if state else None
     try:
         out.mkdir(parents=True, exist_ok=True)
-        # an interrupted search's episodes (a search is never resumed, and deletes them when it ends)
+        # an interrupted generation's episodes (a resume runs that generation again; a search begun again, all)
         shutil.rmtree(out / "episodes", ignore_errors=True)
-        if starts:
+        if not resume:  # a killed search's state is not this one's
+            (out / STATE_FILE).unlink(missing_ok=True)
+            _write_json(out / CONFIG_FILE, cfg.to_json())
+        if state:  # the settings after the start chosen, and the generations' generator where it stood
+            cfg = replace(SearchConfig.from_json(state["config"]),
+                          **{k: getattr(cfg, k) for k in RESUMABLE})
+            restore_globals(state)
+        elif starts:
             start_choice = choose_start(cfg, starts, executor)
+            ran[0] += start_choice["episodes"]
             begin = starts[start_choice["chosen"]]
             cfg = replace(cfg, features=begin.features(), start=begin.vector(begin.features()),
                           start_name=start_choice["chosen"], period_s=begin.period_s,
                           start_signal_weights=begin.signal_vectors(begin.features()))
-            if on_start:
-                on_start(start_choice)
+        if start_choice and on_start:
+            on_start(start_choice)
         features, start = _checked_start(cfg)
         vseeds = validation_seeds(cfg.seed, cfg.validation_seeds)
         # the chosen start ran on these very seeds already: the same episodes, so not again
-        known = {"start": start_choice["candidates"][cfg.start_name]} if start_choice else {}
-        extra_episodes = start_choice["episodes"] if start_choice else 0
+        if start_choice:
+            known["start"] = start_choice["candidates"][cfg.start_name]
+        if state and state.get("known_start") is not None:
+            known["start"] = state["known_start"]
+
+        def checkpoint(strategies, history: list[dict], episodes: int) -> None:
+            ran[0] += episodes
+            save_state(out, {"config": cfg.to_json(), "generations_done": len(history), "strategies": strategies,
+                             "history": history, "episodes": ran[0],
+                             "wall_s": wall_before + time.perf_counter() - t_start, "start_choice": start_choice,
+                             "known_start": known.get("start"), "graph": graph})
+
+        saved = state and {"strategies": state["strategies"], "history": state["history"]}
         if cfg.per_signal:
             from .per_signal import search_per_signal, start_on_validation
 
-            if start_choice:  # the chosen start's episodes said which signals there are
+            if graph is None and start_choice:  # the chosen start's episodes said which signals there are
                 graph = start_choice["signals"]
-            else:  # the start's validation episodes say it; their figure is the one compared at the end
+            elif graph is None:  # the start's validation episodes say it; their figure is the one compared at the end
                 known["start"], graph, n = start_on_validation(cfg, list(start), executor,
                                                                out / "episodes" / "validation-start")
-                extra_episodes += n
-            learned_signals, history, search_episodes = search_per_signal(cfg, features, list(start), graph,
-                                                                          executor, out, on_generation)
+                ran[0] += n
+            learned_signals, history, _ = search_per_signal(cfg, features, list(start), graph, executor, out,
+                                                            on_generation, saved, checkpoint)
             learned = list(start)  # what a signal the model does not name runs
         else:
-            learned, history = _shared_generations(cfg, features, start, executor, out, on_generation)
-            learned_signals, graph = {}, None
-            search_episodes = cfg.generations * cfg.popsize * cfg.seeds_per_generation
+            learned, history = _shared_generations(cfg, features, start, executor, out, on_generation, saved,
+                                                   checkpoint)
+            learned_signals = {}
         # validated as saved: on a network that jams, the 7th decimal of a weight can move the delay by percent
         candidates = {"learned": _saved(learned), "start": _saved(start)}
         signal_weights = {"learned": {tls: _saved(w) for tls, w in learned_signals.items()},
@@ -435,7 +486,10 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
         if own:
             executor.close()
     shutil.rmtree(out / "episodes", ignore_errors=True)
-    wall = time.perf_counter() - t_start
+    ran[0] += len(jobs)
+    wall = wall_before + time.perf_counter() - t_start
+    if (out / STATE_FILE).is_file():  # a later resume counts this validation's episodes and time too
+        update_state(out, episodes=ran[0], wall_s=wall)
     policy = {"features": list(features), "measure": cfg.measure, "weights": candidates[chosen],
               "period_s": cfg.period_s, "zone_m": cfg.zone(), "shared_lanes": cfg.shared()}
     if signal_weights[chosen]:
@@ -448,7 +502,8 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
             "method": "cma-es per signal" if cfg.per_signal else "cma-es", "seed": cfg.seed,
             "generations": cfg.generations, "popsize": cfg.popsize,
             "seeds_per_generation": cfg.seeds_per_generation,
-            "episodes": search_episodes + len(jobs) + extra_episodes,
+            "episodes": ran[0],
+            # the search's whole wall time: its sessions summed when it was resumed
             "seeds": [s for h in history for s in h["seeds"]], "run": cfg.run, "wall_s": round(wall, 1),
             "violations": sum(h["violations"] for h in history) + sum(max(0, r["violations"]) for r in res.values()),
             "config": cfg.to_json(),
@@ -470,21 +525,151 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
     return load_model(out / "model")
 
 
+def check_search(cfg: SearchConfig, resume: bool = False) -> dict | None:
+    """What `search` refuses before any episode (TrainingError, one line): settings that cannot run, a model
+    already in `cfg.out`, and with `resume` nothing to resume, other settings than the search began with or
+    fewer generations than it has done. Returns the state a single search goes on from (None: from its start).
+    `signalwise train` calls it before it draws any progress."""
+    out = Path(cfg.out)
+    if not resume and (out / "model").exists():
+        again = ", or --resume to search on" if (out / CONFIG_FILE).is_file() else ""
+        raise TrainingError(f"{out}: a model is already there; use another --out{again}")
+    if cfg.popsize < 2 or cfg.generations < 1 or cfg.seeds_per_generation < 1 or cfg.validation_seeds < 1 \
+            or cfg.restarts < 1:
+        raise TrainingError("popsize must be at least 2; generations, seeds per generation, validation seeds "
+                            "and restarts at least 1")
+    if not all(map(valid_demand_scale, cfg.demand_scales)):
+        raise TrainingError(f"a demand scale is above 0 and at most {MAX_DEMAND_SCALE:g}; "
+                            f"got {list(cfg.demand_scales)}")
+    if not cfg.neighbour_weight >= 0 or ((cfg.neighbour_weight or cfg.hold_neighbours) and not cfg.per_signal):
+        raise TrainingError("neighbour_weight is 0 or more; it and hold_neighbours are for a per-signal search only")
+    if cfg.restarts == 1 and not cfg.zone() >= 0:
+        raise TrainingError(f"zone_m is a distance in metres, 0 or more; got {cfg.zone()}")
+    if cfg.restarts == 1 and cfg.shared() not in SHARED_LANES:
+        raise TrainingError(f"shared_lanes {cfg.shared()!r}; choose from {', '.join(SHARED_LANES)}")
+    if not resume:
+        return None
+    try:
+        began = json.loads((out / CONFIG_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        kept = " holds a search without the settings a resume needs" if (out / "search.json").is_file() \
+            else ": nothing to resume"
+        raise TrainingError(f"{out}{kept} ({CONFIG_FILE}: {getattr(exc, 'strerror', None) or exc}); to go on "
+                            "from a model's weights, search into a new --out with --start OUT/model --sigma 0.3") \
+            from None
+    now = json.loads(json.dumps(cfg.to_json()))
+    for key in (k for k in began if k not in RESUMABLE):
+        if now.get(key) != began[key]:
+            raise TrainingError(f"--resume with another {key} ({now.get(key)!r}) than the search being resumed "
+                                f"({began[key]!r}): give the settings it began with (only the generations, the "
+                                "workers and Ray may change)")
+    dirs = [out] if cfg.restarts == 1 else [out / "restarts" / f"seed-{cfg.seed + k}" for k in range(cfg.restarts)]
+    for d in dirs:
+        done = generations_done(d)
+        if done > cfg.generations:
+            raise TrainingError(f"--resume to {cfg.generations} generations, fewer than the {done} this search has "
+                                f"done: give at least {done}")
+    return load_state(out) if cfg.restarts == 1 else None
+
+
+def save_state(out: Path, state: dict) -> None:
+    """`state` into out/search_state.pkl, whole or not at all, with what the CMA-ES read from the process and
+    not from themselves: numpy's generator where it stands, and `cma`'s verbosity (set when a strategy is made;
+    unset, a resumed one prints warnings the search never asked for)."""
+    _write_state(out, {**state, "rng": np.random.get_state(),
+                       "cma_verbosity": load_cma().utilities.utils.global_verbosity})
+
+
+def restore_globals(state: dict) -> None:
+    """Numpy's generator and `cma`'s verbosity as `save_state` found them: the generations go on as if the
+    process had never stopped."""
+    np.random.set_state(state["rng"])
+    load_cma().utilities.utils.global_verbosity = state["cma_verbosity"]
+
+
+def update_state(out: Path, **fields) -> None:
+    """The saved state with `fields` changed (its generator as it was saved)."""
+    _write_state(out, {**load_state(out), **fields})
+
+
+def load_state(out: Path) -> dict | None:
+    """What `save_state` kept in `out`; None when the search there ended no generation. Its CMA-ES draw from
+    numpy's own generator again; `restore_globals` puts that back where it stood."""
+    try:
+        data = (Path(out) / STATE_FILE).read_bytes()
+    except FileNotFoundError:
+        return None
+    load_cma()  # the pickled strategies are `cma`'s, loaded without its extras
+    try:
+        return _StateUnpickler(io.BytesIO(data)).load()
+    except Exception as exc:  # noqa: BLE001 - a damaged file is one line, whatever pickle raised
+        raise TrainingError(f"{Path(out) / STATE_FILE}: not a search's state ({exc}); search into a new --out") from None
+
+
+def generations_done(out: Path) -> int:
+    """The generations the state in `out` counts (0 without one)."""
+    state = load_state(out)
+    return state["generations_done"] if state else 0
+
+
+def _generations_of(model_dir: Path) -> int | None:
+    try:
+        return int(json.loads((model_dir / "meta.json").read_text())["training"]["generations"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+#: the name numpy's global generator is pickled under: a CMA-ES draws from it (`randn` is its bound method), and a
+#: resumed one has to draw from it again, not from a copy
+_NUMPY_RNG = "numpy.random.mtrand._rand"
+
+
+class _StatePickler(pickle.Pickler):
+    def persistent_id(self, obj):  # noqa: ANN001, ANN201
+        return _NUMPY_RNG if obj is np.random.mtrand._rand else None
+
+
+class _StateUnpickler(pickle.Unpickler):
+    def persistent_load(self, pid):  # noqa: ANN001, ANN201
+        if pid != _NUMPY_RNG:
+            raise pickle.UnpicklingError(f"unknown reference {pid!r}")
+        return np.random.mtrand._rand
+
+
+def _write_state(out: Path, state: dict) -> None:
+    buf = io.BytesIO()
+    _StatePickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(state)
+    tmp = Path(out) / (STATE_FILE + ".tmp")
+    tmp.write_bytes(buf.getvalue())
+    tmp.replace(Path(out) / STATE_FILE)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+
+
 def _saved(weights) -> list[float]:
     """The weights as the model stores them (6 decimals)."""
     return [round(float(w), 6) for w in weights]
 
 
 def _shared_generations(cfg: SearchConfig, features: tuple[str, ...], start: tuple[float, ...],
-                        executor: EpisodeExecutor, out: Path,
-                        on_generation: OnGeneration | None) -> tuple[list[float], list[dict]]:
-    """`cfg.generations` generations of one CMA-ES over the shared weights: its mean at the end, the records."""
-    cma = load_cma()
-    es = cma.CMAEvolutionStrategy(np.asarray(start[1:], float), cfg.sigma0,
-                                  {"popsize": cfg.popsize, "seed": cfg.seed, "verbose": -9,
-                                   "CMA_stds": [INITIAL_STDS[f] for f in features[1:]]})
-    history: list[dict] = []
-    for g in range(cfg.generations):
+                        executor: EpisodeExecutor, out: Path, on_generation: OnGeneration | None,
+                        saved: dict | None = None, checkpoint: Checkpoint | None = None,
+                        ) -> tuple[list[float], list[dict]]:
+    """`cfg.generations` generations of one CMA-ES over the shared weights: its mean at the end, the records.
+    `saved`: the strategy and records of the generations done (a resume); `checkpoint` is called after each."""
+    if saved:
+        es, history = saved["strategies"], saved["history"]
+    else:
+        cma = load_cma()
+        es = cma.CMAEvolutionStrategy(np.asarray(start[1:], float), cfg.sigma0,
+                                      {"popsize": cfg.popsize, "seed": cfg.seed, "verbose": -9,
+                                       "CMA_stds": [INITIAL_STDS[f] for f in features[1:]]})
+        history = []
+    for g in range(len(history), cfg.generations):
         t0 = time.perf_counter()
         xs = es.ask()
         seeds = generation_seeds(cfg, g)
@@ -498,34 +683,43 @@ def _shared_generations(cfg: SearchConfig, features: tuple[str, ...], start: tup
                                sum(max(0, r["violations"]) for r in res.values()),
                                round(time.perf_counter() - t0, 1))
         history.append(asdict(rec))
+        if checkpoint:
+            checkpoint(es, history, len(res))
         if on_generation:
             on_generation(rec)
     return full_weights(es.mean), history
 
 
 def _search_restarts(cfg: SearchConfig, on_generation: OnGeneration | None, executor: EpisodeExecutor | None,
-                     starts: dict[str, SearchStart] | None, on_start: Callable[[dict], None] | None) -> Model:
+                     starts: dict[str, SearchStart] | None, on_start: Callable[[dict], None] | None,
+                     resume: bool = False) -> Model:
     """`cfg.restarts` searches with seeds `cfg.seed`, `cfg.seed` + 1, ...; the model of the one whose weights
-    give the lowest mean delay on the first search's validation seeds (the first already ran there)."""
+    give the lowest mean delay on the first search's validation seeds (the first already ran there).
+    `resume`: each search goes on from what its directory keeps (one that never began, from its start)."""
     out = Path(cfg.out)
-    # a killed run's searches (out/model is not there, so they never ended in a model): run again, as a
-    # single search runs again into its --out
-    shutil.rmtree(out / "restarts", ignore_errors=True)
+    if not resume:
+        # a killed run's searches (out/model is not there, so they never ended in a model): run again, as a
+        # single search runs again into its --out
+        shutil.rmtree(out / "restarts", ignore_errors=True)
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(out / CONFIG_FILE, cfg.to_json())
     own = executor is None
     executor = executor or make_executor(cfg.ray_address, cfg.workers)
-    t_start = time.perf_counter()
     try:
         models = {}
         for k in range(cfg.restarts):
             seed = cfg.seed + k
-            models[seed] = search(replace(cfg, seed=seed, restarts=1, out=out / "restarts" / f"seed-{seed}"),
-                                  on_generation, executor, starts, on_start)
+            sub = out / "restarts" / f"seed-{seed}"
+            models[seed] = search(replace(cfg, seed=seed, restarts=1, out=sub), on_generation, executor, starts,
+                                  on_start, resume=resume and (sub / CONFIG_FILE).is_file())
         vseeds = validation_seeds(cfg.seed, cfg.validation_seeds)
         jobs = [(seed, s, m.meta["policy"]["weights"], {"features": m.meta["policy"]["features"],
                                                         "period_s": m.meta["policy"]["period_s"],
                                                         "signal_weights": m.meta["policy"].get("signal_weights")})
                 for seed, m in models.items() if seed != cfg.seed for s in vseeds]
+        t_validation = time.perf_counter()
         res = run_episodes(cfg, executor, jobs, out / "episodes" / "restarts")
+        validation_s = time.perf_counter() - t_validation
     finally:
         if own:
             executor.close()
@@ -542,7 +736,8 @@ def _search_restarts(cfg: SearchConfig, on_generation: OnGeneration | None, exec
         "episodes": sum(t["episodes"] for t in trainings) + len(jobs),
         "seeds": [s for t in trainings for s in t["seeds"]],
         "violations": sum(t["violations"] for t in trainings) + sum(max(0, r["violations"]) for r in res.values()),
-        "wall_s": round(time.perf_counter() - t_start, 1),
+        # every search's, over all its sessions, and this choice among them
+        "wall_s": round(sum(t["wall_s"] for t in trainings) + validation_s, 1),
         "config": {**meta["training"]["config"], "seed": cfg.seed, "restarts": cfg.restarts, "out": str(out)},
     })
     meta["selection"]["restarts"] = {"seeds": vseeds, "metric": "avg_delay_s",

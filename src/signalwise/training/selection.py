@@ -33,7 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..control.learning.qtable import Model, ModelError, load_model
-from .train import OnEpisode, TrainConfig, TrainingError, train
+from .train import OnEpisode, TrainConfig, TrainingError, check_out, train
 
 #: thresholds trained by `--guide-visits auto`
 AUTO_CANDIDATES = (10, 30)
@@ -61,22 +61,12 @@ def train_selected(cfg: TrainConfig, candidates: tuple[int, ...] = AUTO_CANDIDAT
                    on_stage: Callable[[str], None] | None = None, executor=None) -> Model:  # noqa: ANN001
     """Train one model per guide threshold into out/guide-N, validate, copy the chosen one to out/model."""
     out = Path(cfg.out)
-    if not resume and (out / "model").exists():
-        raise TrainingError(f"{out}: a training run is already there; use --resume or another --out")
-    if len(set(candidates)) < 2:
-        raise TrainingError("guide threshold selection needs at least two candidates")
-    if resume and not any((candidate_dir(out, n) / "train_state.json").is_file() for n in candidates):
-        # as `train` says for one threshold; training from scratch under --resume would hide a wrong --out
-        if (out / "train_state.json").is_file():
-            raise TrainingError(f"{out} holds a training with one --guide-visits threshold: resume it with the "
-                                "--guide-visits it was started with")
-        raise TrainingError(f"{out}: nothing to resume (no checkpoint of any guide threshold: "
-                            f"{', '.join(candidate_dir(out, n).name for n in candidates)})")
+    check_selected(cfg, candidates, resume)
     paths = {}
     for n in candidates:
-        sub = replace(cfg, out=candidate_dir(out, n), hyper=replace(cfg.hyper, guide_visits=n))
+        sub = _candidate(cfg, n)
         if on_stage:
-            on_stage(f"training with --guide-visits {n}")
+            on_stage(f"training guide {n}")
         again = resume and (sub.out / "train_state.json").is_file()
         # a complete candidate runs no episode; its model is installed again from its last checkpoint
         train(sub, resume=again, on_episode=on_episode, executor=executor)
@@ -89,9 +79,35 @@ def train_selected(cfg: TrainConfig, candidates: tuple[int, ...] = AUTO_CANDIDAT
     trained_s = sum(float((json.loads((p / "meta.json").read_text()).get("training") or {}).get("wall_s") or 0.0)
                     for p in paths.values())
     choice["wall_s"] = round(trained_s + time.perf_counter() - t_validation, 1)
-    model = _install(out, paths[choice["trained_with"]], choice)
+    model = _install(out, paths[choice["trained_with"]], choice, choice["wall_s"])
     shutil.rmtree(out / "validation.previous", ignore_errors=True)  # the installed model's runs are in validation/
     return model
+
+
+def check_selected(cfg: TrainConfig, candidates: tuple[int, ...] = AUTO_CANDIDATES, resume: bool = False) -> None:
+    """What `train_selected` refuses before any episode (TrainingError, one line): a training already in
+    `cfg.out`, nothing to resume, or what `train.check_out` refuses of a candidate. `signalwise train` calls it
+    before it draws any progress."""
+    out = Path(cfg.out)
+    if not resume and (out / "model").exists():
+        raise TrainingError(f"{out}: a training run is already there; use --resume or another --out")
+    if len(set(candidates)) < 2:
+        raise TrainingError("guide threshold selection needs at least two candidates")
+    if resume and not any((candidate_dir(out, n) / "train_state.json").is_file() for n in candidates):
+        # as `train` says for one threshold; training from scratch under --resume would hide a wrong --out
+        if (out / "train_state.json").is_file():
+            raise TrainingError(f"{out} holds a training with one --guide-visits threshold: resume it with the "
+                                "--guide-visits it was started with")
+        raise TrainingError(f"{out}: nothing to resume (no checkpoint of any guide threshold: "
+                            f"{', '.join(candidate_dir(out, n).name for n in candidates)})")
+    for n in candidates:
+        sub = _candidate(cfg, n)
+        check_out(sub, resume and (sub.out / "train_state.json").is_file())
+
+
+def _candidate(cfg: TrainConfig, guide_visits: int) -> TrainConfig:
+    """The training of one candidate threshold, in its own directory."""
+    return replace(cfg, out=candidate_dir(cfg.out, guide_visits), hyper=replace(cfg.hyper, guide_visits=guide_visits))
 
 
 def renew_validation_dir(out: Path) -> Path:
@@ -147,13 +163,17 @@ def _raise_failures(result) -> None:  # noqa: ANN001 - a CompareResult
             f"{c} s{s}: {m}" for (c, s), m in result.failures.items()))
 
 
-def _install(out: Path, chosen: Path, choice: dict) -> Model:
-    """Copy the chosen candidate to out/model with the choice in its metadata (the table is not touched)."""
+def _install(out: Path, chosen: Path, choice: dict, wall_s: float) -> Model:
+    """Copy the chosen candidate to out/model with the choice in its metadata (the table is not touched).
+
+    `wall_s` replaces the candidate's own training.wall_s: the model is the whole training's, every candidate
+    (each over its sessions) and the validation that chose, the time `signalwise train` reports."""
     tmp = out / "model.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(chosen, tmp)
     meta = json.loads((tmp / "meta.json").read_text())
     meta["selection"] = choice
+    meta["training"]["wall_s"] = wall_s
     meta["deployment"] = {"guide_visits": choice["guide_visits"]}
     try:  # the same table installed again (a resume with nothing left to train): its evaluations still hold
         before = json.loads((out / "model" / "meta.json").read_text())

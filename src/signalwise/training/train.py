@@ -189,57 +189,70 @@ class TrainingError(ValueError):
     pass
 
 
+def check_out(cfg: TrainConfig, resume: bool = False) -> dict | None:
+    """What `train` refuses before any episode (TrainingError, one line): with `resume`, nothing to resume, other
+    options than the training resumed or fewer episodes than it has done; without, a training or a model already
+    in `cfg.out`. Returns the state a resume goes on from, `cfg` then holding the table's options it was begun
+    with (an option left out goes on). `signalwise train` calls it before it draws any progress."""
+    out = Path(cfg.out)
+    state_file = out / "train_state.json"
+    if not resume:
+        if state_file.exists():
+            raise TrainingError(f"{out}: a training run is already there; use --resume or another --out")
+        if (out / "model").exists():
+            raise TrainingError(f"{out}: a model is already there; use another --out")
+        return None
+    if not state_file.is_file():
+        candidates = sorted(f.parent.name for f in out.glob("guide-*/train_state.json"))
+        if candidates:  # as `selection.train_selected` says the other way round
+            raise TrainingError(f"{out} holds a --guide-visits auto training ({', '.join(candidates)}): resume "
+                                "it with --guide-visits auto, the default")
+        raise TrainingError(f"{out}: nothing to resume (no train_state.json)")
+    state = json.loads(state_file.read_text())
+    prev = state["config"]
+    now = cfg.to_json()
+    for k in ("scenario", "seed", "batch", "shared", "net", "sumocfg", "duration_s", "routes"):
+        if prev.get(k, now[k] if k == "routes" else None) != now[k]:  # runs from before routes were kept
+            raise TrainingError(f"--resume with another {k.removesuffix('_s')} ({now[k]!r}) than the run "
+                                f"being resumed ({prev.get(k)!r})")
+    # the options that shape the table are the resumed run's: one left out (at its default) is taken from it,
+    # one given with another value is refused, not silently dropped
+    defaults = Hyper().to_json()
+    for k, was in prev["hyper"].items():
+        if k in now["hyper"] and now["hyper"][k] not in (was, defaults.get(k)):
+            raise TrainingError(f"--resume with another --{k.replace('_', '-')} ({now['hyper'][k]!r}) than the "
+                                f"run being resumed ({was!r}): leave it out, or give the value it was started with")
+    if now["features"] not in (prev["features"], TrainConfig.__dataclass_fields__["features"].default_factory()):
+        raise TrainingError(f"--resume with other --actions/--state ({now['features']}) than the run being "
+                            f"resumed ({prev['features']})")
+    cfg.hyper = Hyper(**{"guide_mode": "state", **prev["hyper"]})  # runs from before guide_mode existed
+    cfg.features = prev["features"]
+    done = state["episodes_done"]
+    if cfg.episodes < done:  # (as many as done: a resume killed in its validation validates again)
+        raise TrainingError(f"--resume with --episodes {cfg.episodes}, fewer than the {done} this training has "
+                            f"done: give at least {done} (more to train on)")
+    return state
+
+
 def train(cfg: TrainConfig, resume: bool = False, on_episode: OnEpisode | None = None,
           executor: EpisodeExecutor | None = None) -> Model:
     """Train, checkpointing after every round into `cfg.out`; returns the final model (also in out/model).
 
     `executor`: where episodes run (the caller closes it); default: made from `cfg` and closed here."""
     out = Path(cfg.out)
-    state_file = out / "train_state.json"
     history: list[dict] = []
     start = 0
     model: Model | None = None
-    if resume:
-        if not state_file.is_file():
-            candidates = sorted(f.parent.name for f in out.glob("guide-*/train_state.json"))
-            if candidates:  # as `selection.train_selected` says the other way round
-                raise TrainingError(f"{out} holds a --guide-visits auto training ({', '.join(candidates)}): resume "
-                                    "it with --guide-visits auto, the default")
-            raise TrainingError(f"{out}: nothing to resume (no train_state.json)")
-        state = json.loads(state_file.read_text())
-        prev = state["config"]
-        now = cfg.to_json()
-        for k in ("scenario", "seed", "batch", "shared", "net", "sumocfg", "duration_s", "routes"):
-            if prev.get(k, now[k] if k == "routes" else None) != now[k]:  # runs from before routes were kept
-                raise TrainingError(f"--resume with another {k.removesuffix('_s')} ({now[k]!r}) than the run "
-                                    f"being resumed ({prev.get(k)!r})")
-        # the options that shape the table are the resumed run's: one left out (at its default) is taken from it,
-        # one given with another value is refused, not silently dropped
-        defaults = Hyper().to_json()
-        for k, was in prev["hyper"].items():
-            if k in now["hyper"] and now["hyper"][k] not in (was, defaults.get(k)):
-                raise TrainingError(f"--resume with another --{k.replace('_', '-')} ({now['hyper'][k]!r}) than the "
-                                    f"run being resumed ({was!r}): leave it out, or give the value it was started with")
-        if now["features"] not in (prev["features"], TrainConfig.__dataclass_fields__["features"].default_factory()):
-            raise TrainingError(f"--resume with other --actions/--state ({now['features']}) than the run being "
-                                f"resumed ({prev['features']})")
-        cfg.hyper = Hyper(**{"guide_mode": "state", **prev["hyper"]})  # runs from before guide_mode existed
-        cfg.features = prev["features"]
+    state = check_out(cfg, resume)
+    if state is not None:
         history = state["history"]
         start = state["episodes_done"]
-        if cfg.episodes < start:  # (as many as done: a resume killed in its validation validates again)
-            raise TrainingError(f"--resume with --episodes {cfg.episodes}, fewer than the {start} this training has "
-                                f"done: give at least {start} (more to train on)")
         # the checkpoint the state names, not out/model: a kill while a round was saved leaves out/model a round
         # ahead of the state, or gone, and resuming from it would train that round twice
         ck = _checkpoint_dir(out, start)
         if ck.is_dir() and _episodes_of(out / "model") != start:  # out/model as the state left it stays, with
             _install(out, ck)  # the evaluations recorded in it since
         model = load_model(out / "model", mmap=False)
-    elif state_file.exists():
-        raise TrainingError(f"{out}: a training run is already there; use --resume or another --out")
-    elif (out / "model").exists():
-        raise TrainingError(f"{out}: a model is already there; use another --out")
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     # the sessions before this one, as the resumed checkpoint counted them (the episodes' own wall_s are each

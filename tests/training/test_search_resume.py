@@ -1,0 +1,100 @@
+"""A phase-score search keeps its CMA-ES at the end of every generation, and `signalwise train --resume` goes on
+from there: 2 generations, then a resume to 4, give the search of 4 in a row, to the last bit of its covariance.
+Real SUMO runs, on the smallest scenario with the fewest episodes a search has (2 candidates, 1 seed)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support.cli import in_a_process
+
+from signalwise.control.learning.qtable import load_model
+from signalwise.training.policy_search import STATE_FILE, SearchConfig, load_state, search
+
+SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
+SETTINGS = ["-s", "single", "--popsize", "2", "--validation-seeds", "1", "--duration", "600", "--seed", "4",
+            "--workers", "2"]
+
+
+def train(out: Path, generations: int, *more: str) -> subprocess.CompletedProcess:
+    return in_a_process("train", *SETTINGS, "--generations", str(generations), "--out", str(out), *more)
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory) -> Path:
+    """4 generations in one go."""
+    out = tmp_path_factory.mktemp("straight") / "s"
+    search(SearchConfig(scenario="single", generations=4, popsize=2, validation_seeds=1, seed=4, workers=2,
+                        duration_s=600, out=out))
+    return out
+
+
+def assert_same_search(a: Path, b: Path) -> None:
+    """The same CMA-ES after the same generations, bit for bit, and the same model."""
+    sa, sb = load_state(a), load_state(b)
+    assert sa["generations_done"] == sb["generations_done"] == 4
+    ea, eb = sa["strategies"], sb["strategies"]
+    assert np.array_equal(ea.mean, eb.mean) and ea.sigma == eb.sigma and np.array_equal(ea.C, eb.C)
+    assert np.array_equal(ea.adapt_sigma.ps, eb.adapt_sigma.ps) and np.array_equal(ea.pc, eb.pc)
+    assert ea.countiter == eb.countiter == 4
+    assert [h["weights"] for h in sa["history"]] == [h["weights"] for h in sb["history"]]
+    ma, mb = load_model(a / "model").meta, load_model(b / "model").meta
+    assert ma["policy"] == mb["policy"]
+    assert ma["selection"]["learned_avg_delay_s"] == mb["selection"]["learned_avg_delay_s"]
+    assert ma["training"]["seeds"] == mb["training"]["seeds"]
+
+
+def test_two_generations_then_a_resume_to_four_are_four_in_a_row(straight, tmp_path):
+    out = tmp_path / "r"
+    first = train(out, 2)
+    assert first.returncode == 0, first.stderr
+    wall_2 = load_model(out / "model").meta["training"]["wall_s"]
+    r = train(out, 4, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert_same_search(straight, out)
+    training = load_model(out / "model").meta["training"]
+    assert training["generations"] == 4
+    # both sessions' episodes (8 candidates' and a validation each: the learned and the start on 1 seed) and time
+    assert training["episodes"] == 4 * 2 + 2 * 2
+    assert training["wall_s"] > wall_2
+    said = " ".join(r.stderr.split())
+    assert f"training {training['wall_s']:.1f} s in all (meta.json training.wall_s, every session summed)" in said
+    # a resume takes the settings the search began with, and more generations
+    for more, words in ((["--popsize", "3"], "another popsize (3)"), ([], "fewer than the 4")):
+        bad = train(out, 3, "--resume", *more)
+        assert bad.returncode == 2 and words in bad.stderr, bad.stderr
+
+
+def test_ctrl_c_in_a_search_says_how_to_go_on_and_the_resume_ends_where_a_straight_run_does(straight, tmp_path):
+    """Ctrl-C lost the whole search: "a phase-score search is not resumed"."""
+    out = tmp_path / "c"
+    proc = subprocess.Popen([SIGNALWISE, "train", *SETTINGS, "--generations", "4", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        # a generation is done (there is a state to go on from) and the next one's episodes run
+        while not (out / STATE_FILE).is_file() or not any((out / "episodes").glob("gen-0001/*/run.json")):
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    last = [ln for ln in err.splitlines() if ln.startswith("error:")][-1]
+    assert last == (f"error: interrupted; the search in {out} stops at its last generation; the same command with "
+                    "--resume goes on from there"), last
+    assert 1 <= load_state(out)["generations_done"] < 4 and not (out / "model").exists()
+    r = train(out, 4, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert_same_search(straight, out)
+    assert json.loads((out / "search.json").read_text())["config"]["generations"] == 4
