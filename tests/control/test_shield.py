@@ -80,6 +80,19 @@ def test_early_proposal_waits_for_min_green_then_changes_with_yellow_and_all_red
     assert audit_shield(sh, states).ok
 
 
+def test_a_second_proposer_held_by_minimum_green_is_logged_under_its_own_name(inter):
+    """An operator's override proposing another phase after the controller did, in the same green: both are
+    named (the operator's own phase, not only the controller's, was held back)."""
+    sh = IntersectionShield(inter, fallback_for(inter), shield_config())
+    by_time = {1: Decision("X", 2, "max-pressure"), 2: Decision("X", 2, "max-pressure"),
+               3: Decision("X", 1, "override:hold")}
+    states = drive(sh, 30, lambda t: by_time.get(t))
+    notes = [iv.detail for iv in sh.interventions if iv.rule == "min_green"]
+    assert notes == ["phase 3 proposed by max-pressure before minimum green",
+                     "phase 2 proposed by override:hold before minimum green"]
+    assert audit_shield(sh, states).ok
+
+
 def test_crosswalk_phase_completes_walk_and_clearance_before_yellow(inter):
     sh = IntersectionShield(inter, fallback_for(inter), shield_config(), initial_phase=1)
     states = drive(sh, 80, lambda t: Decision("X", 0, "test"))

@@ -187,7 +187,9 @@ class IntersectionShield:
         self.ped = PED_NONE
         self.ped_start_s = start_s
         self.state = ""
-        self._min_green_noted = False
+        #: who has been told "minimum green" in this green: noted once each, so that an operator's phase held back
+        #: is logged even when the controller's was first
+        self._min_green_noted: set[str] = set()
 
         self.in_fallback = False
         self.fallback_ticks = 0
@@ -400,7 +402,7 @@ class IntersectionShield:
                 if self.ped == PED_WALK and self.cfg.preempt_ends_walk:
                     self._intervene(now, "preempt", f"walk of phase {c + 1} ended early for {self.preempt_vehicle}")
                     self._begin_ped_clearance(now)
-                self._note_min_green(now, "preempt waits for minimum green / pedestrian clearance")
+                self._note_min_green(now, "preempt waits for minimum green / pedestrian clearance", "preempt")
                 return None, None
             self._intervene(now, "preempt", f"to phase {self.preempt_phase + 1} for {self.preempt_vehicle}")
             return self.preempt_phase, EventCode.PHASE_FORCE_OFF
@@ -410,7 +412,9 @@ class IntersectionShield:
             return None, None
         if not min_done:
             if wanted is not None and wanted != c:
-                self._note_min_green(now, f"phase {wanted + 1} proposed before minimum green")
+                by = "the fallback plan" if self.in_fallback else (
+                    self.proposal.proposed_by if self.proposal is not None else "the controller")
+                self._note_min_green(now, f"phase {wanted + 1} proposed by {by} before minimum green", by)
             elif self.ped in (PED_NONE, PED_DONT_WALK):
                 self._quiet_until_s = self.green_start_s + self._min_green_eff_s[c] - EPS
             return None, None
@@ -680,7 +684,7 @@ class IntersectionShield:
                 self.timing_revision = self._pending_revision
                 self._emit(now, EventCode.TIMING_PLAN_CHANGE, self._pending_revision)
             self._pending_timing = self._pending_revision = None
-        self._min_green_noted = False
+        self._min_green_noted = set()
         self.proposal = None if (self.proposal and self.proposal.phase_index == phase) else self.proposal
         self._emit(now, EventCode.PHASE_BEGIN_GREEN, phase)
         if self._ped_links[phase]:
@@ -742,9 +746,9 @@ class IntersectionShield:
     def _intervene(self, now: float, rule: str, detail: str) -> None:
         self.interventions.append(Intervention(now, self.inter.id, rule, detail))
 
-    def _note_min_green(self, now: float, detail: str) -> None:
-        if not self._min_green_noted:
-            self._min_green_noted = True
+    def _note_min_green(self, now: float, detail: str, by: str) -> None:
+        if by not in self._min_green_noted:
+            self._min_green_noted.add(by)
             self._intervene(now, "min_green", detail)
 
 

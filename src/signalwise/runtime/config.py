@@ -143,8 +143,9 @@ def _check_safety(t: TimingConfig, where: str) -> None:
         if (low is not None and value < low) or (high is not None and value > high):
             bound = f"at least {low:g}" if low is not None and value < low else f"at most {high:g}"
             raise ValueError(f"{where}{name} ({value:g}) must be {bound} under the safety profile "
-                             "(the benchmark and reference profiles have their own rules: --timing benchmark, or "
-                             "timing: {profile: benchmark} in a --config file)")
+                             "(the benchmark and reference profiles have their own rules: --timing benchmark on run, "
+                             "compare and train, or timing: {profile: benchmark} in a --config file; a live run's "
+                             "profile is its --config's, fixed while it runs)")
     if not t.ped_intervals:
         raise ValueError(f"{where}ped_intervals false leaves pedestrians without walk and clearance: only the "
                          "benchmark and reference profiles allow it")

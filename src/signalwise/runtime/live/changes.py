@@ -170,7 +170,15 @@ class Override:
         if now_s >= self.until_s:
             if self.action == "call":
                 return "override_expired", f"its time ran out at t={self.until_s:.0f} s before phase {phase} was served"
-            return "override_expired", f"its time ran out at t={self.until_s:.0f} s"
+            if self.served:
+                return "override_expired", (f"its time ran out at t={self.until_s:.0f} s; phase {phase} was green "
+                                            f"from t={self.served_at_s:.0f} s")
+            # the shield gave the phase in force its minimum green and clearance first; a change it had begun
+            # towards the phase still completes, so the phase may come up after this line
+            return "override_expired", (f"its time ran out at t={self.until_s:.0f} s before phase {phase} was "
+                                        "green: the shield serves the phase in force its minimum green and "
+                                        f"clearance first (interventions.csv), and a change begun towards phase "
+                                        f"{phase} completes")
         return None
 
     def decide(self, obs: Observation) -> Decision:
