@@ -85,6 +85,13 @@ ran it. Each green, and the yellow and red clearance that end it, are held
 to the revision in force when the green began; a cycle window open across a
 change is held to the longest bound in force during it.
 
+A run that died (killed with SIGKILL: ``run.json`` says ``died``, or ``running``
+with its process gone) can leave ``events.csv`` and ``signal_states.csv``
+ending at different times (a feed run holds its events back a few seconds
+while it writes the states at once, and the kill loses what was held): it is
+graded up to the earlier end, and the ``run_status`` warning says how many
+seconds of the other file were not. A complete run is graded to the end.
+
 Timing: decisions happen at step times, so a rule "≥ X" is met by a duration
 of ceil(X / step) steps and is checked as ``measured ≥ X``; a maximum may be
 exceeded by up to one step (``measured ≤ X + step``). The log has 0.1 s
@@ -1108,16 +1115,47 @@ def _audit_complete_run(run_dir: Path) -> AuditReport:
     except ValueError as exc:
         raise AuditInputError(str(exc)) from None
     states = read_signal_states(run_dir / "signal_states.csv")
-    try:
-        report = audit(events, model, states, step, pedestrians=_had_persons(run_dir))
-    except AuditInputError as exc:
-        raise AuditInputError(f"{run_dir}: {exc}") from None
     shown = shown_status(run)  # a `running` run whose process is gone died: its evidence stops where it was killed
     status = shown.get("status")
+    cut = _common_end(events, states) if status == "died" else None
+    if cut is not None:
+        end_s = cut[0]
+        events = [e for e in events if e.time_s <= end_s + EXACT_TOLERANCE_S]
+        states = [r for r in states if r[0] <= end_s + EXACT_TOLERANCE_S]
+    try:
+        report = audit(events, model, states, step, end_s=None if cut is None else cut[0],
+                       pedestrians=_had_persons(run_dir))
+    except AuditInputError as exc:
+        raise AuditInputError(f"{run_dir}: {exc}") from None
     if status in ("failed", "incomplete", "died"):
         said = f"the run died: {shown['reason']}" if status == "died" else f"run.json says the run is {status}"
-        report.warnings.insert(0, Violation("run_status", "-", 0.0, detail=f"{said}; the evidence may stop early"))
+        said += "; the evidence may stop early"
+        if cut is not None:
+            end_s, ends, other, lost_s = cut
+            said += (f"; graded up to t={end_s:g} s, where {ends} ends: the last {lost_s:g} s of {other} "
+                     "were not graded")
+        report.warnings.insert(0, Violation("run_status", "-", 0.0, detail=said))
     return report
+
+
+def _common_end(events: list[SignalEvent], states: list[tuple[float, str, str]]) -> tuple[float, str, str, float] | None:
+    """For a run that died: (the last time both events.csv and signal_states.csv cover, the file that ends
+    there, the other file, the seconds of it past that time), or None when they end together (or one is empty).
+
+    The two files of a killed run can end at different times: a `--field none` run holds its events back (they
+    wait out the feed's lateness before going into events.csv in time order) while it writes the signal states at
+    once, and SIGKILL loses what was held. Graded past the earlier end, the longer file would be held to evidence
+    the other never got to hold: a legal green would be a green "the log never showed".
+    """
+    if not events or not states:
+        return None
+    events_end = max(e.time_s for e in events)
+    states_end = max(t for t, _d, _s in states)
+    if abs(events_end - states_end) <= EXACT_TOLERANCE_S:
+        return None
+    if events_end < states_end:
+        return events_end, "events.csv", "signal_states.csv", round(states_end - events_end, 3)
+    return states_end, "signal_states.csv", "events.csv", round(events_end - states_end, 3)
 
 
 def _had_persons(run_dir: Path) -> bool:

@@ -42,7 +42,7 @@ class LiveRecords:
         self.interval_s = interval_s
         self.feed_stopbars = dict(feed_stopbars) if feed_stopbars is not None else None
         self.simulation_id = simulation_id
-        self._wall0 = wall0  # naive local wall time at simulated t = 0
+        self._wall0 = wall0  # wall time (with its zone) at simulated t = 0; see `start_wall_clock`
         self._start_s = begin_s
         self._dirs: dict[str, dict[str, list[int]]] = {}
         self._lane_dir = approach_direction
@@ -173,6 +173,11 @@ class LiveRecords:
 
     def preempt(self, tls: str) -> None:
         self._preempts[tls] += 1
+
+    def start_wall_clock(self, wall0: dt.datetime) -> None:
+        """The run's wall clock from the loop's first tick on (`wall0` at simulated t = 0), the one its
+        live_events.csv and a detector feed's times follow: records stamp their intervals on it."""
+        self._wall0 = wall0
 
     def stamp_at(self, time_s: float) -> str:
         """The `timestamp` a record of an interval beginning at simulated `time_s` carries (UTC, ISO 8601)."""

@@ -163,6 +163,11 @@ class LiveRuntime:
         #: time.monotonic() at the end of the last tick; None before the first (the API's liveness probe)
         self.last_tick_monotonic: float | None = None
         self._event_order = TimeOrderedEvents()  # a feed's late events go into events.csv in time order
+        #: the wall time (with its zone, to the tenth of a second) at simulated t = 0 of live_events.csv, the
+        #: store's events and the interval records; None until the loop's first tick starts it (`_start_wall_clock`)
+        self._wall0: dt.datetime | None = None
+        #: events logged before that (the signals' starting states): written to live_events.csv once it starts
+        self._early_live: list[SignalEvent] = []
         #: the corridor's lock (`lasting.CorridorLock`), held from `open()` to the end of the run
         self._lock = None
         #: earlier runs of the corridor found dead at start (`previous.settle`), and what the command says of them
@@ -244,19 +249,16 @@ class LiveRuntime:
         self._ctx = dataclasses.replace(self.stepper.context, nominal_lane_flow_vph={})
         self._planners = self._make_planners()
         self.pacer = Pacer(opts.speed, self.stepper.t)
-        self._wall0 = dt.datetime.now().astimezone() - dt.timedelta(seconds=self.stepper.t)
-        if self.store is not None and hasattr(self.store, "events_start"):
-            # the store's events carry the wall clock, as live_events.csv (whole seconds of `_wall0`, as
-            # `_wall_stamp` writes them) and the run's stored records do
-            self.store.events_start = self._wall0.replace(tzinfo=None, microsecond=0)
         self._on_loop: set[tuple[str, str]] = set()
         #: per detector, the (loop, vehicle) pairs over it now: on while any is
         self._occupants: dict[str, set[tuple[str, str]]] = {}
         # with --field none the vehicles are counted from the feed's (and cameras') stop-bar detectors
         stopbars = ({(i.id, d.channel): d.lane for i in self.field.intersections for d in i.detectors
                      if d.kind == "stopbar"} if opts.field == "none" else None)
+        # until the first tick starts the run's wall clock (`_start_wall_clock`), the records count from now
         self.records = LiveRecords(self.stepper.intersections, self.stepper.approach_direction, cfg.interval_s,
-                                   self.stepper.t, self._wall0, self.run_dir.name, feed_stopbars=stopbars)
+                                   self.stepper.t, dt.datetime.now().astimezone() - dt.timedelta(seconds=self.stepper.t),
+                                   self.run_dir.name, feed_stopbars=stopbars)
         self._tell_webhooks_the_run()
         self._store_run()
         self._write_static()
@@ -375,7 +377,9 @@ class LiveRuntime:
         # the schedule starts now, not when `open()` built the pacer: the API, the feeds and the first map
         # start in between, and counting that second as the first tick's lateness raised a false alert
         self.pacer.rebase(st.t)
-        self._rebase_feed_clock()
+        wall_s = time.time()
+        self._rebase_feed_clock(wall_s)
+        self._start_wall_clock(wall_s)
         try:
             while not self._stop.is_set() and st.t < self.end_s - 1e-9:
                 t0 = clock()
@@ -433,11 +437,11 @@ class LiveRuntime:
     def stop(self) -> None:
         self._stop.set()
 
-    def _rebase_feed_clock(self) -> None:
-        """The loop starts now: a detector feed maps wall-clock times from this moment (as the pacer does), and a
-        feed attached after `open()` (by a program that embeds the runtime) learns the loop's clock, so a
-        `sim_time_s` from the run's future is refused on arrival instead of going into events.csv at a time the
-        run never reached."""
+    def _rebase_feed_clock(self, wall_s: float) -> None:
+        """The loop starts now (epoch `wall_s`): a detector feed maps wall-clock times from this moment (as the pacer
+        does, and `_start_wall_clock` the run's rows), and a feed attached after `open()` (by a program that embeds
+        the runtime) learns the loop's clock, so a `sim_time_s` from the run's future is refused on arrival instead
+        of going into events.csv at a time the run never reached."""
         if self.cameras is not None:  # camera frames are stamped from this moment too
             self.cameras.rebase(self.stepper.t)
         feed = self.feed
@@ -446,9 +450,26 @@ class LiveRuntime:
         from .feeds import WallClock, wall_clock
 
         if isinstance(getattr(feed, "clock", None), WallClock):
-            feed.set_clock(wall_clock((self.stepper.t, time.time()), self.opts.speed))
+            feed.set_clock(wall_clock((self.stepper.t, wall_s), self.opts.speed))
         if hasattr(feed, "set_now") and not feed.has_now:
             feed.set_now(lambda: self.stepper.t)
+
+    def _start_wall_clock(self, wall_s: float) -> None:
+        """live_events.csv, the store's events and the interval records take their wall clock from the loop's first
+        tick (epoch `wall_s`), where a detector feed's starts: at speed 1 a feed event sent with its own `time` is
+        logged at that time, not at the seconds `open()` took before the loop started. The origin is kept to the
+        tenth of a second, the log's resolution; the rows logged before (the signals' starting states) go in now."""
+        tenths = round((wall_s - self.stepper.t) * 10)
+        self._wall0 = (dt.datetime.fromtimestamp(tenths // 10).astimezone()
+                       + dt.timedelta(milliseconds=100 * (tenths % 10)))
+        if self.store is not None and hasattr(self.store, "events_start"):
+            self.store.events_start = self._wall0.replace(tzinfo=None)  # its events carry what live_events.csv says
+        self.records.start_wall_clock(self._wall0)
+        early, self._early_live = self._early_live, []
+        self._write_live(early)
+        fh = self._files.get("live_events")
+        if fh is not None:
+            fh.flush()
 
     def _snapshot_every_s(self) -> float:
         """Seconds to the next snapshot: the configured rate, lowered while the loop runs late.
@@ -542,7 +563,8 @@ class LiveRuntime:
 
     def _wall_stamp(self, sim_s: float) -> str:
         """A live event's wall-clock local time, as a field controller logs it (0.1 s)."""
-        return format_timestamp(sim_s, self._wall0.replace(tzinfo=None))
+        wall0 = self._wall0  # on the tenth: its tenths go with the event's, whole seconds are the start's
+        return format_timestamp(sim_s + wall0.microsecond / 1e6, wall0.replace(tzinfo=None, microsecond=0))
 
     def _drain(self) -> None:
         """Move what the loop produced since the last tick into the evidence files (and the store)."""
@@ -675,10 +697,18 @@ class LiveRuntime:
         hold_s = self.cfg.shield.max_observation_age_s if self.opts.field == "none" and not held_too else None
         events = self._event_order.release(events, self.stepper.t, hold_s)
         self.events_logged += len(events)
-        ev, live = self._writers["events"], self._writers["live_events"]
+        ev = self._writers["events"]
         for e in events:
-            stamp = format_timestamp(e.time_s)
-            ev.writerow((stamp, e.device_id, e.event_code, e.parameter))
+            ev.writerow((format_timestamp(e.time_s), e.device_id, e.event_code, e.parameter))
+        if self._wall0 is None:  # before the first tick, whose wall clock they take (`_start_wall_clock`)
+            self._early_live.extend(events)
+        else:
+            self._write_live(events)
+
+    def _write_live(self, events: list[SignalEvent]) -> None:
+        """Events on the run's wall clock: live_events.csv and the store."""
+        live = self._writers["live_events"]
+        for e in events:
             live.writerow((self._wall_stamp(e.time_s), e.device_id, e.event_code, e.parameter, e.time_s))
         if self.store is not None:
             self.store.put_events(events)
@@ -783,6 +813,7 @@ class LiveRuntime:
         # after the marker and the re-stated intervals, which the saved records counted already; a copy, as the
         # same state may be restored again
         self.records = copy.deepcopy(records)
+        self.records.start_wall_clock(self._wall0)  # a copy saved before the first tick has the clock of `open()`
         self.pacer.rebase(self.stepper.t)
         if self.cameras is not None:  # frames are stamped from the resumed clock, as the pacer counts
             self.cameras.rebase(self.stepper.t)
