@@ -39,7 +39,7 @@ from ... import __version__
 from ...control.base import ControlContext, check_usable, make
 from ...core.eventlog import COLUMNS as EVENT_COLUMNS
 from ...core.eventlog import TimeOrderedEvents, format_timestamp
-from ...core.types import RECOVERY_STATE, EventCode, SignalEvent
+from ...core.types import RECOVERY_STATE, EventCode, Observation, SignalEvent
 from ...outdirs import process_identity
 from ...sim.backend import SimulationError, SumoBackend
 from ...sim.detectors import live_zone_ids, place_detectors
@@ -1390,7 +1390,7 @@ class LiveRuntime:
         prof = self.profiler.figures()
         out: dict[str, float] = {
             "fallback_share": snap.fallback_share,
-            "stale_sources": float(sum(1 for sh in st.shields.values() if sh.data_fault is not None)),
+            "stale_sources": float(len(self._stale_signals())),
             "decision_latency_p99_ms": prof.get("decision_path", {}).get("p99_ms") or 0.0,
             "pacing_lateness_p99_ms": prof.get("lateness", {}).get("p99_ms") or 0.0,
             "simulator_restarts": float(self.restarts),
@@ -1435,11 +1435,35 @@ class LiveRuntime:
         except Exception:  # noqa: BLE001 - before the first tick there may be nothing to read yet
             return spill
 
+    def _stale_signals(self) -> dict[str, str]:
+        """The signals whose data are stale or unhealthy now, and why: what their shield refused a proposal for,
+        and, in a feed-driven run (`--field none`), every signal whose detectors the feed has gone silent on or
+        sends refused messages for, checked at every reading whatever its controller reads. A `fixed` plan or an
+        operator's hold asks for no data, so its shield never sees the feed die, and a controller that decides
+        every few seconds sees it only at its next decision: the detectors' loss (and the ATSPM data with them)
+        is an alert all the same, as soon as the feed is older than `max_observation_age_s`."""
+        st = self.stepper
+        stale = {tls: sh.data_fault for tls, sh in st.shields.items() if sh.data_fault is not None}
+        feed = self.feed
+        if self.opts.field != "none" or feed is None or not hasattr(feed, "source_health"):
+            return stale
+        max_age_s = self.cfg.shield.max_observation_age_s
+        reports = getattr(feed, "reports", None)
+        for inter in st.intersections:
+            if inter.id in stale or not inter.detectors:
+                continue
+            watched = self.cameras is not None and self.cameras.cameras_of(inter.id)
+            if watched and (reports is None or not reports(inter.id)):
+                continue  # a camera is its source, and the feed never spoke for it (`cameras.FeedsAndCameras`)
+            fault = Observation(st.t, inter.id, {}, sources=(feed.source_health(inter.id, st.t),)).data_fault(max_age_s)
+            if fault is not None:
+                stale[inter.id] = fault
+        return stale
+
     def _figure_subjects(self) -> dict[str, dict[str, str]]:
         """What the counting figures count, for their alerts to name: the signals whose data are stale and why,
         the signals on their fallback plan, the MQTT broker not connected and why."""
-        st = self.stepper
-        stale = {tls: sh.data_fault for tls, sh in st.shields.items() if sh.data_fault is not None}
+        stale = self._stale_signals()
         fallback = {v.intersection_id: "" for v in self._snapshot.signals if v.fallback} if self._snapshot else {}
         mqtt = getattr(self.feed, "mqtt", None)
         store = {}
