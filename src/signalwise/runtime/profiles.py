@@ -58,16 +58,18 @@ _TIMING = {
 _CONTROLLER_OPTIONS = {
     SAFETY: {},
     # the 10 s decision step already bounds switching, and RESCO's MAXPRESSURE weighs no cost of a change: no
-    # lost-time rule (with halting vehicles it would move seed 1 by at most 2 s on seven networks and take
-    # arterial4x4 from 774.8 to 716.7 s; docs/benchmarks.md).
+    # lost-time rule (with halting vehicles it would move seed 1 by at most 0.4 s on six networks; over 5 seeds
+    # it takes arterial4x4 from 769.2 to 717.5 s and ingolstadt21 from 147.0 to 79.0 s, two seeds locking
+    # instead of three; docs/benchmarks.md, "Other pressures under RESCO's rules").
     # RESCO's own MAXPRESSURE (agents/maxpressure.py on states.mplight) weighs queues: stopped vehicles in, minus
     # stopped vehicles on the lanes out, a vehicle counting from the decision that saw it waiting until it leaves
-    # (measure "stopped"). Halting vehicles are the queue standing now; against vehicles per 100 m they keep
-    # ingolstadt21's entries open (5 seeds: 119.5 s, 8 vehicles never inserted, against 157.6 s and 120) and
-    # cost cologne1 and grid4x4 a fifth; RESCO's exact queue locks cologne3 seed 3 inside a junction
+    # (measure "stopped"). Halting vehicles are the queue standing now; against vehicles per 100 m they cost
+    # cologne1 and grid4x4 a fifth and are level on ingolstadt21 (5 seeds: 147.0 against 146.5 s, both locking
+    # some seeds without teleports); RESCO's exact queue locks cologne3 seed 3 inside a junction
     # (bench/pressure_variants.py; docs/benchmarks.md)
     # RESCO reads each signal's own lanes; a lane that feeds several lanes stays out of the zones (split among
-    # them it locks ingolstadt21 on 4 seeds of 5 without teleports, 201.9 s; docs/benchmarks.md)
+    # them, ingolstadt21 locks no seed of 5: 65.4 against 147.0 s; docs/benchmarks.md, "Lanes before a turn
+    # pocket")
     BENCHMARK: {"period_s": RESCO_STEP_S, "min_hold_s": 0.0, "lost_time_s": 0.0, "measure": "halting",
                 "shared_lanes": "skip"},
     # the reference's pressure (halting vehicles in and out, each lane alone) and its tie rule (the first
