@@ -13,7 +13,10 @@ zones as a source of the loop beside the detector feed.
 - `add` / `remove`: a camera joins (or leaves) the run. One whose `device_id` is not a signal of the run, whose
   approaches the intersection does not have, whose stop-line links are not in its state string, or whose
   `camera_id` another stream of the run already has, is refused (`CameraFileError`, one line).
-- `update` / `mark_down`: the pipelines' results and the streams that dropped.
+- `update` / `mark_down` / `end`: the pipelines' results, the streams that dropped, and those that ended. A
+  camera whose stream drops, ends, or sends no frame for SILENT_AFTER_S wall seconds has its zones closed: every
+  detector channel they held on gets an 81 at its newest frame's time (the last moment it saw the zone), so the
+  log shows no occupancy after the picture stopped; its source is down (or stale), so the shield falls back.
 
 With `--field none` (`feeds_loop`) each camera's zones are a `CameraObservationSource` of its own and
 `FeedsAndCameras` is the loop's source; `drain_events` gives the hi-res log one 82/81 stream per detector channel
@@ -45,6 +48,10 @@ from ...core.types import (
 
 #: frames stamped more than this ahead of the loop make the camera unhealthy (as detector messages do)
 MAX_AHEAD_S = 5.0
+#: a camera with no frame for this many wall seconds has stopped (a file that ended, a stream that dropped and has
+#: not been marked down yet): its zones are closed. Wall seconds, as frames come at the stream's pace whatever the
+#: run's speed; a pipeline slower than this per frame would close and reopen its zones between frames.
+SILENT_AFTER_S = 5.0
 
 
 class LiveCameras:
@@ -52,17 +59,20 @@ class LiveCameras:
 
     def __init__(self, intersections: Iterable[Intersection], approach_of_lane: Mapping[str, str], *,
                  feeds_loop: bool, speed: float | None, now: Callable[[], float],
-                 max_ahead_s: float = MAX_AHEAD_S):
+                 max_ahead_s: float = MAX_AHEAD_S, silent_after_s: float = SILENT_AFTER_S):
         self._inters = {i.id: i for i in intersections}
         self._approach_of_lane = dict(approach_of_lane)
         self.feeds_loop = feeds_loop
         self.speed = speed
         self._now = now
         self.max_ahead_s = max_ahead_s
+        self.silent_after_s = silent_after_s
         self._lock = threading.Lock()
         self._sources: dict[str, object] = {}  # camera id -> its CameraObservationSource (feeds_loop only)
         self._devices: dict[str, str] = {}  # camera id -> device id
         self._newest_s: dict[str, float] = {}  # camera id -> time of its newest frame, on the run's clock
+        self._updated_at: dict[str, float] = {}  # camera id -> when its newest frame came (monotonic)
+        self._closed: set[str] = set()  # cameras whose zones were closed since their last frame
         self._origin: tuple[float, float] | None = None  # (monotonic, run seconds) the loop started at; None: not yet
         #: the detector feed beside the cameras (`--field none`): a detector it has taken a message for is its own
         #: in the hi-res log (`first_report_s`); the runtime sets it
@@ -123,6 +133,8 @@ class LiveCameras:
             self._devices.pop(camera_id, None)
             source = self._sources.pop(camera_id, None)
             newest = self._newest_s.pop(camera_id, None)
+            self._updated_at.pop(camera_id, None)
+            self._closed.discard(camera_id)
             if source is not None:
                 at = self._now() if newest is None else max(self._now(), newest)
                 self._pending.extend((e, camera_id) for e in source.close(at))
@@ -146,15 +158,44 @@ class LiveCameras:
                 return  # removed while its last frame was processed
             newest = self._newest_s.get(camera_id)
             self._newest_s[camera_id] = result.time_s if newest is None else max(newest, result.time_s)
+            self._updated_at[camera_id] = time.monotonic()
+            self._closed.discard(camera_id)
             source = self._sources.get(camera_id)
             if source is not None:  # under the lock: a `remove` meanwhile closes what this frame opened
                 source.update(camera_id, result, down=down)
 
     def mark_down(self, camera_id: str, reason: str) -> None:
+        """The camera's stream dropped (reconnecting, failed): unhealthy until its next frame, its zones closed."""
         with self._lock:
             source = self._sources.get(camera_id)
+            if source is not None:
+                self._close_locked(camera_id)
         if source is not None:
             source.mark_down(camera_id, reason)
+
+    def end(self, camera_id: str, reason: str) -> None:
+        """The camera's stream ended (a file's last frame, a stream stopped): as a drop, it is unhealthy and its
+        zones are closed; it stays an input of the run (a stream started again feeds it again)."""
+        self.mark_down(camera_id, reason)
+
+    def _close_locked(self, camera_id: str) -> None:
+        """Close the zones the camera holds on: an 81 per detector channel at its newest frame's time (the loop's
+        time when it sent none), its undrained events before them, for the next drain. Once per silence."""
+        if camera_id in self._closed:
+            return
+        source = self._sources.get(camera_id)
+        if source is None:
+            return
+        newest = self._newest_s.get(camera_id)
+        self._pending.extend((e, camera_id) for e in source.close(self._now() if newest is None else newest))
+        self._closed.add(camera_id)
+
+    def _close_silent_locked(self) -> None:
+        """Close the zones of the cameras that sent no frame for `silent_after_s` wall seconds (under the lock)."""
+        now = time.monotonic()
+        for camera_id, at in self._updated_at.items():
+            if camera_id not in self._closed and now - at > self.silent_after_s:
+                self._close_locked(camera_id)
 
     # -- the loop's side (feeds_loop) --------------------------------------------------------------
     def observations(self, inter: Intersection, time_s: float, need: ObservationNeed) -> list[Observation]:
@@ -195,6 +236,7 @@ class LiveCameras:
 
         out: list[SignalEvent] = []
         with self._lock:
+            self._close_silent_locked()
             raw, self._pending = self._pending, []
             for camera_id, source in self._sources.items():
                 raw.extend((e, camera_id) for e in source.drain_events())

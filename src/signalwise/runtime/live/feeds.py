@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import math
 import threading
 import time
@@ -56,6 +57,8 @@ from ...core.types import (
 #: the name this feed's data go by in an observation's `sources`
 SOURCE = "feed:detectors"
 
+log = logging.getLogger("signalwise.live.feeds")
+
 #: one lane passes fewer vehicles than this per second (saturation flow is ~0.5 veh/s; twice that is a fault)
 MAX_LANE_FLOW_VEH_PER_S = 1.0
 #: a standing vehicle and the gap to the next one, for turning "the queue reaches this detector" into vehicles
@@ -75,6 +78,11 @@ COUNT_STALE_INTERVALS = 3
 STUCK_OCCUPANCY = 0.95
 #: on/off events remembered per detector to know a redelivered one (QoS 1 resends a whole payload, pairs included)
 RECENT_EVENTS = 32
+#: a message whose time is more than this behind the run's clock when it arrives is late (the shield's default
+#: `max_observation_age_s`: data that old steer no decision); the runtime may set `DetectorFeed.late_after_s`
+LATE_AFTER_S = 10.0
+#: at most one log line per this many (monotonic) seconds for count corrections, saying how many were not logged
+LOG_EVERY_S = 10.0
 
 _COUNT_FIELDS = ("count_veh", "occupancy", "interval_s")
 
@@ -95,6 +103,16 @@ def _iso_text(value: Any) -> Any:
         raise ValueError(_ISO_TIME_HELP)
     if isinstance(value, str) and _is_number(value):
         raise ValueError(f"{value!r} is a number, not a time: {_ISO_TIME_HELP}")
+    return value
+
+
+def _channel_number(value: Any) -> Any:
+    """`channel` is a JSON number: a number in text ("1") is refused with what to send rather than read as one
+    (pydantic's lax mode would), so a sender's wrong type is found in its first message, not the day its gateway
+    sends "01" or "1a"; other text fails the integer check with pydantic's own words."""
+    if isinstance(value, str) and _is_number(value):
+        raise PydanticCustomError("int_type", "Input should be a valid integer, not text: send {number}, not {text}",
+                                  {"number": value.strip(), "text": f'"{value}"'})
     return value
 
 
@@ -149,7 +167,9 @@ class DetectorMessage(BaseModel):
 
     device_id: str = Field(min_length=1, max_length=200,
                            description="the intersection (traffic light) id: DeviceId in the run's detectors.csv")
-    channel: int = Field(ge=1, description="the detector channel, 1-based: Parameter in the run's detectors.csv")
+    channel: Annotated[int, BeforeValidator(_channel_number)] = Field(
+        ge=1, description="the detector channel, 1-based: Parameter in the run's detectors.csv (a JSON number, not "
+                          "text)")
     event: Literal["on", "off"] | None = Field(
         None, description="an on/off event: 'on' when a vehicle arrives over the detector, 'off' when it leaves "
                           "(hi-res codes 82 / 81). Not with a count.")
@@ -213,11 +233,24 @@ class Rejection:
 
 
 @dataclass(frozen=True, slots=True)
+class Late:
+    """One accepted message that was late: its time was `behind_s` seconds behind the run's clock on arrival."""
+
+    index: int  # position in the batch
+    device_id: str
+    channel: int
+    behind_s: float
+    note: str  # one line, for people: how late, and what was done with it
+
+
+@dataclass(frozen=True, slots=True)
 class FeedResult:
-    """What `accept` did with a batch."""
+    """What `accept` did with a batch: how many messages were taken, which were refused, and which of those taken
+    were late (for the sender's answer: the HTTP route's)."""
 
     accepted: int
     rejected: tuple[Rejection, ...] = ()
+    late: tuple[Late, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -243,6 +276,9 @@ class _DetectorState:
     #: its latest (interval end, interval_s, count_veh) counted in the records: one delivered again is not
     #: counted twice (`drain_counts`)
     recent_counts: deque = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
+    #: (interval end, interval_s) -> the count the records hold for that interval, for its latest RECENT_EVENTS
+    #: intervals: another value for one of them is a correction, which replaces it (`_count_volume`)
+    counted: dict = field(default_factory=dict)
     first_s: float | None = None  # data time of the earliest message taken for it (None: it never reported)
 
 
@@ -285,7 +321,8 @@ def _fault(st: _DetectorState, time_s: float) -> str | None:
 @dataclass(frozen=True, slots=True)
 class FeedCount:
     """One accepted count message, as the live records take it: `count_veh` vehicles over the `interval_s`
-    seconds that ended at `time_s` (simulation clock) on detector `channel` of intersection `device_id`."""
+    seconds that ended at `time_s` (simulation clock) on detector `channel` of intersection `device_id`. A
+    correction of a count the records took already carries the difference (negative for a lower value)."""
 
     time_s: float
     device_id: str
@@ -326,13 +363,14 @@ class DetectorFeed:
 
     def __init__(self, intersections: Iterable[Intersection], clock: Callable[[float], float] | None = None, *,
                  now: Callable[[], float] | None = None, unhealthy_after: int = 5, max_ahead_s: float = 5.0,
-                 max_pending_events: int = 100_000):
+                 max_pending_events: int = 100_000, late_after_s: float = LATE_AFTER_S):
         if unhealthy_after < 1:
             raise ValueError("unhealthy_after must be at least 1")
         self._clock = clock
         self._now = now
         self.unhealthy_after = unhealthy_after
         self.max_ahead_s = max_ahead_s
+        self.late_after_s = late_after_s
         #: device -> channel -> detector; read-only after construction, so checked without the lock
         self._channels: dict[str, dict[int, Detector]] = {}
         self._ids: dict[str, dict[str, int]] = {}  # device -> detector id -> channel
@@ -354,6 +392,11 @@ class DetectorFeed:
         self._counts_dropped = 0
         self._count_repeats = 0  # exact repeats of a detector's recent count, taken but not counted again
         self._repeats = 0  # exact repeats of a detector's latest event, taken but not logged again
+        self._corrections = 0  # counts that replaced another value for the same detector and interval
+        self._late_corrections = 0  # of those, the ones whose earlier value the records had taken already
+        self._late = 0  # messages more than late_after_s behind the run's clock on arrival
+        self._log_at = -math.inf  # when a correction was last logged (monotonic)
+        self._unlogged = 0  # corrections since, not logged
         self._accepted = 0
         self._rejected: Counter[str] = Counter()
         self._accepted_via: Counter[str] = Counter()  # per transport: one store serves HTTP and MQTT both
@@ -412,19 +455,50 @@ class DetectorFeed:
         if all_or_none and refused:
             checked = list(refused)
         accepted = 0
+        late: list[Late] = []
+        notes: list[str] = []
         with self._lock:
             fed: set[str] = set()
+            loop_s = self._now() if self._now is not None else self._loop_time_s
             for item in checked:
                 if isinstance(item, Rejection):
                     self._count_rejection(item, expect_device, transport)
                 else:
-                    self._apply(*item)
+                    note = self._apply(*item)
+                    if note is not None:
+                        notes.append(note)
                     fed.add(item[1].device_id)
                     accepted += 1
+                    if loop_s is not None and loop_s - item[2] > self.late_after_s:
+                        late.append(self._late_note(*item, loop_s - item[2]))
             for dev in fed:  # a batch that fed an intersection clears its streak whatever order it came in
                 self._health[dev].streak = 0
             self._accepted_via[transport] += accepted
-        return FeedResult(accepted, refused)
+            self._late += len(late)
+            said = self._throttled_locked(len(notes))
+        if said is not None:
+            log.warning("detector feed: %s%s", notes[-1], said)
+        return FeedResult(accepted, refused, tuple(late))
+
+    def _late_note(self, index: int, msg: DetectorMessage, t: float, behind_s: float) -> Late:
+        """What was done with a late message: logged and counted as any, too old to steer a decision."""
+        done = ("logged in events.csv at its own time" if msg.event is not None else
+                "counted in the records (in the interval open now when its own has closed)")
+        return Late(index, msg.device_id, msg.channel, round(behind_s, 1),
+                    f"its time (simulation second {t:.1f}) is {behind_s:.0f} s behind the run's clock, more than "
+                    f"{self.late_after_s:g} s: {done}; too old to steer a decision")
+
+    def _throttled_locked(self, n: int) -> str | None:
+        """Whether to log now the last of `n` corrections just taken (at most one line every LOG_EVERY_S): None for
+        no, else the suffix naming those not logged since the last line (under the lock)."""
+        if not n:
+            return None
+        now = time.monotonic()
+        if now - self._log_at < LOG_EVERY_S:
+            self._unlogged += n
+            return None
+        skipped, self._unlogged, self._log_at = self._unlogged + n - 1, 0, now
+        return f" ({skipped} more count corrections since the last)" if skipped else ""
 
     def reject(self, reason: str, device_id: str | None = None, code: str = "invalid", *,
                transport: str = "http") -> Rejection:
@@ -501,8 +575,8 @@ class DetectorFeed:
                                      "run's clock", "sim_time_s")
         return index, msg, t
 
-    def _apply(self, index: int, msg: DetectorMessage, t: float) -> None:
-        """Store one accepted message (under the lock)."""
+    def _apply(self, index: int, msg: DetectorMessage, t: float) -> str | None:
+        """Store one accepted message (under the lock); a line to log when it corrected a count."""
         dev, ch = msg.device_id, msg.channel
         st = self._state[(dev, ch)]
         st.first_s = t if st.first_s is None else min(st.first_s, t)
@@ -523,14 +597,16 @@ class DetectorFeed:
                 if len(self._events) == self._events.maxlen:
                     self._events_dropped += 1
                 self._events.append(SignalEvent(round(t, 1), dev, int(code), ch))
-        else:
-            self._count_volume(st, msg, t)
+        note = None
+        if msg.event is None:
+            note = self._count_volume(st, msg, t)
             if st.count_time_s is None or t >= st.count_time_s:  # an older interval is counted, not applied
                 self._apply_count(st, msg, t)
         health = self._health[dev]
         health.newest_s = t if health.newest_s is None else max(health.newest_s, t)
         health.streak = 0
         self._accepted += 1
+        return note
 
     @staticmethod
     def _apply_count(st: _DetectorState, msg: DetectorMessage, t: float) -> None:
@@ -541,18 +617,56 @@ class DetectorFeed:
             st.full_since_s = t - msg.interval_s  # full from this interval's start
         st.count_veh, st.occupancy, st.interval_s, st.count_time_s = msg.count_veh, msg.occupancy, msg.interval_s, t
 
-    def _count_volume(self, st: _DetectorState, msg: DetectorMessage, t: float) -> None:
+    def _count_volume(self, st: _DetectorState, msg: DetectorMessage, t: float) -> str | None:
         """A count goes to the live records (`drain_counts`) once: one arriving late (an interval older than the
         detector's latest) is still vehicles that passed, but an exact repeat (QoS 1 redelivery, an HTTP retry)
-        is not counted again. Under the lock."""
+        is not counted again. Under the lock; a line to log for a correction.
+
+        Another value for an interval the detector already counted (same time and `interval_s`, one of its
+        latest RECENT_EVENTS intervals) is a correction: it replaces the earlier value. While the earlier count
+        waits for the loop's next drain it is replaced there; once drained (the records took it), the
+        difference is counted (negative for a lower value), so the records hold the corrected value when the
+        interval's record is still open, and the open interval takes the difference, as a late count, when
+        it has closed. A value the interval had before (an old message redelivered after its correction) is a
+        repeat, not a correction back."""
         key = (t, msg.interval_s, msg.count_veh)
         if key in st.recent_counts:
             self._count_repeats += 1
-            return
+            return None
         st.recent_counts.append(key)
+        slot = (t, msg.interval_s)
+        before = st.counted.pop(slot, None)
+        st.counted[slot] = msg.count_veh  # the newest last: the oldest slot goes first
+        if len(st.counted) > RECENT_EVENTS:
+            del st.counted[next(iter(st.counted))]
+        if before is None:
+            self._queue_count(FeedCount(t, msg.device_id, msg.channel, msg.count_veh, msg.interval_s))
+            return None
+        dev, ch = msg.device_id, msg.channel
+
+        def same(c: FeedCount) -> bool:
+            return (c.device_id, c.channel, c.time_s, c.interval_s) == (dev, ch, t, msg.interval_s)
+
+        pending = sum(c.count_veh for c in self._counts if same(c))
+        taken = before - pending  # what the records hold for it already
+        if any(same(c) for c in self._counts):
+            self._counts = deque((c for c in self._counts if not same(c)), maxlen=self._counts.maxlen)
+        if msg.count_veh != taken:
+            self._queue_count(FeedCount(t, dev, ch, msg.count_veh - taken, msg.interval_s))
+        self._corrections += 1
+        where = f"{dev} channel {ch}: the count of the {msg.interval_s:g} s interval ending at {t:.1f} s"
+        if not taken:
+            return f"{where} corrected from {before} to {msg.count_veh} vehicles (the records count {msg.count_veh})"
+        self._late_corrections += 1
+        return (f"{where} corrected from {before} to {msg.count_veh} vehicles after the records took {taken}: the "
+                f"difference ({msg.count_veh - taken:+d}) is counted (in the interval open now if its own has "
+                "closed)")
+
+    def _queue_count(self, count: FeedCount) -> None:
+        """A count (or a correction's difference) for the next `drain_counts` (under the lock)."""
         if len(self._counts) == self._counts.maxlen:
             self._counts_dropped += 1
-        self._counts.append(FeedCount(t, msg.device_id, msg.channel, msg.count_veh, msg.interval_s))
+        self._counts.append(count)
 
     def _count_rejection(self, rej: Rejection, expect_device: str | None, transport: str) -> None:
         """Count one refusal (under the lock) against the intersection it came from, when known."""
@@ -735,7 +849,8 @@ class DetectorFeed:
 
     def stats(self) -> dict:
         """Counters for people and metrics: accepted, rejected (by code, also per transport), the last refusal,
-        pending events."""
+        pending events, repeats (taken, not counted again), count corrections (and of those the ones whose
+        earlier value the records had taken), and late messages (more than `late_after_s` behind the run)."""
         with self._lock:
             last = self._last_rejection
             by_transport: dict[str, dict] = {}
@@ -752,6 +867,9 @@ class DetectorFeed:
                 "events_dropped": self._events_dropped,
                 "repeated_events": self._repeats,
                 "repeated_counts": self._count_repeats,
+                "corrected_counts": self._corrections,
+                "late_corrections": self._late_corrections,
+                "late_messages": self._late,
                 "counts_dropped": self._counts_dropped,
                 "faulty_detectors": self._faulty_locked(),
                 "by_transport": by_transport,

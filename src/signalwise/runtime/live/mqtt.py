@@ -5,8 +5,17 @@ reconnects by itself with a growing delay (`reconnect_delay_set`), so the
 loop's thread never waits on the network. A payload is one message or a list
 of them, the same `DetectorMessage` as the HTTP route takes; the topic's
 device must be each message's `device_id`. A malformed payload is counted and
-logged (at most once per `log_every_s`), never raised into paho's thread:
-an exception there would end the client.
+logged (at most once per `log_every_s` for each refusal code, so one kind of
+garbage does not hide another), never raised into paho's thread: an
+exception there would end the client.
+
+The client id is stable (`session_client_id`: the host, the topic prefix and
+the run's intersections), and the broker keeps the session for
+SESSION_EXPIRY_S after a drop: a run restarted after a crash resumes the
+session its predecessor left and gets the QoS 1 messages published between.
+Two clients with one id take the session from each other: the one that notices
+(the broker says `Session taken over`, or ends its connection TAKEOVER_DROPS
+times in a row soon after connecting) logs why and stops reconnecting.
 
 TLS (`tls_context`): the broker's certificate is verified against the
 system's CA store or a CA file of the city's own, optionally with a client
@@ -16,15 +25,16 @@ starts, and a broker that fails verification is logged with the reason.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import re
+import socket
 import ssl
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 
 import paho.mqtt.client as mqtt
@@ -42,6 +52,22 @@ MAX_PAYLOAD_BYTES = 1_000_000
 #: subscription, and the QoS 1 messages published meanwhile, which it delivers on reconnecting. A clean stop
 #: ends the session at once, so runs leave no sessions behind on the broker.
 SESSION_EXPIRY_S = 600
+#: MQTT 5's reason code for a connection the broker ended because another client connected with the same id
+SESSION_TAKEN_OVER = 142
+#: a broker that ends the connection this many times in a row, each within TAKEOVER_WITHIN_S of its connecting and
+#: with no socket error, is handing the session to another client with the same id and back (Mosquitto 2.0 closes
+#: the connection without saying SESSION_TAKEN_OVER)
+TAKEOVER_DROPS = 3
+TAKEOVER_WITHIN_S = 10.0
+
+
+def session_client_id(*identity: str) -> str:
+    """A client id that is the same for every run of one identity (the topic prefix and the run's intersections,
+    or what the caller names) on this host, so a restarted run resumes its predecessor's session on the broker:
+    `signalwise-feed-<host>-<digest>`."""
+    host = re.sub(r"[^A-Za-z0-9-]+", "-", socket.gethostname()).strip("-")[:32] or "host"
+    digest = hashlib.sha256("\n".join(identity).encode()).hexdigest()[:12]
+    return f"signalwise-feed-{host}-{digest}"
 
 
 class TlsSetupError(ValueError):
@@ -163,6 +189,8 @@ class MqttFeed:
     QoS 1 by default: what was published to the topic while the connection
     was down comes when it is back (the broker queues it; Mosquitto keeps
     up to 1,000 messages per session by default, `max_queued_messages`).
+    `client_id` (default `session_client_id(prefix, *the feed's intersections)`)
+    names the session: a run restarted with the same id resumes it.
     `tls` (from `tls_context`) connects over TLS, the broker's certificate
     verified; a broker that fails verification is retried as an unreachable
     one is, its reason logged and kept as `last_error`.
@@ -187,11 +215,14 @@ class MqttFeed:
         self._lost = False  # a connection failure was reported: say so when the broker is back
         self._refused = False  # the broker refused the latest connection (its reason is the error to keep)
         self._subscribed = threading.Event()
-        # one log budget for the connection and one for payloads: a burst of garbage must not hide an outage
-        self._last_log = {"connection": -float("inf"), "payload": -float("inf")}
-        self._unlogged = {"connection": 0, "payload": 0}
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
-                                  client_id=client_id or f"signalwise-feed-{uuid.uuid4().hex[:10]}")
+        # one log budget for the connection and one per refusal code: a burst of garbage must not hide an outage,
+        # nor one kind of garbage another
+        self._last_log: dict[str, float] = {}
+        self._unlogged: dict[str, int] = {}
+        self.client_id = client_id or session_client_id(prefix, *sorted(feed.devices))
+        self._connected_at = 0.0  # when the latest connection was made (monotonic)
+        self._short_drops = 0  # connections the broker ended soon after they were made, in a row
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, client_id=self.client_id)
         self._reconnect_s = (max(1, int(reconnect_min_s)), int(reconnect_max_s))
         self.client.reconnect_delay_set(min_delay=self._reconnect_s[0], max_delay=self._reconnect_s[1])
         if username is not None:
@@ -271,6 +302,7 @@ class MqttFeed:
         with self._stats_lock:
             self._refused = False
             self._connected = True
+            self._connected_at = time.monotonic()
             lost, self._lost = self._lost, False
         if lost:  # the operator was told the broker was away: tell them it is back
             log.warning("detector feed over MQTT: connected to %s:%s again", self.host, self.port)
@@ -311,13 +343,27 @@ class MqttFeed:
             return
         self._subscribed.set()
 
-    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
+    def _on_disconnect(self, client, _userdata, _flags, reason_code, _properties) -> None:
         with self._stats_lock:
             had_connack, self._connected = self._connected, False
         self._subscribed.clear()
         with self._stats_lock:
             refused = self._refused
         socket_error, self._socket_error = self._socket_error, None
+        if had_connack and reason_code.is_failure and not refused:
+            soon = socket_error is None and time.monotonic() - self._connected_at < TAKEOVER_WITHIN_S
+            self._short_drops = self._short_drops + 1 if soon else 0
+        if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER or self._short_drops >= TAKEOVER_DROPS:
+            # another client connected with this id (a second run of the same corridor and host): reconnecting
+            # would take the session back, and the two would take it from each other for ever
+            with self._stats_lock:
+                self._lost = True
+            self._error(f"the broker at {self.host}:{self.port} gave this feed's session ({self.client_id}) to "
+                        "another client with the same id: another run of this corridor on this host is reading the "
+                        "feed; not reconnecting (stop the other run, or give each run its own client id)",
+                        "takeover")
+            client.loop_stop()  # from paho's own thread: it ends after this callback instead of reconnecting
+            return
         if reason_code.is_failure and not refused:
             with self._stats_lock:
                 self._lost = True
@@ -359,15 +405,18 @@ class MqttFeed:
                     reason = "payload is an empty list: send at least one message"
         # the error before the count: whoever reads `stats()` and sees a rejection sees its reason too
         if reason is not None:
-            self.feed.reject(reason, device, transport="mqtt")
-            self._error(f"{topic}: {reason}")
+            rej = self.feed.reject(reason, device, transport="mqtt")
+            self._error(f"{topic}: {reason}", f"code {rej.code}")
             self._count(0, 1)
             return
         result = self.feed.accept(data, expect_device=device, transport="mqtt")
-        if result.rejected:
-            first = result.rejected[0]
-            more = f" (and {len(result.rejected) - 1} more)" if len(result.rejected) > 1 else ""
-            self._error(f"{topic}: message {first.index}: {first.reason}{more}")
+        by_code: dict[str, list] = {}
+        for rej in result.rejected:
+            by_code.setdefault(rej.code, []).append(rej)
+        for code, refused in by_code.items():  # each code's first, throttled by code
+            first = refused[0]
+            more = f" (and {len(refused) - 1} more in the payload)" if len(refused) > 1 else ""
+            self._error(f"{topic}: message {first.index}: {first.reason}{more}", f"code {code}", len(refused))
         self._count(result.accepted, len(result.rejected))
 
     def _count(self, accepted: int, rejected: int) -> None:
@@ -375,17 +424,23 @@ class MqttFeed:
             self._accepted += accepted
             self._rejected += rejected
 
-    def _error(self, text: str, kind: str = "payload") -> None:
-        """Remember the last error; log it unless one of its kind (`connection`, `payload`) was logged less than
-        `log_every_s` ago."""
+    def _error(self, text: str, kind: str = "payload", n: int = 1) -> None:
+        """Remember the last error; log it unless one of its kind (`connection`, `code <refusal code>`, `payload`:
+        an exception) was logged less than `log_every_s` ago. `n`: the refused messages it stands for; a line
+        logged says how many of its kind were not since the last."""
         now = time.monotonic()
         with self._stats_lock:
             self._last_error = text
-            if kind == "connection":
+            if kind in ("connection", "takeover"):
                 self._connection_error = text
-            if now - self._last_log[kind] < self._log_every_s:
-                self._unlogged[kind] += 1
+            if now - self._last_log.get(kind, -float("inf")) < self._log_every_s:
+                self._unlogged[kind] = self._unlogged.get(kind, 0) + n
                 return
-            skipped, self._unlogged[kind], self._last_log[kind] = self._unlogged[kind], 0, now
-        suffix = f" ({skipped} more of the kind since the last)" if skipped else ""
+            skipped, self._unlogged[kind], self._last_log[kind] = self._unlogged.get(kind, 0), 0, now
+        if not skipped:
+            suffix = ""
+        elif kind.startswith("code "):
+            suffix = f" ({skipped} more refused with {kind} since the last)"
+        else:
+            suffix = f" ({skipped} more of the kind since the last)"
         log.warning("detector feed over MQTT: %s%s", text, suffix)

@@ -1,0 +1,87 @@
+"""A camera stream that ends or drops closes its zones in the run's hi-res log (`runtime/live/cameras.py`).
+
+A clip that ends with vehicles standing in its zones, streamed through the real `StreamManager` and pipeline
+into a run's cameras: once it has sent no frame for `silent_after_s`, every detector channel its zones held on
+gets an 81, at its last frame's time. A stream marked down (reconnecting, failed) closes them at once.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+pytest.importorskip("cv2", reason="camera inputs need OpenCV (pip install 'signalwise[vision]')")
+
+from test_live_cameras import CHANNEL, LINKS, _zone, camera_on_c, frame_result, run  # noqa: E402, F401
+
+
+def _cameras(run, now):  # noqa: F811 - the module's `run` fixture
+    from signalwise.runtime.live.cameras import LiveCameras
+
+    cams = LiveCameras(run.stepper.intersections, run.stepper.approach_direction, feeds_loop=True, speed=1.0,
+                       now=now)
+    cams.silent_after_s = 1.0
+    return cams
+
+
+def test_a_clip_that_ends_with_vehicles_in_its_zones_closes_them(run, tmp_path):  # noqa: F811
+    import cv2
+
+    from signalwise.vision.camera import camera_from_dict
+    from signalwise.vision.manager import StreamManager, StreamSpec
+    from signalwise.vision.synthetic import Scene, write_video
+
+    scene = Scene(width_px=320, height_px=240, px_per_m=4.0, fps=10.0, seed=3, arrivals_per_s=0.3)
+    cv2.imwrite(str(tmp_path / "empty.png"), scene.render())  # nothing has arrived yet: the empty road
+    for _ in range(280):  # the first NS red: queues stand on north and south to the clip's end
+        scene.step(0.1)
+    write_video(tmp_path / "clip.avi", scene, 2.0, fourcc="MJPG")
+    cfg = scene.camera_config(camera_id="cam-end", device_id="C")
+    for line in cfg["stop_lines"]:
+        line["links"] = LINKS[line["approach"]]
+    for zone in cfg["zones"]:
+        zone["channel"] = CHANNEL[zone["approach"]]
+    cfg.pop("speed_limit_mps", None)
+    cfg["background_image"] = str(tmp_path / "empty.png")
+    t0 = time.monotonic()
+    cams = _cameras(run, now=lambda: time.monotonic() - t0)
+    cams.rebase(0.0)
+    mgr = StreamManager(source=cams, monitor_every_s=0.2)
+    events = []
+    try:
+        mgr.add(StreamSpec("clip", str(tmp_path / "clip.avi"), camera_from_dict(cfg)))
+        end = time.monotonic() + 20.0
+        while mgr.get("clip")["status"] != "ended" and time.monotonic() < end:
+            events += cams.drain_events()
+            time.sleep(0.1)
+        assert mgr.get("clip")["status"] == "ended", mgr.get("clip")
+        time.sleep(1.5)  # no frame for longer than silent_after_s
+        events += cams.drain_events()
+    finally:
+        mgr.close()
+    last = {}
+    for e in events:
+        last[e.parameter] = e
+    assert any(e.event_code == 82 for e in events), events  # vehicles stood in its zones
+    assert {ch: e.event_code for ch, e in last.items()} == dict.fromkeys(last, 81), events
+    # closed at the clip's last frame (about 2 s in), not when the silence was noticed
+    assert all(e.time_s < 3.0 for e in events), events
+
+
+def test_a_stream_marked_down_closes_its_zones_once(run, frame_result):  # noqa: F811
+    scene, result = frame_result
+    now = [100.0]
+    cams = _cameras(run, now=lambda: now[0])
+    cams.add(camera_on_c(scene, "cam-down"))
+    cams.update("cam-down", _zone(result, 100.0, "north", True))
+    cams.update("cam-down", _zone(result, 100.5, "east", True))
+    assert [(e.time_s, e.event_code, e.parameter) for e in cams.drain_events()] == [(100.0, 82, 5), (100.5, 82, 2)]
+    now[0] = 104.0
+    for _ in range(2):  # the stream monitor says so every second while the stream reconnects
+        cams.mark_down("cam-down", "stream cam-down reconnecting: connection refused")
+    assert [(e.time_s, e.event_code, e.parameter) for e in cams.drain_events()] == [(100.5, 81, 2), (100.5, 81, 5)]
+    assert cams.drain_events() == []
+    # frames again: the zones are the camera's again
+    cams.update("cam-down", _zone(result, 105.0, "west", True))
+    assert [(e.time_s, e.event_code, e.parameter) for e in cams.drain_events()] == [(105.0, 82, 11)]
