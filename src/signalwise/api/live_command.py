@@ -48,6 +48,17 @@ def _host_port(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def mqtt_client_id(out_dir: Path, scenario_label: str) -> str:
+    """The MQTT client id of a live run of this corridor: a digest of its lock file's resolved path (`--out` and
+    scenario, `lasting.corridor_lock_file`). A run restarted in the same `--out` resumes its predecessor's
+    session; a run of the same network from another `--out` (which the lock lets run beside it) has a session of
+    its own instead of taking that one from it."""
+    from ..runtime.live.lasting import corridor_lock_file
+    from ..runtime.live.mqtt import session_client_id
+
+    return session_client_id(str(corridor_lock_file(out_dir, scenario_label).resolve()))
+
+
 #: where the broker's user name and password come from (not the command line, which `ps` shows to every user)
 MQTT_CREDENTIALS_HELP = ("a broker that wants a user name and password gets them from SIGNALWISE_MQTT_USERNAME and "
                          "SIGNALWISE_MQTT_PASSWORD")
@@ -333,7 +344,8 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
         from ..runtime.live.mqtt import MqttFeed
 
         feed_client = MqttFeed(runtime.feed, *mqtt_at, username=mqtt_user,  # --field none: the runtime's own feed
-                               password=mqtt_password, tls=mqtt_tls_context)
+                               password=mqtt_password, tls=mqtt_tls_context,
+                               client_id=mqtt_client_id(run_dir.parent, runtime.cfg.scenario_label))
         feed_client.start()
     if insecure_no_auth:
         console.print("[bold red]warning:[/bold red] --insecure-no-auth: every route is open, changes included")

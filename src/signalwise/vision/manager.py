@@ -16,6 +16,8 @@ what it finds goes out through callbacks the caller wires:
 - `profiler.add(stage, seconds)`: `vision_frame` (all streams) and `vision_frame.<id>`, `vision_detect`,
   `vision_track`.
 
+A stream that ends (a file's last frame, `loop` off) ends its camera in the
+source (`end`): its zones close at once, not when the run notices its silence.
 A monitor thread (1 Hz) marks down streams in the source and hands the flat
 figures (`monitoring.flat`) to `on_metrics`, where alert rules read them. A
 deleted stream is reported not down (`vision_stream_down.<id>` 0, and not blank
@@ -303,8 +305,9 @@ class StreamManager:
             while not ms.stop_event.is_set():
                 frame = reader.read_latest(0.5)  # behind? skip to the newest frame; the skipped count as drops
                 if frame is None:
-                    if not reader.running:
-                        return  # ended or failed: the reader's status says which
+                    if not reader.running:  # ended or failed: the reader's status says which
+                        self._ended(ms)
+                        return
                     continue
                 time_s = ms.clock_offset_s + frame.time_s
                 ms.image.add(frame.image, time_s)
@@ -335,6 +338,14 @@ class StreamManager:
             ms.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
             log.exception("stream %s stopped", ms.spec.id)
             reader.stop()
+
+    def _ended(self, ms: ManagedStream) -> None:
+        """A stream whose reader ended (a file's last frame) closes its camera's zones in the live run at once
+        (`end`), rather than when the run notices its silence; a failed one is marked down by the monitor."""
+        stats = ms.reader.stats()
+        if stats.status != "ended" or ms.spec.camera is None or not hasattr(self.source, "end"):
+            return
+        self.source.end(ms.spec.camera.camera_id, f"stream {ms.spec.id} ended")
 
     def _store(self, ms: ManagedStream, result, frame) -> None:
         from .violations import violation_record

@@ -48,7 +48,8 @@ class LiveStatus(BaseModel):
     run_dir: str
     overrides: dict[str, str] = Field(description="operator overrides in force, per intersection")
     feeds: dict[str, dict] = Field(default_factory=dict, description=(
-        "a --field none run's inputs: `detectors` (messages accepted, rejected) and, with --mqtt, `mqtt` (broker, "
+        "a --field none run's inputs: `detectors` (messages accepted, rejected, rejected_by_code, repeated_events, "
+        "repeated_counts, corrected_counts, late_corrections, late_messages) and, with --mqtt, `mqtt` (broker, "
         "connected, connection_error, received, accepted, rejected); empty with a simulator"))
     store: dict | None = Field(None, description=(
         "with --db: while the run goes, the store writer's figures (database, written, buffered_rows, "

@@ -11,10 +11,16 @@ is attached. A body over `MAX_BODY_BYTES` is refused with 413 before it is read
 whole: at once when its Content-Length says so, else (chunked) as soon as the
 bytes received pass the limit; it, and a body that is not JSON or not messages,
 counts as one refused payload, as on MQTT.
+
+A batch taken answers `{"accepted": n}`, and `late` when some of its messages
+were stamped more than the shield's `max_observation_age_s` behind the run's
+clock (`feeds.FeedResult.late`): stored and logged, but too old to steer a
+decision, so a sender whose gateway buffers hears it in the answer.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Annotated, Any
 
@@ -44,13 +50,28 @@ _BODY_SCHEMA = {"oneOf": [_MESSAGE_SCHEMA,
                           {"type": "array", "items": _MESSAGE_SCHEMA, "minItems": 1, "maxItems": MAX_BATCH}]}
 
 
+class FeedLate(BaseModel):
+    """An accepted message that came late (`feeds.Late`)."""
+
+    index: int = Field(description="its position in the request's list (0 for a single message)")
+    device_id: str
+    channel: int
+    behind_s: float = Field(description="seconds its time was behind the run's clock when it arrived")
+    note: str = Field(description="how late, and what was done with it (stored and logged at its own time, too "
+                                  "old to steer a decision)")
+
+
 class FeedAccepted(BaseModel):
     accepted: int = Field(description="messages stored for the live run's next observations")
+    late: list[FeedLate] = Field(default_factory=list, description=(
+        "the accepted messages whose time was more than the run's shield `max_observation_age_s` (default 10 s) "
+        "behind its clock when they arrived; left out when none was"))
 
 
 @router.post(
     "/detectors",
     response_model=FeedAccepted,
+    response_model_exclude_defaults=True,  # `late` only when a message was: an on-time batch is {"accepted": n}
     summary="Send detector on/off events or interval counts to the live run",
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _BODY_SCHEMA}}}},
     responses={
@@ -77,7 +98,7 @@ async def post_detectors(request: Request) -> Any:
         raise
     result = feed.accept(messages, all_or_none=True)
     if result.ok:
-        return FeedAccepted(accepted=result.accepted)
+        return FeedAccepted(accepted=result.accepted, late=[FeedLate(**dataclasses.asdict(x)) for x in result.late])
     single = not isinstance(messages, list)
     errors = [{"loc": ["body", *([] if single else [r.index]), *([r.field] if r.field else [])],
                "msg": r.reason, "type": r.code} for r in result.rejected]

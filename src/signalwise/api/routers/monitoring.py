@@ -4,11 +4,12 @@
 routes' own functions under a second name, not a second copy of them.
 Request latency is measured by a middleware into a histogram per route; the
 live figures (decisions, fallback share, alerts, profiler stages, stream
-clients, the detector feed's messages per transport) are read from the
-runtime when Prometheus scrapes, the camera streams' figures (decode and
-pipeline FPS, time per frame, frames read and dropped, reconnects,
-violations, camera alerts) from their manager, and the process's CPU and
-memory by prometheus-client's own process collector.
+clients, the detector feed's messages per transport, its repeats, count
+corrections and late messages) are read from the runtime when Prometheus
+scrapes, the camera streams' figures (decode and pipeline FPS, time per
+frame, frames read and dropped, reconnects, violations, camera alerts) from
+their manager, and the process's CPU and memory by prometheus-client's own
+process collector.
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ class _LiveCollector:
 
 def _feed_metrics(feed):
     """Messages accepted and refused per transport, from the one store both feed (so nothing is counted twice):
-    `http` always (its route is served with the run), `mqtt` when a client feeds it, with that client's figures."""
+    `http` always (its route is served with the run), `mqtt` when a client feeds it, with that client's figures;
+    over both, the messages repeated (by kind), the count corrections (late or not) and the late messages."""
     from signalwise.runtime.live.feeds import REJECTION_CODES
 
     stats = feed.stats()
@@ -117,7 +119,20 @@ def _feed_metrics(feed):
     faulty = GaugeMetricFamily("signalwise_feed_detectors_faulty", "detectors whose data observations leave out "
                                "now (stuck on, or stopped counting)")
     faulty.add_metric([], float(len(stats["faulty_detectors"])))
-    yield from (accepted, rejected, faulty)
+    repeated = CounterMetricFamily("signalwise_feed_messages_repeated", "detector messages taken again (an MQTT "
+                                   "redelivery, an HTTP retry) and not logged or counted twice, per kind",
+                                   labels=["kind"])
+    repeated.add_metric(["event"], float(stats["repeated_events"]))
+    repeated.add_metric(["count"], float(stats["repeated_counts"]))
+    corrected = CounterMetricFamily("signalwise_feed_counts_corrected", "interval counts that replaced another "
+                                    "value for the same detector and interval; late: after the records had taken "
+                                    "the first value", labels=["late"])
+    corrected.add_metric(["false"], float(stats["corrected_counts"] - stats["late_corrections"]))
+    corrected.add_metric(["true"], float(stats["late_corrections"]))
+    late = CounterMetricFamily("signalwise_feed_messages_late", "detector messages taken more than the shield's "
+                               "max_observation_age_s behind the run's clock: logged, too old to steer a decision")
+    late.add_metric([], float(stats["late_messages"]))
+    yield from (accepted, rejected, faulty, repeated, corrected, late)
     if client is not None:
         figures = client.stats()
         received = CounterMetricFamily("signalwise_feed_mqtt_payloads_received", "MQTT payloads received (each "

@@ -240,7 +240,9 @@ class LiveCameras:
             raw, self._pending = self._pending, []
             for camera_id, source in self._sources.items():
                 raw.extend((e, camera_id) for e in source.drain_events())
-            raw.sort()
+            # by time only, and stable: a zone's closing 81 stamped with its camera's newest frame stays after the 82
+            # that frame brought (sorted whole, the 81 came first and the channel stayed on)
+            raw.sort(key=lambda pair: pair[0].time_s)
             for key in sorted(self._logged_on):
                 since = feed_since(key)
                 if since is not None:

@@ -351,12 +351,19 @@ class LiveRuntime:
             # wall-clock messages land on the loop's clock; messages from the future are refused on arrival
             self.feed = DetectorFeed(inters, clock=wall_clock((self.scenario.begin_s, time.time()), self.opts.speed),
                                      now=lambda: self.stepper.t if self.stepper is not None else self.scenario.begin_s)
+        self._feed_follows_shield()
         from .cameras import FeedsAndCameras
 
         # the loop's source: the feed, and the cameras where they watch (`_open_cameras` gives it the cameras)
         fld = FeedField(FeedsAndCameras(self.feed), self.cfg.step_length_s, self.scenario.begin_s,
                         read_lane_network(self.scenario.net_file))
         return Field(fld, self.scenario, inters, probe.refused)
+
+    def _feed_follows_shield(self) -> None:
+        """A feed message is late (said so in its HTTP answer, counted in `late_messages`) when older than the
+        shield lets data be (`max_observation_age_s`): the limit in force, a shield change's included."""
+        if self.feed is not None and hasattr(self.feed, "late_after_s"):
+            self.feed.late_after_s = self.cfg.shield.max_observation_age_s
 
     def _make_planners(self) -> dict:
         """A Webster planner per signal: fed measured counts each plan cycle, it re-times the fallback plan."""
@@ -713,6 +720,14 @@ class LiveRuntime:
         if self.store is not None:
             self.store.put_events(events)
 
+    def _close_camera_zones(self) -> None:
+        """The run ends: every camera zone still on is closed (an 81 at its camera's newest frame) for the last
+        drain, as a stream that ends closes its own, so the log shows no detector held on past the run."""
+        if self.cameras is None or not self.cameras.feeds_loop:
+            return
+        for camera_id in self.cameras.cameras:
+            self.cameras.end(camera_id, "the run ended")
+
     def _finish(self) -> None:
         """Flush the evidence, close the field, and say in run.json how the run ended, whatever else fails:
         a second Ctrl-C or SIGTERM waits (`interrupts_deferred`), a simulator that will not close is logged."""
@@ -721,6 +736,7 @@ class LiveRuntime:
 
     def _close(self) -> None:
         try:
+            self._close_camera_zones()
             self._drain()
             self._write_events([], held_too=True)
         except Exception:  # noqa: BLE001 - closing must not hide the reason we stopped
@@ -1000,6 +1016,8 @@ class LiveRuntime:
             new = shield_config(self.cfg)
             for sh in st.shields.values():
                 sh.cfg = new
+            if self.opts.field == "none":
+                self._feed_follows_shield()
         elif isinstance(change, (ch.TimingChange, ch.SignalTimingChange)):
             if replayed is None:  # a replay is applied over what it was made over: the runs before this one
                 self._check_based_on(change)
@@ -1536,14 +1554,18 @@ class LiveRuntime:
 
     def _feeds_status(self) -> dict:
         """The detector feed's inputs (a `--field none` run): the MQTT broker's connection, and the messages
-        taken and refused, so an operator sees a broker away in the status, not only in an alert or a gauge."""
+        taken and refused (by code), so an operator sees a broker away in the status, not only in an alert or a
+        gauge; and of those taken, the repeats, count corrections and late messages, so a gateway that resends,
+        corrects or buffers is seen without reading the logs."""
         if self.feed is None:
             return {}
         mqtt = getattr(self.feed, "mqtt", None)
         taken = self.feed.stats()
         last = taken.get("last_rejection") or {}
         out = {"detectors": {"accepted": taken.get("accepted"), "rejected": taken.get("rejected"),
-                             "last_rejected_reason": last.get("reason")}}
+                             "last_rejected_reason": last.get("reason"),
+                             **{k: taken.get(k) for k in ("rejected_by_code", "repeated_events", "repeated_counts",
+                                                          "corrected_counts", "late_corrections", "late_messages")}}}
         if mqtt is not None:
             s = mqtt.stats()
             out["mqtt"] = {k: s[k] for k in ("broker", "connected", "connection_error", "received", "accepted",
