@@ -13,7 +13,8 @@ seeds, so that a rule is judged over the whole set of networks, not on the
 one it was tried for:
 
     benchmark         the profile's max-pressure: RESCO's MAXPRESSURE pressure, halting
-                      vehicles in and out of each movement's 50 m zone; no hold, no lost time
+                      vehicles in and out of each movement's 50 m zone, the lane before a turn
+                      pocket split among the pockets; no hold, no lost time
     density           every vehicle per 100 m of the zone, in and out
     demand            every vehicle in, halting vehicles out
     count             every vehicle in and out, not per 100 m
@@ -26,7 +27,8 @@ one it was tried for:
     stopped+lost_time stopped, and a change must pay for the ending phase's yellow
     density_demand    every vehicle in, halting vehicles out, both per 100 m of the zone
     skip / split      a lane that feeds several lanes is in no zone / split among the zones of the
-                      signal lanes it feeds (`shared_lanes`; the safety profile splits)
+                      signal lanes it feeds (`shared_lanes`; both profiles split, so `split`
+                      is the profile's own and `skip` is RESCO's reading of each signal's lanes)
 
 With `--timing safety` the same variants run beside the safety profile's
 max-pressure instead (density_demand, 10 s hold, a change must pay for its

@@ -20,9 +20,9 @@ each rule's share of the price is measured on the same seeds:
     +teleport    SUMO's teleport after 300 s of standstill
     +rules       max-pressure only: the safety profile's decision rules (every 5 s,
                  10 s hold, a change must pay for its clearance) and its pressure
-                 (every vehicle in and halting vehicles out, per 100 m, the lane before
-                 a pocket split among the pockets, where the benchmark's is RESCO's
-                 halting vehicles in and out)
+                 (every vehicle in and halting vehicles out, per 100 m, where the
+                 benchmark's is RESCO's halting vehicles in and out; both split the
+                 lane before a pocket among the pockets)
     safety       all of them
 
 Each cell is one lean `signalwise run` in a fresh process, cached under OUT

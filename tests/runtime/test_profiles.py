@@ -23,8 +23,7 @@ def test_benchmark_profile_is_rescos_rules():
     t = cfg.timing
     assert (t.profile, t.yellow_s, t.all_red_s, t.min_green_s) == ("benchmark", 3.0, 0.0, 7.0)
     assert (t.max_green_s, t.cycle_max_s, t.ped_intervals) == (NO_BOUND_S, NO_BOUND_S, False)
-    assert cfg.controller_options == {"period_s": 10.0, "min_hold_s": 0.0, "lost_time_s": 0.0, "measure": "halting",
-                                      "shared_lanes": "skip"}
+    assert cfg.controller_options == {"period_s": 10.0, "min_hold_s": 0.0, "lost_time_s": 0.0, "measure": "halting"}
     assert cfg.time_to_teleport_s == -1.0
 
 
@@ -56,8 +55,7 @@ def test_keys_given_beside_a_profile_win():
     cfg = RunConfig.model_validate({"timing": {"profile": "benchmark", "yellow_s": 4},
                                     "controller_options": {"period_s": 20}, "time_to_teleport_s": 120})
     assert cfg.timing.yellow_s == 4.0 and cfg.timing.all_red_s == 0.0
-    assert cfg.controller_options == {"period_s": 20, "min_hold_s": 0.0, "lost_time_s": 0.0, "measure": "halting",
-                                      "shared_lanes": "skip"}
+    assert cfg.controller_options == {"period_s": 20, "min_hold_s": 0.0, "lost_time_s": 0.0, "measure": "halting"}
     assert cfg.time_to_teleport_s == 120.0
 
 

@@ -109,7 +109,7 @@ def test_train_phase_score_from_the_command_line(tmp_path):
     assert meta["training"]["episodes"] == 1 * 2 + 2 * 1
     # measured over max-pressure's lane zones under the profile, and the model says so
     assert meta["policy"]["zone_m"] == 50.0 and "measured over 50 m lane zones" in p.stderr
-    assert meta["policy"]["shared_lanes"] == "skip"  # as max-pressure under RESCO's rules
+    assert meta["policy"]["shared_lanes"] == "split"  # as max-pressure's own, under RESCO's rules too
     model = tmp_path / "t" / "model"
     assert f"next: signalwise evaluate --model {model}  (held-out seeds against max-pressure); " \
            f"signalwise run -s single -c ql:{model} --timing benchmark; signalwise models add {model}" in p.stderr

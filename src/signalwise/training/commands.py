@@ -141,7 +141,7 @@ def train_command(
         "--shared-lanes", help="phase-score: a lane that feeds several stop-line lanes (before a turn pocket): "
                                "split (each pocket's zone counts its share of it: a pocket shorter than its "
                                "queue sees the queue behind it) | skip (in no zone) (default: max-pressure's "
-                               "under --timing: split, skip under benchmark)")] = None,
+                               "under --timing: split)")] = None,
     start: Annotated[str, typer.Option(
         help="phase-score: where the search starts, each start phase-score weights named after a controller, "
              "not that controller: max-pressure (halting in − out, every 5 s, no hold; not the max-pressure "

@@ -39,7 +39,7 @@ timing profile: 50 m, 0 under reference), so a stop-line lane shorter than
 a car does not hide the queue behind it; the model records its `zone_m`.
 The lane before a turn pocket counts as max-pressure counts it under the
 episodes' profile (`shared_lanes`: split, each pocket's zone taking its
-share of it; skip under `benchmark`), or as `signalwise train
+share of it, under every profile), or as `signalwise train
 --shared-lanes` says; the model records it (a model without the key skips).
 
 `restarts` > 1 (`signalwise train --restarts N`): N independent searches,
@@ -142,8 +142,8 @@ def default_zone_m(run: dict) -> float:
 
 
 def default_shared_lanes(run: dict) -> str:
-    """How max-pressure counts the lane before a turn pocket under a run configuration: split, skip under the
-    benchmark profile (`runtime.profiles`). On bench/random_networks.py's rand-turns, whose pockets are
+    """How max-pressure counts the lane before a turn pocket under a run configuration: split, unless its
+    `controller_options` say otherwise (`runtime.profiles`). On bench/random_networks.py's rand-turns, whose pockets are
     shorter than a car, a search from max-pressure-pays gave 51.5 s with the split and 87.9 s without."""
     return str(_max_pressure_options(run).get("shared_lanes", SHARED_LANES_DEFAULT))
 

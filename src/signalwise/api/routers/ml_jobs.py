@@ -73,7 +73,7 @@ class TrainIn(BaseModel):
     shared_lanes: Literal["skip", "split"] | None = Field(None, description=(
         "phase-score: a lane that feeds several stop-line lanes (before a turn pocket): split (each pocket's "
         "zone counts its share of it) | skip (in no zone); default: max-pressure's under the timing profile "
-        "(split, skip under benchmark)"))
+        "(split)"))
     demand_scale: list[float] = Field(default_factory=list, max_length=20, description=(
         "phase-score: the training episodes' demand times each, above 0 and at most 10 (SUMO's --scale): the "
         "k-th seed of each generation runs the k-th scale; validation runs the routes as written"))
