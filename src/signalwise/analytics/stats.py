@@ -129,6 +129,14 @@ def compare(baseline: Sequence[float], candidate: Sequence[float], paired: bool 
     return Comparison(base, cand, change, welch_p_value(list(baseline), list(candidate)), pp)
 
 
+def p_text(p: float | None) -> str:
+    """A p-value as a table shows it: "p 0.012"; "p < 0.001" below that, where three decimals would print
+    "p 0.000", a probability no test gives; "p n/a" where no test could be made (None or NaN)."""
+    if p is None or math.isnan(p):
+        return "p n/a"
+    return "p < 0.001" if p < 0.001 else f"p {p:.3f}"
+
+
 def _no_spread(xs: Sequence[float], scale: float | None = None) -> bool:
     """The values are one value, up to the rounding of numbers of magnitude `scale` (default: their own).
 

@@ -499,7 +499,8 @@ def compare_command(
     demand_scale: DemandScaleOpt = None,
     warmup: WarmupOpt = None,
 ) -> None:
-    """Compare controllers over seeds: mean, 95% CI, change vs the first, Welch p-value, and a chart."""
+    """Compare controllers over seeds: mean, 95% CI, change vs the first with the paired t-test p over the same
+    seeds (Welch's p in summary.csv), a chart, and report.md for a memo."""
     with sigterm_as_interrupt():  # `kill` stops the runs and marks their directories incomplete, as Ctrl-C does
         _compare(scenario, controllers, seeds, first_seed, duration, out, workers, sumocfg, config, db, net, routes,
                  timing, demand_scale, warmup)
@@ -512,7 +513,7 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
 
     from rich.console import Console
 
-    from .compare import check_network, compare_controllers
+    from .compare import REPORT, check_network, compare_controllers
     from .loop import resolve_scenario, run_window, sumocfg_note
     from .run import slug
 
@@ -574,6 +575,7 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
     if result.chart:
         Console().print(f"chart: {result.chart}", soft_wrap=True)  # a path folded over two lines cannot be pasted
     Console().print(f"summary: {result.out_dir / 'summary.csv'} (runs in {result.out_dir})", soft_wrap=True)
+    Console().print(f"report: {result.out_dir / REPORT} (conditions, table, definitions, chart)", soft_wrap=True)
     if result.failures:
         _fail(f"{len(result.failures)} run(s) failed: " + "; ".join(f"{c} s{s}: {m}" for (c, s), m in result.failures.items()), code=1)
 
@@ -595,23 +597,33 @@ def _check_models(names: list[str]) -> None:
 def print_compare_table(summary: dict, width: int | None = None) -> None:
     """One column per controller: mean ± 95% CI, then change vs the baseline and the paired t-test's p over the
     seeds both ran (each seed is the same demand for every controller, so the runs are pairs; Welch's p, which
-    ignores that, is in summary.csv beside it). "p n/a" where the paired test is undefined.
+    ignores that, is in summary.csv beside it). "p n/a" where the paired test is undefined. A change with p
+    below 0.05 says "better" or "worse" in words, not only in colour: a log or a pipe has none.
 
-    Five controllers fit 100 columns (`width`, else `consoles.table_console`); a controller that never ran (the
-    fallback served its runs) is marked in its heading and its fallback share row.
+    A heading line above the title says the conditions (`compare.conditions_text`) when the summary has them, so
+    a table at another demand or timing profile cannot be taken for this one. Five controllers fit 100 columns (`width`, else
+    `consoles.table_console`); a controller that never ran (the fallback served its runs) is marked in its
+    heading and its fallback share row.
     """
     from rich.console import Console
     from rich.table import Table
 
+    from ..analytics.stats import p_text
     from ..consoles import table_console
+    from .compare import conditions_text, mean_text
 
     controllers = summary["controllers"]
     base = summary["baseline"]
     never = set(summary.get("never_ran", ()))
     n_seeds = len(summary["seeds"])
-    warmup = f", after a {summary['warmup_s']:g} s warm-up" if summary.get("warmup_s") else ""
-    t = Table(title=f"{summary.get('scenario', '')}: mean ± 95% CI over {n_seeds} seed(s){warmup}; change vs "
-                    f"{base}, paired t-test p over the same seeds (Welch p in summary.csv)", title_justify="left",
+    # what the table is of heads it on a line of its own, never folded: a title folds at the table's width, and a
+    # line split over four reads badly and greps worse
+    heading = f"{summary.get('scenario', '')}: {conditions_text(summary['conditions'])}" \
+        if summary.get("conditions") else None
+    where = "" if heading else summary.get("scenario", "") + (
+        f", after a {summary['warmup_s']:g} s warm-up" if summary.get("warmup_s") else "") + ": "
+    t = Table(title=f"{where}mean ± 95% CI over {n_seeds} seed(s); change vs {base}, paired t-test p over the "
+                    "same seeds (Welch p in summary.csv); better/worse where p < 0.05", title_justify="left",
               padding=(0, 1), collapse_padding=True)
     t.add_column("metric", overflow="fold", max_width=22)
     for c in controllers:
@@ -620,24 +632,15 @@ def print_compare_table(summary: dict, width: int | None = None) -> None:
         cells = []
         for c in controllers:
             e = row["controllers"][c]
-            if e["mean"] is None:
-                cells.append("—")
-                continue
-            fmt = "{:.1f}" if abs(e["mean"]) >= 10 else "{:.2f}"  # 0.7 ± 0.0 hid a half-width of 0.03
-            spread = "n/a" if len(e["values"]) < 2 or e["ci_high"] is None else fmt.format(
-                (e["ci_high"] - e["ci_low"]) / 2)
-            text = f"{fmt.format(e['mean'])} ± {spread}"
-            if len(e["values"]) < n_seeds:  # the seeds that measured it (no emergency vehicle on the others)
-                text += f" (n={len(e['values'])})"
-            if c != base and e.get("change_pct") is not None:
-                good = (e["change_pct"] < 0) == row["lower_is_better"]
-                p = e.get("p_value_paired")  # None: fewer than 2 seeds both ran, or differences without spread
-                sig = p is not None and p < 0.05
-                color = ("green" if good else "red") if sig else "dim"
-                ptxt = f"p {p:.3f}" if p is not None else "p n/a"
+            text = mean_text(e, n_seeds)
+            if c != base and e["mean"] is not None and e.get("change_pct") is not None:
+                verdict = e.get("verdict")  # None: p at or above 0.05, or no test (p n/a)
+                color = {"better": "green", "worse": "red"}.get(verdict, "dim")
+                ptxt = p_text(e.get("p_value_paired"))
                 if e.get("seeds_compared") is not None:  # fewer than the seeds each side measured
                     ptxt += f", {len(e['seeds_compared'])} seed(s) both measured"
-                text += f"\n[{color}]{e['change_pct']:+.1f}% {ptxt}[/{color}]"
+                # the word on a line of its own: five controllers still fit 100 columns
+                text += f"\n[{color}]{verdict + chr(10) if verdict else ''}{e['change_pct']:+.1f}% {ptxt}[/{color}]"
             cells.append(text)
         unit = f" ({row['unit']})" if row["unit"] else ""
         t.add_row(row["label"] + unit, *cells)
@@ -649,6 +652,8 @@ def print_compare_table(summary: dict, width: int | None = None) -> None:
     if viol:
         t.add_row("safety violations", *["—" if viol.get(c, 0) is None else str(viol.get(c, 0)) for c in controllers])
     console = Console(width=width) if width else table_console()
+    if heading:
+        console.print(heading, style="bold", soft_wrap=True, markup=False, highlight=False)
     console.print(t)
     for c in controllers:
         if c in never:

@@ -2,8 +2,16 @@
 
 libsumo runs one simulation per process, so each (controller, seed) runs in a
 fresh worker (`max_tasks_per_child=1`). The summary gives, per metric, the
-mean and 95% CI per controller, the change against the first controller and
-Welch's t-test p-value.
+mean and 95% CI per controller, the change against the first controller with
+the paired t-test p-value over the seeds both ran (each seed is the same
+traffic for every controller) and Welch's beside it, and "better" or "worse"
+where the paired p is below 0.05.
+
+Every output says the conditions its figures hold under (network, window,
+warm-up, demand scale, timing profile, seeds, SUMO options applied): a table
+at 1.3 times the demand must not read as the 1.0 one. `report.md` puts them,
+the table, the metrics' definitions and the chart on one page a memo can
+quote.
 """
 
 from __future__ import annotations
@@ -20,11 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..analytics.stats import compare as compare_samples
-from ..analytics.stats import mean_ci
+from ..analytics.stats import mean_ci, p_text
 from ..outdirs import why_not_fresh
 from ..sim.processes import fresh_process_context, in_callers_env
 from ..termination import Terminated, sigterm_as_interrupt
 from .config import RunConfig
+from .loop import LOCKED_AFTER_S, applied_sumo_options, resolve_scenario, run_window
 from .run import RunDirectoryError, distinct_slugs
 
 #: (metric key in metrics.json "network", label, unit, lower is better)
@@ -48,6 +57,35 @@ METRICS = (
 )
 #: metrics a run has only when SUMO computed the emissions (`metrics["emissions_recorded"]`); else "—", not 0
 EMISSIONS = ("co2_kg", "fuel_l")
+#: a change is called "better" or "worse" when the paired p is below this
+SIGNIFICANT_P = 0.05
+#: what each figure counts, for the report (`sim.metrics`, `runtime.run`); "counted window": from the warm-up's end
+DEFINITIONS = {
+    "avg_delay_s": "RESCO's delay: SUMO's timeLoss + departDelay per vehicle, averaged over every vehicle due in "
+                   "the counted window, those still driving at the end and those never inserted included (one never "
+                   "inserted counts from its scheduled departure to the end)",
+    "avg_wait_s": "SUMO's waitingTime (time at 0.1 m/s or slower) per vehicle, over the vehicles that departed",
+    "avg_travel_time_s": "trip duration, departure to arrival, over the vehicles that arrived",
+    "stops_per_veh": "SUMO's waitingCount (times a vehicle came down to 0.1 m/s or slower) per vehicle, over the "
+                     "vehicles that departed",
+    "throughput_veh": "vehicles due in the counted window that arrived at their destination before the run ended",
+    "never_inserted": "vehicles due in the counted window that SUMO had not put on the network when the run ended "
+                      "(most often: no room on their departure lane)",
+    "teleports": "SUMO's teleports over the whole run: a vehicle stuck for the teleport time jumps ahead, which "
+                 "cuts its trip short and lowers the delay",
+    "pedestrians_jammed": "SUMO's count of persons over the whole run who stood past their jam time, then walked on",
+    "locked_veh": f"vehicles standing inside a junction for {LOCKED_AFTER_S:g} s or longer when the run ended (a "
+                  "junction lock)",
+    "avg_queue_veh": "halting vehicles (0.1 m/s or slower) on the approach lanes of the controlled signals, summed "
+                     "over the signals, sampled every 5 s of the counted window and averaged",
+    "co2_kg": "CO2 of every vehicle on every edge of the network, junction interiors included (not only the "
+              "approaches), over the counted window: SUMO's HBEFA model",
+    "fuel_l": "fuel of every vehicle on every edge of the network, junction interiors included, over the counted "
+              "window: SUMO's HBEFA model, in litres",
+    "emergency_delay_s": "RESCO's delay of the emergency vehicles, over the runs that had one",
+    "ped_delay_s": "SUMO's timeLoss of each pedestrian's walk (one still walking counts the time it has stood so "
+                   "far), over the runs that had pedestrians",
+}
 
 
 @dataclass
@@ -130,15 +168,72 @@ def compare_controllers(base: RunConfig, controllers: list[str], seeds: list[int
     summary["scenario"] = base.scenario_label
     if base.warmup_s:  # every run's figures count from the warm-up's end: the table says so
         summary["warmup_s"] = base.warmup_s
+    summary["conditions"] = conditions(base, seeds)
     summary["created"] = dt.datetime.now().isoformat(timespec="seconds")
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     _write_summary_csv(out_dir / "summary.csv", summary)
     chart = None
     try:
-        chart = plot_delay_over_time(controllers, run_dirs, out_dir / "delay_over_time.png", base.scenario_label)
+        chart = plot_delay_over_time(controllers, run_dirs, out_dir / "delay_over_time.png", base.scenario_label,
+                                     conditions_text(summary["conditions"], short=True))
     except Exception:  # a chart must never lose the numbers
         chart = None
+    (out_dir / REPORT).write_text(report_markdown(summary, chart.name if chart else None))
     return CompareResult(out_dir, controllers, seeds, runs, run_dirs, summary, chart, failures)
+
+
+#: the comparison's page for a memo, in its directory
+REPORT = "report.md"
+
+
+def conditions(base: RunConfig, seeds: list[int]) -> dict:
+    """What every run of the comparison shared that moves its figures, as summary.json keeps it. The window is
+    the one the runs use (`loop.run_window`); a network that cannot be read leaves it unknown (None), as the runs
+    then failed too."""
+    try:
+        scenario = resolve_scenario(base)
+        begin_s, end_s = run_window(base, scenario)
+        options = applied_sumo_options(base, scenario)
+    except Exception:
+        begin_s = end_s = None
+        options = dict(base.sumo_options)
+    own = base.sumocfg or base.net
+    return {
+        "scenario": base.scenario_label,
+        "network": None if own is None else str(own),
+        "routes": [str(r) for r in base.routes],
+        "seeds": list(seeds),
+        "demand_scale": base.demand_scale,
+        "timing_profile": base.timing.profile,
+        "begin_s": begin_s,
+        "end_s": end_s,
+        "warmup_s": base.warmup_s,
+        "step_length_s": base.step_length_s,
+        "time_to_teleport_s": base.time_to_teleport_s,
+        "sumo_options": options,
+    }
+
+
+def conditions_text(cond: dict, short: bool = False) -> str:
+    """The conditions in one line, for a table's title ("0–3600 s simulated, demand ×1.3, benchmark timing,
+    seeds 1–3"); `short` leaves out the seeds and SUMO options (a chart's title)."""
+    begin, end = cond.get("begin_s"), cond.get("end_s")
+    parts = [f"{begin:g}–{end:g} s simulated" if begin is not None and end is not None else "window unknown"]
+    if cond.get("warmup_s"):
+        parts[0] += f", after a {cond['warmup_s']:g} s warm-up"
+    parts += [f"demand ×{cond['demand_scale']:g}", f"{cond['timing_profile']} timing"]
+    if short:
+        return ", ".join(parts)
+    parts.append(f"seeds {_seeds_text(cond['seeds'])}")
+    if cond.get("sumo_options"):
+        parts.append("SUMO options " + ", ".join(f"{k}={v}" for k, v in cond["sumo_options"].items()))
+    return ", ".join(parts)
+
+
+def _seeds_text(seeds: list[int]) -> str:
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}–{seeds[-1]}"
+    return ", ".join(str(s) for s in seeds)
 
 
 @contextlib.contextmanager
@@ -204,7 +299,8 @@ def check_network(base: RunConfig, controllers: Sequence[str] = ()) -> NetworkCh
 
 def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, int], dict]) -> dict:
     """Mean and 95% CI per metric over the seeds that measured it; change vs the first controller, Welch and paired
-    p-values over the seeds both measured (`seeds_compared` when that is fewer)."""
+    p-values over the seeds both measured (`seeds_compared` when that is fewer), and `verdict` "better" or
+    "worse" where the paired p is below `SIGNIFICANT_P` (in the metric's direction)."""
     baseline = controllers[0]
     table = {}
     for key, label, unit, lower_better in METRICS:
@@ -225,8 +321,11 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
                 cmp = compare_samples([runs[(baseline, s)]["network"][key] for s in common],
                                       [runs[(c, s)]["network"][key] for s in common], paired=True)
                 entry["change_pct"] = _num(cmp.change_pct)
-                entry["p_value"] = _num(cmp.p_value)
-                entry["p_value_paired"] = _num(cmp.p_value_paired)
+                entry["p_value"] = _p(cmp.p_value)
+                entry["p_value_paired"] = _p(cmp.p_value_paired)
+                if cmp.p_value_paired < SIGNIFICANT_P:  # NaN (no test) is never below
+                    lower = cmp.candidate.mean < cmp.baseline.mean
+                    entry["verdict"] = "better" if lower == lower_better else "worse"
                 if common != c_seeds or common != base_seeds:
                     entry["seeds_compared"] = common
             row["controllers"][c] = entry
@@ -258,8 +357,8 @@ def delay_over_time(run_dirs: list[Path]) -> list[tuple[float, float]]:
 
 
 def plot_delay_over_time(controllers: list[str], run_dirs: dict[tuple[str, int], Path], path: Path,
-                         title: str) -> Path | None:
-    """Network delay per interval, mean over seeds, one line per controller."""
+                         title: str, conditions: str = "") -> Path | None:
+    """Network delay per interval, mean over seeds, one line per controller; `conditions` under the title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -277,7 +376,7 @@ def plot_delay_over_time(controllers: list[str], run_dirs: dict[tuple[str, int],
         return None
     ax.set_xlabel("simulation time (min)")
     ax.set_ylabel("delay of vehicles arriving (s/veh)")
-    ax.set_title(f"Delay over time — {title} (mean over seeds)")
+    ax.set_title(f"Delay over time — {title} (mean over seeds)" + (f"\n{conditions}" if conditions else ""))
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -286,16 +385,156 @@ def plot_delay_over_time(controllers: list[str], run_dirs: dict[tuple[str, int],
     return path
 
 
+def mean_text(entry: dict, n_seeds: int) -> str:
+    """A controller's figure as the table and report show it: mean ± the 95% CI's half-width ("n/a" without
+    one), and `(n=k)` when fewer seeds than all measured it; "—" when none did."""
+    if entry["mean"] is None:
+        return "—"
+    fmt = "{:.1f}" if abs(entry["mean"]) >= 10 else "{:.2f}"  # 0.7 ± 0.0 hid a half-width of 0.03
+    spread = "n/a" if len(entry["values"]) < 2 or entry["ci_high"] is None else fmt.format(
+        (entry["ci_high"] - entry["ci_low"]) / 2)
+    text = f"{fmt.format(entry['mean'])} ± {spread}"
+    if len(entry["values"]) < n_seeds:  # the seeds that measured it (no emergency vehicle on the others)
+        text += f" (n={len(entry['values'])})"
+    return text
+
+
+def report_markdown(summary: dict, chart: str | None) -> str:
+    """The comparison on one page of plain markdown, for a memo: the conditions, each figure with its unit and
+    95% CI, the change against the baseline in words, what each figure counts, the safety audit and the chart
+    (`chart`: its file name, beside the report)."""
+    cond = summary.get("conditions", {})
+    controllers, base = summary["controllers"], summary["baseline"]
+    others = [c for c in controllers if c != base]
+    n_seeds = len(summary["seeds"])
+    metrics = summary["metrics"]
+
+    def cell(text: object) -> str:
+        return str(text).replace("|", "\\|")
+
+    def row(*cells: object) -> str:
+        return "| " + " | ".join(cell(c) for c in cells) + " |"
+
+    begin, end = cond.get("begin_s"), cond.get("end_s")
+    window = "unknown (the network could not be read)" if begin is None or end is None else \
+        f"{begin:g}–{end:g} s ({(end - begin) / 60:g} min)"
+    warmup = cond.get("warmup_s") or 0
+    teleport = cond.get("time_to_teleport_s")
+    network = cond.get("network")
+    lines = [f"# Controller comparison on {summary.get('scenario', cond.get('scenario', ''))}: "
+             f"{', '.join(controllers)}", "",
+             f"`signalwise compare`, {summary.get('created', '')}. Baseline: {base}.", "",
+             "## Conditions", "",
+             row("condition", "value"), row("---", "---"),
+             row("network", f"{network}" if network else f"built-in scenario {cond.get('scenario', '')}"),
+             *([row("routes", ", ".join(cond["routes"]))] if cond.get("routes") else []),
+             row("simulated window", window),
+             row("warm-up", f"{warmup:g} s: the figures count from {begin + warmup:g} s" if warmup and begin is not None
+                 else f"{warmup:g} s: the figures count after it" if warmup else "none: the figures count from the start"),
+             row("demand scale", f"×{cond.get('demand_scale', 1.0):g} (SUMO's --scale: the route files' vehicles times "
+                                 "this)"),
+             row("timing profile", cond.get("timing_profile", "")),
+             row("seeds", f"{', '.join(str(s) for s in summary['seeds'])} (each seed is the same traffic for every "
+                          "controller)"),
+             row("step length", f"{cond['step_length_s']:g} s" if cond.get("step_length_s") else ""),
+             row("teleports", "never" if teleport is not None and teleport < 0 else
+                 f"a vehicle stuck {teleport:g} s jumps ahead" if teleport is not None else ""),
+             row("SUMO options applied", ", ".join(f"{k}={v}" for k, v in cond["sumo_options"].items())
+                 if cond.get("sumo_options") else "none beyond the run's own"),
+             "", "## Results", "",
+             f"Mean ± half-width of the 95 % confidence interval (Student t) over the {n_seeds} seed(s); `(n=k)` "
+             "where only k seeds measured the figure, `—` where none did, `n/a` where the seeds give no interval.",
+             "", row("metric", "unit", *controllers), row("---", "---", *["---:"] * len(controllers))]
+    for m in metrics.values():
+        lines.append(row(m["label"], m["unit"] or "number",
+                         *[mean_text(m["controllers"][c], n_seeds) for c in controllers]))
+    share = summary.get("fallback_share", {})
+    lines.append(row("fallback share", "%", *["—" if share.get(c) is None else f"{share[c]:.1%}"
+                                              for c in controllers]))
+    viol = summary.get("safety_violations", {})
+    lines.append(row("safety violations (audit)", "count", *["—" if viol.get(c) is None else str(viol[c])
+                                                             for c in controllers]))
+    if others:
+        lines += ["", f"## Change against {base}", "",
+                  f"Change of the mean against {base}, and the two-sided paired t-test p over the seeds both ran "
+                  "(each seed is the same traffic for both; Welch's p, which ignores the pairing, is in "
+                  "summary.csv). **better** or **worse** where p < 0.05, in the figure's direction (lower is "
+                  "better for every figure but throughput); otherwise the seeds do not tell the change from chance. `—`: no "
+                  "change to give (nothing measured, or a baseline of 0).", "",
+                  row("metric", *others), row("---", *["---"] * len(others))]
+        for m in metrics.values():
+            cells = []
+            for c in others:
+                e = m["controllers"][c]
+                if e.get("change_pct") is None:
+                    cells.append("—")
+                    continue
+                words = {"better": ": **better**", "worse": ": **worse**"}.get(e.get("verdict"), "")
+                fewer = f", {len(e['seeds_compared'])} seed(s) both measured" if e.get("seeds_compared") is not None \
+                    else ""
+                cells.append(f"{e['change_pct']:+.1f} % ({p_text(e.get('p_value_paired'))}{fewer}){words}")
+            lines.append(row(m["label"], *cells))
+    lines += ["", "## Safety and warnings", "",
+              "- Safety violations: what the independent audit found when it re-checked each run's signal states "
+              "and event log against the rules (minimum and maximum green, yellow, all-red, phase sequence, "
+              "conflicting greens, pedestrian walk and clearance, cycle length), summed over the seeds: "
+              + ", ".join(f"{c} {'—' if viol.get(c) is None else viol[c]}" for c in controllers) + "."]
+    for c in summary.get("never_ran", ()):
+        lines.append(f"- {c} never ran: the shield's fallback plan served its runs, so its column shows the "
+                     "fallback plan, not the controller.")
+    for run, why in summary.get("failures", {}).items():
+        lines.append(f"- The run {run} failed ({why}): its figures are left out.")
+    lines += ["", "## What the figures count", "",
+              "The counted window runs from the warm-up's end to the end of the run.", ""]
+    for key, m in metrics.items():
+        unit = f" ({m['unit']})" if m["unit"] else ""
+        lines.append(f"- **{m['label']}**{unit}: {DEFINITIONS[key]}.")
+    lines += ["- **fallback share**: share of the shield's steps in which its fallback plan (Webster), not the "
+              "controller, chose the phase; mean over the seeds.",
+              "- **safety violations**: the independent audit's count of rule breaks, summed over the seeds.",
+              "", "## Chart", ""]
+    lines.append(f"![Delay over time]({chart}): network delay of the vehicles arriving in each interval, mean over "
+                 "the seeds, one line per controller." if chart else "No chart: no run recorded a time series.")
+    lines += ["", "## Files", "",
+              "In this directory: `summary.csv` (one row per figure and controller, its unit, verdict and these "
+              "conditions), `summary.json`, and a run directory per controller and seed (`<controller>-s<seed>`: "
+              "its configuration, metrics, SUMO outputs and hi-res event log).", ""]
+    return "\n".join(lines)
+
+
+#: the conditions summary.csv repeats on every row: a spreadsheet (or a filter) keeps them with each figure
+CSV_CONDITIONS = ("scenario", "demand_scale", "timing_profile", "begin_s", "end_s", "warmup_s", "seeds",
+                  "time_to_teleport_s", "sumo_options")
+
+
 def _write_summary_csv(path: Path, summary: dict) -> None:
+    """One row per metric and controller; the unit, the verdict and the conditions as columns of their own, not
+    a comment line a CSV reader would take for a row."""
+    cond = summary.get("conditions", {})
+    constants = [_csv_value(cond.get(name)) for name in CSV_CONDITIONS]
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["metric", "controller", "n", "mean", "ci_low", "ci_high", "change_pct", "p_value",
-                    "p_value_paired"])
+                    "p_value_paired", "unit", "verdict", *CSV_CONDITIONS])
         for key, row in summary["metrics"].items():
             for c, e in row["controllers"].items():
                 w.writerow([key, c, len(e["values"]), e["mean"], e["ci_low"], e["ci_high"], e.get("change_pct"),
-                            e.get("p_value"), e.get("p_value_paired")])
+                            e.get("p_value"), e.get("p_value_paired"), row["unit"], e.get("verdict"), *constants])
+
+
+def _csv_value(v: object) -> object:
+    """A list as "1 2 3", options as "name=value; ...": one cell each."""
+    if isinstance(v, list):
+        return " ".join(str(x) for x in v)
+    if isinstance(v, dict):
+        return "; ".join(f"{k}={x}" for k, x in v.items())
+    return v
 
 
 def _num(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 4)
+
+
+def _p(x: float) -> float | None:
+    """A p-value to 4 significant digits: 4 decimals wrote 0.00003 as 0.0, a certainty no test gives."""
+    return None if x is None or math.isnan(x) else float(f"{x:.4g}")
