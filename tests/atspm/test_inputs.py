@@ -57,7 +57,7 @@ def test_bad_detector_configuration(tmp_path):
 
 def test_gaps_and_missing_configuration_are_reported(tmp_path):
     p = write(tmp_path, "TimeStamp,DeviceId,EventId,Parameter\n2025-01-06 07:00:00.0,A,82,1\n"
-              "2025-01-06 07:30:00.0,A,81,1\n")
+              "2025-01-06 07:31:00.0,A,81,1\n")
     res = compute_all(read_event_log(p), None)
     assert any("data gaps" in w for w in res.warnings)
     assert any("no detector configuration" in w for w in res.warnings)

@@ -140,8 +140,8 @@ def test_the_command_maps_push_buttons_from_the_detector_file(tmp_path):
     assert "device 1001: 1 pedestrian detector events (89/90) on channel(s) 9 left out" in r.output.replace("\n", " ")
     text = (out / "ped_delay.csv").read_text().splitlines()
     # one 15-minute bin, no data gap: phase 2's two pedestrians (30 s and 50 s), phase 4's one (50 s)
-    assert text[1:] == [f'{T0:%Y-%m-%d %H:%M:%S},"1001",2,"call",2,40,50,true',
-                        f'{T0:%Y-%m-%d %H:%M:%S},"1001",4,"call",1,50,50,true']
+    assert text[1:] == [f'{T0:%Y-%m-%d %H:%M:%S},"1001",2,"call",2,40,50,false',  # the log ends 2 min into the bin
+                        f'{T0:%Y-%m-%d %H:%M:%S},"1001",4,"call",1,50,50,false']
 
 
 def test_a_device_with_pedestrian_rows_only_is_named_as_having_no_detector_configuration():

@@ -30,11 +30,19 @@ def primary_phase(inter: Intersection, lane: str) -> int:
     return permitted or 0
 
 
+def lane_speed_mps(inter: Intersection, lane: str) -> float:
+    """The speed ATSPM projects this lane's advance arrivals to the stop bar at: the lane's own speed limit, as its
+    movements carry it (a cyclist's speed on a lane only bicycles use, `sim.signal_model.approach_speed_mps`);
+    the signal's approach speed (its fastest lane) when they carry none."""
+    return next((m.approach_speed_mps for m in inter.movements
+                 if m.in_lane == lane and m.approach_speed_mps is not None), inter.approach_speed_mps)
+
+
 def detector_rows(intersections: Iterable[Intersection]) -> list[tuple]:
     """One row per detector, in `COLUMNS` order: DeviceId is the signal, Parameter its channel."""
     return [(inter.id, primary_phase(inter, det.lane), det.channel,
              "Presence" if det.kind == "stopbar" else "Advance", det.distance_to_stopbar_m,
-             round(inter.approach_speed_mps, 2), det.lane)
+             round(lane_speed_mps(inter, det.lane), 2), det.lane)
             for inter in intersections for det in inter.detectors]
 
 

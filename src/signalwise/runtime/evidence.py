@@ -20,7 +20,7 @@ from pathlib import Path
 from ..core.types import Detector, EventCode
 from ..sim.backend import SumoOptions
 from ..sim.detectors import DetectorLayout, zone_point_ids
-from ..sim.outputs import read_edgedata, read_passages
+from ..sim.outputs import Passage, read_arrivals, read_edgedata, read_passages
 from ..sim.replay import ReplayProcess, StateChange, replay_signal_states, same_traffic
 
 log = logging.getLogger("signalwise.runtime")
@@ -55,7 +55,10 @@ def read_evidence(files: dict[str, Path], detectors: DetectorLayout | None,
 
     edgedata = read_edgedata(named("edgedata"), EDGE_FIELDS) if named("edgedata") else []
     emissions = read_edgedata(named("emissions"), EMISSION_FIELDS) if named("emissions") else []
-    events, passages = detector_events(named("passages"), detectors)
+    passages_file = named("passages")
+    arrivals = read_arrivals(files["tripinfo"], {d.lane for dets in detectors.by_tls.values() for d in dets}) \
+        if passages_file is not None and detectors is not None and "tripinfo" in files else None
+    events, passages = detector_events(passages_file, detectors, arrivals)
     return SumoEvidence(edgedata, emissions, events, passages)
 
 
@@ -67,12 +70,15 @@ def merged(a: SumoEvidence, b: SumoEvidence) -> SumoEvidence:
                         a.detector_event_rows + b.detector_event_rows, passages)
 
 
-def detector_events(passages_file: Path | None, detectors: DetectorLayout | None) \
+def detector_events(passages_file: Path | None, detectors: DetectorLayout | None,
+                    arrivals: dict[str, tuple[float, str]] | None = None) \
         -> tuple[list[tuple[int, str, int, int]], list[tuple]]:
     """Detector on (82) / off (81) events from SUMO's instant loops, at 0.1 s, as `event_row`s; passage rows.
 
     A detector is on while any vehicle is over any of its loops (a stop-bar detector's zone has several,
-    `sim.detectors.zone_point_ids`); a passage row is one vehicle over its counting loop.
+    `sim.detectors.zone_point_ids`); a passage row is one vehicle over its counting loop. `arrivals` (each
+    vehicle's arrival time and lane, `sim.outputs.read_arrivals`) leaves out the vehicles that ended their
+    trip over a detector (`vanished`).
     """
     if detectors is None or passages_file is None:
         return [], []
@@ -80,11 +86,12 @@ def detector_events(passages_file: Path | None, detectors: DetectorLayout | None
              for k, loop_id in enumerate(zone_point_ids(d))}
     occupied: dict[tuple[str, Detector], list[tuple[float, float]]] = {}
     rows: list[tuple] = []
-    for p in read_passages(passages_file, detectors.step_s):
-        hit = owner.get(p.detector_id)
-        if hit is None:
+    passages = [(p, owner[p.detector_id]) for p in read_passages(passages_file, detectors.step_s)
+                if p.detector_id in owner]
+    gone = vanished(passages, arrivals or {}, detectors.step_s)
+    for p, (tls, det, counts) in passages:
+        if (det.id, p.vehicle_id) in gone:
             continue
-        tls, det, counts = hit
         occupied.setdefault((tls, det), []).append((p.enter_s, math.inf if p.leave_s is None else p.leave_s))
         if counts:
             rows.append((p.enter_s, det.id, tls, det.channel, det.lane, p.vehicle_id, p.vtype, p.enter_s, p.leave_s,
@@ -98,6 +105,26 @@ def detector_events(passages_file: Path | None, detectors: DetectorLayout | None
                 events.append((end_ds, tls, off, det.channel))
     rows.sort(key=lambda r: (r[0], r[1]))
     return events, rows
+
+
+def vanished(passages: list[tuple[Passage, tuple[str, Detector, bool]]], arrivals: dict[str, tuple[float, str]],
+             step_s: float) -> set[tuple[str, str]]:
+    """(detector id, vehicle id) of each vehicle that ended its trip over that detector: it arrived on the
+    detector's lane and left one of its loops when it arrived (within a simulation step).
+
+    SUMO drives a vehicle whose route ends on a lane to the lane's end (its default arrival position) and removes
+    it there, on red as on green and at speed: the stop-bar zone sees it leave on red without it ever crossing the
+    stop line, which reads as red-light running. A real one would have parked or turned off before, so all its
+    passages over that detector stay out of the detector's events and counts; an advance loop that a vehicle
+    vanishes on (a route ending at a position on the lane) the same way. `passages` are on the run's clock
+    (`DetectorLayout.step_s` later than SUMO's, as `read_passages` moves them)."""
+    gone: set[tuple[str, str]] = set()
+    for p, (_tls, det, _counts) in passages:
+        arrived = arrivals.get(p.vehicle_id)
+        if arrived is not None and p.leave_s is not None and arrived[1] == det.lane \
+                and abs(p.leave_s - step_s - arrived[0]) <= step_s + 1e-6:
+            gone.add((det.id, p.vehicle_id))
+    return gone
 
 
 def _deciseconds(t_s: float) -> int:

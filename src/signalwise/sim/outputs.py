@@ -94,6 +94,28 @@ def read_tripinfo(path: Path) -> tuple[list[Trip], list[PersonTrip]]:
     return trips, persons
 
 
+def read_arrivals(path: Path, lanes: Iterable[str] | None = None) -> dict[str, tuple[float, str]]:
+    """Each arrived vehicle's (arrival time s, arrival lane) from tripinfo; `lanes`: only those that arrived on
+    one of these. A vehicle still running at the end (arrival -1) or never inserted has none."""
+    wanted = None if lanes is None else frozenset(lanes)
+    found: dict[str, tuple[float, str]] = {}
+
+    def arrived(veh: str, arrival: str, lane: str) -> None:
+        if lane and (wanted is None or lane in wanted) and float(arrival) >= 0:
+            found[veh] = (float(arrival), lane)
+
+    if not Path(path).exists():
+        return found
+    rows = _sumo_rows(path, _TRIP_ARRIVAL, "<tripinfo ")
+    if rows is None:
+        _parse_elements(path, lambda tag, a: arrived(a.get("id"), a.get("arrival", "-1"), a.get("arrivalLane", ""))
+                        if tag == "tripinfo" else None)
+    else:
+        for veh, arrival, lane in rows:
+            arrived(veh, arrival, lane)
+    return found
+
+
 #: SUMO's error when a vehicle cannot depart at the speed its route file gives (`MSLane::isInsertionSuccess`): it
 #: is then descheduled, and no tripinfo (nor any other output) ever names it
 _DISCARDED = re.compile(r"Vehicle '(?P<id>.+?)' will not be able to depart\b(?:[^(]*\((?P<why>[^)]*)\))?"
@@ -274,6 +296,8 @@ def _attribute(text: str, key: str) -> str | None:
 #: full run's stop-bar zones on grid4x4), which no passage reads
 _INSTANT_OUT = re.compile(r'<instantOut id="([^"]*)" time="([^"]*)" state="(enter|leave)" vehID="([^"]*)" '
                           r'speed="([^"]*)" length="[^"]*" type="([^"]*)"')
+#: a trip's id, arrival time and lane, in the order SUMO writes a tripinfo's attributes
+_TRIP_ARRIVAL = re.compile(r'<tripinfo id="([^"]*)"[^>]*? arrival="([^"]*)" arrivalLane="([^"]*)"')
 _INTERVAL_OR_EDGE = re.compile(r"<(interval|edge) ([^>]*)>")
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
 _FIRST_ELEMENT = re.compile(r"<([A-Za-z_][^\s/>]*)")

@@ -54,7 +54,8 @@ Intentional differences from the atspm package
    out, with a warning); atspm takes the channel as the phase, as we do on a device without them.
 13. A cycle, split or wait across a data gap (a device silent over 5 minutes) is left out of the
    cycle-based measures, with a warning, and binned tables mark the bins a gap touches (`Complete`,
-   module `gaps`); atspm measures it as logged.
+   module `gaps`); atspm measures it as logged. The bin the log ends inside is marked the same way,
+   and no bin starts at or after the log's end.
 14. A chattering detector (more than 10 pulses under 0.15 s in 10 s on one channel) is named, and its events in
    the chattering period are left out of every measure (module `detector_health`); atspm counts them.
 """

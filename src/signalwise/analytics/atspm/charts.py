@@ -90,9 +90,10 @@ def chart_data(results, devices: list[str]) -> tuple[dict, dict]:
                 max(int(np.asarray(s.max(), "datetime64[us]").astype(np.int64)) for s in stamps))
     day0_us = span[0] // (1440 * US_PER_MIN) * (1440 * US_PER_MIN)
     bin_min = getattr(results, "bin_min", 15)
-    # from the start of the first bin to the end of the last
+    # from the start of the first bin to the end of the last: the one the log ends inside, or that ends where the
+    # log does (no bin starts at the log's end, `gaps.with_complete`)
     start = math.floor((span[0] - day0_us) / US_PER_MIN / bin_min) * bin_min
-    end = (math.floor((span[1] - day0_us) / US_PER_MIN / bin_min) + 1) * bin_min
+    end = max(math.ceil((span[1] - day0_us) / US_PER_MIN / bin_min) * bin_min, start + bin_min)
     axis = {"day0": str(np.datetime64(day0_us, "us").astype("datetime64[D]")), "start": start, "end": end,
             "bin_min": bin_min}
     per = {d: {} for d in devices}

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..stats import compare, mean_ci
+from ..stats import compare, mean_ci, p_text
 from .compute import compute_all
 from .inputs import read_detectors, read_event_log, with_stopbar_yellow_red
 
@@ -128,7 +128,7 @@ def table_text(rows: list[ControllerRow], baseline: str) -> list[str]:
             spread = "n/a" if math.isnan(r.ci_low) else f"{(r.ci_high - r.ci_low) / 2:.1f}"
             text = f"  {r.controller:<16s} {r.mean:8.1f} ± {spread} (n={r.n})"
             if r.controller != baseline and not math.isnan(r.change_pct):
-                p = "p n/a" if math.isnan(r.p_value_paired) else f"p {r.p_value_paired:.3f}"
+                p = p_text(r.p_value_paired)
                 verdict = ("better" if (r.change_pct < 0) == lower_better else "worse") \
                     if r.p_value_paired < 0.05 else ""
                 text += f"  {r.change_pct:+.1f} % vs {baseline}, paired {p}" + (f" ({verdict})" if verdict else "")

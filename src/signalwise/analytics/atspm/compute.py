@@ -45,7 +45,8 @@ class Results:
     span_us: tuple[int, int] | None = None
 
 
-#: the binned tables: each gets a `Complete` column, False for a bin a data gap of its device touches
+#: the binned tables: each gets a `Complete` column, False for a bin a data gap of its device touches or the
+#: log ends inside; a bin from the log's end on is left out (`gaps.with_complete`)
 BINNED = ("actuations", "arrival_on_green", "platoon_ratio", "split_failures", "yellow_red", "red_light_running",
           "terminations", "ped", "ped_delay", "phase_wait", "split_monitor_binned")
 #: the measures whose intervals a data gap cuts (left out, with a warning), and the tables that read them

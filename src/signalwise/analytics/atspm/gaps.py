@@ -5,7 +5,8 @@ hour included) did not log what its phases showed or what its detectors saw in t
 split, clearance or wait that runs across such a silence is not measured: read as one interval, a
 20-minute outage is a 1202 s red clearance, a spring-forward hour a 3700 s cycle. The cycle-based
 measures leave such intervals out (`across_gap`) and say how many (`note_left_out`, `left_out_warnings`);
-binned tables mark the bins a gap touches (`with_complete`).
+binned tables mark the bins a gap touches (`with_complete`). After the log's end nothing is logged either:
+binned tables mark the bin it ends inside, and leave out any bin from it on.
 """
 
 from __future__ import annotations
@@ -87,19 +88,36 @@ def left_out_warnings(log: EventLog, measures: set[str] | None = None) -> list[s
     return out
 
 
+def log_end_us(log: EventLog) -> int | None:
+    """Where the log ends: its last event's time, rounded up to a whole second (None: no events). A
+    controller stamps events to a tenth of a second, so a log whose last event is at 14:59.9 logged up to
+    15:00; one whose last event falls on a bin's start logged nothing after that instant."""
+    if not len(log):
+        return None
+    return -(-int(log.time_us.max()) // US_PER_S) * US_PER_S
+
+
 def with_complete(df, log: EventLog, bin_min: int):
     """The binned table with a `Complete` column: False for a bin of a device that a data gap of the
-    device overlaps (its counts and averages miss the gap's events)."""
+    device overlaps (its counts and averages miss the gap's events), and for the bin the log ends inside
+    (`log_end_us`: a 30-minute run in 20-minute bins measured ten minutes of its second). A bin that starts
+    at or after the log's end is left out: it would hold only the events at that last instant (a cycle cut
+    at its begin red, a detector's last on), not a measured bin."""
     if df is None or "TimeStamp" not in df or "DeviceId" not in df:
         return df
     df = df.copy()
     if df.empty:
         df["Complete"] = np.array([], bool)
         return df
-    index = {name: i for i, name in enumerate(log.devices)}
-    dev = np.array([index.get(str(d), -1) for d in df["DeviceId"]], np.int64)
     import pandas as pd
 
+    bin_us = bin_min * 60 * US_PER_S
     lo = pd.to_datetime(df["TimeStamp"]).to_numpy("datetime64[us]").astype(np.int64)
-    df["Complete"] = ~across_gap(log, dev, lo, lo + bin_min * 60 * US_PER_S)
+    end = log_end_us(log)
+    if end is not None:
+        df, lo = df[lo < end].reset_index(drop=True), lo[lo < end]
+    index = {name: i for i, name in enumerate(log.devices)}
+    dev = np.array([index.get(str(d), -1) for d in df["DeviceId"]], np.int64)
+    ended = lo + bin_us > end if end is not None else np.zeros(len(lo), bool)
+    df["Complete"] = ~across_gap(log, dev, lo, lo + bin_us) & ~ended
     return df
