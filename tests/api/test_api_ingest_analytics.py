@@ -250,3 +250,19 @@ def test_a_database_url_that_names_no_database_is_503_with_the_reason_not_a_bug(
         for resp in (c.get("/health"), c.get("/api/v1/system/info", headers={"X-API-Key": "sw_whatever"})):
             assert resp.status_code == 503, resp.text
         assert "no such directory" in resp.json()["message"]
+
+
+def test_simulations_of_ingested_records_are_listed_when_asked(client):
+    """Records pushed through the ingest API name no scenario nor controller: the listing of published runs leaves
+    them out, and `untagged=true` shows them after those runs, with their record figures (integrator's trial:
+    75 records stored, `total: 0`, and no way to find their ids)."""
+    batch = [rec(sim="city-feed-1", inter=f"INT_{i}", minute=m, wait=12.0) for i in range(3) for m in range(5)]
+    assert client.post("/api/v1/ingest/batch", json=batch).status_code == 201
+    published = client.get("/api/v1/analytics/simulations").json()
+    assert "city-feed-1" not in [r["simulation_id"] for r in published["items"]]
+    listed = client.get("/api/v1/analytics/simulations", params={"untagged": "true", "limit": 1000}).json()
+    (row,) = [r for r in listed["items"] if r["simulation_id"] == "city-feed-1"]
+    assert (row["scenario"], row["controller"], row["seed"]) == (None, None, None)
+    assert row["metrics"]["avg_wait_time"] == pytest.approx(12.0)
+    assert listed["total"] == published["total"] + len({r["simulation_id"] for r in listed["items"]
+                                                         if r["scenario"] is None})

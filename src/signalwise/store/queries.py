@@ -614,10 +614,12 @@ def latest_runs(runs: list[dict], key) -> tuple[dict, dict[object, list[str]]]: 
     return latest, superseded
 
 
-def run_table(engine: Engine, scenario: str | None = None) -> list[dict]:
-    """Every tagged run with its run metrics, record-derived figures (key `metrics`) and `conditions`."""
-    runs_q = select(RUN.c.id, RUN.c.simulation_id, RUN.c.scenario, RUN.c.controller, RUN.c.seed,
-                    RUN.c.config).where(RUN.c.scenario.is_not(None), RUN.c.controller.is_not(None))
+def run_table(engine: Engine, scenario: str | None = None, untagged: bool = False) -> list[dict]:
+    """Every tagged run with its run metrics, record-derived figures (key `metrics`) and `conditions`.
+    `untagged`: the simulations of ingested records alone too, which name no scenario nor controller (None)."""
+    runs_q = select(RUN.c.id, RUN.c.simulation_id, RUN.c.scenario, RUN.c.controller, RUN.c.seed, RUN.c.config)
+    if not untagged:
+        runs_q = runs_q.where(RUN.c.scenario.is_not(None), RUN.c.controller.is_not(None))
     if scenario is not None:
         runs_q = runs_q.where(RUN.c.scenario == scenario)
     with engine.connect() as conn:
@@ -634,7 +636,8 @@ def run_table(engine: Engine, scenario: str | None = None) -> list[dict]:
             runs[row["run_id"]]["metrics"].update({k: _f(row[k]) for k in RECORD_METRICS})
         for run_id, name, value in conn.execute(select(M.c.run_id, M.c.name, M.c.value).where(M.c.run_id.in_(ids))):
             runs[run_id]["metrics"][name] = _f(value)
-    return sorted(runs.values(), key=lambda r: (r["scenario"], r["controller"], r["seed"] or 0, r["id"]))
+    return sorted(runs.values(), key=lambda r: (r["scenario"] is None, r["scenario"] or "", r["controller"] or "",
+                                                r["seed"] or 0, r["id"]))
 
 
 # ---------------------------------------------------------------------------

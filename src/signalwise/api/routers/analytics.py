@@ -100,12 +100,16 @@ def environmental_impact(engine: EngineDep, cache: CacheDep, settings: SettingsD
 
 @router.get("/simulations", summary="Every stored run that names its scenario and controller (a published run): "
                                     "scenario, controller, seed, its run metrics and its status where known; "
-                                    "simulations of ingested records alone name neither, and are read by id")
+                                    "with untagged=true the simulations of ingested records alone too")
 def simulations(engine: EngineDep, cache: CacheDep, request: Request, p: PageDep,
                 scenario: Annotated[Identifier | None, Query(description="only this scenario")] = None,
-                controller: Annotated[Identifier | None, Query(description="only this controller")] = None) -> dict:
+                controller: Annotated[Identifier | None, Query(description="only this controller")] = None,
+                untagged: Annotated[bool, Query(description=(
+                    "also the simulations of records ingested alone (POST /ingest/...), which name no scenario, "
+                    "controller nor seed (null), after the published runs"))] = False) -> dict:
     def compute() -> dict:
-        runs = [r for r in queries.run_table(engine, scenario) if controller is None or r["controller"] == controller]
+        runs = [r for r in queries.run_table(engine, scenario, untagged)
+                if controller is None or r["controller"] == controller]
         items = [{"simulation_id": r["simulation_id"], "scenario": r["scenario"], "controller": r["controller"],
                   "seed": r["seed"], "metrics": r["metrics"]} for r in runs]
         page_items = items[p.offset:p.offset + p.limit]
