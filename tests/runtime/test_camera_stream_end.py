@@ -25,11 +25,11 @@ def _cameras(run, now):  # noqa: F811 - the module's `run` fixture
     return cams
 
 
-def test_a_clip_that_ends_with_vehicles_in_its_zones_closes_them(run, tmp_path):  # noqa: F811
+def queued_clip(tmp_path):
+    """A 2 s clip of the synthetic intersection with queues standing on north and south to its end, and its camera
+    file mapped on to `single`'s signal C (zones on its channels): zones that are on when the clip ends."""
     import cv2
 
-    from signalwise.vision.camera import camera_from_dict
-    from signalwise.vision.manager import StreamManager, StreamSpec
     from signalwise.vision.synthetic import Scene, write_video
 
     scene = Scene(width_px=320, height_px=240, px_per_m=4.0, fps=10.0, seed=3, arrivals_per_s=0.3)
@@ -44,13 +44,22 @@ def test_a_clip_that_ends_with_vehicles_in_its_zones_closes_them(run, tmp_path):
         zone["channel"] = CHANNEL[zone["approach"]]
     cfg.pop("speed_limit_mps", None)
     cfg["background_image"] = str(tmp_path / "empty.png")
+    return tmp_path / "clip.avi", cfg
+
+
+def test_a_clip_that_ends_with_vehicles_in_its_zones_closes_them(run, tmp_path):  # noqa: F811
+
+    from signalwise.vision.camera import camera_from_dict
+    from signalwise.vision.manager import StreamManager, StreamSpec
+
+    clip, cfg = queued_clip(tmp_path)
     t0 = time.monotonic()
     cams = _cameras(run, now=lambda: time.monotonic() - t0)
     cams.rebase(0.0)
     mgr = StreamManager(source=cams, monitor_every_s=0.2)
     events = []
     try:
-        mgr.add(StreamSpec("clip", str(tmp_path / "clip.avi"), camera_from_dict(cfg)))
+        mgr.add(StreamSpec("clip", str(clip), camera_from_dict(cfg)))
         end = time.monotonic() + 20.0
         while mgr.get("clip")["status"] != "ended" and time.monotonic() < end:
             events += cams.drain_events()

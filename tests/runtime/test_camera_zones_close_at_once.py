@@ -16,6 +16,7 @@ import pytest
 
 pytest.importorskip("cv2", reason="camera inputs need OpenCV (pip install 'signalwise[vision]')")
 
+from test_camera_stream_end import queued_clip  # noqa: E402
 from test_live_cameras import CHANNEL, LINKS, _zone, camera_on_c, frame_result  # noqa: E402, F401
 
 from signalwise.runtime.config import RunConfig  # noqa: E402
@@ -35,25 +36,12 @@ def run(tmp_path):
 
 
 def test_a_clip_that_ends_closes_its_zones_when_its_stream_ends(run, tmp_path):
-    import cv2
 
     from signalwise.runtime.live.cameras import LiveCameras
     from signalwise.vision.camera import camera_from_dict
     from signalwise.vision.manager import StreamManager, StreamSpec
-    from signalwise.vision.synthetic import Scene, write_video
 
-    scene = Scene(width_px=320, height_px=240, px_per_m=4.0, fps=10.0, seed=3, arrivals_per_s=0.3)
-    cv2.imwrite(str(tmp_path / "empty.png"), scene.render())
-    for _ in range(280):  # the first NS red: queues stand on north and south to the clip's end
-        scene.step(0.1)
-    write_video(tmp_path / "clip.avi", scene, 2.0, fourcc="MJPG")
-    cfg = scene.camera_config(camera_id="cam-end", device_id="C")
-    for line in cfg["stop_lines"]:
-        line["links"] = LINKS[line["approach"]]
-    for zone in cfg["zones"]:
-        zone["channel"] = CHANNEL[zone["approach"]]
-    cfg.pop("speed_limit_mps", None)
-    cfg["background_image"] = str(tmp_path / "empty.png")
+    clip, cfg = queued_clip(tmp_path)
     t0 = time.monotonic()
     cams = LiveCameras(run.stepper.intersections, run.stepper.approach_direction, feeds_loop=True, speed=1.0,
                        now=lambda: time.monotonic() - t0, silent_after_s=3600.0)
@@ -61,7 +49,7 @@ def test_a_clip_that_ends_closes_its_zones_when_its_stream_ends(run, tmp_path):
     mgr = StreamManager(source=cams, monitor_every_s=0.2)
     events = []
     try:
-        mgr.add(StreamSpec("clip", str(tmp_path / "clip.avi"), camera_from_dict(cfg)))
+        mgr.add(StreamSpec("clip", str(clip), camera_from_dict(cfg)))
         end = time.monotonic() + 20.0
         while mgr.get("clip")["status"] != "ended" and time.monotonic() < end:
             events += cams.drain_events()
