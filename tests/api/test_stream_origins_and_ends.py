@@ -22,6 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketDenialResponse
 from support.loopback import serving_port as serving
+from test_streams import _FakeRuntime  # the same stand-in runtime as the other stream tests
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -34,20 +35,6 @@ SECRET = "s" * 40
 REDIS_URL = "redis://127.0.0.1:6379/0"
 OPS = "https://ops.city.example"
 EVIL = "https://evil.example"
-
-
-class _FakeRuntime:
-    """Enough of a LiveRuntime for the stream routes (no simulation)."""
-
-    status_text = "running"
-    stepper = None
-    publish = None
-    changes: list = []
-
-    class profiler:  # noqa: N801
-        @staticmethod
-        def figures():
-            return {}
 
 
 def token(scopes=("read",)) -> str:
