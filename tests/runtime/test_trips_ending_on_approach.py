@@ -123,3 +123,19 @@ def test_arrivals_read_the_same_by_either_reader(run, tmp_path):
     parsed = read_arrivals(tmp_path / "tripinfo.xml", lanes={"WJ_0"})
     assert parsed.pop("end&0") == fast.pop("end.0")
     assert parsed == {v: a for v, a in fast.items() if a[1] == "WJ_0"}
+
+
+def test_a_live_run_on_sumo_leaves_them_out_too(run):
+    """A live run reads its loops each step and logs as it goes: it must not see a vehicle whose trip ends on the
+    stop bar's edge in the first place (its route's last edge, from SUMO)."""
+    from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
+
+    folder = run.parent
+    live_dir = folder / "live"
+    live = LiveRuntime(RunConfig(net=folder / "j.net.xml", routes=[folder / "j.rou.xml"], controller="fixed"),
+                       LiveOptions(speed=None, duration_s=600, in_process=True, state_every_s=300), live_dir)
+    live.open()
+    live.run()
+    red_running = _red_running_by_lane(live_dir)
+    assert red_running["WJ_0"] == 0
+    assert red_running["NJ_0"] >= 3

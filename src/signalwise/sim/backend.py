@@ -138,6 +138,9 @@ class SumoBackend:
         self._stopped_ids: dict[str, set[str]] = {}
         #: the lanes each lane feeds and the lanes at a signal: the network does not change while it runs
         self._lane_graph_read: tuple[dict[str, list[str]], set[str]] | None = None
+        #: the edge each induction loop lies on, and the last edge of each vehicle's route (`ends_over`)
+        self._loop_edge: dict[str, str] = {}
+        self._route_end: dict[str, str] = {}
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
@@ -306,10 +309,30 @@ class SumoBackend:
         count = self.api.inductionloop.getLastIntervalVehicleNumber
         return {d: count(d) for d in detector_ids}
 
-    def detector_vehicle_data(self, detector_ids: Iterable[str]) -> list[tuple[str, str, str, float, float]]:
-        """Vehicles over each loop during the last step: (detector, vehicle, type, entry s, exit s or -1)."""
+    def detector_vehicle_data(self, detector_ids: Iterable[str]) -> list[tuple[str, str, str, float, float, bool]]:
+        """Vehicles over each loop during the last step: (detector, vehicle, type, entry s, exit s or -1, whether
+        the vehicle's trip ends on the loop's edge: `ends_over`)."""
         data = self.api.inductionloop.getVehicleData
-        return [(d, veh, vtype, entry, leave) for d in detector_ids for veh, _len, entry, leave, vtype in data(d)]
+        return [(d, veh, vtype, entry, leave, self.ends_over(d, veh))
+                for d in detector_ids for veh, _len, entry, leave, vtype in data(d)]
+
+    def ends_over(self, loop_id: str, vehicle_id: str) -> bool:
+        """Whether the vehicle's route ends on the edge of this loop: SUMO drives it to the edge's end and removes
+        it there, so over a loop near the stop line it leaves on red without crossing it. Cached per loop and
+        per vehicle (a route's last edge is read once; the cache is emptied past 100,000 vehicles)."""
+        edge = self._loop_edge.get(loop_id)
+        if edge is None:
+            edge = self._loop_edge[loop_id] = self.api.lane.getEdgeID(self.api.inductionloop.getLaneID(loop_id))
+        last = self._route_end.get(vehicle_id)
+        if last is None:
+            if len(self._route_end) >= 100_000:
+                self._route_end.clear()
+            try:
+                route = self.api.vehicle.getRoute(vehicle_id)
+            except Exception:  # noqa: BLE001 - gone already (arrived within the step): its last edge is unknown
+                return False
+            last = self._route_end[vehicle_id] = route[-1] if route else ""
+        return last == edge
 
     def emergency_approaches(self, intersections: dict[str, Intersection],
                              within_m: float) -> dict[str, list[EmergencyApproach]]:

@@ -256,8 +256,9 @@ class SumoProcess:
     def detector_interval_counts(self, detector_ids: Iterable[str]) -> dict[str, int]:
         return self._call("detector_interval_counts", tuple(detector_ids))
 
-    def detector_vehicle_data(self, detector_ids: Iterable[str]) -> list[tuple[str, str, str, float, float]]:
-        """Vehicles over each loop during the last step: (detector, vehicle, type, entry s, exit s or -1)."""
+    def detector_vehicle_data(self, detector_ids: Iterable[str]) -> list[tuple[str, str, str, float, float, bool]]:
+        """Vehicles over each loop during the last step: (detector, vehicle, type, entry s, exit s or -1, whether
+        its trip ends on the loop's edge: `SumoBackend.ends_over`)."""
         if self._tick_t is not None:
             index, passages, out = self._detector_index, self._passages, []
             for d in detector_ids:
@@ -543,7 +544,8 @@ class _Child:
             idle.append(since(d))
             rows = data(d)
             if rows:
-                passages[d] = [(veh, vtype, entry, leave) for veh, _len, entry, leave, vtype in rows]
+                passages[d] = [(veh, vtype, entry, leave, b.ends_over(d, veh))
+                               for veh, _len, entry, leave, vtype in rows]
         return t, active, departed, approaches, halting_veh, count_veh, idle, passages
 
     def emergency_approaches(self, intersections, within_m: float) -> dict[str, list[tuple]]:

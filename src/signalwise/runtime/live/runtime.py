@@ -620,12 +620,16 @@ class LiveRuntime:
     def _detector_tick(self) -> None:
         """Detector on (82) / off (81) events and stop-bar passages from the live loops' last step. A detector is
         on while a vehicle is over any of its presence loops (a stop-bar detector's zone, as an offline run
-        records it: `sim.detectors.STOPBAR_ZONE_SETBACKS_M`); its first zone loop counts the vehicles."""
+        records it: `sim.detectors.STOPBAR_ZONE_SETBACKS_M`); its first zone loop counts the vehicles. A vehicle
+        whose trip ends on a stop-bar detector's edge is not seen by it: SUMO drives it to the line and removes it
+        there, which the zone would log as a vehicle leaving on red (an offline run leaves it out too)."""
         data = getattr(self.field.backend, "detector_vehicle_data", None)
         if data is None or not self._presence_loops:
             return
         changes = []  # (time, 0 = enters / 1 = leaves, loop, vehicle, vtype): in time order, entries first
-        for loop, veh, vtype, entry, leave in data(self._presence_loops):
+        for loop, veh, vtype, entry, leave, ends_over in data(self._presence_loops):
+            if ends_over and self._presence_loops[loop][1].kind == "stopbar":
+                continue
             key = (loop, veh)
             if key not in self._on_loop:
                 self._on_loop.add(key)
