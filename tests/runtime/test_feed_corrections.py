@@ -107,3 +107,35 @@ def test_a_channel_in_text_is_refused_by_name(corridor):
     assert (rej.code, rej.field) == ("invalid", "channel")
     assert rej.reason == 'channel: Input should be a valid integer, not text: send 1, not "1"'
     assert DetectorMessage.model_validate({"device_id": "J1", "channel": 1, "event": "on", "sim_time_s": 1}).channel == 1
+
+
+def test_a_lowered_correction_of_a_closed_interval_takes_nothing_from_the_open_one(corridor):
+    """6 vehicles at J1's stop bar in the minute to 60 s; the interval's record is written; then the gateway
+    corrects them to 2. The record written stands, and the next interval does not lose 4 vehicles it never had
+    (it read -4 vehicles crossed, a record the store refuses)."""
+    import datetime as dt
+
+    from signalwise.runtime.live.records import LiveRecords
+
+    feed = DetectorFeed(corridor)
+    ch = _stopbar(corridor)
+    directions = {m.in_lane: "north" for i in corridor for m in i.movements}
+    stopbars = {(i.id, d.channel): d.lane for i in corridor for d in i.detectors if d.kind == "stopbar"}
+    records = LiveRecords(corridor, directions, 60.0, 0.0, dt.datetime.now().astimezone(), "run",
+                          feed_stopbars=stopbars)
+
+    def tick():
+        for c in feed.drain_counts():
+            records.feed_count(c.device_id, c.channel, c.count_veh, c.time_s)
+
+    def crossed(rows):
+        (row,) = [r for r in rows if r["intersection_id"] == "J1"]
+        return sum(s["vehicles_crossed"] for s in row["signals"])
+
+    assert feed.accept(_count(ch, 6, 60.0)).accepted == 1
+    tick()
+    assert crossed(records.close_interval()) == 6
+    assert feed.accept([_count(ch, 2, 60.0), _count(ch, 3, 120.0)]).accepted == 2
+    tick()
+    assert crossed(records.close_interval()) == 3  # the next minute's own 3, not 3 - 4
+    assert feed.stats()["late_corrections"] == 1

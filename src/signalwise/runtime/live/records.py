@@ -117,6 +117,11 @@ class LiveRecords:
         if it sends both, are the same vehicles)."""
         if self._later(time_s, ("count", tls, channel, count_veh, time_s)):
             return
+        if count_veh < 0 and time_s <= self._start_s:
+            # a lowered correction of an interval already closed (`feeds.DetectorFeed`): its record is written,
+            # and taken from this one it would count vehicles this interval never lost (below 0, a record the
+            # store refuses); the feed counts it as a late correction
+            return
         if self.feed_stopbars is not None and (tls, channel) in self.feed_stopbars:
             self._feed_counted[(tls, channel)] = self._feed_counted.get((tls, channel), 0) + count_veh
 
