@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 
+from signalwise.api.routers.system import loop_health
 from signalwise.runtime.config import RunConfig
+from signalwise.store import Settings
 
 
 def test_a_silent_feed_is_stale_under_the_fixed_plan_and_a_reporting_one_is_not(tmp_path):
     from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
 
     rt = LiveRuntime(RunConfig(scenario="corridor", controller="fixed"),
-                     LiveOptions(speed=10.0, duration_s=3600.0, field="none", sink="shadow"), tmp_path / "run")
+                     LiveOptions(speed=4.0, duration_s=3600.0, field="none", sink="shadow"), tmp_path / "run")
     rt.open()
     max_age_s = rt.cfg.shield.max_observation_age_s
     watched = [i for i in rt.field.intersections if i.detectors]
@@ -42,6 +45,7 @@ def test_a_silent_feed_is_stale_under_the_fixed_plan_and_a_reporting_one_is_not(
         assert rt.stepper.t >= begin_s + max_age_s + 6
         stale = rt._figure_subjects()["stale_sources"]
         figures = rt.metrics()
+        probe = loop_health(SimpleNamespace(state=SimpleNamespace(live=rt, settings=Settings())))
     finally:
         rt.stop()
         loop.join(60)
@@ -49,4 +53,5 @@ def test_a_silent_feed_is_stale_under_the_fixed_plan_and_a_reporting_one_is_not(
     assert reporting.id not in stale
     assert set(stale) == {i.id for i in watched[1:]}, stale
     assert figures["stale_sources"] == len(watched) - 1
+    assert probe["stale_sources"] == len(watched) - 1  # the health probe counts what the alert counts
     assert all("feed" in why or "message" in why for why in stale.values()), stale

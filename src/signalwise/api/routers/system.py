@@ -150,9 +150,11 @@ def loop_health(app) -> dict | None:
     if not running:
         return out
     try:  # two cheap reads, not `rt.metrics()`: that reads the process's CPU, whose baseline the alerts keep
-        snapshot, stepper = rt.snapshot, rt.stepper
+        snapshot = rt.snapshot
         out["fallback_share"] = snapshot.fallback_share
-        out["stale_sources"] = sum(1 for sh in stepper.shields.values() if sh.data_fault is not None)
+        stale = getattr(rt, "stale_signals", None)  # what the stale_data alert counts (a silent feed included)
+        out["stale_sources"] = len(stale()) if stale is not None else sum(
+            1 for sh in rt.stepper.shields.values() if sh.data_fault is not None)
     except Exception:  # noqa: BLE001 - a loop between states: this probe goes without the figures
         return out
     if out["fallback_share"] is not None and out["fallback_share"] >= 1.0:

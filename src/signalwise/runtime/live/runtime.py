@@ -1412,7 +1412,7 @@ class LiveRuntime:
         prof = self.profiler.figures()
         out: dict[str, float] = {
             "fallback_share": snap.fallback_share,
-            "stale_sources": float(len(self._stale_signals())),
+            "stale_sources": float(len(self.stale_signals())),
             "decision_latency_p99_ms": prof.get("decision_path", {}).get("p99_ms") or 0.0,
             "pacing_lateness_p99_ms": prof.get("lateness", {}).get("p99_ms") or 0.0,
             "simulator_restarts": float(self.restarts),
@@ -1457,13 +1457,14 @@ class LiveRuntime:
         except Exception:  # noqa: BLE001 - before the first tick there may be nothing to read yet
             return spill
 
-    def _stale_signals(self) -> dict[str, str]:
+    def stale_signals(self) -> dict[str, str]:
         """The signals whose data are stale or unhealthy now, and why: what their shield refused a proposal for,
         and, in a feed-driven run (`--field none`), every signal whose detectors the feed has gone silent on or
         sends refused messages for, checked at every reading whatever its controller reads. A `fixed` plan or an
         operator's hold asks for no data, so its shield never sees the feed die, and a controller that decides
         every few seconds sees it only at its next decision: the detectors' loss (and the ATSPM data with them)
-        is an alert all the same, as soon as the feed is older than `max_observation_age_s`."""
+        is an alert all the same, as soon as the feed is older than `max_observation_age_s` (or has sent nothing
+        yet: a signal whose detectors never spoke is unhealthy from the first tick; the alert's hold comes on top)."""
         st = self.stepper
         stale = {tls: sh.data_fault for tls, sh in st.shields.items() if sh.data_fault is not None}
         feed = self.feed
@@ -1485,7 +1486,7 @@ class LiveRuntime:
     def _figure_subjects(self) -> dict[str, dict[str, str]]:
         """What the counting figures count, for their alerts to name: the signals whose data are stale and why,
         the signals on their fallback plan, the MQTT broker not connected and why."""
-        stale = self._stale_signals()
+        stale = self.stale_signals()
         fallback = {v.intersection_id: "" for v in self._snapshot.signals if v.fallback} if self._snapshot else {}
         mqtt = getattr(self.feed, "mqtt", None)
         store = {}
