@@ -80,30 +80,29 @@ def test_a_restarted_run_resumes_the_session_and_gets_what_was_published_meanwhi
         second.stop()  # a clean stop ends the session
 
 
-def test_two_clients_with_one_id_do_not_take_the_session_from_each_other_for_ever(corridor, broker):
-    """Each connection of one takes the session from the other (Mosquitto 2.0 just closes the other's connection):
-    after a few such drops in a row one says why and stops reconnecting, and the other keeps the feed."""
+def test_two_clients_with_one_id_are_told_apart_and_slowed_not_stopped(corridor, broker):
+    """Each connection of one takes the session from the other (Mosquitto 2.0 just closes the other's connection,
+    with no `Session taken over`): after a few such drops in a row a client says what it may be and reconnects at
+    its longest delay only. It does not give up for good: a broker that ends connections for another reason looks
+    the same, and a corridor must not lose its detectors until someone restarts the run."""
     prefix = f"signalwise-test-{uuid.uuid4().hex[:8]}"
-    clients = [MqttFeed(DetectorFeed(corridor), *BROKER, prefix=prefix, reconnect_min_s=1, reconnect_max_s=1)
+    clients = [MqttFeed(DetectorFeed(corridor), *BROKER, prefix=prefix, reconnect_min_s=1, reconnect_max_s=2)
                for _ in range(2)]
     clients[0].start()
     try:
         assert clients[0].wait_subscribed(5.0), clients[0].stats()
+
+        def suspicious():
+            return [c for c in clients if "possibly another client with the same id" in
+                    (c.stats()["connection_error"] or "")]
+
         clients[1].start()
-
-        def stopped():
-            return [c for c in clients if "another client with the same id" in (c.stats()["connection_error"] or "")]
-
-        assert _until(lambda: len(stopped()) == 1, 20.0), [c.stats() for c in clients]
-        (gave_up,) = stopped()
-        (kept,) = [c for c in clients if c is not gave_up]
-        assert gave_up.stats()["connection_error"] == (
-            f"the broker at 127.0.0.1:1883 gave this feed's session ({gave_up.client_id}) to another client with "
-            "the same id: another run of this corridor on this host is reading the feed; not reconnecting (stop "
-            "the other run, or give each run its own client id)")
-        time.sleep(3.0)  # it stays away, and the other keeps the session
-        assert kept.stats()["connected"] and not gave_up.stats()["connected"], (kept.stats(), gave_up.stats())
-        assert gave_up.figures() == {"mqtt_disconnected": 1.0}
+        assert _until(lambda: suspicious(), 30.0), [c.stats() for c in clients]
+        told = suspicious()[0]
+        assert f"({told.client_id}) takes its session, or the broker refuses this client; reconnecting every 2 s" \
+            in told.stats()["connection_error"]
+        clients[1].stop()  # the other run goes: the session is the first's again
+        assert _until(lambda: clients[0].stats()["connected"], 15.0), clients[0].stats()
     finally:
         for c in clients:
             c.stop()

@@ -9,13 +9,17 @@ logged (at most once per `log_every_s` for each refusal code, so one kind of
 garbage does not hide another), never raised into paho's thread: an
 exception there would end the client.
 
-The client id is stable (`session_client_id`: the host, the topic prefix and
-the run's intersections), and the broker keeps the session for
-SESSION_EXPIRY_S after a drop: a run restarted after a crash resumes the
-session its predecessor left and gets the QoS 1 messages published between.
-Two clients with one id take the session from each other: the one that notices
-(the broker says `Session taken over`, or ends its connection TAKEOVER_DROPS
-times in a row soon after connecting) logs why and stops reconnecting.
+The client id is stable (`session_client_id`: by default the host, the topic
+prefix and the run's intersections; `signalwise live` gives one per corridor
+lock, so per `--out`), and the broker keeps the session for SESSION_EXPIRY_S
+after a drop: a run restarted after a crash resumes the session its
+predecessor left and gets the QoS 1 messages published between. Two clients
+with one id take the session from each other. When the broker says so
+(`Session taken over`) the client logs why and stops reconnecting. A broker
+that only ends the connection TAKEOVER_DROPS times in a row soon after it was
+made (Mosquitto 2.0 does so on a takeover, but so may a broker that refuses a
+subscription, or a proxy) is not taken for one: the client says what it may
+be and reconnects at its longest delay until a connection lasts.
 
 TLS (`tls_context`): the broker's certificate is verified against the
 system's CA store or a CA file of the city's own, optionally with a client
@@ -353,7 +357,9 @@ class MqttFeed:
         if had_connack and reason_code.is_failure and not refused:
             soon = socket_error is None and time.monotonic() - self._connected_at < TAKEOVER_WITHIN_S
             self._short_drops = self._short_drops + 1 if soon else 0
-        if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER or self._short_drops >= TAKEOVER_DROPS:
+        if had_connack and reason_code.is_failure and not refused and self._short_drops == 0:
+            client.reconnect_delay_set(min_delay=self._reconnect_s[0], max_delay=self._reconnect_s[1])
+        if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER:
             # another client connected with this id (a second run of the same corridor and host): reconnecting
             # would take the session back, and the two would take it from each other for ever
             with self._stats_lock:
@@ -363,6 +369,17 @@ class MqttFeed:
                         "feed; not reconnecting (stop the other run, or give each run its own client id)",
                         "takeover")
             client.loop_stop()  # from paho's own thread: it ends after this callback instead of reconnecting
+            return
+        if self._short_drops >= TAKEOVER_DROPS:
+            # perhaps another client with this id, perhaps a broker that ends connections for another reason:
+            # not given up for good, but no faster than the longest delay, which a lasting connection resets
+            with self._stats_lock:
+                self._lost = True
+            client.reconnect_delay_set(min_delay=self._reconnect_s[1], max_delay=self._reconnect_s[1])
+            self._error(f"the broker at {self.host}:{self.port} ended this feed's connection "
+                        f"{self._short_drops} times in a row, each within {TAKEOVER_WITHIN_S:g} s of connecting: "
+                        f"possibly another client with the same id ({self.client_id}) takes its session, or the "
+                        f"broker refuses this client; reconnecting every {self._reconnect_s[1]} s", "takeover")
             return
         if reason_code.is_failure and not refused:
             with self._stats_lock:
