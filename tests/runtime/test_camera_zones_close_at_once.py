@@ -61,6 +61,8 @@ def test_a_clip_that_ends_closes_its_zones_when_its_stream_ends(run, tmp_path):
                 and time.monotonic() < end:
             events += cams.drain_events()
             time.sleep(0.1)
+        (newest_s,) = cams._newest_s.values()  # the clip's last frame, on the run's clock
+        now_s = cams._now()
     finally:
         mgr.close()
     last = {}
@@ -68,7 +70,10 @@ def test_a_clip_that_ends_closes_its_zones_when_its_stream_ends(run, tmp_path):
         last[e.parameter] = e
     assert any(e.event_code == 82 for e in events), events
     assert {ch: e.event_code for ch, e in last.items()} == dict.fromkeys(last, 81), events
-    assert all(e.time_s < 3.0 for e in events), events  # at the clip's last frame
+    # closed at the clip's last frame (or CLOSE_BEHIND_S before the loop's time, noticed late)
+    from signalwise.runtime.live.cameras import CLOSE_BEHIND_S
+
+    assert all(e.time_s <= max(newest_s, now_s - CLOSE_BEHIND_S) + 1e-6 for e in last.values()), (newest_s, events)
 
 
 def _rows(run_dir) -> list[tuple[str, str, int, str]]:

@@ -52,6 +52,10 @@ MAX_AHEAD_S = 5.0
 #: not been marked down yet): its zones are closed. Wall seconds, as frames come at the stream's pace whatever the
 #: run's speed; a pipeline slower than this per frame would close and reopen its zones between frames.
 SILENT_AFTER_S = 5.0
+#: a closing 81 is stamped no earlier than this many simulated seconds before the loop's time: noticed late (the
+#: silence above, at --speed 4 twenty simulated seconds), at the newest frame's time it would fall behind events.csv's
+#: hold for late events (`max_observation_age_s`, 10 s by default) and be written out of time order
+CLOSE_BEHIND_S = 5.0
 
 
 class LiveCameras:
@@ -180,14 +184,16 @@ class LiveCameras:
 
     def _close_locked(self, camera_id: str) -> None:
         """Close the zones the camera holds on: an 81 per detector channel at its newest frame's time (the loop's
-        time when it sent none), its undrained events before them, for the next drain. Once per silence."""
+        time when it sent none; at most CLOSE_BEHIND_S before the loop's), its undrained events before them, for
+        the next drain. Once per silence."""
         if camera_id in self._closed:
             return
         source = self._sources.get(camera_id)
         if source is None:
             return
-        newest = self._newest_s.get(camera_id)
-        self._pending.extend((e, camera_id) for e in source.close(self._now() if newest is None else newest))
+        newest, now_s = self._newest_s.get(camera_id), self._now()
+        at_s = now_s if newest is None else max(newest, now_s - CLOSE_BEHIND_S)
+        self._pending.extend((e, camera_id) for e in source.close(at_s))
         self._closed.add(camera_id)
 
     def _close_silent_locked(self) -> None:
