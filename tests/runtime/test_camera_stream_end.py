@@ -76,9 +76,8 @@ def test_a_clip_that_ends_with_vehicles_in_its_zones_closes_them(run, tmp_path):
         last[e.parameter] = e
     assert any(e.event_code == 82 for e in events), events  # vehicles stood in its zones
     assert {ch: e.event_code for ch, e in last.items()} == dict.fromkeys(last, 81), events
-    # closed at the clip's last frame (about 2 s in), not when the silence was noticed
-    # closed when the picture stopped: not before the clip's last frame, nor after the loop's time (a loaded
-    # machine notices the end late: then CLOSE_BEHIND_S before the loop's time)
+    # closed at the clip's last frame, not when the end was noticed (a loaded machine notices it late: then
+    # CLOSE_BEHIND_S before the loop's time)
     from signalwise.runtime.live.cameras import CLOSE_BEHIND_S
 
     assert all(e.time_s <= max(newest_s, now_s - CLOSE_BEHIND_S) + 1e-6 for e in last.values()), (newest_s, events)
