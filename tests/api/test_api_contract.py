@@ -110,7 +110,7 @@ def test_admin_does_not_read_evidence_unless_granted_it(tmp_path):
         assert r.status_code == 404
 
 
-@pytest.mark.parametrize("body", [{}, None], ids=["empty-json-body", "no-body"])
+@pytest.mark.parametrize("body", [{}, None, {"api_key": ""}], ids=["empty-json-body", "no-body", "empty-key-in-body"])
 def test_the_token_exchange_takes_the_header_key_whatever_body_comes_along(tmp_path, body):
     app, engine = _app(tmp_path)
     _, key = create_key(engine, "wrapper", ["read"])

@@ -25,8 +25,8 @@ router = APIRouter(tags=["auth"])
 
 
 class TokenRequest(BaseModel):
-    api_key: str | None = Field(None, min_length=1, max_length=200,
-                                description="the key to exchange; without it (or with no body), the X-API-Key header")
+    api_key: str | None = Field(None, max_length=200,
+                                description="the key to exchange; without it (empty, or no body), the X-API-Key header")
 
 
 class Token(BaseModel):
