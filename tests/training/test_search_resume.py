@@ -98,3 +98,23 @@ def test_ctrl_c_in_a_search_says_how_to_go_on_and_the_resume_ends_where_a_straig
     assert r.returncode == 0, r.stderr
     assert_same_search(straight, out)
     assert json.loads((out / "search.json").read_text())["config"]["generations"] == 4
+
+
+def test_a_planted_state_file_runs_nothing(tmp_path):
+    """The state is a pickle, which can name any callable: one that names anything but a search state's modules is
+    refused before it is called."""
+    import os
+    import pickle
+
+    from signalwise.training.policy_search import STATE_FILE, TrainingError, load_state
+
+    marker = tmp_path / "ran"
+
+    class Planted:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    (tmp_path / STATE_FILE).write_bytes(pickle.dumps({"es": Planted()}))
+    with pytest.raises(TrainingError, match="names posix.system"):
+        load_state(tmp_path)
+    assert not marker.exists()

@@ -629,7 +629,17 @@ class _StatePickler(pickle.Pickler):
         return _NUMPY_RNG if obj is np.random.mtrand._rand else None
 
 
+#: the modules a search state's objects come from (the `cma` package's, numpy's arrays and generator state, Python's
+#: own containers): a file that names any other (planted, or from elsewhere) is refused before it runs anything
+_STATE_MODULES = ("cma", "numpy", "builtins", "collections", "copyreg", "_codecs", "signalwise")
+
+
 class _StateUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):  # noqa: ANN201
+        if module.split(".", 1)[0] not in _STATE_MODULES:
+            raise pickle.UnpicklingError(f"{STATE_FILE} names {module}.{name}, which no search state holds")
+        return super().find_class(module, name)
+
     def persistent_load(self, pid):  # noqa: ANN001, ANN201
         if pid != _NUMPY_RNG:
             raise pickle.UnpicklingError(f"unknown reference {pid!r}")
