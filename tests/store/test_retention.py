@@ -39,11 +39,11 @@ def test_purge_removes_old_runs_whole_and_keeps_recent_ones(db_url):
     local = dt.datetime(2025, 1, 6, 7, 0)
     bulk_insert_events(engine, [(local, "I", 1, 2)], simulation_id="old")
     bulk_insert_events(engine, [(local, "I", 1, 2)], simulation_id="new")
-    bulk_insert_events(engine, [(local, "X", 82, 1)], simulation_id="")  # an imported log, old by its own time
+    bulk_insert_events(engine, [(local, "X", 82, 1)], simulation_id="")  # an imported log: by when it was stored
     put_metrics(engine, "I", "study", [Interval(now - dt.timedelta(days=d), 900, "fixed", None, 30.0, None, None)
                                        for d in (400, 10)], "tests")  # submitted figures go by their interval
     dry = purge(engine, {}, now=now, dry_run=True)
-    assert dry == {"runs": 1, "events": 2, "alerts": 0, "changes": 0, "ml_metrics": 1}
+    assert dry == {"runs": 1, "events": 1, "alerts": 0, "changes": 0, "ml_metrics": 1}
     assert _count(engine, Run) == 2  # a dry run removes nothing
     assert purge(engine, {}, now=now) == dry
     with engine.connect() as conn:
@@ -52,7 +52,7 @@ def test_purge_removes_old_runs_whole_and_keeps_recent_ones(db_url):
     assert _count(engine, IntersectionRecordRow) == 3
     for t in BUCKET_TABLES:  # the old run's buckets went with it
         assert _count(engine, t) > 0 and _count(engine, t, t.__table__.c.run_id != new_id) == 0
-    assert _count(engine, HiresEvent) == 1
+    assert _count(engine, HiresEvent) == 2  # the new run's, and the log imported today
     assert get_metrics(engine, "I")[0] == 1
     assert purge(engine, {"records": 5}, now=now)["runs"] == 1  # a shorter retention takes the recent run too
 
@@ -73,22 +73,6 @@ def test_a_simulated_run_goes_by_when_it_ran_not_by_its_simulated_clock(db_url):
     with engine.connect() as conn:
         assert [r[0] for r in conn.execute(select(Run.__table__.c.simulation_id))] == ["ran-today"]
     assert _count(engine, IntersectionRecordRow) == 3 and _count(engine, HiresEvent) == 1
-
-
-def test_an_imported_log_tagged_with_a_simulation_id_goes_by_its_own_time(db_url):
-    """`signalwise events import --simulation-id X` with no run X: old events go, as untagged ones do."""
-    engine = get_engine(db_url)
-    now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
-    old, recent = dt.datetime(2025, 1, 6, 7), dt.datetime(2026, 5, 30, 7)
-    bulk_insert_events(engine, [(old, "X", 82, 1), (recent, "X", 82, 1)], simulation_id="corridor-2025")
-    bulk_insert_events(engine, [(old, "X", 82, 1)])
-    ingest_records(engine, [_record("kept", now - dt.timedelta(days=1))])
-    bulk_insert_events(engine, [(old, "I", 1, 2)], simulation_id="kept")  # a kept run's events stay with it
-    assert purge(engine, {}, now=now)["events"] == 2
-    with engine.connect() as conn:
-        left = conn.execute(select(HiresEvent.__table__.c.simulation_id, HiresEvent.__table__.c.timestamp)
-                            .order_by(HiresEvent.__table__.c.simulation_id)).all()
-    assert left == [("corridor-2025", recent), ("kept", old)]
 
 
 @pytest.mark.parametrize("days", [-1, float("nan")])

@@ -52,14 +52,43 @@ def filters(
                    start.astimezone(dt.UTC) if start else None, end.astimezone(dt.UTC) if end else None)
 
 
+#: the routes that answer one approach's figures; the others' figures are the intersection's
+DIRECTION_ROUTES = ("/api/v1/analytics/wait-times", "/api/v1/analytics/emergency-report")
+NO_DIRECTION = ("refused (422): this route's figures are the intersection's, not an approach's; "
+                f"{' and '.join(DIRECTION_ROUTES)} answer per approach")
+
+
+def refuse_direction(direction: str | None) -> None:
+    """A 422 for `direction` on a route whose figures have none: answering the intersection's figures
+    as if they were the approach's would be a wrong number shown as the asked one."""
+    if direction is not None:
+        raise HTTPException(422, [{"loc": ["query", "direction"], "type": "not_applicable",
+                                   "msg": f"direction={direction} is not a filter of this route (its figures are "
+                                          f"the intersection's); {' and '.join(DIRECTION_ROUTES)} filter by "
+                                          "direction"}])
+
+
 def run_filters(
     intersection_id: Annotated[SignalId | None, Query(description="only this intersection")] = None,
-    direction: Annotated[DirectionParam | None, Query(description="only this approach")] = None,
+    direction: Annotated[DirectionParam | None, Query(description=NO_DIRECTION)] = None,
     start: Annotated[Moment | None, Query(description="from this instant (inclusive, ISO 8601 with zone)")] = None,
     end: Annotated[Moment | None, Query(description="until this instant (exclusive, ISO 8601 with zone)")] = None,
 ) -> Filters:
-    """Filters inside one run (the run comes from the path)."""
-    return filters(None, intersection_id, direction, start, end)
+    """Filters inside one run (the run comes from the path); its routes answer no approach (`refuse_direction`)."""
+    refuse_direction(direction)
+    return filters(None, intersection_id, None, start, end)
+
+
+def intersection_filters(
+    simulation_id: Annotated[Identifier | None, Query(description="only this simulation run")] = None,
+    intersection_id: Annotated[SignalId | None, Query(description="only this intersection")] = None,
+    direction: Annotated[DirectionParam | None, Query(description=NO_DIRECTION)] = None,
+    start: Annotated[Moment | None, Query(description="from this instant (inclusive, ISO 8601 with zone)")] = None,
+    end: Annotated[Moment | None, Query(description="until this instant (exclusive, ISO 8601 with zone)")] = None,
+) -> Filters:
+    """`filters` of a route whose figures are the intersection's (`/speeds`): no approach (`refuse_direction`)."""
+    refuse_direction(direction)
+    return filters(simulation_id, intersection_id, None, start, end)
 
 
 class Page:
@@ -90,6 +119,7 @@ SettingsDep = Annotated[Settings, Depends(settings)]
 CacheDep = Annotated[TTLCache, Depends(cache)]
 FiltersDep = Annotated[Filters, Depends(filters)]
 RunFiltersDep = Annotated[Filters, Depends(run_filters)]
+IntersectionFiltersDep = Annotated[Filters, Depends(intersection_filters)]
 PageDep = Annotated[Page, Depends(page)]
 
 

@@ -2,8 +2,11 @@
 
 Rows are (timestamp naive local, device id, event code, parameter), the
 Indiana enumeration every ATSPM tool reads, optionally tagged with the
-simulation run that produced them. Exact duplicate rows are ignored, so
-importing the same log twice is harmless.
+simulation run that produced them; the database stamps each with when it
+was stored (`stored_at`, UTC), which retention dates an imported log by: its
+own clock may be a simulated one. Exact duplicate rows are ignored (the
+first stored keeps its `stored_at`), so importing the same log twice is
+harmless.
 
 Bulk paths go around the ORM on purpose: COPY into a temporary table on
 PostgreSQL and a plain DB-API `executemany` on SQLite are an order of

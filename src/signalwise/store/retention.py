@@ -1,13 +1,19 @@
 """Retention: what is kept how long, and `signalwise db purge` to remove what is older.
 
-Runs go whole (their records, roll-ups, metrics, hi-res events and detector
-configuration with them: the foreign keys and triggers cascade), once they are older than `records`
-days, so no run is ever left half there and no roll-up disagrees with its
-rows. A run's time is its newest record, or its start when later: a
+A run goes whole (its records, roll-ups, metrics, hi-res events and detector
+configuration with it: the foreign keys and triggers cascade) once it is older than `records`
+days. A run's time is its newest record, or its start when later: a
 simulated run's records carry the simulated clock (`core.eventlog.DEFAULT_START`,
-a fixed day), not the day it ran. Hi-res events of no stored run (imported
-controller logs, tagged or not), alerts, runtime changes and submitted
-performance figures go by their own time.
+a fixed day), not the day it ran. A run that stays and whose records are on
+the wall clock (no start, or a newest record not before it: a feed, a live
+run) loses its records older than `records` days one by one, and the
+roll-ups of what it lost are rebuilt from the rows left
+(`rollups.recompute`, as a re-send does), so a `simulation_id` fed day after
+day is aged out too; its hi-res events go `events` days after they were
+stored. Hi-res events of no stored run (imported controller logs, tagged or
+not) go `events` days after they were stored (`stored_at`), not by their
+own timestamps, which may be a simulated clock; alerts, runtime changes and
+submitted performance figures go by their own time.
 Defaults are in `DEFAULT_DAYS` and documented in docs/store.md; the API's
 settings can override them
 (`SIGNALWISE_RETENTION_DAYS='{"events": 30}'`).
@@ -29,8 +35,12 @@ if TYPE_CHECKING:
 DEFAULT_DAYS = {"records": 365, "events": 180, "alerts": 365, "changes": 730, "ml_metrics": 365}
 
 
-def purge(engine: Engine, days: dict[str, float], now: dt.datetime | None = None, dry_run: bool = False) -> dict:
-    """Remove what is older than its retention; returns how many of each went (or would go)."""
+def purge(engine: Engine, days: dict[str, float], now: dt.datetime | None = None, dry_run: bool = False,
+          removed: list[dict] | None = None) -> dict:
+    """Remove what is older than its retention; returns how many of each went (or would go).
+
+    `removed`, if given, receives one entry per run that loses records: its `simulation_id`, the `records`
+    that go and whether the run goes `whole`."""
     # imported here: registering `db purge` must not load SQLAlchemy for `signalwise --help`
     from sqlalchemy import delete, func, select
 
@@ -47,19 +57,30 @@ def purge(engine: Engine, days: dict[str, float], now: dt.datetime | None = None
     cut = {k: days_before(now, v, k) for k, v in days.items()}
     runs_t, rec_t, ev_t = Run.__table__, IntersectionRecordRow.__table__, HiresEvent.__table__
     al_t, ch_t, mm_t = Alert.__table__, RuntimeChange.__table__, SubmittedMetric.__table__
-    newest = (select(rec_t.c.run_id, func.max(rec_t.c.timestamp).label("newest")).group_by(rec_t.c.run_id)
-              .subquery())
-    every_run = select(runs_t.c.id, runs_t.c.simulation_id, newest.c.newest, runs_t.c.started_at,
-                       runs_t.c.created_at).outerjoin(newest, newest.c.run_id == runs_t.c.id)
+    span = (select(rec_t.c.run_id, func.max(rec_t.c.timestamp).label("newest"), func.count().label("records"),
+                   func.count().filter(rec_t.c.timestamp < cut["records"]).label("old"))
+            .group_by(rec_t.c.run_id).subquery())
+    every_run = (select(runs_t.c.id, runs_t.c.simulation_id, span.c.newest, span.c.records, span.c.old,
+                        runs_t.c.started_at, runs_t.c.created_at)
+                 .outerjoin(span, span.c.run_id == runs_t.c.id).order_by(runs_t.c.simulation_id))
     out = {}
     with engine.begin() as conn:
-        runs = [r for r in conn.execute(every_run) if _run_time(r) < cut["records"]]
+        every = conn.execute(every_run).all()
+        runs = [r for r in every if _run_time(r) < cut["records"]]
+        gone = {r.id for r in runs}
+        fed = [r for r in every if r.id not in gone and _on_the_wall_clock(r)]
+        trimmed = [r for r in fed if r.old]
+        if removed is not None:
+            removed.extend([{"simulation_id": r.simulation_id, "records": int(r.records or 0), "whole": True}
+                            for r in runs] + [{"simulation_id": r.simulation_id, "records": int(r.old),
+                                               "whole": False} for r in trimmed])
         sims = [r.simulation_id for r in runs]
-        # hi-res timestamps are naive local time; events of no stored run (imported logs) go by their own age
-        naive_cut = cut["events"].astimezone().replace(tzinfo=None)
-        events_of_runs = ev_t.c.simulation_id.in_(sims) if sims else None
-        old_events = ev_t.c.simulation_id.not_in(select(runs_t.c.simulation_id)) & (ev_t.c.timestamp < naive_cut)
-        events_where = old_events if events_of_runs is None else (old_events | events_of_runs)
+        old = ev_t.c.stored_at < cut["events"]
+        # events of no stored run (imported logs) and of a fed run go `events` days after they were stored
+        events_where = (ev_t.c.simulation_id.not_in(select(runs_t.c.simulation_id))
+                        | ev_t.c.simulation_id.in_([r.simulation_id for r in fed])) & old
+        if sims:
+            events_where = events_where | ev_t.c.simulation_id.in_(sims)
         counts = {
             "runs": len(runs),
             "events": conn.execute(select(func.count()).select_from(ev_t).where(events_where)).scalar_one(),
@@ -75,11 +96,45 @@ def purge(engine: Engine, days: dict[str, float], now: dt.datetime | None = None
             return out
         if runs:
             conn.execute(delete(runs_t).where(runs_t.c.id.in_([r.id for r in runs])))
+        if trimmed:
+            _trim_records(conn, [r.id for r in trimmed], cut["records"])
         conn.execute(delete(ev_t).where(events_where))
         conn.execute(delete(al_t).where(al_t.c.raised_at < cut["alerts"]))
         conn.execute(delete(ch_t).where(ch_t.c.at < cut["changes"]))
         conn.execute(delete(mm_t).where(mm_t.c.interval_start < cut["ml_metrics"]))
+    if runs or trimmed:
+        from .ingest import notify_written
+
+        notify_written()
     return out
+
+
+def _on_the_wall_clock(run) -> bool:  # noqa: ANN001 - a row of `purge`'s runs
+    """Whether a run's records are dated by the wall clock (a feed, a live run), so each can age on its own:
+    no start, or a newest record not before it. A simulated run's records are dated before its start (the
+    simulated clock's fixed day): it goes whole."""
+    return run.newest is not None and (run.started_at is None or run.newest >= run.started_at)
+
+
+def _trim_records(conn, run_ids: list[int], cut: dt.datetime) -> None:  # noqa: ANN001 - a Connection
+    """Delete these runs' records older than `cut` (their signal rows follow by trigger) and rebuild the
+    roll-ups of every (run, intersection) that lost some: its whole-run totals and the buckets its lost span
+    touched, from the rows left (`rollups.recompute`, as a re-send does)."""
+    from . import rollups
+    from .timefmt import sqlite_text
+
+    dialect = conn.dialect.name
+    mark = "?" if dialect == "sqlite" else "%s"
+    bound = sqlite_text(cut.astimezone(dt.UTC)) if dialect == "sqlite" else cut
+    cur = conn.connection.dbapi_connection.cursor()
+    spans: dict[tuple, list] = {}
+    for run_id in run_ids:
+        cur.execute(f"SELECT intersection_id, min(timestamp), max(timestamp) FROM intersection_records "
+                    f"WHERE run_id = {mark} AND timestamp < {mark} GROUP BY intersection_id", (run_id, bound))
+        spans.update({(run_id, inter): [first, last] for inter, first, last in cur.fetchall()})
+        cur.execute(f"DELETE FROM intersection_records WHERE run_id = {mark} AND timestamp < {mark}", (run_id, bound))
+    rollups.recompute(cur, spans, dialect)
+    cur.close()
 
 
 def _run_time(run) -> dt.datetime:  # noqa: ANN001 - a row of `purge`'s runs
@@ -118,21 +173,82 @@ def purge_command(
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
     engine = engine_or_exit(db or settings.database_url, existing=True)
+    removed: list[dict] = []
     try:
         with writes_or_exit(engine, "cannot purge"):
-            counts = purge(engine, days, dry_run=dry_run)
+            counts = purge(engine, days, dry_run=dry_run, removed=removed)
             seen = purge_violations(engine, days, dry_run=dry_run)
     except ValueError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
     verb = "would remove" if dry_run else "removed"
-    typer.echo(f"{verb}: {counts['runs']} run(s) with their records and events, {counts['events']} hi-res events, "
+    trimmed = [r for r in removed if not r["whole"]]
+    typer.echo(f"{verb}: {counts['runs']} run(s) with their records and events, "
+               f"{sum(r['records'] for r in trimmed)} older records of {len(trimmed)} run(s) that stay, "
+               f"{counts['events']} hi-res events, "
                f"{counts['alerts']} alerts, {counts['changes']} runtime changes, {counts['ml_metrics']} submitted "
                f"performance intervals, {seen['violations']} camera violations, {seen['evidence_images']} evidence "
                f"images, {seen['evidence_access']} evidence-access log entries")
+    for r in removed:
+        what = "the whole run" if r["whole"] else "older records (the run stays)"
+        typer.echo(f"  {r['simulation_id']}: {what}, {r['records']} records")
+
+
+def run_contents(engine: Engine, simulation_id: str) -> dict:
+    """What `ingest.forget_run` would remove for this id: whether a run is stored, and its records, run
+    metrics, detector configuration rows, and the hi-res events tagged with the id (a stored run's, or an
+    imported log's `--simulation-id`)."""
+    from sqlalchemy import func, select
+
+    from .tables import DetectorConfigRow, HiresEvent, IntersectionRecordRow, Run, RunMetric
+
+    runs, ev = Run.__table__, HiresEvent.__table__
+    with engine.connect() as conn:
+        run_id = conn.execute(select(runs.c.id).where(runs.c.simulation_id == simulation_id)).scalar()
+        events = conn.execute(select(func.count()).select_from(ev).where(ev.c.simulation_id == simulation_id)
+                              ).scalar_one()
+        out = {"run": run_id is not None, "records": 0, "run_metrics": 0, "detectors": 0, "events": int(events)}
+        if run_id is not None:
+            for key, table in (("records", IntersectionRecordRow), ("run_metrics", RunMetric),
+                               ("detectors", DetectorConfigRow)):
+                t = table.__table__
+                out[key] = int(conn.execute(select(func.count()).select_from(t).where(t.c.run_id == run_id))
+                               .scalar_one())
+    return out
+
+
+def forget_command(
+    simulation_id: Annotated[str, typer.Argument(help="the run's simulation id (or an imported log's --simulation-id)")],
+    yes: Annotated[bool, typer.Option("--yes", help="remove without asking (required unless --dry-run)")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="count what would go, remove nothing")] = False,
+    db: Annotated[str | None, typer.Option("--db", help=DB_HELP)] = None,
+) -> None:
+    """Remove one run whole: its records, roll-ups, run metrics, detector configuration and the hi-res events
+    tagged with its id (docs/store.md)."""
+    from .cli_engine import engine_or_exit, writes_or_exit
+    from .ingest import forget_run
+
+    engine = engine_or_exit(db, existing=True)
+    found = run_contents(engine, simulation_id)
+    what = (f"run {simulation_id}: {found['records']} records, {found['run_metrics']} run metrics, "
+            f"{found['detectors']} detector rows, {found['events']} hi-res events")
+    if not found["run"] and not found["events"]:
+        typer.secho(f"error: no run nor hi-res events named {simulation_id!r} in the store", fg="red", err=True)
+        raise typer.Exit(1)
+    if dry_run:
+        typer.echo(f"would remove {what}")
+        return
+    if not yes:
+        typer.secho(f"error: would remove {what}; add --yes to remove it (--dry-run to only count)",
+                    fg="red", err=True)
+        raise typer.Exit(2)
+    with writes_or_exit(engine, "cannot forget"):
+        forget_run(engine, simulation_id)
+    typer.echo(f"removed {what}")
 
 
 def register(app: typer.Typer) -> None:
     from .commands import db_app
 
     db_app.command("purge")(purge_command)
+    db_app.command("forget")(forget_command)

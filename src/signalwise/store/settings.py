@@ -64,8 +64,9 @@ class Settings(BaseSettings):
     rate_limits: dict[str, str] = Field(default_factory=lambda: {
         "predict": "100/minute", "feed": "6000/minute", "ingest": "100/minute", "operate": "100/minute",
         "admin": "100/minute", "auth_failure": "60/minute"})
-    #: days each kind of data is kept before `signalwise db purge` removes it (runs go whole, with their
-    #: records and events); kinds: records, events, alerts, changes, ml_metrics (see store/retention.py), and
+    #: days each kind of data is kept before `signalwise db purge` removes it (a simulated run goes whole once
+    #: old, with its records and events; one still fed on the wall clock loses its older records; imported hi-res
+    #: logs go by when they were stored); kinds: records, events, alerts, changes, ml_metrics (see store/retention.py), and
     #: camera violations, their evidence images and the log of who read them (store/violations.py VIOLATION_DAYS)
     retention_days: dict[str, float] = Field(default_factory=lambda: {
         "records": 365, "events": 180, "alerts": 365, "changes": 730, "ml_metrics": 365, "violations": 365,

@@ -7,7 +7,8 @@
 - `signal_records`: one approach direction of such a record.
 - `run_metrics`: network-wide metrics of a run as name/value rows, so a new
   metric needs no migration.
-- `hires_events`: the Indiana hi-res controller event log, naive local time.
+- `hires_events`: the Indiana hi-res controller event log, naive local time, with when each row was
+  stored (UTC).
 - `intersection_rollups`, `direction_rollups`: running totals per (run,
   intersection) and per (run, intersection, direction), kept by ingestion in
   the same transaction as the rows they sum, so questions over whole runs
@@ -188,9 +189,13 @@ class HiresEvent(Base):
     parameter: Mapped[int] = mapped_column(Integer, primary_key=True)
     #: '' for events that belong to no simulation run (imported controller logs)
     simulation_id: Mapped[str] = mapped_column(String(128), primary_key=True, server_default="")
+    #: when the row was written (the database's clock): retention dates an imported log by it, as its own clock
+    #: may be a simulated one (migration 0016)
+    stored_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), server_default=func.current_timestamp())
 
     __table_args__ = (
         Index("ix_hires_events_timestamp", "timestamp"),
+        Index("ix_hires_events_stored_at", "stored_at"),
         {"sqlite_with_rowid": False},
     )
 

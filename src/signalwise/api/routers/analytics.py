@@ -14,6 +14,7 @@ from ..deps import (
     EngineDep,
     FiltersDep,
     Identifier,
+    IntersectionFiltersDep,
     PageDep,
     RunFiltersDep,
     SettingsDep,
@@ -73,7 +74,7 @@ def wait_times(f: FiltersDep, p: PageDep, engine: EngineDep, cache: CacheDep, re
 
 
 @router.get("/speeds", summary="Average speed per simulation and intersection")
-def speeds(f: FiltersDep, p: PageDep, engine: EngineDep, cache: CacheDep, request: Request) -> dict:
+def speeds(f: IntersectionFiltersDep, p: PageDep, engine: EngineDep, cache: CacheDep, request: Request) -> dict:
     def compute() -> dict:
         total, items, overall = queries.speeds(engine, f, p.limit, p.offset)
         return paged(total, items, p, overall=overall, fields=SPEED_FIELDS)
