@@ -42,7 +42,7 @@ def model(**timing) -> list[dict]:
                    for p, s in GREEN.items()],
         "links": [{"index": i, "in_lane": f"in{i}", "out_lane": f"out{i}", "crosswalk": i == CROSSWALK}
                   for i in range(5)],
-        "crosswalks": [{"id": ":A_c0", "links": [CROSSWALK], "length_m": 12.0}],
+        "crosswalks": [{"id": ":A_c0", "links": [CROSSWALK], "length_m": 8.0}],
         "timing": t,
     }]
 

@@ -500,11 +500,10 @@ def test_timing_and_shield_in_force_changed_from_the_page(live, browser):
         _answer(page, "timing", "timing (every signal): pedestrian walk 8 s: applied")
         assert _config(live)["timing"] == {**stale["timing"], "ped_walk_s": 8.0}
 
-        # the shield: a distance must be above 0, as the server's limits say: the field refuses 0 itself and
-        # nothing is sent; then a valid change, taken at once by every shield
-        page.fill("#shield-preempt_distance_m", "0")
-        assert page.evaluate("document.getElementById('shield-preempt_distance_m').validationMessage") == \
-            "must be more than 0"
+        # the shield: a distance must be at least 30 m, as the server's limits say: the field refuses 10 itself
+        # and nothing is sent; then a valid change, taken at once by every shield
+        page.fill("#shield-preempt_distance_m", "10")
+        assert "30" in page.evaluate("document.getElementById('shield-preempt_distance_m').validationMessage")
         page.click("#shield-apply")
         page.wait_for_timeout(300)
         assert _config(live)["shield"] == before["shield"]

@@ -55,8 +55,8 @@ def test_a_new_run_behind_the_same_address_replaces_the_dead_one(browser, tmp_pa
         p.shot("restarted-corridor")
         # the charts hold the new run only: nothing of the dead run's later times
         page.wait_for_timeout(1000)
-        now = page.evaluate("window.signalwise.state.snapshot.sim_time_s")
-        queue = page.evaluate("window.signalwise.state.series.queue")
+        # one read of both: between two reads the page may take the next snapshot, and the series would be ahead
+        now, queue = page.evaluate("[window.signalwise.state.snapshot.sim_time_s, window.signalwise.state.series.queue]")
         assert queue and all(a[0] < b[0] for a, b in zip(queue, queue[1:], strict=False)) and queue[-1][0] <= now
         # the dead server's failed reads (it was killed) are all Chromium logged
         assert [e for e in p.errors if "net::ERR_CONNECTION_REFUSED" not in e] == [], p.errors

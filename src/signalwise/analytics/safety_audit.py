@@ -28,10 +28,16 @@ Rules (names as they appear in reports):
                        never ends (or restarts) without yellow.
 ``conflicting_green``  a 1 never comes while another phase of the device is
                        green, yellow or clearing.
-``ped``                21 → 22 ≥ ped_walk_s, 22 → 23 ≥ ped_clearance_s, 23 no
-                       later than the phase's 8, and 21 only while the phase is green.
-                       A walk may end early while a preemption is active (MUTCD
-                       4D.27); its clearance may not.
+``ped``                21 → 22 ≥ ped_walk_s, 22 → 23 ≥ ped_clearance_s and ≥ the
+                       longest crosswalk the phase serves (``crosswalks[].length_m``)
+                       / the walking speed, 23 no later than the phase's 8, and 21
+                       only while the phase is green. The walking speed is the
+                       model's ``ped_walking_speed_mps`` when its timing records one,
+                       and never above 1.22 m/s (4 ft/s, the fastest MUTCD 4E.06
+                       allows; with none recorded, that): so a clearance shorter than
+                       the crossing takes is a violation whatever ``ped_clearance_s``
+                       says. A walk may end early while a preemption is active
+                       (MUTCD 4D.27); its clearance may not.
 ``cycle_max``          every link that some phase shows green is served (a 1 of a
                        phase whose green includes it) at most cycle_max_s + one
                        step after its previous service; its first service comes
@@ -116,6 +122,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from signalwise.core import SignalEvent, read_events
+from signalwise.core.timing import PED_WALKING_SPEED_MAX_MPS
 from signalwise.core.types import RECOVERY_STATE, EventCode
 from signalwise.outdirs import run_status, shown_status
 
@@ -256,10 +263,33 @@ class _Device:
     link_all_red_s: dict[int, float] = field(default_factory=dict)
     #: every crosswalk link of the model, with or without pedestrian intervals (`crosswalk_served`)
     all_crosswalk_links: tuple[int, ...] = ()
+    #: phase number -> (the pedestrian clearance its longest crosswalk takes, s; why), from the geometry
+    ped_crossing_s: dict[int, tuple[float, str]] = field(default_factory=dict)
 
     @property
     def ped_phases(self) -> frozenset[int]:
         return frozenset(p for ps in self.crosswalk_phases.values() for p in ps)
+
+    def ped_clearance_of(self, phase: int) -> tuple[float, str]:
+        """The pedestrian clearance `phase` is owed, and what sets it: the configured one, or its crossing's."""
+        crossing_s, why = self.ped_crossing_s.get(phase, (0.0, ""))
+        if crossing_s > self.ped_clearance_s:
+            return crossing_s, why
+        return self.ped_clearance_s, "ped_clearance_s"
+
+
+def _ped_crossing_s(raw: dict, timing: dict, green_links: dict[int, set[int]]) -> dict[int, tuple[float, str]]:
+    """Per phase number, the time its longest crosswalk takes to cross at the walking speed (the model's, at most
+    `PED_WALKING_SPEED_MAX_MPS`), and a few words saying so; phases serving no crosswalk left out."""
+    speed = min(float(timing.get("ped_walking_speed_mps") or PED_WALKING_SPEED_MAX_MPS), PED_WALKING_SPEED_MAX_MPS)
+    out: dict[int, tuple[float, str]] = {}
+    for cw in raw.get("crosswalks", []):
+        length_m = float(cw.get("length_m") or 0.0)
+        links = {int(i) for i in cw.get("links", [])}
+        for n, served in green_links.items():
+            if links & served and length_m / speed > out.get(n, (0.0, ""))[0]:
+                out[n] = (length_m / speed, f"crosswalk {cw.get('id')} {length_m:g} m at {speed:g} m/s")
+    return out
 
 
 def _link_minimum(green_links: dict[int, set[int]], by_phase: dict[int, float], default_s: float,
@@ -316,6 +346,7 @@ def _parse_device(raw: dict, where: str) -> _Device:
             link_yellow_s=_link_minimum(green_links, yellow_by, float(timing["yellow_s"]), n_links),
             link_all_red_s=_link_minimum(green_links, all_red_by, float(timing["all_red_s"]), n_links),
             all_crosswalk_links=all_crosswalk_links,
+            ped_crossing_s=_ped_crossing_s(raw, timing, green_links) if crosswalk_links else {},
         )
     except KeyError as exc:
         raise AuditInputError(f"{where}: missing field {exc}") from None
@@ -648,7 +679,7 @@ class _DeviceEvents:
             out.violation("sequence", dev.id, t, phase=p,
                           detail=f"yellow began while the phase was {st.interval.replace('_', ' ')}, not green")
         if st.ped != "none":  # part of the walk cycle counted at its 21
-            required = dev.ped_walk_s if st.ped == "walk" else dev.ped_clearance_s
+            required = dev.ped_walk_s if st.ped == "walk" else dev.ped_clearance_of(p)[0]
             out.violation("ped", dev.id, t, phase=p, measured_s=t - st.ped_since_s, required_s=required,
                           detail=f"pedestrian {st.ped} still running when the phase turned yellow")
         st.interval, st.since_s = "yellow", t
@@ -718,12 +749,13 @@ class _DeviceEvents:
 
     def _dont_walk(self, t: float, p: int, st: _PhaseState) -> None:
         out, dev = self.out, self.dev
+        required, why = dev.ped_clearance_of(p)
         if st.ped == "clearance":
-            if not out.at_least(t - st.ped_since_s, dev.ped_clearance_s):
+            if not out.at_least(t - st.ped_since_s, required):
                 out.violation("ped", dev.id, st.ped_since_s, phase=p, measured_s=t - st.ped_since_s,
-                              required_s=dev.ped_clearance_s, detail="pedestrian clearance shorter than required")
+                              required_s=required, detail=f"pedestrian clearance shorter than required ({why})")
         elif st.ped == "walk":
-            out.violation("ped", dev.id, t, phase=p, measured_s=0.0, required_s=dev.ped_clearance_s,
+            out.violation("ped", dev.id, t, phase=p, measured_s=0.0, required_s=required,
                           detail="don't walk straight after walk: no pedestrian clearance")
             self._close_walk(st, t)
         st.ped, st.ped_since_s = "none", t

@@ -35,13 +35,20 @@ Guarantees, per intersection:
   are not in the lane data), lanes missing from the observation, and every
   phase while no sound lane data are fresher than `max_observation_age_s`
   (fixed time and Webster observe no lanes; a failed detector feed);
-- emergency preemption: an emergency vehicle within `preempt_distance_m`
-  gets the phase serving its link once the green in force has run its
-  minimum and its pedestrians' walk and clearance (with `preempt_ends_walk`
-  the walk ends at once; the clearance is never shortened) and the
-  change interval has cleared, held until it passes (at most
-  `preempt_max_dwell_s` from that green's start); cycle and max-green bounds
-  are suspended while a preempt is active, minimum green and clearances are not;
+- emergency preemption (unless `preempt` is off): an emergency vehicle within
+  `preempt_distance_m` gets the phase serving its link once the green in
+  force has run its minimum and its pedestrians' walk and clearance (with
+  `preempt_ends_walk` the walk ends at once; the clearance is never
+  shortened, nor the minimum green, which a phase with a crosswalk has at
+  walk + clearance) and
+  the change interval has cleared, held until it passes (at most
+  `preempt_max_dwell_s` from that green's start, then logged as 110, max
+  presence exceeded). A call that comes during a change interval leads that
+  interval, timed in full, to the vehicle's phase rather than the one it was
+  timed for, unless a link the change keeps green is not green in the
+  vehicle's phase (it would lose its green without a yellow). Cycle and
+  max-green bounds are suspended while a preempt is active, minimum green
+  and clearances are not;
 - fallback: when a decision's confidence is below the threshold, the
   observation it was made on is older than `max_observation_age_s` or has an
   unhealthy source, or the controller failed, the shield follows its
@@ -92,6 +99,8 @@ class ShieldConfig:
 
     confidence_threshold: float
     max_observation_age_s: float
+    #: False: emergency vehicles call no preemption (the reference controllers have none)
+    preempt: bool
     preempt_distance_m: float
     preempt_max_dwell_s: float
     #: a preemption's entry ends a walk in progress (its clearance still runs in full)
@@ -282,7 +291,7 @@ class IntersectionShield:
         `observation` (when there is one this step) brings the emergency
         vehicles approaching, which preemption serves.
         """
-        emergency = observation.emergency if observation is not None else ()
+        emergency = observation.emergency if observation is not None and self.cfg.preempt else ()
         if self._calls:
             self._update_calls(now, observation)
         if (now < self._quiet_until_s and not emergency and self.interval == GREEN_I
@@ -298,7 +307,7 @@ class IntersectionShield:
             self._begin_all_red(now)
         if self.interval == ALL_RED_I and now - self.interval_start_s >= self._all_red_s[self.phase] - EPS:
             self._emit(now, EventCode.PHASE_END_RED_CLEARANCE, self.phase)
-            self._start_green(self.next_phase, now)
+            self._start_green(self._after_clearance(now), now)
         if self.interval == GREEN_I:
             if self.ped == PED_WALK or self.ped == PED_CLEAR:
                 self._advance_ped(now)
@@ -618,6 +627,7 @@ class IntersectionShield:
             if not still or dwell > self.cfg.preempt_max_dwell_s:
                 if still:
                     self._intervene(now, "preempt_timeout", f"{self.preempt_vehicle} held over {dwell:.0f} s")
+                    self._emit(now, EventCode.PREEMPT_MAX_PRESENCE_EXCEEDED, 1)  # then the call ends, 104
                 self._served_emergency.add(self.preempt_vehicle)
                 self.preempt_active = False
                 self._emit(now, EventCode.PREEMPT_CALL_OFF, 1)
@@ -646,6 +656,20 @@ class IntersectionShield:
                 self.preempt_dwell_start_s = now
                 self._emit(now, EventCode.PREEMPT_BEGIN_DWELL, 1)
             return
+
+    def _after_clearance(self, now: float) -> int:
+        """The phase the change interval ending now leads to: the one it was timed for or, while a preemption is
+        active, the emergency vehicle's. The ending phase's yellow and all-red have run in full, which is what
+        clears its links for any next green; only a link the change kept green (served by both phases) has had
+        no clearance, so the vehicle's phase is taken when it keeps every such link green too."""
+        target, wanted = self.next_phase, self.preempt_phase
+        if not self.preempt_active or wanted is None or wanted == target:
+            return target
+        kept = [k for k, ch in enumerate(self.state) if ch in GREEN]
+        if any(self._green_states[wanted][k] not in GREEN for k in kept):
+            return target  # served first; the entry then waits for its minimum as for any green
+        self._intervene(now, "preempt", f"to phase {wanted + 1} for {self.preempt_vehicle}, not phase {target + 1}")
+        return wanted
 
     def _phase_serving_link(self, link: int) -> int | None:
         if not 0 <= link < self.inter.n_links:

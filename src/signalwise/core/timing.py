@@ -3,7 +3,10 @@
 References: ITE "Guidelines for Determining Traffic Signal Change and
 Clearance Intervals" (2020) for yellow and red clearance; Webster (1958),
 "Traffic signal settings", for the optimum cycle; MUTCD 4E.06 for pedestrian
-clearance at 3.5 ft/s (1.07 m/s; we use 1.1 m/s as the issue asks).
+clearance at 3.5 ft/s (1.07 m/s; we use 1.1 m/s as the issue asks, and a run's
+`timing.ped_walking_speed_mps` sets another), at most 4 ft/s (1.22 m/s), and
+for its guidance that walk + clearance cover the crossing from 6 ft behind
+the curb at 3 ft/s.
 """
 
 from __future__ import annotations
@@ -16,6 +19,14 @@ GRAVITY_MPS2 = 9.81
 ITE_PERCEPTION_REACTION_S = 1.0
 ITE_DECELERATION_MPS2 = 3.05  # 10 ft/s^2
 PED_WALKING_SPEED_MPS = 1.1
+FOOT_M = 0.3048
+#: the fastest walking speed MUTCD 4E.06 lets a pedestrian clearance be timed at (4 ft/s, where slower pedestrians
+#: get extended pushbutton time): the safety profile refuses a faster one, and the audit times no clearance faster
+PED_WALKING_SPEED_MAX_MPS = 1.22
+#: MUTCD 4E.06 guidance: walk + pedestrian clearance lets a pedestrian who leaves 6 ft behind the curb at the start
+#: of walk reach the far side at 3 ft/s
+PED_GUIDANCE_SPEED_MPS = 3 * FOOT_M
+PED_GUIDANCE_BEHIND_CURB_M = 6 * FOOT_M
 #: a cyclist's speed for the change interval of a link from a bicycle lane: 20 km/h, the speed of SUMO's own
 #: bicycle (vClass bicycle's default maxSpeed), the cyclists a run simulates. A bicycle path's speed limit is the
 #: road's (13.89 m/s on an OSM import): timed at it, a cyclist who enters at the end of yellow would get half the
@@ -41,8 +52,15 @@ def ite_all_red_s(intersection_width_m: float, approach_speed_mps: float,
 
 
 def ped_clearance_s(crossing_length_m: float, walking_speed_mps: float = PED_WALKING_SPEED_MPS) -> float:
-    """Pedestrian clearance (flashing don't walk) = crossing length / walking speed."""
-    return round(max(0.0, crossing_length_m) / walking_speed_mps, 1)
+    """Pedestrian clearance (flashing don't walk) = crossing length / walking speed, rounded up to 0.1 s (to the
+    nearest would give 14.5 s for the 14.55 s a 16 m crossing takes at 1.1 m/s: a walker still on it)."""
+    return round(math.ceil(max(0.0, crossing_length_m) / walking_speed_mps * 10 - 1e-6) / 10, 1)
+
+
+def ped_walk_and_clearance_guidance_s(crossing_length_m: float) -> float:
+    """MUTCD 4E.06 guidance for walk + pedestrian clearance: the crossing from 6 ft (1.83 m) behind the curb at
+    3 ft/s (0.914 m/s)."""
+    return (max(0.0, crossing_length_m) + PED_GUIDANCE_BEHIND_CURB_M) / PED_GUIDANCE_SPEED_MPS
 
 
 @dataclass(frozen=True, slots=True)

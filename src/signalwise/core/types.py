@@ -342,6 +342,7 @@ class EventCode(enum.IntEnum):
     PREEMPT_BEGIN_TRACK_CLEARANCE = 106
     PREEMPT_CALL_OFF = 104
     PREEMPT_BEGIN_DWELL = 107
+    PREEMPT_MAX_PRESENCE_EXCEEDED = 110
     #: Indiana's "coordination pattern change", here a timing plan: the device runs the signal model's timing
     #: revision `parameter` (1-based, `timing_revisions` in signal_model.json) from the green that begins at
     #: the same time on. An operator's timing change at run time; the audit holds each green to its revision

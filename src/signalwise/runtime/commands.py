@@ -448,7 +448,7 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
          f"{n['avg_queue_veh']:.1f} / {n['max_queue_veh']} veh"),
         ("CO2 / fuel", f"{n['co2_kg']:.1f} kg / {n['fuel_l']:.1f} l" if metrics.get("emissions_recorded", True)
          else "not recorded (emissions off, or a lean record)"),
-        ("emergency vehicles: delay", f"{n['emergency_vehicles']} veh: " + _seconds(n["emergency_delay_s"])),
+        ("emergency vehicles: mean delay", f"{n['emergency_vehicles']} veh: " + _seconds(n["emergency_delay_s"])),
         ("pedestrians: delay", f"{n['pedestrians']}: " + _seconds(n["ped_delay_s"])
                                 + (f" ({n['walking_at_end']} still walking)" if n.get("walking_at_end") else "")),
         ("pedestrians jammed (SUMO)", "— (not counted)" if n.get("pedestrians_jammed") is None

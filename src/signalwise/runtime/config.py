@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..core.names import MAX_SEED
+from ..core.timing import PED_WALKING_SPEED_MPS
 from .profiles import (
     PROFILE_NAMES,
     SAFETY,
@@ -48,9 +49,19 @@ class TimingConfig(BaseModel):
     max_green_s: float = Field(60.0, ge=5.0, le=86400.0, description=(
         "maximum green (max-out) of every phase, outside emergency preemption; at most 300 s under the safety "
         "profile (the benchmark and reference profiles have none: 86400 s)"))
-    ped_walk_s: float = Field(7.0, ge=4.0, le=30.0, description="pedestrian walk interval on phases serving a crosswalk")
+    ped_walk_s: float = Field(7.0, ge=4.0, le=30.0, description=(
+        "pedestrian walk interval on phases serving a crosswalk; a run warns at each signal where walk + pedestrian "
+        "clearance, as shown, is below MUTCD 4E.06's guidance: its longest crosswalk from 1.83 m (6 ft) behind the "
+        "curb at 0.914 m/s (3 ft/s)"))
     ped_clearance_s: float | None = Field(None, ge=0.0, le=60.0, description=(
-        "pedestrian clearance (flashing don't walk); null = longest crossing length / 1.1 m/s"))
+        "pedestrian clearance (flashing don't walk); null = longest crossing length / ped_walking_speed_mps, "
+        "rounded up to 0.1 s. A value shorter than that, at a signal whose pedestrian intervals are timed, "
+        "refuses the run, naming the signal, its longest crosswalk, the walking speed and the minimum. The audit "
+        "holds each flashing don't walk to its phase's longest crosswalk at 1.22 m/s (4 ft/s, the fastest walking "
+        "speed the safety profile allows; signal_model.json does not record the run's), whatever this value says"))
+    ped_walking_speed_mps: float = Field(PED_WALKING_SPEED_MPS, ge=0.5, le=2.0, description=(
+        "walking speed the pedestrian clearance is timed at (crossing length / speed): MUTCD 4E.06's is 3.5 ft/s "
+        "(1.07 m/s), many cities use 3.0 ft/s (0.91 m/s); at most 1.22 m/s (4 ft/s) under the safety profile"))
     cycle_min_s: float = Field(40.0, ge=10.0, le=300.0, description=(
         "shortest cycle a plan may use; raised when every phase at minimum green needs longer"))
     cycle_max_s: float = Field(150.0, ge=20.0, le=86400.0, description=(
@@ -131,7 +142,10 @@ def valid_demand_scale(scale: float) -> bool:
 
 
 TIMING_FIELDS = frozenset({"yellow_s", "all_red_s", "min_green_s", "max_green_s", "ped_walk_s", "ped_clearance_s",
-                           "cycle_min_s", "cycle_max_s"})
+                           "ped_walking_speed_mps", "cycle_min_s", "cycle_max_s"})
+
+#: why the safety profile keeps a limit, where its number alone does not say
+_SAFETY_WHY = {"ped_walking_speed_mps": " m/s (4 ft/s, the fastest MUTCD 4E.06 times a pedestrian clearance at)"}
 
 
 def _check_safety(t: TimingConfig, where: str) -> None:
@@ -142,8 +156,8 @@ def _check_safety(t: TimingConfig, where: str) -> None:
             continue
         if (low is not None and value < low) or (high is not None and value > high):
             bound = f"at least {low:g}" if low is not None and value < low else f"at most {high:g}"
-            raise ValueError(f"{where}{name} ({value:g}) must be {bound} under the safety profile "
-                             "(the benchmark and reference profiles have their own rules: --timing benchmark on run, "
+            raise ValueError(f"{where}{name} ({value:g}) must be {bound}{_SAFETY_WHY.get(name, '')} under the "
+                             "safety profile (the benchmark and reference profiles have their own rules: --timing benchmark on run, "
                              "compare and train, or timing: {profile: benchmark} in a --config file; a live run's "
                              "profile is its --config's, fixed while it runs)")
     if not t.ped_intervals:
@@ -164,6 +178,18 @@ def _check_bounds(t: TimingConfig, where: str) -> None:
 MAX_OBSERVATION_AGE_S = 300.0
 
 
+#: the shortest preemption distance and dwell the shield takes; why each, for its description and its refusal
+PREEMPT_MIN_DISTANCE_M = 30.0
+PREEMPT_MIN_DWELL_S = 10.0
+_PREEMPT_MINIMUM_WHY = {
+    "preempt_distance_m": "at least 30 m: nearer, an emergency vehicle at 50 km/h is about 2 s from the stop line, "
+                          "less than a change interval, so its call cannot give it a green (shield.preempt: false "
+                          "turns preemption off)",
+    "preempt_max_dwell_s": "at least 10 s: less ends the preemption while a vehicle called at 150 m is still "
+                           "approaching (10 s at 15 m/s)",
+}
+
+
 class ShieldSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     confidence_threshold: float = Field(0.5, ge=0.0, le=1.0, description=(
@@ -173,15 +199,29 @@ class ShieldSettings(BaseModel):
     max_observation_age_s: float = Field(10.0, gt=0, le=MAX_OBSERVATION_AGE_S, description=(
         "observation data older than this (or from an unhealthy source) sends the shield to its fallback; at "
         "most 300 s, so that the fallback still protects against a feed gone silent"))
-    preempt_distance_m: float = Field(150.0, gt=0, description=(
+    preempt: bool = Field(True, description=(
+        "true: an emergency vehicle calls a preemption; false turns preemption off (the reference controllers "
+        "have none)"))
+    preempt_distance_m: float = Field(150.0, ge=PREEMPT_MIN_DISTANCE_M, description=(
         "an emergency vehicle within this distance of its next signal gets its green once the green in "
         "force has run its minimum and pedestrian intervals (see preempt_ends_walk) and the change interval "
-        "has cleared"))
-    preempt_max_dwell_s: float = Field(60.0, gt=0, description=(
-        "longest a preemption holds its green for one emergency vehicle, from that green's start"))
+        f"has cleared; {_PREEMPT_MINIMUM_WHY['preempt_distance_m']}"))
+    preempt_max_dwell_s: float = Field(60.0, ge=PREEMPT_MIN_DWELL_S, description=(
+        "longest a preemption holds its green for one emergency vehicle, from that green's start (then it is "
+        f"logged as 110, max presence exceeded); {_PREEMPT_MINIMUM_WHY['preempt_max_dwell_s']}"))
     preempt_ends_walk: bool = Field(False, description=(
-        "on entry to a preemption, end a walk in progress at once (MUTCD 4D.27 permits shortening it); its "
-        "pedestrian clearance and the change interval are still timed in full"))
+        "on entry to a preemption, end a walk in progress at once (MUTCD 4D.27 permits shortening it); the "
+        "pedestrian clearance, the minimum green (a crosswalk phase's is walk + clearance) and the change "
+        "interval are still timed in full"))
+
+    @field_validator("preempt_distance_m", "preempt_max_dwell_s", mode="before")
+    @classmethod
+    def _preempt_minimum(cls, value, info):
+        """A value below the minimum is refused with the reason (the bound alone says only "at least")."""
+        low = {"preempt_distance_m": PREEMPT_MIN_DISTANCE_M, "preempt_max_dwell_s": PREEMPT_MIN_DWELL_S}
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < low[info.field_name]:
+            raise ValueError(f"{value:g} is too small: {_PREEMPT_MINIMUM_WHY[info.field_name]}")
+        return value
 
 
 #: SUMO options a run sets itself (`sim.backend.build_command`, `runtime.loop`), and why each is not a

@@ -23,6 +23,8 @@ lists each value and where it comes from.
 
 from __future__ import annotations
 
+from ..core.timing import PED_WALKING_SPEED_MAX_MPS
+
 SAFETY, BENCHMARK, REFERENCE = "safety", "benchmark", "reference"
 PROFILE_NAMES = (SAFETY, BENCHMARK, REFERENCE)
 
@@ -38,6 +40,7 @@ SAFETY_LIMITS: dict[str, tuple[float | None, float | None]] = {
     "yellow_s": (3.0, None),
     "max_green_s": (None, 300.0),
     "cycle_max_s": (None, 600.0),
+    "ped_walking_speed_mps": (None, PED_WALKING_SPEED_MAX_MPS),
 }
 
 #: RESCO's map_config: step_length (decision period) and yellow_length per map; MultiSignal's own defaults

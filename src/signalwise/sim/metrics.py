@@ -32,7 +32,16 @@ class NetworkMetrics:
     co2_kg: float
     fuel_l: float
     emergency_vehicles: int
-    emergency_delay_s: float | None  # None: no emergency vehicle
+    #: mean per emergency vehicle of RESCO's delay (time loss + wait to enter), s; None: no emergency vehicle
+    emergency_delay_s: float | None
+    #: mean times an emergency vehicle that entered came to a halt (SUMO tripinfo waitingCount), stops per vehicle
+    emergency_stops_per_veh: float | None
+    #: the most halts of one emergency vehicle, stops
+    emergency_stops_max: int | None
+    #: mean time an emergency vehicle that entered stood halted (tripinfo waitingTime: at a red, in a queue), s
+    emergency_wait_s: float | None
+    #: the longest one emergency vehicle stood halted in total, s
+    emergency_wait_max_s: float | None
     pedestrians: int
     #: a walk still under way at the end counts the time it has stood so far (SUMO gives it no time loss)
     ped_delay_s: float | None  # None: no pedestrian
@@ -59,6 +68,7 @@ def network_metrics(trips: list[Trip], persons: list[PersonTrip], queue_samples:
     departed = [t for t in trips if t.status != "undeparted"]
     arrived = [t for t in trips if t.status == "arrived"]
     ev = [t for t in trips if t.vehicle_id in emergency_ids or t.vtype.startswith("emergency")]
+    ev_driven = [t for t in ev if t.status != "undeparted"]
     # SUMO writes every person it has loaded, those due after the end too (depart -1); its own statistics, like
     # the vehicles' undeparted rows, count only the ones due in the window, and a person's walk is never blocked
     walked = [p for p in persons if p.depart_s >= 0]
@@ -82,6 +92,10 @@ def network_metrics(trips: list[Trip], persons: list[PersonTrip], queue_samples:
                       sum(t.fuel_ml for t in trips)) / 1e3, 4),
         emergency_vehicles=len(ev),
         emergency_delay_s=_mean_or_none([t.delay_s for t in ev]),
+        emergency_stops_per_veh=_mean_or_none([float(t.stops) for t in ev_driven]),
+        emergency_stops_max=max((t.stops for t in ev_driven), default=None),
+        emergency_wait_s=_mean_or_none([t.waiting_s for t in ev_driven]),
+        emergency_wait_max_s=max((round(t.waiting_s, 3) for t in ev_driven), default=None),
         pedestrians=len(walked),
         ped_delay_s=_mean_or_none([p.time_loss_s for p in walked]),
         walking_at_end=sum(1 for p in walked if p.arrival_s < 0),

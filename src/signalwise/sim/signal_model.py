@@ -9,7 +9,8 @@ clearance ourselves). A state that shows green to crosswalks only (an
 exclusive pedestrian phase, the walk of a mid-block crossing) is a phase of
 its own: dropped, the crosswalks only it serves would never see a walk. A
 traffic light we cannot model safely is refused with a reason and left out of
-control.
+control; a pedestrian clearance configured shorter than the signal's longest
+crosswalk takes at the walking speed refuses the run (`UnsafePedClearance`).
 """
 
 from __future__ import annotations
@@ -20,14 +21,19 @@ from dataclasses import dataclass
 
 from ..core.timing import (
     BICYCLE_SPEED_MPS,
+    PED_GUIDANCE_BEHIND_CURB_M,
+    PED_GUIDANCE_SPEED_MPS,
+    PED_WALKING_SPEED_MPS,
     ceil_to_step,
     ite_all_red_s,
     ite_yellow_s,
     ped_clearance_s,
+    ped_walk_and_clearance_guidance_s,
     required_cycle_s,
     shortest_greens_s,
 )
 from ..core.types import Crosswalk, Intersection, Movement, Phase, Timing
+from .scenario import ScenarioError
 
 GREEN = "Gg"
 #: SUMO's `TrafficLightType::NEMA` (a program logic's `type`): one phase of each ring green at the same time
@@ -41,6 +47,11 @@ TimingDefaults = Mapping[str, float | None]
 
 class UnsupportedSignal(ValueError):
     """A traffic light whose program cannot be controlled safely."""
+
+
+class UnsafePedClearance(ScenarioError):
+    """A configured pedestrian clearance shorter than its signal's crossing takes at the walking speed: the run is
+    refused (as a yellow below 3 s is), not the signal left to its own program."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +176,9 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
         notes.append(UNSERVED_CROSSWALK_NOTE + ", ".join(f"{c.id} (links {list(c.link_indices)})" for c in unserved))
     notes.extend(_plan_notes(program.type, _offset_s(api, tls_id), states, crosswalk_links))
 
+    short = short_ped_clearance(tls_id, crosswalks, defaults, overrides or {})
+    if short:
+        raise UnsafePedClearance(short)
     speed_mps = max((m.approach_speed_mps for m in movements if not m.is_crosswalk), default=13.9)
     width_m = max(via_lengths_m, default=15.0)
     timing = derive_timing(phases, crosswalks, speed_mps, width_m, defaults, overrides or {}, notes)
@@ -175,6 +189,33 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
             f"phase {k} {g:g} s > {timing.max_green_s[k - 1]:g} s" for k, g in cut) + ")")
     return Intersection(tls_id, phases, n_links, tuple(movements), (), crosswalks, timing, speed_mps, width_m,
                         tuple(d for _, d in greens_timed), tuple(notes))
+
+
+def walking_speed_mps(timing: TimingDefaults) -> float:
+    """The walking speed a signal's pedestrian clearance is timed at (`timing.ped_walking_speed_mps`)."""
+    return float(timing.get("ped_walking_speed_mps") or PED_WALKING_SPEED_MPS)
+
+
+def short_ped_clearance(tls_id: str, crosswalks: tuple[Crosswalk, ...], defaults: TimingDefaults,
+                        overrides: dict) -> str | None:
+    """Why a signal's configured pedestrian clearance is too short: below its longest crosswalk's length / the
+    walking speed, the clearance derived when none is given. None when it is not, when none is configured, and
+    when the signal's pedestrian intervals are not timed (the benchmark and reference profiles)."""
+    d = {**defaults, **overrides}
+    given = d.get("ped_clearance_s")
+    if given is None or not crosswalks or not d.get("ped_intervals", True):
+        return None
+    speed = walking_speed_mps(d)
+    longest = max(crosswalks, key=lambda c: c.length_m)
+    need = ped_clearance_s(longest.length_m, speed)
+    if float(given) >= need - 1e-9:
+        return None
+    own = f"timing.per_intersection.{tls_id}."
+    key = (own if "ped_clearance_s" in overrides else "timing.") + "ped_clearance_s"
+    speed_key = (own if "ped_walking_speed_mps" in overrides else "timing.") + "ped_walking_speed_mps"
+    return (f"{key} {float(given):g} s is shorter than signal {tls_id!r} needs: its crosswalk {longest.id} is "
+            f"{longest.length_m:.1f} m, {need:.1f} s at the walking speed of {speed:g} m/s ({speed_key}); give at "
+            f"least {need:.1f} s, or null to derive it from the crossing")
 
 
 def approach_speed_mps(api, lane: str) -> float:
@@ -232,7 +273,8 @@ def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], 
                                                            d["all_red_s"])
     yellow, all_red = max(phase_yellow), max(phase_all_red)
     longest_cw = max((c.length_m for c in crosswalks), default=0.0)
-    ped_clear = d["ped_clearance_s"] if d["ped_clearance_s"] is not None else ped_clearance_s(longest_cw)
+    ped_clear = (d["ped_clearance_s"] if d["ped_clearance_s"] is not None
+                 else ped_clearance_s(longest_cw, walking_speed_mps(d)))
     walk = float(d["ped_walk_s"]) if crosswalks else 0.0
     ped_intervals = bool(d.get("ped_intervals", True))
     if not crosswalks or not ped_intervals:
@@ -251,6 +293,8 @@ def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], 
     step_s = float(d.get("step_length_s") or 0.0)
     shown = (lambda v: ceil_to_step(v, step_s)) if step_s > 0 else (lambda v: v)
     shortest = shortest_greens_s(min_green, [bool(p.green_links & cw_links) for p in phases], walk, ped_clear, step_s)
+    if walk or ped_clear:
+        notes.extend(_ped_guidance_notes(crosswalks, shown(walk), shown(ped_clear), step_s))
     need = required_cycle_s(shortest, [shown(y) + shown(r) for y, r in zip(phase_yellow, phase_all_red, strict=True)])
     if cycle_max < need:
         notes.append(f"cycle_max raised from {cycle_max:.0f} s to {math.ceil(need)} s so every phase fits at min green")
@@ -263,6 +307,21 @@ def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], 
             raise UnsupportedSignal(f"invalid timing {name}={value}")
     return Timing(float(yellow), float(all_red), tuple(min_green), tuple(max_green), walk, float(ped_clear),
                   cycle_min, cycle_max, ped_intervals, phase_yellow, phase_all_red, bool(d.get("cycle_calls", False)))
+
+
+def _ped_guidance_notes(crosswalks: tuple[Crosswalk, ...], walk_s: float, clearance_s: float,
+                        step_s: float) -> list[str]:
+    """The note, when walk + pedestrian clearance as shown is below MUTCD 4E.06's guidance for the longest
+    crosswalk: guidance, not a rule, so a run warns (`pedestrian_warnings`) and neither refuses nor fails it."""
+    longest = max(crosswalks, key=lambda c: c.length_m)
+    guidance = ped_walk_and_clearance_guidance_s(longest.length_m)
+    if walk_s + clearance_s >= guidance - 1e-6:
+        return []
+    steps = f" as shown at {step_s:g} s steps" if step_s > 0 else ""
+    return [PED_GUIDANCE_NOTE + f"walk + pedestrian clearance {walk_s + clearance_s:g} s ({walk_s:g} s + "
+            f"{clearance_s:g} s{steps}) is below the {guidance:.1f} s MUTCD 4E.06 guidance for crosswalk "
+            f"{longest.id} ({longest.length_m:.1f} m from {PED_GUIDANCE_BEHIND_CURB_M:.2f} m behind the curb at "
+            f"{PED_GUIDANCE_SPEED_MPS:.3f} m/s): a longer ped_walk_s meets it"]
 
 
 def phase_change_intervals_s(phases: tuple[Phase, ...], approach_speed_mps: float, width_m: float,
@@ -332,12 +391,15 @@ PLAN_NOTE = "the fixed plan: "
 MERGED_NOTE = "phases differing only in crosswalk links were merged"
 #: a signal's note naming the crosswalks its program never shows green (a run warns of it)
 UNSERVED_CROSSWALK_NOTE = "crosswalks never green in the network's program: "
+#: a signal's note that its walk + pedestrian clearance is below MUTCD 4E.06's guidance (a run warns of it)
+PED_GUIDANCE_NOTE = "pedestrian guidance: "
 
 
 def pedestrian_warnings(intersections) -> list[str]:
     """A run's sentences on crosswalks no phase shows green: their pedestrians wait until SUMO moves them on, under
-    every controller and under the program itself. (Program states differing only in their crosswalks, merged
-    into one phase, are a note in signal_model.json, not a warning: most netconvert programs have them.)"""
+    every controller and under the program itself; and on signals whose walk + pedestrian clearance is below
+    MUTCD 4E.06's guidance. (Program states differing only in their crosswalks, merged into one phase, are a note
+    in signal_model.json, not a warning: most netconvert programs have them.)"""
     out = []
     for i in sorted(intersections, key=lambda i: i.id):
         for note in i.notes:
@@ -345,6 +407,8 @@ def pedestrian_warnings(intersections) -> list[str]:
                 out.append(f"signal {i.id!r}: {note.removeprefix(UNSERVED_CROSSWALK_NOTE)} never green in the "
                            "network's program: no controller gives them a walk, and pedestrians wait there until "
                            "SUMO moves them on (a jam)")
+            elif note.startswith(PED_GUIDANCE_NOTE):
+                out.append(f"signal {i.id!r}: {note.removeprefix(PED_GUIDANCE_NOTE)}")
     return out
 
 

@@ -27,7 +27,7 @@ MEASURES = {
     "ped": "pedestrian services and actuations per bin and phase",
     "ped_delay": "pedestrian delay per bin and phase",
     "phase_wait": "phase wait (call to green) per bin and phase",
-    "preemption": "each preemption: call on/off, duration, entry delay",
+    "preemption": "each preemption: call on/off, duration, entry delay, time to service, dwell, max presence exceeded",
     "split_monitor": "green, yellow, red clearance, red per phase cycle",
     "split_monitor_binned": "split monitor averages and terminations per bin and phase",
     "pcd": "Purdue Coordination Diagram: each arrival's time in cycle",

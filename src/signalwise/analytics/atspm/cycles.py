@@ -391,14 +391,21 @@ def aggregate_waits(waits, keys: list[str], value: str):
 
 
 def preemption(log: EventLog):
-    """Each preemption: call on (102) to call off (104) per channel, with entry (105) delay if logged."""
+    """Each preemption: call on (102) to call off (104) per channel, as UDOT ATSPM's Preempt Details times it.
+
+    EntryDelay_s = entry started (105) - call on; TimeToService_s = call on to the service of the preemption,
+    the begin of track clearance (106) or, without one, of dwell (107): the emergency vehicle's green; Dwell_s =
+    begin dwell to exit (111) or, without one, to call off; MaxPresence: the call ran past its maximum presence
+    (110, a dwell timed out with the vehicle still calling). A value the log does not hold is NaN.
+    """
     import pandas as pd
 
-    df = _phase_table(log, (102, 104, 105)).sort_values(["dev", "phase", "t", "code"], kind="stable")
+    codes = (102, 104, 105, 106, 107, 110, 111)
+    df = _phase_table(log, codes).sort_values(["dev", "phase", "t", "code"], kind="stable")
     df["n"] = (df["code"] == 102).groupby([df["dev"], df["phase"]]).cumsum()
     df = df[df["n"] > 0]
     first = df.groupby(["dev", "phase", "n", "code"])["t"].min().unstack("code")
-    for c in (102, 104, 105):
+    for c in codes:
         if c not in first:
             first[c] = np.nan
     first = first.reset_index()
@@ -408,4 +415,8 @@ def preemption(log: EventLog):
     out["CallOff"] = pd.to_datetime(first[104], unit="us")
     out["Duration_s"] = ((first[104] - first[102]) * s).to_numpy()
     out["EntryDelay_s"] = ((first[105] - first[102]) * s).to_numpy()
+    service = first[106].fillna(first[107])
+    out["TimeToService_s"] = ((service - first[102]) * s).to_numpy()
+    out["Dwell_s"] = ((first[111].fillna(first[104]) - first[107]) * s).to_numpy()
+    out["MaxPresence"] = first[110].notna().to_numpy()
     return out.sort_values(["TimeStamp", "DeviceId", "Channel"], kind="stable").reset_index(drop=True)

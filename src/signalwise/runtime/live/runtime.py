@@ -43,6 +43,7 @@ from ...core.types import RECOVERY_STATE, EventCode, Observation, SignalEvent
 from ...outdirs import process_identity
 from ...sim.backend import SimulationError, SumoBackend
 from ...sim.detectors import live_zone_ids, place_detectors
+from ...sim.signal_model import short_ped_clearance
 from ...termination import interrupts_deferred, stop_reason
 from ..config import RunConfig
 from ..detector_config import detector_rows, write_detector_config
@@ -54,6 +55,7 @@ from ..loop import (
     open_field,
     resolve_scenario,
     shield_config,
+    timing_defaults,
 )
 from ..loop import sumo_options as _sumo_options
 from . import changes as ch
@@ -1209,6 +1211,12 @@ class LiveRuntime:
         unknown = sorted(set(timing.per_intersection) - set(st.by_id))
         if unknown:
             raise ch.ChangeRefused(f"timing.per_intersection names {', '.join(unknown)}, not a signal here")
+        # a pedestrian clearance shorter than a signal's crossings need is refused at run time as at start
+        defaults = timing_defaults(self.cfg.model_copy(update={"timing": timing}))
+        for tls, inter in st.by_id.items():
+            short = short_ped_clearance(tls, inter.crosswalks, defaults, timing.per_intersection.get(tls) or {})
+            if short is not None:
+                raise ch.ChangeRefused(short)
         return timing
 
     def _check_based_on(self, change) -> None:
@@ -1247,8 +1255,6 @@ class LiveRuntime:
         signal_model.json first, so the 131 that names it is never in the log before its timing is on disk."""
         st = self.stepper
         from ...sim.signal_model import retimed
-        from ..loop import timing_defaults
-
         defaults = timing_defaults(self.cfg)
         timings = {tls: retimed(st.by_id[tls], defaults, self.cfg.timing.per_intersection.get(tls))
                    for tls in st.shields}

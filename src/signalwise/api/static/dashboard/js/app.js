@@ -708,7 +708,8 @@ const TIMING_FIELDS = [
   { key: 'yellow_s', label: 'yellow', unit: 's', derived: 'each phase its own: ITE, from its approaches\' speed limits' },
   { key: 'all_red_s', label: 'all-red', unit: 's', derived: 'each phase its own: ITE, from its path through the junction' },
   { key: 'ped_walk_s', label: 'pedestrian walk', unit: 's' },
-  { key: 'ped_clearance_s', label: 'pedestrian clearance', unit: 's', derived: 'the longest crossing / 1.1 m/s' },
+  { key: 'ped_clearance_s', label: 'pedestrian clearance', unit: 's', derived: 'the longest crossing / the walking speed, rounded up to 0.1 s' },
+  { key: 'ped_walking_speed_mps', label: 'pedestrian walking speed', unit: 'm/s' },
   { key: 'cycle_min_s', label: 'cycle minimum', unit: 's' },
   { key: 'cycle_max_s', label: 'cycle maximum', unit: 's' },
   { key: 'cycle_calls', label: 'cycle bound from calls', bool: true, everySignalOnly: true },
@@ -719,6 +720,7 @@ const SHIELD_FIELDS = [
   { key: 'preempt_distance_m', label: 'preemption distance', unit: 'm' },
   { key: 'preempt_max_dwell_s', label: 'preemption max dwell', unit: 's' },
   { key: 'preempt_ends_walk', label: 'preemption ends a walk', bool: true },
+  { key: 'preempt', label: 'preemption on', bool: true },
 ];
 const SAFETY_KINDS = new Set(['timing', 'signal_timing', 'shield']);
 const safety = { config: null }; // the latest GET /api/v1/live/config
