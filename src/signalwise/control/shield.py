@@ -43,10 +43,8 @@ Guarantees, per intersection:
   walk + clearance) and
   the change interval has cleared, held until it passes (at most
   `preempt_max_dwell_s` from that green's start, then logged as 110, max
-  presence exceeded). A call that comes during a change interval leads that
-  interval, timed in full, to the vehicle's phase rather than the one it was
-  timed for, unless a link the change keeps green is not green in the
-  vehicle's phase (it would lose its green without a yellow). Cycle and
+  presence exceeded). A call that comes during a change interval waits for
+  the green that interval was timed for, and that green's minimum. Cycle and
   max-green bounds are suspended while a preempt is active, minimum green
   and clearances are not;
 - fallback: when a decision's confidence is below the threshold, the
@@ -307,7 +305,7 @@ class IntersectionShield:
             self._begin_all_red(now)
         if self.interval == ALL_RED_I and now - self.interval_start_s >= self._all_red_s[self.phase] - EPS:
             self._emit(now, EventCode.PHASE_END_RED_CLEARANCE, self.phase)
-            self._start_green(self._after_clearance(now), now)
+            self._start_green(self.next_phase, now)
         if self.interval == GREEN_I:
             if self.ped == PED_WALK or self.ped == PED_CLEAR:
                 self._advance_ped(now)
@@ -656,20 +654,6 @@ class IntersectionShield:
                 self.preempt_dwell_start_s = now
                 self._emit(now, EventCode.PREEMPT_BEGIN_DWELL, 1)
             return
-
-    def _after_clearance(self, now: float) -> int:
-        """The phase the change interval ending now leads to: the one it was timed for or, while a preemption is
-        active, the emergency vehicle's. The ending phase's yellow and all-red have run in full, which is what
-        clears its links for any next green; only a link the change kept green (served by both phases) has had
-        no clearance, so the vehicle's phase is taken when it keeps every such link green too."""
-        target, wanted = self.next_phase, self.preempt_phase
-        if not self.preempt_active or wanted is None or wanted == target:
-            return target
-        kept = [k for k, ch in enumerate(self.state) if ch in GREEN]
-        if any(self._green_states[wanted][k] not in GREEN for k in kept):
-            return target  # served first; the entry then waits for its minimum as for any green
-        self._intervene(now, "preempt", f"to phase {wanted + 1} for {self.preempt_vehicle}, not phase {target + 1}")
-        return wanted
 
     def _phase_serving_link(self, link: int) -> int | None:
         if not 0 <= link < self.inter.n_links:
