@@ -139,3 +139,33 @@ def test_a_lowered_correction_of_a_closed_interval_takes_nothing_from_the_open_o
     tick()
     assert crossed(records.close_interval()) == 3  # the next minute's own 3, not 3 - 4
     assert feed.stats()["late_corrections"] == 1
+
+
+def test_a_lowered_correction_of_a_late_count_the_open_interval_took_is_taken_there(corridor):
+    """A gateway's count for the minute to 60 s comes just after that record was written, so the open interval
+    takes it (late data count where they arrive); corrected from 6 to 2, the open interval holds 2, not 6."""
+    import datetime as dt
+
+    from signalwise.runtime.live.records import LiveRecords
+
+    feed = DetectorFeed(corridor)
+    ch = _stopbar(corridor)
+    directions = {m.in_lane: "north" for i in corridor for m in i.movements}
+    stopbars = {(i.id, d.channel): d.lane for i in corridor for d in i.detectors if d.kind == "stopbar"}
+    records = LiveRecords(corridor, directions, 60.0, 0.0, dt.datetime.now().astimezone(), "run",
+                          feed_stopbars=stopbars)
+
+    def tick():
+        for c in feed.drain_counts():
+            records.feed_count(c.device_id, c.channel, c.count_veh, c.time_s)
+
+    def crossed(rows):
+        (row,) = [r for r in rows if r["intersection_id"] == "J1"]
+        return sum(s["vehicles_crossed"] for s in row["signals"])
+
+    records.close_interval()  # the minute to 60 s is written before its count arrives
+    assert feed.accept(_count(ch, 6, 60.0)).accepted == 1
+    tick()
+    assert feed.accept(_count(ch, 2, 60.0)).accepted == 1
+    tick()
+    assert crossed(records.close_interval()) == 2

@@ -329,8 +329,10 @@ class SumoBackend:
                 self._route_end.clear()
             try:
                 route = self.api.vehicle.getRoute(vehicle_id)
-            except Exception:  # noqa: BLE001 - gone already (arrived within the step): its last edge is unknown
-                return False
+            except Exception:  # noqa: BLE001 - gone within the step it first crossed the loop
+                # a vehicle that drove on past the line is still in the network: one over a loop that is gone at
+                # the step's end arrived there (a trip ending at the line, at speed), or teleported
+                return True
             last = self._route_end[vehicle_id] = route[-1] if route else ""
         return last == edge
 

@@ -322,7 +322,8 @@ def _fault(st: _DetectorState, time_s: float) -> str | None:
 class FeedCount:
     """One accepted count message, as the live records take it: `count_veh` vehicles over the `interval_s`
     seconds that ended at `time_s` (simulation clock) on detector `channel` of intersection `device_id`. A
-    correction of a count the records took already carries the difference (negative for a lower value)."""
+    correction of a count the records took already carries the difference (negative for a lower value, which
+    the records take only where they counted the first value: `LiveRecords.feed_count`)."""
 
     time_s: float
     device_id: str
@@ -625,9 +626,9 @@ class DetectorFeed:
         Another value for an interval the detector already counted (same time and `interval_s`, one of its
         latest RECENT_EVENTS intervals) is a correction: it replaces the earlier value. While the earlier count
         waits for the loop's next drain it is replaced there; once drained (the records took it), the
-        difference is counted (negative for a lower value), so the records hold the corrected value when the
-        interval's record is still open, and the open interval takes the difference, as a late count, when
-        it has closed. A value the interval had before (an old message redelivered after its correction) is a
+        difference is counted, so the records hold the corrected value while the interval that counted the
+        first is open; when that interval's record is written, the open one takes a higher value's difference
+        as a late count, and leaves a lower one out. A value the interval had before (an old message redelivered after its correction) is a
         repeat, not a correction back."""
         key = (t, msg.interval_s, msg.count_veh)
         if key in st.recent_counts:
@@ -659,8 +660,8 @@ class DetectorFeed:
             return f"{where} corrected from {before} to {msg.count_veh} vehicles (the records count {msg.count_veh})"
         self._late_corrections += 1
         return (f"{where} corrected from {before} to {msg.count_veh} vehicles after the records took {taken}: the "
-                f"difference ({msg.count_veh - taken:+d}) is counted (in the interval open now if its own has "
-                "closed)")
+                f"difference ({msg.count_veh - taken:+d}) is counted where the records took {taken} (in the interval open "
+                "now if that record is written: a higher value only)")
 
     def _queue_count(self, count: FeedCount) -> None:
         """A count (or a correction's difference) for the next `drain_counts` (under the lock)."""

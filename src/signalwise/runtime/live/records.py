@@ -70,6 +70,9 @@ class LiveRecords:
         self._queue_end: dict[str, int] = defaultdict(int)
         # feed runs: per stop-bar (device, channel), vehicles counted by count messages and on-events seen
         self._feed_counted: dict[tuple[str, int], int] = {}
+        #: the counts this interval took, by (device, channel, their interval's end): a lowered correction of
+        #: one of them is taken here; of one an interval already written, not
+        self._counts_taken: set[tuple[str, int, float]] = set()
         self._feed_ons: dict[tuple[str, int], int] = defaultdict(int)
         self._onsets: set[tuple[str, str, float]] = set()  # (device, approach, time) of approach-wide onsets
 
@@ -117,13 +120,14 @@ class LiveRecords:
         if it sends both, are the same vehicles)."""
         if self._later(time_s, ("count", tls, channel, count_veh, time_s)):
             return
-        if count_veh < 0 and time_s <= self._start_s:
-            # a lowered correction of an interval already closed (`feeds.DetectorFeed`): its record is written,
-            # and taken from this one it would count vehicles this interval never lost (below 0, a record the
-            # store refuses); the feed counts it as a late correction
+        if count_veh < 0 and (tls, channel, time_s) not in self._counts_taken:
+            # a lowered correction (`feeds.DetectorFeed`) of a count an interval already written took: that
+            # record stands, and taken from this one it would count vehicles this interval never lost (below 0,
+            # a record the store refuses)
             return
         if self.feed_stopbars is not None and (tls, channel) in self.feed_stopbars:
-            self._feed_counted[(tls, channel)] = self._feed_counted.get((tls, channel), 0) + count_veh
+            self._feed_counted[(tls, channel)] = max(0, self._feed_counted.get((tls, channel), 0) + count_veh)
+            self._counts_taken.add((tls, channel, time_s))
 
     def feed_on(self, tls: str, channel: int, time_s: float, *, approach_wide: bool = False) -> None:
         """A detector went on (hi-res 82) at `time_s`: at a stop-bar detector, a vehicle arrived at the stop
