@@ -30,6 +30,7 @@ RANGE = "start=2026-03-14T08:00:00Z&end=2026-03-14T09:00:00Z"
     "/api/v1/analytics/time-series/S?bucket_s=86400",
     "/api/v1/analytics/speeds?simulation_id=S",
     f"/api/v1/analytics/speeds?simulation_id=S&{RANGE}",
+    "/api/v1/charts/wait-time-trend?simulation_id=S",
 ])
 def test_direction_is_refused_where_the_figures_have_none(client, route):
     assert client.post("/api/v1/ingest/batch", json=[_record(m) for m in range(4)]).status_code == 201

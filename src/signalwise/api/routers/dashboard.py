@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from signalwise.store import queries
 
-from ..deps import CacheDep, EngineDep, FiltersDep, Identifier, SignalId, cache_key
+from ..deps import CacheDep, EngineDep, Identifier, IntersectionFiltersDep, SignalId, cache_key
 
 router = APIRouter(tags=["dashboard"])
 
@@ -54,7 +54,7 @@ def _known_simulations(engine, simulation_ids: list[str]) -> None:
 
 
 @router.get("/api/v1/charts/wait-time-trend", summary="Average wait over time, one series per run (line chart)")
-def wait_time_trend(engine: EngineDep, cache: CacheDep, request: Request, f: FiltersDep,
+def wait_time_trend(engine: EngineDep, cache: CacheDep, request: Request, f: IntersectionFiltersDep,
                     simulation: Annotated[list[Identifier] | None, Query(
                         max_length=20, description="runs to plot (default: the filter's simulation_id or the latest)")] = None,
                     bucket_s: Annotated[int | None, Query(ge=1, le=31 * 86400)] = None) -> dict:
