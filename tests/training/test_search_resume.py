@@ -100,9 +100,9 @@ def test_ctrl_c_in_a_search_says_how_to_go_on_and_the_resume_ends_where_a_straig
     assert json.loads((out / "search.json").read_text())["config"]["generations"] == 4
 
 
-def test_a_planted_state_file_runs_nothing(tmp_path):
-    """The state is a pickle, which can name any callable: one that names anything but a search state's modules is
-    refused before it is called."""
+def test_a_planted_state_file_naming_os_system_is_refused(tmp_path):
+    """The state is a pickle, which can name any callable: one that names anything outside a search state's
+    modules is refused before it is called (the docs say this narrows what a planted file can do, not all of it)."""
     import os
     import pickle
 
