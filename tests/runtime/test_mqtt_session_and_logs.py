@@ -110,7 +110,7 @@ def test_two_clients_with_one_id_are_told_apart_and_slowed_not_stopped(corridor,
 
 def test_refusals_are_logged_per_code_each_with_its_own_count(corridor, caplog, monkeypatch):
     clock = [1000.0]  # the log window's clock, moved by the test alone: a loaded machine cannot end a window early
-    monkeypatch.setattr("signalwise.runtime.live.mqtt.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("signalwise.runtime.live.mqtt._monotonic", lambda: clock[0])
     sub = MqttFeed(DetectorFeed(corridor), prefix="p", log_every_s=0.5)  # not started: the handler alone
     bad_event = {"device_id": "J1", "channel": 1, "event": "blink", "sim_time_s": 1}
     wrong_topic = {"device_id": "J2", "channel": 1, "event": "on", "sim_time_s": 1}

@@ -63,6 +63,8 @@ SESSION_TAKEN_OVER = 142
 #: the connection without saying SESSION_TAKEN_OVER)
 TAKEOVER_DROPS = 3
 TAKEOVER_WITHIN_S = 10.0
+#: the clock of the log windows and of the takeover guess (a name of this module, so a test can move it alone)
+_monotonic = time.monotonic
 
 
 def session_client_id(*identity: str) -> str:
@@ -306,7 +308,7 @@ class MqttFeed:
         with self._stats_lock:
             self._refused = False
             self._connected = True
-            self._connected_at = time.monotonic()
+            self._connected_at = _monotonic()
             lost, self._lost = self._lost, False
         if lost:  # the operator was told the broker was away: tell them it is back
             log.warning("detector feed over MQTT: connected to %s:%s again", self.host, self.port)
@@ -355,7 +357,7 @@ class MqttFeed:
             refused = self._refused
         socket_error, self._socket_error = self._socket_error, None
         if had_connack and reason_code.is_failure and not refused:
-            soon = socket_error is None and time.monotonic() - self._connected_at < TAKEOVER_WITHIN_S
+            soon = socket_error is None and _monotonic() - self._connected_at < TAKEOVER_WITHIN_S
             self._short_drops = self._short_drops + 1 if soon else 0
         if had_connack and reason_code.is_failure and not refused and self._short_drops == 0:
             client.reconnect_delay_set(min_delay=self._reconnect_s[0], max_delay=self._reconnect_s[1])
@@ -445,7 +447,7 @@ class MqttFeed:
         """Remember the last error; log it unless one of its kind (`connection`, `code <refusal code>`, `payload`:
         an exception) was logged less than `log_every_s` ago. `n`: the refused messages it stands for; a line
         logged says how many of its kind were not since the last."""
-        now = time.monotonic()
+        now = _monotonic()
         with self._stats_lock:
             self._last_error = text
             if kind in ("connection", "takeover"):
