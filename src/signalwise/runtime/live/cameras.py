@@ -71,6 +71,8 @@ class LiveCameras:
         self._now = now
         self.max_ahead_s = max_ahead_s
         self.silent_after_s = silent_after_s
+        #: CLOSE_BEHIND_S, or less where the run holds late events for less (`LiveRuntime._feed_follows_shield`)
+        self.close_behind_s = CLOSE_BEHIND_S
         self._lock = threading.Lock()
         self._sources: dict[str, object] = {}  # camera id -> its CameraObservationSource (feeds_loop only)
         self._devices: dict[str, str] = {}  # camera id -> device id
@@ -184,7 +186,7 @@ class LiveCameras:
 
     def _close_locked(self, camera_id: str) -> None:
         """Close the zones the camera holds on: an 81 per detector channel at its newest frame's time (the loop's
-        time when it sent none; at most CLOSE_BEHIND_S before the loop's), its undrained events before them, for
+        time when it sent none; at most `close_behind_s` before the loop's), its undrained events before them, for
         the next drain. Once per silence."""
         if camera_id in self._closed:
             return
@@ -192,7 +194,7 @@ class LiveCameras:
         if source is None:
             return
         newest, now_s = self._newest_s.get(camera_id), self._now()
-        at_s = now_s if newest is None else max(newest, now_s - CLOSE_BEHIND_S)
+        at_s = now_s if newest is None else max(newest, now_s - self.close_behind_s)
         self._pending.extend((e, camera_id) for e in source.close(at_s))
         self._closed.add(camera_id)
 

@@ -294,6 +294,7 @@ class LiveRuntime:
         st = self.stepper
         self.cameras = LiveCameras(st.intersections, st.approach_direction, feeds_loop=self.opts.field == "none",
                                    speed=self.opts.speed, now=lambda: st.t)
+        self._feed_follows_shield()
         if self.opts.field == "none":
             self.field.backend.feed.cameras = self.cameras
             self.cameras.feed = self.feed  # a detector the feed reports logs its own 82/81
@@ -366,6 +367,10 @@ class LiveRuntime:
         shield lets data be (`max_observation_age_s`): the limit in force, a shield change's included."""
         if self.feed is not None and hasattr(self.feed, "late_after_s"):
             self.feed.late_after_s = self.cfg.shield.max_observation_age_s
+        if self.cameras is not None:  # a late camera close stays inside events.csv's hold for late events
+            from .cameras import CLOSE_BEHIND_S
+
+            self.cameras.close_behind_s = min(CLOSE_BEHIND_S, self.cfg.shield.max_observation_age_s / 2)
 
     def _make_planners(self) -> dict:
         """A Webster planner per signal: fed measured counts each plan cycle, it re-times the fallback plan."""
