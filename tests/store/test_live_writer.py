@@ -414,3 +414,24 @@ def test_an_event_the_column_cannot_hold_is_dropped_not_retried_as_an_outage(db_
         assert scalar(engine, "SELECT count(*) FROM intersection_records") == 1
     finally:
         engine.dispose()
+
+
+def test_closing_waits_out_a_sqlite_file_another_writer_holds(tmp_path):
+    """A writer's close gives up at once when the database refuses (its rows are safe in the buffer), but a SQLite
+    file another connection holds for longer than the busy timeout is busy, not refusing: the close waits for it
+    and stores everything (a run started after a killed one drains its buffer while its own writer starts)."""
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    engine_of(url).dispose()  # the schema first, as a store in use has it
+    holder = sqlite3.connect(tmp_path / "live.db", timeout=0, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # another writer's transaction: SQLite's write lock
+    writer = LiveStoreWriter(url, SIM, tmp_path / "buffer", 100, **FAST)
+    released = threading.Timer(1.5, holder.rollback)
+    released.start()
+    try:
+        put_numbered(writer, 0, 12)
+        assert writer.close(30), writer.summary()
+    finally:
+        released.join()
+        holder.close()
+    summary = writer.summary()
+    assert summary["waiting_rows"] == 0 and summary["written"] == 12, summary

@@ -325,7 +325,10 @@ class LiveStoreWriter:
                 return False
             if until_refused:
                 with self._lock:
-                    if self._failures > failures_before and not self._db_ok:
+                    # a SQLite file another writer holds (its busy timeout ran out) is busy, not refusing: the
+                    # next attempt takes it, so the wait goes on to the timeout
+                    busy = "database is locked" in (self._last_error or "")
+                    if self._failures > failures_before and not self._db_ok and not busy:
                         return False
             time.sleep(min(0.01, left))
         if self._untold:  # whoever waits for the rows to be written reads them next: the cache is told now
