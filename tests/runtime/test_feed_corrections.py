@@ -109,63 +109,54 @@ def test_a_channel_in_text_is_refused_by_name(corridor):
     assert DetectorMessage.model_validate({"device_id": "J1", "channel": 1, "event": "on", "sim_time_s": 1}).channel == 1
 
 
-def test_a_lowered_correction_of_a_closed_interval_takes_nothing_from_the_open_one(corridor):
-    """6 vehicles at J1's stop bar in the minute to 60 s; the interval's record is written; then the gateway
-    corrects them to 2. The record written stands, and the next interval does not lose 4 vehicles it never had
-    (it read -4 vehicles crossed, a record the store refuses)."""
+def _feed_and_records(corridor):
+    """A feed and the live records a `--field none` run keeps from it (one-minute intervals from 0 s), and J1's
+    stop-bar channel."""
     import datetime as dt
 
     from signalwise.runtime.live.records import LiveRecords
 
-    feed = DetectorFeed(corridor)
-    ch = _stopbar(corridor)
     directions = {m.in_lane: "north" for i in corridor for m in i.movements}
     stopbars = {(i.id, d.channel): d.lane for i in corridor for d in i.detectors if d.kind == "stopbar"}
     records = LiveRecords(corridor, directions, 60.0, 0.0, dt.datetime.now().astimezone(), "run",
                           feed_stopbars=stopbars)
+    return DetectorFeed(corridor), records, _stopbar(corridor)
 
-    def tick():
-        for c in feed.drain_counts():
-            records.feed_count(c.device_id, c.channel, c.count_veh, c.time_s)
 
-    def crossed(rows):
-        (row,) = [r for r in rows if r["intersection_id"] == "J1"]
-        return sum(s["vehicles_crossed"] for s in row["signals"])
+def _tick(feed, records) -> None:
+    """The loop's drain: the counts the feed took go to the records."""
+    for c in feed.drain_counts():
+        records.feed_count(c.device_id, c.channel, c.count_veh, c.time_s)
+
+
+def _crossed(rows) -> int:
+    (row,) = [r for r in rows if r["intersection_id"] == "J1"]
+    return sum(s["vehicles_crossed"] for s in row["signals"])
+
+
+def test_a_lowered_correction_of_a_closed_interval_takes_nothing_from_the_open_one(corridor):
+    """6 vehicles at J1's stop bar in the minute to 60 s; the interval's record is written; then the gateway
+    corrects them to 2. The record written stands, and the next interval does not lose 4 vehicles it never had
+    (it read -4 vehicles crossed, a record the store refuses)."""
+    feed, records, ch = _feed_and_records(corridor)
 
     assert feed.accept(_count(ch, 6, 60.0)).accepted == 1
-    tick()
-    assert crossed(records.close_interval()) == 6
+    _tick(feed, records)
+    assert _crossed(records.close_interval()) == 6
     assert feed.accept([_count(ch, 2, 60.0), _count(ch, 3, 120.0)]).accepted == 2
-    tick()
-    assert crossed(records.close_interval()) == 3  # the next minute's own 3, not 3 - 4
+    _tick(feed, records)
+    assert _crossed(records.close_interval()) == 3  # the next minute's own 3, not 3 - 4
     assert feed.stats()["late_corrections"] == 1
 
 
 def test_a_lowered_correction_of_a_late_count_the_open_interval_took_is_taken_there(corridor):
     """A gateway's count for the minute to 60 s comes just after that record was written, so the open interval
     takes it (late data count where they arrive); corrected from 6 to 2, the open interval holds 2, not 6."""
-    import datetime as dt
-
-    from signalwise.runtime.live.records import LiveRecords
-
-    feed = DetectorFeed(corridor)
-    ch = _stopbar(corridor)
-    directions = {m.in_lane: "north" for i in corridor for m in i.movements}
-    stopbars = {(i.id, d.channel): d.lane for i in corridor for d in i.detectors if d.kind == "stopbar"}
-    records = LiveRecords(corridor, directions, 60.0, 0.0, dt.datetime.now().astimezone(), "run",
-                          feed_stopbars=stopbars)
-
-    def tick():
-        for c in feed.drain_counts():
-            records.feed_count(c.device_id, c.channel, c.count_veh, c.time_s)
-
-    def crossed(rows):
-        (row,) = [r for r in rows if r["intersection_id"] == "J1"]
-        return sum(s["vehicles_crossed"] for s in row["signals"])
+    feed, records, ch = _feed_and_records(corridor)
 
     records.close_interval()  # the minute to 60 s is written before its count arrives
     assert feed.accept(_count(ch, 6, 60.0)).accepted == 1
-    tick()
+    _tick(feed, records)
     assert feed.accept(_count(ch, 2, 60.0)).accepted == 1
-    tick()
-    assert crossed(records.close_interval()) == 2
+    _tick(feed, records)
+    assert _crossed(records.close_interval()) == 2
