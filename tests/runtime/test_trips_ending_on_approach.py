@@ -125,15 +125,17 @@ def test_arrivals_read_the_same_by_either_reader(run, tmp_path):
     assert parsed == {v: a for v, a in fast.items() if a[1] == "WJ_0"}
 
 
-def test_a_live_run_on_sumo_leaves_them_out_too(run):
+@pytest.mark.parametrize("in_process", [True, False], ids=["in-process", "simulator-worker"])
+def test_a_live_run_on_sumo_leaves_them_out_too(run, in_process):
     """A live run reads its loops each step and logs as it goes: it must not see a vehicle whose trip ends on the
-    stop bar's edge in the first place (its route's last edge, from SUMO)."""
+    stop bar's edge in the first place (its route's last edge, from SUMO), whether SUMO runs in the run's process
+    or in its simulator worker (which sends each step's loop data in one reply)."""
     from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
 
     folder = run.parent
-    live_dir = folder / "live"
+    live_dir = folder / f"live-{in_process}"
     live = LiveRuntime(RunConfig(net=folder / "j.net.xml", routes=[folder / "j.rou.xml"], controller="fixed"),
-                       LiveOptions(speed=None, duration_s=600, in_process=True, state_every_s=300), live_dir)
+                       LiveOptions(speed=None, duration_s=600, in_process=in_process, state_every_s=300), live_dir)
     live.open()
     live.run()
     red_running = _red_running_by_lane(live_dir)
