@@ -9,15 +9,13 @@ with sumolib, independent of the code under test.
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
 from pathlib import Path
 
 import sumolib
+from support.networks import netconvert_network
 
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.run import execute_run
-from signalwise.sim.sumo_home import sumo_home
 
 NODES = """<nodes>
 <node id="W" x="-300" y="0" type="priority"/><node id="J" x="0" y="0" type="traffic_light"/>
@@ -38,11 +36,8 @@ ROUTES = """<routes>
 
 
 def test_each_detector_row_carries_its_lanes_speed_limit(tmp_path):
-    for name, text in (("j.nod.xml", NODES), ("j.edg.xml", EDGES), ("j.rou.xml", ROUTES)):
-        (tmp_path / name).write_text(text)
-    home = sumo_home()
-    subprocess.run([str(home / "bin" / "netconvert"), "-n", "j.nod.xml", "-e", "j.edg.xml", "-o", "j.net.xml"],
-                   check=True, capture_output=True, cwd=tmp_path, env={**os.environ, "SUMO_HOME": str(home)})
+    netconvert_network(tmp_path, "j", NODES, EDGES)
+    (tmp_path / "j.rou.xml").write_text(ROUTES)
     run_dir = tmp_path / "run"
     result = execute_run(RunConfig(net=tmp_path / "j.net.xml", routes=[tmp_path / "j.rou.xml"], controller="fixed",
                                    duration_s=60, emissions=False), run_dir)

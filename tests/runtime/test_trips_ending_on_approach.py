@@ -15,19 +15,17 @@ independent of the code under test.
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 import sumolib
+from support.networks import netconvert_network
 
 from signalwise.analytics.atspm import compute_all, read_detectors, read_event_log, with_stopbar_yellow_red
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.run import execute_run
 from signalwise.sim.outputs import read_arrivals
-from signalwise.sim.sumo_home import sumo_home
 
 NODES = """<nodes>
 <node id="W" x="-300" y="0" type="priority"/><node id="J" x="0" y="0" type="traffic_light"/>
@@ -53,11 +51,7 @@ ROUTES = """<routes><!-- SUMO reads flows in order of their begin -->
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("trip-ends")
-    (folder / "j.nod.xml").write_text(NODES)
-    (folder / "j.edg.xml").write_text(EDGES)
-    home = sumo_home()
-    subprocess.run([str(home / "bin" / "netconvert"), "-n", "j.nod.xml", "-e", "j.edg.xml", "-o", "j.net.xml"],
-                   check=True, capture_output=True, cwd=folder, env={**os.environ, "SUMO_HOME": str(home)})
+    netconvert_network(folder, "j", NODES, EDGES)
     length_m = sumolib.net.readNet(str(folder / "j.net.xml")).getLane("WJ_0").getLength()
     # a car's front 2 m past the advance loop (100 m before the stop line) when its trip ends: it is over the loop
     (folder / "j.rou.xml").write_text(ROUTES.format(park_m=round(length_m - 100 + 2, 1)))

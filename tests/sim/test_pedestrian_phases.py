@@ -8,32 +8,23 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
+from support.networks import netconvert_network
 
 from signalwise.analytics.safety_audit import audit, audit_run
 from signalwise.core.timing import BICYCLE_SPEED_MPS, ite_all_red_s
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.run import execute_run
-from signalwise.sim.sumo_home import sumo_home
 
 CLASSICAL = ("fixed", "webster", "actuated", "max-pressure")
 ARMS = {"W": (-200, 0), "N": (0, 200), "S": (0, -200)}
 
 
 def _netconvert(folder: Path, nodes: str, edges: str, connections: str, name: str) -> Path:
-    (folder / f"{name}.nod.xml").write_text(f"<nodes>\n{nodes}\n</nodes>\n")
-    (folder / f"{name}.edg.xml").write_text(f"<edges>\n{edges}\n</edges>\n")
-    (folder / f"{name}.con.xml").write_text(f"<connections>\n{connections}\n</connections>\n")
-    net = folder / f"{name}.net.xml"
-    home = sumo_home()
-    subprocess.run([str(home / "bin" / "netconvert"), "-n", f"{name}.nod.xml", "-e", f"{name}.edg.xml",
-                    "-x", f"{name}.con.xml", "--crossings.guess", "-o", net.name], check=True, capture_output=True,
-                   cwd=folder, env={**os.environ, "SUMO_HOME": str(home)})
-    return net
+    return netconvert_network(folder, name, f"<nodes>\n{nodes}\n</nodes>\n", f"<edges>\n{edges}\n</edges>\n",
+                              "--crossings.guess", connections_xml=f"<connections>\n{connections}\n</connections>\n")
 
 
 def _edge(a: str, b: str, bike: bool = False) -> str:

@@ -23,3 +23,23 @@ def generated_network_with_pockets(folder: Path) -> tuple[Path, Path]:
                     "--seed", "42", "--validate", "-o", str(trips)], check=True, capture_output=True, env=env,
                    cwd=folder)
     return net, trips
+
+
+def netconvert_network(folder: Path, name: str, nodes_xml: str, edges_xml: str, *options: str,
+                       connections_xml: str | None = None) -> Path:
+    """`folder/NAME.net.xml` built by SUMO's netconvert from the given plain nodes and edges (and connections)
+    files' text, with its `options` (`--crossings.guess`, ...)."""
+    import os
+    import subprocess
+
+    (folder / f"{name}.nod.xml").write_text(nodes_xml)
+    (folder / f"{name}.edg.xml").write_text(edges_xml)
+    args = ["-n", f"{name}.nod.xml", "-e", f"{name}.edg.xml"]
+    if connections_xml is not None:
+        (folder / f"{name}.con.xml").write_text(connections_xml)
+        args += ["-x", f"{name}.con.xml"]
+    home = sumo_home()
+    net = folder / f"{name}.net.xml"
+    subprocess.run([str(home / "bin" / "netconvert"), *args, *options, "-o", net.name], check=True,
+                   capture_output=True, cwd=folder, env={**os.environ, "SUMO_HOME": str(home)})
+    return net
