@@ -47,15 +47,13 @@ def queued_clip(tmp_path):
     return tmp_path / "clip.avi", cfg
 
 
-def test_a_clip_that_ends_with_vehicles_in_its_zones_closes_them(run, tmp_path):  # noqa: F811
-
+def play_to_its_end(cams, clip, cfg, settled, settle_s: float) -> tuple[list, float, float]:
+    """Stream `clip` (camera file `cfg`) through a real StreamManager into `cams` until the stream has ended, then
+    drain until `settled(events)` holds or `settle_s` passed; the events, the clip's last frame's time and the
+    loop's time then."""
     from signalwise.vision.camera import camera_from_dict
     from signalwise.vision.manager import StreamManager, StreamSpec
 
-    clip, cfg = queued_clip(tmp_path)
-    t0 = time.monotonic()
-    cams = _cameras(run, now=lambda: time.monotonic() - t0)
-    cams.rebase(0.0)
     mgr = StreamManager(source=cams, monitor_every_s=0.2)
     events = []
     try:
@@ -65,22 +63,38 @@ def test_a_clip_that_ends_with_vehicles_in_its_zones_closes_them(run, tmp_path):
             events += cams.drain_events()
             time.sleep(0.1)
         assert mgr.get("clip")["status"] == "ended", mgr.get("clip")
-        time.sleep(1.5)  # no frame for longer than silent_after_s
-        events += cams.drain_events()
+        end = time.monotonic() + settle_s
+        while not settled(events) and time.monotonic() < end:
+            time.sleep(0.1)
+            events += cams.drain_events()
         (newest_s,) = cams._newest_s.values()  # the clip's last frame, on the run's clock
         now_s = cams._now()
     finally:
         mgr.close()
+    return events, newest_s, now_s
+
+
+def assert_zones_closed_at_the_last_frame(events, newest_s: float, now_s: float) -> None:
+    """Vehicles stood in the zones, every channel's last event is an 81, stamped at the clip's last frame, not when
+    the end was noticed (a loaded machine notices it late: then CLOSE_BEHIND_S before the loop's time)."""
+    from signalwise.runtime.live.cameras import CLOSE_BEHIND_S
+
     last = {}
     for e in events:
         last[e.parameter] = e
-    assert any(e.event_code == 82 for e in events), events  # vehicles stood in its zones
+    assert any(e.event_code == 82 for e in events), events
     assert {ch: e.event_code for ch, e in last.items()} == dict.fromkeys(last, 81), events
-    # closed at the clip's last frame, not when the end was noticed (a loaded machine notices it late: then
-    # CLOSE_BEHIND_S before the loop's time)
-    from signalwise.runtime.live.cameras import CLOSE_BEHIND_S
-
     assert all(e.time_s <= max(newest_s, now_s - CLOSE_BEHIND_S) + 1e-6 for e in last.values()), (newest_s, events)
+
+
+def test_a_clip_that_ends_with_vehicles_in_its_zones_closes_them(run, tmp_path):  # noqa: F811
+    clip, cfg = queued_clip(tmp_path)
+    t0 = time.monotonic()
+    cams = _cameras(run, now=lambda: time.monotonic() - t0)
+    cams.rebase(0.0)
+    # no frame for longer than silent_after_s (1 s here)
+    events, newest_s, now_s = play_to_its_end(cams, clip, cfg, settled=lambda _events: False, settle_s=1.5)
+    assert_zones_closed_at_the_last_frame(events, newest_s, now_s)
 
 
 def test_a_stream_marked_down_closes_its_zones_once(run, frame_result):  # noqa: F811
