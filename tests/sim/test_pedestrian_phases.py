@@ -14,7 +14,7 @@ import pytest
 from support.networks import netconvert_network
 
 from signalwise.analytics.safety_audit import audit, audit_run
-from signalwise.core.timing import BICYCLE_SPEED_MPS, ite_all_red_s
+from signalwise.core.timing import BICYCLE_SPEED_MPS, CYCLIST_ALL_RED_MAX_S, ite_all_red_s
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.run import execute_run
 
@@ -174,7 +174,8 @@ def test_a_crosswalk_the_program_never_shows_green_is_a_warning_a_jam_and_an_aud
 
 def test_a_bicycle_lane_clears_at_a_cyclists_speed(tmp_path):
     """A link from a bicycle lane was timed at the lane's speed limit (13.89 m/s, a car's): its red clearance
-    was a car's crossing time. It takes a cyclist's (20 km/h), up to ITE's 4 s."""
+    was a car's crossing time. It takes a cyclist's (20 km/h), up to the 6 s all_red_s may be (a car's is capped at
+    4 s)."""
     net, routes = joined_crossing(tmp_path)
     r = execute_run(RunConfig(net=net, routes=[routes], controller="fixed", duration_s=30, emissions=False),
                     tmp_path / "run")
@@ -193,6 +194,6 @@ def test_a_bicycle_lane_clears_at_a_cyclists_speed(tmp_path):
     for p in model["phases"]:
         paths = [bike_links[i] for i in p["green_links"] if i in bike_links]
         if paths:
-            needed = ite_all_red_s(max(paths), BICYCLE_SPEED_MPS)
+            needed = ite_all_red_s(max(paths), BICYCLE_SPEED_MPS, hi_s=CYCLIST_ALL_RED_MAX_S)
             assert needed > ite_all_red_s(max(paths), 13.89)
             assert model["timing"]["phase_all_red_s"][p["index"]] >= needed

@@ -33,6 +33,13 @@ PED_GUIDANCE_BEHIND_CURB_M = 6 * FOOT_M
 #: red clearance it needs to cross (ITE's red clearance is the crossing time at the approach speed)
 BICYCLE_SPEED_MPS = 20 / 3.6
 VEHICLE_LENGTH_M = 6.1  # 20 ft design vehicle, ITE
+#: the longest red clearance derived for a motor vehicle's link: ITE's (W + L) / v for a wide junction at a low
+#: speed limit gives more than drivers, who see the cross street's yellow, are held for
+ALL_RED_MAX_S = 4.0
+#: the longest red clearance derived for a link from a lane only bicycles use: a cyclist entering at the end of
+#: yellow crosses at 20 km/h, so a 21.8 m path needs 5.0 s; 6 s is the longest all_red_s a run's configuration
+#: takes (runtime.config's bound)
+CYCLIST_ALL_RED_MAX_S = 6.0
 
 
 def ite_yellow_s(approach_speed_mps: float, grade: float = 0.0,
@@ -44,11 +51,15 @@ def ite_yellow_s(approach_speed_mps: float, grade: float = 0.0,
 
 
 def ite_all_red_s(intersection_width_m: float, approach_speed_mps: float,
-                  lo_s: float = 1.0, hi_s: float = 4.0) -> float:
-    """Red clearance r = (W + L) / v: time to clear the intersection width."""
-    v = max(approach_speed_mps, 1.0)
-    r = (max(0.0, intersection_width_m) + VEHICLE_LENGTH_M) / v
-    return round(min(hi_s, max(lo_s, r)), 1)
+                  lo_s: float = 1.0, hi_s: float = ALL_RED_MAX_S) -> float:
+    """Red clearance r = (W + L) / v: time to clear the intersection width, clamped to [lo_s, hi_s]."""
+    return round(min(hi_s, max(lo_s, crossing_time_s(intersection_width_m, approach_speed_mps))), 1)
+
+
+def crossing_time_s(intersection_width_m: float, approach_speed_mps: float) -> float:
+    """ITE's red clearance before clamping: (W + L) / v, the time a vehicle entering at the end of yellow takes to
+    clear the path (speeds below 1 m/s taken as 1 m/s)."""
+    return (max(0.0, intersection_width_m) + VEHICLE_LENGTH_M) / max(approach_speed_mps, 1.0)
 
 
 def ped_clearance_s(crossing_length_m: float, walking_speed_mps: float = PED_WALKING_SPEED_MPS) -> float:

@@ -45,7 +45,7 @@ from ..sim.backend import SimulationError
 from ..sim.metrics import after_warmup, intersection_metrics, network_metrics, time_series
 from ..sim.outputs import Teleports, read_discarded, read_pedestrians_jammed, read_teleports, read_tripinfo
 from ..sim.replay import spare_cores
-from ..sim.signal_model import pedestrian_warnings, plan_notes
+from ..sim.signal_model import pedestrian_warnings, plan_notes, timing_warnings
 from ..termination import stop_reason
 from .config import RunConfig
 from .detector_config import write_detector_config
@@ -273,6 +273,7 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
     if cfg.controller == BASELINE_CONTROLLER:
         warnings.extend(plan_warnings(plan_notes(loop.intersections)))
     warnings.extend(pedestrian_warnings(loop.intersections))
+    warnings.extend(timing_warnings(loop.intersections))
     if warnings:
         metrics["warnings"] = warnings
     verdict = audit()

@@ -20,11 +20,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..core.timing import (
+    ALL_RED_MAX_S,
     BICYCLE_SPEED_MPS,
+    CYCLIST_ALL_RED_MAX_S,
     PED_GUIDANCE_BEHIND_CURB_M,
     PED_GUIDANCE_SPEED_MPS,
     PED_WALKING_SPEED_MPS,
     ceil_to_step,
+    crossing_time_s,
     ite_all_red_s,
     ite_yellow_s,
     ped_clearance_s,
@@ -34,6 +37,7 @@ from ..core.timing import (
 )
 from ..core.types import Crosswalk, Intersection, Movement, Phase, Timing
 from .scenario import ScenarioError
+from .wauts import Waut, loaded_wauts
 
 GREEN = "Gg"
 #: SUMO's `TrafficLightType::NEMA` (a program logic's `type`): one phase of each ring green at the same time
@@ -52,6 +56,13 @@ class UnsupportedSignal(ValueError):
 class UnsafePedClearance(ScenarioError):
     """A configured pedestrian clearance shorter than its signal's crossing takes at the walking speed: the run is
     refused (as a yellow below 3 s is), not the signal left to its own program."""
+
+
+@dataclass(frozen=True, slots=True)
+class CyclistMovement(Movement):
+    """A link from a lane only bicycles use: its red clearance is a cyclist's crossing time up to
+    `CYCLIST_ALL_RED_MAX_S`, not capped at a motor vehicle's `ALL_RED_MAX_S`. A kind of its own, so a timing
+    derived again from the model alone (`retimed`) keeps it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +115,11 @@ def green_phases_with_durations(program: list[tuple[str, float]],
 
 
 def read_intersection(api, tls_id: str, defaults: TimingDefaults,
-                      overrides: dict | None = None) -> Intersection:
+                      overrides: dict | None = None, wauts: Mapping[str, list[Waut]] | None = None) -> Intersection:
     """Build the `Intersection` of one traffic light from a running simulation.
 
-    `api` is the `libsumo` or `traci` module (same interface).
+    `api` is the `libsumo` or `traci` module (same interface). `wauts`: per signal, the WAUTs of the loaded
+    additional files (`wauts.loaded_wauts`; read here when not given).
     """
     links = api.trafficlight.getControlledLinks(tls_id)
     n_links = len(links)
@@ -115,6 +127,7 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
     crosswalk_lanes: dict[str, list[int]] = {}
     via_lengths_m: list[float] = []
     speed_of: dict[str, float] = {}  # one question per incoming lane (a remote SUMO answers each)
+    cyclists_only: dict[str, bool] = {}
     for index, link_group in enumerate(links):
         if not link_group:
             continue  # an unused signal index
@@ -131,8 +144,10 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
             if path_m is not None:
                 via_lengths_m.append(path_m)
             if in_lane not in speed_of:
-                speed_of[in_lane] = approach_speed_mps(api, in_lane)
-            movements.append(Movement(index, in_lane, out_lane, False, speed_of[in_lane], path_m))
+                cyclists_only[in_lane] = is_bicycle_lane(api, in_lane)
+                speed_of[in_lane] = approach_speed_mps(api, in_lane, cyclists_only[in_lane])
+            kind = CyclistMovement if cyclists_only[in_lane] else Movement
+            movements.append(kind(index, in_lane, out_lane, False, speed_of[in_lane], path_m))
     crosswalk_links = frozenset(i for idx in crosswalk_lanes.values() for i in idx)
     crosswalks = tuple(
         Crosswalk(lane.rsplit("_", 1)[0], tuple(idx), api.lane.getLength(lane))
@@ -175,6 +190,7 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
     if unserved:
         notes.append(UNSERVED_CROSSWALK_NOTE + ", ".join(f"{c.id} (links {list(c.link_indices)})" for c in unserved))
     notes.extend(_plan_notes(program.type, _offset_s(api, tls_id), states, crosswalk_links))
+    notes.extend(waut_notes(program.programID, (loaded_wauts(api) if wauts is None else wauts).get(tls_id, [])))
 
     short = short_ped_clearance(tls_id, crosswalks, defaults, overrides or {})
     if short:
@@ -187,6 +203,9 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
     if cut:
         notes.append(PLAN_NOTE + "greens longer than max_green_s are cut to it (" + ", ".join(
             f"phase {k} {g:g} s > {timing.max_green_s[k - 1]:g} s" for k, g in cut) + ")")
+    notes.extend(program_greens_notes(program, crosswalk_links, timing))
+    if {**defaults, **(overrides or {})}.get("all_red_s") is None:
+        notes.extend(cyclist_clearance_notes(phases, width_m))
     return Intersection(tls_id, phases, n_links, tuple(movements), (), crosswalks, timing, speed_mps, width_m,
                         tuple(d for _, d in greens_timed), tuple(notes))
 
@@ -218,15 +237,21 @@ def short_ped_clearance(tls_id: str, crosswalks: tuple[Crosswalk, ...], defaults
             f"least {need:.1f} s, or null to derive it from the crossing")
 
 
-def approach_speed_mps(api, lane: str) -> float:
+def approach_speed_mps(api, lane: str, bicycles_only: bool | None = None) -> float:
     """The speed a link's change interval is timed at: the lane's speed limit, or on a lane only bicycles may use
     (a bicycle lane or path) a cyclist's speed when lower: a bicycle path carries the road's limit, and a cyclist
-    crossing at 20 km/h needs more than twice the red clearance a car at 50 km/h does."""
+    crossing at 20 km/h needs more than twice the red clearance a car at 50 km/h does. `bicycles_only`: whether
+    the lane is such a lane, when already asked (`is_bicycle_lane`)."""
     limit_mps = api.lane.getMaxSpeed(lane)
-    allowed = set(api.lane.getAllowed(lane))
-    if allowed and allowed <= BICYCLE_CLASSES:
+    if bicycles_only if bicycles_only is not None else is_bicycle_lane(api, lane):
         return min(limit_mps, BICYCLE_SPEED_MPS)
     return limit_mps
+
+
+def is_bicycle_lane(api, lane: str) -> bool:
+    """Whether only bicycles may use the lane (a bicycle lane or path)."""
+    allowed = set(api.lane.getAllowed(lane))
+    return bool(allowed) and allowed <= BICYCLE_CLASSES
 
 
 #: vehicle classes of a bicycle lane (SUMO's `bicycle`; `--bikelanes.guess` and OSM cycleways allow only it)
@@ -335,16 +360,25 @@ def phase_change_intervals_s(phases: tuple[Phase, ...], approach_speed_mps: floa
     speed and the longest path, which is too long a yellow for a slow approach
     and too short a red clearance for a slow approach with a long path. A value
     given (the profile's, the configuration's) applies to every phase.
-    Links without their own speed or path take the junction's.
+    Links without their own speed or path take the junction's. A red clearance
+    derived is capped at `ALL_RED_MAX_S`, a cyclist's link's at
+    `CYCLIST_ALL_RED_MAX_S` (`red_clearance_cap_s`).
     """
     yellows, all_reds = [], []
     for p in phases:
-        links = [link_speed_and_path(m, approach_speed_mps, width_m) for m in p.movements if not m.is_crosswalk]
-        links = links or [(approach_speed_mps, width_m)]
-        yellows.append(float(yellow_s) if yellow_s is not None else max(ite_yellow_s(v) for v, _ in links))
+        links = [(*link_speed_and_path(m, approach_speed_mps, width_m), red_clearance_cap_s(m))
+                 for m in p.movements if not m.is_crosswalk]
+        links = links or [(approach_speed_mps, width_m, ALL_RED_MAX_S)]
+        yellows.append(float(yellow_s) if yellow_s is not None else max(ite_yellow_s(v) for v, _, _ in links))
         all_reds.append(float(all_red_s) if all_red_s is not None
-                        else max(ite_all_red_s(w, v) for v, w in links))
+                        else max(ite_all_red_s(w, v, hi_s=cap) for v, w, cap in links))
     return tuple(yellows), tuple(all_reds)
+
+
+def red_clearance_cap_s(m: Movement) -> float:
+    """The longest red clearance derived for a link: a motor vehicle's cap, or on a link from a lane only bicycles
+    use the longest all_red_s a configuration takes (a cyclist clears a 21.8 m path in 5.0 s at 20 km/h)."""
+    return CYCLIST_ALL_RED_MAX_S if isinstance(m, CyclistMovement) else ALL_RED_MAX_S
 
 
 def link_speed_and_path(m: Movement, approach_speed_mps: float, width_m: float) -> tuple[float, float]:
@@ -358,11 +392,12 @@ def read_all(api, defaults: TimingDefaults, overrides: dict[str, dict] | None = 
     """Every traffic light we can control, and those refused with their reason."""
     overrides = overrides or {}
     result, refused = [], []
+    wauts = loaded_wauts(api)  # the files read once for every signal
     for tls_id in api.trafficlight.getIDList():
         if only is not None and tls_id not in only:
             continue
         try:
-            result.append(read_intersection(api, tls_id, defaults, overrides.get(tls_id)))
+            result.append(read_intersection(api, tls_id, defaults, overrides.get(tls_id), wauts))
         except UnsupportedSignal as exc:
             refused.append(RefusedSignal(tls_id, str(exc)))
     return result, refused
@@ -393,6 +428,12 @@ MERGED_NOTE = "phases differing only in crosswalk links were merged"
 UNSERVED_CROSSWALK_NOTE = "crosswalks never green in the network's program: "
 #: a signal's note that its walk + pedestrian clearance is below MUTCD 4E.06's guidance (a run warns of it)
 PED_GUIDANCE_NOTE = "pedestrian guidance: "
+#: a signal's note that its actuated program's own min/max greens (minDur/maxDur) are not the ones any controller
+#: times (a run warns of it, `timing_warnings`)
+PROGRAM_GREENS_NOTE = "the program's min/max greens: "
+#: a signal's note that a cyclist's red clearance is cut to `CYCLIST_ALL_RED_MAX_S` (a run warns of it,
+#: `timing_warnings`)
+CYCLIST_CLEARANCE_NOTE = "cyclist clearance: "
 
 
 def pedestrian_warnings(intersections) -> list[str]:
@@ -410,6 +451,21 @@ def pedestrian_warnings(intersections) -> list[str]:
             elif note.startswith(PED_GUIDANCE_NOTE):
                 out.append(f"signal {i.id!r}: {note.removeprefix(PED_GUIDANCE_NOTE)}")
     return out
+
+
+def timing_warnings(intersections) -> list[str]:
+    """A run's sentences, under every controller, on signals whose actuated program's min/max greens are not used
+    (one per distinct sentence, naming its signals: a netgenerate grid's programs all have the same) and on
+    signals where a cyclist's red clearance is cut."""
+    greens: dict[str, list[str]] = {}
+    out = []
+    for i in sorted(intersections, key=lambda i: i.id):
+        for note in i.notes:
+            if note.startswith(PROGRAM_GREENS_NOTE):
+                greens.setdefault(note.removeprefix(PROGRAM_GREENS_NOTE), []).append(i.id)
+            elif note.startswith(CYCLIST_CLEARANCE_NOTE):
+                out.append(f"signal {i.id!r}: {note.removeprefix(CYCLIST_CLEARANCE_NOTE)}")
+    return [f"signal(s) {_named(ids)}: {text}" for text, ids in greens.items()] + out
 
 
 def _named(ids: list[str], shown: int = 5) -> str:
@@ -457,6 +513,60 @@ def _plan_notes(logic_type: int, offset_s: float, states: list[str], crosswalk_l
         notes.append(PLAN_NOTE + "the program serves a phase more than once a cycle; each green state is one "
                                  "phase, served once a cycle for its durations added up")
     return notes
+
+
+def waut_notes(program_id: str, wauts: list[Waut]) -> list[str]:
+    """The note on a signal a WAUT switches to other programs: its model is the program active at the run's
+    begin, and no controller (nor `fixed`) follows the switches (the programs' phases may differ)."""
+    return [PLAN_NOTE + f"WAUT {w.id!r} switches this signal's program ({w.describe()}), which no controller "
+                        f"follows: the run keeps program {program_id!r}, the one active at its begin, for the whole "
+                        "run" for w in wauts if any(to != program_id for _, to in w.switches)]
+
+
+#: SUMO's `TrafficLightType` numbers whose phases' minDur/maxDur are a green's bounds (actuated, delay_based)
+ACTUATED_TYPES = (3, 5)
+
+
+def program_greens_notes(program, crosswalk_links: frozenset[int], timing: Timing) -> list[str]:
+    """The note on an actuated (or delay_based) program whose green phases have their own minDur/maxDur: no
+    controller times them; every one holds each phase between the run's min_green_s and max_green_s."""
+    if program.type not in ACTUATED_TYPES:
+        return []
+    bounds = [(float(p.minDur), float(p.maxDur)) for p in program.phases
+              if phase_key(p.state, crosswalk_links) is not None and 0 < p.minDur < p.maxDur]
+    if not bounds:
+        return []
+    name = _LOGIC_TYPES[program.type]
+    return [PROGRAM_GREENS_NOTE + f"the {name} program's own minDur {_span_s([lo for lo, _ in bounds])} and maxDur "
+            f"{_span_s([hi for _, hi in bounds])} are not used: every controller keeps each green between min green "
+            f"{_span_s(timing.min_green_s)} and max green {_span_s(timing.max_green_s)} (timing.min_green_s / "
+            "max_green_s; a --config's timing.per_intersection.<signal>.min_green_s / max_green_s sets a signal's "
+            "own)"]
+
+
+def _span_s(values) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:g} s" if lo == hi else f"{lo:g}-{hi:g} s"
+
+
+def cyclist_clearance_notes(phases: tuple[Phase, ...], width_m: float) -> list[str]:
+    """The note on a signal where a cyclist's link needs more red clearance than `CYCLIST_ALL_RED_MAX_S`: a
+    cyclist who enters at the end of yellow is still crossing when the cross street turns green."""
+    cut = []
+    for p in phases:
+        for m in p.movements:
+            if isinstance(m, CyclistMovement):
+                speed_mps, path_m = link_speed_and_path(m, BICYCLE_SPEED_MPS, width_m)
+                need_s = crossing_time_s(path_m, speed_mps)
+                if need_s > CYCLIST_ALL_RED_MAX_S + 0.05:
+                    cut.append((need_s, p.index, m, path_m, speed_mps))
+    if not cut:
+        return []
+    need_s, index, m, path_m, speed_mps = max(cut, key=lambda c: c[0])
+    phases_cut = sorted({c[1] + 1 for c in cut})
+    return [CYCLIST_CLEARANCE_NOTE + f"red clearance cut to {CYCLIST_ALL_RED_MAX_S:g} s (the longest all_red_s "
+            f"takes) after phase(s) {phases_cut}: a cyclist from {m.in_lane} needs {need_s:.1f} s to cross its "
+            f"{path_m:.1f} m path at {speed_mps * 3.6:.0f} km/h"]
 
 
 def _current_program(api, tls_id: str):
