@@ -58,6 +58,14 @@ Rules (names as they appear in reports):
                        warning ``preempt_unterminated``.
 ``link_yellow``        a vehicle link that stops being green shows yellow (y) for
                        ≥ the shortest yellow of the phases serving it before red.
+``protected_yellow``   under a timing with ``protected_yellow`` (the safety
+                       profile's; a model without the key has it off), a
+                       vehicle link going from protected green (G) to permitted
+                       green (g) shows yellow first (a direct G -> g is a
+                       violation), for ≥ the shortest yellow of the phases
+                       serving it when the yellow leads straight to its g; such
+                       a yellow's end starts a red clearance as any link's
+                       does (``link_all_red``).
 ``link_all_red``       after a vehicle link's yellow ends at t, no other vehicle
                        link of the device turns green before t + the shortest
                        red clearance of the phases serving the first link; nor
@@ -134,7 +142,7 @@ EXACT_TOLERANCE_S = 1e-6
 #: every rule the checker verifies, in report order
 RULES = (
     "min_green", "max_green", "yellow", "all_red", "sequence", "conflicting_green", "ped", "cycle_max",
-    "preempt", "link_yellow", "link_all_red", "link_green", "crosswalk_green", "crosswalk_served",
+    "preempt", "link_yellow", "protected_yellow", "link_all_red", "link_green", "crosswalk_green", "crosswalk_served",
 )
 
 GREEN_CHARS = frozenset("Gg")
@@ -265,6 +273,8 @@ class _Device:
     all_crosswalk_links: tuple[int, ...] = ()
     #: phase number -> (the pedestrian clearance its longest crosswalk takes, s; why), from the geometry
     ped_crossing_s: dict[int, tuple[float, str]] = field(default_factory=dict)
+    #: a link going from protected 'G' to permitted 'g' is owed a yellow (`protected_yellow`)
+    protected_yellow: bool = False
 
     @property
     def ped_phases(self) -> frozenset[int]:
@@ -347,6 +357,8 @@ def _parse_device(raw: dict, where: str) -> _Device:
             link_all_red_s=_link_minimum(green_links, all_red_by, float(timing["all_red_s"]), n_links),
             all_crosswalk_links=all_crosswalk_links,
             ped_crossing_s=_ped_crossing_s(raw, timing, green_links) if crosswalk_links else {},
+            # a model written before the key: the rule it was run under did not exist, so it is not held to it
+            protected_yellow=bool(timing.get("protected_yellow", False)),
         )
     except KeyError as exc:
         raise AuditInputError(f"{where}: missing field {exc}") from None
@@ -831,10 +843,13 @@ def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int
     vehicle_links = dev.vehicle_links
     # a gap below this, after link j's clearance began, is not `out.at_least` its red clearance
     all_red_short = {j: r - out.tol_s for j, r in dev.link_all_red_s.items()}
+    left_protected: set[int] = set()  # vehicle links whose protected green ended and that are not green again
     for t, state in changes[1:]:
         onsets = []
         for i in [i for i in vehicle_links if prev[i] != state[i]]:  # a change moves a few links of many
             before, now = prev[i], state[i]
+            if dev.protected_yellow:
+                _protected_change(dev, i, t, before, now, yellow_start.get(i), left_protected, clear_end, out)
             if before in GREEN_CHARS and now not in GREEN_CHARS:
                 if now in YELLOW_CHARS:
                     yellow_start[i] = t
@@ -886,6 +901,31 @@ def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int
             dev = switches.pop(0)[1]
             all_red_short = {j: r - out.tol_s for j, r in dev.link_all_red_s.items()}
     _audit_crosswalks(dev, changes, walks, log_end_s, out)
+
+
+def _protected_change(dev: _Device, i: int, t: float, before: str, now: str, yellow_since: float | None,
+                      left_protected: set[int], clear_end: dict[int, float], out: _Findings) -> None:
+    """`protected_yellow`: link `i` going `before` -> `now` at `t`. A protected green ('G') that is followed by a
+    permitted one ('g') is owed a yellow: a driver finishing a protected left must be warned before oncoming
+    traffic is released. A yellow that leads straight to the 'g' ends a clearance (`clear_end`) as a yellow
+    before red does, so the links turning green after it wait out its red clearance (`link_all_red`)."""
+    if before == "G" and now == "g":
+        out.check("protected_yellow")
+        out.violation("protected_yellow", dev.id, t, link=i, measured_s=0.0, required_s=dev.link_yellow_s[i],
+                      detail="link went 'G' -> 'g' (protected to permitted) without yellow")
+    elif before == "G" and now not in GREEN_CHARS:
+        left_protected.add(i)
+    elif now in GREEN_CHARS and i in left_protected:
+        left_protected.discard(i)
+        if now != "g":
+            return  # protected again: not this rule's change
+        out.check("protected_yellow")
+        if before in YELLOW_CHARS and yellow_since is not None:
+            clear_end[i] = t
+            if not out.at_least(t - yellow_since, dev.link_yellow_s[i]):
+                out.violation("protected_yellow", dev.id, yellow_since, link=i, measured_s=t - yellow_since,
+                              required_s=dev.link_yellow_s[i],
+                              detail="yellow before the permitted green shorter than required")
 
 
 def _audit_crosswalks(dev: _Device, changes: list[tuple[float, str]],

@@ -12,7 +12,9 @@ Guarantees, per intersection:
 - minimum green (which includes pedestrian walk + clearance for phases that
   serve a crosswalk), maximum green (max-out), yellow and all-red clearance
   before any new green, each the ending phase's own (links green in both
-  phases stay green: overlaps);
+  phases stay green: overlaps; with `Timing.protected_yellow` a link going
+  from protected 'G' to permitted 'g' is cleared as one losing its green,
+  then shows its 'g');
 - cycle bounds: no signal link waits more than `cycle_max_s` between two
   starts of its green. The bound is kept on a covering set of phases (the
   fewest phases that together serve every link, `cycle_phases`): each of them
@@ -117,16 +119,19 @@ class FallbackPlan:
         raise NotImplementedError
 
 
-def clearance_state(from_state: str, to_state: str, yellow: bool) -> str:
+def clearance_state(from_state: str, to_state: str, yellow: bool, protected_yellow: bool = True) -> str:
     """Link states while leaving `from_state` for `to_state`.
 
     Links green in both phases stay green ('g' if either phase only permits
     them); links losing their green show 'y' (yellow) or 'r' (all-red);
-    everything else is red.
+    everything else is red. With `protected_yellow` a link going from
+    protected 'G' to permitted 'g' is cleared like one losing its green: a
+    driver finishing a protected left is warned before oncoming traffic is
+    released (MUTCD's yellow arrow). Without it (RESCO's rule) it stays 'g'.
     """
     out = []
     for a, b in zip(from_state, to_state, strict=True):
-        if a in GREEN and b in GREEN:
+        if a in GREEN and b in GREEN and not (protected_yellow and a == "G" and b == "g"):
             out.append("g" if "g" in (a, b) else "G")
         elif a in GREEN:
             out.append("y" if yellow else "r")
@@ -145,6 +150,8 @@ class IntersectionShield:
         self.inter = inter
         self.cfg = config
         self.fallback = fallback
+        #: (from phase, to phase, yellow) -> the state shown, under the timing in force
+        self._change_cache: dict[tuple[int, int, bool], str] = {}
         self._use_timing(inter.timing)
         self._pending_timing: Timing | None = None
         self._pending_revision: int | None = None
@@ -170,7 +177,6 @@ class IntersectionShield:
         self._call_owed: list[set[int]] = [set() for _ in inter.phases]
         #: when an observation last brought sound lane data to read calls from
         self._lanes_seen_s: float | None = None
-        self._change_cache: dict[tuple[int, int, bool], str] = {}
 
         self.events: list[SignalEvent] = []
         self.interventions: list[Intervention] = []
@@ -220,6 +226,8 @@ class IntersectionShield:
         self._all_red_s = [t.all_red_of(p) for p in range(n)]
         self._clear_eff_s, self._min_green_eff_s = self._effective(t)
         self._calls = t.cycle_calls
+        self._protected_yellow = t.protected_yellow
+        self._change_cache.clear()  # the change states follow the timing's protected_yellow
         self._in_force_plan = (self._shortest_green(t), self._clear_eff_s)
         self._plan_timing(t)
 
@@ -742,7 +750,7 @@ class IntersectionShield:
         key = (a, b, yellow)
         s = self._change_cache.get(key)
         if s is None:
-            s = clearance_state(self._no_walk_states[a], self._no_walk_states[b], yellow)
+            s = clearance_state(self._no_walk_states[a], self._no_walk_states[b], yellow, self._protected_yellow)
             self._change_cache[key] = s
         return s
 

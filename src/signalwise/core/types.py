@@ -99,6 +99,10 @@ class Timing:
     still forced round; with `cycle_calls` it counts from a call, as a NEMA
     controller without recall skips a phase with no call (the shield says
     when a phase is called).
+
+    With `protected_yellow`, a link that ends a protected green ('G') and is
+    only permitted ('g') in the next phase is cleared like a link losing its
+    green: yellow, red clearance, then its permitted green.
     """
 
     yellow_s: float
@@ -116,6 +120,10 @@ class Timing:
     phase_all_red_s: tuple[float, ...] = ()
     #: True: the cycle bound runs from a call (a vehicle seen on a phase's lanes), not from the last service
     cycle_calls: bool = False
+    #: True: a link going from protected green ('G') to permitted green ('g') at a phase change shows the ending
+    #: phase's yellow and red clearance first (MUTCD: a yellow arrow ends a green arrow); False: it stays green
+    #: (RESCO's and the reference's rule: only links losing their green get a yellow)
+    protected_yellow: bool = True
 
     def clearance_s(self) -> float:
         """The longest change interval of any phase."""

@@ -43,7 +43,8 @@ class TimingConfig(BaseModel):
     all_red_s: float | None = Field(None, ge=0.0, le=6.0, description=(
         "all-red (red clearance) after each yellow, for every phase; null = each phase its own: ITE (path "
         "through the junction + 6.1 m) / approach speed for each link it serves (a cyclist's 20 km/h on a lane "
-        "only bicycles use), the longest of them, clamped to 1-4 seconds"))
+        "only bicycles use), the longest of them, clamped to 1-4 seconds (a link from a lane only bicycles use: up to "
+        "6 s, and a run warns where a cyclist needs longer)"))
     min_green_s: float = Field(5.0, ge=2.0, le=60.0, description=(
         "minimum green of every phase; raised to walk + pedestrian clearance on phases serving a crosswalk"))
     max_green_s: float = Field(60.0, ge=5.0, le=86400.0, description=(
@@ -80,6 +81,13 @@ class TimingConfig(BaseModel):
     ped_intervals: bool = Field(True, description=(
         "time pedestrian walk and clearance on phases serving a crosswalk; false (benchmark and reference "
         "profiles only) = crosswalks show their phase's green throughout, as the network's own program does"))
+    protected_yellow: bool = Field(True, description=(
+        "a link going from protected green (G, a green arrow) in one phase to permitted green (g, yield to "
+        "oncoming traffic) in the next shows the ending phase's yellow, then red during its red clearance, then "
+        "its permitted green, as MUTCD's protected/permissive left-turn mode ends a green arrow with a yellow "
+        "arrow; false (benchmark and reference profiles only: RESCO's and sumo-rl's rule) = it stays green "
+        "through the change, only links losing their green get a yellow. The audit's rule protected_yellow holds "
+        "a run to it"))
     #: per traffic-light overrides of the fields above
     per_intersection: dict[str, dict[str, float | None]] = Field(default_factory=dict)
 
@@ -162,6 +170,9 @@ def _check_safety(t: TimingConfig, where: str) -> None:
                              "profile is its --config's, fixed while it runs)")
     if not t.ped_intervals:
         raise ValueError(f"{where}ped_intervals false leaves pedestrians without walk and clearance: only the "
+                         "benchmark and reference profiles allow it")
+    if not t.protected_yellow:
+        raise ValueError(f"{where}protected_yellow false ends a protected green arrow without a yellow: only the "
                          "benchmark and reference profiles allow it")
 
 

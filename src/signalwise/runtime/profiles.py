@@ -8,12 +8,15 @@
   decision every `step_length` seconds (10; 5 on arterial4x4), a
   `yellow_length` yellow (3; 2 on arterial4x4) when the phase changes and the
   new green for the rest of the step, no all-red, no maximum green or cycle
-  bound, no pedestrian intervals, `--time-to-teleport -1`; for max-pressure
+  bound, no pedestrian intervals, a yellow only for links going from green
+  to red (a protected 'G' going to a permitted 'g' stays green),
+  `--time-to-teleport -1`; for max-pressure
   the pressure of RESCO's own (halting vehicles in and out). RESCO ran SUMO
   with `--random`; we run explicit seeds so that results reproduce.
 - `reference`: the plain max-pressure reference's rules
   (`shared/reference/maxpressure_ref.py`): decisions every 5 s once the
-  green has run 5 s, 3 s yellow, no all-red, no teleports, and for
+  green has run 5 s, 3 s yellow (links going from green to red only), no
+  all-red, no teleports, and for
   max-pressure its pressure (halting vehicles in and out) and tie rule.
 
 A profile fills the timing keys, controller options and SUMO settings the
@@ -49,12 +52,15 @@ RESCO_STEP_S = 10.0
 RESCO_YELLOW_S = 3.0
 RESCO_PER_MAP = {"arterial4x4": {"step_s": 5.0, "yellow_s": 2.0}}
 
+#: protected_yellow False: RESCO's and sumo-rl's yellow (and the reference's) goes only to links going from green to
+#: red, so a link going from protected 'G' to permitted 'g' stays green through the change
 _TIMING = {
     SAFETY: {},
     BENCHMARK: {"yellow_s": RESCO_YELLOW_S, "all_red_s": 0.0, "min_green_s": RESCO_STEP_S - RESCO_YELLOW_S,
-                "max_green_s": NO_BOUND_S, "cycle_min_s": 10.0, "cycle_max_s": NO_BOUND_S, "ped_intervals": False},
+                "max_green_s": NO_BOUND_S, "cycle_min_s": 10.0, "cycle_max_s": NO_BOUND_S, "ped_intervals": False,
+                "protected_yellow": False},
     REFERENCE: {"yellow_s": 3.0, "all_red_s": 0.0, "min_green_s": 5.0, "max_green_s": NO_BOUND_S,
-                "cycle_min_s": 10.0, "cycle_max_s": NO_BOUND_S, "ped_intervals": False},
+                "cycle_min_s": 10.0, "cycle_max_s": NO_BOUND_S, "ped_intervals": False, "protected_yellow": False},
 }
 
 #: controller options each profile sets: how often a controller is asked (period_s) and max-pressure's hold

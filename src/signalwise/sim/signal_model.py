@@ -331,7 +331,8 @@ def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], 
         if value is None or value < 0:
             raise UnsupportedSignal(f"invalid timing {name}={value}")
     return Timing(float(yellow), float(all_red), tuple(min_green), tuple(max_green), walk, float(ped_clear),
-                  cycle_min, cycle_max, ped_intervals, phase_yellow, phase_all_red, bool(d.get("cycle_calls", False)))
+                  cycle_min, cycle_max, ped_intervals, phase_yellow, phase_all_red, bool(d.get("cycle_calls", False)),
+                  bool(d.get("protected_yellow", True)))
 
 
 def _ped_guidance_notes(crosswalks: tuple[Crosswalk, ...], walk_s: float, clearance_s: float,
