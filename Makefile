@@ -16,7 +16,11 @@ $(BIN)/python:
 
 # uv (from PyPI) installs the same versions as pip in a fraction of the time
 # (docs/architecture.md#set-up-and-tests).
+# A .venv made by a Python older than pyproject's 3.11 would fail every later install: say how to start over.
 $(STAMP): pyproject.toml | $(BIN)/python
+	@$(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+	  echo "error: .venv has $$($(BIN)/python -V 2>&1); signalwise needs Python 3.11 or newer:" \
+	       "make clean, then make $(or $(MAKECMDGOALS),install) PYTHON=python3.11 (or newer)"; exit 1; }
 	if $(PYTHON) -m pip --python $(BIN)/python install --quiet uv; then \
 	  $(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[dev]" pip; \
 	else \
