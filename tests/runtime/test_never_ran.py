@@ -54,7 +54,8 @@ def test_never_ran_is_said_in_metrics_summary_and_comparison(tmp_path, capsys):
     print_compare_table(summary, width=100)
     out = capsys.readouterr().out
     assert "NEVER RAN" in out and "fallback share" in out and "never-sure never ran" in out
-    assert max(len(line) for line in out.splitlines()) <= 100
+    # the table fits; a warning is one line however long (`run` prints its own so), to be read and grepped whole
+    assert max(len(line) for line in out.splitlines() if not line.startswith("warning:")) <= 100
 
 
 def test_a_single_seed_shows_no_spread_and_five_controllers_fit_100_columns(tmp_path, capsys):

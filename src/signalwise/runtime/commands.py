@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated
 
@@ -433,7 +434,8 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
                     + (f"; figures count from {metrics['counted_from_s']:g} s, after a {metrics['warmup_s']:g} s "
                        "warm-up" if metrics.get("warmup_s") else "") + ")")
     t.add_column("metric")
-    t.add_column("value", justify="right")
+    # a long value folds: the table stays about 100 columns wide, whatever a network's signal ids
+    t.add_column("value", justify="right", max_width=RUN_VALUE_WIDTH)
     rows = [
         ("avg delay per vehicle (RESCO)", f"{n['avg_delay_s']:.1f} s"),
         ("avg waiting time", f"{n['avg_wait_s']:.1f} s"),
@@ -459,16 +461,40 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
     if "safety" in metrics:
         s = metrics["safety"]
         rows.append(("safety violations (independent audit)", f"{s['violations']}"))
-    if metrics.get("refused_signals"):
-        rows.append(("signals left uncontrolled", "; ".join(f"{r['id']}: {r['reason']}" for r in metrics["refused_signals"])))
+    refused = metrics.get("refused_signals") or []
+    if refused:
+        rows.append(("signals left uncontrolled", _refused_cell(refused)))
     for k, v in rows:
         t.add_row(k, v)
     console = table_console()
     console.print(t)
-    for warning in metrics.get("warnings", ()):
+    for warning in ([_refused_warning(refused)] if refused else []) + list(metrics.get("warnings", ())):
         # one line a warning, however narrow the stream: a log is read line by line, and grepped
         console.print(f"[bold yellow]warning:[/bold yellow] {escape(warning)}", soft_wrap=True)
     console.print(f"run directory: {run_dir}", soft_wrap=True)
+
+
+#: the widest value column of the run summary's table, in characters
+RUN_VALUE_WIDTH = 56
+#: signals the run summary's cell names; the warning under the table names every one, with its reason
+REFUSED_NAMED = 3
+
+
+def _refused_cell(refused: list[dict]) -> str:
+    """The signals left to their own program, as a table cell: their count and the first few, the reasons in
+    the warning under the table (a generated network refuses dozens, and a cell of every reason stretched the
+    table to 200 columns)."""
+    more = f" and {len(refused) - REFUSED_NAMED} more" if len(refused) > REFUSED_NAMED else ""
+    return f"{len(refused)}: {', '.join(r['id'] for r in refused[:REFUSED_NAMED])}{more} (reasons below)"
+
+
+def _refused_warning(refused: list[dict]) -> str:
+    """Every signal left to its own program, each reason once with the signals it refused."""
+    from ..sim.signal_model import RefusedSignal
+    from .loop import grouped_refusals
+
+    return (f"{len(refused)} signal(s) left to their own program, not driven by the controller: "
+            + grouped_refusals([RefusedSignal(r["id"], r["reason"]) for r in refused], shown=len(refused)))
 
 
 def _teleports_text(network: dict) -> str:
@@ -543,9 +569,9 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
     note = sumocfg_note(base, scenario_read)
     # ... and on one no run could use (no signal to control, routes over unknown edges), or a model that does not fit
     seen = check_network(base, names)
-    if note:
-        typer.secho(f"warning: {note}", fg="yellow", err=True)
-    for warning in network_warnings(seen.refused, seen.plan_notes if BASELINE_CONTROLLER in names else {}):
+    shown = ([note] if note else []) + network_warnings(seen.refused,
+                                                        seen.plan_notes if BASELINE_CONTROLLER in names else {})
+    for warning in shown:
         typer.secho(f"warning: {warning}", fg="yellow", err=True)
     out = out or Path("runs") / f"compare-{dt.datetime.now():%Y%m%d-%H%M%S}-{slug(base.scenario_label)}"
     why = why_not_fresh(out)
@@ -571,7 +597,7 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
         result = compare_controllers(base, names, seed_list, out, workers, on_done)
     if db is not None:
         _publish(sorted(result.run_dirs.values()), db, console)
-    print_compare_table(result.summary)
+    print_compare_table(result.summary, shown=shown)
     if result.chart:
         Console().print(f"chart: {result.chart}", soft_wrap=True)  # a path folded over two lines cannot be pasted
     Console().print(f"summary: {result.out_dir / 'summary.csv'} (runs in {result.out_dir})", soft_wrap=True)
@@ -594,7 +620,7 @@ def _check_models(names: list[str]) -> None:
             _fail(f"--controllers {name}: {exc}")
 
 
-def print_compare_table(summary: dict, width: int | None = None) -> None:
+def print_compare_table(summary: dict, width: int | None = None, shown: Collection[str] = ()) -> None:
     """One column per controller: mean ± 95% CI, then change vs the baseline and the paired t-test's p over the
     seeds both ran (each seed is the same demand for every controller, so the runs are pairs; Welch's p, which
     ignores that, is in summary.csv beside it). "p n/a" where the paired test is undefined. A change with p
@@ -603,14 +629,16 @@ def print_compare_table(summary: dict, width: int | None = None) -> None:
     A heading line above the title says the conditions (`compare.conditions_text`) when the summary has them, so
     a table at another demand or timing profile cannot be taken for this one. Five controllers fit 100 columns (`width`, else
     `consoles.table_console`); a controller that never ran (the fallback served its runs) is marked in its
-    heading and its fallback share row.
+    heading and its fallback share row. Under it, the runs' own warnings, each once with the runs that gave it
+    (`compare.warning_groups`), but for those in `shown` (printed before the runs started).
     """
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from ..analytics.stats import p_text
     from ..consoles import table_console
-    from .compare import conditions_text, mean_text
+    from .compare import conditions_text, mean_text, warning_groups
 
     controllers = summary["controllers"]
     base = summary["baseline"]
@@ -659,6 +687,9 @@ def print_compare_table(summary: dict, width: int | None = None) -> None:
         if c in never:
             console.print(f"[bold yellow]warning:[/bold yellow] {c} never ran: the shield's fallback served its runs, "
                           "so its column shows the fallback plan, not the controller")
+    for group in warning_groups(summary.get("run_warnings", {}), shown):
+        # one line a warning, as `run` prints them: a log is read line by line, and grepped
+        console.print(f"[bold yellow]warning:[/bold yellow] {escape(group['text'])}", soft_wrap=True)
 
 
 def scenarios_command() -> None:
@@ -678,7 +709,8 @@ def scenarios_command() -> None:
 
 def demo_command(
     seeds: Annotated[int, typer.Option(help="seeds per controller")] = DEMO_SEEDS,
-    out: Annotated[Path | None, typer.Option(help="output directory")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help=f"output directory, new or empty (default runs/compare-<time>-{DEMO_SCENARIO})", show_default=False)] = None,
     duration: Annotated[float | None, typer.Option(
         help="simulated seconds per run (default: the corridor's whole hour); shorter for a quick look, "
              "before the peak builds", show_default=False)] = None,

@@ -22,7 +22,9 @@ import datetime as dt
 import json
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+import re
+import tempfile
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +48,9 @@ METRICS = (
     ("never_inserted", "never inserted", "veh", True),
     # SUMO's teleports (each cuts a trip short and lowers the delay); a run from before they were counted has none
     ("teleports", "teleports (SUMO)", "", True),
+    # vehicles SUMO dropped before they entered: no other figure counts them; a run from before they were counted
+    # has none
+    ("discarded_veh", "discarded by SUMO", "veh", True),
     # SUMO's count of persons jammed (a crosswalk with no walk); a run from before they were counted has none
     ("pedestrians_jammed", "pedestrians jammed (SUMO)", "", True),
     ("locked_veh", "locked in junctions", "veh", True),
@@ -73,6 +78,9 @@ DEFINITIONS = {
                       "(most often: no room on their departure lane)",
     "teleports": "SUMO's teleports over the whole run: a vehicle stuck for the teleport time jumps ahead, which "
                  "cuts its trip short and lowers the delay",
+    "discarded_veh": "vehicles SUMO discarded over the whole run before they entered the network (one that cannot "
+                     "depart at its route file's speed, or cannot stop for a red signal ahead): no other figure "
+                     "counts them; each run's sumo/errors.log names each",
     "pedestrians_jammed": "SUMO's count of persons over the whole run who stood past their jam time, then walked on",
     "locked_veh": f"vehicles standing inside a junction for {LOCKED_AFTER_S:g} s or longer when the run ended (a "
                   "junction lock)",
@@ -266,9 +274,10 @@ class NetworkCheck:
 
 
 def check_network(base: RunConfig, controllers: Sequence[str] = ()) -> NetworkCheck:
-    """Start the network once, for one step with its routes, in this process; a SimulationError (or ScenarioError)
-    names what every run would fail on: a network without a signal to control, a route over an edge the network
-    lacks, a per-intersection override for a signal it does not have. Each of `controllers` is then built for
+    """Start the network once with its routes, in this process; a SimulationError (or ScenarioError) names what
+    every run would fail on: a network without a signal to control, a route over an edge the network lacks, a
+    per-intersection override for a signal it does not have, a walk of the persons setting out in its first
+    `PERSONS_CHECKED_S` that SUMO cannot route. Each of `controllers` is then built for
     every signal as its runs will build it, so a model that does not fit the network (ControllerUnavailable)
     is refused too. Called before any worker starts, so a comparison no run can finish is one line, not a
     failure per controller and seed after the baseline's runs and a table of dashes. A SUMO given by
@@ -277,11 +286,15 @@ def check_network(base: RunConfig, controllers: Sequence[str] = ()) -> NetworkCh
         return NetworkCheck()
     from ..control.base import ControllerUnavailable
     from ..control.learning.qtable import ModelError
+    from ..sim.detectors import place_detectors
     from ..sim.signal_model import plan_notes
-    from .loop import LoopStepper, open_field, resolve_scenario, run_window, sumo_options
+    from .loop import LoopStepper, network_read, open_field, resolve_scenario, run_window, sumo_options
 
     cfg = base.model_copy(update={"gui": False})
     scenario = resolve_scenario(cfg)
+    # read as a run reads it first: a network SUMO cannot parse is `run`'s one line, not SUMO's own lines
+    with tempfile.TemporaryDirectory(prefix="signalwise-check-") as tmp, network_read(scenario.net_file):
+        place_detectors(scenario.net_file, Path(tmp))
     # the runs' own end, though nothing steps to it: SUMO gives a flow without an `end` the run's end as its end,
     # and one that begins after an end one step in was refused ("ends before its begin time") where runs are not
     _begin_s, end_s = run_window(cfg, scenario)
@@ -292,9 +305,49 @@ def check_network(base: RunConfig, controllers: Sequence[str] = ()) -> NetworkCh
                 LoopStepper(cfg.model_copy(update={"controller": name}), fld, end_s)
             except ModelError as exc:
                 raise ControllerUnavailable(f"{name}: {exc}") from None
+        if _has_persons([*scenario.route_files, *scenario.additional_files]):
+            _step_past_first_walks(fld.backend, min(end_s, fld.backend.time_s() + PERSONS_CHECKED_S))
     finally:
         fld.backend.close()
     return NetworkCheck(list(fld.refused), plan_notes(fld.intersections))
+
+
+#: simulated seconds `check_network` runs a network with persons: SUMO routes a walk only when its person sets
+#: out, and a walk it cannot route (no sidewalk, no crossing) stops the simulation there, in every run
+PERSONS_CHECKED_S = 300.0
+
+
+def _has_persons(files: Sequence[Path]) -> bool:
+    """Whether any of the files holds a person or a person flow (a byte search: a city's routes are large)."""
+    import gzip
+
+    for path in files:
+        opener = gzip.open if str(path).endswith(".gz") else open
+        try:
+            with opener(path, "rb") as fh:
+                tail = b""
+                while chunk := fh.read(1 << 20):
+                    if b"<person" in tail + chunk:
+                        return True
+                    tail = chunk[-len(b"<person"):]
+        except OSError:
+            continue  # SUMO read it when the check started: a file it did not want says nothing here
+    return False
+
+
+def _step_past_first_walks(backend, until_s: float) -> None:  # noqa: ANN001 - a SumoBackend
+    """Step SUMO to `until_s`, so that the persons setting out by then have their walks routed; a walk SUMO
+    cannot route is refused in one line before any run, not as a failure of every run part way."""
+    from ..sim.backend import SimulationError, read_files
+
+    now_s = backend.time_s()
+    try:
+        while now_s < until_s:
+            now_s = backend.step()
+    except SimulationError as exc:
+        why = str(exc).removeprefix("SUMO stopped during the run: ").rstrip(".")
+        raise SimulationError(f"SUMO stopped at {now_s:g} s when the network was tried once before the runs: "
+                              f"{why} ({read_files(backend.opts)})") from None
 
 
 def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, int], dict]) -> dict:
@@ -338,8 +391,83 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
     never = [c for c in controllers
              if any((c, s) in runs for s in seeds) and not any(runs[(c, s)].get("controller_ran", True)
                                                                for s in seeds if (c, s) in runs)]
+    said = run_warnings(controllers, seeds, runs)
     return {"baseline": baseline, "controllers": controllers, "seeds": seeds, "metrics": table,
-            "safety_violations": safety, "fallback_share": share, "never_ran": never}
+            "safety_violations": safety, "fallback_share": share, "never_ran": never,
+            "run_warnings": said, "warnings": warning_groups(said)}
+
+
+def run_warnings(controllers: list[str], seeds: list[int], runs: dict[tuple[str, int], dict]) -> dict[str, list[str]]:
+    """Each finished run's own warnings (`metrics["warnings"]`: teleports that lower the delay, vehicles SUMO
+    discarded, junctions locked, nothing due in the window...), keyed "controller:s<seed>" as `failures` is."""
+    return {run_key(c, s): list(runs[(c, s)]["warnings"]) for c in controllers for s in seeds
+            if runs.get((c, s), {}).get("warnings")}
+
+
+def run_key(controller: str, seed: int) -> str:
+    """A run's name in summary.json ("ql:s1")."""
+    return f"{controller}:s{seed}"
+
+
+def _runs_text(keys: Sequence[str]) -> str:
+    """Runs as a person reads them, as the progress line names one ("ql s1"), seeds of a controller together:
+    "fixed s1–3, ql s1, s3"."""
+    seeds: dict[str, list[int]] = {}
+    for key in keys:
+        controller, _, seed = key.rpartition(":s")
+        seeds.setdefault(controller, []).append(int(seed))
+    return ", ".join(f"{c} " + ("s" + _seeds_text(ss) if len(ss) > 2 and ss == list(range(ss[0], ss[0] + len(ss)))
+                                 else ", ".join(f"s{s}" for s in ss)) for c, ss in seeds.items())
+
+
+#: a parenthesis holding a figure ("(yield 29)", "(first: 'v1' at 6 s)"): the detail a warning of one kind
+#: gives differently from run to run
+_FIGURES_ASIDE = re.compile(r"\s*\([^()]*\d[^()]*\)")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _warning_kind(text: str) -> str:
+    """What a warning says with its figures left out: runs that teleported 29 and 21 times warn of one kind."""
+    return _NUMBER.sub("#", _FIGURES_ASIDE.sub("", text))
+
+
+def warning_groups(said: dict[str, list[str]], leave_out: Collection[str] = ()) -> list[dict]:
+    """The runs' warnings, each once: {"runs": [run keys], "text": the line to show}, in the order the runs
+    first gave them. A text several runs gave reads "fixed s1, ql s1: text"; texts of one kind that differ in
+    their figures read once, the part that differs per run in brackets ("SUMO teleported vehicles [fixed s1: 29
+    times (yield 29); ql s1: 3 times (yield 3)] after 300 s standing ..."). `leave_out`: texts already shown."""
+    kinds: dict[str, dict[str, list[str]]] = {}  # kind -> text -> run keys
+    for key, texts in said.items():
+        for text in dict.fromkeys(texts):
+            if text not in leave_out:
+                kinds.setdefault(_warning_kind(text), {}).setdefault(text, []).append(key)
+    groups = []
+    for by_text in kinds.values():
+        merged = _merged_text(by_text) if len(by_text) > 1 else None
+        if merged is not None:
+            groups.append({"runs": [k for keys in by_text.values() for k in keys], "text": merged})
+            continue
+        groups += [{"runs": keys, "text": f"{_runs_text(keys)}: {text}"}
+                   for text, keys in by_text.items()]
+    return groups
+
+
+def _merged_text(by_text: dict[str, list[str]]) -> str | None:
+    """Texts of one kind as one: the words they share before and after, the rest per run in brackets; None when
+    they share less than half their words (two sentences, not one with other figures)."""
+    words = [text.split() for text in by_text]
+    shortest = min(len(w) for w in words)
+    head = 0
+    while head < shortest and all(w[head] == words[0][head] for w in words):
+        head += 1
+    tail = 0
+    while tail < shortest - head and all(w[-1 - tail] == words[0][-1 - tail] for w in words):
+        tail += 1
+    if 2 * (head + tail) < shortest:
+        return None
+    parts = "; ".join(f"{_runs_text(keys)}: {' '.join(w[head:len(w) - tail])}"
+                      for w, keys in zip(words, by_text.values(), strict=True))
+    return " ".join([*words[0][:head], f"[{parts}]", *words[0][len(words[0]) - tail:]])
 
 
 def delay_over_time(run_dirs: list[Path]) -> list[tuple[float, float]]:
@@ -484,6 +612,10 @@ def report_markdown(summary: dict, chart: str | None) -> str:
                      "fallback plan, not the controller.")
     for run, why in summary.get("failures", {}).items():
         lines.append(f"- The run {run} failed ({why}): its figures are left out.")
+    said = summary.get("warnings", ())
+    if said:
+        lines.append("- What the runs warned of (each run directory's metrics.json lists its own):")
+        lines += [f"  - {group['text']}" for group in said]
     lines += ["", "## What the figures count", "",
               "The counted window runs from the warm-up's end to the end of the run.", ""]
     for key, m in metrics.items():

@@ -420,7 +420,8 @@ class RunConfig(BaseModel):
                              "the per-approach figures, CO2 and fuel are SUMO's per-interval sums, and would count "
                              "from another moment than the delay")
         if self.duration_s is not None and self.warmup_s >= self.duration_s:
-            raise ValueError(f"warmup_s (--warmup) {self.warmup_s:g} s leaves nothing of the {self.duration_s:g} s run to count")
+            raise ValueError(f"warmup_s (--warmup) {self.warmup_s:g} s leaves nothing of the {self.duration_s:g} s "
+                             "run to count: give a longer --duration or a shorter --warmup")
         return self
 
     @property

@@ -22,7 +22,7 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -213,7 +213,7 @@ def open_field(cfg: RunConfig, scenario: Scenario, opts: SumoOptions, layout: De
             raise SimulationError(f"timing.per_intersection names {', '.join(unknown)}, not a traffic light of "
                                   f"this network (its traffic lights: {', '.join(sorted(known)) or 'none'})")
         if not inters:
-            raise SimulationError(f"no controllable traffic light ({_grouped_refusals(refused)})")
+            raise SimulationError(f"no controllable traffic light ({grouped_refusals(refused)})")
     except BaseException:
         backend.close()
         raise
@@ -222,7 +222,7 @@ def open_field(cfg: RunConfig, scenario: Scenario, opts: SumoOptions, layout: De
     return Field(backend, scenario, inters, refused, layout)
 
 
-def _grouped_refusals(refused, shown: int = 4) -> str:
+def grouped_refusals(refused, shown: int = 4) -> str:
     """Each reason once, with the signals it refused: a generated network refuses dozens for the same one."""
     if not refused:
         return "the network has no traffic lights"
@@ -271,7 +271,8 @@ def run_window(cfg: RunConfig, scenario: Scenario) -> tuple[float, float]:
     end_s = begin_s + (cfg.duration_s if cfg.duration_s is not None else scenario.duration_s)
     if cfg.warmup_s >= end_s - begin_s:
         raise ScenarioError(f"warmup_s (--warmup) {cfg.warmup_s:g} s leaves nothing of the run's "
-                            f"{end_s - begin_s:g} s window ({begin_s:g}-{end_s:g} s) to count")
+                            f"{end_s - begin_s:g} s window ({begin_s:g}-{end_s:g} s) to count: give a shorter "
+                            "--warmup, or a longer --duration where the window allows")
     return begin_s, end_s
 
 
@@ -287,6 +288,18 @@ def _path_sumo_can_write(directory: Path):
         yield link
 
 
+@contextlib.contextmanager
+def network_read(net_file: Path) -> Iterator[None]:
+    """Around a reading of `net_file` by sumolib: a network it cannot read is one SimulationError naming the file
+    and what is wrong, where SUMO given the same file prints its parser's lines and then says only "Process
+    Error"."""
+    try:
+        yield
+    except Exception as exc:  # sumolib's parse errors are KeyErrors, SAXParseExceptions, ...
+        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise SimulationError(f"{net_file}: not a readable SUMO network ({type(exc).__name__}: {detail})") from None
+
+
 def _run_in(cfg: RunConfig, scenario: Scenario, begin_s: float, end_s: float, sumo_dir: Path,
             progress: Progress | None, queue_sample_s: float, controllers: ControllerFactory | None,
             source_wrapper, backend_factory: Callable[[SumoOptions], SumoBackend] = SumoBackend) -> LoopResult:
@@ -297,13 +310,9 @@ def _run_in(cfg: RunConfig, scenario: Scenario, begin_s: float, end_s: float, su
     replay = emissions and _replays_evidence(cfg, scenario, backend_factory)
     kind = cfg.controller.split(":", 1)[0]
     if cfg.remote_port is None and not (lean and kind in NO_LIVE_DETECTORS):
-        try:
+        with network_read(scenario.net_file):
             layout = place_detectors(scenario.net_file, sumo_dir, live=kind not in NO_LIVE_DETECTORS,
                                      instant=not lean, step_s=cfg.step_length_s)
-        except Exception as exc:  # sumolib's parse errors are KeyErrors, SAXParseExceptions, ...
-            detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-            raise SimulationError(f"{scenario.net_file}: not a readable SUMO network ({type(exc).__name__}: "
-                                  f"{detail})") from None
     # what only records goes to the replay's SUMO when there is one (the dear part of it: `REPLAYED_FILES`); the
     # live loops a controller reads, and the cheap records the run reads while the replay ends, stay here
     files = {"tripinfo": sumo_dir / "tripinfo.xml", "statistics": sumo_dir / "statistics.xml",
