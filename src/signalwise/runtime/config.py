@@ -301,7 +301,9 @@ class RunConfig(BaseModel):
         "your own SUMO configuration (.sumocfg); not with net/routes. A run reads its net-file, route-files, "
         "additional-files, begin and end (seconds or h:m:s, paths relative to the file); any other setting in it "
         "(step-length, time-to-teleport, processing, routing) is not applied unless sumocfg_options is apply "
-        "(or sumo_options names it), and the run's warnings name it"))
+        "(or sumo_options names it), and the run's warnings name it (not its report and GUI settings); an output "
+        "file it asks for is not written, and the warnings name it; outputs of its additional files go into the "
+        "run's sumo/additional/"))
     net: Path | None = Field(None, description="your own SUMO network (.net.xml); needs routes")
     routes: list[Path] = Field(default_factory=list, description="route files (.rou.xml) for net")
     out_dir: Path = Field(Path("runs"), description="parent directory of the run directory")

@@ -9,8 +9,13 @@ libsumo allows one simulation per process: parallel runs use worker processes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
-from collections.abc import Iterable, Sequence
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +27,7 @@ from ..core.types import (
     ObservationNeed,
     SourceHealth,
 )
+from .additionals import ADDITIONAL_DIR, LoadedAdditionals, outputs_named, with_outputs_in
 from .lane_zones import ZONE_REACH_M, lane_zones, split_zones
 from .signal_model import RefusedSignal, TimingDefaults, read_all
 from .sumo_home import import_libsumo, sumo_binary
@@ -76,6 +82,10 @@ class SumoOptions:
     #: which sets its own extra arguments, starts SUMO with them too
     sumo_options: dict[str, object] = field(default_factory=dict)
     outputs: dict[str, Path] = field(default_factory=dict)  # option name -> file
+    #: where the outputs the additional files ask for (a detector's `file`, a calibrator's `output`, a timed
+    #: event's `dest`) are written instead of beside those files (`sim.additionals`); None: `additional/` beside
+    #: the run's own `outputs`, or, without any, a temporary directory removed when SUMO closes
+    additional_outputs_dir: Path | None = None
     #: resume from a state written by `SumoBackend.save_state` (SUMO starts at the state's time; the
     #: signal states set through TraCI before the save are not restored: the caller sets them again)
     load_state: Path | None = None
@@ -141,10 +151,23 @@ class SumoBackend:
         #: the edge each induction loop lies on, and the last edge of each vehicle's route (`ends_over`)
         self._loop_edge: dict[str, str] = {}
         self._route_end: dict[str, str] = {}
+        #: the additional files as SUMO was given them, their outputs redirected into the run (`sim.additionals`)
+        self.additionals = LoadedAdditionals(tuple(opts.additional_files))
+        self._scratch: Path | None = None  # the temporary directory holding them, when the run has none
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
-        cmd = build_command(self.opts)
+        opts = self._with_outputs_in_run()
+        try:
+            self._start(build_command(opts))
+        except BaseException:
+            self._remove_scratch()
+            raise
+        self._closed = False
+        if self.opts.load_state is not None:
+            self._find_emergency_vehicles()  # resumed: emergency vehicles may already be on the road
+
+    def _start(self, cmd: list[str]) -> None:
         if self.opts.gui and not _display_available():
             raise SimulationError("--gui needs a display, and none is set (DISPLAY / WAYLAND_DISPLAY are empty): "
                                   "run it in a desktop session, over ssh -X, or under xvfb-run")
@@ -172,26 +195,60 @@ class SumoBackend:
         else:
             libsumo = import_libsumo()
             self.api = libsumo
-            try:
-                libsumo.start(cmd)
-            except Exception as exc:
+            refused = None
+            with _stderr_kept() as said:
+                try:
+                    libsumo.start(cmd)
+                except Exception as exc:  # noqa: BLE001 - libsumo's TraCIException; said again below in one line
+                    refused = exc
+            said = _naming_user_files(said, self.additionals.originals)
+            reason, said = _sumo_reason(said) if refused is not None else (None, said)
+            _pass_on(said)
+            if refused is not None:
                 # a start that fails part way (a route file read after the network) leaves the simulation
                 # loaded in this process, where the next start would find it
                 with contextlib.suppress(Exception):
                     if libsumo.simulation.isLoaded():
                         libsumo.close()
-                raise SimulationError(f"SUMO refused the input: {_one_line(exc)} ({read_files(self.opts)})") from None
-        self._closed = False
-        if self.opts.load_state is not None:
-            self._find_emergency_vehicles()  # resumed: emergency vehicles may already be on the road
+                raise SimulationError(f"SUMO refused the input: {reason or _one_line(refused)} "
+                                      f"({read_files(self.opts)})") from None
 
     def close(self) -> None:
         """Close SUMO; safe to call twice and on every error path."""
         if self._closed or self.api is None:
+            self._remove_scratch()
             return
         self._closed = True
         with contextlib.suppress(Exception):
             self.api.close()
+        self._remove_scratch()
+
+    def _with_outputs_in_run(self) -> SumoOptions:
+        """The options SUMO starts with: the additional files' outputs written into the run (`sim.additionals`).
+
+        Outside the run they would land beside the user's files, over what is there, and a comparison's parallel
+        runs would write the same file. A SUMO started elsewhere (`remote_port`) loads its own files."""
+        opts = self.opts
+        if opts.remote_port is not None or not opts.additional_files:
+            return opts
+        out_dir, own_dir = _additional_outputs_dir(opts)
+        if out_dir is None:
+            self._scratch = out_dir = scratch_directory()
+        try:
+            self.additionals = with_outputs_in(opts.additional_files, out_dir, keep_under=own_dir)
+        except OSError as exc:
+            self._remove_scratch()
+            raise SimulationError(f"could not write the additional files' copies into {out_dir}: "
+                                  f"{exc.strerror or exc}") from None
+        if not self.additionals.redirected:
+            self._remove_scratch()
+            return opts
+        return dataclasses.replace(opts, additional_files=self.additionals.files)
+
+    def _remove_scratch(self) -> None:
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def __enter__(self) -> SumoBackend:
         self.start()
@@ -471,6 +528,82 @@ class SumoBackend:
     def _find_emergency_vehicles(self) -> None:
         self._emergency_ids = {v for v in self.api.vehicle.getIDList()
                                if self.api.vehicle.getVehicleClass(v) in self._emergency_classes}
+
+
+def writes_to_scratch(opts: SumoOptions) -> bool:
+    """Whether SUMO started with `opts` writes outputs its additional files ask for into a temporary directory:
+    they ask for some, and the options name no directory of a run (`SumoOptions.additional_outputs_dir`,
+    `outputs`)."""
+    return (bool(opts.additional_files) and opts.remote_port is None and _additional_outputs_dir(opts)[0] is None
+            and bool(outputs_named(opts.additional_files)))
+
+
+def scratch_directory() -> Path:
+    """A new temporary directory for the outputs of a SUMO that has no run directory; its owner removes it."""
+    return Path(tempfile.mkdtemp(prefix="signalwise-additional-"))
+
+
+def _additional_outputs_dir(opts: SumoOptions) -> tuple[Path | None, Path | None]:
+    """Where the additional files' outputs go, and the run's own directory, whose outputs stay where they are."""
+    if opts.additional_outputs_dir is not None:
+        return Path(opts.additional_outputs_dir), Path(opts.additional_outputs_dir).parent
+    if opts.outputs:
+        own_dir = Path(next(iter(opts.outputs.values()))).parent
+        return own_dir / ADDITIONAL_DIR, own_dir
+    return None, None
+
+
+@contextlib.contextmanager
+def _stderr_kept() -> Iterator[list[str]]:
+    """The lines written to this process's standard error meanwhile (SUMO's own, from C++), in the list yielded
+    once the block ends; the caller passes them on (`_pass_on`).
+
+    libsumo refuses an additional file with a bare "Process Error" and writes the reason only there: the
+    --error-log it is given stays empty, as a failed load never closes it. Written by hand: the one library that
+    does this (wurlitzer) is not a dependency, and a run needs it only while SUMO starts."""
+    lines: list[str] = []
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no standard error to borrow: SUMO writes wherever it goes
+        yield lines
+        return
+    with tempfile.TemporaryFile() as kept:
+        os.dup2(kept.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            kept.seek(0)
+            lines.extend(kept.read().decode("utf-8", "replace").splitlines())
+
+
+def _sumo_reason(said: list[str]) -> tuple[str | None, list[str]]:
+    """SUMO's first error among the lines it wrote (None when it wrote none), and the other lines."""
+    first = next((i for i, line in enumerate(said) if line.startswith("Error: ")), None)
+    if first is None:
+        return None, said
+    rest = said[:first] + said[first + 1:]
+    reason = said[first].strip().removeprefix("Error: ").rstrip(".")
+    more = sum(1 for line in rest if line.startswith("Error: "))
+    return (f"{reason}, and {more} more error(s) above" if more else reason), rest
+
+
+def _naming_user_files(lines: list[str], originals: dict[Path, Path]) -> list[str]:
+    """SUMO's lines with the user's files named where they name the run's copies of them."""
+    for copy, original in originals.items():
+        lines = [line.replace(str(copy), str(original)) for line in lines]
+    return lines
+
+
+def _pass_on(lines: list[str]) -> None:
+    """Write the kept lines to standard error, where SUMO wrote them."""
+    if lines:
+        with contextlib.suppress(OSError):
+            os.write(2, ("\n".join(lines) + "\n").encode())
 
 
 def _one_line(exc: BaseException) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .additionals import ADDITIONAL_DIR, outputs_named, redirected_names
 from .resco_networks import RescoNetworkError, resco_sumocfg
 
 BUILTIN_DIR = Path(__file__).parent / "scenarios"
@@ -48,6 +49,9 @@ class Scenario:
     #: settings of a user's .sumocfg beyond its files and window (`from_sumocfg`), as (name, value); a path in a
     #: value is made absolute, as SUMO reads it relative to the .sumocfg. Applied only with `sumocfg_options: apply`
     sumocfg_settings: tuple[tuple[str, str], ...] = ()
+    #: the output files a user's .sumocfg asks for (`tripinfo-output` ...), as (name, absolute path): never
+    #: written there, as a run writes its own outputs into its directory; named in the run's warnings
+    sumocfg_outputs: tuple[tuple[str, str], ...] = ()
 
     @property
     def duration_s(self) -> float:
@@ -156,7 +160,7 @@ def from_sumocfg(path: Path, name: str | None = None) -> Scenario:
     if end is None or end < 0:  # SUMO's -1 / no end: run until the routes are done; we take one hour
         end = begin + 3600
     return from_files(base / net, routes, adds, begin, end, name=name or path.stem, kind="user",
-                      sumocfg_settings=_sumocfg_settings(root, base))
+                      sumocfg_settings=_sumocfg_settings(root, base), sumocfg_outputs=_sumocfg_outputs(root, base))
 
 
 #: what a run reads from a .sumocfg; everything else in it but the sections below is not applied
@@ -182,6 +186,38 @@ def _sumocfg_settings(root: ET.Element, base: Path) -> tuple[tuple[str, str], ..
     return tuple(found)
 
 
+#: the outputs a run writes itself, by the .sumocfg setting asking for them: (what, where in the run directory)
+RUN_OWN_OUTPUTS = {"tripinfo-output": ("trips", "sumo/tripinfo.xml"),
+                   "statistic-output": ("statistics", "sumo/statistics.xml")}
+
+
+def _sumocfg_outputs(root: ET.Element, base: Path) -> tuple[tuple[str, str], ...]:
+    """The settings of the config's `output` section that name a file, with the file made absolute (SUMO reads it
+    relative to the config). Settings there that name none (`human-readable-time`, `precision`) change only how
+    an output would be written, and are left unnamed, as its report and GUI settings are."""
+    section = root.find("output")
+    if section is None:
+        return ()
+    found = []
+    for option in section:
+        value = (option.get("value") or "").strip()
+        if isinstance(option.tag, str) and value and value.upper() != "NUL" and _names_output_file(option.tag):
+            found.append((option.tag, str(Path(os.path.abspath(base / value)))))
+    return tuple(found)
+
+
+def _names_output_file(name: str) -> bool:
+    """Whether SUMO option `name` takes a file: its own table says (`sim.sumo_option_table`); without SUMO at hand,
+    the names of its outputs (`*-output`, `netstate-dump`)."""
+    from .sumo_option_table import option_table
+
+    table = option_table()
+    option = None if table is None else table.get(name)
+    if option is not None:
+        return option.names_a_file
+    return name.endswith(("-output", "-dump"))
+
+
 def _relative_files_absolute(value: str, base: Path) -> str:
     """`value` with each comma-separated part that names a file beside the .sumocfg made absolute: SUMO reads such
     paths relative to the config, while an option given on the command line is read from the working directory.
@@ -195,6 +231,17 @@ def _relative_files_absolute(value: str, base: Path) -> str:
 
 def unapplied_note(scenario: Scenario, applied: Iterable[str] = (), config_applied: bool = False,
                    run_values: Mapping[str, object] | None = None) -> str | None:
+    """One line saying what a run does otherwise than the scenario's .sumocfg and additional files say; None when
+    nothing: the settings it does not apply (`settings_note`), the outputs the config asks for that it does not
+    write (`outputs_note`), and where the outputs of the additional files go (`redirect_note`)."""
+    parts = [settings_note(scenario, applied, config_applied, run_values), outputs_note(scenario),
+             redirect_note(scenario)]
+    said = [p for p in parts if p]
+    return " ".join(said) if said else None
+
+
+def settings_note(scenario: Scenario, applied: Iterable[str] = (), config_applied: bool = False,
+                  run_values: Mapping[str, object] | None = None) -> str | None:
     """A sentence naming the settings of the scenario's .sumocfg that a run does not apply; None when none.
 
     `applied` names the SUMO options the run starts with (its `sumo_options`, and with `sumocfg_options: apply`
@@ -214,7 +261,38 @@ def unapplied_note(scenario: Scenario, applied: Iterable[str] = (), config_appli
                                      "--config file, or one by one with sumo_options")
     return (f"{scenario.name}.sumocfg sets {shown}{more}: not applied. A run takes only the net-file, route-files, "
             "additional-files, begin and end of a .sumocfg; the step length, seed, teleport time and demand scale "
-            f"are the run's (--seed, --demand-scale; step_length_s, time_to_teleport_s in a --config file){how}")
+            f"are the run's (--seed, --demand-scale; step_length_s, time_to_teleport_s in a --config file){how}.")
+
+
+def outputs_note(scenario: Scenario) -> str | None:
+    """A sentence naming each output file the .sumocfg asks for, which no run writes there (it writes its own
+    outputs into its directory, and `sumocfg_options: apply` leaves outputs out); None when it asks for none."""
+    if not scenario.sumocfg_outputs:
+        return None
+    parts = []
+    for name, path in scenario.sumocfg_outputs:
+        own = RUN_OWN_OUTPUTS.get(name)
+        instead = f"; the run writes its own {own[0]} into its directory ({own[1]})" if own else ""
+        parts.append(f"{name}: not written at {path}{instead}")
+    return f"{scenario.name}.sumocfg asks for outputs a run does not write: {'; '.join(parts)}."
+
+
+def redirect_note(scenario: Scenario, shown: int = 4) -> str | None:
+    """A sentence saying where the outputs the additional files ask for are written: into each run's own
+    directory (`sim.additionals`), not beside the files, whose folder is left as it is; None when they ask for
+    none."""
+    outputs = outputs_named(scenario.additional_files)
+    if not outputs:
+        return None
+    names = redirected_names(outputs)
+    first = {}
+    for out in outputs:
+        first.setdefault(out.path, out)
+    said = [f"{out.what} ({out.source.name}) writes sumo/{ADDITIONAL_DIR}/{names[path]}, not {path}"
+            for path, out in list(first.items())[:shown]]
+    more = f"; and {len(first) - shown} more" if len(first) > shown else ""
+    return ("The outputs the additional files ask for are written into each run's own directory, and the files they "
+            f"name are left as they are: {'; '.join(said)}{more}.")
 
 
 def _same_value(setting: object, run_value: object) -> bool:

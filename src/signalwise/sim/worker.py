@@ -34,7 +34,9 @@ load: the caller sets every signal's state again (`LoopStepper.restore`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import signal
 import time
 from collections.abc import Iterable, Mapping
@@ -48,6 +50,7 @@ from ..core.types import (
     ObservationNeed,
     SourceHealth,
 )
+from .additionals import ADDITIONAL_DIR
 from .backend import (
     DETECTORS_SOURCE,
     LANES_SOURCE,
@@ -57,6 +60,8 @@ from .backend import (
     SumoOptions,
     _one_line,
     read_files,
+    scratch_directory,
+    writes_to_scratch,
 )
 from .lane_zones import ZONE_REACH_M, listed_lanes
 from .processes import fresh_process_context, in_callers_env
@@ -106,13 +111,20 @@ class SumoProcess:
         self._passages: dict[str, list] = {}
         self._approaches: dict[str, list] | None = None
         self._lane_length_m: dict[str, float] = {}  # lengths that came back with `lane_zones`
+        #: the temporary directory the child's SUMO writes its additional files' outputs into, when the options
+        #: name no run directory: made and removed here, so a killed child leaves none behind
+        self._scratch: Path | None = None
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
         """Start the child and SUMO in it; SUMO's refusal of the input is a one-line `SimulationError`."""
         ctx = fresh_process_context(__name__)
         parent_end, child_end = ctx.Pipe(duplex=True)
-        proc = ctx.Process(target=in_callers_env(_serve), args=(child_end, self.opts, os.getpid()), name="signalwise-sumo",
+        opts = self.opts
+        if writes_to_scratch(opts):
+            self._scratch = scratch_directory()
+            opts = dataclasses.replace(opts, additional_outputs_dir=self._scratch / ADDITIONAL_DIR)
+        proc = ctx.Process(target=in_callers_env(_serve), args=(child_end, opts, os.getpid()), name="signalwise-sumo",
                            daemon=True)
         proc.start()
         child_end.close()  # only the child holds it now: its death reads as end-of-file here
@@ -145,6 +157,9 @@ class SumoProcess:
             proc.kill()
             proc.join(1.0)
         conn.close()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def __enter__(self) -> SumoProcess:
         self.start()

@@ -230,6 +230,8 @@ class LiveRuntime:
                                      live_zones=True)
             self._sumo_opts = _sumo_options(cfg, self.scenario, end_s=sumo_end)
             self._sumo_opts.additional_files = (*self._sumo_opts.additional_files, *layout.additional_files)
+            # what the user's additional files write stays with the run, not beside those files
+            self._sumo_opts.additional_outputs_dir = self.run_dir / "sumo" / "additional"
             self.field = open_field(cfg, self.scenario, self._sumo_opts, layout,
                                     backend_factory=self._backend_factory())
         sink = None
