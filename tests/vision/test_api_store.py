@@ -104,9 +104,9 @@ def test_evidence_needs_its_scope_and_every_read_is_logged(app, tmp_path):
         assert c.get("/api/v1/evidence/violations/99", headers=h("evidence")).status_code == 404
         assert c.get("/api/v1/evidence/access", headers=h("evidence")).status_code == 403
         log = c.get("/api/v1/evidence/access", headers=h("admin")).json()
-        assert log["total"] == 3
+        assert log["total"] == 4
         assert [(e["who"], e["violation_id"], e["result"]) for e in reversed(log["items"])] == [
-            ("k-evidence", 1, "served"), ("k-evidence", 3, "gone"), ("k-evidence", 99, "unknown")]
+            ("k-read", 1, "refused"), ("k-evidence", 1, "served"), ("k-evidence", 3, "gone"), ("k-evidence", 99, "unknown")]
         # analytics are reads, and show no image path
         listing = c.get("/api/v1/analytics/violations", headers=h("read")).json()
         assert listing["total"] == 3 and "evidence_path" not in listing["items"][0]
@@ -115,7 +115,7 @@ def test_evidence_needs_its_scope_and_every_read_is_logged(app, tmp_path):
         assert c.get("/api/v1/analytics/violations/hotspots", headers=h("read")).json()["items"]
         bad = c.get("/api/v1/analytics/violations/trends?approach=north", headers=h("read"))
         assert bad.status_code == 422 and "camera_id" in bad.json()["message"]
-    assert evidence_access_log(engine)[0] == 3
+    assert evidence_access_log(engine)[0] == 4
 
 
 def test_camera_stream_routes_with_scopes_on_a_local_video(app, tmp_path):

@@ -28,6 +28,7 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -125,6 +126,29 @@ NOT_IMPLIED_BY_ADMIN = frozenset({"evidence"})
 
 LOCAL_READER = Principal("local", frozenset({"read"}), via="local")
 INSECURE = Principal("insecure", frozenset(SCOPES), via="insecure")
+
+
+#: route path -> what records a caller refused there for lacking the route's scope (403), called in a worker
+#: thread before the 403 is answered; registered by the route's own module (`record_refusals`)
+REFUSAL_RECORDERS: dict[str, Callable[[HTTPConnection, Principal], None]] = {}
+
+
+def record_refusals(path: str, recorder: Callable[[HTTPConnection, Principal], None]) -> None:
+    """Have `authorize` call `recorder(conn, principal)` when it refuses a known caller at this route for lacking
+    its scope: a route whose every access is logged (evidence images) logs the refused ones too. A 401 (no
+    credential, or one refused) is not passed on: it names nobody, and anyone may send one."""
+    REFUSAL_RECORDERS[path] = recorder
+
+
+async def _record_refusal(conn: HTTPConnection, path: str, principal: Principal) -> None:
+    recorder = REFUSAL_RECORDERS.get(path)
+    if recorder is None:
+        return
+    try:
+        await run_in_threadpool(recorder, conn, principal)
+    except Exception as exc:  # noqa: BLE001 - the refusal stands whether or not it could be recorded
+        log.warning("%s %s: the refusal of %r could not be recorded: %s", conn.scope.get("method", ""), path,
+                    principal.name, _db_error(exc))
 
 
 def issue_token(key: KeyInfo, secret: str, ttl_s: int) -> tuple[str, dt.datetime]:
@@ -341,6 +365,7 @@ async def authorize(conn: HTTPConnection) -> Principal | None:
                                 headers={"WWW-Authenticate": "Bearer"})
     conn.state.principal = principal
     if not principal.allows(needed):
+        await _record_refusal(conn, path, principal)
         raise HTTPException(403, f"{principal.name!r} lacks scope {needed!r} for {method} {path} "
                                  f"(it has {', '.join(sorted(principal.scopes))})")
     if principal.via == "token" and needed != "read":

@@ -118,6 +118,13 @@ def count_active_keys(url: str) -> int:
     return sum(k.state() == "active" for k in list_keys(get_engine(url)))
 
 
+def _actor() -> str:
+    """Who a `keys` command records as creating or revoking a key: `cli:<user>`, as the model registry does."""
+    from .model_registry import default_actor
+
+    return default_actor()
+
+
 def _fail(message: str) -> None:
     typer.secho(f"error: {message}", fg="red", err=True)
     raise typer.Exit(2)
@@ -150,7 +157,7 @@ def create(name: Annotated[str, typer.Option(help="who or what uses the key (sho
     engine = _engine(db)
     try:
         with writes_or_exit(engine, "cannot store the key"):
-            info, key = create_key(engine, name, scope, expires)
+            info, key = create_key(engine, name, scope, expires, created_by=_actor())
     except ApiKeyError as exc:
         _fail(str(exc))
     typer.echo(key)
@@ -165,7 +172,7 @@ def create(name: Annotated[str, typer.Option(help="who or what uses the key (sho
 
 @keys_app.command("list")
 def list_(db: DbOption = None) -> None:
-    """Every key: id, name, scopes, state, dates (never the keys themselves)."""
+    """Every key: id, name, scopes, state, dates, who created and revoked it (never the keys themselves)."""
     from rich.table import Table
 
     from ..consoles import table_console
@@ -176,12 +183,33 @@ def list_(db: DbOption = None) -> None:
         url, source = key_database(db)
         typer.echo(f"no API keys in {shown_url(url)} ({source}) yet: {create_command(db)}")
         return
-    t = Table("id", "name", "scopes", "state", "created", "expires", "last used")
+    t = Table("id", "name", "scopes", "state", "created", "created by", "expires", "last used", "revoked")
     for k in keys:
-        t.add_row(k.id, k.name, " ".join(k.scopes), k.state(), f"{k.created_at:%Y-%m-%d %H:%M}",
-                  f"{k.expires_at:%Y-%m-%d %H:%M}" if k.expires_at else "never",
-                  f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "-")
+        t.add_row(k.id, k.name, " ".join(k.scopes), k.state(), f"{k.created_at:%Y-%m-%d %H:%M}", _by(k.created_by,
+                  k.created_by_key_id), f"{k.expires_at:%Y-%m-%d %H:%M}" if k.expires_at else "never",
+                  f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "-",
+                  f"{k.revoked_at:%Y-%m-%d %H:%M} by {_by(k.revoked_by, k.revoked_by_key_id)}" if k.revoked_at else "-")
     table_console().print(t)
+    for k in keys:
+        if k.name_reserved and k.state() == "active":
+            typer.secho(reserved_name_warning(k), fg="yellow", err=True)
+
+
+def _by(name: str | None, key_id: str | None) -> str:
+    """Who created or revoked a key, as listed: `admin (sw_<id>)`, `cli:ops`; `?` when nobody recorded it."""
+    if name is None:
+        return "?"
+    return f"{name} (sw_{key_id})" if key_id else name
+
+
+def reserved_name_warning(k) -> str:  # noqa: ANN001 - a KeyInfo
+    """The warning for an active key whose name records give a meaning to (stored before such names were
+    refused): it keeps working, since revoking it would cut its clients off unannounced."""
+    from .keys import reserved_meaning
+
+    return (f"warning: key {k.id} is named {k.name!r}, which change logs and readers use for "
+            f"{reserved_meaning(k.name)}: what it does cannot be told from that. It works; create a key under "
+            f"another name, move its clients to it, then `signalwise keys revoke {k.id}`")
 
 
 @keys_app.command("revoke")
@@ -193,7 +221,7 @@ def revoke(id_or_name: Annotated[str, typer.Argument(help="the key's id, or a na
     engine = _engine(db, existing=True)
     try:
         with writes_or_exit(engine, "cannot revoke"):
-            done = revoke_key(engine, id_or_name)
+            done = revoke_key(engine, id_or_name, revoked_by=_actor())
     except ApiKeyError as exc:
         _fail(str(exc))
     for k in done:

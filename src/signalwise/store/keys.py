@@ -7,17 +7,22 @@ password a person chose). The key is shown once, at creation.
 
 Rotating a key: create the new one (same scopes), move the clients to it,
 revoke the old one (`signalwise keys create`, then `signalwise keys revoke`).
+
+Each key records who created and who revoked it (`created_by`, `revoked_by`: a key's name and id, or
+`cli:<user>`). A key that expires cannot create one that outlives it. Names that change logs and readers
+give a meaning to (`RESERVED_NAMES`) are refused: a change made by a key called `restart` could not be told
+from a replayed one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
 import secrets
 import threading
 import time
-from dataclasses import dataclass
 
 from sqlalchemy import Engine, select, update
 
@@ -32,6 +37,18 @@ SCOPES = {
     "evidence": "violation evidence images (each access is logged)",
 }
 PREFIX = "sw_"
+#: names the change log, the model registry and the readers give a meaning to, with that meaning: a key so named
+#: would write records nobody could tell from theirs (compared case-insensitively)
+RESERVED_NAMES = {
+    "restart": "a lasting change replayed when a live run starts again",
+    "runtime": "a change the live run makes itself (an override that ends)",
+    "local": "a keyless reader on a loopback server, and a change made without a key",
+    "insecure": "a change made without a key under --insecure-no-auth",
+    "unknown": "a stored change whose author was not recorded",
+    "cli": "the command line",
+}
+#: prefixes of the names the command line and the model registry record: `cli:<user>`, `import:<directory>`
+RESERVED_PREFIXES = ("cli:", "import:")
 #: `last_used_at` is a minute-precise figure
 TOUCH_EVERY = dt.timedelta(minutes=1)
 
@@ -44,7 +61,16 @@ class KeyNameInUse(ApiKeyError):
     """A new key would share its name with an active one."""
 
 
-@dataclass(frozen=True)
+def reserved_meaning(name: str) -> str | None:
+    """What records mean by this name when it is reserved (`RESERVED_NAMES`, `RESERVED_PREFIXES`), else None."""
+    folded = name.strip().casefold()
+    if folded in RESERVED_NAMES:
+        return RESERVED_NAMES[folded]
+    prefix = next((p for p in RESERVED_PREFIXES if folded.startswith(p)), None)
+    return None if prefix is None else f"{prefix}… names what the command line and the model registry record"
+
+
+@dataclasses.dataclass(frozen=True)
 class KeyInfo:
     id: str
     name: str
@@ -53,6 +79,17 @@ class KeyInfo:
     expires_at: dt.datetime | None
     revoked_at: dt.datetime | None
     last_used_at: dt.datetime | None
+    #: who created it: a key's name (`insecure` without one), or `cli:<user>`; None for keys stored before 0017
+    created_by: str | None = None
+    created_by_key_id: str | None = None
+    revoked_by: str | None = None
+    revoked_by_key_id: str | None = None
+
+    @property
+    def name_reserved(self) -> bool:
+        """A name records give a meaning to (stored before such names were refused): it still works, and is
+        flagged where keys are listed."""
+        return reserved_meaning(self.name) is not None
 
     def state(self, now: dt.datetime | None = None) -> str:
         now = now or _now()
@@ -71,9 +108,9 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _info(row: ApiKey) -> KeyInfo:
+def _info(row) -> KeyInfo:  # noqa: ANN001 - an `api_keys` row (ORM object or Core row)
     return KeyInfo(row.id, row.name, tuple(row.scopes.split()), row.created_at, row.expires_at, row.revoked_at,
-                   row.last_used_at)
+                   row.last_used_at, row.created_by, row.created_by_key_id, row.revoked_by, row.revoked_by_key_id)
 
 
 def check_scopes(scopes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -84,14 +121,28 @@ def check_scopes(scopes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(scopes))
 
 
-def create_key(engine: Engine, name: str, scopes: list[str] | tuple[str, ...],
-               expires_at: dt.datetime | None = None) -> tuple[KeyInfo, str]:
-    """A new key; returns its record and the key itself (shown once, never stored)."""
+def check_name(name: str) -> str:
+    """The name, stripped; `ApiKeyError` for one that is empty, too long, has control characters or is reserved."""
     name = name.strip()
     if not name or len(name) > 128:
         raise ApiKeyError("a key needs a name of 1 to 128 characters")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
         raise ApiKeyError("a key's name has no control characters (it is written into change logs and listings)")
+    meaning = reserved_meaning(name)
+    if meaning is not None:
+        raise ApiKeyError(f"the name {name!r} is reserved: change logs and readers use it for {meaning}, so "
+                          "what this key did could not be told from that; choose another name")
+    return name
+
+
+def create_key(engine: Engine, name: str, scopes: list[str] | tuple[str, ...],
+               expires_at: dt.datetime | None = None, created_by: str | None = None,
+               creator_key_id: str | None = None) -> tuple[KeyInfo, str]:
+    """A new key; returns its record and the key itself (shown once, never stored).
+
+    `created_by`: who creates it (a key's name, `cli:<user>`); `creator_key_id`: that key's id, whose own expiry
+    the new key may not outlive."""
+    name = check_name(name)
     scopes = check_scopes(scopes)
     # one active key per name: revoking by name (`keys revoke NAME`) would otherwise revoke every key sharing it
     if any(k.name == name and k.state() == "active" for k in list_keys(engine)):
@@ -101,12 +152,33 @@ def create_key(engine: Engine, name: str, scopes: list[str] | tuple[str, ...],
     key_id = secrets.token_hex(5)
     key = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
     row = ApiKey(id=key_id, name=name, scopes=" ".join(scopes), secret_sha256=_digest(key), created_at=_now(),
-                 expires_at=expires_at)
+                 expires_at=expires_at, last_used_at=None, revoked_at=None,
+                 created_by=None if created_by is None else created_by[:128], created_by_key_id=creator_key_id,
+                 revoked_by=None, revoked_by_key_id=None)
+    t = ApiKey.__table__
     with engine.begin() as conn:
-        conn.execute(ApiKey.__table__.insert().values(
+        if creator_key_id is not None:  # in the transaction that inserts: a creator revoked meanwhile creates nothing
+            _check_creator(conn.execute(select(t).where(t.c.id == creator_key_id)).first(), expires_at)
+        conn.execute(t.insert().values(
             id=row.id, name=row.name, scopes=row.scopes, secret_sha256=row.secret_sha256,
-            created_at=row.created_at, expires_at=row.expires_at))
+            created_at=row.created_at, expires_at=row.expires_at, created_by=row.created_by,
+            created_by_key_id=row.created_by_key_id))
     return _info(row), key
+
+
+def _check_creator(creator, expires_at: dt.datetime | None) -> None:  # noqa: ANN001 - an `api_keys` row
+    """`ApiKeyError` unless the creating key is active and the new key expires no later than it does: a key
+    lent for an hour must not leave behind one that lasts for ever."""
+    if creator is None:
+        raise ApiKeyError("the key creating this one is not in this database")
+    info = _info(creator)
+    if info.state() != "active":
+        raise ApiKeyError(f"the key creating this one ({info.name!r}) is {info.state()}")
+    if info.expires_at is None or (expires_at is not None and expires_at <= info.expires_at):
+        return
+    asked = "a key that never expires" if expires_at is None else f"one that expires at {expires_at.isoformat()}"
+    raise ApiKeyError(f"key {info.name!r} expires at {info.expires_at.isoformat()}: the keys it creates must "
+                      f"expire by then too, not {asked} (give an expires_at no later than its own)")
 
 
 def verify_key(engine: Engine, key: str, touch: bool = True) -> KeyInfo:
@@ -121,8 +193,7 @@ def verify_key(engine: Engine, key: str, touch: bool = True) -> KeyInfo:
     expected = row.secret_sha256 if row is not None else "0" * 64
     if not hmac.compare_digest(expected, _digest(key.strip())) or row is None:
         raise ApiKeyError("unknown or wrong API key")
-    info = KeyInfo(row.id, row.name, tuple(row.scopes.split()), row.created_at, row.expires_at, row.revoked_at,
-                   row.last_used_at)
+    info = _info(row)
     state = info.state()
     if state != "active":
         raise ApiKeyError(f"API key {info.name!r} is {state}")
@@ -138,20 +209,24 @@ def list_keys(engine: Engine) -> list[KeyInfo]:
     t = ApiKey.__table__
     with engine.connect() as conn:
         rows = conn.execute(select(t).order_by(t.c.created_at)).all()
-    return [KeyInfo(r.id, r.name, tuple(r.scopes.split()), r.created_at, r.expires_at, r.revoked_at,
-                    r.last_used_at) for r in rows]
+    return [_info(r) for r in rows]
 
 
-def revoke_key(engine: Engine, id_or_name: str) -> list[KeyInfo]:
-    """Revoke the key with this id, or every active key with this name; returns what was revoked."""
+def revoke_key(engine: Engine, id_or_name: str, revoked_by: str | None = None,
+               revoker_key_id: str | None = None) -> list[KeyInfo]:
+    """Revoke the key with this id, or every active key with this name; returns what was revoked.
+
+    `revoked_by`, `revoker_key_id`: who revokes it (a key's name and id, or `cli:<user>`), stored with when."""
     t = ApiKey.__table__
     now = _now()
     targets = [k for k in list_keys(engine) if k.revoked_at is None and id_or_name in (k.id, k.name)]
     if not targets:
         raise ApiKeyError(f"no active key with id or name {id_or_name!r}")
+    by = None if revoked_by is None else revoked_by[:128]
     with engine.begin() as conn:
-        conn.execute(update(t).where(t.c.id.in_([k.id for k in targets])).values(revoked_at=now))
-    return [KeyInfo(k.id, k.name, k.scopes, k.created_at, k.expires_at, now, k.last_used_at) for k in targets]
+        conn.execute(update(t).where(t.c.id.in_([k.id for k in targets]), t.c.revoked_at.is_(None))
+                     .values(revoked_at=now, revoked_by=by, revoked_by_key_id=revoker_key_id))
+    return [dataclasses.replace(k, revoked_at=now, revoked_by=by, revoked_by_key_id=revoker_key_id) for k in targets]
 
 
 class KeyMemory:

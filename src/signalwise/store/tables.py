@@ -383,7 +383,8 @@ class RuntimeChange(Base):
 class ApiKey(Base):
     """An API key (`store/keys.py`): its public id, name, scopes, and the SHA-256 of the whole key.
 
-    The key itself is shown once, when it is created, and never stored.
+    The key itself is shown once, when it is created, and never stored. Who created and who revoked it (a key's
+    name and id, or `cli:<user>` for the command line; migration 0017) are NULL for keys stored before 0017.
     """
 
     __tablename__ = "api_keys"
@@ -396,6 +397,10 @@ class ApiKey(Base):
     expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    created_by: Mapped[str | None] = mapped_column(String(128))
+    created_by_key_id: Mapped[str | None] = mapped_column(String(16))
+    revoked_by: Mapped[str | None] = mapped_column(String(128))
+    revoked_by_key_id: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (Index("ix_api_keys_name", "name"),)
 
@@ -607,6 +612,6 @@ class EvidenceAccess(Base):
     key_id: Mapped[str | None] = mapped_column(String(16))
     violation_id: Mapped[int] = mapped_column(BigInteger)
     client: Mapped[str | None] = mapped_column(String(64))
-    result: Mapped[str] = mapped_column(String(16))  # served | gone | unknown
+    result: Mapped[str] = mapped_column(String(16))  # served | gone | unknown | refused (a key without `evidence`)
 
     __table_args__ = (Index("ix_evidence_access_at", "at"), Index("ix_evidence_access_violation_id", "violation_id"))

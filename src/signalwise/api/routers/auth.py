@@ -1,8 +1,10 @@
-"""Exchange an API key for a short-lived token; manage keys (admin)."""
+"""Exchange an API key for a short-lived token; manage keys (admin), each creation and revocation recorded
+(who, in the key's row) and logged (one WARNING line on `signalwise.api.keys`, so the default level keeps it)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, HTTPException, Request, Response
@@ -18,10 +20,11 @@ from signalwise.store.keys import (
     revoke_key,
 )
 
-from ..auth import check_key, count_failure, issue_token, jwt_secret, key_memory
+from ..auth import check_key, count_failure, issue_token, jwt_secret, key_memory, who
 from ..deps import Moment
 
 router = APIRouter(tags=["auth"])
+log = logging.getLogger("signalwise.api.keys")
 
 
 class TokenRequest(BaseModel):
@@ -70,6 +73,14 @@ class KeyOut(BaseModel):
     revoked_at: dt.datetime | None
     last_used_at: dt.datetime | None
     state: str = Field(description="active | expired | revoked")
+    created_by: str | None = Field(description="the name of the key that created it (`insecure` without one), or "
+                                               "`cli:<user>`; null for a key stored before this was recorded")
+    created_by_key_id: str | None = Field(description="the id of the key that created it")
+    revoked_by: str | None = Field(description="who revoked it, as `created_by`")
+    revoked_by_key_id: str | None = Field(description="the id of the key that revoked it")
+    name_reserved: bool = Field(description="its name is one change logs give a meaning to (`restart`, `local`, …): "
+                                            "stored before such names were refused; it works, but what it does "
+                                            "cannot be told from what that name stands for: replace it")
 
 
 class KeyCreate(BaseModel):
@@ -80,7 +91,22 @@ class KeyCreate(BaseModel):
 
 def _out(k) -> KeyOut:
     return KeyOut(id=k.id, name=k.name, scopes=list(k.scopes), created_at=k.created_at, expires_at=k.expires_at,
-                  revoked_at=k.revoked_at, last_used_at=k.last_used_at, state=k.state())
+                  revoked_at=k.revoked_at, last_used_at=k.last_used_at, state=k.state(), created_by=k.created_by,
+                  created_by_key_id=k.created_by_key_id, revoked_by=k.revoked_by,
+                  revoked_by_key_id=k.revoked_by_key_id, name_reserved=k.name_reserved)
+
+
+def _caller(request: Request) -> tuple[str, str | None]:
+    """(name, key id) of who calls: the key's (a token's key too), or `insecure` under --insecure-no-auth."""
+    principal = getattr(request.state, "principal", None)
+    return who(request), getattr(principal, "key_id", None)
+
+
+def _log_change(done: str, k, by: str, by_key_id: str | None) -> None:  # noqa: ANN001 - a KeyInfo
+    """One line per key created or revoked: the key's id, name and scopes, and who (never the key itself)."""
+    expiry = f"expires {k.expires_at.isoformat()}" if k.expires_at else "never expires"
+    log.warning("API key sw_%s %r %s by %r%s: scopes %s, %s", k.id, k.name, done, by,
+                f" (sw_{by_key_id})" if by_key_id else "", " ".join(k.scopes), expiry)
 
 
 @router.get("/api/v1/keys", response_model=list[KeyOut], summary="Every API key (never the keys themselves)")
@@ -93,21 +119,25 @@ def new_key(request: Request, body: KeyCreate) -> dict:
     if body.expires_at is not None and body.expires_at <= dt.datetime.now(dt.UTC):
         raise HTTPException(422, f"body.expires_at: {body.expires_at.isoformat()} has passed: such a key would "
                                  "never work (null = a key that does not expire)")
-    try:
+    by, by_key_id = _caller(request)
+    try:  # a key that expires creates keys that expire by then (`create_key` checks it against the creator's row)
         info, key = create_key(get_engine(request.app.state.settings.database_url), body.name, body.scopes,
-                               body.expires_at)
+                               body.expires_at, created_by=by, creator_key_id=by_key_id)
     except ApiKeyError as exc:
         raise HTTPException(409 if isinstance(exc, KeyNameInUse) else 422, str(exc)) from None
+    _log_change("created", info, by, by_key_id)
     return {**_out(info).model_dump(mode="json"), "key": key}
 
 
 @router.delete("/api/v1/keys/{id_or_name}", response_model=list[KeyOut], summary="Revoke a key (by id or name)")
 def revoke(request: Request, id_or_name: str) -> list[KeyOut]:
+    by, by_key_id = _caller(request)
     try:
-        revoked = revoke_key(get_engine(request.app.state.settings.database_url), id_or_name)
+        revoked = revoke_key(get_engine(request.app.state.settings.database_url), id_or_name, by, by_key_id)
     except ApiKeyError as exc:
         raise HTTPException(404, str(exc)) from None
     memory = key_memory(request.app)
     for k in revoked:  # a revoked key is not taken from memory in a later outage
         memory.forget(k.id)
+        _log_change("revoked", k, by, by_key_id)
     return [_out(k) for k in revoked]

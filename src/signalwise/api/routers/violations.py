@@ -5,20 +5,24 @@
 - `GET /api/v1/analytics/violations/hotspots`: per camera and approach, most first.
 - `GET /api/v1/analytics/violations/summary`: totals.
 - `GET /api/v1/evidence/violations/{id}`: the annotated JPEG; who, when and
-  which is logged, served or not.
+  which is logged, served or not: a key without `evidence` refused there
+  (403) is logged as `refused`.
 - `GET /api/v1/evidence/access`: that log (`admin`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse
 
+from signalwise.store import get_engine
 from signalwise.store import violations as store
+from signalwise.store.tables import EvidenceAccess
 
-from ..auth import who
+from ..auth import Principal, record_refusals, who
 from ..deps import CacheDep, EngineDep, Identifier, Moment, PageDep, cache_key, paged
 
 router = APIRouter(tags=["violations"])
@@ -72,12 +76,39 @@ def summary(engine: EngineDep, cache: CacheDep, request: Request, start: Start =
     return cache.get_or_compute(cache_key(request), lambda: store.summary(engine, start, end, camera_id))
 
 
-@router.get("/api/v1/evidence/violations/{violation_id}", summary="A violation's evidence image (logged)",
+EVIDENCE_PATH = "/api/v1/evidence/violations/{violation_id}"
+#: the largest id the route takes (as its `Path` declares): a refusal of another names no violation, and is not
+#: logged
+MAX_VIOLATION_ID = 2**62
+
+
+def _client(request) -> str | None:  # noqa: ANN001 - a Request or HTTPConnection
+    return request.client.host if request.client else None
+
+
+def _record_refused(conn, principal: Principal) -> None:  # noqa: ANN001 - the refused HTTPConnection
+    """A key without `evidence` asked for an image (403, from `authorize`): logged with who, when, which and from
+    where, as a served read is; an administrator trying to read evidence is what the log's reader looks for."""
+    raw = str(conn.path_params.get("violation_id", ""))
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and 1 <= int(raw) <= MAX_VIOLATION_ID):
+        return
+    violation_id = int(raw)
+    engine = get_engine(conn.app.state.settings.database_url)
+    with engine.begin() as c:
+        c.execute(EvidenceAccess.__table__.insert().values(
+            at=dt.datetime.now(dt.UTC), who=principal.name[:128], key_id=principal.key_id, violation_id=violation_id,
+            client=(_client(conn) or "")[:64] or None, result="refused"))
+
+
+record_refusals(EVIDENCE_PATH, _record_refused)
+
+
+@router.get(EVIDENCE_PATH, summary="A violation's evidence image (logged)",
             response_class=FileResponse, responses={200: {"content": {"image/jpeg": {}}}})
-def evidence(violation_id: Annotated[int, Path(ge=1, le=2**62)], engine: EngineDep, request: Request):
+def evidence(violation_id: Annotated[int, Path(ge=1, le=MAX_VIOLATION_ID)], engine: EngineDep, request: Request):
     principal = getattr(request.state, "principal", None)
-    client = request.client.host if request.client else None
-    result, path = store.evidence_of(engine, violation_id, who(request), getattr(principal, "key_id", None), client)
+    result, path = store.evidence_of(engine, violation_id, who(request), getattr(principal, "key_id", None),
+                                     _client(request))
     if result == "unknown":
         raise HTTPException(404, f"no violation {violation_id}")
     if result == "gone":
