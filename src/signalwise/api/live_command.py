@@ -414,12 +414,15 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
 
 
 def _say_how_it_ended(console, runtime, store, run_dir: Path) -> int:
-    """The command's last line; the number of rows still waiting for the database."""
+    """How the run ended, on stderr with the rest of what the command says, then its result on stdout, alone, as
+    `signalwise run` prints it: `run directory: PATH` (a supervisor capturing stdout finds it there). Returns the
+    number of rows still waiting for the database."""
     status = runtime.status()
     waiting = (status.get("store") or {}).get("waiting_rows") or 0
     note = f"; {store.waiting_message()}" if waiting and store is not None else ""
-    console.print(f"live run {status['status']} at t={status['sim_time_s']:.0f} s; restarts: {status['restarts']}; "
-                  f"run directory: {run_dir}{note}", soft_wrap=True)  # unbroken: paths and a command to copy
+    console.print(f"live run {status['status']} at t={status['sim_time_s']:.0f} s; restarts: {status['restarts']}"
+                  f"{note}", soft_wrap=True)  # unbroken: paths and a command to copy
+    typer.echo(f"run directory: {run_dir}")
     return waiting
 
 

@@ -27,8 +27,12 @@ Guarantees, per intersection:
   deadline, served at minimum green in due order (deadline + service:
   Jackson's rule, which fits whenever any order does); if not, it forces the
   first one due (force-off). While an operator's retime waits for its green,
-  the check counts the greens to come at the new timing or, when that does
-  not fit, at the one in force, which such a green then keeps. With `Timing.cycle_calls` a covering phase's deadline runs
+  the check counts the greens to come at the new timing, against the new
+  bound, or, when that does not fit, at the one in force, against the
+  stricter of the two bounds, which such a green then keeps; a retime that
+  waits longer than a cycle is logged (`retime_waiting`). A retime given
+  before the first tick is the timing the signal starts on
+  (`start_on_pending`). With `Timing.cycle_calls` a covering phase's deadline runs
   from its call instead (event 43): the observation handed to `tick` saw a
   vehicle on one of its incoming lanes while it was not green; the call
   stays until every link of the phase has begun a green. A phase nobody
@@ -70,6 +74,7 @@ import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from ..core.timing import ceil_to_step, shortest_greens_s
 from ..core.types import (
@@ -106,6 +111,15 @@ class ShieldConfig:
     #: a preemption's entry ends a walk in progress (its clearance still runs in full)
     preempt_ends_walk: bool
     step_length_s: float
+
+
+class _GreensPlan(NamedTuple):
+    """A timing the greens to come may run, as the cycle bound plans them: per phase its shortest green and its
+    change interval, and the bound each link's wait is held to under it."""
+
+    min_green_s: list[float]
+    clear_s: list[float]
+    cycle_max_s: float
 
 
 class FallbackPlan:
@@ -155,6 +169,11 @@ class IntersectionShield:
         self._use_timing(inter.timing)
         self._pending_timing: Timing | None = None
         self._pending_revision: int | None = None
+        #: the first green that passed the waiting retime over (it did not fit), and whether its wait was logged
+        self._retime_passed_s: float | None = None
+        self._retime_wait_noted = False
+        #: no tick yet: the green the signal opened with has run nothing (`start_on_pending`)
+        self._ticked = False
         #: the signal model's timing revision in force (0: the timing the run started with)
         self.timing_revision = 0
         self._n = len(inter.phases)
@@ -195,7 +214,8 @@ class IntersectionShield:
         self.last_green_start_s = [start_s] * self._n
         #: when each link last began a green (any phase serving it counts); the cycle deadlines come from these
         self.link_served_s = {link: start_s for links in self._phase_links for link in links}
-        #: each phase's cycle deadline, worked out from `link_served_s` when first needed after it changed
+        #: per phase, when the wait its cycle deadline runs from began (its links' oldest service, or its call),
+        #: worked out from `link_served_s` when first needed after it changed; each plan adds its own bound
         self._deadlines: list[float] | None = None
         self.ped = PED_NONE
         self.ped_start_s = start_s
@@ -228,7 +248,7 @@ class IntersectionShield:
         self._calls = t.cycle_calls
         self._protected_yellow = t.protected_yellow
         self._change_cache.clear()  # the change states follow the timing's protected_yellow
-        self._in_force_plan = (self._shortest_green(t), self._clear_eff_s)
+        self._in_force_plan = _GreensPlan(self._shortest_green(t), self._clear_eff_s, t.cycle_max_s)
         self._plan_timing(t)
 
     def _effective(self, t: Timing) -> tuple[list[float], list[float]]:
@@ -249,12 +269,17 @@ class IntersectionShield:
     def _plan_timing(self, upcoming: Timing) -> None:
         """The timing the cycle bound plans the greens after this one with: the greens still to come run it.
         A retime waits for the next green, so planning them with the old minimum greens and change intervals
-        would let a longer new minimum green push a phase past its cycle deadline."""
-        coming = (self._shortest_green(upcoming), self._effective(upcoming)[0])
-        #: (minimum greens, change intervals) the greens to come may run: the retime's first, and while one
-        #: waits, also the timing in force (greens the retime does not fit keep it)
-        self._plans = (coming,) if upcoming is self.inter.timing else (coming, self._in_force_plan)
-        self._plan_cycle_max_s = min(self.inter.timing.cycle_max_s, upcoming.cycle_max_s)
+        would let a longer new minimum green push a phase past its cycle deadline.
+
+        Each plan keeps the bound that holds once its greens run: the retime's own (a raised one is what its
+        longer greens need: planned against the old, a retime whose cycle the old bound cannot hold never found
+        a green it fits), and for greens that keep the timing in force, the stricter of the two (a lowered bound
+        holds from the change on)."""
+        coming = _GreensPlan(self._shortest_green(upcoming), self._effective(upcoming)[0], upcoming.cycle_max_s)
+        #: the plans the greens to come may run: the retime's first, and while one waits, also the timing in
+        #: force (greens the retime does not fit keep it)
+        kept = self._in_force_plan._replace(cycle_max_s=min(self.inter.timing.cycle_max_s, upcoming.cycle_max_s))
+        self._plans = (coming,) if upcoming is self.inter.timing else (coming, kept)
         self._deadlines = None
 
     def retime(self, timing: Timing, revision: int | None = None) -> None:
@@ -265,9 +290,35 @@ class IntersectionShield:
                 len(timing.phase_yellow_s) not in (0, len(self.inter.phases)):
             raise ValueError(f"timing for {len(timing.min_green_s)} phases given to {self.inter.id} "
                              f"with {len(self.inter.phases)}")
+        if self._pending_timing is None:
+            self._retime_passed_s, self._retime_wait_noted = None, False
         self._pending_timing, self._pending_revision = timing, revision
         self._plan_timing(timing)
         self._quiet_until_s = -math.inf  # the hold proved under the old plan: a longer new one may not allow it
+
+    def start_on_pending(self) -> bool:
+        """Take the waiting retime as the timing the signal starts on (False: none waits).
+
+        Before the first tick the green the signal opened with has run nothing under the old timing, so there is
+        no green to finish first: it is opened again under the new one, its 131 logged before its 1 (a restart
+        replaying an operator's changes must not run a first green and clearance the operator had lengthened).
+        Its opening events must still be here, not handed on."""
+        if self._pending_timing is None:
+            return False
+        start_s = self.green_start_s
+        if self._ticked or self.interval != GREEN_I or not self.events \
+                or any(e.time_s != start_s for e in self.events):
+            raise RuntimeError(f"{self.inter.id}: a timing is started on only before the first tick, with the "
+                               "opening green's events not yet handed on")
+        self.events.clear()
+        self._take_timing(self._pending_timing, self._pending_revision, start_s)
+        self._start_green(self.phase, start_s)
+        return True
+
+    @property
+    def pending_revision(self) -> int | None:
+        """The revision of the retime waiting for a green it fits (None: none waits, or it has no number)."""
+        return self._pending_revision
 
     # -- public --------------------------------------------------------------
     def status(self, now: float) -> SignalStatus:
@@ -297,6 +348,7 @@ class IntersectionShield:
         `observation` (when there is one this step) brings the emergency
         vehicles approaching, which preemption serves.
         """
+        self._ticked = True
         emergency = observation.emergency if observation is not None and self.cfg.preempt else ()
         if self._calls:
             self._update_calls(now, observation)
@@ -510,20 +562,21 @@ class IntersectionShield:
         return p
 
     # -- cycle bound (Jackson's rule: earliest due date first) --------------------
-    def _deadline(self, p: int) -> float:
-        deadlines = self._deadlines
-        if deadlines is None:
-            deadlines = self._deadlines = [self._work_out_deadline(q) for q in range(self._n)]
-        return deadlines[p]
+    def _deadline(self, p: int, plan: _GreensPlan) -> float:
+        """When phase `p` must start at the latest under `plan`'s bound."""
+        waits = self._deadlines
+        if waits is None:
+            waits = self._deadlines = [self._wait_start_s(q) for q in range(self._n)]
+        return waits[p] + plan.cycle_max_s
 
-    def _work_out_deadline(self, p: int) -> float:
+    def _wait_start_s(self, p: int) -> float:
+        """When the wait phase `p`'s deadline runs from began (inf: none, never forced)."""
         if not self._bounded[p]:
             return math.inf
         if self._calls:
             called_s = self._call_s[p]
-            return math.inf if called_s is None else called_s + self._plan_cycle_max_s
-        served = min((self.link_served_s[k] for k in self._phase_links[p]), default=math.inf)
-        return served + self._plan_cycle_max_s
+            return math.inf if called_s is None else called_s
+        return min((self.link_served_s[k] for k in self._phase_links[p]), default=math.inf)
 
     def _most_urgent(self, exclude: int, end_green_s: float) -> int | None:
         """The covering phase (other than `exclude`) to serve next when the green ends at `end_green_s`: the first
@@ -536,14 +589,13 @@ class IntersectionShield:
             return firsts.pop()
         return max(sorted(firsts), key=lambda p: self._slack(p, end_green_s))
 
-    def _due(self, p: int, plan: tuple[list[float], list[float]]) -> tuple[float, int]:
+    def _due(self, p: int, plan: _GreensPlan) -> tuple[float, int]:
         """Phase `p`'s place in the order that meets every deadline whenever any order does. A phase must *start*
         by its deadline, so it must *end* its service (minimum green and change interval) by deadline +
         service; serving by that due time is Jackson's rule (earliest due date minimises the worst lateness on
         one machine). Earliest deadline alone is not enough where deadlines tie (every phase's after a
         preemption, phases served together): a 24 s pedestrian phase first made the 6 s one after it late."""
-        min_green, clear = plan
-        return self._deadline(p) + min_green[p] + clear[p], p
+        return self._deadline(p, plan) + plan.min_green_s[p] + plan.clear_s[p], p
 
     def _feasible(self, first: int, end_green_s: float) -> bool:
         """Can we end green at `end_green_s`, serve `first`, then all others by deadline?"""
@@ -562,15 +614,14 @@ class IntersectionShield:
         return max(self._plan_slack(first, end_green_s + self._clear_eff_s[self.phase], plan)
                    for plan in self._plans)
 
-    def _plan_slack(self, first: int | None, next_start_s: float, plan: tuple[list[float], list[float]]) -> float:
+    def _plan_slack(self, first: int | None, next_start_s: float, plan: _GreensPlan) -> float:
         """The least time to spare, over the covering phases, when the next green starts at `next_start_s` with
         `first` (None: whichever is due) and the rest follow in due order under `plan`."""
-        min_green, clear = plan
         rest = sorted((p for p in self.cycle_phases if p != first), key=lambda p: self._due(p, plan))
         slack, t = math.inf, next_start_s
         for p in ([first, *rest] if first is not None else rest):
-            slack = min(slack, self._deadline(p) - t)
-            t += min_green[p] + clear[p]
+            slack = min(slack, self._deadline(p, plan) - t)
+            t += plan.min_green_s[p] + plan.clear_s[p]
         return slack
 
     def _retime_fits(self, phase: int, now: float) -> bool:
@@ -578,8 +629,8 @@ class IntersectionShield:
         under it, or when it is no later than the timing in force. The phase was chosen under the better of the
         two plans (`_slack`); when the new, longer minimum would make the phases after it late, this green keeps
         the old timing (valid until now) and the retime waits for a green it fits."""
-        slacks = [self._plan_slack(None, now + min_green[phase] + clear[phase], (min_green, clear))
-                  for min_green, clear in self._plans]
+        slacks = [self._plan_slack(None, now + plan.min_green_s[phase] + plan.clear_s[phase], plan)
+                  for plan in self._plans]
         # once no plan fits (a deadline already out of reach), the one the planner chose this phase under is the
         # best one: the new timing is taken when it is that one, not held off while the old makes things later
         return slacks[0] >= -EPS or slacks[0] >= max(slacks) - EPS
@@ -693,13 +744,11 @@ class IntersectionShield:
                     if not owed:
                         self._call_s[q] = None
         self._deadlines = None  # links served
-        if self._pending_timing is not None and self._retime_fits(phase, now):
-            self.inter = replace(self.inter, timing=self._pending_timing)
-            self._use_timing(self._pending_timing)
-            if self._pending_revision is not None:
-                self.timing_revision = self._pending_revision
-                self._emit(now, EventCode.TIMING_PLAN_CHANGE, self._pending_revision)
-            self._pending_timing = self._pending_revision = None
+        if self._pending_timing is not None:
+            if self._retime_fits(phase, now):
+                self._take_timing(self._pending_timing, self._pending_revision, now)
+            else:
+                self._note_retime_waits(now)
         self._min_green_noted = set()
         self.proposal = None if (self.proposal and self.proposal.phase_index == phase) else self.proposal
         self._emit(now, EventCode.PHASE_BEGIN_GREEN, phase)
@@ -714,6 +763,30 @@ class IntersectionShield:
         if self.preempt_active and phase == self.preempt_phase:
             self.preempt_dwell_start_s = now
             self._emit(now, EventCode.PREEMPT_BEGIN_DWELL, 1)
+
+    def _take_timing(self, timing: Timing, revision: int | None, now: float) -> None:
+        """The green starting now runs `timing`; with a `revision`, logged by a 131 before its 1."""
+        self.inter = replace(self.inter, timing=timing)
+        self._use_timing(timing)
+        if revision is not None:
+            self.timing_revision = revision
+            self._emit(now, EventCode.TIMING_PLAN_CHANGE, revision)
+        self._pending_timing = self._pending_revision = None
+
+    def _note_retime_waits(self, now: float) -> None:
+        """A green kept the timing in force: once the retime has been passed over for longer than a cycle, say
+        so (an operator reading "applied" must be able to see that the signal still runs the old timing)."""
+        if self._retime_passed_s is None:
+            self._retime_passed_s = now
+        waited_s = now - self._retime_passed_s
+        cycle_s = max(self.inter.timing.cycle_max_s, self._pending_timing.cycle_max_s)
+        if not self._retime_wait_noted and waited_s > cycle_s:
+            self._retime_wait_noted = True
+            which = "the new timing" if self._pending_revision is None else f"timing revision {self._pending_revision}"
+            self._intervene(now, "retime_waiting",
+                            f"{which} not taken at any green since t={self._retime_passed_s:g} s ({waited_s:.0f} s, "
+                            f"over a {cycle_s:g} s cycle): under it a phase would miss its cycle deadline; the "
+                            f"signal runs revision {self.timing_revision}")
 
     def _advance_ped(self, now: float) -> None:
         if self.ped == PED_WALK and now - self.ped_start_s >= self.inter.timing.ped_walk_s - EPS:

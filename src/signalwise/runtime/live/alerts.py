@@ -504,6 +504,13 @@ class AlertEvent:
     cleared_reason: str | None = None
     #: what the figure counts, when the loop says (`stale_sources`: the signals whose data are stale), at the raise
     subjects: tuple[str, ...] = ()
+    #: what it says now: `value`, `subjects` and `message` stay the raise's record, these follow the subjects while
+    #: the alert is up (a second signal stale, the first one back), each change sent as an `update`; from the raise
+    #: they equal the raise's, and `now_since_s` (run seconds, as `raised_at_s`) is when they last changed
+    now_value: float | None = None
+    now_subjects: tuple[str, ...] = ()
+    now_message: str | None = None
+    now_since_s: float | None = None
 
     @property
     def active(self) -> bool:
@@ -562,9 +569,11 @@ class AlertEngine:
 
     def __init__(self, rules: Iterable[AlertRule | Mapping] = (), on_raise: Callback | None = None,
                  on_clear: Callback | None = None, *, on_acknowledge: Callback | None = None,
-                 history_size: int = 1000):
+                 on_update: Callback | None = None, history_size: int = 1000):
         self._rules: dict[str, AlertRule] = {r.name: r for r in parse_rules(rules)}
         self.on_raise, self.on_clear, self.on_acknowledge = on_raise, on_clear, on_acknowledge
+        #: an active alert whose subjects changed (`AlertEvent.now_subjects`)
+        self.on_update = on_update
         self._tracks: dict[tuple[str, str], _Track] = {}
         self._rates: dict[str, _Rate] = {}
         self._history: OrderedDict[str, AlertEvent] = OrderedDict()
@@ -585,11 +594,13 @@ class AlertEngine:
     # -- the loop's side --------------------------------------------------------------------------------------
     def evaluate(self, now_s: float, metrics: Mapping[str, float], *, run_time_s: float | None = None,
                  subjects: Mapping[str, Mapping[str, str]] | None = None) -> list[AlertEvent]:
-        """Advance every rule to `now_s` with these figures; returns the alerts raised and cleared by this call.
+        """Advance every rule to `now_s` with these figures; returns the alerts raised, updated and cleared by this
+        call.
 
         `now_s` is the clock conditions are held on (`for_s`); `run_time_s` the one alerts are stamped with (a
         live run's simulated seconds; default `now_s`). `subjects`: for a figure that counts things, what it
-        counts now and why (`{"stale_sources": {"J3": "detectors stale: 14 s old"}}`), named in its alert.
+        counts now and why (`{"stale_sources": {"J3": "detectors stale: 14 s old"}}`), named in its alert; an
+        active alert whose subjects are no longer the ones it names is updated (`_updated`).
         A figure that is missing (or NaN) says nothing: a pending condition starts over, an active alert stays.
         """
         out: list[tuple[str, AlertEvent]] = []
@@ -655,7 +666,7 @@ class AlertEngine:
                 track.pending_since_s = None
                 self._remember(cleared)
                 return "clear", cleared
-            return None
+            return self._updated(rule, key, value, track)
         if not rule.holds(value):
             track.pending_since_s = None
             return None
@@ -664,13 +675,32 @@ class AlertEngine:
         if now_s - track.pending_since_s + 1e-9 < rule.for_s:
             return None
         subjects = dict(self._subjects.get(key) or {})
+        message, names = _message(rule, key, value, subjects), _names(subjects)
         alert = AlertEvent(
             id=uuid.uuid4().hex[:16], rule=rule.name, level=rule.level, metric=key, value=value,
             threshold=rule.threshold, raised_at_s=self._run_s, cleared_at_s=None, wall_time=_wall_now(),
-            message=_message(rule, key, value, subjects), subjects=tuple(sorted(subjects))[:MAX_SUBJECTS])
+            message=message, subjects=names, now_value=value, now_subjects=names, now_message=message,
+            now_since_s=self._run_s)
         track.alert = alert
         self._remember(alert)
         return "raise", alert
+
+    def _updated(self, rule: AlertRule, key: str, value: float, track: _Track) -> tuple[str, AlertEvent] | None:
+        """An active alert whose figure now counts other subjects (a second signal stale, the first back): its
+        `now_*` say so, once per change. Only a change of the names counts: a reason's wording (`14 s old`,
+        `15 s old`) or a figure that moves with the same subjects (`store_unavailable_s`) would send one every
+        evaluation. A figure whose subjects the loop did not give this time says nothing."""
+        if key not in self._subjects:
+            return None
+        subjects = dict(self._subjects[key] or {})
+        names = _names(subjects)
+        if names == track.alert.now_subjects:
+            return None
+        updated = dataclasses.replace(track.alert, now_value=value, now_subjects=names,
+                                      now_message=_message(rule, key, value, subjects), now_since_s=self._run_s)
+        track.alert = updated
+        self._remember(updated)
+        return "update", updated
 
     def _remember(self, alert: AlertEvent) -> None:
         self._history[alert.id] = alert
@@ -686,8 +716,9 @@ class AlertEngine:
             del self._history[oldest]
 
     def _notify(self, events: list[tuple[str, AlertEvent]]) -> None:
+        callbacks = {"raise": self.on_raise, "clear": self.on_clear, "update": self.on_update}
         for kind, event in events:
-            callback = self.on_raise if kind == "raise" else self.on_clear if kind == "clear" else self.on_acknowledge
+            callback = callbacks.get(kind, self.on_acknowledge)
             if callback is None:
                 continue
             try:
@@ -765,10 +796,12 @@ class AlertEngine:
                 track = self._tracks.pop(key)
                 if track.alert is not None:
                     what = "its rule was removed" if rule is None else f"its rule now reads {rule.metric}"
+                    mark = " (rule removed)" if rule is None else " (rule changed)"
                     cleared = dataclasses.replace(
                         track.alert, cleared_at_s=now_s, cleared_wall_time=_wall_now(),
                         cleared_value=track.last_value, cleared_reason=f"{what}{f' ({why})' if why else ''}",
-                        message=track.alert.message + (" (rule removed)" if rule is None else " (rule changed)"))
+                        message=track.alert.message + mark,
+                        now_message=(track.alert.now_message or track.alert.message) + mark)
                     self._remember(cleared)
                     out.append(("clear", cleared))
             self._rules = new
@@ -817,6 +850,11 @@ def _number(raw) -> float | None:  # noqa: ANN001
     except (TypeError, ValueError):
         return None
     return None if math.isnan(value) else value
+
+
+def _names(subjects: Mapping[str, str]) -> tuple[str, ...]:
+    """What an alert's `subjects` hold: the names, sorted, at most `MAX_SUBJECTS`."""
+    return tuple(sorted(subjects))[:MAX_SUBJECTS]
 
 
 def _message(rule: AlertRule, key: str, value: float, subjects: Mapping[str, str] | None = None) -> str:

@@ -150,6 +150,11 @@ class Override:
         self.until_s = until_s
         self.served = False
         self.served_at_s: float | None = None
+        #: what the decisions saw of the phase while the override lasted: when its latest green began, and how many
+        #: of its greens the shield ended for another phase's (maximum green, the cycle bound, a preemption)
+        self.green_since_s: float | None = None
+        self.cut_short = 0
+        self._green_now = False
         self.name = f"override:{action}"
         self.period_s = 1.0
 
@@ -171,8 +176,7 @@ class Override:
             if self.action == "call":
                 return "override_expired", f"its time ran out at t={self.until_s:.0f} s before phase {phase} was served"
             if self.served:
-                return "override_expired", (f"its time ran out at t={self.until_s:.0f} s; phase {phase} was green "
-                                            f"from t={self.served_at_s:.0f} s")
+                return "override_expired", f"its time ran out at t={self.until_s:.0f} s; {self._held_greens()}"
             # the shield gave the phase in force its minimum green and clearance first; a change it had begun
             # towards the phase still completes, so the phase may come up after this line
             return "override_expired", (f"its time ran out at t={self.until_s:.0f} s before phase {phase} was "
@@ -181,14 +185,54 @@ class Override:
                                         f"{phase} completes")
         return None
 
+    def _held_greens(self) -> str:
+        """What a hold got, said without claiming more: a phase green from t=66 s may have lost the green to
+        other phases (maximum green, the cycle bound) and had it back while held."""
+        phase = self.phase_index + 1
+        if not self.cut_short:
+            return f"phase {phase} was green from t={self.served_at_s:.0f} s"
+        text = (f"phase {phase} was first green at t={self.served_at_s:.0f} s; the shield ended its green "
+                f"{self.cut_short} time(s) to serve other phases (maximum green, the cycle bound or a preemption; "
+                "interventions.csv says which)")
+        if self._green_now:
+            text += f", and it was green again from t={self.green_since_s:.0f} s"
+        return text
+
+    def describe_replaced(self, by: Override, at_s: float) -> str:
+        """The change log's reason when another override at the same signal takes this one's place."""
+        held = f"; {self._held_greens()}" if self.action == "hold" and self.served else ""
+        return f"replaced at t={at_s:.0f} s by {by.describe()}{held}"
+
     def decide(self, obs: Observation) -> Decision:
         s = obs.signal
+        if s is not None and s.interval == "green":
+            self._saw_green(s.phase_index, obs.time_s - s.elapsed_s)
         if s is not None and s.phase_index == self.phase_index and s.interval == "green":
             if not self.served:
                 self.served_at_s = obs.time_s
             self.served = True
             return Decision(self.inter.id, None, self.name, 1.0)
         return Decision(self.inter.id, self.phase_index, self.name, 1.0)
+
+    def _saw_green(self, phase_index: int, since_s: float) -> None:
+        """Note when the phase's green began, and count those the shield ended for another phase's green.
+        Decisions are asked during greens only, so a green of another phase after the phase's own ended it."""
+        if phase_index != self.phase_index:
+            self.cut_short += self._green_now
+            self._green_now = False
+            return
+        if not self._green_now:
+            self.green_since_s = since_s
+        self._green_now = True
+
+
+def replaced_record(old: Override, new: Override, intersection_id: str, at_s: float) -> dict:
+    """The change log's entry that ends an override another one replaced (`who`: runtime), as
+    `override_expired` and `override_served` end the others: the log says how every override ended."""
+    return {"at": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "who": "runtime",
+            "kind": "override_replaced", "sim_time_s": at_s,
+            "payload": {"intersection_id": intersection_id, "override": old.describe(), "replaced_by": new.describe()},
+            "result": "applied", "reason": old.describe_replaced(new, at_s)}
 
 
 def record(change: BaseModel, who: str, result: str, reason: str = "", at: dt.datetime | None = None) -> dict:

@@ -4,8 +4,9 @@ A run killed so cannot say how it ended: its `run.json` stays `running`, its una
 still in its store buffer stay where they were. The next run of the same corridor (same `--out` and scenario, the
 key of its lasting changes and its lock) finds it, writes `died` into its `run.json` with the last moment it was
 seen alive (its files' last modification), stores what its buffer held (with `--db`), and says so: a log line, a
-line after the banner and the `previous_run_died` alert, which names when it died, the gap, and the alerts it left
-open.
+line after the banner and the `previous_run_died` alert, which names when it died, the gap, the overrides it had in
+force (not replayed: an operator holding a phase for an incident must hear that the hold is gone), and the alerts
+it left open.
 """
 
 from __future__ import annotations
@@ -31,11 +32,16 @@ class DeadRun:
     gap_s: float  # from then to this run's start
     open_alerts: list[str] = field(default_factory=list)  # `rule (metric)` of the alerts it left active
     drained: dict | None = None  # its store buffer, stored now (`store.live.drain`'s summary), or None
+    #: the operators' overrides in force when it died (`overrides_in_force`), each `J3: hold phase 1 until t=400 s
+    #: (by ops)`
+    overrides: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
-        """One line: when it died, the gap, its open alerts and its buffer."""
+        """One line: when it died, the gap, the overrides it had in force, its open alerts and its buffer."""
         text = (f"last seen alive at {self.last_seen.isoformat(timespec='seconds')}, {self.gap_s:.0f} s before "
                 "this run started")
+        for override in self.overrides:
+            text += f"; {override} was in force and is not replayed"
         if self.open_alerts:
             text += (f"; it left {len(self.open_alerts)} alert(s) open: {', '.join(self.open_alerts[:5])}"
                      + (" …" if len(self.open_alerts) > 5 else ""))
@@ -68,7 +74,7 @@ def dead_runs(out_dir: Path, scenario_label: str, this_run: Path) -> list[DeadRu
             continue
         seen = last_seen_alive(run_dir)
         found.append(DeadRun(run_dir, shown["reason"], seen, max(0.0, (started - seen).total_seconds()),
-                             open_alerts(run_dir)))
+                             open_alerts(run_dir), overrides=overrides_in_force(run_dir)))
     return found
 
 
@@ -96,6 +102,77 @@ def open_alerts(run_dir: Path) -> list[str]:
             if a.get("cleared_at_s") is None and not a.get("acknowledged_by")]
 
 
+#: the change log's kinds that end the override in force at a signal (another `override` replaces it)
+OVERRIDE_ENDS = ("override_expired", "override_served", "override_replaced", "cancel_override")
+
+
+def overrides_in_force(run_dir: Path) -> list[str]:
+    """The overrides its `changes.jsonl` leaves in force at its end: applied, no end recorded, and their time not
+    run out at its last simulated second (`last_sim_s`). Each `J3: hold phase 1 until t=400 s (by ops)`."""
+    in_force: dict[str, dict] = {}
+    for entry in _changes(Path(run_dir) / "changes.jsonl"):
+        payload = entry.get("payload") if isinstance(entry.get("payload"), dict) else {}
+        tls = payload.get("intersection_id")
+        if entry.get("result") != "applied" or not isinstance(tls, str):
+            continue
+        if entry.get("kind") == "override":
+            in_force[tls] = entry
+        elif entry.get("kind") in OVERRIDE_ENDS:
+            in_force.pop(tls, None)
+    last_s = last_sim_s(run_dir)
+    out = []
+    for tls, entry in in_force.items():
+        p = entry["payload"]
+        try:
+            until_s = float(entry.get("sim_time_s") or 0.0) + float(p["duration_s"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if last_s is not None and until_s <= last_s:
+            continue
+        out.append(f"{tls}: {p.get('action')} phase {p.get('phase_number')} until t={until_s:.0f} s "
+                   f"(by {entry.get('who') or 'unknown'})")
+    return out
+
+
+def _changes(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # its last line, cut short by the kill
+        if isinstance(entry, dict):
+            out.append(entry)
+    return out
+
+
+#: how much of the end of an evidence file `last_sim_s` reads
+TAIL_BYTES = 64 * 1024
+
+
+def last_sim_s(run_dir: Path) -> float | None:
+    """The last simulated second its evidence reached: the latest time in the tails of `signal_states.csv`
+    (`time_s`, first column) and `live_events.csv` (`sim_time_s`, last column); None when neither has one."""
+    found = []
+    for name, column in (("signal_states.csv", 0), ("live_events.csv", -1)):
+        for row in _tail_rows(Path(run_dir) / name):
+            try:
+                found.append(float(row.split(",")[column]))
+            except (ValueError, IndexError):
+                continue  # a header, a line cut short
+    return max(found, default=None)
+
+
+def _tail_rows(path: Path) -> list[str]:
+    if not path.is_file():
+        return []
+    with open(path, "rb") as fh:
+        fh.seek(max(0, path.stat().st_size - TAIL_BYTES))
+        return fh.read().decode(errors="replace").splitlines()[1:]  # the first: a header, or cut by the seek
+
+
 def mark_died(dead: DeadRun, found_by: Path) -> None:
     """Write `died` into the dead run's `run.json`: when it was last seen alive, why it is known dead, which run
     found it, and its store buffer's fate. Replaced whole, so a reader never sees half a file."""
@@ -105,7 +182,7 @@ def mark_died(dead: DeadRun, found_by: Path) -> None:
                died_at=dead.last_seen.isoformat(timespec="seconds"), died_at_source="its files' last modification",
                found_dead_by=Path(found_by).name, found_dead_at=dt.datetime.now().astimezone().isoformat(
                    timespec="seconds"),
-               open_alerts=dead.open_alerts)
+               open_alerts=dead.open_alerts, overrides_in_force=dead.overrides)
     if dead.drained is not None:
         run["store"] = dead.drained
     partial = path.with_name("run.json.partial")

@@ -267,6 +267,8 @@ class LiveRuntime:
         self._store_run()
         self._write_static()
         self._replay_site_changes()
+        self._start_on_replayed_timing()
+        self._drain()  # the signals' opening events: a replayed revision's 131 before the first green's 1
         self._settle_dead_runs()
         self._save_state()
         self.status_text = "running"
@@ -520,7 +522,6 @@ class LiveRuntime:
         # run.json says `running` only once every evidence file holds its header: a run killed from then on
         # leaves files the audit can read up to where it died
         self._write_run_json()
-        self._drain()
 
     def _write_signal_model(self) -> None:
         """The signals as the run started, with the timing revisions of the changes made since (the audit's
@@ -1003,8 +1004,11 @@ class LiveRuntime:
         st = self.stepper
         if isinstance(change, ch.OverrideChange):
             tls = change.intersection_id
-            inner = self.overrides[tls].inner if tls in self.overrides else st.controllers[tls]
+            replaced = self.overrides.get(tls)
+            inner = replaced.inner if replaced is not None else st.controllers[tls]
             ov = ch.Override(st.by_id[tls], inner, change.action, change.phase_number - 1, st.t + change.duration_s)
+            if replaced is not None:  # its end in the log, as override_expired and override_served end the others
+                self._log_change(ch.replaced_record(replaced, ov, tls, st.t))
             self.overrides[tls] = ov
             st.replace_controller(tls, ov)
             self._register_zones_again()
@@ -1113,6 +1117,12 @@ class LiveRuntime:
         for tls in list(self._pending_controllers):
             if self.signal_specs.get(tls, self.controller_spec) == self.cfg.controller:
                 del self._pending_controllers[tls]
+
+    def _start_on_replayed_timing(self) -> None:
+        """Before the first tick: each signal starts on the timing the replayed changes left (a fresh run has no
+        green in progress to finish, so its first green and the clearance that ends it run the latest revision)."""
+        for sh in self.stepper.shields.values():
+            sh.start_on_pending()
 
     def _log_replay_refused(self, change, entry: dict, reason: str) -> None:
         """A stored change not applied at start: in the run's change log (not the corridor's file), with why."""

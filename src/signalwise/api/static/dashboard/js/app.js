@@ -553,7 +553,7 @@ function renderAlerts() {
     return el('li', { class: `${a.level} ${a.cleared_at_s === null ? 'active' : 'cleared'}`, 'data-id': a.id },
       el('b', {}, a.rule), ' ', alertText(a),
       el('div', { class: 'meta' },
-        `${a.level} · raised ${when(a.raised_at_s, a.wall_time)}`
+        `${a.level} · raised ${when(a.raised_at_s, a.wall_time)}${raisedFor(a)}`
         + `${a.cleared_at_s !== null ? ` · cleared ${when(a.cleared_at_s, a.cleared_wall_time)}` : ''}`,
         a.acknowledged_by ? ` · acknowledged by ${a.acknowledged_by}` : ' ',
         a.acknowledged_by ? null : el('button', { type: 'button', class: 'small ack', onclick: () => acknowledge(a.id) }, 'acknowledge')),
@@ -562,10 +562,18 @@ function renderAlerts() {
   if (!all.length) list.replaceChildren(el('li', { class: 'info' }, 'no alerts'));
 }
 
-/** An alert's message without its rule's name in front (the rule is written just before it). */
+/** An alert's message as it reads now (`now_message`: the signals it names follow the figure while it is up;
+ * `message` is the raise's), without its rule's name in front (the rule is written just before it). */
 function alertText(a) {
-  const text = String(a.message || '');
+  const text = String(a.now_message || a.message || '');
   return text.startsWith(`${a.rule}: `) ? text.slice(a.rule.length + 2) : text;
+}
+
+/** What an alert named when it was raised, when that is no longer what it names: ` · raised for J5`. */
+function raisedFor(a) {
+  const then = (a.subjects || []).join(', ');
+  const now = (a.now_subjects || a.subjects || []).join(', ');
+  return a.now_message && then !== now ? ` · raised for ${then || 'none'}, changed at t = ${formatClock(a.now_since_s)}` : '';
 }
 
 /** When in the run (run time, m:ss) and on the wall clock (local time of day of an ISO 8601 instant). */
