@@ -15,6 +15,9 @@ serves does not load pydantic; `Settings` declares the same three, which documen
 For `serve` and `live`, uvicorn's default logging configuration (the dict `uvicorn.config.LOGGING_CONFIG`,
 which `uvicorn.run` and `uvicorn.Config` apply in every worker unless given another) is rewritten in place to
 use the same handler and to drop uvicorn's own access lines (the access log above replaces them).
+
+Whatever the logger, that handler writes a `token=` value as `***` (`RedactTokens`): uvicorn logs each WebSocket
+handshake with its query string, where a browser's stream carries its bearer token.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import sys
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -33,12 +37,36 @@ ACCESS_LOGGER = "signalwise.access"
 _OFF = logging.CRITICAL + 10
 
 
+#: a query's `token=` (`access_token=` too) and its value (up to the next `&`, `#`, quote, backslash or space)
+_TOKEN_IN_QUERY = re.compile(r"\b(\w*token=)[^&#\s\"'\\]+", re.IGNORECASE)
+
+
+def redacted(text: str) -> str:
+    """`text` with the value of every `token=` (`access_token=`, ...) replaced by `***`."""
+    return _TOKEN_IN_QUERY.sub(r"\1***", text)
+
+
+class RedactTokens(logging.Filter):
+    """Keeps a stream's token out of the log: uvicorn's WebSocket lines (`uvicorn.error`, INFO) carry the path
+    with its query, `"WebSocket /api/v1/ws/live?token=eyJ…" [accepted]`, and that token is a working bearer
+    credential until its `exp`. The record's message is rewritten in place, for every handler after this one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redacted(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
 class StderrHandler(logging.StreamHandler):
     """Writes to `sys.stderr` as it is when a record comes (a redirected stream, a test's capture), as Python's
-    last-resort handler does; a handler holding the stream of its start would write into a closed one."""
+    last-resort handler does; a handler holding the stream of its start would write into a closed one. Every
+    record it writes passes `RedactTokens` (uvicorn's loggers and the root logger both write through it)."""
 
     def __init__(self, level: int = logging.NOTSET):
         logging.Handler.__init__(self, level)
+        self.addFilter(RedactTokens())
 
     @property
     def stream(self):  # noqa: ANN201 - a text stream

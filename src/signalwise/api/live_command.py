@@ -161,7 +161,7 @@ def live_command(
     camera: Annotated[list[str] | None, typer.Option("--camera", show_default=False, help="VIDEO=CAMERA.yaml: stream a camera (a file, rtsp:// or http(s):// URL) into the run, its camera file as for `vision run`; repeatable. With --field none its zones are detectors of its device_id; with --field sumo it records crossings and speeding. A stream URL is opened once the run runs (a camera away then is reconnected to)")] = None,
     host: Annotated[str, typer.Option(help="interface the API listens on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port of the API", min=0, max=65535)] = 8000,
-    db: Annotated[str | None, typer.Option(help="also write events, alerts and changes into this database URL ('default' = embedded SQLite)")] = None,
+    db: Annotated[str | None, typer.Option(help="also write events, alerts and changes into this database URL ('default' = SIGNALWISE_DATABASE_URL, else the embedded SQLite file sqlite:///signalwise.db in the working directory)")] = None,
     insecure_no_auth: Annotated[bool, typer.Option("--insecure-no-auth", help="open every route, changes included, without a key (prints a warning; never on a network)")] = False,
 ) -> None:
     """Run a network live (a built-in scenario, resco:NAME or your own): paced loop, supervised SUMO, detector
@@ -530,7 +530,9 @@ def _serve(runtime, host: str, port: int, db: str | None, insecure_no_auth: bool
     app.state.streams.attach(runtime)  # runtime.publish feeds the WS/SSE streams (and Redis, if set)
     app.state.live_feed = runtime.feed
     pages.warm(app)  # what the dashboard's first map needs, ready before the first browser asks
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    # X-Forwarded-For believed only from SIGNALWISE_FORWARDED_ALLOW_IPS (uvicorn's default: from 127.0.0.1)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                           **settings.uvicorn_proxy_options()))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock] if sock is not None else None},
                               name="signalwise-api", daemon=True)
     thread.start()

@@ -87,13 +87,15 @@ def serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "1
         os.environ["SIGNALWISE_JWT_SECRET"] = secrets.token_urlsafe(48)
     from .cli_engine import engine_or_exit, settings_or_exit
 
+    # every SIGNALWISE_* variable checked, with --db too: a bad one is one `error:` line naming it, never a
+    # traceback that prints its value (a secret's)
+    settings = settings_or_exit()
     engine_or_exit(db)  # migrate once, before workers start
     from .redis_check import startup_problem
-    from .settings import Settings
 
     # with Redis set, every worker counts rate limits there: a Redis that does not answer at start is most likely
     # a wrong URL, refused now with the reason (one that goes away later is stood in for by each worker's memory)
-    problem = startup_problem(Settings().redis_url)
+    problem = startup_problem(settings.redis_url)
     if problem is not None:
         _fail(problem, code=FAILED)
     from ..listening import ListenError, listen
@@ -106,10 +108,11 @@ def serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "1
     from .key_commands import key_store_lines
 
     # the workers check keys in this database only: a key made in another is refused as unknown
-    for line, warning in key_store_lines(settings_or_exit(), db):
+    for line, warning in key_store_lines(settings, db):
         typer.secho(line, fg="yellow" if warning else None, err=warning)
+    # X-Forwarded-For believed only from SIGNALWISE_FORWARDED_ALLOW_IPS (uvicorn's default: from 127.0.0.1)
     uvicorn.run("signalwise.api:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info")
+                log_level="info", **settings.uvicorn_proxy_options())
 
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)

@@ -6,12 +6,14 @@ Read from the environment (prefix `SIGNALWISE_`) or passed explicitly, e.g.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ..core.names import BASELINE_CONTROLLER
 
@@ -77,6 +79,10 @@ class Settings(BaseSettings):
     camera_alerts_buffer_dir: Path = Path("camera-alerts-buffer")
     #: browser origins allowed to call the API from another site (CORS); empty = same origin only
     cors_origins: list[str] = Field(default_factory=list)
+    #: addresses or networks (`127.0.0.1`, `10.0.0.0/8`) of the reverse proxies whose `X-Forwarded-For` and
+    #: `X-Forwarded-Proto` are believed: a request from one of them counts as from the address it names (logs,
+    #: rate limits, the evidence access log); comma-separated or a JSON list; empty = those headers are ignored
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: ATSPM detector configuration (CSV or Parquet: DeviceId, Phase, Parameter, Function) the API's
     #: detector-based measures (arrivals on green, split failures, PCD, ...) use for imported controller logs
     #: and for runs stored without their own (a stored run's own configuration wins); unset = those answer 422
@@ -94,6 +100,42 @@ class Settings(BaseSettings):
     ml_jobs_dir: Path = Path("models/jobs")
     #: training jobs that may run at once; POST /api/v1/ml/train answers 409 beyond
     max_training_jobs: int = Field(default=1, ge=1, le=16)
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _listed(cls, value):
+        """`10.0.0.2,10.0.0.3` as well as `["10.0.0.2", "10.0.0.3"]` (an environment variable is text)."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if not text.startswith("["):
+            return [part.strip() for part in text.split(",") if part.strip()]
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise PydanticCustomError("proxy_list", "not a JSON list ({error}): give the addresses comma-separated, "
+                                      "or as a JSON list of strings", {"error": str(exc)}) from None
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, value: list[str]) -> list[str]:
+        """Addresses and networks only: uvicorn takes anything else for a literal name no client has (a typo
+        would silently trust nobody), and `*` would believe every client's own `X-Forwarded-For`."""
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry) if "/" in entry else ipaddress.ip_address(entry)
+            except ValueError:
+                raise PydanticCustomError("proxy_address", "{entry} is not an IP address or network (the reverse "
+                                          "proxy's own address, e.g. 127.0.0.1 or 10.0.0.0/8)",
+                                          {"entry": repr(entry)}) from None
+        return value
+
+    def uvicorn_proxy_options(self) -> dict:
+        """uvicorn's `proxy_headers` and `forwarded_allow_ips` for `forwarded_allow_ips`: uvicorn's own defaults
+        believe the `X-Forwarded-For` of any process on 127.0.0.1, so any local client (or a proxy passing the
+        header through) could name any address."""
+        return {"proxy_headers": bool(self.forwarded_allow_ips),
+                "forwarded_allow_ips": list(self.forwarded_allow_ips) or None}
 
     @field_validator("jwt_secret")
     @classmethod

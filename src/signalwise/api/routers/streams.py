@@ -6,6 +6,9 @@ asked intersections. A stream needs the `read` scope (the app-wide `authorize`
 dependency checks it; browsers, which cannot set headers on a WebSocket or an
 EventSource, pass `?token=`); a WebSocket may instead send `{"token": "…"}` as
 its first message.
+
+A stream lasts no longer than its credential (`_end_with_credential`): it ends at its token's `exp`, and at the
+first check (every `heartbeat_s`) that finds its key, or its token's key, revoked or expired.
 """
 
 from __future__ import annotations
@@ -13,16 +16,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, WebSocket
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
 
 from ..streams import CLOSE_POLICY, CLOSE_TRY_LATER, TOPICS, StreamClosed, StreamHub, Subscriber, parse_list
 
 router = APIRouter(tags=["streams"])
+log = logging.getLogger("signalwise.api.streams")
 
 TopicsQ = Annotated[str | None, Query(description=f"comma-separated topics ({', '.join(TOPICS)}); default all")]
 IntersectionsQ = Annotated[str | None, Query(description="comma-separated intersection ids; default all")]
@@ -31,6 +38,8 @@ TokenQ = Annotated[str | None, Query(description="a token from POST /api/v1/auth
 
 FIRST_MESSAGE_WAIT_S = 5.0
 SSE_RETRY_MS = 3000  # how long a browser's EventSource waits before it reconnects
+#: how long after a token's `exp` its stream is checked: asyncio's timers may wake a little early
+EXPIRY_MARGIN_S = 0.05
 
 
 class Refused(Exception):
@@ -125,7 +134,78 @@ def _principal_from_token(conn: HTTPConnection, token):
         raise ValueError(str(exc.detail)) from None
     if not principal.allows("read"):
         raise ValueError(f"{principal.name!r} lacks scope 'read' for the live stream")
+    conn.state.stream_token = str(token)  # the stream's credential from now on (`_stream_credential`)
     return principal
+
+
+# -- a stream's credential ----------------------------------------------------------------------------
+def _stream_credential(conn: HTTPConnection) -> tuple[str, str] | None:
+    """("token" | "key", value) a stream is served under: the last token a WebSocket sent as a message, else the
+    handshake's (`X-API-Key`, `Authorization: Bearer` or `?token=`); None for an open read (loopback,
+    `--insecure-no-auth`), which no credential ends."""
+    from ..auth import _credentials  # the handshake's credential, as `authorize` read it
+
+    sent = getattr(conn.state, "stream_token", None)
+    return ("token", sent) if sent is not None else _credentials(conn)
+
+
+def _token_exp_s(token: str) -> float | None:
+    """The `exp` (epoch seconds) of a token that was verified as the stream began (or as it was sent)."""
+    import jwt
+
+    try:
+        return float(jwt.decode(token, options={"verify_signature": False})["exp"])
+    except (jwt.InvalidTokenError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _credential_refusal(conn: HTTPConnection, credential: tuple[str, str]) -> HTTPException | None:
+    """What a request with this credential would now be refused with (401: the token expired, its key or the
+    key is revoked or expired; 503: the key cannot be checked), or None. Reads the database: call it in a thread."""
+    from ..auth import _check_token_key, check_key, decode_token, jwt_secret
+
+    kind, value = credential
+    try:
+        if kind == "key":
+            check_key(conn.app, value)
+            return None
+        principal = decode_token(value, jwt_secret(conn.app.state.settings))
+        if principal.key_id is not None:  # every token POST /auth/token issues names its key (`kid`)
+            _check_token_key(conn, principal)
+    except HTTPException as exc:
+        return exc
+    return None
+
+
+async def _end_with_credential(conn: HTTPConnection, client: Subscriber, hub: StreamHub) -> None:
+    """Ends `client`'s stream when its credential ends: at a token's `exp`, and at the first check (one every
+    `heartbeat_s`) that finds its key, or its token's key, revoked or expired (close 1008 / SSE `event: error`,
+    with the reason). A key that cannot be checked (the database away past SIGNALWISE_KEY_CACHE_GRACE_S) ends an
+    `X-API-Key` stream with 1013, as its requests get 503; a token's stream then goes on to its `exp`, as reads
+    with that token do."""
+    while client.closed is None:
+        credential = _stream_credential(conn)
+        if credential is None and conn.scope["type"] != "websocket":
+            return  # an open read; only a WebSocket can send a token later
+        wait_s = hub.heartbeat_s
+        exp_s = _token_exp_s(credential[1]) if credential is not None and credential[0] == "token" else None
+        if exp_s is not None:
+            wait_s = min(wait_s, max(0.0, exp_s - time.time()) + EXPIRY_MARGIN_S)
+        await asyncio.sleep(wait_s)
+        credential = _stream_credential(conn)  # a WebSocket may have sent a (newer) token meanwhile
+        if credential is None:
+            continue
+        try:
+            refusal = await run_in_threadpool(_credential_refusal, conn, credential)
+        except Exception:  # noqa: BLE001 - a check that broke is tried again; the stream is not cut for it
+            log.warning("%s stream %s: its credential could not be checked", client.kind, client.id, exc_info=True)
+            continue
+        if refusal is None or (refusal.status_code != 401 and credential[0] == "token"):
+            continue
+        reason = str(refusal.detail)
+        log.info("%s stream %s ended: %s", client.kind, client.id, reason)
+        client.end(CLOSE_POLICY if refusal.status_code == 401 else CLOSE_TRY_LATER, reason, "error")
+        return
 
 
 def _reason(text: str) -> str:
@@ -180,13 +260,14 @@ async def _ws_serve(websocket: WebSocket, client, hub, rt) -> None:
     sender = asyncio.create_task(_ws_send(websocket, client))
     receiver = asyncio.create_task(_ws_receive(websocket, client, hub, rt))
     kicked = asyncio.create_task(client.kicked())
+    guard = asyncio.create_task(_end_with_credential(websocket, client, hub))  # ends the client: `kicked` returns
     tasks = (sender, receiver, kicked)
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in tasks:
+        for task in (*tasks, guard):
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, guard, return_exceptions=True)
         closed = client.closed  # set by the hub (too slow, run ended) before we unsubscribe
         hub.unsubscribe(client)
     if closed is not None:
@@ -303,6 +384,7 @@ async def sse_live(request: Request,
     await hub.start()
     last = request.headers.get("last-event-id", "").strip()  # an EventSource reconnecting says what it had
     client = hub.subscribe("sse", *subscription, after_seq=int(last) if last.isdigit() else None)
+    guard = asyncio.create_task(_end_with_credential(request, client, hub))
     try:
         yield ServerSentEvent(event="subscribed", raw_data=_described(hub, client), retry=SSE_RETRY_MS)
         while True:
@@ -317,5 +399,6 @@ async def sse_live(request: Request,
             else:
                 yield ServerSentEvent(event=event, id=None if seq is None else str(seq), raw_data=text)
     finally:
+        guard.cancel()
         hub.unsubscribe(client)
         client.finished = True
