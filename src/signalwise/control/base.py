@@ -1,7 +1,8 @@
 """The one interface every controller implements: Observation in, Decision out.
 
 A controller is made per intersection by a factory registered under a name
-(`fixed`, `webster`, ...). It says how often it wants to be asked
+(`fixed`, `webster`, ...), installed as a plugin, or named by its module
+(`py:MODULE:FACTORY`: `plugins.py`). It says how often it wants to be asked
 (`period_s`) and how much of the lane data it needs (`observation`), so the
 runtime reads no more from SUMO than it must.
 """
@@ -85,26 +86,73 @@ def register(name: str, *, internal: bool = False) -> Callable[[Factory], Factor
 
 
 def available() -> list[str]:
-    """The controllers a user may choose."""
+    """The controllers a user may choose by name: the built-in ones and the installed plugins."""
     _load_builtin()
-    return sorted(set(_REGISTRY) - _INTERNAL)
+    return sorted(set(_REGISTRY) - _INTERNAL | set(_plugins()[0]))
 
 
 def is_known(kind: str) -> bool:
-    """Whether a controller of this kind is registered (the learning ones are loaded only to look them up)."""
+    """Whether a controller of this kind is registered or installed as a plugin (the learning ones are loaded
+    only to look them up, the plugins' metadata only for a name no built-in has)."""
     _load_builtin(learning=False)
     if kind not in _REGISTRY:
         _load_builtin()
-    return kind in _REGISTRY
+    return kind in _REGISTRY or kind in _plugins()[0]
+
+
+def spec_error(spec: str) -> str | None:
+    """Why `spec` names no controller a user may choose, or None; imports nothing of a user's (a run
+    configuration is checked with it, over the API too): a `py:` spec is only read."""
+    from .plugins import is_module_spec, parse_module_spec
+
+    try:
+        if is_module_spec(spec):
+            parse_module_spec(spec)
+        elif not is_known(spec.partition(":")[0]):
+            raise UnknownController(_unknown_text(spec))
+    except UnknownController as exc:
+        return str(exc)
+    return None
+
+
+def _unknown_text(spec: str) -> str:
+    refused = _plugins()[1]
+    not_loaded = f"; plugins not loaded: {'; '.join(f'{n}: {why}' for n, why in refused.items())}" if refused else ""
+    return (f"unknown controller {spec!r}; choose from {', '.join(available())}, py:MODULE:FACTORY or "
+            f"py:FILE.py:FACTORY{not_loaded}")
+
+
+def _plugins() -> tuple[dict, dict[str, str]]:
+    """The installed plugins ({name: entry point}) and those refused ({name: why}): `plugins.plugins`."""
+    from .plugins import plugins
+
+    _load_builtin()
+    return plugins(frozenset(_REGISTRY))
+
+
+def factory_of(spec: str) -> Factory:
+    """The factory `spec` names, loaded: a built-in's, an installed plugin's (imported) or a `py:` module's
+    (imported). UnknownController or ControllerUnavailable in one line; used to refuse a spec before a run."""
+    from .plugins import is_module_spec, module_factory, plugin_factory
+
+    if is_module_spec(spec):
+        return module_factory(spec)
+    kind = spec.partition(":")[0]
+    if not is_known(kind):
+        raise UnknownController(_unknown_text(spec))
+    if kind in _REGISTRY:
+        return _REGISTRY[kind]
+    return plugin_factory(kind, _plugins()[0][kind])
 
 
 #: every key a controller reads from `ControlContext.options` (a run configuration's `controller_options`), so a
 #: misspelt one is refused rather than silently ignored: actuated's, max-pressure's (and the phase-score agent's
-#: period), a learned model's path and the registry's resolved models
+#: period), a learned model's path, the registry's resolved models, and a user's controller's own (`user`)
 CONTROLLER_OPTIONS = frozenset({
     "passage_s",
     "period_s", "min_hold_s", "measure", "lost_time_s", "ties", "serving", "zone_m", "shared_lanes",
     "model", "registry_models", "model_registry",
+    "user",  # a mapping of a user's own controller's options (docs/controllers.md), passed on unread
 })
 
 
@@ -117,13 +165,17 @@ def options_error(options) -> str | None:
 
 
 def make(name: str, inter: Intersection, ctx: ControlContext) -> Controller:
-    """Build controller `name` for one intersection; `kind:ARG` passes ARG as options['arg']."""
+    """Build controller `name` for one intersection; `kind:ARG` passes ARG as options['arg'] (not `py:`, whose
+    ARG is its module). A user's controller (a plugin, `py:`) is held to what the loop needs of one here."""
+    from .plugins import build, is_module_spec
+
+    factory = factory_of(name)
     kind, _, arg = name.partition(":")
-    if not is_known(kind):
-        raise UnknownController(f"unknown controller {name!r}; choose from {', '.join(available())}")
-    if arg:
+    if arg and not is_module_spec(name):
         ctx = dataclasses.replace(ctx, options={**ctx.options, "arg": arg})
-    return _REGISTRY[kind](inter, ctx)
+    if is_module_spec(name) or kind not in _REGISTRY:
+        return build(name, factory, inter, ctx)
+    return factory(inter, ctx)
 
 
 def _load_builtin(learning: bool = True) -> None:

@@ -324,7 +324,9 @@ WarmupOpt = Annotated[float | None, typer.Option(
          "[default: 0, or the --config file's warmup_s]")]
 ControllerOpt = Annotated[str | None, typer.Option("--controller", "-c", show_default=False,
                                                    help="fixed | webster | actuated | max-pressure | ql (the "
-                                                        "model shipped for single, corridor, grid) | ql:PATH "
+                                                        "model shipped for single, corridor, grid) | ql:PATH | "
+                                                        "an installed plugin | py:MODULE:FACTORY | "
+                                                        "py:FILE.py:FACTORY (docs/controllers.md) "
                                                         "[default: max-pressure, or the --config file's]")]
 
 
@@ -346,7 +348,7 @@ def run_command(
     remote_port: Annotated[int | None, typer.Option(help="drive a SUMO already started with --remote-port")] = None,
     emissions: Annotated[bool | None, typer.Option("--emissions/--no-emissions", show_default=False,
                                                    help="record CO2 and fuel (SUMO emissions device) [default: yes]")] = None,
-    db: Annotated[str | None, typer.Option(help="also write records into this database URL ('default' = embedded SQLite)")] = None,
+    db: Annotated[str | None, typer.Option(help="also write records into this database URL ('default' = SIGNALWISE_DATABASE_URL, else the embedded SQLite file signalwise.db here)")] = None,
     timing: TimingOpt = None,
     record: Annotated[str | None, typer.Option(show_default=False, help=(
         "full: also per-edge intervals, emissions and detector passages (ATSPM); lean: trips, signal events "
@@ -382,6 +384,7 @@ def _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, route
 
     run_window(cfg, resolve_scenario(cfg))  # fail on a bad scenario or warm-up before drawing a progress bar
     _check_model_path(cfg.controller)
+    _load_factories([cfg.controller])
     target = run_dir or new_run_dir(cfg)
     why = why_unwritable(target)
     if why:
@@ -419,6 +422,16 @@ def _check_model_path(controller: str) -> None:
         load_model(Path(arg))
     except ModelError as exc:
         _fail(f"controller {controller!r}: {exc}")
+
+
+def _load_factories(specs: list[str]) -> None:
+    """A user's controller (an installed plugin, `py:`) whose module does not import or lacks its factory is
+    refused here, in one line (UnknownController, ControllerUnavailable), before a run directory is made or a
+    worker started; what its factory makes is checked on the network's signals when the run starts."""
+    from ..control.base import factory_of
+
+    for spec in specs:
+        factory_of(spec)
 
 
 def print_run_summary(metrics: dict, run_dir: Path) -> None:
@@ -510,7 +523,8 @@ def compare_command(
     scenario: Annotated[str | None, typer.Option("--scenario", "-s", help="single | corridor | grid | grid10x10 | resco:NAME; default corridor (not with --sumocfg/--net)", show_default=False)] = None,
     controllers: Annotated[str, typer.Option("--controllers", "-c", help=(
         "comma-separated: fixed, webster, actuated, max-pressure, ql (the shipped or active model), ql:PATH, "
-        "ql:@active; the first is the baseline"))] = DEMO_CONTROLLERS,
+        "ql:@active, an installed plugin, py:MODULE:FACTORY, py:FILE.py:FACTORY (docs/controllers.md); the first "
+        "is the baseline"))] = DEMO_CONTROLLERS,
     seeds: Annotated[int, typer.Option(help="number of seeds (1..N)")] = 5,
     first_seed: Annotated[int, typer.Option(help="seeds run from this one upward")] = 1,
     duration: Annotated[float | None, typer.Option(help="simulated seconds per run")] = None,
@@ -520,7 +534,7 @@ def compare_command(
     net: Annotated[Path | None, typer.Option(help="your own network (.net.xml); use with --routes")] = None,
     routes: Annotated[list[Path] | None, typer.Option(help="route files for --net (repeatable)")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of run settings")] = None,
-    db: Annotated[str | None, typer.Option(help="also write every run into this database URL ('default' = embedded SQLite)")] = None,
+    db: Annotated[str | None, typer.Option(help="also write every run into this database URL ('default' = SIGNALWISE_DATABASE_URL, else the embedded SQLite file signalwise.db here)")] = None,
     timing: TimingOpt = None,
     demand_scale: DemandScaleOpt = None,
     warmup: WarmupOpt = None,
@@ -563,6 +577,7 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
     for name in names:  # fail fast on a typo, before starting any worker
         base.model_validate({**base.model_dump(), "controller": name})
     _check_models(names)
+    _load_factories(names)
     # fail on a missing or bad network before starting any worker
     scenario_read = resolve_scenario(base)
     run_window(base, scenario_read)

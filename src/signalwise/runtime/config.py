@@ -294,7 +294,8 @@ class RunConfig(BaseModel):
     scenario: str | None = None
     controller: str = Field("max-pressure", description=(
         "fixed | webster | actuated | max-pressure | ql:PATH (a trained model directory; ql:@active, ql:@v3 "
-        "from the model registry)"))
+        "from the model registry) | an installed plugin's name | py:MODULE:FACTORY | py:FILE.py:FACTORY (your "
+        "own controller: docs/controllers.md)"))
     seed: int = Field(1, ge=0, le=MAX_SEED, description="random seed of SUMO; the same seed reproduces the run")
     duration_s: float | None = Field(None, gt=0, description="simulated seconds; default: the scenario's window")
     sumocfg: Path | None = Field(None, description=(
@@ -366,7 +367,8 @@ class RunConfig(BaseModel):
         "shared_lanes (split: a lane that feeds several turn pockets counts for each its share of its vehicles; "
         "skip: it counts for none), "
         "zone_m (50: a lane shorter than this is measured with the lanes up or down the road within it; 0 = each "
-        "lane alone); the timing profile sets what its rules fix; a key no controller reads is refused by name"))
+        "lane alone); user (a mapping your own controller reads: docs/controllers.md); the timing profile sets "
+        "what its rules fix; a key no controller reads is refused by name"))
 
     @model_validator(mode="before")
     @classmethod
@@ -463,9 +465,11 @@ class RunConfig(BaseModel):
     @field_validator("controller")
     @classmethod
     def _known_controller(cls, v: str) -> str:
-        from ..control.base import available, is_known
+        """A name no controller has is refused by name; a `py:` spec is only read here (its module is imported
+        where the run starts, never where a configuration is merely checked)."""
+        from ..control.base import spec_error
 
-        kind = v.split(":", 1)[0]
-        if not is_known(kind):
-            raise ValueError(f"unknown controller {v!r}; choose from {', '.join(available())}")
+        why = spec_error(v)
+        if why:
+            raise ValueError(why)
         return v

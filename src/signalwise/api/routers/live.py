@@ -171,6 +171,15 @@ def cancel_override(request: Request, intersection_id: Annotated[str, Path(
 
 @router.post("/controller", summary="Switch the controller: adaptive <-> baseline, or a deployed model")
 def controller(request: Request, change: ch.ControllerChange) -> dict:
+    """A `py:` controller loads a module the request names, which is running code on the server: refused (and
+    recorded) unless it is the one the operator started the run with. An installed plugin is chosen by name."""
+    from signalwise.control.plugins import network_refusal
+
+    rt = _runtime(request)
+    why = network_refusal(change.controller, own=rt.cfg.controller)
+    if why:
+        rt.refuse(change, who(request), why)
+        raise HTTPException(422, f"change refused: {why}")
     if change.controller_options is None and change.controller.partition(":")[2].startswith("@"):
         from ..registry_ops import registry_controller_options  # ql:@active: what the registry says now
 

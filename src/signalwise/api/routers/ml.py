@@ -193,6 +193,11 @@ def _refuse_server_paths(spec: str) -> None:
     (`ql:@active`, `ql:@v3`). A model directory (`ql:/srv/models/x`) would load whatever the path holds, and
     the different refusals of paths that exist and paths that do not would tell a caller which ones do. The
     live run's own controller, chosen by the server's operator, is not the request's and stays allowed."""
+    from signalwise.control.plugins import network_refusal
+
+    why = network_refusal(spec)  # py:MODULE:FACTORY would run a module the request names
+    if why:
+        raise HTTPException(422, why)
     kind, _, arg = spec.partition(":")
     if arg and not arg.startswith("@"):
         raise HTTPException(422, f"controller {spec!r}: a request names no file on the server; use a built-in "

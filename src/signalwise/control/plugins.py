@@ -1,0 +1,250 @@
+"""Controllers a user brings without forking signalwise: an installed plugin, or a module named on the command line.
+
+- A plugin is a Python entry point in the group `signalwise.controllers`
+  (name = factory), chosen by its name like a built-in (`-c NAME`). A plugin
+  never replaces a built-in: one named like a built-in (or `py`) is refused,
+  and the built-in runs.
+- `py:MODULE:FACTORY` imports MODULE (from the current directory or the
+  Python path, as `python -m` finds it) and `py:FILE.py:FACTORY` loads a file;
+  the prefix keeps them apart from the built-ins' `kind:ARG` (`ql:PATH`).
+
+A factory is `(Intersection, ControlContext) -> Controller`, as a built-in's
+is. What it returns is held to what the loop reads of a controller
+(`controller_problems`) before the run starts; a controller that raises while
+the run goes on is the shield's to handle (it falls back), as any is.
+
+Loading a module runs its code: `py:` is for the person at the command line,
+never for a caller over the network (the API refuses it: `network_refusal`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import importlib.util
+import logging
+import math
+import numbers
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from .base import ControllerUnavailable, Factory, UnknownController
+
+#: the entry point group an installed plugin registers its factories in
+ENTRY_POINT_GROUP = "signalwise.controllers"
+#: the prefix of a controller loaded from a module or a file: `py:mypkg.ctl:make`, `py:./my_ctl.py:make`
+MODULE_PREFIX = "py"
+#: the lane data a controller may ask for (`Controller.observation`; `ObservationNeed.lane_detail`, or none)
+OBSERVATIONS = ("full", "counts", "stopped", "none")
+_MODULE_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+
+log = logging.getLogger(__name__)
+
+
+def is_module_spec(spec: str) -> bool:
+    return spec.partition(":")[0] == MODULE_PREFIX
+
+
+def parse_module_spec(spec: str) -> tuple[str, str]:
+    """`py:TARGET:FACTORY` -> (TARGET, FACTORY), without importing anything; UnknownController saying why not."""
+    target, _, factory = spec.partition(":")[2].rpartition(":")
+    usage = "py:MODULE:FACTORY (py:mypkg.ctl:make) or py:FILE.py:FACTORY (py:./my_ctl.py:make)"
+    if not target or not factory:
+        raise UnknownController(f"controller {spec!r}: name a module or a .py file and its factory: {usage}")
+    if not _MODULE_NAME.fullmatch(factory):
+        raise UnknownController(f"controller {spec!r}: the factory {factory!r} is not a Python name: {usage}")
+    if not target.endswith(".py") and not _MODULE_NAME.fullmatch(target):
+        raise UnknownController(f"controller {spec!r}: {target!r} is neither a dotted module name nor a .py "
+                                f"file: {usage}")
+    return target, factory
+
+
+def module_factory(spec: str) -> Factory:
+    """The factory `py:TARGET:FACTORY` names, its module imported (once per process); ControllerUnavailable with
+    the module's own error in one line when it cannot be."""
+    target, name = parse_module_spec(spec)
+    try:
+        module = _load_file(Path(target).resolve()) if target.endswith(".py") else _import_module(target)
+    except FileNotFoundError:
+        raise ControllerUnavailable(f"controller {spec!r}: no file {target}") from None
+    except Exception as exc:  # noqa: BLE001 - the user's module: whatever it raised, said in one line
+        raise ControllerUnavailable(f"controller {spec!r}: cannot import {target}: {_one_line(exc)}") from None
+    factory = getattr(module, name, None)
+    if factory is None:
+        raise ControllerUnavailable(f"controller {spec!r}: {target} defines no {name!r}")
+    return _callable_factory(spec, factory)
+
+
+def _import_module(name: str):
+    """Import `name` as `python -m` would find it: the current directory first, then the Python path (the
+    `signalwise` script's own directory is on the path, not the directory it runs in)."""
+    cwd = str(Path.cwd())
+    sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(cwd)
+
+
+@functools.lru_cache(maxsize=32)
+def _load_file(path: Path):
+    """The module of a .py file, loaded once per process under a name of its own (so that two files called
+    `ctl.py` do not collide); the file's directory is on the path while it loads, as `python FILE` has it."""
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    stem = re.sub(r"\W", "_", path.stem)
+    name = f"signalwise_user_{stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # a dataclass or a pickle in the module looks its module up by name
+    here = str(path.parent)
+    sys.path.insert(0, here)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    finally:
+        sys.path.remove(here)
+    return module
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _callable_factory(spec: str, factory) -> Factory:
+    if not callable(factory):
+        raise ControllerUnavailable(f"controller {spec!r}: {factory!r} is not callable (a factory takes an "
+                                    "Intersection and a ControlContext and returns a controller)")
+    return factory
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# installed plugins
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def plugins(builtin: frozenset[str]) -> tuple[dict, dict[str, str]]:
+    """The installed plugins a user may choose ({name: entry point}) and those refused ({name: why}).
+
+    `builtin`: every name registered in signalwise (a plugin cannot take one). Read from the installed
+    packages' metadata (no plugin is imported), once per `sys.path`.
+    """
+    return _plugins(builtin, tuple(sys.path))
+
+
+@functools.lru_cache(maxsize=8)
+def _plugins(builtin: frozenset[str], _path: tuple[str, ...]) -> tuple[dict, dict[str, str]]:
+    from importlib.metadata import entry_points
+
+    by_name: dict[str, list] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        by_name.setdefault(ep.name, []).append(ep)
+    usable, refused = {}, {}
+    for name, eps in sorted(by_name.items()):
+        why = _refusal(name, eps, builtin)
+        if why:
+            refused[name] = why
+            _warn_once(name, why)
+        else:
+            usable[name] = eps[0]
+    return usable, refused
+
+
+_warned: set[tuple[str, str]] = set()
+
+
+def _warn_once(name: str, why: str) -> None:
+    """Say once per process that a plugin is not loaded (the table is read again when `sys.path` grows)."""
+    if (name, why) not in _warned:
+        _warned.add((name, why))
+        log.warning("controller plugin %r not loaded: %s", name, why)
+
+
+def _refusal(name: str, eps: list, builtin: frozenset[str]) -> str | None:
+    """Why an entry point of this name cannot be a controller, or None."""
+    where = ", ".join(f"{_dist_name(ep)} ({ep.value})" for ep in eps)
+    if name in builtin:
+        return f"{where} is named like the built-in controller {name!r}, which runs instead; rename its entry point"
+    if name == MODULE_PREFIX:
+        return f"{where}: {MODULE_PREFIX!r} is the prefix of py:MODULE:FACTORY; rename its entry point"
+    if not name or any(c in name for c in ":,") or name != name.strip():
+        return f"{where}: a name with ':', ',' or spaces cannot be chosen with -c; rename its entry point"
+    if len(eps) > 1:
+        return f"installed by {where}: two plugins of one name; uninstall one"
+    return None
+
+
+def _dist_name(ep) -> str:
+    dist = getattr(ep, "dist", None)
+    return getattr(dist, "name", None) or "a package"
+
+
+def plugin_factory(name: str, ep) -> Factory:
+    """The factory entry point `ep` names, imported; ControllerUnavailable in one line when it cannot be."""
+    try:
+        factory = ep.load()
+    except Exception as exc:  # noqa: BLE001 - the plugin's own import error, in one line
+        raise ControllerUnavailable(f"controller plugin {name!r} ({_dist_name(ep)}, {ep.value}): cannot load: "
+                                    f"{_one_line(exc)}") from None
+    return _callable_factory(name, factory)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# what the loop needs of a controller
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def controller_problems(ctrl) -> list[str]:
+    """What `ctrl` lacks of what the loop reads (`base.Controller`): its name, how often to ask it, what to
+    observe for it, whether it reads detectors, and `decide`. Empty when it has all."""
+    problems = []
+    name = getattr(ctrl, "name", None)
+    if not isinstance(name, str) or not name:
+        problems.append("name (a str: the controller's label in logs) is " + _shown(ctrl, "name"))
+    period = getattr(ctrl, "period_s", None)
+    if (not isinstance(period, numbers.Real) or isinstance(period, bool) or not math.isfinite(period)
+            or period <= 0):
+        problems.append("period_s (seconds of green between decisions, > 0) is " + _shown(ctrl, "period_s"))
+    if getattr(ctrl, "observation", None) not in OBSERVATIONS:
+        problems.append(f"observation (one of {', '.join(OBSERVATIONS)}) is " + _shown(ctrl, "observation"))
+    if not isinstance(getattr(ctrl, "wants_detectors", None), bool):
+        problems.append("wants_detectors (a bool) is " + _shown(ctrl, "wants_detectors"))
+    if not callable(getattr(ctrl, "decide", None)):
+        problems.append("decide(observation) -> Decision is " + ("missing" if not hasattr(ctrl, "decide")
+                                                                  else "not callable"))
+    return problems
+
+
+def _shown(ctrl, attr: str) -> str:
+    return "missing" if not hasattr(ctrl, attr) else repr(getattr(ctrl, attr))[:40]
+
+
+def build(spec: str, factory: Callable, inter, ctx):  # noqa: ANN001 - an Intersection and a ControlContext
+    """A user's controller for one intersection, held to what the loop needs; ControllerUnavailable saying what
+    is wrong, in one line, when its factory fails or what it made is not a controller."""
+    where = f"controller {spec!r} at signal {inter.id!r}"
+    try:
+        ctrl = factory(inter, ctx)
+    except Exception as exc:  # noqa: BLE001 - the user's factory: whatever it raised, said in one line
+        raise ControllerUnavailable(f"{where}: its factory failed: {_one_line(exc)}") from None
+    problems = controller_problems(ctrl)
+    if problems:
+        raise ControllerUnavailable(f"{where}: {type(ctrl).__name__} is no controller: {'; '.join(problems)}")
+    return ctrl
+
+
+def network_refusal(spec: str, own: str | None = None) -> str | None:
+    """Why a caller over the network may not name controller `spec`, or None. A `py:` spec would run code from a
+    module the caller names; only the one the operator started the run with (`own`) is allowed. An installed
+    plugin is code the operator installed, chosen by name as a built-in is: allowed."""
+    if is_module_spec(spec) and spec != own:
+        return (f"controller {spec!r}: a request loads no code on the server; {MODULE_PREFIX}: controllers are "
+                "chosen where the run starts (signalwise run, compare, live -c), installed plugins and built-ins "
+                "by name")
+    return None
