@@ -28,7 +28,9 @@ served its fallback plan instead) is kept, and its table cell says so.
 
 The controller `maxpressure_ref` is `shared/reference/maxpressure_ref.py`
 (the plain max-pressure with its own rules, whatever the profile; it is
-listed under the reference profile). It runs a RESCO network's own .sumocfg,
+listed under the reference profile). The script lives beside the checkout,
+not in it: `--reference-script` names it elsewhere, and a sweep with its
+column where it is missing is refused before any run. It runs a RESCO network's own .sumocfg,
 and on any other network a .sumocfg written for the cell with the files and
 window our run uses. Prints, and writes to OUT/table.md:
 
@@ -612,12 +614,27 @@ def refuse(message: str):
 def controller_error(controllers: list[str]) -> str | None:
     """Why some of `controllers` cannot be columns (names neither registered nor the bench's own), or None."""
     from signalwise.control import available
+    from signalwise.control.base import spec_error
 
     known = [*available(), REFERENCE_CONTROLLER]
-    # `kind:ARG` (ql:PATH) is a registered kind given an argument; the reference script takes none
-    if unknown := [c for c in controllers if c.partition(":")[0] not in known or c.startswith(f"{REFERENCE_CONTROLLER}:")]:
-        return f"unknown controller(s) {', '.join(unknown)}; --controllers takes {', '.join(known)} (ql:PATH for a model)"
+    # `kind:ARG` (ql:PATH) is a registered kind given an argument, `py:MODULE:FACTORY` a user's controller (only
+    # read here; each cell imports it); the reference script takes none
+    if unknown := [c for c in controllers if c.startswith(f"{REFERENCE_CONTROLLER}:")
+                   or (c != REFERENCE_CONTROLLER and spec_error(c))]:
+        return (f"unknown controller(s) {', '.join(unknown)}; --controllers takes {', '.join(known)}, "
+                "py:MODULE:FACTORY or py:FILE.py:FACTORY (ql:PATH for a model)")
     return None
+
+
+def reference_script_error(controllers: list[str], profiles: list[str], script: Path, table_only: bool) -> str | None:
+    """Why the reference column cannot run, or None: its script is not in the repository (it lives in
+    shared/reference/ beside the checkout), and a sweep that finds it missing only at its last cells has run
+    every other cell first."""
+    runs_reference = REFERENCE_CONTROLLER in controllers and "reference" in profiles and not table_only
+    if not runs_reference or script.is_file():
+        return None
+    return (f"{script}: no reference script there for the {REFERENCE_CONTROLLER} column (it lives in "
+            "shared/reference/ beside the checkout, not in it); name it with --reference-script")
 
 
 def keep_table(out: Path, text: str) -> None:
@@ -657,6 +674,8 @@ def main() -> None:
     known = ("safety", "benchmark", "reference", *PROFILE_CONFIG)
     if unknown := [p for p in profiles if p not in known]:
         refuse(f"unknown profile(s) {', '.join(unknown)}; --profiles takes {', '.join(known)}")
+    if why := reference_script_error(controllers, profiles, args.reference_script, args.table_only):
+        refuse(why)
     for n in networks:
         try:
             scenario_of(n)
