@@ -116,7 +116,7 @@ def test_crossings_csv_says_which_crossings_were_joined(tmp_path):
         boxes.setdefault(k + 50, []).append((x - 13.5, 70, x + 13.5, 81))
     _video(tmp_path / "v.avi", 100, fps)
     (tmp_path / "cam.yaml").write_text(yaml.safe_dump(_camera().model_dump(exclude_none=True)))
-    write_signals(tmp_path / "s.csv", [(0.0, "r")], device="d")
+    write_signals(tmp_path / "s.csv", [(0.0, "r"), (20.0, "r")], device="d")  # red all through the 20 s
     inputs = check_inputs(str(tmp_path / "v.avi"), tmp_path / "cam.yaml", tmp_path / "s.csv")
     run_video(inputs, tmp_path / "out", detector=_Boxes(boxes, fps))
     rows = list(csv.DictReader(open(tmp_path / "out" / "crossings.csv")))
@@ -144,15 +144,15 @@ def test_a_speed_no_vehicle_goes_calls_no_speeding_and_is_flagged():
 
 
 def test_a_5_fps_video_run_as_25_fps_is_flagged_in_the_summary(tmp_path):
-    """The camera engineer's case: every speed five times the real one; the fastest tracks are flagged, and no
-    violation is stored at a speed over the plausible limit."""
+    """The camera engineer's case (the rate confirmed with --fps-override): every speed five times the real one;
+    the fastest tracks are flagged, and no violation is stored at a speed over the plausible limit."""
     from signalwise.vision.synthetic import write_video
 
     scene = small_scene(fps=5.0, speeder_share=0.5, seed=11, arrivals_per_s=0.2)
     write_video(tmp_path / "clip5.mp4", scene, 40.0)
     (tmp_path / "cam.yaml").write_text(yaml.safe_dump(scene.camera_config()))
     p = signalwise("vision", "run", "--video", str(tmp_path / "clip5.mp4"), "--camera", str(tmp_path / "cam.yaml"),
-                   "--fps", "25", "--out", str(tmp_path / "out"))
+                   "--fps", "25", "--fps-override", "--out", str(tmp_path / "out"))
     assert p.returncode == 0, p.stderr
     line = next((x for x in p.stdout.splitlines() if "implausible speeds" in x), "")
     assert "(> 252 km/h, 70 m/s; fastest" in line and line.endswith(

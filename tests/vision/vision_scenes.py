@@ -31,12 +31,15 @@ def small_pipeline(scene, camera=None, **kw):
 
 
 def write_signals(path, states, offset_s=0.0, device="B1"):
-    """A `time_s,device_id,state` file with one row per change."""
+    """A `time_s,device_id,state` file with one row per change, and the last state again at the last time given:
+    a log exported up to the clip's end (after its last row a log covers only its longest gap between rows)."""
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["time_s", "device_id", "state"])
-        prev = None
+        prev, last_t = None, None
         for t, st in states:
             if st != prev:
                 w.writerow([f"{t + offset_s:.3f}", device, st])
-                prev = st
+                prev, last_t = st, t
+        if states and states[-1][0] != last_t:
+            w.writerow([f"{states[-1][0] + offset_s:.3f}", device, states[-1][1]])

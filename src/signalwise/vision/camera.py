@@ -16,7 +16,7 @@ speed_tolerance_mps: 2.0
 Outside tools write these files, so these keys work exactly as written and
 extra keys are allowed. Optional keys of ours are documented in
 docs/vision.md (`channel` per zone or stop line, `frame_size`,
-`speed_sustain_s`, `red_grace_s`, `anchor`, `background_image`, `max_plausible_speed_mps`). Every error
+`speed_sustain_s`, `red_grace_s`, `red_entry_m`, `anchor`, `background_image`, `max_plausible_speed_mps`). Every error
 names the file and the key path, and a zone, stop line or approach by name.
 """
 
@@ -48,6 +48,10 @@ MAX_SPEED_LIMIT_MPS = 40.0
 #: no vehicle at a signalised junction goes faster than this (252 km/h): a track measured faster is a wrong frame rate
 #: or calibration (a 5 frame/s stream read as 25 frame/s measures five times the speed), not a speeder
 MAX_PLAUSIBLE_SPEED_MPS = 70.0
+#: how far past the stop line (metres) a vehicle's front must go on red to be called: longer than the 3 m a driver
+#: who brakes late overshoots by, and about a car length, so the vehicle is in the junction, as a red-light camera's
+#: second loop or second photograph shows it
+RED_ENTRY_M = 5.0
 #: where a zone's or stop line's traffic comes from: the approaches an intersection has are these (a lane's
 #: compass direction, `sim.approach.compass_approach`), so any other name matches no intersection's lanes
 APPROACHES = ("north", "east", "south", "west")
@@ -99,6 +103,10 @@ class CameraConfig(BaseModel):
     speed_sustain_s: Annotated[float, Field(ge=0, le=60, allow_inf_nan=False)] = 1.0
     #: a crossing this soon after the movement turned red is not a violation (0: none)
     red_grace_s: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = 0.0
+    #: a vehicle whose front crossed on red is called once it has gone this much further (road metres) while the
+    #: light is still red: it went on into the junction. A driver who braked late and stopped past the line, then
+    #: left on green, is not (0: called at the crossing, as a single-trigger camera does)
+    red_entry_m: Annotated[float, Field(ge=0, le=50, allow_inf_nan=False)] = RED_ENTRY_M
     #: the point of a box that stands for the vehicle on the road: `bottom` centre (where it touches the road in
     #: an oblique view), `center`, or `front` (the box edge it moves towards: a top-down view, where a stop line
     #: is crossed when the front bumper is)

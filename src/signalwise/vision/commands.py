@@ -30,6 +30,9 @@ def run_command(
     signals_offset: Annotated[float, typer.Option(
         "--signals-offset", help="seconds on the signals file's clock at the video's first frame")] = 0.0,
     fps: Annotated[float | None, typer.Option("--fps", help="frames per second when the container has none")] = None,
+    fps_override: Annotated[bool, typer.Option(
+        "--fps-override", help="use --fps even though the container states another rate (speeds and red-light "
+                               "times scale with it)")] = False,
     interval: Annotated[float, typer.Option("--interval", help="counting interval, seconds")] = 60.0,
     detector: Annotated[str, typer.Option("--detector", help="blobs (moving and standing), moving-blobs, or onnx "
                                                              "(with --model)")] = "blobs",
@@ -71,19 +74,27 @@ def run_command(
     if why:
         raise _fail(f"--out {out}: {why}")
     try:
-        inputs = check_inputs(video, camera, signals, signals_offset, fps, interval, signal_model)
+        inputs = check_inputs(video, camera, signals, signals_offset, fps, interval, signal_model, fps_override)
         det = make_detector(detector, model=str(model) if model else None, classes=class_ids, camera=inputs.camera)
     except (InputError, OnnxModelError, ValueError) as exc:
         raise _fail(str(exc)) from None
     db_url = _db_url(db) if db is not None else None  # a bad SIGNALWISE_* setting: its own error line, exit 2
     writer = _violation_writer(db_url) if db_url is not None else None
+    if db is not None and start_wall is None:
+        import datetime as dt
+
+        start_wall = dt.datetime.now().astimezone()
+        inputs.notes.append(f"no --start: the stored violations are stamped from this run's start "
+                            f"({start_wall.isoformat(timespec='seconds')}) plus their video time, not the camera's "
+                            "clock (summary.json: first_frame_at_assumed)")
     for note in inputs.notes:
         typer.echo(f"note: {note}", err=True)
     from ..termination import sigterm_as_interrupt
 
     try:  # `docker stop`, systemd and `timeout` stop a stream's run (it has no end) as Ctrl-C does: files flushed
         with sigterm_as_interrupt():
-            summary = _run_with_progress(inputs, out, det, interval, signals_offset, max_frames, writer, start_wall)
+            summary = _run_with_progress(inputs, out, det, interval, signals_offset, max_frames, writer, start_wall,
+                                         start is None)
     finally:
         if writer is not None:
             writer.flush()
@@ -118,9 +129,20 @@ def _summary_lines(summary: dict, out: Path) -> list[str]:
     if judged:
         head += ", " + " and ".join(judged) + " violations"
     lines = [f"{head} -> {out}", *not_judged_lines(unjudged)]
+    if summary["crossings_not_judged"] and "red_light" not in unjudged:
+        first, last = summary["signals_cover_s"]
+        lines.append(f"red light: {summary['crossings_not_judged']} of {summary['crossings']} crossings not judged "
+                     f"(outside the signal log's coverage, {first:.1f}-{last:.1f} s on the video's clock)")
     fast = summary["implausible_speeds"]
     if fast["tracks"]:
         lines.append(implausible_line(fast["tracks"], fast["limit_mps"], fast["fastest_mps"]))
+    typical = summary["typical_speed"]
+    if typical["implausible"]:
+        lines.append(f"85th-percentile speed {typical['p85_mps']:.1f} m/s over {typical['tracks']} moving tracks is "
+                     f"more than twice the speed limit ({typical['limit_mps']:g} m/s): check the calibration (road "
+                     "points in feet?) and the fps; the speeding violations are suspect")
+    lines.append(f"calibration: {summary['calibration_pairs']} surveyed pairs, RMS error "
+                 f"{summary['calibration_rms_error_m']:.3f} m")
     return lines
 
 
@@ -168,7 +190,8 @@ def _violation_writer(url: str):
     return ViolationWriter(engine)
 
 
-def _run_with_progress(inputs, out, det, interval, offset, max_frames, store=None, start_wall=None) -> dict:
+def _run_with_progress(inputs, out, det, interval, offset, max_frames, store=None, start_wall=None,
+                       start_assumed=False) -> dict:
     import sys
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -177,7 +200,8 @@ def _run_with_progress(inputs, out, det, interval, offset, max_frames, store=Non
 
     if not sys.stderr.isatty():
         return run_video(inputs, out, detector=det, interval_s=interval, signals_offset_s=offset,
-                         max_frames=max_frames, store=store, start_wall=start_wall)
+                         max_frames=max_frames, store=store, start_wall=start_wall,
+                         start_assumed=start_assumed)
     total = inputs.frame_count if not inputs.live else None
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                TimeRemainingColumn()]
@@ -193,7 +217,8 @@ def _run_with_progress(inputs, out, det, interval, offset, max_frames, store=Non
                 bar.update(task, completed=done, rate=f"{rate:.1f} frames/s")
 
         return run_video(inputs, out, detector=det, interval_s=interval, signals_offset_s=offset,
-                         progress=progress, max_frames=max_frames, store=store, start_wall=start_wall)
+                         progress=progress, max_frames=max_frames, store=store, start_wall=start_wall,
+                         start_assumed=start_assumed)
 
 
 def register(app: typer.Typer) -> None:

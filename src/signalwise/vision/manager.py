@@ -54,6 +54,7 @@ from pathlib import Path
 from .camera import CameraConfig
 from .monitoring import FrameMeter, ImageCheck, flat, not_down
 from .streams import StreamReader, shown
+from .violations import not_judged
 
 log = logging.getLogger("signalwise.vision.manager")
 
@@ -259,6 +260,8 @@ class StreamManager:
                        "source_fps": stats.source_fps if stats else None},
             "pipeline": None if ms.spec.camera is None else {
                 "fps": ms.meter.fps(), "frames": ms.meter.frames, "ms_per_frame": ms.meter.ms(), **ms.counts,
+                # a kind the stream cannot judge (red light: no signal states) is null, never a count of 0
+                **dict.fromkeys(not_judged(ms.spec.camera, NO_SIGNALS)),
                 # tracks measured over the camera's max_plausible_speed_mps: a wrong fps or calibration
                 "implausible_speed_tracks": ms.pipeline.implausible_tracks if ms.pipeline is not None else 0,
                 "evidence": ms.pipeline.evidence.stats() if ms.pipeline is not None and ms.pipeline.evidence else None},

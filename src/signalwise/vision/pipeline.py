@@ -2,8 +2,10 @@
 
 detect -> track -> road positions (homography) -> speed -> zones (virtual
 detectors, 82/81) -> stop-line crossings -> violations (red light from the
-signal's own state, speeding) -> evidence images (asynchronous). Each stage
-is its own module; this file only wires them and keeps per-track memory.
+signal's own state, timed by the vehicle's front and confirmed once it went
+on into the junction: `redlight.py`; speeding) -> evidence images
+(asynchronous). Each stage is its own module; this file only wires them and
+keeps per-track memory.
 
 The signal state comes either with each frame (`process(..., signal_state=)`,
 the controller's own state in a live loop) or from a `SignalTimeline` (the
@@ -25,6 +27,7 @@ from .bytetrack import ByteTracker
 from .camera import CameraConfig
 from .detections import Detections
 from .evidence import EvidenceJob, EvidenceWriter
+from .redlight import Pending, RedLightWatch, downstream_normal, front_crossing
 from .signals import SignalTimeline, all_red, link_chars
 from .speed import SpeedEstimator
 from .stoplines import Crossing, StopLineCounter, StopLineGeometry
@@ -42,6 +45,8 @@ FRONT_MIN_MPS = 2.0
 VEHICLE_MIN_WIDTH_M = 0.8
 #: a blob smaller than this on the road is no vehicle: a third of a car (4.5 x 1.8 m), so one half in the frame counts
 VEHICLE_MIN_AREA_M2 = 2.5
+#: the typical speed of moving tracks is kept from at most this many tracks (a long run's memory stays bounded)
+TYPICAL_SPEED_TRACKS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +129,14 @@ class Pipeline:
             if camera.speed_limit_mps is not None else None
         self._live = SignalTimeline()
         self._trail: dict[int, deque] = {}
+        self._boxes: dict[int, deque] = {}  # track -> its last TRAIL_S of `redlight.BoxSample`s
+        self.red_watch = RedLightWatch(camera.red_entry_m)
+        #: crossings (not joined) while signal states were given: whose state was known at the front's crossing,
+        #: and whose was not (outside the signal log's coverage): those judge no red light
+        self.judged_crossings = 0
+        self.unjudged_crossings = 0
+        self._moving_speeds: dict[int, list[float]] = {}  # track -> its speeds while moving
+        self._track_speeds: deque = deque(maxlen=TYPICAL_SPEED_TRACKS)  # median speed of each forgotten track
         self._approach: dict[int, str] = {}
         self._heading: dict[int, np.ndarray] = {}  # unit image direction of travel (front anchors)
         self._speed: dict[int, float] = {}  # latest known speed per track
@@ -182,6 +195,12 @@ class Pipeline:
             trail.append((time_s, float(p[0]), float(p[1]), float(xm), float(ym)))
             while trail and trail[0][0] < time_s - TRAIL_S:
                 trail.popleft()
+            boxes = self._boxes.setdefault(tid, deque())
+            boxes.append((time_s, *(float(c) for c in tracked.xyxy[k]), float(steady[k][0]), float(steady[k][1])))
+            while boxes and boxes[0][0] < time_s - TRAIL_S:
+                boxes.popleft()
+            if v > 0:  # NaN compares False: no speed yet
+                self._moving_speeds.setdefault(tid, []).append(v)
             tracks.append(TrackPoint(tid, float(p[0]), float(p[1]), float(xm), float(ym), v, bool(tracked.moving[k]),
                                      tuple(float(c) for c in tracked.xyxy[k])))
 
@@ -197,20 +216,29 @@ class Pipeline:
 
         crossings, violations = [], []
         box_of = {tp.track_id: tp.box_px for tp in tracks}
-        for line, tid, t_cross, where, joined, beside in self.counter.update(time_s, points):
+        for line, tid, t_anchor, where, joined, beside in self.counter.update(time_s, points):
             self._approach.setdefault(tid, line.approach)
+            front = None if joined else self._front_crossing(tid, line)  # joined: nobody saw it cross
+            t_cross = front.time_s if front is not None else t_anchor
             at = timeline.state_at(self.camera.device_id, t_cross) if timeline is not None else None
             chars = link_chars(at, line.links)
             crossings.append(Crossing(t_cross, tid, line.name, line.approach, chars, float(where[0]),
                                       float(where[1]), joined))
-            self._count(t_cross, line.approach)
+            self._count(t_anchor, line.approach)  # the front's earlier time can fall in an interval already closed
+            if timeline is None or joined:
+                continue
+            if at is None:  # outside the signal log's coverage: not judged, not read as the last state
+                self.unjudged_crossings += 1
+                continue
+            self.judged_crossings += 1
             # on the lines beside too (a vehicle on the lane boundary): which lane it is in is unknown, so all red
             links = [i for ln in (line, *beside) for i in ln.links]
-            if timeline is not None and not joined and all_red(at, links):  # joined: nobody saw it cross
+            if front is not None and all_red(at, links):
                 since = timeline.red_since(self.camera.device_id, links, t_cross)
                 if since is not None and t_cross - since >= self.camera.red_grace_s:
-                    violations.append(self._violation(RED_LIGHT, t_cross, tid, line.approach, speeds.get(tid),
-                                                      image, box_of[tid], line, chars))
+                    self.red_watch.add(tid, Pending(line, links, front, chars))
+        if timeline is not None:
+            violations += self._entered_on_red(timeline, points, speeds, image, box_of)
         implausible = self._implausible_speeds(speeds)
         if self.speeding is not None:
             for tid, v in speeds.items():
@@ -229,6 +257,42 @@ class Pipeline:
         return FrameResult(self.frame_index, time_s, dets, tracked, tuple(tracks), tuple(crossings), tuple(violations),
                            tuple(events), tuple(z.state(time_s) for z in self.zones), state,
                            {"detect": c1 - c0, "track": c2 - c1, "rest": c3 - c2, "total": c3 - c0})
+
+    # -- red light --------------------------------------------------------------------------------
+    def _front_crossing(self, tid: int, line):
+        """When the track's box front last passed `line` downstream (`redlight.front_crossing`), or None."""
+        trail = self._trail.get(tid, ())
+        came_from = (trail[-2][1], trail[-2][2]) if len(trail) >= 2 else line.a
+        return front_crossing(self._boxes.get(tid, ()), line, downstream_normal(line, came_from))
+
+    def _entered_on_red(self, timeline, points, speeds, image, box_of) -> list[Violation]:
+        """Red-light violations of tracks whose front crossed on red and has now gone `red_entry_m` further while
+        every link of the line still showed red (the second trigger); a track that got that far on another
+        colour is dropped, one that got there outside the log's coverage is not judged."""
+        out = []
+        for tid in [t for t in points if self.red_watch.pending(t) is not None]:
+            t2 = self.red_watch.reached_s(tid, self._boxes[tid])
+            if t2 is None:
+                continue
+            p = self.red_watch.drop(tid)
+            state = timeline.state_at(self.camera.device_id, t2)
+            if state is None:
+                self.judged_crossings -= 1
+                self.unjudged_crossings += 1
+                continue
+            if not all_red(state, p.links):
+                continue
+            entry = (f"front over {p.line.name} at {p.crossing.time_s:.2f} s, signal {p.chars}; "
+                     f"{self.camera.red_entry_m:g} m on at {t2:.2f} s, signal {link_chars(state, p.line.links)}")
+            out.append(self._violation(RED_LIGHT, p.crossing.time_s, tid, p.line.approach, speeds.get(tid), image,
+                                       box_of[tid], p.line, p.chars, entry))
+        return out
+
+    def typical_speed_mps(self, percentile: float = 85.0) -> tuple[float | None, int]:
+        """(`percentile` over moving tracks of each one's median speed while moving, how many tracks): a
+        calibration in feet or a wrong frame rate shows as the traffic far over the limit."""
+        per_track = [*self._track_speeds, *(float(np.median(v)) for v in self._moving_speeds.values() if v)]
+        return (float(np.percentile(per_track, percentile)) if per_track else None), len(per_track)
 
     # -- helpers ------------------------------------------------------------------------------------
     def _implausible_speeds(self, speeds: dict[int, float]) -> set[int]:
@@ -266,7 +330,8 @@ class Pipeline:
             return known or ""
         return min(self.lines, key=lambda ln: ln.distance_px(point)).approach
 
-    def _violation(self, kind: str, t: float, tid: int, approach: str, speed, image, box, line, chars) -> Violation:
+    def _violation(self, kind: str, t: float, tid: int, approach: str, speed, image, box, line, chars,
+                   entry: str = "") -> Violation:
         cam = self.camera
         speed = math.nan if speed is None else float(speed)
         rel = ""
@@ -276,7 +341,7 @@ class Pipeline:
             caption = [f"{cam.camera_id} {cam.device_id} {kind.replace('_', ' ')} track {tid} t={t:.2f} s",
                        f"approach {approach or '?'}" + (f" speed {speed:.1f} m/s" if not math.isnan(speed) else "")]
             if kind == RED_LIGHT:
-                caption.append(f"stop line {line.name}, signal {chars}")
+                caption.append(entry or f"stop line {line.name}, signal {chars}")
             else:
                 caption.append(f"limit {cam.speed_limit_mps:g} m/s + {cam.speed_tolerance_mps:g} tolerance")
             job = EvidenceJob(self.evidence.root / rel, image, box, tuple((p[1], p[2]) for p in trail),
@@ -301,8 +366,13 @@ class Pipeline:
             self._heading.pop(tid, None)
             self._speed.pop(tid, None)
             self._implausible.discard(tid)
+            self._boxes.pop(tid, None)
+            moving = self._moving_speeds.pop(tid, None)
+            if moving:
+                self._track_speeds.append(float(np.median(moving)))
         if gone:
             self.counter.forget(gone)
+            self.red_watch.forget(gone)
             if self.speeding is not None:
                 self.speeding.forget(gone)
         self.speeds.forget(now_s)

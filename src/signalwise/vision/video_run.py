@@ -69,8 +69,11 @@ def _num(x: float, digits: int = 3) -> str:
 
 def check_inputs(video: str, camera_path: str | Path, signals_path: str | Path | None = None,
                  signals_offset_s: float = 0.0, fps: float | None = None, interval_s: float = 60.0,
-                 signal_model: str | Path | None = None) -> RunInputs:
-    """Everything that can be wrong before the first row is written; InputError says what."""
+                 signal_model: str | Path | None = None, fps_override: bool = False) -> RunInputs:
+    """Everything that can be wrong before the first row is written; InputError says what.
+
+    `fps_override`: `fps` may differ from the rate the container states (else refused: every speed and
+    red-light time scales with it)."""
     from .signals import SignalFileError
     from .streams import VideoOpenError, is_url, probe_video, shown
 
@@ -110,14 +113,77 @@ def check_inputs(video: str, camera_path: str | Path, signals_path: str | Path |
     if fps is None and src_fps is None and not live:
         raise InputError(f"--video {shown(video)}: the container states no frame rate; give it with --fps")
     if fps is not None and src_fps is not None and abs(fps - src_fps) > 1e-3:
-        notes.append(f"--fps {fps:g} overrides the container's {src_fps:g} frames/s")
+        if not fps_override:
+            raise InputError(f"--fps {fps:g}: the video states {src_fps:g} frames/s; every speed and red-light time "
+                             f"scales with the frame rate (read at {fps:g}, a vehicle moves {fps / src_fps:.3g} times "
+                             f"as fast and a crossing comes at {src_fps / fps:.3g} times its time): give "
+                             "--fps-override too to use it anyway")
+        notes.append(f"--fps {fps:g} overrides the container's {src_fps:g} frames/s (--fps-override)")
     h, w = probe.height_px, probe.width_px
     try:
         camera.check_frame(w, h, str(camera_path))
     except CameraFileError as exc:
         raise InputError(str(exc)) from None
     notes += keys_like_ours(camera)
-    return RunInputs(video, camera, signals, fps or src_fps, count, (h, w), live, notes)
+    notes += calibration_notes(camera)
+    rate = fps or src_fps
+    if signals is not None and count and rate:
+        outside = outside_coverage(signals, camera.device_id, (count - 1) / rate, signals_offset_s)
+        if outside:
+            notes.append(f"red light will not be judged: {outside}")
+    return RunInputs(video, camera, signals, rate, count, (h, w), live, notes)
+
+
+#: a calibration whose surveyed points miss the fit by more than this (RMS, road metres) has a wrong point: a
+#: mis-clicked pixel or a mistyped coordinate, which skews speeds by several per cent near it. A survey picked to
+#: a pixel at 4-8 px/m misses by 0.1-0.3 m
+CALIBRATION_RMS_WARN_M = 0.5
+#: a homography fits 4 pairs exactly (RMS 0): a wrong one leaves no residual to see it by
+MIN_CHECKED_PAIRS = 5
+
+
+def calibration_notes(camera: CameraConfig) -> list[str]:
+    """What a run says of the camera's calibration: a residual over `CALIBRATION_RMS_WARN_M`, or only 4 pairs."""
+    rms, pairs = camera.homography.rms_error_m, len(camera.calibration)
+    out = []
+    if rms > CALIBRATION_RMS_WARN_M:
+        out.append(f"calibration: the {pairs} surveyed points miss the fit by {rms:.2f} m RMS (above "
+                   f"{CALIBRATION_RMS_WARN_M:g} m): a point is wrong (a mis-clicked pixel, a mistyped metre); "
+                   "speeds near it are off")
+    if pairs < MIN_CHECKED_PAIRS:
+        out.append(f"calibration: {pairs} pairs, the least a homography takes, fit exactly whatever they are: a wrong "
+                   f"point cannot show; survey {MIN_CHECKED_PAIRS} or more so the RMS error checks them")
+    return out
+
+
+def outside_coverage(signals: SignalTimeline, device_id: str, video_end_s: float, offset_s: float) -> str | None:
+    """Why no crossing of a video 0..`video_end_s` can be judged, when the signal log covers none of it."""
+    first, last = signals.coverage(device_id) or (math.inf, -math.inf)
+    if first <= video_end_s and last >= 0:
+        return None
+    return (f"the signal log covers {first:.1f}-{last:.1f} s on the video's clock; the video is 0-{video_end_s:.1f} s; "
+            f"check --signals-offset (now {offset_s:g})")
+
+
+#: the traffic's speed is taken as the 85th percentile over moving tracks (of each track's median speed while
+#: moving), the figure speed limits are set from: near the limit on a road whose calibration is right, where the
+#: median falls to queue speeds at a busy signal
+TYPICAL_SPEED_PERCENTILE = 85.0
+#: when that is over this many times the speed limit, the calibration or fps is wrong (road points in feet read as
+#: metres make every speed 3.28 times the real one)
+TYPICAL_SPEED_WARN_FACTOR = 2.0
+#: ... judged over at least this many moving tracks
+TYPICAL_SPEED_MIN_TRACKS = 3
+
+
+def typical_speed(pipe, limit_mps: float | None) -> dict:
+    """The traffic's 85th-percentile speed against the limit: all traffic at twice the limit is a wrong
+    calibration or frame rate, not a road of speeders."""
+    p85, tracks = pipe.typical_speed_mps(TYPICAL_SPEED_PERCENTILE)
+    implausible = (p85 is not None and limit_mps is not None and tracks >= TYPICAL_SPEED_MIN_TRACKS
+                   and p85 > TYPICAL_SPEED_WARN_FACTOR * limit_mps)
+    return {"p85_mps": None if p85 is None else round(p85, 2), "tracks": tracks, "limit_mps": limit_mps,
+            "implausible": implausible}
 
 
 def check_camera_file(camera_path: str | Path) -> CameraConfig:
@@ -157,12 +223,14 @@ MIN_INTERVAL_S = 1.0
 
 def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval_s: float = 60.0,
               signals_offset_s: float = 0.0, progress: Progress | None = None,
-              max_frames: int | None = None, store=None, start_wall: dt.datetime | None = None) -> dict:
+              max_frames: int | None = None, store=None, start_wall: dt.datetime | None = None,
+              start_assumed: bool = False) -> dict:
     """Run the pipeline over the whole video; returns the summary (also written to summary.json).
 
     `store`: something with `put(records)` (a `store.violations.ViolationWriter`) that takes each violation as
-    `violation_record` gives it, stamped `start_wall` (the first frame's instant, zone-aware; default: now)
-    plus its time in the video, its evidence path absolute."""
+    `violation_record` gives it, stamped `start_wall` (the first frame's instant, zone-aware; default: now) plus
+    its time in the video, its evidence path absolute. The summary says when that instant was assumed (no
+    `start_wall`, or `start_assumed`: the caller took it from its own clock) rather than the camera's."""
     from .evidence import EvidenceWriter
     from .pipeline import Pipeline
     from .streams import StreamReader, shown
@@ -181,6 +249,7 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
               "events": 0}
     timing = {"detect": [], "track": [], "rest": [], "total": []}
     tracks_seen: set[int] = set()
+    start_assumed = store is not None and (start_wall is None or start_assumed)
     if store is not None:
         from .violations import violation_record
 
@@ -259,17 +328,43 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
         "stream": {"frames_read": stats.frames_read, "frames_dropped": stats.frames_dropped,
                    "reconnects": stats.reconnects, "last_error": stats.last_error or stats.previous_error},
         "evidence": evidence.stats(), "calibration_rms_error_m": round(inputs.camera.homography.rms_error_m, 4),
-        "anchor": inputs.camera.anchor,
-        # a kind nobody looked for is said, not a silent 0 (no speed limit, no stop lines or signal states)
-        "not_judged": not_judged(inputs.camera, None if inputs.signals is not None else NO_SIGNALS),
+        "calibration_pairs": len(inputs.camera.calibration),
+        "anchor": inputs.camera.anchor, "red_entry_m": inputs.camera.red_entry_m,
+        # a kind nobody looked for is said, not a silent 0 (no speed limit, no stop lines or signal states, a
+        # signal log that covers no crossing)
+        "not_judged": not_judged(inputs.camera, _no_red_light(inputs, pipe, last_t, signals_offset_s)),
+        "signals_cover_s": _coverage(inputs), "crossings_not_judged": pipe.unjudged_crossings,
+        "typical_speed": typical_speed(pipe, inputs.camera.speed_limit_mps),
         "implausible_speeds": {"tracks": pipe.implausible_tracks,
                                "limit_mps": inputs.camera.max_plausible_speed_mps,
                                "fastest_mps": None if pipe.fastest_implausible_mps is None
                                else round(pipe.fastest_implausible_mps, 2)},
         "notes": inputs.notes,
     }
+    if store is not None:  # the instant the stored violations count from, and whether the camera's clock gave it
+        summary["first_frame_at"] = start_wall.isoformat()
+        summary["first_frame_at_assumed"] = start_assumed
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _coverage(inputs: RunInputs) -> list[float] | None:
+    """The video times the signal log covers for the camera's device (`SignalTimeline.coverage`)."""
+    cover = inputs.signals.coverage(inputs.camera.device_id) if inputs.signals is not None else None
+    return None if cover is None else [round(c, 3) for c in cover]
+
+
+def _no_red_light(inputs: RunInputs, pipe, video_end_s: float, offset_s: float) -> str | None:
+    """Why the run judged no red light at all (None: it judged some crossings, or had none to judge): no signal
+    file, or one that covers none of the video or none of its crossings."""
+    if inputs.signals is None:
+        return NO_SIGNALS
+    outside = outside_coverage(inputs.signals, inputs.camera.device_id, video_end_s, offset_s)
+    if outside is None and pipe.unjudged_crossings and not pipe.judged_crossings:
+        first, last = inputs.signals.coverage(inputs.camera.device_id)
+        outside = (f"none of the {pipe.unjudged_crossings} crossings is within the signal log's coverage, "
+                   f"{first:.1f}-{last:.1f} s on the video's clock; check --signals-offset (now {offset_s:g})")
+    return outside
 
 
 def _ended_early(frames: int, stated: int | None) -> bool:

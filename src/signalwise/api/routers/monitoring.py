@@ -195,7 +195,8 @@ class _VisionCollector:
                     if p["ms_per_frame"][q] is not None:
                         frame_ms.add_metric([s["id"], q], float(p["ms_per_frame"][q]))
                 for kind in ("red_light", "speeding"):
-                    violations.add_metric([s["id"], kind], float(p[kind]))
+                    if p.get(kind) is not None:  # null: a kind the stream does not judge has no count, not 0
+                        violations.add_metric([s["id"], kind], float(p[kind]))
         yield from (up, down, blind, decode, pipe, frame_ms, read, dropped, reconnects, violations)
         engine = getattr(self.app.state, "vision_alerts", None)
         if engine is not None:
