@@ -139,12 +139,16 @@ def test_a_worker_writes_an_included_files_outputs_where_it_is_told_and_its_inpu
     assert sorted(p.name for p in (out_dir / "loaded").iterdir()) == ["area.add.xml", "main.add.xml"]
 
 
+def _project_options(folder: Path) -> SumoOptions:
+    """The simulator's options for the user's project, with no run directory to write into."""
+    scenario = resolve_scenario(RunConfig(sumocfg=_project(folder)))
+    return SumoOptions(net_file=scenario.net_file, route_files=scenario.route_files,
+                       additional_files=scenario.additional_files, end_s=120)
+
+
 def test_without_a_run_directory_the_outputs_go_to_a_scratch_directory_removed_at_close(tmp_path):
     """The start a comparison makes to check the network, a live run's simulator: nothing in the user's folder."""
-    cfg = _project(tmp_path / "project")
-    scenario = resolve_scenario(RunConfig(sumocfg=cfg))
-    sim = SumoBackend(SumoOptions(net_file=scenario.net_file, route_files=scenario.route_files,
-                                  additional_files=scenario.additional_files, end_s=120))
+    sim = SumoBackend(_project_options(tmp_path / "project"))
     sim.start()
     try:
         for _ in range(61):
@@ -159,10 +163,7 @@ def test_without_a_run_directory_the_outputs_go_to_a_scratch_directory_removed_a
 def test_a_killed_worker_leaves_no_scratch_directory_behind(tmp_path):
     """A live run's simulator that crashed or was killed: the directory its outputs went to is made and removed by
     the process that started it, not by the child that died."""
-    cfg = _project(tmp_path / "project")
-    scenario = resolve_scenario(RunConfig(sumocfg=cfg))
-    sim = SumoProcess(SumoOptions(net_file=scenario.net_file, route_files=scenario.route_files,
-                                  additional_files=scenario.additional_files, end_s=120))
+    sim = SumoProcess(_project_options(tmp_path / "project"))
     sim.start()
     try:
         for _ in range(61):

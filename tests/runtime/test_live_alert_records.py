@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
 from test_live_restart_after_kill import HTTP, alert_of, start_live, wait_for  # the same live command helpers
 
 from signalwise.core import EventCode, Observation, read_events
@@ -27,16 +26,6 @@ from signalwise.runtime.config import RunConfig
 from signalwise.runtime.live import changes as ch
 from signalwise.runtime.live.alerts import engine_from_config, load_alert_config
 from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
-
-
-def _until(what, timeout_s: float = 30.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = what()
-        if found:
-            return found
-        time.sleep(0.05)
-    pytest.fail(f"not within {timeout_s} s: {what.__doc__ or what}")
 
 
 class _Feeder:
@@ -84,11 +73,11 @@ def test_a_stale_data_alert_names_the_signals_stale_now_and_keeps_its_raise(tmp_
         return next((a for a in alerts.active() if a.rule == "stale_data"), None)
 
     try:
-        raised = _until(lambda: (a := stale_data()) is not None and a.now_subjects == ("J5",) and a)
+        raised = wait_for(lambda: (a := stale_data()) is not None and a.now_subjects == ("J5",) and a)
         feeder.fed = {"J1", "J3", "J4"}  # J2 goes silent, J5 still is
-        both = _until(lambda: (a := stale_data()) is not None and a.now_subjects == ("J2", "J5") and a)
+        both = wait_for(lambda: (a := stale_data()) is not None and a.now_subjects == ("J2", "J5") and a)
         feeder.fed = {"J1", "J3", "J4", "J5"}  # J5 back, J2 still silent
-        now = _until(lambda: (a := stale_data()) is not None and a.now_subjects == ("J2",) and a)
+        now = wait_for(lambda: (a := stale_data()) is not None and a.now_subjects == ("J2",) and a)
         stale_now = set(rt.stale_signals())
     finally:
         feeder.stop.set()

@@ -3,17 +3,7 @@ red-light count for it, so no dashboard reads "0 red-light violations" where nob
 
 from __future__ import annotations
 
-import time
-
-
-def _wait(cond, timeout_s=20.0):
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.1)
-    return None
+from support.waiting import value_within
 
 
 def test_a_streams_red_light_is_null_and_not_exported(tmp_path):
@@ -35,7 +25,8 @@ def test_a_streams_red_light_is_null_and_not_exported(tmp_path):
         r = c.post("/api/v1/streams", headers=op, json={"id": "cam-n", "url": str(tmp_path / "clip.mp4"),
                                                         "camera": scene.camera_config()})
         assert r.status_code == 201, r.text
-        s = _wait(lambda: x if (x := c.get("/api/v1/streams/cam-n").json())["pipeline"]["frames"] >= 5 else None)
+        s = value_within(lambda: x if (x := c.get("/api/v1/streams/cam-n").json())["pipeline"]["frames"] >= 5 else None,
+                         20.0)
         assert s["pipeline"]["red_light"] is None and s["pipeline"]["speeding"] == 0, s["pipeline"]
         text = c.get("/metrics").text
         assert 'signalwise_vision_violations_total{kind="speeding",stream="cam-n"} 0.0' in text
