@@ -14,6 +14,8 @@ each rule's share of the price is measured on the same seeds:
     +yellow      each phase's ITE yellow from the speed limits of the approaches it serves (3-6 s)
     +all_red     each phase's ITE all-red from its links' paths across the junction (1-4 s)
     +clearance   both: the whole change interval of the safety profile
+    +protected_yellow  a protected green arrow going to a permitted green shows yellow
+                 and red clearance first (at the benchmark's 3 s yellow, no all-red)
     +ped         pedestrian walk and clearance on phases serving a crosswalk
     +max_green   60 s maximum green
     +cycle       cycle bounds 40-150 s (every link served within 150 s)
@@ -48,6 +50,7 @@ VARIANTS: dict[str, dict | None] = {
     "+all_red": {"timing": {"profile": "benchmark", "all_red_s": None}},
     "+ped": {"timing": {"profile": "benchmark", "ped_intervals": True}},
     "+clearance": {"timing": {"profile": "benchmark", "yellow_s": None, "all_red_s": None}},
+    "+protected_yellow": {"timing": {"profile": "benchmark", "protected_yellow": True}},
     "+max_green": {"timing": {"profile": "benchmark", "max_green_s": 60.0}},
     "+cycle": {"timing": {"profile": "benchmark", "cycle_min_s": 40.0, "cycle_max_s": 150.0}},
     "+teleport": {"timing": "benchmark", "time_to_teleport_s": 300.0},
