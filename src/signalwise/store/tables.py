@@ -544,6 +544,8 @@ class SubmittedMetric(Base):
 
 # -- camera violations (issue 17) ---------------------------------------------------------------------------
 VIOLATION_KINDS = ("red_light", "speeding")
+#: what makes a stored violation one: the same call from the same footage is never two rows
+VIOLATION_IDENTITY = ("source", "camera_id", "kind", "track_id", "frame")
 #: the roll-ups' key for "every camera" / "every approach", so a network-wide trend reads a few rows
 ALL = "*"
 
@@ -552,7 +554,15 @@ class ViolationRow(Base):
     """A red-light or speeding violation seen by a camera (`store/violations.py`), with its track.
 
     `evidence_path` is the annotated JPEG on the server's disk (absolute), emptied when retention removes
-    the image; reading it needs the `evidence` scope and every read is logged (`EvidenceAccess`).
+    the image; reading it needs the `evidence` scope and every read is logged (`EvidenceAccess`);
+    `evidence_sha256` is the image's digest when the row was stored, checked before it is served.
+
+    Where it came from (revision 0018; NULL on rows stored before it): `source`, the footage's identity
+    (`sha256:<hex>` of a video file, `stream:<id>@<start>` of a stream), `source_name` (the file's name or the
+    stream), `frame` (the frame the call was made on, from 0), `video_s` (the violation's time in the video),
+    `signal_log_s` (that time on the signal log's clock), `red_for_s` (how long the light had been red at the
+    front's crossing), `time_assumed` (`occurred_at` was taken from the processing machine's clock, not the
+    camera's). One violation is stored once: (`source`, `camera_id`, `kind`, `track_id`, `frame`) is unique.
     """
 
     __tablename__ = "violations"
@@ -570,11 +580,21 @@ class ViolationRow(Base):
     signal_state: Mapped[str | None] = mapped_column(String(64))
     evidence_path: Mapped[str | None] = mapped_column(String(1024))
     track: Mapped[list | None] = mapped_column(JSON)
+    source: Mapped[str | None] = mapped_column(String(128))
+    source_name: Mapped[str | None] = mapped_column(String(256))
+    frame: Mapped[int | None] = mapped_column(BigInteger)
+    video_s: Mapped[float | None] = mapped_column(Float)
+    signal_log_s: Mapped[float | None] = mapped_column(Float)
+    red_for_s: Mapped[float | None] = mapped_column(Float)
+    time_assumed: Mapped[bool | None] = mapped_column(Boolean)
+    evidence_sha256: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         CheckConstraint(" OR ".join(f"kind = '{k}'" for k in VIOLATION_KINDS), name="kind"),
         Index("ix_violations_occurred_at", "occurred_at"),
         Index("ix_violations_camera_id_occurred_at", "camera_id", "occurred_at"),
+        Index("uq_violations_identity", *VIOLATION_IDENTITY, unique=True),
+        {"sqlite_autoincrement": True},  # an id is never given again (0018): the evidence access log names them
     )
 
 
@@ -612,6 +632,6 @@ class EvidenceAccess(Base):
     key_id: Mapped[str | None] = mapped_column(String(16))
     violation_id: Mapped[int] = mapped_column(BigInteger)
     client: Mapped[str | None] = mapped_column(String(64))
-    result: Mapped[str] = mapped_column(String(16))  # served | gone | unknown | refused (a key without `evidence`)
+    result: Mapped[str] = mapped_column(String(16))  # served | gone | unknown | refused | unverified | tampered (a key without `evidence`)
 
     __table_args__ = (Index("ix_evidence_access_at", "at"), Index("ix_evidence_access_violation_id", "violation_id"))

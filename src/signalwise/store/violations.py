@@ -8,6 +8,16 @@ those: a year of hourly totals is 8,760 rows whatever the number of
 violations. Buckets are UTC hours and days; a range is read as whole days
 from the daily table and the partial days at its ends from the hourly one.
 
+A violation is stored once. Its identity is (`source`, `camera_id`, `kind`,
+`track_id`, `frame`) (`tables.VIOLATION_IDENTITY`, a unique index): the
+same video processed again gives the same rows, and those already stored are
+not stored again, nor counted again (`insert_violations` returns how many it
+stored). A row without a `source` has no identity and is always stored.
+
+The evidence image's SHA-256 is taken when its row is stored (unless the
+caller gives it); `evidence_of` serves the image only while its bytes still
+have that digest.
+
 The store does not know the vision package: a violation arrives as a mapping
 (`VIOLATION_FIELDS`).
 """
@@ -15,17 +25,20 @@ The store does not know the vision package: a violation arrives as a mapping
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from sqlalchemy import Engine, String, and_, delete, func, select, type_coerce, update
+from sqlalchemy import Engine, String, and_, bindparam, delete, func, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .tables import (
     ALL,
+    VIOLATION_IDENTITY,
     VIOLATION_KINDS,
     EvidenceAccess,
     ViolationCountsDaily,
@@ -38,7 +51,13 @@ from .timefmt import days_before, sqlite_text, to_utc
 #: of who read images. The counts stay: they hold no vehicle, only numbers.
 VIOLATION_DAYS = {"violations": 365, "evidence": 90, "evidence_access": 730}
 VIOLATION_FIELDS = ("occurred_at", "camera_id", "device_id", "approach", "kind", "track_id", "speed_mps",
-                    "limit_mps", "stop_line", "signal_state", "evidence_path", "track")
+                    "limit_mps", "stop_line", "signal_state", "evidence_path", "track", "source", "source_name",
+                    "frame", "video_s", "signal_log_s", "red_for_s", "time_assumed", "evidence_sha256")
+#: the fields a record may leave NaN for "not known"
+_FLOATS = ("speed_mps", "limit_mps", "video_s", "signal_log_s", "red_for_s")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+#: what the columns take (tables.py): a longer source is refused (it is an identity), a longer name cut
+SOURCE_CHARS, SOURCE_NAME_CHARS = 128, 256
 HOUR, DAY = dt.timedelta(hours=1), dt.timedelta(days=1)
 
 
@@ -70,12 +89,40 @@ def _row(i: int, v: Mapping) -> dict:
     row = {k: v.get(k) for k in VIOLATION_FIELDS}
     row["occurred_at"] = to_utc(at)
     row["approach"] = row["approach"] or ""
-    for key in ("speed_mps", "limit_mps"):
+    for key in _FLOATS:
         x = row[key]
         row[key] = None if x is None or x != x else float(x)
+    _provenance(i, row)
     if row["evidence_path"]:
         row["evidence_path"] = str(Path(row["evidence_path"]).resolve())
+        if row["evidence_sha256"] is None:
+            row["evidence_sha256"] = file_sha256(row["evidence_path"])
     return row
+
+
+def _provenance(i: int, row: dict) -> None:
+    """Where the violation came from, checked: a source is an identity (never cut), a name is cut to fit."""
+    source = row["source"]
+    if source is not None and not (isinstance(source, str) and 0 < len(source) <= SOURCE_CHARS):
+        raise ViolationError(f"violation {i}: source must be text of 1-{SOURCE_CHARS} characters")
+    if row["source_name"] is not None:
+        row["source_name"] = str(row["source_name"])[:SOURCE_NAME_CHARS]
+    if row["frame"] is not None:
+        row["frame"] = int(row["frame"])
+    if row["time_assumed"] is not None:
+        row["time_assumed"] = bool(row["time_assumed"])
+    digest = row["evidence_sha256"]
+    if digest is not None and not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
+        raise ViolationError(f"violation {i}: evidence_sha256 must be 64 lower-case hex digits")
+
+
+def file_sha256(path: str | os.PathLike) -> str | None:
+    """The SHA-256 of a file's bytes (hex), None when there is no such file."""
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    except (FileNotFoundError, IsADirectoryError):
+        return None
 
 
 def _deltas(rows: list[dict]) -> tuple[Counter, Counter]:
@@ -106,16 +153,62 @@ def _upsert(conn, table, deltas: Counter) -> None:
 
 
 _COLUMNS = ", ".join(VIOLATION_FIELDS)
+#: how a value is written by the SQLite fast path (SQLAlchemy's DATETIME text, JSON text); the rest as given
+_SQLITE_FORM = {"occurred_at": sqlite_text, "track": json.dumps}
+
+
+def _identity(row: Mapping) -> tuple:
+    return tuple(row[k] for k in VIOLATION_IDENTITY)
+
+
+def _once(rows: list[dict]) -> list[dict]:
+    """The batch with a repeated identity kept once (a row with no source has none: each is kept)."""
+    seen, out = set(), []
+    for r in rows:
+        if r["source"] is not None:
+            key = _identity(r)
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(r)
+    return out
+
+
+def _sqlite_write_lock(conn) -> None:
+    """Take SQLite's write lock now, so what `_not_stored` reads stays true until the commit (another writer
+    storing the same source in between would break the unique index and fail the whole batch)."""
+    dbapi = conn.connection.dbapi_connection
+    if not dbapi.in_transaction:
+        dbapi.cursor().execute("BEGIN IMMEDIATE")  # waited for up to the busy timeout
+
+
+def _not_stored(conn, rows: list[dict]) -> list[dict]:
+    """The rows whose identity is not in the store yet, looked up by source, camera and track."""
+    tracks: dict[tuple[str, str], set[int]] = {}
+    for r in rows:
+        if r["source"] is not None:
+            tracks.setdefault((r["source"], r["camera_id"]), set()).add(r["track_id"])
+    if not tracks:
+        return rows
+    c = ViolationRow.__table__.c
+    stored = set()
+    for (source, camera), ids in tracks.items():
+        ids = sorted(ids)
+        for k in range(0, len(ids), 500):  # under any database's limit on bound values
+            stored.update(tuple(x) for x in conn.execute(
+                select(*(c[name] for name in VIOLATION_IDENTITY))
+                .where(c.source == source, c.camera_id == camera, c.track_id.in_(ids[k:k + 500]))))
+    return [r for r in rows if r["source"] is None or _identity(r) not in stored]
 
 
 def _insert_sqlite(conn, rows: list[dict], hourly: Counter, daily: Counter) -> None:
     """The batch through the DB-API's executemany with values already in their stored form (SQLAlchemy's
     DATETIME text, JSON text): SQLAlchemy's per-value type processing was most of the time of a write."""
+    forms = [_SQLITE_FORM.get(name) for name in VIOLATION_FIELDS]
     conn.exec_driver_sql(
         f"INSERT INTO violations ({_COLUMNS}) VALUES ({', '.join('?' * len(VIOLATION_FIELDS))})",
-        [(sqlite_text(r["occurred_at"]), r["camera_id"], r["device_id"], r["approach"], r["kind"], r["track_id"],
-          r["speed_mps"], r["limit_mps"], r["stop_line"], r["signal_state"], r["evidence_path"],
-          json.dumps(r["track"])) for r in rows])
+        [tuple(r[name] if form is None else form(r[name]) for name, form in zip(VIOLATION_FIELDS, forms, strict=True))
+         for r in rows])
     for table, deltas in (("violation_counts_hourly", hourly), ("violation_counts_daily", daily)):
         conn.exec_driver_sql(
             f"INSERT INTO {table} (camera_id, approach, kind, bucket, count) VALUES (?, ?, ?, ?, ?) "
@@ -123,23 +216,74 @@ def _insert_sqlite(conn, rows: list[dict], hourly: Counter, daily: Counter) -> N
             [(c, a, k, sqlite_text(b), n) for (c, a, k, b), n in deltas.items()])
 
 
+def _insert_new(conn, rows: list[dict]) -> list[dict]:
+    """PostgreSQL: the batch with those already stored skipped by the unique index (ON CONFLICT DO NOTHING);
+    the rows it stored, as it gives them back, for their counts."""
+    table = ViolationRow.__table__
+    stmt = (postgresql.insert(table).on_conflict_do_nothing(index_elements=list(VIOLATION_IDENTITY))
+            .returning(table.c.occurred_at, table.c.camera_id, table.c.approach, table.c.kind))
+    return [dict(r._mapping) for r in conn.execute(stmt, rows)]
+
+
 def insert_violations(engine: Engine, violations: Iterable[Mapping]) -> int:
-    """Store a batch (all or nothing) with its counts; returns how many rows."""
-    rows = [_row(i, v) for i, v in enumerate(violations)]
+    """Store a batch (all or nothing) with its counts; returns how many rows it stored: a violation already
+    stored (same identity, `VIOLATION_IDENTITY`) is neither stored nor counted again."""
+    rows = _once([_row(i, v) for i, v in enumerate(violations)])
     if not rows:
         return 0
-    hourly, daily = _deltas(rows)
     with engine.begin() as conn:
         if conn.dialect.name == "sqlite":
-            _insert_sqlite(conn, rows, hourly, daily)
+            _sqlite_write_lock(conn)
+            rows = _not_stored(conn, rows)
+            if rows:
+                _insert_sqlite(conn, rows, *_deltas(rows))
         else:
-            conn.execute(ViolationRow.__table__.insert(), rows)
+            rows = _insert_new(conn, rows)
+            hourly, daily = _deltas(rows)
             _upsert(conn, ViolationCountsHourly.__table__, hourly)
             _upsert(conn, ViolationCountsDaily.__table__, daily)
+    if rows:
+        from .ingest import notify_written
+
+        notify_written()  # a served app's cached summaries, hotspots and trends would miss these rows for its TTL
+    return len(rows)
+
+
+def stored_from(engine: Engine, camera_id: str, source: str) -> int:
+    """How many violations of `camera_id` the store holds from `source` (a video run asks before it runs)."""
+    c = ViolationRow.__table__.c
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).where(c.source == source, c.camera_id == camera_id)).scalar_one()
+
+
+def remove_source(engine: Engine, camera_id: str, source: str) -> int:
+    """Remove the violations of `camera_id` from `source`, and take them off their hourly and daily counts, in
+    one transaction (a video stored again in their place). Their evidence images and access log stay."""
+    v = ViolationRow.__table__
+    where = and_(v.c.source == source, v.c.camera_id == camera_id)
+    with engine.begin() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(
+            select(v.c.occurred_at, v.c.camera_id, v.c.approach, v.c.kind).where(where))]
+        if not rows:
+            return 0
+        hourly, daily = _deltas([{**r, "occurred_at": _as_utc(r["occurred_at"])} for r in rows])
+        _subtract(conn, ViolationCountsHourly.__table__, hourly)
+        _subtract(conn, ViolationCountsDaily.__table__, daily)
+        conn.execute(delete(v).where(where))
     from .ingest import notify_written
 
-    notify_written()  # a served app's cached summaries, hotspots and trends would miss these rows for its TTL
+    notify_written()
     return len(rows)
+
+
+def _subtract(conn, table, deltas: Counter) -> None:
+    """Take `deltas` off the counts; a count that reaches 0 goes (a camera with none is no camera with some)."""
+    key = and_(table.c.camera_id == bindparam("b_camera"), table.c.approach == bindparam("b_approach"),
+               table.c.kind == bindparam("b_kind"), table.c.bucket == bindparam("b_bucket", type_=table.c.bucket.type))
+    values = [{"b_camera": c, "b_approach": a, "b_kind": k, "b_bucket": b, "b_n": n} for (c, a, k, b), n in deltas.items()]
+    conn.execute(update(table).where(key).values(count=table.c.count - bindparam("b_n")), values)
+    conn.execute(delete(table).where(key, table.c.count <= 0), [{k: x for k, x in d.items() if k != "b_n"}
+                                                                for d in values])
 
 
 # -- reading ------------------------------------------------------------------------------------------------
@@ -288,7 +432,8 @@ def list_violations(engine: Engine, start=None, end=None, camera_id: str | None 
     if end is not None:
         cond.append(v.occurred_at < to_utc(end))
     cols = [v.id, v.occurred_at, v.camera_id, v.device_id, v.approach, v.kind, v.track_id, v.speed_mps, v.limit_mps,
-            v.stop_line, v.signal_state, v.evidence_path]
+            v.stop_line, v.signal_state, v.evidence_path, v.evidence_sha256, v.source, v.source_name, v.frame,
+            v.video_s, v.signal_log_s, v.red_for_s, v.time_assumed]
     with engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(ViolationRow.__table__).where(*cond)).scalar_one()
         rows = conn.execute(select(*cols).where(*cond).order_by(v.occurred_at.desc(), v.id.desc()).limit(limit)
@@ -303,22 +448,37 @@ def list_violations(engine: Engine, start=None, end=None, camera_id: str | None 
 
 
 def evidence_of(engine: Engine, violation_id: int, who: str, key_id: str | None = None,
-                client: str | None = None) -> tuple[str, Path | None]:
-    """The image of one violation, with the read logged whatever the outcome: ("served", path),
-    ("gone", None) when retention removed it or the file is missing, ("unknown", None) for no such violation."""
+                client: str | None = None) -> tuple[str, bytes | None, str | None]:
+    """The image of one violation as (result, its bytes, the SHA-256 stored with it), the read logged whatever
+    the outcome. Results: `served` (its digest is the stored one), `unverified` (served: a row stored before
+    revision 0018 has no digest), `tampered` (not served: the file's bytes are not those stored), `gone`
+    (retention removed it, or the file is missing), `unknown` (no such violation). The bytes are read once,
+    and what is served is what was checked."""
     v = ViolationRow.__table__.c
     with engine.begin() as conn:
-        row = conn.execute(select(v.evidence_path).where(v.id == violation_id)).first()
+        row = conn.execute(select(v.evidence_path, v.evidence_sha256).where(v.id == violation_id)).first()
+        data, digest = _read_image(row.evidence_path if row is not None else None), None
         if row is None:
-            result, path = "unknown", None
-        elif not row.evidence_path or not os.path.isfile(row.evidence_path):
-            result, path = "gone", None
+            result = "unknown"
+        elif data is None:
+            result = "gone"
         else:
-            result, path = "served", Path(row.evidence_path)
+            digest = row.evidence_sha256
+            result = ("unverified" if digest is None else
+                      "served" if hashlib.sha256(data).hexdigest() == digest else "tampered")
         conn.execute(EvidenceAccess.__table__.insert().values(
             at=dt.datetime.now(dt.UTC), who=who[:128], key_id=key_id, violation_id=violation_id,
             client=(client or "")[:64] or None, result=result))
-    return result, path
+    return result, data if result in ("served", "unverified") else None, digest
+
+
+def _read_image(path: str | None) -> bytes | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        return None
 
 
 def evidence_access_log(engine: Engine, violation_id: int | None = None, limit: int = 100,
@@ -380,6 +540,7 @@ class ViolationWriter:
 
         self.engine, self.flush_s, self.batch = engine, flush_s, batch
         self.written = self.dropped = self.failed_batches = 0
+        self.already_stored = 0  # put, but stored before (the same identity): not stored again
         self.last_error: str | None = None
         self._q: queue.Queue = queue.Queue(maxsize=max_pending)
         self._closed = False
@@ -416,7 +577,9 @@ class ViolationWriter:
                 batch.append(item)
             try:
                 if batch:
-                    self.written += insert_violations(self.engine, batch)
+                    stored = insert_violations(self.engine, batch)
+                    self.written += stored
+                    self.already_stored += len(batch) - stored
             except Exception as exc:  # noqa: BLE001 - keep the thread; the count says it
                 self.failed_batches += 1
                 self.last_error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -437,5 +600,6 @@ class ViolationWriter:
         self._thread.join(timeout_s)
 
     def stats(self) -> dict:
-        return {"written": self.written, "dropped": self.dropped, "queued": self._q.qsize(),
+        return {"written": self.written, "already_stored": self.already_stored, "dropped": self.dropped,
+                "queued": self._q.qsize(),
                 "failed_batches": self.failed_batches, "last_error": self.last_error}

@@ -51,6 +51,9 @@ def run_command(
     start: Annotated[str | None, typer.Option(
         "--start", help="with --db: the wall-clock instant of the first frame, ISO 8601 (e.g. "
                         "2026-05-04T07:30:00+02:00; no offset = local time) [default: when the run starts]")] = None,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="with --db: remove the violations stored earlier from this video (same camera) and store "
+                          "this run's in their place (without it a video already stored is refused)")] = False,
 ) -> None:
     """Detect, track, count and find violations in a video; write tracks, crossings, violations and counts."""
     try:
@@ -69,6 +72,8 @@ def run_command(
             raise _fail(f"--classes {classes!r}: give class ids as integers, e.g. 2,3,5,7") from None
     if start is not None and db is None:
         raise _fail("--start stamps the violations written with --db; give --db too")
+    if replace and db is None:
+        raise _fail("--replace replaces violations stored with --db; give --db too")
     start_wall = _start_instant(start) if start is not None else None
     why = why_not_fresh(out, "a vision run")  # an earlier run's evidence images would outlive its rows
     if why:
@@ -80,6 +85,7 @@ def run_command(
         raise _fail(str(exc)) from None
     db_url = _db_url(db) if db is not None else None  # a bad SIGNALWISE_* setting: its own error line, exit 2
     writer = _violation_writer(db_url) if db_url is not None else None
+    footage = _footage_once(writer, video, inputs.camera.camera_id, replace, db_url) if writer is not None else None
     if db is not None and start_wall is None:
         import datetime as dt
 
@@ -94,7 +100,7 @@ def run_command(
     try:  # `docker stop`, systemd and `timeout` stop a stream's run (it has no end) as Ctrl-C does: files flushed
         with sigterm_as_interrupt():
             summary = _run_with_progress(inputs, out, det, interval, signals_offset, max_frames, writer, start_wall,
-                                         start is None)
+                                         start is None, footage)
     finally:
         if writer is not None:
             writer.flush()
@@ -106,7 +112,9 @@ def run_command(
         typer.echo(f"status: {summary['status']}", err=True)
     if writer is not None:
         st = writer.stats()
-        lost = v["red_light"] + v["speeding"] - st["written"]
+        lost = v["red_light"] + v["speeding"] - st["written"] - st["already_stored"]
+        if st["already_stored"]:  # another run of this video storing at the same time: the store kept one of each
+            typer.echo(f"{st['already_stored']} violation(s) already stored from this video: not stored again")
         if lost:
             typer.secho(f"error: {lost} violation(s) not stored in {_shown(db_url)}: {st['last_error']}", fg="red",
                         err=True)
@@ -190,8 +198,28 @@ def _violation_writer(url: str):
     return ViolationWriter(engine)
 
 
+def _footage_once(writer, video: str, camera_id: str, replace: bool, db_url: str):
+    """The video's identity in the store (`video_run.video_footage`), refused when violations of this camera from
+    it are stored already (a second run would store each twice), unless `replace` removes them first."""
+    from ..store.violations import remove_source, stored_from
+    from .video_run import video_footage
+
+    footage = video_footage(video)
+    stored = stored_from(writer.engine, camera_id, footage.source)
+    if stored and not replace:
+        writer.close()
+        raise _fail(f"--db {_shown(db_url)}: {stored} violation(s) of camera {camera_id} from this video "
+                    f"({footage.name}, {footage.source[:23]}...) are stored already; --replace stores this run's in "
+                    "their place, or leave out --db")
+    if stored:
+        removed = remove_source(writer.engine, camera_id, footage.source)
+        typer.echo(f"note: --replace: the {removed} violation(s) stored earlier from this video were removed, with "
+                   "their counts (their evidence images stay where that run wrote them)", err=True)
+    return footage
+
+
 def _run_with_progress(inputs, out, det, interval, offset, max_frames, store=None, start_wall=None,
-                       start_assumed=False) -> dict:
+                       start_assumed=False, footage=None) -> dict:
     import sys
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -201,7 +229,7 @@ def _run_with_progress(inputs, out, det, interval, offset, max_frames, store=Non
     if not sys.stderr.isatty():
         return run_video(inputs, out, detector=det, interval_s=interval, signals_offset_s=offset,
                          max_frames=max_frames, store=store, start_wall=start_wall,
-                         start_assumed=start_assumed)
+                         start_assumed=start_assumed, footage=footage)
     total = inputs.frame_count if not inputs.live else None
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                TimeRemainingColumn()]
@@ -218,7 +246,7 @@ def _run_with_progress(inputs, out, det, interval, offset, max_frames, store=Non
 
         return run_video(inputs, out, detector=det, interval_s=interval, signals_offset_s=offset,
                          progress=progress, max_frames=max_frames, store=store, start_wall=start_wall,
-                         start_assumed=start_assumed)
+                         start_assumed=start_assumed, footage=footage)
 
 
 def register(app: typer.Typer) -> None:

@@ -54,7 +54,7 @@ from pathlib import Path
 from .camera import CameraConfig
 from .monitoring import FrameMeter, ImageCheck, flat, not_down
 from .streams import StreamReader, shown
-from .violations import not_judged
+from .violations import Footage, not_judged
 
 log = logging.getLogger("signalwise.vision.manager")
 
@@ -108,6 +108,9 @@ class ManagedStream:
         self.last_frame_decoded_at: float | None = None  # time.monotonic() when that frame was decoded
         self.clock_offset_s = 0.0  # added to the reader's frame times: a restarted reader's clock starts at 0
         self.created_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        # its violations' source in the store: this stream, from its creation to the microsecond (a stream added
+        # again under the same id numbers its tracks from 1 again: its violations are other ones)
+        self.footage = Footage(f"stream:{spec.id[:90]}@{dt.datetime.now(dt.UTC).isoformat()}", shown(spec.url))
         self.warnings = stream_warnings(spec.camera)
 
 
@@ -358,7 +361,7 @@ class StreamManager:
         records = []
         for v in result.violations:
             at = dt.datetime.fromtimestamp(wall - (result.time_s - v.time_s), dt.UTC)
-            records.append(violation_record(v, at, root))
+            records.append(violation_record(v, at, root, frame=result.frame_index, footage=ms.footage))
         try:
             self.on_violations(records)
         except Exception:  # noqa: BLE001 - a store problem must not stop the camera

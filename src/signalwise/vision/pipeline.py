@@ -284,8 +284,10 @@ class Pipeline:
                 continue
             entry = (f"front over {p.line.name} at {p.crossing.time_s:.2f} s, signal {p.chars}; "
                      f"{self.camera.red_entry_m:g} m on at {t2:.2f} s, signal {link_chars(state, p.line.links)}")
+            since = timeline.red_since(self.camera.device_id, p.links, p.crossing.time_s)  # as when it was added
             out.append(self._violation(RED_LIGHT, p.crossing.time_s, tid, p.line.approach, speeds.get(tid), image,
-                                       box_of[tid], p.line, p.chars, entry))
+                                       box_of[tid], p.line, p.chars, entry,
+                                       None if since is None else p.crossing.time_s - since))
         return out
 
     def typical_speed_mps(self, percentile: float = 85.0) -> tuple[float | None, int]:
@@ -331,7 +333,7 @@ class Pipeline:
         return min(self.lines, key=lambda ln: ln.distance_px(point)).approach
 
     def _violation(self, kind: str, t: float, tid: int, approach: str, speed, image, box, line, chars,
-                   entry: str = "") -> Violation:
+                   entry: str = "", red_for_s: float | None = None) -> Violation:
         cam = self.camera
         speed = math.nan if speed is None else float(speed)
         rel = ""
@@ -350,7 +352,7 @@ class Pipeline:
                 rel = ""
         return Violation(t, tid, kind, approach, speed, cam.camera_id, cam.device_id,
                          line.name if line is not None else "", chars,
-                         cam.speed_limit_mps if kind == SPEEDING else None, rel, trail)
+                         cam.speed_limit_mps if kind == SPEEDING else None, rel, trail, red_for_s)
 
     def _count(self, t: float, approach: str) -> None:
         k = int(math.floor(t / self.interval_s))

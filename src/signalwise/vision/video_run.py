@@ -19,7 +19,9 @@ summary.json.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
+import hashlib
 import json
 import math
 import time
@@ -33,7 +35,7 @@ from ..core.eventlog import COLUMNS as EVENT_COLUMNS
 from ..core.eventlog import format_timestamp
 from .camera import CameraConfig, CameraFileError, keys_like_ours, load_camera
 from .signals import SignalTimeline
-from .violations import not_judged
+from .violations import Footage, not_judged
 
 HEADERS = {
     "tracks.csv": ("frame", "time_s", "track_id", "x_px", "y_px", "x_m", "y_m", "speed_mps"),
@@ -214,6 +216,19 @@ def _approaches_from_model(path: str | Path, device: str) -> tuple[set[str], int
     raise InputError(f"--signal-model {path}: no intersection {device!r} (it has {', '.join(map(str, ids))})")
 
 
+def video_footage(video: str, started: dt.datetime | None = None) -> Footage:
+    """Where a run's stored violations come from: a file by the SHA-256 of its bytes (the same video under another
+    name or path is the same footage, so its violations are stored once), a stream by when this run of it started
+    (`started`, default now): no two runs of a stream see the same frames."""
+    from .streams import is_url, shown
+
+    if is_url(video):
+        started = (started or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+        return Footage(f"stream:{started.isoformat()}", shown(video))
+    with open(video, "rb") as fh:
+        return Footage(f"sha256:{hashlib.file_digest(fh, 'sha256').hexdigest()}", Path(video).name)
+
+
 #: why a run without --signals judges no red light
 NO_SIGNALS = "no --signals: the signal states are unknown"
 
@@ -224,13 +239,15 @@ MIN_INTERVAL_S = 1.0
 def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval_s: float = 60.0,
               signals_offset_s: float = 0.0, progress: Progress | None = None,
               max_frames: int | None = None, store=None, start_wall: dt.datetime | None = None,
-              start_assumed: bool = False) -> dict:
+              start_assumed: bool = False, footage: Footage | None = None) -> dict:
     """Run the pipeline over the whole video; returns the summary (also written to summary.json).
 
     `store`: something with `put(records)` (a `store.violations.ViolationWriter`) that takes each violation as
     `violation_record` gives it, stamped `start_wall` (the first frame's instant, zone-aware; default: now) plus
-    its time in the video, its evidence path absolute. The summary says when that instant was assumed (no
-    `start_wall`, or `start_assumed`: the caller took it from its own clock) rather than the camera's."""
+    its time in the video, its evidence path absolute, its frame, and where it came from (`footage`, default
+    `video_footage`), with whether that instant was assumed (no `start_wall`, or `start_assumed`: the caller took
+    it from its own clock) rather than the camera's, as the summary says too. A violation's image is on disk
+    before its record is put: the store takes the image's SHA-256 when it stores the row."""
     from .evidence import EvidenceWriter
     from .pipeline import Pipeline
     from .streams import StreamReader, shown
@@ -254,6 +271,8 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
         from .violations import violation_record
 
         start_wall = start_wall or dt.datetime.now().astimezone()
+        footage = dataclasses.replace(footage or video_footage(inputs.video), time_assumed=start_assumed,
+                                      signals_offset_s=signals_offset_s if inputs.signals is not None else None)
     wall0 = time.perf_counter()
     last_t = 0.0
     status = "complete"
@@ -285,8 +304,9 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
                                                     _num(v.speed_mps), v.evidence_path))
                 totals[v.kind] += 1
             if store is not None and r.violations:
-                store.put([violation_record(v, start_wall + dt.timedelta(seconds=v.time_s), evidence.root)
-                           for v in r.violations])
+                evidence.flush()  # the images written, for the store to hash
+                store.put([violation_record(v, start_wall + dt.timedelta(seconds=v.time_s), evidence.root,
+                                            frame=r.frame_index, footage=footage) for v in r.violations])
             for e in r.events:
                 writers["events.csv"].writerow((format_timestamp(e.time_s + signals_offset_s), e.device_id,
                                                 e.event_code, e.parameter))
@@ -344,6 +364,7 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
     if store is not None:  # the instant the stored violations count from, and whether the camera's clock gave it
         summary["first_frame_at"] = start_wall.isoformat()
         summary["first_frame_at_assumed"] = start_assumed
+        summary["source"], summary["source_name"] = footage.source, footage.name
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 

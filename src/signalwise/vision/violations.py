@@ -41,6 +41,7 @@ class Violation:
     limit_mps: float | None = None  # speeding: the limit (without tolerance)
     evidence_path: str = ""  # relative to the output directory ('' when none was written)
     track: tuple[tuple[float, float, float, float, float], ...] = ()  # (time_s, x_px, y_px, x_m, y_m)
+    red_for_s: float | None = None  # red light: how long every link of the line had shown red at the crossing
 
 
 class SpeedingRule:
@@ -118,16 +119,40 @@ def implausible_line(tracks: int, limit_mps: float, fastest_mps: float | None) -
             "check the fps and calibration; their speeds judged no speeding")
 
 
-def violation_record(v: Violation, occurred_at, evidence_root=None) -> dict:
+@dataclass(frozen=True)
+class Footage:
+    """Where a run's violations come from, as the store keeps it: `source` identifies the footage (the same video
+    gives the same, so its violations are stored once), `name` is for people."""
+
+    source: str  # sha256:<hex of the file's bytes> | stream:<start> (vision run on a URL) | stream:<id>@<created> (API)
+    name: str  # the file's name, or the stream
+    time_assumed: bool = False  # the instants come from the processing machine's clock, not the camera's
+    signals_offset_s: float | None = None  # the signal log's time at the first frame (None: no signal log)
+
+
+def violation_record(v: Violation, occurred_at, evidence_root=None, *, frame: int | None = None,
+                     footage: Footage | None = None) -> dict:
     """The violation as the store takes it (`store/violations.py` VIOLATION_FIELDS); `occurred_at` is the
-    wall-clock instant (zone-aware), `evidence_root` the directory `evidence_path` is relative to."""
+    wall-clock instant (zone-aware), `evidence_root` the directory `evidence_path` is relative to, `frame` the
+    index of the frame it was called on (its evidence image's), `footage` where it came from."""
     from pathlib import Path
 
     path = ""
     if v.evidence_path:
         path = str(Path(evidence_root) / v.evidence_path) if evidence_root is not None else v.evidence_path
+    offset = footage.signals_offset_s if footage is not None else None
     return {"occurred_at": occurred_at, "camera_id": v.camera_id, "device_id": v.device_id, "approach": v.approach,
             "kind": v.kind, "track_id": v.track_id, "speed_mps": None if math.isnan(v.speed_mps) else v.speed_mps,
             "limit_mps": v.limit_mps, "stop_line": v.stop_line or None, "signal_state": v.signal_state or None,
             "evidence_path": path or None,
-            "track": [[round(x, 3) for x in p] for p in v.track]}
+            "track": [[round(x, 3) for x in p] for p in v.track],
+            "source": footage.source if footage is not None else None,
+            "source_name": footage.name if footage is not None else None,
+            "time_assumed": footage.time_assumed if footage is not None else None,
+            "frame": frame, "video_s": _ms(v.time_s), "signal_log_s": None if offset is None else _ms(v.time_s + offset),
+            "red_for_s": None if v.red_for_s is None else _ms(v.red_for_s)}
+
+
+def _ms(seconds: float) -> float:
+    """To the millisecond, as violations.csv and events.csv write times: a record reads the same there."""
+    return round(seconds, 3)

@@ -4,9 +4,11 @@
 - `GET /api/v1/analytics/violations/trends`: per UTC hour or day and kind.
 - `GET /api/v1/analytics/violations/hotspots`: per camera and approach, most first.
 - `GET /api/v1/analytics/violations/summary`: totals.
-- `GET /api/v1/evidence/violations/{id}`: the annotated JPEG; who, when and
-  which is logged, served or not: a key without `evidence` refused there
-  (403) is logged as `refused`.
+- `GET /api/v1/evidence/violations/{id}`: the annotated JPEG, only while its
+  bytes have the SHA-256 stored with the violation (409 and `tampered` in the
+  log when not), the digest in `X-Evidence-SHA256`; who, when and which is
+  logged, served or not: a key without `evidence` refused there (403) is
+  logged as `refused`.
 - `GET /api/v1/evidence/access`: that log (`admin`).
 """
 
@@ -16,7 +18,7 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import Response
 
 from signalwise.store import get_engine
 from signalwise.store import violations as store
@@ -103,18 +105,27 @@ def _record_refused(conn, principal: Principal) -> None:  # noqa: ANN001 - the r
 record_refusals(EVIDENCE_PATH, _record_refused)
 
 
-@router.get(EVIDENCE_PATH, summary="A violation's evidence image (logged)",
-            response_class=FileResponse, responses={200: {"content": {"image/jpeg": {}}}})
+#: the response header that carries the digest stored with the image ("unrecorded" for a row stored before the
+#: store kept one), for whoever receives a copy to check it by
+DIGEST_HEADER = "X-Evidence-SHA256"
+
+
+@router.get(EVIDENCE_PATH, summary="A violation's evidence image (logged; served only while its SHA-256 matches)",
+            response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
 def evidence(violation_id: Annotated[int, Path(ge=1, le=MAX_VIOLATION_ID)], engine: EngineDep, request: Request):
     principal = getattr(request.state, "principal", None)
-    result, path = store.evidence_of(engine, violation_id, who(request), getattr(principal, "key_id", None),
-                                     _client(request))
+    result, image, digest = store.evidence_of(engine, violation_id, who(request), getattr(principal, "key_id", None),
+                                              _client(request))
     if result == "unknown":
         raise HTTPException(404, f"no violation {violation_id}")
     if result == "gone":
         raise HTTPException(410, f"violation {violation_id} has no evidence image any more (retention, or the file "
                                  "was removed)")
-    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+    if result == "tampered":
+        raise HTTPException(409, f"violation {violation_id}'s evidence image is not the one stored with it: its "
+                                 f"SHA-256 is no longer {digest}; not served (logged as tampered)")
+    return Response(image, media_type="image/jpeg",
+                    headers={"Cache-Control": "no-store", DIGEST_HEADER: digest or "unrecorded"})
 
 
 @router.get("/api/v1/evidence/access", summary="Who read which evidence image, when (admin)")
