@@ -632,6 +632,6 @@ class EvidenceAccess(Base):
     key_id: Mapped[str | None] = mapped_column(String(16))
     violation_id: Mapped[int] = mapped_column(BigInteger)
     client: Mapped[str | None] = mapped_column(String(64))
-    result: Mapped[str] = mapped_column(String(16))  # served | gone | unknown | refused | unverified | tampered (a key without `evidence`)
+    result: Mapped[str] = mapped_column(String(16))  # served | gone | unknown | refused (no `evidence` scope) | unverified | tampered
 
     __table_args__ = (Index("ix_evidence_access_at", "at"), Index("ix_evidence_access_violation_id", "violation_id"))
