@@ -124,10 +124,11 @@ class Settings(BaseSettings):
         for entry in value:
             try:
                 ipaddress.ip_network(entry) if "/" in entry else ipaddress.ip_address(entry)
-            except ValueError:
-                raise PydanticCustomError("proxy_address", "{entry} is not an IP address or network (the reverse "
-                                          "proxy's own address, e.g. 127.0.0.1 or 10.0.0.0/8)",
-                                          {"entry": repr(entry)}) from None
+            except ValueError as exc:
+                # ipaddress says why: "has host bits set" for 10.0.0.1/8, where 10.0.0.0/8 was meant
+                raise PydanticCustomError("proxy_address", "{entry} is not an IP address or network ({why}; the "
+                                          "reverse proxy's own address, e.g. 127.0.0.1 or 10.0.0.0/8)",
+                                          {"entry": repr(entry), "why": str(exc)}) from None
         return value
 
     def uvicorn_proxy_options(self) -> dict:
