@@ -96,12 +96,14 @@ class Live:
 
 @contextlib.contextmanager
 def live_dashboard(tmp: Path, scenario: str, *, speed: float = 10.0, alert_rules: list[dict] | None = None,
-                   snapshot_hz: float = 4.0, bind_host: str = "127.0.0.1", start: bool = True):
+                   snapshot_hz: float = 4.0, bind_host: str = "127.0.0.1", start: bool = True, field: str = "sumo"):
     """A real live run (paced, SUMO in a worker process) in a thread, served as `signalwise live` serves it.
 
     `bind_host` is the address the server believes it listens on (reads are open on a loopback one); it
     serves on 127.0.0.1 whatever it says. `start=False`: the loop starts when the test calls `live.start()`
-    (to have the page open from the run's first second). Models come from the registry `live.registry`."""
+    (to have the page open from the run's first second). Models come from the registry `live.registry`.
+    `field="none"`: no simulator, the signals fed by detector feeds only (`--field none`; decisions recorded, not
+    actuated)."""
     from signalwise.api import create_app
     from signalwise.api.routers import pages
     from signalwise.runtime.config import RunConfig
@@ -119,7 +121,9 @@ def live_dashboard(tmp: Path, scenario: str, *, speed: float = 10.0, alert_rules
     alerts, _notifier = engine_from_config(load_alert_config({"alerts": {"rules": alert_rules or []}}))
     # SUMO in its supervised worker process, as `signalwise live` runs it (libsumo allows one simulation per
     # process: in-process runs of two fixtures alive at once would share it)
-    rt = LiveRuntime(RunConfig(scenario=scenario), LiveOptions(speed=speed, snapshot_hz=snapshot_hz),
+    rt = LiveRuntime(RunConfig(scenario=scenario),
+                     LiveOptions(speed=speed, snapshot_hz=snapshot_hz, field=field,
+                                 sink="shadow" if field == "none" else "sumo"),
                      tmp / "live", alerts=alerts)
     rt.open()
     app.state.live = rt

@@ -16,7 +16,7 @@ import time
 
 import httpx
 import pytest
-from dashboard_helpers import live_dashboard, open_page, wait_for
+from dashboard_helpers import approach_signal, live_dashboard, open_page, wait_for
 
 ALERT_RULES = [{"name": "operator_test", "metric": "fallback_share", "op": ">=", "threshold": 0, "for_s": 0,
                 "level": "warning", "description": "always raised: the test acknowledges it"}]
@@ -71,6 +71,44 @@ def test_a_phone_size_screen_shows_the_map_wide_with_no_sideways_scroll(live, br
         heads = page.evaluate("window.signalwise.map.heads")
         spread = max(h["x"] for h in heads) - min(h["x"] for h in heads)
         assert spread >= 0.5 * got["map"]["w"], f"the signals squeezed into {spread:.0f} px"
+        # the timing and shield panel open: still nothing wider than the screen, every field on it
+        page.click("#safety summary")
+        wait_for(page, "window.signalwise.safety.config !== null")
+        page.wait_for_timeout(300)
+        opened = page.evaluate(FIELDS_IN_VIEW)
+        p.shot("phone-timing-open-corridor")
+        assert opened["scroll"] <= opened["inner"], f"sideways scroll with the panel open: {opened}"
+        assert opened["out"] == [], f"fields off the screen: {opened['out']}"
+        assert p.errors == [], p.errors
+
+
+#: every field of the timing and shield forms within the window and its panel, and no sideways scroll
+FIELDS_IN_VIEW = """(() => {
+  const side = document.getElementById('safety').getBoundingClientRect();
+  const fields = [...document.querySelectorAll('#timing-form input, #timing-form select, #shield-form input')]
+    .filter(n => n.offsetParent !== null);
+  const out = fields.map(n => [n.id, n.getBoundingClientRect()])
+    .filter(([id, r]) => r.left < side.left || r.right > side.right + 0.5 || r.right > innerWidth
+                         || (r.width < 40 && document.getElementById(id).type !== 'checkbox'))
+    .map(([id, r]) => `${id} ${Math.round(r.left)}..${Math.round(r.right)}`);
+  const col = document.getElementById('side');
+  return {scroll: document.scrollingElement.scrollWidth, inner: innerWidth, fields: fields.length, out,
+          side: [col.scrollWidth, col.clientWidth]};
+})()"""
+
+
+def test_the_timing_form_fits_the_side_column_on_a_laptop_screen(live, browser):
+    with open_page(browser, live.url + "/", viewport={"width": 1440, "height": 900}) as p:
+        page = p.page
+        _ready(page)
+        page.click("#safety summary")
+        wait_for(page, "window.signalwise.safety.config !== null")
+        page.wait_for_timeout(300)
+        got = page.evaluate(FIELDS_IN_VIEW)
+        p.shot("laptop-timing-open-corridor")
+        assert got["fields"] >= 15, got
+        assert got["out"] == [], f"fields off the side column: {got['out']}"
+        assert got["side"][0] <= got["side"][1], f"the side column scrolls sideways: {got['side']}"
         assert p.errors == [], p.errors
 
 
@@ -219,3 +257,75 @@ def test_a_crash_recovery_keeps_the_charts_history_before_the_rewind(live, brows
         assert all(a[0] < b[0] for a, b in zip(after, after[1:], strict=False)), "a point of the dead timeline stayed"
         assert p.errors == [], p.errors
 
+
+
+def test_a_signal_is_chosen_with_the_keyboard_alone(live, browser):
+    """Tab to the list of signals and choose one with the arrows: the detail and its override form follow, as after
+    a click on the map; the map itself, focused, takes the arrow keys to the next signal that way."""
+    ids = [i.id for i in live.runtime.stepper.intersections]
+    target = ids[2]
+    with open_page(browser, live.url + "/") as p:
+        page = p.page
+        _ready(page)
+        for _ in range(60):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "signal-pick":
+                break
+        else:
+            raise AssertionError("Tab never reached a list of the signals")
+        for _ in range(len(ids) + 1):
+            if page.evaluate("document.activeElement.value") == target:
+                break
+            page.keyboard.press("ArrowDown")
+        wait_for(page, f"document.getElementById('detail-id').textContent === {target!r}")
+        assert page.is_visible("#override-form") and page.evaluate("window.signalwise.map.selected") == target
+        for _ in range(15):  # the override form is next in the Tab order
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "ov-action":
+                break
+        else:
+            raise AssertionError("Tab never reached the override form")
+        # the map: focused, the right arrow chooses the nearest signal east of the selected one
+        screen = {i: page.evaluate(f"window.signalwise.map.screenOf({i!r})") for i in ids}
+        east = min((i for i in ids if screen[i][0] > screen[target][0] + 5),
+                   key=lambda i: (screen[i][0] - screen[target][0]) ** 2 + (screen[i][1] - screen[target][1]) ** 2)
+        page.focus("#map")
+        page.keyboard.press("ArrowRight")
+        wait_for(page, f"document.getElementById('detail-id').textContent === {east!r}")
+        assert page.evaluate("document.getElementById('signal-pick').value") == east
+        p.shot("keyboard-choice-corridor")
+        assert [e for e in p.errors if "/api/v1/live/atspm/" not in e] == [], p.errors
+
+
+#: each state's shape on the map (js/map.js SIGNAL_SHAPES) and letter in the detail
+SHAPES = {"green": "circle", "yellow": "triangle", "red": "square"}
+LETTERS = {"green": "G", "yellow": "Y", "red": "R"}
+
+
+def test_signal_states_are_told_apart_without_their_colours(live, browser):
+    """Under Chromium's emulated deuteranopia (red and green alike): each approach's head on the map has its state's
+    shape (circle, triangle, square), read against the snapshot drawn; the detail writes its letter; the legend's
+    three dots have three shapes."""
+    target = live.runtime.stepper.intersections[2].id
+    links = {(i["id"], a["direction"]): a["links"]
+             for i in httpx.get(live.url + "/api/v1/network").json()["intersections"] for a in i["approaches"]}
+    with open_page(browser, live.url + "/") as p:
+        page = p.page
+        _ready(page)
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Emulation.setEmulatedVisionDeficiency", {"type": "deuteranopia"})
+        _select(page, target)
+        drawn = wait_for(page, "(m => m.drawn.seq === m.snapshot.seq && new Set(m.heads.map(h => h.colour)).size >= 2"
+                               " && {heads: m.heads, signals: m.snapshot.signals})(window.signalwise.map)", 20)
+        states = {s["intersection_id"]: s["state"] for s in drawn["signals"]}
+        for head in drawn["heads"]:
+            expected = approach_signal(states[head["id"]], links[(head["id"], head["direction"])])
+            assert (head["colour"], head.get("shape")) == (expected, SHAPES[expected]), head
+        dots = wait_for(page, "(ds => ds.length && ds)([...document.querySelectorAll('#d-approaches i.dot')]"
+                              ".map(n => [n.title, n.textContent]))")
+        assert dots and all(letter == LETTERS[state] for state, letter in dots), dots
+        legend = page.evaluate("['green', 'yellow', 'red'].map(c => (s => [s.borderRadius, s.clipPath])"
+                               "(getComputedStyle(document.querySelector('.legend .dot.' + c))))")
+        assert len({tuple(x) for x in legend}) == 3, legend
+        p.shot("deuteranopia-corridor")
+        assert [e for e in p.errors if "/api/v1/live/atspm/" not in e] == [], p.errors

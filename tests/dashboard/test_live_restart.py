@@ -1,5 +1,5 @@
-"""The dashboard open while `signalwise live` dies and is started again on the same address: the page shows the new
-run alone (its alerts, its charts) and says that a new run started, rather than mix the dead run into it.
+"""The dashboard open while `signalwise live` dies, or stops, and is started again on the same address: the page shows
+the new run alone (its alerts, its charts) and says that a new run started, rather than mix the dead run into it.
 
 The command itself, as an operator runs it (`corridor` at speed 20, SUMO in its worker process), killed with
 SIGKILL (no end of the run, no stream closed for it: as a crash or a killed container leaves it).
@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -61,3 +63,88 @@ def test_a_new_run_behind_the_same_address_replaces_the_dead_one(browser, tmp_pa
         # the dead server's failed reads (it was killed) are all Chromium logged
         assert [e for e in p.errors if "net::ERR_CONNECTION_REFUSED" not in e] == [], p.errors
         assert second.poll() is None
+
+
+def _key(tmp_path, env) -> str:
+    """A key with read and operate, made as an operator makes one (`signalwise keys create`)."""
+    done = subprocess.run([str(Path(sys.executable).with_name("signalwise")), "keys", "create", "--name", "ops",
+                           "--scopes", "read,operate"], cwd=tmp_path, env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()[0]
+
+
+WATCH_DIALOG = """window.keyDialogOpened = [];
+new MutationObserver(() => { const d = document.getElementById('key-dialog');
+  if (d.open) window.keyDialogOpened.push(document.getElementById('key-why').textContent); })
+  .observe(document.getElementById('key-dialog'), {attributes: true});"""
+
+
+def test_a_signed_in_page_across_a_restart_drops_the_sign_in_without_a_key_dialog(browser, tmp_path):
+    """The page holds a token the restarted server cannot verify (it signs with another secret): its reads go on bare
+    (open on loopback) with no dialog blaming a server away from loopback, the new-run notice says the sign-in was
+    dropped, and the feed's pill says `stream` once the stream is back."""
+    port = free_port()
+    env = {"SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}", "NO_COLOR": "1"}
+    key = _key(tmp_path, env)
+    args = ["live", "--scenario", "corridor", "--speed", "20", "--port", str(port), "--out", str(tmp_path / "runs")]
+    base = f"http://127.0.0.1:{port}"
+    with contextlib.ExitStack() as stack:
+        first = stack.enter_context(signalwise_serving(args, "/api/v1/live/status", port, cwd=tmp_path, env=env))
+        p = stack.enter_context(open_page(browser, base + "/"))
+        page = p.page
+        wait_for(page, "window.signalwise && window.signalwise.ready && window.signalwise.feed.mode === 'stream'", 20)
+        page.click("#sign-in")
+        page.fill("#key-input", key)
+        page.click("#key-submit")
+        wait_for(page, "document.getElementById('auth-who').textContent.startsWith('ops (read, operate) · until')", 10)
+        wait_for(page, "window.signalwise.feed.mode === 'stream'", 10)  # the stream again, with the token
+        page.evaluate(WATCH_DIALOG)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+        stack.enter_context(signalwise_serving(args, "/api/v1/live/status", port, cwd=tmp_path, env=env))
+        wait_for(page, "!document.getElementById('run-notice').hidden", 30)
+        notice = page.text_content("#run-notice-text")
+        assert notice.startswith("a new run started: ") and notice.endswith(
+            "; ops's sign-in was for that run: sign in again for the controls."), notice
+        # the stream comes back (tried again every 10 s), and the pill says so: nothing left from a refused read
+        wait_for(page, "window.signalwise.feed.mode === 'stream'", 20)
+        page.wait_for_timeout(1500)
+        assert page.text_content("#feed-mode") == "stream"
+        assert page.text_content("#auth-who") == "no key"
+        assert page.evaluate("window.keyDialogOpened") == []
+        assert page.evaluate("document.getElementById('key-dialog').open") is False
+        p.shot("restarted-signed-in-corridor")
+        # the dead server's failed reads, and the new one's refusal of the old token (before the bare read)
+        assert [e for e in p.errors if "net::ERR_CONNECTION_REFUSED" not in e and "status of 401" not in e] == [], p.errors
+
+
+def test_an_ended_page_follows_a_new_run_started_behind_the_same_address(browser, tmp_path):
+    """`signalwise live` stopped (SIGTERM, as a supervisor's nightly restart does) and started again: the ended page
+    looks for a new run every 20 s (the page's clock is run on), finds it and follows it live."""
+    port = free_port()
+    env = {"SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}", "NO_COLOR": "1"}
+    args = ["live", "--scenario", "corridor", "--speed", "20", "--port", str(port), "--out", str(tmp_path / "runs")]
+    base = f"http://127.0.0.1:{port}"
+    with contextlib.ExitStack() as stack:
+        first = stack.enter_context(signalwise_serving(args, "/api/v1/live/status", port, cwd=tmp_path, env=env))
+        p = stack.enter_context(open_page(browser, base + "/", before=lambda page: page.clock.install()))
+        page = p.page
+        wait_for(page, "window.signalwise && window.signalwise.ready && window.signalwise.feed.mode === 'stream'", 20)
+        old_dir = page.evaluate("window.signalwise.state.runDir")
+        first.send_signal(signal.SIGTERM)
+        wait_for(page, "window.signalwise.feed.mode === 'ended' && document.body.classList.contains('ended')", 20)
+        assert first.wait(timeout=30) == 0
+        stack.enter_context(signalwise_serving(args, "/api/v1/live/status", port, cwd=tmp_path, env=env))
+        new_dir = httpx.get(base + "/api/v1/live/status").json()["run_dir"]
+        assert new_dir != old_dir
+        page.clock.fast_forward("00:25")  # the ended page's look for a new run: every 20 s
+        wait_for(page, "!document.getElementById('run-notice').hidden", 10)
+        assert page.text_content("#run-notice-text").startswith(f"a new run started: {Path(new_dir).name}")
+        wait_for(page, "window.signalwise.feed.mode === 'stream' && !document.body.classList.contains('ended')", 20)
+        seen = page.evaluate("window.signalwise.snapshotsReceived")
+        wait_for(page, f"window.signalwise.snapshotsReceived > {seen} + 3", 10)
+        assert page.text_content("#run-status") == "running"
+        assert page.is_enabled("#toggle-controller") and page.is_hidden("#map-message")
+        p.shot("followed-after-sigterm-corridor")
+        assert [e for e in p.errors if "net::ERR_CONNECTION_REFUSED" not in e] == [], p.errors

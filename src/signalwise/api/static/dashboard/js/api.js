@@ -4,7 +4,9 @@
 // (operate scope) without a token asks for an API key once, exchanges it at POST /api/v1/auth/token for a
 // short-lived JWT and keeps only the token, in this module's memory (never in storage): a reload forgets it.
 // A read refused for want of a key (a server away from loopback) asks the same way, once: declined, reads
-// stay bare until the operator signs in from the top bar.
+// stay bare until the operator signs in from the top bar. A read whose token the server refuses (a restarted
+// server signs with another secret; a revoked key) drops the sign-in and is sent again bare, so a loopback
+// server answers it without a question; the page learns whose sign-in went (`refusedSignIn`).
 // A refused call raises ApiError with the server's one-line reason (`message` of every 4xx body); a call the
 // server never answered (it stopped, the network dropped) raises NetworkError, which says so in words rather
 // than the browser's "Failed to fetch", and keeps the browser's own words in `detail` (for a tooltip).
@@ -17,6 +19,7 @@ let tokenScopes = [];
 let askForKey = null; // async (why) => 'signed-in' | 'without' | null (cancelled); set by the app
 let asking = null; // the question on screen: every call that needs a key waits for the same answer
 let readsDeclined = false; // the operator declined to give a key for reading: do not ask again
+let refused = null; // {name, reason}: the sign-in the server refused last (until the next sign-in)
 const listeners = new Set();
 
 export class ApiError extends Error {
@@ -48,6 +51,10 @@ export function who() {
   if (!tokenName) return null;
   return { name: tokenName, scopes: tokenScopes, expiresAt: tokenExpiresAt, expired: !currentToken() };
 }
+
+/** The sign-in the server refused last ({name, reason}), until the next sign-in or `clearRefused`. */
+export function refusedSignIn() { return refused; }
+export function clearRefused() { if (refused) { refused = null; changed(); } }
 
 /** A wall-clock time of day, hh:mm:ss (local). */
 export function wallClock(ms) { return new Date(ms).toTimeString().slice(0, 8); }
@@ -102,6 +109,7 @@ export async function signIn(key) {
   try { tokenName = JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sub; }
   catch { tokenName = 'key'; }
   readsDeclined = false;
+  refused = null;
   changed();
   return t;
 }
@@ -131,14 +139,25 @@ export async function call(method, path, body, { action = false, raw = false } =
     if (answer === null) throw new ApiError(0, 'cancelled: no API key given, nothing was sent', path);
     tok = currentToken();
   }
+  const holder = tokenName; // whose token this call carries (calls under way share it)
   let resp = await send(method, path, body, tok);
-  if (resp.status === 401 && askForKey && (tok || (!action && !readsDeclined))) {
+  let dropped = null; // the sign-in this call's token carried, when the server refused it
+  if (resp.status === 401 && tok) {
+    dropped = { name: holder, reason: await reasonOf(resp.clone()) };
+    // expired, or from a restarted server (another secret): it opens nothing any more (unless another call
+    // refused has dropped it already, or the operator has signed in again meanwhile)
+    if (token === tok) { refused = dropped; forget(); }
+    tok = null;
+    // a read goes again bare: a loopback server answers it, and only a server that wants a key asks for one
+    if (!action) resp = await send(method, path, body, null);
+  }
+  if (resp.status === 401 && askForKey && (dropped || (!action && !readsDeclined))) {
     const reason = await reasonOf(resp.clone());
-    const expired = tok && reason.startsWith('token expired');
-    const name = tokenName;
-    if (tok) forget(); // expired, or from a restarted server: ask again, once
-    const why = expired ? `Your sign-in as ${name} expired (the server says: ${reason}): give the key again.`
+    const why = dropped?.reason.startsWith('token expired')
+      ? `Your sign-in as ${dropped.name} expired (the server says: ${dropped.reason}): give the key again.`
       : action ? `${reason} — give the key again.`
+      : dropped ? `This server refused ${dropped.name}'s sign-in (${dropped.reason}) and does not open its reads `
+        + `without a key: give the key again.`
       : `This server does not open its reads without a key (it is not on a loopback address): ${reason}`;
     const answer = await ask(why);
     if (answer === 'signed-in') resp = await send(method, path, body, action ? currentToken() : readToken());

@@ -4,7 +4,7 @@
 import * as api from './api.js';
 import { Chart, downloadCSV, downloadPNG, formatClock, formatNumber, PALETTE, toCSV } from './charts.js';
 import { LiveFeed } from './feed.js';
-import { approachSignal, SignalMap, SIGNAL_COLOURS } from './map.js';
+import { approachSignal, SignalMap, SIGNAL_COLOURS, SIGNAL_LETTERS } from './map.js';
 
 const $ = id => document.getElementById(id);
 const HOUR_S = 3600;
@@ -46,6 +46,7 @@ const state = {
   intervals: [],
   chartsDirty: false,
   needsKey: false, // reads were refused for want of a key: start again once signed in
+  readRefused: false, // the feed's last read was refused for want of a key (and nothing has come since)
   lastDataAt: null, // Date.now() of the latest sign of the server (a snapshot, a heartbeat, a poll answered)
   stale: false, // no snapshot for STALE_AFTER_MS: the page says so
   detailKey: null, // the selected signal's phase and interval when its decisions were last fetched
@@ -153,11 +154,14 @@ function setupKeyDialog() {
   $('sign-out').addEventListener('click', () => api.forget());
   api.onAuthChange(who => {
     const node = $('auth-who');
+    const refused = who ? null : api.refusedSignIn();
     // until when (wall clock): a sign-in runs out, and one that has must not look signed in
-    node.textContent = !who ? 'no key' : who.expired ? `${who.name}: sign-in expired at ${api.wallClock(who.expiresAt)}`
+    node.textContent = refused ? `${refused.name}: sign-in refused by the server`
+      : !who ? 'no key' : who.expired ? `${who.name}: sign-in expired at ${api.wallClock(who.expiresAt)}`
       : `${who.name} (${who.scopes.join(', ')}) · until ${api.wallClock(who.expiresAt)}`;
-    node.className = who?.expired ? 'expired' : '';
-    node.title = !who ? '' : who.expired ? 'the token has run out: the next change asks for the key again'
+    node.className = who?.expired || refused ? 'expired' : '';
+    node.title = refused ? `${refused.reason}: sign in again for the controls`
+      : !who ? '' : who.expired ? 'the token has run out: the next change asks for the key again'
       : 'signed in with a short-lived token, valid until this wall-clock time';
     $('sign-out').hidden = !who;
     feed?.reconnect(); // the stream takes the token too (needed away from loopback)
@@ -231,6 +235,21 @@ async function startLive(network) {
   state.configured = state.network.run?.controller_configured || null;
   map.setNetwork(state.network);
   map.requestDraw();
+  fillSignalPick();
+  startFeed();
+  $('alerts-top').addEventListener('click', () => $('alerts').scrollIntoView({ block: 'start' }));
+  $('run-notice-close').addEventListener('click', () => { $('run-notice').hidden = true; });
+  loadAlerts();
+  loadModels();
+  loadIntervals();
+  loadSafety();
+  loadChanges();
+  startLiveTimers();
+  exposed.ready = true;
+}
+
+/** The live data: the stream (or polling), and what each of its messages does to the page. */
+function startFeed() {
   feed = new LiveFeed({
     onSnapshot,
     onAlert: a => { state.alerts.set(a.id, a); renderAlerts(); },
@@ -248,25 +267,62 @@ async function startLive(network) {
       showEnded(reason);
       setText('run-status', reason);
       // the run is over (and `signalwise live` stops serving): one last status, asked after the end (not
-      // one already under way, which may say `running`), then nothing more to ask
-      Promise.resolve(refreshStatus(true)).finally(() => { for (const t of liveTimers.splice(0)) clearInterval(t); });
+      // one already under way, which may say `running`), then only a light look for a new run (watchAfterEnd)
+      Promise.resolve(refreshStatus(true)).finally(() => {
+        for (const t of liveTimers.splice(0)) clearInterval(t);
+        watchAfterEnd();
+      });
     },
-    onError: err => { if (err.status === 401) setText('feed-mode', 'sign in to read'); },
-    onAlive: () => { state.lastDataAt = Date.now(); if (state.stale) markStale(false); }, // the server answers
+    // a read refused for want of a key: the pill says so while the page gets no data, not over a live stream
+    onError: err => { if (err.status === 401) { state.readRefused = true; if (!state.stale) renderFeedMode(); } },
+    onAlive: () => { // the server answers
+      state.lastDataAt = Date.now();
+      const refused = state.readRefused;
+      state.readRefused = false;
+      if (state.stale) markStale(false);
+      else if (refused) renderFeedMode();
+    },
   });
   exposed.feed = feed;
   feed.start();
-  $('alerts-top').addEventListener('click', () => $('alerts').scrollIntoView({ block: 'start' }));
-  $('run-notice-close').addEventListener('click', () => { $('run-notice').hidden = true; });
-  loadAlerts();
-  loadModels();
-  loadIntervals();
-  loadSafety();
-  loadChanges();
+}
+
+function startLiveTimers() {
   liveTimers.push(setInterval(checkStale, 1000), setInterval(refreshStatus, 2000), setInterval(followRevision, 2000),
                   setInterval(() => { if (feed.mode !== 'stream') loadAlerts(); }, 5000),
                   setInterval(() => { if (state.selected && !document.hidden) scheduleDetailLogs(); }, 5000));
-  exposed.ready = true;
+}
+
+//: after the run's end, how often the page asks whether a new run serves behind the same address (a nightly
+//: SIGTERM and restart): one status read, light enough for a wall screen left open all night
+const AFTER_END_CHECK_MS = 20000;
+let afterEndTimer = null;
+
+/** After the end: a status read every AFTER_END_CHECK_MS; a new run directory there is followed as after a
+ * crash and restart (the page clears the old run's, says so, and streams the new one). */
+function watchAfterEnd() {
+  clearInterval(afterEndTimer);
+  afterEndTimer = setInterval(async () => {
+    let st;
+    try { st = await api.get('/api/v1/live/status'); } catch { return; } // stopped: nobody serves here yet
+    if (!st.run_dir || st.run_dir === state.runDir || !st.running) return;
+    clearInterval(afterEndTimer);
+    afterEndTimer = null;
+    resumeLive(st);
+  }, AFTER_END_CHECK_MS);
+}
+
+/** A new run behind the address of one that ended: live again, on it. */
+function resumeLive(st) {
+  state.ended = false;
+  state.status = st;
+  state.lastDataAt = Date.now(); // the new run's silence is counted from now, not from the old run's end
+  $('run-status').title = '';
+  feed?.stop();
+  newRun(st);
+  renderStatus(st);
+  startFeed();
+  startLiveTimers();
 }
 
 function onSnapshot(s) {
@@ -328,8 +384,10 @@ async function newRun(st) {
   document.body.classList.remove('ended');
   mapMessage('');
   for (const id of ['control-result', 'override-result', 'timing-result', 'shield-result']) showResult(id, null, '');
-  const signedIn = api.who();
-  if (signedIn) api.forget();
+  // a sign-in the new server already refused (a read reached it first) was this page's too: said the same way
+  const signedIn = api.who() || api.refusedSignIn();
+  if (api.who()) api.forget();
+  api.clearRefused();
   setText('run-notice-text', `a new run started: ${runName(st.run_dir)} (${st.scenario}, ${st.controller}). The page `
     + `shows it from now on; what it showed of the run before (${runName(before)}) is cleared: alerts, charts, changes`
     + `${signedIn ? `; ${signedIn.name}'s sign-in was for that run: sign in again for the controls` : ''}.`);
@@ -342,6 +400,7 @@ async function newRun(st) {
     state.network = network;
     state.configured = network.run?.controller_configured || null;
     map.setNetwork(network);
+    fillSignalPick();
     if (state.selected) {
       if (network.intersections.some(i => i.id === state.selected)) selectIntersection(state.selected);
       else { state.selected = null; map.select(null); $('detail-body').hidden = true; $('detail-hint').hidden = false; }
@@ -361,6 +420,12 @@ function runName(dir) { return dir ? String(dir).split('/').filter(Boolean).pop(
 function renderFeedMode() {
   const { mode, detail } = state.feedMode;
   const pill = $('feed-mode');
+  if (state.readRefused && mode !== 'stream' && mode !== 'ended') {
+    pill.textContent = 'sign in to read';
+    pill.title = 'the server refuses this page\'s reads without a key: sign in with a key that may read';
+    pill.className = 'pill bad';
+    return;
+  }
   pill.textContent = mode === 'stream' ? 'stream' : mode === 'polling' ? 'polling 500 ms' : mode || '–';
   pill.title = detail;
   pill.className = `pill ${mode === 'stream' ? 'ok' : mode === 'polling' ? 'warn' : ''}`;
@@ -512,11 +577,20 @@ function drawCharts(force) {
   chartsDrawnAt = performance.now();
   charts.queue.setSeries([{ name: 'queue (veh)', color: PALETTE[3], points: state.series.queue }]);
   charts.fallback.setSeries([{ name: 'fallback (%)', color: '#f07c00', points: state.series.fallback }]);
+  charts.delay.opts.empty = delayEmptyText(state.intervals);
   charts.delay.setSeries([{ name: 'mean wait (s)', color: PALETTE[1], mode: 'points',
                             points: state.intervals.map(i => [i.end_s, i.mean_wait_s]) }]);
   charts.throughput.setSeries([{ name: 'veh/h', color: PALETTE[2], mode: 'points',
                                  points: state.intervals.map(i => [i.end_s, i.flow_vph]) }]);
   for (const chart of Object.values(charts)) chart.draw();
+}
+
+/** What the delay chart says with no point: intervals closed without a wait (a run on detector feeds, which
+ * carry counts and occupancy, no waits) are not "to come". */
+function delayEmptyText(intervals) {
+  if (!intervals.length) return 'after the first interval';
+  return intervals.every(i => i.mean_wait_s === null || i.mean_wait_s === undefined)
+    ? 'not measured: this run\'s detector feeds carry no waits' : 'after the first interval';
 }
 
 function addExport(figure, chart, name) {
@@ -550,16 +624,30 @@ function renderAlerts() {
   const list = $('alert-list');
   list.replaceChildren(...all.map(a => {
     const answer = state.ackResults.get(a.id);
-    return el('li', { class: `${a.level} ${a.cleared_at_s === null ? 'active' : 'cleared'}`, 'data-id': a.id },
+    const cleared = a.cleared_at_s !== null;
+    const every = alertSubjects(a);
+    return el('li', { class: `${a.level} ${cleared ? 'cleared' : 'active'}`, 'data-id': a.id,
+                      title: every.length ? `signals: ${every.join(', ')}` : null },
       el('b', {}, a.rule), ' ', alertText(a),
+      // the message names three signals and counts the rest: the operator acts on every one
+      every.length > SHOWN_SUBJECTS ? el('div', { class: 'subjects' }, `every signal: ${every.join(', ')}`) : null,
       el('div', { class: 'meta' },
         `${a.level} · raised ${when(a.raised_at_s, a.wall_time)}${raisedFor(a)}`
-        + `${a.cleared_at_s !== null ? ` · cleared ${when(a.cleared_at_s, a.cleared_wall_time)}` : ''}`,
+        + `${cleared ? ` · cleared ${when(a.cleared_at_s, a.cleared_wall_time)}` : ''}`,
         a.acknowledged_by ? ` · acknowledged by ${a.acknowledged_by}` : ' ',
-        a.acknowledged_by ? null : el('button', { type: 'button', class: 'small ack', onclick: () => acknowledge(a.id) }, 'acknowledge')),
+        a.acknowledged_by || cleared ? null
+          : el('button', { type: 'button', class: 'small ack', onclick: () => acknowledge(a.id) }, 'acknowledge')),
       answer ? el('div', { class: `result ack-result ${answer.ok ? 'ok' : 'refused'}`, title: answer.detail || '' }, answer.text) : null);
   }));
   if (!all.length) list.replaceChildren(el('li', { class: 'info' }, 'no alerts'));
+}
+
+//: how many signals an alert's message names before "and N more" (runtime/live/alerts.py SHOWN_SUBJECTS)
+const SHOWN_SUBJECTS = 3;
+
+/** The signals an alert names now (`now_subjects`, while it is up), else those it was raised for. */
+function alertSubjects(a) {
+  return [...(a.cleared_at_s === null && a.now_subjects ? a.now_subjects : a.subjects || [])];
 }
 
 /** An alert's message as it reads now (`now_message`: the signals it names follow the figure while it is up;
@@ -748,11 +836,19 @@ function setupSafety() {
         el('td', { class: 'now', id: `${part}-now-${f.key}` }, '–'), el('td', {}, input));
     }));
     $(`${part}-form`).addEventListener('submit', e => { e.preventDefault(); sendSafety(part); });
+    // the answer to the last change goes when a new edit starts, or the browser refuses one (a value out of
+    // bounds): an old "applied" under a refused edit would read as its answer
+    $(`${part}-form`).addEventListener('input', () => clearAnswer(`${part}-result`));
+    $(`${part}-form`).addEventListener('invalid', () => clearAnswer(`${part}-result`), true);
     $(`${part}-reset`).addEventListener('click', () => { fillSafety(part, true); setText(`${part}-result`, ''); });
   }
   $('timing-scope').addEventListener('change', () => { fillSafety('timing', true); setText('timing-result', ''); });
   $('timing-own-remove').addEventListener('click', () => removeOwnTiming());
   $('safety-details').addEventListener('toggle', () => { if ($('safety-details').open) loadSafety(); });
+}
+
+function clearAnswer(resultId) {
+  if ($(resultId).textContent && !$(resultId).textContent.endsWith('sending…')) showResult(resultId, null, '');
 }
 
 let safetyAsked = null;
@@ -981,12 +1077,29 @@ function setupDetail() {
     change(`end override at ${id}`, () => api.del(`/api/v1/live/override/${encodeURIComponent(id)}`), 'override-result');
   });
   $('atspm-refresh').addEventListener('click', () => loadAtspm());
-  for (const img of [$('atspm-pcd'), $('atspm-split')]) img.addEventListener('click', () => img.classList.toggle('zoomed'));
+  $('signal-pick').addEventListener('change', e => { if (e.target.value) selectIntersection(e.target.value); });
+  for (const img of [$('atspm-pcd'), $('atspm-split')]) {
+    img.addEventListener('click', () => img.classList.toggle('zoomed'));
+    img.addEventListener('keydown', e => { // focusable (tabindex): Enter or Space enlarges it, Escape shrinks it
+      if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); img.classList.toggle('zoomed'); }
+      else if (e.key === 'Escape') img.classList.remove('zoomed');
+    });
+  }
+}
+
+/** The network's signals in the detail's list: chosen there (keyboard, screen reader) as by a click on the map. */
+function fillSignalPick() {
+  const pick = $('signal-pick');
+  const ids = (state.network?.intersections || []).map(i => i.id);
+  pick.replaceChildren(el('option', { value: '' }, ids.length ? 'choose a signal…' : 'no signal'),
+    ...ids.map(id => el('option', { value: id }, id)));
+  pick.value = ids.includes(state.selected) ? state.selected : '';
 }
 
 function selectIntersection(id) {
   state.selected = id;
   map.select(id);
+  $('signal-pick').value = id;
   setText('detail-id', id);
   $('detail-hint').hidden = true;
   $('detail-body').hidden = false;
@@ -1049,7 +1162,9 @@ function renderDetail() {
     const colour = view ? approachSignal(view.state, a.links) : 'none';
     const q = queues[a.direction] ?? 0;
     rows.push(el('span', {}, a.direction),
-      el('i', { class: `dot ${colour}`, title: colour, style: `background:${SIGNAL_COLOURS[colour]}` }),
+      // its shape and letter say the state as well as its colour does (the legend's shapes; CSS .dot)
+      el('i', { class: `dot ${colour}`, title: colour, 'aria-label': colour, style: `background:${SIGNAL_COLOURS[colour]}` },
+        SIGNAL_LETTERS[colour]),
       el('div', { class: 'qbar', style: `width:${(q / most * 100).toFixed(0)}%` }),
       el('span', {}, `${q}`));
   }
@@ -1170,7 +1285,7 @@ async function startStored() {
     `${r.simulation_id} (${r.scenario} · ${r.controller} · seed ${r.seed})`)));
   sel.addEventListener('change', () => showStoredMap(sel.value));
   if (state.runs.length) await showStoredMap(state.runs[state.runs.length - 1].simulation_id, true);
-  else mapMessage('no stored run yet: `signalwise run … --publish`, or `signalwise live`');
+  else mapMessage('no stored run yet: `signalwise run … --db URL`, `signalwise publish RUN_DIR`, or `signalwise live --db …`');
   exposed.ready = true;
   showView('compare');
 }
@@ -1181,6 +1296,7 @@ async function showStoredMap(simulationId, select = false) {
     state.network = await api.get(`/api/v1/network?simulation_id=${encodeURIComponent(simulationId)}`);
     mapMessage('');
     map.setNetwork(state.network);
+    fillSignalPick();
     if (state.selected) selectIntersection(state.selected);
   } catch (err) {
     mapMessage(`map of ${simulationId}: ${api.describeError(err)}`);
@@ -1223,7 +1339,7 @@ async function loadCompare() {
   if (live && scenarios.includes(live)) sel.value = live;
   if (!scenarios.length) {
     setText('cmp-message', 'no stored runs with a scenario and controller yet: this view reads the database the server '
-      + 'was started with (--db); runs reach it with `signalwise run … --publish`, `signalwise publish RUN_DIR`, or '
+      + 'was started with (--db); runs reach it with `signalwise run … --db URL`, `signalwise publish RUN_DIR`, or '
       + '`signalwise live --db …`');
     return;
   }

@@ -80,6 +80,7 @@ export class Chart {
                   empty: 'no data yet', ...opts };
     this.series = [];
     this.bars = null;
+    this.emptyShown = null; // the text the last draw showed for want of data, else null
   }
 
   setSeries(series) { this.series = series; this.bars = null; }
@@ -121,6 +122,7 @@ export class Chart {
     const values = this.bars
       ? this.bars.flatMap(b => [b.value, b.lo, b.hi]).filter(Number.isFinite)
       : this.series.flatMap(s => s.points.map(p => p[1])).filter(Number.isFinite);
+    this.emptyShown = values.length ? null : this.opts.empty;
     if (!values.length) {
       ctx.fillStyle = '#687083';
       ctx.textAlign = 'center';
@@ -186,8 +188,8 @@ export class Chart {
     for (const v of xt) {
       if (v < x0 || v > x1) continue;
       const text = this.opts.xFormat(v), half = ctx.measureText(text).width / 2;
-      // a label at either end stays whole: moved in, not cut by the canvas's edge
-      ctx.fillText(text, Math.max(half + 1, Math.min(X(v), box.r + 7 - half)), box.b + 3);
+      // a label at either end stays whole: moved in, not cut by the canvas's edge, nor under the y axis's labels
+      ctx.fillText(text, Math.max(box.l - 2 + half, Math.min(X(v), box.r + 7 - half)), box.b + 3);
     }
     this.series.forEach((s, i) => {
       const color = s.color || PALETTE[i % PALETTE.length];

@@ -7,6 +7,10 @@
 // few milliseconds per update.
 
 export const SIGNAL_COLOURS = { green: '#1a9850', yellow: '#f2b400', red: '#d73027', none: '#9aa1ad' };
+//: each state's shape too, so that it does not rest on colour alone (red and green look alike to one man in
+//: twelve): the legend and the detail draw the same; the detail adds the letter (SIGNAL_LETTERS)
+export const SIGNAL_SHAPES = { green: 'circle', yellow: 'triangle', red: 'square', none: 'circle' };
+export const SIGNAL_LETTERS = { green: 'G', yellow: 'Y', red: 'R', none: '–' };
 const RING = { preempt: '#e01fb0', fallback: '#f07c00', override: '#1f6fe0', selected: '#1d2330' };
 export const EMERGENCY_COLOUR = '#e01fb0';
 const QUEUE = 'rgba(123, 63, 191, 0.62)';
@@ -22,6 +26,23 @@ export function approachSignal(state, links) {
     else if (c === 'y' || c === 'Y') yellow = true;
   }
   return green ? 'green' : yellow ? 'yellow' : 'red';
+}
+
+/** A signal head of `shape` around (x, y) into `path`: a circle of radius r, a square and an upward triangle
+ * of about its area (the triangle a little larger: its corners are thin). */
+function headPath(path, shape, x, y, r) {
+  if (shape === 'square') {
+    const h = r * 0.9;
+    path.rect(x - h, y - h, 2 * h, 2 * h);
+  } else if (shape === 'triangle') {
+    path.moveTo(x, y - 1.25 * r);
+    path.lineTo(x + 1.2 * r, y + 0.85 * r);
+    path.lineTo(x - 1.2 * r, y + 0.85 * r);
+    path.closePath();
+  } else {
+    path.moveTo(x + r, y);
+    path.arc(x, y, r, 0, Math.PI * 2);
+  }
 }
 
 export class SignalMap {
@@ -195,7 +216,7 @@ export class SignalMap {
         const colour = view ? approachSignal(view.state, a.links) : 'none';
         const radial = Math.max(a.end.dist * s + headR * 0.6, spread);
         reach = Math.max(reach, radial);
-        heads.push({ id: inter.id, direction: a.direction, colour,
+        heads.push({ id: inter.id, direction: a.direction, colour, shape: SIGNAL_SHAPES[colour],
                      x: cx + a.end.ux * radial, y: cy - a.end.uy * radial });
         const q = view ? (view.queue_veh?.[a.direction] || 0) : 0;
         if (q > 0) queueBars.push(this._queueBar(queue, inter.id, a, q, [cx, cy], radial + headR + 2));
@@ -225,14 +246,14 @@ export class SignalMap {
     this._emergencyMarks(ctx, emergency, headR);
     for (const colour of ['none', 'red', 'yellow', 'green']) { // heads last: nothing covers them
       const path = new Path2D();
-      for (const hd of heads) if (hd.colour === colour) { path.moveTo(hd.x + headR, hd.y); path.arc(hd.x, hd.y, headR, 0, Math.PI * 2); }
+      for (const hd of heads) if (hd.colour === colour) headPath(path, hd.shape, hd.x, hd.y, headR);
       ctx.fillStyle = SIGNAL_COLOURS[colour];
       ctx.fill(path);
     }
     ctx.lineWidth = 1;
     ctx.strokeStyle = 'rgba(29, 35, 48, 0.55)';
     const outline = new Path2D();
-    for (const hd of heads) { outline.moveTo(hd.x + headR + 0.5, hd.y); outline.arc(hd.x, hd.y, headR + 0.5, 0, Math.PI * 2); }
+    for (const hd of heads) headPath(outline, hd.shape, hd.x, hd.y, headR + 0.5);
     ctx.stroke(outline);
     this._labels(ctx, views, spread + headR + 4);
     this.heads = heads;
@@ -423,5 +444,41 @@ export class SignalMap {
       this.zoom(Math.exp(-e.deltaY * 0.0015), e.offsetX, e.offsetY);
     }, { passive: false });
     c.addEventListener('dblclick', e => this.zoom(2, e.offsetX, e.offsetY));
+    c.addEventListener('keydown', e => this._key(e));
+  }
+
+  /** The map focused: an arrow chooses the nearest signal that way (the first: the one nearest the middle), as a
+   * click does; + and − zoom, 0 fits. */
+  _key(e) {
+    const ways = { ArrowRight: [1, 0], ArrowLeft: [-1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+    if (e.key === '+' || e.key === '=') this.zoom(1.6);
+    else if (e.key === '-' || e.key === '−') this.zoom(1 / 1.6);
+    else if (e.key === '0') this.fit();
+    else if (ways[e.key]) {
+      const id = this.nextSignal(ways[e.key]);
+      if (id) this.onSelect(id);
+    } else return;
+    e.preventDefault();
+  }
+
+  /** The signal nearest the selected one in direction `[dx, dy]` (screen), or the one nearest the map's middle
+   * when none is selected; null when there is none that way. */
+  nextSignal([dx, dy]) {
+    const from = this.selected && this.screenOf(this.selected);
+    let best = null, bestScore = Infinity;
+    for (const inter of this.byId?.values() || []) {
+      const [x, y] = this._px(inter.x, inter.y);
+      if (!from) {
+        const d = Math.hypot(x - this.canvas.clientWidth / 2, y - this.canvas.clientHeight / 2);
+        if (d < bestScore) { best = inter.id; bestScore = d; }
+        continue;
+      }
+      const vx = x - from[0], vy = y - from[1], d = Math.hypot(vx, vy);
+      const along = (vx * dx + vy * dy) / (d || 1);
+      if (inter.id === this.selected || along <= 0.3) continue; // behind, or too far to the side
+      const score = d * (2 - along);
+      if (score < bestScore) { best = inter.id; bestScore = score; }
+    }
+    return best;
   }
 }
