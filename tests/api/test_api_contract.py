@@ -102,9 +102,12 @@ def test_admin_does_not_read_evidence_unless_granted_it(tmp_path):
         r = c.get("/api/v1/evidence/violations/1", headers={"X-API-Key": keys["admin-evidence"]})
         assert r.status_code == 404  # through the scope check: no violation 1 is stored
         assert c.get("/api/v1/evidence/access", headers={"X-API-Key": keys["admin"]}).status_code == 200
-        # an admin still grants evidence to a key it creates
+        # nor grants it to a key it creates: only a key holding evidence does
+        refused = c.post("/api/v1/keys", json={"name": "dpo", "scopes": ["evidence"]},
+                         headers={"X-API-Key": keys["admin"]})
+        assert refused.status_code == 403 and "cannot grant evidence" in refused.json()["message"]
         made = c.post("/api/v1/keys", json={"name": "dpo", "scopes": ["evidence"]},
-                      headers={"X-API-Key": keys["admin"]})
+                      headers={"X-API-Key": keys["admin-evidence"]})
         assert made.status_code == 201 and made.json()["scopes"] == ["evidence"]
         r = c.get("/api/v1/evidence/violations/1", headers={"X-API-Key": made.json()["key"]})
         assert r.status_code == 404

@@ -57,3 +57,18 @@ def test_a_served_read_is_still_served_and_a_401_names_nobody_so_is_not_logged(s
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
     total, items = evidence_access_log(engine)
     assert total == 1 and (items[0]["who"], items[0]["result"]) == ("k-evidence", "served")
+
+
+def test_the_store_logs_a_refused_read_with_who_which_and_from_where(served):
+    """`store.violations.log_refused_read` is what the API's refusal goes through: the row it writes is the one
+    the access log shows."""
+    from signalwise.store.violations import log_refused_read
+
+    _, engine, keys = served
+    admin_info, _ = keys["admin"]
+    log_refused_read(engine, 1, "k-admin", admin_info.id, "10.0.0.7")
+    log_refused_read(engine, 2, "x" * 200, None, None)
+    total, items = evidence_access_log(engine)
+    assert total == 2
+    assert [(e["who"], e["key_id"], e["violation_id"], e["client"], e["result"]) for e in reversed(items)] == [
+        ("k-admin", admin_info.id, 1, "10.0.0.7", "refused"), ("x" * 128, None, 2, None, "refused")]

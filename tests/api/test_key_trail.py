@@ -109,7 +109,7 @@ def test_a_key_expiring_in_an_hour_cannot_create_a_key_that_outlives_it(served):
     assert lent.status_code == 201, lent.text
     contractor = lent.json()["key"]
 
-    forever = _post_key(client, contractor, name="contractor-forever", scopes=["admin", "evidence", "operate"])
+    forever = _post_key(client, contractor, name="contractor-forever", scopes=["admin", "operate"])
     assert forever.status_code == 422, forever.text
     assert "key 'contractor' expires at" in forever.json()["message"]
     assert "not a key that never expires" in forever.json()["message"]

@@ -39,7 +39,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from signalwise.listening import is_loopback
-from signalwise.store.keys import SCOPES, ApiKeyError, KeyInfo, KeyMemory, list_keys, verify_key
+from signalwise.store.keys import SCOPES, ApiKeyError, KeyInfo, KeyMemory, holds, list_keys, verify_key
 
 #: what a database that does not answer raises (a refused key is an `ApiKeyError`, a misnamed database a
 #: `DatabaseURLError`: neither is an outage)
@@ -116,12 +116,8 @@ class Principal:
     memory_reason: str | None = None
 
     def allows(self, scope: str) -> bool:
-        return scope in self.scopes or ("admin" in self.scopes and scope not in NOT_IMPLIED_BY_ADMIN)
-
-
-#: scopes `admin` does not hold unless granted them: evidence images are personal data (number plates, faces),
-#: and whoever manages keys and the cache has no need to read them
-NOT_IMPLIED_BY_ADMIN = frozenset({"evidence"})
+        """Granted it, or `admin` (all but evidence: `store.keys.NOT_IMPLIED_BY_ADMIN`)."""
+        return holds(self.scopes, scope)
 
 
 LOCAL_READER = Principal("local", frozenset({"read"}), via="local")

@@ -207,7 +207,7 @@ def reserved_name_warning(k) -> str:  # noqa: ANN001 - a KeyInfo
     refused): it keeps working, since revoking it would cut its clients off unannounced."""
     from .keys import reserved_meaning
 
-    return (f"warning: key {k.id} is named {k.name!r}, which change logs and readers use for "
+    return (f"warning: key {k.id} is named {ascii(k.name)}, which change logs and readers use for "
             f"{reserved_meaning(k.name)}: what it does cannot be told from that. It works; create a key under "
             f"another name, move its clients to it, then `signalwise keys revoke {k.id}`")
 

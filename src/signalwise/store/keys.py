@@ -9,9 +9,10 @@ Rotating a key: create the new one (same scopes), move the clients to it,
 revoke the old one (`signalwise keys create`, then `signalwise keys revoke`).
 
 Each key records who created and who revoked it (`created_by`, `revoked_by`: a key's name and id, or
-`cli:<user>`). A key that expires cannot create one that outlives it. Names that change logs and readers
-give a meaning to (`RESERVED_NAMES`) are refused: a change made by a key called `restart` could not be told
-from a replayed one.
+`cli:<user>`). A key creates only keys that hold no scope it lacks itself and expire no later than it does.
+Names that change logs and readers give a meaning to (`RESERVED_NAMES`) are refused, and so is any name that
+could be read as one (invisible characters, look-alike letters): a change made by a key called `restart` could
+not be told from a replayed one. New names keep to `NAME_CHARACTERS`.
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import string
 import threading
 import time
+import unicodedata
 
 from sqlalchemy import Engine, select, update
 
 from .tables import ApiKey
 
-#: what each scope allows; `admin` also holds every other scope but `evidence` (`api.auth.NOT_IMPLIED_BY_ADMIN`)
+#: what each scope allows; `admin` also holds every other scope but those in `NOT_IMPLIED_BY_ADMIN`
 SCOPES = {
     "read": "analytics, snapshots, streams, predictions",
     "ingest": "records, event logs, detector feeds",
@@ -36,6 +39,9 @@ SCOPES = {
     "admin": "keys, cache, server configuration (and everything above; not evidence)",
     "evidence": "violation evidence images (each access is logged)",
 }
+#: scopes `admin` does not hold unless granted them: evidence images are personal data (number plates, faces),
+#: and whoever manages keys and the cache has no need to read them (the routes ask `holds` too)
+NOT_IMPLIED_BY_ADMIN = frozenset({"evidence"})
 PREFIX = "sw_"
 #: names the change log, the model registry and the readers give a meaning to, with that meaning: a key so named
 #: would write records nobody could tell from theirs (compared case-insensitively)
@@ -49,6 +55,9 @@ RESERVED_NAMES = {
 }
 #: prefixes of the names the command line and the model registry record: `cli:<user>`, `import:<directory>`
 RESERVED_PREFIXES = ("cli:", "import:")
+#: what a new key's name is made of: a name is read in change logs, listings and log lines, where a look-alike
+#: letter (Cyrillic `е` for `e`) or an invisible one would pass for another name
+NAME_CHARACTERS = frozenset(string.ascii_letters + string.digits + " -_.@:")
 #: `last_used_at` is a minute-precise figure
 TOUCH_EVERY = dt.timedelta(minutes=1)
 
@@ -61,13 +70,57 @@ class KeyNameInUse(ApiKeyError):
     """A new key would share its name with an active one."""
 
 
+class ScopeNotHeld(ApiKeyError):
+    """The creating key would grant a scope it does not hold itself."""
+
+
+def holds(scopes: frozenset[str] | tuple[str, ...], scope: str) -> bool:
+    """Whether a key with these scopes holds `scope`: granted it, or `admin` (all but `NOT_IMPLIED_BY_ADMIN`)."""
+    return scope in scopes or ("admin" in scopes and scope not in NOT_IMPLIED_BY_ADMIN)
+
+
+def grant_refusal(creator: str, missing: list[str] | tuple[str, ...]) -> str:
+    """Why `creator` may not create a key with the `missing` scopes, in one line."""
+    return (f"key {creator!r} cannot grant {', '.join(missing)}: a key creates only keys whose scopes it holds "
+            f"itself, and admin does not hold {', '.join(sorted(NOT_IMPLIED_BY_ADMIN))}; such a key is created by a "
+            "key that holds it (with admin) or by the command line (signalwise keys create)")
+
+
+def _folded(name: str) -> str:
+    """The name as a reader sees it: NFKC (full-width and ligature letters as plain ones), invisible and control
+    characters dropped (a zero-width space shows as nothing), case folded."""
+    normal = unicodedata.normalize("NFKC", name)
+    return "".join(ch for ch in normal if ch.isprintable()).strip().casefold()
+
+
+def _reads_as(folded: str, reserved: str) -> bool:
+    """`folded` reads as `reserved`: the same, or the same but for letters outside ASCII in some places
+    (`rеstart` with a Cyrillic `е`). The standard library has no table of look-alikes, so any such letter is
+    taken for the one it stands in place of, as long as some of the reserved name's own characters are there;
+    a name in another script altogether is not taken for one (new names are ASCII: `NAME_CHARACTERS`)."""
+    if len(folded) != len(reserved):
+        return False
+    same = [a == b for a, b in zip(folded, reserved, strict=True)]
+    return any(same) and all(s or (a.isalpha() and not a.isascii()) for s, a in zip(same, folded, strict=True))
+
+
+def _reserved_match(name: str) -> tuple[str, str] | None:
+    """(the reserved name or prefix this name reads as, what records mean by it), else None."""
+    folded = _folded(name)
+    for reserved, meaning in RESERVED_NAMES.items():
+        if _reads_as(folded, reserved):
+            return reserved, meaning
+    for prefix in RESERVED_PREFIXES:
+        if _reads_as(folded[:len(prefix)], prefix):
+            return prefix, f"{prefix}… names what the command line and the model registry record"
+    return None
+
+
 def reserved_meaning(name: str) -> str | None:
-    """What records mean by this name when it is reserved (`RESERVED_NAMES`, `RESERVED_PREFIXES`), else None."""
-    folded = name.strip().casefold()
-    if folded in RESERVED_NAMES:
-        return RESERVED_NAMES[folded]
-    prefix = next((p for p in RESERVED_PREFIXES if folded.startswith(p)), None)
-    return None if prefix is None else f"{prefix}… names what the command line and the model registry record"
+    """What records mean by this name when it is reserved (`RESERVED_NAMES`, `RESERVED_PREFIXES`) or reads as
+    one (`_folded`, `_reads_as`), else None."""
+    match = _reserved_match(name)
+    return None if match is None else match[1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,8 +140,8 @@ class KeyInfo:
 
     @property
     def name_reserved(self) -> bool:
-        """A name records give a meaning to (stored before such names were refused): it still works, and is
-        flagged where keys are listed."""
+        """A name records give a meaning to, or one that reads as such (stored before such names were refused):
+        it still works, and is flagged where keys are listed."""
         return reserved_meaning(self.name) is not None
 
     def state(self, now: dt.datetime | None = None) -> str:
@@ -122,16 +175,28 @@ def check_scopes(scopes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
 
 
 def check_name(name: str) -> str:
-    """The name, stripped; `ApiKeyError` for one that is empty, too long, has control characters or is reserved."""
+    """The name, stripped; `ApiKeyError` for one that is empty, too long, has control or invisible characters,
+    is reserved or reads as a reserved one, or has a character outside `NAME_CHARACTERS`."""
     name = name.strip()
     if not name or len(name) > 128:
         raise ApiKeyError("a key needs a name of 1 to 128 characters")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
-        raise ApiKeyError("a key's name has no control characters (it is written into change logs and listings)")
-    meaning = reserved_meaning(name)
-    if meaning is not None:
-        raise ApiKeyError(f"the name {name!r} is reserved: change logs and readers use it for {meaning}, so "
-                          "what this key did could not be told from that; choose another name")
+    hidden = next((ch for ch in name if not ch.isprintable()), None)
+    if hidden is not None:
+        raise ApiKeyError(f"a key's name has no control characters nor invisible ones (U+{ord(hidden):04X} at "
+                          f"{name.index(hidden)}): it is written into change logs and listings")
+    match = _reserved_match(name)
+    if match is not None:
+        reserved, meaning = match
+        plain = name.casefold() == reserved or (reserved.endswith(":") and name.casefold().startswith(reserved))
+        said = (f"the name {name!r} is reserved" if plain else  # escaped: a look-alike would print as the original
+                f"the name {ascii(name)} reads as the reserved {reserved!r}")
+        raise ApiKeyError(f"{said}: change logs and readers use it for {meaning}, so what this key did could not "
+                          "be told from that; choose another name")
+    other = sorted({ch for ch in name if ch not in NAME_CHARACTERS})
+    if other:
+        raise ApiKeyError(f"a key's name is made of ASCII letters, digits, spaces and - _ . @ : (not "
+                          f"{' '.join(repr(ch) for ch in other)}): in change logs and listings another letter "
+                          "could pass for one of these")
     return name
 
 
@@ -140,8 +205,8 @@ def create_key(engine: Engine, name: str, scopes: list[str] | tuple[str, ...],
                creator_key_id: str | None = None) -> tuple[KeyInfo, str]:
     """A new key; returns its record and the key itself (shown once, never stored).
 
-    `created_by`: who creates it (a key's name, `cli:<user>`); `creator_key_id`: that key's id, whose own expiry
-    the new key may not outlive."""
+    `created_by`: who creates it (a key's name, `cli:<user>`); `creator_key_id`: that key's id, whose scopes the
+    new key may not exceed and whose expiry it may not outlive (`_check_creator`)."""
     name = check_name(name)
     scopes = check_scopes(scopes)
     # one active key per name: revoking by name (`keys revoke NAME`) would otherwise revoke every key sharing it
@@ -158,7 +223,7 @@ def create_key(engine: Engine, name: str, scopes: list[str] | tuple[str, ...],
     t = ApiKey.__table__
     with engine.begin() as conn:
         if creator_key_id is not None:  # in the transaction that inserts: a creator revoked meanwhile creates nothing
-            _check_creator(conn.execute(select(t).where(t.c.id == creator_key_id)).first(), expires_at)
+            _check_creator(conn.execute(select(t).where(t.c.id == creator_key_id)).first(), scopes, expires_at)
         conn.execute(t.insert().values(
             id=row.id, name=row.name, scopes=row.scopes, secret_sha256=row.secret_sha256,
             created_at=row.created_at, expires_at=row.expires_at, created_by=row.created_by,
@@ -166,14 +231,18 @@ def create_key(engine: Engine, name: str, scopes: list[str] | tuple[str, ...],
     return _info(row), key
 
 
-def _check_creator(creator, expires_at: dt.datetime | None) -> None:  # noqa: ANN001 - an `api_keys` row
-    """`ApiKeyError` unless the creating key is active and the new key expires no later than it does: a key
-    lent for an hour must not leave behind one that lasts for ever."""
+def _check_creator(creator, scopes: tuple[str, ...], expires_at: dt.datetime | None) -> None:  # noqa: ANN001
+    """`ApiKeyError` unless the creating key (an `api_keys` row) is active, holds every scope the new key gets
+    (`ScopeNotHeld`: an `admin` key would otherwise give itself `evidence`), and the new key expires no later
+    than it does: a key lent for an hour must not leave behind one that lasts for ever."""
     if creator is None:
         raise ApiKeyError("the key creating this one is not in this database")
     info = _info(creator)
     if info.state() != "active":
         raise ApiKeyError(f"the key creating this one ({info.name!r}) is {info.state()}")
+    missing = [s for s in scopes if not holds(info.scopes, s)]
+    if missing:
+        raise ScopeNotHeld(grant_refusal(info.name, missing))
     if info.expires_at is None or (expires_at is not None and expires_at <= info.expires_at):
         return
     asked = "a key that never expires" if expires_at is None else f"one that expires at {expires_at.isoformat()}"

@@ -472,6 +472,16 @@ def evidence_of(engine: Engine, violation_id: int, who: str, key_id: str | None 
     return result, data if result in ("served", "unverified") else None, digest
 
 
+def log_refused_read(engine: Engine, violation_id: int, who: str, key_id: str | None = None,
+                     client: str | None = None) -> None:
+    """Log a read of a violation's image refused before it was looked at (a caller without `evidence`: 403) as
+    `refused`, with who, when, which and from where, as `evidence_of` logs the reads it answers."""
+    with engine.begin() as conn:
+        conn.execute(EvidenceAccess.__table__.insert().values(
+            at=dt.datetime.now(dt.UTC), who=who[:128], key_id=key_id, violation_id=violation_id,
+            client=(client or "")[:64] or None, result="refused"))
+
+
 def _read_image(path: str | None) -> bytes | None:
     if not path:
         return None

@@ -1,5 +1,6 @@
 """Exchange an API key for a short-lived token; manage keys (admin), each creation and revocation recorded
-(who, in the key's row) and logged (one WARNING line on `signalwise.api.keys`, so the default level keeps it)."""
+(who, in the key's row) and logged (one WARNING line on `signalwise.api.keys`, so the default level keeps it).
+A key creates only keys whose scopes it holds: `admin` alone cannot make an `evidence` key (403)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from signalwise.store.keys import (
     SCOPES,
     ApiKeyError,
     KeyNameInUse,
+    ScopeNotHeld,
     create_key,
+    grant_refusal,
     list_keys,
     revoke_key,
 )
@@ -78,7 +81,8 @@ class KeyOut(BaseModel):
     created_by_key_id: str | None = Field(description="the id of the key that created it")
     revoked_by: str | None = Field(description="who revoked it, as `created_by`")
     revoked_by_key_id: str | None = Field(description="the id of the key that revoked it")
-    name_reserved: bool = Field(description="its name is one change logs give a meaning to (`restart`, `local`, …): "
+    name_reserved: bool = Field(description="its name is one change logs give a meaning to (`restart`, `local`, …), "
+                                            "or reads as one (an invisible character, a look-alike letter): "
                                             "stored before such names were refused; it works, but what it does "
                                             "cannot be told from what that name stands for: replace it")
 
@@ -102,6 +106,13 @@ def _caller(request: Request) -> tuple[str, str | None]:
     return who(request), getattr(principal, "key_id", None)
 
 
+def _ungranted(principal, scopes: list[str]) -> list[str]:  # noqa: ANN001 - an auth.Principal or None
+    """The known scopes asked for that the caller does not hold (`Principal.allows`): `admin` alone does not
+    hold `evidence`, so it cannot give it to a key of its own making. Unknown ones are `create_key`'s 422."""
+    known = [s for s in dict.fromkeys(scopes) if s in SCOPES]
+    return known if principal is None else [s for s in known if not principal.allows(s)]
+
+
 def _log_change(done: str, k, by: str, by_key_id: str | None) -> None:  # noqa: ANN001 - a KeyInfo
     """One line per key created or revoked: the key's id, name and scopes, and who (never the key itself)."""
     expiry = f"expires {k.expires_at.isoformat()}" if k.expires_at else "never expires"
@@ -120,11 +131,16 @@ def new_key(request: Request, body: KeyCreate) -> dict:
         raise HTTPException(422, f"body.expires_at: {body.expires_at.isoformat()} has passed: such a key would "
                                  "never work (null = a key that does not expire)")
     by, by_key_id = _caller(request)
-    try:  # a key that expires creates keys that expire by then (`create_key` checks it against the creator's row)
+    missing = _ungranted(getattr(request.state, "principal", None), body.scopes)
+    if missing:
+        raise HTTPException(403, grant_refusal(by, missing))
+    # a key creates keys within its own scopes and expiry (`create_key` checks both again on the creator's row)
+    try:
         info, key = create_key(get_engine(request.app.state.settings.database_url), body.name, body.scopes,
                                body.expires_at, created_by=by, creator_key_id=by_key_id)
     except ApiKeyError as exc:
-        raise HTTPException(409 if isinstance(exc, KeyNameInUse) else 422, str(exc)) from None
+        status = 409 if isinstance(exc, KeyNameInUse) else 403 if isinstance(exc, ScopeNotHeld) else 422
+        raise HTTPException(status, str(exc)) from None
     _log_change("created", info, by, by_key_id)
     return {**_out(info).model_dump(mode="json"), "key": key}
 

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
@@ -22,7 +21,6 @@ from fastapi.responses import Response
 
 from signalwise.store import get_engine
 from signalwise.store import violations as store
-from signalwise.store.tables import EvidenceAccess
 
 from ..auth import Principal, record_refusals, who
 from ..deps import CacheDep, EngineDep, Identifier, Moment, PageDep, cache_key, paged
@@ -94,12 +92,8 @@ def _record_refused(conn, principal: Principal) -> None:  # noqa: ANN001 - the r
     raw = str(conn.path_params.get("violation_id", ""))
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and 1 <= int(raw) <= MAX_VIOLATION_ID):
         return
-    violation_id = int(raw)
-    engine = get_engine(conn.app.state.settings.database_url)
-    with engine.begin() as c:
-        c.execute(EvidenceAccess.__table__.insert().values(
-            at=dt.datetime.now(dt.UTC), who=principal.name[:128], key_id=principal.key_id, violation_id=violation_id,
-            client=(_client(conn) or "")[:64] or None, result="refused"))
+    store.log_refused_read(get_engine(conn.app.state.settings.database_url), int(raw), principal.name,
+                           principal.key_id, _client(conn))
 
 
 record_refusals(EVIDENCE_PATH, _record_refused)
