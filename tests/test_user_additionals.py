@@ -177,3 +177,89 @@ def test_a_killed_worker_leaves_no_scratch_directory_behind(tmp_path):
     finally:
         sim.close()
     assert not scratch.exists()
+
+
+# -- the evidence replay: a second SUMO of the run ------------------------------------------------------------------
+
+def _project_including_the_detector(folder: Path) -> Path:
+    """`_project`, its .sumocfg naming only `main.add.xml`, which includes the file with the detector."""
+    cfg = _project(folder)
+    (folder / "main.add.xml").write_text('<additional><include href="det.add.xml"/></additional>')
+    cfg.write_text(cfg.read_text().replace('value="det.add.xml"', 'value="main.add.xml"'))
+    return cfg
+
+
+@pytest.mark.parametrize("element", [
+    '<include href="det.add.xml"/>',
+    '<timedEvent type="SaveTLSStates" source="C" dest="states.xml"/>',
+    '<tlLogic id="C" type="actuated" programID="a" offset="0"><param key="file" value="loops.xml"/>'
+    '<phase duration="30" state="GGgrrrGGgrrr"/></tlLogic>',
+], ids=["include", "timedEvent", "tlLogic-param"])
+def test_every_output_an_additional_file_asks_for_keeps_the_evidence_in_the_runs_own_sumo(tmp_path, element):
+    from signalwise.sim.replay import writes_own_outputs
+
+    folder = tmp_path / "project"
+    _project(folder)
+    (folder / "main.add.xml").write_text(f"<additional>{element}</additional>")
+    assert writes_own_outputs([folder / "main.add.xml"]) == [folder / "main.add.xml"]
+
+
+def test_a_run_whose_detector_file_is_included_records_inline_and_leaves_the_users_file_as_it_is(tmp_path):
+    """Replayed, a second SUMO would load the user's files as they are, and write the observed counts over."""
+    from signalwise.runtime.loop import _replays_evidence
+
+    cfg = _project_including_the_detector(tmp_path / "project")
+    observed = tmp_path / "project" / USER_OUTPUT
+    before_ns = observed.stat().st_mtime_ns
+    auto = RunConfig(sumocfg=cfg, controller="fixed", duration_s=120)
+    assert _replays_evidence(auto, resolve_scenario(auto), SumoBackend) is False
+    with pytest.raises(SimulationError, match="main.add.xml makes SUMO write files"):
+        execute_run(auto.model_copy(update={"evidence": "replay"}), tmp_path / "forced")
+    result = execute_run(auto, tmp_path / "run")
+    assert "evidence" not in result.metrics and result.metrics["network"]["co2_kg"] > 0  # the run's own SUMO
+    assert observed.stat().st_mtime_ns == before_ns and observed.read_text() == PRECIOUS
+    assert _loop_intervals(tmp_path / "run" / "sumo" / "additional" / USER_OUTPUT) == 2
+
+
+def test_the_replays_sumo_writes_the_additional_files_outputs_into_a_directory_of_its_own(tmp_path):
+    """Whatever lets a replay start, its SUMO writes what the additional files ask for into the run, beside (not
+    over) what the run's own SUMO writes there, and the user's file stays as it is."""
+    from signalwise.sim.replay import replay_signal_states
+
+    _project(tmp_path / "project")
+    single = load("single")
+    sumo_dir = tmp_path / "run" / "sumo"
+    sumo_dir.mkdir(parents=True)
+    opts = SumoOptions(net_file=single.net_file, route_files=single.route_files,
+                       additional_files=(tmp_path / "project" / "det.add.xml",),
+                       outputs={"tripinfo-output": sumo_dir / "replay-tripinfo.xml"})
+    replay_signal_states(opts, [(120.0, [])], 120.0)
+    assert (tmp_path / "project" / USER_OUTPUT).read_text() == PRECIOUS
+    assert _loop_intervals(sumo_dir / "additional" / "replay" / USER_OUTPUT) == 2
+    assert not (sumo_dir / "additional" / USER_OUTPUT).exists()  # the run's own SUMO's place
+
+
+def test_a_live_runs_recovery_keeps_what_the_users_detector_wrote_before_the_crash(tmp_path):
+    """The simulator is lost at 250 s (libsumo closed under the loop) and started again from the state saved at
+    240 s: its SUMO opens the detector's output anew, which would empty the file holding the intervals before."""
+    from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
+    from signalwise.sim.sumo_home import import_libsumo
+
+    cfg = _project(tmp_path / "project")
+    rt = LiveRuntime(RunConfig(sumocfg=cfg, controller="fixed"),
+                     LiveOptions(speed=None, duration_s=400, in_process=True, state_every_s=60), tmp_path / "live")
+    rt.open()
+    step = rt.field.backend.step
+
+    def crash_once():
+        if not rt.recoveries and rt.field.backend.time_s() >= 250.0:
+            import_libsumo().close()
+        return step()
+    rt.field.backend.step = crash_once
+    rt.run()
+    assert [r["crashed_at_s"] for r in rt.recoveries] == [250.0]
+    additional = rt.run_dir / "sumo" / "additional"
+    assert _loop_intervals(additional / USER_OUTPUT) >= 4  # 0-60 s ... 180-240 s, written before the crash
+    assert '<interval begin="0.00"' in (additional / USER_OUTPUT).read_text()
+    assert _loop_intervals(additional / "recovery-1" / USER_OUTPUT) >= 2  # from the saved state on
+    assert (tmp_path / "project" / USER_OUTPUT).read_text() == PRECIOUS

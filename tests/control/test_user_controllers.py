@@ -242,3 +242,49 @@ def test_the_api_refuses_a_py_controller_named_by_a_request(tmp_path):
                 assert r.status_code == 200 and r.json()["result"] == "applied", r.text
     finally:
         rt.field.backend.close()
+
+
+class _WatchedPath(list):
+    """`sys.path`, with every change made to it recorded."""
+
+    def __init__(self, items):
+        super().__init__(items)
+        self.changes: list[tuple[str, str]] = []
+
+    def insert(self, index, item):
+        self.changes.append(("insert", item))
+        super().insert(index, item)
+
+    def remove(self, item):
+        self.changes.append(("remove", item))
+        super().remove(item)
+
+    def append(self, item):
+        self.changes.append(("append", item))
+        super().append(item)
+
+
+def test_a_py_module_controller_is_loaded_once_and_later_builds_leave_sys_path_alone(tmp_path, monkeypatch):
+    """A controller is built for every intersection, and by each /ml/predict of a live run from API threads: after the
+    first load, building one again takes the kept factory and changes nothing process-wide."""
+    from shield_fixtures import make_intersection
+
+    from signalwise.control.base import ControlContext, factory_of, make
+
+    module = f"swtest_lq_{os.getpid()}"
+    shutil.copy(EXAMPLE, tmp_path / f"{module}.py")
+    monkeypatch.chdir(tmp_path)
+    spec = f"py:{module}:make"
+    try:
+        first = make(spec, make_intersection(), ControlContext())
+        assert first.name == "longest-queue"
+        watched = _WatchedPath(sys.path)
+        monkeypatch.setattr(sys, "path", watched)
+        factory = factory_of(spec)
+        assert make(spec, make_intersection(), ControlContext()).name == "longest-queue"
+        assert watched.changes == []
+        assert factory is sys.modules[module].make
+        del sys.modules[module]  # the factory is kept by signalwise, not looked up again in the import system
+        assert factory_of(spec) is factory and watched.changes == []
+    finally:
+        sys.modules.pop(module, None)

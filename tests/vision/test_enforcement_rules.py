@@ -187,6 +187,19 @@ class _TruthBoxes:
         return Detections(np.array(boxes, np.float32), np.ones(len(boxes), np.float32))
 
 
+def _scripted_pipeline(anchor: str):
+    """A scene of no vehicles of its own on a 320x320 view at 8 px/m (10 frames/s), and a pipeline seeing exactly
+    the vehicles a test puts in it."""
+    from signalwise.vision.camera import camera_from_dict
+    from signalwise.vision.pipeline import Pipeline
+
+    scene = small_scene(width_px=320, height_px=320, px_per_m=8.0, arrivals_per_s=0.0, noise=0.0, **SHORT_CYCLE)
+    cfg = scene.camera_config()
+    for z in cfg["zones"]:  # each approach's zone reaches 30 m up it: as far as the view goes
+        z["px"] = [[min(max(c, 0.0), 320.0) for c in p] for p in z["px"]]
+    return scene, Pipeline(camera_from_dict({**cfg, "anchor": anchor}), _TruthBoxes(scene))
+
+
 def _scripted_run(anchor: str):
     """Three vehicles on a 320x320 view at 8 px/m (10 frames/s), the signal's own state with each frame; red for
     north-south from 10 s, for east-west until 11 s:
@@ -197,11 +210,9 @@ def _scripted_run(anchor: str):
     - `east`: runs the red at 10 m/s, its front over the line at 3.0 s.
 
     Returns {approach: [red-light violation times]} and the crossings."""
-    from signalwise.vision.camera import camera_from_dict
-    from signalwise.vision.pipeline import Pipeline
     from signalwise.vision.synthetic import Vehicle
 
-    scene = small_scene(width_px=320, height_px=320, px_per_m=8.0, arrivals_per_s=0.0, noise=0.0, **SHORT_CYCLE)
+    scene, pipe = _scripted_pipeline(anchor)
     stop = {a: scene.stop_s(a) for a in ("south", "west", "east")}
     brake_mps2 = 8.0 ** 2 / (2 * (stop["west"] + 3.0))  # from 8 m/s to a stop 3 m past the line
     plans = {
@@ -209,11 +220,6 @@ def _scripted_run(anchor: str):
         "west": _profile(0.0, 8.0, [(8.0 / brake_mps2, -brake_mps2), (12.0 - 8.0 / brake_mps2, 0.0), (3.0, 2.5)]),
         "east": _profile(3.0 - stop["east"] / 10.0, 10.0, [(3.0, 0.0)]),
     }
-    cfg = scene.camera_config()
-    for z in cfg["zones"]:  # each approach's zone reaches 30 m up it: as far as the view goes
-        z["px"] = [[min(max(c, 0.0), 320.0) for c in p] for p in z["px"]]
-    camera = camera_from_dict({**cfg, "anchor": anchor})
-    pipe = Pipeline(camera, _TruthBoxes(scene))
     image = np.zeros((320, 320, 3), np.uint8)
     called, crossings = {}, []
     for k in range(150):
@@ -240,3 +246,31 @@ def test_red_light_is_timed_by_the_front_and_called_only_into_the_junction(ancho
     assert west.signal_state == "r"
     # the runner: still called, at its front's crossing
     assert called.get("east") == [pytest.approx(3.0, abs=0.06)], called
+
+
+def _one_vehicle_run(front_past_line_m: float, anchor: str = "center"):
+    """One vehicle on `east` at 10 m/s, first seen (at 2 s, east-west red) with its front `front_past_line_m` past the
+    stop line: the signal's own state with each frame. Returns the pipeline and its crossings."""
+    from signalwise.vision.synthetic import Vehicle
+
+    scene, pipe = _scripted_pipeline(anchor)
+    times, dists = _profile(2.0, 10.0, [(3.0, 0.0)])
+    start_m = scene.stop_s("east") + front_past_line_m
+    image = np.zeros((320, 320, 3), np.uint8)
+    crossings = []
+    for k in range(20, 50):
+        t = k / 10.0
+        scene.vehicles = [Vehicle(1, "east", start_m + float(np.interp(t, times, dists)), 0.0, 0.0, (200, 200, 200))]
+        crossings += pipe.process(image, t, signal_state=scene.state_at(t)).crossings
+    return pipe, crossings
+
+
+def test_a_crossing_whose_front_was_already_over_the_line_is_not_counted_as_judged():
+    """The track's first box has its front 1 m past the line (its centre 1.25 m short of it): the centre's crossing
+    is counted, but when the front crossed is unknown, so no red-light call can rest on it and it is not judged."""
+    pipe, crossings = _one_vehicle_run(front_past_line_m=1.0)
+    assert [c.approach for c in crossings] == ["east"] and not crossings[0].joined
+    assert pipe.judged_crossings == 0 and pipe.unjudged_crossings == 0
+    # the same vehicle seen short of the line: its front's crossing is known, and judged
+    pipe, crossings = _one_vehicle_run(front_past_line_m=-6.0)
+    assert [c.approach for c in crossings] == ["east"] and pipe.judged_crossings == 1

@@ -28,6 +28,7 @@ import math
 import numbers
 import re
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,10 +63,28 @@ def parse_module_spec(spec: str) -> tuple[str, str]:
     return target, factory
 
 
+#: the factories `module_factory` has loaded, by (where the module is, factory name): a controller is built for
+#: every intersection and by each /ml/predict, and a lookup here changes nothing process-wide (`sys.path`)
+_factories: dict[tuple[str, str], Factory] = {}
+#: held while a module loads: `sys.path` is the process's, and API threads may load at the same time
+_loading = threading.Lock()
+
+
 def module_factory(spec: str) -> Factory:
-    """The factory `py:TARGET:FACTORY` names, its module imported (once per process); ControllerUnavailable with
-    the module's own error in one line when it cannot be."""
+    """The factory `py:TARGET:FACTORY` names, its module imported once per process; ControllerUnavailable with
+    the module's own error in one line when it cannot be (not kept: a fixed module loads on the next try)."""
     target, name = parse_module_spec(spec)
+    key = (str(Path(target).resolve()) if target.endswith(".py") else target, name)
+    factory = _factories.get(key)
+    if factory is None:
+        with _loading:
+            factory = _factories.get(key)
+            if factory is None:
+                factory = _factories[key] = _loaded_factory(spec, target, name)
+    return factory
+
+
+def _loaded_factory(spec: str, target: str, name: str) -> Factory:
     try:
         module = _load_file(Path(target).resolve()) if target.endswith(".py") else _import_module(target)
     except FileNotFoundError:
@@ -80,7 +99,11 @@ def module_factory(spec: str) -> Factory:
 
 def _import_module(name: str):
     """Import `name` as `python -m` would find it: the current directory first, then the Python path (the
-    `signalwise` script's own directory is on the path, not the directory it runs in)."""
+    `signalwise` script's own directory is on the path, not the directory it runs in). A module already imported
+    is taken as it is, the path left alone."""
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        return loaded
     cwd = str(Path.cwd())
     sys.path.insert(0, cwd)
     try:

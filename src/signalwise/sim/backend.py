@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import io
 import os
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -86,6 +89,9 @@ class SumoOptions:
     #: event's `dest`) are written instead of beside those files (`sim.additionals`); None: `additional/` beside
     #: the run's own `outputs`, or, without any, a temporary directory removed when SUMO closes
     additional_outputs_dir: Path | None = None
+    #: a directory of this SUMO's own inside that one, for another SUMO of the same run (its evidence replay, a live
+    #: run's restart after a crash): SUMO empties every output file it opens, which would lose what the first wrote
+    additional_outputs_subdir: str | None = None
     #: resume from a state written by `SumoBackend.save_state` (SUMO starts at the state's time; the
     #: signal states set through TraCI before the save are not restored: the caller sets them again)
     load_state: Path | None = None
@@ -201,10 +207,8 @@ class SumoBackend:
                     libsumo.start(cmd)
                 except Exception as exc:  # noqa: BLE001 - libsumo's TraCIException; said again below in one line
                     refused = exc
-            said = _naming_user_files(said, self.additionals.originals)
-            reason, said = _sumo_reason(said) if refused is not None else (None, said)
-            _pass_on(said)
             if refused is not None:
+                reason = _sumo_reason(_naming_user_files(said, self.additionals.originals))
                 # a start that fails part way (a route file read after the network) leaves the simulation
                 # loaded in this process, where the next start would find it
                 with contextlib.suppress(Exception):
@@ -546,21 +550,26 @@ def scratch_directory() -> Path:
 def _additional_outputs_dir(opts: SumoOptions) -> tuple[Path | None, Path | None]:
     """Where the additional files' outputs go, and the run's own directory, whose outputs stay where they are."""
     if opts.additional_outputs_dir is not None:
-        return Path(opts.additional_outputs_dir), Path(opts.additional_outputs_dir).parent
-    if opts.outputs:
+        out_dir = Path(opts.additional_outputs_dir)
+        own_dir = out_dir.parent
+    elif opts.outputs:
         own_dir = Path(next(iter(opts.outputs.values()))).parent
-        return own_dir / ADDITIONAL_DIR, own_dir
-    return None, None
+        out_dir = own_dir / ADDITIONAL_DIR
+    else:
+        return None, None
+    return (out_dir / opts.additional_outputs_subdir if opts.additional_outputs_subdir else out_dir), own_dir
 
 
 @contextlib.contextmanager
 def _stderr_kept() -> Iterator[list[str]]:
     """The lines written to this process's standard error meanwhile (SUMO's own, from C++), in the list yielded
-    once the block ends; the caller passes them on (`_pass_on`).
+    once the block ends; they reach standard error as they are written too.
 
     libsumo refuses an additional file with a bare "Process Error" and writes the reason only there: the
-    --error-log it is given stays empty, as a failed load never closes it. Written by hand: the one library that
-    does this (wurlitzer) is not a dependency, and a run needs it only while SUMO starts."""
+    --error-log it is given stays empty, as a failed load never closes it. The copying is done by `tee`, a process
+    of its own: libsumo holds the GIL while SUMO loads, so a thread here could copy nothing before SUMO is done (a
+    SUMO that dies while loading would take its last lines with it), and SUMO writing more than a pipe holds would
+    wait for it forever. Written by hand: the one library that does this (wurlitzer) copies in a thread."""
     lines: list[str] = []
     try:
         sys.stderr.flush()
@@ -568,28 +577,81 @@ def _stderr_kept() -> Iterator[list[str]]:
     except (OSError, ValueError):  # no standard error to borrow: SUMO writes wherever it goes
         yield lines
         return
-    with tempfile.TemporaryFile() as kept:
-        os.dup2(kept.fileno(), 2)
+    try:
+        with tempfile.TemporaryFile() as kept:
+            copier = _tee_into(kept, saved)
+            try:
+                yield lines
+            finally:
+                with contextlib.suppress(OSError, ValueError):
+                    sys.stderr.flush()
+                os.dup2(saved, 2)  # the pipe's last writer here: `tee` reads to its end and exits
+                if copier is not None:
+                    _wait_for(copier)
+                else:  # no `tee`: the lines were kept only; they reach standard error now
+                    _write_kept(kept, saved)
+                kept.seek(0)
+                lines.extend(kept.read().decode("utf-8", "replace").splitlines())
+    finally:
+        os.close(saved)
+
+
+#: seconds to wait for `tee` to copy the last lines: longer only when a process started meanwhile shares the pipe
+#: as its standard error (`tee` then copies on for it, and the lines kept are those copied so far)
+TEE_WAIT_S = 2.0
+
+
+def _tee_into(kept, stderr_fd: int) -> subprocess.Popen | None:
+    """Point standard error (fd 2) at a `tee` that copies to `stderr_fd` and appends to `kept`; without `tee`, at
+    `kept` alone (None)."""
+    tee = _tee_program()
+    if tee is not None:
+        read_end, write_end = os.pipe()
         try:
-            yield lines
+            # its own session: a Ctrl-C at the terminal is for the run to handle, not for the copier to die of
+            copier = subprocess.Popen([tee, "-a", f"/dev/fd/{kept.fileno()}"], stdin=read_end, stdout=stderr_fd,
+                                      stderr=subprocess.DEVNULL, pass_fds=(kept.fileno(),), start_new_session=True)
+        except OSError:
+            os.close(write_end)
+        else:
+            os.dup2(write_end, 2)
+            os.close(write_end)
+            return copier
         finally:
-            with contextlib.suppress(OSError, ValueError):
-                sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            kept.seek(0)
-            lines.extend(kept.read().decode("utf-8", "replace").splitlines())
+            os.close(read_end)
+    os.dup2(kept.fileno(), 2)
+    return None
 
 
-def _sumo_reason(said: list[str]) -> tuple[str | None, list[str]]:
-    """SUMO's first error among the lines it wrote (None when it wrote none), and the other lines."""
-    first = next((i for i, line in enumerate(said) if line.startswith("Error: ")), None)
-    if first is None:
-        return None, said
-    rest = said[:first] + said[first + 1:]
-    reason = said[first].strip().removeprefix("Error: ").rstrip(".")
-    more = sum(1 for line in rest if line.startswith("Error: "))
-    return (f"{reason}, and {more} more error(s) above" if more else reason), rest
+@functools.cache
+def _tee_program() -> str | None:
+    return shutil.which("tee")
+
+
+def _wait_for(copier: subprocess.Popen) -> None:
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        copier.wait(TEE_WAIT_S)
+
+
+def _write_kept(kept, fd: int) -> None:
+    kept.seek(0)
+    with contextlib.suppress(OSError):
+        os.write(fd, kept.read())
+
+
+#: SUMO's own error message (MsgHandler::build): `Error: ` and the message, whose further lines are indented by a
+#: space (" In file '...'", " At line/column 2/84."); --log.timestamps and --log.processid put `[time] ` and
+#: `[PID: n] ` before it
+_SUMO_ERROR = re.compile(r"^(?:\[[^\]\n]+\] )?(?:\[PID: \d+\] )?Error: (\S[^\n]*(?:\n [^\n]*)*)", re.MULTILINE)
+
+
+def _sumo_reason(said: list[str]) -> str | None:
+    """SUMO's first error among the lines written while it started, in one line (None when it wrote none), and how
+    many more there are: the lines themselves are on standard error above."""
+    found = [" ".join(m.group(1).split()).rstrip(".") for m in _SUMO_ERROR.finditer("\n".join(said))]
+    if not found:
+        return None
+    return f"{found[0]}, and {len(found) - 1} more error(s) above" if len(found) > 1 else found[0]
 
 
 def _naming_user_files(lines: list[str], originals: dict[Path, Path]) -> list[str]:
@@ -597,13 +659,6 @@ def _naming_user_files(lines: list[str], originals: dict[Path, Path]) -> list[st
     for copy, original in originals.items():
         lines = [line.replace(str(copy), str(original)) for line in lines]
     return lines
-
-
-def _pass_on(lines: list[str]) -> None:
-    """Write the kept lines to standard error, where SUMO wrote them."""
-    if lines:
-        with contextlib.suppress(OSError):
-            os.write(2, ("\n".join(lines) + "\n").encode())
 
 
 def _one_line(exc: BaseException) -> str:

@@ -22,15 +22,15 @@ here.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
-import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from .backend import SimulationError, SumoOptions, _one_line, build_command
-from .sumo_home import import_libsumo
+from .additionals import outputs_named
+from .backend import SimulationError, SumoBackend, SumoOptions
 
 #: (simulated time the state was set at, traffic light id, SUMO state string), as `LoopResult.signal_states`
 StateChange = tuple[float, str, str]
@@ -40,6 +40,8 @@ Batch = tuple[float, Sequence[StateChange]]
 _EPS = 1e-9
 #: the replay process's exit code when its SUMO refused to start or stopped (`SimulationError`)
 SUMO_FAILED_EXIT = 4
+#: the directory of the replay's own, inside the run's `additional/`, that the outputs of the additional files go to
+REPLAY_OUTPUTS_DIR = "replay"
 
 
 def replay_signal_states(opts: SumoOptions, batches: Iterable[Batch], end_s: float) -> None:
@@ -48,12 +50,16 @@ def replay_signal_states(opts: SumoOptions, batches: Iterable[Batch], end_s: flo
     A state recorded at time t was set after the step that ended at t, so it
     shows from the step that starts at t. The replay steps from t only when a
     batch says every change up to t is known.
+
+    SUMO is started as the run's own is (`SumoBackend`): what the network's additional files ask to be written goes
+    into the run, in a directory of the replay's own, never over the user's files or the run's SUMO's.
     """
-    api = import_libsumo()
+    sumo = SumoBackend(dataclasses.replace(opts, additional_outputs_subdir=REPLAY_OUTPUTS_DIR))
     try:
-        api.start(build_command(opts))
-    except Exception as exc:
-        raise SimulationError(f"the evidence replay could not start SUMO: {_one_line(exc)}") from None
+        sumo.start()
+    except SimulationError as exc:
+        raise SimulationError(f"the evidence replay: {exc}") from None
+    api = sumo.api
     try:
         set_state = api.trafficlight.setRedYellowGreenState
         pending: deque[StateChange] = deque()
@@ -67,7 +73,7 @@ def replay_signal_states(opts: SumoOptions, batches: Iterable[Batch], end_s: flo
                 api.simulationStep()
                 t = api.simulation.getTime()
     finally:
-        api.close()
+        sumo.close()
 
 
 def same_traffic(run_tripinfo: Path, replay_tripinfo: Path) -> str | None:
@@ -96,22 +102,14 @@ def _trips(path: Path) -> str:
 
 
 def writes_own_outputs(additional_files: Iterable[Path]) -> list[Path]:
-    """The network's own additional files that make SUMO write files (detectors, meandata, ...).
+    """The network's own additional files that make SUMO write files, through the files they include too, as
+    `additionals.outputs_named` reads them (detectors, mean data, calibrators, timed events, an actuated program's
+    detector file).
 
-    Two SUMOs loading such a file would write the same output file at once,
-    so a run with one records its evidence in its own SUMO.
+    Two SUMOs loading such a file would write the same output file at once, so a run with one records its
+    evidence in its own SUMO.
     """
-    found = []
-    for path in additional_files:
-        try:
-            for _event, el in ET.iterparse(path, events=("start",)):
-                target = el.get("file") or el.get("output")
-                if target and target not in ("NUL", "/dev/null"):
-                    found.append(Path(path))
-                    break
-        except (OSError, ET.ParseError):
-            found.append(Path(path))  # unreadable here: SUMO will say what is wrong; do not replay it
-    return found
+    return [Path(path) for path in additional_files if outputs_named([Path(path)])]
 
 
 def spare_cores() -> float:

@@ -131,8 +131,9 @@ class Pipeline:
         self._trail: dict[int, deque] = {}
         self._boxes: dict[int, deque] = {}  # track -> its last TRAIL_S of `redlight.BoxSample`s
         self.red_watch = RedLightWatch(camera.red_entry_m)
-        #: crossings (not joined) while signal states were given: whose state was known at the front's crossing,
-        #: and whose was not (outside the signal log's coverage): those judge no red light
+        #: crossings whose front was seen crossing (not joined, not past the line already in the track's first box)
+        #: while signal states were given: whose state was known then, and whose was not (outside the signal log's
+        #: coverage): those judge no red light
         self.judged_crossings = 0
         self.unjudged_crossings = 0
         self._moving_speeds: dict[int, list[float]] = {}  # track -> its speeds while moving
@@ -227,13 +228,15 @@ class Pipeline:
             self._count(t_anchor, line.approach)  # the front's earlier time can fall in an interval already closed
             if timeline is None or joined:
                 continue
+            if front is None:  # the front was past the line in the track's first box: when it crossed is unknown
+                continue
             if at is None:  # outside the signal log's coverage: not judged, not read as the last state
                 self.unjudged_crossings += 1
                 continue
             self.judged_crossings += 1
             # on the lines beside too (a vehicle on the lane boundary): which lane it is in is unknown, so all red
             links = [i for ln in (line, *beside) for i in ln.links]
-            if front is not None and all_red(at, links):
+            if all_red(at, links):
                 since = timeline.red_since(self.camera.device_id, links, t_cross)
                 if since is not None and t_cross - since >= self.camera.red_grace_s:
                     self.red_watch.add(tid, Pending(line, links, front, chars))

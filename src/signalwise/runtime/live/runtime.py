@@ -805,7 +805,9 @@ class LiveRuntime:
         path, checkpoint, shown, controllers_saved, timing_saved, records = self._saved
         controllers_now = dict(self.stepper.controllers)
         self.field.backend.close()
-        opts = dataclasses.replace(self._sumo_opts, load_state=path, begin_s=None)
+        # a directory of its own for what the user's additional files write: SUMO empties each file it opens
+        opts = dataclasses.replace(self._sumo_opts, load_state=path, begin_s=None,
+                                   additional_outputs_subdir=f"recovery-{len(self.recoveries) + 1}")
         for attempt in range(1, self.RECOVERY_ATTEMPTS + 1):
             backend = self._backend_factory()(opts)
             try:
