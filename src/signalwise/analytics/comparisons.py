@@ -6,17 +6,27 @@ runs pair only when their conditions (`queries.run_conditions`: duration,
 demand, network files, timing profile, ...) are the same, since a paired test
 stands on both controllers meeting the same traffic; where several runs share
 scenario, controller, seed and conditions, the latest stored stands for them
-and the others are named (`superseded`).
+and the others are named (`superseded`). Seeds with no baseline say why
+(`unpaired_reason`): the conditions the closest stored baseline runs differ
+in, and when those are only settings a newer release added, that the baseline
+is to be run again.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from sqlalchemy import Engine
 
-from signalwise.store.queries import conditions_key, latest_runs, run_table
+from signalwise.store.queries import (
+    ADDED_CONDITIONS,
+    conditions_differ,
+    conditions_key,
+    latest_runs,
+    run_table,
+)
 
 from .stats import compare
 
@@ -141,7 +151,8 @@ def baseline_vs_ai(engine: Engine, baseline_controller: str, scenario: str | Non
                    controller: str | None = None, metrics: list[str] | None = None) -> list[dict]:
     """Per scenario, controller, conditions and metric: mean and 95% CI over seeds of both, change, Welch and
     paired p-values."""
-    latest, superseded = _latest(run_table(engine, scenario))
+    runs = run_table(engine, scenario)
+    latest, superseded = _latest(runs)
     grouped: dict[tuple[str, str, str], dict[int, dict]] = defaultdict(dict)
     conditions: dict[str, dict | None] = {}
     for (scen, ctrl, seed, cond), r in latest.items():
@@ -174,12 +185,39 @@ def baseline_vs_ai(engine: Engine, baseline_controller: str, scenario: str | Non
         used = {r["simulation_id"] for r in (*cand_by_seed.values(), *base_by_seed.values())}
         older = [sim for (sc, ct, _seed, cd), sims in superseded.items()
                  if (sc, cd) == (scen, cond) and ct in (ctrl, baseline_controller) for sim in sims]
+        unpaired = sorted(set(cand_by_seed) - set(base_by_seed))
         out.append({"scenario": scen, "controller": ctrl, "baseline_controller": baseline_controller,
                     "conditions": conditions[cond],
                     "seeds": seeds, "baseline_seeds": seeds,
-                    "unpaired_seeds": sorted(set(cand_by_seed) - set(base_by_seed)),
+                    "unpaired_seeds": unpaired,
+                    "unpaired_reason": _unpaired_reason(runs, scen, baseline_controller, conditions[cond], unpaired),
                     "baseline_only_seeds": sorted(set(base_by_seed) - set(cand_by_seed)),
                     "simulation_ids": sorted(used),
                     "superseded": sorted(older),
                     "metrics": rows})
     return out
+
+
+def _unpaired_reason(runs: list[dict], scenario: str, baseline_controller: str, conditions: dict | None,
+                     seeds: list[int]) -> str | None:
+    """Why `seeds` have no baseline run: none stored, or the closest stored ones differ in these conditions; when
+    they differ only in settings a newer release added (`ADDED_CONDITIONS`), that the baseline must be run again
+    (runs published before an upgrade never pair with runs after it, and the administrator would not know)."""
+    if not seeds:
+        return None
+    head = (f"no {baseline_controller} run of {scenario} with the same conditions for seed(s) "
+            f"{', '.join(map(str, seeds))}")
+    stored = [r for r in runs if r["scenario"] == scenario and r["controller"] == baseline_controller
+              and r["seed"] in seeds]
+    if not stored:
+        return f"{head}: none is stored"
+    apart = Counter(tuple(conditions_differ(conditions, r["conditions"])) for r in stored)
+    keys = min(apart, key=lambda k: (len(k), k))
+    if not keys:
+        return head
+    added = {f"{section}.{key}": then for (section, key), then in ADDED_CONDITIONS.items()}
+    if all(k in added for k in keys):
+        then = ", ".join(f"{k} as {json.dumps(added[k])}" for k in keys)
+        return (f"{head}; {apart[keys]} stored {baseline_controller} run(s) differ only in {', '.join(keys)}, "
+                f"added by a newer release than the one that ran them (they read {then}): run the baseline again")
+    return f"{head}; the closest, {apart[keys]} stored {baseline_controller} run(s), differ in {', '.join(keys)}"

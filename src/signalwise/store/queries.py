@@ -591,9 +591,46 @@ def run_conditions(config: dict | None) -> dict | None:
     return {k: config[k] for k in CONDITION_KEYS if k in config}
 
 
+#: condition settings a release added after runs were stored without them, with the value those runs had in
+#: effect: a configuration without the key reads as that value when runs are paired. `timing.protected_yellow`:
+#: the shield before it showed no yellow to a protected green arrow going permitted, as false does (so a run
+#: stored before it never pairs with a safety-profile run, which holds it true)
+ADDED_CONDITIONS: dict[tuple[str, str], object] = {("timing", "protected_yellow"): False}
+
+
+def as_compared(conditions: dict | None) -> dict | None:
+    """`run_conditions` with the settings added since they were stored filled in (`ADDED_CONDITIONS`)."""
+    if conditions is None:
+        return None
+    out = dict(conditions)
+    for (section, key), then in ADDED_CONDITIONS.items():
+        if isinstance(out.get(section), dict) and key not in out[section]:
+            out[section] = {**out[section], key: then}
+    return out
+
+
+def conditions_differ(a: dict | None, b: dict | None) -> list[str]:
+    """The condition keys two runs differ in (`as_compared`), a mapping's keys one level down (`timing.yellow_s`)."""
+    a, b = as_compared(a) or {}, as_compared(b) or {}
+    out = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += [f"{key}.{k}" for k in sorted(set(x) | set(y)) if not _same(x, y, k)]
+        elif not _same(a, b, key):
+            out.append(key)
+    return out
+
+
+def _same(a: dict, b: dict, key: str) -> bool:
+    """Whether both hold `key` with the same value, as `conditions_key` compares it."""
+    return key in a and key in b and (json.dumps(a[key], sort_keys=True, default=str)
+                                      == json.dumps(b[key], sort_keys=True, default=str))
+
+
 def conditions_key(conditions: dict | None) -> str:
-    """`run_conditions` as one comparable string."""
-    return "" if conditions is None else json.dumps(conditions, sort_keys=True, default=str)
+    """`run_conditions` as one comparable string (`as_compared`)."""
+    return "" if conditions is None else json.dumps(as_compared(conditions), sort_keys=True, default=str)
 
 
 def config_conditions_key(config: dict | None) -> str:

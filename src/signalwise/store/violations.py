@@ -14,6 +14,12 @@ same video processed again gives the same rows, and those already stored are
 not stored again, nor counted again (`insert_violations` returns how many it
 stored). A row without a `source` has no identity and is always stored.
 
+Rows stored before revision 0018 have no `source`, so the index cannot see them: a row with a source that a
+row with none matches on camera, kind, track and instant (to the millisecond: an earlier release stamped the same
+instants from the same `--start`; a red light up to `UNSOURCED_LAG_MS` later) is taken as that violation, stored
+already, and not stored again; with `replace_unsourced` the old row goes instead (off its counts) and the new one
+is stored (`insert_violations`).
+
 The evidence image's SHA-256 is taken when its row is stored (unless the
 caller gives it); `evidence_of` serves the image only while its bytes still
 have that digest.
@@ -24,12 +30,13 @@ The store does not know the vision package: a violation arrives as a mapping
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
 import os
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -59,6 +66,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 #: what the columns take (tables.py): a longer source is refused (it is an identity), a longer name cut
 SOURCE_CHARS, SOURCE_NAME_CHARS = 128, 256
 HOUR, DAY = dt.timedelta(hours=1), dt.timedelta(days=1)
+_MS, _EPOCH = dt.timedelta(milliseconds=1), dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class ViolationError(ValueError):
@@ -225,32 +233,95 @@ def _insert_new(conn, rows: list[dict]) -> list[dict]:
     return [dict(r._mapping) for r in conn.execute(stmt, rows)]
 
 
-def insert_violations(engine: Engine, violations: Iterable[Mapping]) -> int:
+@dataclasses.dataclass(frozen=True)
+class Stored:
+    """What storing a batch did: rows stored; of those not stored, how many a row with no source (stored before
+    revision 0018) held already; rows with no source removed for this batch's (`replace_unsourced`)."""
+
+    stored: int
+    held_unsourced: int = 0
+    replaced_unsourced: int = 0
+
+
+def insert_violations(engine: Engine, violations: Iterable[Mapping], *, replace_unsourced: bool = False) -> int:
     """Store a batch (all or nothing) with its counts; returns how many rows it stored: a violation already
-    stored (same identity, `VIOLATION_IDENTITY`) is neither stored nor counted again."""
+    stored (same identity, `VIOLATION_IDENTITY`, or a row with no source at its camera, kind, track and instant)
+    is neither stored nor counted again; with `replace_unsourced` such a row with no source is removed, off its
+    counts, and the new one stored."""
+    return store_violations(engine, violations, replace_unsourced=replace_unsourced).stored
+
+
+def store_violations(engine: Engine, violations: Iterable[Mapping], *, replace_unsourced: bool = False) -> Stored:
+    """`insert_violations`, saying how many rows with no source it met (`Stored`)."""
     rows = _once([_row(i, v) for i, v in enumerate(violations)])
     if not rows:
-        return 0
+        return Stored(0)
+    held = replaced = 0
     with engine.begin() as conn:
         if conn.dialect.name == "sqlite":
             _sqlite_write_lock(conn)
+        twins = _unsourced_twins(conn, rows)
+        if twins and replace_unsourced:
+            replaced = _delete_counted(conn, [i for ids in twins.values() for i in ids])
+        elif twins:
+            held, rows = len(twins), [r for k, r in enumerate(rows) if k not in twins]
+        if conn.dialect.name == "sqlite":
             rows = _not_stored(conn, rows)
             if rows:
                 _insert_sqlite(conn, rows, *_deltas(rows))
-        else:
+        elif rows:
             rows = _insert_new(conn, rows)
             hourly, daily = _deltas(rows)
             _upsert(conn, ViolationCountsHourly.__table__, hourly)
             _upsert(conn, ViolationCountsDaily.__table__, daily)
-    if rows:
+    if rows or replaced:
         from .ingest import notify_written
 
         notify_written()  # a served app's cached summaries, hotspots and trends would miss these rows for its TTL
-    return len(rows)
+    return Stored(len(rows), held, replaced)
+
+
+def _ms(at) -> int:
+    """An instant in whole milliseconds since the epoch (cut, not rounded)."""
+    return (_as_utc(at) - _EPOCH) // _MS
+
+
+#: how much later than a new row's instant a row stored with no source may be and still be that violation, ms:
+#: a speeding call is stamped as before; a red light is timed by the vehicle's front (`vision/redlight.py`), where a
+#: release before schema 0018 timed it by the track's anchor, which reaches the line after the front (a vehicle
+#: length later: 0.2-0.3 s at 13 m/s in tests/vision/test_violation_upgrade.py, 6 s for a 12 m bus at 2 m/s)
+UNSOURCED_LAG_MS = {"speeding": 0, "red_light": 6000}
+
+
+def _unsourced_twins(conn, rows: list[dict]) -> dict[int, list[int]]:
+    """The rows of the batch (by position) that rows stored with no source hold already, with those rows' ids:
+    the same camera, kind and track, and the same instant to the millisecond (a red light: up to
+    `UNSOURCED_LAG_MS` later). Looked up per camera over the batch's span of instants (the camera-and-instant
+    index), so a store with none answers at once."""
+    wanted: dict[tuple, list[tuple[int, int]]] = defaultdict(list)  # (camera, kind, track) -> [(ms, position)]
+    spans: dict[str, list[dt.datetime]] = defaultdict(list)
+    for k, r in enumerate(rows):
+        if r["source"] is not None:
+            wanted[(r["camera_id"], r["kind"], r["track_id"])].append((_ms(r["occurred_at"]), k))
+            spans[r["camera_id"]].append(r["occurred_at"])
+    c = ViolationRow.__table__.c
+    lag = dt.timedelta(milliseconds=max(UNSOURCED_LAG_MS.values())) + _MS
+    twins: dict[int, list[int]] = defaultdict(list)
+    for camera, instants in spans.items():
+        for row in conn.execute(select(c.id, c.kind, c.track_id, c.occurred_at).where(
+                c.camera_id == camera, c.occurred_at >= min(instants) - _MS, c.occurred_at <= max(instants) + lag,
+                c.source.is_(None))):
+            at_ms = _ms(row.occurred_at)
+            for ms, k in wanted.get((camera, row.kind, row.track_id), ()):
+                if 0 <= at_ms - ms <= UNSOURCED_LAG_MS.get(row.kind, 0):
+                    twins[k].append(row.id)
+                    break
+    return dict(twins)
 
 
 def stored_from(engine: Engine, camera_id: str, source: str) -> int:
-    """How many violations of `camera_id` the store holds from `source` (a video run asks before it runs)."""
+    """How many violations of `camera_id` the store holds from `source` (a video run asks before it runs). Rows
+    stored with no source are found as the run's violations come (`insert_violations`), not here."""
     c = ViolationRow.__table__.c
     with engine.connect() as conn:
         return conn.execute(select(func.count()).where(c.source == source, c.camera_id == camera_id)).scalar_one()
@@ -259,21 +330,29 @@ def stored_from(engine: Engine, camera_id: str, source: str) -> int:
 def remove_source(engine: Engine, camera_id: str, source: str) -> int:
     """Remove the violations of `camera_id` from `source`, and take them off their hourly and daily counts, in
     one transaction (a video stored again in their place). Their evidence images and access log stay."""
-    v = ViolationRow.__table__
-    where = and_(v.c.source == source, v.c.camera_id == camera_id)
+    c = ViolationRow.__table__.c
     with engine.begin() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(
-            select(v.c.occurred_at, v.c.camera_id, v.c.approach, v.c.kind).where(where))]
-        if not rows:
-            return 0
-        hourly, daily = _deltas([{**r, "occurred_at": _as_utc(r["occurred_at"])} for r in rows])
+        ids = conn.execute(select(c.id).where(c.source == source, c.camera_id == camera_id)).scalars().all()
+        removed = _delete_counted(conn, ids)
+    if removed:
+        from .ingest import notify_written
+
+        notify_written()
+    return removed
+
+
+def _delete_counted(conn, ids: list[int]) -> int:
+    """Delete these violations and take them off their hourly and daily counts; returns how many went."""
+    v = ViolationRow.__table__
+    gone = []
+    for k in range(0, len(ids), 500):  # under any database's limit on bound values
+        gone += [dict(r._mapping) for r in conn.execute(delete(v).where(v.c.id.in_(ids[k:k + 500])).returning(
+            v.c.occurred_at, v.c.camera_id, v.c.approach, v.c.kind))]
+    if gone:
+        hourly, daily = _deltas([{**r, "occurred_at": _as_utc(r["occurred_at"])} for r in gone])
         _subtract(conn, ViolationCountsHourly.__table__, hourly)
         _subtract(conn, ViolationCountsDaily.__table__, daily)
-        conn.execute(delete(v).where(where))
-    from .ingest import notify_written
-
-    notify_written()
-    return len(rows)
+    return len(gone)
 
 
 def _subtract(conn, table, deltas: Counter) -> None:
@@ -540,17 +619,22 @@ class ViolationWriter:
     `put(records)` never blocks: records wait in a bounded queue (dropped and counted when it is full, e.g.
     the database is away longer than the queue lasts); the thread writes whatever has come every `flush_s`
     or every `batch` records, one transaction per batch. `flush()` and `close()` write what waits at once.
+    `replace_unsourced`: rows stored with no source that its records match are replaced (`insert_violations`).
     """
 
     _FLUSH, _STOP = object(), object()  # markers in the queue: write now; write now and end
 
-    def __init__(self, engine: Engine, *, flush_s: float = 1.0, batch: int = 1000, max_pending: int = 100_000):
+    def __init__(self, engine: Engine, *, flush_s: float = 1.0, batch: int = 1000, max_pending: int = 100_000,
+                 replace_unsourced: bool = False):
         import queue
         import threading
 
         self.engine, self.flush_s, self.batch = engine, flush_s, batch
         self.written = self.dropped = self.failed_batches = 0
         self.already_stored = 0  # put, but stored before (the same identity): not stored again
+        self.replace_unsourced = replace_unsourced
+        self.held_unsourced = 0  # of those, held by a row stored with no source (before revision 0018)
+        self.replaced_unsourced = 0  # rows stored with no source removed for records put
         self.last_error: str | None = None
         self._q: queue.Queue = queue.Queue(maxsize=max_pending)
         self._closed = False
@@ -587,9 +671,11 @@ class ViolationWriter:
                 batch.append(item)
             try:
                 if batch:
-                    stored = insert_violations(self.engine, batch)
-                    self.written += stored
-                    self.already_stored += len(batch) - stored
+                    done = store_violations(self.engine, batch, replace_unsourced=self.replace_unsourced)
+                    self.written += done.stored
+                    self.already_stored += len(batch) - done.stored
+                    self.held_unsourced += done.held_unsourced
+                    self.replaced_unsourced += done.replaced_unsourced
             except Exception as exc:  # noqa: BLE001 - keep the thread; the count says it
                 self.failed_batches += 1
                 self.last_error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -610,6 +696,7 @@ class ViolationWriter:
         self._thread.join(timeout_s)
 
     def stats(self) -> dict:
-        return {"written": self.written, "already_stored": self.already_stored, "dropped": self.dropped,
+        return {"written": self.written, "already_stored": self.already_stored, "held_unsourced": self.held_unsourced,
+                "replaced_unsourced": self.replaced_unsourced, "dropped": self.dropped,
                 "queued": self._q.qsize(),
                 "failed_batches": self.failed_batches, "last_error": self.last_error}

@@ -84,7 +84,7 @@ def run_command(
     except (InputError, OnnxModelError, ValueError) as exc:
         raise _fail(str(exc)) from None
     db_url = _db_url(db) if db is not None else None  # a bad SIGNALWISE_* setting: its own error line, exit 2
-    writer = _violation_writer(db_url) if db_url is not None else None
+    writer = _violation_writer(db_url, replace) if db_url is not None else None
     footage = _footage_once(writer, video, inputs.camera.camera_id, replace, db_url) if writer is not None else None
     if db is not None and start_wall is None:
         import datetime as dt
@@ -113,13 +113,21 @@ def run_command(
     if writer is not None:
         st = writer.stats()
         lost = v["red_light"] + v["speeding"] - st["written"] - st["already_stored"]
-        if st["already_stored"]:  # another run of this video storing at the same time: the store kept one of each
-            typer.echo(f"{st['already_stored']} violation(s) already stored from this video: not stored again")
+        racing = st["already_stored"] - st["held_unsourced"]
+        if racing:  # another run of this video storing at the same time: the store kept one of each
+            typer.echo(f"{racing} violation(s) already stored from this video: not stored again")
+        if st["replaced_unsourced"]:
+            typer.echo(f"note: --replace: {st['replaced_unsourced']} violation(s) stored with no recorded source (by a "
+                       "release before schema 0018) at this run's camera, kinds, tracks and instants were removed, "
+                       "with their counts; this run's are stored in their place", err=True)
         if lost:
             typer.secho(f"error: {lost} violation(s) not stored in {_shown(db_url)}: {st['last_error']}", fg="red",
                         err=True)
             raise typer.Exit(1)
         typer.echo(f"{st['written']} violation(s) stored in {_shown(db_url)}")
+        if st["held_unsourced"]:
+            raise _fail(_unsourced_refusal(db_url, inputs.camera.camera_id, st["already_stored"],
+                                           st["held_unsourced"]))
     if summary["status"].startswith(("interrupted", "terminated")):
         raise typer.Exit(INTERRUPTED)  # as every other command stopped by Ctrl-C or SIGTERM
 
@@ -182,9 +190,10 @@ def _shown(url: str) -> str:
         return url
 
 
-def _violation_writer(url: str):
-    """The store's batching writer on `url`, migrated. One error line when it cannot be opened: exit 2 for a URL
-    that names no database, exit 1 for one that cannot be reached or opened (`exitcodes`, as every `--db`)."""
+def _violation_writer(url: str, replace: bool = False):
+    """The store's batching writer on `url`, migrated; `replace`: rows stored with no source that this run's
+    violations match are replaced. One error line when it cannot be opened: exit 2 for a URL that names no
+    database, exit 1 for one that cannot be reached or opened (`exitcodes`, as every `--db`)."""
     from ..store import get_engine
     from ..store.cli_engine import first_line
     from ..store.engine import DatabaseURLError
@@ -195,7 +204,15 @@ def _violation_writer(url: str):
     except Exception as exc:  # noqa: BLE001 - a bad URL, a server away, a file that is not a database
         typer.secho(f"error: --db {_shown(url)}: cannot open it ({first_line(exc)})", fg="red", err=True)
         raise typer.Exit(BAD_INPUT if isinstance(exc, DatabaseURLError) else FAILED) from None
-    return ViolationWriter(engine)
+    return ViolationWriter(engine, replace_unsourced=replace)
+
+
+def _unsourced_refusal(db_url: str, camera_id: str, stored: int, unsourced: int) -> str:
+    """Why violations of this run were not stored: rows stored before schema 0018 (no source) hold them."""
+    return (f"--db {_shown(db_url)}: {stored} violation(s) of camera {camera_id} from this video are stored already, "
+            f"{unsourced} of them rows with no recorded source (stored by a release before schema 0018, found by "
+            "camera, kind, track and instant): not stored again; --replace stores this run's in their place, or "
+            "leave out --db")
 
 
 def _footage_once(writer, video: str, camera_id: str, replace: bool, db_url: str):
