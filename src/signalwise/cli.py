@@ -52,7 +52,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "detectors": ("signalwise.runtime.detector_plan",),  # a live run's detector plan, before it starts
     "ingest": ("signalwise.store.commands",),
     "serve": ("signalwise.store.commands",),
-    "db": ("signalwise.store.commands", "signalwise.store.retention"),  # upgrade, current; purge
+    "db": ("signalwise.store.commands", "signalwise.store.retention"),  # upgrade, downgrade, current; purge
     "keys": ("signalwise.store.key_commands",),
     "atspm": ("signalwise.analytics.atspm.commands",),
     "events": ("signalwise.analytics.atspm.commands",),  # events import

@@ -33,13 +33,16 @@ def first_line(exc: BaseException) -> str:
 def open_or_exit(open_store: Callable[[], T], what: str = "cannot open database") -> T:
     """`open_store()`, or `error: WHAT: <the driver's first line>` and exit 1 (exit 2 for a URL that names no
     store signalwise can open)."""
-    from .engine import DatabaseURLError
+    from .engine import DatabaseURLError, StoreNotAtHead
 
     try:
         return open_store()
     except DatabaseURLError as exc:  # a URL that names no store: bad input
         typer.secho(f"error: {what}: {exc}", fg="red", err=True)
         raise typer.Exit(BAD_INPUT) from None
+    except StoreNotAtHead as exc:  # opened, and says itself what is wrong and what to run
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(FAILED) from None
     except Exception as exc:  # noqa: BLE001 - any failure to connect, log in, create or migrate: one line
         typer.secho(f"error: {what}: {first_line(exc)}", fg="red", err=True)
         raise typer.Exit(FAILED) from None
@@ -61,12 +64,14 @@ def settings_or_exit():
         raise typer.Exit(BAD_INPUT) from None
 
 
-def engine_or_exit(db: str | None, existing: bool = False):
+def engine_or_exit(db: str | None, existing: bool = False, migrate: bool = True):
     """The migrated engine of `db` (None: SIGNALWISE_DATABASE_URL, else the embedded SQLite file).
 
     `existing`: a command that only reads or removes refuses a SQLite file that is not there, rather than
-    create an empty database to find nothing in (`keys list`, `db purge`)."""
-    from .engine import get_engine
+    create an empty database to find nothing in (`keys list`, `db purge`). `migrate=False`: a command that
+    changes nothing (a --dry-run) refuses a store not at this release's revision, rather than migrate it; a
+    command that migrates a store holding data says so on stderr (`engine.get_engine`)."""
+    from .engine import StoreNotAtHead, get_engine
 
     settings = settings_or_exit() if not db else None  # the URL is one of the settings
     if existing:
@@ -75,7 +80,16 @@ def engine_or_exit(db: str | None, existing: bool = False):
             typer.secho(f"error: {missing}: no such database file (signalwise db upgrade --db ... creates one)",
                         fg="red", err=True)
             raise typer.Exit(FAILED)
-    return open_or_exit(lambda: get_engine(db))
+
+    def open_store():
+        try:
+            return get_engine(db, migrate=migrate)
+        except StoreNotAtHead as exc:
+            if migrate:
+                raise
+            raise StoreNotAtHead(f"{exc} (a --dry-run changes nothing, the schema included)") from None
+
+    return open_or_exit(open_store)
 
 
 def missing_sqlite_file(db: str) -> Path | None:

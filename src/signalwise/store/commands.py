@@ -1,4 +1,4 @@
-"""CLI commands of the store area: `ingest`, `serve`, `db upgrade`, `db current`, `db drain`."""
+"""CLI commands of the store area: `ingest`, `serve`, `db upgrade`, `db downgrade`, `db current`, `db drain`."""
 
 from __future__ import annotations
 
@@ -118,23 +118,94 @@ def serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "1
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 
 
+#: `db upgrade` and `db downgrade`: how long each step may wait behind another transaction's table lock (its
+#: default is `engine.MIGRATION_LOCK_TIMEOUT_S`, not imported here: that would load SQLAlchemy for --help)
+LockTimeoutOption = Annotated[float, typer.Option(
+    "--lock-timeout", min=0, help="seconds each step may wait for a table lock another transaction holds, on "
+    "PostgreSQL (0: no limit); past it nothing is changed")]
+
+
+def _schema_line(before: str | None, after: str | None) -> str:
+    return f"schema already at {after}" if before == after else f"schema {before or 'empty'} -> {after or 'empty'}"
+
+
 @db_app.command("upgrade")
-def db_upgrade(db: DbOption = None) -> None:
-    """Migrate the database to the newest schema revision."""
+def db_upgrade(db: DbOption = None, lock_timeout: LockTimeoutOption = 5.0) -> None:
+    """Migrate the database to the newest schema revision (back it up first: docs/store.md#upgrades)."""
     from .cli_engine import open_or_exit, settings_or_exit
-    from .engine import create_store_engine, current_revision, upgrade
+    from .engine import create_store_engine, upgrade
 
     if not db:
         settings_or_exit()  # the URL is one of them
+    before, after = open_or_exit(lambda: upgrade(create_store_engine(db), lock_timeout_s=lock_timeout),
+                                 "cannot upgrade")
+    typer.echo(_schema_line(before, after))
 
-    def migrate() -> tuple[str | None, str | None]:
-        engine = create_store_engine(db)
-        before = current_revision(engine)
-        upgrade(engine)
-        return before, current_revision(engine)
 
-    before, after = open_or_exit(migrate, "cannot upgrade")
-    typer.echo(f"schema {before or 'empty'} -> {after}")
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="the revision to go back to, e.g. 0016")],
+                 yes: Annotated[bool, typer.Option("--yes", help="downgrade without asking (required unless --dry-run)")] = False,
+                 dry_run: Annotated[bool, typer.Option("--dry-run", help="list the revisions that would be undone, change nothing")] = False,
+                 db: DbOption = None, lock_timeout: LockTimeoutOption = 5.0) -> None:
+    """Take the database back to an older schema revision, for an older release: what the later revisions added
+    goes, with the data it holds (docs/store.md#upgrades)."""
+    from .cli_engine import open_or_exit
+    from .engine import create_store_engine, downgrade, shown_url
+
+    engine = open_or_exit(lambda: create_store_engine(_existing_store(db)))
+    current = open_or_exit(lambda: _revision_of(engine))
+    steps = _undone_revisions(current, revision)
+    if not steps:
+        typer.echo(_schema_line(current, current))
+        return
+    undone = ", ".join(rev for rev, _ in steps)
+    if dry_run:
+        typer.echo(f"would take {shown_url(engine)} from {current} back to {revision}, undoing:")
+        for rev, what in steps:
+            typer.echo(f"  {rev}  {what}")
+        return
+    if not yes:
+        _fail(f"would take {shown_url(engine)} from {current} back to {revision}, dropping what {undone} added and "
+              "the data it holds; back it up, then add --yes (--dry-run lists the steps)")
+    before, after = open_or_exit(lambda: downgrade(engine, revision, lock_timeout_s=lock_timeout), "cannot downgrade")
+    typer.echo(_schema_line(before, after))
+
+
+def _existing_store(db: str | None) -> str:
+    """The URL of `db` (the settings' without it), refused when it names a SQLite file that is not there."""
+    from .cli_engine import missing_sqlite_file, settings_or_exit
+
+    url = db or settings_or_exit().database_url
+    missing = missing_sqlite_file(url)
+    if missing is not None:  # opening it would create an empty database only to say it is empty
+        _fail(f"{missing}: no such database file (signalwise db upgrade --db ... creates one)", code=FAILED)
+    return url
+
+
+def _revision_of(engine) -> str:  # noqa: ANN001
+    """The store's revision; an empty store or one a newer release upgraded has nothing this release undoes."""
+    from .engine import current_revision, revisions
+
+    current = current_revision(engine)
+    if current is None:
+        _fail("the store is empty: nothing to downgrade", code=FAILED)
+    if current not in revisions():
+        _fail(f"the store is at {current}, which this release does not know: downgrade it with the release that "
+              "upgraded it", code=FAILED)
+    return current
+
+
+def _undone_revisions(current: str, target: str) -> list[tuple[str, str]]:
+    """(revision, what it added) of each revision a downgrade from `current` to `target` undoes, newest first."""
+    from .engine import revision_summary, revisions
+
+    known = revisions()
+    if target not in known:
+        _fail(f"{target}: no such revision; this release's are {known[0]} to {known[-1]} (docs/store.md#migrations)")
+    if known.index(target) > known.index(current):
+        _fail(f"the store is at {current}, before {target}: a downgrade only goes back (signalwise db upgrade goes "
+              "forward, to the newest)")
+    return [(rev, revision_summary(rev)) for rev in reversed(known[known.index(target) + 1:known.index(current) + 1])]
 
 
 @db_app.command("current")

@@ -7,6 +7,7 @@ a busy timeout so the API and an ingest command can share a file.
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -112,37 +113,110 @@ def _alembic_config(connection=None):  # noqa: ANN001
 
 #: PostgreSQL advisory lock a migrating process holds (any constant all signalwise processes share)
 MIGRATION_LOCK_KEY = 0x5167_0001
+#: seconds each statement of a PostgreSQL migration may wait for a table lock (`lock_timeout`). A migration
+#: holds each table it has altered until it commits: waiting without end behind a reader of the next table
+#: (a report's open transaction, a pg_dump) kept every API key check waiting on `api_keys` for as long
+MIGRATION_LOCK_TIMEOUT_S = 5.0
+#: SQLSTATE of PostgreSQL's "canceling statement due to lock timeout"
+_LOCK_NOT_AVAILABLE = "55P03"
+
+log = logging.getLogger("signalwise.store")
 
 
-def _lock_migrations(conn) -> None:  # noqa: ANN001
+class MigrationLockTimeout(RuntimeError):
+    """A migration gave up waiting for a table lock another transaction holds; it rolled back whole."""
+
+
+class StoreNotAtHead(RuntimeError):
+    """An existing store at another revision than this release's, opened by a command that does not migrate."""
+
+
+def _lock_migrations(conn, lock_timeout_s: float = MIGRATION_LOCK_TIMEOUT_S) -> None:  # noqa: ANN001
     """Hold the database's migration lock until `conn`'s transaction ends.
 
     Two processes opening a new database at once (a server and an ingest)
     would otherwise both create its tables and one would fail; with the lock
     the second waits, then finds the schema at its revision and does nothing.
+    On PostgreSQL each later lock wait is bounded by `lock_timeout_s` (0: none), set only once the migration lock
+    is held, so that a second migrating process still waits for the first to finish.
     """
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{max(0, round(lock_timeout_s * 1000))}ms'")
     elif conn.dialect.name == "sqlite":
         dbapi = conn.connection.dbapi_connection
         if not dbapi.in_transaction:
             dbapi.cursor().execute("BEGIN IMMEDIATE")  # the write lock, waited for up to the busy timeout
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate the database behind `engine` to `revision` (default: the newest), one process at a time."""
+def _migrate(engine: Engine, step: str, revision: str, lock_timeout_s: float) -> tuple[str | None, str | None]:
+    """Run alembic's `step` ("upgrade" or "downgrade") to `revision` in one transaction under the migration lock:
+    (the revision found under the lock, the revision left)."""
     from alembic import command
 
-    with engine.begin() as conn:
-        _lock_migrations(conn)
-        command.upgrade(_alembic_config(conn), revision)
+    try:
+        with engine.begin() as conn:
+            _lock_migrations(conn, lock_timeout_s)
+            before = _read_revision(conn)
+            getattr(command, step)(_alembic_config(conn), revision)
+            return before, _read_revision(conn)
+    except Exception as exc:
+        if getattr(getattr(exc, "orig", exc), "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+            raise
+        raise MigrationLockTimeout(_lock_timeout_message(engine, exc, step, revision, lock_timeout_s)) from None
 
 
-def downgrade(engine: Engine, revision: str) -> None:
-    from alembic import command
+def _lock_timeout_message(engine: Engine, exc: Exception, step: str, revision: str, lock_timeout_s: float) -> str:
+    """One line: what the migration waited for, who holds it, and that nothing changed."""
+    target = head_revision() if revision == "head" else revision
+    holders = _lock_holders(engine, getattr(exc, "statement", None) or "")
+    return (f"{step} to {target} gave up after waiting {lock_timeout_s:g} s for a table lock "
+            f"{'held by ' + holders if holders else 'another transaction holds'}; nothing was changed, the store "
+            f"is still at {current_revision(engine) or 'empty'}: end that transaction (or stop the servers and "
+            f"readers of the store), then run signalwise db {step} again (--lock-timeout S waits longer)")
 
-    with engine.begin() as conn:
-        command.downgrade(_alembic_config(conn), revision)
+
+def _lock_holders(engine: Engine, statement: str) -> str:
+    """The other sessions holding locks on the store's tables, those the failed statement names first:
+    `pid 4242 (psql, idle in transaction for 14 s: SELECT count(*) FROM violations) on violations`. Empty
+    when they cannot be read (the message then says less, never fails for it)."""
+    import re
+
+    from sqlalchemy import text
+
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT DISTINCT ON (a.pid, c.relname) a.pid, c.relname, a.application_name, a.state, "
+                "extract(epoch FROM now() - a.xact_start)::int, left(regexp_replace(a.query, '\\s+', ' ', 'g'), 60) "
+                "FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.granted AND l.locktype = 'relation' AND l.pid <> pg_backend_pid() "
+                "AND c.relkind IN ('r', 'p') AND c.relnamespace = current_schema()::regnamespace")).all()
+    except Exception:  # noqa: BLE001 - a role that may not read pg_stat_activity: said without the holder
+        return ""
+    named = [r for r in rows if re.search(rf"\b{re.escape(r.relname)}\b", statement)]
+    by_pid: dict[int, list] = {}
+    for pid, table, app, state, held_s, query in named or rows:
+        by_pid.setdefault(pid, [app, state, held_s, query, []])[4].append(table)
+    return "; ".join(
+        f"pid {pid} ({', '.join(filter(None, (app, f'{state} for {held_s} s' if held_s is not None else state)))}"
+        f"{': ' + query if query else ''}) on {', '.join(sorted(tables))}"
+        for pid, (app, state, held_s, query, tables) in by_pid.items())
+
+
+def upgrade(engine: Engine, revision: str = "head",
+            lock_timeout_s: float = MIGRATION_LOCK_TIMEOUT_S) -> tuple[str | None, str | None]:
+    """Migrate the database behind `engine` to `revision` (default: the newest), one process at a time, all or
+    nothing: (the revision it was at, the revision it is at). `MigrationLockTimeout` when a table lock is not
+    had within `lock_timeout_s` (PostgreSQL)."""
+    return _migrate(engine, "upgrade", revision, lock_timeout_s)
+
+
+def downgrade(engine: Engine, revision: str,
+              lock_timeout_s: float = MIGRATION_LOCK_TIMEOUT_S) -> tuple[str | None, str | None]:
+    """Take the database behind `engine` back to `revision`, as `upgrade` does forward: what the later
+    revisions added goes, with the data it held (their columns, tables and indexes)."""
+    return _migrate(engine, "downgrade", revision, lock_timeout_s)
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -150,12 +224,16 @@ def current_revision(engine: Engine) -> str | None:
 
     Every command that opens the store asks this; alembic's reader would import alembic first, a third of a
     second of each such command, for a database that is almost always at head already."""
+    with engine.connect() as conn:
+        return _read_revision(conn)
+
+
+def _read_revision(conn) -> str | None:  # noqa: ANN001
     from sqlalchemy import inspect, text
 
-    with engine.connect() as conn:
-        if not inspect(conn).has_table("alembic_version"):
-            return None
-        found = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    found = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
     if len(found) > 1:
         raise RuntimeError(f"the database is at several revisions at once ({', '.join(sorted(found))}); "
                            "signalwise's migrations are one line")
@@ -170,23 +248,65 @@ def revisions() -> list[str]:
     return [r.revision for r in reversed(list(script.walk_revisions()))]
 
 
+def revision_summary(revision: str) -> str:
+    """What a revision adds: its migration's docstring's first paragraph, on one line."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config())
+    return " ".join((script.get_revision(revision).doc or "").split())
+
+
 def head_revision() -> str:
     """The newest revision. Each migration's file is named by its revision id (0013_....py holds "0013"; a test
     holds alembic's own reading to this), so no migration script is imported to know it."""
-    return max(p.name.split("_", 1)[0] for p in (MIGRATIONS_DIR / "versions").glob("[0-9]*_*.py"))
+    return max(_revision_ids())
 
 
-def get_engine(url: str | None = None) -> Engine:
-    """The engine for `url` (see `database_url`), migrated to head on first use."""
+def _revision_ids() -> set[str]:
+    return {p.name.split("_", 1)[0] for p in (MIGRATIONS_DIR / "versions").glob("[0-9]*_*.py")}
+
+
+def shown_url(engine: Engine) -> str:
+    """The engine's URL to print: its password as ***."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+def get_engine(url: str | None = None, migrate: bool = True) -> Engine:
+    """The engine for `url` (see `database_url`), migrated to head on first use.
+
+    A store that held a schema already is migrated with a warning on `signalwise.store` (stderr for a command):
+    an older release cannot open it afterwards. `migrate=False` (a --dry-run) raises `StoreNotAtHead` instead."""
     url = database_url(url)
     with _lock:
         engine = _engines.get(url)
         if engine is None:
             engine = create_store_engine(url)
-            if current_revision(engine) != head_revision():
-                upgrade(engine)
+            try:
+                _bring_to_head(engine, migrate)
+            except BaseException:
+                engine.dispose()
+                raise
             _engines[url] = engine
         return engine
+
+
+def _bring_to_head(engine: Engine, migrate: bool) -> None:
+    found, head = current_revision(engine), head_revision()
+    if found == head:
+        return
+    if found is not None and found not in _revision_ids():
+        raise StoreNotAtHead(f"the store {shown_url(engine)} is at revision {found}, which this release does not "
+                             f"know (its newest is {head}): a newer release upgraded it; use that release, or take "
+                             f"the store back with its signalwise db downgrade {head}")
+    if not migrate:
+        raise StoreNotAtHead(f"the store {shown_url(engine)} is empty (no schema yet): signalwise db upgrade "
+                             "creates it" if found is None else
+                             f"the store {shown_url(engine)} is at {found}, this release needs {head}: back it up, "
+                             "then signalwise db upgrade")
+    before, after = upgrade(engine)
+    if before is not None and before != after:  # a new database is created, not upgraded; nothing to say
+        log.warning("store %s upgraded %s -> %s (an older release cannot open it from now on; signalwise db "
+                    "downgrade %s takes it back)", shown_url(engine), before, after, before)
 
 
 def dispose_engines(url: str | None = None) -> None:

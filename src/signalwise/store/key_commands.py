@@ -91,20 +91,26 @@ def _sqlite_file(url: str) -> str | None:
 def create_command(db: str | None, scopes: str = "--scope read", name: str = "NAME") -> str:
     """The `keys create` command that stores a key where a server started with `db` (its `--db`, None without)
     checks keys: the `--db` repeated (shell-quoted, its password masked), or the variable it depends on."""
-    command = f"signalwise keys create --name {name} {scopes}"
+    return f"signalwise keys create --name {name} {scopes}" + _on_database(db)
+
+
+def _on_database(db: str | None) -> str:
+    """What a `keys` command suggested to a user adds to act on the database `db` names: its `--db` (shell-quoted,
+    its password masked), or the variable it depends on; nothing for the default database."""
     url, source = key_database(db)
     if source == "--db":
         from sqlalchemy.engine import make_url
 
-        command += f" --db {shlex.quote(masked_url(url))}"
+        suffix = f" --db {shlex.quote(masked_url(url))}"
         try:
             if make_url(url).password:
-                command += " (*** stands for the password, as in that --db)"
+                suffix += " (*** stands for the password, as in that --db)"
         except Exception:  # noqa: BLE001 - an unparsable URL is refused when opened
             pass
-    elif source == DATABASE_URL_ENV:
-        command += f" (with {DATABASE_URL_ENV} set as here)"
-    return command
+        return suffix
+    if source == DATABASE_URL_ENV:
+        return f" (with {DATABASE_URL_ENV} set as here)"
+    return ""
 
 
 def count_active_keys(url: str) -> int:
@@ -192,7 +198,7 @@ def list_(db: DbOption = None) -> None:
     table_console().print(t)
     for k in keys:
         if k.name_reserved and k.state() == "active":
-            typer.secho(reserved_name_warning(k), fg="yellow", err=True)
+            typer.secho(reserved_name_warning(k, db), fg="yellow", err=True)
 
 
 def _by(name: str | None, key_id: str | None) -> str:
@@ -202,14 +208,20 @@ def _by(name: str | None, key_id: str | None) -> str:
     return f"{name} (sw_{key_id})" if key_id else name
 
 
-def reserved_name_warning(k) -> str:  # noqa: ANN001 - a KeyInfo
+def reserved_name_warning(k, db: str | None = None) -> str:  # noqa: ANN001 - a KeyInfo
     """The warning for an active key whose name records give a meaning to (stored before such names were
-    refused): it keeps working, since revoking it would cut its clients off unannounced."""
-    from .keys import reserved_meaning
+    refused): it keeps working, since revoking it would cut its clients off unannounced. The revoke command
+    it suggests acts on the database `keys list` read (`db`, its --db)."""
+    from .keys import RESERVED_NAMES, reserved_meaning
 
-    return (f"warning: key {k.id} is named {ascii(k.name)}, which change logs and readers use for "
-            f"{reserved_meaning(k.name)}: what it does cannot be told from that. It works; create a key under "
-            f"another name, move its clients to it, then `signalwise keys revoke {k.id}`")
+    meaning = reserved_meaning(k.name)
+    # a reserved name's meaning completes "use for"; a reserved prefix's says what names of that form are
+    used = (f"use for {meaning}" if meaning in RESERVED_NAMES.values() else
+            f"read as one of their own ({meaning})")
+    command, _, note = f"signalwise keys revoke {k.id}{_on_database(db)}".partition(" (")
+    return (f"warning: key {k.id} is named {ascii(k.name)}, which change logs and readers {used}: what the key "
+            f"does cannot be told from that. It works; create a key under another name, move its clients to it, "
+            f"then `{command}`" + (f" ({note}" if note else ""))
 
 
 @keys_app.command("revoke")

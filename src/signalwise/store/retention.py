@@ -172,7 +172,7 @@ def purge_command(
     except ValueError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
-    engine = engine_or_exit(db or settings.database_url, existing=True)
+    engine = engine_or_exit(db or settings.database_url, existing=True, migrate=not dry_run)
     removed: list[dict] = []
     try:
         with writes_or_exit(engine, "cannot purge"):
@@ -228,7 +228,7 @@ def forget_command(
     from .cli_engine import engine_or_exit, writes_or_exit
     from .ingest import forget_run
 
-    engine = engine_or_exit(db, existing=True)
+    engine = engine_or_exit(db, existing=True, migrate=not dry_run)
     found = run_contents(engine, simulation_id)
     what = (f"run {simulation_id}: {found['records']} records, {found['run_metrics']} run metrics, "
             f"{found['detectors']} detector rows, {found['events']} hi-res events")
