@@ -26,6 +26,14 @@ with exit status 1); a run in which the controller raised errors (the shield
 served its fallback plan instead) is kept, and its table cell says so.
 `--fresh` runs every cell again.
 
+A cell's key holds what makes its figure: the network (its file's digest), the profile, the controller, the seed,
+and the digest of what the controller runs when it is not signalwise's own: a `ql:PATH` model's files, a
+`py:FILE.py` file, a `py:MODULE`'s module file (found on the path without importing it), an installed
+plugin's module file with its package's name and version. Edit your controller and its cells run again; leave
+it, and they are served from OUT/cells. Only the file named is read: after editing a module it imports, give
+`--fresh`. `--config FILE` (a `signalwise run --config` file, e.g. your controller's
+`controller_options: {user: ...}`) applies to every cell, and its digest is part of the key too.
+
 The controller `maxpressure_ref` is `shared/reference/maxpressure_ref.py`
 (the plain max-pressure with its own rules, whatever the profile; it is
 listed under the reference profile). The script lives beside the checkout,
@@ -104,10 +112,7 @@ def run_cell(cell: dict) -> dict:
     from signalwise.runtime.config import RunConfig
     from signalwise.runtime.run import execute_run
 
-    # a cell may carry configuration beside its profile (bench/safety_price.py: one safety rule added)
-    cfg = RunConfig.model_validate({**network_config(cell["network"], cell.get("duration_s")),
-                                    "controller": cell["controller"], "seed": cell["seed"],
-                                    "timing": cell["profile"], "record": "lean", **cell.get("config", {})})
+    cfg = RunConfig.model_validate(cell_settings(cell))
     with tempfile.TemporaryDirectory(prefix="resco-cell-") as tmp:
         result = execute_run(cfg, Path(tmp) / "run")
     m = result.metrics
@@ -118,6 +123,26 @@ def run_cell(cell: dict) -> dict:
             "violations": m.get("safety", {}).get("violations"), "fallback_share": m["network"]["fallback_fraction"],
             "controller_errors": m["network"]["controller_errors"],
             "wall_s": round(time.perf_counter() - t0, 2)}
+
+
+def cell_settings(cell: dict) -> dict:
+    """The run configuration of a cell: the `--config` file's settings (`run_config`) under the cell's own
+    network, controller, seed and profile, then any configuration the cell carries beside its profile
+    (`config`: bench/safety_price.py adds one safety rule, `safety+calls` counts the cycle bound from calls)."""
+    from signalwise.runtime.config import timing_beside
+
+    given = cell.get("run_config") or {}
+    own = {**network_config(cell["network"], cell.get("duration_s")), "controller": cell["controller"],
+           "seed": cell["seed"], "record": "lean"}
+    if not given:
+        return {**own, "timing": cell["profile"], **cell.get("config", {})}
+    settings = {**given, **own, "timing": timing_beside(given.get("timing"), cell["profile"])}
+    for key, value in cell.get("config", {}).items():  # the file's timing keys stay beside the cell's own
+        if key == "timing" and isinstance(value, dict):
+            timing = settings["timing"]
+            value = {**(timing if isinstance(timing, dict) else {"profile": timing}), **value}
+        settings[key] = value
+    return settings
 
 
 def is_sumocfg(network: str) -> bool:
@@ -190,7 +215,64 @@ def cell_path(out: Path, cell: dict) -> Path:
         network += f"-{cell['duration_s']:g}s"
     if cell.get("model_sha256"):  # a model trained again, or fine-tuned, under the same path is another column
         safe += "-" + cell["model_sha256"][:12]
-    return out / "cells" / network / cell["profile"] / safe / f"s{cell['seed']}.json"
+    if cell.get("code_sha256"):  # a user's controller edited (or its plugin upgraded) is another column too
+        safe += "-" + cell["code_sha256"][:12]
+    profile = cell["profile"] + (f"-config-{cell['config_sha256'][:12]}" if cell.get("config_sha256") else "")
+    return out / "cells" / network / profile / safe / f"s{cell['seed']}.json"
+
+
+def controller_code_sha256(controller: str) -> str | None:
+    """The digest of the code a user's controller runs: a `py:FILE.py`'s file, a `py:MODULE`'s module file, an
+    installed plugin's module file with its package's name and version. None for signalwise's own controllers,
+    and when the file is not found (the cell then says why when it runs)."""
+    from signalwise.control.plugins import is_module_spec, parse_module_spec
+
+    if is_module_spec(controller):
+        target = parse_module_spec(controller)[0]
+        path = Path(target) if target.endswith(".py") else module_file(target, [str(Path.cwd())])
+        return _file_sha256(path, b"")
+    return plugin_sha256(controller.partition(":")[0])
+
+
+def plugin_sha256(name: str) -> str | None:
+    """The digest of the installed plugin `name` (its package's name and version, its module file); None when
+    no single plugin has that name (a built-in's, or one refused for a clash, which the run says)."""
+    from importlib.metadata import entry_points
+
+    from signalwise.control.plugins import ENTRY_POINT_GROUP
+
+    eps = entry_points(group=ENTRY_POINT_GROUP, name=name)
+    if len(eps) != 1:
+        return None
+    (ep,) = eps
+    dist = getattr(ep, "dist", None)
+    package = f"{getattr(dist, 'name', '')} {getattr(dist, 'version', '')}".encode()
+    return _file_sha256(module_file(ep.module, []), package) or hashlib.sha256(package).hexdigest()
+
+
+def module_file(name: str, first: list[str]) -> Path | None:
+    """The file of module `name` (dotted) as an import would find it, `first` then `sys.path` searched, without
+    importing it or its packages (`importlib.util.find_spec` imports the parents); None when not found."""
+    from importlib.machinery import PathFinder
+
+    search: list[str] | None = [*first, *sys.path]
+    parts = name.split(".")
+    spec = None
+    for i in range(len(parts)):
+        if search is None:  # a plain module's submodule: there is none
+            return None
+        spec = PathFinder.find_spec(".".join(parts[: i + 1]), search)
+        if spec is None:
+            return None
+        search = list(spec.submodule_search_locations) if spec.submodule_search_locations is not None else None
+    origin = spec.origin if spec is not None else None
+    return Path(origin) if origin and Path(origin).is_file() else None
+
+
+def _file_sha256(path: Path | None, prefix: bytes) -> str | None:
+    if path is None or not path.is_file():
+        return None
+    return hashlib.sha256(prefix + b"\0" + path.read_bytes()).hexdigest()
 
 
 def model_dir(controller: str) -> Path | None:
@@ -232,8 +314,12 @@ def network_sha256(network: str) -> str:
     return hashlib.sha256(b"".join(Path(f).read_bytes() for f in files)).hexdigest()
 
 
-def plan(networks, profiles, controllers, seeds, script, duration_s: float | None = None) -> list[dict]:
+def plan(networks, profiles, controllers, seeds, script, duration_s: float | None = None,
+         run_config: dict | None = None, config_sha256: str | None = None) -> list[dict]:
+    """The cells of the sweep; `run_config`: a `--config` file's settings for every cell but the reference
+    script's, `config_sha256` its digest (part of the cells' key)."""
     cells = []  # network by network, in the order given (cheap ones first: a partial sweep has whole rows)
+    code = {c: controller_code_sha256(c) for c in controllers if c != REFERENCE_CONTROLLER}
     for network in networks:
         digest = network_sha256(network)
         for seed in seeds:
@@ -245,6 +331,9 @@ def plan(networks, profiles, controllers, seeds, script, duration_s: float | Non
                     cells.append({"network": network, "net_sha256": digest, "profile": profile,
                                   "controller": controller, "seed": seed,
                                   **({"model_sha256": model_sha256(model)} if model and model.is_dir() else {}),
+                                  **({"code_sha256": code[controller]} if code.get(controller) else {}),
+                                  **({"run_config": run_config, "config_sha256": config_sha256}
+                                     if run_config and controller != REFERENCE_CONTROLLER else {}),
                                   **({"duration_s": duration_s} if duration_s and is_sumocfg(network) else {}),
                                   **({"config": PROFILE_CONFIG[profile]} if profile in PROFILE_CONFIG else {}),
                                   **({"script": str(script)} if controller == REFERENCE_CONTROLLER else {})})
@@ -637,6 +726,45 @@ def reference_script_error(controllers: list[str], profiles: list[str], script: 
             "shared/reference/ beside the checkout, not in it); name it with --reference-script")
 
 
+#: what a sweep sets per cell: a `--config` file may not set it (the options of this script do)
+CELL_SETTINGS = {"scenario": "--networks", "sumocfg": "--networks", "net": "--networks", "routes": "--networks",
+                 "duration_s": "--duration", "controller": "--controllers", "seed": "--seeds", "record": None}
+
+
+def read_run_config(path: Path) -> tuple[dict, str]:
+    """A `--config` file's settings and its digest; refused in one line when it cannot be read, or when it sets
+    what the sweep sets per cell."""
+    from signalwise.runtime.commands import read_config_file
+
+    try:
+        settings = read_config_file(path)
+    except FileNotFoundError as exc:
+        refuse(f"--config {exc}")
+    if taken := [k for k in settings if k in CELL_SETTINGS]:
+        flags = sorted({CELL_SETTINGS[k] for k in taken if CELL_SETTINGS[k]})
+        refuse(f"--config {path}: sets {', '.join(taken)}, which the sweep sets for each cell"
+               + (f" (with {', '.join(flags)})" if flags else "") + "; leave it out of the file")
+    return settings, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def config_error(cells: list[dict], path: Path) -> str | None:
+    """Why a cell's configuration with the `--config` file's settings is no run configuration, or None: said
+    before any run, as `signalwise run --config` says it."""
+    from pydantic import ValidationError
+
+    from signalwise.runtime.commands import config_problem
+    from signalwise.runtime.config import RunConfig
+
+    for cell in cells:
+        if cell["controller"] == REFERENCE_CONTROLLER:
+            continue
+        try:
+            RunConfig.model_validate(cell_settings(cell))
+        except ValidationError as exc:
+            return f"--config {path}: {config_problem(exc)}"
+    return None
+
+
 def keep_table(out: Path, text: str) -> None:
     """Print a sweep's table and keep it as OUT/table.md."""
     out.mkdir(parents=True, exist_ok=True)
@@ -659,6 +787,11 @@ def main() -> None:
     ap.add_argument("--ray-address", default="local", help="with --ray: local (start one here), auto, ray://...")
     ap.add_argument("--reference-script", type=Path, default=REFERENCE_SCRIPT,
                     help=f"the plain max-pressure script the {REFERENCE_CONTROLLER} column runs")
+    ap.add_argument("--config", type=Path, default=None, metavar="FILE",
+                    help="a `signalwise run --config` YAML file applied to every cell (your controller's "
+                         "controller_options, shield or timing keys); its timing keys apply under each profile of "
+                         "--profiles. Its digest is part of each cell's key, as is the digest of a py: or plugin "
+                         "controller's file: an edited file runs its cells again")
     ap.add_argument("--duration", type=float, default=None, metavar="S",
                     help="simulated seconds of each .sumocfg network (default: its own window; a scenario name "
                          "always runs its own)")
@@ -698,8 +831,11 @@ def main() -> None:
         if trained is not None and (others := [p for p in profiles if p.split("+")[0] != trained]):
             print(f"note: {controller} trained under the {trained} timing profile; its {', '.join(others)} cells "
                   "run it under rules it did not learn", file=sys.stderr, flush=True)
+    run_config, config_sha256 = read_run_config(args.config) if args.config is not None else (None, None)
     cells = plan(networks, profiles, controllers, range(1, args.seeds + 1), args.reference_script.resolve(),
-                 args.duration)
+                 args.duration, run_config, config_sha256)
+    if run_config and (why := config_error(cells, args.config)):
+        refuse(why)
     failed = run_sweep(cells, args, args.ray_address if args.ray else None)
     grouped = load_cells(args.out, cells)
     text = "\n\n".join([

@@ -288,3 +288,99 @@ def test_a_py_module_controller_is_loaded_once_and_later_builds_leave_sys_path_a
         assert factory_of(spec) is factory and watched.changes == []
     finally:
         sys.modules.pop(module, None)
+
+
+exiting = """
+from signalwise.core import Decision
+
+
+class Licensed:
+    name = "licensed"
+    observation = "counts"
+    wants_detectors = False
+    period_s = 5.0
+
+    def __init__(self, inter):
+        self.inter = inter
+
+    def decide(self, obs):
+        raise SystemExit(0)  # a library's licence check calling sys.exit()
+
+
+def make(inter, ctx):
+    return Licensed(inter)
+
+
+def exits(inter, ctx):
+    raise SystemExit(3)
+"""
+
+
+def test_system_exit_from_a_controller_is_an_error_the_shield_handles_and_the_run_completes(tmp_path):
+    (tmp_path / "ctl.py").write_text(exiting)
+    p = short_run("py:ctl.py:make", tmp_path, duration_s=120)
+    assert p.returncode == 0, p.stderr
+    status = json.loads((run_dir(tmp_path / "runs") / "run.json").read_text())
+    assert status["status"] == "complete", status
+    m = metrics(tmp_path / "runs")
+    assert m["network"]["controller_errors"] > 0 and m["network"]["fallback_fraction"] > 0.9
+    assert m["safety"]["violations"] == 0
+    assert "decide raised SystemExit: 0" in p.stderr
+    # from the factory: refused in one line, as any error of it
+    shutil.rmtree(tmp_path / "runs")
+    p = short_run("py:ctl.py:exits", tmp_path)
+    assert p.returncode == BAD_INPUT
+    assert p.stderr.strip().splitlines()[-1] == ("error: controller 'py:ctl.py:exits' at signal 'C': its factory "
+                                                 "failed: SystemExit: 3"), p.stderr
+    # and while its module imports: before any run directory is made
+    shutil.rmtree(tmp_path / "runs")
+    (tmp_path / "gone.py").write_text("import sys\n\nsys.exit(4)\n")
+    p = short_run("py:gone.py:make", tmp_path)
+    assert p.returncode == BAD_INPUT
+    assert p.stderr.strip().splitlines()[-1] == ("error: controller 'py:gone.py:make': cannot import gone.py: "
+                                                 "SystemExit: 4"), p.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+editing = """
+import dataclasses
+
+from signalwise.core import Decision
+
+
+class Cleaning:
+    name = "cleaning"
+    observation = "counts"
+    wants_detectors = False
+    period_s = 1.0
+
+    def __init__(self, inter):
+        self.inter = inter
+
+    def decide(self, obs):
+        for lane, state in list(obs.lanes.items()):  # "cleans" its data in place
+            obs.lanes[lane] = dataclasses.replace(state, count_veh=0, queue_veh=0)
+        return Decision(self.inter.id, None, self.name)
+
+
+def make(inter, ctx):
+    return Cleaning(inter)
+"""
+
+
+def test_a_controller_editing_its_observation_does_not_switch_off_the_shields_calls(tmp_path):
+    """Under `cycle_calls` the shield registers calls from the lane counts after the controller decided: a
+    controller zeroing them in place left a protected left unserved for 900 s, with an audit that reads the
+    calls the shield logged finding nothing. It decides on its own copy; every phase is called and served."""
+    (tmp_path / "ctl.py").write_text(editing)
+    (tmp_path / "calls.yaml").write_text("timing: {cycle_calls: true}\n")
+    p = sw("run", "-s", "single", "-c", "py:ctl.py:make", "--config", "calls.yaml", "--duration", "900",
+           "--out", str(tmp_path / "runs"), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    with open(run_dir(tmp_path / "runs") / "events.csv", newline="") as fh:
+        events = [(int(r["EventId"]), int(r["Parameter"])) for r in csv.DictReader(fh)]
+    model = json.loads((run_dir(tmp_path / "runs") / "signal_model.json").read_text())
+    phases = {p["number"] for p in model[0]["phases"]}
+    assert {n for code, n in events if code == 43} == phases  # called
+    assert {n for code, n in events if code == 1} == phases  # and served
+    assert metrics(tmp_path / "runs")["safety"]["violations"] == 0

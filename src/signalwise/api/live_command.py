@@ -140,7 +140,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def live_command(
     scenario: Annotated[str | None, typer.Option("--scenario", "-s", help="single | corridor | grid | grid10x10 | resco:NAME [default: single, or the --config file's]", show_default=False)] = None,
-    controller: Annotated[str | None, typer.Option("--controller", "-c", show_default=False, help="fixed | webster | actuated | max-pressure | ql (the model shipped for a built-in scenario) | ql:PATH | ql:@active [default: max-pressure, or the --config file's]")] = None,
+    controller: Annotated[str | None, typer.Option("--controller", "-c", show_default=False, help="fixed | webster | actuated | max-pressure | ql (the model shipped for a built-in scenario) | ql:PATH | ql:@active | an installed plugin | py:MODULE:FACTORY | py:FILE.py:FACTORY (docs/controllers.md; the API switches to a plugin by name, to py: only back to this one) [default: max-pressure, or the --config file's]")] = None,
     speed: Annotated[str, typer.Option(help="simulated seconds per wall second: 1 = real time, 10 = ten times faster, max = unpaced")] = "1",
     duration: Annotated[float | None, typer.Option(help="simulated seconds to run (default: until Ctrl-C)")] = None,
     seed: Annotated[int | None, typer.Option(show_default=False, help="random seed of the simulation [default: 1, or the --config file's]")] = None,

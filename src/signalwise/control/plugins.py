@@ -11,7 +11,9 @@
 A factory is `(Intersection, ControlContext) -> Controller`, as a built-in's
 is. What it returns is held to what the loop reads of a controller
 (`controller_problems`) before the run starts; a controller that raises while
-the run goes on is the shield's to handle (it falls back), as any is.
+the run goes on is the shield's to handle (it falls back), as any is. The loop
+holds it wrapped (`UserController`): it decides on its own copy of the
+observation, and a `SystemExit` it raises is an error like any other.
 
 Loading a module runs its code: `py:` is for the person at the command line,
 never for a caller over the network (the API refuses it: `network_refusal`).
@@ -19,6 +21,7 @@ never for a caller over the network (the API refuses it: `network_refusal`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import importlib
@@ -89,7 +92,9 @@ def _loaded_factory(spec: str, target: str, name: str) -> Factory:
         module = _load_file(Path(target).resolve()) if target.endswith(".py") else _import_module(target)
     except FileNotFoundError:
         raise ControllerUnavailable(f"controller {spec!r}: no file {target}") from None
-    except Exception as exc:  # noqa: BLE001 - the user's module: whatever it raised, said in one line
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the user's module: whatever it raised (sys.exit too), in one line
         raise ControllerUnavailable(f"controller {spec!r}: cannot import {target}: {_one_line(exc)}") from None
     factory = getattr(module, name, None)
     if factory is None:
@@ -212,7 +217,9 @@ def plugin_factory(name: str, ep) -> Factory:
     """The factory entry point `ep` names, imported; ControllerUnavailable in one line when it cannot be."""
     try:
         factory = ep.load()
-    except Exception as exc:  # noqa: BLE001 - the plugin's own import error, in one line
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the plugin's own import error (sys.exit too), in one line
         raise ControllerUnavailable(f"controller plugin {name!r} ({_dist_name(ep)}, {ep.value}): cannot load: "
                                     f"{_one_line(exc)}") from None
     return _callable_factory(name, factory)
@@ -248,18 +255,68 @@ def _shown(ctrl, attr: str) -> str:
     return "missing" if not hasattr(ctrl, attr) else repr(getattr(ctrl, attr))[:40]
 
 
-def build(spec: str, factory: Callable, inter, ctx):  # noqa: ANN001 - an Intersection and a ControlContext
-    """A user's controller for one intersection, held to what the loop needs; ControllerUnavailable saying what
-    is wrong, in one line, when its factory fails or what it made is not a controller."""
+def build(spec: str, factory: Callable, inter, ctx) -> UserController:  # noqa: ANN001 - Intersection, ControlContext
+    """A user's controller for one intersection, held to what the loop needs and wrapped (`UserController`);
+    ControllerUnavailable saying what is wrong, in one line, when its factory fails or what it made is not a
+    controller."""
     where = f"controller {spec!r} at signal {inter.id!r}"
     try:
         ctrl = factory(inter, ctx)
-    except Exception as exc:  # noqa: BLE001 - the user's factory: whatever it raised, said in one line
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the user's factory: whatever it raised (sys.exit too), in one line
         raise ControllerUnavailable(f"{where}: its factory failed: {_one_line(exc)}") from None
     problems = controller_problems(ctrl)
     if problems:
         raise ControllerUnavailable(f"{where}: {type(ctrl).__name__} is no controller: {'; '.join(problems)}")
-    return ctrl
+    return UserController(ctrl, spec)
+
+
+class ControllerExited(RuntimeError):
+    """A user's `decide` raised a BaseException that is not an Exception (a library's `sys.exit()`): raised as an
+    error instead, so that the loop counts it and the shield falls back, as for any error."""
+
+
+class UserController:
+    """A user's controller as the loop holds it: whatever the loop reads of a controller (`period_s`,
+    `observation`, `zone_lane_ids`, ...) is read from `inner`, as it is at that moment.
+
+    `decide` hands `inner` a copy of the observation: the shield registers its calls from the same observation
+    after the controller has decided, so a controller editing its lanes in place would otherwise decide which
+    phases are called. A `SystemExit` (or any BaseException but Ctrl-C's KeyboardInterrupt) from it is raised
+    as `ControllerExited`: it must not end the run. Built-in controllers are not wrapped and pay for neither.
+    Deep-copied (a live run's saved state) and pickled as `inner` is."""
+
+    __slots__ = ("inner", "spec")
+
+    def __init__(self, inner, spec: str):
+        self.inner = inner
+        self.spec = spec
+
+    def __getattr__(self, name: str):
+        if name in UserController.__slots__ or name.startswith("__"):  # not set yet (a copy being made)
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def __reduce__(self):
+        return UserController, (self.inner, self.spec)
+
+    def decide(self, obs):  # noqa: ANN001, ANN201 - an Observation in, the controller's Decision (or None) out
+        try:
+            return self.inner.decide(own_copy(obs))
+        except (Exception, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - SystemExit and the like: an error of this controller
+            # its traceback kept: the error is placed where the controller raised it
+            raise ControllerExited(f"{self.spec}: decide raised {_one_line(exc)}").with_traceback(
+                exc.__traceback__) from exc
+
+
+def own_copy(obs):  # noqa: ANN001, ANN201 - an Observation
+    """`obs` with dicts of its own (its lanes, detector idle times and counts): editing them changes nothing the
+    loop or the shield reads. Their values (`LaneState`, numbers) are frozen, so a shallow copy suffices."""
+    return dataclasses.replace(obs, lanes=dict(obs.lanes), detector_idle_s=dict(obs.detector_idle_s),
+                               detector_counts_veh=dict(obs.detector_counts_veh))
 
 
 def network_refusal(spec: str, own: str | None = None) -> str | None:

@@ -653,7 +653,7 @@ def print_compare_table(summary: dict, width: int | None = None, shown: Collecti
 
     from ..analytics.stats import p_text
     from ..consoles import table_console
-    from .compare import conditions_text, mean_text, warning_groups
+    from .compare import FAULT_ROWS, conditions_text, mean_text, warning_groups
 
     controllers = summary["controllers"]
     base = summary["baseline"]
@@ -691,6 +691,9 @@ def print_compare_table(summary: dict, width: int | None = None, shown: Collecti
     if share:
         t.add_row("fallback share", *[("[red]" if c in never else "") +
                                       ("—" if share.get(c) is None else f"{share[c]:.1%}") for c in controllers])
+    for key, label in FAULT_ROWS:  # only when a run had one: a controller that fails is rare, and must show
+        if any(summary.get(key, {}).values()):
+            t.add_row(label, *["—" if summary[key].get(c) is None else str(summary[key][c]) for c in controllers])
     viol = summary.get("safety_violations", {})
     if viol:
         t.add_row("safety violations", *["—" if viol.get(c, 0) is None else str(viol.get(c, 0)) for c in controllers])

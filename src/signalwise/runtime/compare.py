@@ -394,7 +394,26 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
     said = run_warnings(controllers, seeds, runs)
     return {"baseline": baseline, "controllers": controllers, "seeds": seeds, "metrics": table,
             "safety_violations": safety, "fallback_share": share, "never_ran": never,
+            **controller_fault_totals(controllers, seeds, runs),
             "run_warnings": said, "warnings": warning_groups(said)}
+
+
+def controller_fault_totals(controllers: list[str], seeds: list[int],
+                            runs: dict[tuple[str, int], dict]) -> dict[str, dict[str, int | None]]:
+    """Per controller, summed over its finished runs: the errors it raised (`controller_errors`) and the proposals
+    the shield could not follow as given (`invalid_proposals`); None for a controller none of whose runs finished."""
+    def total(c: str, count) -> int | None:
+        done = [runs[(c, s)] for s in seeds if (c, s) in runs]
+        return sum(count(m) for m in done) if done else None
+
+    return {"controller_errors": {c: total(c, lambda m: m["network"].get("controller_errors", 0))
+                                  for c in controllers},
+            "invalid_proposals": {c: total(c, lambda m: m.get("controller_faults", {}).get("invalid_proposals", 0))
+                                  for c in controllers}}
+
+
+#: the rows a comparison shows when any run had one: (summary key, label)
+FAULT_ROWS = (("controller_errors", "controller errors"), ("invalid_proposals", "invalid proposals"))
 
 
 def run_warnings(controllers: list[str], seeds: list[int], runs: dict[tuple[str, int], dict]) -> dict[str, list[str]]:
@@ -579,6 +598,10 @@ def report_markdown(summary: dict, chart: str | None) -> str:
     share = summary.get("fallback_share", {})
     lines.append(row("fallback share", "%", *["—" if share.get(c) is None else f"{share[c]:.1%}"
                                               for c in controllers]))
+    for key, label in FAULT_ROWS:
+        if any(summary.get(key, {}).values()):
+            lines.append(row(label, "count, summed over the seeds",
+                             *["—" if summary[key].get(c) is None else str(summary[key][c]) for c in controllers]))
     viol = summary.get("safety_violations", {})
     lines.append(row("safety violations (audit)", "count", *["—" if viol.get(c) is None else str(viol[c])
                                                              for c in controllers]))
@@ -624,6 +647,12 @@ def report_markdown(summary: dict, chart: str | None) -> str:
     lines += ["- **fallback share**: share of the shield's steps in which its fallback plan (Webster), not the "
               "controller, chose the phase; mean over the seeds.",
               "- **safety violations**: the independent audit's count of rule breaks, summed over the seeds.",
+              *(["- **controller errors**: decisions at which the controller raised an error (the fallback served "
+                 "them), summed over the seeds; each run's `controller_errors.csv` lists each kind once, with its "
+                 "count.",
+                 "- **invalid proposals**: proposals the shield could not follow as given (a phase that does not "
+                 "exist is held, an unreadable decision sends the signal to the fallback), summed over the seeds."]
+                if any(any(summary.get(key, {}).values()) for key, _ in FAULT_ROWS) else []),
               "", "## Chart", ""]
     lines.append(f"![Delay over time]({chart}): network delay of the vehicles arriving in each interval, mean over "
                  "the seeds, one line per controller." if chart else "No chart: no run recorded a time series.")

@@ -60,6 +60,7 @@ from ..sim.scenario import (
 )
 from ..sim.signal_model import RefusedSignal
 from .config import RunConfig, owned_sumo_option
+from .controller_faults import ControllerFaults
 from .evidence import REPLAYED_FILES, EvidenceReplay, replay_digest
 
 log = logging.getLogger("signalwise.runtime")
@@ -124,6 +125,8 @@ class LoopResult:
     steps: int
     files: dict[str, Path]
     controller_errors: int = 0
+    #: each kind of error the controllers raised and of proposal the shield could not follow, with its count
+    controller_faults: ControllerFaults | None = None
     emergency_ids: set[str] = field(default_factory=set)
     approach_direction: dict[str, str] = field(default_factory=dict)  # incoming lane -> north/south/east/west
     webster_plans: dict[str, list] = field(default_factory=dict)
@@ -414,6 +417,7 @@ def _drive(stepper: LoopStepper, files: dict[str, Path], progress: Progress | No
             next_progress = t + 60.0
     if progress is not None:
         progress(total, total)
+    stepper.controller_faults.log_totals()
     result = stepper.result(files, wall0)
     result.junction_locks = stepper.backend.standing_in_junctions(LOCKED_AFTER_S)
     return result
@@ -504,6 +508,7 @@ class LoopStepper:
         self.queue_samples: list[tuple[float, str, int]] = []
         self._next_queue_sample = t0
         self.controller_errors = 0
+        self.controller_faults = ControllerFaults(cfg.controller)
         self.steps = 0
         #: a live runtime's profiler (`runtime.live.profiler.Profiler`); None offline, where nothing is timed
         self.profiler = None
@@ -549,12 +554,16 @@ class LoopStepper:
                                    o.detector_counts_veh, tuple(emergency.get(inter.id, ())), o.sources))
 
     def _decide(self, tls_id, ctrl, sh, obs, t) -> None:
+        faults = self.controller_faults
+        faults.decisions += 1
         try:
             sh.propose(ctrl.decide(obs), obs)
         except Exception as exc:  # a broken controller must never freeze the signal
             self.controller_errors += 1
-            log.warning("controller %s failed at %s t=%.0f: %s", self.cfg.controller, tls_id, t, exc)
+            faults.raised(exc, tls_id, t)  # logged once per kind, then counted
             sh.propose(None, obs, failed=True)
+        else:
+            faults.proposed(sh.proposal, sh.malformed, len(sh.inter.phases), tls_id, t)
         self._next_decision[tls_id] = t + ctrl.period_s
 
     def _step_timed(self) -> float:
@@ -669,6 +678,7 @@ class LoopStepper:
                           self.signal_states, self.queue_samples,
                           {tls: sh.fallback_fraction for tls, sh in self.shields.items()}, self.t0, self.end_s,
                           time.perf_counter() - wall0, self.steps, files, controller_errors=self.controller_errors,
+                          controller_faults=self.controller_faults,
                           webster_plans=plans, emergency_ids=set(self.backend.emergency_seen),
                           approach_direction=self.approach_direction)
 

@@ -15,6 +15,8 @@
     signal_model.json   phases, links, approaches and timing of every signal
     queues.csv          halting vehicles on each signal's approaches, every 5 s
     interventions.csv   every time the shield overrode a decision, and why
+    controller_errors.csv  each kind of error the controller raised, and of proposal the shield could not
+                        follow as given, once with its count (`controller_faults`)
     sumo/               SUMO's raw outputs
 
 A run interrupted (Ctrl-C, SIGTERM, SUMO dying) keeps what it has and says so in
@@ -48,6 +50,7 @@ from ..sim.replay import spare_cores
 from ..sim.signal_model import pedestrian_warnings, plan_notes, timing_warnings
 from ..termination import stop_reason
 from .config import RunConfig
+from .controller_faults import CSV_COLUMNS as FAULT_COLUMNS
 from .detector_config import write_detector_config
 from .evidence import EVIDENCE_FILES, SumoEvidence, merged, read_evidence
 from .loop import (
@@ -182,6 +185,9 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
                 "speed_mps"], sumo.passage_rows)
     _write_csv(run_dir / "interventions.csv", ["time_s", "device_id", "rule", "detail"],
                [(iv.time_s, iv.intersection_id, iv.rule, iv.detail) for iv in loop.interventions])
+    faults = loop.controller_faults
+    _write_csv(run_dir / "controller_errors.csv", list(FAULT_COLUMNS),
+               [[row[c] for c in FAULT_COLUMNS] for row in faults.as_metrics()["kinds"]] if faults is not None else [])
     write_detector_config(run_dir / "detectors.csv", loop.intersections)
     _write_csv(run_dir / "queues.csv", ["time_s", "device_id", "halting_veh"], loop.queue_samples)
     _write_csv(run_dir / "trips.csv",
@@ -231,6 +237,7 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
                     "pedestrians_jammed": jammed},
         "intersections": per_tls,
         "shield_interventions": rules,
+        **({"controller_faults": faults.as_metrics()} if faults is not None else {}),
         "refused_signals": [{"id": r.id, "reason": r.reason} for r in loop.refused],
         "wall_s": round(loop.wall_s, 3),
         "realtime_factor": round((loop.end_s - loop.begin_s) / loop.wall_s, 1) if loop.wall_s else None,
@@ -239,6 +246,8 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
         over = sum(1 for plans in loop.webster_plans.values() for _t, p in plans if p["oversaturated"])
         metrics["webster"] = {"plans": loop.webster_plans, "oversaturated_plans": over}
     metrics["controller_ran"], warnings = _controller_ran(fallback, loop)
+    if faults is not None:
+        warnings.extend(faults.warnings())
     if replay is not None:
         metrics["evidence"] = replay
         if not replay["same_traffic"]:

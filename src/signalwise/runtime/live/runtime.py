@@ -36,7 +36,7 @@ import yaml
 from pydantic import ValidationError
 
 from ... import __version__
-from ...control.base import ControlContext, check_usable, make
+from ...control.base import ControlContext, ControllerUnavailable, check_usable, make
 from ...core.eventlog import COLUMNS as EVENT_COLUMNS
 from ...core.eventlog import TimeOrderedEvents, format_timestamp
 from ...core.types import RECOVERY_STATE, EventCode, Observation, SignalEvent
@@ -142,6 +142,8 @@ class LiveRuntime:
         self._files: dict[str, object] = {}
         self._writers: dict[str, csv.writer] = {}
         self._saved: tuple[Path, dict, list] | None = None
+        #: when the loop's state last failed to be saved (`_state_not_saved`), None while it is saved
+        self._unsaved_since_s: float | None = None
         #: per signal, the timing of each run-time change (revision k at k - 1): signal_model.json's
         #: `timing_revisions`, which the 131 a shield logs when it takes one names
         self._timing_revisions: dict[str, list[dict]] = {}
@@ -241,6 +243,7 @@ class LiveRuntime:
             sink = ShadowSink()
         source = self.field.backend if opts.field == "none" else None  # the feed, and the cameras where they watch
         self.stepper = LoopStepper(cfg, self.field, self.end_s, source=source, sink=sink)
+        self._refuse_unsaved_controllers()
         self._open_cameras()
         self.stepper.profiler = self.profiler
         #: each loop a detector's presence is read from (`live_zone_ids`): (signal, detector, whether it counts)
@@ -272,6 +275,17 @@ class LiveRuntime:
         self._settle_dead_runs()
         self._save_state()
         self.status_text = "running"
+
+    def _refuse_unsaved_controllers(self) -> None:
+        """A controller the run's saved state cannot hold (`unsaved_reason`) is refused before the first tick, in
+        one line: the first state save would end the run with a traceback."""
+        if self.opts.field != "sumo":
+            return
+        for tls, ctrl in self.stepper.controllers.items():
+            why = unsaved_reason(ctrl)
+            if why:
+                raise ControllerUnavailable(f"controller {self.cfg.controller!r} cannot run live at signal {tls!r}: "
+                                            f"{why}")
 
     def _settle_dead_runs(self) -> None:
         """Earlier runs of this corridor killed without a word (SIGKILL, a power cut): marked died, their store
@@ -785,12 +799,35 @@ class LiveRuntime:
         fresh = path.with_name("next.xml")
         # written aside, then put in place: a simulator killed mid-save must leave the last good state whole
         self.field.backend.save_state(fresh)
-        checkpoint = self.stepper.checkpoint()
+        try:
+            checkpoint = self.stepper.checkpoint()
+        except Exception as exc:  # noqa: BLE001 - a controller that cannot be copied any more must not end the run
+            fresh.unlink(missing_ok=True)
+            self._state_not_saved(exc)
+            return
+        if self._unsaved_since_s is not None:
+            log.warning("the run's state is saved again at t=%.0f s: a lost simulator is recovered", self.stepper.t)
+            self._unsaved_since_s = None
         fresh.replace(path)
         # beside the copies, the live controllers and timing then in force: what changed since is made again;
         # the interval's records so far, so the seconds a recovery replays are not counted twice
         self._saved = (path, checkpoint, [r for rows in self._recent_states.values() for r in rows],
                        dict(self.stepper.controllers), self.cfg.timing, copy.deepcopy(self.records))
+
+    def _state_not_saved(self, exc: Exception) -> None:
+        """The loop's state could not be copied (a controller that opened a lock or a client since it was checked):
+        the run goes on without recovery, since the last saved state is older than the records already stored
+        (a recovery from it would count their seconds twice), and says so once, naming the signal."""
+        self._saved = None
+        if self._unsaved_since_s is not None:
+            return
+        self._unsaved_since_s = self.stepper.t
+        where = next(((tls, why) for tls, c in self.stepper.controllers.items() if (why := unsaved_reason(c))),
+                     None)
+        what = (f"the controller {self.controller_at(where[0])!r} at signal {where[0]!r}: {where[1]}"
+                if where else f"{type(exc).__name__}: {exc}")
+        log.error("the run's state cannot be saved at t=%.0f s (%s); until it can, a lost simulator ends the run "
+                  "instead of being recovered", self.stepper.t, what)
 
     def _recover(self, exc: BaseException) -> None:
         """The simulator died: resume from the last saved state in a new process, with the loop's state."""
@@ -977,7 +1014,11 @@ class LiveRuntime:
                 RunConfig.model_validate({**self.cfg.model_dump(), "controller": change.controller})
                 ctx = self._ctx_for(change)
                 for tls_id in change.intersections or list(st.by_id)[:1]:
-                    check_usable(make(change.controller, st.by_id[tls_id], ctx), tls_id)
+                    built = make(change.controller, st.by_id[tls_id], ctx)
+                    check_usable(built, tls_id)
+                    why = unsaved_reason(built) if self.opts.field == "sumo" else None
+                    if why:
+                        raise ControllerUnavailable(why)
             except ValidationError as exc:  # the run configuration's own words, not pydantic's link to its docs
                 why = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
                 raise ch.ChangeRefused(f"controller {change.controller!r} cannot run here: {why}") from None
@@ -1072,9 +1113,10 @@ class LiveRuntime:
     def _replay_site_changes(self) -> None:
         """Apply again, in order, the lasting changes an earlier runtime of this corridor made.
 
-        A stored controller switch is not applied when the command line named the controller (it wins), and one
-        of every signal that cannot run here any more (its model gone) leaves the run on the controller it
-        started with; either is logged as refused, with why. The run may have started with the controller the
+        A stored controller switch is not applied when the command line named the controller (it wins), nor when
+        it names a `py:` module (`lasting.stored_module_refusal`: checked before anything imports it), and one of
+        every signal that cannot run here any more (its model gone, a controller the run's state cannot hold)
+        leaves the run on the controller it started with; each is logged as refused, with why. The run may have started with the controller the
         file leaves in force (`lasting.stored_controller`, chosen before the run was named): the signals already
         running it are not handed a new one at their first green."""
         path = self.site_changes_file
@@ -1082,7 +1124,7 @@ class LiveRuntime:
             return
         from pydantic import TypeAdapter
 
-        from .lasting import held_back_reason, read_changes
+        from .lasting import held_back_reason, read_changes, stored_module_refusal
 
         adapter = TypeAdapter(ch.Change)
         entries, problems = read_changes(path)  # a torn line (a power cut) is skipped; the lines after it are read
@@ -1102,6 +1144,10 @@ class LiveRuntime:
                 self._log_replay_refused(change, entry, held_back_reason(self.command_controller))
                 continue
             try:
+                if isinstance(change, ch.ControllerChange):  # before anything imports it
+                    why = stored_module_refusal(change.controller, self.command_controller)
+                    if why:
+                        raise ch.ChangeRefused(why)
                 if isinstance(change, ch.ControllerChange) and change.controller_options and self.resolve_options:
                     change = change.model_copy(update={"controller_options": self.resolve_options([change.controller])})
                 self._validate(change)
@@ -1601,6 +1647,20 @@ class LiveRuntime:
             out["mqtt"] = {k: s[k] for k in ("broker", "connected", "connection_error", "received", "accepted",
                                              "rejected")}
         return out
+
+
+def unsaved_reason(controller) -> str | None:  # noqa: ANN001 - any controller
+    """Why `controller` cannot be part of the run's saved state, or None. The state a recovery from a lost
+    simulator resumes from holds a deep copy of every controller (`LoopStepper.checkpoint`), and a controller
+    holding a lock, a socket or a model server's client cannot be copied without its own `__deepcopy__`."""
+    try:
+        copy.deepcopy(controller)
+    except Exception as exc:  # noqa: BLE001 - whatever the copy raised is the reason
+        text = " ".join(str(exc).split())
+        return (f"it cannot be saved with the run's state, which a recovery from a lost simulator resumes from "
+                f"(copy.deepcopy: {type(exc).__name__}{': ' + text if text else ''}); give its class a "
+                "__deepcopy__ (docs/controllers.md)")
+    return None
 
 
 def _first_error(exc: BaseException) -> str:
