@@ -252,3 +252,16 @@ def test_a_stored_py_switch_never_loads_its_module_into_a_later_run_that_did_not
     assert len(not_applied) == 2 and all(line.endswith(
         "a stored change loads no code: a py: controller runs only when the run's own command line names it (-c)")
         for line in not_applied), p.stderr
+
+
+def test_a_failure_is_told_with_the_controller_its_signal_was_switched_to(site, tmp_path, caplog):
+    """The run started with fixed; signal C was switched to the user's controller, which fails: the warning names
+    that controller, not the run's (a vendor read 'controller fixed failed at C' while C ran their plugin)."""
+    rt = _runtime(tmp_path, "fixed", duration_s=30)
+    rt.open()
+    spec = _spec(site, "exiting")
+    rt.submit(ch.ControllerChange(controller=spec, intersections=["C"]), who="ops")
+    with caplog.at_level(logging.WARNING, logger="signalwise"):
+        rt.run()
+    said = [r.getMessage() for r in caplog.records if " failed at C " in r.getMessage()]
+    assert said and all(m.startswith(f"controller {spec} failed") for m in said), said

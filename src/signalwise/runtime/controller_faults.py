@@ -72,6 +72,8 @@ class ControllerFaults:
 
     def __init__(self, label: str, clock: Callable[[], float] = time.monotonic):
         self.label = label  # the controller as the run names it (its spec)
+        #: the controller a signal runs, where it is not `label` (a live run switches signals one by one)
+        self.label_of: Callable[[str], str] | None = None
         self.clock = clock
         self.decisions = 0
         self.kinds: dict[tuple[str, str, str], FaultKind] = {}
@@ -115,14 +117,18 @@ class ControllerFaults:
         more = f" ({since} more of this kind since its last line)" if since else \
             "; further ones of this kind are counted in controller_errors.csv, not each logged"
         what = "failed" if fault.kind == RAISED else "made a proposal the shield cannot follow"
-        log.warning("controller %s %s at %s t=%.0f: %s; %s%s", self.label, what, signal, time_s, fault.text,
+        log.warning("controller %s %s at %s t=%.0f: %s; %s%s", self._label(signal), what, signal, time_s, fault.text,
                     SHIELD_DID[fault.kind], more)
+
+    def _label(self, signal: str) -> str:
+        return self.label_of(signal) if self.label_of is not None else self.label
 
     def log_totals(self) -> None:
         """At the end of a run: the count of each kind some of which were not logged one by one."""
         for fault in self.kinds.values():
             if fault.count > fault.said:
-                log.warning("controller %s: %s, %d times in all at %s (first at %s t=%.0f)", self.label, fault.text,
+                log.warning("controller %s: %s, %d times in all at %s (first at %s t=%.0f)",
+                            self._label(fault.first_signal), fault.text,
                             fault.count, _signals_text(fault.signals), fault.first_signal, fault.first_time_s)
 
     def count(self, *kinds: str) -> int:

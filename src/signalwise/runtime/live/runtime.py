@@ -243,6 +243,8 @@ class LiveRuntime:
             sink = ShadowSink()
         source = self.field.backend if opts.field == "none" else None  # the feed, and the cameras where they watch
         self.stepper = LoopStepper(cfg, self.field, self.end_s, source=source, sink=sink)
+        # a failure is told with the controller its signal runs, which a switch may have made another than -c's
+        self.stepper.controller_faults.label_of = lambda tls: self.signal_specs.get(tls, self.controller_spec)
         self._refuse_unsaved_controllers()
         self._open_cameras()
         self.stepper.profiler = self.profiler
