@@ -27,9 +27,13 @@ Guarantees, per intersection:
   deadline, served at minimum green in due order (deadline + service:
   Jackson's rule, which fits whenever any order does); if not, it forces the
   first one due (force-off). While an operator's retime waits for its green,
-  the check counts the greens to come at the new timing, against the new
-  bound, or, when that does not fit, at the one in force, against the
-  stricter of the two bounds, which such a green then keeps; a retime that
+  the green in force is held, and the next phase chosen, with the greens to
+  come counted at the timing in force against the stricter of the two
+  bounds: until a green takes it, a retime may still be replaced (undone),
+  so its raised bound or shorter greens are not yet in force. A green takes
+  it when every phase can still start by its deadline under it, against its
+  own bound (a raised bound is what its longer greens need); otherwise it
+  keeps the timing in force. A retime that
   waits longer than a cycle is logged (`retime_waiting`). A retime given
   before the first tick is the timing the signal starts on
   (`start_on_pending`). With `Timing.cycle_calls` a covering phase's deadline runs
@@ -267,19 +271,19 @@ class IntersectionShield:
                                  t.ped_walk_s, t.ped_clearance_s, self.cfg.step_length_s)
 
     def _plan_timing(self, upcoming: Timing) -> None:
-        """The timing the cycle bound plans the greens after this one with: the greens still to come run it.
-        A retime waits for the next green, so planning them with the old minimum greens and change intervals
-        would let a longer new minimum green push a phase past its cycle deadline.
+        """The plans the cycle bound checks the greens to come with, when `upcoming` (a retime, or the timing in
+        force) is the timing the next green may take.
 
-        Each plan keeps the bound that holds once its greens run: the retime's own (a raised one is what its
-        longer greens need: planned against the old, a retime whose cycle the old bound cannot hold never found
-        a green it fits), and for greens that keep the timing in force, the stricter of the two (a lowered bound
-        holds from the change on)."""
-        coming = _GreensPlan(self._shortest_green(upcoming), self._effective(upcoming)[0], upcoming.cycle_max_s)
-        #: the plans the greens to come may run: the retime's first, and while one waits, also the timing in
-        #: force (greens the retime does not fit keep it)
-        kept = self._in_force_plan._replace(cycle_max_s=min(self.inter.timing.cycle_max_s, upcoming.cycle_max_s))
-        self._plans = (coming,) if upcoming is self.inter.timing else (coming, kept)
+        Holding a green and choosing the next phase use the timing in force, against the stricter of its bound
+        and the retime's (a lowered bound holds from the change on): a waiting retime may be replaced before any
+        green takes it, so a hold its raised bound or shorter greens allowed would leave a link late once it is
+        undone. The retime's own plan, with its own bound, only decides whether a green takes it
+        (`_retime_fits`): a raised bound is what its longer greens need (planned against the old, a retime whose
+        cycle the old bound cannot hold never found a green it fits), and once taken it is the bound in force."""
+        self._hold_plan = self._in_force_plan._replace(
+            cycle_max_s=min(self.inter.timing.cycle_max_s, upcoming.cycle_max_s))
+        self._retime_plan = self._in_force_plan if upcoming is self.inter.timing else _GreensPlan(
+            self._shortest_green(upcoming), self._effective(upcoming)[0], upcoming.cycle_max_s)
         self._deadlines = None
 
     def retime(self, timing: Timing, revision: int | None = None) -> None:
@@ -487,10 +491,10 @@ class IntersectionShield:
             return None, None
 
         step = self.cfg.step_length_s
-        urgent = self._most_urgent(exclude=c, end_green_s=now + step)
+        urgent = self._most_urgent(exclude=c)
         slack = self._slack(urgent, now + step) if urgent is not None else math.inf
         if slack < -EPS:
-            self._intervene(now, "cycle_max", f"phase {urgent + 1} must be served within {self.inter.timing.cycle_max_s:g} s")
+            self._intervene(now, "cycle_max", f"phase {urgent + 1} must be served within {self._hold_plan.cycle_max_s:g} s")
             return urgent, EventCode.PHASE_FORCE_OFF
 
         max_start_s = self._max_green_start_s()
@@ -578,16 +582,13 @@ class IntersectionShield:
             return math.inf if called_s is None else called_s
         return min((self.link_served_s[k] for k in self._phase_links[p]), default=math.inf)
 
-    def _most_urgent(self, exclude: int, end_green_s: float) -> int | None:
-        """The covering phase (other than `exclude`) to serve next when the green ends at `end_green_s`: the first
-        in due order under the plan that leaves the most slack; None if there is none."""
+    def _most_urgent(self, exclude: int) -> int | None:
+        """The covering phase (other than `exclude`) to serve next: the first in due order under the timing in
+        force (`_hold_plan`); None if there is none."""
         others = [p for p in self.cycle_phases if p != exclude]
         if not others:
             return None
-        firsts = {min(others, key=lambda p, plan=plan: self._due(p, plan)) for plan in self._plans}
-        if len(firsts) == 1:
-            return firsts.pop()
-        return max(sorted(firsts), key=lambda p: self._slack(p, end_green_s))
+        return min(others, key=lambda p: self._due(p, self._hold_plan))
 
     def _due(self, p: int, plan: _GreensPlan) -> tuple[float, int]:
         """Phase `p`'s place in the order that meets every deadline whenever any order does. A phase must *start*
@@ -605,14 +606,13 @@ class IntersectionShield:
         """Seconds the green could still be held past `end_green_s` with every deadline met (<0: too late).
 
         The green now showing ends first (its own change interval), then each phase in due order is served
-        at minimum green and ends with its own, under a timing those greens may run: the waiting retime's,
-        or the one in force, which a green keeps when the retime does not fit it (`_retime_fits`). The better
-        of the two is what the shield can still keep.
+        at minimum green and ends with its own, under the timing in force (`_hold_plan`): a green takes a
+        waiting retime only when every deadline is met under it too (`_retime_fits`), and keeps the timing in
+        force otherwise, so the deadlines hold whichever it runs and whatever retime replaces the waiting one.
         """
         if self._n == 1:
             return math.inf
-        return max(self._plan_slack(first, end_green_s + self._clear_eff_s[self.phase], plan)
-                   for plan in self._plans)
+        return self._plan_slack(first, end_green_s + self._clear_eff_s[self.phase], self._hold_plan)
 
     def _plan_slack(self, first: int | None, next_start_s: float, plan: _GreensPlan) -> float:
         """The least time to spare, over the covering phases, when the next green starts at `next_start_s` with
@@ -626,14 +626,17 @@ class IntersectionShield:
 
     def _retime_fits(self, phase: int, now: float) -> bool:
         """Whether the green starting now takes the waiting retime's timing: when every cycle deadline is met
-        under it, or when it is no later than the timing in force. The phase was chosen under the better of the
-        two plans (`_slack`); when the new, longer minimum would make the phases after it late, this green keeps
-        the old timing (valid until now) and the retime waits for a green it fits."""
-        slacks = [self._plan_slack(None, now + plan.min_green_s[phase] + plan.clear_s[phase], plan)
-                  for plan in self._plans]
-        # once no plan fits (a deadline already out of reach), the one the planner chose this phase under is the
-        # best one: the new timing is taken when it is that one, not held off while the old makes things later
-        return slacks[0] >= -EPS or slacks[0] >= max(slacks) - EPS
+        under it, against its own bound (from this green on the bound in force), or when it is no later than
+        the timing in force. When the new, longer minimum would make the phases after it late, this green keeps
+        the old timing (valid until now, and what the phase was chosen under) and the retime waits for a green
+        it fits."""
+        def slack(plan: _GreensPlan) -> float:
+            return self._plan_slack(None, now + plan.min_green_s[phase] + plan.clear_s[phase], plan)
+
+        new_s = slack(self._retime_plan)
+        # once a deadline is already out of reach under both, the new timing is taken when it is no later: not
+        # held off while the old makes things later
+        return new_s >= -EPS or new_s >= slack(self._hold_plan) - EPS
 
     # -- calls (cycle_calls) ----------------------------------------------------------------
     def _max_green_start_s(self) -> float:
