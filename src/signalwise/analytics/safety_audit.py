@@ -442,14 +442,17 @@ def tolerance_for_step(step_length_s: float) -> float:
     return EXACT_TOLERANCE_S if abs(tenths - round(tenths)) < 1e-6 else LOG_RESOLUTION_S
 
 
-def _outside_preempts(a0: float, a1: float, windows: list[tuple[float, float]]) -> float | None:
+def _outside_preempts(a0: float, a1: float, windows: list[tuple[float, float]]) -> tuple[float, float] | None:
     """For an interval [a0, a1] that shares a moment with a preemption, the longer of its stretches the bounds
-    hold over: before the first such preemption began, and after the last one ended (the shield suspends the
-    cycle and max-green bounds during one and restarts them after); None when none overlaps."""
+    hold over, as (start, end): before the first such preemption began, or after the last one ended (the shield
+    suspends the cycle and max-green bounds during one and restarts them after); None when none overlaps. The
+    stretch itself, not only its length: which timing revisions it ran under depends on where it lies."""
     overlapping = [(w0, w1) for w0, w1 in windows if a0 <= w1 and w0 <= a1]
     if not overlapping:
         return None
-    return max(min(w0 for w0, _ in overlapping) - a0, a1 - max(w1 for _, w1 in overlapping), 0.0)
+    before = (a0, max(a0, min(w0 for w0, _ in overlapping)))
+    after = (min(a1, max(w1 for _, w1 in overlapping)), a1)
+    return before if before[1] - before[0] > after[1] - after[0] else after
 
 
 # ---------------------------------------------------------------------------
@@ -639,10 +642,10 @@ class _DeviceEvents:
         out = self.out
         outside = _outside_preempts(start, end, self.preempts)
         if outside is not None:
-            if outside <= out.tol_s:  # preempted from the window's start to its end
+            if outside[1] - outside[0] <= out.tol_s:  # preempted from the window's start to its end
                 out.exempt("cycle_max")
                 return
-            start, what = end - outside, f"{what}, outside a preemption"
+            (start, end), what = outside, f"{what}, outside a preemption"
         out.check("cycle_max")
         bound_s = max([self.dev.cycle_max_s, *(b for at, b in self.cycle_bounds_before if at > start)])
         if not out.at_most(end - start, bound_s):
@@ -663,10 +666,10 @@ class _DeviceEvents:
         since = st.since_s
         outside = _outside_preempts(since, t, self.preempts)
         if outside is not None:
-            if outside <= out.tol_s:  # preempted all the while it was green
+            if outside[1] - outside[0] <= out.tol_s:  # preempted all the while it was green
                 out.exempt("max_green")
                 return
-            since = t - outside
+            since = t - (outside[1] - outside[0])
         if dev.cycle_calls:
             # the maximum runs from the first call of a link this green does not serve: with none, it rests in green
             own = dev.green_links.get(p, frozenset())
@@ -969,10 +972,10 @@ def _audit_crosswalk_service(dev: _Device, changes: list[tuple[float, str]], log
         for start, end, what in windows:
             outside = _outside_preempts(start, end, preempts)
             if outside is not None:
-                if outside <= out.tol_s:
+                if outside[1] - outside[0] <= out.tol_s:
                     out.exempt("crosswalk_served")
                     continue
-                start, what = end - outside, f"{what}, outside a preemption"
+                (start, end), what = outside, f"{what}, outside a preemption"
             if not out.at_most(end - start, bound_s):
                 never = "; no phase of the signal model serves it" + ("" if onsets else ", and it was never green")
                 out.violation("crosswalk_served", dev.id, end, link=c, measured_s=end - start,
