@@ -78,9 +78,9 @@ def open_page(browser, url: str, *, viewport: dict | None = None, before=None):
 
 
 def wait_for(page, expression: str, timeout_s: float = 15.0):
-    """Poll a JS expression until it is truthy; its value."""
-    page.wait_for_function(expression, timeout=timeout_s * 1000)
-    return page.evaluate(expression)
+    """Poll a JS expression until it is truthy; the value it had then (evaluated again, a live page may already
+    have drawn the next snapshot, and the expression read false)."""
+    return page.wait_for_function(expression, timeout=timeout_s * 1000).json_value()
 
 
 @dataclass

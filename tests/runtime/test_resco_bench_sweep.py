@@ -64,7 +64,8 @@ def test_a_wrong_argument_is_refused_in_one_line_before_any_run(city, tmp_path, 
 def test_ray_missing_is_said_in_one_line(city, tmp_path):
     # Ray is installed here: the interpreter is told it is not (`import ray` raises ImportError)
     code = ("import runpy, sys; sys.modules['ray'] = None; "
-            f"sys.argv = ['resco.py', '--ray', '--networks', {str(city)!r}, '--out', {str(tmp_path / 'out')!r}]; "
+            f"sys.argv = ['resco.py', '--ray', '--networks', {str(city)!r}, '--controllers', 'fixed', "
+            f"'--out', {str(tmp_path / 'out')!r}]; "
             f"runpy.run_path({str(SCRIPT)!r}, run_name='__main__')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.returncode == 2
