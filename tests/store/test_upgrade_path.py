@@ -104,6 +104,31 @@ def test_db_downgrade_takes_a_store_back_and_refuses_without_yes(db_url, tmp_pat
     engine.dispose()
 
 
+def test_db_downgrade_says_how_many_values_go_and_that_sqlite_ids_can_be_given_again(db_url, tmp_path):
+    """Two violations stored with their source, frame and image digest, one stored with none (before 0018):
+    back to 0016 those values go, counted; 0017's key trail holds none; SQLite's `violations` loses AUTOINCREMENT."""
+    from signalwise.store.violations import insert_violations
+
+    engine = _old_store(db_url)
+    upgrade(engine)
+    at = dt.datetime(2026, 11, 28, 10, tzinfo=dt.UTC)
+    base = {"camera_id": "cam-1", "device_id": "B1", "approach": "north", "kind": "red_light"}
+    assert insert_violations(engine, [
+        {**base, "occurred_at": at, "track_id": k, "source": "sha256:" + "ab" * 32, "frame": 10 * k,
+         "evidence_sha256": "cd" * 32} for k in (1, 2)] + [{**base, "occurred_at": at, "track_id": 3}]) == 3
+    listed = signalwise("db", "downgrade", OLD, "--dry-run", "--db", db_url, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert ("dropping these values (a later signalwise db upgrade brings the columns and tables back empty):\n"
+            "  violations: 2 row(s) lose evidence_sha256, frame and source\n") in listed.stdout, listed.stdout
+    assert "api_keys" not in listed.stdout  # created_by and revoked_by hold nothing
+    reused = "warning: violations loses AUTOINCREMENT (SQLite)"
+    assert (reused in listed.stdout) == db_url.startswith("sqlite"), listed.stdout
+    asked = signalwise("db", "downgrade", OLD, "--db", db_url, cwd=tmp_path)
+    assert asked.returncode == 2 and "  violations: 2 row(s) lose evidence_sha256, frame and source" in asked.stderr
+    assert current_revision(engine) == head_revision()  # counted, not changed
+    engine.dispose()
+
+
 @pytest.mark.parametrize(("target", "says"), [("0099", "0099: no such revision"),
                                               (head_revision(), f"schema already at {head_revision()}")])
 def test_db_downgrade_refuses_a_revision_it_cannot_go_back_to(db_url, tmp_path, target, says):

@@ -16,7 +16,8 @@ from vision_scenes import small_scene, write_signals
 
 from signalwise.store import create_store_engine, get_engine, upgrade
 from signalwise.store.tables import ViolationCountsDaily, ViolationCountsHourly, ViolationRow
-from signalwise.store.violations import hotspots, insert_violations, summary, trends
+from signalwise.store.timefmt import to_utc
+from signalwise.store.violations import Stored, hotspots, insert_violations, store_violations, summary, trends
 
 START = dt.datetime(2026, 11, 28, 10, 0, tzinfo=dt.UTC)
 OFFSET_S = 1000.0
@@ -150,4 +151,68 @@ def test_a_row_with_no_source_is_the_same_violation_only_at_its_camera_kind_trac
                                       "ORDER BY track_id")).all()
     assert [tuple(r) for r in unsourced] == [("speeding", 3), ("speeding", 4), ("red_light", 5), ("speeding", 6)]
     assert summary(engine)["total"] == len(old) + len(other)
+    engine.dispose()
+
+
+def _red_light(at: dt.datetime, approach: str, source: str | None, stop_line: str | None = None) -> dict:
+    """A red light of track 7 at cam-1, on the frame of its instant (30 fps from START) when it has a source."""
+    frame = None if source is None else round((at - START).total_seconds() * 30)
+    return {**_violation(at, "red_light", 7, source), "approach": approach, "stop_line": stop_line, "frame": frame}
+
+
+def _unsourced_left(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(
+            "SELECT approach, stop_line FROM violations WHERE source IS NULL ORDER BY approach, stop_line"))]
+
+
+def _north_then_east(source: str | None) -> list[dict]:
+    """Track 7 called at the north approach at START and at the east one 2 s later (within a red light's 6 s)."""
+    return [_red_light(START, "north", source), _red_light(START + dt.timedelta(seconds=2), "east", source)]
+
+
+def test_a_tracks_two_old_calls_at_two_approaches_hold_its_two_new_calls_one_each(db_url):
+    engine = get_engine(db_url)
+    assert insert_violations(engine, _north_then_east(None)) == 2
+    assert store_violations(engine, _north_then_east("sha256:" + "ef" * 32)) == Stored(0, held_unsourced=2)
+    assert summary(engine)["total"] == 2 and len(_unsourced_left(engine)) == 2
+    engine.dispose()
+
+
+def test_replace_finding_one_of_a_tracks_two_old_calls_again_removes_that_one_only(db_url):
+    """--replace finds the north call again, not the east one: the east row is another violation, and stays."""
+    engine = get_engine(db_url)
+    assert insert_violations(engine, _north_then_east(None)) == 2
+    north = _north_then_east("sha256:" + "ef" * 32)[:1]
+    assert store_violations(engine, north, replace_unsourced=True) == Stored(1, replaced_unsourced=1)
+    assert _unsourced_left(engine) == [("east", None)]
+    assert summary(engine)["total"] == 2
+    engine.dispose()
+
+
+def test_an_old_row_holds_its_nearest_call_only_and_a_stop_line_both_name_must_agree(db_url):
+    engine = get_engine(db_url)
+    src, s = "sha256:" + "0f" * 32, dt.timedelta(seconds=1)
+    # one old north row at 3.2 s; the run calls the track at 0 s and 3 s: the 3 s call is that row's
+    assert insert_violations(engine, [_red_light(START + 3.2 * s, "north", None)]) == 1
+    assert store_violations(engine, [_red_light(START, "north", src), _red_light(START + 3 * s, "north", src)]) \
+        == Stored(stored=1, held_unsourced=1)
+    with engine.connect() as conn:
+        stored = conn.execute(select(ViolationRow.occurred_at).where(ViolationRow.source == src)).scalars().all()
+    assert [to_utc(t) for t in stored] == [START]
+    # stop lines: another one named on both rows is another violation; one row naming none matches either
+    later = START + 60 * s
+    assert insert_violations(engine, [_red_light(later, "west", None, "W-left"),
+                                      _red_light(later + 30 * s, "south", None, "S-right")]) == 2
+    assert store_violations(engine, [_red_light(later, "west", src, "W-right"),
+                                     _red_light(later + 30 * s, "south", src)]) == Stored(stored=1, held_unsourced=1)
+    assert _unsourced_left(engine) == [("north", None), ("south", "S-right"), ("west", "W-left")]
+    # as many pairs as can be: calls at 0 s and 5.9 s, old rows at 6 s and 11 s (11 s is too late for the 0 s
+    # call): the 0 s call pairs with 6 s, 5.9 s with 11 s, although 5.9 s is nearest 6 s
+    east = START + 120 * s
+    assert insert_violations(engine, [_red_light(east + 6 * s, "east", None),
+                                      _red_light(east + 11 * s, "east", None)]) == 2
+    assert store_violations(engine, [_red_light(east, "east", src), _red_light(east + 5.9 * s, "east", src)],
+                            replace_unsourced=True) == Stored(stored=2, replaced_unsourced=2)
+    assert ("east", None) not in _unsourced_left(engine)
     engine.dispose()

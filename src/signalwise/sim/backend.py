@@ -12,12 +12,15 @@ import contextlib
 import dataclasses
 import functools
 import io
+import logging
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +37,8 @@ from .additionals import ADDITIONAL_DIR, LoadedAdditionals, outputs_named, with_
 from .lane_zones import ZONE_REACH_M, lane_zones, split_zones
 from .signal_model import RefusedSignal, TimingDefaults, read_all
 from .sumo_home import import_libsumo, sumo_binary
+
+log = logging.getLogger("signalwise.sim")
 
 #: what SUMO's own measures are called in an observation's source health
 LANES_SOURCE, DETECTORS_SOURCE = "lanes", "detectors"
@@ -578,7 +583,8 @@ def _stderr_kept() -> Iterator[list[str]]:
         yield lines
         return
     try:
-        with tempfile.TemporaryFile() as kept:
+        with tempfile.TemporaryDirectory(prefix="signalwise-stderr-") as folder:
+            kept = Path(folder) / "stderr.txt"
             copier = _tee_into(kept, saved)
             try:
                 yield lines
@@ -588,10 +594,9 @@ def _stderr_kept() -> Iterator[list[str]]:
                 os.dup2(saved, 2)  # the pipe's last writer here: `tee` reads to its end and exits
                 if copier is not None:
                     _wait_for(copier)
-                else:  # no `tee`: the lines were kept only; they reach standard error now
+                else:  # kept only: the lines reach standard error now
                     _write_kept(kept, saved)
-                kept.seek(0)
-                lines.extend(kept.read().decode("utf-8", "replace").splitlines())
+                lines.extend(_kept_lines(kept))
     finally:
         os.close(saved)
 
@@ -599,27 +604,68 @@ def _stderr_kept() -> Iterator[list[str]]:
 #: seconds to wait for `tee` to copy the last lines: longer only when a process started meanwhile shares the pipe
 #: as its standard error (`tee` then copies on for it, and the lines kept are those copied so far)
 TEE_WAIT_S = 2.0
+#: seconds `tee` may take to open the file it keeps the lines in (it creates it); past that, or once it says it
+#: cannot, the lines are kept without it and reach standard error when the block ends
+TEE_OPEN_S = 1.0
+_warned: set[str] = set()  # the warnings given (`_warn_once`)
 
 
-def _tee_into(kept, stderr_fd: int) -> subprocess.Popen | None:
-    """Point standard error (fd 2) at a `tee` that copies to `stderr_fd` and appends to `kept`; without `tee`, at
-    `kept` alone (None)."""
-    tee = _tee_program()
-    if tee is not None:
-        read_end, write_end = os.pipe()
-        try:
-            # its own session: a Ctrl-C at the terminal is for the run to handle, not for the copier to die of
-            copier = subprocess.Popen([tee, "-a", f"/dev/fd/{kept.fileno()}"], stdin=read_end, stdout=stderr_fd,
-                                      stderr=subprocess.DEVNULL, pass_fds=(kept.fileno(),), start_new_session=True)
-        except OSError:
-            os.close(write_end)
-        else:
+def _tee_into(kept: Path, stderr_fd: int) -> subprocess.Popen | None:
+    """Point standard error (fd 2) at a `tee` that copies to `stderr_fd` and appends to `kept`, once it has
+    opened `kept`; without `tee`, or with one that cannot write `kept`, at `kept` alone (None)."""
+    started = _start_tee(kept, stderr_fd)
+    if started is not None:
+        copier, write_end = started
+        problem = _tee_problem(copier, kept)
+        if problem is None:
             os.dup2(write_end, 2)
             os.close(write_end)
             return copier
-        finally:
-            os.close(read_end)
-    os.dup2(kept.fileno(), 2)
+        os.close(write_end)  # its input ends, and so does it
+        _reap(copier)
+        _warn_once(f"SUMO's standard error is shown when it has started, not as it is written: tee {problem}")
+    fd = os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(fd, 2)
+    os.close(fd)
+    return None
+
+
+def _start_tee(kept: Path, stderr_fd: int) -> tuple[subprocess.Popen, int] | None:
+    """A `tee` reading a new pipe, copying to `stderr_fd` and appending to `kept`, and the pipe's write end; what
+    it says itself goes to a file beside `kept` (`_tee_problem` reads it). None without `tee`."""
+    tee = _tee_program()
+    if tee is None:
+        return None
+    read_end, write_end = os.pipe()
+    try:
+        with open(_tee_said(kept), "wb") as said:
+            # its own session: a Ctrl-C at the terminal is for the run to handle, not for the copier to die of
+            copier = subprocess.Popen([tee, "-a", str(kept)], stdin=read_end, stdout=stderr_fd, stderr=said,
+                                      start_new_session=True)
+    except OSError:
+        os.close(write_end)
+        return None
+    finally:
+        os.close(read_end)
+    return copier, write_end
+
+
+def _tee_said(kept: Path) -> Path:
+    return kept.with_name("tee-said.txt")
+
+
+def _tee_problem(copier: subprocess.Popen, kept: Path) -> str | None:
+    """None once `tee` has created `kept` (it then appends there); else why not: what it said (GNU tee says it
+    cannot open a file and copies on without it), that it ended, or that `TEE_OPEN_S` passed."""
+    said, deadline = _tee_said(kept), time.monotonic() + TEE_OPEN_S
+    while not kept.exists():
+        if said.stat().st_size:
+            return f"said: {said.read_text(errors='replace').strip().splitlines()[0]}"
+        if copier.poll() is not None:
+            return f"ended (exit {copier.returncode})"
+        if time.monotonic() > deadline:
+            return f"did not open its file within {TEE_OPEN_S:g} s"
+        time.sleep(0.001)
     return None
 
 
@@ -629,14 +675,40 @@ def _tee_program() -> str | None:
 
 
 def _wait_for(copier: subprocess.Popen) -> None:
-    with contextlib.suppress(subprocess.TimeoutExpired):
+    """Wait for `tee` to copy the last lines and end; past `TEE_WAIT_S` (a process started in the block holds the
+    pipe) go on without it, and reap it whenever it ends."""
+    try:
         copier.wait(TEE_WAIT_S)
+    except subprocess.TimeoutExpired:
+        _warn_once(f"a process started while SUMO started shares its standard error: SUMO's lines were kept for "
+                   f"{TEE_WAIT_S:g} s, and that process's reach standard error through tee (pid {copier.pid}) "
+                   "until it ends")
+        _reap(copier)
 
 
-def _write_kept(kept, fd: int) -> None:
-    kept.seek(0)
-    with contextlib.suppress(OSError):
-        os.write(fd, kept.read())
+def _reap(copier: subprocess.Popen) -> None:
+    """Wait for `copier` in a thread of its own: no zombie is left, and nothing here waits for it."""
+    threading.Thread(target=copier.wait, name="signalwise-tee-reaper", daemon=True).start()
+
+
+def _warn_once(message: str) -> None:
+    """Log `message` the first time (a SUMO starts on every episode; the cause is the machine's or the run's)."""
+    key = message.split(" (pid ")[0]
+    if key not in _warned:
+        _warned.add(key)
+        log.warning("%s", message)
+
+
+def _kept_lines(kept: Path) -> list[str]:
+    try:
+        return kept.read_bytes().decode("utf-8", "replace").splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def _write_kept(kept: Path, fd: int) -> None:
+    with contextlib.suppress(OSError), open(fd, "wb", closefd=False) as out:
+        out.write(kept.read_bytes())
 
 
 #: SUMO's own error message (MsgHandler::build): `Error: ` and the message, whose further lines are indented by a

@@ -150,7 +150,7 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="the revision to g
     """Take the database back to an older schema revision, for an older release: what the later revisions added
     goes, with the data it holds (docs/store.md#upgrades)."""
     from .cli_engine import open_or_exit
-    from .engine import create_store_engine, downgrade, shown_url
+    from .engine import create_store_engine, downgrade, downgrade_losses, shown_url
 
     engine = open_or_exit(lambda: create_store_engine(_existing_store(db)))
     current = open_or_exit(lambda: _revision_of(engine))
@@ -159,16 +159,48 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="the revision to g
         typer.echo(_schema_line(current, current))
         return
     undone = ", ".join(rev for rev, _ in steps)
+    losses = _loss_lines(open_or_exit(lambda: downgrade_losses(engine, revision), "cannot count what goes"))
     if dry_run:
         typer.echo(f"would take {shown_url(engine)} from {current} back to {revision}, undoing:")
         for rev, what in steps:
             typer.echo(f"  {rev}  {what}")
+        for line in losses:
+            typer.echo(line)
         return
     if not yes:
+        for line in losses:
+            typer.echo(line, err=True)
         _fail(f"would take {shown_url(engine)} from {current} back to {revision}, dropping what {undone} added and "
               "the data it holds; back it up, then add --yes (--dry-run lists the steps)")
     before, after = open_or_exit(lambda: downgrade(engine, revision, lock_timeout_s=lock_timeout), "cannot downgrade")
     typer.echo(_schema_line(before, after))
+    for line in losses:  # what went, for the log of whoever ran it with --yes unseen
+        typer.echo(line, err=True)
+
+
+def _loss_lines(loss) -> list[str]:  # noqa: ANN001 - engine.DowngradeLoss, not imported for --help
+    """What a downgrade drops, counted: `violations: 412 rows lose source and evidence_sha256`, and a warning
+    for each SQLite table whose ids can be given out again (a later upgrade does not take back an id reused)."""
+    lines = [f"  {name}: the table goes, with its {n} row(s)" for name, n in loss.tables.items() if n]
+    for name, counts in loss.columns.items():
+        by_count: dict[int, list[str]] = {}
+        for col, n in counts.items():
+            if n:
+                by_count.setdefault(n, []).append(col)
+        if by_count:
+            lines.append(f"  {name}: " + "; ".join(f"{n} row(s) lose {_listed(cols)}"
+                                                    for n, cols in sorted(by_count.items(), reverse=True)))
+    head = ("dropping these values (a later signalwise db upgrade brings the columns and tables back empty):"
+            if lines else "dropping no values: the columns and tables that go hold none")
+    lines.insert(0, head)
+    lines += [f"warning: {name} loses AUTOINCREMENT (SQLite): while the older release runs, the id of a removed "
+              "row can be given to a new one, and a record naming the removed row by id then names the new one"
+              for name in loss.ids_reused]
+    return lines
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _existing_store(db: str | None) -> str:

@@ -7,6 +7,7 @@ a busy timeout so the API and an ingest command can share a file.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from pathlib import Path
@@ -217,6 +218,66 @@ def downgrade(engine: Engine, revision: str,
     """Take the database behind `engine` back to `revision`, as `upgrade` does forward: what the later
     revisions added goes, with the data it held (their columns, tables and indexes)."""
     return _migrate(engine, "downgrade", revision, lock_timeout_s)
+
+
+@dataclasses.dataclass(frozen=True)
+class DowngradeLoss:
+    """What a downgrade drops, counted in the store: the tables that go (their rows), the columns that go from
+    the tables that stay (their values that are not NULL), and the SQLite tables that lose AUTOINCREMENT (their
+    ids can be given out again)."""
+
+    tables: dict[str, int]
+    columns: dict[str, dict[str, int]]
+    ids_reused: tuple[str, ...]
+
+
+def downgrade_losses(engine: Engine, revision: str) -> DowngradeLoss:
+    """What `downgrade(engine, revision)` would drop with the data in it. Each revision's schema is read from an
+    empty in-memory SQLite store migrated to it: a migration says what it adds only by running."""
+    from sqlalchemy import column, func, inspect, select, table
+
+    gone_tables, gone_columns, lose_autoincrement = _schema_difference(current_revision(engine), revision)
+    present = set(inspect(engine).get_table_names())
+    tables: dict[str, int] = {}
+    columns: dict[str, dict[str, int]] = {}
+    with engine.connect() as conn:
+        for name in sorted(gone_tables & present):
+            tables[name] = conn.execute(select(func.count()).select_from(table(name))).scalar_one()
+        for name, names in sorted(gone_columns.items()):
+            if name in present:
+                ordered = sorted(names)
+                counts = conn.execute(select(*(func.count(column(c)) for c in ordered)).select_from(table(name))).one()
+                columns[name] = dict(zip(ordered, map(int, counts), strict=True))
+    reused = tuple(sorted(lose_autoincrement & present)) if engine.dialect.name == "sqlite" else ()
+    return DowngradeLoss(tables, columns, reused)
+
+
+def _schema_difference(current: str, target: str) -> tuple[set[str], dict[str, set[str]], set[str]]:
+    """(tables at `current` not at `target`, columns of the tables at both that `target` lacks, tables at both
+    with AUTOINCREMENT at `current` only), from an empty SQLite store migrated to each in turn."""
+    scratch = create_store_engine("sqlite://")
+    try:
+        upgrade(scratch, target)
+        old_columns, old_auto = _sqlite_schema(scratch)
+        upgrade(scratch, current)
+        new_columns, new_auto = _sqlite_schema(scratch)
+    finally:
+        scratch.dispose()
+    kept = new_columns.keys() & old_columns.keys()
+    gone_columns = {t: new_columns[t] - old_columns[t] for t in kept if new_columns[t] - old_columns[t]}
+    return set(new_columns) - set(old_columns), gone_columns, (new_auto - old_auto) & kept
+
+
+def _sqlite_schema(engine: Engine) -> tuple[dict[str, set[str]], set[str]]:
+    """{table: its columns} and the tables declared with AUTOINCREMENT, of a SQLite store."""
+    from sqlalchemy import inspect
+
+    with engine.connect() as conn:
+        found = inspect(conn)
+        columns = {t: {c["name"] for c in found.get_columns(t)} for t in found.get_table_names()}
+        auto = {name for name, sql in conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
+                if sql and "AUTOINCREMENT" in sql.upper()}
+    return columns, auto
 
 
 def current_revision(engine: Engine) -> str | None:

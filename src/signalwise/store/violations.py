@@ -15,10 +15,11 @@ not stored again, nor counted again (`insert_violations` returns how many it
 stored). A row without a `source` has no identity and is always stored.
 
 Rows stored before revision 0018 have no `source`, so the index cannot see them: a row with a source that a
-row with none matches on camera, kind, track and instant (to the millisecond: an earlier release stamped the same
-instants from the same `--start`; a red light up to `UNSOURCED_LAG_MS` later) is taken as that violation, stored
-already, and not stored again; with `replace_unsourced` the old row goes instead (off its counts) and the new one
-is stored (`insert_violations`).
+row with none matches on camera, kind, track, approach, stop line (where both name one) and instant (to the
+millisecond: an earlier release stamped the same instants from the same `--start`; a red light up to
+`UNSOURCED_LAG_MS` later) is taken as that violation, stored already, and not stored again; with
+`replace_unsourced` the old row goes instead (off its counts) and the new one is stored (`insert_violations`).
+Each old row stands for one new row at most, the nearest.
 
 The evidence image's SHA-256 is taken when its row is stored (unless the
 caller gives it); `evidence_of` serves the image only while its bytes still
@@ -245,9 +246,9 @@ class Stored:
 
 def insert_violations(engine: Engine, violations: Iterable[Mapping], *, replace_unsourced: bool = False) -> int:
     """Store a batch (all or nothing) with its counts; returns how many rows it stored: a violation already
-    stored (same identity, `VIOLATION_IDENTITY`, or a row with no source at its camera, kind, track and instant)
-    is neither stored nor counted again; with `replace_unsourced` such a row with no source is removed, off its
-    counts, and the new one stored."""
+    stored (same identity, `VIOLATION_IDENTITY`, or a row with no source at its camera, kind, track, approach,
+    stop line and instant) is neither stored nor counted again; with `replace_unsourced` such a row with no source
+    is removed, off its counts, and the new one stored."""
     return store_violations(engine, violations, replace_unsourced=replace_unsourced).stored
 
 
@@ -262,7 +263,7 @@ def store_violations(engine: Engine, violations: Iterable[Mapping], *, replace_u
             _sqlite_write_lock(conn)
         twins = _unsourced_twins(conn, rows)
         if twins and replace_unsourced:
-            replaced = _delete_counted(conn, [i for ids in twins.values() for i in ids])
+            replaced = _delete_counted(conn, sorted(twins.values()))
         elif twins:
             held, rows = len(twins), [r for k, r in enumerate(rows) if k not in twins]
         if conn.dialect.name == "sqlite":
@@ -293,30 +294,54 @@ def _ms(at) -> int:
 UNSOURCED_LAG_MS = {"speeding": 0, "red_light": 6000}
 
 
-def _unsourced_twins(conn, rows: list[dict]) -> dict[int, list[int]]:
-    """The rows of the batch (by position) that rows stored with no source hold already, with those rows' ids:
-    the same camera, kind and track, and the same instant to the millisecond (a red light: up to
-    `UNSOURCED_LAG_MS` later). Looked up per camera over the batch's span of instants (the camera-and-instant
-    index), so a store with none answers at once."""
-    wanted: dict[tuple, list[tuple[int, int]]] = defaultdict(list)  # (camera, kind, track) -> [(ms, position)]
+def _unsourced_twins(conn, rows: list[dict]) -> dict[int, int]:
+    """The rows of the batch (by position) that rows stored with no source hold already, with the id of the row
+    that holds each: the same camera, kind, track and approach, the same stop line where both name one, and the
+    same instant to the millisecond (a red light: up to `UNSOURCED_LAG_MS` later). One old row holds one new row
+    at most, the nearest (`_nearest_pairs`): a track's calls at two approaches are two violations. Looked up per
+    camera over the batch's span of instants (the camera-and-instant index), so a store with none answers at once."""
+    wanted: dict[tuple, list[int]] = defaultdict(list)  # (camera, kind, track, approach) -> positions
     spans: dict[str, list[dt.datetime]] = defaultdict(list)
     for k, r in enumerate(rows):
         if r["source"] is not None:
-            wanted[(r["camera_id"], r["kind"], r["track_id"])].append((_ms(r["occurred_at"]), k))
+            wanted[(r["camera_id"], r["kind"], r["track_id"], r["approach"])].append(k)
             spans[r["camera_id"]].append(r["occurred_at"])
     c = ViolationRow.__table__.c
     lag = dt.timedelta(milliseconds=max(UNSOURCED_LAG_MS.values())) + _MS
-    twins: dict[int, list[int]] = defaultdict(list)
+    stored: dict[tuple, list] = defaultdict(list)  # the same key -> the rows with no source there
     for camera, instants in spans.items():
-        for row in conn.execute(select(c.id, c.kind, c.track_id, c.occurred_at).where(
+        for row in conn.execute(select(c.id, c.kind, c.track_id, c.approach, c.stop_line, c.occurred_at).where(
                 c.camera_id == camera, c.occurred_at >= min(instants) - _MS, c.occurred_at <= max(instants) + lag,
-                c.source.is_(None))):
-            at_ms = _ms(row.occurred_at)
-            for ms, k in wanted.get((camera, row.kind, row.track_id), ()):
-                if 0 <= at_ms - ms <= UNSOURCED_LAG_MS.get(row.kind, 0):
-                    twins[k].append(row.id)
-                    break
-    return dict(twins)
+                c.source.is_(None)).order_by(c.id)):
+            key = (camera, row.kind, row.track_id, row.approach or "")
+            if key in wanted:
+                stored[key].append(row)
+    twins: dict[int, int] = {}
+    for key, old in stored.items():
+        twins.update(_nearest_pairs([(k, rows[k]) for k in wanted[key]], old))
+    return twins
+
+
+def _lag_ms(new: dict, old) -> int | None:
+    """How much later than `new` the row with no source `old` is, ms; None when it cannot be that violation (too
+    early, too late for its kind, or at another stop line)."""
+    if new["stop_line"] is not None and old.stop_line is not None and new["stop_line"] != old.stop_line:
+        return None
+    lag_ms = _ms(old.occurred_at) - _ms(new["occurred_at"])
+    return lag_ms if 0 <= lag_ms <= UNSOURCED_LAG_MS.get(old.kind, 0) else None
+
+
+def _nearest_pairs(new: list[tuple[int, dict]], old: list) -> dict[int, int]:
+    """{position: old row's id}, one to one: as many pairs as can be made, and of those the pairing with the
+    least total lag (scipy's assignment solver: a pair that cannot be costs more than all that can together)."""
+    lags = [[_lag_ms(r, o) for o in old] for _, r in new]
+    if not any(x is not None for row in lags for x in row):
+        return {}
+    from scipy.optimize import linear_sum_assignment
+
+    never = 1 + sum(x for row in lags for x in row if x is not None)
+    picked = linear_sum_assignment([[never if x is None else x for x in row] for row in lags])
+    return {new[i][0]: old[j].id for i, j in zip(*picked, strict=True) if lags[i][j] is not None}
 
 
 def stored_from(engine: Engine, camera_id: str, source: str) -> int:
