@@ -12,8 +12,10 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -24,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "longest_queue.py"
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 BAD_INPUT = 2
+INTERRUPTED = 130
 
 
 def sw(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -384,3 +387,108 @@ def test_a_controller_editing_its_observation_does_not_switch_off_the_shields_ca
     assert {n for code, n in events if code == 43} == phases  # called
     assert {n for code, n in events if code == 1} == phases  # and served
     assert metrics(tmp_path / "runs")["safety"]["violations"] == 0
+
+
+interrupting = """
+import pathlib
+import time
+
+from signalwise.core import Decision
+
+
+class Interrupting:
+    name = "interrupting"
+    observation = "none"
+    wants_detectors = False
+    period_s = 5.0
+
+    def __init__(self, inter):
+        self.inter = inter
+
+    def decide(self, obs):
+        raise KeyboardInterrupt  # a library's way of giving up, no key pressed
+
+
+class Slow(Interrupting):
+    def decide(self, obs):
+        pathlib.Path("deciding").touch()
+        time.sleep(60)  # a model server that does not answer: the operator stops the run meanwhile
+        return Decision(self.inter.id, None, self.name)
+
+
+def make(inter, ctx):
+    return Interrupting(inter)
+
+
+def slow(inter, ctx):
+    return Slow(inter)
+"""
+
+
+def test_a_keyboard_interrupt_raised_in_decide_is_an_error_the_shield_handles(tmp_path):
+    """Only the operator's Ctrl-C stops the run: a KeyboardInterrupt the controller's code raises itself ended the
+    run as `interrupted` (exit 130), as if someone had pressed Ctrl-C."""
+    (tmp_path / "ctl.py").write_text(interrupting)
+    p = short_run("py:ctl.py:make", tmp_path, duration_s=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads((run_dir(tmp_path / "runs") / "run.json").read_text())["status"] == "complete"
+    m = metrics(tmp_path / "runs")
+    assert m["network"]["controller_errors"] > 0 and m["network"]["fallback_fraction"] > 0.9
+    (kind,) = m["controller_faults"]["kinds"]
+    assert kind["type"] == "ControllerExited" and kind["message"].endswith("decide raised KeyboardInterrupt")
+    raising_line = interrupting.splitlines().index("        raise KeyboardInterrupt  # a library's way of giving up, "
+                                                   "no key pressed") + 1
+    assert kind["where"] == f"{(tmp_path / 'ctl.py').resolve()}:{raising_line}"  # the controller's `raise`
+
+
+@pytest.mark.parametrize(("signum", "reason"), [(signal.SIGINT, "interrupted"),
+                                                (signal.SIGTERM, "terminated (SIGTERM)")])
+def test_ctrl_c_or_sigterm_while_a_controller_decides_stops_the_run(tmp_path, signum, reason):
+    """The operator's stop reaches the run while the controller's `decide` waits: Python's own SIGINT handler
+    raises inside `time.sleep`, the run's SIGTERM handler in its own frame; neither is the controller's error."""
+    (tmp_path / "ctl.py").write_text(interrupting)
+    proc = subprocess.Popen([SIGNALWISE, "run", "-s", "single", "-c", "py:ctl.py:slow", "--duration", "120",
+                             "--record", "lean", "--out", str(tmp_path / "runs")], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "deciding").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (tmp_path / "deciding").exists(), proc.communicate(timeout=10)
+        proc.send_signal(signum)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == INTERRUPTED, err
+    status = json.loads((run_dir(tmp_path / "runs") / "run.json").read_text())
+    assert (status["status"], status["reason"]) == ("incomplete", reason)
+
+
+def test_a_keyboard_interrupt_is_told_by_where_it_was_raised():
+    """Python's SIGINT handler raises between two instructions (here inside `time.sleep`); a `raise` is code's."""
+    from signalwise.control.plugins import raised_by_a_signal
+
+    def raised_in_code():
+        raise KeyboardInterrupt
+
+    def by_the_signal():
+        signal.raise_signal(signal.SIGINT)
+        time.sleep(1)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        for call, from_signal in ((raised_in_code, False), (by_the_signal, True)):
+            with pytest.raises(KeyboardInterrupt) as caught:
+                call()
+            assert raised_by_a_signal(caught.value) is from_signal
+        try:  # a library catching the signal's and raising its own: still the operator's stop
+            try:
+                by_the_signal()
+            except KeyboardInterrupt:
+                raise KeyboardInterrupt("cancelled") from None
+        except KeyboardInterrupt as again:
+            assert raised_by_a_signal(again)
+    finally:
+        signal.signal(signal.SIGINT, previous)

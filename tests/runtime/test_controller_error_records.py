@@ -49,15 +49,51 @@ class Nowhere(Flaky):
         return Decision(self.inter.id, len(self.inter.phases) + 3, "nowhere")
 
 
+class Drifting(Flaky):
+    """Holds the green; its period_s is None after its second call, NaN after its fourth, raises after its sixth,
+    and is 5 s again from its seventh on."""
+
+    @property
+    def period_s(self):
+        if self.calls in (2, 3):
+            return None
+        if self.calls in (4, 5):
+            return float("nan")
+        if self.calls == 6:
+            return 1 / 0  # the ZeroDivisionError
+        return 5.0
+
+    def decide(self, obs):
+        self.calls += 1
+        return Decision(self.inter.id, None, "drifting")
+
+
+class Numbered(Flaky):
+    """Returns the phase's number, not a Decision."""
+
+    def decide(self, obs):
+        return 2
+
+
 def flaky(inter, ctx):
     return Flaky(inter)
 
 
 def nowhere(inter, ctx):
     return Nowhere(inter)
+
+
+def drifting(inter, ctx):
+    return Drifting(inter)
+
+
+def numbered(inter, ctx):
+    return Numbered(inter)
 '''
 #: the line of CONTROLLER that raises
 RAISING_LINE = CONTROLLER.splitlines().index('            return {}["E1_0"]  # the KeyError') + 1
+#: the line of CONTROLLER where Drifting's period_s raises
+PERIOD_RAISING_LINE = CONTROLLER.splitlines().index("            return 1 / 0  # the ZeroDivisionError") + 1
 
 
 def sw(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -115,6 +151,41 @@ def test_a_controller_whose_every_proposal_is_invalid_warns(tmp_path):
     assert f"{faults['decisions']} of the controller's {faults['decisions']} proposals (100.0%)" in warning
     assert "phase index 7 does not exist" in warning and "held the current green" in warning
     assert sum("phase index 7" in line for line in done.stderr.splitlines()) == 2
+
+
+def test_a_period_s_a_controller_leaves_unusable_is_kept_as_a_fault_and_the_controller_is_asked_on(tmp_path):
+    """The loop reads `period_s` after every decision: None crashed the run (`t + None`), NaN stopped the
+    controller being asked for good (`t >= NaN` never holds) with no fault kept. Each is an error of the
+    controller at that decision; the last usable period is kept, and it is asked again 5 s of green later."""
+    done, run_dir = run_of(tmp_path, "drifting")
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+    faults = json.loads((run_dir / "metrics.json").read_text())["controller_faults"]
+    assert faults["decisions"] > 20  # asked on: 300 s, every 5 s of green
+    kinds = {k["message"].partition(" after decide")[0]: k for k in kinds_kept(run_dir)}
+    assert sorted(kinds) == ["Drifting.period_s is None", "Drifting.period_s is nan",
+                             "reading Drifting.period_s"], kinds
+    for said, count in (("Drifting.period_s is None", 2), ("Drifting.period_s is nan", 2)):
+        kind = kinds[said]
+        assert (kind["kind"], kind["type"], kind["count"], kind["where"]) == (
+            "raised", "ControllerAttributeError", str(count), "")
+        assert "it must be seconds of green between decisions, > 0: the last usable one, 5, is kept" in \
+            kind["message"]
+    raising = kinds["reading Drifting.period_s"]
+    assert raising["count"] == "1" and "raised ZeroDivisionError: division by zero" in raising["message"]
+    assert raising["where"] == f"{(tmp_path / 'ctl.py').resolve()}:{PERIOD_RAISING_LINE}"
+    assert faults["errors"] == 5  # from its seventh call on, its decisions are followed again
+
+
+def test_a_decide_returning_no_decision_is_an_unreadable_proposal_not_an_error(tmp_path):
+    """`return 2` (the phase, not a Decision) failed inside the shield and was kept as an AttributeError placed
+    in shield.py; it is a proposal the shield cannot read, the fallback serving."""
+    done, run_dir = run_of(tmp_path, "numbered")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["network"]["controller_errors"] == 0 and metrics["network"]["fallback_fraction"] > 0.9
+    (kind,) = kinds_kept(run_dir)
+    assert (kind["kind"], kind["type"], kind["where"]) == ("unreadable", "", "")
+    assert kind["message"] == "decision not readable: decide returned int, not a Decision"
+    assert metrics["controller_faults"]["invalid_proposals"] == metrics["controller_faults"]["decisions"] > 0
 
 
 def test_compare_shows_the_errors_in_its_table_and_under_it(tmp_path):

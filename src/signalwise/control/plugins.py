@@ -13,7 +13,8 @@ is. What it returns is held to what the loop reads of a controller
 (`controller_problems`) before the run starts; a controller that raises while
 the run goes on is the shield's to handle (it falls back), as any is. The loop
 holds it wrapped (`UserController`): it decides on its own copy of the
-observation, and a `SystemExit` it raises is an error like any other.
+observation, a `SystemExit` or `KeyboardInterrupt` it raises is an error like any other, and a `period_s` it
+leaves unusable is an error too, the last usable one kept.
 
 Loading a module runs its code: `py:` is for the person at the command line,
 never for a caller over the network (the API refuses it: `network_refusal`).
@@ -22,6 +23,7 @@ never for a caller over the network (the API refuses it: `network_refusal`).
 from __future__ import annotations
 
 import dataclasses
+import dis
 import functools
 import hashlib
 import importlib
@@ -30,6 +32,7 @@ import logging
 import math
 import numbers
 import re
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -237,10 +240,10 @@ def controller_problems(ctrl) -> list[str]:
     name = getattr(ctrl, "name", None)
     if not isinstance(name, str) or not name:
         problems.append("name (a str: the controller's label in logs) is " + _shown(ctrl, "name"))
-    period = getattr(ctrl, "period_s", None)
-    if (not isinstance(period, numbers.Real) or isinstance(period, bool) or not math.isfinite(period)
-            or period <= 0):
-        problems.append("period_s (seconds of green between decisions, > 0) is " + _shown(ctrl, "period_s"))
+    if not usable_period(getattr(ctrl, "period_s", None)):
+        problems.append(f"period_s ({PERIOD_IS}) is " + _shown(ctrl, "period_s"))
+    if hasattr(ctrl, "needs_counts_at") and not usable_counts_at(ctrl.needs_counts_at):
+        problems.append(f"needs_counts_at ({COUNTS_AT_IS}) is " + _shown(ctrl, "needs_counts_at"))
     if getattr(ctrl, "observation", None) not in OBSERVATIONS:
         problems.append(f"observation (one of {', '.join(OBSERVATIONS)}) is " + _shown(ctrl, "observation"))
     if not isinstance(getattr(ctrl, "wants_detectors", None), bool):
@@ -249,6 +252,25 @@ def controller_problems(ctrl) -> list[str]:
         problems.append("decide(observation) -> Decision is " + ("missing" if not hasattr(ctrl, "decide")
                                                                   else "not callable"))
     return problems
+
+
+#: what `period_s` must be, in the words of a refusal
+PERIOD_IS = "seconds of green between decisions, > 0"
+#: what `needs_counts_at` must be, where a controller has it
+COUNTS_AT_IS = "the simulated second its next stop-bar counts are due, a number"
+
+
+def usable_period(value) -> bool:  # noqa: ANN001 - whatever the controller holds
+    """Whether `value` can be a controller's `period_s`: a finite number > 0. NaN or +inf would stop the loop asking
+    it for good (`t >= next decision` never holds), the shield following its last proposal."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            and value > 0)
+
+
+def usable_counts_at(value) -> bool:  # noqa: ANN001
+    """Whether `value` can be a controller's `needs_counts_at` (+inf: no counts due); NaN compares false with
+    every time, so the counts would silently never come."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
 
 
 def _shown(ctrl, attr: str) -> str:
@@ -269,47 +291,126 @@ def build(spec: str, factory: Callable, inter, ctx) -> UserController:  # noqa: 
     problems = controller_problems(ctrl)
     if problems:
         raise ControllerUnavailable(f"{where}: {type(ctrl).__name__} is no controller: {'; '.join(problems)}")
-    return UserController(ctrl, spec)
+    return UserController(ctrl, spec, float(ctrl.period_s),
+                          float(ctrl.needs_counts_at) if hasattr(ctrl, "needs_counts_at") else None)
 
 
 class ControllerExited(RuntimeError):
-    """A user's `decide` raised a BaseException that is not an Exception (a library's `sys.exit()`): raised as an
-    error instead, so that the loop counts it and the shield falls back, as for any error."""
+    """A user's `decide` raised a BaseException that is not an Exception (a library's `sys.exit()`, a
+    `KeyboardInterrupt` no signal raised): raised as an error instead, so that the loop counts it and the shield
+    falls back, as for any error."""
+
+
+class ControllerAttributeError(RuntimeError):
+    """After `decide`, an attribute the loop reads of a user's controller (`period_s`, `needs_counts_at`) is not
+    usable, or reading it raised (then chained, its traceback kept). The last usable value is kept: the loop
+    goes on asking the controller, and the shield falls back for this decision."""
 
 
 class UserController:
-    """A user's controller as the loop holds it: whatever the loop reads of a controller (`period_s`,
-    `observation`, `zone_lane_ids`, ...) is read from `inner`, as it is at that moment.
+    """A user's controller as the loop holds it: whatever the loop reads of a controller (`observation`,
+    `zone_lane_ids`, ...) is read from `inner`, as it is at that moment, but for `period_s` and
+    `needs_counts_at`, which the loop reads outside any guard: those are `inner`'s as of its last decision,
+    kept only while usable.
 
     `decide` hands `inner` a copy of the observation: the shield registers its calls from the same observation
     after the controller has decided, so a controller editing its lanes in place would otherwise decide which
-    phases are called. A `SystemExit` (or any BaseException but Ctrl-C's KeyboardInterrupt) from it is raised
-    as `ControllerExited`: it must not end the run. Built-in controllers are not wrapped and pay for neither.
-    Deep-copied (a live run's saved state) and pickled as `inner` is."""
+    phases are called. A `SystemExit`, or any BaseException but the `KeyboardInterrupt` of Ctrl-C or SIGTERM
+    (`raised_by_a_signal`), is raised as `ControllerExited`; a `period_s` (or `needs_counts_at`) it left unusable
+    as `ControllerAttributeError`: neither must end the run or stop it being asked. Built-in controllers are not
+    wrapped and pay for none of it. Deep-copied (a live run's saved state) and pickled as `inner` is."""
 
-    __slots__ = ("inner", "spec")
+    __slots__ = ("inner", "spec", "period_s", "needs_counts_at", "_reads_counts")
 
-    def __init__(self, inner, spec: str):
+    def __init__(self, inner, spec: str, period_s: float, needs_counts_at: float | None = None):
         self.inner = inner
         self.spec = spec
+        self.period_s = period_s  # inner's last usable one
+        self._reads_counts = needs_counts_at is not None
+        if self._reads_counts:  # unset otherwise: the loop asks `hasattr` whether a controller plans on counts
+            self.needs_counts_at = needs_counts_at
 
     def __getattr__(self, name: str):
-        if name in UserController.__slots__ or name.startswith("__"):  # not set yet (a copy being made)
+        if name in UserController.__slots__ or name.startswith("__"):  # not set (a copy being made; no counts)
             raise AttributeError(name)
         return getattr(self.inner, name)
 
     def __reduce__(self):
-        return UserController, (self.inner, self.spec)
+        return UserController, (self.inner, self.spec, self.period_s,
+                                self.needs_counts_at if self._reads_counts else None)
 
     def decide(self, obs):  # noqa: ANN001, ANN201 - an Observation in, the controller's Decision (or None) out
         try:
-            return self.inner.decide(own_copy(obs))
-        except (Exception, KeyboardInterrupt):
+            decision = self.inner.decide(own_copy(obs))
+            self._keep_schedule()
+        except Exception:
             raise
         except BaseException as exc:  # noqa: BLE001 - SystemExit and the like: an error of this controller
+            if isinstance(exc, KeyboardInterrupt) and raised_by_a_signal(exc):
+                raise  # the operator's Ctrl-C or SIGTERM: the run stops
             # its traceback kept: the error is placed where the controller raised it
             raise ControllerExited(f"{self.spec}: decide raised {_one_line(exc)}").with_traceback(
                 exc.__traceback__) from exc
+        return decision
+
+    def _keep_schedule(self) -> None:
+        """Take `inner`'s `period_s` (and `needs_counts_at`) as its decision left them; ControllerAttributeError,
+        the last usable value kept, when one is not usable or cannot be read."""
+        self.period_s = self._usable("period_s", PERIOD_IS, usable_period)
+        if self._reads_counts:
+            self.needs_counts_at = self._usable("needs_counts_at", COUNTS_AT_IS, usable_counts_at)
+
+    def _usable(self, attr: str, must_be: str, usable: Callable[[object], bool]) -> float:
+        kept = getattr(self, attr)
+        said = f"{type(self.inner).__name__}.{attr}"
+        try:
+            value = getattr(self.inner, attr)
+            if usable(value):
+                return float(value)
+        except Exception as exc:  # a property that raises: the user's own error, placed where it was raised
+            raise ControllerAttributeError(f"reading {said} after decide raised {_one_line(exc)}; the last usable "
+                                           f"one, {kept:g}, is kept").with_traceback(exc.__traceback__) from exc
+        raise ControllerAttributeError(f"{said} is {_value_shown(value)} after decide; it must be {must_be}: the "
+                                       f"last usable one, {kept:g}, is kept")
+
+
+def _value_shown(value) -> str:  # noqa: ANN001
+    try:
+        return repr(value)[:40]
+    except Exception:  # noqa: BLE001 - a value whose repr raises is still to be named
+        return f"a {type(value).__name__}"
+
+
+#: the opcodes of a `raise` statement (a bare one re-raising too)
+_RAISES = frozenset(dis.opmap[name] for name in ("RAISE_VARARGS", "RERAISE") if name in dis.opmap)
+
+
+def raised_by_a_signal(exc: KeyboardInterrupt) -> bool:
+    """Whether Ctrl-C or SIGTERM raised `exc` (the operator stopping the run), not a `raise` in the controller's
+    code or a library's.
+
+    No flag records that a signal arrived (a plain `run` keeps Python's own SIGINT handler), so the exception's
+    origin tells: Python's SIGINT handler raises between two instructions of whatever frame runs (or inside a
+    call such as `time.sleep`), so the innermost frame stopped at an instruction that is no `raise`; a handler
+    written in Python (SIGTERM's in `run`, both in `signalwise live`) raises in its own frame, the handler now
+    installed. A KeyboardInterrupt caught and raised anew is judged by the one it was raised in handling."""
+    handlers = {_code_of(signal.getsignal(s)) for s in (signal.SIGINT, signal.SIGTERM)}
+    seen: BaseException | None = exc
+    while isinstance(seen, KeyboardInterrupt):
+        tb = seen.__traceback__
+        if tb is None:
+            return True  # never raised in Python code
+        while tb.tb_next is not None:
+            tb = tb.tb_next
+        code, at = tb.tb_frame.f_code, tb.tb_lasti
+        if code in handlers or not 0 <= at < len(code.co_code) or code.co_code[at] not in _RAISES:
+            return True
+        seen = seen.__context__
+    return False
+
+
+def _code_of(handler):  # noqa: ANN001, ANN202 - a signal handler: a function, a bound method, SIG_DFL, None
+    return getattr(getattr(handler, "__func__", handler), "__code__", None)
 
 
 def own_copy(obs):  # noqa: ANN001, ANN201 - an Observation

@@ -866,11 +866,13 @@ def covering_phases(inter: Intersection) -> tuple[int, ...]:
 def malformed_decision(decision: Decision) -> str | None:
     """Why a proposal cannot be read, or None.
 
-    Controllers are user code and models: a float phase index or a NaN
-    confidence must send the signal to its fallback plan, not crash the run
-    (an index that is no whole number) or pass as confident (NaN compares
-    false with the threshold).
+    Controllers are user code and models: something other than a Decision,
+    a float phase index or a NaN confidence must send the signal to its
+    fallback plan, not crash the run (an index that is no whole number) or
+    pass as confident (NaN compares false with the threshold).
     """
+    if not isinstance(decision, Decision):  # a user's `decide` returning a phase number, a dict, ...
+        return f"decide returned {type(decision).__name__}, not a Decision"
     p = decision.phase_index
     if p is not None and (isinstance(p, bool) or not isinstance(p, numbers.Integral)):
         return f"phase index {p!r} is not a whole number"

@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..control.plugins import ControllerAttributeError
 from ..core.types import Decision
 
 log = logging.getLogger("signalwise.runtime")
@@ -178,7 +179,11 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _where(exc: BaseException) -> str:
-    """file:line of the innermost frame of the exception's traceback: where it was raised."""
+    """file:line of the innermost frame of the exception's traceback: where it was raised. Empty for a `period_s`
+    (or `needs_counts_at`) a user's controller left unusable: no line of its code raised that, and the wrapper's
+    own line would mislead (the message names the controller's class and attribute)."""
+    if isinstance(exc, ControllerAttributeError) and exc.__cause__ is None:
+        return ""
     frames = traceback.extract_tb(exc.__traceback__)
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 

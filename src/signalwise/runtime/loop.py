@@ -554,15 +554,19 @@ class LoopStepper:
                                    o.detector_counts_veh, tuple(emergency.get(inter.id, ())), o.sources))
 
     def _decide(self, tls_id, ctrl, sh, obs, t) -> None:
+        """Ask the controller, hand the shield its proposal. Only `decide` is guarded: an error of the shield's
+        is no controller error, nor a reason to fall back. A user's controller keeps its `period_s` usable itself
+        (`control.plugins.UserController`), so reading it here costs a built-in nothing."""
         faults = self.controller_faults
         faults.decisions += 1
         try:
-            sh.propose(ctrl.decide(obs), obs)
+            decision = ctrl.decide(obs)
         except Exception as exc:  # a broken controller must never freeze the signal
             self.controller_errors += 1
             faults.raised(exc, tls_id, t)  # logged once per kind, then counted
             sh.propose(None, obs, failed=True)
         else:
+            sh.propose(decision, obs)
             faults.proposed(sh.proposal, sh.malformed, len(sh.inter.phases), tls_id, t)
         self._next_decision[tls_id] = t + ctrl.period_s
 
