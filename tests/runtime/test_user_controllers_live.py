@@ -5,7 +5,8 @@ later one.
   over the API (422, with the reason), at start (one line), and when a stored switch to it is replayed at a
   restart (logged as refused, the corridor starts); one that becomes uncopyable mid-run leaves the run going.
 - A `SystemExit` from `decide` is an error the shield handles, not the end of the run.
-- A stored switch to a `py:` controller never loads its module into a later run that did not name it.
+- A stored switch to a `py:` controller never loads its module into a later run that did not name it, and a
+  restart never starts on a switch the operator had switched away from to it.
 
 Real SUMO (in-process runtimes, and `signalwise live` processes on 127.0.0.1 for what a restart does), a real
 uvicorn for the API, a real installed plugin (a dist-info on the Python path, as pip writes it).
@@ -243,15 +244,41 @@ def test_a_stored_py_switch_never_loads_its_module_into_a_later_run_that_did_not
     assert not marker.exists()
     run_dir = [d for d in (tmp_path / "runs").iterdir() if d.is_dir() and d.name != "first"][0]
     run = json.loads((run_dir / "run.json").read_text())
-    assert run["controller"] == "fixed" and run["signal_controllers"] == {}
+    # its own configuration's controller (the default), not fixed, which the operator had switched away from
+    assert run["controller"] == "max-pressure" and run["signal_controllers"] == {}
     replayed = _replayed(run_dir)
     assert [(c["payload"]["controller"], c["result"]) for c in replayed] == [
         ("fixed", "applied"), (spec, "refused"), (spec, "refused")]
     assert all("a stored change loads no code" in c["reason"] for c in replayed[1:])
     not_applied = [line for line in p.stderr.splitlines() if "not applied: controller" in line]
     assert len(not_applied) == 2 and all(line.endswith(
-        "a stored change loads no code: a py: controller runs only when the run's own command line names it (-c)")
-        for line in not_applied), p.stderr
+        "a stored change loads no code: a py: controller runs only when the run starts on it (its own -c or "
+        "--config names it)") for line in not_applied), p.stderr
+
+
+def test_a_restart_with_the_same_config_starts_on_its_py_controller_not_on_the_switch_made_before_it(
+        site, tmp_path):
+    """The first run was started with a --config naming py:Y (no -c); its operator switched to fixed and back to
+    py:Y over the API. A supervisor starts the same command again: it runs py:Y, its own, never fixed."""
+    spec = _spec(site, "holding")
+    config = tmp_path / "corridor.yaml"
+    config.write_text(f"controller: {spec}\n")
+    rt = LiveRuntime(RunConfig(scenario="single", controller=spec, out_dir=tmp_path / "runs"),
+                     LiveOptions(speed=None, duration_s=20, in_process=True), tmp_path / "runs" / "first")
+    rt.open()
+    for change in (ch.ControllerChange(controller="fixed"), ch.ControllerChange(controller=spec)):
+        assert rt.submit(change, who="ops")["result"] == "applied"
+    rt.run()
+    stored = site_changes_file(tmp_path / "runs", "single").read_text()
+    assert [json.loads(line)["payload"]["controller"] for line in stored.splitlines()] == ["fixed", spec]
+    p = _live(tmp_path / "runs", "--config", str(config), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    run_dir = [d for d in (tmp_path / "runs").iterdir() if d.is_dir() and d.name != "first"][0]
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["controller"] == spec and run["signal_controllers"] == {}, run
+    assert [(c["payload"]["controller"], c["result"]) for c in _replayed(run_dir)] == [
+        ("fixed", "applied"), (spec, "applied")]
+    assert f"controller now: {spec}" in p.stderr, p.stderr
 
 
 def test_a_failure_is_told_with_the_controller_its_signal_was_switched_to(site, tmp_path, caplog):

@@ -187,16 +187,21 @@ class _TruthBoxes:
         return Detections(np.array(boxes, np.float32), np.ones(len(boxes), np.float32))
 
 
-def _scripted_pipeline(anchor: str):
-    """A scene of no vehicles of its own on a 320x320 view at 8 px/m (10 frames/s), and a pipeline seeing exactly
-    the vehicles a test puts in it."""
-    from signalwise.vision.camera import camera_from_dict
-    from signalwise.vision.pipeline import Pipeline
-
+def _scripted_scene():
+    """A scene of no vehicles of its own on a 320x320 view at 8 px/m (10 frames/s), and its camera file's contents."""
     scene = small_scene(width_px=320, height_px=320, px_per_m=8.0, arrivals_per_s=0.0, noise=0.0, **SHORT_CYCLE)
     cfg = scene.camera_config()
     for z in cfg["zones"]:  # each approach's zone reaches 30 m up it: as far as the view goes
         z["px"] = [[min(max(c, 0.0), 320.0) for c in p] for p in z["px"]]
+    return scene, cfg
+
+
+def _scripted_pipeline(anchor: str):
+    """`_scripted_scene`, and a pipeline seeing exactly the vehicles a test puts in it."""
+    from signalwise.vision.camera import camera_from_dict
+    from signalwise.vision.pipeline import Pipeline
+
+    scene, cfg = _scripted_scene()
     return scene, Pipeline(camera_from_dict({**cfg, "anchor": anchor}), _TruthBoxes(scene))
 
 
@@ -248,19 +253,31 @@ def test_red_light_is_timed_by_the_front_and_called_only_into_the_junction(ancho
     assert called.get("east") == [pytest.approx(3.0, abs=0.06)], called
 
 
-def _one_vehicle_run(front_past_line_m: float, anchor: str = "center"):
-    """One vehicle on `east` at 10 m/s, first seen (at 2 s, east-west red) with its front `front_past_line_m` past the
-    stop line: the signal's own state with each frame. Returns the pipeline and its crossings."""
+def _one_vehicle(scene, front_past_line_m: float):
+    """The vehicles at `t`: one on `east` at 10 m/s from 2 s (east-west red) to 4.9 s, first seen with its front
+    `front_past_line_m` past the stop line."""
     from signalwise.vision.synthetic import Vehicle
 
-    scene, pipe = _scripted_pipeline(anchor)
     times, dists = _profile(2.0, 10.0, [(3.0, 0.0)])
     start_m = scene.stop_s("east") + front_past_line_m
+
+    def at(t: float) -> list:
+        if not 2.0 - 1e-6 <= t <= 4.9 + 1e-6:
+            return []
+        return [Vehicle(1, "east", start_m + float(np.interp(t, times, dists)), 0.0, 0.0, (200, 200, 200))]
+
+    return at
+
+
+def _one_vehicle_run(front_past_line_m: float, anchor: str = "center"):
+    """`_one_vehicle`, with the signal's own state with each frame. Returns the pipeline and its crossings."""
+    scene, pipe = _scripted_pipeline(anchor)
+    vehicles_at = _one_vehicle(scene, front_past_line_m)
     image = np.zeros((320, 320, 3), np.uint8)
     crossings = []
     for k in range(20, 50):
         t = k / 10.0
-        scene.vehicles = [Vehicle(1, "east", start_m + float(np.interp(t, times, dists)), 0.0, 0.0, (200, 200, 200))]
+        scene.vehicles = vehicles_at(t)
         crossings += pipe.process(image, t, signal_state=scene.state_at(t)).crossings
     return pipe, crossings
 
@@ -270,7 +287,43 @@ def test_a_crossing_whose_front_was_already_over_the_line_is_not_counted_as_judg
     is counted, but when the front crossed is unknown, so no red-light call can rest on it and it is not judged."""
     pipe, crossings = _one_vehicle_run(front_past_line_m=1.0)
     assert [c.approach for c in crossings] == ["east"] and not crossings[0].joined
-    assert pipe.judged_crossings == 0 and pipe.unjudged_crossings == 0
+    assert pipe.judged_crossings == 0 and pipe.unjudged_crossings == 0 and pipe.front_unseen_crossings == 1
     # the same vehicle seen short of the line: its front's crossing is known, and judged
     pipe, crossings = _one_vehicle_run(front_past_line_m=-6.0)
     assert [c.approach for c in crossings] == ["east"] and pipe.judged_crossings == 1
+    assert pipe.front_unseen_crossings == 0
+
+
+class _ScriptedBoxes(_TruthBoxes):
+    """Truth boxes of the vehicles `vehicles_at(time_s)` puts in the scene, whatever the frame shows."""
+
+    def __init__(self, scene, vehicles_at):
+        super().__init__(scene)
+        self.vehicles_at = vehicles_at
+
+    def detect(self, image, time_s):
+        self.scene.vehicles = self.vehicles_at(time_s)
+        return super().detect(image, time_s)
+
+
+def test_a_crossing_whose_front_was_already_over_the_line_is_counted_apart_in_the_summary(tmp_path):
+    """`vision run` over 5 s of empty road with its signal log, the vehicle of the test above put in by the detector:
+    its one crossing is neither judged nor outside the log's coverage, and summary.json says so, so the judged and
+    not-judged counts do not read as covering every crossing."""
+    from signalwise.vision.synthetic import write_video
+    from signalwise.vision.video_run import check_inputs, run_video
+
+    scene, cfg = _scripted_scene()
+    truth = write_video(tmp_path / "road.mp4", scene, 5.0)
+    write_signals(tmp_path / "signals.csv", truth["states"])
+    (tmp_path / "cam.yaml").write_text(yaml.safe_dump(cfg))
+    inputs = check_inputs(str(tmp_path / "road.mp4"), tmp_path / "cam.yaml", tmp_path / "signals.csv")
+    summary = run_video(inputs, tmp_path / "out", detector=_ScriptedBoxes(scene, _one_vehicle(scene, 1.0)))
+    assert summary["crossings"] == 1 and summary["not_judged"] == {}, summary
+    assert summary["crossings_not_judged"] == 0 and summary["crossings_front_unseen"] == 1, summary
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["crossings_front_unseen"] == 1
+    from signalwise.vision.commands import _summary_lines
+
+    said = [line for line in _summary_lines(summary, tmp_path / "out") if line.startswith("red light:")]
+    assert said == ["red light: 1 of 1 crossings not judged (the vehicle's front was past the stop line when its "
+                    "track began)"], said

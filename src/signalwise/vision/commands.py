@@ -149,6 +149,9 @@ def _summary_lines(summary: dict, out: Path) -> list[str]:
         first, last = summary["signals_cover_s"]
         lines.append(f"red light: {summary['crossings_not_judged']} of {summary['crossings']} crossings not judged "
                      f"(outside the signal log's coverage, {first:.1f}-{last:.1f} s on the video's clock)")
+    if summary.get("crossings_front_unseen") and "red_light" not in unjudged:
+        lines.append(f"red light: {summary['crossings_front_unseen']} of {summary['crossings']} crossings not judged "
+                     "(the vehicle's front was past the stop line when its track began)")
     fast = summary["implausible_speeds"]
     if fast["tracks"]:
         lines.append(implausible_line(fast["tracks"], fast["limit_mps"], fast["fastest_mps"]))

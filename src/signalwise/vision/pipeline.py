@@ -136,6 +136,10 @@ class Pipeline:
         #: coverage): those judge no red light
         self.judged_crossings = 0
         self.unjudged_crossings = 0
+        #: crossings (not joined) while signal states were given whose front was past the line already in the
+        #: track's first box: when the front crossed is unknown, so none is judged, and each is counted here so a
+        #: summary's judged and not-judged counts do not read as every crossing
+        self.front_unseen_crossings = 0
         self._moving_speeds: dict[int, list[float]] = {}  # track -> its speeds while moving
         self._track_speeds: deque = deque(maxlen=TYPICAL_SPEED_TRACKS)  # median speed of each forgotten track
         self._approach: dict[int, str] = {}
@@ -229,6 +233,7 @@ class Pipeline:
             if timeline is None or joined:
                 continue
             if front is None:  # the front was past the line in the track's first box: when it crossed is unknown
+                self.front_unseen_crossings += 1
                 continue
             if at is None:  # outside the signal log's coverage: not judged, not read as the last state
                 self.unjudged_crossings += 1

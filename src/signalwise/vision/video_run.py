@@ -354,6 +354,7 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
         # signal log that covers no crossing)
         "not_judged": not_judged(inputs.camera, _no_red_light(inputs, pipe, last_t, signals_offset_s)),
         "signals_cover_s": _coverage(inputs), "crossings_not_judged": pipe.unjudged_crossings,
+        "crossings_front_unseen": pipe.front_unseen_crossings,
         "typical_speed": typical_speed(pipe, inputs.camera.speed_limit_mps),
         "implausible_speeds": {"tracks": pipe.implausible_tracks,
                                "limit_mps": inputs.camera.max_plausible_speed_mps,

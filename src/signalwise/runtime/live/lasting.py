@@ -4,8 +4,9 @@ They exist so that a restart (a crash, a supervisor starting the command again) 
 Which controller the new run starts with is decided here, before the run is named: the banner, the run
 directory and `run.json` name the controller that runs from the first tick, not one replaced at the first
 green. A controller typed on the command line (`-c`) wins over a stored switch: the operator who typed it
-means it; the file's other changes still apply. A stored switch to a `py:` controller is never applied again
-(`stored_module_refusal`): it would load a module the later run's operator did not name.
+means it; the file's other changes still apply. A stored switch to a `py:` controller is applied again only to a
+run whose own configuration (`-c` or `--config`) names it (`stored_module_refusal`): else it would load a module the
+later run's operator did not name.
 """
 
 from __future__ import annotations
@@ -139,27 +140,29 @@ def stored_controller(path: Path) -> dict | None:
     """The last stored switch of every signal (the controller the file leaves the whole run on), or None.
 
     A switch of some signals (`intersections`) is theirs and leaves the run's controller as it is, so it never
-    names the run; one that came before the last switch of every signal is replaced by it. A switch to a `py:`
-    controller is passed over, as the replay refuses it (`stored_module_refusal`). Lines that cannot be read are
-    skipped here: the replay says what is wrong with them."""
+    names the run; one that came before the last switch of every signal is replaced by it. When that last switch
+    is to a `py:` controller, None: the run starts on its configuration's own controller, which the replay leaves
+    it on (`stored_module_refusal` applies the switch only when that configuration names the same `py:` spec),
+    not on an earlier switch the operator had switched away from. Lines that cannot be read are skipped here:
+    the replay says what is wrong with them."""
     last = None
     for _n, entry in read_changes(path)[0]:
         payload = entry["payload"]
         if (isinstance(payload, dict) and payload.get("kind") == "controller" and payload.get("intersections") is None
-                and isinstance(payload.get("controller"), str) and payload["controller"]
-                and not is_module_spec(payload["controller"])):
+                and isinstance(payload.get("controller"), str) and payload["controller"]):
             last = entry
-    return last
+    return None if last is None or is_module_spec(last["payload"]["controller"]) else last
 
 
-def stored_module_refusal(spec: str, command_controller: str | None) -> str | None:
+def stored_module_refusal(spec: str, own: str) -> str | None:
     """Why a stored switch to controller `spec` is not applied again, or None. A `py:` controller loads a module,
-    which only the operator of a run chooses, on its command line: a switch back to a run's own `py:` controller
-    over the API is kept with the lasting changes, but a later run loads that module only when its own `-c`
+    which only the operator of a run chooses, where the run starts: a switch back to a run's own `py:` controller
+    over the API is kept with the lasting changes, but a later run loads that module only when its own
+    configuration's controller (`own`: `-c`, or `--config` without it, as the API's `network_refusal` reads it)
     names it (a relative path would be found from wherever that run starts)."""
-    if is_module_spec(spec) and spec != command_controller:
-        return (f"a stored change loads no code: a {spec.partition(':')[0]}: controller runs only when the run's own "
-                "command line names it (-c)")
+    if is_module_spec(spec) and spec != own:
+        return (f"a stored change loads no code: a {spec.partition(':')[0]}: controller runs only when the run "
+                "starts on it (its own -c or --config names it)")
     return None
 
 

@@ -1116,11 +1116,12 @@ class LiveRuntime:
         """Apply again, in order, the lasting changes an earlier runtime of this corridor made.
 
         A stored controller switch is not applied when the command line named the controller (it wins), nor when
-        it names a `py:` module (`lasting.stored_module_refusal`: checked before anything imports it), and one of
-        every signal that cannot run here any more (its model gone, a controller the run's state cannot hold)
-        leaves the run on the controller it started with; each is logged as refused, with why. The run may have started with the controller the
-        file leaves in force (`lasting.stored_controller`, chosen before the run was named): the signals already
-        running it are not handed a new one at their first green."""
+        it names a `py:` module other than the run's own controller (`lasting.stored_module_refusal`: checked
+        before anything imports it), and one of every signal that cannot run here any more (its model gone, a
+        controller the run's state cannot hold) leaves the run on the controller it started with; each is logged
+        as refused, with why. The run may have started with the controller the file leaves in force
+        (`lasting.stored_controller`, chosen before the run was named): the signals already running it are not
+        handed a new one at their first green."""
         path = self.site_changes_file
         if not path.is_file():
             return
@@ -1147,7 +1148,7 @@ class LiveRuntime:
                 continue
             try:
                 if isinstance(change, ch.ControllerChange):  # before anything imports it
-                    why = stored_module_refusal(change.controller, self.command_controller)
+                    why = stored_module_refusal(change.controller, self.cfg.controller)
                     if why:
                         raise ch.ChangeRefused(why)
                 if isinstance(change, ch.ControllerChange) and change.controller_options and self.resolve_options:
