@@ -18,7 +18,7 @@ import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from support.cli import signalwise
-from vision_scenes import small_scene, write_signals
+from vision_scenes import write_violations_clip
 
 from signalwise.api import create_app
 from signalwise.store import Settings, create_store_engine, current_revision, get_engine, upgrade
@@ -42,14 +42,7 @@ OFFSET_S = 1000.0  # the signal log's clock at the first frame
 def clip(tmp_path_factory):
     """20 s of traffic (320x240, 10 frames/s) with 3 red-light runners (east 5.1 s, north 10.2 s, south 11.2 s) and
     a speeder, its camera file, and its signal log on a clock 1000 s ahead."""
-    from signalwise.vision.synthetic import write_video
-
-    d = tmp_path_factory.mktemp("records")
-    scene = small_scene(seed=3, red_runner_share=0.4, speeder_share=0.3, green_s=8.0, yellow_s=2.0, all_red_s=1.0)
-    truth = write_video(d / "clip.mp4", scene, 20.0)
-    write_signals(d / "signals.csv", truth["states"], offset_s=OFFSET_S)
-    (d / "cam.yaml").write_text(yaml.safe_dump(scene.camera_config()))
-    return d
+    return write_violations_clip(tmp_path_factory.mktemp("records"), OFFSET_S)
 
 
 def _run(d, out, db, *more):

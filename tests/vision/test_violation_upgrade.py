@@ -9,10 +9,9 @@ import datetime as dt
 from collections import Counter
 
 import pytest
-import yaml
 from sqlalchemy import select, text
 from support.cli import signalwise
-from vision_scenes import small_scene, write_signals
+from vision_scenes import write_violations_clip
 
 from signalwise.store import create_store_engine, get_engine, upgrade
 from signalwise.store.tables import ViolationCountsDaily, ViolationCountsHourly, ViolationRow
@@ -33,14 +32,7 @@ OLD_COLUMNS = ("occurred_at", "camera_id", "device_id", "approach", "kind", "tra
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """The clip of tests/vision/test_violation_records.py: 20 s, 3 red-light runners and a speeder."""
-    from signalwise.vision.synthetic import write_video
-
-    d = tmp_path_factory.mktemp("upgrade")
-    scene = small_scene(seed=3, red_runner_share=0.4, speeder_share=0.3, green_s=8.0, yellow_s=2.0, all_red_s=1.0)
-    truth = write_video(d / "clip.mp4", scene, 20.0)
-    write_signals(d / "signals.csv", truth["states"], offset_s=OFFSET_S)
-    (d / "cam.yaml").write_text(yaml.safe_dump(scene.camera_config()))
-    return d
+    return write_violations_clip(tmp_path_factory.mktemp("upgrade"), OFFSET_S)
 
 
 def _run(d, out, db, *more):

@@ -43,3 +43,17 @@ def write_signals(path, states, offset_s=0.0, device="B1"):
                 prev, last_t = st, t
         if states and states[-1][0] != last_t:
             w.writerow([f"{states[-1][0] + offset_s:.3f}", device, states[-1][1]])
+
+
+def write_violations_clip(folder, offset_s):
+    """The clip the violation-record tests store: 20 s with 3 red-light runners and a speeder, its camera file
+    (`cam.yaml`) and its signal log on a clock `offset_s` ahead (`signals.csv`), in `folder`."""
+    import yaml
+
+    from signalwise.vision.synthetic import write_video
+
+    scene = small_scene(seed=3, red_runner_share=0.4, speeder_share=0.3, green_s=8.0, yellow_s=2.0, all_red_s=1.0)
+    truth = write_video(folder / "clip.mp4", scene, 20.0)
+    write_signals(folder / "signals.csv", truth["states"], offset_s=offset_s)
+    (folder / "cam.yaml").write_text(yaml.safe_dump(scene.camera_config()))
+    return folder
