@@ -46,6 +46,11 @@ LONGEST_FILES_FIRST = (
     "sim/test_camera_render.py",
     "store/test_store_migrations.py",
     "runtime/test_live_command.py",
+    "control/test_user_controllers.py",
+    "runtime/test_user_controllers_live.py",
+    "dashboard/test_live_operator.py",
+    "dashboard/test_live_restart.py",
+    "api/test_stream_expiry.py",
     "dashboard/test_live_dashboard.py",
     "api/test_rate_limits.py",
     "training/test_tabular_own_network.py",
@@ -72,7 +77,7 @@ LONGEST_FILES_FIRST = (
 )
 
 #: then the other files, by directory: the directories whose remaining files take longest first
-LONGEST_FIRST = ("runtime", "store", "api", "vision", "training", "dashboard", "sim", "atspm", "envs")
+LONGEST_FIRST = ("runtime", "store", "api", "vision", "training", "dashboard", "control", "sim", "atspm", "envs")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -425,22 +425,6 @@ def slow(inter, ctx):
 """
 
 
-def test_a_keyboard_interrupt_raised_in_decide_is_an_error_the_shield_handles(tmp_path):
-    """Only the operator's Ctrl-C stops the run: a KeyboardInterrupt the controller's code raises itself ended the
-    run as `interrupted` (exit 130), as if someone had pressed Ctrl-C."""
-    (tmp_path / "ctl.py").write_text(interrupting)
-    p = short_run("py:ctl.py:make", tmp_path, duration_s=120)
-    assert p.returncode == 0, p.stderr
-    assert json.loads((run_dir(tmp_path / "runs") / "run.json").read_text())["status"] == "complete"
-    m = metrics(tmp_path / "runs")
-    assert m["network"]["controller_errors"] > 0 and m["network"]["fallback_fraction"] > 0.9
-    (kind,) = m["controller_faults"]["kinds"]
-    assert kind["type"] == "ControllerExited" and kind["message"].endswith("decide raised KeyboardInterrupt")
-    raising_line = interrupting.splitlines().index("        raise KeyboardInterrupt  # a library's way of giving up, "
-                                                   "no key pressed") + 1
-    assert kind["where"] == f"{(tmp_path / 'ctl.py').resolve()}:{raising_line}"  # the controller's `raise`
-
-
 @pytest.mark.parametrize(("signum", "reason"), [(signal.SIGINT, "interrupted"),
                                                 (signal.SIGTERM, "terminated (SIGTERM)")])
 def test_ctrl_c_or_sigterm_while_a_controller_decides_stops_the_run(tmp_path, signum, reason):
@@ -464,31 +448,3 @@ def test_ctrl_c_or_sigterm_while_a_controller_decides_stops_the_run(tmp_path, si
     assert proc.returncode == INTERRUPTED, err
     status = json.loads((run_dir(tmp_path / "runs") / "run.json").read_text())
     assert (status["status"], status["reason"]) == ("incomplete", reason)
-
-
-def test_a_keyboard_interrupt_is_told_by_where_it_was_raised():
-    """Python's SIGINT handler raises between two instructions (here inside `time.sleep`); a `raise` is code's."""
-    from signalwise.control.plugins import raised_by_a_signal
-
-    def raised_in_code():
-        raise KeyboardInterrupt
-
-    def by_the_signal():
-        signal.raise_signal(signal.SIGINT)
-        time.sleep(1)
-
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        for call, from_signal in ((raised_in_code, False), (by_the_signal, True)):
-            with pytest.raises(KeyboardInterrupt) as caught:
-                call()
-            assert raised_by_a_signal(caught.value) is from_signal
-        try:  # a library catching the signal's and raising its own: still the operator's stop
-            try:
-                by_the_signal()
-            except KeyboardInterrupt:
-                raise KeyboardInterrupt("cancelled") from None
-        except KeyboardInterrupt as again:
-            assert raised_by_a_signal(again)
-    finally:
-        signal.signal(signal.SIGINT, previous)

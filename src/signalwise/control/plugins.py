@@ -13,7 +13,7 @@ is. What it returns is held to what the loop reads of a controller
 (`controller_problems`) before the run starts; a controller that raises while
 the run goes on is the shield's to handle (it falls back), as any is. The loop
 holds it wrapped (`UserController`): it decides on its own copy of the
-observation, a `SystemExit` or `KeyboardInterrupt` it raises is an error like any other, and a `period_s` it
+observation, a `SystemExit` it raises is an error like any other (a `KeyboardInterrupt` stops the run), and a `period_s` it
 leaves unusable is an error too, the last usable one kept.
 
 Loading a module runs its code: `py:` is for the person at the command line,
@@ -23,7 +23,6 @@ never for a caller over the network (the API refuses it: `network_refusal`).
 from __future__ import annotations
 
 import dataclasses
-import dis
 import functools
 import hashlib
 import importlib
@@ -32,7 +31,6 @@ import logging
 import math
 import numbers
 import re
-import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -297,8 +295,8 @@ def build(spec: str, factory: Callable, inter, ctx) -> UserController:  # noqa: 
 
 class ControllerExited(RuntimeError):
     """A user's `decide` raised a BaseException that is not an Exception (a library's `sys.exit()`, a
-    `KeyboardInterrupt` no signal raised): raised as an error instead, so that the loop counts it and the shield
-    falls back, as for any error."""
+    `GeneratorExit` let out): raised as an error instead, so that the loop counts it and the shield falls back, as
+    for any error. A `KeyboardInterrupt` stops the run, as Ctrl-C does."""
 
 
 class ControllerAttributeError(RuntimeError):
@@ -315,8 +313,8 @@ class UserController:
 
     `decide` hands `inner` a copy of the observation: the shield registers its calls from the same observation
     after the controller has decided, so a controller editing its lanes in place would otherwise decide which
-    phases are called. A `SystemExit`, or any BaseException but the `KeyboardInterrupt` of Ctrl-C or SIGTERM
-    (`raised_by_a_signal`), is raised as `ControllerExited`; a `period_s` (or `needs_counts_at`) it left unusable
+    phases are called. A `SystemExit`, or any BaseException but a `KeyboardInterrupt` (the operator's stop), is
+    raised as `ControllerExited`; a `period_s` (or `needs_counts_at`) it left unusable
     as `ControllerAttributeError`: neither must end the run or stop it being asked. Built-in controllers are not
     wrapped and pay for none of it. Deep-copied (a live run's saved state) and pickled as `inner` is."""
 
@@ -346,8 +344,11 @@ class UserController:
         except Exception:
             raise
         except BaseException as exc:  # noqa: BLE001 - SystemExit and the like: an error of this controller
-            if isinstance(exc, KeyboardInterrupt) and raised_by_a_signal(exc):
-                raise  # the operator's Ctrl-C or SIGTERM: the run stops
+            if isinstance(exc, KeyboardInterrupt):
+                # Ctrl-C is the operator's stop, whoever raised it: a KeyboardInterrupt a library raises itself
+                # cannot be told apart from one a signal raised (no flag records a plain run's Ctrl-C), and an
+                # operator's stop taken for an error would leave the run going
+                raise
             # its traceback kept: the error is placed where the controller raised it
             raise ControllerExited(f"{self.spec}: decide raised {_one_line(exc)}").with_traceback(
                 exc.__traceback__) from exc
@@ -381,36 +382,6 @@ def _value_shown(value) -> str:  # noqa: ANN001
         return f"a {type(value).__name__}"
 
 
-#: the opcodes of a `raise` statement (a bare one re-raising too)
-_RAISES = frozenset(dis.opmap[name] for name in ("RAISE_VARARGS", "RERAISE") if name in dis.opmap)
-
-
-def raised_by_a_signal(exc: KeyboardInterrupt) -> bool:
-    """Whether Ctrl-C or SIGTERM raised `exc` (the operator stopping the run), not a `raise` in the controller's
-    code or a library's.
-
-    No flag records that a signal arrived (a plain `run` keeps Python's own SIGINT handler), so the exception's
-    origin tells: Python's SIGINT handler raises between two instructions of whatever frame runs (or inside a
-    call such as `time.sleep`), so the innermost frame stopped at an instruction that is no `raise`; a handler
-    written in Python (SIGTERM's in `run`, both in `signalwise live`) raises in its own frame, the handler now
-    installed. A KeyboardInterrupt caught and raised anew is judged by the one it was raised in handling."""
-    handlers = {_code_of(signal.getsignal(s)) for s in (signal.SIGINT, signal.SIGTERM)}
-    seen: BaseException | None = exc
-    while isinstance(seen, KeyboardInterrupt):
-        tb = seen.__traceback__
-        if tb is None:
-            return True  # never raised in Python code
-        while tb.tb_next is not None:
-            tb = tb.tb_next
-        code, at = tb.tb_frame.f_code, tb.tb_lasti
-        if code in handlers or not 0 <= at < len(code.co_code) or code.co_code[at] not in _RAISES:
-            return True
-        seen = seen.__context__
-    return False
-
-
-def _code_of(handler):  # noqa: ANN001, ANN202 - a signal handler: a function, a bound method, SIG_DFL, None
-    return getattr(getattr(handler, "__func__", handler), "__code__", None)
 
 
 def own_copy(obs):  # noqa: ANN001, ANN201 - an Observation
