@@ -434,7 +434,10 @@ def test_ctrl_c_or_sigterm_while_a_controller_decides_stops_the_run(tmp_path, si
     proc = subprocess.Popen([SIGNALWISE, "run", "-s", "single", "-c", "py:ctl.py:slow", "--duration", "120",
                              "--record", "lean", "--out", str(tmp_path / "runs")], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "COLUMNS": "200"})
+                            env={**os.environ, "COLUMNS": "200"},
+                            # Ctrl-C as in a terminal: a suite started in the background hands its children
+                            # SIGINT ignored, and Python then installs no handler for it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while not (tmp_path / "deciding").exists() and proc.poll() is None and time.monotonic() < deadline:
