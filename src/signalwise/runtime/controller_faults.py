@@ -3,9 +3,10 @@ proposals the shield could not follow as given (a phase that does not exist, a d
 
 The loop records here what it caught (`LoopStepper._decide`); the run writes the kinds to
 `controller_errors.csv` and `metrics.json` and warns when they are more than a small share of the decisions
-(`runtime.run`). On stderr a kind is said when first seen, then at most once every `LOG_EVERY_S` with the count
-since its last line (a live run goes on for days), and once more with its count when the run ends: a controller
-that fails at every third call no longer writes a line per call.
+(`runtime.run`); a live run rewrites `controller_errors.csv` as they come, and shows the counts in its snapshots,
+alerts and `run.json` (`runtime.live.runtime`). On stderr a kind is said when first seen, then at most once every
+`LOG_EVERY_S` with the count since its last line (a live run goes on for days), and once more with its count when
+the run ends: a controller that fails at every third call no longer writes a line per call.
 """
 
 from __future__ import annotations
@@ -142,6 +143,11 @@ class ControllerFaults:
     @property
     def invalid(self) -> int:
         return self.count(INVALID_PHASE, UNREADABLE)
+
+    def rows(self) -> list[list]:
+        """controller_errors.csv's rows, one per kind, in `CSV_COLUMNS` order (a batch run writes them once, a live
+        run as they come)."""
+        return [[row[c] for c in CSV_COLUMNS] for row in (f.row() for f in self.kinds.values())]
 
     def as_metrics(self) -> dict:
         """metrics.json's `controller_faults`: the decisions asked for, the errors and invalid proposals with their

@@ -186,8 +186,7 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
     _write_csv(run_dir / "interventions.csv", ["time_s", "device_id", "rule", "detail"],
                [(iv.time_s, iv.intersection_id, iv.rule, iv.detail) for iv in loop.interventions])
     faults = loop.controller_faults
-    _write_csv(run_dir / "controller_errors.csv", list(FAULT_COLUMNS),
-               [[row[c] for c in FAULT_COLUMNS] for row in faults.as_metrics()["kinds"]] if faults is not None else [])
+    _write_csv(run_dir / "controller_errors.csv", list(FAULT_COLUMNS), faults.rows() if faults is not None else [])
     write_detector_config(run_dir / "detectors.csv", loop.intersections)
     _write_csv(run_dir / "queues.csv", ["time_s", "device_id", "halting_veh"], loop.queue_samples)
     _write_csv(run_dir / "trips.csv",

@@ -163,6 +163,19 @@ BUILTIN_RULES: tuple[AlertRule, ...] = (
     _rule("shield_interventions", "shield_interventions_per_min", ">", 30, 0, "warning",
           "the shield overrode more than 30 decisions in a minute: the controller keeps proposing unsafe phases",
           clear_threshold=10),
+    # not safety alerts (SAFETY_LIMITS): what the shield served instead raises fallback_share; these say why
+    _rule("controller_errors", "controller_errors", ">", 0, 0, "warning",
+          "the controller's decide raised an error: the shield's Webster fallback served the signal in its place "
+          "until a decision of the controller could be followed again. controller_errors.csv in the run directory "
+          "lists each kind (type, message, file and line, count, signals), and stderr said it (controller ... "
+          "failed at ...); stays until acknowledged, and each error after that raises it again",
+          until_acknowledged=True),
+    _rule("controller_invalid_proposals", "controller_invalid_proposals", ">", 0, 0, "warning",
+          "the controller proposed what the shield cannot follow: a phase the signal does not have (the shield "
+          "held the current green) or a decision it cannot read (the Webster fallback served). "
+          "controller_errors.csv in the run directory lists each kind with its count, and stderr said it "
+          "(controller ... made a proposal the shield cannot follow); stays until acknowledged, and each one after "
+          "that raises it again", until_acknowledged=True),
     _rule("simulator_restarted", "simulator_restarts", ">", 0, 0, "warning",
           "the simulator crashed and the run resumed from its last saved state (up to --state-every seconds "
           "rewound); stays until acknowledged, and each crash after that raises it again",
@@ -262,8 +275,8 @@ SAFETY_LIMITS: dict[str, SafetyLimits] = {
 #: `mqtt_disconnected` with `--mqtt` only)
 FIXED_FIGURES: tuple[str, ...] = (
     "fallback_share", "stale_sources", "decision_latency_p99_ms", "pacing_lateness_p99_ms", "simulator_restarts",
-    "shield_interventions", "store_buffer_overflow", "store_unavailable_s", "store_buffered_rows",
-    "previous_run_died", "process_cpu_pct", "process_rss_mb", "mqtt_disconnected")
+    "shield_interventions", "controller_errors", "controller_invalid_proposals", "store_buffer_overflow",
+    "store_unavailable_s", "store_buffered_rows", "previous_run_died", "process_cpu_pct", "process_rss_mb", "mqtt_disconnected")
 #: figures reported once per key (`family.<key>`), and what the key is. A camera's figures appear when a stream is
 #: added to the server, so a rule may name a camera not there yet; a signal's are there from the start.
 KEYED_FIGURES: dict[str, str] = {

@@ -68,6 +68,9 @@ log = logging.getLogger("signalwise.live")
 
 #: interventions that note a proposal had to wait, rather than override it (not counted for alerts)
 NOTES = frozenset({"min_green", "fallback_end"})
+#: wall seconds between two rewrites of controller_errors.csv while only the counts of its kinds grow (a new kind is
+#: written at once): a controller failing at every decision costs a small file every few seconds, not one a tick
+FAULTS_WRITE_EVERY_S = 5.0
 
 @dataclass
 class LiveOptions:
@@ -163,6 +166,9 @@ class LiveRuntime:
         self.status_text = "starting"
         self.stopped_by: str | None = None  # what stopped the loop early: `interrupted` (Ctrl-C) or `terminated (SIGTERM)`
         self._interventions_total = 0  # overrides of a decision (not notes such as min_green), for alerts
+        #: controller_errors.csv as last written: (kinds, faults counted), and when it may be rewritten for counts
+        self._faults_written: tuple[int, int] = (0, 0)
+        self._faults_due = 0.0
         self.events_logged = 0  # rows written to events.csv (a recovery records how many preceded it)
         #: time.monotonic() at the end of the last tick; None before the first (the API's liveness probe)
         self.last_tick_monotonic: float | None = None
@@ -444,6 +450,7 @@ class LiveRuntime:
                     continue
                 wall = time.monotonic()
                 self.last_tick_monotonic = wall  # the liveness probe's age of the last tick (`/health/live`)
+                self._keep_controller_errors(wall)
                 if wall >= next_snapshot:
                     self._publish_snapshot()
                     next_snapshot = next_snapshot_due(next_snapshot, wall, self._snapshot_every_s())
@@ -535,6 +542,7 @@ class LiveRuntime:
         self._files["records"] = open(self.run_dir / "records.jsonl", "a")
         #: every alert raised, cleared or acknowledged: what a run killed with SIGKILL left open is read from it
         self._files["alerts"] = open(self.run_dir / "alerts.jsonl", "a")
+        self._write_controller_errors()  # its header from the start, as a batch run's directory always has it
         # run.json says `running` only once every evidence file holds its header: a run killed from then on
         # leaves files the audit can read up to where it died
         self._write_run_json()
@@ -586,6 +594,34 @@ class LiveRuntime:
             "controller": self.controller_spec, "signal_controllers": dict(sorted(self.signal_specs.items())),
             "restarts": self.restarts, "recoveries": self.recoveries,
             "process": self._process, **extra})
+
+    def _keep_controller_errors(self, wall_s: float) -> None:
+        """controller_errors.csv follows the controllers' faults while the run goes (a run may be killed): rewritten
+        at once when a new kind appears, and when only counts grew at most every `FAULTS_WRITE_EVERY_S`. A tick
+        without a new kind reads one length; the counts are summed only when a rewrite is due."""
+        faults = self.stepper.controller_faults
+        kinds = len(faults.kinds)
+        if kinds == self._faults_written[0] and (not kinds or wall_s < self._faults_due):
+            return
+        if kinds == self._faults_written[0] and sum(f.count for f in faults.kinds.values()) == self._faults_written[1]:
+            self._faults_due = wall_s + FAULTS_WRITE_EVERY_S
+            return
+        self._write_controller_errors()
+        self._faults_due = wall_s + FAULTS_WRITE_EVERY_S
+
+    def _write_controller_errors(self) -> None:
+        """Each kind of error the controllers raised and of proposal the shield could not follow, once with its
+        count (`CSV_COLUMNS`, as a batch run writes it), replaced whole so a reader never sees half a file."""
+        from ..controller_faults import CSV_COLUMNS
+
+        faults = self.stepper.controller_faults
+        partial = self.run_dir / "controller_errors.csv.partial"
+        with open(partial, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(CSV_COLUMNS)
+            w.writerows(faults.rows())
+        partial.replace(self.run_dir / "controller_errors.csv")
+        self._faults_written = (len(faults.kinds), sum(f.count for f in faults.kinds.values()))
 
     def _open_csv(self, key: str, name: str, header) -> None:
         fh = open(self.run_dir / name, "w", newline="")
@@ -769,6 +805,9 @@ class LiveRuntime:
             self._close_camera_zones()
             self._drain()
             self._write_events([], held_too=True)
+            if self.stepper is not None:  # the counts since the last rewrite, and each kind's total on stderr
+                self._write_controller_errors()
+                self.stepper.controller_faults.log_totals()
         except Exception:  # noqa: BLE001 - closing must not hide the reason we stopped
             log.exception("could not write the last evidence")
         for fh in self._files.values():
@@ -784,6 +823,9 @@ class LiveRuntime:
         self._write_run_json(finished=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
                              sim_time_s=self.stepper.t if self.stepper else None,
                              profiler=self.profiler.figures(),
+                             # as a batch run's metrics.json: the decisions, errors, invalid proposals, each kind
+                             **({"controller_faults": self.stepper.controller_faults.as_metrics()}
+                                if self.stepper is not None else {}),
                              **({"reason": self.stopped_by} if self.stopped_by else {}),
                              **({"store": self.store_summary} if self.store_summary is not None else {}))
         if self._lock is not None:
@@ -1438,9 +1480,15 @@ class LiveRuntime:
                                   self.running, self.cfg.scenario_label, self.controller_spec, self.opts.speed,
                                   tuple(views), total_queue, round(fallback / n, 4),
                                   len(self.alerts.active()) if self.alerts is not None else 0, self._last_interval,
-                                  self._store_status() if self.store is not None else None)
+                                  self._store_status() if self.store is not None else None,
+                                  self._controller_fault_counts())
         if self.publish is not None:
             self.publish("snapshot", self._snapshot.as_dict())
+
+    def _controller_fault_counts(self) -> dict:
+        """The snapshot's `controller_faults`: decisions asked for, errors raised, proposals not followed as given."""
+        faults = self.stepper.controller_faults
+        return {"decisions": faults.decisions, "errors": faults.errors, "invalid_proposals": faults.invalid}
 
     def _emergency_approaches(self) -> dict:
         """Emergency vehicles within the preemption distance, as the loop's last step saw them (the
@@ -1491,6 +1539,9 @@ class LiveRuntime:
             "pacing_lateness_p99_ms": prof.get("lateness", {}).get("p99_ms") or 0.0,
             "simulator_restarts": float(self.restarts),
             "shield_interventions": float(self._interventions_total),
+            # counts that only grow (a recovery does not rewind them): their alerts wait for an acknowledgement
+            "controller_errors": float(st.controller_faults.errors),
+            "controller_invalid_proposals": float(st.controller_faults.invalid),
         }
         for inter in st.intersections:
             adv = [d for d in inter.detectors if d.kind == "advance"]
@@ -1567,9 +1618,21 @@ class LiveRuntime:
         if self.store is not None and hasattr(self.store, "stats"):
             store = {"store_unavailable_s": {getattr(self.store, "shown_url", "the database"):
                                              self.store.stats().get("last_error") or ""}}
-        return {"stale_sources": stale, "fallback_share": fallback, **store,
+        return {"stale_sources": stale, "fallback_share": fallback, **store, **self._fault_subjects(),
                 "previous_run_died": {d.run_dir.name: d.describe() for d in self.dead_runs},
                 **(mqtt.figure_subjects() if mqtt is not None else {})}
+
+    def _fault_subjects(self) -> dict[str, dict[str, str]]:
+        """The signals the controller-fault figures count at, each with its most frequent kind there (its type,
+        message, file and line), for the alert to name where and what."""
+        from ..controller_faults import RAISED
+
+        out: dict[str, dict[str, str]] = {"controller_errors": {}, "controller_invalid_proposals": {}}
+        for fault in sorted(self.stepper.controller_faults.kinds.values(), key=lambda f: -f.count):
+            figure = out["controller_errors" if fault.kind == RAISED else "controller_invalid_proposals"]
+            for tls in fault.signals:
+                figure.setdefault(tls, fault.text)
+        return out
 
     def _evaluate_alerts(self, t: float) -> None:
         # rules hold "for N seconds" of wall time: at --speed max a simulated minute is a blink; alerts are

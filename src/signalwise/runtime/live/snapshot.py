@@ -54,6 +54,10 @@ class Snapshot:
     interval: dict | None = None
     #: with `--db`: the store writer's figures (`buffered_rows`, `db_ok`, `unavailable_s`, ...); None without
     store: dict | None = None
+    #: what the controllers did wrong since the run began: `decisions` asked for, `errors` their `decide` raised
+    #: (the Webster fallback served), `invalid_proposals` the shield could not follow as given
+    #: (`ControllerFaults`); None before the loop exists
+    controller_faults: dict | None = None
 
     def as_dict(self) -> dict:
         out = dataclasses.asdict(self)
