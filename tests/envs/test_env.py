@@ -14,6 +14,7 @@ from gymnasium.utils.env_checker import check_env
 from pettingzoo.test import parallel_api_test
 
 from signalwise.envs import ENV_ID, SignalwiseEnv, SignalwiseParallelEnv
+from signalwise.envs.seeds import TRAINING_SEEDS_FROM
 from signalwise.sim.backend import SimulationError
 from signalwise.sim.sumo_home import import_libsumo
 
@@ -211,8 +212,11 @@ def test_any_gymnasium_seed_runs_and_reproduces_and_a_negative_one_is_refused():
         first = [env.step(0)[1] for _ in range(6)]
         env.reset(seed=big)
         assert [env.step(0)[1] for _ in range(6)] == first
-        _obs, info = env.reset()  # the next seed after it
-        assert info["sumo_seed"] == (big + 1) % 2**31
+        _obs, info = env.reset()  # drawn from the generator the seed started, among the training seeds
+        drawn = info["sumo_seed"]
+        assert TRAINING_SEEDS_FROM <= drawn < 2**31 and env.np_random_seed == big
+        env.reset(seed=big)
+        assert env.reset()[1]["sumo_seed"] == drawn
         with pytest.raises(ValueError, match="seed"):
             env.parallel.reset(seed=-1)
     finally:

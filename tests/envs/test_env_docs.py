@@ -139,3 +139,28 @@ def test_copies_in_one_process_are_refused_as_the_page_says():
             envs.reset(seed=1)
     finally:
         envs.close()
+
+
+def test_the_readme_snippet_on_a_resco_network_runs_resco_rules():
+    """RESCO users copy it: RESCO's 10 s steps, 3 s yellow and no all-red, not the safety profile's."""
+    readme = (ROOT / "README.md").read_text()
+    code = next(m.group(1) for m in re.finditer(r"```python\n(.*?)```", readme, re.DOTALL)
+                if "SignalwiseParallelEnv" in m.group(1))
+    scope: dict = {}
+    exec(code, scope)  # noqa: S102 - the README's own snippet
+    env = scope["env"]
+    try:
+        timing = env.intersections[env.possible_agents[0]].timing
+        assert env.config.timing.profile == "benchmark" and env.decision_period_s == 10.0
+        assert (timing.yellow_s, timing.all_red_s) == (3.0, 0.0)
+        assert scope["infos"][env.possible_agents[0]]["sumo_seed"] == 1
+    finally:
+        env.close()
+
+
+def test_the_tests_the_page_names_exist():
+    """The page says where determinism and the rest are tested: those tests must be there under those names."""
+    named = set(re.findall(r"`(test_\w+)`", _environment_section()))
+    found = {name for f in (ROOT / "tests" / "envs").glob("test_*.py")
+             for name in re.findall(r"^def (test_\w+)", f.read_text(), re.MULTILINE)}
+    assert named and named <= found, named - found

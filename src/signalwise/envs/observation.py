@@ -17,6 +17,12 @@ constant, and keeps every value inside the Box. Lane groups are the ones the
 tabular agent uses (`StateFeatures.groups`): per phase, not per lane, so the
 vector grows with the number of phases.
 
+A controller builds the same vector from what a run gives it, to deploy an
+environment-trained policy as a `py:` controller (docs/learning.md):
+`PhaseQueueObservation(inter, ctx.lane_length_m).encode(obs.signal, obs.lanes)`
+in a factory `make(inter, ctx)` whose controller reads `observation = "counts"`
+(or "stopped" or "full": each has the queue and count).
+
 The benchmark and reference profiles have no maximum green (a day,
 `runtime.profiles.NO_BOUND_S`): divided by it, the time in interval would
 read 0 for ever. A phase without a maximum is timed against
@@ -39,7 +45,10 @@ UNBOUNDED_SCALE_S = 120.0
 
 
 class PhaseQueueObservation:
-    """SignalStatus + lane counts -> the agent's observation vector, for one intersection."""
+    """SignalStatus + lane counts -> the agent's observation vector, for one intersection.
+
+    `lane_length_m` holds at least the intersection's incoming lanes: the environment's probe, or a controller's
+    `ControlContext.lane_length_m`."""
 
     def __init__(self, inter: Intersection, lane_length_m: dict[str, float]):
         self.inter = inter

@@ -13,8 +13,9 @@
   current phase = hold). It is a *proposal*: the intersection's
   IntersectionShield decides, exactly as in `signalwise run` (minimum and
   maximum green, yellow and all-red, pedestrian walk and clearance, cycle
-  bound, emergency preemption). A proposal stays until the agent makes
-  another; an agent left out of an action dict keeps its last one;
+  bound, emergency preemption). A proposal stands until the agent makes
+  another or the signal starts its green; an agent left out of an action
+  dict keeps its standing one;
 - observation: see `observation.py` (phase one-hot, clearing flag, time in
   interval, per-lane-group queue and count, all in [0, 1]);
 - reward: see `reward.py` (minus halting vehicle-seconds on the approaches
@@ -27,23 +28,35 @@
   timing profile (`controller_options["period_s"]`: 10 s under benchmark, 5 s
   on resco:arterial4x4 and under reference), else max-pressure's 5 s; the
   episode is truncated (never terminated) at the end of the scenario's
-  window, or after `duration_s`;
+  window, or after `duration_s`: the last step ends there, shorter than
+  the others when `duration_s` is no multiple of the period (its reward
+  covers that shorter time); a `duration_s` past a built-in or RESCO
+  scenario's window, whose demand ends with it, is warned about;
 - infos[agent]: `time_s` (SUMO's simulated time, which starts at the
   scenario's begin), the signal's `phase` and `interval` after the step,
-  the `proposed_phase`, `shield_override` (True when the signal is neither
-  green in the proposed phase nor clearing towards it after the step) and
-  `shield_rules`: the shield's interventions during the step (min_green,
-  max_green, cycle_max, preempt, ...) and, on an override, what holds the
-  proposal back at the step's end (`HELD_BY`);
+  `next_phase` (during yellow and all-red the phase the clearance leads to,
+  None in green), `proposed_phase` (the proposal standing during the step:
+  the step's action, or the agent's earlier one the shield still holds;
+  None when none stands), `shield_override` (True when the signal is
+  neither green in the standing proposal's phase nor clearing towards it
+  after the step) and `shield_rules`: the shield's interventions during the
+  step (min_green, max_green, cycle_max, preempt, ...) and, on an override,
+  what holds the proposal back at the step's end (`HELD_BY`);
 - the last step's infos[agent]["episode_metrics"] (and `metrics()` after
   it): the episode's network figures as `signalwise run` computes them
   (`episode.episode_summary`: RESCO's average delay, vehicles never
   inserted, ...); not under Gymnasium's own "episode" key, which its
   RecordEpisodeStatistics wrapper (and Stable-Baselines3's Monitor) write;
-- seeding: `reset(seed=s)` runs SUMO with `--seed s`, the same traffic as
-  `signalwise run --seed s`; later resets without a seed take s+1, s+2, ...
-  (the first one without any seed takes the configuration's seed, 1). A seed
-  from 2**31 up, which SUMO cannot take, runs s mod 2**31 (`infos[agent]["sumo_seed"]`).
+- seeding (`seeds.py`): `reset(seed=s)` runs SUMO with `--seed s`, the
+  same traffic as `signalwise run --seed s` (a seed from 2**31 up, which
+  SUMO cannot take, runs s mod 2**31), and seeds the environment's
+  generator `np_random`; a reset without a seed runs a SUMO seed drawn from
+  that generator among `signalwise train`'s training seeds (1,000,000 up),
+  never one of the small seeds `compare` and `evaluate` hold out. Never
+  seeded, the generator starts from the `seed=` run option (1 unless
+  given): reproducible, and the same in every copy of a vector env whose
+  first reset has no seed. `infos[agent]["sumo_seed"]` is the seed an
+  episode runs.
 
 libsumo is one simulation per process: one open environment per process
 (close() it before opening another; parallel training uses processes).
@@ -52,9 +65,12 @@ libsumo is one simulation per process: one open environment per process
 from __future__ import annotations
 
 import math
+import sys
+import warnings
 
 import numpy as np
 from gymnasium import spaces
+from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
 from ..analytics.safety_audit import AuditReport
@@ -64,16 +80,28 @@ from ..runtime.loop import resolve_scenario
 from .episode import Episode, probe_network
 from .observation import PhaseQueueObservation
 from .reward import halting_vehicle_seconds
+from .seeds import drawn_sumo_seed, given_sumo_seed
 
-#: SUMO's --seed is a 32-bit signed integer, and a Gymnasium seed any int >= 0 (Stable-Baselines3's
-#: `VecEnv.seed()` draws up to 2**32 - 1): a seed wraps into SUMO's range, and one below it is `run --seed`'s
-SUMO_SEEDS = 2**31
+#: scenario kinds whose window is their demand's: their routes end with it (a user's network may have none)
+WINDOWED_KINDS = ("builtin", "resco")
 
 #: what holds a proposal back at the end of a step (`shield_rules` on an override), checked in this order: an
 #: emergency vehicle's preemption; the yellow and all-red of a change to another phase; the shield's fallback
 #: plan; the green in force, within its minimum green (its pedestrians' walk and clearance included), the only
 #: time a shield keeps a green against a proposal it can serve
 HELD_BY = ("preempt", "clearance", "fallback", "min_green")
+
+#: modules whose frames a warning skips, to point at the user's line (Python 3.12's skip_file_prefixes, by hand)
+_WRAPPERS = ("signalwise.envs", "gymnasium", "pettingzoo")
+
+
+def _warn_caller(message: str) -> None:
+    """A UserWarning attributed to the first caller outside this package and Gymnasium's or PettingZoo's
+    wrappers (`gym.make`, a vector env's worker), where the call to change is."""
+    frame, level = sys._getframe(1), 2  # stacklevel 2: the function that called this one
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(_WRAPPERS):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, stacklevel=level)
 
 
 class SignalwiseParallelEnv(ParallelEnv):
@@ -104,6 +132,11 @@ class SignalwiseParallelEnv(ParallelEnv):
                              f"(step_length_s {self.config.step_length_s:g}), not {decision_period_s!r}")
         self.scenario = resolve_scenario(self.config)
         self.end_s = self.scenario.begin_s + (duration_s if duration_s is not None else self.scenario.duration_s)
+        if self.end_s > self.scenario.end_s and self.scenario.kind in WINDOWED_KINDS:
+            _warn_caller(f"duration_s {duration_s:g} runs past {self.config.scenario_label}'s window "
+                         f"({self.scenario.begin_s:g}-{self.scenario.end_s:g} s, {self.scenario.duration_s:g} s), "
+                         f"where its demand ends: the episode's last {self.end_s - self.scenario.end_s:g} s "
+                         "only drain the vehicles still driving")
         self.decision_period_s = float(decision_period_s)
         self.reward_scale = float(reward_scale)
         inters, lane_length_m = probe_network(self.config, self.scenario)
@@ -118,7 +151,9 @@ class SignalwiseParallelEnv(ParallelEnv):
         self.agents: list[str] = []
         self._episode: Episode | None = None
         self._last: Episode | None = None  # the episode audit() reports on, kept after it ends
-        self._next_seed = self.config.seed
+        #: the generator of unseeded resets' SUMO seeds (Gymnasium's `np_random`); `reset(seed=s)` seeds it. Never
+        #: seeded, it starts from the `seed=` run option: a fixed default, so a script's episodes repeat
+        self.np_random, self.np_random_seed = seeding.np_random(self.config.seed)
 
     # -- spaces -----------------------------------------------------------------------
     def observation_space(self, agent: str) -> spaces.Box:
@@ -133,8 +168,11 @@ class SignalwiseParallelEnv(ParallelEnv):
         if seed is not None and int(seed) < 0:
             raise ValueError(f"seed must be 0 or more (as Gymnasium's), not {seed!r}")
         self._close_episode()
-        sumo_seed = (int(seed) if seed is not None else self._next_seed) % SUMO_SEEDS
-        self._next_seed = sumo_seed + 1
+        if seed is not None:
+            sumo_seed = given_sumo_seed(seed)
+            self.np_random, self.np_random_seed = seeding.np_random(int(seed))
+        else:
+            sumo_seed = drawn_sumo_seed(self.np_random)
         self._episode = self._last = Episode(self.config, self.scenario, sumo_seed, self.end_s)
         got = [i.id for i in self._episode.intersections]
         if got != self.possible_agents:
@@ -157,6 +195,7 @@ class SignalwiseParallelEnv(ParallelEnv):
             proposed[agent] = self._phase_index(agent, action)
         for agent, a in proposed.items():
             ep.propose(agent, a)
+        standing = {a: self._standing(a) for a in self.agents}  # this step's, or an earlier one still held
         seen = {a: len(ep.shields[a].interventions) for a in self.agents}
         samples = ep.advance(self.decision_period_s)
         cost = halting_vehicle_seconds(samples, self.config.step_length_s)
@@ -170,7 +209,7 @@ class SignalwiseParallelEnv(ParallelEnv):
         infos = {}
         for a in agents:
             rules = [iv.rule for iv in ep.shields[a].interventions[seen[a]:]]
-            p = proposed.get(a)
+            p = standing[a]
             override = p is not None and not self._serving(a, p)
             if override and (held := self._held_by(a)) not in rules:
                 rules.append(held)
@@ -244,6 +283,11 @@ class SignalwiseParallelEnv(ParallelEnv):
         self._latest = obs
         return obs
 
+    def _standing(self, agent: str) -> int | None:
+        """The proposal the agent's shield holds: its last one, until the signal starts that phase's green."""
+        proposal = self._episode.shields[agent].proposal
+        return None if proposal is None else proposal.phase_index
+
     def _serving(self, agent: str, phase: int) -> bool:
         sh = self._last.shields[agent]
         return sh.phase == phase if sh.interval == "green" else sh.next_phase == phase
@@ -260,4 +304,5 @@ class SignalwiseParallelEnv(ParallelEnv):
     def _info(self, agent: str, proposed: int | None, override: bool, rules: list[str]) -> dict:
         sh = self._last.shields[agent]
         return {"time_s": self._last.time_s, "phase": sh.phase, "interval": sh.interval,
+                "next_phase": None if sh.interval == "green" else sh.next_phase,
                 "proposed_phase": proposed, "shield_override": override, "shield_rules": rules}

@@ -4,7 +4,11 @@ Stable-Baselines3 and most single-agent libraries take a `gymnasium.Env`;
 this is `SignalwiseParallelEnv` with its one agent unwrapped (same
 observation, action, reward, infos, seeding and shield). A scenario with
 several signals is refused: use the parallel environment (or PettingZoo's
-and SuperSuit's wrappers) there.
+and SuperSuit's wrappers) there. Its Gymnasium generator (`np_random`, the
+`_np_random` Gymnasium's checker reads) is the parallel environment's, the
+one that draws the SUMO seeds of unseeded resets: one generator, which never
+seeded starts from a fixed seed rather than Gymnasium's fresh entropy, so a
+script's episodes are the same on every run.
 """
 
 from __future__ import annotations
@@ -31,8 +35,25 @@ class SignalwiseEnv(gym.Env):
         self.observation_space = self.parallel.observation_space(self.agent)
         self.action_space = self.parallel.action_space(self.agent)
 
+    # Gymnasium's `np_random` and `np_random_seed` read and write these two: the parallel environment's
+    @property
+    def _np_random(self):
+        return self.parallel.np_random
+
+    @_np_random.setter
+    def _np_random(self, value) -> None:
+        self.parallel.np_random = value
+
+    @property
+    def _np_random_seed(self):
+        return self.parallel.np_random_seed
+
+    @_np_random_seed.setter
+    def _np_random_seed(self, value) -> None:
+        self.parallel.np_random_seed = value
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
+        # no super().reset(seed=seed): the parallel environment seeds the one generator
         obs, infos = self.parallel.reset(seed=seed, options=options)
         return obs[self.agent], infos[self.agent]
 

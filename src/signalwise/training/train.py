@@ -41,14 +41,10 @@ import numpy as np
 from ..control.learning.agent import Hyper
 from ..control.learning.controller import TABULAR, TrainingSession
 from ..control.learning.qtable import Model, ModelError, QTable, StateEncoding, load_model, save_model
+from ..core.seeds import training_seed
 from .executors import EpisodeExecutor, make_executor
 
 CHECKPOINTS_KEPT = 3
-
-
-def training_seed(seed: int, episode: int) -> int:
-    """The SUMO seed of a training episode: far from the small seeds evaluation uses."""
-    return 1_000_000 + seed * 100_000 + episode
 
 
 @dataclass
