@@ -417,13 +417,25 @@ def _say_how_it_ended(console, runtime, store, run_dir: Path) -> int:
     """How the run ended, on stderr with the rest of what the command says, then its result on stdout, alone, as
     `signalwise run` prints it: `run directory: PATH` (a supervisor capturing stdout finds it there). Returns the
     number of rows still waiting for the database."""
+    from rich.markup import escape
+
     status = runtime.status()
     waiting = (status.get("store") or {}).get("waiting_rows") or 0
     note = f"; {store.waiting_message()}" if waiting and store is not None else ""
     console.print(f"live run {status['status']} at t={status['sim_time_s']:.0f} s; restarts: {status['restarts']}"
                   f"{note}", soft_wrap=True)  # unbroken: paths and a command to copy
+    for warning in _fault_warnings(runtime):
+        # as `signalwise run` says it under its table: one line a warning, however narrow the stream
+        console.print(f"[bold yellow]warning:[/bold yellow] {escape(warning)}", soft_wrap=True)
     typer.echo(f"run directory: {run_dir}")
     return waiting
+
+
+def _fault_warnings(runtime) -> list[str]:
+    """A batch run's warnings when the controllers' errors or invalid proposals took more than a small share of
+    the decisions (`ControllerFaults.warnings`): an operator who ran a faulty plugin live reads it at the end too,
+    not only in the alerts and logs while it went. None for a run that never made its loop."""
+    return runtime.stepper.controller_faults.warnings() if runtime.stepper is not None else []
 
 
 #: at most, how long the end of a run waits for its streams to send what they hold and their close

@@ -30,6 +30,16 @@ def _runtime(request: Request):
     return rt
 
 
+class ControllerFaultCounts(BaseModel):
+    """What the controllers did wrong since the run began, as the snapshot counts it (`controller_faults`)."""
+
+    decisions: int = Field(description="decisions the controllers were asked for")
+    errors: int = Field(description="times their `decide` raised: the shield's Webster fallback served in their place")
+    invalid_proposals: int = Field(description=(
+        "proposals the shield could not follow as given: a phase the signal does not have (the current green was "
+        "held) or a decision it cannot read (the Webster fallback served)"))
+
+
 class LiveStatus(BaseModel):
     running: bool
     status: str = Field(description="running | complete | stopped | failed: <reason>")
@@ -58,6 +68,9 @@ class LiveStatus(BaseModel):
     lasting_changes_file: str | None = Field(None, description=(
         "where the corridor's lasting changes (timing, shield, alert rules, controller) are kept: a later live run "
         "of it applies them again at start"))
+    controller_faults: ControllerFaultCounts | None = Field(None, description=(
+        "the controllers' errors and invalid proposals since the run began, as of the latest snapshot; "
+        "controller_errors.csv in the run directory lists each kind; null before the run's first snapshot"))
 
 
 @router.get("/status", response_model=LiveStatus, summary="Is the live run going, where, and how it has fared")
@@ -67,7 +80,9 @@ def status(request: Request) -> dict:
     if not answer["running"]:  # a page's last look (see live_command._end_streams)
         request.app.state.live_last_looks.add()
     lasting = getattr(rt, "site_changes_file", None)  # a page says a change outlives the run, and where it is kept
-    return {**answer, "lasting_changes_file": str(lasting) if lasting is not None else None}
+    # from the snapshot, not the loop's own counters: a reader never holds the loop's state while it changes
+    return {**answer, "lasting_changes_file": str(lasting) if lasting is not None else None,
+            "controller_faults": rt.snapshot.controller_faults}
 
 
 class Counter:
