@@ -56,13 +56,15 @@ const state = {
   ackResults: new Map(), // alert id -> {ok, text}: an acknowledgement's answer, shown with its alert
   changes: [], // the run's change log, newest first
   override: null, // the override this page applied: {id, seen (in force since), done}; its answer goes when it ends
+  faults: null, // the run's controller_faults as last shown (decisions, errors, invalid_proposals)
 };
 //: changes the run keeps for later runs of the corridor (runtime/live/runtime.py LASTING)
 const LASTING_KINDS = new Set(['timing', 'signal_timing', 'shield', 'alerts', 'controller']);
 const MAX_CHANGES = 40;
 
 // for tests, benchmarks and the curious: read-only views of what the page holds and drew
-const exposed = { state, map: null, feed: null, ready: false, errors: [], snapshotsReceived: 0, newRuns: 0 };
+const exposed = { state, map: null, feed: null, ready: false, errors: [], snapshotsReceived: 0, newRuns: 0,
+                  announced: [] }; // announced: what the live region said, oldest first (the last 50)
 window.signalwise = exposed;
 window.addEventListener('error', e => exposed.errors.push(String(e.message)));
 window.addEventListener('unhandledrejection', e => exposed.errors.push(String(e.reason?.message || e.reason)));
@@ -112,18 +114,36 @@ function mapMessage(text) {
   node.textContent = text || '';
 }
 
+/** One short sentence for a screen reader (the polite live region #announcer), on an event only: an alert raised
+ * or cleared, the run's end, data lost or back, a signal chosen with the map's arrows. Never a per-snapshot value;
+ * the same sentence twice in a row is said once. */
+function announce(text) {
+  if (!text || text === exposed.announced.at(-1)) return;
+  exposed.announced.push(text);
+  if (exposed.announced.length > 50) exposed.announced.shift();
+  $('announcer').textContent = text;
+}
+
 function trim(points, latest) {
   while (points.length && (points.length > MAX_POINTS || points[0][0] < latest - HOUR_S)) points.shift();
 }
 
 // -- API key dialog ---------------------------------------------------------------------------------
+/** The key refused (`err`), or no error (null): the field is marked invalid and its error (role=alert, the
+ * field's description) is said at once. */
+function keyError(err) {
+  $('key-input').setAttribute('aria-invalid', err ? 'true' : 'false');
+  if (err) showError($('key-error'), api.describeError(err), err);
+  else { $('key-error').textContent = ''; $('key-error').title = ''; }
+}
+
 function setupKeyDialog() {
   const dialog = $('key-dialog');
   let settle = null;
   api.setKeyPrompt(why => new Promise(resolve => {
     settle = resolve;
     $('key-why').textContent = why;
-    $('key-error').textContent = ''; $('key-error').title = '';
+    keyError(null);
     $('key-input').value = '';
     dialog.showModal();
     $('key-input').focus();
@@ -135,7 +155,7 @@ function setupKeyDialog() {
       try {
         await api.signIn($('key-input').value.trim());
       } catch (err) {
-        showError($('key-error'), api.describeError(err), err);
+        keyError(err);
         return;
       }
       $('key-input').value = '';
@@ -149,7 +169,7 @@ function setupKeyDialog() {
   dialog.addEventListener('cancel', () => { settle?.(null); settle = null; });
   $('sign-in').addEventListener('click', async () => {
     await new Promise(resolve => { settle = resolve; $('key-why').textContent = 'Sign in for the controls (operate scope).';
-      $('key-error').textContent = ''; $('key-error').title = ''; dialog.showModal(); $('key-input').focus(); });
+      keyError(null); dialog.showModal(); $('key-input').focus(); });
   });
   $('sign-out').addEventListener('click', () => api.forget());
   api.onAuthChange(who => {
@@ -177,7 +197,10 @@ function setupViews() {
 }
 
 function showView(name) {
-  for (const tab of document.querySelectorAll('#views .tab')) tab.classList.toggle('active', tab.dataset.view === name);
+  for (const tab of document.querySelectorAll('#views .tab')) {
+    tab.classList.toggle('active', tab.dataset.view === name);
+    tab.setAttribute('aria-pressed', String(tab.dataset.view === name)); // which view is shown, for a screen reader
+  }
   $('live-view').hidden = name !== 'live';
   $('compare-view').hidden = name !== 'compare';
   if (name === 'compare') loadCompare();
@@ -237,7 +260,10 @@ async function startLive(network) {
   map.requestDraw();
   fillSignalPick();
   startFeed();
-  $('alerts-top').addEventListener('click', () => $('alerts').scrollIntoView({ block: 'start' }));
+  $('alerts-top').addEventListener('click', () => { // focus goes there too: the next Tab reaches its buttons
+    $('alerts').scrollIntoView({ block: 'start' });
+    $('alerts-heading').focus({ preventScroll: true });
+  });
   $('run-notice-close').addEventListener('click', () => { $('run-notice').hidden = true; });
   loadAlerts();
   loadModels();
@@ -345,10 +371,35 @@ function onSnapshot(s) {
   f.push([t, s.fallback_share * 100]);
   trim(q, t); trim(f, t);
   if (s.interval && s.interval.end_s !== null) addIntervals([s.interval]);
+  noteControllerFaults(s.controller_faults);
   scheduleCharts();
   if (state.selected) renderDetail();
   if (!s.running) { if (!state.status || state.status.running) setText('run-status', 'ended'); } // not over `complete`
   else if (state.status && !state.status.running) refreshStatus(); // it started: the controls wake up now
+}
+
+/** The controllers' faults since the run began (a snapshot's or the status's `controller_faults`). Both read the
+ * run's snapshots, so an answer that counts fewer decisions than the one shown is older: it is not shown. */
+function noteControllerFaults(faults) {
+  if (!faults || (state.faults && faults.decisions < state.faults.decisions)) return;
+  state.faults = faults;
+  renderControllerFaults();
+}
+
+/** Under the header, in words, while the controllers' decide raised or the shield could not follow a proposal;
+ * nothing while both counts are 0. Where to read each kind: controller_errors.csv in the run directory. */
+function renderControllerFaults() {
+  const f = state.faults;
+  const errors = f?.errors || 0, invalid = f?.invalid_proposals || 0;
+  const notice = $('controller-faults-notice');
+  notice.hidden = !errors && !invalid;
+  if (notice.hidden) { setText('controller-faults-text', ''); return; }
+  const count = (n, what) => `${n} ${what}${n === 1 ? '' : 's'}`;
+  setText('controller-faults-text', `${count(errors, 'error')} raised by the controller's decide (the shield's `
+    + `Webster fallback served in its place) and ${count(invalid, 'invalid proposal')} the shield could not follow `
+    + `as given, of ${count(f.decisions, 'decision')} since the run began. controller_errors.csv in the run `
+    + `directory (${runName(state.runDir)}) lists each kind with its count, signals, file and line.`);
+  notice.title = state.runDir ? `run directory: ${state.runDir}` : '';
 }
 
 /** The run's controller, and the signals that run another: `actuated (J5: fixed)`. */
@@ -375,12 +426,15 @@ async function newRun(st) {
   state.runDir = st.run_dir;
   exposed.newRuns += 1;
   state.alerts = new Map();
+  alertsSaid.clear();
   state.ackResults.clear();
   state.series.queue.length = 0;
   state.series.fallback.length = 0;
   state.intervals = [];
   state.changes = [];
   state.override = null;
+  state.faults = null; // the new run's own, from its first snapshot
+  renderControllerFaults();
   document.body.classList.remove('ended');
   mapMessage('');
   for (const id of ['control-result', 'override-result', 'timing-result', 'shield-result']) showResult(id, null, '');
@@ -434,8 +488,9 @@ function renderFeedMode() {
 /** The run is over (`reason`: "the live run ended (complete)", as the stream's close says it): the map, the
  * detail and the charts show what it left, and look it. */
 function showEnded(reason) {
-  document.body.classList.add('ended');
   const at = state.snapshot ? formatClock(state.snapshot.sim_time_s) : '–';
+  if (!document.body.classList.contains('ended')) announce(`${reason} at t = ${at}`);
+  document.body.classList.add('ended');
   mapMessage(`${reason} at t = ${at}: the map shows its last state`);
   $('run-status').title = reason;
   if (state.selected) renderDetail();
@@ -454,6 +509,9 @@ function checkStale() {
 }
 
 function markStale(on, text = '') {
+  const at = state.snapshot ? formatClock(state.snapshot.sim_time_s) : '–';
+  if (on && !state.stale) announce(`no data from the server: the page shows the run as it was at t = ${at}`);
+  else if (!on && state.stale) announce('data back: the page is live again');
   state.stale = on;
   document.body.classList.toggle('stale', on);
   mapMessage(text);
@@ -505,6 +563,7 @@ function renderStatus(st) {
   // a controller switched at some signals only is theirs: the run's stays, and the label names the others
   setText('controller-label', controllerText(st.controller, Object.entries(st.signal_controllers || {})));
   followOverride(st.overrides || {});
+  noteControllerFaults(st.controller_faults);
   if (st.sim_time_s !== null && st.sim_time_s !== undefined) setText('sim-time', `t = ${formatClock(st.sim_time_s)}`);
   if (st.controller !== 'fixed') state.lastAdaptive = st.controller;
   const toggle = $('toggle-controller');
@@ -583,6 +642,29 @@ function drawCharts(force) {
   charts.throughput.setSeries([{ name: 'veh/h', color: PALETTE[2], mode: 'points',
                                  points: state.intervals.map(i => [i.end_s, i.flow_vph]) }]);
   for (const chart of Object.values(charts)) chart.draw();
+  labelCharts();
+}
+
+//: how often a live chart's name (its latest value in words, for a screen reader) may change: not on every draw
+const CHART_LABEL_EVERY_MS = 3000;
+let chartsLabelledAt = -Infinity;
+
+/** Each live chart's canvas (role=img) named with its latest value: "network queue: 41 vehicles at t = 12:30". */
+function labelCharts() {
+  if (performance.now() - chartsLabelledAt < CHART_LABEL_EVERY_MS) return;
+  chartsLabelledAt = performance.now();
+  const last = points => points.filter(p => p[1] !== null && p[1] !== undefined).at(-1);
+  const words = (name, points, value) => {
+    const p = last(points);
+    return p ? `${name}: ${value(p[1])} at t = ${formatClock(p[0])}` : `${name}: no value yet`;
+  };
+  const labels = {
+    delay: words('delay proxy, mean wait', state.intervals.map(i => [i.end_s, i.mean_wait_s]), v => `${formatNumber(v)} s`),
+    queue: words('network queue', state.series.queue, v => `${Math.round(v)} vehicles`),
+    throughput: words('throughput', state.intervals.map(i => [i.end_s, i.flow_vph]), v => `${Math.round(v)} vehicles per hour`),
+    fallback: words('fallback share', state.series.fallback, v => `${Math.round(v)} % of signals`),
+  };
+  for (const [name, label] of Object.entries(labels)) charts[name].canvas.setAttribute('aria-label', label);
 }
 
 /** What the delay chart says with no point: intervals closed without a wait (a run on detector feeds, which
@@ -622,6 +704,9 @@ function renderAlerts() {
   top.hidden = !active.length;
   top.textContent = `${active.length} active alert${active.length === 1 ? '' : 's'}`;
   const list = $('alert-list');
+  announceAlerts(all);
+  // redrawn under the keyboard: focus stays on the alert it was on (its button), not lost to the page
+  const focused = list.contains(document.activeElement) ? document.activeElement.closest('li')?.dataset.id : null;
   list.replaceChildren(...all.map(a => {
     const answer = state.ackResults.get(a.id);
     const cleared = a.cleared_at_s !== null;
@@ -640,6 +725,28 @@ function renderAlerts() {
       answer ? el('div', { class: `result ack-result ${answer.ok ? 'ok' : 'refused'}`, title: answer.detail || '' }, answer.text) : null);
   }));
   if (!all.length) list.replaceChildren(el('li', { class: 'info' }, 'no alerts'));
+  if (focused) list.querySelector(`li[data-id="${CSS.escape(focused)}"] button`)?.focus();
+}
+
+//: alert id -> 'active' | 'cleared', as the live region last said it (an alert is announced once per change)
+const alertsSaid = new Map();
+
+/** A new or cleared alert, said once: "warning alert: queue_long at J2, J3". The first list read says the alerts
+ * already up when the page opens; an alert first seen cleared is not said. */
+function announceAlerts(all) {
+  const said = [];
+  for (const a of all) {
+    const now = a.cleared_at_s === null ? 'active' : 'cleared';
+    const before = alertsSaid.get(a.id);
+    if (before === now) continue;
+    alertsSaid.set(a.id, now);
+    const subjects = alertSubjects(a);
+    const at = subjects.length ? ` at ${subjects.slice(0, SHOWN_SUBJECTS).join(', ')}`
+      + `${subjects.length > SHOWN_SUBJECTS ? ` and ${subjects.length - SHOWN_SUBJECTS} more` : ''}` : '';
+    if (now === 'active') said.push(`${a.level} alert: ${a.rule}${at}`);
+    else if (before === 'active') said.push(`alert cleared: ${a.rule}${at}`);
+  }
+  if (said.length) announce(said.join('; '));
 }
 
 //: how many signals an alert's message names before "and N more" (runtime/live/alerts.py SHOWN_SUBJECTS)
@@ -681,7 +788,15 @@ async function acknowledge(id) {
     state.ackResults.set(id, { ok: false, text: `acknowledge: ${api.describeError(err)}`, detail: api.errorDetail(err) });
     if (err.status === 404) await loadAlerts(); // the run has no such alert (any more): its list, as it has it
   }
+  const ackable = () => [...$('alert-list').querySelectorAll('button.ack')].map(b => [b.closest('li').dataset.id, b]);
+  const before = ackable().map(([alertId]) => alertId);
   renderAlerts();
+  // focus stays in the list: on this alert's button when it is still there (refused), else on the next alert's
+  // acknowledge, else on the Alerts heading (never lost to the page)
+  const after = new Map(ackable());
+  const next = after.get(id) || before.slice(before.indexOf(id) + 1).map(i => after.get(i)).find(Boolean)
+    || after.values().next().value;
+  (next || $('alerts-heading')).focus();
 }
 
 // -- changes: every operator's, as the run logs them ----------------------------------------------------
@@ -1077,9 +1192,13 @@ function setupDetail() {
     change(`end override at ${id}`, () => api.del(`/api/v1/live/override/${encodeURIComponent(id)}`), 'override-result');
   });
   $('atspm-refresh').addEventListener('click', () => loadAtspm());
+  document.addEventListener('keydown', e => { // Escape anywhere shrinks an enlarged ATSPM chart
+    if (e.key === 'Escape') for (const img of document.querySelectorAll('.atspm img.zoomed')) img.classList.remove('zoomed');
+  });
   $('signal-pick').addEventListener('change', e => { if (e.target.value) selectIntersection(e.target.value); });
   for (const img of [$('atspm-pcd'), $('atspm-split')]) {
     img.addEventListener('click', () => img.classList.toggle('zoomed'));
+    img.addEventListener('blur', () => img.classList.remove('zoomed')); // never left over the control focus goes to
     img.addEventListener('keydown', e => { // focusable (tabindex): Enter or Space enlarges it, Escape shrinks it
       if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); img.classList.toggle('zoomed'); }
       else if (e.key === 'Escape') img.classList.remove('zoomed');
@@ -1096,7 +1215,7 @@ function fillSignalPick() {
   pick.value = ids.includes(state.selected) ? state.selected : '';
 }
 
-function selectIntersection(id) {
+function selectIntersection(id, { keyboard = false } = {}) {
   state.selected = id;
   map.select(id);
   $('signal-pick').value = id;
@@ -1111,6 +1230,16 @@ function selectIntersection(id) {
   if (state.override?.id !== id) setText('override-result', '');
   state.detailKey = null;
   if (state.mode === 'live') { renderDetail(); scheduleDetailLogs(); loadAtspm(); } else renderStoredDetail(id);
+  if (keyboard) announce(signalWords(id));
+}
+
+/** A signal chosen with the map's arrows, in a few words: "signal J3: phase 4 (NB/SB left), all-red, fallback". */
+function signalWords(id) {
+  const view = state.mode === 'live' ? state.snapshot?.signals.find(s => s.intersection_id === id) : null;
+  if (!view) return `signal ${id} chosen`;
+  return [`signal ${id}: ${phaseName(id, view.phase_number)}, ${String(view.interval).replace(/_/g, '-')}`, view.fallback ? 'fallback' : '',
+          view.preempted ? 'preemption' : '', view.override ? 'override' : '',
+          view.emergency?.length ? 'emergency vehicle' : ''].filter(Boolean).join(', ');
 }
 
 async function renderStoredDetail(id) {

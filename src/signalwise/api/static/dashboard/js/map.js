@@ -456,7 +456,7 @@ export class SignalMap {
     else if (e.key === '0') this.fit();
     else if (ways[e.key]) {
       const id = this.nextSignal(ways[e.key]);
-      if (id) this.onSelect(id);
+      if (id) this.onSelect(id, { keyboard: true }); // the page says which signal (its live region)
     } else return;
     e.preventDefault();
   }

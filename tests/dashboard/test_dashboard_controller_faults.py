@@ -1,0 +1,98 @@
+"""The dashboard says, under its header and in words, when the run's controller raised errors or made proposals
+the shield could not follow, with their counts and where each kind is listed (controller_errors.csv); while
+both counts are 0 it says nothing.
+
+`signalwise live` itself on `single` (SUMO in its worker process), paced, with a `py:` controller written for the
+test that fails while the test leaves it a cue file; the page open in Chromium.
+"""
+
+from __future__ import annotations
+
+import re
+
+from dashboard_helpers import open_page, wait_for
+from support.loopback import free_port, signalwise_serving
+
+CONTROLLER = '''\
+from pathlib import Path
+
+from signalwise.core import Decision
+
+FAIL = Path({cue!r})
+
+
+class Faulty:
+    """Holds the green; while the cue file is there, raises a KeyError and proposes a phase that does not exist,
+    by turns."""
+
+    name = "faulty"
+    observation = "none"
+    wants_detectors = False
+    period_s = 1.0
+
+    def __init__(self, inter):
+        self.inter = inter
+        self.calls = 0
+
+    def decide(self, obs):
+        self.calls += 1
+        if FAIL.exists() and self.calls % 2:
+            return {{}}["E1_0"]
+        if FAIL.exists():
+            return Decision(self.inter.id, len(self.inter.phases) + 3, self.name)
+        return Decision(self.inter.id, None, self.name)
+
+
+def faulty(inter, ctx):
+    return Faulty(inter)
+'''
+
+#: what the page shows and what its latest snapshot counted, read in one go (the run goes on meanwhile)
+SHOWN = """() => ({
+  hidden: document.getElementById('controller-faults-notice').hidden,
+  visible: document.getElementById('controller-faults-notice').checkVisibility(),
+  // what it says (a screen reader reads no hidden text)
+  region: document.getElementById('controller-faults').innerText.replace(/\\s+/g, ' ').trim(),
+  role: document.getElementById('controller-faults').getAttribute('role'),
+  counted: window.signalwise.state.snapshot.controller_faults,  // the latest snapshot's
+  faults: window.signalwise.state.faults,  // the counts the page shows (a snapshot's or a status's, the newer)
+})"""
+
+
+def test_the_page_names_the_controllers_faults_with_their_counts_and_nothing_while_there_are_none(browser, tmp_path):
+    cue = tmp_path / "fail"
+    module = tmp_path / "faulty.py"
+    module.write_text(CONTROLLER.format(cue=str(cue)))
+    port = free_port()
+    with signalwise_serving(["live", "-s", "single", "-c", f"py:{module}:faulty", "--speed", "10", "--port",
+                             str(port), "--out", str(tmp_path / "runs")], "/api/v1/live/status", port, cwd=tmp_path,
+                            env={"SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}", "NO_COLOR": "1"}):
+        (run_dir,) = [d for d in (tmp_path / "runs").iterdir() if d.is_dir()]
+        with open_page(browser, f"http://127.0.0.1:{port}/") as p:
+            wait_for(p.page, "window.signalwise && window.signalwise.ready"
+                             " && (window.signalwise.state.snapshot?.controller_faults?.decisions || 0) > 2", 20)
+            clean = p.page.evaluate(SHOWN)
+            assert clean["hidden"] and not clean["visible"] and clean["region"] == "", clean
+            assert clean["counted"]["errors"] == clean["counted"]["invalid_proposals"] == 0
+
+            cue.touch()
+            wait_for(p.page, "(window.signalwise.state.snapshot.controller_faults.errors || 0) > 1"
+                             " && window.signalwise.state.snapshot.controller_faults.invalid_proposals > 1", 20)
+            shown = p.page.evaluate(SHOWN)
+            assert shown["visible"] and shown["role"] == "status", shown
+            f = shown["faults"]
+            counted = re.fullmatch(r"Controller faults: (\d+) errors? raised by the controller's decide \(the shield's "
+                                   r"Webster fallback served in its place\) and (\d+) invalid proposals? the shield "
+                                   r"could not follow as given, of (\d+) decisions? since the run began\. "
+                                   r"controller_errors\.csv in the run directory \((.+)\) lists each kind with its "
+                                   r"count, signals, file and line\.", shown["region"])
+            assert counted, shown["region"]
+            assert [int(n) for n in counted.groups()[:3]] == [f["errors"], f["invalid_proposals"], f["decisions"]]
+            assert counted.group(4) == run_dir.name
+            assert p.page.get_attribute("#controller-faults-notice", "title") == f"run directory: {run_dir}"
+            # near the header: right under the top bar, above the map
+            top = p.page.locator("#topbar").bounding_box()
+            notice = p.page.locator("#controller-faults-notice").bounding_box()
+            assert top["y"] + top["height"] <= notice["y"] < p.page.locator("#map-pane").bounding_box()["y"]
+            p.shot("dashboard-controller-faults")
+            assert p.errors == [], p.errors
