@@ -11,6 +11,7 @@ import shutil
 
 import pytest
 from fastapi.testclient import TestClient
+from support.databases import isolated_database, postgres_unavailable_reason
 
 from signalwise.api import create_app
 from signalwise.runtime.compare import compare_controllers
@@ -34,28 +35,38 @@ def _client(db_url: str, detector_config=None) -> TestClient:
     return TestClient(create_app(Settings(database_url=db_url, detector_config=detector_config)))
 
 
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def both_published(request, runs, tmp_path_factory):
+    """A client on a store (as conftest's `db_url`) both runs were published into, once per database: the tests
+    that use it only read."""
+    if request.param == "postgresql" and (reason := postgres_unavailable_reason()):
+        pytest.skip(reason)
+    with isolated_database(request.param, tmp_path_factory.mktemp("published")) as db_url:
+        publish_runs(sorted(runs.run_dirs.values()), db_url)
+        with _client(db_url) as client:
+            yield client
+
+
 @pytest.mark.parametrize("measure", ["arrival_on_green", "split_failures", "pcd"])
-def test_a_published_runs_detector_measures_answer_without_the_setting(runs, db_url, measure):
-    publish_runs(sorted(runs.run_dirs.values()), db_url)
+def test_a_published_runs_detector_measures_answer_without_the_setting(runs, both_published, measure):
     sim = simulation_id(runs.run_dirs[("fixed", 1)])
     assert sim == "cmp-db.fixed-s1"
-    with _client(db_url) as client:
-        r = client.get(f"/api/v1/atspm/{measure}", params={"simulation_id": sim})
-        assert r.status_code == 200, r.text
-        body = r.json()
-        assert body["simulation_id"] == sim and body["detector_config"] == "run"
-        assert body["total"] > 0 and body["rows"]
-        assert {row["DeviceId"] for row in body["rows"]} == {"C"}  # the run's one signal
+    client = both_published
+    r = client.get(f"/api/v1/atspm/{measure}", params={"simulation_id": sim})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["simulation_id"] == sim and body["detector_config"] == "run"
+    assert body["total"] > 0 and body["rows"]
+    assert {row["DeviceId"] for row in body["rows"]} == {"C"}  # the run's one signal
 
 
-def test_a_request_over_several_runs_still_asks_which_run(runs, db_url):
+def test_a_request_over_several_runs_still_asks_which_run(both_published):
     """The configuration follows the run the request chooses: over two runs' events it names none, as before."""
-    publish_runs(sorted(runs.run_dirs.values()), db_url)
-    with _client(db_url) as client:
-        r = client.get("/api/v1/atspm/arrival_on_green")
-        assert r.status_code == 422 and "?simulation_id=" in r.text and "cmp-db.actuated-s1" in r.text
-        r = client.get("/api/v1/atspm/arrival_on_green", params={"simulation_id": "cmp-db.actuated-s1"})
-        assert r.status_code == 200 and r.json()["detector_config"] == "run" and r.json()["total"] > 0
+    client = both_published
+    r = client.get("/api/v1/atspm/arrival_on_green")
+    assert r.status_code == 422 and "?simulation_id=" in r.text and "cmp-db.actuated-s1" in r.text
+    r = client.get("/api/v1/atspm/arrival_on_green", params={"simulation_id": "cmp-db.actuated-s1"})
+    assert r.status_code == 200 and r.json()["detector_config"] == "run" and r.json()["total"] > 0
 
 
 def test_the_runs_own_configuration_wins_over_the_setting_which_stays_for_imported_logs(runs, db_url, tmp_path):

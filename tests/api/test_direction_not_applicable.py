@@ -5,6 +5,12 @@ were the approach's; where it applies (`/wait-times`) north and east answer thei
 import datetime as dt
 
 import pytest
+from fastapi.testclient import TestClient
+from support.databases import isolated_database, postgres_unavailable_reason
+
+from signalwise.api import create_app
+from signalwise.store import Settings, get_engine
+from signalwise.store.keys import create_key
 
 T0 = dt.datetime(2026, 3, 14, 8, tzinfo=dt.UTC)
 
@@ -20,6 +26,20 @@ def _record(minute: int) -> dict:
                         "avg_speed": 20.0, "fuel_saved": 0.0, "co2_saved": 0.0, "emergency_overrides": 0}}
 
 
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def client(request, tmp_path_factory):
+    """One store and app per database for the module (as tests/api/conftest.py's `client`), the same four
+    records ingested once: every test here only reads."""
+    if request.param == "postgresql" and (reason := postgres_unavailable_reason()):
+        pytest.skip(reason)
+    with isolated_database(request.param, tmp_path_factory.mktemp("direction")) as url:
+        app = create_app(Settings(database_url=url, max_batch_records=50, cache_ttl_s=60))
+        _info, key = create_key(get_engine(url), "tests", ["read", "ingest", "operate", "admin"])
+        with TestClient(app, headers={"X-API-Key": key}) as c:
+            assert c.post("/api/v1/ingest/batch", json=[_record(m) for m in range(4)]).status_code == 201
+            yield c
+
+
 RANGE = "start=2026-03-14T08:00:00Z&end=2026-03-14T09:00:00Z"
 
 
@@ -33,7 +53,6 @@ RANGE = "start=2026-03-14T08:00:00Z&end=2026-03-14T09:00:00Z"
     "/api/v1/charts/wait-time-trend?simulation_id=S",
 ])
 def test_direction_is_refused_where_the_figures_have_none(client, route):
-    assert client.post("/api/v1/ingest/batch", json=[_record(m) for m in range(4)]).status_code == 201
     assert client.get(route).status_code == 200
     for direction in ("north", "east"):
         resp = client.get(f"{route}&direction={direction}")
@@ -44,7 +63,6 @@ def test_direction_is_refused_where_the_figures_have_none(client, route):
 
 
 def test_wait_times_answer_each_approach_its_own(client):
-    assert client.post("/api/v1/ingest/batch", json=[_record(m) for m in range(4)]).status_code == 201
     for query in ("", f"&{RANGE}"):
         north = client.get(f"/api/v1/analytics/wait-times?simulation_id=S&direction=north{query}").json()
         east = client.get(f"/api/v1/analytics/wait-times?simulation_id=S&direction=east{query}").json()

@@ -23,8 +23,7 @@ RESERVED = ["restart", "local", "insecure", "runtime", "unknown", "cli", "Restar
             "import:/srv/models"]
 
 
-@pytest.fixture
-def served(tmp_path):
+def _serve(tmp_path):
     """(client, engine, url, the admin key's record and key) on a server that wants a key for every call."""
     url = f"sqlite:///{tmp_path / 'keys.db'}"
     engine = get_engine(url)
@@ -33,13 +32,25 @@ def served(tmp_path):
         yield client, engine, url, info, key
 
 
+@pytest.fixture
+def served(tmp_path):
+    """A server and store of the test's own."""
+    yield from _serve(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def refusing_served(tmp_path_factory):
+    """One server and store for the refused names below: none of them may add a key."""
+    yield from _serve(tmp_path_factory.mktemp("refused"))
+
+
 def _post_key(client, admin_key: str, **body):
     return client.post("/api/v1/keys", json=body, headers={"X-API-Key": admin_key})
 
 
 @pytest.mark.parametrize("name", RESERVED)
-def test_a_reserved_name_is_refused_over_the_api_with_the_reason(served, name):
-    client, engine, _, _, admin = served
+def test_a_reserved_name_is_refused_over_the_api_with_the_reason(refusing_served, name):
+    client, engine, _, _, admin = refusing_served
     r = _post_key(client, admin, name=name, scopes=["operate"])
     assert r.status_code == 422, r.text
     assert f"the name {name.strip()!r} is reserved: change logs and readers use it for" in r.json()["message"]

@@ -30,7 +30,7 @@ TIMING = "/api/v1/live/config/timing"
 
 @pytest.fixture
 def running(tmp_path):
-    """corridor at 20x, served; yields (client with an operate key, runtime); stopped and joined after."""
+    """corridor at 40x, served; yields (client with an operate key, runtime); stopped and joined after."""
     yield from _serving(tmp_path, RunConfig(scenario="corridor"))
 
 
@@ -38,7 +38,7 @@ def _serving(tmp_path, cfg: RunConfig):
     db = f"sqlite:///{tmp_path / 'db.sqlite'}"
     app = create_app(Settings(database_url=db))
     _info, key = create_key(get_engine(db), "ops", ["read", "operate"])
-    rt = LiveRuntime(cfg, LiveOptions(speed=20.0, duration_s=3600, in_process=True), tmp_path / "live")
+    rt = LiveRuntime(cfg, LiveOptions(speed=40.0, duration_s=3600, in_process=True), tmp_path / "live")
     rt.open()
     app.state.live = rt
     loop = threading.Thread(target=rt.run, name="live-loop", daemon=True)

@@ -64,8 +64,9 @@ def test_stored_alerts_and_changes_of_a_stopped_run_are_read_with_their_states(d
     run_dir = tmp_path / "live"
     sim = run_dir.name
     store = LiveStoreWriter(db_url, sim, run_dir / "store-buffer", 10_000, retry_initial_s=0.05)
+    # alerts evaluated 10 times a wall second (1 by default): the test waits for each to be raised
     rt = LiveRuntime(RunConfig(scenario="single", controller="max-pressure", seed=1),
-                     LiveOptions(speed=20.0, duration_s=3600, in_process=True), run_dir, store=store,
+                     LiveOptions(speed=20.0, duration_s=3600, in_process=True, alerts_hz=10), run_dir, store=store,
                      alerts=AlertEngine([AlertRule(**r) for r in (KEEP_OPEN, ACKED)]))
     rt.open()
     loop = threading.Thread(target=rt.run, daemon=True)

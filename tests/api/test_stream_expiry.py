@@ -11,7 +11,6 @@ import time
 
 import httpx
 import jwt
-import pytest
 from support.loopback import serving_port
 from test_streams import _FakeRuntime  # the stand-in runtime of the other stream tests
 from websockets.asyncio.client import connect
@@ -80,35 +79,27 @@ def _sse_until_error(port: int, query: str, headers: dict, timeout_s: float) -> 
     raise AssertionError(f"the stream ended without an error event: {events}")
 
 
-@pytest.mark.parametrize("how", ["query", "first message"])
-def test_a_websocket_stream_is_closed_at_its_tokens_exp_with_the_reason(tmp_path, how):
+def test_a_stream_is_closed_at_its_tokens_exp_with_the_reason_or_at_a_newer_tokens_it_sent(tmp_path):
+    """Side by side on one server, each with a token of its own (each waits for its own token's `exp`): a
+    WebSocket with its token in the query, one with it in the first message, and an SSE stream, each ended at
+    its token's `exp`; and a WebSocket that sends a newer token halfway, which goes on to that token's `exp`."""
     app, _engine, keys = _app(tmp_path, TOKEN_TTL_S)
     with serving_port(app) as port:
-        token = _token(port, keys["wall"])
-        assert token["expires_in"] <= TOKEN_TTL_S
+        tokens = {how: _token(port, keys["wall"]) for how in ("query", "first message", "sse", "renewed")}
+        for how, token in tokens.items():
+            assert token["expires_in"] <= TOKEN_TTL_S, how
 
-        async def main():
+        async def websocket(how: str) -> tuple[list[dict], int, str, float]:
+            token = tokens[how]
             query = f"&token={token['access_token']}" if how == "query" else ""
             async with connect(f"ws://127.0.0.1:{port}/api/v1/ws/live?topics=alert{query}") as ws:
                 if how == "first message":
                     await ws.send(json.dumps({"token": token["access_token"]}))
-                return await _ws_until_closed(ws, TOKEN_TTL_S + 5)
+                messages, code, reason = await _ws_until_closed(ws, TOKEN_TTL_S + 5)
+            return messages, code, reason, time.time()
 
-        messages, code, reason = asyncio.run(main())
-        closed_s = time.time()
-    assert code == 1008, (code, reason)
-    assert reason.startswith("token expired"), reason
-    assert messages[0]["type"] == "subscribed"
-    assert any(m["type"] == "heartbeat" for m in messages)  # served until then
-    assert _exp_s(token) <= closed_s <= _exp_s(token) + 1.5  # at `exp`, not a heartbeat (or more) later
-
-
-def test_a_websocket_that_sends_a_newer_token_goes_on_to_that_tokens_exp(tmp_path):
-    app, _engine, keys = _app(tmp_path, TOKEN_TTL_S)
-    with serving_port(app) as port:
-        first = _token(port, keys["wall"])
-
-        async def main():
+        async def renewed() -> tuple[int, str, dict, float]:
+            first = tokens["renewed"]
             async with connect(f"ws://127.0.0.1:{port}/api/v1/ws/live?topics=alert&token={first['access_token']}") \
                     as ws:
                 assert json.loads(await ws.recv())["type"] == "subscribed"
@@ -116,50 +107,64 @@ def test_a_websocket_that_sends_a_newer_token_goes_on_to_that_tokens_exp(tmp_pat
                 newer = await asyncio.to_thread(_token, port, keys["wall"])
                 await ws.send(json.dumps({"token": newer["access_token"]}))
                 _messages, code, reason = await _ws_until_closed(ws, 2 * TOKEN_TTL_S + 5)
-                return code, reason, newer
-
-        code, reason, newer = asyncio.run(main())
-        closed_s = time.time()
-    assert code == 1008 and reason.startswith("token expired"), (code, reason)
-    assert _exp_s(newer) >= _exp_s(first) + 1
-    assert _exp_s(newer) <= closed_s <= _exp_s(newer) + 1.5  # past the first token's `exp`, at the newer's
-
-
-def test_an_sse_stream_ends_at_its_tokens_exp_with_an_event_saying_why(tmp_path):
-    app, _engine, keys = _app(tmp_path, TOKEN_TTL_S)
-    with serving_port(app) as port:
-        token = _token(port, keys["wall"])
-        events, error = _sse_until_error(port, f"token={token['access_token']}", {}, TOKEN_TTL_S + 5)
-    assert events[0] == "subscribed" and ": heartbeat" in events
-    assert error["code"] == 1008 and error["reason"].startswith("token expired"), error
-
-
-@pytest.mark.parametrize("credential", ["token", "X-API-Key"])
-def test_a_websocket_stream_is_closed_soon_after_its_key_is_revoked(tmp_path, credential):
-    app, engine, keys = _app(tmp_path)
-    with serving_port(app) as port:
-        query, headers = "", {}
-        if credential == "token":
-            query = "&token=" + _token(port, keys["wall"])["access_token"]
-        else:
-            headers = {"X-API-Key": keys["wall"]}
+            return code, reason, newer, time.time()
 
         async def main():
-            async with connect(f"ws://127.0.0.1:{port}/api/v1/ws/live?topics=alert{query}",
-                               additional_headers=headers) as ws:
-                assert json.loads(await ws.recv())["type"] == "subscribed"
+            return await asyncio.gather(
+                websocket("query"), websocket("first message"),
+                asyncio.to_thread(_sse_until_error, port, f"token={tokens['sse']['access_token']}", {},
+                                  TOKEN_TTL_S + 5),
+                renewed())
+
+        *closed, (events, error), (code, reason, newer, renewed_closed_s) = asyncio.run(main())
+    for how, (messages, code_, reason_, closed_s) in zip(("query", "first message"), closed, strict=True):
+        token = tokens[how]
+        assert code_ == 1008, (how, code_, reason_)
+        assert reason_.startswith("token expired"), (how, reason_)
+        assert messages[0]["type"] == "subscribed", how
+        assert any(m["type"] == "heartbeat" for m in messages), how  # served until then
+        assert _exp_s(token) <= closed_s <= _exp_s(token) + 1.5, how  # at `exp`, not a heartbeat (or more) later
+    # the SSE stream ends with an event saying why
+    assert events[0] == "subscribed" and ": heartbeat" in events
+    assert error["code"] == 1008 and error["reason"].startswith("token expired"), error
+    # the renewed WebSocket: past the first token's `exp`, at the newer's
+    assert code == 1008 and reason.startswith("token expired"), ("renewed", code, reason)
+    assert _exp_s(newer) >= _exp_s(tokens["renewed"]) + 1
+    assert _exp_s(newer) <= renewed_closed_s <= _exp_s(newer) + 1.5, "renewed"
+
+
+def test_a_websocket_stream_is_closed_soon_after_its_key_is_revoked(tmp_path):
+    """Both credentials side by side on one server: a token of the key in the query, and the key itself in
+    X-API-Key; one revocation of the key ends both."""
+    app, _engine, keys = _app(tmp_path)
+    with serving_port(app) as port:
+        url = f"ws://127.0.0.1:{port}/api/v1/ws/live?topics=alert"
+        token = _token(port, keys["wall"])["access_token"]
+
+        async def main():
+            async with connect(f"{url}&token={token}") as by_token, \
+                    connect(url, additional_headers={"X-API-Key": keys["wall"]}) as by_key:
+                streams = {"token": by_token, "X-API-Key": by_key}
+                for credential, ws in streams.items():
+                    assert json.loads(await ws.recv())["type"] == "subscribed", credential
                 await asyncio.sleep(3 * HEARTBEAT_S)  # checked at heartbeats, and not closed while active
-                assert ws.close_code is None
+                for credential, ws in streams.items():
+                    assert ws.close_code is None, credential
                 answer = await asyncio.to_thread(
                     httpx.delete, f"http://127.0.0.1:{port}/api/v1/keys/wall", headers={"X-API-Key": keys["boss"]})
                 assert answer.status_code == 200, answer.text
                 revoked_s = time.monotonic()
-                _messages, code, reason = await _ws_until_closed(ws, 10)
-                return code, reason, time.monotonic() - revoked_s
 
-        code, reason, after_s = asyncio.run(main())
-    assert code == 1008 and "'wall'" in reason and "revoked" in reason, (code, reason)
-    assert after_s <= 2 * HEARTBEAT_S + 1
+                async def closed(ws):
+                    _messages, code, reason = await _ws_until_closed(ws, 10)
+                    return code, reason, time.monotonic() - revoked_s
+
+                return dict(zip(streams, await asyncio.gather(*map(closed, streams.values())), strict=True))
+
+        ends = asyncio.run(main())
+    for credential, (code, reason, after_s) in ends.items():
+        assert code == 1008 and "'wall'" in reason and "revoked" in reason, (credential, code, reason)
+        assert after_s <= 2 * HEARTBEAT_S + 1, (credential, after_s)
 
 
 def test_an_sse_stream_ends_soon_after_its_tokens_key_is_revoked(tmp_path):
