@@ -25,6 +25,11 @@ AOG_OVERALL_TOLERANCE_PP = 3.0  # whole run; measured 0.3 pp (actuated), 2.6 pp 
 RLR_BIN_TOLERANCE_VEH = 1  # red-light runners per bin and phase
 
 
+#: for tests of the command's plumbing (its inputs, its outputs), which read either log the same way: one run
+#: of the two is enough (indirect parametrization narrows `run_dir` to it)
+ONE_RUN = pytest.mark.parametrize("run_dir", ["actuated"], indirect=True)
+
+
 @pytest.fixture(scope="module", params=["actuated", "fixed"])
 def run_dir(request, tmp_path_factory):
     out = tmp_path_factory.mktemp(f"run_{request.param}")
@@ -58,6 +63,7 @@ def test_cli_writes_tables_and_charts(run_dir, tmp_path):
     assert pngs >= {"pcd", "split_monitor", "aog_by_hour", "split_failures"}
 
 
+@ONE_RUN
 def test_run_dir_and_its_files_give_the_same_tables(run_dir, run_tables, tmp_path):
     # `--run DIR` is `--events DIR/events.csv --detectors DIR/detectors.csv`: yellow/red actuations too
     (r1, a), b = run_tables, tmp_path / "files"
@@ -73,6 +79,7 @@ def test_run_dir_and_its_files_give_the_same_tables(run_dir, run_tables, tmp_pat
     assert len(pd.read_csv(a / "yellow_red.csv")) > 0 and pd.read_csv(a / "red_light_running.csv")["Red_Actuations"].sum() > 0
 
 
+@ONE_RUN
 def test_a_path_alone_is_a_run_directory_or_an_event_log(run_dir, run_tables, tmp_path):
     """`signalwise atspm RUN_DIR` is `--run RUN_DIR`; a file is `--events FILE`; both at once is refused."""
     for name, source in (("dir", run_dir), ("file", run_dir / "events.csv")):
@@ -144,6 +151,7 @@ def test_red_light_running_matches_sumo(run_dir):
     assert ours["Red_Actuations"].sum() > ours["Red_Running"].sum()
 
 
+@ONE_RUN
 def test_events_import_into_store(run_dir, tmp_path):
     db = f"sqlite:///{tmp_path / 'sw.db'}"
     r = subprocess.run(SIGNALWISE + ["events", "import", str(run_dir / "events.csv"), "--db", db],

@@ -16,11 +16,12 @@ from support.loopback import free_port, signalwise_serving
 
 def test_the_page_shows_the_end_of_the_run_and_then_asks_nothing_more(browser, tmp_path):
     port = free_port()
-    with signalwise_serving(["live", "--scenario", "corridor", "--speed", "20", "--duration", "150", "--port",
+    with signalwise_serving(["live", "--scenario", "corridor", "--speed", "20", "--duration", "100", "--port",
                              str(port), "--out", str(tmp_path)], "/api/v1/live/status", port, cwd=tmp_path,
                             env={"SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
                                  "NO_COLOR": "1"}) as proc:
-        with open_page(browser, f"http://127.0.0.1:{port}/") as p:
+        # the page's clock runs as a wall clock does, and the test can run it on past the page's polls
+        with open_page(browser, f"http://127.0.0.1:{port}/", before=lambda page: page.clock.install()) as p:
             wait_for(p.page, "window.signalwise && window.signalwise.feed && window.signalwise.feed.mode === 'stream'")
             wait_for(p.page, "window.signalwise.map.drawn && window.signalwise.map.drawn.seq !== null", 20)
             x, y = p.page.evaluate("window.signalwise.map.screenOf('J3')")
@@ -43,7 +44,10 @@ def test_the_page_shows_the_end_of_the_run_and_then_asks_nothing_more(browser, t
             stopped = time.monotonic()
             asked: list[str] = []
             p.page.on("request", lambda r: asked.append(r.url))
-            p.page.wait_for_timeout(6000)  # three status polls, one alerts poll, had they gone on
+            # 6 s of the page's time: three status polls and one alerts poll, had they gone on (each timer due in
+            # them fires), then a moment of wall time for a request they would make to go out
+            p.page.clock.fast_forward("00:06")
+            p.page.wait_for_timeout(500)
             assert asked == [], f"asked a stopped server {len(asked)} times in {time.monotonic() - stopped:.0f} s"
             # a young run has no complete cycle: the ATSPM charts of the signal selected answer 404 with the reason
             assert [e for e in p.errors if "/api/v1/live/atspm/" not in e] == [], p.errors

@@ -9,11 +9,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils import seeding
 
+from signalwise.core.seeds import training_seed
 from signalwise.envs import ENV_ID, SignalwiseEnv, SignalwiseParallelEnv
 from signalwise.envs.seeds import TRAINING_SEEDS_FROM
 from signalwise.training.policy_search import validation_seeds as search_validation_seeds
 from signalwise.training.selection import validation_seeds
-from signalwise.core.seeds import training_seed
 
 #: the seeds `compare` and `evaluate` run by default (`--seeds N` from `--first-seed 1`), far more than asked
 HELD_OUT = set(range(1, 10_001))

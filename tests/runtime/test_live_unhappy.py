@@ -68,7 +68,7 @@ def _until(condition, timeout_s=10.0) -> bool:
 
 
 def test_a_shield_change_with_numbers_as_text_is_taken_as_numbers_and_the_run_goes_on(tmp_path):
-    rt = _runtime(tmp_path, "first", speed=30.0, duration_s=90)
+    rt = _runtime(tmp_path, "first", speed=30.0, duration_s=40)  # after the change at 5 s: 35 s of shielded ticks
     th = _run_in_thread(rt)
     assert _until(lambda: rt.running and rt.stepper.t > 5)
     entry = rt.submit(ch.ShieldChange(shield={"confidence_threshold": "0.7", "max_observation_age_s": "20"}),
@@ -318,7 +318,7 @@ def test_a_controller_switch_naming_no_signal_is_refused_not_applied_to_all(tmp_
 def test_a_change_refused_for_waiting_too_long_is_never_applied_later(tmp_path):
     """The simulator stops answering (SIGSTOP) while a change waits for the loop: the caller is refused after its
     timeout, and when the simulator answers again the loop does not apply the change behind that refusal."""
-    rt = _runtime(tmp_path, speed=20.0, duration_s=60, in_process=False)
+    rt = _runtime(tmp_path, speed=20.0, duration_s=40, in_process=False)  # 20 s before the stop, about 20 after
     th = _run_in_thread(rt)
     assert _until(lambda: rt.stepper.t > 20, 30)
     pid = rt.field.backend.pid

@@ -268,13 +268,13 @@ def test_resuming_an_auto_training_validates_on_its_own_seed_and_window(tmp_path
     scenario's whole window."""
     out = tmp_path / "t"
     start = ["-s", "single", "--agent", "tabular", "--batch", "1", "--workers", "1", "--validation-seeds", "1"]
-    first = in_a_process("train", *start, "--episodes", "1", "--duration", "60", "--seed", "5", "--out", str(out))
+    first = in_a_process("train", *start, "--episodes", "1", "--duration", "30", "--seed", "5", "--out", str(out))
     assert first.returncode == 0, first.stderr
     seeds = json.loads((out / "model" / "meta.json").read_text())["selection"]["seeds"]
     again = in_a_process("train", *start, "--episodes", "2", "--out", str(out), "--resume")
     assert again.returncode == 0, again.stderr
     meta = json.loads((out / "model" / "meta.json").read_text())
-    assert meta["selection"]["seeds"] == seeds and meta["training"]["duration_s"] == 60.0
+    assert meta["selection"]["seeds"] == seeds and meta["training"]["duration_s"] == 30.0
     assert meta["training"]["seed"] == 5 and meta["training"]["episodes"] == 2
 
 
