@@ -424,7 +424,7 @@ def test_timing_and_shield_in_force_changed_from_the_page(live, browser):
         page.fill("#key-input", live.operate_key)
         page.click("#key-submit")
         said = _answer(page, "timing", "422")
-        assert "422 refused: change refused: timing: min_green_s (50) exceeds max_green_s (40)" in said, said
+        assert "422 refused: change refused: timing: minimum green (50) exceeds maximum green (40)" in said, said
         assert page.get_attribute("#timing-result", "class") == "result refused"
         assert _config(live) == before
         timing_log = [c for c in httpx.get(live.url + "/api/v1/live/changes").json() if c["kind"] == "timing"]

@@ -169,6 +169,40 @@ def _phase_name(labels: dict, device: str, phase: int) -> str:
 # ---------------------------------------------------------------------------
 
 
+def _pcd_title(labels: dict, device: str, phase: int, arr: dict | None, rows) -> str:
+    """A PCD panel's title: the phase's arrivals and their share on green."""
+    n = int(np.count_nonzero(rows)) if arr else 0
+    title = f"{_phase_name(labels, device, phase)}: {n:,} arrivals"
+    if n:
+        title += f", {100 * np.mean(arr['signal'][rows] == 'green'):.0f} % on green"
+    return title
+
+
+def _split_title(labels: dict, device: str, phase: int, splits: np.ndarray) -> str:
+    """A split monitor panel's title: the phase's mean split over its cycles."""
+    mean = np.nanmean(splits) if np.isfinite(splits).any() else float("nan")
+    return f"{_phase_name(labels, device, phase)}: mean split {mean:.1f} s over {len(splits)} cycles"
+
+
+def panel_titles(results, device: str, phase_labels: dict | None = None) -> dict[str, list[str]]:
+    """{chart kind: the titles of its panels, one per phase} for the PCD and the split monitor of `device`,
+    worded as the PNG prints them: the figures a text alternative of the image gives (the dashboard's alt
+    text, `GET /api/v1/live/atspm/{chart}`'s `X-Chart-Figures`)."""
+    items, _axis, _notes = plan_charts(results, [device])
+    labels = phase_labels or {}
+    data = next((d for _kind, dev, d in items if dev == device), {})
+    out = {}
+    arr, cyc = data.get("pcd"), data.get("pcd_cycles")
+    phases = sorted(set(arr["phase"].tolist() if arr else []) | set(cyc["phase"].tolist() if cyc else []))
+    if phases:
+        out["pcd"] = [_pcd_title(labels, device, ph, arr, arr["phase"] == ph if arr else None) for ph in phases]
+    s = data.get("split_monitor")
+    if s:
+        out["split_monitor"] = [_split_title(labels, device, ph, s["split"][s["phase"] == ph].astype(float))
+                                for ph in sorted(set(s["phase"].tolist()))]
+    return out
+
+
 def _panels(n: int, axis: dict, axes_h_in: float, cols: int = 2, width_in: float = 12.0,
             legend: bool = False, right_in: float = 0.25) -> tuple[Plot, list[Axes]]:
     """A figure of `n` panels sharing the time axis, laid out in inches (fixed margins, no layout pass);
@@ -226,10 +260,7 @@ class Charts:
             ax.scatter(ax_, ay, SIGNAL_COLOURS["arrival"], "arrival", ".", 3)
             for key, label, colour in lines:
                 ax.steps(cx, cys[key], colour, label)
-            title = f"{_phase_name(self.labels, device, ph)}: {len(ay):,} arrivals"
-            if len(ay):
-                title += f", {100 * np.mean(arr['signal'][a] == 'green'):.0f} % on green"
-            ax.set_title(title)
+            ax.set_title(_pcd_title(self.labels, device, ph, arr, a))
         plot.legend_top([("arrival (detector, projected to the stop bar)", _marker("#000000", ".", 5)),
                          ("begin green", _line(SIGNAL_COLOURS["green"])),
                          ("begin yellow", _line(SIGNAL_COLOURS["yellow"])),
@@ -252,8 +283,7 @@ class Charts:
             for name, (marker, colour) in TERMINATIONS.items():
                 k = term == name
                 ax.scatter(x[k], y[k], colour, name, marker, 4)
-            mean = np.nanmean(y) if np.isfinite(y).any() else float("nan")
-            ax.set_title(f"{_phase_name(self.labels, device, ph)}: mean split {mean:.1f} s over {len(y)} cycles")
+            ax.set_title(_split_title(self.labels, device, ph, y))
         plot.legend_top([(term, _marker(colour, marker, 6)) for term, (marker, colour) in TERMINATIONS.items()],
                         y_in=0.55)
         plot.vertical_text(2, _middle(axes), "split: green + yellow + red clearance (s)", 11)

@@ -12,7 +12,8 @@
   (`interventions.csv`, `events.csv`), which the loop flushes every tick.
 - `GET /api/v1/live/atspm/{chart}`: the Purdue Coordination Diagram or the split monitor of one
   intersection over the last `minutes` of simulated time, as a PNG, computed with
-  `signalwise.analytics.atspm` from the tail of the live run's `events.csv`.
+  `signalwise.analytics.atspm` from the tail of the live run's `events.csv`; its `X-Chart-Figures` header
+  gives the per-phase figures the image prints, as text (the page's alt text).
 - `GET /api/v1/live/intervals`: the run's closed intervals (from `records.jsonl`), summed over the
   network: vehicles over the stop bars and the mean wait of the vehicles on the approaches.
 - `GET /api/v1/live/models`: the model registry's versions and what is active, for deploy / rollback.
@@ -403,8 +404,16 @@ def _row(raw: bytes) -> list[str] | None:
 
 
 # -- ATSPM charts of the last hour ------------------------------------------------------------------
+#: the figures the PNG prints, one phase's panel title after another ("; "), for a text alternative of the image;
+#: in the same answer as the PNG, so the words always match the picture drawn
+FIGURES_HEADER = "X-Chart-Figures"
+
+
 @router.get("/api/v1/live/atspm/{chart}", response_class=Response,
-            responses={200: {"content": {"image/png": {}}, "description": "the chart"}},
+            responses={200: {"content": {"image/png": {}}, "description": "the chart; the per-phase figures it prints, "
+                             "as text, in the `X-Chart-Figures` header (panel titles joined by `; `)",
+                             "headers": {"X-Chart-Figures": {"schema": {"type": "string"}, "description": (
+                                 "e.g. `phase 1 (EB/WB through): 32 arrivals, 31 % on green; phase 3 (NB/SB through): 25 arrivals, ...`")}}}},
             summary="Purdue Coordination Diagram or split monitor of one intersection, last minutes, as PNG")
 def atspm_chart(request: Request, chart: Literal["pcd", "split_monitor"],
                 intersection_id: Annotated[SignalId, Query(description="the intersection")],
@@ -421,23 +430,24 @@ def atspm_chart(request: Request, chart: Literal["pcd", "split_monitor"],
         with _charts_lock:
             _charts_cache.clear()  # one entry: the intersection the operator is looking at
             _charts_cache[key] = (now, pngs)
-    png = pngs.get(chart)
-    if png is None:
+    drawn = pngs.get(chart)
+    if drawn is None:
         raise HTTPException(404, f"no {'arrivals and ' if chart == 'pcd' else ''}complete cycles of "
                                  f"{intersection_id} in the last {minutes} simulated minutes yet")
-    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+    png, figures = drawn
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store", FIGURES_HEADER: figures})
 
 
 CHART_REUSE_S = 30.0
-_charts_cache: dict[tuple, tuple[float, dict[str, bytes]]] = {}
+_charts_cache: dict[tuple, tuple[float, dict[str, tuple[bytes, str]]]] = {}
 _charts_lock = threading.Lock()
 
 
-def _draw_atspm(rt, intersection_id: str, minutes: int) -> dict[str, bytes]:
-    """{chart: PNG} of one intersection, from the tail of the live run's events.csv, drawn by
-    `signalwise.analytics.atspm` exactly as `signalwise atspm --run` draws them."""
+def _draw_atspm(rt, intersection_id: str, minutes: int) -> dict[str, tuple[bytes, str]]:
+    """{chart: (PNG, the figures it prints)} of one intersection, from the tail of the live run's events.csv,
+    drawn by `signalwise.analytics.atspm` exactly as `signalwise atspm --run` draws them."""
     from signalwise.analytics.atspm import compute_all, events_from_rows
-    from signalwise.analytics.atspm.charts import write_charts
+    from signalwise.analytics.atspm.charts import panel_titles, write_charts
     from signalwise.analytics.atspm.inputs import EventLogError
     from signalwise.analytics.atspm.phase_labels import phase_labels
     from signalwise.core.eventlog import format_timestamp
@@ -459,11 +469,14 @@ def _draw_atspm(rt, intersection_id: str, minutes: int) -> dict[str, bytes]:
         with tempfile.TemporaryDirectory(prefix="signalwise-atspm-") as tmp:
             paths, _notes = write_charts(results, Path(tmp), devices=[intersection_id], phase_labels=labels,
                                          run_clock=True)
+            titles = panel_titles(results, intersection_id, labels)
             out = {}
             for path in paths:
                 for chart in ("split_monitor", "pcd"):
                     if path.name.startswith(chart + "_"):
-                        out[chart] = path.read_bytes()
+                        # a header is Latin-1: phase labels are ASCII words, anything else is escaped
+                        text = "; ".join(titles.get(chart, [])).encode("ascii", "backslashreplace").decode()
+                        out[chart] = (path.read_bytes(), text)
                         break
             return out
     except (EventLogError, ValueError, KeyError):

@@ -167,12 +167,21 @@ function setupKeyDialog() {
     settle = null;
   });
   dialog.addEventListener('cancel', () => { settle?.(null); settle = null; });
-  $('sign-in').addEventListener('click', async () => {
-    await new Promise(resolve => { settle = resolve; $('key-why').textContent = 'Sign in for the controls (operate scope).';
-      keyError(null); dialog.showModal(); $('key-input').focus(); });
+  const askKey = why => new Promise(resolve => { settle = resolve; $('key-why').textContent = why;
+    keyError(null); dialog.showModal(); $('key-input').focus(); });
+  $('sign-in').addEventListener('click', () => askKey('Sign in for the controls (operate scope).'));
+  $('signin-extend').addEventListener('click', async () => {
+    const who = api.who();
+    if (!who || who.expired) return;
+    const answer = await askKey(`Your sign-in as ${who.name} ends at ${api.wallClock(who.expiresAt)} (in `
+      + `${formatClock(Math.max(0, (who.expiresAt - Date.now()) / 1000))}): give the key again to extend it (the `
+      + 'server renews a sign-in only for the key).');
+    // the warning and its button are gone once signed in again: focus goes where signing in lives
+    if (answer === 'signed-in') $('sign-in').focus();
   });
   $('sign-out').addEventListener('click', () => api.forget());
   api.onAuthChange(who => {
+    followExpiry(who);
     const node = $('auth-who');
     const refused = who ? null : api.refusedSignIn();
     // until when (wall clock): a sign-in runs out, and one that has must not look signed in
@@ -187,6 +196,45 @@ function setupKeyDialog() {
     feed?.reconnect(); // the stream takes the token too (needed away from loopback)
     if (who && !who.expired && state.needsKey) { state.needsKey = false; start(); }
   });
+}
+
+// -- a sign-in about to run out (WCAG 2.2.1) --------------------------------------------------------
+//: how long before a sign-in runs out the page warns (visible, and said once): time to extend it
+const WARN_BEFORE_EXPIRY_MS = 120000;
+let expiryWarnTimer = null;
+let expiryTick = null;
+let signedInUntil = null; // the expiry of the valid sign-in last seen: its end is said once
+
+/** Warn WARN_BEFORE_EXPIRY_MS before the sign-in runs out (at once when less is left), and say when it has. The
+ * token route (POST /api/v1/auth/token) takes only a key, never a token: extending asks for the key again. */
+function followExpiry(who) {
+  clearTimeout(expiryWarnTimer);
+  const warning = $('signin-warning');
+  const warned = !warning.hidden && Number(warning.dataset.expiresAt) === who?.expiresAt;
+  if (!who || who.expired || !warned) { warning.hidden = true; clearInterval(expiryTick); }
+  if (who?.expired && signedInUntil === who.expiresAt) { // warned or not (a page asleep past both)
+    announce(`Your sign-in as ${who.name} has expired: the next change asks for the API key again.`);
+  }
+  signedInUntil = who && !who.expired ? who.expiresAt : null;
+  if (!who || who.expired || warned) return;
+  expiryWarnTimer = setTimeout(() => warnExpiry(who), Math.max(0, who.expiresAt - WARN_BEFORE_EXPIRY_MS - Date.now()));
+}
+
+function warnExpiry(who) {
+  const warning = $('signin-warning');
+  const leftS = () => Math.max(0, (who.expiresAt - Date.now()) / 1000);
+  warning.dataset.expiresAt = String(who.expiresAt);
+  setText('signin-warning-text', `Your sign-in as ${who.name} ends at ${api.wallClock(who.expiresAt)}; extending `
+    + 'it asks for the API key again.');
+  const tick = () => setText('signin-warning-left', `(${formatClock(leftS())} left)`); // seen, not said
+  tick();
+  clearInterval(expiryTick);
+  expiryTick = setInterval(tick, 1000);
+  warning.hidden = false;
+  announce(`Your sign-in as ${who.name} ends in ${Math.round(leftS() / 60) >= 1
+    ? `about ${Math.round(leftS() / 60)} minute${Math.round(leftS() / 60) === 1 ? '' : 's'}`
+    : `${Math.round(leftS())} seconds`}, at ${api.wallClock(who.expiresAt)}: to extend it, press "extend sign-in" `
+    + 'under the top bar and give the API key again.');
 }
 
 // -- views ------------------------------------------------------------------------------------------
@@ -953,7 +1001,7 @@ function setupSafety() {
     $(`${part}-form`).addEventListener('submit', e => { e.preventDefault(); sendSafety(part); });
     // the answer to the last change goes when a new edit starts, or the browser refuses one (a value out of
     // bounds): an old "applied" under a refused edit would read as its answer
-    $(`${part}-form`).addEventListener('input', () => clearAnswer(`${part}-result`));
+    $(`${part}-form`).addEventListener('input', () => { clearAnswer(`${part}-result`); clearRefusedFields(part); });
     $(`${part}-form`).addEventListener('invalid', () => clearAnswer(`${part}-result`), true);
     $(`${part}-reset`).addEventListener('click', () => { fillSafety(part, true); setText(`${part}-result`, ''); });
   }
@@ -1127,6 +1175,7 @@ async function sendSafety(part) {
     body = { timing: { ...(safety.config.timing.per_intersection?.[scope] || {}), ...edited }, based_on_revision: revision };
   }
   showResult(resultId, true, `${what}: sending…`);
+  clearRefusedFields(part);
   try {
     const entry = await api.put(path, body);
     const when = part === 'timing' ? 'taken by each signal at its next green' : 'in force at once';
@@ -1134,7 +1183,7 @@ async function sendSafety(part) {
       + `${entry?.result === 'applied' ? lastingNote(entry.kind) : ''}`);
     await loadSafety(part);
   } catch (err) {
-    await refused(resultId, what, err);
+    await refused(resultId, what, err, Object.keys(edited));
   }
 }
 
@@ -1156,12 +1205,43 @@ async function removeOwnTiming() {
   }
 }
 
+/** A server's refusal in the form's words: each key it names (`min_green_s`, or a path `body.timing.min_green_s`)
+ * becomes its field's label, and those fields are marked invalid and described by the answer (a screen reader
+ * says, on the field, why it was refused): the named fields the change sent (`sent`, keys), else every one named
+ * (a reason may name a field only to explain: `shield.preempt: false turns preemption off`). */
+function inFieldWords(part, text, sent = []) {
+  clearRefusedFields(part);
+  const named = [];
+  for (const f of part === 'timing' ? TIMING_FIELDS : part === 'shield' ? SHIELD_FIELDS : []) {
+    const key = new RegExp(`(?:\\b\\w+\\.)*\\b${f.key}\\b`, 'g');
+    if (!key.test(text)) continue;
+    text = text.replace(key, f.label);
+    named.push(f.key);
+  }
+  const atFault = named.some(k => sent.includes(k)) ? named.filter(k => sent.includes(k)) : named;
+  for (const k of atFault) {
+    const input = $(`${part}-${k}`);
+    input.setAttribute('aria-invalid', 'true');
+    input.setAttribute('aria-describedby', `${part}-result`);
+  }
+  return text;
+}
+
+/** The marks of the last refusal go with its answer: on a new edit or a new send. */
+function clearRefusedFields(part) {
+  for (const input of document.querySelectorAll(`#${part}-form [aria-invalid]`)) {
+    input.removeAttribute('aria-invalid');
+    input.removeAttribute('aria-describedby');
+  }
+}
+
 /** A change refused, in the server's words (a 422 says which rule it breaks); nothing of it was applied. A 409:
  * someone else changed the timing since it was read, so the values in force are read again (the fields edited
  * keep their values, to be checked against them and sent again). */
-async function refused(resultId, what, err) {
+async function refused(resultId, what, err, sent = []) {
   if (err?.status !== 409) {
-    showResult(resultId, false, `${what}: ${api.describeError(err)}`, api.errorDetail(err));
+    const part = resultId.split('-')[0];
+    showResult(resultId, false, `${what}: ${inFieldWords(part, api.describeError(err), sent)}`, api.errorDetail(err));
     return;
   }
   showResult(resultId, false, `${what}: not applied: someone else changed the timing since you read it; the values `
@@ -1376,11 +1456,15 @@ async function loadAtspm() {
       const url = URL.createObjectURL(await resp.blob());
       if (img.src) URL.revokeObjectURL(img.src);
       img.src = url;
+      // the text alternative gives the figures the image prints (the route's X-Chart-Figures: its panels' titles)
+      const figures = resp.headers.get('X-Chart-Figures');
+      img.alt = `${title}, ${id}, last simulated hour${figures ? `: ${figures}` : ''}`;
       // the chart's time axis is simulated time (charts.py names it so: the event log dates every run on one day)
       setText(capId, `${title}, ${id}, last simulated hour (click to enlarge)`);
       $(capId).title = '';
     } catch (err) {
       img.removeAttribute('src');
+      img.alt = title;
       setText(capId, `${title}: ${err.message}`); // the server's reason (no cycle yet), or that it did not answer
       $(capId).title = api.errorDetail(err);
     }

@@ -384,10 +384,11 @@ export class SignalMap {
       const view = views.get(inter.id);
       // a signal switched to another controller than the run's says so, at every zoom
       const own = view?.controller && runs && view.controller !== runs ? view.controller : null;
-      if (!roomy && inter.id !== this.selected && !view?.preempted && !own) continue;
+      if (!roomy && inter.id !== this.selected && !view?.preempted && !view?.override && !own) continue;
       const [cx, cy] = this._px(inter.x, inter.y);
       let text = inter.id;
       if (own) text += ` · ${own}`;
+      if (view?.override) text += ' · OVERRIDE'; // the ring's meaning in words, not by its blue alone
       if (view?.preempted) text += ' · PREEMPTION';
       this.labels.push({ id: inter.id, text });
       const r = inter.ringR || ringR;
