@@ -229,3 +229,13 @@ def test_an_hour_with_no_arrival_on_green_is_a_mark_not_a_gap(saved, tmp_path):
     write_charts(results, tmp_path)
     (ax,) = saved["aog_by_hour_7.png"]["axes"]
     assert ax["zero_bars"] >= 1 and ax["drawn"]
+
+
+def test_a_split_panel_says_one_cycle_in_the_singular():
+    """Its title is read aloud as the image's alt text and sent in X-Chart-Figures."""
+    import numpy as np
+
+    from signalwise.analytics.atspm.charts import _split_title
+
+    assert _split_title({}, "J1", 2, np.array([11.0])).endswith("mean split 11.0 s over 1 cycle")
+    assert _split_title({}, "J1", 2, np.array([11.0, 13.0])).endswith("mean split 12.0 s over 2 cycles")

@@ -50,7 +50,7 @@ LARGER_BODIES = {"/api/v1/ml/predict/batch": 64 * 1024 * 1024, "/api/v1/ml/metri
 
 #: response headers a page on another origin (SIGNALWISE_CORS_ORIGINS) may read: none is CORS-safelisted
 EXPOSED_HEADERS = ["Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
-                   "X-Auth-Checked"]
+                   "X-Auth-Checked", "X-Chart-Figures"]
 
 OPTIONAL_ROUTERS = ("signalwise.api.routers.atspm", "signalwise.api.routers.live_feeds")
 

@@ -181,7 +181,8 @@ def _pcd_title(labels: dict, device: str, phase: int, arr: dict | None, rows) ->
 def _split_title(labels: dict, device: str, phase: int, splits: np.ndarray) -> str:
     """A split monitor panel's title: the phase's mean split over its cycles."""
     mean = np.nanmean(splits) if np.isfinite(splits).any() else float("nan")
-    return f"{_phase_name(labels, device, phase)}: mean split {mean:.1f} s over {len(splits)} cycles"
+    cycles = f"{len(splits)} cycle" + ("" if len(splits) == 1 else "s")
+    return f"{_phase_name(labels, device, phase)}: mean split {mean:.1f} s over {cycles}"
 
 
 def panel_titles(results, device: str, phase_labels: dict | None = None) -> dict[str, list[str]]:

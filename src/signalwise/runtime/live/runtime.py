@@ -169,6 +169,7 @@ class LiveRuntime:
         #: controller_errors.csv as last written: (kinds, faults counted), and when it may be rewritten for counts
         self._faults_written: tuple[int, int] = (0, 0)
         self._faults_due = 0.0
+        self._faults_write_failed = False  # its failure to write was said (once)
         self.events_logged = 0  # rows written to events.csv (a recovery records how many preceded it)
         #: time.monotonic() at the end of the last tick; None before the first (the API's liveness probe)
         self.last_tick_monotonic: float | None = None
@@ -606,7 +607,13 @@ class LiveRuntime:
         if kinds == self._faults_written[0] and sum(f.count for f in faults.kinds.values()) == self._faults_written[1]:
             self._faults_due = wall_s + FAULTS_WRITE_EVERY_S
             return
-        self._write_controller_errors()
+        try:
+            self._write_controller_errors()
+        except OSError as exc:  # a diagnostic file must not stop the signals: said once, tried again when due
+            if not self._faults_write_failed:
+                log.warning("controller_errors.csv not written (%s); the run goes on and tries again every %g s",
+                            exc, FAULTS_WRITE_EVERY_S)
+            self._faults_write_failed = True
         self._faults_due = wall_s + FAULTS_WRITE_EVERY_S
 
     def _write_controller_errors(self) -> None:
