@@ -16,7 +16,7 @@ from support.loopback import free_port, signalwise_serving
 
 def test_the_page_shows_the_end_of_the_run_and_then_asks_nothing_more(browser, tmp_path):
     port = free_port()
-    with signalwise_serving(["live", "--scenario", "corridor", "--speed", "20", "--duration", "100", "--port",
+    with signalwise_serving(["live", "--scenario", "corridor", "--speed", "20", "--duration", "150", "--port",
                              str(port), "--out", str(tmp_path)], "/api/v1/live/status", port, cwd=tmp_path,
                             env={"SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
                                  "NO_COLOR": "1"}) as proc:

@@ -297,12 +297,13 @@ def test_snapshots_of_100_signals_at_full_speed_are_never_torn(tmp_path):
     # two readers take snapshot after snapshot
     rt = _runtime(tmp_path, scenario="grid10x10", duration_s=60)
     rt.opts.snapshot_hz = 1e9
-    problems, seen = [], set()
+    problems, seen, yellow_seen = [], set(), set()
     stop = threading.Event()
 
     def reader():
         while not stop.is_set():
             snap = rt.snapshot
+            yellow_seen.update(s.intersection_id for s in snap.signals if s.interval == "yellow")
             for s in snap.signals:  # a phase and its timers come from the same tick
                 phase = rt.stepper.by_id[s.intersection_id].phases[s.phase_number - 1]
                 if s.interval == "green" and not {i for i, c in enumerate(s.state) if c in "Gg"} <= phase.green_links:
@@ -321,6 +322,8 @@ def test_snapshots_of_100_signals_at_full_speed_are_never_torn(tmp_path):
     for th in threads:
         th.join()
     assert len(rt.snapshot.signals) == 100 and not problems and len(seen) > 20
+    # the yellow check above checked something: the readers saw signals in their yellow
+    assert len(yellow_seen) >= 10, len(yellow_seen)
 
 
 def test_lasting_changes_survive_a_restart_and_overrides_do_not(tmp_path):
