@@ -1,6 +1,7 @@
 """The live dashboard for a keyboard and screen-reader operator (WCAG 2.2 AA): names and roles read from Chromium's
 accessibility tree (CDP `Accessibility.getPartialAXTree`; Playwright 1.65 has no `page.accessibility`), and what the
-polite live region says, recorded by a MutationObserver as a screen reader would hear it.
+live regions say (aria-live, or role status, alert or log), recorded by a MutationObserver as a screen reader
+would hear it.
 
 One `corridor` live run (speed 10, SUMO in its worker process, an alert rule raised at once) and one page serve the
 module.
@@ -16,13 +17,14 @@ from dashboard_helpers import live_dashboard, open_page, wait_for
 ALERT_RULES = [{"name": "a11y_test", "metric": "fallback_share", "op": ">=", "threshold": 0, "for_s": 0,
                 "level": "warning", "description": "always raised: the page announces it"}]
 
-#: every text a polite live region takes, in order (as a screen reader would say it)
+#: every text a live region (aria-live, or role status, alert or log) takes, in order (as a screen reader would
+#: say it)
 RECORD_LIVE_REGIONS = """
 window.__said = [];
 new MutationObserver(records => {
   for (const r of records) {
     const node = r.target.nodeType === 1 ? r.target : r.target.parentElement;
-    const region = node && node.closest('[aria-live="polite"]');
+    const region = node && node.closest('[aria-live], [role=status], [role=alert], [role=log]');
     if (region && region.textContent.trim()) window.__said.push(region.textContent.trim());
   }
 }).observe(document, { subtree: true, childList: true, characterData: true });
@@ -75,7 +77,7 @@ def test_alerts_and_the_signal_chosen_with_the_arrows_are_announced_politely(liv
     chosen = wait_for(page, "window.signalwise.state.selected")
     said = wait_for(page, f"window.__said.find(t => t.startsWith('signal {chosen}: '))", 5)
     assert re.fullmatch(rf"signal {chosen}: phase \d+( \(.+\))?, [a-z-]+(, [a-z ]+)*", said), said
-    # no flooding: two seconds of snapshots (the detail table redrawn on each) add nothing to the region
+    # no flooding: two seconds of snapshots (the detail table redrawn on each) add nothing to any live region
     before = len(_said(page))
     page.wait_for_timeout(2000)
     assert _said(page)[before:] == [], _said(page)[before:]

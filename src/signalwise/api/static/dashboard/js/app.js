@@ -434,11 +434,16 @@ function noteControllerFaults(faults) {
   renderControllerFaults();
 }
 
+//: the kinds of controller fault the live region has said for this run: each is said once, when its count
+//: leaves 0 (the notice's counts grow with every snapshot: re-said, they would drown the rest)
+const faultKindsSaid = new Set();
+
 /** Under the header, in words, while the controllers' decide raised or the shield could not follow a proposal;
  * nothing while both counts are 0. Where to read each kind: controller_errors.csv in the run directory. */
 function renderControllerFaults() {
   const f = state.faults;
   const errors = f?.errors || 0, invalid = f?.invalid_proposals || 0;
+  announceControllerFaults({ errors, invalid });
   const notice = $('controller-faults-notice');
   notice.hidden = !errors && !invalid;
   if (notice.hidden) { setText('controller-faults-text', ''); return; }
@@ -448,6 +453,17 @@ function renderControllerFaults() {
     + `as given, of ${count(f.decisions, 'decision')} since the run began. controller_errors.csv in the run `
     + `directory (${runName(state.runDir)}) lists each kind with its count, signals, file and line.`);
   notice.title = state.runDir ? `run directory: ${state.runDir}` : '';
+}
+
+/** Say, once per run, each kind of controller fault whose count left 0: a short sentence, never the counts. */
+function announceControllerFaults(counts) {
+  if (!state.faults) { faultKindsSaid.clear(); return; } // a new run: its faults are said afresh
+  const words = { errors: "the controller's decide raised an error", invalid: 'the shield could not follow a '
+    + "controller's proposal" };
+  const fresh = Object.keys(words).filter(kind => counts[kind] > 0 && !faultKindsSaid.has(kind));
+  if (!fresh.length) return;
+  fresh.forEach(kind => faultKindsSaid.add(kind));
+  announce(`Controller faults: ${fresh.map(kind => words[kind]).join(', and ')}; the counts are under the top bar.`);
 }
 
 /** The run's controller, and the signals that run another: `actuated (J5: fixed)`. */
