@@ -151,11 +151,19 @@ def _ctrl_c_as_default() -> None:
     command's last line from wherever Python's exit happens to be: joining threads, or multiprocessing's
     finalizers removing their temporary directories. Set here, not at exit, because threads are joined before
     any exit callback runs. (The tests' in-process runs put their own handlers back afterwards.)"""
+    import os
     import signal
     import threading
 
-    if threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+    except OSError:
+        # a Ctrl-C landed while the handler changed (CPython: "Signal 2 ignored due to race condition"): it was
+        # pressed after the command's end, so it ends the process as the default action would, without a word
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 if __name__ == "__main__":
