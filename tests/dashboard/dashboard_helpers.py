@@ -157,3 +157,31 @@ def approach_signal(state: str, links: list[int]) -> str:
     if chars & {"y", "Y"}:
         return "yellow"
     return "red"
+
+
+#: every text a live region (aria-live, or role status, alert or log) takes, in order (as a screen reader would
+#: say it)
+RECORD_LIVE_REGIONS = """
+window.__said = [];
+new MutationObserver(records => {
+  for (const r of records) {
+    const node = r.target.nodeType === 1 ? r.target : r.target.parentElement;
+    const region = node && node.closest('[aria-live], [role=status], [role=alert], [role=log]');
+    if (region && region.textContent.trim()) window.__said.push(region.textContent.trim());
+  }
+}).observe(document, { subtree: true, childList: true, characterData: true });
+"""
+
+
+def accessible(page, selector: str) -> dict:
+    """The accessible role, name and properties of the element `selector`, as Chromium gives them."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        doc = cdp.send("DOM.getDocument", {"depth": 0})
+        node = cdp.send("DOM.querySelector", {"nodeId": doc["root"]["nodeId"], "selector": selector})
+        ax = cdp.send("Accessibility.getPartialAXTree", {"nodeId": node["nodeId"], "fetchRelatives": False})["nodes"][0]
+    finally:
+        cdp.detach()
+    props = {p["name"]: p["value"].get("value") for p in ax.get("properties", [])}
+    return {"role": ax["role"]["value"], "name": ax.get("name", {}).get("value", ""),
+            "description": ax.get("description", {}).get("value", ""), **props}

@@ -12,23 +12,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from dashboard_helpers import live_dashboard, open_page, wait_for
+from dashboard_helpers import RECORD_LIVE_REGIONS, accessible, live_dashboard, open_page, wait_for
 
 ALERT_RULES = [{"name": "a11y_test", "metric": "fallback_share", "op": ">=", "threshold": 0, "for_s": 0,
                 "level": "warning", "description": "always raised: the page announces it"}]
 
-#: every text a live region (aria-live, or role status, alert or log) takes, in order (as a screen reader would
-#: say it)
-RECORD_LIVE_REGIONS = """
-window.__said = [];
-new MutationObserver(records => {
-  for (const r of records) {
-    const node = r.target.nodeType === 1 ? r.target : r.target.parentElement;
-    const region = node && node.closest('[aria-live], [role=status], [role=alert], [role=log]');
-    if (region && region.textContent.trim()) window.__said.push(region.textContent.trim());
-  }
-}).observe(document, { subtree: true, childList: true, characterData: true });
-"""
 
 
 @pytest.fixture(scope="module")
@@ -47,19 +35,6 @@ def page(live, browser):
         wait_for(p.page, "window.signalwise && window.signalwise.ready && window.signalwise.map.drawn"
                          " && window.signalwise.map.drawn.seq !== null", 20)
         yield p.page
-
-
-def _ax(page, selector: str) -> dict:
-    """The accessible role, name and properties of the element `selector`, as Chromium gives them."""
-    cdp = page.context.new_cdp_session(page)
-    try:
-        doc = cdp.send("DOM.getDocument", {"depth": 0})
-        node = cdp.send("DOM.querySelector", {"nodeId": doc["root"]["nodeId"], "selector": selector})
-        ax = cdp.send("Accessibility.getPartialAXTree", {"nodeId": node["nodeId"], "fetchRelatives": False})["nodes"][0]
-    finally:
-        cdp.detach()
-    props = {p["name"]: p["value"].get("value") for p in ax.get("properties", [])}
-    return {"role": ax["role"]["value"], "name": ax.get("name", {}).get("value", ""), **props}
 
 
 def _said(page) -> list[str]:
@@ -88,8 +63,8 @@ def test_the_sign_in_dialog_is_named_labelled_and_says_a_wrong_key(live, page):
     try:
         page.click("#sign-in")
         wait_for(page, "document.getElementById('key-dialog').open")
-        assert _ax(page, "#key-dialog")["name"] == "API key"
-        field = _ax(page, "#key-input")
+        assert accessible(page, "#key-dialog")["name"] == "API key"
+        field = accessible(page, "#key-input")
         assert field["name"] == "API key", field  # its label, not the placeholder `sw_…`
         # at 320 px the dialog and its field fit the window (no sideways overflow under a modal)
         boxes = page.evaluate("['key-dialog', 'key-input'].map(id => document.getElementById(id)"
@@ -98,10 +73,10 @@ def test_the_sign_in_dialog_is_named_labelled_and_says_a_wrong_key(live, page):
         page.fill("#key-input", "sw_wrong_key")
         page.keyboard.press("Enter")
         wait_for(page, "document.getElementById('key-error').textContent.length > 0", 10)
-        field = _ax(page, "#key-input")
+        field = accessible(page, "#key-input")
         assert field["invalid"] == "true", field
         assert page.get_attribute("#key-input", "aria-describedby") == "key-error"
-        assert _ax(page, "#key-error")["role"] == "alert"  # said at once
+        assert accessible(page, "#key-error")["role"] == "alert"  # said at once
         page.fill("#key-input", live.operate_key)
         page.keyboard.press("Enter")
         wait_for(page, "!document.getElementById('key-dialog').open", 10)
@@ -115,13 +90,13 @@ def test_names_of_the_charts_tabs_zoom_and_override_controls(page):
     # each live chart: an image named with its latest value in words
     label = wait_for(page, "(c => /^network queue: \\d+ vehicles at t = /.test(c.getAttribute('aria-label') || '')"
                            " && c.getAttribute('aria-label'))(document.getElementById('chart-queue'))", 10)
-    queue = _ax(page, "#chart-queue")
+    queue = accessible(page, "#chart-queue")
     assert (queue["role"], queue["name"]) == ("image", label), queue  # Chromium's role for role=img
-    assert re.match(r"fallback share: \d+ % of signals at t = ", _ax(page, "#chart-fallback")["name"])
-    assert [_ax(page, f"#zoom-{w}")["name"] for w in ("in", "out")] == ["zoom in", "zoom out"]
+    assert re.match(r"fallback share: \d+ % of signals at t = ", accessible(page, "#chart-fallback")["name"])
+    assert [accessible(page, f"#zoom-{w}")["name"] for w in ("in", "out")] == ["zoom in", "zoom out"]
     page.locator("#signal-pick").select_option(index=1)
     wait_for(page, "!document.getElementById('detail-body').hidden")
-    assert _ax(page, "#ov-action")["name"] == "override action"
+    assert accessible(page, "#ov-action")["name"] == "override action"
     tabs = "[...document.querySelectorAll('#views .tab')].map(t => t.getAttribute('aria-pressed'))"
     assert page.evaluate(tabs) == ["true", "false"]
     page.click("#views .tab[data-view=compare]")

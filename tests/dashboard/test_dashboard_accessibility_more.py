@@ -15,18 +15,8 @@ import re
 import urllib.request
 
 import pytest
-from dashboard_helpers import live_dashboard, open_page, wait_for
+from dashboard_helpers import RECORD_LIVE_REGIONS, accessible, live_dashboard, open_page, wait_for
 
-RECORD_LIVE_REGIONS = """
-window.__said = [];
-new MutationObserver(records => {
-  for (const r of records) {
-    const node = r.target.nodeType === 1 ? r.target : r.target.parentElement;
-    const region = node && node.closest('[aria-live], [role=status], [role=alert], [role=log]');
-    if (region && region.textContent.trim()) window.__said.push(region.textContent.trim());
-  }
-}).observe(document, { subtree: true, childList: true, characterData: true });
-"""
 #: one phase's panel title on the PCD, as the image prints it
 PCD_PHASE = r"phase \d+( \([^)]+\))?: [\d,]+ arrivals(, \d+ % on green)?"
 SPLIT_PHASE = r"phase \d+( \([^)]+\))?: mean split (\d+\.\d|nan) s over \d+ cycles?"
@@ -50,20 +40,6 @@ def page(live, browser):
         yield p.page
 
 
-def _ax(page, selector: str) -> dict:
-    """The accessible role, name and properties of the element `selector`, as Chromium gives them."""
-    cdp = page.context.new_cdp_session(page)
-    try:
-        doc = cdp.send("DOM.getDocument", {"depth": 0})
-        node = cdp.send("DOM.querySelector", {"nodeId": doc["root"]["nodeId"], "selector": selector})
-        ax = cdp.send("Accessibility.getPartialAXTree", {"nodeId": node["nodeId"], "fetchRelatives": False})["nodes"][0]
-    finally:
-        cdp.detach()
-    props = {p["name"]: p["value"].get("value") for p in ax.get("properties", [])}
-    return {"role": ax["role"]["value"], "name": ax.get("name", {}).get("value", ""),
-            "description": ax.get("description", {}).get("value", ""), **props}
-
-
 def _sign_in_if_asked(page, key: str) -> None:
     if page.evaluate("document.getElementById('key-dialog').open"):
         page.fill("#key-input", key)
@@ -84,7 +60,7 @@ def test_the_atspm_images_alt_text_carries_the_figures_they_print(live, page):
     pcd = page.evaluate(alt)
     assert re.fullmatch(rf"Purdue Coordination Diagram, {signal}, last simulated hour: {PCD_PHASE}(; {PCD_PHASE})*",
                         pcd), pcd
-    assert _ax(page, "#atspm-pcd")["name"] == pcd  # what a screen reader says of the image
+    assert accessible(page, "#atspm-pcd")["name"] == pcd  # what a screen reader says of the image
     split = page.evaluate("document.getElementById('atspm-split').alt")
     assert re.fullmatch(rf"Split monitor, {signal}, last simulated hour: {SPLIT_PHASE}(; {SPLIT_PHASE})*", split), split
     # the route gives the figures beside the PNG, in a header, for any client
@@ -107,7 +83,7 @@ def test_a_refused_timing_change_marks_its_fields_in_their_labels_words(live, pa
     assert "min_green_s" not in said and "max_green_s" not in said, said
     assert "minimum green (20) exceeds maximum green (19)" in said, said
     for key in ("min_green_s", "max_green_s"):
-        field = _ax(page, f"#timing-{key}")
+        field = accessible(page, f"#timing-{key}")
         assert field["invalid"] == "true", field
         assert page.get_attribute(f"#timing-{key}", "aria-describedby") == "timing-result"
         assert field["description"] == said, field  # said on the field, with its name

@@ -11,41 +11,8 @@ from __future__ import annotations
 import re
 
 from dashboard_helpers import open_page, wait_for
+from support.faulty_controller import write_faulty_controller
 from support.loopback import free_port, signalwise_serving
-
-CONTROLLER = '''\
-from pathlib import Path
-
-from signalwise.core import Decision
-
-FAIL = Path({cue!r})
-
-
-class Faulty:
-    """Holds the green; while the cue file is there, raises a KeyError and proposes a phase that does not exist,
-    by turns."""
-
-    name = "faulty"
-    observation = "none"
-    wants_detectors = False
-    period_s = 1.0
-
-    def __init__(self, inter):
-        self.inter = inter
-        self.calls = 0
-
-    def decide(self, obs):
-        self.calls += 1
-        if FAIL.exists() and self.calls % 2:
-            return {{}}["E1_0"]
-        if FAIL.exists():
-            return Decision(self.inter.id, len(self.inter.phases) + 3, self.name)
-        return Decision(self.inter.id, None, self.name)
-
-
-def faulty(inter, ctx):
-    return Faulty(inter)
-'''
 
 #: each live region's texts (aria-live, or role status, alert or log), a new entry whenever its text changes:
 #: what a screen reader would read out
@@ -80,8 +47,7 @@ SHOWN = """() => ({
 
 def test_the_page_names_the_controllers_faults_with_their_counts_and_nothing_while_there_are_none(browser, tmp_path):
     cue = tmp_path / "fail"
-    module = tmp_path / "faulty.py"
-    module.write_text(CONTROLLER.format(cue=str(cue)))
+    module = write_faulty_controller(tmp_path, cue)
     port = free_port()
     with signalwise_serving(["live", "-s", "single", "-c", f"py:{module}:faulty", "--speed", "10", "--port",
                              str(port), "--out", str(tmp_path / "runs")], "/api/v1/live/status", port, cwd=tmp_path,

@@ -16,50 +16,16 @@ import sys
 from pathlib import Path
 
 import httpx
+from support.faulty_controller import write_faulty_controller
 from support.loopback import free_port
 from support.waiting import value_within
 
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 
-CONTROLLER = '''\
-from pathlib import Path
-
-from signalwise.core import Decision
-
-FAIL = Path({cue!r})
-
-
-class Faulty:
-    """Holds the green; while the cue file is there, raises a KeyError and proposes a phase that does not exist,
-    by turns."""
-
-    name = "faulty"
-    observation = "none"
-    wants_detectors = False
-    period_s = 1.0
-
-    def __init__(self, inter):
-        self.inter = inter
-        self.calls = 0
-
-    def decide(self, obs):
-        self.calls += 1
-        if FAIL.exists() and self.calls % 2:
-            return {{}}["E1_0"]
-        if FAIL.exists():
-            return Decision(self.inter.id, len(self.inter.phases) + 3, self.name)
-        return Decision(self.inter.id, None, self.name)
-
-
-def faulty(inter, ctx):
-    return Faulty(inter)
-'''
-
 
 def test_live_status_counts_the_controllers_faults_and_the_end_of_the_run_warns_as_a_batch_run(tmp_path):
     cue = tmp_path / "fail"
-    module = tmp_path / "faulty.py"
-    module.write_text(CONTROLLER.format(cue=str(cue)))
+    module = write_faulty_controller(tmp_path, cue)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     # paced (no --duration: it runs until stopped) only so the status can be read while it goes
