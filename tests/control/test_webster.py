@@ -225,10 +225,42 @@ def test_demand_adds_the_growth_of_vehicles_stored_on_the_lane_since_the_last_pl
     # nothing crossed but 20 queued up: demand 20 = 80 veh/h
     plan = ctl.replan({"sb_n_in_0": 0}, 3600.0, {"n_in_0": 20})
     assert plan.flow_ratio_sum == pytest.approx(80.0 / 1800.0, abs=1e-4)
-    # 5 crossed while the queue of 20 vanished (vehicles left by another way): no demand, not a negative one
-    plan = ctl.replan({"sb_n_in_0": 5}, 4500.0, {"n_in_0": 0})
-    assert plan.flow_ratio_sum == 0.0
-    assert ctl.green_s == pytest.approx([7.3, 7.3, 7.3])  # no demand anywhere: the 40 s minimum cycle
+    # 5 crossed while the queue of 20 vanished (vehicles left by another way): no demand, not a negative one;
+    # e_in_0 counted 90 (360 veh/h): y = 0, 0.2, 0
+    plan = ctl.replan({"sb_n_in_0": 5, "sb_e_in_0": 90}, 4500.0, {"n_in_0": 0})
+    assert plan.flow_ratio_sum == pytest.approx(0.2)
+
+
+def test_no_demand_on_any_lane_keeps_the_plan_in_hand():
+    """Zero counts everywhere is a dead feed as much as an empty network: the plan for it (every phase at its
+    minimum, 40 s cycle) would replace a demand-based plan with no better one."""
+    ctl = WebsterController(stopbar_intersection(), ControlContext(nominal_lane_flow_vph=FLOWS_3_2_1))
+    before = ctl.plan
+    assert ctl.replan(dict.fromkeys(counts_for(FLOWS_3_2_1), 0), 900.0, {"n_in_0": 0}) is before
+    assert len(ctl.plans) == 1 and ctl.green_s == pytest.approx([31.0, 20.7, 10.3]) and ctl.needs_counts_at == 1800.0
+    # as a decision sees it, too
+    ctl.decide(counted(1800.0, dict.fromkeys(counts_for(FLOWS_3_2_1), 0)))
+    assert len(ctl.plans) == 1 and ctl.needs_counts_at == 2700.0
+
+
+def test_nominal_demand_of_zero_on_every_lane_plans_on_the_default():
+    zero = dict.fromkeys(FLOWS_3_2_1, 0.0)
+    assert WebsterController(inter6(), ControlContext(nominal_lane_flow_vph=zero)).green_s == pytest.approx(
+        [15.3, 15.3, 15.3])  # 300 veh/h on every lane, as with no nominal demand at all
+    assert fallback_plan(inter6(), ControlContext(nominal_lane_flow_vph=zero)).green_s == pytest.approx(
+        [15.3, 15.3, 15.3])
+
+
+def test_planning_periods_count_from_the_runs_begin():
+    """A run that begins at 07:00 (25200 s) re-plans at 07:15 on the counts of 07:00-07:15, not at once."""
+    ctl = WebsterController(stopbar_intersection(), ControlContext(begin_s=25200.0))
+    assert ctl.plans[0][0] == 25200.0 and ctl.needs_counts_at == 26100.0
+    ctl.decide(counted(25201.0, dict.fromkeys(counts_for(FLOWS_3_2_1), 0)))
+    assert len(ctl.plans) == 1
+    ctl.decide(counted(26103.0, counts_for(FLOWS_3_2_1)))
+    assert [t for t, _p in ctl.plans] == [25200.0, 26103.0] and ctl.green_s == pytest.approx([31.0, 20.7, 10.3])
+    # the next counts are the detectors' next period, 26100..27000, whenever in its period this re-plan came
+    assert ctl.needs_counts_at == 27000.0
 
 
 def test_counts_from_no_stop_bar_detector_keep_the_plan_but_move_the_next_planning_time():

@@ -47,6 +47,9 @@ class ControlContext:
     #: several lanes, each with its distance and the share of its vehicles counted here
     #: (`sim.lane_zones.split_zones`): where a turn pocket's queue stands
     lane_upstream_split: dict[str, tuple[tuple[str, float, float], ...]] = field(default_factory=dict)
+    #: the simulated second the run began (a .sumocfg's begin, 25200 for 07:00): counting periods, the
+    #: detectors' and Webster's planning period, run from here, not from 0
+    begin_s: float = 0.0
 
 
 Factory = Callable[[Intersection, ControlContext], Controller]
@@ -151,6 +154,7 @@ def factory_of(spec: str) -> Factory:
 CONTROLLER_OPTIONS = frozenset({
     "passage_s",
     "period_s", "min_hold_s", "measure", "lost_time_s", "ties", "serving", "zone_m", "shared_lanes",
+    "permitted_weight",
     "model", "registry_models", "model_registry",
     "user",  # a mapping of a user's own controller's options (docs/controllers.md), passed on unread
 })

@@ -2,8 +2,17 @@
 
 Cycle C0 = (1.5 L + 5) / (1 - Y), greens split by critical flow ratio, both
 clamped to the intersection's bounds. Before the first planning period ends
-the plan comes from the scenario's nominal demand. Also the shield's default
-fallback: it needs no live data to run.
+the plan comes from the scenario's nominal demand (a user's network: its route
+files', `sim.route_demand`). Planning periods count from the run's begin
+(`ControlContext.begin_s`), as the stop-bar detectors' counting periods do, so a
+run that begins at 07:00 re-plans at 07:15 on the counts of 07:00-07:15. Also
+the shield's default fallback: it needs no live data to run.
+
+Zero demand on every lane, nominal or counted, makes no plan: it is what a
+dead detector feed looks like as much as an empty network, and a plan for it
+(every phase at its minimum, or the cycle's leftover on one phase) is no
+better than the plan in hand. The nominal plan then assumes
+DEFAULT_LANE_FLOW_VPH on every lane; a re-plan keeps the current plan.
 """
 
 from __future__ import annotations
@@ -63,6 +72,15 @@ def lost_time_per_phase_s(inter: Intersection, step_s: float = 1.0) -> float:
     return shown_s / n + START_UP_LOST_S
 
 
+def nominal_flows(inter: Intersection, ctx: ControlContext) -> dict[str, float]:
+    """veh/h per incoming lane before anything is counted: the context's, DEFAULT_LANE_FLOW_VPH where it has none,
+    and on every lane where it has no demand on any (see the module's note on zero demand)."""
+    flows = {lane: ctx.nominal_lane_flow_vph.get(lane, DEFAULT_LANE_FLOW_VPH) for lane in inter.in_lanes}
+    if not any(flows.values()):
+        return dict.fromkeys(inter.in_lanes, DEFAULT_LANE_FLOW_VPH)
+    return flows
+
+
 def plan_for(inter: Intersection, lane_flow_vph: dict[str, float], step_s: float = 1.0) -> WebsterPlan:
     t = inter.timing
     return webster_plan(flow_ratios(inter, lane_flow_vph), lost_time_per_phase_s(inter, step_s), t.cycle_min_s,
@@ -73,12 +91,12 @@ class WebsterController(PlanFollower):
     """Follows a Webster plan; every planning period re-plans from stop-bar counts."""
 
     def __init__(self, inter: Intersection, ctx: ControlContext, planning_period_s: float = PLANNING_PERIOD_S):
-        flows = {lane: ctx.nominal_lane_flow_vph.get(lane, DEFAULT_LANE_FLOW_VPH) for lane in inter.in_lanes}
-        self.plan = plan_for(inter, flows)
+        self.plan = plan_for(inter, nominal_flows(inter, ctx))
         super().__init__(inter, list(self.plan.green_s), "webster")
         self.planning_period_s = planning_period_s
-        self.plans: list[tuple[float, WebsterPlan]] = [(0.0, self.plan)]
-        self._next_plan_s = planning_period_s
+        self._begin_s = ctx.begin_s
+        self.plans: list[tuple[float, WebsterPlan]] = [(ctx.begin_s, self.plan)]
+        self._next_plan_s = ctx.begin_s + planning_period_s
         self._stopbar = {d.id: d.lane for d in inter.detectors if d.kind == "stopbar"}
         self.wants_detectors = False
         self._vehicles_at_last_plan: dict[str, int] = {}
@@ -100,6 +118,9 @@ class WebsterController(PlanFollower):
         Demand = vehicles that crossed the stop bar + growth of the vehicles
         stored on the lane: under congestion the stop bar only sees what the
         signal let through, and planning on that alone under-serves the peak.
+        No demand on any lane keeps the plan (the module's note on zero demand).
+        The next re-plan is at the end of the counting period after `now_s`
+        (periods from the run's begin), where the detectors' next counts are.
         """
         per_hour = 3600.0 / self.planning_period_s
         vehicles_on_lane = vehicles_on_lane or {}
@@ -111,11 +132,12 @@ class WebsterController(PlanFollower):
             growth = vehicles_on_lane.get(lane, 0) - self._vehicles_at_last_plan.get(lane, 0)
             flows[lane] = max(0, n + growth) * per_hour
         self._vehicles_at_last_plan = dict(vehicles_on_lane)
-        if flows:
+        if any(flows.values()):
             self.plan = plan_for(self.inter, flows)
             self.plans.append((now_s, self.plan))
             self.set_plan(list(self.plan.green_s))
-        self._next_plan_s = now_s + self.planning_period_s
+        periods_done = math.floor((now_s - self._begin_s) / self.planning_period_s + 1e-9)
+        self._next_plan_s = self._begin_s + (max(periods_done, 0) + 1) * self.planning_period_s
         return self.plan
 
 
@@ -126,5 +148,4 @@ def make_webster(inter: Intersection, ctx: ControlContext) -> WebsterController:
 
 def fallback_plan(inter: Intersection, ctx: ControlContext) -> PlanFollower:
     """The shield's fallback: a Webster plan from nominal demand, no live data needed."""
-    flows = {lane: ctx.nominal_lane_flow_vph.get(lane, DEFAULT_LANE_FLOW_VPH) for lane in inter.in_lanes}
-    return PlanFollower(inter, list(plan_for(inter, flows).green_s), "webster-fallback")
+    return PlanFollower(inter, list(plan_for(inter, nominal_flows(inter, ctx)).green_s), "webster-fallback")

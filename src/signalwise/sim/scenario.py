@@ -418,11 +418,34 @@ def _load_resco(net_name: str) -> Scenario:
                     s.begin_s, s.end_s, kind="resco")
 
 
-def nominal_lane_flows(scenario: Scenario, movements) -> dict[str, float]:
+#: what a run assumes per lane where no nominal demand is known (`control.webster.DEFAULT_LANE_FLOW_VPH`)
+_DEFAULT_SAID = "300 veh/h on every lane"
+_demand_notes_said: set[str] = set()
+
+
+def nominal_lane_flows(scenario: Scenario, movements, begin_s: float | None = None,
+                       window_s: float = 900.0, say_unread: bool = True) -> dict[str, float]:
     """Expected veh/h per incoming lane, spreading each movement over the lanes that serve it.
 
-    `movements` are the `core.Movement`s of the controlled intersections.
+    `movements` are the `core.Movement`s of the controlled intersections. A built-in scenario's demand is its
+    metadata's. A network that carries none (a user's, RESCO's) has the demand its route files give between
+    `begin_s` (default: the scenario's begin) and `begin_s + window_s` (`sim.route_demand`): a lane whose
+    movements nobody drives then has 0. Where those files cannot be read so, no lane has any (the plans assume
+    their default) and, with `say_unread`, the process's log says why, once.
     """
+    movement_vph, edge_vph = scenario.nominal_movement_flow_vph, scenario.nominal_edge_flow_vph
+    from_routes = not movement_vph and not edge_vph and scenario.kind != "builtin"
+    if from_routes:
+        from .route_demand import read_route_demand
+
+        begin = scenario.begin_s if begin_s is None else begin_s
+        demand = read_route_demand(scenario.net_file, scenario.route_files, begin, window_s,
+                                   scenario.additional_files)
+        if demand.problem is not None:
+            if say_unread:
+                _say_demand_unread(scenario, demand.problem)
+            return {}
+        movement_vph = demand.movement_vph
     serving: dict[tuple[str, str], set[str]] = {}
     for m in movements:
         if m.is_crosswalk:
@@ -431,7 +454,9 @@ def nominal_lane_flows(scenario: Scenario, movements) -> dict[str, float]:
         serving.setdefault(key, set()).add(m.in_lane)
     flows: dict[str, float] = {}
     for key, lanes in serving.items():
-        vph = scenario.nominal_movement_flow_vph.get(key)
+        vph = movement_vph.get(key)
+        if vph is None and from_routes:
+            vph = 0.0  # the route files give every movement: nobody drives this one
         if vph is None:
             edge_vph = scenario.nominal_edge_flow_vph.get(key[0])
             if edge_vph is None:
@@ -441,6 +466,19 @@ def nominal_lane_flows(scenario: Scenario, movements) -> dict[str, float]:
         for lane in lanes:
             flows[lane] = flows.get(lane, 0.0) + vph / len(lanes)
     return flows
+
+
+def _say_demand_unread(scenario: Scenario, problem: str) -> None:
+    """One log line per process and reason: a comparison starts many runs of the same network."""
+    key = f"{scenario.net_file} {problem}"
+    if key in _demand_notes_said:
+        return
+    _demand_notes_said.add(key)
+    import logging
+
+    logging.getLogger("signalwise.sim").warning(
+        "nominal demand of %s not read from its route files (%s): Webster's first plan and the shield's fallback "
+        "plan assume %s until the first planning period's counts", scenario.name, problem, _DEFAULT_SAID)
 
 
 def _edge_of(lane_id: str) -> str:
