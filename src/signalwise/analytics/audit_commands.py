@@ -80,10 +80,15 @@ def audit(
                     console.print(f"  … {len(report.violations) - show} more (--show N or --json)")
             for w in report.warnings:
                 console.print(f"warning: {run_dir}: {w}", markup=False, highlight=False)
+            for line in report.below_ite_lines():  # not violations of the run's model: departures from ITE
+                console.print(f"below ITE: {run_dir}: {line.removeprefix('below ITE: ')}", markup=False,
+                              highlight=False, soft_wrap=True)
+        below = sum(len(r.below_ite) for r in reports.values())
         bad = sum(1 for r in reports.values() if not r.ok)
         console.print(f"{len(reports)} run(s) audited: "
                       + (f"[bold red]{bad} with violations[/]" if bad else "[green]no violations[/]")
-                      + (f", {never_ran} that never ran" if never_ran else ""))
+                      + (f", {never_ran} that never ran" if never_ran else "")
+                      + (f"; {below} clearance(s) below ITE" if below else ""))
 
     if never_ran and not reports and not broken:
         typer.echo("error: nothing to audit: no run given ever ran", err=True)

@@ -6,7 +6,7 @@ a run leaves behind:
 
 - ``events.csv``          the hi-res event log (what the controller said it did),
 - ``signal_states.csv``   every link state string SUMO was given (what drivers saw),
-- ``signal_model.json``   phases, links and timing of every signal,
+- ``signal_model.json``   phases, links (a vehicle link's speed and path across) and timing of every signal,
 - ``run.json``            the simulation step.
 
 Rules (names as they appear in reports):
@@ -92,6 +92,21 @@ Rules (names as they appear in reports):
                        ``sumo/statistics.xml`` (persons loaded); with no such
                        file the rule applies.
 
+Below ITE (``below_ite``, a section of its own, not a rule: the run's own
+model is what a rule holds it to). Under the safety profile's rules (a timing
+with ``protected_yellow`` and pedestrian intervals; the benchmark and reference
+profiles' 3 s yellow and no all-red are their rules), each yellow (8 → 9) and
+red clearance (10 → 11) of a phase is also measured against ITE's for the
+vehicle links the phase serves, from their geometry in the model
+(``links[].approach_speed_mps``, ``path_m``, ``bicycle_lane``), whatever the
+timing says: yellow 1 s + v / (2 · 3.05 m/s²), at least 3 s; red clearance
+(path + 6.1 m) / v, at least 1 s and at most 4 s (a bicycle lane's link: 6 s).
+A configured clearance an agency sets by policy runs, and is reported here, one
+line per device, phase and interval, with how many of its intervals were
+shorter, the shortest, and the formula's inputs. A phase serving no vehicle
+link (an exclusive pedestrian phase) has no ITE clearance; a model without
+the links' geometry (written before it) none either.
+
 Timing changed at run time (a live run's operator): a device entry's
 ``timing_revisions`` holds the timing of each change, and a 131 (timing plan
 change, parameter = revision, 1-based) logs the green from which the device
@@ -130,7 +145,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from signalwise.core import SignalEvent, read_events
-from signalwise.core.timing import PED_WALKING_SPEED_MAX_MPS
+from signalwise.core.timing import (
+    ALL_RED_MAX_S,
+    CYCLIST_ALL_RED_MAX_S,
+    ITE_DECELERATION_MPS2,
+    ITE_PERCEPTION_REACTION_S,
+    PED_WALKING_SPEED_MAX_MPS,
+    VEHICLE_LENGTH_M,
+    crossing_time_s,
+    ite_all_red_s,
+    ite_yellow_s,
+)
 from signalwise.core.types import RECOVERY_STATE, EventCode
 from signalwise.outdirs import run_status, shown_status
 
@@ -216,10 +241,18 @@ class AuditReport:
     devices: list[str] = field(default_factory=list)
     step_length_s: float = 1.0
     tolerance_s: float = EXACT_TOLERANCE_S
+    #: yellows and red clearances shorter than ITE's for their phase's geometry, one per device, phase and interval
+    #: (rule ``below_ite``): not violations of the run's own model, so `ok` does not count them
+    below_ite: list[Violation] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.violations
+
+    def below_ite_lines(self) -> list[str]:
+        """The below-ITE section, a line each: "below ITE: <device> t=<first> phase <n> (<shortest> s vs <ITE> s):
+        ..."."""
+        return ["below ITE: " + str(b).removeprefix(f"{b.rule}: ") for b in self.below_ite]
 
     def violations_by_rule(self) -> dict[str, int]:
         counts = dict.fromkeys(RULES, 0)
@@ -238,6 +271,7 @@ class AuditReport:
             "violations_by_rule": self.violations_by_rule(),
             "violations": [v.as_dict() for v in self.violations],
             "warnings": [w.as_dict() for w in self.warnings],
+            "below_ite": [b.as_dict() for b in self.below_ite],
         }
 
 
@@ -275,6 +309,9 @@ class _Device:
     ped_crossing_s: dict[int, tuple[float, str]] = field(default_factory=dict)
     #: a link going from protected 'G' to permitted 'g' is owed a yellow (`protected_yellow`)
     protected_yellow: bool = False
+    #: phase number -> (ITE's yellow / red clearance for the vehicle links it serves, s; why), from the geometry
+    ite_yellow_s: dict[int, tuple[float, str]] = field(default_factory=dict)
+    ite_all_red_s: dict[int, tuple[float, str]] = field(default_factory=dict)
 
     @property
     def ped_phases(self) -> frozenset[int]:
@@ -300,6 +337,41 @@ def _ped_crossing_s(raw: dict, timing: dict, green_links: dict[int, set[int]]) -
             if links & served and length_m / speed > out.get(n, (0.0, ""))[0]:
                 out[n] = (length_m / speed, f"crosswalk {cw.get('id')} {length_m:g} m at {speed:g} m/s")
     return out
+
+
+def _ite_change_s(raw: dict, timing: dict, green_links: dict[int, set[int]]
+                  ) -> tuple[dict[int, tuple[float, str]], dict[int, tuple[float, str]]]:
+    """Per phase number, ITE's yellow and red clearance for the vehicle links its green serves, the longest any of
+    them needs, each with the formula's inputs: from each link's geometry in the model (the speed its change
+    interval is timed at, its path across the junction, whether its lane is only for bicycles), never from the
+    timing. A red clearance is capped at 4 s, a bicycle lane's link's at 6 s, as the signal model caps a derived
+    one. Nothing under a timing without the safety profile's rules (the benchmark and reference profiles, with no
+    pedestrian intervals and no protected yellow, have their own clearances by design), and nothing for a link
+    the model gives no geometry (a model written before it did)."""
+    if not (timing.get("protected_yellow", False) and timing.get("ped_intervals", True)):
+        return {}, {}
+    yellow: dict[int, tuple[float, str]] = {}
+    all_red: dict[int, tuple[float, str]] = {}
+    for link in raw.get("links", []):
+        if link.get("crosswalk") or link.get("approach_speed_mps") is None or link.get("path_m") is None:
+            continue
+        i, speed, path = int(link["index"]), float(link["approach_speed_mps"]), float(link["path_m"])
+        cyclist = bool(link.get("bicycle_lane"))
+        cap = CYCLIST_ALL_RED_MAX_S if cyclist else ALL_RED_MAX_S
+        where = f"link {i}{' (a bicycle lane)' if cyclist else ''} {link.get('in_lane')} to {link.get('out_lane')}"
+        y = (ite_yellow_s(speed), f"{ITE_PERCEPTION_REACTION_S:g} s + {speed:.2f} m/s / (2 x {ITE_DECELERATION_MPS2:g} "
+                                  f"m/s2), {where}")
+        crossing = crossing_time_s(path, speed)
+        r = ite_all_red_s(path, speed, hi_s=cap)
+        capped = f" = {crossing:.1f} s, capped at {cap:g} s" if crossing > r + 0.05 else ""
+        r_why = (r, f"({path:.1f} m + {VEHICLE_LENGTH_M:g} m) / {speed:.2f} m/s{capped}, {where}")
+        for n, served in green_links.items():
+            if i in served:
+                if y[0] > yellow.get(n, (-1.0, ""))[0]:
+                    yellow[n] = y
+                if r > all_red.get(n, (-1.0, ""))[0]:
+                    all_red[n] = r_why
+    return yellow, all_red
 
 
 def _link_minimum(green_links: dict[int, set[int]], by_phase: dict[int, float], default_s: float,
@@ -339,6 +411,7 @@ def _parse_device(raw: dict, where: str) -> _Device:
         if timing.get("ped_intervals", True) is False:
             # a profile without pedestrian intervals: crosswalks show their phase's green and follow the vehicle rules
             crosswalk_links = set()
+        ite_yellow, ite_all_red = _ite_change_s(raw, timing, green_links)
         device = _Device(
             id=dev_id, n_links=n_links, phase_numbers=tuple(sorted(number_of.values())),
             min_green_s={number_of[i]: min_g[i] for i in number_of},
@@ -359,6 +432,7 @@ def _parse_device(raw: dict, where: str) -> _Device:
             ped_crossing_s=_ped_crossing_s(raw, timing, green_links) if crosswalk_links else {},
             # a model written before the key: the rule it was run under did not exist, so it is not held to it
             protected_yellow=bool(timing.get("protected_yellow", False)),
+            ite_yellow_s=ite_yellow, ite_all_red_s=ite_all_red,
         )
     except KeyError as exc:
         raise AuditInputError(f"{where}: missing field {exc}") from None
@@ -404,6 +478,8 @@ class _Findings:
         self.report = report
         self.step_s = step_s
         self.tol_s = tol_s
+        #: (device, phase, interval) -> the intervals held to ITE's clearance, and those shorter (`against_ite`)
+        self._ite: dict[tuple[str, int, str], dict] = {}
 
     def check(self, rule: str, n: int = 1) -> None:
         self.report.checked[rule] = self.report.checked.get(rule, 0) + n
@@ -416,6 +492,31 @@ class _Findings:
 
     def warning(self, rule: str, device: str, time_s: float, **kw) -> None:
         self.report.warnings.append(Violation(rule, device, _r(time_s), **_rounded(kw)))
+
+    def against_ite(self, dev: _Device, kind: str, phase: int, start_s: float, measured: float) -> None:
+        """A yellow (`kind` "yellow") or red clearance ("red clearance") of `phase` measured against ITE's for its
+        geometry; counted per device, phase and interval, and reported by `report_below_ite`."""
+        ite = (dev.ite_yellow_s if kind == "yellow" else dev.ite_all_red_s).get(phase)
+        if ite is None:
+            return
+        own = dev.yellow_s[phase] if kind == "yellow" else dev.all_red_s[phase]
+        seen = self._ite.setdefault((dev.id, phase, kind), {"n": 0, "below": 0, "first": None,
+                                                            "shortest": math.inf, "ite": ite, "own": own})
+        seen["n"] += 1
+        if not self.at_least(measured, ite[0]):
+            seen["below"] += 1
+            seen["first"] = start_s if seen["first"] is None else seen["first"]
+            seen["shortest"] = min(seen["shortest"], measured)
+
+    def report_below_ite(self) -> None:
+        for (dev_id, phase, kind), seen in sorted(self._ite.items(), key=lambda x: (*x[0][:2], x[0][2] != "yellow")):
+            if seen["below"]:
+                (ite_s, why) = seen["ite"]
+                self.report.below_ite.append(Violation(
+                    "below_ite", dev_id, _r(seen["first"]), phase=phase, measured_s=_r(seen["shortest"]),
+                    required_s=_r(ite_s),
+                    detail=f"{kind} below ITE in {seen['below']} of {seen['n']} intervals (the signal model's "
+                           f"{seen['own']:g} s): ITE {why}"))
 
     def at_least(self, measured: float, required: float) -> bool:
         return measured >= required - self.tol_s
@@ -707,6 +808,7 @@ class _DeviceEvents:
             if not out.at_least(t - st.since_s, dev.yellow_s[p]):
                 out.violation("yellow", dev.id, st.since_s, phase=p, measured_s=t - st.since_s,
                               required_s=dev.yellow_s[p], detail="yellow shorter than required")
+            out.against_ite(dev, "yellow", p, st.since_s, t - st.since_s)
         else:
             out.violation("sequence", dev.id, t, phase=p,
                           detail=f"end of yellow while the phase was {st.interval.replace('_', ' ')}")
@@ -731,6 +833,7 @@ class _DeviceEvents:
             if not out.at_least(t - st.since_s, dev.all_red_s[p]):
                 out.violation("all_red", dev.id, st.since_s, phase=p, measured_s=t - st.since_s,
                               required_s=dev.all_red_s[p], detail="red clearance shorter than required")
+            out.against_ite(dev, "red clearance", p, st.since_s, t - st.since_s)
         else:
             out.violation("sequence", dev.id, t, phase=p,
                           detail=f"end of red clearance while the phase was {st.interval.replace('_', ' ')}")
@@ -1093,6 +1196,7 @@ def audit(events: Iterable[SignalEvent], signal_model: list[dict], signal_states
             bound_s = max([dev.cycle_max_s, *(d.cycle_max_s for d in revisions[dev_id])])
             _audit_crosswalk_service(dev, changes, log_end, preempts, bound_s, starts_mid_run, out)
 
+    out.report_below_ite()
     report.violations.sort(key=lambda v: (v.time_s, v.device_id, RULES.index(v.rule)))
     report.warnings.sort(key=lambda v: (v.time_s, v.device_id, v.rule))
     return report
@@ -1138,6 +1242,7 @@ def _audit_across_recoveries(events: list[SignalEvent], signal_model: list[dict]
             continue
         merged.violations.extend(part.violations)
         merged.warnings.extend(part.warnings)
+        merged.below_ite.extend(part.below_ite)
         for rule, n in part.checked.items():
             merged.checked[rule] = merged.checked.get(rule, 0) + n
     first_s = next(e.time_s for e in events if e.event_code == RUNTIME_RECOVERY)

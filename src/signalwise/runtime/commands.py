@@ -473,7 +473,8 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
     ]
     if "safety" in metrics:
         s = metrics["safety"]
-        rows.append(("safety violations (independent audit)", f"{s['violations']}"))
+        rows.append(("safety violations (independent audit)", f"{s['violations']}"
+                     + (f" ({len(s['below_ite'])} clearance(s) below ITE)" if s.get("below_ite") else "")))
     refused = metrics.get("refused_signals") or []
     if refused:
         rows.append(("signals left uncontrolled", _refused_cell(refused)))
@@ -484,6 +485,8 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
     for warning in ([_refused_warning(refused)] if refused else []) + list(metrics.get("warnings", ())):
         # one line a warning, however narrow the stream: a log is read line by line, and grepped
         console.print(f"[bold yellow]warning:[/bold yellow] {escape(warning)}", soft_wrap=True)
+    for line in metrics.get("safety", {}).get("below_ite", ()):  # the audit's own: from the geometry, not the model
+        console.print(escape(line), soft_wrap=True)
     console.print(f"run directory: {run_dir}", soft_wrap=True)
 
 

@@ -29,7 +29,7 @@ from typing import Protocol
 
 from ..control.base import ControlContext, Controller, check_usable, make
 from ..control.shield import IntersectionShield, ShieldConfig, covering_phases
-from ..control.webster import fallback_plan
+from ..control.webster import PLANNING_PERIOD_S, fallback_plan
 from ..core.health import detector_fault, lanes_fault
 from ..core.names import BASELINE_CONTROLLER
 from ..core.timing import ceil_to_step
@@ -58,7 +58,7 @@ from ..sim.scenario import (
     nominal_lane_flows,
     unapplied_note,
 )
-from ..sim.signal_model import RefusedSignal
+from ..sim.signal_model import RefusedSignal, ite_timing, link_geometry
 from .config import RunConfig, owned_sumo_option
 from .controller_faults import ControllerFaults
 from .evidence import REPLAYED_FILES, EvidenceReplay, replay_digest
@@ -481,14 +481,18 @@ class LoopStepper:
         split = self.backend.lane_split_zones(in_lanes)
         lanes = {lane for m in roads for lane in (m.in_lane, m.out_lane) if lane}
         lanes |= listed_lanes(upstream, downstream) | {lane for zone in split.values() for lane, _, _ in zone}
+        t0 = self.backend.time_s()
+        # Webster's nominal demand over its first planning period, which counts from the run's begin; a Webster
+        # run says where its network's route files do not give it
+        nominal = nominal_lane_flows(self.scenario, all_movements, t0, min(PLANNING_PERIOD_S, end_s - t0),
+                                     say_unread=cfg.controller == "webster")
         # a worker field answers these lengths from its zone replies, not with a request per lane
-        ctx = ControlContext(cfg.step_length_s, nominal_lane_flows(self.scenario, all_movements), cfg.seed,
+        ctx = ControlContext(cfg.step_length_s, nominal, cfg.seed,
                              dict(cfg.controller_options), {lane: self.backend.lane_length_m(lane) for lane in lanes},
-                             upstream, downstream, split)
+                             upstream, downstream, split, begin_s=t0)
         #: what the controllers were built with (a live runtime builds replacements from it)
         self.context = ctx
         shield_cfg = shield_config(cfg)
-        t0 = self.backend.time_s()
         self.t0 = t0
         self.t = t0
         if controllers is None:
@@ -717,7 +721,7 @@ def describe_intersections(inters: list[Intersection], approach_direction: dict[
     4 s at 1 s steps, and the event log's clearances are these."""
     out = []
     for i in inters:
-        timing = dataclasses.asdict(i.timing)
+        timing = {**dataclasses.asdict(i.timing), **ite_timing(i)}  # ITE's clearances beside the ones in force
         if step_s is not None:
             phases = range(len(i.phases))
             timing["phase_yellow_shown_s"] = [ceil_to_step(i.timing.yellow_of(p), step_s) for p in phases]
@@ -728,7 +732,7 @@ def describe_intersections(inters: list[Intersection], approach_direction: dict[
             "phases": [{"index": p.index, "number": p.number, "green_state": p.green_state,
                         "green_links": sorted(p.green_links)} for p in i.phases],
             "links": [{"index": m.link_index, "in_lane": m.in_lane, "out_lane": m.out_lane,
-                       "crosswalk": m.is_crosswalk} for m in i.movements],
+                       "crosswalk": m.is_crosswalk, **link_geometry(m, i)} for m in i.movements],
             "crosswalks": [{"id": c.id, "links": list(c.link_indices), "length_m": c.length_m} for c in i.crosswalks],
             "timing": timing,
             "approach_speed_mps": i.approach_speed_mps,

@@ -426,7 +426,8 @@ def _audit(run_dir: Path) -> dict | None:
         return None
     report = audit_run(run_dir)
     return {"violations": len(report.violations), "checked": report.checked,
-            "by_rule": {rule: n for rule, n in report.violations_by_rule().items() if n}}
+            "by_rule": {rule: n for rule, n in report.violations_by_rule().items() if n},
+            **({"below_ite": report.below_ite_lines()} if report.below_ite else {})}
 
 
 def _write_csv(path: Path, header: list[str], rows) -> None:

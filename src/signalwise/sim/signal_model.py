@@ -7,10 +7,13 @@ the same model. Phases that differ only in their crosswalk links are merged
 (netconvert emits a "pedestrians red" copy of each phase; we time pedestrian
 clearance ourselves). A state that shows green to crosswalks only (an
 exclusive pedestrian phase, the walk of a mid-block crossing) is a phase of
-its own: dropped, the crosswalks only it serves would never see a walk. A
-traffic light we cannot model safely is refused with a reason and left out of
-control; a pedestrian clearance configured shorter than the signal's longest
-crosswalk takes at the walking speed refuses the run (`UnsafePedClearance`).
+its own: dropped, the crosswalks only it serves would never see a walk; it
+has no vehicle yellow, and its red clearance is MUTCD's buffer interval
+(`phase_change_intervals_s`). A traffic light we cannot model safely is
+refused with a reason and left out of control; a pedestrian clearance
+configured shorter than the signal's longest crosswalk takes at the walking
+speed refuses the run (`UnsafePedClearance`), while a configured yellow or
+red clearance below ITE's for the geometry runs and is said (`below_ite_notes`).
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ from ..core.timing import (
     ALL_RED_MAX_S,
     BICYCLE_SPEED_MPS,
     CYCLIST_ALL_RED_MAX_S,
+    ITE_DECELERATION_MPS2,
+    ITE_PERCEPTION_REACTION_S,
     PED_GUIDANCE_BEHIND_CURB_M,
     PED_GUIDANCE_SPEED_MPS,
     PED_WALKING_SPEED_MPS,
+    VEHICLE_LENGTH_M,
     ceil_to_step,
     crossing_time_s,
     ite_all_red_s,
@@ -204,8 +210,10 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
         notes.append(PLAN_NOTE + "greens longer than max_green_s are cut to it (" + ", ".join(
             f"phase {k} {g:g} s > {timing.max_green_s[k - 1]:g} s" for k, g in cut) + ")")
     notes.extend(program_greens_notes(program, crosswalk_links, timing))
-    if {**defaults, **(overrides or {})}.get("all_red_s") is None:
-        notes.extend(cyclist_clearance_notes(phases, width_m))
+    all_red_given = {**defaults, **(overrides or {})}.get("all_red_s")
+    if all_red_given is None or float(all_red_given) >= CYCLIST_ALL_RED_MAX_S - 1e-9:
+        notes.extend(cyclist_clearance_notes(phases, width_m))  # shorter: a below-ITE note says what it needs
+    notes.extend(below_ite_notes(tls_id, phases, speed_mps, width_m, timing, defaults, overrides or {}))
     return Intersection(tls_id, phases, n_links, tuple(movements), (), crosswalks, timing, speed_mps, width_m,
                         tuple(d for _, d in greens_timed), tuple(notes))
 
@@ -295,7 +303,7 @@ def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], 
     """Safety timing from geometry and defaults; per-intersection overrides win."""
     d = {**defaults, **overrides}
     phase_yellow, phase_all_red = phase_change_intervals_s(phases, approach_speed_mps, width_m, d["yellow_s"],
-                                                           d["all_red_s"])
+                                                           d["all_red_s"], bool(d.get("ped_intervals", True)))
     yellow, all_red = max(phase_yellow), max(phase_all_red)
     longest_cw = max((c.length_m for c in crosswalks), default=0.0)
     ped_clear = (d["ped_clearance_s"] if d["ped_clearance_s"] is not None
@@ -351,7 +359,7 @@ def _ped_guidance_notes(crosswalks: tuple[Crosswalk, ...], walk_s: float, cleara
 
 
 def phase_change_intervals_s(phases: tuple[Phase, ...], approach_speed_mps: float, width_m: float,
-                             yellow_s: float | None, all_red_s: float | None
+                             yellow_s: float | None, all_red_s: float | None, ped_intervals: bool = True
                              ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Each phase's yellow and red clearance: the longest any of its vehicle links needs (ITE, per approach).
 
@@ -360,19 +368,52 @@ def phase_change_intervals_s(phases: tuple[Phase, ...], approach_speed_mps: floa
     speed. One value for the whole junction would take the fastest approach's
     speed and the longest path, which is too long a yellow for a slow approach
     and too short a red clearance for a slow approach with a long path. A value
-    given (the profile's, the configuration's) applies to every phase.
-    Links without their own speed or path take the junction's. A red clearance
-    derived is capped at `ALL_RED_MAX_S`, a cyclist's link's at
+    given (the profile's, the configuration's) applies to every phase serving a
+    vehicle link. Links without their own speed or path take the junction's. A
+    red clearance derived is capped at `ALL_RED_MAX_S`, a cyclist's link's at
     `CYCLIST_ALL_RED_MAX_S` (`red_clearance_cap_s`).
+
+    A phase serving no vehicle link (an exclusive pedestrian phase) with
+    pedestrian intervals timed has no yellow: no vehicle is stopping, and its
+    crosswalks' flashing don't walk has already ended their green. Its red
+    clearance is MUTCD 4E.06's buffer interval, `PED_BUFFER_S`, whatever is
+    configured. Without pedestrian intervals (the benchmark and reference
+    profiles) its crosswalks end their green as vehicle links do, and it takes
+    the configured values, or the junction's.
     """
+    ite_yellow, ite_all_red = ite_change_intervals_s(phases, approach_speed_mps, width_m)
     yellows, all_reds = [], []
+    for yellow_ite, all_red_ite in zip(ite_yellow, ite_all_red, strict=True):
+        if yellow_ite is None and ped_intervals:
+            yellows.append(0.0)
+            all_reds.append(PED_BUFFER_S)
+            continue
+        if yellow_ite is None:
+            yellow_ite, all_red_ite = ite_yellow_s(approach_speed_mps), ite_all_red_s(width_m, approach_speed_mps)
+        yellows.append(float(yellow_s) if yellow_s is not None else yellow_ite)
+        all_reds.append(float(all_red_s) if all_red_s is not None else all_red_ite)
+    return tuple(yellows), tuple(all_reds)
+
+
+#: MUTCD 4E.06's buffer interval: a steady DON'T WALK of at least 3 s after the pedestrian change interval, before
+#: any conflicting vehicle movement is released. A phase serving a vehicle link gets it from its own yellow (its
+#: flashing don't walk ends no later than its yellow begins); an exclusive pedestrian phase has no yellow, so this
+#: is its red clearance
+PED_BUFFER_S = 3.0
+
+
+def ite_change_intervals_s(phases: tuple[Phase, ...], approach_speed_mps: float, width_m: float
+                           ) -> tuple[tuple[float | None, ...], tuple[float | None, ...]]:
+    """Each phase's yellow and red clearance by ITE from the geometry of the vehicle links it serves, the longest any
+    of them needs (a red clearance capped at `red_clearance_cap_s`), whatever is configured: what a configured value
+    is held to. None for a phase serving no vehicle link."""
+    yellows: list[float | None] = []
+    all_reds: list[float | None] = []
     for p in phases:
         links = [(*link_speed_and_path(m, approach_speed_mps, width_m), red_clearance_cap_s(m))
                  for m in p.movements if not m.is_crosswalk]
-        links = links or [(approach_speed_mps, width_m, ALL_RED_MAX_S)]
-        yellows.append(float(yellow_s) if yellow_s is not None else max(ite_yellow_s(v) for v, _, _ in links))
-        all_reds.append(float(all_red_s) if all_red_s is not None
-                        else max(ite_all_red_s(w, v, hi_s=cap) for v, w, cap in links))
+        yellows.append(max(ite_yellow_s(v) for v, _, _ in links) if links else None)
+        all_reds.append(max(ite_all_red_s(w, v, hi_s=cap) for v, w, cap in links) if links else None)
     return tuple(yellows), tuple(all_reds)
 
 
@@ -435,6 +476,9 @@ PROGRAM_GREENS_NOTE = "the program's min/max greens: "
 #: a signal's note that a cyclist's red clearance is cut to `CYCLIST_ALL_RED_MAX_S` (a run warns of it,
 #: `timing_warnings`)
 CYCLIST_CLEARANCE_NOTE = "cyclist clearance: "
+#: a signal's note that a configured yellow or red clearance is shorter than ITE's for a phase's geometry (a run
+#: warns of it, `timing_warnings`)
+BELOW_ITE_NOTE = "below ITE: "
 
 
 def pedestrian_warnings(intersections) -> list[str]:
@@ -456,8 +500,9 @@ def pedestrian_warnings(intersections) -> list[str]:
 
 def timing_warnings(intersections) -> list[str]:
     """A run's sentences, under every controller, on signals whose actuated program's min/max greens are not used
-    (one per distinct sentence, naming its signals: a netgenerate grid's programs all have the same) and on
-    signals where a cyclist's red clearance is cut."""
+    (one per distinct sentence, naming its signals: a netgenerate grid's programs all have the same), on
+    signals where a cyclist's red clearance is cut, and on signals whose configured yellow or red clearance is
+    below ITE's for a phase (one line a signal)."""
     greens: dict[str, list[str]] = {}
     out = []
     for i in sorted(intersections, key=lambda i: i.id):
@@ -466,6 +511,8 @@ def timing_warnings(intersections) -> list[str]:
                 greens.setdefault(note.removeprefix(PROGRAM_GREENS_NOTE), []).append(i.id)
             elif note.startswith(CYCLIST_CLEARANCE_NOTE):
                 out.append(f"signal {i.id!r}: {note.removeprefix(CYCLIST_CLEARANCE_NOTE)}")
+            elif note.startswith(BELOW_ITE_NOTE):
+                out.append(f"signal {i.id!r}: {note}")
     return [f"signal(s) {_named(ids)}: {text}" for text, ids in greens.items()] + out
 
 
@@ -568,6 +615,78 @@ def cyclist_clearance_notes(phases: tuple[Phase, ...], width_m: float) -> list[s
     return [CYCLIST_CLEARANCE_NOTE + f"red clearance cut to {CYCLIST_ALL_RED_MAX_S:g} s (the longest all_red_s "
             f"takes) after phase(s) {phases_cut}: a cyclist from {m.in_lane} needs {need_s:.1f} s to cross its "
             f"{path_m:.1f} m path at {speed_mps * 3.6:.0f} km/h"]
+
+
+def safety_rules(timing: TimingDefaults) -> bool:
+    """Whether a run's timing follows the safety profile's rules: pedestrian intervals and the protected yellow,
+    which the safety profile keeps and the benchmark and reference profiles leave out (the profile's name is not
+    among a run's timing defaults)."""
+    return bool(timing.get("ped_intervals", True)) and bool(timing.get("protected_yellow", True))
+
+
+def below_ite_notes(tls_id: str, phases: tuple[Phase, ...], approach_speed_mps: float, width_m: float,
+                    timing: Timing, defaults: TimingDefaults, overrides: dict) -> list[str]:
+    """The note on a signal whose configured yellow or red clearance is shorter than ITE's for a phase's geometry,
+    under the safety profile's rules: an agency's policy value runs as configured, and is said, with the ITE value
+    and the formula's inputs of each phase it falls short on. None under the benchmark and reference profiles,
+    whose 3 s yellow and no all-red are their rules, nor when nothing is configured (ITE's values run)."""
+    d = {**defaults, **overrides}
+    given = [k for k in ("yellow_s", "all_red_s") if d.get(k) is not None]
+    if not given or not safety_rules(d):
+        return []
+    parts, short = [], set()
+    for p in phases:
+        links = [(m, *link_speed_and_path(m, approach_speed_mps, width_m)) for m in p.movements if not m.is_crosswalk]
+        if not links:
+            continue  # an exclusive pedestrian phase: no vehicle to clear
+        said = []
+        if "yellow_s" in given:
+            need, m, v = max(((ite_yellow_s(v), m, v) for m, v, _w in links), key=lambda x: x[0])
+            if timing.yellow_of(p.index) < need - 1e-9:
+                short.add("yellow_s")
+                said.append(f"yellow {timing.yellow_of(p.index):g} s < ITE {need:g} s ({ITE_PERCEPTION_REACTION_S:g} s "
+                            f"+ {v:.2f} m/s / (2 x {ITE_DECELERATION_MPS2:g} m/s2), from {m.in_lane})")
+        if "all_red_s" in given:
+            need, m, v, w = max(((ite_all_red_s(w, v, hi_s=red_clearance_cap_s(m)), m, v, w) for m, v, w in links),
+                                key=lambda x: x[0])
+            if timing.all_red_of(p.index) < need - 1e-9:
+                short.add("all_red_s")
+                crossing = crossing_time_s(w, v)
+                capped = f" = {crossing:.1f} s, capped at {need:g} s" if crossing > need + 0.05 else ""
+                who = "a cyclist from " if isinstance(m, CyclistMovement) else ""
+                said.append(f"red clearance {timing.all_red_of(p.index):g} s < ITE {need:g} s (({w:.1f} m + "
+                            f"{VEHICLE_LENGTH_M:g} m) / {v:.2f} m/s{capped}, {who}{m.in_lane} to {m.out_lane})")
+        if said:
+            parts.append(f"phase {p.number} " + ", ".join(said))
+    if not parts:
+        return []
+    keys = " and ".join(f"{_timing_key(tls_id, k, overrides)} {float(d[k]):g} s" for k in given if k in short)
+    return [BELOW_ITE_NOTE + f"{keys} {'is' if len(short) == 1 else 'are'} below ITE for the signal's geometry: "
+            + "; ".join(parts) + f" (the configured value{'s run' if len(short) > 1 else ' runs'}; null derives "
+            "ITE's)"]
+
+
+def _timing_key(tls_id: str, key: str, overrides: dict) -> str:
+    """Where a timing key's value comes from: the signal's own override, or the run's timing."""
+    return (f"timing.per_intersection.{tls_id}." if key in overrides else "timing.") + key
+
+
+def ite_timing(inter: Intersection) -> dict[str, list[float | None]]:
+    """Each phase's yellow and red clearance by ITE from the signal's geometry, for signal_model.json beside the
+    timing in force (`ite_phase_yellow_s`, `ite_phase_all_red_s`; null for a phase serving no vehicle link)."""
+    yellows, all_reds = ite_change_intervals_s(inter.phases, inter.approach_speed_mps, inter.width_m)
+    return {"ite_phase_yellow_s": list(yellows), "ite_phase_all_red_s": list(all_reds)}
+
+
+def link_geometry(m: Movement, inter: Intersection) -> dict:
+    """A vehicle link's geometry for signal_model.json, from which the audit works out ITE's change interval on its
+    own: the speed its change interval is timed at (a cyclist's on a lane only bicycles use), its path across the
+    junction, and whether its lane is such a lane; nothing for a crosswalk."""
+    if m.is_crosswalk:
+        return {}
+    speed_mps, path_m = link_speed_and_path(m, inter.approach_speed_mps, inter.width_m)
+    return {"approach_speed_mps": speed_mps, "path_m": path_m,
+            "bicycle_lane": isinstance(m, CyclistMovement)}
 
 
 def _current_program(api, tls_id: str):
