@@ -78,6 +78,9 @@ VARIANTS: dict[str, dict | None] = {
     "density_demand": {"measure": "density_demand"},
     "skip": {"shared_lanes": "skip"},
     "split": {"shared_lanes": "split"},
+    "permitted_0.75": {"permitted_weight": 0.75},
+    "permitted_0.5": {"permitted_weight": 0.5},
+    "permitted_0.25": {"permitted_weight": 0.25},
 }
 DEFAULT_VARIANTS = ("benchmark", "density", "demand", "density+lost_time")
 

@@ -9,7 +9,7 @@ phase 2: e_in_1 -> s_out_1
 from __future__ import annotations
 
 import pytest
-from shield_fixtures import make_intersection
+from shield_fixtures import PERMITTED_LEFT_STATES, make_intersection
 
 from signalwise.control import ControlContext, make
 from signalwise.control.max_pressure import MaxPressureController
@@ -326,3 +326,40 @@ def test_stopped_measure_falls_back_to_halting_vehicles_where_the_source_follows
     ctl = make("max-pressure", make_intersection(), ControlContext(options={"measure": "stopped"}))
     counts = {"n_in_0": 9, "e_in_0": 6}
     assert ctl.pressures(obs(counts, queues={"n_in_0": 2, "e_in_0": 4})) == [2.0, 4.0, 0.0]
+
+
+def test_a_permitted_movement_weighs_its_share_so_the_protected_phase_of_the_same_left_can_win():
+    # PERMITTED_LEFT_STATES: phase 1 serves the E-W through (e_in_0, w_in_0) and the left e_in_1 permitted ('g');
+    # phase 2 serves the same left protected ('G')
+    inter = make_intersection(states=PERMITTED_LEFT_STATES)
+    counts = {"e_in_0": 2, "e_in_1": 12}
+    plain = MaxPressureController(inter)
+    assert plain.pressures(obs(counts)) == [0.0, 14.0, 12.0]  # the superset always outweighs the protected left
+    assert plain.decide(obs(counts, phase=0)).phase_index == 1
+    weighted = MaxPressureController(inter, permitted_weight=0.5)
+    assert weighted.pressures(obs(counts)) == [0.0, 2.0 + 0.5 * 12, 12.0]  # 8 against 12
+    assert weighted.decide(obs(counts, phase=0)).phase_index == 2
+
+
+def test_the_permitted_weight_also_weighs_the_way_out_and_zones_and_per_metre_measures():
+    inter = make_intersection(states=PERMITTED_LEFT_STATES)
+    counts = {"e_in_1": 10, "s_out_1": 4}
+    by_lane = MaxPressureController(inter, permitted_weight=0.25)
+    assert by_lane.pressures(obs(counts))[1] == pytest.approx(0.25 * (10 - 4))
+    per_m = MaxPressureController(inter, measure="density", permitted_weight=0.25,
+                                  lane_length_m={"e_in_1": 50.0, "s_out_1": 200.0})
+    # per 100 m: 10 vehicles on 50 m = 20, 4 on 200 m = 2; the permitted link weighs a quarter, the protected whole
+    assert per_m.pressures(obs(counts))[1:] == [pytest.approx(0.25 * (20 - 2)), pytest.approx(20 - 2)]
+    # a 2 m pocket whose queue stands on the lane behind it: measured over its zone, still weighed a quarter
+    zoned_left = MaxPressureController(inter, measure="count", permitted_weight=0.25, zone_m=50.0,
+                                       lane_length_m={"e_in_1": 2.0, "e_up_1": 48.0},
+                                       lane_upstream={"e_in_1": (("e_up_1", 2.0),)})
+    assert zoned_left.pressures(obs({"e_up_1": 8}))[1:] == [pytest.approx(0.25 * 8), pytest.approx(8)]
+
+
+def test_a_permitted_weight_outside_0_to_1_is_refused_by_name():
+    with pytest.raises(ValueError, match="permitted_weight"):
+        MaxPressureController(make_intersection(), permitted_weight=1.5)
+    ctx = ControlContext(options={"permitted_weight": -0.1})
+    with pytest.raises(ValueError, match="permitted_weight"):
+        make("max-pressure", make_intersection(), ctx)

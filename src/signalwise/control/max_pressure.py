@@ -36,7 +36,6 @@ vehicle on the incoming lanes of the phase it ends, and forces it off
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from operator import attrgetter
 
@@ -72,6 +71,10 @@ LOST_TIME = "clearance"
 #: neighbours up or down the road. ingolstadt7 under the benchmark profile, seed 1: 219 s with each lane
 #: alone (its western entry, 0.9 m at the stop line, never served), 31 s with 50 m zones (docs/benchmarks.md)
 ZONE_M = 50.0
+#: the weight of a permitted movement's pressure (SUMO's 'g': it yields to an opposing flow). 1: weighed as a
+#: protected one, so a phase of through movements with permitted lefts always outweighs the protected-left phase
+#: of the same lefts, which is then never served
+PERMITTED_WEIGHT = 1.0
 
 
 class MaxPressureController:
@@ -85,7 +88,8 @@ class MaxPressureController:
                  lane_upstream: dict[str, tuple[tuple[str, float], ...]] | None = None,
                  lane_downstream: dict[str, tuple[tuple[str, float], ...]] | None = None,
                  serving: str = "measure", shared_lanes: str = "skip",
-                 lane_upstream_split: dict[str, tuple[tuple[str, float, float], ...]] | None = None):
+                 lane_upstream_split: dict[str, tuple[tuple[str, float, float], ...]] | None = None,
+                 permitted_weight: float = PERMITTED_WEIGHT):
         if measure not in MEASURES:
             raise ValueError(f"max-pressure measure {measure!r}; choose from {', '.join(MEASURES)}")
         if ties not in TIES:
@@ -109,6 +113,13 @@ class MaxPressureController:
             self._per_100m = {lane: 100.0 / max(length, MIN_LANE_M) for lane, length in (lane_length_m or {}).items()}
         self._movements = [tuple((m.in_lane, m.out_lane) for m in p.movements if not m.is_crosswalk)
                            for p in inter.phases]
+        if not 0.0 <= permitted_weight <= 1.0:
+            raise ValueError(f"max-pressure permitted_weight {permitted_weight!r}: between 0 and 1")
+        self.permitted_weight = float(permitted_weight)
+        #: per phase, each movement's weight: a permitted one (SUMO's 'g', yielding to an opposing flow)
+        #: discharges slower than a protected one, so it weighs `permitted_weight` of its queue
+        self._weights = [tuple(self.permitted_weight if p.green_state[m.link_index] == "g" else 1.0
+                               for m in p.movements if not m.is_crosswalk) for p in inter.phases]
         #: which vehicles count on the way in and on the way out
         if measure == "stopped":
             self._x_in = self._x_out = _stopped_veh
@@ -125,8 +136,9 @@ class MaxPressureController:
         self._serving_x_in = attrgetter("count_veh") if serving == "moving" else None
         #: unweighted measures: each phase's lanes in and out with how many of its movements use them. The sums
         #: are of whole vehicles, exact in any order, so a lane shared by several movements is read once
-        self._lane_terms = [(tuple(Counter(a for a, _ in moves).items()), tuple(Counter(b for _, b in moves).items()))
-                            for moves in self._movements]
+        self._lane_terms = [(_summed((a, w) for (a, _), w in zip(moves, ws)),
+                             _summed((b, w) for (_, b), w in zip(moves, ws)))
+                            for moves, ws in zip(self._movements, self._weights)]
         lengths = lane_length_m or {}
         split = lane_upstream_split if shared_lanes == "split" and lane_upstream_split else None
         zones = MovementZones((move for moves in self._movements for move in moves), zone_m, lane_upstream,
@@ -183,11 +195,11 @@ class MaxPressureController:
                 if lb is not None:
                     total -= n * x_out(lb)
             return total
-        for a, b in self._movements[phase]:
+        for (a, b), w in zip(self._movements[phase], self._weights[phase]):
             la, lb = lanes.get(a), lanes.get(b)
             xa = x_in(la) if la is not None else 0
             xb = x_out(lb) if lb is not None else 0
-            total += xa * per_m.get(a, 1.0) - xb * per_m.get(b, 1.0)
+            total += w * (xa * per_m.get(a, 1.0) - xb * per_m.get(b, 1.0))
         return total
 
     def decide(self, obs: Observation) -> Decision:
@@ -217,6 +229,14 @@ class MaxPressureController:
             return best > current
         horizon = max(self.min_hold_s, self.period_s)
         return best * horizon / (horizon + lost_time_s) > current
+
+
+def _summed(lane_weights) -> tuple[tuple[str, float], ...]:
+    """Each lane once with the summed weight of the movements using it (whole vehicles: exact in any order)."""
+    out: dict[str, float] = {}
+    for lane, w in lane_weights:
+        out[lane] = out.get(lane, 0) + w
+    return tuple(out.items())
 
 
 #: count: every vehicle on the lane, in and out; queue: halting vehicles in, every vehicle out;
@@ -261,4 +281,5 @@ def make_max_pressure(inter: Intersection, ctx: ControlContext) -> MaxPressureCo
                                  float(o.get("min_hold_s", MIN_HOLD_S)), str(o.get("ties", "hold")), lost,
                                  ctx.lane_length_m, float(o.get("zone_m", ZONE_M)), ctx.lane_upstream,
                                  ctx.lane_downstream, str(o.get("serving", "measure")),
-                                 str(o.get("shared_lanes", SHARED_LANES_DEFAULT)), ctx.lane_upstream_split)
+                                 str(o.get("shared_lanes", SHARED_LANES_DEFAULT)), ctx.lane_upstream_split,
+                                 float(o.get("permitted_weight", PERMITTED_WEIGHT)))

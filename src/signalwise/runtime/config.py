@@ -37,14 +37,21 @@ class TimingConfig(BaseModel):
         "no all-red, no teleports); "
         "keys given beside it override the profile's values"))
     yellow_s: float | None = Field(None, ge=2.0, le=6.0, description=(
-        "yellow change interval, for every phase; null = each phase its own: the ITE formula from the speed "
-        "limit of each approach it serves, the longest of them, clamped to 3-6 seconds; at least 3 s under the "
-        "safety profile"))
+        "yellow change interval, for every phase serving a vehicle link; null = each phase its own: the ITE formula "
+        "from the speed limit of each approach it serves, the longest of them, clamped to 3-6 seconds; at least 3 s "
+        "under the safety profile. There, a value below a phase's ITE yellow runs as given and is said: the run "
+        "warns (a line per signal, naming the phases, the ITE values and their inputs), signal_model.json has ITE's "
+        "beside it (timing.ite_phase_yellow_s) and the audit lists it as below ITE (not a violation). A phase "
+        "green to crosswalks only has no yellow"))
     all_red_s: float | None = Field(None, ge=0.0, le=6.0, description=(
-        "all-red (red clearance) after each yellow, for every phase; null = each phase its own: ITE (path "
-        "through the junction + 6.1 m) / approach speed for each link it serves (a cyclist's 20 km/h on a lane "
-        "only bicycles use), the longest of them, clamped to 1-4 seconds (a link from a lane only bicycles use: up to "
-        "6 s, and a run warns where a cyclist needs longer)"))
+        "all-red (red clearance) after each yellow, for every phase serving a vehicle link; null = each phase its "
+        "own: ITE (path through the junction + 6.1 m) / approach speed for each link it serves (a cyclist's 20 km/h "
+        "on a lane only bicycles use), the longest of them, clamped to 1-4 seconds (a link from a lane only "
+        "bicycles use: up to 6 s, and a run warns where a cyclist needs longer). Under the safety profile a value "
+        "below a phase's ITE red clearance (a cyclist's included) runs as given and is said as a yellow below ITE "
+        "is (timing.ite_phase_all_red_s); the benchmark and reference profiles' 0 is their rule and is not. A phase "
+        "green to crosswalks only, with pedestrian intervals timed, ends with a 3 s red clearance whatever this "
+        "says: MUTCD 4E.06's buffer interval before a conflicting vehicle movement"))
     min_green_s: float = Field(5.0, ge=2.0, le=60.0, description=(
         "minimum green of every phase; raised to walk + pedestrian clearance on phases serving a crosswalk"))
     max_green_s: float = Field(60.0, ge=5.0, le=86400.0, description=(
@@ -365,7 +372,8 @@ class RunConfig(BaseModel):
         "serving (measure | moving: with measure halting, queue or stopped, the current green's moving vehicles "
         "count too), "
         "shared_lanes (split: a lane that feeds several turn pockets counts for each its share of its vehicles; "
-        "skip: it counts for none), "
+        "skip: it counts for none), permitted_weight (1: a permitted movement, SUMO's 'g', weighs its whole "
+        "pressure; 0-1: that share of it, so a protected phase of the same movement can win), "
         "zone_m (50: a lane shorter than this is measured with the lanes up or down the road within it; 0 = each "
         "lane alone); user (a mapping your own controller reads: docs/controllers.md); the timing profile sets "
         "what its rules fix; a key no controller reads is refused by name"))
