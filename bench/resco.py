@@ -24,7 +24,10 @@ the sweep at once (the cells already finished stay kept; exit status 130). A
 cell that fails is reported with its whole error and not kept (the sweep ends
 with exit status 1); a run in which the controller raised errors (the shield
 served its fallback plan instead) is kept, and its table cell says so.
-`--fresh` runs every cell again.
+`--fresh` runs every cell again, each one's figures replaced as its new run
+finishes; OUT/fresh.json marks the sweep until all its cells have run, so the
+same command after a Ctrl-C (or a failed cell) runs only those it has not run
+yet. `--workers` runs at most one worker per CPU this process may use.
 
 A cell's key holds what makes its figure: the network (its file's digest), the profile, the controller, the seed,
 and the digest of what the controller runs when it is not signalwise's own: a `ql:PATH` model's files, a
@@ -40,15 +43,16 @@ listed under the reference profile). The script lives beside the checkout,
 not in it: `--reference-script` names it elsewhere, and a sweep with its
 column where it is missing is refused before any run. It runs a RESCO network's own .sumocfg,
 and on any other network a .sumocfg written for the cell with the files and
-window our run uses. Prints, and writes to OUT/table.md:
+window our run uses. Prints, and writes to OUT/table.md (unless no cell of
+the selection is kept: then it says so and leaves OUT/table.md as it was):
 
 1. average delay (RESCO definition) per network, profile and controller:
    mean ± 95% CI over seeds, change against `fixed` under the same profile
    and Welch's p; never-inserted vehicles and safety violations summed;
-2. the price of safety per controller: delay under the safety profile /
+2. where its cells are kept, the price of safety per controller: delay under the safety profile /
    under the benchmark profile (and under `safety+calls`, the safety
    profile with `timing: {cycle_calls: true}`, when it is asked for);
-3. the two checks of issue 16: (a) under the benchmark profile, `fixed`
+3. where their cells are kept, the two checks of issue 16: (a) under the benchmark profile, `fixed`
    within 10 % of RESCO's published fixed-time figures and max-pressure
    below them (below 654 s on arterial4x4); (b) under the reference profile,
    max-pressure within 10 % of `maxpressure_ref`: on the RESCO networks
@@ -340,17 +344,19 @@ def plan(networks, profiles, controllers, seeds, script, duration_s: float | Non
     return cells
 
 
-def sweep(cells: list[dict], out: Path, workers: int, ray_address: str | None) -> int:
-    """Run the cells not kept yet; the number that failed. Ctrl-C stops it: exit 130, the finished cells kept."""
-    todo = [c for c in cells if not cell_path(out, c).exists()]
-    print(f"{len(cells)} cells, {len(cells) - len(todo)} cached, {len(todo)} to run on "
+def sweep(cells: list[dict], out: Path, workers: int, ray_address: str | None, since_ns: int | None = None) -> int:
+    """Run the cells not kept yet (with `since_ns`, a --fresh sweep's: not kept since it began); the number
+    that failed. Ctrl-C stops it: exit 130, the finished cells kept."""
+    todo = [c for c in cells if not is_kept(out, c, since_ns)]
+    done = f"{len(cells) - len(todo)} " + ("cached" if since_ns is None else "already run by this --fresh sweep")
+    print(f"{len(cells)} cells, {done}, {len(todo)} to run on "
           f"{'Ray' if ray_address else f'{workers} worker(s)'}", file=sys.stderr, flush=True)
     if not todo:
         return 0
     try:
         return _sweep_ray(todo, out, workers, ray_address) if ray_address else _sweep_processes(todo, out, workers)
     except KeyboardInterrupt:
-        kept = sum(1 for c in cells if cell_path(out, c).exists())
+        kept = sum(1 for c in cells if is_kept(out, c, since_ns))
         print(f"interrupted: {kept} of {len(cells)} cells done; run the same command again to resume",
               file=sys.stderr, flush=True)
         raise SystemExit(INTERRUPTED) from None
@@ -462,16 +468,18 @@ def _sweep_ray(todo: list[dict], out: Path, workers: int, address: str) -> int:
 
 
 def _keep(out: Path, cell: dict, error: str | None, result: dict | None, done: int, total: int) -> bool:
-    """Keep a finished cell's figures and say so; say a failed cell's whole error (False: it is not kept).
+    """Keep a finished cell's figures and say so; say a failed cell's whole error (False: it is not kept, and
+    figures kept for it before are removed).
 
     A run whose controller raised errors is kept, marked: it ran to the end (the shield served its fallback
     plan) and, the seed fixed, runs the same again, so running it again would only cost the time again. Its
     count stays in the cell and the table says it beside the delay, which is not the controller's own."""
     label = f"[{done}/{total}] {network_label(cell['network'])} {cell['profile']} {cell['controller']} s{cell['seed']}"
+    path = cell_path(out, cell)
     if error is not None:
+        path.unlink(missing_ok=True)  # a --fresh sweep's figures from before: no table shows them as the new ones
         print(f"{label}: FAILED {error}", file=sys.stderr, flush=True)
         return False
-    path = cell_path(out, cell)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result))
@@ -518,13 +526,13 @@ def cell_notes(rows: list[dict], seeds: int) -> str:
     if never:
         text += f", {never} never inserted"
     if teleports:  # each one cut a trip short and lowered the delay (docs/benchmarks.md)
-        text += f", {teleports} teleports"
+        text += f", {teleports} teleport{'s' if teleports > 1 else ''}"
     if uncounted:
         text += f", teleports not counted in {uncounted} run{'s' if uncounted > 1 else ''} (kept from before: --fresh)"
     if locked:
         text += f", {locked} locked"
     if viol:
-        text += f", **{viol} violations**"
+        text += f", **{viol} violation{'s' if viol > 1 else ''}**"
     return text
 
 
@@ -540,6 +548,34 @@ def _teleports_unknown(row: dict) -> bool:
     except (KeyError, ValueError):  # a profile this version does not know: nothing to say
         return False
     return teleport_s >= 0
+
+
+def seeds_text(seeds: int) -> str:
+    return "seed 1" if seeds == 1 else f"seeds 1–{seeds}"
+
+
+def tables(grouped, networks, profiles, controllers, seeds: int) -> str:
+    """What a sweep prints and keeps in OUT/table.md: the delay table, then the price of safety and the checks
+    where the cells kept fill a row of them."""
+    sections = [table_header(grouped, seeds) + "\n\n" + table(grouped, networks, profiles, controllers, seeds)]
+    sections += [f"Price of safety (delay under the {p} profile / under the benchmark profile):\n\n{text}"
+                 for p in SAFETY_PROFILES if p in profiles
+                 and (text := price_of_safety(grouped, networks, controllers, p)).count("\n") > 1]
+    if (text := checks(grouped, networks)).count("\n") > 1:
+        sections.append(f"Checks:\n\n{text}")
+    return "\n\n".join(sections)
+
+
+def table_header(grouped, seeds: int) -> str:
+    """The delay table's first line, as its cells are: over which seeds (a cell with fewer kept says how many),
+    and the change against fixed only where a cell shows one."""
+    spread = "mean ± 95% CI over " if seeds > 1 else ""
+    text = f"Average delay (RESCO definition), s: {spread}{seeds_text(seeds)}"
+    if any(len(rows) < seeds for rows in grouped.values()):
+        text += f", or over the seeds a cell has where it says [k of {seeds} seeds]"
+    if any(c != "fixed" and (net, prof, "fixed") in grouped for net, prof, c in grouped):
+        text += "; change vs fixed under the same profile, Welch p"
+    return text + "."
 
 
 def table(grouped, networks, profiles, controllers, seeds: int = 5) -> str:
@@ -675,23 +711,83 @@ def add_sweep_options(ap: argparse.ArgumentParser, out_name: str) -> None:
     """The options every sweep over cached cells shares (this one, safety_price.py, pressure_variants.py)."""
     ap.add_argument("--seeds", type=at_least_one, default=5, help="seeds 1..N")
     ap.add_argument("--workers", type=at_least_one, default=2,
-                    help="parallel worker processes (never more than the cores)")
+                    help="parallel worker processes, at most one per CPU this process may use (a larger number "
+                         "is cut to that, and the sweep says so)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / out_name,
                     help="where the cells (OUT/cells/) and the table (OUT/table.md) are kept")
     ap.add_argument("--table-only", action="store_true", help="print the table from the cached cells")
     # cells are cached by network, profile (or variant) name, controller and seed: when a profile's or a
     # variant's meaning changes, its cached cells are stale
     ap.add_argument("--fresh", action="store_true",
-                    help="run every cell again (ignore the cache; needed after a profile or variant changed)")
+                    help="run every cell again (ignore the cache; needed after a profile or variant changed); "
+                         "each cell's figures are replaced when its new run finishes, and the same command "
+                         "after a Ctrl-C runs only the cells this --fresh sweep has not run yet")
+
+
+#: OUT's file that says a --fresh sweep has not run all its cells yet: when it began (its time) and which cells
+FRESH_MARK = "fresh.json"
 
 
 def run_sweep(cells: list[dict], args: argparse.Namespace, ray_address: str | None = None) -> int:
-    """The cells `add_sweep_options`' arguments ask for: none with --table-only, every one again with --fresh;
-    the number that failed."""
-    if args.fresh:
-        for c in cells:
-            cell_path(args.out, c).unlink(missing_ok=True)
-    return 0 if args.table_only else sweep(cells, args.out, args.workers, ray_address)
+    """The cells `add_sweep_options`' arguments ask for: none with --table-only, every one again with --fresh
+    (resumed by the same command: `fresh_since_ns`); the number that failed."""
+    if args.table_only:
+        if args.fresh:
+            refuse("--fresh runs the cells again and --table-only runs none: give one of them")
+        return 0
+    since_ns = fresh_since_ns(args.out, cells) if args.fresh else None
+    failed = sweep(cells, args.out, usable_workers(args.workers, ray_address), ray_address, since_ns)
+    if since_ns is not None and not failed:  # every cell run again: the next --fresh begins anew
+        (args.out / FRESH_MARK).unlink(missing_ok=True)
+    return failed
+
+
+def fresh_since_ns(out: Path, cells: list[dict]) -> int:
+    """When the --fresh sweep over `cells` began (the file time of OUT/fresh.json, ns): a cell kept before then
+    runs again, one kept since is the sweep's own. Old figures are replaced as each new run finishes, never
+    deleted up front, and the mark stays until every cell has run, so the same command after a Ctrl-C (or a
+    failed cell) resumes the sweep; a --fresh over other cells begins a sweep of its own."""
+    names = "\0".join(sorted(cell_path(out, c).relative_to(out).as_posix() for c in cells))
+    cells_sha256 = hashlib.sha256(names.encode()).hexdigest()
+    mark = out / FRESH_MARK
+    try:
+        if json.loads(mark.read_text()).get("cells_sha256") == cells_sha256:
+            return mark.stat().st_mtime_ns
+    except (OSError, ValueError, AttributeError):  # none, or not one of ours: a sweep begins
+        pass
+    out.mkdir(parents=True, exist_ok=True)
+    mark.write_text(json.dumps({"cells_sha256": cells_sha256, "cells": len(cells)}) + "\n")
+    return mark.stat().st_mtime_ns  # the clock the cells' files are stamped with
+
+
+def is_kept(out: Path, cell: dict, since_ns: int | None = None) -> bool:
+    """A cell's figures are kept (with `since_ns`: kept after that file time, by a --fresh sweep)."""
+    try:
+        kept_ns = cell_path(out, cell).stat().st_mtime_ns
+    except FileNotFoundError:
+        return False
+    return since_ns is None or kept_ns > since_ns
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a container's or `taskset`'s limit, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def usable_workers(workers: int, ray_address: str | None = None) -> int:
+    """`--workers`, at most the usable CPUs (said when cut): more processes than CPUs only share them, each
+    cell slower. A Ray cluster's CPUs are its own (`--ray-address` other than local): not cut."""
+    if ray_address not in (None, "local"):
+        return workers
+    cpus = usable_cpus()
+    if workers > cpus:
+        print(f"note: --workers {workers} is more than the {cpus} CPU(s) this process may use: {cpus} run at once",
+              file=sys.stderr, flush=True)
+        return cpus
+    return workers
 
 
 def refuse(message: str):
@@ -783,7 +879,8 @@ def main() -> None:
                     help="comma-separated: safety, benchmark, reference, and safety+calls (the safety profile with "
                          "its cycle bound counted from calls)")
     add_sweep_options(ap, "resco")
-    ap.add_argument("--ray", action="store_true", help="run the cells as Ray tasks")
+    ap.add_argument("--ray", action="store_true",
+                    help="run the cells as Ray tasks (on a cluster, its CPUs, not --workers, say how many run at once)")
     ap.add_argument("--ray-address", default="local", help="with --ray: local (start one here), auto, ray://...")
     ap.add_argument("--reference-script", type=Path, default=REFERENCE_SCRIPT,
                     help=f"the plain max-pressure script the {REFERENCE_CONTROLLER} column runs")
@@ -838,14 +935,13 @@ def main() -> None:
         refuse(why)
     failed = run_sweep(cells, args, args.ray_address if args.ray else None)
     grouped = load_cells(args.out, cells)
-    text = "\n\n".join([
-        f"Average delay (RESCO definition), s: mean ± 95% CI over seeds 1–{args.seeds}; change vs fixed "
-        "under the same profile, Welch p.\n\n" + table(grouped, networks, profiles, controllers, args.seeds),
-        *(f"Price of safety (delay under the {p} profile / under the benchmark profile):\n\n"
-          + price_of_safety(grouped, networks, controllers, p) for p in SAFETY_PROFILES if p in profiles),
-        "Checks:\n\n" + checks(grouped, networks),
-    ])
-    keep_table(args.out, text)
+    if grouped:
+        keep_table(args.out, tables(grouped, networks, profiles, controllers, args.seeds))
+    else:  # an empty table would say nothing, and replace the one kept there
+        print(f"no cell of this selection is kept in {args.out / 'cells'} (networks "
+              f"{', '.join(map(network_label, networks))}; profiles {', '.join(profiles)}; controllers "
+              f"{', '.join(controllers)}; {seeds_text(args.seeds)}): no table, {args.out / 'table.md'} left as it was",
+              file=sys.stderr, flush=True)
     if failed:
         print(f"error: {failed} cell(s) failed (their errors above); they are not kept: run the same command "
               "again to run them again", file=sys.stderr)
