@@ -58,6 +58,7 @@ from resco import (
     max_pressure_target_s,
     network_sha256,
     run_sweep,
+    say_nothing_kept,
 )
 
 #: variant -> max-pressure's controller options beside the benchmark profile's; None: the profile's own
@@ -147,6 +148,10 @@ def main() -> None:
     run_sweep(cells, args)
     grouped = {(net, name.split(":", 1)[-1]): rows
                for (net, name, _ctrl), rows in load_cells(args.out, cells).items()}
+    if not grouped:
+        say_nothing_kept(args.out, f"networks {', '.join(networks)}; variants {', '.join(variants)} under "
+                                   f"{args.timing}; seeds 1–{args.seeds}")
+        return
     text = (f"Max-pressure under the {args.timing} profile, average delay (RESCO definition), s, mean of seeds "
             f"1–{args.seeds}; bold: below the target of check (a); in brackets the ratio to the first variant's "
             f"({variants[0]}).\n\n" + table(grouped, networks, variants, args.seeds, args.timing))

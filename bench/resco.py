@@ -861,6 +861,12 @@ def config_error(cells: list[dict], path: Path) -> str | None:
     return None
 
 
+def say_nothing_kept(out: Path, selection: str) -> None:
+    """An empty table would say nothing, and replace the one kept in OUT: say so instead (stderr)."""
+    print(f"no cell of this selection is kept in {out / 'cells'} ({selection}): no table, {out / 'table.md'} left "
+          "as it was", file=sys.stderr, flush=True)
+
+
 def keep_table(out: Path, text: str) -> None:
     """Print a sweep's table and keep it as OUT/table.md."""
     out.mkdir(parents=True, exist_ok=True)
@@ -937,11 +943,10 @@ def main() -> None:
     grouped = load_cells(args.out, cells)
     if grouped:
         keep_table(args.out, tables(grouped, networks, profiles, controllers, args.seeds))
-    else:  # an empty table would say nothing, and replace the one kept there
-        print(f"no cell of this selection is kept in {args.out / 'cells'} (networks "
-              f"{', '.join(map(network_label, networks))}; profiles {', '.join(profiles)}; controllers "
-              f"{', '.join(controllers)}; {seeds_text(args.seeds)}): no table, {args.out / 'table.md'} left as it was",
-              file=sys.stderr, flush=True)
+    else:
+        say_nothing_kept(args.out, f"networks {', '.join(map(network_label, networks))}; profiles "
+                                   f"{', '.join(profiles)}; controllers {', '.join(controllers)}; "
+                                   f"{seeds_text(args.seeds)}")
     if failed:
         print(f"error: {failed} cell(s) failed (their errors above); they are not kept: run the same command "
               "again to run them again", file=sys.stderr)

@@ -38,8 +38,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
-from resco import _stats, add_sweep_options, cell_notes, cell_path, keep_table, load_cells, run_sweep
+from resco import (
+    _stats,
+    add_sweep_options,
+    cell_notes,
+    cell_path,
+    keep_table,
+    load_cells,
+    run_sweep,
+    say_nothing_kept,
+)
 
 from signalwise.control.max_pressure import MEASURE, SHARED_LANES_DEFAULT
 
@@ -101,7 +111,7 @@ def table(grouped, networks, controllers, seeds: int, variants=tuple(VARIANTS)) 
     return "\n".join(lines)
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--networks", default="resco:cologne1,resco:ingolstadt1,resco:cologne8,single",
                     help="comma-separated scenarios (resco:NAME or built-in names)")
@@ -119,15 +129,21 @@ def main() -> None:
     cells = plan(networks, controllers, range(1, args.seeds + 1), variants)
     run_sweep(cells, args)
     grouped = load_cells(args.out, cells)
+    if not grouped:
+        say_nothing_kept(args.out, f"networks {', '.join(networks)}; controllers {', '.join(controllers)}; "
+                                   f"variants {', '.join(variants)}; seeds 1–{args.seeds}")
+        return 0
     text = (f"Average delay (RESCO definition), s, mean of seeds 1–{args.seeds}; in brackets the ratio to the "
             "benchmark profile's (the price of that rule alone).\n\n" + table(grouped, networks, controllers,
                                                                                 args.seeds, variants))
     keep_table(args.out, text)
     missing = [c for c in cells if not cell_path(args.out, c).exists()]
     if missing:
-        print(f"\n{len(missing)} cell(s) failed; run the command again to retry them")
+        print(f"\n{len(missing)} cell(s) failed; run the command again to retry them", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    main()
+    sys.exit(main())

@@ -224,3 +224,18 @@ def test_workers_above_the_cpus_are_cut_to_them_and_said(resco, city, tmp_path):
     assert resco.usable_workers(cpus + 6, "local") == cpus  # a Ray started here has these CPUs too
     assert resco.usable_workers(cpus + 6, "ray://head:10001") == cpus + 6  # a cluster's are its own
     assert resco.usable_workers(1) == 1
+
+
+@pytest.mark.parametrize("script", ["pressure_variants.py", "safety_price.py"])
+def test_the_other_sweeps_say_no_cell_is_kept_and_leave_the_table_alone(tmp_path, script):
+    """They print their tables with resco.py's machinery: over no kept cell, a word on stderr and the kept table
+    untouched, not an empty table over it."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "table.md").write_text("a table kept earlier\n")
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--table-only", "--networks", "resco:cologne1",
+                           "--seeds", "1", "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "no cell of this selection is kept" in done.stderr and "resco:cologne1" in done.stderr
+    assert done.stdout == ""
+    assert (out / "table.md").read_text() == "a table kept earlier\n"
