@@ -52,12 +52,15 @@ Intentional differences from the atspm package
 12. Pedestrian actuations and delays put a push-button event (89/90) on the phase its channel's
    `Pedestrian` configuration row gives, on a device that has such rows (its other channels are left
    out, with a warning); atspm takes the channel as the phase, as we do on a device without them.
-13. A cycle, split or wait across a data gap (a device silent over 5 minutes) is left out of the
-   cycle-based measures, with a warning, and binned tables mark the bins a gap touches (`Complete`,
-   module `gaps`); atspm measures it as logged. The bin the log ends inside is marked the same way,
-   and no bin starts at or after the log's end.
+13. A cycle, split or wait across a data gap (a device silent over 5 minutes) or a controller interruption
+   (power failure 182/184, flash 173, a restart: module `interruptions`) is left out of the cycle-based
+   measures, with a warning, and binned tables mark the bins a gap or interruption touches (`Complete`,
+   module `gaps`); a green ends at an interruption. atspm measures it as logged. The bins the log starts
+   and ends inside are marked the same way, and no bin starts at or after the log's end.
 14. A chattering detector (more than 10 pulses under 0.15 s in 10 s on one channel) is named, and its events in
-   the chattering period are left out of every measure (module `detector_health`); atspm counts them.
+   the chattering period are left out of every measure (module `detector_health`); atspm counts them. A
+   stuck-on detector (on through 3 greens of its phase, or 15 minutes) is named, and the split-failure
+   cycles it overlaps are left out; atspm counts them as failures.
 """
 
 from .compute import MEASURES, Results, compute_all, write_tables

@@ -284,6 +284,33 @@ def unmapped_ped_channels(log: EventLog, config: DetectorConfig | None) -> list[
     return out
 
 
+def unconfigured_detector_channels(log: EventLog, config: DetectorConfig | None) -> list[tuple[str, list[int], int]]:
+    """Vehicle detector channels no row configures, on devices the configuration has vehicle rows for
+    (Presence, Advance, Yellow_Red): per device, (device, the channels, how many on-events (82) they logged).
+    `join_detectors` finds no phase for them, so every phase measure leaves their events out."""
+    if config is None:
+        return []
+    rows = config.frame[config.frame["Function"] != "Pedestrian"]
+    lookup = {name: i for i, name in enumerate(log.devices)}
+    dev = rows["DeviceId"].map(lookup)
+    keep = dev.notna().to_numpy()
+    if not keep.any():
+        return []
+    ev = event_indices(log, (81, 82))
+    cdev, cchan = dev.to_numpy()[keep].astype(np.int64), rows["Parameter"].to_numpy(np.int64)[keep]
+    _first, count = _config_rows_of(np.unique(cdev * KEY_SHIFT + cchan), log.device[ev], log.param[ev],
+                                    len(log.devices))
+    has_rows = np.zeros(len(log.devices), bool)
+    has_rows[cdev] = True
+    lost = ev[(count == 0) & has_rows[log.device[ev]]]
+    out = []
+    for d in np.unique(log.device[lost]).tolist():
+        mine = lost[log.device[lost] == d]
+        out.append((log.devices[d], sorted(int(c) for c in np.unique(log.param[mine])),
+                    int(np.count_nonzero(log.event[mine] == 82))))
+    return out
+
+
 def peer_last(values: np.ndarray, keys: list[np.ndarray]) -> np.ndarray:
     """Replace each value by the value at the last row of its run of equal keys (SQL RANGE peers)."""
     n = len(values)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .raster import Axes, Plot
+from .raster import DPI, TICK_PX, Axes, Plot, font
 
 #: devices charted unless told otherwise (`signalwise atspm --chart-devices`)
 DEFAULT_CHART_DEVICES = 4
@@ -204,14 +204,26 @@ def panel_titles(results, device: str, phase_labels: dict | None = None) -> dict
     return out
 
 
+def _tick_reach_in(axis: dict) -> float:
+    """How far past a panel's edge its time-axis labels reach, in inches: each is centred on its tick, so the
+    first and last stand out by half the widest label (a few pixels more for air)."""
+    _ticks, labels, _label = _time_ticks(axis)
+    widest_px = max((font(TICK_PX).getlength(label) for label in labels), default=0.0)
+    return (widest_px / 2 + 4) / DPI
+
+
 def _panels(n: int, axis: dict, axes_h_in: float, cols: int = 2, width_in: float = 12.0,
             legend: bool = False, right_in: float = 0.25) -> tuple[Plot, list[Axes]]:
     """A figure of `n` panels sharing the time axis, laid out in inches (fixed margins, no layout pass);
-    `right_in`: room on the right for per-panel legends."""
+    `right_in`: room on the right for per-panel legends. The right margin and the gap between columns
+    leave room for the time labels at the panels' edges (`_tick_reach_in`: "06-05 00:15" on a log that
+    crosses midnight is wider than the 0.25 in margin a time of day needs)."""
     cols = max(1, min(cols, n))
     rows = (n + cols - 1) // cols
     top_in = 0.4 + (0.3 if legend else 0.0) + 0.3  # figure title, legend, panel title
-    bottom_in, gap_in, left_in, wgap_in = 0.6, 0.5, 0.75, 0.6
+    reach_in = _tick_reach_in(axis)
+    right_in = max(right_in, reach_in)
+    bottom_in, gap_in, left_in, wgap_in = 0.6, 0.5, max(0.75, reach_in), max(0.6, 2 * reach_in)
     height = top_in + bottom_in + rows * axes_h_in + (rows - 1) * gap_in
     axes_w_in = (width_in - left_in - right_in - (cols - 1) * wgap_in) / cols
     plot = Plot(width_in, height)

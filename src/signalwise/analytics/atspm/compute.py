@@ -11,8 +11,9 @@ from . import cycles as C
 from . import gaps as G
 from . import measures as M
 from . import plans as P
-from .detector_health import without_chatter
+from .detector_health import stuck_on_warnings, without_chatter
 from .inputs import DetectorConfig, EventLog
+from .interruptions import interruption_warnings
 
 #: measure name -> one-line description (also the API's list of measures)
 MEASURES = {
@@ -91,6 +92,10 @@ def compute_all(log: EventLog, config: DetectorConfig | None, bin_min: int = 15,
                                 f"{' …' if len(missing) > 5 else ''}: only configuration-free measures for them")
         if want & {"ped", "ped_delay", "plans"}:
             res.warnings.extend(_unmapped_ped_warnings(log, config))
+        res.warnings.extend(_unconfigured_channel_warnings(log, config))
+        if want & {"split_failures", "split_failure_cycles", "plans"}:
+            res.warnings.extend(stuck_on_warnings(log, config))
+    res.warnings.extend(interruption_warnings(log))
     if split_failure_rule not in M.SPLIT_FAILURE_RULES:
         raise ValueError(f"split-failure rule must be one of {', '.join(M.SPLIT_FAILURE_RULES)}, "
                          f"not {split_failure_rule!r}")
@@ -145,6 +150,20 @@ def _unmapped_ped_warnings(log: EventLog, config: DetectorConfig) -> list[str]:
     if len(lost) > 5:
         out.append(f"{len(lost) - 5} more devices with pedestrian detector channels not in their Pedestrian rows, "
                    "left out the same way")
+    return out
+
+
+def _unconfigured_channel_warnings(log: EventLog, config: DetectorConfig) -> list[str]:
+    """Vehicle detector channels a configured device logs but no row of the configuration names (5 devices)."""
+    from . import _kernels as K
+
+    lost = K.unconfigured_detector_channels(log, config)
+    out = [f"device {dev}: {n} detector-on events (82) on channel(s) {', '.join(map(str, chans))} that no row of "
+           "the detector configuration names: counted in actuations, left out of every phase measure (arrivals "
+           "on green, split failures, yellow/red actuations, phase wait); add a Presence, Advance or Yellow_Red "
+           "row for each to measure them" for dev, chans, n in lost[:5]]
+    if len(lost) > 5:
+        out.append(f"{len(lost) - 5} more devices with detector channels not in the configuration, left out the same way")
     return out
 
 

@@ -488,6 +488,11 @@ def _fmt_us(us: int) -> str:
     return str(np.datetime64(int(us), "us")).replace("T", " ")
 
 
+def _fmt_when(us: int) -> str:
+    """A time for people: to the second, with a fraction only when it has one (`2024-06-05 00:00:10.35`)."""
+    return _fmt_us(us).rstrip("0").rstrip(".")
+
+
 def read_event_log(path: str | Path) -> EventLog:
     """Read an event log (CSV or Parquet, any accepted column spelling). CSV lines with the wrong number of
     fields are skipped and listed in the report; a file with no other row is refused."""

@@ -13,7 +13,9 @@ import numpy as np
 
 from . import _kernels as K
 from . import gaps as G
+from .detector_health import overlaps_stuck
 from .inputs import US_PER_S, DetectorConfig, EventLog
+from .interruptions import clip_greens
 
 
 def _frame(log: EventLog, bin_us=None, **cols):
@@ -168,9 +170,10 @@ def _compute_aog_rows(log: EventLog, config: DetectorConfig, latency_s: float, p
 
 
 def _outside_gap_cycles(log: EventLog, config: DetectorConfig, t, dev, phase, complete) -> None:
-    """Clear `complete` for arrivals in a cycle (begin red to begin red) across a data gap of their device:
-    after the gap the phase's state is carried over from before it, which the log does not say."""
-    gdev = G.gap_spans_us(log)[0]
+    """Clear `complete` for arrivals in a cycle (begin red to begin red) across a data gap or a controller
+    interruption of their device: after it the phase's state is carried over from before it, which the log
+    does not say (a green cut by a power failure would read green through the outage)."""
+    gdev = G.break_spans_us(log)[0]
     risky = complete & np.isin(dev, gdev)
     if not risky.any():
         G.note_left_out(log, "arrival_on_green", "arrivals in cycles", dev[:0], t[:0])
@@ -270,7 +273,10 @@ def green_seconds_by_bin(log: EventLog, config: DetectorConfig | None, bin_min: 
     and a yellow with no green before it (data starts mid-green) is green from
     the device's first event. atspm's platoon ratio runs them to the end and
     from the start of their bins, which on a log ending mid-bin (a 5-minute
-    run, an API time range) counted greens the log never showed.
+    run, an API time range) counted greens the log never showed. A controller
+    interruption (`interruptions`: a power failure, flash or restart) ends a
+    green, and none is counted inside one: the green cut by a power failure
+    does not last until the phase's next begin green after the restart.
     """
     bin_us = bin_min * 60 * US_PER_S
     first_us, last_us = device_spans_us(log)
@@ -303,6 +309,7 @@ def green_seconds_by_bin(log: EventLog, config: DetectorConfig | None, bin_min: 
     end = np.concatenate([end1, end8])
     gdev = np.concatenate([dev[g1], dev[g8]])
     gph = np.concatenate([phase[g1], phase[g8]])
+    start, end = clip_greens(log, gdev, start, end)
     ok = end > start
     start, end, gdev, gph = start[ok], end[ok], gdev[ok], gph[ok]
     b0 = K.bucket(start, bin_us)
@@ -534,7 +541,9 @@ def split_failure_cycles(log: EventLog, config: DetectorConfig, bin_min: int = 1
     (atspm's); occupancies are float32, as atspm computes them. A detector is
     off before its first event in the log (as UDOT ATSPM takes it; atspm drops
     those cycles); a phase whose detectors log nothing at all has no cycles. A
-    cycle across a data gap (`gaps`) is left out, and not counted in `dropped`.
+    cycle across a data gap or a controller interruption (`gaps`), or one a
+    stuck-on detector of the phase overlaps (`detector_health`), is left out,
+    and not counted in `dropped`.
     """
     return K.memo(log, ("split_failure_cycles", id(config), bin_min, red_time_s, by_approach),
                   lambda: _compute_split_failure_cycles(log, config, bin_min, red_time_s, by_approach), config)
@@ -622,6 +631,11 @@ def _compute_split_failure_cycles(log: EventLog, config: DetectorConfig, bin_min
     cut[valid] = G.across_gap(log, dev[first[valid]], t[first[valid]], ts[valid])
     G.note_left_out(log, "split_failures", "cycles", dev[first[cut]], t[first[cut]])
     valid &= ~cut
+    # nor is one a stuck-on stop-bar detector overlaps: it reads 100 % occupancy whatever the queue did
+    f = first[valid]
+    stuck = np.zeros(nseg, bool)
+    stuck[valid] = overlaps_stuck(log, config, dev[f], phase[f], None if by_approach else det[f], t[f], ts[valid])
+    valid &= ~stuck
     v = np.flatnonzero(valid)
     ga = green_all[v].round().astype(np.int64)
     go = green_on[v].round().astype(np.int64)

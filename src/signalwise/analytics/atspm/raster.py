@@ -118,7 +118,8 @@ class Axes:
         self.xlim, self.ylim = xlim, ylim
         self.record = {"title": "", "xlabel": "", "ylabel": "", "ylim": ylim, "xticks": [], "series": [],
                        "hlines": [], "legend": [], "zero_bars": 0,  # bars of height 0, drawn as a base mark
-                       "drawn": []}  # labels of the series that put at least one mark on the panel
+                       "drawn": [],  # labels of the series that put at least one mark on the panel
+                       "xtick_boxes": []}  # (label, (left, top, right, bottom) px) of each time label drawn
         self._xticks: tuple[np.ndarray, list[str]] | None = None
         self._integer = False
 
@@ -257,6 +258,8 @@ class Axes:
                 d.line([(x, y1), (x, y1 + 4)], fill=FRAME)
                 if i < len(labels) and labels[i]:
                     d.text((x, y1 + 6), labels[i], fill=INK, font=f, anchor="mt")
+                    self.record["xtick_boxes"].append((labels[i], d.textbbox((x, y1 + 6), labels[i], font=f,
+                                                                             anchor="mt")))
         if self.record["title"]:
             d.text(((x0 + x1) / 2, y0 - 4), self.record["title"], fill=INK, font=font(TITLE_PX), anchor="md")
         if self.record["xlabel"]:
