@@ -51,7 +51,8 @@ def _camera_files(tmp_path, device_id="C"):
 def _live(tmp_path, *args, port=0):
     env = {**os.environ, "SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'api.db'}",
            "SIGNALWISE_EVIDENCE_DIR": str(tmp_path / "evidence"),
-           "SIGNALWISE_CAMERA_ALERTS_BUFFER_DIR": str(tmp_path / "alerts-buffer")}
+           "SIGNALWISE_CAMERA_ALERTS_BUFFER_DIR": str(tmp_path / "alerts-buffer"),
+           "SIGNALWISE_CAMERAS_DIR": str(tmp_path)}  # the clip a stream added over the API names
     return subprocess.Popen([SIGNALWISE, "live", "--scenario", "single", "--field", "none", "--port", str(port),
                              "--out", str(tmp_path / "runs"), *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)

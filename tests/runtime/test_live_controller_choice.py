@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import signal
 import socket
@@ -59,7 +60,8 @@ def stored(tmp_path_factory) -> tuple[str, Path]:
     port = _free_port()
     proc = subprocess.Popen([SIGNALWISE, "live", "-s", "corridor", "--speed", "10", "--port", str(port), "--out",
                              str(root / "runs"), "--insecure-no-auth"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "SIGNALWISE_MODELS_DIR": str(root)})  # where the API may name it
     base = f"http://127.0.0.1:{port}/api/v1/live"
     try:
         deadline = time.monotonic() + 90

@@ -83,7 +83,7 @@ def test_purge_deletes_old_images_then_old_rows_and_keeps_the_counts(tmp_path):
 def app(tmp_path):
     url = f"sqlite:///{tmp_path / 'api.db'}"
     application = create_app(Settings(database_url=url, cache_ttl_s=0, bind_host="0.0.0.0",
-                                      evidence_dir=tmp_path / "evidence"))
+                                      evidence_dir=tmp_path / "evidence", cameras_dir=tmp_path))
     engine = get_engine(url)
     keys = {s: create_key(engine, f"k-{s}", [s])[1] for s in ("read", "operate", "evidence", "admin")}
     return application, engine, keys

@@ -86,7 +86,7 @@ def test_a_black_then_frozen_camera_is_reported_alerted_and_cleared_and_a_real_s
 
     url = f"sqlite:///{tmp_path / 'api.db'}"
     app = create_app(Settings(database_url=url, evidence_dir=tmp_path / "evidence",
-                              camera_alerts_buffer_dir=tmp_path / "buffer"))
+                              camera_alerts_buffer_dir=tmp_path / "buffer", camera_hosts=["127.0.0.1"]))
     op = {"X-API-Key": create_key(get_engine(url), "operator", ["operate"])[1]}
     scene = small_scene(seed=2)
     fps = 20

@@ -17,7 +17,7 @@ def test_a_streams_red_light_is_null_and_not_exported(tmp_path):
 
     url = f"sqlite:///{tmp_path / 'api.db'}"
     app = create_app(Settings(database_url=url, evidence_dir=tmp_path / "evidence",
-                              camera_alerts_buffer_dir=tmp_path / "buffer"))
+                              camera_alerts_buffer_dir=tmp_path / "buffer", cameras_dir=tmp_path))
     op = {"X-API-Key": create_key(get_engine(url), "operator", ["operate"])[1]}
     scene = small_scene(seed=2)
     write_video(tmp_path / "clip.mp4", scene, 2.0)

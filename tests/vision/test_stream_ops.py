@@ -138,7 +138,7 @@ def test_a_camera_that_goes_dark_raises_a_stored_alert_that_is_acknowledged_and_
 
     url = f"sqlite:///{tmp_path / 'api.db'}"
     app = create_app(Settings(database_url=url, evidence_dir=tmp_path / "evidence",
-                              camera_alerts_buffer_dir=tmp_path / "buffer"))
+                              camera_alerts_buffer_dir=tmp_path / "buffer", camera_hosts=["127.0.0.1"]))
     engine = get_engine(url)
     op = {"X-API-Key": create_key(engine, "night-operator", ["operate"])[1]}
     console = {"X-API-Key": create_key(engine, "console", ["read"])[1]}
@@ -225,7 +225,7 @@ def test_with_a_live_run_camera_alerts_are_the_runs_own_stored_and_acknowledged_
     rt = LiveRuntime(RunConfig(scenario="single"), LiveOptions(speed=5.0, duration_s=3600, in_process=True),
                      tmp_path / "live-cam", store=store, alerts=alerts)
     rt.open()
-    app = create_app(Settings(database_url=url, evidence_dir=tmp_path / "evidence"))
+    app = create_app(Settings(database_url=url, evidence_dir=tmp_path / "evidence", camera_hosts=["127.0.0.1"]))
     app.state.live = rt
     loop = threading.Thread(target=rt.run, daemon=True)
     loop.start()
@@ -275,7 +275,7 @@ def _camera_app(tmp_path):
 
     url = f"sqlite:///{tmp_path / 'api.db'}"
     app = create_app(Settings(database_url=url, evidence_dir=tmp_path / "evidence",
-                              camera_alerts_buffer_dir=tmp_path / "buffer"))
+                              camera_alerts_buffer_dir=tmp_path / "buffer", camera_hosts=["127.0.0.1"]))
     engine = get_engine(url)
     return app, engine, {"X-API-Key": create_key(engine, "operator", ["operate"])[1]}
 

@@ -1,7 +1,7 @@
 """Camera streams over the API: what `POST /api/v1/streams` refuses at once (as `vision run` does), one stream per
-camera, a local file that is no video or not there (refused with the path it looked at: a file is not waited for),
-a stream back after an outage that shows no old error, and `vision run`'s notes on the camera file (a key close to
-one of ours, a kind of violation the stream cannot judge) in the answer's `warnings`."""
+camera, a local file (in the cameras directory) that is no video or not there (refused with the path it looked at: a
+file is not waited for), a stream back after an outage that shows no old error, and `vision run`'s notes on the camera
+file (a key close to one of ours, a kind of violation the stream cannot judge) in the answer's `warnings`."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def api(tmp_path):
 
     url = f"sqlite:///{tmp_path / 'api.db'}"
     app = create_app(Settings(database_url=url, evidence_dir=tmp_path / "evidence",
-                              camera_alerts_buffer_dir=tmp_path / "buffer"))
+                              camera_alerts_buffer_dir=tmp_path / "buffer",
+                              cameras_dir=tmp_path.parent))  # this test's files and the module's video
     op = {"X-API-Key": create_key(get_engine(url), "op", ["operate", "read"])[1]}
     with TestClient(app) as client:
         yield app, client, op
@@ -137,7 +138,7 @@ def test_a_camera_key_like_ours_is_named_in_the_answer_as_vision_run_names_it(ap
     assert r.json()["pipeline"]["implausible_speed_tracks"] == 0
 
 
-def test_a_local_file_that_is_not_there_is_refused_naming_the_path_looked_at(api, video, tmp_path, monkeypatch):
+def test_a_local_file_that_is_not_there_is_refused_naming_the_path_looked_at(api, video, tmp_path):
     _app, c, op = api
     _path, camera = video
     missing = tmp_path / "cam-1.mp4"
@@ -145,10 +146,10 @@ def test_a_local_file_that_is_not_there_is_refused_naming_the_path_looked_at(api
     assert r.status_code == 422 and r.json()["message"] == (
         f"body.url: {missing}: no such file on the server; a camera stream is a URL starting with rtsp://, rtsps://, "
         "http://, https://"), r.text
-    monkeypatch.chdir(tmp_path)  # a relative path is looked for from the server's working directory: said
+    # a relative path is looked for in the cameras directory (the fixture's: this test's folder's parent): said
     r = c.post("/api/v1/streams", headers=op, json={"url": "clips/cam-1.mp4", "camera": camera})
     assert r.status_code == 422 and (f"body.url: clips/cam-1.mp4: no such file on the server (looked for at "
-                                     f"{tmp_path / 'clips/cam-1.mp4'}, from the server's working directory)"
+                                     f"{tmp_path.parent / 'clips/cam-1.mp4'}, in the cameras directory)"
                                      ) in r.json()["message"], r.text
     r = c.post("/api/v1/streams", headers=op, json={"url": str(tmp_path), "camera": camera})
     assert r.status_code == 422 and f"body.url: {tmp_path}: a directory, not a video file" in r.json()["message"]

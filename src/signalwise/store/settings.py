@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -18,6 +19,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from ..core.names import BASELINE_CONTROLLER
 
 DEFAULT_DATABASE_URL = "sqlite:///signalwise.db"
+#: a DNS host name as a camera host entry names one: labels of letters, digits and hyphens, dot-separated
+HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}"
+                       r"[A-Za-z0-9])?)*\.?")
 
 
 class Settings(BaseSettings):
@@ -77,6 +81,19 @@ class Settings(BaseSettings):
     evidence_dir: Path = Path("evidence")
     #: where the camera streams' alerts wait while the database is away (a server without a live run)
     camera_alerts_buffer_dir: Path = Path("camera-alerts-buffer")
+    #: the directory whose files a camera stream added over the API (POST /api/v1/streams) may name: a video file
+    #: (`url`), a camera file (`camera_file`), an ONNX detector model (`model`), each by a name relative to it or
+    #: an absolute path inside it; any other path is refused with one answer, whether it exists or not, before
+    #: anything is opened; unset = a request names no file (stream URLs and an inline `camera` only). Symbolic
+    #: links in it are followed: keep it a directory only the server's owner writes. `vision run` and
+    #: `live --camera` (the person at the console) are not limited
+    cameras_dir: Path | None = None
+    #: hosts and networks a camera stream URL added over the API may lead to (`10.20.0.0/16`, `192.0.2.7`,
+    #: `cam-3.ops.example`; a name is matched as written, an address or network against every address the URL's
+    #: host resolves to); comma-separated or a JSON list; empty = any host but one that resolves to a loopback
+    #: (127.0.0.0/8, ::1), link-local (169.254.0.0/16: cloud metadata; fe80::/10) or unspecified (0.0.0.0/8, ::)
+    #: address; list one of those to allow it
+    camera_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: browser origins allowed to call the API from another site (CORS); empty = same origin only
     cors_origins: list[str] = Field(default_factory=list)
     #: addresses or networks (`127.0.0.1`, `10.0.0.0/8`) of the reverse proxies whose `X-Forwarded-For` and
@@ -100,8 +117,13 @@ class Settings(BaseSettings):
     ml_jobs_dir: Path = Path("models/jobs")
     #: training jobs that may run at once; POST /api/v1/ml/train answers 409 beyond
     max_training_jobs: int = Field(default=1, ge=1, le=16)
+    #: the directory of model directories a live controller switch over the API (POST /api/v1/live/controller)
+    #: may name by path: `ql:NAME` (relative to it) or an absolute path inside it; any other path is refused with
+    #: one answer, whether it exists or not, before anything is looked at; unset = registry models only
+    #: (`ql:@active`, `ql:@v3`). The live run's own controller (`live -c ql:PATH`) stays allowed
+    models_dir: Path | None = None
 
-    @field_validator("forwarded_allow_ips", mode="before")
+    @field_validator("forwarded_allow_ips", "camera_hosts", mode="before")
     @classmethod
     def _listed(cls, value):
         """`10.0.0.2,10.0.0.3` as well as `["10.0.0.2", "10.0.0.3"]` (an environment variable is text)."""
@@ -129,6 +151,23 @@ class Settings(BaseSettings):
                 raise PydanticCustomError("proxy_address", "{entry} is not an IP address or network ({why}; the "
                                           "reverse proxy's own address, e.g. 127.0.0.1 or 10.0.0.0/8)",
                                           {"entry": repr(entry), "why": str(exc)}) from None
+        return value
+
+    @field_validator("camera_hosts")
+    @classmethod
+    def _camera_hosts(cls, value: list[str]) -> list[str]:
+        """Addresses, networks and host names only: a URL or a port here (`rtsp://10.0.0.7`, `cam:554`) would
+        match no host, and every camera would be refused without saying why."""
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=True) if "/" in entry else ipaddress.ip_address(entry)
+                continue
+            except ValueError as exc:
+                if "/" in entry or ":" in entry or not HOST_NAME.fullmatch(entry):
+                    raise PydanticCustomError(
+                        "camera_host", "SIGNALWISE_CAMERA_HOSTS: {entry} is no host name, IP address or network "
+                        "({why}; e.g. 10.20.0.0/16, 192.0.2.7, cam-3.ops.example)",
+                        {"entry": repr(entry), "why": str(exc)}) from None
         return value
 
     def uvicorn_proxy_options(self) -> dict:

@@ -10,6 +10,10 @@ the camera alert rules (stream down, low FPS, slow frames): raised alerts go
 out on topic `alert` and into the store's `alerts` table (see `manager`).
 Prometheus reads the same figures at `/metrics` (`routers/monitoring.py`).
 
+What a request may name is narrower than what `vision run` may: files only inside the server's cameras
+directory (`cameras_dir`; `api/server_files.py`) and URLs only to allowed hosts (`camera_hosts`;
+`api/camera_urls.py`), each refused before anything is opened or connected to.
+
 `POST` checks a stream as `vision run` checks its input (the camera file; a video file opened and its first frame
 decoded, the zones inside it): what `vision run` refuses is a 422 with the same reason, not a stream that fails
 later. One stream per `camera_id` (409): two would mix their violations and counts under one camera.
@@ -26,12 +30,15 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import camera_urls
+
 router = APIRouter(prefix="/api/v1/streams", tags=["cameras"])
 
 StreamId = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 _lock = threading.Lock()
 _adding = threading.Lock()
-SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
+SCHEMES = tuple(f"{scheme}://" for scheme in camera_urls.SCHEMES)
+CAMERAS_DIR = "SIGNALWISE_CAMERAS_DIR"
 
 
 class StreamIn(BaseModel):
@@ -43,14 +50,16 @@ class StreamIn(BaseModel):
     id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
                            description="the stream's id (default: the camera's camera_id, else s1, s2, ...)")
     url: str = Field(min_length=1, max_length=2048,
-                     description="rtsp://, rtsps://, http(s):// (MJPEG, HLS, ...), or a video file on the server")
+                     description="rtsp://, rtsps://, http(s):// (MJPEG, HLS, ...) to a host the server allows "
+                                 "(SIGNALWISE_CAMERA_HOSTS; loopback and link-local only when listed), or a video "
+                                 "file in the server's cameras directory (SIGNALWISE_CAMERAS_DIR)")
     camera: dict | None = Field(None, description="the camera file's contents (as in docs/vision.md); without a "
                                                   "camera the stream is only decoded and measured")
-    camera_file: str | None = Field(None, max_length=1024, description="a camera file on the server, instead of "
-                                                                       "`camera`")
+    camera_file: str | None = Field(None, max_length=1024, description="a camera file in the server's cameras "
+                                                                       "directory, instead of `camera`")
     detector: Literal["blobs", "moving-blobs", "onnx"] = "blobs"
-    model: str | None = Field(None, max_length=1024, description="a YOLOv8-format ONNX model on the server "
-                                                                 "(detector onnx)")
+    model: str | None = Field(None, max_length=1024, description="a YOLOv8-format ONNX model in the server's "
+                                                                 "cameras directory (detector onnx)")
     buffer_size: int = Field(2, ge=1, le=256, description="frames decoded ahead of the worker; it takes the newest "
                                                           "and the others are dropped, so more only costs memory")
     fps: float | None = Field(None, gt=0, le=1000, allow_inf_nan=False,
@@ -66,17 +75,44 @@ def _is_file(path: str) -> bool:
         return False
 
 
-def _no_video_file(url: str) -> str:
-    """Why a local path is refused, naming the path the server looked at: a file that is not there is most likely
-    a typo (a camera that is away is a stream URL, reconnected to when it comes; a file is not waited for)."""
+def _no_video_file(url: str, path: Path) -> str:
+    """Why a file in the cameras directory is refused, naming the path the server looked at: a file that is not
+    there is most likely a typo (a camera that is away is a stream URL, reconnected to when it comes; a file is not
+    waited for)."""
     try:
-        path = Path(url)
-        looked_at = path if path.is_absolute() else Path.cwd() / path
         what = "a directory, not a video file" if path.is_dir() else "no such file on the server"
-    except (OSError, ValueError):  # a NUL byte, a name too long for the file system
+    except (OSError, ValueError):  # a name too long for the file system
         return f"body.url: {url!r}: not a file name the server can open"
-    where = "" if path.is_absolute() else f" (looked for at {looked_at}, from the server's working directory)"
+    where = "" if Path(url).is_absolute() else f" (looked for at {path}, in the cameras directory)"
     return (f"body.url: {url}: {what}{where}; a camera stream is a URL starting with {', '.join(SCHEMES)}")
+
+
+def _named_files(body: StreamIn, request: Request) -> StreamIn:
+    """`body` with each file it names as its path in the cameras directory, before anything is opened; a URL
+    checked for where it leads before anything connects. One answer for every path outside (`server_files`)."""
+    from signalwise.vision.streams import is_url
+
+    from ..server_files import inside, outside
+
+    settings = request.app.state.settings
+    directory = settings.cameras_dir
+    if is_url(body.url):
+        why = camera_urls.refusal(body.url, settings.camera_hosts)
+        if why:
+            raise HTTPException(422, why)
+    update = {}
+    for field, what, instead in (
+            ("url", "video file", f"a camera stream is a URL starting with {', '.join(SCHEMES)}"),
+            ("camera_file", "camera file", "give the camera file's contents as `camera`"),
+            ("model", "detector model", "the blobs and moving-blobs detectors need none")):
+        name = getattr(body, field)
+        if name is None or (field == "url" and is_url(name)):
+            continue
+        path = inside(name, directory)
+        if path is None:
+            raise HTTPException(422, outside(f"body.{field}", what, directory, CAMERAS_DIR, instead))
+        update[field] = str(path)
+    return body.model_copy(update=update) if update else body
 
 
 def manager(request: Request):
@@ -222,11 +258,10 @@ def _camera_taken(mgr, cam, sid: str) -> None:
 def add_stream(body: StreamIn, request: Request) -> dict:
     from signalwise.vision.streams import is_url
 
-    if is_url(body.url):
-        if not body.url.lower().startswith(SCHEMES):
-            raise HTTPException(422, f"body.url: scheme must be one of {', '.join(s[:-3] for s in SCHEMES)}")
-    elif not _is_file(body.url):
-        raise HTTPException(422, _no_video_file(body.url))
+    given = body.url
+    body = _named_files(body, request)  # 422 for a path outside the cameras directory, a host not allowed
+    if not is_url(body.url) and not _is_file(body.url):
+        raise HTTPException(422, _no_video_file(given, Path(body.url)))
     if body.detector == "onnx" and not body.model:
         raise HTTPException(422, "body.model: the onnx detector needs a model file")
     cam = _camera(body)

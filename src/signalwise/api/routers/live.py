@@ -47,6 +47,10 @@ class LiveStatus(BaseModel):
     controller: str = Field(description="the run's controller spec (the baseline when toggled)")
     signal_controllers: dict[str, str] = Field(default_factory=dict, description=(
         "signals a change switched to another controller than the run's, with theirs"))
+    pending_controllers: dict[str, str] = Field(default_factory=dict, description=(
+        "signals whose controller switch (or return from an override) is applied but pending until the signal's "
+        "next green, never mid-clearance, with the controller that takes over then; the snapshot's "
+        "`controller_since_s` says when it did"))
     sim_time_s: float | None = Field(description="simulated seconds")
     speed: float | None = Field(description="simulated seconds per wall second; null = unpaced")
     step_length_s: float = Field(description="simulated seconds per loop tick (snapshots come at most once a tick)")
@@ -59,7 +63,8 @@ class LiveStatus(BaseModel):
     overrides: dict[str, str] = Field(description="operator overrides in force, per intersection")
     feeds: dict[str, dict] = Field(default_factory=dict, description=(
         "a --field none run's inputs: `detectors` (messages accepted, rejected, rejected_by_code, repeated_events, "
-        "repeated_counts, corrected_counts, late_corrections, late_messages) and, with --mqtt, `mqtt` (broker, "
+        "repeated_counts, corrected_counts, late_corrections, late_messages, and repeated_state: on/off events not "
+        "logged because their detector was already in that state) and, with --mqtt, `mqtt` (broker, "
         "connected, connection_error, received, accepted, rejected); empty with a simulator"))
     store: dict | None = Field(None, description=(
         "with --db: while the run goes, the store writer's figures (database, written, buffered_rows, "
@@ -187,11 +192,12 @@ def cancel_override(request: Request, intersection_id: Annotated[str, Path(
 @router.post("/controller", summary="Switch the controller: adaptive <-> baseline, or a deployed model")
 def controller(request: Request, change: ch.ControllerChange) -> dict:
     """A `py:` controller loads a module the request names, which is running code on the server: refused (and
-    recorded) unless it is the one the operator started the run with. An installed plugin is chosen by name."""
-    from signalwise.control.plugins import network_refusal
+    recorded) unless it is the one the operator started the run with. An installed plugin is chosen by name. A
+    model directory only inside the models directory, one answer for any other (`controller_models`)."""
+    from ..controller_models import over_the_network
 
     rt = _runtime(request)
-    why = network_refusal(change.controller, own=rt.cfg.controller)
+    change, why = over_the_network(change, rt.cfg.controller, request.app.state.settings.models_dir)
     if why:
         rt.refuse(change, who(request), why)
         raise HTTPException(422, f"change refused: {why}")
