@@ -176,3 +176,18 @@ def test_where_even_the_longest_red_clearance_cuts_a_cyclists_crossing_the_signa
     warned = [w for w in timing_warnings(loop.intersections) if "cyclist" in w]
     assert len(warned) == 1 and warned[0].startswith("signal 'C': red clearance cut to 6 s"), warned
     assert f"needs {need:.1f} s" in warned[0]
+
+
+def test_a_cycle_bound_too_short_for_the_minimums_is_raised_and_a_batch_run_says_so(tmp_path):
+    """min_green_s 60 on four phases cannot fit in a 150 s cycle with their yellows and all-reds: the bound is
+    raised to fit (as a live timing change raises it), and the run's warnings name the signal and the new bound."""
+    from signalwise.sim.signal_model import timing_warnings
+
+    cfg = RunConfig(scenario="single", controller="fixed", duration_s=10, emissions=False,
+                    timing={"min_green_s": 60.0, "cycle_max_s": 150.0})
+    loop = run_loop(cfg, tmp_path / "run")
+    signal = loop.intersections[0]
+    assert signal.timing.cycle_max_s > 150.0
+    warned = [w for w in timing_warnings(loop.intersections) if "cycle bound raised" in w]
+    assert len(warned) == 1 and warned[0].startswith(f"signal {signal.id!r}: cycle bound raised"), warned
+    assert f"raised to {signal.timing.cycle_max_s:g} s" in warned[0]

@@ -79,8 +79,9 @@ def test_the_clearance_is_rounded_up_to_a_tenth():
 
 def _shorten_clearances(run_dir: Path, clearance_s: float) -> int:
     """Doctor a run's evidence as a signal told a short clearance would leave it: each flashing don't walk (22 -> 23)
-    ends `clearance_s` after it began, and the model says `ped_clearance_s` is that. The walks and the vehicle
-    intervals, and so signal_states.csv, are unchanged. Returns how many clearances were cut."""
+    ends `clearance_s` after it began, and the model says `ped_clearance_s` and each crosswalk phase's clearance is
+    that. The walks and the vehicle intervals, and so signal_states.csv, are unchanged. Returns how many clearances
+    were cut."""
     path = run_dir / "events.csv"
     events, began, cut = [], {}, 0
     for e in read_events(path):
@@ -96,6 +97,8 @@ def _shorten_clearances(run_dir: Path, clearance_s: float) -> int:
     model = json.loads(model_path.read_text())
     for device in model:
         device["timing"]["ped_clearance_s"] = clearance_s
+        device["timing"]["phase_ped_clearance_s"] = [clearance_s if c else 0.0
+                                                     for c in device["timing"]["phase_ped_clearance_s"]]
     model_path.write_text(json.dumps(model))
     return cut
 
@@ -120,9 +123,10 @@ def test_a_walk_and_clearance_below_mutcd_guidance_is_a_warning_not_a_refusal(tm
     assert not [w for w in default.metrics.get("warnings", []) if "MUTCD" in w]
     short = _run(tmp_path, "short", {"ped_walk_s": 4}, duration_s=300)
     warned = [w for w in short.metrics.get("warnings", []) if "MUTCD" in w]
-    assert warned == ["signal 'C': walk + pedestrian clearance 19 s (4 s + 15 s as shown at 1 s steps) is below the "
-                      "19.5 s MUTCD 4E.06 guidance for crosswalk :C_c0 (16.0 m from 1.83 m behind the curb at "
-                      "0.914 m/s): a longer ped_walk_s meets it"]
+    assert warned == ["signal 'C': walk + pedestrian clearance as shown at 1 s steps is below MUTCD 4E.06's guidance "
+                      "(the longest crosswalk a phase serves, crossed from 1.83 m behind the curb at 0.914 m/s): "
+                      "phase 1 19 s (4 s + 15 s) < 19.5 s for crosswalk :C_c1 (16.0 m), phase 3 19 s (4 s + 15 s) "
+                      "< 19.5 s for crosswalk :C_c0 (16.0 m); a longer ped_walk_s meets it"]
     assert audit_run(short.run_dir).ok
 
 

@@ -255,11 +255,14 @@ def test_a_resumed_training_counts_its_earlier_session_and_one_with_nothing_left
     assert len(meta(done)["evaluations"]) == 1 and meta(done)["training"]["wall_s"] == both_s
 
 
-def test_a_search_whose_validation_runs_saw_no_vehicle_is_refused(tmp_path):
-    """Half a second lets no vehicle in: both sides validated at 0.0 s, and the tie went to the searched weights."""
-    r = in_a_process("train", "-s", "single", "--duration", "0.5", "--generations", "1", "--popsize", "2",
-                     "--validation-seeds", "1", "--workers", "1", "--out", str(tmp_path / "t"))
-    refused(r, "no vehicle entered the network in the validation runs (--duration 0.5 s: give a longer one)")
+@pytest.mark.parametrize("agent", [("--generations", "1", "--popsize", "2"), ("--agent", "tabular", "--episodes", "1")],
+                         ids=["search", "tabular"])
+def test_training_on_a_window_in_which_no_vehicle_is_due_is_refused(tmp_path, agent):
+    """Half a second lets no vehicle in: a search validated both sides at 0.0 s and the tie went to the searched
+    weights; a run's delay over no vehicle is null (not 0), so the first episodes are refused, by either agent."""
+    r = in_a_process("train", "-s", "single", "--duration", "0.5", *agent, "--validation-seeds", "1",
+                     "--workers", "1", "--out", str(tmp_path / "t"))
+    refused(r, "no vehicle was due to enter the network in an episode (--duration 0.5 s: give a longer one)")
     assert not (tmp_path / "t" / "model").exists()
 
 

@@ -28,7 +28,9 @@ Rules (names as they appear in reports):
                        never ends (or restarts) without yellow.
 ``conflicting_green``  a 1 never comes while another phase of the device is
                        green, yellow or clearing.
-``ped``                21 → 22 ≥ ped_walk_s, 22 → 23 ≥ ped_clearance_s and ≥ the
+``ped``                21 → 22 ≥ ped_walk_s, 22 → 23 ≥ the phase's pedestrian
+                       clearance (``phase_ped_clearance_s``, else
+                       ``ped_clearance_s``) and ≥ the
                        longest crosswalk the phase serves (``crosswalks[].length_m``)
                        / the walking speed, 23 no later than the phase's 8, and 21
                        only while the phase is green. The walking speed is the
@@ -312,17 +314,22 @@ class _Device:
     #: phase number -> (ITE's yellow / red clearance for the vehicle links it serves, s; why), from the geometry
     ite_yellow_s: dict[int, tuple[float, str]] = field(default_factory=dict)
     ite_all_red_s: dict[int, tuple[float, str]] = field(default_factory=dict)
+    #: by phase number: the pedestrian clearance the model gives that phase (a model written before phases had
+    #: their own: none, and `ped_clearance_s` for every phase)
+    phase_ped_clearance_s: dict[int, float] = field(default_factory=dict)
 
     @property
     def ped_phases(self) -> frozenset[int]:
         return frozenset(p for ps in self.crosswalk_phases.values() for p in ps)
 
     def ped_clearance_of(self, phase: int) -> tuple[float, str]:
-        """The pedestrian clearance `phase` is owed, and what sets it: the configured one, or its crossing's."""
+        """The pedestrian clearance `phase` is owed, and what sets it: the model's for the phase, or its crossing's."""
         crossing_s, why = self.ped_crossing_s.get(phase, (0.0, ""))
-        if crossing_s > self.ped_clearance_s:
+        given_s, key = ((self.phase_ped_clearance_s[phase], "phase_ped_clearance_s")
+                        if phase in self.phase_ped_clearance_s else (self.ped_clearance_s, "ped_clearance_s"))
+        if crossing_s > given_s:
             return crossing_s, why
-        return self.ped_clearance_s, "ped_clearance_s"
+        return given_s, key
 
 
 def _ped_crossing_s(raw: dict, timing: dict, green_links: dict[int, set[int]]) -> dict[int, tuple[float, str]]:
@@ -402,6 +409,7 @@ def _parse_device(raw: dict, where: str) -> _Device:
         yellow = [float(x) for x in timing.get("phase_yellow_s") or [timing["yellow_s"]] * len(min_g)]
         all_red = [float(x) for x in timing.get("phase_all_red_s") or [timing["all_red_s"]] * len(min_g)]
         yellow_by = {number_of[i]: yellow[i] for i in number_of}
+        ped_clear = [float(x) for x in timing.get("phase_ped_clearance_s") or []]
         all_red_by = {number_of[i]: all_red[i] for i in number_of}
         n_links = int(raw.get("n_links") or max((len(p.get("green_state", "")) for p in phases), default=0))
         crosswalk_links = {int(link["index"]) for link in raw.get("links", []) if link.get("crosswalk")}
@@ -433,6 +441,7 @@ def _parse_device(raw: dict, where: str) -> _Device:
             # a model written before the key: the rule it was run under did not exist, so it is not held to it
             protected_yellow=bool(timing.get("protected_yellow", False)),
             ite_yellow_s=ite_yellow, ite_all_red_s=ite_all_red,
+            phase_ped_clearance_s={number_of[i]: ped_clear[i] for i in number_of} if ped_clear else {},
         )
     except KeyError as exc:
         raise AuditInputError(f"{where}: missing field {exc}") from None

@@ -2,7 +2,12 @@
 
 We keep the program's green phases, their order and their green times; the
 change intervals are the shield's (ITE yellow, all-red), so the baseline
-obeys the same safety rules as every other controller.
+obeys the same safety rules as every other controller. A green shorter than
+its phase's minimum (min_green_s, or walk + pedestrian clearance) runs the
+minimum, as the shield would hold it anyway; where that, or a green cut to
+max green or by the cycle bound, makes the plan differ from the program as
+written, the signal model notes it and a fixed run warns
+(`sim.signal_model.PLAN_NOTE`).
 
 A plan ends each green at its split, whatever the traffic: the change is a
 force-off (event 6), as a pretimed or coordinated controller logs it.

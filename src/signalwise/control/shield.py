@@ -268,7 +268,8 @@ class IntersectionShield:
         plans with these; planning a crosswalk phase at its bare minimum let the phases after it come late."""
         crossing = {i for c in self.inter.crosswalks for i in c.link_indices} if t.ped_intervals else set()
         return shortest_greens_s(t.min_green_s, [bool(p.green_links & crossing) for p in self.inter.phases],
-                                 t.ped_walk_s, t.ped_clearance_s, self.cfg.step_length_s)
+                                 t.ped_walk_s, [t.ped_clearance_of(p) for p in range(len(t.min_green_s))],
+                                 self.cfg.step_length_s)
 
     def _plan_timing(self, upcoming: Timing) -> None:
         """The plans the cycle bound checks the greens to come with, when `upcoming` (a retime, or the timing in
@@ -291,7 +292,8 @@ class IntersectionShield:
         `revision` (the signal model's timing revision it is), the green that takes it is logged after a 131,
         so the audit holds every green to the timing it ran under."""
         if len(timing.min_green_s) != len(self.inter.phases) or \
-                len(timing.phase_yellow_s) not in (0, len(self.inter.phases)):
+                len(timing.phase_yellow_s) not in (0, len(self.inter.phases)) or \
+                len(timing.phase_ped_clearance_s) not in (0, len(self.inter.phases)):
             raise ValueError(f"timing for {len(timing.min_green_s)} phases given to {self.inter.id} "
                              f"with {len(self.inter.phases)}")
         if self._pending_timing is None:
@@ -401,7 +403,7 @@ class IntersectionShield:
         self.ped = PED_NONE
         if self._ped_links[phase]:
             walk_end = green_start_s + t.ped_walk_s
-            clear_end = walk_end + t.ped_clearance_s
+            clear_end = walk_end + t.ped_clearance_of(phase)
             if now < walk_end:
                 self.ped, self.ped_start_s, self.state = PED_WALK, green_start_s, self._green_states[phase]
             elif now < clear_end:
@@ -435,7 +437,8 @@ class IntersectionShield:
             if self.ped in (PED_CLEAR, PED_DONT_WALK):
                 ev(self.ped_start_s, EventCode.PED_BEGIN_CLEARANCE, p)
             if self.ped == PED_DONT_WALK:
-                ev(self.ped_start_s + self.inter.timing.ped_clearance_s, EventCode.PED_BEGIN_DONT_WALK, p)
+                clear_s = self.inter.timing.ped_clearance_of(self.phase)
+                ev(self.ped_start_s + clear_s, EventCode.PED_BEGIN_DONT_WALK, p)
         if self.interval == YELLOW_I:
             ev(self.interval_start_s, EventCode.PHASE_BEGIN_YELLOW, p)
         elif self.interval == ALL_RED_I:
@@ -794,7 +797,7 @@ class IntersectionShield:
     def _advance_ped(self, now: float) -> None:
         if self.ped == PED_WALK and now - self.ped_start_s >= self.inter.timing.ped_walk_s - EPS:
             self._begin_ped_clearance(now)
-        if self.ped == PED_CLEAR and now - self.ped_start_s >= self.inter.timing.ped_clearance_s - EPS:
+        if self.ped == PED_CLEAR and now - self.ped_start_s >= self.inter.timing.ped_clearance_of(self.phase) - EPS:
             self.ped = PED_DONT_WALK
             self._emit(now, EventCode.PED_BEGIN_DONT_WALK, self.phase)
 

@@ -127,13 +127,16 @@ def ceil_to_step(value_s: float, step_s: float) -> float:
 
 
 def shortest_greens_s(min_green_s: Sequence[float], crossing: Sequence[bool], walk_s: float,
-                      ped_clearance_s: float, step_s: float) -> list[float]:
+                      ped_clearance_s: float | Sequence[float], step_s: float) -> list[float]:
     """Per phase, the shortest green the signal shows: its minimum, or, for a phase serving a crosswalk
     (`crossing`), its walk and pedestrian clearance when longer; each interval rounded up to whole steps of
-    `step_s` (0: as given). The shield plans the cycle bound with these, and the signal model fits it to them."""
+    `step_s` (0: as given). `ped_clearance_s`: one for every phase, or each phase's own. The shield plans the
+    cycle bound with these, and the signal model fits it to them."""
     shown = (lambda v: ceil_to_step(v, step_s)) if step_s > 0 else (lambda v: v)
-    ped_s = shown(walk_s) + shown(ped_clearance_s)
-    return [max(shown(g), ped_s) if cross else shown(g) for g, cross in zip(min_green_s, crossing, strict=True)]
+    clear = ([ped_clearance_s] * len(min_green_s) if isinstance(ped_clearance_s, (int, float))
+             else list(ped_clearance_s))
+    return [max(shown(g), shown(walk_s) + shown(c)) if cross else shown(g)
+            for g, cross, c in zip(min_green_s, crossing, clear, strict=True)]
 
 
 def required_cycle_s(min_green_s: Sequence[float], clearance_s: float | Sequence[float]) -> float:

@@ -94,6 +94,12 @@ class Timing:
     links p serves (ITE). `yellow_s` and `all_red_s` are the longest of them;
     with no per-phase values they apply to every phase.
 
+    The pedestrian clearance is per phase as well (MUTCD 4E.06 times each
+    crossing's): `ped_clearance_of(p)`, from the longest crosswalk p serves, so
+    a phase over a short crosswalk is not held for the signal's longest.
+    `ped_clearance_s` is the signal's longest crosswalk's (a configured value:
+    every phase's).
+
     `cycle_max_s` bounds how long a link waits for its green. By default it
     counts from the link's last service, so a phase nobody waits for is
     still forced round; with `cycle_calls` it counts from a call, as a NEMA
@@ -124,6 +130,9 @@ class Timing:
     #: phase's yellow and red clearance first (MUTCD: a yellow arrow ends a green arrow); False: it stays green
     #: (RESCO's and the reference's rule: only links losing their green get a yellow)
     protected_yellow: bool = True
+    #: per phase (indexed like phases): its pedestrian clearance (flashing don't walk), 0 for a phase serving no
+    #: crosswalk; () = `ped_clearance_s` for every phase
+    phase_ped_clearance_s: tuple[float, ...] = ()
 
     def clearance_s(self) -> float:
         """The longest change interval of any phase."""
@@ -138,6 +147,10 @@ class Timing:
     def clearance_of(self, phase: int) -> float:
         """Yellow + red clearance shown when `phase` ends: what a change away from it costs."""
         return self.yellow_of(phase) + self.all_red_of(phase)
+
+    def ped_clearance_of(self, phase: int) -> float:
+        """The pedestrian clearance `phase`'s crosswalks get after their walk."""
+        return self.phase_ped_clearance_s[phase] if self.phase_ped_clearance_s else self.ped_clearance_s
 
 
 @dataclass(frozen=True, slots=True)

@@ -450,11 +450,14 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
     # a long value folds: the table stays about 100 columns wide, whatever a network's signal ids
     t.add_column("value", justify="right", max_width=RUN_VALUE_WIDTH)
     rows = [
-        ("avg delay per vehicle (RESCO)", f"{n['avg_delay_s']:.1f} s"),
-        ("avg waiting time", f"{n['avg_wait_s']:.1f} s"),
+        # a figure per vehicle is null when there was no vehicle to average over: "—", never 0
+        ("avg delay per vehicle (RESCO)", "— (no vehicle due)" if n["avg_delay_s"] is None
+         else f"{n['avg_delay_s']:.1f} s"),
+        ("avg waiting time", "— (no vehicle departed)" if n["avg_wait_s"] is None else f"{n['avg_wait_s']:.1f} s"),
         ("avg travel time", "— (no vehicle arrived)" if n["avg_travel_time_s"] is None
          else f"{n['avg_travel_time_s']:.1f} s"),
-        ("stops per vehicle", f"{n['stops_per_veh']:.2f}"),
+        ("stops per vehicle", "— (no vehicle departed)" if n["stops_per_veh"] is None
+         else f"{n['stops_per_veh']:.2f}"),
         ("throughput (arrived)", f"{n['throughput_veh']} of {n['vehicles_total']} veh"),
         ("still running / never inserted", f"{n['running_at_end']} / {n['never_inserted']}"),
         ("teleports (SUMO)", _teleports_text(n)),
@@ -608,7 +611,8 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
         task = bar.add_task(f"compare on {base.scenario_label}{scaled}", total=len(names) * len(seed_list), last="")
 
         def on_done(c, s, metrics, error):
-            last = f"{c} s{s}: " + (f"{metrics['network']['avg_delay_s']:.1f} s delay" if metrics else f"FAILED {error}")
+            last = f"{c} s{s}: " + (f"{_seconds(metrics['network']['avg_delay_s'])} delay" if metrics
+                                    else f"FAILED {error}")
             bar.update(task, advance=1, last=last)
             progress_line(bar, task, "runs", last)
 

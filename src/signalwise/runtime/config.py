@@ -58,12 +58,13 @@ class TimingConfig(BaseModel):
         "maximum green (max-out) of every phase, outside emergency preemption; at most 300 s under the safety "
         "profile (the benchmark and reference profiles have none: 86400 s)"))
     ped_walk_s: float = Field(7.0, ge=4.0, le=30.0, description=(
-        "pedestrian walk interval on phases serving a crosswalk; a run warns at each signal where walk + pedestrian "
-        "clearance, as shown, is below MUTCD 4E.06's guidance: its longest crosswalk from 1.83 m (6 ft) behind the "
-        "curb at 0.914 m/s (3 ft/s)"))
+        "pedestrian walk interval on phases serving a crosswalk; a run warns at each signal where a phase's walk + "
+        "pedestrian clearance, as shown, is below MUTCD 4E.06's guidance: the longest crosswalk the phase serves "
+        "from 1.83 m (6 ft) behind the curb at 0.914 m/s (3 ft/s)"))
     ped_clearance_s: float | None = Field(None, ge=0.0, le=60.0, description=(
-        "pedestrian clearance (flashing don't walk); null = longest crossing length / ped_walking_speed_mps, "
-        "rounded up to 0.1 s. A value shorter than that, at a signal whose pedestrian intervals are timed, "
+        "pedestrian clearance (flashing don't walk); null = each phase's own: the longest crosswalk the phase "
+        "serves / ped_walking_speed_mps, rounded up to 0.1 s; a value applies to every phase serving a crosswalk. "
+        "A value shorter than the signal's longest crosswalk takes, at a signal whose pedestrian intervals are timed, "
         "refuses the run, naming the signal, its longest crosswalk, the walking speed and the minimum. The audit "
         "holds each flashing don't walk to its phase's longest crosswalk at 1.22 m/s (4 ft/s, the fastest walking "
         "speed the safety profile allows; signal_model.json does not record the run's), whatever this value says"))

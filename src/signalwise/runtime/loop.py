@@ -717,15 +717,19 @@ def _counts_need(inter: Intersection, ctrl: Controller | None) -> ObservationNee
 def describe_intersections(inters: list[Intersection], approach_direction: dict[str, str] | None = None,
                            step_s: float | None = None) -> list[dict]:
     """The signal model as JSON: phases, links, timing — what the checker and ATSPM need. With the run's
-    `step_s`, each phase's yellow and all-red as the signal shows them too: whole steps, so a 3.3 s yellow shows
-    4 s at 1 s steps, and the event log's clearances are these."""
+    `step_s`, each phase's yellow, all-red and pedestrian clearance as the signal shows them too: whole steps, so a
+    3.3 s yellow shows 4 s at 1 s steps, and the event log's intervals are these. Each phase's pedestrian
+    clearance is written beside `ped_clearance_s` (the longest)."""
     out = []
     for i in inters:
         timing = {**dataclasses.asdict(i.timing), **ite_timing(i)}  # ITE's clearances beside the ones in force
+        phases = range(len(i.phases))
+        timing["phase_ped_clearance_s"] = [i.timing.ped_clearance_of(p) for p in phases]
         if step_s is not None:
-            phases = range(len(i.phases))
             timing["phase_yellow_shown_s"] = [ceil_to_step(i.timing.yellow_of(p), step_s) for p in phases]
             timing["phase_all_red_shown_s"] = [ceil_to_step(i.timing.all_red_of(p), step_s) for p in phases]
+            timing["phase_ped_clearance_shown_s"] = [ceil_to_step(i.timing.ped_clearance_of(p), step_s)
+                                                     for p in phases]
         out.append({
             "id": i.id,
             "n_links": i.n_links,

@@ -300,9 +300,19 @@ def _with_replayed(loop: LoopResult, sumo: SumoEvidence) -> tuple[dict, SumoEvid
 def plan_warnings(plan_notes: dict[str, list[str]]) -> list[str]:
     """One sentence per signal where `fixed` does not run the network's program as written (its offset, an
     actuated program's logic, a phase served twice a cycle, greens past max green): the baseline is then not
-    quite the city's plan, and a reader of a change against it must know."""
-    return [f"{BASELINE_CONTROLLER} at signal {tls!r} is not the network's program as written: " + "; ".join(notes)
-            for tls, notes in sorted(plan_notes.items()) if notes]
+    quite the city's plan, and a reader of a change against it must know. Signals whose sentences are the same
+    share one line (a RESCO network's 6 s greens lengthened to the benchmark's 7 s: 19 signals of ingolstadt21)."""
+    said: dict[str, list[str]] = {}
+    for tls, notes in sorted(plan_notes.items()):
+        if notes:
+            said.setdefault("; ".join(notes), []).append(tls)
+    out = []
+    for text, signals in said.items():
+        named = (f"signal {signals[0]!r}" if len(signals) == 1 else
+                 "signals " + ", ".join(map(repr, signals[:5])) + (f" and {len(signals) - 5} more"
+                                                                   if len(signals) > 5 else ""))
+        out.append(f"{BASELINE_CONTROLLER} at {named} is not the network's program as written: {text}")
+    return out
 
 
 def _teleport_warning(teleports: Teleports, teleport_s: float) -> str:

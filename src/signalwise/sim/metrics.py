@@ -19,10 +19,10 @@ from .outputs import PersonTrip, Trip
 
 @dataclass(frozen=True)
 class NetworkMetrics:
-    avg_delay_s: float
-    avg_wait_s: float
+    avg_delay_s: float | None  # None: no vehicle was due in the window
+    avg_wait_s: float | None  # None: no vehicle departed
     avg_travel_time_s: float | None  # None: no vehicle arrived
-    stops_per_veh: float
+    stops_per_veh: float | None  # None: no vehicle departed
     throughput_veh: int
     vehicles_total: int
     running_at_end: int
@@ -55,10 +55,10 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else 0.0
 
 
-def _mean_or_none(xs: list[float]) -> float | None:
-    """The mean of a figure some runs have none of (no vehicle arrived, no emergency vehicle, no pedestrian):
-    None there, never 0 s, which a comparison would average in as the best value there is."""
-    return round(sum(xs) / len(xs), 3) if xs else None
+def _mean_or_none(xs: list[float], ndigits: int = 3) -> float | None:
+    """The mean of a figure some runs have none of (no vehicle due, departed or arrived, no emergency vehicle, no
+    pedestrian): None there, never 0 s, which a comparison would average in as the best value there is."""
+    return round(sum(xs) / len(xs), ndigits) if xs else None
 
 
 def network_metrics(trips: list[Trip], persons: list[PersonTrip], queue_samples: list[tuple[float, str, int]],
@@ -76,10 +76,10 @@ def network_metrics(trips: list[Trip], persons: list[PersonTrip], queue_samples:
     for ts, _tls, q in queue_samples:
         per_time[ts] += q
     return NetworkMetrics(
-        avg_delay_s=round(_mean([t.delay_s for t in trips]), 3),
-        avg_wait_s=round(_mean([t.waiting_s for t in departed]), 3),
+        avg_delay_s=_mean_or_none([t.delay_s for t in trips]),
+        avg_wait_s=_mean_or_none([t.waiting_s for t in departed]),
         avg_travel_time_s=_mean_or_none([t.duration_s for t in arrived]),
-        stops_per_veh=round(_mean([float(t.stops) for t in departed]), 4),
+        stops_per_veh=_mean_or_none([float(t.stops) for t in departed], 4),
         throughput_veh=len(arrived),
         vehicles_total=len(trips),
         running_at_end=sum(1 for t in trips if t.status == "running"),

@@ -209,6 +209,10 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
     if cut:
         notes.append(PLAN_NOTE + "greens longer than max_green_s are cut to it (" + ", ".join(
             f"phase {k} {g:g} s > {timing.max_green_s[k - 1]:g} s" for k, g in cut) + ")")
+    played = {**defaults, **(overrides or {})}
+    notes.extend(lengthened_greens_notes(tls_id, [d for _, d in greens_timed], phases, crosswalk_links, timing,
+                                         played, overrides or {}))
+    notes.extend(cycle_bound_notes([d for _, d in greens_timed], phases, crosswalk_links, timing, played))
     notes.extend(program_greens_notes(program, crosswalk_links, timing))
     all_red_given = {**defaults, **(overrides or {})}.get("all_red_s")
     if all_red_given is None or float(all_red_given) >= CYCLIST_ALL_RED_MAX_S - 1e-9:
@@ -288,14 +292,21 @@ def single_green_reason(program_id: str, green: str, program: list[tuple[str, fl
             + ": nothing to choose between")
 
 
-def retimed(inter: Intersection, defaults: TimingDefaults, overrides: dict | None = None) -> Timing:
-    """The timing of an intersection already read, under new defaults (a live timing change).
+#: a signal's note that its cycle_max_s was raised to fit its phases' minimum greens and clearances (a live timing
+#: change's answer says it: `retimed`)
+CYCLE_RAISED_NOTE = "cycle bound raised: "
+
+
+def retimed(inter: Intersection, defaults: TimingDefaults, overrides: dict | None = None,
+            notes: list[str] | None = None) -> Timing:
+    """The timing of an intersection already read, under new defaults (a live timing change); `notes`, when
+    given, gets the derivation's notes (a raised cycle bound: `CYCLE_RAISED_NOTE`), which the change's answer says.
 
     A running simulation cannot be asked again: once signals are driven, SUMO
     reports the driven state as a one-phase program.
     """
     return derive_timing(inter.phases, inter.crosswalks, inter.approach_speed_mps, inter.width_m, defaults,
-                         overrides or {}, [])
+                         overrides or {}, notes if notes is not None else [])
 
 
 def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], approach_speed_mps: float,
@@ -312,12 +323,13 @@ def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], 
     ped_intervals = bool(d.get("ped_intervals", True))
     if not crosswalks or not ped_intervals:
         walk, ped_clear = 0.0, 0.0
+    phase_ped_clear = phase_ped_clearances_s(phases, crosswalks, d) if walk or ped_clear else ()
     cw_links = {i for c in crosswalks for i in c.link_indices}
     min_green = []
     for p in phases:
         g = float(d["min_green_s"])
         if p.green_links & cw_links:
-            g = max(g, walk + ped_clear)
+            g = max(g, walk + (phase_ped_clear[p.index] if phase_ped_clear else ped_clear))
         min_green.append(math.ceil(g))
     max_green = [max(float(d["max_green_s"]), g) for g in min_green]
     cycle_min, cycle_max = float(d["cycle_min_s"]), float(d["cycle_max_s"])
@@ -325,12 +337,15 @@ def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], 
     # a crosswalk phase's walk and pedestrian clearance each so, as the shield times them)
     step_s = float(d.get("step_length_s") or 0.0)
     shown = (lambda v: ceil_to_step(v, step_s)) if step_s > 0 else (lambda v: v)
-    shortest = shortest_greens_s(min_green, [bool(p.green_links & cw_links) for p in phases], walk, ped_clear, step_s)
+    shortest = shortest_greens_s(min_green, [bool(p.green_links & cw_links) for p in phases], walk,
+                                 phase_ped_clear or ped_clear, step_s)
     if walk or ped_clear:
-        notes.extend(_ped_guidance_notes(crosswalks, shown(walk), shown(ped_clear), step_s))
+        notes.extend(_ped_guidance_notes(phases, crosswalks, shown(walk), [shown(c) for c in phase_ped_clear],
+                                         step_s))
     need = required_cycle_s(shortest, [shown(y) + shown(r) for y, r in zip(phase_yellow, phase_all_red, strict=True)])
     if cycle_max < need:
-        notes.append(f"cycle_max raised from {cycle_max:.0f} s to {math.ceil(need)} s so every phase fits at min green")
+        notes.append(CYCLE_RAISED_NOTE + f"cycle_max_s {cycle_max:g} s raised to {math.ceil(need)} s: the phases' "
+                     f"minimum greens with their yellow and all-red need {math.ceil(need)} s")
         cycle_max = float(math.ceil(need))
     cycle_min = min(cycle_min, cycle_max)
     if cycle_min < need:
@@ -340,22 +355,54 @@ def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], 
             raise UnsupportedSignal(f"invalid timing {name}={value}")
     return Timing(float(yellow), float(all_red), tuple(min_green), tuple(max_green), walk, float(ped_clear),
                   cycle_min, cycle_max, ped_intervals, phase_yellow, phase_all_red, bool(d.get("cycle_calls", False)),
-                  bool(d.get("protected_yellow", True)))
+                  bool(d.get("protected_yellow", True)), phase_ped_clear)
 
 
-def _ped_guidance_notes(crosswalks: tuple[Crosswalk, ...], walk_s: float, clearance_s: float,
-                        step_s: float) -> list[str]:
-    """The note, when walk + pedestrian clearance as shown is below MUTCD 4E.06's guidance for the longest
-    crosswalk: guidance, not a rule, so a run warns (`pedestrian_warnings`) and neither refuses nor fails it."""
-    longest = max(crosswalks, key=lambda c: c.length_m)
-    guidance = ped_walk_and_clearance_guidance_s(longest.length_m)
-    if walk_s + clearance_s >= guidance - 1e-6:
+def served_crosswalks(phase: Phase, crosswalks: tuple[Crosswalk, ...]) -> list[Crosswalk]:
+    """The crosswalks `phase`'s green serves (a link of theirs green in it)."""
+    return [c for c in crosswalks if set(c.link_indices) & phase.green_links]
+
+
+def phase_ped_clearances_s(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...],
+                           timing: TimingDefaults) -> tuple[float, ...]:
+    """Each phase's pedestrian clearance (MUTCD 4E.06 times it per crossing): the longest crosswalk it serves at
+    the walking speed, or a configured `ped_clearance_s` (every phase's; `short_ped_clearance` holds it to the
+    longest crosswalk); 0 for a phase serving none. A phase over short crosswalks so ends its flashing don't walk,
+    and may end its green, when they are clear rather than when the signal's longest would be."""
+    given = timing.get("ped_clearance_s")
+    out = []
+    for p in phases:
+        served = served_crosswalks(p, crosswalks)
+        if not served:
+            out.append(0.0)
+        elif given is not None:
+            out.append(float(given))
+        else:
+            out.append(ped_clearance_s(max(c.length_m for c in served), walking_speed_mps(timing)))
+    return tuple(out)
+
+
+def _ped_guidance_notes(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], walk_s: float,
+                        clearance_s: list[float], step_s: float) -> list[str]:
+    """The note, when a phase's walk + pedestrian clearance as shown (`clearance_s`: each phase's) is below
+    MUTCD 4E.06's guidance for the longest crosswalk it serves: guidance, not a rule, so a run warns
+    (`pedestrian_warnings`) and neither refuses nor fails it."""
+    short = []
+    for p, clear_s in zip(phases, clearance_s, strict=True):
+        served = served_crosswalks(p, crosswalks)
+        if not served:
+            continue
+        longest = max(served, key=lambda c: c.length_m)
+        guidance = ped_walk_and_clearance_guidance_s(longest.length_m)
+        if walk_s + clear_s < guidance - 1e-6:
+            short.append(f"phase {p.number} {walk_s + clear_s:g} s ({walk_s:g} s + {clear_s:g} s) < {guidance:.1f} s "
+                         f"for crosswalk {longest.id} ({longest.length_m:.1f} m)")
+    if not short:
         return []
     steps = f" as shown at {step_s:g} s steps" if step_s > 0 else ""
-    return [PED_GUIDANCE_NOTE + f"walk + pedestrian clearance {walk_s + clearance_s:g} s ({walk_s:g} s + "
-            f"{clearance_s:g} s{steps}) is below the {guidance:.1f} s MUTCD 4E.06 guidance for crosswalk "
-            f"{longest.id} ({longest.length_m:.1f} m from {PED_GUIDANCE_BEHIND_CURB_M:.2f} m behind the curb at "
-            f"{PED_GUIDANCE_SPEED_MPS:.3f} m/s): a longer ped_walk_s meets it"]
+    return [PED_GUIDANCE_NOTE + f"walk + pedestrian clearance{steps} is below MUTCD 4E.06's guidance (the "
+            f"longest crosswalk a phase serves, crossed from {PED_GUIDANCE_BEHIND_CURB_M:.2f} m behind the curb at "
+            f"{PED_GUIDANCE_SPEED_MPS:.3f} m/s): " + ", ".join(short) + "; a longer ped_walk_s meets it"]
 
 
 def phase_change_intervals_s(phases: tuple[Phase, ...], approach_speed_mps: float, width_m: float,
@@ -501,8 +548,9 @@ def pedestrian_warnings(intersections) -> list[str]:
 def timing_warnings(intersections) -> list[str]:
     """A run's sentences, under every controller, on signals whose actuated program's min/max greens are not used
     (one per distinct sentence, naming its signals: a netgenerate grid's programs all have the same), on
-    signals where a cyclist's red clearance is cut, and on signals whose configured yellow or red clearance is
-    below ITE's for a phase (one line a signal)."""
+    signals where a cyclist's red clearance is cut, on signals whose configured yellow or red clearance is
+    below ITE's for a phase, and on signals whose cycle bound was raised to fit their minimums (one line a
+    signal)."""
     greens: dict[str, list[str]] = {}
     out = []
     for i in sorted(intersections, key=lambda i: i.id):
@@ -511,7 +559,7 @@ def timing_warnings(intersections) -> list[str]:
                 greens.setdefault(note.removeprefix(PROGRAM_GREENS_NOTE), []).append(i.id)
             elif note.startswith(CYCLIST_CLEARANCE_NOTE):
                 out.append(f"signal {i.id!r}: {note.removeprefix(CYCLIST_CLEARANCE_NOTE)}")
-            elif note.startswith(BELOW_ITE_NOTE):
+            elif note.startswith((BELOW_ITE_NOTE, CYCLE_RAISED_NOTE)):
                 out.append(f"signal {i.id!r}: {note}")
     return [f"signal(s) {_named(ids)}: {text}" for text, ids in greens.items()] + out
 
@@ -569,6 +617,74 @@ def waut_notes(program_id: str, wauts: list[Waut]) -> list[str]:
     return [PLAN_NOTE + f"WAUT {w.id!r} switches this signal's program ({w.describe()}), which no controller "
                         f"follows: the run keeps program {program_id!r}, the one active at its begin, for the whole "
                         "run" for w in wauts if any(to != program_id for _, to in w.switches)]
+
+
+def lengthened_greens_notes(tls_id: str, program_green_s: list[float], phases: tuple[Phase, ...],
+                            crosswalk_links: frozenset[int], timing: Timing, given: TimingDefaults,
+                            overrides: dict) -> list[str]:
+    """The note on program greens shorter than their phase's shortest green as the signal shows it (the shield
+    holds every green that long): `fixed` runs them that long, so it is not the program as written. Each phase
+    says why: its crosswalks' walk + pedestrian clearance, or min_green_s. `given`: the run's timing with the
+    signal's own `overrides` applied."""
+    step_s = float(given.get("step_length_s") or 0.0)
+    shown = (lambda v: ceil_to_step(v, step_s)) if step_s > 0 else (lambda v: v)
+    crossing, shortest = _shortest_played_s(phases, crosswalk_links, timing, step_s)
+    parts = []
+    for p, g, least, cross in zip(phases, program_green_s, shortest, crossing, strict=True):
+        if g >= least - 1e-6:
+            continue
+        walk_s, clear_s = shown(timing.ped_walk_s), shown(timing.ped_clearance_of(p.index))
+        if cross and walk_s + clear_s > 0 and walk_s + clear_s >= shown(float(given["min_green_s"])) - 1e-6:
+            why = f"walk {walk_s:g} s + pedestrian clearance {clear_s:g} s"
+        else:
+            why = f"{_timing_key(tls_id, 'min_green_s', overrides)} {float(given['min_green_s']):g} s"
+        parts.append(f"phase {p.number} {g:g} s < {least:g} s: {why}")
+    if not parts:
+        return []
+    return [PLAN_NOTE + "greens shorter than the minimum green are lengthened to it (" + "; ".join(parts) + ")"]
+
+
+def _shortest_played_s(phases: tuple[Phase, ...], crosswalk_links: frozenset[int], timing: Timing,
+                       step_s: float) -> tuple[list[bool], list[float]]:
+    """Per phase, whether its pedestrian intervals are timed (it walks a crosswalk, under a profile that times
+    them), and the shortest green it shows, as the shield holds it (`control.shield`'s `_shortest_green`)."""
+    crossing = [bool(p.green_links & crosswalk_links) and timing.ped_intervals for p in phases]
+    return crossing, shortest_greens_s(timing.min_green_s, crossing, timing.ped_walk_s,
+                                       [timing.ped_clearance_of(p.index) for p in phases], step_s)
+
+
+def cycle_bound_notes(program_green_s: list[float], phases: tuple[Phase, ...], crosswalk_links: frozenset[int],
+                      timing: Timing, given: TimingDefaults) -> list[str]:
+    """The note on a program whose cycle, as `fixed` plays it (each green between its shortest and its max green,
+    each change interval as shown), leaves a link longer than cycle_max_s between the starts of its green: the
+    shield then ends greens early to serve it in time (its `cycle_max` interventions). None with cycle_calls,
+    whose bound runs from a phase's call, not from its links' last green."""
+    if timing.cycle_calls:
+        return []
+    step_s = float(given.get("step_length_s") or 0.0)
+    shown = (lambda v: ceil_to_step(v, step_s)) if step_s > 0 else (lambda v: v)
+    _crossing, shortest = _shortest_played_s(phases, crosswalk_links, timing, step_s)
+    greens = [min(max(shown(g), least), shown(most))
+              for g, least, most in zip(program_green_s, shortest, timing.max_green_s, strict=True)]
+    starts, t = [], 0.0
+    for p, g in zip(phases, greens, strict=True):
+        starts.append(t)
+        t += g + shown(timing.yellow_of(p.index)) + shown(timing.all_red_of(p.index))
+    cycle_s = t
+    late: dict[int, float] = {}  # phase number -> the longest wait of its links, s
+    for link in set().union(*(p.green_links for p in phases)):
+        begins = [s for p, s in zip(phases, starts, strict=True) if link in p.green_links]
+        wait_s = max(b - a for a, b in zip(begins, [*begins[1:], begins[0] + cycle_s], strict=True))
+        if wait_s > timing.cycle_max_s + 1e-6:
+            for p in phases:
+                if link in p.green_links:
+                    late[p.number] = max(late.get(p.number, 0.0), wait_s)
+    if not late:
+        return []
+    return [PLAN_NOTE + f"its cycle of {cycle_s:g} s as played (each green between min and max green, the change "
+            f"intervals as shown) leaves links of phase(s) {sorted(late)} up to {max(late.values()):g} s between "
+            f"the starts of their green, more than cycle_max_s {timing.cycle_max_s:g} s: the shield ends greens "
+            "early to serve them within it (cycle_max interventions)"]
 
 
 #: SUMO's `TrafficLightType` numbers whose phases' minDur/maxDur are a green's bounds (actuated, delay_based)

@@ -685,7 +685,7 @@ def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, worke
 
         def on_done(c, s, metrics, error):
             name = "ql" if c.startswith("ql:") else c  # the model's whole path is in the intro and the table
-            last = f"{name} s{s}: " + (f"{metrics['network']['avg_delay_s']:.1f} s delay" if metrics
+            last = f"{name} s{s}: " + (f"{_s(metrics['network']['avg_delay_s'])} delay" if metrics
                                        else f"FAILED {error}")
             bar.update(task, advance=1, last=last)
             progress_line(bar, task, "runs", last)

@@ -103,7 +103,7 @@ from ..sim.lane_zones import signal_neighbours
 from .cmaes import load_cma
 from .executors import EpisodeExecutor, make_executor
 from .search_starts import SearchStart, search_starts
-from .train import TrainingError, training_seed
+from .train import TrainingError, no_vehicle_due, training_seed
 
 AGENT = "phase-score"
 #: initial search spread per weight: about the size of a change that moves a decision (a vehicle per
@@ -789,6 +789,7 @@ def run_episodes(cfg: SearchConfig, executor: EpisodeExecutor, jobs: list[tuple]
         if r["violations"] > 0:
             raise ModelError(f"episode {key} on seed {s}: the safety audit found {r['violations']} violation(s)")
         out[(key, s)] = r
+    no_vehicle_due([r["avg_delay_s"] for r in out.values()], cfg.duration_s)
     return out
 
 

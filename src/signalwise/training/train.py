@@ -185,6 +185,15 @@ class TrainingError(ValueError):
     pass
 
 
+def no_vehicle_due(delays_s, duration_s: float | None) -> None:
+    """Refuse episodes in which no vehicle was due (their delay is null, `sim.metrics`): a delay measured on nobody
+    says nothing of a policy, and learning on it only wastes the episodes that follow."""
+    if delays_s and any(d is None for d in delays_s):
+        window = f" (--duration {duration_s:g} s: give a longer one)" if duration_s else " (the scenario's window)"
+        raise TrainingError(f"no vehicle was due to enter the network in an episode{window}: a delay measured on "
+                            "nobody says nothing of the policy")
+
+
 def check_out(cfg: TrainConfig, resume: bool = False) -> dict | None:
     """What `train` refuses before any episode (TrainingError, one line): with `resume`, nothing to resume, other
     options than the training resumed or fewer episodes than it has done; without, a training or a model already
@@ -281,6 +290,7 @@ def _rounds(cfg: TrainConfig, executor, out: Path, episode: int, model: Model | 
             "sumocfg": _str_or_none(cfg.sumocfg), "net": _str_or_none(cfg.net), "routes": [str(r) for r in cfg.routes],
         }) for e in batch]
         results = executor.run_round(run_episode, payloads)
+        no_vehicle_due([r["record"]["avg_delay_s"] for r in results], cfg.duration_s)
         base = model.tables if model is not None else {}
         tables = merge_tables(base, results)
         table_of, layouts = {}, {}
