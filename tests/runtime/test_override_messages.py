@@ -24,7 +24,7 @@ def test_a_hold_that_ran_out_before_its_phase_came_up_says_so_and_why():
 
 def test_a_hold_that_ran_out_after_its_phase_was_green_says_from_when():
     hold = Override(SimpleNamespace(id="J2"), None, "hold", phase_index=1, until_s=140.0)
-    _seen(hold, 131.0, 1)
+    _seen(hold, 131.0, 1)  # green for 1 s: it began at 130 s, as the event log has it
     kind, why = hold.ending(140.0)
     assert kind == "override_expired"
-    assert why == "its time ran out at t=140 s; phase 2 was green from t=131 s"
+    assert why == "its time ran out at t=140 s; phase 2 was green from t=130 s"

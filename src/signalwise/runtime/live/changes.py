@@ -142,13 +142,17 @@ class Override:
     observation = "none"
     wants_detectors = False
 
-    def __init__(self, inter: Intersection, inner, action: str, phase_index: int, until_s: float):
+    def __init__(self, inter: Intersection, inner, action: str, phase_index: int, until_s: float,
+                 made_s: float | None = None):
         self.inter = inter
         self.inner = inner
         self.action = action
         self.phase_index = phase_index
         self.until_s = until_s
+        self.made_s = made_s  # when it was applied (the run's simulated second), if known
         self.served = False
+        #: when the phase's green that served it began, as the signal shows it (the 1 in the event log), which may
+        #: be a decision before the override first sees it green
         self.served_at_s: float | None = None
         #: what the decisions saw of the phase while the override lasted: when its latest green began, and how many
         #: of its greens the shield ended for another phase's (maximum green, the cycle bound, a preemption)
@@ -170,6 +174,9 @@ class Override:
         call served at once and one the shield never let through look alike in a log that says only "expired"."""
         phase = self.phase_index + 1
         if self.action == "call" and self.served:
+            if self.served_at_s is not None and self.made_s is not None and self.served_at_s < self.made_s:
+                return "override_served", (f"phase {phase} was green already (since t={self.served_at_s:.0f} s) "
+                                           "when the call came: the call is done")
             at = f" at t={self.served_at_s:.0f} s" if self.served_at_s is not None else ""
             return "override_served", f"phase {phase} was served (green){at}: the call is done"
         if now_s >= self.until_s:
@@ -209,7 +216,7 @@ class Override:
             self._saw_green(s.phase_index, obs.time_s - s.elapsed_s)
         if s is not None and s.phase_index == self.phase_index and s.interval == "green":
             if not self.served:
-                self.served_at_s = obs.time_s
+                self.served_at_s = round(obs.time_s - s.elapsed_s, 3)  # the green's start, not this decision's time
             self.served = True
             return Decision(self.inter.id, None, self.name, 1.0)
         return Decision(self.inter.id, self.phase_index, self.name, 1.0)

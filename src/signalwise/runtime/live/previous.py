@@ -3,10 +3,10 @@
 A run killed so cannot say how it ended: its `run.json` stays `running`, its unacknowledged alerts and the rows
 still in its store buffer stay where they were. The next run of the same corridor (same `--out` and scenario, the
 key of its lasting changes and its lock) finds it, writes `died` into its `run.json` with the last moment it was
-seen alive (its files' last modification), stores what its buffer held (with `--db`), and says so: a log line, a
-line after the banner and the `previous_run_died` alert, which names when it died, the gap, the overrides it had in
-force (not replayed: an operator holding a phase for an incident must hear that the hold is gone), and the alerts
-it left open.
+seen alive (its heartbeat file's last modification: the run touches it every tick), stores what its buffer held
+(with `--db`), and says so: a log line, a line after the banner and the `previous_run_died` alert, which names when
+it died, the gap, the overrides it had in force (not replayed: an operator holding a phase for an incident must
+hear that the hold is gone), and the alerts it left open.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class DeadRun:
 
     run_dir: Path
     reason: str  # why it is known dead (`outdirs.shown_status`)
-    last_seen: dt.datetime  # local time of its files' last modification
+    last_seen: dt.datetime  # local time of its heartbeat's (else its files') last modification
     gap_s: float  # from then to this run's start
     open_alerts: list[str] = field(default_factory=list)  # `rule (metric)` of the alerts it left active
     drained: dict | None = None  # its store buffer, stored now (`store.live.drain`'s summary), or None
@@ -38,7 +38,7 @@ class DeadRun:
 
     def describe(self) -> str:
         """One line: when it died, the gap, the overrides it had in force, its open alerts and its buffer."""
-        text = (f"last seen alive at {self.last_seen.isoformat(timespec='seconds')}, {self.gap_s:.0f} s before "
+        text = (f"last seen alive at {self.last_seen.isoformat(timespec='milliseconds')}, {self.gap_s:.0f} s before "
                 "this run started")
         for override in self.overrides:
             text += f"; {override} was in force and is not replayed"
@@ -78,9 +78,14 @@ def dead_runs(out_dir: Path, scenario_label: str, this_run: Path) -> list[DeadRu
     return found
 
 
+#: the file a live run touches at the end of every tick: its modification time is when the run was last seen alive
+HEARTBEAT = "heartbeat"
+
+
 def last_seen_alive(run_dir: Path) -> dt.datetime:
-    """The newest modification of the run's files: a live run flushes its evidence every tick, so this is within a
-    tick of when it died."""
+    """The newest modification of the run's files: a live run touches its `HEARTBEAT` every tick (its evidence
+    files are written only when they get rows, seconds apart at a quiet corridor), so this is within a tick of
+    when it died, to the file system's precision."""
     newest = max((p.stat().st_mtime for p in Path(run_dir).rglob("*") if p.is_file()),
                  default=Path(run_dir).stat().st_mtime)
     return dt.datetime.fromtimestamp(newest).astimezone()
@@ -179,7 +184,9 @@ def mark_died(dead: DeadRun, found_by: Path) -> None:
     path = dead.run_dir / "run.json"
     run = json.loads(path.read_text())
     run.update(status="died", recorded_status=run.get("status"), reason=dead.reason,
-               died_at=dead.last_seen.isoformat(timespec="seconds"), died_at_source="its files' last modification",
+               died_at=dead.last_seen.isoformat(timespec="milliseconds"),
+               died_at_source=("its heartbeat file's last modification (touched every tick)"
+                               if (dead.run_dir / HEARTBEAT).is_file() else "its files' last modification"),
                found_dead_by=Path(found_by).name, found_dead_at=dt.datetime.now().astimezone().isoformat(
                    timespec="seconds"),
                open_alerts=dead.open_alerts, overrides_in_force=dead.overrides)

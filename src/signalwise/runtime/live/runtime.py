@@ -25,6 +25,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -59,6 +60,7 @@ from ..loop import (
 )
 from ..loop import sumo_options as _sumo_options
 from . import changes as ch
+from .detector_alternation import DetectorAlternation
 from .pacing import Pacer
 from .profiler import Profiler
 from .records import LiveRecords, network_figures, store_record
@@ -174,6 +176,8 @@ class LiveRuntime:
         #: time.monotonic() at the end of the last tick; None before the first (the API's liveness probe)
         self.last_tick_monotonic: float | None = None
         self._event_order = TimeOrderedEvents()  # a feed's late events go into events.csv in time order
+        #: a detector's on/off alternate in the log: a second on while on (or off while off) is counted, not logged
+        self._alternation = DetectorAlternation()
         #: the wall time (with its zone, to the tenth of a second) at simulated t = 0 of live_events.csv, the
         #: store's events and the interval records; None until the loop's first tick starts it (`_start_wall_clock`)
         self._wall0: dt.datetime | None = None
@@ -451,6 +455,7 @@ class LiveRuntime:
                     continue
                 wall = time.monotonic()
                 self.last_tick_monotonic = wall  # the liveness probe's age of the last tick (`/health/live`)
+                self._beat()
                 self._keep_controller_errors(wall)
                 if wall >= next_snapshot:
                     self._publish_snapshot()
@@ -544,6 +549,12 @@ class LiveRuntime:
         #: every alert raised, cleared or acknowledged: what a run killed with SIGKILL left open is read from it
         self._files["alerts"] = open(self.run_dir / "alerts.jsonl", "a")
         self._write_controller_errors()  # its header from the start, as a batch run's directory always has it
+        from .previous import HEARTBEAT
+
+        self._files["heartbeat"] = heartbeat = open(self.run_dir / HEARTBEAT, "w")
+        heartbeat.write("touched at the end of every tick while the run goes: a run killed with SIGKILL was last "
+                        "seen alive at its modification time\n")
+        heartbeat.flush()
         # run.json says `running` only once every evidence file holds its header: a run killed from then on
         # leaves files the audit can read up to where it died
         self._write_run_json()
@@ -595,6 +606,17 @@ class LiveRuntime:
             "controller": self.controller_spec, "signal_controllers": dict(sorted(self.signal_specs.items())),
             "restarts": self.restarts, "recoveries": self.recoveries,
             "process": self._process, **extra})
+
+    def _beat(self) -> None:
+        """Touch the heartbeat file (one `futimens`, a few microseconds): a run killed with SIGKILL is then known to
+        have been alive until within a tick of the kill (`previous.last_seen_alive`)."""
+        fh = self._files.get("heartbeat")
+        if fh is None:
+            return
+        try:
+            os.utime(fh.fileno())
+        except OSError:  # a diagnostic must not stop the signals; `died_at` then falls back to the other files
+            pass
 
     def _keep_controller_errors(self, wall_s: float) -> None:
         """controller_errors.csv follows the controllers' faults while the run goes (a run may be killed): rewritten
@@ -775,7 +797,7 @@ class LiveRuntime:
         # a feed run's events wait out the lateness its data may have (docs/live-feeds.md), then go in time order;
         # `held_too` (the run's end) writes every event held
         hold_s = self.cfg.shield.max_observation_age_s if self.opts.field == "none" and not held_too else None
-        events = self._event_order.release(events, self.stepper.t, hold_s)
+        events = self._alternation.keep(self._event_order.release(events, self.stepper.t, hold_s))
         self.events_logged += len(events)
         ev = self._writers["events"]
         for e in events:
@@ -920,6 +942,7 @@ class LiveRuntime:
         logged_before = self.events_logged  # all on disk (drained and flushed above)
         marker = [SignalEvent(resumed, tls, int(EventCode.RUNTIME_RECOVERY), int(round(rewound)))
                   for tls in self.stepper.shields]
+        self._alternation.reset()  # the replay is a timeline of its own, as the audit reads it
         opening = [e for sh in self.stepper.shields.values() for e in sh.opening_events()]
         self._write_events(marker + opening)
         states = self._writers["states"]
@@ -1096,11 +1119,13 @@ class LiveRuntime:
         """Apply a validated change and log it. `replayed`: the stored entry of an earlier runtime's change being
         applied again at start (the log names this runtime as who applied it, and who made it and when)."""
         st = self.stepper
+        raised: dict[str, tuple[float, str]] = {}  # a timing change's cycle bounds longer than asked
         if isinstance(change, ch.OverrideChange):
             tls = change.intersection_id
             replaced = self.overrides.get(tls)
             inner = replaced.inner if replaced is not None else st.controllers[tls]
-            ov = ch.Override(st.by_id[tls], inner, change.action, change.phase_number - 1, st.t + change.duration_s)
+            ov = ch.Override(st.by_id[tls], inner, change.action, change.phase_number - 1, st.t + change.duration_s,
+                             made_s=st.t)
             if replaced is not None:  # its end in the log, as override_expired and override_served end the others
                 self._log_change(ch.replaced_record(replaced, ov, tls, st.t))
             self.overrides[tls] = ov
@@ -1118,6 +1143,8 @@ class LiveRuntime:
             if all(self.signal_specs.get(tls) == change.controller for tls in st.by_id):
                 self.controller_spec = change.controller
             self.signal_specs = {t: c for t, c in self.signal_specs.items() if c != self.controller_spec}
+            if self._files:  # opened: run.json names the controllers in force, even for a run killed later
+                self._write_run_json()
         elif isinstance(change, ch.ShieldChange):
             # validated again, not copied as sent: "0.7" passes validation as 0.7, and the shield compares numbers
             settings = type(self.cfg.shield).model_validate({**self.cfg.shield.model_dump(), **change.shield})
@@ -1132,7 +1159,9 @@ class LiveRuntime:
         elif isinstance(change, (ch.TimingChange, ch.SignalTimingChange)):
             if replayed is None:  # a replay is applied over what it was made over: the runs before this one
                 self._check_based_on(change)
-            self._retime(self._timing_after(change))
+            raised = self._retime(self._timing_after(change))
+            if isinstance(change, ch.SignalTimingChange):  # what it asked for: that signal's timing, not the others'
+                raised = {tls: v for tls, v in raised.items() if tls == change.intersection_id}
         elif isinstance(change, ch.AlertRulesChange):
             for event in self.alerts.apply_operator_rules(change.rules, self.reported_figures(), at_s=st.t,
                                                           why=f"alert rules changed by {who}"):
@@ -1142,6 +1171,10 @@ class LiveRuntime:
         entry = ch.record(change, who, "applied")
         if isinstance(change, ch.AlertRulesChange):
             entry["reason"] = self._unseen_figures(rules)
+        if raised:  # what is in force differs from what was asked: the answer, the log and stderr say so
+            entry["reason"] = raised_cycle_reason(raised)
+            entry["in_force"] = {tls: {"cycle_max_s": bound_s} for tls, (bound_s, _) in sorted(raised.items())}
+            log.warning("%s change by %s: %s", change.kind, who, entry["reason"])
         entry["sim_time_s"] = st.t
         if replayed is not None:
             # applied again at start: made by an earlier runtime of this corridor, by someone at another time
@@ -1356,8 +1389,9 @@ class LiveRuntime:
         raise ch.StaleTimingRevision(f"{why} (timing revision {now} in force); nothing was applied: read the "
                                      "timing in force again (GET /api/v1/live/config) and send the change from it", now)
 
-    def _retime(self, timing) -> None:
-        """New timing (validated: `_timing_after`), read per signal from the field, applied at each next green."""
+    def _retime(self, timing) -> dict[str, tuple[float, str]]:
+        """New timing (validated: `_timing_after`), read per signal from the field, applied at each next green.
+        Returns the signals whose cycle bound in force is longer than the one asked (`_retime_shields`)."""
         before = self.cfg.timing.per_intersection
         self.cfg = self.stepper.cfg = self.cfg.model_copy(update={"timing": timing})
         self.timing_revision += 1
@@ -1365,16 +1399,22 @@ class LiveRuntime:
             if before.get(tls) != timing.per_intersection.get(tls):
                 self._own_timing_revision[tls] = self.timing_revision
         self._timing_in_force = (self.timing_revision, timing)
-        self._retime_shields(new_revision=True)
+        return self._retime_shields(new_revision=True)
 
-    def _retime_shields(self, new_revision: bool = False) -> None:
+    def _retime_shields(self, new_revision: bool = False) -> dict[str, tuple[float, str]]:
         """Every shield takes the run configuration's timing at its next green. A new revision is written into
-        signal_model.json first, so the 131 that names it is never in the log before its timing is on disk."""
+        signal_model.json first, so the 131 that names it is never in the log before its timing is on disk.
+
+        Returns, per signal whose phases' minimum greens and clearances need a longer cycle than the `cycle_max_s`
+        asked, the bound in force and the derivation's note saying why (`CYCLE_RAISED_NOTE`)."""
         st = self.stepper
-        from ...sim.signal_model import retimed
+        from ...sim.signal_model import CYCLE_RAISED_NOTE, retimed
         defaults = timing_defaults(self.cfg)
-        timings = {tls: retimed(st.by_id[tls], defaults, self.cfg.timing.per_intersection.get(tls))
+        notes: dict[str, list[str]] = {tls: [] for tls in st.shields}
+        timings = {tls: retimed(st.by_id[tls], defaults, self.cfg.timing.per_intersection.get(tls), notes[tls])
                    for tls in st.shields}
+        raised = {tls: (timings[tls].cycle_max_s, note.removeprefix(CYCLE_RAISED_NOTE))
+                  for tls, said in notes.items() for note in said if note.startswith(CYCLE_RAISED_NOTE)}
         if new_revision:
             for tls, timing in timings.items():
                 self._timing_revisions.setdefault(tls, []).append(dataclasses.asdict(timing))
@@ -1382,6 +1422,7 @@ class LiveRuntime:
                 self._write_signal_model()
         for tls, sh in st.shields.items():
             sh.retime(timings[tls], len(self._timing_revisions.get(tls, ())) or None)
+        return raised
 
     def _end_override(self, tls: str) -> None:
         ov = self.overrides.pop(tls, None)
@@ -1687,6 +1728,8 @@ class LiveRuntime:
                 "last_recovery_s": self.last_recovery_s, "run_dir": str(self.run_dir), "store": self._store_status(),
                 # a copy first: the loop starts and ends overrides while the API reads (a copy is one step)
                 "overrides": {k: v.describe() for k, v in list(self.overrides.items())},
+                # a switch applied takes over at the signal's next green, never mid-clearance (`_swap_pending`)
+                "pending_controllers": {tls: self.controller_at(tls) for tls in sorted(self._pending_controllers)},
                 "feeds": self._feeds_status()}
 
     def _store_status(self) -> dict | None:
@@ -1714,7 +1757,8 @@ class LiveRuntime:
         out = {"detectors": {"accepted": taken.get("accepted"), "rejected": taken.get("rejected"),
                              "last_rejected_reason": last.get("reason"),
                              **{k: taken.get(k) for k in ("rejected_by_code", "repeated_events", "repeated_counts",
-                                                          "corrected_counts", "late_corrections", "late_messages")}}}
+                                                          "corrected_counts", "late_corrections", "late_messages")},
+                             "repeated_state": self._alternation.repeated_state}}
         if mqtt is not None:
             s = mqtt.stats()
             out["mqtt"] = {k: s[k] for k in ("broker", "connected", "connection_error", "received", "accepted",
@@ -1734,6 +1778,15 @@ def unsaved_reason(controller) -> str | None:  # noqa: ANN001 - any controller
                 f"(copy.deepcopy: {type(exc).__name__}{': ' + text if text else ''}); give its class a "
                 "__deepcopy__ (docs/controllers.md)")
     return None
+
+
+def raised_cycle_reason(raised: dict[str, tuple[float, str]]) -> str:
+    """A timing change's answer when a signal's cycle bound in force is longer than the one asked: which, by how
+    much and why. The change is applied (docs/live.md#timing-revisions): refusing it would leave the signal on
+    its old timing, and the bound is what the minimums asked for take."""
+    said = "; ".join(f"at {tls} ({note})" for tls, (_bound_s, note) in sorted(raised.items()))
+    return (f"applied, with a longer cycle bound than asked {said}; a shorter bound needs shorter minimum greens "
+            "or clearances")
 
 
 def _first_error(exc: BaseException) -> str:
