@@ -2,10 +2,10 @@
 
 An event log becomes an `EventLog`: four numpy columns sorted by (device,
 time, code, parameter), exact duplicates removed. Every repair (dropped
-duplicate, re-sorted row, code outside the Indiana enumeration, data gap) is
-counted in `InputReport` so nothing is silently wrong; anything that would
-make a number meaningless (a missing column, a timestamp we cannot read, a
-zone-aware timestamp) raises `EventLogError` with a one-line reason.
+duplicate, re-sorted row, code outside the Indiana enumeration, data gap, a
+live run's rewound span: `recoveries`) is counted in `InputReport` so nothing
+is silently wrong; anything that would make a number meaningless (a missing
+column, a timestamp we cannot read, a zone-aware timestamp) raises `EventLogError` with a one-line reason.
 """
 
 from __future__ import annotations
@@ -79,6 +79,11 @@ class InputReport:
     chatter_us: list[tuple[int, int, int, int, int]] = field(default_factory=list, repr=False)
     #: CSV lines skipped for the wrong number of fields: (line number, text)
     malformed_lines: list[tuple[int, str]] = field(default_factory=list)
+    #: a live run's recoveries read as one timeline (`recoveries`): resumed at, seconds rewound, rows of the
+    #: rewound span left out, rows the replay re-states read once
+    recoveries: list[tuple[str, int, int, int]] = field(default_factory=list)
+    #: recovery markers (240) not in the shape a live run writes, left as they are: time, devices
+    unread_recoveries: list[tuple[str, list[str]]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def warnings(self) -> list[str]:
@@ -88,6 +93,9 @@ class InputReport:
             more = f" and {len(self.malformed_lines) - 5} more" if len(self.malformed_lines) > 5 else ""
             out.append(f"{len(self.malformed_lines)} lines with the wrong number of fields skipped: line(s) "
                        f"{named}{more}")
+        from .recoveries import recovery_warnings
+
+        out.extend(recovery_warnings(self.recoveries, self.unread_recoveries))
         if self.duplicates_dropped:
             out.append(f"{self.duplicates_dropped} exact duplicate rows ignored")
         if self.out_of_order:
@@ -341,6 +349,14 @@ def events_from_arrow(table, source: str = "events") -> EventLog:
     device = remap[raw_codes] if n else raw_codes
     devices = [names[i] for i in order]
 
+    from .recoveries import one_timeline
+
+    keep, read, unread = one_timeline(t, device, code, param, devices)  # in file order, before any sort
+    report.recoveries = [(_fmt_when(at), rewound, left_out, restated) for at, rewound, left_out, restated in read]
+    report.unread_recoveries = [(_fmt_when(at), names_) for at, names_ in unread]
+    if keep is not None:
+        t, device, code, param = t[keep], device[keep], code[keep], param[keep]
+        n = len(t)
     t, device, code, param = _in_event_order(t, device, code, param, len(names), report, devices, remap)
     if n:
         dup = np.zeros(n, bool)
