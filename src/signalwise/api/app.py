@@ -43,10 +43,15 @@ from .routers import (
 from .streams import StreamHub
 from .strict_query import reject_unknown_query
 
-#: the largest request body a route takes unless it says otherwise (a change, a key, one prediction)
+#: the largest request body a route takes unless it says otherwise (a change, a key, one record, one prediction)
 BODY_LIMIT_BYTES = 1024 * 1024
 #: routes whose bodies hold many items: up to 1,000 predictions of up to 1,000 lanes each, 10,000 intervals
+#: (a batch of records: `ingest.batch_limit_bytes`, from the settings)
 LARGER_BODIES = {"/api/v1/ml/predict/batch": 64 * 1024 * 1024, "/api/v1/ml/metrics": 16 * 1024 * 1024}
+#: their limits for a caller without a credential (reads are open on loopback): a batch of predictions of 64 MiB
+#: holds the server's one batch slot for seconds and takes several times its size in memory while it is cut into
+#: items, so it is for callers with a key; 2 MiB still holds 1,000 observations of 30 lanes
+ANONYMOUS_BODIES = {"/api/v1/ml/predict/batch": 2 * 1024 * 1024}
 
 #: response headers a page on another origin (SIGNALWISE_CORS_ORIGINS) may read: none is CORS-safelisted
 EXPOSED_HEADERS = ["Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
@@ -74,9 +79,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            expose_headers=EXPOSED_HEADERS)
 
     app.add_middleware(RateLimitHeaders)
-    # bodies bounded before FastAPI parses them; ingest and detector feeds bound theirs while reading them
-    app.add_middleware(BodyLimit, limit_bytes=BODY_LIMIT_BYTES, larger=LARGER_BODIES,
-                       own=("/api/v1/ingest/", "/api/v1/live/feeds/"))
+    # bodies bounded while they are read, FastAPI's parsing included; detector feeds bound theirs themselves
+    app.add_middleware(BodyLimit, limit_bytes=BODY_LIMIT_BYTES,
+                       larger={**LARGER_BODIES, "/api/v1/ingest/batch": ingest.batch_limit_bytes(settings)},
+                       anonymous=ANONYMOUS_BODIES, own=("/api/v1/live/feeds/",))
     app.state.cache = TTLCache(settings.cache_ttl_s)
     _clear_on_write(app.state.cache)
     errors.install(app)

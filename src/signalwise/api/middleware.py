@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import time
 
+from starlette.exceptions import HTTPException
+
 #: the request state's keys whose headers every answer carries: the limiter's X-RateLimit-*, and
 #: X-Auth-Checked when a key was checked from memory (`auth.MEMORY_HEADER`)
 STATE_HEADERS = ("rate_limit_headers", "auth_headers")
@@ -109,20 +111,40 @@ class AccessLog(_Answered):
                       caller, extra={"http": fields})
 
 
+class BodyTooLarge(HTTPException):
+    """A request body past its route's limit (413): raised by the read that passes it, wherever the app reads
+    (FastAPI's body parsing re-raises an HTTPException, a route's own `request.body()` lets it through), and
+    answered by the app's error handler. The connection is closed after it, so the rest is never read."""
+
+    def __init__(self, message: str):
+        super().__init__(413, message, headers={"Connection": "close"})
+
+
 class BodyLimit:
-    """Refuses a request body over its route's limit with 413, before the app reads it.
+    """Bounds every request body by its route's limit (413), counting the bytes as the app reads them.
 
     FastAPI parses a JSON body whole before any route's own bound is checked (an observation's lanes, a batch's
     items), so a body of hundreds of megabytes would be read and parsed first. A declared Content-Length over
-    the limit is refused at once; a chunked body is read up to the limit and refused when it passes it. The
-    routes that bound their own bodies while reading (ingest, detector feeds) are left to do so.
+    the limit is refused at once, unread. A chunked body is bounded while it streams: the read that passes the
+    limit fails with `BodyTooLarge`, so no more than the limit is ever held. Nothing is read here: a route that
+    takes `Request` rather than a body parameter authorizes its caller (the app's dependencies) before it reads,
+    so a caller without a credential costs no more than its headers.
+
+    `anonymous` gives some routes a smaller limit for a request without a credential (no `X-API-Key`, no
+    `Authorization: Bearer`: what `auth._credentials` reads): a request with one gets the larger limit only once
+    the route has authorized it (a bad one is a 401), if the route reads after authorizing. An answer given before the body was read to
+    its end closes the connection: uvicorn would otherwise receive and discard the rest, of any length.
+
+    Starlette 1.x's `RequestBodyLimitMiddleware` (FastAPI's `max_body_size`) counts the same way, but is newer
+    than the FastAPI this package supports, answers in plain text and has one limit per route, whoever calls.
     """
 
     def __init__(self, app, limit_bytes: int = 1024 * 1024, larger: dict[str, int] | None = None,
-                 own: tuple[str, ...] = ()):
+                 anonymous: dict[str, int] | None = None, own: tuple[str, ...] = ()):
         self.app = app
         self.limit_bytes = limit_bytes
         self.larger = dict(larger or {})  # exact path -> its limit
+        self.anonymous = dict(anonymous or {})  # exact path -> its limit for a request without a credential
         self.own = own  # path prefixes that bound their bodies themselves
 
     async def __call__(self, scope, receive, send):
@@ -131,46 +153,78 @@ class BodyLimit:
         path = scope.get("path", "")
         if path.startswith(self.own):
             return await self.app(scope, receive, send)
-        limit = self.larger.get(path, self.limit_bytes)
-        declared = dict(scope.get("headers") or ()).get(b"content-length")
-        if declared is not None:
-            if declared.isdigit() and int(declared) > limit:
-                return await _too_large(send, limit)
-            return await self.app(scope, receive, send)
-        chunks, size = [], 0  # chunked: read it here, up to the limit, and hand it on
-        while True:
+        headers = dict(scope.get("headers") or ())
+        limit, why = self.limit_for(path, headers)
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return await _too_large(send, _refusal(f"{int(declared)} bytes (Content-Length), ", limit, why))
+        unread = b"transfer-encoding" in headers or (declared is not None and declared.isdigit()
+                                                     and int(declared) > DRAINED_BYTES)
+        received = 0
+
+        async def counted():
+            nonlocal received, unread
             message = await receive()
-            if message["type"] != "http.request":
-                return await self.app(scope, _replay([message]), send)  # the client went away
-            chunks.append(message)
-            size += len(message.get("body", b""))
-            if size > limit:
-                return await _too_large(send, limit)
-            if not message.get("more_body", False):
-                break
-        await self.app(scope, _replay(chunks, receive), send)
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(_refusal("", limit, why))
+                if not message.get("more_body", False):
+                    unread = False
+            return message
+
+        async def closing(message):
+            if message["type"] == "http.response.start" and unread:
+                present = {k.lower() for k, _v in message.get("headers", [])}
+                if b"connection" not in present:
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, counted, closing)
+
+    def limit_for(self, path: str, headers: dict[bytes, bytes]) -> tuple[int, str]:
+        """(the limit of a request to `path` with these headers, what to add when it is refused)."""
+        limit = self.larger.get(path, self.limit_bytes)
+        smaller = self.anonymous.get(path)
+        bearer = headers.get(b"authorization", b"")[:7].lower() == b"bearer "
+        if smaller is None or bearer or headers.get(b"x-api-key", b"").strip():
+            return limit, ""
+        return smaller, (f" without a credential; with an API key or token (X-API-Key, Authorization: Bearer) "
+                         f"it takes {limit} bytes")
 
 
-def _replay(messages: list[dict], then=None):
-    """A `receive` that gives `messages` first, then whatever `then` gives (a disconnect, later)."""
-    pending = list(messages)
-
-    async def receive():
-        if pending:
-            return pending.pop(0)
-        if then is not None:
-            return await then()
-        return {"type": "http.disconnect"}
-
-    return receive
+#: an unread body of at most this many bytes (declared) is left for uvicorn to drain: the connection stays open
+DRAINED_BYTES = 64 * 1024
 
 
-async def _too_large(send, limit: int) -> None:
+def _refusal(size: str, limit: int, why: str) -> str:
+    return f"the body is {size}larger than {limit} bytes, this route's limit{why}"
+
+
+async def _too_large(send, message: str) -> None:
     import json
 
-    body = json.dumps({"message": f"the body is larger than {limit} bytes, this route's limit",
-                       "detail": f"larger than {limit} bytes"}).encode()
+    body = json.dumps({"message": message, "detail": message}).encode()
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})
+
+
+async def json_body(request) -> bytes:  # noqa: ANN001 - a starlette Request
+    """The body of a route that reads it itself, after the app's dependencies authorized the caller (a body
+    parameter is read before them), bounded by `BodyLimit` while it streams. A Content-Type that is not JSON is
+    a 422, as FastAPI answers it for a body parameter (a page on another site may send text/plain unasked)."""
+    from email.message import Message
+
+    from fastapi.exceptions import RequestValidationError
+
+    given = request.headers.get("content-type")
+    if given:
+        parsed = Message()
+        parsed["content-type"] = given
+        subtype = parsed.get_content_subtype()
+        if parsed.get_content_maintype() != "application" or not (subtype == "json" or subtype.endswith("+json")):
+            raise RequestValidationError([{"loc": ("body",), "type": "content_type",
+                                           "msg": f"Content-Type {given!r} is not JSON: send application/json"}])
+    return await request.body()
