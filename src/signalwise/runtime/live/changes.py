@@ -102,8 +102,10 @@ class OverrideChange(_Change):
     kind: Literal["override"] = "override"
     intersection_id: str = Field(min_length=1, max_length=MAX_INTERSECTION_ID_CHARS)
     action: Literal["hold", "call"]
-    phase_number: int = Field(ge=1, description="1-based phase number, as in the event log")
-    duration_s: float = Field(gt=0, le=3600, description="seconds of simulated time")
+    # strict, as `Revision`: lax parsing held phase 1 for `"phase_number": true` and took `"duration_s": "60"`, so a
+    # client's bug placed an override at a live signal
+    phase_number: int = Field(ge=1, strict=True, description="1-based phase number, as in the event log")
+    duration_s: float = Field(gt=0, le=3600, strict=True, description="seconds of simulated time")
 
 
 class CancelOverrideChange(_Change):
