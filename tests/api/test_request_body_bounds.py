@@ -177,3 +177,16 @@ def test_one_batch_is_predicted_at_a_time_and_another_gets_503_with_retry_after(
     assert refused[0].headers["Retry-After"] == "0" and "1 at a time" in refused[0].json()["message"]
     with httpx.Client(timeout=60) as c:  # the slot is given back
         assert c.post(url, content=_batch(1, 4), headers={"Content-Type": "application/json"}).status_code == 200
+
+
+def test_a_route_that_parses_its_body_before_authorizing_takes_little_from_a_caller_without_a_credential(served):
+    """/ml/metrics declares its body (FastAPI parses it before the app's authorization runs) and takes 16 MiB from
+    an ingest key: without a credential it was read to 16 MiB before anything was said. Now such a caller gets
+    the anonymous bound, 64 KiB, on every route but the predictions."""
+    port, ingest, _read = served
+    status, answer, sent = _stream(port, "/api/v1/ml/metrics", {}, b'{"model_id": "')
+    assert sent < LET_THROUGH_BYTES, f"the server took {sent} bytes from a caller without a credential"
+    assert status == 413 and "larger than 65536 bytes, this route's limit without a credential" in answer["message"]
+    # with a key the route's own bound holds (16 MiB): more than the anonymous one is read before it refuses
+    status, answer, _sent = _stream(port, "/api/v1/ml/metrics", {"X-API-Key": ingest}, b'{"model_id": "')
+    assert status == 413 and "larger than 16777216 bytes" in answer["message"], answer

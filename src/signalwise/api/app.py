@@ -51,7 +51,11 @@ LARGER_BODIES = {"/api/v1/ml/predict/batch": 64 * 1024 * 1024, "/api/v1/ml/metri
 #: their limits for a caller without a credential (reads are open on loopback): a batch of predictions of 64 MiB
 #: holds the server's one batch slot for seconds and takes several times its size in memory while it is cut into
 #: items, so it is for callers with a key; 2 MiB still holds 1,000 observations of 30 lanes
-ANONYMOUS_BODIES = {"/api/v1/ml/predict/batch": 2 * 1024 * 1024}
+ANONYMOUS_BODIES = {"/api/v1/ml/predict/batch": 2 * 1024 * 1024, "/api/v1/ml/predict": BODY_LIMIT_BYTES}
+#: every other route's limit for a caller without a credential: only the predictions are open to one (reads on
+#: loopback), and a route that declares its body as a parameter has it parsed before its caller is authorized
+#: (a 16 MiB /ml/metrics body was read whole before its 401); a token exchange's body is empty
+ANONYMOUS_BODY_BYTES = 64 * 1024
 
 #: response headers a page on another origin (SIGNALWISE_CORS_ORIGINS) may read: none is CORS-safelisted
 EXPOSED_HEADERS = ["Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
@@ -82,7 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # bodies bounded while they are read, FastAPI's parsing included; detector feeds bound theirs themselves
     app.add_middleware(BodyLimit, limit_bytes=BODY_LIMIT_BYTES,
                        larger={**LARGER_BODIES, "/api/v1/ingest/batch": ingest.batch_limit_bytes(settings)},
-                       anonymous=ANONYMOUS_BODIES, own=("/api/v1/live/feeds/",))
+                       anonymous={} if settings.insecure_no_auth else ANONYMOUS_BODIES, own=("/api/v1/live/feeds/",),
+                       anonymous_default=None if settings.insecure_no_auth else ANONYMOUS_BODY_BYTES)
     app.state.cache = TTLCache(settings.cache_ttl_s)
     _clear_on_write(app.state.cache)
     errors.install(app)

@@ -140,11 +140,15 @@ class BodyLimit:
     """
 
     def __init__(self, app, limit_bytes: int = 1024 * 1024, larger: dict[str, int] | None = None,
-                 anonymous: dict[str, int] | None = None, own: tuple[str, ...] = ()):
+                 anonymous: dict[str, int] | None = None, own: tuple[str, ...] = (),
+                 anonymous_default: int | None = None):
         self.app = app
         self.limit_bytes = limit_bytes
         self.larger = dict(larger or {})  # exact path -> its limit
         self.anonymous = dict(anonymous or {})  # exact path -> its limit for a request without a credential
+        #: every other path's limit without a credential: a route that takes a body parameter has it parsed
+        #: before the caller is authorized, so the 401 comes after this many bytes at most
+        self.anonymous_default = anonymous_default
         self.own = own  # path prefixes that bound their bodies themselves
 
     async def __call__(self, scope, receive, send):
@@ -185,7 +189,9 @@ class BodyLimit:
     def limit_for(self, path: str, headers: dict[bytes, bytes]) -> tuple[int, str]:
         """(the limit of a request to `path` with these headers, what to add when it is refused)."""
         limit = self.larger.get(path, self.limit_bytes)
-        smaller = self.anonymous.get(path)
+        smaller = self.anonymous.get(path, self.anonymous_default)
+        if smaller is not None and smaller >= limit:
+            smaller = None
         bearer = headers.get(b"authorization", b"")[:7].lower() == b"bearer "
         if smaller is None or bearer or headers.get(b"x-api-key", b"").strip():
             return limit, ""
