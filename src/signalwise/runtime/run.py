@@ -250,8 +250,12 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
     if replay is not None:
         metrics["evidence"] = replay
         if not replay["same_traffic"]:
-            warnings.append(f"the evidence replay failed ({replay['failed']}): this run has no CO2 or fuel "
-                            "figures, per-edge intervals or detector passages; run it again with evidence: inline")
+            # the replay's SUMO had this run's inputs and signal states: its other traffic says that this run's own
+            # traffic was not its inputs' alone, which running it again, inline or not, does not mend
+            warnings.append(f"the evidence replay failed ({replay['failed']}): a second SUMO given this run's "
+                            "inputs and signal states drove other traffic, so this run's figures may not come out "
+                            "the same when it is run again; it has no CO2 or fuel figures, per-edge intervals or "
+                            "detector passages (evidence: inline records them in the run's own SUMO, unchecked)")
     note = sumocfg_note(cfg, loop.scenario)
     if note:
         warnings.append(note)

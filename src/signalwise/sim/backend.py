@@ -34,6 +34,7 @@ from ..core.types import (
     SourceHealth,
 )
 from .additionals import ADDITIONAL_DIR, LoadedAdditionals, outputs_named, with_outputs_in
+from .heap_layout import fresh_heap, return_free_memory
 from .lane_zones import ZONE_REACH_M, lane_zones, split_zones
 from .signal_model import RefusedSignal, TimingDefaults, read_all
 from .sumo_home import import_libsumo, sumo_binary
@@ -209,7 +210,8 @@ class SumoBackend:
             refused = None
             with _stderr_kept() as said:
                 try:
-                    libsumo.start(cmd)
+                    with fresh_heap():  # SUMO's traffic depends on where its network lands in memory
+                        libsumo.start(cmd)
                 except Exception as exc:  # noqa: BLE001 - libsumo's TraCIException; said again below in one line
                     refused = exc
             if refused is not None:
@@ -230,6 +232,8 @@ class SumoBackend:
         self._closed = True
         with contextlib.suppress(Exception):
             self.api.close()
+        if not (self.opts.gui or self.opts.remote_port is not None):  # libsumo: SUMO's memory was this process's
+            return_free_memory()
         self._remove_scratch()
 
     def _with_outputs_in_run(self) -> SumoOptions:

@@ -1,7 +1,8 @@
 """Replay a run's signal states in a second SUMO, to record its evidence there.
 
-For a seed, SUMO is deterministic, and the only thing a run changes in the
-simulation is the signal states it sets. So a second SUMO, started with the
+For a seed, SUMO is deterministic once its network is loaded on fresh memory
+(`heap_layout`, as `SumoBackend` loads it), and the only thing a run changes in
+the simulation is the signal states it sets. So a second SUMO, started with the
 same options and shown the same states at the same times, drives every
 vehicle the same way, and it can compute outputs the run's own SUMO is spared.
 A full run hands it the dearest of its evidence, the emissions of every
@@ -25,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -81,7 +83,8 @@ def same_traffic(run_tripinfo: Path, replay_tripinfo: Path) -> str | None:
 
     Every vehicle's trip (depart, arrival, route length, waiting, time loss,
     to SUMO's precision) is compared, after the header that names each run's
-    own options and files.
+    own options and files. The first trip that differs is named by its vehicle, with the values that differ
+    (`first_difference`).
     """
     try:
         run, replay = (_trips(p) for p in (run_tripinfo, replay_tripinfo))
@@ -89,10 +92,50 @@ def same_traffic(run_tripinfo: Path, replay_tripinfo: Path) -> str | None:
         return f"tripinfo unreadable ({exc})"
     if run == replay:
         return None
-    lines = zip(run.splitlines(), replay.splitlines(), strict=False)
-    first = next((f"run {a.strip()[:120]!r}, replay {b.strip()[:120]!r}" for a, b in lines if a != b),
-                 f"run {run.count(chr(10))} lines, replay {replay.count(chr(10))}")
-    return first
+    return first_difference(run.splitlines(), replay.splitlines())
+
+
+#: how many differing values a difference names
+SHOWN_VALUES = 6
+_ATTRIBUTE = re.compile(r'([\w:.-]+)="([^"]*)"')
+_ELEMENT = re.compile(r"<\s*([\w:.-]+)")
+
+
+def first_difference(run: Sequence[str], replay: Sequence[str]) -> str:
+    """Where two SUMO outputs of the same elements, one a line, first differ: the element (a vehicle's trip, by its
+    id) and each value that differs, the run's before the replay's."""
+    for n, (a, b) in enumerate(zip(run, replay, strict=False)):
+        if a == b:
+            continue
+        mine, theirs = _attributes(a), _attributes(b)
+        what = _named(a, mine)
+        if "id" in mine and mine["id"] != theirs.get("id"):  # where the run wrote this trip, the replay wrote another
+            same = next((line for line in replay[n:] if _attributes(line).get("id") == mine["id"]), None)
+            if same is None:
+                return f"{what}: not in the replay's output"
+            if _attributes(same) == mine:
+                return f"{what}: the same trip, written later in the replay's output"
+            theirs = _attributes(same)
+        elif not mine or not theirs:  # not one element a line: the text from a little before where they part
+            at = max(0, len(os.path.commonprefix([a, b])) - 40)
+            return f"run {a[at:at + 120].strip()!r}, replay {b[at:at + 120].strip()!r}"
+        differ = [k for k in mine if mine[k] != theirs.get(k)] + [k for k in theirs if k not in mine]
+        shown = ", ".join(f"{k} {mine.get(k, '(none)')} vs {theirs.get(k, '(none)')}" for k in differ[:SHOWN_VALUES])
+        more = f", and {len(differ) - SHOWN_VALUES} more" if len(differ) > SHOWN_VALUES else ""
+        return f"{what}, run vs replay: {shown}{more}"
+    return f"the run wrote {len(run)} lines, the replay {len(replay)}"
+
+
+def _attributes(line: str) -> dict[str, str]:
+    return dict(_ATTRIBUTE.findall(line))
+
+
+def _named(line: str, attributes: dict[str, str]) -> str:
+    """'vehicle 193213_435_0 departing at 25775.00' for a vehicle's trip: the element, its id, when it set out."""
+    m = _ELEMENT.search(line)
+    element = {"tripinfo": "vehicle", "personinfo": "person"}.get(m.group(1), m.group(1)) if m else "element"
+    name = f"{element} {attributes['id']}" if "id" in attributes else element
+    return f"{name} departing at {attributes['depart']}" if "depart" in attributes else name
 
 
 def _trips(path: Path) -> str:
