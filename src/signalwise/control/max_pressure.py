@@ -136,9 +136,9 @@ class MaxPressureController:
         self._serving_x_in = attrgetter("count_veh") if serving == "moving" else None
         #: unweighted measures: each phase's lanes in and out with how many of its movements use them. The sums
         #: are of whole vehicles, exact in any order, so a lane shared by several movements is read once
-        self._lane_terms = [(_summed((a, w) for (a, _), w in zip(moves, ws)),
-                             _summed((b, w) for (_, b), w in zip(moves, ws)))
-                            for moves, ws in zip(self._movements, self._weights)]
+        self._lane_terms = [(_summed((a, w) for (a, _), w in zip(moves, ws, strict=True)),
+                             _summed((b, w) for (_, b), w in zip(moves, ws, strict=True)))
+                            for moves, ws in zip(self._movements, self._weights, strict=True)]
         lengths = lane_length_m or {}
         split = lane_upstream_split if shared_lanes == "split" and lane_upstream_split else None
         zones = MovementZones((move for moves in self._movements for move in moves), zone_m, lane_upstream,
@@ -195,7 +195,7 @@ class MaxPressureController:
                 if lb is not None:
                     total -= n * x_out(lb)
             return total
-        for (a, b), w in zip(self._movements[phase], self._weights[phase]):
+        for (a, b), w in zip(self._movements[phase], self._weights[phase], strict=True):
             la, lb = lanes.get(a), lanes.get(b)
             xa = x_in(la) if la is not None else 0
             xb = x_out(lb) if lb is not None else 0
