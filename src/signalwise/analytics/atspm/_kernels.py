@@ -141,6 +141,17 @@ def event_indices(log: EventLog, codes: tuple[int, ...]) -> np.ndarray:
         np.isin(log.event, codes) if len(codes) > 1 else log.event == codes[0]))
 
 
+def events_by_stream(log: EventLog, codes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, group) of the events with these codes, grouped by (device, parameter): a phase's or a channel's
+    events together, each group's in log (time) order."""
+    idx = event_indices(log, codes)
+    if not len(idx):
+        return idx, idx
+    group = group_key(log.device[idx], log.param[idx])
+    order = group_order(group)
+    return idx[order], group[order]
+
+
 def _join_detectors(log: EventLog, config: DetectorConfig, function: str, codes: tuple[int, ...]):
     rows = config.rows(function)
     empty = (np.empty(0, np.int64),) * 3 + (np.empty(0),) * 2

@@ -151,12 +151,9 @@ def find_stuck_on(log: EventLog, config) -> list[tuple[int, int, int, int, bool,
     inside it, and that phase (0 when none)."""
     from . import _kernels as K
 
-    idx = K.event_indices(log, (81, 82))
+    idx, group = K.events_by_stream(log, (81, 82))  # each channel's events, in log (time) order
     if not len(idx):
         return []
-    group = K.group_key(log.device[idx], log.param[idx])
-    order = K.group_order(group)  # each channel's events stay in log (time) order
-    idx, group = idx[order], group[order]
     on = np.flatnonzero(log.event[idx] == 82)
     nxt = on + 1
     has_next = nxt < len(idx)

@@ -96,12 +96,9 @@ def _restarts(log: EventLog) -> list[tuple[int, int, int, str]]:
     second green, why); only for phases that log a yellow somewhere (a log without 8s says nothing here)."""
     from . import _kernels as K
 
-    idx = K.event_indices(log, (1, 8))
+    idx, group = K.events_by_stream(log, (1, 8))  # each phase's events, in log (time) order
     if not len(idx):
         return []
-    group = K.group_key(log.device[idx], log.param[idx])
-    order = K.group_order(group)  # each phase's events stay in log (time) order
-    idx, group = idx[order], group[order]
     code = log.event[idx]
     yellows = np.unique(group[code == 8])
     pair = np.flatnonzero((group[1:] == group[:-1]) & (code[1:] == 1) & (code[:-1] == 1)
