@@ -221,3 +221,15 @@ def test_under_the_benchmark_profile_an_exclusive_pedestrian_phase_ends_as_its_v
     timing = models[0]["timing"]
     assert timing["phase_yellow_s"] == [3.0, 3.0] and timing["phase_all_red_s"] == [0.0, 0.0]
     assert audit_run(r.run_dir).ok
+
+
+def test_an_agencys_longer_all_red_holds_after_an_exclusive_pedestrian_phase_too(tmp_path):
+    """The 3 s buffer is MUTCD's least: an agency that clears every phase for 5 s keeps 5 s after its pedestrian
+    phase (the reviewer found 3 s there whatever all_red_s said)."""
+    net, routes = _midblock(tmp_path)
+    _r, models = _run(tmp_path / "run", net, routes, timing={"all_red_s": 5.0}, duration_s=30)
+    model = models[0]
+    crosswalk = {i for c in model["crosswalks"] for i in c["links"]}
+    ped = next(p for p in model["phases"] if set(p["green_links"]) <= crosswalk)
+    assert model["timing"]["phase_yellow_s"][ped["index"]] == 0.0
+    assert model["timing"]["phase_all_red_s"][ped["index"]] == 5.0

@@ -423,8 +423,8 @@ def phase_change_intervals_s(phases: tuple[Phase, ...], approach_speed_mps: floa
     A phase serving no vehicle link (an exclusive pedestrian phase) with
     pedestrian intervals timed has no yellow: no vehicle is stopping, and its
     crosswalks' flashing don't walk has already ended their green. Its red
-    clearance is MUTCD 4E.06's buffer interval, `PED_BUFFER_S`, whatever is
-    configured. Without pedestrian intervals (the benchmark and reference
+    clearance is MUTCD 4E.06's buffer interval, `PED_BUFFER_S`, or a longer
+    configured `all_red_s`. Without pedestrian intervals (the benchmark and reference
     profiles) its crosswalks end their green as vehicle links do, and it takes
     the configured values, or the junction's.
     """
@@ -433,7 +433,7 @@ def phase_change_intervals_s(phases: tuple[Phase, ...], approach_speed_mps: floa
     for yellow_ite, all_red_ite in zip(ite_yellow, ite_all_red, strict=True):
         if yellow_ite is None and ped_intervals:
             yellows.append(0.0)
-            all_reds.append(PED_BUFFER_S)
+            all_reds.append(max(PED_BUFFER_S, float(all_red_s or 0.0)))  # an agency's longer all-red holds
             continue
         if yellow_ite is None:
             yellow_ite, all_red_ite = ite_yellow_s(approach_speed_mps), ite_all_red_s(width_m, approach_speed_mps)
