@@ -53,6 +53,9 @@ def run_camera_loop(opts: CameraLoopOptions, say: Callable[[str], None] = print)
     say(f"camera in the loop: {opts.controller} on {opts.scenario}, {opts.duration_s:g} s, fed by loop detectors")
     t0 = time.perf_counter()
     loops = execute_run(cfg, out / "loop-detectors")
+    if loops.metrics["network"]["avg_delay_s"] is None:  # null: nobody to compare the two feeds on
+        raise ValueError(f"no vehicle was due to enter {opts.scenario} in {opts.duration_s:g} s: give a longer "
+                         "--duration")
     loops_wall = time.perf_counter() - t0
     say(f"camera in the loop: the same run fed by the camera (sumo-gui films every {opts.step_s:g} s step)")
     films: list[FilmingBackend] = []
