@@ -5,7 +5,7 @@ routes' own functions under a second name, not a second copy of them.
 Request latency is measured by a middleware into a histogram per route; the
 live figures (decisions, fallback share, alerts, profiler stages, stream
 clients, the detector feed's messages per transport, its repeats, count
-corrections and late messages) are read from the runtime when Prometheus
+corrections and late messages, the detector states repeated) are read from the runtime when Prometheus
 scrapes, the camera streams' figures (decode and pipeline FPS, time per
 frame, frames read and dropped, reconnects, violations, camera alerts) from
 their manager, and the process's CPU and memory by prometheus-client's own
@@ -65,7 +65,8 @@ class _LiveCollector:
         restarts = GaugeMetricFamily("signalwise_simulator_restarts", "simulator crashes recovered in this run")
         restarts.add_metric([], float(rt.restarts))
         yield restarts
-        store = rt.status().get("store") if hasattr(rt, "status") else None
+        status = rt.status() if hasattr(rt, "status") else {}
+        store = status.get("store")
         if isinstance(store, dict) and "buffered_rows" in store:  # a --db run's writer, while the run goes
             buffered = GaugeMetricFamily("signalwise_store_buffered_rows", "rows the live store writer holds "
                                          "(queued and on disk) for a database that has not taken them yet")
@@ -93,13 +94,16 @@ class _LiveCollector:
         from signalwise.runtime.live.feeds import DetectorFeed
 
         if isinstance(rt.feed, DetectorFeed):
-            yield from _feed_metrics(rt.feed)
+            detectors = (status.get("feeds") or {}).get("detectors") or {}
+            yield from _feed_metrics(rt.feed, detectors.get("repeated_state"))
 
 
-def _feed_metrics(feed):
+def _feed_metrics(feed, repeated_state: int | None = None):
     """Messages accepted and refused per transport, from the one store both feed (so nothing is counted twice):
     `http` always (its route is served with the run), `mqtt` when a client feeds it, with that client's figures;
-    over both, the messages repeated (by kind), the count corrections (late or not) and the late messages."""
+    over both, the messages repeated (by kind), the count corrections (late or not) and the late messages; and
+    `repeated_state`, the runtime's count (the status's) of on/off events left out of the log as the events are
+    written, their detector being in that state already (`runtime.live.detector_alternation`)."""
     from signalwise.runtime.live.feeds import REJECTION_CODES
 
     stats = feed.stats()
@@ -133,6 +137,11 @@ def _feed_metrics(feed):
                                "max_observation_age_s behind the run's clock: logged, too old to steer a decision")
     late.add_metric([], float(stats["late_messages"]))
     yield from (accepted, rejected, faulty, repeated, corrected, late)
+    if repeated_state is not None:
+        states = CounterMetricFamily("signalwise_feed_detector_states_repeated", "detector on/off events not "
+                                     "logged because, in time order, their detector was already in that state")
+        states.add_metric([], float(repeated_state))
+        yield states
     if client is not None:
         figures = client.stats()
         received = CounterMetricFamily("signalwise_feed_mqtt_payloads_received", "MQTT payloads received (each "

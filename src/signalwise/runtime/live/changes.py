@@ -75,7 +75,9 @@ class AlertRulesChange(_Change):
 
 
 class ControllerChange(_Change):
-    """Switch the controller: adaptive <-> baseline, or a deployed model (`ql:PATH`)."""
+    """Switch the controller: adaptive <-> baseline, or a model. Over the API a model is a registry version
+    (`ql:@active`, `ql:@v3`) or a directory inside SIGNALWISE_MODELS_DIR (`ql:NAME`, relative to it); any other
+    path, and a `py:` module, are refused unless they are the run's own controller."""
 
     kind: Literal["controller"] = "controller"
     controller: str = Field(min_length=1, max_length=500)
