@@ -269,9 +269,15 @@ class LiveRuntime:
         self._ctx = dataclasses.replace(self.stepper.context, nominal_lane_flow_vph={})
         self._planners = self._make_planners()
         self.pacer = Pacer(opts.speed, self.stepper.t)
-        self._on_loop: set[tuple[str, str]] = set()
+        #: the (loop, vehicle) pairs over a presence loop now, as `_detector_tick` read them, with the vehicle type
+        self._on_loop: dict[tuple[str, str], str] = {}
+        #: after a recovery, until the first step read: the restored simulator may not know a vehicle is over a loop
+        self._presence_restored = False
         #: per detector, the (loop, vehicle) pairs over it now: on while any is
         self._occupants: dict[str, set[tuple[str, str]]] = {}
+        #: (loop, vehicle) -> exit time of each passage that ended in the last step read: SUMO reports a vehicle
+        #: that left at a step's very end again in the next step's data, which logged its on and off once more
+        self._left: dict[tuple[str, str], float] = {}
         # with --field none the vehicles are counted from the feed's (and cameras') stop-bar detectors
         stopbars = ({(i.id, d.channel): d.lane for i in self.field.intersections for d in i.detectors
                      if d.kind == "stopbar"} if opts.field == "none" else None)
@@ -718,16 +724,30 @@ class LiveRuntime:
         if data is None or not self._presence_loops:
             return
         changes = []  # (time, 0 = enters / 1 = leaves, loop, vehicle, vtype): in time order, entries first
+        left, self._left = self._left, {}
+        seen: set[tuple[str, str]] = set()
         for loop, veh, vtype, entry, leave, ends_over in data(self._presence_loops):
             if ends_over and self._presence_loops[loop][1].kind == "stopbar":
                 continue
             key = (loop, veh)
+            if key in left and entry <= left[key]:  # a passage ended and read already, reported again
+                self._left[key] = left[key]
+                continue
+            seen.add(key)
             if key not in self._on_loop:
-                self._on_loop.add(key)
+                self._on_loop[key] = vtype
                 changes.append((entry, 0, loop, veh, vtype))
             if leave >= 0:
-                self._on_loop.discard(key)
+                del self._on_loop[key]
+                self._left[key] = leave
                 changes.append((leave, 1, loop, veh, vtype))
+        if self._presence_restored:
+            # SUMO restores a vehicle standing over a loop as one entering it at the resume time, but not always
+            # one moving over it: it would never report that one leaving, and its detector would stay on. A
+            # vehicle the first step does not report left during it (stamped at its end, within a step)
+            self._presence_restored = False
+            for key in [k for k in self._on_loop if k not in seen]:
+                changes.append((self.stepper.t, 1, *key, self._on_loop.pop(key)))
         events = []
         for t, leaves, loop, veh, vtype in sorted(changes):
             tls, det, counts = self._presence_loops[loop]
@@ -883,9 +903,11 @@ class LiveRuntime:
             self._unsaved_since_s = None
         fresh.replace(path)
         # beside the copies, the live controllers and timing then in force: what changed since is made again;
-        # the interval's records so far, so the seconds a recovery replays are not counted twice
+        # the interval's records so far, so the seconds a recovery replays are not counted twice; the vehicles
+        # over the detectors, so the replay logs their events as a run that never crashed does
         self._saved = (path, checkpoint, [r for rows in self._recent_states.values() for r in rows],
-                       dict(self.stepper.controllers), self.cfg.timing, copy.deepcopy(self.records))
+                       dict(self.stepper.controllers), self.cfg.timing, copy.deepcopy(self.records),
+                       copy.deepcopy((self._on_loop, self._occupants, self._left)))
 
     def _state_not_saved(self, exc: Exception) -> None:
         """The loop's state could not be copied (a controller that opened a lock or a client since it was checked):
@@ -912,7 +934,7 @@ class LiveRuntime:
             fh.flush()
         if self._saved is None:
             raise exc
-        path, checkpoint, shown, controllers_saved, timing_saved, records = self._saved
+        path, checkpoint, shown, controllers_saved, timing_saved, records, presence = self._saved
         controllers_now = dict(self.stepper.controllers)
         self.field.backend.close()
         # a directory of its own for what the user's additional files write: SUMO empties each file it opens
@@ -943,6 +965,11 @@ class LiveRuntime:
         marker = [SignalEvent(resumed, tls, int(EventCode.RUNTIME_RECOVERY), int(round(rewound)))
                   for tls in self.stepper.shields]
         self._alternation.reset()  # the replay is a timeline of its own, as the audit reads it
+        # the vehicles over the detectors at the resume time: the restored simulator reports those standing on a
+        # loop as entering it at that time, which would log an on while on (or, with the crash time's vehicles
+        # kept, no on for a vehicle until that one passes again); a copy, as the same state may be restored again
+        self._on_loop, self._occupants, self._left = copy.deepcopy(presence)
+        self._presence_restored = True
         opening = [e for sh in self.stepper.shields.values() for e in sh.opening_events()]
         self._write_events(marker + opening)
         states = self._writers["states"]
