@@ -145,3 +145,24 @@ def test_vehicles_in_an_additional_file_count_and_its_other_elements_are_passed_
                 "a.add.xml")
     demand = read_route_demand(NET, (), 100.0, 300.0, (add,))
     assert demand.movement_vph == pytest.approx({("E_C", "C_W"): 12.0})
+
+
+def test_a_route_file_this_reader_does_not_foresee_gives_a_problem_not_an_error(tmp_path):
+    """Every run reads the demand (the shield's fallback plan): a flow that begins 'triggered' raised TypeError
+    and a broken .gz zlib.error, which stopped the run at its start whatever the controller (reviewer)."""
+    import gzip
+
+    from signalwise.sim.route_demand import read_route_demand
+    from signalwise.sim.scenario import load
+
+    net = load("single").net_file
+    triggered = tmp_path / "t.rou.xml"
+    triggered.write_text('<routes><flow id="f" begin="triggered" end="900" vehsPerHour="100" '
+                         'from="x" to="y"/></routes>')
+    broken = tmp_path / "b.rou.xml.gz"
+    data = bytearray(gzip.compress(b"<routes>" + b'<vehicle id="v" depart="1"/>' * 2000 + b"</routes>"))
+    data[40:60] = bytes(20)
+    broken.write_bytes(bytes(data))
+    for files in ((triggered,), (broken,)):
+        demand = read_route_demand(net, files, 0.0, 900.0)
+        assert demand.problem and not demand.movement_vph, (files, demand)

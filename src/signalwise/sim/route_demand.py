@@ -120,6 +120,10 @@ def _read_cached(net_file: str, routes: tuple, additional: tuple, begin_s: float
         flows = _movements(net_file, travellers, window_s)
     except _Unreadable as exc:
         return RouteDemand(problem=str(exc))
+    except Exception as exc:  # noqa: BLE001 - every run reads this (the shield's fallback plan): an input this
+        # reader did not foresee (a 'triggered' begin, a broken .gz) plans at the default, never stops the run;
+        # SUMO says what is wrong with the file itself
+        return RouteDemand(problem=f"the route files could not be read for a plan ({type(exc).__name__}: {exc})")
     if not flows:
         routed = any(t.ends is not None for t in travellers)
         return RouteDemand(problem=(f"no trip departing between {begin_s:g} s and {begin_s + window_s:g} s has a "
