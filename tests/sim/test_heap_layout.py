@@ -87,3 +87,37 @@ def test_a_seed_drives_the_same_traffic_whatever_memory_was_freed_before_sumo_st
     assert len(runs) == 9
     assert all(int(count) > 300 for count, _digest in runs)
     assert {digest for _count, digest in runs} == {runs[0][1]}
+
+
+def test_a_malloc_that_fails_part_way_gives_back_every_chunk_taken():
+    """A MemoryError while the free chunks were being taken left all those taken so far allocated for the life of
+    the process (reviewer). A C library whose malloc fails on its 100th call (its chunks real memory, so the list
+    threaded through them is written as glibc's would be) gets every chunk back, and SUMO loads as the heap is."""
+    import ctypes
+
+    from signalwise.sim import heap_layout
+
+    class FailingLibc:
+        def __init__(self, fail_at: int):
+            self.fail_at, self.calls, self.buffers, self.freed = fail_at, 0, {}, []
+
+        def mallinfo2(self):
+            return heap_layout._MallInfo2(fordblks=1 << 30, keepcost=0)
+
+        def sbrk(self, _n):
+            return 1 << 62  # every chunk lies below the top: each one is kept
+
+        def malloc(self, size):
+            self.calls += 1
+            if self.calls >= self.fail_at:
+                return 0
+            buffer = ctypes.create_string_buffer(size)
+            self.buffers[ctypes.addressof(buffer)] = buffer
+            return ctypes.addressof(buffer)
+
+        def free(self, address):
+            self.freed.append(address)
+
+    libc = FailingLibc(fail_at=100)
+    assert heap_layout._take_free_chunks(libc) == 0
+    assert len(libc.buffers) == 99 and sorted(libc.freed) == sorted(libc.buffers)

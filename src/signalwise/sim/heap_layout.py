@@ -92,25 +92,30 @@ def _take_free_chunks(libc: ctypes.CDLL) -> int:
     info = libc.mallinfo2()
     top = libc.sbrk(0) - info.keepcost  # where the top of the heap starts: the free chunks lie below it
     free_b = info.fordblks  # every arena's free bytes, their tops included: more than this is never taken
-    head = _take_cached(libc, 0)
-    for size in _TAKING_REQUESTS:
-        while free_b > 0:
-            address = _malloc(libc, size)
-            if address >= top:  # no free chunk holds this size any more
-                if size > _TCACHE_REQUESTS[-1]:
-                    libc.free(address)  # back into the top (or its own mapping), not kept below SUMO's objects
+    taken = [0]  # the list's head, so a failed malloc part way gives back what was taken (not held for good)
+    try:
+        taken[0] = _take_cached(libc, 0, taken)
+        for size in _TAKING_REQUESTS:
+            while free_b > 0:
+                address = _malloc(libc, size)
+                if address >= top:  # no free chunk holds this size any more
+                    if size > _TCACHE_REQUESTS[-1]:
+                        libc.free(address)  # back into the top (or its own mapping), not kept below SUMO's objects
+                        break
+                    taken[0] = _keep(address, taken[0])  # small: freed, it would wait in the cache for SUMO's
                     break
-                head = _keep(address, head)  # small: freed, it would wait in the cache for one of SUMO's
-                break
-            head = _keep(address, head)
-            free_b -= size
-    return _take_cached(libc, head)  # a chunk taken from a bin brings others of its size into the cache
+                taken[0] = _keep(address, taken[0])
+                free_b -= size
+        return _take_cached(libc, taken[0], taken)  # a chunk taken from a bin brings others of its size along
+    except MemoryError:
+        _give_back(libc, taken[0])
+        return 0  # SUMO then loads as the heap is: a malloc that failed here would fail in SUMO's load anyway
 
 
-def _take_cached(libc: ctypes.CDLL, head: int) -> int:
+def _take_cached(libc: ctypes.CDLL, head: int, taken: list[int]) -> int:
     for size in _TCACHE_REQUESTS:
         for _ in range(_TCACHE_COUNT):
-            head = _keep(_malloc(libc, size), head)
+            head = taken[0] = _keep(_malloc(libc, size), head)
     return head
 
 
