@@ -146,7 +146,7 @@ class LiveRuntime:
         self.signal_specs: dict[str, str] = {}
         self._files: dict[str, object] = {}
         self._writers: dict[str, csv.writer] = {}
-        self._saved: tuple[Path, dict, list] | None = None
+        self._saved: tuple | None = None  # the last saved state: its file, the figures and feeds to restore with it
         #: when the loop's state last failed to be saved (`_state_not_saved`), None while it is saved
         self._unsaved_since_s: float | None = None
         #: per signal, the timing of each run-time change (revision k at k - 1): signal_model.json's
