@@ -76,6 +76,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from multiprocessing import resource_tracker
 from multiprocessing.connection import wait as connection_wait
 from pathlib import Path
 
@@ -366,6 +367,10 @@ def _sweep_processes(todo: list[dict], out: Path, workers: int) -> int:
     """Each cell in a process of its own, `workers` at a time. On Ctrl-C the running ones are stopped and no other
     starts (every cell that finished is kept already)."""
     ctx = multiprocessing.get_context("spawn")
+    # the resource tracker every spawned worker registers with: started here, outside the SIGINT block below,
+    # since launching it lifts that block (Python's `ResourceTracker.ensure_running`), and a Ctrl-C raised inside
+    # a worker's start() left the worker reading its start-up data from a closed pipe: an EOFError traceback
+    resource_tracker.ensure_running()
     queue, running = list(todo), {}
     done = failed = 0
     try:
@@ -374,8 +379,7 @@ def _sweep_processes(todo: list[dict], out: Path, workers: int) -> int:
                 cell = queue.pop(0)
                 receive, send = ctx.Pipe(duplex=False)
                 proc = ctx.Process(target=_cell_process, args=(cell, send))
-                # kept before it starts: a Ctrl-C raised inside start() (its resource tracker lifts the block
-                # below) must still find it to stop
+                # kept before it starts: a Ctrl-C raised inside start() must still find it to stop
                 running[receive] = (proc, cell)
                 # a Ctrl-C while the worker starts would reach it before its handler is set (a traceback from
                 # its bootstrap): blocked here, the worker inherits the block and lifts it once it handles
@@ -410,13 +414,21 @@ def _sweep_processes(todo: list[dict], out: Path, workers: int) -> int:
     return failed
 
 
+def _stopped_by_the_sweep(*_) -> None:
+    """SIGTERM from the sweep's Ctrl-C: unwind (so subprocess.run stops the reference script), saying nothing.
+    The exit lands wherever the worker is, an import of a compiled extension included, whose failure (a panic,
+    a traceback) would be printed after the sweep's own last line; the sweep has said what happened."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+    sys.exit(INTERRUPTED)
+
+
 def _cell_process(cell: dict, send) -> None:
     """A worker: one cell, its figures or its error's text sent back (an exception may not survive pickling).
 
     Ctrl-C is the sweep's to handle: it stops the worker (SIGTERM, which unwinds it: subprocess.run kills the
     reference script on the way out). A handler, not SIG_IGN, so the script's process stops on Ctrl-C too."""
     signal.signal(signal.SIGINT, lambda *_: None)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(INTERRUPTED))
+    signal.signal(signal.SIGTERM, _stopped_by_the_sweep)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the sweep while this started
     try:
         try:
