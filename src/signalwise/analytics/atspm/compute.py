@@ -142,28 +142,29 @@ def _unmapped_ped_warnings(log: EventLog, config: DetectorConfig) -> list[str]:
     """Pedestrian detector events a device's Pedestrian rows do not map to a phase, per device (5 named)."""
     from . import _kernels as K
 
-    lost = K.unmapped_ped_channels(log, config)
-    out = [f"device {dev}: {n} pedestrian detector events (89/90) on channel(s) {', '.join(map(str, chans))} "
-           "left out of the pedestrian measures: the detector configuration has Pedestrian rows for the device, "
-           "none for these channels; its phases without a mapped push-button get no recall estimate either "
-           "(their push-buttons may be on those channels)" for dev, chans, n in lost[:5]]
-    if len(lost) > 5:
-        out.append(f"{len(lost) - 5} more devices with pedestrian detector channels not in their Pedestrian rows, "
-                   "left out the same way")
-    return out
+    return _five_devices(K.unmapped_ped_channels(log, config), lambda dev, chans, n: (
+        f"device {dev}: {n} pedestrian detector events (89/90) on channel(s) {chans} left out of the pedestrian "
+        "measures: the detector configuration has Pedestrian rows for the device, none for these channels; its "
+        "phases without a mapped push-button get no recall estimate either (their push-buttons may be on those "
+        "channels)"), "devices with pedestrian detector channels not in their Pedestrian rows, left out the same way")
 
 
 def _unconfigured_channel_warnings(log: EventLog, config: DetectorConfig) -> list[str]:
     """Vehicle detector channels a configured device logs but no row of the configuration names (5 devices)."""
     from . import _kernels as K
 
-    lost = K.unconfigured_detector_channels(log, config)
-    out = [f"device {dev}: {n} detector-on events (82) on channel(s) {', '.join(map(str, chans))} that no row of "
-           "the detector configuration names: counted in actuations, left out of every phase measure (arrivals "
-           "on green, split failures, yellow/red actuations, phase wait); add a Presence, Advance or Yellow_Red "
-           "row for each to measure them" for dev, chans, n in lost[:5]]
+    return _five_devices(K.unconfigured_detector_channels(log, config), lambda dev, chans, n: (
+        f"device {dev}: {n} detector-on events (82) on channel(s) {chans} that no row of the detector "
+        "configuration names: counted in actuations, left out of every phase measure (arrivals on green, split "
+        "failures, yellow/red actuations, phase wait); add a Presence, Advance or Yellow_Red row for each to "
+        "measure them"), "devices with detector channels not in the configuration, left out the same way")
+
+
+def _five_devices(lost, line, more: str) -> list[str]:
+    """A warning per device for the first five (device, channels, events) of `lost`, and one line for the rest."""
+    out = [line(dev, ", ".join(map(str, chans)), n) for dev, chans, n in lost[:5]]
     if len(lost) > 5:
-        out.append(f"{len(lost) - 5} more devices with detector channels not in the configuration, left out the same way")
+        out.append(f"{len(lost) - 5} more {more}")
     return out
 
 
