@@ -14,7 +14,13 @@ os.environ.pop("COLUMNS", None)
 # `support.*`: helpers only tests and benchmarks use, kept out of the installed package
 sys.path.insert(0, str(Path(__file__).parent))
 
+from hypothesis import HealthCheck, settings  # noqa: E402
 from support.databases import isolated_database, postgres_unavailable_reason  # noqa: E402
+
+# the suite runs on shared 2-core machines whose load comes and goes: a property test is judged on what it finds,
+# never on how fast its inputs were drawn or how long one example took (the benchmarks time things)
+settings.register_profile("shared_machine", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("shared_machine")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -24,13 +24,14 @@ URL = "/api/v1/live/feeds/detectors"
 
 @pytest.fixture
 def running(tmp_path):
-    """An app with an `ingest` key and a `--field none` run of the corridor looping at 20x, its shield allowing
-    data 30 s old, attached."""
+    """An app with an `ingest` key and a `--field none` run of the corridor looping at 10x, its shield allowing
+    data 30 s old, attached. The run goes on while a request travels: at 10x a loaded machine's second of delay
+    makes a message 10 s older, which the ages below leave room for."""
     db = f"sqlite:///{tmp_path / 'db.sqlite'}"
     app = create_app(Settings(database_url=db))
     _info, key = create_key(get_engine(db), "feeder", ["read", "ingest"])
     rt = LiveRuntime(RunConfig(scenario="corridor", controller="fixed", shield={"max_observation_age_s": 30.0}),
-                     LiveOptions(speed=20.0, duration_s=3600.0, field="none", sink="shadow"), tmp_path / "live")
+                     LiveOptions(speed=10.0, duration_s=3600.0, field="none", sink="shadow"), tmp_path / "live")
     rt.open()
     app.state.live = rt
     app.state.live_feed = rt.feed
@@ -71,8 +72,8 @@ def test_repeats_corrections_and_late_messages_are_in_the_status_and_on_metrics(
     _wait_until_sim(rt, begin_s + 60)
     assert rt.feed.late_after_s == 30.0  # the shield's limit, not the feed's 10 s
     now = rt.stepper.t
-    # 20 s behind: late for the feed's default, not for this run's shield; 45 s behind: late
-    r = client.post(URL, json=[_event(ch, "on", now - 20), _event(ch, "off", now - 45)])
+    # 12 s behind: late for the feed's default, not for this run's shield; 45 s behind: late
+    r = client.post(URL, json=[_event(ch, "on", now - 12), _event(ch, "off", now - 45)])
     assert r.status_code == 200, r.text
     assert [(x["index"], x["behind_s"] > 30) for x in r.json()["late"]] == [(1, True)], r.json()
     # an exact repeat of an event; a count corrected before the loop took it (one batch), then after it had
@@ -109,5 +110,5 @@ def test_late_follows_a_shield_change_made_while_the_run_goes(running):
     rt.submit(ShieldChange(shield={"max_observation_age_s": 60.0}))
     assert rt.feed.late_after_s == 60.0
     now = rt.stepper.t
-    r = client.post(URL, json=[_event(ch, "on", now - 45)])
+    r = client.post(URL, json=[_event(ch, "on", now - 35)])  # late under the 30 s limit, not under 60 s
     assert r.status_code == 200 and r.json() == {"accepted": 1}, r.json()
