@@ -233,8 +233,9 @@ def test_every_refused_change_request_is_in_the_change_log_with_its_simulated_ti
     client.post("/api/v1/live/feeds/detectors", json={"nonsense": True})
     refused = client.get("/api/v1/live/changes").json()[before:]
     assert [(c["kind"], c["result"], c["who"]) for c in refused] == [
-        ("POST override", "refused", "ops"), ("POST override", "refused", "ops"), ("POST deploy", "refused", "ops")]
-    assert "body.action" in refused[0]["reason"] and refused[0]["payload"]["action"] == "dance"
+        ("override", "refused", "ops"), ("override", "refused", "ops"), ("deploy", "refused", "ops")]
+    assert "body.action" in refused[0]["reason"] and refused[0]["payload"]["body"]["action"] == "dance"
+    assert refused[0]["payload"]["request"] == "POST override" and refused[0]["payload"]["intersection_id"] == "J1"
     assert "body.duration_s" in refused[1]["reason"] and "v9" in refused[2]["reason"]
     assert all(isinstance(c["sim_time_s"], float) for c in refused)
     logged = (rt.run_dir / "changes.jsonl").read_text()

@@ -335,6 +335,7 @@ async def authorize(conn: HTTPConnection) -> Principal | None:
     except LookupError as exc:
         raise HTTPException(500, str(exc)) from None
     if needed is OPEN:  # whatever credential comes along: a probe or a page sending a stale key is not refused
+        conn.state.authorized = True
         return None
     settings = conn.app.state.settings
     try:
@@ -371,6 +372,7 @@ async def authorize(conn: HTTPConnection) -> Principal | None:
                                                          principal.via, reason)
     if principal.memory_reason is not None:
         conn.state.auth_headers = MEMORY_HEADER
+    conn.state.authorized = True  # `errors`: a body refused before this ran is answered after it has
     return principal
 
 

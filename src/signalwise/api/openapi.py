@@ -26,11 +26,25 @@ SECURITY_SCHEMES = {
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
 RATE_LIMIT_HEADERS = {
-    "Retry-After": "seconds until the caller's window resets",
-    "X-RateLimit-Limit": "calls allowed per window for this route's bucket",
-    "X-RateLimit-Remaining": "calls left in the window",
-    "X-RateLimit-Reset": "when the window resets (epoch s)",
+    "Retry-After": "seconds until the caller may call again",
+    "X-RateLimit-Limit": "calls allowed per window for this route's bucket (a rate limit's 429 only; not on the "
+                         "429 for too many refused credentials)",
+    "X-RateLimit-Remaining": "calls left in the window (a rate limit's 429 only)",
+    "X-RateLimit-Reset": "when the window resets, epoch s (a rate limit's 429 only)",
 }
+#: what every answer of these kinds can be, wherever the operation is (`_describe_operation`)
+BODY_TOO_LARGE = "the request body is larger than the route takes (the limit is stated)"
+NOT_JSON = "the request body did not come as JSON (Content-Type: application/json)"
+KEYS_UNCHECKED = ("the database that holds the API keys does not answer and this server has not verified the key "
+                  "lately (Retry-After)")
+NO_LIVE_RUN = "no live run is attached to this server (`signalwise serve`)"
+LOOP_BUSY = "the live loop did not take the change in time; nothing applied: send it again after Retry-After"
+#: the live routes that make a change the loop applies (503 with Retry-After when it does not take it in time)
+LOOP_CHANGES = {("POST", "/api/v1/live/changes"), ("POST", "/api/v1/live/override"),
+                ("DELETE", "/api/v1/live/override/{intersection_id}"), ("POST", "/api/v1/live/controller"),
+                ("PUT", "/api/v1/live/config/timing"), ("PUT", "/api/v1/live/config/timing/intersections/{intersection_id}"),
+                ("DELETE", "/api/v1/live/config/timing/intersections/{intersection_id}"),
+                ("PUT", "/api/v1/live/config/shield"), ("PUT", "/api/v1/live/config/alerts")}
 
 
 class FieldError(BaseModel):
@@ -73,6 +87,7 @@ def describe(schema: dict, max_page_size: int = LIMIT_CEILING) -> dict:
         for method, op in operations.items():
             if isinstance(op, dict) and "responses" in op:
                 _describe_operation(method.upper(), path, op)
+                _declare_server_answers(method.upper(), path, op)
                 _declare_page_size(op, max_page_size)
     if "#/components/schemas/HTTPValidationError" not in json.dumps(schema["paths"]):
         for unused in ("HTTPValidationError", "ValidationError"):  # FastAPI's error model, replaced above
@@ -100,9 +115,42 @@ def _describe_operation(method: str, path: str, op: dict) -> None:
     if scope is not OPEN or method in MUTATING:
         responses.setdefault("429", {
             "description": "rate limit reached (or too many refused credentials from this address)",
-            "headers": {name: {"description": text, "schema": {"type": "integer"}}
+            "headers": {name: {"description": text, "schema": {"type": "integer"}, "required": name == "Retry-After"}
                         for name, text in RATE_LIMIT_HEADERS.items()}})
     for code, response in responses.items():
-        if code[:1] in ("4", "5"):
+        if code[:1] in ("4", "5") and path not in OWN_ERROR_BODIES:
             response["content"] = {"application/json": {"schema": ERROR_REF}}
+
+
+#: routes whose 503 has their own body (the health checks: `status`, `checks`, `message`), not ErrorBody
+OWN_ERROR_BODIES = frozenset({"/health", "/health/ready", "/health/live"})
+
+
+def _declare_server_answers(method: str, path: str, op: dict) -> None:
+    """The answers the app gives whatever the route: 413 and 415 for a body (`middleware.BodyLimit`,
+    `errors`), 503 for a key the database cannot check (`auth.check_key`), for a live route without a live run,
+    and for a change the loop did not take in time. Each with the error body."""
+    responses = op["responses"]
+    added: dict[str, str] = {}
+    if "requestBody" in op:
+        added["413"] = BODY_TOO_LARGE
+        if not path.startswith("/api/v1/live/feeds/"):  # a feed's message is read by the route itself (422)
+            added["415"] = NOT_JSON
+    unavailable = []
+    if scope_for(method, path) is not OPEN:
+        unavailable.append(KEYS_UNCHECKED)
+    if path.startswith("/api/v1/live/"):
+        unavailable.append(NO_LIVE_RUN)
+    if (method, path) in LOOP_CHANGES:
+        unavailable.append(LOOP_BUSY)
+    if unavailable:
+        added["503"] = "; or ".join(unavailable)
+    for code, text in added.items():
+        if code in responses:
+            continue
+        responses[code] = {"description": text, "content": {"application/json": {"schema": ERROR_REF}}}
+        if code == "503":
+            responses[code]["headers"] = {"Retry-After": {"description": "seconds to wait before trying again "
+                                                                         "(when the condition is a passing one)",
+                                                          "schema": {"type": "integer"}}}
 

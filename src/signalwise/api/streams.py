@@ -529,8 +529,15 @@ def _intersections_of(topic: str, data: dict) -> frozenset[str]:
             return frozenset()
         ids = payload.get("intersections") or ()
         one = payload.get("intersection_id")
+        if "intersection_id" in payload and not one and not ids:
+            return NO_SIGNAL_READ  # a refused request about one signal, which it did not name readably
         return frozenset([*([one] if one else []), *ids])
     return frozenset()
+
+
+#: what a refused request about one signal is about when its signal could not be read (`errors.ONE_SIGNAL_KINDS`):
+#: no signal a client can ask for, so only a client that asked for every signal gets it, not one filtered by them
+NO_SIGNAL_READ = frozenset({""})
 
 
 def _to_wire(msg: Message) -> str:

@@ -195,7 +195,7 @@ class LiveStoreWriter:
         try:
             row = change_row(change)
         except (KeyError, TypeError, ValueError) as exc:
-            return self._reject(1, f"change refused: {exc}")
+            return self._reject(1, f"a change record was not stored (its row is invalid): {exc}")
         return self._put("changes", [row])
 
     def put_run(self, scenario: str | None, controller: str | None, seed: int | None, config: Mapping,

@@ -44,6 +44,8 @@ class Token(BaseModel):
 
 
 @router.post("/api/v1/auth/token", response_model=Token,
+             responses={401: {"description": "no API key sent, or one the database refuses (unknown, revoked, "
+                                             "expired)"}},
              summary="Exchange an API key for a short-lived JWT (HS256) with the key's scopes")
 def token(request: Request, response: Response, body: Annotated[TokenRequest | None, Body()] = None,
           x_api_key: Annotated[str | None, Header()] = None) -> Token:
@@ -125,7 +127,8 @@ def keys(request: Request) -> list[KeyOut]:
     return [_out(k) for k in list_keys(get_engine(request.app.state.settings.database_url))]
 
 
-@router.post("/api/v1/keys", status_code=201, summary="Create a key; the key is in this answer only")
+@router.post("/api/v1/keys", status_code=201, responses={409: {"description": "a key of that name exists"}},
+             summary="Create a key; the key is in this answer only")
 def new_key(request: Request, body: KeyCreate) -> dict:
     if body.expires_at is not None and body.expires_at <= dt.datetime.now(dt.UTC):
         raise HTTPException(422, f"body.expires_at: {body.expires_at.isoformat()} has passed: such a key would "
@@ -145,7 +148,8 @@ def new_key(request: Request, body: KeyCreate) -> dict:
     return {**_out(info).model_dump(mode="json"), "key": key}
 
 
-@router.delete("/api/v1/keys/{id_or_name}", response_model=list[KeyOut], summary="Revoke a key (by id or name)")
+@router.delete("/api/v1/keys/{id_or_name}", response_model=list[KeyOut],
+               responses={404: {"description": "no key of that id or name"}}, summary="Revoke a key (by id or name)")
 def revoke(request: Request, id_or_name: str) -> list[KeyOut]:
     by, by_key_id = _caller(request)
     try:

@@ -102,7 +102,8 @@ class Counter:
             self.value += 1
 
 
-@router.get("/snapshot", summary="The latest immutable snapshot: every signal's phase, interval, timers, queues")
+@router.get("/snapshot", responses={404: {"description": "an intersection_id the run does not have (named)"}},
+            summary="The latest immutable snapshot: every signal's phase, interval, timers, queues")
 def snapshot(request: Request,
              intersection_id: Annotated[list[str] | None, Query(description="only these intersections")] = None) -> dict:
     snap = _runtime(request).snapshot.as_dict()
@@ -127,7 +128,9 @@ def alerts(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100) 
     return {"active": [_plain(a) for a in engine.active()], "history": [_plain(a) for a in engine.history(limit)]}
 
 
-@router.post("/alerts/{alert_id}/ack", summary="Acknowledge an alert")
+@router.post("/alerts/{alert_id}/ack", responses={
+    404: {"description": "no such alert (or no alert engine in this run)"},
+    409: {"description": "acknowledged already (by whom and when)"}}, summary="Acknowledge an alert")
 def acknowledge(request: Request, alert_id: str) -> dict:
     runtime = _runtime(request)
     if runtime.alerts is None:
@@ -145,9 +148,15 @@ def changes(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100)
     return _runtime(request).changes[-limit:]
 
 
+#: seconds a client is told to wait (Retry-After) before it sends again a change the loop did not take in time
+BUSY_RETRY_AFTER_S = 5
+
+
 def _submit(request: Request, change) -> dict:
     """The runtime's answer; a refusal recorded and answered 422, or 404 for a signal the run lacks, or 409 for a
-    change made from a timing revision no longer in force (with the one in force, `timing_revision`)."""
+    change made from a timing revision no longer in force (with the one in force, `timing_revision`), or 503 with
+    Retry-After for a valid change the loop did not take in time (nothing applied: the same request may be sent
+    again; 422 is kept for a request wrong in itself, which a client must not repeat)."""
     rt = _runtime(request)
     try:
         return rt.submit(change, who(request))
@@ -156,6 +165,8 @@ def _submit(request: Request, change) -> dict:
         message = f"change refused: {exc}"
         if isinstance(exc, ch.StaleTimingRevision):  # the error body every route has, and the revision to read
             return JSONResponse({"message": message, "detail": message, "timing_revision": exc.revision}, 409)
+        if isinstance(exc, ch.LoopBusy):
+            raise HTTPException(503, message, headers={"Retry-After": str(BUSY_RETRY_AFTER_S)}) from None
         raise HTTPException(404 if isinstance(exc, ch.UnknownIntersection) else 422, message) from None
 
 
@@ -189,7 +200,8 @@ def cancel_override(request: Request, intersection_id: Annotated[str, Path(
     return _submit(request, ch.CancelOverrideChange(intersection_id=intersection_id))
 
 
-@router.post("/controller", summary="Switch the controller: adaptive <-> baseline, or a deployed model")
+@router.post("/controller", responses={404: {"description": "`intersections` names a signal the run does not have"}},
+             summary="Switch the controller: adaptive <-> baseline, or a deployed model")
 def controller(request: Request, change: ch.ControllerChange) -> dict:
     """A `py:` controller loads a module the request names, which is running code on the server: refused (and
     recorded) unless it is the one the operator started the run with. An installed plugin is chosen by name. A
@@ -375,7 +387,13 @@ class RollbackIn(BaseModel):
     intersections: list[str] | None = Field(None, min_length=1, description="default: every signal with a deployment")
 
 
-@router.post("/deploy", summary="Deploy a registered model version; the live run takes it at a safe point")
+#: what the registry's refusals of a deploy or rollback answer
+REGISTRY_REFUSALS = {404: {"description": "no such version in the registry, or a signal the run does not have"},
+                     409: {"description": "the version does not fit, nothing is deployed there to roll back, or the "
+                                          "live run refused the change (the registry is unchanged)"}}
+
+
+@router.post("/deploy", responses=REGISTRY_REFUSALS, summary="Deploy a registered model version; the live run takes it at a safe point")
 def deploy(request: Request, body: DeployIn) -> dict:
     """The registry's own deploy (as `signalwise models deploy` and POST /api/v1/ml/deploy/{model_id}), after the
     version was tried on each signal's layout; then `ql:@active` where it is active. Answers the change record."""
@@ -384,7 +402,7 @@ def deploy(request: Request, body: DeployIn) -> dict:
     return deploy_version(request, body.version, body.intersections, require_live=True).live_change
 
 
-@router.post("/rollback", summary="Roll back to the previously active version; the live run follows")
+@router.post("/rollback", responses=REGISTRY_REFUSALS, summary="Roll back to the previously active version; the live run follows")
 def rollback(request: Request, body: RollbackIn) -> dict:
     """The registry's own rollback (as `signalwise models rollback`); signals left with no model run the
     Webster plan. Answers the first change record (the signals that run a model again, if any)."""

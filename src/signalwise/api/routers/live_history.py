@@ -134,7 +134,8 @@ def _known(engine: Engine, request: Request, simulation_id: str | None, total: i
         raise HTTPException(404, f"simulation {simulation_id!r} not found")
 
 
-@router.get("/alerts", summary="Stored alerts of live runs, newest raised first, each with its state: cleared "
+@router.get("/alerts", responses={404: {"description": "no stored run of that simulation_id"}},
+            summary="Stored alerts of live runs, newest raised first, each with its state: cleared "
                                "(when, why), active, or open at the run's end (the run stopped or died)")
 def stored_alerts(request: Request, engine: EngineDep, p: PageDep, simulation_id: SimulationQuery = None,
                   level: Annotated[Literal[ALERT_LEVELS] | None, Query(description="only this level")] = None,
@@ -152,7 +153,7 @@ def stored_alerts(request: Request, engine: EngineDep, p: PageDep, simulation_id
     return paged(total, [with_state(a, runs[a["simulation_id"]], live) for a in items], p)
 
 
-@router.get("/changes", summary="Stored changes made to live runs, newest first: who, when, what, applied or "
+@router.get("/changes", responses={404: {"description": "no stored run of that simulation_id"}}, summary="Stored changes made to live runs, newest first: who, when, what, applied or "
                                 "refused and why")
 def stored_changes(request: Request, engine: EngineDep, p: PageDep, simulation_id: SimulationQuery = None,
                    kind: Annotated[Identifier | None, Query(description="only this kind (timing, shield, "

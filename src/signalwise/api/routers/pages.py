@@ -318,6 +318,7 @@ def _intersection(rt, intersection_id: str) -> None:
 
 
 @router.get("/api/v1/live/interventions",
+            responses={404: {"description": "an intersection the run does not have (named, with the run's signals)"}},
             summary="An intersection's last shield interventions and signal events (from the run's evidence files)")
 def interventions(request: Request,
                   intersection_id: Annotated[SignalId, Query(description="the intersection")],
@@ -413,7 +414,9 @@ FIGURES_HEADER = "X-Chart-Figures"
             responses={200: {"content": {"image/png": {}}, "description": "the chart; the per-phase figures it prints, "
                              "as text, in the `X-Chart-Figures` header (panel titles joined by `; `)",
                              "headers": {"X-Chart-Figures": {"schema": {"type": "string"}, "description": (
-                                 "e.g. `phase 1 (EB/WB through): 32 arrivals, 31 % on green; phase 3 (NB/SB through): 25 arrivals, ...`")}}}},
+                                 "e.g. `phase 1 (EB/WB through): 32 arrivals, 31 % on green; phase 3 (NB/SB through): 25 arrivals, ...`")}}},
+                       404: {"description": "an intersection the run does not have, or no complete cycles of it in "
+                                            "the minutes asked yet"}},
             summary="Purdue Coordination Diagram or split monitor of one intersection, last minutes, as PNG")
 def atspm_chart(request: Request, chart: Literal["pcd", "split_monitor"],
                 intersection_id: Annotated[SignalId, Query(description="the intersection")],

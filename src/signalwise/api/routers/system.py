@@ -17,11 +17,18 @@ from ..deps import CacheDep, EngineDep, SettingsDep
 router = APIRouter(tags=["system"])
 
 
+#: a health route's 503: its own body (status, checks, message), not the error body of the other routes
+def _unavailable(why: str) -> dict:
+    return {503: {"description": f"{why}; the body is this route's own (`status`, `message`)",
+                  "content": {"application/json": {"schema": {"type": "object"}}}}}
+
+
 # HEAD too: load balancers probe with it (a FastAPI GET route alone answers HEAD with 405); a route of its own,
 # out of the schema, since one route of both methods gives both operations the same id
 @router.head("/health/live", include_in_schema=False)
-@router.get("/health/live", summary="Liveness: 200 while the process serves and a live run's loop ticks; "
-                                    "never asks the database or Redis")
+@router.get("/health/live", responses=_unavailable("the live loop has stalled"),
+            summary="Liveness: 200 while the process serves and a live run's loop ticks; never asks the database or "
+                    "Redis")
 def health_live(request: Request) -> JSONResponse:
     """For a container's HEALTHCHECK or a liveness probe: a restart here is a new live run from t=0, so only a
     stalled loop (no tick in `live_stall_s`) fails it, never a dependency that is down."""
@@ -34,15 +41,17 @@ def health_live(request: Request) -> JSONResponse:
 
 
 @router.head("/health/ready", include_in_schema=False)
-@router.get("/health/ready", summary="Readiness: 200 when the database answers (rate limits in Redis, or in "
-                                     "memory while it does not), 503 when the database does not")
+@router.get("/health/ready", responses=_unavailable("the database does not answer"),
+            summary="Readiness: 200 when the database answers (rate limits in Redis, or in memory while it does "
+                    "not), 503 when the database does not")
 def health_ready(request: Request) -> JSONResponse:
     return _health(request, with_loop=False)
 
 
 @router.head("/health", include_in_schema=False)
-@router.get("/health", summary="Readiness with every detail: database, rate-limit store, the live loop's last "
-                               "tick; 503 when the database does not answer or the live loop stalls")
+@router.get("/health", responses=_unavailable("the database does not answer or the live loop stalls"),
+            summary="Readiness with every detail: database, rate-limit store, the live loop's last tick; 503 when "
+                    "the database does not answer or the live loop stalls")
 def health(request: Request) -> JSONResponse:
     return _health(request, with_loop=True)
 

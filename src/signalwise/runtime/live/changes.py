@@ -119,8 +119,17 @@ Change = Annotated[TimingChange | SignalTimingChange | ShieldChange | AlertRules
                    | OverrideChange | CancelOverrideChange, Field(discriminator="kind")]
 
 
+#: the kinds of change a client may send (`Change`'s `kind`)
+KINDS = frozenset({"timing", "signal_timing", "shield", "alerts", "controller", "override", "cancel_override"})
+
+
 class ChangeRefused(ValueError):
     """A change that cannot be applied: the reason, in one line."""
+
+
+class LoopBusy(ChangeRefused):
+    """The loop did not take the change in time (it is busy, or waits on the simulator): nothing of it was
+    applied, and the same change may be sent again (the API answers 503 with Retry-After)."""
 
 
 class UnknownIntersection(ChangeRefused):

@@ -1022,10 +1022,16 @@ class LiveRuntime:
         """Whether the run is over (complete, stopped or failed): nothing can change it any more."""
         return self.status_text not in ("starting", "running")
 
-    def submit(self, change, who: str = "local", timeout_s: float = 10.0) -> dict:
+    #: how long a change waits for the loop to take it before it is refused (`LoopBusy`: nothing applied)
+    change_wait_s = 10.0
+
+    def submit(self, change, who: str = "local", timeout_s: float | None = None) -> dict:
         """Validate a change now (refused whole, with its reason) and have the loop apply it between ticks.
 
-        A run that has ended (complete, stopped, failed) refuses every change: nothing would carry it out."""
+        A run that has ended (complete, stopped, failed) refuses every change: nothing would carry it out. One the
+        loop does not take within `timeout_s` (default `change_wait_s`) is refused with `LoopBusy`."""
+        if timeout_s is None:
+            timeout_s = self.change_wait_s
         self._refuse_if_ended()
         self._validate(change)
         done = threading.Event()
@@ -1040,8 +1046,8 @@ class LiveRuntime:
                 taken = box.get("taken", False)
                 box["withdrawn"] = not taken
             if not taken:  # refused now, so never applied later behind the answer's back
-                raise ch.ChangeRefused(f"the loop did not take the change within {timeout_s:g} s (it is busy "
-                                       "or waiting on the simulator); nothing of it was applied")
+                raise ch.LoopBusy(f"the loop did not take the change within {timeout_s:g} s (it is busy "
+                                  "or waiting on the simulator); nothing of it was applied: send it again later")
             done.wait()
         if "error" in box:
             raise box["error"]
@@ -1311,10 +1317,11 @@ class LiveRuntime:
         return {"model": str(path)} if path is not None and uses_shipped_model(spec, self._ctx.options) else {}
 
     def _log_change(self, entry: dict, replayed: bool = False) -> None:
+        line = json.dumps(entry)  # first: an entry that cannot be written is in none of the logs, not in some
         self.changes.append(entry)
         fh = self._files.get("changes")
         if fh is not None:
-            fh.write(json.dumps(entry) + "\n")
+            fh.write(line + "\n")
             fh.flush()
         if not replayed and entry.get("result") == "applied" and entry.get("kind") in self.LASTING:
             from .lasting import append_change
@@ -1330,7 +1337,9 @@ class LiveRuntime:
 
     def refuse_request(self, kind: str, payload, who: str, reason: str) -> None:
         """Record a request refused before it became a change (its body failed the route's check, or the
-        registry knew no such version): the change log holds every attempt, not only the well-formed ones."""
+        registry knew no such version): the change log holds every attempt, not only the well-formed ones. The
+        payload as JSON has it (a body's bytes as text), so the list, the file and the store hold the same."""
+        payload = json.loads(json.dumps(payload, default=_as_text))
         self._log_refusal({"at": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "who": who,
                            "kind": kind, "payload": payload, "result": "refused", "reason": reason})
 
@@ -1381,6 +1390,7 @@ class LiveRuntime:
                                        f"(timing: {{profile: {change.timing['profile']}}} in its --config file) "
                                        "for its rules")
             value = {**now, **change.timing}
+        _profile_bounds_first(value, self.cfg.timing.profile)
         try:
             timing = RunConfig.model_validate({**self.cfg.model_dump(), "timing": value}).timing
         except Exception as exc:  # noqa: BLE001
@@ -1814,6 +1824,36 @@ def raised_cycle_reason(raised: dict[str, tuple[float, str]]) -> str:
     said = "; ".join(f"at {tls} ({note})" for tls, (_bound_s, note) in sorted(raised.items()))
     return (f"applied, with a longer cycle bound than asked {said}; a shorter bound needs shorter minimum greens "
             "or clearances")
+
+
+def _as_text(value: object) -> str:
+    """A value JSON cannot hold, as text: bytes decoded (what a client sent), anything else as `str` gives it."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _profile_bounds_first(value: dict, profile: str) -> None:
+    """Refuse a timing value outside the safety profile's limits with that limit, before the run configuration's
+    field bound, which is looser (yellow_s: at least 2 for every profile, at least 3 under safety). Checked first,
+    the field's bound was said first: `yellow_s` 1 was refused as below 2, then 2.5 as below 3."""
+    from types import SimpleNamespace
+
+    from ..config import _check_safety
+    from ..profiles import SAFETY, SAFETY_LIMITS
+
+    if profile != SAFETY:
+        return
+    sections = [("", value)] + [(f"per_intersection.{tls}: ", own)
+                                for tls, own in (value.get("per_intersection") or {}).items() if isinstance(own, dict)]
+    for where, values in sections:
+        numbers = {name: values.get(name) for name in SAFETY_LIMITS}
+        numbers = {name: (v if isinstance(v, int | float) and not isinstance(v, bool) else None)
+                   for name, v in numbers.items()}
+        try:
+            _check_safety(SimpleNamespace(**numbers, ped_intervals=True, protected_yellow=True), where)
+        except ValueError as exc:
+            raise ch.ChangeRefused(f"timing: {exc}") from None
 
 
 def _first_error(exc: BaseException) -> str:

@@ -896,6 +896,8 @@ function renderChanges() {
 
 function describeChange(c) {
   const p = c.payload || {};
+  // a request refused before it became a change: its route and body, not a change's fields
+  if (typeof p.request === 'string') return `${p.request} (refused before it became a change)`;
   const values = o => Object.entries(o || {}).filter(([k]) => k !== 'per_intersection')
     .map(([k, v]) => `${k} ${v === null ? 'derived' : v}`).join(', ');
   switch (c.kind) {
