@@ -356,8 +356,8 @@ def test_a_db_that_cannot_be_opened_is_an_error_and_nothing_is_written(video, tm
     finally:
         del os.environ["SIGNALWISE_MAX_PAGE_SIZE"]
     assert p.returncode == 2 and p.stderr.startswith("error: SIGNALWISE_MAX_PAGE_SIZE") and not out.exists(), p.stderr
-    p = _run("--video", d / "scene.mp4", "--camera", d / "cam.yaml", "--out", out, "--start", "2026-05-04")
-    assert p.returncode == 2 and "--start stamps the violations written with --db" in p.stderr, p.stderr
+    p = _run("--video", d / "scene.mp4", "--camera", d / "cam.yaml", "--out", out, "--start", "4 May 2026")
+    assert p.returncode == 2 and "--start '4 May 2026': not an ISO 8601 instant" in p.stderr, p.stderr
 
 
 def test_an_out_directory_that_cannot_be_made_is_one_line_before_any_work(tmp_path):
@@ -427,7 +427,8 @@ def test_a_raw_mjpeg_file_has_no_frame_rate_of_its_own_and_is_refused_without_fp
     cap.release()
     refused = _run("--video", raw, "--camera", d / "cam.yaml", "--out", tmp_path / "o")
     assert refused.returncode == 2, refused.stdout + refused.stderr
-    assert "the container states no frame rate; give it with --fps" in refused.stderr
+    assert "a raw stream with no container (concatenated JPEGs, an H.264/H.265 bitstream): nothing in it states its " \
+           "frame rate; give it with --fps" in refused.stderr
     assert not (tmp_path / "o").exists()
     ran = _run("--video", raw, "--camera", d / "cam.yaml", "--fps", 10, "--out", tmp_path / "o2")
     assert ran.returncode == 0, ran.stderr
@@ -449,3 +450,48 @@ def test_a_camera_key_close_to_one_signalwise_reads_is_named_with_the_key_it_lik
     assert any("speed_limit_mp is not one signalwise reads (did you mean speed_limit_mps?)" in n for n in notes), notes
     assert any("zones[0].chanel is not one signalwise reads (did you mean channel?)" in n for n in notes), notes
     assert not any("extra_key_from_another_tool" in n for n in notes)  # another tool's key: no note
+
+
+def test_vision_run_on_a_stream_stores_each_violation_while_the_stream_goes(video, tmp_path):
+    """A stream may never end: its violations are stored as they are called, not held for an end that may not
+    come (a file's are stored when its run ends, after the calibration's checks over the whole run)."""
+    import signal
+    import subprocess
+    import sys
+
+    from sqlalchemy import func, select
+
+    from signalwise.store import get_engine
+    from signalwise.store.tables import ViolationRow
+    from signalwise.vision.mjpeg_server import MjpegServer
+
+    d, _ = video
+    scene = small_scene(seed=5, width_px=400, height_px=300, px_per_m=5.0, red_runner_share=0.3)
+    frames = [f for f, *_ in scene.frames(10.0)]  # its first 10 s hold a red-light runner; the server loops them
+    db_url = f"sqlite:///{tmp_path / 'v.db'}"
+    server = MjpegServer(frames, fps=10).start()
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("signalwise")), "vision", "run", "--video",
+                             f"http://127.0.0.1:{server.port}/stream.mjpg", "--camera", str(d / "cam.yaml"),
+                             "--signals", str(d / "signal_states.csv"), "--signals-offset", "300",
+                             "--out", str(tmp_path / "out"), "--db", db_url],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stored, deadline = 0, time.monotonic() + 90
+    try:
+        engine = get_engine(db_url)
+        while not stored and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            try:
+                with engine.connect() as conn:
+                    stored = conn.execute(select(func.count()).select_from(ViolationRow.__table__)).scalar_one()
+            except Exception:  # noqa: BLE001 - the run has not made its tables yet
+                stored = 0
+        running = proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _out, err = proc.communicate()
+        server.stop()
+    assert stored >= 1 and running, err[-3000:]

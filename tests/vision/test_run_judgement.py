@@ -152,7 +152,7 @@ def test_a_5_fps_video_run_as_25_fps_is_flagged_in_the_summary(tmp_path):
     write_video(tmp_path / "clip5.mp4", scene, 40.0)
     (tmp_path / "cam.yaml").write_text(yaml.safe_dump(scene.camera_config()))
     p = signalwise("vision", "run", "--video", str(tmp_path / "clip5.mp4"), "--camera", str(tmp_path / "cam.yaml"),
-                   "--fps", "25", "--fps-override", "--out", str(tmp_path / "out"))
+                   "--fps", "25", "--fps-override", "--accept-suspect-calibration", "--out", str(tmp_path / "out"))
     assert p.returncode == 0, p.stderr
     line = next((x for x in p.stdout.splitlines() if "implausible speeds" in x), "")
     assert "(> 252 km/h, 70 m/s; fastest" in line and line.endswith(

@@ -352,6 +352,15 @@ def stored_from(engine: Engine, camera_id: str, source: str) -> int:
         return conn.execute(select(func.count()).where(c.source == source, c.camera_id == camera_id)).scalar_one()
 
 
+def evidence_paths_from(engine: Engine, camera_id: str, source: str) -> list[str]:
+    """The evidence image paths of the violations of `camera_id` from `source` (a run that replaces them finds
+    the run directories, and so the camera files, they were judged with)."""
+    c = ViolationRow.__table__.c
+    with engine.connect() as conn:
+        return [p for p in conn.execute(select(c.evidence_path).where(
+            c.source == source, c.camera_id == camera_id, c.evidence_path.is_not(None))).scalars() if p]
+
+
 def remove_source(engine: Engine, camera_id: str, source: str) -> int:
     """Remove the violations of `camera_id` from `source`, and take them off their hourly and daily counts, in
     one transaction (a video stored again in their place). Their evidence images and access log stay."""

@@ -23,6 +23,8 @@ _HOMES = {
     **dict.fromkeys(("Violation", "SpeedingRule"), ".violations"),
     "ZoneState": ".zones",
     "EvidenceWriter": ".evidence",
+    "MjpegServer": ".mjpeg_server",
+    **dict.fromkeys(("Scene", "write_video"), ".synthetic"),
     **dict.fromkeys(("StreamReader", "Frame", "StreamStats"), ".streams"),
     **dict.fromkeys(("StreamManager", "StreamSpec"), ".manager"),
     "CameraObservationSource": ".source",

@@ -49,11 +49,16 @@ def run_command(
         "--db", help="also write the violations (with their evidence paths) into this database URL, as the API's "
                      "streams do ('default' = SIGNALWISE_DATABASE_URL or the embedded SQLite signalwise.db)")] = None,
     start: Annotated[str | None, typer.Option(
-        "--start", help="with --db: the wall-clock instant of the first frame, ISO 8601 (e.g. "
-                        "2026-05-04T07:30:00+02:00; no offset = local time) [default: when the run starts]")] = None,
+        "--start", help="the wall-clock instant of the first frame, ISO 8601 (e.g. 2026-05-04T07:30:00+02:00; no "
+                        "offset = local time): stamps the stored violations (--db) and events.csv [default: with "
+                        "--db, when the run starts; events.csv on the signals file's clock]")] = None,
     replace: Annotated[bool, typer.Option(
         "--replace", help="with --db: remove the violations stored earlier from this video (same camera) and store "
                           "this run's in their place (without it a video already stored is refused)")] = False,
+    accept_suspect_calibration: Annotated[bool, typer.Option(
+        "--accept-suspect-calibration", help="judge red light and speeding even when the run's own checks say the "
+                                             "calibration (or fps) is wrong; such violations are not stored "
+                                             "with --db")] = False,
 ) -> None:
     """Detect, track, count and find violations in a video; write tracks, crossings, violations and counts."""
     try:
@@ -70,8 +75,6 @@ def run_command(
             class_ids = tuple(int(c) for c in classes.split(",") if c.strip())
         except ValueError:
             raise _fail(f"--classes {classes!r}: give class ids as integers, e.g. 2,3,5,7") from None
-    if start is not None and db is None:
-        raise _fail("--start stamps the violations written with --db; give --db too")
     if replace and db is None:
         raise _fail("--replace replaces violations stored with --db; give --db too")
     start_wall = _start_instant(start) if start is not None else None
@@ -83,9 +86,15 @@ def run_command(
         det = make_detector(detector, model=str(model) if model else None, classes=class_ids, camera=inputs.camera)
     except (InputError, OnnxModelError, ValueError) as exc:
         raise _fail(str(exc)) from None
+    if inputs.calibration_suspect and accept_suspect_calibration and db is not None:
+        raise _fail(f"--camera {camera}: the calibration is suspect ({'; '.join(inputs.calibration_suspect)}); "
+                    "violations judged with it are not stored (a stored violation has no field to mark it so): "
+                    "fix the camera file, or leave out --db")
     db_url = _db_url(db) if db is not None else None  # a bad SIGNALWISE_* setting: its own error line, exit 2
     writer = _violation_writer(db_url, replace) if db_url is not None else None
-    footage = _footage_once(writer, video, inputs.camera.camera_id, replace, db_url) if writer is not None else None
+    footage, replace_earlier = (_footage_once(writer, video, inputs.camera.camera_id, replace, db_url,
+                                              inputs.provenance["camera_file"]["sha256"])
+                                if writer is not None else (None, None))
     if db is not None and start_wall is None:
         import datetime as dt
 
@@ -100,7 +109,7 @@ def run_command(
     try:  # `docker stop`, systemd and `timeout` stop a stream's run (it has no end) as Ctrl-C does: files flushed
         with sigterm_as_interrupt():
             summary = _run_with_progress(inputs, out, det, interval, signals_offset, max_frames, writer, start_wall,
-                                         start is None, footage)
+                                         start is None, footage, accept_suspect_calibration, replace_earlier)
     finally:
         if writer is not None:
             writer.flush()
@@ -110,6 +119,16 @@ def run_command(
         typer.echo(line)
     if summary["status"] != "complete":
         typer.echo(f"status: {summary['status']}", err=True)
+    if summary["violations_withheld"] is not None:
+        n = sum(summary["violations_withheld"].values())
+        typer.secho(f"error: the calibration is suspect ({'; '.join(summary['calibration_suspect'])}): red light "
+                    f"and speeding not judged, {n} violation(s) withheld (not in violations.csv"
+                    f"{', not stored' if writer is not None else ''}); fix the camera file, or give "
+                    "--accept-suspect-calibration to judge with it anyway", fg="red", err=True)
+        raise typer.Exit(FAILED)
+    if summary["not_stored"]:
+        typer.secho(f"error: --db {_shown(db_url)}: {summary['not_stored']}", fg="red", err=True)
+        raise typer.Exit(FAILED)
     if writer is not None:
         st = writer.stats()
         lost = v["red_light"] + v["speeding"] - st["written"] - st["already_stored"]
@@ -159,7 +178,11 @@ def _summary_lines(summary: dict, out: Path) -> list[str]:
     if typical["implausible"]:
         lines.append(f"85th-percentile speed {typical['p85_mps']:.1f} m/s over {typical['tracks']} moving tracks is "
                      f"more than twice the speed limit ({typical['limit_mps']:g} m/s): check the calibration (road "
-                     "points in feet?) and the fps; the speeding violations are suspect")
+                     "points in feet?) and the fps; every distance and speed the red-light and speeding calls "
+                     "rest on is suspect")
+    if summary["suspect_calibration_accepted"]:
+        lines.append("calibration suspect, accepted (--accept-suspect-calibration): the violations were judged with "
+                     "it anyway")
     lines.append(f"calibration: {summary['calibration_pairs']} surveyed pairs, RMS error "
                  f"{summary['calibration_rms_error_m']:.3f} m")
     return lines
@@ -218,9 +241,11 @@ def _unsourced_refusal(db_url: str, camera_id: str, stored: int, unsourced: int)
             "leave out --db")
 
 
-def _footage_once(writer, video: str, camera_id: str, replace: bool, db_url: str):
+def _footage_once(writer, video: str, camera_id: str, replace: bool, db_url: str, camera_sha256: str | None = None):
     """The video's identity in the store (`video_run.video_footage`), refused when violations of this camera from
-    it are stored already (a second run would store each twice), unless `replace` removes them first."""
+    it are stored already (a second run would store each twice), unless `replace`: then with the function that
+    removes them, called once this run's violations are to be stored in their place (a run whose violations are
+    withheld leaves them)."""
     from ..store.violations import remove_source, stored_from
     from .video_run import video_footage
 
@@ -231,15 +256,44 @@ def _footage_once(writer, video: str, camera_id: str, replace: bool, db_url: str
         raise _fail(f"--db {_shown(db_url)}: {stored} violation(s) of camera {camera_id} from this video "
                     f"({footage.name}, {footage.source[:23]}...) are stored already; --replace stores this run's in "
                     "their place, or leave out --db")
-    if stored:
+    if not stored:
+        return footage, None
+    for line in _replaced_camera_files(writer.engine, camera_id, footage.source, camera_sha256):
+        typer.echo(f"note: --replace: {line}", err=True)
+
+    def remove_earlier() -> None:
         removed = remove_source(writer.engine, camera_id, footage.source)
         typer.echo(f"note: --replace: the {removed} violation(s) stored earlier from this video were removed, with "
                    "their counts (their evidence images stay where that run wrote them)", err=True)
-    return footage
+
+    return footage, remove_earlier
+
+
+def _replaced_camera_files(engine, camera_id: str, source: str, camera_sha256: str | None) -> list[str]:
+    """What `--replace` says of the camera files the violations it removes were judged with: each run's
+    summary.json (beside its evidence/ folder) records its camera file's SHA-256."""
+    import json
+
+    from ..store.violations import evidence_paths_from
+
+    runs = {Path(p).parent.parent for p in evidence_paths_from(engine, camera_id, source)}
+    earlier, unknown = {}, 0
+    for run in sorted(runs):
+        try:
+            cam = json.loads((run / "summary.json").read_text())["camera_file"]
+            earlier[cam["sha256"]] = cam["path"]
+        except (OSError, ValueError, KeyError, TypeError):
+            unknown += 1
+    lines = [f"the violations removed were judged with another camera file, {path} (sha256 {sha[:12]}...); this "
+             f"run's has sha256 {(camera_sha256 or '')[:12]}..." for sha, path in earlier.items() if sha != camera_sha256]
+    if unknown or not runs:
+        lines.append("the camera file the violations removed were judged with is not known (their run's summary.json "
+                     "is gone or does not record it)")
+    return lines
 
 
 def _run_with_progress(inputs, out, det, interval, offset, max_frames, store=None, start_wall=None,
-                       start_assumed=False, footage=None) -> dict:
+                       start_assumed=False, footage=None, accept_suspect=False, before_store=None) -> dict:
     import sys
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -249,7 +303,8 @@ def _run_with_progress(inputs, out, det, interval, offset, max_frames, store=Non
     if not sys.stderr.isatty():
         return run_video(inputs, out, detector=det, interval_s=interval, signals_offset_s=offset,
                          max_frames=max_frames, store=store, start_wall=start_wall,
-                         start_assumed=start_assumed, footage=footage)
+                         start_assumed=start_assumed, footage=footage, accept_suspect=accept_suspect,
+                         before_store=before_store)
     total = inputs.frame_count if not inputs.live else None
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                TimeRemainingColumn()]
@@ -266,7 +321,8 @@ def _run_with_progress(inputs, out, det, interval, offset, max_frames, store=Non
 
         return run_video(inputs, out, detector=det, interval_s=interval, signals_offset_s=offset,
                          progress=progress, max_frames=max_frames, store=store, start_wall=start_wall,
-                         start_assumed=start_assumed, footage=footage)
+                         start_assumed=start_assumed, footage=footage, accept_suspect=accept_suspect,
+                         before_store=before_store)
 
 
 def register(app: typer.Typer) -> None:

@@ -47,10 +47,25 @@ def annotate(job: EvidenceJob) -> np.ndarray:
     scale = max(0.4, img.shape[1] / 1600)
     y = round(22 * scale / 0.5)
     for line in job.caption:
-        cv2.putText(img, line, (8, y), cv2.FONT_HERSHEY_SIMPLEX, scale, BLACK, 3, cv2.LINE_AA)
-        cv2.putText(img, line, (8, y), cv2.FONT_HERSHEY_SIMPLEX, scale, WHITE, 1, cv2.LINE_AA)
+        draw_outlined_text(img, line, (8, y), scale)
         y += round(20 * scale / 0.5)
     return img
+
+
+def draw_outlined_text(img: np.ndarray, text: str, origin: tuple[int, int], scale: float) -> None:
+    """White text with a black outline, readable on any background. The text is drawn once, into a mask, and the
+    outline is that mask grown by a pixel: two `putText` calls at thickness 3 and 1 do not overlap under OpenCV 5,
+    whose glyph advance grows with the thickness (the black and white lines drift apart along the line)."""
+    mask = np.zeros(img.shape[:2], np.uint8)
+    cv2.putText(mask, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, 255, 1, cv2.LINE_AA)
+    outline = cv2.dilate((mask > 0).astype(np.uint8), np.ones((3, 3), np.uint8), iterations=OUTLINE_PX)
+    img[outline > 0] = BLACK
+    alpha = (mask.astype(np.float32) / 255.0)[..., None]
+    img[:] = (alpha * np.array(WHITE, np.float32) + (1 - alpha) * img).astype(np.uint8)
+
+
+#: the caption's black outline around its white text, pixels
+OUTLINE_PX = 2
 
 
 class EvidenceWriter:

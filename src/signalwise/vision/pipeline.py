@@ -293,7 +293,8 @@ class Pipeline:
             entry = (f"front over {p.line.name} at {p.crossing.time_s:.2f} s, signal {p.chars}; "
                      f"{self.camera.red_entry_m:g} m on at {t2:.2f} s, signal {link_chars(state, p.line.links)}")
             since = timeline.red_since(self.camera.device_id, p.links, p.crossing.time_s)  # as when it was added
-            out.append(self._violation(RED_LIGHT, p.crossing.time_s, tid, p.line.approach, speeds.get(tid), image,
+            out.append(self._violation(RED_LIGHT, p.crossing.time_s, tid, p.line.approach,
+                                       self.speeds.mean_speed(tid) if tid in speeds else None, image,
                                        box_of[tid], p.line, p.chars, entry,
                                        None if since is None else p.crossing.time_s - since))
         return out

@@ -14,7 +14,11 @@ phase, a log written every second's second. Before the first row and after
 that, the state is unknown (`state_at` gives None) and no red light is
 judged. A state pushed with each frame (`append`, the controller's own state
 in a live loop) holds until the next one. Every state of a device has the
-same number of links: a row whose string is longer or shorter is refused.
+same number of links: a row whose string is longer or shorter is refused,
+as is a character that is no SUMO link state (`LINK_STATES`: an unknown one
+would be judged "not red" without a word) and a second row of a device at
+the same time with another state (a broken export: which row won would
+depend on the file's order).
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from pathlib import Path
 from ..core.types import RECOVERY_STATE
 
 COLUMNS = ("time_s", "device_id", "state")
+#: SUMO's link-state characters (red, red-yellow, yellow, green minor/major, green right-turn arrow, off blinking,
+#: off), and `R`/`Y`, which some tools write for red and yellow
+LINK_STATES = frozenset("rRuyYgGsoO")
 
 
 class SignalFileError(ValueError):
@@ -52,6 +59,7 @@ class SignalTimeline:
         path = Path(path)
         rows = []
         first_state: dict[str, tuple[int, str]] = {}  # device -> (line, state) of its first row
+        at: dict[tuple[str, float], tuple[int, str]] = {}  # (device, time) -> (line, state) of its first row
         try:
             with open(path, newline="") as fh:
                 reader = csv.DictReader(fh)
@@ -71,6 +79,14 @@ class SignalTimeline:
                         raise SignalFileError(f"{path}:{line}: needs a time, a device_id and a state")
                     device = row["device_id"].strip()
                     _check_length(path, line, device, state, first_state)
+                    bad = sorted(set(state) - LINK_STATES)
+                    if bad:
+                        raise SignalFileError(f"{path}:{line}: state {state!r} of {device} has {', '.join(map(repr, bad))}, "
+                                              f"no SUMO link state (one of {''.join(sorted(LINK_STATES))})")
+                    seen = at.setdefault((device, t), (line, state))
+                    if seen[1] != state:
+                        raise SignalFileError(f"{path}:{line}: {device} at {t:g} s shows {state!r}; line {seen[0]} "
+                                              f"gives it {seen[1]!r} at the same time: one state at a time")
                     rows.append((t, device, state))
         except OSError as exc:
             raise SignalFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None

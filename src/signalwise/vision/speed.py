@@ -84,6 +84,13 @@ class SpeedEstimator:
         self._window[track_id] = (start, mean_speed, float(fitted[0]), float(fitted.min()))
         return float(fitted[-1])  # the derivative at the newest frame
 
+    def mean_speed(self, track_id: int) -> float:
+        """The track's mean speed over its last window (the straight-line fit through every position in it; NaN
+        before it spans one): what a red-light call reports. The parabola's speed at the newest frame rests on
+        that frame's box, which a detector that boxed half the vehicle there moves by a metre or more."""
+        w = self._window.get(track_id)
+        return math.nan if w is None else w[1]
+
     def over_window(self, track_id: int, threshold_mps: float) -> tuple[float, float] | None:
         """(start of the track's last window, its mean speed) if the vehicle was over `threshold_mps` through it:
         its fitted speed above it all through, or above at the start and the mean above too; else None."""

@@ -139,7 +139,7 @@ def probe_video(source: str, open_timeout_s: float = 10.0, read_timeout_s: float
         except (OSError, ValueError):  # a NUL byte in the name
             there = False
         if not there:
-            raise VideoOpenError("no such file")
+            raise VideoOpenError("a directory, not a video file" if os.path.isdir(source) else "no such file")
     cap = _open(source, open_timeout_s, read_timeout_s)
     try:
         if not cap.isOpened():
@@ -164,12 +164,32 @@ def probe_video(source: str, open_timeout_s: float = 10.0, read_timeout_s: float
 RAW_STREAM_SUFFIXES = frozenset({".mjpeg", ".mjpg", ".h264", ".264", ".h265", ".265", ".hevc"})
 
 
+#: how a raw elementary stream begins, whatever the file is called (exported recordings come as .bin, .dat, or
+#: no extension): a JPEG's start-of-image marker (concatenated JPEGs, MJPEG) or an Annex B start code (H.264,
+#: H.265). A container begins otherwise (MP4/MOV `....ftyp`, Matroska 1A 45 DF A3, AVI `RIFF`, MPEG-TS 0x47)
+RAW_STREAM_MAGIC = (b"\xff\xd8\xff", b"\x00\x00\x00\x01", b"\x00\x00\x01")
+
+
+def is_raw_stream(path: str) -> bool:
+    """Whether the file is a raw elementary stream by its first bytes (`RAW_STREAM_MAGIC`): no container, no frame
+    rate (FFmpeg's 25 frames/s is a guess)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return False
+    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip") or head.startswith(b"\x00\x00\x01\xba"):
+        return False  # an MP4/MOV whose first box has a 64-bit size; an MPEG program stream (timestamps)
+    return head.startswith(RAW_STREAM_MAGIC)
+
+
 def container_fps(cap, source: str | None = None) -> float | None:
     """The frame rate the container states, when it is believable; None for a raw stream file (`source`), whose
     rate is FFmpeg's guess."""
     import cv2
 
-    if source is not None and not is_url(source) and os.path.splitext(source)[1].lower() in RAW_STREAM_SUFFIXES:
+    if source is not None and not is_url(source) and (os.path.splitext(source)[1].lower() in RAW_STREAM_SUFFIXES
+                                                      or is_raw_stream(source)):
         return None
     fps = cap.get(cv2.CAP_PROP_FPS)
     return float(fps) if fps and math.isfinite(fps) and 0.5 <= fps <= 1000 else None

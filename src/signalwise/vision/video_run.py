@@ -63,6 +63,10 @@ class RunInputs:
     first_frame_hw: tuple[int, int]
     live: bool
     notes: list[str] = field(default_factory=list)
+    #: what the run's violations were judged with: the camera file's and signal log's path and SHA-256
+    provenance: dict = field(default_factory=dict)
+    #: why the calibration is wrong by the checks made before the run (a surveyed point missing the fit)
+    calibration_suspect: list[str] = field(default_factory=list)
 
 
 def _num(x: float, digits: int = 3) -> str:
@@ -77,7 +81,7 @@ def check_inputs(video: str, camera_path: str | Path, signals_path: str | Path |
     `fps_override`: `fps` may differ from the rate the container states (else refused: every speed and
     red-light time scales with it)."""
     from .signals import SignalFileError
-    from .streams import VideoOpenError, is_url, probe_video, shown
+    from .streams import VideoOpenError, is_raw_stream, is_url, probe_video, shown
 
     if not (math.isfinite(interval_s) and interval_s >= MIN_INTERVAL_S):
         # a count per interval shorter than this is a row per frame, or thousands of empty ones per frame
@@ -113,7 +117,9 @@ def check_inputs(video: str, camera_path: str | Path, signals_path: str | Path |
     src_fps, count = probe.fps, probe.frame_count
     notes = []
     if fps is None and src_fps is None and not live:
-        raise InputError(f"--video {shown(video)}: the container states no frame rate; give it with --fps")
+        what = ("a raw stream with no container (concatenated JPEGs, an H.264/H.265 bitstream): nothing in it "
+                "states its frame rate" if is_raw_stream(video) else "the container states no frame rate")
+        raise InputError(f"--video {shown(video)}: {what}; give it with --fps")
     if fps is not None and src_fps is not None and abs(fps - src_fps) > 1e-3:
         if not fps_override:
             raise InputError(f"--fps {fps:g}: the video states {src_fps:g} frames/s; every speed and red-light time "
@@ -133,7 +139,33 @@ def check_inputs(video: str, camera_path: str | Path, signals_path: str | Path |
         outside = outside_coverage(signals, camera.device_id, (count - 1) / rate, signals_offset_s)
         if outside:
             notes.append(f"red light will not be judged: {outside}")
-    return RunInputs(video, camera, signals, rate, count, (h, w), live, notes)
+    provenance = {"camera_file": file_identity(camera_path),
+                  "signals_file": None if signals_path is None else file_identity(signals_path),
+                  "signalwise_version": _version()}
+    return RunInputs(video, camera, signals, rate, count, (h, w), live, notes, provenance,
+                     calibration_suspect(camera))
+
+
+def file_identity(path: str | Path) -> dict:
+    """A file a run was judged with: its path (absolute) and the SHA-256 of its bytes."""
+    with open(path, "rb") as fh:
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    return {"path": str(Path(path).resolve()), "sha256": digest}
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def calibration_suspect(camera: CameraConfig) -> list[str]:
+    """Why the calibration is wrong by the checks made before a run (its residual); [] when they pass."""
+    rms = camera.homography.rms_error_m
+    if rms > CALIBRATION_RMS_WARN_M:
+        return [f"the {len(camera.calibration)} surveyed points miss the fit by {rms:.2f} m RMS (above "
+                f"{CALIBRATION_RMS_WARN_M:g} m)"]
+    return []
 
 
 #: a calibration whose surveyed points miss the fit by more than this (RMS, road metres) has a wrong point: a
@@ -239,7 +271,8 @@ MIN_INTERVAL_S = 1.0
 def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval_s: float = 60.0,
               signals_offset_s: float = 0.0, progress: Progress | None = None,
               max_frames: int | None = None, store=None, start_wall: dt.datetime | None = None,
-              start_assumed: bool = False, footage: Footage | None = None) -> dict:
+              start_assumed: bool = False, footage: Footage | None = None, accept_suspect: bool = False,
+              before_store: Callable[[], None] | None = None) -> dict:
     """Run the pipeline over the whole video; returns the summary (also written to summary.json).
 
     `store`: something with `put(records)` (a `store.violations.ViolationWriter`) that takes each violation as
@@ -247,7 +280,15 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
     its time in the video, its evidence path absolute, its frame, and where it came from (`footage`, default
     `video_footage`), with whether that instant was assumed (no `start_wall`, or `start_assumed`: the caller took
     it from its own clock) rather than the camera's, as the summary says too. A violation's image is on disk
-    before its record is put: the store takes the image's SHA-256 when it stores the row."""
+    before its record is put: the store takes the image's SHA-256 when it stores the row.
+
+    Violations are written (violations.csv, the store) when the run ends, after the calibration's checks over the
+    whole run (`suspect_reasons`): when they say the calibration (or frame rate) is wrong, every distance and speed
+    a call rests on is wrong too, so the violations are withheld (kinds `not_judged`, images removed, nothing
+    stored, `violations_withheld` in the summary) unless `accept_suspect`. Accepted, they are written, but not
+    stored: a stored row has no field to say its calibration was suspect (`summary["not_stored"]` says why).
+    `before_store` is called just before this run's violations are stored (not when none are to be: withheld, or
+    not stored): where a run replaces an earlier one's rows, they go only when these take their place."""
     from .evidence import EvidenceWriter
     from .pipeline import Pipeline
     from .streams import StreamReader, shown
@@ -266,6 +307,10 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
               "events": 0}
     timing = {"detect": [], "track": [], "rest": [], "total": []}
     tracks_seen: set[int] = set()
+    held: list = []  # (violation, frame index): written when the run ends, if the calibration's checks pass
+    # events.csv: on the camera's clock when the first frame's instant is known (`start_wall`, not assumed: the
+    # hi-res log's naive local time in its own zone), else on the signal log's clock
+    events_at = None if start_wall is None or start_assumed else start_wall.replace(tzinfo=None)
     start_assumed = store is not None and (start_wall is None or start_assumed)
     if store is not None:
         from .violations import violation_record
@@ -299,17 +344,27 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
                 writers["crossings.csv"].writerow((_num(c.time_s), c.track_id, c.stop_line, c.approach,
                                                    c.signal_state, "true" if c.joined else "false"))
             totals["crossings"] += len(r.crossings)
-            for v in r.violations:
-                writers["violations.csv"].writerow((_num(v.time_s), v.track_id, v.kind, v.approach,
-                                                    _num(v.speed_mps), v.evidence_path))
-                totals[v.kind] += 1
-            if store is not None and r.violations:
-                evidence.flush()  # the images written, for the store to hash
-                store.put([violation_record(v, start_wall + dt.timedelta(seconds=v.time_s), evidence.root,
-                                            frame=r.frame_index, footage=footage) for v in r.violations])
+            if inputs.live:
+                # a stream may not end, nor its run end cleanly: its calls are written and stored as they come,
+                # the residual checked before it began; the speeds' check at its end warns only
+                for v in r.violations:
+                    writers["violations.csv"].writerow((_num(v.time_s), v.track_id, v.kind, v.approach,
+                                                        _num(v.speed_mps), v.evidence_path))
+                    totals[v.kind] += 1
+                if store is not None and r.violations and not inputs.calibration_suspect:
+                    if before_store is not None:
+                        before_store()
+                        before_store = None
+                    evidence.flush()  # the images written, for the store to hash
+                    store.put([violation_record(v, start_wall + dt.timedelta(seconds=v.time_s), evidence.root,
+                                                frame=r.frame_index, footage=footage) for v in r.violations])
+            else:
+                held += [(v, r.frame_index) for v in r.violations]
             for e in r.events:
-                writers["events.csv"].writerow((format_timestamp(e.time_s + signals_offset_s), e.device_id,
-                                                e.event_code, e.parameter))
+                stamp = (format_timestamp(e.time_s + signals_offset_s) if events_at is None
+                         else format_timestamp(e.time_s + events_at.microsecond / 1e6,
+                                               events_at.replace(microsecond=0)))
+                writers["events.csv"].writerow((stamp, e.device_id, e.event_code, e.parameter))
             totals["events"] += len(r.events)
             for row in pipe.closed_counts():
                 writers["counts.csv"].writerow((_num(row[0], 1), row[1], row[2]))
@@ -333,7 +388,38 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
     elif status == "complete" and _ended_early(totals["frames"], inputs.frame_count):
         status = (f"the video ended after {totals['frames']} of the {inputs.frame_count} frames its container "
                   "states (truncated or damaged)")
+    judged = [k for k in ("red_light", "speeding")
+              if k not in not_judged(inputs.camera, _no_red_light(inputs, pipe, last_t, signals_offset_s))]
+    typical = typical_speed(pipe, inputs.camera.speed_limit_mps)
+    suspect = suspect_reasons(inputs, typical)
+    withheld = bool(suspect and judged and not accept_suspect and not inputs.live)
+    not_stored = None
+    live_calls = inputs.live and (totals["red_light"] or totals["speeding"])
+    if live_calls and store is not None and inputs.calibration_suspect:
+        not_stored = (f"{totals['red_light'] + totals['speeding']} violation(s) judged with a suspect calibration "
+                      "are not stored: a stored violation has no field to mark it so (violations.csv keeps them)")
+    if withheld:
+        _remove_images(out, [v for v, _ in held])
+    else:
+        with open(out / "violations.csv", "a", newline="") as fh:
+            w = csv.writer(fh)
+            for v, _ in held:
+                w.writerow((_num(v.time_s), v.track_id, v.kind, v.approach, _num(v.speed_mps), v.evidence_path))
+                totals[v.kind] += 1
+        if store is not None and held and suspect:
+            not_stored = (f"{len(held)} violation(s) judged with a suspect calibration are not stored: a stored "
+                          "violation has no field to mark it so (violations.csv and summary.json keep them)")
+        elif store is not None and before_store is not None:
+            before_store()
+        if store is not None and held and not not_stored:
+            store.put([violation_record(v, start_wall + dt.timedelta(seconds=v.time_s), evidence.root,
+                                        frame=frame, footage=footage) for v, frame in held])
     wall = time.perf_counter() - wall0
+    unjudged = not_judged(inputs.camera, _no_red_light(inputs, pipe, last_t, signals_offset_s))
+    if withheld:
+        why = ("the calibration is suspect: " + "; ".join(suspect) + "; --accept-suspect-calibration judges with "
+               "it anyway")
+        unjudged |= dict.fromkeys(judged, why)
     summary = {
         "video": shown(inputs.video), "camera_id": inputs.camera.camera_id, "device_id": inputs.camera.device_id,
         "status": status, "detector": getattr(pipe.detector, "name", type(pipe.detector).__name__),
@@ -352,15 +438,20 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
         "anchor": inputs.camera.anchor, "red_entry_m": inputs.camera.red_entry_m,
         # a kind nobody looked for is said, not a silent 0 (no speed limit, no stop lines or signal states, a
         # signal log that covers no crossing)
-        "not_judged": not_judged(inputs.camera, _no_red_light(inputs, pipe, last_t, signals_offset_s)),
+        "not_judged": unjudged,
         "signals_cover_s": _coverage(inputs), "crossings_not_judged": pipe.unjudged_crossings,
         "crossings_front_unseen": pipe.front_unseen_crossings,
-        "typical_speed": typical_speed(pipe, inputs.camera.speed_limit_mps),
+        "typical_speed": typical,
+        "calibration_suspect": suspect, "suspect_calibration_accepted": bool(suspect and accept_suspect),
+        "violations_withheld": ({k: sum(v.kind == k for v, _ in held) for k in ("red_light", "speeding")}
+                                if withheld else None),
+        "not_stored": not_stored,
         "implausible_speeds": {"tracks": pipe.implausible_tracks,
                                "limit_mps": inputs.camera.max_plausible_speed_mps,
                                "fastest_mps": None if pipe.fastest_implausible_mps is None
                                else round(pipe.fastest_implausible_mps, 2)},
         "notes": inputs.notes,
+        **inputs.provenance,
     }
     if store is not None:  # the instant the stored violations count from, and whether the camera's clock gave it
         summary["first_frame_at"] = start_wall.isoformat()
@@ -368,6 +459,24 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
         summary["source"], summary["source_name"] = footage.source, footage.name
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def suspect_reasons(inputs: RunInputs, typical: dict) -> list[str]:
+    """Why the run's own checks say its calibration (or frame rate) is wrong: a surveyed point missing the fit
+    (before the run), the traffic's 85th-percentile speed over twice the limit (over the run)."""
+    out = list(inputs.calibration_suspect)
+    if typical["implausible"]:
+        out.append(f"the traffic's 85th-percentile speed, {typical['p85_mps']:.1f} m/s over {typical['tracks']} "
+                   f"tracks, is more than {TYPICAL_SPEED_WARN_FACTOR:g} times the speed limit "
+                   f"({typical['limit_mps']:g} m/s): road points in feet, or a wrong fps")
+    return out
+
+
+def _remove_images(out: Path, violations) -> None:
+    """The evidence images of withheld violations: an image of a call not made must not be taken for one."""
+    for v in violations:
+        if v.evidence_path:
+            (out / v.evidence_path).unlink(missing_ok=True)
 
 
 def _coverage(inputs: RunInputs) -> list[float] | None:
