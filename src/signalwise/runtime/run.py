@@ -45,7 +45,14 @@ from ..core.types import EventCode
 from ..outdirs import process_identity
 from ..sim.backend import SimulationError
 from ..sim.metrics import after_warmup, intersection_metrics, network_metrics, time_series
-from ..sim.outputs import Teleports, read_discarded, read_pedestrians_jammed, read_teleports, read_tripinfo
+from ..sim.outputs import (
+    Teleports,
+    read_discarded,
+    read_pedestrians_jammed,
+    read_teleports,
+    read_tripinfo,
+    read_unsorted_ignored,
+)
 from ..sim.replay import spare_cores
 from ..sim.signal_model import pedestrian_warnings, plan_notes, timing_warnings
 from ..termination import stop_reason
@@ -207,6 +214,7 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
     net = network_metrics(counted.trips, counted.persons, counted.queue_samples, loop.emergency_ids,
                           counted.emissions).as_dict()
     discarded = read_discarded(loop.files["errors"]) if "errors" in loop.files else []
+    unsorted = read_unsorted_ignored(loop.files["errors"]) if "errors" in loop.files else []
     teleports = read_teleports(loop.files["statistics"]) if "statistics" in loop.files else None
     jammed = read_pedestrians_jammed(loop.files["statistics"]) if "statistics" in loop.files else None
     per_tls = intersection_metrics(counted.edgedata, counted.emissions, counted.queue_samples, approach_edges)
@@ -226,7 +234,9 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
         **({"warmup_s": cfg.warmup_s, "counted_from_s": loop.begin_s + cfg.warmup_s} if cfg.warmup_s else {}),
         # CO2 and fuel are 0 when SUMO was not asked for them (`emissions: false`, or a lean record): say so
         "emissions_recorded": cfg.emissions and cfg.record == "full",
-        "network": {**net, "discarded_veh": len(discarded), "preemptions": preempts,
+        "network": {**net, "discarded_veh": len(discarded),
+                    # route-file entries (a vehicle, a whole flow, a person) SUMO skipped as out of departure order
+                    "unsorted_ignored": len(unsorted), "preemptions": preempts,
                     "fallback_fraction": round(fallback, 4), "controller_errors": loop.controller_errors,
                     "locked_veh": sum(loop.junction_locks.values()), "locked_junctions": loop.junction_locks,
                     # SUMO's own count (sumo/statistics.xml); None when SUMO wrote none: unknown, not 0
@@ -274,6 +284,8 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
                         "departure to the end of the run"
                         + (f" ({net['never_inserted']} never inserted in all: {last_step} more were due at the "
                            "run's last step, with no chance to enter and no delay counted)" if last_step > 0 else ""))
+    if unsorted:
+        warnings.append(unsorted_warning(unsorted))
     if discarded:
         warnings.append(discarded_warning(discarded))
     if teleports is not None and teleports.total:
@@ -358,6 +370,16 @@ def discarded_warning(discarded: list[tuple[str, float | None, str]]) -> str:
             "they cannot depart at the speed their route file gives"
     return (f"{len(discarded)} vehicles were discarded by SUMO before they entered: {cause} (first: {first!r}{at}; "
             "sumo/errors.log names each). Like SUMO's own tripinfo, no figure counts them")
+
+
+def unsorted_warning(ignored: list[str]) -> str:
+    """The sentence for route-file entries SUMO ignored as out of departure order: a flow, a person flow or a vehicle
+    listed after one that departs later is skipped whole, and nothing but SUMO's own log says so."""
+    named = ", ".join(repr(i) for i in ignored[:5]) + (f" and {len(ignored) - 5} more" if len(ignored) > 5 else "")
+    return (f"SUMO ignored {len(ignored)} route-file entries (vehicles, flows, persons or person flows) because each "
+            f"comes after one that departs later in its file: {named}. None of their traffic ran and no figure "
+            "counts it; sort the file by departure time (SUMO's tools/route/sort_routes.py) or give those entries a "
+            "route file of their own (sumo/errors.log names each)")
 
 
 def _jammed_warning(jammed: int) -> str:

@@ -61,13 +61,22 @@ def _mean_or_none(xs: list[float], ndigits: int = 3) -> float | None:
     return round(sum(xs) / len(xs), ndigits) if xs else None
 
 
+def emergency_vtypes(trips: Iterable[Trip], emergency_ids: set[str]) -> frozenset[str]:
+    """The vehicle types of the emergency vehicles that entered (`emergency_ids`: those SUMO gave vClass
+    "emergency", the vehicles preemption serves): a vClass is its vType's, so a vehicle of one of these types that
+    never entered is an emergency vehicle too. Never read from the text of a type's id: "emergency_shuttle" may be
+    a bus, and "ambulance" an emergency vehicle."""
+    return frozenset(t.vtype for t in trips if t.vehicle_id in emergency_ids)
+
+
 def network_metrics(trips: list[Trip], persons: list[PersonTrip], queue_samples: list[tuple[float, str, int]],
                     emergency_ids: Iterable[str], emissions: list[dict] | None = None) -> NetworkMetrics:
     """Network-wide metrics; CO2 and fuel from the emissions edgeData when given, else from trips."""
     emergency_ids = set(emergency_ids)
     departed = [t for t in trips if t.status != "undeparted"]
     arrived = [t for t in trips if t.status == "arrived"]
-    ev = [t for t in trips if t.vehicle_id in emergency_ids or t.vtype.startswith("emergency")]
+    ev_types = emergency_vtypes(trips, emergency_ids)
+    ev = [t for t in trips if t.vehicle_id in emergency_ids or t.vtype in ev_types]
     ev_driven = [t for t in ev if t.status != "undeparted"]
     # SUMO writes every person it has loaded, those due after the end too (depart -1); its own statistics, like
     # the vehicles' undeparted rows, count only the ones due in the window, and a person's walk is never blocked

@@ -1,4 +1,5 @@
-"""Read SUMO's own output files: trips, per-edge intervals, detector passages, discarded vehicles, teleports.
+"""Read SUMO's own output files: trips, per-edge intervals, detector passages, discarded vehicles, route-file
+entries SUMO ignored, teleports.
 
 The ground truth of a run comes from SUMO, not from our controller's view:
 tripinfo (with the emissions device) for delay, stops, CO2 and fuel;
@@ -138,6 +139,47 @@ def read_discarded(error_log: Path) -> list[tuple[str, float | None, str]]:
         if m:
             found.append((m["id"], float(m["t"]) if m["t"] else None, m["why"] or ""))
     return found
+
+
+#: the vClass of the vTypes SUMO defines itself, which a route file may use without defining them
+#: (https://sumo.dlr.de/docs/Vehicle_Type_Parameter_Defaults.html)
+SUMO_DEFAULT_VTYPES = {"DEFAULT_VEHTYPE": "passenger", "DEFAULT_PEDTYPE": "pedestrian", "DEFAULT_BIKETYPE": "bicycle",
+                       "DEFAULT_TAXITYPE": "taxi", "DEFAULT_RAILTYPE": "rail", "DEFAULT_CONTAINERTYPE": "ignoring"}
+
+
+def read_vtype_classes(files: Iterable[Path]) -> dict[str, str]:
+    """{vType id: SUMO vClass} of every vType the given route or additional files define (those inside a
+    vTypeDistribution too), with SUMO's own default types; a vType with no vClass is SUMO's default, "passenger".
+
+    What a vehicle is (a bus, an emergency vehicle that may preempt) is its type's vClass: a vType's id is any name
+    ("articulated", "emergency_shuttle"), and tripinfo and the detector outputs give only that id."""
+    found = dict(SUMO_DEFAULT_VTYPES)
+
+    def element(tag: str, a: dict) -> None:
+        if tag == "vType" and a.get("id"):
+            found[a["id"]] = a.get("vClass", "passenger")
+
+    for path in files:
+        _parse_elements(Path(path), element)
+    return found
+
+
+#: SUMO's warning for a vehicle, flow, person or personFlow that comes after one departing later in its route file
+#: (`MSRouteHandler`): SUMO reads a route file in departure order and skips it, whole, with no other trace
+_UNSORTED = re.compile(r"Route file should be sorted by departure time, ignoring '(?P<id>.+?)'!")
+
+
+def read_unsorted_ignored(error_log: Path) -> list[str]:
+    """The ids of the route-file entries (vehicles, flows, persons, personFlows) SUMO ignored because they come after
+    an entry that departs later in their file, in the order SUMO named them, from its `--error-log`.
+
+    None of their vehicles or persons is ever loaded: no tripinfo row, no undeparted row, no delay names them. A
+    missing log reads as none."""
+    try:
+        text = Path(error_log).read_text(errors="replace")
+    except FileNotFoundError:
+        return []
+    return [m["id"] for m in _UNSORTED.finditer(text)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -498,7 +498,9 @@ def _emergency_rolled_up(engine: Engine, f: Filters, limit: int, offset: int) ->
 
 def _emergency_answer(engine: Engine, f: Filters, page: tuple[int, list],
                       overrides: int) -> tuple[int, list[dict], dict]:
-    """Add each run's emergency-vehicle delay (a run metric) to a page of per-intersection rows."""
+    """Add each run's emergency-vehicle delay (a run metric) to a page of per-intersection rows: on the rows of
+    intersections an emergency vehicle reached (an override granted, or an interval with one present) alone; the
+    others' is None, as the run's figure says nothing about an intersection none of its emergency vehicles met."""
     delay_q = (select(RUN.c.simulation_id, M.c.value).select_from(M.join(RUN, RUN.c.id == M.c.run_id))
                .where(M.c.name == "emergency_delay_s"))
     if f.simulation_id is not None:
@@ -506,10 +508,13 @@ def _emergency_answer(engine: Engine, f: Filters, page: tuple[int, list],
     with engine.connect() as conn:
         delays = dict(conn.execute(delay_q).all())
     total, rows = page
-    items = [{**r, "emergency_overrides": int(r["emergency_overrides"] or 0),
-              "intervals_with_emergency_vehicle": int(r["intervals_with_emergency_vehicle"] or 0),
-              "intervals": int(r["intervals"]),
-              "emergency_delay_s": _f(delays.get(r["simulation_id"]))} for r in rows]
+    items = []
+    for r in rows:
+        overrides, present = int(r["emergency_overrides"] or 0), int(r["intervals_with_emergency_vehicle"] or 0)
+        reached = overrides > 0 or present > 0
+        items.append({**r, "emergency_overrides": overrides, "intervals_with_emergency_vehicle": present,
+                      "intervals": int(r["intervals"]),
+                      "emergency_delay_s": _f(delays.get(r["simulation_id"])) if reached else None})
     return total, items, {"emergency_overrides": int(overrides),
                           "emergency_delay_s": {k: _f(v) for k, v in delays.items()}}
 

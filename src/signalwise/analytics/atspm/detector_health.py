@@ -18,7 +18,9 @@ cycle of its phase fails its split at 100 % green and red occupancy. A queue mov
 vehicles moving over a stop-bar zone leave gaps between them; even a queue that keeps a 40 ft zone occupied
 through one saturated green does not do so through the reds and greens that follow. So a channel on without
 a break through `STUCK_ON_GREENS` whole greens of a phase it is configured for (each from its begin green to
-its begin yellow), or for `STUCK_ON_S` whatever its phase did, is stuck on (`find_stuck_on`): a warning names
+its begin yellow, and none that a preemption call or a controller interruption overlaps: chained preemption
+cuts a cross street's greens to their minimum, and a queue then does stand over its stop-bar zone through
+them), or for `STUCK_ON_S` whatever its phase did, is stuck on (`find_stuck_on`): a warning names
 the device, channel and period, and the split-failure cycles of its phase that overlap the period are left
 out (`overlaps_stuck`), as a chattering channel's events are.
 """
@@ -187,7 +189,8 @@ def find_stuck_on(log: EventLog, config) -> list[tuple[int, int, int, int, bool,
 
 def _configured_greens(log: EventLog, config) -> dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]]:
     """{(device, channel, phase): (begin greens, their begin yellows)} for each vehicle row of the configuration
-    (Presence, Advance, Yellow_Red) whose device is in the log; greens with no yellow are not whole."""
+    (Presence, Advance, Yellow_Red) whose device is in the log; greens with no yellow are not whole, nor are
+    greens that a preemption call or an interruption overlaps (`_cut_spans_us`)."""
     from . import _kernels as K
 
     if config is None:
@@ -196,6 +199,7 @@ def _configured_greens(log: EventLog, config) -> dict[tuple[int, int, int], tupl
     lookup = {name: i for i, name in enumerate(log.devices)}
     idx = K.event_indices(log, (1, 8))
     key = log.device[idx].astype(np.int64) * K.KEY_SHIFT + log.param[idx]
+    cut = _cut_spans_us(log)
     out = {}
     for dev_name, ch, ph in rows[["DeviceId", "Parameter", "Phase"]].drop_duplicates().itertuples(index=False):
         d = lookup.get(str(dev_name))
@@ -204,7 +208,48 @@ def _configured_greens(log: EventLog, config) -> dict[tuple[int, int, int], tupl
         ev = idx[key == d * K.KEY_SHIFT + int(ph)]  # time order
         code = log.event[ev]
         whole = np.flatnonzero((code[:-1] == 1) & (code[1:] == 8))
-        out[(d, int(ch), int(ph))] = (log.time_us[ev[whole]], log.time_us[ev[whole + 1]])
+        g0, g8 = log.time_us[ev[whole]], log.time_us[ev[whole + 1]]
+        if d in cut:  # a green a preemption call or an interruption overlaps was cut short, or was the preemption's
+            p0, p1 = cut[d]
+            # spans ending after the green's begin, and the first of them beginning before its yellow
+            k = np.searchsorted(p1, g0, "right")
+            hit = (k < len(p0)) & (p0[np.minimum(k, len(p0) - 1)] <= g8)  # a call at its yellow ended it
+            g0, g8 = g0[~hit], g8[~hit]
+        out[(d, int(ch), int(ph))] = (g0, g8)
+    return out
+
+
+def _cut_spans_us(log: EventLog) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """{device: (starts, ends)} of the times its phases did not time as they would for their queues, merged and in
+    time order: each preemption call, from its call on (102) to its channel's call off (104, else the device's
+    last event), and each controller interruption (`interruptions`). A green that overlaps one ended when the
+    preemption (or the interruption) took the controller, or was the preemption's own, so it says nothing about
+    whether a queue would have cleared the detector."""
+    from . import _kernels as K
+    from .interruptions import interruption_spans_us
+
+    spans: dict[int, list[tuple[int, int]]] = {}
+    idx, group = K.events_by_stream(log, (102, 104))  # each preemption channel's events, in time order
+    last_us = log.time_us[np.searchsorted(log.device, np.arange(len(log.devices)), "right") - 1]
+    for i in np.flatnonzero(log.event[idx] == 102).tolist():
+        d = int(log.device[idx[i]])
+        j = i + 1
+        while j < len(idx) and group[j] == group[i] and log.event[idx[j]] != 104:
+            j += 1
+        end = int(log.time_us[idx[j]]) if j < len(idx) and group[j] == group[i] else int(last_us[d])
+        spans.setdefault(d, []).append((int(log.time_us[idx[i]]), end))
+    idev, i0, i1, _ = interruption_spans_us(log)
+    for d, a, b in zip(idev.tolist(), i0.tolist(), i1.tolist(), strict=True):
+        spans.setdefault(d, []).append((a, b))
+    out = {}
+    for d, found in spans.items():
+        merged: list[list[int]] = []
+        for a, b in sorted(found):
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        out[d] = (np.array([m[0] for m in merged], np.int64), np.array([m[1] for m in merged], np.int64))
     return out
 
 
