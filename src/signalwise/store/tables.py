@@ -563,6 +563,10 @@ class ViolationRow(Base):
     `signal_log_s` (that time on the signal log's clock), `red_for_s` (how long the light had been red at the
     front's crossing), `time_assumed` (`occurred_at` was taken from the processing machine's clock, not the
     camera's). One violation is stored once: (`source`, `camera_id`, `kind`, `track_id`, `frame`) is unique.
+
+    What it was judged with (revision 0019; NULL on rows stored before it): `judged_with`, {"camera_file": {"path",
+    "sha256"}, "signals_file": {"path", "sha256"} or null, "signalwise_version", "calibration_suspect": [why the
+    run's own checks said the calibration was wrong, when it was stored anyway; [] when they passed]}.
     """
 
     __tablename__ = "violations"
@@ -588,6 +592,7 @@ class ViolationRow(Base):
     red_for_s: Mapped[float | None] = mapped_column(Float)
     time_assumed: Mapped[bool | None] = mapped_column(Boolean)
     evidence_sha256: Mapped[str | None] = mapped_column(String(64))
+    judged_with: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))  # None: SQL NULL, not JSON null
 
     __table_args__ = (
         CheckConstraint(" OR ".join(f"kind = '{k}'" for k in VIOLATION_KINDS), name="kind"),

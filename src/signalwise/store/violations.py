@@ -25,6 +25,12 @@ The evidence image's SHA-256 is taken when its row is stored (unless the
 caller gives it); `evidence_of` serves the image only while its bytes still
 have that digest.
 
+A violation may say what it was judged with (`judged_with`, revision 0019):
+the camera file and signal log as `{path, sha256}` (no signal log: null), the
+`signalwise_version`, and `calibration_suspect`, the reasons the run's own
+checks gave for a calibration it was judged with anyway (`[]` when they
+passed). Checked for that shape when stored; rows stored before 0019 hold NULL.
+
 The store does not know the vision package: a violation arrives as a mapping
 (`VIOLATION_FIELDS`).
 """
@@ -60,7 +66,10 @@ from .timefmt import days_before, sqlite_text, to_utc
 VIOLATION_DAYS = {"violations": 365, "evidence": 90, "evidence_access": 730}
 VIOLATION_FIELDS = ("occurred_at", "camera_id", "device_id", "approach", "kind", "track_id", "speed_mps",
                     "limit_mps", "stop_line", "signal_state", "evidence_path", "track", "source", "source_name",
-                    "frame", "video_s", "signal_log_s", "red_for_s", "time_assumed", "evidence_sha256")
+                    "frame", "video_s", "signal_log_s", "red_for_s", "time_assumed", "evidence_sha256",
+                    "judged_with")
+#: the keys of a violation's `judged_with` (revision 0019), all of them there when it is given
+JUDGED_WITH_KEYS = ("camera_file", "signals_file", "signalwise_version", "calibration_suspect")
 #: the fields a record may leave NaN for "not known"
 _FLOATS = ("speed_mps", "limit_mps", "video_s", "signal_log_s", "red_for_s")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -123,6 +132,35 @@ def _provenance(i: int, row: dict) -> None:
     digest = row["evidence_sha256"]
     if digest is not None and not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
         raise ViolationError(f"violation {i}: evidence_sha256 must be 64 lower-case hex digits")
+    if row["judged_with"] is not None:
+        row["judged_with"] = _judged_with(i, row["judged_with"])
+
+
+def _judged_with(i: int, value) -> dict:
+    """A violation's `judged_with`, checked for its shape and copied (`JUDGED_WITH_KEYS`)."""
+    why = None
+    if not isinstance(value, Mapping) or set(value) != set(JUDGED_WITH_KEYS):
+        why = f"a mapping of exactly {', '.join(JUDGED_WITH_KEYS)}"
+    elif not _file_identity(value["camera_file"]):
+        why = "camera_file must be {path, sha256} (64 lower-case hex digits)"
+    elif value["signals_file"] is not None and not _file_identity(value["signals_file"]):
+        why = "signals_file must be {path, sha256} (64 lower-case hex digits) or null"
+    elif not (isinstance(value["signalwise_version"], str) and value["signalwise_version"]):
+        why = "signalwise_version must be non-empty text"
+    elif not (isinstance(value["calibration_suspect"], list | tuple)
+              and all(isinstance(r, str) for r in value["calibration_suspect"])):
+        why = "calibration_suspect must be a list of reasons (text), [] when the checks passed"
+    if why:
+        raise ViolationError(f"violation {i}: judged_with: {why}")
+    files = {k: None if value[k] is None else {"path": str(value[k]["path"]), "sha256": value[k]["sha256"]}
+             for k in ("camera_file", "signals_file")}
+    return {**files, "signalwise_version": value["signalwise_version"],
+            "calibration_suspect": list(value["calibration_suspect"])}
+
+
+def _file_identity(value) -> bool:
+    return (isinstance(value, Mapping) and set(value) == {"path", "sha256"} and isinstance(value["path"], str)
+            and bool(value["path"]) and isinstance(value["sha256"], str) and bool(_SHA256.fullmatch(value["sha256"])))
 
 
 def file_sha256(path: str | os.PathLike) -> str | None:
@@ -163,7 +201,8 @@ def _upsert(conn, table, deltas: Counter) -> None:
 
 _COLUMNS = ", ".join(VIOLATION_FIELDS)
 #: how a value is written by the SQLite fast path (SQLAlchemy's DATETIME text, JSON text); the rest as given
-_SQLITE_FORM = {"occurred_at": sqlite_text, "track": json.dumps}
+_SQLITE_FORM = {"occurred_at": sqlite_text, "track": json.dumps,
+               "judged_with": lambda x: None if x is None else json.dumps(x)}  # None: SQL NULL (tables.py)
 
 
 def _identity(row: Mapping) -> tuple:
@@ -533,7 +572,8 @@ def _iso(value) -> str | None:
 
 def list_violations(engine: Engine, start=None, end=None, camera_id: str | None = None, kind: str | None = None,
                     limit: int = 100, offset: int = 0) -> tuple[int, list[dict]]:
-    """(total, page of violations, newest first) without their evidence path: that is the evidence route's."""
+    """(total, page of violations, newest first) without their evidence path: that is the evidence route's; with
+    what each was judged with (`judged_with`, None for a row stored before revision 0019)."""
     v = ViolationRow.__table__.c
     cond = []
     if camera_id:
@@ -546,7 +586,7 @@ def list_violations(engine: Engine, start=None, end=None, camera_id: str | None 
         cond.append(v.occurred_at < to_utc(end))
     cols = [v.id, v.occurred_at, v.camera_id, v.device_id, v.approach, v.kind, v.track_id, v.speed_mps, v.limit_mps,
             v.stop_line, v.signal_state, v.evidence_path, v.evidence_sha256, v.source, v.source_name, v.frame,
-            v.video_s, v.signal_log_s, v.red_for_s, v.time_assumed]
+            v.video_s, v.signal_log_s, v.red_for_s, v.time_assumed, v.judged_with]
     with engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(ViolationRow.__table__).where(*cond)).scalar_one()
         rows = conn.execute(select(*cols).where(*cond).order_by(v.occurred_at.desc(), v.id.desc()).limit(limit)

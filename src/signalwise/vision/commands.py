@@ -57,8 +57,8 @@ def run_command(
                           "this run's in their place (without it a video already stored is refused)")] = False,
     accept_suspect_calibration: Annotated[bool, typer.Option(
         "--accept-suspect-calibration", help="judge red light and speeding even when the run's own checks say the "
-                                             "calibration (or fps) is wrong; such violations are not stored "
-                                             "with --db")] = False,
+                                             "calibration (or fps) is wrong; with --db they are stored marked "
+                                             "(judged_with.calibration_suspect: the checks' reasons)")] = False,
 ) -> None:
     """Detect, track, count and find violations in a video; write tracks, crossings, violations and counts."""
     try:
@@ -86,10 +86,6 @@ def run_command(
         det = make_detector(detector, model=str(model) if model else None, classes=class_ids, camera=inputs.camera)
     except (InputError, OnnxModelError, ValueError) as exc:
         raise _fail(str(exc)) from None
-    if inputs.calibration_suspect and accept_suspect_calibration and db is not None:
-        raise _fail(f"--camera {camera}: the calibration is suspect ({'; '.join(inputs.calibration_suspect)}); "
-                    "violations judged with it are not stored (a stored violation has no field to mark it so): "
-                    "fix the camera file, or leave out --db")
     db_url = _db_url(db) if db is not None else None  # a bad SIGNALWISE_* setting: its own error line, exit 2
     writer = _violation_writer(db_url, replace) if db_url is not None else None
     footage, replace_earlier = (_footage_once(writer, video, inputs.camera.camera_id, replace, db_url,

@@ -285,8 +285,11 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
     Violations are written (violations.csv, the store) when the run ends, after the calibration's checks over the
     whole run (`suspect_reasons`): when they say the calibration (or frame rate) is wrong, every distance and speed
     a call rests on is wrong too, so the violations are withheld (kinds `not_judged`, images removed, nothing
-    stored, `violations_withheld` in the summary) unless `accept_suspect`. Accepted, they are written, but not
-    stored: a stored row has no field to say its calibration was suspect (`summary["not_stored"]` says why).
+    stored, `violations_withheld` in the summary) unless `accept_suspect`. Every stored row says what it was
+    judged with (`violations.judged_with`): the camera file and signal log (path, SHA-256), the release, and
+    `calibration_suspect`, the checks' reasons when they were accepted ([] when the checks passed). A stream's
+    calls are stored as they come, marked with the checks made before it began; with a suspect calibration not
+    accepted they are written but not stored (`summary["not_stored"]` says why).
     `before_store` is called just before this run's violations are stored (not when none are to be: withheld, or
     not stored): where a run replaces an earlier one's rows, they go only when these take their place."""
     from .evidence import EvidenceWriter
@@ -307,17 +310,20 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
               "events": 0}
     timing = {"detect": [], "track": [], "rest": [], "total": []}
     tracks_seen: set[int] = set()
-    held: list = []  # (violation, frame index): written when the run ends, if the calibration's checks pass
+    held: list = []  # (violation, frame index): written when the run ends, if the calibration's checks pass or
+    # are accepted
     # events.csv: on the camera's clock when the first frame's instant is known (`start_wall`, not assumed: the
     # hi-res log's naive local time in its own zone), else on the signal log's clock
     events_at = None if start_wall is None or start_assumed else start_wall.replace(tzinfo=None)
     start_assumed = store is not None and (start_wall is None or start_assumed)
     if store is not None:
-        from .violations import violation_record
+        from .violations import judged_with, violation_record
 
         start_wall = start_wall or dt.datetime.now().astimezone()
+        # a stream's calls are stored as they come: marked with the checks made before it began
         footage = dataclasses.replace(footage or video_footage(inputs.video), time_assumed=start_assumed,
-                                      signals_offset_s=signals_offset_s if inputs.signals is not None else None)
+                                      signals_offset_s=signals_offset_s if inputs.signals is not None else None,
+                                      judged_with=judged_with(inputs.provenance, inputs.calibration_suspect))
     wall0 = time.perf_counter()
     last_t = 0.0
     status = "complete"
@@ -351,7 +357,7 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
                     writers["violations.csv"].writerow((_num(v.time_s), v.track_id, v.kind, v.approach,
                                                         _num(v.speed_mps), v.evidence_path))
                     totals[v.kind] += 1
-                if store is not None and r.violations and not inputs.calibration_suspect:
+                if store is not None and r.violations and (accept_suspect or not inputs.calibration_suspect):
                     if before_store is not None:
                         before_store()
                         before_store = None
@@ -395,9 +401,10 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
     withheld = bool(suspect and judged and not accept_suspect and not inputs.live)
     not_stored = None
     live_calls = inputs.live and (totals["red_light"] or totals["speeding"])
-    if live_calls and store is not None and inputs.calibration_suspect:
+    if live_calls and store is not None and inputs.calibration_suspect and not accept_suspect:
         not_stored = (f"{totals['red_light'] + totals['speeding']} violation(s) judged with a suspect calibration "
-                      "are not stored: a stored violation has no field to mark it so (violations.csv keeps them)")
+                      "are not stored (violations.csv keeps them); --accept-suspect-calibration stores them, marked "
+                      "(judged_with.calibration_suspect)")
     if withheld:
         _remove_images(out, [v for v, _ in held])
     else:
@@ -406,12 +413,10 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
             for v, _ in held:
                 w.writerow((_num(v.time_s), v.track_id, v.kind, v.approach, _num(v.speed_mps), v.evidence_path))
                 totals[v.kind] += 1
-        if store is not None and held and suspect:
-            not_stored = (f"{len(held)} violation(s) judged with a suspect calibration are not stored: a stored "
-                          "violation has no field to mark it so (violations.csv and summary.json keep them)")
-        elif store is not None and before_store is not None:
+        if store is not None and before_store is not None:
             before_store()
-        if store is not None and held and not not_stored:
+        if store is not None and held:  # marked with every reason the checks gave (accepted), or [] (passed)
+            footage = dataclasses.replace(footage, judged_with=judged_with(inputs.provenance, suspect))
             store.put([violation_record(v, start_wall + dt.timedelta(seconds=v.time_s), evidence.root,
                                         frame=frame, footage=footage) for v, frame in held])
     wall = time.perf_counter() - wall0

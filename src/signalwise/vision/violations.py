@@ -128,13 +128,26 @@ class Footage:
     name: str  # the file's name, or the stream
     time_assumed: bool = False  # the instants come from the processing machine's clock, not the camera's
     signals_offset_s: float | None = None  # the signal log's time at the first frame (None: no signal log)
+    judged_with: dict | None = None  # what the calls were judged with (`judged_with`); None: not recorded
+
+
+def judged_with(provenance: dict, calibration_suspect) -> dict | None:
+    """What a run's violations were judged with, as the store keeps it (`store/violations.py`): the run's
+    provenance (`video_run.RunInputs.provenance`: `camera_file` and `signals_file` as {path, sha256}, the latter
+    None without a signal log; `signalwise_version`) and why its calibration was suspect when the calls were
+    judged with it anyway ([] when its checks passed). None when the run recorded no provenance."""
+    if not provenance:
+        return None
+    return {"camera_file": provenance["camera_file"], "signals_file": provenance.get("signals_file"),
+            "signalwise_version": provenance["signalwise_version"], "calibration_suspect": list(calibration_suspect)}
 
 
 def violation_record(v: Violation, occurred_at, evidence_root=None, *, frame: int | None = None,
                      footage: Footage | None = None) -> dict:
     """The violation as the store takes it (`store/violations.py` VIOLATION_FIELDS); `occurred_at` is the
     wall-clock instant (zone-aware), `evidence_root` the directory `evidence_path` is relative to, `frame` the
-    index of the frame it was called on (its evidence image's), `footage` where it came from."""
+    index of the frame it was called on (its evidence image's), `footage` where it came from and what it was
+    judged with (`Footage.judged_with`)."""
     from pathlib import Path
 
     path = ""
@@ -150,7 +163,8 @@ def violation_record(v: Violation, occurred_at, evidence_root=None, *, frame: in
             "source_name": footage.name if footage is not None else None,
             "time_assumed": footage.time_assumed if footage is not None else None,
             "frame": frame, "video_s": _ms(v.time_s), "signal_log_s": None if offset is None else _ms(v.time_s + offset),
-            "red_for_s": None if v.red_for_s is None else _ms(v.red_for_s)}
+            "red_for_s": None if v.red_for_s is None else _ms(v.red_for_s),
+            "judged_with": footage.judged_with if footage is not None else None}
 
 
 def _ms(seconds: float) -> float:
