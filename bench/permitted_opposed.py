@@ -69,3 +69,13 @@ def make(inter, ctx):
     ctl.pressures = pressures
     ctl.name = "max-pressure-opposed"
     return ctl
+
+
+if __name__ == "__main__":
+    import argparse
+
+    argparse.ArgumentParser(
+        description="A py: controller for `signalwise compare`, not a script to run: "
+                    "signalwise compare -s resco:ingolstadt7 -c max-pressure,py:bench/permitted_opposed.py:make "
+                    "--seeds 3 (options under controller_options: {user: {opp_veh, opp_floor}} in a --config file)"
+    ).parse_args()
