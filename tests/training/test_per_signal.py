@@ -101,7 +101,7 @@ def test_train_per_signal_from_the_command_line_with_start_auto(tmp_path):
     # refined weights are kept, and said to be kept, only when they won; else the model is the start, shared only
     learned = meta["selection"]["chosen"] == "learned"
     assert ("signal_weights" in meta["policy"]) == learned
-    assert ("each of 5 signals has its own weights" in p.stderr) == learned
+    assert ("each of 5 signals has its own weights" in p.stdout) == learned
     for args, says in ((["--agent", "tabular", "--per-signal"], "--per-signal"),
                        (["--agent", "phase-score", "--sigma", "0"], "--sigma"),
                        (["--agent", "phase-score", "--neighbour-weight", "1"], "add --per-signal"),

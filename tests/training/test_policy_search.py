@@ -103,16 +103,16 @@ def test_train_phase_score_from_the_command_line(tmp_path):
                         "--popsize", "2", "--validation-seeds", "1", "--duration", "60", "--timing", "benchmark",
                         "--out", str(tmp_path / "t")], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
-    assert "weights: in_halt +1" in p.stderr and "validation (seeds [601000]" in p.stderr
+    assert "weights: in_halt +1" in p.stdout and "validation (seeds [601000]" in p.stdout
     meta = load_model(tmp_path / "t" / "model").meta
     assert meta["agent"] == "phase-score" and meta["training"]["run"] == {"timing": "benchmark"}
     assert meta["training"]["episodes"] == 1 * 2 + 2 * 1
     # measured over max-pressure's lane zones under the profile, and the model says so
-    assert meta["policy"]["zone_m"] == 50.0 and "measured over 50 m lane zones" in p.stderr
+    assert meta["policy"]["zone_m"] == 50.0 and "measured over 50 m lane zones" in p.stdout
     assert meta["policy"]["shared_lanes"] == "split"  # as max-pressure's own, under RESCO's rules too
     model = tmp_path / "t" / "model"
     assert f"next: signalwise evaluate --model {model}  (held-out seeds against max-pressure); " \
-           f"signalwise run -s single -c ql:{model} --timing benchmark; signalwise models add {model}" in p.stderr
+           f"signalwise run -s single -c ql:{model} --timing benchmark; signalwise models add {model}" in p.stdout
     bad = signalwise_here("train", "--agent", "phase-score", "--timing", "rush-hour", "--out", str(tmp_path / "u"))
     assert bad.returncode == 2 and "rush-hour" in bad.stderr and "Traceback" not in bad.stderr
     bad = signalwise_here("train", "--agent", "phase-score", "--zone-m", "-1", "--out", str(tmp_path / "v"))
@@ -125,7 +125,7 @@ def test_train_with_shared_lanes_split_on_a_network_with_turn_pockets(own_networ
     same weights with the lanes skipped decide otherwise."""
     net, trips, p, trained = own_network
     assert p.returncode == 0, p.stderr
-    assert "the lane before a turn pocket counts for each pocket, split" in p.stderr
+    assert "the lane before a turn pocket counts for each pocket, split" in p.stdout
     model = load_model(trained)
     assert model.meta["policy"]["shared_lanes"] == "split" and model.meta["training"]["violations"] == 0
     model.meta["policy"]["shared_lanes"] = "skip"
@@ -163,7 +163,7 @@ def test_restarts_keep_the_search_that_validates_best_on_common_seeds(restarts_w
     r = meta["selection"]["restarts"]
     assert r["seeds"] == [601000] and set(r["candidates"]) == {"1", "2"}
     assert r["chosen"] == min((d, int(seed)) for seed, d in r["candidates"].items())[1]
-    assert f"restarts (validation seeds [601000], avg delay): seed 1 {r['candidates']['1']:.1f} s" in p.stderr
+    assert f"restarts (validation seeds [601000], avg delay): seed 1 {r['candidates']['1']:.1f} s" in p.stdout
     searched = {seed: load_model(out / "restarts" / f"seed-{seed}" / "model").meta for seed in (1, 2)}
     assert searched[1]["selection"]["seeds"] == [601000] and searched[2]["selection"]["seeds"] == [602000]
     assert meta["policy"] == searched[r["chosen"]]["policy"]

@@ -64,7 +64,7 @@ def test_two_generations_then_a_resume_to_four_are_four_in_a_row(straight, tmp_p
     # both sessions' episodes (8 candidates' and a validation each: the learned and the start on 1 seed) and time
     assert training["episodes"] == 4 * 2 + 2 * 2
     assert training["wall_s"] > wall_2
-    said = " ".join(r.stderr.split())
+    said = r.stdout
     assert f"training {training['wall_s']:.1f} s in all (meta.json training.wall_s, every session summed)" in said
     # a resume takes the settings the search began with, and more generations
     for more, words in ((["--popsize", "3"], "another popsize (3)"), ([], "fewer than the 4")):

@@ -88,7 +88,7 @@ def test_train_starts_the_search_where_start_says(tmp_path):
                         "--start", "max-pressure-hold", "--add-feature", "switch_halt_red", "--out", str(tmp_path / "t")],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
-    assert "the start, the weights of max-pressure-hold (" in " ".join(p.stderr.split())  # rich wraps lines
+    assert "the start, the weights of max-pressure-hold (" in " ".join(p.stdout.split())  # the summary
     meta = load_model(tmp_path / "t" / "model").meta
     config = meta["training"]["config"]
     features = (*FEATURES, "switch_halt_red")  # the added feature searched from 0
@@ -130,7 +130,7 @@ def test_auto_runs_every_start_on_the_validation_seeds_and_searches_from_the_low
             "period_s": start.period_s, "run_dir": str(tmp_path / "check" / name), "sumocfg": None, "net": None,
             "routes": [], "zone_m": config["zone_m"]}))
         assert round(got["avg_delay_s"], 3) == delays[name], name
-    text = " ".join(p.stderr.split())  # rich wraps lines
+    text = " ".join((p.stderr + p.stdout).split())  # the starts (stderr, wrapped by rich), the summary (stdout)
     assert all(f"{name} {d:.1f} s" in text for name, d in delays.items())
     assert f"-> the search starts at the weights of {chosen}" in text and f"the start, the weights of {chosen} (" in text
 

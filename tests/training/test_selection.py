@@ -25,7 +25,7 @@ def selected(tmp_path_factory) -> Path:
                         "--seed", "4", "--validation-seeds", "2", "--out", str(out)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
-    assert "validation (seeds" in r.stderr
+    assert "validation (seeds" in r.stdout
     return out
 
 

@@ -17,7 +17,7 @@ def test_train_names_the_start_for_what_it_is_and_what_the_model_keeps(tmp_path)
     p = in_a_process("train", "--agent", "phase-score", "-s", "single", "--generations", "1", "--popsize", "2",
                      "--validation-seeds", "1", "--duration", "60", "--out", "t", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
-    text = _flat(p.stderr)
+    text = _flat(p.stdout)  # the result on stdout
     assert "(the starting point)" not in text and "starting (max-pressure)" not in text
     assert "the start, the weights of max-pressure (halting in − out, no hold)" in text, text
     chosen = json.loads((tmp_path / "t" / "model" / "meta.json").read_text())["selection"]["chosen"]

@@ -33,8 +33,8 @@ def trained(tmp_path_factory) -> Path:
     r = cli("train", "--scenario", "single", "--episodes", "2", "--workers", "2", "--batch", "2", "--seed", "3",
             "--duration", str(SHORT_S), "--guide-visits", "30", "--out", str(out))
     assert r.returncode == 0, r.stderr
-    assert "shield violations 0" in r.stderr
-    assert f"next: signalwise evaluate --model {out / 'model'} " in r.stderr
+    assert "shield violations 0" in r.stdout  # the result on stdout, the progress on stderr
+    assert f"next: signalwise evaluate --model {out / 'model'} " in r.stdout
     return out
 
 

@@ -218,6 +218,59 @@ def note_profile_mismatch(cfg, specs: list[str]) -> None:
                        err=True)
 
 
+def note_model_conditions(cfg, specs: list[str], seeds: list[int]) -> None:
+    """A line for each model named by path whose making differs from what the runs give it, as
+    `note_profile_mismatch` says of the timing: seeds it trained or was validated on (`evaluate` refuses
+    them; a table of them is no held-out result), other route files or scale than it trained on, and episodes
+    of another length than the runs' window."""
+    import json
+
+    from ..control.learning.qtable import demand_change, demand_record, trained_duration_s, used_seeds
+    from .loop import resolve_scenario, run_window
+
+    scenario = None
+    for spec in specs:
+        kind, _, arg = spec.partition(":")
+        if kind != "ql" or not arg or arg.startswith("@"):
+            continue  # a registry reference is resolved when the run starts
+        path = arg.partition("?")[0] or cfg.controller_options.get("model")
+        try:
+            meta = json.loads((Path(path) / "meta.json").read_text())
+        except (OSError, TypeError, ValueError):
+            continue  # no readable model here: the run itself says why
+        if not isinstance(meta, dict) or not isinstance(meta.get("training") or {}, dict):
+            continue
+        seen = sorted(used_seeds(meta) & set(seeds))
+        if seen:
+            typer.echo(f"ql: {path} trained or was validated on seed(s) {_seeds_named(seen)} of these runs: its "
+                       "figures there are not held-out results (evaluate refuses them; another --first-seed "
+                       "runs seeds it never saw)", err=True)
+        try:
+            scenario = scenario or resolve_scenario(cfg)
+            begin_s, end_s = run_window(cfg, scenario)
+        except (OSError, ValueError):
+            continue  # the command refuses the network itself, in its own words
+        other = demand_change(meta["training"].get("demand") if meta.get("training") else None,
+                              demand_record(scenario.route_files, cfg.demand_scale))
+        if other:
+            typer.echo(f"ql: {path} runs here on {other}: its figures are for other traffic than it learned on",
+                       err=True)
+        trained_s = trained_duration_s(meta)
+        window_s = end_s - begin_s
+        if trained_s is not None and abs(trained_s - window_s) > 1e-6:
+            typer.echo(f"ql: {path} trained on episodes of {trained_s:g} s; these runs cover {window_s:g} s "
+                       f"(--duration {trained_s:g} runs the window it learned on)", err=True)
+        elif trained_s is None and cfg.duration_s is not None and abs(window_s - scenario.duration_s) > 1e-6 \
+                and (meta.get("training") or {}).get("episodes"):
+            typer.echo(f"ql: {path} trained on episodes over the network's whole window ({scenario.duration_s:g} s "
+                       f"here); these runs cover {window_s:g} s", err=True)
+
+
+def _seeds_named(seeds: list[int], shown: int = 5) -> str:
+    more = f" and {len(seeds) - shown} more" if len(seeds) > shown else ""
+    return ", ".join(map(str, seeds[:shown])) + more
+
+
 def _yaml_value(value) -> str:
     """A setting as a config file writes it (None is `null`: for the timing keys, computed from the network)."""
     return "null" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
@@ -580,6 +633,7 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
                         warmup_s=warmup)
     base = with_shipped_model(with_model_registry(base, names, _registry_url(db)), names)
     note_profile_mismatch(base, names)
+    note_model_conditions(base, names, list(range(first_seed, first_seed + seeds)))
     for name in names:  # fail fast on a typo, before starting any worker
         base.model_validate({**base.model_dump(), "controller": name})
     _check_models(names)

@@ -240,6 +240,15 @@ def train_command(
         _fail("--agent must be phase-score or tabular")
     hyper = dict(gamma=gamma, guide=guide, guide_mode=guide_mode, guide_visits=guide_visits,
                  epsilon_start=epsilon_start, epsilon_decay=epsilon_decay, downstream_weight=downstream_weight)
+    if resume and not any(_given(ctx, n) for n in ("scenario", "sumocfg", "net", "routes")):
+        from .train import resumed_network
+
+        began = resumed_network(out)  # the network it was started on, as the other options left out
+        if began is not None:
+            scenario = began["scenario"]
+            sumocfg = Path(began["sumocfg"]) if began["sumocfg"] else None
+            net = Path(began["net"]) if began["net"] else None
+            routes = [Path(r) for r in began["routes"]] or None
     if resume:  # what --resume takes from the training it continues where the command leaves it out
         seed, batch, duration, hyper["guide_visits"] = _resumed_defaults(
             out, {n: v for n, v in (("seed", seed), ("batch", batch), ("duration", duration),
@@ -405,6 +414,9 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
             raise
         finally:
             executor.close()
+    # the result, as evaluate's and compare's tables, on stdout (the progress above is stderr's), a line per
+    # line: a log or a file is read and grepped line by line, never folded at 80 columns
+    console = Console(soft_wrap=True)
     t = model.meta["training"]
     sizes = ", ".join(f"{n}: {tb.encoding.n_states} states x {tb.n_actions} actions ({tb.nbytes / 1024:.0f} KiB)"
                       for n, tb in model.tables.items())
@@ -526,6 +538,7 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
             raise
         finally:
             executor.close()
+    console = Console(soft_wrap=True)  # the result on stdout, a line per line (as the tabular agent's above)
     sel, pol = model.meta["selection"], model.meta["policy"]
     start = model.meta["training"]["config"]["start_name"]
     t = model.meta["training"]
@@ -606,17 +619,32 @@ def _starts_line(choice: dict) -> str:
 
 
 def _selection_line(sel: dict) -> str:
-    tried = ", ".join(f"guide {n}: {d:.1f} s" for n, d in sel["candidates"].items())
-    runs = ("max-pressure alone" if sel["guide_visits"] != sel["trained_with"]
+    """The validation's figures, each candidate's delay with the share of its steps the shield's Webster fallback
+    ran (the table's confidence below the threshold; training episodes never fall back, so the share is first
+    seen here), and the choice. The third candidate is named for what runs: max-pressure's decisions, but the
+    table's confidence, so its fallback share is the table's and its delay may differ from max-pressure's."""
+    share = sel.get("fallback_share") or {}
+
+    def fallback(key: str) -> str:
+        return f" (Webster fallback {share[key]:.0%})" if share.get(key) is not None else ""
+
+    tried = ", ".join(f"guide {n}: {d:.1f} s{fallback(str(n))}" for n, d in sel["candidates"].items())
+    runs = ("max-pressure's decisions" if sel["guide_visits"] != sel["trained_with"]
             else f"guide {sel['guide_visits']}")
-    line = (f"validation (seeds {sel['seeds']}, avg delay): {tried}, table of guide {sel['trained_with']} behind "
-            f"max-pressure alone: {sel['guide_only_avg_delay_s']:.1f} s, max-pressure: "
-            f"{sel['max_pressure_avg_delay_s']:.1f} s -> the model runs the table of guide {sel['trained_with']} "
-            f"with {runs}")
+    line = (f"validation (seeds {sel['seeds']}, avg delay): {tried}, max-pressure's decisions under the confidence "
+            f"of the table of guide {sel['trained_with']}: {sel['guide_only_avg_delay_s']:.1f} s"
+            f"{fallback('guide_only')}, max-pressure: {sel['max_pressure_avg_delay_s']:.1f} s -> the model runs "
+            f"the table of guide {sel['trained_with']} with {runs}")
     best = min(min(sel["candidates"].values()), sel["guide_only_avg_delay_s"])
     if best > sel["max_pressure_avg_delay_s"]:
+        kept = str(sel["trained_with"]) if sel["guide_visits"] == sel["trained_with"] else "guide_only"
+        why = ""
+        if share.get(kept):
+            why = (f"; for {share[kept]:.0%} of its steps the table's confidence was below the shield's threshold "
+                   "and Webster's fallback plan ran, not the model (training episodes never fall back: more "
+                   "episodes make the table surer)")
         line += (f"\nwarning: the model LOSES to max-pressure on validation ({best:.1f} s vs "
-                 f"{sel['max_pressure_avg_delay_s']:.1f} s). Run max-pressure instead, or try more episodes "
+                 f"{sel['max_pressure_avg_delay_s']:.1f} s{why}). Run max-pressure instead, or try more episodes "
                  "(--episodes), another threshold (--guide-visits 10 or 30), or a longer duration per episode")
     return line
 
@@ -701,6 +729,9 @@ def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, worke
     simulated = ev.get("simulated_s")
     window = "" if simulated is None else f", {simulated / 60:g} simulated min per run" + (
         "" if ev.get("duration_s") is not None else " (the network's whole window: --duration S for less)")
+    trained_s = ev.get("trained_duration_s")
+    if simulated is not None and trained_s is not None and abs(trained_s - simulated) > 1e-6:
+        window += f"; the model trained on episodes of {trained_s / 60:g} min"
     console.print(f"on {ev['scenario']} under the {ev['timing']} timing profile{beside}{scaled}, held-out seeds "
                   f"{ev['seeds']}{window}",
                   soft_wrap=True)
@@ -708,6 +739,12 @@ def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, worke
                   f"average delay, Welch p {_p(ev['p_value'])}, paired p {_p(ev.get('p_value_paired'))}; "
                   f"fallback share {_pct(ev['fallback_fraction'])}; shield violations {ev['violations']}",
                   soft_wrap=True)
+    console.print(f"demand: route files {', '.join(ev['demand']['route_files'])} (digest "
+                  f"{ev['demand']['routes_sha256']}, kept with the evaluation in meta.json)", soft_wrap=True)
+    if ev.get("other_demand"):
+        console.print(f"[bold yellow]warning:[/bold yellow] the model ran on {ev['other_demand']}: these figures "
+                      "are for other traffic than it learned on (meta.json keeps this evaluation with its demand, "
+                      "under other_demand)", soft_wrap=True)
     console.print(f"runs and summary: {result.out_dir}")
     if not result.recorded:
         console.print(f"{model_path} is read-only (a model shipped with the package, or a directory this user "
@@ -721,7 +758,10 @@ def _s(seconds) -> str:
 
 
 def _p(p) -> str:
-    return "n/a (one seed, or no variation)" if p is None else f"{p:.3f}"
+    """As compare's table writes a p-value (`stats.p_text`): "< 0.001" where three decimals would print 0.000."""
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "n/a (one seed, or no variation)"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def _pct(share) -> str:

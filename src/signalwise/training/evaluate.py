@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..control.learning.controller import PHASE_SCORE
-from ..control.learning.qtable import ModelError, load_model
+from ..control.learning.qtable import ModelError, demand_change, demand_record, load_model, trained_duration_s
 from ..sim.processes import fresh_process_context, in_callers_env
 from .train import check_heldout, heldout_seeds
 
@@ -154,6 +154,11 @@ def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, fi
                          f"used in training or validation; pass --first-seed {free} ({free}..{free + n_seeds - 1} "
                          "are held out), or fewer --seeds")
     check_fits(model_path, base)
+    from ..runtime.loop import resolve_scenario
+
+    demand = demand_record(resolve_scenario(base).route_files, base.demand_scale)
+    # other traffic than it learned on: said on the command line, and kept in the record beside the figures
+    other_demand = demand_change((model.meta.get("training") or {}).get("demand"), demand)
     ql = f"ql:{model_path.resolve()}"
     label = base.scenario_label
     # a model shipped in the package (or one in a directory not ours to write) is read, never written beside
@@ -176,6 +181,9 @@ def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, fi
         "controller": "ql",
         "duration_s": duration_s,
         "simulated_s": runs[0].get("simulated_s"),  # the window the runs covered (the network's whole one by default)
+        "trained_duration_s": trained_duration_s(model.meta),
+        "demand": demand,
+        **({"other_demand": other_demand} if other_demand else {}),
         "avg_delay_s": delay[ql]["mean"],
         "baseline_avg_delay_s": delay[baseline]["mean"],
         "change_pct": delay[ql].get("change_pct"),

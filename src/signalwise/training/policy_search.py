@@ -103,7 +103,7 @@ from ..sim.lane_zones import signal_neighbours
 from .cmaes import load_cma
 from .executors import EpisodeExecutor, make_executor
 from .search_starts import SearchStart, search_starts
-from .train import TrainingError, no_vehicle_due, training_seed
+from .train import TrainingError, no_vehicle_due, training_demand, training_seed
 
 AGENT = "phase-score"
 #: initial search spread per weight: about the size of a change that moves a decision (a vehicle per
@@ -508,6 +508,10 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
             "seeds": [s for h in history for s in h["seeds"]], "run": cfg.run, "wall_s": round(wall, 1),
             "violations": sum(h["violations"] for h in history) + sum(max(0, r["violations"]) for r in res.values()),
             "config": cfg.to_json(),
+            # what traffic it learned on: `evaluate` and `compare` say when a model runs on other route files
+            "demand": training_demand(cfg.scenario, cfg.sumocfg, cfg.net, cfg.routes,
+                                      float(cfg.run.get("demand_scale", 1.0) or 1.0),
+                                      scales=[1.0, *cfg.demand_scales] if cfg.demand_scales else None),
         },
         "selection": {"seeds": vseeds, "metric": "avg_delay_s",
                       "learned_avg_delay_s": round(vdelay["learned"], 3),

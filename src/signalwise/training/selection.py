@@ -145,12 +145,17 @@ def validate(cfg: TrainConfig, paths: dict[int, Path], seeds: list[int], out: Pa
     _raise_failures(extra)
     delay[guide_only] = extra.summary["metrics"]["avg_delay_s"]["controllers"][guide_only]["mean"]
     deployed = GUIDE_ONLY if delay[guide_only] < delay[specs[best]] else best
+    # the share of steps the shield ran its Webster fallback, the table's confidence being low: training episodes
+    # never fall back (a learner acts with confidence 1), so this is where a model's fallback is first seen
+    share = {**result.summary.get("fallback_share", {}), **extra.summary.get("fallback_share", {})}
     return {
         "seeds": seeds,
         "metric": "avg_delay_s",
         "max_pressure_avg_delay_s": round(delay["max-pressure"], 3),
         "candidates": {str(n): round(delay[s], 3) for n, s in specs.items()},
         "guide_only_avg_delay_s": round(delay[guide_only], 3),
+        "fallback_share": {**{str(n): share.get(s) for n, s in specs.items()}, "guide_only": share.get(guide_only),
+                           "max_pressure": share.get("max-pressure")},
         "trained_with": best,
         "guide_visits": deployed,
         "out_dir": str(out),

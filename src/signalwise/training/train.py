@@ -40,7 +40,16 @@ import numpy as np
 
 from ..control.learning.agent import Hyper
 from ..control.learning.controller import TABULAR, TrainingSession
-from ..control.learning.qtable import Model, ModelError, QTable, StateEncoding, load_model, save_model
+from ..control.learning.qtable import (
+    Model,
+    ModelError,
+    QTable,
+    StateEncoding,
+    demand_record,
+    load_model,
+    save_model,
+    used_seeds,
+)
 from ..core.seeds import training_seed
 from .executors import EpisodeExecutor, make_executor
 
@@ -70,9 +79,10 @@ class TrainConfig:
     def to_json(self) -> dict:
         d = asdict(self)
         d["out"] = str(self.out)
+        # absolute: a --resume from another directory, or with the path spelled another way, names the same files
         for k in ("sumocfg", "net"):
-            d[k] = str(d[k]) if d[k] is not None else None
-        d["routes"] = [str(r) for r in self.routes]
+            d[k] = _str_or_none(d[k])
+        d["routes"] = [str(Path(r).resolve()) for r in self.routes]
         d["hyper"] = self.hyper.to_json()
         return d
 
@@ -214,7 +224,7 @@ def check_out(cfg: TrainConfig, resume: bool = False) -> dict | None:
                                 "it with --guide-visits auto, the default")
         raise TrainingError(f"{out}: nothing to resume (no train_state.json)")
     state = json.loads(state_file.read_text())
-    prev = state["config"]
+    prev = {**state["config"], **_network_files(state, out)}
     now = cfg.to_json()
     for k in ("scenario", "seed", "batch", "shared", "net", "sumocfg", "duration_s", "routes"):
         if prev.get(k, now[k] if k == "routes" else None) != now[k]:  # runs from before routes were kept
@@ -237,6 +247,33 @@ def check_out(cfg: TrainConfig, resume: bool = False) -> dict | None:
         raise TrainingError(f"--resume with --episodes {cfg.episodes}, fewer than the {done} this training has "
                             f"done: give at least {done} (more to train on)")
     return state
+
+
+def _network_files(state: dict, out: Path) -> dict:
+    """The resumed run's network files, absolute. A state written before it kept them absolute holds them as they
+    were typed: its checkpoint's meta.json has them absolute (`training.config`); else they are read from here."""
+    config = state["config"]
+    try:
+        kept = json.loads((_checkpoint_dir(out, state["episodes_done"]) / "meta.json").read_text())
+        files = kept["training"]["config"]
+        return {"sumocfg": files["sumocfg"], "net": files["net"], "routes": list(files["routes"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"sumocfg": _str_or_none(config.get("sumocfg")), "net": _str_or_none(config.get("net")),
+                "routes": [str(Path(r).resolve()) for r in config.get("routes") or []]}
+
+
+def resumed_network(out: Path) -> dict | None:
+    """The network a training in `out` (one threshold, or `--guide-visits auto`'s candidates) was started on:
+    {"scenario", "sumocfg", "net", "routes"}, the files absolute; None when `out` holds no training state.
+    `train --resume` takes it when the command names no network, as it takes the other options left out."""
+    out = Path(out)
+    for state_file in [out / "train_state.json", *sorted(out.glob("guide-*/train_state.json"))]:
+        try:
+            state = json.loads(state_file.read_text())
+            return {"scenario": state["config"]["scenario"], **_network_files(state, state_file.parent)}
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 def train(cfg: TrainConfig, resume: bool = False, on_episode: OnEpisode | None = None,
@@ -338,6 +375,8 @@ def _meta(cfg: TrainConfig, history: list[dict], episodes_done: int, wall_s: flo
             "config": {"sumocfg": _str_or_none(cfg.sumocfg), "net": _str_or_none(cfg.net),
                        "routes": [str(Path(r).resolve()) for r in cfg.routes]},
             "seeds": [h["sumo_seed"] for h in history],
+            # what traffic it learned on: `evaluate` and `compare` say when a model runs on other route files
+            "demand": training_demand(cfg.scenario, cfg.sumocfg, cfg.net, cfg.routes),
             "wall_s": round(wall_s, 1),
             "peak_worker_rss_mb": max((h["peak_rss_mb"] for h in history), default=None),
             "violations": sum(max(0, h["violations"]) for h in history),
@@ -346,6 +385,27 @@ def _meta(cfg: TrainConfig, history: list[dict], episodes_done: int, wall_s: flo
         "evaluations": [],
         "created": dt.datetime.now().isoformat(timespec="seconds"),
     }
+
+
+def training_demand(scenario: str | None, sumocfg: Path | None, net: Path | None, routes, scale: float = 1.0,
+                    scales=None) -> dict | None:  # noqa: ANN001
+    """The demand record (`qtable.demand_record`) of the network a training ran on; None when it cannot be read
+    (the episodes said why already)."""
+    from ..sim.scenario import ScenarioError, from_files, from_sumocfg, load
+
+    try:
+        if sumocfg is not None:
+            sc = from_sumocfg(Path(sumocfg))
+        elif net is not None:
+            sc = from_files(Path(net), tuple(Path(r) for r in routes))
+        else:
+            sc = load(scenario)
+    except (ScenarioError, OSError, ValueError):
+        return None
+    record = demand_record(sc.route_files, scale)
+    if scales:  # a search whose episodes ran several scales
+        record["scales"] = sorted({float(x) for x in scales})
+    return record
 
 
 def _checkpoint_dir(out: Path, episodes_done: int) -> Path:
@@ -382,14 +442,6 @@ def _install(out: Path, checkpoint: Path) -> None:
     shutil.copytree(checkpoint, tmp)
     shutil.rmtree(out / "model", ignore_errors=True)
     tmp.rename(out / "model")
-
-
-def used_seeds(meta: dict) -> set[int]:
-    """Every SUMO seed the model's making saw: training, validation (`--guide-visits auto`, a policy search) and
-    the validation that chose among `--restarts` (the first search's seeds, when a later search won)."""
-    selection = meta.get("selection") or {}
-    return (set((meta.get("training") or {}).get("seeds") or []) | set(selection.get("seeds") or [])
-            | set((selection.get("restarts") or {}).get("seeds") or []))
 
 
 def heldout_seeds(model: Model, n: int, first: int = 1) -> list[int]:

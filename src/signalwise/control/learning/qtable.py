@@ -269,3 +269,55 @@ def _load_npy(file: Path, mmap: bool, dtype) -> np.ndarray:
     if arr.dtype != dtype or arr.ndim != 2:
         raise ModelError(f"{file}: corrupted table (dtype {arr.dtype}, {arr.ndim} dimensions)")
     return arr
+
+
+# ---------------------------------------------------------------------------
+# What a model's meta.json says of the conditions it was made under
+# ---------------------------------------------------------------------------
+
+
+def demand_record(route_files: Sequence[Path], scale: float = 1.0) -> dict:
+    """The demand a run drives: a digest of its route files' contents (in the order given) and SUMO's --scale.
+
+    Kept in a model's meta.json (`training.demand`) and in each evaluation, so a model run on other traffic than
+    it learned on can say so: the network's name alone does not change when its route file is rewritten."""
+    digest = hashlib.sha256()
+    for f in route_files:
+        try:
+            digest.update(Path(f).read_bytes())
+        except OSError:
+            digest.update(f"unreadable:{f}".encode())
+        digest.update(b"\0")
+    return {"routes_sha256": digest.hexdigest()[:16], "route_files": [Path(f).name for f in route_files],
+            "scale": float(scale)}
+
+
+def demand_change(trained: object, now: dict) -> str | None:
+    """How the demand `now` (a `demand_record`) differs from the one a model trained on (its meta.json's
+    `training.demand`), in words; None when it does not, or the model records none (one made before it did)."""
+    if not isinstance(trained, dict) or not trained.get("routes_sha256"):
+        return None
+    said = []
+    if trained["routes_sha256"] != now["routes_sha256"]:
+        said.append(f"other route files than it trained on ({', '.join(now['route_files']) or 'none'}: digest "
+                    f"{now['routes_sha256']}, not {trained['routes_sha256']})")
+    scales = trained.get("scales") or [trained.get("scale", 1.0)]
+    if now["scale"] not in scales:
+        said.append(f"demand ×{now['scale']:g}, where it trained on ×{'/'.join(f'{s:g}' for s in scales)}")
+    return "; ".join(said) or None
+
+
+def used_seeds(meta: dict) -> set[int]:
+    """Every SUMO seed the model's making saw: training, validation (`--guide-visits auto`, a policy search) and
+    the validation that chose among `--restarts` (the first search's seeds, when a later search won)."""
+    selection = meta.get("selection") or {}
+    return (set((meta.get("training") or {}).get("seeds") or []) | set(selection.get("seeds") or [])
+            | set((selection.get("restarts") or {}).get("seeds") or []))
+
+
+def trained_duration_s(meta: dict) -> float | None:
+    """The simulated seconds of the model's training episodes when a --duration set them; None: the network's
+    whole window (or a model that does not say)."""
+    training = meta.get("training") or {}
+    value = training.get("duration_s", (training.get("config") or {}).get("duration_s"))
+    return float(value) if isinstance(value, (int, float)) else None
