@@ -134,6 +134,8 @@ class LoopResult:
     evidence_replay: EvidenceReplay | None = None
     #: per junction, the vehicles standing inside it for `LOCKED_AFTER_S` or longer at the end (a lock)
     junction_locks: dict[str, int] = field(default_factory=dict)
+    #: every vehicle type of the run -> its SUMO vClass, as the simulator knew them at the end (`vtype_classes`)
+    vtype_classes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -420,6 +422,7 @@ def _drive(stepper: LoopStepper, files: dict[str, Path], progress: Progress | No
     stepper.controller_faults.log_totals()
     result = stepper.result(files, wall0)
     result.junction_locks = stepper.backend.standing_in_junctions(LOCKED_AFTER_S)
+    result.vtype_classes = stepper.backend.vtype_classes()
     return result
 
 

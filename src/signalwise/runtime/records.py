@@ -2,7 +2,8 @@
 
 Built only from the files a run leaves (never from a live simulation), so any
 run directory, old or new, can be published again. Per approach direction:
-vehicles over the stop bar by class (SUMO's own loop passages), the signal
+vehicles over the stop bar by class (SUMO's own loop passages, each vehicle
+type's class its SUMO vClass: `vtype_classes.json`), the signal
 status at the end of the interval and how long it had been showing, green
 seconds in the interval, waiting per vehicle (SUMO edgeData). Fuel and CO2
 "saved" compare each intersection-interval with the `fixed` run of the same
@@ -24,9 +25,16 @@ from ..core.eventlog import DEFAULT_START
 from ..core.names import BASELINE_CONTROLLER
 from ..sim.outputs import read_edgedata
 
+#: the file in which a run leaves each vehicle type's SUMO vClass (`sim.backend.SumoBackend.vtype_classes`)
+VTYPE_CLASSES_FILE = "vtype_classes.json"
+
 
 def vehicle_class(vtype: str) -> str:
-    """Map a SUMO vehicle type id onto the record's classes (emergency vehicles count as cars)."""
+    """The record's class guessed from the text of a vehicle type's id (emergency vehicles count as cars).
+
+    Only for a run directory written before runs left `vtype_classes.json`: its records cannot know a type's
+    vClass, so an "articulated" type of vClass bus counts as a car there. Every other run is classed by SUMO's
+    vClass (`store.vehicle_classes`)."""
     v = vtype.lower()
     if "bus" in v:
         return "bus"
@@ -64,6 +72,7 @@ def build_records(run_dir: Path, baseline_dir: Path | None = None) -> Iterator[d
 
     lane_dir = {lane: d for dev in model for lane, d in (dev.get("approaches") or {}).items()}
     passages = _passages(run_dir / "detector_passages.csv", lane_dir, bin_of)
+    classify = _vtype_classifier(run_dir)
     states = _states(run_dir / "signal_states.csv")
     edge_rows = read_edgedata(run_dir / "sumo" / "edgedata.xml", ("waitingTime", "left", "speed", "sampledSeconds"))
     emissions = _emissions_by_tls_interval(run_dir, model, bin_of)
@@ -101,8 +110,9 @@ def build_records(run_dir: Path, baseline_dir: Path | None = None) -> Iterator[d
                 counts = {"car": 0, "bus": 0, "truck": 0, "bike": 0, "rickshaw": 0}
                 emergency = False
                 for vtype in passages.get((tls, d, k), ()):
-                    counts[vehicle_class(vtype)] += 1
-                    emergency = emergency or "emergency" in vtype.lower()
+                    klass, is_emergency = classify(vtype)
+                    counts[klass] += 1
+                    emergency = emergency or is_emergency
                 crossed = sum(counts.values())
                 status, since = _status_at(dev_states, links, t1)
                 green = _green_seconds(dev_states, links, t0, t1)
@@ -297,6 +307,27 @@ def _read_yaml(path: Path) -> dict:
     import yaml
 
     return yaml.safe_load(path.read_text()) or {}
+
+
+def _vtype_classifier(run_dir: Path):
+    """vtype -> (the record's class, whether an emergency vehicle), from the vClass of each type the run left in
+    `vtype_classes.json` (a type it does not list is SUMO's default, a passenger car). A run directory written
+    before runs left that file is classed by the text of the type ids (`vehicle_class`), as it was then."""
+    from ..store.vehicle_classes import is_emergency, record_class
+
+    path = run_dir / VTYPE_CLASSES_FILE
+    if not path.exists():
+        return lambda vtype: (vehicle_class(vtype), "emergency" in vtype.lower())
+    with _reading(path):
+        vclasses = json.loads(path.read_text())
+        if not isinstance(vclasses, dict):
+            raise ValueError("not a JSON object")
+
+    def classify(vtype: str) -> tuple[str, bool]:
+        vclass = vclasses.get(vtype, "passenger")
+        return record_class(vclass), is_emergency(vclass)
+
+    return classify
 
 
 def _first_time(run_dir: Path) -> float:

@@ -11,6 +11,8 @@
     events.csv          hi-res event log (Indiana enumeration), ATSPM-readable
     detectors.csv       detector configuration for ATSPM
     detector_passages.csv  every vehicle over every detector (SUMO ground truth)
+    vtype_classes.json  every vehicle type -> its SUMO vClass, as the simulator knew them at the end (the
+                        records count buses, trucks and emergency vehicles by it: `records`)
     signal_states.csv   every signal state SUMO showed
     signal_model.json   phases, links, approaches and timing of every signal
     queues.csv          halting vehicles on each signal's approaches, every 5 s
@@ -69,6 +71,7 @@ from .loop import (
     run_loop,
     sumocfg_note,
 )
+from .records import VTYPE_CLASSES_FILE
 
 Progress = Callable[[float, float], None]
 
@@ -190,6 +193,7 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
     _write_csv(run_dir / "detector_passages.csv",
                ["time_s", "detector_id", "device_id", "channel", "lane", "vehicle_id", "vtype", "enter_s", "leave_s",
                 "speed_mps"], sumo.passage_rows)
+    dump_json(run_dir / VTYPE_CLASSES_FILE, dict(sorted(loop.vtype_classes.items())))
     _write_csv(run_dir / "interventions.csv", ["time_s", "device_id", "rule", "detail"],
                [(iv.time_s, iv.intersection_id, iv.rule, iv.detail) for iv in loop.interventions])
     faults = loop.controller_faults

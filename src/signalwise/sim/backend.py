@@ -386,6 +386,16 @@ class SumoBackend:
         return [(d, veh, vtype, entry, leave, self.ends_over(d, veh))
                 for d in detector_ids for veh, _len, entry, leave, vtype in data(d)]
 
+    def vtype_class(self, vtype: str) -> str:
+        """SUMO's vClass of vehicle type `vtype` (what a vehicle of that type is, whatever the type's id says)."""
+        return self.api.vehicletype.getVehicleClass(vtype)
+
+    def vtype_classes(self) -> dict[str, str]:
+        """Every vehicle type SUMO knows now -> its vClass: its default types, the route and additional files'
+        types and those drawn from their distributions (a run's records read them: `runtime.records`)."""
+        vclass = self.api.vehicletype.getVehicleClass
+        return {vtype: vclass(vtype) for vtype in self.api.vehicletype.getIDList()}
+
     def ends_over(self, loop_id: str, vehicle_id: str) -> bool:
         """Whether the vehicle's route ends on the edge of this loop: SUMO drives it to the edge's end and removes
         it there, so over a loop near the stop line it leaves on red without crossing it. Cached per loop and

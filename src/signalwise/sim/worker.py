@@ -286,6 +286,14 @@ class SumoProcess:
                 return out
         return self._call("detector_vehicle_data", tuple(detector_ids))
 
+    def vtype_class(self, vtype: str) -> str:
+        """SUMO's vClass of vehicle type `vtype` (`SumoBackend.vtype_class`)."""
+        return self._call("vtype_class", vtype)
+
+    def vtype_classes(self) -> dict[str, str]:
+        """Every vehicle type SUMO knows now -> its vClass (`SumoBackend.vtype_classes`)."""
+        return self._call("vtype_classes")
+
     def emergency_approaches(self, intersections: Mapping[str, Intersection],
                              within_m: float) -> dict[str, list[EmergencyApproach]]:
         """Emergency vehicles whose next signal is one of ours, within `within_m`."""
@@ -483,6 +491,8 @@ class _Child:
             "detector_idle_s": b.detector_idle_s,
             "detector_interval_counts": b.detector_interval_counts,
             "detector_vehicle_data": b.detector_vehicle_data,
+            "vtype_class": b.vtype_class,
+            "vtype_classes": b.vtype_classes,
             "emergency_approaches": self.emergency_approaches,
             "read_signals": b.read_signals,
             "lane_shapes": b.lane_shapes,

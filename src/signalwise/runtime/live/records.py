@@ -4,7 +4,8 @@ An offline run's records are built after the run from SUMO's files
 (`runtime/records.py`); a live run has no "after", so the same record is
 accumulated tick by tick from what the loop already has: the signal states
 it sent, the stop-bar passages the field reports each step (with vehicle
-types), the queues on each approach, and preemptions. At each interval's end
+types, classed by the vClass the simulator gives each type), the queues on
+each approach, and preemptions. At each interval's end
 the records of every intersection are handed to the store writer, so
 `/api/v1/dashboard/live-metrics` follows the run.
 
@@ -21,10 +22,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from ...core.types import Intersection
-from ..records import vehicle_class
+from ...store.vehicle_classes import is_emergency, record_class
 
 CLASSES = ("car", "bus", "truck", "bike", "rickshaw")
 
@@ -34,12 +35,18 @@ class LiveRecords:
 
     def __init__(self, intersections: list[Intersection], approach_direction: dict[str, str], interval_s: float,
                  begin_s: float, wall0: dt.datetime, simulation_id: str, *,
-                 feed_stopbars: Mapping[tuple[str, int], str] | None = None):
+                 feed_stopbars: Mapping[tuple[str, int], str] | None = None,
+                 vtype_class: Callable[[str], str] | None = None, vtype_classes: Mapping[str, str] | None = None):
         """`feed_stopbars`: in a run fed by detector feeds (`--field none`), the stop-bar detectors whose data
         count the vehicles passed, (device id, channel) -> lane; None in a simulator's run, whose passages come
         from SUMO's loops (`passage`) and which takes no feed data (were both counted, one vehicle would be
-        two)."""
+        two). `vtype_classes`: each vehicle type's SUMO vClass as the simulator knew them at the start
+        (`SumoBackend.vtype_classes`); `vtype_class`: one type's as the simulator answers it
+        (`SumoBackend.vtype_class`), asked once for a type not among them (one loaded since). Without either a
+        passage counts as a car."""
         self.interval_s = interval_s
+        self._vtype_class = vtype_class
+        self._vclass_of: dict[str, str] = dict(vtype_classes or {})  # vehicle type -> its vClass
         self.feed_stopbars = dict(feed_stopbars) if feed_stopbars is not None else None
         self.simulation_id = simulation_id
         self._wall0 = wall0  # wall time (with its zone) at simulated t = 0; see `start_wall_clock`
@@ -101,12 +108,15 @@ class LiveRecords:
         self._state[tls] = (max(since, until_s), state)
 
     def passage(self, tls: str, lane: str, vtype: str) -> None:
-        """A vehicle crossed a stop-bar loop."""
+        """A vehicle of type `vtype` crossed a stop-bar loop: counted in its type's class, by the type's vClass."""
         d = self._lane_dir.get(lane)
         if d is None:
             return
-        self._counts[(tls, d)][vehicle_class(vtype)] += 1
-        if "emergency" in vtype.lower():
+        vclass = self._vclass_of.get(vtype)
+        if vclass is None:
+            vclass = self._vclass_of[vtype] = self._vtype_class(vtype) if self._vtype_class else "passenger"
+        self._counts[(tls, d)][record_class(vclass)] += 1
+        if is_emergency(vclass):
             self._emergency.add((tls, d))
 
     @property

@@ -284,7 +284,10 @@ class LiveRuntime:
         # until the first tick starts the run's wall clock (`_start_wall_clock`), the records count from now
         self.records = LiveRecords(self.stepper.intersections, self.stepper.approach_direction, cfg.interval_s,
                                    self.stepper.t, dt.datetime.now().astimezone() - dt.timedelta(seconds=self.stepper.t),
-                                   self.run_dir.name, feed_stopbars=stopbars)
+                                   self.run_dir.name, feed_stopbars=stopbars,
+                                   # a simulator's vehicle types, read once here, not in a tick's one exchange
+                                   vtype_classes=self.field.backend.vtype_classes() if stopbars is None else None,
+                                   vtype_class=lambda vtype: self.field.backend.vtype_class(vtype))
         self._tell_webhooks_the_run()
         self._store_run()
         self._write_static()
