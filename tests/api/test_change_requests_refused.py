@@ -173,6 +173,9 @@ def test_without_a_key_any_body_is_a_401_and_nothing_is_logged(served):
             assert r.status_code == 403, (path, r.status_code, r.text)
         assert anonymous.post(f"{LIVE}/override", content="x", headers={"Content-Type": "text/plain"}
                               ).status_code == 401
+        # bytes that are no UTF-8: FastAPI's own 400, before the dependencies, once answered a caller without a key
+        assert anonymous.post(f"{LIVE}/override", content=b"\xff\xfe{", headers={"Content-Type": "application/json"}
+                              ).status_code == 401
         assert len(rt.changes) == before, rt.changes[before:]
         r = ops.post(f"{LIVE}/override", content="not json", headers={"Content-Type": "application/json"})
         assert r.status_code == 422 and "JSON decode error" in r.json()["message"]

@@ -42,3 +42,18 @@ def test_emergency_vehicles_are_counted_by_vclass_not_by_the_type_ids_text(tmp_p
     delays = [float(trips[v].get("timeLoss", 0)) + float(trips[v].get("departDelay", 0)) for v in ambulances]
     assert abs(net["emergency_delay_s"] - sum(delays) / len(delays)) < 1e-3
     assert net["preemptions"] >= 1  # amb.0 called one: the vehicles counted are the ones preemption serves
+
+
+def test_an_emergency_vehicle_that_never_entered_counts_when_none_of_its_type_did():
+    """Its type is emergency by the simulator's map (`vtype_classes.json`), not by a vehicle of it that entered."""
+    from signalwise.sim.metrics import network_metrics
+    from signalwise.sim.outputs import Trip
+
+    def trip(vid, vtype, status, depart_s):
+        return Trip(vid, vtype, depart_s, 200.0 if status == "arrived" else -1, 100.0, 500.0, 5.0, 1, 20.0,
+                    30.0 if status == "undeparted" else 0.0, 0.0, 0.0, status)
+
+    trips = [trip("car0", "sedan", "arrived", 10.0), trip("amb0", "ambulance", "undeparted", -1)]
+    alone = network_metrics(trips, [], [], set())
+    told = network_metrics(trips, [], [], set(), emergency_types=["ambulance"])
+    assert alone.emergency_vehicles == 0 and told.emergency_vehicles == 1

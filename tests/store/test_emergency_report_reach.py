@@ -52,3 +52,4 @@ def test_the_run_wide_delay_is_given_only_where_an_emergency_vehicle_came(stored
     assert (rows["J4"]["emergency_overrides"], rows["J4"]["intervals_with_emergency_vehicle"]) == (0, 0)
     assert rows["J4"]["emergency_delay_s"] is None
     assert overall["emergency_delay_s"] == {"run": pytest.approx(39.43)}
+    assert overall["emergency_overrides"] == 1  # every row's, not the page's last row's (J4: 0)

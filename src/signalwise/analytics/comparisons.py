@@ -79,6 +79,8 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
     "safety_violations": ("count", "violations the independent safety audit found"),
     "fallback_fraction": ("share 0-1", "share of the decisions the shield's fallback served"),
     "discarded_veh": ("veh", "vehicles SUMO discarded before they departed (left out of the delays)"),
+    "unsorted_ignored": ("entries", "route-file entries (vehicles, flows, persons) SUMO skipped as out of departure "
+                                    "order: none of their traffic ran"),
     "preemptions": ("count", "emergency preemption calls (event 102), network-wide"),
     "controller_errors": ("count", "decisions the controller raised an error on"),
 }

@@ -115,20 +115,28 @@ def _not_json(request: Request, exc: RequestValidationError) -> str | None:
 
 
 def install(app: FastAPI) -> None:
+    async def _caller_first(request: Request) -> JSONResponse | None:
+        """FastAPI reads a body before the app's dependencies run: a body it cannot read (JSON it cannot decode, a
+        400 for bytes that are no UTF-8) is refused before its caller was authorized. The caller first (no key:
+        401, whatever the body), so nobody without the route's scope learns how the body is checked, nor writes
+        into the change log. None: the caller may go on to hear about the body."""
+        if getattr(request.state, "authorized", False) or not hasattr(request.app.state, "settings"):
+            return None  # (an app without the key layer: a router mounted alone authorizes nobody)
+        from .auth import authorize
+        from .ratelimit import rate_limit
+
+        try:
+            await authorize(request)
+            await rate_limit(request)
+        except StarletteHTTPException as refused:
+            return await _http(request, refused)
+        return None
+
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        if not getattr(request.state, "authorized", False):
-            # FastAPI decodes a JSON body before the app's dependencies run: a body it cannot decode was refused
-            # before its caller was authorized. The caller first (no key: 401, whatever the body), so nobody
-            # without the route's scope learns how the body is checked, nor writes into the change log
-            from .auth import authorize
-            from .ratelimit import rate_limit
-
-            try:
-                await authorize(request)
-                await rate_limit(request)
-            except StarletteHTTPException as refused:
-                return await _http(request, refused)
+        refused = await _caller_first(request)
+        if refused is not None:
+            return refused
         not_json = _not_json(request, exc)
         if not_json is not None:
             _record_live_refusal(request, getattr(exc, "body", None), not_json)
@@ -142,6 +150,10 @@ def install(app: FastAPI) -> None:
             response = validation_body(exc.detail, exc.status_code)
             response.headers.update(getattr(exc, "headers", None) or {})
             return response
+        if exc.status_code == 400:
+            refused = await _caller_first(request)
+            if refused is not None:
+                return refused
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code in (401, 403):
             _log_refusal(request, exc.status_code, detail)

@@ -182,17 +182,7 @@ def note_profile_mismatch(cfg, specs: list[str]) -> None:
     """A line for each model named by path (or shipped) that trained under another timing profile than the run's:
     what a change costs, and so when to change, is what it learned, and a benchmark-trained model judged under
     the safety profile (or the reverse) says little about either."""
-    import json
-
-    for spec in specs:
-        kind, _, arg = spec.partition(":")
-        if kind != "ql" or not arg or arg.startswith("@"):
-            continue  # a registry reference is resolved when the run starts
-        path = arg.partition("?")[0] or cfg.controller_options.get("model")
-        try:
-            meta = json.loads((Path(path) / "meta.json").read_text())
-        except (OSError, TypeError, ValueError):
-            continue  # no readable model here: the run itself says why
+    for path, meta in _named_models(cfg, specs):
         training = meta.get("training") if isinstance(meta, dict) else None
         run = training.get("run") if isinstance(training, dict) else None
         if not isinstance(run, dict):
@@ -223,21 +213,11 @@ def note_model_conditions(cfg, specs: list[str], seeds: list[int]) -> None:
     `note_profile_mismatch` says of the timing: seeds it trained or was validated on (`evaluate` refuses
     them; a table of them is no held-out result), other route files or scale than it trained on, and episodes
     of another length than the runs' window."""
-    import json
-
     from ..control.learning.qtable import demand_change, demand_record, trained_duration_s, used_seeds
     from .loop import resolve_scenario, run_window
 
     scenario = None
-    for spec in specs:
-        kind, _, arg = spec.partition(":")
-        if kind != "ql" or not arg or arg.startswith("@"):
-            continue  # a registry reference is resolved when the run starts
-        path = arg.partition("?")[0] or cfg.controller_options.get("model")
-        try:
-            meta = json.loads((Path(path) / "meta.json").read_text())
-        except (OSError, TypeError, ValueError):
-            continue  # no readable model here: the run itself says why
+    for path, meta in _named_models(cfg, specs):
         if not isinstance(meta, dict) or not isinstance(meta.get("training") or {}, dict):
             continue
         seen = sorted(used_seeds(meta) & set(seeds))
@@ -264,6 +244,23 @@ def note_model_conditions(cfg, specs: list[str], seeds: list[int]) -> None:
                 and (meta.get("training") or {}).get("episodes"):
             typer.echo(f"ql: {path} trained on episodes over the network's whole window ({scenario.duration_s:g} s "
                        f"here); these runs cover {window_s:g} s", err=True)
+
+
+def _named_models(cfg, specs: list[str]):
+    """Each learned model named by path in `specs` (`ql:PATH`) whose meta.json reads, as (path, meta); a bare `ql`
+    and a registry reference are resolved when the run starts, and an unreadable model is the run's to refuse, in
+    its own words."""
+    import json
+
+    for spec in specs:
+        kind, _, arg = spec.partition(":")
+        if kind != "ql" or not arg or arg.startswith("@"):
+            continue
+        path = arg.partition("?")[0] or cfg.controller_options.get("model")
+        try:
+            yield path, json.loads((Path(path) / "meta.json").read_text())
+        except (OSError, TypeError, ValueError):
+            continue
 
 
 def _seeds_named(seeds: list[int], shown: int = 5) -> str:
@@ -632,8 +629,6 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
                         net=net, routes=routes or None, demand_scale=demand_scale, timing_profile=timing,
                         warmup_s=warmup)
     base = with_shipped_model(with_model_registry(base, names, _registry_url(db)), names)
-    note_profile_mismatch(base, names)
-    note_model_conditions(base, names, list(range(first_seed, first_seed + seeds)))
     for name in names:  # fail fast on a typo, before starting any worker
         base.model_validate({**base.model_dump(), "controller": name})
     _check_models(names)
@@ -644,6 +639,9 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
     note = sumocfg_note(base, scenario_read)
     # ... and on one no run could use (no signal to control, routes over unknown edges), or a model that does not fit
     seen = check_network(base, names)
+    # said of models that will run: a model refused above gets its refusal alone
+    note_profile_mismatch(base, names)
+    note_model_conditions(base, names, list(range(first_seed, first_seed + seeds)))
     shown = ([note] if note else []) + network_warnings(seen.refused,
                                                         seen.plan_notes if BASELINE_CONTROLLER in names else {})
     for warning in shown:

@@ -215,8 +215,10 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
 
     counted = after_warmup(loop.begin_s + cfg.warmup_s, loop.end_s, trips, persons, loop.queue_samples, edgedata,
                            emissions)
+    from ..store.vehicle_classes import is_emergency
+
     net = network_metrics(counted.trips, counted.persons, counted.queue_samples, loop.emergency_ids,
-                          counted.emissions).as_dict()
+                          counted.emissions, [t for t, c in loop.vtype_classes.items() if is_emergency(c)]).as_dict()
     discarded = read_discarded(loop.files["errors"]) if "errors" in loop.files else []
     unsorted = read_unsorted_ignored(loop.files["errors"]) if "errors" in loop.files else []
     teleports = read_teleports(loop.files["statistics"]) if "statistics" in loop.files else None

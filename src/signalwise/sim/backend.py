@@ -386,13 +386,10 @@ class SumoBackend:
         return [(d, veh, vtype, entry, leave, self.ends_over(d, veh))
                 for d in detector_ids for veh, _len, entry, leave, vtype in data(d)]
 
-    def vtype_class(self, vtype: str) -> str:
-        """SUMO's vClass of vehicle type `vtype` (what a vehicle of that type is, whatever the type's id says)."""
-        return self.api.vehicletype.getVehicleClass(vtype)
-
     def vtype_classes(self) -> dict[str, str]:
         """Every vehicle type SUMO knows now -> its vClass: its default types, the route and additional files'
-        types and those drawn from their distributions (a run's records read them: `runtime.records`)."""
+        types and those drawn from their distributions (a run's records read them: `runtime.records`). Asked at a
+        run's end: asked before it, SUMO's traffic comes out otherwise (a live run reads the files instead)."""
         vclass = self.api.vehicletype.getVehicleClass
         return {vtype: vclass(vtype) for vtype in self.api.vehicletype.getIDList()}
 

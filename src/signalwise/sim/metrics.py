@@ -70,12 +70,16 @@ def emergency_vtypes(trips: Iterable[Trip], emergency_ids: set[str]) -> frozense
 
 
 def network_metrics(trips: list[Trip], persons: list[PersonTrip], queue_samples: list[tuple[float, str, int]],
-                    emergency_ids: Iterable[str], emissions: list[dict] | None = None) -> NetworkMetrics:
-    """Network-wide metrics; CO2 and fuel from the emissions edgeData when given, else from trips."""
+                    emergency_ids: Iterable[str], emissions: list[dict] | None = None,
+                    emergency_types: Iterable[str] = ()) -> NetworkMetrics:
+    """Network-wide metrics; CO2 and fuel from the emissions edgeData when given, else from trips.
+
+    `emergency_types`: the vehicle types of vClass emergency as the simulator knew them (`vtype_classes.json`),
+    so an emergency vehicle that never entered counts even when none of its type did."""
     emergency_ids = set(emergency_ids)
     departed = [t for t in trips if t.status != "undeparted"]
     arrived = [t for t in trips if t.status == "arrived"]
-    ev_types = emergency_vtypes(trips, emergency_ids)
+    ev_types = emergency_vtypes(trips, emergency_ids) | frozenset(emergency_types)
     ev = [t for t in trips if t.vehicle_id in emergency_ids or t.vtype in ev_types]
     ev_driven = [t for t in ev if t.status != "undeparted"]
     # SUMO writes every person it has loaded, those due after the end too (depart -1); its own statistics, like

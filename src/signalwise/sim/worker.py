@@ -286,10 +286,6 @@ class SumoProcess:
                 return out
         return self._call("detector_vehicle_data", tuple(detector_ids))
 
-    def vtype_class(self, vtype: str) -> str:
-        """SUMO's vClass of vehicle type `vtype` (`SumoBackend.vtype_class`)."""
-        return self._call("vtype_class", vtype)
-
     def vtype_classes(self) -> dict[str, str]:
         """Every vehicle type SUMO knows now -> its vClass (`SumoBackend.vtype_classes`)."""
         return self._call("vtype_classes")
@@ -491,7 +487,6 @@ class _Child:
             "detector_idle_s": b.detector_idle_s,
             "detector_interval_counts": b.detector_interval_counts,
             "detector_vehicle_data": b.detector_vehicle_data,
-            "vtype_class": b.vtype_class,
             "vtype_classes": b.vtype_classes,
             "emergency_approaches": self.emergency_approaches,
             "read_signals": b.read_signals,

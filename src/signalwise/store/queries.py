@@ -510,9 +510,9 @@ def _emergency_answer(engine: Engine, f: Filters, page: tuple[int, list],
     total, rows = page
     items = []
     for r in rows:
-        overrides, present = int(r["emergency_overrides"] or 0), int(r["intervals_with_emergency_vehicle"] or 0)
-        reached = overrides > 0 or present > 0
-        items.append({**r, "emergency_overrides": overrides, "intervals_with_emergency_vehicle": present,
+        granted, present = int(r["emergency_overrides"] or 0), int(r["intervals_with_emergency_vehicle"] or 0)
+        reached = granted > 0 or present > 0
+        items.append({**r, "emergency_overrides": granted, "intervals_with_emergency_vehicle": present,
                       "intervals": int(r["intervals"]),
                       "emergency_delay_s": _f(delays.get(r["simulation_id"])) if reached else None})
     return total, items, {"emergency_overrides": int(overrides),

@@ -327,6 +327,7 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
     wall0 = time.perf_counter()
     last_t = 0.0
     status = "complete"
+    failed = False
     reader.start()
     try:
         for frame in (reader if not inputs.live else reader.newest_frames()):
@@ -381,6 +382,9 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
                 break
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM under `termination.sigterm_as_interrupt`
         status = "interrupted" if type(exc) is KeyboardInterrupt else f"terminated ({exc})"
+    except BaseException:
+        failed = True
+        raise
     finally:
         reader.stop()
         for row in pipe.closed_counts(final=True):
@@ -388,6 +392,8 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
         evidence.close()
         for fh in files.values():
             fh.close()
+        if failed:  # a failed run makes no call: a file's were held for its end, and their images go with them
+            _remove_images(out, [v for v, _ in held])  # (a stream's were written and stored as they came)
     stats = reader.stats()
     if reader.status == "failed" or (inputs.live and stats.last_error and status == "complete"):
         status = f"stream ended: {stats.last_error}"
@@ -413,7 +419,7 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
             for v, _ in held:
                 w.writerow((_num(v.time_s), v.track_id, v.kind, v.approach, _num(v.speed_mps), v.evidence_path))
                 totals[v.kind] += 1
-        if store is not None and before_store is not None:
+        if store is not None and before_store is not None and not inputs.live:  # a stream's replaced at its first
             before_store()
         if store is not None and held:  # marked with every reason the checks gave (accepted), or [] (passed)
             footage = dataclasses.replace(footage, judged_with=judged_with(inputs.provenance, suspect))

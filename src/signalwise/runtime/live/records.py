@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from ...core.types import Intersection
 from ...store.vehicle_classes import is_emergency, record_class
@@ -36,16 +36,14 @@ class LiveRecords:
     def __init__(self, intersections: list[Intersection], approach_direction: dict[str, str], interval_s: float,
                  begin_s: float, wall0: dt.datetime, simulation_id: str, *,
                  feed_stopbars: Mapping[tuple[str, int], str] | None = None,
-                 vtype_class: Callable[[str], str] | None = None, vtype_classes: Mapping[str, str] | None = None):
+                 vtype_classes: Mapping[str, str] | None = None):
         """`feed_stopbars`: in a run fed by detector feeds (`--field none`), the stop-bar detectors whose data
         count the vehicles passed, (device id, channel) -> lane; None in a simulator's run, whose passages come
         from SUMO's loops (`passage`) and which takes no feed data (were both counted, one vehicle would be
-        two). `vtype_classes`: each vehicle type's SUMO vClass as the simulator knew them at the start
-        (`SumoBackend.vtype_classes`); `vtype_class`: one type's as the simulator answers it
-        (`SumoBackend.vtype_class`), asked once for a type not among them (one loaded since). Without either a
-        passage counts as a car."""
+        two). `vtype_classes`: each vehicle type's SUMO vClass, from the run's route and additional files
+        (`sim.outputs.read_vtype_classes`: asking SUMO before the run changes its traffic); a type not among
+        them (or without them) counts as SUMO's default, a passenger car."""
         self.interval_s = interval_s
-        self._vtype_class = vtype_class
         self._vclass_of: dict[str, str] = dict(vtype_classes or {})  # vehicle type -> its vClass
         self.feed_stopbars = dict(feed_stopbars) if feed_stopbars is not None else None
         self.simulation_id = simulation_id
@@ -112,9 +110,7 @@ class LiveRecords:
         d = self._lane_dir.get(lane)
         if d is None:
             return
-        vclass = self._vclass_of.get(vtype)
-        if vclass is None:
-            vclass = self._vclass_of[vtype] = self._vtype_class(vtype) if self._vtype_class else "passenger"
+        vclass = self._vclass_of.get(vtype, "passenger")  # not in the files: SUMO's default type's class
         self._counts[(tls, d)][record_class(vclass)] += 1
         if is_emergency(vclass):
             self._emergency.add((tls, d))

@@ -44,6 +44,7 @@ from ...core.types import RECOVERY_STATE, EventCode, Observation, SignalEvent
 from ...outdirs import process_identity
 from ...sim.backend import SimulationError, SumoBackend
 from ...sim.detectors import live_zone_ids, place_detectors
+from ...sim.outputs import read_vtype_classes
 from ...sim.signal_model import short_ped_clearance
 from ...termination import interrupts_deferred, stop_reason
 from ..config import RunConfig
@@ -285,9 +286,11 @@ class LiveRuntime:
         self.records = LiveRecords(self.stepper.intersections, self.stepper.approach_direction, cfg.interval_s,
                                    self.stepper.t, dt.datetime.now().astimezone() - dt.timedelta(seconds=self.stepper.t),
                                    self.run_dir.name, feed_stopbars=stopbars,
-                                   # a simulator's vehicle types, read once here, not in a tick's one exchange
-                                   vtype_classes=self.field.backend.vtype_classes() if stopbars is None else None,
-                                   vtype_class=lambda vtype: self.field.backend.vtype_class(vtype))
+                                   # each vehicle type's vClass from the files that define it: asking SUMO before
+                                   # the run changes its traffic, and during it costs a tick a second exchange
+                                   vtype_classes=read_vtype_classes((*self.scenario.route_files,
+                                                                     *self.scenario.additional_files))
+                                   if stopbars is None else None)
         self._tell_webhooks_the_run()
         self._store_run()
         self._write_static()
