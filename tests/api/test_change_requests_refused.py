@@ -20,6 +20,7 @@ from collections import Counter
 import httpx
 import pytest
 from support.loopback import serving_port
+from support.waiting import value_within
 
 from signalwise.api import create_app
 from signalwise.runtime.config import RunConfig
@@ -75,13 +76,9 @@ def _stored(client, rt, result: str = "refused") -> list[dict]:
 
 
 def _until(ask, what, timeout_s: float = 20.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        answer = ask()
-        if answer:
-            return answer
-        assert time.monotonic() < deadline, what() if callable(what) else what
-        time.sleep(0.1)
+    answer = value_within(ask, timeout_s=timeout_s, every_s=0.1)
+    assert answer, what() if callable(what) else what
+    return answer
 
 
 def _same_in_three_logs(client, rt, since: int) -> list[dict]:
