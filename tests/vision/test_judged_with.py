@@ -6,16 +6,14 @@ marked; without it they are withheld as before. Rows stored before 0019 read nul
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import hashlib
 import json
 
 import pytest
-import yaml
 from sqlalchemy import inspect, select, text
 from support.cli import signalwise
-from vision_scenes import write_violations_clip
+from vision_scenes import write_suspect_cameras, write_violations_clip
 
 from signalwise.store import create_store_engine, get_engine, upgrade
 from signalwise.store.engine import downgrade
@@ -31,15 +29,7 @@ def clip(tmp_path_factory):
     speed 3.28 times the real one: the traffic's 85th-percentile speed check flags it after the run) and with a
     surveyed point 5 m off (the residual check flags it before the run)."""
     d = write_violations_clip(tmp_path_factory.mktemp("judged"), offset_s=0.0)
-    camera = yaml.safe_load((d / "cam.yaml").read_text())
-    feet = copy.deepcopy(camera)
-    for pair in feet["calibration"]:
-        pair["m"] = [v * 3.28084 for v in pair["m"]]
-    (d / "feet.yaml").write_text(yaml.safe_dump(feet))
-    moved = copy.deepcopy(camera)
-    x, y = moved["calibration"][5]["m"]
-    moved["calibration"][5]["m"] = [x + 5.0, y]
-    (d / "moved.yaml").write_text(yaml.safe_dump(moved))
+    write_suspect_cameras(d)
     return d
 
 

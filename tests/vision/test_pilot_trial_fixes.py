@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import math
@@ -25,18 +24,14 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, text
 from support.cli import signalwise
-from vision_scenes import write_violations_clip
+from vision_scenes import write_suspect_cameras, write_violations_clip
 
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """20 s with red-light runners and speeders (`write_violations_clip`), its camera file in feet too."""
     d = write_violations_clip(tmp_path_factory.mktemp("pilot"), offset_s=0.0)
-    camera = yaml.safe_load((d / "cam.yaml").read_text())
-    feet = copy.deepcopy(camera)
-    for pair in feet["calibration"]:
-        pair["m"] = [v * 3.28084 for v in pair["m"]]
-    (d / "feet.yaml").write_text(yaml.safe_dump(feet))
+    write_suspect_cameras(d)  # feet.yaml and moved.yaml
     return d
 
 
@@ -86,16 +81,12 @@ def test_road_points_in_feet_issue_no_violation_unless_accepted(clip, tmp_path):
 
 def test_a_surveyed_point_off_the_fit_issues_no_violation(clip, tmp_path):
     d = clip
-    moved = yaml.safe_load((d / "cam.yaml").read_text())
-    x, y = moved["calibration"][5]["m"]
-    moved["calibration"][5]["m"] = [x + 5.0, y]
-    (tmp_path / "moved.yaml").write_text(yaml.safe_dump(moved))
     db = tmp_path / "v.db"
-    p = _run(d, tmp_path / "out", tmp_path / "moved.yaml", "--db", f"sqlite:///{db}")
+    p = _run(d, tmp_path / "out", d / "moved.yaml", "--db", f"sqlite:///{db}")
     assert p.returncode == 1 and "error: the calibration is suspect (the 6 surveyed points miss the fit by" in p.stderr
     assert _stored(db) == 0 and list(csv.DictReader(open(tmp_path / "out" / "violations.csv"))) == []
     # accepted with --db: judged and stored (marked: tests/vision/test_judged_with.py)
-    p = _run(d, tmp_path / "out2", tmp_path / "moved.yaml", "--accept-suspect-calibration", "--db", f"sqlite:///{db}")
+    p = _run(d, tmp_path / "out2", d / "moved.yaml", "--accept-suspect-calibration", "--db", f"sqlite:///{db}")
     assert p.returncode == 0, p.stderr
     assert _stored(db) == len(list(csv.DictReader(open(tmp_path / "out2" / "violations.csv"))))
 

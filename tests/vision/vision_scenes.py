@@ -57,3 +57,22 @@ def write_violations_clip(folder, offset_s):
     write_signals(folder / "signals.csv", truth["states"], offset_s=offset_s)
     (folder / "cam.yaml").write_text(yaml.safe_dump(scene.camera_config()))
     return folder
+
+
+def write_suspect_cameras(folder) -> None:
+    """Beside `folder`'s `cam.yaml`, two calibrations a run's own checks flag: `feet.yaml`, its road points in feet
+    (every distance and speed 3.28 times: the traffic's 85th-percentile speed check, after the run), and
+    `moved.yaml`, one surveyed point 5 m off (the residual check, before the run)."""
+    import copy
+
+    import yaml
+
+    camera = yaml.safe_load((folder / "cam.yaml").read_text())
+    feet = copy.deepcopy(camera)
+    for pair in feet["calibration"]:
+        pair["m"] = [v * 3.28084 for v in pair["m"]]
+    (folder / "feet.yaml").write_text(yaml.safe_dump(feet))
+    moved = copy.deepcopy(camera)
+    x, y = moved["calibration"][5]["m"]
+    moved["calibration"][5]["m"] = [x + 5.0, y]
+    (folder / "moved.yaml").write_text(yaml.safe_dump(moved))
