@@ -383,12 +383,19 @@ def _sweep_processes(todo: list[dict], out: Path, workers: int) -> int:
                 running[receive] = (proc, cell)
                 # a Ctrl-C while the worker starts would reach it before its handler is set (a traceback from
                 # its bootstrap): blocked here, the worker inherits the block and lifts it once it handles
-                # SIGINT; this process gets a Ctrl-C that came meanwhile as soon as the block is lifted
+                # SIGINT. The block is this thread's only: a Ctrl-C the kernel gives another thread (OpenBLAS's)
+                # would raise inside start() before the worker has a pid to stop, so it is only noted meanwhile
+                # and raised once the worker has one
+                pressed: list[bool] = []
+                handler = signal.signal(signal.SIGINT, lambda *_, noted=pressed: noted.append(True))
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
                 try:
                     proc.start()
                 finally:
                     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+                    signal.signal(signal.SIGINT, handler)
+                if pressed:
+                    raise KeyboardInterrupt
                 send.close()  # the worker's end: a worker that dies leaves `receive` at its end, not waiting
             for receive in connection_wait(list(running)):
                 proc, cell = running.pop(receive)
