@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.cli import signalwise
 
 from signalwise.sim.scenario import load
 
@@ -106,10 +107,10 @@ def test_resume_names_the_config_another_way_or_not_at_all(trained, tmp_path):
     assert r.returncode == 0, r.stderr
     state = json.loads((out / "guide-10" / "train_state.json").read_text())
     assert state["episodes_done"] == 3 and state["config"]["sumocfg"] == str((root / "my.sumocfg").resolve())
-    # another network is still refused
+    # another network is still refused, before any episode: in this process
     other = network(tmp_path / "other")
-    r = cli("train", "--agent", "tabular", "--sumocfg", str(other / "my.sumocfg"), "--episodes", "3",
-            "--workers", "1", "--out", str(out), "--resume", cwd=elsewhere)
+    r = signalwise("train", "--agent", "tabular", "--sumocfg", str(other / "my.sumocfg"), "--episodes", "3",
+            "--workers", "1", "--out", str(out), "--resume", cwd=elsewhere, env={"COLUMNS": "80"})
     assert r.returncode == 2 and "--resume with another sumocfg" in r.stderr, r.stderr
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.cli import signalwise as signalwise_here
 
 from signalwise.control.learning.controller import controller_from_model
 from signalwise.control.learning.phase_score import FEATURES, MAX_PRESSURE_WEIGHTS
@@ -107,9 +108,8 @@ def test_train_per_signal_from_the_command_line_with_start_auto(tmp_path):
                        (["--agent", "phase-score", "--neighbour-weight", "1"], "add --per-signal"),
                        (["--agent", "phase-score", "--hold-neighbours"], "add --per-signal"),
                        (["--agent", "phase-score", "--per-signal", "--neighbour-weight", "-1"], "0 or more")):
-        bad = subprocess.run([SIGNALWISE, "train", *args, "--out", str(tmp_path / "u")], capture_output=True,
-                             text=True, timeout=120)
-        assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr
+        bad = signalwise_here("train", *args, "--out", str(tmp_path / "u"))  # refused before any episode: here
+        assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr, (args, bad.stderr)
 
 
 @pytest.mark.slow

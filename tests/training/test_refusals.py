@@ -39,24 +39,26 @@ BROKEN = {
 }
 
 
-@pytest.mark.parametrize("case", list(BROKEN))
-def test_models_add_refuses_a_phase_score_model_that_cannot_run(tmp_path, case):
-    model = tmp_path / "model"
-    shutil.copytree(shipped_model_path("single"), model)
-    meta = json.loads((model / "meta.json").read_text())
-    change, words = BROKEN[case]
-    if change is None:
-        del meta["policy"]
-    else:
-        change(meta["policy"])
-    (model / "meta.json").write_text(json.dumps(meta))
+def test_models_add_refuses_a_phase_score_model_that_cannot_run(tmp_path):
+    """Every case of BROKEN, each on its own copy of the model, into one registry (its database made once)."""
     env = _registry_env(tmp_path)
-    refused(cli("models", "add", str(model), env=env), str(model), words)
-    assert _registered(tmp_path) == []  # `models list` says so too: tested once, below
-    # the same directory runs nowhere either: the refusal is what a run would say
-    ran = in_a_process("run", "-s", "single", "-c", f"ql:{model}", "--duration", "10",
-                       "--out", str(tmp_path / "runs"))  # the policy is checked against the network: SUMO
-    assert ran.returncode == 2 and "error:" in ran.stderr
+    for i, (case, (change, words)) in enumerate(BROKEN.items()):
+        model = tmp_path / f"model-{i}"
+        shutil.copytree(shipped_model_path("single"), model)
+        meta = json.loads((model / "meta.json").read_text())
+        if change is None:
+            del meta["policy"]
+        else:
+            change(meta["policy"])
+        (model / "meta.json").write_text(json.dumps(meta))
+        r = cli("models", "add", str(model), env=env)
+        assert r.returncode == 2 and words in r.stderr, (case, r.stdout, r.stderr)  # names the case that failed
+        refused(r, str(model), words)
+        assert _registered(tmp_path) == [], case  # `models list` says so too: tested once, below
+        # the same directory runs nowhere either: the refusal is what a run would say
+        ran = in_a_process("run", "-s", "single", "-c", f"ql:{model}", "--duration", "10",
+                           "--out", str(tmp_path / "runs"))  # the policy is checked against the network: SUMO
+        assert ran.returncode == 2 and "error:" in ran.stderr, (case, ran.stderr)
 
 
 def _registered(tmp_path: Path) -> list[str]:
@@ -102,14 +104,15 @@ SHORT = ["-s", "single", "--guide-visits", "30", "--batch", "1", "--workers", "1
 @pytest.fixture(scope="module")
 def one_episode(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("resume") / "t"
-    r = in_a_process("train", *SHORT, "--episodes", "1", "--out", str(out))
+    # --gamma 0.5 (not the default): the resumes below that leave it out show it goes on
+    r = in_a_process("train", *SHORT, "--gamma", "0.5", "--episodes", "1", "--out", str(out))
     assert r.returncode == 0, r.stderr
     return out
 
 
 @pytest.mark.parametrize(("options", "words"), [
     (["--duration", "120"], "another duration"),
-    (["--gamma", "0.5"], "another --gamma"),
+    (["--gamma", "0.7"], "another --gamma"),
     (["--epsilon-start", "0.9"], "another --epsilon-start"),
     (["--actions", "phases", "--state", "lane-groups"], "--actions/--state"),
 ])
@@ -130,7 +133,8 @@ def resumed_to_two(one_episode, tmp_path_factory) -> tuple[Path, subprocess.Comp
     not compare): the command's result, and the training it leaves (read by the tests below, never changed)."""
     out = tmp_path_factory.mktemp("resumed") / "t"
     shutil.copytree(one_episode, out)
-    r = in_a_process("train", *SHORT, "--episodes", "2", "--workers", "2", "--out", str(out), "--resume")
+    r = in_a_process("train", *SHORT, "--gamma", "0.5", "--episodes", "2", "--workers", "2", "--out", str(out),
+                     "--resume")
     return out, r
 
 
@@ -148,15 +152,6 @@ def test_resume_with_fewer_episodes_than_done_is_refused(resumed_to_two, tmp_pat
     state = (out / "train_state.json").read_text()
     refused(cli("train", *SHORT, "--episodes", "1", "--out", str(out), "--resume"), "fewer than the 2")
     assert (out / "train_state.json").read_text() == state
-
-
-def test_resume_takes_a_left_out_option_from_the_run_it_continues(tmp_path):
-    out = tmp_path / "t"
-    assert in_a_process("train", *SHORT, "--gamma", "0.5", "--episodes", "1", "--out", str(out)).returncode == 0
-    r = in_a_process("train", *SHORT, "--episodes", "2", "--out", str(out), "--resume")  # no --gamma: 0.5 goes on
-    assert r.returncode == 0, r.stderr
-    state = json.loads((out / "train_state.json").read_text())
-    assert state["episodes_done"] == 2 and state["config"]["hyper"]["gamma"] == 0.5
 
 
 def test_each_agent_refuses_the_other_agents_options_it_would_ignore(tmp_path):
@@ -181,7 +176,8 @@ def test_train_refuses_a_duration_before_making_its_directory(tmp_path, agent, d
 
 def test_resume_takes_the_threshold_batch_and_duration_it_was_started_with_where_left_out(one_episode, tmp_path):
     """--guide-visits (default auto), --batch (default 2) and --duration left out were refused as 'another' value
-    than the run's, though a left-out option is documented to come from the run being resumed."""
+    than the run's, though a left-out option is documented to come from the run being resumed; --gamma (0.5 in
+    `one_episode`) left out goes on too."""
     out = tmp_path / "t"
     shutil.copytree(one_episode, out)
     r = in_a_process("train", "-s", "single", "--workers", "1", "--episodes", "2", "--out", str(out), "--resume")
@@ -190,6 +186,7 @@ def test_resume_takes_the_threshold_batch_and_duration_it_was_started_with_where
     assert state["episodes_done"] == 2
     assert (state["config"]["batch"], state["config"]["duration_s"], state["config"]["hyper"]["guide_visits"]) == (
         1, 60.0, 30)
+    assert state["config"]["hyper"]["gamma"] == 0.5  # no --gamma: the run's 0.5 goes on, not the default
     assert not (out / "guide-10").exists()  # no second training started beside the first
 
 

@@ -13,13 +13,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.cli import in_a_process
+from support.cli import in_a_process, signalwise
 
 from signalwise.control.learning.qtable import load_model
 from signalwise.training.policy_search import STATE_FILE, SearchConfig, load_state, search
 
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
-SETTINGS = ["-s", "single", "--popsize", "2", "--validation-seeds", "1", "--duration", "600", "--seed", "4",
+# 200 s episodes: what is compared is the search's state, bit for bit, whatever the episodes' length; an
+# episode's cost is mostly its worker process's start, and a Ctrl-C after the second generation's first episode
+# still leaves two generations and the validation to run
+DURATION = "200"
+SETTINGS = ["-s", "single", "--popsize", "2", "--validation-seeds", "1", "--duration", DURATION, "--seed", "4",
             "--workers", "2"]
 
 
@@ -32,7 +36,7 @@ def straight(tmp_path_factory) -> Path:
     """4 generations in one go."""
     out = tmp_path_factory.mktemp("straight") / "s"
     search(SearchConfig(scenario="single", generations=4, popsize=2, validation_seeds=1, seed=4, workers=2,
-                        duration_s=600, out=out))
+                        duration_s=float(DURATION), out=out))
     return out
 
 
@@ -66,9 +70,10 @@ def test_two_generations_then_a_resume_to_four_are_four_in_a_row(straight, tmp_p
     assert training["wall_s"] > wall_2
     said = r.stdout
     assert f"training {training['wall_s']:.1f} s in all (meta.json training.wall_s, every session summed)" in said
-    # a resume takes the settings the search began with, and more generations
+    # a resume takes the settings the search began with, and more generations: refused before any episode, so
+    # in this process
     for more, words in ((["--popsize", "3"], "another popsize (3)"), ([], "fewer than the 4")):
-        bad = train(out, 3, "--resume", *more)
+        bad = signalwise("train", *SETTINGS, "--generations", "3", "--out", str(out), "--resume", *more)
         assert bad.returncode == 2 and words in bad.stderr, bad.stderr
 
 

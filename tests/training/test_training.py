@@ -181,13 +181,14 @@ def test_the_registry_database_comes_from_settings_and_reaches_ql_active_runs(tr
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["network"]["fallback_fraction"] < 0.5
     empty = _registry_env(tmp_path, "empty.db")
-    r = cli("run", "-s", "single", "-c", "ql:@active", "--duration", "60", "--no-emissions",
-            "--run-dir", str(tmp_path / "run2"), env=empty)
+    # refused as the run's configuration is read, before SUMO starts: in this process (as `db upgrade`)
+    r = signalwise("run", "-s", "single", "-c", "ql:@active", "--duration", "60", "--no-emissions",
+                   "--run-dir", str(tmp_path / "run2"), env=empty)
     # no registry database at all: said so, and none is made only to find it empty
     assert r.returncode == 2, r.stderr
     assert f"ql:@active: no model registry at {tmp_path / 'empty.db'}" in r.stderr
     assert not (tmp_path / "empty.db").exists()
-    assert cli("db", "upgrade", env=empty).returncode == 0
+    assert signalwise("db", "upgrade", env=empty).returncode == 0
     r = cli("run", "-s", "single", "-c", "ql:@active", "--duration", "60", "--no-emissions",
             "--run-dir", str(tmp_path / "run2"), env=empty)
     # an empty registry is an error before the run, naming the registry the settings gave
