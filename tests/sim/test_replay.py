@@ -24,8 +24,8 @@ EVIDENCE = ("events.csv", "detector_passages.csv", "timeseries.csv", "trips.csv"
 
 
 @pytest.mark.parametrize(("scenario", "controller", "duration_s"), [
-    ("corridor", "max-pressure", 900),  # emergency vehicles preempt three times (calls at 587, 609, 627 s)
-    ("corridor", "actuated", 900),  # a controller that reads SUMO's live detector loops
+    ("corridor", "max-pressure", 700),  # emergency vehicles preempt three times (calls at 587, 609, 627 s)
+    ("corridor", "actuated", 300),  # a controller that reads SUMO's live detector loops
     ("single", "max-pressure", 900),  # pedestrians and their signals
 ])
 def test_a_replayed_record_is_the_inline_record_byte_for_byte(tmp_path, scenario, controller, duration_s):
@@ -63,9 +63,12 @@ def _options_header(path):
     return text[:text.index("-->")]
 
 
-def _lean_loop(tmp_path, duration_s=600):
-    cfg = RunConfig(scenario="single", controller="max-pressure", duration_s=duration_s, record="lean")
-    return cfg, run_loop(cfg, tmp_path / "run")
+@pytest.fixture(scope="module")
+def lean_loop(tmp_path_factory):
+    """A lean run of `single` (600 s, max-pressure): its config and loop, read by the replays of its users (each
+    replay writes into a folder of its own)."""
+    cfg = RunConfig(scenario="single", controller="max-pressure", duration_s=600, record="lean")
+    return cfg, run_loop(cfg, tmp_path_factory.mktemp("lean") / "run")
 
 
 def _replay_files(tmp_path, loop):
@@ -90,8 +93,8 @@ def _start_replay(cfg, loop, files):
     return recorder, EvidenceReplay(recorder, opts, loop.end_s, ("emissions",))
 
 
-def test_a_replay_shown_other_states_drives_other_traffic_and_its_files_are_dropped(tmp_path):
-    cfg, loop = _lean_loop(tmp_path)
+def test_a_replay_shown_other_states_drives_other_traffic_and_its_files_are_dropped(tmp_path, lean_loop):
+    cfg, loop = lean_loop
     files = _replay_files(tmp_path, loop)
     initial = [s for s in loop.signal_states if s[0] == loop.begin_s]
     assert len(initial) < len(loop.signal_states)  # max-pressure changed phase during the run
@@ -103,8 +106,8 @@ def test_a_replay_shown_other_states_drives_other_traffic_and_its_files_are_drop
     assert "emissions" not in files and not (tmp_path / "replay" / "emissions.xml").exists()
 
 
-def test_a_replay_shown_the_same_states_drives_the_same_traffic(tmp_path):
-    cfg, loop = _lean_loop(tmp_path)
+def test_a_replay_shown_the_same_states_drives_the_same_traffic(tmp_path, lean_loop):
+    cfg, loop = lean_loop
     files = _replay_files(tmp_path, loop)
     recorder, evidence = _start_replay(cfg, loop, files)
     recorder.close_input(loop.end_s, loop.signal_states)

@@ -6,6 +6,7 @@ marked; without it they are withheld as before. Rows stored before 0019 read nul
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 import json
@@ -28,7 +29,7 @@ def clip(tmp_path_factory):
     """20 s with red-light runners and a speeder (`write_violations_clip`), its camera file in feet too (every
     speed 3.28 times the real one: the traffic's 85th-percentile speed check flags it after the run) and with a
     surveyed point 5 m off (the residual check flags it before the run)."""
-    d = write_violations_clip(tmp_path_factory.mktemp("judged"), offset_s=0.0)
+    d = write_violations_clip(tmp_path_factory.mktemp("judged"), 0.0, tmp_path_factory)
     write_suspect_cameras(d)
     return d
 
@@ -40,6 +41,10 @@ def _run(d, out, camera, db, *args):
 
 def _identity(path) -> dict:
     return {"path": str(path.resolve()), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def _written(out) -> list[dict]:
+    return list(csv.DictReader(open(out / "violations.csv")))
 
 
 def _judged(url) -> list:
@@ -67,7 +72,7 @@ def test_a_run_stores_what_it_judged_with_and_an_accepted_suspect_calibration_ma
     n = summary["violations"]["red_light"] + summary["violations"]["speeding"]
     assert n >= 1 and f"{n} violation(s) stored in" in p.stdout, p.stdout
     judged = _judged(feet)
-    assert len(judged) == n
+    assert len(judged) == n == len(_written(tmp_path / "feet"))  # every violation written is stored
     assert all(j["calibration_suspect"] == summary["calibration_suspect"] for j in judged), judged
     assert all(j["camera_file"] == _identity(d / "feet.yaml") == summary["camera_file"] for j in judged)
     assert "85th-percentile speed" in judged[0]["calibration_suspect"][0]
@@ -82,12 +87,11 @@ def test_a_run_stores_what_it_judged_with_and_an_accepted_suspect_calibration_ma
     judged = _judged(moved)
     assert judged and all(j["calibration_suspect"] and "surveyed points miss the fit" in j["calibration_suspect"][0]
                           for j in judged), judged
+    assert len(judged) == len(_written(tmp_path / "moved"))  # every violation written is stored
 
-    # not accepted: withheld and nothing stored, as before
-    withheld = f"sqlite:///{tmp_path / 'withheld.db'}"
-    p = _run(d, tmp_path / "withheld", "feet.yaml", withheld)
-    assert p.returncode == 1 and "error: the calibration is suspect" in p.stderr, p.stderr
-    assert _judged(withheld) == []
+    # not accepted: withheld and nothing stored, as before (feet.yaml with --db and this --start, exit 1 and no row
+    # stored: test_pilot_trial_fixes.py::test_road_points_in_feet_issue_no_violation_unless_accepted; moved.yaml:
+    # test_pilot_trial_fixes.py::test_a_surveyed_point_off_the_fit_issues_no_violation)
 
 
 def _row(track: int, judged_with=None) -> dict:

@@ -32,7 +32,16 @@ OLD_COLUMNS = ("occurred_at", "camera_id", "device_id", "approach", "kind", "tra
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """The clip of tests/vision/test_violation_records.py: 20 s, 3 red-light runners and a speeder."""
-    return write_violations_clip(tmp_path_factory.mktemp("upgrade"), OFFSET_S)
+    return write_violations_clip(tmp_path_factory.mktemp("upgrade"), OFFSET_S, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def fresh(clip, tmp_path_factory):
+    """What this release stores for the clip, in a store of its own (read only by its users): its database URL."""
+    d = tmp_path_factory.mktemp("fresh")
+    url = f"sqlite:///{d / 'fresh.db'}"
+    assert _run(clip, d / "fresh", url).returncode == 0
+    return url
 
 
 def _run(d, out, db, *more):
@@ -76,10 +85,8 @@ def _old_release_store(url: str, rows: list[dict]):
     return engine
 
 
-def test_footage_stored_before_0018_is_refused_then_replaced_never_stored_twice(clip, tmp_path, db_url):
+def test_footage_stored_before_0018_is_refused_then_replaced_never_stored_twice(clip, fresh, tmp_path, db_url):
     # what this release stores for the clip, in a store of its own: the rows the old release's are compared with
-    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
-    assert _run(clip, tmp_path / "fresh", fresh).returncode == 0
     new_rows = _stored(get_engine(fresh))
     assert {(r["kind"], r["track_id"]) for r in new_rows} == set(OLD_RELEASE_S)
     n = len(new_rows)

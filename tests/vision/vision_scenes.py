@@ -45,18 +45,54 @@ def write_signals(path, states, offset_s=0.0, device="B1"):
             w.writerow([f"{states[-1][0] + offset_s:.3f}", device, states[-1][1]])
 
 
-def write_violations_clip(folder, offset_s):
+def write_violations_clip(folder, offset_s, tmp_path_factory=None):
     """The clip the violation-record tests store: 20 s with 3 red-light runners and a speeder, its camera file
-    (`cam.yaml`) and its signal log on a clock `offset_s` ahead (`signals.csv`), in `folder`."""
+    (`cam.yaml`) and its signal log on a clock `offset_s` ahead (`signals.csv`), in `folder`. Given the session's
+    `tmp_path_factory`, the video and camera file are copies of ones rendered once for the session
+    (`_session_violations_clip`): the same bytes, as the scene is seeded."""
+    import shutil
+
+    if tmp_path_factory is not None:
+        shared, states = _session_violations_clip(tmp_path_factory)
+        for name in ("clip.mp4", "cam.yaml"):
+            shutil.copyfile(shared / name, folder / name)
+        write_signals(folder / "signals.csv", states, offset_s=offset_s)
+        return folder
+    states = _render_violations_clip(folder)
+    write_signals(folder / "signals.csv", states, offset_s=offset_s)
+    return folder
+
+
+def _render_violations_clip(folder) -> list:
+    """`clip.mp4` and `cam.yaml` of `write_violations_clip` in `folder`; returns the signal states of its frames."""
     import yaml
 
     from signalwise.vision.synthetic import write_video
 
     scene = small_scene(seed=3, red_runner_share=0.4, speeder_share=0.3, green_s=8.0, yellow_s=2.0, all_red_s=1.0)
     truth = write_video(folder / "clip.mp4", scene, 20.0)
-    write_signals(folder / "signals.csv", truth["states"], offset_s=offset_s)
     (folder / "cam.yaml").write_text(yaml.safe_dump(scene.camera_config()))
-    return folder
+    return truth["states"]
+
+
+def _session_violations_clip(tmp_path_factory):
+    """`_render_violations_clip` once per test session, in a folder beside the test workers' own (pytest-xdist's
+    workers share their parent folder): the first worker to take the lock renders it, the others wait and read it.
+    Returns the folder and the signal states."""
+    import fcntl
+    import json
+    import os
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder = root / "violations-clip"
+    with open(root / "violations-clip.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "states.json").is_file():
+            folder.mkdir(exist_ok=True)
+            states = _render_violations_clip(folder)
+            (folder / "states.json").write_text(json.dumps(states))  # written last: the clip is whole
+    return folder, json.loads((folder / "states.json").read_text())
 
 
 def write_suspect_cameras(folder) -> None:
