@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from support import atspm_groundtruth as G
+from support.cli import signalwise
 
 from signalwise.analytics.atspm import measures as M
 from signalwise.analytics.atspm import read_detectors, read_event_log, with_stopbar_yellow_red
@@ -93,8 +94,7 @@ def test_a_path_alone_is_a_run_directory_or_an_event_log(run_dir, run_tables, tm
     for name in ("dir", "file"):
         assert [(tmp_path / name / t).read_bytes() for t in tables] == \
             [(named_out / t).read_bytes() for t in tables], name
-    both = subprocess.run(SIGNALWISE + ["atspm", str(run_dir), "--run", str(run_dir)], capture_output=True,
-                          text=True)
+    both = signalwise("atspm", str(run_dir), "--run", str(run_dir))  # refused before the chart process is forked
     assert both.returncode == 2 and "given with --events or --run" in both.stderr
     missing = subprocess.run(SIGNALWISE + ["atspm", str(tmp_path / "nothing.csv")], capture_output=True, text=True)
     assert missing.returncode == 2 and "nothing.csv" in missing.stderr and "Traceback" not in missing.stderr
@@ -154,13 +154,11 @@ def test_red_light_running_matches_sumo(run_dir):
 @ONE_RUN
 def test_events_import_into_store(run_dir, tmp_path):
     db = f"sqlite:///{tmp_path / 'sw.db'}"
-    r = subprocess.run(SIGNALWISE + ["events", "import", str(run_dir / "events.csv"), "--db", db],
-                       capture_output=True, text=True)
+    r = signalwise("events", "import", str(run_dir / "events.csv"), "--db", db)  # no SUMO, no worker: in-process
     assert r.returncode == 0, r.stderr
     n = len(read_event_log(run_dir / "events.csv"))
     assert f"imported {n:,} new events" in r.stdout
-    again = subprocess.run(SIGNALWISE + ["events", "import", str(run_dir / "events.csv"), "--db", db],
-                           capture_output=True, text=True)
+    again = signalwise("events", "import", str(run_dir / "events.csv"), "--db", db)
     assert "imported 0 new events" in again.stdout
 
 
@@ -171,16 +169,15 @@ def test_cli_bad_input_is_one_line(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("error:") and "Parameter" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "o").exists()
-    r = subprocess.run(SIGNALWISE + ["atspm"], capture_output=True, text=True)
+    # refused before the chart process is forked: in-process
+    r = signalwise("atspm")
     assert r.returncode == 2 and "give a run directory or an event log" in r.stderr
-    r = subprocess.run(SIGNALWISE + ["atspm", "--events", str(bad), "--run", str(tmp_path)], capture_output=True,
-                       text=True)
+    r = signalwise("atspm", "--events", str(bad), "--run", str(tmp_path))
     assert r.returncode == 2 and "--events and --run both given" in r.stderr
     # a value past what the log's 32-bit columns hold is refused, not wrapped to a negative parameter
     huge = tmp_path / "huge.csv"
     huge.write_text("TimeStamp,DeviceId,EventId,Parameter\n2025-01-06 07:00:00.0,A,1,3000000000\n")
-    r = subprocess.run(SIGNALWISE + ["events", "import", str(huge), "--db", f"sqlite:///{tmp_path / 'e.db'}"],
-                       capture_output=True, text=True)
+    r = signalwise("events", "import", str(huge), "--db", f"sqlite:///{tmp_path / 'e.db'}")
     assert r.returncode == 2 and "above 2147483647" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -209,7 +206,6 @@ def test_a_lean_run_is_said_to_lack_detector_events_and_bad_options_are_refused(
     assert f"warning: {lean} was recorded lean" in r.stdout
     for args, needle in ((["--latency", "nan"], "--latency must be a number of seconds, 0 or more, not nan"),
                          (["--bin", "0"], "--bin must be at least 1 minute, not 0")):
-        r = subprocess.run(SIGNALWISE + ["atspm", str(lean), "--out", str(tmp_path / "b"), *args],
-                           capture_output=True, text=True)
+        r = signalwise("atspm", str(lean), "--out", str(tmp_path / "b"), *args)  # refused before the fork
         assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert not (tmp_path / "b").exists()

@@ -3,6 +3,9 @@ the new run alone (its alerts, its charts) and says that a new run started, rath
 
 The command itself, as an operator runs it (`corridor` at speed 20, SUMO in its worker process), killed with
 SIGKILL (no end of the run, no stream closed for it: as a crash or a killed container leaves it).
+
+The tests of this module take turns with one command on one address (`servers`): each ends the command it found
+running and starts the next, which the next test opens its page on (or starts one itself, when run alone).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from dashboard_helpers import open_page, wait_for
 from support.loopback import free_port, signalwise_serving
 
@@ -25,15 +29,41 @@ CONFIG = """alerts:
 """
 
 
-def test_a_new_run_behind_the_same_address_replaces_the_dead_one(browser, tmp_path):
-    port = free_port()
-    (tmp_path / "live.yaml").write_text(CONFIG)
-    args = ["live", "--scenario", "corridor", "--speed", "20", "--port", str(port), "--out", str(tmp_path / "runs"),
-            "--config", str(tmp_path / "live.yaml")]
-    env = {"SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}", "NO_COLOR": "1"}
-    base = f"http://127.0.0.1:{port}"
+class Servers:
+    """`signalwise live` on one port and one database, started again as a test asks; a key made before the first."""
+
+    def __init__(self, tmp_path: Path, stack: contextlib.ExitStack):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {"SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}", "NO_COLOR": "1"}
+        (tmp_path / "live.yaml").write_text(CONFIG)
+        self.args = ["live", "--scenario", "corridor", "--speed", "20", "--port", str(self.port), "--out",
+                     str(tmp_path / "runs"), "--config", str(tmp_path / "live.yaml")]
+        self.tmp_path, self.stack, self.proc = tmp_path, stack, None
+        self.key = _key(tmp_path, self.env)
+
+    def running(self) -> subprocess.Popen:
+        """The command serving now: the one the last test started, or a new one."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+        return self.proc
+
+    def start(self) -> subprocess.Popen:
+        self.proc = self.stack.enter_context(signalwise_serving(self.args, "/api/v1/live/status", self.port,
+                                                                cwd=self.tmp_path, env=self.env))
+        return self.proc
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
     with contextlib.ExitStack() as stack:
-        first = stack.enter_context(signalwise_serving(args, "/api/v1/live/status", port, cwd=tmp_path, env=env))
+        yield Servers(tmp_path_factory.mktemp("restart"), stack)
+
+
+def test_a_new_run_behind_the_same_address_replaces_the_dead_one(browser, servers):
+    base = servers.base
+    with contextlib.ExitStack() as stack:
+        first = servers.running()
         p = stack.enter_context(open_page(browser, base + "/"))
         page = p.page
         wait_for(page, "window.signalwise && window.signalwise.ready", 20)
@@ -42,7 +72,7 @@ def test_a_new_run_behind_the_same_address_replaces_the_dead_one(browser, tmp_pa
         dead = set(page.evaluate("[...window.signalwise.state.alerts.keys()]"))
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
-        second = stack.enter_context(signalwise_serving(args, "/api/v1/live/status", port, cwd=tmp_path, env=env))
+        second = servers.start()
         status = httpx.get(base + "/api/v1/live/status").json()
         # the page takes the new run's alert; the dead run's are gone, not left active beside it
         wait_for(page, "[...window.signalwise.state.alerts.values()].some(a => a.rule === 'restart_test' && "
@@ -80,17 +110,13 @@ new MutationObserver(() => { const d = document.getElementById('key-dialog');
   .observe(document.getElementById('key-dialog'), {attributes: true});"""
 
 
-def test_a_signed_in_page_across_a_restart_drops_the_sign_in_without_a_key_dialog(browser, tmp_path):
+def test_a_signed_in_page_across_a_restart_drops_the_sign_in_without_a_key_dialog(browser, servers):
     """The page holds a token the restarted server cannot verify (it signs with another secret): its reads go on bare
     (open on loopback) with no dialog blaming a server away from loopback, the new-run notice says the sign-in was
     dropped, and the feed's pill says `stream` once the stream is back."""
-    port = free_port()
-    env = {"SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}", "NO_COLOR": "1"}
-    key = _key(tmp_path, env)
-    args = ["live", "--scenario", "corridor", "--speed", "20", "--port", str(port), "--out", str(tmp_path / "runs")]
-    base = f"http://127.0.0.1:{port}"
+    base, key = servers.base, servers.key
     with contextlib.ExitStack() as stack:
-        first = stack.enter_context(signalwise_serving(args, "/api/v1/live/status", port, cwd=tmp_path, env=env))
+        first = servers.running()
         p = stack.enter_context(open_page(browser, base + "/"))
         page = p.page
         wait_for(page, "window.signalwise && window.signalwise.ready && window.signalwise.feed.mode === 'stream'", 20)
@@ -98,11 +124,14 @@ def test_a_signed_in_page_across_a_restart_drops_the_sign_in_without_a_key_dialo
         page.fill("#key-input", key)
         page.click("#key-submit")
         wait_for(page, "document.getElementById('auth-who').textContent.startsWith('ops (read, operate) · until')", 10)
-        wait_for(page, "window.signalwise.feed.mode === 'stream'", 10)  # the stream again, with the token
+        # the stream again, with the token: its socket open (the mode alone still said `stream` while the page
+        # reopened it, and a kill meanwhile left Chromium logging a handshake cut short)
+        wait_for(page, "window.signalwise.feed.mode === 'stream' && window.signalwise.feed.ws &&"
+                       " window.signalwise.feed.ws.url.includes('token=') && window.signalwise.feed.ws.readyState === 1", 10)
         page.evaluate(WATCH_DIALOG)
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
-        stack.enter_context(signalwise_serving(args, "/api/v1/live/status", port, cwd=tmp_path, env=env))
+        servers.start()
         wait_for(page, "!document.getElementById('run-notice').hidden", 30)
         notice = page.text_content("#run-notice-text")
         assert notice.startswith("a new run started: ") and notice.endswith(
@@ -119,15 +148,12 @@ def test_a_signed_in_page_across_a_restart_drops_the_sign_in_without_a_key_dialo
         assert [e for e in p.errors if "net::ERR_CONNECTION_REFUSED" not in e and "status of 401" not in e] == [], p.errors
 
 
-def test_an_ended_page_follows_a_new_run_started_behind_the_same_address(browser, tmp_path):
+def test_an_ended_page_follows_a_new_run_started_behind_the_same_address(browser, servers):
     """`signalwise live` stopped (SIGTERM, as a supervisor's nightly restart does) and started again: the ended page
     looks for a new run every 20 s (the page's clock is run on), finds it and follows it live."""
-    port = free_port()
-    env = {"SIGNALWISE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}", "NO_COLOR": "1"}
-    args = ["live", "--scenario", "corridor", "--speed", "20", "--port", str(port), "--out", str(tmp_path / "runs")]
-    base = f"http://127.0.0.1:{port}"
+    base = servers.base
     with contextlib.ExitStack() as stack:
-        first = stack.enter_context(signalwise_serving(args, "/api/v1/live/status", port, cwd=tmp_path, env=env))
+        first = servers.running()
         p = stack.enter_context(open_page(browser, base + "/", before=lambda page: page.clock.install()))
         page = p.page
         wait_for(page, "window.signalwise && window.signalwise.ready && window.signalwise.feed.mode === 'stream'", 20)
@@ -135,7 +161,7 @@ def test_an_ended_page_follows_a_new_run_started_behind_the_same_address(browser
         first.send_signal(signal.SIGTERM)
         wait_for(page, "window.signalwise.feed.mode === 'ended' && document.body.classList.contains('ended')", 20)
         assert first.wait(timeout=30) == 0
-        stack.enter_context(signalwise_serving(args, "/api/v1/live/status", port, cwd=tmp_path, env=env))
+        servers.start()
         new_dir = httpx.get(base + "/api/v1/live/status").json()["run_dir"]
         assert new_dir != old_dir
         page.clock.fast_forward("00:25")  # the ended page's look for a new run: every 20 s
