@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from support.migrated_databases import migrated_sqlite
 
 from signalwise.api import create_app
 from signalwise.api.auth import OPEN, app_routes, scope_for
@@ -23,7 +24,7 @@ RECORD = {"simulation_id": "S", "timestamp": "2025-09-10T23:20:00Z", "intersecti
 
 
 def _app(tmp_path, **settings):
-    url = f"sqlite:///{tmp_path / 'contract.db'}"
+    url = migrated_sqlite(tmp_path / "contract.db")
     return create_app(Settings(database_url=url, cache_ttl_s=0, **settings)), get_engine(url)
 
 

@@ -3,7 +3,8 @@ import datetime as dt
 
 import pytest
 from fastapi.testclient import TestClient
-from support.databases import isolated_database, postgres_unavailable_reason
+from support.databases import postgres_unavailable_reason
+from support.migrated_databases import migrated_database
 
 from signalwise.api import create_app
 from signalwise.store import Settings, get_engine, register_run, write_run_metrics
@@ -47,7 +48,7 @@ def refusing_client(request, tmp_path_factory):
     them may write a row, and each checks that the database is still empty afterwards."""
     if request.param == "postgresql" and (reason := postgres_unavailable_reason()):
         pytest.skip(reason)
-    with isolated_database(request.param, tmp_path_factory.mktemp("refused")) as url:
+    with migrated_database(request.param, tmp_path_factory.mktemp("refused")) as url:
         app = create_app(Settings(database_url=url, max_batch_records=50, cache_ttl_s=60))
         _info, key = create_key(get_engine(url), "tests", ["read", "ingest", "operate", "admin"])
         with TestClient(app, headers={"X-API-Key": key}) as c:

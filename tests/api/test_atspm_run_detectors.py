@@ -11,7 +11,8 @@ import shutil
 
 import pytest
 from fastapi.testclient import TestClient
-from support.databases import isolated_database, postgres_unavailable_reason
+from support.databases import postgres_unavailable_reason
+from support.migrated_databases import migrated_database
 
 from signalwise.api import create_app
 from signalwise.runtime.compare import compare_controllers
@@ -41,7 +42,7 @@ def both_published(request, runs, tmp_path_factory):
     that use it only read."""
     if request.param == "postgresql" and (reason := postgres_unavailable_reason()):
         pytest.skip(reason)
-    with isolated_database(request.param, tmp_path_factory.mktemp("published")) as db_url:
+    with migrated_database(request.param, tmp_path_factory.mktemp("published")) as db_url:
         publish_runs(sorted(runs.run_dirs.values()), db_url)
         with _client(db_url) as client:
             yield client

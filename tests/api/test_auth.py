@@ -8,6 +8,7 @@ import re
 import jwt
 import pytest
 from fastapi.testclient import TestClient
+from support.migrated_databases import migrated_sqlite
 
 from signalwise.api import create_app
 from signalwise.api.auth import OPEN, app_routes, scope_for
@@ -20,7 +21,7 @@ NOT_CHANGING = {("POST", "/api/v1/ml/predict"), ("POST", "/api/v1/ml/predict/bat
 
 
 def _app(tmp_path, **settings):
-    url = f"sqlite:///{tmp_path / 'auth.db'}"
+    url = migrated_sqlite(tmp_path / "auth.db")
     return create_app(Settings(database_url=url, cache_ttl_s=0, **settings)), get_engine(url)
 
 
@@ -285,7 +286,7 @@ def test_every_worker_of_serve_takes_the_tokens_the_others_issue(tmp_path, monke
     import httpx
     from support.loopback import free_port, signalwise_serving
 
-    url = f"sqlite:///{tmp_path / 'auth.db'}"
+    url = migrated_sqlite(tmp_path / "auth.db")
     _info, key = create_key(get_engine(url), "ops", ["admin"])
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from support.migrated_databases import migrated_sqlite
 
 from signalwise.api import create_app
 from signalwise.store import Settings, get_engine
@@ -18,7 +19,7 @@ from signalwise.store.violations import evidence_access_log, insert_violations
 
 @pytest.fixture
 def served(tmp_path):
-    url = f"sqlite:///{tmp_path / 'evidence.db'}"
+    url = migrated_sqlite(tmp_path / "evidence.db")
     engine = get_engine(url)
     image = tmp_path / "ev1.jpg"
     Image.new("RGB", (8, 8)).save(image)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
+from support.migrated_databases import migrated_sqlite
 from typer.testing import CliRunner
 
 from signalwise.api import create_app
@@ -27,7 +28,7 @@ from signalwise.store.tables import ApiKey
 def _serve(tmp_path):
     """(client, engine, url, {name: (record, key)}) for an admin-only key and an admin+evidence key, on a server
     that wants a key for every call."""
-    url = f"sqlite:///{tmp_path / 'grants.db'}"
+    url = migrated_sqlite(tmp_path / "grants.db")
     engine = get_engine(url)
     keys = {"root-admin": create_key(engine, "root-admin", ["admin"]),
             "dpo": create_key(engine, "dpo", ["admin", "evidence"])}

@@ -10,6 +10,7 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
+from support.migrated_databases import migrated_sqlite
 from typer.testing import CliRunner
 
 from signalwise.api import create_app
@@ -25,7 +26,7 @@ RESERVED = ["restart", "local", "insecure", "runtime", "unknown", "cli", "Restar
 
 def _serve(tmp_path):
     """(client, engine, url, the admin key's record and key) on a server that wants a key for every call."""
-    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    url = migrated_sqlite(tmp_path / "keys.db")
     engine = get_engine(url)
     info, key = create_key(engine, "root-admin", ["admin"])
     with TestClient(create_app(Settings(database_url=url, cache_ttl_s=0, bind_host="0.0.0.0"))) as client:

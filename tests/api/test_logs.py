@@ -13,6 +13,7 @@ import signal
 import httpx
 import pytest
 from support.loopback import free_port, signalwise_serving
+from support.migrated_databases import migrated_sqlite
 
 from signalwise.api import create_app
 from signalwise.store import Settings, get_engine
@@ -22,7 +23,7 @@ from signalwise.store.keys import create_key
 def _served_log(tmp_path, env: dict, workers: int) -> tuple[str, dict[str, str]]:
     """Start `signalwise serve`, make a good call, a 403, two 401s (a wrong secret for a real id, a stray
     string); its stderr once stopped, and the keys used."""
-    url = f"sqlite:///{tmp_path / 'logs.db'}"
+    url = migrated_sqlite(tmp_path / "logs.db")
     engine = get_engine(url)
     _, reader = create_key(engine, "reader", ["read"])
     wrong = reader.rsplit("_", 1)[0] + "_" + "x" * 43  # the real id with a secret that is not its own

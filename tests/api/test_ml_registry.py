@@ -307,14 +307,15 @@ def test_a_prediction_waiting_on_the_registry_leaves_the_server_answering(tmp_pa
 
     import httpx
     from sqlalchemy import text
-    from support.databases import isolated_database, postgres_unavailable_reason
+    from support.databases import postgres_unavailable_reason
     from support.loopback import serving
+    from support.migrated_databases import migrated_database
 
     from signalwise.store.model_registry import V
 
     if reason := postgres_unavailable_reason():
         pytest.skip(reason)
-    with isolated_database("postgresql", tmp_path) as url:
+    with migrated_database("postgresql", tmp_path) as url:
         settings = _settings(url, tmp_path)
         reg = open_registry(settings)
         register_model(reg, write_model(tmp_path / "fits", [signals["single"]["C"]]))

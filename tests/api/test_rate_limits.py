@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from support.migrated_databases import migrated_sqlite
 
 from signalwise.api import create_app
 from signalwise.store import Settings, get_engine
@@ -28,7 +29,7 @@ def _redis_reason() -> str | None:
 
 
 def _apps(tmp_path, n=1, **settings):
-    url = f"sqlite:///{tmp_path / 'rl.db'}"
+    url = migrated_sqlite(tmp_path / "rl.db")
     apps = [create_app(Settings(database_url=url, bind_host="0.0.0.0", **settings)) for _ in range(n)]
     return apps, get_engine(url)
 

@@ -12,6 +12,7 @@ import time
 import httpx
 import jwt
 from support.loopback import serving_port
+from support.migrated_databases import migrated_sqlite
 from test_streams import _FakeRuntime  # the stand-in runtime of the other stream tests
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -26,7 +27,7 @@ HEARTBEAT_S = 0.5
 
 
 def _app(tmp_path, token_ttl_s: int = 900):
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    url = migrated_sqlite(tmp_path / "db.sqlite")
     settings = Settings(database_url=url, jwt_secret="s" * 40).model_copy(update={"token_ttl_s": token_ttl_s})
     app = create_app(settings)
     app.state.streams = StreamHub(heartbeat_s=HEARTBEAT_S)

@@ -15,6 +15,7 @@ import time
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from support.migrated_databases import migrated_sqlite
 
 pytest.importorskip("cv2", reason="camera streams need OpenCV (pip install 'signalwise[vision]')")
 
@@ -35,7 +36,7 @@ def _api(tmp_path, **settings):
     from signalwise.store import Settings, get_engine
     from signalwise.store.keys import create_key
 
-    url = f"sqlite:///{tmp_path / 'api.db'}"
+    url = migrated_sqlite(tmp_path / "api.db")
     app = create_app(Settings(database_url=url, evidence_dir=tmp_path / "evidence",
                               camera_alerts_buffer_dir=tmp_path / "buffer", **settings))
     return app, {"X-API-Key": create_key(get_engine(url), "op", ["operate", "read"])[1]}

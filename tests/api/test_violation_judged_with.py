@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from fastapi.testclient import TestClient
+from support.databases import isolated_database, postgres_unavailable_reason
 
 from signalwise.api import create_app
 from signalwise.store import Settings, create_store_engine, get_engine, upgrade
@@ -19,6 +21,16 @@ JUDGED = {"camera_file": {"path": "/cams/cam-1.yaml", "sha256": "c" * 64},
           "signals_file": {"path": "/logs/signals.csv", "sha256": "d" * 64}, "signalwise_version": "0.1.0",
           "calibration_suspect": ["the traffic's 85th-percentile speed, 41.2 m/s over 5 tracks, is more than 2 "
                                   "times the speed limit (13.89 m/s)"]}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    """An empty database (tests/conftest.py's `db_url`; tests/api/conftest.py's is at the newest schema already):
+    this test builds its store at 0018 itself."""
+    if request.param == "postgresql" and (reason := postgres_unavailable_reason()):
+        pytest.skip(reason)
+    with isolated_database(request.param, tmp_path) as url:
+        yield url
 
 
 def _row(track: int, **more) -> dict:
