@@ -385,17 +385,22 @@ def _sweep_processes(todo: list[dict], out: Path, workers: int) -> int:
                 # its bootstrap): blocked here, the worker inherits the block and lifts it once it handles
                 # SIGINT. The block is this thread's only: a Ctrl-C the kernel gives another thread (OpenBLAS's)
                 # would raise inside start() before the worker has a pid to stop, so it is only noted meanwhile
-                # and raised once the worker has one
+                # and raised again once the worker has one
+                # (to the handler in force then: one a background job's SIG_IGN left ignores it). A handler set
+                # outside Python (None) cannot be put back, and stays
                 pressed: list[bool] = []
-                handler = signal.signal(signal.SIGINT, lambda *_, noted=pressed: noted.append(True))
+                handler = signal.getsignal(signal.SIGINT)
+                if handler is not None:
+                    signal.signal(signal.SIGINT, lambda *_, noted=pressed: noted.append(True))
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
                 try:
                     proc.start()
                 finally:
                     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-                    signal.signal(signal.SIGINT, handler)
+                    if handler is not None:
+                        signal.signal(signal.SIGINT, handler)
                 if pressed:
-                    raise KeyboardInterrupt
+                    signal.raise_signal(signal.SIGINT)
                 send.close()  # the worker's end: a worker that dies leaves `receive` at its end, not waiting
             for receive in connection_wait(list(running)):
                 proc, cell = running.pop(receive)
