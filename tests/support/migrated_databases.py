@@ -21,10 +21,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from signalwise.store import get_engine
 from signalwise.store.engine import dispose_engines
@@ -51,18 +51,38 @@ def _postgres_template() -> str | None:
     pg_dump = shutil.which("pg_dump")
     if pg_dump is None:
         return None
-    with tempfile.TemporaryDirectory() as directory, isolated_database("postgresql", Path(directory)) as url:
-        get_engine(url)
-        dispose_engines(url)
-        schema = make_url(url).query["options"].split("search_path=", 1)[1]
-        server = make_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(hide_password=False)
-        dumped = subprocess.run([pg_dump, "--dbname", server, "--schema", schema, "--no-owner", "--no-privileges",
-                                 "--inserts"], capture_output=True, text=True, timeout=60)
-    if dumped.returncode != 0 or f"CREATE SCHEMA {schema};" not in dumped.stdout:
+    try:
+        with tempfile.TemporaryDirectory() as directory, isolated_database("postgresql", Path(directory)) as url:
+            get_engine(url)
+            dispose_engines(url)
+            schema = make_url(url).query["options"].split("search_path=", 1)[1]
+            server = make_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+            dumped = subprocess.run([pg_dump, "--dbname", server, "--schema", schema, "--no-owner",
+                                     "--no-privileges", "--inserts"], capture_output=True, text=True, timeout=60)
+        if dumped.returncode != 0 or f"CREATE SCHEMA {schema};" not in dumped.stdout:
+            return None
+        # psql's own commands (\restrict) are not SQL; the rest runs as one script
+        sql = "\n".join(line for line in dumped.stdout.splitlines() if not line.startswith("\\"))
+        sql = sql.replace(schema, _PLACEHOLDER)
+        _replay(sql, f"sw_test_template_check_{uuid.uuid4().hex[:8]}", drop_first=False)  # a dump this server takes
+        return sql
+    except (OSError, subprocess.SubprocessError, SQLAlchemyError):  # pg_dump of another version, a timeout...
         return None
-    # psql's own commands (\restrict) are not SQL; the rest runs as one script
-    sql = "\n".join(line for line in dumped.stdout.splitlines() if not line.startswith("\\"))
-    return sql.replace(schema, _PLACEHOLDER)
+
+
+def _replay(sql: str, schema: str, drop_first: bool) -> None:
+    """The template made `schema`, in one script (one transaction: a failure leaves the schema as it was); dropped
+    again at once when only tried (`drop_first` False: the schema did not exist)."""
+    script = (f'DROP SCHEMA "{schema}" CASCADE;\n' if drop_first else "") + sql.replace(_PLACEHOLDER, schema)
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            # no parameters: a `%` in the dump (a LIKE pattern, a RAISE message) is SQL, not a placeholder
+            conn.execution_options(no_parameters=True).exec_driver_sql(script)
+            if not drop_first:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
 
 
 def _template(kind: str):  # noqa: ANN202
@@ -75,36 +95,10 @@ def _template(kind: str):  # noqa: ANN202
 @contextmanager
 def migrated_database(kind: str, directory: Path) -> Iterator[str]:
     """Yield the URL of a database of `kind` ('sqlite' or 'postgresql') at the newest schema, holding nothing
-    else; removed afterwards."""
-    template = _template(kind)
-    if kind == "sqlite":
-        shutil.copyfile(template, directory / "store.db")
-        url = f"sqlite:///{directory / 'store.db'}"
-        try:
-            yield url
-        finally:
-            dispose_engines(url)
-        return
-    if template is None:
-        with isolated_database(kind, directory) as url:
-            get_engine(url)
-            yield url
-        return
-    schema = f"sw_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(template.replace(_PLACEHOLDER, schema))
-        sep = "&" if "?" in POSTGRES_URL else "?"
-        url = f"{POSTGRES_URL}{sep}options={quote(f'-csearch_path={schema}')}"
-        try:
-            yield url
-        finally:
-            dispose_engines(url)
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
+    else; removed afterwards (`isolated_database`'s, filled by `migrate_into`)."""
+    with isolated_database(kind, directory) as url:
+        migrate_into(url)
+        yield url
 
 
 def migrated_sqlite(path: Path) -> str:
@@ -126,11 +120,4 @@ def migrate_into(url: str) -> None:
     if template is None:
         get_engine(url)
         return
-    schema = make_url(url).query["options"].split("search_path=", 1)[1]
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:  # the dump makes its schema: the empty one given is replaced, under the same name
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            conn.exec_driver_sql(template.replace(_PLACEHOLDER, schema))
-    finally:
-        admin.dispose()
+    _replay(template, make_url(url).query["options"].split("search_path=", 1)[1], drop_first=True)
