@@ -49,8 +49,9 @@ class Servers:
         return self.proc
 
     def start(self) -> subprocess.Popen:
+        log = self.stack.enter_context(open(self.tmp_path / "live-stderr.log", "a"))  # kept across tests: no pipe
         self.proc = self.stack.enter_context(signalwise_serving(self.args, "/api/v1/live/status", self.port,
-                                                                cwd=self.tmp_path, env=self.env))
+                                                                cwd=self.tmp_path, env=self.env, stderr=log))
         return self.proc
 
 
@@ -66,9 +67,9 @@ def test_a_new_run_behind_the_same_address_replaces_the_dead_one(browser, server
         first = servers.running()
         p = stack.enter_context(open_page(browser, base + "/"))
         page = p.page
-        wait_for(page, "window.signalwise && window.signalwise.ready", 20)
-        wait_for(page, "[...window.signalwise.state.alerts.values()].some(a => a.rule === 'restart_test')", 20)
-        wait_for(page, "window.signalwise.state.series.queue.length > 8", 20)
+        wait_for(page, "window.signalwise && window.signalwise.ready", 40)
+        wait_for(page, "[...window.signalwise.state.alerts.values()].some(a => a.rule === 'restart_test')", 40)
+        wait_for(page, "window.signalwise.state.series.queue.length > 8", 40)
         dead = set(page.evaluate("[...window.signalwise.state.alerts.keys()]"))
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
@@ -81,7 +82,7 @@ def test_a_new_run_behind_the_same_address_replaces_the_dead_one(browser, server
         assert not held & dead, f"the dead run's alerts are still shown: {held & dead}"
         alerts = httpx.get(base + "/api/v1/live/alerts").json()
         assert held <= {a["id"] for a in alerts["active"] + alerts["history"]}
-        wait_for(page, "!document.getElementById('run-notice').hidden", 10)
+        wait_for(page, "!document.getElementById('run-notice').hidden", 30)
         notice = page.text_content("#run-notice-text")
         assert notice.startswith(f"a new run started: {Path(status['run_dir']).name}"), notice
         p.shot("restarted-corridor")
@@ -119,15 +120,15 @@ def test_a_signed_in_page_across_a_restart_drops_the_sign_in_without_a_key_dialo
         first = servers.running()
         p = stack.enter_context(open_page(browser, base + "/"))
         page = p.page
-        wait_for(page, "window.signalwise && window.signalwise.ready && window.signalwise.feed.mode === 'stream'", 20)
+        wait_for(page, "window.signalwise && window.signalwise.ready && window.signalwise.feed.mode === 'stream'", 40)
         page.click("#sign-in")
         page.fill("#key-input", key)
         page.click("#key-submit")
-        wait_for(page, "document.getElementById('auth-who').textContent.startsWith('ops (read, operate) · until')", 10)
+        wait_for(page, "document.getElementById('auth-who').textContent.startsWith('ops (read, operate) · until')", 30)
         # the stream again, with the token: its socket open (the mode alone still said `stream` while the page
         # reopened it, and a kill meanwhile left Chromium logging a handshake cut short)
         wait_for(page, "window.signalwise.feed.mode === 'stream' && window.signalwise.feed.ws &&"
-                       " window.signalwise.feed.ws.url.includes('token=') && window.signalwise.feed.ws.readyState === 1", 10)
+                       " window.signalwise.feed.ws.url.includes('token=') && window.signalwise.feed.ws.readyState === 1", 40)
         page.evaluate(WATCH_DIALOG)
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
@@ -137,7 +138,7 @@ def test_a_signed_in_page_across_a_restart_drops_the_sign_in_without_a_key_dialo
         assert notice.startswith("a new run started: ") and notice.endswith(
             "; ops's sign-in was for that run: sign in again for the controls."), notice
         # the stream comes back (tried again every 10 s), and the pill says so: nothing left from a refused read
-        wait_for(page, "window.signalwise.feed.mode === 'stream'", 20)
+        wait_for(page, "window.signalwise.feed.mode === 'stream'", 40)
         page.wait_for_timeout(1500)
         assert page.text_content("#feed-mode") == "stream"
         assert page.text_content("#auth-who") == "no key"
@@ -156,20 +157,20 @@ def test_an_ended_page_follows_a_new_run_started_behind_the_same_address(browser
         first = servers.running()
         p = stack.enter_context(open_page(browser, base + "/", before=lambda page: page.clock.install()))
         page = p.page
-        wait_for(page, "window.signalwise && window.signalwise.ready && window.signalwise.feed.mode === 'stream'", 20)
+        wait_for(page, "window.signalwise && window.signalwise.ready && window.signalwise.feed.mode === 'stream'", 40)
         old_dir = page.evaluate("window.signalwise.state.runDir")
         first.send_signal(signal.SIGTERM)
-        wait_for(page, "window.signalwise.feed.mode === 'ended' && document.body.classList.contains('ended')", 20)
+        wait_for(page, "window.signalwise.feed.mode === 'ended' && document.body.classList.contains('ended')", 40)
         assert first.wait(timeout=30) == 0
         servers.start()
         new_dir = httpx.get(base + "/api/v1/live/status").json()["run_dir"]
         assert new_dir != old_dir
         page.clock.fast_forward("00:25")  # the ended page's look for a new run: every 20 s
-        wait_for(page, "!document.getElementById('run-notice').hidden", 10)
+        wait_for(page, "!document.getElementById('run-notice').hidden", 30)
         assert page.text_content("#run-notice-text").startswith(f"a new run started: {Path(new_dir).name}")
-        wait_for(page, "window.signalwise.feed.mode === 'stream' && !document.body.classList.contains('ended')", 20)
+        wait_for(page, "window.signalwise.feed.mode === 'stream' && !document.body.classList.contains('ended')", 40)
         seen = page.evaluate("window.signalwise.snapshotsReceived")
-        wait_for(page, f"window.signalwise.snapshotsReceived > {seen} + 3", 10)
+        wait_for(page, f"window.signalwise.snapshotsReceived > {seen} + 3", 30)
         assert page.text_content("#run-status") == "running"
         assert page.is_enabled("#toggle-controller") and page.is_hidden("#map-message")
         p.shot("followed-after-sigterm-corridor")

@@ -82,9 +82,10 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def signalwise_serving(args: list[str], ready_path: str, port: int, *, env: dict | None = None, cwd=None,
-                       start_timeout_s: float = 60.0) -> Iterator:
+                       start_timeout_s: float = 60.0, stderr=None) -> Iterator:
     """`signalwise ARGS` (a command that serves the API on `port`: `live`, `serve`) as an operator starts it;
-    yields the process once `ready_path` answers 200, and kills it if the block leaves it running."""
+    yields the process once `ready_path` answers 200, and kills it if the block leaves it running. Its stderr is a
+    pipe unless `stderr` (a file) is given: a command kept across tests may write more than a pipe holds."""
     import os
     import signal
     import subprocess
@@ -97,7 +98,7 @@ def signalwise_serving(args: list[str], ready_path: str, port: int, *, env: dict
     # its own process group: `serve --workers N` forks uvicorn workers, which a kill of the command alone left
     # running (orphans serving on the port after the test)
     proc = subprocess.Popen(command, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE if stderr is None else stderr, text=True, start_new_session=True)
     # one client for the whole poll: `httpx.get` builds a TLS context per call, about 50 ms of CPU each
     client = httpx.Client(timeout=2, limits=httpx.Limits(max_keepalive_connections=0))
     try:

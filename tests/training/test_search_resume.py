@@ -20,8 +20,8 @@ from signalwise.training.policy_search import STATE_FILE, SearchConfig, load_sta
 
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 # 200 s episodes: what is compared is the search's state, bit for bit, whatever the episodes' length; an
-# episode's cost is mostly its worker process's start, and a Ctrl-C after the second generation's first episode
-# still leaves two generations and the validation to run
+# episode's cost is mostly its worker process's start, and a Ctrl-C once the first generation is done leaves three
+# generations and the validation to run
 DURATION = "200"
 SETTINGS = ["-s", "single", "--popsize", "2", "--validation-seeds", "1", "--duration", DURATION, "--seed", "4",
             "--workers", "2"]
@@ -85,8 +85,9 @@ def test_ctrl_c_in_a_search_says_how_to_go_on_and_the_resume_ends_where_a_straig
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
-        # a generation is done (there is a state to go on from) and the next one's episodes run
-        while not (out / STATE_FILE).is_file() or not any((out / "episodes").glob("gen-0001/*/run.json")):
+        # a generation is done (there is a state to go on from): three more and the validation are left to run, a
+        # margin for a loaded machine (200 s episodes are short)
+        while not (out / STATE_FILE).is_file():
             assert proc.poll() is None, proc.communicate()[1][-2000:]
             assert time.monotonic() < deadline
             time.sleep(0.02)

@@ -10,6 +10,7 @@ import csv
 import datetime as dt
 import hashlib
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -48,7 +49,8 @@ def clip(tmp_path_factory):
 @pytest.fixture(scope="module")
 def started_run(clip, tmp_path_factory):
     """The clip run with --start START into a SQLite store of its own: (its out directory, its database URL). Its
-    readers change nothing another reads (an evidence image edited, an API key and access log rows added)."""
+    readers change nothing another reads (an evidence image edited is put back; an API key and access log rows
+    added)."""
     d = tmp_path_factory.mktemp("started")
     db = f"sqlite:///{d / 'v.db'}"
     p = _run(clip, d / "run", db, "--start", START)
@@ -194,10 +196,14 @@ def test_a_changed_evidence_image_is_not_served_and_the_log_says_why(started_run
         r = c.get(f"/api/v1/evidence/violations/{first['id']}", headers={"X-API-Key": key})
         assert r.status_code == 200 and r.content[:2] == b"\xff\xd8"
         assert r.headers["x-evidence-sha256"] == first["evidence_sha256"] == hashlib.sha256(r.content).hexdigest()
+        stored_image = Path(first["evidence_path"]).read_bytes()  # put back below: the run is the module's
         image = cv2.imread(first["evidence_path"])  # "EDITED" drawn on it, as the analyst did
         cv2.putText(image, "EDITED", (10, 60), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (255, 255, 255), 2)
         cv2.imwrite(first["evidence_path"], image)
-        r = c.get(f"/api/v1/evidence/violations/{first['id']}", headers={"X-API-Key": key})
+        try:
+            r = c.get(f"/api/v1/evidence/violations/{first['id']}", headers={"X-API-Key": key})
+        finally:
+            Path(first["evidence_path"]).write_bytes(stored_image)
         assert r.status_code == 409, r.text
         assert (f"violation {first['id']}'s evidence image is not the one stored with it: its SHA-256 is no longer "
                 f"{first['evidence_sha256']}; not served" in r.json()["message"])
