@@ -385,9 +385,8 @@ def _sweep_processes(todo: list[dict], out: Path, workers: int) -> int:
                 # its bootstrap): blocked here, the worker inherits the block and lifts it once it handles
                 # SIGINT. The block is this thread's only: a Ctrl-C the kernel gives another thread (OpenBLAS's)
                 # would raise inside start() before the worker has a pid to stop, so it is only noted meanwhile
-                # and raised again once the worker has one
-                # (to the handler in force then: one a background job's SIG_IGN left ignores it). A handler set
-                # outside Python (None) cannot be put back, and stays
+                # and given to the handler in force once the worker has one (a background job's SIG_IGN ignores
+                # it). A handler set outside Python (None) cannot be put back, and stays
                 pressed: list[bool] = []
                 handler = signal.getsignal(signal.SIGINT)
                 if handler is not None:
@@ -399,7 +398,9 @@ def _sweep_processes(todo: list[dict], out: Path, workers: int) -> int:
                     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
                     if handler is not None:
                         signal.signal(signal.SIGINT, handler)
-                if pressed:
+                if pressed and callable(handler):  # called here: raise_signal's KeyboardInterrupt can land in a
+                    handler(signal.SIGINT, None)  # finalizer, which ignores it (default_int_handler raises it)
+                elif pressed and handler == signal.SIG_DFL:
                     signal.raise_signal(signal.SIGINT)
                 send.close()  # the worker's end: a worker that dies leaves `receive` at its end, not waiting
             for receive in connection_wait(list(running)):
