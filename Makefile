@@ -42,7 +42,9 @@ demo: $(STAMP)
 
 # three workers on two cores: many tests wait on a subprocess, a server or a browser, and a third worker
 # runs meanwhile (the whole suite alone on a 2-core machine: 463 s against 633 s with two; four were no
-# faster: 772 s against 745 s with three, on another, slower day). The longest files run first, then the
+# faster: 772 s against 745 s with three, on another, slower day; on a third, 670 s against 706 s: one run each, both
+# ways within the machines' noise, and the suite's CPU, not its waits, is what bounds it there:
+# docs/architecture.md#set-up-and-tests). The longest files run first, then the
 # others directory by directory (tests/conftest.py), not most tests first (xdist's default reorder, turned off
 # here).
 test: $(STAMP)
