@@ -146,9 +146,12 @@ def _quiet_refused_handshakes() -> None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """On start, move everything loaded so far (modules, routes, schemas: ~100,000 objects) out of the
     garbage collector's reach. A full collection walked them all, a 40-60 ms pause every ~20 range
-    queries, which was the whole p95 of the range endpoints (`bench/api_bench.py`). Garbage is collected
-    first, so none is kept; on shutdown the objects go back (a test process starts many apps)."""
-    gc.collect()
+    queries, which was the whole p95 of the range endpoints (`bench/api_bench.py`). The young
+    generations' garbage is collected first, not the whole heap's: a full collection at every start walked
+    all of a test process's objects, which starts many apps (a quarter of the suite's CPU in its workers,
+    by py-spy); what old garbage a server has at start is a few cycles, kept until shutdown, when the
+    objects go back."""
+    gc.collect(1)
     gc.freeze()
     try:
         yield
