@@ -15,7 +15,7 @@ os.environ.pop("COLUMNS", None)
 sys.path.insert(0, str(Path(__file__).parent))
 
 from hypothesis import HealthCheck, settings  # noqa: E402
-from support.databases import isolated_database, postgres_unavailable_reason  # noqa: E402
+from support.databases import DATABASE_KINDS, database_kind, isolated_database  # noqa: E402
 
 # the suite runs on shared 2-core machines whose load comes and goes: a property test is judged on what it finds,
 # never on how fast its inputs were drawn or how long one example took (the benchmarks time things)
@@ -23,14 +23,10 @@ settings.register_profile("shared_machine", deadline=None, suppress_health_check
 settings.load_profile("shared_machine")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASE_KINDS)
 def db_url(request, tmp_path):
     """An empty database URL: SQLite always, PostgreSQL when 127.0.0.1:5432 is reachable."""
-    if request.param == "postgresql":
-        reason = postgres_unavailable_reason()
-        if reason:
-            pytest.skip(reason)
-    with isolated_database(request.param, tmp_path) as url:
+    with isolated_database(database_kind(request), tmp_path) as url:
         yield url
 
 

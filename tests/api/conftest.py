@@ -1,6 +1,6 @@
 import pytest
 from fastapi.testclient import TestClient
-from support.databases import postgres_unavailable_reason
+from support.databases import DATABASE_KINDS, database_kind
 from support.migrated_databases import migrated_database
 
 from signalwise.api import create_app
@@ -8,16 +8,12 @@ from signalwise.store import Settings, get_engine
 from signalwise.store.keys import create_key
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASE_KINDS)
 def db_url(request, tmp_path):
     """As tests/conftest.py's `db_url`, but at the newest schema already (a copy of one migrated once per test
     process: support/migrated_databases.py): the API's tests are about what a store serves, not how it is
     created. A test that needs an empty store takes `isolated_database` (test_violation_judged_with.py)."""
-    if request.param == "postgresql":
-        reason = postgres_unavailable_reason()
-        if reason:
-            pytest.skip(reason)
-    with migrated_database(request.param, tmp_path) as url:
+    with migrated_database(database_kind(request), tmp_path) as url:
         yield url
 
 

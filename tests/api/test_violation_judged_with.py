@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 from fastapi.testclient import TestClient
-from support.databases import isolated_database, postgres_unavailable_reason
+from support.databases import DATABASE_KINDS, database_kind, isolated_database
 
 from signalwise.api import create_app
 from signalwise.store import Settings, create_store_engine, get_engine, upgrade
@@ -23,13 +23,11 @@ JUDGED = {"camera_file": {"path": "/cams/cam-1.yaml", "sha256": "c" * 64},
                                   "times the speed limit (13.89 m/s)"]}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASE_KINDS)
 def db_url(request, tmp_path):
     """An empty database (tests/conftest.py's `db_url`; tests/api/conftest.py's is at the newest schema already):
     this test builds its store at 0018 itself."""
-    if request.param == "postgresql" and (reason := postgres_unavailable_reason()):
-        pytest.skip(reason)
-    with isolated_database(request.param, tmp_path) as url:
+    with isolated_database(database_kind(request), tmp_path) as url:
         yield url
 
 

@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from signalwise.store.engine import dispose_engines
@@ -35,6 +36,17 @@ def postgres_unavailable_reason() -> str | None:
     except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return f"PostgreSQL at {POSTGRES_URL} not reachable: {first}"
+
+
+#: the back-ends a store test runs on, as `pytest.fixture(params=...)`: PostgreSQL's cases are marked `postgres`
+DATABASE_KINDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def database_kind(request) -> str:
+    """The back-end of a `DATABASE_KINDS` fixture's case; skips, with the reason, a PostgreSQL one not reachable."""
+    if request.param == "postgresql" and (reason := postgres_unavailable_reason()):
+        pytest.skip(reason)
+    return request.param
 
 
 @contextmanager
