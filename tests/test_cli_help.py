@@ -29,6 +29,7 @@ def _paths(command, prefix=()):
 
 
 @pytest.mark.parametrize("path", list(_paths(_command())), ids=" ".join)
+@pytest.mark.slow
 def test_help_has_no_placeholders_or_cut_text(path):
     p = signalwise(*path, "--help", env={"COLUMNS": "100"})
     assert p.returncode == 0, p.stderr

@@ -32,6 +32,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.slow
 def test_a_command_run_in_process_answers_as_its_process_does(tmp_path, case):
     args, env = CASES[case](tmp_path / "process")
     process = in_a_process(*args, env=env, cwd=tmp_path)

@@ -13,6 +13,7 @@ def _rows(stdout: str) -> list[str]:
     return [line for line in stdout.splitlines() if line.startswith("│")]
 
 
+@pytest.mark.slow
 def test_a_piped_table_takes_the_width_it_needs():
     p = signalwise("scenarios")
     assert p.returncode == 0, p.stderr
@@ -24,6 +25,7 @@ def test_a_piped_table_takes_the_width_it_needs():
 
 @pytest.mark.parametrize("env", [{"FORCE_COLOR": "1"}, {"COLUMNS": "0"}, {"COLUMNS": "wide"}, {"TTY_COMPATIBLE": "1"}],
                          ids=["force-color", "columns-0", "columns-not-a-number", "tty-compatible"])
+@pytest.mark.slow
 def test_a_ci_environment_or_a_columns_that_is_no_width_still_gets_the_whole_table(env):
     """CI services set FORCE_COLOR, which rich counts as a terminal (80 columns again); COLUMNS=0 printed nothing."""
     p = signalwise("scenarios", env=env)

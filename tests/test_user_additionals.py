@@ -63,6 +63,7 @@ def test_a_runs_detector_output_is_in_its_directory_and_the_users_file_untouched
     assert str(tmp_path / "project" / USER_OUTPUT) in said[0]
 
 
+@pytest.mark.slow
 def test_two_parallel_runs_of_a_comparison_each_keep_their_own_output(tmp_path):
     cfg = _project(tmp_path / "project")
     out = tmp_path / "cmp"

@@ -22,6 +22,7 @@ def comparison(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_audit_of_a_comparison_audits_each_of_its_runs(comparison):
     runs = sorted(d.name for d in comparison.iterdir() if (d / "events.csv").is_file())
     assert len(runs) == 2
@@ -31,6 +32,7 @@ def test_audit_of_a_comparison_audits_each_of_its_runs(comparison):
     assert all(name in done.stdout for name in runs)
 
 
+@pytest.mark.slow
 def test_atspm_of_a_comparison_compares_its_controllers_and_names_a_run_for_the_tables(comparison, tmp_path):
     done = signalwise("atspm", str(comparison), "--out", str(tmp_path / "atspm"))
     assert done.returncode == 0, done.stderr

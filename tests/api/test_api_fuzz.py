@@ -75,6 +75,7 @@ SESSION = ASGIClient(APP)
 @pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: op.label)
 @settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
+@pytest.mark.slow
 def test_api_never_fails_on_generated_requests(operation, data):
     case = data.draw(operation.as_strategy())
     response = case.call(session=SESSION, timeout=10, headers={"X-API-Key": ADMIN_KEY})

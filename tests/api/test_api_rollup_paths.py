@@ -7,6 +7,7 @@ also after a re-send replaced some records."""
 import datetime as dt
 import random
 
+import pytest
 from random_records import DIRECTIONS, assert_same, random_record
 
 T0 = dt.datetime(2025, 9, 10, 8, tzinfo=dt.UTC)
@@ -58,6 +59,7 @@ def answers_agree(client) -> None:
             assert_same(rolled.json(), ranged.json(), f"{q} {everything}", exact_keys=True)
 
 
+@pytest.mark.slow
 def test_rollups_and_rows_give_the_same_answers(client):
     rng = random.Random(11)
     post(client, batch(rng))
@@ -66,6 +68,7 @@ def test_rollups_and_rows_give_the_same_answers(client):
     assert body["total"] == len(body["items"]) > 0 and body["overall"]["samples"] > 0
 
 
+@pytest.mark.slow
 def test_same_answers_after_resending_part_of_a_run(client):
     rng = random.Random(12)
     post(client, batch(rng))

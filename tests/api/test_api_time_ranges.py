@@ -8,6 +8,7 @@ import datetime as dt
 import random
 from urllib.parse import quote
 
+import pytest
 from random_records import DIRECTIONS, assert_same, random_record
 
 from signalwise.store.queries import LEVELS, Filters
@@ -160,6 +161,7 @@ def post_all(client, records: list[dict]) -> None:  # noqa: ANN001
         assert resp.status_code == 201, resp.text
 
 
+@pytest.mark.slow
 def test_time_ranges_equal_the_records_sent(client):
     rng = random.Random(21)
     sent = batch(rng)
@@ -168,6 +170,7 @@ def test_time_ranges_equal_the_records_sent(client):
     answers_match(client, sent)
 
 
+@pytest.mark.slow
 def test_time_ranges_equal_the_records_sent_after_a_resend(client):
     rng = random.Random(22)
     sent = batch(rng)

@@ -49,6 +49,7 @@ def both_published(request, runs, tmp_path_factory):
 
 
 @pytest.mark.parametrize("measure", ["arrival_on_green", "split_failures", "pcd"])
+@pytest.mark.slow
 def test_a_published_runs_detector_measures_answer_without_the_setting(runs, both_published, measure):
     sim = simulation_id(runs.run_dirs[("fixed", 1)])
     assert sim == "cmp-db.fixed-s1"
@@ -61,6 +62,7 @@ def test_a_published_runs_detector_measures_answer_without_the_setting(runs, bot
     assert {row["DeviceId"] for row in body["rows"]} == {"C"}  # the run's one signal
 
 
+@pytest.mark.slow
 def test_a_request_over_several_runs_still_asks_which_run(both_published):
     """The configuration follows the run the request chooses: over two runs' events it names none, as before."""
     client = both_published

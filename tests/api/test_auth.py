@@ -279,6 +279,7 @@ def test_a_revoked_keys_token_changes_nothing_but_still_reads_until_it_expires(t
         assert r.status_code == 503, r.text  # an active key's token passes (no live run here to switch)
 
 
+@pytest.mark.slow
 def test_every_worker_of_serve_takes_the_tokens_the_others_issue(tmp_path, monkeypatch):
     """`signalwise serve --workers 2` without SIGNALWISE_JWT_SECRET: a token issued by one worker is taken by the
     other (each new connection may reach either), not refused with `Signature verification failed`."""

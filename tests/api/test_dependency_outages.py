@@ -85,6 +85,7 @@ def test_with_postgres_down_verified_keys_keep_control_unseen_ones_are_refused_a
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_a_key_verified_longer_ago_than_the_grace_period_is_refused_while_postgres_is_down(proxied_postgres):
     direct, proxied, proxy = proxied_postgres
     _, key = create_key(get_engine(direct), "ops", ["admin"])

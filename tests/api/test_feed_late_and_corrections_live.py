@@ -65,6 +65,7 @@ def _count(ch, n, t):
     return {"device_id": "J1", "channel": ch, "count_veh": n, "occupancy": 0.1, "interval_s": 60.0, "sim_time_s": t}
 
 
+@pytest.mark.slow
 def test_repeats_corrections_and_late_messages_are_in_the_status_and_on_metrics(running):
     client, rt = running
     ch = _channel(rt)
@@ -103,6 +104,7 @@ def test_repeats_corrections_and_late_messages_are_in_the_status_and_on_metrics(
         assert line in text, line
 
 
+@pytest.mark.slow
 def test_late_follows_a_shield_change_made_while_the_run_goes(running):
     client, rt = running
     ch = _channel(rt)

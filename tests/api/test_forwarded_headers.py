@@ -31,6 +31,7 @@ def _refused_from_rotating_addresses(base: str, n: int = 5) -> list[int]:
 
 
 @pytest.mark.parametrize("trusted", [None, "127.0.0.1"], ids=["default", "proxy-on-127.0.0.1"])
+@pytest.mark.slow
 def test_serve_believes_x_forwarded_for_only_from_a_listed_proxy(tmp_path, trusted):
     port = free_port()
     base = f"http://127.0.0.1:{port}"

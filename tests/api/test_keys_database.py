@@ -76,6 +76,7 @@ def _refused_as_unknown(response: httpx.Response, *secrets: str) -> None:
         assert secret not in response.text
 
 
+@pytest.mark.slow
 def test_live_checks_keys_in_its_db_and_says_so_at_start(db_url, tmp_path):
     elsewhere = f"sqlite:///{tmp_path / 'signalwise.db'}"  # where `keys create` without --db would have put it
     foreign = _create_key(elsewhere)
@@ -101,6 +102,7 @@ def test_live_checks_keys_in_its_db_and_says_so_at_start(db_url, tmp_path):
                             f"--db {shlex.quote(_masked(db_url))}"), warning
 
 
+@pytest.mark.slow
 def test_serve_away_from_loopback_names_its_db_and_refuses_a_key_of_another(db_url, tmp_path):
     foreign = _create_key(f"sqlite:///{tmp_path / 'other.db'}")
     port = free_port()

@@ -32,6 +32,7 @@ async def _open_stream(port: int, token: str) -> None:
 
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
+@pytest.mark.slow
 def test_serve_logs_a_websocket_handshake_without_its_token(tmp_path, log_format):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     _, key = create_key(get_engine(url), "wall", ["read"])

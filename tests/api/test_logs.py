@@ -42,6 +42,7 @@ def _served_log(tmp_path, env: dict, workers: int) -> tuple[str, dict[str, str]]
     return err, {"reader": reader, "wrong": wrong, "stray": stray}
 
 
+@pytest.mark.slow
 def test_serve_logs_json_lines_from_every_worker_with_access_refusals_and_never_a_key(tmp_path):
     err, keys = _served_log(tmp_path, {"SIGNALWISE_LOG_FORMAT": "json", "SIGNALWISE_JWT_SECRET": "j" * 40}, 2)
     lines = [json.loads(line) for line in err.splitlines() if line.strip()]  # every line is JSON

@@ -101,6 +101,7 @@ def _group(pid: int) -> list[int]:
     return out
 
 
+@pytest.mark.slow
 def test_a_training_job_runs_in_a_worker_reports_progress_and_registers_its_model(api):
     job = _start(api, episodes=2)
     assert job["state"] == "queued" and job["episodes_total"] == 2 and job["created_by"] == "ops"
@@ -180,6 +181,7 @@ def test_bad_training_requests_are_422_naming_the_field_and_start_nothing(refusi
     assert refusing.get("/api/v1/ml/jobs").json() == []
 
 
+@pytest.mark.slow
 def test_a_phase_score_job_runs_the_search_counts_its_episodes_and_registers_its_model(api, tmp_path):
     # under a city's own clearances (a --config file's settings): the episodes run them, the model records them
     job = _start(api, SEARCH, start="auto", settings={"timing": {"yellow_s": 5, "all_red_s": 2}})
@@ -280,6 +282,7 @@ def test_a_bad_search_option_is_422_at_its_path_for_the_reason_train_gives(refus
     assert refusing.get("/api/v1/ml/jobs").json() == []
 
 
+@pytest.mark.slow
 def test_a_phase_score_job_takes_the_search_options_of_train_and_its_model_records_them_alike(api, tmp_path):
     asked = {"add_feature": ["switch_halt_red"], "zone_m": 30, "shared_lanes": "skip", "demand_scale": [1.1],
              "cycle_calls": True}
@@ -300,6 +303,7 @@ def test_a_phase_score_job_takes_the_search_options_of_train_and_its_model_recor
     assert meta["training"]["run"] == {"timing": {"profile": "safety", "cycle_calls": True}}
 
 
+@pytest.mark.slow
 def test_a_phase_score_request_with_settings_is_stored_whole_in_either_database(db_url, tmp_path):
     """The request a worker reads back, nested settings included, from SQLite and from PostgreSQL."""
     settings = Settings(database_url=db_url, model_cache=tmp_path / "cache", model_registry=tmp_path / "no-registry",

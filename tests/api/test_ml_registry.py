@@ -48,6 +48,7 @@ def models(tmp_path, signals):
             write_model(tmp_path / "other", [renamed(signals["corridor"]["J2"], "C")], scenario="corridor"))
 
 
+@pytest.mark.slow
 def test_deploy_status_rollback_and_history_check_the_layout_and_refuse_by_name(db_url, tmp_path, models):
     settings = _settings(db_url, tmp_path)
     reg = open_registry(settings)
@@ -106,6 +107,7 @@ def _interval(start: dt.datetime, **figures) -> dict:
     return {"interval_start": start.isoformat(), "interval_s": 900, **figures}
 
 
+@pytest.mark.slow
 def test_removing_a_version_needs_admin_and_is_refused_while_it_runs_or_could_return(db_url, tmp_path, models):
     from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
 
@@ -213,6 +215,7 @@ def _cli(*args, env: dict) -> subprocess.CompletedProcess:
                           env={**os.environ, **env})
 
 
+@pytest.mark.slow
 def test_the_active_model_against_the_baseline_from_stored_runs_live_data_and_submitted_figures(tmp_path, models):
     """One flow on SQLite: stored runs through the CLI, a live run deployed to through the API, figures posted."""
     from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime

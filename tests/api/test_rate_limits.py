@@ -43,6 +43,7 @@ def _clear_of_a_minute_boundary(needed_s: float = 20.0) -> None:
         time.sleep(left + 0.5)
 
 
+@pytest.mark.slow
 def test_the_101st_mutation_in_a_minute_gets_429_with_headers_and_other_keys_are_not_affected(tmp_path):
     _clear_of_a_minute_boundary()
     (app,), engine = _apps(tmp_path)
@@ -61,6 +62,7 @@ def test_the_101st_mutation_in_a_minute_gets_429_with_headers_and_other_keys_are
         assert all(c.get("/api/v1/analytics/speeds", headers={"X-API-Key": a}).status_code == 200 for _ in range(120))
 
 
+@pytest.mark.slow
 def test_a_detector_feed_has_its_own_limit_beside_a_persons_ingest(tmp_path):
     """A gateway posting every 2 s for five signals makes 150 calls a minute: over `ingest`'s 100, under `feed`'s
     6,000, and the same key's feed calls leave its ingest count alone. (No live run is attached, so each feed
@@ -94,6 +96,7 @@ def test_limits_are_configurable_per_scope(tmp_path):
 
 
 @pytest.mark.redis
+@pytest.mark.slow
 def test_two_workers_sharing_redis_share_the_count(tmp_path):
     reason = _redis_reason()
     if reason:
@@ -124,6 +127,7 @@ def test_serve_refuses_to_start_when_redis_does_not_answer(tmp_path):
     assert "signalwise API on" not in done.stdout
 
 
+@pytest.mark.slow
 def test_a_read_limit_never_counts_health_checks_metrics_scrapes_or_the_page(tmp_path):
     """On a real server: a `read` limit counts `read` routes only; the open ones (a load balancer's /health, a
     Prometheus scrape, the dashboard's page, the docs) answer however often they are asked."""

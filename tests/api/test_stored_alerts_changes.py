@@ -60,6 +60,7 @@ def _by_rule(body: dict) -> dict:
     return {a["rule"]: a for a in body["items"]}
 
 
+@pytest.mark.slow
 def test_stored_alerts_and_changes_of_a_stopped_run_are_read_with_their_states(db_url, tmp_path):
     run_dir = tmp_path / "live"
     sim = run_dir.name
@@ -191,6 +192,7 @@ def test_stored_alerts_and_changes_of_a_stopped_run_are_read_with_their_states(d
             "open_at_run_end"
 
 
+@pytest.mark.slow
 def test_an_alert_open_when_its_run_was_killed_is_open_at_the_runs_end_and_the_run_died(db_url, tmp_path):
     config = tmp_path / "alerts.yaml"
     config.write_text("alerts:\n  rules:\n" + "".join(f"    - {json.dumps(r)}\n" for r in (KEEP_OPEN,)))

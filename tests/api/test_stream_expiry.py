@@ -11,6 +11,7 @@ import time
 
 import httpx
 import jwt
+import pytest
 from support.loopback import serving_port
 from support.migrated_databases import migrated_sqlite
 from test_streams import _FakeRuntime  # the stand-in runtime of the other stream tests
@@ -80,6 +81,7 @@ def _sse_until_error(port: int, query: str, headers: dict, timeout_s: float) -> 
     raise AssertionError(f"the stream ended without an error event: {events}")
 
 
+@pytest.mark.slow
 def test_a_stream_is_closed_at_its_tokens_exp_with_the_reason_or_at_a_newer_tokens_it_sent(tmp_path):
     """Side by side on one server, each with a token of its own (each waits for its own token's `exp`): a
     WebSocket with its token in the query, one with it in the first message, and an SSE stream, each ended at

@@ -198,6 +198,7 @@ def test_ws_compression_is_negotiated_when_the_client_offers_it(live):
     run(main())
 
 
+@pytest.mark.slow
 def test_a_client_too_slow_to_read_is_disconnected_with_the_reason_and_nobody_else_notices(live):
     """A client that stops reading fills its queue (16 here) and is dropped with close 1008 and the
     reason (read once it reads again); a fast client on the same server receives every snapshot, and
@@ -471,6 +472,7 @@ def test_streams_end_with_the_reason_when_the_live_run_ends(tmp_path):
     assert events[-1]["event"] == "end" and "the live run ended (complete)" in events[-1]["data"]
 
 
+@pytest.mark.slow
 def test_signalwise_live_tells_its_websocket_clients_the_run_ended_before_it_stops(tmp_path):
     """The command itself, as an operator runs it: when the run completes, a WebSocket client gets close 1001
     with the reason, not the 1012 (and no reason) of the API server stopping."""

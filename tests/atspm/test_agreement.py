@@ -164,6 +164,7 @@ def assert_agree(events, config, bin_min=15, fill_in_missing=True, latency_s=0.0
     return results
 
 
+@pytest.mark.slow
 def test_synthetic_log_agrees_for_every_measure():
     ev, cfg = synthetic.synthetic_events(n_devices=2, hours=1.5, seed=7)
     res = assert_agree(ev, synthetic.with_yellow_red(cfg))

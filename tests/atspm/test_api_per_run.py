@@ -52,6 +52,7 @@ def test_a_device_with_several_runs_needs_a_run_named(client):
 
 @pytest.mark.parametrize("path", ["/api/v1/atspm/actuations", "/api/v1/atspm", "/health",
                                   "/api/v1/live/status", "/api/v1/system/info"])
+@pytest.mark.slow
 def test_an_unknown_query_parameter_is_refused_on_any_route(client, path):
     r = client.get(path, params={"simulaton_id": "run-a"})
     assert r.status_code == 422, (path, r.status_code, r.text)

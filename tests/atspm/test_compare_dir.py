@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# slow: five seconds or more of a 2-core machine for each test here (`make test-all`, not `make test`)
+pytestmark = pytest.mark.slow
+
 SIGNALWISE = [sys.executable, "-m", "signalwise.cli"]
 CONTROLLERS = ("fixed", "max-pressure")
 SEEDS = (1, 2)

@@ -58,6 +58,7 @@ def spans(body):
     return out
 
 
+@pytest.mark.slow
 def test_a_window_starts_in_the_plan_set_before_it(client):
     r = client.get("/api/v1/atspm/plans", params={"start": START.isoformat(), "end": END.isoformat()})
     assert r.status_code == 200, r.text

@@ -53,6 +53,7 @@ def run_tables(run_dir, tmp_path_factory):
     return r, out
 
 
+@pytest.mark.slow
 def test_cli_writes_tables_and_charts(run_dir, tmp_path):
     out = tmp_path / "atspm"
     r = subprocess.run(SIGNALWISE + ["atspm", "--run", str(run_dir), "--out", str(out)], capture_output=True, text=True)
@@ -81,6 +82,7 @@ def test_run_dir_and_its_files_give_the_same_tables(run_dir, run_tables, tmp_pat
 
 
 @ONE_RUN
+@pytest.mark.slow
 def test_a_path_alone_is_a_run_directory_or_an_event_log(run_dir, run_tables, tmp_path):
     """`signalwise atspm RUN_DIR` is `--run RUN_DIR`; a file is `--events FILE`; both at once is refused."""
     for name, source in (("dir", run_dir), ("file", run_dir / "events.csv")):

@@ -202,6 +202,7 @@ def test_on_ingolstadt7_the_loop_observes_the_lanes_behind_gneJ143s_short_entry(
         fld.backend.close()
 
 
+@pytest.mark.slow
 def test_a_training_episode_runs_the_zone_its_payload_names(tmp_path):
     """The search's worker builds each episode's controller from the payload: handed 50 m zones, max-pressure's
     weights serve ingolstadt7's entry that ends in 0.9 m lanes; handed 0, that entry is never served."""

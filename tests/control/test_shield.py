@@ -326,6 +326,7 @@ def _retimed(timing, min_green, yellows, all_reds, cycle_max):
     states=st.sampled_from([STATES, PERMITTED_LEFT_STATES]),
     retimes=st.lists(retime_st, max_size=10),
 )
+@pytest.mark.slow
 def test_no_decision_sequence_breaks_a_rule(script, ev_windows, step, timing, states, retimes):
     """Arbitrary phases, confidences, crashes, stale data and emergencies, each phase with its own
     change interval, with or without a left that goes from protected to permitted, and operators' timing

@@ -113,6 +113,7 @@ def test_an_installed_plugin_runs_by_name_and_cannot_shadow_a_built_in(tmp_path)
     assert "choose from" in last and "longest-queue" in last and "fixed: mylab-plugins" in last
 
 
+@pytest.mark.slow
 def test_compare_loads_a_users_controllers_in_its_worker_processes(tmp_path):
     shutil.copy(EXAMPLE, tmp_path / "lq.py")
     _module_package(tmp_path)
@@ -136,6 +137,7 @@ def test_compare_loads_a_users_controllers_in_its_worker_processes(tmp_path):
     ("def build(inter, ctx):\n    pass\n", "make", "ctl.py defines no 'make'"),
     ("make = 3\n", "make", "3 is not callable"),
 ])
+@pytest.mark.slow
 def test_a_module_that_cannot_give_a_factory_is_refused_in_one_line_before_the_run(tmp_path, source, factory, says):
     (tmp_path / "ctl.py").write_text(source)
     p = short_run(f"py:ctl.py:{factory}", tmp_path)
@@ -173,6 +175,7 @@ def failing(inter, ctx):
              "decide(observation) -> Decision is missing"),
     ("failing", "its factory failed: ValueError: needs a detector on every lane"),
 ])
+@pytest.mark.slow
 def test_what_a_factory_makes_is_held_to_what_the_loop_needs(tmp_path, factory, says):
     (tmp_path / "ctl.py").write_text(class_without)
     p = short_run(f"py:ctl.py:{factory}", tmp_path)
@@ -319,6 +322,7 @@ def exits(inter, ctx):
 """
 
 
+@pytest.mark.slow
 def test_system_exit_from_a_controller_is_an_error_the_shield_handles_and_the_run_completes(tmp_path):
     (tmp_path / "ctl.py").write_text(exiting)
     p = short_run("py:ctl.py:make", tmp_path, duration_s=120)
@@ -371,6 +375,7 @@ def make(inter, ctx):
 """
 
 
+@pytest.mark.slow
 def test_a_controller_editing_its_observation_does_not_switch_off_the_shields_calls(tmp_path):
     """Under `cycle_calls` the shield registers calls from the lane counts after the controller decided: a
     controller zeroing them in place left a protected left unserved for 900 s, with an audit that reads the
@@ -427,6 +432,7 @@ def slow(inter, ctx):
 
 @pytest.mark.parametrize(("signum", "reason"), [(signal.SIGINT, "interrupted"),
                                                 (signal.SIGTERM, "terminated (SIGTERM)")])
+@pytest.mark.slow
 def test_ctrl_c_or_sigterm_while_a_controller_decides_stops_the_run(tmp_path, signum, reason):
     """The operator's stop reaches the run while the controller's `decide` waits: Python's own SIGINT handler
     raises inside `time.sleep`, the run's SIGTERM handler in its own frame; neither is the controller's error."""

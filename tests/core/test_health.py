@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,7 @@ lanes = st.builds(LaneState, counts, counts, reals, reals, reals, st.one_of(st.n
 
 @settings(max_examples=400, deadline=None)
 @given(st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), lanes, max_size=4))
+@pytest.mark.slow
 def test_the_quick_check_finds_what_the_rule_finds(observed):
     first = next((why for lane, s in observed.items() if (why := lane_fault(lane, s)) is not None), None)
     assert lanes_fault(observed) == first

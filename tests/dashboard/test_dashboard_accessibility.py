@@ -41,6 +41,7 @@ def _said(page) -> list[str]:
     return page.evaluate("window.__said")
 
 
+@pytest.mark.slow
 def test_alerts_and_the_signal_chosen_with_the_arrows_are_announced_politely(live, page):
     region = page.locator("[aria-live=polite]")
     assert region.count() == 1 and region.get_attribute("role") == "status"
@@ -58,6 +59,7 @@ def test_alerts_and_the_signal_chosen_with_the_arrows_are_announced_politely(liv
     assert _said(page)[before:] == [], _said(page)[before:]
 
 
+@pytest.mark.slow
 def test_the_sign_in_dialog_is_named_labelled_and_says_a_wrong_key(live, page):
     page.set_viewport_size({"width": 320, "height": 640})
     try:

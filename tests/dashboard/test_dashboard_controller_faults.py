@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from dashboard_helpers import open_page, wait_for
 from support.faulty_controller import write_faulty_controller
 from support.loopback import free_port, signalwise_serving
@@ -45,6 +46,7 @@ SHOWN = """() => ({
 })"""
 
 
+@pytest.mark.slow
 def test_the_page_names_the_controllers_faults_with_their_counts_and_nothing_while_there_are_none(browser, tmp_path):
     cue = tmp_path / "fail"
     module = write_faulty_controller(tmp_path, cue)

@@ -8,9 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from support.loopback import free_port
 
 
+@pytest.mark.slow
 def test_the_start_up_banner_gives_the_dashboard_url(tmp_path):
     port = free_port()
     done = subprocess.run([str(Path(sys.executable).with_name("signalwise")), "live", "--scenario", "single", "--speed",

@@ -111,6 +111,7 @@ def test_page_loads_clean_on_the_host_and_draws_every_signal(live, browser):
 
 
 @CORRIDOR_ONLY
+@pytest.mark.slow
 def test_live_charts_are_fed_by_the_stream(live, browser):
     with open_page(browser, live.url + "/") as p:
         page = p.page
@@ -160,6 +161,7 @@ READ_DRAWN = """async () => {
 }"""
 
 
+@pytest.mark.slow
 def test_signal_colours_follow_the_run_and_agree_with_the_snapshot(live, browser):
     net = httpx.get(live.url + "/api/v1/network").json()
     links = {(i["id"], a["direction"]): a["links"] for i in net["intersections"] for a in i["approaches"]}
@@ -260,6 +262,7 @@ def _wait_status(live, page, controller: str, timeout_s: float = 10) -> dict:
 
 
 @CORRIDOR_ONLY
+@pytest.mark.slow
 def test_controls_refuse_without_a_key_and_the_toggle_switches_the_controller(live, browser):
     configured = live.runtime.cfg.controller
     assert _status(live)["controller"] == configured
@@ -368,6 +371,7 @@ def _answer(page, part: str, expected: str, timeout_s: float = 10) -> str:
     return _text(page, f"#{part}-result")
 
 
+@pytest.mark.slow
 def test_timing_and_shield_in_force_changed_from_the_page(live, browser):
     """The form shows the run's timing and shield in force; without a key, and with a read key, it is refused
     with the server's reason; a change the run configuration refuses (minimum green above maximum green, a
@@ -677,6 +681,7 @@ def grid_from_start(tmp_path_factory, browser):
         yield lv
 
 
+@pytest.mark.slow
 def test_emergency_vehicles_and_preemption_are_highlighted(grid_from_start, browser):
     live = grid_from_start
     with open_page(browser, live.url + "/") as p:
@@ -718,6 +723,7 @@ def guarded(tmp_path_factory, browser):
         yield lv
 
 
+@pytest.mark.slow
 def test_away_from_loopback_the_page_asks_for_a_key_and_streams_with_the_token(guarded, browser):
     live = guarded
     assert httpx.get(live.url + "/api/v1/live/status").status_code == 401  # the server really is guarded

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from dashboard_helpers import open_page, wait_for
 from support.loopback import free_port, signalwise_serving
 
 
+@pytest.mark.slow
 def test_the_page_shows_the_end_of_the_run_and_then_asks_nothing_more(browser, tmp_path):
     port = free_port()
     with signalwise_serving(["live", "--scenario", "corridor", "--speed", "20", "--duration", "150", "--port",

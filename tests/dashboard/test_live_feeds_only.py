@@ -25,6 +25,7 @@ def _ready(page) -> None:
                    " && window.signalwise.map.drawn.seq !== null", 20)
 
 
+@pytest.mark.slow
 def test_the_delay_chart_says_a_feed_only_run_measures_no_waits(live, browser):
     with open_page(browser, live.url + "/") as p:
         page = p.page
@@ -39,6 +40,7 @@ def test_the_delay_chart_says_a_feed_only_run_measures_no_waits(live, browser):
         assert p.errors == [], p.errors
 
 
+@pytest.mark.slow
 def test_a_stale_data_alert_over_every_signal_names_each_one(live, browser):
     signals = sorted(i.id for i in live.runtime.stepper.intersections)
     assert len(signals) > 3  # more than the alert's message names

@@ -44,6 +44,7 @@ def _select(page, intersection_id: str) -> None:
     wait_for(page, f"document.getElementById('detail-id').textContent === {intersection_id!r}")
 
 
+@pytest.mark.slow
 def test_a_phone_size_screen_shows_the_map_wide_with_no_sideways_scroll(live, browser):
     with open_page(browser, live.url + "/", viewport={"width": 390, "height": 844}) as p:
         page = p.page
@@ -97,6 +98,7 @@ FIELDS_IN_VIEW = """(() => {
 })()"""
 
 
+@pytest.mark.slow
 def test_the_timing_form_fits_the_side_column_on_a_laptop_screen(live, browser):
     with open_page(browser, live.url + "/", viewport={"width": 1440, "height": 900}) as p:
         page = p.page
@@ -165,6 +167,7 @@ def test_an_expired_sign_in_says_so(live, browser):
         assert p.errors == [], p.errors
 
 
+@pytest.mark.slow
 def test_answers_stand_beside_their_control_and_an_override_s_goes_when_it_ends(live, browser):
     target = live.runtime.stepper.intersections[1].id
     with open_page(browser, live.url + "/") as p:
@@ -231,6 +234,7 @@ def test_the_forms_take_their_bounds_from_the_server_and_a_lasting_change_says_s
         assert p.errors == [], p.errors
 
 
+@pytest.mark.slow
 def test_a_crash_recovery_keeps_the_charts_history_before_the_rewind(live, browser):
     with open_page(browser, live.url + "/") as p:
         page = p.page
@@ -259,6 +263,7 @@ def test_a_crash_recovery_keeps_the_charts_history_before_the_rewind(live, brows
 
 
 
+@pytest.mark.slow
 def test_a_signal_is_chosen_with_the_keyboard_alone(live, browser):
     """Tab to the list of signals and choose one with the arrows: the detail and its override form follow, as after
     a click on the map; the map itself, focused, takes the arrow keys to the next signal that way."""
@@ -302,6 +307,7 @@ SHAPES = {"green": "circle", "yellow": "triangle", "red": "square"}
 LETTERS = {"green": "G", "yellow": "Y", "red": "R"}
 
 
+@pytest.mark.slow
 def test_signal_states_are_told_apart_without_their_colours(live, browser):
     """Under Chromium's emulated deuteranopia (red and green alike): each approach's head on the map has its state's
     shape (circle, triangle, square), read against the snapshot drawn; the detail writes its letter; the legend's

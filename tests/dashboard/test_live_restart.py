@@ -61,6 +61,7 @@ def servers(tmp_path_factory):
         yield Servers(tmp_path_factory.mktemp("restart"), stack)
 
 
+@pytest.mark.slow
 def test_a_new_run_behind_the_same_address_replaces_the_dead_one(browser, servers):
     base = servers.base
     with contextlib.ExitStack() as stack:
@@ -111,6 +112,7 @@ new MutationObserver(() => { const d = document.getElementById('key-dialog');
   .observe(document.getElementById('key-dialog'), {attributes: true});"""
 
 
+@pytest.mark.slow
 def test_a_signed_in_page_across_a_restart_drops_the_sign_in_without_a_key_dialog(browser, servers):
     """The page holds a token the restarted server cannot verify (it signs with another secret): its reads go on bare
     (open on loopback) with no dialog blaming a server away from loopback, the new-run notice says the sign-in was
@@ -149,6 +151,7 @@ def test_a_signed_in_page_across_a_restart_drops_the_sign_in_without_a_key_dialo
         assert [e for e in p.errors if "net::ERR_CONNECTION_REFUSED" not in e and "status of 401" not in e] == [], p.errors
 
 
+@pytest.mark.slow
 def test_an_ended_page_follows_a_new_run_started_behind_the_same_address(browser, servers):
     """`signalwise live` stopped (SIGTERM, as a supervisor's nightly restart does) and started again: the ended page
     looks for a new run every 20 s (the page's clock is run on), finds it and follows it live."""

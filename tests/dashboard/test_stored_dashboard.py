@@ -45,6 +45,7 @@ def _delay_by_interval(run_dir: Path) -> dict[float, float]:
                 if r["scope"] == "network" and r["avg_delay_s"] not in ("", "None")}  # no vehicle arrived: no delay
 
 
+@pytest.mark.slow
 def test_comparison_view_side_by_side_with_intervals_and_exports(stored, browser):
     with open_page(browser, stored.url + "/") as p:
         page = p.page
@@ -100,6 +101,7 @@ def test_comparison_view_side_by_side_with_intervals_and_exports(stored, browser
         assert p.errors == [], p.errors
 
 
+@pytest.mark.slow
 def test_a_stored_runs_network_on_the_map(stored, browser):
     sims = httpx.get(stored.url + "/api/v1/analytics/simulations").json()["items"]
     net = httpx.get(stored.url + "/api/v1/network", params={"simulation_id": sims[0]["simulation_id"]}).json()
@@ -155,6 +157,7 @@ def mixed(tmp_path_factory, browser):
         yield base
 
 
+@pytest.mark.slow
 def test_runs_made_under_other_conditions_are_compared_apart_and_said_to_be(mixed, browser):
     """A 120 s run was paired with a 180 s one; now each duration is its own comparison, the table says which, and
     the bars, which average over every run, carry no whisker of one of them."""

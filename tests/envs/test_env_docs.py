@@ -21,6 +21,7 @@ def _environment_section() -> str:
     return text[text.index("## Gymnasium / PettingZoo environments"):]
 
 
+@pytest.mark.slow
 def test_the_docs_example_runs_as_written_and_prints_what_the_page_says(tmp_path):
     section = _environment_section()
     code = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)

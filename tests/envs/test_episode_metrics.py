@@ -84,6 +84,7 @@ class _AlwaysPhase0:
         return Decision(self.id, 0, self.name)
 
 
+@pytest.mark.slow
 def test_vehicles_never_inserted_are_counted_and_their_wait_is_in_the_delay(tmp_path):
     """Phase 0 for ever (no maximum green under the benchmark profile): the other approaches back up to their
     entries, and vehicles due there never enter. RESCO's delay counts them from their scheduled departure to the

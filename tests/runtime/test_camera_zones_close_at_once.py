@@ -35,6 +35,7 @@ def run(tmp_path):
         rt.run()
 
 
+@pytest.mark.slow
 def test_a_clip_that_ends_closes_its_zones_when_its_stream_ends(run, tmp_path):
     from signalwise.runtime.live.cameras import LiveCameras
 

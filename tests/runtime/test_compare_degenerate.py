@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from support.tables import table_rows
 
 from signalwise.runtime.commands import print_compare_table
@@ -24,6 +25,7 @@ SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 
 
 
+@pytest.mark.slow
 def test_a_compare_writes_no_p_for_a_metric_without_spread_and_keeps_the_others(tmp_path):
     out = tmp_path / "cmp"
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "FORCE_COLOR", "TTY_COMPATIBLE")}

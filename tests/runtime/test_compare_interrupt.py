@@ -36,6 +36,7 @@ def _statuses(out: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+@pytest.mark.slow
 def test_a_stopped_compare_stops_its_runs_and_starts_no_queued_one(tmp_path, how):
     """Leaving the worker pool waited for every queued run: after Ctrl-C a 3-controller, 2-seed compare ran its
     remaining runs to the end before saying `interrupted`. SIGTERM ended the command on the spot while its

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from signalwise.sim.scenario import load
 
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
@@ -16,6 +18,7 @@ def _compare(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([SIGNALWISE, "compare", *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_compare_on_a_net_and_routes_under_a_profile(tmp_path):
     single = load("single")
     p = _compare("--net", str(single.net_file), "--routes", str(single.route_files[0]), "--controllers",
@@ -113,6 +116,7 @@ def test_compare_refuses_a_model_that_does_not_fit_the_network_before_any_run(tm
     assert not (tmp_path / "cmp").exists()
 
 
+@pytest.mark.slow
 def test_a_flow_without_an_end_that_begins_after_the_first_second_is_compared_as_it_is_run(tmp_path):
     """SUMO ends a flow without `end` at the simulation's end: the network check before the runs started SUMO with
     an end one step in, and refused the flow ("ends before its begin time") that every run takes."""

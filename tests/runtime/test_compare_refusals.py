@@ -29,6 +29,7 @@ def _refused(p: subprocess.CompletedProcess, needle: str) -> None:
     assert "Traceback" not in p.stderr and "error: " in p.stderr and needle in p.stderr, p.stderr
 
 
+@pytest.mark.slow
 def test_a_second_comparison_into_the_same_out_is_refused_and_the_first_summary_kept(tmp_path):
     out = tmp_path / "cmp"
     first = _cli("compare", "-s", "single", "-c", "fixed,max-pressure", "--seeds", "1", "--duration", "60",
@@ -58,6 +59,7 @@ def test_bad_compare_options_are_refused_before_any_run_starts(tmp_path, args, n
     assert not (tmp_path / "cmp").exists()
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_a_used_out_and_bad_workers_and_never_writes_into_a_shipped_model(tmp_path):
     model = shipped_model_path("single")
     meta = (model / "meta.json").read_bytes()

@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from support.networks import netconvert_network
 from support.tables import table_rows
 
@@ -47,6 +48,7 @@ def _unwrapped(text: str) -> str:
     return " ".join(text.split())
 
 
+@pytest.mark.slow
 def test_compare_shows_each_runs_warnings_once_with_the_runs_that_gave_them(tmp_path):
     single = load("single")
     (tmp_path / "discard.rou.xml").write_text(DISCARDED_ROUTES)

@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from signalwise.core import Decision
 from signalwise.runtime.controller_faults import LOG_EVERY_S, ControllerFaults
 
@@ -188,6 +190,7 @@ def test_a_decide_returning_no_decision_is_an_unreadable_proposal_not_an_error(t
     assert metrics["controller_faults"]["invalid_proposals"] == metrics["controller_faults"]["decisions"] > 0
 
 
+@pytest.mark.slow
 def test_compare_shows_the_errors_in_its_table_and_under_it(tmp_path):
     (tmp_path / "ctl.py").write_text(CONTROLLER)
     done = sw("compare", "-s", "single", "-c", "fixed,py:ctl.py:flaky", "--seeds", "1", "--duration", "120",

@@ -22,6 +22,7 @@ def _run(tmp_path, name, controller, cycle_calls, seconds=900):
 
 
 @pytest.mark.parametrize("controller", ["max-pressure", "actuated"])
+@pytest.mark.slow
 def test_calls_release_the_empty_phases_and_the_audit_holds_the_shield_to_its_calls(tmp_path, controller):
     every, every_codes = _run(tmp_path, "every", controller, False)
     calls, call_codes = _run(tmp_path, "calls", controller, True)

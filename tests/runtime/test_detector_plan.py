@@ -80,6 +80,7 @@ def test_a_built_in_scenarios_plan_per_signal_with_its_topic(tmp_path):
     assert all(d["phase"] >= 1 for d in dets) and plan["refused"] == []
 
 
+@pytest.mark.slow
 def test_its_csv_is_the_detectors_csv_a_live_field_none_run_writes(live_run, tmp_path):
     out = tmp_path / "plan.csv"
     p = signalwise("detectors", "-s", "corridor", "--out", str(out))
@@ -176,6 +177,7 @@ def test_a_network_whose_every_signal_is_refused_is_refused_as_the_run_refuses_i
     assert not out.exists() and not (tmp_path / "plan.csv.partial").exists()
 
 
+@pytest.mark.slow
 def test_a_signal_program_in_an_additional_file_is_the_one_the_plan_and_a_feed_only_run_read(tmp_path):
     """A .sumocfg whose additional file gives J4 a blinking program (SUMO makes the last program loaded the one
     that runs): a run with traffic leaves J4 alone, and so must the plan and a `--field none` run, which load

@@ -43,6 +43,7 @@ def _wait_running(base: str) -> None:
     assert until(running, 30, every_s=0.05), "the live run never started"
 
 
+@pytest.mark.slow
 def test_a_feed_run_counts_the_vehicles_fed_and_leaves_what_it_cannot_measure_null(tmp_path):
     from signalwise.api.live_command import _serve
     from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime

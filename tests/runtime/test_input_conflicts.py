@@ -112,6 +112,7 @@ def test_an_output_path_with_a_colon_works(tmp_path):
     assert r.metrics["network"]["throughput_veh"] > 0
 
 
+@pytest.mark.slow
 def test_a_resolved_config_records_your_network_and_reruns_from_anywhere(tmp_path):
     work = tmp_path / "work"
     work.mkdir()

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
 from test_live_restart_after_kill import HTTP, start_live, wait_for  # noqa: E402 - the live command helpers
 
@@ -25,6 +27,7 @@ from signalwise.runtime.live.previous import previous_run_lines, settle  # noqa:
 SPEED = 4.0  # simulated seconds per wall second: a tick (1 s) is 0.25 s of wall time
 
 
+@pytest.mark.slow
 def test_a_killed_run_is_seen_alive_to_a_tick_and_named_with_the_controller_it_ran(tmp_path):
     out = tmp_path / "runs"
     proc, base = start_live(out, "--speed", str(SPEED), "--insecure-no-auth", "--controller", "max-pressure")

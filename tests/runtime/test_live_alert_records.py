@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from test_live_restart_after_kill import HTTP, alert_of, start_live, wait_for  # the same live command helpers
 
 from signalwise.core import EventCode, Observation, read_events
@@ -99,6 +100,7 @@ def test_a_stale_data_alert_names_the_signals_stale_now_and_keeps_its_raise(tmp_
     assert [r["now_subjects"] for r in lines if r["id"] == now.id][-1] == ["J2"]
 
 
+@pytest.mark.slow
 def test_a_restart_after_sigkill_names_the_hold_the_dead_run_had_in_force(tmp_path):
     """The hold is not replayed (documented); the warning and `previous_run_died` say so, naming it. The
     command's result, its run directory, is the last line of stdout."""

@@ -61,6 +61,7 @@ def _live(tmp_path, *args, port=0):
                             stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
 
 
+@pytest.mark.slow
 def test_a_camera_feeds_a_feed_only_run_its_red_lights_are_the_runs_and_its_end_is_a_fallback(tmp_path):
     from signalwise.vision.mjpeg_server import free_port
 
@@ -118,6 +119,7 @@ def test_a_camera_feeds_a_feed_only_run_its_red_lights_are_the_runs_and_its_end_
     assert not [v for v in stored if v[0] == "red_light"], stored
 
 
+@pytest.mark.slow
 def test_a_camera_url_away_at_start_does_not_keep_the_run_from_starting(tmp_path):
     """A stream URL is not opened at start (a corridor restarted while one camera is offline still runs); its
     camera file is checked all the same."""

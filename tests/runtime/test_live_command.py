@@ -76,6 +76,7 @@ def _wait(base, until, timeout_s=60):
     pytest.fail(f"status never reached the condition: {status}")
 
 
+@pytest.mark.slow
 def test_a_killed_simulator_is_recovered_and_the_run_is_complete_and_safe(tmp_path):
     # paced only so that the kill lands mid-run: after it, 130 simulated s (about 2 s at --speed 60 on a machine
     # that keeps the pace, longer on one that does not) leave the status polls time to see the recovery
@@ -113,6 +114,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_the_run_directory_complete(tmp_path):
     assert info["reason"] == "interrupted"
 
 
+@pytest.mark.slow
 def test_sigterm_stops_as_ctrl_c_does(tmp_path):
     """`docker stop`, systemd and Kubernetes send SIGTERM: the same clean stop, and run.json says which signal."""
     proc, base, _status = _start(tmp_path, "--speed", SIGNALLED_SPEED, scenario="single")
@@ -129,6 +131,7 @@ def test_sigterm_stops_as_ctrl_c_does(tmp_path):
     assert "terminated (SIGTERM): stopping" in err
 
 
+@pytest.mark.slow
 def test_ctrl_c_pressed_again_while_stopping_ends_the_wait_for_pages_and_nothing_else(tmp_path):
     """A second Ctrl-C (a user pressing it again, `timeout` signalling the child and then its group) must not
     cut the flush short and leave run.json at `running` (test_live_unhappy.py lands one inside the flush for
@@ -205,6 +208,7 @@ def _stopped_cleanly(proc, err: str, tmp_path: Path, min_sim_s: float) -> dict:
     return info
 
 
+@pytest.mark.slow
 def test_field_none_decides_on_posted_detector_messages_and_logs_them(tmp_path):
     """No simulator: max-pressure sees only what is posted to /api/v1/live/feeds/detectors. J1's feed says
     a queue reaches the advance detector of one northern lane (held on) and nothing stands elsewhere, so

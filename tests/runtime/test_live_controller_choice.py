@@ -111,6 +111,7 @@ def _copied(stored_text: str, tmp_path: Path) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_a_controller_given_on_the_command_line_wins_and_the_other_lasting_changes_still_apply(stored, tmp_path):
     text, model = stored
     out = _copied(text, tmp_path)
@@ -135,6 +136,7 @@ def test_a_controller_given_on_the_command_line_wins_and_the_other_lasting_chang
     assert (out / FILE).read_text() == text  # the file keeps the switch for a run that names no controller
 
 
+@pytest.mark.slow
 def test_without_a_controller_the_stored_model_controller_runs_from_the_start_and_names_the_run(stored, tmp_path):
     text, model = stored
     out = _copied(text, tmp_path)
@@ -153,6 +155,7 @@ def test_without_a_controller_the_stored_model_controller_runs_from_the_start_an
     assert (out / FILE).read_text() == text
 
 
+@pytest.mark.slow
 def test_a_stored_controller_whose_model_is_gone_is_refused_in_one_line_and_the_commands_runs(stored, tmp_path):
     text, model = stored
     out = _copied(text, tmp_path)

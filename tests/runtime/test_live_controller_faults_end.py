@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from support.faulty_controller import write_faulty_controller
 from support.loopback import free_port
 from support.waiting import value_within
@@ -25,6 +26,7 @@ from signalwise.runtime.controller_faults import ERROR_WARN_SHARE, INVALID_WARN_
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 
 
+@pytest.mark.slow
 def test_live_status_counts_the_controllers_faults_and_the_end_of_the_run_warns_as_a_batch_run(tmp_path):
     cue = tmp_path / "fail"
     module = write_faulty_controller(tmp_path, cue)

@@ -9,6 +9,8 @@ passed again, and an off with no on before it."""
 
 from __future__ import annotations
 
+import pytest
+
 from signalwise.core import EventCode, read_events
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
@@ -57,6 +59,7 @@ def test_each_detectors_on_and_off_alternate_in_time_order_with_no_duplicate(tmp
 SAME_TRAFFIC_S = 10.0
 
 
+@pytest.mark.slow
 def test_a_recovery_replays_the_detector_events_of_a_run_that_never_crashed(tmp_path):
     """Restored at 480 s: vehicle W_J1.w0.89 is over J1's channel 9 (the stop bar's zone), moving; the restored
     SUMO does not know it is over the loop, so its leaving (480.2 s in the calm run) is logged at the first

@@ -32,6 +32,7 @@ def _measures(run_dir: Path) -> dict:
             "max_red_occupancy": max(float(r["Red_Occupancy"]) for r in failures), "waits": waits}
 
 
+@pytest.mark.slow
 def test_a_live_runs_stop_bars_read_as_an_offline_runs(tmp_path):
     cfg = RunConfig(scenario="corridor", controller="fixed", seed=1)
     live = LiveRuntime(cfg, LiveOptions(speed=None, duration_s=900, in_process=True, state_every_s=300),

@@ -72,6 +72,7 @@ def test_an_api_port_in_use_refuses_the_run_before_it_starts(tmp_path):
     # a database named by a bare path: it ran the whole run, then failed to store it
     (("--duration", "30", "--db", "plain.db"), "--db: 'plain.db' is not a database URL"),
 ])
+@pytest.mark.slow
 def test_a_duration_or_state_interval_that_is_not_positive_is_one_usage_error(tmp_path, args, says):
     assert says in _refused(_live(tmp_path, *args), tmp_path, code=2)
 
@@ -89,6 +90,7 @@ def test_mqtt_beside_sumo_is_refused_with_the_reason(tmp_path):
     ("[fe80::1]x:1883", "--mqtt takes HOST:PORT"),
     ("127.0.0.1", "--mqtt takes HOST:PORT"),
 ])
+@pytest.mark.slow
 def test_an_mqtt_broker_given_as_a_url_or_with_credentials_is_refused_before_the_run(tmp_path, value, says):
     """They used to start a run whose client retried a host named `mqtt://127.0.0.1` for ever, all in fallback."""
     line = _refused(_live(tmp_path, "--duration", "30", "--field", "none", "--mqtt", value), tmp_path, code=2)

@@ -114,6 +114,7 @@ def webhook():
     server.shutdown()
 
 
+@pytest.mark.slow
 def test_a_killed_run_is_marked_died_its_buffer_stored_and_its_successor_raises_an_alert(tmp_path, webhook):
     import sqlalchemy as sa
 
@@ -182,6 +183,7 @@ def test_a_killed_run_is_marked_died_its_buffer_stored_and_its_successor_raises_
     assert stored > 0  # the dead run's events, stored under its own id
 
 
+@pytest.mark.slow
 def test_a_torn_line_loses_no_later_change_and_a_second_run_of_the_corridor_is_refused(tmp_path):
     out = tmp_path / "runs"
     out.mkdir()
@@ -218,6 +220,7 @@ def test_a_torn_line_loses_no_later_change_and_a_second_run_of_the_corridor_is_r
     assert "NOPE" in (feeds["detectors"]["last_rejected_reason"] or ""), feeds
 
 
+@pytest.mark.slow
 def test_a_live_runs_stored_events_carry_the_wall_clock_as_its_records_and_live_events_do(tmp_path):
     import csv
     import datetime as dt

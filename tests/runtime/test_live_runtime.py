@@ -292,6 +292,7 @@ def test_every_signal_change_is_published_and_snapshots_thin_out_under_pressure(
     assert rt._snapshot_every_s() == 1.0 and rt._snapshot_every_s() == 0.5 and rt._snapshot_every_s() == 0.25
 
 
+@pytest.mark.slow
 def test_snapshots_of_100_signals_at_full_speed_are_never_torn(tmp_path):
     # a simulated minute: every one of the 100 signals goes from green through yellow in it (so measured), while
     # two readers take snapshot after snapshot

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from signalwise.runtime.config import RunConfig
@@ -43,6 +44,7 @@ def test_a_live_runs_stored_row_has_the_fields_an_offline_run_stores(db_url, tmp
     assert stored and {tuple(r[:4]) for r in stored} == written
 
 
+@pytest.mark.slow
 def test_rows_left_waiting_are_counted_located_and_drained_by_the_command_named(tmp_path):
     proc = subprocess.run([SIGNALWISE, "live", "--scenario", "single", "--speed", "max", "--duration", "120",
                            "--port", "0", "--out", str(tmp_path), "--db", "postgresql://postgres@127.0.0.1:1/none"],

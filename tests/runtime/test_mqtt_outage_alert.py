@@ -117,6 +117,7 @@ def _a_run_never_connected_raises_it_and_refuses_a_data_age_past_the_bound(base:
         assert json.loads(r.read())["result"] == "applied"
 
 
+@pytest.mark.slow
 def test_a_stopped_broker_and_one_never_reached_raise_mqtt_disconnected_naming_them(tmp_path):
     """Two runs side by side, so that the rule's 10 s hold is waited out once for both: one connected to a
     Mosquitto that is stopped (the alert, naming the broker) and started again (it clears), one started against

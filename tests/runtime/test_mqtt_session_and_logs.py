@@ -80,6 +80,7 @@ def test_a_restarted_run_resumes_the_session_and_gets_what_was_published_meanwhi
         second.stop()  # a clean stop ends the session
 
 
+@pytest.mark.slow
 def test_two_clients_with_one_id_are_told_apart_and_slowed_not_stopped(corridor, broker):
     """Each connection of one takes the session from the other (Mosquitto 2.0 just closes the other's connection,
     with no `Session taken over`): after a few such drops in a row a client says what it may be and reconnects at

@@ -320,6 +320,7 @@ def test_live_refuses_tls_options_without_a_broker(tmp_path, pki):
             "--mqtt-ca-file, --mqtt-tls", "give --mqtt HOST:PORT")
 
 
+@pytest.mark.slow
 def test_live_takes_detector_messages_over_tls(tmp_path, pki, tls_broker):
     """The command end to end: `--mqtt-ca-file` reaches the feed's client, which connects and takes a message
     (counted on /metrics under mqtt)."""

@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 from rich.progress import Progress
 
@@ -35,6 +36,7 @@ def _timed_lines(stream, into: list[tuple[float, str]]) -> threading.Thread:
     return thread
 
 
+@pytest.mark.slow
 def test_a_piped_compare_prints_a_line_per_run_as_the_runs_end(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "FORCE_COLOR", "TTY_COMPATIBLE")}
     # one worker: the runs end one after another, so a line printed as each ends comes well before the table

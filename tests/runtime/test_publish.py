@@ -76,6 +76,7 @@ def test_comparisons_pair_seeds_and_runs_published_alone_still_compare_with_thei
         assert client.get("/api/v1/analytics/simulations", params={"controller": "fixed"}).json()["total"] == 2
 
 
+@pytest.mark.slow
 def test_a_directory_run_again_and_published_again_is_stored_as_the_new_run_alone(tmp_path, db_url):
     """A run directory deleted and run again under the same name (another controller, a shorter window) is
     another run: publishing it leaves none of the first run's intervals, hi-res events or metrics under its name.
@@ -115,6 +116,7 @@ def test_a_directory_run_again_and_published_again_is_stored_as_the_new_run_alon
                             "safety_violations"}
 
 
+@pytest.mark.slow
 def test_comparisons_pair_runs_of_the_same_conditions_and_a_run_without_emissions_saved_nothing(tmp_path, db_url):
     """A 120 s run paired with a 180 s run at 1.5x demand of the same seed was compared as if they had met the
     same traffic; a run recorded without emissions stored 0 fuel and so "saved" all of its baseline's."""

@@ -34,6 +34,7 @@ def _lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_audit_of_every_run_passes_when_the_only_other_is_a_refusal(tmp_path):
     net, routes = _no_signal_network(tmp_path)
     p = in_a_process("run", "--net", str(net), "--routes", str(routes), "--duration", "30", "--run-dir", "runs/refused",

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "resco.py"
 SINGLE = ROOT / "src" / "signalwise" / "sim" / "scenarios" / "single"
@@ -50,6 +52,7 @@ def sweep(tmp_path: Path, *more: str) -> tuple[str, list[dict]]:
     return said, [json.loads(p.read_text()) for p in sorted((tmp_path / "out").glob("cells/**/*.json"))]
 
 
+@pytest.mark.slow
 def test_an_edited_controller_runs_its_cell_again_and_a_config_file_reaches_every_cell(tmp_path):
     (tmp_path / "city.sumocfg").write_text(
         f'<configuration><input><net-file value="{SINGLE / "net.net.xml"}"/>'

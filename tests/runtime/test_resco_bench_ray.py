@@ -23,6 +23,9 @@ from pathlib import Path
 import pytest
 from support.cli import stop_if_running
 
+# slow: five seconds or more of a 2-core machine for each test here (`make test-all`, not `make test`)
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'signalwise[ray]'): no --ray sweep")
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -171,6 +171,7 @@ def test_a_run_with_controller_errors_is_kept_with_their_count_and_marked_in_the
     assert "controller errors in 2 runs" in resco.cell_notes([crashing, {**crashing, "seed": 2}], 2)
 
 
+@pytest.mark.slow
 def test_a_model_changed_under_the_same_path_is_run_again_and_its_other_profile_is_said(city, tmp_path):
     """Cells were kept by the `ql:PATH` string: a model trained again under the same path kept showing the old
     model's figures. They are kept by the model's digest (evaluations left out, which `evaluate` adds)."""

@@ -106,6 +106,7 @@ def test_a_run_that_ends_locked_names_the_junctions_and_why_nothing_frees_them()
     assert "never teleports" not in _lock_warning({"J1": 1}, teleport_s=300)
 
 
+@pytest.mark.slow
 def test_same_seed_reproduces_a_run_exactly_and_another_seed_differs(tmp_path):
     runs = {}
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
@@ -120,6 +121,7 @@ def test_same_seed_reproduces_a_run_exactly_and_another_seed_differs(tmp_path):
                                                                 HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), scenario=st.sampled_from(["single", "corridor", "grid"]),
        threshold=st.floats(0.0, 0.9))
+@pytest.mark.slow
 def test_chaos_controller_on_real_scenarios_never_breaks_a_rule(tmp_path_factory, seed, scenario, threshold):
     cfg = RunConfig(scenario=scenario, controller="chaos", duration_s=420, seed=seed,
                     shield={"confidence_threshold": threshold}, emissions=False)
@@ -160,6 +162,7 @@ def test_a_stop_while_the_evidence_is_written_is_marked_too(tmp_path, monkeypatc
 
 @pytest.mark.parametrize("sig,reason", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated (SIGTERM)")],
                          ids=["ctrl-c", "sigterm"])
+@pytest.mark.slow
 def test_ctrl_c_or_sigterm_marks_the_run_incomplete_and_says_which(tmp_path, sig, reason):
     """`kill` (SIGTERM: systemd, `docker stop`) takes Ctrl-C's path: the same exit code, run.json `incomplete`."""
     run_dir = tmp_path / "run"
@@ -197,6 +200,7 @@ def _cli(*args, cwd=None):
     (["run", "--duration", "-5"], "invalid duration_s"),
     (["compare", "--controllers", "fixed,magic", "--seeds", "1"], "unknown controller 'magic'"),
 ])
+@pytest.mark.slow
 def test_bad_input_gets_one_line_and_nonzero_exit(tmp_path, args, needle):
     p = _cli(*args, "--out", str(tmp_path), cwd=tmp_path)
     assert p.returncode != 0
@@ -254,6 +258,7 @@ def test_a_run_directory_of_your_own_network_is_named_after_it(tmp_path):
     assert new_run_dir(RunConfig(scenario="corridor", out_dir=tmp_path)).name.endswith("-corridor-max-pressure-s1")
 
 
+@pytest.mark.slow
 def test_a_comparison_of_two_models_whose_names_make_one_directory_runs_both(tmp_path, monkeypatch):
     """ql:x-y/model and ql:x/y-model both make ql-x-y-model: the second run found the first's directory and failed,
     told to use a --run-dir that compare does not have."""

@@ -169,6 +169,7 @@ def test_a_run_started_with_a_controller_its_state_cannot_hold_is_refused_in_one
     assert not (tmp_path / "runs" / "live").exists()
 
 
+@pytest.mark.slow
 def test_a_stored_switch_to_a_controller_the_state_cannot_hold_is_refused_at_restart_and_the_corridor_starts(
         site, tmp_path):
     """The file as a run that took the switch left it: every later start without -c replayed it and died."""
@@ -216,6 +217,7 @@ def test_system_exit_from_decide_is_an_error_the_shield_handles_and_the_live_run
     assert all(sh.in_fallback for sh in rt.stepper.shields.values())
 
 
+@pytest.mark.slow
 def test_a_stored_py_switch_never_loads_its_module_into_a_later_run_that_did_not_name_it(site, tmp_path, monkeypatch):
     """The first run was started with `-c py:./ctl.py:make`; its operator switched to fixed and back to it over
     the API (allowed: its own). A later `signalwise live` without -c, started elsewhere, must not import the
@@ -256,6 +258,7 @@ def test_a_stored_py_switch_never_loads_its_module_into_a_later_run_that_did_not
         "--config names it)") for line in not_applied), p.stderr
 
 
+@pytest.mark.slow
 def test_a_restart_with_the_same_config_starts_on_its_py_controller_not_on_the_switch_made_before_it(
         site, tmp_path):
     """The first run was started with a --config naming py:Y (no -c); its operator switched to fixed and back to

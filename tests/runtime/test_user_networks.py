@@ -74,6 +74,7 @@ def test_the_sweep_covers_bicycles_pedestrians_and_osm_imports():
     assert MUST_COMPLETE <= names
 
 
+@pytest.mark.slow
 def test_a_generated_network_with_turn_pockets_runs_every_classical_controller(tmp_path):
     """Where halting vehicles out differ from every vehicle out: the vehicles a green has just let through,
     still moving on the lanes out, do not cut it short, so max-pressure changes phase less often. The pockets

@@ -81,6 +81,7 @@ def test_a_published_runs_records_class_its_vehicles_by_their_vclass(tmp_path, d
 
 
 @pytest.mark.parametrize("in_process", [True, False], ids=["in-process", "sumo-process"])
+@pytest.mark.slow
 def test_a_live_runs_records_class_its_vehicles_by_their_vclass(tmp_path, db_url, in_process):
     from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
     from signalwise.store.live import LiveStoreWriter

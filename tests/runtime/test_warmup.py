@@ -51,6 +51,7 @@ def _due_s(row: dict, end_s: float) -> float:
     return float(row["depart_s"]) - float(row["depart_delay_s"])
 
 
+@pytest.mark.slow
 def test_the_delay_counts_only_the_vehicles_due_after_the_warm_up(runs):
     warm_dir, warm, cold_dir, cold = runs
     trips = _rows(warm_dir / "trips.csv")
@@ -66,6 +67,7 @@ def test_the_delay_counts_only_the_vehicles_due_after_the_warm_up(runs):
     assert "warmup_s" not in cold
 
 
+@pytest.mark.slow
 def test_queues_and_each_approach_count_from_the_warm_up_and_the_time_series_covers_the_whole_run(runs):
     warm_dir, warm, cold_dir, _cold = runs
     per_time: dict[float, int] = {}

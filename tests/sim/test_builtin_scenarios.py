@@ -179,6 +179,7 @@ def run_libsumo(name: str, seed: int, end_s: int = 300) -> dict:
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow
 def test_seed_reproduces_a_run_and_another_seed_changes_it(name):
     first = run_libsumo(name, seed=1)
     again = run_libsumo(name, seed=1)

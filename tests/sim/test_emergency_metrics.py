@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.run import execute_run
 
 
+@pytest.mark.slow
 def test_emergency_stops_and_time_stopped_are_tripinfos_per_vehicle_mean_and_max(tmp_path):
     """The corridor's hour sends five emergency vehicles; under the fixed plan some of them halt. metrics.json gives
     their halts (waitingCount) and time halted (waitingTime), mean and max. Its first 2500 s hold four of them (at

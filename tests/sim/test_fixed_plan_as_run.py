@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from signalwise.analytics.safety_audit import audit_run
 from signalwise.core import read_events
 from signalwise.runtime.config import RunConfig
@@ -113,6 +115,7 @@ def test_a_cycle_that_leaves_links_waiting_past_cycle_max_is_said_only_when_the_
     assert cut["shield_interventions"].get("cycle_max", 0) > 0
 
 
+@pytest.mark.slow
 def test_compare_says_it_once_before_the_table(tmp_path):
     cfg = _with_program(tmp_path, [(EW, 30), (EW_LEFT, 10), (PEDS_ONLY, 8), (NS, 30), (NS_LEFT, 10)])
     p = subprocess.run([str(Path(sys.executable).with_name("signalwise")), "compare", "--sumocfg", str(cfg),

@@ -49,6 +49,7 @@ def test_allocations_in_the_block_never_reuse_memory_freed_before():
 
 
 @pytest.mark.skipif(importlib.util.find_spec("sumo_rl") is None, reason="RESCO networks need the 'resco' extra")
+@pytest.mark.slow
 def test_a_seed_drives_the_same_traffic_whatever_memory_was_freed_before_sumo_started(tmp_path):
     """cologne1 under SUMO's own programs for 600 s, nine times in one process: first on the memory as the process
     has it, then each time after a pattern of freed memory, and after the SUMO before, which freed its own."""

@@ -28,6 +28,7 @@ EVIDENCE = ("events.csv", "detector_passages.csv", "timeseries.csv", "trips.csv"
     ("corridor", "actuated", 300),  # a controller that reads SUMO's live detector loops
     ("single", "max-pressure", 900),  # pedestrians and their signals
 ])
+@pytest.mark.slow
 def test_a_replayed_record_is_the_inline_record_byte_for_byte(tmp_path, scenario, controller, duration_s):
     runs = {}
     for evidence in ("inline", "replay"):
@@ -188,6 +189,7 @@ def test_replay_is_refused_where_sumo_is_not_in_this_process(tmp_path):
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) > 2, reason="the rule is for runs that fill the machine's cores")
+@pytest.mark.slow
 def test_compare_runs_that_fill_the_cores_record_inline(tmp_path):
     result = compare_controllers(RunConfig(scenario="single", duration_s=300), ["fixed", "max-pressure"], [1],
                                  tmp_path / "cmp", workers=2)

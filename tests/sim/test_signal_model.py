@@ -289,6 +289,7 @@ def test_where_fixed_is_not_the_program_as_written_its_run_says_so(tmp_path, nam
     assert audit_run(fixed.run_dir).ok
 
 
+@pytest.mark.slow
 def test_a_single_phase_whose_links_are_red_for_good_says_so_and_compare_names_it(tmp_path, capsys):
     """A ramp meter's single phase is "always green"; a program that keeps some links red for good is not, and
     a comparison on such a network says before it starts which signal no controller of it runs."""

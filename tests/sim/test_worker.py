@@ -66,6 +66,7 @@ def _run(tmp: Path, controller: str, factory, register: bool = False, seed: int 
 
 @pytest.mark.parametrize(("controller", "register"), [
     ("actuated", True), ("max-pressure", True), ("webster", True), ("max-pressure", False)])
+@pytest.mark.slow
 def test_the_loop_over_a_worker_process_gives_the_same_events(tmp_path, controller, register):
     """Same seed, same step order: the child process changes where SUMO runs, not what happens.
     With lanes, detectors and signals registered a step is one exchange (webster's stop-bar

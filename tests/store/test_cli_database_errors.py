@@ -100,6 +100,7 @@ def test_a_db_that_names_no_database_says_what_to_give_and_exits_2(tmp_path, db,
     assert not (tmp_path / "out").exists() and not (tmp_path / "nodir").exists()
 
 
+@pytest.mark.slow
 def test_publish_takes_a_compare_directory_as_every_run_in_it(tmp_path):
     out = tmp_path / "cmp"
     p = in_a_process("compare", "-s", "single", "--controllers", "fixed,max-pressure", "--seeds", "2",

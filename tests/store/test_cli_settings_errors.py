@@ -23,6 +23,7 @@ RECORD = one_record("S", "2025-01-06T07:00:00Z")
     ("SIGNALWISE_RETENTION_DAYS", '{"events": "a month"}', ["db", "purge", "--db", "{db}"]),
     ("SIGNALWISE_MAX_PAGE_SIZE", "0", ["db", "upgrade"]),
 ])
+@pytest.mark.slow
 def test_a_refused_variable_is_named_in_one_line_and_exit_2(db_url, tmp_path, variable, value, args):
     records = tmp_path / "r.jsonl"
     records.write_text(json.dumps(RECORD) + "\n")

@@ -45,6 +45,7 @@ def read_only_url(db_url):
     ["keys", "revoke", "ops"],
     ["events", "import", "{events}"],
 ])
+@pytest.mark.slow
 def test_a_refused_write_is_one_line_and_exit_1(read_only_url, db_url, tmp_path, args):
     records = tmp_path / "r.jsonl"
     records.write_text(json.dumps({**RECORD, "simulation_id": "NEW"}) + "\n")

@@ -12,6 +12,7 @@ from signalwise.store.keys import list_keys
 
 
 @pytest.mark.parametrize("days", ["1e9", "3000000", "nan", "inf", "0"])
+@pytest.mark.slow
 def test_an_expiry_off_the_calendar_is_refused_in_one_line(db_url, days):
     result = CliRunner().invoke(app, ["keys", "create", "--name", "ops", "--scope", "read", "--expires-days", days,
                                       "--db", db_url])

@@ -194,6 +194,7 @@ def number_of(kind: str, row) -> int:
     return int(row["value"])
 
 
+@pytest.mark.slow
 def test_database_away_from_the_start_nothing_lost_within_the_bound_overflow_counted_order_kept(
         db_url, tmp_path, spy):
     bound = 60
@@ -273,6 +274,7 @@ def outage_mid_run(db_url, tmp_path):
             admin.dispose()
 
 
+@pytest.mark.slow
 def test_database_lost_mid_run_then_back(db_url, tmp_path, spy):
     with outage_mid_run(db_url, tmp_path) as (url, start, end):
         writer = LiveStoreWriter(url, SIM, tmp_path / "buffer", 1_000, memory_rows=20, segment_rows=50, **FAST)
@@ -331,6 +333,7 @@ def test_put_never_blocks_while_the_writer_is_stuck(tmp_path):
     assert writer.stats()["written"] == 500
 
 
+@pytest.mark.slow
 def test_rows_left_on_disk_at_close_are_written_by_the_next_writer(db_url, tmp_path, spy):
     with database_not_there_yet(db_url, tmp_path) as (url, bring_up):
         first = LiveStoreWriter(url, SIM, tmp_path / "buffer", 100, **FAST)

@@ -9,11 +9,13 @@ import socket
 import threading
 import time
 
+import pytest
 from sqlalchemy import text
 
 from signalwise.store.engine import PG_CONNECT_TIMEOUT_S, create_store_engine
 
 
+@pytest.mark.slow
 def test_a_database_that_never_answers_is_given_up_after_the_connect_timeout():
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))

@@ -93,6 +93,7 @@ def test_repeated_key_inside_one_batch_keeps_the_last(engine):
     (record(extra_field=1), "extra_field"),
     (record(simulation_id=""), "simulation_id"),
 ])
+@pytest.mark.slow
 def test_bad_record_rolls_back_the_whole_batch(engine, bad, field):
     good = [record(intersection_id=f"INT_{i}") for i in range(20)]
     with pytest.raises(RecordError) as err:

@@ -31,6 +31,7 @@ def test_empty_database_upgrades_to_head_and_matches_the_tables(db_url):
 
 
 @pytest.mark.parametrize("start", revisions()[:-1])
+@pytest.mark.slow
 def test_upgrade_from_every_earlier_revision_keeps_data(db_url, start):
     engine = create_store_engine(db_url)
     upgrade(engine, start)
@@ -47,6 +48,7 @@ def test_upgrade_from_every_earlier_revision_keeps_data(db_url, start):
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_downgrade_to_base_and_back(db_url):
     engine = create_store_engine(db_url)
     upgrade(engine)
@@ -70,6 +72,7 @@ upgrade(engine)
 """
 
 
+@pytest.mark.slow
 def test_processes_opening_a_new_database_at_once_all_get_it_migrated(db_url):
     """A server and an ingest starting on a new database at the same moment: one migrates, the others
     wait for it and find the schema at head (unserialised, the others failed: table already exists)."""

@@ -27,6 +27,7 @@ def count(engine) -> int:
 
 
 @pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.slow
 def test_workers_store_what_was_sent_and_resends_replace(engine, workers):
     rng = random.Random(31)
     first = [make(f"S{s}", f"I{i}", m, rng) for s in range(2) for m in range(25) for i in range(3)]
@@ -58,6 +59,7 @@ def test_split_array_cuts_exactly_at_the_records():
     assert split_array(b"[]") is None and split_array(b'{"a": 1}') is None and split_array(b'["ab') is None
 
 
+@pytest.mark.slow
 def test_large_batch_through_workers_and_errors_as_before(engine):
     rng = random.Random(33)
     records = [make(f"S{s}", f"I{i}", m, rng) for s in range(3) for m in range(30) for i in range(30)]

@@ -61,6 +61,7 @@ def test_a_dry_run_does_not_migrate_an_old_store_and_says_what_to_do(db_url, tmp
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_a_command_that_migrates_an_old_store_says_so_and_a_new_store_says_nothing(db_url, tmp_path):
     engine = _old_store(db_url)
     p = signalwise("keys", "list", "--db", db_url, cwd=tmp_path)
@@ -85,6 +86,7 @@ def test_db_upgrade_says_when_there_was_nothing_to_do(db_url, tmp_path):
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_db_downgrade_takes_a_store_back_and_refuses_without_yes(db_url, tmp_path):
     engine = _old_store(db_url)
     upgrade(engine)
@@ -104,6 +106,7 @@ def test_db_downgrade_takes_a_store_back_and_refuses_without_yes(db_url, tmp_pat
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_db_downgrade_says_how_many_values_go_and_that_sqlite_ids_can_be_given_again(db_url, tmp_path):
     """Two violations stored with their source, frame and image digest, one stored with none (before 0018):
     back to 0016 those values go, counted; 0017's key trail holds none; SQLite's `violations` loses AUTOINCREMENT."""
@@ -131,6 +134,7 @@ def test_db_downgrade_says_how_many_values_go_and_that_sqlite_ids_can_be_given_a
 
 @pytest.mark.parametrize(("target", "says"), [("0099", "0099: no such revision"),
                                               (head_revision(), f"schema already at {head_revision()}")])
+@pytest.mark.slow
 def test_db_downgrade_refuses_a_revision_it_cannot_go_back_to(db_url, tmp_path, target, says):
     engine = create_store_engine(db_url)
     upgrade(engine)
@@ -195,6 +199,7 @@ def _hold_violations(url: str, held: threading.Event, release: threading.Event, 
     reader.dispose()
 
 
+@pytest.mark.slow
 def test_a_migration_behind_another_transactions_lock_gives_up_within_the_timeout_and_changes_nothing(
         postgres_url, tmp_path):
     from signalwise.store.engine import MIGRATION_LOCK_TIMEOUT_S

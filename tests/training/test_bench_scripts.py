@@ -51,6 +51,7 @@ sys.__stdout__.write(json.dumps(said))
 """
 
 
+@pytest.mark.slow
 def test_help_prints_usage_and_starts_nothing():
     import json
 

@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 #: a short noisy search with bounds and per-coordinate step sizes, as the phase-score searches ask
 SEARCH = """
 import json, sys
@@ -38,6 +40,7 @@ def _search(how: str) -> dict:
     return json.loads(done.stdout)
 
 
+@pytest.mark.slow
 def test_load_cma_leaves_the_extras_out_and_searches_as_import_cma_does():
     light, plain = _search("load_cma"), _search("import cma")
     assert light["extras"] == []

@@ -19,7 +19,6 @@ from signalwise.sim.scenario import load
 from signalwise.training.policy_search import SearchConfig, search, training_overrides
 from signalwise.training.train import TrainingError
 
-pytestmark = pytest.mark.slow
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 
 
@@ -53,6 +52,7 @@ def test_each_training_seed_of_a_generation_runs_its_own_scale():
     assert training_overrides(SearchConfig(scenario="single"), 0) == {}
 
 
+@pytest.mark.slow
 def test_a_search_on_heavier_demand_meets_more_delay_and_validates_on_the_routes_as_written(tmp_path):
     """The same search (same candidates, same seeds) twice: with the demand doubled the candidates' episodes
     are slower, while the validation, which runs the routes as written, gives the same figure for the start."""
@@ -86,6 +86,7 @@ def _result(p: subprocess.Popen, timeout_s: float = 300) -> subprocess.Completed
     return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
 
+@pytest.mark.slow
 def test_train_takes_the_scales_on_the_command_line_and_refuses_a_bad_one(tmp_path):
     from signalwise.control.learning.qtable import load_model
 
@@ -119,6 +120,7 @@ def test_train_takes_the_scales_on_the_command_line_and_refuses_a_bad_one(tmp_pa
     assert heavier["baseline_avg_delay_s"] > plain["baseline_avg_delay_s"]
 
 
+@pytest.mark.slow
 def test_run_and_compare_take_the_scale_and_say_so(tmp_path):
     # the run and the comparison are independent processes: they run side by side
     run = _start("run", "-s", "single", "--controller", "fixed", "--duration", "120", "--demand-scale", "1.5",

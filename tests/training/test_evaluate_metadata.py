@@ -52,6 +52,7 @@ def test_the_seeds_that_chose_among_restarts_are_not_held_out():
     assert used_seeds(meta) == {11, 12, 602000, 601000}
 
 
+@pytest.mark.slow
 def test_seeds_the_model_saw_are_refused_with_a_first_seed_that_works(tmp_path):
     """The message said to pass the first held-out seed 'with fewer seeds', which fewer seeds did not need; the
     --first-seed it names now holds --seeds held-out seeds in a row."""

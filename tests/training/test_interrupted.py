@@ -71,6 +71,7 @@ def test_a_tabular_training_does_not_replace_a_model_already_in_its_out(tmp_path
     assert (out / "model" / "meta.json").read_text() == meta
 
 
+@pytest.mark.slow
 def test_a_killed_search_with_restarts_runs_again_into_its_directory(tmp_path):
     out = tmp_path / "ps"
     search = [SIGNALWISE, "train", "--agent", "phase-score", "-s", "single", "--generations", "1", "--popsize", "2",
@@ -87,6 +88,7 @@ def test_a_killed_search_with_restarts_runs_again_into_its_directory(tmp_path):
     assert load_model(first / "model").meta["training"]["seed"] == 1  # the first search ran again
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_how_to_go_on(tmp_path):
     """It said 'error: interrupted' alone: a tabular training goes on with --resume, a search starts over."""
     import signal

@@ -59,6 +59,7 @@ def trained(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     return root, r
 
 
+@pytest.mark.slow
 def test_train_summary_gives_the_validation_fallback_share_on_stdout_unfolded(trained):
     root, r = trained
     # the result is stdout's, one line per line however narrow the terminal (COLUMNS 80)
@@ -90,6 +91,7 @@ def test_the_loses_warning_says_how_much_of_the_model_was_webster():
     assert "fallback" not in _selection_line({k: v for k, v in sel.items() if k != "fallback_share"}).split("\n")[0]
 
 
+@pytest.mark.slow
 def test_resume_names_the_config_another_way_or_not_at_all(trained, tmp_path):
     root, _ = trained
     out = tmp_path / "t"
@@ -114,6 +116,7 @@ def test_resume_names_the_config_another_way_or_not_at_all(trained, tmp_path):
     assert r.returncode == 2 and "--resume with another sumocfg" in r.stderr, r.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_and_compare_say_when_the_demand_or_the_seeds_or_the_window_differ(trained, tmp_path):
     root, _ = trained
     model = tmp_path / "t" / "model"
@@ -139,6 +142,7 @@ def test_evaluate_and_compare_say_when_the_demand_or_the_seeds_or_the_window_dif
     assert "these runs cover" not in r.stderr and "trained or was validated" not in r.stderr
 
 
+@pytest.mark.slow
 def test_compare_says_when_a_model_runs_its_training_seeds_or_another_window(trained, tmp_path):
     root, _ = trained
     model = root / "t" / "model"

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from support.cli import signalwise
 from support.models import write_model
 
@@ -34,6 +35,7 @@ def _directory_registry(root: Path, model: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_a_directory_registry_is_imported_by_command_and_on_first_use(tmp_path):
     cfg = RunConfig(scenario="single")
     inters, _ = probe_network(cfg, resolve_scenario(cfg))
@@ -83,6 +85,7 @@ def test_a_policy_for_every_signal_says_so_when_added_and_listed(tmp_path):
     assert listed.returncode == 0 and "every signal" in listed.stdout
 
 
+@pytest.mark.slow
 def test_run_and_compare_read_the_registry_of_their_own_db(tmp_path):
     """`--db URL` is the database: `ql:@active` resolves in its registry (as `live --db` does), not in the
     configured default's."""

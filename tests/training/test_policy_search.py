@@ -21,8 +21,6 @@ from signalwise.training.policy_search import SearchConfig, search
 
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 
-pytestmark = pytest.mark.slow
-
 
 def _train(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([SIGNALWISE, "train", "--generations", "1", "--popsize", "2", "--validation-seeds", "1",
@@ -50,6 +48,7 @@ def restarts_with_cycle_calls(tmp_path_factory):
     return _train("-s", "single", "--restarts", "2", "--cycle-calls", "--out", str(out)), out
 
 
+@pytest.mark.slow
 def test_a_short_search_on_single_beats_its_max_pressure_start(tmp_path):
     # the first off-peak and the whole 20-minute peak, where holds matter, without the last off-peak (~30 % of
     # this test's CPU). Search seeds 1-10 at 2400 s: learned won on 9 (seed 1 by 5.9 %); the whole hour, 6 of 1-8
@@ -119,6 +118,7 @@ def test_train_phase_score_from_the_command_line(tmp_path):
     assert bad.returncode == 2 and "--zone-m" in bad.stderr and "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 def test_train_with_shared_lanes_split_on_a_network_with_turn_pockets(own_network, tmp_path):
     """SUMO's generator makes pockets shorter than a car: the model trained with the split (asked for against the
     benchmark profile's skip) reads the lane before each pocket, records it, and runs on it under the shield; the
@@ -143,6 +143,7 @@ def test_train_with_shared_lanes_split_on_a_network_with_turn_pockets(own_networ
     assert bad.returncode == 2 and "--shared-lanes must be skip or split" in bad.stderr
 
 
+@pytest.mark.slow
 def test_train_with_cycle_calls_records_the_rule_its_episodes_ran_under(restarts_with_cycle_calls, tmp_path):
     p, out = restarts_with_cycle_calls  # no --agent: the phase-score search is the default
     assert p.returncode == 0, p.stderr  # every episode's audit held the shield to its calls
@@ -153,6 +154,7 @@ def test_train_with_cycle_calls_records_the_rule_its_episodes_ran_under(restarts
     assert tabular.returncode == 2 and "--cycle-calls" in tabular.stderr and "Traceback" not in tabular.stderr
 
 
+@pytest.mark.slow
 def test_restarts_keep_the_search_that_validates_best_on_common_seeds(restarts_with_cycle_calls, tmp_path):
     """Two searches (seeds 1 and 2) each with its own training and validation seeds; then both models run on
     the first one's validation seed and the lower delay is the model. The second search's figure there is
@@ -180,6 +182,7 @@ def test_restarts_keep_the_search_that_validates_best_on_common_seeds(restarts_w
         assert bad.returncode == 2 and "--restarts" in bad.stderr and "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_runs_where_and_how_the_model_trained_unless_told_otherwise(own_network, tmp_path):
     """A model trained on your own network (--net/--routes) under the benchmark profile is evaluated on those
     files under that profile when no network or profile is given; --timing and --scenario override."""
@@ -217,6 +220,7 @@ def test_evaluate_runs_where_and_how_the_model_trained_unless_told_otherwise(own
     assert bad.returncode == 2 and "one network" in bad.stderr and "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 def test_run_and_compare_say_when_a_model_trained_under_another_timing_profile(tmp_path):
     """The shipped single model trained under the safety profile: running it under the benchmark profile says so
     (once, in run and in compare); under its own profile nothing is said."""

@@ -28,6 +28,7 @@ needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
 
 
 @needs_ray
+@pytest.mark.slow
 def test_ray_training_gives_the_same_model_and_evidence_as_local_processes(tmp_path):
     # 3 episodes in rounds of 2: the second round starts from a snapshot that must travel with the task
     args = ["--scenario", "single", "--episodes", "3", "--batch", "2", "--workers", "2", "--seed", "5",

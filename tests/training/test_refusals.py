@@ -39,6 +39,7 @@ BROKEN = {
 }
 
 
+@pytest.mark.slow
 def test_models_add_refuses_a_phase_score_model_that_cannot_run(tmp_path):
     """Every case of BROKEN, each on its own copy of the model, into one registry (its database made once)."""
     env = _registry_env(tmp_path)
@@ -220,6 +221,7 @@ DAMAGED = {  # meta.json edits a hand or a half-copied file makes, each refused 
 
 
 @pytest.mark.parametrize("case", list(DAMAGED))
+@pytest.mark.slow
 def test_a_damaged_model_is_refused_by_run_and_models_add_in_one_line(tmp_path, case):
     model = damaged_copy(tmp_path / "model", DAMAGED[case])
     refused(cli("models", "add", str(model), env=_registry_env(tmp_path)), str(model))
@@ -228,6 +230,7 @@ def test_a_damaged_model_is_refused_by_run_and_models_add_in_one_line(tmp_path, 
                              "--out", str(tmp_path / "runs")))
 
 
+@pytest.mark.slow
 def test_a_resumed_training_counts_its_earlier_session_and_one_with_nothing_left_keeps_its_evaluations(
         one_episode, resumed_to_two, tmp_path):
     """training.wall_s summed each episode's time inside its worker, so a resumed run reported less than its first
@@ -254,6 +257,7 @@ def test_a_resumed_training_counts_its_earlier_session_and_one_with_nothing_left
 
 @pytest.mark.parametrize("agent", [("--generations", "1", "--popsize", "2"), ("--agent", "tabular", "--episodes", "1")],
                          ids=["search", "tabular"])
+@pytest.mark.slow
 def test_training_on_a_window_in_which_no_vehicle_is_due_is_refused(tmp_path, agent):
     """Half a second lets no vehicle in: a search validated both sides at 0.0 s and the tie went to the searched
     weights; a run's delay over no vehicle is null (not 0), so the first episodes are refused, by either agent."""
@@ -263,6 +267,7 @@ def test_training_on_a_window_in_which_no_vehicle_is_due_is_refused(tmp_path, ag
     assert not (tmp_path / "t" / "model").exists()
 
 
+@pytest.mark.slow
 def test_resuming_an_auto_training_validates_on_its_own_seed_and_window(tmp_path):
     """--seed and --duration left out were taken per candidate, but the validation ran on seed 1's seeds over the
     scenario's whole window."""

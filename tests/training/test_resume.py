@@ -19,6 +19,9 @@ from signalwise.training.commands import learning_errors
 from signalwise.training.selection import ValidationFailed
 from signalwise.training.train import training_seed
 
+# slow: five seconds or more of a 2-core machine for each test here (`make test-all`, not `make test`)
+pytestmark = pytest.mark.slow
+
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 SEED = 5
 SHORT = ["--scenario", "single", "--batch", "2", "--workers", "2", "--seed", str(SEED), "--validation-seeds", "1",

@@ -55,6 +55,7 @@ def assert_same_search(a: Path, b: Path) -> None:
     assert ma["training"]["seeds"] == mb["training"]["seeds"]
 
 
+@pytest.mark.slow
 def test_two_generations_then_a_resume_to_four_are_four_in_a_row(straight, tmp_path):
     out = tmp_path / "r"
     first = train(out, 2)
@@ -77,6 +78,7 @@ def test_two_generations_then_a_resume_to_four_are_four_in_a_row(straight, tmp_p
         assert bad.returncode == 2 and words in bad.stderr, bad.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_search_says_how_to_go_on_and_the_resume_ends_where_a_straight_run_does(straight, tmp_path):
     """Ctrl-C lost the whole search: "a phase-score search is not resumed"."""
     out = tmp_path / "c"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from support.cli import in_a_process, signalwise
 
 
@@ -13,6 +14,7 @@ def _flat(text: str) -> str:
     return " ".join(text.replace("│", " ").split())
 
 
+@pytest.mark.slow
 def test_train_names_the_start_for_what_it_is_and_what_the_model_keeps(tmp_path):
     p = in_a_process("train", "--agent", "phase-score", "-s", "single", "--generations", "1", "--popsize", "2",
                      "--validation-seeds", "1", "--duration", "60", "--out", "t", cwd=tmp_path)

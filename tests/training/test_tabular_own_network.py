@@ -33,6 +33,7 @@ def own_network(tmp_path_factory) -> list[str]:
     return ["--net", str(net), "--routes", str(routes)]
 
 
+@pytest.mark.slow
 def test_train_resume_and_evaluate_on_your_own_network(own_network, tmp_path):
     out = tmp_path / "t"
     short = [*own_network, "--batch", "1", "--workers", "1", "--duration", "60", "--validation-seeds", "1",

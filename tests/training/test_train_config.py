@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from support.cli import signalwise as signalwise_here
 
@@ -38,6 +39,7 @@ def _result(p: subprocess.Popen) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
 
+@pytest.mark.slow
 def test_a_config_files_timing_and_shield_are_the_training_and_the_evaluation_rules(tmp_path):
     city = tmp_path / "city.yaml"
     city.write_text(yaml.safe_dump({"scenario": "corridor", "controller": "max-pressure",

@@ -59,6 +59,7 @@ def test_training_leaves_a_model_with_its_evidence_and_no_violation(trained):
     assert again.returncode == 2 and "--resume" in again.stderr
 
 
+@pytest.mark.slow
 def test_training_is_deterministic_whatever_the_workers_and_resume_continues_exactly(tmp_path, trained):
     # same seed and batch, 1 worker here vs 2 in the fixture: the same model
     one_worker = train(TrainConfig(episodes=2, batch=2, workers=1, seed=3, duration_s=SHORT_S, out=tmp_path / "w"))
@@ -121,6 +122,7 @@ def _registry_env(tmp_path, name: str = "reg.db") -> dict:
             "SIGNALWISE_MODEL_REGISTRY": str(tmp_path / "no-directory-registry")}
 
 
+@pytest.mark.slow
 def test_model_registry_deploy_and_rollback_through_the_cli(trained, tmp_path):
     db = ("--db", f"sqlite:///{tmp_path / 'reg.db'}")
     env = _registry_env(tmp_path)
@@ -164,6 +166,7 @@ def test_deploying_a_policy_to_a_signal_its_network_lacks_warns_and_names_it(tmp
     assert quiet.returncode == 0 and "warning" not in quiet.stderr
 
 
+@pytest.mark.slow
 def test_the_registry_database_comes_from_settings_and_reaches_ql_active_runs(trained, tmp_path):
     env = _registry_env(tmp_path)
     assert signalwise("models", "add", str(trained / "model"), env=env).returncode == 0

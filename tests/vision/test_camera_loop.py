@@ -106,6 +106,7 @@ def camera_run():
     return cfg, stepper, scenario.begin_s, seen_queue, events
 
 
+@pytest.mark.slow
 def test_a_dark_camera_goes_stale_and_the_shield_falls_back_saying_why(camera_run):
     cfg, stepper, begin_s, seen_queue, events = camera_run
     assert seen_queue >= 3  # while it could see, the camera gave the controller queues
@@ -127,6 +128,7 @@ def test_a_dark_camera_goes_stale_and_the_shield_falls_back_saying_why(camera_ru
     assert shield.fallback_fraction < 0.6
 
 
+@pytest.mark.slow
 def test_the_independent_audit_finds_nothing(camera_run):
     cfg, stepper, _begin, _q, _e = camera_run
     report = audit(stepper.events(), describe_intersections(stepper.intersections), stepper.signal_states,

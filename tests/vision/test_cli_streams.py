@@ -50,6 +50,7 @@ def _run_in_a_process(*args):
     return in_a_process("vision", "run", *map(str, args))
 
 
+@pytest.mark.slow
 def test_vision_run_writes_every_file_with_its_header(video, tmp_path):
     d, truth = video
     out = tmp_path / "out"
@@ -115,6 +116,7 @@ def _camera_with(d: Path, tmp_path: Path, **change) -> Path:
                       {"px": [350, 25], "m": [30000, 25000]}, {"px": [50, 25], "m": [-30000, 25000]}]},
      "calibration: the m points span 60000, not road metres"),
 ])
+@pytest.mark.slow
 def test_bad_camera_files_get_one_error_line_exit_2_and_nothing_written(video, tmp_path, change, needle):
     d, _ = video
     out = tmp_path / "never"
@@ -307,6 +309,7 @@ def test_a_camera_urls_password_is_never_shown(video, tmp_path):
     assert "s3cret" not in (tmp_path / "o" / "summary.json").read_text()
 
 
+@pytest.mark.slow
 def test_vision_run_stores_its_violations_with_db(video, tmp_path, db_url):
     """`--db URL`: every violation of violations.csv is a row of the store, stamped --start + its time, with its
     evidence image's absolute path; the counts behind the trends agree. SQLite, and PostgreSQL when reachable."""
@@ -454,6 +457,7 @@ def test_a_camera_key_close_to_one_signalwise_reads_is_named_with_the_key_it_lik
     assert not any("extra_key_from_another_tool" in n for n in notes)  # another tool's key: no note
 
 
+@pytest.mark.slow
 def test_vision_run_on_a_stream_stores_each_violation_while_the_stream_goes(video, tmp_path):
     """A stream may never end: its violations are stored as they are called, not held for an end that may not
     come (a file's are stored when its run ends, after the calibration's checks over the whole run)."""

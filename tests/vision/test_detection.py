@@ -30,6 +30,7 @@ def _recall(detector, seconds=45.0, warmup_s=3.0):
     return hit[True][0] / hit[True][1], hit[False][0] / hit[False][1], 1 - false / max(total, 1)
 
 
+@pytest.mark.slow
 def test_moving_blobs_find_moving_vehicles_and_lose_stopped_ones():
     from signalwise.vision.motion import MovingBlobDetector
 
@@ -38,6 +39,7 @@ def test_moving_blobs_find_moving_vehicles_and_lose_stopped_ones():
     assert stopped < 0.5, stopped  # MOG2 forgets what stands: why the standing method exists
 
 
+@pytest.mark.slow
 def test_blob_detector_keeps_stopped_vehicles():
     from signalwise.vision.blobs import BlobDetector
 

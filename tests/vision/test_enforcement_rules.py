@@ -51,6 +51,7 @@ def _violations(out, kind="red_light"):
     return [r for r in csv.DictReader(open(out / "violations.csv")) if r["kind"] == kind]
 
 
+@pytest.mark.slow
 def test_a_log_cut_short_judges_nothing_after_its_last_state_ran_out(clip, tmp_path):
     """The log stops at its row of 11 s (east-west green): its longest gap is 8 s (a green), so it covers the
     video to 19 s. North and south, red in that last row, go green again at 22 s: their vehicles then are not
@@ -74,6 +75,7 @@ def test_a_log_cut_short_judges_nothing_after_its_last_state_ran_out(clip, tmp_p
     assert late and all(r["signal_state"] == "" for r in late)
 
 
+@pytest.mark.slow
 def test_a_log_that_covers_none_of_the_video_is_not_judged_rather_than_zero(clip, tmp_path):
     d, _, _ = clip
     p, summary = _run(d, tmp_path / "out", "--signals", d / "signals.csv")  # --signals-offset 1000 forgotten
@@ -87,6 +89,7 @@ def test_a_log_that_covers_none_of_the_video_is_not_judged_rather_than_zero(clip
     assert f"note: red light will not be judged: {why}" in p.stderr.splitlines()
 
 
+@pytest.mark.slow
 def test_road_points_in_feet_are_said(clip, tmp_path):
     """Every speed 3.28 times the real one: the traffic's 85th-percentile speed at over twice the limit is
     flagged (with metres it is not)."""

@@ -131,6 +131,7 @@ def test_damaged_copies_lose_what_was_damaged(render_dir, tmp_path):
     assert (det["recall_moving"], det["recall_stopped"], det["precision"]) == (1.0, 0.0, 1.0)
 
 
+@pytest.mark.slow
 def test_the_grade_command_prints_figures_and_targets(render_dir, tmp_path):
     pipe = _perfect_pipeline(render_dir, tmp_path / "p")
     p = _signalwise("vision", "grade", "--render", str(render_dir), "--pipeline", str(pipe),
@@ -232,6 +233,7 @@ def test_an_unknown_scenario_names_the_choices_these_commands_take(tmp_path, com
 
 
 @pytest.mark.parametrize("anchor", ["front", "bottom"])
+@pytest.mark.slow
 def test_a_track_is_graded_against_the_point_of_the_vehicle_its_anchor_stands_for(render_dir, tmp_path, anchor):
     """A `front` track is 2.25 m from the car's centre, past the 2 m match: graded against centres, a perfect
     tracker missed every vehicle. Its summary.json says its anchor; the grader takes the same point of each

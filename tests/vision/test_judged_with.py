@@ -52,6 +52,7 @@ def _judged(url) -> list:
         return [r for (r,) in conn.execute(select(ViolationRow.judged_with).order_by(ViolationRow.id))]
 
 
+@pytest.mark.slow
 def test_a_run_stores_what_it_judged_with_and_an_accepted_suspect_calibration_marked(clip, tmp_path):
     d = clip
     from signalwise import __version__

@@ -45,6 +45,7 @@ def _stored(db) -> int:
         return conn.execute(text("select count(*) from violations")).scalar_one()
 
 
+@pytest.mark.slow
 def test_road_points_in_feet_issue_no_violation_unless_accepted(clip, tmp_path):
     d = clip
     p = _run(d, tmp_path / "metres", d / "cam.yaml")
@@ -87,6 +88,7 @@ def test_a_surveyed_point_off_the_fit_issues_no_violation(clip, tmp_path):
     # test_judged_with.py::test_a_run_stores_what_it_judged_with_and_an_accepted_suspect_calibration_marked
 
 
+@pytest.mark.slow
 def test_the_run_records_its_camera_file_and_signal_log_and_replace_says_when_the_camera_file_changed(clip, tmp_path):
     d = clip
     db = tmp_path / "v.db"

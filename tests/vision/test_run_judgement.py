@@ -43,6 +43,7 @@ def _run(d, tmp_path, camera: dict, *args):
     return p.stdout, json.loads((out / "summary.json").read_text())
 
 
+@pytest.mark.slow
 def test_a_kind_nobody_looked_for_is_said_not_counted_as_zero(clip, tmp_path):
     d, camera = clip
     no_limit = {k: v for k, v in camera.items() if k != "speed_limit_mps"} | {"speed_limit_mp": 13.89}

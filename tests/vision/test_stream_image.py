@@ -71,6 +71,7 @@ def fast_image_check(monkeypatch):
     monkeypatch.setattr(monitoring, "IMAGE_BAD_AFTER_S", 0.3)
 
 
+@pytest.mark.slow
 def test_a_black_then_frozen_camera_is_reported_alerted_and_cleared_and_a_real_scene_is_not(tmp_path,
                                                                                          fast_image_check):
     """Two MJPEG cameras on 127.0.0.1 and a real app: one cycles black, scene, frozen, scene; the other shows the

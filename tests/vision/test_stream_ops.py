@@ -123,6 +123,7 @@ def _metric(text: str, name: str, **labels) -> float | None:
     return None
 
 
+@pytest.mark.slow
 def test_a_camera_that_goes_dark_raises_a_stored_alert_that_is_acknowledged_and_clears(tmp_path):
     """No live run: the cameras' own engine; alerts in the API's database (simulation id `cameras`), figures on
     /metrics, all against an MJPEG camera on 127.0.0.1 that is stopped and started again."""
@@ -280,6 +281,7 @@ def _camera_app(tmp_path):
     return app, engine, {"X-API-Key": create_key(engine, "operator", ["operate"])[1]}
 
 
+@pytest.mark.slow
 def test_a_stopped_stream_started_again_runs_on_with_its_pipeline_and_clock(tmp_path):
     """Stop, then start again over the API, with an MJPEG camera on 127.0.0.1: the new reader's clock starts at
     0, the kept pipeline's is past it; the stream must run on (frames grow, never `failed`) and its frame times

@@ -27,6 +27,7 @@ def _ids_per_vehicle(frames):
     return ids
 
 
+@pytest.mark.slow
 def test_each_vehicle_keeps_one_track_through_stops_and_starts():
     from signalwise.vision.blobs import BlobDetector
 

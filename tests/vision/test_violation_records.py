@@ -80,6 +80,7 @@ def _csv(out) -> list[dict]:
     return list(csv.DictReader(open(out / "violations.csv")))
 
 
+@pytest.mark.slow
 def test_a_video_stored_again_is_refused_and_replace_stores_it_once(clip, tmp_path, db_url):
     db = db_url
     p = _run(clip, tmp_path / "run1", db, "--start", START)
@@ -139,6 +140,7 @@ def _red_since_s(signals_path, link: int, at_s: float) -> float:
     return since
 
 
+@pytest.mark.slow
 def test_a_record_keeps_what_it_is_checked_by(clip, tmp_path, started_run):
     db = f"sqlite:///{tmp_path / 'v.db'}"
     out = tmp_path / "run"

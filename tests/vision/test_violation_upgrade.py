@@ -85,6 +85,7 @@ def _old_release_store(url: str, rows: list[dict]):
     return engine
 
 
+@pytest.mark.slow
 def test_footage_stored_before_0018_is_refused_then_replaced_never_stored_twice(clip, fresh, tmp_path, db_url):
     # what this release stores for the clip, in a store of its own: the rows the old release's are compared with
     new_rows = _stored(get_engine(fresh))

@@ -29,6 +29,7 @@ def encoding_and_digits(draw):
 
 
 @given(encoding_and_digits())
+@pytest.mark.slow
 def test_encode_decode_round_trip_and_index_in_range(case):
     enc, digits = case
     idx = enc.encode(digits)
