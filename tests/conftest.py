@@ -30,54 +30,78 @@ def db_url(request, tmp_path):
         yield url
 
 
-#: the files that take longest, longest first (the summed time of each file's tests, from full runs of the suite
-#: on the 2-core machine): `make test` runs them first, in this order (--no-loadscope-reorder), so that no worker
-#: picks up a long file last and keeps the whole suite waiting for it (ordered by directory only, the atspm runs
-#: started last and ran alone for over a minute). Ray's test comes first: most of it is Ray's start-up.
-#: A file not named here follows them, directory by directory in LONGEST_FIRST's order. Re-measure when a file
-#: grows: `pytest -p no:cacheprovider --durations=0 -q tests/DIR` and sum the setup and call times per file.
+#: the files that take longest, longest first (the summed time of each file's tests, from runs of the suite on the
+#: 2-core machine): `make test` runs them first, in this order (--no-loadscope-reorder), so that no worker picks up
+#: a long file last and keeps the whole suite waiting for it (ordered by directory only, the atspm runs started
+#: last and ran alone for over a minute). The first 40 are ordered by their time in `make test` (its slow tests
+#: left out); the files whose time is mostly slow tests follow, for `make test-all` (Ray's first of those: most
+#: of it is Ray's start-up). A file not named here follows them, directory by directory in LONGEST_FIRST's order.
+#: Re-measure when a file grows: `pytest -p no:cacheprovider --durations=0 -q -m "not slow" tests/DIR` and sum
+#: the setup and call times per file.
 LONGEST_FILES_FIRST = (
-    "training/test_ray.py",
-    "training/test_refusals.py",
+    "runtime/test_live_runtime.py",
     "atspm/test_runs.py",
-    "api/test_ml_jobs.py",
-    "api/test_ml_registry.py",
-    "training/test_policy_search.py",
+    "dashboard/test_live_dashboard.py",
+    "runtime/test_user_networks.py",
+    "runtime/test_run.py",
+    "vision/test_cli_streams.py",
+    "training/test_refusals.py",
+    "envs/test_env.py",
+    "runtime/test_mqtt_tls.py",
+    "runtime/test_live_unhappy.py",
+    "vision/test_rules.py",
+    "dashboard/test_dashboard_accessibility.py",
+    "store/test_retention_by_storage_and_age.py",
+    "runtime/test_input_conflicts.py",
+    "api/test_api_ingest_analytics.py",
+    "runtime/test_teleports.py",
+    "control/test_user_controllers.py",
+    "vision/test_stream_ops.py",
+    "runtime/test_resco_bench_fresh_and_table.py",
+    "dashboard/test_live_operator.py",
+    "runtime/test_compare_refusals.py",
+    "dashboard/test_stored_dashboard.py",
+    "store/test_upgrade_path.py",
+    "api/test_streams.py",
+    "api/test_auth.py",
+    "runtime/test_publish.py",
+    "api/test_atspm_run_detectors.py",
+    "store/test_live_writer.py",
+    "store/test_store_rollups.py",
+    "runtime/test_demo.py",
+    "runtime/test_warmup.py",
     "training/test_training.py",
+    "vision/test_grade_files.py",
+    "api/test_live_timing_changes.py",
+    "runtime/test_feeds.py",
+    "store/test_detector_configs.py",
+    "runtime/test_live_refusals.py",
+    "api/test_ml_registry.py",
+    "store/test_retention.py",
+    "runtime/test_resco_bench_sweep.py",
+    "training/test_ray.py",
+    "api/test_ml_jobs.py",
+    "training/test_policy_search.py",
     "sim/test_camera_render.py",
     "store/test_store_migrations.py",
     "runtime/test_live_command.py",
     "runtime/test_mqtt_outage_alert.py",
-    "control/test_user_controllers.py",
     "runtime/test_user_controllers_live.py",
-    "dashboard/test_live_operator.py",
     "dashboard/test_live_restart.py",
     "api/test_stream_expiry.py",
-    "dashboard/test_live_dashboard.py",
-    "dashboard/test_dashboard_accessibility.py",
     "api/test_rate_limits.py",
     "training/test_tabular_own_network.py",
-    "runtime/test_run.py",
-    "runtime/test_compare_refusals.py",
     "training/test_demand_scale.py",
     "sim/test_replay.py",
-    "runtime/test_live_runtime.py",
     "training/test_resume.py",
     "sim/test_builtin_scenarios.py",
     "store/test_store_ingest.py",
-    "api/test_streams.py",
     "test_cli_in_process.py",
-    "runtime/test_input_conflicts.py",
     "training/test_train_config.py",
-    "api/test_api_ingest_analytics.py",
     "training/test_per_signal.py",
     "sim/test_signal_model.py",
-    "store/test_live_writer.py",
     "api/test_api_fuzz.py",
     "envs/test_env_docs.py",
-    "runtime/test_live_refusals.py",
-    "vision/test_cli_streams.py",
-    "runtime/test_resco_bench_sweep.py",
 )
 
 #: then the other files, by directory: the directories whose remaining files take longest first

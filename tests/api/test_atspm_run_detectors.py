@@ -62,7 +62,6 @@ def test_a_published_runs_detector_measures_answer_without_the_setting(runs, bot
     assert {row["DeviceId"] for row in body["rows"]} == {"C"}  # the run's one signal
 
 
-@pytest.mark.slow
 def test_a_request_over_several_runs_still_asks_which_run(both_published):
     """The configuration follows the run the request chooses: over two runs' events it names none, as before."""
     client = both_published

@@ -145,7 +145,6 @@ def test_a_prediction_batch_without_a_credential_is_bounded_and_with_one_is_pred
         assert refused.json()["message"].startswith("body.items[2].lanes.lane_001.queue_veh: "), refused.text
 
 
-@pytest.mark.slow
 def test_one_batch_is_predicted_at_a_time_and_another_gets_503_with_retry_after(served, monkeypatch):
     """A batch waits `BATCH_WAIT_S` for the one running; here none, so one sent meanwhile is refused at once."""
     port, _ingest, read = served

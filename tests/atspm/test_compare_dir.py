@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-# slow: five seconds or more of a 2-core machine for each test here (`make test-all`, not `make test`)
+# slow (`make test-all`, not `make test`): the tests here share one module fixture of many seconds
 pytestmark = pytest.mark.slow
 
 SIGNALWISE = [sys.executable, "-m", "signalwise.cli"]

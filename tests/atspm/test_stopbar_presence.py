@@ -84,7 +84,6 @@ def test_a_queued_leader_leaves_its_stop_bar_loop_after_the_green_it_starts_on(r
     assert min(after_green_s) >= 1.0 - 1e-6, sorted(after_green_s)[:5]
 
 
-@pytest.mark.slow
 def test_one_counting_row_per_vehicle_and_the_detector_events_alternate(run):
     run_dir, _ = run
     per_vehicle = Counter((r["detector_id"], r["vehicle_id"]) for r in _rows(run_dir / "detector_passages.csv"))

@@ -59,7 +59,6 @@ def test_alerts_and_the_signal_chosen_with_the_arrows_are_announced_politely(liv
     assert _said(page)[before:] == [], _said(page)[before:]
 
 
-@pytest.mark.slow
 def test_the_sign_in_dialog_is_named_labelled_and_says_a_wrong_key(live, page):
     page.set_viewport_size({"width": 320, "height": 640})
     try:

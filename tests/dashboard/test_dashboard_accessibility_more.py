@@ -71,7 +71,6 @@ def test_the_atspm_images_alt_text_carries_the_figures_they_print(live, page):
     assert re.fullmatch(rf"{PCD_PHASE}(; {PCD_PHASE})*", figures), figures
 
 
-@pytest.mark.slow
 def test_a_refused_timing_change_marks_its_fields_in_their_labels_words(live, page):
     page.click("#safety-details summary")
     wait_for(page, "document.getElementById('timing-min_green_s').value !== ''", 10)

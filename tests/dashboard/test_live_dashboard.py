@@ -262,7 +262,6 @@ def _wait_status(live, page, controller: str, timeout_s: float = 10) -> dict:
 
 
 @CORRIDOR_ONLY
-@pytest.mark.slow
 def test_controls_refuse_without_a_key_and_the_toggle_switches_the_controller(live, browser):
     configured = live.runtime.cfg.controller
     assert _status(live)["controller"] == configured

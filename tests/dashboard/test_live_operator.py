@@ -98,7 +98,6 @@ FIELDS_IN_VIEW = """(() => {
 })()"""
 
 
-@pytest.mark.slow
 def test_the_timing_form_fits_the_side_column_on_a_laptop_screen(live, browser):
     with open_page(browser, live.url + "/", viewport={"width": 1440, "height": 900}) as p:
         page = p.page

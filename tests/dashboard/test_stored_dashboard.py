@@ -101,7 +101,6 @@ def test_comparison_view_side_by_side_with_intervals_and_exports(stored, browser
         assert p.errors == [], p.errors
 
 
-@pytest.mark.slow
 def test_a_stored_runs_network_on_the_map(stored, browser):
     sims = httpx.get(stored.url + "/api/v1/analytics/simulations").json()["items"]
     net = httpx.get(stored.url + "/api/v1/network", params={"simulation_id": sims[0]["simulation_id"]}).json()

@@ -63,7 +63,6 @@ def test_the_demand_scale_and_timing_profile_are_in_summary_json_csv_and_the_tab
     assert heading == "single: 0–120 s simulated, demand ×1.3, benchmark timing, seeds 1, 2", stdout
 
 
-@pytest.mark.slow
 def test_summary_csv_has_each_metrics_unit_as_summary_json_does(scaled):
     out, _stdout = scaled
     units = {key: row["unit"] for key, row in json.loads((out / "summary.json").read_text())["metrics"].items()}

@@ -134,6 +134,9 @@ def test_a_killed_run_is_marked_died_its_buffer_stored_and_its_successor_raises_
         wait_for(lambda: readable_rows(dead_dir / "store-buffer"), 30)
         hooked = wait_for(lambda: [b for b in posted if b["rule"] == "store_unavailable"], 30)[0]
         assert hooked["simulation_id"] == dead_dir.name and hooked["scenario"] == "single", hooked
+        # on a loaded machine the API may answer only once all of the above has happened: the run goes on for
+        # 1.5 s after the first read of its heartbeat, in which its ticks must touch the heartbeat again
+        time.sleep(max(0.0, ticked_at_start + 1.5 - time.time()))
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the whole command, as the OOM killer or `kill -9` does
         proc.wait(timeout=30)

@@ -159,7 +159,6 @@ def test_a_selection_with_no_cell_kept_says_so_and_keeps_the_table(resco, city, 
     assert (out / "table.md").read_text() == "the table of the cells kept\n"
 
 
-@pytest.mark.slow
 def test_sections_the_cells_cannot_fill_are_left_out(resco, city, tmp_path):
     out = tmp_path / "out"
     keep(resco, out, resco.plan([city], ["safety"], ["fixed", "max-pressure"], [1, 2], resco.REFERENCE_SCRIPT))

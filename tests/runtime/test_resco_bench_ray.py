@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from support.cli import stop_if_running
 
-# slow: five seconds or more of a 2-core machine for each test here (`make test-all`, not `make test`)
+# slow (`make test-all`, not `make test`): the tests here share one module fixture of many seconds
 pytestmark = pytest.mark.slow
 
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'signalwise[ray]'): no --ray sweep")

@@ -121,7 +121,6 @@ def test_same_seed_reproduces_a_run_exactly_and_another_seed_differs(tmp_path):
                                                                 HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), scenario=st.sampled_from(["single", "corridor", "grid"]),
        threshold=st.floats(0.0, 0.9))
-@pytest.mark.slow
 def test_chaos_controller_on_real_scenarios_never_breaks_a_rule(tmp_path_factory, seed, scenario, threshold):
     cfg = RunConfig(scenario=scenario, controller="chaos", duration_s=420, seed=seed,
                     shield={"confidence_threshold": threshold}, emissions=False)

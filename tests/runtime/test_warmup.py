@@ -67,7 +67,6 @@ def test_the_delay_counts_only_the_vehicles_due_after_the_warm_up(runs):
     assert "warmup_s" not in cold
 
 
-@pytest.mark.slow
 def test_queues_and_each_approach_count_from_the_warm_up_and_the_time_series_covers_the_whole_run(runs):
     warm_dir, warm, cold_dir, _cold = runs
     per_time: dict[float, int] = {}

@@ -64,7 +64,6 @@ def test_no_vehicle_in_the_window_gives_null_figures_per_vehicle_and_the_table_s
             assert (n, mean) == ("0", ""), (metric, n, mean)
 
 
-@pytest.mark.slow
 def test_the_store_keeps_no_figure_a_run_did_not_measure(empty_compare, tmp_path):
     """The store holds a run's numbers only: a null figure is not stored, so the API compares none of it."""
     out, _ = empty_compare

@@ -86,7 +86,6 @@ def test_db_upgrade_says_when_there_was_nothing_to_do(db_url, tmp_path):
     engine.dispose()
 
 
-@pytest.mark.slow
 def test_db_downgrade_takes_a_store_back_and_refuses_without_yes(db_url, tmp_path):
     engine = _old_store(db_url)
     upgrade(engine)
@@ -134,7 +133,6 @@ def test_db_downgrade_says_how_many_values_go_and_that_sqlite_ids_can_be_given_a
 
 @pytest.mark.parametrize(("target", "says"), [("0099", "0099: no such revision"),
                                               (head_revision(), f"schema already at {head_revision()}")])
-@pytest.mark.slow
 def test_db_downgrade_refuses_a_revision_it_cannot_go_back_to(db_url, tmp_path, target, says):
     engine = create_store_engine(db_url)
     upgrade(engine)

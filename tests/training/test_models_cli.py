@@ -35,7 +35,6 @@ def _directory_registry(root: Path, model: Path) -> Path:
     return root
 
 
-@pytest.mark.slow
 def test_a_directory_registry_is_imported_by_command_and_on_first_use(tmp_path):
     cfg = RunConfig(scenario="single")
     inters, _ = probe_network(cfg, resolve_scenario(cfg))

@@ -19,9 +19,6 @@ from signalwise.training.commands import learning_errors
 from signalwise.training.selection import ValidationFailed
 from signalwise.training.train import training_seed
 
-# slow: five seconds or more of a 2-core machine for each test here (`make test-all`, not `make test`)
-pytestmark = pytest.mark.slow
-
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 SEED = 5
 SHORT = ["--scenario", "single", "--batch", "2", "--workers", "2", "--seed", str(SEED), "--validation-seeds", "1",
@@ -90,6 +87,7 @@ def assert_validated_since(out: Path, t0_ns: int) -> None:
         assert delay == pytest.approx(measured[spec]["mean"], abs=1e-3)
 
 
+@pytest.mark.slow
 def test_a_resume_trains_on_then_replaces_the_validation_of_its_directory(resumed_after_a_kill):
     out, t0, _ = resumed_after_a_kill
     training = load_model(out / "model").meta["training"]
@@ -100,6 +98,7 @@ def test_a_resume_trains_on_then_replaces_the_validation_of_its_directory(resume
     assert_validated_since(out, t0)
 
 
+@pytest.mark.slow
 def test_a_resume_after_a_kill_redoes_the_interrupted_round_and_validation(resumed_after_a_kill, tmp_path):
     resumed, _, _ = resumed_after_a_kill
     ep = json.loads((resumed / "guide-10" / "episodes" / "ep-00002" / "run.json").read_text())
@@ -116,6 +115,7 @@ def test_a_resume_after_a_kill_redoes_the_interrupted_round_and_validation(resum
     assert_validated_since(out, t0)
 
 
+@pytest.mark.slow
 def test_the_model_records_the_whole_trainings_wall_time_which_the_command_prints(resumed_after_a_kill):
     """After --resume, meta.json's training.wall_s was the kept threshold's table alone (2.2 s) where the command
     printed "7 s in all": both thresholds' sessions, the validation and its own start-up."""

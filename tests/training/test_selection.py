@@ -15,7 +15,7 @@ from signalwise.control.learning.qtable import ModelError, load_model
 from signalwise.training.selection import GUIDE_ONLY, validation_seeds
 from signalwise.training.train import check_heldout, heldout_seeds, training_seed
 
-# slow: five seconds or more of a 2-core machine for each test here (`make test-all`, not `make test`)
+# slow (`make test-all`, not `make test`): the tests here share one module fixture of many seconds
 pytestmark = pytest.mark.slow
 
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))

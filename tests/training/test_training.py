@@ -122,7 +122,6 @@ def _registry_env(tmp_path, name: str = "reg.db") -> dict:
             "SIGNALWISE_MODEL_REGISTRY": str(tmp_path / "no-directory-registry")}
 
 
-@pytest.mark.slow
 def test_model_registry_deploy_and_rollback_through_the_cli(trained, tmp_path):
     db = ("--db", f"sqlite:///{tmp_path / 'reg.db'}")
     env = _registry_env(tmp_path)

@@ -116,7 +116,6 @@ def _camera_with(d: Path, tmp_path: Path, **change) -> Path:
                       {"px": [350, 25], "m": [30000, 25000]}, {"px": [50, 25], "m": [-30000, 25000]}]},
      "calibration: the m points span 60000, not road metres"),
 ])
-@pytest.mark.slow
 def test_bad_camera_files_get_one_error_line_exit_2_and_nothing_written(video, tmp_path, change, needle):
     d, _ = video
     out = tmp_path / "never"

@@ -75,7 +75,6 @@ def test_a_log_cut_short_judges_nothing_after_its_last_state_ran_out(clip, tmp_p
     assert late and all(r["signal_state"] == "" for r in late)
 
 
-@pytest.mark.slow
 def test_a_log_that_covers_none_of_the_video_is_not_judged_rather_than_zero(clip, tmp_path):
     d, _, _ = clip
     p, summary = _run(d, tmp_path / "out", "--signals", d / "signals.csv")  # --signals-offset 1000 forgotten
