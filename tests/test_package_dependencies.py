@@ -16,6 +16,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 SRC = Path(__file__).resolve().parent.parent / "src"
 PACKAGE_ROOT = SRC / "signalwise"
 TOP = "signalwise"
@@ -188,6 +190,7 @@ def shortest_cycle(component: list[str], edges: set[tuple[str, str]]) -> list[st
     return best
 
 
+@pytest.mark.slow
 def test_the_walker_sees_absolute_relative_and_function_level_imports():
     imports = all_imports()
     by_module = defaultdict(set)

@@ -32,6 +32,7 @@ def _serve(tmp_path: Path, with_db: bool, variable: str, value: str) -> subproce
 
 @pytest.mark.parametrize("variable", sorted(BAD_SETTINGS))
 @pytest.mark.parametrize("with_db", [True, False], ids=["--db", "no --db"])
+@pytest.mark.slow
 def test_a_bad_setting_is_one_error_line_without_its_value(tmp_path, with_db, variable):
     value, why = BAD_SETTINGS[variable]
     done = _serve(tmp_path, with_db, variable, value)

@@ -195,6 +195,7 @@ def test_an_output_directory_that_cannot_be_made_is_one_line(tmp_path):
     assert "Traceback" not in r.stderr and r.stdout == ""
 
 
+@pytest.mark.slow
 def test_a_lean_run_is_said_to_lack_detector_events_and_bad_options_are_refused(tmp_path):
     """A lean record (training's) has no detector events: its ATSPM tables are mostly empty, and the command says
     why rather than leaving a reader to guess. A NaN latency or a zero bin is one error line, nothing written."""

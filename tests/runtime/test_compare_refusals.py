@@ -53,6 +53,7 @@ def test_a_second_comparison_into_the_same_out_is_refused_and_the_first_summary_
     (["--first-seed", "-3"], "--first-seed must not be negative"),
     (["--first-seed", "2147483647", "--seeds", "2"], "passes SUMO's largest seed, 2147483647"),
 ])
+@pytest.mark.slow
 def test_bad_compare_options_are_refused_before_any_run_starts(tmp_path, args, needle):
     p = _cli("compare", "-s", "single", "--duration", "60", "--out", str(tmp_path / "cmp"), *args)
     _refused(p, needle)

@@ -12,11 +12,14 @@ import threading
 import time
 from types import SimpleNamespace
 
+import pytest
+
 from signalwise.api.routers.system import loop_health
 from signalwise.runtime.config import RunConfig
 from signalwise.store import Settings
 
 
+@pytest.mark.slow
 def test_a_silent_feed_is_stale_under_the_fixed_plan_and_a_reporting_one_is_not(tmp_path):
     from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
 

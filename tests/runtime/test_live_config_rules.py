@@ -2,9 +2,11 @@
 such a rule, but one read from the file (a misspelt `stale_source`, a signal the run does not have) waited
 silently for the whole run, and an operator trusting it would never hear from it."""
 
+import pytest
 from support.cli import in_a_process
 
 
+@pytest.mark.slow
 def test_a_config_rule_that_can_never_raise_is_warned_about_and_the_run_goes_on(tmp_path):
     config = tmp_path / "city.yaml"
     config.write_text("alerts:\n  rules:\n"

@@ -15,6 +15,7 @@ import json
 import threading
 import time
 
+import pytest
 from support.waiting import until
 
 from signalwise.core.types import EventCode
@@ -34,6 +35,7 @@ def _local(stamp: str) -> dt.datetime:
     return dt.datetime.fromisoformat(stamp).astimezone()
 
 
+@pytest.mark.slow
 def test_a_feed_event_sent_with_its_own_time_is_logged_at_that_time(tmp_path):
     from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
 
@@ -75,6 +77,7 @@ def test_a_feed_event_sent_with_its_own_time_is_logged_at_that_time(tmp_path):
     assert -0.05 - 1e-3 <= (feed_began - record_began).total_seconds() < 1.0, (first["timestamp"], feed_began)
 
 
+@pytest.mark.slow
 def test_the_signals_starting_states_are_logged_on_the_clock_of_the_first_tick(tmp_path):
     """With a simulator the starting rows are written when the run opens: they wait for the clock of the first
     tick, so every row of live_events.csv is on one clock (wall time = origin + sim_time_s)."""

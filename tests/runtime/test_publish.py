@@ -37,6 +37,7 @@ def test_records_follow_the_ingestion_format(runs):
         assert 0 <= s["green_time_allocated"] <= 60
 
 
+@pytest.mark.slow
 def test_published_runs_answer_the_analytics_api(runs, db_url):
     n = publish_runs(sorted(runs.run_dirs.values()), db_url)
     assert n == 4 * 5

@@ -130,6 +130,7 @@ def test_the_command_prints_the_warning_with_the_count(tmp_path):
 
 
 
+@pytest.mark.slow
 def test_compare_summary_files_and_table_carry_the_teleports(tmp_path, capsys):
     base = RunConfig(scenario="corridor", duration_s=DURATION_S, record="lean", time_to_teleport_s=SOON_S)
     result = compare_controllers(base, ["fixed", "max-pressure"], [1, 2], tmp_path / "cmp", workers=2)

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.run import execute_run
 from signalwise.sim.scenario import load
@@ -44,6 +46,7 @@ def test_a_run_counts_and_names_the_entries_sumo_ignored(tmp_path):
     assert said.startswith("SUMO ignored 2 route-file entries") and "'late_car', 'walkers'" in said, said
 
 
+@pytest.mark.slow
 def test_a_comparison_report_lists_the_warning(tmp_path):
     (tmp_path / "u.rou.xml").write_text(UNSORTED)
     out = tmp_path / "cmp"

@@ -153,6 +153,7 @@ def test_a_store_a_newer_release_upgraded_is_refused_saying_so(db_url, tmp_path)
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_the_reserved_name_hint_acts_on_the_database_listed(db_url, tmp_path):
     engine = _old_store(db_url)
     p = signalwise("keys", "list", "--db", db_url, cwd=tmp_path)

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from signalwise.training.commands import _selection_line
 
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
@@ -27,6 +29,7 @@ def test_an_empty_registry_says_how_to_add_a_model(tmp_path):
     assert not (tmp_path / "reg.db").exists()  # said without leaving an empty database behind
 
 
+@pytest.mark.slow
 def test_a_registry_that_cannot_be_opened_is_one_line(tmp_path):
     p = _cli("models", "add", str(tmp_path), "--db", f"sqlite:///{tmp_path}")  # a directory: SQLite cannot open it
     assert p.returncode == 1 and "error: cannot open database" in p.stderr and "Traceback" not in p.stderr

@@ -145,6 +145,7 @@ def test_a_failed_validation_run_exits_1_and_bad_input_still_2(tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_a_killed_phase_score_search_runs_again_into_its_directory_and_a_finished_one_resumes_to_itself(tmp_path):
     out = tmp_path / "ps"
     search = ["train", "--agent", "phase-score", "-s", "single", "--generations", "1", "--popsize", "2",

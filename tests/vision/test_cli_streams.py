@@ -180,6 +180,7 @@ def test_a_video_that_is_not_a_video(tmp_path, video):
     assert p.returncode == 2 and ("cannot open it" in p.stderr or "no frame" in p.stderr), p.stderr
 
 
+@pytest.mark.slow
 def test_a_truncated_video_says_it_ended_before_the_frames_its_container_states(video, tmp_path):
     from signalwise.vision.synthetic import write_video
 

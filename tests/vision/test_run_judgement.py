@@ -144,6 +144,7 @@ def test_a_speed_no_vehicle_goes_calls_no_speeding_and_is_flagged():
     assert pipe.implausible_tracks == 1 and pipe.fastest_implausible_mps == pytest.approx(100, abs=3)
 
 
+@pytest.mark.slow
 def test_a_5_fps_video_run_as_25_fps_is_flagged_in_the_summary(tmp_path):
     """The camera engineer's case (the rate confirmed with --fps-override): every speed five times the real one;
     the fastest tracks are flagged, and no violation is stored at a speed over the plausible limit."""

@@ -201,6 +201,7 @@ def test_a_camera_that_goes_dark_raises_a_stored_alert_that_is_acknowledged_and_
         camera.stop()
 
 
+@pytest.mark.slow
 def test_with_a_live_run_camera_alerts_are_the_runs_own_stored_and_acknowledged_with_it(tmp_path):
     """A live run on `single` (SUMO in-process): the run's engine reads the camera figures, so a camera that
     never answers raises the run's alert, stored with the run's alerts and acknowledged through its route."""
@@ -320,6 +321,7 @@ def test_a_stopped_stream_started_again_runs_on_with_its_pipeline_and_clock(tmp_
         camera.stop()
 
 
+@pytest.mark.slow
 def test_deleting_a_down_stream_clears_its_down_alert(tmp_path):
     """A stream whose camera never answers raises `vision_stream_down`; once the stream is deleted nothing is
     down any more: the alert clears (in the API and in the store), as when the camera comes back."""
