@@ -31,7 +31,8 @@ RLR_BIN_TOLERANCE_VEH = 1  # red-light runners per bin and phase
 ONE_RUN = pytest.mark.parametrize("run_dir", ["actuated"], indirect=True)
 
 
-@pytest.fixture(scope="module", params=["actuated", "fixed"])
+# the fixed-time run is slow (`make test-all`): `make test` reads the actuated one
+@pytest.fixture(scope="module", params=["actuated", pytest.param("fixed", marks=pytest.mark.slow)])
 def run_dir(request, tmp_path_factory):
     out = tmp_path_factory.mktemp(f"run_{request.param}")
     r = subprocess.run(SIGNALWISE + ["run", "--scenario", "single", "--controller", request.param,

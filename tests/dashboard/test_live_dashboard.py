@@ -41,7 +41,8 @@ def model_training(tmp_path_factory):
         proc.wait()
 
 
-@pytest.fixture(scope="module", params=["corridor", "grid"])
+# the grid is slow (`make test-all`): `make test` draws the corridor
+@pytest.fixture(scope="module", params=["corridor", pytest.param("grid", marks=pytest.mark.slow)])
 def live(request, tmp_path_factory, browser, model_training):
     with live_dashboard(tmp_path_factory.mktemp(f"dash-{request.param}"), request.param,
                         alert_rules=ALERT_RULES) as lv:

@@ -89,7 +89,11 @@ def test_the_stream_manager_worker_skips_to_the_newest_frame(tmp_path):
         mgr.close()
     assert s["status"] == "ended" and s["stream"]["frames_read"] == 120
     lags = [read - 1 - index for index, read in seen[1:]]
-    assert max(lags) <= 2, lags  # always the newest (or the one before, decoded meanwhile), never a backlog
+    # the newest frame (or the one before, decoded meanwhile), never a backlog: a queue of the 8 frames the buffer
+    # holds would lag 6 to 8 behind at almost every frame. On a loaded machine the reader may read a few frames
+    # between the worker's taking one and this record of it (5 seen once), so the bound is on the median, and no
+    # frame may lag a whole buffer
+    assert sorted(lags)[len(lags) // 2] <= 2 and max(lags) < 8, lags
     assert s["stream"]["frames_dropped"] == 120 - s["pipeline"]["frames"] > 60
 
 
