@@ -48,7 +48,8 @@ demo: $(STAMP)
 # others directory by directory (tests/conftest.py), not most tests first (xdist's default reorder, turned off
 # here).
 # `make test` (CI's) leaves out the tests marked slow: five seconds or more each on the slowest 2-core machine
-# measured (a long SUMO run, a training, a restart), while each main command keeps an end-to-end test here.
+# measured, four where another test runs the same command (a long SUMO run, a training, a restart), while each
+# main command keeps an end-to-end test here.
 # The whole suite took 1,417 s there, 598 s on another machine (docs/architecture.md#set-up-and-tests).
 # `make test-all` runs every test.
 test: $(STAMP)
