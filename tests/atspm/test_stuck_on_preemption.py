@@ -78,3 +78,17 @@ def test_the_rule_still_holds_through_greens_no_preemption_touched():
     assert not stuck(two)
     three = compute_all(stop_bar_log({60}), CONFIG)
     assert len(stuck(three)) == 1 and "through 3 whole greens of phase 2" in stuck(three)[0]
+
+
+def test_a_chattering_preemption_input_is_cut_from_its_first_call_on_to_its_own_call_off():
+    """A channel whose input repeats its call on (102) before the call off (104) is one span; a call never called
+    off runs to the device's last event, and another channel's call off does not end it."""
+    from signalwise.analytics.atspm.detector_health import _cut_spans_us
+
+    chatter = [(100.0 + 0.5 * k, 102, 1) for k in range(400)] + [(400.0, 104, 1)]
+    unclosed = [(500.0, 102, 3), (520.0, 104, 4), (530.0, 102, 4), (560.0, 104, 4), (600.0, 1, 2)]
+    spans = _cut_spans_us(log_of([(0.0, 1, 2), *chatter, *unclosed]))
+    starts, ends = spans[0]
+    t0_us = round(T0.replace(tzinfo=dt.UTC).timestamp() * 1_000_000)
+    seconds = [(a - t0_us) / 1e6 for a in starts.tolist()], [(b - t0_us) / 1e6 for b in ends.tolist()]
+    assert seconds == ([100.0, 500.0], [400.0, 600.0])

@@ -231,12 +231,16 @@ def _cut_spans_us(log: EventLog) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     spans: dict[int, list[tuple[int, int]]] = {}
     idx, group = K.events_by_stream(log, (102, 104))  # each preemption channel's events, in time order
     last_us = log.time_us[np.searchsorted(log.device, np.arange(len(log.devices)), "right") - 1]
-    for i in np.flatnonzero(log.event[idx] == 102).tolist():
+    ons = np.flatnonzero(log.event[idx] == 102)
+    offs = np.flatnonzero(log.event[idx] == 104)
+    # each call on's next call off in the stream's order (a channel whose input chatters repeats 102 many times
+    # before its 104: found by one search, not by a walk from each call on)
+    k = np.searchsorted(offs, ons, "right")
+    j = offs[np.minimum(k, max(len(offs) - 1, 0))] if len(offs) else ons
+    closed = (k < len(offs)) & (group[j] == group[ons])
+    for i, jj, shut in zip(ons.tolist(), j.tolist(), closed.tolist(), strict=True):
         d = int(log.device[idx[i]])
-        j = i + 1
-        while j < len(idx) and group[j] == group[i] and log.event[idx[j]] != 104:
-            j += 1
-        end = int(log.time_us[idx[j]]) if j < len(idx) and group[j] == group[i] else int(last_us[d])
+        end = int(log.time_us[idx[jj]]) if shut else int(last_us[d])
         spans.setdefault(d, []).append((int(log.time_us[idx[i]]), end))
     idev, i0, i1, _ = interruption_spans_us(log)
     for d, a, b in zip(idev.tolist(), i0.tolist(), i1.tolist(), strict=True):
