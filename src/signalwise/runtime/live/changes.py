@@ -11,7 +11,7 @@ reason.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -115,12 +115,12 @@ class CancelOverrideChange(_Change):
     intersection_id: str = Field(min_length=1, max_length=MAX_INTERSECTION_ID_CHARS)
 
 
-Change = Annotated[TimingChange | SignalTimingChange | ShieldChange | AlertRulesChange | ControllerChange
-                   | OverrideChange | CancelOverrideChange, Field(discriminator="kind")]
+CHANGE_TYPES = (TimingChange, SignalTimingChange, ShieldChange, AlertRulesChange, ControllerChange, OverrideChange,
+                CancelOverrideChange)
+Change = Annotated[Union[CHANGE_TYPES], Field(discriminator="kind")]  # noqa: UP007 - a union built from the tuple
 
-
-#: the kinds of change a client may send (`Change`'s `kind`)
-KINDS = frozenset({"timing", "signal_timing", "shield", "alerts", "controller", "override", "cancel_override"})
+#: the kinds of change a client may send (`Change`'s `kind`), read from the types so that a new one is never left out
+KINDS = frozenset(t.model_fields["kind"].default for t in CHANGE_TYPES)
 
 
 class ChangeRefused(ValueError):
