@@ -21,9 +21,10 @@ from signalwise.store.engine import downgrade
 from signalwise.store.tables import Base
 
 
-def test_empty_database_upgrades_to_head_and_matches_the_tables(db_url):
+def test_an_empty_database_migrated_from_the_first_revision_matches_the_tables(db_url):
     engine = create_store_engine(db_url)
     assert current_revision(engine) is None
+    upgrade(engine, revisions()[0])
     upgrade(engine)
     assert current_revision(engine) == head_revision()
     with engine.connect() as conn:
@@ -33,15 +34,14 @@ def test_empty_database_upgrades_to_head_and_matches_the_tables(db_url):
 
 
 def _schema(url: str) -> dict[str, dict]:
-    """What a store's tables hold, read back from the database: each table's column names (as a set: the
-    migrations add columns at the end where tables.py may declare them elsewhere) and its constraints and
-    indexes, by name. compare_metadata leaves check constraints out, and a later migration that drops one by
-    name needs the name to be the same on every store."""
+    """What a store holds, read back from the database: each table's columns in order and its constraints and
+    indexes by name, and the triggers and their functions. compare_metadata leaves check constraints and
+    triggers out, and a later migration that drops one by name needs the name to be the same on every store."""
     engine = create_store_engine(url)
     found = inspect(engine)
-    schema = {
+    schema: dict[str, dict] = {
         table: {
-            "columns": {(c["name"], c["nullable"]) for c in found.get_columns(table)},
+            "columns": [(c["name"], c["nullable"]) for c in found.get_columns(table)],
             "checks": {(c["name"], " ".join(c["sqltext"].split())) for c in found.get_check_constraints(table)},
             "uniques": {(u["name"], tuple(u["column_names"])) for u in found.get_unique_constraints(table)},
             "indexes": {(i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in found.get_indexes(table)},
@@ -50,22 +50,45 @@ def _schema(url: str) -> dict[str, dict]:
             "primary_key": (found.get_pk_constraint(table)["name"],
                             tuple(found.get_pk_constraint(table)["constrained_columns"])),
         }
-        for table in found.get_table_names() if table != "alembic_version"
+        for table in found.get_table_names()
     }
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            triggers = conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").all()
+            functions = []
+        else:
+            triggers = conn.exec_driver_sql(
+                "SELECT t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace").all()
+            functions = conn.exec_driver_sql(
+                "SELECT proname, prosrc FROM pg_proc WHERE pronamespace = current_schema()::regnamespace").all()
+            own = conn.exec_driver_sql("SELECT current_schema()").scalar_one()  # each test's own: not compared
+            triggers = [(n, t.replace(f"{own}.", "")) for n, t in triggers]
+    schema["(triggers)"] = {"triggers": {(n, " ".join(t.split())) for n, t in triggers},
+                            "functions": {(n, " ".join(t.split())) for n, t in functions}}
     engine.dispose()
     return schema
 
 
-def test_a_migrated_store_has_the_constraints_of_tables_py_by_name(db_url, tmp_path):
-    upgrade(create_store_engine(db_url))
+def test_a_new_store_is_made_as_every_migration_from_the_first_would_make_it(db_url, tmp_path):
+    """A new store is made from tables.py at once; a store taken through every revision must end up the same:
+    the same tables, columns in the same order, checks, keys and indexes of the same names, the same triggers."""
+    migrated_engine = create_store_engine(db_url)
+    upgrade(migrated_engine, revisions()[0])
+    upgrade(migrated_engine)  # from 0001 on: alembic runs every migration
+    assert current_revision(migrated_engine) == head_revision()
     made = tmp_path / "made"
     made.mkdir()
     with isolated_database("sqlite" if db_url.startswith("sqlite") else "postgresql", made) as made_url:
-        Base.metadata.create_all(create_store_engine(made_url))
+        made_engine = create_store_engine(made_url)
+        assert upgrade(made_engine) == (None, head_revision())  # made at once, not migrated
+        with made_engine.connect() as conn:  # alembic reads it as at the newest revision
+            assert MigrationContext.configure(conn).get_current_revision() == head_revision()
         from_tables = _schema(made_url)
     migrated = _schema(db_url)
     assert migrated.keys() == from_tables.keys()
-    assert sum(len(t["checks"]) for t in from_tables.values()) >= 6  # the comparison below compares something
+    assert sum(len(t["checks"]) for n, t in from_tables.items() if n != "(triggers)") >= 6
+    assert len(from_tables["(triggers)"]["triggers"]) == 2  # the comparison below compares something
     for table in from_tables:
         assert migrated[table] == from_tables[table], table
 
@@ -186,3 +209,26 @@ def test_the_check_renames_keep_rows_and_checks_and_go_back(db_url):
     upgrade(engine)
     assert {c["name"] for c in inspect(engine).get_check_constraints("violations")} == {"ck_violations_kind"}
     engine.dispose()
+
+
+def test_a_new_store_is_made_beside_other_tables_and_never_over_one_of_its_own_names(db_url):
+    """A database shared with other software gets the store beside that software's tables; one holding a table
+    named as one of the store's is refused (the database's error) and left as it was."""
+    engine = create_store_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE someone_elses (x INTEGER)"))
+        conn.execute(text("INSERT INTO someone_elses VALUES (7)"))
+    assert upgrade(engine) == (None, head_revision())
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT x FROM someone_elses")).scalar_one() == 7
+    assert {"runs", "someone_elses"} <= set(inspect(engine).get_table_names())
+    engine.dispose()
+    clash = create_store_engine(db_url)
+    downgrade(clash, "base")
+    with clash.begin() as conn:
+        conn.execute(text("CREATE TABLE runs (x INTEGER)"))
+    with pytest.raises(Exception, match="runs"):
+        upgrade(clash)
+    assert current_revision(clash) is None
+    assert set(inspect(clash).get_table_names()) <= {"runs", "someone_elses", "alembic_version"}
+    clash.dispose()

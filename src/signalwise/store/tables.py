@@ -32,6 +32,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
+    DDL,
     JSON,
     BigInteger,
     Boolean,
@@ -47,6 +48,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     UniqueConstraint,
+    event,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -246,8 +248,9 @@ class IntersectionTotals:
     #: records with an emergency vehicle present on any approach
     intervals_with_emergency: Mapped[int] = mapped_column(Integer)
     #: records that measured `avg_wait_time_all_sides` / `avg_speed` (migration 0015)
-    avg_wait_time_samples: Mapped[int] = mapped_column(Integer, server_default="0")
-    avg_speed_samples: Mapped[int] = mapped_column(Integer, server_default="0")
+    # last in every table, where 0015 added them (`sort_order`: a new store's columns in a migrated store's order)
+    avg_wait_time_samples: Mapped[int] = mapped_column(Integer, server_default="0", sort_order=2)
+    avg_speed_samples: Mapped[int] = mapped_column(Integer, server_default="0", sort_order=2)
 
 
 class DirectionTotals:
@@ -301,7 +304,9 @@ def _bucketed(name: str, level: rollups.Level) -> type:
     other index to keep up. No foreign key to `runs`: PostgreSQL checks one
     per new row; deleting a run deletes its buckets through a trigger (0006).
     """
-    approaches = {f"{d}_{c}": mapped_column(kind, nullable=False) for d in DIRECTIONS for c, kind in _APPROACH_TYPES.items()}
+    # after the totals, where 0006 put them
+    approaches = {f"{d}_{c}": mapped_column(kind, nullable=False, sort_order=1)
+                  for d in DIRECTIONS for c, kind in _APPROACH_TYPES.items()}
     return type(name, (IntersectionTotals, Base), {
         "__tablename__": level.table, "__doc__": f"Totals per {level.width // 60}-minute bucket.",
         "__table_args__": (PrimaryKeyConstraint("run_id", "bucket", "intersection_id"), {"sqlite_with_rowid": False}),
@@ -614,14 +619,14 @@ class _ViolationCounts:
 
 class ViolationCountsHourly(_ViolationCounts, Base):
     __tablename__ = "violation_counts_hourly"
-    bucket: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    bucket: Mapped[dt.datetime] = mapped_column(UtcDateTime(), sort_order=1)  # last, as 0011 made it
     __table_args__ = (PrimaryKeyConstraint("camera_id", "approach", "kind", "bucket"),
                       Index("ix_violation_counts_hourly_bucket", "bucket"))
 
 
 class ViolationCountsDaily(_ViolationCounts, Base):
     __tablename__ = "violation_counts_daily"
-    bucket: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    bucket: Mapped[dt.datetime] = mapped_column(UtcDateTime(), sort_order=1)  # last, as 0011 made it
     __table_args__ = (PrimaryKeyConstraint("camera_id", "approach", "kind", "bucket"),
                       Index("ix_violation_counts_daily_bucket", "bucket"))
 
@@ -640,3 +645,33 @@ class EvidenceAccess(Base):
     result: Mapped[str] = mapped_column(String(16))  # served | gone | unknown | refused (no `evidence` scope) | unverified | tampered
 
     __table_args__ = (Index("ix_evidence_access_at", "at"), Index("ix_evidence_access_violation_id", "violation_id"))
+
+
+# -- triggers (0003, 0006): what a new store made from these tables gets besides them ----------------------------
+# SQLite's signal rows and every database's buckets have no foreign key to what owns them (a key is checked per new
+# row), so deleting a record or a run deletes them through a trigger. The migrations that made them keep their own
+# text: they are history, these are the schema as it stands; the schema test holds the two alike.
+
+_BUCKETS = tuple(level.table for level in rollups.LEVELS)
+TRIGGERS = {
+    "postgresql": (
+        "CREATE OR REPLACE FUNCTION signal_records_follow_records() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN DELETE FROM signal_records s USING gone g WHERE s.record_id = g.id; RETURN NULL; END $$",
+        "CREATE TRIGGER intersection_records_delete_signals AFTER DELETE ON intersection_records "
+        "REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION signal_records_follow_records()",
+        "CREATE OR REPLACE FUNCTION bucketed_rollups_follow_runs() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        + " ".join(f"DELETE FROM {t} x USING gone g WHERE x.run_id = g.id;" for t in _BUCKETS)
+        + " RETURN NULL; END $$",
+        "CREATE TRIGGER runs_delete_bucketed_rollups AFTER DELETE ON runs "
+        "REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION bucketed_rollups_follow_runs()",
+    ),
+    "sqlite": (
+        "CREATE TRIGGER intersection_records_delete_signals AFTER DELETE ON intersection_records "
+        "BEGIN DELETE FROM signal_records WHERE record_id = old.id; END",
+        "CREATE TRIGGER runs_delete_bucketed_rollups AFTER DELETE ON runs BEGIN "
+        + " ".join(f"DELETE FROM {t} WHERE run_id = old.id;" for t in _BUCKETS) + " END",
+    ),
+}
+for _dialect, _statements in TRIGGERS.items():
+    for _statement in _statements:
+        event.listen(Base.metadata, "after_create", DDL(_statement).execute_if(dialect=_dialect))
