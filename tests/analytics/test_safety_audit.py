@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from signalwise.analytics.safety_audit import RULES, AuditInputError, audit, audit_run
 from signalwise.core import SignalEvent, write_events
@@ -581,3 +583,14 @@ def test_cycle_calls_max_green_runs_from_the_first_conflicting_call():
     assert fired(report) == {"max_green"}
     (v,) = report.violations
     assert (v.time_s, v.measured_s) == (10.0, 50.0)
+
+
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(-5, 30) | st.just(10**6)), max_size=12),
+       st.integers(-5, 100))
+def test_a_links_greens_cover_an_instant_exactly_when_one_of_them_does(spans, t):
+    """The audit asks, at each green onset, whether any green of a phase serving the link holds it: by a search
+    over the greens merged, which must answer as asking each green in turn does."""
+    from signalwise.analytics.safety_audit import _Cover
+
+    intervals = sorted((float(a), float(a + length)) for a, length in spans)
+    assert _Cover(intervals).covers(float(t)) == any(a <= t < b for a, b in intervals)

@@ -139,6 +139,7 @@ signal model); pure Python, imports only ``signalwise.core``.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import json
 import math
@@ -939,6 +940,28 @@ def _state_changes(dev: _Device, rows: list[tuple[float, str]]) -> list[tuple[fl
     return out
 
 
+class _Cover:
+    """The union of half-open intervals [start, end), asked whether it holds an instant. A link's greens are
+    thousands over a long run and every green onset asks: a search, where a scan of them all made the audit
+    quadratic in the run's length."""
+
+    def __init__(self, intervals: list[tuple[float, float]]):  # sorted by start
+        self.starts: list[float] = []
+        self.ends: list[float] = []
+        for a, b in intervals:
+            if b <= a:
+                continue  # holds no instant
+            if self.ends and a <= self.ends[-1]:
+                self.ends[-1] = max(self.ends[-1], b)
+            else:
+                self.starts.append(a)
+                self.ends.append(b)
+
+    def covers(self, t: float) -> bool:
+        k = bisect.bisect_right(self.starts, t) - 1
+        return k >= 0 and t < self.ends[k]
+
+
 def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int, list[tuple[float, float | None]]],
                  log_end_s: float, out: _Findings, switches: list[tuple[float, _Device]] = (),
                  greens: dict[int, list[tuple[float, float | None]]] | None = None) -> None:
@@ -946,8 +969,9 @@ def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int
         return
     # per vehicle link, the log's greens of the phases serving it: what the street may show it green in
     serving = None if greens is None else {
-        i: sorted((s, math.inf if e is None else e) for p, links in dev.green_links.items() if i in links
-                  for s, e in greens.get(p, ())) for i in dev.vehicle_links}
+        i: _Cover(sorted((s - out.tol_s, (math.inf if e is None else e) - out.tol_s)
+                         for p, links in dev.green_links.items() if i in links for s, e in greens.get(p, ())))
+        for i in dev.vehicle_links}
     switches = list(switches)
     clear_end: dict[int, float] = {}  # vehicle link -> when its last yellow (or abrupt green end) ended
     yellow_start: dict[int, float] = {}
@@ -989,7 +1013,7 @@ def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int
         if onsets and serving is not None:
             out.check("link_green", len(onsets))
             for i in onsets:
-                if not any(s - out.tol_s <= t < e - out.tol_s for s, e in serving[i]):
+                if not serving[i].covers(t):
                     out.violation("link_green", dev.id, t, link=i,
                                   detail="link turned green while no phase serving it was green in the log")
         if onsets:
