@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import secrets
 import string
 import threading
@@ -28,8 +29,11 @@ import time
 import unicodedata
 
 from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from .tables import ApiKey
+
+log = logging.getLogger("signalwise.store.keys")
 
 #: what each scope allows; `admin` also holds every other scope but those in `NOT_IMPLIED_BY_ADMIN`
 SCOPES = {
@@ -269,9 +273,48 @@ def verify_key(engine: Engine, key: str, touch: bool = True) -> KeyInfo:
     now = _now()
     if touch and (info.last_used_at is None or now - info.last_used_at > TOUCH_EVERY):
         # at most one write a minute per key: a busy client must not turn every read into a write
-        with engine.begin() as conn:
-            conn.execute(update(t).where(t.c.id == info.id).values(last_used_at=now))
+        _touch(engine, info.id, now)
     return info
+
+
+#: seconds a database that refused a `last_used_at` write (read-only) is not asked again; a check of whether it
+#: is read-only (`engine.why_read_only`) costs PostgreSQL queries of its own, more than the one write it spares
+TOUCH_RETRY_S = 300.0
+#: database (its URL, password hidden) -> `time.monotonic()` of its last refused `last_used_at` write
+_touch_refused: dict[str, float] = {}
+#: the databases whose refusal was logged (once per database and process)
+_touch_said: set[str] = set()
+_touch_lock = threading.Lock()
+
+
+def _touch(engine: Engine, key_id: str, now: dt.datetime) -> None:
+    """Record when a key was used: best effort, in a transaction of its own after the read that verified the key,
+    so that a database that takes no writes (a read-only transaction or role, a standby, a read-only SQLite file)
+    still verifies keys. A refused write is logged once per database and process, and not tried again on that
+    database for `TOUCH_RETRY_S`; `last_used_at` is then older than the key's last use."""
+    where = engine.url.render_as_string(hide_password=True)
+    with _touch_lock:
+        refused_at = _touch_refused.get(where)
+    if refused_at is not None and time.monotonic() - refused_at < TOUCH_RETRY_S:
+        return
+    t = ApiKey.__table__
+    try:
+        with engine.begin() as conn:
+            conn.execute(update(t).where(t.c.id == key_id).values(last_used_at=now))
+    except SQLAlchemyError as exc:
+        with _touch_lock:
+            _touch_refused[where] = time.monotonic()
+            first = where not in _touch_said
+            _touch_said.add(where)
+        if first:
+            orig = getattr(exc, "orig", None) or exc
+            reason = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+            log.warning("API keys' last use (last_used_at) is not recorded in %s: %s; keys are still verified, by "
+                        "reading them (tried again every %.0f s; said once)", where, reason, TOUCH_RETRY_S)
+        return
+    if refused_at is not None:
+        with _touch_lock:
+            _touch_refused.pop(where, None)
 
 
 def list_keys(engine: Engine) -> list[KeyInfo]:

@@ -1,0 +1,66 @@
+"""A key is verified by reading it: a database that takes no writes (PostgreSQL in read-only transactions, a SQLite
+file opened `mode=ro`) still verifies keys. Recording the key's last use is best effort: its refusal is logged once
+and not tried again on every check; a database that takes writes records it."""
+
+import logging
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import event, select
+
+from signalwise.store.engine import create_store_engine
+from signalwise.store.keys import ApiKeyError, create_key, revoke_key, verify_key
+from signalwise.store.tables import ApiKey
+
+
+def read_only_url(url: str) -> str:
+    """The same database, opened so that it takes no writes."""
+    if url.startswith("sqlite:///"):
+        return f"sqlite:///file:{url.removeprefix('sqlite:///')}?mode=ro&uri=true"
+    return url + quote(" -cdefault_transaction_read_only=on")  # the test URL ends with options=-csearch_path...
+
+
+def _last_used(engine, key_id: str):
+    t = ApiKey.__table__
+    with engine.connect() as conn:
+        return conn.execute(select(t.c.last_used_at).where(t.c.id == key_id)).scalar_one()
+
+
+def test_a_read_only_database_verifies_keys_and_tries_recording_their_use_once(engine, db_url, caplog):
+    caplog.set_level(logging.WARNING, logger="signalwise.store.keys")
+    ops, ops_key = create_key(engine, "ops", ["read", "operate"])
+    viewer, viewer_key = create_key(engine, "viewer", ["read"])
+    gone, gone_key = create_key(engine, "leaver", ["read"])
+    revoke_key(engine, "leaver")
+    read_only = create_store_engine(read_only_url(db_url))
+    updates: list[str] = []
+
+    @event.listens_for(read_only, "before_cursor_execute")
+    def _seen(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
+        if statement.lstrip().upper().startswith("UPDATE"):
+            updates.append(statement)
+
+    try:
+        # it was a 500 (PostgreSQL: cannot execute UPDATE in a read-only transaction) or an OperationalError
+        # (SQLite: attempt to write a readonly database) raised out of the check
+        assert verify_key(read_only, ops_key).name == "ops"
+        assert verify_key(read_only, viewer_key).scopes == ("read",)
+        assert verify_key(read_only, ops_key).id == ops.id
+        # the database still says no where it says no
+        with pytest.raises(ApiKeyError, match="revoked"):
+            verify_key(read_only, gone_key)
+        with pytest.raises(ApiKeyError, match="unknown or wrong"):
+            verify_key(read_only, ops_key[:-4] + "AAAA")
+    finally:
+        read_only.dispose()
+    assert len(updates) == 1, updates  # tried once, not on each check
+    assert _last_used(engine, ops.id) is None and _last_used(engine, viewer.id) is None
+    said = [r.getMessage() for r in caplog.records if "last_used_at" in r.getMessage()]
+    assert len(said) == 1, said
+    assert "is not recorded in" in said[0] and "keys are still verified" in said[0]
+    assert ("read-only transaction" in said[0]) if db_url.startswith("postgresql") else ("readonly" in said[0])
+    assert ops_key.split("_", 2)[2] not in said[0]
+
+    # a database that takes writes records the use
+    assert verify_key(engine, ops_key).name == "ops"
+    assert _last_used(engine, ops.id) is not None
