@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
+import types
+import typing
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -18,15 +23,111 @@ def validation_body(errors: list[dict], status: int = 422) -> JSONResponse:
     return JSONResponse(_validation_content(errors), status_code=status)
 
 
-def _validation_content(errors: list[dict]) -> dict:
+#: a field's error pydantic gives when a body holds a key its model does not have (`extra="forbid"`)
+EXTRA_KEY = "extra_forbidden"
+#: ... and when a body lacks a key its model needs
+MISSING_KEY = "missing"
+
+FieldsAt = Callable[[tuple], "list[str] | None"]
+
+
+def _validation_content(errors: list[dict], fields_at: FieldsAt | None = None) -> dict:
+    """The 422 body: `detail`, pydantic's errors (loc, msg, type); `message`, the first in one line, and how many
+    more. A key the model does not have comes first, named, with the field it likely meant (`_name_extra_keys`):
+    a misspelt `timnig` otherwise read "body.timing: Field required". `fields_at(parent loc)`: the fields of the
+    model at that place of the request, where they can be known (`_route_fields`)."""
     clean = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "invalid"), "type": e.get("type", "value_error")}
              for e in errors]
+    clean, explained = _name_extra_keys(clean, fields_at)
     first = clean[0] if clean else {"loc": [], "msg": "invalid request"}
     where = field_path(tuple(first["loc"])) if first["loc"] else "request"
     message = f"{where}: {first['msg']}"
-    if len(clean) > 1:
-        message += f" (and {len(clean) - 1} more)"
+    more = len(clean) - 1 - explained
+    if more > 0:
+        message += f" (and {more} more)"
     return {"message": message, "detail": clean}
+
+
+def _name_extra_keys(clean: list[dict], fields_at: FieldsAt | None) -> tuple[list[dict], int]:
+    """Each extra key's error says it is no field, and which field it likely meant (difflib, among the fields
+    missing beside it and the model's own there), or which fields there are; extra keys first. Returns the errors
+    and how many of them a suggestion explains: a field `missing` that an extra key is the likely misspelling of
+    is the same mistake, not one more."""
+    extras = [e for e in clean if e["type"] == EXTRA_KEY and e["loc"]]
+    if not extras:
+        return clean, 0
+    explained: set[tuple] = set()
+    for e in extras:
+        parent, key = tuple(e["loc"][:-1]), str(e["loc"][-1])
+        missing = [str(m["loc"][-1]) for m in clean
+                   if m["type"] == MISSING_KEY and m["loc"] and tuple(m["loc"][:-1]) == parent]
+        own = fields_at(parent) if fields_at is not None else None
+        near = difflib.get_close_matches(key, list(dict.fromkeys([*missing, *(own or [])])), n=1, cutoff=0.6)
+        if near:
+            e["msg"] = f"not a field; did you mean {near[0]}?"
+            if near[0] in missing:
+                explained.add((*parent, near[0]))
+        elif own:
+            e["msg"] = f"not a field; the fields here: {', '.join(own)}"
+        else:
+            e["msg"] = "not a field (extra inputs are not permitted)"
+    ordered = extras + [e for e in clean if e not in extras]
+    return ordered, sum(1 for e in clean if e["type"] == MISSING_KEY and tuple(e["loc"]) in explained)
+
+
+def _route_fields(request: Request) -> FieldsAt:
+    """The fields of the body's model at a place in the request (a loc's parent, `("body", ...)`), read from the
+    route's body parameter: through nested models, list items and a discriminated union's member (pydantic names
+    it by its tag, `("body", "override", ...)`); None where no single model is there (a mapping's key, a union
+    not told apart)."""
+    body = getattr(request.scope.get("route"), "body_field", None)
+
+    def fields_at(parent: tuple) -> list[str] | None:
+        if body is None or parent[:1] != ("body",):
+            return None
+        model = _model_at(body.field_info.annotation, parent[1:])
+        return None if model is None else [f.alias or name for name, f in model.model_fields.items()]
+
+    return fields_at
+
+
+def _model_at(annotation, path: tuple) -> type[BaseModel] | None:
+    tp = annotation
+    for part in path:
+        models = _models(tp)
+        tagged = [m for m in models if part in _tags(m)]
+        if len(models) > 1 and len(tagged) == 1:
+            tp = tagged[0]  # a union's member, named by its tag: the fields come after
+        elif len(models) == 1 and isinstance(part, str) and part in _by_name(models[0]):
+            tp = _by_name(models[0])[part].annotation
+        elif isinstance(part, int) and typing.get_origin(_plain(tp)) in (list, tuple):
+            tp = typing.get_args(_plain(tp))[0]
+        else:
+            return None
+    models = _models(tp)
+    return models[0] if len(models) == 1 else None
+
+
+def _plain(tp):
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _models(tp) -> list[type[BaseModel]]:
+    """The models a type is: itself, or a union's (optional's) members."""
+    tp = _plain(tp)
+    members = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    return [m for m in map(_plain, members) if isinstance(m, type) and issubclass(m, BaseModel)]
+
+
+def _tags(model: type[BaseModel]) -> set:
+    return {f.default for f in model.model_fields.values()
+            if typing.get_origin(f.annotation) is typing.Literal and isinstance(f.default, str)}
+
+
+def _by_name(model: type[BaseModel]) -> dict:
+    return {f.alias or name: f for name, f in model.model_fields.items()}
 
 
 log = logging.getLogger("signalwise.api.auth")
@@ -141,7 +242,7 @@ def install(app: FastAPI) -> None:
         if not_json is not None:
             _record_live_refusal(request, getattr(exc, "body", None), not_json)
             return JSONResponse({"message": not_json, "detail": not_json}, status_code=415)
-        content = _validation_content(list(exc.errors()))
+        content = _validation_content(list(exc.errors()), _route_fields(request))
         _record_live_refusal(request, getattr(exc, "body", None), content["message"])
         return JSONResponse(content, status_code=422)
 

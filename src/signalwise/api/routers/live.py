@@ -293,8 +293,8 @@ def timing(request: Request, change: ch.TimingChange) -> dict:
 
 
 class SignalTimingIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    timing: dict = Field(description=(
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    timing: ch.FiniteMap = Field(description=(
         "the signal's own values (keys of the run configuration's `timing`, seconds; null yellow_s / all_red_s / "
         "ped_clearance_s: derived per phase), replacing the ones it had; keys left out follow the defaults"))
     based_on_revision: ch.Revision | None = Field(None, description=(

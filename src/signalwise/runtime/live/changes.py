@@ -11,16 +11,57 @@ reason.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal, Union
+import math
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from ...core.names import MAX_INTERSECTION_ID_CHARS
 from ...core.types import Decision, Intersection, Observation
 
 
 class _Change(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # a NaN or an infinity is refused as what it is ("Input should be a finite number"): a NaN fails every bound,
+    # and was refused as "less than or equal to 3600"
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def non_finite_path(value: Any, path: str = "") -> str | None:
+    """Where in a JSON-like value the first NaN or infinity is (`all_red_s`, `rules[0].threshold`), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "value"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list | tuple) else ()
+    for key, item in items:
+        where = non_finite_path(item, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path
+                                else str(key))
+        if where is not None:
+            return where
+    return None
+
+
+def _finite_values(value: Any) -> Any:
+    """A mapping of settings (timing, shield, rules) holds no NaN nor infinity, as the change's own numbers."""
+    where = non_finite_path(value)
+    if where is not None:
+        raise PydanticCustomError("finite_number", "{where}: Input should be a finite number", {"where": where})
+    return value
+
+
+#: settings sent as a mapping, checked later against the run configuration: their numbers finite first
+FiniteMap = Annotated[dict, AfterValidator(_finite_values)]
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every NaN and infinity as the text JSON has no number for (`"NaN"`, `"Infinity"`,
+    `"-Infinity"`), so that the change log is strict JSON and still says what was sent."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 #: A timing revision as a client sends it back: a JSON integer only. Lax parsing read `true` as revision 1 and
@@ -35,7 +76,7 @@ class TimingChange(_Change):
     signal's is `SignalTimingChange`, which keeps the others'."""
 
     kind: Literal["timing"] = "timing"
-    timing: dict = Field(description="keys of the run configuration's `timing`, seconds")
+    timing: FiniteMap = Field(description="keys of the run configuration's `timing`, seconds")
     based_on_revision: Revision | None = Field(None, description=(
         "the `timing_revision` the change was made from (GET /api/v1/live/config): refused with 409, nothing "
         "applied, when another timing change was applied since; left out: applied over whatever is in force"))
@@ -48,7 +89,7 @@ class SignalTimingChange(_Change):
 
     kind: Literal["signal_timing"] = "signal_timing"
     intersection_id: str = Field(min_length=1, max_length=MAX_INTERSECTION_ID_CHARS)
-    timing: dict | None = Field(description=(
+    timing: FiniteMap | None = Field(description=(
         "the signal's own values (keys of the run configuration's `timing`, as under `per_intersection`), which "
         "replace the ones it had; null: none, back on the defaults"))
     based_on_revision: Revision | None = Field(None, description=(
@@ -60,7 +101,7 @@ class ShieldChange(_Change):
     """New shield thresholds (the run configuration's `shield`)."""
 
     kind: Literal["shield"] = "shield"
-    shield: dict = Field(description="keys of the run configuration's `shield`")
+    shield: FiniteMap = Field(description="keys of the run configuration's `shield`")
 
 
 class AlertRulesChange(_Change):
@@ -69,7 +110,7 @@ class AlertRulesChange(_Change):
     operator, and a safety alert its `alerts.SAFETY_LIMITS`), any other is added. `[]`: no operator rules."""
 
     kind: Literal["alerts"] = "alerts"
-    rules: list[dict] = Field(description=(
+    rules: list[FiniteMap] = Field(description=(
         "the operator's rules: added to the run's own, or adjusting one of the same name; the run's own are never "
         "removed"))
 
@@ -82,7 +123,7 @@ class ControllerChange(_Change):
     kind: Literal["controller"] = "controller"
     controller: str = Field(min_length=1, max_length=500)
     intersections: list[str] | None = Field(None, description="default: every signal")
-    controller_options: dict | None = Field(None, description=(
+    controller_options: FiniteMap | None = Field(None, description=(
         "options the controller needs beside the run's: for `ql:@active`, the registry's models resolved "
         "(`registry_models`; deploy and rollback set them)"))
 
