@@ -2,9 +2,11 @@
 
 The `limits` library counts; its storage is Redis when `SIGNALWISE_REDIS_URL`
 is set, so several API workers share the counts, and memory otherwise.
-Limits are configured per scope (`Settings.rate_limits`, default 100 per
-minute for predictions and mutations, 6,000 for a live run's detector feeds;
-reads are not limited by default). A
+Limits are configured per kind of call (`Settings.rate_limits`, whose validator refuses an unknown kind or a limit
+`limits` cannot read): a route counts against the limit of the scope it needs (`read`, `ingest`, `operate`, `admin`,
+`evidence`: an admin-only GET counts as `admin`), but predictions (`predict`) and a live run's detector feeds
+(`feed`); the open routes never count. By default 100 per minute for predictions and the `ingest`, `operate` and
+`admin` routes, 6,000 for feeds; `read` and `evidence` are not limited by default. A
 refused call gets 429 with `Retry-After` and the `X-RateLimit-*` headers;
 every limited call gets the headers too.
 
@@ -15,8 +17,9 @@ must not wait for a rate-limit cache, and per process the limits still hold (sev
 to their number times each limit). The switch is logged once each way and shown on `/health` and in the
 `signalwise_rate_limit_store_fallback` gauge.
 
-Refused credentials count per client address (`auth_failure`, default 60 a minute): past it the refusal is
-a 429 with `Retry-After` instead of a 401 (and no longer logged one by one); a good key is never refused by it.
+Refused credentials count per client address (`auth_failure`, default 60 a minute, kept when the configured table
+leaves it out: only `"auth_failure": null` lifts it): past it the refusal is a 429 with `Retry-After` instead of
+a 401 (and no longer logged one by one); a good key is never refused by it.
 """
 
 from __future__ import annotations
@@ -52,12 +55,16 @@ def _first_line(exc: BaseException) -> str:
 class RateLimits:
     """The app's limiter; built once per app from its settings."""
 
-    def __init__(self, per_scope: dict[str, str], redis_url: str | None):
+    def __init__(self, per_scope: dict[str, str | None], redis_url: str | None):
         self.redis_url = redis_url or None
         memory = SlidingWindowCounterRateLimiter(storage_from_string("memory://"))
         if self.redis_url:
+            # `limits` names a Redis socket `redis+unix://`; the Redis client (stream fan-out, the check at start)
+            # `unix://`, the one SIGNALWISE_REDIS_URL takes
+            scheme, sep, rest = self.redis_url.partition("://")
+            url = f"redis+unix{sep}{rest}" if scheme.lower() == "unix" else self.redis_url
             # storage errors come out as `limits.errors.StorageError` (the Redis client's own beside it)
-            self.storage = storage_from_string(self.redis_url, wrap_exceptions=True,
+            self.storage = storage_from_string(url, wrap_exceptions=True,
                                                socket_connect_timeout=REDIS_TIMEOUT_S,
                                                socket_timeout=REDIS_TIMEOUT_S)
             # a sliding-window counter: O(1) per hit (a moving window keeps every hit of the window: O(n))
@@ -65,7 +72,8 @@ class RateLimits:
         else:
             self.storage, self.limiter = memory.storage, memory
         self.memory = memory  # the counts while Redis does not answer
-        self.per_scope = {scope: parse(text) for scope, text in per_scope.items()}
+        # kinds and limit strings were checked with the settings (`Settings._rate_limits`); null: not limited
+        self.per_scope = {kind: parse(text) for kind, text in per_scope.items() if text is not None}
         self.where = f"Redis at {display_url(self.redis_url)}" if self.redis_url else "memory"
         self.down_since: float | None = None  # epoch s Redis stopped answering (None while it answers)
         self.down_reason: str | None = None
@@ -135,18 +143,21 @@ class RateLimits:
     def limit_for(self, method: str, path: str) -> tuple[str, object] | None:
         """(bucket, limit) that applies to this route, or None when it is not limited.
 
-        Open reads (`/health`, `/metrics`, the page, the docs) are never counted: a `read` limit must not
-        turn a load balancer's health checks or Prometheus's scrapes into 429s.
+        A route counts against the limit of the scope it needs, reads included (`GET /api/v1/keys` is an
+        `admin` call, an evidence image an `evidence` one), but predictions (`predict`) and detector feeds
+        (`feed`). Open routes (`/health`, `/metrics`, the page, the docs, the token exchange) are never counted:
+        a `read` limit must not turn a load balancer's health checks or Prometheus's scrapes into 429s, and a
+        wrong key at the token exchange counts as `auth_failure`.
         """
         scope = scope_for(method, path)
+        if scope is None:
+            return None
         if path.startswith(FEED_PREFIX) and method in MUTATING:
             key = "feed"
-        elif method in MUTATING or path.startswith("/api/v1/ml/predict"):
-            key = "predict" if path.startswith("/api/v1/ml/predict") else scope or "open"
-        elif scope is None:
-            return None
+        elif path.startswith("/api/v1/ml/predict"):
+            key = "predict"
         else:
-            key = "read"
+            key = scope
         limit = self.per_scope.get(key)
         return (key, limit) if limit is not None else None
 

@@ -10,6 +10,8 @@ timeout, the server gone) is one line and exit 1 too (`writes_or_exit`).
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,8 +51,12 @@ def open_or_exit(open_store: Callable[[], T], what: str = "cannot open database"
 
 
 def settings_or_exit():
-    """The settings (`SIGNALWISE_*`), or `error: SIGNALWISE_<NAME>: why` and exit 2: a bad variable is bad input."""
+    """The settings (`SIGNALWISE_*`), or `error: SIGNALWISE_<NAME>: why` and exit 2: a bad variable is bad input.
+
+    A value pydantic-settings cannot decode (a mapping or list variable that is not JSON) is a `SettingsError`
+    naming the field, its reason in the JSON decoder's error: said the same way, never a traceback."""
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from .settings import Settings
 
@@ -61,6 +67,14 @@ def settings_or_exit():
         name, *inside = [str(part) for part in err.get("loc", ())] or ["*"]
         where = ": ".join([f"SIGNALWISE_{name.upper()}", *inside])
         typer.secho(f"error: {where}: {err.get('msg', 'invalid')}", fg="red", err=True)
+        raise typer.Exit(BAD_INPUT) from None
+    except SettingsError as exc:
+        field = re.search(r'field "([^"]+)"', str(exc))
+        cause = exc.__cause__
+        why = (f"not valid JSON ({first_line(cause)})" if isinstance(cause, json.JSONDecodeError)
+               else first_line(cause or exc))
+        where = f"SIGNALWISE_{field.group(1).upper()}" if field else "SIGNALWISE_*"
+        typer.secho(f"error: {where}: {why}", fg="red", err=True)
         raise typer.Exit(BAD_INPUT) from None
 
 

@@ -11,6 +11,7 @@ import json
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
@@ -19,6 +20,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from ..core.names import BASELINE_CONTROLLER
 
 DEFAULT_DATABASE_URL = "sqlite:///signalwise.db"
+#: the kinds of call `rate_limits` may name: every scope's routes (its reads included: `admin` counts GET
+#: /api/v1/keys too), predictions, a live run's detector feeds, and refused credentials (per client address)
+RATE_LIMIT_KINDS = ("read", "predict", "feed", "ingest", "operate", "admin", "evidence", "auth_failure")
+#: refused keys and tokens a client address may send a minute: kept when `rate_limits` leaves the kind out
+AUTH_FAILURE_LIMIT = "60/minute"
+#: the schemes of a Redis URL every user of `redis_url` takes (the rate limits, the stream fan-out, the check
+#: at start)
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 #: a DNS host name as a camera host entry names one: labels of letters, digits and hyphens, dot-separated
 HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}"
                        r"[A-Za-z0-9])?)*\.?")
@@ -60,16 +69,18 @@ class Settings(BaseSettings):
     #: one INFO line per HTTP request (client, method, path, status, ms, key name) on `signalwise.access`; unset:
     #: on for `serve`, off for `live`, whose terminal is an operator's (`signalwise.logs.access_log_on`)
     access_log: bool | None = None
-    #: Redis for state several API workers share (rate-limit counts, stream fan-out); unset = in-process
+    #: Redis for state several API workers share (rate-limit counts, stream fan-out): `redis://host:port/db`,
+    #: `rediss://` (TLS) or `unix:///path/to/socket`; unset = in-process
     redis_url: str | None = None
     #: calls per caller (API key, or client address when anonymous) on a moving window, per kind of call:
-    #: `auth_failure` (refused keys and tokens, per client address),
     #: `predict` (POST /api/v1/ml/predict*), `feed` (POST /api/v1/live/feeds/*: detector gateways, every few
-    #: seconds per signal), each mutating scope, and `read` (absent = reads not limited); `limits` notation
-    #: ("100/minute", "10/second")
-    rate_limits: dict[str, str] = Field(default_factory=lambda: {
+    #: seconds per signal), and each scope (`read`, `ingest`, `operate`, `admin`, `evidence`) for the routes that
+    #: need it, reads included; one limit each, in `limits` notation ("100/minute", "10/second"). The mapping
+    #: replaces the whole table: a kind left out or `null` is not limited, but for `auth_failure` (refused keys
+    #: and tokens, per client address), which keeps its 60/minute unless set to `null`; an unknown kind is refused
+    rate_limits: dict[str, str | None] = Field(default_factory=lambda: {
         "predict": "100/minute", "feed": "6000/minute", "ingest": "100/minute", "operate": "100/minute",
-        "admin": "100/minute", "auth_failure": "60/minute"})
+        "admin": "100/minute", "auth_failure": AUTH_FAILURE_LIMIT})
     #: days each kind of data is kept before `signalwise db purge` removes it (a simulated run goes whole once
     #: old, with its records and events; one still fed on the wall clock loses its older records; imported hi-res
     #: logs go by when they were stored); kinds: records, events, alerts, changes, ml_metrics (see store/retention.py), and
@@ -176,6 +187,46 @@ class Settings(BaseSettings):
         header through) could name any address."""
         return {"proxy_headers": bool(self.forwarded_allow_ips),
                 "forwarded_allow_ips": list(self.forwarded_allow_ips) or None}
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits(cls, value: dict[str, str | None]) -> dict[str, str | None]:
+        """Known kinds, one limit each that `limits` reads, checked when the settings are read: a misspelt kind
+        (`opreate`) left `operate` unlimited without a word, and a limit `limits` cannot read stopped the server
+        after it had begun to start. A table without `auth_failure` keeps its limit on wrong keys."""
+        from limits import parse_many
+
+        unknown = sorted(set(value) - set(RATE_LIMIT_KINDS))
+        if unknown:
+            raise PydanticCustomError("rate_limit_kind", "unknown kind(s) {unknown}; known: {known}",
+                                      {"unknown": ", ".join(unknown), "known": ", ".join(RATE_LIMIT_KINDS)})
+        for kind, text in value.items():
+            if text is None:
+                continue
+            try:
+                found = parse_many(text)
+            except ValueError as exc:
+                raise PydanticCustomError("rate_limit", "{kind}: {why} (write one limit, e.g. \"100/minute\" or "
+                                          "\"10/second\"; null: not limited)", {"kind": kind, "why": str(exc)}) from None
+            if len(found) != 1:
+                raise PydanticCustomError("rate_limit", "{kind}: '{text}' names {n} limits; one per kind (e.g. "
+                                          "\"100/minute\")", {"kind": kind, "text": text, "n": len(found)})
+        return {"auth_failure": AUTH_FAILURE_LIMIT, **value}
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        """A URL of another kind (`http://...`) was refused at start as a Redis that "does not answer"."""
+        if value and urlsplit(value.strip()).scheme.lower() not in REDIS_SCHEMES:
+            from .redis_check import display_url
+
+            try:
+                shown = display_url(value)
+            except ValueError:  # a port urllib cannot read: the URL is not shown, it may hold a password
+                shown = "the URL"
+            raise PydanticCustomError("redis_url", "{url} is not a Redis URL (redis://, rediss:// or unix://)",
+                                      {"url": shown})
+        return value
 
     @field_validator("jwt_secret")
     @classmethod
