@@ -9,7 +9,8 @@ Rotating a key: create the new one (same scopes), move the clients to it,
 revoke the old one (`signalwise keys create`, then `signalwise keys revoke`).
 
 Each key records who created and who revoked it (`created_by`, `revoked_by`: a key's name and id, or
-`cli:<user>`). A key creates only keys that hold no scope it lacks itself and expire no later than it does.
+`cli:<user>`). A key creates only keys that hold no scope it lacks itself and expire no later than it does,
+and revokes only such keys (and itself); the command line has neither bound.
 Names that change logs and readers give a meaning to (`RESERVED_NAMES`) are refused, and so is any name that
 could be read as one (invisible characters, look-alike letters): a change made by a key called `restart` could
 not be told from a replayed one. New names keep to `NAME_CHARACTERS`.
@@ -76,6 +77,10 @@ class KeyNameInUse(ApiKeyError):
 
 class ScopeNotHeld(ApiKeyError):
     """The creating key would grant a scope it does not hold itself."""
+
+
+class RevocationRefused(ApiKeyError):
+    """The revoking key may not revoke this one: it holds a scope the revoking key lacks, or outlives it."""
 
 
 def holds(scopes: frozenset[str] | tuple[str, ...], scope: str) -> bool:
@@ -328,7 +333,9 @@ def revoke_key(engine: Engine, id_or_name: str, revoked_by: str | None = None,
                revoker_key_id: str | None = None) -> list[KeyInfo]:
     """Revoke the key with this id, or every active key with this name; returns what was revoked.
 
-    `revoked_by`, `revoker_key_id`: who revokes it (a key's name and id, or `cli:<user>`), stored with when."""
+    `revoked_by`, `revoker_key_id`: who revokes it (a key's name and id, or `cli:<user>`), stored with when. A
+    revoking key (`revoker_key_id`) revokes only keys within its own scopes and expiry (`_check_revoker`:
+    `RevocationRefused`, nothing revoked), itself always; the command line (no key) has no such bound."""
     t = ApiKey.__table__
     now = _now()
     targets = [k for k in list_keys(engine) if k.revoked_at is None and id_or_name in (k.id, k.name)]
@@ -336,9 +343,40 @@ def revoke_key(engine: Engine, id_or_name: str, revoked_by: str | None = None,
         raise ApiKeyError(f"no active key with id or name {id_or_name!r}")
     by = None if revoked_by is None else revoked_by[:128]
     with engine.begin() as conn:
+        if revoker_key_id is not None:  # in the transaction that revokes: a revoker revoked meanwhile revokes nothing
+            _check_revoker(conn.execute(select(t).where(t.c.id == revoker_key_id)).first(), targets, now)
         conn.execute(update(t).where(t.c.id.in_([k.id for k in targets]), t.c.revoked_at.is_(None))
                      .values(revoked_at=now, revoked_by=by, revoked_by_key_id=revoker_key_id))
     return [dataclasses.replace(k, revoked_at=now, revoked_by=by, revoked_by_key_id=revoker_key_id) for k in targets]
+
+
+def _check_revoker(revoker, targets: list[KeyInfo], now: dt.datetime) -> None:  # noqa: ANN001 - an api_keys row
+    """`RevocationRefused` unless the revoking key (an `api_keys` row) is active and may revoke every target: the
+    bounds of creation (`_check_creator`) held to revocation, so a key lent for an hour cannot lock out the
+    administrators whose keys outlive it, nor an `admin` key without `evidence` cut off the keys that read
+    evidence. A key may always revoke itself."""
+    if revoker is None:
+        raise RevocationRefused("the key revoking is not in this database")
+    info = _info(revoker)
+    if info.state(now) != "active":
+        raise RevocationRefused(f"the key revoking ({info.name!r}) is {info.state(now)}")
+    for target in targets:
+        if target.id == info.id:
+            continue
+        missing = [s for s in target.scopes if not holds(info.scopes, s)]
+        if missing:
+            why = (f"it holds {', '.join(missing)}, which {info.name!r} does not (admin does not hold "
+                   f"{', '.join(sorted(NOT_IMPLIED_BY_ADMIN))})")
+        elif info.expires_at is not None and (target.expires_at is None or target.expires_at > info.expires_at):
+            lasts = "never expires" if target.expires_at is None else f"expires at {target.expires_at.isoformat()}"
+            why = f"it {lasts}, so it outlives {info.name!r}, which expires at {info.expires_at.isoformat()}"
+        else:
+            continue
+        raise RevocationRefused(
+            f"key {info.name!r} cannot revoke key {target.name!r} (sw_{target.id}): {why}; a key revokes only keys "
+            "whose scopes it holds and that expire no later than it does (and itself), as it creates only such "
+            f"keys; revoke it with a key that may, or with the command line on the server's database (signalwise "
+            f"keys revoke {target.id})")
 
 
 class KeyMemory:

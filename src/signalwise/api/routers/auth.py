@@ -1,6 +1,7 @@
 """Exchange an API key for a short-lived token; manage keys (admin), each creation and revocation recorded
 (who, in the key's row) and logged (one WARNING line on `signalwise.api.keys`, so the default level keeps it).
-A key creates only keys whose scopes it holds: `admin` alone cannot make an `evidence` key (403)."""
+A key creates only keys whose scopes it holds: `admin` alone cannot make an `evidence` key (403); it revokes only
+such keys, that expire no later than it does (403 otherwise), and itself."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from signalwise.store.keys import (
     SCOPES,
     ApiKeyError,
     KeyNameInUse,
+    RevocationRefused,
     ScopeNotHeld,
     create_key,
     grant_refusal,
@@ -149,11 +151,16 @@ def new_key(request: Request, body: KeyCreate) -> dict:
 
 
 @router.delete("/api/v1/keys/{id_or_name}", response_model=list[KeyOut],
-               responses={404: {"description": "no key of that id or name"}}, summary="Revoke a key (by id or name)")
+               responses={403: {"description": "the key holds a scope the calling key does not, or outlives it "
+                                               "(the command line revokes any key)"},
+                          404: {"description": "no key of that id or name"}}, summary="Revoke a key (by id or name)")
 def revoke(request: Request, id_or_name: str) -> list[KeyOut]:
     by, by_key_id = _caller(request)
+    # a key revokes within its own scopes and expiry, as it creates (`revoke_key` checks, on the caller's row)
     try:
         revoked = revoke_key(get_engine(request.app.state.settings.database_url), id_or_name, by, by_key_id)
+    except RevocationRefused as exc:
+        raise HTTPException(403, str(exc)) from None
     except ApiKeyError as exc:
         raise HTTPException(404, str(exc)) from None
     memory = key_memory(request.app)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 import signalwise
 from signalwise.store import database_kind, get_engine, queries
-from signalwise.store.engine import current_revision
+from signalwise.store.engine import StoreNotAtHead, current_revision, head_revision
 
 from ..deps import CacheDep, EngineDep, SettingsDep
 
@@ -41,17 +41,20 @@ def health_live(request: Request) -> JSONResponse:
 
 
 @router.head("/health/ready", include_in_schema=False)
-@router.get("/health/ready", responses=_unavailable("the database does not answer"),
-            summary="Readiness: 200 when the database answers (rate limits in Redis, or in memory while it does "
-                    "not), 503 when the database does not")
+@router.get("/health/ready", responses=_unavailable("the database does not answer, or its schema is not at this "
+                                                    "release's revision"),
+            summary="Readiness: 200 when the database answers at this release's schema revision (rate limits in "
+                    "Redis, or in memory while it does not), 503 when the database does not answer or is at "
+                    "another revision")
 def health_ready(request: Request) -> JSONResponse:
     return _health(request, with_loop=False)
 
 
 @router.head("/health", include_in_schema=False)
-@router.get("/health", responses=_unavailable("the database does not answer or the live loop stalls"),
+@router.get("/health", responses=_unavailable("the database does not answer or is at another schema revision, "
+                                              "or the live loop stalls"),
             summary="Readiness with every detail: database, rate-limit store, the live loop's last tick; 503 when "
-                    "the database does not answer or the live loop stalls")
+                    "the database does not answer or is at another schema revision, or the live loop stalls")
 def health(request: Request) -> JSONResponse:
     return _health(request, with_loop=True)
 
@@ -66,15 +69,27 @@ def _health(request: Request, with_loop: bool) -> JSONResponse:
     warnings: list[str] = [rate_limits["message"]] if rate_limits.get("message") else []
     try:
         engine = get_engine(request.app.state.settings.database_url)
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        # the one-row read of alembic's table asks the database as `SELECT 1` did, and says which schema it holds:
+        # a store downgraded under this server, or upgraded by a newer release, answers while routes reading
+        # what differs fail (500), so a load balancer must stop sending here
+        found = current_revision(engine)
         answer["database"] = database_kind(engine)
-        answer["checks"]["database"] = {"state": "ok", "kind": answer["database"]}
+        answer["checks"]["database"] = {"state": "ok", "kind": answer["database"], "schema_revision": found}
+    except StoreNotAtHead as exc:  # an engine opened here, not at startup: a newer release's store
+        answer["checks"]["database"] = {"state": "revision-mismatch", "release_revision": _release_revision(),
+                                        "error": str(exc)}
+        problems.append(str(exc))
     except Exception as exc:  # noqa: BLE001 - any failure means the store cannot be used
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         answer["database"] = "unreachable"
         answer["checks"]["database"] = {"state": "unreachable", "error": first}
         problems.append(f"database unreachable: {first}")
+    else:
+        mismatch = revision_mismatch(found)
+        if mismatch is not None:
+            answer["checks"]["database"].update(state="revision-mismatch", release_revision=_release_revision(),
+                                                error=mismatch)
+            problems.append(mismatch)
     if with_loop:
         loop = loop_health(request.app)
         answer["live"] = loop
@@ -90,6 +105,30 @@ def _health(request: Request, with_loop: bool) -> JSONResponse:
         answer["message"] = "; ".join(problems + warnings)
     answer["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return JSONResponse(answer, status_code=503 if problems else 200)
+
+
+@functools.cache
+def _release_revision() -> str:
+    """This release's schema revision (its newest migration): fixed for the process, read once."""
+    return head_revision()
+
+
+def revision_mismatch(found: str | None) -> str | None:
+    """Why a store at revision `found` does not serve this release, in one line naming both revisions and what
+    to do; None when it is at this release's."""
+    head = _release_revision()
+    if found == head:
+        return None
+    if found is None:
+        return (f"the store holds no schema revision, this release needs {head}: its tables are gone or were never "
+                f"made; run signalwise db upgrade on it, then restart this server")
+    if found < head:
+        return (f"the store is at schema revision {found}, this release's is {head} (downgraded since this server "
+                f"opened it): routes reading what {head} has and {found} lacks fail; run signalwise db upgrade on it, "
+                f"then restart this server, or serve it with the release whose revision is {found}")
+    return (f"the store is at schema revision {found}, newer than this release's {head} (a newer release upgraded "
+            f"it): serve it with that release, or take it back with that release's signalwise db downgrade {head} "
+            "and restart this server")
 
 
 def _rate_limits(limits) -> dict:
