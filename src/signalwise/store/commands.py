@@ -74,6 +74,7 @@ def serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "1
 
     # uvicorn's workers build their app from Settings, which reads the environment: this is how they get these
     os.environ["SIGNALWISE_BIND_HOST"] = host
+    os.environ["WEB_CONCURRENCY"] = str(workers)  # how many: camera streams need one (api/routers/cameras.py)
     if insecure_no_auth:
         os.environ["SIGNALWISE_INSECURE_NO_AUTH"] = "true"
         typer.secho("warning: --insecure-no-auth: every route is open, mutations included", fg="red", err=True)
@@ -159,6 +160,9 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="the revision to g
         typer.echo(_schema_line(current, current))
         return
     undone = ", ".join(rev for rev, _ in steps)
+    sessions = _other_sessions_warning(engine, current)
+    if sessions:  # said first, for --dry-run too: the time to stop the servers is before
+        typer.echo(sessions, err=True)
     losses = _loss_lines(open_or_exit(lambda: downgrade_losses(engine, revision), "cannot count what goes"))
     if dry_run:
         typer.echo(f"would take {shown_url(engine)} from {current} back to {revision}, undoing:")
@@ -176,6 +180,34 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="the revision to g
     typer.echo(_schema_line(before, after))
     for line in losses:  # what went, for the log of whoever ran it with --yes unseen
         typer.echo(line, err=True)
+
+
+def _other_sessions_warning(engine, current: str) -> str | None:  # noqa: ANN001 - an Engine, not imported for --help
+    """On PostgreSQL, a warning naming the other sessions connected to the store's database (`pg_stat_activity`,
+    this command's own left out): a server still running on the store goes on answering after the downgrade,
+    and its routes reading what the undone revisions added fail. None on SQLite (which lists no sessions), with
+    none connected, or when the view cannot be read."""
+    if engine.dialect.name != "postgresql":
+        return None
+    from sqlalchemy import text
+
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT pid, coalesce(nullif(application_name, ''), '?'), coalesce(host(client_addr), 'local'), "
+                "current_database() FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_type = 'client backend' ORDER BY pid")).all()
+    except Exception:  # noqa: BLE001 - a warning only: a view this role cannot read says nothing
+        return None
+    if not rows:
+        return None
+    shown = ", ".join(f"pid {pid} ({app} from {addr})" for pid, app, addr, _db in rows[:5])
+    more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+    return (f"warning: {len(rows)} other session(s) are connected to database {rows[0][3]!r} (to any of its "
+            f"schemas): {shown}{more}. A signalwise server still running on this store goes on answering after the "
+            f"downgrade, but its routes reading what the undone revisions added fail (500) and its /health/ready "
+            f"answers 503 (the store no longer at its revision {current}); stop every server on the store first "
+            "(docs/store.md#upgrades)")
 
 
 def _loss_lines(loss) -> list[str]:  # noqa: ANN001 - engine.DowngradeLoss, not imported for --help

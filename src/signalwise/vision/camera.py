@@ -119,7 +119,9 @@ class CameraConfig(BaseModel):
     #: a picture blank or frozen for this long (its frames' seconds) is reported; None: the default
     #: (`monitoring.IMAGE_BAD_AFTER_S`)
     image_bad_after_s: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] | None = None
-    background_image: str | None = None  # an empty-road frame, relative to the camera file
+    #: an empty-road frame, relative to the camera file; a stream added over the API takes only a regular file inside
+    #: the cameras directory (an inline camera's relative to that directory: `api/routers/cameras.background_file`)
+    background_image: str | None = None
     _homography: Homography | None = PrivateAttr(None)
 
     @model_validator(mode="after")

@@ -47,6 +47,8 @@ import numpy as np
 
 from .framebuffer import FrameBuffer
 
+#: `idle`: made and not started yet (a reader is started at once; the API shows a stream never started `stopped`,
+#: and one whose start failed `failed`, with why in its `error`)
 STATUSES = ("idle", "connecting", "streaming", "reconnecting", "ended", "failed", "stopped")
 FPS_WINDOW_S = 5.0
 

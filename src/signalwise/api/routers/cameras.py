@@ -17,22 +17,53 @@ directory (`cameras_dir`; `api/server_files.py`) and URLs only to allowed hosts 
 `POST` checks a stream as `vision run` checks its input (the camera file; a video file opened and its first frame
 decoded, the zones inside it): what `vision run` refuses is a 422 with the same reason, not a stream that fails
 later. One stream per `camera_id` (409): two would mix their violations and counts under one camera.
+
+Streams live in this process's memory (`app.state.vision`): a server of several worker processes
+(`signalwise serve --workers N`, which sets WEB_CONCURRENCY=N for them) would keep each stream in the one worker
+that took its POST, unknown to the others, and could run one camera twice. So every stream route of such a server
+answers 503 saying so (`one_process`), and a restart forgets every stream (a client posts them again).
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 import time
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import camera_urls
 
-router = APIRouter(prefix="/api/v1/streams", tags=["cameras"])
+
+def worker_processes() -> int:
+    """How many worker processes serve this app: WEB_CONCURRENCY, which `signalwise serve --workers N` sets to N
+    for its workers (and which uvicorn and gunicorn read as their worker count when none is given); 1 without it."""
+    try:
+        return max(1, int(os.environ.get("WEB_CONCURRENCY", "1")))
+    except ValueError:
+        return 1
+
+
+def one_process(request: Request) -> None:
+    """503 on a server of several worker processes: a stream lives in the memory of the worker that took its POST,
+    so the others would not know it (GET and DELETE answering 404 or 200 by the worker) and could run its camera a
+    second time. Every stream route says the same, so a client never sees a stream one call and not the next.
+    `signalwise live` serves from its one process whatever WEB_CONCURRENCY says."""
+    workers = worker_processes()
+    if workers > 1 and getattr(request.app.state, "live", None) is None:
+        raise HTTPException(503, f"camera streams run in one process, and this server runs {workers} worker "
+                                 f"processes (signalwise serve --workers {workers}; WEB_CONCURRENCY={workers}): a "
+                                 "stream added to one would be unknown to the others; start a separate single-worker "
+                                 "`signalwise serve` (--workers 1) for camera streams, or run this one with "
+                                 "--workers 1")
+
+
+router = APIRouter(prefix="/api/v1/streams", tags=["cameras"], dependencies=[Depends(one_process)])
 
 StreamId = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 _lock = threading.Lock()
@@ -112,7 +143,42 @@ def _named_files(body: StreamIn, request: Request) -> StreamIn:
         if path is None:
             raise HTTPException(422, outside(f"body.{field}", what, directory, CAMERAS_DIR, instead))
         update[field] = str(path)
+    camera = body.camera
+    if isinstance(camera, dict) and isinstance(camera.get("background_image"), str) and camera["background_image"]:
+        # "" is none (the detector reads none); not a string: the camera's own 422
+        update["camera"] = {**camera, "background_image": background_file(
+            "body.camera.background_image", camera["background_image"], directory)}
     return body.model_copy(update=update) if update else body
+
+
+#: what a camera does without a background image, for the answer refusing one
+NO_BACKGROUND = "leave background_image out: the empty road is then learnt from the stream's first frames"
+
+
+def background_file(field: str, name: str, directory: Path | None) -> str:
+    """A camera's `background_image` as its path in the cameras directory, confined as `camera_file` is: any other
+    path gets the one answer (`server_files.outside`) with nothing looked at. Inside, the path is looked at
+    (os.stat), never opened: what is not a regular file (not there, a directory, a FIFO, a device) is refused naming
+    where it was looked for; a FIFO opened would hold the request until someone wrote to it."""
+    from ..server_files import inside, outside
+
+    path = inside(name, directory)
+    if path is None:
+        raise HTTPException(422, outside(field, "background image", directory, CAMERAS_DIR, NO_BACKGROUND))
+    where = "in the cameras directory" if name == str(path) else f"looked for at {path}, in the cameras directory"
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise HTTPException(422, f"{field}: {name}: no such file on the server ({where})") from None
+    except OSError as exc:  # a name too long, no permission
+        raise HTTPException(422, f"{field}: {name}: the server cannot look at it ({exc.strerror or exc}; "
+                                 f"{where})") from None
+    if stat.S_ISDIR(mode):
+        raise HTTPException(422, f"{field}: {name}: a directory, not an image ({where})")
+    if not stat.S_ISREG(mode):
+        raise HTTPException(422, f"{field}: {name}: not a regular file (a FIFO, socket or device; {where}): not "
+                                 "opened")
+    return str(path)
 
 
 def manager(request: Request):
@@ -200,7 +266,9 @@ def _errors(exc: Exception) -> HTTPException:
     return HTTPException(422, str(exc))
 
 
-def _camera(body: StreamIn):
+def _camera(body: StreamIn, directory: Path | None):
+    """The camera, its background image confined to the cameras directory: an inline camera's was resolved against
+    the directory (`_named_files`), a camera file's is resolved against the file and must still be inside."""
     from signalwise.vision.camera import CameraFileError, camera_from_dict, load_camera
 
     if body.camera is not None and body.camera_file is not None:
@@ -208,11 +276,46 @@ def _camera(body: StreamIn):
     try:
         if body.camera is not None:
             return camera_from_dict(body.camera, "body.camera")
-        if body.camera_file is not None:
-            return load_camera(body.camera_file)
+        if body.camera_file is None:
+            return None
+        if _not_regular(body.camera_file):
+            raise HTTPException(422, f"body.camera_file: {body.camera_file}: not a regular file (a FIFO, socket or "
+                                     "device): not opened")
+        cam = load_camera(body.camera_file)
     except CameraFileError as exc:
         raise HTTPException(422, _camera_where(body, exc)) from None
-    return None
+    if cam.background_image is not None:
+        cam.background_image = background_file(f"body.camera_file: {body.camera_file}: background_image",
+                                               cam.background_image, directory)
+    return cam
+
+
+def _not_regular(path: str) -> bool:
+    """Whether `path` (in the cameras directory) is there and neither a regular file nor a directory: a FIFO, whose
+    opening would hold the request until someone wrote to it, a socket or a device. Looked at, never opened; a name
+    not there is for the reader to say."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def _background_where(body: StreamIn) -> str:
+    return "body.camera.background_image" if body.camera is not None else \
+        f"body.camera_file: {body.camera_file}: background_image"
+
+
+def _check_background(body: StreamIn, cam) -> None:
+    """The background image (a regular file in the cameras directory by now) decoded, as the blobs detector will at
+    the start: one OpenCV cannot read is refused now, not a stream that can never start. The other detectors
+    read none."""
+    if cam is None or not cam.background_image or body.detector != "blobs":
+        return
+    import cv2
+
+    if cv2.imread(cam.background_image, cv2.IMREAD_COLOR) is None:
+        raise HTTPException(422, f"{_background_where(body)}: {cam.background_image}: not an image OpenCV can read")
 
 
 def _camera_where(body: StreamIn, exc: Exception) -> str:
@@ -264,9 +367,12 @@ def add_stream(body: StreamIn, request: Request) -> dict:
         raise HTTPException(422, _no_video_file(given, Path(body.url)))
     if body.detector == "onnx" and not body.model:
         raise HTTPException(422, "body.model: the onnx detector needs a model file")
-    cam = _camera(body)
+    if body.model and _not_regular(body.model):
+        raise HTTPException(422, f"body.model: {body.model}: not a regular file (a FIFO, socket or device): not opened")
+    cam = _camera(body, request.app.state.settings.cameras_dir)
     mgr = manager(request)  # 503 without OpenCV, before the video is opened with it
     _check_video(body, cam)
+    _check_background(body, cam)
     sid = body.id or (cam.camera_id if cam is not None else f"s{len(mgr.list()) + 1}")
     if sid == "alerts":
         raise HTTPException(422, "body.id: 'alerts' is reserved (GET /api/v1/streams/alerts lists camera alerts)")
@@ -363,12 +469,24 @@ def delete_stream(stream_id: StreamId, request: Request) -> Response:
 
 @router.post("/{stream_id}/start", summary="Start (or restart) a camera stream")
 def start_stream(stream_id: StreamId, request: Request) -> dict:
+    mgr = _existing(request)
     try:
-        return _existing(request).start(stream_id)
-    except HTTPException:
-        raise
+        return mgr.start(stream_id)
     except Exception as exc:  # noqa: BLE001
-        raise _errors(exc) from None
+        error = _errors(exc)
+        if error.status_code != 404:  # the stream is there: GET says why it did not start (status failed)
+            _start_failed(mgr, stream_id, str(error.detail))
+        raise error from None
+
+
+def _start_failed(mgr, stream_id: str, why: str) -> None:
+    """Keep why a start failed on the stream: its `error` (and status `failed`) until the next start."""
+    from signalwise.vision.manager import StreamError
+
+    try:
+        mgr._get(stream_id).error = f"could not start: {why}"
+    except StreamError:  # deleted meanwhile
+        pass
 
 
 @router.post("/{stream_id}/stop", summary="Stop a camera stream (it stays listed)")
