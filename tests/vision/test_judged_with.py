@@ -76,7 +76,8 @@ def test_a_run_stores_what_it_judged_with_and_an_accepted_suspect_calibration_ma
     assert len(judged) == n == len(_written(tmp_path / "feet"))  # every violation written is stored
     assert all(j["calibration_suspect"] == summary["calibration_suspect"] for j in judged), judged
     assert all(j["camera_file"] == _identity(d / "feet.yaml") == summary["camera_file"] for j in judged)
-    assert "85th-percentile speed" in judged[0]["calibration_suspect"][0]
+    reasons = judged[0]["calibration_suspect"]  # before the run (the zones' resolution), then after (the speeds)
+    assert "px per road metre" in reasons[0] and "85th-percentile speed" in reasons[1], reasons
     # and the API's listing says so (list_violations is what the route returns)
     total, items = list_violations(get_engine(feet))
     assert total == n and all(i["judged_with"]["calibration_suspect"] for i in items)

@@ -56,7 +56,10 @@ def test_road_points_in_feet_issue_no_violation_unless_accepted(clip, tmp_path):
     db = tmp_path / "v.db"
     p = _run(d, tmp_path / "feet", d / "feet.yaml", "--db", f"sqlite:///{db}", "--start", "2026-05-04T07:30:00+02:00")
     assert p.returncode == 1, p.stdout + p.stderr
-    assert "error: the calibration is suspect (the traffic's 85th-percentile speed" in p.stderr
+    # in feet a metre of road is 3.28 times fewer pixels: the resolution check flags it before the run, the
+    # traffic's speeds after it
+    assert "error: the calibration is suspect (zone " in p.stderr and "px per road metre" in p.stderr
+    assert "; the traffic's 85th-percentile speed" in p.stderr
     assert "--accept-suspect-calibration" in p.stderr and "not stored" in p.stderr
     assert _stored(db) == 0
     summary = json.loads((tmp_path / "feet" / "summary.json").read_text())

@@ -160,12 +160,40 @@ def _version() -> str:
 
 
 def calibration_suspect(camera: CameraConfig) -> list[str]:
-    """Why the calibration is wrong by the checks made before a run (its residual); [] when they pass."""
+    """Why the camera's calls cannot be trusted by the checks made before a run: its residual, and a zone seen at
+    too few pixels per metre for vehicles to be told apart; [] when they pass."""
+    out = []
     rms = camera.homography.rms_error_m
     if rms > CALIBRATION_RMS_WARN_M:
-        return [f"the {len(camera.calibration)} surveyed points miss the fit by {rms:.2f} m RMS (above "
-                f"{CALIBRATION_RMS_WARN_M:g} m)"]
-    return []
+        out.append(f"the {len(camera.calibration)} surveyed points miss the fit by {rms:.2f} m RMS (above "
+                   f"{CALIBRATION_RMS_WARN_M:g} m)")
+    coarse = too_coarse(camera)
+    if coarse:
+        out.append(coarse)
+    return out
+
+
+#: the fewest image pixels per road metre, along the lane at a zone's centre, at which the detector separates
+#: vehicles. Rendered clips of `single` (`vision render --size`, 60 s, 3 red-light runners and 3 speeders; see
+#: docs/vision.md): top-down at 2.4 px/m found 40 % of the moving vehicles and none of the red-light runners, at
+#: 2.8 px/m 93 % and all of them; an oblique view whose coarsest zone was 2.27 px/m called 1 runner of 3 and 2
+#: false speeders, one at 2.84 px/m all runners and 1 false speeder
+MIN_ZONE_PX_PER_M = 2.75
+
+
+def too_coarse(camera: CameraConfig) -> str | None:
+    """Why the camera sees a zone too coarsely for its calls (`MIN_ZONE_PX_PER_M`), or None."""
+    from .lanes import road_arms
+
+    arms = road_arms(camera)
+    if not arms:
+        return None
+    coarsest = min(arms, key=lambda a: a.px_per_m)
+    if coarsest.px_per_m >= MIN_ZONE_PX_PER_M:
+        return None
+    return (f"zone {coarsest.name} is seen at {coarsest.px_per_m:.2f} px per road metre, under the "
+            f"{MIN_ZONE_PX_PER_M:g} the detector needs to tell vehicles apart (a vehicle merges with its neighbours "
+            "and red-light runners are missed): a larger frame or a closer view, or road points not in metres")
 
 
 #: a calibration whose surveyed points miss the fit by more than this (RMS, road metres) has a wrong point: a
