@@ -86,9 +86,10 @@ def test_records_events_alerts_and_changes_are_written_and_read_back(db_url, tmp
         open_alert = alerts.evaluate(10.0, {"fallback_share": 0.9})[0]
         assert writer.flush(30), writer.stats()
         stats = writer.stats()
-    assert stats | {"last_error": None} == {"queued": 0, "buffered_on_disk": 0, "written": 11, "failures": 0,
-                                            "overflow_rows": 0, "rejected_rows": 0, "last_error": None,
-                                            "db_ok": True, "unavailable_s": 0.0}
+    assert stats == {"queued": 0, "buffered_on_disk": 0, "written": 11, "failures": 0, "overflow_rows": 0,
+                     "rejected_rows": 0, "last_rejection": None, "last_error": None, "last_error_at": None,
+                     "previous_error": None, "previous_error_at": None, "recovered_at": None, "db_ok": True,
+                     "unavailable_s": 0.0}
     engine = engine_of(db_url)
     try:
         assert scalar(engine, "SELECT count(*) FROM intersection_records") == 3
@@ -130,7 +131,8 @@ def test_invalid_rows_are_dropped_and_counted_the_rest_written(db_url, tmp_path)
         assert writer.flush(30)
         stats = writer.stats()
     assert (stats["written"], stats["rejected_rows"]) == (3, 4)  # 2 records and 1 event; 1 record, 1 change, 2 events
-    assert "invalid rows dropped" in stats["last_error"]
+    # a loss, not a state that goes on: its reason beside the count, and no error in force
+    assert "invalid rows dropped" in stats["last_rejection"] and stats["last_error"] is None
     engine = engine_of(db_url)
     try:
         assert scalar(engine, "SELECT count(*) FROM intersection_records") == 2

@@ -24,12 +24,18 @@ dropped and counted (`rejected_rows`) so one bad row cannot stop the rest.
 
 The run's own row (`put_run`: scenario, controller, seed, configuration, start) goes through the same FIFO, so
 a live run is stored with the fields an offline `signalwise run --db` stores; so does its ATSPM detector
-configuration (`put_detector_config`: what its `detectors.csv` holds), which the API's detector measures read. A database at the newest schema
-is only checked, never created into; one that cannot take writes (`engine.why_read_only`: a read-only
-transaction or role, a standby, a read-only SQLite file) is not written into at all: the rows wait, and the
-reason says so in one line. What still waits when the writer closes stays in `buffer_dir`
+configuration (`put_detector_config`: what its `detectors.csv` holds), which the API's detector measures read.
+A database that loses them while the run goes (dropped and made again, its tables dropped, a SQLite file removed
+or replaced) gets them again on the writer's next connection, before the rows that waited (`_restore_lost`).
+A database at the newest schema is only checked, never created into; one that cannot take writes
+(`engine.why_read_only`: a read-only transaction or role, a standby, a read-only SQLite file) is not written into
+at all: the rows wait, and the reason says so in one line. What still waits when the writer closes stays in `buffer_dir`
 (`summary()`, `waiting_message()`), and `signalwise db drain RUN_DIR --db URL` (or `python -m signalwise.store.live
-RUN_DIR --db URL`) stores it once the database takes writes.
+RUN_DIR --db URL`) stores it once the database takes writes, and writes what it stored and what still waits into
+the run's `run.json` (`note_drained`).
+
+`stats()["last_error"]` is what keeps rows from being stored now; once writes succeed again it is kept as
+`previous_error`, with when it was last seen and when writing worked again (`recovered_at`).
 """
 
 from __future__ import annotations
@@ -133,7 +139,17 @@ class LiveStoreWriter:
         self._segments: deque[_Segment] = deque()
         self._next_seq = self._first_seq = 10**15
         self._written = self._failures = self._overflow = self._rejected = 0
-        self._last_error: str | None = None
+        #: what keeps rows from being stored now, by where it happens ("database": a write failed, "disk": a spill
+        #: failed): (text, wall time last seen (ISO), monotonic time last seen); gone once that works again
+        self._errors: dict[str, tuple[str, str, float]] = {}
+        #: the error of the latest outage that is over, when it was last seen, and when writing worked again
+        self._previous_error: str | None = None
+        self._previous_error_at: str | None = None
+        self._recovered_at: str | None = None
+        #: why rows were last dropped as invalid (`rejected_rows`): a loss, not a state that ends
+        self._last_rejection: str | None = None
+        #: per simulation id, the run row and detector configuration this writer stored (`_restore_lost`)
+        self._kept: dict[str, dict] = {}
         self._db_ok = self._disk_ok = True
         #: monotonic time of the first failed write since the last one that succeeded (None: writes succeed)
         self._failing_since: float | None = None
@@ -141,6 +157,8 @@ class LiveStoreWriter:
         self._notified_s = -math.inf
         self._untold = False
         self._engine: Engine | None = None
+        #: a SQLite engine's file: (path, (device, inode)) as opened; None for PostgreSQL or memory
+        self._file: tuple[str, tuple[int, int]] | None = None
         self._closed = False
 
         self._work = threading.Event()  # something was put
@@ -251,22 +269,42 @@ class LiveStoreWriter:
     def _reject(self, rows: int, reason: str) -> int:
         with self._lock:
             self._rejected += rows
-            self._last_error = reason
+            self._last_rejection = reason
         log.warning("%s", reason)
         return 0
 
     # -- control ---------------------------------------------------------------------------------------------
     def stats(self) -> dict:
         """queued (rows in memory), buffered_on_disk, written, failures (failed write attempts), overflow_rows
-        (dropped: the buffer was full), rejected_rows (invalid), last_error, db_ok (the last write succeeded),
-        unavailable_s (seconds since the first of the failed writes in a row; 0 while writes succeed: what the
-        `store_unavailable` alert reads)."""
+        (dropped: the buffer was full), rejected_rows (invalid) and last_rejection (why the latest were), db_ok
+        (the last write succeeded), unavailable_s (seconds since the first of the failed writes in a row; 0 while
+        writes succeed: what the `store_unavailable` alert reads).
+
+        `last_error` is what keeps rows from being stored now (the database refuses writes, the disk buffer cannot
+        be written), with `last_error_at` (when last seen); both None while the writer stores. Once writing works
+        again the error moves to `previous_error` (`previous_error_at`: when last seen) and `recovered_at` says
+        when it worked again: an outage that is over is history, not a fault."""
         with self._lock:
             since = self._failing_since
+            now = max(self._errors.values(), key=lambda e: e[2], default=(None, None, 0.0))
             return {"queued": self._mem_rows + self._hand_rows, "buffered_on_disk": self._disk_rows,
                     "written": self._written, "failures": self._failures, "overflow_rows": self._overflow,
-                    "rejected_rows": self._rejected, "last_error": self._last_error, "db_ok": self._db_ok,
+                    "rejected_rows": self._rejected, "last_rejection": self._last_rejection,
+                    "last_error": now[0], "last_error_at": now[1], "previous_error": self._previous_error,
+                    "previous_error_at": self._previous_error_at, "recovered_at": self._recovered_at,
+                    "db_ok": self._db_ok,
                     "unavailable_s": 0.0 if since is None else round(time.monotonic() - since, 1)}
+
+    def _failed(self, where: str, text: str) -> None:
+        """An error keeps rows from being stored (`where`: "database" or "disk"); under the lock."""
+        self._errors[where] = (text, _now_iso(), time.monotonic())
+
+    def _works(self, where: str) -> None:
+        """Writing (or spilling) works again: the error there becomes the previous one; under the lock."""
+        gone = self._errors.pop(where, None)
+        if gone is not None:
+            self._previous_error, self._previous_error_at, _ = gone
+            self._recovered_at = _now_iso()
 
     @property
     def shown_url(self) -> str:
@@ -281,12 +319,17 @@ class LiveStoreWriter:
 
     def summary(self) -> dict:
         """What the writer stored and what still waits: `waiting_rows` (in memory and in `buffer_dir`), where,
-        why (`last_error`) and how the buffer is stored later (`drain`, None when nothing waits)."""
+        why (`last_error`, `last_error_at`; None when nothing keeps rows from being stored) and how the buffer is
+        stored later (`drain`, None when nothing waits); an outage that ended (`previous_error`,
+        `previous_error_at`, `recovered_at`) and why rows were dropped as invalid (`last_rejection`)."""
         stats = self.stats()
         waiting = self.pending_rows()
         return {"database": self.shown_url, "written": stats["written"], "waiting_rows": waiting,
                 "buffer_dir": str(self.buffer_dir), "overflow_rows": stats["overflow_rows"],
-                "rejected_rows": stats["rejected_rows"], "last_error": stats["last_error"],
+                "rejected_rows": stats["rejected_rows"], "last_rejection": stats["last_rejection"],
+                "last_error": stats["last_error"], "last_error_at": stats["last_error_at"],
+                "previous_error": stats["previous_error"], "previous_error_at": stats["previous_error_at"],
+                "recovered_at": stats["recovered_at"],
                 "drain": drain_command(self.buffer_dir, self.shown_url) if waiting else None}
 
     def waiting_message(self) -> str | None:
@@ -327,7 +370,7 @@ class LiveStoreWriter:
                 with self._lock:
                     # a SQLite file another writer holds (its busy timeout ran out) is busy, not refusing: the
                     # next attempt takes it, so the wait goes on to the timeout
-                    busy = "database is locked" in (self._last_error or "")
+                    busy = "database is locked" in self._errors.get("database", ("",))[0]
                     if self._failures > failures_before and not self._db_ok and not busy:
                         return False
             time.sleep(min(0.01, left))
@@ -444,17 +487,58 @@ class LiveStoreWriter:
                                 self._mem_rows + self._hand_rows + self._disk_rows)
                 self._db_ok = True
                 self._failing_since = None
+                self._works("database")
             chunk.done = end
 
     def _write_group(self, group: list[Item]) -> tuple[int, int]:
         """(rows written, rows dropped as invalid) for items of one kind and run; raises `_Outage`."""
         engine = self._connect()
+        self._check_file()
         kind, sim = group[0][0], group[0][1]
         rows = [r for item in group for r in item[2]]
         written = self._write_isolating(engine, kind, sim, rows)
         if written:
             self._tell_cache()
+        if kind in ("runs", "detectors") and written == len(rows):
+            self._keep(kind, sim, rows)
         return written, len(rows) - written
+
+    def _keep(self, kind: str, sim: str, rows: list) -> None:
+        """Remember the run row and detector configuration stored (writer thread only): a database that loses
+        them during the run (dropped and made again, its tables dropped) gets them again (`_restore_lost`)."""
+        kept = self._kept.setdefault(sim, {"runs": None, "detectors": {}})
+        if kind == "runs":
+            kept["runs"] = rows[-1]
+        else:
+            for row in rows:
+                kept["detectors"].setdefault(tuple(row[:4]), row)
+
+    def _restore_lost(self, engine: Engine) -> None:
+        """On a new connection (the first after an outage): the runs this writer stored whose row the database no
+        longer has, or has only as the stub a record or event written without it makes (no scenario, controller,
+        seed, start), get their row again, and their detector configuration when it is gone. Records and events
+        written after a database was replaced are then found under the run as it was stored, not under a nameless
+        one. Nothing is written when nothing was lost. Raises what the database raises."""
+        for sim, kept in self._kept.items():
+            run, detectors = kept["runs"], list(kept["detectors"].values())
+            if run is None:
+                continue
+            lost = _lost_of_run(engine, sim, run, bool(detectors))
+            if not lost:
+                continue
+            what = " and ".join({"run": "row", "detectors": "detector configuration"}[k] for k in lost)
+            try:
+                if "run" in lost:
+                    _write_runs(engine, sim, [run])
+                if detectors:
+                    _write_detectors(engine, sim, detectors)
+            except Exception as exc:  # noqa: BLE001 - sorted into outage and invalid data
+                if not _invalid_data(exc):
+                    raise
+                log.warning("run %s: its %s could not be stored again: %s", sim, what, _one_line(exc))
+                continue
+            log.warning("%s had lost run %s's %s (replaced, or its tables dropped): stored again", self.shown_url,
+                        sim, what)
 
     def _tell_cache(self, now: bool = False) -> None:
         """As every ingest write: a served app in this process drops its cached analytics answers, instead of
@@ -494,7 +578,7 @@ class LiveStoreWriter:
         reason = _one_line(exc)
         log.warning("store refused %d row(s) as invalid: %s", rows, reason)
         with self._lock:
-            self._last_error = f"invalid rows dropped: {reason}"
+            self._last_rejection = f"invalid rows dropped: {reason}"
 
     def _note_failure(self, exc: BaseException) -> None:
         reason = _one_line(exc)
@@ -504,7 +588,7 @@ class LiveStoreWriter:
             self._db_ok = False
             if self._failing_since is None:
                 self._failing_since = time.monotonic()
-            self._last_error = reason
+            self._failed("database", reason)
         if first:
             log.warning("store write failed, buffering (%s): %s", self.buffer_dir, reason)
         self._spool_wake.set()
@@ -540,6 +624,8 @@ class LiveStoreWriter:
                 raise _Outage(f"database {self.shown_url} is read-only: {why}{old}; nothing is written there")
             if revision != head:
                 upgrade(engine)
+            self._restore_lost(engine)
+            self._file = _sqlite_file(engine)
         except _Outage:
             engine.dispose()
             raise
@@ -549,9 +635,26 @@ class LiveStoreWriter:
         self._engine = engine
         return engine
 
+    def _check_file(self) -> None:
+        """A SQLite file removed or replaced (another file renamed over it) since the engine opened it: its open
+        connections would go on writing into the old file, gone with every row written there. Raises `_Outage`;
+        the next attempt opens (creates, migrates) the file now at the path, and stores the run again in it."""
+        if self._file is None:
+            return
+        path, opened = self._file
+        try:
+            st = os.stat(path)
+            now = (st.st_dev, st.st_ino)
+        except OSError:
+            now = None
+        if now != opened:
+            self._drop_engine()
+            raise _Outage(f"the database file {path} was {'removed' if now is None else 'replaced'} since it was "
+                          "opened")
+
     def _drop_engine(self) -> None:
         """Forget the engine after a failure: the next attempt connects (and migrates) afresh."""
-        engine, self._engine = self._engine, None
+        engine, self._engine, self._file = self._engine, None, None
         if engine is not None:
             try:
                 engine.dispose()
@@ -591,6 +694,7 @@ class LiveStoreWriter:
             with self._lock:
                 self._hand_rows -= rows
                 self._disk_rows += rows
+                self._works("disk")
         chunk.items, chunk.done, chunk.segment = items, 0, seg
 
     def _give_back(self, chunk: _Chunk) -> None:
@@ -646,6 +750,7 @@ class LiveStoreWriter:
             with self._lock:
                 self._mem_rows -= rows
                 self._disk_rows += rows
+                self._works("disk")
             self._disk_ok = True
 
     def _append_to_tail(self, items: list[Item]) -> None:
@@ -682,7 +787,7 @@ class LiveStoreWriter:
 
     def _disk_failed(self, exc: OSError) -> None:
         with self._lock:
-            self._last_error = f"cannot spill to {self.buffer_dir}: {exc}"
+            self._failed("disk", f"cannot spill to {self.buffer_dir}: {exc}")
             first, self._disk_ok = self._disk_ok, False
         if first:  # once per streak: the spooler tries again ten times a second
             log.error("cannot spill the store buffer to %s: %s (rows stay in memory)", self.buffer_dir, exc)
@@ -696,7 +801,7 @@ class LiveStoreWriter:
             with self._lock:
                 self._disk_rows -= lost
                 self._rejected += lost
-                self._last_error = f"{seg.path}: {lost} buffered row(s) could not be read back"
+                self._last_rejection = f"{seg.path}: {lost} buffered row(s) could not be read back"
             seg.rows = rows
         return items
 
@@ -912,6 +1017,36 @@ def _write_runs(engine: Engine, sim: str, rows: list) -> None:
                      _moment(row.get("started_at")))
 
 
+def _sqlite_file(engine: Engine) -> tuple[str, tuple[int, int]] | None:
+    """A SQLite engine's database file as it is now (path, (device, inode)); None for another database."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return path, (st.st_dev, st.st_ino)
+
+
+def _lost_of_run(engine: Engine, sim: str, run: dict, has_detectors: bool) -> list[str]:
+    """What the database lost of a run stored before: "run" (its row is gone, or is a stub without a field its
+    row was stored with: scenario, controller, seed, start), with "detectors" when it had a detector configuration
+    (gone with the row); "detectors" alone (the row is there, its configuration is not); or nothing."""
+    from .tables import DetectorConfigRow, Run
+
+    runs, det = Run.__table__, DetectorConfigRow.__table__
+    with engine.connect() as conn:
+        row = conn.execute(select(runs.c.id, runs.c.scenario, runs.c.controller, runs.c.seed, runs.c.started_at)
+                           .where(runs.c.simulation_id == sim)).first()
+        if row is None or any(run.get(k) is not None and getattr(row, k) is None
+                              for k in ("scenario", "controller", "seed", "started_at")):
+            return ["run", "detectors"] if has_detectors else ["run"]
+        if has_detectors and conn.execute(select(det.c.run_id).where(det.c.run_id == row.id).limit(1)).first() is None:
+            return ["detectors"]
+    return []
+
+
 def _write_detectors(engine: Engine, sim: str, rows: list) -> None:
     """Added, never replacing (idempotent, and rows written one at a time must not undo each other)."""
     from .detector_configs import store_detector_config
@@ -966,7 +1101,9 @@ def drain_command(buffer_dir: Path | str, shown_url: str) -> str:
 
 def drain(path: Path | str, database_url: str | None, timeout_s: float = 60.0) -> dict:
     """Store the rows waiting in a buffer directory (or a run directory's `store-buffer`); returns the writer's
-    `summary()` at the end: `waiting_rows` 0 when everything was stored."""
+    `summary()` at the end, with `drained_at` (when it ended): `waiting_rows` 0 when everything was stored,
+    else how many still wait. A run directory's `run.json` gets it as its `store` (`note_drained`), so the run
+    says what still waits after the drain, not what waited when the run ended."""
     buffer_dir = Path(path)
     if (buffer_dir / "store-buffer").is_dir():
         buffer_dir = buffer_dir / "store-buffer"
@@ -975,7 +1112,45 @@ def drain(path: Path | str, database_url: str | None, timeout_s: float = 60.0) -
     writer = LiveStoreWriter(database_url, (buffer_dir.parent.name or "drain")[:128], buffer_dir,
                              retry_initial_s=0.2, retry_max_s=2.0)
     writer.close(timeout_s)
-    return writer.summary()
+    summary = {**writer.summary(), "drained_at": _now_iso()}
+    if buffer_dir.name == "store-buffer":
+        summary = note_drained(buffer_dir.parent / "run.json", summary)
+    return summary
+
+
+def note_drained(run_json: Path, summary: dict) -> dict:
+    """Put a drain's `summary` into a run's `run.json` as its `store`: the store the run wrote at its end is kept
+    under `before_drain`, an earlier drain's summary under `earlier_drains` (oldest first). Replaced whole (a
+    temporary file, then a rename), so a reader never sees half a file. Returns the `store` written (the summary
+    as given when there is no readable `run.json`)."""
+    try:
+        run = json.loads(run_json.read_text())
+    except FileNotFoundError:
+        return summary
+    except (OSError, ValueError) as exc:
+        log.warning("%s not updated with the drain's outcome: %s", run_json, exc)
+        return summary
+    if not isinstance(run, dict):
+        log.warning("%s not updated with the drain's outcome: it holds no JSON object", run_json)
+        return summary
+    store, old = dict(summary), run.get("store")
+    if isinstance(old, dict) and "drained_at" in old:  # drained before (a partial drain, the next run's)
+        earlier = {k: v for k, v in old.items() if k not in ("before_drain", "earlier_drains")}
+        store["earlier_drains"] = [*(old.get("earlier_drains") or []), earlier]
+        if "before_drain" in old:
+            store["before_drain"] = old["before_drain"]
+    elif isinstance(old, dict):
+        store["before_drain"] = old
+    run["store"] = store
+    partial = run_json.with_name(f".{run_json.name}.drain-{os.getpid()}.partial")
+    try:
+        partial.write_text(json.dumps(run, indent=2, default=str) + "\n")
+        partial.replace(run_json)
+    except OSError as exc:
+        log.warning("%s not updated with the drain's outcome: %s", run_json, exc)
+        partial.unlink(missing_ok=True)
+        return summary
+    return store
 
 
 def _main(argv: list[str] | None = None) -> int:

@@ -45,7 +45,7 @@ from ...outdirs import process_identity
 from ...sim.backend import SimulationError, SumoBackend
 from ...sim.detectors import live_zone_ids, place_detectors
 from ...sim.outputs import read_vtype_classes
-from ...sim.signal_model import short_ped_clearance
+from ...sim.signal_model import BELOW_ITE_NOTE, below_ite_notes, short_ped_clearance, timing_warnings
 from ...termination import interrupts_deferred, stop_reason
 from ..config import RunConfig
 from ..detector_config import detector_rows, write_detector_config
@@ -294,6 +294,9 @@ class LiveRuntime:
         self._tell_webhooks_the_run()
         self._store_run()
         self._write_static()
+        # the timing it starts with (its --config's), said as `signalwise run` says it; a replayed change says its own
+        for line in below_ite_warnings(self.stepper.intersections):
+            log.warning("%s", line)
         self._replay_site_changes()
         self._start_on_replayed_timing()
         self._drain()  # the signals' opening events: a replayed revision's 131 before the first green's 1
@@ -1159,6 +1162,7 @@ class LiveRuntime:
         applied again at start (the log names this runtime as who applied it, and who made it and when)."""
         st = self.stepper
         raised: dict[str, tuple[float, str]] = {}  # a timing change's cycle bounds longer than asked
+        below: list[str] = []  # a timing change's clearances below ITE, as `signalwise run` warns of them
         if isinstance(change, ch.OverrideChange):
             tls = change.intersection_id
             replaced = self.overrides.get(tls)
@@ -1198,9 +1202,11 @@ class LiveRuntime:
         elif isinstance(change, (ch.TimingChange, ch.SignalTimingChange)):
             if replayed is None:  # a replay is applied over what it was made over: the runs before this one
                 self._check_based_on(change)
-            raised = self._retime(self._timing_after(change))
+            raised, notes = self._retime(self._timing_after(change))
             if isinstance(change, ch.SignalTimingChange):  # what it asked for: that signal's timing, not the others'
                 raised = {tls: v for tls, v in raised.items() if tls == change.intersection_id}
+                notes = {change.intersection_id: notes.get(change.intersection_id, [])}
+            below = below_ite_warnings([st.by_id[tls] for tls in sorted(notes)], notes)
         elif isinstance(change, ch.AlertRulesChange):
             for event in self.alerts.apply_operator_rules(change.rules, self.reported_figures(), at_s=st.t,
                                                           why=f"alert rules changed by {who}"):
@@ -1213,6 +1219,9 @@ class LiveRuntime:
         if raised:  # what is in force differs from what was asked: the answer, the log and stderr say so
             entry["reason"] = raised_cycle_reason(raised)
             entry["in_force"] = {tls: {"cycle_max_s": bound_s} for tls, (bound_s, _) in sorted(raised.items())}
+        if below:  # runs as given, and is said as `signalwise run` says it (docs/configuration.md, timing.all_red_s)
+            entry["reason"] = "; ".join([entry["reason"], *below] if entry["reason"] else below)
+        if raised or below:
             log.warning("%s change by %s: %s", change.kind, who, entry["reason"])
         entry["sim_time_s"] = st.t
         if replayed is not None:
@@ -1323,7 +1332,10 @@ class LiveRuntime:
         return {"model": str(path)} if path is not None and uses_shipped_model(spec, self._ctx.options) else {}
 
     def _log_change(self, entry: dict, replayed: bool = False) -> None:
-        line = json.dumps(entry)  # first: an entry that cannot be written is in none of the logs, not in some
+        # strict JSON, in every log alike: a NaN a refused body held is the text "NaN" (a bare NaN is no JSON, and
+        # jq, JSON.parse and PostgreSQL's json refuse the line); the entry itself too, so the list says the same
+        entry.update(ch.json_safe(entry))
+        line = json.dumps(entry, allow_nan=False)  # first: an entry that cannot be written is in none of the logs
         self.changes.append(entry)
         fh = self._files.get("changes")
         if fh is not None:
@@ -1432,9 +1444,10 @@ class LiveRuntime:
         raise ch.StaleTimingRevision(f"{why} (timing revision {now} in force); nothing was applied: read the "
                                      "timing in force again (GET /api/v1/live/config) and send the change from it", now)
 
-    def _retime(self, timing) -> dict[str, tuple[float, str]]:
+    def _retime(self, timing) -> tuple[dict[str, tuple[float, str]], dict[str, list[str]]]:
         """New timing (validated: `_timing_after`), read per signal from the field, applied at each next green.
-        Returns the signals whose cycle bound in force is longer than the one asked (`_retime_shields`)."""
+        Returns the signals whose cycle bound in force is longer than the one asked, and each signal's notes on
+        its clearances below ITE (`_retime_shields`)."""
         before = self.cfg.timing.per_intersection
         self.cfg = self.stepper.cfg = self.cfg.model_copy(update={"timing": timing})
         self.timing_revision += 1
@@ -1444,20 +1457,26 @@ class LiveRuntime:
         self._timing_in_force = (self.timing_revision, timing)
         return self._retime_shields(new_revision=True)
 
-    def _retime_shields(self, new_revision: bool = False) -> dict[str, tuple[float, str]]:
+    def _retime_shields(self, new_revision: bool = False) -> tuple[dict[str, tuple[float, str]],
+                                                                     dict[str, list[str]]]:
         """Every shield takes the run configuration's timing at its next green. A new revision is written into
         signal_model.json first, so the 131 that names it is never in the log before its timing is on disk.
 
         Returns, per signal whose phases' minimum greens and clearances need a longer cycle than the `cycle_max_s`
-        asked, the bound in force and the derivation's note saying why (`CYCLE_RAISED_NOTE`)."""
+        asked, the bound in force and the derivation's note saying why (`CYCLE_RAISED_NOTE`); and per signal, its
+        notes on a configured yellow or red clearance shorter than ITE's for its geometry (`below_ite_notes`, as
+        the signal's notes have them when a run starts with that timing)."""
         st = self.stepper
         from ...sim.signal_model import CYCLE_RAISED_NOTE, retimed
         defaults = timing_defaults(self.cfg)
+        own = self.cfg.timing.per_intersection
         notes: dict[str, list[str]] = {tls: [] for tls in st.shields}
-        timings = {tls: retimed(st.by_id[tls], defaults, self.cfg.timing.per_intersection.get(tls), notes[tls])
-                   for tls in st.shields}
+        timings = {tls: retimed(st.by_id[tls], defaults, own.get(tls), notes[tls]) for tls in st.shields}
         raised = {tls: (timings[tls].cycle_max_s, note.removeprefix(CYCLE_RAISED_NOTE))
                   for tls, said in notes.items() for note in said if note.startswith(CYCLE_RAISED_NOTE)}
+        below = {tls: below_ite_notes(tls, st.by_id[tls].phases, st.by_id[tls].approach_speed_mps,
+                                      st.by_id[tls].width_m, timings[tls], defaults, own.get(tls) or {})
+                 for tls in st.shields}
         if new_revision:
             for tls, timing in timings.items():
                 self._timing_revisions.setdefault(tls, []).append(dataclasses.asdict(timing))
@@ -1465,7 +1484,7 @@ class LiveRuntime:
                 self._write_signal_model()
         for tls, sh in st.shields.items():
             sh.retime(timings[tls], len(self._timing_revisions.get(tls, ())) or None)
-        return raised
+        return raised, below
 
     def _end_override(self, tls: str) -> None:
         ov = self.overrides.pop(tls, None)
@@ -1785,7 +1804,10 @@ class LiveRuntime:
                 "buffered_rows": s.get("queued", 0) + s.get("buffered_on_disk", 0),
                 "buffered_on_disk": s.get("buffered_on_disk"), "db_ok": s.get("db_ok"),
                 "unavailable_s": s.get("unavailable_s"), "overflow_rows": s.get("overflow_rows"),
-                "last_error": s.get("last_error"), "buffer_dir": str(getattr(self.store, "buffer_dir", ""))}
+                "last_error": s.get("last_error"), "last_error_at": s.get("last_error_at"),
+                "previous_error": s.get("previous_error"), "previous_error_at": s.get("previous_error_at"),
+                "recovered_at": s.get("recovered_at"), "rejected_rows": s.get("rejected_rows"),
+                "last_rejection": s.get("last_rejection"), "buffer_dir": str(getattr(self.store, "buffer_dir", ""))}
 
     def _feeds_status(self) -> dict:
         """The detector feed's inputs (a `--field none` run): the MQTT broker's connection, and the messages
@@ -1821,6 +1843,16 @@ def unsaved_reason(controller) -> str | None:  # noqa: ANN001 - any controller
                 f"(copy.deepcopy: {type(exc).__name__}{': ' + text if text else ''}); give its class a "
                 "__deepcopy__ (docs/controllers.md)")
     return None
+
+
+def below_ite_warnings(intersections, notes: Mapping[str, list[str]] | None = None) -> list[str]:
+    """The warnings `signalwise run` gives (`timing_warnings`) on the signals whose configured yellow or red
+    clearance is below ITE's: from each signal's own notes (the timing it started with), or from `notes` (a
+    timing change's, by signal) where given. Nothing else of `timing_warnings`: only these lines."""
+    notes = notes or {}
+    return timing_warnings([dataclasses.replace(i, notes=tuple(n for n in notes.get(i.id, i.notes)
+                                                                if n.startswith(BELOW_ITE_NOTE)))
+                            for i in intersections])
 
 
 def raised_cycle_reason(raised: dict[str, tuple[float, str]]) -> str:

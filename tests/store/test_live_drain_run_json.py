@@ -1,0 +1,129 @@
+"""`signalwise db drain RUN_DIR` and the run's `run.json`: the operator archives a run directory once its
+`store.waiting_rows` is 0 (docs/live.md), so a drain that stores the buffer says so there, and one the database
+stops midway leaves the rows that truly still wait, with the command that stores them."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import text
+
+from signalwise.core.types import SignalEvent
+from signalwise.store.engine import create_store_engine, upgrade
+from signalwise.store.live import LiveStoreWriter
+
+SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
+FAST = {"retry_initial_s": 0.05, "retry_max_s": 0.2, "busy_timeout_s": 0.2, "connect_timeout_s": 2}
+RUN = "20261129-162005-live-single-max-pressure"
+ROWS = 13  # the run's row and 12 more, 3 of each kind (put_numbered)
+
+
+def put_numbered(writer: LiveStoreWriter, n_rows: int) -> None:
+    """Rows in the order a run hands them over: a record, an event, a change, an alert, again."""
+    for n in range(n_rows):
+        kind = n % 4
+        if kind == 0:
+            writer.put_records([{
+                "simulation_id": RUN, "intersection_id": "C", "timestamp": f"2026-11-29T16:{n:02d}:00+00:00",
+                "signals": [{"direction": "north", "vehicle_counts": {"car": 1}, "emergency_vehicle_present": False,
+                             "signal_status": "GREEN", "signal_timer": 1, "vehicles_crossed": 1,
+                             "avg_wait_time": 1.0, "green_time_allocated": 20}],
+                "metrics": {"total_vehicles_passed": 1, "avg_wait_time_all_sides": 1.0, "throughput": 0.5,
+                            "avg_speed": 20.0, "fuel_saved": 0.0, "co2_saved": 0.0, "emergency_overrides": 0}}])
+        elif kind == 1:
+            writer.put_events([SignalEvent(float(n), "C", 1, n)])
+        elif kind == 2:
+            writer.put_change({"at": f"2026-11-29T16:20:{n:02d}+00:00", "who": "ops", "kind": "timing",
+                               "payload": {"n": n}, "result": "applied", "reason": "", "sim_time_s": float(n)})
+        else:
+            writer.put_alert({"id": f"a{n}", "rule": "r", "level": "warning", "metric": "m", "value": n,
+                              "threshold": 0, "raised_at_s": float(n), "cleared_at_s": None,
+                              "wall_time": "2026-11-29T16:20:05+00:00", "message": f"n={n}"})
+
+
+def run_left_waiting(tmp_path: Path) -> tuple[Path, dict]:
+    """A live run's directory whose database took nothing: its rows in `store-buffer/`, its run.json with the
+    writer's summary as `store`, as a run writes it at its end."""
+    run_dir = tmp_path / "runs" / RUN
+    run_dir.mkdir(parents=True)
+    away = tmp_path / "away.db"
+    away.mkdir()  # a directory where the database file should be: it cannot be opened
+    writer = LiveStoreWriter(f"sqlite:///{away}", RUN, run_dir / "store-buffer", 10_000, **FAST)
+    writer.put_run("single", "max-pressure", 1, {"duration_s": 200}, None)
+    put_numbered(writer, ROWS - 1)
+    assert writer.close(0.5) is False
+    store = writer.summary()
+    assert store["waiting_rows"] == ROWS and store["written"] == 0 and store["drain"] and store["last_error"]
+    (run_dir / "run.json").write_text(json.dumps({"status": "complete", "live": True, "scenario": "single",
+                                                  "store": store}, indent=2))
+    return run_dir, store
+
+
+def drain(run_dir: Path, db: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([SIGNALWISE, "db", "drain", str(run_dir), "--db", f"sqlite:///{db}", "--timeout", "10"],
+                          capture_output=True, text=True, timeout=60)
+
+
+def stored_rows(db: Path) -> int:
+    engine = create_store_engine(f"sqlite:///{db}")
+    try:
+        with engine.connect() as conn:
+            return sum(conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+                       for t in ("runs", "intersection_records", "hires_events", "runtime_changes", "alerts"))
+    finally:
+        engine.dispose()
+
+
+def test_a_drain_says_in_run_json_that_nothing_waits_any_more(tmp_path):
+    run_dir, at_end = run_left_waiting(tmp_path)
+    db = tmp_path / "later.db"
+    done = drain(run_dir, db)
+    assert done.returncode == 0, done.stderr
+    assert f"{ROWS} row(s) stored" in done.stdout
+    store = json.loads((run_dir / "run.json").read_text())["store"]
+    assert store["waiting_rows"] == 0 and store["drain"] is None and store["written"] == ROWS == stored_rows(db)
+    assert store["database"] == f"sqlite:///{db}" and store["last_error"] is None and store["drained_at"]
+    assert store["before_drain"] == at_end  # what the run said at its end, kept, under a name that says so
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "complete" and run["scenario"] == "single"  # the rest of run.json as it was
+    assert not [p.name for p in run_dir.iterdir() if p.name.endswith(".partial")]
+
+
+def test_a_drain_the_database_stops_midway_leaves_the_rows_that_still_wait(tmp_path):
+    run_dir, at_end = run_left_waiting(tmp_path)
+    db = tmp_path / "later.db"
+    engine = create_store_engine(f"sqlite:///{db}")
+    upgrade(engine)
+    engine.dispose()
+    # alerts cannot be written (a trigger calls a function this database lacks: an error of the database, not of
+    # the rows): the drain stores what comes before the first alert and stops there
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TRIGGER no_alerts BEFORE INSERT ON alerts BEGIN SELECT no_such_function(); END")
+    conn.commit()
+    conn.close()
+    partial = drain(run_dir, db)
+    assert partial.returncode == 1, partial.stdout
+    store = json.loads((run_dir / "run.json").read_text())["store"]
+    stored = stored_rows(db)
+    assert 0 < stored < ROWS and store["written"] == stored  # the run's row, a record, an event, a change
+    assert store["waiting_rows"] == ROWS - stored  # the true count, not the run's nor zero
+    assert "no_such_function" in store["last_error"] and store["last_error_at"]
+    assert store["drain"] == f"signalwise db drain {run_dir} --db sqlite:///{db}"
+    assert store["before_drain"] == at_end
+    assert f"{ROWS - stored} row(s) still wait" in partial.stderr
+
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TRIGGER no_alerts")
+    conn.commit()
+    conn.close()
+    done = drain(run_dir, db)
+    assert done.returncode == 0, done.stderr
+    store = json.loads((run_dir / "run.json").read_text())["store"]
+    assert store["waiting_rows"] == 0 and store["drain"] is None and stored_rows(db) == ROWS
+    assert store["last_error"] is None
+    assert store["before_drain"] == at_end  # still the run's own, and the partial drain beside it
+    assert [(d["written"], d["waiting_rows"]) for d in store["earlier_drains"]] == [(stored, ROWS - stored)]
