@@ -8,15 +8,12 @@ changes.jsonl as a bare `NaN`, which no strict JSON parser reads; a misspelt top
 from __future__ import annotations
 
 import json
-import threading
 
 import httpx
 import pytest
-from support.loopback import serving_port
+from support.loopback import serving_live
 
-from signalwise.api import create_app
 from signalwise.runtime.config import RunConfig
-from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
 from signalwise.store import Settings, get_engine
 from signalwise.store.keys import create_key
 
@@ -28,22 +25,10 @@ def served(tmp_path_factory):
     """(client with an operate key, runtime): corridor at 40x, served; stopped after the module."""
     tmp = tmp_path_factory.mktemp("bodies")
     db = f"sqlite:///{tmp / 'db.sqlite'}"
-    app = create_app(Settings(database_url=db))
     _info, key = create_key(get_engine(db), "ops", ["read", "operate"])
-    rt = LiveRuntime(RunConfig(scenario="corridor"), LiveOptions(speed=40.0, duration_s=3600, in_process=True),
-                     tmp / "live")
-    rt.open()
-    app.state.live = rt
-    loop = threading.Thread(target=rt.run, name="live-loop", daemon=True)
-    loop.start()
-    try:
-        with serving_port(app) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}",
-                                                     headers={"X-API-Key": key}, timeout=20) as client:
-            yield client, rt
-    finally:
-        rt.stop()
-        loop.join(timeout=20)
-        assert not loop.is_alive(), "the live loop did not stop"
+    with serving_live(Settings(database_url=db), tmp / "live", cfg=RunConfig(scenario="corridor"), speed=40.0,
+                      headers={"X-API-Key": key}) as served:
+        yield served
 
 
 def _strict(text: str):

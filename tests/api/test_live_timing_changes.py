@@ -15,12 +15,10 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from support.loopback import serving_port
+from support.loopback import serving_live
 
 from signalwise.analytics.safety_audit import audit_run
-from signalwise.api import create_app
 from signalwise.runtime.config import RunConfig
-from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
 from signalwise.sim.scenario import load
 from signalwise.store import Settings, get_engine
 from signalwise.store.keys import create_key
@@ -36,21 +34,10 @@ def running(tmp_path):
 
 def _serving(tmp_path, cfg: RunConfig):
     db = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    app = create_app(Settings(database_url=db))
     _info, key = create_key(get_engine(db), "ops", ["read", "operate"])
-    rt = LiveRuntime(cfg, LiveOptions(speed=40.0, duration_s=3600, in_process=True), tmp_path / "live")
-    rt.open()
-    app.state.live = rt
-    loop = threading.Thread(target=rt.run, name="live-loop", daemon=True)
-    loop.start()
-    try:
-        with serving_port(app) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}",
-                                                     headers={"X-API-Key": key}, timeout=20) as client:
-            yield client, rt
-    finally:
-        rt.stop()
-        loop.join(timeout=20)
-        assert not loop.is_alive(), "the live loop did not stop"
+    with serving_live(Settings(database_url=db), tmp_path / "live", cfg=cfg, speed=40.0,
+                      headers={"X-API-Key": key}) as served:
+        yield served
 
 
 def _config(client) -> dict:

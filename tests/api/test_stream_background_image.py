@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from support.migrated_databases import migrated_sqlite
+from support.stream_api import one_second_clip, stream_api
 
 cv2 = pytest.importorskip("cv2", reason="camera streams need OpenCV (pip install 'signalwise[vision]')")
 
@@ -29,24 +29,10 @@ ONE_ANSWER = ("body.camera.background_image: a request names a background image 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """(a 1 s video of a small synthetic scene, its camera file's contents, an empty-road PNG of its size)."""
-    from signalwise.vision.synthetic import Scene, write_video
-
     folder = tmp_path_factory.mktemp("clip")
-    scene = Scene(width_px=320, height_px=240, px_per_m=4.0, fps=10.0, seed=4, arrivals_per_s=0.15)
-    write_video(folder / "cam.mp4", scene, 1.0)
+    video, scene = one_second_clip(folder)
     cv2.imwrite(str(folder / "bg.png"), np.full((240, 320, 3), 90, np.uint8))
-    return folder / "cam.mp4", scene.camera_config(), folder / "bg.png"
-
-
-def _api(tmp_path, **settings):
-    from signalwise.api import create_app
-    from signalwise.store import Settings, get_engine
-    from signalwise.store.keys import create_key
-
-    url = migrated_sqlite(tmp_path / "api.db")
-    app = create_app(Settings(database_url=url, evidence_dir=tmp_path / "evidence",
-                              camera_alerts_buffer_dir=tmp_path / "buffer", **settings))
-    return app, {"X-API-Key": create_key(get_engine(url), "op", ["operate", "read"])[1]}
+    return video, scene.camera_config(), folder / "bg.png"
 
 
 @pytest.fixture
@@ -93,7 +79,7 @@ def _post_within(c, op, body, fifo, within_s: float = 5.0):
 
 def test_an_inline_cameras_background_outside_gets_one_answer_and_is_never_opened(tmp_path, layout):
     cams, elsewhere, camera = layout
-    app, op = _api(tmp_path, cameras_dir=cams)
+    app, op = stream_api(tmp_path, cameras_dir=cams)
     # an image that is there (accepted before), the server's own file, a FIFO, none, out by `..`, a directory
     outside = [str(elsewhere / "bg.png"), "/etc/passwd", str(elsewhere / "fifo.png"), str(elsewhere / "none.png"),
                "../elsewhere/bg.png", f"{cams}/../elsewhere/bg.png", str(elsewhere), "/dev/zero", "/proc/self/environ"]
@@ -115,7 +101,7 @@ def test_an_inline_cameras_background_outside_gets_one_answer_and_is_never_opene
 def test_a_camera_files_background_outside_gets_one_answer_and_is_never_opened(tmp_path, layout):
     """The camera file is inside the directory; the path it names (relative to it, or absolute) is not."""
     cams, elsewhere, camera = layout
-    app, op = _api(tmp_path, cameras_dir=cams)
+    app, op = stream_api(tmp_path, cameras_dir=cams)
     outside = [str(elsewhere / "bg.png"), "/etc/passwd", str(elsewhere / "fifo.png"), "../elsewhere/bg.png",
                "../elsewhere/fifo.png", str(elsewhere / "none.png"), "/dev/zero"]
     answers = {}
@@ -136,7 +122,7 @@ def test_a_camera_files_background_outside_gets_one_answer_and_is_never_opened(t
 
 def test_without_a_cameras_directory_no_background_image_is_taken(tmp_path, layout):
     _cams, elsewhere, camera = layout
-    app, op = _api(tmp_path)
+    app, op = stream_api(tmp_path)
     with TestClient(app) as c:
         r = c.post("/api/v1/streams", headers=op, json={"url": "rtsp://10.255.255.1/s", "start": False,
                                                         "camera": {**camera, "background_image": str(elsewhere /
@@ -153,7 +139,7 @@ def test_inside_the_directory_what_is_wrong_is_said_where_it_was_looked_for(tmp_
     (cams / "folder.png").mkdir()
     os.mkfifo(cams / "fifo.png")
     (cams / "link-to-fifo.png").symlink_to(elsewhere / "fifo.png")  # a link of the owner's, to something unreadable
-    app, op = _api(tmp_path, cameras_dir=cams)
+    app, op = stream_api(tmp_path, cameras_dir=cams)
     cases = {
         "none.png": f"body.camera.background_image: none.png: no such file on the server (looked for at "
                     f"{cams / 'none.png'}, in the cameras directory)",
@@ -185,7 +171,7 @@ def test_a_background_in_the_directory_still_streams(tmp_path, layout):
     (cams / "site" / "cam-2.yaml").write_text(yaml.safe_dump({**camera, "camera_id": "cam-2",
                                                               "background_image": "empty-road.png"}))
     (cams / "linked.png").symlink_to(elsewhere / "bg.png")
-    app, op = _api(tmp_path, cameras_dir=cams)
+    app, op = stream_api(tmp_path, cameras_dir=cams)
     with TestClient(app) as c:
         r = c.post("/api/v1/streams", headers=op, json={"id": "inline", "url": "cam.mp4", "loop": True,
                                                         "camera": {**camera, "background_image": "bg.png"}})
@@ -208,7 +194,7 @@ def test_a_start_that_fails_keeps_why_on_the_stream(tmp_path, layout):
     """`idle` with no error after a failed `/start` told nothing: the stream is `failed`, its `error` says why, and
     a start that then works clears it."""
     cams, _elsewhere, camera = layout
-    app, op = _api(tmp_path, cameras_dir=cams)
+    app, op = stream_api(tmp_path, cameras_dir=cams)
     good = (cams / "bg.png").read_bytes()
     with TestClient(app) as c:
         r = c.post("/api/v1/streams", headers=op, json={"id": "k4", "url": "cam.mp4", "loop": True, "start": False,
@@ -233,7 +219,7 @@ def test_a_fifo_in_the_directory_is_never_opened_as_a_camera_file_or_a_model(tmp
     opened: a FIFO would hold the request until someone wrote to it."""
     cams, _elsewhere, _camera = layout
     os.mkfifo(cams / "pipe")
-    app, op = _api(tmp_path, cameras_dir=cams)
+    app, op = stream_api(tmp_path, cameras_dir=cams)
     with TestClient(app) as c:
         for field, extra in (("camera_file", {"camera_file": "pipe"}), ("model", {"detector": "onnx", "model": "pipe"})):
             r, opened, took_s = _post_within(c, op, {"url": "cam.mp4", "start": False, **extra}, cams / "pipe")

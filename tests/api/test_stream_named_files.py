@@ -15,7 +15,7 @@ import time
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from support.migrated_databases import migrated_sqlite
+from support.stream_api import one_second_clip, stream_api
 
 pytest.importorskip("cv2", reason="camera streams need OpenCV (pip install 'signalwise[vision]')")
 
@@ -23,23 +23,8 @@ pytest.importorskip("cv2", reason="camera streams need OpenCV (pip install 'sign
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """(a 1 s video of a small synthetic scene, its camera file's contents)."""
-    from signalwise.vision.synthetic import Scene, write_video
-
-    folder = tmp_path_factory.mktemp("clip")
-    scene = Scene(width_px=320, height_px=240, px_per_m=4.0, fps=10.0, seed=4, arrivals_per_s=0.15)
-    write_video(folder / "cam.mp4", scene, 1.0)
-    return folder / "cam.mp4", scene.camera_config()
-
-
-def _api(tmp_path, **settings):
-    from signalwise.api import create_app
-    from signalwise.store import Settings, get_engine
-    from signalwise.store.keys import create_key
-
-    url = migrated_sqlite(tmp_path / "api.db")
-    app = create_app(Settings(database_url=url, evidence_dir=tmp_path / "evidence",
-                              camera_alerts_buffer_dir=tmp_path / "buffer", **settings))
-    return app, {"X-API-Key": create_key(get_engine(url), "op", ["operate", "read"])[1]}
+    video, scene = one_second_clip(tmp_path_factory.mktemp("clip"))
+    return video, scene.camera_config()
 
 
 @pytest.fixture
@@ -58,7 +43,7 @@ def layout(tmp_path, clip):
 
 def test_a_path_outside_the_cameras_directory_gets_one_answer_whether_it_exists_or_not(tmp_path, layout):
     cams, elsewhere = layout
-    app, op = _api(tmp_path, cameras_dir=cams)
+    app, op = stream_api(tmp_path, cameras_dir=cams)
     inside_video = str(cams / "cam.mp4")
     # there and a video, there and a directory, there and no video, not there, out by `..`, the server's own files
     outside = [str(elsewhere / "cam.mp4"), str(elsewhere), str(elsewhere / "cam-1.yaml"), str(elsewhere / "none.mp4"),
@@ -79,7 +64,7 @@ def test_a_path_outside_the_cameras_directory_gets_one_answer_whether_it_exists_
 
 def test_without_a_cameras_directory_no_file_is_taken(tmp_path, layout):
     cams, _elsewhere = layout
-    app, op = _api(tmp_path)
+    app, op = stream_api(tmp_path)
     with TestClient(app) as c:
         missing = c.post("/api/v1/streams", headers=op, json={"url": str(cams / "none.mp4"), "start": False})
         there = c.post("/api/v1/streams", headers=op, json={"url": str(cams / "cam.mp4"), "start": False})
@@ -105,7 +90,7 @@ def test_a_file_outside_is_never_opened(tmp_path, layout):
     cams, elsewhere = layout
     fifo = elsewhere / "pipe.yaml"
     os.mkfifo(fifo)
-    app, op = _api(tmp_path, cameras_dir=cams)
+    app, op = stream_api(tmp_path, cameras_dir=cams)
     with TestClient(app) as c:
         for extra in ({"camera_file": str(fifo)}, {"detector": "onnx", "model": str(fifo)}):
             answer = {}
@@ -122,7 +107,7 @@ def test_a_file_outside_is_never_opened(tmp_path, layout):
 
 def test_a_file_in_the_cameras_directory_still_streams(tmp_path, layout):
     cams, _elsewhere = layout
-    app, op = _api(tmp_path, cameras_dir=cams)
+    app, op = stream_api(tmp_path, cameras_dir=cams)
     with TestClient(app) as c:
         r = c.post("/api/v1/streams", headers=op, json={"id": "rel", "url": "cam.mp4", "camera_file": "cam-1.yaml"})
         assert r.status_code == 201, r.text
@@ -169,7 +154,7 @@ def listener():
 
 def test_a_loopback_or_link_local_url_is_refused_without_a_connection(tmp_path, listener):
     port, connected = listener
-    app, op = _api(tmp_path)
+    app, op = stream_api(tmp_path)
     urls = [f"http://127.0.0.1:{port}/internal/admin?x=1", f"rtsp://localhost:{port}/stream1",
             f"http://127.1:{port}/", f"http://2130706433:{port}/", f"http://0x7f000001:{port}/",
             f"http://0.0.0.0:{port}/", f"https://[::ffff:127.0.0.1]:{port}/", f"http://[::1]:{port}/",
@@ -189,7 +174,7 @@ def test_a_loopback_or_link_local_url_is_refused_without_a_connection(tmp_path, 
 
 def test_a_listed_host_is_allowed_and_every_other_refused(tmp_path, listener):
     port, connected = listener
-    app, op = _api(tmp_path, camera_hosts=["127.0.0.1", "10.20.0.0/16"])
+    app, op = stream_api(tmp_path, camera_hosts=["127.0.0.1", "10.20.0.0/16"])
     with TestClient(app) as c:
         for url in ("rtsp://10.255.255.1/stream1", "rtsp://192.0.2.7/stream1", f"http://[::1]:{port}/"):
             r = c.post("/api/v1/streams", headers=op, json={"url": url, "start": False})

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from support.loopback import free_port, serving_live, signalwise_serving
 from support.migrated_databases import migrated_sqlite
+from support.stream_api import one_second_clip, stream_api
 
 pytest.importorskip("cv2", reason="camera streams need OpenCV (pip install 'signalwise[vision]')")
 
@@ -23,23 +24,7 @@ REFUSAL = ("camera streams run in one process, and this server runs 2 worker pro
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory):
-    from signalwise.vision.synthetic import Scene, write_video
-
-    folder = tmp_path_factory.mktemp("clip")
-    scene = Scene(width_px=320, height_px=240, px_per_m=4.0, fps=10.0, seed=4, arrivals_per_s=0.15)
-    write_video(folder / "cam.mp4", scene, 1.0)
-    return folder / "cam.mp4"
-
-
-def _api(tmp_path, cams):
-    from signalwise.api import create_app
-    from signalwise.store import Settings, get_engine
-    from signalwise.store.keys import create_key
-
-    url = migrated_sqlite(tmp_path / "api.db")
-    app = create_app(Settings(database_url=url, evidence_dir=tmp_path / "evidence",
-                              camera_alerts_buffer_dir=tmp_path / "buffer", cameras_dir=cams))
-    return app, {"X-API-Key": create_key(get_engine(url), "op", ["operate", "read"])[1]}
+    return one_second_clip(tmp_path_factory.mktemp("clip"))[0]
 
 
 def _every_stream_route(c, op) -> list:
@@ -55,7 +40,7 @@ def test_a_server_of_two_workers_refuses_every_stream_route_with_the_reason(tmp_
     cams.mkdir()
     shutil.copy(video, cams / "cam.mp4")
     monkeypatch.setenv("WEB_CONCURRENCY", "2")
-    app, op = _api(tmp_path, cams)
+    app, op = stream_api(tmp_path, cameras_dir=cams)
     with TestClient(app) as c:
         for r in _every_stream_route(c, op):
             assert (r.status_code, r.json()["message"]) == (503, REFUSAL), (r.request.method, r.request.url, r.text)

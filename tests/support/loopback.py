@@ -49,9 +49,11 @@ def serving(app, **kw) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def serving_live(settings, run_dir, *, in_process: bool = True, timeout_s: float = 20.0):
-    """A real uvicorn serving the app with a live run of `single` attached and ticking (10 simulated seconds a
-    second); yields (httpx client on its base URL, the runtime). `in_process=False`: SUMO in a process of its own."""
+def serving_live(settings, run_dir, *, in_process: bool = True, timeout_s: float = 20.0, cfg=None,
+                 speed: float = 10.0, headers: dict | None = None):
+    """A real uvicorn serving the app with a live run attached and ticking (`cfg`, default `single`; `speed`
+    simulated seconds a second); yields (httpx client on its base URL, sending `headers`, the runtime); the run is
+    stopped and its loop joined after. `in_process=False`: SUMO in a process of its own."""
     import httpx
 
     from signalwise.api import create_app
@@ -59,18 +61,20 @@ def serving_live(settings, run_dir, *, in_process: bool = True, timeout_s: float
     from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
 
     app = create_app(settings)
-    rt = LiveRuntime(RunConfig(scenario="single"), LiveOptions(speed=10.0, duration_s=3600, in_process=in_process),
-                     run_dir)
+    rt = LiveRuntime(cfg or RunConfig(scenario="single"),
+                     LiveOptions(speed=speed, duration_s=3600, in_process=in_process), run_dir)
     rt.open()
     app.state.live = rt
     loop = threading.Thread(target=rt.run, name="live-loop", daemon=True)
     loop.start()
     try:
-        with serving_port(app) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout_s) as client:
+        with serving_port(app) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers,
+                                                     timeout=timeout_s) as client:
             yield client, rt
     finally:
         rt.stop()
         loop.join(timeout=20)
+        assert not loop.is_alive(), "the live loop did not stop"
 
 
 def free_port() -> int:
