@@ -299,6 +299,9 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
             parsed_url(database_url(registry_db))
         except DatabaseURLError as exc:
             _fail(f"--db: {exc}")
+        missing = _missing_database(registry_db)
+        if missing is not None:  # a typo, not an outage: refused before the run starts
+            _fail(f"--db: {missing}")
     def load(spec):
         return _load_config(config, registry_db, scenario=scenario, controller=spec, seed=seed, sumocfg=sumocfg,
                             net=net, routes=routes or None, out_dir=out)
@@ -549,6 +552,44 @@ def _serve(runtime, host: str, port: int, db: str | None, insecure_no_auth: bool
                               name="signalwise-api", daemon=True)
     thread.start()
     return server, thread
+
+
+def _missing_database(db: str) -> str | None:
+    """Why `--db` names a PostgreSQL database its server does not have (SQLSTATE 3D000), with how to create it;
+    None for any other outcome. A server that is down, refuses the login or does not answer in its connect timeout
+    is an outage the run buffers through (docs/live.md, "The store buffer"): it is not decided here. A database
+    the server says it does not have is almost always a typo in the command line: a run started on it would buffer
+    every row and leave its operators without keys (they are read from that database) until it ends.
+
+    psycopg reports a refusal at connection time without its SQLSTATE (`sqlstate` is None): the server's message
+    for 3D000, `database "NAME" does not exist`, is matched for the URL's own database name."""
+    import re
+    import shlex
+
+    from ..store.engine import create_store_engine, database_url, parsed_url
+
+    url = parsed_url(database_url(db))
+    if url.get_backend_name() != "postgresql" or not url.database:
+        return None
+    engine = create_store_engine(database_url(db))
+    try:
+        with engine.connect():
+            return None
+    except Exception as exc:  # noqa: BLE001 - any other failure to connect is an outage, said later as such
+        text = str(getattr(exc, "orig", None) or exc)
+    finally:
+        engine.dispose()
+    if not re.search(rf'database "{re.escape(url.database)}" does not exist', text):
+        return None
+    host, port = url.host or "localhost", url.port or 5432
+    server = f"{'[' + host + ']' if ':' in host else host}:{port}"
+    createdb = shlex.join(["createdb", "-h", host, "-p", str(port), *(["-U", url.username] if url.username else []),
+                           url.database])
+    plain = re.fullmatch(r"[a-z_][a-z0-9_$]*", url.database) is not None  # SQL takes it as written, unquoted
+    quoted = url.database if plain else '"' + url.database.replace('"', '""') + '"'
+    return (f"database {url.database!r} does not exist on the PostgreSQL server at {server} (a typo?); create it "
+            f"first ({createdb}, or CREATE DATABASE {quoted}; in psql), or name one that exists "
+            "(a server that is down is an outage the run buffers through; a database the server does not have is not)")
 
 
 def _db_url(db: str) -> str:

@@ -125,8 +125,11 @@ class BodyLimit:
 
     FastAPI parses a JSON body whole before any route's own bound is checked (an observation's lanes, a batch's
     items), so a body of hundreds of megabytes would be read and parsed first. A declared Content-Length over
-    the limit is refused at once, unread. A chunked body is bounded while it streams: the read that passes the
-    limit fails with `BodyTooLarge`, so no more than the limit is ever held. Nothing is read here: a route that
+    the limit is refused unread: at once from a caller with a credential; from one without, at the app's first
+    read, so a route that authorizes before it reads answers such a caller 401 whatever the body's size (as it
+    does a smaller body) and one that reads answers 413, nothing read either way. A chunked body is bounded
+    while it streams: the read that passes the limit fails with `BodyTooLarge`, so no more than the limit is
+    ever held. Nothing is read here: a route that
     takes `Request` rather than a body parameter authorizes its caller (the app's dependencies) before it reads,
     so a caller without a credential costs no more than its headers.
 
@@ -160,14 +163,22 @@ class BodyLimit:
         headers = dict(scope.get("headers") or ())
         limit, why = self.limit_for(path, headers)
         declared = headers.get(b"content-length")
+        over = None  # the refusal of a declared Content-Length over the limit
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return await _too_large(send, _refusal(f"{int(declared)} bytes (Content-Length), ", limit, why))
-        unread = b"transfer-encoding" in headers or (declared is not None and declared.isdigit()
-                                                     and int(declared) > DRAINED_BYTES)
+            over = _refusal(f"{int(declared)} bytes (Content-Length), ", limit, why)
+            if _credential(headers):
+                return await _too_large(send, over)
+        unread = over is not None or b"transfer-encoding" in headers or (
+            declared is not None and declared.isdigit() and int(declared) > DRAINED_BYTES)
         received = 0
 
         async def counted():
             nonlocal received, unread
+            if over is not None:
+                # without a credential the app answers first: a route that needs a scope authorizes the caller
+                # before it reads (401, whatever the body), one that reads (a route open to the caller, or one
+                # parsing a declared body before authorizing) gets the 413 at its first read, nothing read
+                raise BodyTooLarge(over)
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
@@ -192,11 +203,17 @@ class BodyLimit:
         smaller = self.anonymous.get(path, self.anonymous_default)
         if smaller is not None and smaller >= limit:
             smaller = None
-        bearer = headers.get(b"authorization", b"")[:7].lower() == b"bearer "
-        if smaller is None or bearer or headers.get(b"x-api-key", b"").strip():
+        if smaller is None or _credential(headers):
             return limit, ""
         return smaller, (f" without a credential; with an API key or token (X-API-Key, Authorization: Bearer) "
                          f"it takes {limit} bytes")
+
+
+def _credential(headers: dict[bytes, bytes]) -> bool:
+    """Whether a request carries a credential (`X-API-Key`, `Authorization: Bearer`: what `auth._credentials`
+    reads), good or bad: the route's authorization then says which."""
+    bearer = headers.get(b"authorization", b"")[:7].lower() == b"bearer "
+    return bearer or bool(headers.get(b"x-api-key", b"").strip())
 
 
 #: an unread body of at most this many bytes (declared) is left for uvicorn to drain: the connection stays open

@@ -192,6 +192,8 @@ def purge_command(
     for r in removed:
         what = "the whole run" if r["whole"] else "older records (the run stays)"
         typer.echo(f"  {r['simulation_id']}: {what}, {r['records']} records")
+    if not dry_run and (any(counts.values()) or removed or any(seen.values())):
+        _served_from_cache_note()
 
 
 def run_contents(engine: Engine, simulation_id: str) -> dict:
@@ -245,6 +247,23 @@ def forget_command(
     with writes_or_exit(engine, "cannot forget"):
         forget_run(engine, simulation_id)
     typer.echo(f"removed {what}")
+    _served_from_cache_note()
+
+
+def _served_from_cache_note() -> None:
+    """Say, on stderr, that a server running on the store may go on answering what was just removed: each API
+    process caches analytics answers for SIGNALWISE_CACHE_TTL_S (`api/cache.py`) and learns nothing of another
+    process's deletes, so until then some routes answer from the cache and others (uncached) 404."""
+    from .settings import Settings
+
+    try:  # the TTL of this environment, most likely the server's; the command has done its work either way
+        ttl = f"{Settings().cache_ttl_s:g} s here"
+    except Exception:  # noqa: BLE001 - a bad SIGNALWISE_* variable the command itself did not need
+        ttl = "default 30 s"
+    typer.echo(f"note: a signalwise server running on this store may still answer what was removed from its "
+               f"cache for up to SIGNALWISE_CACHE_TTL_S ({ttl}); POST /api/v1/admin/clear-cache (an admin key) "
+               "drops it at once (on a server of several --workers, the cache of the worker that takes the call)",
+               err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -967,8 +967,12 @@ class LiveRuntime:
                           again, attempt + 1, self.RECOVERY_ATTEMPTS)
         self._reassert_changes(controllers_now, controllers_saved, timing_saved)
         rewound = crashed_at - self.stepper.t
-        for override in self.overrides.values():  # its seconds are of signal operation: those rewound run again
+        for tls, override in self.overrides.items():  # its seconds are of signal operation: those rewound run again
             override.until_s -= rewound
+            if rewound > 0:  # its shown end moves: said, so an operator who noted the old one knows why
+                log.warning("override on %s now until t=%.0f s (was t=%.0f s): the simulator was restored to "
+                            "t=%.0f s, and the override keeps the %.0f s it had left", tls, override.until_s,
+                            override.until_s + rewound, self.stepper.t, override.until_s - self.stepper.t)
         resumed = self.stepper.t
         logged_before = self.events_logged  # all on disk (drained and flushed above)
         marker = [SignalEvent(resumed, tls, int(EventCode.RUNTIME_RECOVERY), int(round(rewound)))
