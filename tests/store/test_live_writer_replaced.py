@@ -143,7 +143,9 @@ def replaceable(kind: str, tmp_path):
         admin.dispose()
 
 
-KINDS = ["sqlite-tables", "sqlite-removed", "sqlite-replaced", pytest.param("postgresql", marks=pytest.mark.postgres)]
+KINDS = ["sqlite-tables", "sqlite-removed", "sqlite-replaced",
+         # 15 s here (a PostgreSQL database dropped and created again under the writer): the SQLite cases run in make test
+         pytest.param("postgresql", marks=[pytest.mark.postgres, pytest.mark.slow])]
 
 
 @pytest.mark.parametrize("kind", KINDS)
