@@ -93,6 +93,7 @@ def test_a_whole_timing_change_below_ite_names_each_signal_it_is_below_at(run_sa
     assert all(line.startswith(("signal '", "'")) and "below ITE" in line for line in lines), lines
 
 
+@pytest.mark.slow  # a whole `signalwise live` process (6 s here); the change and replay paths run in make test
 def test_live_with_a_config_below_ite_says_it_at_start_on_stderr(run_says, tmp_path):
     done = subprocess.run([SIGNALWISE, "live", "-s", "corridor", "-c", "max-pressure", "--config",
                            str(_config(tmp_path)), "--speed", "max", "--duration", "5", "--host", "127.0.0.1",
