@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import jwt
 from fastapi import HTTPException
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
@@ -175,11 +175,22 @@ def decode_token(token: str, secret: str) -> Principal:
     return principal
 
 
+#: the 401's reason for a bearer that is no JWT (segments, base64, JSON of its header or claims)
+MALFORMED_TOKEN = "not a token this server issued (malformed)"
+
+
 def _decode(token: str, secret: str) -> tuple[Principal, float]:
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
     except jwt.ExpiredSignatureError:
         raise HTTPException(401, "token expired: exchange your API key for a new one at POST /api/v1/auth/token",
+                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+    except jwt.InvalidSignatureError as exc:
+        raise HTTPException(401, f"invalid token: {exc}",
+                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+    except jwt.DecodeError as exc:  # no JWT at all: its decoder's words (codecs, offsets) are for the log
+        log.debug("invalid token: %s", exc)
+        raise HTTPException(401, f"invalid token: {MALFORMED_TOKEN}",
                             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
     except jwt.InvalidTokenError as exc:
         raise HTTPException(401, f"invalid token: {exc}",
@@ -199,7 +210,18 @@ def jwt_secret(settings) -> str:
 _PROCESS_SECRET = secrets.token_urlsafe(48)
 
 
+#: said after a refusal when a request sent both credentials: the token is the one read (`_credentials`)
+BOTH_SENT = ("; the request sent both Authorization: Bearer and X-API-Key: the bearer token is the credential "
+             "read, the key is not")
+
+
+def _both_sent(conn: HTTPConnection) -> bool:
+    return conn.headers.get("authorization", "")[:7].lower() == "bearer " and bool(conn.headers.get("x-api-key"))
+
+
 def _credentials(conn: HTTPConnection) -> tuple[str, str] | None:
+    """("token" | "key", value): a bearer token when `Authorization: Bearer` comes, whatever else does (an
+    `X-API-Key` beside it is not read); else the `X-API-Key`; else, on a stream, `?token=`."""
     auth = conn.headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
         return "token", auth[7:].strip()
@@ -260,22 +282,45 @@ def check_key(app, key: str) -> tuple[KeyInfo, str | None]:
     except ApiKeyError as exc:
         memory.forget_key(key)
         raise key_refused(exc) from None
-    except UNREACHABLE as exc:
-        reason = _db_error(exc)
+    except DBAPIError as exc:
+        reason, mismatch = _unchecked(app, exc)
         found = memory.recall(settings.key_cache_grace_s, key=key)
         if found is None:  # the database's error is for the log: nothing of the server is told to a stranger
-            log.warning("database unreachable (%s): a key this server has not verified within the grace period "
-                        "was refused with 503", reason)
-            raise HTTPException(503, "database unavailable; API keys are checked in the database and "
+            log.warning("%s (%s): a key this server has not verified within the grace period was refused with 503",
+                        "database unreachable" if mismatch is None else "keys cannot be read", reason)
+            raise HTTPException(503, f"{_cannot_check(mismatch)}; API keys are checked in the database and "
                                      f"this server has not verified this key in the last "
                                      f"{settings.key_cache_grace_s:g} s (SIGNALWISE_KEY_CACHE_GRACE_S), so it "
-                                     "cannot be checked until the database answers",
+                                     f"cannot be checked until {_checkable(mismatch)}",
                                 headers={"Retry-After": "5"}) from None
         _from_memory(app, found[0], found[1], reason)
         return found[0], reason
     memory.remember(info, key)
     _database_back(app)
     return info, None
+
+
+def _unchecked(app, exc: DBAPIError) -> tuple[str, str | None]:  # noqa: ANN001 - a FastAPI app
+    """Why a key could not be checked, for the log, and the store's schema mismatch when that is why (`errors.
+    schema_mismatch`: a store taken to another revision under this server, whose key table this release cannot
+    read; SQLite's "no such column" is an OperationalError, as an outage is). Re-raises `exc` when it is neither
+    an outage nor a mismatch (a bug: a 500)."""
+    from .errors import schema_mismatch
+
+    mismatch = schema_mismatch(app, exc)
+    if mismatch is None and not isinstance(exc, UNREACHABLE):
+        raise exc
+    return (mismatch or _db_error(exc)), mismatch
+
+
+def _cannot_check(mismatch: str | None) -> str:
+    """How a 503 for a key that cannot be checked begins: the database does not answer, or the store is at
+    another schema revision (both revisions and what to do; `/health/ready` tells anyone the same)."""
+    return "database unavailable" if mismatch is None else f"database unavailable: {mismatch}"
+
+
+def _checkable(mismatch: str | None) -> str:
+    return "the database answers" if mismatch is None else "the store is at this release's schema revision"
 
 
 def _db_error(exc: BaseException) -> str:
@@ -345,6 +390,8 @@ async def authorize(conn: HTTPConnection) -> Principal | None:
     except HTTPException as exc:
         if exc.status_code == 401:
             count_failure(conn, exc)
+            if _both_sent(conn):
+                raise HTTPException(401, f"{exc.detail}{BOTH_SENT}", headers=exc.headers) from None
         raise
     if principal is None:
         origin = foreign_origin(conn)
@@ -364,7 +411,8 @@ async def authorize(conn: HTTPConnection) -> Principal | None:
     if not principal.allows(needed):
         await _record_refusal(conn, path, principal)
         raise HTTPException(403, f"{principal.name!r} lacks scope {needed!r} for {method} {path} "
-                                 f"(it has {', '.join(sorted(principal.scopes))})")
+                                 f"(it has {', '.join(sorted(principal.scopes))})"
+                                 f"{BOTH_SENT if _both_sent(conn) else ''}")
     if principal.via == "token" and needed != "read":
         reason = await run_in_threadpool(_check_token_key, conn, principal)
         if reason is not None:
@@ -428,14 +476,14 @@ def _check_token_key(conn: HTTPConnection, principal: Principal) -> str | None:
     settings = app.state.settings
     try:
         keys = list_keys(get_engine(settings.database_url))
-    except UNREACHABLE as exc:
-        reason = _db_error(exc)
+    except DBAPIError as exc:
+        reason, mismatch = _unchecked(app, exc)
         found = memory.recall(settings.key_cache_grace_s, key_id=principal.key_id)
         if found is None:
             raise HTTPException(503, f"database unavailable: {reason}; this server has not verified the API key "
                                      f"this token was issued for ({principal.name!r}) in the last "
                                      f"{settings.key_cache_grace_s:g} s (SIGNALWISE_KEY_CACHE_GRACE_S), so it "
-                                     "cannot be checked until the database answers",
+                                     f"cannot be checked until {_checkable(mismatch)}",
                                 headers={"Retry-After": "5"}) from None
         _from_memory(app, found[0], found[1], reason)
         return reason

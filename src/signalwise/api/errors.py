@@ -12,15 +12,21 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import OperationalError
+from pydantic_core import from_json
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from signalwise.store.engine import DatabaseURLError
+from signalwise.store.engine import DatabaseURLError, current_revision
+from signalwise.store.ingest import MAX_ERRORS as STORE_MAX_ERRORS
 from signalwise.store.schemas import field_path
 
 
 def validation_body(errors: list[dict], status: int = 422) -> JSONResponse:
-    return JSONResponse(_validation_content(errors), status_code=status)
+    """The 422 (or `status`) body of field errors a route found itself. The store lists at most
+    `STORE_MAX_ERRORS` problems of a batch (those of its first invalid chunk): a list that long may have been cut,
+    and its message says "at least"."""
+    return JSONResponse(_validation_content(errors, cut=len(errors) >= STORE_MAX_ERRORS), status_code=status)
 
 
 #: a field's error pydantic gives when a body holds a key its model does not have (`extra="forbid"`)
@@ -31,11 +37,12 @@ MISSING_KEY = "missing"
 FieldsAt = Callable[[tuple], "list[str] | None"]
 
 
-def _validation_content(errors: list[dict], fields_at: FieldsAt | None = None) -> dict:
+def _validation_content(errors: list[dict], fields_at: FieldsAt | None = None, cut: bool = False) -> dict:
     """The 422 body: `detail`, pydantic's errors (loc, msg, type); `message`, the first in one line, and how many
     more. A key the model does not have comes first, named, with the field it likely meant (`_name_extra_keys`):
     a misspelt `timnig` otherwise read "body.timing: Field required". `fields_at(parent loc)`: the fields of the
-    model at that place of the request, where they can be known (`_route_fields`)."""
+    model at that place of the request, where they can be known (`_route_fields`). `cut`: `errors` may be the
+    first of more (the store's cut list): "at least" so many more, and how many `detail` lists."""
     clean = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "invalid"), "type": e.get("type", "value_error")}
              for e in errors]
     clean, explained = _name_extra_keys(clean, fields_at)
@@ -43,9 +50,37 @@ def _validation_content(errors: list[dict], fields_at: FieldsAt | None = None) -
     where = field_path(tuple(first["loc"])) if first["loc"] else "request"
     message = f"{where}: {first['msg']}"
     more = len(clean) - 1 - explained
-    if more > 0:
+    if cut:
+        message += f" (and at least {more} more; detail lists the first {len(clean)})"
+    elif more > 0:
         message += f" (and {more} more)"
     return {"message": message, "detail": clean}
+
+
+def _json_decode_errors(errors: list[dict], doc) -> list[dict]:  # noqa: ANN001 - the text FastAPI failed to decode
+    """FastAPI's own error for a body it cannot decode as JSON (`loc` ("body", <character offset>), "JSON decode
+    error"), worded as every other malformed body is: the routes that read their body themselves (a batch of
+    records, a prediction) answer pydantic-core's reason, `body: Invalid JSON: <what> at line L column C`. An
+    offset in `loc` read as item 14 (`body[14]`), as it means everywhere else."""
+    out = []
+    for e in errors:
+        loc = tuple(e.get("loc", ()))
+        if e.get("type") == "json_invalid" and len(loc) == 2 and loc[0] == "body" and isinstance(loc[1], int):
+            e = {**e, "loc": ("body",), "msg": f"Invalid JSON: {_json_problem(doc, loc[1], e.get('ctx'))}"}
+        out.append(e)
+    return out
+
+
+def _json_problem(doc, pos: int, ctx: dict | None) -> str:  # noqa: ANN001 - str or bytes
+    """What is wrong with the JSON text `doc` and where, as pydantic-core's parser says it; Python's reason placed
+    at its line and column where pydantic-core takes the text (a rare difference of the two parsers)."""
+    try:
+        from_json(doc)
+    except ValueError as exc:
+        return str(exc)
+    text = doc.decode("utf-8", errors="replace") if isinstance(doc, bytes | bytearray) else str(doc or "")
+    line, column = text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
+    return f"{(ctx or {}).get('error', 'malformed')} at line {line} column {column}"
 
 
 def _name_extra_keys(clean: list[dict], fields_at: FieldsAt | None) -> tuple[list[dict], int]:
@@ -242,7 +277,8 @@ def install(app: FastAPI) -> None:
         if not_json is not None:
             _record_live_refusal(request, getattr(exc, "body", None), not_json)
             return JSONResponse({"message": not_json, "detail": not_json}, status_code=415)
-        content = _validation_content(list(exc.errors()), _route_fields(request))
+        errors = _json_decode_errors(list(exc.errors()), getattr(exc, "body", None))
+        content = _validation_content(errors, _route_fields(request))
         _record_live_refusal(request, getattr(exc, "body", None), content["message"])
         return JSONResponse(content, status_code=422)
 
@@ -269,7 +305,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         """A bug: the body every error has, naming the route and the exception's type but not its text (it may
-        hold paths or data); Starlette re-raises after answering, so the traceback still reaches the log."""
+        hold paths or data); Starlette re-raises after answering, so the traceback still reaches the log. A
+        database error of a store at another schema revision than this release's (PostgreSQL's UndefinedColumn
+        after `db downgrade` under this server) is no bug: a 503 naming both revisions (`_store_mismatch`)."""
+        if may_be_schema(exc) and (mismatch := await run_in_threadpool(schema_mismatch, request.app, exc)):
+            return _store_mismatch(request, mismatch)
         message = f"internal error in {request.method} {request.url.path}: {type(exc).__name__} (see the server's log)"
         return JSONResponse({"message": message, "detail": message}, status_code=500)
 
@@ -279,6 +319,48 @@ def install(app: FastAPI) -> None:
         return JSONResponse({"message": f"database unavailable: {exc}", "detail": str(exc)}, status_code=503)
 
     @app.exception_handler(OperationalError)
-    async def _db_down(_request: Request, exc: OperationalError) -> JSONResponse:
+    async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:
+        if may_be_schema(exc) and (mismatch := await run_in_threadpool(schema_mismatch, request.app, exc)):
+            return _store_mismatch(request, mismatch)  # SQLite's "no such column" of a store downgraded
         first = (str(exc.orig).strip().splitlines() or ["unreachable"])[0]
         return JSONResponse({"message": f"database unavailable: {first}", "detail": first}, status_code=503)
+
+
+def _store_mismatch(request: Request, mismatch: str) -> JSONResponse:
+    """The 503 of a request that failed on a store at another schema revision: the route, then `mismatch`."""
+    message = f"{request.method} {request.url.path}: {mismatch}"
+    return JSONResponse({"message": message, "detail": message}, status_code=503)
+
+
+#: what SQLite says of a column or table its schema lacks: an OperationalError, as a database that cannot be
+#: opened is, told apart by its text
+SQLITE_SCHEMA_MISSES = ("no such column", "no such table", "has no column named")
+
+
+def may_be_schema(exc: BaseException) -> bool:
+    """A database error a store at another schema revision may cause: one the database answered with, a
+    PostgreSQL one other than OperationalError and InterfaceError (ProgrammingError: UndefinedColumn,
+    UndefinedTable; IntegrityError), SQLite's `SQLITE_SCHEMA_MISSES`. Not a database that does not answer, nor a
+    connection that broke: asking it again for its revision would wait out another connect timeout."""
+    if isinstance(exc, OperationalError):
+        return any(m in str(exc.orig) for m in SQLITE_SCHEMA_MISSES)
+    return isinstance(exc, DBAPIError) and not isinstance(exc, InterfaceError) and not exc.connection_invalidated
+
+
+def schema_mismatch(app, exc: BaseException) -> str | None:  # noqa: ANN001 - a FastAPI app
+    """Why the store cannot serve this release (`routers.system.revision_mismatch`: both revisions, what to do),
+    when `exc` `may_be_schema` and the store's revision, read now (one small query), is not this release's; else
+    None. Blocks on the database: call it in a worker thread."""
+    if not may_be_schema(exc):
+        return None
+    settings = getattr(app.state, "settings", None)
+    if settings is None:
+        return None
+    from signalwise.store import get_engine
+
+    from .routers.system import revision_mismatch  # (routers import this module's helpers)
+
+    try:  # the server's engine (migrate=False: one this process has not opened is not upgraded here)
+        return revision_mismatch(current_revision(get_engine(settings.database_url, migrate=False)))
+    except Exception:  # noqa: BLE001 - the revision cannot be read: the error is answered as it was
+        return None

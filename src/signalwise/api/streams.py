@@ -70,11 +70,13 @@ class Message:
 
 
 class StreamClosed(Exception):
-    """The hub ended this subscription; `code` and `reason` say why (for the close frame / SSE event)."""
+    """The hub ended this subscription; `code` and `reason` say why (for the close frame / SSE event).
+    `retry_ms`: the SSE `retry:` the last event carries (how long an EventSource waits before it reconnects),
+    None to leave the stream's own."""
 
-    def __init__(self, code: int, reason: str, event: str):
+    def __init__(self, code: int, reason: str, event: str, retry_ms: int | None = None):
         super().__init__(reason)
-        self.code, self.reason, self.event = code, reason, event
+        self.code, self.reason, self.event, self.retry_ms = code, reason, event, retry_ms
 
 
 def parse_list(text: str | Iterable[str] | None) -> list[str] | None:
@@ -129,11 +131,13 @@ class Subscriber:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def end(self, code: int, reason: str, event: str, *, drop_queue: bool = True) -> None:
+    def end(self, code: int, reason: str, event: str, *, drop_queue: bool = True,
+            retry_ms: int | None = None) -> None:
         """No more messages for this client. `drop_queue`: what is queued goes too (its memory goes now, not
-        when the socket does) and `kicked()` returns; else what is queued is still sent first."""
+        when the socket does) and `kicked()` returns; else what is queued is still sent first. `retry_ms`: see
+        `StreamClosed`."""
         if self.closed is None:
-            self.closed = StreamClosed(code, reason, event)
+            self.closed = StreamClosed(code, reason, event, retry_ms)
             if drop_queue:
                 self._buf.clear()
                 self._kicked.set()

@@ -38,6 +38,10 @@ TokenQ = Annotated[str | None, Query(description="a token from POST /api/v1/auth
 
 FIRST_MESSAGE_WAIT_S = 5.0
 SSE_RETRY_MS = 3000  # how long a browser's EventSource waits before it reconnects
+#: the `retry:` of the last event of an SSE stream its credential ended (token expired, key revoked or expired):
+#: a day, so an EventSource left open does not come back every 3 s with the credential that just ended; the
+#: client is to close it and open another with a new token
+SSE_CREDENTIAL_ENDED_RETRY_MS = 86_400_000
 #: how long after a token's `exp` its stream is checked: asyncio's timers may wake a little early
 EXPIRY_MARGIN_S = 0.05
 
@@ -204,7 +208,9 @@ async def _end_with_credential(conn: HTTPConnection, client: Subscriber, hub: St
             continue
         reason = str(refusal.detail)
         log.info("%s stream %s ended: %s", client.kind, client.id, reason)
-        client.end(CLOSE_POLICY if refusal.status_code == 401 else CLOSE_TRY_LATER, reason, "error")
+        ended = refusal.status_code == 401  # the credential will not pass again; a 503 may, once the store answers
+        client.end(CLOSE_POLICY if ended else CLOSE_TRY_LATER, reason, "error",
+                   retry_ms=SSE_CREDENTIAL_ENDED_RETRY_MS if ended else None)
         return
 
 
@@ -376,7 +382,9 @@ async def sse_live(request: Request,
     """Each message is an event named after its topic (`event: snapshot`, `id:` its seq, `data:` the JSON); a
     client reconnecting with Last-Event-ID first gets the alert and change messages it missed;
     `: heartbeat` comments when nothing was sent for `heartbeat_s`; a client too slow to read gets a final
-    `event: error` and the stream ends; `event: end` when the live run ends.
+    `event: error` and the stream ends; `event: end` when the live run ends. The `event: error` of a credential
+    that ended carries `retry: SSE_CREDENTIAL_ENDED_RETRY_MS` (a day), not inviting an EventSource to reconnect
+    with it.
 
     Not in the OpenAPI schema: an endless stream cannot be described (nor fuzzed) as a response.
     """
@@ -392,7 +400,7 @@ async def sse_live(request: Request,
                 event, seq, text = await client.next()
             except StreamClosed as closed:
                 yield ServerSentEvent(event=closed.event, raw_data=json.dumps(
-                    {"type": closed.event, "code": closed.code, "reason": closed.reason}))
+                    {"type": closed.event, "code": closed.code, "reason": closed.reason}), retry=closed.retry_ms)
                 return
             if event == "heartbeat":
                 yield ServerSentEvent(comment="heartbeat")
