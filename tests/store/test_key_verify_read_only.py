@@ -64,3 +64,23 @@ def test_a_read_only_database_verifies_keys_and_tries_recording_their_use_once(e
     # a database that takes writes records the use
     assert verify_key(engine, ops_key).name == "ops"
     assert _last_used(engine, ops.id) is not None
+
+
+def test_a_busy_database_is_not_taken_for_a_read_only_one(tmp_path):
+    """Only a database that refuses writes stops the recording for a while: a write that met a lock (SQLite's
+    'database is locked') is one use unrecorded, not a read-only store."""
+    import sqlite3
+
+    from signalwise.store.keys import _refuses_writes
+
+    path = tmp_path / "k.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x INTEGER)")
+    holder.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(sqlite3.OperationalError) as locked:
+        sqlite3.connect(path, timeout=0).execute("INSERT INTO t VALUES (1)")
+    holder.execute("COMMIT")
+    with pytest.raises(sqlite3.OperationalError) as read_only:
+        sqlite3.connect(f"file:{path}?mode=ro", uri=True).execute("INSERT INTO t VALUES (1)")
+    assert "locked" in str(locked.value) and not _refuses_writes(locked.value)
+    assert _refuses_writes(read_only.value), str(read_only.value)

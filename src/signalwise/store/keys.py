@@ -307,19 +307,36 @@ def _touch(engine: Engine, key_id: str, now: dt.datetime) -> None:
         with engine.begin() as conn:
             conn.execute(update(t).where(t.c.id == key_id).values(last_used_at=now))
     except SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None) or exc
+        reason = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+        if not _refuses_writes(orig):  # a lock or a blip: this one use goes unrecorded, the next is tried
+            log.debug("API key %s: last_used_at not recorded this time in %s: %s", key_id, where, reason)
+            return
         with _touch_lock:
             _touch_refused[where] = time.monotonic()
             first = where not in _touch_said
             _touch_said.add(where)
         if first:
-            orig = getattr(exc, "orig", None) or exc
-            reason = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
             log.warning("API keys' last use (last_used_at) is not recorded in %s: %s; keys are still verified, by "
-                        "reading them (tried again every %.0f s; said once)", where, reason, TOUCH_RETRY_S)
+                        "reading them (tried again every %.0f s; said once while it lasts)", where, reason,
+                        TOUCH_RETRY_S)
         return
     if refused_at is not None:
         with _touch_lock:
             _touch_refused.pop(where, None)
+            _touch_said.discard(where)  # writes work again: a later refusal is said again
+
+
+#: PostgreSQL's SQLSTATEs of a database that takes no writes: a read-only transaction (a standby, or
+#: `default_transaction_read_only`) and a role without the privilege
+_READ_ONLY_SQLSTATES = ("25006", "42501")
+
+
+def _refuses_writes(error: BaseException) -> bool:
+    """Whether a failed write says the database takes no writes (for a while), not that it was busy."""
+    if getattr(error, "sqlstate", None) in _READ_ONLY_SQLSTATES:
+        return True
+    return "readonly database" in str(error) or "read-only" in str(error)
 
 
 def list_keys(engine: Engine) -> list[KeyInfo]:
@@ -343,8 +360,12 @@ def revoke_key(engine: Engine, id_or_name: str, revoked_by: str | None = None,
         raise ApiKeyError(f"no active key with id or name {id_or_name!r}")
     by = None if revoked_by is None else revoked_by[:128]
     with engine.begin() as conn:
-        if revoker_key_id is not None:  # in the transaction that revokes: a revoker revoked meanwhile revokes nothing
-            _check_revoker(conn.execute(select(t).where(t.c.id == revoker_key_id)).first(), targets, now)
+        if revoker_key_id is not None:
+            # read just before the revocation; on PostgreSQL the revoker's row stays locked until it commits, so a
+            # revocation of the revoker at the same moment waits for this one (SQLite has no row lock: the two
+            # could cross within the moment between this read and the write below)
+            _check_revoker(conn.execute(select(t).where(t.c.id == revoker_key_id).with_for_update()).first(),
+                           targets, now)
         conn.execute(update(t).where(t.c.id.in_([k.id for k in targets]), t.c.revoked_at.is_(None))
                      .values(revoked_at=now, revoked_by=by, revoked_by_key_id=revoker_key_id))
     return [dataclasses.replace(k, revoked_at=now, revoked_by=by, revoked_by_key_id=revoker_key_id) for k in targets]

@@ -8,13 +8,16 @@ themselves were always the same; only their names differ, and a later
 migration that drops or replaces a check by name would miss it on one kind
 of store. This revision renames the four to tables.py's names.
 
-PostgreSQL renames in place. SQLite cannot rename a constraint, and a table
-rebuild would drop the AUTOINCREMENT that `violations` has (0018), so the
-name is changed in the table's stored CREATE statement (sqlite_master, with
+PostgreSQL renames in place. SQLite cannot rename a constraint. Rather
+than rebuild four tables (copying every row, and carrying `violations`'
+AUTOINCREMENT and its counter across as 0018 does), the name is changed in
+each table's stored CREATE statement (sqlite_master, with
 `writable_schema`), the way SQLite's own documentation changes a table's
 constraints without touching its rows: a constraint's name is not part of
 the file format, and the schema version is raised so that every open
-connection reads the new statement.
+connection reads the new statement. A SQLite built or opened in defensive
+mode refuses that edit: the upgrade then stops, changing nothing, and says
+so.
 
 Revision ID: 0020
 Revises: 0019
@@ -57,10 +60,18 @@ def _rename(forward: bool) -> None:
     conn.exec_driver_sql("PRAGMA writable_schema = ON")
     try:
         for (table, _), (old, new) in zip(CHECKS.items(), renames, strict=True):
-            changed = conn.exec_driver_sql(
-                "UPDATE sqlite_master SET sql = replace(sql, ?, ?) WHERE type = 'table' AND name = ? "
-                "AND instr(sql, ?) > 0",
-                (f"CONSTRAINT {old} CHECK", f"CONSTRAINT {new} CHECK", table, f"CONSTRAINT {old} CHECK")).rowcount
+            try:
+                changed = conn.exec_driver_sql(
+                    "UPDATE sqlite_master SET sql = replace(sql, ?, ?) WHERE type = 'table' AND name = ? "
+                    "AND instr(sql, ?) > 0",
+                    (f"CONSTRAINT {old} CHECK", f"CONSTRAINT {new} CHECK", table, f"CONSTRAINT {old} CHECK")).rowcount
+            except Exception as exc:
+                if "may not be modified" not in str(exc):
+                    raise
+                raise RuntimeError(
+                    "revision 0020 renames four check constraints by editing SQLite's stored schema, which this "
+                    "SQLite refuses (it runs in defensive mode: SQLITE_DBCONFIG_DEFENSIVE); nothing was changed. "
+                    "Upgrade the store with a Python whose sqlite3 is not defensive (CPython's own is not)") from exc
             if changed != 1:
                 raise RuntimeError(f"{table}: no check constraint named {old} to rename to {new}; "
                                    "the store's schema is not what revision 0019 left")
