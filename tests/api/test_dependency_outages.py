@@ -19,6 +19,7 @@ from support.loopback import serving, serving_live
 from support.outages import OwnRedis
 
 from signalwise.api import create_app
+from signalwise.api.auth import issue_token
 from signalwise.store import Settings, get_engine
 from signalwise.store.keys import create_key, revoke_key
 
@@ -82,6 +83,31 @@ def test_with_postgres_down_verified_keys_keep_control_unseen_ones_are_refused_a
     assert len(memory_lines) == 1, memory_lines  # once per key and outage, not once per call
     secret = ops.split("_", 2)[2]  # the key's secret may itself hold "_": split at the first two only
     assert "'ops'" in memory_lines[0] and secret not in memory_lines[0]
+
+
+@pytest.mark.postgres
+def test_a_token_whose_key_cannot_be_checked_is_refused_without_the_database_error(proxied_postgres, caplog):
+    """The 503 names neither the database's host nor its port nor the driver's words (a page of
+    SIGNALWISE_CORS_ORIGINS reads it); the log has them."""
+    caplog.set_level(logging.WARNING, logger="signalwise.api.auth")
+    direct, proxied, proxy = proxied_postgres
+    info, _key = create_key(get_engine(direct), "ops", ["admin"])
+    token, _exp = issue_token(info, SECRET, 300)
+    app = create_app(Settings(database_url=proxied, bind_host="0.0.0.0", jwt_secret=SECRET))
+    with serving(app) as base:
+        assert httpx.get(f"{base}/health/ready").status_code == 200  # the server's engine is open
+        proxy.stop()
+        r = httpx.post(f"{base}/api/v1/admin/clear-cache", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 503 and r.headers["Retry-After"] == "5", r.text
+        message = r.json()["message"]
+        assert message.startswith("database unavailable; this server has not verified the API key this token was "
+                                  "issued for ('ops')"), message
+        assert message.endswith("so it cannot be checked until the database answers"), message
+        for secret in (str(proxy.port), "127.0.0.1", "connection", "refused"):
+            assert secret not in r.text, (secret, r.text)
+    logged = [r.getMessage() for r in caplog.records if "a token of a key this server has not verified" in
+              r.getMessage()]
+    assert logged and logged[0].startswith("database unreachable (") and str(proxy.port) in logged[0], logged
 
 
 @pytest.mark.postgres

@@ -1,6 +1,8 @@
-"""Readiness knows the store's schema: a store taken back with `signalwise db downgrade` under a running server (or
-upgraded by a newer release) makes `/health/ready` and `/health` answer 503 `unavailable`, naming both revisions
-and what to do, while the routes reading what the revisions differ in fail; `db upgrade` makes it ready again.
+"""Readiness knows the store's schema: a store taken back with `signalwise db downgrade` under a running server
+makes `/health/ready` and `/health` answer 503 `unavailable`, naming both revisions and what to do, while the routes
+reading what the revisions differ in fail; `db upgrade` makes it ready again. A store a newer release upgraded (the
+first new replica of a rolling deploy) is a warning: 200 `degraded`, so the old replicas stay in the pool. A probe
+never migrates a store (an engine the process has not opened yet is opened without migrating).
 `db downgrade` on PostgreSQL warns of the other sessions on the database (the server's among them). A real app
 (TestClient) on real SQLite and PostgreSQL stores; the commands run as `signalwise` runs them."""
 
@@ -13,7 +15,14 @@ from support.cli import signalwise
 
 from signalwise.api import create_app
 from signalwise.store import Settings, get_engine
-from signalwise.store.engine import current_revision, head_revision
+from signalwise.store.engine import (
+    create_store_engine,
+    current_revision,
+    dispose_engines,
+    downgrade,
+    head_revision,
+    upgrade,
+)
 from signalwise.store.keys import create_key
 
 #: the revision the release before the key trail (0017) left: its stores lack `api_keys.created_by`
@@ -62,17 +71,26 @@ def test_a_store_downgraded_under_the_server_fails_readiness_naming_both_revisio
     assert ready.status_code == 200 and ready.json()["status"] == "ok", ready.text
 
 
-def test_a_store_a_newer_release_upgraded_fails_readiness_naming_that_release(served):
-    client, _key, url = served
+def test_a_store_a_newer_release_upgraded_keeps_readiness_with_a_warning(served):
+    """A rolling deploy: the first new replica migrates the store; the old ones keep serving it and stay ready."""
+    client, key, url = served
     engine, head = get_engine(url), head_revision()
+    assert client.get("/health/ready").status_code == 200  # this server's engine is open, as a running one's is
     newer = f"{int(head) + 1:04d}"
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": newer})
     try:
-        r = client.get("/health/ready")
-        assert r.status_code == 503 and r.json()["status"] == "unavailable", r.text
-        assert f"the store is at schema revision {newer}, newer than this release's {head}" in r.json()["message"]
-        assert f"signalwise db downgrade {head}" in r.json()["message"]
+        for path in ("/health/ready", "/health"):
+            r = client.get(path)
+            assert r.status_code == 200 and r.json()["status"] == "degraded", (path, r.text)
+            check = r.json()["checks"]["database"]
+            assert (check["state"], check["schema_revision"], check["release_revision"]) == \
+                ("newer-schema", newer, head), check
+            said = f"the store is at schema revision {newer}, newer than this release's {head}"
+            assert check["message"].startswith(said) and said in r.json()["message"], r.text
+            assert "this server goes on serving it" in check["message"], check
+            assert client.head(path).status_code == 200
+        assert client.get("/api/v1/keys", headers={"X-API-Key": key}).status_code == 200  # it does serve
     finally:
         with engine.begin() as conn:
             conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": head})
@@ -101,3 +119,45 @@ def test_downgrade_on_sqlite_says_nothing_of_sessions(tmp_path):
     get_engine(url)
     p = signalwise("db", "downgrade", OLD, "--yes", "--db", url, cwd=tmp_path)
     assert p.returncode == 0 and "session" not in p.stderr, p.stderr
+
+
+def test_a_probe_never_migrates_a_store_this_process_has_not_opened(db_url, tmp_path):
+    """No engine cached (the database was away when the server started): the first probe of an older store answers
+    503 naming it, and leaves it at its revision; a newer release's store is a 503 too (the routes, which open it
+    as the probe would, cannot); a new, empty database is made at this release's revision and is ready."""
+    head = head_revision()
+    engine = get_engine(db_url)
+    downgrade(engine, OLD)
+    dispose_engines(db_url)
+    app = create_app(Settings(database_url=db_url, cache_ttl_s=0))  # reads open on loopback
+    with TestClient(app) as client:
+        for _ in range(2):
+            r = client.get("/health/ready")
+            assert r.status_code == 503 and r.json()["status"] == "unavailable", r.text
+            check = r.json()["checks"]["database"]
+            assert (check["state"], check["release_revision"]) == ("revision-mismatch", head), check
+            assert f"is at {OLD}, this release needs {head}" in check["error"], check
+            assert "signalwise db upgrade" in r.json()["message"], r.text
+        assert current_revision(probe := create_store_engine(db_url)) == OLD  # not upgraded by the probes
+        probe.dispose()
+
+        newer = f"{int(head) + 1:04d}"
+        upgrade(probe := create_store_engine(db_url))
+        with probe.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": newer})
+        probe.dispose()
+        dispose_engines(db_url)
+        r = client.get("/health/ready")
+        assert r.status_code == 503 and r.json()["checks"]["database"]["state"] == "revision-mismatch", r.text
+        assert f"at revision {newer}, which this release does not know" in r.json()["message"], r.text
+        assert client.get("/api/v1/system/info").status_code == 503  # what readiness guards
+
+
+def test_the_first_probe_of_a_new_database_makes_it_and_is_ready(tmp_path):
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    app = create_app(Settings(database_url=url, cache_ttl_s=0))
+    with TestClient(app) as client:
+        r = client.get("/health/ready")
+        assert r.status_code == 200 and r.json()["status"] == "ok", r.text
+        assert r.json()["checks"]["database"]["schema_revision"] == head_revision()
+    dispose_engines(url)

@@ -6,6 +6,8 @@ release's revision is answered as before. A real app (TestClient) on real SQLite
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -75,6 +77,26 @@ def test_requests_failing_on_a_store_downgraded_under_the_server_name_the_revisi
     upgrade(engine)
     assert client.get("/api/v1/keys", headers={"X-API-Key": keys["late"][1]}).status_code == 200
     assert client.get("/api/v1/analytics/violations", headers=admin).status_code == 200
+
+
+def test_keys_checked_from_memory_on_such_a_store_say_the_revision_not_an_outage(served, caplog):
+    """The database answers: the header and the log name the store's revision, not "database unreachable"."""
+    caplog.set_level(logging.WARNING, logger="signalwise.api.auth")
+    client, keys, url = served
+    admin = {"X-API-Key": keys["root-admin"][1]}
+    token, _exp = issue_token(keys["root-admin"][0], SECRET, 300)
+    downgrade(get_engine(url), OLD)
+    for headers in (admin, {"Authorization": f"Bearer {token}"}):  # a key; a token's key, on a call checking it
+        r = client.post("/api/v1/admin/clear-cache", headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.headers["X-Auth-Checked"] == "memory; store at another schema revision", r.headers
+    said = [r.getMessage() for r in caplog.records if "checked from this server's memory" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("store at another schema revision (the store is at schema "
+                                                 f"revision {OLD}"), said
+    assert not [m for m in (r.getMessage() for r in caplog.records) if "database unreachable" in m]
+    upgrade(get_engine(url))
+    r = client.post("/api/v1/admin/clear-cache", headers=admin)
+    assert r.status_code == 200 and "X-Auth-Checked" not in r.headers, r.headers
 
 
 def test_a_database_error_of_a_store_at_this_release_revision_is_answered_as_before(served):

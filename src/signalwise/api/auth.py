@@ -114,6 +114,8 @@ class Principal:
     via: str = "key"  # key | token | local | insecure
     #: why the key was checked from this process's memory (the database's error); None when the database answered
     memory_reason: str | None = None
+    #: that reason is the store's schema revision (the database answers), not an outage
+    memory_mismatch: bool = False
 
     def allows(self, scope: str) -> bool:
         """Granted it, or `admin` (all but evidence: `store.keys.NOT_IMPLIED_BY_ADMIN`)."""
@@ -255,8 +257,9 @@ def authenticate(conn: HTTPConnection) -> Principal | None:
     app = conn.app
     if kind == "token":
         return decode_token(value, jwt_secret(app.state.settings))
-    info, reason = check_key(app, value)
-    return Principal(info.name, frozenset(info.scopes), info.id, via="key", memory_reason=reason)
+    info, reason, mismatch = _check_key(app, value)
+    return Principal(info.name, frozenset(info.scopes), info.id, via="key", memory_reason=reason,
+                     memory_mismatch=mismatch is not None)
 
 
 def key_memory(app) -> KeyMemory:
@@ -273,6 +276,12 @@ def check_key(app, key: str) -> tuple[KeyInfo, str | None]:
 
     401 for a key the database refuses (it is forgotten: a revoked key stops at the database's first answer);
     503 for one that cannot be checked (never verified here, or too long ago)."""
+    info, reason, _mismatch = _check_key(app, key)
+    return info, reason
+
+
+def _check_key(app, key: str) -> tuple[KeyInfo, str | None, str | None]:
+    """`check_key`, and the store's schema mismatch when that is why the key was taken from memory."""
     from signalwise.store import get_engine
 
     settings = app.state.settings
@@ -293,11 +302,11 @@ def check_key(app, key: str) -> tuple[KeyInfo, str | None]:
                                      f"{settings.key_cache_grace_s:g} s (SIGNALWISE_KEY_CACHE_GRACE_S), so it "
                                      f"cannot be checked until {_checkable(mismatch)}",
                                 headers={"Retry-After": "5"}) from None
-        _from_memory(app, found[0], found[1], reason)
-        return found[0], reason
+        _from_memory(app, found[0], found[1], reason, mismatch)
+        return found[0], reason, mismatch
     memory.remember(info, key)
     _database_back(app)
-    return info, None
+    return info, None, None
 
 
 def _unchecked(app, exc: DBAPIError) -> tuple[str, str | None]:  # noqa: ANN001 - a FastAPI app
@@ -328,14 +337,19 @@ def _db_error(exc: BaseException) -> str:
     return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
 
 
-def _from_memory(app, info: KeyInfo, age_s: float, reason: str) -> None:
+def _from_memory(app, info: KeyInfo, age_s: float, reason: str, mismatch: str | None) -> None:
     """Logs, once per key until the database answers again, that a key was taken from memory."""
     noted = _noted(app)
     if info.id in noted:
         return
     noted.add(info.id)
-    log.warning("database unreachable (%s): key %r (sw_%s) checked from this server's memory, as verified "
-                "%.0f s ago, with scopes %s", reason, info.name, info.id, age_s, " ".join(info.scopes))
+    log.warning("%s (%s): key %r (sw_%s) checked from this server's memory, as verified %.0f s ago, with scopes %s",
+                _memory_cause(mismatch), reason, info.name, info.id, age_s, " ".join(info.scopes))
+
+
+def _memory_cause(mismatch: str | None) -> str:
+    """Why keys are checked from memory, as `X-Auth-Checked` and the log say it."""
+    return MEMORY_UNREACHABLE if mismatch is None else MEMORY_MISMATCH
 
 
 def _noted(app) -> set[str]:
@@ -414,12 +428,13 @@ async def authorize(conn: HTTPConnection) -> Principal | None:
                                  f"(it has {', '.join(sorted(principal.scopes))})"
                                  f"{BOTH_SENT if _both_sent(conn) else ''}")
     if principal.via == "token" and needed != "read":
-        reason = await run_in_threadpool(_check_token_key, conn, principal)
-        if reason is not None:
+        unchecked = await run_in_threadpool(_check_token_key, conn, principal)
+        if unchecked is not None:
+            reason, mismatch = unchecked
             principal = conn.state.principal = Principal(principal.name, principal.scopes, principal.key_id,
-                                                         principal.via, reason)
+                                                         principal.via, reason, mismatch is not None)
     if principal.memory_reason is not None:
-        conn.state.auth_headers = MEMORY_HEADER
+        conn.state.auth_headers = MEMORY_MISMATCH_HEADER if principal.memory_mismatch else MEMORY_HEADER
     conn.state.authorized = True  # `errors`: a body refused before this ran is answered after it has
     return principal
 
@@ -446,8 +461,12 @@ def foreign_origin(conn: HTTPConnection) -> str | None:
     return None if own else origin
 
 
+#: why keys are checked from memory: the database does not answer, or its store is at another schema revision
+MEMORY_UNREACHABLE, MEMORY_MISMATCH = "database unreachable", "store at another schema revision"
 #: the header an answer carries when its key was checked from memory (the database's error is in the log)
-MEMORY_HEADER = {"X-Auth-Checked": "memory; database unreachable"}
+MEMORY_HEADER = {"X-Auth-Checked": f"memory; {MEMORY_UNREACHABLE}"}
+#: the same, when the database answers but its store is at another schema revision than this release's
+MEMORY_MISMATCH_HEADER = {"X-Auth-Checked": f"memory; {MEMORY_MISMATCH}"}
 
 
 def count_failure(conn: HTTPConnection, exc: HTTPException) -> None:
@@ -462,13 +481,14 @@ def count_failure(conn: HTTPConnection, exc: HTTPException) -> None:
                                  f"(the last: {exc.detail})", headers={"Retry-After": str(retry)}) from None
 
 
-def _check_token_key(conn: HTTPConnection, principal: Principal) -> str | None:
+def _check_token_key(conn: HTTPConnection, principal: Principal) -> tuple[str, str | None] | None:
     """401 unless the key a token was issued for is still active. Checked on calls that need more than `read`
     (a revoked admin key's token could otherwise make itself a new key); reads with the token go on until its
     `exp`, since a verified token is remembered and predictions must not pay a database read each.
 
-    While the database cannot be reached, a key this process verified within the grace period passes (the
-    database's error is returned); one it has not is a 503."""
+    While the database cannot be reached, a key this process verified within the grace period passes ((the
+    database's error, the store's schema mismatch or None) is returned); one it has not is a 503, whose answer
+    never holds the database's error (it is logged)."""
     from signalwise.store import get_engine
 
     app = conn.app
@@ -479,14 +499,17 @@ def _check_token_key(conn: HTTPConnection, principal: Principal) -> str | None:
     except DBAPIError as exc:
         reason, mismatch = _unchecked(app, exc)
         found = memory.recall(settings.key_cache_grace_s, key_id=principal.key_id)
-        if found is None:
-            raise HTTPException(503, f"database unavailable: {reason}; this server has not verified the API key "
+        if found is None:  # the database's error is for the log (it may name the database's host), as check_key's
+            log.warning("%s (%s): a token of a key this server has not verified within the grace period was "
+                        "refused with 503", "database unreachable" if mismatch is None else "keys cannot be read",
+                        reason)
+            raise HTTPException(503, f"{_cannot_check(mismatch)}; this server has not verified the API key "
                                      f"this token was issued for ({principal.name!r}) in the last "
                                      f"{settings.key_cache_grace_s:g} s (SIGNALWISE_KEY_CACHE_GRACE_S), so it "
                                      f"cannot be checked until {_checkable(mismatch)}",
                                 headers={"Retry-After": "5"}) from None
-        _from_memory(app, found[0], found[1], reason)
-        return reason
+        _from_memory(app, found[0], found[1], reason, mismatch)
+        return reason, mismatch
     key = next((k for k in keys if principal.key_id is not None and k.id == principal.key_id), None)
     state = "unknown to this server's database" if key is None else key.state()
     if state != "active":

@@ -7,10 +7,18 @@ import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Engine
 
 import signalwise
 from signalwise.store import database_kind, get_engine, queries
-from signalwise.store.engine import StoreNotAtHead, current_revision, head_revision
+from signalwise.store.engine import (
+    StoreNotAtHead,
+    _is_empty,
+    _read_revision,
+    create_store_engine,
+    current_revision,
+    head_revision,
+)
 
 from ..deps import CacheDep, EngineDep, SettingsDep
 
@@ -41,20 +49,20 @@ def health_live(request: Request) -> JSONResponse:
 
 
 @router.head("/health/ready", include_in_schema=False)
-@router.get("/health/ready", responses=_unavailable("the database does not answer, or its schema is not at this "
-                                                    "release's revision"),
+@router.get("/health/ready", responses=_unavailable("the database does not answer, or its schema is at an older "
+                                                    "revision than this release's (or none)"),
             summary="Readiness: 200 when the database answers at this release's schema revision (rate limits in "
-                    "Redis, or in memory while it does not), 503 when the database does not answer or is at "
-                    "another revision")
+                    "Redis, or in memory while it does not; `degraded` at a newer revision), 503 when the database "
+                    "does not answer or is at an older revision")
 def health_ready(request: Request) -> JSONResponse:
     return _health(request, with_loop=False)
 
 
 @router.head("/health", include_in_schema=False)
-@router.get("/health", responses=_unavailable("the database does not answer or is at another schema revision, "
+@router.get("/health", responses=_unavailable("the database does not answer or is at an older schema revision, "
                                               "or the live loop stalls"),
             summary="Readiness with every detail: database, rate-limit store, the live loop's last tick; 503 when "
-                    "the database does not answer or is at another schema revision, or the live loop stalls")
+                    "the database does not answer or is at an older schema revision, or the live loop stalls")
 def health(request: Request) -> JSONResponse:
     return _health(request, with_loop=True)
 
@@ -68,14 +76,14 @@ def _health(request: Request, with_loop: bool) -> JSONResponse:
     problems: list[str] = []
     warnings: list[str] = [rate_limits["message"]] if rate_limits.get("message") else []
     try:
-        engine = get_engine(request.app.state.settings.database_url)
+        engine = _store_engine(request.app.state.settings.database_url)
         # the one-row read of alembic's table asks the database as `SELECT 1` did, and says which schema it holds:
-        # a store downgraded under this server, or upgraded by a newer release, answers while routes reading
-        # what differs fail (500), so a load balancer must stop sending here
+        # a store downgraded under this server answers while routes reading what differs fail, so a load
+        # balancer must stop sending here
         found = current_revision(engine)
         answer["database"] = database_kind(engine)
         answer["checks"]["database"] = {"state": "ok", "kind": answer["database"], "schema_revision": found}
-    except StoreNotAtHead as exc:  # an engine opened here, not at startup: a newer release's store
+    except StoreNotAtHead as exc:  # no engine yet, and the store is not at this release's revision: not opened
         answer["checks"]["database"] = {"state": "revision-mismatch", "release_revision": _release_revision(),
                                         "error": str(exc)}
         problems.append(str(exc))
@@ -86,7 +94,15 @@ def _health(request: Request, with_loop: bool) -> JSONResponse:
         problems.append(f"database unreachable: {first}")
     else:
         mismatch = revision_mismatch(found)
-        if mismatch is not None:
+        if mismatch is not None and found is not None and found > _release_revision():
+            # a newer release migrated the store (the first new replica of a rolling deploy): this server, whose
+            # engine is open, goes on serving (revisions mostly add columns it does not read), so it stays in the
+            # pool, degraded, instead of every old replica leaving it at once
+            newer = newer_store(found)
+            answer["checks"]["database"].update(state="newer-schema", release_revision=_release_revision(),
+                                                message=newer)
+            warnings.append(newer)
+        elif mismatch is not None:
             answer["checks"]["database"].update(state="revision-mismatch", release_revision=_release_revision(),
                                                 error=mismatch)
             problems.append(mismatch)
@@ -105,6 +121,25 @@ def _health(request: Request, with_loop: bool) -> JSONResponse:
         answer["message"] = "; ".join(problems + warnings)
     answer["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return JSONResponse(answer, status_code=503 if problems else 200)
+
+
+def _store_engine(url: str) -> Engine:
+    """The server's engine, opened (when this process has not yet: the database was away at start) without
+    migrating: a probe never upgrades a store that holds a schema (`StoreNotAtHead`, a mismatch). A new database,
+    holding none of the store's tables, is made at this release's revision, as the first route would make it:
+    no release's data changes, and a server on it is ready."""
+    try:
+        return get_engine(url, migrate=False)
+    except StoreNotAtHead:
+        probe = create_store_engine(url)
+        try:
+            with probe.connect() as conn:
+                new = _is_empty(conn) and _read_revision(conn) is None
+        finally:
+            probe.dispose()
+        if not new:
+            raise
+        return get_engine(url)
 
 
 @functools.cache
@@ -129,6 +164,14 @@ def revision_mismatch(found: str | None) -> str | None:
     return (f"the store is at schema revision {found}, newer than this release's {head} (a newer release upgraded "
             f"it): serve it with that release, or take it back with that release's signalwise db downgrade {head} "
             "and restart this server")
+
+
+def newer_store(found: str) -> str:
+    """What readiness says of a store a newer release upgraded (`found` > this release's): a warning."""
+    head = _release_revision()
+    return (f"the store is at schema revision {found}, newer than this release's {head} (a newer release upgraded "
+            f"it): this server goes on serving it, but a route reading what {found} changed may fail; replace this "
+            f"server with that release's")
 
 
 def _rate_limits(limits) -> dict:
