@@ -5,6 +5,7 @@ stops midway leaves the rows that truly still wait, with the command that stores
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -13,8 +14,9 @@ from pathlib import Path
 from sqlalchemy import text
 
 from signalwise.core.types import SignalEvent
+from signalwise.outdirs import process_identity
 from signalwise.store.engine import create_store_engine, upgrade
-from signalwise.store.live import LiveStoreWriter
+from signalwise.store.live import LiveStoreWriter, note_drained
 
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 FAST = {"retry_initial_s": 0.05, "retry_max_s": 0.2, "busy_timeout_s": 0.2, "connect_timeout_s": 2}
@@ -127,3 +129,70 @@ def test_a_drain_the_database_stops_midway_leaves_the_rows_that_still_wait(tmp_p
     assert store["last_error"] is None
     assert store["before_drain"] == at_end  # still the run's own, and the partial drain beside it
     assert [(d["written"], d["waiting_rows"]) for d in store["earlier_drains"]] == [(stored, ROWS - stored)]
+
+
+def say_running(run_dir: Path, process: dict) -> bytes:
+    """Make the run's run.json say `running`, by `process`, as a live run writes it while it goes; its bytes."""
+    run = json.loads((run_dir / "run.json").read_text())
+    run.update(status="running", process=process)
+    (run_dir / "run.json").write_text(json.dumps(run, indent=2))
+    return (run_dir / "run.json").read_bytes()
+
+
+def buffer_files(run_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((run_dir / "store-buffer").iterdir())}
+
+
+def ended_process() -> dict:
+    """The identity a run records (`process_identity`) of a process that has ended since: it said it, and exited."""
+    said = subprocess.run([sys.executable, "-c", "import json; from signalwise.outdirs import process_identity; "
+                           "print(json.dumps(process_identity()))"], capture_output=True, text=True, check=True)
+    identity = json.loads(said.stdout)
+    assert identity["pid"] != os.getpid() and identity["start_ticks"] is not None
+    return identity
+
+
+def test_a_drain_refuses_a_run_that_is_still_running(tmp_path):
+    """Its own writer still takes rows from the buffer and rewrites run.json whole: a drain now would race both."""
+    run_dir, _ = run_left_waiting(tmp_path)
+    written = say_running(run_dir, process_identity())  # this test's process: alive
+    buffered = buffer_files(run_dir)
+    db = tmp_path / "later.db"
+    refused = drain(run_dir, db)
+    assert refused.returncode == 2, (refused.stdout, refused.stderr)
+    assert refused.stdout == ""
+    lines = refused.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "still running" in lines[0]
+    assert f"process {os.getpid()}" in lines[0] and "after the run ends or dies" in lines[0]
+    assert (run_dir / "run.json").read_bytes() == written  # untouched
+    assert buffer_files(run_dir) == buffered and not db.exists()  # nothing taken from the buffer, nothing stored
+
+    # given its store-buffer directory, the same
+    refused = drain(run_dir / "store-buffer", db)
+    assert refused.returncode == 2 and "still running" in refused.stderr
+    assert (run_dir / "run.json").read_bytes() == written and buffer_files(run_dir) == buffered
+
+
+def test_a_drain_stores_the_buffer_of_a_running_run_whose_process_is_gone(tmp_path):
+    """Killed with SIGKILL: its run.json still says `running`, but its process is gone. Drained as any other."""
+    run_dir, at_end = run_left_waiting(tmp_path)
+    say_running(run_dir, ended_process())
+    db = tmp_path / "later.db"
+    done = drain(run_dir, db)
+    assert done.returncode == 0, done.stderr
+    assert f"{ROWS} row(s) stored" in done.stdout and stored_rows(db) == ROWS
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "running"  # a drain says nothing of how the run ended: the next run marks it `died`
+    assert run["store"]["waiting_rows"] == 0 and run["store"]["written"] == ROWS
+    assert run["store"]["before_drain"] == at_end
+
+
+def test_note_drained_leaves_the_run_json_of_a_running_run_alone(tmp_path):
+    """The run rewrites its run.json whole while it goes and at its end: a read-modify-write here could put
+    `running` back into a run that ended meanwhile, or be dropped by the run's next write."""
+    run_dir, _ = run_left_waiting(tmp_path)
+    written = say_running(run_dir, process_identity())
+    summary = {"database": "sqlite:///x.db", "written": 0, "waiting_rows": 0, "drained_at": "2026-11-29T17:00:00"}
+    assert note_drained(run_dir / "run.json", summary) == summary
+    assert (run_dir / "run.json").read_bytes() == written
+    assert not [p.name for p in run_dir.iterdir() if p.name.endswith(".partial")]

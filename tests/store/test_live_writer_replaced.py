@@ -14,18 +14,20 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import sqlite3
 import uuid
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import Pool
 from support.databases import POSTGRES_URL, postgres_unavailable_reason
 from support.outages import TcpProxy
 
 from signalwise.core.types import SignalEvent
 from signalwise.store.detector_configs import detector_config_rows
-from signalwise.store.engine import create_store_engine, dispose_engines
+from signalwise.store.engine import create_store_engine, dispose_engines, get_engine, upgrade
 from signalwise.store.live import LiveStoreWriter
 
 SIM = "LIVE_REPLACED"
@@ -231,3 +233,95 @@ def test_an_outage_with_nothing_lost_stores_the_run_nothing_again(db_url, tmp_pa
     assert stats["recovered_at"] >= failed["last_error_at"]
     assert after["config"] == {"edited": True} and after["records"] == 2 and after["runs"] == 1
     assert after["detectors"] == sorted(tuple(r[:4]) for r in DETECTORS if r[2] != 3)
+
+
+def records_in_file(path) -> int:
+    """Records of the run in the SQLite file now at `path`, read with a connection of its own; 0 without tables."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT count(*) FROM intersection_records r JOIN runs u ON r.run_id = u.id "
+                            "WHERE u.simulation_id = ?", (SIM,)).fetchone()[0]
+    except sqlite3.OperationalError:  # no such table: nothing was written into this file
+        return 0
+    finally:
+        conn.close()
+
+
+def records_through(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM intersection_records r JOIN runs u ON r.run_id = u.id "
+                                 "WHERE u.simulation_id = :s"), {"s": SIM}).scalar_one()
+
+
+def test_the_engine_this_process_serves_the_url_with_follows_a_replaced_file(tmp_path):
+    """`signalwise live --db sqlite:///X` serves the API from `get_engine(X)` in the run's process: once the writer
+    finds the file replaced, that engine is closed, and the API's next read opens the file now at the path."""
+    path = tmp_path / "store.db"
+    url = f"sqlite:///{path}"
+    try:
+        writer = start_writer(url, tmp_path)
+        try:
+            served = get_engine(url)
+            assert records_through(served) == 1  # a pooled connection, open on the file as it is now
+            replace_file(path)
+            writer.put_records([record(1), record(2)])
+            assert writer.flush(60), writer.stats()
+        finally:
+            writer.close(5)
+        assert records_in_file(path) == 2  # the writer stored the run again in the new file
+        assert records_through(get_engine(url)) == 2  # and the served engine reads that file, not the old one
+    finally:
+        dispose_engines(url)
+
+
+def test_a_file_replaced_while_the_writer_opens_it_is_opened_again(tmp_path):
+    """The file is replaced just after the writer's engine opened its first connection, before the engine was
+    ready: the writer opens the new file, and its rows are stored there, not into the file that was replaced."""
+    path = tmp_path / "store.db"
+    url = f"sqlite:///{path}"
+    existing = create_store_engine(url)
+    upgrade(existing)  # the store existed before the run
+    existing.dispose()
+    swapped = []
+
+    def swap_once(dbapi_conn, _record):  # noqa: ANN001
+        file = dbapi_conn.execute("PRAGMA database_list").fetchone()[2]
+        if not swapped and file and os.path.realpath(file) == os.path.realpath(path):
+            swapped.append(file)
+            replace_file(path)  # an empty file renamed over it, the connection just opened still on the old one
+
+    event.listen(Pool, "connect", swap_once)
+    try:
+        writer = start_writer(url, tmp_path)  # flushes the run's row, its detectors, a record and an event
+        writer.close(5)
+    finally:
+        event.remove(Pool, "connect", swap_once)
+        dispose_engines(url)
+    assert swapped, "the file was never swapped"
+    assert records_in_file(path) == 1  # in the file at the path, not in the one replaced
+    after = stored_run(url)
+    assert after is not None and after["records"] == 1 and after["events"] == 1
+    assert after["scenario"] == "corridor" and after["detectors"] == sorted(tuple(r[:4]) for r in DETECTORS)
+
+
+def test_a_relative_url_is_the_file_the_writer_opened_whatever_the_working_directory(tmp_path, monkeypatch):
+    """A relative `sqlite:///store.db` is the file in the working directory when the writer opened it: the writer
+    checks that file, by its absolute path, before each write, and writes there; a change of the working
+    directory later is neither taken for a replaced file nor followed to another file of that name."""
+    first, later = tmp_path / "first", tmp_path / "later"
+    first.mkdir()
+    later.mkdir()
+    monkeypatch.chdir(first)
+    url = "sqlite:///store.db"
+    writer = start_writer(url, tmp_path)
+    try:
+        monkeypatch.chdir(later)
+        sqlite3.connect(later / "store.db").close()  # another file of that name in the new working directory
+        writer.put_records([record(1)])
+        assert writer.flush(30), writer.stats()
+        stats = writer.stats()
+    finally:
+        writer.close(5)
+        dispose_engines(url)
+    assert stats["failures"] == 0  # moving elsewhere is no replacement
+    assert records_in_file(first / "store.db") == 2 and records_in_file(later / "store.db") == 0

@@ -60,12 +60,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, IntegrityError
 
+from ..outdirs import shown_status
 from .detector_configs import optional_float
 from .tables import ALERT_LEVELS, CHANGE_RESULTS, Alert, RuntimeChange
 
 log = logging.getLogger("signalwise.store.live")
 
 KINDS = ("runs", "records", "events", "alerts", "changes", "detectors")
+#: how many times the writer opens a SQLite file that is replaced while it opens it before it calls that an outage
+OPEN_ATTEMPTS = 3
 
 #: an item of the FIFO: (kind, simulation id, rows); rows are JSON-ready except records (dicts as given)
 Item = tuple[str, str, list]
@@ -594,10 +597,14 @@ class LiveStoreWriter:
         self._spool_wake.set()
 
     def _connect(self) -> Engine:
-        """The writer's own engine (short busy and connect timeouts), migrated to head; raises `_Outage`."""
+        """The writer's own engine (short busy and connect timeouts), migrated to head; raises `_Outage`.
+
+        A SQLite file's identity (device, inode) is taken before the engine opens it and again once the engine is
+        ready: a file replaced in between (the engine's connections may hold either) is opened again, up to
+        `OPEN_ATTEMPTS` times, and `_check_file` then compares the file at the path with it before each write."""
         if self._engine is not None:
             return self._engine
-        from .engine import create_store_engine, current_revision, database_url, upgrade, why_read_only
+        from .engine import database_url
 
         try:
             url = database_url(self.database_url)
@@ -605,6 +612,29 @@ class LiveStoreWriter:
             if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
                 url = parsed.update_query_dict({"connect_timeout": str(self.connect_timeout_s)}).render_as_string(
                     hide_password=False)
+            path = _sqlite_path(url)
+            if path is not None:  # the file in the working directory now, whatever it is when a connection opens
+                url = parsed.set(database=path).render_as_string(hide_password=False)
+        except Exception as exc:  # noqa: BLE001 - a URL that cannot work now may work later (a driver, a file)
+            raise _Outage(str(exc)) from exc
+        for _ in range(OPEN_ATTEMPTS):
+            before = _identity(path)
+            engine, first = self._open(url, path)
+            opened, now = before or first, _identity(path)
+            if path is None or (opened is not None and now == opened):
+                self._engine, self._file = engine, (None if path is None else (path, now))
+                return engine
+            engine.dispose()  # its connections may be on the file that was there before
+            self._forget_served(self.database_url)
+            log.warning("the database file %s was replaced while it was being opened: opening it again", path)
+        raise _Outage(f"the database file {path} was replaced each of the {OPEN_ATTEMPTS} times it was opened")
+
+    def _open(self, url: str, path: str | None) -> tuple[Engine, tuple[int, int] | None]:
+        """A new engine of `url`, migrated to head with what the database lost restored, and the identity of the
+        SQLite file at `path` just after its first connection opened (None for another database)."""
+        from .engine import create_store_engine, current_revision, upgrade, why_read_only
+
+        try:
             engine = create_store_engine(url)
             if engine.dialect.name == "sqlite":
                 busy_ms = int(self.busy_timeout_s * 1000)
@@ -615,6 +645,8 @@ class LiveStoreWriter:
         except Exception as exc:  # noqa: BLE001 - a URL that cannot work now may work later (a driver, a file)
             raise _Outage(str(exc)) from exc
         try:
+            with engine.connect():
+                first = _identity(path)  # a file the engine created: there was none to stat before
             revision, head = current_revision(engine), _head_revision()
             # checked before anything is written or created (a temporary table of a COPY included): a
             # read-only database is never written into, and says so in one line
@@ -625,32 +657,40 @@ class LiveStoreWriter:
             if revision != head:
                 upgrade(engine)
             self._restore_lost(engine)
-            self._file = _sqlite_file(engine)
         except _Outage:
             engine.dispose()
             raise
         except Exception as exc:  # noqa: BLE001
             engine.dispose()
             raise _Outage(str(exc)) from exc
-        self._engine = engine
-        return engine
+        return engine, first
 
     def _check_file(self) -> None:
         """A SQLite file removed or replaced (another file renamed over it) since the engine opened it: its open
         connections would go on writing into the old file, gone with every row written there. Raises `_Outage`;
-        the next attempt opens (creates, migrates) the file now at the path, and stores the run again in it."""
+        the next attempt opens (creates, migrates) the file now at the path, and stores the run again in it. The
+        engine this process caches for the URL (`engine.get_engine`: the API served beside the run) is closed
+        too, so the API's next request opens (and migrates) the file now at the path instead of reading the old
+        one."""
         if self._file is None:
             return
         path, opened = self._file
-        try:
-            st = os.stat(path)
-            now = (st.st_dev, st.st_ino)
-        except OSError:
-            now = None
+        now = _identity(path)
         if now != opened:
             self._drop_engine()
+            self._forget_served(self.database_url)
             raise _Outage(f"the database file {path} was {'removed' if now is None else 'replaced'} since it was "
                           "opened")
+
+    @staticmethod
+    def _forget_served(url: str | None) -> None:
+        """Close the engine `engine.get_engine` caches for `url` in this process, if any."""
+        from .engine import database_url, dispose_engines
+
+        try:
+            dispose_engines(database_url(url))  # never None: None would close every cached engine
+        except Exception as exc:  # noqa: BLE001 - the writer goes on; the API then reads the old file
+            log.warning("the engine cached for %s could not be closed: %s", url, exc)
 
     def _drop_engine(self) -> None:
         """Forget the engine after a failure: the next attempt connects (and migrates) afresh."""
@@ -1017,16 +1057,28 @@ def _write_runs(engine: Engine, sim: str, rows: list) -> None:
                      _moment(row.get("started_at")))
 
 
-def _sqlite_file(engine: Engine) -> tuple[str, tuple[int, int]] | None:
-    """A SQLite engine's database file as it is now (path, (device, inode)); None for another database."""
-    path = engine.url.database if engine.dialect.name == "sqlite" else None
+def _sqlite_path(url: str) -> str | None:
+    """The absolute path of a SQLite URL's database file (relative to the working directory now, as SQLite opens
+    it); None for another database, memory, or a `file:` URI."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001
+        return None
+    path = parsed.database if parsed.get_backend_name() == "sqlite" else None
     if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return os.path.abspath(path)
+
+
+def _identity(path: str | None) -> tuple[int, int] | None:
+    """(device, inode) of the file at `path` now; None when there is none (or no path)."""
+    if path is None:
         return None
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return path, (st.st_dev, st.st_ino)
+    return st.st_dev, st.st_ino
 
 
 def _lost_of_run(engine: Engine, sim: str, run: dict, has_detectors: bool) -> list[str]:
@@ -1103,12 +1155,19 @@ def drain(path: Path | str, database_url: str | None, timeout_s: float = 60.0) -
     """Store the rows waiting in a buffer directory (or a run directory's `store-buffer`); returns the writer's
     `summary()` at the end, with `drained_at` (when it ended): `waiting_rows` 0 when everything was stored,
     else how many still wait. A run directory's `run.json` gets it as its `store` (`note_drained`), so the run
-    says what still waits after the drain, not what waited when the run ended."""
+    says what still waits after the drain, not what waited when the run ended. A run directory whose run may
+    still be running (`still_running`, its process alive or on another host) is refused (`ValueError`): its own
+    writer takes rows from that buffer and rewrites its `run.json`."""
     buffer_dir = Path(path)
     if (buffer_dir / "store-buffer").is_dir():
         buffer_dir = buffer_dir / "store-buffer"
     if not buffer_dir.is_dir():
         raise FileNotFoundError(f"{path}: no store buffer there")
+    if buffer_dir.name == "store-buffer":
+        why = still_running(buffer_dir.parent / "run.json")
+        if why is not None and "names no process" not in why:
+            raise ValueError(f"{buffer_dir.parent}: the run is still running ({why}); its own writer stores its "
+                             "store buffer: drain it after the run ends or dies")
     writer = LiveStoreWriter(database_url, (buffer_dir.parent.name or "drain")[:128], buffer_dir,
                              retry_initial_s=0.2, retry_max_s=2.0)
     writer.close(timeout_s)
@@ -1118,11 +1177,34 @@ def drain(path: Path | str, database_url: str | None, timeout_s: float = 60.0) -
     return summary
 
 
+def still_running(run: Path | dict) -> str | None:
+    """Why the run of a `run.json` (its path, or its content) may still be running, or None: it says `running` and
+    its process is not certainly gone (`outdirs.shown_status`: alive on this host, on another host, or named
+    nowhere). A drain then would take rows from the buffer the run's writer still takes them from, and race the
+    run's own rewrites of its `run.json`."""
+    import socket
+
+    if isinstance(run, Path):
+        try:
+            run = json.loads(run.read_text())
+        except (OSError, ValueError):
+            return None
+    if not isinstance(run, dict) or run.get("status") != "running" or shown_status(run).get("status") != "running":
+        return None
+    process = run.get("process")
+    if not isinstance(process, dict) or not isinstance(process.get("pid"), int):
+        return "its run.json says `running` and names no process"
+    pid, host = process["pid"], process.get("host")
+    if host != socket.gethostname():
+        return f"process {pid} on {host}, another host: only there can it be told whether it still runs"
+    return f"process {pid} is alive"
+
+
 def note_drained(run_json: Path, summary: dict) -> dict:
     """Put a drain's `summary` into a run's `run.json` as its `store`: the store the run wrote at its end is kept
     under `before_drain`, an earlier drain's summary under `earlier_drains` (oldest first). Replaced whole (a
     temporary file, then a rename), so a reader never sees half a file. Returns the `store` written (the summary
-    as given when there is no readable `run.json`)."""
+    as given when there is no readable `run.json`, or one whose run may still be running: `still_running`)."""
     try:
         run = json.loads(run_json.read_text())
     except FileNotFoundError:
@@ -1132,6 +1214,10 @@ def note_drained(run_json: Path, summary: dict) -> dict:
         return summary
     if not isinstance(run, dict):
         log.warning("%s not updated with the drain's outcome: it holds no JSON object", run_json)
+        return summary
+    why = still_running(run)
+    if why is not None:  # the run rewrites its run.json whole: a write here could undo its end, or be undone
+        log.warning("%s not updated with the drain's outcome: the run may still be running (%s)", run_json, why)
         return summary
     store, old = dict(summary), run.get("store")
     if isinstance(old, dict) and "drained_at" in old:  # drained before (a partial drain, the next run's)
