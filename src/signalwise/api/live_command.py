@@ -159,6 +159,7 @@ def live_command(
     mqtt_cert_file: Annotated[Path | None, typer.Option("--mqtt-cert-file", show_default=False, help="client certificate (PEM) for a --mqtt broker that asks for one; means --mqtt-tls [env: SIGNALWISE_MQTT_CERT_FILE]")] = None,
     mqtt_key_file: Annotated[Path | None, typer.Option("--mqtt-key-file", show_default=False, help="its private key (PEM), if not in the certificate's file; an encrypted key's password from SIGNALWISE_MQTT_KEY_PASSWORD [env: SIGNALWISE_MQTT_KEY_FILE]")] = None,
     camera: Annotated[list[str] | None, typer.Option("--camera", show_default=False, help="VIDEO=CAMERA.yaml: stream a camera (a file, rtsp:// or http(s):// URL) into the run, its camera file as for `vision run`; repeatable. With --field none its zones are detectors of its device_id; with --field sumo it records crossings and speeding. A stream URL is opened once the run runs (a camera away then is reconnected to)")] = None,
+    accept_suspect_calibration: Annotated[bool, typer.Option("--accept-suspect-calibration", help="run a --camera whose calibration `vision run`'s checks say is wrong (surveyed points off by over 0.5 m RMS, a zone under 2.75 px per road metre); refused otherwise. Its violations are stored marked (judged_with.calibration_suspect: the checks' reasons)")] = False,
     host: Annotated[str, typer.Option(help="interface the API listens on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port of the API", min=0, max=65535)] = 8000,
     db: Annotated[str | None, typer.Option(help="also write events, alerts and changes into this database URL ('default' = SIGNALWISE_DATABASE_URL, else the embedded SQLite file sqlite:///signalwise.db in the working directory)")] = None,
@@ -170,13 +171,16 @@ def live_command(
         _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, config, out, sink, field,
               repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth, signals, camera or [],
               mqtt_tls=(mqtt_tls, {"ca_file": mqtt_ca_file, "cert_file": mqtt_cert_file,
-                                   "key_file": mqtt_key_file}))
+                                   "key_file": mqtt_key_file}),
+              accept_suspect_calibration=accept_suspect_calibration)
 
 
-def _camera_streams(values: list[str]) -> list:
+def _camera_streams(values: list[str], accept_suspect: bool = False) -> list:
     """`--camera VIDEO=CAMERA.yaml` options, each checked as `vision run` checks its --video and --camera (the
-    camera file, the video opened and its first frame decoded, zones inside that frame): one error line and exit 2
-    otherwise, before anything starts. Their device_id is checked against the run's signals when it opens.
+    camera file, the video opened and its first frame decoded, zones inside that frame, and the calibration's
+    checks before a run: a suspect one only with `accept_suspect`, its violations stored marked): one error
+    line and exit 2 otherwise, before anything starts. Their device_id is checked against the run's signals
+    when it opens.
 
     A stream URL is not opened here, as `POST /api/v1/streams` does not open one: a camera that is away when
     the run (re)starts must not keep the corridor from running; it is reconnected to when it comes, and its zones
@@ -187,7 +191,7 @@ def _camera_streams(values: list[str]) -> list:
         import cv2  # noqa: F401
     except ImportError:
         _fail("--camera needs OpenCV on this machine: pip install 'signalwise[vision]'")
-    from ..vision.manager import StreamSpec
+    from ..vision.manager import StreamSpec, camera_identity, suspect_calibration, suspect_refusal
     from ..vision.streams import is_url, shown
     from ..vision.video_run import InputError, check_camera_file, check_inputs
 
@@ -205,9 +209,14 @@ def _camera_streams(values: list[str]) -> list:
                 cam, fps = inputs.camera, inputs.fps
         except InputError as exc:
             _fail(f"--camera {shown(video)}={camera_file}: {exc}")
+        suspect = suspect_calibration(cam)
+        if suspect and not accept_suspect:
+            _fail(f"--camera {shown(video)}={camera_file}: "
+                  f"{suspect_refusal(suspect, '--accept-suspect-calibration')}")
         if any(s.camera.camera_id == cam.camera_id for s in specs):
             _fail(f"--camera {camera_file}: camera_id {cam.camera_id!r} is given twice; give each camera its own")
-        specs.append(StreamSpec(cam.camera_id, video, cam, fps=fps))
+        specs.append(StreamSpec(cam.camera_id, video, cam, fps=fps, accept_suspect_calibration=accept_suspect,
+                                camera_file=camera_identity(path=camera_file)))
     return specs
 
 
@@ -258,7 +267,8 @@ def _starting_config(cfg, given: str | None, load):
 @friendly_errors
 def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, config, out, sink, field,
           repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth, signals: StopOnce,
-          cameras: list[str], mqtt_tls: tuple[bool, dict] = (False, {})) -> None:
+          cameras: list[str], mqtt_tls: tuple[bool, dict] = (False, {}),
+          accept_suspect_calibration: bool = False) -> None:
     import yaml
     from rich.console import Console
 
@@ -277,7 +287,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     mqtt_at = _host_port(mqtt) if mqtt is not None else None
     mqtt_user, mqtt_password = _mqtt_credentials() if mqtt is not None else (None, None)
     mqtt_tls_context = _mqtt_tls(mqtt, mqtt_tls[0], {k: mqtt_tls[1].get(k) for k in MQTT_TLS_OPTIONS})
-    streams = _camera_streams(cameras)
+    streams = _camera_streams(cameras, accept_suspect_calibration)
     from ..store.cli_engine import settings_or_exit
     from ..store.redis_check import startup_problem
 

@@ -16,6 +16,11 @@ what it finds goes out through callbacks the caller wires:
 - `profiler.add(stage, seconds)`: `vision_frame` (all streams) and `vision_frame.<id>`, `vision_detect`,
   `vision_track`.
 
+A camera whose calibration `vision run` would call suspect before a run (`suspect_calibration`: its surveyed
+points' residual, a zone seen too coarsely) is refused (`add`, 422) unless the spec accepts it; accepted, its
+warnings say why and every violation it stores carries the reasons (`judged_with.calibration_suspect`, with the
+camera as `spec.camera_file` names it).
+
 A stream that ends (a file's last frame, `loop` off) ends its camera in the
 source (`end`): its zones close at once, not when the run notices its silence.
 A monitor thread (1 Hz) marks down streams in the source and hands the flat
@@ -81,6 +86,11 @@ class StreamSpec:
     fps: float | None = None
     loop: bool = False  # a file starts over at its end
     pace: bool = True  # a file is read at its frame rate, like a camera
+    # run the camera though its calibration is suspect (`calibration_suspect`): refused otherwise (`add`)
+    accept_suspect_calibration: bool = False
+    # the camera as its stored violations' `judged_with.camera_file` names it ({path, sha256}: `camera_identity`);
+    # None: they record no `judged_with`
+    camera_file: dict | None = None
 
 
 def image_check(spec: StreamSpec) -> ImageCheck:
@@ -110,8 +120,12 @@ class ManagedStream:
         self.created_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         # its violations' source in the store: this stream, from its creation to the microsecond (a stream added
         # again under the same id numbers its tracks from 1 again: its violations are other ones)
-        self.footage = Footage(f"stream:{spec.id[:90]}@{dt.datetime.now(dt.UTC).isoformat()}", shown(spec.url))
-        self.warnings = stream_warnings(spec.camera)
+        # and what they were judged with: the camera, and why its calibration was suspect when accepted ([]: its
+        # checks passed); no signal log (a stream judges no red light)
+        self.suspect = suspect_calibration(spec.camera)
+        self.footage = Footage(f"stream:{spec.id[:90]}@{dt.datetime.now(dt.UTC).isoformat()}", shown(spec.url),
+                               judged_with=stream_judged_with(spec, self.suspect))
+        self.warnings = stream_warnings(spec.camera, self.suspect)
 
 
 #: why a stream judges no red light: it is given no signal states (a live run's are its own decisions, not the
@@ -119,15 +133,65 @@ class ManagedStream:
 NO_SIGNALS = "a stream has no signal states; red lights are judged by `signalwise vision run --signals`"
 
 
-def stream_warnings(camera: CameraConfig | None) -> list[str]:
+def stream_warnings(camera: CameraConfig | None, suspect: list[str] | None = None) -> list[str]:
     """What `vision run` notes about a camera file, for the API's answer: a key close to one of ours (a typo that
-    leaves a check off: `speed_limit_mp`), and each kind of violation the stream cannot judge."""
+    leaves a check off: `speed_limit_mp`), each kind of violation the stream cannot judge, and each reason its
+    calibration is suspect (`suspect`, from `suspect_calibration`: a stream runs with one only when accepted)."""
     from .camera import keys_like_ours
     from .violations import not_judged, not_judged_lines
 
     if camera is None:
         return []
-    return [*keys_like_ours(camera), *not_judged_lines(not_judged(camera, NO_SIGNALS))]
+    return [*keys_like_ours(camera), *not_judged_lines(not_judged(camera, NO_SIGNALS)),
+            *(f"the calibration is suspect, accepted: {why}; every violation stored is marked with it "
+              "(judged_with.calibration_suspect)" for why in suspect or [])]
+
+
+def suspect_calibration(camera: CameraConfig | None) -> list[str]:
+    """Why the camera's calls cannot be trusted, by the checks `vision run` makes before a run
+    (`video_run.calibration_suspect`: the surveyed points' residual, a zone seen too coarsely); [] when they pass."""
+    if camera is None:
+        return []
+    from .video_run import calibration_suspect
+
+    return calibration_suspect(camera)
+
+
+def suspect_refusal(reasons: list[str], accept: str) -> str:
+    """Why a stream of a camera whose calibration is suspect (`reasons`) is not run; `accept` is how to run it
+    anyway (`--accept-suspect-calibration`, the API's `"accept_suspect_calibration": true`)."""
+    return (f"the calibration is suspect: {'; '.join(reasons)}; the red-light and speeding calls made with it cannot "
+            f"be trusted (vision run withholds them); {accept} runs it anyway, every violation it stores marked with "
+            "these reasons (judged_with.calibration_suspect)")
+
+
+def camera_identity(path: str | Path | None = None, contents: dict | None = None) -> dict:
+    """A stream's camera as `judged_with.camera_file` names it: a camera file by its absolute path and the SHA-256
+    of its bytes (as `vision run` names it); a camera given inline over the API (`contents`) as `body.camera`
+    and the SHA-256 of its JSON, keys sorted and no spaces (`json.dumps(camera, sort_keys=True,
+    separators=(",", ":"))`, UTF-8)."""
+    import hashlib
+    import json
+
+    if path is not None:
+        from .video_run import file_identity
+
+        return file_identity(path)
+    text = json.dumps(contents, sort_keys=True, separators=(",", ":"))
+    return {"path": "body.camera", "sha256": hashlib.sha256(text.encode()).hexdigest()}
+
+
+def stream_judged_with(spec: StreamSpec, suspect: list[str]) -> dict | None:
+    """What a stream's violations are judged with (`violations.judged_with`): its camera (`spec.camera_file`), no
+    signal log, the release, and why its calibration is suspect ([] when its checks passed); None when the spec
+    names no camera file."""
+    from .. import __version__
+    from .violations import judged_with
+
+    if spec.camera is None or spec.camera_file is None:
+        return None
+    return judged_with({"camera_file": spec.camera_file, "signals_file": None, "signalwise_version": __version__},
+                       suspect)
 
 
 class StreamManager:
@@ -149,6 +213,9 @@ class StreamManager:
 
     # -- operations -----------------------------------------------------------------------------------
     def add(self, spec: StreamSpec, start: bool = True) -> dict:
+        suspect = suspect_calibration(spec.camera)  # the checks `vision run` makes before a run, made here too
+        if suspect and not spec.accept_suspect_calibration:
+            raise StreamError(suspect_refusal(suspect, "accept_suspect_calibration"), 422)
         with self._lock:
             if spec.id in self._streams:
                 raise StreamError(f"stream {spec.id!r} exists already", 409)

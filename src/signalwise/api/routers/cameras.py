@@ -21,7 +21,8 @@ later. One stream per `camera_id` (409): two would mix their violations and coun
 Streams live in this process's memory (`app.state.vision`): a server of several worker processes
 (`signalwise serve --workers N`, which sets WEB_CONCURRENCY=N for them) would keep each stream in the one worker
 that took its POST, unknown to the others, and could run one camera twice. So every stream route of such a server
-answers 503 saying so (`one_process`), and a restart forgets every stream (a client posts them again).
+answers 503 saying so (`one_process`), but the list, empty with a `note`; a restart forgets every stream (a client
+posts them again).
 """
 
 from __future__ import annotations
@@ -49,13 +50,22 @@ def worker_processes() -> int:
         return 1
 
 
+def several_workers(request: Request) -> int | None:
+    """How many worker processes serve this app when they are more than one (`worker_processes`), outside a
+    live run; else None."""
+    workers = worker_processes()
+    return workers if workers > 1 and getattr(request.app.state, "live", None) is None else None
+
+
 def one_process(request: Request) -> None:
     """503 on a server of several worker processes: a stream lives in the memory of the worker that took its POST,
     so the others would not know it (GET and DELETE answering 404 or 200 by the worker) and could run its camera a
     second time. Every stream route says the same, so a client never sees a stream one call and not the next.
-    `signalwise live` serves from its one process whatever WEB_CONCURRENCY says."""
-    workers = worker_processes()
-    if workers > 1 and getattr(request.app.state, "live", None) is None:
+    `signalwise live` serves from its one process whatever WEB_CONCURRENCY says. The list (`GET /api/v1/streams`)
+    answers such a server's callers an empty list with a `note` instead (`several_workers`): none of its workers
+    runs a stream, and a dashboard listing streams on every replica shows none rather than an error."""
+    workers = several_workers(request)
+    if workers is not None and request.scope.get("endpoint") is not list_streams:
         raise HTTPException(503, f"camera streams run in one process, and this server runs {workers} worker "
                                  f"processes (signalwise serve --workers {workers}; WEB_CONCURRENCY={workers}): a "
                                  "stream added to one would be unknown to the others; start a separate single-worker "
@@ -97,6 +107,11 @@ class StreamIn(BaseModel):
                               description="frame rate, when the source does not state one")
     loop: bool = Field(False, description="a file starts over at its end")
     start: bool = Field(True, description="start reading at once")
+    accept_suspect_calibration: bool = Field(
+        False, description="run a camera whose calibration `vision run` would call suspect (its surveyed points "
+                           "miss the fit by over 0.5 m RMS, or a zone is seen at under 2.75 px per road metre); "
+                           "refused (422) otherwise. Accepted, the reasons are in the stream's `warnings` and every "
+                           "violation it stores is marked with them (judged_with.calibration_suspect)")
 
 
 def _is_file(path: str) -> bool:
@@ -347,6 +362,31 @@ def _check_video(body: StreamIn, cam) -> None:
             raise HTTPException(422, _camera_where(body, exc)) from None
 
 
+#: how a request runs a camera whose calibration is suspect
+ACCEPT_SUSPECT = '"accept_suspect_calibration": true'
+
+
+def _check_calibration(body: StreamIn, cam) -> None:
+    """The checks `vision run` makes of a camera before a run (the surveyed points' residual, a zone seen too
+    coarsely): a camera they call suspect is a 422 naming why, unless the body accepts it."""
+    from signalwise.vision.manager import suspect_calibration, suspect_refusal
+
+    reasons = suspect_calibration(cam)
+    if reasons and not body.accept_suspect_calibration:
+        where = "body.camera" if body.camera is not None else f"body.camera_file: {body.camera_file}"
+        raise HTTPException(422, f"{where}: {suspect_refusal(reasons, ACCEPT_SUSPECT)}")
+
+
+def _camera_identity(body: StreamIn, posted: dict | None) -> dict | None:
+    """The camera as the stream's stored violations name it (`judged_with.camera_file`): the camera file by its
+    path and SHA-256, or the inline camera as posted (`manager.camera_identity`)."""
+    from signalwise.vision.manager import camera_identity
+
+    if body.camera_file is not None:
+        return camera_identity(path=body.camera_file)
+    return None if posted is None else camera_identity(contents=posted)
+
+
 def _camera_taken(mgr, cam, sid: str) -> None:
     """One stream per camera: the violations, counts and zones of two streams under one camera_id would mix."""
     if cam is None:
@@ -361,7 +401,7 @@ def _camera_taken(mgr, cam, sid: str) -> None:
 def add_stream(body: StreamIn, request: Request) -> dict:
     from signalwise.vision.streams import is_url
 
-    given = body.url
+    given, posted_camera = body.url, body.camera
     body = _named_files(body, request)  # 422 for a path outside the cameras directory, a host not allowed
     if not is_url(body.url) and not _is_file(body.url):
         raise HTTPException(422, _no_video_file(given, Path(body.url)))
@@ -371,6 +411,7 @@ def add_stream(body: StreamIn, request: Request) -> dict:
         raise HTTPException(422, f"body.model: {body.model}: not a regular file (a FIFO, socket or device): not opened")
     cam = _camera(body, request.app.state.settings.cameras_dir)
     mgr = manager(request)  # 503 without OpenCV, before the video is opened with it
+    _check_calibration(body, cam)  # vision run's checks before a run: a suspect camera's calls cannot be trusted
     _check_video(body, cam)
     _check_background(body, cam)
     sid = body.id or (cam.camera_id if cam is not None else f"s{len(mgr.list()) + 1}")
@@ -378,7 +419,9 @@ def add_stream(body: StreamIn, request: Request) -> dict:
         raise HTTPException(422, "body.id: 'alerts' is reserved (GET /api/v1/streams/alerts lists camera alerts)")
     from signalwise.vision.manager import StreamSpec
 
-    spec = StreamSpec(sid, body.url, cam, body.detector, body.model, body.buffer_size, body.fps, body.loop)
+    spec = StreamSpec(sid, body.url, cam, body.detector, body.model, body.buffer_size, body.fps, body.loop,
+                      accept_suspect_calibration=body.accept_suspect_calibration,
+                      camera_file=_camera_identity(body, posted_camera))
     try:
         if body.detector == "onnx":
             from signalwise.vision.detector import make_detector
@@ -395,6 +438,12 @@ def add_stream(body: StreamIn, request: Request) -> dict:
 
 @router.get("", summary="Every camera stream with its figures")
 def list_streams(request: Request) -> dict:
+    workers = several_workers(request)
+    if workers is not None:  # no worker of this server runs a stream (`one_process`): none to list
+        return {"items": [], "total": 0, "alerts": [],
+                "note": f"camera streams run on a single-worker server, and this one runs {workers} worker "
+                        f"processes (WEB_CONCURRENCY={workers}): it runs none; list them on the single-worker "
+                        "`signalwise serve` (--workers 1) that runs them"}
     mgr = getattr(request.app.state, "vision", None)
     items = mgr.list() if mgr is not None else []
     return {"items": items, "total": len(items), "alerts": [a.as_dict() for a in _camera_alerts(request, True)]}
