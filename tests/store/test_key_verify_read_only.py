@@ -84,3 +84,34 @@ def test_a_busy_database_is_not_taken_for_a_read_only_one(tmp_path):
         sqlite3.connect(f"file:{path}?mode=ro", uri=True).execute("INSERT INTO t VALUES (1)")
     assert "locked" in str(locked.value) and not _refuses_writes(locked.value)
     assert _refuses_writes(read_only.value), str(read_only.value)
+
+
+def test_a_locked_sqlite_store_holds_a_key_check_a_second_at_most_and_once_a_minute(tmp_path):
+    """A writer holding the SQLite file (a live run's writer, an ingest) made each check of a key wait out the 30 s
+    busy timeout to record its use, request after request. The write now waits a second at most, and is not
+    tried again for that key within the minute; the check itself only reads."""
+    import sqlite3
+    import time
+
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    engine = create_store_engine(url)
+    from signalwise.store import upgrade
+
+    upgrade(engine)
+    info, key = create_key(engine, "ops", ["read"])
+    holder = sqlite3.connect(tmp_path / "keys.db", isolation_level=None, timeout=0)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, held
+    try:
+        took = []
+        for _ in range(3):
+            t0 = time.monotonic()
+            assert verify_key(engine, key).id == info.id
+            took.append(time.monotonic() - t0)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert took[0] < 10 and max(took[1:]) < 0.5, took  # the first waited its second; the others did not write
+    with engine.connect() as conn:  # the pooled connection waits as the store's own engine does again
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    assert _last_used(engine, info.id) is None
+    engine.dispose()

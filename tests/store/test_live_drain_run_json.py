@@ -9,6 +9,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from sqlalchemy import text
@@ -196,3 +197,37 @@ def test_note_drained_leaves_the_run_json_of_a_running_run_alone(tmp_path):
     assert note_drained(run_dir / "run.json", summary) == summary
     assert (run_dir / "run.json").read_bytes() == written
     assert not [p.name for p in run_dir.iterdir() if p.name.endswith(".partial")]
+
+
+def test_a_run_on_another_host_is_refused_while_its_heartbeat_is_fresh_and_drained_once_it_is_stale(tmp_path):
+    """A run recorded on another host (a container recreated under a new name) cannot be asked for its process:
+    its heartbeat file, touched every tick, tells. Fresh, the drain refuses (`--force` drains anyway); quiet for
+    longer than OTHER_HOST_STALE_S, the run is taken for gone and drained."""
+    from signalwise.store.live import OTHER_HOST_STALE_S
+
+    run_dir, _ = run_left_waiting(tmp_path)
+    elsewhere = {**process_identity(), "host": "a-container-gone-since"}
+    written = say_running(run_dir, elsewhere)
+    heartbeat = run_dir / "heartbeat"
+    heartbeat.touch()
+    db = tmp_path / "later.db"
+    refused = drain(run_dir, db)
+    assert refused.returncode == 2 and "another host" in refused.stderr and "--force" in refused.stderr
+    assert (run_dir / "run.json").read_bytes() == written and not db.exists()
+
+    quiet = time.time() - OTHER_HOST_STALE_S - 60
+    os.utime(heartbeat, (quiet, quiet))
+    done = drain(run_dir, db)
+    assert done.returncode == 0, done.stderr
+    assert stored_rows(db) == ROWS and json.loads((run_dir / "run.json").read_text())["store"]["waiting_rows"] == 0
+
+
+def test_force_drains_a_run_on_another_host_whose_heartbeat_is_fresh(tmp_path):
+    run_dir, _ = run_left_waiting(tmp_path)
+    say_running(run_dir, {**process_identity(), "host": "a-container-gone-since"})
+    (run_dir / "heartbeat").touch()
+    db = tmp_path / "later.db"
+    done = subprocess.run([SIGNALWISE, "db", "drain", str(run_dir), "--db", f"sqlite:///{db}", "--timeout", "10",
+                           "--force"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert stored_rows(db) == ROWS and json.loads((run_dir / "run.json").read_text())["store"]["waiting_rows"] == 0

@@ -291,12 +291,15 @@ def db_current(db: DbOption = None) -> None:
 @db_app.command("drain")
 def db_drain(run_dir: Annotated[Path, typer.Argument(help="the live run's directory (or its store-buffer directory)")],
              db: DbOption = None,
-             timeout: Annotated[float, typer.Option(help="seconds to keep trying", min=0)] = 60.0) -> None:
+             timeout: Annotated[float, typer.Option(help="seconds to keep trying", min=0)] = 60.0,
+             force: Annotated[bool, typer.Option(
+                 "--force", help="drain a run whose run.json still says running (its process on another host, a "
+                                 "recreated container): only when it is certainly gone")] = False) -> None:
     """Store the rows a live run left waiting in its store-buffer (the database was away, or the run was killed)."""
     from .live import drain, drained_line
 
     try:
-        summary = drain(run_dir, db, timeout)
+        summary = drain(run_dir, db, timeout, force=force)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     line, stored = drained_line(summary)

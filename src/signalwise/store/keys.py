@@ -290,6 +290,11 @@ _touch_refused: dict[str, float] = {}
 #: the databases whose refusal was logged (once per database and process)
 _touch_said: set[str] = set()
 _touch_lock = threading.Lock()
+#: (database, key id) -> `time.monotonic()` of the last attempt to record the key's use there: at most one a
+#: minute, failed or not
+_touch_tried: dict[tuple[str, str], float] = {}
+#: how long the use's write waits for a SQLite writer holding the file (ms); the store's own wait is restored after
+TOUCH_BUSY_MS = 1000
 
 
 def _touch(engine: Engine, key_id: str, now: dt.datetime) -> None:
@@ -298,14 +303,26 @@ def _touch(engine: Engine, key_id: str, now: dt.datetime) -> None:
     still verifies keys. A refused write is logged once per database and process, and not tried again on that
     database for `TOUCH_RETRY_S`; `last_used_at` is then older than the key's last use."""
     where = engine.url.render_as_string(hide_password=True)
+    mono = time.monotonic()
     with _touch_lock:
         refused_at = _touch_refused.get(where)
-    if refused_at is not None and time.monotonic() - refused_at < TOUCH_RETRY_S:
-        return
+        tried_at = _touch_tried.get((where, key_id))
+        if (refused_at is not None and mono - refused_at < TOUCH_RETRY_S) or (
+                tried_at is not None and mono - tried_at < TOUCH_EVERY.total_seconds()):
+            return  # refused lately, or this key's write tried within the minute (a lock it met is not waited again)
+        _touch_tried[(where, key_id)] = mono
     t = ApiKey.__table__
     try:
         with engine.begin() as conn:
-            conn.execute(update(t).where(t.c.id == key_id).values(last_used_at=now))
+            busy_ms = None
+            if conn.dialect.name == "sqlite":  # a writer holding the file waits this request 1 s at most, not 30
+                busy_ms = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+                conn.exec_driver_sql(f"PRAGMA busy_timeout = {TOUCH_BUSY_MS}")
+            try:
+                conn.execute(update(t).where(t.c.id == key_id).values(last_used_at=now))
+            finally:
+                if busy_ms is not None:  # the pooled connection keeps the store's own wait
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(busy_ms)}")
     except SQLAlchemyError as exc:
         orig = getattr(exc, "orig", None) or exc
         reason = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
@@ -361,11 +378,13 @@ def revoke_key(engine: Engine, id_or_name: str, revoked_by: str | None = None,
     by = None if revoked_by is None else revoked_by[:128]
     with engine.begin() as conn:
         if revoker_key_id is not None:
-            # read just before the revocation; on PostgreSQL the revoker's row stays locked until it commits, so a
+            # read just before the revocation; on PostgreSQL the revoker's and the targets' rows stay locked until it
+            # commits, taken in id order so that two keys revoking each other wait rather than deadlock, and a
             # revocation of the revoker at the same moment waits for this one (SQLite has no row lock: the two
             # could cross within the moment between this read and the write below)
-            _check_revoker(conn.execute(select(t).where(t.c.id == revoker_key_id).with_for_update()).first(),
-                           targets, now)
+            locked = conn.execute(select(t).where(t.c.id.in_([revoker_key_id, *(k.id for k in targets)]))
+                                  .order_by(t.c.id).with_for_update()).all()
+            _check_revoker(next((r for r in locked if r.id == revoker_key_id), None), targets, now)
         conn.execute(update(t).where(t.c.id.in_([k.id for k in targets]), t.c.revoked_at.is_(None))
                      .values(revoked_at=now, revoked_by=by, revoked_by_key_id=revoker_key_id))
     return [dataclasses.replace(k, revoked_at=now, revoked_by=by, revoked_by_key_id=revoker_key_id) for k in targets]

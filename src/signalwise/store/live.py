@@ -1151,30 +1151,35 @@ def drain_command(buffer_dir: Path | str, shown_url: str) -> str:
     return f"signalwise db drain {where} --db {shown_url}"
 
 
-def drain(path: Path | str, database_url: str | None, timeout_s: float = 60.0) -> dict:
+def drain(path: Path | str, database_url: str | None, timeout_s: float = 60.0, force: bool = False) -> dict:
     """Store the rows waiting in a buffer directory (or a run directory's `store-buffer`); returns the writer's
     `summary()` at the end, with `drained_at` (when it ended): `waiting_rows` 0 when everything was stored,
     else how many still wait. A run directory's `run.json` gets it as its `store` (`note_drained`), so the run
     says what still waits after the drain, not what waited when the run ended. A run directory whose run may
     still be running (`still_running`, its process alive or on another host) is refused (`ValueError`): its own
-    writer takes rows from that buffer and rewrites its `run.json`."""
+    writer takes rows from that buffer and rewrites its `run.json`. `force`: drain it anyway (the operator knows
+    the run is gone: a container recreated under another host name whose heartbeat check cannot tell)."""
     buffer_dir = Path(path)
     if (buffer_dir / "store-buffer").is_dir():
         buffer_dir = buffer_dir / "store-buffer"
     if not buffer_dir.is_dir():
         raise FileNotFoundError(f"{path}: no store buffer there")
-    if buffer_dir.name == "store-buffer":
+    if buffer_dir.name == "store-buffer" and not force:
         why = still_running(buffer_dir.parent / "run.json")
         if why is not None and "names no process" not in why:
             raise ValueError(f"{buffer_dir.parent}: the run is still running ({why}); its own writer stores its "
-                             "store buffer: drain it after the run ends or dies")
+                             "store buffer: drain it after the run ends or dies (--force: it is gone)")
     writer = LiveStoreWriter(database_url, (buffer_dir.parent.name or "drain")[:128], buffer_dir,
                              retry_initial_s=0.2, retry_max_s=2.0)
     writer.close(timeout_s)
     summary = {**writer.summary(), "drained_at": _now_iso()}
     if buffer_dir.name == "store-buffer":
-        summary = note_drained(buffer_dir.parent / "run.json", summary)
+        summary = note_drained(buffer_dir.parent / "run.json", summary, force=force)
     return summary
+
+
+#: a run on another host whose heartbeat file (touched every tick) is older than this is taken for gone
+OTHER_HOST_STALE_S = 120.0
 
 
 def still_running(run: Path | dict) -> str | None:
@@ -1183,8 +1188,11 @@ def still_running(run: Path | dict) -> str | None:
     nowhere). A drain then would take rows from the buffer the run's writer still takes them from, and race the
     run's own rewrites of its `run.json`."""
     import socket
+    import time as _time
 
+    heartbeat = None
     if isinstance(run, Path):
+        heartbeat = run.parent / "heartbeat"  # runtime/live/previous.py's HEARTBEAT
         try:
             run = json.loads(run.read_text())
         except (OSError, ValueError):
@@ -1196,11 +1204,19 @@ def still_running(run: Path | dict) -> str | None:
         return "its run.json says `running` and names no process"
     pid, host = process["pid"], process.get("host")
     if host != socket.gethostname():
-        return f"process {pid} on {host}, another host: only there can it be told whether it still runs"
+        # the process cannot be asked from here; its heartbeat can: a run touches it every tick
+        try:
+            quiet_s = _time.time() - heartbeat.stat().st_mtime if heartbeat is not None else None
+        except OSError:
+            quiet_s = None
+        if quiet_s is not None and quiet_s > OTHER_HOST_STALE_S:
+            return None
+        seen = "" if quiet_s is None else f", its heartbeat touched {quiet_s:.0f} s ago"
+        return f"process {pid} on {host}, another host{seen}"
     return f"process {pid} is alive"
 
 
-def note_drained(run_json: Path, summary: dict) -> dict:
+def note_drained(run_json: Path, summary: dict, force: bool = False) -> dict:
     """Put a drain's `summary` into a run's `run.json` as its `store`: the store the run wrote at its end is kept
     under `before_drain`, an earlier drain's summary under `earlier_drains` (oldest first). Replaced whole (a
     temporary file, then a rename), so a reader never sees half a file. Returns the `store` written (the summary
@@ -1215,7 +1231,7 @@ def note_drained(run_json: Path, summary: dict) -> dict:
     if not isinstance(run, dict):
         log.warning("%s not updated with the drain's outcome: it holds no JSON object", run_json)
         return summary
-    why = still_running(run)
+    why = None if force else still_running(run_json)  # by its path: its heartbeat beside it is read too
     if why is not None:  # the run rewrites its run.json whole: a write here could undo its end, or be undone
         log.warning("%s not updated with the drain's outcome: the run may still be running (%s)", run_json, why)
         return summary

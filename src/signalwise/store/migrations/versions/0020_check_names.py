@@ -71,7 +71,8 @@ def _rename(forward: bool) -> None:
                 raise RuntimeError(
                     "revision 0020 renames four check constraints by editing SQLite's stored schema, which this "
                     "SQLite refuses (it runs in defensive mode: SQLITE_DBCONFIG_DEFENSIVE); nothing was changed. "
-                    "Upgrade the store with a Python whose sqlite3 is not defensive (CPython's own is not)") from exc
+                    "Upgrade the store with a Python whose SQLite library is not built defensive (SQLITE_DEFAULT_DEFENSIVE; "
+                    "the usual CPython builds are not)") from exc
             if changed != 1:
                 raise RuntimeError(f"{table}: no check constraint named {old} to rename to {new}; "
                                    "the store's schema is not what revision 0019 left")
