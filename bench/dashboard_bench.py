@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+# the dashboard tests' helpers, and `support.*` (test and benchmark helpers) which they import, live in tests/
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "dashboard"))
 
 from dashboard_helpers import (  # noqa: E402
