@@ -30,13 +30,21 @@ def bench(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-#: every script's `--help` run as `python bench/NAME.py --help` would, in one interpreter (the imports are shared:
-#: a process per script cost a minute of the suite); a script that starts its work instead hits the timeout
+#: every script's `--help` run as `python bench/NAME.py --help` would, in one interpreter (the libraries' imports are
+#: shared: a process per script cost a minute of the suite); a script that starts its work instead hits the timeout
 HELP_RUNNER = """
-import contextlib, io, json, runpy, sys
+import contextlib, io, json, os, runpy, sys
 sys.path.insert(0, "bench")
+path, modules = list(sys.path), set(sys.modules)
 said = {}
 for script in sys.argv[1:]:
+    # each script on the path it starts with, and the repository's own helpers imported afresh: a helper an earlier
+    # script put on the path (tests/support) must not hide that this one cannot find it
+    sys.path[:] = path
+    for name in set(sys.modules) - modules:
+        where = getattr(sys.modules[name], "__file__", None) or ""
+        if os.sep + "tests" + os.sep in where or os.sep + "bench" + os.sep in where:
+            del sys.modules[name]
     sys.argv = [script, "--help"]
     out, err, code = io.StringIO(), io.StringIO(), "returned without exiting"
     try:
