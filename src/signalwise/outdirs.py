@@ -56,6 +56,10 @@ def _start_ticks(pid: int) -> int | None:
         return None
 
 
+#: the file a live run touches at the end of every tick: its modification time is when the run was last seen alive
+HEARTBEAT = "heartbeat"
+
+
 def process_identity() -> dict:
     """What identifies this process among every process this host has run and will run: pid, host, boot and
     the process's start (so a pid reused after the run died, or after a reboot, is not taken for the run)."""

@@ -171,6 +171,17 @@ def _migrate(engine: Engine, step: str, revision: str, lock_timeout_s: float) ->
         raise MigrationLockTimeout(_lock_timeout_message(engine, exc, step, revision, lock_timeout_s)) from None
 
 
+def create_if_new(engine: Engine, lock_timeout_s: float = MIGRATION_LOCK_TIMEOUT_S) -> bool:
+    """Make the store at the newest revision when the database is new (no revision, none of the store's tables),
+    under the migration lock; a database that holds a schema, whichever, is left as it is. Whether it made it."""
+    with engine.begin() as conn:
+        _lock_migrations(conn, lock_timeout_s)
+        if _read_revision(conn) is not None or not _is_empty(conn):
+            return False
+        _create_at_head(conn)
+        return True
+
+
 def _is_empty(conn) -> bool:  # noqa: ANN001
     """Whether the database holds none of the store's tables (a PostgreSQL database may hold others' tables: those
     are left alone, and one named as ours stops the creation with the database's own error)."""
@@ -362,18 +373,20 @@ def shown_url(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
-def get_engine(url: str | None = None, migrate: bool = True) -> Engine:
+def get_engine(url: str | None = None, migrate: bool = True, create_new: bool = False) -> Engine:
     """The engine for `url` (see `database_url`), migrated to head on first use.
 
     A store that held a schema already is migrated with a warning on `signalwise.store` (stderr for a command):
-    an older release cannot open it afterwards. `migrate=False` (a --dry-run) raises `StoreNotAtHead` instead."""
+    an older release cannot open it afterwards. `migrate=False` (a --dry-run) raises `StoreNotAtHead` instead;
+    with `create_new` (a health probe) a new, empty database is still made at head (`create_if_new`): no
+    release's data changes."""
     url = database_url(url)
     with _lock:
         engine = _engines.get(url)
         if engine is None:
             engine = create_store_engine(url)
             try:
-                _bring_to_head(engine, migrate)
+                _bring_to_head(engine, migrate, create_new)
             except BaseException:
                 engine.dispose()
                 raise
@@ -381,7 +394,7 @@ def get_engine(url: str | None = None, migrate: bool = True) -> Engine:
         return engine
 
 
-def _bring_to_head(engine: Engine, migrate: bool) -> None:
+def _bring_to_head(engine: Engine, migrate: bool, create_new: bool = False) -> None:
     found, head = current_revision(engine), head_revision()
     if found == head:
         return
@@ -390,6 +403,8 @@ def _bring_to_head(engine: Engine, migrate: bool) -> None:
                              f"know (its newest is {head}): a newer release upgraded it; use that release, or take "
                              f"the store back with its signalwise db downgrade {head}")
     if not migrate:
+        if create_new and found is None and create_if_new(engine):
+            return
         raise StoreNotAtHead(f"the store {shown_url(engine)} is empty (no schema yet): signalwise db upgrade "
                              "creates it" if found is None else
                              f"the store {shown_url(engine)} is at {found}, this release needs {head}: back it up, "

@@ -60,7 +60,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, IntegrityError
 
-from ..outdirs import shown_status
+from ..outdirs import HEARTBEAT, shown_status
 from .detector_configs import optional_float
 from .tables import ALERT_LEVELS, CHANGE_RESULTS, Alert, RuntimeChange
 
@@ -1165,8 +1165,8 @@ def drain(path: Path | str, database_url: str | None, timeout_s: float = 60.0, f
     if not buffer_dir.is_dir():
         raise FileNotFoundError(f"{path}: no store buffer there")
     if buffer_dir.name == "store-buffer" and not force:
-        why = still_running(buffer_dir.parent / "run.json")
-        if why is not None and "names no process" not in why:
+        why = still_running(_read_run(buffer_dir.parent / "run.json"), buffer_dir.parent)
+        if why is not None and why != NAMES_NO_PROCESS:
             raise ValueError(f"{buffer_dir.parent}: the run is still running ({why}); its own writer stores its "
                              "store buffer: drain it after the run ends or dies (--force: it is gone)")
     writer = LiveStoreWriter(database_url, (buffer_dir.parent.name or "drain")[:128], buffer_dir,
@@ -1182,31 +1182,36 @@ def drain(path: Path | str, database_url: str | None, timeout_s: float = 60.0, f
 OTHER_HOST_STALE_S = 120.0
 
 
-def still_running(run: Path | dict) -> str | None:
-    """Why the run of a `run.json` (its path, or its content) may still be running, or None: it says `running` and
-    its process is not certainly gone (`outdirs.shown_status`: alive on this host, on another host, or named
-    nowhere). A drain then would take rows from the buffer the run's writer still takes them from, and race the
-    run's own rewrites of its `run.json`."""
-    import socket
-    import time as _time
+#: `still_running`'s answer for a run.json that says `running` and names no process: drained, but left as it is
+NAMES_NO_PROCESS = "its run.json says `running` and names no process"
 
-    heartbeat = None
-    if isinstance(run, Path):
-        heartbeat = run.parent / "heartbeat"  # runtime/live/previous.py's HEARTBEAT
-        try:
-            run = json.loads(run.read_text())
-        except (OSError, ValueError):
-            return None
+
+def _read_run(run_json: Path) -> dict | None:
+    try:
+        run = json.loads(run_json.read_text())
+    except (OSError, ValueError):
+        return None
+    return run if isinstance(run, dict) else None
+
+
+def still_running(run: dict | None, run_dir: Path) -> str | None:
+    """Why the run of a `run.json` (its content; `run_dir` holds its heartbeat) may still be running, or None: it
+    says `running` and its process is not certainly gone (`outdirs.shown_status`: alive on this host; on another
+    host with a heartbeat touched within `OTHER_HOST_STALE_S`; or named nowhere, `NAMES_NO_PROCESS`). A drain then
+    would take rows from the buffer the run's writer still takes them from, and race the run's own rewrites of its
+    `run.json`."""
+    import socket
+
     if not isinstance(run, dict) or run.get("status") != "running" or shown_status(run).get("status") != "running":
         return None
     process = run.get("process")
     if not isinstance(process, dict) or not isinstance(process.get("pid"), int):
-        return "its run.json says `running` and names no process"
+        return NAMES_NO_PROCESS
     pid, host = process["pid"], process.get("host")
     if host != socket.gethostname():
         # the process cannot be asked from here; its heartbeat can: a run touches it every tick
         try:
-            quiet_s = _time.time() - heartbeat.stat().st_mtime if heartbeat is not None else None
+            quiet_s = time.time() - (run_dir / HEARTBEAT).stat().st_mtime
         except OSError:
             quiet_s = None
         if quiet_s is not None and quiet_s > OTHER_HOST_STALE_S:
@@ -1231,7 +1236,7 @@ def note_drained(run_json: Path, summary: dict, force: bool = False) -> dict:
     if not isinstance(run, dict):
         log.warning("%s not updated with the drain's outcome: it holds no JSON object", run_json)
         return summary
-    why = None if force else still_running(run_json)  # by its path: its heartbeat beside it is read too
+    why = None if force else still_running(run, run_json.parent)
     if why is not None:  # the run rewrites its run.json whole: a write here could undo its end, or be undone
         log.warning("%s not updated with the drain's outcome: the run may still be running (%s)", run_json, why)
         return summary

@@ -439,6 +439,16 @@ def _subtract(conn, table, deltas: Counter) -> None:
 
 
 # -- reading ------------------------------------------------------------------------------------------------
+def counted_range(start: dt.datetime | None, end: dt.datetime | None) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """[start, end) in UTC taken to whole hours, the counts' resolution (start down, end up): the range the counts
+    answer for; None: unbounded."""
+    s = _hour(to_utc(start)) if start is not None else None
+    e = to_utc(end) if end is not None else None
+    if e is not None and e != _hour(e):
+        e = _hour(e) + HOUR
+    return s, e
+
+
 def _split(start: dt.datetime | None, end: dt.datetime | None) -> list[tuple[object, dt.datetime | None,
                                                                               dt.datetime | None]]:
     """[start, end) as (table, from, to) pieces: whole days from the daily counts, the rest from the hourly.
@@ -446,10 +456,7 @@ def _split(start: dt.datetime | None, end: dt.datetime | None) -> list[tuple[obj
     Both ends are taken to whole hours (the counts' resolution): start down, end up.
     """
     hourly, daily = ViolationCountsHourly.__table__, ViolationCountsDaily.__table__
-    s = _hour(to_utc(start)) if start is not None else None
-    e = to_utc(end) if end is not None else None
-    if e is not None and e != _hour(e):
-        e = _hour(e) + HOUR
+    s, e = counted_range(start, end)
     first_day = None if s is None else (s if s == _day(s) else _day(s) + DAY)
     last_day = None if e is None else _day(e)
     if first_day is not None and last_day is not None and first_day >= last_day:

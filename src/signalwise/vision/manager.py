@@ -169,7 +169,7 @@ def camera_identity(path: str | Path | None = None, contents: dict | None = None
     """A stream's camera as `judged_with.camera_file` names it: a camera file by its absolute path and the SHA-256
     of its bytes (as `vision run` names it); a camera given inline over the API (`contents`) as `body.camera`
     and the SHA-256 of its JSON, keys sorted and no spaces (`json.dumps(camera, sort_keys=True,
-    separators=(",", ":"))`, UTF-8)."""
+    separators=(",", ":"))`: ASCII, other characters as `\\uXXXX` escapes)."""
     import hashlib
     import json
 
@@ -256,9 +256,18 @@ class StreamManager:
         return ms
 
     def start(self, stream_id: str) -> dict:
+        """Start (or restart) a stream; one that cannot start keeps why as its `error` (status `failed`) until
+        the next start, so a GET says it."""
         ms = self._get(stream_id)
         if ms.worker is not None and ms.worker.is_alive():
             return self.get(stream_id)
+        try:
+            return self._start(ms)
+        except Exception as exc:
+            ms.error = f"could not start: {exc}"
+            raise
+
+    def _start(self, ms: ManagedStream) -> dict:
         spec = ms.spec
         ms.stop_event = threading.Event()
         ms.error = None
@@ -272,7 +281,7 @@ class StreamManager:
         ms.reader.start()
         ms.worker = threading.Thread(target=self._work, args=(ms,), name=f"signalwise-vision-{spec.id}", daemon=True)
         ms.worker.start()
-        return self.get(stream_id)
+        return self.get(spec.id)
 
     def stop(self, stream_id: str) -> dict:
         ms = self._get(stream_id)

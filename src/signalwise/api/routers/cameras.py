@@ -518,24 +518,12 @@ def delete_stream(stream_id: StreamId, request: Request) -> Response:
 
 @router.post("/{stream_id}/start", summary="Start (or restart) a camera stream")
 def start_stream(stream_id: StreamId, request: Request) -> dict:
-    mgr = _existing(request)
     try:
-        return mgr.start(stream_id)
+        return _existing(request).start(stream_id)  # a start that fails keeps why on the stream (`StreamManager.start`)
+    except HTTPException:
+        raise
     except Exception as exc:  # noqa: BLE001
-        error = _errors(exc)
-        if error.status_code != 404:  # the stream is there: GET says why it did not start (status failed)
-            _start_failed(mgr, stream_id, str(error.detail))
-        raise error from None
-
-
-def _start_failed(mgr, stream_id: str, why: str) -> None:
-    """Keep why a start failed on the stream: its `error` (and status `failed`) until the next start."""
-    from signalwise.vision.manager import StreamError
-
-    try:
-        mgr._get(stream_id).error = f"could not start: {why}"
-    except StreamError:  # deleted meanwhile
-        pass
+        raise _errors(exc) from None
 
 
 @router.post("/{stream_id}/stop", summary="Stop a camera stream (it stays listed)")

@@ -7,18 +7,10 @@ import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.engine import Engine
 
 import signalwise
 from signalwise.store import database_kind, get_engine, queries
-from signalwise.store.engine import (
-    StoreNotAtHead,
-    _is_empty,
-    _read_revision,
-    create_store_engine,
-    current_revision,
-    head_revision,
-)
+from signalwise.store.engine import StoreNotAtHead, current_revision, head_revision
 
 from ..deps import CacheDep, EngineDep, SettingsDep
 
@@ -76,7 +68,9 @@ def _health(request: Request, with_loop: bool) -> JSONResponse:
     problems: list[str] = []
     warnings: list[str] = [rate_limits["message"]] if rate_limits.get("message") else []
     try:
-        engine = _store_engine(request.app.state.settings.database_url)
+        # never migrating a store that holds a schema (`StoreNotAtHead`, a mismatch); a new, empty database is made
+        # at this release's revision, as the first route would make it, so a server on it is ready
+        engine = get_engine(request.app.state.settings.database_url, migrate=False, create_new=True)
         # the one-row read of alembic's table asks the database as `SELECT 1` did, and says which schema it holds:
         # a store downgraded under this server answers while routes reading what differs fail, so a load
         # balancer must stop sending here
@@ -121,25 +115,6 @@ def _health(request: Request, with_loop: bool) -> JSONResponse:
         answer["message"] = "; ".join(problems + warnings)
     answer["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return JSONResponse(answer, status_code=503 if problems else 200)
-
-
-def _store_engine(url: str) -> Engine:
-    """The server's engine, opened (when this process has not yet: the database was away at start) without
-    migrating: a probe never upgrades a store that holds a schema (`StoreNotAtHead`, a mismatch). A new database,
-    holding none of the store's tables, is made at this release's revision, as the first route would make it:
-    no release's data changes, and a server on it is ready."""
-    try:
-        return get_engine(url, migrate=False)
-    except StoreNotAtHead:
-        probe = create_store_engine(url)
-        try:
-            with probe.connect() as conn:
-                new = _is_empty(conn) and _read_revision(conn) is None
-        finally:
-            probe.dispose()
-        if not new:
-            raise
-        return get_engine(url)
 
 
 @functools.cache

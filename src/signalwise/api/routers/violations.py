@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
@@ -59,20 +58,11 @@ def trends(engine: EngineDep, cache: CacheDep, request: Request,
         raise HTTPException(422, "approach: give camera_id too (approaches are named per camera)")
     items = cache.get_or_compute(cache_key(request), lambda: store.trends(engine, bucket, start, end, camera_id,
                                                                           approach, kind))
-    counted_from, counted_to = _whole_hours(start, end)
-    return {"bucket": bucket, "start": counted_from, "end": counted_to, "items": items}
-
-
-def _whole_hours(start: dt.datetime | None, end: dt.datetime | None) -> tuple[str | None, str | None]:
-    """The range trends count (ISO 8601 in UTC; None: unbounded): the asked one taken to whole hours, start down
-    and end up, as the hourly and daily counts are kept (`store.violations._split`), so a caller comparing the
-    totals with `GET /api/v1/analytics/violations` knows which range to ask there."""
-    def hour(t: dt.datetime) -> dt.datetime:
-        return t.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
-
-    lo = None if start is None else hour(start)
-    hi = None if end is None else hour(end) if hour(end) == end else hour(end) + dt.timedelta(hours=1)
-    return (None if lo is None else lo.isoformat()), (None if hi is None else hi.isoformat())
+    # the range the counts answer for (`counted_range`: whole hours), so a caller comparing the totals with
+    # `GET /api/v1/analytics/violations` knows which range to ask there
+    lo, hi = store.counted_range(start, end)
+    return {"bucket": bucket, "start": None if lo is None else lo.isoformat(),
+            "end": None if hi is None else hi.isoformat(), "items": items}
 
 
 @router.get("/api/v1/analytics/violations/hotspots", summary="Violations per camera and approach, most first")

@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...outdirs import shown_status
+from ...outdirs import HEARTBEAT, shown_status  # noqa: F401 - HEARTBEAT: the runtime reads it here
 
 log = logging.getLogger("signalwise.live")
 
@@ -78,8 +78,6 @@ def dead_runs(out_dir: Path, scenario_label: str, this_run: Path) -> list[DeadRu
     return found
 
 
-#: the file a live run touches at the end of every tick: its modification time is when the run was last seen alive
-HEARTBEAT = "heartbeat"
 
 
 def last_seen_alive(run_dir: Path) -> dt.datetime:
