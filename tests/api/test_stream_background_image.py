@@ -7,7 +7,6 @@ files, FIFOs and symbolic links."""
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import threading
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from support.stream_api import one_second_clip, stream_api
+from support.stream_api import fifo_has_reader, one_second_clip, stream_api
 
 cv2 = pytest.importorskip("cv2", reason="camera streams need OpenCV (pip install 'signalwise[vision]')")
 
@@ -50,18 +49,6 @@ def layout(tmp_path, clip):
     return cams, elsewhere, camera
 
 
-def _has_reader(fifo) -> bool:
-    """Whether a process holds `fifo` open for reading (opening its write end without waiting says so)."""
-    try:
-        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-    except OSError as exc:
-        assert exc.errno == errno.ENXIO, exc
-        return False
-    os.write(fd, b"x")  # let the reader go on (and fail), so that the request can end
-    os.close(fd)
-    return True
-
-
 def _post_within(c, op, body, fifo, within_s: float = 5.0):
     """POST `body` in a thread; (its answer, whether the server opened `fifo`): a request that opened the FIFO
     waits for a writer, and is let go here so that the test ends."""
@@ -71,7 +58,7 @@ def _post_within(c, op, body, fifo, within_s: float = 5.0):
     started = time.monotonic()
     thread.start()
     thread.join(within_s)
-    opened = thread.is_alive() and _has_reader(fifo)
+    opened = thread.is_alive() and fifo_has_reader(fifo)
     thread.join(10.0)
     assert "r" in answer, "the request never returned"
     return answer["r"], opened, time.monotonic() - started

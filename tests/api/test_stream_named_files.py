@@ -5,7 +5,6 @@ refused before anything connects. A real API in-process, real files, FIFOs and l
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import socket
@@ -15,7 +14,7 @@ import time
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from support.stream_api import one_second_clip, stream_api
+from support.stream_api import fifo_has_reader, one_second_clip, stream_api
 
 pytest.importorskip("cv2", reason="camera streams need OpenCV (pip install 'signalwise[vision]')")
 
@@ -72,18 +71,6 @@ def test_without_a_cameras_directory_no_file_is_taken(tmp_path, layout):
     assert "SIGNALWISE_CAMERAS_DIR is unset" in there.json()["message"], there.text
 
 
-def _has_reader(fifo) -> bool:
-    """Whether a process holds `fifo` open for reading (opening its write end without waiting says so)."""
-    try:
-        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-    except OSError as exc:
-        assert exc.errno == errno.ENXIO, exc
-        return False
-    os.write(fd, b"x")  # let the reader go on (and fail), so that the request can end
-    os.close(fd)
-    return True
-
-
 def test_a_file_outside_is_never_opened(tmp_path, layout):
     """A FIFO outside the directory as the camera file and as the model: opening it for reading would wait for a
     writer, which the test would see; refused, nobody ever opens it."""
@@ -98,7 +85,7 @@ def test_a_file_outside_is_never_opened(tmp_path, layout):
                 "/api/v1/streams", headers=op, json={"url": str(cams / "cam.mp4"), "start": False, **e})), daemon=True)
             thread.start()
             thread.join(3.0)
-            opened = _has_reader(fifo) or (time.sleep(0.5) or _has_reader(fifo))
+            opened = fifo_has_reader(fifo) or (time.sleep(0.5) or fifo_has_reader(fifo))
             thread.join(10.0)
             assert not opened, f"the server opened {fifo} ({extra})"
             assert answer["r"].status_code == 422, answer["r"].text

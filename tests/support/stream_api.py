@@ -29,3 +29,19 @@ def one_second_clip(folder: Path):
     scene = Scene(width_px=320, height_px=240, px_per_m=4.0, fps=10.0, seed=4, arrivals_per_s=0.15)
     write_video(folder / "cam.mp4", scene, 1.0)
     return folder / "cam.mp4", scene
+
+
+def fifo_has_reader(fifo) -> bool:
+    """Whether a process holds `fifo` open for reading (opening its write end without waiting says so); when one
+    does, a byte is written so that the reader goes on (and fails), and the request holding it can end."""
+    import errno
+    import os
+
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        assert exc.errno == errno.ENXIO, exc
+        return False
+    os.write(fd, b"x")
+    os.close(fd)
+    return True
