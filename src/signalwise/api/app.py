@@ -20,7 +20,7 @@ from signalwise.store.keys import KeyMemory
 from . import docs, errors, openapi
 from .auth import authorize
 from .cache import TTLCache
-from .middleware import AccessLog, BodyLimit, RateLimitHeaders
+from .middleware import AccessLog, BodyLimit, HeadAsGet, RateLimitHeaders
 from .ratelimit import RateLimits, rate_limit
 from .routers import (
     analytics,
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.rate_limits = RateLimits(settings.rate_limits, settings.redis_url)
     app.state.key_memory = KeyMemory()  # keys verified here: usable while the database does not answer
+    app.add_middleware(HeadAsGet)  # innermost: every GET route answers HEAD, checked and counted as its GET
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -42,6 +42,47 @@ class RateLimitHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class HeadAsGet:
+    """Answers HEAD on every GET route: the route is served as a GET (its authorization, rate limit and headers
+    with it) and the answer goes out without its body. Load balancers and uptime monitors probe with HEAD.
+
+    Starlette's `Route` adds HEAD beside GET; FastAPI's `APIRoute` does not (fastapi/fastapi#1773, open), and
+    adding HEAD to the routes' methods would list every GET twice in the OpenAPI schema under one operation id.
+    The answer ends as soon as its headers are sent: a streaming GET (the SSE stream) would otherwise run on
+    unseen, and the server then tells the app the client is gone (uvicorn answers its `receive` with
+    `http.disconnect` once a response is complete). The request's own scope keeps HEAD, so the access log, the
+    request metrics and the server (which sends no body for HEAD) see the method that was sent; the router's
+    findings (`route`, `endpoint`) are copied back for them."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("method") != "HEAD":
+            return await self.app(scope, receive, send)
+        scope.setdefault("state", {})  # shared with the GET's scope: what auth and the limiter leave there
+        as_get = {**scope, "method": "GET"}
+        answered = False
+
+        async def headers_only(message):
+            nonlocal answered
+            if answered:
+                return  # the body, or what a stream goes on sending until it hears the client is gone
+            if message["type"] == "http.response.start":
+                await send(message)
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                answered = True
+            elif message["type"] != "http.response.body":
+                await send(message)
+
+        try:
+            await self.app(as_get, receive, headers_only)
+        finally:
+            for name in ("route", "endpoint", "path_params"):
+                if name in as_get and name not in scope:
+                    scope[name] = as_get[name]
+
+
 class _Answered:
     """Hands each HTTP request's status and seconds to answer to `done`, once it is answered (500 when the app
     failed before it started its answer). The two middlewares below differ only in what they do then."""

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 import signalwise
 from signalwise.store import database_kind, get_engine, queries
 from signalwise.store.engine import StoreNotAtHead, current_revision, head_revision
+from signalwise.store.timefmt import utc_text
 
 from ..deps import CacheDep, EngineDep, SettingsDep
 
@@ -23,9 +24,7 @@ def _unavailable(why: str) -> dict:
                   "content": {"application/json": {"schema": {"type": "object"}}}}}
 
 
-# HEAD too: load balancers probe with it (a FastAPI GET route alone answers HEAD with 405); a route of its own,
-# out of the schema, since one route of both methods gives both operations the same id
-@router.head("/health/live", include_in_schema=False)
+# HEAD too, as every GET route (`middleware.HeadAsGet`): load balancers probe with it
 @router.get("/health/live", responses=_unavailable("the live loop has stalled"),
             summary="Liveness: 200 while the process serves and a live run's loop ticks; never asks the database or "
                     "Redis")
@@ -40,7 +39,6 @@ def health_live(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "live": loop})
 
 
-@router.head("/health/ready", include_in_schema=False)
 @router.get("/health/ready", responses=_unavailable("the database does not answer, or its schema is at an older "
                                                     "revision than this release's (or none)"),
             summary="Readiness: 200 when the database answers at this release's schema revision (rate limits in "
@@ -50,7 +48,6 @@ def health_ready(request: Request) -> JSONResponse:
     return _health(request, with_loop=False)
 
 
-@router.head("/health", include_in_schema=False)
 @router.get("/health", responses=_unavailable("the database does not answer or is at an older schema revision, "
                                               "or the live loop stalls"),
             summary="Readiness with every detail: database, rate-limit store, the live loop's last tick; 503 when "
@@ -169,7 +166,7 @@ def _rate_limits(limits) -> dict:
 def _iso(epoch_s: float | None) -> str | None:
     import datetime as dt
 
-    return None if epoch_s is None else dt.datetime.fromtimestamp(epoch_s, dt.UTC).isoformat(timespec="seconds")
+    return None if epoch_s is None else utc_text(dt.datetime.fromtimestamp(epoch_s, dt.UTC).replace(microsecond=0))
 
 
 class LoopWatch:
