@@ -33,7 +33,7 @@ def test_trends_say_the_whole_hours_they_counted_and_those_hours_hold_what_was_c
         r = client.get("/api/v1/analytics/violations/trends", params={**asked, "bucket": bucket})
         assert r.status_code == 200, r.text
         answer = r.json()
-        assert (answer["start"], answer["end"]) == ("2026-11-29T07:00:00+00:00", "2026-11-29T10:00:00+00:00"), answer
+        assert (answer["start"], answer["end"]) == ("2026-11-29T07:00:00Z", "2026-11-29T10:00:00Z"), answer
         assert _total(answer) == len(OFFSETS) != exact  # the rest of the hours at both ends count too
         widened = client.get("/api/v1/analytics/violations",
                              params={"start": answer["start"], "end": answer["end"]}).json()["total"]
@@ -44,11 +44,11 @@ def test_trends_echo_a_range_on_whole_hours_as_asked_in_utc_and_none_for_an_open
     _violations(get_engine(db_url))
     # 09:00 at +02:00 is 07:00 UTC, a whole hour: kept; no end: open
     answer = client.get("/api/v1/analytics/violations/trends", params={"start": "2026-11-29T09:00:00+02:00"}).json()
-    assert (answer["start"], answer["end"]) == ("2026-11-29T07:00:00+00:00", None), answer
+    assert (answer["start"], answer["end"]) == ("2026-11-29T07:00:00Z", None), answer
     assert _total(answer) == len(OFFSETS)
     answer = client.get("/api/v1/analytics/violations/trends",
                         params={"end": "2026-11-29T08:00:00Z", "bucket": "day"}).json()
-    assert (answer["start"], answer["end"]) == (None, "2026-11-29T08:00:00+00:00"), answer
+    assert (answer["start"], answer["end"]) == (None, "2026-11-29T08:00:00Z"), answer
     assert _total(answer) == 4
     answer = client.get("/api/v1/analytics/violations/trends").json()
     assert (answer["start"], answer["end"], _total(answer)) == (None, None, len(OFFSETS))

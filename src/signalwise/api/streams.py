@@ -45,6 +45,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from .times import utc_times
+
 log = logging.getLogger("signalwise.api.streams")
 
 TOPICS = ("snapshot", "signal", "alert", "profiler", "change", "vision")
@@ -434,7 +436,7 @@ class StreamHub:
             key = None
         if key in cache:
             return cache[key]
-        data = msg.data
+        data = utc_times(msg.data)  # the live run's local wall-clock times, in UTC as every answer has them
         if key is not None:
             data = {**data, "signals": [s for s in data.get("signals", ()) if s.get("intersection_id") in key]}
         cache[key] = text = json.dumps({"type": msg.topic, "seq": msg.seq, "published_at": msg.published_at,

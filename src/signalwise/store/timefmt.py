@@ -33,6 +33,19 @@ def days_before(now: dt.datetime, days: float, what: str) -> dt.datetime:
         return dt.datetime(1, 1, 2, tzinfo=UTC)  # a day after the first: still valid in any local zone
 
 
+def utc_text(moment: dt.datetime | str) -> str:
+    """An instant as the API and the store's readers write every one: ISO 8601 in UTC with `Z`
+    (`2026-11-28T18:42:57Z`, `…57.266Z`), to the precision it was given; naive means UTC, text is parsed
+    (`+00:00`, `+01:00` and `Z` alike)."""
+    if isinstance(moment, str):
+        moment = dt.datetime.fromisoformat(moment)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    spec = "seconds" if not moment.microsecond else "milliseconds" if not moment.microsecond % 1000 else "microseconds"
+    return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
 def to_utc(moment: dt.datetime) -> dt.datetime:
     if moment.tzinfo is None:
         raise ValueError(f"timestamp {moment.isoformat()} has no time zone")

@@ -59,7 +59,7 @@ from .tables import (
     ViolationCountsHourly,
     ViolationRow,
 )
-from .timefmt import days_before, sqlite_text, to_utc
+from .timefmt import days_before, sqlite_text, to_utc, utc_text
 
 #: days kept by `signalwise db purge` (merged with store/retention.py's kinds): the rows, their images, the log
 #: of who read images. The counts stay: they hold no vehicle, only numbers.
@@ -512,7 +512,7 @@ def trends(engine: Engine, bucket: str = "hour", start=None, end=None, camera_id
             daily_edge = bucket == "day" and t is not table
             for b, k, n in conn.execute(select(type_coerce(t.c.bucket, String), t.c.kind, t.c.count).where(where)):
                 b = _iso_bucket(b)
-                totals[(b[:10] + "T00:00:00+00:00" if daily_edge else b, k)] += int(n)
+                totals[(b[:10] + "T00:00:00Z" if daily_edge else b, k)] += int(n)
     return [{"bucket": b, "kind": k, "count": n} for (b, k), n in sorted(totals.items())]
 
 
@@ -520,8 +520,8 @@ def _iso_bucket(value) -> str:
     """A stored bucket as ISO text in UTC: SQLite gives 'YYYY-MM-DD HH:MM:SS[.ffffff]' (naive UTC), PostgreSQL
     a datetime."""
     if isinstance(value, str):
-        return value[:19].replace(" ", "T") + "+00:00"
-    return _as_utc(value).isoformat()
+        return value[:19].replace(" ", "T") + "Z"
+    return utc_text(_as_utc(value))
 
 
 def _as_utc(value) -> dt.datetime:
@@ -574,7 +574,7 @@ def summary(engine: Engine, start=None, end=None, camera_id: str | None = None) 
 
 
 def _iso(value) -> str | None:
-    return None if value is None else _as_utc(value).isoformat()
+    return None if value is None else utc_text(_as_utc(value))
 
 
 def list_violations(engine: Engine, start=None, end=None, camera_id: str | None = None, kind: str | None = None,

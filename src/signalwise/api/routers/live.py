@@ -19,6 +19,7 @@ from signalwise.runtime.live import changes as ch
 from signalwise.runtime.live.alerts import AlreadyAcknowledged
 
 from ..auth import who
+from ..times import utc_times
 
 router = APIRouter(prefix="/api/v1/live", tags=["live"])
 
@@ -86,8 +87,8 @@ def status(request: Request) -> dict:
         request.app.state.live_last_looks.add()
     lasting = getattr(rt, "site_changes_file", None)  # a page says a change outlives the run, and where it is kept
     # from the snapshot, not the loop's own counters: a reader never holds the loop's state while it changes
-    return {**answer, "lasting_changes_file": str(lasting) if lasting is not None else None,
-            "controller_faults": rt.snapshot.controller_faults}
+    return utc_times({**answer, "lasting_changes_file": str(lasting) if lasting is not None else None,
+                      "controller_faults": rt.snapshot.controller_faults})
 
 
 class Counter:
@@ -112,7 +113,7 @@ def snapshot(request: Request,
         if unknown:
             raise HTTPException(404, f"unknown intersection(s): {', '.join(sorted(unknown))}")
         snap["signals"] = [s for s in snap["signals"] if s["intersection_id"] in intersection_id]
-    return snap
+    return utc_times(snap)
 
 
 @router.get("/profiler", summary="Per-stage timing over a sliding window (ms: p50, p95, p99, max)")
@@ -145,7 +146,7 @@ def acknowledge(request: Request, alert_id: str) -> dict:
 
 @router.get("/changes", summary="Every change made to this live run: who, when, what, applied or refused")
 def changes(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict]:
-    return _runtime(request).changes[-limit:]
+    return utc_times(_runtime(request).changes[-limit:])
 
 
 #: seconds a client is told to wait (Retry-After) before it sends again a change the loop did not take in time
@@ -159,7 +160,7 @@ def _submit(request: Request, change) -> dict:
     again; 422 is kept for a request wrong in itself, which a client must not repeat)."""
     rt = _runtime(request)
     try:
-        return rt.submit(change, who(request))
+        return utc_times(rt.submit(change, who(request)))
     except ch.ChangeRefused as exc:
         rt.refuse(change, who(request), str(exc))
         message = f"change refused: {exc}"
@@ -372,7 +373,7 @@ def alert_rules_in_force(request: Request) -> dict:
 def _plain(obj) -> dict:
     import dataclasses
 
-    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(obj)
+    return utc_times(dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(obj))
 
 
 # an empty `intersections` is refused (422), as a controller change refuses it: it is not "every signal", which
@@ -399,7 +400,7 @@ def deploy(request: Request, body: DeployIn) -> dict:
     version was tried on each signal's layout; then `ql:@active` where it is active. Answers the change record."""
     from ..registry_ops import deploy as deploy_version
 
-    return deploy_version(request, body.version, body.intersections, require_live=True).live_change
+    return utc_times(deploy_version(request, body.version, body.intersections, require_live=True).live_change)
 
 
 @router.post("/rollback", responses=REGISTRY_REFUSALS, summary="Roll back to the previously active version; the live run follows")
@@ -410,6 +411,6 @@ def rollback(request: Request, body: RollbackIn) -> dict:
 
     out = rollback_versions(request, body.intersections, require_live=True)
     if out.live_changes:
-        return out.live_changes[0]
+        return utc_times(out.live_changes[0])
     return {"kind": "registry", "who": who(request), "result": "applied", "reason": "no signal of the live run is "
             "among them", "payload": {"active": out.active}}

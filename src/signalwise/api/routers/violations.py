@@ -22,6 +22,7 @@ from fastapi.responses import Response
 
 from signalwise.store import get_engine
 from signalwise.store import violations as store
+from signalwise.store.timefmt import utc_text
 
 from ..auth import Principal, record_refusals, who
 from ..deps import CacheDep, EngineDep, Identifier, Moment, PageDep, cache_key, paged
@@ -61,8 +62,8 @@ def trends(engine: EngineDep, cache: CacheDep, request: Request,
     # the range the counts answer for (`counted_range`: whole hours), so a caller comparing the totals with
     # `GET /api/v1/analytics/violations` knows which range to ask there
     lo, hi = store.counted_range(start, end)
-    return {"bucket": bucket, "start": None if lo is None else lo.isoformat(),
-            "end": None if hi is None else hi.isoformat(), "items": items}
+    return {"bucket": bucket, "start": None if lo is None else utc_text(lo),
+            "end": None if hi is None else utc_text(hi), "items": items}
 
 
 @router.get("/api/v1/analytics/violations/hotspots", summary="Violations per camera and approach, most first")

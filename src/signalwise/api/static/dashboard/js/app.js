@@ -835,9 +835,18 @@ function raisedFor(a) {
   return a.now_message && then !== now ? ` · raised for ${then || 'none'}, changed at t = ${formatClock(a.now_since_s)}` : '';
 }
 
+/** An ISO 8601 instant (the API writes them in UTC, `Z`) as the browser's local date and time, `YYYY-MM-DD HH:MM:SS`. */
+function localDateTime(iso) {
+  const t = new Date(iso);
+  if (Number.isNaN(t.getTime())) return String(iso).slice(0, 19).replace('T', ' ');
+  const two = n => String(n).padStart(2, '0');
+  return `${t.getFullYear()}-${two(t.getMonth() + 1)}-${two(t.getDate())} `
+    + `${two(t.getHours())}:${two(t.getMinutes())}:${two(t.getSeconds())}`;
+}
+
 /** When in the run (run time, m:ss) and on the wall clock (local time of day of an ISO 8601 instant). */
 function when(runS, iso) {
-  const wall = iso ? `${String(iso).slice(11, 19)} wall clock` : '';
+  const wall = iso ? `${localDateTime(iso).slice(11)} wall clock` : '';
   if (runS === null || runS === undefined) return wall || '–';
   return `at t = ${formatClock(runS)}${wall ? ` (${wall})` : ''}`;
 }
@@ -888,7 +897,7 @@ function renderChanges() {
   const list = $('change-list');
   list.replaceChildren(...(state.changes.length ? state.changes.map(c => el('li', {
     class: c.result === 'refused' ? 'refused' : '',
-    title: `${c.at ? `${String(c.at).slice(0, 19).replace('T', ' ')} wall clock` : ''}${c.reason ? ` · ${c.reason}` : ''}`,
+    title: `${c.at ? `${localDateTime(c.at)} wall clock` : ''}${c.reason ? ` · ${c.reason}` : ''}`,
   }, `${c.sim_time_s === null || c.sim_time_s === undefined ? '' : `t = ${formatClock(c.sim_time_s)} `}`
      + `${c.replayed ? `${c.made_by} (earlier run, applied again)` : c.who}: ${describeChange(c)}: ${c.result}`))
     : [el('li', { class: 'note' }, 'none yet')]));
