@@ -100,3 +100,59 @@ def test_a_real_serve_with_two_workers_answers_every_call_the_same(tmp_path, vid
         [(a.status_code, a.text[:80]) for a in answers]
     assert {(a.status_code, a.json()["total"], a.json()["note"]) for a in lists} == {(200, 0, NOTE)}, \
         [(a.status_code, a.text[:80]) for a in lists]
+
+
+UVICORN_REFUSAL = REFUSAL.replace("signalwise serve --workers 2; WEB_CONCURRENCY=2", "uvicorn --workers 2")
+UVICORN_NOTE = NOTE.replace("WEB_CONCURRENCY=2", "uvicorn --workers 2")
+
+
+@pytest.mark.slow
+def test_uvicorn_run_with_two_workers_and_no_web_concurrency_is_told_apart(tmp_path):
+    """`uvicorn signalwise.api:create_app --factory --workers 2`, without `signalwise serve` (which sets
+    WEB_CONCURRENCY) and without WEB_CONCURRENCY: each worker tells it is one of two from uvicorn's supervisor, so
+    the stream routes answer 503 and the list its note. On the old server they answered as a single worker: the
+    list without a note, a stream's GET a 404 from whichever worker took it (a POST there would have been kept in
+    that worker alone)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from signalwise.store import get_engine
+    from signalwise.store.keys import create_key
+
+    url = migrated_sqlite(tmp_path / "api.db")
+    op = {"X-API-Key": create_key(get_engine(url), "op", ["operate", "read"])[1]}
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "WEB_CONCURRENCY"}
+    env.update(SIGNALWISE_DATABASE_URL=url, SIGNALWISE_CAMERAS_DIR=str(tmp_path),
+               SIGNALWISE_EVIDENCE_DIR=str(tmp_path / "evidence"),
+               SIGNALWISE_CAMERA_ALERTS_BUFFER_DIR=str(tmp_path / "buffer"))
+    uvicorn = str(Path(sys.executable).with_name("uvicorn"))
+    proc = subprocess.Popen([uvicorn, "signalwise.api:create_app", "--factory", "--workers", "2", "--host",
+                             "127.0.0.1", "--port", str(port), "--log-level", "warning"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10,
+                          limits=httpx.Limits(max_keepalive_connections=0)) as c:  # a new connection: any worker
+            deadline = time.monotonic() + 60
+            while True:
+                assert proc.poll() is None and time.monotonic() < deadline, "uvicorn did not serve"
+                try:
+                    if c.get("/health/live").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.2)
+            answers = [c.get("/api/v1/streams/w1", headers=op) for _ in range(6)] + [
+                c.post("/api/v1/streams", headers=op, json={"id": "w1", "url": "cam.mp4"})]
+            lists = [c.get("/api/v1/streams", headers=op) for _ in range(4)]
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # uvicorn and the two workers it started
+        proc.wait(timeout=10)
+    assert {(a.status_code, a.json()["message"]) for a in answers} == {(503, UVICORN_REFUSAL)}, \
+        [(a.status_code, a.text[:120]) for a in answers]
+    assert {(a.status_code, a.json()["total"], a.json().get("note")) for a in lists} == {(200, 0, UVICORN_NOTE)}, \
+        [(a.status_code, a.text[:120]) for a in lists]

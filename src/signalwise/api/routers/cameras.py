@@ -19,7 +19,8 @@ decoded, the zones inside it): what `vision run` refuses is a 422 with the same 
 later. One stream per `camera_id` (409): two would mix their violations and counts under one camera.
 
 Streams live in this process's memory (`app.state.vision`): a server of several worker processes
-(`signalwise serve --workers N`, which sets WEB_CONCURRENCY=N for them) would keep each stream in the one worker
+(`signalwise serve --workers N`, `uvicorn --workers N`, WEB_CONCURRENCY=N: `api/workers.py`) would keep each stream in
+the one worker
 that took its POST, unknown to the others, and could run one camera twice. So every stream route of such a server
 answers 503 saying so (`one_process`), but the list, empty with a `note`; a restart forgets every stream (a client
 posts them again).
@@ -39,35 +40,37 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import camera_urls
+from ..times import utc_times
+from ..workers import Workers, worker_processes
 
 
-def worker_processes() -> int:
-    """How many worker processes serve this app: WEB_CONCURRENCY, which `signalwise serve --workers N` sets to N
-    for its workers (and which uvicorn and gunicorn read as their worker count when none is given); 1 without it."""
-    try:
-        return max(1, int(os.environ.get("WEB_CONCURRENCY", "1")))
-    except ValueError:
-        return 1
-
-
-def several_workers(request: Request) -> int | None:
-    """How many worker processes serve this app when they are more than one (`worker_processes`), outside a
-    live run; else None."""
+def several_workers(request: Request) -> Workers | None:
+    """How many worker processes serve this app, and how that is known, when they are more than one
+    (`workers.worker_processes`), outside a live run; else None."""
     workers = worker_processes()
-    return workers if workers > 1 and getattr(request.app.state, "live", None) is None else None
+    return workers if workers.count > 1 and getattr(request.app.state, "live", None) is None else None
+
+
+def _told(workers: Workers, with_serve: bool) -> str:
+    """How the server says it runs several workers: `signalwise serve --workers 2; WEB_CONCURRENCY=2`, or
+    uvicorn's own `uvicorn --workers 2`."""
+    n = workers.count
+    if workers.source == "WEB_CONCURRENCY":
+        return f"signalwise serve --workers {n}; WEB_CONCURRENCY={n}" if with_serve else f"WEB_CONCURRENCY={n}"
+    return f"{workers.source} {n}"
 
 
 def one_process(request: Request) -> None:
     """503 on a server of several worker processes: a stream lives in the memory of the worker that took its POST,
     so the others would not know it (GET and DELETE answering 404 or 200 by the worker) and could run its camera a
     second time. Every stream route says the same, so a client never sees a stream one call and not the next.
-    `signalwise live` serves from its one process whatever WEB_CONCURRENCY says. The list (`GET /api/v1/streams`)
+    `signalwise live` serves from its one process whatever WEB_CONCURRENCY or its parent process says. The list (`GET /api/v1/streams`)
     answers such a server's callers an empty list with a `note` instead (`several_workers`): none of its workers
     runs a stream, and a dashboard listing streams on every replica shows none rather than an error."""
     workers = several_workers(request)
     if workers is not None and request.scope.get("endpoint") is not list_streams:
-        raise HTTPException(503, f"camera streams run in one process, and this server runs {workers} worker "
-                                 f"processes (signalwise serve --workers {workers}; WEB_CONCURRENCY={workers}): a "
+        raise HTTPException(503, f"camera streams run in one process, and this server runs {workers.count} worker "
+                                 f"processes ({_told(workers, True)}): a "
                                  "stream added to one would be unknown to the others; start a separate single-worker "
                                  "`signalwise serve` (--workers 1) for camera streams, or run this one with "
                                  "--workers 1")
@@ -429,7 +432,7 @@ def add_stream(body: StreamIn, request: Request) -> dict:
             make_detector("onnx", model=body.model)  # refuse a bad model now, not in the worker
         with _adding:  # the camera_id check and the add as one: two requests at once cannot both pass it
             _camera_taken(mgr, cam, sid)
-            return mgr.add(spec, start=body.start)
+            return utc_times(mgr.add(spec, start=body.start))
     except HTTPException:
         raise
     except Exception as exc:  # noqa: BLE001 - StreamError, OnnxModelError, ValueError: all for people
@@ -441,12 +444,13 @@ def list_streams(request: Request) -> dict:
     workers = several_workers(request)
     if workers is not None:  # no worker of this server runs a stream (`one_process`): none to list
         return {"items": [], "total": 0, "alerts": [],
-                "note": f"camera streams run on a single-worker server, and this one runs {workers} worker "
-                        f"processes (WEB_CONCURRENCY={workers}): it runs none; list them on the single-worker "
+                "note": f"camera streams run on a single-worker server, and this one runs {workers.count} worker "
+                        f"processes ({_told(workers, False)}): it runs none; list them on the single-worker "
                         "`signalwise serve` (--workers 1) that runs them"}
     mgr = getattr(request.app.state, "vision", None)
     items = mgr.list() if mgr is not None else []
-    return {"items": items, "total": len(items), "alerts": [a.as_dict() for a in _camera_alerts(request, True)]}
+    return utc_times({"items": items, "total": len(items),
+                      "alerts": [a.as_dict() for a in _camera_alerts(request, True)]})
 
 
 def _camera_alerts(request: Request, active: bool, limit: int = 100) -> list:
@@ -462,8 +466,8 @@ def _camera_alerts(request: Request, active: bool, limit: int = 100) -> list:
 
 @router.get("/alerts", summary="Camera alerts: active ones and the most recent history")
 def list_alerts(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict:
-    return {"active": [a.as_dict() for a in _camera_alerts(request, True)],
-            "history": [a.as_dict() for a in _camera_alerts(request, False, limit)]}
+    return utc_times({"active": [a.as_dict() for a in _camera_alerts(request, True)],
+                      "history": [a.as_dict() for a in _camera_alerts(request, False, limit)]})
 
 
 @router.post("/alerts/{alert_id}/ack", summary="Acknowledge a camera alert (stored with who and when)")
@@ -478,7 +482,7 @@ def acknowledge_alert(alert_id: Annotated[str, PathParam(min_length=1, max_lengt
     # the engine alone would do neither, and a console following `alert` would keep the alert active
     acknowledge = live.acknowledge_alert if live is not None and engine is live.alerts else engine.acknowledge
     try:
-        return acknowledge(alert_id, who(request)).as_dict()
+        return utc_times(acknowledge(alert_id, who(request)).as_dict())
     except KeyError:
         raise HTTPException(404, f"no alert {alert_id!r}") from None
     except ValueError as exc:  # AlreadyAcknowledged: the first acknowledgement is the record
@@ -497,7 +501,7 @@ def _existing(request: Request):
 @router.get("/{stream_id}", summary="One camera stream: status, FPS, drops, latency, pipeline figures")
 def get_stream(stream_id: StreamId, request: Request) -> dict:
     try:
-        return _existing(request).get(stream_id)
+        return utc_times(_existing(request).get(stream_id))
     except HTTPException:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -519,7 +523,7 @@ def delete_stream(stream_id: StreamId, request: Request) -> Response:
 @router.post("/{stream_id}/start", summary="Start (or restart) a camera stream")
 def start_stream(stream_id: StreamId, request: Request) -> dict:
     try:
-        return _existing(request).start(stream_id)  # a start that fails keeps why on the stream (`StreamManager.start`)
+        return utc_times(_existing(request).start(stream_id))  # a start that fails keeps why on the stream (`StreamManager.start`)
     except HTTPException:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -529,7 +533,7 @@ def start_stream(stream_id: StreamId, request: Request) -> dict:
 @router.post("/{stream_id}/stop", summary="Stop a camera stream (it stays listed)")
 def stop_stream(stream_id: StreamId, request: Request) -> dict:
     try:
-        return _existing(request).stop(stream_id)
+        return utc_times(_existing(request).stop(stream_id))
     except HTTPException:
         raise
     except Exception as exc:  # noqa: BLE001
