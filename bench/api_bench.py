@@ -30,6 +30,7 @@ from _records import START, record_lines  # noqa: E402
 from support.databases import isolated_database, postgres_unavailable_reason  # noqa: E402
 
 from signalwise.store import Settings, get_engine, ingest_records, register_run, write_run_metrics  # noqa: E402
+from signalwise.store.settings import RATE_LIMIT_KINDS  # noqa: E402
 
 CONTROLLERS = ("fixed", "webster", "actuated", "max-pressure", "q-learning")
 
@@ -130,7 +131,7 @@ def measure(url: str, repeat: int, only: str = "") -> None:
 
     from signalwise.api import create_app
 
-    app = create_app(Settings(database_url=url, cache_ttl_s=600, max_page_size=1000, rate_limits={}))
+    app = create_app(Settings(database_url=url, cache_ttl_s=600, max_page_size=1000, rate_limits=dict.fromkeys(RATE_LIMIT_KINDS)))
     from signalwise.store.keys import create_key
 
     _, admin_key = create_key(get_engine(url), "api-bench", ["admin"])

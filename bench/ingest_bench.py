@@ -37,6 +37,7 @@ from support.databases import isolated_database, postgres_unavailable_reason  # 
 from signalwise.store import Settings, get_engine, ingest_records  # noqa: E402
 from signalwise.store.ingest import gc_paused, ingest_json_array  # noqa: E402
 from signalwise.store.schemas import RecordList  # noqa: E402
+from signalwise.store.settings import RATE_LIMIT_KINDS  # noqa: E402
 
 BATCH = 10_000
 #: three batches: end to end with the validation workers, written alone, end to end without workers
@@ -84,7 +85,7 @@ def bench_store(url: str, n: int) -> dict:
     from signalwise.store.keys import create_key
 
     _, key = create_key(get_engine(url), "ingest-bench", ["ingest"])
-    with TestClient(create_app(Settings(database_url=url, rate_limits={})), headers={"X-API-Key": key}) as client:
+    with TestClient(create_app(Settings(database_url=url, rate_limits=dict.fromkeys(RATE_LIMIT_KINDS))), headers={"X-API-Key": key}) as client:
         for body in batches(n // 2, "HTTP"):
             t = time.perf_counter()
             resp = client.post("/api/v1/ingest/batch", content=body, headers={"content-type": "application/json"})

@@ -173,6 +173,34 @@ def test_a_table_without_auth_failure_keeps_the_limit_on_wrong_keys_and_null_lif
     assert codes == [401] * 70
 
 
+def test_a_table_naming_some_kinds_keeps_the_defaults_of_the_others(tmp_path, monkeypatch):
+    """SIGNALWISE_RATE_LIMITS is set over the defaults kind by kind: a table raising the `read` limit replaced the
+    whole table, so `admin`, `operate`, `ingest`, `predict` and `feed` lost their limits unnoticed. `null` still
+    lifts the one kind it names. Settings read from the environment, as `serve` reads them, on a real server."""
+    from support.loopback import serving
+
+    url = migrated_sqlite(tmp_path / "merged.db")
+    engine = get_engine(url)
+    _, admin = create_key(engine, "adm", ["admin"])
+    monkeypatch.setenv("SIGNALWISE_RATE_LIMITS", json.dumps({"read": "3/hour", "operate": None}))
+    settings = Settings(database_url=url, bind_host="0.0.0.0")
+    assert settings.rate_limits == {"read": "3/hour", "operate": None, "predict": "100/minute",
+                                    "feed": "6000/minute", "ingest": "100/minute", "admin": "100/minute",
+                                    "auth_failure": "60/minute"}
+    import httpx
+
+    with serving(create_app(settings)) as base, httpx.Client(base_url=base, headers={"X-API-Key": admin}) as c:
+        read = c.get("/api/v1/analytics/simulations")
+        assert (read.status_code, read.headers["X-RateLimit-Limit"]) == (200, "3")
+        keys = c.get("/api/v1/keys")  # an admin call: its default limit holds
+        assert (keys.status_code, keys.headers["X-RateLimit-Limit"]) == (200, "100"), dict(keys.headers)
+        posted = c.post("/api/v1/ingest/batch", content=b"[]", headers={"Content-Type": "application/json"})
+        assert posted.headers["X-RateLimit-Limit"] == "100", (posted.status_code, dict(posted.headers))
+        # operate set to null: not limited, so no limit headers (counted before the route's 503: no live run)
+        override = c.delete("/api/v1/live/override/J1")
+        assert override.status_code == 503 and "X-RateLimit-Limit" not in override.headers, dict(override.headers)
+
+
 def test_the_documented_example_table_names_every_kind_and_is_taken():
     """docs/api.md's example is the one people copy: it left out `auth_failure`."""
     found = re.search(r"SIGNALWISE_RATE_LIMITS='(\{.*\})'", DOCS_API.read_text())

@@ -6,7 +6,8 @@ Limits are configured per kind of call (`Settings.rate_limits`, whose validator 
 `limits` cannot read): a route counts against the limit of the scope it needs (`read`, `ingest`, `operate`, `admin`,
 `evidence`: an admin-only GET counts as `admin`), but predictions (`predict`) and a live run's detector feeds
 (`feed`); the open routes never count. By default 100 per minute for predictions and the `ingest`, `operate` and
-`admin` routes, 6,000 for feeds; `read` and `evidence` are not limited by default. A
+`admin` routes, 6,000 for feeds; `read` and `evidence` are not limited by default; SIGNALWISE_RATE_LIMITS sets
+the kinds it names over these defaults, kind by kind (`null` lifts one). A
 refused call gets 429 with `Retry-After` and the `X-RateLimit-*` headers;
 every limited call gets the headers too.
 
@@ -17,8 +18,8 @@ must not wait for a rate-limit cache, and per process the limits still hold (sev
 to their number times each limit). The switch is logged once each way and shown on `/health` and in the
 `signalwise_rate_limit_store_fallback` gauge.
 
-Refused credentials count per client address (`auth_failure`, default 60 a minute, kept when the configured table
-leaves it out: only `"auth_failure": null` lifts it): past it the refusal is a 429 with `Retry-After` instead of
+Refused credentials count per client address (`auth_failure`, default 60 a minute; only `"auth_failure": null`
+lifts it): past it the refusal is a 429 with `Retry-After` instead of
 a 401 (and no longer logged one by one); a good key is never refused by it.
 """
 

@@ -23,8 +23,13 @@ DEFAULT_DATABASE_URL = "sqlite:///signalwise.db"
 #: the kinds of call `rate_limits` may name: every scope's routes (its reads included: `admin` counts GET
 #: /api/v1/keys too), predictions, a live run's detector feeds, and refused credentials (per client address)
 RATE_LIMIT_KINDS = ("read", "predict", "feed", "ingest", "operate", "admin", "evidence", "auth_failure")
-#: refused keys and tokens a client address may send a minute: kept when `rate_limits` leaves the kind out
+#: refused keys and tokens a client address may send a minute
 AUTH_FAILURE_LIMIT = "60/minute"
+#: the limit of each kind of call unless `rate_limits` (SIGNALWISE_RATE_LIMITS) sets it; a kind not here (`read`,
+#: `evidence`) is not limited
+DEFAULT_RATE_LIMITS: dict[str, str | None] = {
+    "predict": "100/minute", "feed": "6000/minute", "ingest": "100/minute", "operate": "100/minute",
+    "admin": "100/minute", "auth_failure": AUTH_FAILURE_LIMIT}
 #: the schemes of a Redis URL every user of `redis_url` takes (the rate limits, the stream fan-out, the check
 #: at start)
 REDIS_SCHEMES = ("redis", "rediss", "unix")
@@ -75,12 +80,11 @@ class Settings(BaseSettings):
     #: calls per caller (API key, or client address when anonymous) on a moving window, per kind of call:
     #: `predict` (POST /api/v1/ml/predict*), `feed` (POST /api/v1/live/feeds/*: detector gateways, every few
     #: seconds per signal), and each scope (`read`, `ingest`, `operate`, `admin`, `evidence`) for the routes that
-    #: need it, reads included; one limit each, in `limits` notation ("100/minute", "10/second"). The mapping
-    #: replaces the whole table: a kind left out or `null` is not limited, but for `auth_failure` (refused keys
-    #: and tokens, per client address), which keeps its 60/minute unless set to `null`; an unknown kind is refused
-    rate_limits: dict[str, str | None] = Field(default_factory=lambda: {
-        "predict": "100/minute", "feed": "6000/minute", "ingest": "100/minute", "operate": "100/minute",
-        "admin": "100/minute", "auth_failure": AUTH_FAILURE_LIMIT})
+    #: need it, reads included, and `auth_failure` (refused keys and tokens, per client address); one limit each,
+    #: in `limits` notation ("100/minute", "10/second"). Each kind given replaces that kind's default, the others
+    #: keep theirs (predict, ingest, operate, admin 100/minute; feed 6000/minute; auth_failure 60/minute; read
+    #: and evidence not limited); `null` lifts a kind's limit; an unknown kind is refused
+    rate_limits: dict[str, str | None] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     #: days each kind of data is kept before `signalwise db purge` removes it (a simulated run goes whole once
     #: old, with its records and events; one still fed on the wall clock loses its older records; imported hi-res
     #: logs go by when they were stored); kinds: records, events, alerts, changes, ml_metrics (see store/retention.py), and
@@ -193,7 +197,8 @@ class Settings(BaseSettings):
     def _rate_limits(cls, value: dict[str, str | None]) -> dict[str, str | None]:
         """Known kinds, one limit each that `limits` reads, checked when the settings are read: a misspelt kind
         (`opreate`) left `operate` unlimited without a word, and a limit `limits` cannot read stopped the server
-        after it had begun to start. A table without `auth_failure` keeps its limit on wrong keys."""
+        after it had begun to start. The kinds given are set over the defaults, one by one: a table naming one
+        kind left every other unlimited (auth_failure's excepted), so raising one limit lifted the rest."""
         from limits import parse_many
 
         unknown = sorted(set(value) - set(RATE_LIMIT_KINDS))
@@ -211,7 +216,7 @@ class Settings(BaseSettings):
             if len(found) != 1:
                 raise PydanticCustomError("rate_limit", "{kind}: '{text}' names {n} limits; one per kind (e.g. "
                                           "\"100/minute\")", {"kind": kind, "text": text, "n": len(found)})
-        return {"auth_failure": AUTH_FAILURE_LIMIT, **value}
+        return {**DEFAULT_RATE_LIMITS, **value}
 
     @field_validator("redis_url")
     @classmethod
