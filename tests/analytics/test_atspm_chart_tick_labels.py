@@ -37,7 +37,7 @@ def overlap(a, b) -> bool:
 
 def test_time_labels_of_a_log_across_midnight_lie_inside_the_figure(monkeypatch, tmp_path):
     frame, config = synthetic.synthetic_events(n_devices=1, hours=0.5, seed=3)
-    # 06:00-06:30 moved to 23:50-00:20: the axis runs 23:45 to 00:30 and its labels name the day
+    # 06:00-06:30 moved to 23:50-00:20: the axis runs with the log, 23:50 to 00:20, and its labels name the day
     frame["TimeStamp"] = frame["TimeStamp"] + pd.Timedelta(hours=17, minutes=50)
     res = compute_all(events_from_frame(frame), detectors_from_frame(config))
     plots = drawn_plots(monkeypatch)
@@ -47,7 +47,7 @@ def test_time_labels_of_a_log_across_midnight_lie_inside_the_figure(monkeypatch,
         boxes = [(label, box) for ax in plot.axes for label, box in ax.record["xtick_boxes"]]
         assert boxes, name
         if name.startswith(("pcd", "split_monitor")):
-            assert boxes[-1][0] == "01-07 00:30", (name, boxes[-1])  # the label that was cut off
+            assert boxes[-1][0] == "01-07 00:20", (name, boxes[-1])  # at the right edge: the one that was cut off
         for label, (left, top, right, bottom) in boxes:
             assert 0 <= left and right <= plot.width and 0 <= top and bottom <= plot.height, (name, label)
         for i, (label, box) in enumerate(boxes):

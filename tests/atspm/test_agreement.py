@@ -242,7 +242,7 @@ def test_log_starting_mid_green_and_ending_mid_green():
     (row,) = M.platoon_ratio(log, cfg, aog, 15).to_dict("records")
     assert row["Green_Seconds"] == pytest.approx(55.3)
     assert row["Green_Ratio"] == pytest.approx(55.3 / 130.3)
-    assert row["Platoon_Ratio"] == pytest.approx(row["Percent_AOG"] / (55.3 / 130.3))
+    assert row["Platoon_Ratio"] == pytest.approx(row["Percent_AOG"] / 100 / (55.3 / 130.3))
 
 
 def test_arrivals_projected_past_the_end_of_the_log_are_left_out():

@@ -37,7 +37,7 @@ def test_measure_with_filters(client):
     body = r.json()
     # 8 arrivals, of which the first (before the first begin red) and the last (in the open cycle) do not count
     assert body["total"] == 1 and body["rows"][0]["Total_Actuations"] == 6
-    assert body["rows"][0]["Percent_AOG"] == pytest.approx(0.5)
+    assert body["rows"][0]["Percent_AOG"] == pytest.approx(50.0)  # a percent, as UDOT's
     r = client.get("/api/v1/atspm/terminations", params={"start": "2025-01-06T07:00:00", "end": "2025-01-06T07:02:00"})
     assert r.json()["rows"][0]["Total"] == 2
     assert client.get("/api/v1/atspm/terminations", params={"phase": 3}).json()["total"] == 0

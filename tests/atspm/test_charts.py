@@ -213,7 +213,9 @@ def test_a_runs_time_axis_says_simulated_time_and_a_field_logs_the_local_time_of
     _ticks, same, run = _time_ticks({**axis, "run_clock": True})
     assert labels == same and labels[0] == "00:00"
     assert field == "time of day, 2025-01-06 (the log's local time)"
-    assert run.startswith("simulated time, h:mm") and "2025-01-06" in run
+    assert run == "time of day (simulated; the log is dated 2025-01-06)"
+    _ticks, _labels, days = _time_ticks({**axis, "end": 1500, "run_clock": True})
+    assert days == "date and time (simulated; the log starts on 2025-01-06)"
 
 
 def test_an_hour_with_no_arrival_on_green_is_a_mark_not_a_gap(saved, tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from signalwise.analytics.atspm.charts import CHART_KINDS
 from signalwise.analytics.atspm.commands import _compute_write_draw
 from signalwise.analytics.atspm.compute import MEASURES, compute_all, write_tables
 from signalwise.analytics.atspm.inputs import read_detectors, read_event_log, with_stopbar_yellow_red
@@ -59,7 +60,7 @@ def test_two_processes_write_what_one_computation_writes(files, tmp_path):
         assert a.read_bytes() == b.read_bytes(), a.name
     assert set(whole.warnings) <= set(warnings) and len(warnings) == len(set(warnings))
     assert any(w.startswith("split failures:") for w in warnings)  # a warning from the worker's measures
-    assert len(charts) == 4 * 4 and all(p.stat().st_size > 1000 for p in charts)  # 4 kinds x 4 devices
+    assert len(charts) == len(CHART_KINDS) * 4 and all(p.stat().st_size > 1000 for p in charts)  # x 4 devices
 
 
 def test_a_killed_worker_leaves_the_work_to_the_command(files, tmp_path):

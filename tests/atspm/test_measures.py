@@ -20,7 +20,7 @@ def test_arrival_on_green_counts_arrivals_by_state():
     rows = cycle(0) + cycle(40) + cycle(80) + [(s, "7", 82, 5) for s in (1, 10, 21, 30, 41, 50, 61, 70)]
     aog = M.arrival_on_green(events_from_frame(make_events(rows)), CFG)
     assert aog[["Total_Actuations", "Green_Actuations"]].values.tolist() == [[5, 2]]
-    assert abs(aog["Percent_AOG"].iloc[0] - 0.4) < 1e-6
+    assert aog["Percent_AOG"].iloc[0] == 40.0  # a percent (UDOT ATSPM's Percent AOG), not a fraction
 
 
 def test_split_failure_needs_both_occupancies():

@@ -83,7 +83,7 @@ def test_per_plan_figures_are_the_rows_grouped_by_the_plan_in_force(planned):
         assert got[c].tolist() == want[c].tolist(), c
     for c in ("Mean_PedDelay_s", "Max_PedDelay_s"):
         np.testing.assert_allclose(got[c].to_numpy(float), want[c].to_numpy(float), equal_nan=True)
-    np.testing.assert_allclose(got["Percent_AOG"], want["Green_Arrivals"] / want["Arrivals"])
+    np.testing.assert_allclose(got["Percent_AOG"], 100 * want["Green_Arrivals"] / want["Arrivals"])
     # every plan has cycles, failures, arrivals and pedestrians to attribute: a wrong split shows
     per_plan = want.loc[a].groupby("PlanName").sum()
     assert (per_plan[["Cycles", "Split_Failures", "Arrivals", "Green_Arrivals", "Ped_Count"]] > 0).all().all()

@@ -116,7 +116,7 @@ def arrivals_on_green_truth(run: Path, bin_min: int = 15, cycles_us: dict | None
     df = pd.concat(out) if out else pd.DataFrame(columns=["TimeStamp", "DeviceId", "Phase", "green"])
     agg = df.groupby(["TimeStamp", "DeviceId", "Phase"]).agg(Arrivals=("green", "size"),
                                                              Green_Arrivals=("green", "sum")).reset_index()
-    agg["Percent_AOG"] = agg["Green_Arrivals"] / agg["Arrivals"]
+    agg["Percent_AOG"] = 100 * agg["Green_Arrivals"] / agg["Arrivals"]  # a percent, as the measure's
     return agg
 
 

@@ -97,6 +97,8 @@ def compare(measure: str, theirs, ours, rtol: float = 1e-5, atol: float = 1e-6,
     extra or missing row is a mismatch.
     """
     keys, values = KEYS[measure], VALUES[measure]
+    if "Percent_AOG" in values and "Percent_AOG" in theirs:  # atspm's is a fraction (0-1), ours a percent
+        theirs = theirs.assign(Percent_AOG=theirs["Percent_AOG"].astype(float) * 100)
     t, o = _norm(theirs, keys), _norm(ours, keys)
     m = t.merge(o, on=keys, how="outer", suffixes=("_t", "_o"), indicator=True)
     problems = []

@@ -61,6 +61,8 @@ Intentional differences from the atspm package
    the chattering period are left out of every measure (module `detector_health`); atspm counts them. A
    stuck-on detector (on through 3 greens of its phase, or 15 minutes) is named, and the split-failure
    cycles it overlaps are left out; atspm counts them as failures.
+15. `Percent_AOG` (arrivals on green, platoon ratio, plans) is a percent, 0-100, as UDOT ATSPM's Percent
+   Arrivals on Green, in float64 from the counts (`measures.percent_aog`); atspm's is a fraction in float32.
 """
 
 from .compute import MEASURES, Results, compute_all, write_tables

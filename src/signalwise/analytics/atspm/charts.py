@@ -1,12 +1,16 @@
 """PNG charts engineers know: Purdue Coordination Diagram, split monitor,
-arrivals on green by hour, split failures. One file per device and chart.
+arrivals on green by hour, split failures, pedestrian delay. One file per device and chart.
 
 How they read: every axis that counts or measures starts at 0; a phase has
 one colour in every panel and chart (`PHASE_COLOURS`, never the green,
 yellow or red of signal states); signal states and terminations keep theirs;
 the time axis reads HH:MM and says which day, in the log's own (controller
 local) time; phases are named after their movements when the run's signal
-model says them (`phase_labels.py`), else by number; thresholds are labelled.
+model says them (`phase_labels.py`), else by number; thresholds are labelled;
+the time axis spans the log (its first event to its last, to the minute), and
+a time bin the log covers only in part (`Complete` false in its table: the
+log starts or ends inside it, or a data gap or an interruption touches it) is
+hatched (split failures) or drawn lighter (bars), never like a whole one.
 
 How they stay fast: they are drawn with Pillow by `raster.py` (markers
 stamped for all points in one call, step lines as one polyline), a few
@@ -23,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .raster import DPI, TICK_PX, Axes, Plot, font
+from .raster import DPI, PARTIAL_HATCH, TICK_PX, Axes, Plot, font
 
 #: devices charted unless told otherwise (`signalwise atspm --chart-devices`)
 DEFAULT_CHART_DEVICES = 4
-CHART_KINDS = ("pcd", "split_monitor", "aog_by_hour", "split_failures")
+CHART_KINDS = ("pcd", "split_monitor", "aog_by_hour", "split_failures", "ped_delay")
 
 #: one colour per phase number, in every chart; none is a signal-state green, yellow or red
 PHASE_COLOURS = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22",
@@ -37,6 +41,17 @@ SIGNAL_COLOURS = {"green": "#2ca02c", "yellow": "#e6b800", "red": "#d62728", "ar
 TERMINATIONS = {"GapOut": ("o", "#2ca02c"), "MaxOut": ("^", "#d62728"), "ForceOff": ("s", "#1f77b4"),
                 "Unknown": ("x", "#7f7f7f")}
 THRESHOLD_LABEL = "80 % split-failure threshold"
+PARTIAL_BIN_LABEL = "hatched: partial bin (Complete false)"
+NOTE_IN = 0.18  # the height of a note line under a chart's title
+#: under a run's split monitor: what a force-off means where nothing coordinates
+RUN_FORCE_OFF_NOTE = ("force-off: the green ended with demand left, by the controller's choice, a timed plan's split "
+                      "end or the shield; a signalwise run has no coordination (no offsets or force-off points of "
+                      "a coordinated plan)")
+#: under a run's pedestrian delay chart: not the run summary's figure of the same name
+RUN_PED_NOTE = ("each pedestrian's wait at this crossing for the walk; not the run summary's pedestrian delay, "
+                "SUMO's time lost over each pedestrian's whole walk")
+RECALL_NOTE = ("recall: no push-button is logged; the delay is the HCM's (C - W)^2 / 2C for pedestrians "
+               "arriving at random, per pedestrian cycle")
 US_PER_MIN = 60_000_000
 
 
@@ -73,6 +88,9 @@ def _split_by_device(df, devices: list[str]) -> dict[str, np.ndarray]:
 def _cols(df, rows: np.ndarray, names: dict[str, str], day0_us: int) -> dict[str, np.ndarray]:
     out = {}
     for key, col in names.items():
+        if key == "complete" and col not in df:  # a table without the column: every bin read as whole
+            out[key] = np.ones(len(rows), bool)
+            continue
         values = df[col].to_numpy()[rows]
         out[key] = _minutes(values, day0_us) if key in ("x", "x_start") else values
     return out
@@ -90,10 +108,10 @@ def chart_data(results, devices: list[str]) -> tuple[dict, dict]:
                 max(int(np.asarray(s.max(), "datetime64[us]").astype(np.int64)) for s in stamps))
     day0_us = span[0] // (1440 * US_PER_MIN) * (1440 * US_PER_MIN)
     bin_min = getattr(results, "bin_min", 15)
-    # from the start of the first bin to the end of the last: the one the log ends inside, or that ends where the
-    # log does (no bin starts at the log's end, `gaps.with_complete`)
-    start = math.floor((span[0] - day0_us) / US_PER_MIN / bin_min) * bin_min
-    end = max(math.ceil((span[1] - day0_us) / US_PER_MIN / bin_min) * bin_min, start + bin_min)
+    # the log's span, its first event to its last, to the whole minute: a 20-minute run's axis ends at 00:20, not
+    # at the end of the bin it ends inside (that bin is drawn as far as the log goes, and marked incomplete)
+    start = math.floor((span[0] - day0_us) / US_PER_MIN)
+    end = max(math.ceil((span[1] - day0_us) / US_PER_MIN), start + 1)
     axis = {"day0": str(np.datetime64(day0_us, "us").astype("datetime64[D]")), "start": start, "end": end,
             "bin_min": bin_min}
     per = {d: {} for d in devices}
@@ -104,13 +122,16 @@ def chart_data(results, devices: list[str]) -> tuple[dict, dict]:
         "split_monitor": ("split_monitor", {"x": "TimeStamp", "phase": "Phase", "split": "Split_s",
                                             "term": "Termination"}),
         "aog": ("arrival_on_green", {"x": "TimeStamp", "phase": "Phase", "green": "Green_Actuations",
-                                     "total": "Total_Actuations"}),
+                                     "total": "Total_Actuations", "complete": "Complete"}),
         "split_failures": ("split_failures", {"x": "TimeStamp", "phase": "Phase", "failures": "Split_Failure",
-                                              "green_occ": "Green_Occupancy", "red_occ": "Red_Occupancy"}),
+                                              "green_occ": "Green_Occupancy", "red_occ": "Red_Occupancy",
+                                              "complete": "Complete"}),
+        "ped_delay": ("ped_delay", {"x": "TimeStamp", "phase": "Phase", "method": "Method", "count": "Count",
+                                    "mean": "Mean_PedDelay_s", "max": "Max_PedDelay_s", "complete": "Complete"}),
     }
     for key, (table, names) in specs.items():
         df = t.get(table)
-        if df is None or df.empty or not set(names.values()) <= set(df.columns):
+        if df is None or df.empty or not {c for k, c in names.items() if k != "complete"} <= set(df.columns):
             continue
         for dev, rows in _split_by_device(df, devices).items():
             per[dev][key] = _cols(df, rows, names, day0_us)
@@ -136,8 +157,8 @@ def _time_ticks(axis: dict) -> tuple[np.ndarray, list[str], str]:
         day = day0 + int(m // 1440)
         labels.append(f"{str(day)[5:]} {hh:02d}:{mm:02d}" if multi_day else f"{hh:02d}:{mm:02d}")
     if axis.get("run_clock"):  # a signalwise run's log: simulated time on a date it gives every run
-        label = (f"simulated time (days from the run's log date, {axis['day0']})" if multi_day
-                 else f"simulated time, h:mm (the run's log dates every run {axis['day0']})")
+        label = (f"date and time (simulated; the log starts on {axis['day0']})" if multi_day
+                 else f"time of day (simulated; the log is dated {axis['day0']})")
     else:
         label = (f"date and time from {axis['day0']} (the log's local time)" if multi_day
                  else f"time of day, {axis['day0']} (the log's local time)")
@@ -213,14 +234,14 @@ def _tick_reach_in(axis: dict) -> float:
 
 
 def _panels(n: int, axis: dict, axes_h_in: float, cols: int = 2, width_in: float = 12.0,
-            legend: bool = False, right_in: float = 0.25) -> tuple[Plot, list[Axes]]:
+            legend: bool = False, right_in: float = 0.25, notes: int = 0) -> tuple[Plot, list[Axes]]:
     """A figure of `n` panels sharing the time axis, laid out in inches (fixed margins, no layout pass);
     `right_in`: room on the right for per-panel legends. The right margin and the gap between columns
     leave room for the time labels at the panels' edges (`_tick_reach_in`: "06-05 00:15" on a log that
     crosses midnight is wider than the 0.25 in margin a time of day needs)."""
     cols = max(1, min(cols, n))
     rows = (n + cols - 1) // cols
-    top_in = 0.4 + (0.3 if legend else 0.0) + 0.3  # figure title, legend, panel title
+    top_in = 0.4 + NOTE_IN * notes + (0.3 if legend else 0.0) + 0.3  # figure title, notes, legend, panel title
     reach_in = _tick_reach_in(axis)
     right_in = max(right_in, reach_in)
     bottom_in, gap_in, left_in, wgap_in = 0.6, 0.5, max(0.75, reach_in), max(0.6, 2 * reach_in)
@@ -288,7 +309,8 @@ class Charts:
         if not s:
             return None
         phases = sorted(set(s["phase"].tolist()))
-        plot, axes = _panels(len(phases), self.axis, axes_h_in=1.5, legend=True)
+        notes = [RUN_FORCE_OFF_NOTE] if self.axis.get("run_clock") else []
+        plot, axes = _panels(len(phases), self.axis, axes_h_in=1.5, legend=True, notes=len(notes))
         for ax, ph in zip(axes, phases, strict=True):
             m = s["phase"] == ph
             x, y, term = s["x"][m], s["split"][m].astype(float), s["term"][m]
@@ -298,7 +320,9 @@ class Charts:
                 ax.scatter(x[k], y[k], colour, name, marker, 4)
             ax.set_title(_split_title(self.labels, device, ph, y))
         plot.legend_top([(term, _marker(colour, marker, 6)) for term, (marker, colour) in TERMINATIONS.items()],
-                        y_in=0.55)
+                        y_in=0.55 + NOTE_IN * len(notes))
+        for i, note in enumerate(notes):
+            plot.note(note, y_in=0.34 + NOTE_IN * i)
         plot.vertical_text(2, _middle(axes), "split: green + yellow + red clearance (s)", 11)
         plot.title(f"Split monitor: device {device}")
         return plot.save(path)
@@ -308,30 +332,33 @@ class Charts:
         d = data.get("aog")
         if not d or not len(d["x"]):
             return None
-        # whole hours: the bars of an hour stand between its edges
-        hours_axis = {**self.axis, "start": math.floor(self.axis["start"] / 60) * 60,
-                      "end": max(math.ceil(self.axis["end"] / 60), math.floor(self.axis["start"] / 60) + 1) * 60}
-        plot, (ax,) = _panels(1, hours_axis, axes_h_in=2.8, cols=1, width_in=10.0, right_in=2.6)
-        n_hours = (hours_axis["end"] - hours_axis["start"]) // 60
-        step = 60 * max(1, math.ceil(n_hours / 12))
-        ticks = np.arange(hours_axis["start"], hours_axis["end"] + 1, step)
-        ax.set_xticks(ticks, [f"{int(m) // 60 % 24:02d}:00" for m in ticks])
+        plot, (ax,) = _panels(1, self.axis, axes_h_in=2.8, cols=1, width_in=10.0, right_in=2.6)
         ax.set_ylabel("arrivals on green (%)")
         ax.set_ylim(0, 100)
         hour = np.floor(d["x"] / 60) * 60
+        # each hour's bars stand in the part of it the log covers; an hour the log covers only in part (it starts
+        # or ends inside it, or a bin of it is not complete) is drawn lighter
+        hours = np.unique(hour)
+        lo, hi = np.maximum(hours, self.axis["start"]), np.minimum(hours + 60, self.axis["end"])
+        incomplete = {h for h in hours if not d["complete"][hour == h].astype(bool).all()}
+        partial = (lo > hours) | (hi < hours + 60) | np.isin(hours, list(incomplete))
         phases = sorted(set(d["phase"].tolist()))
-        width = 60 * 0.84 / len(phases)
         legend = []
         for i, ph in enumerate(phases):
             m = d["phase"] == ph
-            hours, inv = np.unique(hour[m], return_inverse=True)
-            green = np.bincount(inv, d["green"][m].astype(float), len(hours))
-            total = np.bincount(inv, d["total"][m].astype(float), len(hours))
+            at = np.searchsorted(hours, hour[m])
+            green = np.bincount(at, d["green"][m].astype(float), len(hours))
+            total = np.bincount(at, d["total"][m].astype(float), len(hours))
             with np.errstate(invalid="ignore", divide="ignore"):
                 pct = np.where(total > 0, 100 * green / total, np.nan)
+            width = (hi - lo) * 0.84 / len(phases)
             name, colour = _phase_name(self.labels, device, ph), phase_colour(ph)
-            ax.bars(hours + 4.8 + i * width, pct, width, colour, name)
+            ax.bars(lo + (hi - lo) * 0.08 + i * width, pct, width, colour, name, partial=partial)
             legend.append((name, {"colour": colour, "bar": True}))
+        if partial.any():
+            spans = ", ".join(f"{_hhmm(a)}-{_hhmm(b)}" for a, b in zip(lo[partial], hi[partial], strict=True))
+            legend.append((f"lighter: partial hour ({spans})" if partial.sum() <= 2 else "lighter: partial hour",
+                           {"colour": "#555555", "bar": True, "light": True}))
         ax.legend_right(legend)
         plot.title(f"Arrivals on green by hour: device {device}")
         return plot.save(path)
@@ -346,6 +373,11 @@ class Charts:
         ax1.set_ylabel("split failures per bin")
         ax2.set_ylabel("mean occupancy per bin (%)")
         step = self.axis["bin_min"]
+        end = self.axis["end"]
+        shaded = _incomplete_bins(d, step, self.axis)
+        for a, b in shaded:
+            ax1.shade(a, b, PARTIAL_BIN_LABEL)
+            ax2.shade(a, b, PARTIAL_BIN_LABEL)
         phases = sorted(set(d["phase"].tolist()))
         top = max([1.0] + [float(np.nanmax(d["failures"][d["phase"] == ph].astype(float))) for ph in phases])
         ax1.set_ylim(0, math.ceil(top * 1.15) if top > 1 else 1.2, integer=True)
@@ -353,7 +385,8 @@ class Charts:
         legend1 = []
         for ph in phases:
             m = d["phase"] == ph
-            x = np.append(d["x"][m], d["x"][m][-1] + step)  # each bin drawn over its whole width
+            # each bin drawn over its width, the last one as far as the log goes
+            x = np.append(d["x"][m], min(d["x"][m][-1] + step, end))
             name, colour = _phase_name(self.labels, device, ph), phase_colour(ph)
             f = d["failures"][m].astype(float)
             ax1.steps(x, np.append(f, f[-1]), colour, name, width_px=2)
@@ -362,6 +395,8 @@ class Charts:
             ax2.steps(x, np.append(g, g[-1]), colour, f"{name} green occupancy")
             ax2.steps(x, np.append(r, r[-1]), colour, f"{name} first 5 s of red occupancy", dash=True)
         ax2.hline(80, "#555555", THRESHOLD_LABEL)
+        if shaded:
+            legend1.append((PARTIAL_BIN_LABEL, {"colour": PARTIAL_HATCH, "hatch": True}))
         ax1.legend_right(legend1)
         ax2.legend_right([("green occupancy (solid, phase colour)", _line("#444444")),
                           ("first 5 s of red occupancy (dashed)", _line("#444444", dash=True)),
@@ -369,9 +404,61 @@ class Charts:
         plot.title(f"Split failures: device {device} ({step}-min bins)")
         return plot.save(path)
 
+    # -- pedestrian delay --------------------------------------------------------------------
+    def ped_delay(self, device: str, data: dict, path: Path) -> Path | None:
+        """UDOT's pedestrian delay per bin and phase: each pedestrian's wait for the walk, the bin's mean (bar)
+        and maximum (marker)."""
+        d = data.get("ped_delay")
+        if not d or not len(d["x"]):
+            return None
+        phases = sorted(set(d["phase"].tolist()))
+        recall = "recall" in set(d["method"].tolist())
+        notes = ([RUN_PED_NOTE] if self.axis.get("run_clock") else []) + ([RECALL_NOTE] if recall else [])
+        plot, axes = _panels(len(phases), self.axis, axes_h_in=1.5, legend=True, notes=len(notes))
+        step, end = self.axis["bin_min"], self.axis["end"]
+        for ax, ph in zip(axes, phases, strict=True):
+            m = d["phase"] == ph
+            x, mean, top = d["x"][m], d["mean"][m].astype(float), d["max"][m].astype(float)
+            count = d["count"][m].astype(float)
+            methods = sorted(set(d["method"][m].tolist()))
+            lo, hi = np.maximum(x, self.axis["start"]), np.minimum(x + step, end)
+            ax.set_ylim(0, _top(top, 30.0, 1.1, step=30.0))
+            colour = phase_colour(ph)
+            ax.bars(lo + (hi - lo) * 0.1, mean, (hi - lo) * 0.8, colour, "mean delay per bin",
+                    partial=~d["complete"][m].astype(bool))
+            ax.scatter((lo + hi) / 2, top, "#000000", "longest delay in the bin", "^", 5)
+            n = int(count.sum())
+            if methods == ["recall"]:  # a row per walk shown, each the estimate for a pedestrian arriving at random
+                title = f"{n:,} walk{'' if n == 1 else 's'} on recall, longest estimate {np.nanmax(top):.0f} s"
+            else:
+                title = f"{n:,} pedestrian{'' if n == 1 else 's'}, longest wait {np.nanmax(top):.0f} s"
+            ax.set_title(f"{_phase_name(self.labels, device, ph)}: {title}")
+        legend = [("mean delay per bin (bar, phase colour)", {"colour": "#555555", "bar": True}),
+                  ("longest delay in the bin", _marker("#000000", "^", 6))]
+        if any(not c for c in d["complete"].astype(bool)):
+            legend.append(("lighter: a bin the log covers only in part", {"colour": "#555555", "bar": True,
+                                                                          "light": True}))
+        plot.legend_top(legend, y_in=0.55 + NOTE_IN * len(notes))
+        for i, note in enumerate(notes):
+            plot.note(note, y_in=0.34 + NOTE_IN * i)
+        plot.vertical_text(2, _middle(axes), "pedestrian delay: wait for the walk (s)", 11)
+        plot.title(f"Pedestrian delay (push-button or arrival to the walk): device {device}")
+        return plot.save(path)
+
     def draw(self, kind: str, device: str, data: dict, out_dir: Path) -> Path | None:
         """One chart (`CHART_KINDS`) of one device, as out_dir/<kind>_<device>.png."""
         return getattr(self, kind)(device, data, Path(out_dir) / f"{kind}_{_safe(device)}.png")
+
+
+def _hhmm(minutes: float) -> str:
+    hh, mm = divmod(int(round(minutes)) % 1440, 60)
+    return f"{hh:02d}:{mm:02d}"
+
+
+def _incomplete_bins(d: dict, step: int, axis: dict) -> list[tuple[float, float]]:
+    """The spans (minutes, within the axis) of the bins a device's table marks not `Complete`."""
+    starts = np.unique(d["x"][~d["complete"].astype(bool)])
+    return [(max(float(a), axis["start"]), min(float(a) + step, axis["end"])) for a in starts]
 
 
 def _middle(axes: list[Axes]) -> float:

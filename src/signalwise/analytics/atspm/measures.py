@@ -241,7 +241,8 @@ def _device_spans_us(log: EventLog) -> tuple[np.ndarray, np.ndarray]:
 
 def arrival_on_green(log: EventLog, config: DetectorConfig, bin_min: int = 15,
                      latency_s: float = 0.0, project: bool = False):
-    """Share of advance-detector arrivals while the phase shows green, per bin and phase.
+    """Share of advance-detector arrivals while the phase shows green, per bin and phase (`Percent_AOG`,
+    a percent, 0-100: `percent_aog`).
 
     Only arrivals in complete cycles count, as UDOT ATSPM counts them (begin red to begin red, from the
     phase's first begin red in the log to its last): before the first, the log may not say what the
@@ -259,9 +260,17 @@ def arrival_on_green(log: EventLog, config: DetectorConfig, bin_min: int = 15,
                {"Green_Actuations": (state == 1).astype(np.int64)})
     total = g["_n"]
     green = g["Green_Actuations"]
-    pct = (green.astype(np.float32) / total.astype(np.float32)) if len(total) else np.empty(0, np.float32)
     return _frame(log, TimeStamp=g["TimeStamp"], DeviceId=g["DeviceId"], Phase=g["Phase"],
-                  Total_Actuations=total, Green_Actuations=green, Percent_AOG=pct.astype(np.float64))
+                  Total_Actuations=total, Green_Actuations=green, Percent_AOG=percent_aog(green, total))
+
+
+def percent_aog(green, total) -> np.ndarray:
+    """Arrivals on green as a percent (0-100), as UDOT ATSPM's Percent AOG reads, from the counts in float64:
+    every table that gives it (`arrival_on_green`, `platoon_ratio`, `plans`) gives the same number for the same
+    counts. (The `atspm` package gives a fraction, 0-1, in float32.) NaN where there is no arrival."""
+    green, total = np.asarray(green, np.float64), np.asarray(total, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, 100.0 * green / np.where(total > 0, total, 1.0), np.nan)
 
 
 def green_seconds_by_bin(log: EventLog, config: DetectorConfig | None, bin_min: int = 15,
@@ -351,7 +360,7 @@ def platoon_ratio(log: EventLog, config: DetectorConfig, aog, bin_min: int = 15)
     df = df[df["Green_Seconds"] > 0].copy()
     covered = covered_seconds(log, df["TimeStamp"], df["DeviceId"], bin_min)
     df["Green_Ratio"] = df["Green_Seconds"] / np.where(covered > 0, covered, bin_min * 60.0)
-    df["Platoon_Ratio"] = df["Percent_AOG"] / df["Green_Ratio"]
+    df["Platoon_Ratio"] = df["Percent_AOG"] / 100.0 / df["Green_Ratio"]  # the share arriving on green, 0-1
     rp = df["Platoon_Ratio"].to_numpy()
     df["Arrival_Type"] = np.select([rp <= 0.5, rp <= 0.85, rp <= 1.15, rp <= 1.5, rp <= 2.0],
                                    [1, 2, 3, 4, 5], 6).astype(np.int64)

@@ -180,7 +180,7 @@ def plan_summary(log: EventLog, config: DetectorConfig | None, bin_min: int = 15
                 "Phase": p, "Cycles": int(r.get("Cycles", 0)), "Split_Failures": int(r.get("Split_Failures", 0)),
                 "Arrivals": int(arrivals), "Green_Arrivals": int(r.get("Green_Arrivals", 0)),
                 # a share (0-1), as the binned arrival_on_green table gives it
-                "Percent_AOG": r.get("Green_Arrivals", 0) / arrivals if arrivals else np.nan,
+                "Percent_AOG": float(M.percent_aog(r.get("Green_Arrivals", 0), arrivals)) if arrivals else np.nan,
                 "Ped_Count": int(r.get("Ped_Count", 0)), "Mean_PedDelay_s": r.get("Mean_PedDelay_s", np.nan),
                 "Max_PedDelay_s": r.get("Max_PedDelay_s", np.nan), "Ped_Method": r.get("Ped_Method"),
             })

@@ -45,6 +45,15 @@ def hex_of(colour: str) -> str:
     return "#{:02x}{:02x}{:02x}".format(*rgb(colour))
 
 
+def lighter(colour: str, keep: float = 0.4) -> str:
+    """The colour mixed with white (`keep` of it left): a bar for a period the log covers only in part."""
+    return "#{:02x}{:02x}{:02x}".format(*(int(round(255 - (255 - c) * keep)) for c in rgb(colour)))
+
+
+#: the hatching over a time bin the log covers only in part
+PARTIAL_HATCH = "#9a9a9a"
+
+
 @cache
 def marker_offsets(marker: str, size_px: int) -> tuple[np.ndarray, np.ndarray]:
     """(dx, dy) pixel offsets of a filled marker: `.`/`o` disc, `^` triangle, `s` square, `x` cross."""
@@ -118,6 +127,8 @@ class Axes:
         self.xlim, self.ylim = xlim, ylim
         self.record = {"title": "", "xlabel": "", "ylabel": "", "ylim": ylim, "xticks": [], "series": [],
                        "hlines": [], "legend": [], "zero_bars": 0,  # bars of height 0, drawn as a base mark
+                       "bars": [],  # (label, left, width, height, partial) of each bar drawn
+                       "shaded": [],  # (label, x0, x1) of each hatched span (a bin the log covers only in part)
                        "drawn": [],  # labels of the series that put at least one mark on the panel
                        "xtick_boxes": []}  # (label, (left, top, right, bottom) px) of each time label drawn
         self._xticks: tuple[np.ndarray, list[str]] | None = None
@@ -194,25 +205,55 @@ class Axes:
         else:
             self.plot.draw.line(np.stack([px, py], axis=1).ravel().tolist(), fill=fill, width=width_px)
 
-    def bars(self, left, heights, width: float, colour: str, label: str) -> None:
+    def bars(self, left, heights, width, colour: str, label: str, partial=None) -> None:
+        """Bars from the base line; `width` one or per bar; `partial` (per bar): drawn lighter, outlined in the
+        colour, for a period the log covers only in part."""
         self.record["series"].append((label, hex_of(colour)))
         left, heights = np.asarray(left, float), np.asarray(heights, float)
-        fill = rgb(colour)
-        for x, h in zip(left, heights, strict=True):
+        widths = np.broadcast_to(np.asarray(width, float), left.shape)
+        partial = np.zeros(len(left), bool) if partial is None else np.asarray(partial, bool)
+        full, light = rgb(colour), rgb(lighter(colour))
+        if partial.any():
+            self.plot.used.add(lighter(colour))
+        for x, h, width, part in zip(left, heights, widths, partial, strict=True):
             if not np.isfinite(h) or h < 0:
                 continue  # no data: nothing drawn
             if label not in self.record["drawn"]:
                 self.record["drawn"].append(label)
+            self.record["bars"].append((label, float(x), float(width), float(h), bool(part)))
+            fill = light if part else full
             if h == 0:  # a measured 0 is a mark on the base line, not the empty space of no data
                 self.record["zero_bars"] += 1
                 (xa, xb), (ya, _yb) = self.px([x, x + width], [0.0, 0.0])
                 (xa, xb), (ya, _yb) = self._clip(np.array([xa, xb]), np.array([ya, ya]))
                 self.plot.draw.rectangle([float(xa), float(ya) - 2, max(float(xa), float(xb) - 1), float(ya)],
-                                         fill=fill)
+                                         fill=full)
                 continue
             (xa, xb), (ya, yb) = self.px([x, x + width], [0.0, h])
             (xa, xb), (ya, yb) = self._clip(np.array([xa, xb]), np.array([ya, yb]))
-            self.plot.draw.rectangle([float(xa), float(yb), max(float(xa), float(xb) - 1), float(ya)], fill=fill)
+            self.plot.draw.rectangle([float(xa), float(yb), max(float(xa), float(xb) - 1), float(ya)], fill=fill,
+                                     outline=full if part else None)
+
+    def shade(self, x0: float, x1: float, label: str) -> None:
+        """Hatch the span [x0, x1) of the x axis, over the panel's height (drawn before the series, under them)."""
+        self.record["shaded"].append((label, float(x0), float(x1)))
+        self.plot.used.add(PARTIAL_HATCH)
+        (xa, xb), _ = self._clip(*self.px([x0, x1], [0.0, 0.0]))
+        _, top, _, bottom = self.box
+        if xb - xa < 1:
+            return
+        fill = rgb(PARTIAL_HATCH)
+        # diagonal lines 6 px apart, each clipped to the span
+        for c in np.arange(xa - (bottom - top), xb, 6.0):
+            ax, ay, bx, by = c, float(bottom), c + (bottom - top), float(top)
+            if ax < xa:
+                ay -= xa - ax
+                ax = xa
+            if bx > xb:
+                by += bx - xb
+                bx = xb
+            if bx > ax:
+                self.plot.draw.line([(float(ax), ay), (float(bx), by)], fill=fill, width=1)
 
     def hline(self, y: float, colour: str, label: str, dotted: bool = True) -> None:
         self.record["hlines"].append((label, float(y)))
@@ -277,7 +318,7 @@ class Plot:
         self.image = Image.new("RGB", (self.width, self.height), "white")
         self.draw = ImageDraw.Draw(self.image)
         self.axes: list[Axes] = []
-        self.record = {"suptitle": "", "legends": []}
+        self.record = {"suptitle": "", "legends": [], "notes": []}
         self.used: set[str] = set()  # colours drawn outside the series (legend keys): the palette keeps them
 
     def panel(self, box_in: tuple[float, float, float, float], xlim, ylim=(0.0, 1.0)) -> Axes:
@@ -291,6 +332,11 @@ class Plot:
         self.record["suptitle"] = text
         self.draw.text((self.width / 2, y_in * DPI), text, fill=INK, font=font(SUPTITLE_PX), anchor="mt")
 
+    def note(self, text: str, y_in: float) -> None:
+        """A line of small text across the figure, centred (what a legend key alone would not say)."""
+        self.record["notes"].append(text)
+        self.draw.text((self.width / 2, y_in * DPI), text, fill=INK, font=font(LEGEND_PX), anchor="mt")
+
     def swatch(self, x: float, y: float, style: dict) -> None:
         """A legend's key at (x, y) (its left end, centred vertically): a marker, a line or a bar."""
         colour = rgb(style["colour"])
@@ -298,8 +344,15 @@ class Plot:
         if style.get("marker"):
             dx, dy = marker_offsets(style["marker"], style.get("size_px", 5))
             self.draw.point(list(zip((x + 8 + dx).tolist(), (y + dy).tolist(), strict=True)), fill=colour)
+        elif style.get("hatch"):
+            for dx in (2, 7, 12):
+                self.draw.line([(x + dx, y + 4), (x + dx + 6, y - 4)], fill=colour, width=1)
         elif style.get("bar"):
-            self.draw.rectangle([x + 2, y - 4, x + 16, y + 4], fill=colour)
+            light = rgb(lighter(style["colour"])) if style.get("light") else colour
+            if style.get("light"):
+                self.used.add(lighter(style["colour"]))
+            self.draw.rectangle([x + 2, y - 4, x + 16, y + 4], fill=light, outline=colour if style.get("light")
+                                else None)
         else:
             xs, ys = np.array([x, x + 18], float), np.array([y, y], float)
             if style.get("dash") or style.get("dot"):

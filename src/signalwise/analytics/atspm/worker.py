@@ -19,8 +19,9 @@ from pathlib import Path
 
 #: the measures computed here: those the charts draw from, with the tables computed beside them
 #: (each group of `compute._tasks` whole, so no group is computed twice), and the per-plan table, which
-#: reads the split-failure cycles and the PCD computed here (it computes the pedestrian delays again)
-CHART_GROUP = ("split_failures", "split_failure_cycles", "pcd", "pcd_cycles", "arrival_on_green",
+#: reads the split-failure cycles, the PCD and the pedestrian delays computed here (the pedestrian delay chart
+#: draws those)
+CHART_GROUP = ("split_failures", "split_failure_cycles", "pcd", "pcd_cycles", "arrival_on_green", "ped_delay",
                "platoon_ratio", "split_monitor", "split_monitor_binned", "plans")
 
 
