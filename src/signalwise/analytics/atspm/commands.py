@@ -45,6 +45,13 @@ def atspm(
         "--chart-devices", metavar="N|all|ID,ID",
         help=f"devices to chart: the first N (default {DEFAULT_CHART_DEVICES}), all, or a comma-separated "
              "list of ids")] = None,
+    nema: Annotated[Path | None, typer.Option(
+        "--nema", metavar="FILE",
+        help="YAML file giving each signal's phases their NEMA numbers ({J1: {1: [2, 6], 2: [1, 5]}}): a NEMA "
+             "column in the tables, NEMA names in the charts (docs/atspm.md#nema-numbering)")] = None,
+    nema_template: Annotated[bool, typer.Option(
+        "--nema-template",
+        help="print a --nema file to fill in, every signal's phases with the movements they serve, and stop")] = False,
 ) -> None:
     """Compute ATSPM performance measures from a hi-res event log: tables and PNG charts.
 
@@ -74,7 +81,7 @@ def atspm(
     worker = MeasureWorker.start()  # before pandas and pyarrow are imported, before any thread starts
     try:
         _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts, chart_devices, worker,
-               split_failure_rule)
+               split_failure_rule, nema, nema_template)
     finally:
         if worker is not None:
             worker.close()
@@ -82,7 +89,7 @@ def atspm(
 
 
 def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts, chart_devices, worker,
-           split_failure_rule="atspm") -> None:
+           split_failure_rule="atspm", nema=None, nema_template=False) -> None:
     from .inputs import EventLogError
 
     started = time.perf_counter()
@@ -90,6 +97,9 @@ def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts
         if not run.is_dir():
             _fail(f"{run}: not a directory")
         if not (run / "events.csv").exists() and (runs := comparison_runs(run)):
+            if nema is not None or nema_template:
+                _fail(f"--nema: {run} is a comparison; its figures are over all phases. Give --nema with one "
+                      "run's directory (signalwise atspm RUN_DIR --nema FILE)")
             _compare_dir(run, runs, out, bin_min, latency_s, project, split_failure_rule)
             return
         events = run / "events.csv"
@@ -104,11 +114,21 @@ def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts
     job = Job(events=events, detectors=detectors, options=options,
               out_dir=out or ((run / "atspm") if run is not None else Path("atspm")), fmt=fmt, charts=charts,
               chart_devices=_chart_devices(chart_devices), run_clock=run is not None)
+    log = None
+    if nema is not None or nema_template:
+        try:
+            job.nema, log = _nema_mapping(job, nema, nema_template)
+        except (EventLogError, ValueError) as exc:
+            _fail(str(exc))
+        except OSError as exc:
+            _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
+        if nema_template:
+            return
     why = why_unwritable(job.out_dir)
     if why:
         _fail(f"--out {job.out_dir}: {why}")
     try:
-        n_events, n_devices, rows, paths, chart_paths, warnings = _compute_write_draw(job, worker)
+        n_events, n_devices, rows, paths, chart_paths, warnings = _compute_write_draw(job, worker, log)
     except (EventLogError, ValueError) as exc:
         _fail(str(exc))
     except OSError as exc:  # a file that cannot be read or written (permissions, a full disk)
@@ -126,6 +146,39 @@ def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts
     for w in warnings:
         typer.echo(f"warning: {w}")
     typer.echo(f"wrote {len(paths)} tables and {len(chart_paths)} charts to {job.out_dir}")
+
+
+def _nema_mapping(job, path: Path | None, template: bool):
+    """`--nema FILE` read and checked against the run's signal model (or, for a log without one, the phases the
+    log shows), before anything is computed or written; `--nema-template` printed. -> (mapping or None, the log
+    when it had to be read for the check, else None)."""
+    from .nema import (
+        check_signals,
+        log_phases,
+        model_phases,
+        nema_template,
+        read_model,
+        read_nema,
+        signal_model_beside,
+    )
+    from .phase_labels import phase_labels
+
+    mapping = read_nema(path) if path is not None else None
+    model_path = signal_model_beside(job.events, job.detectors)
+    log = None
+    if model_path is not None:
+        model = read_model(model_path)
+        phases, where, labels = model_phases(model), f"the run's signal model {model_path}", phase_labels(model)
+    else:
+        from .inputs import read_event_log
+
+        log = read_event_log(job.events)
+        phases, where, labels = log_phases(log), f"the event log {job.events}", {}
+    if mapping is not None:
+        check_signals(mapping, phases, f"--nema {path}", where)
+    if template:
+        typer.echo(nema_template(phases, labels), nl=False)
+    return mapping, log
 
 
 def _compare_dir(compare_dir: Path, runs: list[Path], out: Path | None, bin_min, latency_s, project,
@@ -175,19 +228,22 @@ def _recorded_lean(run: Path) -> bool:
     return isinstance(config, dict) and config.get("record") == "lean"
 
 
-def _compute_write_draw(job, worker) -> tuple:
+def _compute_write_draw(job, worker, log=None) -> tuple:
     """Compute, write and draw, split between two processes: the worker (forked at the start) reads
     the log itself and does the charts' measures, their tables and the charts (`worker.CHART_GROUP`);
     this process reads it too and computes and writes the rest, in two threads. Without a worker, or
     when it fails, this process does it all.
+    `log`: the job's event log when it has been read already (to check `--nema` against it).
     -> (events, devices, {table: rows} in MEASURES order, table paths, chart paths, warnings)."""
     from .compute import MEASURES, compute_all, write_table
     from .inputs import read_detectors, read_event_log, with_stopbar_yellow_red
+    from .nema import with_nema
     from .worker import CHART_GROUP, run_job
 
     if worker is not None:
         worker.submit(job)
-    log = read_event_log(job.events)
+    if log is None:
+        log = read_event_log(job.events)
     # however the configuration was named (--run or --detectors), stop-bar detectors count yellow/red
     # actuations when it has no Yellow_Red rows, as the API does: the same files give the same tables
     config = with_stopbar_yellow_red(read_detectors(job.detectors)) if job.detectors is not None else None
@@ -195,7 +251,7 @@ def _compute_write_draw(job, worker) -> tuple:
 
     def on_tables(tables: dict) -> None:
         for name, df in tables.items():
-            paths.append(write_table(name, df, job.out_dir, job.fmt))
+            paths.append(write_table(name, with_nema(df, job.nema), job.out_dir, job.fmt))
 
     mine = compute_all(log, config, only=tuple(m for m in MEASURES if m not in CHART_GROUP), threads=2,
                        on_tables=on_tables, **job.options)

@@ -36,6 +36,8 @@ class Job:
     chart_devices: object = None  # None, "all", a count or device ids (charts.select_devices)
     #: the log is a signalwise run's (its clock dates every run on one day): the charts say simulated time
     run_clock: bool = False
+    #: `--nema`: {signal: {phase: NEMA numbers}} (`nema.NemaMap`), checked; None = tables and charts without NEMA
+    nema: dict | None = None
 
 
 @dataclass
@@ -51,18 +53,21 @@ def run_job(job: Job, log=None, config=None) -> Done:
     has read them already (no worker process); otherwise they are read from the job's files."""
     from .compute import compute_all, write_table
     from .inputs import read_detectors, read_event_log, with_stopbar_yellow_red
+    from .nema import nema_labels, with_nema
 
     if log is None:
         log = read_event_log(job.events)
         config = with_stopbar_yellow_red(read_detectors(job.detectors)) if job.detectors is not None else None
     results = compute_all(log, config, only=CHART_GROUP, **job.options)
     done = Done(rows={name: len(df) for name, df in results.tables.items()}, warnings=list(results.warnings))
-    done.paths = [write_table(name, df, job.out_dir, job.fmt) for name, df in results.tables.items()]
+    done.paths = [write_table(name, with_nema(df, job.nema), job.out_dir, job.fmt)
+                  for name, df in results.tables.items()]
     if job.charts:
         from .charts import draw_charts, plan_charts
         from .phase_labels import labels_beside
 
         labels, notes = labels_beside(job.events, job.detectors)
+        labels = nema_labels(labels, job.nema)
         items, axis, more = plan_charts(results, job.chart_devices)
         if axis:
             axis["run_clock"] = job.run_clock
