@@ -17,13 +17,16 @@ import contextlib
 import csv
 import datetime as dt
 import json
+import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ..core.eventlog import DEFAULT_START
 from ..core.names import BASELINE_CONTROLLER
 from ..sim.outputs import read_edgedata
+
+log = logging.getLogger(__name__)
 
 #: the file in which a run leaves each vehicle type's SUMO vClass (`sim.backend.SumoBackend.vtype_classes`)
 VTYPE_CLASSES_FILE = "vtype_classes.json"
@@ -48,15 +51,83 @@ def vehicle_class(vtype: str) -> str:
 
 
 def simulation_id(run_dir: Path) -> str:
-    """A run's id in the store: its directory name, prefixed by the compare it belongs to."""
+    """A run's name in the store: its directory name, prefixed by the compare it belongs to. It is the run's id
+    unless the store holds that name for another directory (`stored_simulation_id`)."""
     p = Path(run_dir).resolve()
     if p.name[:8].isdigit():  # a standalone run: <time>-<scenario>-<controller>-s<seed>
         return p.name[:128]
     return f"{p.parent.name}.{p.name}"[-128:]  # no "/": ids appear in URL paths
 
 
-def build_records(run_dir: Path, baseline_dir: Path | None = None) -> Iterator[dict]:
-    """Records in the issue's ingestion format for every intersection and interval of a run."""
+#: what separates a run's name from the digest of its directory's path, in the id of a run whose name the store
+#: holds for another directory (`study2/cmp/fixed-s1` beside `study1/cmp/fixed-s1`: `cmp.fixed-s1~1a2b3c4d`)
+DIRECTORY_MARK = "~"
+
+
+def directory_simulation_id(run_dir: Path) -> str:
+    """The run's name with the first 8 hex digits of the SHA-256 of its directory's absolute path: the id of a
+    run whose name is taken by another directory, the same for the same directory every time."""
+    import hashlib
+
+    digest = hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:8]
+    return f"{simulation_id(run_dir)[:128 - 1 - len(digest)]}{DIRECTORY_MARK}{digest}"
+
+
+def stored_simulation_id(engine, run_dir: Path,  # noqa: ANN001 - an Engine
+                         claimed: dict[str, str] | None = None) -> tuple[str, str | None]:
+    """The id `publish_runs` stores a run directory under, and a note when that is not its name.
+
+    Its name (`simulation_id`) while the store holds nothing under it or holds this same directory (publishing a
+    directory again replaces it); when the store holds the name for another run directory, for a run that does not
+    say which, or for an imported event log, the run is stored as `directory_simulation_id` instead, and the note
+    says so: two comparisons in `study1/cmp` and `study2/cmp` are two runs each, never one replacing the other. A
+    directory once stored under that id keeps it. `claimed`: ids given to other directories of the same call
+    (id -> directory)."""
+    claimed = {} if claimed is None else claimed
+    here = str(Path(run_dir).resolve())
+    name, own = simulation_id(run_dir), directory_simulation_id(run_dir)
+    stored = _stored_holders(engine, [name, own])
+
+    def holder(sim: str) -> str | None:
+        return claimed.get(sim) or stored.get(sim)
+
+    if holder(own) == here:  # stored under its own id before: the same id again
+        return own, None
+    other = holder(name)
+    if other is None or other == here:
+        return name, None
+    if holder(own) is not None:
+        raise RunFilesError(f"{here}: the store holds both {name} and {own} for other runs ({other}; "
+                            f"{holder(own)}): forget one of them (signalwise db forget ID) before publishing it")
+    return own, (f"{name} is stored already for {other}: {here} is stored as {own} (signalwise db forget {name} "
+                 "removes the other)")
+
+
+def _stored_holders(engine, ids: list[str]) -> dict[str, str]:  # noqa: ANN001 - an Engine
+    """What the store holds under each of `ids` that holds anything: the run directory of a stored run, or words
+    for a run that names none (stored by `register_run` with another configuration) or for hi-res events with no
+    run (an imported log's `--simulation-id`)."""
+    from sqlalchemy import select
+
+    from ..store.tables import HiresEvent, Run
+
+    runs, events = Run.__table__, HiresEvent.__table__
+    out: dict[str, str] = {}
+    with engine.connect() as conn:
+        for sim, config in conn.execute(select(runs.c.simulation_id, runs.c.config)
+                                        .where(runs.c.simulation_id.in_(ids))):
+            run_dir = (config or {}).get("run_dir") if isinstance(config, dict) else None
+            out[sim] = str(run_dir) if run_dir else "a run that names no run directory"
+        for sim in ids:
+            if sim not in out and conn.execute(select(events.c.device_id).where(events.c.simulation_id == sim)
+                                               .limit(1)).first() is not None:
+                out[sim] = "hi-res events imported under that id"
+    return out
+
+
+def build_records(run_dir: Path, baseline_dir: Path | None = None, sim_id: str | None = None) -> Iterator[dict]:
+    """Records in the issue's ingestion format for every intersection and interval of a run (`sim_id`: the id it
+    is stored under, by default its name)."""
     run_dir = Path(run_dir)
     cfg = _read_yaml(run_dir / "config.yaml")
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -65,7 +136,7 @@ def build_records(run_dir: Path, baseline_dir: Path | None = None) -> Iterator[d
     begin_s = float(metrics["begin_s"]) if "begin_s" in metrics else _first_time(run_dir)
     end_s = begin_s + float(metrics["simulated_s"])
     n = max(1, int(-(-(end_s - begin_s) // interval_s)))
-    sim_id = simulation_id(run_dir)
+    sim_id = sim_id or simulation_id(run_dir)
 
     def bin_of(t: float) -> int:
         return _bin(t, begin_s, interval_s, n)
@@ -160,9 +231,12 @@ def build_records(run_dir: Path, baseline_dir: Path | None = None) -> Iterator[d
             }
 
 
-def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
+def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None,
+                 say: Callable[[str], None] | None = None) -> int:
     """Register runs, their metrics, records, hi-res events and detector configuration (`detectors.csv`, when the
-    directory has one) in the store; returns records written."""
+    directory has one) in the store; returns records written. Each run is stored under its name, or under
+    `directory_simulation_id` when the store holds the name for another directory (`stored_simulation_id`):
+    `say` gets a line for each such run (by default a logged warning), never a run replaced unsaid."""
     from ..core.eventlog import read_events
     from ..store import (
         bulk_insert_events,
@@ -186,6 +260,13 @@ def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
     def paired(d: Path) -> tuple:  # the baseline of a run is the one of the same scenario, seed and conditions
         return infos[d]["scenario"], infos[d]["seed"], config_conditions_key(configs[d])
 
+    ids: dict[Path, str] = {}
+    notes: list[str] = []  # said once every file has read: a refused directory stores nothing, says nothing else
+    claimed: dict[str, str] = {}  # the ids of this call's directories so far: two of one name are two runs too
+    for d in run_dirs:
+        ids[d], note = stored_simulation_id(engine, d, claimed)
+        claimed[ids[d]] = str(d.resolve())
+        notes += [note] if note else []
     baselines = {paired(d): d for d, m in infos.items() if m["controller"] == BASELINE_CONTROLLER}
     # every file is read before anything is written: a directory whose events.csv or signal states are cut short
     # is refused whole, with the line it stops at, instead of stored as a run with its metrics and half its data
@@ -196,14 +277,16 @@ def publish_runs(run_dirs: Iterable[Path], db_url: str | None = None) -> int:
                 infos.get(base) or _read_json(base / "metrics.json"))):  # read already, when published with it
             base = None  # fuel and CO2 "saved" need both runs' emissions: without them it is unknown, stored as 0
         with _reading(d):
-            records = list(build_records(d, base))
+            records = list(build_records(d, base, ids[d]))
             for _event in read_events(d / "events.csv"):
                 pass
         detectors = _detector_config_rows(d / "detectors.csv")
         prepared.append((d, m, records, detectors))
+    for note in notes:
+        (say or log.warning)(note)
     total = 0
     for d, m, records, detectors in prepared:
-        sim_id = simulation_id(d)
+        sim_id = ids[d]
         cfg = configs[d]
         started = json.loads((d / "run.json").read_text()).get("started")
         started_at = dt.datetime.fromisoformat(started).astimezone(dt.UTC) if started else None
