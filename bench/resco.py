@@ -28,6 +28,13 @@ served its fallback plan instead) is kept, and its table cell says so.
 finishes; OUT/fresh.json marks the sweep until all its cells have run, so the
 same command after a Ctrl-C (or a failed cell) runs only those it has not run
 yet. `--workers` runs at most one worker per CPU this process may use.
+Each kept cell records the software that made it (signalwise's version, its
+git commit and whether the checkout had uncommitted changes, SUMO's and
+Python's versions), and OUT/table.md names it. A sweep whose table would hold
+cells of several (resumed after a `git pull` or a SUMO upgrade, or cells kept
+before they recorded it) is refused before any run, with the count of each:
+`--fresh` runs them again, `--mix-versions` uses them as they are and the
+table names each software with its number of cells.
 
 A cell's key holds what makes its figure: the network (its file's digest), the profile, the controller, the seed,
 and the digest of what the controller runs when it is not signalwise's own: a `ql:PATH` model's files, a
@@ -81,6 +88,7 @@ from multiprocessing.connection import wait as connection_wait
 from pathlib import Path
 
 from signalwise.exitcodes import BAD_INPUT, FAILED, INTERRUPTED
+from signalwise.provenance import software, software_text
 
 ROOT = Path(__file__).resolve().parent.parent
 RESCO = ("cologne1", "cologne3", "cologne8", "ingolstadt1", "ingolstadt7", "ingolstadt21", "grid4x4", "arterial4x4")
@@ -507,7 +515,9 @@ def _keep(out: Path, cell: dict, error: str | None, result: dict | None, done: i
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result))
+    # the code and SUMO that made it (the workers run this process's: the same checkout and interpreter), so a
+    # sweep resumed after an upgrade does not put two versions' figures in one table unsaid (`mixed_software`)
+    tmp.write_text(json.dumps({**result, "software": software()}))
     tmp.replace(path)  # a cell on disk is always complete
     errors = result.get("controller_errors")
     print(f"{label}: {result['avg_delay_s']:.1f} s ({result['wall_s']:.0f} s)"
@@ -588,6 +598,7 @@ def tables(grouped, networks, profiles, controllers, seeds: int) -> str:
                  and (text := price_of_safety(grouped, networks, controllers, p)).count("\n") > 1]
     if (text := checks(grouped, networks)).count("\n") > 1:
         sections.append(f"Checks:\n\n{text}")
+    sections.append(software_lines(grouped))
     return "\n\n".join(sections)
 
 
@@ -747,6 +758,10 @@ def add_sweep_options(ap: argparse.ArgumentParser, out_name: str) -> None:
                     help="run every cell again (ignore the cache; needed after a profile or variant changed); "
                          "each cell's figures are replaced when its new run finishes, and the same command "
                          "after a Ctrl-C runs only the cells this --fresh sweep has not run yet")
+    ap.add_argument("--mix-versions", action="store_true",
+                    help="use kept cells that another signalwise (version, commit, uncommitted changes) or SUMO "
+                         "made beside this one's in one table, which then names each; without it such a sweep is "
+                         "refused (--fresh runs them again)")
 
 
 #: OUT's file that says a --fresh sweep has not run all its cells yet: when it began (its time) and which cells
@@ -759,12 +774,78 @@ def run_sweep(cells: list[dict], args: argparse.Namespace, ray_address: str | No
     if args.table_only:
         if args.fresh:
             refuse("--fresh runs the cells again and --table-only runs none: give one of them")
+        refuse_mixed_software(args.out, cells, None, args)
         return 0
     since_ns = fresh_since_ns(args.out, cells) if args.fresh else None
+    refuse_mixed_software(args.out, cells, since_ns, args)
     failed = sweep(cells, args.out, usable_workers(args.workers, ray_address), ray_address, since_ns)
     if since_ns is not None and not failed:  # every cell run again: the next --fresh begins anew
         (args.out / FRESH_MARK).unlink(missing_ok=True)
     return failed
+
+
+#: what a kept cell made before cells recorded their software says of it
+SOFTWARE_UNKNOWN = "software not recorded (kept before cells recorded it)"
+#: the parts of a cell's software that make its figures (Python's version is said, not compared)
+SOFTWARE_KEY = ("signalwise", "commit", "dirty", "sumo")
+
+
+def cell_software(row: dict) -> tuple[tuple | None, str]:
+    """What made a kept cell: its key (None for a cell that does not say) and in words."""
+    made = row.get("software")
+    if not isinstance(made, dict):
+        return None, SOFTWARE_UNKNOWN
+    return tuple(made.get(k) for k in SOFTWARE_KEY), software_text(made)
+
+
+def sweep_software(out: Path, cells: list[dict], since_ns: int | None = None) -> dict[tuple | None, list]:
+    """What made the figures a sweep's table would show: per software key, its words and its number of cells,
+    the kept cells it would use (with `since_ns`: those its --fresh sweep kept) and this process's for the
+    cells it would run."""
+    found: dict[tuple | None, list] = {}
+    for c in cells:
+        row = None
+        if is_kept(out, c, since_ns):
+            try:
+                row = json.loads(cell_path(out, c).read_text())
+            except (OSError, ValueError):  # a cell file that does not read is run again
+                row = None
+        key, words = cell_software(row if row is not None else {"software": software()})
+        found.setdefault(key, [words, 0])[1] += 1
+    return found
+
+
+def refuse_mixed_software(out: Path, cells: list[dict], since_ns: int | None, args: argparse.Namespace) -> None:
+    """A table whose cells several signalwise versions (commit, uncommitted changes) or SUMOs made mixes two
+    codes' figures (after a `git pull` or a SUMO upgrade, a resumed sweep keeps its earlier cells): refused before
+    any run, with the counts, unless `--mix-versions` asks for it (then said, and the table names each)."""
+    # with --table-only nothing runs: only the kept cells are in the table
+    found = sweep_software(out, [c for c in cells if is_kept(out, c, since_ns)] if args.table_only else cells,
+                           since_ns)
+    if len(found) < 2:
+        return
+    counts = "; ".join(f"{n} cell(s) by {words}" if key is not None else f"{n} cell(s) with {words}"
+                       for key, (words, n) in sorted(found.items(), key=lambda item: -item[1][1]))
+    text = f"the table of this selection would mix the figures of several software versions: {counts}"
+    if getattr(args, "mix_versions", False):
+        print(f"warning: {text}; --mix-versions: the table names each", file=sys.stderr, flush=True)
+        return
+    refuse(f"{text} (cells kept in {out / 'cells'}; this is {software_text(software())}). --fresh runs every cell "
+           "again with this software, --mix-versions uses the kept cells as they are (the table names each "
+           "software)")
+
+
+def software_lines(grouped: dict[tuple, list[dict]]) -> str:
+    """What made the table's cells: one software, or each with its count (a sweep with --mix-versions)."""
+    counts: dict[str, int] = {}
+    for rows in grouped.values():
+        for row in rows:
+            name = cell_software(row)[1]
+            counts[name] = counts.get(name, 0) + 1
+    if len(counts) == 1:
+        return f"Made with {next(iter(counts))}."
+    return "Made with several software versions (--mix-versions):\n\n" + "\n".join(
+        f"- {name}: {k} cell(s)" for name, k in sorted(counts.items(), key=lambda item: -item[1]))
 
 
 def fresh_since_ns(out: Path, cells: list[dict]) -> int:

@@ -66,11 +66,16 @@ def test_two_generations_then_a_resume_to_four_are_four_in_a_row(straight, tmp_p
     assert_same_search(straight, out)
     training = load_model(out / "model").meta["training"]
     assert training["generations"] == 4
-    # both sessions' episodes (8 candidates' and a validation each: the learned and the start on 1 seed) and time
-    assert training["episodes"] == 4 * 2 + 2 * 2
-    assert training["wall_s"] > wall_2
+    # the episodes of the search of 4 in a row (8 candidates' and one validation: the learned and the start on 1
+    # seed), as that search counts them; the first session's validation, whose model the resume replaced, apart.
+    # It counted 4 * 2 + 2 * 2, so an interrupted training reported more episodes than the same one in one go
+    assert training["episodes"] == load_model(straight / "model").meta["training"]["episodes"] == 4 * 2 + 2
+    assert training["replaced_validation_episodes"] == 2
+    assert "replaced_validation_episodes" not in load_model(straight / "model").meta["training"]
+    assert training["wall_s"] > wall_2  # both sessions' time
     said = r.stdout
     assert f"training {training['wall_s']:.1f} s in all (meta.json training.wall_s, every session summed)" in said
+    assert "(10 episodes, besides 2 validation episodes of the sessions it resumed;" in said
     # a resume takes the settings the search began with, and more generations: refused before any episode, so
     # in this process
     for more, words in ((["--popsize", "3"], "another popsize (3)"), ([], "fewer than the 4")):

@@ -187,8 +187,8 @@ def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, fi
         "avg_delay_s": delay[ql]["mean"],
         "baseline_avg_delay_s": delay[baseline]["mean"],
         "change_pct": delay[ql].get("change_pct"),
-        "p_value": delay[ql].get("p_value"),
-        "p_value_paired": delay[ql].get("p_value_paired"),
+        "p_paired": delay[ql].get("p_paired"),  # over the same held-out seeds: the table's, and its verdict's
+        "p_welch": delay[ql].get("p_welch"),
         "fallback_fraction": round(sum(r["network"]["fallback_fraction"] for r in runs) / len(runs), 4),
         "violations": sum(r.get("safety", {}).get("violations", 0) for r in runs)
         + sum(result.runs[(baseline, s)].get("safety", {}).get("violations", 0) for s in seeds),

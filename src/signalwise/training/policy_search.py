@@ -103,7 +103,7 @@ from ..sim.lane_zones import signal_neighbours
 from .cmaes import load_cma
 from .executors import EpisodeExecutor, make_executor
 from .search_starts import SearchStart, search_starts
-from .train import TrainingError, no_vehicle_due, training_demand, training_seed
+from .train import TrainingError, no_vehicle_due, training_demand, training_seed, training_window_s
 
 AGENT = "phase-score"
 #: initial search spread per weight: about the size of a change that moves a decision (a vehicle per
@@ -412,7 +412,10 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
     executor = executor or make_executor(cfg.ray_address, cfg.workers)
     t_start = time.perf_counter()
     wall_before = state["wall_s"] if state else 0.0
-    ran = [state["episodes"] if state else 0]  # every episode of the search so far, its earlier sessions' too
+    # the episodes the search ran so far, its earlier sessions' too, but not the validations that ended them: a
+    # resumed search counts what the same search run in one go counts (the validations it replaced apart)
+    ran = [state["episodes"] if state else 0]
+    replaced_validations = (state or {}).get("ended_validations", 0)
     start_choice = state["start_choice"] if state else None
     known: dict[str, float] = {}
     graph = state["graph"] if state else None
@@ -449,7 +452,8 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
             save_state(out, {"config": cfg.to_json(), "generations_done": len(history), "strategies": strategies,
                              "history": history, "episodes": ran[0],
                              "wall_s": wall_before + time.perf_counter() - t_start, "start_choice": start_choice,
-                             "known_start": known.get("start"), "graph": graph})
+                             "known_start": known.get("start"), "graph": graph,
+                             "ended_validations": replaced_validations})
 
         saved = state and {"strategies": state["strategies"], "history": state["history"]}
         if cfg.per_signal:
@@ -489,8 +493,8 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
     shutil.rmtree(out / "episodes", ignore_errors=True)
     ran[0] += len(jobs)
     wall = wall_before + time.perf_counter() - t_start
-    if (out / STATE_FILE).is_file():  # a later resume counts this validation's episodes and time too
-        update_state(out, episodes=ran[0], wall_s=wall)
+    if (out / STATE_FILE).is_file():  # a later resume counts this validation's time, and its episodes apart
+        update_state(out, wall_s=wall, ended_validations=replaced_validations + len(jobs))
     policy = {"features": list(features), "measure": cfg.measure, "weights": candidates[chosen],
               "period_s": cfg.period_s, "zone_m": cfg.zone(), "shared_lanes": cfg.shared()}
     if signal_weights[chosen]:
@@ -504,10 +508,15 @@ def search(cfg: SearchConfig, on_generation: OnGeneration | None = None,
             "generations": cfg.generations, "popsize": cfg.popsize,
             "seeds_per_generation": cfg.seeds_per_generation,
             "episodes": ran[0],
+            # a resumed search's earlier validations, whose models this one replaced: run, not in `episodes`
+            **({"replaced_validation_episodes": replaced_validations} if replaced_validations else {}),
             # the search's whole wall time: its sessions summed when it was resumed
             "seeds": [s for h in history for s in h["seeds"]], "run": cfg.run, "wall_s": round(wall, 1),
             "violations": sum(h["violations"] for h in history) + sum(max(0, r["violations"]) for r in res.values()),
             "config": cfg.to_json(),
+            # the window its episodes covered (the network's whole one without --duration): `compare` and
+            # `evaluate` say when runs cover another length
+            "window_s": training_window_s(cfg.scenario, cfg.sumocfg, cfg.net, cfg.routes, cfg.duration_s),
             # what traffic it learned on: `evaluate` and `compare` say when a model runs on other route files
             "demand": training_demand(cfg.scenario, cfg.sumocfg, cfg.net, cfg.routes,
                                       float(cfg.run.get("demand_scale", 1.0) or 1.0),

@@ -370,6 +370,7 @@ def _meta(cfg: TrainConfig, history: list[dict], episodes_done: int, wall_s: flo
             "executor": "ray" if cfg.ray_address is not None else "processes",
             "shared_table": cfg.shared,
             "duration_s": cfg.duration_s,
+            "window_s": training_window_s(cfg.scenario, cfg.sumocfg, cfg.net, cfg.routes, cfg.duration_s),
             # the network's files, for `evaluate` to run where it trained (`evaluate.trained_on`): on a user's
             # network `scenario` above is only a name, not one a run can load
             "config": {"sumocfg": _str_or_none(cfg.sumocfg), "net": _str_or_none(cfg.net),
@@ -391,21 +392,38 @@ def training_demand(scenario: str | None, sumocfg: Path | None, net: Path | None
                     scales=None) -> dict | None:  # noqa: ANN001
     """The demand record (`qtable.demand_record`) of the network a training ran on; None when it cannot be read
     (the episodes said why already)."""
-    from ..sim.scenario import ScenarioError, from_files, from_sumocfg, load
-
-    try:
-        if sumocfg is not None:
-            sc = from_sumocfg(Path(sumocfg))
-        elif net is not None:
-            sc = from_files(Path(net), tuple(Path(r) for r in routes))
-        else:
-            sc = load(scenario)
-    except (ScenarioError, OSError, ValueError):
+    sc = _training_scenario(scenario, sumocfg, net, routes)
+    if sc is None:
         return None
     record = demand_record(sc.route_files, scale)
     if scales:  # a search whose episodes ran several scales
         record["scales"] = sorted({float(x) for x in scales})
     return record
+
+
+def training_window_s(scenario: str | None, sumocfg: Path | None, net: Path | None, routes,  # noqa: ANN001
+                      duration_s: float | None) -> list[float] | None:
+    """[begin, end] in simulated seconds of the training's episodes (as `runtime.loop.run_window` makes it: the
+    network's whole window unless --duration cut it), kept in meta.json as `training.window_s` so `compare` and
+    `evaluate` say when runs cover another length than the model trained on; None when the network cannot be
+    read."""
+    sc = _training_scenario(scenario, sumocfg, net, routes)
+    if sc is None:
+        return None
+    return [float(sc.begin_s), float(sc.begin_s + (duration_s if duration_s is not None else sc.duration_s))]
+
+
+def _training_scenario(scenario: str | None, sumocfg: Path | None, net: Path | None, routes):  # noqa: ANN001, ANN202
+    from ..sim.scenario import ScenarioError, from_files, from_sumocfg, load
+
+    try:
+        if sumocfg is not None:
+            return from_sumocfg(Path(sumocfg))
+        if net is not None:
+            return from_files(Path(net), tuple(Path(r) for r in routes))
+        return load(scenario)
+    except (ScenarioError, OSError, ValueError):
+        return None
 
 
 def _checkpoint_dir(out: Path, episodes_done: int) -> Path:

@@ -316,8 +316,14 @@ def used_seeds(meta: dict) -> set[int]:
 
 
 def trained_duration_s(meta: dict) -> float | None:
-    """The simulated seconds of the model's training episodes when a --duration set them; None: the network's
-    whole window (or a model that does not say)."""
+    """The simulated seconds of the model's training episodes: the --duration that set them, else the window they
+    covered (`training.window_s`, [begin, end] s: the network's whole one); None for a model trained before its
+    window was recorded, whose episodes' length is not known."""
     training = meta.get("training") or {}
     value = training.get("duration_s", (training.get("config") or {}).get("duration_s"))
-    return float(value) if isinstance(value, (int, float)) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    window = training.get("window_s")
+    if isinstance(window, list) and len(window) == 2 and all(isinstance(t, (int, float)) for t in window):
+        return float(window[1]) - float(window[0])
+    return None
