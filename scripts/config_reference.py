@@ -86,6 +86,10 @@ OTHER_ENVIRONMENT = (
      "that certificate's private key (PEM), when `--mqtt-key-file` is not given"),
     ("SIGNALWISE_MQTT_KEY_PASSWORD", "unset (the key is not encrypted)",
      "the password of an encrypted client key; the environment only, never the command line"),
+    ("SIGNALWISE_PROVENANCE_SOFTWARE", "unset (set by signalwise itself)",
+     "not for users: a process that has read its software's versions (the git commit among them) leaves them here "
+     "for the worker processes it starts, so `git` runs once per command (`provenance.py`); one naming another "
+     "package directory or Python is ignored"),
     ("SIGNALWISE_TEST_POSTGRES_URL", "`postgresql+psycopg://postgres@127.0.0.1:5432/test`",
      "the PostgreSQL server the test suite and the store benchmarks use; tests skip when it is unreachable"),
 )
@@ -297,7 +301,12 @@ def render() -> str:
         "`cycle_max_s` too short for every phase at minimum green is raised (the run's `signal_model.json` notes it);",
         "- the signal shows each interval in whole simulation steps: a 3.3 s ITE yellow lasts 4 s at 1 s steps. "
         "A run's `signal_model.json` gives each phase's values (`phase_yellow_s`, `phase_all_red_s`) and what the "
-        "signal shows (`phase_yellow_shown_s`, `phase_all_red_shown_s`), the intervals of its event log.",
+        "signal shows (`phase_yellow_shown_s`, `phase_all_red_shown_s`), the intervals of its event log. A "
+        "`yellow_s`, `all_red_s` or `ped_clearance_s` you set that is no whole number of steps runs rounded up, and "
+        "the run (and a live run, as it starts) warns once per value, naming the signals, the value run and a step "
+        "that shows it exactly: `timing.per_intersection.J3.yellow_s 4.5 s runs as 5 s at signal(s) J3: at 1 s "
+        "steps each yellow is shown in whole steps, rounded up (step_length_s 0.5 shows it exactly)`. Values derived "
+        "from the geometry are minimums, shown rounded up without a warning.",
         "",
         "## Per-intersection timing overrides",
         "",

@@ -4,6 +4,10 @@ Numbers below are worked by hand. Unless a test says otherwise the intersection
 has yellow 3 s and all-red 1 s, so with the 2 s start-up lost time each phase
 loses 6 s and its three phases L = 18 s (1.5 L + 5 = 32); cycle bounds 40..120 s.
 Saturation flow is 1800 veh/h per lane, so y = flow / 1800.
+A phase's displayed green is its effective green + the 2 s start-up lost time
+(none of the yellow is used as green), in whole 1 s steps (largest remainders
+first), so the displayed greens and the 4 s change intervals (12 s) add up to
+the cycle.
 Phases of `make_intersection`: 0 serves n_in_0 and s_in_0, 1 serves e_in_0
 and w_in_0 (and the crosswalk), 2 serves e_in_1.
 """
@@ -19,6 +23,7 @@ from signalwise.control import ControlContext, make
 from signalwise.control.fixed import PlanFollower
 from signalwise.control.webster import (
     WebsterController,
+    clearances_shown_s,
     fallback_plan,
     flow_ratios,
     lane_phase_shares,
@@ -42,9 +47,11 @@ FLOWS_3_2_1 = {"n_in_0": 540.0, "s_in_0": 180.0, "e_in_0": 360.0, "w_in_0": 90.0
 
 
 def inter6(min_green=(5.0, 5.0, 5.0), max_green=(100.0, 100.0, 100.0), detectors=()) -> Intersection:
-    """6 s lost per phase (3 s yellow, 1 s all-red, 2 s start-up), L = 18 s."""
+    """6 s lost per phase (3 s yellow, 1 s all-red, 2 s start-up), L = 18 s; no pedestrian intervals, so phase 1's
+    crosswalk holds no green longer than its minimum."""
     base = make_intersection(min_green=min_green, max_green=max_green, yellow=3.0, all_red=1.0)
-    return dataclasses.replace(base, detectors=tuple(detectors))
+    return dataclasses.replace(base, detectors=tuple(detectors),
+                               timing=dataclasses.replace(base.timing, ped_intervals=False))
 
 
 def greens(plan) -> list[float]:
@@ -89,9 +96,10 @@ def test_protected_phases_carry_a_lane_before_permitted_ones_and_permitted_flow_
 
 def test_plan_cycle_is_webster_optimum_and_greens_split_by_flow_ratio():
     plan = plan_for(inter6(), FLOWS_3_2_1)
-    # Y = 0.6: C0 = 32 / 0.4 = 80 s; effective green 80 - 18 = 62 s split 3:2:1
+    # Y = 0.6: C0 = 32 / 0.4 = 80 s; effective green 80 - 18 = 62 s split 3:2:1 = 31, 20.67, 10.33 s;
+    # displayed 33, 22.67, 12.33 s: in whole steps 33, 23, 12 (68 s) + 12 s of change intervals = 80 s
     assert plan.cycle_s == pytest.approx(80.0)
-    assert greens(plan) == pytest.approx([31.0, 20.7, 10.3])
+    assert greens(plan) == pytest.approx([33.0, 23.0, 12.0])
     assert plan.lost_time_s == 18.0
     assert plan.flow_ratio_sum == pytest.approx(0.6)
     assert plan.oversaturated is False
@@ -99,17 +107,18 @@ def test_plan_cycle_is_webster_optimum_and_greens_split_by_flow_ratio():
 
 def test_plan_below_the_minimum_cycle_is_stretched_to_it():
     plan = plan_for(inter6(), dict.fromkeys(FLOWS_3_2_1, 18.0))
-    # Y = 0.03: C0 = 32 / 0.97 = 33.0 s < 40 s; 40 - 18 = 22 s shared equally
+    # Y = 0.03: C0 = 32 / 0.97 = 33.0 s < 40 s; 40 - 18 = 22 s shared equally, 9.33 s displayed each: 28 s in
+    # whole steps, the first phase's remainder first
     assert plan.cycle_s == pytest.approx(40.0)
-    assert greens(plan) == pytest.approx([7.3, 7.3, 7.3])
+    assert greens(plan) == pytest.approx([10.0, 9.0, 9.0])
 
 
 def test_plan_above_the_maximum_cycle_is_capped_without_being_oversaturated():
     flows = {"n_in_0": 900.0, "e_in_0": 450.0, "e_in_1": 180.0}  # y = 0.5, 0.25, 0.1
     plan = plan_for(inter6(), flows)
-    # Y = 0.85: C0 = 32 / 0.15 = 213 s -> 120 s; 102 s split 0.5 : 0.25 : 0.1 of 0.85
+    # Y = 0.85: C0 = 32 / 0.15 = 213 s -> 120 s; 102 s split 0.5 : 0.25 : 0.1 of 0.85 = 60, 30, 12 s effective
     assert plan.cycle_s == pytest.approx(120.0)
-    assert greens(plan) == pytest.approx([60.0, 30.0, 12.0])
+    assert greens(plan) == pytest.approx([62.0, 32.0, 14.0])
     assert plan.oversaturated is False
 
 
@@ -119,7 +128,7 @@ def test_oversaturated_demand_gets_the_maximum_cycle_proportional_splits_and_the
     assert plan.oversaturated is True
     assert plan.flow_ratio_sum == pytest.approx(1.0)
     assert plan.cycle_s == pytest.approx(120.0)
-    assert greens(plan) == pytest.approx([51.0, 30.6, 20.4])  # 102 s split 5:3:2
+    assert greens(plan) == pytest.approx([53.0, 33.0, 22.0])  # 102 s split 5:3:2, + 2 s each, in whole steps
 
 
 def test_oversaturation_starts_at_y_0_9():
@@ -128,18 +137,62 @@ def test_oversaturation_starts_at_y_0_9():
 
 
 def test_minimum_green_raises_a_short_split_and_the_cycle_grows_by_it():
-    # make_intersection: 3.5 s yellow (4 s shown), 2 s all-red -> 8 s lost per phase, L = 24 s
-    plan = plan_for(make_intersection(), dict.fromkeys(FLOWS_3_2_1, 300.0))
-    # Y = 0.5: C0 = (36 + 5) / 0.5 = 82 s; 58 s / 3 = 19.33 s each, phase 1's minimum is 20 s
-    assert greens(plan) == pytest.approx([19.3, 20.0, 19.3])
-    assert plan.cycle_s == pytest.approx(82.7)
+    plan = plan_for(inter6(min_green=(5.0, 5.0, 20.0)), FLOWS_3_2_1)
+    # the 3:2:1 plan's 33, 22.67, 12.33 s: phase 2 raised to its 20 s minimum, 75.67 s of green -> 76 s in whole
+    # steps; the cycle grows from 80 s to 88 s, within 40..120 s
+    assert greens(plan) == pytest.approx([33.0, 23.0, 20.0])
+    assert plan.cycle_s == pytest.approx(88.0)
+
+
+def test_a_minimum_green_never_takes_the_cycle_past_its_maximum_the_other_phases_give_way():
+    flows = {"n_in_0": 900.0, "e_in_0": 450.0, "e_in_1": 180.0}  # y = 0.5, 0.25, 0.1: C 120 s, 62, 32, 14 s
+    plan = plan_for(inter6(min_green=(5.0, 5.0, 30.0)), flows)
+    # phase 2 raised by 16 s to 30 s; phases 0 and 1 give the 16 s back in proportion to their greens (62:32):
+    # 51.45 and 26.55 s, in whole steps 51 and 27 s; the cycle stays at 120 s (sum of greens as planned: 138 s)
+    assert greens(plan) == pytest.approx([51.0, 27.0, 30.0])
+    assert plan.cycle_s == pytest.approx(120.0)
 
 
 def test_maximum_green_caps_a_split_and_the_cycle_shrinks_by_it():
     flows = {"n_in_0": 900.0, "e_in_0": 540.0, "e_in_1": 360.0}
     plan = plan_for(inter6(max_green=(40.0, 100.0, 100.0)), flows)
-    assert greens(plan) == pytest.approx([40.0, 30.6, 20.4])
-    assert plan.cycle_s == pytest.approx(40.0 + 30.6 + 20.4 + 18.0)
+    # 53, 32.6, 22.4 s displayed, the first capped at 40 s: 95 s of green, 33 s and 22 s in whole steps
+    assert greens(plan) == pytest.approx([40.0, 33.0, 22.0])
+    assert plan.cycle_s == pytest.approx(40.0 + 33.0 + 22.0 + 12.0)
+
+
+def test_a_maximum_green_never_takes_the_cycle_below_its_minimum_the_other_phases_take_the_rest():
+    inter = inter6(max_green=(8.0, 100.0, 100.0))
+    inter = dataclasses.replace(inter, timing=dataclasses.replace(inter.timing, cycle_min_s=60.0))
+    plan = plan_for(inter, {"n_in_0": 540.0, "e_in_0": 18.0, "e_in_1": 18.0})  # y = 0.3, 0.01, 0.01
+    # C0 = 32 / 0.68 = 47 s -> 60 s: 42 s effective, 39.4 + 1.3 + 1.3 s; displayed 41.4, 3.3, 3.3 s, then held to
+    # 8 s (phase 0's max) and 5 s (the minimum): 18 s of green, 30 s short of the 48 s a 60 s cycle leaves. Phases 1
+    # and 2 take them in proportion to their greens: 20 s each
+    assert greens(plan) == pytest.approx([8.0, 20.0, 20.0])
+    assert plan.cycle_s == pytest.approx(60.0)
+
+
+@pytest.mark.parametrize("step_s", [1.0, 0.5, 0.1])
+def test_the_displayed_greens_and_change_intervals_add_up_to_the_planned_cycle(step_s):
+    """Each phase's own change interval as shown at `step_s` (3.3 s shows as 4 s at 1 s steps), each displayed
+    green a whole number of steps: the signal runs the planned cycle."""
+    inter = make_intersection(phase_yellow=(3.3, 4.5, 3.0), phase_all_red=(1.2, 2.0, 0.0))
+    plan = plan_for(inter, FLOWS_3_2_1, step_s)
+    shown = clearances_shown_s(inter, step_s)
+    assert shown == pytest.approx({1.0: [6.0, 7.0, 3.0], 0.5: [5.0, 6.5, 3.0], 0.1: [4.5, 6.5, 3.0]}[step_s])
+    assert plan.cycle_s == pytest.approx(sum(plan.green_s) + sum(shown))
+    assert all(abs(g / step_s - round(g / step_s)) < 1e-6 for g in plan.green_s)
+    assert inter.timing.cycle_min_s <= plan.cycle_s <= inter.timing.cycle_max_s
+    # L: the change intervals shown + 2 s start-up lost time per phase; the effective greens are C - L
+    assert plan.lost_time_s == pytest.approx(sum(shown) + 3 * 2.0)
+
+
+def test_a_crosswalk_phase_is_planned_no_shorter_than_its_walk_and_pedestrian_clearance():
+    """The shield holds a crosswalk phase's green for its walk and pedestrian clearance (24 s here, above its
+    20 s minimum green): a plan shorter than that would run longer on the street, and its cycle with it."""
+    plan = plan_for(make_intersection(walk=12.0), dict.fromkeys(FLOWS_3_2_1, 18.0))
+    assert plan.green_s[1] == pytest.approx(24.0)
+    assert plan.cycle_s == pytest.approx(sum(plan.green_s) + 3 * 6.0)
 
 
 # --- the controller ------------------------------------------------------------------------------
@@ -147,21 +200,22 @@ def test_maximum_green_caps_a_split_and_the_cycle_shrinks_by_it():
 
 def test_before_any_count_the_plan_comes_from_nominal_demand_with_300_vph_for_unknown_lanes():
     ctl = WebsterController(inter6(), ControlContext())
-    # every lane 300 veh/h: y = 1/6 each, Y = 0.5: C0 = 64 s, 46 s / 3 each
+    # every lane 300 veh/h: y = 1/6 each, Y = 0.5: C0 = 64 s, 46 s / 3 effective each, 17.33 s displayed
     assert ctl.plan.cycle_s == pytest.approx(64.0)
-    assert ctl.green_s == pytest.approx([15.3, 15.3, 15.3])
+    assert ctl.green_s == pytest.approx([18.0, 17.0, 17.0])
     ctl = WebsterController(inter6(), ControlContext(nominal_lane_flow_vph={"n_in_0": 540.0, "e_in_1": 0.0}))
     # y = 0.3, 1/6, 0 (e_in_1 has no demand): Y = 7/15, C0 = 32 / (8/15) = 60 s;
-    # 42 s split 0.3 : 1/6 : 0, phase 2 raised to its 5 s minimum, so the cycle is 65 s
-    assert ctl.green_s == pytest.approx([27.0, 15.0, 5.0])
-    assert ctl.plan.cycle_s == pytest.approx(65.0)
+    # 42 s split 0.3 : 1/6 : 0 = 27, 15, 0 s effective, 29, 17, 2 s displayed; phase 2 raised to its 5 s minimum,
+    # so the cycle is 63 s
+    assert ctl.green_s == pytest.approx([29.0, 17.0, 5.0])
+    assert ctl.plan.cycle_s == pytest.approx(63.0)
 
 
 def test_webster_follows_its_plan_in_phase_order():
     ctl = make("webster", inter6(), ControlContext(nominal_lane_flow_vph=FLOWS_3_2_1))
     assert isinstance(ctl, WebsterController)
     obs = [Observation(0.0, "X", {}, signal=SignalStatus(p, "green", e)) for p, e in
-           [(0, 30.9), (0, 31.0), (1, 20.6), (1, 20.7), (2, 10.3)]]
+           [(0, 32.9), (0, 33.0), (1, 22.9), (1, 23.0), (2, 12.0)]]
     assert [ctl.decide(o).phase_index for o in obs] == [None, 1, None, 2, 0]
     assert ctl.decide(obs[1]).proposed_by == "webster"
 
@@ -188,17 +242,17 @@ def test_webster_replans_from_stop_bar_counts_once_the_planning_period_has_passe
     assert ctl.needs_counts_at == 900.0
 
     ctl.decide(counted(899.0, counts))
-    assert len(ctl.plans) == 1 and ctl.green_s == pytest.approx([15.3, 15.3, 15.3])
+    assert len(ctl.plans) == 1 and ctl.green_s == pytest.approx([18.0, 17.0, 17.0])
 
     ctl.decide(counted(900.0, counts))
     # 135, 45, 90, 22, 45 vehicles in 15 min = 540, 180, 360, 88, 180 veh/h: the 3:2:1 plan
     assert len(ctl.plans) == 2 and ctl.plans[-1][0] == 900.0
     assert ctl.plan.cycle_s == pytest.approx(80.0)
-    assert ctl.green_s == pytest.approx([31.0, 20.7, 10.3])
+    assert ctl.green_s == pytest.approx([33.0, 23.0, 12.0])
     assert ctl.needs_counts_at == 1800.0
     # and it now follows the new plan
-    assert ctl.decide(counted(901.0, {}, phase=0, elapsed_s=30.0)).holds
-    assert ctl.decide(counted(902.0, {}, phase=0, elapsed_s=31.0)).phase_index == 1
+    assert ctl.decide(counted(901.0, {}, phase=0, elapsed_s=32.0)).holds
+    assert ctl.decide(counted(902.0, {}, phase=0, elapsed_s=33.0)).phase_index == 1
 
     # the next period is not re-planned early, even with counts
     ctl.decide(counted(1799.0, counts_for(dict.fromkeys(FLOWS_3_2_1, 18.0))))
@@ -237,7 +291,7 @@ def test_no_demand_on_any_lane_keeps_the_plan_in_hand():
     ctl = WebsterController(stopbar_intersection(), ControlContext(nominal_lane_flow_vph=FLOWS_3_2_1))
     before = ctl.plan
     assert ctl.replan(dict.fromkeys(counts_for(FLOWS_3_2_1), 0), 900.0, {"n_in_0": 0}) is before
-    assert len(ctl.plans) == 1 and ctl.green_s == pytest.approx([31.0, 20.7, 10.3]) and ctl.needs_counts_at == 1800.0
+    assert len(ctl.plans) == 1 and ctl.green_s == pytest.approx([33.0, 23.0, 12.0]) and ctl.needs_counts_at == 1800.0
     # as a decision sees it, too
     ctl.decide(counted(1800.0, dict.fromkeys(counts_for(FLOWS_3_2_1), 0)))
     assert len(ctl.plans) == 1 and ctl.needs_counts_at == 2700.0
@@ -246,9 +300,9 @@ def test_no_demand_on_any_lane_keeps_the_plan_in_hand():
 def test_nominal_demand_of_zero_on_every_lane_plans_on_the_default():
     zero = dict.fromkeys(FLOWS_3_2_1, 0.0)
     assert WebsterController(inter6(), ControlContext(nominal_lane_flow_vph=zero)).green_s == pytest.approx(
-        [15.3, 15.3, 15.3])  # 300 veh/h on every lane, as with no nominal demand at all
+        [18.0, 17.0, 17.0])  # 300 veh/h on every lane, as with no nominal demand at all
     assert fallback_plan(inter6(), ControlContext(nominal_lane_flow_vph=zero)).green_s == pytest.approx(
-        [15.3, 15.3, 15.3])
+        [18.0, 17.0, 17.0])
 
 
 def test_planning_periods_count_from_the_runs_begin():
@@ -258,7 +312,7 @@ def test_planning_periods_count_from_the_runs_begin():
     ctl.decide(counted(25201.0, dict.fromkeys(counts_for(FLOWS_3_2_1), 0)))
     assert len(ctl.plans) == 1
     ctl.decide(counted(26103.0, counts_for(FLOWS_3_2_1)))
-    assert [t for t, _p in ctl.plans] == [25200.0, 26103.0] and ctl.green_s == pytest.approx([31.0, 20.7, 10.3])
+    assert [t for t, _p in ctl.plans] == [25200.0, 26103.0] and ctl.green_s == pytest.approx([33.0, 23.0, 12.0])
     # the next counts are the detectors' next period, 26100..27000, whenever in its period this re-plan came
     assert ctl.needs_counts_at == 27000.0
 
@@ -273,4 +327,4 @@ def test_counts_from_no_stop_bar_detector_keep_the_plan_but_move_the_next_planni
 def test_fallback_plan_is_a_plan_follower_on_the_nominal_webster_plan():
     fb = fallback_plan(inter6(), ControlContext(nominal_lane_flow_vph=FLOWS_3_2_1))
     assert isinstance(fb, PlanFollower) and fb.name == "webster-fallback"
-    assert fb.green_s == pytest.approx([31.0, 20.7, 10.3])
+    assert fb.green_s == pytest.approx([33.0, 23.0, 12.0])

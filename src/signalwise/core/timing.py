@@ -76,7 +76,11 @@ def ped_walk_and_clearance_guidance_s(crossing_length_m: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class WebsterPlan:
-    """A fixed-time plan: cycle, green per phase, and whether demand saturates."""
+    """A fixed-time plan: cycle, green per phase, and whether demand saturates.
+
+    `green_s` is each phase's displayed green (what the signal shows before its yellow), and `cycle_s` the sum of
+    the displayed greens and the change intervals: the cycle the signal runs. `lost_time_s` is Webster's L,
+    the cycle's lost time (`webster_plan`)."""
 
     cycle_s: float
     green_s: tuple[float, ...]
@@ -89,35 +93,110 @@ def webster_plan(flow_ratios: list[float], lost_time_per_phase_s: float,
                  cycle_min_s: float, cycle_max_s: float,
                  min_green_s: list[float] | None = None,
                  max_green_s: list[float] | None = None,
-                 saturation_cap: float = 0.9) -> WebsterPlan:
-    """Webster's optimum cycle C0 = (1.5 L + 5) / (1 - Y), greens split by y_i / Y.
+                 saturation_cap: float = 0.9, *,
+                 start_up_lost_s: float = 0.0, extension_s: float = 0.0, step_s: float = 0.0) -> WebsterPlan:
+    """Webster's optimum cycle C0 = (1.5 L + 5) / (1 - Y), effective greens split by y_i / Y.
 
     `flow_ratios` are the critical flow ratios y_i = q_i / s_i per phase. When
     Y >= `saturation_cap` the formula blows up (C0 -> inf); we cap Y there,
     which yields the maximum cycle, split greens in proportion to demand and
     flag the plan `oversaturated` so the caller can report it.
+
+    The model (HCM's): each phase i loses l = l1 + (Y_i + R_i) - e of its interval, `lost_time_per_phase_s`
+    (the mean over the phases; L = n l), where l1 is the start-up lost time (`start_up_lost_s`), Y_i + R_i its
+    yellow and red clearance and e the part of them drivers still use as green (`extension_s`). The effective
+    greens g_i = (C - L) y_i / Y are turned into displayed greens G_i = g_i + l1 - e, so that the displayed
+    greens and the change intervals, Sum G_i + Sum (Y_i + R_i), add up to C: the plan's cycle is the cycle run.
+
+    The displayed greens are held to `min_green_s` and `max_green_s`. A phase held at one lengthens or shortens
+    the cycle by the difference, as long as the cycle stays within `cycle_min_s`..`cycle_max_s`; beyond them the
+    other phases give up (or take) the difference. With `step_s` > 0 every displayed green is a whole number of
+    steps (largest remainders, the cycle's total kept), as a signal stepping every `step_s` shows it; the change
+    intervals in `lost_time_per_phase_s` are then expected in whole steps too. Only bounds that contradict each
+    other (the minimum greens alone need more than `cycle_max_s`, the maximum greens fill less than
+    `cycle_min_s`) leave the cycle outside them.
     """
     n = len(flow_ratios)
     if n == 0:
         raise ValueError("webster_plan needs at least one phase")
     ys = [max(0.0, float(y)) for y in flow_ratios]
     lost_s = lost_time_per_phase_s * n
+    gain_s = start_up_lost_s - extension_s  # displayed green - effective green, per phase
+    clearance_total_s = lost_s - gain_s * n  # the change intervals the cycle shows
     y_sum = sum(ys)
     oversaturated = y_sum >= saturation_cap
     y_eff = min(y_sum, saturation_cap)
     cycle = (1.5 * lost_s + 5.0) / (1.0 - y_eff)
     cycle = min(cycle_max_s, max(cycle_min_s, cycle))
     effective_green = max(cycle - lost_s, 0.0)
-    if y_sum <= 0:
-        shares = [1.0 / n] * n
-    else:
-        shares = [y / y_sum for y in ys]
-    greens = [effective_green * s for s in shares]
-    mins = min_green_s or [0.0] * n
-    maxs = max_green_s or [float("inf")] * n
-    greens = [min(maxs[i], max(mins[i], g)) for i, g in enumerate(greens)]
-    cycle = sum(greens) + lost_s
-    return WebsterPlan(round(cycle, 1), tuple(round(g, 1) for g in greens), lost_s, round(y_sum, 4), oversaturated)
+    shares = [1.0 / n] * n if y_sum <= 0 else [y / y_sum for y in ys]
+    mins = list(min_green_s) if min_green_s else [0.0] * n
+    maxs = list(max_green_s) if max_green_s else [float("inf")] * n
+    greens = [min(maxs[i], max(mins[i], effective_green * s + gain_s)) for i, s in enumerate(shares)]
+    # the cycle a phase held at its minimum or maximum makes, brought back within the bounds
+    total = sum(greens)
+    low, high = cycle_min_s - clearance_total_s, cycle_max_s - clearance_total_s
+    if total > high + 1e-9:
+        greens = _fit_greens(greens, high, mins, maxs)
+    elif total < low - 1e-9:
+        greens = _fit_greens(greens, low, mins, maxs)
+    if step_s > 0:
+        greens = _greens_in_steps(greens, mins, maxs, low, high, step_s)
+        cycle = sum(greens) + clearance_total_s
+        return WebsterPlan(round(cycle, 6), tuple(round(g, 6) for g in greens), lost_s, round(y_sum, 4),
+                           oversaturated)
+    greens = [round(g, 1) for g in greens]
+    return WebsterPlan(round(sum(greens) + clearance_total_s, 1), tuple(greens), lost_s, round(y_sum, 4),
+                       oversaturated)
+
+
+def _fit_greens(greens: list[float], total_s: float, mins: list[float], maxs: list[float]) -> list[float]:
+    """`greens` changed to add up to `total_s`: the phases not at the bound in the way give or take the difference
+    in proportion to their greens, each held within its `mins`..`maxs` (as far as they allow)."""
+    out = list(greens)
+    for _ in range(len(out) + 1):
+        diff = total_s - sum(out)
+        if abs(diff) < 1e-9:
+            break
+        free = [i for i in range(len(out)) if (out[i] < maxs[i] - 1e-9 if diff > 0 else out[i] > mins[i] + 1e-9)]
+        if not free:
+            break
+        weight = sum(out[i] for i in free)
+        for i in free:
+            share = out[i] / weight if weight > 0 else 1.0 / len(free)
+            out[i] = min(maxs[i], max(mins[i], out[i] + diff * share))
+    return out
+
+
+def _greens_in_steps(greens: list[float], mins: list[float], maxs: list[float], low_s: float, high_s: float,
+                     step_s: float) -> list[float]:
+    """`greens` in whole steps of `step_s`, their total the nearest whole steps to theirs within `low_s`..`high_s`
+    (the greens' share of the cycle bounds), each within its `mins`..`maxs` rounded inwards to whole steps (a
+    minimum up, a maximum down): largest remainders first."""
+    units = [g / step_s for g in greens]
+    lo = [math.ceil(m / step_s - 1e-6) for m in mins]
+    hi = [max(lo[i], math.floor(m / step_s + 1e-6)) if math.isfinite(m) else math.inf for i, m in enumerate(maxs)]
+    target = round(sum(units))
+    if target * step_s > high_s + 1e-6:
+        target = math.floor(high_s / step_s + 1e-6)
+    if target * step_s < low_s - 1e-6:
+        target = math.ceil(low_s / step_s - 1e-6)
+    whole = [min(hi[i], max(lo[i], math.floor(u + 1e-6))) for i, u in enumerate(units)]
+    # remainders largest first for adding a step, smallest first for taking one
+    order = sorted(range(len(units)), key=lambda i: units[i] - whole[i], reverse=True)
+    while sum(whole) < target:
+        grow = [i for i in order if whole[i] < hi[i]]
+        if not grow:
+            break
+        whole[grow[0]] += 1
+        order = sorted(range(len(units)), key=lambda i: units[i] - whole[i], reverse=True)
+    while sum(whole) > target:
+        shrink = [i for i in reversed(order) if whole[i] > lo[i]]
+        if not shrink:
+            break
+        whole[shrink[0]] -= 1
+        order = sorted(range(len(units)), key=lambda i: units[i] - whole[i], reverse=True)
+    return [w * step_s for w in whole]
 
 
 

@@ -41,15 +41,17 @@ class TimingConfig(BaseModel):
         "from the speed limit of each approach it serves, the longest of them, clamped to 3-6 seconds; at least 3 s "
         "under the safety profile. There, a value below a phase's ITE yellow runs as given and is said: the run "
         "warns (a line per signal, naming the phases, the ITE values and their inputs), signal_model.json has ITE's "
-        "beside it (timing.ite_phase_yellow_s) and the audit lists it as below ITE (not a violation). A phase "
-        "green to crosswalks only has no yellow"))
+        "beside it (timing.ite_phase_yellow_s), metrics.json's below_ite_timing and the run summary's row "
+        "'configured below ITE (not violations)' record it, and the audit lists it as below ITE (not a violation). "
+        "A phase green to crosswalks only has no yellow"))
     all_red_s: float | None = Field(None, ge=0.0, le=6.0, description=(
         "all-red (red clearance) after each yellow, for every phase serving a vehicle link; null = each phase its "
         "own: ITE (path through the junction + 6.1 m) / approach speed for each link it serves (a cyclist's 20 km/h "
         "on a lane only bicycles use), the longest of them, clamped to 1-4 seconds (a link from a lane only "
         "bicycles use: up to 6 s, and a run warns where a cyclist needs longer). Under the safety profile a value "
-        "below a phase's ITE red clearance (a cyclist's included) runs as given and is said as a yellow below ITE "
-        "is (timing.ite_phase_all_red_s); the benchmark and reference profiles' 0 is their rule and is not. A phase "
+        "below a phase's ITE red clearance (a cyclist's included), 0 too (MUTCD leaves the red clearance optional), "
+        "runs as given and is said and recorded as a yellow below ITE is (timing.ite_phase_all_red_s); the "
+        "benchmark and reference profiles' 0 is their rule and is not. A phase "
         "green to crosswalks only, with pedestrian intervals timed, ends with a 3 s red clearance whatever this "
         "says: MUTCD 4E.06's buffer interval before a conflicting vehicle movement"))
     min_green_s: float = Field(5.0, ge=2.0, le=60.0, description=(
@@ -112,6 +114,18 @@ class TimingConfig(BaseModel):
             data = {**profile_timing(name), **data}
         return data
 
+    @field_validator(*SAFETY_LIMITS, mode="before")
+    @classmethod
+    def _safety_bound_first(cls, value, info):
+        """Under the safety profile a value past its limit is refused with the limit that applies there, before the
+        wider bounds every profile has: a 1 s yellow was told 'greater than or equal to 2' (the benchmark's floor)
+        when the safety profile's is 3 s."""
+        if info.data.get("profile", SAFETY) == SAFETY:
+            why = _safety_refusal(info.field_name, value, "")
+            if why:
+                raise ValueError(why)
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> TimingConfig:
         if self.profile == SAFETY:
@@ -129,6 +143,8 @@ class TimingConfig(BaseModel):
                 err = exc.errors()[0]
                 where = ".".join(str(p) for p in err["loc"])
                 msg = str(err["msg"]).removeprefix("Value error, ")
+                if where in SAFETY_LIMITS and msg.startswith(f"{where} ("):  # the safety profile's refusal names it
+                    where = ""
                 raise ValueError(f"per_intersection.{tls_id}{'.' + where if where else ''}: {msg}") from None
             _check_bounds(merged, f"per_intersection.{tls_id}: ")
         return self
@@ -164,18 +180,26 @@ TIMING_FIELDS = frozenset({"yellow_s", "all_red_s", "min_green_s", "max_green_s"
 _SAFETY_WHY = {"ped_walking_speed_mps": " m/s (4 ft/s, the fastest MUTCD 4E.06 times a pedestrian clearance at)"}
 
 
+def _safety_refusal(name: str, value, where: str) -> str | None:
+    """Why the safety profile refuses `value` for the timing key `name` (one of SAFETY_LIMITS), or None."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    low, high = SAFETY_LIMITS[name]
+    if (low is None or value >= low) and (high is None or value <= high):
+        return None
+    bound = f"at least {low:g}" if low is not None and value < low else f"at most {high:g}"
+    return (f"{where}{name} ({value:g}) must be {bound}{_SAFETY_WHY.get(name, '')} under the safety profile (the "
+            "benchmark and reference profiles have their own rules: --timing benchmark on run, compare and train, or "
+            "timing: {profile: benchmark} in a --config file; a live run's profile is its --config's, fixed while "
+            "it runs)")
+
+
 def _check_safety(t: TimingConfig, where: str) -> None:
     """The safety profile's limits, which the benchmark and reference profiles deliberately leave."""
-    for name, (low, high) in SAFETY_LIMITS.items():
-        value = getattr(t, name)
-        if value is None or isinstance(value, bool):
-            continue
-        if (low is not None and value < low) or (high is not None and value > high):
-            bound = f"at least {low:g}" if low is not None and value < low else f"at most {high:g}"
-            raise ValueError(f"{where}{name} ({value:g}) must be {bound}{_SAFETY_WHY.get(name, '')} under the "
-                             "safety profile (the benchmark and reference profiles have their own rules: --timing benchmark on run, "
-                             "compare and train, or timing: {profile: benchmark} in a --config file; a live run's "
-                             "profile is its --config's, fixed while it runs)")
+    for name in SAFETY_LIMITS:
+        why = _safety_refusal(name, getattr(t, name), where)
+        if why:
+            raise ValueError(why)
     if not t.ped_intervals:
         raise ValueError(f"{where}ped_intervals false leaves pedestrians without walk and clearance: only the "
                          "benchmark and reference profiles allow it")
@@ -304,7 +328,10 @@ class RunConfig(BaseModel):
         "fixed | webster | actuated | max-pressure | ql:PATH (a trained model directory; ql:@active, ql:@v3 "
         "from the model registry) | an installed plugin's name | py:MODULE:FACTORY | py:FILE.py:FACTORY (your "
         "own controller: docs/controllers.md)"))
-    seed: int = Field(1, ge=0, le=MAX_SEED, description="random seed of SUMO; the same seed reproduces the run")
+    seed: int = Field(1, ge=0, le=MAX_SEED, description=(
+        "random seed of SUMO; the same seed reproduces the run. It varies SUMO's randomness (driver imperfection, "
+        "insertion, departure lanes and speeds) and the demand only where the route files draw it (random flows, "
+        "route and type distributions: the built-in scenarios); RESCO's and randomTrips' route files fix it"))
     duration_s: float | None = Field(None, gt=0, description="simulated seconds; default: the scenario's window")
     sumocfg: Path | None = Field(None, description=(
         "your own SUMO configuration (.sumocfg); not with net/routes. A run reads its net-file, route-files, "
@@ -334,7 +361,8 @@ class RunConfig(BaseModel):
         "compared; if its process dies, the run replays here), "
         "and the audit runs beside the rest of the writing; inline = all in the run's own process; auto = "
         "replay when at least half a core is free (the cores less this run and the last minute's load "
-        "average) and the network's own additional files write no outputs"))
+        "average) and the network's own additional files write no outputs. The audit runs beside the writing "
+        "whenever half a core is free and evidence is not inline; for a lean record, in the run command"))
     gui: bool = Field(False, description="run in sumo-gui over TraCI (slower; needs a display)")
     remote_port: int | None = Field(None, description="TCP port of a SUMO already started with --remote-port "
                                                       "(TraCI; the run waits up to 10 s for it to answer); null = "

@@ -60,6 +60,7 @@ from ..loop import (
     timing_defaults,
 )
 from ..loop import sumo_options as _sumo_options
+from ..step_rounding import clearance_rounding_warnings
 from . import changes as ch
 from .detector_alternation import DetectorAlternation
 from .pacing import Pacer
@@ -296,6 +297,8 @@ class LiveRuntime:
         self._write_static()
         # the timing it starts with (its --config's), said as `signalwise run` says it; a replayed change says its own
         for line in below_ite_warnings(self.stepper.intersections):
+            log.warning("%s", line)
+        for line in clearance_rounding_warnings(self.stepper.intersections, self.cfg.timing, self.cfg.step_length_s):
             log.warning("%s", line)
         self._replay_site_changes()
         self._start_on_replayed_timing()
