@@ -206,7 +206,7 @@ def test_bad_input_gets_one_line_and_nonzero_exit(tmp_path, args, needle):
     assert needle in p.stderr
     assert "Traceback" not in p.stderr + p.stdout
     if "unknown controller" in needle:  # the choices are what a user may run, not the training's own label
-        assert "choose from actuated, fixed, max-pressure, ql, webster" in p.stderr
+        assert "choose from actuated, coordinated, fixed, max-pressure, ql, webster" in p.stderr
 
 
 def test_broken_network_and_bad_config_value_are_reported(tmp_path):
@@ -234,7 +234,7 @@ def test_cli_run_prints_a_summary_and_compare_writes_table_and_chart(tmp_path):
     summary = json.loads((tmp_path / "cmp" / "summary.json").read_text())
     assert summary["seeds"] == [1, 2]
     delay = summary["metrics"]["avg_delay_s"]["controllers"]
-    assert len(delay["fixed"]["values"]) == 2 and "p_value" in delay["actuated"]
+    assert len(delay["fixed"]["values"]) == 2 and "p_welch" in delay["actuated"]
     assert (tmp_path / "cmp" / "delay_over_time.png").stat().st_size > 5000
     assert "Welch" in p.stdout
 

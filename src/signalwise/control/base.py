@@ -184,7 +184,7 @@ def make(name: str, inter: Intersection, ctx: ControlContext) -> Controller:
 
 def _load_builtin(learning: bool = True) -> None:
     """Register the built-in controllers; the learning ones (numpy and their tables) only when asked."""
-    from . import actuated, fixed, max_pressure, webster  # noqa: F401  (they register themselves)
+    from . import actuated, coordinated, fixed, max_pressure, webster  # noqa: F401  (they register themselves)
 
     if not learning:
         return

@@ -172,6 +172,16 @@ class Intersection:
     #: links that are green in the network's own program but belong to no
     #: green phase we derived (kept red by us); reported, never silently used
     notes: tuple[str, ...] = ()
+    #: the program's cycle (every state's duration, yellows and all-reds included) and its offset, s: SUMO runs
+    #: it at cycle position (time - offset) mod cycle. A coordinated plan keeps both (`control.coordinated`)
+    program_cycle_s: float = 0.0
+    program_offset_s: float = 0.0
+    #: per phase (indexed like phases), where its green begins in the program's cycle, s from the cycle's start,
+    #: and the program's change interval after it (its yellow and all-red states up to the next green), s: its
+    #: split is its green plus this. Empty when the program serves a phase more than once a cycle (no split is
+    #: its own then)
+    program_green_onset_s: tuple[float, ...] = ()
+    program_change_s: tuple[float, ...] = ()
 
     @property
     def in_lanes(self) -> tuple[str, ...]:

@@ -218,8 +218,54 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
     if all_red_given is None or float(all_red_given) >= CYCLIST_ALL_RED_MAX_S - 1e-9:
         notes.extend(cyclist_clearance_notes(phases, width_m))  # shorter: a below-ITE note says what it needs
     notes.extend(below_ite_notes(tls_id, phases, speed_mps, width_m, timing, defaults, overrides or {}))
+    onsets_s, changes_s = program_splits_s([(p.state, float(p.duration)) for p in program.phases], crosswalk_links,
+                                           [phase_key(g, crosswalk_links) for g in greens])
     return Intersection(tls_id, phases, n_links, tuple(movements), (), crosswalks, timing, speed_mps, width_m,
-                        tuple(d for _, d in greens_timed), tuple(notes))
+                        tuple(d for _, d in greens_timed), tuple(notes),
+                        program_cycle_s=sum(float(p.duration) for p in program.phases),
+                        program_offset_s=_offset_s(api, tls_id), program_green_onset_s=onsets_s,
+                        program_change_s=changes_s)
+
+
+def program_splits_s(program: list[tuple[str, float]], crosswalk_links: frozenset[int],
+                     phase_keys: list[str | None]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per phase (`phase_keys`, as `phase_key` gives them, in the phases' order), where its green begins in the
+    program's cycle (s from the program's start, as SUMO counts it) and the program's time from the end of that
+    green to the start of the next (its yellow and all-red states): a coordinated plan's splits
+    (`control.coordinated`). Both empty when a phase's green is not one run of states a cycle (the program
+    serves it twice), where a phase has no split of its own."""
+    keys = [phase_key(state, crosswalk_links) for state, _ in program]
+    starts, t = [], 0.0
+    for _state, duration_s in program:
+        starts.append(t)
+        t += duration_s
+    cycle_s = t
+    n = len(program)
+    # the runs of states of one green phase, going round the cycle from a state that begins a run
+    first = next((j for j in range(n) if keys[j] is not None and keys[j] != keys[j - 1]), None)
+    if first is None or cycle_s <= 0:
+        return (), ()
+    runs: list[tuple[str, float, float]] = []  # (key, onset, end) in program time, end may pass the cycle
+    for j in range(first, first + n):
+        k, at = keys[j % n], starts[j % n] + (cycle_s if j >= n else 0.0)
+        if k is None:
+            continue
+        if runs and runs[-1][0] == k and abs(runs[-1][2] - at) < 1e-9:
+            runs[-1] = (k, runs[-1][1], at + program[j % n][1])
+        else:
+            runs.append((k, at, at + program[j % n][1]))
+    if len(runs) != len(set(r[0] for r in runs)) or sorted(r[0] for r in runs) != sorted(
+            k for k in phase_keys if k is not None) or len(phase_keys) != len(runs):
+        return (), ()
+    by_key = {r[0]: i for i, r in enumerate(runs)}
+    onsets, changes = [], []
+    for k in phase_keys:
+        i = by_key[k]
+        _k, onset, end = runs[i]
+        next_onset = runs[(i + 1) % len(runs)][1] + (cycle_s if i + 1 == len(runs) else 0.0)
+        onsets.append(onset % cycle_s)
+        changes.append(next_onset - end)
+    return tuple(onsets), tuple(changes)
 
 
 def walking_speed_mps(timing: TimingDefaults) -> float:
@@ -597,8 +643,8 @@ def _plan_notes(logic_type: int, offset_s: float, states: list[str], crosswalk_l
                                  "and SUMO's own logic does not run")
     if abs(offset_s) > 1e-9:
         notes.append(PLAN_NOTE + f"offset {offset_s:g} s not applied: the plan starts with its first green at "
-                                 "the run's begin (under the shield's clearances its cycle differs from the "
-                                 "program's anyway, so no offset would keep coordination)")
+                                 "the run's begin, and under the shield's clearances its cycle differs from the "
+                                 "program's (-c coordinated keeps the program's cycle and offset)")
     # the program's green states in order, one per vehicle phase (crosswalk-only variants are one phase)
     greens = [st for st in states if phase_key(st, crosswalk_links) is not None]
     keys = [phase_key(st, crosswalk_links) for st in greens]
@@ -672,12 +718,13 @@ def cycle_bound_notes(program_green_s: list[float], phases: tuple[Phase, ...], c
         t += g + shown(timing.yellow_of(p.index)) + shown(timing.all_red_of(p.index))
     cycle_s = t
     late: dict[int, float] = {}  # phase number -> the longest wait of its links, s
-    for link in set().union(*(p.green_links for p in phases)):
-        begins = [s for p, s in zip(phases, starts, strict=True) if link in p.green_links]
+    green = [p.green_links for p in phases]  # a property worked out at each read: once per phase, not per link
+    for link in set().union(*green):
+        begins = [s for g, s in zip(green, starts, strict=True) if link in g]
         wait_s = max(b - a for a, b in zip(begins, [*begins[1:], begins[0] + cycle_s], strict=True))
         if wait_s > timing.cycle_max_s + 1e-6:
-            for p in phases:
-                if link in p.green_links:
+            for p, g in zip(phases, green, strict=True):
+                if link in g:
                     late[p.number] = max(late.get(p.number, 0.0), wait_s)
     if not late:
         return []
