@@ -983,32 +983,43 @@ def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int
     # a gap below this, after link j's clearance began, is not `out.at_least` its red clearance
     all_red_short = {j: r - out.tol_s for j, r in dev.link_all_red_s.items()}
     left_protected: set[int] = set()  # vehicle links whose protected green ended and that are not green again
+    # the loop below runs for every link of every state change of the run: the sets, the tolerance and the
+    # device's flags are read once (and again when a revision changes the device), and the yellows checked
+    # are counted here and added to the findings once
+    green, yellow, tol = GREEN_CHARS, YELLOW_CHARS, out.tol_s
+    protected = dev.protected_yellow
+    yellows_checked = 0
     for t, state in changes[1:]:
         onsets = []
         for i in [i for i in vehicle_links if prev[i] != state[i]]:  # a change moves a few links of many
             before, now = prev[i], state[i]
-            if dev.protected_yellow:
+            if protected:
                 _protected_change(dev, i, t, before, now, yellow_start.get(i), left_protected, clear_end, out)
-            if before in GREEN_CHARS and now not in GREEN_CHARS:
-                if now in YELLOW_CHARS:
-                    yellow_start[i] = t
-                else:
-                    out.check("link_yellow")
-                    out.violation("link_yellow", dev.id, t, link=i, measured_s=0.0, required_s=dev.link_yellow_s[i],
-                                  detail=f"link went {before!r} -> {now!r} without yellow")
-                    clear_end[i] = t
-            elif before in YELLOW_CHARS and now not in YELLOW_CHARS:
-                start = yellow_start.pop(i, None)
-                if now not in GREEN_CHARS:
-                    clear_end[i] = t
-                    if start is not None:
-                        out.check("link_yellow")
-                        if not out.at_least(t - start, dev.link_yellow_s[i]):
-                            out.violation("link_yellow", dev.id, start, link=i, measured_s=t - start,
-                                          required_s=dev.link_yellow_s[i], detail="yellow shorter than required")
-            elif before not in YELLOW_CHARS and now in YELLOW_CHARS:
+            if before in green:
+                if now not in green:
+                    if now in yellow:
+                        yellow_start[i] = t
+                    else:
+                        yellows_checked += 1
+                        out.violation("link_yellow", dev.id, t, link=i, measured_s=0.0,
+                                      required_s=dev.link_yellow_s[i],
+                                      detail=f"link went {before!r} -> {now!r} without yellow")
+                        clear_end[i] = t
+            elif before in yellow:
+                if now not in yellow:
+                    start = yellow_start.pop(i, None)
+                    if now in green:
+                        onsets.append(i)
+                    else:
+                        clear_end[i] = t
+                        if start is not None:
+                            yellows_checked += 1
+                            if not t - start >= dev.link_yellow_s[i] - tol:  # `out.at_least`
+                                out.violation("link_yellow", dev.id, start, link=i, measured_s=t - start,
+                                              required_s=dev.link_yellow_s[i], detail="yellow shorter than required")
+            elif now in yellow:
                 yellow_start[i] = t
-            if before not in GREEN_CHARS and now in GREEN_CHARS:
+            elif now in green:
                 onsets.append(i)
         if onsets and serving is not None:
             out.check("link_green", len(onsets))
@@ -1029,7 +1040,7 @@ def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int
                     out.violation("link_all_red", dev.id, t, link=i, measured_s=0.0, required_s=dev.link_all_red_s[j],
                                   detail=f"link turned green while link {j} showed yellow (since t={since:g})")
                     continue
-                gap, j = next(((gap, j) for gap, j in short if j != i), (None, None))
+                gap, j = next(((gap, j) for gap, j in short if j != i), (None, None)) if short else (None, None)
                 if j is not None:
                     out.violation("link_all_red", dev.id, t, link=i, measured_s=gap,
                                   required_s=dev.link_all_red_s[j],
@@ -1039,6 +1050,9 @@ def _audit_links(dev: _Device, changes: list[tuple[float, str]], walks: dict[int
         while switches and switches[0][0] <= t + out.tol_s:
             dev = switches.pop(0)[1]
             all_red_short = {j: r - out.tol_s for j, r in dev.link_all_red_s.items()}
+            protected = dev.protected_yellow
+    if yellows_checked:
+        out.check("link_yellow", yellows_checked)
     _audit_crosswalks(dev, changes, walks, log_end_s, out)
 
 

@@ -33,13 +33,29 @@ def demand_gone(lanes_in: tuple[str, ...], obs: Observation, zone_lanes: tuple[s
 
 
 def green_end(inter: Intersection, obs: Observation,
-              measured_in: Sequence[tuple[str, ...]] | None = None) -> EventCode:
+              measured_in: Sequence[tuple[str, ...]] | None = None,
+              end_lanes: Sequence[tuple[tuple[str, ...], tuple[str, ...]]] | None = None) -> EventCode:
     """The termination of the green showing in `obs` when the controller ends it on `obs`. `measured_in`: per
-    phase, the incoming lanes the controller measures (`measured_incoming`); None: each phase's own."""
+    phase, the incoming lanes the controller measures (`measured_incoming`); None: each phase's own.
+    `end_lanes`: the same as `phase_end_lanes(inter, measured_in)` gives, kept by a controller that ends greens
+    often (the lanes are otherwise worked out again at each change)."""
     k = obs.signal.phase_index
+    own, zone = end_lanes[k] if end_lanes is not None else _end_lanes(inter, k, measured_in)
+    return EventCode.PHASE_GAP_OUT if demand_gone(own, obs, zone) else EventCode.PHASE_FORCE_OFF
+
+
+def phase_end_lanes(inter: Intersection, measured_in: Sequence[tuple[str, ...]] | None = None,
+                    ) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Per phase, what `green_end` looks at when that phase's green ends: (its own incoming lanes, the lanes of
+    `measured_in` besides them)."""
+    return [_end_lanes(inter, k, measured_in) for k in range(len(inter.phases))]
+
+
+def _end_lanes(inter: Intersection, k: int, measured_in: Sequence[tuple[str, ...]] | None,
+               ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     own = inter.phases[k].in_lanes
     zone = tuple(lane for lane in measured_in[k] if lane not in own) if measured_in is not None else ()
-    return EventCode.PHASE_GAP_OUT if demand_gone(own, obs, zone) else EventCode.PHASE_FORCE_OFF
+    return own, zone
 
 
 def measured_incoming(moves_per_phase: Sequence[Sequence[tuple[str, str]]], zones) -> list[tuple[str, ...]]:

@@ -571,10 +571,14 @@ class IntersectionShield:
     # -- cycle bound (Jackson's rule: earliest due date first) --------------------
     def _deadline(self, p: int, plan: _GreensPlan) -> float:
         """When phase `p` must start at the latest under `plan`'s bound."""
+        return self._wait_starts()[p] + plan.cycle_max_s
+
+    def _wait_starts(self) -> list[float]:
+        """`_wait_start_s` of every phase, worked out once after what it reads changed (`_deadlines = None`)."""
         waits = self._deadlines
         if waits is None:
             waits = self._deadlines = [self._wait_start_s(q) for q in range(self._n)]
-        return waits[p] + plan.cycle_max_s
+        return waits
 
     def _wait_start_s(self, p: int) -> float:
         """When the wait phase `p`'s deadline runs from began (inf: none, never forced)."""
@@ -583,15 +587,13 @@ class IntersectionShield:
         if self._calls:
             called_s = self._call_s[p]
             return math.inf if called_s is None else called_s
-        return min((self.link_served_s[k] for k in self._phase_links[p]), default=math.inf)
+        return min(map(self.link_served_s.__getitem__, self._phase_links[p]), default=math.inf)
 
     def _most_urgent(self, exclude: int) -> int | None:
         """The covering phase (other than `exclude`) to serve next: the first in due order under the timing in
         force (`_hold_plan`); None if there is none."""
-        others = [p for p in self.cycle_phases if p != exclude]
-        if not others:
-            return None
-        return min(others, key=lambda p: self._due(p, self._hold_plan))
+        dues = self._dues(self._hold_plan, exclude)
+        return min(dues)[1] if dues else None
 
     def _due(self, p: int, plan: _GreensPlan) -> tuple[float, int]:
         """Phase `p`'s place in the order that meets every deadline whenever any order does. A phase must *start*
@@ -600,6 +602,12 @@ class IntersectionShield:
         one machine). Earliest deadline alone is not enough where deadlines tie (every phase's after a
         preemption, phases served together): a 24 s pedestrian phase first made the 6 s one after it late."""
         return self._deadline(p, plan) + plan.min_green_s[p] + plan.clear_s[p], p
+
+    def _dues(self, plan: _GreensPlan, skip: int | None) -> list[tuple[float, int]]:
+        """`_due` of every covering phase but `skip`: the same sums in the same order, without two method calls
+        per phase (the shield asks at every change, two or three times)."""
+        waits, bound, green, clear = self._wait_starts(), plan.cycle_max_s, plan.min_green_s, plan.clear_s
+        return [(waits[p] + bound + green[p] + clear[p], p) for p in self.cycle_phases if p != skip]
 
     def _feasible(self, first: int, end_green_s: float) -> bool:
         """Can we end green at `end_green_s`, serve `first`, then all others by deadline?"""
@@ -620,11 +628,12 @@ class IntersectionShield:
     def _plan_slack(self, first: int | None, next_start_s: float, plan: _GreensPlan) -> float:
         """The least time to spare, over the covering phases, when the next green starts at `next_start_s` with
         `first` (None: whichever is due) and the rest follow in due order under `plan`."""
-        rest = sorted((p for p in self.cycle_phases if p != first), key=lambda p: self._due(p, plan))
+        rest = [p for _due, p in sorted(self._dues(plan, first))]  # (due, phase) pairs: no two alike
+        waits, bound, green, clear = self._wait_starts(), plan.cycle_max_s, plan.min_green_s, plan.clear_s
         slack, t = math.inf, next_start_s
         for p in ([first, *rest] if first is not None else rest):
-            slack = min(slack, self._deadline(p, plan) - t)
-            t += plan.min_green_s[p] + plan.clear_s[p]
+            slack = min(slack, waits[p] + bound - t)  # `_deadline(p, plan) - t`
+            t += green[p] + clear[p]
         return slack
 
     def _retime_fits(self, phase: int, now: float) -> bool:
@@ -874,6 +883,10 @@ def malformed_decision(decision: Decision) -> str | None:
     fallback plan, not crash the run (an index that is no whole number) or
     pass as confident (NaN compares false with the threshold).
     """
+    if type(decision) is Decision:  # what every built-in controller proposes, told at once (at every decision)
+        p, c = decision.phase_index, decision.confidence
+        if (p is None or type(p) is int) and type(c) is float and math.isfinite(c):
+            return None
     if not isinstance(decision, Decision):  # a user's `decide` returning a phase number, a dict, ...
         return f"decide returned {type(decision).__name__}, not a Decision"
     p = decision.phase_index

@@ -42,16 +42,21 @@ def lanes_fault(lanes: Mapping[str, LaneState]) -> str | None:
     Every observation of every decision passes here: a lane is first checked in
     one chained comparison that holds exactly when `lane_fault` finds nothing
     (NaN fails every comparison, infinities fail the bounds), and only a lane
-    that fails it is asked why.
+    that fails it is asked why. A source may hand one state object to several lanes (SUMO's counts share
+    one per value): one that the lane before had is not checked again.
     """
     inf, most = math.inf, MAX_VEHICLES_PER_LANE
+    sound = None
     for lane, s in lanes.items():
+        if s is sound:
+            continue
         if not (0 <= s.queue_veh <= s.count_veh <= most and 0.0 <= s.occupancy <= 1.0
                 and 0.0 <= s.mean_speed_mps < inf and 0.0 <= s.wait_s < inf
                 and (s.stopped_veh is None or s.queue_veh <= s.stopped_veh <= s.count_veh)):
             why = lane_fault(lane, s)
             if why is not None:
                 return why
+        sound = s
     return None
 
 

@@ -69,7 +69,7 @@ Progress = Callable[[float, float], None]  # (simulated seconds done, total)
 
 #: controllers that never read detectors live: SUMO is spared their loops (~10% of a step). Not the learning
 #: ones: a phase-score model may weigh `hold_gap`, read from the loops' idle times (the shipped corridor's does)
-NO_LIVE_DETECTORS = frozenset({BASELINE_CONTROLLER, "max-pressure"})
+NO_LIVE_DETECTORS = frozenset({BASELINE_CONTROLLER, "coordinated", "max-pressure"})
 #: a vehicle standing inside a junction this long is locked in (SUMO's own default --time-to-teleport)
 LOCKED_AFTER_S = 300.0
 
@@ -448,6 +448,30 @@ def checked(obs: Observation) -> Observation:
     return dataclasses.replace(obs, sources=sources)
 
 
+class _Deferred(Mapping):
+    """A mapping worked out by `compute` the first time it is read. The nominal demand is read for Webster and for
+    the shields' fallback plans, which most runs never follow: reading it from a network's route files took
+    30-50 ms of a run's start on resco:cologne8 (its network parsed by sumolib), for nothing."""
+
+    def __init__(self, compute: Callable[[], Mapping]):
+        self._compute: Callable[[], Mapping] | None = compute
+        self._value: Mapping | None = None
+
+    def _mapping(self) -> Mapping:
+        if self._value is None:
+            self._value, self._compute = self._compute(), None
+        return self._value
+
+    def __getitem__(self, key):
+        return self._mapping()[key]
+
+    def __iter__(self):
+        return iter(self._mapping())
+
+    def __len__(self) -> int:
+        return len(self._mapping())
+
+
 class LoopStepper:
     """One simulation under the shields, advanced one step at a time.
 
@@ -486,9 +510,10 @@ class LoopStepper:
         lanes |= listed_lanes(upstream, downstream) | {lane for zone in split.values() for lane, _, _ in zone}
         t0 = self.backend.time_s()
         # Webster's nominal demand over its first planning period, which counts from the run's begin; a Webster
-        # run says where its network's route files do not give it
-        nominal = nominal_lane_flows(self.scenario, all_movements, t0, min(PLANNING_PERIOD_S, end_s - t0),
-                                     say_unread=cfg.controller == "webster")
+        # run says where its network's route files do not give it. Read when first asked for (`_Deferred`)
+        nominal = _Deferred(functools.partial(nominal_lane_flows, self.scenario, all_movements, t0,
+                                              min(PLANNING_PERIOD_S, end_s - t0),
+                                              say_unread=cfg.controller == "webster"))
         # a worker field answers these lengths from its zone replies, not with a request per lane
         ctx = ControlContext(cfg.step_length_s, nominal, cfg.seed,
                              dict(cfg.controller_options), {lane: self.backend.lane_length_m(lane) for lane in lanes},

@@ -43,6 +43,10 @@ log = logging.getLogger("signalwise.sim")
 
 #: what SUMO's own measures are called in an observation's source health
 LANES_SOURCE, DETECTORS_SOURCE = "lanes", "detectors"
+#: (lanes read, detectors read) -> the sources of an observation SUMO answers: its data are never old or unsound.
+#: Built once (they are frozen): one per decision was a measurable part of the loop
+_SOUND_SOURCES = {(lanes, dets): ((SourceHealth(LANES_SOURCE),) if lanes else ()) + (
+    (SourceHealth(DETECTORS_SOURCE),) if dets else ()) for lanes in (False, True) for dets in (False, True)}
 #: below this speed SUMO counts a vehicle as halting (`getLastStepHaltingNumber`, SUMO_const_haltingSpeed)
 HALTING_SPEED_MPS = 0.1
 
@@ -446,12 +450,9 @@ class SumoBackend:
             lanes = self.lane_counts(need.lane_ids)
         idle = self.detector_idle_s(need.detector_idle_ids) if need.detector_idle_ids else {}
         counts = self.detector_interval_counts(need.detector_count_ids) if need.detector_count_ids else {}
-        sources = ()
-        if need.lane_ids:
-            sources = (SourceHealth(LANES_SOURCE),)
-        if need.detector_idle_ids or need.detector_count_ids:
-            sources = (*sources, SourceHealth(DETECTORS_SOURCE))
-        return Observation(time_s, inter.id, lanes, idle, detector_counts_veh=counts, sources=sources)
+        detectors = bool(need.detector_idle_ids or need.detector_count_ids)
+        return Observation(time_s, inter.id, lanes, idle, detector_counts_veh=counts,
+                           sources=_SOUND_SOURCES[bool(need.lane_ids), detectors])
 
     # -- the network as the simulation loaded it ---------------------------------------
     def read_signals(self, timing: TimingDefaults, overrides: dict[str, dict] | None = None,
