@@ -57,7 +57,7 @@ def run_one(scenario: str, episodes: int, seeds: int, out: Path, workers: int, g
         "ql": [delay[ql]["mean"], delay[ql]["ci_low"], delay[ql]["ci_high"]],
         "max_pressure": [delay["max-pressure"]["mean"], delay["max-pressure"]["ci_low"],
                          delay["max-pressure"]["ci_high"]],
-        "change_pct": ev["change_pct"], "p_welch": ev["p_value"], "p_paired": ev.get("p_value_paired"),
+        "change_pct": ev["change_pct"], "p_welch": ev["p_welch"], "p_paired": ev["p_paired"],
         "fallback_fraction": ev["fallback_fraction"],
         "violations_training": t["violations"], "violations_evaluation": ev["violations"],
         "train_wall_s": round(train_wall, 1), "worker_peak_rss_mb": t["peak_worker_rss_mb"],

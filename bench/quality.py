@@ -2,7 +2,8 @@
 
 Runs `signalwise compare` (5 seeds) on the built-in scenarios with all four
 controllers, and fixed vs max-pressure on RESCO networks, then prints the
-average delay (RESCO definition) with 95% CI and Welch p-values against fixed.
+average delay (RESCO definition) with 95% CI and, against fixed over the same seeds, the paired t-test's
+p (`p_paired`) and Welch's (`p_welch`).
 
     .venv/bin/python bench/quality.py [--seeds 5] [--builtin single,corridor,grid]
                                       [--resco cologne1,ingolstadt1,grid4x4] [--out bench/out/quality]
@@ -41,7 +42,7 @@ def main() -> None:
                                   args.out / scenario.replace(":", "-"))
         delay = res.summary["metrics"]["avg_delay_s"]["controllers"]
         row = {c: {"mean": e["mean"], "ci": [e["ci_low"], e["ci_high"]], "change_pct": e.get("change_pct"),
-                   "p_value": e.get("p_value")} for c, e in delay.items()}
+                   "p_paired": e.get("p_paired"), "p_welch": e.get("p_welch")} for c, e in delay.items()}
         row["safety_violations"] = res.summary["safety_violations"]
         name = scenario.split(":")[-1]
         if scenario.startswith("resco:") and name in PUBLISHED:

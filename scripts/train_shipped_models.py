@@ -108,7 +108,8 @@ def main() -> None:
             ev = evaluate(work / "model", scenario, args.eval_seeds, workers=args.workers,
                           out=work / "evaluation").evaluation
             print(f"{scenario}: held-out seeds {ev['seeds']}: ql {ev['avg_delay_s']:.1f} s vs max-pressure "
-                  f"{ev['baseline_avg_delay_s']:.1f} s ({ev['change_pct']:+.1f} %, Welch p {ev['p_value']:.3f}), "
+                  f"{ev['baseline_avg_delay_s']:.1f} s ({ev['change_pct']:+.1f} %, paired p {ev['p_paired']:.3f}, "
+                  f"Welch p {ev['p_welch']:.3f}), "
                   f"fallback {ev['fallback_fraction']:.1%}, violations {ev['violations']}", flush=True)
         target = SHIPPED_DIR / scenario
         target.mkdir(parents=True, exist_ok=True)

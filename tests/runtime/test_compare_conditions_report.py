@@ -60,7 +60,8 @@ def test_the_demand_scale_and_timing_profile_are_in_summary_json_csv_and_the_tab
         assert (r["begin_s"], r["end_s"], r["warmup_s"], r["seeds"]) == ("0.0", "120.0", "0.0", "1 2"), r
 
     heading = stdout.splitlines()[0]  # one line, however narrow the table under it
-    assert heading == "single: 0–120 s simulated, demand ×1.3, benchmark timing, seeds 1, 2", stdout
+    assert heading == "single: 0–120 s simulated, demand ×1.3, benchmark timing, seeds 1, 2 (each draws new demand)", \
+        stdout
 
 
 def test_summary_csv_has_each_metrics_unit_as_summary_json_does(scaled):
@@ -89,7 +90,7 @@ def test_the_verdict_words_of_the_piped_table_and_csv_follow_summary_json(scaled
         assert csv_verdicts[(key, "fixed")] == "", key  # the baseline is no change
         if verdict:
             said += 1
-            assert e["p_value_paired"] < 0.05, (key, e)
+            assert e["p_paired"] < 0.05, (key, e)
             assert (e["change_pct"] < 0) == row["lower_is_better"] if verdict == "better" else \
                 (e["change_pct"] < 0) != row["lower_is_better"], (key, e)
             assert re.search(rf"\b{verdict} [+-]\d+\.\d% p ", cell), (key, cell)
@@ -113,22 +114,27 @@ def test_the_report_holds_the_conditions_table_changes_definitions_and_chart(sca
     # the table with units, mean ± 95% CI as the printed table shows them
     assert "| metric | unit | fixed | max-pressure |" in text
     delay = summary["metrics"]["avg_delay_s"]["controllers"]
-    assert f"| avg delay (RESCO) | s | {mean_text(delay['fixed'], 2)} | {mean_text(delay['max-pressure'], 2)} |" \
-        in text
+    assert f"| delay per vehicle | s | {mean_text(delay['fixed'], 2)} | " \
+        f"{mean_text(delay['max-pressure'], 2)} |" in text
     assert "95 % confidence interval" in text
     # the change with its paired p, and the verdict in words where there is one
     assert "## Change against fixed" in text and "paired t-test" in text
     change = delay["max-pressure"]
-    assert f"| avg delay (RESCO) | {change['change_pct']:+.1f} % (p " in text
+    assert f"| delay per vehicle | {change['change_pct']:+.1f} % (p " in text
     for row in summary["metrics"].values():
         e = row["controllers"]["max-pressure"]
         if e.get("change_pct") is not None:
             line = next(ln for ln in text.splitlines() if ln.startswith(f"| {row['label']} | {e['change_pct']:+.1f} %"))
-            assert line.endswith(f": **{e['verdict']}** |" if e.get("verdict") else ") |"), line
+            said = e.get("verdict") or e.get("no_verdict")
+            assert line.endswith(f": **{said}** |" if said else ") |"), line
     # a definition per metric: RESCO's delay, and the scope of CO2 and fuel
     for key, row in summary["metrics"].items():
         assert f"- **{row['label']}**" in text and DEFINITIONS[key] in text, key
-    assert "timeLoss + departDelay" in text and "never inserted included" in text
+    assert "timeLoss + departDelay" in text and "those still driving at the end and those never inserted" in text
+    # RESCO named once, in the definitions, with where to read more
+    resco = [line for line in text.splitlines() if "RESCO" in line]
+    assert len(resco) == 1 and resco[0].startswith("- **delay per vehicle** (s): "), resco
+    assert "the RESCO benchmark's definition of delay (docs/benchmarks.md" in resco[0]
     assert "every edge of the network" in text
     assert "Safety violations" in text and "fixed 0, max-pressure 0" in text
     assert "![Delay over time](delay_over_time.png)" in text and (out / "delay_over_time.png").is_file()
@@ -153,10 +159,11 @@ def test_a_losing_controller_reads_worse_and_a_tiny_p_reads_below_0_001_without_
                                          throughput_veh=through)
     summary = summarize(["fixed", "webster", "actuated"], [1, 2, 3], runs)
     webster = {key: row["controllers"]["webster"] for key, row in summary["metrics"].items()}
-    assert webster["stops_per_veh"]["p_value_paired"] < 0.001 and webster["stops_per_veh"]["verdict"] == "worse"
+    assert webster["stops_per_veh"]["p_paired"] < 0.001 and webster["stops_per_veh"]["verdict"] == "worse"
     for key in ("avg_delay_s", "throughput_veh"):  # p between 0.001 and 0.05: three decimals
-        assert 0.001 < webster[key]["p_value_paired"] < 0.05 and webster[key]["verdict"] == "better", webster[key]
+        assert 0.001 < webster[key]["p_paired"] < 0.05 and webster[key]["verdict"] == "better", webster[key]
     assert "verdict" not in summary["metrics"]["avg_delay_s"]["controllers"]["actuated"]
+    assert summary["metrics"]["avg_delay_s"]["controllers"]["actuated"]["no_verdict"] == "no clear change"
 
     print_compare_table(summary, width=100)
     out = capsys.readouterr().out
@@ -164,8 +171,8 @@ def test_a_losing_controller_reads_worse_and_a_tiny_p_reads_below_0_001_without_
     rows = table_rows(out)
     assert rows["stops per vehicle"][1] == "3.50 ± 0.50 worse +25.1% p < 0.001", rows["stops per vehicle"]
     assert re.fullmatch(r"2153\.3 ± \d+\.\d better \+5\.0% p 0\.0\d\d", rows["throughput (veh)"][1]), rows
-    assert re.fullmatch(r"78\.0 ± \d+\.\d better -29\.1% p 0\.0\d\d", rows["avg delay (RESCO) (s)"][1]), rows
-    assert re.fullmatch(r"\d+\.\d ± \d+\.\d \+0\.3% p 0\.\d{3}", rows["avg delay (RESCO) (s)"][2]), rows
+    assert re.fullmatch(r"78\.0 ± \d+\.\d better -29\.1% p 0\.0\d\d", rows["delay per vehicle (s)"][1]), rows
+    assert re.fullmatch(r"\d+\.\d ± \d+\.\d no clear change \+0\.3% p 0\.\d{3}", rows["delay per vehicle (s)"][2]), rows
     assert "p 0.000" not in out
 
 
@@ -174,6 +181,6 @@ def test_compare_help_says_the_tables_p_is_the_paired_tests():
                        env={**_env(), "COLUMNS": "200"})
     assert p.returncode == 0, p.stderr
     text = " ".join(p.stdout.replace("│", " ").split())
-    assert "paired t-test p over the same seeds (Welch's p in summary.csv)" in text, text
+    assert "paired t-test p over the same seeds (p_paired; Welch's beside it in summary.csv, p_welch)" in text, text
     assert "report.md" in text
     assert "Welch p-value" not in text

@@ -39,19 +39,19 @@ def test_a_compare_writes_no_p_for_a_metric_without_spread_and_keeps_the_others(
     assert never["fixed"]["values"] == [0, 0] and never["max-pressure"]["values"] == [0, 0], never
     for side in ("fixed", "max-pressure"):
         assert never[side]["ci_low"] is None and never[side]["ci_high"] is None  # was 0.0 and 0.0
-    assert never["max-pressure"]["p_value"] is None and never["max-pressure"]["p_value_paired"] is None  # was 1.0
+    assert never["max-pressure"]["p_welch"] is None and never["max-pressure"]["p_paired"] is None  # was 1.0
     delay = summary["metrics"]["avg_delay_s"]["controllers"]["max-pressure"]
-    assert 0 < delay["p_value"] <= 1 and 0 < delay["p_value_paired"] <= 1
+    assert 0 < delay["p_welch"] <= 1 and 0 < delay["p_paired"] <= 1
 
     with open(out / "summary.csv") as fh:
         csv_rows = {(r["metric"], r["controller"]): r for r in csv.DictReader(fh)}
     row = csv_rows[("never_inserted", "max-pressure")]
-    assert (row["ci_low"], row["ci_high"], row["p_value"], row["p_value_paired"]) == ("", "", "", "")
-    assert float(csv_rows[("avg_delay_s", "max-pressure")]["p_value"]) == delay["p_value"]
+    assert (row["ci_low"], row["ci_high"], row["p_paired"], row["p_welch"]) == ("", "", "", "")
+    assert float(csv_rows[("avg_delay_s", "max-pressure")]["p_welch"]) == delay["p_welch"]
 
     rows = table_rows(p.stdout)
     assert rows["never inserted (veh)"] == ["0.00 ± n/a", "0.00 ± n/a"], p.stdout  # was 0.00 ± 0.00
-    assert rows["avg delay (RESCO) (s)"][1].endswith(f"p {delay['p_value_paired']:.3f}"), p.stdout
+    assert rows["delay per vehicle (s)"][1].endswith(f"p {delay['p_paired']:.3f}"), p.stdout
 
 
 def _metrics(**network: float) -> dict:
@@ -69,12 +69,12 @@ def test_the_users_table_says_p_n_a_for_throughput_and_never_inserted_without_sp
     summary = summarize(["max-pressure", "ql"], [1, 2], runs)
     through = summary["metrics"]["throughput_veh"]["controllers"]["ql"]
     assert through["change_pct"] == round((1998 - 1999) / 1999 * 100, 4)
-    assert through["p_value"] is None and through["p_value_paired"] is None and through["ci_low"] is None
-    assert summary["metrics"]["never_inserted"]["controllers"]["ql"]["p_value"] is None
-    assert summary["metrics"]["avg_delay_s"]["controllers"]["ql"]["p_value"] is not None
+    assert through["p_welch"] is None and through["p_paired"] is None and through["ci_low"] is None
+    assert summary["metrics"]["never_inserted"]["controllers"]["ql"]["p_welch"] is None
+    assert summary["metrics"]["avg_delay_s"]["controllers"]["ql"]["p_welch"] is not None
 
     print_compare_table(summary, width=120)
     rows = table_rows(capsys.readouterr().out)
     assert rows["throughput (veh)"] == ["1999.0 ± n/a", "1998.0 ± n/a -0.1% p n/a"], rows  # was ± 0.0, p 0.000
     assert rows["never inserted (veh)"] == ["1.00 ± n/a", "0.00 ± n/a -100.0% p n/a"], rows
-    assert rows["avg delay (RESCO) (s)"][1].startswith("29.8 ± 34.9 -7.0% p 0."), rows
+    assert rows["delay per vehicle (s)"][1].startswith("29.8 ± 34.9 no clear change -7.0% p 0."), rows

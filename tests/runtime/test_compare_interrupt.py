@@ -35,12 +35,14 @@ def _statuses(out: Path) -> dict[str, str]:
             if (d / "run.json").is_file()}
 
 
-@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "sigint-to-compare-alone"])
 @pytest.mark.slow
 def test_a_stopped_compare_stops_its_runs_and_starts_no_queued_one(tmp_path, how):
     """Leaving the worker pool waited for every queued run: after Ctrl-C a 3-controller, 2-seed compare ran its
     remaining runs to the end before saying `interrupted`. SIGTERM ended the command on the spot while its
-    workers ran on, and their run directories read `complete` for a comparison that was killed."""
+    workers ran on, and their run directories read `complete` for a comparison that was killed. A SIGINT to the
+    command's process alone (`kill -INT PID`, a wrapper script) waited, silently, for the runs under way to finish,
+    then said they were marked incomplete when their run.json said `complete`."""
     net, trips = _busy_grid(tmp_path)
     out = tmp_path / "cmp"
     p = subprocess.Popen([SIGNALWISE, "compare", "--net", str(net), "--routes", str(trips), "--controllers",
@@ -57,6 +59,8 @@ def test_a_stopped_compare_stops_its_runs_and_starts_no_queued_one(tmp_path, how
         stopped_at = time.monotonic()
         if how == "ctrl-c":
             os.killpg(p.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole foreground group
+        elif how == "sigint-to-compare-alone":
+            p.send_signal(signal.SIGINT)  # `kill -INT PID`: the command's own process, not its workers
         else:
             p.send_signal(signal.SIGTERM)  # `kill`, docker stop: the command's own process only
         _out, err = p.communicate(timeout=60)
@@ -65,8 +69,14 @@ def test_a_stopped_compare_stops_its_runs_and_starts_no_queued_one(tmp_path, how
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
             p.communicate()
-    reason = "interrupted" if how == "ctrl-c" else "terminated (SIGTERM)"
+    reason = "terminated (SIGTERM)" if how == "sigterm" else "interrupted"
     assert p.returncode == INTERRUPTED and f"error: {reason}" in err, err
     time.sleep(0.5)  # a worker orphaned by the command would still be writing
-    assert set(_statuses(out).values()) == {"incomplete"}, _statuses(out)
+    statuses = _statuses(out)
+    assert set(statuses.values()) == {"incomplete"}, statuses
     assert waited_s < 10
+    # the wait is said, and the last line says what became of each run, as its run.json does
+    assert "stopping: waiting for the 1 run(s) under way to stop and mark their run directories" in err, err
+    (marked,) = statuses
+    assert f"; 1 run(s) marked incomplete: {marked}; 5 run(s) never started: " in err.splitlines()[-1], err
+    assert json.loads((out / marked / "run.json").read_text())["reason"] == reason

@@ -92,7 +92,7 @@ def test_a_controller_with_no_finished_run_has_no_violation_count_and_no_scipy_n
         warnings.simplefilter("error")
         summary = summarize(["fixed", "max-pressure", "actuated"], [1, 2], runs)
     assert summary["safety_violations"] == {"fixed": 0, "max-pressure": 0, "actuated": None}
-    assert summary["metrics"]["throughput_veh"]["controllers"]["max-pressure"]["p_value"] is not None
+    assert summary["metrics"]["throughput_veh"]["controllers"]["max-pressure"]["p_welch"] is not None
 
 
 def test_compare_refuses_a_model_that_does_not_fit_the_network_before_any_run(tmp_path):

@@ -35,7 +35,7 @@ def test_the_demo_compares_every_controller_with_the_shipped_model_and_audits_ea
     # each row on a line of its own even in a pipe (rich's 80 columns folded a row over three lines and split
     # the summary's path in two)
     rows = {line.split("│")[1].strip(): line for line in p.stdout.splitlines() if line.startswith("│")}
-    assert rows["avg delay (RESCO) (s)"].count("±") == 5, p.stdout
+    assert rows["delay per vehicle (s)"].count("±") == 5, p.stdout
     assert rows["fallback share"].count("%") == 5 and rows["safety violations"].count("0") >= 5, p.stdout
     assert f"summary: {out / 'summary.csv'} (runs in {out})" in p.stdout.splitlines(), p.stdout
 

@@ -69,7 +69,7 @@ def test_a_single_seed_shows_no_spread_and_five_controllers_fit_100_columns(tmp_
     lines = out.splitlines()
     assert max(len(line) for line in lines) <= 100
     header = next(i for i, line in enumerate(lines) if "metric" in line)
-    assert "avg delay (RESCO)" in lines[header + 2]  # no wrapped cells: one line per metric value
+    assert "delay per vehicle" in lines[header + 2]  # no wrapped cells: one line per metric value
 
 
 def test_a_controller_with_no_completed_run_shows_a_dash_not_a_crash(tmp_path, capsys):

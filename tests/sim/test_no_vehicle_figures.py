@@ -55,7 +55,7 @@ def test_no_vehicle_in_the_window_gives_null_figures_per_vehicle_and_the_table_s
         net = json.loads(path.read_text())["network"]
         assert net["vehicles_total"] == 0
         assert {k: net[k] for k in PER_VEHICLE} == dict.fromkeys(PER_VEHICLE), path
-    for label in ("avg delay (RESCO)", "avg waiting", "avg travel time", "stops per vehicle"):
+    for label in ("delay per vehicle", "avg waiting", "avg travel time", "stops per vehicle"):
         row = next(line for line in stdout.splitlines() if label in line)
         assert row.count("—") == 2 and "0.00" not in row, row
     rows = [line.split(",") for line in (out / "summary.csv").read_text().splitlines()[1:]]

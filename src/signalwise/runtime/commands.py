@@ -116,13 +116,23 @@ def network_warnings(refused, plan_notes: dict[str, list[str]]) -> list[str]:
     """What a reader of any figure of these runs must know about the network: signals left to their own program
     (no controller of the comparison runs there), and where `fixed` does not run the network's program as
     written."""
+    from .loop import grouped_refusals
+
     out = []
-    if refused:
+    if refused:  # each reason once, with a few of its signals: a generated grid refuses a dozen fringe nodes alike
+        from collections import Counter
+
+        cut = max(Counter(r.reason for r in refused).values()) > REFUSED_NAMED_PER_REASON
         out.append(f"{len(refused)} signal(s) left to their own program, the same for every controller: "
-                   + "; ".join(f"{r.id}: {r.reason}" for r in refused))
+                   + grouped_refusals(refused, shown=REFUSED_NAMED_PER_REASON)
+                   + (" (each run's metrics.json names every one, under refused_signals)" if cut else ""))
     from .run import plan_warnings
 
     return out + plan_warnings(plan_notes)
+
+
+#: the signals a comparison's warning names per reason it left signals to their own program; the rest counted
+REFUSED_NAMED_PER_REASON = 4
 
 
 def check_seeds(seeds: int, first_seed: int) -> None:
@@ -178,10 +188,13 @@ def _load_config(config: Path | None, database_url: str | None = None, **overrid
     return with_shipped_model(with_model_registry(cfg, [cfg.controller], database_url), [cfg.controller])
 
 
-def note_profile_mismatch(cfg, specs: list[str]) -> None:
+def note_profile_mismatch(cfg, specs: list[str]) -> list[str]:
     """A line for each model named by path (or shipped) that trained under another timing profile than the run's:
     what a change costs, and so when to change, is what it learned, and a benchmark-trained model judged under
-    the safety profile (or the reverse) says little about either."""
+    the safety profile (or the reverse) says little about either. Returns the lines, which `compare` keeps in
+    its summary.json and report.md (`caveats`)."""
+    said: list[str] = []
+    say = functools.partial(_say_caveat, said)
     for path, meta in _named_models(cfg, specs):
         training = meta.get("training") if isinstance(meta, dict) else None
         run = training.get("run") if isinstance(training, dict) else None
@@ -190,41 +203,48 @@ def note_profile_mismatch(cfg, specs: list[str]) -> None:
         timing = run.get("timing")
         trained = timing if isinstance(timing, str) else (timing or {}).get("profile", "safety")
         if trained != cfg.timing.profile:
-            typer.echo(f"ql: {path} trained under the {trained} timing profile; this run is under "
-                       f"{cfg.timing.profile} (add --timing {trained} to run it under the rules it learned)", err=True)
+            say(f"ql: {path} trained under the {trained} timing profile; this run is under "
+                f"{cfg.timing.profile} (add --timing {trained} to run it under the rules it learned)")
         keys = {k: v for k, v in timing.items() if k not in ("profile", "cycle_calls")} \
             if isinstance(timing, dict) else {}
         differ = {k: v for k, v in keys.items() if getattr(cfg.timing, k, None) != v}
         if differ:
-            typer.echo(f"ql: {path} trained with timing {', '.join(f'{k} {v}' for k, v in differ.items())}; this "
-                       f"run has {', '.join(f'{k} {_yaml_value(getattr(cfg.timing, k, None))}' for k in differ)} "
-                       "(give its training's timing in a --config file to run it under the rules it learned)",
-                       err=True)
+            say(f"ql: {path} trained with timing {', '.join(f'{k} {v}' for k, v in differ.items())}; this "
+                f"run has {', '.join(f'{k} {_yaml_value(getattr(cfg.timing, k, None))}' for k in differ)} "
+                "(give its training's timing in a --config file to run it under the rules it learned)")
         calls = bool(timing.get("cycle_calls", False)) if isinstance(timing, dict) else False
         if calls != cfg.timing.cycle_calls:
             how = "from calls" if calls else "from each link's last green"
-            typer.echo(f"ql: {path} trained with the cycle bound counting {how}; this run's timing has "
-                       f"cycle_calls: {str(cfg.timing.cycle_calls).lower()} (a --config file's timing sets it)",
-                       err=True)
+            say(f"ql: {path} trained with the cycle bound counting {how}; this run's timing has "
+                f"cycle_calls: {str(cfg.timing.cycle_calls).lower()} (a --config file's timing sets it)")
+    return said
 
 
-def note_model_conditions(cfg, specs: list[str], seeds: list[int]) -> None:
+def _say_caveat(said: list[str], text: str) -> None:
+    """A caveat about a learned model: on stderr now, and kept in `said` for the comparison's report."""
+    typer.echo(text, err=True)
+    said.append(text)
+
+
+def note_model_conditions(cfg, specs: list[str], seeds: list[int]) -> list[str]:
     """A line for each model named by path whose making differs from what the runs give it, as
     `note_profile_mismatch` says of the timing: seeds it trained or was validated on (`evaluate` refuses
     them; a table of them is no held-out result), other route files or scale than it trained on, and episodes
-    of another length than the runs' window."""
+    of another length than the runs' window. Returns the lines, as `note_profile_mismatch` does."""
     from ..control.learning.qtable import demand_change, demand_record, trained_duration_s, used_seeds
     from .loop import resolve_scenario, run_window
 
+    said: list[str] = []
+    say = functools.partial(_say_caveat, said)
     scenario = None
     for path, meta in _named_models(cfg, specs):
         if not isinstance(meta, dict) or not isinstance(meta.get("training") or {}, dict):
             continue
         seen = sorted(used_seeds(meta) & set(seeds))
         if seen:
-            typer.echo(f"ql: {path} trained or was validated on seed(s) {_seeds_named(seen)} of these runs: its "
-                       "figures there are not held-out results (evaluate refuses them; another --first-seed "
-                       "runs seeds it never saw)", err=True)
+            say(f"ql: {path} trained or was validated on seed(s) {_seeds_named(seen)} of these runs: its "
+                "figures there are not held-out results (evaluate refuses them; another --first-seed "
+                "runs seeds it never saw)")
         try:
             scenario = scenario or resolve_scenario(cfg)
             begin_s, end_s = run_window(cfg, scenario)
@@ -233,17 +253,17 @@ def note_model_conditions(cfg, specs: list[str], seeds: list[int]) -> None:
         other = demand_change(meta["training"].get("demand") if meta.get("training") else None,
                               demand_record(scenario.route_files, cfg.demand_scale))
         if other:
-            typer.echo(f"ql: {path} runs here on {other}: its figures are for other traffic than it learned on",
-                       err=True)
+            say(f"ql: {path} runs here on {other}: its figures are for other traffic than it learned on")
         trained_s = trained_duration_s(meta)
         window_s = end_s - begin_s
         if trained_s is not None and abs(trained_s - window_s) > 1e-6:
-            typer.echo(f"ql: {path} trained on episodes of {trained_s:g} s; these runs cover {window_s:g} s "
-                       f"(--duration {trained_s:g} runs the window it learned on)", err=True)
-        elif trained_s is None and cfg.duration_s is not None and abs(window_s - scenario.duration_s) > 1e-6 \
-                and (meta.get("training") or {}).get("episodes"):
-            typer.echo(f"ql: {path} trained on episodes over the network's whole window ({scenario.duration_s:g} s "
-                       f"here); these runs cover {window_s:g} s", err=True)
+            say(f"ql: {path} trained on episodes of {trained_s:g} s; these runs cover {window_s:g} s "
+                f"(--duration {trained_s:g} runs the window it learned on)")
+        elif trained_s is None and cfg.duration_s is not None and (meta.get("training") or {}).get("episodes"):
+            # a model trained before models recorded their episodes' window: not this network's window, unknown
+            say(f"ql: {path} does not record the length of its training episodes (a model trained before it was "
+                f"kept); these runs cover {window_s:g} s")
+    return said
 
 
 def _named_models(cfg, specs: list[str]):
@@ -406,13 +426,17 @@ def run_command(
     evidence: Annotated[str | None, typer.Option(show_default=False, help=(
         "how a full record uses a second core: replay (a second SUMO replays the run's signal states and "
         "computes the emissions; it must drive the same traffic), inline (all in this process) or auto "
-        "(replay when a core is free: the cores less this run and the load average) [default: auto, or the "
-        "--config file's]"))] = None,
+        "(replay when a core is free: the cores less this run and the load average); not inline, the audit of "
+        "a full or lean record runs in a second process when a core is free [default: auto, or the --config "
+        "file's]"))] = None,
     demand_scale: DemandScaleOpt = None,
     warmup: WarmupOpt = None,
 ) -> None:
     """Run one controller on one scenario and leave the evidence in a run directory."""
-    with sigterm_as_interrupt():  # `kill` marks the run directory incomplete, as Ctrl-C does
+    from .collector import collector_paused
+
+    # from the configuration to the summary: what the run reads and makes is no cyclic garbage (`runtime.collector`)
+    with sigterm_as_interrupt(), collector_paused():  # `kill` marks the run directory incomplete, as Ctrl-C does
         _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, routes, config, gui, remote_port,
              emissions, db, timing, record, evidence, demand_scale, warmup)
 
@@ -454,7 +478,7 @@ def _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, route
             bar.update(task, completed=done_s / total_s if total_s else 1.0,
                        sim=f"{done_s / 60:.0f}/{total_s / 60:.0f} sim-min")
 
-        result = execute_run(cfg, target, progress)
+        result = execute_run(cfg, target, progress, audit_apart=True)  # this process does nothing else
     if db is not None:
         _publish([result.run_dir], db, console)
     print_run_summary(result.metrics, result.run_dir)
@@ -496,7 +520,8 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
                     f"{metrics['simulated_s'] / 60:.0f} min simulated in {metrics['wall_s']:.1f} s"
                     + (f"; figures count from {metrics['counted_from_s']:g} s, after a {metrics['warmup_s']:g} s "
                        "warm-up" if metrics.get("warmup_s") else "") + ")")
-    t.add_column("metric")
+    # a long label folds at a word ("pedestrians: time lost per walk (SUMO)"), its value on the first line
+    t.add_column("metric", max_width=RUN_METRIC_WIDTH)
     # a long value folds: the table stays about 100 columns wide, whatever a network's signal ids
     t.add_column("value", justify="right", max_width=RUN_VALUE_WIDTH)
     rows = [
@@ -517,7 +542,8 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
         ("CO2 / fuel", f"{n['co2_kg']:.1f} kg / {n['fuel_l']:.1f} l" if metrics.get("emissions_recorded", True)
          else "not recorded (emissions off, or a lean record)"),
         ("emergency vehicles: mean delay", f"{n['emergency_vehicles']} veh: " + _seconds(n["emergency_delay_s"])),
-        ("pedestrians: delay", f"{n['pedestrians']}: " + _seconds(n["ped_delay_s"])
+        # SUMO's time loss over each walk, not ATSPM's pedestrian delay (the wait at a crossing for the walk)
+        ("pedestrians: time lost per walk (SUMO)", f"{n['pedestrians']}: " + _seconds(n["ped_delay_s"])
                                 + (f" ({n['walking_at_end']} still walking)" if n.get("walking_at_end") else "")),
         ("pedestrians jammed (SUMO)", "— (not counted)" if n.get("pedestrians_jammed") is None
          else str(n["pedestrians_jammed"])),
@@ -528,6 +554,9 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
         s = metrics["safety"]
         rows.append(("safety violations (independent audit)", f"{s['violations']}"
                      + (f" ({len(s['below_ite'])} clearance(s) below ITE)" if s.get("below_ite") else "")))
+    if metrics.get("below_ite_timing"):  # the configured timing's departures from ITE: not counted as violations
+        from .below_ite import below_ite_summary
+        rows.append(("configured below ITE (not violations)", below_ite_summary(metrics["below_ite_timing"])))
     refused = metrics.get("refused_signals") or []
     if refused:
         rows.append(("signals left uncontrolled", _refused_cell(refused)))
@@ -545,6 +574,8 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
 
 #: the widest value column of the run summary's table, in characters
 RUN_VALUE_WIDTH = 56
+#: the widest metric column of the run summary's table: with the value column's, 100 characters
+RUN_METRIC_WIDTH = 37
 #: signals the run summary's cell names; the warning under the table names every one, with its reason
 REFUSED_NAMED = 3
 
@@ -581,7 +612,11 @@ def compare_command(
         "comma-separated: fixed, webster, actuated, max-pressure, ql (the shipped or active model), ql:PATH, "
         "ql:@active, an installed plugin, py:MODULE:FACTORY, py:FILE.py:FACTORY (docs/controllers.md); the first "
         "is the baseline"))] = DEMO_CONTROLLERS,
-    seeds: Annotated[int, typer.Option(help="number of seeds (1..N)")] = 5,
+    seeds: Annotated[int, typer.Option(help=(
+        "number of seeds (1..N). On a built-in scenario each seed draws new demand; on RESCO networks and route "
+        "files that list each vehicle (randomTrips') the demand is the same on every seed, which varies only SUMO's "
+        "randomness (driver imperfection, insertion): the ± and p then cover one demand realisation. The report "
+        "says which"))] = 5,
     first_seed: Annotated[int, typer.Option(help="seeds run from this one upward")] = 1,
     duration: Annotated[float | None, typer.Option(help="simulated seconds per run")] = None,
     out: Annotated[Path | None, typer.Option(help="output directory, new or empty (default runs/compare-<time>-<scenario>)")] = None,
@@ -596,7 +631,7 @@ def compare_command(
     warmup: WarmupOpt = None,
 ) -> None:
     """Compare controllers over seeds: mean, 95% CI, change vs the first with the paired t-test p over the same
-    seeds (Welch's p in summary.csv), a chart, and report.md for a memo."""
+    seeds (p_paired; Welch's beside it in summary.csv, p_welch), a chart, and report.md for a memo."""
     with sigterm_as_interrupt():  # `kill` stops the runs and marks their directories incomplete, as Ctrl-C does
         _compare(scenario, controllers, seeds, first_seed, duration, out, workers, sumocfg, config, db, net, routes,
                  timing, demand_scale, warmup)
@@ -640,8 +675,8 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
     # ... and on one no run could use (no signal to control, routes over unknown edges), or a model that does not fit
     seen = check_network(base, names)
     # said of models that will run: a model refused above gets its refusal alone
-    note_profile_mismatch(base, names)
-    note_model_conditions(base, names, list(range(first_seed, first_seed + seeds)))
+    caveats = note_profile_mismatch(base, names) + note_model_conditions(base, names,
+                                                                          list(range(first_seed, first_seed + seeds)))
     shown = ([note] if note else []) + network_warnings(seen.refused,
                                                         seen.plan_notes if BASELINE_CONTROLLER in names else {})
     for warning in shown:
@@ -668,7 +703,7 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
             bar.update(task, advance=1, last=last)
             progress_line(bar, task, "runs", last)
 
-        result = compare_controllers(base, names, seed_list, out, workers, on_done)
+        result = compare_controllers(base, names, seed_list, out, workers, on_done, caveats=caveats)
     if db is not None:
         _publish(sorted(result.run_dirs.values()), db, console)
     print_compare_table(result.summary, shown=shown)
@@ -697,8 +732,10 @@ def _check_models(names: list[str]) -> None:
 def print_compare_table(summary: dict, width: int | None = None, shown: Collection[str] = ()) -> None:
     """One column per controller: mean ± 95% CI, then change vs the baseline and the paired t-test's p over the
     seeds both ran (each seed is the same demand for every controller, so the runs are pairs; Welch's p, which
-    ignores that, is in summary.csv beside it). "p n/a" where the paired test is undefined. A change with p
-    below 0.05 says "better" or "worse" in words, not only in colour: a log or a pipe has none.
+    ignores that, is in summary.csv beside it, `p_welch`). "p n/a" where the paired test is undefined. A change with p
+    below 0.05 and of 1 % or more says "better" or "worse" in words, not only in colour: a log or a pipe has none;
+    any other tested change says "no clear change", and one of a figure averaged over a handful of vehicles a seed
+    "too few to judge" (its label gives how many: `compare.summarize`).
 
     A heading line above the title says the conditions (`compare.conditions_text`) when the summary has them, so
     a table at another demand or timing profile cannot be taken for this one. Five controllers fit 100 columns (`width`, else
@@ -712,7 +749,15 @@ def print_compare_table(summary: dict, width: int | None = None, shown: Collecti
 
     from ..analytics.stats import p_text
     from ..consoles import table_console
-    from .compare import FAULT_ROWS, conditions_text, mean_text, warning_groups
+    from .compare import (
+        FAULT_ROWS,
+        MIN_CHANGE_PCT,
+        conditions_text,
+        mean_text,
+        per_seed_text,
+        seeds_vary_text,
+        warning_groups,
+    )
 
     controllers = summary["controllers"]
     base = summary["baseline"]
@@ -725,7 +770,8 @@ def print_compare_table(summary: dict, width: int | None = None, shown: Collecti
     where = "" if heading else summary.get("scenario", "") + (
         f", after a {summary['warmup_s']:g} s warm-up" if summary.get("warmup_s") else "") + ": "
     t = Table(title=f"{where}mean ± 95% CI over {n_seeds} seed(s); change vs {base}, paired t-test p over the "
-                    "same seeds (Welch p in summary.csv); better/worse where p < 0.05", title_justify="left",
+                    "same seeds (Welch's: p_welch in summary.csv); better/worse where p < 0.05 and the change is "
+                    f"{MIN_CHANGE_PCT:g} % or more, else no clear change", title_justify="left",
               padding=(0, 1), collapse_padding=True)
     t.add_column("metric", overflow="fold", max_width=22)
     for c in controllers:
@@ -736,16 +782,19 @@ def print_compare_table(summary: dict, width: int | None = None, shown: Collecti
             e = row["controllers"][c]
             text = mean_text(e, n_seeds)
             if c != base and e["mean"] is not None and e.get("change_pct") is not None:
-                verdict = e.get("verdict")  # None: p at or above 0.05, or no test (p n/a)
+                # None: no test (p n/a); "no clear change" (p at or above 0.05, or a change under 1 %) or "too
+                # few to judge" where a test ran but gives no verdict
+                verdict = e.get("verdict") or e.get("no_verdict")
                 color = {"better": "green", "worse": "red"}.get(verdict, "dim")
-                ptxt = p_text(e.get("p_value_paired"))
+                ptxt = p_text(e.get("p_paired"))
                 if e.get("seeds_compared") is not None:  # fewer than the seeds each side measured
                     ptxt += f", {len(e['seeds_compared'])} seed(s) both measured"
                 # the word on a line of its own: five controllers still fit 100 columns
                 text += f"\n[{color}]{verdict + chr(10) if verdict else ''}{e['change_pct']:+.1f}% {ptxt}[/{color}]"
             cells.append(text)
         unit = f" ({row['unit']})" if row["unit"] else ""
-        t.add_row(row["label"] + unit, *cells)
+        few = row.get("per_seed_n") or {}
+        t.add_row(row["label"] + unit + (f"\n{per_seed_text(few, judged=False)}" if few.get("too_few") else ""), *cells)
     share = summary.get("fallback_share", {})
     if share:
         t.add_row("fallback share", *[("[red]" if c in never else "") +
@@ -767,6 +816,8 @@ def print_compare_table(summary: dict, width: int | None = None, shown: Collecti
     for group in warning_groups(summary.get("run_warnings", {}), shown):
         # one line a warning, as `run` prints them: a log is read line by line, and grepped
         console.print(f"[bold yellow]warning:[/bold yellow] {escape(group['text'])}", soft_wrap=True)
+    if (summary.get("conditions") or {}).get("seeds_vary") == "sumo":  # the ± reads otherwise as demand's spread
+        console.print(f"note: seeds: {escape(seeds_vary_text(summary['conditions']))}", soft_wrap=True)
 
 
 def scenarios_command() -> None:
@@ -866,7 +917,8 @@ def _publish(run_dirs: list[Path], db: str, console) -> None:
 
     def store() -> int | RunFilesError:
         try:
-            return publish_runs(run_dirs, url)
+            # a run stored under another id than its name (the name is another directory's) is said, never unsaid
+            return publish_runs(run_dirs, url, say=lambda line: console.print(f"note: {line}", soft_wrap=True))
         except RunFilesError as exc:  # a damaged run directory is bad input, not a store that failed
             return exc
 

@@ -5,7 +5,9 @@ fresh worker (`max_tasks_per_child=1`). The summary gives, per metric, the
 mean and 95% CI per controller, the change against the first controller with
 the paired t-test p-value over the seeds both ran (each seed is the same
 traffic for every controller) and Welch's beside it, and "better" or "worse"
-where the paired p is below 0.05.
+where the paired p is below 0.05 and the change at least 1 %; "no clear change"
+otherwise, and "too few to judge" for a figure averaged over fewer than 10
+vehicles or pedestrians in some seed's run (an emergency vehicle's delay).
 
 Every output says the conditions its figures hold under (network, window,
 warm-up, demand scale, timing profile, seeds, SUMO options applied): a table
@@ -32,15 +34,19 @@ from pathlib import Path
 from ..analytics.stats import compare as compare_samples
 from ..analytics.stats import mean_ci, p_text
 from ..outdirs import why_not_fresh
+from ..provenance import models_run, provenance, software_text
 from ..sim.processes import fresh_process_context, in_callers_env
-from ..termination import Terminated, sigterm_as_interrupt
+from ..sim.signal_model import BELOW_ITE_NOTE
+from ..termination import StopOnce, Terminated
 from .config import RunConfig
 from .loop import LOCKED_AFTER_S, applied_sumo_options, resolve_scenario, run_window
 from .run import RunDirectoryError, distinct_slugs
 
 #: (metric key in metrics.json "network", label, unit, lower is better)
 METRICS = (
-    ("avg_delay_s", "avg delay (RESCO)", "s", True),
+    # RESCO's definition of delay (every vehicle due: arrived, still driving, never inserted), said once in the
+    # report's definitions: a memo's reader wants the plain name
+    ("avg_delay_s", "delay per vehicle", "s", True),
     ("avg_wait_s", "avg waiting", "s", True),
     ("avg_travel_time_s", "avg travel time", "s", True),
     ("stops_per_veh", "stops per vehicle", "", True),
@@ -57,18 +63,44 @@ METRICS = (
     ("avg_queue_veh", "avg queue", "veh", True),
     ("co2_kg", "CO2", "kg", True),
     ("fuel_l", "fuel", "l", True),
-    ("emergency_delay_s", "emergency veh delay", "s", True),
-    ("ped_delay_s", "pedestrian delay", "s", True),
+    ("emergency_delay_s", "emergency vehicle delay", "s", True),
+    # SUMO's time loss over each pedestrian's whole walk: not ATSPM's pedestrian delay (the wait at one crossing
+    # from the push to the walk), which `signalwise atspm` gives; the key stays for the readers of summary.json
+    ("ped_delay_s", "pedestrians: time lost per walk (SUMO)", "s", True),
 )
 #: metrics a run has only when SUMO computed the emissions (`metrics["emissions_recorded"]`); else "—", not 0
 EMISSIONS = ("co2_kg", "fuel_l")
-#: a change is called "better" or "worse" when the paired p is below this
+#: a change is called "better" or "worse" when the paired p is below this ...
 SIGNIFICANT_P = 0.05
+#: ... and the change is at least this, in percent of the baseline's mean: a significant +0.4 % of throughput is
+#: no change anyone would act on ("no clear change")
+MIN_CHANGE_PCT = 1.0
+#: a figure averaged over fewer vehicles or pedestrians than this in some seed's run gets no verdict ("too few to
+#: judge"): an emergency vehicle's delay rests on the few that ran, one or two a seed in an hour of `corridor`
+MIN_PER_SEED = 10
+#: what each per-vehicle or per-pedestrian figure averages over, from a run's metrics.json "network": (the word
+#: for them, the count); a count None leaves the run out (a metrics.json from before the count was kept)
+PER_SEED_SAMPLE: dict[str, tuple[str, Callable[[dict], int | None]]] = {
+    "avg_delay_s": ("vehicles", lambda n: n.get("vehicles_total")),
+    "avg_wait_s": ("vehicles", lambda n: None if n.get("vehicles_total") is None or n.get("never_inserted") is None
+                   else n["vehicles_total"] - n["never_inserted"]),
+    "avg_travel_time_s": ("vehicles", lambda n: n.get("throughput_veh")),
+    "stops_per_veh": ("vehicles", lambda n: None if n.get("vehicles_total") is None or n.get("never_inserted") is None
+                      else n["vehicles_total"] - n["never_inserted"]),
+    "emergency_delay_s": ("vehicles", lambda n: n.get("emergency_vehicles")),
+    "ped_delay_s": ("pedestrians", lambda n: n.get("pedestrians")),
+}
+#: what a change that gets no verdict says instead (summary.json `no_verdict`, summary.csv `verdict_note`)
+NO_CLEAR_CHANGE = "no clear change"
+TOO_FEW = "too few to judge"
+#: where the report points for RESCO's definition of delay
+RESCO_DELAY_DOC = "docs/benchmarks.md, section \"RESCO networks, timing profiles and the price of safety\""
 #: what each figure counts, for the report (`sim.metrics`, `runtime.run`); "counted window": from the warm-up's end
 DEFINITIONS = {
-    "avg_delay_s": "RESCO's delay: SUMO's timeLoss + departDelay per vehicle, averaged over every vehicle due in "
-                   "the counted window, those still driving at the end and those never inserted included (one never "
-                   "inserted counts from its scheduled departure to the end)",
+    "avg_delay_s": "SUMO's timeLoss + departDelay per vehicle, averaged over every vehicle due in the counted "
+                   "window: those that arrived, those still driving at the end and those never inserted (one never "
+                   "inserted counts from its scheduled departure to the end). This is the RESCO benchmark's "
+                   f"definition of delay ({RESCO_DELAY_DOC}, in the signalwise repository)",
     "avg_wait_s": "SUMO's waitingTime (time at 0.1 m/s or slower) per vehicle, over the vehicles that departed",
     "avg_travel_time_s": "trip duration, departure to arrival, over the vehicles that arrived",
     "stops_per_veh": "SUMO's waitingCount (times a vehicle came down to 0.1 m/s or slower) per vehicle, over the "
@@ -90,9 +122,12 @@ DEFINITIONS = {
               "approaches), over the counted window: SUMO's HBEFA model",
     "fuel_l": "fuel of every vehicle on every edge of the network, junction interiors included, over the counted "
               "window: SUMO's HBEFA model, in litres",
-    "emergency_delay_s": "RESCO's delay of the emergency vehicles, over the runs that had one",
-    "ped_delay_s": "SUMO's timeLoss of each pedestrian's walk (one still walking counts the time it has stood so "
-                   "far), over the runs that had pedestrians",
+    "emergency_delay_s": "the delay above (timeLoss + departDelay) of the emergency vehicles, over the runs that "
+                         "had one",
+    "ped_delay_s": "SUMO's timeLoss of each pedestrian over its whole walk, from setting out to arriving (one still "
+                   "walking counts the time it has stood so far), over the runs that had pedestrians. Not ATSPM's "
+                   "pedestrian delay, the wait at one crossing from the push button to the walk, which "
+                   "`signalwise atspm` gives from a run's event log",
 }
 
 
@@ -119,20 +154,27 @@ def _note_stop(event) -> None:  # noqa: ANN001 - a multiprocessing Event
 
 
 def _run_one(cfg_json: str, run_dir: str) -> tuple[str, dict]:
-    """Worker: one run, in a fresh process; SIGTERM stops it as Ctrl-C does, its run directory marked incomplete."""
+    """Worker: one run, in a fresh process; Ctrl-C or SIGTERM stops it, its run directory marked incomplete. Only
+    the first stops it: a terminal's Ctrl-C reaches it both from the terminal and from the compare, which passes
+    every interrupt on (`_stopped_on_interrupt`), and a second must not cut the marking short."""
     from .run import execute_run
 
     if _stopped is not None and _stopped.is_set():
         raise RuntimeError("the comparison was stopped before this run started")
     cfg = RunConfig.model_validate_json(cfg_json)
-    with sigterm_as_interrupt():
+    with StopOnce():
         result = execute_run(cfg, Path(run_dir))
     return str(result.run_dir), result.metrics
 
 
 def compare_controllers(base: RunConfig, controllers: list[str], seeds: list[int], out_dir: Path,
                         workers: int | None = None,
-                        on_done: Callable[[str, int, dict | None, str | None], None] | None = None) -> CompareResult:
+                        on_done: Callable[[str, int, dict | None, str | None], None] | None = None,
+                        caveats: Sequence[str] = ()) -> CompareResult:
+    """Run every controller on every seed in worker processes and write the summary, chart and report.
+    `caveats`: what the command said before the runs of what the figures of a learned model are (on its own
+    training seeds, under another timing profile or demand, over another window than it trained on), kept in
+    summary.json and report.md with the runs' own warnings."""
     why = why_not_fresh(out_dir)
     if why:
         raise RunDirectoryError(f"{out_dir}: {why}")
@@ -151,14 +193,16 @@ def compare_controllers(base: RunConfig, controllers: list[str], seeds: list[int
     failures: dict[tuple[str, int], str] = {}
     ctx = fresh_process_context(__name__)
     stopped = ctx.Event()
+    planned: dict = {}  # future -> its run directory: what became of each is read there when the compare is stopped
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1, initializer=_note_stop,
-                             initargs=(stopped,)) as pool, _stopped_on_interrupt(pool, stopped):
+                             initargs=(stopped,)) as pool, _stopped_on_interrupt(pool, stopped, planned):
         dirs = distinct_slugs(list(controllers))
         for seed in seeds:
             for c in controllers:
                 cfg = base.model_copy(update={"controller": c, "seed": seed, "out_dir": out_dir})
                 rd = out_dir / f"{dirs[c]}-s{seed}"
-                jobs[pool.submit(in_callers_env(_run_one), cfg.model_dump_json(), str(rd))] = (c, seed)
+                fut = pool.submit(in_callers_env(_run_one), cfg.model_dump_json(), str(rd))
+                jobs[fut], planned[fut] = (c, seed), rd
         for fut in as_completed(jobs):
             key = jobs[fut]
             try:
@@ -177,7 +221,10 @@ def compare_controllers(base: RunConfig, controllers: list[str], seeds: list[int
     if base.warmup_s:  # every run's figures count from the warm-up's end: the table says so
         summary["warmup_s"] = base.warmup_s
     summary["conditions"] = conditions(base, seeds)
+    summary["caveats"] = list(caveats)
     summary["created"] = dt.datetime.now().isoformat(timespec="seconds")
+    # what made the figures: the software, the command, and each learned controller's model with its digest
+    summary["provenance"] = {**provenance(), "models": models_run(controllers, base.controller_options)}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     _write_summary_csv(out_dir / "summary.csv", summary)
     chart = None
@@ -198,19 +245,27 @@ def conditions(base: RunConfig, seeds: list[int]) -> dict:
     """What every run of the comparison shared that moves its figures, as summary.json keeps it. The window is
     the one the runs use (`loop.run_window`); a network that cannot be read leaves it unknown (None), as the runs
     then failed too."""
+    from ..sim.demand_draws import seed_draws
+
     try:
         scenario = resolve_scenario(base)
         begin_s, end_s = run_window(base, scenario)
         options = applied_sumo_options(base, scenario)
+        draws: tuple[str, ...] | None = seed_draws([*scenario.route_files, *scenario.additional_files])
     except Exception:
         begin_s = end_s = None
         options = dict(base.sumo_options)
+        draws = None
     own = base.sumocfg or base.net
     return {
         "scenario": base.scenario_label,
         "network": None if own is None else str(own),
         "routes": [str(r) for r in base.routes],
         "seeds": list(seeds),
+        # what a seed varies, from how the route files make the demand (`sim.demand_draws`): "demand" (and
+        # SUMO's randomness) or "sumo" (SUMO's randomness alone); None where the network could not be read
+        "seeds_vary": None if draws is None else "demand" if draws else "sumo",
+        "seed_draws": None if draws is None else list(draws),
         "demand_scale": base.demand_scale,
         "timing_profile": base.timing.profile,
         "begin_s": begin_s,
@@ -232,10 +287,25 @@ def conditions_text(cond: dict, short: bool = False) -> str:
     parts += [f"demand ×{cond['demand_scale']:g}", f"{cond['timing_profile']} timing"]
     if short:
         return ", ".join(parts)
-    parts.append(f"seeds {_seeds_text(cond['seeds'])}")
+    parts.append(f"seeds {_seeds_text(cond['seeds'])}" + SEEDS_VARY_SHORT.get(cond.get("seeds_vary"), ""))
     if cond.get("sumo_options"):
         parts.append("SUMO options " + ", ".join(f"{k}={v}" for k, v in cond["sumo_options"].items()))
     return ", ".join(parts)
+
+
+#: what a seed varies, in a table's heading (`conditions["seeds_vary"]`)
+SEEDS_VARY_SHORT = {"demand": " (each draws new demand)",
+                    "sumo": " (one fixed demand: seeds vary SUMO's randomness only)"}
+
+
+def seeds_vary_text(cond: dict) -> str | None:
+    """What a seed of the comparison varies, in a sentence (`sim.demand_draws.seeds_vary_text`); None when
+    unknown."""
+    from ..sim.demand_draws import seeds_vary_text as text
+
+    if cond.get("seeds_vary") is None:
+        return None
+    return text(tuple(cond.get("seed_draws") or ()))
 
 
 def _seeds_text(seeds: list[int]) -> str:
@@ -245,22 +315,52 @@ def _seeds_text(seeds: list[int]) -> str:
 
 
 @contextlib.contextmanager
-def _stopped_on_interrupt(pool: ProcessPoolExecutor, stopped) -> Iterator[None]:  # noqa: ANN001 - an Event
+def _stopped_on_interrupt(pool: ProcessPoolExecutor, stopped, planned: dict) -> Iterator[None]:  # noqa: ANN001
     """On Ctrl-C or SIGTERM, no queued run starts: leaving the pool would otherwise wait for every one of them.
-    A terminal's Ctrl-C reaches the workers too; a SIGTERM (`Terminated`) sent to this process alone is passed
-    on to the running ones (`_run_one` ignores a second), so they stop and mark their run directories too."""
+    The signal is passed on to the running workers: a terminal's Ctrl-C reaches them too, but `kill -INT PID`, a
+    wrapper script or a batch scheduler signal this process alone, and the runs went on to the end while the
+    command waited, silently, then said they were marked incomplete. `_run_one` stops on the first and ignores a
+    second. The wait is said on stderr, and the command's last line (`what_is_left`) says what became of each run
+    that was under way, as its run.json says (`planned`: future -> run directory)."""
     try:
         yield
     except KeyboardInterrupt as exc:
+        import signal
+        import sys
+
         stopped.set()
         running = list(getattr(pool, "_processes", None) or {})  # worker pids: the pool has no public list
-        if isinstance(exc, Terminated):
-            for pid in running:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, exc.signum)
-        pool.shutdown(wait=True, cancel_futures=True)  # the running ones have marked their run directories
-        exc.what_is_left = "the runs under way marked their run directories incomplete"
+        for pid in running:
+            with contextlib.suppress(OSError):
+                os.kill(pid, exc.signum if isinstance(exc, Terminated) else signal.SIGINT)
+        left = [rd for fut, rd in planned.items() if not fut.done()]
+        if running:
+            print(f"stopping: waiting for the {len(running)} run(s) under way to stop and mark their run "
+                  "directories", file=sys.stderr, flush=True)
+        pool.shutdown(wait=True, cancel_futures=True)
+        exc.what_is_left = what_became_of(left)
         raise
+
+
+def what_became_of(run_dirs: Sequence[Path]) -> str:
+    """What the runs not finished when a comparison was stopped are now, from each one's run.json: marked
+    incomplete, finished first, failed, or never started (no run.json)."""
+    by_status: dict[str, list[str]] = {}
+    for rd in run_dirs:
+        try:
+            status = json.loads((Path(rd) / "run.json").read_text()).get("status")
+        except (OSError, ValueError):
+            status = None
+        by_status.setdefault(status if isinstance(status, str) else "not started", []).append(Path(rd).name)
+    said = {"incomplete": "marked incomplete", "complete": "finished before the stop reached them (complete)",
+            "failed": "failed", "running": "left `running` (their process did not mark them)",
+            "not started": "never started"}
+    order = list(said)
+    parts = [f"{len(names)} run(s) {said.get(status, status)}: {', '.join(names[:6])}"
+             + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+             for status, names in sorted(by_status.items(),
+                                         key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))]
+    return "; ".join(parts) if parts else "no run was under way"
 
 
 @dataclass
@@ -353,7 +453,10 @@ def _step_past_first_walks(backend, until_s: float) -> None:  # noqa: ANN001 - a
 def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, int], dict]) -> dict:
     """Mean and 95% CI per metric over the seeds that measured it; change vs the first controller, Welch and paired
     p-values over the seeds both measured (`seeds_compared` when that is fewer), and `verdict` "better" or
-    "worse" where the paired p is below `SIGNIFICANT_P` (in the metric's direction)."""
+    "worse" where the paired p is below `SIGNIFICANT_P` and the change at least `MIN_CHANGE_PCT` (in the metric's
+    direction). A change the paired test ran on without a verdict says why in `no_verdict`: "no clear change",
+    or "too few to judge" for a figure whose runs averaged it over fewer than `MIN_PER_SEED` vehicles or
+    pedestrians in some seed (`per_seed_n` of the metric: the fewest and most over the runs that measured it)."""
     baseline = controllers[0]
     table = {}
     for key, label, unit, lower_better in METRICS:
@@ -361,6 +464,9 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
         # a run that measured none of it (emissions off; no vehicle arrived, no emergency vehicle or pedestrian)
         have = {cs for cs, m in runs.items() if (key not in EMISSIONS or m.get("emissions_recorded", True))
                 and m["network"].get(key) is not None}
+        sample = per_seed_sample(key, [runs[cs] for cs in sorted(have)])
+        if sample is not None:
+            row["per_seed_n"] = sample
         base_seeds = [s for s in seeds if (baseline, s) in have]
         for c in controllers:
             c_seeds = [s for s in seeds if (c, s) in have]
@@ -374,11 +480,18 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
                 cmp = compare_samples([runs[(baseline, s)]["network"][key] for s in common],
                                       [runs[(c, s)]["network"][key] for s in common], paired=True)
                 entry["change_pct"] = _num(cmp.change_pct)
-                entry["p_value"] = _p(cmp.p_value)
-                entry["p_value_paired"] = _p(cmp.p_value_paired)
-                if cmp.p_value_paired < SIGNIFICANT_P:  # NaN (no test) is never below
+                # each field named after its test: the paired one over the same seeds (the verdict's) and Welch's
+                entry["p_paired"] = _p(cmp.p_value_paired)
+                entry["p_welch"] = _p(cmp.p_value)
+                if math.isnan(cmp.p_value_paired):
+                    pass  # no test ran (one seed, or no spread): the tables say "p n/a", and nothing more
+                elif sample is not None and sample["too_few"]:
+                    entry["no_verdict"] = TOO_FEW
+                elif cmp.p_value_paired < SIGNIFICANT_P and abs(cmp.change_pct) >= MIN_CHANGE_PCT:
                     lower = cmp.candidate.mean < cmp.baseline.mean
                     entry["verdict"] = "better" if lower == lower_better else "worse"
+                else:
+                    entry["no_verdict"] = NO_CLEAR_CHANGE
                 if common != c_seeds or common != base_seeds:
                     entry["seeds_compared"] = common
             row["controllers"][c] = entry
@@ -396,6 +509,27 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
             "safety_violations": safety, "fallback_share": share, "never_ran": never,
             **controller_fault_totals(controllers, seeds, runs),
             "run_warnings": said, "warnings": warning_groups(said)}
+
+
+def per_seed_sample(key: str, runs: Sequence[dict]) -> dict | None:
+    """How many vehicles or pedestrians each of `runs` averaged the metric `key` over (`PER_SEED_SAMPLE`):
+    {"of": "vehicles", "min": k, "max": m, "too_few": k < MIN_PER_SEED}; None for a figure that is no average
+    over them, or when no run counted them."""
+    if key not in PER_SEED_SAMPLE:
+        return None
+    of, count = PER_SEED_SAMPLE[key]
+    counts = [c for m in runs if (c := count(m["network"])) is not None]
+    if not counts:
+        return None
+    return {"of": of, "min": min(counts), "max": max(counts), "too_few": min(counts) < MIN_PER_SEED}
+
+
+def per_seed_text(sample: dict, judged: bool = True) -> str:
+    """A small sample as the tables say it: "n = 1–2 vehicles per seed: too few to judge" (without the judgement
+    where each cell of the row says it)."""
+    span = f"{sample['min']}" if sample["min"] == sample["max"] else f"{sample['min']}–{sample['max']}"
+    of = sample["of"] if sample["max"] != 1 else sample["of"].removesuffix("s")  # "1 vehicle", "1 pedestrian"
+    return f"n = {span} {of} per seed" + (f": {TOO_FEW}" if judged else "")
 
 
 def controller_fault_totals(controllers: list[str], seeds: list[int],
@@ -452,15 +586,23 @@ def _warning_kind(text: str) -> str:
 
 def warning_groups(said: dict[str, list[str]], leave_out: Collection[str] = ()) -> list[dict]:
     """The runs' warnings, each once: {"runs": [run keys], "text": the line to show}, in the order the runs
-    first gave them. A text several runs gave reads "fixed s1, ql s1: text"; texts of one kind that differ in
+    first gave them (the below-ITE lines first). A text several runs gave reads "fixed s1, ql s1: text"; texts of one kind that differ in
     their figures read once, the part that differs per run in brackets ("SUMO teleported vehicles [fixed s1: 29
-    times (yield 29); ql s1: 3 times (yield 3)] after 300 s standing ..."). `leave_out`: texts already shown."""
+    times (yield 29); ql s1: 3 times (yield 3)] after 300 s standing ..."). The per-signal notes of a configured
+    clearance below ITE read one line per setting, naming the signals (`_below_ite_groups`). `leave_out`: texts
+    already shown."""
     kinds: dict[str, dict[str, list[str]]] = {}  # kind -> text -> run keys
+    below: dict[str, dict[str, dict]] = {}  # run key -> signal -> its parsed below-ITE note
     for key, texts in said.items():
         for text in dict.fromkeys(texts):
-            if text not in leave_out:
+            if text in leave_out:
+                continue
+            note = _below_ite_note(text)
+            if note is not None:
+                below.setdefault(key, {})[note["signal"]] = note
+            else:
                 kinds.setdefault(_warning_kind(text), {}).setdefault(text, []).append(key)
-    groups = []
+    groups = _below_ite_groups(below)
     for by_text in kinds.values():
         merged = _merged_text(by_text) if len(by_text) > 1 else None
         if merged is not None:
@@ -469,6 +611,69 @@ def warning_groups(said: dict[str, list[str]], leave_out: Collection[str] = ()) 
         groups += [{"runs": keys, "text": f"{_runs_text(keys)}: {text}"}
                    for text, keys in by_text.items()]
     return groups
+
+
+#: a run's warning that a signal's configured yellow or red clearance is below ITE's for its geometry
+#: (`sim.signal_model.below_ite_notes`, one per signal): the signal, the setting and value, and each phase's detail
+_BELOW_ITE = re.compile(r"signal '(?P<signal>[^']+)': " + re.escape(BELOW_ITE_NOTE)
+                        + r"(?P<setting>.+?) (?:is|are) below ITE for the signal's geometry: (?P<detail>.+)")
+#: a phase's interval in such a note, its value and ITE's: "red clearance 2 s < ITE 2.4 s"
+_BELOW_ITE_INTERVAL = re.compile(r"(?P<interval>yellow|red clearance) \d+(?:\.\d+)? s < ITE (?P<ite>\d+(?:\.\d+)?) s")
+
+
+def _below_ite_note(text: str) -> dict | None:
+    """A below-ITE warning's parts ({"signal", "setting", "ite": {interval: [ITE's values, s]}}); None for any
+    other warning, or one this does not read (it then reads as given)."""
+    m = _BELOW_ITE.fullmatch(text)
+    if m is None:
+        return None
+    ite: dict[str, list[float]] = {}
+    for part in _BELOW_ITE_INTERVAL.finditer(m["detail"]):
+        ite.setdefault(part["interval"], []).append(float(part["ite"]))
+    if not ite:
+        return None
+    return {"signal": m["signal"], "setting": m["setting"], "ite": ite}
+
+
+#: signals a grouped below-ITE line names; the rest are counted
+BELOW_ITE_NAMED = 6
+
+
+def _below_ite_groups(below: dict[str, dict[str, dict]]) -> list[dict]:
+    """The runs' below-ITE notes (run key -> signal -> `_below_ite_note`) as one line per setting and the
+    signals it is below ITE at, with the runs that gave it and the span of ITE's values there: "fixed s1–3,
+    max-pressure s1–3: below ITE at 5 signals (J1, J2, J3, J4, J5): timing.all_red_s 2 s, where ITE's red
+    clearance is 2.2–2.4 s for their geometry; ...". Each phase's figures and the formula's inputs stay in each run's metrics.json."""
+    by_setting: dict[str, dict[tuple[str, ...], list[str]]] = {}  # setting -> its signals -> run keys
+    ite: dict[str, dict[str, list[float]]] = {}  # setting -> interval -> ITE's values
+    for key, notes in below.items():
+        per_setting: dict[str, list[str]] = {}
+        for signal, note in notes.items():
+            per_setting.setdefault(note["setting"], []).append(signal)
+            for interval, values in note["ite"].items():
+                ite.setdefault(note["setting"], {}).setdefault(interval, []).extend(values)
+        for setting, signals in per_setting.items():
+            by_setting.setdefault(setting, {}).setdefault(tuple(sorted(signals)), []).append(key)
+    groups = []
+    for setting, by_signals in by_setting.items():
+        spans = " and ".join(f"ITE's {interval} is {_span_s(values)}" for interval, values in ite[setting].items())
+        for signals, keys in by_signals.items():
+            named = ", ".join(signals[:BELOW_ITE_NAMED]) + (
+                f" and {len(signals) - BELOW_ITE_NAMED} more" if len(signals) > BELOW_ITE_NAMED else "")
+            where = f"{len(signals)} signals ({named})" if len(signals) > 1 else f"signal {named}"
+            whose = "their" if len(signals) > 1 else "its"
+            runs_as = "values run" if " and " in setting else "value runs"
+            groups.append({"runs": keys, "text": f"{_runs_text(keys)}: below ITE at {where}: {setting}, where "
+                                                 f"{spans} for {whose} geometry; the configured {runs_as} (not a "
+                                                 "safety violation); each run's metrics.json (warnings) gives "
+                                                 "every phase's ITE value and its inputs"})
+    return groups
+
+
+def _span_s(values: Sequence[float]) -> str:
+    """ITE's values as a span: "2.4 s", "2.2–2.4 s"."""
+    lo, hi = min(values), max(values)
+    return f"{lo:g} s" if lo == hi else f"{lo:g}–{hi:g} s"
 
 
 def _merged_text(by_text: dict[str, list[str]]) -> str | None:
@@ -546,6 +751,14 @@ def mean_text(entry: dict, n_seeds: int) -> str:
     return text
 
 
+def metric_label(row: dict) -> str:
+    """A metric's name as the tables show it, with how few vehicles or pedestrians each seed's run averaged it
+    over when that is too few to judge by: "emergency vehicle delay (n = 1–2 vehicles per seed: too few to
+    judge)"."""
+    sample = row.get("per_seed_n")
+    return f"{row['label']} ({per_seed_text(sample)})" if sample and sample.get("too_few") else row["label"]
+
+
 def report_markdown(summary: dict, chart: str | None) -> str:
     """The comparison on one page of plain markdown, for a memo: the conditions, each figure with its unit and
     95% CI, the change against the baseline in words, what each figure counts, the safety audit and the chart
@@ -582,18 +795,19 @@ def report_markdown(summary: dict, chart: str | None) -> str:
                                  "this)"),
              row("timing profile", cond.get("timing_profile", "")),
              row("seeds", f"{', '.join(str(s) for s in summary['seeds'])} (each seed is the same traffic for every "
-                          "controller)"),
+                          "controller" + (f"; {seeds_vary_text(cond)}" if seeds_vary_text(cond) else "") + ")"),
              row("step length", f"{cond['step_length_s']:g} s" if cond.get("step_length_s") else ""),
              row("teleports", "never" if teleport is not None and teleport < 0 else
                  f"a vehicle stuck {teleport:g} s jumps ahead" if teleport is not None else ""),
              row("SUMO options applied", ", ".join(f"{k}={v}" for k, v in cond["sumo_options"].items())
                  if cond.get("sumo_options") else "none beyond the run's own"),
+             *provenance_rows(summary.get("provenance"), row),
              "", "## Results", "",
              f"Mean ± half-width of the 95 % confidence interval (Student t) over the {n_seeds} seed(s); `(n=k)` "
              "where only k seeds measured the figure, `—` where none did, `n/a` where the seeds give no interval.",
              "", row("metric", "unit", *controllers), row("---", "---", *["---:"] * len(controllers))]
     for m in metrics.values():
-        lines.append(row(m["label"], m["unit"] or "number",
+        lines.append(row(metric_label(m), m["unit"] or "number",
                          *[mean_text(m["controllers"][c], n_seeds) for c in controllers]))
     share = summary.get("fallback_share", {})
     lines.append(row("fallback share", "%", *["—" if share.get(c) is None else f"{share[c]:.1%}"
@@ -608,10 +822,17 @@ def report_markdown(summary: dict, chart: str | None) -> str:
     if others:
         lines += ["", f"## Change against {base}", "",
                   f"Change of the mean against {base}, and the two-sided paired t-test p over the seeds both ran "
-                  "(each seed is the same traffic for both; Welch's p, which ignores the pairing, is in "
-                  "summary.csv). **better** or **worse** where p < 0.05, in the figure's direction (lower is "
-                  "better for every figure but throughput); otherwise the seeds do not tell the change from chance. `—`: no "
-                  "change to give (nothing measured, or a baseline of 0).", "",
+                  "(each seed is the same traffic for both; `p_paired` in summary.csv, and Welch's p, which ignores "
+                  "the pairing, beside it as `p_welch`). **better** or **worse** where the paired p < "
+                  f"{SIGNIFICANT_P:g} and the change is at least {MIN_CHANGE_PCT:g} %, in the figure's direction "
+                  "(lower is better for every figure but throughput). **no clear change** where the paired p is "
+                  f"{SIGNIFICANT_P:g} or more (the seeds do not tell the change from chance) or the change is under "
+                  f"{MIN_CHANGE_PCT:g} % (too small to act on, however sure). **too few to judge** where some seed's "
+                  f"run averaged the figure over fewer than {MIN_PER_SEED} vehicles or pedestrians (the results "
+                  "table gives how many). Each figure is tested on its own, with no correction for testing "
+                  f"{len(metrics)} figures per controller: among that many, one in twenty changes that are chance "
+                  "alone still reads better or worse. `—`: no change to give (nothing measured, or a baseline of 0).",
+                  "",
                   row("metric", *others), row("---", *["---"] * len(others))]
         for m in metrics.values():
             cells = []
@@ -620,11 +841,12 @@ def report_markdown(summary: dict, chart: str | None) -> str:
                 if e.get("change_pct") is None:
                     cells.append("—")
                     continue
-                words = {"better": ": **better**", "worse": ": **worse**"}.get(e.get("verdict"), "")
+                said = e.get("verdict") or e.get("no_verdict")
+                words = f": **{said}**" if said else ""
                 fewer = f", {len(e['seeds_compared'])} seed(s) both measured" if e.get("seeds_compared") is not None \
                     else ""
-                cells.append(f"{e['change_pct']:+.1f} % ({p_text(e.get('p_value_paired'))}{fewer}){words}")
-            lines.append(row(m["label"], *cells))
+                cells.append(f"{e['change_pct']:+.1f} % ({p_text(e.get('p_paired'))}{fewer}){words}")
+            lines.append(row(m["label"], *cells))  # a small sample: the results table gives its n
     lines += ["", "## Safety and warnings", "",
               "- Safety violations: what the independent audit found when it re-checked each run's signal states "
               "and event log against the rules (minimum and maximum green, yellow, all-red, phase sequence, "
@@ -635,6 +857,8 @@ def report_markdown(summary: dict, chart: str | None) -> str:
                      "fallback plan, not the controller.")
     for run, why in summary.get("failures", {}).items():
         lines.append(f"- The run {run} failed ({why}): its figures are left out.")
+    for caveat in summary.get("caveats", ()):
+        lines.append(f"- {caveat}")
     said = summary.get("warnings", ())
     if said:
         lines.append("- What the runs warned of (each run directory's metrics.json lists its own):")
@@ -657,15 +881,30 @@ def report_markdown(summary: dict, chart: str | None) -> str:
     lines.append(f"![Delay over time]({chart}): network delay of the vehicles arriving in each interval, mean over "
                  "the seeds, one line per controller." if chart else "No chart: no run recorded a time series.")
     lines += ["", "## Files", "",
-              "In this directory: `summary.csv` (one row per figure and controller, its unit, verdict and these "
-              "conditions), `summary.json`, and a run directory per controller and seed (`<controller>-s<seed>`: "
+              "In this directory: `summary.csv` (one row per figure and controller, its unit, verdict (with "
+              "`verdict_note` where there is none) and these conditions), `summary.json`, and a run directory per controller and seed (`<controller>-s<seed>`: "
               "its configuration, metrics, SUMO outputs and hi-res event log).", ""]
     return "\n".join(lines)
 
 
 #: the conditions summary.csv repeats on every row: a spreadsheet (or a filter) keeps them with each figure
 CSV_CONDITIONS = ("scenario", "demand_scale", "timing_profile", "begin_s", "end_s", "warmup_s", "seeds",
-                  "time_to_teleport_s", "sumo_options")
+                  "seeds_vary", "time_to_teleport_s", "sumo_options")
+
+
+def provenance_rows(made: dict | None, row: Callable[..., str]) -> list[str]:
+    """The report's rows of what made the figures (summary.json's `provenance`): the software, each learned
+    controller's model (its path and digest: the model registry's `content_sha256`) and the command; none for a
+    summary written before it was kept."""
+    if not made:
+        return []
+    rows = [row("software", software_text(made))]
+    for spec, models in (made.get("models") or {}).items():
+        text = "; ".join(f"{m['path']} (SHA-256 {m['sha256'] or 'unknown: no such directory'})" for m in models)
+        rows.append(row(f"model of {spec}", text or "not known (none named)"))
+    if made.get("command"):
+        rows.append(row("command", f"`{made['command']}` in {made.get('cwd', '?')}"))
+    return rows
 
 
 def _write_summary_csv(path: Path, summary: dict) -> None:
@@ -675,12 +914,14 @@ def _write_summary_csv(path: Path, summary: dict) -> None:
     constants = [_csv_value(cond.get(name)) for name in CSV_CONDITIONS]
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["metric", "controller", "n", "mean", "ci_low", "ci_high", "change_pct", "p_value",
-                    "p_value_paired", "unit", "verdict", *CSV_CONDITIONS])
+        # `verdict_note` last: the columns before it stay where a reader of an older file found them
+        w.writerow(["metric", "controller", "n", "mean", "ci_low", "ci_high", "change_pct", "p_paired",
+                    "p_welch", "unit", "verdict", *CSV_CONDITIONS, "verdict_note"])
         for key, row in summary["metrics"].items():
             for c, e in row["controllers"].items():
                 w.writerow([key, c, len(e["values"]), e["mean"], e["ci_low"], e["ci_high"], e.get("change_pct"),
-                            e.get("p_value"), e.get("p_value_paired"), row["unit"], e.get("verdict"), *constants])
+                            e.get("p_paired"), e.get("p_welch"), row["unit"], e.get("verdict"), *constants,
+                            e.get("no_verdict")])
 
 
 def _csv_value(v: object) -> object:

@@ -41,10 +41,12 @@ from pathlib import Path
 import yaml
 
 from .. import __version__
+from ..control.coordinated import COORDINATED_CONTROLLER, coordination_report
 from ..core.eventlog import event_row, write_event_rows
 from ..core.names import BASELINE_CONTROLLER
 from ..core.types import EventCode
 from ..outdirs import process_identity
+from ..provenance import models_run, provenance
 from ..sim.backend import SimulationError
 from ..sim.metrics import after_warmup, intersection_metrics, network_metrics, time_series
 from ..sim.outputs import (
@@ -58,6 +60,7 @@ from ..sim.outputs import (
 from ..sim.replay import spare_cores
 from ..sim.signal_model import pedestrian_warnings, plan_notes, timing_warnings
 from ..termination import stop_reason
+from .below_ite import below_ite_timing
 from .config import RunConfig
 from .controller_faults import CSV_COLUMNS as FAULT_COLUMNS
 from .detector_config import write_detector_config
@@ -72,6 +75,7 @@ from .loop import (
     sumocfg_note,
 )
 from .records import VTYPE_CLASSES_FILE
+from .step_rounding import clearance_rounding_warnings
 
 Progress = Callable[[float, float], None]
 
@@ -108,13 +112,17 @@ def _file_stem(name: str) -> str:
 
 
 def execute_run(cfg: RunConfig, run_dir: Path | None = None, progress: Progress | None = None,
-                controllers: ControllerFactory | None = None, **loop_options) -> RunResult:
+                controllers: ControllerFactory | None = None, audit_apart: bool = False,
+                **loop_options) -> RunResult:
     """Run, then turn SUMO's outputs and the loop's record into the run directory.
 
     `controllers` builds each intersection's controller instead of the
     registry's `cfg.controller` (training hands in its learning controllers);
     `loop_options` go to `run_loop` (`source_wrapper`, `backend_factory`: the
-    camera in the loop uses both).
+    camera in the loop uses both). `audit_apart`: a lean record is audited in a
+    forked process too when a core is free, as a full record is (`_start_audit`):
+    for the `run` command, whose process does nothing else; a caller that runs
+    episodes among threads or workers of its own keeps a lean run's audit here.
     """
     run_dir = Path(run_dir) if run_dir is not None else new_run_dir(cfg)
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
@@ -126,14 +134,17 @@ def execute_run(cfg: RunConfig, run_dir: Path | None = None, progress: Progress 
     # which process runs it: a reader tells a run killed with SIGKILL (run.json left `running`) from a live one
     status = {"status": "running", "started": started, "signalwise": __version__,
               "python": platform.python_version(), "step_length_s": cfg.step_length_s,
-              "process": process_identity()}
+              "process": process_identity(), "provenance": provenance(),
+              **({"models": models} if (models := models_run([cfg.controller], cfg.controller_options)) else {})}
     dump_json(run_dir / "run.json", status)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False))
     stepped = []  # whether the simulation took a step: a refusal comes before the first (`_stepped`)
     try:
         loop = run_loop(cfg, run_dir, _stepped(progress, stepped), controllers=controllers, **loop_options)
         t0 = time.perf_counter()
-        metrics = write_evidence(cfg, loop, run_dir)  # a stop or a failure here leaves no `running` behind either
+        # a stop or a failure here leaves no `running` behind either
+        metrics = write_evidence(cfg, loop, run_dir, audit_apart=True) if audit_apart else \
+            write_evidence(cfg, loop, run_dir)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM inside `sigterm_as_interrupt`
         status.update(status="incomplete", reason=stop_reason(exc), finished=_now())
         dump_json(run_dir / "run.json", status)
@@ -163,16 +174,17 @@ def _stepped(progress: Progress | None, stepped: list) -> Progress:
     return noted
 
 
-def write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
-    """Everything the run leaves; what does not need the emissions first, while a replay may still compute them."""
+def write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path, audit_apart: bool = False) -> dict:
+    """Everything the run leaves; what does not need the emissions first, while a replay may still compute them.
+    `audit_apart`: see `execute_run`."""
     try:
-        return _write_evidence(cfg, loop, run_dir)
+        return _write_evidence(cfg, loop, run_dir, audit_apart)
     finally:
         if loop.evidence_replay is not None:
             loop.evidence_replay.stop()  # done by now, unless writing failed: then it must not outlive the run
 
 
-def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
+def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path, audit_apart: bool = False) -> dict:
     # the audit's inputs first, so that it runs in its own process while this one writes the rest; and what this
     # process recorded before what a replay recorded, which may still be on its way
     replayed = loop.evidence_replay.replayed if loop.evidence_replay is not None else ()
@@ -186,7 +198,7 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
     event_rows = sumo.detector_event_rows
     event_rows.extend(event_row(e.time_s, e.device_id, e.event_code, e.parameter) for e in loop.events)
     write_event_rows(run_dir / "events.csv", event_rows)
-    audit = _start_audit(run_dir, cfg)  # its inputs are all written
+    audit = _start_audit(run_dir, cfg, audit_apart)  # its inputs are all written
 
     trips, persons = read_tripinfo(loop.files["tripinfo"])
     approach_edges = {i.id: {lane.rsplit("_", 1)[0] for lane in i.in_lanes} for i in loop.intersections}
@@ -302,8 +314,15 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path) -> dict:
         warnings.append(_lock_warning(loop.junction_locks, cfg.time_to_teleport_s))
     if cfg.controller == BASELINE_CONTROLLER:
         warnings.extend(plan_warnings(plan_notes(loop.intersections)))
+    elif cfg.controller == COORDINATED_CONTROLLER:
+        metrics["coordination"], said = coordination_report(loop.intersections, cfg.step_length_s)
+        warnings.extend(said)
     warnings.extend(pedestrian_warnings(loop.intersections))
     warnings.extend(timing_warnings(loop.intersections))
+    warnings.extend(clearance_rounding_warnings(loop.intersections, cfg.timing, cfg.step_length_s))
+    below = below_ite_timing(loop.intersections, cfg.timing)
+    if below:  # the summary says these beside the audit's violations: departures from ITE, not violations
+        metrics["below_ite_timing"] = below
     if warnings:
         metrics["warnings"] = warnings
     verdict = audit()
@@ -421,13 +440,16 @@ def _controller_ran(fallback_share: float, loop: LoopResult) -> tuple[bool, list
                    f"time ({why}); these figures are the fallback's, not the controller's"]
 
 
-def _start_audit(run_dir: Path, cfg: RunConfig) -> Callable[[], dict | None]:
+def _start_audit(run_dir: Path, cfg: RunConfig, lean_apart: bool = False) -> Callable[[], dict | None]:
     """The audit's verdict, to ask for when needed: from a forked process while this one writes the rest of a
-    full record, when a second core is free for it (`RunConfig.evidence`); else computed here and now."""
+    full record (or, with `lean_apart`, of a lean one), when a second core is free for it (`RunConfig.evidence`);
+    else computed here and now."""
+    if (cfg.record != "full" and not lean_apart) or cfg.evidence == "inline" or spare_cores() < 0.5:
+        verdict = _audit(run_dir)
+        return lambda: verdict
     import multiprocessing
 
-    if cfg.record != "full" or cfg.evidence == "inline" or spare_cores() < 0.5 \
-            or "fork" not in multiprocessing.get_all_start_methods():
+    if "fork" not in multiprocessing.get_all_start_methods():
         verdict = _audit(run_dir)
         return lambda: verdict
     ctx = multiprocessing.get_context("fork")

@@ -43,7 +43,10 @@ class NetworkMetrics:
     #: the longest one emergency vehicle stood halted in total, s
     emergency_wait_max_s: float | None
     pedestrians: int
-    #: a walk still under way at the end counts the time it has stood so far (SUMO gives it no time loss)
+    #: mean per pedestrian of SUMO's time loss over its whole walk ("pedestrians: time lost per walk (SUMO)" in
+    #: the tables), s: not ATSPM's pedestrian delay, the wait at one crossing from the push to the walk
+    #: (`analytics.atspm`). A walk still under way at the end counts the time it has stood so far (SUMO gives it
+    #: no time loss)
     ped_delay_s: float | None  # None: no pedestrian
     walking_at_end: int
 

@@ -302,6 +302,21 @@ def _episode_settings(config: Path | None, timing: str | None, cycle_calls: bool
     return episode_settings(data, timing, cycle_calls)
 
 
+def _note_sumocfg(run: dict, sumocfg: Path | None) -> None:
+    """The warning `run`, `compare` and `evaluate` give, before any episode: the settings of `sumocfg` beyond its
+    files and window (time-to-teleport, step-length, outputs...) that the episodes, run under `run`'s settings,
+    do not apply (`runtime.loop.sumocfg_note`)."""
+    if sumocfg is None:
+        return
+    from ..runtime.config import RunConfig
+    from ..runtime.loop import resolve_scenario, sumocfg_note
+
+    cfg = RunConfig.model_validate({**run, "sumocfg": sumocfg})
+    note = sumocfg_note(cfg, resolve_scenario(cfg))
+    if note:
+        typer.secho(f"warning: {note}", fg="yellow", err=True)
+
+
 class OptionalRayAddress(TyperCommand):
     """Lets `--ray` come without an address (then: a local Ray); Typer has no optional-value options."""
 
@@ -365,6 +380,7 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
         _fail("--net needs at least one --routes file")
     if sumocfg is not None:
         scenario = from_sumocfg(sumocfg).name  # the model records the network it was trained on
+        _note_sumocfg({}, sumocfg)  # the episodes run with the run settings' defaults
     elif net is not None:
         scenario = from_files(net, tuple(routes)).name
     else:
@@ -490,6 +506,7 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
                               "routes": list(routes or [])})
     if not own:
         load(scenario)
+    _note_sumocfg(run, sumocfg)
     cfg = config_from_starts(starts, scenario=None if own else scenario, generations=generations, popsize=popsize,
                              seeds_per_generation=seeds_per_generation, validation_seeds=validation_seeds,
                              seed=seed, workers=workers, out=out, duration_s=duration, run=run, sumocfg=sumocfg,
@@ -542,8 +559,12 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
     sel, pol = model.meta["selection"], model.meta["policy"]
     start = model.meta["training"]["config"]["start_name"]
     t = model.meta["training"]
-    console.print(f"model: {out / 'model'}  ({t['episodes']} episodes; {_wall(t['wall_s'], resume, started)}; "
-                  f"shield violations {t['violations']})")
+    # a resumed search counts the episodes of the same search run in one go; the validations that ended its earlier
+    # sessions (their models replaced) are said apart
+    earlier = t.get("replaced_validation_episodes")
+    besides = f", besides {earlier} validation episodes of the sessions it resumed" if earlier else ""
+    console.print(f"model: {out / 'model'}  ({t['episodes']} episodes{besides}; "
+                  f"{_wall(t['wall_s'], resume, started)}; shield violations {t['violations']})")
     console.print(f"measured over {pol['zone_m']:g} m lane zones" if pol["zone_m"] else "measured lane by lane")
     if pol.get("shared_lanes") == "split":
         console.print("the lane before a turn pocket counts for each pocket, split")
@@ -677,7 +698,8 @@ def evaluate_command(
         help="the demand times X (SUMO's --scale): how the model holds up on heavier (or lighter) hours than "
              "the routes hold [default: 1, the routes as written]")] = None,
 ) -> None:
-    """Evaluate a model on held-out seeds against a baseline: delay, CIs, Welch p-values, safety audit.
+    """Evaluate a model on held-out seeds against a baseline: delay, CIs, paired t-test p over the same seeds
+    (Welch's beside it in summary.csv, p_welch), safety audit.
     By default on the network the model trained on, under the timing profile it trained under."""
     if scenario is not None and (sumocfg is not None or net is not None):
         _fail("--scenario is not used with --sumocfg or --net: give one network")
@@ -732,11 +754,13 @@ def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, worke
     trained_s = ev.get("trained_duration_s")
     if simulated is not None and trained_s is not None and abs(trained_s - simulated) > 1e-6:
         window += f"; the model trained on episodes of {trained_s / 60:g} min"
+    elif simulated is not None and trained_s is None and ev.get("duration_s") is not None:
+        window += "; how long the model's training episodes were is not known (it was trained before models kept it)"
     console.print(f"on {ev['scenario']} under the {ev['timing']} timing profile{beside}{scaled}, held-out seeds "
                   f"{ev['seeds']}{window}",
                   soft_wrap=True)
     console.print(f"{ev['controller']} vs {baseline}: {_s(ev['avg_delay_s'])} vs {_s(ev['baseline_avg_delay_s'])} "
-                  f"average delay, Welch p {_p(ev['p_value'])}, paired p {_p(ev.get('p_value_paired'))}; "
+                  f"average delay, paired p {_p(ev['p_paired'])}, Welch p {_p(ev['p_welch'])}; "
                   f"fallback share {_pct(ev['fallback_fraction'])}; shield violations {ev['violations']}",
                   soft_wrap=True)
     console.print(f"demand: route files {', '.join(ev['demand']['route_files'])} (digest "

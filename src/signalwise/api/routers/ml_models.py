@@ -37,7 +37,9 @@ class EvaluationOut(BaseModel):
     avg_delay_s: float | None = Field(None, description="mean delay per vehicle with the model, s")
     baseline_avg_delay_s: float | None = Field(None, description="mean delay per vehicle with the baseline, s")
     change_pct: float | None = Field(None, description="change of the mean delay against the baseline, %")
-    p_value: float | None = Field(None, description="Welch's t-test p-value of the difference")
+    p_paired: float | None = Field(None, description="paired t-test p-value of the difference over the same seeds "
+                                                     "(the one `evaluate` judges by)")
+    p_welch: float | None = Field(None, description="Welch's t-test p-value of the difference")
     fallback_fraction: float | None = Field(None, description="share of decisions the fallback served, 0..1")
     violations: int | None = Field(None, description="shield violations the independent audit found")
 
@@ -67,9 +69,17 @@ def model_out(mv: ModelVersion, active: dict[str, str]) -> ModelOut:
                     layout_fingerprints=mv.layouts, episodes=mv.episodes, registered_at=mv.registered_at,
                     registered_by=mv.registered_by, source=mv.source, content_sha256=mv.content_sha256,
                     size_bytes=mv.size_bytes, active_at=sorted(i for i, v in active.items() if v == mv.version),
-                    last_evaluation=EvaluationOut.model_validate(
-                        {k: v for k, v in last.items() if k in EvaluationOut.model_fields}) if last else None,
+                    last_evaluation=_evaluation_out(last) if last else None,
                     removed_at=mv.removed_at, removed_by=mv.removed_by)
+
+
+def _evaluation_out(record: dict) -> EvaluationOut:
+    """An evaluation as meta.json records it; one recorded before each p was named after its test keeps Welch's in
+    `p_value` and the paired one in `p_value_paired`."""
+    named = {"p_welch": record.get("p_welch", record.get("p_value")),
+             "p_paired": record.get("p_paired", record.get("p_value_paired"))}
+    return EvaluationOut.model_validate({**{k: v for k, v in record.items() if k in EvaluationOut.model_fields},
+                                         **named})
 
 
 @router.get("/models", response_model=list[ModelOut], summary="Every registered model version, oldest first")
