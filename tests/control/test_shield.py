@@ -140,6 +140,24 @@ def test_starved_phase_is_served_within_the_max_cycle():
     assert audit_shield(sh, states).ok
 
 
+@pytest.mark.parametrize(("cycle_max_s", "overrides"), [(100.0, False), (99.0, True)])
+def test_a_plan_whose_cycle_is_the_bound_runs_as_planned_without_an_override(cycle_max_s, overrides):
+    """A plan of 25 + 35 + 22 s greens and three 6 s change intervals runs a 100 s cycle: with the bound at
+    100 s every green ends on the step both the plan and the bound want, which is the plan's change, not the
+    shield's; at 99 s the shield does end greens early, and says so."""
+    inter = make_intersection(max_green=(60.0, 60.0, 60.0), cycle_max=cycle_max_s)
+    plan = PlanFollower(inter, [25.0, 35.0, 22.0], "plan")
+    sh = IntersectionShield(inter, fallback_for(inter), shield_config())
+    states = drive(sh, 600, lambda t: plan.decide(Observation(t, "X", {}, signal=sh.status(t))))
+    starts = [b for p, b, _ in greens(sh) if p == 1]
+    rules = {iv.rule for iv in sh.interventions}
+    assert ("cycle_max" in rules) == overrides
+    if not overrides:
+        assert starts == [0.0, 100.0, 200.0, 300.0, 400.0, 500.0]
+    assert all(b - a <= cycle_max_s for a, b in zip(starts, starts[1:], strict=False))
+    assert audit_shield(sh, states).ok
+
+
 def test_emergency_vehicle_gets_its_green_after_clearance_and_service_resumes(inter):
     sh = IntersectionShield(inter, fallback_for(inter), shield_config(preempt_max_dwell_s=90))
     ev = [EmergencyApproach("ev1", "e_in_1", 120.0, 4)]  # link 4: protected left, phase 3

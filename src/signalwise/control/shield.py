@@ -497,6 +497,8 @@ class IntersectionShield:
         urgent = self._most_urgent(exclude=c)
         slack = self._slack(urgent, now + step) if urgent is not None else math.inf
         if slack < -EPS:
+            if wanted == urgent:  # asked for on the very step the bound needs it (a plan whose cycle is the bound)
+                return wanted, self._asked_termination()
             self._intervene(now, "cycle_max", f"phase {urgent + 1} must be served within {self._hold_plan.cycle_max_s:g} s")
             return urgent, EventCode.PHASE_FORCE_OFF
 
