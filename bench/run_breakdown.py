@@ -10,7 +10,7 @@ is timed by wrapping the function that does it, which adds a few hundred
 calls to a clock and nothing per lane or per decision.
 
 Python's garbage collector is held off from the configuration on, as the
-command holds it (`runtime.collector`); `collector_s` is the CPU time of its
+command holds it (`signalwise.collector`); `collector_s` is the CPU time of its
 passes in the whole process. With `--collector-on` the run keeps it, as a
 library caller of `execute_run` (a training episode) does.
 """
@@ -40,9 +40,9 @@ def main() -> None:
     import libsumo
 
     libsumo_import = time.process_time() - c
+    from signalwise.collector import collector_paused
     from signalwise.runtime import loop as loop_module
     from signalwise.runtime import run as run_module
-    from signalwise.runtime.collector import collector_paused
     from signalwise.runtime.commands import _load_config
 
     spent: dict[str, float] = {}

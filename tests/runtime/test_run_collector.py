@@ -1,5 +1,5 @@
 """`signalwise run` holds Python's cyclic garbage collector off while it reads, runs and records
-(`runtime.collector`): no collector pass walks the run's records, and afterwards the collector is as it was. A
+(`signalwise.collector`): no collector pass walks the run's records, and afterwards the collector is as it was. A
 library caller of `execute_run` (training's episodes, one after another in a process) keeps its collector."""
 
 from __future__ import annotations

@@ -433,9 +433,9 @@ def run_command(
     warmup: WarmupOpt = None,
 ) -> None:
     """Run one controller on one scenario and leave the evidence in a run directory."""
-    from .collector import collector_paused
+    from ..collector import collector_paused
 
-    # from the configuration to the summary: what the run reads and makes is no cyclic garbage (`runtime.collector`)
+    # from the configuration to the summary: what the run reads and makes is no cyclic garbage (`signalwise.collector`)
     with sigterm_as_interrupt(), collector_paused():  # `kill` marks the run directory incomplete, as Ctrl-C does
         _run(scenario, controller, seed, duration, out, run_dir, sumocfg, net, routes, config, gui, remote_port,
              emissions, db, timing, record, evidence, demand_scale, warmup)

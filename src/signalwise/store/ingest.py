@@ -12,9 +12,7 @@ the same transaction; the bulk writers are in `writers.py`.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
 import itertools
 import json
 import math
@@ -29,6 +27,7 @@ from pydantic_core import from_json
 from sqlalchemy import Connection, Engine
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ..collector import collector_paused
 from . import pipeline
 from .schemas import IntersectionRecord, RecordList, field_path, first_error
 from .tables import Run, RunMetric
@@ -216,7 +215,7 @@ def ingest_json_records(engine: Engine, items: Iterable[tuple[int, bytes | str]]
     written = 0
     validation_cpu = 0.0
     pending: deque = deque()
-    with engine.begin() as conn, gc_paused():
+    with engine.begin() as conn, collector_paused(age_on_exit=False):
         writer = PostgresWriter(conn) if conn.dialect.name == "postgresql" else SqliteWriter(conn)
         dialect = conn.dialect.name
         executor = pipeline.pool(workers) if workers else None
@@ -269,23 +268,6 @@ def iter_jsonl(path: Path) -> Iterator[IntersectionRecord]:
         for line_no, line in enumerate(fh, start=1):
             if line.strip():
                 yield validate_record(line, f"{path}:{line_no}")
-
-
-@contextlib.contextmanager
-def gc_paused():
-    """Pause the cyclic garbage collector while building many small objects.
-
-    Validating a batch allocates millions of dicts and floats, none of them in
-    reference cycles; CPython's collector would otherwise run hundreds of
-    times over the young objects and halve throughput (measured).
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def notify_written() -> None:
@@ -387,7 +369,7 @@ def ingest_records(engine: Engine, records: Iterable[IntersectionRecord | dict |
     iterator = iter(records)
     written = 0
     position = 0
-    with engine.begin() as conn, gc_paused():
+    with engine.begin() as conn, collector_paused(age_on_exit=False):
         if conn.dialect.name == "postgresql":
             writer = _Background(PostgresWriter(conn).write)
         else:
