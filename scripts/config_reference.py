@@ -86,10 +86,6 @@ OTHER_ENVIRONMENT = (
      "that certificate's private key (PEM), when `--mqtt-key-file` is not given"),
     ("SIGNALWISE_MQTT_KEY_PASSWORD", "unset (the key is not encrypted)",
      "the password of an encrypted client key; the environment only, never the command line"),
-    ("SIGNALWISE_PROVENANCE_SOFTWARE", "unset (set by signalwise itself)",
-     "not for users: a process that has read its software's versions (the git commit among them) leaves them here "
-     "for the worker processes it starts, so `git` runs once per command (`provenance.py`); one naming another "
-     "package directory or Python is ignored"),
     ("SIGNALWISE_TEST_POSTGRES_URL", "`postgresql+psycopg://postgres@127.0.0.1:5432/test`",
      "the PostgreSQL server the test suite and the store benchmarks use; tests skip when it is unreachable"),
 )

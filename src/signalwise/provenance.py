@@ -2,10 +2,12 @@
 whether the checkout has changes; SUMO's and Python's versions), the command line, and the digest of a model.
 
 A figure is reproduced with the code and the simulator that made it: run.json, a comparison's summary.json and
-report.md, and `bench/resco.py`'s cells keep this. The software is read once per process tree and cached: `git`
-runs twice in the first process that asks, never per step, and the worker processes it starts afterwards (runs,
-training episodes, bench cells) inherit its answer through their environment. A missing `git`, or a tree that
-is no checkout, leaves the commit to what `.git` says on its own (and its changes unknown), or unknown.
+report.md, and `bench/resco.py`'s cells keep this. The software is read once per process and cached: `git` runs
+twice (about 10 ms) in each process that asks, never per step. Each worker process (a comparison's run, a
+training episode, a bench cell) asks for itself rather than trusting an answer handed down: it imports the code on
+disk when it starts, which a checkout changed since its parent started would make another commit. A missing `git`,
+or a tree that is no checkout, leaves the commit to what `.git` says on its own (and its changes unknown), or
+unknown.
 """
 
 from __future__ import annotations
@@ -31,24 +33,13 @@ _CODE_DIRS = ("src/", "bench/")
 _GIT_TIMEOUT_S = 5.0
 
 
-#: where a process leaves its software for the worker processes it starts (runs, episodes, cells): they inherit
-#: the environment and read it instead of asking `git` again, when it names the same package directory
-_INHERITED = "SIGNALWISE_PROVENANCE_SOFTWARE"
-
-
 @functools.cache
 def software() -> dict:
     """{"signalwise", "commit", "dirty", "sumo", "python"}: `commit` None outside a checkout (an installed
     package), `dirty` None where it cannot be told (no `git`)."""
-    here = str(Path(__file__).resolve().parent)
-    with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
-        inherited = json.loads(os.environ.get(_INHERITED, ""))
-        if inherited.pop("package") == here and inherited.get("python") == platform.python_version():
-            return inherited
     commit, dirty = _git_state()
     info = {"signalwise": __version__, "commit": commit, "dirty": dirty,
             "sumo": _sumo_version(), "python": platform.python_version()}
-    os.environ[_INHERITED] = json.dumps({**info, "package": here})
     return info
 
 

@@ -74,8 +74,7 @@ def test_the_report_names_the_software_the_command_and_the_model_with_the_regist
 def test_without_git_the_commit_is_read_from_the_repository_and_its_changes_are_unknown(tmp_path):
     """A machine without `git` (or with a checkout git refuses): the commit from .git's files, `dirty` unknown."""
     code = "import json; from signalwise.provenance import software; print(json.dumps(software()))"
-    # no git on this PATH, and nothing a parent process found before
-    env = {k: v for k, v in os.environ.items() if k != "SIGNALWISE_PROVENANCE_SOFTWARE"} | {"PATH": str(tmp_path)}
+    env = {**os.environ, "PATH": str(tmp_path)}  # no git on this PATH
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     made = json.loads(done.stdout)
     assert made["commit"] == git("rev-parse", "HEAD").strip() and made["dirty"] is None
