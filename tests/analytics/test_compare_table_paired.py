@@ -55,6 +55,10 @@ def test_summary_csv_names_each_p_after_its_test(tmp_path):
     with open(tmp_path / "summary.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert {"p_paired", "p_welch"} <= set(rows[0]) and not [k for k in rows[0] if k.startswith("p_value")]
+    # each p in the column its older name held (Welch's `p_value` 8th, `p_value_paired` 9th): a reader by position
+    # must not get one for the other
+    assert list(rows[0])[:11] == ["metric", "controller", "n", "mean", "ci_low", "ci_high", "change_pct",
+                                  "p_welch", "p_paired", "unit", "verdict"]
     row = next(r for r in rows if (r["metric"], r["controller"]) == ("avg_delay_s", "actuated"))
     e = summary["metrics"]["avg_delay_s"]["controllers"]["actuated"]
     assert (float(row["p_paired"]), float(row["p_welch"])) == (e["p_paired"], e["p_welch"])

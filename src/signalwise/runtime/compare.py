@@ -149,8 +149,14 @@ _stopped = None
 
 
 def _note_stop(event) -> None:  # noqa: ANN001 - a multiprocessing Event
+    """The pool's initializer. A worker ignores Ctrl-C until it runs a run (`_run_one`, under `StopOnce`): the
+    compare passes an interrupt on to every worker process, idle ones included, and an idle one has nothing to
+    stop and would only print a traceback; the pool's shutdown ends it."""
+    import signal
+
     global _stopped
     _stopped = event
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_one(cfg_json: str, run_dir: str) -> tuple[str, dict]:
@@ -317,10 +323,9 @@ def _seeds_text(seeds: list[int]) -> str:
 @contextlib.contextmanager
 def _stopped_on_interrupt(pool: ProcessPoolExecutor, stopped, planned: dict) -> Iterator[None]:  # noqa: ANN001
     """On Ctrl-C or SIGTERM, no queued run starts: leaving the pool would otherwise wait for every one of them.
-    The signal is passed on to the running workers: a terminal's Ctrl-C reaches them too, but `kill -INT PID`, a
-    wrapper script or a batch scheduler signal this process alone, and the runs went on to the end while the
-    command waited, silently, then said they were marked incomplete. `_run_one` stops on the first and ignores a
-    second. The wait is said on stderr, and the command's last line (`what_is_left`) says what became of each run
+    The signal is passed on to the workers: a terminal's Ctrl-C reaches them too, but `kill -INT PID`, a wrapper
+    script or a batch scheduler signal this process alone, and the runs must stop rather than go on to their end.
+    `_run_one` stops on the first and ignores a second; an idle worker ignores it (`_note_stop`). The wait is said on stderr, and the command's last line (`what_is_left`) says what became of each run
     that was under way, as its run.json says (`planned`: future -> run directory)."""
     try:
         yield
@@ -334,8 +339,11 @@ def _stopped_on_interrupt(pool: ProcessPoolExecutor, stopped, planned: dict) -> 
             with contextlib.suppress(OSError):
                 os.kill(pid, exc.signum if isinstance(exc, Terminated) else signal.SIGINT)
         left = [rd for fut, rd in planned.items() if not fut.done()]
-        if running:
-            print(f"stopping: waiting for the {len(running)} run(s) under way to stop and mark their run "
+        # handed to the workers, but no more than the workers: the pool hands out one beyond them, which waits
+        # (and then does not start: `_stopped`); an idle worker is no run
+        under_way = min(sum(1 for fut in planned if fut.running()), len(running))
+        if under_way:
+            print(f"stopping: waiting for the {under_way} run(s) under way to stop and mark their run "
                   "directories", file=sys.stderr, flush=True)
         pool.shutdown(wait=True, cancel_futures=True)
         exc.what_is_left = what_became_of(left)
@@ -914,13 +922,14 @@ def _write_summary_csv(path: Path, summary: dict) -> None:
     constants = [_csv_value(cond.get(name)) for name in CSV_CONDITIONS]
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        # `verdict_note` last: the columns before it stay where a reader of an older file found them
-        w.writerow(["metric", "controller", "n", "mean", "ci_low", "ci_high", "change_pct", "p_paired",
-                    "p_welch", "unit", "verdict", *CSV_CONDITIONS, "verdict_note"])
+        # Welch's p then the paired p, in the columns their older names (`p_value`, `p_value_paired`) held, and
+        # `verdict_note` last, so a reader going by position finds each figure where it was
+        w.writerow(["metric", "controller", "n", "mean", "ci_low", "ci_high", "change_pct", "p_welch",
+                    "p_paired", "unit", "verdict", *CSV_CONDITIONS, "verdict_note"])
         for key, row in summary["metrics"].items():
             for c, e in row["controllers"].items():
                 w.writerow([key, c, len(e["values"]), e["mean"], e["ci_low"], e["ci_high"], e.get("change_pct"),
-                            e.get("p_paired"), e.get("p_welch"), row["unit"], e.get("verdict"), *constants,
+                            e.get("p_welch"), e.get("p_paired"), row["unit"], e.get("verdict"), *constants,
                             e.get("no_verdict")])
 
 
