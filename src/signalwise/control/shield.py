@@ -497,7 +497,9 @@ class IntersectionShield:
         urgent = self._most_urgent(exclude=c)
         slack = self._slack(urgent, now + step) if urgent is not None else math.inf
         if slack < -EPS:
-            if wanted == urgent:  # asked for on the very step the bound needs it (a plan whose cycle is the bound)
+            # asked for on the very step the bound needs it (a plan whose cycle is the bound): the controller's
+            # change, ended as it says; one already overdue (held by a minimum green) stays the shield's
+            if wanted == urgent and slack >= -step - EPS:
                 return wanted, self._asked_termination()
             self._intervene(now, "cycle_max", f"phase {urgent + 1} must be served within {self._hold_plan.cycle_max_s:g} s")
             return urgent, EventCode.PHASE_FORCE_OFF
