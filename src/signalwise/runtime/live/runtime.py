@@ -256,6 +256,9 @@ class LiveRuntime:
             sink = ShadowSink()
         source = self.field.backend if opts.field == "none" else None  # the feed, and the cameras where they watch
         self.stepper = LoopStepper(cfg, self.field, self.end_s, source=source, sink=sink)
+        # the nominal demand the fallback plans are made from is read now, not in the tick that first falls back:
+        # a live signal falls back when its data fail, and must not wait on reading the route files then
+        len(self.stepper.context.nominal_lane_flow_vph)
         # a failure is told with the controller its signal runs, which a switch may have made another than -c's
         self.stepper.controller_faults.label_of = lambda tls: self.signal_specs.get(tls, self.controller_spec)
         self._refuse_unsaved_controllers()
