@@ -13,6 +13,7 @@ import httpx
 import pytest
 from support.loopback import serving_live
 
+from signalwise.api.times import utc_times
 from signalwise.runtime.config import RunConfig
 from signalwise.store import Settings, get_engine
 from signalwise.store.keys import create_key
@@ -71,7 +72,8 @@ def test_a_non_finite_number_is_refused_as_such_and_logged_as_strict_json(served
         value = value[key]
     assert value == raw.split(": ")[-1].rstrip("}"), entry  # what was sent, as text: "NaN", "Infinity", ...
     listed = client.get(f"{LIVE}/changes", params={"limit": 1000}).json()
-    assert entry in listed, "GET /changes says what changes.jsonl says"
+    # the file keeps the run's local wall-clock offset; the API writes every instant in UTC (`api.times`)
+    assert utc_times(entry) in listed, "GET /changes says what changes.jsonl says"
 
 
 @pytest.mark.parametrize(("method", "path", "body", "message"), [
@@ -110,4 +112,4 @@ def test_a_refused_body_holding_nan_anywhere_is_logged_as_strict_json(served):
     assert r.status_code == 422, r.text
     entry = next(e for e in reversed(_logged(rt)) if e["payload"].get("intersection_id") == "J3")
     assert entry["result"] == "refused" and entry["payload"]["body"]["weight"] == "NaN", entry
-    assert entry in client.get(f"{LIVE}/changes", params={"limit": 1000}).json()
+    assert utc_times(entry) in client.get(f"{LIVE}/changes", params={"limit": 1000}).json()

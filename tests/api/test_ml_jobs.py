@@ -241,7 +241,8 @@ def test_the_agent_is_phase_score_unless_a_tabular_field_is_given_and_the_stored
     ({"popsize": 1}, "body.popsize: Input should be greater than or equal to 2"),
     ({"period": 0}, "body.period: Input should be greater than 0"),
     ({"settings": {"scenario": "grid", "shield": {}}}, "settings: scenario not taken; a training takes timing"),
-    ({"settings": {"timing": {"yellow_s": 1}}}, "body.settings.timing.yellow_s: Input should be greater than or"),
+    ({"settings": {"timing": {"yellow_s": 1}}},
+     "body.settings.timing.yellow_s: Value error, yellow_s (1) must be at least 3 under the safety profile"),
     ({"settings": {"sumo_options": {"seed": 3}}}, "body.settings.sumo_options: Value error, seed: set by the run"),
     # no option names a file on the server, whatever SUMO calls it
     ({"settings": {"sumo_options": {"netstate-dump": "/tmp/x.xml"}}},
