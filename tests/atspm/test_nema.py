@@ -24,6 +24,8 @@ from signalwise.analytics.atspm.nema import nema_text, parse_nema
 from signalwise.analytics.atspm.phase_labels import phase_labels
 from signalwise.analytics.atspm.worker import Job
 
+pytestmark = pytest.mark.slow  # a 600 s corridor run and the ATSPM command over it
+
 SIGNALWISE = [sys.executable, "-m", "signalwise.cli"]
 #: the NEMA numbers of the corridor's movements: the arterial (east-west) through is 2+6, its lefts 1+5
 BY_MOVEMENT = {"EB/WB through": [2, 6], "EB/WB left": [1, 5], "NB/SB through": [4, 8], "NB/SB left": [3, 7]}

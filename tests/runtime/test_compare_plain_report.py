@@ -25,6 +25,8 @@ from signalwise.analytics.stats import p_text
 from signalwise.runtime.commands import print_compare_table, print_run_summary
 from signalwise.runtime.compare import METRICS, MIN_CHANGE_PCT, MIN_PER_SEED, report_markdown, summarize
 
+pytestmark = pytest.mark.slow  # real comparisons, several seconds each
+
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 QUIET_ENV = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "FORCE_COLOR", "TTY_COMPATIBLE")}
 

@@ -11,7 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from signalwise.provenance import software, software_text
+
+pytestmark = pytest.mark.slow  # bench/resco.py sweeps in subprocesses
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "resco.py"

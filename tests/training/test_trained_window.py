@@ -20,6 +20,8 @@ from signalwise.runtime.config import RunConfig
 from signalwise.sim.scenario import load
 from signalwise.training.policy_search import SearchConfig, search
 
+pytestmark = pytest.mark.slow  # a training and the runs that read its window: seconds each
+
 SIGNALWISE = str(Path(sys.executable).with_name("signalwise"))
 SUMOCFG = """<configuration>
     <input><net-file value="my.net.xml"/><route-files value="my.rou.xml"/></input>
