@@ -34,8 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # suppor
 from _records import record_lines  # noqa: E402
 from support.databases import isolated_database, postgres_unavailable_reason  # noqa: E402
 
+from signalwise.collector import collector_paused  # noqa: E402
 from signalwise.store import Settings, get_engine, ingest_records  # noqa: E402
-from signalwise.store.ingest import gc_paused, ingest_json_array  # noqa: E402
+from signalwise.store.ingest import ingest_json_array  # noqa: E402
 from signalwise.store.schemas import RecordList  # noqa: E402
 from signalwise.store.settings import RATE_LIMIT_KINDS  # noqa: E402
 
@@ -71,7 +72,7 @@ def bench_store(url: str, n: int) -> dict:
             per_cpu_s[w].append(count / (main_cpu + stats.get("worker_cpu_s", 0.0)))
             main_only[w].append(count / main_cpu)
         else:  # validated first, then timed: the database write (with roll-ups) alone
-            with gc_paused():
+            with collector_paused(age_on_exit=False):
                 recs = RecordList.validate_json(body)
             t = time.perf_counter()
             ingest_records(engine, recs)
@@ -104,7 +105,7 @@ def cpu_us_per_record(work, n: int, repeat: int = 3) -> float:  # noqa: ANN001
     """Least CPU time of `repeat` calls of work(), in µs per record (CPU time: the load barely shifts it)."""
     best = float("inf")
     for _ in range(repeat):
-        with gc_paused():
+        with collector_paused(age_on_exit=False):
             t = time.process_time()
             work()
             best = min(best, time.process_time() - t)
