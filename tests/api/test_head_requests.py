@@ -110,8 +110,11 @@ def test_the_schema_lists_no_head_operation_and_no_operation_twice(tmp_path):
 
 @pytest.mark.slow
 def test_head_on_the_live_stream_answers_its_headers_and_ends(tmp_path):
+    from signalwise.api import create_app
+
     settings = Settings(database_url=migrated_sqlite(tmp_path / "live.db"))
-    with serving_live(settings, tmp_path / "run", timeout_s=10) as (client, _rt):
+    app = create_app(settings)
+    with serving_live(settings, tmp_path / "run", timeout_s=10, app=app) as (client, _rt):
         get = client.get("/api/v1/live/status")
         assert get.status_code == 200
         started = time.monotonic()
@@ -119,6 +122,67 @@ def test_head_on_the_live_stream_answers_its_headers_and_ends(tmp_path):
         assert head.status_code == 200 and head.content == b"", (head.status_code, head.content[:200])
         assert head.headers["content-type"].startswith("text/event-stream")
         assert time.monotonic() - started < 5
+        # and the server ends the stream it began for it: no subscriber left behind, heartbeats and all
+        deadline = time.monotonic() + 5
+        while app.state.streams.stats()["clients"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert app.state.streams.stats()["clients"] == 0
         # the connection is free again: the next request on it is answered
         assert client.head("/api/v1/live/status").status_code == 200
         assert client.head("/health/live").status_code == 200
+
+
+def test_head_ends_an_endless_stream_from_a_server_of_any_asgi_spec():
+    """A server of ASGI spec 2.4 or later lets Starlette's streaming answer wait for a send to fail rather than
+    listen for the client going; HEAD's sends never fail, so the middleware tells the GET the client has gone:
+    the stream's generator is closed and the call returns, on either kind of server."""
+    import asyncio
+
+    from starlette.applications import Starlette
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    from signalwise.api.middleware import HeadAsGet
+
+    closed = []
+
+    async def endless(request):
+        async def lines():
+            try:
+                while True:
+                    yield b"data: tick\n\n"
+                    await asyncio.sleep(0.01)
+            finally:
+                closed.append(True)
+
+        return StreamingResponse(lines(), media_type="text/event-stream")
+
+    app = HeadAsGet(Starlette(routes=[Route("/stream", endless)]))
+
+    async def head(spec_version: str) -> list[dict]:
+        sent: list[dict] = []
+        never = asyncio.Event()
+        asked = [False]
+
+        async def receive():
+            if not asked[0]:
+                asked[0] = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await never.wait()  # the client stays connected
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": spec_version}, "http_version": "1.1",
+                 "method": "HEAD", "scheme": "http", "path": "/stream", "raw_path": b"/stream", "query_string": b"",
+                 "root_path": "", "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 1),
+                 "server": ("127.0.0.1", 80)}
+        await asyncio.wait_for(app(scope, receive, send), timeout=5)
+        return sent
+
+    for spec in ("2.3", "2.4"):
+        closed.clear()
+        sent = asyncio.run(head(spec))
+        assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"], (spec, sent)
+        assert sent[0]["status"] == 200 and sent[1]["body"] == b"" and not sent[1].get("more_body")
+        assert closed == [True], spec

@@ -50,17 +50,18 @@ def serving(app, **kw) -> Iterator[str]:
 
 @contextlib.contextmanager
 def serving_live(settings, run_dir, *, in_process: bool = True, timeout_s: float = 20.0, cfg=None,
-                 speed: float = 10.0, headers: dict | None = None):
+                 speed: float = 10.0, headers: dict | None = None, app=None):
     """A real uvicorn serving the app with a live run attached and ticking (`cfg`, default `single`; `speed`
     simulated seconds a second); yields (httpx client on its base URL, sending `headers`, the runtime); the run is
-    stopped and its loop joined after. `in_process=False`: SUMO in a process of its own."""
+    stopped and its loop joined after. `in_process=False`: SUMO in a process of its own; `app`: one made by the
+    caller (`create_app(settings)`), to look at its state while it serves."""
     import httpx
 
     from signalwise.api import create_app
     from signalwise.runtime.config import RunConfig
     from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
 
-    app = create_app(settings)
+    app = create_app(settings) if app is None else app
     rt = LiveRuntime(cfg or RunConfig(scenario="single"),
                      LiveOptions(speed=speed, duration_s=3600, in_process=in_process), run_dir)
     rt.open()

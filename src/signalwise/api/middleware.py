@@ -7,6 +7,7 @@ call, so the two things every response needs are done here directly.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -48,9 +49,8 @@ class HeadAsGet:
 
     Starlette's `Route` adds HEAD beside GET; FastAPI's `APIRoute` does not (fastapi/fastapi#1773, open), and
     adding HEAD to the routes' methods would list every GET twice in the OpenAPI schema under one operation id.
-    The answer ends as soon as its headers are sent: a streaming GET (the SSE stream) would otherwise run on
-    unseen, and the server then tells the app the client is gone (uvicorn answers its `receive` with
-    `http.disconnect` once a response is complete). The request's own scope keeps HEAD, so the access log, the
+    The answer ends as soon as its headers are sent, and the GET is then told the client has gone: a streaming
+    GET (the SSE stream) would otherwise run on unseen, holding a subscriber and its heartbeats. The request's own scope keeps HEAD, so the access log, the
     request metrics and the server (which sends no body for HEAD) see the method that was sent; the router's
     findings (`route`, `endpoint`) are copied back for them."""
 
@@ -61,8 +61,24 @@ class HeadAsGet:
         if scope["type"] != "http" or scope.get("method") != "HEAD":
             return await self.app(scope, receive, send)
         scope.setdefault("state", {})  # shared with the GET's scope: what auth and the limiter leave there
-        as_get = {**scope, "method": "GET"}
+        # the GET is told the client has gone once its headers are sent, and by `receive` (ASGI spec 2.3's way,
+        # which Starlette's streaming answers then listen on): from a server of spec 2.4 or later they would
+        # wait for a send to fail instead, and these sends never do
+        as_get = {**scope, "method": "GET", "asgi": {**scope.get("asgi", {}), "spec_version": "2.3"}}
         answered = False
+        gone = asyncio.Event()
+
+        async def receive_until_answered():
+            if answered:
+                return {"type": "http.disconnect"}
+            asked = asyncio.ensure_future(receive())
+            told = asyncio.ensure_future(gone.wait())
+            done, _ = await asyncio.wait({asked, told}, return_when=asyncio.FIRST_COMPLETED)
+            if asked in done:
+                told.cancel()
+                return asked.result()
+            asked.cancel()
+            return {"type": "http.disconnect"}
 
         async def headers_only(message):
             nonlocal answered
@@ -72,11 +88,12 @@ class HeadAsGet:
                 await send(message)
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 answered = True
+                gone.set()
             elif message["type"] != "http.response.body":
                 await send(message)
 
         try:
-            await self.app(as_get, receive, headers_only)
+            await self.app(as_get, receive_until_answered, headers_only)
         finally:
             for name in ("route", "endpoint", "path_params"):
                 if name in as_get and name not in scope:
