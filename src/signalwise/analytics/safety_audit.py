@@ -114,7 +114,9 @@ Timing changed at run time (a live run's operator): a device entry's
 change, parameter = revision, 1-based) logs the green from which the device
 ran it. Each green, and the yellow and red clearance that end it, are held
 to the revision in force when the green began; a cycle window open across a
-change is held to the longest bound in force during it.
+change is held to the longest bound in force during it. A 131 logged with a
+132 (cycle length change) at the same instant is a coordination pattern (a
+``coordinated`` run's plan), not a revision: it changes no safety timing.
 
 A run that died (killed with SIGKILL: ``run.json`` says ``died``, or ``running``
 with its process gone) can leave ``events.csv`` and ``signal_states.csv``
@@ -182,6 +184,7 @@ PED_WALK, PED_CLEARANCE, PED_DONT_WALK = 21, 22, 23
 PREEMPT_CALL_ON, PREEMPT_CALL_OFF = 102, 104
 PHASE_CALL = 43
 TIMING_PLAN_CHANGE = 131
+CYCLE_LENGTH_CHANGE = 132
 _PHASE_CODES = (BEGIN_GREEN, BEGIN_YELLOW, END_YELLOW, BEGIN_RED_CLEAR, END_RED_CLEAR)
 _PED_CODES = (PED_WALK, PED_CLEARANCE, PED_DONT_WALK)
 #: detector on/off events: a device with only these has no signal events to check
@@ -466,8 +469,11 @@ def _switches(dev_id: str, events: list[SignalEvent], revisions: list[_Device],
     """(time, device with that revision's timing) of each 131 of the device, in time order. A 131 naming a
     revision the model lacks is a warning, and the timing in force stays: its greens are held to that."""
     found = []
+    # a 131 logged with a 132 (cycle length change) at the same instant is a coordination pattern (`coordinated`
+    # logs its plan so, as a field controller does): it changes no safety timing, and names no revision
+    patterns = {e.time_s for e in events if e.event_code == CYCLE_LENGTH_CHANGE}
     for e in events:
-        if e.event_code != TIMING_PLAN_CHANGE:
+        if e.event_code != TIMING_PLAN_CHANGE or e.time_s in patterns:
             continue
         if 1 <= e.parameter <= len(revisions):
             found.append((e.time_s, revisions[e.parameter - 1]))

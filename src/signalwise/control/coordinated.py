@@ -18,6 +18,12 @@ force-off point at or after its shortest green (a transition: a first green is l
 or cut at its max green, after which the next green takes up the rest). From the first force-off on schedule,
 every onset is on schedule. After a preemption it is the same transition.
 
+The run logs each signal's plan at its start, as a field controller logs a coordination pattern: a 131 (Coord
+Pattern Change) naming pattern 1, the program's plan (a run has one plan per signal), with a 132 (Cycle Length
+Change: the cycle, whole seconds) and a 133 (Offset Length Change: the offset in the cycle, whole seconds); a
+signal not coordinated logs pattern 254, UDOT ATSPM's "Free", with cycle and offset 0. ATSPM's per-plan table
+reads them; the audit reads a 131 logged with a 132 as a pattern, not a timing revision (`coordination_events`).
+
 Not coordinated by offsets: `webster` (each signal's own cycle, re-planned), `actuated` and `max-pressure`
 (decentralised: each signal decides from its own detectors and lanes).
 """
@@ -28,11 +34,18 @@ import math
 from dataclasses import dataclass
 
 from ..core.timing import ceil_to_step, shortest_greens_s
-from ..core.types import Decision, EventCode, Intersection, Observation
+from ..core.types import Decision, EventCode, Intersection, Observation, SignalEvent
 from .base import ControlContext, register
 from .fixed import make_fixed
 
 COORDINATED_CONTROLLER = "coordinated"
+#: the pattern number (131's parameter) of a coordinated signal's plan: the program's, the one plan of the run
+COORDINATED_PATTERN = 1
+#: the pattern number of a signal not coordinated (it runs the plan `fixed` runs, on no common cycle): UDOT
+#: ATSPM's "Free"
+FREE_PATTERN = 254
+#: the largest parameter of a 132 or 133: a longer cycle is 255 plus a 156 with the rest, a longer offset 255
+MAX_PARAMETER = 255
 
 
 @dataclass(frozen=True)
@@ -182,3 +195,28 @@ def coordination_report(intersections, step_length_s: float) -> tuple[dict[str, 
             f"{c:g} s at {', '.join(ids[:5])}{' and more' if len(ids) > 5 else ''}" for c, ids in sorted(
                 cycles.items())) + "): offsets coordinate only signals sharing a cycle")
     return plans, warnings
+
+
+def coordination_events(intersections, step_length_s: float, time_s: float) -> list[SignalEvent]:
+    """Each signal's plan as a field controller logs a coordination pattern, at `time_s` (the run's start): a 131
+    (pattern `COORDINATED_PATTERN`, or `FREE_PATTERN` where `coordination_plan` refuses one), a 132 (the cycle,
+    whole seconds; 255 and a 156 with the rest above 255 s, each at most 255) and a 133 (the offset within the cycle, whole seconds,
+    at most 255), as the Indiana enumeration gives them. A free pattern's cycle and offset are 0: no common cycle.
+
+    The 132 beside the 131 is what tells the pattern apart from a timing revision's 131, which is logged alone."""
+    events: list[SignalEvent] = []
+    for inter in sorted(intersections, key=lambda i: i.id):
+        plan = coordination_plan(inter, step_length_s)
+        if isinstance(plan, str):
+            pattern, cycle_s, offset_s = FREE_PATTERN, 0, 0
+        else:
+            pattern, cycle_s = COORDINATED_PATTERN, round(plan.cycle_s)
+            offset_s = round(plan.offset_s % plan.cycle_s) % max(cycle_s, 1)  # SUMO's (t - offset) mod C
+        events.append(SignalEvent(time_s, inter.id, int(EventCode.TIMING_PLAN_CHANGE), pattern))
+        events.append(SignalEvent(time_s, inter.id, int(EventCode.CYCLE_LENGTH_CHANGE), min(cycle_s, MAX_PARAMETER)))
+        if cycle_s > MAX_PARAMETER:
+            events.append(SignalEvent(time_s, inter.id, int(EventCode.ADDITIONAL_CYCLE_LENGTH_CHANGE),
+                                      min(cycle_s - MAX_PARAMETER, MAX_PARAMETER)))
+        events.append(SignalEvent(time_s, inter.id, int(EventCode.OFFSET_LENGTH_CHANGE),
+                                  min(offset_s, MAX_PARAMETER)))
+    return events

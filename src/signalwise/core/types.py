@@ -374,10 +374,20 @@ class EventCode(enum.IntEnum):
     PREEMPT_CALL_OFF = 104
     PREEMPT_BEGIN_DWELL = 107
     PREEMPT_MAX_PRESENCE_EXCEEDED = 110
-    #: Indiana's "coordination pattern change", here a timing plan: the device runs the signal model's timing
+    #: Indiana's "coordination pattern change". Alone, a timing plan: the device runs the signal model's timing
     #: revision `parameter` (1-based, `timing_revisions` in signal_model.json) from the green that begins at
-    #: the same time on. An operator's timing change at run time; the audit holds each green to its revision
+    #: the same time on. An operator's timing change at run time; the audit holds each green to its revision.
+    #: Logged with a 132 at the same instant, a coordination pattern (parameter = the pattern number: 1 the
+    #: program's plan `coordinated` runs, 254 free), which changes no safety timing
     TIMING_PLAN_CHANGE = 131
+    #: Indiana's "cycle length change", logged with a coordination pattern's 131: its cycle, whole seconds (0
+    #: for a free pattern); a cycle over 255 s is logged as 255 with the rest in a 156
+    CYCLE_LENGTH_CHANGE = 132
+    #: Indiana's "offset length change", logged with a coordination pattern's 131: its offset, whole seconds
+    #: (0 for a free pattern; over 255 s logged as 255)
+    OFFSET_LENGTH_CHANGE = 133
+    #: Indiana's "additional cycle length change": with a 132 of 255, the cycle's seconds above 255
+    ADDITIONAL_CYCLE_LENGTH_CHANGE = 156
     #: signalwise's own code, outside the Indiana enumeration's assigned range: the live runtime
     #: resumed from a saved state after its simulator died. Parameter = whole seconds of simulated
     #: time rewound. Events after it replay from the restored state, starting with the events that

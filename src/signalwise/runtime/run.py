@@ -41,7 +41,7 @@ from pathlib import Path
 import yaml
 
 from .. import __version__
-from ..control.coordinated import COORDINATED_CONTROLLER, coordination_report
+from ..control.coordinated import COORDINATED_CONTROLLER, coordination_events, coordination_report
 from ..core.eventlog import event_row, write_event_rows
 from ..core.names import BASELINE_CONTROLLER
 from ..core.types import EventCode
@@ -197,6 +197,9 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path, audit_apart
                                                                        cfg.step_length_s))
     event_rows = sumo.detector_event_rows
     event_rows.extend(event_row(e.time_s, e.device_id, e.event_code, e.parameter) for e in loop.events)
+    if cfg.controller == COORDINATED_CONTROLLER:  # each signal's plan (131, 132, 133), as a field controller logs it
+        event_rows.extend(event_row(e.time_s, e.device_id, e.event_code, e.parameter)
+                          for e in coordination_events(loop.intersections, cfg.step_length_s, loop.begin_s))
     write_event_rows(run_dir / "events.csv", event_rows)
     audit = _start_audit(run_dir, cfg, audit_apart)  # its inputs are all written
 
@@ -320,7 +323,7 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path, audit_apart
     warnings.extend(pedestrian_warnings(loop.intersections))
     warnings.extend(timing_warnings(loop.intersections))
     warnings.extend(clearance_rounding_warnings(loop.intersections, cfg.timing, cfg.step_length_s))
-    below = below_ite_timing(loop.intersections, cfg.timing)
+    below = below_ite_timing(loop.intersections, cfg.timing, cfg.step_length_s)
     if below:  # the summary says these beside the audit's violations: departures from ITE, not violations
         metrics["below_ite_timing"] = below
     if warnings:

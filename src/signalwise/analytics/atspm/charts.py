@@ -43,10 +43,10 @@ TERMINATIONS = {"GapOut": ("o", "#2ca02c"), "MaxOut": ("^", "#d62728"), "ForceOf
 THRESHOLD_LABEL = "80 % split-failure threshold"
 PARTIAL_BIN_LABEL = "hatched: partial bin (Complete false)"
 NOTE_IN = 0.18  # the height of a note line under a chart's title
-#: under a run's split monitor: what a force-off means where nothing coordinates
-RUN_FORCE_OFF_NOTE = ("force-off: the green ended with demand left, by the controller's choice, a timed plan's split "
-                      "end or the shield; a signalwise run has no coordination (no offsets or force-off points of "
-                      "a coordinated plan)")
+#: under a run's split monitor: what a force-off means in a run (only `coordinated` holds a common cycle and offset)
+RUN_FORCE_OFF_NOTE = ("force-off: a timed plan's split end (a coordinated run's: its plan's force-off point, on the "
+                      "cycle and offset of plans.csv), or a green ended with demand left by the controller's choice "
+                      "or the shield")
 #: under a run's pedestrian delay chart: not the run summary's figure of the same name
 RUN_PED_NOTE = ("each pedestrian's wait at this crossing for the walk; not the run summary's pedestrian delay, "
                 "SUMO's time lost over each pedestrian's whole walk")

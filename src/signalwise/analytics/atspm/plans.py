@@ -6,6 +6,11 @@ device's first 131 the log does not say which plan ran: that span is "unknown" (
 log without any 131 has one unknown span per device. Plan 254 is named "Free" and 255 "Flash", as UDOT
 ATSPM names them; any other is "Plan N".
 
+A plan's cycle and offset are those its Cycle Length Change (132) and Offset Length Change (133) give, as the
+enumeration logs them with the pattern: the device's first 132 and first 133 in the span, whole seconds (a 132
+of 255 with a 156 is 255 plus the 156's seconds); a span without one has none (an empty cell), as has the
+unknown span.
+
 The figures are those of the other tables, grouped by plan span instead of by bin: the split-failure
 cycles (`measures.split_failure_cycles`, judged by the same rule), the PCD's arrivals
 (`cycles.pcd`) and the pedestrian delays (`cycles.ped_delay`).
@@ -29,11 +34,15 @@ from .inputs import DetectorConfig, EventLog
 
 #: Indiana hi-res enumeration: Coord Pattern Change, parameter = the plan (pattern) number
 PLAN_EVENT = 131
+#: Cycle Length Change and Offset Length Change, logged with a pattern's 131: its cycle and offset, whole seconds
+CYCLE_EVENT, OFFSET_EVENT = 132, 133
+#: Additional Cycle Length Change: with a 132 of 255, the cycle's seconds above 255
+EXTRA_CYCLE_EVENT = 156
 #: plan numbers with a name of their own (UDOT ATSPM's); others are "Plan N"
 PLAN_NAMES = {254: "Free", 255: "Flash"}
 UNKNOWN = "unknown"
 
-COLUMNS = ["DeviceId", "Start", "End", "Plan", "PlanName", "Phase", "Cycles", "Split_Failures",
+COLUMNS = ["DeviceId", "Start", "End", "Plan", "PlanName", "Cycle_s", "Offset_s", "Phase", "Cycles", "Split_Failures",
            "Arrivals", "Green_Arrivals", "Percent_AOG", "Ped_Count",
            "Mean_PedDelay_s", "Max_PedDelay_s", "Ped_Method"]
 
@@ -96,6 +105,37 @@ def plan_spans(log: EventLog, in_force: PlansInForce | None = None) -> list[tupl
         ends = starts[1:] + [int(last[d])]
         spans.extend((d, s, e, p) for s, e, p in zip(starts, ends, plans, strict=True))
     return spans
+
+
+def span_timings(log: EventLog, spans) -> list[tuple[int | None, int | None]]:
+    """(cycle s, offset s) of each of `spans` (`plan_spans`): its device's first 132 and first 133 from the span's
+    start until the next span's (the last span: to its end, inclusive), None where there is none or the span's plan
+    is unknown. A 132 of 255 adds a 156 logged at its instant (the cycle's seconds above 255)."""
+    out: list[tuple[int | None, int | None]] = []
+    dev = log.device.astype(np.int64)
+    found = {}
+    for code in (CYCLE_EVENT, OFFSET_EVENT, EXTRA_CYCLE_EVENT):
+        sel = np.flatnonzero(log.event == code)  # in (device, time) order
+        found[code] = (dev[sel], log.time_us[sel], log.param[sel].astype(np.int64))
+
+    def first_in(code, d, start, end, inclusive):
+        fdev, ft, fp = found[code]
+        mine = (fdev == d) & (ft >= start) & ((ft <= end) if inclusive else (ft < end))
+        at = np.flatnonzero(mine)
+        return (int(ft[at[0]]), int(fp[at[0]])) if len(at) else None
+
+    for k, (d, start, end, plan) in enumerate(spans):
+        if plan is None:
+            out.append((None, None))
+            continue
+        last = k + 1 == len(spans) or spans[k + 1][0] != d
+        cycle, offset = first_in(CYCLE_EVENT, d, start, end, last), first_in(OFFSET_EVENT, d, start, end, last)
+        cycle_s = None if cycle is None else cycle[1]
+        if cycle is not None and cycle_s == 255:
+            extra = first_in(EXTRA_CYCLE_EVENT, d, cycle[0], cycle[0], True)
+            cycle_s += 0 if extra is None else extra[1]
+        out.append((cycle_s, None if offset is None else offset[1]))
+    return out
 
 
 def _span_index(spans, dev: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -170,13 +210,16 @@ def plan_summary(log: EventLog, config: DetectorConfig | None, bin_min: int = 15
     phases: dict[int, set] = {}
     for s, p in per:
         phases.setdefault(spans[s][0], set()).add(p)
+    timings = span_timings(log, spans)
     out = []
     for s, (d, start, end, plan) in enumerate(spans):
+        cycle_s, offset_s = timings[s]
         for p in sorted(phases.get(d, ())) or [None]:
             r = {k: v for k, v in per.get((s, p), {}).items() if not (isinstance(v, float) and np.isnan(v))}
             arrivals = r.get("Arrivals", 0)
             out.append({
                 "DeviceId": names[d], "Start": start, "End": end, "Plan": plan, "PlanName": plan_name(plan),
+                "Cycle_s": cycle_s, "Offset_s": offset_s,
                 "Phase": p, "Cycles": int(r.get("Cycles", 0)), "Split_Failures": int(r.get("Split_Failures", 0)),
                 "Arrivals": int(arrivals), "Green_Arrivals": int(r.get("Green_Arrivals", 0)),
                 # a share (0-1), as the binned arrival_on_green table gives it
@@ -189,6 +232,6 @@ def plan_summary(log: EventLog, config: DetectorConfig | None, bin_min: int = 15
         | {c: np.float64 for c in ("Percent_AOG", "Mean_PedDelay_s", "Max_PedDelay_s")})
     for c in ("Start", "End"):
         df[c] = pd.to_datetime(np.array([r[c] for r in out], np.int64), unit="us")
-    for c in ("Plan", "Phase", "Ped_Method"):  # plain ints, None where there is none: an empty CSV cell, a JSON null
+    for c in ("Plan", "Cycle_s", "Offset_s", "Phase", "Ped_Method"):  # plain ints, None where there is none: an empty CSV cell, a JSON null
         df[c] = pd.Series([r[c] for r in out], dtype=object)
     return df
