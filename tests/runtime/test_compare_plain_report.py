@@ -129,6 +129,25 @@ def test_an_emergency_delay_over_one_vehicle_a_seed_says_so(corridor):
     assert f"| emergency vehicle delay (n = {span} {of} per seed: too few to judge) | s | " in report, report
 
 
+def test_a_figure_over_too_few_reads_too_few_to_judge_where_the_test_gives_no_p(corridor):
+    """The engineer's re-trial, finding 1: the emergency vehicles' delay, measured in one seed of two (one vehicle),
+    got no p and no word: the change table read "+21.1 % (p n/a)", summary.csv's verdict_note was empty."""
+    import csv
+
+    out, _stdout = corridor
+    summary = json.loads((out / "summary.json").read_text())
+    e = summary["metrics"]["emergency_delay_s"]["controllers"]["actuated"]
+    assert summary["metrics"]["emergency_delay_s"]["per_seed_n"]["too_few"], summary["metrics"]["emergency_delay_s"]
+    assert e.get("change_pct") is not None and e["p_paired"] is None, e  # the premise: a change, and no test
+    assert "verdict" not in e and e["no_verdict"] == "too few to judge", e
+    line = next(ln for ln in (out / "report.md").read_text().splitlines()
+                if ln.startswith(f"| emergency vehicle delay | {e['change_pct']:+.1f} % (p n/a"))
+    assert line.endswith(": **too few to judge** |"), line
+    with (out / "summary.csv").open() as f:
+        row = next(r for r in csv.DictReader(f) if r["metric"] == "emergency_delay_s" and r["controller"] == "actuated")
+    assert row["verdict"] == "" and row["verdict_note"] == "too few to judge", row
+
+
 def test_a_figure_over_a_few_pedestrians_a_seed_gets_no_verdict_and_is_not_called_pedestrian_delay(single):
     out, stdout = single
     summary = json.loads((out / "summary.json").read_text())
@@ -175,6 +194,8 @@ def test_every_verdict_of_a_real_compare_needs_p_below_0_05_and_a_change_of_1_pe
                 assert e["p_paired"] < 0.05 and abs(e["change_pct"]) >= MIN_CHANGE_PCT, e
             elif e.get("p_paired") is not None:  # a test ran: it says why there is no verdict
                 assert e["no_verdict"] in ("no clear change", "too few to judge"), e
+            elif row.get("per_seed_n", {}).get("too_few"):
+                assert said == "too few to judge", e  # "p n/a" over too few: the sample leaves no verdict
             else:
                 assert said is None, e  # "p n/a": no test, no word
             assert (said or "p n/a") in rows[row["label"]], (row["label"], rows[row["label"]])

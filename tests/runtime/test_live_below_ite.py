@@ -1,5 +1,5 @@
 """A clearance configured below ITE's for a signal's geometry runs as given and is said (docs/configuration.md,
-`timing.all_red_s`): by a live run as `signalwise run` says it, word for word. Real SUMO on corridor, whose J2
+`timing.all_red_s`): by a live run as `signalwise run` records it in metrics.json, word for word. Real SUMO on corridor, whose J2
 phase 3 needs a 2.4 s red clearance by ITE.
 
 Found in a trial: `PUT /live/config/timing/intersections/J2 {"timing": {"all_red_s": 2}}` was answered
@@ -32,7 +32,8 @@ def _config(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def run_says(tmp_path_factory) -> str:
-    """The warning `signalwise run` gives for J2's red clearance of 2 s (its metrics.json's, as it prints it)."""
+    """The warning `signalwise run` records for J2's red clearance of 2 s in its metrics.json (its terminal gives
+    it as a line per setting)."""
     tmp = tmp_path_factory.mktemp("run")
     done = subprocess.run([SIGNALWISE, "run", "-s", "corridor", "-c", "max-pressure", "--config", str(_config(tmp)),
                            "--duration", "20", "--out", str(tmp / "runs")], capture_output=True, text=True,
@@ -41,7 +42,8 @@ def run_says(tmp_path_factory) -> str:
     run_dir = next((tmp / "runs").iterdir())
     said = [w for w in json.loads((run_dir / "metrics.json").read_text())["warnings"] if "below ITE" in w]
     assert len(said) == 1 and said[0].startswith("signal 'J2': below ITE: "), said
-    assert f"warning: {said[0]}" in " ".join(done.stdout.split()), done.stdout
+    assert "warning: below ITE at signal J2: timing.per_intersection.J2.all_red_s 2 s, where ITE's red clearance is " \
+        in " ".join(done.stdout.split()), done.stdout
     return said[0]
 
 

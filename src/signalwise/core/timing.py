@@ -80,13 +80,17 @@ class WebsterPlan:
 
     `green_s` is each phase's displayed green (what the signal shows before its yellow), and `cycle_s` the sum of
     the displayed greens and the change intervals: the cycle the signal runs. `lost_time_s` is Webster's L,
-    the cycle's lost time (`webster_plan`)."""
+    the cycle's lost time (`webster_plan`), to the millisecond (LOST_TIME_DECIMALS)."""
 
     cycle_s: float
     green_s: tuple[float, ...]
     lost_time_s: float
     flow_ratio_sum: float  # Y
     oversaturated: bool
+
+
+#: the decimals a plan's lost time is recorded to (0.001 s): its sum of per-phase means read 24.999999999999996
+LOST_TIME_DECIMALS = 3
 
 
 def webster_plan(flow_ratios: list[float], lost_time_per_phase_s: float,
@@ -143,11 +147,11 @@ def webster_plan(flow_ratios: list[float], lost_time_per_phase_s: float,
     if step_s > 0:
         greens = _greens_in_steps(greens, mins, maxs, low, high, step_s)
         cycle = sum(greens) + clearance_total_s
-        return WebsterPlan(round(cycle, 6), tuple(round(g, 6) for g in greens), lost_s, round(y_sum, 4),
-                           oversaturated)
+        return WebsterPlan(round(cycle, 6), tuple(round(g, 6) for g in greens), round(lost_s, LOST_TIME_DECIMALS),
+                           round(y_sum, 4), oversaturated)
     greens = [round(g, 1) for g in greens]
-    return WebsterPlan(round(sum(greens) + clearance_total_s, 1), tuple(greens), lost_s, round(y_sum, 4),
-                       oversaturated)
+    return WebsterPlan(round(sum(greens) + clearance_total_s, 1), tuple(greens), round(lost_s, LOST_TIME_DECIMALS),
+                       round(y_sum, 4), oversaturated)
 
 
 def _fit_greens(greens: list[float], total_s: float, mins: list[float], maxs: list[float]) -> list[float]:

@@ -462,9 +462,10 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
     """Mean and 95% CI per metric over the seeds that measured it; change vs the first controller, Welch and paired
     p-values over the seeds both measured (`seeds_compared` when that is fewer), and `verdict` "better" or
     "worse" where the paired p is below `SIGNIFICANT_P` and the change at least `MIN_CHANGE_PCT` (in the metric's
-    direction). A change the paired test ran on without a verdict says why in `no_verdict`: "no clear change",
-    or "too few to judge" for a figure whose runs averaged it over fewer than `MIN_PER_SEED` vehicles or
-    pedestrians in some seed (`per_seed_n` of the metric: the fewest and most over the runs that measured it)."""
+    direction). A change without a verdict says why in `no_verdict`: "too few to judge" for a figure whose runs
+    averaged it over fewer than `MIN_PER_SEED` vehicles or pedestrians in some seed (`per_seed_n` of the metric:
+    the fewest and most over the runs that measured it), whatever the paired test gave (none, "p n/a", too), else
+    "no clear change" where the test ran."""
     baseline = controllers[0]
     table = {}
     for key, label, unit, lower_better in METRICS:
@@ -491,10 +492,10 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
                 # each field named after its test: the paired one over the same seeds (the verdict's) and Welch's
                 entry["p_paired"] = _p(cmp.p_value_paired)
                 entry["p_welch"] = _p(cmp.p_value)
-                if math.isnan(cmp.p_value_paired):
+                if sample is not None and sample["too_few"]:
+                    entry["no_verdict"] = TOO_FEW  # whatever the test gave, "p n/a" (one seed measured it) too
+                elif math.isnan(cmp.p_value_paired):
                     pass  # no test ran (one seed, or no spread): the tables say "p n/a", and nothing more
-                elif sample is not None and sample["too_few"]:
-                    entry["no_verdict"] = TOO_FEW
                 elif cmp.p_value_paired < SIGNIFICANT_P and abs(cmp.change_pct) >= MIN_CHANGE_PCT:
                     lower = cmp.candidate.mean < cmp.baseline.mean
                     entry["verdict"] = "better" if lower == lower_better else "worse"

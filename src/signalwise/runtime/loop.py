@@ -708,8 +708,9 @@ class LoopStepper:
         interventions: list[Intervention] = []
         for sh in self.shields.values():
             interventions.extend(sh.interventions)
-        plans = {tls: [(ts, dataclasses.asdict(p)) for ts, p in c.plans] for tls, c in self.controllers.items()
-                 if hasattr(c, "plans")}
+        # a plan made at the run's end (the last step's re-plan) never ran: the record holds the plans that did
+        plans = {tls: [(ts, dataclasses.asdict(p)) for i, (ts, p) in enumerate(c.plans) if i == 0 or ts < self.end_s]
+                 for tls, c in self.controllers.items() if hasattr(c, "plans")}
         return LoopResult(self.scenario, self.intersections, self.refused, self.layout, self.events(), interventions,
                           self.signal_states, self.queue_samples,
                           {tls: sh.fallback_fraction for tls, sh in self.shields.items()}, self.t0, self.end_s,
