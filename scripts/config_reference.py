@@ -299,8 +299,8 @@ def render() -> str:
         "A run's `signal_model.json` gives each phase's values (`phase_yellow_s`, `phase_all_red_s`) and what the "
         "signal shows (`phase_yellow_shown_s`, `phase_all_red_shown_s`), the intervals of its event log. A "
         "`yellow_s`, `all_red_s` or `ped_clearance_s` you set that is no whole number of steps runs rounded up, and "
-        "the run (and a live run, as it starts) warns once per value, naming the signals, the value run and a step "
-        "that shows it exactly: `timing.per_intersection.J3.yellow_s 4.5 s runs as 5 s at signal(s) J3: at 1 s "
+        "the run (and a live run, as it starts and in the answer to a timing change that leaves it: docs/live.md) "
+        "warns once per value, naming the signals, the value run and a step that shows it exactly: `timing.per_intersection.J3.yellow_s 4.5 s runs as 5 s at signal(s) J3: at 1 s "
         "steps each yellow is shown in whole steps, rounded up (step_length_s 0.5 shows it exactly)`. Values derived "
         "from the geometry are minimums, shown rounded up without a warning.",
         "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -95,3 +96,27 @@ def test_the_whole_command_tree_lists_without_fastapi_or_sqlalchemy():
     assert p.returncode == 0, p.stderr
     assert "live" in p.stdout and "db" in p.stdout
     assert p.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_every_help_that_lists_the_controllers_lists_every_one_a_user_may_choose():
+    """The choices of each controller option name every controller the registry has (a controller added to it, such
+    as `coordinated`, is in every such help without editing the help). In a fresh process: tests register
+    controllers of their own in this one."""
+    code = ("import json, typer\n"
+            "from signalwise.cli import app\n"
+            "from signalwise.control import available\n"
+            "command = typer.main.get_command(app)\n"
+            "helps = {f'{name} {opt}': [p.help for p in command.commands[name].params if opt in p.opts]\n"
+            "         for name, opt in (('run', '--controller'), ('compare', '--controllers'),\n"
+            "                           ('evaluate', '--baseline'), ('live', '--controller'))}\n"
+            "from importlib.metadata import entry_points\n"
+            "plugins = {e.name for e in entry_points(group='signalwise.controllers')}  # 'an installed plugin'\n"
+            "print(json.dumps({'available': sorted(set(available()) - plugins), 'helps': helps}))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    said = json.loads(p.stdout.splitlines()[-1])
+    assert "coordinated" in said["available"]
+    for where, helps in said["helps"].items():
+        assert len(helps) == 1, where
+        listed = set(re.split(r"[\s|,:]+", helps[0]))
+        assert set(said["available"]) <= listed, (where, sorted(set(said["available"]) - listed))

@@ -1,8 +1,9 @@
 """What made a result: the software (signalwise's version, and its git commit when it runs from a checkout, with
 whether the checkout has changes; SUMO's and Python's versions), the command line, and the digest of a model.
 
-A figure is reproduced with the code and the simulator that made it: run.json, a comparison's summary.json and
-report.md, and `bench/resco.py`'s cells keep this. The software is read once per process and cached: `git` runs
+A figure is reproduced with the code and the simulator that made it: run.json (a batch run's and a live run's), a
+comparison's summary.json and report.md, an evaluation's record in its model's meta.json, and `bench/resco.py`'s
+cells keep this. The software is read once per process and cached: `git` runs
 twice (about 10 ms) in each process that asks, never per step. Each worker process (a comparison's run, a
 training episode, a bench cell) asks for itself rather than trusting an answer handed down: it imports the code on
 disk when it starts, which a checkout changed since its parent started would make another commit. A missing `git`,

@@ -261,3 +261,25 @@ def test_a_signal_whose_id_holds_a_slash_takes_its_own_timing(tmp_path):
         assert _config(client)["timing"]["per_intersection"] == {}
     finally:
         served.close()
+
+
+def test_a_clearance_the_step_rounds_up_is_said_in_the_changes_answer_and_log_as_a_run_says_it(running):
+    """A live change's yellow of 4.5 s runs as 5 s at the corridor's 1 s steps: its answer and its log entry say so
+    in the words a run's start says it (`step_rounding.clearance_rounding_warnings`), for its signal alone; a whole
+    change names every signal its value runs longer at; a value in whole steps says nothing."""
+    client, rt = running
+    assert rt.cfg.step_length_s == 1.0
+    one = client.put(f"{TIMING}/intersections/J3", json={"timing": {"yellow_s": 4.5}})
+    assert one.status_code == 200, one.text
+    assert one.json()["reason"] == ("timing.per_intersection.J3.yellow_s 4.5 s runs as 5 s at signal(s) J3: at 1 s "
+                                    "steps each yellow is shown in whole steps, rounded up (step_length_s 0.5 shows "
+                                    "it exactly)")
+    assert _timing_log(client)[-1]["reason"] == one.json()["reason"]
+    whole = client.put(TIMING, json={"timing": {"all_red_s": 3.5}})
+    assert whole.status_code == 200, whole.text
+    # what it leaves in force, as a run started with it would say it: J3's own yellow stays beside the new default
+    assert whole.json()["reason"].split("; ") == [
+        "timing.all_red_s 3.5 s runs as 4 s at signal(s) J1, J2, J3, J4, J5: at 1 s steps each red clearance is "
+        "shown in whole steps, rounded up (step_length_s 0.5 shows it exactly)", one.json()["reason"]]
+    exact = client.put(TIMING, json={"timing": {"all_red_s": 3, "per_intersection": {"J3": {"yellow_s": 5}}}})
+    assert exact.status_code == 200 and exact.json()["reason"] == "", exact.text

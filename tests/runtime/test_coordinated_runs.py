@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import os
 import re
 import subprocess
@@ -148,3 +149,20 @@ def test_a_signal_whose_splits_cannot_hold_the_minimum_green_is_not_coordinated_
     greens = [(b - a).total_seconds() for a, b, r in zip(times, times[1:], rows, strict=False)
               if r["EventId"] == "1"]
     assert greens and all(g == 37.0 for g in greens), greens
+
+
+def test_compare_runs_coordinated_beside_fixed_on_the_corridor(tmp_path):
+    """`signalwise compare --controllers fixed,coordinated` on the built-in corridor (as its help lists it): both
+    run, the audit finds nothing, and the coordinated runs hold a plan at every signal of the corridor."""
+    from support.cli import signalwise
+
+    out = tmp_path / "cmp"
+    p = signalwise("compare", "-s", "corridor", "--controllers", "fixed,coordinated", "--seeds", "1",
+                   "--duration", "120", "--workers", "1", "--out", str(out), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["controllers"] == ["fixed", "coordinated"] and summary["failures"] == {}
+    coordinated = json.loads((out / "coordinated-s1" / "metrics.json").read_text())
+    assert coordinated["safety"]["violations"] == 0
+    assert set(coordinated["coordination"]) == {"J1", "J2", "J3", "J4", "J5"}
+    assert all("not_coordinated" not in plan for plan in coordinated["coordination"].values())

@@ -227,7 +227,8 @@ def test_cli_run_prints_a_summary_and_compare_writes_table_and_chart(tmp_path):
     p = _cli("run", "--scenario", "single", "--controller", "webster", "--duration", "300",
              "--run-dir", str(tmp_path / "r"), cwd=tmp_path)
     assert p.returncode == 0, p.stderr
-    assert "avg delay per vehicle" in p.stdout and "safety violations" in p.stdout
+    assert "│ delay per vehicle " in p.stdout and "safety violations" in p.stdout
+    assert "delay per vehicle: the RESCO definition, every vehicle due" in p.stdout
     p = _cli("compare", "--scenario", "single", "--controllers", "fixed,actuated", "--seeds", "2",
              "--duration", "300", "--out", str(tmp_path / "cmp"), cwd=tmp_path)
     assert p.returncode == 0, p.stderr

@@ -79,10 +79,15 @@ def test_a_run_with_no_vehicle_prints_a_dash_for_its_figures_per_vehicle(tmp_pat
                               duration_s=20, emissions=False), tmp_path / "run")
     print_run_summary(r.metrics, r.run_dir)
     text = capsys.readouterr().out
-    for label, why in (("avg delay per vehicle (RESCO)", "no vehicle due"), ("avg waiting time", "no vehicle departed"),
+    rows = [line for line in text.splitlines() if line.startswith("│")]
+    for label, why in (("delay per vehicle", "no vehicle due"), ("avg waiting time", "no vehicle departed"),
                        ("stops per vehicle", "no vehicle departed")):
-        row = next(line for line in text.splitlines() if label in line)
+        row = next(line for line in rows if line.split("│")[1].strip() == label)
         assert f"— ({why})" in row, row
+    # the delay's label is the plain name compare's table gives it; the line under the table says whose it is
+    after = text.split("└", 1)[1].splitlines()[1]
+    assert after == ("delay per vehicle: the RESCO definition, every vehicle due (arrived, still driving, never "
+                     "inserted)"), text
 
 
 def test_a_seed_with_no_vehicle_is_left_out_of_the_statistics_not_averaged_in_as_0(empty_compare, tmp_path):

@@ -18,7 +18,14 @@ import typer
 
 from ..exitcodes import FAILED
 from ..listening import ListenError, listen
-from ..runtime.commands import _fail, _load_config, friendly_errors, note_profile_mismatch, registry_options
+from ..runtime.commands import (
+    BUILTIN_CHOICES,
+    _fail,
+    _load_config,
+    friendly_errors,
+    note_profile_mismatch,
+    registry_options,
+)
 from ..termination import SignalFlag, StopOnce, stop_reason
 
 
@@ -140,7 +147,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def live_command(
     scenario: Annotated[str | None, typer.Option("--scenario", "-s", help="single | corridor | grid | grid10x10 | resco:NAME [default: single, or the --config file's]", show_default=False)] = None,
-    controller: Annotated[str | None, typer.Option("--controller", "-c", show_default=False, help="fixed | webster | actuated | max-pressure | ql (the model shipped for a built-in scenario) | ql:PATH | ql:@active | an installed plugin | py:MODULE:FACTORY | py:FILE.py:FACTORY (docs/controllers.md; the API switches to a plugin by name, to py: only back to this one) [default: max-pressure, or the --config file's]")] = None,
+    controller: Annotated[str | None, typer.Option("--controller", "-c", show_default=False, help=f"{' | '.join(BUILTIN_CHOICES)} | ql (the model shipped for a built-in scenario) | ql:PATH | ql:@active | an installed plugin | py:MODULE:FACTORY | py:FILE.py:FACTORY (docs/controllers.md; the API switches to a plugin by name, to py: only back to this one) [default: max-pressure, or the --config file's]")] = None,
     speed: Annotated[str, typer.Option(help="simulated seconds per wall second: 1 = real time, 10 = ten times faster, max = unpaced")] = "1",
     duration: Annotated[float | None, typer.Option(help="simulated seconds to run (default: until Ctrl-C)")] = None,
     seed: Annotated[int | None, typer.Option(show_default=False, help="random seed of the simulation [default: 1, or the --config file's]")] = None,

@@ -94,6 +94,18 @@ def available() -> list[str]:
     return sorted(set(_REGISTRY) - _INTERNAL | set(_plugins()[0]))
 
 
+#: the learned controller's kind: the help texts name it apart, with the models it runs (`ql`, `ql:PATH`, `ql:@REF`)
+LEARNED_KIND = "ql"
+
+
+def builtin_choices() -> list[str]:
+    """The built-in controllers that run without a model, by name, from the registry: what the help texts list
+    (`--controller`, `--controllers`, `--baseline`) beside the learned one and the user's. Loads no learning module
+    and reads no plugin's metadata (each command's start would pay for them); a few milliseconds."""
+    _load_builtin(learning=False)
+    return sorted(set(_REGISTRY) - _INTERNAL - {LEARNED_KIND})
+
+
 def is_known(kind: str) -> bool:
     """Whether a controller of this kind is registered or installed as a plugin (the learning ones are loaded
     only to look them up, the plugins' metadata only for a name no built-in has)."""

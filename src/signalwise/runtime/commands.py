@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from ..control.base import builtin_choices
 from ..core.names import BASELINE_CONTROLLER, MAX_SEED
 from ..exitcodes import BAD_INPUT, INTERRUPTED
 from ..outdirs import why_not_fresh, why_unwritable
@@ -392,8 +393,10 @@ WarmupOpt = Annotated[float | None, typer.Option(
     help="seconds at the start that fill the network and count in no summary figure (delay, waits, throughput, "
          "queues, CO2 and fuel count vehicles due from then on); a multiple of the record interval (interval_s, 60 s) "
          "[default: 0, or the --config file's warmup_s]")]
+#: the built-in controllers that need no model, as the registry has them: every help that lists the choices
+BUILTIN_CHOICES = builtin_choices()
 ControllerOpt = Annotated[str | None, typer.Option("--controller", "-c", show_default=False,
-                                                   help="fixed | webster | actuated | max-pressure | ql (the "
+                                                   help=f"{' | '.join(BUILTIN_CHOICES)} | ql (the "
                                                         "model shipped for single, corridor, grid) | ql:PATH | "
                                                         "an installed plugin | py:MODULE:FACTORY | "
                                                         "py:FILE.py:FACTORY (docs/controllers.md) "
@@ -526,7 +529,7 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
     t.add_column("value", justify="right", max_width=RUN_VALUE_WIDTH)
     rows = [
         # a figure per vehicle is null when there was no vehicle to average over: "—", never 0
-        ("avg delay per vehicle (RESCO)", "— (no vehicle due)" if n["avg_delay_s"] is None
+        ("delay per vehicle", "— (no vehicle due)" if n["avg_delay_s"] is None
          else f"{n['avg_delay_s']:.1f} s"),
         ("avg waiting time", "— (no vehicle departed)" if n["avg_wait_s"] is None else f"{n['avg_wait_s']:.1f} s"),
         ("avg travel time", "— (no vehicle arrived)" if n["avg_travel_time_s"] is None
@@ -564,14 +567,21 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
         t.add_row(k, v)
     console = table_console()
     console.print(t)
-    for warning in ([_refused_warning(refused)] if refused else []) + list(metrics.get("warnings", ())):
+    console.print(RUN_DELAY_NOTE, soft_wrap=True)
+    from .below_ite import run_warning_lines
+
+    # a clearance below ITE reads one line per setting; metrics.json keeps each signal's note and the audit's lines
+    said = run_warning_lines(metrics.get("warnings", ()), metrics.get("below_ite_timing") or [],
+                             metrics.get("safety", {}).get("below_ite", ()))
+    for warning in ([_refused_warning(refused)] if refused else []) + said:
         # one line a warning, however narrow the stream: a log is read line by line, and grepped
         console.print(f"[bold yellow]warning:[/bold yellow] {escape(warning)}", soft_wrap=True)
-    for line in metrics.get("safety", {}).get("below_ite", ()):  # the audit's own: from the geometry, not the model
-        console.print(escape(line), soft_wrap=True)
     console.print(f"run directory: {run_dir}", soft_wrap=True)
 
 
+#: the line under the run summary's table: its delay is RESCO's, as compare's report defines it (DEFINITIONS)
+RUN_DELAY_NOTE = ("delay per vehicle: the RESCO definition, every vehicle due (arrived, still driving, never "
+                  "inserted)")
 #: the widest value column of the run summary's table, in characters
 RUN_VALUE_WIDTH = 56
 #: the widest metric column of the run summary's table: with the value column's, 100 characters
@@ -609,7 +619,7 @@ def _teleports_text(network: dict) -> str:
 def compare_command(
     scenario: Annotated[str | None, typer.Option("--scenario", "-s", help="single | corridor | grid | grid10x10 | resco:NAME; default corridor (not with --sumocfg/--net)", show_default=False)] = None,
     controllers: Annotated[str, typer.Option("--controllers", "-c", help=(
-        "comma-separated: fixed, webster, actuated, max-pressure, ql (the shipped or active model), ql:PATH, "
+        f"comma-separated: {', '.join(BUILTIN_CHOICES)}, ql (the shipped or active model), ql:PATH, "
         "ql:@active, an installed plugin, py:MODULE:FACTORY, py:FILE.py:FACTORY (docs/controllers.md); the first "
         "is the baseline"))] = DEMO_CONTROLLERS,
     seeds: Annotated[int, typer.Option(help=(
@@ -773,7 +783,8 @@ def print_compare_table(summary: dict, width: int | None = None, shown: Collecti
                     "same seeds (Welch's: p_welch in summary.csv); better/worse where p < 0.05 and the change is "
                     f"{MIN_CHANGE_PCT:g} % or more, else no clear change", title_justify="left",
               padding=(0, 1), collapse_padding=True)
-    t.add_column("metric", overflow="fold", max_width=22)
+    # the headline's name never folds (a reader, and a grep, find it on one line); a verdict folds in its cell
+    t.add_column("metric", overflow="fold", min_width=len("delay per vehicle (s)") + 1, max_width=22)
     for c in controllers:
         t.add_column(c + ("\n[red]NEVER RAN[/red]" if c in never else ""), justify="right", overflow="fold")
     for row in summary["metrics"].values():

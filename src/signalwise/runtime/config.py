@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..control.base import builtin_choices
 from ..core.names import MAX_SEED
 from ..core.timing import PED_WALKING_SPEED_MPS
 from .profiles import (
@@ -40,7 +41,8 @@ class TimingConfig(BaseModel):
         "yellow change interval, for every phase serving a vehicle link; null = each phase its own: the ITE formula "
         "from the speed limit of each approach it serves, the longest of them, clamped to 3-6 seconds; at least 3 s "
         "under the safety profile. There, a value below a phase's ITE yellow runs as given and is said: the run "
-        "warns (a line per signal, naming the phases, the ITE values and their inputs), signal_model.json has ITE's "
+        "warns (a line per setting naming its signals, and the value shown where whole steps round it up; metrics.json's "
+        "warnings a line per signal, naming the phases, the ITE values and their inputs), signal_model.json has ITE's "
         "beside it (timing.ite_phase_yellow_s), metrics.json's below_ite_timing and the run summary's row "
         "'configured below ITE (not violations)' record it, and the audit lists it as below ITE (not a violation). "
         "A phase green to crosswalks only has no yellow"))
@@ -325,7 +327,7 @@ class RunConfig(BaseModel):
     #: a built-in scenario or resco:NAME; None with `sumocfg` or `net` (your own network), else "single"
     scenario: str | None = None
     controller: str = Field("max-pressure", description=(
-        "fixed | webster | actuated | max-pressure | ql:PATH (a trained model directory; ql:@active, ql:@v3 "
+        f"{' | '.join(builtin_choices())} | ql:PATH (a trained model directory; ql:@active, ql:@v3 "
         "from the model registry) | an installed plugin's name | py:MODULE:FACTORY | py:FILE.py:FACTORY (your "
         "own controller: docs/controllers.md)"))
     seed: int = Field(1, ge=0, le=MAX_SEED, description=(

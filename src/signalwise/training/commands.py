@@ -13,7 +13,14 @@ from typer.core import TyperCommand
 
 from ..exitcodes import FAILED
 from ..outdirs import why_not_fresh, why_unwritable
-from ..runtime.commands import _fail, check_seeds, friendly_errors, raised_from, registry_options
+from ..runtime.commands import (
+    BUILTIN_CHOICES,
+    _fail,
+    check_seeds,
+    friendly_errors,
+    raised_from,
+    registry_options,
+)
 from ..store.cli_engine import DB_HELP
 from .executors import LOCAL_RAY
 
@@ -677,7 +684,10 @@ def evaluate_command(
                                  "on, its scenario or its files)", show_default=False)] = None,
     seeds: Annotated[int, typer.Option(help="number of held-out seeds (never the training seeds)")] = 5,
     first_seed: Annotated[int, typer.Option(help="held-out seeds start here")] = 1,
-    baseline: Annotated[str, typer.Option(help="controller to compare against")] = "max-pressure",
+    baseline: Annotated[str, typer.Option(help=(
+        f"controller to compare against: {' | '.join(BUILTIN_CHOICES)} | "
+        "ql:PATH | ql:@REF | an installed plugin | py:MODULE:FACTORY | py:FILE.py:FACTORY "
+        "(docs/controllers.md)"))] = "max-pressure",
     duration: Annotated[float | None, typer.Option(help="simulated seconds per run")] = None,
     workers: Annotated[int | None, typer.Option(help="parallel worker processes")] = None,
     out: Annotated[Path | None, typer.Option(help="output directory, new or empty (default: <model>/../eval-<time>; "

@@ -194,6 +194,9 @@ def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, fi
         + sum(result.runs[(baseline, s)].get("safety", {}).get("violations", 0) for s in seeds),
         "out_dir": str(Path(out).resolve()),  # read from anywhere later
         "evaluated": dt.datetime.now().isoformat(timespec="seconds"),
+        # what made the figures, as the evaluation's summary.json has it: the software, the command, and each
+        # learned controller's model with its digest (this model's from before this record was added to meta.json)
+        "provenance": result.summary["provenance"],
     }
     if keeps_record:
         _record(model_path, evaluation)

@@ -42,6 +42,7 @@ from ...core.eventlog import COLUMNS as EVENT_COLUMNS
 from ...core.eventlog import TimeOrderedEvents, format_timestamp
 from ...core.types import RECOVERY_STATE, EventCode, Observation, SignalEvent
 from ...outdirs import process_identity
+from ...provenance import models_run, provenance
 from ...sim.backend import SimulationError, SumoBackend
 from ...sim.detectors import live_zone_ids, place_detectors
 from ...sim.outputs import read_vtype_classes
@@ -165,6 +166,11 @@ class LiveRuntime:
         self._recent_states: dict[str, list[tuple[float, str, str]]] = {}
         self._started_wall = dt.datetime.now().astimezone()
         self._process = process_identity()  # in run.json: a run killed with SIGKILL is then shown `died`
+        #: what made the run (run.json's `provenance`, as a batch run's): the software, the command, where it ran
+        self._provenance = provenance()
+        #: per learned controller that ran (from the start or switched to), the model directories it ran with their
+        #: digests (run.json's `models`, as a batch run's: `provenance.models_run`)
+        self._models: dict[str, list[dict]] = {}
         #: the store writer's `summary()` once the run closed it: rows written, rows still waiting and where
         self.store_summary: dict | None = None
         self.status_text = "starting"
@@ -272,6 +278,7 @@ class LiveRuntime:
             # (it reads the network and sets signals, never the per-step reply)
             self._register(self.field.backend)
         self._ctx = dataclasses.replace(self.stepper.context, nominal_lane_flow_vph={})
+        self._note_models(cfg.controller, self._ctx.options)
         self._planners = self._make_planners()
         self.pacer = Pacer(opts.speed, self.stepper.t)
         #: the (loop, vehicle) pairs over a presence loop now, as `_detector_tick` read them, with the vehicle type
@@ -626,7 +633,14 @@ class LiveRuntime:
             "step_length_s": self.cfg.step_length_s, "scenario": self.cfg.scenario_label,
             "controller": self.controller_spec, "signal_controllers": dict(sorted(self.signal_specs.items())),
             "restarts": self.restarts, "recoveries": self.recoveries,
-            "process": self._process, **extra})
+            "process": self._process, "provenance": self._provenance,
+            **({"models": self._models} if self._models else {}), **extra})
+
+    def _note_models(self, spec: str, options: Mapping) -> None:
+        """Keep the model directories a learned controller `spec` runs with (built with `options`), each once."""
+        for name, models in models_run([spec], dict(options)).items():
+            kept = self._models.setdefault(name, [])
+            kept.extend(m for m in models if m not in kept)
 
     def _beat(self) -> None:
         """Touch the heartbeat file (one `futimens`, a few microseconds): a run killed with SIGKILL is then known to
@@ -1172,7 +1186,8 @@ class LiveRuntime:
         applied again at start (the log names this runtime as who applied it, and who made it and when)."""
         st = self.stepper
         raised: dict[str, tuple[float, str]] = {}  # a timing change's cycle bounds longer than asked
-        below: list[str] = []  # a timing change's clearances below ITE, as `signalwise run` warns of them
+        # a timing change's clearances below ITE, and those the step shows longer, as `signalwise run` warns of them
+        below: list[str] = []
         if isinstance(change, ch.OverrideChange):
             tls = change.intersection_id
             replaced = self.overrides.get(tls)
@@ -1193,6 +1208,7 @@ class LiveRuntime:
                 self._pending_controllers[tls] = make(change.controller, st.by_id[tls], ctx)
             # the run's controller changes when every signal has the new one; a change at some signals is theirs
             self.signal_specs.update(dict.fromkeys(targets, change.controller))
+            self._note_models(change.controller, ctx.options)  # built at every target: it runs from their next green
             if all(self.signal_specs.get(tls) == change.controller for tls in st.by_id):
                 self.controller_spec = change.controller
             self.signal_specs = {t: c for t, c in self.signal_specs.items() if c != self.controller_spec}
@@ -1212,11 +1228,15 @@ class LiveRuntime:
         elif isinstance(change, (ch.TimingChange, ch.SignalTimingChange)):
             if replayed is None:  # a replay is applied over what it was made over: the runs before this one
                 self._check_based_on(change)
-            raised, notes = self._retime(self._timing_after(change))
+            raised, notes, timings = self._retime(self._timing_after(change))
             if isinstance(change, ch.SignalTimingChange):  # what it asked for: that signal's timing, not the others'
                 raised = {tls: v for tls, v in raised.items() if tls == change.intersection_id}
                 notes = {change.intersection_id: notes.get(change.intersection_id, [])}
             below = below_ite_warnings([st.by_id[tls] for tls in sorted(notes)], notes)
+            # a configured clearance the step shows longer (4.5 s at 1 s steps runs 5 s), as a run's start says it
+            below += clearance_rounding_warnings(
+                [dataclasses.replace(st.by_id[tls], timing=timings[tls]) for tls in sorted(notes) if tls in timings],
+                self.cfg.timing, self.cfg.step_length_s)
         elif isinstance(change, ch.AlertRulesChange):
             for event in self.alerts.apply_operator_rules(change.rules, self.reported_figures(), at_s=st.t,
                                                           why=f"alert rules changed by {who}"):
@@ -1454,10 +1474,10 @@ class LiveRuntime:
         raise ch.StaleTimingRevision(f"{why} (timing revision {now} in force); nothing was applied: read the "
                                      "timing in force again (GET /api/v1/live/config) and send the change from it", now)
 
-    def _retime(self, timing) -> tuple[dict[str, tuple[float, str]], dict[str, list[str]]]:
+    def _retime(self, timing) -> tuple[dict[str, tuple[float, str]], dict[str, list[str]], dict[str, object]]:
         """New timing (validated: `_timing_after`), read per signal from the field, applied at each next green.
-        Returns the signals whose cycle bound in force is longer than the one asked, and each signal's notes on
-        its clearances below ITE (`_retime_shields`)."""
+        Returns the signals whose cycle bound in force is longer than the one asked, each signal's notes on
+        its clearances below ITE, and each signal's new timing (`_retime_shields`)."""
         before = self.cfg.timing.per_intersection
         self.cfg = self.stepper.cfg = self.cfg.model_copy(update={"timing": timing})
         self.timing_revision += 1
@@ -1468,14 +1488,14 @@ class LiveRuntime:
         return self._retime_shields(new_revision=True)
 
     def _retime_shields(self, new_revision: bool = False) -> tuple[dict[str, tuple[float, str]],
-                                                                     dict[str, list[str]]]:
+                                                                     dict[str, list[str]], dict[str, object]]:
         """Every shield takes the run configuration's timing at its next green. A new revision is written into
         signal_model.json first, so the 131 that names it is never in the log before its timing is on disk.
 
         Returns, per signal whose phases' minimum greens and clearances need a longer cycle than the `cycle_max_s`
         asked, the bound in force and the derivation's note saying why (`CYCLE_RAISED_NOTE`); and per signal, its
         notes on a configured yellow or red clearance shorter than ITE's for its geometry (`below_ite_notes`, as
-        the signal's notes have them when a run starts with that timing)."""
+        the signal's notes have them when a run starts with that timing); and per signal, the `Timing` it takes."""
         st = self.stepper
         from ...sim.signal_model import CYCLE_RAISED_NOTE, retimed
         defaults = timing_defaults(self.cfg)
@@ -1494,7 +1514,7 @@ class LiveRuntime:
                 self._write_signal_model()
         for tls, sh in st.shields.items():
             sh.retime(timings[tls], len(self._timing_revisions.get(tls, ())) or None)
-        return raised, below
+        return raised, below, timings
 
     def _end_override(self, tls: str) -> None:
         ov = self.overrides.pop(tls, None)
