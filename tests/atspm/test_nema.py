@@ -17,12 +17,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.atspm_drawn import drawn_plots
 
 from signalwise.analytics.atspm import raster
-from signalwise.analytics.atspm.commands import _compute_write_draw
 from signalwise.analytics.atspm.nema import nema_text, parse_nema
 from signalwise.analytics.atspm.phase_labels import phase_labels
-from signalwise.analytics.atspm.worker import Job
 
 pytestmark = pytest.mark.slow  # a 600 s corridor run and the ATSPM command over it
 
@@ -111,21 +110,7 @@ def test_with_or_without_a_file_every_other_column_is_the_same(both):
 
 
 def _drawn(run_dir: Path, out: Path, nema) -> dict[str, raster.Plot]:
-    plots: dict[str, raster.Plot] = {}
-    original = raster.Plot.save
-
-    def save(plot, path):
-        saved = original(plot, path)
-        plots[Path(path).name] = plot
-        return saved
-
-    job = Job(events=run_dir / "events.csv", detectors=run_dir / "detectors.csv",
-              options=dict(bin_min=15, latency_s=0.0, project=True, split_failure_rule="atspm"), out_dir=out,
-              fmt="csv", charts=True, run_clock=True, nema=nema)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(raster.Plot, "save", save)
-        _compute_write_draw(job, None)
-    return plots
+    return drawn_plots(run_dir, out, nema=nema)
 
 
 def _phase_names(plot: raster.Plot) -> list[str]:

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support.atspm_drawn import drawn_plots
 
 from signalwise.analytics.atspm import raster
 from signalwise.analytics.atspm.charts import PARTIAL_BIN_LABEL, RECALL_NOTE, RUN_FORCE_OFF_NOTE, RUN_PED_NOTE
-from signalwise.analytics.atspm.commands import _compute_write_draw
-from signalwise.analytics.atspm.worker import Job
 
 SIGNALWISE = [sys.executable, "-m", "signalwise.cli"]
 RUN_MIN = 20
@@ -39,20 +38,7 @@ def run_dir(tmp_path_factory) -> Path:
 def drawn(run_dir, tmp_path_factory) -> tuple[dict[str, raster.Plot], Path]:
     """({file name: the plot as saved}, the output directory) of the command's job on the run directory."""
     out = tmp_path_factory.mktemp("atspm20")
-    plots: dict[str, raster.Plot] = {}
-    original = raster.Plot.save
-
-    def save(plot, path):
-        saved = original(plot, path)
-        plots[Path(path).name] = plot
-        return saved
-
-    job = Job(events=run_dir / "events.csv", detectors=run_dir / "detectors.csv",
-              options=dict(bin_min=15, latency_s=0.0, project=True, split_failure_rule="atspm"), out_dir=out,
-              fmt="csv", charts=True, run_clock=True)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(raster.Plot, "save", save)
-        _compute_write_draw(job, None)
+    plots = drawn_plots(run_dir, out)
     return plots, out
 
 
