@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from support.databases import redis_unavailable_reason
 from support.migrated_databases import migrated_sqlite
 
 from signalwise.api import create_app
@@ -45,14 +46,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _redis_reason() -> str | None:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
-            return None
-    except OSError as exc:
-        return f"Redis on 127.0.0.1:6379 is not reachable ({exc})"
 
 
 def _clear_of_a_minute_boundary(needed_s: float = 10.0) -> None:
@@ -107,7 +100,7 @@ def test_admin_and_evidence_reads_count_against_their_own_limits_in_memory(tmp_p
 
 @pytest.mark.redis
 def test_admin_and_evidence_reads_count_against_their_own_limits_in_redis(tmp_path):
-    reason = _redis_reason()
+    reason = redis_unavailable_reason()
     if reason:
         pytest.skip(reason)
     import redis

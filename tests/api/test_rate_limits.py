@@ -13,19 +13,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from support.databases import redis_unavailable_reason
 from support.migrated_databases import migrated_sqlite
 
 from signalwise.api import create_app
 from signalwise.store import Settings, get_engine
 from signalwise.store.keys import create_key
-
-
-def _redis_reason() -> str | None:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
-            return None
-    except OSError as exc:
-        return f"Redis on 127.0.0.1:6379 is not reachable ({exc})"
 
 
 def _apps(tmp_path, n=1, **settings):
@@ -98,7 +91,7 @@ def test_limits_are_configurable_per_scope(tmp_path):
 @pytest.mark.redis
 @pytest.mark.slow
 def test_two_workers_sharing_redis_share_the_count(tmp_path):
-    reason = _redis_reason()
+    reason = redis_unavailable_reason()
     if reason:
         pytest.skip(reason)
     prefix = uuid.uuid4().hex  # a fresh key id space: counts of earlier runs cannot interfere

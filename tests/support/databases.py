@@ -72,3 +72,14 @@ def isolated_database(kind: str, directory: Path) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def redis_unavailable_reason() -> str | None:
+    """None when the Redis at 127.0.0.1:6379 answers a connection, else why not (for pytest.skip)."""
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
+            return None
+    except OSError as exc:
+        return f"Redis on 127.0.0.1:6379 is not reachable ({exc})"
