@@ -14,6 +14,7 @@ import datetime as dt
 
 import pandas as pd
 import pytest
+from support.crashes import crash_at
 
 from signalwise.analytics.atspm import compute_all, detectors_from_frame, read_detectors, read_event_log
 from signalwise.core import DEFAULT_START, EventCode, format_timestamp
@@ -137,21 +138,6 @@ def test_a_240_not_in_the_shape_a_live_run_writes_is_read_as_it_is(tmp_path, why
     assert "read as it is" in said
 
 
-def _crash_at(rt, time_s: float) -> None:
-    """Close libsumo under the loop when the simulator reaches `time_s`: the next call fails as a dead process's."""
-    from signalwise.sim.sumo_home import import_libsumo
-
-    backend = rt.field.backend
-    step = backend.step
-
-    def crashing_step():
-        if backend.time_s() >= time_s:
-            backend.step = step
-            import_libsumo().close()
-        return step()
-    backend.step = crashing_step
-
-
 def test_a_real_live_run_with_a_simulator_crash_reads_as_its_replay(tmp_path):
     """`corridor` run live in-process for 150 s with its state saved every 30 s, its simulator killed at 119: the
     recovery resumes at 90. Read back, the rows up to R are the log before the marker and those after R the
@@ -162,7 +148,7 @@ def test_a_real_live_run_with_a_simulator_crash_reads_as_its_replay(tmp_path):
     rt = LiveRuntime(RunConfig(scenario="corridor", controller="max-pressure"),
                      LiveOptions(speed=None, duration_s=150, in_process=True, state_every_s=30), tmp_path / "live")
     rt.open()
-    _crash_at(rt, CRASHED_S)
+    crash_at(rt, [CRASHED_S])
     rt.run()
     assert [(r["resumed_at_s"], r["rewound_s"]) for r in rt.recoveries] == [(RESUMED_S, 29.0)]
 

@@ -10,11 +10,11 @@ passed again, and an off with no on before it."""
 from __future__ import annotations
 
 import pytest
+from support.crashes import crash_at
 
 from signalwise.core import EventCode, read_events
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
-from signalwise.sim.sumo_home import import_libsumo
 
 DETECTOR = (int(EventCode.DETECTOR_ON), int(EventCode.DETECTOR_OFF))
 
@@ -23,14 +23,8 @@ def _run(run_dir, duration_s: float, crash_at_s: float | None = None) -> LiveRun
     rt = LiveRuntime(RunConfig(scenario="corridor", controller="max-pressure", seed=3),
                      LiveOptions(speed=None, duration_s=duration_s, in_process=True, state_every_s=30), run_dir)
     rt.open()
-    if crash_at_s is not None:  # close libsumo under the loop once, as `test_live_runtime._crash_at` does
-        step = rt.field.backend.step
-
-        def crashing_step():
-            if rt.restarts == 0 and rt.field.backend.time_s() >= crash_at_s:
-                import_libsumo().close()
-            return step()
-        rt.field.backend.step = crashing_step
+    if crash_at_s is not None:
+        crash_at(rt, [crash_at_s])
     rt.run()
     return rt
 

@@ -14,13 +14,13 @@ import threading
 import time
 
 import pytest
+from support.crashes import crash_at
 
 from signalwise.analytics.safety_audit import audit_run
 from signalwise.core import EventCode, read_events
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.live import changes as ch
 from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
-from signalwise.sim.sumo_home import import_libsumo
 
 
 def _runtime(tmp_path, name="live", scenario="corridor", controller="max-pressure", interval_s=60.0,
@@ -32,34 +32,11 @@ def _runtime(tmp_path, name="live", scenario="corridor", controller="max-pressur
     return rt
 
 
-def _crash_at(rt: LiveRuntime, times_s: list[float]) -> None:
-    """Kill the simulator (close libsumo under the loop) when it reaches each of `times_s`."""
-    pending = sorted(times_s)
-
-    def wrap(backend):
-        original = backend.step
-
-        def step():
-            if pending and backend.time_s() >= pending[0]:
-                pending.pop(0)
-                import_libsumo().close()
-            return original()
-        backend.step = step
-
-    wrap(rt.field.backend)
-    recover = rt._recover
-
-    def recover_and_rewrap(exc):
-        recover(exc)
-        wrap(rt.field.backend)
-    rt._recover = recover_and_rewrap
-
-
 def test_a_simulator_crash_is_recovered_nothing_logged_is_lost_and_the_audit_passes(tmp_path):
     calm = _runtime(tmp_path, "calm", duration_s=300)  # compared up to the first crash (250 s) only
     calm.run()
     rt = _runtime(tmp_path, "crashing", duration_s=900)
-    _crash_at(rt, [250.0, 500.0, 700.0])
+    crash_at(rt, [250.0, 500.0, 700.0])
     rt.run()
     assert rt.restarts == 3 and rt.status()["status"] == "complete"
     assert [r["crashed_at_s"] for r in rt.recoveries] == [250.0, 500.0, 700.0]
@@ -190,7 +167,7 @@ def test_zoned_max_pressure_back_from_an_override_reads_its_zones_from_the_per_s
 
 def test_the_audit_still_catches_a_violation_after_a_recovery(tmp_path):
     rt = _runtime(tmp_path, duration_s=600)
-    _crash_at(rt, [250.0])
+    crash_at(rt, [250.0])
     rt.run()
     rows = list(csv.reader(open(rt.run_dir / "signal_states.csv")))
     # tamper after the marker: one signal shows all green at once, from one of its changes until its next
@@ -427,7 +404,7 @@ def test_an_override_that_expired_after_the_last_saved_state_does_not_come_back_
     it (the runtime's record says it ended), so it would hold phase 2 for the rest of the run."""
     rt = _runtime(tmp_path, duration_s=300, state_every_s=30)
     rt.submit(ch.OverrideChange(intersection_id="J2", action="hold", phase_number=2, duration_s=40), who="ops")
-    _crash_at(rt, [58.0])
+    crash_at(rt, [58.0])
     rt.run()
     assert rt.restarts == 1 and rt.recoveries[0]["resumed_at_s"] == 30.0
     assert rt.status()["overrides"] == {}
@@ -444,7 +421,7 @@ def test_changes_made_since_the_last_saved_state_hold_after_a_recovery(tmp_path)
     rt.submit(ch.TimingChange(timing={"min_green_s": 20}), who="ops")
     rt.submit(ch.ShieldChange(shield={"confidence_threshold": 0.9}), who="ops")
     rt.submit(ch.ControllerChange(controller="fixed"), who="ops")
-    _crash_at(rt, [90.0])
+    crash_at(rt, [90.0])
     rt.run()
     assert rt.restarts == 1 and rt.recoveries[0]["resumed_at_s"] == 0.0
     assert all(min(sh.inter.timing.min_green_s) == 20 for sh in rt.stepper.shields.values())
@@ -484,7 +461,7 @@ def test_the_seconds_a_recovery_replays_are_counted_once_in_the_records(tmp_path
         return [r for r in rows if r["timestamp"] == rows[0]["timestamp"]]
 
     rt = _runtime(tmp_path / "crashed", duration_s=120, state_every_s=30)
-    _crash_at(rt, [58.0])
+    crash_at(rt, [58.0])
     rt.run()
     assert rt.recoveries[0]["resumed_at_s"] == 30.0
     clean = _runtime(tmp_path / "clean", duration_s=120, state_every_s=30)
@@ -505,7 +482,7 @@ def test_a_recovery_never_stores_an_interval_twice(tmp_path):
     import json
 
     rt = _runtime(tmp_path, duration_s=180, state_every_s=45)
-    _crash_at(rt, [70.0])
+    crash_at(rt, [70.0])
     rt.run()
     assert rt.recoveries[0]["resumed_at_s"] == 60.0
     rows = [json.loads(line) for line in (rt.run_dir / "records.jsonl").read_text().splitlines()]
@@ -615,7 +592,7 @@ def test_a_recovery_after_the_new_timing_was_taken_keeps_auditing_against_it(tmp
     """The state saved at 240 s already runs revision 1: the log after the recovery marker re-states the green in
     force with its 131, so the part after the crash is held to the new timing too."""
     rt, thread = _loosened_mid_run(tmp_path, "recovered", change_at_s=100)
-    _crash_at(rt, [290.0])
+    crash_at(rt, [290.0])
     rt.run()
     thread.join(timeout=30)
     assert rt.restarts == 1 and rt.recoveries[0]["resumed_at_s"] >= 240
@@ -647,7 +624,7 @@ def test_an_override_runs_for_its_seconds_of_signal_operation_across_a_recovery(
     stayed at t=100 of the rewound clock, so it governed the signal 28 s longer than asked."""
     rt = _runtime(tmp_path, duration_s=300, state_every_s=30)
     rt.submit(ch.OverrideChange(intersection_id="J2", action="hold", phase_number=2, duration_s=100), who="ops")
-    _crash_at(rt, [58.0])
+    crash_at(rt, [58.0])
     rt.run()
     assert rt.restarts == 1 and rt.recoveries[0]["resumed_at_s"] == 30.0
     rewound = rt.recoveries[0]["rewound_s"]

@@ -10,37 +10,12 @@ from __future__ import annotations
 
 import logging
 
+from support.crashes import crash_at
+
 from signalwise.analytics.safety_audit import audit_run
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.live import changes as ch
 from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
-from signalwise.sim.sumo_home import import_libsumo
-
-
-def _crash_at(rt: LiveRuntime, times_s: list[float], seen: list[str]) -> None:
-    """Kill the simulator (close libsumo under the loop) when it reaches each of `times_s`; `seen` gets the
-    status's overrides just before each crash and just after each recovery."""
-    pending = sorted(times_s)
-
-    def wrap(backend):
-        original = backend.step
-
-        def step():
-            if pending and backend.time_s() >= pending[0]:
-                pending.pop(0)
-                seen.append(rt.status()["overrides"].get("J2"))
-                import_libsumo().close()
-            return original()
-        backend.step = step
-
-    wrap(rt.field.backend)
-    recover = rt._recover
-
-    def recover_and_rewrap(exc):
-        recover(exc)
-        seen.append(rt.status()["overrides"].get("J2"))
-        wrap(rt.field.backend)
-    rt._recover = recover_and_rewrap
 
 
 def test_each_recovery_moves_the_override_end_by_the_seconds_rewound_and_logs_it(tmp_path, caplog):
@@ -49,7 +24,8 @@ def test_each_recovery_moves_the_override_end_by_the_seconds_rewound_and_logs_it
     rt.open()
     rt.submit(ch.OverrideChange(intersection_id="J2", action="hold", phase_number=1, duration_s=300), who="ops")
     seen: list[str] = []
-    _crash_at(rt, [75.0, 140.0], seen)
+    # the status's overrides just before each crash and just after each recovery
+    crash_at(rt, [75.0, 140.0], note=lambda: seen.append(rt.status()["overrides"].get("J2")))
     with caplog.at_level(logging.WARNING, logger="signalwise.live"):
         rt.run()
     assert rt.restarts == 2
