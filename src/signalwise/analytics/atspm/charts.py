@@ -12,6 +12,17 @@ a time bin the log covers only in part (`Complete` false in its table: the
 log starts or ends inside it, or a data gap or an interruption touches it) is
 hatched (split failures) or drawn lighter (bars), never like a whole one.
 
+Coordination plans, as UDOT ATSPM shows them: on every chart of a device whose log has a Coord Pattern Change
+(131), each plan span of `plans` (`plans.py`) is a band along the time axis, light blue and light grey in turn,
+with a dashed divider where the plan changes, and a label over it naming the plan
+(`Plan 1 (C 90 s, off 12 s)`, `Free`, `Unknown` before the device's first 131) with the chart's own figure for
+that plan from the `plans` table: arrivals on green on the PCD and arrivals on green by hour, split failures on the split failures chart,
+pedestrians and their mean delay on the pedestrian delay chart; the split monitor names the plan only (the
+table has no split figure per plan). A label too wide for its span is shortened, then left out, never drawn
+over its neighbour's. A device without any 131 has one `unknown` span, the whole log: it gets no band, since a
+band over the whole axis labelled `Unknown` on every panel says nothing a reader can use, and the charts of a
+run of a controller that logs no plan stay as they are.
+
 How they stay fast: they are drawn with Pillow by `raster.py` (markers
 stamped for all points in one call, step lines as one polyline), a few
 milliseconds a chart; `signalwise atspm` draws them in its second process
@@ -53,6 +64,12 @@ RUN_PED_NOTE = ("each pedestrian's wait at this crossing for the walk; not the r
 RECALL_NOTE = ("recall: no push-button is logged; the delay is the HCM's (C - W)^2 / 2C for pedestrians "
                "arriving at random, per pedestrian cycle")
 US_PER_MIN = 60_000_000
+#: coordination plan bands: the tints of successive spans (UDOT ATSPM's light blue and light grey, over white)
+PLAN_BAND_COLOURS = ("#e4eff7", "#eeeeee")
+PLAN_DIVIDER = "#8c8c8c"
+PLAN_DIVIDER_LABEL = "coordination plan change (131)"
+#: the row of plan labels over a panel, in inches
+PLAN_ROW_IN = 0.18
 
 
 def phase_colour(phase: int) -> str:
@@ -92,7 +109,7 @@ def _cols(df, rows: np.ndarray, names: dict[str, str], day0_us: int) -> dict[str
             out[key] = np.ones(len(rows), bool)
             continue
         values = df[col].to_numpy()[rows]
-        out[key] = _minutes(values, day0_us) if key in ("x", "x_start") else values
+        out[key] = _minutes(values, day0_us) if key in ("x", "x_start", "x_end") else values
     return out
 
 
@@ -128,6 +145,10 @@ def chart_data(results, devices: list[str]) -> tuple[dict, dict]:
                                               "complete": "Complete"}),
         "ped_delay": ("ped_delay", {"x": "TimeStamp", "phase": "Phase", "method": "Method", "count": "Count",
                                     "mean": "Mean_PedDelay_s", "max": "Max_PedDelay_s", "complete": "Complete"}),
+        "plans": ("plans", {"x": "Start", "x_end": "End", "plan": "Plan", "name": "PlanName", "cycle": "Cycle_s",
+                            "offset": "Offset_s", "phase": "Phase", "cycles": "Cycles", "failures": "Split_Failures",
+                            "arrivals": "Arrivals", "green": "Green_Arrivals", "peds": "Ped_Count",
+                            "ped_mean": "Mean_PedDelay_s", "ped_method": "Ped_Method"}),
     }
     for key, (table, names) in specs.items():
         df = t.get(table)
@@ -186,6 +207,116 @@ def _phase_name(labels: dict, device: str, phase: int) -> str:
 
 
 # ---------------------------------------------------------------------------
+# Coordination plans along the time axis
+# ---------------------------------------------------------------------------
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def plan_label(plan, name: str, cycle_s, offset_s) -> str:
+    """A plan span's name on a chart: `Plan 1 (C 90 s, off 12 s)`, `Free`, `Unknown` (before the first 131)."""
+    if _missing(plan):
+        return "Unknown"
+    timing = []
+    if not _missing(cycle_s) and int(cycle_s) > 0:  # a Free plan logs cycle 0: no cycle to name
+        timing.append(f"C {int(cycle_s)} s")
+        if not _missing(offset_s):
+            timing.append(f"off {int(offset_s)} s")
+    return f"{name} ({', '.join(timing)})" if timing else str(name)
+
+
+def plan_bands(data: dict, axis: dict) -> list[dict]:
+    """The plan spans of one device, in time order, each {start, end (minutes, within the axis), plan, name,
+    short, rows (its rows of the device's `plans` data)}; none for a device whose log has no 131 (its one span
+    unknown) or without a `plans` table."""
+    p = data.get("plans")
+    if not p or not len(p["x"]) or all(_missing(v) for v in p["plan"]):
+        return []
+    bands = []
+    for start in np.unique(p["x"]):  # a span per start: several 131s at one instant are one span
+        rows = p["x"] == start
+        first = int(np.flatnonzero(rows)[0])
+        lo, hi = max(float(start), axis["start"]), min(float(p["x_end"][first]), axis["end"])
+        if hi <= lo:
+            continue
+        plan = p["plan"][first]
+        name = "Unknown" if _missing(plan) else str(p["name"][first])
+        bands.append({"start": lo, "end": hi, "plan": None if _missing(plan) else int(plan), "short": name,
+                      "name": plan_label(plan, name, p["cycle"][first], p["offset"][first]), "rows": rows})
+    return bands
+
+
+def _plan_rows(data: dict, band: dict, phase=None) -> np.ndarray:
+    """The band's rows of the `plans` data, of one phase (None: all its phases)."""
+    rows = band["rows"]
+    return rows if phase is None else rows & (data["plans"]["phase"] == phase)
+
+
+def _total(data: dict, key: str, rows: np.ndarray) -> float:
+    return float(np.nansum(data["plans"][key][rows].astype(float)))
+
+
+def _aog_stats(data: dict, band: dict, phase=None) -> list[str]:
+    """Arrivals on green in the plan (one phase's, or all phases' together), longest wording first."""
+    rows = _plan_rows(data, band, phase)
+    n = _total(data, "arrivals", rows)
+    if not n:
+        return ["no arrivals"]
+    pct = 100 * _total(data, "green", rows) / n
+    whose = "" if phase is not None else "all phases, "
+    return [f"AoG {pct:.0f} % ({whose}{int(n):,} arrivals)", f"AoG {pct:.0f} %"]
+
+
+def _split_failure_stats(data: dict, band: dict) -> list[str]:
+    rows = _plan_rows(data, band)
+    cycles, failures = _total(data, "cycles", rows), _total(data, "failures", rows)
+    if not cycles:
+        return ["no cycles"]
+    return [f"split failures {int(failures)} of {int(cycles)} cycles ({100 * failures / cycles:.0f} %)",
+            f"SF {int(failures)}/{int(cycles)}"]
+
+
+def _ped_stats(data: dict, band: dict, phase) -> list[str]:
+    rows = _plan_rows(data, band, phase)
+    n = int(_total(data, "peds", rows))
+    if not n:
+        return ["no pedestrians"]
+    p = data["plans"]
+    rows = rows & (p["peds"].astype(float) > 0)
+    mean = float(np.average(p["ped_mean"][rows].astype(float), weights=p["peds"][rows].astype(float)))
+    recall = "recall" in set(p["ped_method"][rows].tolist())
+    who = f"{n:,} walk{'' if n == 1 else 's'}" if recall else f"{n:,} pedestrian{'' if n == 1 else 's'}"
+    return [f"{who}, mean delay {mean:.0f} s", f"mean {mean:.0f} s"]
+
+
+def _plan_texts(band: dict, stats: list[str]) -> list[str]:
+    """A band's label, longest first: its name with the chart's figure, then shorter ways of saying it."""
+    name, short = band["name"], band["short"]
+    out = []
+    if stats:
+        out += [f"{name}: {stats[0]}", f"{short}: {stats[0]}", f"{short}: {stats[-1]}"]
+    out += [name, short]
+    if band["plan"] is not None and band["plan"] not in (254, 255):
+        out.append(f"P{band['plan']}")
+    return list(dict.fromkeys(out))
+
+
+def _draw_plans(ax: Axes, bands: list[dict], axis: dict, stats=None, labels: bool = True) -> None:
+    """Tint each plan span of the panel, divide them, and label each (`stats(band)`: the chart's figures for
+    the plan, longest first). Drawn first, under the data."""
+    for i, band in enumerate(bands):
+        ax.band(band["start"], band["end"], PLAN_BAND_COLOURS[i % len(PLAN_BAND_COLOURS)], band["name"])
+    for band in bands:
+        if band["start"] > axis["start"]:
+            ax.vline(band["start"], PLAN_DIVIDER, PLAN_DIVIDER_LABEL)
+    if labels:
+        for band in bands:
+            ax.span_label(_plan_texts(band, stats(band) if stats else []), band["start"], band["end"])
+
+
+# ---------------------------------------------------------------------------
 # Figures
 # ---------------------------------------------------------------------------
 
@@ -234,17 +365,21 @@ def _tick_reach_in(axis: dict) -> float:
 
 
 def _panels(n: int, axis: dict, axes_h_in: float, cols: int = 2, width_in: float = 12.0,
-            legend: bool = False, right_in: float = 0.25, notes: int = 0) -> tuple[Plot, list[Axes]]:
+            legend: bool = False, right_in: float = 0.25, notes: int = 0, plan_row: bool = False
+            ) -> tuple[Plot, list[Axes]]:
     """A figure of `n` panels sharing the time axis, laid out in inches (fixed margins, no layout pass);
     `right_in`: room on the right for per-panel legends. The right margin and the gap between columns
     leave room for the time labels at the panels' edges (`_tick_reach_in`: "06-05 00:15" on a log that
-    crosses midnight is wider than the 0.25 in margin a time of day needs)."""
+    crosses midnight is wider than the 0.25 in margin a time of day needs). `plan_row`: a row over each panel,
+    under its title, for the labels of the coordination plans."""
     cols = max(1, min(cols, n))
     rows = (n + cols - 1) // cols
-    top_in = 0.4 + NOTE_IN * notes + (0.3 if legend else 0.0) + 0.3  # figure title, notes, legend, panel title
+    row_in = PLAN_ROW_IN if plan_row else 0.0
+    # figure title, notes, legend, panel title, plan labels
+    top_in = 0.4 + NOTE_IN * notes + (0.3 if legend else 0.0) + 0.3 + row_in
     reach_in = _tick_reach_in(axis)
     right_in = max(right_in, reach_in)
-    bottom_in, gap_in, left_in, wgap_in = 0.6, 0.5, max(0.75, reach_in), max(0.6, 2 * reach_in)
+    bottom_in, gap_in, left_in, wgap_in = 0.6, 0.5 + row_in, max(0.75, reach_in), max(0.6, 2 * reach_in)
     height = top_in + bottom_in + rows * axes_h_in + (rows - 1) * gap_in
     axes_w_in = (width_in - left_in - right_in - (cols - 1) * wgap_in) / cols
     plot = Plot(width_in, height)
@@ -254,6 +389,7 @@ def _panels(n: int, axis: dict, axes_h_in: float, cols: int = 2, width_in: float
         left = left_in + c * (axes_w_in + wgap_in)
         top = top_in + r * (axes_h_in + gap_in)
         ax = plot.panel((left, top, left + axes_w_in, top + axes_h_in), (axis["start"], axis["end"]))
+        ax.label_row_px = int(round(row_in * DPI))
         _time_axis(ax, axis, show_labels=i + cols >= n)  # time labels under the last panel of each column
         axes.append(ax)
     return plot, axes
@@ -280,7 +416,8 @@ class Charts:
         phases = sorted(set(arr["phase"].tolist() if arr else []) | set(cyc["phase"].tolist() if cyc else []))
         if not phases:
             return None
-        plot, axes = _panels(len(phases), self.axis, axes_h_in=1.6, legend=True)
+        bands = plan_bands(data, self.axis)
+        plot, axes = _panels(len(phases), self.axis, axes_h_in=1.6, legend=True, plan_row=bool(bands))
         lines = (("green", "begin green", SIGNAL_COLOURS["green"]), ("yellow", "begin yellow", SIGNAL_COLOURS["yellow"]),
                  ("cycle", "begin red", SIGNAL_COLOURS["red"]))
         for ax, ph in zip(axes, phases, strict=True):
@@ -291,6 +428,7 @@ class Charts:
             cx = cyc["x"][c] if cyc else np.empty(0)
             cys = {key: (cyc[key][c].astype(float) if cyc else np.empty(0)) for key, _l, _c in lines}
             ax.set_ylim(0, _top(np.concatenate([ay, *cys.values()]), 30.0, 1.05, step=30.0))
+            _draw_plans(ax, bands, self.axis, lambda band, ph=ph: _aog_stats(data, band, ph))
             ax.scatter(ax_, ay, SIGNAL_COLOURS["arrival"], "arrival", ".", 3)
             for key, label, colour in lines:
                 ax.steps(cx, cys[key], colour, label)
@@ -310,11 +448,14 @@ class Charts:
             return None
         phases = sorted(set(s["phase"].tolist()))
         notes = [RUN_FORCE_OFF_NOTE] if self.axis.get("run_clock") else []
-        plot, axes = _panels(len(phases), self.axis, axes_h_in=1.5, legend=True, notes=len(notes))
+        bands = plan_bands(data, self.axis)
+        plot, axes = _panels(len(phases), self.axis, axes_h_in=1.5, legend=True, notes=len(notes),
+                             plan_row=bool(bands))
         for ax, ph in zip(axes, phases, strict=True):
             m = s["phase"] == ph
             x, y, term = s["x"][m], s["split"][m].astype(float), s["term"][m]
             ax.set_ylim(0, _top(y, 10.0, 1.12, step=30.0))
+            _draw_plans(ax, bands, self.axis)  # the plan's name: `plans` has no split figure per plan
             for name, (marker, colour) in TERMINATIONS.items():
                 k = term == name
                 ax.scatter(x[k], y[k], colour, name, marker, 4)
@@ -332,9 +473,12 @@ class Charts:
         d = data.get("aog")
         if not d or not len(d["x"]):
             return None
-        plot, (ax,) = _panels(1, self.axis, axes_h_in=2.8, cols=1, width_in=10.0, right_in=2.6)
+        bands = plan_bands(data, self.axis)
+        plot, (ax,) = _panels(1, self.axis, axes_h_in=2.8, cols=1, width_in=10.0, right_in=2.6,
+                              plan_row=bool(bands))
         ax.set_ylabel("arrivals on green (%)")
         ax.set_ylim(0, 100)
+        _draw_plans(ax, bands, self.axis, lambda band: _aog_stats(data, band))
         hour = np.floor(d["x"] / 60) * 60
         # each hour's bars stand in the part of it the log covers; an hour the log covers only in part (it starts
         # or ends inside it, or a bin of it is not complete) is drawn lighter
@@ -368,7 +512,12 @@ class Charts:
         d = data.get("split_failures")
         if not d or not len(d["x"]):
             return None
-        plot, (ax1, ax2) = _panels(2, self.axis, axes_h_in=1.9, cols=1, width_in=11.0, right_in=3.0)
+        bands = plan_bands(data, self.axis)
+        plot, (ax1, ax2) = _panels(2, self.axis, axes_h_in=1.9, cols=1, width_in=11.0, right_in=3.0,
+                                   plan_row=bool(bands))
+        ax2.label_row_px = 0  # the plans are labelled once, over the upper panel
+        _draw_plans(ax1, bands, self.axis, lambda band: _split_failure_stats(data, band))
+        _draw_plans(ax2, bands, self.axis, labels=False)
         _time_axis(ax1, self.axis, show_labels=True)
         ax1.set_ylabel("split failures per bin")
         ax2.set_ylabel("mean occupancy per bin (%)")
@@ -414,7 +563,9 @@ class Charts:
         phases = sorted(set(d["phase"].tolist()))
         recall = "recall" in set(d["method"].tolist())
         notes = ([RUN_PED_NOTE] if self.axis.get("run_clock") else []) + ([RECALL_NOTE] if recall else [])
-        plot, axes = _panels(len(phases), self.axis, axes_h_in=1.5, legend=True, notes=len(notes))
+        bands = plan_bands(data, self.axis)
+        plot, axes = _panels(len(phases), self.axis, axes_h_in=1.5, legend=True, notes=len(notes),
+                             plan_row=bool(bands))
         step, end = self.axis["bin_min"], self.axis["end"]
         for ax, ph in zip(axes, phases, strict=True):
             m = d["phase"] == ph
@@ -423,6 +574,7 @@ class Charts:
             methods = sorted(set(d["method"][m].tolist()))
             lo, hi = np.maximum(x, self.axis["start"]), np.minimum(x + step, end)
             ax.set_ylim(0, _top(top, 30.0, 1.1, step=30.0))
+            _draw_plans(ax, bands, self.axis, lambda band, ph=ph: _ped_stats(data, band, ph))
             colour = phase_colour(ph)
             ax.bars(lo + (hi - lo) * 0.1, mean, (hi - lo) * 0.8, colour, "mean delay per bin",
                     partial=~d["complete"][m].astype(bool))

@@ -6,7 +6,8 @@ together (about 1.3 s of 3.8 s), while these charts need only panels with
 a time axis, markers, step lines, bars, one dotted threshold and text,
 which Pillow draws in milliseconds. Each plot also keeps a record of what a
 reader sees (titles, axis labels and limits, tick labels, each series'
-label and colour, thresholds, legends), which the tests read.
+label and colour, thresholds, legends, tinted spans and the labels over them),
+which the tests read.
 """
 
 from __future__ import annotations
@@ -130,9 +131,15 @@ class Axes:
                        "bars": [],  # (label, left, width, height, partial) of each bar drawn
                        "shaded": [],  # (label, x0, x1) of each hatched span (a bin the log covers only in part)
                        "drawn": [],  # labels of the series that put at least one mark on the panel
-                       "xtick_boxes": []}  # (label, (left, top, right, bottom) px) of each time label drawn
+                       "xtick_boxes": [],  # (label, (left, top, right, bottom) px) of each time label drawn
+                       "bands": [],  # (label, x0, x1, colour) of each tinted span (a coordination plan's)
+                       "vlines": [],  # (label, x) of each vertical divider
+                       "span_labels": [],  # (text, x0, x1, (left, top, right, bottom) px) over the panel
+                       "title_box": None}  # (left, top, right, bottom) px of the panel title as drawn
         self._xticks: tuple[np.ndarray, list[str]] | None = None
         self._integer = False
+        #: the height of a row of span labels right above the panel (its title sits above that row)
+        self.label_row_px = 0
 
     # -- set-up -------------------------------------------------------------------------------------
     def set_ylim(self, bottom: float, top: float, integer: bool = False) -> None:
@@ -255,6 +262,43 @@ class Axes:
             if bx > ax:
                 self.plot.draw.line([(float(ax), ay), (float(bx), by)], fill=fill, width=1)
 
+    def band(self, x0: float, x1: float, colour: str, label: str) -> None:
+        """Tint the span [x0, x1) of the x axis over the panel's height (drawn before the series, under them)."""
+        self.record["bands"].append((label, float(x0), float(x1), hex_of(colour)))
+        self.plot.used.add(hex_of(colour))
+        (xa, xb), _ = self._clip(*self.px([x0, x1], [0.0, 0.0]))
+        _, top, _, bottom = self.box
+        if xb - xa >= 1:
+            self.plot.draw.rectangle([float(xa), top, float(xb) - 1, bottom], fill=rgb(colour))
+
+    def vline(self, x: float, colour: str, label: str) -> None:
+        """A dashed vertical line at `x` over the panel's height and its row of span labels."""
+        self.record["vlines"].append((label, float(x)))
+        self.plot.used.add(hex_of(colour))
+        px, _ = self.px([x], [0.0])
+        x0, top, x1, bottom = self.box
+        if not x0 <= px[0] <= x1:
+            return
+        xs = np.array([px[0], px[0]], float)
+        self.plot.draw.line([(float(px[0]), top - self.label_row_px), (float(px[0]), top)], fill=rgb(colour))
+        for piece in dashed(xs, np.array([top, bottom], float), 4.0, 3.0):
+            self.plot.draw.line(piece, fill=rgb(colour), width=1)
+
+    def span_label(self, candidates: list[str], x0: float, x1: float) -> str | None:
+        """Centred over the span [x0, x1), in the row above the panel (`label_row_px`): the first of `candidates`
+        (longest first) that fits inside the span's width, so that labels of neighbouring spans never meet.
+        Returns the text drawn, None when none fits."""
+        (xa, xb), _ = self._clip(*self.px([x0, x1], [0.0, 0.0]))
+        f = font(TICK_PX)
+        text = next((c for c in candidates if c and f.getlength(c) + 6 <= xb - xa), None)
+        if text is None or not self.label_row_px:
+            return None
+        at = ((xa + xb) / 2, self.box[1] - self.label_row_px / 2)
+        self.plot.draw.text(at, text, fill=INK, font=f, anchor="mm")
+        self.record["span_labels"].append((text, float(x0), float(x1), self.plot.draw.textbbox(at, text, font=f,
+                                                                                                 anchor="mm")))
+        return text
+
     def hline(self, y: float, colour: str, label: str, dotted: bool = True) -> None:
         self.record["hlines"].append((label, float(y)))
         self.record["series"].append((label, hex_of(colour)))
@@ -302,7 +346,9 @@ class Axes:
                     self.record["xtick_boxes"].append((labels[i], d.textbbox((x, y1 + 6), labels[i], font=f,
                                                                              anchor="mt")))
         if self.record["title"]:
-            d.text(((x0 + x1) / 2, y0 - 4), self.record["title"], fill=INK, font=font(TITLE_PX), anchor="md")
+            at = ((x0 + x1) / 2, y0 - 4 - self.label_row_px)
+            d.text(at, self.record["title"], fill=INK, font=font(TITLE_PX), anchor="md")
+            self.record["title_box"] = d.textbbox(at, self.record["title"], font=font(TITLE_PX), anchor="md")
         if self.record["xlabel"]:
             d.text(((x0 + x1) / 2, y1 + 8 + TICK_PX + 4), self.record["xlabel"], fill=INK, font=font(LABEL_PX),
                    anchor="mt")
