@@ -469,11 +469,15 @@ def _switches(dev_id: str, events: list[SignalEvent], revisions: list[_Device],
     """(time, device with that revision's timing) of each 131 of the device, in time order. A 131 naming a
     revision the model lacks is a warning, and the timing in force stays: its greens are held to that."""
     found = []
-    # a 131 logged with a 132 (cycle length change) at the same instant is a coordination pattern (`coordinated`
-    # logs its plan so, as a field controller does): it changes no safety timing, and names no revision
-    patterns = {e.time_s for e in events if e.event_code == CYCLE_LENGTH_CHANGE}
-    for e in events:
-        if e.event_code != TIMING_PLAN_CHANGE or e.time_s in patterns:
+    # a 131 the log follows at once with a 132 (cycle length change) of the same instant is a coordination pattern
+    # (`coordinated` logs its plan so, as a field controller does): it changes no safety timing, and names no
+    # revision. Told by the 132 after it, not by the instant alone: a live run may log a pattern (at its start, at
+    # a controller switch) at the instant a revision's 131 opens a green, and that 131 still names its revision
+    for k, e in enumerate(events):
+        if e.event_code != TIMING_PLAN_CHANGE:
+            continue
+        after = events[k + 1] if k + 1 < len(events) else None
+        if after is not None and after.event_code == CYCLE_LENGTH_CHANGE and after.time_s == e.time_s:
             continue
         if 1 <= e.parameter <= len(revisions):
             found.append((e.time_s, revisions[e.parameter - 1]))

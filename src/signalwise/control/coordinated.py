@@ -22,7 +22,9 @@ The run logs each signal's plan at its start, as a field controller logs a coord
 Pattern Change) naming pattern 1, the program's plan (a run has one plan per signal), with a 132 (Cycle Length
 Change: the cycle, whole seconds) and a 133 (Offset Length Change: the offset in the cycle, whole seconds); a
 signal not coordinated logs pattern 254, UDOT ATSPM's "Free", with cycle and offset 0. ATSPM's per-plan table
-reads them; the audit reads a 131 logged with a 132 as a pattern, not a timing revision (`coordination_events`).
+reads them; the audit reads a 131 the log follows at once with a 132 as a pattern, not a timing revision
+(`coordination_events`). A live run logs them where a field controller would: at its start, and whenever a controller
+switch changes the pattern a signal runs (`controller_pattern`, `pattern_events`; `runtime/live/runtime.py`).
 
 Not coordinated by offsets: `webster` (each signal's own cycle, re-planned), `actuated` and `max-pressure`
 (decentralised: each signal decides from its own detectors and lanes).
@@ -197,26 +199,51 @@ def coordination_report(intersections, step_length_s: float) -> tuple[dict[str, 
     return plans, warnings
 
 
-def coordination_events(intersections, step_length_s: float, time_s: float) -> list[SignalEvent]:
-    """Each signal's plan as a field controller logs a coordination pattern, at `time_s` (the run's start): a 131
-    (pattern `COORDINATED_PATTERN`, or `FREE_PATTERN` where `coordination_plan` refuses one), a 132 (the cycle,
-    whole seconds; 255 and a 156 with the rest above 255 s, each at most 255) and a 133 (the offset within the cycle, whole seconds,
-    at most 255), as the Indiana enumeration gives them. A free pattern's cycle and offset are 0: no common cycle.
+#: a coordination pattern as the log names it: (pattern number, cycle s, offset s), whole seconds
+Pattern = tuple[int, int, int]
+#: the pattern of a signal not coordinated: "Free", no common cycle, so cycle and offset 0
+FREE: Pattern = (FREE_PATTERN, 0, 0)
 
-    The 132 beside the 131 is what tells the pattern apart from a timing revision's 131, which is logged alone."""
-    events: list[SignalEvent] = []
-    for inter in sorted(intersections, key=lambda i: i.id):
-        plan = coordination_plan(inter, step_length_s)
-        if isinstance(plan, str):
-            pattern, cycle_s, offset_s = FREE_PATTERN, 0, 0
-        else:
-            pattern, cycle_s = COORDINATED_PATTERN, round(plan.cycle_s)
-            offset_s = round(plan.offset_s % plan.cycle_s) % max(cycle_s, 1)  # SUMO's (t - offset) mod C
-        events.append(SignalEvent(time_s, inter.id, int(EventCode.TIMING_PLAN_CHANGE), pattern))
-        events.append(SignalEvent(time_s, inter.id, int(EventCode.CYCLE_LENGTH_CHANGE), min(cycle_s, MAX_PARAMETER)))
-        if cycle_s > MAX_PARAMETER:
-            events.append(SignalEvent(time_s, inter.id, int(EventCode.ADDITIONAL_CYCLE_LENGTH_CHANGE),
-                                      min(cycle_s - MAX_PARAMETER, MAX_PARAMETER)))
-        events.append(SignalEvent(time_s, inter.id, int(EventCode.OFFSET_LENGTH_CHANGE),
-                                  min(offset_s, MAX_PARAMETER)))
+
+def plan_pattern(plan: CoordinatedPlan | str) -> Pattern:
+    """The pattern a plan is logged as: `COORDINATED_PATTERN` with its cycle and its offset within the cycle (whole
+    seconds; SUMO's (t - offset) mod C); `FREE` for a signal `coordination_plan` refuses one (a reason)."""
+    if not isinstance(plan, CoordinatedPlan):
+        return FREE
+    cycle_s = round(plan.cycle_s)
+    return COORDINATED_PATTERN, cycle_s, round(plan.offset_s % plan.cycle_s) % max(cycle_s, 1)
+
+
+def controller_pattern(controller) -> Pattern | None:  # noqa: ANN001 - any controller
+    """The pattern a signal's controller runs: a `coordinated` plan's, `FREE` where `coordinated` runs the plan `fixed`
+    runs (`make_coordinated`); None for any other controller, which runs no coordination pattern."""
+    if isinstance(controller, CoordinatedPlanFollower):
+        return plan_pattern(controller.plan)
+    if getattr(controller, "name", None) == COORDINATED_CONTROLLER:
+        return FREE
+    return None
+
+
+def pattern_events(device_id: str, pattern: Pattern, time_s: float) -> list[SignalEvent]:
+    """One signal's pattern as a field controller logs a coordination pattern change, at `time_s`: a 131 (the
+    pattern number), a 132 (the cycle; 255 and a 156 with the rest above 255 s, each at most 255) and a 133 (the
+    offset, at most 255), in that order, as the Indiana enumeration gives them.
+
+    The 132 right after the 131 is what tells the pattern apart from a timing revision's 131, which is logged
+    alone (before its green's 1): the audit reads it so (`safety_audit._switches`)."""
+    number, cycle_s, offset_s = pattern
+    events = [SignalEvent(time_s, device_id, int(EventCode.TIMING_PLAN_CHANGE), number),
+              SignalEvent(time_s, device_id, int(EventCode.CYCLE_LENGTH_CHANGE), min(cycle_s, MAX_PARAMETER))]
+    if cycle_s > MAX_PARAMETER:
+        events.append(SignalEvent(time_s, device_id, int(EventCode.ADDITIONAL_CYCLE_LENGTH_CHANGE),
+                                  min(cycle_s - MAX_PARAMETER, MAX_PARAMETER)))
+    events.append(SignalEvent(time_s, device_id, int(EventCode.OFFSET_LENGTH_CHANGE), min(offset_s, MAX_PARAMETER)))
     return events
+
+
+def coordination_events(intersections, step_length_s: float, time_s: float) -> list[SignalEvent]:
+    """Each signal's plan as a field controller logs a coordination pattern, at `time_s` (the run's start):
+    `pattern_events` of `COORDINATED_PATTERN` with the plan's cycle and offset, or of `FREE` where
+    `coordination_plan` refuses one."""
+    return [e for inter in sorted(intersections, key=lambda i: i.id)
+            for e in pattern_events(inter.id, plan_pattern(coordination_plan(inter, step_length_s)), time_s)]

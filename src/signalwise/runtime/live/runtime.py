@@ -38,6 +38,7 @@ from pydantic import ValidationError
 
 from ... import __version__
 from ...control.base import ControlContext, ControllerUnavailable, check_usable, make
+from ...control.coordinated import FREE, Pattern, controller_pattern, pattern_events
 from ...core.eventlog import COLUMNS as EVENT_COLUMNS
 from ...core.eventlog import TimeOrderedEvents, format_timestamp
 from ...core.types import RECOVERY_STATE, EventCode, Observation, SignalEvent
@@ -162,6 +163,9 @@ class LiveRuntime:
         #: (revision, timing) swapped as one reference when a timing change is applied: a reader in another
         #: thread never pairs a revision with another revision's timing
         self._timing_in_force: tuple[int, object] | None = None
+        #: per signal, the coordination pattern its log names now (`coordinated.Pattern`): logged when the signal
+        #: starts on `coordinated` or a swap changes it (`_pattern_change`); none at a signal never coordinated
+        self._patterns: dict[str, Pattern] = {}
         #: per signal, the states it has shown since its current green opened (re-stated after a recovery)
         self._recent_states: dict[str, list[tuple[float, str, str]]] = {}
         self._started_wall = dt.datetime.now().astimezone()
@@ -312,7 +316,11 @@ class LiveRuntime:
             log.warning("%s", line)
         self._replay_site_changes()
         self._start_on_replayed_timing()
-        self._drain()  # the signals' opening events: a replayed revision's 131 before the first green's 1
+        # the plan of each signal that starts on `coordinated` (131, 132, 133, or the Free pattern), then the signals'
+        # opening events: a replayed revision's 131 before the first green's 1
+        self._write_events([e for tls, ctrl in sorted(self.stepper.controllers.items())
+                            for e in self._pattern_change(tls, ctrl, self.stepper.t)])
+        self._drain()
         self._settle_dead_runs()
         self._save_state()
         self.status_text = "running"
@@ -936,7 +944,7 @@ class LiveRuntime:
         # over the detectors, so the replay logs their events as a run that never crashed does
         self._saved = (path, checkpoint, [r for rows in self._recent_states.values() for r in rows],
                        dict(self.stepper.controllers), self.cfg.timing, copy.deepcopy(self.records),
-                       copy.deepcopy((self._on_loop, self._occupants, self._left)))
+                       copy.deepcopy((self._on_loop, self._occupants, self._left)), dict(self._patterns))
 
     def _state_not_saved(self, exc: Exception) -> None:
         """The loop's state could not be copied (a controller that opened a lock or a client since it was checked):
@@ -963,7 +971,7 @@ class LiveRuntime:
             fh.flush()
         if self._saved is None:
             raise exc
-        path, checkpoint, shown, controllers_saved, timing_saved, records, presence = self._saved
+        path, checkpoint, shown, controllers_saved, timing_saved, records, presence, patterns_saved = self._saved
         controllers_now = dict(self.stepper.controllers)
         self.field.backend.close()
         # a directory of its own for what the user's additional files write: SUMO empties each file it opens
@@ -1004,7 +1012,12 @@ class LiveRuntime:
         self._on_loop, self._occupants, self._left = copy.deepcopy(presence)
         self._presence_restored = True
         opening = [e for sh in self.stepper.shields.values() for e in sh.opening_events()]
-        self._write_events(marker + opening)
+        # a pattern logged at or before the resume time is the replay's too (the saved controllers run it); one a
+        # swap logged since is in force again from the resume time, where the controller it came with runs again
+        # (`_reassert_changes`): logged there, once, as the log before the marker after that time is superseded
+        moved = [e for tls, pattern in sorted(self._patterns.items()) if pattern != patterns_saved.get(tls)
+                 for e in pattern_events(tls, pattern, resumed)]
+        self._write_events(marker + opening + moved)
         states = self._writers["states"]
         states.writerows((resumed, tls_id, RECOVERY_STATE) for tls_id in self.stepper.shields)
         states.writerows(sorted(shown))  # what each signal showed since its current green opened
@@ -1535,6 +1548,7 @@ class LiveRuntime:
         """Deployed controllers take over at a safe point: while green, never mid-clearance."""
         st = self.stepper
         swapped = False
+        plans: list[SignalEvent] = []
         for tls, ctrl in list(self._pending_controllers.items()):
             if tls in self.overrides and ctrl is not self.overrides[tls].inner:
                 self.overrides[tls].inner = ctrl  # the override stays; the new controller follows it
@@ -1545,8 +1559,28 @@ class LiveRuntime:
                 self._controller_since_s[tls] = st.t
                 del self._pending_controllers[tls]
                 swapped = True
+                plans.extend(self._pattern_change(tls, ctrl, st.t))
+        if plans:  # the coordination pattern changes with the controller, as it takes over
+            self._write_events(plans)
         if swapped:
             self._register_zones_again()
+
+    def _pattern_change(self, tls: str, controller, t: float) -> list[SignalEvent]:
+        """The events of the coordination pattern `controller` runs at signal `tls` from `t` (131, 132, 133), when it
+        is not the pattern the log names there now; none otherwise. A controller that runs no pattern (not
+        `coordinated`) is the Free pattern at a signal whose log named one, and nothing at a signal never
+        coordinated. An override is never passed here: it holds a phase within the pattern in force, which a field
+        controller does not log as a pattern change; the controller after it is (`_swap_pending`)."""
+        pattern = controller_pattern(controller)
+        logged = self._patterns.get(tls)
+        if pattern is None:
+            if logged is None:
+                return []
+            pattern = FREE
+        if pattern == logged:
+            return []
+        self._patterns[tls] = pattern
+        return pattern_events(tls, pattern, t)
 
     def _plan_cycle(self, t: float) -> None:
         """Re-plan each signal's Webster fallback from its stop-bar counts (when the field measures them)."""
