@@ -57,3 +57,40 @@ def test_relative_links_point_to_existing_files(page):
 def test_the_link_checker_sees_links():
     page = ROOT / "README.md"
     assert _relative_links(page), "README.md has no relative links: the docs/ pages should be linked from it"
+
+
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+PACKAGE = ROOT / "src" / "signalwise"
+#: a file or folder named in a cell: `backend.py`, `learning/`, `sim/camera/`
+CODE_PATH = re.compile(r"`([\w./-]+(?:\.py|/))`")
+
+
+def _package_map() -> dict[str, list[str]]:
+    """architecture.md's "Where things are": each row's package, and the files and folders its cell names."""
+    section = ARCHITECTURE.read_text().split("## Where things are", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = CODE_PATH.findall(cells[1])
+    return rows
+
+
+def test_every_path_the_package_map_names_exists():
+    """A name is the row's package's (`scenario.py` in the `sim/` row is sim/scenario.py), unless it names its own
+    folder (`runtime/camera_loop.py`)."""
+    rows = _package_map()
+    assert "core/" in rows and "cli.py" in rows and sum(map(len, rows.values())) > 30, rows
+    missing = [package for package in rows if not (PACKAGE / package).exists()]
+    for package, names in rows.items():
+        for name in names:
+            where = PACKAGE if "/" in name.rstrip("/") else PACKAGE / package
+            if not (where / name).exists():
+                missing.append(f"{name} (the {package} row)")
+    assert not missing, f"docs/architecture.md's package map names what src/signalwise does not hold: {missing}"
+
+
+def test_the_package_map_has_a_row_for_every_package():
+    packages = sorted(f"{p.name}/" for p in PACKAGE.iterdir() if (p / "__init__.py").is_file())
+    rows = _package_map()
+    assert [p for p in packages if p not in rows] == [], "docs/architecture.md's package map leaves these out"

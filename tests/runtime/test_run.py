@@ -258,6 +258,19 @@ def test_a_run_directory_of_your_own_network_is_named_after_it(tmp_path):
     assert new_run_dir(RunConfig(scenario="corridor", out_dir=tmp_path)).name.endswith("-corridor-max-pressure-s1")
 
 
+def test_a_run_directory_of_a_controller_file_is_named_after_the_file_not_its_path(tmp_path):
+    from signalwise.runtime.run import distinct_slugs, new_run_dir
+
+    def name(spec: str) -> str:
+        return new_run_dir(RunConfig(scenario="single", controller=spec, out_dir=tmp_path)).name
+
+    assert name("py:../lqf.py:make").endswith("-single-py-lqf-make-s1")  # was py----lqf-py-make
+    assert name("py:/home/me/lab/lqf.py:make").endswith("-single-py-lqf-make-s1")
+    assert name("py:mylab.ctl:make").endswith("-single-py-mylab-ctl-make-s1")
+    dirs = distinct_slugs(["py:a/lqf.py:make", "py:b/lqf.py:make", "fixed"])  # one comparison: never one directory
+    assert len(set(dirs.values())) == 3 and all(d.startswith("py-lqf-make-") for d in list(dirs.values())[:2])
+
+
 @pytest.mark.slow
 def test_a_comparison_of_two_models_whose_names_make_one_directory_runs_both(tmp_path, monkeypatch):
     """ql:x-y/model and ql:x/y-model both make ql-x-y-model: the second run found the first's directory and failed,

@@ -282,7 +282,10 @@ class Observation:
     """Everything a controller may use about one intersection at `time_s`.
 
     `lanes` holds incoming and outgoing lanes. `detector_idle_s` maps a
-    detector id to the seconds since it last saw a vehicle (0 while occupied).
+    detector id to the seconds since it last saw a vehicle (0 while occupied;
+    SUMO's loop that has seen none yet reads `time_s + 3600`).
+    `detector_counts_veh` holds the vehicles of the last complete counting
+    period (SUMO's: 900 s from the run's begin; empty before the first ends).
     `sources` says, per source, how old and how sound its data is: the shield
     falls back to its plan when any is stale or unhealthy. `emergency` lists
     the emergency vehicles approaching, which the shield's preemption serves.

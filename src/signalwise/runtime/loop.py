@@ -22,7 +22,8 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from array import array
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -136,6 +137,8 @@ class LoopResult:
     junction_locks: dict[str, int] = field(default_factory=dict)
     #: every vehicle type of the run -> its SUMO vClass, as the simulator knew them at the end (`vtype_classes`)
     vtype_classes: dict[str, str] = field(default_factory=dict)
+    #: wall seconds of each decision (`LoopStepper.decide_s`)
+    decide_s: Sequence[float] = ()
 
 
 @dataclass
@@ -540,10 +543,13 @@ class LoopStepper:
         self.queue_samples: list[tuple[float, str, int]] = []
         self._next_queue_sample = t0
         self.controller_errors = 0
-        self.controller_faults = ControllerFaults(cfg.controller)
+        self.controller_faults = ControllerFaults(cfg.controller, seed=cfg.seed)
         self.steps = 0
-        #: a live runtime's profiler (`runtime.live.profiler.Profiler`); None offline, where nothing is timed
+        #: a live runtime's profiler (`runtime.live.profiler.Profiler`); None offline, where only `decide` is timed
         self.profiler = None
+        #: wall seconds of each decision offline (`decide`, and handing its proposal to the shield), for the run's
+        #: summary (`decision_times`); a live run times it in its profiler instead
+        self.decide_s = array("d")
 
     @property
     def done(self) -> bool:
@@ -564,11 +570,14 @@ class LoopStepper:
         emergency = source.emergency_approaches(self.by_id, self.cfg.shield.preempt_distance_m) \
             if source.emergency_active else {}
         next_decision = self._next_decision
+        clock, timed = time.perf_counter, self.decide_s.append
         for tls_id, inter, ctrl, sh, need, counts_need in self._plan:
             obs = None
             if ctrl is not None and sh.interval == "green" and t >= next_decision[tls_id]:
                 obs = self._observe(inter, ctrl, sh, t, need, counts_need, emergency)
+                began = clock()
                 self._decide(tls_id, ctrl, sh, obs, t)
+                timed(clock() - began)
             elif tls_id in emergency:
                 obs = Observation(t, tls_id, {}, emergency=tuple(emergency[tls_id]))
             new_state = sh.tick(t, obs)
@@ -717,7 +726,7 @@ class LoopStepper:
                           time.perf_counter() - wall0, self.steps, files, controller_errors=self.controller_errors,
                           controller_faults=self.controller_faults,
                           webster_plans=plans, emergency_ids=set(self.backend.emergency_seen),
-                          approach_direction=self.approach_direction)
+                          approach_direction=self.approach_direction, decide_s=self.decide_s)
 
 
 def _need(inter: Intersection, ctrl: Controller | None) -> ObservationNeed:
@@ -733,14 +742,20 @@ def _need(inter: Intersection, ctrl: Controller | None) -> ObservationNeed:
 
 
 def _counts_need(inter: Intersection, ctrl: Controller | None) -> ObservationNeed | None:
-    """For plan-making controllers (Webster), when counts are due: stop-bar counts and approach lanes."""
+    """When a controller's counts are due (`needs_counts_at`): what it reads at every decision (`_need`: its
+    lanes at its detail, its zone lanes, its detectors' idle times), the approach lanes' counts where it reads no
+    lanes (Webster's re-plan reads the vehicles stored on them), and the stop-bar counts. Never less than `_need`:
+    a controller reading `stopped_veh` or an outgoing lane finds them at this decision too."""
     if ctrl is None or not hasattr(ctrl, "needs_counts_at"):
         return None
     base = _need(inter, ctrl)
     counts = tuple(d.id for d in inter.detectors if d.kind == "stopbar")
     if not counts:
         return None
-    return ObservationNeed(inter.in_lanes, "counts", base.detector_idle_ids, counts)
+    if not base.lane_ids:  # "none": the approach lanes' counts, the cheapest detail
+        return ObservationNeed(inter.in_lanes, "counts", base.detector_idle_ids, counts)
+    # its own lanes hold every approach lane already (`_need`), at a detail at least as rich as "counts"
+    return dataclasses.replace(base, detector_count_ids=counts)
 
 
 def describe_intersections(inters: list[Intersection], approach_direction: dict[str, str] | None = None,

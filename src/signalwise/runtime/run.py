@@ -95,7 +95,7 @@ class RunResult:
 def new_run_dir(cfg: RunConfig) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     network = cfg.scenario or _file_stem(cfg.scenario_label)  # your my.city.net.xml: "my.city"
-    name = f"{stamp}-{slug(network)}-{slug(cfg.controller)}-s{cfg.seed}"
+    name = f"{stamp}-{slug(network)}-{controller_slug(cfg.controller)}-s{cfg.seed}"
     path = cfg.out_dir / name
     k = 1
     while path.exists():
@@ -276,8 +276,17 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path, audit_apart
         over = sum(1 for plans in loop.webster_plans.values() for _t, p in plans if p["oversaturated"])
         metrics["webster"] = {"plans": loop.webster_plans, "oversaturated_plans": over}
     metrics["controller_ran"], warnings = _controller_ran(fallback, loop)
+    reasons = fallback_reasons(loop.interventions)
+    if reasons:
+        metrics["fallback_reasons"] = reasons
+        if metrics["controller_ran"]:  # else the warning that it never ran gives the reason
+            said = faults.fallback_reasons_warned() if faults is not None else ()
+            warnings.extend(fallback_warnings([r for r in reasons if r["reason"] not in said], fallback))
     if faults is not None:
         warnings.extend(faults.warnings())
+    if loop.decide_s:
+        metrics["decision_time"] = decision_times(loop.decide_s, cfg.step_length_s)
+        warnings.extend(decision_time_warnings(metrics["decision_time"], cfg.step_length_s))
     if replay is not None:
         metrics["evidence"] = replay
         if not replay["same_traffic"]:
@@ -443,6 +452,88 @@ def _controller_ran(fallback_share: float, loop: LoopResult) -> tuple[bool, list
                    f"time ({why}); these figures are the fallback's, not the controller's"]
 
 
+#: "observation not usable: lanes unhealthy: lane E_0: occupancy ..." -> its kind, "observation not usable: lanes
+#: unhealthy" (a source's name may hold spaces: a camera zone's)
+_DATA_FAULT = re.compile(r"(observation not usable: .+? (?:unhealthy|stale))(?::|$)")
+
+
+def fallback_reason_kind(detail: str) -> str:
+    """The kind of a reason the shield gave for falling back (`control.shield`'s `fallback` intervention), with
+    what differs from one time to the next (a lane, a value, a confidence) left out."""
+    m = _DATA_FAULT.match(detail)
+    if m:
+        return m[1]
+    if re.match(r"confidence \S+ below ", detail):
+        return "confidence below the threshold"
+    return detail.split(": ", 1)[0]
+
+
+def fallback_reasons(interventions) -> list[dict]:
+    """Why the shield's fallback began, each kind of reason once (`fallback_reason_kind`), most frequent first: its
+    count, the signals, and its first occurrence in full (interventions.csv lists each)."""
+    kinds: dict[str, dict] = {}
+    for iv in interventions:
+        if iv.rule != "fallback":
+            continue
+        kind = fallback_reason_kind(iv.detail)
+        entry = kinds.get(kind)
+        if entry is None:
+            entry = kinds[kind] = {"reason": kind, "count": 0, "signals": set(), "first_time_s": iv.time_s,
+                                   "first_signal": iv.intersection_id, "first_detail": iv.detail}
+        entry["count"] += 1
+        entry["signals"].add(iv.intersection_id)
+    return [{**e, "signals": sorted(e["signals"])} for e in sorted(kinds.values(), key=lambda e: -e["count"])]
+
+
+def fallback_warnings(reasons: list[dict], fallback_share: float) -> list[str]:
+    """A sentence per kind of reason the fallback took over for: the run summary shows its share, and the reader
+    must know whether that was the controller, its data or something else (a lane occupancy out of range, a stale
+    feed). The controller's errors and unreadable decisions have sentences of their own
+    (`ControllerFaults.warnings`), and are left to them by the caller."""
+    out = []
+    for r in reasons:
+        signals = r["signals"]
+        named = ", ".join(signals[:5]) + (f" and {len(signals) - 5} more" if len(signals) > 5 else "")
+        detail = r["first_detail"]
+        first = detail[len(r["reason"]):].lstrip(": ") if detail.startswith(r["reason"]) else detail
+        out.append(f"the shield's Webster fallback took over {'once' if r['count'] == 1 else str(r['count']) + ' times'}"
+                   f" for: {r['reason']} (signal{'s' if len(signals) > 1 else ''} {named}; first at "
+                   f"{r['first_signal']} t={r['first_time_s']:.0f}" + (f": {first}" if first else "")
+                   + f"); these figures are partly the fallback's (fallback share {fallback_share:.1%}, over the "
+                   "signals; interventions.csv lists each time)")
+    return out
+
+
+def decision_times(decide_s, step_s: float) -> dict:
+    """metrics.json's `decision_time`: wall milliseconds of the controller's decisions (`decide`, and handing its
+    proposal to the shield) at the median, p99 and most, and how many took longer than a simulation step."""
+    import numpy as np
+
+    ms = np.asarray(decide_s, dtype=np.float64) * 1000.0
+    p50, p99 = np.percentile(ms, [50, 99])
+    return {"decisions": int(ms.size), "median_ms": round(float(p50), 3), "p99_ms": round(float(p99), 3),
+            "max_ms": round(float(ms.max()), 3), "longer_than_step": int((ms > step_s * 1000.0).sum())}
+
+
+def decision_time_warnings(times: dict, step_s: float) -> list[str]:
+    """A sentence when the controller decides slowly for a live run: its p99 above the live runtime's
+    `decision_latency` alert, or a decision longer than a simulation step (a live run at real time would fall
+    behind)."""
+    from .live.alerts import BUILTIN_RULES
+
+    alert_ms = next(r.threshold for r in BUILTIN_RULES if r.name == "decision_latency")
+    if times["p99_ms"] <= alert_ms and not times["longer_than_step"]:
+        return []
+    longer = (f"; {times['longer_than_step']} took longer than a simulation step ({step_s:g} s), which a live run at "
+              "real time cannot keep up with" if times["longer_than_step"] else "")
+    return [f"the controller's decisions took {times['median_ms']:.1f} ms at the median, {times['p99_ms']:.1f} ms at "
+            f"p99 and {times['max_ms']:.1f} ms at most (wall time, {times['decisions']} decisions): above the "
+            f"{alert_ms:g} ms p99 at which a live run raises its decision_latency alert{longer}"
+            if times["p99_ms"] > alert_ms else
+            f"the controller's decisions took {times['median_ms']:.1f} ms at the median, {times['p99_ms']:.1f} ms at "
+            f"p99 and {times['max_ms']:.1f} ms at most (wall time, {times['decisions']} decisions){longer}"]
+
+
 def _start_audit(run_dir: Path, cfg: RunConfig, lean_apart: bool = False) -> Callable[[], dict | None]:
     """The audit's verdict, to ask for when needed: from a forked process while this one writes the rest of a
     full record (or, with `lean_apart`, of a lean one), when a second core is free for it (`RunConfig.evidence`);
@@ -513,6 +604,17 @@ def slug(text: str) -> str:
     return name[:31] + "-" + _digest(text)
 
 
+def controller_slug(spec: str) -> str:
+    """`slug` of a controller spec, a `py:FILE.py:FACTORY` named by the file's stem and its factory, not its path:
+    `py:../lab/lqf.py:make` is `py-lqf-make`. Two files of one stem in one comparison are told apart by
+    `distinct_slugs`, and a run beside another of the same name takes the next free one (`new_run_dir`)."""
+    kind, _, rest = spec.partition(":")
+    path, _, factory = rest.rpartition(":")
+    if kind == "py" and path.endswith(".py"):
+        return slug(f"py-{Path(path).stem}-{factory}")
+    return slug(spec)
+
+
 def _digest(text: str) -> str:
     """Eight hex digits that tell two texts apart in a directory name."""
     import hashlib
@@ -521,11 +623,11 @@ def _digest(text: str) -> str:
 
 
 def distinct_slugs(texts: list[str]) -> dict[str, str]:
-    """`slug` of each text, with a hash added where two would make one name (ql:x-y/model and ql:x/y-model):
-    the runs of one comparison never share a directory."""
+    """`controller_slug` of each controller spec, with a hash added where two would make one name (ql:x-y/model and
+    ql:x/y-model, py:a/ctl.py:make and py:b/ctl.py:make): the runs of one comparison never share a directory."""
     from collections import Counter
 
-    names = {t: slug(t) for t in texts}
+    names = {t: controller_slug(t) for t in texts}
     taken = Counter(names.values())
     return {t: n if taken[n] == 1 else f"{n}-{_digest(t)}" for t, n in names.items()}
 

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import io
 import logging
+import math
 import os
 import re
 import shutil
@@ -34,6 +35,7 @@ from ..core.types import (
     SourceHealth,
 )
 from .additionals import ADDITIONAL_DIR, LoadedAdditionals, outputs_named, with_outputs_in
+from .detectors import COUNT_PERIOD_S
 from .heap_layout import fresh_heap, return_free_memory
 from .lane_zones import ZONE_REACH_M, lane_zones, split_zones
 from .signal_model import RefusedSignal, TimingDefaults, read_all
@@ -49,6 +51,23 @@ _SOUND_SOURCES = {(lanes, dets): ((SourceHealth(LANES_SOURCE),) if lanes else ()
     (SourceHealth(DETECTORS_SOURCE),) if dets else ()) for lanes in (False, True) for dets in (False, True)}
 #: below this speed SUMO counts a vehicle as halting (`getLastStepHaltingNumber`, SUMO_const_haltingSpeed)
 HALTING_SPEED_MPS = 0.1
+#: how far outside 0..1 a lane occupancy SUMO reports may lie and still be taken as its bound: SUMO sums the
+#: vehicles' shares of the lane in floating point, and a lane just emptied can come out at -2.8e-19. Anything
+#: further out is left as it is, for the health check (`core.health`) to refuse
+OCCUPANCY_ROUNDING = 1e-9
+
+
+def sumo_occupancy(percent: float) -> float:
+    """SUMO's lane occupancy (percent) as a share 0..1, a floating-point rounding past either bound
+    (`OCCUPANCY_ROUNDING`) taken as the bound: a lane is not unhealthy for -2.8e-19."""
+    share = percent / 100.0
+    if 0.0 <= share <= 1.0:
+        return share
+    if -OCCUPANCY_ROUNDING < share < 0.0:
+        return 0.0
+    if 1.0 < share < 1.0 + OCCUPANCY_ROUNDING:
+        return 1.0
+    return share
 
 
 def read_files(opts: SumoOptions) -> str:
@@ -170,6 +189,9 @@ class SumoBackend:
         #: the additional files as SUMO was given them, their outputs redirected into the run (`sim.additionals`)
         self.additionals = LoadedAdditionals(tuple(opts.additional_files))
         self._scratch: Path | None = None  # the temporary directory holding them, when the run has none
+        #: when the live loops' first counting period ends (`COUNT_PERIOD_S` after SUMO's begin): their counts before
+        #: then are SUMO's zeros for "no period done yet", which an observation leaves out rather than pass as none
+        self._counts_from_s = -math.inf
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
@@ -182,6 +204,8 @@ class SumoBackend:
         self._closed = False
         if self.opts.load_state is not None:
             self._find_emergency_vehicles()  # resumed: emergency vehicles may already be on the road
+        elif self.opts.remote_port is None:  # a SUMO started here, at its begin: its loops count from now
+            self._counts_from_s = self.time_s() + COUNT_PERIOD_S - 1e-6
 
     def _start(self, cmd: list[str]) -> None:
         if self.opts.gui and not _display_available():
@@ -323,7 +347,7 @@ class SumoBackend:
         return LaneState(
             queue_veh=la.getLastStepHaltingNumber(lane),
             count_veh=la.getLastStepVehicleNumber(lane),
-            occupancy=la.getLastStepOccupancy(lane) / 100.0,
+            occupancy=sumo_occupancy(la.getLastStepOccupancy(lane)),
             mean_speed_mps=la.getLastStepMeanSpeed(lane),
             wait_s=la.getWaitingTime(lane),
         )
@@ -449,7 +473,8 @@ class SumoBackend:
         else:
             lanes = self.lane_counts(need.lane_ids)
         idle = self.detector_idle_s(need.detector_idle_ids) if need.detector_idle_ids else {}
-        counts = self.detector_interval_counts(need.detector_count_ids) if need.detector_count_ids else {}
+        counts = self.detector_interval_counts(need.detector_count_ids) \
+            if need.detector_count_ids and time_s >= self._counts_from_s else {}
         detectors = bool(need.detector_idle_ids or need.detector_count_ids)
         return Observation(time_s, inter.id, lanes, idle, detector_counts_veh=counts,
                            sources=_SOUND_SOURCES[bool(need.lane_ids), detectors])

@@ -23,6 +23,10 @@ STOPBAR_SETBACK_M = 1.0  # loop this far upstream of the stop line
 STOPBAR_ZONE_SETBACKS_M = (2.0, 6.0, 10.0)
 ADVANCE_DISTANCE_M = 100.0  # typical advance detector for 50 km/h approaches
 MIN_ADVANCE_GAP_M = 15.0  # no advance loop unless this far from the stop bar loop
+#: the counting period of the live loops controllers read (`Observation.detector_counts_veh`: the vehicles of the
+#: last complete one), from the simulation's begin: Webster's planning period (`control.webster.PLANNING_PERIOD_S`),
+#: HCM's 15-minute analysis period
+COUNT_PERIOD_S = 900
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,13 +130,13 @@ def write_detector_file(by_tls: dict[str, tuple[Detector, ...]], lane_lengths_m:
     for dets in by_tls.values():
         for det in dets:
             pos = f"{max(0.1, lane_lengths_m[det.lane] - det.distance_to_stopbar_m):.2f}"
-            ET.SubElement(live_root, "inductionLoop", id=live_id(det), lane=det.lane, pos=pos, period="900",
-                          file="NUL")
+            ET.SubElement(live_root, "inductionLoop", id=live_id(det), lane=det.lane, pos=pos,
+                          period=str(COUNT_PERIOD_S), file="NUL")
             if live_zones and det.kind == "stopbar":  # a live run's presence zone, beside the controllers' loop
                 for loop_id, at_m in zip(live_zone_ids(det), _instant_positions_m(det, lane_lengths_m[det.lane]),
                                          strict=True):
                     ET.SubElement(live_root, "inductionLoop", id=loop_id, lane=det.lane, pos=f"{at_m:.2f}",
-                                  period="900", file="NUL")
+                                  period=str(COUNT_PERIOD_S), file="NUL")
             for loop_id, at_m in zip(zone_point_ids(det), _instant_positions_m(det, lane_lengths_m[det.lane]),
                                      strict=True):
                 ET.SubElement(instant_root, "instantInductionLoop", id=loop_id, lane=det.lane, pos=f"{at_m:.2f}",
