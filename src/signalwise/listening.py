@@ -44,3 +44,15 @@ def is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def insecure_no_auth_refusal(host: str, given_as: str = "--insecure-no-auth") -> str | None:
+    """Why every route opened without a key (`--insecure-no-auth`) is refused on `host`: it is for one machine's
+    own use, so only on a loopback address (None there). On any other address anyone who reaches the server could
+    hold phases and change the timing of the signals; a shipped deployment (compose.yaml, the Dockerfile) uses keys
+    instead."""
+    if is_loopback(host):
+        return None
+    return (f"{given_as} opens every route, changes included, without a key: it is refused on --host {host}, "
+            "which other machines can reach; use it on a loopback --host only (127.0.0.1, ::1, localhost), and on "
+            "a network give each operator a key (signalwise keys create --name NAME --scope operate)")

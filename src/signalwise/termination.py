@@ -110,9 +110,24 @@ class StopOnce:
     def __init__(self) -> None:
         self.hurry = SignalFlag()
         self.ended: Callable[[], bool] = lambda: False
+        #: the first stop, kept while `deferred()` was active instead of raised (None: none came then)
+        self.requested: KeyboardInterrupt | None = None
+        self._deferring = False
         self._raised = False
         self._owner_pid = os.getpid()
         self._handlers: contextlib.ExitStack | None = None
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[StopOnce]:
+        """While active, the first Ctrl-C or SIGTERM is kept in `requested` instead of raised, for the caller to
+        act on where it can stop cleanly: a live run starting (its lock taken, its simulator, API and feeds
+        starting) stops once it has started, with its run directory complete, rather than being cut at
+        whatever line the signal landed on. A later one still only sets `hurry`."""
+        self._deferring = True
+        try:
+            yield self
+        finally:
+            self._deferring = False
 
     def _on_signal(self, signum, frame) -> None:
         if _died_in_a_forked_child(self._owner_pid, signum):
@@ -121,7 +136,11 @@ class StopOnce:
             self.hurry.set()
             return
         self._raised = True
-        raise Terminated(signum) if signum == signal.SIGTERM else KeyboardInterrupt
+        stop = Terminated(signum) if signum == signal.SIGTERM else KeyboardInterrupt()
+        if self._deferring:
+            self.requested = stop
+            return
+        raise stop
 
     def __enter__(self) -> StopOnce:
         self._handlers = contextlib.ExitStack()

@@ -17,13 +17,14 @@ from typing import Annotated
 import typer
 
 from ..exitcodes import FAILED
-from ..listening import ListenError, listen
+from ..listening import ListenError, insecure_no_auth_refusal, listen
 from ..runtime.commands import (
     BUILTIN_CHOICES,
     _fail,
     _load_config,
     friendly_errors,
     note_profile_mismatch,
+    read_config_file,
     registry_options,
 )
 from ..termination import SignalFlag, StopOnce, stop_reason
@@ -170,7 +171,7 @@ def live_command(
     host: Annotated[str, typer.Option(help="interface the API listens on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port of the API", min=0, max=65535)] = 8000,
     db: Annotated[str | None, typer.Option(help="also write events, alerts and changes into this database URL ('default' = SIGNALWISE_DATABASE_URL, else the embedded SQLite file sqlite:///signalwise.db in the working directory)")] = None,
-    insecure_no_auth: Annotated[bool, typer.Option("--insecure-no-auth", help="open every route, changes included, without a key (prints a warning; never on a network)")] = False,
+    insecure_no_auth: Annotated[bool, typer.Option("--insecure-no-auth", help="open every route, changes included, without a key (prints a warning); refused unless --host is a loopback address: never on a network")] = False,
 ) -> None:
     """Run a network live (a built-in scenario, resco:NAME or your own): paced loop, supervised SUMO, detector
     feeds, the API and its live routes."""
@@ -276,7 +277,6 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
           repeat_demand, state_every, mqtt, host, port, db, insecure_no_auth, signals: StopOnce,
           cameras: list[str], mqtt_tls: tuple[bool, dict] = (False, {}),
           accept_suspect_calibration: bool = False) -> None:
-    import yaml
     from rich.console import Console
 
     from ..control.base import ControllerUnavailable
@@ -291,6 +291,9 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
         _fail("--sink sumo needs a simulator to actuate: --field none runs with --sink shadow (the default there)")
     sink = sink or ("shadow" if field == "none" else "sumo")
     _check_options(duration, state_every, field, mqtt)
+    refusal = insecure_no_auth_refusal(host) if insecure_no_auth else None
+    if refusal is not None:  # its help says "never on a network": a street system's changes open to the LAN
+        _fail(refusal)
     mqtt_at = _host_port(mqtt) if mqtt is not None else None
     mqtt_user, mqtt_password = _mqtt_credentials() if mqtt is not None else (None, None)
     mqtt_tls_context = _mqtt_tls(mqtt, mqtt_tls[0], {k: mqtt_tls[1].get(k) for k in MQTT_TLS_OPTIONS})
@@ -303,9 +306,9 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     if problem is not None:
         _fail(problem, code=FAILED)
     raw_alerts = None
-    if config is not None and config.is_file():
-        data = yaml.safe_load(config.read_text()) or {}
-        if isinstance(data, dict) and "alerts" in data:
+    if config is not None:  # read as every command reads --config: a file it cannot read is one error line
+        data = read_config_file(config)
+        if "alerts" in data:
             raw_alerts = data.pop("alerts")
             config = _without_alerts(config, data, out)
     registry_db = _db_url(db) if db is not None else None  # the API's database holds the model registry
@@ -330,55 +333,55 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     console = Console(stderr=True)
     listener = _listen(host, port)  # before the run starts: a port in use is refused, not a run without its API
     alerts, notifier = _alert_engine(raw_alerts)  # an acknowledgement is stored and streamed by the runtime
-    while True:
-        note_profile_mismatch(cfg, [cfg.controller])
-        run_dir = (cfg.out_dir
-                   / f"{dt.datetime.now():%Y%m%d-%H%M%S}-live-{slug(cfg.scenario_label)}-{slug(cfg.controller)}")
-        store = _store(db, run_dir)
-        runtime = LiveRuntime(cfg, opts, run_dir, store=store, alerts=alerts,
-                              resolve_options=lambda specs: registry_options(specs, registry_db),
-                              camera_configs=[spec.camera for spec in streams], command_controller=controller)
-        # from the loop's end to the last line, a Ctrl-C only hurries
-        signals.ended = lambda rt=runtime: rt.loop_over
-        try:
-            runtime.open()
-            break
-        except ControllerUnavailable:
-            if cfg is command_cfg:
+    # From here until the loop runs, a Ctrl-C or SIGTERM is kept, not raised (`StopOnce.deferred`): raised on
+    # whatever line it landed on, it left the corridor's lock and a run.json saying `running` (the next run then
+    # reported a death), or removed a half-made run directory and exited 130. Kept, it stops the run as soon as
+    # it has started, as a stop after the banner does: run.json `stopped` with the reason, the lock removed.
+    with signals.deferred():
+        while True:
+            note_profile_mismatch(cfg, [cfg.controller])
+            run_dir = (cfg.out_dir
+                       / f"{dt.datetime.now():%Y%m%d-%H%M%S}-live-{slug(cfg.scenario_label)}-{slug(cfg.controller)}")
+            store = _store(db, run_dir)
+            runtime = LiveRuntime(cfg, opts, run_dir, store=store, alerts=alerts,
+                                  resolve_options=lambda specs: registry_options(specs, registry_db),
+                                  camera_configs=[spec.camera for spec in streams], command_controller=controller)
+            # from the loop's end to the last line, a Ctrl-C only hurries
+            signals.ended = lambda rt=runtime: rt.loop_over
+            try:
+                runtime.open()
+                break
+            except ControllerUnavailable:
+                if cfg is command_cfg:
+                    listener.close()
+                    raise
+                # the stored controller cannot run here any more (its model gone): nothing of that attempt is
+                # left; the command's controller runs, and the replay refuses the stored switch, saying why
+                if store is not None:
+                    store.close()
+                cfg = command_cfg
+            except BaseException as exc:
                 listener.close()
+                from ..vision.camera import CameraFileError
+
+                if isinstance(exc, CameraFileError):  # a camera that is no input of this run: nothing of it is left
+                    _fail(f"--camera: {exc}")
                 raise
-            # the stored controller cannot run here any more (its model gone): nothing of that attempt is left;
-            # the command's controller runs, and the replay refuses the stored switch, saying why
-            if store is not None:
-                store.close()
-            cfg = command_cfg
-        except BaseException as exc:
-            listener.close()
-            from ..vision.camera import CameraFileError
-
-            if isinstance(exc, CameraFileError):  # a camera that is no input of this run: nothing of it is left
-                _fail(f"--camera: {exc}")
-            raise
-    feed_client = None
-    if mqtt_at is not None:
-        from ..runtime.live.mqtt import MqttFeed
-
-        feed_client = MqttFeed(runtime.feed, *mqtt_at, username=mqtt_user,  # --field none: the runtime's own feed
-                               password=mqtt_password, tls=mqtt_tls_context,
-                               client_id=mqtt_client_id(run_dir.parent, runtime.cfg.scenario_label))
-        feed_client.start()
-    if insecure_no_auth:
-        console.print("[bold red]warning:[/bold red] --insecure-no-auth: every route is open, changes included")
-    server, thread = _serve(runtime, host, port, db, insecure_no_auth, sock=listener)
+    feed_client = server = thread = None
     api_port = listener.getsockname()[1]
+    closed = []
 
     def shut_down() -> None:
-        """The API, the feed, the alert notifier and the store, after the loop has ended. A Ctrl-C or SIGTERM now
-        (`signals`: a user pressing it again) ends the wait for the pages' last look, and nothing else: the store
-        still gets its last rows, and the command ends as the first stop said."""
-        _end_streams(server.config.app, runtime, signals.hurry)
-        server.should_exit = True
-        thread.join(timeout=5)
+        """The API, the feed, the alert notifier and the store, after the loop has ended (once). A Ctrl-C or
+        SIGTERM now (`signals`: a user pressing it again) ends the wait for the pages' last look, and nothing
+        else: the store still gets its last rows, and the command ends as the first stop said."""
+        if closed:
+            return
+        closed.append(True)
+        if server is not None:
+            _end_streams(server.config.app, runtime, signals.hurry)
+            server.should_exit = True
+            thread.join(timeout=5)
         listener.close()
         if feed_client is not None:
             feed_client.stop()
@@ -387,43 +390,53 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
         if store is not None:
             store.close()
 
-    if not _started(server, thread):
-        # the socket was bound, so this is rare (the app failed to start): the run is not left going without it
-        runtime.stopped_by = "the API did not start"
+    def end_before_the_loop(why: str) -> None:
+        """The run ends before its loop's first tick (`why` in run.json's `reason`): the loop ends at once,
+        closing the simulator, writing run.json and letting the corridor's lock go."""
+        runtime.stopped_by = why
         runtime.stop()
-        try:
-            runtime.run()  # ends at once: closes the simulator and writes run.json
-        finally:
-            shut_down()
-        _fail(f"the API did not start on http://{host}:{api_port}; the run was stopped (its directory: {run_dir})",
-              code=FAILED)
-    if streams:
-        problem = _start_streams(server.config.app, streams)
-        if problem is not None:
-            runtime.stopped_by = problem
-            runtime.stop()
-            try:
-                runtime.run()  # ends at once: writes run.json
-            finally:
-                shut_down()
-            _fail(f"--camera: {problem}; the run was stopped (its directory: {run_dir})", code=FAILED)
-    console.print(f"live: {cfg.controller} on {cfg.scenario_label} at speed {speed}; "
-                  f"API on http://{host}:{api_port} (dashboard: http://{host}:{api_port}/, status: /api/v1/live/status, "
-                  "docs: /docs); "
-                  f"evidence in {run_dir}; Ctrl-C (or SIGTERM) stops", soft_wrap=True)  # one line in a log file
-    from rich.text import Text
-
-    from ..store.key_commands import key_store_lines
-
-    for line, warning in key_store_lines(server.config.app.state.settings, db):  # where the API checks keys
-        console.print(Text(line, style="yellow" if warning else ""), soft_wrap=True)
-    for line in _replayed_lines(runtime):
-        console.print(line, soft_wrap=True)
-    for line in _rules_that_cannot_raise(runtime):
-        console.print(Text(line, style="yellow"), soft_wrap=True)
-    try:
         runtime.run()
+
+    try:
+        with signals.deferred():
+            if mqtt_at is not None:
+                from ..runtime.live.mqtt import MqttFeed
+
+                feed_client = MqttFeed(runtime.feed, *mqtt_at, username=mqtt_user,  # --field none: the runtime's feed
+                                       password=mqtt_password, tls=mqtt_tls_context,
+                                       client_id=mqtt_client_id(run_dir.parent, runtime.cfg.scenario_label))
+                feed_client.start()
+            if insecure_no_auth:
+                console.print("[bold red]warning:[/bold red] --insecure-no-auth: every route is open, changes included")
+            server, thread = _serve(runtime, host, port, db, insecure_no_auth, sock=listener)
+            if not _started(server, thread, stop=lambda: signals.requested is not None) \
+                    and signals.requested is None:
+                # the socket was bound, so this is rare (the app failed to start): the run is not left going without it
+                try:
+                    end_before_the_loop("the API did not start")
+                finally:
+                    shut_down()
+                _fail(f"the API did not start on http://{host}:{api_port}; the run was stopped (its directory: "
+                      f"{run_dir})", code=FAILED)
+            if streams and signals.requested is None:
+                problem = _start_streams(server.config.app, streams)
+                if problem is not None:
+                    try:
+                        end_before_the_loop(problem)
+                    finally:
+                        shut_down()
+                    _fail(f"--camera: {problem}; the run was stopped (its directory: {run_dir})", code=FAILED)
+            if signals.requested is None:
+                _say_it_runs(console, runtime, server, cfg, speed, host, api_port, run_dir, db)
+        if signals.requested is not None:  # a stop while it started: it ends now, its directory complete
+            console.print(f"{stop_reason(signals.requested)} while the run was starting: stopping; evidence "
+                          "flushed, run directory complete", soft_wrap=True)
+            end_before_the_loop(stop_reason(signals.requested))
+        else:
+            runtime.run()
     except KeyboardInterrupt as exc:
+        if not runtime.loop_over:  # it came between the start-up and the loop's first line: the loop ends at once
+            end_before_the_loop(stop_reason(exc))
         runtime.status_text = "stopped"
         console.print(f"{stop_reason(exc)}: stopping; evidence flushed, run directory complete")
     finally:  # a loop that failed otherwise still closes the API and the store, and its error is the last word
@@ -431,6 +444,26 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     waiting = _say_how_it_ended(console, runtime, store, run_dir)
     if waiting:  # exitcodes: the run ran, but its records did not all reach the database (as `run --db`)
         raise typer.Exit(FAILED)
+
+
+def _say_it_runs(console, runtime, server, cfg, speed: str, host: str, api_port: int, run_dir: Path,
+                 db: str | None) -> None:
+    """The banner (one line in a log file), where the API checks keys, the lasting changes applied again at
+    start, and the alert rules that can never raise in this run."""
+    from rich.text import Text
+
+    from ..store.key_commands import key_store_lines
+
+    console.print(f"live: {cfg.controller} on {cfg.scenario_label} at speed {speed}; "
+                  f"API on http://{host}:{api_port} (dashboard: http://{host}:{api_port}/, status: /api/v1/live/status, "
+                  "docs: /docs); "
+                  f"evidence in {run_dir}; Ctrl-C (or SIGTERM) stops", soft_wrap=True)  # one line in a log file
+    for line, warning in key_store_lines(server.config.app.state.settings, db):  # where the API checks keys
+        console.print(Text(line, style="yellow" if warning else ""), soft_wrap=True)
+    for line in _replayed_lines(runtime):
+        console.print(line, soft_wrap=True)
+    for line in _rules_that_cannot_raise(runtime):
+        console.print(Text(line, style="yellow"), soft_wrap=True)
 
 
 def _say_how_it_ended(console, runtime, store, run_dir: Path) -> int:
@@ -535,11 +568,12 @@ def _store(db: str | None, run_dir: Path):
     return LiveStoreWriter(_db_url(db), run_dir.name, run_dir / "store-buffer", 1_000_000)
 
 
-def _started(server, thread: threading.Thread, timeout_s: float = 60.0) -> bool:
-    """Wait until uvicorn serves (True) or its thread has ended without serving (False)."""
+def _started(server, thread: threading.Thread, timeout_s: float = 60.0, stop=lambda: False) -> bool:
+    """Wait until uvicorn serves (True) or its thread has ended without serving (False), or until `stop()` says
+    the run is being stopped (then whether it serves yet)."""
     deadline = time.monotonic() + timeout_s
     while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
+        if not thread.is_alive() or time.monotonic() > deadline or stop():
             return bool(server.started)
         time.sleep(0.02)
     return True

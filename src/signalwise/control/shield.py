@@ -126,6 +126,44 @@ class _GreensPlan(NamedTuple):
     cycle_max_s: float
 
 
+class Outlook(NamedTuple):
+    """What the shield will do with `phase` asked for at full confidence from the next step on (an operator's hold
+    or call), worked out from its state now (`IntersectionShield.outlook`). Phases 0-based, times in the run's
+    seconds; `math.inf`: no such end."""
+
+    phase: int
+    #: the phase green now, or the one being cleared, and its interval (green, yellow, all_red)
+    in_force: int
+    interval: str
+    #: that phase's yellow and all-red as configured, and the two as shown (in whole steps)
+    yellow_s: float
+    all_red_s: float
+    clearance_shown_s: float
+    #: `phase` is green now, since then (None: it is not)
+    green_since_s: float | None = None
+    #: the green in force may not end before then, and why (`minimum green`, `pedestrian walk and clearance`)
+    held_until_s: float | None = None
+    held_by: str | None = None
+    #: during a clearance, the phase it clears to (when not `phase`)
+    clearing_to: int | None = None
+    #: a phase the cycle bound serves before `phase`
+    cycle_first: int | None = None
+    #: when `phase` is green at the earliest; `exact`: by the shield's own schedule, else about (another phase's
+    #: minimum green and clearance come first)
+    green_at_s: float | None = None
+    exact: bool = True
+    #: when its green is ended by its maximum green (counted from another phase's call with `cycle_calls`:
+    #: `max_from_call`), and by the cycle bound (`cycle_max_s`), then serving `cycle_next`
+    max_green_s: float = math.inf
+    max_end_s: float = math.inf
+    max_from_call: bool = False
+    cycle_max_s: float = math.inf
+    cycle_end_s: float = math.inf
+    cycle_next: int | None = None
+    #: a preemption holds the signal now, for this vehicle (the phase waits until it ends)
+    preempt_vehicle: str | None = None
+
+
 class FallbackPlan:
     """What the shield follows when it cannot trust the controller.
 
@@ -330,6 +368,89 @@ class IntersectionShield:
     def status(self, now: float) -> SignalStatus:
         return SignalStatus(self.phase, self.interval, now - self.interval_start_s, self.next_phase,
                             self.preempt_active)
+
+    def outlook(self, phase: int, now: float) -> Outlook:
+        """What the shield will do with `phase` proposed from the next step on, from its state at `now` (it reads,
+        never changes it): when the phase can be green and what holds it back, and what ends that green (maximum
+        green, the cycle bound). An operator told "applied" is told this too, so that a hold the minimum green
+        defers or the maximum green cuts is not read as done now."""
+        step = self.cfg.step_length_s
+        c, t = self.phase, self.inter.timing
+        out = Outlook(phase, c, self.interval, self._yellow_s[c], self._all_red_s[c], self._clear_eff_s[c],
+                      max_green_s=t.max_green_s[phase], max_from_call=self._calls,
+                      cycle_max_s=self._hold_plan.cycle_max_s)
+        if self.preempt_active:
+            return out._replace(preempt_vehicle=self.preempt_vehicle or "an emergency vehicle")
+        if self._n == 1:
+            return out._replace(green_since_s=self.green_start_s)
+        if self.interval == GREEN_I and c == phase:
+            max_start = self._max_green_start_s()
+            urgent = self._most_urgent(exclude=c)
+            cycle_end = math.inf
+            if urgent is not None:
+                slack = self._slack(urgent, now + step)  # seconds it may be held past the next step
+                if math.isfinite(slack):
+                    cycle_end = now + step + max(0, math.floor(slack / step + EPS)) * step
+            return out._replace(green_since_s=self.green_start_s,
+                                max_end_s=max_start + ceil_to_step(t.max_green_s[c], step),
+                                cycle_end_s=cycle_end, cycle_next=urgent)
+        if self.interval == GREEN_I:
+            held_until, held_by = self.green_start_s + self._min_green_eff_s[c], "minimum green"
+            ped_end = self._ped_end_s()
+            if ped_end is not None and ped_end > held_until + EPS:
+                held_until, held_by = ped_end, "pedestrian walk and clearance"
+            change_s = max(now + step, held_until)
+            first = None if self._feasible(phase, change_s) else self._most_urgent(exclude=c)
+            first = None if first == phase else first
+            green_at = change_s + self._clear_eff_s[c]
+            if first is not None:
+                green_at += self._in_force_plan.min_green_s[first] + self._clear_eff_s[first]
+            out = out._replace(held_until_s=held_until if held_until > now + step + EPS else None,
+                               held_by=held_by if held_until > now + step + EPS else None,
+                               cycle_first=first, green_at_s=green_at, exact=first is None)
+        else:
+            to = self.next_phase
+            cleared = self.interval_start_s + (self._clear_eff_s[c] if self.interval == YELLOW_I
+                                               else ceil_to_step(self._all_red_s[c], step))
+            green_at = cleared if to == phase else (
+                cleared + self._in_force_plan.min_green_s[to] + self._clear_eff_s[to])
+            out = out._replace(clearing_to=None if to == phase else to, green_at_s=green_at, exact=to == phase)
+        cycle_end, cycle_next = self._cycle_end_after(phase, out.green_at_s)
+        return out._replace(max_end_s=out.green_at_s + ceil_to_step(t.max_green_s[phase], step),
+                            cycle_end_s=cycle_end, cycle_next=cycle_next)
+
+    def _ped_end_s(self) -> float | None:
+        """When the pedestrian walk and clearance of the green in force end (None: none runs)."""
+        step, t = self.cfg.step_length_s, self.inter.timing
+        clear_s = ceil_to_step(t.ped_clearance_of(self.phase), step)
+        if self.ped == PED_WALK:
+            return self.ped_start_s + ceil_to_step(t.ped_walk_s, step) + clear_s
+        if self.ped == PED_CLEAR:
+            return self.ped_start_s + clear_s
+        return None
+
+    def _cycle_end_after(self, phase: int, start_s: float) -> tuple[float, int | None]:
+        """The latest end of a green of `phase` starting at `start_s` that the cycle bound lets run, and the phase
+        it then serves, as `_slack` plans it (the other covering phases in due order, each at its minimum green
+        and change interval, under the timing in force); (inf, None) when no bound applies."""
+        plan, links = self._hold_plan, set(self._phase_links[phase])
+        waits = []
+        for q in self.cycle_phases:
+            if q == phase:
+                continue
+            if self._calls:
+                wait = math.inf if self._call_s[q] is None else self._call_s[q]
+            else:
+                wait = min((start_s if link in links else self.link_served_s[link] for link in self._phase_links[q]),
+                           default=math.inf)
+            waits.append((wait + plan.cycle_max_s + plan.min_green_s[q] + plan.clear_s[q], q, wait))
+        latest, offset_s = math.inf, plan.clear_s[phase]
+        for _due, q, wait in sorted(waits):
+            latest = min(latest, wait + plan.cycle_max_s - offset_s)
+            offset_s += plan.min_green_s[q] + plan.clear_s[q]
+        if not math.isfinite(latest):
+            return math.inf, None
+        return latest, min(waits)[1]
 
     def propose(self, decision: Decision | None, observation: Observation | None = None,
                 failed: bool = False) -> None:
@@ -565,6 +686,9 @@ class IntersectionShield:
             self.in_fallback = False
             self._intervene(now, "fallback_end", "controller trusted again")
         if d is None:
+            return None
+        if d.intersection_id != self.inter.id:  # another signal's decision (a copy-paste slip): not this one's
+            self._intervene(now, "wrong_signal", f"decision for signal {d.intersection_id!r} by {d.proposed_by}; held")
             return None
         p = d.phase_index
         if p is not None and not 0 <= p < self._n:

@@ -157,15 +157,25 @@ def _fail(message: str, code: int = BAD_INPUT) -> None:
 
 
 def read_config_file(config: Path) -> dict:
-    """The settings of a `--config` YAML file, as a mapping; FileNotFoundError (one line) when there are none."""
+    """The settings of a `--config` YAML file, as a mapping; FileNotFoundError (one line) when there are none.
+
+    Every command that takes `--config` reads it here, so a file that cannot be read (a directory, no permission,
+    bytes that are not UTF-8, broken YAML) is one `error:` line (exit 2) whichever command it was given to."""
     import yaml
 
+    if config.is_dir():
+        raise FileNotFoundError(f"{config}: is a directory, not a config file (give the YAML file in it)")
     if not config.is_file():
         raise FileNotFoundError(f"{config}: no such config file")
     try:
-        data = yaml.safe_load(config.read_text()) or {}
+        data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise FileNotFoundError(f"{config}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except UnicodeDecodeError as exc:
+        raise FileNotFoundError(f"{config}: not a text file in UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset "
+                                f"{exc.start}); save it as UTF-8 YAML") from None
+    except OSError as exc:
+        raise FileNotFoundError(f"{config}: cannot be read ({exc.strerror or exc})") from None
     if not isinstance(data, dict):
         raise FileNotFoundError(f"{config}: expected a mapping of settings")
     return data
@@ -553,6 +563,10 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
         ("preemptions / fallback share", f"{n['preemptions']} / {n['fallback_fraction']:.1%}"),
         ("shield interventions", ", ".join(f"{k} {v}" for k, v in metrics["shield_interventions"].items()) or "none"),
     ]
+    if metrics.get("decision_time"):  # wall time of the controller's decisions: what a live run would wait for
+        d = metrics["decision_time"]
+        rows.append(("decision time: median / p99 / max", f"{d['median_ms']:.2f} / {d['p99_ms']:.2f} / "
+                                                            f"{d['max_ms']:.2f} ms"))
     if "safety" in metrics:
         s = metrics["safety"]
         rows.append(("safety violations (independent audit)", f"{s['violations']}"

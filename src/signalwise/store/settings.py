@@ -60,7 +60,8 @@ class Settings(BaseSettings):
     bind_host: str = "127.0.0.1"
     #: on a loopback address, `read` routes need no key (local use stays easy); mutations always need one
     open_reads_on_loopback: bool = True
-    #: every route open, mutations included (`--insecure-no-auth`; prints a warning): never in production
+    #: every route open, mutations included (`--insecure-no-auth`; prints a warning): never in production; `serve`
+    #: and `live` refuse it on a bind_host that is not a loopback address
     insecure_no_auth: bool = False
     #: seconds a key (or a token's key) verified against the database stays usable from this process's memory
     #: while the database cannot be reached (scopes as last read); 0 = refuse every key during an outage
@@ -84,14 +85,15 @@ class Settings(BaseSettings):
     #: in `limits` notation ("100/minute", "10/second"). Each kind given replaces that kind's default, the others
     #: keep theirs (predict, ingest, operate, admin 100/minute; feed 6000/minute; auth_failure 60/minute; read
     #: and evidence not limited); `null` lifts a kind's limit; an unknown kind is refused
-    rate_limits: dict[str, str | None] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    rate_limits: dict[str, str | None] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS),
+                                               examples=[{"read": "600/minute", "admin": None}])
     #: days each kind of data is kept before `signalwise db purge` removes it (a simulated run goes whole once
     #: old, with its records and events; one still fed on the wall clock loses its older records; imported hi-res
     #: logs go by when they were stored); kinds: records, events, alerts, changes, ml_metrics (see store/retention.py), and
     #: camera violations, their evidence images and the log of who read them (store/violations.py VIOLATION_DAYS)
     retention_days: dict[str, float] = Field(default_factory=lambda: {
         "records": 365, "events": 180, "alerts": 365, "changes": 730, "ml_metrics": 365, "violations": 365,
-        "evidence": 90, "evidence_access": 730})
+        "evidence": 90, "evidence_access": 730}, examples=[{"records": 90, "events": 30}])
     #: directory the camera streams' evidence images (violations) are written to, one folder per stream
     evidence_dir: Path = Path("evidence")
     #: where the camera streams' alerts wait while the database is away (a server without a live run)
@@ -110,7 +112,7 @@ class Settings(BaseSettings):
     #: address; list one of those to allow it
     camera_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: browser origins allowed to call the API from another site (CORS); empty = same origin only
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: list[str] = Field(default_factory=list, examples=[["https://ops.city.example"]])
     #: addresses or networks (`127.0.0.1`, `10.0.0.0/8`) of the reverse proxies whose `X-Forwarded-For` and
     #: `X-Forwarded-Proto` are believed: a request from one of them counts as from the address it names (logs,
     #: rate limits, the evidence access log); comma-separated or a JSON list; empty = those headers are ignored

@@ -139,8 +139,9 @@ BUILTIN_RULES: tuple[AlertRule, ...] = (
           "half the signals or more have followed their Webster fallback for a minute: the controller or its "
           "data is not trusted there", clear_threshold=0.25),
     _rule("stale_data", "stale_sources", ">", 0, 10, "warning",
-          "a signal's observation is stale or unhealthy (a feed went silent or sends impossible values); its "
-          "shield is on the fallback plan"),
+          "a signal's observation is stale or unhealthy (a feed went silent or sends impossible values); each "
+          "signal named says what it runs on meanwhile (its fallback plan, an operator's hold, a plan that reads "
+          "no data)"),
     # not a safety alert (SAFETY_LIMITS): stale_data raises on what the lost broker does to the signals; this one
     # says why, naming the broker and its last connection error
     _rule("mqtt_disconnected", "mqtt_disconnected", ">=", 1, 10, "warning",

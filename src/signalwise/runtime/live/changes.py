@@ -287,6 +287,78 @@ class Override:
         self._green_now = True
 
 
+def _clearance(o) -> str:
+    """The change interval ending phase `o.in_force`: `yellow 3.3 s and all-red 1.5 s (6 s in whole steps)`."""
+    text = f"yellow {o.yellow_s:g} s and all-red {o.all_red_s:g} s"
+    if not math.isclose(o.clearance_shown_s, o.yellow_s + o.all_red_s, abs_tol=1e-6):
+        text += f" ({o.clearance_shown_s:g} s in whole steps)"
+    return text
+
+
+def override_outlook(ov: Override, o, replaced: Override | None = None) -> tuple[list[str], dict]:
+    """What the shield will do with an override just applied, from its state then (`IntersectionShield.outlook`,
+    `o`): the answer's `reason` (its lines) and `shield` (the same in figures). "Applied" says the override is in
+    force; this says when its phase is green, what holds it back, and what ends a hold's green, so that a hold the
+    minimum green defers, or the maximum green cuts, is not read as done now."""
+    phase, held = ov.phase_index + 1, o.in_force + 1
+    lines: list[str] = []
+    facts: dict = {"green_since_s": o.green_since_s, "green_at_s": o.green_at_s, "green_at_exact": o.exact,
+                   "waits_for": None, "green_ends_at_s": None, "green_ended_by": None,
+                   "replaces": replaced.describe() if replaced is not None else None}
+    if o.preempt_vehicle is not None:
+        facts["waits_for"] = "preemption"
+        lines.append(f"deferred: a preemption for {o.preempt_vehicle} holds the signal; phase {phase} waits until it "
+                     "ends")
+    elif o.green_since_s is not None:
+        lines.append(f"phase {phase} is green now (since t={o.green_since_s:.1f} s)"
+                     + (": the call is served at once" if ov.action == "call" else ""))
+    else:
+        at = f"phase {phase} green at {'' if o.exact else 'about '}t={o.green_at_s:.1f} s"
+        if o.interval != "green":
+            if o.clearing_to is None:
+                lines.append(f"the change to phase {phase} is under way ({o.interval.replace('_', '-')} of phase "
+                             f"{held}): {at}")
+            else:
+                facts["waits_for"] = "clearance"
+                lines.append(f"deferred: phase {held}'s {o.interval.replace('_', '-')} clears to phase "
+                             f"{o.clearing_to + 1}, which runs its minimum green and clearance first: {at}")
+        else:
+            if o.held_until_s is not None:
+                facts["waits_for"] = o.held_by
+                text = (f"deferred: phase {held} {o.held_by} ends at t={o.held_until_s:.1f} s, then "
+                        f"{_clearance(o)}")
+            else:
+                text = f"phase {held} ends its green at the next step, then {_clearance(o)}"
+            if o.cycle_first is not None:
+                facts["waits_for"] = facts["waits_for"] or "cycle bound"
+                text += (f"; the cycle bound (every phase served within {o.cycle_max_s:g} s) serves phase "
+                         f"{o.cycle_first + 1} first")
+            lines.append(f"{text}: {at}")
+        if ov.until_s < o.green_at_s - 1e-6:
+            lines.append(f"it ends at t={ov.until_s:.1f} s, before phase {phase} can be green")
+    if ov.action == "hold" and o.preempt_vehicle is None:
+        ends = min(o.max_end_s, o.cycle_end_s)
+        if ends < ov.until_s - 1e-6:
+            facts["green_ends_at_s"] = ends
+            if o.max_end_s <= o.cycle_end_s:
+                facts["green_ended_by"] = "max_green"
+                counted = ", counted from another phase's call" if o.max_from_call else ""
+                lines.append(f"max green {o.max_green_s:g} s ends each hold (first at t={o.max_end_s:.1f} s{counted}); "
+                             "the hold resumes after the clearance and the next phase's minimum green")
+            else:
+                facts["green_ended_by"] = "cycle_max"
+                lines.append(f"the cycle bound (every phase served within {o.cycle_max_s:g} s) ends its green by "
+                             f"t={o.cycle_end_s:.1f} s to serve phase {o.cycle_next + 1}; the hold resumes after the "
+                             "clearance and that phase's minimum green")
+    elif ov.action == "call" and o.green_since_s is None and o.preempt_vehicle is None:
+        lines.append(f"a call ends once phase {phase} has been green")
+    if replaced is not None:
+        made = f" set at t={replaced.made_s:.1f} s" if replaced.made_s is not None else ""
+        lines.append(f"replaces the {replaced.action} of phase {replaced.phase_index + 1}{made} "
+                     f"(until t={replaced.until_s:.1f} s)")
+    return lines, facts
+
+
 def replaced_record(old: Override, new: Override, intersection_id: str, at_s: float) -> dict:
     """The change log's entry that ends an override another one replaced (`who`: runtime), as
     `override_expired` and `override_served` end the others: the log says how every override ended."""

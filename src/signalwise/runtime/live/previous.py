@@ -111,25 +111,31 @@ OVERRIDE_ENDS = ("override_expired", "override_served", "override_replaced", "ca
 
 def overrides_in_force(run_dir: Path) -> list[str]:
     """The overrides its `changes.jsonl` leaves in force at its end: applied, no end recorded, and their time not
-    run out at its last simulated second (`last_sim_s`). Each `J3: hold phase 1 until t=400 s (by ops)`."""
-    in_force: dict[str, dict] = {}
-    for entry in _changes(Path(run_dir) / "changes.jsonl"):
+    run out at its last simulated second (`last_sim_s`). Each `J3: hold phase 1 until t=400 s (by ops)`.
+
+    An override's end is the one the run itself last said: made at `sim_time_s` for `duration_s`, moved earlier
+    by the seconds each later simulator recovery rewound (run.json's `recoveries`, each with the number of change
+    log lines before it), as the runtime moves it (docs/live.md#recovery)."""
+    in_force: dict[str, tuple[int, dict]] = {}
+    for line_no, entry in _changes(Path(run_dir) / "changes.jsonl"):
         payload = entry.get("payload") if isinstance(entry.get("payload"), dict) else {}
         tls = payload.get("intersection_id")
         if entry.get("result") != "applied" or not isinstance(tls, str):
             continue
         if entry.get("kind") == "override":
-            in_force[tls] = entry
+            in_force[tls] = (line_no, entry)
         elif entry.get("kind") in OVERRIDE_ENDS:
             in_force.pop(tls, None)
     last_s = last_sim_s(run_dir)
+    rewinds = _rewinds(run_dir)
     out = []
-    for tls, entry in in_force.items():
+    for tls, (line_no, entry) in in_force.items():
         p = entry["payload"]
         try:
             until_s = float(entry.get("sim_time_s") or 0.0) + float(p["duration_s"])
         except (KeyError, TypeError, ValueError):
             continue
+        until_s -= sum(rewound_s for before, rewound_s in rewinds if line_no < before)
         if last_s is not None and until_s <= last_s:
             continue
         out.append(f"{tls}: {p.get('action')} phase {p.get('phase_number')} until t={until_s:.0f} s "
@@ -137,17 +143,34 @@ def overrides_in_force(run_dir: Path) -> list[str]:
     return out
 
 
-def _changes(path: Path) -> list[dict]:
+def _changes(path: Path) -> list[tuple[int, dict]]:
+    """(line number from 0, entry) of each readable line of a change log."""
     if not path.is_file():
         return []
     out = []
-    for line in path.read_text(errors="replace").splitlines():
+    for line_no, line in enumerate(path.read_text(errors="replace").splitlines()):
         try:
             entry = json.loads(line)
         except ValueError:
             continue  # its last line, cut short by the kill
         if isinstance(entry, dict):
-            out.append(entry)
+            out.append((line_no, entry))
+    return out
+
+
+def _rewinds(run_dir: Path) -> list[tuple[int, float]]:
+    """(change log lines written before it, simulated seconds rewound) of each recovery in run.json: the overrides
+    logged before a recovery had their end moved earlier by its rewind."""
+    try:
+        run = json.loads((Path(run_dir) / "run.json").read_text())
+    except (OSError, ValueError):
+        return []
+    out = []
+    for recovery in (run.get("recoveries") or []) if isinstance(run, dict) else []:
+        try:
+            out.append((int(recovery["changes_logged_before"]), float(recovery["rewound_s"])))
+        except (KeyError, TypeError, ValueError):
+            continue  # written before recoveries counted the change log's lines
     return out
 
 
@@ -156,24 +179,30 @@ TAIL_BYTES = 64 * 1024
 
 
 def last_sim_s(run_dir: Path) -> float | None:
-    """The last simulated second its evidence reached: the latest time in the tails of `signal_states.csv`
-    (`time_s`, first column) and `live_events.csv` (`sim_time_s`, last column); None when neither has one."""
+    """The last simulated second its evidence reached: the time of the last whole row of `signal_states.csv`
+    (`time_s`, first column) and of `live_events.csv` (`sim_time_s`, last column), the later of the two; None when
+    neither has one. The last row, not the largest time: after a recovery the rows go on from the rewound time,
+    below those written before the crash."""
     found = []
     for name, column in (("signal_states.csv", 0), ("live_events.csv", -1)):
-        for row in _tail_rows(Path(run_dir) / name):
+        for row in reversed(_tail_rows(Path(run_dir) / name)):
             try:
                 found.append(float(row.split(",")[column]))
+                break
             except (ValueError, IndexError):
-                continue  # a header, a line cut short
+                continue  # a header
     return max(found, default=None)
 
 
 def _tail_rows(path: Path) -> list[str]:
+    """The whole lines at the end of `path` (a line the kill cut short, without its newline, is left out)."""
     if not path.is_file():
         return []
     with open(path, "rb") as fh:
         fh.seek(max(0, path.stat().st_size - TAIL_BYTES))
-        return fh.read().decode(errors="replace").splitlines()[1:]  # the first: a header, or cut by the seek
+        data = fh.read()
+    lines = data.decode(errors="replace").split("\n")
+    return lines[1:-1]  # the first: a header, or cut by the seek; the last: after the final newline, or cut short
 
 
 def mark_died(dead: DeadRun, found_by: Path) -> None:

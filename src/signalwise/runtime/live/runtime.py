@@ -141,6 +141,9 @@ class LiveRuntime:
         self.last_recovery_s: float | None = None
         self.recoveries: list[dict] = []
         self.changes: list[dict] = []
+        #: lines written to changes.jsonl: a recovery notes how many preceded it, so that a reader of a run killed
+        #: later knows which overrides its rewind moved (`previous.overrides_in_force`)
+        self.changes_logged = 0
         self.overrides: dict[str, ch.Override] = {}
         self._pending_controllers: dict[str, object] = {}
         self._registered_lanes: list[str] = []  # what a worker field returns with every step
@@ -449,19 +452,19 @@ class LiveRuntime:
     def run(self) -> None:
         """Loop until `stop()`, the duration, or an error that recovery cannot mend."""
         st = self.stepper
-        with self._inbox_lock:  # after a change being applied before the loop started (`submit`) is done
-            self.running = True
-        next_snapshot = next_alerts = 0.0
-        next_state = st.t + self.opts.state_every_s
-        next_plan = st.t + self.opts.plan_every_s
-        clock = time.perf_counter
-        # the schedule starts now, not when `open()` built the pacer: the API, the feeds and the first map
-        # start in between, and counting that second as the first tick's lateness raised a false alert
-        self.pacer.rebase(st.t)
-        wall_s = time.time()
-        self._rebase_feed_clock(wall_s)
-        self._start_wall_clock(wall_s)
-        try:
+        try:  # from its first line: a Ctrl-C landing anywhere in it still ends the run through `_finish`
+            with self._inbox_lock:  # after a change being applied before the loop started (`submit`) is done
+                self.running = True
+            next_snapshot = next_alerts = 0.0
+            next_state = st.t + self.opts.state_every_s
+            next_plan = st.t + self.opts.plan_every_s
+            clock = time.perf_counter
+            # the schedule starts now, not when `open()` built the pacer: the API, the feeds and the first map
+            # start in between, and counting that second as the first tick's lateness raised a false alert
+            self.pacer.rebase(st.t)
+            wall_s = time.time()
+            self._rebase_feed_clock(wall_s)
+            self._start_wall_clock(wall_s)
             while not self._stop.is_set() and st.t < self.end_s - 1e-9:
                 t0 = clock()
                 self._apply_changes()
@@ -888,6 +891,8 @@ class LiveRuntime:
 
     def _close(self) -> None:
         try:
+            if self._wall0 is None and self.stepper is not None:  # stopped before its first tick could start it
+                self._start_wall_clock(time.time())  # the signals' starting states go into live_events.csv
             self._close_camera_zones()
             self._drain()
             self._write_events([], held_too=True)
@@ -1036,7 +1041,7 @@ class LiveRuntime:
         self.restarts += 1
         self.last_recovery_s = round(time.monotonic() - began, 3)
         self.recoveries.append({"crashed_at_s": crashed_at, "resumed_at_s": self.stepper.t,
-                                "events_logged_before": logged_before,
+                                "events_logged_before": logged_before, "changes_logged_before": self.changes_logged,
                                 "rewound_s": rewound, "took_s": self.last_recovery_s, "reason": str(exc)[:200]})
         self._write_run_json()
         log.warning("recovered in %.2f s, rewound %.0f s of simulated time", self.last_recovery_s, rewound)
@@ -1201,6 +1206,7 @@ class LiveRuntime:
         raised: dict[str, tuple[float, str]] = {}  # a timing change's cycle bounds longer than asked
         # a timing change's clearances below ITE, and those the step shows longer, as `signalwise run` warns of them
         below: list[str] = []
+        outlook: tuple[list[str], dict] | None = None  # an override's: what the shield will do with it
         if isinstance(change, ch.OverrideChange):
             tls = change.intersection_id
             replaced = self.overrides.get(tls)
@@ -1212,6 +1218,7 @@ class LiveRuntime:
             self.overrides[tls] = ov
             st.replace_controller(tls, ov)
             self._register_zones_again()
+            outlook = ch.override_outlook(ov, st.shields[tls].outlook(ov.phase_index, st.t), replaced)
         elif isinstance(change, ch.CancelOverrideChange):
             self._end_override(change.intersection_id)
         elif isinstance(change, ch.ControllerChange):
@@ -1259,6 +1266,9 @@ class LiveRuntime:
         entry = ch.record(change, who, "applied")
         if isinstance(change, ch.AlertRulesChange):
             entry["reason"] = self._unseen_figures(rules)
+        if outlook is not None:  # "applied": in force; the reason says when its phase is green, and what ends it
+            entry["reason"] = "; ".join(outlook[0])
+            entry["shield"] = outlook[1]
         if raised:  # what is in force differs from what was asked: the answer, the log and stderr say so
             entry["reason"] = raised_cycle_reason(raised)
             entry["in_force"] = {tls: {"cycle_max_s": bound_s} for tls, (bound_s, _) in sorted(raised.items())}
@@ -1384,6 +1394,7 @@ class LiveRuntime:
         if fh is not None:
             fh.write(line + "\n")
             fh.flush()
+            self.changes_logged += 1
         if not replayed and entry.get("result") == "applied" and entry.get("kind") in self.LASTING:
             from .lasting import append_change
 
@@ -1782,10 +1793,28 @@ class LiveRuntime:
                 stale[inter.id] = fault
         return stale
 
+    def _runs_meanwhile(self, tls: str) -> str:
+        """What a signal whose data are stale runs on meanwhile, as its `stale_data` alert says it: its fallback
+        plan only when its shield is on it; an operator's hold or call, or a plan that reads no data (`fixed`,
+        `coordinated`), keeps running, and another controller falls back at its next decision."""
+        st = self.stepper
+        shield = st.shields.get(tls)
+        if shield is not None and shield.preempt_active:
+            return "a preemption holds it"
+        if shield is not None and shield.in_fallback:
+            return "its shield is on the fallback plan"
+        override = self.overrides.get(tls)
+        if override is not None:
+            return f"it runs the operator's {override.describe()}, which reads no data"
+        controller = st.controllers.get(tls)
+        if getattr(controller, "observation", None) == "none":
+            return f"its {getattr(controller, 'name', 'plan')} controller reads no data and keeps running"
+        return "its controller falls back to the Webster plan at its next decision"
+
     def _figure_subjects(self) -> dict[str, dict[str, str]]:
         """What the counting figures count, for their alerts to name: the signals whose data are stale and why,
         the signals on their fallback plan, the MQTT broker not connected and why."""
-        stale = self.stale_signals()
+        stale = {tls: f"{why}; {self._runs_meanwhile(tls)}" for tls, why in self.stale_signals().items()}
         fallback = {v.intersection_id: "" for v in self._snapshot.signals if v.fallback} if self._snapshot else {}
         mqtt = getattr(self.feed, "mqtt", None)
         store = {}
@@ -1952,8 +1981,11 @@ def _profile_bounds_first(value: dict, profile: str) -> None:
         numbers = {name: values.get(name) for name in SAFETY_LIMITS}
         numbers = {name: (v if isinstance(v, int | float) and not isinstance(v, bool) else None)
                    for name, v in numbers.items()}
-        try:
-            _check_safety(SimpleNamespace(**numbers, ped_intervals=True, protected_yellow=True), where)
+        # the profile's switches too (`false` only: anything else the run configuration refuses as it is)
+        switches = {name: where != "" or values.get(name) is not False for name in ("ped_intervals",
+                                                                                     "protected_yellow")}
+        try:  # said to an operator, who cannot leave the profile: where each limit comes from, no other profile
+            _check_safety(SimpleNamespace(**numbers, **switches), where, live=True)
         except ValueError as exc:
             raise ch.ChangeRefused(f"timing: {exc}") from None
 

@@ -1288,6 +1288,8 @@ function setupDetail() {
                    duration_s: Number($('ov-duration').value) };
     const entry = await change(`${body.action} ${phaseName(id, body.phase_number)} at ${id} for ${body.duration_s} s`,
                                () => api.post('/api/v1/live/override', body), 'override-result');
+    // what the shield does with it: deferred by the green in force, cut at each max-out, the override it replaced
+    if (entry?.result === 'applied' && entry.reason) $('override-result').textContent += `: ${runTimes(entry.reason)}`;
     // its answer stays while the override lasts, and says when it has ended
     state.override = entry?.result === 'applied' ? { id, seen: false, done: false } : null;
     if (state.override) followOverride(state.status?.overrides || {});
@@ -1470,12 +1472,45 @@ async function loadDetailLogs() {
   }
 }
 
+/** Whether the signal's recent events hold a complete cycle, which both ATSPM charts need: a phase green twice, then
+ * another phase green (so that phase's second clearance is over: a split from green to green, a PCD cycle from red
+ * clearance to red clearance). Asked of a route that answers 200 either way: a young run's chart request is
+ * answered 404 with the reason, which every browser logs as an error in its console. null: not known (asked
+ * anyway). */
+async function hasCompleteCycle(id) {
+  let r;
+  try {
+    r = await api.get(`/api/v1/live/interventions?intersection_id=${encodeURIComponent(id)}&limit=200`);
+  } catch {
+    return null;
+  }
+  const greens = r.decisions.filter(d => d.code === 1).reverse(); // the route lists the newest first
+  const count = new Map();
+  for (const g of greens) {
+    if ([...count].some(([phase, n]) => phase !== g.parameter && n >= 2)) return true;
+    count.set(g.parameter, (count.get(g.parameter) || 0) + 1);
+  }
+  return false;
+}
+
 async function loadAtspm() {
   const id = state.selected;
   if (!id || state.mode !== 'live') return;
   const charts = [['pcd', 'atspm-pcd', 'atspm-pcd-msg', 'Purdue Coordination Diagram'],
                   ['split_monitor', 'atspm-split', 'atspm-split-msg', 'Split monitor']];
   for (const [, , capId, title] of charts) setText(capId, `${title}: computing…`);
+  if (await hasCompleteCycle(id) === false) {
+    if (id !== state.selected) return;
+    for (const [, imgId, capId, title] of charts) {
+      const img = $(imgId);
+      if (img.src) URL.revokeObjectURL(img.src);
+      img.removeAttribute('src');
+      img.alt = title;
+      setText(capId, `${title}: no complete cycle of ${id} yet (refresh once its phases have come round)`);
+      $(capId).title = '';
+    }
+    return;
+  }
   for (const [chart, imgId, capId, title] of charts) {
     const img = $(imgId);
     try {
