@@ -154,8 +154,14 @@ def test_speeds_time_series_emergency_live(client):
     for route in ("wait-times", "speeds", "emergency-report"):  # each answered 200 with nothing
         r = client.get(f"/api/v1/analytics/{route}", params={"simulation_id": "NOPE"})
         assert r.status_code == 404 and "'NOPE' not found" in r.json()["message"], (route, r.text)
+        # an intersection the run does not have is 404 naming the ones it has, as an ATSPM device or a live signal
         r = client.get(f"/api/v1/analytics/{route}", params={"simulation_id": "S", "intersection_id": "Z"})
-        assert r.status_code == 200 and r.json()["total"] == 0  # a known run with nothing at Z: empty, not 404
+        assert r.status_code == 404, r.text
+        assert r.json()["message"] == "unknown intersection 'Z' in simulation 'S'; its intersections: A, B"
+        # one it has, with nothing in the range asked: empty, not 404
+        r = client.get(f"/api/v1/analytics/{route}", params={"simulation_id": "S", "intersection_id": "A",
+                                                             "start": "2030-01-01T00:00:00Z"})
+        assert r.status_code == 200 and r.json()["total"] == 0, r.text
 
 
 def test_baseline_comparison_environment_and_charts(client, db_url):

@@ -96,7 +96,8 @@ def test_the_runs_own_configuration_wins_over_the_setting_which_stays_for_import
     with _client(db_url) as client:  # without the setting, the imported log has none
         r = client.get("/api/v1/atspm/arrival_on_green", params={"simulation_id": "", "device": "F1"})
         assert r.status_code == 422
-        assert r.json()["detail"] == "arrival_on_green needs a detector configuration: set SIGNALWISE_DETECTOR_CONFIG"
+        assert r.json()["message"] == "arrival_on_green needs a detector configuration: set SIGNALWISE_DETECTOR_CONFIG"
+        assert r.json()["detail"] == [{"loc": ["path", "measure"], "type": "value_error", "msg": r.json()["message"]}]
 
 
 def test_signalwise_publish_stores_the_configuration_and_forgetting_the_run_removes_it(runs, db_url, tmp_path):

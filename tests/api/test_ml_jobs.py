@@ -169,11 +169,11 @@ def test_a_job_whose_worker_died_is_marked_failed_when_the_server_starts_again(a
 
 @pytest.mark.parametrize("request_body,where", [
     ({"episodes": 0}, "body.episodes"),
-    ({"scenario": "nowhere"}, "scenario:"),
+    ({"scenario": "nowhere"}, "body.scenario: unknown scenario"),
     ({"guide_visits": "sometimes"}, "body.guide_visits"),
     ({"workers": 1, "colour": "red"}, "body.colour"),
     ({"duration_s": 0.5}, "body.duration_s"),
-    ({"workers": (os.cpu_count() or 1) + 1}, "workers: at most this server's"),
+    ({"workers": (os.cpu_count() or 1) + 1}, "body.workers: at most this server's"),
 ])
 def test_bad_training_requests_are_422_naming_the_field_and_start_nothing(refusing, request_body, where):
     r = refusing.post("/api/v1/ml/train", json={**SMALL, **request_body})
@@ -240,7 +240,7 @@ def test_the_agent_is_phase_score_unless_a_tabular_field_is_given_and_the_stored
     ({"start": "/tmp"}, "body.start: Input should be 'max-pressure'"),  # a named start, never a path
     ({"popsize": 1}, "body.popsize: Input should be greater than or equal to 2"),
     ({"period": 0}, "body.period: Input should be greater than 0"),
-    ({"settings": {"scenario": "grid", "shield": {}}}, "settings: scenario not taken; a training takes timing"),
+    ({"settings": {"scenario": "grid", "shield": {}}}, "body.settings: scenario not taken; a training takes timing"),
     ({"settings": {"timing": {"yellow_s": 1}}},
      "body.settings.timing.yellow_s: Value error, yellow_s (1) must be at least 3 under the safety profile"),
     ({"settings": {"sumo_options": {"seed": 3}}}, "body.settings.sumo_options: Value error, seed: set by the run"),

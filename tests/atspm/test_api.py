@@ -46,7 +46,7 @@ def test_measure_with_filters(client):
 def test_errors(client):
     assert client.get("/api/v1/atspm/nonsense").status_code == 404
     assert client.get("/api/v1/atspm/actuations", params={"phase": 0}).status_code == 422
-    assert client.get("/api/v1/atspm/actuations", params={"start": "2025-01-06T07:00:00Z"}).status_code == 422
+    assert client.get("/api/v1/atspm/actuations", params={"start": "2025-01-06T07:00:00 01:00"}).status_code == 422
     assert client.get("/api/v1/atspm/actuations", params={"start": "2025-01-06T08:00:00",
                                                           "end": "2025-01-06T07:00:00"}).status_code == 422
     assert client.get("/api/v1/atspm/actuations", params={"bin": 7}).status_code == 422

@@ -102,7 +102,7 @@ def test_a_database_from_before_0014_keeps_its_runs_which_answer_as_before(db_ur
         assert r.status_code == 200 and r.json()["total"] > 0 and r.json()["detector_config"] is None
         r = client.get("/api/v1/atspm/arrival_on_green", params={"simulation_id": "OLD"})
         assert r.status_code == 422
-        detail = r.json()["detail"]
+        detail = r.json()["message"]
         assert detail.startswith("arrival_on_green needs a detector configuration")
         assert "run 'OLD' was stored without one" in detail and "publish it again" in detail
         assert "SIGNALWISE_DETECTOR_CONFIG" in detail

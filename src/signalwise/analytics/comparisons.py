@@ -29,6 +29,7 @@ from signalwise.store.queries import (
 )
 
 from .stats import compare
+from .verdict import LOWER_IS_BETTER, judge, per_seed_sample
 
 #: what each figure of the comparisons is, with its unit: figures of one name-meaning (a throughput, a wait, fuel
 #: saved) come from two sources that measure different things, and read side by side they seemed to disagree
@@ -152,7 +153,8 @@ def environmental_impact(engine: Engine, baseline_controller: str, simulation_id
 def baseline_vs_ai(engine: Engine, baseline_controller: str, scenario: str | None = None,
                    controller: str | None = None, metrics: list[str] | None = None) -> list[dict]:
     """Per scenario, controller, conditions and metric: mean and 95% CI over seeds of both, change, Welch and
-    paired p-values."""
+    paired p-values, and the verdict `signalwise compare` gives (`verdict.judge`: "better" or "worse", else why
+    not in `verdict_note`, as summary.csv has them)."""
     runs = run_table(engine, scenario)
     latest, superseded = _latest(runs)
     grouped: dict[tuple[str, str, str], dict[int, dict]] = defaultdict(dict)
@@ -177,13 +179,22 @@ def baseline_vs_ai(engine: Engine, baseline_controller: str, scenario: str | Non
             pairs = [(base_by_seed[s]["metrics"].get(name), cand_by_seed[s]["metrics"].get(name)) for s in seeds]
             pairs = [(b, c) for b, c in pairs if b is not None and c is not None]
             cmp = compare([b for b, _ in pairs], [c for _, c in pairs], paired=True)
+            measured = [m for s in seeds for m in (base_by_seed[s]["metrics"], cand_by_seed[s]["metrics"])
+                        if m.get(name) is not None]
+            sample = per_seed_sample(name, measured)
+            judged = judge(cmp, LOWER_IS_BETTER.get(name), sample is not None and sample["too_few"])
             rows.append({"metric": name, **metric_info(name),
                          "baseline": {"mean": _f(cmp.baseline.mean), "ci_low": _f(cmp.baseline.ci_low),
                                       "ci_high": _f(cmp.baseline.ci_high), "n": cmp.baseline.n},
                          "candidate": {"mean": _f(cmp.candidate.mean), "ci_low": _f(cmp.candidate.ci_low),
                                        "ci_high": _f(cmp.candidate.ci_high), "n": cmp.candidate.n},
                          "change_pct": _f(cmp.change_pct), "p_value": _f(cmp.p_value),
-                         "p_value_paired": _f(cmp.p_value_paired)})
+                         "p_value_paired": _f(cmp.p_value_paired),
+                         # as `signalwise compare`'s summary.csv names them (the same values as the two above)
+                         "p_welch": _f(cmp.p_value), "p_paired": _f(cmp.p_value_paired),
+                         "lower_is_better": LOWER_IS_BETTER.get(name),
+                         "verdict": judged.get("verdict"), "verdict_note": judged.get("no_verdict"),
+                         **({"per_seed_n": sample} if sample is not None else {})})
         used = {r["simulation_id"] for r in (*cand_by_seed.values(), *base_by_seed.values())}
         older = [sim for (sc, ct, _seed, cd), sims in superseded.items()
                  if (sc, cd) == (scen, cond) and ct in (ctrl, baseline_controller) for sim in sims]

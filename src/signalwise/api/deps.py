@@ -12,8 +12,10 @@ from sqlalchemy import Engine
 from signalwise.core.names import MAX_INTERSECTION_ID_CHARS
 from signalwise.store import Settings, get_engine
 from signalwise.store.queries import Filters
+from signalwise.store.timefmt import utc_text
 
 from .cache import TTLCache
+from .errors import field_error
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
 #: a signal's id: as long as SUMO makes them
@@ -39,6 +41,13 @@ def cache(request: Request) -> TTLCache:
     return request.app.state.cache
 
 
+def time_range(start: dt.datetime | None, end: dt.datetime | None) -> None:
+    """The 422 of an empty or reversed range [start, end), naming `query.end`, on every route that takes one."""
+    if start is not None and end is not None and end <= start:
+        said = utc_text if start.tzinfo is not None else dt.datetime.isoformat  # ATSPM's are the log's own clock
+        raise field_error(("query", "end"), f"end ({said(end)}) must be after start ({said(start)})")
+
+
 def filters(
     simulation_id: Annotated[Identifier | None, Query(description="only this simulation run")] = None,
     intersection_id: Annotated[SignalId | None, Query(description="only this intersection")] = None,
@@ -46,10 +55,29 @@ def filters(
     start: Annotated[Moment | None, Query(description="from this instant (inclusive, ISO 8601 with zone)")] = None,
     end: Annotated[Moment | None, Query(description="until this instant (exclusive, ISO 8601 with zone)")] = None,
 ) -> Filters:
-    if start is not None and end is not None and end <= start:
-        raise HTTPException(422, f"end ({end.isoformat()}) must be after start ({start.isoformat()})")
+    time_range(start, end)
     return Filters(simulation_id, intersection_id, direction,
                    start.astimezone(dt.UTC) if start else None, end.astimezone(dt.UTC) if end else None)
+
+
+#: the most intersections a 404 for an unknown one names
+NAMED_AT_MOST = 20
+
+
+def intersection_known(engine: Engine, simulation_id: str | None, intersection_id: str | None) -> None:
+    """404 for an `intersection_id` the store holds no figures of (in the run named, or in any), naming the ones
+    it holds: a typo answered 200 with nothing would read as an intersection without traffic. As an unknown ATSPM
+    device and an unknown live signal are answered. Call it when an answer came empty (one small query)."""
+    from signalwise.store import queries
+
+    if intersection_id is None or queries.intersection_exists(engine, simulation_id, intersection_id):
+        return
+    known = queries.intersections_of(engine, simulation_id, NAMED_AT_MOST + 1)
+    shown = ", ".join(known[:NAMED_AT_MOST]) + (" …" if len(known) > NAMED_AT_MOST else "")
+    where = f" in simulation {simulation_id!r}" if simulation_id is not None else " in any stored simulation"
+    there = ("its intersections: " if simulation_id is not None else "intersections stored: ") + shown \
+        if known else "none stored"
+    raise HTTPException(404, f"unknown intersection {intersection_id!r}{where}; {there}")
 
 
 #: the routes that answer one approach's figures; the others' figures are the intersection's
@@ -62,10 +90,9 @@ def refuse_direction(direction: str | None) -> None:
     """A 422 for `direction` on a route whose figures have none: answering the intersection's figures
     as if they were the approach's would be a wrong number shown as the asked one."""
     if direction is not None:
-        raise HTTPException(422, [{"loc": ["query", "direction"], "type": "not_applicable",
-                                   "msg": f"direction={direction} is not a filter of this route (its figures are "
-                                          f"the intersection's); {' and '.join(DIRECTION_ROUTES)} filter by "
-                                          "direction"}])
+        raise field_error(("query", "direction"), f"direction={direction} is not a filter of this route (its "
+                          f"figures are the intersection's); {' and '.join(DIRECTION_ROUTES)} filter by direction",
+                          "not_applicable")
 
 
 def run_filters(
@@ -109,8 +136,8 @@ def page(
 ) -> Page:
     cap = request.app.state.settings.max_page_size
     if limit > cap:
-        raise HTTPException(422, [{"loc": ["query", "limit"], "type": "less_than_equal",
-                                   "msg": f"limit={limit} exceeds the maximum page size {cap}"}])
+        raise field_error(("query", "limit"), f"limit={limit} exceeds the maximum page size {cap}",
+                          "less_than_equal")
     return Page(limit, offset)
 
 

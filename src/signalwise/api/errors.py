@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import json
 import logging
+import re
 import types
 import typing
 from collections.abc import Callable
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -22,11 +24,63 @@ from signalwise.store.ingest import MAX_ERRORS as STORE_MAX_ERRORS
 from signalwise.store.schemas import field_path
 
 
-def validation_body(errors: list[dict], status: int = 422) -> JSONResponse:
+def validation_body(errors: list[dict], status: int = 422, message: str | None = None) -> JSONResponse:
     """The 422 (or `status`) body of field errors a route found itself. The store lists at most
     `STORE_MAX_ERRORS` problems of a batch (those of its first invalid chunk): a list that long may have been cut,
-    and its message says "at least"."""
-    return JSONResponse(_validation_content(errors, cut=len(errors) >= STORE_MAX_ERRORS), status_code=status)
+    and its message says "at least". `message`: the one line, where the route words it itself."""
+    content = _validation_content(errors, cut=len(errors) >= STORE_MAX_ERRORS)
+    if message is not None:
+        content["message"] = message
+    return JSONResponse(content, status_code=status)
+
+
+class FieldErrors(HTTPException):
+    """A request a route refuses itself, answered as FastAPI answers a validation error: `detail` a list of
+    `{loc, msg, type}` (`field_error`, `refusal`). `message`: the answer's one line when the route words it
+    (else "<where>: <msg>" of the first, as for a validation error)."""
+
+    def __init__(self, errors: list[dict], status: int = 422, message: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, [{"loc": list(e["loc"]), "msg": e["msg"], "type": e.get("type", "value_error")}
+                                  for e in errors], headers)
+        self.message = message
+
+
+def one_line(exc: StarletteHTTPException) -> str:
+    """What an HTTP error says in one line: its answer's `message` (an item of a batch, a log line)."""
+    if isinstance(exc.detail, list):
+        return getattr(exc, "message", None) or _validation_content(exc.detail)["message"]
+    return str(exc.detail)
+
+
+def field_error(loc: tuple | list, msg: str, type: str = "value_error", status: int = 422,  # noqa: A002
+                message: str | None = None, headers: dict[str, str] | None = None) -> FieldErrors:
+    """The one way a route refuses a field it checks itself: `loc` names it as pydantic does
+    (`("body", "scopes")`, `("query", "end")`), `msg` says what is wrong with it; the body is a validation
+    error's (`{"message": "body.scopes: <msg>", "detail": [{"loc", "msg", "type"}]}`). Raise it."""
+    return FieldErrors([{"loc": loc, "msg": msg, "type": type}], status, message, headers)
+
+
+#: a reason that starts with the path of its field, as pydantic's are written (`body.url: …`,
+#: `body.camera.background_image: …`, `body[1].occupancy: …`, `query.start: …`)
+_FIELD_FIRST = re.compile(r"^(body|query|path|header)((?:\.[A-Za-z_][\w-]*|\[\d+\])*): ")
+
+
+def loc_of(path: str) -> list[str | int]:
+    """`body.items[2].lanes` -> ["body", "items", 2, "lanes"] (the inverse of `field_path`)."""
+    return [int(part[1:-1]) if part.startswith("[") else part
+            for part in re.findall(r"\[\d+\]|[^.\[\]]+", path)]
+
+
+def refusal(reason: str, where: tuple | list = ("body",), type: str = "value_error",  # noqa: A002
+            status: int = 422) -> FieldErrors:
+    """`field_error` of a one-line reason worded elsewhere (the vision package, the registry, the live run): one
+    that starts with its field's path (`body.url: …`) has that as `loc` and the rest as `msg`; any other is the
+    `msg` of `where` (the part of the request it is about), and stays the answer's `message` as it reads."""
+    named = _FIELD_FIRST.match(reason)
+    if named:
+        return field_error(loc_of(reason[:named.end() - 2]), reason[named.end():], type, status)
+    return field_error(where, reason, type, status, message=reason)
 
 
 #: a field's error pydantic gives when a body holds a key its model does not have (`extra="forbid"`)
@@ -67,6 +121,23 @@ def _json_decode_errors(errors: list[dict], doc) -> list[dict]:  # noqa: ANN001 
         loc = tuple(e.get("loc", ()))
         if e.get("type") == "json_invalid" and len(loc) == 2 and loc[0] == "body" and isinstance(loc[1], int):
             e = {**e, "loc": ("body",), "msg": f"Invalid JSON: {_json_problem(doc, loc[1], e.get('ctx'))}"}
+        out.append(e)
+    return out
+
+
+#: a time whose offset's `+` a query string turned into a space (`2025-01-06T01:05:00 01:00`): sent unencoded
+_OFFSET_AS_SPACE = re.compile(r"\d{2}:\d{2}(:\d{2}(\.\d+)?)? \d{2}(:?\d{2})?$")
+PLUS_HINT = "a + in a query reads as a space: send the time with Z, or encode + as %2B"
+
+
+def _plus_read_as_space(errors: list[dict]) -> list[dict]:
+    """A query time refused because its offset's `+` came unencoded (a URL's query reads `+` as a space, so
+    `+01:00` arrives as ` 01:00`): its message says so and what to send, the commonest mistake of a script."""
+    out = []
+    for e in errors:
+        value = e.get("input")
+        if tuple(e.get("loc", ()))[:1] == ("query",) and isinstance(value, str) and _OFFSET_AS_SPACE.search(value):
+            e = {**e, "msg": f"{e.get('msg', 'invalid')} ({value!r}: {PLUS_HINT})"}
         out.append(e)
     return out
 
@@ -277,28 +348,30 @@ def install(app: FastAPI) -> None:
         if not_json is not None:
             _record_live_refusal(request, getattr(exc, "body", None), not_json)
             return JSONResponse({"message": not_json, "detail": not_json}, status_code=415)
-        errors = _json_decode_errors(list(exc.errors()), getattr(exc, "body", None))
+        errors = _plus_read_as_space(_json_decode_errors(list(exc.errors()), getattr(exc, "body", None)))
         content = _validation_content(errors, _route_fields(request))
         _record_live_refusal(request, getattr(exc, "body", None), content["message"])
         return JSONResponse(content, status_code=422)
 
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc.detail, list):  # field errors a route raised itself: worded as validation errors are
-            response = validation_body(exc.detail, exc.status_code)
+            response = validation_body(exc.detail, exc.status_code, getattr(exc, "message", None))
             response.headers.update(getattr(exc, "headers", None) or {})
-            return response
-        if exc.status_code == 400:
-            refused = await _caller_first(request)
-            if refused is not None:
-                return refused
-        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+            detail = json.loads(response.body)["message"]
+        else:
+            if exc.status_code == 400:
+                refused = await _caller_first(request)
+                if refused is not None:
+                    return refused
+            detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+            response = JSONResponse({"message": detail, "detail": detail}, status_code=exc.status_code,
+                                    headers=getattr(exc, "headers", None))
         if exc.status_code in (401, 403):
             _log_refusal(request, exc.status_code, detail)
         if request.url.path in REGISTRY_LIVE_ROUTES and 400 <= exc.status_code < 500 and \
                 exc.status_code not in (401, 403, 429) and getattr(request.state, "authorized", False):
             _record_live_refusal(request, None, detail)  # a deploy of a version the registry lacks, ...
-        return JSONResponse({"message": detail, "detail": detail}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return response
 
     app.add_exception_handler(StarletteHTTPException, _http)
 

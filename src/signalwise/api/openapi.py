@@ -39,6 +39,8 @@ KEYS_UNCHECKED = ("the database that holds the API keys does not answer and this
                   "lately (Retry-After)")
 NO_LIVE_RUN = "no live run is attached to this server (`signalwise serve`)"
 LOOP_BUSY = "the live loop did not take the change in time; nothing applied: send it again after Retry-After"
+#: routes outside /api/v1/live/ that read the live run (503 without one)
+LIVE_READS = frozenset({"/api/v1/monitoring/performance", "/api/v1/monitoring/alerts"})
 #: the live routes that make a change the loop applies (503 with Retry-After when it does not take it in time)
 LOOP_CHANGES = {("POST", "/api/v1/live/changes"), ("POST", "/api/v1/live/override"),
                 ("DELETE", "/api/v1/live/override/{intersection_id}"), ("POST", "/api/v1/live/controller"),
@@ -60,8 +62,8 @@ class ErrorBody(BaseModel):
 
     message: str = Field(description="one line for people: what is wrong and where")
     detail: str | list[FieldError] = Field(
-        description="a list of field errors for a refused request body, query or path (422, and a route's own "
-                    "field errors); else the message again as a string")
+        description="a list of field errors on every 422 (FastAPI's validation and the route's own, one shape; a "
+                    "detector feed's 404 too); else the message again as a string")
 
 
 def install(app: FastAPI) -> None:
@@ -86,6 +88,7 @@ def describe(schema: dict, max_page_size: int = LIMIT_CEILING) -> dict:
     for path, operations in schema.get("paths", {}).items():
         for method, op in operations.items():
             if isinstance(op, dict) and "responses" in op:
+                _declare_not_found(op)
                 _describe_operation(method.upper(), path, op)
                 _declare_server_answers(method.upper(), path, op)
                 _declare_page_size(op, max_page_size)
@@ -122,6 +125,27 @@ def _describe_operation(method: str, path: str, op: dict) -> None:
             response["content"] = {"application/json": {"schema": ERROR_REF}}
 
 
+#: query parameters that name a thing the server looks up, each with what it names: wherever one is taken, an
+#: unknown value is a 404 naming it (not an empty answer a typo would hide behind). `scenario`, `controller`,
+#: `camera_id` and the like are filters: an unknown one answers an empty page
+LOOKUP_QUERIES = {"simulation_id": "simulation", "intersection_id": "intersection", "device": "device"}
+
+
+def _declare_not_found(op: dict) -> None:
+    """The 404 of every operation that names a thing: by a path parameter (every one names a thing, answered 404
+    when there is none: a run, a job, a model, a key, a stream, an alert, a measure) or by a query parameter of
+    `LOOKUP_QUERIES`. One rule for all of them, from the parameters the operation declares, so a route added
+    with a path id has its 404 declared; a route's own 404 (a thing its body names, a wording of its own) stays.
+    `tests/api/test_openapi_not_found.py` asks every operation for made-up ids and checks both ways."""
+    named = [f"`{p['name']}`" if p.get("in") == "path" else f"{LOOKUP_QUERIES[p['name']]} (`{p['name']}`)"
+             for p in op.get("parameters", ())
+             if p.get("in") == "path" or (p.get("in") == "query" and p.get("name") in LOOKUP_QUERIES)]
+    if not named or "404" in op["responses"]:
+        return
+    op["responses"]["404"] = {"description": f"not found: no such {' or '.join(named)} (the message names it, and "
+                                             "where it can, what there is)"}
+
+
 #: routes whose 503 has their own body (the health checks: `status`, `checks`, `message`), not ErrorBody
 OWN_ERROR_BODIES = frozenset({"/health", "/health/ready", "/health/live"})
 
@@ -139,14 +163,17 @@ def _declare_server_answers(method: str, path: str, op: dict) -> None:
     unavailable = []
     if scope_for(method, path) is not OPEN:
         unavailable.append(KEYS_UNCHECKED)
-    if path.startswith("/api/v1/live/"):
+    if path.startswith("/api/v1/live/") or path in LIVE_READS:
         unavailable.append(NO_LIVE_RUN)
     if (method, path) in LOOP_CHANGES:
         unavailable.append(LOOP_BUSY)
     if unavailable:
         added["503"] = "; or ".join(unavailable)
     for code, text in added.items():
-        if code in responses:
+        if code in responses:  # the route's own words first, then the app's causes of a 503 (each its own)
+            said = responses[code].get("description", "")
+            if code == "503" and text not in said:
+                responses[code]["description"] = f"{said}; or {text}" if said else text
             continue
         responses[code] = {"description": text, "content": {"application/json": {"schema": ERROR_REF}}}
         if code == "503":

@@ -23,6 +23,7 @@ from signalwise.runtime.live import changes as ch
 from signalwise.store.model_registry import DoesNotFit, ModelRegistry, RegistryError, UnknownVersion
 
 from .auth import who
+from .errors import refusal
 
 #: what a signal left with no model runs after a rollback on a live run: the Webster plan (the fallback)
 NO_MODEL_CONTROLLER = "webster"
@@ -211,7 +212,7 @@ def registry_controller_options(request: Request, spec: str) -> dict | None:
     try:
         return registry_options([spec], registry=registry(request)) or None
     except Exception as exc:  # noqa: BLE001 - the registry's reason, as the refusal
-        raise HTTPException(422, f"change refused: {str(exc).strip().splitlines()[-1]}") from None
+        raise refusal(f"change refused: {str(exc).strip().splitlines()[-1]}") from None
 
 
 __all__ = ["DoesNotFit", "DeployOutcome", "RollbackOutcome", "deploy", "http_error", "registry",

@@ -33,6 +33,15 @@ from pathlib import Path
 
 from ..analytics.stats import compare as compare_samples
 from ..analytics.stats import mean_ci, p_text
+from ..analytics.verdict import (  # the verdict's rule, shared with the API's comparison
+    LOWER_IS_BETTER,
+    MIN_CHANGE_PCT,
+    MIN_PER_SEED,
+    SIGNIFICANT_P,
+    TOO_FEW,
+    judge,
+    per_seed_sample,
+)
 from ..outdirs import why_not_fresh
 from ..provenance import models_run, provenance, software_text
 from ..sim.processes import fresh_process_context, in_callers_env
@@ -46,53 +55,30 @@ from .run import RunDirectoryError, distinct_slugs
 METRICS = (
     # RESCO's definition of delay (every vehicle due: arrived, still driving, never inserted), said once in the
     # report's definitions: a memo's reader wants the plain name
-    ("avg_delay_s", "delay per vehicle", "s", True),
-    ("avg_wait_s", "avg waiting", "s", True),
-    ("avg_travel_time_s", "avg travel time", "s", True),
-    ("stops_per_veh", "stops per vehicle", "", True),
-    ("throughput_veh", "throughput", "veh", False),
-    ("never_inserted", "never inserted", "veh", True),
+    ("avg_delay_s", "delay per vehicle", "s", LOWER_IS_BETTER["avg_delay_s"]),
+    ("avg_wait_s", "avg waiting", "s", LOWER_IS_BETTER["avg_wait_s"]),
+    ("avg_travel_time_s", "avg travel time", "s", LOWER_IS_BETTER["avg_travel_time_s"]),
+    ("stops_per_veh", "stops per vehicle", "", LOWER_IS_BETTER["stops_per_veh"]),
+    ("throughput_veh", "throughput", "veh", LOWER_IS_BETTER["throughput_veh"]),
+    ("never_inserted", "never inserted", "veh", LOWER_IS_BETTER["never_inserted"]),
     # SUMO's teleports (each cuts a trip short and lowers the delay); a run from before they were counted has none
-    ("teleports", "teleports (SUMO)", "", True),
+    ("teleports", "teleports (SUMO)", "", LOWER_IS_BETTER["teleports"]),
     # vehicles SUMO dropped before they entered: no other figure counts them; a run from before they were counted
     # has none
-    ("discarded_veh", "discarded by SUMO", "veh", True),
+    ("discarded_veh", "discarded by SUMO", "veh", LOWER_IS_BETTER["discarded_veh"]),
     # SUMO's count of persons jammed (a crosswalk with no walk); a run from before they were counted has none
-    ("pedestrians_jammed", "pedestrians jammed (SUMO)", "", True),
-    ("locked_veh", "locked in junctions", "veh", True),
-    ("avg_queue_veh", "avg queue", "veh", True),
-    ("co2_kg", "CO2", "kg", True),
-    ("fuel_l", "fuel", "l", True),
-    ("emergency_delay_s", "emergency vehicle delay", "s", True),
+    ("pedestrians_jammed", "pedestrians jammed (SUMO)", "", LOWER_IS_BETTER["pedestrians_jammed"]),
+    ("locked_veh", "locked in junctions", "veh", LOWER_IS_BETTER["locked_veh"]),
+    ("avg_queue_veh", "avg queue", "veh", LOWER_IS_BETTER["avg_queue_veh"]),
+    ("co2_kg", "CO2", "kg", LOWER_IS_BETTER["co2_kg"]),
+    ("fuel_l", "fuel", "l", LOWER_IS_BETTER["fuel_l"]),
+    ("emergency_delay_s", "emergency vehicle delay", "s", LOWER_IS_BETTER["emergency_delay_s"]),
     # SUMO's time loss over each pedestrian's whole walk: not ATSPM's pedestrian delay (the wait at one crossing
     # from the push to the walk), which `signalwise atspm` gives; the key stays for the readers of summary.json
-    ("ped_delay_s", "pedestrians: time lost per walk (SUMO)", "s", True),
+    ("ped_delay_s", "pedestrians: time lost per walk (SUMO)", "s", LOWER_IS_BETTER["ped_delay_s"]),
 )
 #: metrics a run has only when SUMO computed the emissions (`metrics["emissions_recorded"]`); else "—", not 0
 EMISSIONS = ("co2_kg", "fuel_l")
-#: a change is called "better" or "worse" when the paired p is below this ...
-SIGNIFICANT_P = 0.05
-#: ... and the change is at least this, in percent of the baseline's mean: a significant +0.4 % of throughput is
-#: no change anyone would act on ("no clear change")
-MIN_CHANGE_PCT = 1.0
-#: a figure averaged over fewer vehicles or pedestrians than this in some seed's run gets no verdict ("too few to
-#: judge"): an emergency vehicle's delay rests on the few that ran, one or two a seed in an hour of `corridor`
-MIN_PER_SEED = 10
-#: what each per-vehicle or per-pedestrian figure averages over, from a run's metrics.json "network": (the word
-#: for them, the count); a count None leaves the run out (a metrics.json from before the count was kept)
-PER_SEED_SAMPLE: dict[str, tuple[str, Callable[[dict], int | None]]] = {
-    "avg_delay_s": ("vehicles", lambda n: n.get("vehicles_total")),
-    "avg_wait_s": ("vehicles", lambda n: None if n.get("vehicles_total") is None or n.get("never_inserted") is None
-                   else n["vehicles_total"] - n["never_inserted"]),
-    "avg_travel_time_s": ("vehicles", lambda n: n.get("throughput_veh")),
-    "stops_per_veh": ("vehicles", lambda n: None if n.get("vehicles_total") is None or n.get("never_inserted") is None
-                      else n["vehicles_total"] - n["never_inserted"]),
-    "emergency_delay_s": ("vehicles", lambda n: n.get("emergency_vehicles")),
-    "ped_delay_s": ("pedestrians", lambda n: n.get("pedestrians")),
-}
-#: what a change that gets no verdict says instead (summary.json `no_verdict`, summary.csv `verdict_note`)
-NO_CLEAR_CHANGE = "no clear change"
-TOO_FEW = "too few to judge"
 #: where the report points for RESCO's definition of delay
 RESCO_DELAY_DOC = "docs/benchmarks.md, section \"RESCO networks, timing profiles and the price of safety\""
 #: what each figure counts, for the report (`sim.metrics`, `runtime.run`); "counted window": from the warm-up's end
@@ -163,8 +149,10 @@ def _run_one(cfg_json: str, run_dir: str) -> tuple[str, dict]:
     """Worker: one run, in a fresh process; Ctrl-C or SIGTERM stops it, its run directory marked incomplete. Only
     the first stops it: a terminal's Ctrl-C reaches it both from the terminal and from the compare, which passes
     every interrupt on (`_stopped_on_interrupt`), and a second must not cut the marking short."""
+    from . import controller_faults
     from .run import execute_run
 
+    controller_faults.SAY_SEED = True  # the runs of every seed write to one terminal: each line names its seed
     if _stopped is not None and _stopped.is_set():
         raise RuntimeError("the comparison was stopped before this run started")
     cfg = RunConfig.model_validate_json(cfg_json)
@@ -473,7 +461,7 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
         # a run that measured none of it (emissions off; no vehicle arrived, no emergency vehicle or pedestrian)
         have = {cs for cs, m in runs.items() if (key not in EMISSIONS or m.get("emissions_recorded", True))
                 and m["network"].get(key) is not None}
-        sample = per_seed_sample(key, [runs[cs] for cs in sorted(have)])
+        sample = per_seed_sample(key, [runs[cs]["network"] for cs in sorted(have)])
         if sample is not None:
             row["per_seed_n"] = sample
         base_seeds = [s for s in seeds if (baseline, s) in have]
@@ -492,15 +480,9 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
                 # each field named after its test: the paired one over the same seeds (the verdict's) and Welch's
                 entry["p_paired"] = _p(cmp.p_value_paired)
                 entry["p_welch"] = _p(cmp.p_value)
-                if sample is not None and sample["too_few"]:
-                    entry["no_verdict"] = TOO_FEW  # whatever the test gave, "p n/a" (one seed measured it) too
-                elif math.isnan(cmp.p_value_paired):
-                    pass  # no test ran (one seed, or no spread): the tables say "p n/a", and nothing more
-                elif cmp.p_value_paired < SIGNIFICANT_P and abs(cmp.change_pct) >= MIN_CHANGE_PCT:
-                    lower = cmp.candidate.mean < cmp.baseline.mean
-                    entry["verdict"] = "better" if lower == lower_better else "worse"
-                else:
-                    entry["no_verdict"] = NO_CLEAR_CHANGE
+                # `verdict`, or why none in `no_verdict`; neither where no test ran (one seed, or no spread: the
+                # tables say "p n/a")
+                entry.update(judge(cmp, lower_better, sample is not None and sample["too_few"]))
                 if common != c_seeds or common != base_seeds:
                     entry["seeds_compared"] = common
             row["controllers"][c] = entry
@@ -518,19 +500,6 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
             "safety_violations": safety, "fallback_share": share, "never_ran": never,
             **controller_fault_totals(controllers, seeds, runs),
             "run_warnings": said, "warnings": warning_groups(said)}
-
-
-def per_seed_sample(key: str, runs: Sequence[dict]) -> dict | None:
-    """How many vehicles or pedestrians each of `runs` averaged the metric `key` over (`PER_SEED_SAMPLE`):
-    {"of": "vehicles", "min": k, "max": m, "too_few": k < MIN_PER_SEED}; None for a figure that is no average
-    over them, or when no run counted them."""
-    if key not in PER_SEED_SAMPLE:
-        return None
-    of, count = PER_SEED_SAMPLE[key]
-    counts = [c for m in runs if (c := count(m["network"])) is not None]
-    if not counts:
-        return None
-    return {"of": of, "min": min(counts), "max": max(counts), "too_few": min(counts) < MIN_PER_SEED}
 
 
 def per_seed_text(sample: dict, judged: bool = True) -> str:

@@ -180,34 +180,50 @@ TIMING_FIELDS = frozenset({"yellow_s", "all_red_s", "min_green_s", "max_green_s"
 
 #: why the safety profile keeps a limit, where its number alone does not say
 _SAFETY_WHY = {"ped_walking_speed_mps": " m/s (4 ft/s, the fastest MUTCD 4E.06 times a pedestrian clearance at)"}
+#: where each of the safety profile's limits comes from, said to a live run's operator (`_safety_refusal(live=True)`)
+_SAFETY_SOURCE = {
+    "yellow_s": "3 s is the shortest yellow change interval MUTCD 4D.26 allows (3 to 6 s)",
+    "max_green_s": "300 s is the safety profile's longest maximum green",
+    "cycle_max_s": "600 s is the safety profile's longest wait of a signal link for its green",
+    "ped_walking_speed_mps": "MUTCD 4E.06 times no pedestrian clearance faster than 4 ft/s",
+}
+#: said to a live run's operator after a safety limit: the profile cannot be left while the run goes on
+_LIVE_PROFILE = "the safety profile, which this live run keeps until it ends"
 
 
-def _safety_refusal(name: str, value, where: str) -> str | None:
-    """Why the safety profile refuses `value` for the timing key `name` (one of SAFETY_LIMITS), or None."""
+def _safety_refusal(name: str, value, where: str, live: bool = False) -> str | None:
+    """Why the safety profile refuses `value` for the timing key `name` (one of SAFETY_LIMITS), or None. Off a
+    live run (`live` False) the refusal names the profiles that have other rules and how a run chooses one; to a
+    live run's operator, who cannot leave the profile and must not be pointed at a benchmark's rules on a street,
+    it says where the limit comes from instead."""
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     low, high = SAFETY_LIMITS[name]
     if (low is None or value >= low) and (high is None or value <= high):
         return None
     bound = f"at least {low:g}" if low is not None and value < low else f"at most {high:g}"
-    return (f"{where}{name} ({value:g}) must be {bound}{_SAFETY_WHY.get(name, '')} under the safety profile (the "
-            "benchmark and reference profiles have their own rules: --timing benchmark on run, compare and train, or "
-            "timing: {profile: benchmark} in a --config file; a live run's profile is its --config's, fixed while "
-            "it runs)")
+    refused = f"{where}{name} ({value:g}) must be {bound}{_SAFETY_WHY.get(name, '')} under the safety profile"
+    if live:
+        return f"{refused}: {_SAFETY_SOURCE[name]} (runtime/profiles.py SAFETY_LIMITS), and {_LIVE_PROFILE}"
+    return (f"{refused} (the benchmark and reference profiles have their own rules: --timing benchmark on run, "
+            "compare and train, or timing: {profile: benchmark} in a --config file; a live run's profile is its "
+            "--config's, fixed while it runs)")
 
 
-def _check_safety(t: TimingConfig, where: str) -> None:
-    """The safety profile's limits, which the benchmark and reference profiles deliberately leave."""
+def _check_safety(t: TimingConfig, where: str, live: bool = False) -> None:
+    """The safety profile's limits, which the benchmark and reference profiles deliberately leave (`live`: said to
+    a live run's operator, `_safety_refusal`)."""
     for name in SAFETY_LIMITS:
-        why = _safety_refusal(name, getattr(t, name), where)
+        why = _safety_refusal(name, getattr(t, name), where, live)
         if why:
             raise ValueError(why)
+    others = "only the benchmark and reference profiles allow it"
     if not t.ped_intervals:
-        raise ValueError(f"{where}ped_intervals false leaves pedestrians without walk and clearance: only the "
-                         "benchmark and reference profiles allow it")
+        raise ValueError(f"{where}ped_intervals false leaves pedestrians without walk and clearance: "
+                         + (f"{_LIVE_PROFILE} times them at every crosswalk" if live else others))
     if not t.protected_yellow:
-        raise ValueError(f"{where}protected_yellow false ends a protected green arrow without a yellow: only the "
-                         "benchmark and reference profiles allow it")
+        raise ValueError(f"{where}protected_yellow false ends a protected green arrow without a yellow: "
+                         + (f"{_LIVE_PROFILE} requires that yellow" if live else others))
 
 
 def _check_bounds(t: TimingConfig, where: str) -> None:

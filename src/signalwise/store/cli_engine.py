@@ -74,8 +74,19 @@ def settings_or_exit():
         why = (f"not valid JSON ({first_line(cause)})" if isinstance(cause, json.JSONDecodeError)
                else first_line(cause or exc))
         where = f"SIGNALWISE_{field.group(1).upper()}" if field else "SIGNALWISE_*"
-        typer.secho(f"error: {where}: {why}", fg="red", err=True)
+        typer.secho(f"error: {where}: {why}{_json_form(where, field and field.group(1))}", fg="red", err=True)
         raise typer.Exit(BAD_INPUT) from None
+
+
+def _json_form(variable: str, name: str | None) -> str:
+    """The form a JSON setting is written in, from its field's example (never the value given: it may be a
+    secret): `; write it as JSON: SIGNALWISE_CORS_ORIGINS='["https://ops.city.example"]'`, or nothing."""
+    from .settings import Settings
+
+    field = Settings.model_fields.get(name or "")
+    if field is None or not field.examples:
+        return ""
+    return f"; write it as JSON: {variable}='{json.dumps(field.examples[0])}'"
 
 
 def engine_or_exit(db: str | None, existing: bool = False, migrate: bool = True):

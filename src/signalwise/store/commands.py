@@ -66,12 +66,16 @@ def serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "1
           port: Annotated[int, typer.Option(help="TCP port", min=1, max=65535)] = 8000,
           db: DbOption = None,
           workers: Annotated[int, typer.Option(help="uvicorn worker processes", min=1, max=64)] = 1,
-          insecure_no_auth: Annotated[bool, typer.Option("--insecure-no-auth", help="open every route, mutations included, without a key (prints a warning; never on a network)")] = False) -> None:
+          insecure_no_auth: Annotated[bool, typer.Option("--insecure-no-auth", help="open every route, mutations included, without a key (prints a warning); refused unless --host is a loopback address: never on a network")] = False) -> None:
     """Serve the HTTP API with uvicorn (OpenAPI docs at /docs); reads are open on 127.0.0.1, writes need a key."""
     import os
 
     import uvicorn
 
+    from ..listening import insecure_no_auth_refusal
+
+    if insecure_no_auth and (refusal := insecure_no_auth_refusal(host)) is not None:
+        _fail(refusal)  # its help says "never on a network": every change open to whoever reaches the address
     # uvicorn's workers build their app from Settings, which reads the environment: this is how they get these
     os.environ["SIGNALWISE_BIND_HOST"] = host
     os.environ["WEB_CONCURRENCY"] = str(workers)  # how many: camera streams need one (api/routers/cameras.py)
@@ -91,6 +95,9 @@ def serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "1
     # every SIGNALWISE_* variable checked, with --db too: a bad one is one `error:` line naming it, never a
     # traceback that prints its value (a secret's)
     settings = settings_or_exit()
+    refusal = insecure_no_auth_refusal(host, "SIGNALWISE_INSECURE_NO_AUTH") if settings.insecure_no_auth else None
+    if refusal is not None:  # set in the environment: refused as the option is, before a database or port is touched
+        _fail(refusal)
     engine_or_exit(db)  # migrate once, before workers start
     from .redis_check import startup_problem
 

@@ -79,6 +79,10 @@ class ScopeNotHeld(ApiKeyError):
     """The creating key would grant a scope it does not hold itself."""
 
 
+class ExpiryRefused(ApiKeyError):
+    """The new key's expiry cannot be taken: without a time zone, or later than the creating key's own."""
+
+
 class RevocationRefused(ApiKeyError):
     """The revoking key may not revoke this one: it holds a scope the revoking key lacks, or outlives it."""
 
@@ -222,7 +226,7 @@ def create_key(engine: Engine, name: str, scopes: list[str] | tuple[str, ...],
     if any(k.name == name and k.state() == "active" for k in list_keys(engine)):
         raise KeyNameInUse(f"an active key is named {name!r}: revoke it first, or choose another name")
     if expires_at is not None and expires_at.tzinfo is None:
-        raise ApiKeyError("the expiry needs a time zone")
+        raise ExpiryRefused("the expiry needs a time zone")
     key_id = secrets.token_hex(5)
     key = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
     row = ApiKey(id=key_id, name=name, scopes=" ".join(scopes), secret_sha256=_digest(key), created_at=_now(),
@@ -255,7 +259,7 @@ def _check_creator(creator, scopes: tuple[str, ...], expires_at: dt.datetime | N
     if info.expires_at is None or (expires_at is not None and expires_at <= info.expires_at):
         return
     asked = "a key that never expires" if expires_at is None else f"one that expires at {expires_at.isoformat()}"
-    raise ApiKeyError(f"key {info.name!r} expires at {info.expires_at.isoformat()}: the keys it creates must "
+    raise ExpiryRefused(f"key {info.name!r} expires at {info.expires_at.isoformat()}: the keys it creates must "
                       f"expire by then too, not {asked} (give an expires_at no later than its own)")
 
 

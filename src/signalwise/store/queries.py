@@ -700,6 +700,25 @@ def simulation_exists(engine: Engine, simulation_id: str) -> bool:
                     .first())
 
 
+def intersections_of(engine: Engine, simulation_id: str | None, limit: int = 21) -> list[str]:
+    """The intersections the store holds figures of (of this simulation, or of any), in order, at most `limit`:
+    read from the per-(run, intersection) roll-ups ingestion keeps, a row per run and intersection."""
+    q = select(IR.c.intersection_id).distinct().order_by(IR.c.intersection_id).limit(limit)
+    if simulation_id is not None:
+        q = q.where(IR.c.run_id == select(RUN.c.id).where(RUN.c.simulation_id == simulation_id).scalar_subquery())
+    with engine.connect() as conn:
+        return list(conn.execute(q).scalars())
+
+
+def intersection_exists(engine: Engine, simulation_id: str | None, intersection_id: str) -> bool:
+    """Whether the store holds figures of this intersection (in this simulation, or in any)."""
+    q = select(IR.c.run_id).where(IR.c.intersection_id == intersection_id).limit(1)
+    if simulation_id is not None:
+        q = q.where(IR.c.run_id == select(RUN.c.id).where(RUN.c.simulation_id == simulation_id).scalar_subquery())
+    with engine.connect() as conn:
+        return conn.execute(q).first() is not None
+
+
 def metric_names(engine: Engine) -> list[str]:
     """Every metric name a run-level chart can plot: the record-derived figures and the stored runs' metrics."""
     with engine.connect() as conn:

@@ -19,6 +19,7 @@ from ..deps import (
     RunFiltersDep,
     SettingsDep,
     cache_key,
+    intersection_known,
     paged,
 )
 from .live_history import run_statuses
@@ -52,16 +53,21 @@ def summary(simulation_id: SimulationPath, f: RunFiltersDep, engine: EngineDep, 
                                   lambda: queries.simulation_summary(engine, simulation_id, f))
     if result is None:
         raise HTTPException(404, f"simulation {simulation_id!r} not found")
+    if not result["intersections"]:
+        intersection_known(engine, simulation_id, f.intersection_id)
     config = result.get("config") if isinstance(result.get("config"), dict) else {}
     dirs = {simulation_id: config["run_dir"]} if isinstance(config.get("run_dir"), str) else {}
     return {**result, **run_statuses(request, dirs, [simulation_id])[simulation_id]}  # fresh, not cached
 
 
 def _named_simulation_known(engine, f, result: dict) -> dict:  # noqa: ANN001
-    """`result`, or a 404 when it is empty because the `simulation_id` it names is not in the store (a typo
-    answered 200 with nothing, as a run without data would)."""
-    if f.simulation_id is not None and not result["total"] and not queries.simulation_exists(engine, f.simulation_id):
+    """`result`, or a 404 when it is empty because the `simulation_id` or `intersection_id` it names is not in the
+    store (a typo answered 200 with nothing, as a run without data would)."""
+    if result["total"]:
+        return result
+    if f.simulation_id is not None and not queries.simulation_exists(engine, f.simulation_id):
         raise HTTPException(404, f"simulation {f.simulation_id!r} not found")
+    intersection_known(engine, f.simulation_id, f.intersection_id)
     return result
 
 
@@ -123,8 +129,9 @@ def simulations(engine: EngineDep, cache: CacheDep, request: Request, p: PageDep
 
 
 @router.get("/comparison/baseline-vs-ai",
-            summary="Mean, 95% CI, Welch and paired p-values across seeds, per controller and metric (with its "
-                    "unit and description), against the baseline")
+            summary="Mean, 95% CI, Welch and paired p-values (p_welch, p_paired; also p_value, p_value_paired) "
+                    "across seeds, per controller and metric (with its unit and description), against the "
+                    "baseline, and the verdict signalwise compare gives (better, worse; else verdict_note)")
 def baseline_vs_ai(engine: EngineDep, cache: CacheDep, settings: SettingsDep, request: Request, p: PageDep,
                    scenario: Annotated[Identifier | None, Query()] = None,
                    controller: Annotated[Identifier | None, Query(description="only this controller")] = None,
@@ -158,4 +165,6 @@ def time_series(simulation_id: SimulationPath, f: RunFiltersDep, p: PageDep, eng
     result = cache.get_or_compute(cache_key(request), compute)
     if result is None:
         raise HTTPException(404, f"simulation {simulation_id!r} not found")
+    if not result["total"]:
+        intersection_known(engine, simulation_id, f.intersection_id)
     return result

@@ -18,12 +18,17 @@ import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.exceptions import RequestValidationError
 
 from signalwise.analytics.atspm.compute import MEASURES
 from signalwise.core.names import MAX_INTERSECTION_ID_CHARS
 
+from ..deps import time_range
+from ..errors import field_error, refusal
+
 router = APIRouter(prefix="/api/v1/atspm", tags=["atspm"])
+#: how a query time is read (`on_log_clock`)
+LOG_CLOCK = ("the log's local time, ISO 8601: without a zone as the events are logged (2025-01-06T07:00:00), or "
+             "with one (Z, +01:00), converted to this server's local time")
 
 NEEDS_DETECTORS = {"arrival_on_green", "platoon_ratio", "split_failures", "split_failure_cycles", "yellow_red",
                    "red_light_running", "pcd", "pcd_cycles"}
@@ -77,11 +82,14 @@ def _no_detectors_message(measure: str, run: str | None) -> str:
     return f"{measure} needs a detector configuration: set SIGNALWISE_DETECTOR_CONFIG"
 
 
-def _naive(name: str, value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is not None:
-        raise HTTPException(422, detail=[{"loc": ["query", name], "msg": "hi-res events are naive local time: "
-                                          "give the timestamp without a zone", "type": "value_error"}])
-    return value
+def on_log_clock(value: dt.datetime | None) -> dt.datetime | None:
+    """A query time on the clock hi-res events are logged by: the local time of the signal's controller, written
+    without a zone (docs/atspm.md), which is this server's local time (its `TZ`): a live run stamps its events
+    with the wall clock of the machine it runs on, and a city's controllers log the city's time. A time without a
+    zone is read on that clock as it is; one with a zone (`Z`, `+01:00`) is the same instant on that clock."""
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone().replace(tzinfo=None)
 
 
 def _clean(value: Any) -> Any:
@@ -127,8 +135,8 @@ def get_measure(
                                                "events come from more than one run")] = None,
     phase: Annotated[int | None, Query(ge=1, le=255, description="phase number")] = None,
     detector: Annotated[int | None, Query(ge=0, le=65535, description="detector channel")] = None,
-    start: Annotated[dt.datetime | None, Query(description="from (inclusive), naive local time")] = None,
-    end: Annotated[dt.datetime | None, Query(description="to (exclusive), naive local time")] = None,
+    start: Annotated[dt.datetime | None, Query(description=f"from (inclusive): {LOG_CLOCK}")] = None,
+    end: Annotated[dt.datetime | None, Query(description=f"to (exclusive): {LOG_CLOCK}")] = None,
     bin: Annotated[int, Query(ge=1, le=60, description="bin size in minutes; divides 60")] = 15,
     limit: Annotated[int, Query(ge=1, le=MAX_ROWS)] = 1000,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -136,13 +144,10 @@ def get_measure(
     """One measure, binned, with device, phase, detector and time-range filters."""
     if measure not in MEASURES:
         raise HTTPException(404, detail=f"unknown measure {measure!r}; known: {', '.join(MEASURES)}")
-    start, end = _naive("start", start), _naive("end", end)
-    if start is not None and end is not None and end <= start:
-        raise HTTPException(422, detail=[{"loc": ["query", "end"], "msg": "end must be after start",
-                                          "type": "value_error"}])
+    start, end = on_log_clock(start), on_log_clock(end)
+    time_range(start, end)
     if 60 % bin:
-        raise HTTPException(422, detail=[{"loc": ["query", "bin"], "msg": "bin must divide 60 minutes",
-                                          "type": "value_error"}])
+        raise field_error(("query", "bin"), "bin must divide 60 minutes")
     from signalwise.analytics.atspm.compute import compute_all
     from signalwise.analytics.atspm.inputs import events_from_rows
     from signalwise.store import query_events
@@ -159,10 +164,9 @@ def get_measure(
                                         + (f"; devices with events: {shown}" if known else "; no events stored"))
     if simulation_id is None and len(runs) > 1:
         shown = ", ".join(repr(r) for r in runs[:20]) + (f" and {len(runs) - 20} more" if len(runs) > 20 else "")
-        raise RequestValidationError([{"loc": ("query", "simulation_id"), "type": "value_error",
-                                        "msg": f"the events of {'device ' + repr(device) if device else 'these devices'}"
-                                                 f" come from {len(runs)} runs ({shown}); choose one with "
-                                                 "?simulation_id= (measures are per run)"}])
+        raise field_error(("query", "simulation_id"), f"the events of "
+                          f"{'device ' + repr(device) if device else 'these devices'} come from {len(runs)} runs "
+                          f"({shown}); choose one with ?simulation_id= (measures are per run)", "missing")
     if simulation_id is not None and simulation_id not in runs:
         raise HTTPException(404, detail=f"no events of run {simulation_id!r}"
                                         + (f" for device {device!r}" if device else "") + " in this range")
@@ -171,7 +175,7 @@ def get_measure(
     detector_source = "run" if own is not None else ("setting" if detectors is not None else None)
     detectors = own if own is not None else detectors
     if measure in NEEDS_DETECTORS and detectors is None:
-        raise HTTPException(422, detail=_no_detectors_message(measure, run))
+        raise refusal(_no_detectors_message(measure, run), ("path", "measure"))
     rows = query_events(engine, device_id=device, start=start, end=end, simulation_id=run)
     log = events_from_rows(((r[0], r[1], r[2], r[3]) for r in rows), source="store")
     results = compute_all(log, detectors, bin_min=bin, only=(measure,),

@@ -16,17 +16,22 @@ from signalwise.store import get_engine
 from signalwise.store.keys import (
     SCOPES,
     ApiKeyError,
+    ExpiryRefused,
     KeyNameInUse,
     RevocationRefused,
     ScopeNotHeld,
+    check_name,
+    check_scopes,
     create_key,
     grant_refusal,
     list_keys,
     revoke_key,
 )
+from signalwise.store.timefmt import utc_text
 
 from ..auth import check_key, count_failure, issue_token, jwt_secret, key_memory, who
 from ..deps import Moment
+from ..errors import field_error, refusal
 
 router = APIRouter(tags=["auth"])
 log = logging.getLogger("signalwise.api.keys")
@@ -101,11 +106,22 @@ class KeyCreate(BaseModel):
     expires_at: Moment | None = Field(None, description="ISO 8601 with a time zone; null = never")
 
 
-def _out(k) -> KeyOut:
-    return KeyOut(id=k.id, name=k.name, scopes=list(k.scopes), created_at=k.created_at, expires_at=k.expires_at,
-                  revoked_at=k.revoked_at, last_used_at=k.last_used_at, state=k.state(), created_by=k.created_by,
-                  created_by_key_id=k.created_by_key_id, revoked_by=k.revoked_by,
-                  revoked_by_key_id=k.revoked_by_key_id, name_reserved=k.name_reserved)
+class KeyCreated(KeyOut):
+    key: str = Field(description="the key itself, `sw_…`: shown in this answer only, never stored")
+
+
+def _utc(moment: dt.datetime | None) -> dt.datetime | None:
+    """An instant in UTC, written with `Z` as every time the API writes (a new key's expiry comes with the offset
+    of the request that set it)."""
+    return None if moment is None else moment.astimezone(dt.UTC)
+
+
+def _out(k, model: type[KeyOut] = KeyOut, **extra) -> KeyOut:  # noqa: ANN001 - a KeyInfo
+    return model(id=k.id, name=k.name, scopes=list(k.scopes), created_at=_utc(k.created_at),
+                 expires_at=_utc(k.expires_at), revoked_at=_utc(k.revoked_at), last_used_at=_utc(k.last_used_at),
+                 state=k.state(), created_by=k.created_by, created_by_key_id=k.created_by_key_id,
+                 revoked_by=k.revoked_by, revoked_by_key_id=k.revoked_by_key_id, name_reserved=k.name_reserved,
+                 **extra)
 
 
 def _caller(request: Request) -> tuple[str, str | None]:
@@ -133,12 +149,19 @@ def keys(request: Request) -> list[KeyOut]:
     return [_out(k) for k in list_keys(get_engine(request.app.state.settings.database_url))]
 
 
-@router.post("/api/v1/keys", status_code=201, responses={409: {"description": "a key of that name exists"}},
+@router.post("/api/v1/keys", status_code=201, response_model=KeyCreated,
+             responses={403: {"description": "a scope the calling key does not hold itself"},
+                        409: {"description": "an active key has that name"}},
              summary="Create a key; the key is in this answer only")
-def new_key(request: Request, body: KeyCreate) -> dict:
+def new_key(request: Request, body: KeyCreate) -> KeyCreated:
+    for field, check in (("name", check_name), ("scopes", check_scopes)):  # each refusal names its field
+        try:
+            check(getattr(body, field))
+        except ApiKeyError as exc:
+            raise field_error(("body", field), str(exc)) from None
     if body.expires_at is not None and body.expires_at <= dt.datetime.now(dt.UTC):
-        raise HTTPException(422, f"body.expires_at: {body.expires_at.isoformat()} has passed: such a key would "
-                                 "never work (null = a key that does not expire)")
+        raise field_error(("body", "expires_at"), f"{utc_text(body.expires_at)} has passed: such a key would never "
+                                                  "work (null = a key that does not expire)")
     by, by_key_id = _caller(request)
     missing = _ungranted(getattr(request.state, "principal", None), body.scopes)
     if missing:
@@ -147,11 +170,14 @@ def new_key(request: Request, body: KeyCreate) -> dict:
     try:
         info, key = create_key(get_engine(request.app.state.settings.database_url), body.name, body.scopes,
                                body.expires_at, created_by=by, creator_key_id=by_key_id)
-    except ApiKeyError as exc:
-        status = 409 if isinstance(exc, KeyNameInUse) else 403 if isinstance(exc, ScopeNotHeld) else 422
-        raise HTTPException(status, str(exc)) from None
+    except ExpiryRefused as exc:
+        raise field_error(("body", "expires_at"), str(exc)) from None
+    except (KeyNameInUse, ScopeNotHeld) as exc:
+        raise HTTPException(409 if isinstance(exc, KeyNameInUse) else 403, str(exc)) from None
+    except ApiKeyError as exc:  # the calling key was revoked or removed meanwhile
+        raise refusal(str(exc)) from None
     _log_change("created", info, by, by_key_id)
-    return {**_out(info).model_dump(mode="json"), "key": key}
+    return _out(info, KeyCreated, key=key)
 
 
 @router.delete("/api/v1/keys/{id_or_name}", response_model=list[KeyOut],

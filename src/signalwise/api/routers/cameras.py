@@ -40,6 +40,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import camera_urls
+from ..errors import refusal
 from ..times import utc_times
 from ..workers import Workers, worker_processes
 
@@ -76,7 +77,9 @@ def one_process(request: Request) -> None:
                                  "--workers 1")
 
 
-router = APIRouter(prefix="/api/v1/streams", tags=["cameras"], dependencies=[Depends(one_process)])
+router = APIRouter(prefix="/api/v1/streams", tags=["cameras"], dependencies=[Depends(one_process)],
+                   responses={503: {"description": "this server runs several worker processes: camera streams run "
+                                                   "on a single-worker server (the list answers 200 with a note)"}})
 
 StreamId = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 _lock = threading.Lock()
@@ -148,7 +151,7 @@ def _named_files(body: StreamIn, request: Request) -> StreamIn:
     if is_url(body.url):
         why = camera_urls.refusal(body.url, settings.camera_hosts)
         if why:
-            raise HTTPException(422, why)
+            raise refusal(why)
     update = {}
     for field, what, instead in (
             ("url", "video file", f"a camera stream is a URL starting with {', '.join(SCHEMES)}"),
@@ -159,7 +162,7 @@ def _named_files(body: StreamIn, request: Request) -> StreamIn:
             continue
         path = inside(name, directory)
         if path is None:
-            raise HTTPException(422, outside(f"body.{field}", what, directory, CAMERAS_DIR, instead))
+            raise refusal(outside(f"body.{field}", what, directory, CAMERAS_DIR, instead))
         update[field] = str(path)
     camera = body.camera
     if isinstance(camera, dict) and isinstance(camera.get("background_image"), str) and camera["background_image"]:
@@ -182,20 +185,18 @@ def background_file(field: str, name: str, directory: Path | None) -> str:
 
     path = inside(name, directory)
     if path is None:
-        raise HTTPException(422, outside(field, "background image", directory, CAMERAS_DIR, NO_BACKGROUND))
+        raise refusal(outside(field, "background image", directory, CAMERAS_DIR, NO_BACKGROUND))
     where = "in the cameras directory" if name == str(path) else f"looked for at {path}, in the cameras directory"
     try:
         mode = os.stat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
-        raise HTTPException(422, f"{field}: {name}: no such file on the server ({where})") from None
+        raise refusal(f"{field}: {name}: no such file on the server ({where})") from None
     except OSError as exc:  # a name too long, no permission
-        raise HTTPException(422, f"{field}: {name}: the server cannot look at it ({exc.strerror or exc}; "
-                                 f"{where})") from None
+        raise refusal(f"{field}: {name}: the server cannot look at it ({exc.strerror or exc}; {where})") from None
     if stat.S_ISDIR(mode):
-        raise HTTPException(422, f"{field}: {name}: a directory, not an image ({where})")
+        raise refusal(f"{field}: {name}: a directory, not an image ({where})")
     if not stat.S_ISREG(mode):
-        raise HTTPException(422, f"{field}: {name}: not a regular file (a FIFO, socket or device; {where}): not "
-                                 "opened")
+        raise refusal(f"{field}: {name}: not a regular file (a FIFO, socket or device; {where}): not opened")
     return str(path)
 
 
@@ -279,9 +280,9 @@ def _own_alerts(app):
 def _errors(exc: Exception) -> HTTPException:
     from signalwise.vision.manager import StreamError
 
-    if isinstance(exc, StreamError):
+    if isinstance(exc, StreamError) and exc.status != 422:
         return HTTPException(exc.status, str(exc))
-    return HTTPException(422, str(exc))
+    return refusal(str(exc))
 
 
 def _camera(body: StreamIn, directory: Path | None):
@@ -290,18 +291,18 @@ def _camera(body: StreamIn, directory: Path | None):
     from signalwise.vision.camera import CameraFileError, camera_from_dict, load_camera
 
     if body.camera is not None and body.camera_file is not None:
-        raise HTTPException(422, "body: give camera or camera_file, not both")
+        raise refusal("body: give camera or camera_file, not both")
     try:
         if body.camera is not None:
             return camera_from_dict(body.camera, "body.camera")
         if body.camera_file is None:
             return None
         if _not_regular(body.camera_file):
-            raise HTTPException(422, f"body.camera_file: {body.camera_file}: not a regular file (a FIFO, socket or "
-                                     "device): not opened")
+            raise refusal(f"body.camera_file: {body.camera_file}: not a regular file (a FIFO, socket or device): "
+                          "not opened")
         cam = load_camera(body.camera_file)
     except CameraFileError as exc:
-        raise HTTPException(422, _camera_where(body, exc)) from None
+        raise refusal(_camera_where(body, exc)) from None
     if cam.background_image is not None:
         cam.background_image = background_file(f"body.camera_file: {body.camera_file}: background_image",
                                                cam.background_image, directory)
@@ -333,7 +334,7 @@ def _check_background(body: StreamIn, cam) -> None:
     import cv2
 
     if cv2.imread(cam.background_image, cv2.IMREAD_COLOR) is None:
-        raise HTTPException(422, f"{_background_where(body)}: {cam.background_image}: not an image OpenCV can read")
+        raise refusal(f"{_background_where(body)}: {cam.background_image}: not an image OpenCV can read")
 
 
 def _camera_where(body: StreamIn, exc: Exception) -> str:
@@ -354,15 +355,15 @@ def _check_video(body: StreamIn, cam) -> None:
     try:
         probe = probe_video(body.url)
     except VideoOpenError as exc:
-        raise HTTPException(422, f"body.url: {body.url}: {exc}") from None
+        raise refusal(f"body.url: {body.url}: {exc}") from None
     if body.fps is None and probe.fps is None:
-        raise HTTPException(422, f"body.fps: {body.url}: the container states no frame rate; give fps")
+        raise refusal(f"body.fps: {body.url}: the container states no frame rate; give fps")
     if cam is not None:
         try:
             cam.check_frame(probe.width_px, probe.height_px, "body.camera" if body.camera is not None else
                             str(body.camera_file))
         except CameraFileError as exc:
-            raise HTTPException(422, _camera_where(body, exc)) from None
+            raise refusal(_camera_where(body, exc)) from None
 
 
 #: how a request runs a camera whose calibration is suspect
@@ -377,7 +378,7 @@ def _check_calibration(body: StreamIn, cam) -> None:
     reasons = suspect_calibration(cam)
     if reasons and not body.accept_suspect_calibration:
         where = "body.camera" if body.camera is not None else f"body.camera_file: {body.camera_file}"
-        raise HTTPException(422, f"{where}: {suspect_refusal(reasons, ACCEPT_SUSPECT)}")
+        raise refusal(f"{where}: {suspect_refusal(reasons, ACCEPT_SUSPECT)}")
 
 
 def _camera_identity(body: StreamIn, posted: dict | None) -> dict | None:
@@ -400,18 +401,22 @@ def _camera_taken(mgr, cam, sid: str) -> None:
                                  f"delete that stream first, or give this camera its own camera_id")
 
 
-@router.post("", status_code=201, summary="Add a camera stream (and start it)")
+@router.post("", status_code=201, summary="Add a camera stream (and start it)",
+             responses={409: {"description": "a stream of that id exists, its camera_id is another stream's, or "
+                                             "the server runs as many streams as it takes"},
+                        503: {"description": "OpenCV is not installed on the server; or this server runs several "
+                                             "worker processes: camera streams run on a single-worker server"}})
 def add_stream(body: StreamIn, request: Request) -> dict:
     from signalwise.vision.streams import is_url
 
     given, posted_camera = body.url, body.camera
     body = _named_files(body, request)  # 422 for a path outside the cameras directory, a host not allowed
     if not is_url(body.url) and not _is_file(body.url):
-        raise HTTPException(422, _no_video_file(given, Path(body.url)))
+        raise refusal(_no_video_file(given, Path(body.url)))
     if body.detector == "onnx" and not body.model:
-        raise HTTPException(422, "body.model: the onnx detector needs a model file")
+        raise refusal("body.model: the onnx detector needs a model file")
     if body.model and _not_regular(body.model):
-        raise HTTPException(422, f"body.model: {body.model}: not a regular file (a FIFO, socket or device): not opened")
+        raise refusal(f"body.model: {body.model}: not a regular file (a FIFO, socket or device): not opened")
     cam = _camera(body, request.app.state.settings.cameras_dir)
     mgr = manager(request)  # 503 without OpenCV, before the video is opened with it
     _check_calibration(body, cam)  # vision run's checks before a run: a suspect camera's calls cannot be trusted
@@ -419,7 +424,7 @@ def add_stream(body: StreamIn, request: Request) -> dict:
     _check_background(body, cam)
     sid = body.id or (cam.camera_id if cam is not None else f"s{len(mgr.list()) + 1}")
     if sid == "alerts":
-        raise HTTPException(422, "body.id: 'alerts' is reserved (GET /api/v1/streams/alerts lists camera alerts)")
+        raise refusal("body.id: 'alerts' is reserved (GET /api/v1/streams/alerts lists camera alerts)")
     from signalwise.vision.manager import StreamSpec
 
     spec = StreamSpec(sid, body.url, cam, body.detector, body.model, body.buffer_size, body.fps, body.loop,
@@ -470,7 +475,8 @@ def list_alerts(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 
                       "history": [a.as_dict() for a in _camera_alerts(request, False, limit)]})
 
 
-@router.post("/alerts/{alert_id}/ack", summary="Acknowledge a camera alert (stored with who and when)")
+@router.post("/alerts/{alert_id}/ack", summary="Acknowledge a camera alert (stored with who and when)",
+             responses={409: {"description": "acknowledged already (the first acknowledgement is the record)"}})
 def acknowledge_alert(alert_id: Annotated[str, PathParam(min_length=1, max_length=64)], request: Request) -> dict:
     from ..auth import who
 

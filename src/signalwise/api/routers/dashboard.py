@@ -8,14 +8,25 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from signalwise.store import queries
 
-from ..deps import CacheDep, EngineDep, Identifier, IntersectionFiltersDep, SignalId, cache_key
+from ..deps import (
+    CacheDep,
+    EngineDep,
+    Identifier,
+    IntersectionFiltersDep,
+    SignalId,
+    cache_key,
+    intersection_known,
+)
+from ..errors import field_error
 
 router = APIRouter(tags=["dashboard"])
 
 DEFAULT_METRICS = ["avg_wait_time", "avg_speed", "throughput", "co2_saved"]
 
 
-@router.get("/api/v1/dashboard/live-metrics", summary="Newest interval of a run (default: the latest run)")
+@router.get("/api/v1/dashboard/live-metrics", summary="Newest interval of a run (default: the latest run)",
+            responses={404: {"description": "no simulation is stored yet, or the simulation or intersection named "
+                                            "is unknown"}})
 def live_metrics(engine: EngineDep, cache: CacheDep, request: Request,
                  simulation_id: Annotated[Identifier | None, Query()] = None,
                  intersection_id: Annotated[SignalId | None, Query()] = None) -> dict:
@@ -24,6 +35,8 @@ def live_metrics(engine: EngineDep, cache: CacheDep, request: Request,
     if result is None:
         raise HTTPException(404, "no simulation stored yet" if simulation_id is None
                             else f"simulation {simulation_id!r} not found")
+    if not result["intersections"]:
+        intersection_known(engine, result["simulation_id"], intersection_id)
     return result
 
 
@@ -37,12 +50,13 @@ def performance_comparison(engine: EngineDep, cache: CacheDep, request: Request,
         engine, scenario, metric or DEFAULT_METRICS))
 
 
-def _known_metrics(engine, names: list[str]) -> None:
-    """422 naming a metric no stored run has (a typo would chart as no data)."""
+def _known_metrics(engine, names: list[str], parameter: str = "metric") -> None:
+    """422 naming a metric no stored run has (a typo would chart as no data), in query parameter `parameter`."""
     known = queries.metric_names(engine)
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise HTTPException(422, f"unknown metric(s) {', '.join(unknown)}; the stored runs have {', '.join(known)}")
+        raise field_error(("query", parameter), f"unknown metric(s) {', '.join(unknown)}; the stored runs have "
+                                                f"{', '.join(known)}")
 
 
 def _known_simulations(engine, simulation_ids: list[str]) -> None:
@@ -63,7 +77,11 @@ def wait_time_trend(engine: EngineDep, cache: CacheDep, request: Request, f: Int
     if not sims:
         latest = queries.latest_simulation_id(engine)
         sims = [latest] if latest else []
-    return cache.get_or_compute(cache_key(request), lambda: queries.wait_time_trend(engine, sims, f, bucket_s))
+    result = cache.get_or_compute(cache_key(request), lambda: queries.wait_time_trend(engine, sims, f, bucket_s))
+    if not result["labels"]:
+        for sim in sims or [None]:
+            intersection_known(engine, sim, f.intersection_id)
+    return result
 
 
 @router.get("/api/v1/charts/performance-scatter", summary="One point per run: metric x against metric y")
@@ -71,5 +89,6 @@ def performance_scatter(engine: EngineDep, cache: CacheDep, request: Request,
                         scenario: Annotated[Identifier | None, Query()] = None,
                         x: Annotated[Identifier, Query()] = "avg_wait_time",
                         y: Annotated[Identifier, Query()] = "throughput") -> dict:
-    _known_metrics(engine, [x, y])
+    _known_metrics(engine, [x], "x")
+    _known_metrics(engine, [y], "y")
     return cache.get_or_compute(cache_key(request), lambda: queries.performance_scatter(engine, scenario, x, y))

@@ -19,6 +19,7 @@ from signalwise.runtime.live import changes as ch
 from signalwise.runtime.live.alerts import AlreadyAcknowledged
 
 from ..auth import who
+from ..errors import refusal
 from ..times import utc_times
 
 router = APIRouter(prefix="/api/v1/live", tags=["live"])
@@ -168,7 +169,9 @@ def _submit(request: Request, change) -> dict:
             return JSONResponse({"message": message, "detail": message, "timing_revision": exc.revision}, 409)
         if isinstance(exc, ch.LoopBusy):
             raise HTTPException(503, message, headers={"Retry-After": str(BUSY_RETRY_AFTER_S)}) from None
-        raise HTTPException(404 if isinstance(exc, ch.UnknownIntersection) else 422, message) from None
+        if isinstance(exc, ch.UnknownIntersection):
+            raise HTTPException(404, message) from None
+        raise refusal(message) from None
 
 
 #: what the changes a writer may send made from a timing revision can answer besides 422
@@ -213,7 +216,7 @@ def controller(request: Request, change: ch.ControllerChange) -> dict:
     change, why = over_the_network(change, rt.cfg.controller, request.app.state.settings.models_dir)
     if why:
         rt.refuse(change, who(request), why)
-        raise HTTPException(422, f"change refused: {why}")
+        raise refusal(f"change refused: {why}")
     if change.controller_options is None and change.controller.partition(":")[2].startswith("@"):
         from ..registry_ops import registry_controller_options  # ql:@active: what the registry says now
 

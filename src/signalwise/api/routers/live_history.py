@@ -25,7 +25,7 @@ from signalwise.outdirs import run_status
 from signalwise.store import live_history
 from signalwise.store.tables import ALERT_LEVELS, CHANGE_RESULTS
 
-from ..deps import EngineDep, Identifier, Moment, PageDep, paged
+from ..deps import EngineDep, Identifier, Moment, PageDep, paged, time_range
 
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
 
@@ -42,8 +42,7 @@ EndQuery = Annotated[Moment | None, Query(description="until this instant (exclu
 
 def _utc_range(start: dt.datetime | None, end: dt.datetime | None) -> tuple[dt.datetime | None, dt.datetime | None]:
     """[start, end) in UTC; an empty or reversed range is a 422, as the other analytics routes answer it."""
-    if start is not None and end is not None and end <= start:
-        raise HTTPException(422, f"end ({end.isoformat()}) must be after start ({start.isoformat()})")
+    time_range(start, end)
     return (start.astimezone(dt.UTC) if start else None, end.astimezone(dt.UTC) if end else None)
 
 

@@ -36,6 +36,7 @@ from signalwise.core.types import Intersection, LaneState, Observation, SourceHe
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.loop import checked, shield_config
 
+from ..errors import field_error, one_line
 from ..middleware import json_body
 
 router = APIRouter(prefix="/api/v1/ml", tags=["ml"])
@@ -98,7 +99,8 @@ def _intersections(request: Request, scenario: str | None) -> dict[str, Intersec
     if scenario is None and rt is not None and rt.stepper is not None:
         return rt.stepper.by_id
     if scenario is None:
-        raise HTTPException(422, "no live run is attached: name the network with ?scenario= (a built-in or resco:NAME)")
+        raise field_error(("query", "scenario"), "no live run is attached: name the network with ?scenario= (a "
+                                                 "built-in or resco:NAME)", "missing")
     return probed_intersections(scenario)
 
 
@@ -157,7 +159,8 @@ def predict_one(body: PredictIn, inters: dict[str, Intersection], default_contro
     if inter is None:
         raise HTTPException(404, f"unknown intersection {body.intersection_id!r}; known: {', '.join(sorted(inters))}")
     if body.phase_number > len(inter.phases):
-        raise HTTPException(422, f"{inter.id} has phases 1..{len(inter.phases)}, not {body.phase_number}")
+        raise field_error(("body", "phase_number"), f"{inter.id} has phases 1..{len(inter.phases)}, not "
+                                                    f"{body.phase_number}")
     spec = body.controller or default_controller
     if spec != default_controller:
         _refuse_server_paths(spec)
@@ -166,10 +169,10 @@ def predict_one(body: PredictIn, inters: dict[str, Intersection], default_contro
         ctrl = make(spec, inter, ctx)
         check_usable(ctrl, f"controller {spec!r} cannot run at signal {inter.id!r}")
     except (UnknownController, ControllerUnavailable) as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise field_error(("body", "controller"), str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - a model that cannot load for this intersection
-        raise HTTPException(422, f"controller {spec!r} cannot run at signal {inter.id!r}: "
-                                 f"{str(exc).strip().splitlines()[-1]}") from None
+        raise field_error(("body", "controller"), f"controller {spec!r} cannot run at signal {inter.id!r}: "
+                                                  f"{str(exc).strip().splitlines()[-1]}") from None
     start = body.time_s - body.time_in_phase_s
     shield = IntersectionShield(inter, _fallback(inter, ctx), shield_config(cfg), start_s=start,
                                 initial_phase=body.phase_number - 1)
@@ -203,11 +206,12 @@ def _refuse_server_paths(spec: str) -> None:
 
     why = network_refusal(spec)  # py:MODULE:FACTORY would run a module the request names
     if why:
-        raise HTTPException(422, why)
+        raise field_error(("body", "controller"), why)
     kind, _, arg = spec.partition(":")
     if arg and not arg.startswith("@"):
-        raise HTTPException(422, f"controller {spec!r}: a request names no file on the server; use a built-in "
-                                 f"controller or a registry model ({kind}:@active, {kind}:@v3)")
+        raise field_error(("body", "controller"), f"controller {spec!r}: a request names no file on the server; "
+                                                  f"use a built-in controller or a registry model ({kind}:@active, "
+                                                  f"{kind}:@v3)")
 
 
 def _defaults(request: Request) -> tuple[str, RunConfig]:
@@ -237,12 +241,18 @@ def _with_registry(request: Request, specs: set[str], cfg: RunConfig) -> RunConf
     try:
         extra = registry_options(missing, registry=registry(request))
     except ControllerUnavailable as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise field_error(("body", "controller"), str(exc)) from None
     options = {**cfg.controller_options, **extra, "registry_models": {**extra["registry_models"], **have}}
     return cfg.model_copy(update={"controller_options": options})
 
 
-@router.post("/predict", response_model=PredictOut, summary="What the controller would do now, as the shield allows")
+#: the lookups of a prediction (the body's signal, the query's network)
+PREDICT_NOT_FOUND = {404: {"description": "the body's intersection_id is not a signal of the network, or ?scenario= "
+                                          "names no network this server can read"}}
+
+
+@router.post("/predict", response_model=PredictOut, responses=PREDICT_NOT_FOUND,
+             summary="What the controller would do now, as the shield allows")
 async def predict(request: Request, body: PredictIn,  # ~40 µs of CPU: cheaper on the loop than a thread hop
             scenario: Annotated[str | None, Query(description="the network, when no live run is attached")] = None
             ) -> PredictOut:
@@ -284,7 +294,9 @@ _BATCH_OUT = TypeAdapter(list[BatchItemOut])
     "/predict/batch", response_model=list[BatchItemOut],
     summary=f"Up to {MAX_BATCH} independent predictions (historical analysis); each fails alone",
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _BATCH_SCHEMA}}}},
-    responses={413: {"description": "a body larger than 64 MiB, or 2 MiB without a credential"},
+    responses={404: {"description": "?scenario= names no network this server can read (an item naming a signal "
+                                    "the network lacks fails alone, in its `error`)"},
+               413: {"description": "a body larger than 64 MiB, or 2 MiB without a credential"},
                503: {"description": f"another batch is being predicted and did not end within {BATCH_WAIT_S} s "
                                     "(Retry-After)"}},
 )
@@ -332,7 +344,7 @@ def _predict_all(request: Request, body: bytes, scenario: str | None) -> bytes:
         try:
             out.append(BatchItemOut(ok=True, result=predict_one(item, inters, controller, cfg, own)))
         except HTTPException as exc:
-            out.append(BatchItemOut(ok=False, error=str(exc.detail)))
+            out.append(BatchItemOut(ok=False, error=one_line(exc)))
     return _BATCH_OUT.dump_json(out)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
@@ -22,10 +23,18 @@ from signalwise.store import jobs as store_jobs
 
 from ..auth import who
 from ..deps import EngineDep
+from ..errors import field_error, refusal
 
 router = APIRouter(prefix="/api/v1/ml", tags=["ml"])
 
-JobPath = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$", description="the job's id")]
+#: a job's id is hex digits (`store.jobs`); any other text is no job, answered 404 as an unknown id is (a shape check
+#: answering 422 would tell "no such job" apart by how the id looks)
+JobPath = Annotated[str, Path(min_length=1, max_length=128, description="the job's id (hex digits)")]
+JOB_ID = re.compile(r"[0-9a-f]{1,32}")
+
+
+def _no_job(job_id: str) -> HTTPException:
+    return HTTPException(404, f"no training job {job_id!r}")
 
 
 class TrainIn(BaseModel):
@@ -160,8 +169,8 @@ def train(request: Request, body: TrainIn, engine: EngineDep, response: Response
 
     try:
         agent = resolve_agent(body.agent, body.model_fields_set)
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+    except ValueError as exc:  # a field of the other agent: named in the reason
+        raise refusal(str(exc)) from None
     if body.settings is not None:
         _check_settings(body)
     if agent == "phase-score":
@@ -169,10 +178,11 @@ def train(request: Request, body: TrainIn, engine: EngineDep, response: Response
     try:
         load(body.scenario, takes_own_network=False)  # a job names its network by name
     except ScenarioError as exc:
-        raise HTTPException(422, f"scenario: {str(exc).strip().splitlines()[-1]}") from None
+        raise field_error(("body", "scenario"), str(exc).strip().splitlines()[-1]) from None
     cores = os.cpu_count() or 1
     if body.workers > cores:  # episode processes beyond the cores only queue for them, beside the server
-        raise HTTPException(422, f"workers: at most this server's {cores} cores, not {body.workers}")
+        raise field_error(("body", "workers"), f"at most this server's {cores} cores, not {body.workers}",
+                          "less_than_equal")
     settings = request.app.state.settings
     store_jobs.reap(engine)
     running = store_jobs.list_jobs(engine, limit=100, states=store_jobs.ACTIVE_STATES)
@@ -193,9 +203,9 @@ def _check_settings(body: TrainIn) -> None:
 
     left = unapplied(body.settings)
     if left:
-        raise HTTPException(422, f"settings: {', '.join(left)} not taken; a training takes "
-                                 f"{', '.join(EPISODE_SETTINGS)} (the network is scenario, the episodes' controller, "
-                                 "seeds and durations the job's)")
+        raise field_error(("body", "settings"), f"{', '.join(left)} not taken; a training takes "
+                                                f"{', '.join(EPISODE_SETTINGS)} (the network is scenario, the "
+                                                "episodes' controller, seeds and durations the job's)")
     try:
         RunConfig.model_validate({**episode_settings(body.settings, body.timing, body.cycle_calls),
                                   "scenario": body.scenario})
@@ -229,19 +239,21 @@ def jobs(engine: EngineDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 
 @router.get("/jobs/{job_id}", response_model=JobOut, summary="A training job: state, episodes done of total, result")
 def job(job_id: JobPath, engine: EngineDep) -> JobOut:
+    if not JOB_ID.fullmatch(job_id):
+        raise _no_job(job_id)
     store_jobs.reap(engine)
     found = store_jobs.get_job(engine, job_id)
     if found is None:
-        raise HTTPException(404, f"no training job {job_id!r}")
+        raise _no_job(job_id)
     return job_out(found)
 
 
 def _cancel(job_id: str, engine) -> JobOut:  # noqa: ANN001
     from signalwise.training.jobs import cancel_job
 
-    found = cancel_job(engine, job_id)
+    found = cancel_job(engine, job_id) if JOB_ID.fullmatch(job_id) else None
     if found is None:
-        raise HTTPException(404, f"no training job {job_id!r}")
+        raise _no_job(job_id)
     return job_out(found)
 
 

@@ -22,7 +22,7 @@ from signalwise.store import ml_metrics
 
 from .. import registry_ops as ops
 from ..auth import who
-from ..deps import EngineDep, Moment
+from ..deps import EngineDep, Moment, time_range
 from .ml_models import live_view, runs_version
 
 router = APIRouter(prefix="/api/v1/ml", tags=["ml"])
@@ -104,8 +104,7 @@ def get_metrics(intersection_id: IdPath, engine: EngineDep,
                 source: Annotated[str | None, Query(min_length=1, max_length=128, description="only this source")] = None,
                 limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
                 offset: Annotated[int, Query(ge=0)] = 0) -> MetricsOut:
-    if start is not None and end is not None and end <= start:
-        raise HTTPException(422, f"end ({end.isoformat()}) must be after start ({start.isoformat()})")
+    time_range(start, end)
     if not ml_metrics.known_intersection(engine, intersection_id):
         raise HTTPException(404, f"no figures submitted for intersection {intersection_id!r}")
     total, rows = ml_metrics.get_metrics(engine, intersection_id, start and start.astimezone(dt.UTC),

@@ -29,6 +29,7 @@ import csv
 import datetime as dt
 import json
 import os
+import re
 import tempfile
 import threading
 from collections import defaultdict
@@ -81,7 +82,10 @@ NETWORK_PRELOAD = '<link rel="preload" href="/api/v1/network" as="fetch" crossor
 
 # -- the map ----------------------------------------------------------------------------------------
 @router.get("/api/v1/network", summary="The map: lane shapes, and each signal's approaches (live or a stored run)",
-            response_class=Response, responses={200: {"content": {"application/json": {}}}})
+            response_class=Response, responses={
+                200: {"content": {"application/json": {}}},
+                404: {"description": "no live run is attached and no simulation_id is named; or the simulation "
+                                     "is unknown, or its configuration names no network this server can read"}})
 def network(request: Request,
             simulation_id: Annotated[Identifier | None, Query(
                 description="a stored run (default: the live run this server is attached to)")] = None) -> Response:
@@ -462,12 +466,13 @@ def _draw_atspm(rt, intersection_id: str, minutes: int) -> dict[str, tuple[bytes
     if len(rows) < 3:
         return {}
     rows.reverse()
+    rows[:0] = plan_in_force(rt.run_dir / "events.csv", intersection_id, since)
     st = rt.stepper
     try:
         log = events_from_rows(((dt.datetime.fromisoformat(r[0]), r[1], int(r[2]), int(r[3])) for r in rows),
                                source=f"{intersection_id} events")
         results = compute_all(log, _detector_config(rt, intersection_id),
-                              only=("pcd", "pcd_cycles", "split_monitor"))
+                              only=("pcd", "pcd_cycles", "split_monitor", "plans"))  # plans: the charts' plan bands
         labels = phase_labels(describe_intersections([st.by_id[intersection_id]], st.approach_direction))
         with tempfile.TemporaryDirectory(prefix="signalwise-atspm-") as tmp:
             paths, _notes = write_charts(results, Path(tmp), devices=[intersection_id], phase_labels=labels,
@@ -484,6 +489,71 @@ def _draw_atspm(rt, intersection_id: str, minutes: int) -> dict[str, tuple[bytes
             return out
     except (EventLogError, ValueError, KeyError):
         return {}
+
+
+#: the coordination events that name a signal's plan: Coord Pattern Change (its plan), then the Cycle Length
+#: Change, Offset Length Change and Additional Cycle Length Change logged with it (`analytics.atspm.plans`)
+PLAN_CODES = ("131", "132", "133", "156")
+_PLAN_LINE = re.compile(rb"^([^,\r\n]+),([^,\r\n]+),(131|132|133|156),(\d+)\r?$", re.M)
+
+
+class _PlanLog:
+    """The coordination events (`PLAN_CODES`) of one events.csv, in file order, per device: read from its start
+    once, then only the bytes written since the last look. A signal logs its plan when it starts (and when it
+    changes), so the window a chart draws, the log's last hour, seldom holds it: these are what that window is
+    seeded with (`plan_in_force`). Reading the file backwards to its 131 would read hours of it at every chart."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.file: tuple[int, int] | None = None  # (device, inode) of the file read
+        self.offset = 0
+        self.events: dict[str, list[tuple[str, str, str]]] = defaultdict(list)  # device -> [(time, code, param)]
+
+    def read(self, path: Path) -> None:
+        try:
+            fh = open(path, "rb")
+        except OSError:
+            return
+        with fh:
+            st = os.fstat(fh.fileno())
+            if self.file != (st.st_dev, st.st_ino) or st.st_size < self.offset:  # another file: read it anew
+                self.file, self.offset, self.events = (st.st_dev, st.st_ino), 0, defaultdict(list)
+            fh.seek(self.offset)
+            chunk = fh.read(st.st_size - self.offset)
+        whole = chunk.rfind(b"\n") + 1  # a line the loop is writing waits for the next look
+        for m in _PLAN_LINE.finditer(chunk, 0, whole):
+            when, device, code, param = (g.decode("utf-8", "replace") for g in m.groups())
+            self.events[device].append((when, code, param))
+        self.offset += whole
+
+
+_plan_logs: dict[str, _PlanLog] = {}
+_plan_logs_lock = threading.Lock()
+
+
+def plan_in_force(path: Path, device: str, since: str) -> list[list[str]]:
+    """The coordination plan `device` ran at `since` (a time as events.csv writes them), as events.csv rows
+    stamped `since`: its last 131 before then, and the first 132 and 133 after that 131 and before then (the
+    plan's cycle and offset, as `plans.span_timings` reads a span's; a 156 logged with that 132 too); none when no
+    131 came before. Stamped at the window's start, so the plan's span, cycle and offset start where the window
+    does, as a store window is given the plan in force at its start (`api.routers.atspm._plans_in_force`); no
+    chart but the plan bands reads these codes."""
+    with _plan_logs_lock:
+        log = _plan_logs.setdefault(str(path), _PlanLog())
+        while len(_plan_logs) > 4:  # a test process attaches many runs
+            del _plan_logs[next(iter(_plan_logs))]
+    with log.lock:
+        log.read(path)
+        before = [e for e in log.events.get(device, ()) if e[0] < since]
+    plan = next((k for k in range(len(before) - 1, -1, -1) if before[k][1] == "131"), None)
+    if plan is None:
+        return []
+    first: dict[str, tuple[str, str]] = {}
+    for when, code, param in before[plan:]:
+        first.setdefault(code, (when, param))
+    if "156" in first and first["156"][0] != first.get("132", ("",))[0]:
+        del first["156"]  # a 156 adds to its own 132 only
+    return [[since, device, code, first[code][1]] for code in PLAN_CODES if code in first]
 
 
 def _detector_config(rt, intersection_id: str):

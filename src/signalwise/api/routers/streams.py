@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
 
+from ..errors import field_error
 from ..streams import CLOSE_POLICY, CLOSE_TRY_LATER, TOPICS, StreamClosed, StreamHub, Subscriber, parse_list
 
 router = APIRouter(tags=["streams"])
@@ -47,9 +48,11 @@ EXPIRY_MARGIN_S = 0.05
 
 
 class Refused(Exception):
-    def __init__(self, status: int, code: int, reason: str):
+    """A stream refused: `status` for SSE (a 422 names the query parameter `loc`), `code` to close a WebSocket."""
+
+    def __init__(self, status: int, code: int, reason: str, loc: tuple = ("query",)):
         super().__init__(reason)
-        self.status, self.code, self.reason = status, code, reason
+        self.status, self.code, self.reason, self.loc = status, code, reason, loc
 
 
 def _hub(conn: HTTPConnection) -> StreamHub:
@@ -96,11 +99,13 @@ def _subscription(rt, topics, intersections, served: tuple[str, ...] = TOPICS
     wanted = _names(topics, "topics")
     unknown = sorted(set(wanted or ()) - set(TOPICS))
     if unknown:
-        raise Refused(422, CLOSE_POLICY, f"unknown topic(s) {', '.join(unknown)}; topics: {', '.join(TOPICS)}")
+        raise Refused(422, CLOSE_POLICY, f"unknown topic(s) {', '.join(unknown)}; topics: {', '.join(TOPICS)}",
+                      ("query", "topics"))
     if served != TOPICS:
         if wanted is not None and not set(wanted) & set(served):
             raise Refused(422, CLOSE_POLICY, f"no live run is attached to this server, only camera streams: "
-                                             f"topics {', '.join(served)} come, not {', '.join(wanted)}")
+                                             f"topics {', '.join(served)} come, not {', '.join(wanted)}",
+                          ("query", "topics"))
         wanted = sorted(set(wanted or served) & set(served))
     inters = _names(intersections, "intersections")
     stepper = getattr(rt, "stepper", None)
@@ -109,7 +114,7 @@ def _subscription(rt, topics, intersections, served: tuple[str, ...] = TOPICS
         missing = sorted(set(inters) - known)
         if missing:
             raise Refused(422, CLOSE_POLICY, f"unknown intersection(s) {', '.join(missing)}; "
-                                             f"signals: {', '.join(sorted(known))}")
+                                             f"signals: {', '.join(sorted(known))}", ("query", "intersections"))
     return wanted, inters
 
 
@@ -119,7 +124,7 @@ def _names(value, what: str) -> list[str] | None:
     if value is None or isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
         return parse_list(value)
     raise Refused(422, CLOSE_POLICY, f"{what} takes a comma-separated string or a list of strings, "
-                                     f"not {json.dumps(value)[:60]}")
+                                     f"not {json.dumps(value)[:60]}", ("query", what))
 
 
 def _described(hub: StreamHub, client: Subscriber) -> str:
@@ -371,6 +376,8 @@ def _sse_subscription(request: Request, topics: TopicsQ = None,
         rt = _check_attached(request)
         return _subscription(rt, topics, intersections, _topics_served(request, rt))
     except Refused as exc:
+        if exc.status == 422:
+            raise field_error(exc.loc, exc.reason) from None
         raise HTTPException(exc.status, exc.reason) from None
 
 

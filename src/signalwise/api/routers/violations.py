@@ -25,7 +25,8 @@ from signalwise.store import violations as store
 from signalwise.store.timefmt import utc_text
 
 from ..auth import Principal, record_refusals, who
-from ..deps import CacheDep, EngineDep, Identifier, Moment, PageDep, cache_key, paged
+from ..deps import CacheDep, EngineDep, Identifier, Moment, PageDep, cache_key, paged, time_range
+from ..errors import field_error
 
 router = APIRouter(tags=["violations"])
 
@@ -35,15 +36,10 @@ Start = Annotated[Moment | None, Query(description="from this instant (inclusive
 End = Annotated[Moment | None, Query(description="until this instant (exclusive, ISO 8601 with zone)")]
 
 
-def _range(start, end) -> None:
-    if start is not None and end is not None and end <= start:
-        raise HTTPException(422, f"end ({end.isoformat()}) must be after start ({start.isoformat()})")
-
-
 @router.get("/api/v1/analytics/violations", summary="Camera violations, newest first")
 def list_violations(engine: EngineDep, p: PageDep, start: Start = None, end: End = None, camera_id: Camera = None,
                     kind: Kind = None) -> dict:
-    _range(start, end)
+    time_range(start, end)
     total, items = store.list_violations(engine, start, end, camera_id, kind, p.limit, p.offset)
     return paged(total, items, p)
 
@@ -54,9 +50,9 @@ def trends(engine: EngineDep, cache: CacheDep, request: Request,
            start: Start = None, end: End = None, camera_id: Camera = None,
            approach: Annotated[Identifier | None, Query(description="only this approach (with camera_id)")] = None,
            kind: Kind = None) -> dict:
-    _range(start, end)
+    time_range(start, end)
     if approach is not None and camera_id is None:
-        raise HTTPException(422, "approach: give camera_id too (approaches are named per camera)")
+        raise field_error(("query", "approach"), "give camera_id too (approaches are named per camera)")
     items = cache.get_or_compute(cache_key(request), lambda: store.trends(engine, bucket, start, end, camera_id,
                                                                           approach, kind))
     # the range the counts answer for (`counted_range`: whole hours), so a caller comparing the totals with
@@ -70,7 +66,7 @@ def trends(engine: EngineDep, cache: CacheDep, request: Request,
 def hotspots(engine: EngineDep, cache: CacheDep, request: Request, start: Start = None, end: End = None,
              kind: Kind = None, camera_id: Camera = None,
              limit: Annotated[int, Query(ge=1, le=1000, description="how many hotspots")] = 20) -> dict:
-    _range(start, end)
+    time_range(start, end)
     items = cache.get_or_compute(cache_key(request), lambda: store.hotspots(engine, start, end, kind, camera_id, limit))
     return {"items": items}
 
@@ -78,7 +74,7 @@ def hotspots(engine: EngineDep, cache: CacheDep, request: Request, start: Start 
 @router.get("/api/v1/analytics/violations/summary", summary="Violation totals per kind")
 def summary(engine: EngineDep, cache: CacheDep, request: Request, start: Start = None, end: End = None,
             camera_id: Camera = None) -> dict:
-    _range(start, end)
+    time_range(start, end)
     return cache.get_or_compute(cache_key(request), lambda: store.summary(engine, start, end, camera_id))
 
 
@@ -111,7 +107,11 @@ DIGEST_HEADER = "X-Evidence-SHA256"
 
 
 @router.get(EVIDENCE_PATH, summary="A violation's evidence image (logged; served only while its SHA-256 matches)",
-            response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+            response_class=Response, responses={
+                200: {"content": {"image/jpeg": {}}},
+                409: {"description": "the image on disk is not the one stored with the violation (its SHA-256 "
+                                     "differs): not served, logged as tampered"},
+                410: {"description": "retention removed the image, or its file is missing"}})
 def evidence(violation_id: Annotated[int, Path(ge=1, le=MAX_VIOLATION_ID)], engine: EngineDep, request: Request):
     principal = getattr(request.state, "principal", None)
     result, image, digest = store.evidence_of(engine, violation_id, who(request), getattr(principal, "key_id", None),

@@ -1,0 +1,83 @@
+"""Whether a controller's change of a figure against the baseline is one to act on: "better" or "worse" where
+the paired p (over the seeds both ran: the same traffic) is below 0.05 and the change at least 1 %, in the figure's
+direction; "no clear change" otherwise; "too few to judge" for a figure averaged over fewer than 10 vehicles or
+pedestrians in some seed's run (an emergency vehicle's delay rests on the one or two a seed). The one rule of
+`signalwise compare`'s summary and report (`runtime.compare.summarize`) and of the API's comparison
+(`comparisons.baseline_vs_ai`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from .stats import Comparison
+
+#: a change is called "better" or "worse" when the paired p is below this ...
+SIGNIFICANT_P = 0.05
+#: ... and the change is at least this, in percent of the baseline's mean: a significant +0.4 % of throughput is
+#: no change anyone would act on ("no clear change")
+MIN_CHANGE_PCT = 1.0
+#: a figure averaged over fewer vehicles or pedestrians than this in some seed's run gets no verdict ("too few to
+#: judge"): an emergency vehicle's delay rests on the few that ran, one or two a seed in an hour of `corridor`
+MIN_PER_SEED = 10
+#: what a change that gets no verdict says instead (summary.json `no_verdict`, summary.csv `verdict_note`)
+NO_CLEAR_CHANGE = "no clear change"
+TOO_FEW = "too few to judge"
+
+#: the direction of each figure that has one: True where less is better. A figure without one (vehicles or
+#: pedestrians due, emergency vehicles in the run, preemptions called: the demand, not the control) gets no verdict
+LOWER_IS_BETTER: dict[str, bool] = {
+    # a run's own metrics (metrics.json "network"): `signalwise compare`'s table, then the others the store keeps
+    "avg_delay_s": True, "avg_wait_s": True, "avg_travel_time_s": True, "stops_per_veh": True,
+    "throughput_veh": False, "never_inserted": True, "teleports": True, "discarded_veh": True,
+    "pedestrians_jammed": True, "locked_veh": True, "avg_queue_veh": True, "co2_kg": True, "fuel_l": True,
+    "emergency_delay_s": True, "ped_delay_s": True,
+    "max_queue_veh": True, "co2_g": True, "fuel_ml": True, "running_at_end": True, "walking_at_end": True,
+    "emergency_stops_per_veh": True, "emergency_stops_max": True, "emergency_wait_s": True,
+    "emergency_wait_max_s": True, "safety_violations": True, "fallback_fraction": True, "controller_errors": True,
+    # from the interval records (`store.queries.RECORD_METRICS`)
+    "avg_wait_time": True, "avg_speed": False, "throughput": False, "total_vehicles_passed": False,
+    "fuel_saved": False, "co2_saved": False,
+}
+
+#: what each per-vehicle or per-pedestrian figure averages over, from a run's metrics (metrics.json "network", as
+#: the store keeps them): (the word for them, the count); a count None leaves the run out (metrics from before the
+#: count was kept)
+PER_SEED_SAMPLE: dict[str, tuple[str, Callable[[dict], int | None]]] = {
+    "avg_delay_s": ("vehicles", lambda n: n.get("vehicles_total")),
+    "avg_wait_s": ("vehicles", lambda n: None if n.get("vehicles_total") is None or n.get("never_inserted") is None
+                   else n["vehicles_total"] - n["never_inserted"]),
+    "avg_travel_time_s": ("vehicles", lambda n: n.get("throughput_veh")),
+    "stops_per_veh": ("vehicles", lambda n: None if n.get("vehicles_total") is None or n.get("never_inserted") is None
+                      else n["vehicles_total"] - n["never_inserted"]),
+    "emergency_delay_s": ("vehicles", lambda n: n.get("emergency_vehicles")),
+    "ped_delay_s": ("pedestrians", lambda n: n.get("pedestrians")),
+}
+
+
+def per_seed_sample(key: str, networks: Sequence[dict]) -> dict | None:
+    """How many vehicles or pedestrians each run (its metrics, `networks`) averaged the metric `key` over
+    (`PER_SEED_SAMPLE`): {"of": "vehicles", "min": k, "max": m, "too_few": k < MIN_PER_SEED}; None for a figure
+    that is no average over them, or when no run counted them."""
+    if key not in PER_SEED_SAMPLE:
+        return None
+    of, count = PER_SEED_SAMPLE[key]
+    counts = [int(c) for n in networks if (c := count(n)) is not None]
+    if not counts:
+        return None
+    return {"of": of, "min": min(counts), "max": max(counts), "too_few": min(counts) < MIN_PER_SEED}
+
+
+def judge(cmp: Comparison, lower_is_better: bool | None, too_few: bool = False) -> dict:
+    """The verdict of a paired comparison: {"verdict": "better" | "worse"}, or {"no_verdict": TOO_FEW |
+    NO_CLEAR_CHANGE}, or {} where no test ran (one seed, no spread: the tables say "p n/a") or the figure has no
+    direction (`lower_is_better` None)."""
+    if too_few:
+        return {"no_verdict": TOO_FEW}  # whatever the test gave, "p n/a" (one seed measured it) too
+    if lower_is_better is None or math.isnan(cmp.p_value_paired):
+        return {}
+    if cmp.p_value_paired < SIGNIFICANT_P and abs(cmp.change_pct) >= MIN_CHANGE_PCT:
+        lower = cmp.candidate.mean < cmp.baseline.mean
+        return {"verdict": "better" if lower == lower_is_better else "worse"}
+    return {"no_verdict": NO_CLEAR_CHANGE}
