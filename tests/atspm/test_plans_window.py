@@ -35,6 +35,10 @@ def stored_log():
     another run at 07:00 says nothing about it). Pedestrians at 5 past every 10 minutes, 06:05 to 09:25; each
     device's last event in 08:00-09:00 is a detector-on at 08:59:59."""
     rows = [(at(6), "A", 131, 3), (at(8, 30), "A", 131, 5), (at(8, 20), "B", 131, 7)]
+    # A's plans with their cycles and offsets, as a field controller logs them: plan 3 a 300 s cycle (a 132 of 255
+    # and a 156 of 45) at offset 20 s, plan 5 90 s at 12 s; B's plan 7 without any
+    rows += [(at(6), "A", 132, 255), (at(6), "A", 156, 45), (at(6), "A", 133, 20),
+             (at(8, 30), "A", 132, 90), (at(8, 30), "A", 133, 12)]
     for d in "ABC":
         rows += peds(d, at(6, 5), at(9, 25)) + [(at(8, 59, 59), d, 82, 9)]
     return rows
@@ -82,6 +86,20 @@ def test_a_window_after_the_last_change_is_one_span_of_that_plan(client):
     r = client.get("/api/v1/atspm/plans", params={"start": "2025-01-06T08:45:00", "end": END.isoformat(),
                                                   "device": "A"})
     assert spans(r.json()) == {"A": [("2025-01-06T08:45:00", "2025-01-06T08:59:59", "Plan 5", 2)]}
+
+
+def test_a_plan_held_from_before_the_window_keeps_its_cycle_and_offset(client):
+    """The plan in force at the window's start is named with the cycle and offset its 132 (and 156) and 133 gave
+    before the window, not left without them because the window cut them off."""
+    def timings(start):
+        r = client.get("/api/v1/atspm/plans", params={"start": start, "end": END.isoformat()})
+        assert r.status_code == 200, r.text
+        return {(row["DeviceId"], row["Start"], row["Cycle_s"], row["Offset_s"]) for row in r.json()["rows"]}
+
+    got = timings(START.isoformat())
+    assert ("A", "2025-01-06T08:00:00", 300, 20) in got and ("A", "2025-01-06T08:30:00", 90, 12) in got
+    assert ("B", "2025-01-06T08:20:00", None, None) in got  # its plan logged no cycle or offset
+    assert ("A", "2025-01-06T08:45:00", 90, 12) in timings("2025-01-06T08:45:00")
 
 
 def test_the_window_leaves_the_other_measures_alone(client):

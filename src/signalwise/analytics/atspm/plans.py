@@ -16,8 +16,8 @@ cycles (`measures.split_failure_cycles`, judged by the same rule), the PCD's arr
 (`cycles.pcd`) and the pedestrian delays (`cycles.ped_delay`).
 
 A log cut at a window's start (a store read with `start=`) lost the 131s before it: `PlansInForce` gives
-the plan each device ran at that start, read from the full history by the caller, so this stays a
-function of its inputs and the log itself holds only logged events (no synthetic 131 that other tables,
+the plan each device ran at that start, with its cycle and offset (its last 132 and 133 before the start),
+read from the full history by the caller, so this stays a function of its inputs and the log itself holds only logged events (no synthetic 131 that other tables,
 the input report or a device's first-event time would see).
 """
 
@@ -52,10 +52,14 @@ class PlansInForce:
     """The plan each device ran at a window's start: its last 131 before `start_us` (device id -> plan).
 
     A device not in `plans` had no 131 before the window: its span before its first 131 stays unknown.
+    `timings`: device -> (cycle s, offset s) of that plan, from its last 132 (with a 156 where the 132 is 255)
+    and 133 before the window, None where the history has none; the held span's own 132 or 133, if the
+    window has one, comes first.
     """
 
     start_us: int
     plans: Mapping[str, int] = field(default_factory=dict)
+    timings: Mapping[str, tuple[int | None, int | None]] = field(default_factory=dict)
 
 
 def plan_name(plan: int | None) -> str:
@@ -107,10 +111,11 @@ def plan_spans(log: EventLog, in_force: PlansInForce | None = None) -> list[tupl
     return spans
 
 
-def span_timings(log: EventLog, spans) -> list[tuple[int | None, int | None]]:
+def span_timings(log: EventLog, spans, in_force: PlansInForce | None = None) -> list[tuple[int | None, int | None]]:
     """(cycle s, offset s) of each of `spans` (`plan_spans`): its device's first 132 and first 133 from the span's
     start until the next span's (the last span: to its end, inclusive), None where there is none or the span's plan
-    is unknown. A 132 of 255 adds a 156 logged at its instant (the cycle's seconds above 255)."""
+    is unknown. A 132 of 255 adds a 156 logged at its instant (the cycle's seconds above 255). A span `in_force`
+    held from a window's start without a 132 or 133 of its own takes the ones `in_force.timings` gives."""
     out: list[tuple[int | None, int | None]] = []
     dev = log.device.astype(np.int64)
     found = {}
@@ -134,7 +139,12 @@ def span_timings(log: EventLog, spans) -> list[tuple[int | None, int | None]]:
         if cycle is not None and cycle_s == 255:
             extra = first_in(EXTRA_CYCLE_EVENT, d, cycle[0], cycle[0], True)
             cycle_s += 0 if extra is None else extra[1]
-        out.append((cycle_s, None if offset is None else offset[1]))
+        offset_s = None if offset is None else offset[1]
+        if in_force is not None and start == in_force.start_us and in_force.plans.get(log.devices[d]) == plan:
+            held_cycle_s, held_offset_s = in_force.timings.get(log.devices[d], (None, None))
+            cycle_s = held_cycle_s if cycle_s is None else cycle_s
+            offset_s = held_offset_s if offset_s is None else offset_s
+        out.append((cycle_s, offset_s))
     return out
 
 
@@ -210,7 +220,7 @@ def plan_summary(log: EventLog, config: DetectorConfig | None, bin_min: int = 15
     phases: dict[int, set] = {}
     for s, p in per:
         phases.setdefault(spans[s][0], set()).add(p)
-    timings = span_timings(log, spans)
+    timings = span_timings(log, spans, in_force)
     out = []
     for s, (d, start, end, plan) in enumerate(spans):
         cycle_s, offset_s = timings[s]

@@ -103,17 +103,30 @@ def _clean(value: Any) -> Any:
 
 
 def _plans_in_force(engine, log, start: dt.datetime | None, run: str | None):
-    """The plan each device of the window ran at `start` (its last 131 before it, from the store): the
-    window's log was cut there, so its first span would otherwise read unknown. None without a start."""
+    """The plan each device of the window ran at `start` (its last 131 before it, from the store), with its cycle
+    and offset (its last 132, 156 and 133, which a field controller logs with the 131): the window's log was cut
+    there, so its first span would otherwise read unknown, without a cycle or an offset. None without a start."""
     if start is None or not len(log) or run is None:
         return None
     import numpy as np
 
-    from signalwise.analytics.atspm.plans import PLAN_EVENT, PlansInForce
+    from signalwise.analytics.atspm.plans import (
+        CYCLE_EVENT,
+        EXTRA_CYCLE_EVENT,
+        OFFSET_EVENT,
+        PLAN_EVENT,
+        PlansInForce,
+    )
     from signalwise.store.events import last_parameters
 
-    return PlansInForce(int(np.datetime64(start, "us").astype(np.int64)),
-                        last_parameters(engine, log.devices, PLAN_EVENT, start, run))
+    plans = last_parameters(engine, log.devices, PLAN_EVENT, start, run)
+    held = [d for d in log.devices if d in plans]
+    cycles, offsets = (last_parameters(engine, held, code, start, run) if held else {}
+                       for code in (CYCLE_EVENT, OFFSET_EVENT))
+    extra = last_parameters(engine, [d for d in held if cycles.get(d) == 255], EXTRA_CYCLE_EVENT, start, run) \
+        if any(c == 255 for c in cycles.values()) else {}
+    timings = {d: (None if d not in cycles else cycles[d] + extra.get(d, 0), offsets.get(d)) for d in held}
+    return PlansInForce(int(np.datetime64(start, "us").astype(np.int64)), plans, timings)
 
 
 @router.get("")
