@@ -196,3 +196,14 @@ def test_signals_started_on_the_stored_controller_keep_it_past_their_first_green
     assert second.controller_spec == "fixed"
     assert all(second.stepper.controllers[t] is c for t, c in started.items())
     assert [(c["kind"], c["result"]) for c in second.changes if c.get("replayed")] == [("controller", "applied")]
+
+
+@pytest.mark.slow
+def test_a_live_run_of_a_controller_file_is_named_after_the_file_not_its_path(tmp_path):
+    """`-c py:../examples/longest_queue.py:make` names the run directory `py-longest_queue-make`, as `signalwise run`
+    names its own, not the path's punctuation."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "longest_queue.py"
+    out = tmp_path / "runs"
+    out.mkdir()
+    _p, run_dir = _live(out, "-c", f"py:{example}:make")
+    assert run_dir.name.endswith("-live-corridor-py-longest_queue-make"), run_dir.name

@@ -281,7 +281,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
 
     from ..control.base import ControllerUnavailable
     from ..runtime.live.runtime import LiveOptions, LiveRuntime
-    from ..runtime.run import slug
+    from ..runtime.run import controller_slug, slug
 
     if sink not in (None, "sumo", "shadow"):
         _fail(f"--sink must be sumo or shadow, not {sink!r}")
@@ -341,7 +341,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
         while True:
             note_profile_mismatch(cfg, [cfg.controller])
             run_dir = (cfg.out_dir
-                       / f"{dt.datetime.now():%Y%m%d-%H%M%S}-live-{slug(cfg.scenario_label)}-{slug(cfg.controller)}")
+                       / f"{dt.datetime.now():%Y%m%d-%H%M%S}-live-{slug(cfg.scenario_label)}-{controller_slug(cfg.controller)}")
             store = _store(db, run_dir)
             runtime = LiveRuntime(cfg, opts, run_dir, store=store, alerts=alerts,
                                   resolve_options=lambda specs: registry_options(specs, registry_db),
