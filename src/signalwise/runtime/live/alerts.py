@@ -172,8 +172,9 @@ BUILTIN_RULES: tuple[AlertRule, ...] = (
           "failed at ...); stays until acknowledged, and each error after that raises it again",
           until_acknowledged=True),
     _rule("controller_invalid_proposals", "controller_invalid_proposals", ">", 0, 0, "warning",
-          "the controller proposed what the shield cannot follow: a phase the signal does not have (the shield "
-          "held the current green) or a decision it cannot read (the Webster fallback served). "
+          "the controller proposed what the shield cannot follow: a phase the signal does not have or a decision "
+          "for another signal (the shield held the current green), or a decision it cannot read (the Webster "
+          "fallback served). "
           "controller_errors.csv in the run directory lists each kind with its count, and stderr said it "
           "(controller ... made a proposal the shield cannot follow); stays until acknowledged, and each one after "
           "that raises it again", until_acknowledged=True),
@@ -207,12 +208,14 @@ BUILTIN_RULES: tuple[AlertRule, ...] = (
           "camera file's image_bad_after_s): the lens "
           "is covered, there is no light (IR failed at night) or the encoder sends blank frames. In a live run "
           "with --field none the signal it watches is on its Webster fallback plan until the picture is back; "
-          "elsewhere its counts, crossings and violations are missing"),
+          "elsewhere its counts, crossings and violations are missing. It holds while the stream is down after it, "
+          "until a frame with a picture comes"),
     _rule("vision_stream_frozen", "vision_stream_frozen.*", ">=", 1, 0, "error",
           "a camera stream has repeated the same frame for 10 s (its camera file's image_bad_after_s): its "
           "encoder has hung. In a live run with "
           "--field none the signal it watches is on its Webster fallback plan until the picture moves again; "
-          "elsewhere its counts, crossings and violations are missing"),
+          "elsewhere its counts, crossings and violations are missing. It holds while the stream is down after "
+          "it, until a frame that moves comes"),
     _rule("vision_low_fps", "vision_pipeline_fps.*", "<", 5, 30, "warning",
           "a camera's pipeline has processed fewer than 5 frames/s for 30 s: tracks and speeds degrade",
           clear_threshold=6),
