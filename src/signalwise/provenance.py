@@ -1,5 +1,14 @@
 """What made a result: the software (signalwise's version, and its git commit when it runs from a checkout, with
-whether the checkout has changes; SUMO's and Python's versions), the command line, and the digest of a model.
+whether the checkout has changes; SUMO's and Python's versions), the command line, and the identity of a model.
+
+A model's identity (`model_id`) is the SHA-256 of what decides its behaviour and nothing else: a tabular model's
+tables (`q-*.npy`, `n-*.npy`: values and visit counts, which set the confidence) with the encoding, layouts and
+run options its controller reads (decision period, guide and guide threshold); a phase-score model's policy
+(features, weights, per-signal weights, measure, zones, shared lanes, decision period). Not its metadata's times,
+paths, wall time, training record or evaluations: two trainings that make the same weights make the same id,
+and an evaluation kept in `meta.json` leaves it as it was. run.json, a comparison's or an evaluation's
+summary.json and report.md, and the model registry all compute it here. The digest of every file
+(`model_digest`, the registry's `content_sha256`) is kept beside it: it names the files exactly as they were.
 
 A figure is reproduced with the code and the simulator that made it: run.json (a batch run's and a live run's), a
 comparison's summary.json and report.md, an evaluation's record in its model's meta.json, and `bench/resco.py`'s
@@ -70,21 +79,114 @@ def software_text(info: dict) -> str:
 
 def model_digest(path: Path | str) -> str | None:
     """SHA-256 of a model directory's files as the model registry digests them (`content_sha256`: the sorted
-    names with each file's SHA-256), so a report's digest finds the registered version; None when there is no
-    such directory."""
+    names with each file's SHA-256), `meta.json` included, so it changes with every evaluation kept there: the
+    files as they were, where `model_id` is the model; None when there is no such directory."""
     path = Path(path)
     if not path.is_dir():
         return None
-    hashes = {f.relative_to(path).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
-              for f in sorted(path.rglob("*"))
-              if f.is_file() and not f.name.endswith(".tmp") and ".tmp." not in f.name}
+    hashes = _file_hashes(path)
     return hashlib.sha256(json.dumps(sorted(hashes.items()), separators=(",", ":")).encode()).hexdigest()
 
 
+#: what `model_id` covers, and how: part of what is hashed, so an id computed another way never equals one of these
+MODEL_ID_SCHEME = 1
+#: the metadata file of a model directory: the only file its id does not hash whole
+META_FILE = "meta.json"
+
+
+def model_id(meta: dict, file_sha256: dict[str, str]) -> str | None:
+    """The identity of a model: SHA-256 of what decides its behaviour (the module's docstring), from its metadata
+    (`meta.json` as a mapping) and the SHA-256 of each of its files by relative name (`meta.json`'s own is left
+    out); None for metadata that is no mapping."""
+    if not isinstance(meta, dict):
+        return None
+    files = {name: digest for name, digest in file_sha256.items() if name != META_FILE}
+    agent = meta.get("agent") or "tabular-q"  # tabular models from before the label have none
+    what: dict = {"scheme": MODEL_ID_SCHEME, "format": meta.get("format"),
+                  "format_version": meta.get("format_version"), "agent": agent, "files": dict(sorted(files.items()))}
+    if agent == "phase-score":
+        what["policy"] = _policy_decides(meta.get("policy"))
+    else:
+        what.update(_table_decides(meta))
+    text = json.dumps(what, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _policy_decides(policy: object) -> object:
+    """A phase-score policy as its controller reads it, each option left out at the value it runs with
+    (`control.learning.controller.controller_from_model`), numbers as floats: the same policy written either way
+    is the same."""
+    if not isinstance(policy, dict):
+        return policy
+    out = dict(policy)
+    out["weights"] = _numbers(policy.get("weights"))
+    out["measure"] = policy.get("measure", "count")
+    out["period_s"] = _number(policy.get("period_s", 5.0))
+    out["zone_m"] = _number(policy.get("zone_m") or 0.0)
+    out["shared_lanes"] = str(policy.get("shared_lanes", "skip"))
+    signal_weights = policy.get("signal_weights") or {}
+    out["signal_weights"] = {str(k): _numbers(v) for k, v in sorted(signal_weights.items())} \
+        if isinstance(signal_weights, dict) else signal_weights
+    return out
+
+
+def _number(value: object) -> object:
+    """A number as a float (1 and 1.0 are one weight); anything else as it is."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+def _numbers(values: object) -> object:
+    return [_number(v) for v in values] if isinstance(values, list | tuple) else values
+
+
+def _table_decides(meta: dict) -> dict:
+    """What of a tabular model's metadata its controller reads: the state encoding, each table's shape, which
+    intersection runs which table on which layout, the decision period and the guide with its threshold (the
+    validated one of `--guide-visits auto`, `deployment.guide_visits`)."""
+    hyper = meta.get("hyperparameters") if isinstance(meta.get("hyperparameters"), dict) else {}
+    features = meta.get("features") if isinstance(meta.get("features"), dict) else {}
+    deployment = meta.get("deployment") if isinstance(meta.get("deployment"), dict) else {}
+    guided = hyper.get("guide_mode") == "each-action" and hyper.get("guide") == "max-pressure"
+    visits = deployment.get("guide_visits")
+    visits = visits if visits is not None else hyper.get("guide_visits", 3)
+    tables = meta.get("tables") if isinstance(meta.get("tables"), dict) else {}
+    inters = meta.get("intersections") if isinstance(meta.get("intersections"), dict) else {}
+    return {
+        "features": {"actions": features.get("actions", "phases"), "state": features.get("state", "lane-groups"),
+                     "time_edges_s": features.get("time_edges_s"), "queue_edges": features.get("queue_edges")},
+        "tables": {name: {"encoding": t.get("encoding"), "n_actions": t.get("n_actions")} if isinstance(t, dict)
+                   else t for name, t in sorted(tables.items())},
+        "intersections": {i: {"table": v.get("table"), "layout": v.get("layout")} if isinstance(v, dict) else v
+                          for i, v in sorted(inters.items())},
+        "period_s": _number(hyper.get("period_s", 5.0)),
+        "guide": "max-pressure" if guided else "none",
+        "guide_visits": _number(visits) if guided else None,
+    }
+
+
+def model_dir_id(path: Path | str) -> str | None:
+    """The identity (`model_id`) of a model directory; None when there is no such directory or its meta.json does
+    not read as a mapping."""
+    path = Path(path)
+    try:
+        meta = json.loads((path / META_FILE).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return model_id(meta, _file_hashes(path))
+
+
+def _file_hashes(path: Path) -> dict[str, str]:
+    """SHA-256 of each file of a model directory by relative name, as the registry stores them (temporary files of
+    an unfinished write left out)."""
+    return {f.relative_to(path).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(path.rglob("*"))
+            if f.is_file() and not f.name.endswith(".tmp") and ".tmp." not in f.name}
+
+
 def models_run(controllers: list[str], controller_options: dict) -> dict[str, list[dict]]:
-    """Per learned controller of `controllers`, the model directories it runs with their digests
-    (`[{"path", "sha256"}]`): `ql` the shipped or active model its options name, `ql:PATH` that directory,
-    `ql:@REF` the registry's directories for it."""
+    """Per learned controller of `controllers`, the model directories it runs with their identity and digest
+    (`[{"path", "model_id", "sha256"}]`): `ql` the shipped or active model its options name, `ql:PATH` that
+    directory, `ql:@REF` the registry's directories for it."""
     out: dict[str, list[dict]] = {}
     for spec in controllers:
         kind, _, arg = spec.partition(":")
@@ -97,7 +199,8 @@ def models_run(controllers: list[str], controller_options: dict) -> dict[str, li
         else:
             model = arg or controller_options.get("model")
             paths = [model] if model else []
-        out[spec] = [{"path": str(Path(p).resolve()), "sha256": model_digest(p)} for p in paths]
+        out[spec] = [{"path": str(Path(p).resolve()), "model_id": model_dir_id(p), "sha256": model_digest(p)}
+                     for p in paths]
     return out
 
 

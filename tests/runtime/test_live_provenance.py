@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from signalwise.control.learning.shipped import shipped_model_path
-from signalwise.provenance import model_digest, provenance
+from signalwise.provenance import model_digest, model_dir_id, provenance
 from signalwise.runtime.config import RunConfig
 from signalwise.runtime.live import changes as ch
 from signalwise.runtime.live.runtime import LiveOptions, LiveRuntime
@@ -26,4 +26,5 @@ def test_a_live_run_json_records_its_provenance_and_the_models_it_switched_to(tm
     ended = json.loads((rt.run_dir / "run.json").read_text())
     assert ended["provenance"] == provenance()
     model = shipped_model_path("corridor").resolve()
-    assert ended["models"] == {"ql": [{"path": str(model), "sha256": model_digest(model)}]}
+    assert ended["models"] == {"ql": [{"path": str(model), "model_id": model_dir_id(model),
+                                       "sha256": model_digest(model)}]}

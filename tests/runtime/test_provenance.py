@@ -61,13 +61,15 @@ def test_the_report_names_the_software_the_command_and_the_model_with_the_regist
     model = shipped_model_path("single")
     (entry,) = json.loads((compared / "summary.json").read_text())["provenance"]["models"]["ql"]
     registered = ModelRegistry(get_engine(f"sqlite:///{tmp_path / 'r.db'}"), cache_dir=tmp_path / "cache").add(model)
-    assert entry == {"path": str(model.resolve()), "sha256": registered.content_sha256}
+    assert entry == {"path": str(model.resolve()), "model_id": registered.model_id,
+                     "sha256": registered.content_sha256}
     report = (compared / "report.md").read_text()
     made = json.loads((compared / "summary.json").read_text())["provenance"]
     dirty = ", with uncommitted changes" if made["dirty"] else ""
     assert (f"| software | signalwise {signalwise.__version__} (commit {made['commit'][:12]}{dirty}), SUMO "
             f"{version('eclipse-sumo')}, Python {made['python']} |") in report
-    assert f"| model of ql | {model.resolve()} (SHA-256 {registered.content_sha256}) |" in report
+    assert (f"| model of ql | {model.resolve()} (model id {registered.model_id}; files SHA-256 "
+            f"{registered.content_sha256}) |") in report
     assert f"| command | `{made['command']}` in {compared.parent} |" in report
 
 

@@ -119,7 +119,7 @@ def test_adding_the_same_files_again_says_which_version_holds_them(tmp_path):
            "SIGNALWISE_MODEL_REGISTRY": str(tmp_path / "none")}
     first = _cli("add", str(model), env=env)
     assert first.returncode == 0 and "registered v1" in first.stdout and "same files" not in first.stdout
-    second = _cli("add", str(model), env=env)
+    second = _cli("add", str(model), "--again", env=env)  # the same model is not added again unless asked
     assert second.returncode == 0 and "registered v2" in second.stdout
     assert "the same files as v1 (stored once)" in second.stdout
 

@@ -125,8 +125,8 @@ def _registry_env(tmp_path, name: str = "reg.db") -> dict:
 def test_model_registry_deploy_and_rollback_through_the_cli(trained, tmp_path):
     db = ("--db", f"sqlite:///{tmp_path / 'reg.db'}")
     env = _registry_env(tmp_path)
-    for _ in range(2):
-        r = signalwise("models", "add", str(trained / "model"), *db, env=env)
+    for again in ((), ("--again",)):  # the same model: a second version only when asked
+        r = signalwise("models", "add", str(trained / "model"), *again, *db, env=env)
         assert r.returncode == 0, r.stderr
     assert "registered v2" in r.stdout
     assert signalwise("models", "deploy", "v1", *db, env=env).returncode == 0
@@ -163,6 +163,22 @@ def test_deploying_a_policy_to_a_signal_its_network_lacks_warns_and_names_it(tmp
     assert "J1" not in r.stderr.split("warning:")[1].split(":")[0]
     quiet = signalwise("models", "deploy", "v1", "--intersection", "J2", *db, env=env)
     assert quiet.returncode == 0 and "warning" not in quiet.stderr
+
+
+def test_deploying_a_policy_without_naming_where_suggests_its_networks_signals(tmp_path):
+    """`models deploy v1` of a phase-score model (train's default) is refused: where it runs is named, never
+    guessed; the refusal gives the command with the signals of the network it trained on."""
+    from signalwise.control.learning.shipped import shipped_model_path
+
+    db = ("--db", f"sqlite:///{tmp_path / 'reg.db'}")
+    env = _registry_env(tmp_path)
+    assert signalwise("models", "add", str(shipped_model_path("corridor")), *db, env=env).returncode == 0
+    r = signalwise("models", "deploy", "v1", *db, env=env)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert ("e.g. signalwise models deploy v1 --intersection J1 --intersection J2 --intersection J3 "
+            "--intersection J4 --intersection J5 (the signals of corridor, the network it trained on: J1, J2, J3, "
+            "J4, J5)") in r.stderr, r.stderr
+    assert signalwise("models", "history", *db, env=env).stdout.startswith("no deployment yet")
 
 
 @pytest.mark.slow

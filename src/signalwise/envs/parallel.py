@@ -17,7 +17,9 @@
   another or the signal starts its green; an agent left out of an action
   dict keeps its standing one;
 - observation: see `observation.py` (phase one-hot, clearing flag, time in
-  interval, per-lane-group queue and count, all in [0, 1]);
+  interval, per-lane-group queue and count, all in [0, 1]; with
+  `clearance_features=True` also the phase a yellow and all-red lead to, a
+  yellow flag and the clearance time left);
 - reward: see `reward.py` (minus halting vehicle-seconds on the approaches
   since the agent's last step), times `reward_scale` (0.0, never -0.0, when
   nothing halted);
@@ -41,7 +43,8 @@
   neither green in the standing proposal's phase nor clearing towards it
   after the step) and `shield_rules`: the shield's interventions during the
   step (min_green, max_green, cycle_max, preempt, ...) and, on an override,
-  what holds the proposal back at the step's end (`HELD_BY`);
+  what holds the proposal back at the step's end (`HELD_BY`), each rule
+  once, in the order it first came;
 - the last step's infos[agent]["episode_metrics"] (and `metrics()` after
   it): the episode's network figures as `signalwise run` computes them
   (`episode.episode_summary`: RESCO's average delay, vehicles never
@@ -109,9 +112,11 @@ class SignalwiseParallelEnv(ParallelEnv):
 
     def __init__(self, scenario: str | None = None, *, duration_s: float | None = None,
                  decision_period_s: float | None = None, reward_scale: float = 1.0, render_mode: str | None = None,
-                 **run_options):
+                 clearance_features: bool = False, **run_options):
         """`scenario`: a built-in one or resco:NAME; none with `sumocfg=` or `net=` (your network), else "single".
         `decision_period_s`: None = the period `signalwise run` decides at under the timing profile.
+        `clearance_features`: the observation also holds the phase a yellow and all-red lead to, a yellow flag and
+        the clearance time left (`observation.py`; n_phases + 2 values more).
         `run_options` are `RunConfig` fields: sumocfg=, net=, routes=, seed=, step_length_s=, timing=, shield=."""
         if render_mode is not None:
             raise ValueError(f"render_mode {render_mode!r} is not supported; use None (watch a run with "
@@ -120,6 +125,8 @@ class SignalwiseParallelEnv(ParallelEnv):
             raise ValueError(f"decision_period_s must be a positive number of seconds, not {decision_period_s!r}")
         if not math.isfinite(reward_scale):  # a NaN scale would make every reward NaN, silently
             raise ValueError(f"reward_scale must be a finite number, not {reward_scale!r}")
+        if not isinstance(clearance_features, bool):  # "no" would read as True
+            raise ValueError(f"clearance_features must be True or False, not {clearance_features!r}")
         self.render_mode = None
         self.config = RunConfig(scenario=scenario, duration_s=duration_s, **run_options)
         if decision_period_s is None:
@@ -141,7 +148,8 @@ class SignalwiseParallelEnv(ParallelEnv):
         self.reward_scale = float(reward_scale)
         inters, lane_length_m = probe_network(self.config, self.scenario)
         self.intersections = {i.id: i for i in inters}
-        self._observers = {i.id: PhaseQueueObservation(i, lane_length_m) for i in inters}
+        self._observers = {i.id: PhaseQueueObservation(i, lane_length_m, clearance_features,
+                                                       self.config.step_length_s) for i in inters}
         self._lanes = tuple(dict.fromkeys(lane for o in self._observers.values() for lane in o.lanes))
         self.possible_agents = [i.id for i in inters]
         self._action_spaces = {i.id: spaces.Discrete(len(i.phases)) for i in inters}
@@ -208,7 +216,9 @@ class SignalwiseParallelEnv(ParallelEnv):
         truncations = dict.fromkeys(agents, truncated)
         infos = {}
         for a in agents:
-            rules = [iv.rule for iv in ep.shields[a].interventions[seen[a]:]]
+            # each rule once: a step can hold two greens (each notes its minimum green once per proposer) or
+            # two proposers, and a list to count by rule is read as "which rules acted"
+            rules = list(dict.fromkeys(iv.rule for iv in ep.shields[a].interventions[seen[a]:]))
             p = standing[a]
             override = p is not None and not self._serving(a, p)
             if override and (held := self._held_by(a)) not in rules:

@@ -203,10 +203,17 @@ def note_profile_mismatch(cfg, specs: list[str]) -> list[str]:
     """A line for each model named by path (or shipped) that trained under another timing profile than the run's:
     what a change costs, and so when to change, is what it learned, and a benchmark-trained model judged under
     the safety profile (or the reverse) says little about either. Returns the lines, which `compare` keeps in
-    its summary.json and report.md (`caveats`)."""
+    its summary.json and report.md (`caveats`). A checkpoint of an unfinished training (`qtable.unfinished`) is
+    said here too: `run`, `compare` and `live` all call this."""
+    from ..control.learning.qtable import unfinished
+
     said: list[str] = []
     say = functools.partial(_say_caveat, said)
     for path, meta in _named_models(cfg, specs):
+        why = unfinished(meta, Path(path)) if isinstance(meta, dict) else None
+        if why:
+            say(f"warning: ql: {path} is {why}; it runs all the same, but it is not the model its training "
+                "makes (the training goes on with `signalwise train ... --resume`)")
         training = meta.get("training") if isinstance(meta, dict) else None
         run = training.get("run") if isinstance(training, dict) else None
         if not isinstance(run, dict):

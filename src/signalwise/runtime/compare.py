@@ -872,13 +872,20 @@ CSV_CONDITIONS = ("scenario", "demand_scale", "timing_profile", "begin_s", "end_
 
 def provenance_rows(made: dict | None, row: Callable[..., str]) -> list[str]:
     """The report's rows of what made the figures (summary.json's `provenance`): the software, each learned
-    controller's model (its path and digest: the model registry's `content_sha256`) and the command; none for a
-    summary written before it was kept."""
+    controller's model (its path, its id, `provenance.model_id`, which the registry shows too, and its files'
+    digest, the registry's `content_sha256`) and the command; none for a summary written before it was kept."""
     if not made:
         return []
     rows = [row("software", software_text(made))]
+
+    def model_text(m: dict) -> str:
+        if not m.get("sha256"):
+            return f"{m['path']} (unknown: no such directory)"
+        named = f"model id {m['model_id']}; " if m.get("model_id") else ""  # none in a summary from before ids
+        return f"{m['path']} ({named}files SHA-256 {m['sha256']})"
+
     for spec, models in (made.get("models") or {}).items():
-        text = "; ".join(f"{m['path']} (SHA-256 {m['sha256'] or 'unknown: no such directory'})" for m in models)
+        text = "; ".join(model_text(m) for m in models)
         rows.append(row(f"model of {spec}", text or "not known (none named)"))
     if made.get("command"):
         rows.append(row("command", f"`{made['command']}` in {made.get('cwd', '?')}"))

@@ -7,7 +7,10 @@ through `ModelRegistry`.
 
 - A version (`v1`, `v2`, …) is a model directory's files, stored by content
   (`model_blobs`, keyed by SHA-256, so a file shared by versions is stored
-  once) with the model's `meta.json` as registered. A registered version
+  once) with the model's `meta.json` as registered, and the model's identity
+  (`model_id`, `provenance.model_id`: what decides its behaviour, not its
+  metadata's times, paths or evaluations), by which `versions_of` finds the
+  same model registered before under any name. A registered version
   never changes. Removing one (`remove`) deletes its files but keeps its row,
   marked: the deployment history still names it, `models show` still reads
   its metadata, and its name is never given to another version (a run's
@@ -45,6 +48,7 @@ from pathlib import Path
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..provenance import model_id as model_identity
 from .tables import ModelBlob, ModelDeployment, ModelFile, ModelVersionRow
 
 log = logging.getLogger("signalwise.models")
@@ -92,6 +96,9 @@ class ModelVersion:
     meta: dict = field(default_factory=dict, repr=False, compare=False)
     removed_at: dt.datetime | None = None  # removed: its files are gone, its metadata kept
     removed_by: str | None = None
+    #: the model's identity (`provenance.model_id`); None only for a version registered before ids were kept
+    #: whose files were removed since (the id of a version without one is worked out from its files)
+    model_id: str | None = None
 
     @property
     def registered(self) -> str:
@@ -255,7 +262,7 @@ class ModelRegistry:
                         numbers = [_version_number(v) for v in conn.execute(select(V.c.version)).scalars()]
                         name = f"v{1 + max((n for n in numbers if n is not None), default=0)}"
                     row = {"version": name, "content_sha256": _manifest_sha256(hashes),
-                           "scenario": str(meta.get("scenario") or ""), "intersections": inters, "layouts": layouts,
+                           "model_id": model_identity(meta, hashes), "scenario": str(meta.get("scenario") or ""), "intersections": inters, "layouts": layouts,
                            "episodes": episodes, "meta": meta, "source": source[:1000],
                            "registered_at": _now(), "registered_by": who[:128]}
                     version_id = conn.execute(insert(V).values(**row).returning(V.c.id)).scalar_one()
@@ -278,7 +285,33 @@ class ModelRegistry:
         with self.engine.connect() as conn:
             sizes = dict(conn.execute(select(F.c.version_id, func.sum(F.c.size_bytes)).group_by(F.c.version_id)).all())
             rows = conn.execute(q).mappings().all()
-        return [self._version(r, int(sizes.get(r["id"]) or 0)) for r in rows]
+            ids = self._ids_of_old_rows(conn, rows)
+        return [self._version(r, int(sizes.get(r["id"]) or 0), ids.get(r["id"])) for r in rows]
+
+    def versions_of(self, model_id: str) -> list[ModelVersion]:
+        """The versions (not removed) of the model whose identity is `model_id`, oldest first: the same weights
+        registered before, whatever their files' metadata says since."""
+        return [v for v in self.versions() if v.model_id == model_id]
+
+    @staticmethod
+    def _ids_of_old_rows(conn, rows) -> dict[int, str | None]:  # noqa: ANN001
+        """version row id -> the model id of each row registered before ids were kept (`model_id` NULL), from its
+        stored metadata and file hashes; None for one whose files were removed (a phase-score policy's id
+        needs none: its metadata holds it all)."""
+        old = [r for r in rows if r["model_id"] is None]
+        if not old:
+            return {}
+        files: dict[int, dict[str, str]] = {}
+        for vid, name, digest in conn.execute(select(F.c.version_id, F.c.name, F.c.sha256)
+                                              .where(F.c.version_id.in_([r["id"] for r in old]))):
+            files.setdefault(vid, {})[name] = digest
+        out = {}
+        for r in old:
+            meta = dict(r["meta"] or {})
+            has_tables = bool(meta.get("tables"))
+            out[r["id"]] = None if r["removed_at"] is not None and has_tables \
+                else model_identity(meta, files.get(r["id"], {}))
+        return out
 
     def get(self, version: str, include_removed: bool = False) -> ModelVersion:
         """The version; UnknownVersion naming the known ones when there is none, or saying who removed it."""
@@ -294,13 +327,15 @@ class ModelRegistry:
                 raise UnknownVersion(f"model version {version!r} was removed from the registry ({self.where}) "
                                      f"by {row['removed_by']} at {row['removed_at']:%Y-%m-%d %H:%M:%S} UTC")
             size = conn.execute(select(func.sum(F.c.size_bytes)).where(F.c.version_id == row["id"])).scalar()
-        return self._version(row, int(size or 0))
+            ids = self._ids_of_old_rows(conn, [row])
+        return self._version(row, int(size or 0), ids.get(row["id"]))
 
     @staticmethod
-    def _version(r, size: int) -> ModelVersion:  # noqa: ANN001 - a row mapping
+    def _version(r, size: int, worked_out_id: str | None = None) -> ModelVersion:  # noqa: ANN001 - a row mapping
         return ModelVersion(r["version"], r["scenario"], list(r["intersections"]), dict(r["layouts"]),
                             int(r["episodes"]), r["registered_at"], r["registered_by"], r["source"],
-                            r["content_sha256"], size, dict(r["meta"]), r["removed_at"], r["removed_by"])
+                            r["content_sha256"], size, dict(r["meta"]), r["removed_at"], r["removed_by"],
+                            r["model_id"] or worked_out_id)
 
     def remove(self, version: str, who: str | None = None) -> Removal:
         """Delete a version's files (and the blobs no other version shares); its row stays, marked removed.

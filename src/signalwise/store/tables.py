@@ -431,8 +431,13 @@ class ModelVersionRow(Base):
     A registered model never changes: the row is updated only to record its
     removal (`removed_at`, `removed_by`), which deletes its files but keeps the
     row, so the history still names it and the name is never given again.
-    `content_sha256` is the SHA-256 of its file list (names and their hashes),
-    so the same model registered twice is recognisable.
+    `content_sha256` is the SHA-256 of its file list (names and their hashes):
+    the files exactly, `meta.json` with its times and evaluations included.
+    `model_id` is the model's identity (`provenance.model_id`: what decides its
+    behaviour, its tables or policy and the options its controller reads), the
+    same for the same weights however often they were trained, evaluated or
+    registered; NULL for versions registered before it was kept (migration
+    0021), whose id the registry works out when it reads them.
     """
 
     __tablename__ = "model_versions"
@@ -450,8 +455,10 @@ class ModelVersionRow(Base):
     registered_by: Mapped[str] = mapped_column(String(128))
     removed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     removed_by: Mapped[str | None] = mapped_column(String(128))
+    model_id: Mapped[str | None] = mapped_column(String(64))  # added by 0021: the columns' order is the migrations'
 
-    __table_args__ = (Index("ix_model_versions_content_sha256", "content_sha256"),)
+    __table_args__ = (Index("ix_model_versions_content_sha256", "content_sha256"),
+                      Index("ix_model_versions_model_id", "model_id"))
 
 
 class ModelFile(Base):

@@ -445,6 +445,7 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
                       for n, tb in model.tables.items())
     console.print(f"model: {out / 'model'}  ({t['episodes']} episodes; {_wall(t['wall_s'], resume, started)}; "
                   f"worker peak RSS {t['peak_worker_rss_mb']} MB, shield violations {t['violations']})")
+    console.print(_model_id_line(out / "model"))
     console.print(f"tables: {sizes}")
     if "selection" in model.meta:
         console.print(_selection_line(model.meta["selection"]))
@@ -572,6 +573,7 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
     besides = f", besides {earlier} validation episodes of the sessions it resumed" if earlier else ""
     console.print(f"model: {out / 'model'}  ({t['episodes']} episodes{besides}; "
                   f"{_wall(t['wall_s'], resume, started)}; shield violations {t['violations']})")
+    console.print(_model_id_line(out / "model"))
     console.print(f"measured over {pol['zone_m']:g} m lane zones" if pol["zone_m"] else "measured lane by lane")
     if pol.get("shared_lanes") == "split":
         console.print("the lane before a turn pocket counts for each pocket, split")
@@ -589,6 +591,14 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
                       f"{r['chosen']}'s search")
     console.print(_next_steps(out / "model", scenario, sumocfg, net, routes, timing, config, cycle_calls),
                   soft_wrap=True)
+
+
+def _model_id_line(model: Path) -> str:
+    """The model's id, the name to cite it by (`provenance.model_id`)."""
+    from ..provenance import model_dir_id
+
+    return (f"model id: {model_dir_id(model)} (its weights and the options that decide: the same for the same "
+            "model, whatever its meta.json records since)")
 
 
 def _wall(wall_s: float, resumed: bool, started: float) -> str:
@@ -779,6 +789,14 @@ def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, worke
         console.print(f"[bold yellow]warning:[/bold yellow] the model ran on {ev['other_demand']}: these figures "
                       "are for other traffic than it learned on (meta.json keeps this evaluation with its demand, "
                       "under other_demand)", soft_wrap=True)
+    if ev.get("unfinished"):
+        console.print(f"[bold yellow]warning:[/bold yellow] {model_path} is {ev['unfinished']}: these figures are "
+                      "for a model its training had not finished (meta.json keeps this evaluation with that, under "
+                      "unfinished)", soft_wrap=True)
+    models = [m for ms in (ev.get("provenance") or {}).get("models", {}).values() for m in ms
+              if m.get("path") == str(Path(model_path).resolve())]
+    if models and models[0].get("model_id"):
+        console.print(f"model id: {models[0]['model_id']}", soft_wrap=True)
     console.print(f"runs and summary: {result.out_dir}")
     if not result.recorded:
         console.print(f"{model_path} is read-only (a model shipped with the package, or a directory this user "
@@ -831,34 +849,62 @@ def _models_list(removed, db) -> None:
         return
     active = reg.active()
     t = Table(title=f"models in {reg.where}")
-    for col in ("version", "scenario", "intersections", "episodes", "KiB", "registered", "by", "active at"):
-        t.add_column(col)
+    for col in ("version", "model id", "scenario", "intersections", "episodes", "KiB", "registered", "by",
+                "active at"):
+        t.add_column(col, no_wrap=col == "model id")
     for v in versions:
         where = ", ".join(sorted(i for i, ver in active.items() if ver == v.version)) or "-"
         if v.removed_at is not None:
             where = f"removed {v.removed_at.astimezone():%Y-%m-%d %H:%M} by {v.removed_by}"
-        t.add_row(v.version, v.scenario, _signals(v.intersections), str(v.episodes), f"{v.size_bytes / 1024:.0f}",
-                  f"{v.registered_at.astimezone():%Y-%m-%d %H:%M}", v.registered_by, where)
+        t.add_row(v.version, (v.model_id or "-")[:MODEL_ID_SHOWN], v.scenario, _signals(v.intersections),
+                  str(v.episodes), f"{v.size_bytes / 1024:.0f}", f"{v.registered_at.astimezone():%Y-%m-%d %H:%M}",
+                  v.registered_by, where)
     table_console().print(t)
 
 
 @models_app.command("add")
 def models_add(path: Annotated[Path, typer.Argument(help="a model directory (e.g. models/train/model)")],
+               again: Annotated[bool, typer.Option(
+                   "--again", help="register it as a new version even when the same model (the same model id: "
+                                   "its weights and the options that decide) is registered already")] = False,
+               unfinished: Annotated[bool, typer.Option(
+                   "--unfinished", help="register a checkpoint of an unfinished training (fewer episodes than "
+                                        "its training asked for), which is refused otherwise")] = False,
                db: DbOpt = None) -> None:
-    """Register a model directory as the next version; its files go into the database and never change."""
-    _models_add(path, db)
+    """Register a model directory as the next version; its files go into the database and never change.
+
+    A model already registered (the same model id, whatever its meta.json says since: evaluations, times) is
+    not added again: the command names its version, unless --again."""
+    _models_add(path, again, unfinished, db)
 
 
 @learning_errors
-def _models_add(path, db) -> None:
+def _models_add(path, again=False, unfinished=False, db=None) -> None:
+    from ..provenance import model_dir_id
     from .registry import register_model
 
     reg = _registry(db)
-    mv = register_model(reg, path)
+    if not again:
+        from ..control.learning.qtable import load_model
+
+        load_model(Path(path))  # a directory that is no model says so in its own words, before any look-up
+        known = reg.versions_of(model_dir_id(path) or "")
+        if known:
+            first = known[0]
+            typer.echo(f"already registered as {first.version} (model id {first.model_id}; registered "
+                       f"{first.registered}): not added again (--again registers it as a new version)")
+            return
+    mv = register_model(reg, path, allow_unfinished=unfinished)
     same = [v.version for v in reg.versions() if v.content_sha256 == mv.content_sha256 and v.version != mv.version]
+    model = [v.version for v in reg.versions_of(mv.model_id or "") if v.version != mv.version and v.version not in same]
     typer.echo(f"registered {mv.version} ({mv.scenario}, {_signals(mv.intersections)}; "
-               f"{mv.size_bytes / 1024:.0f} KiB) from {path}"
-               + (f"; the same files as {', '.join(same)} (stored once)" if same else ""))
+               f"{mv.size_bytes / 1024:.0f} KiB; model id {mv.model_id}) from {path}"
+               + (f"; the same files as {', '.join(same)} (stored once)" if same else "")
+               + (f"; the same model as {', '.join(model)}" if model else ""))
+
+
+#: the leading hex digits of a model id a table shows (`models list`); the whole id is in `models show`
+MODEL_ID_SHOWN = 16
 
 
 def _signals(intersections) -> str:
@@ -910,13 +956,16 @@ def _models_show(ref, db) -> None:
     if mv is None and (Path(ref).exists() or not version_like):
         if not Path(ref).exists():
             _fail(f"{ref}: no such model directory (a registered version is named vN, e.g. v3)")
+        from ..provenance import model_dir_id
+
         meta = dict(load_model(Path(ref)).meta)
         meta["path"] = str(Path(ref))
+        meta["model_id"] = model_dir_id(ref)
     else:  # not registered and no such directory: the registry says which versions it has
         mv = mv or _registry(db, existing=True).get(ref, include_removed=True)  # a removed version stays readable
         meta = {**mv.meta, "version": mv.version, "registered_at": mv.registered_at.isoformat(),
-                "registered_by": mv.registered_by, "source": mv.source, "content_sha256": mv.content_sha256,
-                "size_bytes": mv.size_bytes}
+                "registered_by": mv.registered_by, "source": mv.source, "model_id": mv.model_id,
+                "content_sha256": mv.content_sha256, "size_bytes": mv.size_bytes}
         if mv.removed_at is not None:
             meta.update(removed_at=mv.removed_at.isoformat(), removed_by=mv.removed_by)
     typer.echo(json.dumps(meta, indent=2))
@@ -941,6 +990,17 @@ def models_deploy(version: str,
 @learning_errors
 def _models_deploy(version, intersection, db) -> None:
     reg = _registry(db, existing=True)
+    if not intersection:
+        mv = reg.get(version)
+        if not mv.intersections:  # a phase-score policy: where it runs is named, never guessed
+            signals = _signals_of(mv.scenario)
+            named = " ".join(f"--intersection {i}" for i in (signals or ["ID"])[:SIGNALS_SUGGESTED])
+            listed = ", ".join(signals[:SIGNALS_LISTED]) + (f" and {len(signals) - SIGNALS_LISTED} more"
+                                                            if len(signals or ()) > SIGNALS_LISTED else "") \
+                if signals else ""
+            of = f" (the signals of {mv.scenario}, the network it trained on: {listed})" if signals else ""
+            _fail(f"{version} is a phase-score policy that fits any signal: name where it runs, e.g. "
+                  f"signalwise models deploy {version} {named}{of}")
     done = reg.deploy(version, intersection or None)
     for i, v in done.items():
         typer.echo(f"{i}: {v} active")
@@ -952,8 +1012,19 @@ def _models_deploy(version, intersection, db) -> None:
                     "check the name: a signal not named keeps what it runs now)", fg="yellow", err=True)
 
 
+#: signals named in the deploy command a refusal suggests, and listed beside it
+SIGNALS_SUGGESTED, SIGNALS_LISTED = 5, 20
+
+
 def _not_signals_of(scenario: str, ids: list[str]) -> list[str]:
     """Of `ids`, those that are no controllable signal of built-in or RESCO `scenario`; [] for a network this
+    process cannot load by name (a user's own, trained with --net or --sumocfg)."""
+    signals = _signals_of(scenario)
+    return [] if signals is None else [i for i in ids if i not in signals]
+
+
+def _signals_of(scenario: str) -> list[str] | None:
+    """The controllable signals of built-in or RESCO `scenario`, in the network's order; None for a network this
     process cannot load by name (a user's own, trained with --net or --sumocfg)."""
     from ..envs.episode import probe_network
     from ..runtime.config import RunConfig
@@ -962,10 +1033,9 @@ def _not_signals_of(scenario: str, ids: list[str]) -> list[str]:
 
     try:
         cfg = RunConfig(scenario=scenario)
-        signals = {i.id for i in probe_network(cfg, resolve_scenario(cfg))[0]}
+        return [i.id for i in probe_network(cfg, resolve_scenario(cfg))[0]]
     except (ScenarioError, ValueError, OSError):
-        return []
-    return [i for i in ids if i not in signals]
+        return None
 
 
 @models_app.command("remove")

@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..control.learning.controller import PHASE_SCORE
-from ..control.learning.qtable import ModelError, demand_change, demand_record, load_model, trained_duration_s
+from ..control.learning.qtable import (
+    ModelError,
+    demand_change,
+    demand_record,
+    load_model,
+    trained_duration_s,
+    unfinished,
+)
 from ..sim.processes import fresh_process_context, in_callers_env
 from .train import check_heldout, heldout_seeds
 
@@ -184,6 +191,8 @@ def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, fi
         "trained_duration_s": trained_duration_s(model.meta),
         "demand": demand,
         **({"other_demand": other_demand} if other_demand else {}),
+        # a checkpoint of a training that had not finished: its figures are not the finished model's
+        **({"unfinished": why} if (why := unfinished(model.meta, model_path)) else {}),
         "avg_delay_s": delay[ql]["mean"],
         "baseline_avg_delay_s": delay[baseline]["mean"],
         "change_pct": delay[ql].get("change_pct"),

@@ -8,7 +8,8 @@ Q-tables; what does is here:
 - `register_model`: load the tables (a phase-score model: read its policy,
   features, weights and options as its controller will) before registering,
   so what cannot run is refused at the door (`signalwise models add`, a
-  finished training job);
+  finished training job), and so is a checkpoint of an unfinished training
+  (`qtable.unfinished`) unless asked for;
 - `fits`: whether a version can run at given intersections, by building its
   controller for each exactly as a run would (the table, the layout: phases
   and the lanes they serve, the state encoding), so a model made for another
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from ..control.learning.controller import PHASE_SCORE, controller_from_model
 from ..control.learning.phase_score import check_features, check_options, check_weights
-from ..control.learning.qtable import Model, ModelError, load_model
+from ..control.learning.qtable import Model, ModelError, load_model, unfinished
 from ..core.types import Intersection
 from ..store.model_registry import (
     DoesNotFit,
@@ -38,11 +39,16 @@ __all__ = ["DoesNotFit", "ModelRegistry", "ModelVersion", "RegistryError", "Unkn
 
 
 def register_model(registry: ModelRegistry, path: Path, who: str | None = None,
-                   source: str | None = None) -> ModelVersion:
-    """Register the model directory `path` as a new version, once its tables load (ModelError if not)."""
+                   source: str | None = None, allow_unfinished: bool = False) -> ModelVersion:
+    """Register the model directory `path` as a new version, once its tables load (ModelError if not). A
+    checkpoint of an unfinished training is refused (ModelError) unless `allow_unfinished`."""
     model = load_model(Path(path))
     if model.meta.get("agent") == PHASE_SCORE:
         check_policy(model)
+    why = unfinished(model.meta, Path(path))
+    if why and not allow_unfinished:
+        raise ModelError(f"{path}: not registered: {why} (finish it with `signalwise train ... --resume`, or "
+                         "register it all the same with --unfinished)")
     return registry.add(Path(path), who, source)
 
 

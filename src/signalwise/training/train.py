@@ -18,6 +18,15 @@ Where a round's episodes run is an executor (`executors.py`): local worker
 processes, or Ray tasks with `ray_address` (`--ray`); both return the same
 dicts in episode order, so the model does not depend on it.
 
+The rounds write checkpoints (`OUT/checkpoints/ep-NNNNN`), each a model whose
+`meta.json` says how many episodes it holds of how many were asked
+(`training.episodes`, `training.episodes_asked`); the next round starts from
+the last one. `OUT/model` is installed only when the training has run every
+episode asked: an interrupted training leaves its checkpoints and
+`train_state.json` for `--resume`, never a model that looks finished (one
+installed by an earlier, finished session stays as it was until this one
+ends).
+
 Every episode is a whole run through `execute_run`: its event log is audited
 by the independent checker, and the violations are reported per episode. It
 records what training reads and no more (`record: lean`): the trips for the
@@ -278,7 +287,8 @@ def resumed_network(out: Path) -> dict | None:
 
 def train(cfg: TrainConfig, resume: bool = False, on_episode: OnEpisode | None = None,
           executor: EpisodeExecutor | None = None) -> Model:
-    """Train, checkpointing after every round into `cfg.out`; returns the final model (also in out/model).
+    """Train, checkpointing after every round into `cfg.out`; returns the final model, installed in out/model
+    once every episode asked has run (an interrupted training installs none: its checkpoints are for --resume).
 
     `executor`: where episodes run (the caller closes it); default: made from `cfg` and closed here."""
     out = Path(cfg.out)
@@ -289,12 +299,10 @@ def train(cfg: TrainConfig, resume: bool = False, on_episode: OnEpisode | None =
     if state is not None:
         history = state["history"]
         start = state["episodes_done"]
-        # the checkpoint the state names, not out/model: a kill while a round was saved leaves out/model a round
-        # ahead of the state, or gone, and resuming from it would train that round twice
+        # the checkpoint the state names, not out/model: that is the model of an earlier session that finished
+        # (a training from before checkpoints alone were resumed may have left it a round ahead of the state)
         ck = _checkpoint_dir(out, start)
-        if ck.is_dir() and _episodes_of(out / "model") != start:  # out/model as the state left it stays, with
-            _install(out, ck)  # the evaluations recorded in it since
-        model = load_model(out / "model", mmap=False)
+        model = load_model(ck if ck.is_dir() else out / "model", mmap=False)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     # the sessions before this one, as the resumed checkpoint counted them (the episodes' own wall_s are each
@@ -310,7 +318,24 @@ def train(cfg: TrainConfig, resume: bool = False, on_episode: OnEpisode | None =
             executor.close()
     if model is None:
         raise TrainingError("no episode to run (--episodes must exceed the episodes already done)")
-    return model
+    return _finish(out, cfg.episodes)
+
+
+def _finish(out: Path, episodes: int) -> Model:
+    """out/model, the training's last checkpoint now that it holds every episode asked (`episodes`). A model
+    already there of that many episodes, finished (a resume with nothing left to train), stays as it is, with
+    the evaluations recorded in it since."""
+    there = out / "model"
+    if _episodes_of(there) == episodes and _asked_of(there) in (episodes, None):
+        return load_model(there)
+    ck = _checkpoint_dir(out, episodes)
+    meta = json.loads((ck / "meta.json").read_text())
+    if meta["training"].get("episodes_asked") != episodes:  # asked for more once, finished at fewer on a resume
+        meta["training"]["episodes_asked"] = episodes
+        _install(out, ck, meta)
+    else:
+        _install(out, ck)
+    return load_model(there)
 
 
 def _rounds(cfg: TrainConfig, executor, out: Path, episode: int, model: Model | None, history: list[dict],
@@ -319,7 +344,8 @@ def _rounds(cfg: TrainConfig, executor, out: Path, episode: int, model: Model | 
         batch = list(range(episode, min(cfg.episodes, episode + cfg.batch)))
         for e in batch:  # left by an interrupted round: no checkpoint holds it, and the run is redone exactly
             shutil.rmtree(_episode_dir(out, e), ignore_errors=True)
-        snapshot = str(out / "model") if model is not None else ""
+        # the last round's checkpoint (a resume's, the one its state names): out/model is installed at the end
+        snapshot = str(model.path) if model is not None else ""
         payloads = [json.dumps({
             "scenario": cfg.scenario, "seed": cfg.seed, "episode": e, "sumo_seed": training_seed(cfg.seed, e),
             "hyper": cfg.hyper.to_json(), "shared": cfg.shared, "features": cfg.features, "snapshot": snapshot,
@@ -365,6 +391,8 @@ def _meta(cfg: TrainConfig, history: list[dict], episodes_done: int, wall_s: flo
         "training": {
             "seed": cfg.seed,
             "episodes": episodes_done,
+            # fewer done than asked: a checkpoint of a training still running, or interrupted (`qtable.unfinished`)
+            "episodes_asked": cfg.episodes,
             "batch": cfg.batch,
             "workers": cfg.workers,
             "executor": "ray" if cfg.ray_address is not None else "processes",
@@ -431,15 +459,14 @@ def _checkpoint_dir(out: Path, episodes_done: int) -> Path:
 
 
 def _checkpoint(out: Path, model: Model, episodes_done: int, cfg: TrainConfig, history: list[dict]) -> None:
-    """The checkpoint, then the state naming it, then out/model: killed anywhere, a resume finds a whole
-    checkpoint for the state it reads (and installs out/model again)."""
+    """The checkpoint, then the state naming it: killed anywhere, a resume finds a whole checkpoint for the state
+    it reads. out/model is not touched (`_finish` installs it when every episode asked has run)."""
     ck = _checkpoint_dir(out, episodes_done)
     save_model(ck, model)
     state = {"config": cfg.to_json(), "episodes_done": episodes_done, "history": history}
     (out / "train_state.json.tmp").write_text(json.dumps(state, indent=1))
     (out / "train_state.json.tmp").replace(out / "train_state.json")
-    _install(out, ck)
-    model.path = out / "model"
+    model.path = ck
     cks = sorted((out / "checkpoints").iterdir())
     for old in cks[:-CHECKPOINTS_KEPT]:
         shutil.rmtree(old, ignore_errors=True)
@@ -453,11 +480,22 @@ def _episodes_of(model_dir: Path) -> int | None:
         return None
 
 
-def _install(out: Path, checkpoint: Path) -> None:
-    """Copy a checkpoint to out/model (through out/model.tmp: a half-copied model is never out/model)."""
+def _asked_of(model_dir: Path) -> int | None:
+    """The episodes its training asked for, as a model directory's metadata says; None when it does not."""
+    try:
+        return int(json.loads((model_dir / "meta.json").read_text())["training"]["episodes_asked"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _install(out: Path, checkpoint: Path, meta: dict | None = None) -> None:
+    """Copy a checkpoint to out/model (through out/model.tmp: a half-copied model is never out/model), with
+    `meta` as its meta.json when given."""
     tmp = out / "model.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(checkpoint, tmp)
+    if meta is not None:
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
     shutil.rmtree(out / "model", ignore_errors=True)
     tmp.rename(out / "model")
 

@@ -219,7 +219,7 @@ def load_model(path: Path, mmap: bool = True) -> Model:
     path = Path(path)
     meta_file = path / "meta.json"
     if not path.exists():
-        raise ModelError(f"{path}: no such model")
+        raise ModelError(f"{path}: no such model{_no_model_yet(path)}")
     if not meta_file.is_file():
         inside = path / "model"  # a training's --out holds its model in model/
         raise ModelError(f"{path}: not a model (no meta.json; "
@@ -274,6 +274,53 @@ def _load_npy(file: Path, mmap: bool, dtype) -> np.ndarray:
 # ---------------------------------------------------------------------------
 # What a model's meta.json says of the conditions it was made under
 # ---------------------------------------------------------------------------
+
+
+def unfinished(meta: dict, path: Path | None = None) -> str | None:
+    """Why a model is an unfinished training's, in words (`... is a checkpoint of an unfinished training: 18 of
+    the 30 episodes asked`); None for a finished one, or one that does not say.
+
+    A tabular model records the episodes it holds and those its training asked for (`training.episodes`,
+    `training.episodes_asked`): fewer is a checkpoint (`OUT/checkpoints/ep-N`). A model written before it recorded
+    the episodes asked is read against the training state beside it (`path`'s parent's `train_state.json`): an
+    `OUT/model` an interrupted training left, which such trainings installed after every round."""
+    training = meta.get("training") if isinstance(meta, dict) else None
+    if not isinstance(training, dict):
+        return None
+    done, asked = training.get("episodes"), training.get("episodes_asked")
+    where = "a checkpoint of an unfinished training"
+    if asked is None and path is not None and meta.get("agent") in (None, "tabular-q"):
+        try:
+            state = json.loads((Path(path).parent / "train_state.json").read_text())
+            asked = state["config"]["episodes"]
+            where = f"the model an interrupted training left (its train_state.json in {Path(path).parent})"
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+            return None
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in (done, asked)) or done >= asked:
+        return None
+    return f"{where}: {done} of the {asked} episodes asked"
+
+
+def _no_model_yet(path: Path) -> str:
+    """What a training directory holds instead of the model `path` names (its `model/`): a training or a search
+    that has not finished, and how to finish it; "" when there is none."""
+    if path.name != "model":
+        return ""
+    out = path.parent
+    try:
+        state = json.loads((out / "train_state.json").read_text())
+        done, asked = int(state["episodes_done"]), int(state["config"]["episodes"])
+        return (f" yet: the training in {out} stopped after {done} of {asked} episodes (its checkpoints are in "
+                f"{out / 'checkpoints'}); `signalwise train --resume --out {out} --episodes {asked}` finishes it")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        pass
+    if any(out.glob("guide-*/train_state.json")):
+        return (f" yet: the training in {out} (--guide-visits auto) has not finished; the command that started it, "
+                "with --resume, goes on from its last checkpoints")
+    if (out / "search_state.pkl").is_file() or (out / "search_config.json").is_file():
+        return (f" yet: the phase-score search in {out} has not finished; the command that started it, with "
+                "--resume, goes on from its last generation")
+    return ""
 
 
 def demand_record(route_files: Sequence[Path], scale: float = 1.0) -> dict:
