@@ -60,6 +60,11 @@ def test_deploy_status_rollback_and_history_check_the_layout_and_refuse_by_name(
         listed = c.get("/api/v1/ml/models").json()
         assert [m["model_id"] for m in listed] == ["v1", "v2"] and listed[0]["registered_by"] == "trainer"
         assert listed[0]["size_bytes"] > 0 and listed[1]["scenario"] == "corridor"
+        from signalwise.provenance import model_dir_id
+
+        # the id a researcher cites (`models show`, run.json): the same as the directory's, and the two differ
+        assert [m["identity"] for m in listed] == [model_dir_id(m) for m in models]
+        assert listed[0]["identity"] != listed[1]["identity"]
         r = c.post("/api/v1/ml/deploy/v9", json={})
         assert r.status_code == 404 and "no model version 'v9'" in r.json()["message"]
         # another layout: refused by name, with what differs

@@ -54,7 +54,12 @@ class ModelOut(BaseModel):
     registered_at: dt.datetime = Field(description="when it was registered (UTC)")
     registered_by: str = Field(description="the API key's name, `job:…`, `cli:<user>` or `import:<dir>`")
     source: str = Field(description="the directory (or training job) it was registered from")
-    content_sha256: str = Field(description="SHA-256 of its file list (names and their SHA-256)")
+    content_sha256: str = Field(description="SHA-256 of its file list (names and their SHA-256): changes when an "
+                                            "evaluation is added to its meta.json")
+    identity: str | None = Field(None, description=(
+        "the model id `signalwise models show` prints and run.json records: SHA-256 of what decides its behaviour "
+        "(its tables or policy and the options its controller reads), the same for the same weights however often "
+        "trained, evaluated or registered; null only for a removed tabular version registered before ids were kept"))
     size_bytes: int = Field(description="its files' total size, bytes")
     active_at: list[str] = Field(description="intersections where it is the active version")
     last_evaluation: EvaluationOut | None = None
@@ -68,7 +73,7 @@ def model_out(mv: ModelVersion, active: dict[str, str]) -> ModelOut:
     return ModelOut(model_id=mv.version, scenario=mv.scenario, intersections=mv.intersections,
                     layout_fingerprints=mv.layouts, episodes=mv.episodes, registered_at=mv.registered_at,
                     registered_by=mv.registered_by, source=mv.source, content_sha256=mv.content_sha256,
-                    size_bytes=mv.size_bytes, active_at=sorted(i for i, v in active.items() if v == mv.version),
+                    identity=mv.model_id, size_bytes=mv.size_bytes, active_at=sorted(i for i, v in active.items() if v == mv.version),
                     last_evaluation=_evaluation_out(last) if last else None,
                     removed_at=mv.removed_at, removed_by=mv.removed_by)
 
