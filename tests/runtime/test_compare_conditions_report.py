@@ -93,7 +93,7 @@ def test_the_verdict_words_of_the_piped_table_and_csv_follow_summary_json(scaled
             assert e["p_paired"] < 0.05, (key, e)
             assert (e["change_pct"] < 0) == row["lower_is_better"] if verdict == "better" else \
                 (e["change_pct"] < 0) != row["lower_is_better"], (key, e)
-            assert re.search(rf"\b{verdict} [+-]\d+\.\d% p ", cell), (key, cell)
+            assert re.search(rf"\b{verdict} [+-]\d+\.\d%( \[[^]]+\])? p ", cell), (key, cell)
         else:
             assert "better" not in cell and "worse" not in cell, (key, cell)
     # the premise: this run has a change the paired test finds (the queue at 1.3 times the demand)
@@ -101,7 +101,7 @@ def test_the_verdict_words_of_the_piped_table_and_csv_follow_summary_json(scaled
 
 
 def test_the_report_holds_the_conditions_table_changes_definitions_and_chart(scaled):
-    from signalwise.runtime.compare import DEFINITIONS, mean_text
+    from signalwise.runtime.compare import DEFINITIONS, change_text, mean_text
 
     out, stdout = scaled
     report = out / "report.md"
@@ -120,7 +120,7 @@ def test_the_report_holds_the_conditions_table_changes_definitions_and_chart(sca
     # the change with its paired p, and the verdict in words where there is one
     assert "## Change against fixed" in text and "paired t-test" in text
     change = delay["max-pressure"]
-    assert f"| delay per vehicle | {change['change_pct']:+.1f} % (p " in text
+    assert f"| delay per vehicle | {change_text(change)} (p " in text
     for row in summary["metrics"].values():
         e = row["controllers"]["max-pressure"]
         if e.get("change_pct") is not None:
@@ -142,7 +142,8 @@ def test_the_report_holds_the_conditions_table_changes_definitions_and_chart(sca
 
 def _metrics(**network: float) -> dict:
     values = {key: 10.0 for key, *_ in METRICS}
-    values.update(fallback_fraction=0.0, **network)
+    # 1000 vehicles due, all inserted: the per-vehicle figures average over enough to be judged
+    values.update(fallback_fraction=0.0, vehicles_total=1000.0, never_inserted=0.0, **network)
     return {"network": values, "safety": {"violations": 0}}
 
 
@@ -169,10 +170,12 @@ def test_a_losing_controller_reads_worse_and_a_tiny_p_reads_below_0_001_without_
     out = capsys.readouterr().out
     assert "\x1b[" not in out
     rows = table_rows(out)
-    assert rows["stops per vehicle"][1] == "3.50 ± 0.50 worse +25.1% p < 0.001", rows["stops per vehicle"]
-    assert re.fullmatch(r"2153\.3 ± \d+\.\d better \+5\.0% p 0\.0\d\d", rows["throughput (veh)"][1]), rows
-    assert re.fullmatch(r"78\.0 ± \d+\.\d better -29\.1% p 0\.0\d\d", rows["delay per vehicle (s)"][1]), rows
-    assert re.fullmatch(r"\d+\.\d ± \d+\.\d no clear change \+0\.3% p 0\.\d{3}", rows["delay per vehicle (s)"][2]), rows
+    # the label folds its unit onto a line of its own: the row's cells continue under it
+    stops = " ".join(filter(None, (rows["stops per vehicle"][1], rows.get("(stops/veh)", ["", ""])[1])))
+    assert re.fullmatch(r"3\.50 ± 0\.50 worse \+25\.1% \[\+25\.\d, \+25\.\d\] p < 0\.001", stops), rows
+    assert re.fullmatch(r"2153\.3 ± \d+\.\d better \+5\.0% \[\+[\d.]+, \+[\d.]+\] p 0\.0\d\d", rows["throughput (veh)"][1]), rows
+    assert re.fullmatch(r"78\.0 ± \d+\.\d better -29\.1% \[-[\d.]+, -[\d.]+\] p 0\.0\d\d", rows["delay per vehicle (s)"][1]), rows
+    assert re.fullmatch(r"\d+\.\d ± \d+\.\d no clear change \+0\.3% \[-[\d.]+, \+[\d.]+\] p 0\.\d{3}", rows["delay per vehicle (s)"][2]), rows
     assert "p 0.000" not in out
 
 

@@ -23,7 +23,14 @@ from support.tables import table_rows
 
 from signalwise.analytics.stats import p_text
 from signalwise.runtime.commands import print_compare_table, print_run_summary
-from signalwise.runtime.compare import METRICS, MIN_CHANGE_PCT, MIN_PER_SEED, report_markdown, summarize
+from signalwise.runtime.compare import (
+    METRICS,
+    MIN_CHANGE_PCT,
+    MIN_PER_SEED,
+    change_text,
+    report_markdown,
+    summarize,
+)
 
 pytestmark = pytest.mark.slow  # real comparisons, several seconds each
 
@@ -121,12 +128,16 @@ def test_an_emergency_delay_over_one_vehicle_a_seed_says_so(corridor):
     counts = [json.loads(p.read_text())["network"]["emergency_vehicles"] for p in out.glob("*/metrics.json")]
     measured = [n for n in counts if n]
     assert measured and max(measured) < MIN_PER_SEED, counts  # the premise: one or two, not ten
-    assert row["per_seed_n"] == {"of": "vehicles", "min": min(measured), "max": max(measured), "too_few": True}
+    assert row["per_seed_n"] == {"of": "vehicles", "min": min(measured), "max": max(measured), "too_few": True,
+                                 "runs": len(measured), "of_runs": len(counts)}
     span = f"{min(measured)}" if min(measured) == max(measured) else f"{min(measured)}–{max(measured)}"
     of = "vehicle" if max(measured) == 1 else "vehicles"
     assert "verdict" not in row["controllers"]["actuated"]
     report = (out / "report.md").read_text()
-    assert f"| emergency vehicle delay (n = {span} {of} per seed: too few to judge) | s | " in report, report
+    # seeds without an emergency vehicle are not said to have had one
+    per = "per seed" if len(measured) == len(counts) else \
+        f"per run that had any ({len(measured)} of {len(counts)} runs; the others had none)"
+    assert f"| emergency vehicle delay (n = {span} {of} {per}: too few to judge) | s | " in report, report
 
 
 def test_a_figure_over_too_few_reads_too_few_to_judge_where_the_test_gives_no_p(corridor):
@@ -192,14 +203,18 @@ def test_every_verdict_of_a_real_compare_needs_p_below_0_05_and_a_change_of_1_pe
             said = e.get("verdict") or e.get("no_verdict")
             if e.get("verdict"):
                 assert e["p_paired"] < 0.05 and abs(e["change_pct"]) >= MIN_CHANGE_PCT, e
+            elif row["lower_is_better"] is None:  # a count of the demand or the travel: no direction, no word
+                assert said is None, e
             elif e.get("p_paired") is not None:  # a test ran: it says why there is no verdict
-                assert e["no_verdict"] in ("no clear change", "too few to judge"), e
+                assert e["no_verdict"] in ("no clear change", "too few to judge",
+                                           "no change in percent: a baseline of 0"), e
             elif row.get("per_seed_n", {}).get("too_few"):
                 assert said == "too few to judge", e  # "p n/a" over too few: the sample leaves no verdict
             else:
                 assert said is None, e  # "p n/a": no test, no word
-            assert (said or "p n/a") in rows[row["label"]], (row["label"], rows[row["label"]])
-            line = next(ln for ln in report.splitlines() if ln.startswith(f"| {row['label']} | {e['change_pct']:+.1f} %"))
+            assert (said or (p_text(e.get("p_paired")) if row["lower_is_better"] is None else "p n/a")) \
+                in rows[row["label"]], (row["label"], rows[row["label"]])
+            line = next(ln for ln in report.splitlines() if ln.startswith(f"| {row['label']} | {change_text(e)} ("))
             assert line.endswith(f": **{said}** |" if said else ") |"), line
 
 
@@ -224,8 +239,10 @@ def test_a_significant_change_under_1_percent_reads_no_clear_change(capsys):
     assert large["p_paired"] < 0.05 and large["verdict"] == "better", large
 
     report = report_markdown(summary, None)
-    assert f"| throughput | {small['change_pct']:+.1f} % ({p_text(small['p_paired'])}): **no clear change** | " \
-           f"{large['change_pct']:+.1f} % ({p_text(large['p_paired'])}): **better** |" in report, report
+    assert f"| throughput | {change_text(small)} ({p_text(small['p_paired'])}): **no clear change** | " \
+           f"{change_text(large)} ({p_text(large['p_paired'])}): **better** |" in report, report
     print_compare_table(summary, width=100)
     cells = table_rows(capsys.readouterr().out)["throughput (veh)"]
-    assert "no clear change +0.4% p 0.0" in cells[1] and "better +5.0% p " in cells[2], cells
+    # the change with its 95 % CI in brackets, then the paired p
+    assert re.search(r"no clear change \+0\.4% \[\+[\d.]+, \+[\d.]+\] p 0\.0", cells[1]) and \
+        re.search(r"better \+5\.0% \[\+[\d.]+, \+[\d.]+\] p ", cells[2]), cells

@@ -40,7 +40,7 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
                       "approaches, each interval weighing the same however many vehicles it served (not per "
                       "vehicle: avg_wait_s is)"),
     "avg_speed": ("km/h", RECORD_FIGURE + "the mean over intervals and signals of the speed on the signals' approaches"),
-    "throughput": ("share 0-1", RECORD_FIGURE + "the mean over intervals and signals of the share of the vehicles at "
+    "throughput": ("share 0-1", "a share, not vehicles: " + RECORD_FIGURE + "the mean over intervals and signals of the share of the vehicles at "
                    "the stop line that the interval served, passed / (passed + queued at its end): a service ratio, "
                    "not a count (throughput_veh is)"),
     "total_vehicles_passed": ("veh", RECORD_FIGURE + "vehicles across the signals' stop lines, summed over signals "
@@ -55,8 +55,9 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
                     "timeLoss + departDelay, RESCO's delay)"),
     "avg_wait_s": ("s", "per departed vehicle, network-wide: time standing (below 0.1 m/s)"),
     "avg_travel_time_s": ("s", "per arrived vehicle, network-wide"),
-    "stops_per_veh": ("stops", "per departed vehicle, network-wide"),
-    "throughput_veh": ("veh", "vehicles that reached their destination, network-wide"),
+    "stops_per_veh": ("stops/veh", "per departed vehicle, network-wide"),
+    "throughput_veh": ("veh", "a count of vehicles: those that reached their destination, network-wide (not the "
+                       "0-1 share `throughput` is)"),
     "vehicles_total": ("veh", "vehicles due in the run"),
     "running_at_end": ("veh", "vehicles still driving when the run ended"),
     "never_inserted": ("veh", "vehicles SUMO could not insert"),
@@ -66,8 +67,17 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
     "locked_veh": ("veh", "vehicles locked in junctions"),
     "avg_queue_veh": ("veh", "mean over samples of the vehicles queued at all signals"),
     "max_queue_veh": ("veh", "largest sample of the vehicles queued at all signals"),
-    "co2_kg": ("kg", "CO2 emitted, network-wide"), "co2_g": ("g", "CO2 emitted, network-wide"),
-    "fuel_l": ("l", "fuel used, network-wide"), "fuel_ml": ("ml", "fuel used, network-wide"),
+    "co2_kg": ("kg", "CO2 emitted, network-wide, a total over the counted window (a vehicle still driving at its "
+                     "end counts for the part it drove; co2_g_per_veh_km is per unit of travel)"),
+    "co2_g": ("g", "CO2 emitted, network-wide, a total over the counted window (as co2_kg)"),
+    "fuel_l": ("l", "fuel used, network-wide, a total over the counted window, petrol and diesel litres added "
+                    "together (fuel_l_per_100veh_km is per unit of travel)"),
+    "fuel_ml": ("ml", "fuel used, network-wide, a total over the counted window (as fuel_l)"),
+    "veh_km": ("veh-km", "vehicle-km driven network-wide in the counted window (SUMO edgeData: sampled seconds x "
+                         "mean speed per edge)"),
+    "co2_g_per_veh_km": ("g/veh-km", "CO2 per vehicle-km: co2_kg over veh_km, the same counted window"),
+    "fuel_l_per_100veh_km": ("l/100 veh-km", "fuel per 100 vehicle-km: fuel_l over veh_km, the same counted "
+                                             "window"),
     "emergency_vehicles": ("veh", "emergency vehicles in the run"),
     "emergency_delay_s": ("s", "per emergency vehicle: time lost against free flow"),
     "emergency_stops_per_veh": ("stops/veh", "per emergency vehicle that entered: the times it came to a halt"),
@@ -182,13 +192,20 @@ def baseline_vs_ai(engine: Engine, baseline_controller: str, scenario: str | Non
             measured = [m for s in seeds for m in (base_by_seed[s]["metrics"], cand_by_seed[s]["metrics"])
                         if m.get(name) is not None]
             sample = per_seed_sample(name, measured)
-            judged = judge(cmp, LOWER_IS_BETTER.get(name), sample is not None and sample["too_few"])
+            judged = judge(cmp, LOWER_IS_BETTER.get(name), sample is not None and sample["too_few"], name)
+            pct_lo, pct_hi = cmp.change_pct_ci
             rows.append({"metric": name, **metric_info(name),
                          "baseline": {"mean": _f(cmp.baseline.mean), "ci_low": _f(cmp.baseline.ci_low),
                                       "ci_high": _f(cmp.baseline.ci_high), "n": cmp.baseline.n},
                          "candidate": {"mean": _f(cmp.candidate.mean), "ci_low": _f(cmp.candidate.ci_low),
                                        "ci_high": _f(cmp.candidate.ci_high), "n": cmp.candidate.n},
-                         "change_pct": _f(cmp.change_pct), "p_value": _f(cmp.p_value),
+                         "change_pct": _f(cmp.change_pct),
+                         # the change's 95 % CI over the same seeds (the paired differences'), in the figure's
+                         # unit and in percent of the baseline's mean, as summary.csv has them
+                         "change": _f(cmp.diff), "change_ci_low": _f(cmp.diff_ci_low),
+                         "change_ci_high": _f(cmp.diff_ci_high), "change_pct_ci_low": _f(pct_lo),
+                         "change_pct_ci_high": _f(pct_hi),
+                         "p_value": _f(cmp.p_value),
                          "p_value_paired": _f(cmp.p_value_paired),
                          # as `signalwise compare`'s summary.csv names them (the same values as the two above)
                          "p_welch": _f(cmp.p_value), "p_paired": _f(cmp.p_value_paired),

@@ -50,6 +50,21 @@ class Comparison:
     change_pct: float  # (candidate - baseline) / baseline * 100
     p_value: float  # two-sided Welch t-test; nan when undefined
     p_value_paired: float = math.nan  # two-sided paired t-test over seeds; nan unless paired
+    #: candidate - baseline (means), and its 95 % CI: over the per-seed differences (Student t, n - 1 df) where
+    #: paired, else Welch's (Welch-Satterthwaite df); nan ends where the seeds give no interval
+    diff: float = math.nan
+    diff_ci_low: float = math.nan
+    diff_ci_high: float = math.nan
+
+    @property
+    def change_pct_ci(self) -> tuple[float, float]:
+        """The change's CI in percent of the baseline's mean (the baseline's mean taken as known); nan where the
+        baseline is 0 or there is no interval."""
+        b = self.baseline.mean
+        if not b or math.isnan(b) or math.isnan(self.diff_ci_low):
+            return math.nan, math.nan
+        lo, hi = self.diff_ci_low / b * 100, self.diff_ci_high / b * 100
+        return (lo, hi) if b > 0 else (hi, lo)
 
 
 # Student's t from scipy.special, not scipy.stats: importing scipy.stats costs a process about a second of CPU
@@ -121,12 +136,44 @@ def paired_p_value(a: Sequence[float], b: Sequence[float]) -> float:
         return math.nan
 
 
+def difference_ci(baseline: Sequence[float], candidate: Sequence[float], paired: bool = False,
+                  confidence: float = 0.95) -> tuple[float, float, float]:
+    """(candidate mean - baseline mean, CI low, CI high). `paired`: the Student-t interval of the per-seed
+    differences (the paired t-test's); else Welch's interval (unequal variances, Welch-Satterthwaite df). The
+    ends are nan where no test can be made (fewer than 2 per side or pair, no spread), as the p-values are."""
+    a, b = [float(x) for x in baseline], [float(x) for x in candidate]
+    if not a or not b:
+        return math.nan, math.nan, math.nan
+    if paired:
+        if len(a) != len(b):
+            raise ValueError("a paired difference needs as many candidate values as baseline ones")
+        diffs = [y - x for x, y in zip(a, b, strict=True)]
+        d = sum(diffs) / len(diffs)
+        if len(diffs) < 2 or _no_spread(diffs, scale=max(abs(v) for v in (*a, *b))):
+            return d, math.nan, math.nan
+        _m, var = _mean_var(diffs)
+        half = _t_quantile(0.5 + confidence / 2, len(diffs) - 1) * math.sqrt(var / len(diffs))
+        return d, d - half, d + half
+    d = sum(b) / len(b) - sum(a) / len(a)
+    if len(a) < 2 or len(b) < 2 or (_no_spread(a) and _no_spread(b)):
+        return d, math.nan, math.nan
+    (_ma, va), (_mb, vb) = _mean_var(a), _mean_var(b)
+    sa, sb = va / len(a), vb / len(b)
+    try:
+        df = (sa + sb) * (sa + sb) / (sa * sa / (len(a) - 1) + sb * sb / (len(b) - 1))
+        half = _t_quantile(0.5 + confidence / 2, df) * math.sqrt(sa + sb)
+    except (ZeroDivisionError, OverflowError):
+        return d, math.nan, math.nan
+    return d, d - half, d + half
+
+
 def compare(baseline: Sequence[float], candidate: Sequence[float], paired: bool = False) -> Comparison:
     """`paired=True` when baseline[i] and candidate[i] ran the same seed."""
     base, cand = mean_ci(baseline), mean_ci(candidate)
     change = (cand.mean - base.mean) / base.mean * 100 if base.mean else math.nan
     pp = paired_p_value(list(baseline), list(candidate)) if paired else math.nan
-    return Comparison(base, cand, change, welch_p_value(list(baseline), list(candidate)), pp)
+    diff, lo, hi = difference_ci(baseline, candidate, paired=paired)
+    return Comparison(base, cand, change, welch_p_value(list(baseline), list(candidate)), pp, diff, lo, hi)
 
 
 def p_text(p: float | None) -> str:

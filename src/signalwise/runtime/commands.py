@@ -783,6 +783,7 @@ def print_compare_table(summary: dict, width: int | None = None, shown: Collecti
     from .compare import (
         FAULT_ROWS,
         MIN_CHANGE_PCT,
+        change_text,
         conditions_text,
         mean_text,
         per_seed_text,
@@ -800,8 +801,8 @@ def print_compare_table(summary: dict, width: int | None = None, shown: Collecti
         if summary.get("conditions") else None
     where = "" if heading else summary.get("scenario", "") + (
         f", after a {summary['warmup_s']:g} s warm-up" if summary.get("warmup_s") else "") + ": "
-    t = Table(title=f"{where}mean ± 95% CI over {n_seeds} seed(s); change vs {base}, paired t-test p over the "
-                    "same seeds (Welch's: p_welch in summary.csv); better/worse where p < 0.05 and the change is "
+    t = Table(title=f"{where}mean ± 95% CI over {n_seeds} seed(s); change vs {base} [its 95% CI], paired t-test "
+                    "p over the same seeds (Welch's: p_welch in summary.csv); better/worse where p < 0.05 and the change is "
                     f"{MIN_CHANGE_PCT:g} % or more, else no clear change", title_justify="left",
               padding=(0, 1), collapse_padding=True)
     # the headline's name never folds (a reader, and a grep, find it on one line); a verdict folds in its cell
@@ -822,7 +823,7 @@ def print_compare_table(summary: dict, width: int | None = None, shown: Collecti
                 if e.get("seeds_compared") is not None:  # fewer than the seeds each side measured
                     ptxt += f", {len(e['seeds_compared'])} seed(s) both measured"
                 # the word on a line of its own: five controllers still fit 100 columns
-                text += f"\n[{color}]{verdict + chr(10) if verdict else ''}{e['change_pct']:+.1f}% {ptxt}[/{color}]"
+                text += f"\n[{color}]{verdict + chr(10) if verdict else ''}{change_text(e, space='')} {ptxt}[/{color}]"
             cells.append(text)
         unit = f" ({row['unit']})" if row["unit"] else ""
         few = row.get("per_seed_n") or {}

@@ -58,27 +58,36 @@ METRICS = (
     ("avg_delay_s", "delay per vehicle", "s", LOWER_IS_BETTER["avg_delay_s"]),
     ("avg_wait_s", "avg waiting", "s", LOWER_IS_BETTER["avg_wait_s"]),
     ("avg_travel_time_s", "avg travel time", "s", LOWER_IS_BETTER["avg_travel_time_s"]),
-    ("stops_per_veh", "stops per vehicle", "", LOWER_IS_BETTER["stops_per_veh"]),
+    ("stops_per_veh", "stops per vehicle", "stops/veh", LOWER_IS_BETTER["stops_per_veh"]),
+    # the vehicles due and what became of them (due = arrived + still driving + never inserted): the totals a
+    # reader checks the per-vehicle figures and the emissions' share of unfinished trips by; due is the demand
+    ("vehicles_total", "vehicles due", "veh", None),
     ("throughput_veh", "throughput", "veh", LOWER_IS_BETTER["throughput_veh"]),
+    ("running_at_end", "still driving at the end", "veh", LOWER_IS_BETTER["running_at_end"]),
     ("never_inserted", "never inserted", "veh", LOWER_IS_BETTER["never_inserted"]),
     # SUMO's teleports (each cuts a trip short and lowers the delay); a run from before they were counted has none
-    ("teleports", "teleports (SUMO)", "", LOWER_IS_BETTER["teleports"]),
+    ("teleports", "teleports (SUMO)", "count", LOWER_IS_BETTER["teleports"]),
     # vehicles SUMO dropped before they entered: no other figure counts them; a run from before they were counted
     # has none
     ("discarded_veh", "discarded by SUMO", "veh", LOWER_IS_BETTER["discarded_veh"]),
     # SUMO's count of persons jammed (a crosswalk with no walk); a run from before they were counted has none
-    ("pedestrians_jammed", "pedestrians jammed (SUMO)", "", LOWER_IS_BETTER["pedestrians_jammed"]),
+    ("pedestrians_jammed", "pedestrians jammed (SUMO)", "count", LOWER_IS_BETTER["pedestrians_jammed"]),
     ("locked_veh", "locked in junctions", "veh", LOWER_IS_BETTER["locked_veh"]),
     ("avg_queue_veh", "avg queue", "veh", LOWER_IS_BETTER["avg_queue_veh"]),
-    ("co2_kg", "CO2", "kg", LOWER_IS_BETTER["co2_kg"]),
-    ("fuel_l", "fuel", "l", LOWER_IS_BETTER["fuel_l"]),
+    # totals over the counted window: a vehicle still driving at its end counts for the part it drove, and that
+    # share differs by controller; per vehicle-km (the same window) is the figure per unit of travel
+    ("co2_kg", "CO2 (total)", "kg", LOWER_IS_BETTER["co2_kg"]),
+    ("fuel_l", "fuel (total)", "l", LOWER_IS_BETTER["fuel_l"]),
+    ("veh_km", "vehicle-km driven", "veh-km", None),
+    ("co2_g_per_veh_km", "CO2 per vehicle-km", "g/veh-km", LOWER_IS_BETTER["co2_g_per_veh_km"]),
+    ("fuel_l_per_100veh_km", "fuel per 100 vehicle-km", "l/100 veh-km", LOWER_IS_BETTER["fuel_l_per_100veh_km"]),
     ("emergency_delay_s", "emergency vehicle delay", "s", LOWER_IS_BETTER["emergency_delay_s"]),
     # SUMO's time loss over each pedestrian's whole walk: not ATSPM's pedestrian delay (the wait at one crossing
     # from the push to the walk), which `signalwise atspm` gives; the key stays for the readers of summary.json
     ("ped_delay_s", "pedestrians: time lost per walk (SUMO)", "s", LOWER_IS_BETTER["ped_delay_s"]),
 )
 #: metrics a run has only when SUMO computed the emissions (`metrics["emissions_recorded"]`); else "—", not 0
-EMISSIONS = ("co2_kg", "fuel_l")
+EMISSIONS = ("co2_kg", "fuel_l", "co2_g_per_veh_km", "fuel_l_per_100veh_km")
 #: where the report points for RESCO's definition of delay
 RESCO_DELAY_DOC = "docs/benchmarks.md, section \"RESCO networks, timing profiles and the price of safety\""
 #: what each figure counts, for the report (`sim.metrics`, `runtime.run`); "counted window": from the warm-up's end
@@ -105,9 +114,21 @@ DEFINITIONS = {
     "avg_queue_veh": "halting vehicles (0.1 m/s or slower) on the approach lanes of the controlled signals, summed "
                      "over the signals, sampled every 5 s of the counted window and averaged",
     "co2_kg": "CO2 of every vehicle on every edge of the network, junction interiors included (not only the "
-              "approaches), over the counted window: SUMO's HBEFA model",
+              "approaches), over the counted window (the emission model below). A total over a fixed window: a "
+              "vehicle still driving at the end counts only for the part of its trip it drove, and how many are "
+              "still driving differs by controller, so part of a difference in the total can be emissions that "
+              "fall after the window closes; CO2 per vehicle-km compares per unit of travel",
     "fuel_l": "fuel of every vehicle on every edge of the network, junction interiors included, over the counted "
-              "window: SUMO's HBEFA model, in litres",
+              "window, in litres (the emission model below): a total, as CO2's",
+    "vehicles_total": "vehicles due in the counted window: throughput + still driving at the end + never inserted",
+    "running_at_end": "vehicles due in the counted window that were still on the network when the run ended",
+    "veh_km": "vehicle-km driven in the counted window: SUMO's edgeData, sampled seconds × mean speed on each "
+              "edge and interval, summed (the edges' own lanes; junction interiors, a few metres each, are not in "
+              "it)",
+    "co2_g_per_veh_km": "CO2 (total) over the vehicle-km driven in the same counted window: the CO2 figure per "
+                        "unit of travel, which the share of trips still under way at the end does not tilt",
+    "fuel_l_per_100veh_km": "fuel (total) over the vehicle-km driven in the same counted window, per 100 km: the "
+                            "fuel figure per unit of travel",
     "emergency_delay_s": "the delay above (timeLoss + departDelay) of the emergency vehicles, over the runs that "
                          "had one",
     "ped_delay_s": "SUMO's timeLoss of each pedestrian over its whole walk, from setting out to arriving (one still "
@@ -219,8 +240,11 @@ def compare_controllers(base: RunConfig, controllers: list[str], seeds: list[int
     summary["created"] = dt.datetime.now().isoformat(timespec="seconds")
     # what made the figures: the software, the command, and each learned controller's model with its digest
     summary["provenance"] = {**provenance(), "models": models_run(controllers, base.controller_options)}
+    summary["emission_model"] = emission_model(runs.values())
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     _write_summary_csv(out_dir / "summary.csv", summary)
+    write_per_seed_csv(out_dir / PER_SEED_CSV, summary)
+    write_delay_over_time_csv(out_dir / DELAY_CSV, controllers, run_dirs)
     chart = None
     try:
         chart = plot_delay_over_time(controllers, run_dirs, out_dir / "delay_over_time.png", base.scenario_label,
@@ -233,6 +257,64 @@ def compare_controllers(base: RunConfig, controllers: list[str], seeds: list[int
 
 #: the comparison's page for a memo, in its directory
 REPORT = "report.md"
+#: one row per controller, seed and figure (tidy: a spreadsheet's pivot or a data frame reads it as it is)
+PER_SEED_CSV = "per_seed.csv"
+#: the chart's data: the network delay per interval, mean over the seeds, per controller
+DELAY_CSV = "delay_over_time.csv"
+
+
+def emission_model(runs: Collection[dict]) -> dict:
+    """The emission model the runs' CO2 and fuel come from: each vehicle type the runs' vehicles had -> its emission
+    class (the run's metrics.json `emission_classes`: the type's own, else SUMO's default for its vClass), the
+    models they name ("HBEFA4") and the fuels the class names say ("petrol", "diesel"). Empty for runs from before
+    the classes were kept."""
+    classes: dict[str, str] = {}
+    for m in runs:
+        classes.update(m.get("emission_classes") or {})
+    names = set(classes.values())
+    models = sorted({c.split("/", 1)[0] for c in names if "/" in c})
+    fuels = sorted({f for c in names for f in ("petrol", "diesel") if f in c.lower()})
+    return {"classes": dict(sorted(classes.items())), "models": models, "fuels": fuels}
+
+
+def emission_model_text(model: dict | None, sumo_version: str | None) -> str | None:
+    """The emission model in a sentence for the report; None where the runs did not keep it."""
+    if not model or not model.get("classes"):
+        return None
+    sumo = f"SUMO {sumo_version}" if sumo_version else "SUMO"
+    classes = "; ".join(f"`{vt}` {c}" for vt, c in model["classes"].items())
+    text = (f"{sumo}'s {' and '.join(model['models']) or 'emission'} model, with the emission class of each "
+            f"vehicle type the runs' vehicles had (the type's own, else {sumo}'s default for its vClass, which "
+            f"changes with the SUMO version): {classes}")
+    if model.get("fuels") == ["diesel", "petrol"]:
+        text += ". Fuel adds the litres of these classes together, petrol and diesel in one sum: a volume, not an energy"
+    elif len(set(model["classes"].values())) > 1:
+        text += ". Fuel adds the litres of these classes together"
+    return text
+
+
+def write_per_seed_csv(path: Path, summary: dict) -> None:
+    """Each figure of each run: controller, seed, metric, value, unit (a run that did not measure it has no row)."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["controller", "seed", "metric", "value", "unit"])
+        for c in summary["controllers"]:
+            for key, row in summary["metrics"].items():
+                e = row["controllers"][c]
+                for seed, value in zip(e.get("seeds", ()), e["values"], strict=True):
+                    w.writerow([c, seed, key, value, row["unit"]])
+
+
+def write_delay_over_time_csv(path: Path, controllers: list[str], run_dirs: dict[tuple[str, int], Path]) -> None:
+    """The delay-over-time chart's data: controller, interval start (s), the network delay of the vehicles arriving
+    in the interval (s/veh), mean over the seeds that have the interval, and how many did."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["controller", "begin_s", "avg_delay_s", "seeds"])
+        for c in controllers:
+            for t, d, n in delay_over_time([rd for (cc, _s), rd in sorted(run_dirs.items()) if cc == c],
+                                           with_count=True):
+                w.writerow([c, t, round(d, 3), n])
 
 
 def conditions(base: RunConfig, seeds: list[int]) -> dict:
@@ -461,7 +543,7 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
         # a run that measured none of it (emissions off; no vehicle arrived, no emergency vehicle or pedestrian)
         have = {cs for cs, m in runs.items() if (key not in EMISSIONS or m.get("emissions_recorded", True))
                 and m["network"].get(key) is not None}
-        sample = per_seed_sample(key, [runs[cs]["network"] for cs in sorted(have)])
+        sample = per_seed_sample(key, [runs[cs]["network"] for cs in sorted(have)], of_runs=len(runs))
         if sample is not None:
             row["per_seed_n"] = sample
         base_seeds = [s for s in seeds if (baseline, s) in have]
@@ -469,7 +551,9 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
             c_seeds = [s for s in seeds if (c, s) in have]
             vals = [runs[(c, s)]["network"][key] for s in c_seeds]
             ci = mean_ci(vals)
-            entry = {"values": vals, "mean": _num(ci.mean), "ci_low": _num(ci.ci_low), "ci_high": _num(ci.ci_high)}
+            # `seeds`: the seed of each of `values`, in order
+            entry = {"values": vals, "seeds": c_seeds, "mean": _num(ci.mean), "ci_low": _num(ci.ci_low),
+                     "ci_high": _num(ci.ci_high)}
             # the change and its tests over the seeds both measured: a seed one side has no figure for (no
             # emergency vehicle, nothing arrived, a run failed) is left out of the other side too
             common = [s for s in c_seeds if s in base_seeds]
@@ -477,12 +561,18 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
                 cmp = compare_samples([runs[(baseline, s)]["network"][key] for s in common],
                                       [runs[(c, s)]["network"][key] for s in common], paired=True)
                 entry["change_pct"] = _num(cmp.change_pct)
+                # the change's own 95 % CI over the same seeds (the paired differences'), in the figure's unit and
+                # in percent of the baseline's mean
+                pct_lo, pct_hi = cmp.change_pct_ci
+                entry.update({"change": _num(cmp.diff), "change_ci_low": _num(cmp.diff_ci_low),
+                              "change_ci_high": _num(cmp.diff_ci_high), "change_pct_ci_low": _num(pct_lo),
+                              "change_pct_ci_high": _num(pct_hi)})
                 # each field named after its test: the paired one over the same seeds (the verdict's) and Welch's
                 entry["p_paired"] = _p(cmp.p_value_paired)
                 entry["p_welch"] = _p(cmp.p_value)
                 # `verdict`, or why none in `no_verdict`; neither where no test ran (one seed, or no spread: the
                 # tables say "p n/a")
-                entry.update(judge(cmp, lower_better, sample is not None and sample["too_few"]))
+                entry.update(judge(cmp, lower_better, sample is not None and sample["too_few"], key))
                 if common != c_seeds or common != base_seeds:
                     entry["seeds_compared"] = common
             row["controllers"][c] = entry
@@ -503,11 +593,15 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
 
 
 def per_seed_text(sample: dict, judged: bool = True) -> str:
-    """A small sample as the tables say it: "n = 1–2 vehicles per seed: too few to judge" (without the judgement
+    """A small sample as the tables say it: "n = 1–2 vehicles per seed: too few to judge", or "n = 1 vehicle per
+    run that had any (3 of 9 runs; the others had none): ..." where some runs had none (without the judgement
     where each cell of the row says it)."""
     span = f"{sample['min']}" if sample["min"] == sample["max"] else f"{sample['min']}–{sample['max']}"
     of = sample["of"] if sample["max"] != 1 else sample["of"].removesuffix("s")  # "1 vehicle", "1 pedestrian"
-    return f"n = {span} {of} per seed" + (f": {TOO_FEW}" if judged else "")
+    runs, of_runs = sample.get("runs"), sample.get("of_runs")
+    which = f"per run that had any ({runs} of {of_runs} runs; the others had none)" \
+        if runs is not None and of_runs is not None and runs < of_runs else "per seed"
+    return f"n = {span} {of} {which}" + (f": {TOO_FEW}" if judged else "")
 
 
 def controller_fault_totals(controllers: list[str], seeds: list[int],
@@ -672,9 +766,10 @@ def _merged_text(by_text: dict[str, list[str]]) -> str | None:
     return " ".join([*words[0][:head], f"[{parts}]", *words[0][len(words[0]) - tail:]])
 
 
-def delay_over_time(run_dirs: list[Path]) -> list[tuple[float, float]]:
+def delay_over_time(run_dirs: list[Path], with_count: bool = False) -> list[tuple]:
     """(interval start s, network delay of the vehicles arriving in it s/veh), the mean over the runs that
-    have the interval, from each run's `timeseries.csv` (runs without one are skipped)."""
+    have the interval, from each run's `timeseries.csv` (runs without one are skipped); `with_count`: and how
+    many runs had it."""
     per_time: dict[float, list[float]] = {}
     for rd in run_dirs:
         if not (rd / "timeseries.csv").exists():
@@ -683,6 +778,8 @@ def delay_over_time(run_dirs: list[Path]) -> list[tuple[float, float]]:
             for row in csv.DictReader(fh):
                 if row["scope"] == "network" and row["avg_delay_s"] not in ("", "None"):
                     per_time.setdefault(float(row["begin_s"]), []).append(float(row["avg_delay_s"]))
+    if with_count:
+        return [(t, sum(per_time[t]) / len(per_time[t]), len(per_time[t])) for t in sorted(per_time)]
     return [(t, sum(per_time[t]) / len(per_time[t])) for t in sorted(per_time)]
 
 
@@ -727,6 +824,14 @@ def mean_text(entry: dict, n_seeds: int) -> str:
     if len(entry["values"]) < n_seeds:  # the seeds that measured it (no emergency vehicle on the others)
         text += f" (n={len(entry['values'])})"
     return text
+
+
+def change_text(entry: dict, space: str = " ") -> str:
+    """The change against the baseline in percent with its 95 % CI, compact: "-30.6 % [-42.9, -18.2]" (`space`
+    "": "-30.6% [-42.9, -18.2]", the terminal table's); the bracket left out where the seeds give no interval."""
+    text = f"{entry['change_pct']:+.1f}{space}%"
+    lo, hi = entry.get("change_pct_ci_low"), entry.get("change_pct_ci_high")
+    return text + (f" [{lo:+.1f}, {hi:+.1f}]" if lo is not None and hi is not None else "")
 
 
 def metric_label(row: dict) -> str:
@@ -785,7 +890,7 @@ def report_markdown(summary: dict, chart: str | None) -> str:
              "where only k seeds measured the figure, `—` where none did, `n/a` where the seeds give no interval.",
              "", row("metric", "unit", *controllers), row("---", "---", *["---:"] * len(controllers))]
     for m in metrics.values():
-        lines.append(row(metric_label(m), m["unit"] or "number",
+        lines.append(row(metric_label(m), m["unit"],
                          *[mean_text(m["controllers"][c], n_seeds) for c in controllers]))
     share = summary.get("fallback_share", {})
     lines.append(row("fallback share", "%", *["—" if share.get(c) is None else f"{share[c]:.1%}"
@@ -799,7 +904,10 @@ def report_markdown(summary: dict, chart: str | None) -> str:
                                                              for c in controllers]))
     if others:
         lines += ["", f"## Change against {base}", "",
-                  f"Change of the mean against {base}, and the two-sided paired t-test p over the seeds both ran "
+                  f"Change of the mean against {base} with its 95 % confidence interval in brackets (Student t over "
+                  "the per-seed differences of the seeds both ran, in percent of the baseline's mean; "
+                  "`change_pct_ci_low`/`change_pct_ci_high` in summary.csv, and `change_ci_low`/`change_ci_high` in "
+                  "the figure's unit), and the two-sided paired t-test p over the seeds both ran "
                   "(each seed is the same traffic for both; `p_paired` in summary.csv, and Welch's p, which ignores "
                   "the pairing, beside it as `p_welch`). **better** or **worse** where the paired p < "
                   f"{SIGNIFICANT_P:g} and the change is at least {MIN_CHANGE_PCT:g} %, in the figure's direction "
@@ -823,7 +931,7 @@ def report_markdown(summary: dict, chart: str | None) -> str:
                 words = f": **{said}**" if said else ""
                 fewer = f", {len(e['seeds_compared'])} seed(s) both measured" if e.get("seeds_compared") is not None \
                     else ""
-                cells.append(f"{e['change_pct']:+.1f} % ({p_text(e.get('p_paired'))}{fewer}){words}")
+                cells.append(f"{change_text(e)} ({p_text(e.get('p_paired'))}{fewer}){words}")
             lines.append(row(m["label"], *cells))  # a small sample: the results table gives its n
     lines += ["", "## Safety and warnings", "",
               "- Safety violations: what the independent audit found when it re-checked each run's signal states "
@@ -846,6 +954,9 @@ def report_markdown(summary: dict, chart: str | None) -> str:
     for key, m in metrics.items():
         unit = f" ({m['unit']})" if m["unit"] else ""
         lines.append(f"- **{m['label']}**{unit}: {DEFINITIONS[key]}.")
+    model = emission_model_text(summary.get("emission_model"), (summary.get("provenance") or {}).get("sumo"))
+    if model:
+        lines.append(f"- **emission model** (CO2 and fuel): {model}.")
     lines += ["- **fallback share**: share of the shield's steps in which its fallback plan (Webster), not the "
               "controller, chose the phase; mean over the seeds.",
               "- **safety violations**: the independent audit's count of rule breaks, summed over the seeds.",
@@ -860,14 +971,21 @@ def report_markdown(summary: dict, chart: str | None) -> str:
                  "the seeds, one line per controller." if chart else "No chart: no run recorded a time series.")
     lines += ["", "## Files", "",
               "In this directory: `summary.csv` (one row per figure and controller, its unit, verdict (with "
-              "`verdict_note` where there is none) and these conditions), `summary.json`, and a run directory per controller and seed (`<controller>-s<seed>`: "
-              "its configuration, metrics, SUMO outputs and hi-res event log).", ""]
+              "`verdict_note` where there is none), these conditions and the change's 95 % CI), `summary.json` "
+              f"(each controller's `values` with their `seeds`), `{PER_SEED_CSV}` (one row per controller, seed "
+              f"and figure), `{DELAY_CSV}` (the chart's data), and a run directory per controller and seed "
+              "(`<controller>-s<seed>`: its configuration, metrics, SUMO outputs and hi-res event log).", ""]
     return "\n".join(lines)
 
 
 #: the conditions summary.csv repeats on every row: a spreadsheet (or a filter) keeps them with each figure
 CSV_CONDITIONS = ("scenario", "demand_scale", "timing_profile", "begin_s", "end_s", "warmup_s", "seeds",
                   "seeds_vary", "time_to_teleport_s", "sumo_options")
+
+
+#: the change's 95 % CI, after every older column (a reader going by position finds those where they were): the
+#: change in the figure's unit with its CI, then the CI in percent of the baseline's mean
+CSV_CHANGE_CI = ("change", "change_ci_low", "change_ci_high", "change_pct_ci_low", "change_pct_ci_high")
 
 
 def provenance_rows(made: dict | None, row: Callable[..., str]) -> list[str]:
@@ -902,12 +1020,12 @@ def _write_summary_csv(path: Path, summary: dict) -> None:
         # Welch's p then the paired p, in the columns their older names (`p_value`, `p_value_paired`) held, and
         # `verdict_note` last, so a reader going by position finds each figure where it was
         w.writerow(["metric", "controller", "n", "mean", "ci_low", "ci_high", "change_pct", "p_welch",
-                    "p_paired", "unit", "verdict", *CSV_CONDITIONS, "verdict_note"])
+                    "p_paired", "unit", "verdict", *CSV_CONDITIONS, "verdict_note", *CSV_CHANGE_CI])
         for key, row in summary["metrics"].items():
             for c, e in row["controllers"].items():
                 w.writerow([key, c, len(e["values"]), e["mean"], e["ci_low"], e["ci_high"], e.get("change_pct"),
                             e.get("p_welch"), e.get("p_paired"), row["unit"], e.get("verdict"), *constants,
-                            e.get("no_verdict")])
+                            e.get("no_verdict"), *[e.get(k) for k in CSV_CHANGE_CI]])
 
 
 def _csv_value(v: object) -> object:

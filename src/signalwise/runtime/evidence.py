@@ -26,7 +26,7 @@ from ..sim.replay import ReplayProcess, StateChange, replay_signal_states, same_
 log = logging.getLogger("signalwise.runtime")
 
 #: what the metrics and the time series read of SUMO's per-edge intervals and emissions
-EDGE_FIELDS = ("timeLoss", "waitingTime", "left", "entered", "departed")
+EDGE_FIELDS = ("timeLoss", "waitingTime", "left", "entered", "departed", "sampledSeconds", "speed")
 EMISSION_FIELDS = ("CO2_abs", "fuel_abs")
 
 #: the evidence files a full run asks SUMO for (names in `LoopResult.files`)

@@ -137,6 +137,8 @@ class LoopResult:
     junction_locks: dict[str, int] = field(default_factory=dict)
     #: every vehicle type of the run -> its SUMO vClass, as the simulator knew them at the end (`vtype_classes`)
     vtype_classes: dict[str, str] = field(default_factory=dict)
+    #: every vehicle type of the run -> its emission class, as the simulator knew them at the end
+    emission_classes: dict[str, str] = field(default_factory=dict)
     #: wall seconds of each decision (`LoopStepper.decide_s`)
     decide_s: Sequence[float] = ()
 
@@ -426,6 +428,7 @@ def _drive(stepper: LoopStepper, files: dict[str, Path], progress: Progress | No
     result = stepper.result(files, wall0)
     result.junction_locks = stepper.backend.standing_in_junctions(LOCKED_AFTER_S)
     result.vtype_classes = stepper.backend.vtype_classes()
+    result.emission_classes = stepper.backend.vtype_emission_classes()
     return result
 
 

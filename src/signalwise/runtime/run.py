@@ -234,6 +234,7 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path, audit_apart
 
     net = network_metrics(counted.trips, counted.persons, counted.queue_samples, loop.emergency_ids,
                           counted.emissions, [t for t, c in loop.vtype_classes.items() if is_emergency(c)]).as_dict()
+    net.update(per_travel(net, counted.edgedata, cfg.emissions and cfg.record == "full"))
     discarded = read_discarded(loop.files["errors"]) if "errors" in loop.files else []
     unsorted = read_unsorted_ignored(loop.files["errors"]) if "errors" in loop.files else []
     teleports = read_teleports(loop.files["statistics"]) if "statistics" in loop.files else None
@@ -255,6 +256,10 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path, audit_apart
         **({"warmup_s": cfg.warmup_s, "counted_from_s": loop.begin_s + cfg.warmup_s} if cfg.warmup_s else {}),
         # CO2 and fuel are 0 when SUMO was not asked for them (`emissions: false`, or a lean record): say so
         "emissions_recorded": cfg.emissions and cfg.record == "full",
+        # the emission class of each vehicle type the run's vehicles had (its own, else SUMO's default for its
+        # vClass): the fleet the CO2 and fuel figures assume
+        "emission_classes": {vt: loop.emission_classes[vt] for vt in sorted({t.vtype for t in trips})
+                             if vt in loop.emission_classes},
         "network": {**net, "discarded_veh": len(discarded),
                     # route-file entries (a vehicle, a whole flow, a person) SUMO skipped as out of departure order
                     "unsorted_ignored": len(unsorted), "preemptions": preempts,
@@ -342,6 +347,19 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path, audit_apart
         metrics["safety"] = verdict
     dump_json(run_dir / "metrics.json", metrics)
     return metrics
+
+
+def per_travel(net: dict, edgedata: list[dict], emissions_recorded: bool) -> dict:
+    """The vehicle-km driven in the counted window (SUMO's edgeData: sampledSeconds x mean speed per edge and
+    interval, the edges' own lanes; junction interiors, a few metres each, are not in it) and CO2 and fuel per
+    unit of it over the same window: a total over a fixed window counts a vehicle still driving at the end only
+    for the part it drove, and the share still driving differs by controller. None where emissions were not
+    computed or nothing drove."""
+    veh_km = sum(r.get("sampledSeconds", 0.0) * r.get("speed", 0.0) for r in edgedata) / 1000.0
+    ok = emissions_recorded and veh_km > 0
+    return {"veh_km": round(veh_km, 3),
+            "co2_g_per_veh_km": round(net["co2_kg"] * 1000.0 / veh_km, 3) if ok else None,
+            "fuel_l_per_100veh_km": round(net["fuel_l"] * 100.0 / veh_km, 4) if ok else None}
 
 
 def _with_replayed(loop: LoopResult, sumo: SumoEvidence) -> tuple[dict, SumoEvidence]:

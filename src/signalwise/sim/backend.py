@@ -421,6 +421,13 @@ class SumoBackend:
         vclass = self.api.vehicletype.getVehicleClass
         return {vtype: vclass(vtype) for vtype in self.api.vehicletype.getIDList()}
 
+    def vtype_emission_classes(self) -> dict[str, str]:
+        """Every vehicle type SUMO knows now -> its emission class ("HBEFA4/PC_petrol_Euro-4"): the type's own, or
+        SUMO's default for its vClass, which changes with the SUMO version (the report names them). Asked at a
+        run's end, as `vtype_classes`."""
+        emission = self.api.vehicletype.getEmissionClass
+        return {vtype: emission(vtype) for vtype in self.api.vehicletype.getIDList()}
+
     def ends_over(self, loop_id: str, vehicle_id: str) -> bool:
         """Whether the vehicle's route ends on the edge of this loop: SUMO drives it to the edge's end and removes
         it there, so over a loop near the stop line it leaves on red without crossing it. Cached per loop and

@@ -290,6 +290,10 @@ class SumoProcess:
         """Every vehicle type SUMO knows now -> its vClass (`SumoBackend.vtype_classes`)."""
         return self._call("vtype_classes")
 
+    def vtype_emission_classes(self) -> dict[str, str]:
+        """Every vehicle type SUMO knows now -> its emission class (`SumoBackend.vtype_emission_classes`)."""
+        return self._call("vtype_emission_classes")
+
     def emergency_approaches(self, intersections: Mapping[str, Intersection],
                              within_m: float) -> dict[str, list[EmergencyApproach]]:
         """Emergency vehicles whose next signal is one of ours, within `within_m`."""
@@ -488,6 +492,7 @@ class _Child:
             "detector_interval_counts": b.detector_interval_counts,
             "detector_vehicle_data": b.detector_vehicle_data,
             "vtype_classes": b.vtype_classes,
+            "vtype_emission_classes": b.vtype_emission_classes,
             "emergency_approaches": self.emergency_approaches,
             "read_signals": b.read_signals,
             "lane_shapes": b.lane_shapes,
