@@ -429,17 +429,35 @@ def _utc(t_s: float) -> str:
 
 
 def _passages(path: Path, lane_dir: dict[str, str], bin_of) -> dict[tuple[str, str, int], list[str]]:
-    """Stop-bar passages per (device, direction, interval) -> vehicle types."""
+    """Stop-bar passages per (device, direction, interval) -> vehicle types: a vehicle counts in the interval it
+    left the stop-bar loop (over the stop line), as a live run counts it (`live.records.passage`); one still on
+    the loop when the run ended (no `leave_s`: queued at the stop line) has crossed nothing and is not counted.
+    A vehicle that changes lane on the loops (it leaves one lane's loop the instant it enters the next's) crosses
+    once, when it leaves the last: so the counts equal the vehicles that left the approach edges (metrics.json)."""
     out: dict[tuple[str, str, int], list[str]] = defaultdict(list)
     if not path.exists():
         return out
+    #: (device, direction, vehicle) -> (when it left the loop it is on, or None while it is on it, its type)
+    on: dict[tuple[str, str, str], tuple[float | None, str]] = {}
+
+    def crossed(key: tuple[str, str, str]) -> None:
+        left, vtype = on.pop(key)
+        if left is not None:
+            out[(key[0], key[1], bin_of(left))].append(vtype)
+
     with open(path) as fh:
         for row in csv.DictReader(fh):
-            if not row["detector_id"].startswith("sb_"):
-                continue
             d = lane_dir.get(row["lane"])
-            if d:
-                out[(row["device_id"], d, bin_of(float(row["enter_s"])))].append(row["vtype"])
+            if not row["detector_id"].startswith("sb_") or not d:
+                continue
+            key = (row["device_id"], d, row.get("vehicle_id", ""))
+            if key in on and (on[key][0] is None or abs(float(row["enter_s"]) - on[key][0]) > 1e-6):
+                crossed(key)  # an earlier passage of the approach, not a lane change onto this loop
+            else:
+                on.pop(key, None)  # a lane change: the loop it left was not the stop line
+            on[key] = (float(row["leave_s"]) if row.get("leave_s") else None, row["vtype"])
+    for key in list(on):
+        crossed(key)
     return out
 
 

@@ -226,6 +226,12 @@ def time_series(trips: list[Trip], edgedata: list[dict], emissions: list[dict],
         b["_wait"] += row.get("waitingTime", 0.0)
         b["left_veh"] += row.get("left", 0.0)
         b["_on"] += row.get("entered", 0.0) + row.get("departed", 0.0)  # on the approach in the interval
+    for row in emissions:  # an intersection's CO2 and fuel: its approach edges', as metrics.json's co2_kg
+        tls = edge_to_tls.get(row["edge"])
+        if tls is not None:
+            b = per_tls[tls][bin_of(row["begin_s"])]
+            b["co2_kg"] += row.get("CO2_abs", 0.0) / 1e6
+            b["fuel_l"] += row.get("fuel_abs", 0.0) / 1e3
     rows = []
     for k in range(n):
         b = net[k]
@@ -252,6 +258,7 @@ def time_series(trips: list[Trip], edgedata: list[dict], emissions: list[dict],
                 "avg_delay_s": round(b["_loss"] / on, 3) if on else None,
                 "avg_wait_s": round(b["_wait"] / on, 3) if on else None,
                 "avg_queue_veh": round(_mean([float(q) for q in qs]), 3),
-                "co2_kg": None, "fuel_l": None,
+                "co2_kg": round(b.get("co2_kg", 0.0), 5) if emissions else None,
+                "fuel_l": round(b.get("fuel_l", 0.0), 5) if emissions else None,
             })
     return rows

@@ -1164,6 +1164,10 @@ def drain(path: Path | str, database_url: str | None, timeout_s: float = 60.0, f
         buffer_dir = buffer_dir / "store-buffer"
     if not buffer_dir.is_dir():
         raise FileNotFoundError(f"{path}: no store buffer there")
+    if buffer_dir.name != "store-buffer" and not any(p.stem.isdigit() for p in buffer_dir.glob("*.jsonl")):
+        # a compare folder or a typo'd path drained as "empty" looked like a drain that worked
+        raise FileNotFoundError(f"{path}: not a live run's directory (no store-buffer in it) nor a store buffer "
+                                "(no buffered rows in it)")
     if buffer_dir.name == "store-buffer" and not force:
         why = still_running(_read_run(buffer_dir.parent / "run.json"), buffer_dir.parent)
         if why is not None and why != NAMES_NO_PROCESS:

@@ -194,6 +194,42 @@ def purge_command(
         typer.echo(f"  {r['simulation_id']}: {what}, {r['records']} records")
     if not dry_run and (any(counts.values()) or removed or any(seen.values())):
         _served_from_cache_note()
+    if not dry_run:
+        _space_note(engine)
+
+
+def _space_note(engine: Engine) -> None:
+    """SQLite: checkpoint the WAL (the removal's writes leave it as large as what went) and say how much a
+    `db vacuum` would give back to the disk: a removal frees pages inside the file, not on the disk."""
+    from .maintenance import checkpoint, megabytes, reclaimable_bytes
+
+    free = reclaimable_bytes(engine)
+    if free is None:  # PostgreSQL: autovacuum makes the space reusable; `db vacuum` runs it now
+        return
+    checkpoint(engine)
+    if free:
+        typer.echo(f"{megabytes(free)} of the database file is free pages: signalwise db vacuum gives it back "
+                   "to the disk (docs/store.md#disk-space)")
+
+
+def vacuum_command(db: Annotated[str | None, typer.Option("--db", help=DB_HELP)] = None) -> None:
+    """Give the space of removed rows back: SQLite checkpoints its WAL and rewrites the file without its free
+    pages; PostgreSQL runs VACUUM (ANALYZE) on the store's tables (docs/store.md#disk-space)."""
+    from .cli_engine import engine_or_exit, writes_or_exit
+    from .maintenance import megabytes, vacuum
+
+    engine = engine_or_exit(db, existing=True)
+    with writes_or_exit(engine, "cannot vacuum"):
+        done = vacuum(engine)
+    from .engine import shown_url
+
+    if done.tables:
+        typer.echo(f"vacuumed {len(done.tables)} tables of {shown_url(engine)} (VACUUM (ANALYZE)): "
+                   f"{megabytes(done.before_bytes)} -> {megabytes(done.after_bytes)} with their indexes; the space "
+                   "of removed rows is reused by later writes (VACUUM FULL gives it to the disk, locking each table)")
+    else:
+        typer.echo(f"vacuumed {shown_url(engine)}: {megabytes(done.before_bytes)} -> "
+                   f"{megabytes(done.after_bytes)} on disk (the file with its -wal)")
 
 
 def run_contents(engine: Engine, simulation_id: str) -> dict:
@@ -248,6 +284,7 @@ def forget_command(
         forget_run(engine, simulation_id)
     typer.echo(f"removed {what}")
     _served_from_cache_note()
+    _space_note(engine)
 
 
 def _served_from_cache_note() -> None:
@@ -271,3 +308,4 @@ def register(app: typer.Typer) -> None:
 
     db_app.command("purge")(purge_command)
     db_app.command("forget")(forget_command)
+    db_app.command("vacuum")(vacuum_command)

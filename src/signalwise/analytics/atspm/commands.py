@@ -213,7 +213,7 @@ def _compare_dir(compare_dir: Path, runs: list[Path], out: Path | None, bin_min,
         typer.echo(line)
     for w in warnings:
         typer.echo(f"warning: {w}")
-    write_csv(rows, out / "comparison.csv")
+    write_csv(rows, out / "comparison.csv", summary.get("conditions"))
     typer.echo(f"wrote {out / 'comparison.csv'}; each run's own tables and charts: signalwise atspm {runs[0]}")
 
 

@@ -3,7 +3,15 @@
 Each run of the comparison gives one figure per measure, over all its signals and phases (arrivals on green,
 split failures and phase wait are counts and durations, so they add up across phases before they divide); the
 controllers' figures are then means with 95 % intervals over the seeds, against the comparison's baseline with
-the paired t-test over the seeds both ran, as `signalwise compare` reports the delay (`analytics.stats`).
+the paired t-test over the seeds both ran, as `signalwise compare` reports the delay (`analytics.stats`), and the
+verdict of `analytics.verdict`, the one rule of `signalwise compare`.
+
+Each figure is bounded: a count or a duration is never below 0, a share never outside 0-100 %. The interval is
+Student's t (as `compare`'s) intersected with that range (`FIGURE_RANGE`): over 3 seeds of a figure near 0 (a
+fixed-time plan's 6 split failures) the t-interval reaches below 0, a value no run can take. Cutting it there
+keeps its coverage: the true mean lies inside the range, so the part cut off never held it. A log-scale or
+bootstrap interval was not taken: a seed of 0 split failures has no logarithm, and 3 seeds give a bootstrap 10
+distinct resamples. The `ci_note` column says where an end was cut.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..stats import compare, mean_ci, p_text
+from ..verdict import judge
 from .compute import compute_all
 from .inputs import read_detectors, read_event_log, with_stopbar_yellow_red
 
@@ -26,6 +35,12 @@ FIGURES = (
     ("phase_wait_s", "s", True, "mean wait of a called phase for its green"),
 )
 MEASURES = ("arrival_on_green", "split_failures", "phase_wait")
+#: the values each figure can take: its interval is cut to them (the module's docstring says why)
+FIGURE_RANGE = {"arrivals_on_green_pct": (0.0, 100.0), "split_failure_pct": (0.0, 100.0),
+                "split_failures": (0.0, math.inf), "phase_wait_s": (0.0, math.inf)}
+#: the conditions comparison.csv repeats on every row, from the comparison's summary.json (as its summary.csv)
+CSV_CONDITIONS = ("scenario", "demand_scale", "timing_profile", "begin_s", "end_s", "warmup_s", "seeds",
+                  "seeds_vary")
 
 
 def run_figures(run_dir: Path, options: dict) -> dict[str, float]:
@@ -57,6 +72,23 @@ class ControllerRow:
     n: int
     change_pct: float  # against the baseline; NaN for the baseline itself
     p_value_paired: float
+    p_welch: float = math.nan  # Welch's t-test over the same seeds; NaN for the baseline itself
+    verdict: str = ""  # "better" | "worse" (`analytics.verdict.judge`), else ""
+    verdict_note: str = ""  # why there is no verdict ("no clear change", ...), else ""
+    ci_note: str = ""  # where the t-interval was cut to the figure's range (`FIGURE_RANGE`)
+
+
+def bounded_ci(name: str, low: float, high: float) -> tuple[float, float, str]:
+    """The t-interval of figure `name` cut to the values it can take, and a note naming each end cut."""
+    lo_bound, hi_bound = FIGURE_RANGE[name]
+    notes = []
+    if low < lo_bound:
+        low = lo_bound
+        notes.append(f"t-interval cut at {lo_bound:g}")
+    if high > hi_bound:
+        high = hi_bound
+        notes.append(f"t-interval cut at {hi_bound:g}")
+    return low, high, "; ".join(notes)
 
 
 def figures_by_controller(compare_dir: Path, runs: list[Path], options: dict,
@@ -82,34 +114,43 @@ def figures_by_controller(compare_dir: Path, runs: list[Path], options: dict,
         return [(s, per_run[c, s][name]) for c, s in sorted(per_run) if c == controller
                 and (seeds is None or s in seeds) and not math.isnan(per_run[c, s][name])]
 
-    for name, unit, _lower, _what in FIGURES:
+    for name, unit, lower, _what in FIGURES:
         for c in controllers:
             own = values(name, c)
             if not own:
                 continue
             ci = mean_ci([v for _s, v in own])
-            change, p = math.nan, math.nan
+            change, p, welch, judged = math.nan, math.nan, math.nan, {}
             if c != baseline:
                 both = sorted({s for s, _v in own} & {s for s, _v in values(name, baseline)})
                 if both:
                     cmp = compare([v for _s, v in values(name, baseline, both)],
                                   [v for _s, v in values(name, c, both)], paired=True)
-                    change, p = cmp.change_pct, cmp.p_value_paired
-            rows.append(ControllerRow(c, name, unit, ci.mean, ci.ci_low, ci.ci_high, ci.n, change, p))
+                    change, p, welch = cmp.change_pct, cmp.p_value_paired, cmp.p_value
+                    judged = judge(cmp, lower)
+            low, high, note = bounded_ci(name, ci.ci_low, ci.ci_high)
+            rows.append(ControllerRow(c, name, unit, ci.mean, low, high, ci.n, change, p, welch,
+                                      judged.get("verdict", ""), judged.get("no_verdict", ""), note))
     return rows, warnings
 
 
-def write_csv(rows: list[ControllerRow], path: Path) -> None:
+def write_csv(rows: list[ControllerRow], path: Path, conditions: dict | None = None) -> None:
+    """One row per controller and figure; the columns `signalwise compare`'s summary.csv has besides (Welch's p,
+    the verdict or why there is none, the conditions) after the first nine, which keep their places."""
     import csv
 
+    cond = conditions or {}
+    constants = [" ".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v)
+                 for v in (cond.get(k) for k in CSV_CONDITIONS)]
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["controller", "figure", "unit", "mean", "ci_low", "ci_high", "n", "change_pct",
-                    "p_value_paired"])
+                    "p_value_paired", "p_welch", "verdict", "verdict_note", "ci_note", *CSV_CONDITIONS])
         for r in rows:
             w.writerow([r.controller, r.figure, r.unit, *(_cell(v) for v in (r.mean, r.ci_low, r.ci_high)), r.n,
-                        _cell(r.change_pct), _cell(r.p_value_paired)])
+                        _cell(r.change_pct), _cell(r.p_value_paired), _cell(r.p_welch), r.verdict, r.verdict_note,
+                        r.ci_note, *constants])
 
 
 def _cell(v: float) -> str:
@@ -119,18 +160,19 @@ def _cell(v: float) -> str:
 def table_text(rows: list[ControllerRow], baseline: str) -> list[str]:
     """The rows as lines a person reads: figure, then each controller's mean ± half-width, change and p."""
     lines = []
-    for name, unit, lower_better, what in FIGURES:
+    for name, unit, _lower, what in FIGURES:
         mine = [r for r in rows if r.figure == name]
         if not mine:
             continue
         lines.append(f"{name} ({unit}): {what}")
         for r in mine:
-            spread = "n/a" if math.isnan(r.ci_low) else f"{(r.ci_high - r.ci_low) / 2:.1f}"
-            text = f"  {r.controller:<16s} {r.mean:8.1f} ± {spread} (n={r.n})"
+            if r.ci_note:  # cut to the figure's range: no longer symmetric about the mean
+                spread = f"(95% CI {r.ci_low:.1f} to {r.ci_high:.1f}, {r.ci_note})"
+            else:
+                spread = "± " + ("n/a" if math.isnan(r.ci_low) else f"{(r.ci_high - r.ci_low) / 2:.1f}")
+            text = f"  {r.controller:<16s} {r.mean:8.1f} {spread} (n={r.n})"
             if r.controller != baseline and not math.isnan(r.change_pct):
                 p = p_text(r.p_value_paired)
-                verdict = ("better" if (r.change_pct < 0) == lower_better else "worse") \
-                    if r.p_value_paired < 0.05 else ""
-                text += f"  {r.change_pct:+.1f} % vs {baseline}, paired {p}" + (f" ({verdict})" if verdict else "")
+                text += f"  {r.change_pct:+.1f} % vs {baseline}, paired {p}" + (f" ({r.verdict})" if r.verdict else "")
             lines.append(text)
     return lines
