@@ -80,3 +80,20 @@ def test_the_users_table_says_p_n_a_for_throughput_and_never_inserted_without_sp
     assert rows["never inserted (veh)"] == ["1.00 ± n/a", "0.00 ± n/a -100.0% p n/a"], rows
     # the change's 95 % CI in brackets before the paired p
     assert re.match(r"29\.8 ± 34\.9 no clear change -7\.0% \[-[\d.]+, \+[\d.]+\] p 0\.", rows["delay per vehicle (s)"][1]), rows
+
+
+def test_in_a_pipe_the_title_names_the_change_interval_and_no_metric_name_folds(capsys, monkeypatch):
+    """`compare | tee log`: the title's "[its 95% CI]" is text, not rich markup (it vanished), and a metric name
+    longer than the terminal's 22 columns ("fuel per 100 vehicle-km ...") stays on one line, which a grep finds."""
+    monkeypatch.delenv("COLUMNS", raising=False)  # capsys's stdout is no terminal: the piped layout
+    runs = {(c, s): _metrics(throughput_veh=1000.0 + s, never_inserted=0.0, avg_delay_s=30.0 + s + (c == "ql"))
+            for c in ("max-pressure", "ql") for s in (1, 2)}
+    summary = summarize(["max-pressure", "ql"], [1, 2], runs)
+    print_compare_table(summary)
+    out = capsys.readouterr().out
+    assert "change vs max-pressure [its 95% CI], paired t-test" in " ".join(out.split())
+    labels = [line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│")]
+    named = [label for label in labels if label]
+    whole = {f"{m['label']} ({m['unit']})" if m["unit"] else m["label"] for m in summary["metrics"].values()}
+    assert max(len(n) for n in whole) > 22 and "delay per vehicle (s)" in named
+    assert set(named) - {"fallback share", "safety violations"} == whole, named  # each whole, on one line

@@ -801,12 +801,16 @@ def print_compare_table(summary: dict, width: int | None = None, shown: Collecti
         if summary.get("conditions") else None
     where = "" if heading else summary.get("scenario", "") + (
         f", after a {summary['warmup_s']:g} s warm-up" if summary.get("warmup_s") else "") + ": "
-    t = Table(title=f"{where}mean ± 95% CI over {n_seeds} seed(s); change vs {base} [its 95% CI], paired t-test "
+    t = Table(title=f"{where}mean ± 95% CI over {n_seeds} seed(s); change vs {base} \\[its 95% CI], paired t-test "
                     "p over the same seeds (Welch's: p_welch in summary.csv); better/worse where p < 0.05 and the change is "
                     f"{MIN_CHANGE_PCT:g} % or more, else no clear change", title_justify="left",
               padding=(0, 1), collapse_padding=True)
-    # the headline's name never folds (a reader, and a grep, find it on one line); a verdict folds in its cell
-    t.add_column("metric", overflow="fold", min_width=len("delay per vehicle (s)") + 1, max_width=22)
+    console = Console(width=width) if width else table_console()
+    # the headline's name never folds (a reader, and a grep, find it on one line); a verdict folds in its cell. On a
+    # terminal the names fold at 22 columns so five controllers fit 100; in a pipe or a file (a log, `tee`), whose
+    # width is what the table needs, no name folds
+    names_in = 22 if console.is_terminal or width else None
+    t.add_column("metric", overflow="fold", min_width=len("delay per vehicle (s)") + 1, max_width=names_in)
     for c in controllers:
         t.add_column(c + ("\n[red]NEVER RAN[/red]" if c in never else ""), justify="right", overflow="fold")
     for row in summary["metrics"].values():
@@ -838,7 +842,6 @@ def print_compare_table(summary: dict, width: int | None = None, shown: Collecti
     viol = summary.get("safety_violations", {})
     if viol:
         t.add_row("safety violations", *["—" if viol.get(c, 0) is None else str(viol.get(c, 0)) for c in controllers])
-    console = Console(width=width) if width else table_console()
     if heading:
         console.print(heading, style="bold", soft_wrap=True, markup=False, highlight=False)
     console.print(t)
