@@ -191,6 +191,7 @@ def test_a_controller_returning_none_at_every_decision_is_said_once(tmp_path):
     assert "warning: the controller returned None" in done.stdout
 
 
+@pytest.mark.slow
 def test_a_slow_decide_shows_its_wall_time_in_the_summary_and_warns(tmp_path):
     done, run_dir = run_of(tmp_path, "slow", duration_s=60)
     times = json.loads((run_dir / "metrics.json").read_text())["decision_time"]
