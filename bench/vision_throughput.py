@@ -1,7 +1,7 @@
 """Camera streams and the vision pipeline against the issue's throughput targets, on this machine.
 
     .venv/bin/python bench/vision_throughput.py [--streams 4] [--decode-s 60] [--pipeline-s 60] [--fps 25]
-                                                [--speed]
+                                                [--speed] [--tickets]
 
 1. decode: `--streams` MJPEG servers on 127.0.0.1 (640x480 synthetic video at `--fps`, served by a child
    process so the figures below are the readers' and pipelines' alone), one `StreamReader`
@@ -13,6 +13,11 @@
    and time per frame p50/p95 (goal: >= 5 frames/s per stream with 4 streams on 2 cores, < 200 ms per frame);
    the process's resident memory at the end (goal: < 500 MB) and CPU.
 3. `--speed`: speed RMSE on the synthetic scene (top-down, 25 frames/s) for the speed fits, against truth.
+4. `--tickets`: speeding calls of `signalwise vision run` on a straight road through a junction with vehicles at
+   exact constant speeds (`vision/synthetic_road.py`: 800x600, 8 px/m, each speed driven in both directions,
+   entering and leaving at the frame's edges), at 5, 10 and 25 frames/s, limit 13.89 + tolerance 2.0 = threshold
+   15.89 m/s: false tickets among vehicles just under the threshold (15.5-15.85 m/s), tickets among those over it
+   (16.2-20 m/s), and each ticket's speed error against the truth and its stated uncertainty.
 
 Frames a stream does not process in time are dropped: the worker takes the newest, as `StreamManager` does.
 """
@@ -214,6 +219,56 @@ def speed() -> None:
               f"over {len(err)} track-frames")
 
 
+#: `--tickets`: speeds under the threshold (15.89 m/s) and over it, each driven north and south
+UNDER_MPS = (15.5, 15.6, 15.7, 15.75, 15.8, 15.85)
+OVER_MPS = (16.2, 16.5, 17.0, 18.0, 20.0)
+
+
+def tickets() -> None:
+    import csv
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import yaml
+
+    from signalwise.vision.synthetic_road import camera_config, match_calls, write_speed_clip
+
+    print("speeding tickets of `signalwise vision run` on vehicles at exact constant speeds (800x600, 8 px/m; "
+          "limit 13.89 + tolerance 2.0 = threshold 15.89 m/s)")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "cam.yaml").write_text(yaml.safe_dump(camera_config(800, 600, 8.0)))
+        for fps in (5.0, 10.0, 25.0):
+            for label, speeds in (("under", UNDER_MPS), ("over", OVER_MPS)):
+                clip = root / f"{label}{fps:g}.mp4"
+                vehicles = write_speed_clip(clip, speeds, fps, width_px=800, height_px=600)
+                out = root / f"{label}{fps:g}"
+                subprocess.run([sys.executable, "-m", "signalwise.cli", "vision", "run", "--video", str(clip),
+                                "--camera", str(root / "cam.yaml"), "--out", str(out)], check=True,
+                               capture_output=True)
+                calls = match_calls(csv.DictReader(open(out / "violations.csv")), vehicles)
+                named = {id(v): (row, v) for row, v in calls if v is not None}
+                unnamed = sum(v is None for _row, v in calls)
+                shown = ", ".join(f"{v:g}" for v in speeds)
+                if label == "under":
+                    print(f"  {fps:g} frames/s, {len(vehicles)} vehicles at {shown} m/s (under): "
+                          f"{len(named)} false ticket(s)" + (f", {unnamed} call(s) naming no vehicle" if unnamed else ""))
+                    continue
+                errors = [float(row["speed_mps"]) - v.speed_mps for row, v in named.values()]
+                within = sum(abs(e) <= float(row["speed_uncertainty_mps"])
+                             for e, (row, _v) in zip(errors, named.values(), strict=True))
+                unc = [float(row["speed_uncertainty_mps"]) for row, _v in named.values()]
+                missed = [f"{v.speed_mps:g} {v.direction}" for v in vehicles if id(v) not in named]
+                print(f"  {fps:g} frames/s, {len(vehicles)} vehicles at {shown} m/s (over): {len(named)} ticketed"
+                      + (f" (missed: {', '.join(missed)})" if missed else "")
+                      + (f", {unnamed} call(s) naming no vehicle" if unnamed else "")
+                      + (f"; speed error {min(errors):+.2f} to {max(errors):+.2f} m/s, uncertainty "
+                         f"{min(unc):.2f}-{max(unc):.2f} m/s, truth within it for {within} of {len(errors)}"
+                         if errors else ""))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--streams", type=int, default=4)
@@ -221,6 +276,7 @@ def main() -> None:
     ap.add_argument("--pipeline-s", type=float, default=60.0)
     ap.add_argument("--fps", type=float, default=25.0)
     ap.add_argument("--speed", action="store_true", help="also the speed-fit comparison")
+    ap.add_argument("--tickets", action="store_true", help="also the speeding calls on vehicles at known speeds")
     ap.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.serve:
@@ -232,6 +288,8 @@ def main() -> None:
         pipeline(a.streams, a.pipeline_s, a.fps)
     if a.speed:
         speed()
+    if a.tickets:
+        tickets()
     if _CHILD is not None:
         _CHILD.kill()
 

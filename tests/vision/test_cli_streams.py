@@ -19,7 +19,8 @@ from vision_scenes import small_scene, write_signals
 HEADERS = {
     "tracks.csv": "frame,time_s,track_id,x_px,y_px,x_m,y_m,speed_mps",
     "crossings.csv": "time_s,track_id,stop_line,approach,signal_state,joined",
-    "violations.csv": "time_s,track_id,kind,approach,speed_mps,evidence_path",
+    "violations.csv": "time_s,track_id,kind,approach,speed_mps,evidence_path,speed_uncertainty_mps,span_start_s,"
+                      "span_end_s,span_m",
     "counts.csv": "interval_start_s,approach,count",
     "detections.csv": "frame,time_s,x1,y1,x2,y2,score",
 }

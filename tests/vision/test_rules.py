@@ -47,38 +47,32 @@ def test_signal_timeline_reads_states_links_and_red_onset(tmp_path):
         SignalTimeline.from_csv(bad)
 
 
-def test_speeding_needs_limit_plus_tolerance_sustained():
-    rule = SpeedingRule(13.89, tolerance_mps=2.0, sustain_s=1.0)
+def test_speeding_needs_limit_plus_tolerance_measured_over_a_second():
+    rule = SpeedingRule(13.89, tolerance_mps=2.0, span_s=1.0)
     times = np.arange(0, 3, 0.1)
     # 15.5 m/s: over the limit, within the tolerance: never
-    assert all(rule.observe(1, t, 15.5) is None for t in times)
-    # 17 m/s for 0.9 s, a dip, then 17 m/s for 1 s: fires once, at the end of the sustained second
-    fired = []
-    for t in times:
-        v = 17.0 if t < 0.85 or t >= 1.2 else 15.0
-        m = rule.observe(2, t, v)
-        if m is not None:
-            fired.append((round(t, 2), m))
-    assert fired == [(2.2, 17.0)]
-    assert rule.observe(3, 0.0, math.nan) is None
+    assert all(rule.observe(1, t, 0.0, 15.5 * t, 0.1) is None for t in times)
+    # 17 m/s: called once its positions span a second, at the mean speed over it
+    fired = [(round(t, 2), m.speed_mps) for t in times if (m := rule.observe(2, t, 0.0, 17.0 * t, 0.1)) is not None]
+    assert len(fired) == 1 and fired[0][0] == 1.0 and fired[0][1] == pytest.approx(17.0)
 
 
 def test_speeding_forgets_the_tracks_it_reported_and_reports_each_once():
-    """500 speeders, a new one each second, each over the threshold for 6 s (several in view at once, and long
-    enough for a second report if the rule forgot a track still in view), each forgotten once it is gone, as the
-    pipeline forgets tracks: each is reported once, and the rule ends holding nothing, or a long live run would
-    keep every speeder it ever called."""
-    rule = SpeedingRule(13.89, tolerance_mps=2.0, sustain_s=1.0)
+    """500 speeders, a new one each second, each seen for 6 s (several in view at once, and long enough for a
+    second report if the rule forgot a track still in view), each forgotten once it is gone, as the pipeline
+    forgets tracks: each is reported once, and the rule ends holding nothing, or a long live run would keep every
+    speeder it ever called."""
+    rule = SpeedingRule(13.89, tolerance_mps=2.0, span_s=1.0)
     reported = []
     for step in range(5 * 506 + 1):  # 0.2 s frames; speeder k is in view from k s to k + 6 s
         t = step / 5
         for k in range(max(1, step // 5 - 5), min(500, step // 5) + 1):
-            if rule.observe(k, t, 18.0) is not None:
+            if rule.observe(k, t, 0.0, 18.0 * (t - k), 0.1) is not None:
                 reported.append(k)
         if step % 5 == 0 and 1 <= step // 5 - 6 <= 500:
             rule.forget([step // 5 - 6])
     assert sorted(reported) == list(range(1, 501))
-    assert not rule._done and not rule._over
+    assert not rule._done and not rule._positions
 
 
 def test_a_track_the_pipeline_forgets_never_comes_back():

@@ -23,7 +23,8 @@ OFFSET_S = 1000.0
 
 #: what release eaf6721 (schema 0016) stored for this clip with --start START, as video seconds per (kind, track):
 #: `signalwise vision run ... --db` with that release's code. It timed a red light by the track's anchor crossing
-#: the line, after its front does (this release's time): tracks 2 and 5 are stamped 0.2 s and 0.3 s later here.
+#: the line, after its front does (this release's time): tracks 2 and 5 are stamped 0.2 s and 0.3 s later here; and
+#: called speeding on per-frame speeds, after this release's measured second (track 3: 0.3 s later).
 OLD_RELEASE_S = {("red_light", 2): 5.3, ("speeding", 3): 6.5, ("red_light", 4): 10.166667, ("red_light", 5): 11.5}
 OLD_COLUMNS = ("occurred_at", "camera_id", "device_id", "approach", "kind", "track_id", "speed_mps", "limit_mps",
                "stop_line", "signal_state", "evidence_path", "track")
@@ -127,18 +128,18 @@ def _violation(at: dt.datetime, kind: str, track: int, source: str | None, camer
 
 
 def test_a_row_with_no_source_is_the_same_violation_only_at_its_camera_kind_track_and_instant(db_url):
-    """Speeding: the same millisecond; a red light: up to 6 s later (the old anchor-timed crossing); anything else
-    is another violation, stored."""
+    """Speeding: up to 6 s either side (the old per-frame call against the measured second); a red light: up to
+    6 s later (the old anchor-timed crossing); anything else is another violation, stored."""
     engine = get_engine(db_url)
     t0 = START + dt.timedelta(microseconds=250)
     old = [_violation(t0, "speeding", 1, None), _violation(t0, "red_light", 2, None),
            _violation(t0, "speeding", 3, None), _violation(t0, "speeding", 4, None),
            _violation(t0, "red_light", 5, None), _violation(t0, "speeding", 6, None, camera="cam-2")]
     assert insert_violations(engine, old) == len(old)
-    src, ms = "sha256:" + "cd" * 32, dt.timedelta(milliseconds=1)
-    held = [_violation(t0 + dt.timedelta(microseconds=500), "speeding", 1, src),  # the same millisecond
+    src = "sha256:" + "cd" * 32
+    held = [_violation(t0 + dt.timedelta(seconds=2), "speeding", 1, src),  # measured 2 s after the old call
             _violation(t0 - dt.timedelta(seconds=0.3), "red_light", 2, src)]  # front crossed 0.3 s before the anchor
-    other = [_violation(t0 + ms, "speeding", 3, src),  # a millisecond apart
+    other = [_violation(t0 + dt.timedelta(seconds=6.5), "speeding", 3, src),  # 6.5 s apart
              _violation(t0, "red_light", 4, src),  # another kind
              _violation(t0 - dt.timedelta(seconds=7), "red_light", 5, src),  # a red light 7 s before the old one
              _violation(t0, "speeding", 6, src)]  # another camera

@@ -8,6 +8,10 @@ way the run does (`runtime.live.runtime.LiveRuntime._open_without_simulator`): S
 without routes (with the additional files that hold signal programs) and runs no step, for the signal
 model, and the detectors are placed from the network
 file (`sim.detectors.plan_detectors`). `--out FILE` writes the file the run will write, byte for byte.
+
+A camera file's `stop_lines[].links` name the signal's links (positions in its state string) a stop line
+holds back: the table and JSON give each detector lane's links, and per approach the links of all its lanes
+(`approach_links`), so a camera file can be written before any run.
 """
 
 from __future__ import annotations
@@ -85,8 +89,35 @@ def mqtt_topic(device_id: str) -> str | None:
     return MQTT_TOPIC.format(device_id=device_id)
 
 
+def lane_links(inter: Intersection, lane: str) -> list[int]:
+    """The signal's vehicle links (positions in its state string) from `lane`, in order."""
+    return sorted({m.link_index for m in inter.movements if m.in_lane == lane and not m.is_crosswalk})
+
+
+def approach_links(plan: DetectorPlan, inter: Intersection) -> dict[str, list[dict]]:
+    """Approach -> its lane groups by the phase that serves them: [{"phase", "lanes", "links"}], in link order. A
+    camera's stop line takes one group's links: a line over lanes of two phases (a left-turn lane beside the through
+    lanes) has links that disagree and judges no red light."""
+    from .detector_config import primary_phase
+
+    groups: dict[tuple[str, int | None], dict] = {}
+    for m in sorted(inter.movements, key=lambda m: m.link_index):
+        approach = plan.approach_of_lane.get(m.in_lane)
+        if approach is None or m.is_crosswalk:
+            continue
+        g = groups.setdefault((approach, primary_phase(inter, m.in_lane)), {"lanes": [], "links": []})
+        if m.in_lane not in g["lanes"]:
+            g["lanes"].append(m.in_lane)
+        g["links"].append(m.link_index)
+    out: dict[str, list[dict]] = {}
+    for (approach, phase), g in groups.items():
+        out.setdefault(approach, []).append({"phase": phase, **g})
+    return out
+
+
 def plan_as_dict(plan: DetectorPlan) -> dict:
-    """The plan as JSON: per signal its topic and channels, and the signals the run leaves alone."""
+    """The plan as JSON: per signal its topic, channels and links per approach, and the signals the run leaves
+    alone."""
     from .detector_config import primary_phase
 
     return {
@@ -95,7 +126,9 @@ def plan_as_dict(plan: DetectorPlan) -> dict:
             "device_id": i.id, "mqtt_topic": mqtt_topic(i.id), "approach_speed_mps": round(i.approach_speed_mps, 2),
             "detectors": [{"channel": d.channel, "kind": d.kind, "lane": d.lane,
                            "approach": plan.approach_of_lane.get(d.lane), "distance_to_stopbar_m": d.distance_to_stopbar_m,
-                           "phase": primary_phase(i, d.lane), "detector_id": d.id} for d in i.detectors],
+                           "phase": primary_phase(i, d.lane), "detector_id": d.id, "links": lane_links(i, d.lane)}
+                          for d in i.detectors],
+            "approach_links": approach_links(plan, i),
         } for i in plan.intersections],
         "refused": [{"device_id": r.id, "reason": r.reason} for r in plan.refused],
     }
@@ -119,14 +152,20 @@ def print_plan_table(plan: DetectorPlan) -> None:
         where = f"MQTT topic {topic}" if topic else "no MQTT topic (its id holds / + or #): send over HTTP"
         t = Table(title=escape(f"{inter.id}: {where}"), title_justify="left", padding=(0, 1))
         for name, justify in (("channel", "right"), ("kind", "left"), ("lane", "left"), ("approach", "left"),
-                              ("to stop bar", "right"), ("phase", "right")):
+                              ("to stop bar", "right"), ("phase", "right"), ("links", "left")):
             t.add_column(name, justify=justify, overflow="fold")
         for d in inter.detectors:
             phase = primary_phase(inter, d.lane)
             t.add_row(str(d.channel), "stop bar" if d.kind == "stopbar" else "advance", escape(d.lane),
                       plan.approach_of_lane.get(d.lane) or "—", f"{d.distance_to_stopbar_m:g} m",
-                      str(phase) if phase else "none")
+                      str(phase) if phase else "none", ",".join(map(str, lane_links(inter, d.lane))) or "—")
         console.print(t)
+        per_approach = "; ".join(
+            f"{a} " + ", ".join(f"[{', '.join(map(str, g['links']))}] (phase {g['phase'] or 'none'})" for g in groups)
+            for a, groups in approach_links(plan, inter).items())
+        if per_approach:
+            console.print(escape(f"{inter.id}: a camera file's stop_lines[].links, one group per stop line: "
+                                 f"{per_approach}"), soft_wrap=True)
     for r in plan.refused:
         console.print(escape(f"{r.id}: not controlled by the run, so no detector channels: {r.reason}"),
                       soft_wrap=True)
@@ -149,7 +188,8 @@ def detectors_command(
 ) -> None:
     """The detector plan of a live run, before it starts: per signal (device_id) the MQTT topic its device
     publishes on, and each detector channel's lane, approach, kind (stop bar or advance), distance to the stop
-    bar and the phase it calls.
+    bar, the phase it calls and its lane's links (positions in the signal's state string; per approach too, for
+    a camera file's stop_lines[].links).
 
     Wire field detectors (loops, radar, MQTT devices) and write camera files against it for a `signalwise
     live --field none` run of the same network and --config: its channels are the ones a feed message and a

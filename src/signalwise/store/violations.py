@@ -15,9 +15,9 @@ not stored again, nor counted again (`insert_violations` returns how many it
 stored). A row without a `source` has no identity and is always stored.
 
 Rows stored before revision 0018 have no `source`, so the index cannot see them: a row with a source that a
-row with none matches on camera, kind, track, approach, stop line (where both name one) and instant (to the
-millisecond: an earlier release stamped the same instants from the same `--start`; a red light up to
-`UNSOURCED_LAG_MS` later) is taken as that violation, stored already, and not stored again; with
+row with none matches on camera, kind, track, approach, stop line (where both name one) and instant (within
+`UNSOURCED_LAG_MS`: an earlier release stamped a red light up to 6 s later, a speeding call up to 6 s either
+side) is taken as that violation, stored already, and not stored again; with
 `replace_unsourced` the old row goes instead (off its counts) and the new one is stored (`insert_violations`).
 Each old row stands for one new row at most, the nearest.
 
@@ -326,17 +326,21 @@ def _ms(at) -> int:
     return (_as_utc(at) - _EPOCH) // _MS
 
 
-#: how much later than a new row's instant a row stored with no source may be and still be that violation, ms:
-#: a speeding call is stamped as before; a red light is timed by the vehicle's front (`vision/redlight.py`), where a
-#: release before schema 0018 timed it by the track's anchor, which reaches the line after the front (a vehicle
-#: length later: 0.2-0.3 s at 13 m/s in tests/vision/test_violation_upgrade.py, 6 s for a 12 m bus at 2 m/s)
-UNSOURCED_LAG_MS = {"speeding": 0, "red_light": 6000}
+#: how much later than a new row's instant a row stored with no source may be and still be that violation, ms
+#: (earliest, latest): a red light is timed by the vehicle's front (`vision/redlight.py`), where a release before
+#: schema 0018 timed it by the track's anchor, which reaches the line after the front (a vehicle length later:
+#: 0.2-0.3 s at 13 m/s in tests/vision/test_violation_upgrade.py, 6 s for a 12 m bus at 2 m/s); a speeding call
+#: comes at the end of the first second of positions that measures it over (`vision/violations.py`), where such a
+#: release called once 1 s of per-frame speeds was over after a 1.5 s window: mostly later (0.3 s in that test),
+#: but earlier for a vehicle whose measurement needs more than a second to clear the threshold. One call per track
+#: and kind, so the track, camera and approach name it; the window only keeps two videos' calls apart.
+UNSOURCED_LAG_MS = {"speeding": (-6000, 6000), "red_light": (0, 6000)}
 
 
 def _unsourced_twins(conn, rows: list[dict]) -> dict[int, int]:
     """The rows of the batch (by position) that rows stored with no source hold already, with the id of the row
     that holds each: the same camera, kind, track and approach, the same stop line where both name one, and the
-    same instant to the millisecond (a red light: up to `UNSOURCED_LAG_MS` later). One old row holds one new row
+    same instant within `UNSOURCED_LAG_MS` of the kind. One old row holds one new row
     at most, the nearest (`_nearest_pairs`): a track's calls at two approaches are two violations. Looked up per
     camera over the batch's span of instants (the camera-and-instant index), so a store with none answers at once."""
     wanted: dict[tuple, list[int]] = defaultdict(list)  # (camera, kind, track, approach) -> positions
@@ -346,11 +350,12 @@ def _unsourced_twins(conn, rows: list[dict]) -> dict[int, int]:
             wanted[(r["camera_id"], r["kind"], r["track_id"], r["approach"])].append(k)
             spans[r["camera_id"]].append(r["occurred_at"])
     c = ViolationRow.__table__.c
-    lag = dt.timedelta(milliseconds=max(UNSOURCED_LAG_MS.values())) + _MS
+    early = dt.timedelta(milliseconds=-min(lo for lo, _hi in UNSOURCED_LAG_MS.values())) + _MS
+    late = dt.timedelta(milliseconds=max(hi for _lo, hi in UNSOURCED_LAG_MS.values())) + _MS
     stored: dict[tuple, list] = defaultdict(list)  # the same key -> the rows with no source there
     for camera, instants in spans.items():
         for row in conn.execute(select(c.id, c.kind, c.track_id, c.approach, c.stop_line, c.occurred_at).where(
-                c.camera_id == camera, c.occurred_at >= min(instants) - _MS, c.occurred_at <= max(instants) + lag,
+                c.camera_id == camera, c.occurred_at >= min(instants) - early, c.occurred_at <= max(instants) + late,
                 c.source.is_(None)).order_by(c.id)):
             key = (camera, row.kind, row.track_id, row.approach or "")
             if key in wanted:
@@ -367,13 +372,15 @@ def _lag_ms(new: dict, old) -> int | None:
     if new["stop_line"] is not None and old.stop_line is not None and new["stop_line"] != old.stop_line:
         return None
     lag_ms = _ms(old.occurred_at) - _ms(new["occurred_at"])
-    return lag_ms if 0 <= lag_ms <= UNSOURCED_LAG_MS.get(old.kind, 0) else None
+    earliest, latest = UNSOURCED_LAG_MS.get(old.kind, (0, 0))
+    return lag_ms if earliest <= lag_ms <= latest else None
 
 
 def _nearest_pairs(new: list[tuple[int, dict]], old: list) -> dict[int, int]:
     """{position: old row's id}, one to one: as many pairs as can be made, and of those the pairing with the
-    least total lag (scipy's assignment solver: a pair that cannot be costs more than all that can together)."""
-    lags = [[_lag_ms(r, o) for o in old] for _, r in new]
+    least total lag, early or late (scipy's assignment solver: a pair that cannot be costs more than all that can
+    together)."""
+    lags = [[None if (x := _lag_ms(r, o)) is None else abs(x) for o in old] for _, r in new]
     if not any(x is not None for row in lags for x in row):
         return {}
     from scipy.optimize import linear_sum_assignment

@@ -4,6 +4,11 @@ Encoding a JPEG takes milliseconds; the pipeline must not wait for it. Jobs
 wait in a bounded queue: offline (`block=True`) a full queue makes the
 pipeline wait, so no evidence is lost; live (`block=False`) the job is dropped
 and counted, so a slow disk never stalls the cameras.
+
+`then(callback)` runs a callback on the writer's thread once every image
+queued before it is written (or has failed): a live stream hands a violation
+to the store then, so the store hashes an image that is on disk, never one
+still being encoded, without the camera's thread waiting.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +26,7 @@ import numpy as np
 
 log = logging.getLogger("signalwise.vision.evidence")
 
-RED, YELLOW, WHITE, BLACK = (0, 0, 255), (0, 220, 255), (255, 255, 255), (0, 0, 0)
+YELLOW, WHITE, BLACK = (0, 220, 255), (255, 255, 255), (0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,9 @@ def annotate(job: EvidenceJob) -> np.ndarray:
         pts = np.round(np.asarray(job.trail_px)).astype(np.int32).reshape(-1, 1, 2)
         cv2.polylines(img, [pts], False, YELLOW, 1)
     x1, y1, x2, y2 = (round(v) for v in job.box_px)
-    cv2.rectangle(img, (x1, y1), (x2, y2), RED, 2)
+    # white on black: one of the two stands out on any vehicle (a red box vanished on a red car)
+    cv2.rectangle(img, (x1, y1), (x2, y2), BLACK, BOX_OUTLINE_PX)
+    cv2.rectangle(img, (x1, y1), (x2, y2), WHITE, BOX_LINE_PX)
     scale = max(0.4, img.shape[1] / 1600)
     y = round(22 * scale / 0.5)
     for line in job.caption:
@@ -66,6 +74,8 @@ def draw_outlined_text(img: np.ndarray, text: str, origin: tuple[int, int], scal
 
 #: the caption's black outline around its white text, pixels
 OUTLINE_PX = 2
+#: the vehicle's box: a white line this thick inside a black one this thick
+BOX_LINE_PX, BOX_OUTLINE_PX = 2, 6
 
 
 class EvidenceWriter:
@@ -79,11 +89,16 @@ class EvidenceWriter:
         self.busy_s = 0.0
         self.last_error: str | None = None
         self._q: queue.Queue[EvidenceJob | None] = queue.Queue(maxsize=max_queue)
+        self._lock = threading.Lock()
+        self._queued = self._done = 0  # jobs queued, and of those handled (written or failed)
+        self._waiting: list[tuple[int, Callable[[], None]]] = []  # (jobs to be handled first, callback)
         self._thread = threading.Thread(target=self._run, name="signalwise-vision-evidence", daemon=True)
         self._thread.start()
 
     def submit(self, job: EvidenceJob) -> bool:
         """Queue the job; False when it was dropped (live mode, queue full)."""
+        with self._lock:
+            self._queued += 1
         try:
             if self.block:
                 self._q.put(job)
@@ -91,8 +106,28 @@ class EvidenceWriter:
                 self._q.put_nowait(job)
             return True
         except queue.Full:
+            with self._lock:
+                self._queued -= 1
             self.dropped += 1
             return False
+
+    def then(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` once every job queued so far is handled: from the writer's thread, or at once when
+        none waits (or the writer has stopped). Never blocks the caller."""
+        with self._lock:
+            if self._done < self._queued and self._thread.is_alive():
+                self._waiting.append((self._queued, callback))
+                return
+        _call(callback)
+
+    def _handled(self) -> None:
+        """One more job handled: the callbacks waiting for it and those before it run."""
+        with self._lock:
+            self._done += 1
+            ready = [cb for n, cb in self._waiting if n <= self._done]
+            self._waiting = [(n, cb) for n, cb in self._waiting if n > self._done]
+        for cb in ready:
+            _call(cb)
 
     def _run(self) -> None:
         while True:
@@ -117,6 +152,7 @@ class EvidenceWriter:
             finally:
                 self.busy_s += time.perf_counter() - t0
                 self._q.task_done()
+                self._handled()
 
     def flush(self) -> None:
         """Wait until every queued image is written."""
@@ -126,9 +162,20 @@ class EvidenceWriter:
         self.flush()
         self._q.put(None)
         self._thread.join(5.0)
+        with self._lock:  # nothing is left to wait for
+            ready, self._waiting = [cb for _n, cb in self._waiting], []
+        for cb in ready:
+            _call(cb)
 
     def stats(self) -> dict:
         rate = self.written / self.busy_s if self.busy_s > 0 else None
         return {"written": self.written, "dropped": self.dropped, "failed": self.failed,
                 "queued": self._q.qsize(), "images_per_s_of_writer_time": round(rate, 1) if rate else None,
                 "last_error": self.last_error}
+
+
+def _call(callback: Callable[[], None]) -> None:
+    try:
+        callback()
+    except Exception:  # noqa: BLE001 - a caller's callback must not stop the writer
+        log.exception("evidence callback failed")

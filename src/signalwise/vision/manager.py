@@ -6,7 +6,8 @@ what it finds goes out through callbacks the caller wires:
 
 - `publish(topic, payload)`: the live WebSocket (topic `vision`), a summary at
   most `publish_hz` times a second per stream, crossings and violations always;
-- `on_violations(records)`: the store (records as `violation_record` gives);
+- `on_violations(records)`: the store (records as `violation_record` gives), once their evidence images are
+  written (from the evidence writer's thread), so the store hashes images that are on disk;
 - `source`: the live run's cameras (`runtime.live.cameras.LiveCameras`), when a live run is attached: each
   camera is checked against the run's signals when its stream is added (refused with 422 otherwise), and each
   frame's result goes to the run (`update`) with the frame's time on the run's clock (`frame_time_s`, from when
@@ -31,9 +32,11 @@ active with nothing left to clear it.
 
 Each decoded frame is also checked for a picture (`monitoring.ImageCheck`):
 a stream whose frames are blank, or the same frame repeated, for
-`IMAGE_BAD_AFTER_S` is streaming but blind. Its status says so (`image`), the
-figures `vision_stream_blank.<id>` / `vision_stream_frozen.<id>` raise their
-alerts, and its results reach the live run marked down with the reason
+`IMAGE_BAD_AFTER_S` is streaming but blind. Its status says so (`image`; while
+no frames come there is no picture, and `image_last` says what the last ones
+showed), the figures `vision_stream_blank.<id>` / `vision_stream_frozen.<id>`
+raise their alerts (held while the stream is down after it, until a frame with
+a picture comes), and its results reach the live run marked down with the reason
 (`update(..., down=reason)`: with `--field none` its signal falls back), in
 the same call as the results, since a result alone marks a camera up again.
 
@@ -326,8 +329,12 @@ class StreamManager:
             "device_id": ms.spec.camera.device_id if ms.spec.camera else None,
             "detector": ms.spec.detector if ms.spec.camera else None, "created_at": ms.created_at,
             "error": ms.error or (stats.last_error if stats else None),
-            # the picture: "blank" or "frozen" for IMAGE_BAD_AFTER_S of its frames, "ok", None before a frame
-            "image": ms.image.state if stats is not None else None, "image_bad_s": round(ms.image.bad_s, 1),
+            # the picture while frames come: "blank" or "frozen" for IMAGE_BAD_AFTER_S of its frames, "ok"; None
+            # before a frame and while none come (reconnecting, ended): there is no picture to judge then
+            "image": ms.image.state if status == "streaming" else None,
+            "image_bad_s": round(ms.image.bad_s, 1) if status == "streaming" else None,
+            # while no frames come, what the last ones showed (a camera frozen before it dropped: "frozen"), else None
+            "image_last": ms.image.state if stats is not None and status != "streaming" else None,
             # an outage that is over: what the camera's operator looks up after a `vision_stream_down` cleared
             "previous_error": stats.previous_error if stats else None,
             "previous_error_at": stats.previous_error_at if stats else None,
@@ -438,10 +445,19 @@ class StreamManager:
         for v in result.violations:
             at = dt.datetime.fromtimestamp(wall - (result.time_s - v.time_s), dt.UTC)
             records.append(violation_record(v, at, root, frame=result.frame_index, footage=ms.footage))
-        try:
-            self.on_violations(records)
-        except Exception:  # noqa: BLE001 - a store problem must not stop the camera
-            log.exception("violations of %s not stored", ms.spec.id)
+
+        def hand_over() -> None:
+            try:
+                self.on_violations(records)
+            except Exception:  # noqa: BLE001 - a store problem must not stop the camera
+                log.exception("violations of %s not stored", ms.spec.id)
+
+        if root is not None and any(r["evidence_path"] for r in records):
+            # once their images are on disk (the evidence writer's thread calls it): the store hashes each image
+            # as it stores its row, and an image still being encoded would leave the row without its digest
+            ms.pipeline.evidence.then(hand_over)
+        else:
+            hand_over()
 
     def _profile(self, stream_id: str, timing: dict) -> None:
         if self.profiler is None:

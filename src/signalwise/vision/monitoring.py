@@ -136,9 +136,12 @@ def flat(streams: list[dict]) -> dict[str, float]:
             # a stream an operator stopped is not down: said, so that an alert raised before the stop clears
             out.update(not_down(sid))
             continue
-        out[f"vision_stream_down.{sid}"] = float(s["status"] in DOWN_STATUSES)
-        # the picture is judged only while frames come: a stream that is down is `vision_stream_down`'s
-        image = s.get("image") if s["status"] == "streaming" else None
+        down = s["status"] in DOWN_STATUSES
+        out[f"vision_stream_down.{sid}"] = float(down)
+        # the picture is judged while frames come; a stream that drops with a bad picture still has none (until a
+        # good frame comes), so its blank or frozen figure holds through the outage: the camera is never reported
+        # well between the picture going bad and `vision_stream_down`'s 10 s hold
+        image = s.get("image") if s["status"] == "streaming" else s.get("image_last") if down else None
         out[f"vision_stream_blank.{sid}"] = float(image == "blank")
         out[f"vision_stream_frozen.{sid}"] = float(image == "frozen")
         out[f"vision_stream_fps.{sid}"] = float(s["stream"]["fps"])

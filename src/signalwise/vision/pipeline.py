@@ -47,6 +47,9 @@ VEHICLE_MIN_WIDTH_M = 0.8
 VEHICLE_MIN_AREA_M2 = 2.5
 #: the typical speed of moving tracks is kept from at most this many tracks (a long run's memory stays bounded)
 TYPICAL_SPEED_TRACKS = 10_000
+#: a box this close to the frame's border (pixels) may be cut off by it: its centre is not the vehicle's, and it
+#: moves as the vehicle comes into view (still, then jumping), so its position measures no speeding
+FRAME_EDGE_PX = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,17 +252,26 @@ class Pipeline:
             violations += self._entered_on_red(timeline, points, speeds, image, box_of)
         implausible = self._implausible_speeds(speeds)
         if self.speeding is not None:
-            for tid, v in speeds.items():
-                if tid in implausible:  # a wrong fps or calibration, not a speeder: the run over the limit ends
-                    self.speeding.observe(tid, time_s, math.nan)
+            height, width = image.shape[:2]
+            pixel_m = self._pixel_m(tracked.centers_px if self.camera.anchor == "front" else anchors, steady)
+            for k, tid in enumerate(tracked.tracker_id.tolist()):
+                if tid in implausible:  # a wrong fps or calibration, or a jump: not a drive to measure over
+                    self.speeding.interrupt(tid)
                     continue
-                mean = self.speeding.observe_speed(self.speeds, tid, time_s, v)
-                if mean is not None and mean > self.camera.max_plausible_speed_mps:
-                    self._implausible_speeds({tid: mean})
+                x1, y1, x2, y2 = (float(c) for c in tracked.xyxy[k])
+                if (x1 <= FRAME_EDGE_PX or y1 <= FRAME_EDGE_PX or x2 >= width - FRAME_EDGE_PX
+                        or y2 >= height - FRAME_EDGE_PX):
+                    continue  # cut off by the frame's edge: its centre is not the vehicle's
+                measured = self.speeding.observe(tid, time_s, float(steady[k][0]), float(steady[k][1]),
+                                                 float(pixel_m[k]))
+                if measured is None:
                     continue
-                if mean is not None:
-                    violations.append(self._violation(SPEEDING, time_s, tid, self._approach_of(tid, points[tid]),
-                                                      mean, image, box_of[tid], None, ""))
+                if measured.speed_mps > self.camera.max_plausible_speed_mps:
+                    self._implausible_speeds({tid: measured.speed_mps})
+                    continue
+                violations.append(self._violation(SPEEDING, time_s, tid, self._approach_of(tid, points[tid]),
+                                                  measured.speed_mps, image, box_of[tid], None, "",
+                                                  speed_span=measured))
         self._forget(time_s)
         c3 = time.perf_counter()
         return FrameResult(self.frame_index, time_s, dets, tracked, tuple(tracks), tuple(crossings), tuple(violations),
@@ -318,6 +330,16 @@ class Pipeline:
             self.fastest_implausible_mps = max(self.fastest_implausible_mps or 0.0, speeds[tid])
         return out
 
+    def _pixel_m(self, points_px: np.ndarray, road: np.ndarray) -> np.ndarray:
+        """The size on the road (m) of a pixel at each of `points_px` (whose road points are `road`): the longer of
+        its sides' images, what a position there can be known to at best."""
+        if not len(points_px):
+            return np.zeros(0)
+        pts = np.asarray(points_px, float)
+        across = self.homography.to_road(pts + (1.0, 0.0)) - road
+        down = self.homography.to_road(pts + (0.0, 1.0)) - road
+        return np.maximum(np.hypot(across[:, 0], across[:, 1]), np.hypot(down[:, 0], down[:, 1]))
+
     def _anchors(self, tracked: Detections) -> np.ndarray:
         if self.camera.anchor != "front":
             return tracked.anchors(self.camera.anchor)
@@ -342,26 +364,29 @@ class Pipeline:
         return min(self.lines, key=lambda ln: ln.distance_px(point)).approach
 
     def _violation(self, kind: str, t: float, tid: int, approach: str, speed, image, box, line, chars,
-                   entry: str = "", red_for_s: float | None = None) -> Violation:
+                   entry: str = "", red_for_s: float | None = None, speed_span=None) -> Violation:
         cam = self.camera
         speed = math.nan if speed is None else float(speed)
         rel = ""
         trail = tuple(self._trail.get(tid, ()))
         if self.evidence is not None:
             rel = f"evidence/{_safe(cam.camera_id)}_{kind}_{tid}_{round(t * 1000)}.jpg"
-            caption = [f"{cam.camera_id} {cam.device_id} {kind.replace('_', ' ')} track {tid} t={t:.2f} s",
-                       f"approach {approach or '?'}" + (f" speed {speed:.1f} m/s" if not math.isnan(speed) else "")]
+            caption = [f"{cam.camera_id} {cam.device_id} {kind.replace('_', ' ')} track {tid} t={t:.2f} s"]
             if kind == RED_LIGHT:
+                caption.append(f"approach {approach or '?'}"
+                               + (f" speed {speed:.1f} m/s" if not math.isnan(speed) else ""))
                 caption.append(entry or f"stop line {line.name}, signal {chars}")
             else:
-                caption.append(f"limit {cam.speed_limit_mps:g} m/s + {cam.speed_tolerance_mps:g} tolerance")
+                caption.append(f"approach {approach or '?'} speed {speed_span.describe()}")
+                caption.append(f"at least {speed_span.lower_mps:.2f} m/s ({100 * speed_span.confidence:g} %) > "
+                               f"limit {cam.speed_limit_mps:g} m/s + {cam.speed_tolerance_mps:g} tolerance")
             job = EvidenceJob(self.evidence.root / rel, image, box, tuple((p[1], p[2]) for p in trail),
                               (tuple(line.a), tuple(line.b)) if line is not None else None, tuple(caption))
             if not self.evidence.submit(job):
                 rel = ""
         return Violation(t, tid, kind, approach, speed, cam.camera_id, cam.device_id,
                          line.name if line is not None else "", chars,
-                         cam.speed_limit_mps if kind == SPEEDING else None, rel, trail, red_for_s)
+                         cam.speed_limit_mps if kind == SPEEDING else None, rel, trail, red_for_s, speed_span)
 
     def _count(self, t: float, approach: str) -> None:
         k = int(math.floor(t / self.interval_s))

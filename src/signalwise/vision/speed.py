@@ -6,30 +6,29 @@ through every position of the last `window_s` averages it out. A straight
 line gives the mean speed over the window, which lags a braking vehicle by
 half the window (2 m/s at 4.5 m/s² over 1 s); a parabola (`fit="quadratic"`,
 the default) gives the speed at the newest frame. On the synthetic scene
-(`bench/vision_throughput.py --speed`) the 1.5 s parabola's RMSE was 0.37 m/s
+(`bench/vision_throughput.py --speed`) the 1.5 s parabola's RMSE was 0.33 m/s
 against 0.94 m/s for a 1 s line.
 A track whose straight-line speed is below `STANDSTILL_MPS` stands (0 m/s),
 so jitter does not give a queue a speed. A track gets a speed only once its
 positions span the window.
 
-The fit also says how fast the vehicle went through its window
-(`over_window`): a vehicle first seen already speeding has been over the
-threshold since the window began when its first speed comes, not from that
-moment on, so a rule that wants it sustained need not wait another second.
-The window counts as over when the fitted speed stayed above the threshold
-all through it, or when it began above and the mean speed over the window
-is above too: a vehicle that comes into view over the limit and brakes for
-a queue within a second or two has no window all over by its first speed
-(the track starts a frame or two after the vehicle shows, and its first
-speed waits for the window), yet on a steady deceleration it was over for
-at least half the window (0.75 s of 1.5 s) after it was first seen, and for
-longer before.
+The parabola's derivative is taken along the window's direction of travel: a
+vehicle that stops hard leaves a parabola curving back past its standing
+point, whose speed backwards is no speed (read as 0, not as 4 m/s for the
+second after it stood).
+
+A speeding call does not rest on these per-frame speeds but on `span_speed`:
+the mean speed over a span of road positions (a straight line fitted to
+position against time, as a speed trap times a vehicle over a known
+distance), with its uncertainty from the fit's own residuals.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -50,8 +49,8 @@ class SpeedEstimator:
         self.window_s, self.forget_s, self.fit = window_s, forget_s, fit
         self._tracks: dict[int, deque[tuple[float, float, float]]] = {}
         self._seen: dict[int, float] = {}
-        #: track -> (window start s, mean speed over it, fitted speed at its start, slowest fitted speed in it)
-        self._window: dict[int, tuple[float, float, float, float]] = {}
+        #: track -> (window start s, mean speed over it)
+        self._window: dict[int, tuple[float, float]] = {}
 
     def add(self, track_id: int, time_s: float, x_m: float, y_m: float) -> float:
         q = self._tracks.setdefault(track_id, deque())
@@ -71,18 +70,19 @@ class SpeedEstimator:
         mean_speed = math.hypot(vx, vy)
         start = float(a[0, 0])
         if mean_speed < STANDSTILL_MPS:
-            self._window[track_id] = (start, 0.0, 0.0, 0.0)
+            self._window[track_id] = (start, 0.0)
             return 0.0
+        self._window[track_id] = (start, mean_speed)
         if self.fit == "linear" or len(a) < 5:
-            self._window[track_id] = (start, mean_speed, mean_speed, mean_speed)
             return mean_speed
         tn = a[:, 0] - time_s
         cx = np.polyfit(tn, a[:, 1], 2)
         cy = np.polyfit(tn, a[:, 2], 2)
-        along = np.linspace(float(tn[0]), 0.0, 7)  # the fitted speed through the window
-        fitted = np.hypot(2 * cx[0] * along + cx[1], 2 * cy[0] * along + cy[1])
-        self._window[track_id] = (start, mean_speed, float(fitted[0]), float(fitted.min()))
-        return float(fitted[-1])  # the derivative at the newest frame
+        # the fitted velocity at the newest frame; against the window's direction of travel it is a parabola that
+        # curves back past where a vehicle stopped: no speed (0), not the speed of going backwards
+        if cx[1] * vx + cy[1] * vy <= 0:
+            return 0.0
+        return float(math.hypot(cx[1], cy[1]))
 
     def mean_speed(self, track_id: int) -> float:
         """The track's mean speed over its last window (the straight-line fit through every position in it; NaN
@@ -91,20 +91,73 @@ class SpeedEstimator:
         w = self._window.get(track_id)
         return math.nan if w is None else w[1]
 
-    def over_window(self, track_id: int, threshold_mps: float) -> tuple[float, float] | None:
-        """(start of the track's last window, its mean speed) if the vehicle was over `threshold_mps` through it:
-        its fitted speed above it all through, or above at the start and the mean above too; else None."""
-        w = self._window.get(track_id)
-        if w is None:
-            return None
-        start, mean, first, slowest = w
-        if slowest > threshold_mps or (first > threshold_mps and mean > threshold_mps):
-            return start, mean
-        return None
-
     def forget(self, now_s: float) -> None:
         """Drop tracks not seen for `forget_s`."""
         for tid in [k for k, t in self._seen.items() if now_s - t > self.forget_s]:
             self._tracks.pop(tid, None)
             self._seen.pop(tid, None)
             self._window.pop(tid, None)
+
+
+#: the one-sided confidence of a span speed's lower bound (`SpanSpeed.lower_mps`)
+SPAN_CONFIDENCE = 0.999
+#: the fewest positions a span speed is fitted to (3 degrees of freedom left for its uncertainty)
+SPAN_MIN_POSITIONS = 5
+
+
+@dataclass(frozen=True)
+class SpanSpeed:
+    """A vehicle's mean speed over a span of its road positions, as a speeding call states it."""
+
+    speed_mps: float  # the slope of the straight line fitted to position against time
+    uncertainty_mps: float  # `SPAN_CONFIDENCE` one-sided: Student's t times the slope's standard error
+    start_s: float  # the span's first position
+    end_s: float  # and its last
+    distance_m: float  # the fitted distance over the span (speed x duration)
+    positions: int
+    confidence: float = SPAN_CONFIDENCE  # of `lower_mps`, one-sided
+
+    @property
+    def lower_mps(self) -> float:
+        """The speed the vehicle went at least, at `SPAN_CONFIDENCE`: what a call must find over the threshold."""
+        return self.speed_mps - self.uncertainty_mps
+
+    def describe(self) -> str:
+        """One line for an evidence image: the speed, its uncertainty and the span it was measured over."""
+        return (f"{self.speed_mps:.2f} +/- {self.uncertainty_mps:.2f} m/s over {self.distance_m:.1f} m, "
+                f"{self.start_s:.2f}-{self.end_s:.2f} s ({self.positions} positions)")
+
+
+def span_speed(samples: Sequence[tuple[float, float, float]], confidence: float = SPAN_CONFIDENCE,
+               position_sd_m: float = 0.0) -> SpanSpeed | None:
+    """The mean speed over `samples` ((time_s, x_m, y_m), in time order): a least-squares line through x and y
+    against time, whose slope is the speed; None with fewer than `SPAN_MIN_POSITIONS` or no time between them.
+
+    Its uncertainty comes from the positions themselves: the residuals along the direction of travel (box jitter,
+    pixel steps, a frame's late timestamp, and a speed that changed within the span all show there) give the
+    slope's standard error, times Student's t at `confidence` (one-sided, n - 2 degrees of freedom, so few
+    positions widen it). The residuals' spread is taken as at least `position_sd_m`, how well a position can be
+    known at all (a pixel's size on the road / sqrt(12)): positions that happen to fall on a straight line (a
+    vehicle moving a whole number of pixels a frame) do not make a speed exact. Written here rather than taken from a library: numpy's `polyfit(cov=True)` scales the
+    covariance per axis and gives no one-sided bound on the speed, which is the number a call rests on."""
+    n = len(samples)
+    if n < SPAN_MIN_POSITIONS:
+        return None
+    a = np.asarray(samples, dtype=float)[:, :3]
+    t = a[:, 0] - a[:, 0].mean()
+    stt = float(t @ t)
+    if stt <= 0:
+        return None
+    dx, dy = a[:, 1] - a[:, 1].mean(), a[:, 2] - a[:, 2].mean()
+    vx, vy = float(t @ dx) / stt, float(t @ dy) / stt
+    speed = math.hypot(vx, vy)
+    if speed > 0:
+        along = (dx - vx * t) * (vx / speed) + (dy - vy * t) * (vy / speed)
+    else:
+        along = np.hypot(dx, dy)
+    from scipy.special import stdtrit  # the t distribution alone (scipy.stats costs a second to import)
+
+    se = math.sqrt(max(float(along @ along) / (n - 2), position_sd_m ** 2) / stt)
+    duration = float(a[-1, 0] - a[0, 0])
+    return SpanSpeed(speed, float(stdtrit(n - 2, confidence)) * se, float(a[0, 0]), float(a[-1, 0]),
+                     speed * duration, n, confidence)

@@ -40,7 +40,8 @@ from .violations import Footage, not_judged
 HEADERS = {
     "tracks.csv": ("frame", "time_s", "track_id", "x_px", "y_px", "x_m", "y_m", "speed_mps"),
     "crossings.csv": ("time_s", "track_id", "stop_line", "approach", "signal_state", "joined"),
-    "violations.csv": ("time_s", "track_id", "kind", "approach", "speed_mps", "evidence_path"),
+    "violations.csv": ("time_s", "track_id", "kind", "approach", "speed_mps", "evidence_path",
+                       "speed_uncertainty_mps", "span_start_s", "span_end_s", "span_m"),
     "counts.csv": ("interval_start_s", "approach", "count"),
     "detections.csv": ("frame", "time_s", "x1", "y1", "x2", "y2", "score"),
     "events.csv": EVENT_COLUMNS,
@@ -71,6 +72,22 @@ class RunInputs:
 
 def _num(x: float, digits: int = 3) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _fps_measured(first: tuple[int, float] | None, last: tuple[int, float] | None) -> float | None:
+    """Frames per second a stream delivered from the first frame processed to the last ((index decoded, time)
+    each: the frames decoded between them over the seconds between them); None without two frames apart."""
+    if first is None or last is None or last[1] <= first[1]:
+        return None
+    return round((last[0] - first[0]) / (last[1] - first[1]), 2)
+
+
+def _violation_row(v) -> tuple:
+    """A violation as violations.csv writes it: a speeding call with the span its speed was measured over."""
+    m = v.speed_span
+    span = ("", "", "", "") if m is None else (_num(m.uncertainty_mps), _num(m.start_s), _num(m.end_s),
+                                               _num(m.distance_m, 2))
+    return (_num(v.time_s), v.track_id, v.kind, v.approach, _num(v.speed_mps), v.evidence_path, *span)
 
 
 def check_inputs(video: str, camera_path: str | Path, signals_path: str | Path | None = None,
@@ -354,6 +371,7 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
                                       judged_with=judged_with(inputs.provenance, inputs.calibration_suspect))
     wall0 = time.perf_counter()
     last_t = 0.0
+    first = last = None  # the first and last frames processed (index, time): a stream's measured rate
     status = "complete"
     failed = False
     reader.start()
@@ -362,6 +380,8 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
             t = frame.time_s
             r = pipe.process(frame.image, t)
             last_t = t
+            last = (frame.index, t)
+            first = last if first is None else first
             totals["frames"] += 1
             for k, v in r.timing_s.items():
                 timing[k].append(v)
@@ -383,8 +403,7 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
                 # a stream may not end, nor its run end cleanly: its calls are written and stored as they come,
                 # the residual checked before it began; the speeds' check at its end warns only
                 for v in r.violations:
-                    writers["violations.csv"].writerow((_num(v.time_s), v.track_id, v.kind, v.approach,
-                                                        _num(v.speed_mps), v.evidence_path))
+                    writers["violations.csv"].writerow(_violation_row(v))
                     totals[v.kind] += 1
                 if store is not None and r.violations and (accept_suspect or not inputs.calibration_suspect):
                     if before_store is not None:
@@ -445,7 +464,7 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
         with open(out / "violations.csv", "a", newline="") as fh:
             w = csv.writer(fh)
             for v, _ in held:
-                w.writerow((_num(v.time_s), v.track_id, v.kind, v.approach, _num(v.speed_mps), v.evidence_path))
+                w.writerow(_violation_row(v))
                 totals[v.kind] += 1
         if store is not None and before_store is not None and not inputs.live:  # a stream's replaced at its first
             before_store()
@@ -464,7 +483,10 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
         "status": status, "detector": getattr(pipe.detector, "name", type(pipe.detector).__name__),
         "frames": totals["frames"], "video_s": round(last_t, 3), "wall_s": round(wall, 3),
         "frames_per_wall_s": round(totals["frames"] / wall, 2) if wall > 0 else None,
-        "fps_source": inputs.fps, "interval_s": interval_s, "signals_offset_s": signals_offset_s,
+        # the rate the frames came at (a file's: the one its times are read at; a stream's: measured, frames decoded
+        # over its seconds) and the one the source states (an MJPEG stream over HTTP states none: FFmpeg says 25)
+        "fps_source": _fps_measured(first, last) if inputs.live else inputs.fps,
+        "fps_declared": inputs.fps, "interval_s": interval_s, "signals_offset_s": signals_offset_s,
         "detections": totals["detections"], "tracks": len(tracks_seen), "track_points": totals["track_points"],
         "crossings": totals["crossings"], "violations": {"red_light": totals["red_light"],
                                                         "speeding": totals["speeding"]},

@@ -7,11 +7,18 @@
   called there; give each lane its own stop line and links for that. For
   the same reason a crossing where two such lines side by side overlap (the
   lane boundary, `stoplines.LineCrossing.beside`) needs all their links red.
-- Speeding: a track's speed above `speed_limit_mps + speed_tolerance_mps`
-  without a break for `speed_sustain_s`; one violation per track, with the
-  mean speed over that time. A speed over the camera's `max_plausible_speed_mps`
-  is a wrong frame rate or calibration, not a speeder: it calls no violation
-  (`Pipeline.implausible_tracks` counts such tracks).
+- Speeding: a track's mean speed over its last `speed_sustain_s` (at least
+  1 s) of usable road positions (the pipeline leaves out boxes cut off by the
+  frame's edge), from a straight line fitted to position against time
+  (`speed.span_speed`), whose lower bound (the speed minus its uncertainty,
+  99.9 % one-sided, from the fit's residuals) is above `speed_limit_mps +
+  speed_tolerance_mps`: the tolerance is kept whole for what the fit cannot
+  see (a calibration's scale error), the uncertainty is added to it. One
+  violation per track, at the first span that shows it, with that span's
+  speed, uncertainty, times and distance. A speed over the camera's
+  `max_plausible_speed_mps` is a wrong frame rate or calibration, not a
+  speeder: it calls no violation (`Pipeline.implausible_tracks` counts such
+  tracks).
 
 A kind the camera file or the run cannot judge (no stop lines or no signal
 states: no red light; no speed limit: no speeding) is said, not left as a
@@ -21,7 +28,10 @@ silent zero (`not_judged`).
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
+
+from .speed import SPAN_CONFIDENCE, SpanSpeed, span_speed
 
 RED_LIGHT, SPEEDING = "red_light", "speeding"
 KINDS = (RED_LIGHT, SPEEDING)
@@ -42,47 +52,52 @@ class Violation:
     evidence_path: str = ""  # relative to the output directory ('' when none was written)
     track: tuple[tuple[float, float, float, float, float], ...] = ()  # (time_s, x_px, y_px, x_m, y_m)
     red_for_s: float | None = None  # red light: how long every link of the line had shown red at the crossing
+    speed_span: SpanSpeed | None = None  # speeding: the measurement the call rests on (speed_mps is its speed)
+
+
+#: the shortest span a speeding call measures over, s (a second of positions: 16 m at a 15.89 m/s threshold)
+MIN_SPAN_S = 1.0
 
 
 class SpeedingRule:
-    """`observe(track_id, time_s, speed_mps)` -> the sustained mean speed when a violation fires, else None."""
+    """`observe(track_id, time_s, x_m, y_m)` -> the `SpanSpeed` a violation is called with, else None.
 
-    def __init__(self, limit_mps: float, tolerance_mps: float = 0.0, sustain_s: float = 1.0):
-        self.limit_mps, self.tolerance_mps, self.sustain_s = limit_mps, tolerance_mps, sustain_s
-        self._over: dict[int, list[float]] = {}  # track -> [since_s, speed sum, samples]
+    Feed it a track's usable road positions only (not those of a box cut off by the frame's edge): each track's
+    positions of the last `span_s` (at least `MIN_SPAN_S`) are fitted with a straight line, and a violation is
+    called the first time that span's speed minus its uncertainty is above the threshold, once per track."""
+
+    def __init__(self, limit_mps: float, tolerance_mps: float = 0.0, span_s: float = 1.0,
+                 confidence: float = SPAN_CONFIDENCE):
+        self.limit_mps, self.tolerance_mps = limit_mps, tolerance_mps
+        self.span_s, self.confidence = max(span_s, MIN_SPAN_S), confidence
+        self._positions: dict[int, deque[tuple[float, float, float, float]]] = {}  # (time_s, x_m, y_m, pixel_m)
         self._done: set[int] = set()
 
     @property
     def threshold_mps(self) -> float:
         return self.limit_mps + self.tolerance_mps
 
-    def observe(self, track_id: int, time_s: float, speed_mps: float, over_since_s: float | None = None) -> float | None:
-        """`over_since_s`: the vehicle is known to have been over the threshold since then (a speed fit over a
-        window: `SpeedEstimator.over_window`, with `speed_mps` its mean), so the run counts from there rather than
-        from this sample."""
+    def observe(self, track_id: int, time_s: float, x_m: float, y_m: float, pixel_m: float = 0.0) -> SpanSpeed | None:
+        """`pixel_m`: the size of a pixel on the road at the position (the largest in the span sets how well a
+        position can be known: `span_speed`'s `position_sd_m`)."""
         if track_id in self._done:
             return None
-        if math.isnan(speed_mps) or speed_mps <= self.threshold_mps:
-            self._over.pop(track_id, None)
+        q = self._positions.setdefault(track_id, deque())
+        q.append((time_s, x_m, y_m, pixel_m))
+        while len(q) > 2 and q[1][0] <= time_s - self.span_s + 1e-9:
+            q.popleft()  # the oldest kept is the newest at least a span old
+        if time_s - q[0][0] < self.span_s - 1e-9:
             return None
-        run = self._over.setdefault(track_id, [time_s, 0.0, 0])
-        if over_since_s is not None:
-            run[0] = min(run[0], over_since_s)
-        run[1] += speed_mps
-        run[2] += 1
-        if time_s - run[0] + 1e-9 >= self.sustain_s:
-            self._done.add(track_id)
-            self._over.pop(track_id, None)
-            return run[1] / run[2]
-        return None
+        measured = span_speed(q, self.confidence, max(p[3] for p in q) / math.sqrt(12.0))
+        if measured is None or not measured.lower_mps > self.threshold_mps:
+            return None
+        self._done.add(track_id)
+        self._positions.pop(track_id, None)
+        return measured
 
-    def observe_speed(self, speeds, track_id: int, time_s: float, speed_mps: float) -> float | None:
-        """`observe` with what `speeds` (a `SpeedEstimator`) knows of the track's window: when the vehicle was over
-        the threshold through it (`over_window`), the run starts at the window's start, at its mean speed."""
-        window = speeds.over_window(track_id, self.threshold_mps)
-        if window is None:
-            return self.observe(track_id, time_s, speed_mps)
-        return self.observe(track_id, time_s, window[1], window[0])
+    def interrupt(self, track_id: int) -> None:
+        """Drop the track's positions so far (a speed no vehicle goes: a jump, not a drive): its span starts anew."""
+        self._positions.pop(track_id, None)
 
     def forget(self, track_ids) -> None:
         """Drop tracks no longer followed, reported ones too, or a long run keeps every speeder it ever called.
@@ -90,7 +105,7 @@ class SpeedingRule:
         Still once per track: the pipeline forgets a track only after `FORGET_S` unseen, longer than the tracker
         keeps a lost one, and the tracker never gives an id twice, so a forgotten track never comes back."""
         for tid in track_ids:
-            self._over.pop(tid, None)
+            self._positions.pop(tid, None)
             self._done.discard(tid)
 
 
