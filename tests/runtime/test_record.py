@@ -21,4 +21,6 @@ def test_a_lean_run_records_less_and_measures_the_same(tmp_path):
     assert {"edgedata.xml", "emissions.xml", "detector_passages.xml"} <= sumo_full
     assert not {"edgedata.xml", "emissions.xml", "detector_passages.xml"} & sumo_lean
     assert lean.metrics["network"]["co2_kg"] == 0 < full.metrics["network"]["co2_kg"]
+    # no edge intervals recorded: no distance measured, so none stated (a 0 would read as nobody drove)
+    assert lean.metrics["network"]["veh_km"] is None and full.metrics["network"]["veh_km"] > 0
     assert len((lean.run_dir / "detector_passages.csv").read_text().splitlines()) == 1  # the header alone

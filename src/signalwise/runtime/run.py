@@ -354,7 +354,10 @@ def per_travel(net: dict, edgedata: list[dict], emissions_recorded: bool) -> dic
     interval, the edges' own lanes; junction interiors, a few metres each, are not in it) and CO2 and fuel per
     unit of it over the same window: a total over a fixed window counts a vehicle still driving at the end only
     for the part it drove, and the share still driving differs by controller. None where emissions were not
-    computed or nothing drove."""
+    computed or nothing drove; `veh_km` None where no edgeData was recorded (a lean run), not 0: nothing measured
+    is no distance driven."""
+    if not edgedata:
+        return {"veh_km": None, "co2_g_per_veh_km": None, "fuel_l_per_100veh_km": None}
     veh_km = sum(r.get("sampledSeconds", 0.0) * r.get("speed", 0.0) for r in edgedata) / 1000.0
     ok = emissions_recorded and veh_km > 0
     return {"veh_km": round(veh_km, 3),

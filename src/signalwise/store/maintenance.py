@@ -40,8 +40,9 @@ def sqlite_file(engine: Engine) -> Path | None:
 
 
 def sqlite_bytes(path: Path) -> int:
-    """The bytes a SQLite database takes on disk: its file, -wal and -shm."""
-    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists())
+    """The bytes a SQLite database holds on disk: its file and -wal (not the -shm index, which any open
+    connection makes, the reporting one included, and which holds no data)."""
+    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
 
 
 def reclaimable_bytes(engine: Engine) -> int | None:
