@@ -52,13 +52,18 @@ LOWER_IS_BETTER: dict[str, bool] = {
 #: what each per-vehicle or per-pedestrian figure averages over, from a run's metrics (metrics.json "network", as
 #: the store keeps them): (the word for them, the count); a count None leaves the run out (metrics from before the
 #: count was kept)
+def _departed(n: dict) -> int | None:
+    """The vehicles that entered the network: every one due but those never inserted."""
+    if n.get("vehicles_total") is None or n.get("never_inserted") is None:
+        return None
+    return n["vehicles_total"] - n["never_inserted"]
+
+
 PER_SEED_SAMPLE: dict[str, tuple[str, Callable[[dict], int | None]]] = {
     "avg_delay_s": ("vehicles", lambda n: n.get("vehicles_total")),
-    "avg_wait_s": ("vehicles", lambda n: None if n.get("vehicles_total") is None or n.get("never_inserted") is None
-                   else n["vehicles_total"] - n["never_inserted"]),
+    "avg_wait_s": ("vehicles", _departed),
     "avg_travel_time_s": ("vehicles", lambda n: n.get("throughput_veh")),
-    "stops_per_veh": ("vehicles", lambda n: None if n.get("vehicles_total") is None or n.get("never_inserted") is None
-                      else n["vehicles_total"] - n["never_inserted"]),
+    "stops_per_veh": ("vehicles", _departed),
     "emergency_delay_s": ("vehicles", lambda n: n.get("emergency_vehicles")),
     "ped_delay_s": ("pedestrians", lambda n: n.get("pedestrians")),
 }

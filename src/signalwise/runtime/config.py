@@ -182,9 +182,11 @@ TIMING_FIELDS = frozenset({"yellow_s", "all_red_s", "min_green_s", "max_green_s"
 _SAFETY_WHY = {"ped_walking_speed_mps": " m/s (4 ft/s, the fastest MUTCD 4E.06 times a pedestrian clearance at)"}
 #: where each of the safety profile's limits comes from, said to a live run's operator (`_safety_refusal(live=True)`)
 _SAFETY_SOURCE = {
-    "yellow_s": "3 s is the shortest yellow change interval MUTCD 4D.26 allows (3 to 6 s)",
-    "max_green_s": "300 s is the safety profile's longest maximum green",
-    "cycle_max_s": "600 s is the safety profile's longest wait of a signal link for its green",
+    "yellow_s": f"{SAFETY_LIMITS['yellow_s'][0]:g} s is the shortest yellow change interval MUTCD 4D.26 allows "
+                "(3 to 6 s)",
+    "max_green_s": f"{SAFETY_LIMITS['max_green_s'][1]:g} s is the safety profile's longest maximum green",
+    "cycle_max_s": f"{SAFETY_LIMITS['cycle_max_s'][1]:g} s is the safety profile's longest wait of a signal link "
+                   "for its green",
     "ped_walking_speed_mps": "MUTCD 4E.06 times no pedestrian clearance faster than 4 ft/s",
 }
 #: said to a live run's operator after a safety limit: the profile cannot be left while the run goes on
