@@ -189,9 +189,10 @@ class SumoBackend:
         #: the additional files as SUMO was given them, their outputs redirected into the run (`sim.additionals`)
         self.additionals = LoadedAdditionals(tuple(opts.additional_files))
         self._scratch: Path | None = None  # the temporary directory holding them, when the run has none
-        #: when the live loops' first counting period ends (`COUNT_PERIOD_S` after SUMO's begin): their counts before
-        #: then are SUMO's zeros for "no period done yet", which an observation leaves out rather than pass as none
-        self._counts_from_s = -math.inf
+        #: when the live loops' first whole counting period ends (`COUNT_PERIOD_S` after SUMO's begin, or after a
+        #: state loaded: `load_state`): their counts before then are SUMO's zeros for "no period done yet" (a saved
+        #: state keeps no counts), which an observation leaves out rather than pass as none
+        self._counts_from_s = math.inf
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> None:
@@ -204,8 +205,23 @@ class SumoBackend:
         self._closed = False
         if self.opts.load_state is not None:
             self._find_emergency_vehicles()  # resumed: emergency vehicles may already be on the road
-        elif self.opts.remote_port is None:  # a SUMO started here, at its begin: its loops count from now
-            self._counts_from_s = self.time_s() + COUNT_PERIOD_S - 1e-6
+        self._counts_from_s = self._first_whole_period_end_s()
+
+    def _first_whole_period_end_s(self) -> float:
+        """When the loops' first whole counting period ends, for a SUMO just started or connected to.
+
+        SUMO's loops count in periods from its begin, which is the saved state's time for a SUMO started with
+        `--load-state` (the state holds no counts: its loops start empty there). A SUMO started elsewhere
+        (`remote_port`) has counted since its own begin, whenever this connects; for one whose begin cannot be read,
+        the counts wait a whole period from connecting, by when one of its periods has ended whole."""
+        now = self.time_s()
+        try:
+            begin = float(self.api.simulation.getOption("begin"))
+        except Exception:  # noqa: BLE001 - an older SUMO, or a begin written as 07:00:00
+            begin = now if self.opts.remote_port is None else math.nan
+        if math.isnan(begin) or begin > now:
+            begin = now
+        return begin + COUNT_PERIOD_S - 1e-6
 
     def _start(self, cmd: list[str]) -> None:
         if self.opts.gui and not _display_available():
@@ -571,12 +587,20 @@ class SumoBackend:
             raise SimulationError(f"no saved state at {path}")
         self._counts_now = {}
         self._stopped_ids = {}  # the vehicles on the road are the saved state's
+        asked_at = self.time_s()
         try:
             self.api.simulation.loadState(str(path))
         except Exception as exc:
             raise SimulationError(f"could not load state {path}: {_one_line(exc)}") from None
         self._find_emergency_vehicles()
-        return self.api.simulation.getTime()
+        now = self.api.simulation.getTime()
+        # SUMO empties its loops at a load but keeps their periods going from the time the load was asked at: the
+        # first one to end after the load ends there + COUNT_PERIOD_S (at the first step at the earliest) and holds
+        # only the vehicles since the load; the next one is whole
+        step = self.api.simulation.getDeltaT()
+        first_end = now + step * max(1, math.ceil((asked_at + COUNT_PERIOD_S - now) / step - 1e-9))
+        self._counts_from_s = first_end + COUNT_PERIOD_S - 1e-6
+        return now
 
     def _find_emergency_vehicles(self) -> None:
         self._emergency_ids = {v for v in self.api.vehicle.getIDList()
