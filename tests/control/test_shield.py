@@ -288,14 +288,27 @@ def test_a_numpy_integer_phase_is_followed_as_a_plain_index(inter):
 
 
 def test_invalid_phase_is_refused_not_obeyed(inter):
+    """A phase the signal lacks, at confidence 1: the fallback plan serves (counted in its share), as for a decision
+    that cannot be read, not a hold that runs each green to its maximum; the signal never goes dark."""
     sh = IntersectionShield(inter, fallback_for(inter), shield_config())
     states = drive(sh, 100, lambda t: Decision("X", 7, "t"))
     assert "invalid_phase" in {iv.rule for iv in sh.interventions}
-    # the nonexistent phase is treated as "hold": phase 1 stays green until it maxes out at 40 s,
-    # then the shield serves the next phase in order; the signal never goes dark
-    assert greens(sh)[0] == (1, 0.0, 40.0)
-    assert any(e.event_code == EventCode.PHASE_MAX_OUT for e in sh.events)
-    assert [s for t, _, s in states if t < 40] == [STATES[0]]
+    assert [iv.rule for iv in sh.interventions if iv.rule.startswith("fallback")] == ["fallback"]
+    assert sh.fallback_fraction > 0.99
+    assert not any(e.event_code == EventCode.PHASE_MAX_OUT for e in sh.events)
+    assert greens(sh)[0][2] < 40.0 and len(greens(sh)) > 2
+    assert audit_shield(sh, states).ok
+
+
+def test_a_confident_decision_for_another_signal_does_not_end_the_fallback(inter):
+    """After a low-confidence spell sent the signal to its fallback, a decision naming another signal at confidence
+    1 is no sign the controller can be trusted again: the fallback goes on serving."""
+    sh = IntersectionShield(inter, fallback_for(inter), shield_config())
+    states = drive(sh, 100, lambda t: Decision("X", 1, "t", confidence=0.1) if t < 20 else
+                   Decision("elsewhere", 1, "t"))
+    rules = [iv.rule for iv in sh.interventions]
+    assert "wrong_signal" in rules and "fallback_end" not in rules
+    assert sh.fallback_fraction > 0.99 and not any(e.event_code == EventCode.PHASE_MAX_OUT for e in sh.events)
     assert audit_shield(sh, states).ok
 
 

@@ -2,7 +2,8 @@
 that raised it, the first message its example, so a message naming a lane or the time is not a new kind at each
 decision (stderr said up to 20 lines a run); the catch-all past `MAX_KINDS` is never named the most frequent; a
 count of one reads "once"; in `compare` each line names its run's seed. Also what else a controller gets wrong
-without raising: a Decision for another signal (held, as an invalid phase is), None at every decision (said once),
+without raising: a Decision for another signal (the Webster fallback serves, as for an invalid phase, whatever its
+confidence), None at every decision (said once),
 a slow `decide` (its wall time in the summary, and a warning when a live run would alert on it).
 
 Real `signalwise` processes on `single` with controllers written for the test, and `ControllerFaults` given real
@@ -164,20 +165,29 @@ def test_past_the_kinds_kept_apart_the_catch_all_is_never_the_most_frequent_and_
     assert f"most often KeyError: 'lane_1' (at {tmp_path / 'raisers.py'}:4), 4 times" in warning
 
 
-def test_a_decision_for_another_signal_is_held_and_kept_as_an_invalid_proposal(tmp_path):
+def test_a_decision_for_another_signal_sends_the_signal_to_its_fallback_and_is_kept_as_an_invalid_proposal(tmp_path):
+    """A controller always naming another signal, at confidence 1, is a broken one: the Webster fallback serves the
+    whole run (counted in the fallback share), never "trusted again" at its next confident decision, and its greens
+    are the fallback plan's, not held to their maximum."""
     done, run_dir = run_of(tmp_path, "elsewhere")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     faults = metrics["controller_faults"]
     assert faults["invalid_proposals"] == faults["decisions"] > 0
     (kind,) = kinds_kept(run_dir)
     assert kind["kind"] == "wrong_signal" and "decision for signal 'nonexistent'" in kind["message"]
-    assert metrics["shield_interventions"]["wrong_signal"] > 0 and metrics["network"]["fallback_fraction"] == 0
+    rules = metrics["shield_interventions"]
+    assert rules["wrong_signal"] > 0 and rules["fallback"] == 1 and "fallback_end" not in rules
+    assert metrics["network"]["fallback_fraction"] > 0.99
     (warning,) = [w for w in metrics["warnings"] if "could not be followed" in w]
-    assert "held the current green" in warning
+    assert "the shield's Webster fallback served" in warning
+    # the fallback's reason is that warning's: no second sentence for it
+    assert [r["reason"] for r in metrics["fallback_reasons"]] == ["decision for another signal"]
+    assert not [w for w in metrics["warnings"] if "fallback took over" in w], metrics["warnings"]
     with open(run_dir / "events.csv", newline="") as fh:
-        greens = sum(row["EventId"] == "1" for row in csv.DictReader(fh))  # phase begin green
-    forced = sum(metrics["shield_interventions"].get(rule, 0) for rule in ("max_green", "cycle_max", "preempt"))
-    assert 1 < greens <= 1 + forced  # every change after the first green was the shield's, none the proposals'
+        rows = list(csv.DictReader(fh))
+    greens = sum(row["EventId"] == "1" for row in rows)  # phase begin green
+    max_outs = sum(row["EventId"] == "5" for row in rows)  # phase max out
+    assert greens > 10 and max_outs == 0 and rules.get("max_green", 0) == 0  # the plan's greens, none run to the max
 
 
 def test_a_controller_returning_none_at_every_decision_is_said_once(tmp_path):

@@ -144,14 +144,16 @@ def test_an_error_is_kept_once_with_its_count_and_said_once_with_its_total(tmp_p
 def test_a_controller_whose_every_proposal_is_invalid_warns(tmp_path):
     done, run_dir = run_of(tmp_path, "nowhere")
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["network"]["fallback_fraction"] == 0  # the shield holds the green: no fallback to show it
+    assert metrics["network"]["fallback_fraction"] > 0.99  # a phase the signal lacks: the fallback serves
     faults = metrics["controller_faults"]
     assert faults["invalid_proposals"] == faults["decisions"] > 0 and faults["invalid_share"] == 1.0
     (kind,) = kinds_kept(run_dir)
     assert kind["kind"] == "invalid_phase" and kind["message"].startswith("phase index 7 does not exist")
     (warning,) = [w for w in metrics["warnings"] if "could not be followed" in w]
     assert f"{faults['decisions']} of the controller's {faults['decisions']} proposals (100.0%)" in warning
-    assert "phase index 7 does not exist" in warning and "held the current green" in warning
+    assert "phase index 7 does not exist" in warning and "the shield's Webster fallback served" in warning
+    assert [r["reason"] for r in metrics["fallback_reasons"]] == ["phase that does not exist"]
+    assert not [w for w in metrics["warnings"] if "fallback took over" in w], metrics["warnings"]
     assert sum("phase index 7" in line for line in done.stderr.splitlines()) == 2
 
 

@@ -303,3 +303,60 @@ def test_a_revisions_131_at_the_instant_of_a_pattern_still_names_its_revision(tm
     assert yellows
     report = _audit_clean(rt.run_dir)
     assert report.checked["yellow"] >= len(yellows)
+
+
+def _store_sorted(run_dir: Path) -> None:
+    """Rewrites the run's events.csv in the order the store returns events (`store.events.query_events`: time,
+    device, code, parameter): the order within an instant as logged is lost."""
+    from signalwise.core import write_events
+    events = sorted(read_events(run_dir / "events.csv"),
+                    key=lambda e: (e.time_s, e.device_id, e.event_code, e.parameter))
+    write_events(run_dir / "events.csv", events)
+
+
+def _start_on_two_revisions(tmp_path: Path) -> LiveRuntime:
+    """An earlier run of the corridor changed its timing twice: yellow 4 s (revision 1), then 3 s (revision 2, below
+    ITE's 3.3 s): a coordinated run starts on revision 2, its 131 at t=0 with the plan's 131, 132 and 133."""
+    first = _live(tmp_path / "first", "fixed", duration_s=10)
+    first.submit(ch.TimingChange(timing={"yellow_s": 4.0}), who="ops")
+    first.submit(ch.TimingChange(timing={"yellow_s": 3.0}), who="ops")
+    first.run()
+    rt = _live(tmp_path / "second", "coordinated", duration_s=300)
+    rt.run()
+    return rt
+
+
+def test_a_revision_2s_131_at_the_instant_of_a_pattern_names_revision_2_in_any_order(tmp_path):
+    """Revision 2's 131 at the instant of the plan's 131 (pattern 1), 132 and 133: the audit holds the yellows to
+    revision 2's 3 s whether the log keeps the order they were logged in or the store's (131/1, 131/2, 132, 133),
+    where the 131 right before the 132 is the revision's. Held to revision 1's 4 s, each yellow would be short."""
+    rt = _start_on_two_revisions(tmp_path)
+    events = list(read_events(rt.run_dir / "events.csv"))
+    for tls in CORRIDOR:
+        assert [(e.time_s, e.event_code, e.parameter) for e in events if e.device_id == tls][:5] == [
+            (0.0, 131, 1), (0.0, 132, 90), (0.0, 133, 0), (0.0, 131, 2), (0.0, 1, 1)]
+    yellows = [e for e in events if e.event_code == EventCode.PHASE_BEGIN_YELLOW]
+    assert yellows
+    assert _audit_clean(rt.run_dir).checked["yellow"] >= len(yellows)
+    _store_sorted(rt.run_dir)
+    for tls in CORRIDOR:
+        assert [(e.event_code, e.parameter) for e in read_events(rt.run_dir / "events.csv")
+                if e.device_id == tls and e.event_code in PLAN_CODES][:4] == [(131, 1), (131, 2), (132, 90), (133, 0)]
+    assert _audit_clean(rt.run_dir).checked["yellow"] >= len(yellows)
+
+
+def test_a_pattern_1_and_revision_1_at_one_instant_are_one_pattern_and_one_revision_in_the_stores_order(tmp_path):
+    """Pattern 1 and revision 1 at one instant are two 131s of parameter 1: in the store's order (131/1, 131/1,
+    132, 133) one is the pattern and the other names revision 1, whose 3 s yellows the audit holds the run to."""
+    first = _live(tmp_path / "first", "fixed", duration_s=10)
+    first.submit(ch.TimingChange(timing={"yellow_s": 3.0}), who="ops")
+    first.run()
+    rt = _live(tmp_path / "second", "coordinated", duration_s=300)
+    rt.run()
+    _store_sorted(rt.run_dir)
+    events = list(read_events(rt.run_dir / "events.csv"))
+    for tls in CORRIDOR:
+        assert [(e.event_code, e.parameter) for e in events if e.device_id == tls and e.event_code in PLAN_CODES][:4] \
+            == [(131, 1), (131, 1), (132, 90), (133, 0)]
+    assert _audit_clean(rt.run_dir).checked["yellow"] >= len(
+        [e for e in events if e.event_code == EventCode.PHASE_BEGIN_YELLOW])

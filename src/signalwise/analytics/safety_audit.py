@@ -185,6 +185,9 @@ PREEMPT_CALL_ON, PREEMPT_CALL_OFF = 102, 104
 PHASE_CALL = 43
 TIMING_PLAN_CHANGE = 131
 CYCLE_LENGTH_CHANGE = 132
+#: the pattern numbers `coordinated` logs (`control.coordinated`): its plan, and Free where it cannot coordinate
+COORDINATED_PATTERN = 1
+FREE_PATTERN = 254
 _PHASE_CODES = (BEGIN_GREEN, BEGIN_YELLOW, END_YELLOW, BEGIN_RED_CLEAR, END_RED_CLEAR)
 _PED_CODES = (PED_WALK, PED_CLEARANCE, PED_DONT_WALK)
 #: detector on/off events: a device with only these has no signal events to check
@@ -464,20 +467,45 @@ def _timing_revisions(raw: dict, where: str) -> list[_Device]:
             for k, timing in enumerate(listed)]
 
 
+def _pattern_131s(events: list[SignalEvent]) -> set[int]:
+    """Indices in `events` (one device's) of the 131s that are a coordination pattern, not a timing revision.
+
+    `coordinated` logs its plan as a field controller logs a coordination pattern: a 131 with a 132 (cycle length
+    change) and a 133 of the same instant. It changes no safety timing and names no revision. At an instant with a
+    132, exactly one 131 is the pattern: the one whose parameter is the pattern's number (`FREE_PATTERN` where the
+    132 says cycle 0, else `COORDINATED_PATTERN`), else the instant's only 131. Every other 131 of the instant is a
+    revision: a live run may log a replayed revision's 131 at the instant of its pattern (at its start, at a
+    controller switch), and the log's order within an instant is not kept (the store sorts by code and parameter),
+    so the rule reads the instant, not the order. A pattern 1 and a revision 1 at one instant are two 131s of
+    parameter 1: one is the pattern, the other names revision 1."""
+    by_time: dict[float, list[int]] = {}
+    cycles: dict[float, list[int]] = {}
+    for k, e in enumerate(events):
+        if e.event_code == TIMING_PLAN_CHANGE:
+            by_time.setdefault(e.time_s, []).append(k)
+        elif e.event_code == CYCLE_LENGTH_CHANGE:
+            cycles.setdefault(e.time_s, []).append(e.parameter)
+    out: set[int] = set()
+    for t, ks in by_time.items():
+        if t not in cycles:
+            continue
+        number = FREE_PATTERN if cycles[t][0] == 0 else COORDINATED_PATTERN
+        named = [k for k in ks if events[k].parameter == number]
+        if named:
+            out.add(named[0])
+        elif len(ks) == 1:
+            out.add(ks[0])
+    return out
+
+
 def _switches(dev_id: str, events: list[SignalEvent], revisions: list[_Device],
               out: _Findings) -> list[tuple[float, _Device]]:
     """(time, device with that revision's timing) of each 131 of the device, in time order. A 131 naming a
     revision the model lacks is a warning, and the timing in force stays: its greens are held to that."""
     found = []
-    # a 131 the log follows at once with a 132 (cycle length change) of the same instant is a coordination pattern
-    # (`coordinated` logs its plan so, as a field controller does): it changes no safety timing, and names no
-    # revision. Told by the 132 after it, not by the instant alone: a live run may log a pattern (at its start, at
-    # a controller switch) at the instant a revision's 131 opens a green, and that 131 still names its revision
+    patterns = _pattern_131s(events)
     for k, e in enumerate(events):
-        if e.event_code != TIMING_PLAN_CHANGE:
-            continue
-        after = events[k + 1] if k + 1 < len(events) else None
-        if after is not None and after.event_code == CYCLE_LENGTH_CHANGE and after.time_s == e.time_s:
+        if e.event_code != TIMING_PLAN_CHANGE or k in patterns:
             continue
         if 1 <= e.parameter <= len(revisions):
             found.append((e.time_s, revisions[e.parameter - 1]))

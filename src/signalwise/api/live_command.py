@@ -333,42 +333,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
     console = Console(stderr=True)
     listener = _listen(host, port)  # before the run starts: a port in use is refused, not a run without its API
     alerts, notifier = _alert_engine(raw_alerts)  # an acknowledgement is stored and streamed by the runtime
-    # From here until the loop runs, a Ctrl-C or SIGTERM is kept, not raised (`StopOnce.deferred`): raised on
-    # whatever line it landed on, it left the corridor's lock and a run.json saying `running` (the next run then
-    # reported a death), or removed a half-made run directory and exited 130. Kept, it stops the run as soon as
-    # it has started, as a stop after the banner does: run.json `stopped` with the reason, the lock removed.
-    with signals.deferred():
-        while True:
-            note_profile_mismatch(cfg, [cfg.controller])
-            run_dir = (cfg.out_dir
-                       / f"{dt.datetime.now():%Y%m%d-%H%M%S}-live-{slug(cfg.scenario_label)}-{controller_slug(cfg.controller)}")
-            store = _store(db, run_dir)
-            runtime = LiveRuntime(cfg, opts, run_dir, store=store, alerts=alerts,
-                                  resolve_options=lambda specs: registry_options(specs, registry_db),
-                                  camera_configs=[spec.camera for spec in streams], command_controller=controller)
-            # from the loop's end to the last line, a Ctrl-C only hurries
-            signals.ended = lambda rt=runtime: rt.loop_over
-            try:
-                runtime.open()
-                break
-            except ControllerUnavailable:
-                if cfg is command_cfg:
-                    listener.close()
-                    raise
-                # the stored controller cannot run here any more (its model gone): nothing of that attempt is
-                # left; the command's controller runs, and the replay refuses the stored switch, saying why
-                if store is not None:
-                    store.close()
-                cfg = command_cfg
-            except BaseException as exc:
-                listener.close()
-                from ..vision.camera import CameraFileError
-
-                if isinstance(exc, CameraFileError):  # a camera that is no input of this run: nothing of it is left
-                    _fail(f"--camera: {exc}")
-                raise
     feed_client = server = thread = None
-    api_port = listener.getsockname()[1]
     closed = []
 
     def shut_down() -> None:
@@ -397,8 +362,45 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
         runtime.stop()
         runtime.run()
 
+    started = False  # the runtime is open (its lock taken): what the handlers below end and close
+    # From here until the loop runs, a Ctrl-C or SIGTERM is kept, not raised (`StopOnce.deferred`): raised on
+    # whatever line it landed on, it left the corridor's lock and a run.json saying `running` (the next run then
+    # reported a death), or removed a half-made run directory and exited 130. Kept, it stops the run as soon as
+    # it has started, as a stop after the banner does: run.json `stopped` with the reason, the lock removed. One
+    # block, inside the `try` whose handlers end the run: no line between the start-up and them raises a stop.
     try:
         with signals.deferred():
+            while True:
+                note_profile_mismatch(cfg, [cfg.controller])
+                run_dir = (cfg.out_dir
+                           / f"{dt.datetime.now():%Y%m%d-%H%M%S}-live-{slug(cfg.scenario_label)}-{controller_slug(cfg.controller)}")
+                store = _store(db, run_dir)
+                runtime = LiveRuntime(cfg, opts, run_dir, store=store, alerts=alerts,
+                                      resolve_options=lambda specs: registry_options(specs, registry_db),
+                                      camera_configs=[spec.camera for spec in streams], command_controller=controller)
+                # from the loop's end to the last line, a Ctrl-C only hurries
+                signals.ended = lambda rt=runtime: rt.loop_over
+                try:
+                    runtime.open()
+                    break
+                except ControllerUnavailable:
+                    if cfg is command_cfg:
+                        listener.close()
+                        raise
+                    # the stored controller cannot run here any more (its model gone): nothing of that attempt is
+                    # left; the command's controller runs, and the replay refuses the stored switch, saying why
+                    if store is not None:
+                        store.close()
+                    cfg = command_cfg
+                except BaseException as exc:
+                    listener.close()
+                    from ..vision.camera import CameraFileError
+
+                    if isinstance(exc, CameraFileError):  # a camera that is no input of this run: nothing of it is left
+                        _fail(f"--camera: {exc}")
+                    raise
+            started = True
+            api_port = listener.getsockname()[1]
             if mqtt_at is not None:
                 from ..runtime.live.mqtt import MqttFeed
 
@@ -435,12 +437,15 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
         else:
             runtime.run()
     except KeyboardInterrupt as exc:
+        if not started:  # raised by the start-up's own code (a Ctrl-C is kept there): it closed what it opened
+            raise
         if not runtime.loop_over:  # it came between the start-up and the loop's first line: the loop ends at once
             end_before_the_loop(stop_reason(exc))
         runtime.status_text = "stopped"
         console.print(f"{stop_reason(exc)}: stopping; evidence flushed, run directory complete")
     finally:  # a loop that failed otherwise still closes the API and the store, and its error is the last word
-        shut_down()
+        if started:  # a start-up that failed closed what it had opened itself
+            shut_down()
     waiting = _say_how_it_ended(console, runtime, store, run_dir)
     if waiting:  # exitcodes: the run ran, but its records did not all reach the database (as `run --db`)
         raise typer.Exit(FAILED)

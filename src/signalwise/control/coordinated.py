@@ -22,8 +22,8 @@ The run logs each signal's plan at its start, as a field controller logs a coord
 Pattern Change) naming pattern 1, the program's plan (a run has one plan per signal), with a 132 (Cycle Length
 Change: the cycle, whole seconds) and a 133 (Offset Length Change: the offset in the cycle, whole seconds); a
 signal not coordinated logs pattern 254, UDOT ATSPM's "Free", with cycle and offset 0. ATSPM's per-plan table
-reads them; the audit reads a 131 the log follows at once with a 132 as a pattern, not a timing revision
-(`coordination_events`). A live run logs them where a field controller would: at its start, and whenever a controller
+reads them; the audit reads the 131 naming the pattern at an instant with a 132 as the pattern, not a timing
+revision (`coordination_events`). A live run logs them where a field controller would: at its start, and whenever a controller
 switch changes the pattern a signal runs (`controller_pattern`, `pattern_events`; `runtime/live/runtime.py`).
 
 Not coordinated by offsets: `webster` (each signal's own cycle, re-planned), `actuated` and `max-pressure`
@@ -229,8 +229,9 @@ def pattern_events(device_id: str, pattern: Pattern, time_s: float) -> list[Sign
     pattern number), a 132 (the cycle; 255 and a 156 with the rest above 255 s, each at most 255) and a 133 (the
     offset, at most 255), in that order, as the Indiana enumeration gives them.
 
-    The 132 right after the 131 is what tells the pattern apart from a timing revision's 131, which is logged
-    alone (before its green's 1): the audit reads it so (`safety_audit._switches`)."""
+    The 132 of the same instant is what tells the pattern apart from a timing revision's 131, which is logged
+    alone (before its green's 1), in whatever order the log keeps within the instant: the audit reads the 131
+    naming the pattern's number there as the pattern (`safety_audit._pattern_131s`)."""
     number, cycle_s, offset_s = pattern
     events = [SignalEvent(time_s, device_id, int(EventCode.TIMING_PLAN_CHANGE), number),
               SignalEvent(time_s, device_id, int(EventCode.CYCLE_LENGTH_CHANGE), min(cycle_s, MAX_PARAMETER))]

@@ -59,8 +59,10 @@ Guarantees, per intersection:
   and clearances are not;
 - fallback: when a decision's confidence is below the threshold, the
   observation it was made on is older than `max_observation_age_s` or has an
-  unhealthy source, or the controller failed, the shield follows its
-  fallback plan (Webster by default) until things recover, and logs why.
+  unhealthy source, the controller failed, or its decision cannot be
+  followed (not readable, another signal's, a phase the signal lacks), the
+  shield follows its fallback plan (Webster by default) until things
+  recover, and logs why.
 
 Emergency vehicles reach it in the `Observation` handed to `tick`.
 
@@ -576,7 +578,7 @@ class IntersectionShield:
             return False
         if d is None:
             return True
-        return (d.phase_index is None or d.phase_index == self.phase) and \
+        return (d.phase_index is None or d.phase_index == self.phase) and d.intersection_id == self.inter.id and \
             d.confidence >= self.cfg.confidence_threshold
 
     @property
@@ -669,6 +671,17 @@ class IntersectionShield:
             reason = "controller failed" if self.malformed is None else f"decision not readable: {self.malformed}"
         elif self.data_fault is not None:
             reason = f"observation not usable: {self.data_fault}"
+        elif d is not None and d.intersection_id != self.inter.id:
+            # another signal's decision (a copy-paste slip): no proposal for this signal, as one not readable; a
+            # controller that always names another signal is a broken one, and the fallback serves, whatever the
+            # confidence it states (held, its greens would run to their maximum)
+            reason = f"{WRONG_SIGNAL_REASON}: {d.intersection_id!r}, by {d.proposed_by}"
+            self._intervene(now, "wrong_signal", f"decision for signal {d.intersection_id!r} by {d.proposed_by}, not "
+                                                 "this one; the fallback serves")
+        elif d is not None and d.phase_index is not None and not 0 <= d.phase_index < self._n:
+            # a phase the signal lacks: as unusable as an index that is no whole number (`malformed_decision`)
+            reason = f"{INVALID_PHASE_REASON}: index {d.phase_index}"
+            self._intervene(now, "invalid_phase", f"phase index {d.phase_index} does not exist; the fallback serves")
         elif d is not None and d.confidence < self.cfg.confidence_threshold:
             reason = f"confidence {d.confidence:.2f} below {self.cfg.confidence_threshold:.2f}"
         if reason is None and d is None and self.in_fallback:
@@ -685,16 +698,7 @@ class IntersectionShield:
         if self.in_fallback:
             self.in_fallback = False
             self._intervene(now, "fallback_end", "controller trusted again")
-        if d is None:
-            return None
-        if d.intersection_id != self.inter.id:  # another signal's decision (a copy-paste slip): not this one's
-            self._intervene(now, "wrong_signal", f"decision for signal {d.intersection_id!r} by {d.proposed_by}; held")
-            return None
-        p = d.phase_index
-        if p is not None and not 0 <= p < self._n:
-            self._intervene(now, "invalid_phase", f"phase index {p} does not exist; held")
-            return None
-        return p
+        return None if d is None else d.phase_index
 
     # -- cycle bound (Jackson's rule: earliest due date first) --------------------
     def _deadline(self, p: int, plan: _GreensPlan) -> float:
@@ -1001,6 +1005,12 @@ def covering_phases(inter: Intersection) -> tuple[int, ...]:
         chosen.append(best)
         uncovered -= green[best]
     return tuple(sorted(chosen))
+
+
+#: the kinds of reason (`runtime.run.fallback_reason_kind`: what comes before ": ") the fallback begins for at a
+#: decision naming another signal, or a phase the signal lacks
+WRONG_SIGNAL_REASON = "decision for another signal"
+INVALID_PHASE_REASON = "phase that does not exist"
 
 
 def malformed_decision(decision: Decision) -> str | None:

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..control.plugins import ControllerAttributeError
+from ..control.shield import INVALID_PHASE_REASON, WRONG_SIGNAL_REASON
 from ..core.types import Decision
 
 log = logging.getLogger("signalwise.runtime")
@@ -52,8 +53,8 @@ SILENT_WARN_S = 300.0
 RAISED, INVALID_PHASE, UNREADABLE = "raised", "invalid_phase", "unreadable"
 #: a Decision whose `intersection_id` is another signal's (`control.shield`'s `wrong_signal` intervention)
 WRONG_SIGNAL = "wrong_signal"
-SHIELD_DID = {RAISED: "the shield's Webster fallback served", INVALID_PHASE: "the shield held the current green",
-              UNREADABLE: "the shield's Webster fallback served", WRONG_SIGNAL: "the shield held the current green"}
+SHIELD_DID = {RAISED: "the shield's Webster fallback served", INVALID_PHASE: "the shield's Webster fallback served",
+              UNREADABLE: "the shield's Webster fallback served", WRONG_SIGNAL: "the shield's Webster fallback served"}
 #: in a comparison's worker (`runtime.compare`), each stderr line names the run's seed
 SAY_SEED = False
 #: the columns of controller_errors.csv, one row per kind
@@ -123,8 +124,8 @@ class ControllerFaults:
     def proposed(self, decision: Decision | None, malformed: str | None, n_phases: int, signal: str,
                  time_s: float) -> None:
         """A proposal the shield took: noted when it cannot follow it as given (`malformed`: the shield's reason
-        it cannot be read; a Decision for another signal, and a phase index outside 0..n_phases-1, are held), and
-        when the controller has returned None at every decision for `SILENT_WARN_S` at `signal`."""
+        it cannot be read; a Decision for another signal, and a phase index outside 0..n_phases-1, which the
+        fallback serves in place of), and when the controller has returned None at every decision for `SILENT_WARN_S` at `signal`."""
         if malformed is not None:
             kind, message = UNREADABLE, f"decision not readable: {malformed}"
         elif decision is None:
@@ -242,12 +243,13 @@ class ControllerFaults:
 
     def fallback_reasons_warned(self) -> set[str]:
         """The kinds of reason for the shield's fallback (`runtime.run.fallback_reason_kind`) that `warnings` already
-        explains: its errors, its unreadable decisions."""
+        explains: its errors, its proposals it cannot follow (unreadable, for another signal, of a phase that does not
+        exist)."""
         out = set()
         if self.decisions and self.errors / self.decisions > ERROR_WARN_SHARE:
             out.add("controller failed")
         if self.decisions and self.invalid / self.decisions > INVALID_WARN_SHARE:
-            out.add("decision not readable")
+            out.update(("decision not readable", WRONG_SIGNAL_REASON, INVALID_PHASE_REASON))
         return out
 
     def _most(self, *kinds: str) -> FaultKind:

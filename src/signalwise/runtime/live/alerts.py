@@ -172,9 +172,8 @@ BUILTIN_RULES: tuple[AlertRule, ...] = (
           "failed at ...); stays until acknowledged, and each error after that raises it again",
           until_acknowledged=True),
     _rule("controller_invalid_proposals", "controller_invalid_proposals", ">", 0, 0, "warning",
-          "the controller proposed what the shield cannot follow: a phase the signal does not have or a decision "
-          "for another signal (the shield held the current green), or a decision it cannot read (the Webster "
-          "fallback served). "
+          "the controller proposed what the shield cannot follow: a phase the signal does not have, a decision "
+          "for another signal or a decision it cannot read (the Webster fallback served). "
           "controller_errors.csv in the run directory lists each kind with its count, and stderr said it "
           "(controller ... made a proposal the shield cannot follow); stays until acknowledged, and each one after "
           "that raises it again", until_acknowledged=True),
