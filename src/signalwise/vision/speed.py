@@ -20,7 +20,9 @@ second after it stood).
 A speeding call does not rest on these per-frame speeds but on `span_speed`:
 the mean speed over a span of road positions (a straight line fitted to
 position against time, as a speed trap times a vehicle over a known
-distance), with its uncertainty from the fit's own residuals.
+distance), with its uncertainty from a model of how well a position is known
+(a pixel's size on the road and a box centre's jitter) when the residuals
+agree with it, else from the residuals themselves.
 """
 
 from __future__ import annotations
@@ -103,6 +105,20 @@ class SpeedEstimator:
 SPAN_CONFIDENCE = 0.999
 #: the fewest positions a span speed is fitted to (3 degrees of freedom left for its uncertainty)
 SPAN_MIN_POSITIONS = 5
+#: how far a box's centre strays from the vehicle's along its travel, px (standard deviation): the noise model of a
+#: position (`position_noise_m`). On the vision bench's top-down view (6 px/m, 5 frames/s) the positions of moving
+#: tracks scattered about parabolas fitted over 2 s by 0.45 px (median), 1.0 px (90th percentile) and 1.9 px (99th),
+#: the sample standard deviations of 11 positions each: the model is above nearly all of them, and a span whose
+#: residuals exceed it (`NOISE_MODEL_CHECK`) is measured by its residuals alone.
+BOX_JITTER_PX = 2.0
+#: the probability at which a span's residuals are found larger than the noise model (chi-square, upper tail)
+NOISE_MODEL_CHECK = 0.999
+
+
+def position_noise_m(pixel_m: float, jitter_px: float = BOX_JITTER_PX) -> float:
+    """The standard deviation of a road position along the travel, m: a pixel's size on the road (`pixel_m`) times
+    its quantisation (1/sqrt(12) px) and a box centre's jitter (`jitter_px`) added in quadrature."""
+    return pixel_m * math.sqrt(1.0 / 12.0 + jitter_px ** 2)
 
 
 @dataclass(frozen=True)
@@ -110,7 +126,7 @@ class SpanSpeed:
     """A vehicle's mean speed over a span of its road positions, as a speeding call states it."""
 
     speed_mps: float  # the slope of the straight line fitted to position against time
-    uncertainty_mps: float  # `SPAN_CONFIDENCE` one-sided: Student's t times the slope's standard error
+    uncertainty_mps: float  # `SPAN_CONFIDENCE` one-sided: z (noise model) or Student's t times the slope's standard error
     start_s: float  # the span's first position
     end_s: float  # and its last
     distance_m: float  # the fitted distance over the span (speed x duration)
@@ -129,17 +145,29 @@ class SpanSpeed:
 
 
 def span_speed(samples: Sequence[tuple[float, float, float]], confidence: float = SPAN_CONFIDENCE,
-               position_sd_m: float = 0.0) -> SpanSpeed | None:
+               position_sd_m: float = 0.0, noise_sd_m: float = 0.0) -> SpanSpeed | None:
     """The mean speed over `samples` ((time_s, x_m, y_m), in time order): a least-squares line through x and y
     against time, whose slope is the speed; None with fewer than `SPAN_MIN_POSITIONS` or no time between them.
 
-    Its uncertainty comes from the positions themselves: the residuals along the direction of travel (box jitter,
-    pixel steps, a frame's late timestamp, and a speed that changed within the span all show there) give the
-    slope's standard error, times Student's t at `confidence` (one-sided, n - 2 degrees of freedom, so few
-    positions widen it). The residuals' spread is taken as at least `position_sd_m`, how well a position can be
-    known at all (a pixel's size on the road / sqrt(12)): positions that happen to fall on a straight line (a
-    vehicle moving a whole number of pixels a frame) do not make a speed exact. Written here rather than taken from a library: numpy's `polyfit(cov=True)` scales the
-    covariance per axis and gives no one-sided bound on the speed, which is the number a call rests on."""
+    Its uncertainty is the slope's standard error times a one-sided quantile, from the positions' scatter along
+    the direction of travel (box jitter, pixel steps, a frame's late timestamp and a speed that changed within
+    the span all show there), by two bounds:
+
+    - from the residuals alone, times Student's t (n - 2 degrees of freedom, so few positions widen it: 8.6 at
+      6 positions, a second at 5 frames/s);
+    - from a noise model (`noise_sd_m`, `position_noise_m`: how far a position strays, known from the pixel's
+      size on the road), times the normal's quantile: the model is known, not estimated from a handful of
+      positions. Only when the residuals agree with it (their variance no larger than the model's chi-square
+      bound at `NOISE_MODEL_CHECK`; a box that changed shape or a speed that changed within the span does not),
+      and with the residuals' spread when larger.
+
+    The narrower is the uncertainty, each taken at (1 + `confidence`) / 2 so that the narrower holds at
+    `confidence` (Bonferroni): the model narrows few positions of a steady track, the residuals many positions
+    of a track steadier than the model. The residuals' spread is taken as at least `position_sd_m`, how well a
+    position can be known at all (a pixel's size on the road / sqrt(12)): positions that happen to fall on a
+    straight line (a vehicle moving a whole number of pixels a frame) do not make a speed exact. Written here
+    rather than taken from a library: numpy's `polyfit(cov=True)` scales the covariance per axis and gives no
+    one-sided bound on the speed, which is the number a call rests on."""
     n = len(samples)
     if n < SPAN_MIN_POSITIONS:
         return None
@@ -155,9 +183,18 @@ def span_speed(samples: Sequence[tuple[float, float, float]], confidence: float 
         along = (dx - vx * t) * (vx / speed) + (dy - vy * t) * (vy / speed)
     else:
         along = np.hypot(dx, dy)
-    from scipy.special import stdtrit  # the t distribution alone (scipy.stats costs a second to import)
+    # the t and chi-square distributions alone (scipy.stats costs a second to import)
+    from scipy.special import chdtri, ndtri, stdtrit
 
-    se = math.sqrt(max(float(along @ along) / (n - 2), position_sd_m ** 2) / stt)
+    df = n - 2
+    s2 = float(along @ along) / df
+    model2 = noise_sd_m ** 2
+    if model2 <= 0:
+        uncertainty = float(stdtrit(df, confidence)) * math.sqrt(max(s2, position_sd_m ** 2) / stt)
+    else:
+        each = (1.0 + confidence) / 2.0
+        uncertainty = float(stdtrit(df, each)) * math.sqrt(max(s2, position_sd_m ** 2) / stt)
+        if s2 <= model2 * float(chdtri(df, 1.0 - NOISE_MODEL_CHECK)) / df:
+            uncertainty = min(uncertainty, float(ndtri(each)) * math.sqrt(max(s2, model2, position_sd_m ** 2) / stt))
     duration = float(a[-1, 0] - a[0, 0])
-    return SpanSpeed(speed, float(stdtrit(n - 2, confidence)) * se, float(a[0, 0]), float(a[-1, 0]),
-                     speed * duration, n, confidence)
+    return SpanSpeed(speed, uncertainty, float(a[0, 0]), float(a[-1, 0]), speed * duration, n, confidence)

@@ -11,7 +11,8 @@
   1 s) of usable road positions (the pipeline leaves out boxes cut off by the
   frame's edge), from a straight line fitted to position against time
   (`speed.span_speed`), whose lower bound (the speed minus its uncertainty,
-  99.9 % one-sided, from the fit's residuals) is above `speed_limit_mps +
+  99.9 % one-sided, the narrower of the residuals' and a pixel-size noise
+  model's bound where the residuals agree with the model) is above `speed_limit_mps +
   speed_tolerance_mps`: the tolerance is kept whole for what the fit cannot
   see (a calibration's scale error), the uncertainty is added to it. One
   violation per track, at the first span that shows it, with that span's
@@ -31,7 +32,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from .speed import SPAN_CONFIDENCE, SpanSpeed, span_speed
+from .speed import SPAN_CONFIDENCE, SpanSpeed, position_noise_m, span_speed
 
 RED_LIGHT, SPEEDING = "red_light", "speeding"
 KINDS = (RED_LIGHT, SPEEDING)
@@ -79,7 +80,7 @@ class SpeedingRule:
 
     def observe(self, track_id: int, time_s: float, x_m: float, y_m: float, pixel_m: float = 0.0) -> SpanSpeed | None:
         """`pixel_m`: the size of a pixel on the road at the position (the largest in the span sets how well a
-        position can be known: `span_speed`'s `position_sd_m`)."""
+        position can be known: `span_speed`'s `position_sd_m` and its noise model, `speed.position_noise_m`)."""
         if track_id in self._done:
             return None
         q = self._positions.setdefault(track_id, deque())
@@ -88,7 +89,8 @@ class SpeedingRule:
             q.popleft()  # the oldest kept is the newest at least a span old
         if time_s - q[0][0] < self.span_s - 1e-9:
             return None
-        measured = span_speed(q, self.confidence, max(p[3] for p in q) / math.sqrt(12.0))
+        pixel_m = max(p[3] for p in q)
+        measured = span_speed(q, self.confidence, pixel_m / math.sqrt(12.0), position_noise_m(pixel_m))
         if measured is None or not measured.lower_mps > self.threshold_mps:
             return None
         self._done.add(track_id)
