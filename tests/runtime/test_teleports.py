@@ -149,11 +149,11 @@ def test_compare_summary_files_and_table_carry_the_teleports(tmp_path, capsys):
     print_compare_table(summary, width=140)
     out = capsys.readouterr().out
     labels = [label for label in table_rows(out)]
-    assert labels.index("teleports (SUMO)") == labels.index("never inserted (veh)") + 1, out
-    cells = table_rows(out)["teleports (SUMO)"]
+    assert labels.index("teleports (SUMO) (count)") == labels.index("never inserted (veh)") + 1, out
+    cells = table_rows(out)["teleports (SUMO) (count)"]
     mean = row["controllers"]["fixed"]["mean"]
     assert cells[0].startswith(f"{mean:.1f} ± " if mean >= 10 else f"{mean:.2f} ± "), cells
-    assert re.search(r"[+-]\d+\.\d% p ", cells[1]), cells  # a change against fixed, as every other row
+    assert re.search(r"[+-]\d+\.\d%( \[[^]]+\])? p ", cells[1]), cells  # a change against fixed, as every other row
 
 
 def test_compare_shows_0_for_no_teleports_and_a_dash_for_runs_that_never_counted(benchmark, capsys):
@@ -165,7 +165,7 @@ def test_compare_shows_0_for_no_teleports_and_a_dash_for_runs_that_never_counted
     assert entry["fixed"]["values"] == [0] and entry["fixed"]["mean"] == 0
     assert entry["old"]["values"] == [] and entry["old"]["mean"] is None  # unknown, not 0
     print_compare_table(summary, width=140)
-    assert table_rows(capsys.readouterr().out)["teleports (SUMO)"] == ["0.00 ± n/a", "—"]
+    assert table_rows(capsys.readouterr().out)["teleports (SUMO) (count)"] == ["0.00 ± n/a", "—"]
 
 
 @pytest.fixture(scope="module")

@@ -807,9 +807,9 @@ def print_compare_table(summary: dict, width: int | None = None, shown: Collecti
               padding=(0, 1), collapse_padding=True)
     console = Console(width=width) if width else table_console()
     # the headline's name never folds (a reader, and a grep, find it on one line); a verdict folds in its cell. On a
-    # terminal the names fold at 22 columns so five controllers fit 100; in a pipe or a file (a log, `tee`), whose
-    # width is what the table needs, no name folds
-    names_in = 22 if console.is_terminal or width else None
+    # terminal narrower than 140 columns the names fold at 22 so five controllers fit 100; on a wider one, and in a
+    # pipe or a file (a log, `tee`), whose width is what the table needs, no name folds
+    names_in = 22 if console.width < 140 and (console.is_terminal or width) else None
     t.add_column("metric", overflow="fold", min_width=len("delay per vehicle (s)") + 1, max_width=names_in)
     for c in controllers:
         t.add_column(c + ("\n[red]NEVER RAN[/red]" if c in never else ""), justify="right", overflow="fold")
