@@ -84,8 +84,13 @@ def model_digest(path: Path | str) -> str | None:
     path = Path(path)
     if not path.is_dir():
         return None
-    hashes = _file_hashes(path)
-    return hashlib.sha256(json.dumps(sorted(hashes.items()), separators=(",", ":")).encode()).hexdigest()
+    return manifest_sha256(_file_hashes(path))
+
+
+def manifest_sha256(file_sha256: dict[str, str]) -> str:
+    """SHA-256 of a file list: the sorted (relative name, the file's SHA-256) pairs, as the registry's
+    `content_sha256` and `model_digest` take it."""
+    return hashlib.sha256(json.dumps(sorted(file_sha256.items()), separators=(",", ":")).encode()).hexdigest()
 
 
 #: what `model_id` covers, and how: part of what is hashed, so an id computed another way never equals one of these
@@ -167,12 +172,19 @@ def _table_decides(meta: dict) -> dict:
 def model_dir_id(path: Path | str) -> str | None:
     """The identity (`model_id`) of a model directory; None when there is no such directory or its meta.json does
     not read as a mapping."""
-    path = Path(path)
+    return _dir_id_and_digest(Path(path))[0]
+
+
+def _dir_id_and_digest(path: Path) -> tuple[str | None, str | None]:
+    """(`model_dir_id`, `model_digest`) of a model directory, its files read and hashed once for both."""
+    if not path.is_dir():
+        return None, None
+    hashes = _file_hashes(path)
     try:
         meta = json.loads((path / META_FILE).read_text())
     except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    return model_id(meta, _file_hashes(path))
+        return None, manifest_sha256(hashes)
+    return model_id(meta, hashes), manifest_sha256(hashes)
 
 
 def _file_hashes(path: Path) -> dict[str, str]:
@@ -199,8 +211,10 @@ def models_run(controllers: list[str], controller_options: dict) -> dict[str, li
         else:
             model = arg or controller_options.get("model")
             paths = [model] if model else []
-        out[spec] = [{"path": str(Path(p).resolve()), "model_id": model_dir_id(p), "sha256": model_digest(p)}
-                     for p in paths]
+        out[spec] = []
+        for p in paths:
+            ident, digest = _dir_id_and_digest(Path(p))
+            out[spec].append({"path": str(Path(p).resolve()), "model_id": ident, "sha256": digest})
     return out
 
 

@@ -48,6 +48,7 @@ from pathlib import Path
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..provenance import manifest_sha256
 from ..provenance import model_id as model_identity
 from .tables import ModelBlob, ModelDeployment, ModelFile, ModelVersionRow
 
@@ -207,11 +208,6 @@ def read_model_dir(path: Path) -> tuple[dict, dict[str, bytes]]:
     return meta, files
 
 
-def _manifest_sha256(hashes: dict[str, str]) -> str:
-    text = json.dumps(sorted(hashes.items()), separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 # ---------------------------------------------------------------------------
 # The registry
 # ---------------------------------------------------------------------------
@@ -261,7 +257,7 @@ class ModelRegistry:
                     if name is None:
                         numbers = [_version_number(v) for v in conn.execute(select(V.c.version)).scalars()]
                         name = f"v{1 + max((n for n in numbers if n is not None), default=0)}"
-                    row = {"version": name, "content_sha256": _manifest_sha256(hashes),
+                    row = {"version": name, "content_sha256": manifest_sha256(hashes),
                            "model_id": model_identity(meta, hashes), "scenario": str(meta.get("scenario") or ""), "intersections": inters, "layouts": layouts,
                            "episodes": episodes, "meta": meta, "source": source[:1000],
                            "registered_at": _now(), "registered_by": who[:128]}
@@ -584,7 +580,7 @@ class ModelRegistry:
             imported = {(src, content): version for version, src, content in conn.execute(
                 select(V.c.version, V.c.source, V.c.content_sha256).where(V.c.removed_at.is_(None)))}
         for name, meta, files, where, _registered in read:
-            content = _manifest_sha256({n: hashlib.sha256(d).hexdigest() for n, d in files.items()})
+            content = manifest_sha256({n: hashlib.sha256(d).hexdigest() for n, d in files.items()})
             source = f"{where} (imported from {root.resolve()})"
             if taken.get(name) == content and name in removed:
                 report.skipped.append(f"{name}: removed from the registry, not imported again")

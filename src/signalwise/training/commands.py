@@ -895,8 +895,9 @@ def _models_add(path, again=False, unfinished=False, db=None) -> None:
                        f"{first.registered}): not added again (--again registers it as a new version)")
             return
     mv = register_model(reg, path, allow_unfinished=unfinished)
-    same = [v.version for v in reg.versions() if v.content_sha256 == mv.content_sha256 and v.version != mv.version]
-    model = [v.version for v in reg.versions_of(mv.model_id or "") if v.version != mv.version and v.version not in same]
+    others = [v for v in reg.versions() if v.version != mv.version]  # one read of the registry for both lists
+    same = [v.version for v in others if v.content_sha256 == mv.content_sha256]
+    model = [v.version for v in others if mv.model_id and v.model_id == mv.model_id and v.version not in same]
     typer.echo(f"registered {mv.version} ({mv.scenario}, {_signals(mv.intersections)}; "
                f"{mv.size_bytes / 1024:.0f} KiB; model id {mv.model_id}) from {path}"
                + (f"; the same files as {', '.join(same)} (stored once)" if same else "")

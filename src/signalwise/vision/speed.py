@@ -51,8 +51,8 @@ class SpeedEstimator:
         self.window_s, self.forget_s, self.fit = window_s, forget_s, fit
         self._tracks: dict[int, deque[tuple[float, float, float]]] = {}
         self._seen: dict[int, float] = {}
-        #: track -> (window start s, mean speed over it)
-        self._window: dict[int, tuple[float, float]] = {}
+        #: track -> its mean speed over its last window
+        self._window: dict[int, float] = {}
 
     def add(self, track_id: int, time_s: float, x_m: float, y_m: float) -> float:
         q = self._tracks.setdefault(track_id, deque())
@@ -70,11 +70,10 @@ class SpeedEstimator:
         vx = float(t @ (a[:, 1] - a[:, 1].mean())) / denom
         vy = float(t @ (a[:, 2] - a[:, 2].mean())) / denom
         mean_speed = math.hypot(vx, vy)
-        start = float(a[0, 0])
         if mean_speed < STANDSTILL_MPS:
-            self._window[track_id] = (start, 0.0)
+            self._window[track_id] = 0.0
             return 0.0
-        self._window[track_id] = (start, mean_speed)
+        self._window[track_id] = mean_speed
         if self.fit == "linear" or len(a) < 5:
             return mean_speed
         tn = a[:, 0] - time_s
@@ -90,8 +89,7 @@ class SpeedEstimator:
         """The track's mean speed over its last window (the straight-line fit through every position in it; NaN
         before it spans one): what a red-light call reports. The parabola's speed at the newest frame rests on
         that frame's box, which a detector that boxed half the vehicle there moves by a metre or more."""
-        w = self._window.get(track_id)
-        return math.nan if w is None else w[1]
+        return self._window.get(track_id, math.nan)
 
     def forget(self, now_s: float) -> None:
         """Drop tracks not seen for `forget_s`."""
