@@ -48,10 +48,10 @@ def test_summary_csv_names_each_p_after_its_test(tmp_path):
     taking `p_value` read 0.040 where the table said nothing was significant (paired 0.117)."""
     import csv
 
-    from signalwise.runtime.compare import _write_summary_csv
+    from signalwise.runtime.compare import write_summary_csv
 
     summary = summarize(["fixed", "actuated"], [1, 2, 3], _runs(["fixed", "actuated"], [0.0, -3.0]))
-    _write_summary_csv(tmp_path / "summary.csv", summary)
+    write_summary_csv(tmp_path / "summary.csv", summary)
     with open(tmp_path / "summary.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert {"p_paired", "p_welch"} <= set(rows[0]) and not [k for k in rows[0] if k.startswith("p_value")]

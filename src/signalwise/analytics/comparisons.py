@@ -110,7 +110,22 @@ ENVIRONMENTAL_FIELDS = {
     "co2_g_saved": "g: baseline_co2_g - co2_g, network-wide; recorded_co2_saved (kg) counts the signals' approach "
                    "edges only",
     "co2_g_saved_pct": "%: co2_g_saved / baseline_co2_g",
+    # per unit of travel: the run's own figures (`runtime.run.per_travel`, as `signalwise compare` reports them)
+    "veh_km": "veh-km: " + METRIC_INFO["veh_km"][1],
+    "baseline_veh_km": "veh-km: the baseline run's veh_km",
+    "co2_g_per_veh_km": "g/veh-km: " + METRIC_INFO["co2_g_per_veh_km"][1] + " (co2_g counts unfinished trips "
+                        "only for the part they drove, and their share differs by controller)",
+    "baseline_co2_g_per_veh_km": "g/veh-km: the baseline run's co2_g_per_veh_km",
+    "co2_g_per_veh_km_saved": "g/veh-km: baseline_co2_g_per_veh_km - co2_g_per_veh_km",
+    "co2_g_per_veh_km_saved_pct": "%: co2_g_per_veh_km_saved / baseline_co2_g_per_veh_km",
+    "fuel_l_per_100veh_km": "l/100 veh-km: " + METRIC_INFO["fuel_l_per_100veh_km"][1],
+    "baseline_fuel_l_per_100veh_km": "l/100 veh-km: the baseline run's fuel_l_per_100veh_km",
+    "fuel_l_per_100veh_km_saved": "l/100 veh-km: baseline_fuel_l_per_100veh_km - fuel_l_per_100veh_km",
+    "fuel_l_per_100veh_km_saved_pct": "%: fuel_l_per_100veh_km_saved / baseline_fuel_l_per_100veh_km",
 }
+#: the run metrics `/environmental-impact` sets against the baseline's (`_saved`: baseline minus this run):
+#: totals over the counted window, then per unit of travel
+ENVIRONMENTAL_METRICS = ("fuel_ml", "co2_g", "co2_g_per_veh_km", "fuel_l_per_100veh_km")
 
 
 def metric_info(name: str) -> dict:
@@ -148,7 +163,9 @@ def environmental_impact(engine: Engine, baseline_controller: str, simulation_id
                  "seed": r["seed"], "baseline_simulation_id": base["simulation_id"] if base else None,
                  "recorded_fuel_saved": r["metrics"].get("fuel_saved"),
                  "recorded_co2_saved": r["metrics"].get("co2_saved")}
-        for metric in ("fuel_ml", "co2_g"):  # absent from a run that recorded no emissions: unknown, not 0
+        entry["veh_km"] = r["metrics"].get("veh_km")  # absent from a lean run (no edgeData): unknown
+        entry["baseline_veh_km"] = base["metrics"].get("veh_km") if base else None
+        for metric in ENVIRONMENTAL_METRICS:  # absent from a run that recorded no emissions: unknown, not 0
             value = r["metrics"].get(metric)
             ref = base["metrics"].get(metric) if base else None
             saved = ref - value if value is not None and ref is not None else None

@@ -30,6 +30,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from ..analytics.stats import compare as compare_samples
 from ..analytics.stats import mean_ci, p_text
@@ -242,7 +243,7 @@ def compare_controllers(base: RunConfig, controllers: list[str], seeds: list[int
     summary["provenance"] = {**provenance(), "models": models_run(controllers, base.controller_options)}
     summary["emission_model"] = emission_model(runs.values())
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    _write_summary_csv(out_dir / "summary.csv", summary)
+    write_summary_csv(out_dir / "summary.csv", summary)
     write_per_seed_csv(out_dir / PER_SEED_CSV, summary)
     write_delay_over_time_csv(out_dir / DELAY_CSV, controllers, run_dirs)
     chart = None
@@ -552,24 +553,24 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
             vals = [runs[(c, s)]["network"][key] for s in c_seeds]
             ci = mean_ci(vals)
             # `seeds`: the seed of each of `values`, in order
-            entry = {"values": vals, "seeds": c_seeds, "mean": _num(ci.mean), "ci_low": _num(ci.ci_low),
-                     "ci_high": _num(ci.ci_high)}
+            entry = {"values": vals, "seeds": c_seeds, "mean": summary_figure(ci.mean), "ci_low": summary_figure(ci.ci_low),
+                     "ci_high": summary_figure(ci.ci_high)}
             # the change and its tests over the seeds both measured: a seed one side has no figure for (no
             # emergency vehicle, nothing arrived, a run failed) is left out of the other side too
             common = [s for s in c_seeds if s in base_seeds]
             if c != baseline and common:
                 cmp = compare_samples([runs[(baseline, s)]["network"][key] for s in common],
                                       [runs[(c, s)]["network"][key] for s in common], paired=True)
-                entry["change_pct"] = _num(cmp.change_pct)
+                entry["change_pct"] = summary_figure(cmp.change_pct)
                 # the change's own 95 % CI over the same seeds (the paired differences'), in the figure's unit and
                 # in percent of the baseline's mean
                 pct_lo, pct_hi = cmp.change_pct_ci
-                entry.update({"change": _num(cmp.diff), "change_ci_low": _num(cmp.diff_ci_low),
-                              "change_ci_high": _num(cmp.diff_ci_high), "change_pct_ci_low": _num(pct_lo),
-                              "change_pct_ci_high": _num(pct_hi)})
+                entry.update({"change": summary_figure(cmp.diff), "change_ci_low": summary_figure(cmp.diff_ci_low),
+                              "change_ci_high": summary_figure(cmp.diff_ci_high), "change_pct_ci_low": summary_figure(pct_lo),
+                              "change_pct_ci_high": summary_figure(pct_hi)})
                 # each field named after its test: the paired one over the same seeds (the verdict's) and Welch's
-                entry["p_paired"] = _p(cmp.p_value_paired)
-                entry["p_welch"] = _p(cmp.p_value)
+                entry["p_paired"] = summary_p(cmp.p_value_paired)
+                entry["p_welch"] = summary_p(cmp.p_value)
                 # `verdict`, or why none in `no_verdict`; neither where no test ran (one seed, or no spread: the
                 # tables say "p n/a")
                 entry.update(judge(cmp, lower_better, sample is not None and sample["too_few"], key))
@@ -580,7 +581,7 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
     # None (shown "—") for a controller none of whose runs finished: nothing was audited, so no count of 0
     safety = {c: sum(runs[(c, s)].get("safety", {}).get("violations", 0) for s in seeds if (c, s) in runs)
               if any((c, s) in runs for s in seeds) else None for c in controllers}
-    share = {c: _num(sum(f) / len(f)) if (f := [runs[(c, s)]["network"]["fallback_fraction"] for s in seeds
+    share = {c: summary_figure(sum(f) / len(f)) if (f := [runs[(c, s)]["network"]["fallback_fraction"] for s in seeds
                                                    if (c, s) in runs]) else None for c in controllers}
     never = [c for c in controllers
              if any((c, s) in runs for s in seeds) and not any(runs[(c, s)].get("controller_ran", True)
@@ -1010,12 +1011,13 @@ def provenance_rows(made: dict | None, row: Callable[..., str]) -> list[str]:
     return rows
 
 
-def _write_summary_csv(path: Path, summary: dict) -> None:
+def write_summary_csv(out: Path | TextIO, summary: dict) -> None:
     """One row per metric and controller; the unit, the verdict and the conditions as columns of their own, not
-    a comment line a CSV reader would take for a row."""
+    a comment line a CSV reader would take for a row. `out` is a path, or an open text stream (the API answers
+    the same file with `?format=csv`). An entry gives its sample size as `n`, or as its list of `values`."""
     cond = summary.get("conditions", {})
     constants = [_csv_value(cond.get(name)) for name in CSV_CONDITIONS]
-    with open(path, "w", newline="") as fh:
+    with (open(out, "w", newline="") if isinstance(out, Path) else contextlib.nullcontext(out)) as fh:
         w = csv.writer(fh)
         # Welch's p then the paired p, in the columns their older names (`p_value`, `p_value_paired`) held, and
         # `verdict_note` last, so a reader going by position finds each figure where it was
@@ -1023,9 +1025,9 @@ def _write_summary_csv(path: Path, summary: dict) -> None:
                     "p_paired", "unit", "verdict", *CSV_CONDITIONS, "verdict_note", *CSV_CHANGE_CI])
         for key, row in summary["metrics"].items():
             for c, e in row["controllers"].items():
-                w.writerow([key, c, len(e["values"]), e["mean"], e["ci_low"], e["ci_high"], e.get("change_pct"),
-                            e.get("p_welch"), e.get("p_paired"), row["unit"], e.get("verdict"), *constants,
-                            e.get("no_verdict"), *[e.get(k) for k in CSV_CHANGE_CI]])
+                w.writerow([key, c, e["n"] if "n" in e else len(e["values"]), e["mean"], e["ci_low"],
+                            e["ci_high"], e.get("change_pct"), e.get("p_welch"), e.get("p_paired"), row["unit"],
+                            e.get("verdict"), *constants, e.get("no_verdict"), *[e.get(k) for k in CSV_CHANGE_CI]])
 
 
 def _csv_value(v: object) -> object:
@@ -1037,10 +1039,11 @@ def _csv_value(v: object) -> object:
     return v
 
 
-def _num(x: float) -> float | None:
+def summary_figure(x: float) -> float | None:
+    """A figure as the summary files write it: 4 decimals, NaN as empty."""
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 4)
 
 
-def _p(x: float) -> float | None:
+def summary_p(x: float) -> float | None:
     """A p-value to 4 significant digits: 4 decimals wrote 0.00003 as 0.0, a certainty no test gives."""
     return None if x is None or math.isnan(x) else float(f"{x:.4g}")

@@ -197,7 +197,7 @@ def run_job(job_id: str, database_url: str) -> int:
 
     threading.Thread(target=heartbeat, name="heartbeat", daemon=True).start()
     try:
-        model, version = _train(engine, job, done)
+        model, version, already = _train(engine, job, done)
     except Exception as exc:  # noqa: BLE001 - whatever stops the training is the job's error, in one line
         if stopping.is_set():
             return 2
@@ -209,7 +209,8 @@ def run_job(job_id: str, database_url: str) -> int:
     t = model.meta["training"]
     # a phase-score model's meta.json: `episodes` counts its validation runs too, it has no last episode
     # (last_avg_delay_s: None), and `selection` holds its learned and starting weights' validation delays
-    result = {"model_path": str(model.path), "model_version": version, "episodes": t["episodes"],
+    result = {"model_path": str(model.path), "model_version": version, "already_registered": already,
+              "episodes": t["episodes"],
               "violations": t["violations"], "last_avg_delay_s": t.get("last_avg_delay_s"),
               "wall_s": t.get("wall_s"), "selection": model.meta.get("selection")}
     if t["violations"]:
@@ -223,6 +224,7 @@ def run_job(job_id: str, database_url: str) -> int:
 
 def _train(engine, job: Job, done: list[int]):  # noqa: ANN001, ANN202
     """The training `signalwise train` would run for this request; returns (model, registered version)."""
+    from ..provenance import model_dir_id
     from ..sim.scenario import load
     from ..store.model_registry import ModelRegistry
     from .executors import make_executor
@@ -239,12 +241,18 @@ def _train(engine, job: Job, done: list[int]):  # noqa: ANN001, ANN202
             model = _train_tabular(req, out, done, executor)
     finally:
         executor.close()
-    version = None
+    version, already = None, False
     if req.get("register_version", True) and not model.meta["training"]["violations"]:
         registry = ModelRegistry(engine, out / "cache")
-        version = register_model(registry, out / "model", who=job.created_by,
-                                 source=f"training job {job.id} ({out / 'model'})").version
-    return model, version
+        # the same model registered already (the same model id: the same seed and options train the same weights)
+        # is answered with its first version, as `signalwise models add` does, unless `register_again` (--again)
+        known = [] if req.get("register_again") else registry.versions_of(model_dir_id(out / "model") or "")
+        if known:
+            version, already = known[0].version, True
+        else:
+            version = register_model(registry, out / "model", who=job.created_by,
+                                     source=f"training job {job.id} ({out / 'model'})").version
+    return model, version, already
 
 
 def _train_tabular(req: dict, out: Path, done: list[int], executor):  # noqa: ANN001, ANN202

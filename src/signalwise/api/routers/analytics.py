@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 
 from signalwise.analytics import comparisons
 from signalwise.store import live_history, queries
 
+from ..csv_answers import FormatQuery, comparison_csv, csv_response
 from ..deps import (
     CacheDep,
     EngineDep,
@@ -88,7 +89,8 @@ def speeds(f: IntersectionFiltersDep, p: PageDep, engine: EngineDep, cache: Cach
 
 
 @router.get("/environmental-impact",
-            summary="Fuel and CO2 against the baseline run of the same scenario, seed and conditions")
+            summary="Fuel and CO2 against the baseline run of the same scenario, seed and conditions: totals over "
+                    "the counted window and per vehicle-km (g/veh-km, l/100 veh-km), units in `fields`")
 def environmental_impact(engine: EngineDep, cache: CacheDep, settings: SettingsDep, request: Request, p: PageDep,
                          simulation_id: Annotated[Identifier | None, Query()] = None,
                          scenario: Annotated[Identifier | None, Query()] = None,
@@ -128,21 +130,28 @@ def simulations(engine: EngineDep, cache: CacheDep, request: Request, p: PageDep
     return {**result, "items": [{**r, **status[r["simulation_id"]]} for r in result["items"]]}
 
 
-@router.get("/comparison/baseline-vs-ai",
+@router.get("/comparison/baseline-vs-ai", response_model=None,
             summary="Mean, 95% CI, Welch and paired p-values (p_welch, p_paired; also p_value, p_value_paired) "
                     "across seeds, per controller and metric (with its unit and description), against the "
-                    "baseline, and the verdict signalwise compare gives (better, worse; else verdict_note)")
+                    "baseline, and the verdict signalwise compare gives (better, worse; else verdict_note); "
+                    "?format=csv: as signalwise compare's summary.csv",
+            responses=csv_response("the page's comparisons as `signalwise compare`'s summary.csv (a row per "
+                                   "figure and controller, the baseline's included; X-Total-Count: the "
+                                   "comparisons before paging)"))
 def baseline_vs_ai(engine: EngineDep, cache: CacheDep, settings: SettingsDep, request: Request, p: PageDep,
                    scenario: Annotated[Identifier | None, Query()] = None,
                    controller: Annotated[Identifier | None, Query(description="only this controller")] = None,
                    metric: Annotated[list[Identifier] | None, Query(description="only these metrics")] = None,
-                   baseline_controller: Baseline = None) -> dict:
+                   baseline_controller: Baseline = None, format: FormatQuery = "json") -> dict | Response:  # noqa: A002
     baseline = baseline_controller or settings.baseline_controller
 
     def compute() -> dict:
         items = comparisons.baseline_vs_ai(engine, baseline, scenario, controller, metric)
         return paged(len(items), items[p.offset:p.offset + p.limit], p, baseline_controller=baseline)
-    return cache.get_or_compute(cache_key(request), compute)
+    # one cached answer for both formats: the CSV is written from the JSON's page
+    key = (request.url.path, tuple(sorted(i for i in request.query_params.multi_items() if i[0] != "format")))
+    result = cache.get_or_compute(key, compute)
+    return comparison_csv(result) if format == "csv" else result
 
 
 @router.get("/emergency-report", summary="Emergency overrides, vehicles present and emergency-vehicle delay")

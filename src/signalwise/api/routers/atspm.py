@@ -17,11 +17,12 @@ import datetime as dt
 import math
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from signalwise.analytics.atspm.compute import MEASURES
 from signalwise.core.names import MAX_INTERSECTION_ID_CHARS
 
+from ..csv_answers import FormatQuery, atspm_csv, csv_response
 from ..deps import time_range
 from ..errors import field_error, refusal
 
@@ -136,7 +137,8 @@ def list_measures() -> dict:
                          for k, v in MEASURES.items()]}
 
 
-@router.get("/{measure}")
+@router.get("/{measure}", response_model=None, responses=csv_response("the page's rows as `signalwise atspm` writes <measure>.csv "
+                                                 "(X-Total-Count: the rows before paging)"))
 def get_measure(
     measure: str,
     engine: Annotated[Any, Depends(get_atspm_engine)],
@@ -153,7 +155,8 @@ def get_measure(
     bin: Annotated[int, Query(ge=1, le=60, description="bin size in minutes; divides 60")] = 15,
     limit: Annotated[int, Query(ge=1, le=MAX_ROWS)] = 1000,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> dict:
+    format: FormatQuery = "json",  # noqa: A002 - the name a URL says it with
+) -> dict | Response:
     """One measure, binned, with device, phase, detector and time-range filters."""
     if measure not in MEASURES:
         raise HTTPException(404, detail=f"unknown measure {measure!r}; known: {', '.join(MEASURES)}")
@@ -195,7 +198,7 @@ def get_measure(
                           plans_in_force=_plans_in_force(engine, log, start, run) if measure == "plans" else None)
     table = results.tables.get(measure)
     if table is None:
-        records, total = [], 0
+        records, total, page = [], 0, None
     else:
         if phase is not None and "Phase" in table:
             table = table[table["Phase"] == phase]
@@ -203,7 +206,11 @@ def get_measure(
             table = table[table["Detector"] == detector]
         total = len(table)
         page = table.iloc[offset:offset + limit]
+        if format == "csv":
+            return atspm_csv(measure, page, total)
         records = [{k: _clean(v) for k, v in rec.items()} for rec in page.to_dict("records")]
+    if format == "csv":
+        return atspm_csv(measure, page, total)
     return {"measure": measure, "simulation_id": simulation_id if simulation_id is not None else
             (runs[0] if runs else None), "detector_config": detector_source, "bin_min": bin, "total": total, "offset": offset, "limit": limit,
             "rows": records, "warnings": results.warnings}

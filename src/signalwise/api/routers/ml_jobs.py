@@ -3,7 +3,8 @@
 `POST /api/v1/ml/train` answers 202 with the job at once; the training runs
 in a process of its own (`signalwise.training.jobs`), the same functions as
 `signalwise train`, and registers its model as a new version when it
-succeeds. Jobs are rows in the database, so they outlive the server; a job
+succeeds (the same model registered already: as that version, as
+`signalwise models add` answers, unless `register_again`). Jobs are rows in the database, so they outlive the server; a job
 whose worker is gone is marked failed when it is next read. Starting and
 cancelling need `operate`; reading needs `read`.
 """
@@ -110,12 +111,20 @@ class TrainIn(BaseModel):
     epsilon_decay: float | None = Field(None, gt=0, le=1, description="tabular: exploration decay per episode (0.97)")
     downstream_weight: float | None = Field(None, ge=0, description="tabular: weight of halting vehicles on outgoing "
                                                                     "lanes (0)")
-    register_version: bool = Field(True, description="register the model as a new registry version when it succeeds")
+    register_version: bool = Field(True, description=(
+        "register the model when it succeeds: as a new registry version, or, when the same model (the same model "
+        "id: the same seed and options train the same weights) is registered already, as that version "
+        "(result.already_registered), as `signalwise models add` does"))
+    register_again: bool = Field(False, description=(
+        "register it as a new version even when the same model is registered already (`models add --again`)"))
 
 
 class JobResultOut(BaseModel):
     model_path: str = Field(description="the model directory the job wrote")
     model_version: str | None = Field(description="the registry version it was registered as (null: not registered)")
+    already_registered: bool = Field(False, description=(
+        "true: the same model (the same model id) was registered already, as model_version, and no version was "
+        "added (register_again adds one)"))
     episodes: int = Field(description="episodes trained (phase-score: every episode the search ran, its "
                                       "validation runs included, as its meta.json's training.episodes)")
     violations: int = Field(description="shield violations the independent audit found in the episodes")

@@ -13,7 +13,7 @@ import datetime as dt
 import os
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from signalwise.core.names import MAX_INTERSECTION_ID_CHARS
@@ -21,6 +21,8 @@ from signalwise.store.model_registry import ModelVersion, RegistryError, copy_na
 
 from .. import registry_ops as ops
 from ..auth import who
+from ..errors import field_error
+from ..server_files import inside, outside
 
 router = APIRouter(prefix="/api/v1/ml", tags=["ml"])
 
@@ -103,6 +105,78 @@ def model(request: Request, model_id: VersionPath) -> ModelOut:
         return model_out(reg.get(model_id, include_removed=True), reg.active())
     except RegistryError as exc:
         raise ops.http_error(exc) from None
+
+
+class RegisterIn(BaseModel):
+    """A model directory to register, as `signalwise models add PATH [--again] [--unfinished]`."""
+
+    model_config = ConfigDict(extra="forbid")
+    model_dir: str = Field(min_length=1, max_length=1024, json_schema_extra={"examples": ["c1/model"]},
+                           description="the model directory, inside SIGNALWISE_MODELS_DIR: relative to it or a "
+                                       "path in it")
+    again: bool = Field(False, description=(
+        "register it as a new version even when the same model (the same model id, `identity`: its weights and "
+        "the options that decide) is registered already, as `models add --again`; false: the version it is "
+        "registered as is answered (200), nothing added"))
+    unfinished: bool = Field(False, description="register a checkpoint of an unfinished training, which is refused "
+                                                "otherwise (`models add --unfinished`)")
+
+
+class RegisteredOut(ModelOut):
+    already_registered: bool = Field(description=(
+        "true (status 200): the same model (the same `identity`) is registered already, as this version (its "
+        "first), and nothing was added; false (status 201): registered now as this version"))
+    same_model_as: list[str] = Field(description="the other versions of the same model (the same `identity`)")
+    message: str = Field(description="what was done, in the words of `signalwise models add`")
+
+
+ALREADY_REGISTERED = ("the same model (the same model id, `identity`) is registered already: the answer is its "
+                      "first version, nothing was added (`\"again\": true` registers it as a new version)")
+
+
+@router.post("/models", response_model=RegisteredOut, status_code=201,
+             summary="Register a model directory as the next version, or answer the version the same model is "
+                     "registered as (signalwise models add)",
+             responses={200: {"model": RegisteredOut, "description": ALREADY_REGISTERED},
+                        201: {"description": "registered as a new version (`Location`: /api/v1/ml/models/{version})"},
+                        409: {"description": "the registry refused it (another writer took the version name)"},
+                        422: {"description": "a directory outside SIGNALWISE_MODELS_DIR, no model there, or a "
+                                             "checkpoint of an unfinished training without `unfinished`"}})
+def register(request: Request, body: RegisterIn, response: Response) -> RegisteredOut:
+    from signalwise.control.learning.qtable import ModelError, load_model
+    from signalwise.provenance import model_dir_id
+    from signalwise.training.registry import register_model
+
+    settings = request.app.state.settings
+    path = inside(body.model_dir, settings.models_dir)
+    if path is None:
+        raise field_error(("body", "model_dir"), outside("body.model_dir", "model directory", settings.models_dir,
+                                                         "SIGNALWISE_MODELS_DIR", "or register it with `signalwise "
+                                                         "models add` on the server")[len("body.model_dir: "):])
+    reg = ops.registry(request)
+    try:
+        load_model(path)  # a directory that is no model says so in its own words, before any look-up (as the CLI)
+        if not body.again:
+            known = reg.versions_of(model_dir_id(path) or "")
+            if known:
+                first = known[0]
+                response.status_code = 200
+                return RegisteredOut(**model_out(first, reg.active()).model_dump(), already_registered=True,
+                                     same_model_as=[v.version for v in known[1:]],
+                                     message=f"already registered as {first.version} (model id {first.model_id}; "
+                                             f"registered {first.registered}): not added again (\"again\": true "
+                                             "registers it as a new version)")
+        mv = register_model(reg, path, who=who(request), allow_unfinished=body.unfinished)
+    except ModelError as exc:
+        reason = str(exc).strip().splitlines()[-1].replace(str(path), body.model_dir)
+        raise field_error(("body", "model_dir"), reason.replace("--unfinished", '"unfinished": true')) from None
+    except RegistryError as exc:
+        raise ops.http_error(exc) from None
+    same = [v.version for v in reg.versions() if v.version != mv.version and mv.model_id and v.model_id == mv.model_id]
+    response.headers["Location"] = f"/api/v1/ml/models/{mv.version}"
+    return RegisteredOut(**model_out(mv, reg.active()).model_dump(), already_registered=False, same_model_as=same,
+                         message=f"registered {mv.version} ({mv.scenario}; model id {mv.model_id}) from "
+                                 f"{body.model_dir}" + (f"; the same model as {', '.join(same)}" if same else ""))
 
 
 class RemovedOut(ModelOut):
