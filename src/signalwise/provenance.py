@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -54,11 +55,53 @@ def software() -> dict:
 
 
 def command_line(argv: list[str] | None = None) -> str:
-    """The command as typed, quoted for a shell (the program by its name: `signalwise compare ...`)."""
+    """The command as typed, quoted for a shell (the program by its name: `signalwise compare ...`), its secrets
+    written `***` (`redacted_argv`): run.json and summaries are copied and attached to reports."""
     argv = list(sys.argv if argv is None else argv)
     if argv:
         argv[0] = Path(argv[0]).name
-    return shlex.join(argv)
+    return shlex.join(redacted_argv(argv))
+
+
+#: an option whose value is a secret itself (`--api-key K`, `--token=T`, `--password P`); `--mqtt-key-file` names
+#: a file, not a secret, and stays
+_SECRET_OPTION = re.compile(r"^--?[\w-]*(?:key|token|secret|password|passwd|pwd|credential)s?$", re.IGNORECASE)
+#: a query parameter or `name=value` pair whose value is a secret (`?password=`, `access_token=`, `api_key=`)
+_SECRET_PAIR = re.compile(r"\b(\w*(?:token|secret|password|passwd|pwd|api_key|apikey)=)[^&#\s]+", re.IGNORECASE)
+#: a signalwise API key (`store.keys`: `sw_<id>_<secret>`): its public id is kept, as the logs name a key
+_API_KEY = re.compile(r"\b(sw_[0-9a-f]{10}_)[A-Za-z0-9_-]+")
+#: the user information of a URL: `scheme://user:password@`
+_URL_PASSWORD = re.compile(r"(\w[\w+.-]*://[^/@:\s]*:)[^/\s]*@")
+
+
+def redacted_arg(arg: str) -> str:
+    """One argument with its secrets written `***`, as `live` and `serve` print a database URL
+    (`postgresql://postgres:***@host/db`): a URL's password, a `password=`/`token=` pair, an API key's secret."""
+    arg = _URL_PASSWORD.sub(r"\1***@", arg)
+    arg = _SECRET_PAIR.sub(r"\1***", arg)
+    return _API_KEY.sub(r"\1***", arg)
+
+
+def redacted_argv(argv: list[str]) -> list[str]:
+    """`argv` with each secret written `***`: the value of an option named for one (`--api-key K`,
+    `--token=T`) whole, and in every other argument what `redacted_arg` finds."""
+    out: list[str] = []
+    secret_next = False
+    for arg in argv:
+        if secret_next:
+            out.append("***")
+            secret_next = False
+            continue
+        name, eq, _value = arg.partition("=")
+        if arg.startswith("-") and _SECRET_OPTION.match(name):
+            if eq:
+                out.append(f"{name}=***")
+            else:
+                out.append(arg)
+                secret_next = True
+            continue
+        out.append(redacted_arg(arg))
+    return out
 
 
 def provenance(argv: list[str] | None = None) -> dict:

@@ -84,7 +84,7 @@ def test_serve_logs_text_lines_with_time_level_and_logger_and_the_access_log_can
 def test_a_public_address_without_a_jwt_secret_is_warned_of(tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="signalwise.api")
     db = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    create_app(Settings(database_url=db, bind_host="0.0.0.0", jwt_secret="k" * 32))
+    create_app(Settings(database_url=db, bind_host="0.0.0.0", jwt_secret="kX7#pQ2@vL9!mR4$wT6%zY1^nB8&cD3*"))
     create_app(Settings(database_url=db))  # loopback: tokens of one local process
     assert not [r for r in caplog.records if "SIGNALWISE_JWT_SECRET" in r.getMessage()]
     create_app(Settings(database_url=db, bind_host="0.0.0.0"))

@@ -89,6 +89,8 @@ def test_run_and_compare_open_the_database_before_simulating_anything(tmp_path, 
 @pytest.mark.parametrize(("db", "says"), [
     ("{tmp}/x.db", "is not a database URL: a SQLite file is sqlite:///relative/path.db or sqlite:////absolute/path.db"),
     ("mysql://x@127.0.0.1/y", "mysql: signalwise stores in SQLite (sqlite:///file.db) or PostgreSQL"),
+    ("postgresql+psycopg2://x@127.0.0.1/y", "postgresql+psycopg2: signalwise reaches PostgreSQL through psycopg 3: "
+     "give postgresql://user@host/dbname"),
     ("sqlite:///{tmp}/nodir/x.db", "nodir/x.db: no such directory"),
 ])
 @pytest.mark.parametrize("command", [["db", "upgrade"], ["run", "-s", "single", "--duration", "60", "--run-dir", "out/r"]])

@@ -114,8 +114,8 @@ def test_db_downgrade_takes_a_store_back_and_refuses_without_yes(db_url, tmp_pat
 
 @pytest.mark.slow
 def test_db_downgrade_says_how_many_values_go_and_that_sqlite_ids_can_be_given_again(db_url, tmp_path):
-    """Two violations stored with their source, frame and image digest, one stored with none (before 0018):
-    back to 0016 those values go, counted; 0017's key trail holds none; SQLite's `violations` loses AUTOINCREMENT."""
+    """Two violations stored with their source, frame and image digest, one stored with none (before 0018), and
+    a run with its writer (0022): back to 0016 those values go, counted; 0017's key trail holds none; SQLite's `violations` loses AUTOINCREMENT."""
     from signalwise.store.violations import insert_violations
 
     engine = _old_store(db_url)
@@ -127,7 +127,9 @@ def test_db_downgrade_says_how_many_values_go_and_that_sqlite_ids_can_be_given_a
          "evidence_sha256": "cd" * 32} for k in (1, 2)] + [{**base, "occurred_at": at, "track_id": 3}]) == 3
     listed = signalwise("db", "downgrade", OLD, "--dry-run", "--db", db_url, cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
+    # the run _old_store holds loses the writer 0022 records of it (`source`)
     assert ("dropping these values (a later signalwise db upgrade brings the columns and tables back empty):\n"
+            "  runs: 1 row(s) lose source\n"
             "  violations: 2 row(s) lose evidence_sha256, frame and source\n") in listed.stdout, listed.stdout
     assert "api_keys" not in listed.stdout  # created_by and revoked_by hold nothing
     reused = "warning: violations loses AUTOINCREMENT (SQLite)"

@@ -16,11 +16,12 @@ from signalwise.listening import is_loopback
 from signalwise.store import Settings
 from signalwise.store import ingest as store_ingest
 from signalwise.store.keys import KeyMemory
+from signalwise.store.settings import weak_secret_reason
 
 from . import docs, errors, openapi
 from .auth import authorize
 from .cache import TTLCache
-from .middleware import AccessLog, BodyLimit, HeadAsGet, RateLimitHeaders
+from .middleware import AccessLog, BodyLimit, HeadAsGet, RateLimitHeaders, SecurityHeaders
 from .ratelimit import RateLimits, rate_limit
 from .routers import (
     analytics,
@@ -40,7 +41,7 @@ from .routers import (
     system,
     violations,
 )
-from .streams import StreamHub
+from .streams import StreamHub, channel_name, signing_key
 from .strict_query import reject_unknown_query
 
 #: the largest request body a route takes unless it says otherwise (a change, a key, one record, one prediction)
@@ -95,7 +96,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.live = None  # a LiveRuntime when `signalwise live` serves this app
     app.state.live_feed = None
     app.state.live_last_looks = live.Counter()  # status reads answered after a live run ended
-    app.state.streams = StreamHub(redis_url=settings.redis_url)  # WS/SSE fan-out; fed by the live loop
+    # WS/SSE fan-out, fed by the live loop; across processes through the deployment's own Redis channel, signed
+    app.state.streams = StreamHub(redis_url=settings.redis_url, channel=channel_name(settings),
+                                  signing_key=signing_key(settings.jwt_secret),
+                                  clients_max=settings.stream_clients_max)
     app.state.vision = None  # the camera StreamManager, made by the first POST /api/v1/streams
     _quiet_refused_handshakes()
     if settings.insecure_no_auth:
@@ -106,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "listening on %s without SIGNALWISE_JWT_SECRET: tokens are signed with a secret this process made at "
             "start, so they stop working when it restarts and no other server takes them; set "
             "SIGNALWISE_JWT_SECRET to 32 or more random characters (openssl rand -hex 32)", settings.bind_host)
+    _warn_of_secrets(settings)
     monitoring.install(app)
     docs.install(app)  # Swagger UI and ReDoc from the package, not a CDN
     openapi.install(app)  # the schema declares each route's scope, its credentials and the error body
@@ -122,8 +127,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 continue  # that area has not landed yet
             raise
         app.include_router(module.router)
+    app.add_middleware(SecurityHeaders)  # on every answer, the refusals of the middlewares inside included
     app.add_middleware(AccessLog)  # outermost: it sees every answer, the refusals of the others included
     return app
+
+
+def _warn_of_secrets(settings: Settings) -> None:
+    """A JWT secret that can be guessed (tokens can then be forged, with any scopes their key holds), and a Redis
+    stream channel whose messages are not signed (no JWT secret to sign with), said once at start."""
+    log = logging.getLogger("signalwise.api")
+    weak = weak_secret_reason(settings.jwt_secret) if settings.jwt_secret else None
+    if weak is not None:
+        log.warning("SIGNALWISE_JWT_SECRET is guessable (%s): whoever guesses it can sign tokens this server takes; "
+                    "set one of random characters (openssl rand -hex 32)", weak)
+    if settings.redis_url and not settings.jwt_secret and not settings.insecure_no_auth:
+        log.warning("stream messages on Redis (channel %s) are not signed without SIGNALWISE_JWT_SECRET: whoever "
+                    "can publish on that Redis can put alerts and snapshots on the live streams; set "
+                    "SIGNALWISE_JWT_SECRET in every process of the deployment (docs/deployment.md#redis)",
+                    channel_name(settings))
 
 
 class _RefusedHandshakeFilter(logging.Filter):

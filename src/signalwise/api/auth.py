@@ -428,11 +428,17 @@ async def authorize(conn: HTTPConnection) -> Principal | None:
                                  f"(it has {', '.join(sorted(principal.scopes))})"
                                  f"{BOTH_SENT if _both_sent(conn) else ''}")
     if principal.via == "token" and needed != "read":
-        unchecked = await run_in_threadpool(_check_token_key, conn, principal)
-        if unchecked is not None:
-            reason, mismatch = unchecked
-            principal = conn.state.principal = Principal(principal.name, principal.scopes, principal.key_id,
-                                                         principal.via, reason, mismatch is not None)
+        unchecked, key_scopes = await run_in_threadpool(_check_token_key, conn, principal)
+        reason, mismatch = unchecked if unchecked is not None else (None, None)
+        # a token carries no more than its key holds now: a key narrowed since, or claims signed by whoever
+        # learnt the secret, give nothing the key lacks
+        held = frozenset(s for s in principal.scopes if holds(key_scopes, s))
+        principal = conn.state.principal = Principal(principal.name, held, principal.key_id, principal.via,
+                                                     reason, mismatch is not None)
+        if not principal.allows(needed):
+            await _record_refusal(conn, path, principal)
+            raise HTTPException(403, f"{principal.name!r} lacks scope {needed!r} for {method} {path}: its token "
+                                     f"names it, but the key it was issued for holds {', '.join(key_scopes)}")
     if principal.memory_reason is not None:
         conn.state.auth_headers = MEMORY_MISMATCH_HEADER if principal.memory_mismatch else MEMORY_HEADER
     conn.state.authorized = True  # `errors`: a body refused before this ran is answered after it has
@@ -481,14 +487,16 @@ def count_failure(conn: HTTPConnection, exc: HTTPException) -> None:
                                  f"(the last: {exc.detail})", headers={"Retry-After": str(retry)}) from None
 
 
-def _check_token_key(conn: HTTPConnection, principal: Principal) -> tuple[str, str | None] | None:
-    """401 unless the key a token was issued for is still active. Checked on calls that need more than `read`
+def _check_token_key(conn: HTTPConnection, principal: Principal
+                     ) -> tuple[tuple[str, str | None] | None, tuple[str, ...]]:
+    """(None or why the key was checked from memory, the key's scopes now); 401 unless the key a token was
+    issued for is still active. Checked on calls that need more than `read`
     (a revoked admin key's token could otherwise make itself a new key); reads with the token go on until its
     `exp`, since a verified token is remembered and predictions must not pay a database read each.
 
     While the database cannot be reached, a key this process verified within the grace period passes ((the
-    database's error, the store's schema mismatch or None) is returned); one it has not is a 503, whose answer
-    never holds the database's error (it is logged)."""
+    database's error, the store's schema mismatch or None) is returned, with its scopes as last read); one it
+    has not is a 503, whose answer never holds the database's error (it is logged)."""
     from signalwise.store import get_engine
 
     app = conn.app
@@ -509,7 +517,7 @@ def _check_token_key(conn: HTTPConnection, principal: Principal) -> tuple[str, s
                                      f"cannot be checked until {_checkable(mismatch)}",
                                 headers={"Retry-After": "5"}) from None
         _from_memory(app, found[0], found[1], reason, mismatch)
-        return reason, mismatch
+        return (reason, mismatch), found[0].scopes
     key = next((k for k in keys if principal.key_id is not None and k.id == principal.key_id), None)
     state = "unknown to this server's database" if key is None else key.state()
     if state != "active":
@@ -520,7 +528,16 @@ def _check_token_key(conn: HTTPConnection, principal: Principal) -> tuple[str, s
                             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     memory.remember(key)
     _database_back(app)
-    return None
+    return None, key.scopes
+
+
+def writer_key_id(conn: HTTPConnection) -> str:
+    """What a write records as its author: the id of the caller's key (a token's too), or `insecure` under
+    --insecure-no-auth (stored writes: `store.writers.run_ids`, `sent_by_key_id`)."""
+    principal = getattr(conn.state, "principal", None)
+    if principal is None:
+        return "local"
+    return principal.key_id or principal.name[:16]
 
 
 def who(conn: HTTPConnection) -> str:

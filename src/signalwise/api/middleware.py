@@ -43,6 +43,47 @@ class RateLimitHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+#: the Content-Security-Policy of every answer: the dashboard loads its scripts, styles and data from this server
+#: only (no inline script nor style attribute: `static/dashboard`), opens its stream here (`'self'` takes ws: and
+#: wss: to this host), shows charts as data: and blob: images, and is framed by no site (clickjacking)
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+#: the OpenAPI pages (FastAPI's Swagger UI and ReDoc, `docs.py`) start from an inline script and style, and ReDoc
+#: runs a worker from a blob: URL; they take nothing from another site either
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+            "form-action 'self'; frame-ancestors 'none'")
+DOCS_PAGES = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+#: what every answer carries besides its CSP (an answer that sets one of these keeps its own)
+SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer"))
+
+
+class SecurityHeaders:
+    """Adds `SECURITY_HEADERS` and a Content-Security-Policy (`CSP`, `DOCS_CSP` on the OpenAPI pages) to every
+    HTTP answer, refusals included: no other site may frame the dashboard and its controls, no answer is
+    sniffed as another type, no URL (a stream's ?token=) leaves in a Referer."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        csp = (DOCS_CSP if scope.get("path") in DOCS_PAGES else CSP).encode()
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _v in headers}
+                headers += [(k, v) for k, v in (*SECURITY_HEADERS, (b"content-security-policy", csp))
+                            if k not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 class HeadAsGet:
     """Answers HEAD on every GET route: the route is served as a GET (its authorization, rate limit and headers
     with it) and the answer goes out without its body. Load balancers and uptime monitors probe with HEAD.

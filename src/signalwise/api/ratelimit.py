@@ -13,7 +13,7 @@ every limited call gets the headers too.
 
 `signalwise serve` (and `signalwise live`) refuse to start when the Redis they name does not answer
 (`store.redis_check.startup_problem`). When it stops answering later, each process counts in its own memory
-until it answers again (asked again every `REDIS_RETRY_S`): an emergency override or a switch to fixed time
+until it answers again (asked again every `REDIS_RETRY_S`, by a limited call or by `/health`): an emergency override or a switch to fixed time
 must not wait for a rate-limit cache, and per process the limits still hold (several workers then allow up
 to their number times each limit). The switch is logged once each way and shown on `/health` and in the
 `signalwise_rate_limit_store_fallback` gauge.
@@ -91,6 +91,18 @@ class RateLimits:
             return "PING was not answered"
         except Exception as exc:  # noqa: BLE001 - any failure to reach or talk to Redis: the store is down
             return _first_line(exc)
+
+    def recheck(self) -> bool:
+        """While in fallback: ask Redis again (at most once every `retry_s`, bounded by its socket timeout) and
+        count there again if it answers, so that a process serving no limited call (reads are not limited by
+        default) does not report the fallback long after Redis came back. Whether it is still in fallback."""
+        if not self.in_fallback or time.monotonic() < self._retry_at:
+            return self.in_fallback
+        if self.store_problem() is None:
+            self._came_back()
+        else:
+            self._retry_at = time.monotonic() + self.retry_s
+        return self.in_fallback
 
     @property
     def in_fallback(self) -> bool:

@@ -19,10 +19,16 @@ and intersections; a snapshot is filtered to the asked signals, an alert or a
 change about another intersection is not sent, network-wide ones always are.
 
 Several API workers: with `redis_url`, the process that runs the loop also
-publishes every message to the Redis channel `signalwise:live` (from a thread
-of its own, bounded, so a slow or absent Redis costs the loop nothing), and
-every hub subscribes to the channel and delivers what other processes
-published. Without Redis the hub is in-process. The end of the run goes
+publishes every message to the deployment's Redis channel (`channel_name`:
+`signalwise:live:<db>:<store>` unless `stream_channel` names one; Redis
+delivers a channel to subscribers of every database number, so the name
+itself must keep deployments apart) from a thread of its own, bounded, so a
+slow or absent Redis costs the loop nothing, and every hub subscribes to the
+channel and delivers what other processes published. With a JWT secret set,
+each message on the channel carries an HMAC-SHA256 of its text under a key
+derived from that secret (`signing_key`), and a hub drops any message whose
+HMAC does not match: whoever may PUBLISH on the Redis server, but does not
+know the secret, cannot put alerts or snapshots on the operators' streams. Without Redis the hub is in-process. The end of the run goes
 through Redis too: the loop's hub publishes an `end` message (its reason)
 when it ends its own streams, and a hub that receives it, or the run's
 last snapshot (`running: false`) with no `end` within END_WAIT_S, ends its
@@ -35,6 +41,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import hashlib
+import hmac
 import itertools
 import json
 import logging
@@ -44,13 +52,17 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
 
 from .times import utc_times
 
 log = logging.getLogger("signalwise.api.streams")
 
 TOPICS = ("snapshot", "signal", "alert", "profiler", "change", "vision")
+#: the prefix of every derived channel name (`channel_name`)
 CHANNEL = "signalwise:live"
+#: hex digits of an HMAC-SHA256 that start a signed message on the channel (`_to_wire`)
+SIGNATURE_HEX = 64
 #: the message (on the Redis channel only, never a client's topic) by which the loop's hub says the run ended
 END_TOPIC = "end"
 #: how long a hub that got a run's last snapshot over Redis waits for its `end` (which names why the run ended)
@@ -79,6 +91,56 @@ class StreamClosed(Exception):
     def __init__(self, code: int, reason: str, event: str, retry_ms: int | None = None):
         super().__init__(reason)
         self.code, self.reason, self.event, self.retry_ms = code, reason, event, retry_ms
+
+
+def channel_name(settings) -> str:  # noqa: ANN001 - store.Settings
+    """The deployment's Redis channel: `stream_channel` when set, else `signalwise:live:<the Redis URL's database
+    number>:<12 hex digits of the SHA-256 of the store the database URL names (`_store_identity`)>`. Every process
+    of a deployment names the same store (it checks keys there), so they share the channel; two deployments on
+    one Redis, or on two of its database numbers, do not."""
+    if settings.stream_channel:
+        return settings.stream_channel
+    store = hashlib.sha256(_store_identity(str(settings.database_url)).encode()).hexdigest()[:12]
+    return f"{CHANNEL}:{_redis_db(settings.redis_url)}:{store}"
+
+
+def _store_identity(url: str) -> str:
+    """The store a database URL names, however it is written: its back-end (`postgresql://` and
+    `postgresql+psycopg://` alike), user, host, port, database and options (a schema of its own), a SQLite file by
+    its absolute path; never its password."""
+    import os
+
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - a URL no store opens: the server refuses it elsewhere; keep it apart
+        return "unparsed:" + hashlib.sha256(url.encode()).hexdigest()
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        name = parsed.database or ""
+        return "sqlite:" + (name if name in ("", ":memory:") or name.startswith("file:") else os.path.abspath(name))
+    query = "&".join(f"{k}={v}" for k, v in sorted(parsed.query.items()))
+    return f"{backend}://{parsed.username or ''}@{parsed.host or ''}:{parsed.port or ''}/{parsed.database or ''}?{query}"
+
+
+def _redis_db(url: str | None) -> int:
+    """The database number a Redis URL names (`redis://host:6379/5`, `?db=5`), 0 when none."""
+    if not url:
+        return 0
+    parts = urlsplit(url)
+    number = parts.path.strip("/") if parts.scheme in ("redis", "rediss") else ""
+    if not number.isdigit():
+        number = (parse_qs(parts.query).get("db") or ["0"])[0]
+    return int(number) if number.isdigit() else 0
+
+
+def signing_key(jwt_secret: str | None) -> bytes | None:
+    """The key the channel's messages are signed with: derived from the JWT secret (never that secret itself,
+    which signs tokens), None without one (the processes then share no secret to sign with)."""
+    if not jwt_secret:
+        return None
+    return hmac.new(jwt_secret.encode(), b"signalwise stream channel v1", hashlib.sha256).digest()
 
 
 def parse_list(text: str | Iterable[str] | None) -> list[str] | None:
@@ -182,9 +244,13 @@ class StreamHub:
 
     def __init__(self, *, queue_max: int = 256, heartbeat_s: float = 10.0, profiler_every_s: float = 1.0,
                  redis_url: str | None = None, channel: str = CHANNEL, max_pending: int = 10_000,
-                 close_timeout_s: float = 10.0):
+                 close_timeout_s: float = 10.0, signing_key: bytes | None = None, clients_max: int = 128):
         self.id = uuid.uuid4().hex
         self.queue_max = queue_max
+        #: the key of the channel's messages' HMAC (`signing_key`); None: unsigned
+        self.signing_key = signing_key
+        #: clients held before one without a credential is refused (`admits`)
+        self.clients_max = clients_max
         self.heartbeat_s = heartbeat_s
         self.profiler_every_s = profiler_every_s
         self.close_timeout_s = close_timeout_s
@@ -357,6 +423,19 @@ class StreamHub:
             self._clients.discard(client)
         return client
 
+    def admits(self, anonymous: bool) -> str | None:
+        """None when a new client may subscribe, else why not: past `clients_max` clients for one without a key or
+        token, past twice as many for one with (an anonymous flood never shuts an operator out)."""
+        held = len(self._clients)
+        limit = self.clients_max if anonymous else 2 * self.clients_max
+        if held < limit:
+            return None
+        self.counts["refused_too_many"] += 1
+        if anonymous:
+            return (f"too many stream clients ({held}, SIGNALWISE_STREAM_CLIENTS_MAX={self.clients_max}): "
+                    "try again later, or connect with a key or token")
+        return f"too many stream clients ({held}, twice SIGNALWISE_STREAM_CLIENTS_MAX): try again later"
+
     def resubscribe(self, client: Subscriber, topics: Iterable[str] | None,
                     intersections: Iterable[str] | None) -> None:
         client.topics = frozenset(topics or TOPICS)
@@ -379,8 +458,10 @@ class StreamHub:
         return tuple(self._clients)
 
     def stats(self) -> dict:
-        return {"clients": len(self._clients), "queue_max": self.queue_max, "heartbeat_s": self.heartbeat_s,
+        return {"clients": len(self._clients), "clients_max": self.clients_max, "queue_max": self.queue_max,
+                "heartbeat_s": self.heartbeat_s,
                 "redis": {"url_set": bool(self.redis_url), "subscribed": self.redis_subscribed,
+                          "signed": self.signing_key is not None,
                           "dropped": self._redis_out.dropped if self._redis_out else 0},
                 **dict(self.counts)}
 
@@ -482,8 +563,18 @@ class StreamHub:
     # -- Redis ---------------------------------------------------------------------------------
     def _redis_publisher(self) -> _RedisPublisher:
         if self._redis_out is None:
-            self._redis_out = _RedisPublisher(self.redis_url, self.channel)
+            self._redis_out = _RedisPublisher(self.redis_url, self.channel, self.signing_key)
         return self._redis_out
+
+    def _refused_from_redis(self) -> None:
+        """A message on the channel that is not one this deployment's processes published (malformed, unsigned
+        or signed with another key): dropped, counted, and logged at the first and every 100th."""
+        self.counts["refused_from_redis"] += 1
+        n = self.counts["refused_from_redis"]
+        if n == 1 or n % 100 == 0:
+            log.warning("streams: dropped %d message(s) on the Redis channel %s that this deployment did not "
+                        "publish (%s); whoever publishes them can reach the Redis server", n, self.channel,
+                        "unsigned or signed with another key" if self.signing_key else "malformed")
 
     async def _redis_listen(self) -> None:
         """Deliver what other processes published on the channel; reconnect with backoff."""
@@ -501,8 +592,10 @@ class StreamHub:
                     item = await pubsub.get_message(timeout=None)
                     if item is None or item.get("type") != "message":
                         continue
-                    msg = _from_wire(item["data"])
-                    if msg is not None and msg.origin != self.id:
+                    msg = _from_wire(item["data"], self.signing_key)
+                    if msg is None:
+                        self._refused_from_redis()
+                    elif msg.origin != self.id:
                         self.counts["from_redis"] += 1
                         self.deliver(msg)
             except asyncio.CancelledError:
@@ -546,17 +639,27 @@ def _intersections_of(topic: str, data: dict) -> frozenset[str]:
 NO_SIGNAL_READ = frozenset({""})
 
 
-def _to_wire(msg: Message) -> str:
-    return json.dumps({"topic": msg.topic, "seq": msg.seq, "published_at": msg.published_at,
+def _to_wire(msg: Message, key: bytes | None = None) -> str:
+    """The message's JSON, after the hex HMAC-SHA256 of that JSON under `key` when there is one."""
+    text = json.dumps({"topic": msg.topic, "seq": msg.seq, "published_at": msg.published_at,
                        "origin": msg.origin, "data": msg.data}, separators=(",", ":"), default=str)
+    return text if key is None else hmac.new(key, text.encode(), hashlib.sha256).hexdigest() + text
 
 
-def _from_wire(raw: bytes | str) -> Message | None:
+def _from_wire(raw: bytes | str, key: bytes | None = None) -> Message | None:
+    """The message, or None for one that is malformed or, with `key`, not signed with it."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    if key is not None:
+        signature, data = data[:SIGNATURE_HEX], data[SIGNATURE_HEX:]
+        expected = hmac.new(key, data, hashlib.sha256).hexdigest().encode()
+        if not hmac.compare_digest(signature, expected):
+            return None
+    elif data[SIGNATURE_HEX:SIGNATURE_HEX + 1] == b"{" and not data.startswith(b"{"):
+        data = data[SIGNATURE_HEX:]  # signed by a process that has a secret this one lacks: nothing to check with
     try:
-        d = json.loads(raw)
+        d = json.loads(data)
         return Message(str(d["topic"]), int(d["seq"]), float(d["published_at"]), d["data"], str(d["origin"]))
-    except (ValueError, KeyError, TypeError):
-        log.warning("streams: ignored a malformed message on the Redis channel")
+    except (ValueError, KeyError, TypeError, RecursionError):
         return None
 
 
@@ -567,8 +670,8 @@ class _RedisPublisher:
     dropped (counted); the thread reconnects by itself.
     """
 
-    def __init__(self, url: str, channel: str, max_pending: int = 1024):
-        self.url, self.channel = url, channel
+    def __init__(self, url: str, channel: str, key: bytes | None = None, max_pending: int = 1024):
+        self.url, self.channel, self.key = url, channel, key
         self.dropped = 0
         self._q: queue.Queue = queue.Queue(maxsize=max_pending)
         self._thread = threading.Thread(target=self._run, name="signalwise-streams-redis-pub", daemon=True)
@@ -596,7 +699,7 @@ class _RedisPublisher:
             try:
                 if client is None:
                     client = redis.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
-                client.publish(self.channel, _to_wire(msg))
+                client.publish(self.channel, _to_wire(msg, self.key))
                 if down:
                     log.warning("streams: Redis answers again; publishing")
                     down = False

@@ -108,10 +108,16 @@ def serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "1
         _fail(problem, code=FAILED)
     from ..listening import ListenError, listen
 
-    try:  # a port in use is said now, in one line; uvicorn's workers then bind it themselves
-        listen(host, port).close()
+    try:  # a port in use is said now, in one line
+        sock = listen(host, port)
     except ListenError as exc:
         _fail(str(exc), code=FAILED)
+    if workers == 1:
+        # listening before the address is announced: a browser opened at once waits in the socket's queue while
+        # the app loads (seconds on a busy machine), rather than being refused
+        sock.listen(2048)
+    else:  # uvicorn's workers bind it themselves
+        sock.close()
     typer.echo(f"signalwise API on http://{host}:{port} (docs at http://{host}:{port}/docs)")
     from .key_commands import key_store_lines
 
@@ -119,8 +125,14 @@ def serve(host: Annotated[str, typer.Option(help="interface to listen on")] = "1
     for line, warning in key_store_lines(settings, db):
         typer.secho(line, fg="yellow" if warning else None, err=warning)
     # X-Forwarded-For believed only from SIGNALWISE_FORWARDED_ALLOW_IPS (uvicorn's default: from 127.0.0.1)
-    uvicorn.run("signalwise.api:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info", **settings.uvicorn_proxy_options())
+    options = {"factory": True, "host": host, "port": port, "log_level": "info", **settings.uvicorn_proxy_options()}
+    if workers > 1:
+        uvicorn.run("signalwise.api:create_app", workers=workers, **options)
+        return
+    server = uvicorn.Server(uvicorn.Config("signalwise.api:create_app", **options))
+    server.run(sockets=[sock])  # as uvicorn.run runs one worker, on the socket announced
+    if not server.started:
+        raise typer.Exit(3)  # uvicorn's own code for a server that did not start (STARTUP_FAILURE)
 
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -51,6 +52,10 @@ def parsed_url(url: str) -> URL:
     if backend not in ("sqlite", "postgresql"):
         raise DatabaseURLError(f"{parsed.drivername}: signalwise stores in SQLite (sqlite:///file.db) or "
                                "PostgreSQL (postgresql://user@host/dbname)")
+    if backend == "postgresql" and parsed.get_driver_name() != "psycopg":
+        # SQLAlchemy would import that driver (psycopg2, asyncpg, pg8000), which signalwise neither ships nor uses
+        raise DatabaseURLError(f"{parsed.drivername}: signalwise reaches PostgreSQL through psycopg 3: give "
+                               "postgresql://user@host/dbname (or postgresql+psycopg://user@host/dbname)")
     name = parsed.database or ""
     if backend == "sqlite" and name not in ("", ":memory:") and not name.startswith("file:"):
         folder = Path(name).parent
@@ -61,6 +66,12 @@ def parsed_url(url: str) -> URL:
 
 #: seconds a PostgreSQL connection attempt may take, unless the URL says (`?connect_timeout=`)
 PG_CONNECT_TIMEOUT_S = 5
+#: libpq's TCP settings of every PostgreSQL connection, unless the URL says: an open connection whose host stops
+#: answering (its packets dropped) is found dead by the keepalives (idle for 30 s, then 3 probes 10 s apart) or by
+#: `tcp_user_timeout` (data sent and not acknowledged for 30 s), not after the system's TCP timeout (about 15 min).
+#: A host that acknowledges and never answers (a frozen proxy) is what the live writer's own watch is for
+PG_TCP_SETTINGS = {"keepalives": "1", "keepalives_idle": "30", "keepalives_interval": "10", "keepalives_count": "3",
+                   "tcp_user_timeout": "30000"}
 
 
 def create_store_engine(url: str | None = None) -> Engine:
@@ -75,6 +86,8 @@ def create_store_engine(url: str | None = None) -> Engine:
             kwargs["poolclass"] = StaticPool
         engine = create_engine(url, **kwargs)
         _install_sqlite_pragmas(engine, wal=not memory)
+        if not memory:
+            event.listen(engine, "do_connect", _sqlite_file_private)
         return engine
     # JIT off: our queries are short (index probes, roll-up reads) and JIT compiling them cost
     # 30 ms per analytics call, measured, before any row was read. Kept beside the URL's own options
@@ -84,8 +97,27 @@ def create_store_engine(url: str | None = None) -> Engine:
         # a database host that drops packets would hold each key check, /health and write for the system's TCP
         # timeout (minutes); the URL's own `connect_timeout` wins
         connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+    connect_args.update({key: value for key, value in PG_TCP_SETTINGS.items() if key not in parsed.query})
     kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
     return create_engine(url, **kwargs)
+
+
+#: the mode a SQLite store is created with: it holds the key digests, the evidence access log and the records;
+#: SQLite gives its -wal and -shm files the mode of the database file
+SQLITE_FILE_MODE = 0o600
+
+
+def _sqlite_file_private(_dialect, _record, cargs, cparams) -> None:  # noqa: ANN001 - SQLAlchemy's do_connect
+    """Create a SQLite store's file, when it is not there, readable and writable by its owner only (sqlite3 would
+    create it 0644 under the usual umask 022, for every local user to read). A file that is there keeps its mode,
+    and a URI (`file:...?mode=ro`) is left to SQLite."""
+    path = cargs[0] if cargs else cparams.get("database")
+    if not isinstance(path, str) or cparams.get("uri") or path in ("", ":memory:") or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SQLITE_FILE_MODE))
+    except (FileExistsError, FileNotFoundError, NotADirectoryError, PermissionError):
+        pass  # there already, or SQLite says what is wrong with where it is to go
 
 
 def _install_sqlite_pragmas(engine: Engine, wal: bool) -> None:
@@ -144,6 +176,9 @@ def _lock_migrations(conn, lock_timeout_s: float = MIGRATION_LOCK_TIMEOUT_S) -> 
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
         conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{max(0, round(lock_timeout_s * 1000))}ms'")
+        # a migration may build an index over every stored event: the `statement_timeout` a connection carries (the
+        # live writer's) is for writes, not for this
+        conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
     elif conn.dialect.name == "sqlite":
         dbapi = conn.connection.dbapi_connection
         if not dbapi.in_transaction:

@@ -6,7 +6,10 @@ a time so memory stays bounded; a bad record anywhere rolls back everything.
 a batch body cut into records), validating in worker processes while this
 one writes (`pipeline.py`).
 Re-sending a (simulation_id, timestamp, intersection_id) replaces the stored
-record and its signal rows. The roll-up totals (`rollups.py`) are kept in
+record and its signal rows. Records sent over the API (`sender`: the API
+key's id) go only into simulations that ingested records created, never
+into a run a run stored (`RunNotWritable`, HTTP 409), and each row keeps the
+id of the key that wrote it. The roll-up totals (`rollups.py`) are kept in
 the same transaction; the bulk writers are in `writers.py`.
 """
 
@@ -32,7 +35,8 @@ from . import pipeline
 from .schemas import IntersectionRecord, RecordList, field_path, first_error
 from .tables import Run, RunMetric
 from .timefmt import UTC
-from .writers import PostgresWriter, SqliteWriter, run_ids
+from .writers import REGISTERED, PostgresWriter, SqliteWriter, run_ids
+from .writers import RunNotWritable as RunNotWritable  # what ingesting raises for the API (HTTP 409)
 
 #: records written per round trip
 CHUNK_RECORDS = 5_000
@@ -145,7 +149,7 @@ class _Background:
 
 def ingest_json_array(engine: Engine, body: bytes | str, *, max_records: int,
                       chunk_records: int = CHUNK_RECORDS, workers: int | None = None,
-                      stats: dict | None = None) -> int:
+                      stats: dict | None = None, sender: str | None = None) -> int:
     """Store a JSON array of records (a batch request's body), all or nothing.
 
     The body is cut into its records' JSON texts (`pipeline.split_array`)
@@ -154,6 +158,7 @@ def ingest_json_array(engine: Engine, body: bytes | str, *, max_records: int,
     `loc`s, as validating the whole array would give) or `BatchTooLarge`.
     When the body cannot be cut, or a piece is invalid, the array is parsed
     whole and validated a chunk at a time, which names the problem.
+    `sender`: the API key id sending it (`writers.run_ids`; `RunNotWritable`).
     """
     data = body.encode() if isinstance(body, str) else body
     bounds = pipeline.split_array(data)
@@ -165,13 +170,15 @@ def ingest_json_array(engine: Engine, body: bytes | str, *, max_records: int,
         try:
             return ingest_json_records(engine, ((i, data[a:b]) for i, (a, b) in enumerate(bounds)),
                                        lambda i: f"record {i}", workers=workers, stats=stats,
-                                       chunk_records=PIPELINE_CHUNK_RECORDS if workers else chunk_records)
+                                       chunk_records=PIPELINE_CHUNK_RECORDS if workers else chunk_records,
+                                       sender=sender)
         except RecordError:
             pass  # nothing was written; the whole-array path below reports the problems as before
-    return _ingest_parsed_array(engine, data, max_records=max_records, chunk_records=chunk_records)
+    return _ingest_parsed_array(engine, data, max_records=max_records, chunk_records=chunk_records, sender=sender)
 
 
-def _ingest_parsed_array(engine: Engine, body: bytes, *, max_records: int, chunk_records: int) -> int:
+def _ingest_parsed_array(engine: Engine, body: bytes, *, max_records: int, chunk_records: int,
+                         sender: str | None = None) -> int:
     """The array parsed whole by pydantic-core, then validated a chunk at a time (errors list up to 20)."""
     try:
         items = from_json(body)
@@ -190,7 +197,7 @@ def _ingest_parsed_array(engine: Engine, body: bytes, *, max_records: int, chunk
         if type(item) is not dict:  # e.g. a string: not a record, and not to be parsed as one
             reason = "Input should be a valid dictionary or instance of IntersectionRecord"
             raise RecordError(f"record {i}", "record", reason, [{"loc": (i,), "msg": reason, "type": "model_type"}])
-    return ingest_records(engine, items, chunk_records=chunk_records)
+    return ingest_records(engine, items, chunk_records=chunk_records, sender=sender)
 
 
 class BatchTooLarge(ValueError):
@@ -199,7 +206,8 @@ class BatchTooLarge(ValueError):
 
 def ingest_json_records(engine: Engine, items: Iterable[tuple[int, bytes | str]], where: Callable[[int], str], *,
                         chunk_records: int = PIPELINE_CHUNK_RECORDS, workers: int | None = None,
-                        on_progress: Callable[[int], None] | None = None, stats: dict | None = None) -> int:
+                        on_progress: Callable[[int], None] | None = None, stats: dict | None = None,
+                        sender: str | None = None) -> int:
     """Validate and store records given as JSON text, one transaction; returns how many were written.
 
     `items` are (position, one record's JSON); `where(position)` names a
@@ -209,6 +217,7 @@ def ingest_json_records(engine: Engine, items: Iterable[tuple[int, bytes | str]]
     stays bounded however long `items` is. Raises `RecordError` for the
     first invalid record (in `items` order) and writes nothing.
     `stats`, if given, receives `worker_cpu_s`: CPU time spent validating.
+    `sender`: the API key id sending them (`writers.run_ids`; `RunNotWritable`).
     """
     workers = pipeline.default_workers() if workers is None else workers
     iterator = iter(items)
@@ -216,7 +225,7 @@ def ingest_json_records(engine: Engine, items: Iterable[tuple[int, bytes | str]]
     validation_cpu = 0.0
     pending: deque = deque()
     with engine.begin() as conn, collector_paused(age_on_exit=False):
-        writer = PostgresWriter(conn) if conn.dialect.name == "postgresql" else SqliteWriter(conn)
+        writer = PostgresWriter(conn, sender) if conn.dialect.name == "postgresql" else SqliteWriter(conn, sender)
         dialect = conn.dialect.name
         executor = pipeline.pool(workers) if workers else None
 
@@ -299,12 +308,12 @@ def register_run(engine: Engine, simulation_id: str, scenario: str, controller: 
         raise ValueError(f"run {simulation_id}: config is not JSON-serialisable: {exc}") from None
     values = {"simulation_id": simulation_id, "scenario": scenario, "controller": controller,
               "seed": int(seed) if seed is not None else None, "config": config_json,
-              "started_at": started_at}
+              "started_at": started_at, "source": REGISTERED}  # the API ingests no more into it (writers.run_ids)
     with engine.begin() as conn:
         stmt = _insert(conn, Run.__table__).values(created_at=dt.datetime.now(UTC), **values)
         conn.execute(stmt.on_conflict_do_update(
             index_elements=["simulation_id"],
-            set_={k: stmt.excluded[k] for k in ("scenario", "controller", "seed", "config", "started_at")}))
+            set_={k: stmt.excluded[k] for k in ("scenario", "controller", "seed", "config", "started_at", "source")}))
     notify_written()
 
 
@@ -358,23 +367,25 @@ def write_run_metrics(engine: Engine, simulation_id: str, metrics: dict[str, flo
 
 def ingest_records(engine: Engine, records: Iterable[IntersectionRecord | dict | str | bytes], *,
                    chunk_records: int = CHUNK_RECORDS,
-                   on_progress: Callable[[int], None] | None = None) -> int:
+                   on_progress: Callable[[int], None] | None = None, sender: str | None = None) -> int:
     """Validate and store records in one transaction; returns how many were written.
 
     Accepts models, dicts or JSON text. Raises `RecordError` (naming the
     record's position, the field path and the reason) and writes nothing if
     any record is invalid. Streams: at most two chunks are held in memory
-    (one being validated, one being written).
+    (one being validated, one being written). `sender`: the API key id
+    sending them (`writers.run_ids`: `RunNotWritable` for a run ingestion
+    did not create, and nothing written).
     """
     iterator = iter(records)
     written = 0
     position = 0
     with engine.begin() as conn, collector_paused(age_on_exit=False):
         if conn.dialect.name == "postgresql":
-            writer = _Background(PostgresWriter(conn).write)
+            writer = _Background(PostgresWriter(conn, sender).write)
         else:
             # SQLite works inside this process: a writer thread would only fight this one for the GIL
-            writer = _Inline(SqliteWriter(conn).write)
+            writer = _Inline(SqliteWriter(conn, sender).write)
         with writer:
             while True:
                 raw = list(itertools.islice(iterator, chunk_records))

@@ -34,6 +34,15 @@ at all: the rows wait, and the reason says so in one line. What still waits when
 RUN_DIR --db URL`) stores it once the database takes writes, and writes what it stored and what still waits into
 the run's `run.json` (`note_drained`).
 
+A write the database does not answer (a connection that hangs: a host or a proxy that stops answering without
+refusing) is late after `write_late_s`: from then on `stats()["db_ok"]` is False, memory is spilled to `buffer_dir`
+as in an outage, and the rows the writer holds are copied there too (a "shadow" segment, removed once they are
+written or moved to the buffer), so a process killed meanwhile loses only what arrived in the last `write_late_s`.
+After `write_timeout_s` the writer's connections are cut (their sockets shut down: no driver call returns from a
+socket nobody answers on), the write fails as an outage, and the writer retries as after any other. PostgreSQL
+connections also carry a `statement_timeout` of `write_timeout_s`, so a write waiting on a lock ends on the server
+too (the connection that migrates the schema lifts it: an index built on a large store takes longer).
+
 `stats()["last_error"]` is what keeps rows from being stored now; once writes succeed again it is kept as
 `previous_error`, with when it was last seen and when writing worked again (`recovered_at`).
 """
@@ -50,6 +59,7 @@ import re
 import threading
 import time
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -69,6 +79,15 @@ log = logging.getLogger("signalwise.store.live")
 KINDS = ("runs", "records", "events", "alerts", "changes", "detectors")
 #: how many times the writer opens a SQLite file that is replaced while it opens it before it calls that an outage
 OPEN_ATTEMPTS = 3
+
+#: seconds a write may wait for the database before it is late: memory and the rows in hand go to the disk buffer,
+#: and `db_ok` turns False, until the database answers
+WRITE_LATE_S = 1.0
+#: seconds a write (or a connection attempt with the checks that follow it) may take before the writer cuts its
+#: connections and retries; also the writer's PostgreSQL `statement_timeout`
+WRITE_TIMEOUT_S = 30.0
+#: seconds a migration of the schema by the writer may take before its connection is cut
+MIGRATE_TIMEOUT_S = 1800.0
 
 #: an item of the FIFO: (kind, simulation id, rows); rows are JSON-ready except records (dicts as given)
 Item = tuple[str, str, list]
@@ -116,7 +135,8 @@ class LiveStoreWriter:
                  max_buffered_rows: int = 100_000, *, memory_rows: int = 10_000, batch_rows: int = 5_000,
                  segment_rows: int = 10_000, retry_initial_s: float = 0.5, retry_max_s: float = 30.0,
                  busy_timeout_s: float = 5.0, connect_timeout_s: int = 5,
-                 events_start: dt.datetime | None = None):
+                 events_start: dt.datetime | None = None, write_late_s: float = WRITE_LATE_S,
+                 write_timeout_s: float = WRITE_TIMEOUT_S):
         from ..core.eventlog import DEFAULT_START
 
         if not simulation_id or len(simulation_id) > 128:
@@ -132,6 +152,7 @@ class LiveStoreWriter:
         self.segment_rows = max(1, segment_rows)
         self.retry_initial_s, self.retry_max_s = retry_initial_s, max(retry_initial_s, retry_max_s)
         self.busy_timeout_s, self.connect_timeout_s = busy_timeout_s, connect_timeout_s
+        self.write_late_s, self.write_timeout_s = write_late_s, max(write_late_s, write_timeout_s)
         #: hi-res events are stamped `events_start + time_s`, naive local time, as the run's events.csv
         self.events_start = events_start if events_start is not None else DEFAULT_START
 
@@ -163,6 +184,16 @@ class LiveStoreWriter:
         #: a SQLite engine's file: (path, (device, inode)) as opened; None for PostgreSQL or memory
         self._file: tuple[str, tuple[int, int]] | None = None
         self._closed = False
+        #: the write under way (the spooler watches it, `_watch_flight`): the chunk, when it began (monotonic), how
+        #: long it may take, the copy of its rows on disk once it is late, whether its connections were cut
+        self._flight_lock = threading.Lock()
+        self._flight: _Chunk | None = None
+        self._flight_since = 0.0
+        self._flight_limit_s = self.write_timeout_s
+        self._shadow: Path | None = None
+        self._cut = False
+        #: the DB-API connections the writer's engines opened, while they exist (the ones a cut shuts)
+        self._conns: weakref.WeakSet = weakref.WeakSet()
 
         self._work = threading.Event()  # something was put
         self._kick = threading.Event()  # flush or close: retry now
@@ -280,7 +311,7 @@ class LiveStoreWriter:
     def stats(self) -> dict:
         """queued (rows in memory), buffered_on_disk, written, failures (failed write attempts), overflow_rows
         (dropped: the buffer was full), rejected_rows (invalid) and last_rejection (why the latest were), db_ok
-        (the last write succeeded), unavailable_s (seconds since the first of the failed writes in a row; 0 while
+        (the last write succeeded and none is late: `write_late_s`), unavailable_s (seconds since the first of the failed writes in a row; 0 while
         writes succeed: what the `store_unavailable` alert reads).
 
         `last_error` is what keeps rows from being stored now (the database refuses writes, the disk buffer cannot
@@ -423,12 +454,14 @@ class LiveStoreWriter:
                     self._work.wait(0.2)
                     self._work.clear()
                     continue
+            self._begin_flight(chunk)
             try:
                 self._write_chunk(chunk)
             except _Outage as exc:
                 self._note_failure(exc.__cause__ or exc)
                 if chunk.segment is None:
                     self._persist_head(chunk)
+                self._end_flight()
                 if self._stop_writer.is_set():
                     if chunk.segment is None:
                         self._give_back(chunk)
@@ -438,14 +471,107 @@ class LiveStoreWriter:
                 delay = min(delay * 2, self.retry_max_s)
                 continue
             except Exception as exc:  # noqa: BLE001 - a bug here must not lose the rows or kill the thread
+                self._end_flight()
                 log.exception("store writer failed")
                 self._note_failure(exc)
                 time.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)
                 continue
+            self._end_flight()
             self._finish(chunk)
             chunk = None
             delay = self.retry_initial_s
+
+    # -- the watch on a write the database does not answer ---------------------------------------------------
+    def _begin_flight(self, chunk: _Chunk) -> None:
+        with self._flight_lock:
+            self._flight, self._flight_since, self._cut = chunk, time.monotonic(), False
+            self._flight_limit_s = self.write_timeout_s
+
+    def _end_flight(self) -> None:
+        """The write is over (written, or its rows moved to the buffer): its shadow copy goes."""
+        with self._flight_lock:
+            self._flight, shadow, self._shadow = None, self._shadow, None
+        if shadow is not None:
+            try:
+                shadow.unlink()
+            except FileNotFoundError:
+                pass
+
+    def _watch_flight(self) -> bool:
+        """Spooler thread: whether the write under way is late (see the module doc); a late one gets its rows
+        copied to disk, `db_ok` False, and once over its limit its connections cut."""
+        with self._flight_lock:
+            chunk = self._flight
+            if chunk is None:
+                return False
+            waited = time.monotonic() - self._flight_since
+            if waited < self.write_late_s:
+                return False
+            if chunk.segment is None and self._shadow is None:
+                self._shadow = self._write_shadow(chunk)
+            cut = waited >= self._flight_limit_s and not self._cut
+            self._cut = self._cut or cut
+            since = self._flight_since
+        with self._lock:
+            first = self._db_ok
+            if first:
+                self._db_ok = False
+                if self._failing_since is None:
+                    self._failing_since = since
+                self._failed("database", f"the database has not answered a write for {self.write_late_s:g} s "
+                                         f"or more ({self.shown_url})")
+        if first:
+            log.warning("store write late (the database has not answered for %.1f s): buffering in %s", waited,
+                        self.buffer_dir)
+        if cut:
+            log.warning("store write took %.0f s: cutting the database connection and retrying", waited)
+            self._cut_connections()
+        return True
+
+    def _write_shadow(self, chunk: _Chunk) -> Path | None:
+        """A copy of the rows the writer holds, as the buffer's first segment (a new process, or `drain`, writes it
+        first: rows written twice are stored once). Under the flight lock."""
+        items = list(chunk.items[chunk.done:])
+        if not items:
+            return None
+        with self._fifo_lock:
+            self._first_seq -= 1
+            seg = _Segment(self.buffer_dir / f"{self._first_seq:016d}.jsonl")
+        try:
+            self._append(seg, items, mode="w")
+        except OSError as exc:
+            self._disk_failed(exc)
+            return None
+        finally:
+            self._seal(seg)
+        return seg.path
+
+    def _track_connections(self, engine: Engine) -> None:
+        """Keep the engine's connections, those a cut shuts: every one opened and not yet gone (a write may hang
+        in the pool's ping of a connection, before the pool hands it out). PostgreSQL's only: a SQLite write is
+        bounded by its busy timeout."""
+        if engine.dialect.name != "postgresql":
+            return
+
+        @event.listens_for(engine, "connect")
+        def _opened(dbapi_conn, _record):  # noqa: ANN001
+            self._conns.add(dbapi_conn)
+
+    def _cut_connections(self) -> None:
+        """Shut the sockets of the writer's connections in use: the driver waiting on one returns an error."""
+        import socket
+
+        for conn in list(self._conns):
+            try:
+                fd = conn.pgconn.socket  # psycopg 3: libpq's socket
+            except Exception:  # noqa: BLE001 - closed already
+                continue
+            try:
+                with socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM) as sock:  # a dup: closing it leaves fd
+                    sock.shutdown(socket.SHUT_RDWR)
+            except OSError as exc:
+                log.warning("could not cut a database connection: %s", exc)
 
     def _take(self) -> _Chunk | None:
         """The oldest rows: the head segment on disk if there is one, else a batch from memory."""
@@ -609,9 +735,14 @@ class LiveStoreWriter:
         try:
             url = database_url(self.database_url)
             parsed = make_url(url)
-            if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
-                url = parsed.update_query_dict({"connect_timeout": str(self.connect_timeout_s)}).render_as_string(
-                    hide_password=False)
+            if parsed.get_backend_name() == "postgresql":
+                # a write waiting on the server (a lock) ends there too, after the time the watch allows it
+                options = " ".join(filter(None, (parsed.query.get("options"),
+                                                 f"-c statement_timeout={round(self.write_timeout_s * 1000)}")))
+                extra = {"options": options}
+                if "connect_timeout" not in parsed.query:
+                    extra["connect_timeout"] = str(self.connect_timeout_s)
+                url = parsed.update_query_dict(extra).render_as_string(hide_password=False)
             path = _sqlite_path(url)
             if path is not None:  # the file in the working directory now, whatever it is when a connection opens
                 url = parsed.set(database=path).render_as_string(hide_password=False)
@@ -636,6 +767,7 @@ class LiveStoreWriter:
 
         try:
             engine = create_store_engine(url)
+            self._track_connections(engine)
             if engine.dialect.name == "sqlite":
                 busy_ms = int(self.busy_timeout_s * 1000)
 
@@ -655,7 +787,13 @@ class LiveStoreWriter:
                 old = "" if revision == head else f"; its schema ({revision or 'empty'}) cannot be migrated to {head}"
                 raise _Outage(f"database {self.shown_url} is read-only: {why}{old}; nothing is written there")
             if revision != head:
-                upgrade(engine)
+                with self._flight_lock:
+                    self._flight_limit_s = max(self._flight_limit_s, MIGRATE_TIMEOUT_S)
+                try:
+                    upgrade(engine)
+                finally:
+                    with self._flight_lock:  # what follows has the time of a write again
+                        self._flight_limit_s, self._flight_since = self.write_timeout_s, time.monotonic()
             self._restore_lost(engine)
         except _Outage:
             engine.dispose()
@@ -753,8 +891,9 @@ class LiveStoreWriter:
             stopping = self._stop_spooler.is_set()
             with self._lock:
                 rows, db_ok = self._mem_rows, self._db_ok
-            if rows > self.memory_rows or (rows and (not db_ok or stopping)):
-                self._spill(everything=stopping or not db_ok)
+            late = self._watch_flight()
+            if rows > self.memory_rows or (rows and (not db_ok or stopping or late)):
+                self._spill(everything=stopping or not db_ok or late)
             if stopping:
                 with self._fifo_lock:
                     for seg in self._segments:

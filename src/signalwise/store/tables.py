@@ -92,6 +92,11 @@ class Run(Base):
     config: Mapped[dict | None] = mapped_column(JSON)
     started_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), server_default=func.current_timestamp())
+    #: what made it: `ingest` (its records created it: the API's ingest, `signalwise ingest`), `run` (a run
+    #: registered it: publish, `run --db`, a live run); the API ingests only into `ingest` runs (migration 0022)
+    source: Mapped[str | None] = mapped_column(String(16))
+    #: the id of the API key whose ingest created it (`insecure` under --insecure-no-auth); NULL otherwise
+    created_by_key_id: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (Index("ix_runs_scenario_seed_controller", "scenario", "seed", "controller"),)
 
@@ -127,6 +132,9 @@ class IntersectionRecordRow(Base):
     east_vehicles_crossed: Mapped[int | None] = mapped_column(Integer)
     west_avg_wait_time: Mapped[float | None] = mapped_column(Float)
     west_vehicles_crossed: Mapped[int | None] = mapped_column(Integer)
+    #: the id of the API key whose ingest wrote the row last (`insecure` under --insecure-no-auth); NULL when
+    #: another writer stored it (a run, `signalwise ingest`; migration 0022)
+    sent_by_key_id: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (
         UniqueConstraint("run_id", "intersection_id", "timestamp", name="uq_intersection_records_key"),
@@ -198,6 +206,9 @@ class HiresEvent(Base):
     __table_args__ = (
         Index("ix_hires_events_timestamp", "timestamp"),
         Index("ix_hires_events_stored_at", "stored_at"),
+        # one run's events (of a device, in a window): every simulated run is stamped on the same day, so neither
+        # the key (device, timestamp, ...) nor the timestamp tells one run from another (0024)
+        Index("ix_hires_events_run_device_time", "simulation_id", "device_id", "timestamp"),
         {"sqlite_with_rowid": False},
     )
 
@@ -654,7 +665,7 @@ class EvidenceAccess(Base):
     __table_args__ = (Index("ix_evidence_access_at", "at"), Index("ix_evidence_access_violation_id", "violation_id"))
 
 
-# -- triggers (0003, 0006): what a new store made from these tables gets besides them ----------------------------
+# -- triggers (0003, 0006, 0023): what a new store made from these tables gets besides them ----------------------------
 # SQLite's signal rows and every database's buckets have no foreign key to what owns them (a key is checked per new
 # row), so deleting a record or a run deletes them through a trigger. The migrations that made them keep their own
 # text: they are history, these are the schema as it stands; the schema test holds the two alike.
@@ -662,12 +673,16 @@ class EvidenceAccess(Base):
 _BUCKETS = tuple(level.table for level in rollups.LEVELS)
 TRIGGERS = {
     "postgresql": (
+        # the tables are named in the schema of the table the trigger fires on (0023), never through the search path
+        # of whoever deletes: a store's delete must not reach another store's tables in the same database
         "CREATE OR REPLACE FUNCTION signal_records_follow_records() RETURNS trigger LANGUAGE plpgsql AS $$ "
-        "BEGIN DELETE FROM signal_records s USING gone g WHERE s.record_id = g.id; RETURN NULL; END $$",
+        "BEGIN EXECUTE 'DELETE FROM ' || quote_ident(TG_TABLE_SCHEMA) || "
+        "'.signal_records s USING gone g WHERE s.record_id = g.id'; RETURN NULL; END $$",
         "CREATE TRIGGER intersection_records_delete_signals AFTER DELETE ON intersection_records "
         "REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION signal_records_follow_records()",
         "CREATE OR REPLACE FUNCTION bucketed_rollups_follow_runs() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-        + " ".join(f"DELETE FROM {t} x USING gone g WHERE x.run_id = g.id;" for t in _BUCKETS)
+        + " ".join(f"EXECUTE 'DELETE FROM ' || quote_ident(TG_TABLE_SCHEMA) || '.{t} x USING gone g "
+                   "WHERE x.run_id = g.id';" for t in _BUCKETS)
         + " RETURN NULL; END $$",
         "CREATE TRIGGER runs_delete_bucketed_rollups AFTER DELETE ON runs "
         "REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION bucketed_rollups_follow_runs()",

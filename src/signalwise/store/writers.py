@@ -16,6 +16,11 @@ Both follow the same plan per chunk of validated records:
 
 The ORM is bypassed: its per-object work would cost more than the 20,000
 records/s target allows.
+
+Records that come over the API carry their sender (the API key's id): they
+are written only into runs that ingestion created (`runs.source` `ingest`),
+never into a run a run registered (`RunNotWritable`), and each row keeps
+the id of the key that wrote it last (`sent_by_key_id`).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ RECORD_APPROACH_COLUMNS = tuple(f"{d}_{c}" for d in DIRECTIONS
                                 for c in ("avg_wait_time", "vehicles_crossed"))
 RECORD_COLUMNS = ("run_id", "intersection_id", "timestamp", "total_vehicles_passed",
                   "avg_wait_time_all_sides", "throughput", "avg_speed", "fuel_saved", "co2_saved",
-                  "emergency_overrides", *RECORD_APPROACH_COLUMNS)
+                  "emergency_overrides", *RECORD_APPROACH_COLUMNS, "sent_by_key_id")
 SIGNAL_COLUMNS = ("record_id", "direction", "car", "bus", "truck", "bike",
                   "rickshaw", "emergency_vehicle_present", "signal_status", "signal_timer",
                   "vehicles_crossed", "avg_wait_time", "green_time_allocated")
@@ -44,32 +49,65 @@ KEY = ("run_id", "intersection_id", "timestamp")
 _UPDATE_SET = ", ".join(f"{c} = excluded.{c}" for c in RECORD_COLUMNS if c not in KEY)
 
 
-def run_ids(conn: Connection, simulation_ids: Iterable[str]) -> dict[str, int]:
-    """Ids of these runs, creating bare runs for ids seen for the first time."""
+#: `runs.source` of a run that ingested records created, the only runs the API ingests into
+INGESTED = "ingest"
+#: `runs.source` of a run a run registered (`ingest.register_run`: publish, `run --db`, a live run)
+REGISTERED = "run"
+
+
+class RunNotWritable(ValueError):
+    """Records sent over the API name a run that ingestion did not create (HTTP 409): the reason, in one line."""
+
+    def __init__(self, simulation_id: str, source: str | None):
+        self.simulation_id, self.source = simulation_id, source
+        made = ("a run stored it (signalwise run --db, compare --db, publish, or a live run)" if source == REGISTERED
+                else "it was not created by ingested records")
+        super().__init__(f"simulation {simulation_id!r} is not open to ingestion: {made}, and the API writes "
+                         "records only into simulations that ingested records created; send them under another "
+                         "simulation_id")
+
+
+def run_ids(conn: Connection, simulation_ids: Iterable[str], sender: str | None = None) -> dict[str, int]:
+    """Ids of these runs, creating bare runs (`source` `ingest`) for ids seen for the first time.
+
+    `sender`: the API key id that sends the records (None: not the API). It is recorded as the creator of the
+    runs it creates, and `RunNotWritable` is raised for a run that ingestion did not create."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     wanted = sorted(set(simulation_ids))
     t = Run.__table__
-    found: dict[str, int] = {}
-    for i in range(0, len(wanted), 500):
-        part = wanted[i:i + 500]
-        found.update(conn.execute(select(t.c.simulation_id, t.c.id).where(t.c.simulation_id.in_(part))).all())
+    found: dict[str, tuple[int, str | None]] = {}
+
+    def look_up(names: list[str]) -> None:
+        for i in range(0, len(names), 500):
+            part = names[i:i + 500]
+            found.update((s, (run_id, src)) for s, run_id, src in conn.execute(
+                select(t.c.simulation_id, t.c.id, t.c.source).where(t.c.simulation_id.in_(part))).all())
+
+    look_up(wanted)
     missing = [s for s in wanted if s not in found]
     if missing:
         insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(t)
         conn.execute(insert.on_conflict_do_nothing(index_elements=["simulation_id"]),
-                     [{"simulation_id": s, "created_at": dt.datetime.now(UTC)} for s in missing])
-        found.update(conn.execute(select(t.c.simulation_id, t.c.id).where(t.c.simulation_id.in_(missing))).all())
-    return found
+                     [{"simulation_id": s, "created_at": dt.datetime.now(UTC), "source": INGESTED,
+                       "created_by_key_id": sender} for s in missing])
+        look_up(missing)  # with a run another writer made meanwhile, whose source is checked below
+    if sender is not None:
+        refused = next((s for s in wanted if found[s][1] != INGESTED), None)
+        if refused is not None:
+            raise RunNotWritable(refused, found[refused][1])
+    return {s: i for s, (i, _src) in found.items()}
 
 
-def with_run_ids(records: list[tuple], ids: dict[str, int]) -> tuple[list[tuple], dict[tuple, list]]:
-    """(record rows with run ids, {(run_id, intersection_id): [first, last timestamp in the rows]})."""
+def with_run_ids(records: list[tuple], ids: dict[str, int],
+                 sender: str | None = None) -> tuple[list[tuple], dict[tuple, list]]:
+    """(record rows with run ids, and the sender last: `RECORD_COLUMNS`, {(run_id, intersection_id): [first,
+    last timestamp in the rows]})."""
     out = []
     spans: dict[tuple, list] = {}
     for row in records:
         run_id, intersection_id, ts = ids[row[0]], row[1], row[2]
-        out.append((run_id, *row[1:]))
+        out.append((run_id, *row[1:], sender))
         span = spans.get((run_id, intersection_id))
         if span is None:
             spans[(run_id, intersection_id)] = [ts, ts]
@@ -107,6 +145,8 @@ class _ChunkWriter:
 
     run_ids: dict[str, int]
     stamp: staticmethod
+    #: the API key id sending the records (None: not the API): `run_ids`
+    sender: str | None = None
 
     def write(self, chunk: list[IntersectionRecord]) -> None:
         self.write_rows(*record_rows(chunk, self.stamp))
@@ -114,13 +154,13 @@ class _ChunkWriter:
     def _with_run_ids(self, records: list[tuple]) -> tuple[list[tuple], list]:
         new = {r[0] for r in records} - self.run_ids.keys()
         if new:
-            self.run_ids.update(run_ids(self.conn, new))
-        return with_run_ids(records, self.run_ids)
+            self.run_ids.update(run_ids(self.conn, new, self.sender))
+        return with_run_ids(records, self.run_ids, self.sender)
 
 
 class SqliteWriter(_ChunkWriter):
-    def __init__(self, conn: Connection):
-        self.conn = conn
+    def __init__(self, conn: Connection, sender: str | None = None):
+        self.conn, self.sender = conn, sender
         dbapi = conn.connection.dbapi_connection
         self.cursor = dbapi.cursor()
         if not dbapi.in_transaction:
@@ -161,8 +201,8 @@ class SqliteWriter(_ChunkWriter):
 
 
 class PostgresWriter(_ChunkWriter):
-    def __init__(self, conn: Connection):
-        self.conn = conn
+    def __init__(self, conn: Connection, sender: str | None = None):
+        self.conn, self.sender = conn, sender
         self.run_ids: dict[str, int] = {}
         self.cursor = conn.connection.dbapi_connection.cursor()
         self.sequence = self.cursor.execute(
@@ -239,7 +279,7 @@ class PostgresWriter(_ChunkWriter):
             "throughput float8, avg_speed float8, fuel_saved float8, co2_saved float8, "
             "emergency_overrides integer, "
             + ", ".join(f"{c} {'float8' if 'wait' in c else 'integer'}" for c in RECORD_APPROACH_COLUMNS)
-            + ") ON COMMIT DROP")
+            + ", sent_by_key_id text) ON COMMIT DROP")
         self.cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS _signals_in (ord integer, direction text, car integer, "
             "bus integer, truck integer, bike integer, rickshaw integer, emergency_vehicle_present boolean, "

@@ -15,8 +15,9 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from signalwise.store import IntersectionRecord, Settings, ingest_records
-from signalwise.store.ingest import BatchTooLarge, RecordError, ingest_json_array
+from signalwise.store.ingest import BatchTooLarge, RecordError, RunNotWritable, ingest_json_array
 
+from ..auth import writer_key_id
 from ..deps import EngineDep, SettingsDep
 from ..errors import validation_body
 from ..middleware import json_body
@@ -56,30 +57,46 @@ def _too_large(message: str) -> JSONResponse:
     return JSONResponse({"message": message, "detail": message}, status_code=413)
 
 
+def _not_writable(exc: RunNotWritable) -> JSONResponse:
+    """409: the records name a run that ingestion did not create (a published or live run); nothing is written."""
+    return JSONResponse({"message": str(exc), "detail": str(exc), "simulation_id": exc.simulation_id},
+                        status_code=409)
+
+
+_CONFLICT = {409: {"description": "a record names a simulation that ingested records did not create (a run stored "
+                                  "by `signalwise run --db`, `compare --db`, `publish` or a live run); nothing is "
+                                  "written"}}
+
+
 @router.post("/simulation", status_code=201, summary="Store one intersection record",
              openapi_extra=_body_schema(_RECORD_SCHEMA),
-             responses={413: {"description": "the body is larger than 1 MiB"},
+             responses={**_CONFLICT, 413: {"description": "the body is larger than 1 MiB"},
                         422: {"description": "the record is invalid; the message names its field"}})
 async def ingest_one(request: Request, engine: EngineDep) -> dict:
-    """Store one record; a record with the same (simulation_id, timestamp, intersection_id) is replaced."""
+    """Store one record; a record with the same (simulation_id, timestamp, intersection_id) is replaced. Only
+    into a simulation that ingested records created; the row keeps the id of the key that sent it."""
     body = await json_body(request)
-    await run_in_threadpool(_store_one, engine, body)
+    try:
+        await run_in_threadpool(_store_one, engine, body, writer_key_id(request))
+    except RunNotWritable as exc:
+        return _not_writable(exc)
     return {"ingested": 1}
 
 
-def _store_one(engine, body: bytes) -> None:  # noqa: ANN001 - an Engine
+def _store_one(engine, body: bytes, sender: str) -> None:  # noqa: ANN001 - an Engine
     try:
         record = IntersectionRecord.model_validate_json(body)
     except ValidationError as exc:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
                                      ) from None
-    ingest_records(engine, [record])
+    ingest_records(engine, [record], sender=sender)
 
 
 @router.post(
     "/batch", status_code=201, summary="Store a batch of intersection records (all or nothing)",
     openapi_extra=_body_schema({"type": "array", "minItems": 1, "items": _RECORD_SCHEMA}),
-    responses={413: {"description": "more records than the configured maximum, or a body larger than that many "
+    responses={**_CONFLICT,
+               413: {"description": "more records than the configured maximum, or a body larger than that many "
                                     f"records can be ({MAX_RECORD_BYTES} bytes each)"},
                422: {"description": "a record is invalid; the message names its index and field"}},
 )
@@ -93,9 +110,12 @@ async def ingest_batch(request: Request, engine: EngineDep, settings: SettingsDe
     """
     body = await request.body()  # at most `batch_limit_bytes`, or 413 (`BodyLimit`), read after authorizing
     try:
-        count = await run_in_threadpool(ingest_json_array, engine, body, max_records=settings.max_batch_records)
+        count = await run_in_threadpool(ingest_json_array, engine, body, max_records=settings.max_batch_records,
+                                        sender=writer_key_id(request))
     except BatchTooLarge as exc:
         return _too_large(str(exc))
+    except RunNotWritable as exc:
+        return _not_writable(exc)
     except RecordError as exc:
         return validation_body([{**e, "loc": ("body", *e["loc"])} for e in exc.errors])
     return JSONResponse({"ingested": count}, status_code=201)

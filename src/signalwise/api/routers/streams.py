@@ -59,8 +59,18 @@ def _hub(conn: HTTPConnection) -> StreamHub:
     return conn.app.state.streams
 
 
+def _check_room(conn: HTTPConnection) -> None:
+    """Refused (SSE 503, WebSocket close 1013) when the hub holds as many clients as it takes (`StreamHub.admits`:
+    SIGNALWISE_STREAM_CLIENTS_MAX for a client without a key or token, twice as many for one with)."""
+    principal = getattr(conn.state, "principal", None)
+    refused = _hub(conn).admits(principal is None or principal.via in ("local", "insecure"))
+    if refused is not None:
+        raise Refused(503, CLOSE_TRY_LATER, refused)
+
+
 def _check_attached(conn: HTTPConnection):
     """The attached runtime (fed into the hub), or Refused when there is nothing to stream."""
+    _check_room(conn)
     hub = _hub(conn)
     rt = getattr(conn.app.state, "live", None)
     if rt is not None:
@@ -378,7 +388,8 @@ def _sse_subscription(request: Request, topics: TopicsQ = None,
     except Refused as exc:
         if exc.status == 422:
             raise field_error(exc.loc, exc.reason) from None
-        raise HTTPException(exc.status, exc.reason) from None
+        raise HTTPException(exc.status, exc.reason, headers={"Retry-After": "5"} if exc.status == 503 else None
+                            ) from None
 
 
 @router.get("/api/v1/sse/live", response_class=EventSourceResponse, include_in_schema=False,

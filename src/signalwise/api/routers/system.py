@@ -150,7 +150,7 @@ def _rate_limits(limits) -> dict:
     """Where calls are counted: Redis, memory (no Redis set), or memory while Redis does not answer."""
     if limits is None or not limits.redis_url:
         return {"state": "memory", "store": "memory"}
-    if limits.in_fallback:
+    if limits.recheck():  # still in fallback once Redis was asked again (at most every few seconds)
         return {"state": "memory-fallback", "store": limits.where, "since": _iso(limits.down_since),
                 "error": limits.down_reason,
                 "message": f"rate-limit store unreachable ({limits.where}: {limits.down_reason}): limits are "
