@@ -85,7 +85,7 @@ def both(run_dir, mapping, tmp_path_factory):
 
 def test_every_phase_table_gets_a_nema_column_after_phase_that_follows_the_file(both, mapping):
     plain, with_nema = both
-    assert set(plain) == set(with_nema) and len(plain) == 17
+    assert set(plain) == set(with_nema) and len(plain) == 21
     phase_tables = [name for name, (cols, _rows) in plain.items() if "Phase" in cols]
     assert {"split_monitor", "pcd", "plans", "terminations", "arrival_on_green", "phase_wait"} <= set(phase_tables)
     seen = set()
@@ -106,7 +106,8 @@ def test_with_or_without_a_file_every_other_column_is_the_same(both):
         nema_cols, nema_rows = with_nema[name]
         assert [c for c in nema_cols if c != "NEMA"] == cols, name
         assert [{c: r[c] for c in cols} for r in nema_rows] == rows, name
-    assert "NEMA" not in with_nema["actuations"][0] and "NEMA" not in with_nema["preemption"][0]  # no phase
+    assert all("NEMA" not in with_nema[name][0]
+               for name in ("actuations", "preemption", "timing_revisions", "approach_volume"))  # no phase
 
 
 def _drawn(run_dir: Path, out: Path, nema) -> dict[str, raster.Plot]:

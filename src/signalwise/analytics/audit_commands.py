@@ -88,7 +88,8 @@ def audit(
         console.print(f"{len(reports)} run(s) audited: "
                       + (f"[bold red]{bad} with violations[/]" if bad else "[green]no violations[/]")
                       + (f", {never_ran} that never ran" if never_ran else "")
-                      + (f"; {below} clearance(s) below ITE" if below else ""))
+                      + (f"; {below} clearance(s) below ITE, as the run's timing set them (listed above; departures from "
+                         "ITE, not violations of the run's own timing)" if below else ""))
 
     if never_ran and not reports and not broken:
         typer.echo("error: nothing to audit: no run given ever ran", err=True)

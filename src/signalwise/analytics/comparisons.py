@@ -28,8 +28,8 @@ from signalwise.store.queries import (
     run_table,
 )
 
-from .stats import compare
-from .verdict import LOWER_IS_BETTER, judge, per_seed_sample
+from .stats import NON_NEGATIVE, MeanCI, bounded_interval, compare
+from .verdict import LOWER_IS_BETTER, SAVINGS, judge, per_seed_sample
 
 #: what each figure of the comparisons is, with its unit: figures of one name-meaning (a throughput, a wait, fuel
 #: saved) come from two sources that measure different things, and read side by side they seemed to disagree
@@ -212,10 +212,7 @@ def baseline_vs_ai(engine: Engine, baseline_controller: str, scenario: str | Non
             judged = judge(cmp, LOWER_IS_BETTER.get(name), sample is not None and sample["too_few"], name)
             pct_lo, pct_hi = cmp.change_pct_ci
             rows.append({"metric": name, **metric_info(name),
-                         "baseline": {"mean": _f(cmp.baseline.mean), "ci_low": _f(cmp.baseline.ci_low),
-                                      "ci_high": _f(cmp.baseline.ci_high), "n": cmp.baseline.n},
-                         "candidate": {"mean": _f(cmp.candidate.mean), "ci_low": _f(cmp.candidate.ci_low),
-                                       "ci_high": _f(cmp.candidate.ci_high), "n": cmp.candidate.n},
+                         "baseline": _level(cmp.baseline, name), "candidate": _level(cmp.candidate, name),
                          "change_pct": _f(cmp.change_pct),
                          # the change's 95 % CI over the same seeds (the paired differences'), in the figure's
                          # unit and in percent of the baseline's mean, as summary.csv has them
@@ -268,3 +265,13 @@ def _unpaired_reason(runs: list[dict], scenario: str, baseline_controller: str, 
         return (f"{head}; {apart[keys]} stored {baseline_controller} run(s) differ only in {', '.join(keys)}, "
                 f"added by a newer release than the one that ran them (they read {then}): run the baseline again")
     return f"{head}; the closest, {apart[keys]} stored {baseline_controller} run(s), differ in {', '.join(keys)}"
+
+
+def _level(ci: MeanCI, name: str) -> dict:
+    """A controller's level as the page gives it: mean, 95 % CI and n, the interval cut to the values the figure
+    can take by the rule of `signalwise compare`'s summary (`stats.bounded_interval`: never below 0, but for a
+    saving, which is negative where more was used), with `ci_note` where an end was cut."""
+    low, high, note = (ci.ci_low, ci.ci_high, "") if name in SAVINGS else \
+        bounded_interval(ci.ci_low, ci.ci_high, NON_NEGATIVE)
+    return {"mean": _f(ci.mean), "ci_low": _f(low), "ci_high": _f(high), "n": ci.n,
+            **({"ci_note": note} if note else {})}

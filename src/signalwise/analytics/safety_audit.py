@@ -116,14 +116,18 @@ ran it. Each green, and the yellow and red clearance that end it, are held
 to the revision in force when the green began; a cycle window open across a
 change is held to the longest bound in force during it. A 131 logged with a
 132 (cycle length change) at the same instant is a coordination pattern (a
-``coordinated`` run's plan), not a revision: it changes no safety timing.
+``coordinated`` run's plan), not a revision: it changes no safety timing
+(``coordination_patterns.pattern_131s``, the rule ATSPM's plans read too).
 
 A run that died (killed with SIGKILL: ``run.json`` says ``died``, or ``running``
 with its process gone) can leave ``events.csv`` and ``signal_states.csv``
 ending at different times (a feed run holds its events back a few seconds
 while it writes the states at once, and the kill loses what was held): it is
 graded up to the earlier end, and the ``run_status`` warning says how many
-seconds of the other file were not. A complete run is graded to the end.
+seconds of the other file were not. A run still running (``running``, its
+process alive) is graded the same way, up to the time both files cover so far
+(of their complete lines: the last may be half written), and the warning says
+so and up to when. A complete run is graded to the end.
 
 Timing: decisions happen at step times, so a rule "≥ X" is met by a duration
 of ceil(X / step) steps and is checked as ``measured ≥ X``; a maximum may be
@@ -136,7 +140,9 @@ rules when one exists (so "11 of phase 2 and 1 of phase 3 at t" is a clean
 change), and only reports what no order can explain.
 
 Hand-written (no library checks NEMA/Indiana event sequences against a
-signal model); pure Python, imports only ``signalwise.core``.
+signal model); pure Python, imports only ``signalwise.core`` and the rule that
+tells a pattern's 131 from a revision's (``analytics.coordination_patterns``,
+which ATSPM reads too).
 """
 
 from __future__ import annotations
@@ -164,6 +170,8 @@ from signalwise.core.timing import (
 from signalwise.core.types import RECOVERY_STATE, EventCode
 from signalwise.outdirs import run_status, shown_status
 
+from .coordination_patterns import TIMING_PLAN_CHANGE, pattern_131s
+
 RUNTIME_RECOVERY = int(EventCode.RUNTIME_RECOVERY)
 
 LOG_RESOLUTION_S = 0.1
@@ -183,11 +191,6 @@ BEGIN_GREEN, BEGIN_YELLOW, END_YELLOW, BEGIN_RED_CLEAR, END_RED_CLEAR = 1, 8, 9,
 PED_WALK, PED_CLEARANCE, PED_DONT_WALK = 21, 22, 23
 PREEMPT_CALL_ON, PREEMPT_CALL_OFF = 102, 104
 PHASE_CALL = 43
-TIMING_PLAN_CHANGE = 131
-CYCLE_LENGTH_CHANGE = 132
-#: the pattern numbers `coordinated` logs (`control.coordinated`): its plan, and Free where it cannot coordinate
-COORDINATED_PATTERN = 1
-FREE_PATTERN = 254
 _PHASE_CODES = (BEGIN_GREEN, BEGIN_YELLOW, END_YELLOW, BEGIN_RED_CLEAR, END_RED_CLEAR)
 _PED_CODES = (PED_WALK, PED_CLEARANCE, PED_DONT_WALK)
 #: detector on/off events: a device with only these has no signal events to check
@@ -468,34 +471,10 @@ def _timing_revisions(raw: dict, where: str) -> list[_Device]:
 
 
 def _pattern_131s(events: list[SignalEvent]) -> set[int]:
-    """Indices in `events` (one device's) of the 131s that are a coordination pattern, not a timing revision.
-
-    `coordinated` logs its plan as a field controller logs a coordination pattern: a 131 with a 132 (cycle length
-    change) and a 133 of the same instant. It changes no safety timing and names no revision. At an instant with a
-    132, exactly one 131 is the pattern: the one whose parameter is the pattern's number (`FREE_PATTERN` where the
-    132 says cycle 0, else `COORDINATED_PATTERN`), else the instant's only 131. Every other 131 of the instant is a
-    revision: a live run may log a replayed revision's 131 at the instant of its pattern (at its start, at a
-    controller switch), and the log's order within an instant is not kept (the store sorts by code and parameter),
-    so the rule reads the instant, not the order. A pattern 1 and a revision 1 at one instant are two 131s of
-    parameter 1: one is the pattern, the other names revision 1."""
-    by_time: dict[float, list[int]] = {}
-    cycles: dict[float, list[int]] = {}
-    for k, e in enumerate(events):
-        if e.event_code == TIMING_PLAN_CHANGE:
-            by_time.setdefault(e.time_s, []).append(k)
-        elif e.event_code == CYCLE_LENGTH_CHANGE:
-            cycles.setdefault(e.time_s, []).append(e.parameter)
-    out: set[int] = set()
-    for t, ks in by_time.items():
-        if t not in cycles:
-            continue
-        number = FREE_PATTERN if cycles[t][0] == 0 else COORDINATED_PATTERN
-        named = [k for k in ks if events[k].parameter == number]
-        if named:
-            out.add(named[0])
-        elif len(ks) == 1:
-            out.add(ks[0])
-    return out
+    """Indices in `events` (one device's) of the 131s that are a coordination pattern, not a timing revision: the
+    rule ATSPM reads too (`coordination_patterns.pattern_131s`). A pattern changes no safety timing and names no
+    revision."""
+    return pattern_131s((e.time_s, e.event_code, e.parameter) for e in events)
 
 
 def _switches(dev_id: str, events: list[SignalEvent], revisions: list[_Device],
@@ -1375,14 +1354,15 @@ def _audit_complete_run(run_dir: Path) -> AuditReport:
         model = model["devices"]
     if not isinstance(model, list) or not all(isinstance(d, dict) for d in model):
         raise AuditInputError(f"{run_dir / 'signal_model.json'}: expected a list of devices")
-    try:
-        events = list(read_events(run_dir / "events.csv"))
-    except ValueError as exc:
-        raise AuditInputError(str(exc)) from None
-    states = read_signal_states(run_dir / "signal_states.csv")
     shown = shown_status(run)  # a `running` run whose process is gone died: its evidence stops where it was killed
     status = shown.get("status")
-    cut = _common_end(events, states) if status == "died" else None
+    running = status == "running"  # its process is alive: both files still grow, each at its own pace
+    try:
+        events = _read_whole_lines(run_dir / "events.csv", lambda p: list(read_events(p)), running)
+    except ValueError as exc:
+        raise AuditInputError(str(exc)) from None
+    states = _read_whole_lines(run_dir / "signal_states.csv", read_signal_states, running)
+    cut = _common_end(events, states) if status in ("died", "running") else None
     if cut is not None:
         end_s = cut[0]
         events = [e for e in events if e.time_s <= end_s + EXACT_TOLERANCE_S]
@@ -1400,7 +1380,38 @@ def _audit_complete_run(run_dir: Path) -> AuditReport:
             said += (f"; graded up to t={end_s:g} s, where {ends} ends: the last {lost_s:g} s of {other} "
                      "were not graded")
         report.warnings.insert(0, Violation("run_status", "-", 0.0, detail=said))
+    elif running:
+        horizon = cut[0] if cut is not None else max([e.time_s for e in events] + [t for t, _d, _s in states],
+                                                         default=0.0)
+        said = (f"run.json says the run is still running (process {(shown.get('process') or {}).get('pid', '?')}"
+                f" is alive): audited up to t={horizon:g} s, the time both events.csv and signal_states.csv cover "
+                "so far")
+        if cut is not None:
+            said += f" (the last {cut[3]:g} s of {cut[2]} were not graded: {cut[1]} has not caught up yet)"
+        said += "; audit it again when the run has ended"
+        report.warnings.insert(0, Violation("run_status", "-", 0.0, detail=said))
     return report
+
+
+def _read_whole_lines(path: Path, read, growing: bool):
+    """`read(path)`; for a file still being written (`growing`), of its complete lines only: the writer flushes its
+    buffer whenever it fills, so the last line may be cut mid-row (`J1,8,1` of `J1,8,12` would read as another
+    event). That part is read from a temporary copy."""
+    data = path.read_bytes() if growing else b""
+    if not data or data.endswith(b"\n"):
+        return read(path)
+    import os
+    import tempfile
+
+    fd, name = tempfile.mkstemp(prefix=f"audit-{path.stem}-", suffix=path.suffix)
+    try:
+        with open(fd, "wb") as fh:
+            fh.write(data[:data.rfind(b"\n") + 1])
+        return read(Path(name))
+    except ValueError as exc:  # name the run's file, not the copy
+        raise type(exc)(str(exc).replace(name, str(path))) from None
+    finally:
+        os.remove(name)
 
 
 def _common_end(events: list[SignalEvent], states: list[tuple[float, str, str]]) -> tuple[float, str, str, float] | None:

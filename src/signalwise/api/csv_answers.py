@@ -59,10 +59,11 @@ def comparison_csv(result: dict) -> Response:
             base, cand = row["baseline"], row["candidate"]
             metric["controllers"].setdefault(item["baseline_controller"], {
                 "n": base["n"], "mean": summary_figure(base["mean"]), "ci_low": summary_figure(base["ci_low"]),
-                "ci_high": summary_figure(base["ci_high"])})
+                "ci_high": summary_figure(base["ci_high"]), "ci_note": base.get("ci_note")})
             metric["controllers"][item["controller"]] = {
                 "n": cand["n"], "mean": summary_figure(cand["mean"]), "ci_low": summary_figure(cand["ci_low"]),
-                "ci_high": summary_figure(cand["ci_high"]), "change_pct": summary_figure(row["change_pct"]),
+                "ci_high": summary_figure(cand["ci_high"]), "ci_note": cand.get("ci_note"),
+                "change_pct": summary_figure(row["change_pct"]),
                 "p_welch": summary_p(row["p_welch"]), "p_paired": summary_p(row["p_paired"]),
                 "verdict": row["verdict"], "no_verdict": row["verdict_note"], "change": summary_figure(row["change"]),
                 "change_ci_low": summary_figure(row["change_ci_low"]),

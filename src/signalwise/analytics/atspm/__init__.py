@@ -63,6 +63,11 @@ Intentional differences from the atspm package
    cycles it overlaps are left out; atspm counts them as failures.
 15. `Percent_AOG` (arrivals on green, platoon ratio, plans) is a percent, 0-100, as UDOT ATSPM's Percent
    Arrivals on Green, in float64 from the counts (`measures.percent_aog`); atspm's is a fraction in float32.
+16. Split-failure occupancies are fractions (0-1) as atspm's, given to 4 decimals (`measures.OCCUPANCY_DECIMALS`)
+   without atspm's float32 noise; a cycle's failure is judged before rounding.
+17. Per approach (module `measures`: `arrival_on_green_by_approach`, `approach_volume`): arrivals on green,
+   platoon ratio and approach volume per detector approach (the configuration's `Approach`, else its `Lane`'s
+   edge), as UDOT ATSPM measures the PCD and arrivals on green per approach; atspm has them per phase only.
 """
 
 from .compute import MEASURES, Results, compute_all, write_tables

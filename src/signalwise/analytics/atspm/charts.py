@@ -23,11 +23,16 @@ over its neighbour's. A device without any 131 has one `unknown` span, the whole
 band over the whole axis labelled `Unknown` on every panel says nothing a reader can use, and the charts of a
 run of a controller that logs no plan stay as they are.
 
+Timing revisions (a live run's timing changed at run time, `timing_revisions`): a 131 naming a revision is no
+plan (`plans.py`), so it starts no band. Each is a dark dashed vertical line at the green that took it, on every
+chart of its device, and the split monitor's legend names it: splits measured after it ran under the changed
+timing (a longer minimum green, yellow or all-red shows in the splits), within the plan in force.
+
 How they stay fast: they are drawn with Pillow by `raster.py` (markers
 stamped for all points in one call, step lines as one polyline), a few
 milliseconds a chart; `signalwise atspm` draws them in its second process
-(`worker.py`) beside the measures they draw from. By default only the first `DEFAULT_CHART_DEVICES` devices
-are charted (`devices="all"` for every one).
+(`worker.py`) beside the measures they draw from. By default every device is charted up to
+`DEFAULT_CHART_DEVICES` (25), and the first 25 of a larger network (`devices="all"` for every one).
 """
 
 from __future__ import annotations
@@ -40,8 +45,11 @@ import numpy as np
 
 from .raster import DPI, PARTIAL_HATCH, TICK_PX, Axes, Plot, font
 
-#: devices charted unless told otherwise (`signalwise atspm --chart-devices`)
-DEFAULT_CHART_DEVICES = 4
+#: devices charted unless told otherwise (`signalwise atspm --chart-devices`): every device of a corridor or a
+#: district, and the first 25 of a larger network, whose charts would take a while: about 90 ms a device (its
+#: five charts) on a 15-30-minute log, so 25 take about 2.3 s (100 devices of a 15-minute `grid10x10` run: 7.9 s);
+#: a warning names how many were left out
+DEFAULT_CHART_DEVICES = 25
 CHART_KINDS = ("pcd", "split_monitor", "aog_by_hour", "split_failures", "ped_delay")
 
 #: one colour per phase number, in every chart; none is a signal-state green, yellow or red
@@ -68,6 +76,9 @@ US_PER_MIN = 60_000_000
 PLAN_BAND_COLOURS = ("#e4eff7", "#eeeeee")
 PLAN_DIVIDER = "#8c8c8c"
 PLAN_DIVIDER_LABEL = "coordination plan change (131)"
+#: a live run's timing revision (a 131 naming a revision, not a plan): a dark dashed line where a green took it
+REVISION_LINE = "#222222"
+REVISION_LEGEND = "timing revision (131 naming it): the timing changed at run time, from this green on"
 #: the row of plan labels over a panel, in inches
 PLAN_ROW_IN = 0.18
 
@@ -102,11 +113,18 @@ def _split_by_device(df, devices: list[str]) -> dict[str, np.ndarray]:
     return {d: order[bounds[i]:bounds[i + 1]] for i, d in enumerate(devices) if bounds[i + 1] > bounds[i]}
 
 
+#: columns a chart reads where a table has them: a table without `Complete` has every bin read as whole, a PCD
+#: without `Approach`/`Direction` (one from before they were kept) no approach
+OPTIONAL_COLUMNS = ("complete", "approach", "direction")
+#: how the PCD is split into panels (`signalwise atspm --pcd-by`): a panel per phase, or per phase and approach
+PCD_BY = ("phase", "approach")
+
+
 def _cols(df, rows: np.ndarray, names: dict[str, str], day0_us: int) -> dict[str, np.ndarray]:
     out = {}
     for key, col in names.items():
-        if key == "complete" and col not in df:  # a table without the column: every bin read as whole
-            out[key] = np.ones(len(rows), bool)
+        if key in OPTIONAL_COLUMNS and col not in df:
+            out[key] = np.ones(len(rows), bool) if key == "complete" else np.full(len(rows), "", dtype=object)
             continue
         values = df[col].to_numpy()[rows]
         out[key] = _minutes(values, day0_us) if key in ("x", "x_start", "x_end") else values
@@ -133,7 +151,8 @@ def chart_data(results, devices: list[str]) -> tuple[dict, dict]:
             "bin_min": bin_min}
     per = {d: {} for d in devices}
     specs = {
-        "pcd": ("pcd", {"x": "CycleStart", "phase": "Phase", "y": "TimeInCycle_s", "signal": "Signal"}),
+        "pcd": ("pcd", {"x": "CycleStart", "phase": "Phase", "y": "TimeInCycle_s", "signal": "Signal",
+                        "approach": "Approach", "direction": "Direction"}),
         "pcd_cycles": ("pcd_cycles", {"x": "TimeStamp", "phase": "Phase", "green": "GreenStart_s",
                                       "yellow": "YellowStart_s", "cycle": "Cycle_s"}),
         "split_monitor": ("split_monitor", {"x": "TimeStamp", "phase": "Phase", "split": "Split_s",
@@ -149,10 +168,11 @@ def chart_data(results, devices: list[str]) -> tuple[dict, dict]:
                             "offset": "Offset_s", "phase": "Phase", "cycles": "Cycles", "failures": "Split_Failures",
                             "arrivals": "Arrivals", "green": "Green_Arrivals", "peds": "Ped_Count",
                             "ped_mean": "Mean_PedDelay_s", "ped_method": "Ped_Method"}),
+        "timing_revisions": ("timing_revisions", {"x": "TimeStamp", "revision": "Revision"}),
     }
     for key, (table, names) in specs.items():
         df = t.get(table)
-        if df is None or df.empty or not {c for k, c in names.items() if k != "complete"} <= set(df.columns):
+        if df is None or df.empty or not {c for k, c in names.items() if k not in OPTIONAL_COLUMNS} <= set(df.columns):
             continue
         for dev, rows in _split_by_device(df, devices).items():
             per[dev][key] = _cols(df, rows, names, day0_us)
@@ -316,15 +336,39 @@ def _draw_plans(ax: Axes, bands: list[dict], axis: dict, stats=None, labels: boo
             ax.span_label(_plan_texts(band, stats(band) if stats else []), band["start"], band["end"])
 
 
+def revision_marks(data: dict) -> list[tuple[float, int]]:
+    """(minutes, revision) of each timing revision of the device (`timing_revisions`), in time order."""
+    r = data.get("timing_revisions")
+    if not r or not len(r["x"]):
+        return []
+    return sorted((float(x), int(n)) for x, n in zip(r["x"], r["revision"], strict=True))
+
+
+def revision_label(revision: int) -> str:
+    """A timing revision's line on a chart (the panel's record names it)."""
+    return f"timing revision {revision} (131)"
+
+
+def _draw_revisions(ax: Axes, data: dict) -> None:
+    """A dashed line where each timing revision of the device was taken: not a plan, so no band."""
+    for x, revision in revision_marks(data):
+        ax.vline(x, REVISION_LINE, revision_label(revision))
+
+
 # ---------------------------------------------------------------------------
 # Figures
 # ---------------------------------------------------------------------------
 
 
-def _pcd_title(labels: dict, device: str, phase: int, arr: dict | None, rows) -> str:
-    """A PCD panel's title: the phase's arrivals and their share on green."""
+def _pcd_title(labels: dict, device: str, phase: int, arr: dict | None, rows, approach: str | None = None) -> str:
+    """A PCD panel's title: the phase's arrivals and their share on green; with `approach`, the approach's
+    ("phase 1 (EB/WB through), approach J2_J1 (WB): 78 arrivals, 49 % on green")."""
     n = int(np.count_nonzero(rows)) if arr else 0
-    title = f"{_phase_name(labels, device, phase)}: {n:,} arrivals"
+    where = ""
+    if approach is not None:
+        direction = next((str(d) for d in arr["direction"][rows] if d), "") if n else ""
+        where = f", approach {approach}" + (f" ({direction})" if direction else "")
+    title = f"{_phase_name(labels, device, phase)}{where}: {n:,} arrivals"
     if n:
         title += f", {100 * np.mean(arr['signal'][rows] == 'green'):.0f} % on green"
     return title
@@ -406,9 +450,10 @@ def _line(colour: str, width_px: int = 1, dash: bool = False) -> dict:
 class Charts:
     """Draws the four charts of one device at a time."""
 
-    def __init__(self, axis: dict, labels: dict | None = None):
+    def __init__(self, axis: dict, labels: dict | None = None, pcd_by: str = "phase"):
         self.axis = axis
         self.labels = labels or {}
+        self.pcd_by = pcd_by
 
     # -- Purdue Coordination Diagram ---------------------------------------------------------
     def pcd(self, device: str, data: dict, path: Path) -> Path | None:
@@ -416,23 +461,29 @@ class Charts:
         phases = sorted(set(arr["phase"].tolist() if arr else []) | set(cyc["phase"].tolist() if cyc else []))
         if not phases:
             return None
+        panels = pcd_panels(arr, phases, self.pcd_by)
         bands = plan_bands(data, self.axis)
-        plot, axes = _panels(len(phases), self.axis, axes_h_in=1.6, legend=True, plan_row=bool(bands))
+        plot, axes = _panels(len(panels), self.axis, axes_h_in=1.6, legend=True, plan_row=bool(bands))
         lines = (("green", "begin green", SIGNAL_COLOURS["green"]), ("yellow", "begin yellow", SIGNAL_COLOURS["yellow"]),
                  ("cycle", "begin red", SIGNAL_COLOURS["red"]))
-        for ax, ph in zip(axes, phases, strict=True):
+        for ax, (ph, approach) in zip(axes, panels, strict=True):
             a = arr["phase"] == ph if arr else None
+            if approach is not None:
+                a = a & (arr["approach"] == approach)
             c = cyc["phase"] == ph if cyc else None
             ax_ = arr["x"][a] if arr else np.empty(0)
             ay = arr["y"][a].astype(float) if arr else np.empty(0)
             cx = cyc["x"][c] if cyc else np.empty(0)
             cys = {key: (cyc[key][c].astype(float) if cyc else np.empty(0)) for key, _l, _c in lines}
             ax.set_ylim(0, _top(np.concatenate([ay, *cys.values()]), 30.0, 1.05, step=30.0))
-            _draw_plans(ax, bands, self.axis, lambda band, ph=ph: _aog_stats(data, band, ph))
+            # a plan's figure is the phase's (`plans` has no approach): an approach's panel names the plan only
+            _draw_plans(ax, bands, self.axis, (lambda band, ph=ph: _aog_stats(data, band, ph)) if approach is None
+                        else None)
+            _draw_revisions(ax, data)
             ax.scatter(ax_, ay, SIGNAL_COLOURS["arrival"], "arrival", ".", 3)
             for key, label, colour in lines:
                 ax.steps(cx, cys[key], colour, label)
-            ax.set_title(_pcd_title(self.labels, device, ph, arr, a))
+            ax.set_title(_pcd_title(self.labels, device, ph, arr, a, approach))
         plot.legend_top([("arrival (detector, projected to the stop bar)", _marker("#000000", ".", 5)),
                          ("begin green", _line(SIGNAL_COLOURS["green"])),
                          ("begin yellow", _line(SIGNAL_COLOURS["yellow"])),
@@ -456,12 +507,15 @@ class Charts:
             x, y, term = s["x"][m], s["split"][m].astype(float), s["term"][m]
             ax.set_ylim(0, _top(y, 10.0, 1.12, step=30.0))
             _draw_plans(ax, bands, self.axis)  # the plan's name: `plans` has no split figure per plan
+            _draw_revisions(ax, data)
             for name, (marker, colour) in TERMINATIONS.items():
                 k = term == name
                 ax.scatter(x[k], y[k], colour, name, marker, 4)
             ax.set_title(_split_title(self.labels, device, ph, y))
-        plot.legend_top([(term, _marker(colour, marker, 6)) for term, (marker, colour) in TERMINATIONS.items()],
-                        y_in=0.55 + NOTE_IN * len(notes))
+        legend = [(term, _marker(colour, marker, 6)) for term, (marker, colour) in TERMINATIONS.items()]
+        if revision_marks(data):  # splits after the line ran under another timing, within the same plan
+            legend.append((REVISION_LEGEND, _line(REVISION_LINE, dash=True)))
+        plot.legend_top(legend, y_in=0.55 + NOTE_IN * len(notes))
         for i, note in enumerate(notes):
             plot.note(note, y_in=0.34 + NOTE_IN * i)
         plot.vertical_text(2, _middle(axes), "split: green + yellow + red clearance (s)", 11)
@@ -479,6 +533,7 @@ class Charts:
         ax.set_ylabel("arrivals on green (%)")
         ax.set_ylim(0, 100)
         _draw_plans(ax, bands, self.axis, lambda band: _aog_stats(data, band))
+        _draw_revisions(ax, data)
         hour = np.floor(d["x"] / 60) * 60
         # each hour's bars stand in the part of it the log covers; an hour the log covers only in part (it starts
         # or ends inside it, or a bin of it is not complete) is drawn lighter
@@ -517,7 +572,9 @@ class Charts:
                                    plan_row=bool(bands))
         ax2.label_row_px = 0  # the plans are labelled once, over the upper panel
         _draw_plans(ax1, bands, self.axis, lambda band: _split_failure_stats(data, band))
+        _draw_revisions(ax1, data)
         _draw_plans(ax2, bands, self.axis, labels=False)
+        _draw_revisions(ax2, data)
         _time_axis(ax1, self.axis, show_labels=True)
         ax1.set_ylabel("split failures per bin")
         ax2.set_ylabel("mean occupancy per bin (%)")
@@ -575,6 +632,7 @@ class Charts:
             lo, hi = np.maximum(x, self.axis["start"]), np.minimum(x + step, end)
             ax.set_ylim(0, _top(top, 30.0, 1.1, step=30.0))
             _draw_plans(ax, bands, self.axis, lambda band, ph=ph: _ped_stats(data, band, ph))
+            _draw_revisions(ax, data)
             colour = phase_colour(ph)
             ax.bars(lo + (hi - lo) * 0.1, mean, (hi - lo) * 0.8, colour, "mean delay per bin",
                     partial=~d["complete"][m].astype(bool))
@@ -600,6 +658,19 @@ class Charts:
     def draw(self, kind: str, device: str, data: dict, out_dir: Path) -> Path | None:
         """One chart (`CHART_KINDS`) of one device, as out_dir/<kind>_<device>.png."""
         return getattr(self, kind)(device, data, Path(out_dir) / f"{kind}_{_safe(device)}.png")
+
+
+def pcd_panels(arr: dict | None, phases: list[int], pcd_by: str = "phase") -> list[tuple[int, str | None]]:
+    """The PCD's panels, (phase, approach or None): one per phase, or with `pcd_by` "approach" one per phase and
+    approach its arrivals came from (a phase whose arrivals name no approach keeps one panel), as UDOT ATSPM
+    draws a PCD per approach."""
+    if pcd_by != "approach" or not arr:
+        return [(ph, None) for ph in phases]
+    out: list[tuple[int, str | None]] = []
+    for ph in phases:
+        named = sorted({str(a) for a in arr["approach"][arr["phase"] == ph] if a})
+        out += [(ph, a) for a in named] or [(ph, None)]
+    return out
 
 
 def _hhmm(minutes: float) -> str:
@@ -652,11 +723,11 @@ def plan_charts(results, devices=None) -> tuple[list[tuple[str, str, dict]], dic
     return items, axis, notes
 
 
-def draw_charts(items, axis: dict, labels: dict, out_dir: Path) -> list[Path]:
-    """Draw planned charts into out_dir."""
+def draw_charts(items, axis: dict, labels: dict, out_dir: Path, pcd_by: str = "phase") -> list[Path]:
+    """Draw planned charts into out_dir; `pcd_by`: the PCD's panels per phase or per phase and approach."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    charts = Charts(axis, labels)
+    charts = Charts(axis, labels, pcd_by)
     return [p for kind, device, data in items if (p := charts.draw(kind, device, data, out_dir)) is not None]
 
 

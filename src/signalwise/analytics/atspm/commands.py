@@ -45,6 +45,11 @@ def atspm(
         "--chart-devices", metavar="N|all|ID,ID",
         help=f"devices to chart: the first N (default {DEFAULT_CHART_DEVICES}), all, or a comma-separated "
              "list of ids")] = None,
+    pcd_by: Annotated[str, typer.Option(
+        "--pcd-by", metavar="phase|approach",
+        help="the PCD's panels: one per phase, or one per phase and approach (each direction of a phase on its "
+             "own, as UDOT ATSPM draws it; the approach of each detector from the detector configuration)")
+    ] = "phase",
     nema: Annotated[Path | None, typer.Option(
         "--nema", metavar="FILE",
         help="YAML file giving each signal's phases their NEMA numbers ({J1: {1: [2, 6], 2: [1, 5]}}): a NEMA "
@@ -73,6 +78,8 @@ def atspm(
         _fail(f"--bin must be at least 1 minute, not {bin_min}")
     if split_failure_rule not in ("atspm", "udot"):
         _fail(f"--split-failure-rule must be atspm or udot, not {split_failure_rule!r}")
+    if pcd_by not in ("phase", "approach"):
+        _fail(f"--pcd-by must be phase or approach, not {pcd_by!r}")
     import gc
 
     gc.disable()  # a short run that frees its arrays by reference counting: no collector passes over them
@@ -81,7 +88,7 @@ def atspm(
     worker = MeasureWorker.start()  # before pandas and pyarrow are imported, before any thread starts
     try:
         _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts, chart_devices, worker,
-               split_failure_rule, nema, nema_template)
+               split_failure_rule, nema, nema_template, pcd_by)
     finally:
         if worker is not None:
             worker.close()
@@ -89,7 +96,7 @@ def atspm(
 
 
 def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts, chart_devices, worker,
-           split_failure_rule="atspm", nema=None, nema_template=False) -> None:
+           split_failure_rule="atspm", nema=None, nema_template=False, pcd_by="phase") -> None:
     from .inputs import EventLogError
 
     started = time.perf_counter()
@@ -113,7 +120,7 @@ def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts
     options = dict(bin_min=bin_min, latency_s=latency_s, project=project, split_failure_rule=split_failure_rule)
     job = Job(events=events, detectors=detectors, options=options,
               out_dir=out or ((run / "atspm") if run is not None else Path("atspm")), fmt=fmt, charts=charts,
-              chart_devices=_chart_devices(chart_devices), run_clock=run is not None)
+              chart_devices=_chart_devices(chart_devices), run_clock=run is not None, pcd_by=pcd_by)
     log = None
     if nema is not None or nema_template:
         try:
@@ -136,7 +143,7 @@ def _atspm(events, run, detectors, bin_min, out, fmt, latency_s, project, charts
     elapsed = time.perf_counter() - started
     typer.echo(f"{n_events:,} events from {n_devices} device(s), {bin_min}-min bins, {elapsed:.1f} s")
     for name, n in rows.items():
-        typer.echo(f"  {name:22s} {n:7,d} rows")
+        typer.echo(f"  {name:28s} {n:7,d} rows")
     if n_events == 0:
         warnings = [*warnings, f"{events} holds no events: every table is empty"]
     if run is not None and _recorded_lean(run):
@@ -238,7 +245,7 @@ def _compute_write_draw(job, worker, log=None) -> tuple:
     from .compute import MEASURES, compute_all, write_table
     from .inputs import read_detectors, read_event_log, with_stopbar_yellow_red
     from .nema import with_nema
-    from .worker import CHART_GROUP, run_job
+    from .worker import CHART_GROUP, compute_options, run_job
 
     if worker is not None:
         worker.submit(job)
@@ -254,7 +261,7 @@ def _compute_write_draw(job, worker, log=None) -> tuple:
             paths.append(write_table(name, with_nema(df, job.nema), job.out_dir, job.fmt))
 
     mine = compute_all(log, config, only=tuple(m for m in MEASURES if m not in CHART_GROUP), threads=2,
-                       on_tables=on_tables, **job.options)
+                       on_tables=on_tables, **compute_options(job))
     warnings = list(mine.warnings)
     done, failure = worker.result() if worker is not None else (None, None)
     if done is None:  # no worker, or it failed: the same job here, on the log already read

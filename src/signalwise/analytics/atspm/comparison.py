@@ -7,11 +7,14 @@ the paired t-test over the seeds both ran, as `signalwise compare` reports the d
 verdict of `analytics.verdict`, the one rule of `signalwise compare`.
 
 Each figure is bounded: a count or a duration is never below 0, a share never outside 0-100 %. The interval is
-Student's t (as `compare`'s) intersected with that range (`FIGURE_RANGE`): over 3 seeds of a figure near 0 (a
-fixed-time plan's 6 split failures) the t-interval reaches below 0, a value no run can take. Cutting it there
-keeps its coverage: the true mean lies inside the range, so the part cut off never held it. A log-scale or
-bootstrap interval was not taken: a seed of 0 split failures has no logarithm, and 3 seeds give a bootstrap 10
-distinct resamples. The `ci_note` column says where an end was cut.
+Student's t (as `compare`'s) intersected with that range (`FIGURE_RANGE`), by the rule `signalwise compare` cuts
+its own intervals with (`analytics.stats.bounded_interval`, whose docstring says why). The `ci_note` column says
+where an end was cut.
+
+The change of a figure that is itself a percent (arrivals on green, split failures as a share of cycles) is
+given in percentage points, the difference of the two shares (`change`, `change_unit` "pp"): 26.4 % to 36.7 % is
++10.4 pp, which a relative change (+39.4 %, the `change_pct` column, kept for readers of older files) would let a
+reader take for 39 points. The other figures' `change` is in their own unit.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..stats import compare, mean_ci, p_text
+from ..stats import NON_NEGATIVE, PERCENT, bounded_interval, compare, mean_ci, p_text
 from ..verdict import judge
 from .compute import compute_all
 from .inputs import read_detectors, read_event_log, with_stopbar_yellow_red
@@ -36,8 +39,10 @@ FIGURES = (
 )
 MEASURES = ("arrival_on_green", "split_failures", "phase_wait")
 #: the values each figure can take: its interval is cut to them (the module's docstring says why)
-FIGURE_RANGE = {"arrivals_on_green_pct": (0.0, 100.0), "split_failure_pct": (0.0, 100.0),
-                "split_failures": (0.0, math.inf), "phase_wait_s": (0.0, math.inf)}
+FIGURE_RANGE = {"arrivals_on_green_pct": PERCENT, "split_failure_pct": PERCENT,
+                "split_failures": NON_NEGATIVE, "phase_wait_s": NON_NEGATIVE}
+#: a change of a figure in % is a difference in percentage points
+POINTS = "pp"
 #: the conditions comparison.csv repeats on every row, from the comparison's summary.json (as its summary.csv)
 CSV_CONDITIONS = ("scenario", "demand_scale", "timing_profile", "begin_s", "end_s", "warmup_s", "seeds",
                   "seeds_vary")
@@ -76,19 +81,27 @@ class ControllerRow:
     verdict: str = ""  # "better" | "worse" (`analytics.verdict.judge`), else ""
     verdict_note: str = ""  # why there is no verdict ("no clear change", ...), else ""
     ci_note: str = ""  # where the t-interval was cut to the figure's range (`FIGURE_RANGE`)
+    #: candidate mean - baseline mean over the seeds both ran, in `change_unit`, and its 95 % CI (the paired
+    #: differences'); NaN for the baseline itself
+    change: float = math.nan
+    change_ci_low: float = math.nan
+    change_ci_high: float = math.nan
+
+    @property
+    def change_unit(self) -> str:
+        """The unit of `change`: percentage points for a figure in %, else the figure's own unit."""
+        return change_unit(self.unit)
+
+
+def change_unit(unit: str) -> str:
+    """A change's unit: "pp" (percentage points) for a figure in %, else the figure's own."""
+    return POINTS if unit == "%" else unit
 
 
 def bounded_ci(name: str, low: float, high: float) -> tuple[float, float, str]:
-    """The t-interval of figure `name` cut to the values it can take, and a note naming each end cut."""
-    lo_bound, hi_bound = FIGURE_RANGE[name]
-    notes = []
-    if low < lo_bound:
-        low = lo_bound
-        notes.append(f"t-interval cut at {lo_bound:g}")
-    if high > hi_bound:
-        high = hi_bound
-        notes.append(f"t-interval cut at {hi_bound:g}")
-    return low, high, "; ".join(notes)
+    """The t-interval of figure `name` cut to the values it can take, and a note naming each end cut
+    (`analytics.stats.bounded_interval`, the rule of `signalwise compare` too)."""
+    return bounded_interval(low, high, FIGURE_RANGE[name])
 
 
 def figures_by_controller(compare_dir: Path, runs: list[Path], options: dict,
@@ -121,22 +134,26 @@ def figures_by_controller(compare_dir: Path, runs: list[Path], options: dict,
                 continue
             ci = mean_ci([v for _s, v in own])
             change, p, welch, judged = math.nan, math.nan, math.nan, {}
+            diff = diff_low = diff_high = math.nan
             if c != baseline:
                 both = sorted({s for s, _v in own} & {s for s, _v in values(name, baseline)})
                 if both:
                     cmp = compare([v for _s, v in values(name, baseline, both)],
                                   [v for _s, v in values(name, c, both)], paired=True)
                     change, p, welch = cmp.change_pct, cmp.p_value_paired, cmp.p_value
+                    diff, diff_low, diff_high = cmp.diff, cmp.diff_ci_low, cmp.diff_ci_high
                     judged = judge(cmp, lower)
             low, high, note = bounded_ci(name, ci.ci_low, ci.ci_high)
             rows.append(ControllerRow(c, name, unit, ci.mean, low, high, ci.n, change, p, welch,
-                                      judged.get("verdict", ""), judged.get("no_verdict", ""), note))
+                                      judged.get("verdict", ""), judged.get("no_verdict", ""), note,
+                                      diff, diff_low, diff_high))
     return rows, warnings
 
 
 def write_csv(rows: list[ControllerRow], path: Path, conditions: dict | None = None) -> None:
     """One row per controller and figure; the columns `signalwise compare`'s summary.csv has besides (Welch's p,
-    the verdict or why there is none, the conditions) after the first nine, which keep their places."""
+    the verdict or why there is none, the conditions) after the first nine, which keep their places, then the
+    change in its own unit with its CI and that unit (`CSV_CHANGE`: "pp" for a figure in %), after them all."""
     import csv
 
     cond = conditions or {}
@@ -146,11 +163,16 @@ def write_csv(rows: list[ControllerRow], path: Path, conditions: dict | None = N
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["controller", "figure", "unit", "mean", "ci_low", "ci_high", "n", "change_pct",
-                    "p_value_paired", "p_welch", "verdict", "verdict_note", "ci_note", *CSV_CONDITIONS])
+                    "p_value_paired", "p_welch", "verdict", "verdict_note", "ci_note", *CSV_CONDITIONS, *CSV_CHANGE])
         for r in rows:
             w.writerow([r.controller, r.figure, r.unit, *(_cell(v) for v in (r.mean, r.ci_low, r.ci_high)), r.n,
                         _cell(r.change_pct), _cell(r.p_value_paired), _cell(r.p_welch), r.verdict, r.verdict_note,
-                        r.ci_note, *constants])
+                        r.ci_note, *constants, *(_cell(v) for v in (r.change, r.change_ci_low, r.change_ci_high)),
+                        r.change_unit])
+
+
+#: the change's columns, after every older one: candidate mean - baseline mean, its 95 % CI, and their unit
+CSV_CHANGE = ("change", "change_ci_low", "change_ci_high", "change_unit")
 
 
 def _cell(v: float) -> str:
@@ -171,8 +193,17 @@ def table_text(rows: list[ControllerRow], baseline: str) -> list[str]:
             else:
                 spread = "± " + ("n/a" if math.isnan(r.ci_low) else f"{(r.ci_high - r.ci_low) / 2:.1f}")
             text = f"  {r.controller:<16s} {r.mean:8.1f} {spread} (n={r.n})"
-            if r.controller != baseline and not math.isnan(r.change_pct):
+            if r.controller != baseline and not (math.isnan(r.change_pct) and math.isnan(r.change)):
                 p = p_text(r.p_value_paired)
-                text += f"  {r.change_pct:+.1f} % vs {baseline}, paired {p}" + (f" ({r.verdict})" if r.verdict else "")
+                text += f"  {change_words(r)} vs {baseline}, paired {p}" + (f" ({r.verdict})" if r.verdict else "")
             lines.append(text)
     return lines
+
+
+def change_words(r: ControllerRow) -> str:
+    """The change as the table prints it: in percentage points for a figure in % ("+10.4 pp"; its relative
+    change would read as points), else in percent of the baseline ("-24.6 %"), or, where the baseline is 0 and
+    has no percent, in the figure's unit ("+6.0 cycles")."""
+    if r.change_unit == POINTS or math.isnan(r.change_pct):
+        return f"{r.change:+.1f} {r.change_unit}"
+    return f"{r.change_pct:+.1f} %"

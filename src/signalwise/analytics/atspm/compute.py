@@ -20,6 +20,9 @@ MEASURES = {
     "actuations": "detector actuations (82) per bin and detector channel",
     "arrival_on_green": "arrivals on green (%) per bin and phase, advance detectors",
     "platoon_ratio": "platoon ratio and HCM arrival type per bin and phase",
+    "arrival_on_green_by_approach": "arrivals on green (%) per bin, phase and approach (direction of travel)",
+    "platoon_ratio_by_approach": "platoon ratio and HCM arrival type per bin, phase and approach",
+    "approach_volume": "vehicles per bin and approach (direction of travel) at the advance detectors",
     "split_failures": "split failures per bin and phase (green and first-5-s red occupancy >= 80%)",
     "split_failure_cycles": "green time and occupancies of every complete cycle",
     "yellow_red": "yellow/red actuations by offset from begin red (atspm's table)",
@@ -34,6 +37,7 @@ MEASURES = {
     "pcd": "Purdue Coordination Diagram: each arrival's time in cycle",
     "pcd_cycles": "Purdue Coordination Diagram: green/yellow start in each cycle",
     "plans": "split failures, arrivals on green and pedestrian delay per coordination plan (event 131) and phase",
+    "timing_revisions": "each timing revision a live run logged (a 131 naming it, not a plan): device, time, revision",
 }
 
 
@@ -48,11 +52,13 @@ class Results:
 
 #: the binned tables: each gets a `Complete` column, False for a bin a data gap of its device touches or the
 #: log ends inside; a bin from the log's end on is left out (`gaps.with_complete`)
-BINNED = ("actuations", "arrival_on_green", "platoon_ratio", "split_failures", "yellow_red", "red_light_running",
+BINNED = ("actuations", "arrival_on_green", "platoon_ratio", "arrival_on_green_by_approach",
+          "platoon_ratio_by_approach", "approach_volume", "split_failures", "yellow_red", "red_light_running",
           "terminations", "ped", "ped_delay", "phase_wait", "split_monitor_binned")
 #: the measures whose intervals a data gap cuts (left out, with a warning), and the tables that read them
 GAP_CUT = {"split_monitor": ("split_monitor", "split_monitor_binned"), "pcd": ("pcd", "pcd_cycles", "plans"),
-           "arrival_on_green": ("arrival_on_green", "platoon_ratio", "plans"),
+           "arrival_on_green": ("arrival_on_green", "platoon_ratio", "arrival_on_green_by_approach",
+                                "platoon_ratio_by_approach", "plans"),
            "split_failures": ("split_failures", "split_failure_cycles", "plans"),
            "phase_wait": ("phase_wait",), "ped_delay": ("ped_delay", "plans")}
 
@@ -63,7 +69,8 @@ CHART_MEASURES = ("split_monitor", "pcd", "pcd_cycles", "arrival_on_green", "spl
 def compute_all(log: EventLog, config: DetectorConfig | None, bin_min: int = 15, latency_s: float = 0.0,
                 project: bool = True, fill_in_missing: bool = True, red_time_s: int = 5,
                 only: tuple[str, ...] | None = None, threads: int = 1, on_tables=None,
-                split_failure_rule: str = "atspm", plans_in_force: P.PlansInForce | None = None) -> Results:
+                split_failure_rule: str = "atspm", plans_in_force: P.PlansInForce | None = None,
+                revision_devices=()) -> Results:
     """All measures (or `only` those named) for a log and detector configuration.
 
     `threads` > 1 computes independent groups of measures in that many threads: numpy and pandas
@@ -71,6 +78,8 @@ def compute_all(log: EventLog, config: DetectorConfig | None, bin_min: int = 15,
     `on_tables({name: table})` is called in the calling thread as each group is done (the charts'
     measures first), so a caller can write tables or start charts while the rest is computed.
     `plans_in_force`: for a log cut at a window's start, the plan each device ran there (`plans` only).
+    `revision_devices`: the devices whose run's signal model lists timing revisions: their 131s are told apart
+    into plans and timing revisions (`plans.revision_131s`); every other device's 131 is a plan.
     """
 
     if bin_min <= 0 or (60 % bin_min and bin_min % 60):
@@ -100,7 +109,7 @@ def compute_all(log: EventLog, config: DetectorConfig | None, bin_min: int = 15,
         raise ValueError(f"split-failure rule must be one of {', '.join(M.SPLIT_FAILURE_RULES)}, "
                          f"not {split_failure_rule!r}")
     tasks = _tasks(want, log, config, bin_min, latency_s, project, fill_in_missing, red_time_s, split_failure_rule,
-                   plans_in_force)
+                   plans_in_force, revision_devices)
     tasks = [_marking_complete(task, log, bin_min) for task in tasks]
     if threads > 1 and len(tasks) > 1:
         from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -125,7 +134,8 @@ def compute_all(log: EventLog, config: DetectorConfig | None, bin_min: int = 15,
     res.tables = {name: tables[name] for name in MEASURES if name in tables}
     res.warnings.extend(G.left_out_warnings(log, {m for m, by in GAP_CUT.items() if want & set(by)}))
     if config is None:
-        needs = want & {"arrival_on_green", "platoon_ratio", "split_failures", "split_failure_cycles",
+        needs = want & {"arrival_on_green", "platoon_ratio", "arrival_on_green_by_approach",
+                        "platoon_ratio_by_approach", "approach_volume", "split_failures", "split_failure_cycles",
                         "yellow_red", "red_light_running", "pcd", "pcd_cycles"}
         if needs:
             res.warnings.append("no detector configuration: arrivals on green, platoon ratio, split failures, "
@@ -185,7 +195,7 @@ def _filled(tables: dict) -> dict:
 
 def _tasks(want: set, log: EventLog, config: DetectorConfig | None, bin_min: int, latency_s: float,
            project: bool, fill_in_missing: bool, red_time_s: int, split_failure_rule: str = "atspm",
-           plans_in_force: P.PlansInForce | None = None) -> list:
+           plans_in_force: P.PlansInForce | None = None, revision_devices=()) -> list:
     """Independent groups of measures, largest first: each returns ({name: table}, [warnings])."""
 
     def split_failures():
@@ -222,6 +232,12 @@ def _tasks(want: set, log: EventLog, config: DetectorConfig | None, bin_min: int
         t = {"arrival_on_green": aog} if "arrival_on_green" in want else {}
         if "platoon_ratio" in want:
             t["platoon_ratio"] = M.platoon_ratio(log, config, aog, bin_min)
+        if want & {"arrival_on_green_by_approach", "platoon_ratio_by_approach"}:
+            by = M.arrival_on_green_by_approach(log, config, bin_min, latency_s, project)
+            if "arrival_on_green_by_approach" in want:
+                t["arrival_on_green_by_approach"] = by
+            if "platoon_ratio_by_approach" in want:
+                t["platoon_ratio_by_approach"] = M.platoon_ratio(log, config, by, bin_min)
         return t, []
 
     def split_monitor():
@@ -233,7 +249,7 @@ def _tasks(want: set, log: EventLog, config: DetectorConfig | None, bin_min: int
 
     def plans():
         return {"plans": P.plan_summary(log, config, bin_min, latency_s, project, red_time_s, split_failure_rule,
-                                        plans_in_force)}, []
+                                        plans_in_force, revision_devices)}, []
 
     def one(name, fn):
         return lambda: ({name: fn()}, [])
@@ -244,7 +260,7 @@ def _tasks(want: set, log: EventLog, config: DetectorConfig | None, bin_min: int
             tasks.append(split_failures)
         if want & {"pcd", "pcd_cycles"}:
             tasks.append(pcd)
-        if want & {"arrival_on_green", "platoon_ratio"}:
+        if want & {"arrival_on_green", "platoon_ratio", "arrival_on_green_by_approach", "platoon_ratio_by_approach"}:
             tasks.append(arrivals_on_green)
     if "plans" in want:  # reads the split-failure cycles, the PCD and the pedestrian delays (computed once)
         tasks.append(plans)
@@ -254,6 +270,8 @@ def _tasks(want: set, log: EventLog, config: DetectorConfig | None, bin_min: int
         tasks.append(yellow_red)
     if "actuations" in want:
         tasks.append(one("actuations", lambda: M.actuations(log, bin_min, fill_in_missing)))
+    if config is not None and "approach_volume" in want:
+        tasks.append(one("approach_volume", lambda: M.approach_volume(log, config, bin_min)))
     if "phase_wait" in want:
         tasks.append(one("phase_wait", lambda: C.binned_waits(C.phase_wait(log, config), "Wait_s", bin_min)))
     if "ped_delay" in want:
@@ -264,6 +282,8 @@ def _tasks(want: set, log: EventLog, config: DetectorConfig | None, bin_min: int
         tasks.append(one("terminations", lambda: M.terminations(log, bin_min)))
     if "preemption" in want:
         tasks.append(one("preemption", lambda: C.preemption(log)))
+    if "timing_revisions" in want:
+        tasks.append(one("timing_revisions", lambda: P.timing_revisions(log, revision_devices)))
     return tasks
 
 

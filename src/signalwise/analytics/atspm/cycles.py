@@ -13,7 +13,7 @@ import numpy as np
 from . import _kernels as K
 from . import gaps as G
 from .inputs import US_PER_S, DetectorConfig, EventLog
-from .measures import _aog_rows, _frame
+from .measures import _aog_rows, _frame, approach_codes
 
 
 def _phase_table(log: EventLog, codes: tuple[int, ...]):
@@ -168,6 +168,11 @@ def _compute_pcd(log: EventLog, config: DetectorConfig, latency_s: float = 0.0, 
     arrivals["TimeInCycle_s"] = (t - start[k]) * s
     arrivals["Signal"] = names[np.where(state == 1, 1, np.where(state == 8, 2, 0))] if len(state) else \
         np.array([], object)
+    # the approach of each arrival's detector and its direction of travel ("" where the configuration names
+    # none), after the older columns: a PCD per approach (`charts`, `--pcd-by approach`)
+    code, approaches, directions = approach_codes(log, config, dev, chan)
+    arrivals["Approach"] = np.array([*approaches, ""], dtype=object)[code] if len(code) else np.array([], object)
+    arrivals["Direction"] = np.array([*directions, ""], dtype=object)[code] if len(code) else np.array([], object)
     return arrivals, cycles[closed].reset_index(drop=True)
 
 

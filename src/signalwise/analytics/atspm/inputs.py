@@ -32,7 +32,14 @@ DETECTOR_ALIASES = {
     "Function": ("function", "type", "detectortype"),
     "DistanceToStopbar_m": ("distancetostopbarm", "distancetostopbar", "distance_m", "distancem"),
     "ApproachSpeed_mps": ("approachspeedmps", "approachspeed", "speedmps"),
+    # optional, for the per-approach tables: the detector's lane (a run's `detectors.csv`: its approach is the
+    # lane's edge), or its approach named outright, and the approach's direction of travel (NB, SB, EB, WB)
+    "Lane": ("lane", "laneid"),
+    "Approach": ("approach", "approachid", "approachname"),
+    "Direction": ("direction", "directiontype", "approachdirection"),
 }
+#: the detector configuration's text columns that may be left out ("" where they are)
+DETECTOR_TEXT = ("Lane", "Approach", "Direction")
 DETECTOR_FUNCTIONS = ("Presence", "Advance", "Yellow_Red", "Pedestrian")
 #: other spellings of a detector Function (compared lower-case, without spaces/underscores)
 DETECTOR_FUNCTION_ALIASES = {"ped": "Pedestrian"}
@@ -554,7 +561,8 @@ class DetectorConfig:
     """Which detector channel serves which phase, and how (Presence / Advance / Yellow_Red / Pedestrian).
 
     `frame` has DeviceId (str), Phase, Parameter (channel), Function, and the
-    optional DistanceToStopbar_m and ApproachSpeed_mps (NaN when not given).
+    optional DistanceToStopbar_m and ApproachSpeed_mps (NaN when not given),
+    Lane, Approach and Direction ("" when not given: `approach_of_lane`).
     A `Pedestrian` row maps a pedestrian detector channel (the parameter of
     events 89/90) to the phase whose walk it calls.
     """
@@ -574,6 +582,10 @@ def detectors_from_frame(frame, source: str = "detector configuration") -> Detec
     out = pd.DataFrame({canon: frame[orig] for canon, orig in cols.items()})
     for c in ("DistanceToStopbar_m", "ApproachSpeed_mps"):
         out[c] = pd.to_numeric(out[c], errors="coerce") if c in out else np.nan
+    for c in DETECTOR_TEXT:
+        out[c] = out[c].fillna("").astype(str).str.strip() if c in out else ""
+    # a detector's approach: named outright, else its lane's edge (SUMO names a lane <edge>_<index>)
+    out["Approach"] = out["Approach"].where(out["Approach"] != "", out["Lane"].map(approach_of_lane))
     if out[["DeviceId", "Phase", "Parameter", "Function"]].isna().any().any():
         raise EventLogError(f"{source}: empty DeviceId, Phase, Parameter or Function values")
     for c in ("Phase", "Parameter"):
@@ -623,10 +635,43 @@ def _check_pedestrian_rows(frame, source: str) -> None:
 
 
 def read_detectors(path: str | Path) -> DetectorConfig:
-
+    """A detector configuration file; a run's (a `signal_model.json` beside it) gets each approach's direction
+    of travel from the run's geometry (`with_approach_directions`)."""
     path = Path(path)
     table = _read_table(path, string_columns=tuple(DETECTOR_ALIASES["DeviceId"]))
-    return detectors_from_frame(table.to_pandas(), source=str(path))
+    config = detectors_from_frame(table.to_pandas(), source=str(path))
+    from .phase_labels import SIGNAL_MODEL
+
+    model = path.parent / SIGNAL_MODEL
+    if model.exists():
+        import json
+
+        try:
+            config = with_approach_directions(config, json.loads(model.read_text()))
+        except (ValueError, TypeError, AttributeError):  # unreadable: the charts' labels say so; no directions
+            pass
+    return config
+
+
+def approach_of_lane(lane: str) -> str:
+    """The approach a lane belongs to: its edge, as SUMO names lanes (`W_J1_2` is lane 2 of edge `W_J1`)."""
+    lane = str(lane or "").strip()
+    head, sep, tail = lane.rpartition("_")
+    return head if sep and tail.isdigit() else lane
+
+
+def with_approach_directions(config: DetectorConfig, model: list[dict]) -> DetectorConfig:
+    """The configuration with `Direction` filled in, where it is empty, from a run's signal model: the compass
+    side each incoming lane comes from (its `approaches`) as the direction of travel engineers name (traffic
+    from the west is EB). A lane the model gives no side for keeps "" (a diagonal or unknown approach)."""
+    from .phase_labels import BOUND
+
+    side = {(str(dev.get("id")), approach_of_lane(lane)): BOUND[d]
+            for dev in model for lane, d in (dev.get("approaches") or {}).items() if d in BOUND}
+    frame = config.frame.copy()
+    found = [side.get((d, a), "") for d, a in zip(frame["DeviceId"], frame["Approach"], strict=True)]
+    frame["Direction"] = frame["Direction"].where(frame["Direction"] != "", found)
+    return DetectorConfig(frame, config.notes)
 
 
 def with_stopbar_yellow_red(config: DetectorConfig) -> DetectorConfig:

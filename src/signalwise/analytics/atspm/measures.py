@@ -264,6 +264,90 @@ def arrival_on_green(log: EventLog, config: DetectorConfig, bin_min: int = 15,
                   Total_Actuations=total, Green_Actuations=green, Percent_AOG=percent_aog(green, total))
 
 
+def approach_codes(log: EventLog, config: DetectorConfig, dev: np.ndarray, chan: np.ndarray
+                   ) -> tuple[np.ndarray, list[str], list[str]]:
+    """For advance arrivals (device index, channel): the index of their approach (-1 where the configuration
+    names none), and each approach's name and direction of travel, from the Advance rows' `Approach` and
+    `Direction` (`inputs.approach_of_lane`). A channel given two approaches takes its first row's."""
+    rows = config.rows("Advance")
+    if not {"Approach", "Direction"} <= set(rows.columns):  # a configuration made without them: no approaches
+        return np.full(len(dev), -1, np.int64), [], []
+    rows = rows[rows["Approach"] != ""]
+    lookup = {name: i for i, name in enumerate(log.devices)}
+    names: list[str] = []
+    directions: list[str] = []
+    index: dict[tuple[str, str], int] = {}
+    by_channel: dict[int, int] = {}
+    for d, ch, a, direction in zip(rows["DeviceId"], rows["Parameter"], rows["Approach"], rows["Direction"],
+                                   strict=True):
+        if d not in lookup:
+            continue
+        k = index.setdefault((d, a), len(names))
+        if k == len(names):
+            names.append(a)
+            directions.append(direction)
+        by_channel.setdefault(lookup[d] * K.KEY_SHIFT + int(ch), k)
+    key = dev.astype(np.int64) * K.KEY_SHIFT + chan.astype(np.int64)
+    code = np.array([by_channel.get(int(x), -1) for x in key], np.int64) if len(key) else np.empty(0, np.int64)
+    return code, names, directions
+
+
+def arrival_on_green_by_approach(log: EventLog, config: DetectorConfig, bin_min: int = 15,
+                                 latency_s: float = 0.0, project: bool = False):
+    """`arrival_on_green` per approach: the arrivals of each phase split by the approach their advance detector
+    is on (`Approach`, its `Direction` of travel), as UDOT ATSPM's Purdue Coordination Diagram and arrivals on
+    green are per approach. A phase serving two opposite directions (EB and WB through) gets a row for each: the
+    offset that brings one a platoon on green can bring the other its platoon on red. The same arrivals as
+    `arrival_on_green` (complete cycles, none projected past the log), less those on detectors the
+    configuration names no approach for; the per-phase rows stay in `arrival_on_green`."""
+    bin_us = bin_min * 60 * US_PER_S
+    t, dev, phase, chan, state, complete = _aog_rows(log, config, latency_s, project)
+    t, dev, phase, chan, state = t[complete], dev[complete], phase[complete], chan[complete], state[complete]
+    if len(t):
+        seen = t <= device_spans_us(log)[1][dev]
+        t, dev, phase, chan, state = t[seen], dev[seen], phase[seen], chan[seen], state[seen]
+    code, names, directions = approach_codes(log, config, dev, chan)
+    known = code >= 0
+    t, dev, phase, state, code = t[known], dev[known], phase[known], state[known], code[known]
+    g = _count({"TimeStamp": K.bucket(t, bin_us), "DeviceId": dev, "Phase": phase, "_approach": code},
+               {"Green_Actuations": (state == 1).astype(np.int64)})
+    total, green, k = g["_n"], g["Green_Actuations"], g["_approach"].astype(np.int64)
+    out = _frame(log, TimeStamp=g["TimeStamp"], DeviceId=g["DeviceId"], Phase=g["Phase"])
+    out["Approach"] = np.array(names, dtype=object)[k] if len(k) else np.array([], object)
+    out["Direction"] = np.array(directions, dtype=object)[k] if len(k) else np.array([], object)
+    out["Total_Actuations"], out["Green_Actuations"] = total, green
+    out["Percent_AOG"] = percent_aog(green, total)
+    return out
+
+
+def approach_volume(log: EventLog, config: DetectorConfig, bin_min: int = 15):
+    """Vehicles per bin and approach, UDOT ATSPM's Approach Volume: the detector-on events (82) of the
+    approach's advance detectors, one per vehicle over each lane's loop, summed over its lanes (`Detectors`:
+    how many channels counted), and as an hourly flow (`Volume_vph`, the bin's count times the bins in an hour:
+    a flow only where the bin is `Complete`). Advance detectors only: a stop-bar presence zone holds a queue
+    and does not count vehicles one by one. An approach without an advance detector (a lane too short for
+    one) has no rows, nor does a bin in which no vehicle crossed its loops."""
+    bin_us = bin_min * 60 * US_PER_S
+    di, _phase, chan, _dist, _speed = K.join_detectors(log, config, "Advance", (82,))
+    di, first = np.unique(di, return_index=True)  # an event of a channel two phases share counts once
+    chan = chan[first]
+    dev, t = log.device[di].astype(np.int64), log.time_us[di]
+    code, names, directions = approach_codes(log, config, dev, chan)
+    known = code >= 0
+    t, dev, chan, code = t[known], dev[known], chan[known], code[known]
+    g = _count({"TimeStamp": K.bucket(t, bin_us), "DeviceId": dev, "_approach": code})
+    k = g["_approach"].astype(np.int64)
+    out = _frame(log, TimeStamp=g["TimeStamp"], DeviceId=g["DeviceId"])
+    out["Approach"] = np.array(names, dtype=object)[k] if len(k) else np.array([], object)
+    out["Direction"] = np.array(directions, dtype=object)[k] if len(k) else np.array([], object)
+    lanes = _count({"TimeStamp": K.bucket(t, bin_us), "DeviceId": dev, "_approach": code, "_chan": chan})
+    per = _count({"TimeStamp": lanes["TimeStamp"], "DeviceId": lanes["DeviceId"], "_approach": lanes["_approach"]})
+    out["Detectors"] = per["_n"]  # the same keys in the same (sorted) order as `g`
+    out["Volume"] = g["_n"]
+    out["Volume_vph"] = g["_n"] * (60.0 / bin_min)
+    return out
+
+
 def percent_aog(green, total) -> np.ndarray:
     """Arrivals on green as a percent (0-100), as UDOT ATSPM's Percent AOG reads, from the counts in float64:
     every table that gives it (`arrival_on_green`, `platoon_ratio`, `plans`) gives the same number for the same
@@ -358,13 +442,15 @@ def platoon_ratio(log: EventLog, config: DetectorConfig, aog, bin_min: int = 15)
     greens = green_seconds_by_bin(log, config, bin_min, "Advance")
     df = aog.merge(greens, on=["TimeStamp", "DeviceId", "Phase"], how="inner")
     df = df[df["Green_Seconds"] > 0].copy()
+    # per approach (`arrival_on_green_by_approach`): the phase's green over the bin, each approach's own arrivals
+    by = [c for c in ("Approach", "Direction") if c in df]
     covered = covered_seconds(log, df["TimeStamp"], df["DeviceId"], bin_min)
     df["Green_Ratio"] = df["Green_Seconds"] / np.where(covered > 0, covered, bin_min * 60.0)
     df["Platoon_Ratio"] = df["Percent_AOG"] / 100.0 / df["Green_Ratio"]  # the share arriving on green, 0-1
     rp = df["Platoon_Ratio"].to_numpy()
     df["Arrival_Type"] = np.select([rp <= 0.5, rp <= 0.85, rp <= 1.15, rp <= 1.5, rp <= 2.0],
                                    [1, 2, 3, 4, 5], 6).astype(np.int64)
-    return df[["TimeStamp", "DeviceId", "Phase", "Total_Actuations", "Green_Actuations", "Percent_AOG",
+    return df[["TimeStamp", "DeviceId", "Phase", *by, "Total_Actuations", "Green_Actuations", "Percent_AOG",
                "Green_Seconds", "Green_Ratio", "Platoon_Ratio", "Arrival_Type"]].reset_index(drop=True)
 
 
@@ -666,6 +752,18 @@ def split_failure_flags(go: np.ndarray, ro: np.ndarray, rule: str = "atspm", red
     return ((ro >= np.float32(red_occupancy_threshold)) & (go >= np.float32(green_occupancy_threshold))).astype(np.int64)
 
 
+#: decimals the occupancies of `split_failures` and `split_failure_cycles` are given to (fractions, 0-1): a hundredth
+#: of a percent, finer than a 0.1 s step in a 100 s green (0.001), without the float32 noise they are computed in
+#: (0.14000000059604645 for 0.7 s of a 5 s red)
+OCCUPANCY_DECIMALS = 4
+
+
+def _occupancy(x) -> np.ndarray:
+    """Occupancies (fractions, 0-1) as the tables give them: float64, to `OCCUPANCY_DECIMALS` decimals (whether a
+    cycle failed is judged on the values before rounding, as the atspm package judges it)."""
+    return np.round(np.asarray(x, np.float64), OCCUPANCY_DECIMALS)
+
+
 def split_failures(log: EventLog, config: DetectorConfig, bin_min: int = 15, red_time_s: int = 5,
                    red_occupancy_threshold: float = 0.80, green_occupancy_threshold: float = 0.80,
                    by_approach: bool = True, by_cycle: bool = False, rule: str = "atspm"):
@@ -689,8 +787,8 @@ def split_failures(log: EventLog, config: DetectorConfig, bin_min: int = 15, red
         cols = dict(TimeStamp=ts, DeviceId=dev)
         if not by_approach:
             cols["Detector"] = det
-        cols.update(Phase=phase, Green_Time=gt.astype(np.float64), Green_Occupancy=go.astype(np.float64),
-                    Red_Occupancy=ro.astype(np.float64), Split_Failure=fail)
+        cols.update(Phase=phase, Green_Time=gt.astype(np.float64), Green_Occupancy=_occupancy(go),
+                    Red_Occupancy=_occupancy(ro), Split_Failure=fail)
         return _frame(log, **cols).sort_values(["TimeStamp", "DeviceId", "Phase"], kind="stable").reset_index(drop=True)
     keys = {"TimeStamp": K.bucket(ts, bin_us), "DeviceId": dev}
     if not by_approach:
@@ -702,6 +800,8 @@ def split_failures(log: EventLog, config: DetectorConfig, bin_min: int = 15, red
         Green_Time=("Green_Time", "mean"), Green_Occupancy=("Green_Occupancy", "mean"),
         Red_Occupancy=("Red_Occupancy", "mean"), Split_Failure=("Split_Failure", "sum"),
         Cycles=("Cycles", "sum")).reset_index()
+    for c in ("Green_Occupancy", "Red_Occupancy"):  # the bin's mean over its cycles, rounded as theirs are
+        agg[c] = _occupancy(agg[c])
     return _frame(log, **{c: agg[c].to_numpy() for c in agg.columns})
 
 

@@ -1,7 +1,14 @@
 """Per-plan statistics: split failures, arrivals on green and pedestrian delay by coordination plan.
 
 A device's plan comes from its Coord Pattern Change events (131, parameter = the plan number): each
-plan holds from its 131 to the device's next 131, the last one to the device's last event. Before a
+plan holds from its 131 to the device's next 131, the last one to the device's last event.
+
+A signalwise live run also logs a timing revision (a timing changed at run time) with a 131, naming the
+revision, not a plan. On a device whose run's signal model lists timing revisions (`revision_devices`), the
+131s are told apart by the rule the safety audit reads (`analytics.coordination_patterns.pattern_131s`: a
+pattern's 131 comes with a 132 at its instant): a revision's 131 starts no plan span, and is a row of
+`timing_revisions` instead (the time of the green that took it, and its number). Every 131 of any other
+device (a field controller's log, a run without timing changes) is a plan. Before a
 device's first 131 the log does not say which plan ran: that span is "unknown" (no plan number), and a
 log without any 131 has one unknown span per device. Plan 254 is named "Free" and 255 "Flash", as UDOT
 ATSPM names them; any other is "Plan N".
@@ -28,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..coordination_patterns import pattern_131s
 from . import cycles as C
 from . import measures as M
 from .inputs import DetectorConfig, EventLog
@@ -41,6 +49,9 @@ EXTRA_CYCLE_EVENT = 156
 #: plan numbers with a name of their own (UDOT ATSPM's); others are "Plan N"
 PLAN_NAMES = {254: "Free", 255: "Flash"}
 UNKNOWN = "unknown"
+
+#: the `timing_revisions` table: each revision's 131 (the begin green that took it) and the revision's number
+REVISION_COLUMNS = ["DeviceId", "TimeStamp", "Revision"]
 
 COLUMNS = ["DeviceId", "Start", "End", "Plan", "PlanName", "Cycle_s", "Offset_s", "Phase", "Cycles", "Split_Failures",
            "Arrivals", "Green_Arrivals", "Percent_AOG", "Ped_Count",
@@ -68,8 +79,44 @@ def plan_name(plan: int | None) -> str:
     return PLAN_NAMES.get(int(plan), f"Plan {int(plan)}")
 
 
-def plan_spans(log: EventLog, in_force: PlansInForce | None = None) -> list[tuple[int, int, int, int | None]]:
+def revision_131s(log: EventLog, revision_devices=()) -> np.ndarray:
+    """Rows of `log` that are a timing revision's 131, not a plan's: on the devices of `revision_devices` (their
+    signal model lists timing revisions), each 131 `coordination_patterns.pattern_131s` does not read as a
+    pattern; none elsewhere. A boolean mask over the log's rows."""
+    out = np.zeros(len(log), bool)
+    index = {name: i for i, name in enumerate(log.devices)}
+    wanted = [index[d] for d in revision_devices if d in index]
+    if not wanted:
+        return out
+    sel = np.flatnonzero(np.isin(log.event, (PLAN_EVENT, CYCLE_EVENT)) & np.isin(log.device, wanted))
+    dev = log.device[sel].astype(np.int64)
+    for d in np.unique(dev):
+        rows = sel[dev == d]
+        codes = log.event[rows].astype(np.int64)
+        patterns = pattern_131s(zip(log.time_us[rows].tolist(), codes.tolist(), log.param[rows].tolist(),
+                                    strict=True))
+        revision = codes == PLAN_EVENT
+        revision[list(patterns)] = False
+        out[rows[revision]] = True
+    return out
+
+
+def timing_revisions(log: EventLog, revision_devices=()):
+    """Each timing revision's 131 (`revision_131s`): device, time (the begin green that took it) and revision
+    number, in the log's order. A revision re-stated (a run started on it, a recovery) is a row each time."""
+    import pandas as pd
+
+    rows = np.flatnonzero(revision_131s(log, revision_devices))
+    names = np.array(log.devices, dtype=object)
+    return pd.DataFrame({"DeviceId": names[log.device[rows]] if len(rows) else np.empty(0, object),
+                         "TimeStamp": pd.to_datetime(log.time_us[rows].astype(np.int64), unit="us"),
+                         "Revision": log.param[rows].astype(np.int64)}, columns=REVISION_COLUMNS)
+
+
+def plan_spans(log: EventLog, in_force: PlansInForce | None = None,
+               revision_devices=()) -> list[tuple[int, int, int, int | None]]:
     """Each device's plan spans, in device then time order: (device index, start µs, end µs, plan or None).
+    A timing revision's 131 (`revision_131s`: on `revision_devices` only) is no plan and starts no span.
 
     A span starts at its 131 and ends at the device's next 131 (its last event for the last span); the
     unknown span runs from the device's first event to its first 131 and is left out when that 131 is
@@ -86,7 +133,8 @@ def plan_spans(log: EventLog, in_force: PlansInForce | None = None) -> list[tupl
         raise ValueError("the log has events before the window's start: the plans in force at the start "
                          "are for a log cut there")
     spans: list[tuple[int, int, int, int | None]] = []
-    sel = np.flatnonzero(log.event == PLAN_EVENT)  # the log is sorted by (device, time), log order kept
+    # the log is sorted by (device, time), log order kept
+    sel = np.flatnonzero((log.event == PLAN_EVENT) & ~revision_131s(log, revision_devices))
     pdev, pt, pplan = log.device[sel].astype(np.int64), log.time_us[sel], log.param[sel].astype(np.int64)
     for d in range(len(log.devices)):
         if first[d] > last[d]:  # a device with no event
@@ -172,18 +220,19 @@ def _us(col) -> np.ndarray:
 
 def plan_summary(log: EventLog, config: DetectorConfig | None, bin_min: int = 15, latency_s: float = 0.0,
                  project: bool = True, red_time_s: int = 5, split_failure_rule: str = "atspm",
-                 in_force: PlansInForce | None = None):
+                 in_force: PlansInForce | None = None, revision_devices=()):
     """Per device, plan span and phase: split failures, arrivals on green and pedestrian delay.
 
     One row per span and phase of the device that has split-failure cycles, PCD arrivals or pedestrian
     delays anywhere in the log (a span where the phase had none reads 0 cycles / arrivals / pedestrians);
     a device with none of them has one row per span, with no phase. `bin_min` only selects the same
     split-failure cycles as the binned table (their last measured red stops at the end of the data's
-    last bin). `in_force`: the plans in force at the start of a windowed log (`plan_spans`).
+    last bin). `in_force`: the plans in force at the start of a windowed log (`plan_spans`). `revision_devices`:
+    the devices whose 131s may name a timing revision, which starts no span (`revision_131s`).
     """
     import pandas as pd
 
-    spans = plan_spans(log, in_force)
+    spans = plan_spans(log, in_force, revision_devices)
     names = np.array(log.devices, dtype=object)
     index = {name: i for i, name in enumerate(log.devices)}
     parts = []  # per source: a frame indexed by (span index, phase)

@@ -20,16 +20,17 @@ from pathlib import Path
 #: the measures computed here: those the charts draw from, with the tables computed beside them
 #: (each group of `compute._tasks` whole, so no group is computed twice), and the per-plan table, which
 #: reads the split-failure cycles, the PCD and the pedestrian delays computed here (the pedestrian delay chart
-#: draws those)
+#: draws those), and the timing revisions the charts mark
 CHART_GROUP = ("split_failures", "split_failure_cycles", "pcd", "pcd_cycles", "arrival_on_green", "ped_delay",
-               "platoon_ratio", "split_monitor", "split_monitor_binned", "plans")
+               "platoon_ratio", "arrival_on_green_by_approach", "platoon_ratio_by_approach", "split_monitor",
+               "split_monitor_binned", "plans", "timing_revisions")
 
 
 @dataclass
 class Job:
     events: Path
     detectors: Path | None
-    options: dict  # bin_min, latency_s, project: as `compute_all` takes them
+    options: dict  # bin_min, latency_s, project, revision_devices: as `compute_all` takes them
     out_dir: Path
     fmt: str
     charts: bool
@@ -38,6 +39,8 @@ class Job:
     run_clock: bool = False
     #: `--nema`: {signal: {phase: NEMA numbers}} (`nema.NemaMap`), checked; None = tables and charts without NEMA
     nema: dict | None = None
+    #: `--pcd-by`: the PCD's panels per phase ("phase") or per phase and approach ("approach")
+    pcd_by: str = "phase"
 
 
 @dataclass
@@ -46,6 +49,25 @@ class Done:
     paths: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     chart_paths: list[Path] = field(default_factory=list)
+
+
+def compute_options(job: Job) -> dict:
+    """The job's options for `compute_all`, with `revision_devices` (unless given): the devices whose 131s may
+    name a timing revision, those the run's signal model beside the log lists timing revisions for
+    (`coordination_patterns.revision_devices`); none for a log without a model (a field controller's)."""
+    if "revision_devices" in job.options:
+        return job.options
+    import json
+
+    from ..coordination_patterns import revision_devices
+    from .nema import signal_model_beside
+
+    path = signal_model_beside(job.events, job.detectors)
+    try:
+        model = json.loads(path.read_text()) if path is not None else None
+    except (OSError, ValueError):  # unreadable: the audit and --nema say so; here every 131 stays a plan
+        model = None
+    return {**job.options, "revision_devices": tuple(sorted(revision_devices(model)))}
 
 
 def run_job(job: Job, log=None, config=None) -> Done:
@@ -58,7 +80,7 @@ def run_job(job: Job, log=None, config=None) -> Done:
     if log is None:
         log = read_event_log(job.events)
         config = with_stopbar_yellow_red(read_detectors(job.detectors)) if job.detectors is not None else None
-    results = compute_all(log, config, only=CHART_GROUP, **job.options)
+    results = compute_all(log, config, only=CHART_GROUP, **compute_options(job))
     done = Done(rows={name: len(df) for name, df in results.tables.items()}, warnings=list(results.warnings))
     done.paths = [write_table(name, with_nema(df, job.nema), job.out_dir, job.fmt)
                   for name, df in results.tables.items()]
@@ -72,7 +94,7 @@ def run_job(job: Job, log=None, config=None) -> Done:
         if axis:
             axis["run_clock"] = job.run_clock
         done.warnings += notes + more
-        done.chart_paths = draw_charts(items, axis, labels, job.out_dir) if items else []
+        done.chart_paths = draw_charts(items, axis, labels, job.out_dir, job.pcd_by) if items else []
     return done
 
 

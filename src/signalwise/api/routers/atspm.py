@@ -9,6 +9,13 @@ controller logs, and runs stored without one). The run's own wins: it names
 the channels that run's events carry, written by the run from the network it
 simulated, while the process-wide file describes field devices, whose ids a
 simulated run may share with other channels behind them.
+
+A live run logs a timing revision (a timing changed at run time) with a 131 too, naming the revision, not a
+plan. The devices whose 131s may be revisions are those the chosen run's signal model lists timing revisions for
+(the `signal_model.json` in the run directory its stored configuration names, `run_revision_devices`): there
+`plans` (and the plan in force at a window's start) leaves the revisions out and `timing_revisions` lists them,
+as `signalwise atspm` reads the run directory. Every 131 of imported controller logs, or of a run whose directory
+this server cannot read, is a plan.
 """
 
 from __future__ import annotations
@@ -103,10 +110,42 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _plans_in_force(engine, log, start: dt.datetime | None, run: str | None):
+#: the measures that tell a timing revision's 131 from a plan's (`compute_all`'s `revision_devices`)
+READS_REVISIONS = ("plans", "timing_revisions")
+
+
+def run_revision_devices(engine, run: str | None) -> tuple[tuple[str, ...], str | None]:
+    """The devices of stored run `run` whose 131s may name a timing revision (`coordination_patterns.
+    revision_devices` of the `signal_model.json` in the run directory its stored configuration names), and a
+    warning when the run names a directory whose model cannot be read (every 131 is then a plan). None for
+    imported controller logs (`''`) and a run stored without a directory: a field controller logs patterns only."""
+    if not run:
+        return (), None
+    import json
+    from pathlib import Path
+
+    from signalwise.analytics.coordination_patterns import revision_devices
+    from signalwise.store.live_history import run_dirs
+
+    run_dir = run_dirs(engine, [run]).get(run)
+    if run_dir is None:
+        return (), None
+    path = Path(run_dir) / "signal_model.json"
+    try:
+        model = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        return (), (f"run {run!r}: its signal model {path} cannot be read ({reason}): every 131 is read as a "
+                    "coordination plan, a timing revision's too")
+    return tuple(sorted(revision_devices(model))), None
+
+
+def _plans_in_force(engine, log, start: dt.datetime | None, run: str | None, revision_devices=()):
     """The plan each device of the window ran at `start` (its last 131 before it, from the store), with its cycle
     and offset (its last 132, 156 and 133, which a field controller logs with the 131): the window's log was cut
-    there, so its first span would otherwise read unknown, without a cycle or an offset. None without a start."""
+    there, so its first span would otherwise read unknown, without a cycle or an offset. None without a start.
+    On `revision_devices` a timing revision's 131 is no plan (`plans.revision_131s`): the plan is the last 131
+    before `start` that is a pattern's."""
     if start is None or not len(log) or run is None:
         return None
     import numpy as np
@@ -120,7 +159,10 @@ def _plans_in_force(engine, log, start: dt.datetime | None, run: str | None):
     )
     from signalwise.store.events import last_parameters
 
-    plans = last_parameters(engine, log.devices, PLAN_EVENT, start, run)
+    revisions = set(revision_devices)
+    revised = [d for d in log.devices if d in revisions]
+    plans = last_parameters(engine, [d for d in log.devices if d not in revisions], PLAN_EVENT, start, run)
+    plans.update(_last_patterns(engine, revised, start, run))
     held = [d for d in log.devices if d in plans]
     cycles, offsets = (last_parameters(engine, held, code, start, run) if held else {}
                        for code in (CYCLE_EVENT, OFFSET_EVENT))
@@ -128,6 +170,30 @@ def _plans_in_force(engine, log, start: dt.datetime | None, run: str | None):
         if any(c == 255 for c in cycles.values()) else {}
     timings = {d: (None if d not in cycles else cycles[d] + extra.get(d, 0), offsets.get(d)) for d in held}
     return PlansInForce(int(np.datetime64(start, "us").astype(np.int64)), plans, timings)
+
+
+def _last_patterns(engine, devices: list[str], start: dt.datetime, run: str) -> dict[str, int]:
+    """Per device of `devices` (whose 131s may name a timing revision), the pattern of its last 131 before `start`
+    that `plans.revision_131s` reads as a pattern, not a revision; a device with none is left out. Reads the
+    devices' 131s and 132s before `start` (a live run logs them at its start, at a controller switch and at each
+    timing change: a few per signal)."""
+    if not devices:
+        return {}
+    import numpy as np
+
+    from signalwise.analytics.atspm.inputs import events_from_rows
+    from signalwise.analytics.atspm.plans import CYCLE_EVENT, PLAN_EVENT, revision_131s
+    from signalwise.store import query_events
+
+    rows = query_events(engine, device_id=devices, end=start, codes=(PLAN_EVENT, CYCLE_EVENT), simulation_id=run)
+    if not rows:
+        return {}
+    log = events_from_rows(((r[0], r[1], r[2], r[3]) for r in rows), source="store")
+    patterns = np.flatnonzero((log.event == PLAN_EVENT) & ~revision_131s(log, devices))
+    out: dict[str, int] = {}
+    for k in patterns:  # the log is sorted by (device, time): each device's last pattern is written last
+        out[log.devices[int(log.device[k])]] = int(log.param[k])
+    return out
 
 
 @router.get("")
@@ -194,8 +260,12 @@ def get_measure(
         raise refusal(_no_detectors_message(measure, run), ("path", "measure"))
     rows = query_events(engine, device_id=device, start=start, end=end, simulation_id=run)
     log = events_from_rows(((r[0], r[1], r[2], r[3]) for r in rows), source="store")
-    results = compute_all(log, detectors, bin_min=bin, only=(measure,),
-                          plans_in_force=_plans_in_force(engine, log, start, run) if measure == "plans" else None)
+    revised, unread = run_revision_devices(engine, run) if measure in READS_REVISIONS else ((), None)
+    results = compute_all(log, detectors, bin_min=bin, only=(measure,), revision_devices=revised,
+                          plans_in_force=_plans_in_force(engine, log, start, run, revised) if measure == "plans"
+                          else None)
+    if unread:
+        results.warnings.append(unread)
     table = results.tables.get(measure)
     if table is None:
         records, total, page = [], 0, None

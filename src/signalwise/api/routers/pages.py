@@ -13,7 +13,8 @@
 - `GET /api/v1/live/atspm/{chart}`: the Purdue Coordination Diagram or the split monitor of one
   intersection over the last `minutes` of simulated time, as a PNG, computed with
   `signalwise.analytics.atspm` from the tail of the live run's `events.csv`; its `X-Chart-Figures` header
-  gives the per-phase figures the image prints, as text (the page's alt text).
+  gives the per-phase figures the image prints, as text (the page's alt text). A timing revision's 131 (the
+  signals the run's `signal_model.json` lists timing revisions for) is no plan: a dashed line, not a band.
 - `GET /api/v1/live/intervals`: the run's closed intervals (from `records.jsonl`), summed over the
   network: vehicles over the stop bars and the mean wait of the vehicles on the approaches.
 - `GET /api/v1/live/models`: the model registry's versions and what is active, for deploy / rollback.
@@ -466,13 +467,16 @@ def _draw_atspm(rt, intersection_id: str, minutes: int) -> dict[str, tuple[bytes
     if len(rows) < 3:
         return {}
     rows.reverse()
-    rows[:0] = plan_in_force(rt.run_dir / "events.csv", intersection_id, since)
+    revised = live_revision_devices(rt.run_dir)
+    rows[:0] = plan_in_force(rt.run_dir / "events.csv", intersection_id, since, revised)
     st = rt.stepper
     try:
         log = events_from_rows(((dt.datetime.fromisoformat(r[0]), r[1], int(r[2]), int(r[3])) for r in rows),
                                source=f"{intersection_id} events")
+        # plans: the charts' plan bands; timing_revisions: their dashed lines (a revision's 131 is no plan)
         results = compute_all(log, _detector_config(rt, intersection_id),
-                              only=("pcd", "pcd_cycles", "split_monitor", "plans"))  # plans: the charts' plan bands
+                              only=("pcd", "pcd_cycles", "split_monitor", "plans", "timing_revisions"),
+                              revision_devices=revised)
         labels = phase_labels(describe_intersections([st.by_id[intersection_id]], st.approach_direction))
         with tempfile.TemporaryDirectory(prefix="signalwise-atspm-") as tmp:
             paths, _notes = write_charts(results, Path(tmp), devices=[intersection_id], phase_labels=labels,
@@ -531,13 +535,17 @@ _plan_logs: dict[str, _PlanLog] = {}
 _plan_logs_lock = threading.Lock()
 
 
-def plan_in_force(path: Path, device: str, since: str) -> list[list[str]]:
+def plan_in_force(path: Path, device: str, since: str, revision_devices=()) -> list[list[str]]:
     """The coordination plan `device` ran at `since` (a time as events.csv writes them), as events.csv rows
     stamped `since`: its last 131 before then, and the first 132 and 133 after that 131 and before then (the
     plan's cycle and offset, as `plans.span_timings` reads a span's; a 156 logged with that 132 too); none when no
     131 came before. Stamped at the window's start, so the plan's span, cycle and offset start where the window
     does, as a store window is given the plan in force at its start (`api.routers.atspm._plans_in_force`); no
-    chart but the plan bands reads these codes."""
+    chart but the plan bands reads these codes. On a device of `revision_devices` (its signal model lists timing
+    revisions) a 131 that `coordination_patterns.pattern_131s` does not read as a pattern names a timing
+    revision, no plan, and is passed over."""
+    from signalwise.analytics.coordination_patterns import pattern_131s
+
     with _plan_logs_lock:
         log = _plan_logs.setdefault(str(path), _PlanLog())
         while len(_plan_logs) > 4:  # a test process attaches many runs
@@ -545,7 +553,11 @@ def plan_in_force(path: Path, device: str, since: str) -> list[list[str]]:
     with log.lock:
         log.read(path)
         before = [e for e in log.events.get(device, ()) if e[0] < since]
-    plan = next((k for k in range(len(before) - 1, -1, -1) if before[k][1] == "131"), None)
+    if device in revision_devices:
+        patterns = pattern_131s((when, int(code), int(param)) for when, code, param in before)
+        plan = max(patterns, default=None)
+    else:
+        plan = next((k for k in range(len(before) - 1, -1, -1) if before[k][1] == "131"), None)
     if plan is None:
         return []
     first: dict[str, tuple[str, str]] = {}
@@ -554,6 +566,37 @@ def plan_in_force(path: Path, device: str, since: str) -> list[list[str]]:
     if "156" in first and first["156"][0] != first.get("132", ("",))[0]:
         del first["156"]  # a 156 adds to its own 132 only
     return [[since, device, code, first[code][1]] for code in PLAN_CODES if code in first]
+
+
+_revision_models: dict[str, tuple[tuple[int, int], frozenset[str]]] = {}
+_revision_models_lock = threading.Lock()
+
+
+def live_revision_devices(run_dir: Path) -> frozenset[str]:
+    """The signals of a live run whose 131s may name a timing revision: those its `signal_model.json` lists
+    timing revisions for (`coordination_patterns.revision_devices`; the runtime writes a revision there before the
+    131 that names it). Read again only when the file changes; none while it cannot be read."""
+    from signalwise.analytics.coordination_patterns import revision_devices
+
+    path = Path(run_dir) / "signal_model.json"
+    try:
+        st = path.stat()
+    except OSError:
+        return frozenset()
+    stamp = (st.st_mtime_ns, st.st_size)
+    with _revision_models_lock:
+        known = _revision_models.get(str(path))
+    if known is not None and known[0] == stamp:
+        return known[1]
+    try:
+        devices = revision_devices(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):  # replaced whole by the runtime, so never half-written; unreadable: no revisions
+        return frozenset()
+    with _revision_models_lock:
+        _revision_models[str(path)] = (stamp, devices)
+        while len(_revision_models) > 4:  # a test process attaches many runs
+            del _revision_models[next(iter(_revision_models))]
+    return devices
 
 
 def _detector_config(rt, intersection_id: str):
