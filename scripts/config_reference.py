@@ -29,7 +29,7 @@ import yaml
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from signalwise.runtime.config import TIMING_FIELDS, RunConfig
+from signalwise.runtime.config import PHASE_TIMING_FIELDS, TIMING_FIELDS, RunConfig
 from signalwise.runtime.live.alerts import BUILTIN_RULES, AlertConfig, AlertRule
 from signalwise.store.settings import Settings
 
@@ -54,6 +54,9 @@ timing:
     J3:
       max_green_s: 70
       yellow_s: 4.0
+      phases:              # phase number (as the event log numbers it) -> its own min/max green
+        1: {min_green_s: 15}
+        2: {max_green_s: 25}
     J5:
       all_red_s: 2.0
 shield:
@@ -294,7 +297,10 @@ def render() -> str:
         "scenario is `single`;",
         "- `null` timing values are derived per intersection from its geometry (`src/signalwise/core/timing.py`); "
         "a phase serving a crosswalk gets at least walk + pedestrian clearance as its minimum green, and a "
-        "`cycle_max_s` too short for every phase at minimum green is raised (the run's `signal_model.json` notes it);",
+        "`cycle_max_s` too short for every phase at minimum green is raised (the run's `signal_model.json` notes it). "
+        "ITE's yellow and red clearance are recorded to the nearest 0.1 s, the pedestrian clearance rounded up to "
+        "0.1 s ([networks.md](networks.md#signal-programs-clearances-and-pedestrians) says what that means and how "
+        "to set a value by hand);",
         "- the signal shows each interval in whole simulation steps: a 3.3 s ITE yellow lasts 4 s at 1 s steps. "
         "A run's `signal_model.json` gives each phase's values (`phase_yellow_s`, `phase_all_red_s`) and what the "
         "signal shows (`phase_yellow_shown_s`, `phase_all_red_shown_s`), the intervals of its event log. A "
@@ -308,8 +314,24 @@ def render() -> str:
         "",
         "`timing.per_intersection` maps a SUMO traffic-light id to the timing keys that differ at that signal; "
         "the rest come from the `timing` defaults above. The allowed keys are "
-        f"{timing_keys}, with the same ranges. An unknown key or a signal that is not in the network is "
-        "refused by name (the error lists the network's traffic lights).",
+        f"{timing_keys}, with the same ranges, and `phases`. An unknown key or a signal that is not in the network "
+        "is refused by name (the error lists the network's traffic lights).",
+        "",
+        f"`phases` gives a phase its own {' and '.join(f'`{k}`' for k in PHASE_TIMING_FIELDS)}, as a timing sheet "
+        "does: it maps a phase number to those keys, and the phase's other values are the signal's. A phase is "
+        "numbered as signalwise numbers it everywhere: 1 for the signal's first green phase, the `Parameter` of "
+        "its events in `events.csv`, the phase of `signalwise atspm`'s charts and tables (before a `--nema` "
+        "mapping) and of the dashboard; `signal_model.json` lists each signal's phases with their links. Each "
+        "phase's values are held to the same ranges and safety-profile limits as the signal's, merged with them "
+        "(`min_green_s` at most `max_green_s`, `max_green_s` at most 300 s under the safety profile); a phase "
+        "serving a crosswalk still gets at least walk + pedestrian clearance as its minimum green, and the cycle "
+        "bound is raised to fit every phase's minimum. A key a phase does not take, a phase that is not a "
+        "number, or a phase the signal does not have is refused by name (the last when the run starts, listing "
+        "the signal's phases with the approaches each serves; a live timing change is refused the same way). "
+        "`signal_model.json` records each phase's values (`timing.min_green_s`, `timing.max_green_s`, indexed "
+        "like the phases), and the audit holds each phase's greens to its own. The `actuated` controller's "
+        "passage per phase is a controller option, `controller_options.passage_s` "
+        "([controllers.md](controllers.md#actuated)).",
         "",
         "```yaml",
         "timing:",
@@ -318,9 +340,18 @@ def render() -> str:
         "    J3:                 # SUMO traffic-light id, as in the .net.xml",
         "      max_green_s: 70",
         "      ped_walk_s: 10",
+        "      phases:           # phase number -> its own minimum and maximum green",
+        "        1: {min_green_s: 15, max_green_s: 70}   # the arterial through",
+        "        2: {min_green_s: 5, max_green_s: 25}    # its protected left",
         "    J5:",
         "      yellow_s: null    # back to the ITE formula at this signal",
         "```",
+        "",
+        "On `single` (signal C), `phases: {1: {min_green_s: 10, max_green_s: 40}, 2: {max_green_s: 12}, 4: "
+        "{min_green_s: 9, max_green_s: 15}}` under `actuated` gives `signal_model.json` `min_green_s` [22, 5, 22, 9] "
+        "(phase 1's 10 s raised to its walk + pedestrian clearance) and `max_green_s` [40, 12, 60, 15]; in 600 s "
+        "the event log's greens of phases 2 and 4 max out at 12 s and 15 s while phase 3 runs up to its 60 s, and the "
+        "audit finds no violation (`tests/runtime/test_phase_timing.py`).",
         "",
         "## Alerts (`alerts:` in the `--config` file of `signalwise live`)",
         "",

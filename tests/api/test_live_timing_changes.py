@@ -89,7 +89,7 @@ def test_two_operators_changing_two_signals_at_once_both_keep_their_change(runni
         answers[tls] = client.put(f"{TIMING}/intersections/{tls}",
                                   json={"timing": own, "based_on_revision": read["timing_revision"]})
 
-    threads = [threading.Thread(target=operator, args=(first, {"all_red_s": 2})),
+    threads = [threading.Thread(target=operator, args=(first, {"all_red_s": 3})),
                threading.Thread(target=operator, args=(second, {"min_green_s": 8, "yellow_s": 4}))]
     for t in threads:
         t.start()
@@ -101,7 +101,7 @@ def test_two_operators_changing_two_signals_at_once_both_keep_their_change(runni
 
     after = _config(client)
     assert after["timing_revision"] == 2
-    assert after["timing"]["per_intersection"] == {first: {"all_red_s": 2.0},
+    assert after["timing"]["per_intersection"] == {first: {"all_red_s": 3.0},
                                                    second: {"min_green_s": 8.0, "yellow_s": 4.0}}
     assert {k: v for k, v in after["timing"].items() if k != "per_intersection"} == \
         {k: v for k, v in read["timing"].items() if k != "per_intersection"}  # the defaults untouched
@@ -117,7 +117,7 @@ def test_two_operators_changing_two_signals_at_once_both_keep_their_change(runni
     _audited_after_every_signal_took(client, rt)
     # each signal runs what it was given: its own values over the defaults
     timing = {tls: sh.inter.timing for tls, sh in rt.stepper.shields.items()}
-    assert _per_phase(timing[first], "all_red") == {2.0} and _per_phase(timing[second], "yellow") == {4.0}
+    assert _per_phase(timing[first], "all_red") == {3.0} and _per_phase(timing[second], "yellow") == {4.0}
     assert min(timing[second].min_green_s) == 8.0
 
 
@@ -128,12 +128,12 @@ def test_a_whole_map_change_from_a_stale_revision_is_refused_and_nothing_of_it_a
     client, rt = running
     first, second = (i.id for i in rt.stepper.intersections[:2])
     read = _config(client)
-    made = client.put(f"{TIMING}/intersections/{first}", json={"timing": {"all_red_s": 2}})
+    made = client.put(f"{TIMING}/intersections/{first}", json={"timing": {"all_red_s": 3}})
     assert made.status_code == 200, made.text
     in_force = _config(client)
     assert in_force["timing_revision"] == 1
 
-    stale = client.put(TIMING, json={"timing": {"min_green_s": 7, "per_intersection": {second: {"all_red_s": 1}}},
+    stale = client.put(TIMING, json={"timing": {"min_green_s": 7, "per_intersection": {second: {"all_red_s": 4}}},
                                      "based_on_revision": read["timing_revision"]})
     assert stale.status_code == 409, stale.text
     body = stale.json()
@@ -155,9 +155,9 @@ def test_a_whole_map_change_from_a_stale_revision_is_refused_and_nothing_of_it_a
     for not_a_revision in (True, "1", 1.0):
         for method, url, body in (
                 (client.put, TIMING, {"timing": {"min_green_s": 7}}),
-                (client.put, f"{TIMING}/intersections/{second}", {"timing": {"all_red_s": 1}}),
+                (client.put, f"{TIMING}/intersections/{second}", {"timing": {"all_red_s": 4}}),
                 (client.post, "/api/v1/live/changes",
-                 {"kind": "signal_timing", "intersection_id": second, "timing": {"all_red_s": 1}})):
+                 {"kind": "signal_timing", "intersection_id": second, "timing": {"all_red_s": 4}})):
             refused = method(url, json={**body, "based_on_revision": not_a_revision})
             assert refused.status_code == 422, (url, not_a_revision, refused.text)
             assert "based_on_revision" in refused.text, refused.text
@@ -173,7 +173,7 @@ def test_a_whole_map_change_from_a_stale_revision_is_refused_and_nothing_of_it_a
     assert client.delete(f"{TIMING}/intersections/{first}", params={"based_on_revision": 1}).status_code == 200
     again = client.delete(f"{TIMING}/intersections/{first}", params={"based_on_revision": 1})
     assert again.status_code == 409, again.text
-    assert client.put(f"{TIMING}/intersections/{first}", json={"timing": {"all_red_s": 2},
+    assert client.put(f"{TIMING}/intersections/{first}", json={"timing": {"all_red_s": 3},
                                                                 "based_on_revision": 2}).status_code == 200
     in_force = _config(client)
     assert in_force["timing_revision"] == 3
@@ -184,13 +184,13 @@ def test_a_whole_map_change_from_a_stale_revision_is_refused_and_nothing_of_it_a
     assert ok.json()["payload"]["based_on_revision"] == 3
     now = _config(client)
     assert now["timing_revision"] == 4 and now["timing"]["min_green_s"] == 7.0
-    assert now["timing"]["per_intersection"] == {first: {"all_red_s": 2.0}}
+    assert now["timing"]["per_intersection"] == {first: {"all_red_s": 3.0}}
 
     # no revision: today's behaviour, its per_intersection replaces the map (and is logged as before)
-    bare = client.put(TIMING, json={"timing": {"per_intersection": {second: {"all_red_s": 1}}}})
+    bare = client.put(TIMING, json={"timing": {"per_intersection": {second: {"all_red_s": 4}}}})
     assert bare.status_code == 200, bare.text
-    assert bare.json()["payload"] == {"kind": "timing", "timing": {"per_intersection": {second: {"all_red_s": 1}}}}
-    assert _config(client)["timing"]["per_intersection"] == {second: {"all_red_s": 1.0}}
+    assert bare.json()["payload"] == {"kind": "timing", "timing": {"per_intersection": {second: {"all_red_s": 4}}}}
+    assert _config(client)["timing"]["per_intersection"] == {second: {"all_red_s": 4.0}}
     _audited_after_every_signal_took(client, rt)
 
 
@@ -202,9 +202,9 @@ def test_one_signals_timing_is_validated_as_the_whole_map_is_and_can_be_removed(
     first, second = (i.id for i in rt.stepper.intersections[:2])
     before = _config(client)
     started_all_red_s = _per_phase(rt.stepper.shields[first].inter.timing, "all_red")  # derived: its geometry
-    assert started_all_red_s != {2.0}
+    assert started_all_red_s != {3.0}
 
-    r = client.put(f"{TIMING}/intersections/NOPE", json={"timing": {"all_red_s": 2}})
+    r = client.put(f"{TIMING}/intersections/NOPE", json={"timing": {"all_red_s": 3}})
     assert r.status_code == 404, r.text
     assert "unknown intersection 'NOPE'" in r.json()["message"]
     assert client.delete(f"{TIMING}/intersections/NOPE").status_code == 404
@@ -225,9 +225,9 @@ def test_one_signals_timing_is_validated_as_the_whole_map_is_and_can_be_removed(
 
     # through the changes route too, as every named route's change
     r = client.post("/api/v1/live/changes", json={"kind": "signal_timing", "intersection_id": first,
-                                                  "timing": {"all_red_s": 2}})
+                                                  "timing": {"all_red_s": 3}})
     assert r.status_code == 200, r.text
-    assert client.put(f"{TIMING}/intersections/{second}", json={"timing": {"all_red_s": 1}}).status_code == 200
+    assert client.put(f"{TIMING}/intersections/{second}", json={"timing": {"all_red_s": 4}}).status_code == 200
     # removal from a stale revision of that signal: refused; from the one in force: applied, the other kept
     r = client.delete(f"{TIMING}/intersections/{first}", params={"based_on_revision": 0})
     assert r.status_code == 409 and r.json()["timing_revision"] == 2, r.text
@@ -236,11 +236,11 @@ def test_one_signals_timing_is_validated_as_the_whole_map_is_and_can_be_removed(
     assert r.json()["payload"] == {"kind": "signal_timing", "intersection_id": first, "timing": None,
                                    "based_on_revision": 2}
     after = _config(client)
-    assert after["timing_revision"] == 3 and after["timing"]["per_intersection"] == {second: {"all_red_s": 1.0}}
+    assert after["timing_revision"] == 3 and after["timing"]["per_intersection"] == {second: {"all_red_s": 4.0}}
     _audited_after_every_signal_took(client, rt)
     # the signal whose own values were removed runs the defaults' derived all-red again, as it started
     assert _per_phase(rt.stepper.shields[first].inter.timing, "all_red") == started_all_red_s
-    assert _per_phase(rt.stepper.shields[second].inter.timing, "all_red") == {1.0}
+    assert _per_phase(rt.stepper.shields[second].inter.timing, "all_red") == {4.0}
 
 
 def test_a_signal_whose_id_holds_a_slash_takes_its_own_timing(tmp_path):
@@ -254,9 +254,9 @@ def test_a_signal_whose_id_holds_a_slash_takes_its_own_timing(tmp_path):
     client, rt = next(served)
     try:
         assert "J/1" in rt.stepper.by_id
-        r = client.put(f"{TIMING}/intersections/{quote('J/1', safe='')}", json={"timing": {"all_red_s": 2}})
+        r = client.put(f"{TIMING}/intersections/{quote('J/1', safe='')}", json={"timing": {"all_red_s": 3}})
         assert r.status_code == 200, r.text
-        assert _config(client)["timing"]["per_intersection"] == {"J/1": {"all_red_s": 2.0}}
+        assert _config(client)["timing"]["per_intersection"] == {"J/1": {"all_red_s": 3.0}}
         assert client.delete(f"{TIMING}/intersections/{quote('J/1', safe='')}").status_code == 200
         assert _config(client)["timing"]["per_intersection"] == {}
     finally:

@@ -77,10 +77,27 @@ def open_page(browser, url: str, *, viewport: dict | None = None, before=None):
     assert not seen.outside, f"the page tried to leave the host: {seen.outside}"
 
 
+#: how often `wait_for` evaluates its expression
+WAIT_POLL_MS = 50
+
+
 def wait_for(page, expression: str, timeout_s: float = 15.0):
-    """Poll a JS expression until it is truthy; the value it had then (evaluated again, a live page may already
-    have drawn the next snapshot, and the expression read false)."""
-    return page.wait_for_function(expression, timeout=timeout_s * 1000).json_value()
+    """Poll a JS expression until it is truthy; the value it had then.
+
+    Evaluated from here (`page.evaluate`, over the DevTools protocol) every WAIT_POLL_MS: Playwright's
+    `wait_for_function` evaluates its predicate inside the page with `eval`, which the dashboard's
+    Content-Security-Policy (`script-src 'self'`, no 'unsafe-eval') refuses, so the tests run under the policy
+    the page is served with."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still not true after {timeout_s:g} s: {expression}")
+        page.wait_for_timeout(WAIT_POLL_MS)
 
 
 @dataclass
@@ -96,14 +113,15 @@ class Live:
 
 @contextlib.contextmanager
 def live_dashboard(tmp: Path, scenario: str, *, speed: float = 10.0, alert_rules: list[dict] | None = None,
-                   snapshot_hz: float = 4.0, bind_host: str = "127.0.0.1", start: bool = True, field: str = "sumo"):
+                   snapshot_hz: float = 4.0, bind_host: str = "127.0.0.1", start: bool = True, field: str = "sumo",
+                   controller: str | None = None):
     """A real live run (paced, SUMO in a worker process) in a thread, served as `signalwise live` serves it.
 
     `bind_host` is the address the server believes it listens on (reads are open on a loopback one); it
     serves on 127.0.0.1 whatever it says. `start=False`: the loop starts when the test calls `live.start()`
     (to have the page open from the run's first second). Models come from the registry `live.registry`.
     `field="none"`: no simulator, the signals fed by detector feeds only (`--field none`; decisions recorded, not
-    actuated)."""
+    actuated). `controller`: the run's controller spec (`-c`; default the run configuration's)."""
     from signalwise.api import create_app
     from signalwise.api.routers import pages
     from signalwise.runtime.config import RunConfig
@@ -121,7 +139,7 @@ def live_dashboard(tmp: Path, scenario: str, *, speed: float = 10.0, alert_rules
     alerts, _notifier = engine_from_config(load_alert_config({"alerts": {"rules": alert_rules or []}}))
     # SUMO in its supervised worker process, as `signalwise live` runs it (libsumo allows one simulation per
     # process: in-process runs of two fixtures alive at once would share it)
-    rt = LiveRuntime(RunConfig(scenario=scenario),
+    rt = LiveRuntime(RunConfig(scenario=scenario, **({"controller": controller} if controller else {})),
                      LiveOptions(speed=speed, snapshot_hz=snapshot_hz, field=field,
                                  sink="shadow" if field == "none" else "sumo"),
                      tmp / "live", alerts=alerts)

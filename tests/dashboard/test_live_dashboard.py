@@ -462,24 +462,24 @@ def test_timing_and_shield_in_force_changed_from_the_page(live, browser):
 
         def another_signal_meanwhile(route):
             meanwhile.append(httpx.put(f"{live.url}/api/v1/live/config/timing/intersections/{other}",
-                                       json={"timing": {"all_red_s": 2}}, headers=operate, timeout=10).status_code)
+                                       json={"timing": {"all_red_s": 3}}, headers=operate, timeout=10).status_code)
             route.continue_()
 
         page.route("**/api/v1/live/config/timing**", another_signal_meanwhile)
         page.select_option("#timing-scope", target)
-        page.fill("#timing-all_red_s", "2")
+        page.fill("#timing-all_red_s", "3")
         page.click("#timing-apply")
-        _answer(page, "timing", f"timing ({target}): all-red 2 s: applied")
+        _answer(page, "timing", f"timing ({target}): all-red 3 s: applied")
         page.unroute("**/api/v1/live/config/timing**")
         assert meanwhile == [200]
         mine = [c for c in httpx.get(live.url + "/api/v1/live/changes").json() if c["kind"] == "signal_timing"][-1]
-        assert mine["payload"] == {"kind": "signal_timing", "intersection_id": target, "timing": {"all_red_s": 2},
+        assert mine["payload"] == {"kind": "signal_timing", "intersection_id": target, "timing": {"all_red_s": 3},
                                    "based_on_revision": 1}
         in_force = _config(live)
-        assert in_force["timing"] == {**after["timing"], "per_intersection": {other: {"all_red_s": 2.0},
-                                                                              target: {"all_red_s": 2.0}}}
+        assert in_force["timing"] == {**after["timing"], "per_intersection": {other: {"all_red_s": 3.0},
+                                                                              target: {"all_red_s": 3.0}}}
         assert in_force["timing_revision"] == 3
-        wait_for(page, "document.getElementById('timing-now-all_red_s').textContent === '2 s'", 5)
+        wait_for(page, "document.getElementById('timing-now-all_red_s').textContent === '3 s'", 5)
         assert "own" in page.get_attribute("#timing-now-all_red_s", "class")
 
         # the defaults changed from a revision another operator's change has passed: 409, said as such, nothing
@@ -520,25 +520,25 @@ def test_timing_and_shield_in_force_changed_from_the_page(live, browser):
         page.wait_for_timeout(300)
         assert _config(live)["shield"] == before["shield"]
         page.fill("#shield-preempt_distance_m", f"{before['shield']['preempt_distance_m']:g}")
-        page.fill("#shield-confidence_threshold", "0.4")
+        page.fill("#shield-confidence_threshold", "0.6")
         page.fill("#shield-max_observation_age_s", "12")
         page.click("#shield-apply")
         said = _answer(page, "shield", "applied")
         assert "applied by operator; in force at once; kept for later runs of this corridor" in said, said
-        assert _config(live)["shield"] == {**before["shield"], "confidence_threshold": 0.4, "max_observation_age_s": 12.0}
-        assert {sh.cfg.confidence_threshold for sh in live.runtime.stepper.shields.values()} == {0.4}
-        wait_for(page, "document.getElementById('shield-now-confidence_threshold').textContent === '0.4'", 5)
+        assert _config(live)["shield"] == {**before["shield"], "confidence_threshold": 0.6, "max_observation_age_s": 12.0}
+        assert {sh.cfg.confidence_threshold for sh in live.runtime.stepper.shields.values()} == {0.6}
+        wait_for(page, "document.getElementById('shield-now-confidence_threshold').textContent === '0.6'", 5)
         p.shot("timing-and-shield-corridor")
 
         # the server does not answer: said in words, the browser's own in the tooltip
         page.route("**/api/v1/live/config/shield", lambda route: route.abort())
-        page.fill("#shield-confidence_threshold", "0.45")
+        page.fill("#shield-confidence_threshold", "0.65")
         page.click("#shield-apply")
         said = _answer(page, "shield", "the server did not answer (network error)")
         assert "Failed to fetch" not in said
         assert "Failed to fetch" in page.get_attribute("#shield-result", "title")
         page.unroute("**/api/v1/live/config/shield")
-        assert _config(live)["shield"]["confidence_threshold"] == 0.4
+        assert _config(live)["shield"]["confidence_threshold"] == 0.6
         # the refusals (401, 403, 422) and the aborted request are logged by Chromium as failed loads; nothing else
         assert [e for e in p.errors if not ("Failed to load resource" in e and any(
             code in e for code in ("401", "403", "409", "422", "net::ERR_FAILED")))] == [], p.errors

@@ -55,3 +55,26 @@ def test_a_stale_data_alert_over_every_signal_names_each_one(live, browser):
         assert title == f"signals: {', '.join(signals)}"
         p.shot("feeds-only-stale-corridor")
         assert p.errors == [], p.errors
+
+
+@pytest.mark.slow
+def test_missing_data_read_as_no_data_not_as_empty_roads(live, browser):
+    """Nobody posts: the server has no observation of any queue (null), and the shield's fallback serves every
+    signal. The detail writes `no data` for each approach (not 0), the network queue chart draws nothing and says
+    why, and the controller's confidence is not shown as trust beside `fallback: yes`."""
+    with open_page(browser, live.url + "/") as p:
+        page = p.page
+        _ready(page)
+        page.select_option("#signal-pick", "J3")
+        wait_for(page, "document.getElementById('d-fallback').textContent.startsWith('yes')", 30)
+        cells = page.evaluate("[...document.querySelectorAll('#d-approaches > span')].slice(4).map(n => n.textContent)")
+        values = cells[1::2]  # direction, value, direction, value, ...
+        assert values and all(v == "no data" for v in values), cells
+        confidence = page.inner_text("#d-confidence")
+        assert confidence != "1.00" and ("not used" in confidence or "fallback" in confidence), confidence
+        assert "fallback serves" in page.get_attribute("#d-confidence", "title")
+        said = wait_for(page, "(t => t && t.startsWith('no data:') && t)(window.signalwise.charts.queue.emptyShown)", 5)
+        assert said == "no data: no queue observed"
+        assert page.evaluate("window.signalwise.state.series.queue.every(p => p[1] === null)")
+        p.shot("feeds-only-no-data-corridor")
+        assert p.errors == [], p.errors

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -86,6 +87,12 @@ def test_a_new_run_behind_the_same_address_replaces_the_dead_one(browser, server
         wait_for(page, "!document.getElementById('run-notice').hidden", 30)
         notice = page.text_content("#run-notice-text")
         assert notice.startswith(f"a new run started: {Path(status['run_dir']).name}"), notice
+        # the new run found the old one dead: its alert's message gives when it was last seen alive as every
+        # wall-clock time on the page (`23:14:22 wall clock`), not the server's ISO instant
+        died = wait_for(page, "(n => n && n.textContent)([...document.querySelectorAll('#alert-list li')]"
+                              ".find(n => n.querySelector('b')?.textContent === 'previous_run_died'))", 30)
+        assert "last seen alive at" in died and "wall clock" in died, died
+        assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:", died), died
         p.shot("restarted-corridor")
         # the charts hold the new run only: nothing of the dead run's later times
         page.wait_for_timeout(1000)

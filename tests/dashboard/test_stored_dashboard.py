@@ -119,6 +119,7 @@ def test_a_stored_runs_network_on_the_map(stored, browser):
         page.mouse.click(box["x"] + x, box["y"] + y)
         wait_for(page, "document.querySelectorAll('#d-approaches .qbar').length >= 2", 10)  # mean wait per approach
         assert page.is_hidden("#controls") and page.is_hidden("#detail-live")
+        assert page.is_hidden("#changes")  # a live run's change log: nothing of a stored run
         p.shot("stored-map-corridor")
         assert p.errors == [], p.errors
 
@@ -170,3 +171,46 @@ def test_runs_made_under_other_conditions_are_compared_apart_and_said_to_be(mixe
         assert "made under 2 sets of conditions" in page.text_content("#cmp-message")
         whiskers = page.evaluate("window.signalwise.compare.bars.flatMap(c => c.bars.map(b => b.lo))")
         assert whiskers and all(w is None for w in whiskers)
+
+
+@pytest.mark.slow
+def test_comparison_whiskers_stay_within_what_a_figure_can_be_and_every_plot_keeps_its_height(stored, browser):
+    """A 95% t-interval over two seeds can reach below 0 (a wait) or above 1 (a share): the whisker stops at the
+    bound, the caption says where it was cut (`t-interval cut at 0`, as `signalwise compare`'s ci_note), and the table
+    gives the cut interval. A long caption (avg_wait_time's definition) takes room under its plot, not from it."""
+    with open_page(browser, stored.url + "/", viewport={"width": 1366, "height": 768}) as p:
+        page = p.page
+        wait_for(page, "window.signalwise && window.signalwise.ready", 15)
+        wait_for(page, "document.querySelectorAll('#cmp-bars canvas').length >= 4", 15)
+        metrics = page.evaluate("[...document.getElementById('cmp-metrics').selectedOptions].map(o => o.value)")
+        assert {"avg_wait_time", "throughput"} <= set(metrics), metrics
+        heights = page.evaluate("[...document.querySelectorAll('#cmp-bars canvas')].map(c => c.clientHeight)")
+        assert len(set(heights)) == 1 and heights[0] >= 150, heights
+        bars = page.evaluate("window.signalwise.compare.bars.map(c => [c.opts.title, c.bars])")
+        bva = httpx.get(stored.url + "/api/v1/analytics/comparison/baseline-vs-ai",
+                        params={"scenario": "corridor", "metric": metrics}).json()
+        raw = {}
+        for item in bva["items"]:
+            for m in item["metrics"]:
+                raw[(item["baseline_controller"], m["metric"])] = (m["baseline"]["ci_low"], m["baseline"]["ci_high"])
+                raw[(item["controller"], m["metric"])] = (m["candidate"]["ci_low"], m["candidate"]["ci_high"])
+        captions = page.evaluate("[...document.querySelectorAll('#cmp-bars figcaption')].map(n => n.textContent)")
+        for (title, drawn), caption in zip(bars, captions, strict=True):
+            metric = title.split(" · ")[1]
+            low, high = (0, 1) if metric == "throughput" else (0, float("inf"))
+            for b in drawn:
+                lo, hi = raw[(b["label"], metric)]
+                assert b["lo"] == pytest.approx(max(lo, low)) and b["hi"] == pytest.approx(min(hi, high)), (metric, b)
+                assert bool(b.get("loCut")) == (lo < low) and bool(b.get("hiCut")) == (hi > high), (metric, b)
+                if lo < low:
+                    assert f"{b['label']}: t-interval cut at 0" in caption, caption
+                if hi > high:
+                    assert "t-interval cut at 1" in caption, caption
+        # the metrics list names each figure with the unit the API gives (`fields`), its definition as the tooltip
+        fields = httpx.get(stored.url + "/api/v1/analytics/simulations").json()["fields"]
+        options = page.evaluate("[...document.getElementById('cmp-metrics').options].map(o => [o.value, o.text, o.title])")
+        for value, text, title in options:
+            unit, what = fields[value].split(": ", 1)
+            assert text == (f"{value} ({unit})" if unit != "?" else value) and title == what, (value, text, title)
+        p.shot("compare-cut-corridor")
+        assert p.errors == [], p.errors

@@ -80,6 +80,16 @@ def test_a_built_in_scenarios_plan_per_signal_with_its_topic(tmp_path):
     assert all(d["phase"] >= 1 for d in dets) and plan["refused"] == []
 
 
+def test_the_plan_names_the_topic_of_the_runs_own_prefix(tmp_path):
+    """Two corridors on one broker each take a prefix (`mqtt_topic_prefix`): the plan an integrator wires devices
+    from names the topic the run subscribes to, not the default's."""
+    cfg = tmp_path / "east.yaml"
+    cfg.write_text("mqtt_topic_prefix: city/east\n")
+    p = signalwise("detectors", "-s", "single", "--config", str(cfg), "--format", "json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["signals"][0]["mqtt_topic"] == "city/east/C/detectors"
+
+
 @pytest.mark.slow
 def test_its_csv_is_the_detectors_csv_a_live_field_none_run_writes(live_run, tmp_path):
     out = tmp_path / "plan.csv"

@@ -93,8 +93,11 @@ def test_a_stale_data_alert_names_the_signals_stale_now_and_keeps_its_raise(tmp_
     assert " at J2 (" in now.now_message and "J5" not in now.now_message, now.now_message
     assert " at J2 (" in both.now_message and "J5" in both.now_message and both.now_value == 2
     # each change went out once, on the stream and into alerts.jsonl, as the raise did
-    ours = [r for r in published if r["id"] == now.id]
+    ours = [r for r in published if r["id"] == now.id and r["cleared_at_s"] is None]
     assert [tuple(r["now_subjects"]) for r in ours][-2:] == [("J2", "J5"), ("J2",)], ours
+    # and the run's end cleared it, saying so
+    ended = [r for r in published if r["id"] == now.id][-1]
+    assert ended["cleared_reason"].startswith("the run ended"), ended
     assert len({tuple(r["now_subjects"]) for r in ours}) == len(ours)
     lines = [json.loads(line) for line in (rt.run_dir / "alerts.jsonl").read_text().splitlines()]
     assert [r["now_subjects"] for r in lines if r["id"] == now.id][-1] == ["J2"]

@@ -4,7 +4,11 @@ phase 3 needs a 2.4 s red clearance by ITE.
 
 Found in a trial: `PUT /live/config/timing/intersections/J2 {"timing": {"all_red_s": 2}}` was answered
 `applied` with an empty reason and nothing on stderr, replayed at every restart without a word, and a
-`signalwise live --config` with the same value warned neither; only `signalwise run` and the audit said it."""
+`signalwise live --config` with the same value warned neither; only `signalwise run` and the audit said it.
+
+A security review then found that any `operate` key could so cut the all-red to 0 s at every signal: under the
+safety profile a change at run time below ITE's is refused (`runtime/live/loosening.py`), a stored one is not
+applied again, and the --config is where such a value is set (a run started with it may keep it)."""
 
 from __future__ import annotations
 
@@ -56,43 +60,62 @@ def _logged(rt: LiveRuntime) -> list[dict]:
     return [json.loads(line) for line in (rt.run_dir / "changes.jsonl").read_text().splitlines()]
 
 
-def test_a_change_below_ite_is_said_in_its_answer_the_log_and_stderr_and_again_at_each_replay(run_says, tmp_path,
-                                                                                                caplog):
+def test_a_change_below_ite_is_refused_at_run_time_and_a_stored_one_is_not_applied_again(tmp_path, caplog):
+    """Under the safety profile a clearance below ITE's is not applied at run time (`loosening.clearance_refusal`):
+    refused whole, naming the signal, the phase, the value and ITE's. One an earlier version stored in the
+    corridor's lasting changes is refused when the corridor starts again, and said (stderr, the change log)."""
     out = tmp_path / "a"
     rt = _runtime(out)
     rt.open()
-    with caplog.at_level(logging.WARNING, logger="signalwise.live"):
-        answer = rt.submit(ch.SignalTimingChange(intersection_id="J2", timing={"all_red_s": 2}), who="ops")
-        # another signal's change says nothing of J2's clearance (as a raised cycle bound is said: the signal's own)
-        other = rt.submit(ch.SignalTimingChange(intersection_id="J1", timing={"min_green_s": 12}), who="ops")
+    with pytest.raises(ch.ChangeRefused, match=r"^timing: signal 'J2': phase 3 all_red_s 2 s below ITE's 2.4 s \("):
+        rt.submit(ch.SignalTimingChange(intersection_id="J2", timing={"all_red_s": 2}), who="ops")
+    # another signal's change that keeps its clearances is applied, and says nothing of J2's
+    other = rt.submit(ch.SignalTimingChange(intersection_id="J1", timing={"min_green_s": 12}), who="ops")
     rt.run()
-    assert answer["result"] == "applied" and answer["reason"] == run_says, answer
     assert other["result"] == "applied" and other["reason"] == "", other
-    assert _logged(rt)[0]["reason"] == run_says
-    said = [r.getMessage() for r in caplog.records if "below ITE" in r.getMessage()]
-    assert said == [f"signal_timing change by ops: {run_says}"], said
+    assert rt.timing_in_force()[1].per_intersection == {"J1": {"min_green_s": 12.0}}
 
+    from signalwise.runtime.live.lasting import append_change
+
+    append_change(rt.site_changes_file, {"at": "2026-11-29T23:11:10+00:00", "who": "ops", "kind": "signal_timing",
+                                         "payload": {"kind": "signal_timing", "intersection_id": "J2",
+                                                     "timing": {"all_red_s": 2}}, "result": "applied", "reason": ""})
     caplog.clear()
-    again = _runtime(out)  # the corridor starts over: the lasting change is applied again, and said again
+    again = _runtime(out)  # the corridor starts over: J1's change applied again, J2's stored one refused
     with caplog.at_level(logging.WARNING, logger="signalwise.live"):
         again.open()
     again.run()
-    replayed = [e for e in _logged(again) if e.get("replayed") and e["payload"].get("intersection_id") == "J2"]
-    assert [e["reason"] for e in replayed] == [run_says], replayed
-    said = [r.getMessage() for r in caplog.records if "below ITE" in r.getMessage()]
-    assert said == [f"signal_timing change by restart: {run_says}"], said
+    replayed = [e for e in _logged(again) if e.get("replayed")]
+    assert [(e["payload"]["intersection_id"], e["result"]) for e in replayed] == [("J1", "applied"),
+                                                                                   ("J2", "refused")], replayed
+    assert replayed[1]["reason"].startswith("timing: signal 'J2': phase 3 all_red_s 2 s below ITE's 2.4 s"), replayed
+    assert again.timing_in_force()[1].per_intersection == {"J1": {"min_green_s": 12.0}}
+    said = [r.getMessage() for r in caplog.records if "below ITE's" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("a stored change could not be applied again (timing: signal 'J2'")
 
 
-def test_a_whole_timing_change_below_ite_names_each_signal_it_is_below_at(run_says, tmp_path):
+def test_a_whole_timing_change_below_ite_names_each_signal_it_is_below_at(tmp_path):
     rt = _runtime(tmp_path)
     rt.open()
-    answer = rt.submit(ch.TimingChange(timing={"all_red_s": 2}), who="ops")
+    with pytest.raises(ch.ChangeRefused) as refused:
+        rt.submit(ch.TimingChange(timing={"all_red_s": 2}), who="ops")
     rt.run()
-    assert answer["result"] == "applied"
-    lines = answer["reason"].split("; signal ")
-    # J2's line as the run says it, its key being the run's timing here rather than J2's own
-    assert run_says.replace("timing.per_intersection.J2.all_red_s", "timing.all_red_s") in answer["reason"], answer
-    assert all(line.startswith(("signal '", "'")) and "below ITE" in line for line in lines), lines
+    # J1, J3 and J5 have phases needing 2.2 and 2.4 s; J2 and J4 one needing 2.4 s
+    assert [part.split(":")[0] for part in str(refused.value).split("signal ")[1:]] == [
+        "'J1'", "'J2'", "'J3'", "'J4'", "'J5'"], refused.value
+    assert "signal 'J2': phase 3 all_red_s 2 s below ITE's 2.4 s" in str(refused.value)
+
+
+def test_a_run_whose_config_is_below_ite_keeps_it_through_a_change_and_says_it(run_says, tmp_path):
+    """The --config's 2 s at J2 runs as given and is said (docs/configuration.md, timing.all_red_s): a change at
+    run time may keep it, and its answer says it as `signalwise run` does, word for word."""
+    rt = _runtime(tmp_path, RunConfig(scenario="corridor", controller="max-pressure",
+                                      timing={"per_intersection": {"J2": {"all_red_s": 2}}}))
+    rt.open()
+    answer = rt.submit(ch.SignalTimingChange(intersection_id="J2", timing={"all_red_s": 2, "min_green_s": 12}),
+                       who="ops")
+    rt.run()
+    assert answer["result"] == "applied" and answer["reason"] == run_says, answer
 
 
 @pytest.mark.slow  # a whole `signalwise live` process (6 s here); the change and replay paths run in make test

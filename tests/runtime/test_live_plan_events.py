@@ -33,6 +33,11 @@ CORRIDOR_PLAN = (1, 90, 0)
 FREE = (254, 0, 0)
 
 
+#: the runs' own yellow where a timing change at run time shortens it: a revision above ITE's 3.3 s (shown 4 s in whole
+#: steps; below it a change at run time is refused) that the run's own timing would find short
+YELLOW_5S = {"yellow_s": 5.0}
+
+
 def _live(run_dir: Path, controller: str, duration_s: float = 200, store=None, **config) -> LiveRuntime:
     config.setdefault("scenario", "corridor")
     rt = LiveRuntime(RunConfig(controller=controller, interval_s=600.0, **config),
@@ -286,13 +291,13 @@ def test_a_recovery_logs_again_only_the_pattern_changed_since_the_saved_state(tm
 
 
 def test_a_revisions_131_at_the_instant_of_a_pattern_still_names_its_revision(tmp_path):
-    """An earlier run of the corridor changed its timing (yellow 3 s, below ITE's 3.3 s): a coordinated run starts
+    """An earlier run of the corridor changed its timing (yellow 4 s, the runs' own 5 s): a coordinated run starts
     on that revision, its 131 at t=0 with the plan's 131, 132 and 133. The audit holds the yellows to the revision's
-    3 s (the 131 followed by the green's 1), not to the run's own timing, which would find each one short."""
-    first = _live(tmp_path / "first", "fixed", duration_s=10)
-    first.submit(ch.TimingChange(timing={"yellow_s": 3.0}), who="ops")
+    4 s (the 131 followed by the green's 1), not to the run's own timing, which would find each one short."""
+    first = _live(tmp_path / "first", "fixed", duration_s=10, timing=YELLOW_5S)
+    first.submit(ch.TimingChange(timing={"yellow_s": 4.0}), who="ops")
     first.run()
-    rt = _live(tmp_path / "second", "coordinated", duration_s=300)
+    rt = _live(tmp_path / "second", "coordinated", duration_s=300, timing=YELLOW_5S)
     rt.run()
     events = list(read_events(rt.run_dir / "events.csv"))
     assert _plans_logged(events) == {tls: [(0.0, *CORRIDOR_PLAN)] for tls in CORRIDOR}
@@ -315,21 +320,21 @@ def _store_sorted(run_dir: Path) -> None:
 
 
 def _start_on_two_revisions(tmp_path: Path) -> LiveRuntime:
-    """An earlier run of the corridor changed its timing twice: yellow 4 s (revision 1), then 3 s (revision 2, below
-    ITE's 3.3 s): a coordinated run starts on revision 2, its 131 at t=0 with the plan's 131, 132 and 133."""
-    first = _live(tmp_path / "first", "fixed", duration_s=10)
+    """An earlier run of the corridor changed its timing twice: yellow 6 s (revision 1), then 4 s (revision 2; the
+    runs' own 5 s): a coordinated run starts on revision 2, its 131 at t=0 with the plan's 131, 132 and 133."""
+    first = _live(tmp_path / "first", "fixed", duration_s=10, timing=YELLOW_5S)
+    first.submit(ch.TimingChange(timing={"yellow_s": 6.0}), who="ops")
     first.submit(ch.TimingChange(timing={"yellow_s": 4.0}), who="ops")
-    first.submit(ch.TimingChange(timing={"yellow_s": 3.0}), who="ops")
     first.run()
-    rt = _live(tmp_path / "second", "coordinated", duration_s=300)
+    rt = _live(tmp_path / "second", "coordinated", duration_s=300, timing=YELLOW_5S)
     rt.run()
     return rt
 
 
 def test_a_revision_2s_131_at_the_instant_of_a_pattern_names_revision_2_in_any_order(tmp_path):
     """Revision 2's 131 at the instant of the plan's 131 (pattern 1), 132 and 133: the audit holds the yellows to
-    revision 2's 3 s whether the log keeps the order they were logged in or the store's (131/1, 131/2, 132, 133),
-    where the 131 right before the 132 is the revision's. Held to revision 1's 4 s, each yellow would be short."""
+    revision 2's 4 s whether the log keeps the order they were logged in or the store's (131/1, 131/2, 132, 133),
+    where the 131 right before the 132 is the revision's. Held to revision 1's 6 s, each yellow would be short."""
     rt = _start_on_two_revisions(tmp_path)
     events = list(read_events(rt.run_dir / "events.csv"))
     for tls in CORRIDOR:
@@ -347,11 +352,12 @@ def test_a_revision_2s_131_at_the_instant_of_a_pattern_names_revision_2_in_any_o
 
 def test_a_pattern_1_and_revision_1_at_one_instant_are_one_pattern_and_one_revision_in_the_stores_order(tmp_path):
     """Pattern 1 and revision 1 at one instant are two 131s of parameter 1: in the store's order (131/1, 131/1,
-    132, 133) one is the pattern and the other names revision 1, whose 3 s yellows the audit holds the run to."""
-    first = _live(tmp_path / "first", "fixed", duration_s=10)
-    first.submit(ch.TimingChange(timing={"yellow_s": 3.0}), who="ops")
+    132, 133) one is the pattern and the other names revision 1, whose 4 s yellows the audit holds the run to (its own
+    are 5 s)."""
+    first = _live(tmp_path / "first", "fixed", duration_s=10, timing=YELLOW_5S)
+    first.submit(ch.TimingChange(timing={"yellow_s": 4.0}), who="ops")
     first.run()
-    rt = _live(tmp_path / "second", "coordinated", duration_s=300)
+    rt = _live(tmp_path / "second", "coordinated", duration_s=300, timing=YELLOW_5S)
     rt.run()
     _store_sorted(rt.run_dir)
     events = list(read_events(rt.run_dir / "events.csv"))

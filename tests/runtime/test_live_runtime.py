@@ -333,10 +333,10 @@ def test_one_signals_timing_changes_survive_a_restart_in_order_whatever_revision
     order (J1's own values removed after J2's were set: J2's alone remain). The revision a change was made from is
     checked when it is made, not at a replay, whose revisions count from the new runtime's start."""
     first = _runtime(tmp_path, "first", duration_s=60)
-    first.submit(ch.SignalTimingChange(intersection_id="J1", timing={"all_red_s": 2}, based_on_revision=0), who="a")
+    first.submit(ch.SignalTimingChange(intersection_id="J1", timing={"all_red_s": 3}, based_on_revision=0), who="a")
     first.submit(ch.SignalTimingChange(intersection_id="J2", timing={"min_green_s": 8}, based_on_revision=0), who="b")
     with pytest.raises(ch.StaleTimingRevision, match="J1's own timing was changed at revision 1") as stale:
-        first.submit(ch.SignalTimingChange(intersection_id="J1", timing={"all_red_s": 3}, based_on_revision=0))
+        first.submit(ch.SignalTimingChange(intersection_id="J1", timing={"all_red_s": 4}, based_on_revision=0))
     assert stale.value.revision == 2
     first.submit(ch.SignalTimingChange(intersection_id="J1", timing=None, based_on_revision=2), who="a")
     assert first.timing_in_force()[0] == 3
@@ -527,17 +527,18 @@ def test_a_bare_ql_switched_to_at_run_time_runs_the_model_shipped_for_the_scenar
 
 
 def _loosened_mid_run(tmp_path, name: str, change_at_s: float, **opts) -> LiveRuntime:
-    """corridor under min green 15 s and all-red 2 s until `change_at_s`, then an operator's 5 s and 1 s."""
+    """corridor under min green 15 s and all-red 4 s until `change_at_s`, then an operator's 5 s and 3 s (ITE's
+    red clearances there are 1.5 to 2.4 s: below them a change at run time is refused)."""
     defaults = {"speed": None, "duration_s": 420, "in_process": True, "state_every_s": 60}
     rt = LiveRuntime(RunConfig(scenario="corridor", controller="max-pressure",
-                               timing={"min_green_s": 15, "all_red_s": 2}),
+                               timing={"min_green_s": 15, "all_red_s": 4}),
                      LiveOptions(**{**defaults, **opts}), tmp_path / name)
     rt.open()
 
     def operator():
         while rt.stepper.t < change_at_s and not rt.ended:
             time.sleep(0.002)
-        rt.submit(ch.TimingChange(timing={"min_green_s": 5, "all_red_s": 1}), who="ops")
+        rt.submit(ch.TimingChange(timing={"min_green_s": 5, "all_red_s": 3}), who="ops")
     thread = threading.Thread(target=operator)
     thread.start()
     return rt, thread
@@ -558,7 +559,7 @@ def _greens_s(events, device: str) -> list[tuple[float, float]]:
 
 
 def test_a_timing_change_at_run_time_is_audited_against_the_timing_each_green_ran_under(tmp_path):
-    """Loosened mid-run (min green 15 -> 5 s, all-red 2 -> 1 s): each signal logs a 131 at the green that takes
+    """Loosened mid-run (min green 15 -> 5 s, all-red 4 -> 3 s): each signal logs a 131 at the green that takes
     the new timing, signal_model.json holds it as revision 1, and the audit holds every green to the timing it
     ran under: 0 violations, with greens shorter than the first rules allow. Without the revisions the same
     evidence breaks those rules, so the audit does read them."""
@@ -574,7 +575,7 @@ def test_a_timing_change_at_run_time_is_audited_against_the_timing_each_green_ra
     model_path = rt.run_dir / "signal_model.json"
     model = json.loads(model_path.read_text())
     assert all(d["timing"]["min_green_s"][0] == 15 and d["timing_revisions"][0]["min_green_s"][0] == 5
-               and d["timing_revisions"][0]["all_red_s"] == 1 for d in model)
+               and d["timing_revisions"][0]["all_red_s"] == 3 for d in model)
     short = [(s, g) for dev in taken for s, g in _greens_s(events, dev) if g < 15]
     assert short and all(s >= taken[dev] for dev in taken for s, g in _greens_s(events, dev) if g < 15)
     report = audit_run(rt.run_dir)

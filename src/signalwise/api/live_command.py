@@ -406,6 +406,7 @@ def _live(scenario, controller, speed, duration, seed, sumocfg, net, routes, con
 
                 feed_client = MqttFeed(runtime.feed, *mqtt_at, username=mqtt_user,  # --field none: the runtime's feed
                                        password=mqtt_password, tls=mqtt_tls_context,
+                                       prefix=runtime.cfg.mqtt_topic_prefix,
                                        client_id=mqtt_client_id(run_dir.parent, runtime.cfg.scenario_label))
                 feed_client.start()
             if insecure_no_auth:

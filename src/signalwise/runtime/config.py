@@ -7,7 +7,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ..control.base import builtin_choices
 from ..core.names import MAX_SEED
@@ -57,10 +66,14 @@ class TimingConfig(BaseModel):
         "green to crosswalks only, with pedestrian intervals timed, ends with a 3 s red clearance whatever this "
         "says: MUTCD 4E.06's buffer interval before a conflicting vehicle movement"))
     min_green_s: float = Field(5.0, ge=2.0, le=60.0, description=(
-        "minimum green of every phase; raised to walk + pedestrian clearance on phases serving a crosswalk"))
+        "minimum green of every phase; raised to walk + pedestrian clearance on phases serving a crosswalk; a "
+        "signal's own: per_intersection.<signal>.min_green_s, one phase's own: "
+        "per_intersection.<signal>.phases.<phase number>.min_green_s"))
     max_green_s: float = Field(60.0, ge=5.0, le=86400.0, description=(
         "maximum green (max-out) of every phase, outside emergency preemption; at most 300 s under the safety "
-        "profile (the benchmark and reference profiles have none: 86400 s)"))
+        "profile (the benchmark and reference profiles have none: 86400 s); a signal's own: "
+        "per_intersection.<signal>.max_green_s, one phase's own: "
+        "per_intersection.<signal>.phases.<phase number>.max_green_s"))
     ped_walk_s: float = Field(7.0, ge=4.0, le=30.0, description=(
         "pedestrian walk interval on phases serving a crosswalk; a run warns at each signal where a phase's walk + "
         "pedestrian clearance, as shown, is below MUTCD 4E.06's guidance: the longest crosswalk the phase serves "
@@ -73,8 +86,11 @@ class TimingConfig(BaseModel):
         "holds each flashing don't walk to its phase's longest crosswalk at 1.22 m/s (4 ft/s, the fastest walking "
         "speed the safety profile allows; signal_model.json does not record the run's), whatever this value says"))
     ped_walking_speed_mps: float = Field(PED_WALKING_SPEED_MPS, ge=0.5, le=2.0, description=(
-        "walking speed the pedestrian clearance is timed at (crossing length / speed): MUTCD 4E.06's is 3.5 ft/s "
-        "(1.07 m/s), many cities use 3.0 ft/s (0.91 m/s); at most 1.22 m/s (4 ft/s) under the safety profile"))
+        "walking speed the pedestrian clearance is timed at (crossing length / speed, rounded up to 0.1 s). The "
+        "default, 1.1 m/s (3.6 ft/s), is the project's specification's and is faster than MUTCD 4E.06's 3.5 ft/s: "
+        "a 14 m crossing gets 12.8 s where 3.5 ft/s gives 13.2 s. A US deployment sets 1.0668 (exactly 3.5 ft/s; "
+        "1.07 times some crossings 0.1 s shorter); many cities use 3.0 ft/s (0.9144 m/s); at most 1.22 m/s "
+        "(4 ft/s) under the safety profile"))
     cycle_min_s: float = Field(40.0, ge=10.0, le=300.0, description=(
         "shortest cycle a plan may use; raised when every phase at minimum green needs longer"))
     cycle_max_s: float = Field(150.0, ge=20.0, le=86400.0, description=(
@@ -100,8 +116,9 @@ class TimingConfig(BaseModel):
         "arrow; false (benchmark and reference profiles only: RESCO's and sumo-rl's rule) = it stays green "
         "through the change, only links losing their green get a yellow. The audit's rule protected_yellow holds "
         "a run to it"))
-    #: per traffic-light overrides of the fields above
-    per_intersection: dict[str, dict[str, float | None]] = Field(default_factory=dict)
+    #: per traffic-light overrides of the fields above, and under `phases` each phase's own min_green_s and
+    #: max_green_s by phase number (see Per-intersection timing overrides below)
+    per_intersection: dict[str, dict[str, float | dict[int, dict[str, float]] | None]] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -128,27 +145,48 @@ class TimingConfig(BaseModel):
                 raise ValueError(why)
         return value
 
+    @field_validator("per_intersection", mode="wrap")
+    @classmethod
+    def _own_values(cls, value, handler):
+        """Each signal's keys as numbers (or null), and its `phases` as {phase number: {key: number}}: a phase is
+        named by the number signalwise shows it by (the event log's, ATSPM's and the dashboard's), as an integer
+        (YAML's `1:`) or its digits (JSON's `"1"`), and takes only PHASE_TIMING_FIELDS. A refusal names the key
+        where it is (`per_intersection.J1.phases.2.min_green_s`)."""
+        if not isinstance(value, Mapping) or not all(isinstance(own, Mapping) for own in value.values()):
+            return handler(value)
+        # a key no timing has is kept as given, for `_consistent` to refuse by name
+        scalars = {tls: {k: v for k, v in own.items() if k in TIMING_FIELDS} for tls, own in value.items()}
+        out = _OWN_SCALARS.validate_python(scalars)
+        for tls, own in value.items():
+            out[tls].update({k: v for k, v in own.items() if k not in TIMING_FIELDS and k != PHASES_KEY})
+        errors: list[InitErrorDetails] = []
+        for tls, own in value.items():
+            if PHASES_KEY in own:
+                phases = _phase_values(own[PHASES_KEY], (str(tls), PHASES_KEY), errors)
+                if phases is not None:
+                    out[tls][PHASES_KEY] = phases
+        if errors:
+            raise ValidationError.from_exception_data("TimingConfig", errors)
+        return out
+
     @model_validator(mode="after")
     def _consistent(self) -> TimingConfig:
         if self.profile == SAFETY:
             _check_safety(self, "")
         _check_bounds(self, "")
         for tls_id, override in self.per_intersection.items():
-            unknown = sorted(set(override) - TIMING_FIELDS)
+            unknown = sorted(set(override) - TIMING_FIELDS - {PHASES_KEY})
             if unknown:
                 raise ValueError(f"per_intersection.{tls_id}: unknown timing key(s) {', '.join(unknown)} "
-                                 f"(known: {', '.join(sorted(TIMING_FIELDS))})")
+                                 f"(known: {', '.join(sorted(TIMING_FIELDS | {PHASES_KEY}))})")
             # the override must satisfy the same bounds as the defaults, merged with them
-            try:
-                merged = TimingConfig.model_validate({**self.model_dump(exclude={"per_intersection"}), **override})
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                where = ".".join(str(p) for p in err["loc"])
-                msg = str(err["msg"]).removeprefix("Value error, ")
-                if where in SAFETY_LIMITS and msg.startswith(f"{where} ("):  # the safety profile's refusal names it
-                    where = ""
-                raise ValueError(f"per_intersection.{tls_id}{'.' + where if where else ''}: {msg}") from None
+            own = {k: v for k, v in override.items() if k != PHASES_KEY}
+            merged = _merged(self.model_dump(exclude={"per_intersection"}), own, f"per_intersection.{tls_id}")
             _check_bounds(merged, f"per_intersection.{tls_id}: ")
+            # and each phase's own values, merged with the signal's: the same bounds and safety limits
+            for number, values in (override.get(PHASES_KEY) or {}).items():
+                where = f"per_intersection.{tls_id}.{PHASES_KEY}.{number}"
+                _check_bounds(_merged(merged.model_dump(exclude={"per_intersection"}), values, where), f"{where}: ")
         return self
 
 
@@ -177,6 +215,72 @@ def valid_demand_scale(scale: float) -> bool:
 
 TIMING_FIELDS = frozenset({"yellow_s", "all_red_s", "min_green_s", "max_green_s", "ped_walk_s", "ped_clearance_s",
                            "ped_walking_speed_mps", "cycle_min_s", "cycle_max_s"})
+#: the key of a signal's own timing (`timing.per_intersection.<id>`) that holds its phases' own values, and the keys
+#: a phase takes there: a timing sheet's minimum and maximum green per phase (the actuated controller's passage per
+#: phase is a controller option: `controller_options.passage_s`)
+PHASES_KEY = "phases"
+PHASE_TIMING_FIELDS = ("min_green_s", "max_green_s")
+#: a phase's key that is no timing key, and where it is set instead
+_PHASE_KEY_ELSEWHERE = {"passage_s": "the actuated controller's passage is controller_options.passage_s "
+                                     "({<signal>: {<phase>: seconds}})"}
+_OWN_SCALARS = TypeAdapter(dict[str, dict[str, float | None]])
+_SECONDS = TypeAdapter(float)
+_PHASE_NUMBER_HINT = ("a phase is named by its number, 1 for the first: the number of the event log, the ATSPM "
+                      "charts and the dashboard")
+
+
+def _phase_values(value, loc: tuple, errors: list) -> dict[int, dict[str, float]] | None:
+    """A signal's `phases` as {phase number: {key: float}}; what is wrong with it goes into `errors` (None back)."""
+    def refuse(where: tuple, message: str, given) -> None:
+        errors.append(InitErrorDetails(type=PydanticCustomError("phase_timing", message), loc=where, input=given))
+
+    if not isinstance(value, Mapping) or not value:
+        refuse(loc, "expected a mapping of phase numbers to their own min_green_s / max_green_s, e.g. "
+               "{1: {min_green_s: 10, max_green_s: 45}}", value)
+        return None
+    out: dict[int, dict[str, float]] = {}
+    for key, own in value.items():
+        number = key if isinstance(key, int) and not isinstance(key, bool) else (
+            int(key) if isinstance(key, str) and key.strip().isdigit() else None)
+        where = (*loc, str(key))
+        if number is None or number < 1:
+            refuse(where, f"{key!r} is not a phase number: {_PHASE_NUMBER_HINT}", key)
+            continue
+        if number in out:
+            refuse(where, f"phase {number} is given twice", key)
+            continue
+        if not isinstance(own, Mapping):
+            refuse(where, f"expected phase {number}'s own values, e.g. {{min_green_s: 10, max_green_s: 45}}", own)
+            continue
+        unknown = sorted(set(own) - set(PHASE_TIMING_FIELDS), key=str)
+        if unknown:
+            elsewhere = "".join(f"; {_PHASE_KEY_ELSEWHERE[k]}" for k in unknown if k in _PHASE_KEY_ELSEWHERE)
+            refuse(where, f"unknown phase timing key(s) {', '.join(map(str, unknown))} (a phase takes "
+                   f"{', '.join(PHASE_TIMING_FIELDS)}; the signal's other keys are set beside its phases){elsewhere}",
+                   own)
+            continue
+        numbers = {}
+        for name, given in own.items():
+            try:
+                numbers[name] = _SECONDS.validate_python(given)
+            except ValidationError as exc:
+                refuse((*where, name), str(exc.errors()[0]["msg"]), given)
+        out[number] = numbers
+    return out
+
+
+def _merged(base: dict, own: dict, where: str) -> TimingConfig:
+    """`base` (a timing's keys) with `own` over them, validated as a run's timing is; a refusal is said at `where`
+    (`per_intersection.J1`, `per_intersection.J1.phases.2`)."""
+    try:
+        return TimingConfig.model_validate({**base, **own})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if key in SAFETY_LIMITS and msg.startswith(f"{key} ("):  # the safety profile's refusal names it
+            key = ""
+        raise ValueError(f"{where}{'.' + key if key else ''}: {msg}") from None
 
 #: why the safety profile keeps a limit, where its number alone does not say
 _SAFETY_WHY = {"ped_walking_speed_mps": " m/s (4 ft/s, the fastest MUTCD 4E.06 times a pedestrian clearance at)"}
@@ -412,8 +516,14 @@ class RunConfig(BaseModel):
         "and name them (a run's figures then depend only on the network, the demand and the run configuration); "
         "apply = start SUMO with them too (paths beside the .sumocfg made absolute), all but the ones a run sets "
         "itself, which the warning still names; a sumo_options key wins over the config's value"))
+    mqtt_topic_prefix: str = Field("signalwise", min_length=1, max_length=200, description=(
+        "signalwise live --mqtt: the topic tree of the detector feed, which subscribes to "
+        "<prefix>/+/detectors (one or more levels, e.g. city/corridor-a: two runs whose networks use the same "
+        "intersection ids share a broker under their own prefixes); no +, # or empty level"))
     controller_options: dict = Field(default_factory=dict, description=(
-        "options passed to the controller: actuated passage_s (3); max-pressure period_s (5), min_hold_s (10), "
+        "options passed to the controller: actuated passage_s (3; seconds for every phase, or per signal and "
+        "phase: {default: 3, J1: {1: 5, 2: 2}, J3: 2.5}, phases numbered as the event log numbers them: "
+        "docs/controllers.md#actuated); max-pressure period_s (5), min_hold_s (10), "
         "measure (density_demand = every vehicle in, halting vehicles out, per 100 m of lane; density = every "
         "vehicle in and out per 100 m, count, queue = halting in and all out, halting, demand = density_demand "
         "not per 100 m, stopped = vehicles seen halting since they entered the lane, RESCO's queue), "
@@ -512,12 +622,21 @@ class RunConfig(BaseModel):
     @classmethod
     def _known_options(cls, options: dict) -> dict:
         """A misspelt option (min_hold for min_hold_s) would be ignored without a word: refused by name."""
+        from ..control.actuated import passage_option_error
         from ..control.base import options_error
 
-        why = options_error(options)
+        why = options_error(options) or ("passage_s" in options and passage_option_error(options["passage_s"]))
         if why:
             raise ValueError(why)
         return options
+
+    @field_validator("mqtt_topic_prefix")
+    @classmethod
+    def _topic_levels(cls, prefix: str) -> str:
+        """A prefix MQTT can subscribe under: wildcards or an empty level would match other feeds' topics."""
+        if any(c in prefix for c in "+#\0") or "" in prefix.split("/"):
+            raise ValueError(f"{prefix!r} is no MQTT topic prefix: levels separated by /, none empty, no + or #")
+        return prefix
 
     @field_validator("controller")
     @classmethod

@@ -29,8 +29,9 @@ from ..core.types import Intersection
 from .commands import ScenarioOpt, _fail, friendly_errors, read_config_file
 from .config import RunConfig
 
-#: the topic a device publishes its detector messages on (`runtime.live.mqtt.MqttFeed`, prefix "signalwise")
-MQTT_TOPIC = "signalwise/{device_id}/detectors"
+#: the topic a device publishes its detector messages on (`runtime.live.mqtt.MqttFeed`; the prefix is the run
+#: configuration's `mqtt_topic_prefix`, "signalwise" by default)
+MQTT_TOPIC = "{prefix}/{device_id}/detectors"
 #: characters an MQTT topic level cannot hold: such a device sends over HTTP
 NOT_IN_A_TOPIC_LEVEL = ("/", "+", "#")
 FORMATS = ("table", "csv", "json")
@@ -46,6 +47,7 @@ class DetectorPlan:
     intersections: list[Intersection]  # with their detectors, in the run's order
     refused: list  # `sim.signal_model.RefusedSignal`: left to their own program, no detector channels
     approach_of_lane: dict[str, str]  # incoming lane -> the compass direction its traffic comes from
+    topic_prefix: str = "signalwise"  # the run configuration's mqtt_topic_prefix
 
     @property
     def signal_ids(self) -> list[str]:
@@ -79,14 +81,14 @@ def read_detector_plan(cfg: RunConfig) -> DetectorPlan:
     by_tls = plan_detectors(scenario.net_file, net)
     inters = [dataclasses.replace(i, detectors=by_tls.get(i.id, ())) for i in probe.intersections]
     approach = {lane: compass_approach(net.getLane(lane).getShape()) for i in inters for lane in i.in_lanes}
-    return DetectorPlan(cfg.scenario_label, inters, list(probe.refused), approach)
+    return DetectorPlan(cfg.scenario_label, inters, list(probe.refused), approach, cfg.mqtt_topic_prefix)
 
 
-def mqtt_topic(device_id: str) -> str | None:
+def mqtt_topic(device_id: str, prefix: str = "signalwise") -> str | None:
     """The topic the device publishes on; None when its id cannot be a topic level (it sends over HTTP)."""
     if any(c in device_id for c in NOT_IN_A_TOPIC_LEVEL):
         return None
-    return MQTT_TOPIC.format(device_id=device_id)
+    return MQTT_TOPIC.format(prefix=prefix, device_id=device_id)
 
 
 def lane_links(inter: Intersection, lane: str) -> list[int]:
@@ -123,7 +125,7 @@ def plan_as_dict(plan: DetectorPlan) -> dict:
     return {
         "scenario": plan.scenario,
         "signals": [{
-            "device_id": i.id, "mqtt_topic": mqtt_topic(i.id), "approach_speed_mps": round(i.approach_speed_mps, 2),
+            "device_id": i.id, "mqtt_topic": mqtt_topic(i.id, plan.topic_prefix), "approach_speed_mps": round(i.approach_speed_mps, 2),
             "detectors": [{"channel": d.channel, "kind": d.kind, "lane": d.lane,
                            "approach": plan.approach_of_lane.get(d.lane), "distance_to_stopbar_m": d.distance_to_stopbar_m,
                            "phase": primary_phase(i, d.lane), "detector_id": d.id, "links": lane_links(i, d.lane)}
@@ -148,7 +150,7 @@ def print_plan_table(plan: DetectorPlan) -> None:
                   f"{len(plan.intersections)} signal(s), {channels} detector channel(s); a feed message names a "
                   "channel by device_id and channel", soft_wrap=True)
     for inter in plan.intersections:
-        topic = mqtt_topic(inter.id)
+        topic = mqtt_topic(inter.id, plan.topic_prefix)
         where = f"MQTT topic {topic}" if topic else "no MQTT topic (its id holds / + or #): send over HTTP"
         t = Table(title=escape(f"{inter.id}: {where}"), title_justify="left", padding=(0, 1))
         for name, justify in (("channel", "right"), ("kind", "left"), ("lane", "left"), ("approach", "left"),

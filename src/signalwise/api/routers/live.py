@@ -42,6 +42,26 @@ class ControllerFaultCounts(BaseModel):
         "held) or a decision it cannot read (the Webster fallback served)"))
 
 
+class CoordinationPlan(BaseModel):
+    """A signal's coordinated plan, as a batch run's metrics.json `coordination` gives it (`control/coordinated.py`)."""
+
+    cycle_s: float = Field(description="the common cycle")
+    offset_s: float = Field(description="the signal's offset in the cycle")
+    green_onset_s: list[float] = Field(description="per phase, where its green starts in the cycle")
+    split_s: list[float] = Field(description="per phase, its split: green + yellow + all-red")
+    clearance_s: list[float] = Field(description="per phase, its yellow + all-red as the shield serves them")
+    green_s: list[float] = Field(description="per phase, its green")
+
+
+class NotCoordinated(BaseModel):
+    """A signal running the Free pattern (254), and why."""
+
+    not_coordinated: str = Field(description=(
+        "why: `coordinated` cannot coordinate the signal (its splits cannot hold the shield's minimums, ...: the "
+        "batch run's reason), or its controller is no longer `coordinated` (`its controller 'fixed' runs no "
+        "coordination pattern`)"))
+
+
 class LiveStatus(BaseModel):
     running: bool
     status: str = Field(description="running | complete | stopped | failed: <reason>")
@@ -63,11 +83,20 @@ class LiveStatus(BaseModel):
     last_recovery_s: float | None = Field(description="wall seconds the last recovery took")
     run_dir: str
     overrides: dict[str, str] = Field(description="operator overrides in force, per intersection")
+    coordination: dict[str, CoordinationPlan | NotCoordinated] = Field(default_factory=dict, description=(
+        "per signal whose log names a coordination pattern (131): its plan (cycle, offset, splits), or why it runs "
+        "Free (`not_coordinated`), as a batch run's metrics.json `coordination` and the run's run.json give it; "
+        "a signal never coordinated is left out"))
     feeds: dict[str, dict] = Field(default_factory=dict, description=(
         "a --field none run's inputs: `detectors` (messages accepted, rejected, rejected_by_code, repeated_events, "
         "repeated_counts, corrected_counts, late_corrections, late_messages, and repeated_state: on/off events not "
-        "logged because their detector was already in that state) and, with --mqtt, `mqtt` (broker, "
-        "connected, connection_error, received, accepted, rejected); empty with a simulator"))
+        "logged because their detector was already in that state; faulty_detectors: each detector whose data are "
+        "left out now, with device_id, channel and reason) and, with --mqtt, `mqtt` (broker, connected, "
+        "connection_error, received: payloads as they arrive, messages_received: the messages in those handled, "
+        "accepted, rejected, retained: retained messages refused, queued: received and not yet handled, dropped: "
+        "payloads the full intake queue dropped); empty with a simulator"))
+    alerts_webhook: dict | None = Field(None, description=(
+        "with alerts.webhook_url: its deliveries (url, sent, failed, dropped, queued, last_error); null without one"))
     store: dict | None = Field(None, description=(
         "with --db: while the run goes, the store writer's figures (database, written, buffered_rows, "
         "buffered_on_disk, db_ok, unavailable_s, overflow_rows, last_error, buffer_dir); once ended, what was "
@@ -256,7 +285,7 @@ def config(request: Request) -> dict:
     return {"timing": timing.model_dump(mode="json"), "shield": rt.cfg.shield.model_dump(mode="json"),
             "timing_revision": revision,
             "signal_timing_revisions": {tls: sh.timing_revision for tls, sh in shields},
-            "limits": change_limits(timing.profile),
+            "limits": change_limits(timing.profile, rt.shield_floors()),
             "derived": {tls: _clearances(sh.inter.timing, len(sh.inter.phases)) for tls, sh in shields}}
 
 
@@ -264,9 +293,10 @@ def _clearances(t, phases: int) -> dict[str, list[float]]:
     return {"yellow_s": [t.yellow_of(i) for i in range(phases)], "all_red_s": [t.all_red_of(i) for i in range(phases)]}
 
 
-def change_limits(profile: str) -> dict[str, dict[str, dict[str, float]]]:
+def change_limits(profile: str, shield_floors: dict[str, float] | None = None) -> dict[str, dict[str, dict[str, float]]]:
     """The bounds the server checks a timing or shield change against, read from the run configuration's own
-    fields (and the safety profile's limits), so a form offers no value the server refuses."""
+    fields (and the safety profile's limits, and `shield_floors`: a live run's, `LiveRuntime.shield_floors`), so a
+    form offers no value the server refuses."""
     from signalwise.runtime.config import ShieldSettings, TimingConfig
     from signalwise.runtime.profiles import SAFETY, SAFETY_LIMITS
 
@@ -284,6 +314,8 @@ def change_limits(profile: str) -> dict[str, dict[str, dict[str, float]]]:
                     bounds["min"] = max(bounds.get("min", low), low)
                 if high is not None:
                     bounds["max"] = min(bounds.get("max", high), high)
+            if section == "shield" and name in (shield_floors or {}):
+                bounds["min"] = max(bounds.get("min", shield_floors[name]), shield_floors[name])
             if bounds:
                 out[section][name] = bounds
     return out

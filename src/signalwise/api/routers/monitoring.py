@@ -83,6 +83,14 @@ class _LiveCollector:
         for level in ("info", "warning", "error", "critical"):
             alerts.add_metric([level], float(counts.get(level, 0)))
         yield alerts
+        hook = status.get("alerts_webhook")
+        if isinstance(hook, dict):  # with alerts.webhook_url: a receiver that is down shows here
+            posts = CounterMetricFamily("signalwise_alert_webhook_posts", "alert webhook POSTs by result (sent; "
+                                        "failed: refused or unanswered; dropped: its queue was full)",
+                                        labels=["result"])
+            for result in ("sent", "failed", "dropped"):
+                posts.add_metric([result], float(hook.get(result) or 0))
+            yield posts
         stage = GaugeMetricFamily("signalwise_profiler_milliseconds", "live loop stage timing over a sliding window",
                                   labels=["stage", "quantile"])
         for name, f in prof.items():
@@ -149,7 +157,16 @@ def _feed_metrics(feed, repeated_state: int | None = None):
         received.add_metric([], float(figures["received"]))
         connected = GaugeMetricFamily("signalwise_feed_mqtt_connected", "1 while connected to the MQTT broker")
         connected.add_metric([], 1.0 if figures["connected"] else 0.0)
-        yield from (received, connected)
+        messages = CounterMetricFamily("signalwise_feed_mqtt_messages_received", "detector messages in the MQTT "
+                                       "payloads handled (compare with the messages sent)")
+        messages.add_metric([], float(figures.get("messages_received", 0)))
+        retained = CounterMetricFamily("signalwise_feed_mqtt_retained_refused", "retained MQTT messages refused "
+                                       "(the broker's stored copy, not news)")
+        retained.add_metric([], float(figures.get("retained", 0)))
+        dropped = CounterMetricFamily("signalwise_feed_mqtt_payloads_dropped", "MQTT payloads dropped: the "
+                                      "feed's intake queue was full")
+        dropped.add_metric([], float(figures.get("dropped", 0)))
+        yield from (received, connected, messages, retained, dropped)
 
 
 class _VisionCollector:

@@ -8,8 +8,9 @@ mean anything to an operator); alerts are stamped with the second, the run's sim
 (`wall_time`, `cleared_wall_time`). The figures are `LiveRuntime.metrics()`: `fallback_share`, `stale_sources`,
 `queue_spillback.<id>`, `decision_latency_p99_ms`, ... A rule names one figure, or every figure under a prefix (`queue_spillback.*`:
 one alert per intersection). A rule on `X_per_min` that the loop does not report is read as the increase of
-the counter `X` over the last 60 s of the holding clock, so cumulative counters (`shield_interventions`) can be
-alerted on as rates.
+the counter `X` over the last 60 s of the stamping clock (a live run's simulated minute: the counters count what
+the run did, and at `--speed 10` a wall minute holds ten simulated ones), so cumulative counters
+(`shield_interventions`) can be alerted on as rates.
 
 Written by hand, not with a library: the state machine (pending → active → cleared, per rule and key) is
 forty lines, and the alerting libraries in Python (Prometheus' Alertmanager is a service, not a library)
@@ -46,6 +47,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .changes import ChangeRefused
+from .loosening import HIGHER, live_bound
 
 log = logging.getLogger("signalwise.live.alerts")
 
@@ -59,7 +61,8 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 SHOWN_SUBJECTS = 3
 MAX_SUBJECTS = 100
 
-#: a derived rate: `X_per_min` is the increase of the counter `X` over this many seconds of the holding clock (wall seconds in a live run)
+#: a derived rate: `X_per_min` is the increase of the counter `X` over this many seconds of the stamping clock
+#: (`evaluate`'s run_time_s: simulated seconds in a live run)
 RATE_WINDOW_S = 60.0
 RATE_SUFFIX = "_per_min"
 WILDCARD = ".*"
@@ -162,7 +165,10 @@ BUILTIN_RULES: tuple[AlertRule, ...] = (
           "the runtime holds more than 2 GB: a leak, or a store buffer growing while the database is away",
           clear_threshold=1536),
     _rule("shield_interventions", "shield_interventions_per_min", ">", 30, 0, "warning",
-          "the shield overrode more than 30 decisions in a minute: the controller keeps proposing unsafe phases",
+          "the shield overrode the controller more than 30 times in a simulated minute: a green the controller held "
+          "ended by the cycle bound or maximum green, a preemption, the fallback taking over, a phase the signal "
+          "lacks (interventions.csv names the rule each time). The signals stay safe; the controller and the "
+          "timing disagree often",
           clear_threshold=10),
     # not safety alerts (SAFETY_LIMITS): what the shield served instead raises fallback_share; these say why
     _rule("controller_errors", "controller_errors", ">", 0, 0, "warning",
@@ -189,6 +195,12 @@ BUILTIN_RULES: tuple[AlertRule, ...] = (
           "the database (--db) has not taken a write for 30 s: the run's rows wait in its store buffer "
           "(store_buffered_rows) and are written once it answers; past 1,000,000 rows they are dropped "
           "(store_buffer_overflow)", clear_threshold=0),
+    _rule("shield_changed", "shield_changes", ">", 0, 0, "info",
+          "an operator changed the shield's settings (confidence threshold, data age, preemption distance or dwell), "
+          "or a restart applied such a change again: the alert names who and each setting old -> new, as the "
+          "change log and stderr do. Preemption and the confidence fallback cannot be switched off at run time "
+          "(docs/live.md); stays until acknowledged, and each change after that raises it again",
+          until_acknowledged=True),
     _rule("previous_run_died", "previous_run_died", ">", 0, 0, "warning",
           "the previous live run of this corridor ended without a word (SIGKILL, out of memory, a power cut): its "
           "run.json now says died; the evidence between its last moment and this run's start is missing",
@@ -279,7 +291,7 @@ SAFETY_LIMITS: dict[str, SafetyLimits] = {
 FIXED_FIGURES: tuple[str, ...] = (
     "fallback_share", "stale_sources", "decision_latency_p99_ms", "pacing_lateness_p99_ms", "simulator_restarts",
     "shield_interventions", "controller_errors", "controller_invalid_proposals", "store_buffer_overflow",
-    "store_unavailable_s", "store_buffered_rows", "previous_run_died", "process_cpu_pct", "process_rss_mb", "mqtt_disconnected")
+    "store_unavailable_s", "store_buffered_rows", "previous_run_died", "shield_changes", "process_cpu_pct", "process_rss_mb", "mqtt_disconnected")
 #: figures reported once per key (`family.<key>`), and what the key is. A camera's figures appear when a stream is
 #: added to the server, so a rule may name a camera not there yet; a signal's are there from the start.
 KEYED_FIGURES: dict[str, str] = {
@@ -346,8 +358,10 @@ def operator_rules(started: Iterable[AlertRule], requested: Iterable[AlertRule |
                 f"send it with those to adjust it, or give your rule another name")
         limits = SAFETY_LIMITS.get(r.name)
         if limits is not None:
-            # what the run started with may be looser already (its --config): never refused for keeping that
-            bound = SafetyLimits(max(limits.max_threshold, was.threshold), max(limits.max_for_s, was.for_s),
+            # what the run started with may be looser already (its --config): never refused for keeping that (the
+            # rule the shield and the clearances follow too: `loosening.live_bound`)
+            bound = SafetyLimits(live_bound(limits.max_threshold, was.threshold, HIGHER),
+                                 live_bound(limits.max_for_s, was.for_s, HIGHER),
                                  min(limits.min_level, was.level, key=_LEVELS.index),
                                  limits.may_wait_for_acknowledgement or was.until_acknowledged)
             why = bound.problem(r)
@@ -557,7 +571,8 @@ class _Track:
 
 
 class _Rate:
-    """The increase of a cumulative counter over the last `RATE_WINDOW_S` of the holding clock."""
+    """The increase of a cumulative counter over the last `RATE_WINDOW_S` of the stamping clock (simulated seconds
+    in a live run)."""
 
     def __init__(self) -> None:
         self.samples: deque[tuple[float, float]] = deque()
@@ -624,7 +639,8 @@ class AlertEngine:
             self._now_s = now_s
             self._run_s = now_s if run_time_s is None else run_time_s
             self._subjects = subjects or {}
-            derived = self._derived(now_s, metrics)
+            # per simulated minute: a rate of what the run did, not of how fast the wall clock paces it
+            derived = self._derived(self._run_s, metrics)
             seen: set[tuple[str, str]] = set()
             for rule in self._rules.values():
                 for key, value in self._values(rule, metrics, derived):
@@ -741,6 +757,24 @@ class AlertEngine:
                 callback(event)
             except Exception:  # noqa: BLE001 - a broken notifier must not stop the loop
                 log.exception("alert callback failed for %s", event.rule)
+
+    def end_run(self, reason: str, *, at_s: float | None = None) -> list[AlertEvent]:
+        """The run ends: every active alert is cleared with `reason` (nothing watches its figure any more, and a
+        receiver of the webhook would keep it open for ever), each told to `on_clear`; returns them."""
+        out: list[tuple[str, AlertEvent]] = []
+        with self._lock:
+            when = self._run_s if at_s is None else at_s
+            for track in self._tracks.values():
+                if track.alert is None:
+                    continue
+                cleared = dataclasses.replace(track.alert, cleared_at_s=when, cleared_wall_time=_wall_now(),
+                                              cleared_reason=reason)
+                track.alert = None
+                track.pending_since_s = None
+                self._remember(cleared)
+                out.append(("clear", cleared))
+        self._notify(out)
+        return [e for _, e in out]
 
     # -- readers and operators ------------------------------------------------------------------------------
     def active(self) -> list[AlertEvent]:
@@ -893,6 +927,11 @@ def _message(rule: AlertRule, key: str, value: float, subjects: Mapping[str, str
 class WebhookNotifier:
     """POSTs each alert as JSON to `url` from a background thread.
 
+    Each payload is the alert (`AlertEvent.as_dict`) with `state` (`active` or `cleared`) and `event`: `raised`,
+    `updated` (an active alert's subjects changed: `now_subjects` / `now_message` say what it counts now, e.g. a
+    second signal stale while the first still is) or `cleared` (`cleared_reason` says why, the run's end
+    included).
+
     `notify` never blocks: alerts wait in a bounded queue; when it is full the alert is dropped and counted
     (`dropped`). A failed POST is logged and counted (`failed`), not retried: the store keeps the record, the
     webhook is a nudge. Uses urllib (stdlib) so the core install needs nothing more.
@@ -919,14 +958,22 @@ class WebhookNotifier:
         """Fields every payload carries from now on (a live run: `simulation_id`, `scenario`)."""
         self.origin = dict(origin)
 
-    def notify(self, alert: AlertEvent | Mapping) -> bool:
-        """Queue the alert for posting; False when it was dropped (queue full or notifier closed)."""
+    def update(self, alert: AlertEvent | Mapping) -> bool:
+        """`notify` for an active alert whose subjects changed (`AlertEngine.on_update`): `event: updated`."""
+        return self.notify(alert, event="updated")
+
+    def notify(self, alert: AlertEvent | Mapping, *, event: str | None = None,
+               origin: Mapping[str, str] | None = None) -> bool:
+        """Queue the alert for posting; False when it was dropped (queue full or notifier closed). `event`: what
+        happened (default `raised` for an active alert, `cleared` for a cleared one); `origin`: the run it is of,
+        when not this notifier's (an alert a killed run left open, cleared at the next start)."""
         if self._closed:
             self.dropped += 1
             return False
         body = alert.as_dict() if isinstance(alert, AlertEvent) else dict(alert)
         body["state"] = "active" if body.get("cleared_at_s") is None else "cleared"
-        body.update(self.origin)
+        body["event"] = event or ("raised" if body["state"] == "active" else "cleared")
+        body.update(self.origin if origin is None else origin)
         try:
             self._queue.put_nowait(body)
         except queue.Full:
@@ -974,9 +1021,11 @@ class WebhookNotifier:
 
 
 def engine_from_config(config: AlertConfig) -> tuple[AlertEngine, WebhookNotifier | None]:
-    """The engine a run configuration's `alerts:` asks for, with its webhook (or None) wired to raise and clear."""
+    """The engine a run configuration's `alerts:` asks for, with its webhook (or None) wired to raise, update (a
+    signal joining or leaving an active alert's subjects) and clear."""
     notifier = WebhookNotifier(config.webhook_url, config.webhook_timeout_s) if config.webhook_url else None
-    engine = AlertEngine(config.all_rules(), on_raise=notifier, on_clear=notifier)
+    engine = AlertEngine(config.all_rules(), on_raise=notifier, on_clear=notifier,
+                         on_update=notifier.update if notifier is not None else None)
     return engine, notifier
 
 

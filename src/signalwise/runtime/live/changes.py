@@ -90,8 +90,9 @@ class SignalTimingChange(_Change):
     kind: Literal["signal_timing"] = "signal_timing"
     intersection_id: str = Field(min_length=1, max_length=MAX_INTERSECTION_ID_CHARS)
     timing: FiniteMap | None = Field(description=(
-        "the signal's own values (keys of the run configuration's `timing`, as under `per_intersection`), which "
-        "replace the ones it had; null: none, back on the defaults"))
+        "the signal's own values (keys of the run configuration's `timing`, as under `per_intersection`, and "
+        "`phases`: {phase number: {min_green_s, max_green_s}}), which replace the ones it had; null: none, back on "
+        "the defaults"))
     based_on_revision: Revision | None = Field(None, description=(
         "the `timing_revision` the change was made from: refused with 409, nothing applied, when this signal's "
         "own values have changed since (a change of another signal's, or of the defaults, does not refuse it)"))
@@ -131,9 +132,11 @@ class ControllerChange(_Change):
     @classmethod
     def _known_options(cls, options: dict | None) -> dict | None:
         """As a run configuration refuses them: a misspelt option would be ignored without a word."""
+        from ...control.actuated import passage_option_error
         from ...control.base import options_error
 
-        why = options_error(options or {})
+        given = options or {}
+        why = options_error(given) or ("passage_s" in given and passage_option_error(given["passage_s"]))
         if why:
             raise ValueError(why)
         return options
@@ -162,6 +165,28 @@ Change = Annotated[Union[CHANGE_TYPES], Field(discriminator="kind")]  # noqa: UP
 
 #: the kinds of change a client may send (`Change`'s `kind`), read from the types so that a new one is never left out
 KINDS = frozenset(t.model_fields["kind"].default for t in CHANGE_TYPES)
+
+
+def passage_refusal(options: dict, targets: list[Intersection], signals: set[str]) -> str | None:
+    """Why the actuated controller's `passage_s` option (`control.actuated`) cannot apply where a controller change
+    builds it (`targets`): a phase a target does not have, or a signal the run (`signals`) does not have; None when
+    it can. Asked of every target before any switches (a controller is otherwise built at one signal to check it)."""
+    from ...control.actuated import PASSAGE_DEFAULT_KEY, phase_passages_s
+    from ...control.base import ControllerUnavailable
+
+    passage = options.get("passage_s")
+    if not isinstance(passage, dict):
+        return None
+    unknown = sorted(str(k) for k in passage if str(k) != PASSAGE_DEFAULT_KEY and k not in signals)
+    if unknown:
+        return (f"controller_options.passage_s names {', '.join(unknown)}, not a signal of this run "
+                f"(signals: {', '.join(sorted(signals))})")
+    for inter in targets:
+        try:
+            phase_passages_s(passage, inter)
+        except ControllerUnavailable as exc:
+            return str(exc)
+    return None
 
 
 class ChangeRefused(ValueError):

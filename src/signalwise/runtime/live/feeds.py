@@ -337,6 +337,30 @@ class _DeviceHealth:
     newest_s: float | None = None  # data time of the newest accepted message
     streak: int = 0  # rejections in a row since the last accepted message
     last_reason: str = ""
+    #: (monotonic arrival, seconds its time was behind the run's clock) of its latest accepted messages
+    lags: deque = field(default_factory=lambda: deque(maxlen=CLOCK_LAG_SAMPLES))
+
+
+#: messages per intersection whose lag behind the run's clock on arrival is remembered (`_clock_behind_s`)
+CLOCK_LAG_SAMPLES = 20
+#: a sender's clock is said to be behind when at least this many of them arrived within CLOCK_RECENT_S ...
+CLOCK_LAG_MIN_SAMPLES = 5
+CLOCK_RECENT_S = 30.0
+#: ... all lagging by about the same (within this many seconds of each other: a buffering gateway's lags spread)
+CLOCK_LAG_SPREAD_S = 2.0
+
+
+def _clock_behind_s(health: _DeviceHealth, late_after_s: float, now_mono: float) -> float | None:
+    """How far the sender's clock seems behind the run's: its messages keep arriving (CLOCK_LAG_MIN_SAMPLES within
+    CLOCK_RECENT_S, the latest within 5 s), each lagging about the same (CLOCK_LAG_SPREAD_S) and more than
+    `late_after_s`; else None. Data that old are stale whatever the cause, but a steady lag of a steadily
+    sending device is a clock, not a network: said so, the operator checks the sender's NTP."""
+    recent = [lag for at, lag in health.lags if now_mono - at <= CLOCK_RECENT_S]
+    if len(recent) < CLOCK_LAG_MIN_SAMPLES or now_mono - health.lags[-1][0] > 5.0:
+        return None
+    if max(recent) - min(recent) > CLOCK_LAG_SPREAD_S or min(recent) <= late_after_s:
+        return None
+    return sorted(recent)[len(recent) // 2]
 
 
 # ---------------------------------------------------------------------------
@@ -386,7 +410,7 @@ class DetectorFeed:
         self._state: dict[tuple[str, int], _DetectorState] = {
             (dev, ch): _DetectorState() for dev, chans in self._channels.items() for ch in chans}
         self._health: dict[str, _DeviceHealth] = {dev: _DeviceHealth() for dev in self._channels}
-        self._events: deque[SignalEvent] = deque(maxlen=max_pending_events)
+        self._events: deque[tuple[float, SignalEvent]] = deque(maxlen=max_pending_events)  # (own time, event)
         self._events_dropped = 0
         #: accepted counts not yet drained into the live records (`drain_counts`), as bounded as the events
         self._counts: deque[FeedCount] = deque(maxlen=max_pending_events)
@@ -407,6 +431,8 @@ class DetectorFeed:
         self._last_rejection: Rejection | None = None
         self._first_observe_s: float | None = None
         self._loop_time_s: float | None = None
+        #: (device, channel) -> why its data were left out, as last logged (`_fault_changes_locked`)
+        self._faults_said: dict[tuple[str, int], str] = {}
 
     # -- what the feed knows --------------------------------------------------------
     @property
@@ -458,6 +484,7 @@ class DetectorFeed:
         accepted = 0
         late: list[Late] = []
         notes: list[str] = []
+        arrived = time.monotonic()
         with self._lock:
             fed: set[str] = set()
             loop_s = self._now() if self._now is not None else self._loop_time_s
@@ -470,6 +497,8 @@ class DetectorFeed:
                         notes.append(note)
                     fed.add(item[1].device_id)
                     accepted += 1
+                    if loop_s is not None:
+                        self._health[item[1].device_id].lags.append((arrived, loop_s - item[2]))
                     if loop_s is not None and loop_s - item[2] > self.late_after_s:
                         late.append(self._late_note(*item, loop_s - item[2]))
             for dev in fed:  # a batch that fed an intersection clears its streak whatever order it came in
@@ -597,7 +626,8 @@ class DetectorFeed:
                 st.recent.append((t, on))
                 if len(self._events) == self._events.maxlen:
                     self._events_dropped += 1
-                self._events.append(SignalEvent(round(t, 1), dev, int(code), ch))
+                # with its own time: the log's tenth would sort an on and off of one tenth by code, off first
+                self._events.append((t, SignalEvent(round(t, 1), dev, int(code), ch)))
         note = None
         if msg.event is None:
             note = self._count_volume(st, msg, t)
@@ -716,7 +746,26 @@ class DetectorFeed:
                     lanes[lane] = est
             asked = bool(need.lane_ids or need.detector_idle_ids or need.detector_count_ids)
             sources = (self._source_health_locked(dev, time_s),) if asked else ()
+            faults = self._fault_changes_locked(dev, time_s)
+        if faults:
+            log.warning("detector feed: %s", faults)
         return Observation(time_s, dev, lanes, idle, detector_counts_veh=counts, sources=sources)
+
+    def _fault_changes_locked(self, dev: str, time_s: float) -> str | None:
+        """The detectors of `dev` whose data began or ceased to be left out since its last observation (stuck on,
+        stopped counting: `_fault`), in one line for the log, or None (under the lock). A maintenance crew reads
+        which channel and why; `stats()["faulty_detectors"]` lists those left out now."""
+        said = []
+        for ch in self._channels.get(dev, {}):
+            why = _fault(self._state[(dev, ch)], time_s)
+            before = self._faults_said.get((dev, ch))
+            if why is not None and before is None:
+                self._faults_said[(dev, ch)] = why
+                said.append(f"{dev} channel {ch} left out of observations: {why}")
+            elif why is None and before is not None:
+                del self._faults_said[(dev, ch)]
+                said.append(f"{dev} channel {ch} is used again (was: {before})")
+        return "; ".join(said) or None
 
     def reports(self, device_id: str) -> bool:
         """Whether the feed speaks for this intersection: it has taken a message for it, or refused enough in a row
@@ -754,6 +803,12 @@ class DetectorFeed:
         if health.newest_s - time_s > self.max_ahead_s:
             return SourceHealth(SOURCE, 0.0, False, f"newest message is {health.newest_s - time_s:.0f} s ahead of "
                                                     "the run's clock (the sender's clock is wrong)")
+        if age > self.late_after_s and health.lags:
+            behind = _clock_behind_s(health, self.late_after_s, time.monotonic())
+            if behind is not None:
+                return SourceHealth(SOURCE, age, False, f"messages keep arriving but each is ~{behind:.0f} s behind "
+                                    f"the run's clock (newest {age:.0f} s old): the sender's clock may be behind by "
+                                    f"~{behind:.0f} s; check its time (NTP)")
         return SourceHealth(SOURCE, age, True)
 
     def lane_estimate(self, lane: str, time_s: float) -> LaneState | None:
@@ -824,12 +879,15 @@ class DetectorFeed:
 
     # -- the hi-res log and counters ------------------------------------------------------
     def drain_events(self) -> list[SignalEvent]:
-        """Detector on/off events (82 / 81, parameter = channel) accepted since the last drain, in time order."""
+        """Detector on/off events (82 / 81, parameter = channel) accepted since the last drain, in time order: by
+        each event's own time, then as they arrived. Not by the logged tenth and the event code: a pulse on at
+        .01 s and off at .04 s is logged in one tenth, and sorted by code the off (81) would come before the on (82),
+        leaving the detector on in the log until its next off."""
         with self._lock:
-            events = list(self._events)
+            timed = list(self._events)
             self._events.clear()
-        events.sort()
-        return events
+        timed.sort(key=lambda pair: pair[0])  # stable: one time's events stay in the order they came
+        return [e for _t, e in timed]
 
     def drain_counts(self) -> list[FeedCount]:
         """Count messages accepted since the last drain (repeats left out), in time order: the vehicles the live

@@ -93,10 +93,12 @@ class FeedField:
         return split_zones(in_lanes, net.successors, net.signal_lanes, self.lane_length_m, reach_m)
 
     def halting_by_lane(self, lanes: Iterable[str]) -> dict[str, int]:
+        """The lanes whose queue the feeds (and cameras) know now; a lane with no usable data is left out (the
+        snapshot says "no data" for it, not an empty lane)."""
         lanes = tuple(lanes)
         estimate = getattr(self.feed, "lane_queues", None)
         known = estimate(lanes) if estimate is not None else {}
-        return {lane: int(known.get(lane, 0)) for lane in lanes}
+        return {lane: int(known[lane]) for lane in lanes if known.get(lane) is not None}
 
     def halting_veh(self, lanes: Iterable[str]) -> int:
         return sum(self.halting_by_lane(lanes).values())

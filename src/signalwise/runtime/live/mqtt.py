@@ -39,6 +39,7 @@ import ssl
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 
 import paho.mqtt.client as mqtt
@@ -63,6 +64,15 @@ SESSION_TAKEN_OVER = 142
 #: the connection without saying SESSION_TAKEN_OVER)
 TAKEOVER_DROPS = 3
 TAKEOVER_WITHIN_S = 10.0
+#: QoS 1 messages the broker may send before this client acknowledged them (MQTT 5's Receive Maximum, at its
+#: largest): without it Mosquitto sends 20 (`max_inflight_messages`) and queues the rest, and drops what passes
+#: its per-client queue (`max_queued_messages`, 1,000) when a burst comes faster than this client acknowledges
+RECEIVE_MAXIMUM = 65535
+#: payloads received and not yet handled (`MqttFeed`'s intake queue): at the feed's intake rate (docs/live-feeds.md)
+#: a minute or more of single-message payloads; one that finds it full is dropped and counted (`dropped`)
+MAX_QUEUED_PAYLOADS = 200_000
+#: and their bytes: a queue of large payloads is bounded too
+MAX_QUEUED_BYTES = 256 * 1024 * 1024
 #: the clock of the log windows and of the takeover guess (a name of this module, so a test can move it alone)
 _monotonic = time.monotonic
 
@@ -200,6 +210,23 @@ class MqttFeed:
     `tls` (from `tls_context`) connects over TLS, the broker's certificate
     verified; a broker that fails verification is retried as an unreachable
     one is, its reason logged and kept as `last_error`.
+
+    Bursts: the client's MQTT 5 Receive Maximum (RECEIVE_MAXIMUM) lets the
+    broker send that many QoS 1 messages before their acknowledgements. With
+    Mosquitto's own window (20, `max_inflight_messages`) the rest waited in its
+    per-client queue (`max_queued_messages`, 1,000), and a burst of
+    single-message payloads faster than this client's intake lost what passed
+    it, unseen here. paho's thread only counts and queues each payload
+    (`_on_message`), so it acknowledges at once, and a thread of this client's
+    own handles them in order (`_handle`). The intake queue is bounded
+    (MAX_QUEUED_PAYLOADS, MAX_QUEUED_BYTES); a payload that finds it full is
+    dropped, counted and logged.
+
+    A retained message (`message.retain`: the broker's stored copy of the
+    last message published with the retain flag, delivered on every
+    subscription whenever it was sent) is refused, counted (`retained`) and
+    logged: it is old news, not an observation, and its time cannot show it
+    (a `sim_time_s` is on a clock every run starts again at 0).
     """
 
     def __init__(self, feed: DetectorFeed, host: str = "127.0.0.1", port: int = 1883, *, prefix: str = "signalwise",
@@ -215,6 +242,15 @@ class MqttFeed:
         self._log_every_s = log_every_s
         self._stats_lock = threading.Lock()
         self._received = self._accepted = self._rejected = 0
+        self._retained = 0  # retained messages refused (the broker's stored copy, not news)
+        self._dropped = 0  # payloads dropped: the intake queue was full
+        self._messages_received = 0  # detector messages in the payloads handled (a list counts its items)
+        #: payloads paho's thread received, waiting for the handling thread: (topic, payload)
+        self._intake: deque[tuple[str, bytes]] = deque()
+        self._intake_bytes = 0
+        self._intake_ready = threading.Condition(threading.Lock())
+        self._handler: threading.Thread | None = None
+        self._stopping = False
         self._last_error: str | None = None
         self._connection_error: str | None = None  # the last about the connection (not a payload's)
         self._connected = False
@@ -237,7 +273,9 @@ class MqttFeed:
         if tls is not None:
             self.client.tls_set_context(tls)
         self._socket_error: str | None = None  # what paho last said went wrong on the socket (its log)
-        self.client.on_log = self._on_log
+        # paho's errors only: an `on_log` callback would have paho format a line for every packet it reads, most
+        # of the time of a burst of small payloads (a logger below ERROR is asked, and declines, without formatting)
+        self.client.enable_logger(_PahoErrors(self))
         self.client.on_connect = self._on_connect
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
@@ -249,8 +287,12 @@ class MqttFeed:
         """Connect in the background; a broker that is down is retried with backoff, never waited on here."""
         session = Properties(PacketTypes.CONNECT)
         session.SessionExpiryInterval = SESSION_EXPIRY_S
+        session.ReceiveMaximum = RECEIVE_MAXIMUM
         # clean_start=False on every connect, reconnects included: the broker resumes the session it kept
         self.client.connect_async(self.host, self.port, self.keepalive_s, clean_start=False, properties=session)
+        self._stopping = False
+        self._handler = threading.Thread(target=self._handle_queued, name="signalwise-mqtt-intake", daemon=True)
+        self._handler.start()
         self.client.loop_start()
 
     def stop(self) -> None:
@@ -261,6 +303,11 @@ class MqttFeed:
             self.client.disconnect(properties=ended)
         finally:
             self.client.loop_stop()
+            with self._intake_ready:  # what was received is handled before the thread ends
+                self._stopping = True
+                self._intake_ready.notify()
+            if self._handler is not None:
+                self._handler.join(30.0)
         with self._stats_lock:
             self._connected = False
         self._subscribed.clear()
@@ -275,10 +322,17 @@ class MqttFeed:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def stats(self) -> dict:
-        """received (payloads), accepted and rejected (messages), last_error (of either kind), connected, broker,
-        and connection_error: the last error about the connection (a payload's error does not replace it)."""
+        """received (payloads, as they arrive: compare with the payloads sent), messages_received (detector
+        messages in the payloads handled), accepted and rejected (messages), retained (retained messages
+        refused), queued (payloads received, not yet handled), dropped (payloads the full intake queue dropped),
+        last_error (of either kind), connected, broker, and connection_error: the last error about the connection
+        (a payload's error does not replace it)."""
+        with self._intake_ready:
+            queued = len(self._intake)
         with self._stats_lock:
-            return {"received": self._received, "accepted": self._accepted, "rejected": self._rejected,
+            return {"received": self._received, "messages_received": self._messages_received,
+                    "accepted": self._accepted, "rejected": self._rejected, "retained": self._retained,
+                    "queued": queued, "dropped": self._dropped,
                     "last_error": self._last_error, "connected": self._connected, "broker": self.broker,
                     "connection_error": self._connection_error}
 
@@ -393,14 +447,52 @@ class MqttFeed:
             self._error(text, "connection")
 
     def _on_message(self, _client, _userdata, message) -> None:
+        """paho's thread: count the payload and queue it for `_handle_queued`, at once (paho acknowledges a QoS 1
+        message when this returns, and the broker sends more only then); a retained one is refused here."""
         try:
-            self._handle(message.topic, message.payload)
+            topic, payload = message.topic, message.payload
+            with self._stats_lock:
+                self._received += 1
+            if message.retain:
+                with self._stats_lock:
+                    self._retained += 1
+                self._error(f"{topic}: a retained message (the broker's stored copy of an earlier message, "
+                            "delivered because this client subscribed) refused: it is not news of the detectors; "
+                            "publish detector messages without the retain flag", "retained")
+                return
+            with self._intake_ready:
+                full = (len(self._intake) >= MAX_QUEUED_PAYLOADS
+                        or self._intake_bytes + len(payload) > MAX_QUEUED_BYTES)
+                if not full:
+                    self._intake.append((topic, payload))
+                    self._intake_bytes += len(payload)
+                    self._intake_ready.notify()
+            if full:
+                with self._stats_lock:
+                    self._dropped += 1
+                self._error(f"{topic}: payload dropped: {MAX_QUEUED_PAYLOADS:,} payloads "
+                            f"({MAX_QUEUED_BYTES // 2 ** 20} MiB) wait to be handled already (the sender sends "
+                            "faster than the feed takes them: send lists)", "dropped")
         except Exception as exc:  # never into paho's thread: an exception there ends the client
             self._error(f"{message.topic}: {type(exc).__name__}: {exc}")
 
+    def _handle_queued(self) -> None:
+        """The intake thread: each queued payload to `_handle`, in the order received, until `stop` (what was
+        received by then is handled first)."""
+        while True:
+            with self._intake_ready:
+                while not self._intake and not self._stopping:
+                    self._intake_ready.wait()
+                if not self._intake:
+                    return
+                topic, payload = self._intake.popleft()
+                self._intake_bytes -= len(payload)
+            try:
+                self._handle(topic, payload)
+            except Exception as exc:  # a bug here must not end the intake
+                self._error(f"{topic}: {type(exc).__name__}: {exc}")
+
     def _handle(self, topic: str, payload: bytes) -> None:
-        with self._stats_lock:
-            self._received += 1
         parts = topic.split("/")
         device = parts[-2] if len(parts) >= 3 else None
         reason = None
@@ -428,6 +520,8 @@ class MqttFeed:
             self._error(f"{topic}: {reason}", f"code {rej.code}")
             self._count(0, 1)
             return
+        with self._stats_lock:
+            self._messages_received += len(data)
         result = self.feed.accept(data, expect_device=device, transport="mqtt")
         by_code: dict[str, list] = {}
         for rej in result.rejected:
@@ -463,3 +557,16 @@ class MqttFeed:
         else:
             suffix = f" ({skipped} more of the kind since the last)"
         log.warning("detector feed over MQTT: %s%s", text, suffix)
+
+
+class _PahoErrors(logging.Logger):
+    """The logger paho writes to (`enable_logger`): its ERROR lines go to `MqttFeed._on_log`, nothing else is
+    formatted (`isEnabledFor` declines the per-packet DEBUG lines first)."""
+
+    def __init__(self, owner: MqttFeed):
+        super().__init__(f"signalwise.live.mqtt.paho.{owner.client_id}", logging.ERROR)
+        self.propagate = False
+        self._owner = owner
+
+    def handle(self, record: logging.LogRecord) -> None:
+        self._owner._on_log(None, None, mqtt.MQTT_LOG_ERR, record.getMessage())

@@ -105,6 +105,53 @@ def open_alerts(run_dir: Path) -> list[str]:
             if a.get("cleared_at_s") is None and not a.get("acknowledged_by")]
 
 
+def open_alert_rows(run_dir: Path) -> list[dict]:
+    """The latest row of each alert its `alerts.jsonl` leaves active at its end (acknowledged or not)."""
+    latest: dict[str, dict] = {}
+    path = Path(run_dir) / "alerts.jsonl"
+    if not path.is_file():
+        return []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+            latest[row["id"]] = row
+        except (ValueError, KeyError, TypeError):
+            continue  # its last line, cut short by the kill
+    return [row for row in latest.values() if row.get("cleared_at_s") is None]
+
+
+def clear_open_alerts(dead: DeadRun, found_by: Path, notifier=None) -> list[dict]:  # noqa: ANN001
+    """The alerts a killed run left active, cleared now that the next run of its corridor found it: a clear row
+    each in its `alerts.jsonl` (at its last simulated second, reason naming its death) and, with a webhook
+    (`WebhookNotifier`), a `cleared` POST each as from that run (its `simulation_id`, the run directory's name):
+    a receiver would keep them open for ever. Returns the rows written."""
+    rows = open_alert_rows(dead.run_dir)
+    if not rows:
+        return []
+    at_s = last_sim_s(dead.run_dir)
+    reason = (f"its run died (last seen alive at {dead.last_seen.isoformat(timespec='seconds')}); cleared when "
+              f"the next run of the corridor ({Path(found_by).name}) started")
+    cleared = [{**row, "cleared_at_s": at_s if at_s is not None else row.get("raised_at_s"),
+                "cleared_wall_time": dt.datetime.now().astimezone().isoformat(timespec="milliseconds"),
+                "cleared_value": None, "cleared_reason": reason} for row in rows]
+    try:
+        with open(dead.run_dir / "alerts.jsonl", "a") as fh:
+            for row in cleared:
+                fh.write(json.dumps(row, default=str) + "\n")
+    except OSError as exc:
+        log.warning("could not clear the open alerts of %s: %s", dead.run_dir, exc)
+    if notifier is not None:
+        try:
+            scenario = json.loads((dead.run_dir / "run.json").read_text()).get("scenario")
+        except (OSError, ValueError, AttributeError):
+            scenario = None
+        origin = {**notifier.origin, "simulation_id": dead.run_dir.name,
+                  **({"scenario": scenario} if scenario else {})}
+        for row in cleared:
+            notifier.notify(row, event="cleared", origin=origin)
+    return cleared
+
+
 #: the change log's kinds that end the override in force at a signal (another `override` replaces it)
 OVERRIDE_ENDS = ("override_expired", "override_served", "override_replaced", "cancel_override")
 

@@ -38,7 +38,7 @@ from pydantic import ValidationError
 
 from ... import __version__
 from ...control.base import ControlContext, ControllerUnavailable, check_usable, make
-from ...control.coordinated import FREE, Pattern, controller_pattern, pattern_events
+from ...control.coordinated import FREE, Pattern, controller_pattern, coordination_report, pattern_events
 from ...core.eventlog import COLUMNS as EVENT_COLUMNS
 from ...core.eventlog import TimeOrderedEvents, format_timestamp
 from ...core.types import RECOVERY_STATE, EventCode, Observation, SignalEvent
@@ -47,9 +47,15 @@ from ...provenance import models_run, provenance
 from ...sim.backend import SimulationError, SumoBackend
 from ...sim.detectors import live_zone_ids, place_detectors
 from ...sim.outputs import read_vtype_classes
-from ...sim.signal_model import BELOW_ITE_NOTE, below_ite_notes, short_ped_clearance, timing_warnings
+from ...sim.signal_model import (
+    BELOW_ITE_NOTE,
+    below_ite_notes,
+    short_ped_clearance,
+    timing_warnings,
+    unknown_phase_timing,
+)
 from ...termination import interrupts_deferred, stop_reason
-from ..config import RunConfig
+from ..config import _LIVE_PROFILE, RunConfig
 from ..detector_config import detector_rows, write_detector_config
 from ..loop import (
     Field,
@@ -65,6 +71,16 @@ from ..loop import sumo_options as _sumo_options
 from ..step_rounding import clearance_rounding_warnings
 from . import changes as ch
 from .detector_alternation import DetectorAlternation
+from .loosening import (
+    CONFIG_INSTEAD,
+    ITE_SOURCE,
+    SHIELD_LIMITS,
+    clearance_floors,
+    clearance_refusal,
+    live_bound,
+    shield_differences,
+    shield_refusal,
+)
 from .pacing import Pacer
 from .profiler import Profiler
 from .records import LiveRecords, network_figures, store_record
@@ -102,6 +118,15 @@ class LiveRuntime:
                  resolve_options: Callable[[list[str]], dict] | None = None, camera_configs=(),
                  command_controller: str | None = None):
         self.cfg = cfg
+        #: the shield settings the run started with (its --config's): a change at run time may not loosen a safety
+        #: function past its limit, or past these where they are looser (`loosening.shield_refusal`)
+        self._shield_started = cfg.shield
+        #: per signal, each phase's (ITE's, starting) yellow and red clearance, made when the run opens: under the
+        #: safety profile a change at run time keeps them at least the lower (`loosening.clearance_refusal`)
+        self._clearance_floors: dict[str, dict] = {}
+        #: the shield changes applied in this run, replayed ones too (who, when, what moved): the `shield_changed`
+        #: alert's figure and subjects
+        self._shield_changes: list[dict] = []
         #: the controller the command line named (`signalwise live -c`), None when it named none: it wins over
         #: the controller switches stored by earlier runs of the corridor (`lasting.py`), whose other lasting
         #: changes still apply
@@ -169,6 +194,9 @@ class LiveRuntime:
         #: per signal, the coordination pattern its log names now (`coordinated.Pattern`): logged when the signal
         #: starts on `coordinated` or a swap changes it (`_pattern_change`); none at a signal never coordinated
         self._patterns: dict[str, Pattern] = {}
+        #: per signal whose log names a pattern, its plan or why it runs Free, as a batch run's metrics.json
+        #: `coordination` gives them (`_say_pattern`): run.json's and the status's `coordination`
+        self._coordination: dict[str, dict] = {}
         #: per signal, the states it has shown since its current green opened (re-stated after a recovery)
         self._recent_states: dict[str, list[tuple[float, str, str]]] = {}
         self._started_wall = dt.datetime.now().astimezone()
@@ -317,6 +345,7 @@ class LiveRuntime:
             log.warning("%s", line)
         for line in clearance_rounding_warnings(self.stepper.intersections, self.cfg.timing, self.cfg.step_length_s):
             log.warning("%s", line)
+        self._clearance_floors = clearance_floors(self.stepper.intersections)  # before any change is applied
         self._replay_site_changes()
         self._start_on_replayed_timing()
         # the plan of each signal that starts on `coordinated` (131, 132, 133, or the Free pattern), then the signals'
@@ -346,6 +375,11 @@ class LiveRuntime:
 
         self.dead_runs = settle(self.run_dir.parent, self.cfg.scenario_label, self.run_dir, self.store)
         self.previous_run_lines = previous_run_lines(self.dead_runs)
+        from .previous import clear_open_alerts
+
+        notifier = getattr(self.alerts, "on_raise", None) if self.alerts is not None else None
+        for dead in self.dead_runs:  # its alerts left active: cleared in its alerts.jsonl and at the webhook
+            clear_open_alerts(dead, self.run_dir, notifier if hasattr(notifier, "notify") else None)
 
     def _tell_webhooks_the_run(self) -> None:
         """An alert's webhook payload names the run (`simulation_id`, as the store keys it) and its scenario: a
@@ -644,6 +678,7 @@ class LiveRuntime:
             "step_length_s": self.cfg.step_length_s, "scenario": self.cfg.scenario_label,
             "controller": self.controller_spec, "signal_controllers": dict(sorted(self.signal_specs.items())),
             "restarts": self.restarts, "recoveries": self.recoveries,
+            **({"coordination": dict(sorted(self._coordination.items()))} if self._coordination else {}),
             "process": self._process, "provenance": self._provenance,
             **({"models": self._models} if self._models else {}), **extra})
 
@@ -883,6 +918,16 @@ class LiveRuntime:
         for camera_id in self.cameras.cameras:
             self.cameras.end(camera_id, "the run ended")
 
+    def _end_alerts(self) -> None:
+        """The alerts still active when the run ends are cleared, saying so: nothing watches their figures any more,
+        and a webhook's receiver would keep them open (alerts.jsonl, the store and the stream get the clears)."""
+        if self.alerts is None or not hasattr(self.alerts, "end_run"):
+            return
+        how = f" ({self.stopped_by})" if self.stopped_by else ""
+        for event in self.alerts.end_run(f"the run ended{how}: its figures are no longer watched",
+                                         at_s=self.stepper.t if self.stepper is not None else None):
+            self._emit_alert(event)
+
     def _finish(self) -> None:
         """Flush the evidence, close the field, and say in run.json how the run ended, whatever else fails:
         a second Ctrl-C or SIGTERM waits (`interrupts_deferred`), a simulator that will not close is logged."""
@@ -896,6 +941,7 @@ class LiveRuntime:
             self._close_camera_zones()
             self._drain()
             self._write_events([], held_too=True)
+            self._end_alerts()
             if self.stepper is not None:  # the counts since the last rewrite, and each kind's total on stderr
                 self._write_controller_errors()
                 self.stepper.controller_faults.log_totals()
@@ -1171,6 +1217,11 @@ class LiveRuntime:
             try:
                 RunConfig.model_validate({**self.cfg.model_dump(), "controller": change.controller})
                 ctx = self._ctx_for(change)
+                # a passage per signal and phase names this run's signals and their phases: checked at every one
+                why = ch.passage_refusal(ctx.options, [st.by_id[t] for t in change.intersections or st.by_id],
+                                         set(st.by_id))
+                if why:
+                    raise ControllerUnavailable(why)
                 for tls_id in change.intersections or list(st.by_id)[:1]:
                     built = make(change.controller, st.by_id[tls_id], ctx)
                     check_usable(built, tls_id)
@@ -1190,10 +1241,15 @@ class LiveRuntime:
             self._timing_after(change)
         elif isinstance(change, ch.ShieldChange):
             try:
-                RunConfig.model_validate({**self.cfg.model_dump(), "shield": {**self.cfg.shield.model_dump(),
-                                                                              **change.shield}})
+                asked = RunConfig.model_validate({**self.cfg.model_dump(), "shield": {
+                    **self.cfg.shield.model_dump(), **change.shield}}).shield
             except Exception as exc:  # noqa: BLE001
                 raise ch.ChangeRefused(_first_error(exc)) from None
+            # preemption and the confidence fallback are not switched off at run time (as a safety alert is not
+            # loosened past its limits): the --config does it, read when the run starts
+            why = shield_refusal(self._shield_started, asked)
+            if why:
+                raise ch.ChangeRefused(why)
         elif isinstance(change, ch.AlertRulesChange):
             if self.alerts is None:
                 raise ch.ChangeRefused("this run has no alert engine")
@@ -1207,6 +1263,7 @@ class LiveRuntime:
         # a timing change's clearances below ITE, and those the step shows longer, as `signalwise run` warns of them
         below: list[str] = []
         outlook: tuple[list[str], dict] | None = None  # an override's: what the shield will do with it
+        moved: list[str] = []  # a shield change's settings, `name old -> new`
         if isinstance(change, ch.OverrideChange):
             tls = change.intersection_id
             replaced = self.overrides.get(tls)
@@ -1237,6 +1294,7 @@ class LiveRuntime:
         elif isinstance(change, ch.ShieldChange):
             # validated again, not copied as sent: "0.7" passes validation as 0.7, and the shield compares numbers
             settings = type(self.cfg.shield).model_validate({**self.cfg.shield.model_dump(), **change.shield})
+            moved = shield_differences(self.cfg.shield, settings)
             if hasattr(self.field.backend, "register_intersections"):  # a worker answers for this distance
                 self.field.backend.register_intersections(st.by_id, settings.preempt_distance_m)
             self.cfg = st.cfg = self.cfg.model_copy(update={"shield": settings})  # the loop reads preempt_distance_m
@@ -1276,6 +1334,8 @@ class LiveRuntime:
             entry["reason"] = "; ".join([entry["reason"], *below] if entry["reason"] else below)
         if raised or below:
             log.warning("%s change by %s: %s", change.kind, who, entry["reason"])
+        if isinstance(change, ch.ShieldChange):
+            self._say_shield_change(entry, moved, who, replayed)
         entry["sim_time_s"] = st.t
         if replayed is not None:
             # applied again at start: made by an earlier runtime of this corridor, by someone at another time
@@ -1284,6 +1344,21 @@ class LiveRuntime:
                 entry["made_on_field"] = replayed["field"]
         self._log_change(entry, replayed is not None)
         return entry
+
+    def _say_shield_change(self, entry: dict, moved: list[str], who: str, replayed: dict | None) -> None:
+        """A shield change applied: its answer's `reason` and stderr (a warning) say what moved, old -> new, and who
+        made it; a restart applying a stored one again says so, with who made it and when. It raises the
+        `shield_changed` alert (info, until acknowledged), which the dashboard shows."""
+        said = "; ".join(moved) or "nothing moved (the values in force)"
+        entry["reason"] = f"shield settings changed: {said}"
+        if replayed is not None:
+            log.warning("shield change applied again at start from %s (made by %s at %s): %s", self.site_changes_file,
+                        replayed.get("who"), replayed.get("at"), said)
+        else:
+            log.warning("shield change by %s: %s", who, said)
+        if moved:
+            self._shield_changes.append({"who": replayed.get("who") if replayed is not None else who,
+                                         "at_s": self.stepper.t, "moved": said, "replayed": replayed is not None})
 
     #: changes that outlive the run: applied again when the runtime starts over (overrides expire instead)
     LASTING = ("timing", "signal_timing", "shield", "alerts", "controller")
@@ -1476,7 +1551,35 @@ class LiveRuntime:
             short = short_ped_clearance(tls, inter.crosswalks, defaults, timing.per_intersection.get(tls) or {})
             if short is not None:
                 raise ch.ChangeRefused(short)
+            # a phase's own values name a phase of the signal, refused before any signal takes them
+            unknown = unknown_phase_timing(tls, inter.phases, timing.per_intersection.get(tls) or {})
+            if unknown is not None:
+                raise ch.ChangeRefused(unknown)
+        self._refuse_below_floors(timing, defaults)
         return timing
+
+    def _refuse_below_floors(self, timing, defaults) -> None:
+        """Under the safety profile, a yellow or red clearance below ITE's for a signal's geometry is not applied at
+        run time (`loosening.clearance_refusal`): refused whole, naming each signal, phase, value and minimum. A
+        run's --config may set it (it runs as given and is said), read when the run starts; a clearance the run
+        started with below ITE's may be kept, not shortened further."""
+        from ...sim.signal_model import retimed, safety_rules
+        from ..profiles import SAFETY
+
+        if timing.profile != SAFETY or not safety_rules(defaults):
+            return
+
+        st = self.stepper
+        said = []
+        for tls in sorted(self._clearance_floors):
+            inter = st.by_id[tls]
+            why = clearance_refusal(tls, inter.phases, retimed(inter, defaults, timing.per_intersection.get(tls), []),
+                                    self._clearance_floors[tls])
+            if why:
+                said.append(why)
+        if said:
+            raise ch.ChangeRefused(f"timing: {'; '.join(said)} ({ITE_SOURCE}): under {_LIVE_PROFILE}, a "
+                                   f"clearance below ITE's is not applied at run time; {CONFIG_INSTEAD}")
 
     def _check_based_on(self, change) -> None:
         """Refuse a change made from a timing that is no longer in force (optimistic concurrency): a whole change
@@ -1591,7 +1694,26 @@ class LiveRuntime:
         if pattern == logged:
             return []
         self._patterns[tls] = pattern
+        self._say_pattern(tls, controller, pattern, t)
         return pattern_events(tls, pattern, t)
+
+    def _say_pattern(self, tls: str, controller, pattern: Pattern, t: float) -> None:
+        """Keep signal `tls`'s plan, or why it runs Free, as `signalwise run -c coordinated` gives them
+        (`coordination_report`: metrics.json's `coordination` and its warning), and say a Free one in the log, as
+        that run says it in its warnings: run.json and the status give `coordination`. A signal `coordinated` cannot
+        coordinate gets the batch run's reason; one whose controller is no longer `coordinated`, that."""
+        if pattern != FREE:
+            self._coordination[tls] = controller.plan.as_dict()
+        elif controller_pattern(controller) == FREE:  # `coordinated`, with no plan the signal's splits can hold
+            plans, said = coordination_report([self.stepper.by_id[tls]], self.cfg.step_length_s)
+            self._coordination[tls] = plans[tls]
+            log.warning("%s", said[0])
+        else:
+            why = f"its controller {self.controller_at(tls)!r} runs no coordination pattern"
+            self._coordination[tls] = {"not_coordinated": why}
+            log.warning("signal %r runs the Free pattern (254) from t=%.0f s: %s", tls, t, why)
+        if self._files:  # opened: run.json says it at once, as it names the controllers in force
+            self._write_run_json()
 
     def _plan_cycle(self, t: float) -> None:
         """Re-plan each signal's Webster fallback from its stop-bar counts (when the field measures them)."""
@@ -1639,13 +1761,19 @@ class LiveRuntime:
         views = []
         total_queue = 0
         fallback = 0
+        observed = False  # any lane's queue known: else the network's queue is unknown too, not 0
         for inter in st.intersections:
             sh = st.shields[inter.id]
-            per_approach: dict[str, int] = {}
+            # an approach none of whose lanes has a queue known (a feed run's silent detectors, a field that just
+            # died) is None, "no data", never 0, which would read as an empty road
+            per_approach: dict[str, int | None] = {}
             for lane in inter.in_lanes:
                 d = st.approach_direction.get(lane, "?")
-                per_approach[d] = per_approach.get(d, 0) + halting.get(lane, 0)
-            total_queue += sum(per_approach.values())
+                q = halting.get(lane)
+                per_approach[d] = per_approach.get(d) if q is None else (per_approach.get(d) or 0) + q
+            known = [q for q in per_approach.values() if q is not None]
+            observed = observed or bool(known)
+            total_queue += sum(known)
             fallback += sh.in_fallback
             ctrl = st.controllers[inter.id]
             ov = self.overrides.get(inter.id)
@@ -1663,7 +1791,7 @@ class LiveRuntime:
         n = max(1, len(views))
         self._snapshot = Snapshot(self._seq, t, dt.datetime.now().astimezone().isoformat(timespec="milliseconds"),
                                   self.running, self.cfg.scenario_label, self.controller_spec, self.opts.speed,
-                                  tuple(views), total_queue, round(fallback / n, 4),
+                                  tuple(views), total_queue if observed else None, round(fallback / n, 4),
                                   len(self.alerts.active()) if self.alerts is not None else 0, self._last_interval,
                                   self._store_status() if self.store is not None else None,
                                   self._controller_fault_counts())
@@ -1734,13 +1862,16 @@ class LiveRuntime:
             if adv and view is not None:
                 reach = min(d.distance_to_stopbar_m for d in adv) / 7.5  # vehicles standing to the advance loop
                 lanes = max(1, len({d.lane for d in adv}))
-                out[f"queue_spillback.{inter.id}"] = float(sum(q for _a, q in view.queue_veh) / lanes >= reach)
+                known = [q for _a, q in view.queue_veh if q is not None]
+                if known:  # no queue known: no figure (an alert stays as it was), not an empty approach
+                    out[f"queue_spillback.{inter.id}"] = float(sum(known) / lanes >= reach)
         if self.store is not None and hasattr(self.store, "stats"):
             stats = self.store.stats()
             out["store_buffer_overflow"] = float(stats.get("overflow_rows", 0))
             out["store_unavailable_s"] = float(stats.get("unavailable_s") or 0.0)
             out["store_buffered_rows"] = float(stats.get("queued", 0) + stats.get("buffered_on_disk", 0))
         out["previous_run_died"] = float(bool(self.dead_runs))
+        out["shield_changes"] = float(len(self._shield_changes))  # grows only: its alert waits for an acknowledgement
         mqtt = getattr(self.feed, "mqtt", None)  # `--mqtt`: the feed's broker connection (`mqtt.MqttFeed`)
         if mqtt is not None:
             out.update(mqtt.figures())
@@ -1823,7 +1954,22 @@ class LiveRuntime:
                                              self.store.stats().get("last_error") or ""}}
         return {"stale_sources": stale, "fallback_share": fallback, **store, **self._fault_subjects(),
                 "previous_run_died": {d.run_dir.name: d.describe() for d in self.dead_runs},
+                "shield_changes": self._shield_change_subjects(),
                 **(mqtt.figure_subjects() if mqtt is not None else {})}
+
+    def _shield_change_subjects(self) -> dict[str, str]:
+        """The latest shield change, for its alert to name: who made it, when, and what moved (old -> new)."""
+        if not self._shield_changes:
+            return {}
+        c = self._shield_changes[-1]
+        again = " (applied again at start)" if c["replayed"] else ""
+        return {str(c["who"]): f"{c['moved']} at t={c['at_s']:.0f} s{again}"}
+
+    def shield_floors(self) -> dict[str, float]:
+        """The lowest value a change at run time may give each numeric shield setting `loosening.SHIELD_LIMITS`
+        bounds (`confidence_threshold`): what `GET /api/v1/live/config`'s `limits` say."""
+        return {name: float(live_bound(limit, getattr(self._shield_started, name), looser))
+                for name, (limit, looser, _why) in SHIELD_LIMITS.items() if not isinstance(limit, bool)}
 
     def _fault_subjects(self) -> dict[str, dict[str, str]]:
         """The signals the controller-fault figures count at, each with its most frequent kind there (its type,
@@ -1885,7 +2031,9 @@ class LiveRuntime:
                 "overrides": {k: v.describe() for k, v in list(self.overrides.items())},
                 # a switch applied takes over at the signal's next green, never mid-clearance (`_swap_pending`)
                 "pending_controllers": {tls: self.controller_at(tls) for tls in sorted(self._pending_controllers)},
-                "feeds": self._feeds_status()}
+                # each signal whose log names a pattern: its plan, or why it runs Free (`_say_pattern`); a copy
+                "coordination": dict(sorted(list(self._coordination.items()))),
+                "feeds": self._feeds_status(), "alerts_webhook": self._webhook_status()}
 
     def _store_status(self) -> dict | None:
         """With `--db`: while the run goes, the writer's figures (rows buffered, whether the database takes writes
@@ -1915,13 +2063,21 @@ class LiveRuntime:
         out = {"detectors": {"accepted": taken.get("accepted"), "rejected": taken.get("rejected"),
                              "last_rejected_reason": last.get("reason"),
                              **{k: taken.get(k) for k in ("rejected_by_code", "repeated_events", "repeated_counts",
-                                                          "corrected_counts", "late_corrections", "late_messages")},
+                                                          "corrected_counts", "late_corrections", "late_messages",
+                                                          "faulty_detectors")},
                              "repeated_state": self._alternation.repeated_state}}
         if mqtt is not None:
             s = mqtt.stats()
-            out["mqtt"] = {k: s[k] for k in ("broker", "connected", "connection_error", "received", "accepted",
-                                             "rejected")}
+            out["mqtt"] = {k: s[k] for k in ("broker", "connected", "connection_error", "received",
+                                             "messages_received", "accepted", "rejected", "retained", "queued",
+                                             "dropped")}
         return out
+
+    def _webhook_status(self) -> dict | None:
+        """The alert webhook's deliveries (sent, failed, dropped, queued, last_error), null without one: a receiver
+        that is down shows here, not only in the log."""
+        notifier = getattr(self.alerts, "on_raise", None) if self.alerts is not None else None
+        return notifier.stats() | {"url": notifier.url} if hasattr(notifier, "stats") else None
 
 
 def unsaved_reason(controller) -> str | None:  # noqa: ANN001 - any controller
@@ -1977,6 +2133,10 @@ def _profile_bounds_first(value: dict, profile: str) -> None:
         return
     sections = [("", value)] + [(f"per_intersection.{tls}: ", own)
                                 for tls, own in (value.get("per_intersection") or {}).items() if isinstance(own, dict)]
+    sections += [(f"per_intersection.{tls}.phases.{number}: ", values)  # a phase's own maximum green too
+                 for tls, own in (value.get("per_intersection") or {}).items() if isinstance(own, dict)
+                 and isinstance(own.get("phases"), dict)
+                 for number, values in own["phases"].items() if isinstance(values, dict)]
     for where, values in sections:
         numbers = {name: values.get(name) for name in SAFETY_LIMITS}
         numbers = {name: (v if isinstance(v, int | float) and not isinstance(v, bool) else None)

@@ -26,7 +26,7 @@ class SignalView:
     fallback: bool  # the shield's Webster fallback is serving
     controller: str
     override: str | None  # an operator's override in force, described
-    queue_veh: tuple[tuple[str, int], ...]  # (approach, halting vehicles)
+    queue_veh: tuple[tuple[str, int | None], ...]  # (approach, halting vehicles; None: no lane of it observed)
     model_path: str | None = None  # the model directory a learning controller runs here (ql), else None
     fallback_share: float = 0.0  # of this signal's ticks since the run began, the share the fallback served
     controller_since_s: float | None = None  # simulated time its controller took over (None: from the start)
@@ -47,7 +47,7 @@ class Snapshot:
     controller: str
     speed: float | None  # simulated seconds per wall second; None = unpaced
     signals: tuple[SignalView, ...]
-    network_queue_veh: int
+    network_queue_veh: int | None  # halting vehicles on the approaches whose queue is known; None: none is
     fallback_share: float  # of the signals, the share whose fallback serves now
     active_alerts: int
     #: the last closed interval summed over the network (`records.network_figures`); None before the first

@@ -44,6 +44,7 @@ const state = {
   alerts: new Map(),
   series: { queue: [], fallback: [] },
   intervals: [],
+  intervalS: null, // the run's interval length (simulated s), as GET /api/v1/live/intervals says it
   chartsDirty: false,
   needsKey: false, // reads were refused for want of a key: start again once signed in
   readRefused: false, // the feed's last read was refused for want of a key (and nothing has come since)
@@ -51,6 +52,7 @@ const state = {
   stale: false, // no snapshot for STALE_AFTER_MS: the page says so
   detailKey: null, // the selected signal's phase and interval when its decisions were last fetched
   runs: [],
+  metricFields: {}, // stored figures' "unit: what it is" (GET /api/v1/analytics/simulations `fields`)
   runDir: null, // the live run this page shows (its run directory): another one behind the same address is a new run
   feedMode: { mode: null, detail: '' }, // how the data come (the feed's own word), shown again when they come again
   ackResults: new Map(), // alert id -> {ok, text}: an acknowledgement's answer, shown with its alert
@@ -313,6 +315,7 @@ async function startLive(network) {
     $('alerts-heading').focus({ preventScroll: true });
   });
   $('run-notice-close').addEventListener('click', () => { $('run-notice').hidden = true; });
+  $('overview-details').addEventListener('toggle', () => renderOverview());
   loadAlerts();
   loadModels();
   loadIntervals();
@@ -406,24 +409,64 @@ function onSnapshot(s) {
   if (state.stale) markStale(false);
   map.update(s);
   setText('sim-time', `t = ${formatClock(s.sim_time_s)}`);
-  // a signal switched to another controller than the run's is named beside it: `actuated (J5: fixed)`
-  setText('controller-label', controllerText(s.controller, s.signals.filter(v => v.controller && v.controller !== s.controller)
-    .map(v => [v.intersection_id, v.controller])));
+  // a signal switched to another controller than the run's is named beside it: `actuated (J5: fixed)`; which
+  // signals were switched is the status's word (switchedSignals), never a guess from the controllers' names
+  setControllerLabel(controllerText(s.controller, switchedSignals(state.status)));
   const t = s.sim_time_s;
   const q = state.series.queue, f = state.series.fallback;
   if (q.length && t < q[q.length - 1][0]) { // a recovery rewound time (or a new run: the status says which)
     dropAfter(t);
     refreshStatus(true);
   }
-  q.push([t, s.network_queue_veh]);
+  q.push([t, s.network_queue_veh ?? null]); // null: no approach's queue observed (a gap, not 0)
   f.push([t, s.fallback_share * 100]);
   trim(q, t); trim(f, t);
-  if (s.interval && s.interval.end_s !== null) addIntervals([s.interval]);
+  if (s.interval && s.interval.end_s !== null) {
+    // several intervals closed between two snapshots (a fast run, a loop running late, a stream that fell
+    // silent): the ones in between come from the API's list, so the charts hold every interval the run has
+    const gap = intervalGap(s.interval.end_s);
+    addIntervals([s.interval]);
+    if (gap) loadIntervals(gap);
+  }
   noteControllerFaults(s.controller_faults);
+  scheduleOverview();
   scheduleCharts();
   if (state.selected) renderDetail();
   if (!s.running) { if (!state.status || state.status.running) setText('run-status', 'ended'); } // not over `complete`
   else if (state.status && !state.status.running) refreshStatus(); // it started: the controls wake up now
+}
+
+//: the all-signals table is rebuilt at most this often, and only while it is open
+const OVERVIEW_EVERY_MS = 1000;
+let overviewTimer = null;
+
+function scheduleOverview() {
+  if (overviewTimer !== null || !$('overview-details').open) return;
+  overviewTimer = setTimeout(() => { overviewTimer = null; renderOverview(); }, OVERVIEW_EVERY_MS);
+}
+
+/** Every signal in one table (the detail shows one at a time): phase, interval, time in phase, queue, and what
+ * holds it (fallback, preemption, override, a switched controller); its id chooses it, as a click on the map. */
+function renderOverview() {
+  const s = state.snapshot;
+  if (!s || !$('overview-details').open) return;
+  const switched = Object.fromEntries(switchedSignals(state.status));
+  const head = el('tr', {}, ...['signal', 'phase', 'interval', 'in phase', 'queue', 'holds'].map(h => el('th', { scope: 'col' }, h)));
+  const rows = s.signals.map(v => {
+    const known = Object.values(v.queue_veh || {}).filter(Number.isFinite);
+    const flags = [v.fallback ? 'fallback' : '', v.preempted ? 'PREEMPTION' : '', v.override ? 'OVERRIDE' : '',
+                   switched[v.intersection_id] ? `controller ${switched[v.intersection_id]}` : ''].filter(Boolean);
+    return el('tr', {},
+      el('td', {}, el('button', { type: 'button', class: 'small', title: `show ${v.intersection_id} in the detail`,
+                                  onclick: () => selectIntersection(v.intersection_id) }, v.intersection_id)),
+      el('td', {}, movementOf(v.intersection_id, v.phase_number)),
+      el('td', {}, String(v.interval).replace(/_/g, '-')),
+      el('td', {}, v.phase_elapsed_s === null || v.phase_elapsed_s === undefined ? '–' : `${v.phase_elapsed_s.toFixed(0)} s`),
+      el('td', { title: known.length ? 'halting vehicles on its observed approaches' : 'no approach observed' },
+        known.length ? String(known.reduce((a, b) => a + b, 0)) : 'no data'),
+      el('td', { class: 'flags' }, flags.join(', ') || '–'));
+  });
+  $('overview-table').replaceChildren(head, ...rows);
 }
 
 /** The controllers' faults since the run began (a snapshot's or the status's `controller_faults`). Both read the
@@ -466,6 +509,21 @@ function announceControllerFaults(counts) {
   announce(`Controller faults: ${fresh.map(kind => words[kind]).join(', and ')}; the counts are under the top bar.`);
 }
 
+/** The signals a change switched to another controller than the run's, as the status says (`signal_controllers`:
+ * signal -> spec; empty while no switch was made): `[[id, spec], ...]`. The one rule for "switched", used by the
+ * header and the map alike. A snapshot's per-signal `controller` is the controller object's `name`
+ * (`longest-queue` for `py:examples/longest_queue.py:make`), not a spec: comparing it with the run's spec would
+ * call every signal of a `py:` controller switched. */
+function switchedSignals(st) {
+  return Object.entries(st?.signal_controllers || {}).filter(([, spec]) => spec && spec !== st.controller);
+}
+
+/** The header's controller: cut with an ellipsis where it is long (CSS), whole in its tooltip. */
+function setControllerLabel(text) {
+  setText('controller-label', text);
+  $('controller-label').title = `controller in force: ${text}`;
+}
+
 /** The run's controller, and the signals that run another: `actuated (J5: fixed)`. */
 function controllerText(run, others) {
   return others.length ? `${run} (${others.map(([id, spec]) => `${id}: ${spec}`).join(', ')})` : run;
@@ -495,6 +553,7 @@ async function newRun(st) {
   state.series.queue.length = 0;
   state.series.fallback.length = 0;
   state.intervals = [];
+  state.intervalS = null;
   state.changes = [];
   state.override = null;
   state.faults = null; // the new run's own, from its first snapshot
@@ -576,6 +635,11 @@ function markStale(on, text = '') {
   const at = state.snapshot ? formatClock(state.snapshot.sim_time_s) : '–';
   if (on && !state.stale) announce(`no data from the server: the page shows the run as it was at t = ${at}`);
   else if (!on && state.stale) announce('data back: the page is live again');
+  if (on && !state.stale) { // the lines break here: nothing is known of the time no snapshot came
+    for (const points of [state.series.queue, state.series.fallback]) {
+      if (points.length && points.at(-1)[1] !== null) points.push([points.at(-1)[0] + 0.001, null]); // after it: the CSV keeps the value
+    }
+  }
   state.stale = on;
   document.body.classList.toggle('stale', on);
   mapMessage(text);
@@ -625,7 +689,8 @@ function renderStatus(st) {
   pill.className = `pill ${st.status === 'running' ? 'ok' : st.status.startsWith('failed') ? 'bad' : ''}`;
   if (/^(complete|stopped|failed)/.test(st.status)) showEnded(`the live run ended (${st.status})`); // opened after it, too
   // a controller switched at some signals only is theirs: the run's stays, and the label names the others
-  setText('controller-label', controllerText(st.controller, Object.entries(st.signal_controllers || {})));
+  setControllerLabel(controllerText(st.controller, switchedSignals(st)));
+  map.setSwitched(Object.fromEntries(switchedSignals(st)));
   followOverride(st.overrides || {});
   noteControllerFaults(st.controller_faults);
   if (st.sim_time_s !== null && st.sim_time_s !== undefined) setText('sim-time', `t = ${formatClock(st.sim_time_s)}`);
@@ -639,7 +704,7 @@ function renderStatus(st) {
   }
   toggle.textContent = baseline ? 'baseline: fixed' : `adaptive: ${st.controller}`;
   toggle.className = `toggle ${baseline ? 'baseline' : 'adaptive'}`;
-  toggle.title = baseline ? `switch to ${adaptiveSpec()}` : 'switch to the fixed-time baseline';
+  toggle.title = baseline ? `switch to ${adaptiveSpec()}` : `${st.controller}: switch to the fixed-time baseline`;
   if (state.selected) renderDetail();
 }
 
@@ -648,13 +713,41 @@ function adaptiveSpec() {
   return state.lastAdaptive || 'max-pressure';
 }
 
-/** The history the delay and throughput charts start with; then each snapshot brings the interval closed last. */
-async function loadIntervals() {
-  try {
-    const r = await api.get('/api/v1/live/intervals?limit=60');
-    addIntervals(r.intervals.filter(i => i.end_s !== null));
-    scheduleCharts();
-  } catch { /* the snapshots fill them as intervals close */ }
+/** The history the delay and throughput charts start with (the last hour's intervals, 60 at most); then each
+ * snapshot brings the interval closed last, and a gap before it is filled from here (`limit`: the intervals
+ * missing, and the one before them). One read at a time: a gap seen meanwhile is read after it. */
+let intervalsAsked = null;
+let intervalsAgain = 0;
+async function loadIntervals(limit = 60) {
+  if (intervalsAsked) { intervalsAgain = Math.max(intervalsAgain, limit); return intervalsAsked; }
+  const run = state.runDir;
+  intervalsAsked = (async () => {
+    try {
+      const r = await api.get(`/api/v1/live/intervals?limit=${Math.min(60, Math.max(1, Math.ceil(limit)))}`);
+      if (run !== state.runDir) return; // a new run meanwhile: this list is the old one's
+      if (r.interval_s) state.intervalS = r.interval_s;
+      addIntervals(r.intervals.filter(i => i.end_s !== null));
+      scheduleCharts();
+    } catch { /* the snapshots fill them as intervals close; the next gap asks again */ }
+  })();
+  await intervalsAsked;
+  intervalsAsked = null;
+  if (intervalsAgain) { const again = intervalsAgain; intervalsAgain = 0; loadIntervals(again); }
+}
+
+/** How many intervals to read to fill the gap between the newest interval held and one ending at `endS`: 0 when
+ * there is none (the next interval, or one held already). Intervals are `interval_s` apart (the API says it;
+ * until it has, the closest two held). */
+function intervalGap(endS) {
+  const held = state.intervals;
+  if (!held.length) return 0;
+  const latest = held[held.length - 1].end_s;
+  let step = state.intervalS;
+  if (!step) {
+    for (let k = 1; k < held.length; k++) step = Math.min(step || Infinity, held[k].end_s - held[k - 1].end_s);
+  }
+  if (!step || !Number.isFinite(step) || endS <= latest + step * 1.5) return 0;
+  return Math.round((endS - latest) / step) + 1;
 }
 
 function addIntervals(items) {
@@ -698,6 +791,7 @@ function drawCharts(force) {
   if (!force && (!state.chartsDirty || document.hidden || $('live-view').hidden)) return;
   state.chartsDirty = false;
   chartsDrawnAt = performance.now();
+  charts.queue.opts.empty = state.series.queue.length ? 'no data: no queue observed' : 'no data yet';
   charts.queue.setSeries([{ name: 'queue (veh)', color: PALETTE[3], points: state.series.queue }]);
   charts.fallback.setSeries([{ name: 'fallback (%)', color: '#f07c00', points: state.series.fallback }]);
   charts.delay.opts.empty = delayEmptyText(state.intervals);
@@ -825,7 +919,17 @@ function alertSubjects(a) {
  * `message` is the raise's), without its rule's name in front (the rule is written just before it). */
 function alertText(a) {
   const text = String(a.now_message || a.message || '');
-  return text.startsWith(`${a.rule}: `) ? text.slice(a.rule.length + 2) : text;
+  return wallTimes(runTimes(text.startsWith(`${a.rule}: `) ? text.slice(a.rule.length + 2) : text));
+}
+
+/** The ISO 8601 instants in a server's text (`last seen alive at 2026-11-29T23:14:22.790+00:00`) as the page writes
+ * every wall-clock time: the browser's local time of day, `23:14:22 wall clock` (with the date when not today). */
+function wallTimes(text) {
+  return String(text).replace(/\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?/g, iso => {
+    const local = localDateTime(iso);
+    const today = localDateTime(new Date().toISOString()).slice(0, 10);
+    return `${local.slice(0, 10) === today ? local.slice(11) : local} wall clock`;
+  });
 }
 
 /** What an alert named when it was raised, when that is no longer what it names: ` · raised for J5`. */
@@ -889,7 +993,7 @@ function addChange(c) {
   const ov = state.override;
   if (ov && !ov.done && /^override_(served|expired)$/.test(c.kind) && c.payload?.intersection_id === ov.id) {
     overrideEnded(`${runTimes(c.payload.override || 'the override')}: ended at t = ${formatClock(c.sim_time_s)}`
-      + ` (${c.kind.replace('_', ' ')}${c.reason ? `: ${c.reason}` : ''})`);
+      + ` (${c.kind.replace('_', ' ')}${c.reason ? `: ${runTimes(c.reason)}` : ''})`);
   }
 }
 
@@ -897,7 +1001,7 @@ function renderChanges() {
   const list = $('change-list');
   list.replaceChildren(...(state.changes.length ? state.changes.map(c => el('li', {
     class: c.result === 'refused' ? 'refused' : '',
-    title: `${c.at ? `${localDateTime(c.at)} wall clock` : ''}${c.reason ? ` · ${c.reason}` : ''}`,
+    title: `${c.at ? `${localDateTime(c.at)} wall clock` : ''}${c.reason ? ` · ${runTimes(c.reason)}` : ''}`,
   }, `${c.sim_time_s === null || c.sim_time_s === undefined ? '' : `t = ${formatClock(c.sim_time_s)} `}`
      + `${c.replayed ? `${c.made_by} (earlier run, applied again)` : c.who}: ${describeChange(c)}: ${c.result}`))
     : [el('li', { class: 'note' }, 'none yet')]));
@@ -907,11 +1011,15 @@ function describeChange(c) {
   const p = c.payload || {};
   // a request refused before it became a change: its route and body, not a change's fields
   if (typeof p.request === 'string') return `${p.request} (refused before it became a change)`;
-  const values = o => Object.entries(o || {}).filter(([k]) => k !== 'per_intersection')
-    .map(([k, v]) => `${k} ${v === null ? 'derived' : v}`).join(', ');
+  // the names and units the forms give them (`max data age 0.1 s`), not the API's keys
+  const values = o => Object.entries(o || {}).filter(([k]) => k !== 'per_intersection').map(([k, v]) => {
+    const f = [...TIMING_FIELDS, ...SHIELD_FIELDS].find(x => x.key === k);
+    if (v === null) return `${f?.label || k} derived`;
+    return `${f?.label || k} ${v}${f?.unit ? ` ${f.unit}` : ''}`;
+  }).join(', ');
   switch (c.kind) {
     case 'controller': return `controller → ${p.controller}${p.intersections ? ` at ${p.intersections.join(', ')}` : ''}`;
-    case 'override': return `${p.action} ${phaseName(p.intersection_id, p.phase_number)} at ${p.intersection_id} for ${p.duration_s} s`;
+    case 'override': return `${p.action} ${phaseName(p.intersection_id, p.phase_number)} at ${p.intersection_id} for ${p.duration_s} simulated s`;
     case 'cancel_override': return `end override at ${p.intersection_id}`;
     case 'override_served': case 'override_expired': return `${c.kind.replace('_', ' ')} at ${p.intersection_id}`;
     case 'timing': return `timing (every signal): ${values(p.timing)}`;
@@ -1286,7 +1394,7 @@ function setupDetail() {
     if (!id) return;
     const body = { intersection_id: id, action: $('ov-action').value, phase_number: Number($('ov-phase').value),
                    duration_s: Number($('ov-duration').value) };
-    const entry = await change(`${body.action} ${phaseName(id, body.phase_number)} at ${id} for ${body.duration_s} s`,
+    const entry = await change(`${body.action} ${phaseName(id, body.phase_number)} at ${id} for ${body.duration_s} simulated s`,
                                () => api.post('/api/v1/live/override', body), 'override-result');
     // what the shield does with it: deferred by the green in force, cut at each max-out, the override it replaced
     if (entry?.result === 'applied' && entry.reason) $('override-result').textContent += `: ${runTimes(entry.reason)}`;
@@ -1384,9 +1492,12 @@ function renderDetail() {
   setText('d-elapsed', view ? `${view.elapsed_s.toFixed(1)} s` : '–');
   setText('d-next', view?.next_phase_number ? movementOf(id, view.next_phase_number) : '–');
   setText('d-controller', view ? view.controller : '–');
-  setText('d-confidence', view && view.confidence !== null ? view.confidence.toFixed(2) : '–');
+  setText('d-confidence', confidenceText(view));
   setText('d-fallback', view ? (view.fallback ? 'yes: Webster plan serving' : 'no') + (view.preempted ? ' · PREEMPTION' : '') : '–');
   setText('d-override', ovText);
+  const coordination = coordinationText(state.status?.coordination?.[id]);
+  $('d-coordination-row').hidden = !coordination;
+  setText('d-coordination', coordination);
   const evs = view?.emergency || [];
   $('d-emergency-row').hidden = !evs.length;
   setText('d-emergency', evs.map(e => `${e.vehicle_id} from the ${e.approach}, ${Math.round(e.distance_m)} m`).join('; '));
@@ -1394,19 +1505,49 @@ function renderDetail() {
   const key = view ? `${id}:${view.phase_number}:${view.interval}` : null;
   if (key !== null && key !== state.detailKey) { state.detailKey = key; scheduleDetailLogs(); }
   const queues = view?.queue_veh || {};
-  const most = Math.max(5, ...Object.values(queues));
+  const most = Math.max(5, ...Object.values(queues).filter(Number.isFinite));
   const rows = [];
   for (const a of inter.approaches) {
     const colour = view ? approachSignal(view.state, a.links) : 'none';
-    const q = queues[a.direction] ?? 0;
+    // null: the server has no observation of the approach's queue (silent detectors): "no data", not an empty road
+    const q = view ? queues[a.direction] : undefined;
+    const known = Number.isFinite(q);
     rows.push(el('span', {}, a.direction),
       // its shape and letter say the state as well as its colour does (the legend's shapes; CSS .dot)
       el('i', { class: `dot ${colour}`, title: colour, 'aria-label': colour, style: `background:${SIGNAL_COLOURS[colour]}` },
         SIGNAL_LETTERS[colour]),
-      el('div', { class: 'qbar', style: `width:${(q / most * 100).toFixed(0)}%` }),
-      el('span', {}, `${q}`));
+      el('div', { class: 'qbar', style: `width:${known ? (q / most * 100).toFixed(0) : 0}%` }),
+      el('span', { class: known ? '' : 'nodata', title: known ? null : 'no observation of this approach\'s queue' },
+        known ? `${q}` : view ? 'no data' : '–'));
   }
   $('d-approaches').replaceChildren(el('span', { class: 'hint' }, 'approach'), el('span'), el('span', { class: 'hint' }, 'queue (halting vehicles)'), el('span'), ...rows);
+}
+
+/** A signal's coordination pattern as the status gives it: its plan's cycle and offset, or why it runs Free;
+ * '' for a signal whose log names no pattern (its row is hidden). */
+function coordinationText(c) {
+  if (!c) return '';
+  if (c.not_coordinated) return `Free: ${c.not_coordinated}`;
+  return `cycle ${+c.cycle_s.toFixed(1)} s, offset ${+c.offset_s.toFixed(1)} s`;
+}
+
+/** The confidence of the controller's latest proposal, as the controller states it. While the fallback serves,
+ * that proposal is not acted on (stale or missing data, a failed controller, a confidence below the threshold):
+ * a bare "1.00" beside "fallback: yes" would read as trust in data the signal does not have. */
+function confidenceText(view) {
+  const node = $('d-confidence');
+  node.title = '';
+  if (!view) return '–';
+  const c = view.confidence === null || view.confidence === undefined ? null : view.confidence.toFixed(2);
+  if (!view.fallback) return c ?? '–';
+  const limit = safety.config?.shield?.confidence_threshold;
+  if (c !== null && Number.isFinite(limit) && view.confidence < limit) {
+    node.title = `below the shield's threshold (${limit}): the fallback serves`;
+    return `${c} < ${limit}`;
+  }
+  node.title = `${c === null ? 'no proposal yet' : `the controller states ${c} for its latest proposal`}; the shield's `
+    + 'fallback serves instead (stale or missing data, or a failed controller), so the proposal is not acted on';
+  return c === null ? '– (fallback)' : `${c}, not used`;
 }
 
 /** Over the detail: the run has ended, or nothing has come for a while; '' while it is live. */
@@ -1463,10 +1604,10 @@ async function loadDetailLogs() {
     const r = await api.get(`/api/v1/live/interventions?intersection_id=${encodeURIComponent(id)}&limit=15`);
     if (id !== state.selected) return;
     $('d-decisions').replaceChildren(...(r.decisions.length ? r.decisions.map(d => el('li', {},
-      `${formatClock(d.time_s)} ${d.event}${d.parameter !== null && d.code < 100 ? ` phase ${d.parameter}` : ''}`))
+      `t = ${formatClock(d.time_s)} ${d.event}${d.parameter !== null && d.code < 100 ? ` phase ${d.parameter}` : ''}`))
       : [el('li', { class: 'note' }, 'none yet')]));
     $('d-interventions').replaceChildren(...(r.interventions.length ? r.interventions.map(iv => el('li', { class: NOTE_RULES.has(iv.rule) ? 'note' : '' },
-      `${formatClock(iv.time_s)} ${iv.rule}: ${iv.detail}`)) : [el('li', { class: 'note' }, 'none')]));
+      `t = ${formatClock(iv.time_s)} ${iv.rule}: ${runTimes(iv.detail)}`)) : [el('li', { class: 'note' }, 'none')]));
   } catch (err) {
     $('d-decisions').replaceChildren(showError(el('li', { class: 'note' }), api.describeError(err), err));
   }
@@ -1522,7 +1663,7 @@ async function loadAtspm() {
       const figures = resp.headers.get('X-Chart-Figures');
       img.alt = `${title}, ${id}, last simulated hour${figures ? `: ${figures}` : ''}`;
       // the chart's time axis is simulated time (charts.py names it so: the event log dates every run on one day)
-      setText(capId, `${title}, ${id}, last simulated hour (click to enlarge)`);
+      setText(capId, `${title}, ${id}, last simulated hour; x: simulated time of day, hh:mm (click to enlarge)`);
       $(capId).title = '';
     } catch (err) {
       img.removeAttribute('src');
@@ -1545,12 +1686,15 @@ async function startStored() {
   $('safety').hidden = true;
   $('alerts').hidden = true;
   $('charts').hidden = true;
+  $('changes').hidden = true; // a live run's change log: a stored run has none to show
+  $('overview').hidden = true; // the live signals' states: a stored run has none
   document.querySelector('#map-pane .legend').hidden = true; // a stored map draws no signal states
   $('live-view').style.gridTemplateRows = '1fr';
   $('stored-panel').hidden = false;
   try {
     const sims = await api.get('/api/v1/analytics/simulations?limit=1000');
     state.runs = sims.items;
+    state.metricFields = sims.fields || {};
   } catch (err) {
     if (err.status === 401) { waitForKey(err); return; }
     mapMessage(api.describeError(err));
@@ -1558,7 +1702,10 @@ async function startStored() {
   const sel = $('stored-run');
   sel.replaceChildren(...state.runs.map(r => el('option', { value: r.simulation_id },
     `${r.simulation_id} (${r.scenario} · ${r.controller} · seed ${r.seed})`)));
-  sel.addEventListener('change', () => showStoredMap(sel.value));
+  // the select is as wide as the panel allows (a run's name is long): the whole of the one chosen is its tooltip
+  const named = () => { sel.title = sel.selectedOptions[0]?.textContent || ''; };
+  named();
+  sel.addEventListener('change', () => { named(); showStoredMap(sel.value); });
   if (state.runs.length) await showStoredMap(state.runs[state.runs.length - 1].simulation_id, true);
   else mapMessage('no stored run yet: `signalwise run … --db URL`, `signalwise publish RUN_DIR`, or `signalwise live --db …`');
   exposed.ready = true;
@@ -1602,6 +1749,7 @@ async function loadCompare() {
   try {
     const sims = await api.get('/api/v1/analytics/simulations?limit=1000');
     state.runs = sims.items;
+    state.metricFields = sims.fields || {};
   } catch (err) {
     setText('cmp-message', api.describeError(err));
     return;
@@ -1627,7 +1775,8 @@ function fillMetrics() {
   const names = [...new Set(state.runs.filter(r => r.scenario === scenario).flatMap(r => Object.keys(r.metrics || {})))].sort();
   const wanted = DEFAULT_METRICS.filter(m => names.includes(m));
   const chosen = wanted.length ? wanted : names.slice(0, 4);
-  $('cmp-metrics').replaceChildren(...names.map(n => el('option', { value: n, selected: chosen.includes(n) }, n)));
+  $('cmp-metrics').replaceChildren(...names.map(n => el('option', { value: n, selected: chosen.includes(n),
+    title: metricField(n).text || null }, metricName(n))));
 }
 
 async function showCompare() {
@@ -1672,21 +1821,32 @@ async function showCompare() {
       el('figcaption', {}, `${ds.label}${METRIC_NOTES[ds.label] ? ` (${METRIC_NOTES[ds.label]})` : ''}: mean per controller over its runs; whiskers: 95% CI across seeds paired with ${bva.baseline_controller || 'the baseline'}`));
     grid.append(fig);
     const chart = new Chart(canvas, { title: `${scenario} · ${ds.label}`, yMin: 0 });
-    chart.setBars(perf.labels.map((c, i) => {
-      const interval = ci.get(`${c}|${ds.label}`);
-      return { label: c, value: ds.data[i], lo: interval?.lo, hi: interval?.hi, color: PALETTE[i % PALETTE.length],
-               note: `n=${perf.runs[c]}` };
-    }));
+    const bars = perf.labels.map((c, i) => {
+      const interval = cutInterval(ds.label, ci.get(`${c}|${ds.label}`));
+      return { label: c, value: ds.data[i], lo: interval?.lo, hi: interval?.hi, loCut: interval?.loCut,
+               hiCut: interval?.hiCut, color: PALETTE[i % PALETTE.length],
+               note: `n=${perf.runs[c]}${interval?.note ? `; ${interval.note}` : ''}` };
+    });
+    chart.setBars(bars);
+    const cut = bars.filter(b => b.loCut || b.hiCut);
+    if (cut.length) { // said as `signalwise compare` says it (its ci_note): where, and at which bound
+      fig.querySelector('figcaption').append(` (${cut.map(b => `${b.label}: ${b.note.split('; ').slice(1).join('; ')}`)
+        .join('; ')}, the values ${ds.label} can take; a cut end has no cap)`);
+    }
     addExport(fig, chart, `${scenario}-${ds.label}`);
     compare.bars.push(chart);
     chart.draw();
   });
   const head = ['controller', 'metric', 'baseline mean [95% CI]', 'candidate mean [95% CI]', 'change', 'Welch p', 'paired p'];
-  const fmtCI = (mean, lo, hi) => `${formatNumber(mean)} [${formatNumber(lo)}, ${formatNumber(hi)}]`;
+  // cut as the bars are (the CSV keeps the API's intervals, uncut)
+  const fmtCI = (mean, lo, hi, metric) => {
+    const c = cutInterval(metric, { lo, hi });
+    return `${formatNumber(mean)} [${formatNumber(c?.lo ?? lo)}, ${formatNumber(c?.hi ?? hi)}]${c?.note ? ` (${c.note})` : ''}`;
+  };
   $('cmp-table').replaceChildren(el('tr', {}, ...head.map(h => el('th', {}, h))),
     ...compare.table.map(r => el('tr', {}, el('td', {}, `${r[1]} vs ${r[2]}${mixed ? ` (${r[14]})` : ''}`),
       el('td', { title: METRIC_NOTES[r[3]] || '' }, r[3]),
-      el('td', {}, fmtCI(r[4], r[5], r[6])), el('td', {}, fmtCI(r[8], r[9], r[10])),
+      el('td', {}, fmtCI(r[4], r[5], r[6], r[3])), el('td', {}, fmtCI(r[8], r[9], r[10], r[3])),
       el('td', {}, r[12] === null ? '–' : `${r[12] > 0 ? '+' : ''}${r[12].toFixed(1)} %`),
       el('td', {}, r[13] === null ? '–' : r[13].toPrecision(2)),
       el('td', {}, r[15] === null ? '–' : r[15].toPrecision(2)))));
@@ -1701,6 +1861,36 @@ async function showCompare() {
     : runs);
 }
 
+//: the values a stored figure can take, where a Student-t interval over a few seeds reaches past them: shares from
+//: 0 to 1; savings against the baseline of either sign; every other figure (times, counts, speeds) 0 and up
+//: (`analytics.stats.bounded_interval`, `runtime.compare.FIGURE_RANGE`: the rule `signalwise compare` cuts with)
+const FIGURE_RANGE = { throughput: [0, 1], co2_saved: [-Infinity, Infinity], fuel_saved: [-Infinity, Infinity] };
+
+/** A 95% CI cut to the values `metric` can take, with its note ("t-interval cut at 0"), as `signalwise compare`
+ * cuts its intervals (its ci_note); undefined without an interval. */
+function cutInterval(metric, interval) {
+  if (!interval || !Number.isFinite(interval.lo) || !Number.isFinite(interval.hi)) return interval;
+  const [min, max] = FIGURE_RANGE[metric] || [0, Infinity];
+  const loCut = interval.lo < min, hiCut = interval.hi > max;
+  const note = [loCut ? `t-interval cut at ${min}` : '', hiCut ? `t-interval cut at ${max}` : ''].filter(Boolean).join('; ');
+  return { ...interval, lo: loCut ? min : interval.lo, hi: hiCut ? max : interval.hi, loCut, hiCut, note };
+}
+
+/** A stored figure's unit and what it is, as the API gives them (`GET /api/v1/analytics/simulations` `fields`:
+ * "unit: what it is"). */
+function metricField(name) {
+  const text = state.metricFields?.[name];
+  if (!text) return { unit: '', text: METRIC_NOTES[name] || '' };
+  const at = text.indexOf(': ');
+  return at < 0 ? { unit: '', text } : { unit: text.slice(0, at), text: text.slice(at + 2) };
+}
+
+/** A stored figure as the metrics list and the runs table name it: its key and unit, `avg_delay_s (s)`. */
+function metricName(name) {
+  const { unit } = metricField(name);
+  return unit && unit !== '?' ? `${name} (${unit})` : name;
+}
+
 /** For each comparison, the conditions that tell it from the others ('duration_s 600, demand_scale 1.5'); ''
  *  when they are all alike. */
 function conditionLabels(conditions) {
@@ -1713,7 +1903,7 @@ function renderRuns(scenario, metrics) {
   const runs = state.runs.filter(r => r.scenario === scenario);
   const preselect = new Set(runs.slice(0, MAX_TREND_RUNS).map(r => r.simulation_id));
   $('cmp-runs').replaceChildren(el('tr', {}, el('th', {}, 'run'), el('th', {}, 'status'), el('th', {}, 'controller'),
-    el('th', {}, 'seed'), ...metrics.map(m => el('th', {}, m))),
+    el('th', {}, 'seed'), ...metrics.map(m => el('th', { title: metricField(m).text || null }, metricName(m)))),
   ...runs.map(r => el('tr', { class: r.status && r.status !== 'complete' ? 'unfinished' : '' },
     el('td', {}, el('label', {}, el('input', { type: 'checkbox', class: 'trend-pick', value: r.simulation_id,
       checked: preselect.has(r.simulation_id), onchange: () => loadTrend() }), ' ', r.simulation_id)),

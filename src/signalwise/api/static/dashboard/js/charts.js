@@ -41,7 +41,11 @@ export function timeTicks(lo, hi, count = 4) {
   return out;
 }
 
-function formatTick(v) { return Number.isInteger(v) && Math.abs(v) < 10000 ? String(v) : formatNumber(v); }
+/** An axis label: thousands as `k` (`1.5k` beside `2k`, `5k` beside `10k`, never `5000` beside `10k`). */
+function formatTick(v) {
+  if (Math.abs(v) >= 1000) return `${+(v / 1000).toFixed(2)}k`;
+  return Number.isInteger(v) ? String(v) : formatNumber(v);
+}
 
 export function formatNumber(v) {
   if (v === null || v === undefined || Number.isNaN(v)) return '–';
@@ -164,8 +168,10 @@ export class Chart {
         ctx.strokeStyle = '#1d2330'; ctx.lineWidth = 1.5;
         ctx.beginPath();
         ctx.moveTo(cx, Y(b.lo)); ctx.lineTo(cx, Y(b.hi));
-        ctx.moveTo(cx - 6, Y(b.lo)); ctx.lineTo(cx + 6, Y(b.lo));
-        ctx.moveTo(cx - 6, Y(b.hi)); ctx.lineTo(cx + 6, Y(b.hi));
+        // an end cut at the figure's bound (`loCut`, `hiCut`: the interval reached past what the figure can take)
+        // has no cap: the whisker stops at the bound, open
+        if (!b.loCut) { ctx.moveTo(cx - 6, Y(b.lo)); ctx.lineTo(cx + 6, Y(b.lo)); }
+        if (!b.hiCut) { ctx.moveTo(cx - 6, Y(b.hi)); ctx.lineTo(cx + 6, Y(b.hi)); }
         ctx.stroke();
       }
       ctx.fillStyle = '#1d2330';

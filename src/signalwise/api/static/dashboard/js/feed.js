@@ -5,6 +5,10 @@
 import { get, readToken } from './api.js';
 
 const POLL_MS = 500;
+//: after this many polls in a row that got no answer (the server is down: each failure is an error in the
+//: browser's console), the page polls every SLOW_POLL_MS until one answers; the stream is tried as before
+const FAILED_POLLS_BEFORE_SLOW = 10;
+const SLOW_POLL_MS = 5000;
 const RETRY_STREAM_MS = 10000;
 const CLOSE_TRY_LATER = 1013, CLOSE_GOING_AWAY = 1001;
 
@@ -21,6 +25,7 @@ export class LiveFeed {
     this.ended = false;
     this.inflight = false;
     this.streamRefusals = 0;
+    this.failedPolls = 0; // polls in a row with no answer
   }
 
   start() {
@@ -104,8 +109,18 @@ export class LiveFeed {
   _poll(reason) {
     if (this.ended) return;
     if (!this.pollTimer) this.pollTimer = setInterval(() => this._pollOnce(), POLL_MS);
+    this.slowPolling = false;
     this._setMode('polling', reason);
     this._pollOnce();
+  }
+
+  /** Poll every SLOW_POLL_MS while the server does not answer, every POLL_MS again once it does. */
+  _pace(slow) {
+    if (!slow) this.failedPolls = 0;
+    if (!this.pollTimer || slow === this.slowPolling) return;
+    this.slowPolling = slow;
+    clearInterval(this.pollTimer);
+    this.pollTimer = setInterval(() => this._pollOnce(), slow ? SLOW_POLL_MS : POLL_MS);
   }
 
   _stopPolling() {
@@ -119,8 +134,11 @@ export class LiveFeed {
     try {
       const s = await get('/api/v1/live/snapshot');
       this.h.onAlive?.();
+      this._pace(false);
       this._snapshot(s);
     } catch (err) {
+      // no answer at all (status 0): a server that is down; a refusal (401, ...) is an answer
+      if (!err.status && ++this.failedPolls >= FAILED_POLLS_BEFORE_SLOW) this._pace(true);
       this.h.onError?.(err);
     } finally {
       this.inflight = false;

@@ -62,12 +62,21 @@ export class SignalMap {
     this.queueBars = []; // the queue bars of the last draw: {id, direction, veh, to_scale, cx, cy, x0, y0, x1, y1}
     this.emergency = []; // the emergency vehicles the last draw showed: {id, vehicle_id, approach, x, y}
     this.labels = []; // the signal names the last draw wrote: {id, text} (`J5 · fixed`: not the run's controller)
+    this.switched = {}; // signal -> the controller spec a change switched it to (the status's signal_controllers)
     this.firstMapAt = null;
     this.drawMs = []; // the last draws' durations (ms), for the benchmark
     this._bindPointer();
     this.moved = false; // the operator panned or zoomed: a resize keeps their view, else it fits again
     this.size = [canvas.clientWidth, canvas.clientHeight];
     new ResizeObserver(() => this._resized()).observe(canvas);
+  }
+
+  /** The signals switched to another controller than the run's (`{J5: 'fixed'}`), as the run's status says. */
+  setSwitched(switched) {
+    const next = switched || {};
+    if (JSON.stringify(next) === JSON.stringify(this.switched)) return;
+    this.switched = next;
+    this.requestDraw();
   }
 
   setNetwork(net) {
@@ -378,12 +387,12 @@ export class SignalMap {
     ctx.textAlign = 'left';
     ctx.lineWidth = 3;
     ctx.strokeStyle = 'rgba(255,255,255,0.9)';
-    const runs = this.snapshot?.controller;
     this.labels = [];
     for (const inter of this.byId.values()) {
       const view = views.get(inter.id);
-      // a signal switched to another controller than the run's says so, at every zoom
-      const own = view?.controller && runs && view.controller !== runs ? view.controller : null;
+      // a signal switched to another controller than the run's says so, at every zoom (the status's word:
+      // `setSwitched`)
+      const own = this.switched[inter.id] || null;
       if (!roomy && inter.id !== this.selected && !view?.preempted && !view?.override && !own) continue;
       const [cx, cy] = this._px(inter.x, inter.y);
       let text = inter.id;
@@ -391,8 +400,10 @@ export class SignalMap {
       if (view?.override) text += ' · OVERRIDE'; // the ring's meaning in words, not by its blue alone
       if (view?.preempted) text += ' · PREEMPTION';
       this.labels.push({ id: inter.id, text });
-      const r = inter.ringR || ringR;
-      const x = cx + r * 0.75, y = cy - r * 0.75;
+      // beyond the outermost ring a signal can have (the selection's, 13 px out, 2 px wide): the text's corner
+      // on the 45° line, so neither a ring nor the selection covers the id (`J3`, `J1 · PREEMPTION`)
+      const r = (inter.ringR || ringR) + 16;
+      const x = cx + r * 0.72, y = cy - r * 0.72;
       ctx.strokeText(text, x, y);
       ctx.fillStyle = view?.preempted ? RING.preempt : '#1d2330';
       ctx.fillText(text, x, y);
