@@ -84,7 +84,7 @@ def test_the_change_ci_matches_a_hand_computation(cmp):
         rows = list(reader)
     assert header[:len(OLD_COLUMNS)] == OLD_COLUMNS  # old positions hold; the CI's columns come after
     assert header[len(OLD_COLUMNS):] == ["change", "change_ci_low", "change_ci_high", "change_pct_ci_low",
-                                         "change_pct_ci_high"]
+                                         "change_pct_ci_high", "ci_note"]
     csv_rows = {(r[0], r[1]): dict(zip(header, r, strict=True)) for r in rows}
     checked = 0
     for key, row in summary["metrics"].items():

@@ -131,9 +131,13 @@ def spec_error(spec: str) -> str | None:
 
 
 def _unknown_text(spec: str) -> str:
+    import difflib
+
     refused = _plugins()[1]
     not_loaded = f"; plugins not loaded: {'; '.join(f'{n}: {why}' for n, why in refused.items())}" if refused else ""
-    return (f"unknown controller {spec!r}; choose from {', '.join(available())}, py:MODULE:FACTORY or "
+    near = difflib.get_close_matches(spec.partition(":")[0], available(), n=1)
+    meant = f" (did you mean {near[0]}?)" if near else ""
+    return (f"unknown controller {spec!r}{meant}; choose from {', '.join(available())}, py:MODULE:FACTORY or "
             f"py:FILE.py:FACTORY{not_loaded}")
 
 

@@ -528,6 +528,15 @@ def _load_factories(specs: list[str]) -> None:
         factory_of(spec)
 
 
+def _counted_from_text(metrics: dict) -> str:
+    """Where a run's figures count from: `25320 s (07:02)` for a window that begins at 07:00:00 (its begin is
+    the warm-up's length before), `120 s` for one that begins at 0."""
+    from ..sim.scenario import seconds_text
+
+    counted = metrics["counted_from_s"]
+    return seconds_text(counted, counted - (metrics.get("warmup_s") or 0))
+
+
 def print_run_summary(metrics: dict, run_dir: Path) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -538,7 +547,7 @@ def print_run_summary(metrics: dict, run_dir: Path) -> None:
     scaled = f"demand ×{metrics['demand_scale']:g}, " if "demand_scale" in metrics else ""
     t = Table(title=f"{metrics['controller']} on {metrics['scenario']} (seed {metrics['seed']}, {scaled}"
                     f"{metrics['simulated_s'] / 60:.0f} min simulated in {metrics['wall_s']:.1f} s"
-                    + (f"; figures count from {metrics['counted_from_s']:g} s, after a {metrics['warmup_s']:g} s "
+                    + (f"; figures count from {_counted_from_text(metrics)}, after a {metrics['warmup_s']:g} s "
                        "warm-up" if metrics.get("warmup_s") else "") + ")")
     # a long label folds at a word ("pedestrians: time lost per walk (SUMO)"), its value on the first line
     t.add_column("metric", max_width=RUN_METRIC_WIDTH)
@@ -682,6 +691,12 @@ def _compare(scenario, controllers, seeds, first_seed, duration, out, workers, s
     names = [c.strip() for c in controllers.split(",") if c.strip()]
     if not names:
         _fail("--controllers is empty")
+    from ..control.base import spec_error
+
+    for name in names:  # named as the option the user gave (the run configuration calls it --controller)
+        why = spec_error(name)
+        if why:
+            _fail(f"invalid controller in --controllers: {why}")
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         _fail(f"--controllers names {', '.join(twice)} twice: each controller runs once per seed")

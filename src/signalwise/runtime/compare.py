@@ -26,14 +26,15 @@ import math
 import os
 import re
 import tempfile
+import textwrap
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from ..analytics.stats import NON_NEGATIVE, bounded_interval, mean_ci, p_text
 from ..analytics.stats import compare as compare_samples
-from ..analytics.stats import mean_ci, p_text
 from ..analytics.verdict import (  # the verdict's rule, shared with the API's comparison
     LOWER_IS_BETTER,
     MIN_CHANGE_PCT,
@@ -46,6 +47,7 @@ from ..analytics.verdict import (  # the verdict's rule, shared with the API's c
 from ..outdirs import why_not_fresh
 from ..provenance import models_run, provenance, software_text
 from ..sim.processes import fresh_process_context, in_callers_env
+from ..sim.scenario import clock_text, seconds_text, window_text
 from ..sim.signal_model import BELOW_ITE_NOTE
 from ..termination import StopOnce, Terminated
 from .config import RunConfig
@@ -89,6 +91,10 @@ METRICS = (
 )
 #: metrics a run has only when SUMO computed the emissions (`metrics["emissions_recorded"]`); else "—", not 0
 EMISSIONS = ("co2_kg", "fuel_l", "co2_g_per_veh_km", "fuel_l_per_100veh_km")
+#: the values each figure can take, its 95 % interval cut to them (`analytics.stats.bounded_interval`, the rule
+#: of `signalwise atspm COMPARE_DIR` too): every figure of the table is a count, a time, a mass, a distance or a
+#: rate of them, never below 0
+FIGURE_RANGE = {key: NON_NEGATIVE for key, *_rest in METRICS}
 #: where the report points for RESCO's definition of delay
 RESCO_DELAY_DOC = "docs/benchmarks.md, section \"RESCO networks, timing profiles and the price of safety\""
 #: what each figure counts, for the report (`sim.metrics`, `runtime.run`); "counted window": from the warm-up's end
@@ -245,11 +251,13 @@ def compare_controllers(base: RunConfig, controllers: list[str], seeds: list[int
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     write_summary_csv(out_dir / "summary.csv", summary)
     write_per_seed_csv(out_dir / PER_SEED_CSV, summary)
+    write_intersections_csv(out_dir / INTERSECTIONS_CSV, summary)
     write_delay_over_time_csv(out_dir / DELAY_CSV, controllers, run_dirs)
     chart = None
     try:
         chart = plot_delay_over_time(controllers, run_dirs, out_dir / "delay_over_time.png", base.scenario_label,
-                                     conditions_text(summary["conditions"], short=True))
+                                     conditions_text(summary["conditions"], short=True),
+                                     summary["conditions"].get("begin_s") or 0.0)
     except Exception:  # a chart must never lose the numbers
         chart = None
     (out_dir / REPORT).write_text(report_markdown(summary, chart.name if chart else None))
@@ -262,6 +270,89 @@ REPORT = "report.md"
 PER_SEED_CSV = "per_seed.csv"
 #: the chart's data: the network delay per interval, mean over the seeds, per controller
 DELAY_CSV = "delay_over_time.csv"
+#: per signal, controller and figure: the figures of each run's metrics.json `intersections` over the seeds
+INTERSECTIONS_CSV = "intersections.csv"
+#: (key in metrics.json `intersections.<id>`, label, unit, lower is better; None: no direction, no verdict)
+INTERSECTION_METRICS = (
+    ("delay_per_veh_s", "delay per vehicle on its approaches", "s", True),
+    # the vehicles that left its approach edges into the junction: the demand it served, not a figure to judge
+    ("throughput_veh", "vehicles through (left its approaches)", "veh", None),
+)
+#: what each per-signal figure counts (`sim.metrics.intersection_metrics`), for the report
+INTERSECTION_DEFINITIONS = {
+    "delay_per_veh_s": "SUMO's edgeData timeLoss (time lost below each vehicle's free speed) summed over the "
+                       "signal's incoming edges, whole edges from the upstream junction to the stop line, in the "
+                       "counted window, over the vehicles that entered those edges (or set out on them) in it; a "
+                       "vehicle still on an edge at the end counts the time it lost so far. A vehicle crossing "
+                       "several signals counts at each. It is the delay on the approaches, not HCM control delay "
+                       "(that counts from the influence area of the signal and past the stop line), and not the "
+                       "network delay above, which adds the wait to enter",
+    "throughput_veh": "vehicles that left the signal's incoming edges into its junction in the counted window: "
+                      "its approach volume",
+}
+
+
+def intersection_summary(controllers: list[str], seeds: list[int], runs: dict[tuple[str, int], dict]) -> dict:
+    """Per signal (each run's metrics.json `intersections`), per figure of `INTERSECTION_METRICS`: each
+    controller's mean and 95 % CI over the seeds that measured it (cut at 0, `FIGURE_RANGE`'s rule), and against
+    the first controller the change with its CI, the paired and Welch p and the verdict, over the seeds both
+    measured, as `summarize` gives the network's figures. {signal: {key: {"label", "unit", "controllers":
+    {controller: entry}}}}; empty for runs from before per-signal figures were kept."""
+    baseline = controllers[0]
+    signals = sorted({tls for m in runs.values() for tls in (m.get("intersections") or {})})
+    out: dict = {}
+    for tls in signals:
+        rows = {}
+        for key, label, unit, lower_better in INTERSECTION_METRICS:
+            def value(c: str, s: int, key: str = key, tls: str = tls) -> float | None:
+                v = ((runs.get((c, s)) or {}).get("intersections") or {}).get(tls, {}).get(key)
+                return None if v is None else float(v)
+
+            base = {s: v for s in seeds if (v := value(baseline, s)) is not None}
+            row = {"label": label, "unit": unit, "lower_is_better": lower_better, "controllers": {}}
+            for c in controllers:
+                own = {s: v for s in seeds if (v := value(c, s)) is not None}
+                ci = mean_ci(list(own.values()))
+                low, high, cut = bounded_interval(ci.ci_low, ci.ci_high, NON_NEGATIVE)
+                entry = {"values": list(own.values()), "seeds": list(own), "mean": summary_figure(ci.mean),
+                         "ci_low": summary_figure(low), "ci_high": summary_figure(high)}
+                if cut:
+                    entry["ci_note"] = cut
+                common = [s for s in own if s in base]
+                if c != baseline and common:
+                    cmp = compare_samples([base[s] for s in common], [own[s] for s in common], paired=True)
+                    pct_lo, pct_hi = cmp.change_pct_ci
+                    entry.update({"change_pct": summary_figure(cmp.change_pct), "change": summary_figure(cmp.diff),
+                                  "change_ci_low": summary_figure(cmp.diff_ci_low),
+                                  "change_ci_high": summary_figure(cmp.diff_ci_high),
+                                  "change_pct_ci_low": summary_figure(pct_lo),
+                                  "change_pct_ci_high": summary_figure(pct_hi),
+                                  "p_paired": summary_p(cmp.p_value_paired), "p_welch": summary_p(cmp.p_value)})
+                    entry.update(judge(cmp, lower_better))
+                    if common != list(own) or common != list(base):
+                        entry["seeds_compared"] = common
+                row["controllers"][c] = entry
+            rows[key] = row
+        out[tls] = rows
+    return out
+
+
+#: intersections.csv's columns after `intersection`, `metric`, `controller`
+INTERSECTION_COLUMNS = ("n", "mean", "ci_low", "ci_high", "ci_note", "change", "change_ci_low", "change_ci_high",
+                        "change_pct", "change_pct_ci_low", "change_pct_ci_high", "p_paired", "p_welch", "verdict",
+                        "verdict_note", "unit")
+
+
+def write_intersections_csv(path: Path, summary: dict) -> None:
+    """One row per signal, figure and controller (`intersection_summary`), with the unit as a column."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["intersection", "metric", "controller", *INTERSECTION_COLUMNS])
+        for tls, rows in (summary.get("intersections") or {}).items():
+            for key, row in rows.items():
+                for c, e in row["controllers"].items():
+                    cells = {**e, "n": len(e["values"]), "verdict_note": e.get("no_verdict"), "unit": row["unit"]}
+                    w.writerow([tls, key, c, *[cells.get(k) for k in INTERSECTION_COLUMNS]])
 
 
 def emission_model(runs: Collection[dict]) -> dict:
@@ -358,9 +449,10 @@ def conditions_text(cond: dict, short: bool = False) -> str:
     """The conditions in one line, for a table's title ("0–3600 s simulated, demand ×1.3, benchmark timing,
     seeds 1–3"); `short` leaves out the seeds and SUMO options (a chart's title)."""
     begin, end = cond.get("begin_s"), cond.get("end_s")
-    parts = [f"{begin:g}–{end:g} s simulated" if begin is not None and end is not None else "window unknown"]
+    parts = [f"{window_text(begin, end)} simulated" if begin is not None and end is not None else "window unknown"]
     if cond.get("warmup_s"):
-        parts[0] += f", after a {cond['warmup_s']:g} s warm-up"
+        parts[0] += f", after a {cond['warmup_s']:g} s warm-up" + (
+            f" (figures from {clock_text(begin + cond['warmup_s'])})" if begin else "")
     parts += [f"demand ×{cond['demand_scale']:g}", f"{cond['timing_profile']} timing"]
     if short:
         return ", ".join(parts)
@@ -465,30 +557,46 @@ def check_network(base: RunConfig, controllers: Sequence[str] = ()) -> NetworkCh
         return NetworkCheck()
     from ..control.base import ControllerUnavailable
     from ..control.learning.qtable import ModelError
+    from ..sim.additionals import ADDITIONAL_DIR
     from ..sim.detectors import place_detectors
     from ..sim.signal_model import plan_notes
     from .loop import LoopStepper, network_read, open_field, resolve_scenario, run_window, sumo_options
 
     cfg = base.model_copy(update={"gui": False})
     scenario = resolve_scenario(cfg)
-    # read as a run reads it first: a network SUMO cannot parse is `run`'s one line, not SUMO's own lines
-    with tempfile.TemporaryDirectory(prefix="signalwise-check-") as tmp, network_read(scenario.net_file):
-        place_detectors(scenario.net_file, Path(tmp))
-    # the runs' own end, though nothing steps to it: SUMO gives a flow without an `end` the run's end as its end,
-    # and one that begins after an end one step in was refused ("ends before its begin time") where runs are not
-    _begin_s, end_s = run_window(cfg, scenario)
-    fld = open_field(cfg, scenario, sumo_options(cfg, scenario, end_s=end_s))
-    try:
-        for name in controllers:
-            try:
-                LoopStepper(cfg.model_copy(update={"controller": name}), fld, end_s)
-            except ModelError as exc:
-                raise ControllerUnavailable(f"{name}: {exc}") from None
-        if _has_persons([*scenario.route_files, *scenario.additional_files]):
-            _step_past_first_walks(fld.backend, min(end_s, fld.backend.time_s() + PERSONS_CHECKED_S))
-    finally:
-        fld.backend.close()
+    with tempfile.TemporaryDirectory(prefix="signalwise-check-") as tmp:
+        # read as a run reads it first: a network SUMO cannot parse is `run`'s one line, not SUMO's own lines
+        with network_read(scenario.net_file):
+            place_detectors(scenario.net_file, Path(tmp))
+        # the runs' own end, though nothing steps to it: SUMO gives a flow without an `end` the run's end as its
+        # end, and one that begins after an end one step in was refused ("ends before its begin time") where runs
+        # are not
+        _begin_s, end_s = run_window(cfg, scenario)
+        # the additional files' outputs written as a run writes them: into a run's `sumo/additional/`, named by a
+        # relative path as the default `runs` names it, so an output no run could write is refused here once
+        opts = sumo_options(cfg, scenario, end_s=end_s,
+                            additional_outputs_dir=_as_runs_name_it(Path(tmp) / "sumo" / ADDITIONAL_DIR))
+        fld = open_field(cfg, scenario, opts)
+        try:
+            for name in controllers:
+                try:
+                    LoopStepper(cfg.model_copy(update={"controller": name}), fld, end_s)
+                except ModelError as exc:
+                    raise ControllerUnavailable(f"{name}: {exc}") from None
+            if _has_persons([*scenario.route_files, *scenario.additional_files]):
+                _step_past_first_walks(fld.backend, min(end_s, fld.backend.time_s() + PERSONS_CHECKED_S))
+        finally:
+            fld.backend.close()
     return NetworkCheck(list(fld.refused), plan_notes(fld.intersections))
+
+
+def _as_runs_name_it(path: Path) -> Path:
+    """`path` relative to the working directory, as a run under the default `runs` names its own directory
+    (absolute where no relative path leads there)."""
+    try:
+        return Path(os.path.relpath(path))
+    except (ValueError, OSError):
+        return path
 
 
 #: simulated seconds `check_network` runs a network with persons: SUMO routes a walk only when its person sets
@@ -552,9 +660,14 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
             c_seeds = [s for s in seeds if (c, s) in have]
             vals = [runs[(c, s)]["network"][key] for s in c_seeds]
             ci = mean_ci(vals)
+            # the t-interval cut to the values the figure can take, by the rule of `signalwise atspm COMPARE_DIR`
+            # (`analytics.stats.bounded_interval`): a count of 0, 0 and 1 never below 0
+            low, high, cut = bounded_interval(ci.ci_low, ci.ci_high, FIGURE_RANGE[key])
             # `seeds`: the seed of each of `values`, in order
-            entry = {"values": vals, "seeds": c_seeds, "mean": summary_figure(ci.mean), "ci_low": summary_figure(ci.ci_low),
-                     "ci_high": summary_figure(ci.ci_high)}
+            entry = {"values": vals, "seeds": c_seeds, "mean": summary_figure(ci.mean), "ci_low": summary_figure(low),
+                     "ci_high": summary_figure(high)}
+            if cut:  # where an end was cut ("t-interval cut at 0"); the tables then give the interval, not ±
+                entry["ci_note"] = cut
             # the change and its tests over the seeds both measured: a seed one side has no figure for (no
             # emergency vehicle, nothing arrived, a run failed) is left out of the other side too
             common = [s for s in c_seeds if s in base_seeds]
@@ -588,6 +701,7 @@ def summarize(controllers: list[str], seeds: list[int], runs: dict[tuple[str, in
                                                                for s in seeds if (c, s) in runs)]
     said = run_warnings(controllers, seeds, runs)
     return {"baseline": baseline, "controllers": controllers, "seeds": seeds, "metrics": table,
+            "intersections": intersection_summary(controllers, seeds, runs),
             "safety_violations": safety, "fallback_share": share, "never_ran": never,
             **controller_fault_totals(controllers, seeds, runs),
             "run_warnings": said, "warnings": warning_groups(said)}
@@ -667,6 +781,7 @@ def warning_groups(said: dict[str, list[str]], leave_out: Collection[str] = ()) 
     kinds: dict[str, dict[str, list[str]]] = {}  # kind -> text -> run keys
     below: dict[str, dict[str, dict]] = {}  # run key -> signal -> its parsed below-ITE note
     for key, texts in said.items():
+        others = []
         for text in dict.fromkeys(texts):
             if text in leave_out:
                 continue
@@ -674,7 +789,9 @@ def warning_groups(said: dict[str, list[str]], leave_out: Collection[str] = ()) 
             if note is not None:
                 below.setdefault(key, {})[note["signal"]] = note
             else:
-                kinds.setdefault(_warning_kind(text), {}).setdefault(text, []).append(key)
+                others.append(text)
+        for text in _signals_together(others):
+            kinds.setdefault(_warning_kind(text), {}).setdefault(text, []).append(key)
     groups = _below_ite_groups(below)
     for by_text in kinds.values():
         merged = _merged_text(by_text) if len(by_text) > 1 else None
@@ -743,6 +860,34 @@ def _below_ite_groups(below: dict[str, dict[str, dict]]) -> list[dict]:
     return groups
 
 
+#: the one signal a warning names ("coordinated at signal 'A0' runs ...", "signal 'A0': ...")
+_ONE_SIGNAL = re.compile(r"\bsignal ('[^']*')")
+#: signals a line of warnings given at several signals names; the rest are counted
+SIGNALS_NAMED = 6
+
+
+def _signals_together(texts: Sequence[str]) -> list[str]:
+    """One run's warnings, those that differ only in the signal they name as one naming them all: "coordinated at
+    signals 'A0', 'A1' runs the uncoordinated plan ..." (in the order the run first gave them)."""
+    signals: dict[str, list[str]] = {}  # the text with its signal left out (or the text naming none) -> signals
+    for text in texts:
+        found = list(_ONE_SIGNAL.finditer(text))
+        if len(found) != 1:
+            signals.setdefault(text, [])
+            continue
+        m = found[0]
+        signals.setdefault(f"{text[:m.start()]}\0{text[m.end():]}", []).append(m[1])
+    out = []
+    for template, named in signals.items():
+        if not named:
+            out.append(template)
+            continue
+        shown = ", ".join(named[:SIGNALS_NAMED]) + (
+            f" and {len(named) - SIGNALS_NAMED} more" if len(named) > SIGNALS_NAMED else "")
+        out.append(template.replace("\0", f"signal{'s' if len(named) > 1 else ''} {shown}"))
+    return out
+
+
 def _span_s(values: Sequence[float]) -> str:
     """ITE's values as a span: "2.4 s", "2.2–2.4 s"."""
     lo, hi = min(values), max(values)
@@ -785,8 +930,9 @@ def delay_over_time(run_dirs: list[Path], with_count: bool = False) -> list[tupl
 
 
 def plot_delay_over_time(controllers: list[str], run_dirs: dict[tuple[str, int], Path], path: Path,
-                         title: str, conditions: str = "") -> Path | None:
-    """Network delay per interval, mean over seeds, one line per controller; `conditions` under the title."""
+                         title: str, conditions: str = "", begin_s: float = 0.0) -> Path | None:
+    """Network delay per interval, mean over seeds, one line per controller; `conditions` under the title. A
+    window that does not begin at 0 (`begin_s`, a .sumocfg's 07:00:00) is shown in times of day."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -802,9 +948,11 @@ def plot_delay_over_time(controllers: list[str], run_dirs: dict[tuple[str, int],
     if not plotted:
         plt.close(fig)
         return None
-    ax.set_xlabel("simulation time (min)")
+    time_axis(ax, begin_s)
     ax.set_ylabel("delay of vehicles arriving (s/veh)")
-    ax.set_title(f"Delay over time — {title} (mean over seeds)" + (f"\n{conditions}" if conditions else ""))
+    # the conditions folded to the chart's width (a window with its times of day makes a long line)
+    ax.set_title(f"Delay over time — {title} (mean over seeds)"
+                 + (f"\n{textwrap.fill(conditions, 100)}" if conditions else ""))
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -813,18 +961,68 @@ def plot_delay_over_time(controllers: list[str], run_dirs: dict[tuple[str, int],
     return path
 
 
+def time_axis(ax, begin_s: float) -> None:  # noqa: ANN001 - a matplotlib Axes
+    """Label a chart's x axis of simulated minutes: in times of day where the window does not begin at 0 (07:00 to
+    07:12, not minutes 420 to 432: the config's own clock, `clock_text`), else in minutes."""
+    if begin_s:
+        from matplotlib.ticker import FuncFormatter
+
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda m, _pos: clock_text(m * 60)))
+        ax.set_xlabel("simulation time (time of day)")
+    else:
+        ax.set_xlabel("simulation time (min)")
+
+
 def mean_text(entry: dict, n_seeds: int) -> str:
     """A controller's figure as the table and report show it: mean ± the 95% CI's half-width ("n/a" without
-    one), and `(n=k)` when fewer seeds than all measured it; "—" when none did."""
+    one), or, where the interval was cut to the values the figure can take (`ci_note`), the mean and the
+    interval itself ("0.33 [0, 1.77]"), and `(n=k)` when fewer seeds than all measured it; "—" when none did."""
     if entry["mean"] is None:
         return "—"
     fmt = "{:.1f}" if abs(entry["mean"]) >= 10 else "{:.2f}"  # 0.7 ± 0.0 hid a half-width of 0.03
-    spread = "n/a" if len(entry["values"]) < 2 or entry["ci_high"] is None else fmt.format(
-        (entry["ci_high"] - entry["ci_low"]) / 2)
-    text = f"{fmt.format(entry['mean'])} ± {spread}"
+    if entry.get("ci_note") and entry["ci_high"] is not None:  # cut to the figure's range: not ± a half-width
+        text = f"{fmt.format(entry['mean'])} [{entry['ci_low']:g}, {fmt.format(entry['ci_high'])}]"
+    else:
+        spread = "n/a" if len(entry["values"]) < 2 or entry["ci_high"] is None else fmt.format(
+            (entry["ci_high"] - entry["ci_low"]) / 2)
+        text = f"{fmt.format(entry['mean'])} ± {spread}"
     if len(entry["values"]) < n_seeds:  # the seeds that measured it (no emergency vehicle on the others)
         text += f" (n={len(entry['values'])})"
     return text
+
+
+def intersection_lines(summary: dict, row: Callable[..., str]) -> list[str]:
+    """The report's section of per-signal delay (`intersection_summary`): each signal's delay per vehicle on its
+    approaches per controller, and its change against the baseline; none for runs without per-signal figures."""
+    per = summary.get("intersections") or {}
+    if not per:
+        return []
+    controllers, base = summary["controllers"], summary["baseline"]
+    others = [c for c in controllers if c != base]
+    n_seeds = len(summary["seeds"])
+    key = "delay_per_veh_s"
+    lines = ["", "## Delay per intersection", "",
+             f"Delay per vehicle on each signal's approaches (s/veh, `intersections.<id>.{key}` of each run's "
+             f"metrics.json): {INTERSECTION_DEFINITIONS[key]}. Mean ± half-width of the 95 % CI over the seeds, as "
+             f"above; then the change against {base} with its 95 % CI and the paired p, judged by the same rule "
+             "(each signal one more test: among many, one in twenty changes that are chance alone reads better or "
+             "worse). "
+             f"`{INTERSECTIONS_CSV}` has these and each signal's vehicles through its approaches (its volume), one "
+             "row per signal, figure and controller.", "",
+             row("intersection", *controllers, *[f"{c} vs {base}" for c in others]),
+             row("---", *["---:"] * len(controllers), *["---"] * len(others))]
+    for tls, rows in per.items():
+        entries = rows[key]["controllers"]
+        changes = []
+        for c in others:
+            e = entries[c]
+            if e.get("change_pct") is None:
+                changes.append("—")
+                continue
+            said = e.get("verdict") or e.get("no_verdict")
+            changes.append(f"{change_text(e)} ({p_text(e.get('p_paired'))})" + (f": **{said}**" if said else ""))
+        lines.append(row(tls, *[mean_text(entries[c], n_seeds) for c in controllers], *changes))
+    return lines
 
 
 def change_text(entry: dict, space: str = " ") -> str:
@@ -861,7 +1059,7 @@ def report_markdown(summary: dict, chart: str | None) -> str:
 
     begin, end = cond.get("begin_s"), cond.get("end_s")
     window = "unknown (the network could not be read)" if begin is None or end is None else \
-        f"{begin:g}–{end:g} s ({(end - begin) / 60:g} min)"
+        f"{begin:g}–{end:g} s ({(end - begin) / 60:g} min" + (f", {clock_text(begin)}–{clock_text(end)})" if begin else ")")
     warmup = cond.get("warmup_s") or 0
     teleport = cond.get("time_to_teleport_s")
     network = cond.get("network")
@@ -873,7 +1071,8 @@ def report_markdown(summary: dict, chart: str | None) -> str:
              row("network", f"{network}" if network else f"built-in scenario {cond.get('scenario', '')}"),
              *([row("routes", ", ".join(cond["routes"]))] if cond.get("routes") else []),
              row("simulated window", window),
-             row("warm-up", f"{warmup:g} s: the figures count from {begin + warmup:g} s" if warmup and begin is not None
+             row("warm-up", f"{warmup:g} s: the figures count from {seconds_text(begin + warmup, begin)}"
+                 if warmup and begin is not None
                  else f"{warmup:g} s: the figures count after it" if warmup else "none: the figures count from the start"),
              row("demand scale", f"×{cond.get('demand_scale', 1.0):g} (SUMO's --scale: the route files' vehicles times "
                                  "this)"),
@@ -888,7 +1087,10 @@ def report_markdown(summary: dict, chart: str | None) -> str:
              *provenance_rows(summary.get("provenance"), row),
              "", "## Results", "",
              f"Mean ± half-width of the 95 % confidence interval (Student t) over the {n_seeds} seed(s); `(n=k)` "
-             "where only k seeds measured the figure, `—` where none did, `n/a` where the seeds give no interval.",
+             "where only k seeds measured the figure, `—` where none did, `n/a` where the seeds give no interval. "
+             "`mean [low, high]` where the interval reached below 0, which no figure here can take, and was cut "
+             "there (`ci_note` in summary.csv: `t-interval cut at 0`; the true mean is never below 0, so the part "
+             "cut off never held it), as `signalwise atspm` cuts its intervals.",
              "", row("metric", "unit", *controllers), row("---", "---", *["---:"] * len(controllers))]
     for m in metrics.values():
         lines.append(row(metric_label(m), m["unit"],
@@ -934,6 +1136,7 @@ def report_markdown(summary: dict, chart: str | None) -> str:
                     else ""
                 cells.append(f"{change_text(e)} ({p_text(e.get('p_paired'))}{fewer}){words}")
             lines.append(row(m["label"], *cells))  # a small sample: the results table gives its n
+    lines += intersection_lines(summary, row)
     lines += ["", "## Safety and warnings", "",
               "- Safety violations: what the independent audit found when it re-checked each run's signal states "
               "and event log against the rules (minimum and maximum green, yellow, all-red, phase sequence, "
@@ -974,7 +1177,9 @@ def report_markdown(summary: dict, chart: str | None) -> str:
               "In this directory: `summary.csv` (one row per figure and controller, its unit, verdict (with "
               "`verdict_note` where there is none), these conditions and the change's 95 % CI), `summary.json` "
               f"(each controller's `values` with their `seeds`), `{PER_SEED_CSV}` (one row per controller, seed "
-              f"and figure), `{DELAY_CSV}` (the chart's data), and a run directory per controller and seed "
+              f"and figure), `{INTERSECTIONS_CSV}` (one row per signal, figure and controller: its delay and "
+              f"volume over the seeds), `{DELAY_CSV}` (the chart's data), and a run directory per controller and "
+              "seed "
               "(`<controller>-s<seed>`: its configuration, metrics, SUMO outputs and hi-res event log).", ""]
     return "\n".join(lines)
 
@@ -1022,12 +1227,13 @@ def write_summary_csv(out: Path | TextIO, summary: dict) -> None:
         # Welch's p then the paired p, in the columns their older names (`p_value`, `p_value_paired`) held, and
         # `verdict_note` last, so a reader going by position finds each figure where it was
         w.writerow(["metric", "controller", "n", "mean", "ci_low", "ci_high", "change_pct", "p_welch",
-                    "p_paired", "unit", "verdict", *CSV_CONDITIONS, "verdict_note", *CSV_CHANGE_CI])
+                    "p_paired", "unit", "verdict", *CSV_CONDITIONS, "verdict_note", *CSV_CHANGE_CI, "ci_note"])
         for key, row in summary["metrics"].items():
             for c, e in row["controllers"].items():
                 w.writerow([key, c, e["n"] if "n" in e else len(e["values"]), e["mean"], e["ci_low"],
                             e["ci_high"], e.get("change_pct"), e.get("p_welch"), e.get("p_paired"), row["unit"],
-                            e.get("verdict"), *constants, e.get("no_verdict"), *[e.get(k) for k in CSV_CHANGE_CI]])
+                            e.get("verdict"), *constants, e.get("no_verdict"), *[e.get(k) for k in CSV_CHANGE_CI],
+                            e.get("ci_note")])
 
 
 def _csv_value(v: object) -> object:

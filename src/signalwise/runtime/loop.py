@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from ..control.actuated import PASSAGE_DEFAULT_KEY
 from ..control.base import ControlContext, Controller, check_usable, make
 from ..control.shield import IntersectionShield, ShieldConfig, covering_phases
 from ..control.webster import PLANNING_PERIOD_S, fallback_plan
@@ -141,6 +142,8 @@ class LoopResult:
     emission_classes: dict[str, str] = field(default_factory=dict)
     #: wall seconds of each decision (`LoopStepper.decide_s`)
     decide_s: Sequence[float] = ()
+    #: why the plans made before any count assumed a demand (`sim.scenario.demand_unread_note`); None: they did not
+    demand_unread: str | None = None
 
 
 @dataclass
@@ -222,6 +225,12 @@ def open_field(cfg: RunConfig, scenario: Scenario, opts: SumoOptions, layout: De
         if unknown:
             raise SimulationError(f"timing.per_intersection names {', '.join(unknown)}, not a traffic light of "
                                   f"this network (its traffic lights: {', '.join(sorted(known)) or 'none'})")
+        passage = cfg.controller_options.get("passage_s")
+        unknown = sorted(set(passage) - {PASSAGE_DEFAULT_KEY} - known) if isinstance(passage, Mapping) else []
+        if unknown:  # each controller sees its own signal only, so a mistyped one would go unsaid
+            raise SimulationError(f"controller_options.passage_s names {', '.join(map(str, unknown))}, not a "
+                                  f"traffic light of this network (its traffic lights: "
+                                  f"{', '.join(sorted(known)) or 'none'})")
         if not inters:
             raise SimulationError(f"no controllable traffic light ({grouped_refusals(refused)})")
     except BaseException:
@@ -370,7 +379,7 @@ def _run_in(cfg: RunConfig, scenario: Scenario, begin_s: float, end_s: float, su
         try:
             source = fld.backend if source_wrapper is None else source_wrapper(fld.backend)
             stepper = LoopStepper(cfg, fld, end_s, controllers=controllers, source=source,
-                                  queue_sample_s=queue_sample_s)
+                                  queue_sample_s=queue_sample_s, keep_notes=True)
             result = _drive(stepper, files, progress, wall0, recorder)
         except Exception as exc:
             if _from_sumo(exc):  # SUMO died or refused a command: one line, not a traceback
@@ -490,8 +499,10 @@ class LoopStepper:
 
     def __init__(self, cfg: RunConfig, fld: Field, end_s: float, controllers: ControllerFactory | None = None,
                  source: ObservationSource | None = None, sink: SignalSink | None = None,
-                 queue_sample_s: float = 5.0):
+                 queue_sample_s: float = 5.0, keep_notes: bool = False):
         self.cfg = cfg
+        #: `keep_notes`: what the run should say of itself is kept for its warnings (`LoopResult`), not logged
+        self.demand_unread: str | None = None
         self.field = fld
         self.backend = fld.backend
         self.source = fld.backend if source is None else source
@@ -519,7 +530,8 @@ class LoopStepper:
         # run says where its network's route files do not give it. Read when first asked for (`_Deferred`)
         nominal = _Deferred(functools.partial(nominal_lane_flows, self.scenario, all_movements, t0,
                                               min(PLANNING_PERIOD_S, end_s - t0),
-                                              say_unread=cfg.controller == "webster"))
+                                              say_unread=cfg.controller == "webster",
+                                              on_unread=self._keep_demand_unread if keep_notes else None))
         # a worker field answers these lengths from its zone replies, not with a request per lane
         ctx = ControlContext(cfg.step_length_s, nominal, cfg.seed,
                              dict(cfg.controller_options), {lane: self.backend.lane_length_m(lane) for lane in lanes},
@@ -729,7 +741,11 @@ class LoopStepper:
                           time.perf_counter() - wall0, self.steps, files, controller_errors=self.controller_errors,
                           controller_faults=self.controller_faults,
                           webster_plans=plans, emergency_ids=set(self.backend.emergency_seen),
-                          approach_direction=self.approach_direction, decide_s=self.decide_s)
+                          approach_direction=self.approach_direction, decide_s=self.decide_s,
+                          demand_unread=self.demand_unread)
+
+    def _keep_demand_unread(self, note: str) -> None:
+        self.demand_unread = note
 
 
 def _need(inter: Intersection, ctrl: Controller | None) -> ObservationNeed:

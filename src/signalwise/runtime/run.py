@@ -58,6 +58,7 @@ from ..sim.outputs import (
     read_unsorted_ignored,
 )
 from ..sim.replay import spare_cores
+from ..sim.scenario import clock_text, seconds_text
 from ..sim.signal_model import pedestrian_warnings, plan_notes, timing_warnings
 from ..termination import stop_reason
 from .below_ite import below_ite_timing
@@ -172,6 +173,10 @@ def _stepped(progress: Progress | None, stepped: list) -> Progress:
         if progress is not None:
             progress(done_s, total_s)
     return noted
+
+
+def _vehicles(n: int) -> str:
+    return f"{n} vehicle{'' if n == 1 else 's'}"
 
 
 def write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path, audit_apart: bool = False) -> dict:
@@ -304,21 +309,31 @@ def _write_evidence(cfg: RunConfig, loop: LoopResult, run_dir: Path, audit_apart
     note = sumocfg_note(cfg, loop.scenario)
     if note:
         warnings.append(note)
+    if loop.demand_unread:  # the plans made before any count (Webster's, the fallback's) rest on assumed demand
+        warnings.append(loop.demand_unread)
     if not net["vehicles_total"]:
         after = f" after the {cfg.warmup_s:g} s warm-up" if cfg.warmup_s else ""
-        warnings.append(f"no vehicle was due to depart between {loop.begin_s + cfg.warmup_s:g} s and "
-                        f"{loop.end_s:g} s, the run's window{after}: every figure is empty (check the begin, end, "
+        warnings.append(f"no vehicle was due to depart between {seconds_text(loop.begin_s + cfg.warmup_s, loop.begin_s)}"
+                        f" and {seconds_text(loop.end_s, loop.begin_s)}, the run's window{after}: every figure is empty (check the begin, end, "
                         "--duration and --warmup against your routes' departure times)")
-    # a vehicle due at the very last step is loaded but had no chance to enter: it waited 0 s, and is no warning
+    # a vehicle due at the very last step is loaded but had no chance to enter: it waited 0 s. RESCO's delay counts
+    # it as SUMO writes it (an undeparted row, departDelay 0: one more vehicle due, no delay), and so does the run;
+    # the count the tables show ("never inserted") holds it, which a warning explains
     blocked = sum(1 for t in counted.trips if t.status == "undeparted" and t.depart_delay_s > 0)
+    last_step = net["never_inserted"] - blocked
+    end_text = f"{loop.end_s:g} s" + (f", {clock_text(loop.end_s)}" if loop.begin_s else "")
+    at_end = (f"due at the run's end ({end_text}), where SUMO stops before the step that would insert it: "
+              "no delay counted, as RESCO's delay counts such a vehicle (one more vehicle due, with none)")
     if blocked:
         # the count the tables show ("never inserted") holds those due at the last step too: say both
-        last_step = net["never_inserted"] - blocked
         warnings.append(f"{blocked} of {net['vehicles_total']} vehicles never entered the network "
                         "(their entry was blocked until the end); each counts in the delay from its scheduled "
                         "departure to the end of the run"
-                        + (f" ({net['never_inserted']} never inserted in all: {last_step} more were due at the "
-                           "run's last step, with no chance to enter and no delay counted)" if last_step > 0 else ""))
+                        + (f" ({net['never_inserted']} never inserted in all: {last_step} more "
+                           f"{'was' if last_step == 1 else 'were'} {at_end})" if last_step > 0 else ""))
+    elif last_step > 0:
+        warnings.append(f"{_vehicles(last_step)} never inserted: no entry was blocked; "
+                        f"{'it was' if last_step == 1 else 'they were'} {at_end}")
     if unsorted:
         warnings.append(unsorted_warning(unsorted))
     if discarded:

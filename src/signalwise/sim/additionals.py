@@ -96,7 +96,9 @@ def with_outputs_in(files: Iterable[Path], out_dir: Path, keep_under: Path | Non
     outputs = [o for o in outputs_named(files) if not _inside(o.path, keep_under)]
     if not outputs:
         return LoadedAdditionals(files)
-    out_dir = Path(out_dir)
+    # absolute: SUMO reads a relative path in the copy against the copy's own folder (`out_dir/loaded/`), so a
+    # relative run directory (the default `runs`) would be named twice over
+    out_dir = Path(os.path.abspath(out_dir))
     redirected = {path: out_dir / name for path, name in redirected_names(outputs).items()}
     copies: dict[Path, Path] = {}
     loaded = tuple(_rewritten(f, redirected, out_dir / LOADED_DIR, copies, set()) for f in files)
@@ -139,7 +141,7 @@ def _rewritten(source: Path, redirected: dict[Path, Path], copy_dir: Path, copie
             child = _rewritten(target, redirected, copy_dir, copies, seen)
             changed = changed or child != target
             target = child
-        el.set(attr, str(target))  # absolute: the copy lies elsewhere
+        el.set(attr, str(target))  # absolute (`_as_sumo_reads`, `out_dir`): the copy lies elsewhere
     if not changed:
         return source
     copy_dir.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,8 +130,10 @@ def load(name: str, *, takes_own_network: bool = True) -> Scenario:
     raise ScenarioError(f"unknown scenario {name!r}; choose from {known}{own}")
 
 
-def from_sumocfg(path: Path, name: str | None = None) -> Scenario:
-    """A user's scenario from a .sumocfg (net, routes, additionals, begin, end)."""
+def from_sumocfg(path: Path, name: str | None = None, check_options: bool = True) -> Scenario:
+    """A user's scenario from a .sumocfg (net, routes, additionals, begin, end). `check_options=False` for the
+    configs the package ships (built-ins, RESCO's): their options are known, and the check starts SUMO once
+    (`sumo --save-template`, about 0.2 s of every run's start)."""
     path = Path(path)
     if not path.is_file():
         raise ScenarioError(f"{path}: no such SUMO config file")
@@ -152,9 +154,20 @@ def from_sumocfg(path: Path, name: str | None = None) -> Scenario:
     net = value("net-file")
     if not net:
         raise ScenarioError(f"{path}: the config names no net-file")
+    unknown = _unknown_options(root) if check_options else []
+    if unknown:
+        raise ScenarioError(f"{path}: sets {', '.join(unknown)}, which the installed SUMO has no option for: "
+                            "SUMO refuses this config as it stands (sumo --help lists its options)")
     base = path.parent
     routes = tuple(base / r.strip() for r in (value("route-files") or "").split(",") if r.strip())
     adds = tuple(base / a.strip() for a in (value("additional-files") or "").split(",") if a.strip())
+    for option in ("net-file", "route-files", "additional-files"):
+        for written in (n.strip() for n in (value(option) or "").split(",") if n.strip()):
+            # as the config wrote it, relative to the config: say which config, and the path it comes to
+            if not (base / written).is_file():
+                where = "" if Path(written).is_absolute() else \
+                    f" (relative to the config's directory: {os.path.abspath(base / written)})"
+                raise ScenarioError(f"{path}: its {option} names {written}, no such file{where}")
     begin = sumo_time_s(value("begin"), path, "begin") or 0.0
     end = sumo_time_s(value("end"), path, "end")
     if end is None or end < 0:  # SUMO's -1 / no end: run until the routes are done; we take one hour
@@ -184,6 +197,32 @@ def _sumocfg_settings(root: ET.Element, base: Path) -> tuple[tuple[str, str], ..
                 continue
             found.append((option.tag, _relative_files_absolute(value, base)))
     return tuple(found)
+
+
+def _unknown_options(root: ET.Element) -> list[str]:
+    """Each setting of a .sumocfg the installed SUMO has no option for, with the option meant where one name is
+    close (`time-to-teleprt`: did you mean time-to-teleport?). SUMO refuses such a config ("No option with the
+    name ... exists"); a run, which passes most settings on only with `sumocfg_options: apply`, would leave a typo
+    in a calibrated config unnoticed. Its report, output and GUI sections are left out, as a run leaves them out:
+    a config written for a sumo-gui built with other libraries names options this SUMO lacks there (SUMO's own
+    tools/game/bs3Dosm.sumocfg: `osg-view`). Nothing is said when SUMO's own table cannot be read."""
+    import difflib
+
+    from .sumo_option_table import option_table
+
+    table = option_table()
+    if table is None:
+        return []
+    said = []
+    for section in root:
+        options = [section] if section.get("value") is not None else list(section)
+        for option in options:
+            if not isinstance(option.tag, str) or option.get("value") is None or option.tag in table \
+                    or (option is not section and section.tag in QUIET_SECTIONS):
+                continue
+            close = difflib.get_close_matches(option.tag, table, n=1)
+            said.append(f"<{option.tag}>" + (f" (did you mean {close[0]}?)" if close else ""))
+    return said
 
 
 #: the outputs a run writes itself, by the .sumocfg setting asking for them: (what, where in the run directory)
@@ -318,6 +357,31 @@ def sumo_time_s(text: str | None, where: Path, name: str) -> float | None:
     return float(seconds)
 
 
+def clock_text(seconds: float) -> str:
+    """Simulated seconds as a time of day, as a .sumocfg's h:m:s begin reads (25200 -> `07:00`, 25230 ->
+    `07:00:30`; from a second day on SUMO's d:h:m:s, `1:07:00:00`): what a window that does not begin at 0 is
+    shown with beside its seconds (compare's conditions, its chart's axis, a warm-up's end)."""
+    tenths = int(round(float(seconds) * 10))
+    whole, tenth = divmod(tenths, 10)
+    days, rest = divmod(whole, 86400)
+    hh, rest = divmod(rest, 3600)
+    mm, ss = divmod(rest, 60)
+    # from a second day on, always with seconds: `1:07:00` would read as h:m:s
+    text = f"{hh:02d}:{mm:02d}" + (f":{ss:02d}" if ss or tenth or days else "") + (f".{tenth}" if tenth else "")
+    return f"{days}:{text}" if days else text
+
+
+def seconds_text(seconds: float, begin_s: float | None) -> str:
+    """`25320 s (07:02)`: a simulated second with its time of day where the run's window does not begin at 0
+    (`begin_s`), else `120 s`."""
+    return f"{seconds:g} s ({clock_text(seconds)})" if begin_s else f"{seconds:g} s"
+
+
+def window_text(begin_s: float, end_s: float) -> str:
+    """`25200–25920 s (07:00–07:12)`: a simulated window, with its times of day where it does not begin at 0."""
+    return f"{begin_s:g}–{end_s:g} s" + (f" ({clock_text(begin_s)}–{clock_text(end_s)})" if begin_s else "")
+
+
 def from_files(net: Path, routes: tuple[Path, ...], additional: tuple[Path, ...] = (), begin_s: float = 0.0,
                end_s: float = 3600.0, name: str | None = None, kind: str = "user",
                description: str = "", **extra) -> Scenario:
@@ -328,13 +392,24 @@ def from_files(net: Path, routes: tuple[Path, ...], additional: tuple[Path, ...]
         raise ScenarioError(f"{net}: {KIND_NAMES[net_kind]}, not a network (.net.xml){KIND_USE[net_kind]}")
     for f in (*routes, *additional):
         if not Path(f).is_file():
-            raise ScenarioError(f"{f}: no such file")
+            raise ScenarioError(f"{f}: no such file{_several_files_hint(Path(f), f in routes)}")
         if (file_kind := _file_kind(Path(f))) in ("net", "config"):  # demand may sit in <routes> or <additional>
             raise ScenarioError(f"{f}: {KIND_NAMES[file_kind]}, not a route or additional file{KIND_USE[file_kind]}")
     if end_s <= begin_s:
         raise ScenarioError(f"end ({end_s:g} s) must be after begin ({begin_s:g} s)")
     return Scenario(name or net.stem, description or f"user network {net.name}", net, tuple(routes),
                     tuple(additional), begin_s, end_s, kind=kind, **extra)
+
+
+def _several_files_hint(path: Path, route: bool) -> str:
+    """How to give several route files, for a path that names them as SUMO's own option does (`a.rou.xml,b.rou.xml`):
+    a run takes one file per --routes (a list in a --config file), as it reads, checks and records each."""
+    if not route or "," not in path.name:
+        return ""
+    parts = [p.strip() for p in str(path).split(",") if p.strip()]
+    shown = " ".join(f"--routes {p}" for p in parts[:3]) + (" ..." if len(parts) > 3 else "")
+    return (f"; several route files are given one per --routes ({shown}), or as a list (routes:) in a --config "
+            "file, not comma-separated")
 
 
 #: SUMO's input files by their root element; a file of another root is left to SUMO to judge
@@ -369,7 +444,7 @@ def _load_builtin(name: str) -> Scenario:
     if not meta_file.is_file():
         raise ScenarioError(f"built-in scenario {name!r} is missing its files under {folder}")
     meta = yaml.safe_load(meta_file.read_text()) or {}
-    base = from_sumocfg(folder / "scenario.sumocfg", name=name)
+    base = from_sumocfg(folder / "scenario.sumocfg", name=name, check_options=False)
     edges, movements = _nominal_flows(meta)
     return Scenario(name, meta.get("description", name), base.net_file, base.route_files, base.additional_files,
                     float(meta.get("begin_s", base.begin_s)), float(meta.get("end_s", base.end_s)), edges,
@@ -413,7 +488,7 @@ def _load_resco(net_name: str) -> Scenario:
         cfg = resco_sumocfg(folder, net_name)  # RESCO's own file where sumo-rl's copy differs
     except (RescoNetworkError, OSError) as exc:
         raise ScenarioError(str(exc)) from None
-    s = from_sumocfg(cfg, name=f"resco:{net_name}")
+    s = from_sumocfg(cfg, name=f"resco:{net_name}", check_options=False)
     return Scenario(s.name, f"RESCO benchmark network {net_name}", s.net_file, s.route_files, s.additional_files,
                     s.begin_s, s.end_s, kind="resco")
 
@@ -424,14 +499,16 @@ _demand_notes_said: set[str] = set()
 
 
 def nominal_lane_flows(scenario: Scenario, movements, begin_s: float | None = None,
-                       window_s: float = 900.0, say_unread: bool = True) -> dict[str, float]:
+                       window_s: float = 900.0, say_unread: bool = True,
+                       on_unread: Callable[[str], None] | None = None) -> dict[str, float]:
     """Expected veh/h per incoming lane, spreading each movement over the lanes that serve it.
 
     `movements` are the `core.Movement`s of the controlled intersections. A built-in scenario's demand is its
     metadata's. A network that carries none (a user's, RESCO's) has the demand its route files give between
     `begin_s` (default: the scenario's begin) and `begin_s + window_s` (`sim.route_demand`): a lane whose
     movements nobody drives then has 0. Where those files cannot be read so, no lane has any (the plans assume
-    their default) and, with `say_unread`, the process's log says why, once.
+    their default) and `on_unread` is given the sentence saying why (`demand_unread_note`: a run keeps it among
+    its warnings); without it, with `say_unread`, the process's log says it, once.
     """
     movement_vph, edge_vph = scenario.nominal_movement_flow_vph, scenario.nominal_edge_flow_vph
     from_routes = not movement_vph and not edge_vph and scenario.kind != "builtin"
@@ -442,7 +519,9 @@ def nominal_lane_flows(scenario: Scenario, movements, begin_s: float | None = No
         demand = read_route_demand(scenario.net_file, scenario.route_files, begin, window_s,
                                    scenario.additional_files)
         if demand.problem is not None:
-            if say_unread:
+            if on_unread is not None:
+                on_unread(demand_unread_note(scenario, demand.problem))
+            elif say_unread:
                 _say_demand_unread(scenario, demand.problem)
             return {}
         movement_vph = demand.movement_vph
@@ -468,6 +547,12 @@ def nominal_lane_flows(scenario: Scenario, movements, begin_s: float | None = No
     return flows
 
 
+def demand_unread_note(scenario: Scenario, problem: str) -> str:
+    """The sentence saying that the plans made before any count rest on an assumed demand, and why."""
+    return (f"nominal demand of {scenario.name} not read from its route files ({problem}): Webster's first plan "
+            f"and the shield's fallback plan assume {_DEFAULT_SAID} until the first planning period's counts")
+
+
 def _say_demand_unread(scenario: Scenario, problem: str) -> None:
     """One log line per process and reason: a comparison starts many runs of the same network."""
     key = f"{scenario.net_file} {problem}"
@@ -476,9 +561,7 @@ def _say_demand_unread(scenario: Scenario, problem: str) -> None:
     _demand_notes_said.add(key)
     import logging
 
-    logging.getLogger("signalwise.sim").warning(
-        "nominal demand of %s not read from its route files (%s): Webster's first plan and the shield's fallback "
-        "plan assume %s until the first planning period's counts", scenario.name, problem, _DEFAULT_SAID)
+    logging.getLogger("signalwise.sim").warning("%s", demand_unread_note(scenario, problem))
 
 
 def _edge_of(lane_id: str) -> str:

@@ -19,6 +19,7 @@ red clearance below ITE's for the geometry runs and is said (`below_ite_notes`).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -62,6 +63,11 @@ class UnsupportedSignal(ValueError):
 class UnsafePedClearance(ScenarioError):
     """A configured pedestrian clearance shorter than its signal's crossing takes at the walking speed: the run is
     refused (as a yellow below 3 s is), not the signal left to its own program."""
+
+
+class UnknownPhaseTiming(ScenarioError):
+    """A signal's own timing names a phase the signal does not have (`timing.per_intersection.<id>.phases`): the run
+    is refused, the signal's phases listed, rather than the values ignored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +207,9 @@ def read_intersection(api, tls_id: str, defaults: TimingDefaults,
     short = short_ped_clearance(tls_id, crosswalks, defaults, overrides or {})
     if short:
         raise UnsafePedClearance(short)
+    unknown = unknown_phase_timing(tls_id, phases, overrides or {})
+    if unknown:
+        raise UnknownPhaseTiming(unknown)
     speed_mps = max((m.approach_speed_mps for m in movements if not m.is_crosswalk), default=13.9)
     width_m = max(via_lengths_m, default=15.0)
     timing = derive_timing(phases, crosswalks, speed_mps, width_m, defaults, overrides or {}, notes)
@@ -295,6 +304,34 @@ def short_ped_clearance(tls_id: str, crosswalks: tuple[Crosswalk, ...], defaults
             f"least {need:.1f} s, or null to derive it from the crossing")
 
 
+#: the key of a signal's own timing holding its phases' own values (`runtime.config.PHASES_KEY`)
+PHASES_KEY = "phases"
+
+
+def phase_overrides(overrides: Mapping) -> dict[int, dict[str, float]]:
+    """A signal's own per-phase values (`timing.per_intersection.<id>.phases`), by phase number (1-based, as the
+    event log numbers phases); {} when it has none."""
+    return {int(n): dict(v) for n, v in (overrides.get(PHASES_KEY) or {}).items()}
+
+
+def unknown_phase_timing(tls_id: str, phases: tuple[Phase, ...], overrides: Mapping) -> str | None:
+    """Why a signal's own per-phase values cannot apply: they name a phase it does not have (its phases listed,
+    each with the approaches it serves); None when they can."""
+    unknown = sorted(set(phase_overrides(overrides)) - {p.number for p in phases})
+    if not unknown:
+        return None
+    listed = "; ".join(f"{p.number}: {_phase_approaches(p)}" for p in phases)
+    return (f"timing.per_intersection.{tls_id}.phases names phase {', '.join(map(str, unknown))}, which signal "
+            f"{tls_id!r} does not have: it has phases 1..{len(phases)} ({listed}), numbered as its event log, the "
+            "ATSPM charts and the dashboard number them")
+
+
+def _phase_approaches(p: Phase) -> str:
+    """The incoming edges a phase's green serves (`from W_J1, E_J1`), or `crosswalks only`."""
+    edges = list(dict.fromkeys(m.in_lane.rsplit("_", 1)[0] for m in p.movements if not m.is_crosswalk))
+    return f"from {', '.join(edges)}" if edges else "crosswalks only"
+
+
 def approach_speed_mps(api, lane: str, bicycles_only: bool | None = None) -> float:
     """The speed a link's change interval is timed at: the lane's speed limit, or on a lane only bicycles may use
     (a bicycle lane or path) a cyclist's speed when lower: a bicycle path carries the road's limit, and a cyclist
@@ -357,8 +394,10 @@ def retimed(inter: Intersection, defaults: TimingDefaults, overrides: dict | Non
 
 def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], approach_speed_mps: float,
                   width_m: float, defaults: TimingDefaults, overrides: dict, notes: list[str]) -> Timing:
-    """Safety timing from geometry and defaults; per-intersection overrides win."""
+    """Safety timing from geometry and defaults; per-intersection overrides win, and a phase's own minimum and
+    maximum green (`overrides['phases']`, by phase number) win over the signal's."""
     d = {**defaults, **overrides}
+    own_phase = phase_overrides(overrides)
     phase_yellow, phase_all_red = phase_change_intervals_s(phases, approach_speed_mps, width_m, d["yellow_s"],
                                                            d["all_red_s"], bool(d.get("ped_intervals", True)))
     yellow, all_red = max(phase_yellow), max(phase_all_red)
@@ -373,11 +412,12 @@ def derive_timing(phases: tuple[Phase, ...], crosswalks: tuple[Crosswalk, ...], 
     cw_links = {i for c in crosswalks for i in c.link_indices}
     min_green = []
     for p in phases:
-        g = float(d["min_green_s"])
+        g = float(own_phase.get(p.number, {}).get("min_green_s", d["min_green_s"]))
         if p.green_links & cw_links:
             g = max(g, walk + (phase_ped_clear[p.index] if phase_ped_clear else ped_clear))
         min_green.append(math.ceil(g))
-    max_green = [max(float(d["max_green_s"]), g) for g in min_green]
+    max_green = [max(float(own_phase.get(p.number, {}).get("max_green_s", d["max_green_s"])), g)
+                 for p, g in zip(phases, min_green, strict=True)]
     cycle_min, cycle_max = float(d["cycle_min_s"]), float(d["cycle_max_s"])
     # as the signal shows them: each interval rounded up to whole simulation steps (a 3.3 s yellow shows 4 s at 1 s;
     # a crosswalk phase's walk and pedestrian clearance each so, as the shield times them)
@@ -607,7 +647,30 @@ def timing_warnings(intersections) -> list[str]:
                 out.append(f"signal {i.id!r}: {note.removeprefix(CYCLIST_CLEARANCE_NOTE)}")
             elif note.startswith((BELOW_ITE_NOTE, CYCLE_RAISED_NOTE)):
                 out.append(f"signal {i.id!r}: {note}")
-    return [f"signal(s) {_named(ids)}: {text}" for text, ids in greens.items()] + out
+    return [f"signal(s) {_named(ids)}: {text}" for text, ids in _spans_merged(greens).items()] + out
+
+
+#: a figure or a range of them in seconds as `_span_s` writes it ("5 s", "5-13 s")
+_SPAN = re.compile(r"(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))? s\b")
+
+
+def _spans_merged(by_text: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Sentences that differ only in their figures (`_span_s`'s "5 s" or "5-13 s") as one, each figure the range
+    over them, with the signals of them all (a network of actuated programs gives each signal its own min green
+    range: DRT's 11 signals one line, not 11)."""
+    groups: dict[str, list[tuple[str, list[tuple[float, float]], list[str]]]] = {}
+    for text, ids in by_text.items():
+        spans = [(float(m[1]), float(m[2] or m[1])) for m in _SPAN.finditer(text)]
+        groups.setdefault(_SPAN.sub("#", text), []).append((text, spans, ids))
+    merged = {}
+    for shape, members in groups.items():
+        if len(members) == 1:
+            merged[members[0][0]] = members[0][2]
+            continue
+        ranges = [_span_s([v for _, spans, _ in members for v in spans[k]]) for k in range(len(members[0][1]))]
+        merged["".join(p + r for p, r in zip(shape.split("#"), [*ranges, ""], strict=True))] = \
+            sorted(i for _, _, ids in members for i in ids)
+    return merged
 
 
 def _named(ids: list[str], shown: int = 5) -> str:
@@ -675,15 +738,21 @@ def lengthened_greens_notes(tls_id: str, program_green_s: list[float], phases: t
     step_s = float(given.get("step_length_s") or 0.0)
     shown = (lambda v: ceil_to_step(v, step_s)) if step_s > 0 else (lambda v: v)
     crossing, shortest = _shortest_played_s(phases, crosswalk_links, timing, step_s)
+    own_phase = phase_overrides(overrides)
     parts = []
     for p, g, least, cross in zip(phases, program_green_s, shortest, crossing, strict=True):
         if g >= least - 1e-6:
             continue
         walk_s, clear_s = shown(timing.ped_walk_s), shown(timing.ped_clearance_of(p.index))
-        if cross and walk_s + clear_s > 0 and walk_s + clear_s >= shown(float(given["min_green_s"])) - 1e-6:
+        if "min_green_s" in own_phase.get(p.number, {}):
+            key = f"timing.per_intersection.{tls_id}.{PHASES_KEY}.{p.number}.min_green_s"
+            min_s = float(own_phase[p.number]["min_green_s"])
+        else:
+            key, min_s = _timing_key(tls_id, "min_green_s", overrides), float(given["min_green_s"])
+        if cross and walk_s + clear_s > 0 and walk_s + clear_s >= shown(min_s) - 1e-6:
             why = f"walk {walk_s:g} s + pedestrian clearance {clear_s:g} s"
         else:
-            why = f"{_timing_key(tls_id, 'min_green_s', overrides)} {float(given['min_green_s']):g} s"
+            why = f"{key} {min_s:g} s"
         parts.append(f"phase {p.number} {g:g} s < {least:g} s: {why}")
     if not parts:
         return []
@@ -752,7 +821,7 @@ def program_greens_notes(program, crosswalk_links: frozenset[int], timing: Timin
             f"{_span_s([hi for _, hi in bounds])} are not used: every controller keeps each green between min green "
             f"{_span_s(timing.min_green_s)} and max green {_span_s(timing.max_green_s)} (timing.min_green_s / "
             "max_green_s; a --config's timing.per_intersection.<signal>.min_green_s / max_green_s sets a signal's "
-            "own)"]
+            "own, and timing.per_intersection.<signal>.phases.<phase>.min_green_s / max_green_s a phase's)"]
 
 
 def _span_s(values) -> str:

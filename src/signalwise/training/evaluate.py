@@ -33,7 +33,7 @@ from ..control.learning.qtable import (
     unfinished,
 )
 from ..sim.processes import fresh_process_context, in_callers_env
-from .train import check_heldout, heldout_seeds
+from .train import check_heldout, heldout_seeds, network_record, trained_network
 
 
 @dataclass
@@ -163,9 +163,14 @@ def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, fi
     check_fits(model_path, base)
     from ..runtime.loop import resolve_scenario
 
-    demand = demand_record(resolve_scenario(base).route_files, base.demand_scale)
+    resolved = resolve_scenario(base)
+    demand = demand_record(resolved.route_files, base.demand_scale)
     # other traffic than it learned on: said on the command line, and kept in the record beside the figures
     other_demand = demand_change((model.meta.get("training") or {}).get("demand"), demand)
+    # another network altogether (one whose signals the model fits, or `check_fits` refused it): said first
+    network = network_record(resolved.net_file)
+    demand.update(network)
+    other_network = network_change(trained_network(model.meta), network)
     ql = f"ql:{model_path.resolve()}"
     label = base.scenario_label
     # a model shipped in the package (or one in a directory not ours to write) is read, never written beside
@@ -190,6 +195,7 @@ def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, fi
         "simulated_s": runs[0].get("simulated_s"),  # the window the runs covered (the network's whole one by default)
         "trained_duration_s": trained_duration_s(model.meta),
         "demand": demand,
+        **({"other_network": other_network} if other_network else {}),
         **({"other_demand": other_demand} if other_demand else {}),
         # a checkpoint of a training that had not finished: its figures are not the finished model's
         **({"unfinished": why} if (why := unfinished(model.meta, model_path)) else {}),
@@ -210,6 +216,16 @@ def evaluate(model_path: Path, scenario: str | None = None, n_seeds: int = 5, fi
     if keeps_record:
         _record(model_path, evaluation)
     return EvaluateResult(out, result.summary, evaluation, recorded=keeps_record)
+
+
+def network_change(trained: dict | None, now: dict) -> str | None:
+    """How the network `now` (a `train.network_record`) differs from the one a model trained on, in words; None
+    when it is the same file's contents, or the trained one is not known."""
+    if not trained or not trained.get("net_sha256") or not now.get("net_sha256") \
+            or trained["net_sha256"] == now["net_sha256"]:
+        return None
+    return (f"{now['net_file']} (digest {now['net_sha256']}), where it trained on {trained.get('net_file')} "
+            f"(digest {trained['net_sha256']})")
 
 
 def _read_only(model_path: Path) -> bool:

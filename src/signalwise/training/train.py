@@ -426,7 +426,36 @@ def training_demand(scenario: str | None, sumocfg: Path | None, net: Path | None
     record = demand_record(sc.route_files, scale)
     if scales:  # a search whose episodes ran several scales
         record["scales"] = sorted({float(x) for x in scales})
-    return record
+    # the network it ran on: `evaluate` says when a model runs on another (its name alone may be another's too)
+    return {**record, **network_record(sc.net_file)}
+
+
+def network_record(net_file: Path) -> dict:
+    """The network a run drives, as a model's meta.json keeps it beside its demand (`training.demand`): the file's
+    name and a digest of its contents, as `qtable.demand_record` keeps the route files'."""
+    import hashlib
+
+    try:
+        digest = hashlib.sha256(Path(net_file).read_bytes()).hexdigest()[:16]
+    except OSError:
+        digest = None
+    return {"net_file": Path(net_file).name, "net_sha256": digest}
+
+
+def trained_network(meta: dict) -> dict | None:
+    """The network a model trained on (`network_record`): as its meta.json keeps it, else (a model made before it
+    did) read from the network files its training config names, when they are still there; None when unknown."""
+    training = meta.get("training") or {}
+    kept = training.get("demand") or {}
+    if kept.get("net_sha256"):
+        return {"net_file": kept.get("net_file"), "net_sha256": kept["net_sha256"]}
+    config = training.get("config") or {}
+    sc = _training_scenario(meta.get("scenario") if not (config.get("sumocfg") or config.get("net")) else None,
+                            config.get("sumocfg"), config.get("net"), config.get("routes") or ())
+    if sc is None:
+        return None
+    record = network_record(sc.net_file)
+    return record if record["net_sha256"] else None
 
 
 def training_window_s(scenario: str | None, sumocfg: Path | None, net: Path | None, routes,  # noqa: ANN001
