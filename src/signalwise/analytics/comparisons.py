@@ -28,7 +28,7 @@ from signalwise.store.queries import (
     run_table,
 )
 
-from .stats import NON_NEGATIVE, MeanCI, bounded_interval, compare
+from .stats import NON_NEGATIVE, MeanCI, bounded_interval, compare, mean_ci
 from .verdict import LOWER_IS_BETTER, SAVINGS, judge, per_seed_sample
 
 #: what each figure of the comparisons is, with its unit: figures of one name-meaning (a throughput, a wait, fuel
@@ -213,6 +213,11 @@ def baseline_vs_ai(engine: Engine, baseline_controller: str, scenario: str | Non
             pct_lo, pct_hi = cmp.change_pct_ci
             rows.append({"metric": name, **metric_info(name),
                          "baseline": _level(cmp.baseline, name), "candidate": _level(cmp.candidate, name),
+                         # the baseline over all its runs of the scenario and conditions, the paired seeds or not
+                         # (`baseline_all_seeds`): its row of `signalwise compare`'s summary.csv, the same for
+                         # every candidate
+                         "baseline_all": _level(mean_ci([base_by_seed[s]["metrics"].get(name)
+                                                         for s in sorted(base_by_seed)]), name),
                          "change_pct": _f(cmp.change_pct),
                          # the change's 95 % CI over the same seeds (the paired differences'), in the figure's
                          # unit and in percent of the baseline's mean, as summary.csv has them
@@ -236,6 +241,7 @@ def baseline_vs_ai(engine: Engine, baseline_controller: str, scenario: str | Non
                     "unpaired_seeds": unpaired,
                     "unpaired_reason": _unpaired_reason(runs, scen, baseline_controller, conditions[cond], unpaired),
                     "baseline_only_seeds": sorted(set(base_by_seed) - set(cand_by_seed)),
+                    "baseline_all_seeds": sorted(base_by_seed),
                     "simulation_ids": sorted(used),
                     "superseded": sorted(older),
                     "metrics": rows})

@@ -7,26 +7,25 @@ signalwise logs two things with a 131, in the Indiana enumeration:
 - a timing revision, a timing changed at run time and applied without a restart (`control.shield`, docs/live.md):
   a 131 alone, naming the revision (1-based), before the begin green (1) that takes it.
 
-The rule that tells them apart (`pattern_131s`) is read by the safety audit (a revision's 131 changes the timing
-its greens are held to; a pattern's changes none) and by ATSPM (a pattern starts a plan span of `plans`; a
-revision starts none and is listed in `timing_revisions`). It is only meaningful for a device whose signal model
-lists timing revisions (`revision_devices`): a field controller's log, or a device whose timing never changed,
-logs patterns only, and each of its 131s is a pattern, with or without a 132 beside it.
+The rule that tells them apart (`pattern_131s`; `last_pattern`: the plan in force) is read by the safety audit (a
+revision's 131 changes the timing its greens are held to; a pattern's changes none), by ATSPM (a pattern starts a
+plan span of `plans`; a revision starts none and is listed in `timing_revisions`) and by the API (the plan in force
+at a window's start, stored or live). It is only meaningful for a device whose signal model lists timing revisions
+(`revision_devices`; `read_revision_devices` reads them from a run's `signal_model.json`): a field controller's
+log, or a device whose timing never changed, logs patterns only, and each of its 131s is a pattern, with or without
+a 132 beside it.
 
-Pure Python, no import beyond the standard library: the audit imports only `signalwise.core` besides this.
+Pure Python, the standard library and `signalwise.core` only (the event codes and pattern numbers are core's): the
+audit imports only `signalwise.core` besides this.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
-#: Indiana hi-res enumeration: Coord Pattern Change (parameter: the pattern, or a live run's timing revision)
-TIMING_PLAN_CHANGE = 131
-#: Cycle Length Change: logged with a pattern's 131, at its instant (cycle 0: Free)
-CYCLE_LENGTH_CHANGE = 132
-#: the pattern numbers `coordinated` logs (`control.coordinated`): its plan, and Free where it cannot coordinate
-COORDINATED_PATTERN = 1
-FREE_PATTERN = 254
+from ..core.types import COORDINATED_PATTERN, FREE_PATTERN, EventCode
 
 
 def pattern_131s(events: Iterable[tuple[object, int, int]]) -> set[int]:
@@ -44,10 +43,10 @@ def pattern_131s(events: Iterable[tuple[object, int, int]]) -> set[int]:
     params: dict[int, int] = {}
     cycles: dict[object, list[int]] = {}
     for k, (t, code, param) in enumerate(events):
-        if code == TIMING_PLAN_CHANGE:
+        if code == EventCode.TIMING_PLAN_CHANGE:
             by_time.setdefault(t, []).append(k)
             params[k] = int(param)
-        elif code == CYCLE_LENGTH_CHANGE:
+        elif code == EventCode.CYCLE_LENGTH_CHANGE:
             cycles.setdefault(t, []).append(int(param))
     out: set[int] = set()
     for t, ks in by_time.items():
@@ -71,3 +70,21 @@ def revision_devices(model: object) -> frozenset[str]:
     return frozenset(str(d["id"]) for d in model
                      if isinstance(d, dict) and "id" in d and isinstance(d.get("timing_revisions"), list)
                      and d["timing_revisions"])
+
+
+def last_pattern(events: Sequence[tuple[object, int, int]]) -> int | None:
+    """Position in `events` (one device's (time, event code, parameter), in time order) of its last 131 that is a
+    coordination pattern (`pattern_131s`), not a timing revision: the plan in force after them. None when no 131
+    is a pattern's."""
+    return max(pattern_131s(events), default=None)
+
+
+def read_revision_devices(path: Path) -> tuple[frozenset[str], str | None]:
+    """The `revision_devices` of the signal model at `path` (a run's `signal_model.json`), and why it cannot be
+    read (None when it can): then no device lists revisions, and every 131 reads as a coordination pattern. The
+    runtime replaces the file whole, so it is never read half-written."""
+    try:
+        model = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return frozenset(), exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+    return revision_devices(model), None

@@ -170,7 +170,7 @@ from signalwise.core.timing import (
 from signalwise.core.types import RECOVERY_STATE, EventCode
 from signalwise.outdirs import run_status, shown_status
 
-from .coordination_patterns import TIMING_PLAN_CHANGE, pattern_131s
+from .coordination_patterns import pattern_131s
 
 RUNTIME_RECOVERY = int(EventCode.RUNTIME_RECOVERY)
 
@@ -484,7 +484,7 @@ def _switches(dev_id: str, events: list[SignalEvent], revisions: list[_Device],
     found = []
     patterns = _pattern_131s(events)
     for k, e in enumerate(events):
-        if e.event_code != TIMING_PLAN_CHANGE or k in patterns:
+        if e.event_code != EventCode.TIMING_PLAN_CHANGE or k in patterns:
             continue
         if 1 <= e.parameter <= len(revisions):
             found.append((e.time_s, revisions[e.parameter - 1]))
@@ -1396,22 +1396,37 @@ def _audit_complete_run(run_dir: Path) -> AuditReport:
 def _read_whole_lines(path: Path, read, growing: bool):
     """`read(path)`; for a file still being written (`growing`), of its complete lines only: the writer flushes its
     buffer whenever it fills, so the last line may be cut mid-row (`J1,8,1` of `J1,8,12` would read as another
-    event). That part is read from a temporary copy."""
-    data = path.read_bytes() if growing else b""
-    if not data or data.endswith(b"\n"):
+    event). Such a file is copied once to a temporary file, cut after its last newline, and only the copy is read:
+    read again from the run's folder, it could have grown by another half-written row in between."""
+    if not growing:
         return read(path)
     import os
+    import shutil
     import tempfile
 
     fd, name = tempfile.mkstemp(prefix=f"audit-{path.stem}-", suffix=path.suffix)
     try:
-        with open(fd, "wb") as fh:
-            fh.write(data[:data.rfind(b"\n") + 1])
+        with open(path, "rb") as src, open(fd, "w+b") as copy:
+            shutil.copyfileobj(src, copy)
+            copy.truncate(_after_last_newline(copy))
         return read(Path(name))
     except ValueError as exc:  # name the run's file, not the copy
         raise type(exc)(str(exc).replace(name, str(path))) from None
     finally:
         os.remove(name)
+
+
+def _after_last_newline(fh, chunk: int = 1 << 16) -> int:
+    """The offset just past the last `\n` of the open binary file `fh` (0 when it has none), found from its end."""
+    end = fh.seek(0, 2)
+    while end > 0:
+        start = max(0, end - chunk)
+        fh.seek(start)
+        at = fh.read(end - start).rfind(b"\n")
+        if at >= 0:
+            return start + at + 1
+        end = start
+    return 0
 
 
 def _common_end(events: list[SignalEvent], states: list[tuple[float, str, str]]) -> tuple[float, str, str, float] | None:

@@ -51,12 +51,14 @@ def comparison_csv(result: dict) -> Response:
         key = (item["scenario"], repr(sorted(cond.items())))
         summary = groups.setdefault(key, {"conditions": {
             "scenario": item["scenario"], "demand_scale": cond.get("demand_scale"),
-            "timing_profile": (cond.get("timing") or {}).get("profile"), "seeds": item["seeds"],
+            "timing_profile": (cond.get("timing") or {}).get("profile"), "seeds": item["baseline_all_seeds"],
             "time_to_teleport_s": cond.get("time_to_teleport_s"), "sumo_options": cond.get("sumo_options")},
             "metrics": {}})
         for row in item["metrics"]:
             metric = summary["metrics"].setdefault(row["metric"], {"unit": row["unit"], "controllers": {}})
-            base, cand = row["baseline"], row["candidate"]
+            # the baseline's row over all its runs (`baseline_all`), as compare's covers all its seeds; its
+            # `baseline` is of the seeds paired with this candidate only
+            base, cand = row["baseline_all"], row["candidate"]
             metric["controllers"].setdefault(item["baseline_controller"], {
                 "n": base["n"], "mean": summary_figure(base["mean"]), "ci_low": summary_figure(base["ci_low"]),
                 "ci_high": summary_figure(base["ci_high"]), "ci_note": base.get("ci_note")})

@@ -36,16 +36,19 @@ import math
 from dataclasses import dataclass
 
 from ..core.timing import ceil_to_step, shortest_greens_s
-from ..core.types import Decision, EventCode, Intersection, Observation, SignalEvent
+from ..core.types import (
+    COORDINATED_PATTERN,
+    FREE_PATTERN,
+    Decision,
+    EventCode,
+    Intersection,
+    Observation,
+    SignalEvent,
+)
 from .base import ControlContext, register
 from .fixed import make_fixed
 
 COORDINATED_CONTROLLER = "coordinated"
-#: the pattern number (131's parameter) of a coordinated signal's plan: the program's, the one plan of the run
-COORDINATED_PATTERN = 1
-#: the pattern number of a signal not coordinated (it runs the plan `fixed` runs, on no common cycle): UDOT
-#: ATSPM's "Free"
-FREE_PATTERN = 254
 #: the largest parameter of a 132 or 133: a longer cycle is 255 plus a 156 with the rest, a longer offset 255
 MAX_PARAMETER = 255
 
@@ -104,7 +107,9 @@ def coordination_plan(inter: Intersection, step_length_s: float) -> CoordinatedP
     long = [p for p in range(n) if green[p] > t.max_green_s[p] + 1e-6]
     if long:
         return "its greens exceed max green: " + "; ".join(
-            f"phase {p + 1}'s {green[p]:g} s > max_green_s {t.max_green_s[p]:g} s" for p in long) + \
+            f"phase {p + 1}'s {green[p]:g} s (program green {inter.program_green_s[p]:g} s + change "
+            f"{inter.program_change_s[p]:g} s, less the shield's {clearance[p]:g} s yellow and all-red) > "
+            f"max_green_s {t.max_green_s[p]:g} s" for p in long) + \
             " (a signal's own timing.per_intersection.<signal>.max_green_s raises it)"
     plan = CoordinatedPlan(inter.program_cycle_s, inter.program_offset_s, tuple(inter.program_green_onset_s),
                            split, clearance, green)

@@ -401,6 +401,13 @@ class EventCode(enum.IntEnum):
 #: the row `signal_states.csv` gets at a recovery (state column), before the restored states
 RECOVERY_STATE = "RECOVERY"
 
+#: the coordination pattern numbers (a 131's parameter, logged with a 132 at its instant) signalwise logs: the
+#: program's plan, the one plan `coordinated` runs; Free (UDOT ATSPM's name), a signal not coordinated (it runs the
+#: plan `fixed` runs, on no common cycle; its 132 and 133 are 0). Flash is a field controller's, named by ATSPM
+COORDINATED_PATTERN = 1
+FREE_PATTERN = 254
+FLASH_PATTERN = 255
+
 
 @dataclass(frozen=True, slots=True, order=True)
 class SignalEvent:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import math
 from pathlib import Path
@@ -265,6 +266,30 @@ def train_command(
            sumocfg, net, routes, ray, validation_seeds)
 
 
+#: what a training writes into its --out (a search's settings and state, episodes, checkpoints, `--restarts`'
+#: searches, `--guide-visits auto`'s candidates): an --out holding only these is a training's
+TRAINING_FILES = ("search_config.json", "search.json", "search_state.pkl", "train_state.json", "episodes",
+                  "checkpoints", "restarts", "guide-*", "*.tmp")  # a kill between two writes leaves a .tmp
+
+
+def _check_fresh_out(out: Path, resume: bool) -> None:
+    """What a new training does with an --out that already holds files, said before it starts. A model there, or a
+    tabular training's state, was refused already (`check_out`, `check_search`). What a training that failed or
+    was killed left (no model) is trained over from the start, as docs/learning.md says: a note says so, with
+    --resume's way to go on instead. Files of anything else are refused, as `run`'s --run-dir and `compare`'s
+    --out refuse them (`why_not_fresh`): a training never writes over another's files."""
+    if resume or out is None or why_not_fresh(out, "a training") is None:
+        return
+    import sys
+
+    names = [p.name for p in Path(out).iterdir()]
+    if any(not any(fnmatch.fnmatch(n, pattern) for pattern in TRAINING_FILES) for n in names):
+        _fail(f"--out {out}: {why_not_fresh(out, 'a training')}")
+    print(f"note: --out {out} holds a training that did not finish (no model): it starts over there, replacing "
+          "what that training left; the same command with --resume goes on from its last checkpoint or generation "
+          "instead", file=sys.stderr)
+
+
 def _resumed_defaults(out: Path, given: dict, seed: int, batch: int, duration: float | None,
                       guide_visits: str) -> tuple[int, int, float | None, str]:
     """--seed, --batch, --duration and --guide-visits for a resume: those given, else the training's in `out`
@@ -322,6 +347,20 @@ def _note_sumocfg(run: dict, sumocfg: Path | None) -> None:
     note = sumocfg_note(cfg, resolve_scenario(cfg))
     if note:
         typer.secho(f"warning: {note}", fg="yellow", err=True)
+
+
+def _check_network(run: dict, sumocfg: Path | None, net: Path | None, routes, duration: float | None) -> None:  # noqa: ANN001
+    """A user's network started once before any episode, as `compare` starts it (`runtime.compare.check_network`):
+    one no episode could run (no signal to control, only NEMA programs, routes over edges it lacks) is one line at
+    once, not a refusal after the first episodes with their directories left in --out. A built-in network has
+    signals to control."""
+    if sumocfg is None and net is None:
+        return
+    from ..runtime.compare import check_network
+    from ..runtime.config import RunConfig
+
+    check_network(RunConfig.model_validate({**run, "scenario": None, "sumocfg": sumocfg, "net": net,
+                                            "routes": list(routes or []), "duration_s": duration}))
 
 
 class OptionalRayAddress(TyperCommand):
@@ -392,6 +431,7 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
         scenario = from_files(net, tuple(routes)).name
     else:
         load(scenario)
+    _check_network({}, sumocfg, net, routes, duration)
     cfg = TrainConfig(scenario=scenario, episodes=episodes, seed=seed, workers=workers, batch=batch, out=out,
                       duration_s=duration, shared=shared,
                       hyper=Hyper(**hyper),
@@ -402,6 +442,7 @@ def _train(scenario, episodes, workers, seed, out, resume, batch, duration, shar
         check_selected(cfg, candidates, resume)
     else:
         check_out(cfg, resume)
+    _check_fresh_out(out, resume)
     try:  # before the progress bar: a missing Ray or an unreachable cluster is one line
         executor = make_executor(ray, workers)
     except ExecutorError as exc:
@@ -515,6 +556,7 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
     if not own:
         load(scenario)
     _note_sumocfg(run, sumocfg)
+    _check_network(run, sumocfg, net, routes, duration)
     cfg = config_from_starts(starts, scenario=None if own else scenario, generations=generations, popsize=popsize,
                              seeds_per_generation=seeds_per_generation, validation_seeds=validation_seeds,
                              seed=seed, workers=workers, out=out, duration_s=duration, run=run, sumocfg=sumocfg,
@@ -523,6 +565,7 @@ def _train_policy(scenario, generations, popsize, seeds_per_generation, validati
                              neighbour_weight=neighbour_weight, hold_neighbours=hold_neighbours,
                              demand_scales=demand_scales)
     check_search(cfg, resume)  # before the progress bar: an --out that holds a model is one line, not a bar at 0
+    _check_fresh_out(out, resume)
     # the generations a resume goes on from, each search's (with --restarts, in its own directory)
     done0 = sum(generations_done(out if restarts == 1 else out / "restarts" / f"seed-{seed + k}")
                 for k in range(restarts)) if resume else 0
@@ -785,6 +828,10 @@ def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, worke
                   soft_wrap=True)
     console.print(f"demand: route files {', '.join(ev['demand']['route_files'])} (digest "
                   f"{ev['demand']['routes_sha256']}, kept with the evaluation in meta.json)", soft_wrap=True)
+    if ev.get("other_network"):
+        console.print(f"[bold yellow]warning:[/bold yellow] the model ran on another network than it trained on: "
+                      f"{ev['other_network']}: these figures are for a network it never learned on (meta.json keeps "
+                      "this evaluation with its network, under other_network)", soft_wrap=True)
     if ev.get("other_demand"):
         console.print(f"[bold yellow]warning:[/bold yellow] the model ran on {ev['other_demand']}: these figures "
                       "are for other traffic than it learned on (meta.json keeps this evaluation with its demand, "
@@ -797,7 +844,7 @@ def _evaluate(model_path, scenario, seeds, first_seed, baseline, duration, worke
               if m.get("path") == str(Path(model_path).resolve())]
     if models and models[0].get("model_id"):
         console.print(f"model id: {models[0]['model_id']}", soft_wrap=True)
-    console.print(f"runs and summary: {result.out_dir}")
+    console.print(f"runs and summary: {result.out_dir}", soft_wrap=True)  # the path whole, on the label's line
     if not result.recorded:
         console.print(f"{model_path} is read-only (a model shipped with the package, or a directory this user "
                       "cannot write): its meta.json records nothing of this evaluation", soft_wrap=True)
@@ -880,21 +927,14 @@ def models_add(path: Annotated[Path, typer.Argument(help="a model directory (e.g
 
 @learning_errors
 def _models_add(path, again=False, unfinished=False, db=None) -> None:
-    from ..provenance import model_dir_id
-    from .registry import register_model
+    from .registry import already_registered_message, register_once
 
     reg = _registry(db)
-    if not again:
-        from ..control.learning.qtable import load_model
-
-        load_model(Path(path))  # a directory that is no model says so in its own words, before any look-up
-        known = reg.versions_of(model_dir_id(path) or "")
-        if known:
-            first = known[0]
-            typer.echo(f"already registered as {first.version} (model id {first.model_id}; registered "
-                       f"{first.registered}): not added again (--again registers it as a new version)")
-            return
-    mv = register_model(reg, path, allow_unfinished=unfinished)
+    registered = register_once(reg, Path(path), again=again, allow_unfinished=unfinished)
+    mv = registered.version
+    if registered.already:
+        typer.echo(already_registered_message(mv, "--again"))
+        return
     others = [v for v in reg.versions() if v.version != mv.version]  # one read of the registry for both lists
     same = [v.version for v in others if v.content_sha256 == mv.content_sha256]
     model = [v.version for v in others if mv.model_id and v.model_id == mv.model_id and v.version not in same]

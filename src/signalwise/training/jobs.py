@@ -224,11 +224,10 @@ def run_job(job_id: str, database_url: str) -> int:
 
 def _train(engine, job: Job, done: list[int]):  # noqa: ANN001, ANN202
     """The training `signalwise train` would run for this request; returns (model, registered version)."""
-    from ..provenance import model_dir_id
     from ..sim.scenario import load
     from ..store.model_registry import ModelRegistry
     from .executors import make_executor
-    from .registry import register_model
+    from .registry import register_once
 
     req = job.request
     load(req["scenario"])
@@ -243,15 +242,12 @@ def _train(engine, job: Job, done: list[int]):  # noqa: ANN001, ANN202
         executor.close()
     version, already = None, False
     if req.get("register_version", True) and not model.meta["training"]["violations"]:
-        registry = ModelRegistry(engine, out / "cache")
         # the same model registered already (the same model id: the same seed and options train the same weights)
         # is answered with its first version, as `signalwise models add` does, unless `register_again` (--again)
-        known = [] if req.get("register_again") else registry.versions_of(model_dir_id(out / "model") or "")
-        if known:
-            version, already = known[0].version, True
-        else:
-            version = register_model(registry, out / "model", who=job.created_by,
-                                     source=f"training job {job.id} ({out / 'model'})").version
+        registered = register_once(ModelRegistry(engine, out / "cache"), out / "model",
+                                   again=bool(req.get("register_again")), who=job.created_by,
+                                   source=f"training job {job.id} ({out / 'model'})")
+        version, already = registered.version.version, registered.already
     return model, version, already
 
 

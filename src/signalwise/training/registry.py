@@ -10,6 +10,9 @@ Q-tables; what does is here:
   so what cannot run is refused at the door (`signalwise models add`, a
   finished training job), and so is a checkpoint of an unfinished training
   (`qtable.unfinished`) unless asked for;
+- `register_once`: the same, unless the same model (the same model id) is
+  registered already: then its first version, not added again (`signalwise
+  models add`, `POST /api/v1/ml/models`, a training job), unless asked again;
 - `fits`: whether a version can run at given intersections, by building its
   controller for each exactly as a run would (the table, the layout: phases
   and the lanes they serve, the state encoding), so a model made for another
@@ -19,6 +22,7 @@ Q-tables; what does is here:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..control.learning.controller import PHASE_SCORE, controller_from_model
@@ -34,8 +38,8 @@ from ..store.model_registry import (
     open_registry,
 )
 
-__all__ = ["DoesNotFit", "ModelRegistry", "ModelVersion", "RegistryError", "UnknownVersion", "fits",
-           "open_registry", "register_model"]
+__all__ = ["DoesNotFit", "ModelRegistry", "ModelVersion", "Registered", "RegistryError", "UnknownVersion",
+           "already_registered_message", "fits", "open_registry", "register_model", "register_once"]
 
 
 def register_model(registry: ModelRegistry, path: Path, who: str | None = None,
@@ -50,6 +54,41 @@ def register_model(registry: ModelRegistry, path: Path, who: str | None = None,
         raise ModelError(f"{path}: not registered: {why} (finish it with `signalwise train ... --resume`, or "
                          "register it all the same with --unfinished)")
     return registry.add(Path(path), who, source)
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """What `register_once` did: `version` is the one added, or (`already`) the first version of the same model
+    registered before; `same_model_as`, the other versions (not removed) of the same model id."""
+    version: ModelVersion
+    already: bool
+    same_model_as: list[str]
+
+
+def register_once(registry: ModelRegistry, path: Path, again: bool = False, who: str | None = None,
+                  source: str | None = None, allow_unfinished: bool = False) -> Registered:
+    """Register the model directory `path` (`register_model`) unless the same model is registered already (the
+    same model id: the same weights and the options that decide, whatever its meta.json says since: evaluations,
+    times): then its first version, not added again, unless `again`. A directory that is no model says so in its
+    own words (ModelError) before any look-up."""
+    from ..provenance import model_dir_id
+
+    if not again:
+        load_model(Path(path))
+        known = registry.versions_of(model_dir_id(path) or "")
+        if known:
+            return Registered(known[0], True, [v.version for v in known[1:]])
+    mv = register_model(registry, path, who=who, source=source, allow_unfinished=allow_unfinished)
+    same = [v.version for v in registry.versions() if v.version != mv.version and mv.model_id
+            and v.model_id == mv.model_id]
+    return Registered(mv, False, same)
+
+
+def already_registered_message(first: ModelVersion, again: str) -> str:
+    """What a caller says of a model `register_once` found registered already; `again`: how it asks to register
+    it all the same (`--again`, `"again": true`)."""
+    return (f"already registered as {first.version} (model id {first.model_id}; registered {first.registered}): "
+            f"not added again ({again} registers it as a new version)")
 
 
 def check_policy(model: Model) -> None:

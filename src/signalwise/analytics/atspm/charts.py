@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .plans import PLAN_NAMES
 from .raster import DPI, PARTIAL_HATCH, TICK_PX, Axes, Plot, font
 
 #: devices charted unless told otherwise (`signalwise atspm --chart-devices`): every device of a corridor or a
@@ -318,7 +319,7 @@ def _plan_texts(band: dict, stats: list[str]) -> list[str]:
     if stats:
         out += [f"{name}: {stats[0]}", f"{short}: {stats[0]}", f"{short}: {stats[-1]}"]
     out += [name, short]
-    if band["plan"] is not None and band["plan"] not in (254, 255):
+    if band["plan"] is not None and band["plan"] not in PLAN_NAMES:  # Free and Flash say it in their name
         out.append(f"P{band['plan']}")
     return list(dict.fromkeys(out))
 

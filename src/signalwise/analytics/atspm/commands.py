@@ -301,12 +301,13 @@ def events_import(
         _fail(str(exc))
     from signalwise.store import bulk_insert_events
     from signalwise.store.cli_engine import engine_or_exit, writes_or_exit
+    from signalwise.store.engine import shown_url
 
     from .fall_back_import import continue_fall_back
 
     engine = engine_or_exit(db)
     try:
-        with writes_or_exit(engine, f"cannot write into {engine.url.render_as_string(hide_password=True)}"):
+        with writes_or_exit(engine, f"cannot write into {shown_url(engine)}"):
             # a fall-back split across two files: line the repeated hour up with the stored one, not over it
             moved = continue_fall_back(engine, log, simulation_id or "")
             names = np.array(log.devices, dtype=object)

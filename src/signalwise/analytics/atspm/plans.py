@@ -35,19 +35,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...core.types import FLASH_PATTERN, FREE_PATTERN, EventCode
 from ..coordination_patterns import pattern_131s
 from . import cycles as C
 from . import measures as M
 from .inputs import DetectorConfig, EventLog
 
-#: Indiana hi-res enumeration: Coord Pattern Change, parameter = the plan (pattern) number
-PLAN_EVENT = 131
+#: Indiana hi-res enumeration (`core.types.EventCode`): Coord Pattern Change, parameter = the plan (pattern) number
+PLAN_EVENT = int(EventCode.TIMING_PLAN_CHANGE)
 #: Cycle Length Change and Offset Length Change, logged with a pattern's 131: its cycle and offset, whole seconds
-CYCLE_EVENT, OFFSET_EVENT = 132, 133
+CYCLE_EVENT, OFFSET_EVENT = int(EventCode.CYCLE_LENGTH_CHANGE), int(EventCode.OFFSET_LENGTH_CHANGE)
 #: Additional Cycle Length Change: with a 132 of 255, the cycle's seconds above 255
-EXTRA_CYCLE_EVENT = 156
+EXTRA_CYCLE_EVENT = int(EventCode.ADDITIONAL_CYCLE_LENGTH_CHANGE)
 #: plan numbers with a name of their own (UDOT ATSPM's); others are "Plan N"
-PLAN_NAMES = {254: "Free", 255: "Flash"}
+PLAN_NAMES = {FREE_PATTERN: "Free", FLASH_PATTERN: "Flash"}
 UNKNOWN = "unknown"
 
 #: the `timing_revisions` table: each revision's 131 (the begin green that took it) and the revision's number

@@ -57,17 +57,13 @@ def compute_options(job: Job) -> dict:
     (`coordination_patterns.revision_devices`); none for a log without a model (a field controller's)."""
     if "revision_devices" in job.options:
         return job.options
-    import json
-
-    from ..coordination_patterns import revision_devices
+    from ..coordination_patterns import read_revision_devices
     from .nema import signal_model_beside
 
     path = signal_model_beside(job.events, job.detectors)
-    try:
-        model = json.loads(path.read_text()) if path is not None else None
-    except (OSError, ValueError):  # unreadable: the audit and --nema say so; here every 131 stays a plan
-        model = None
-    return {**job.options, "revision_devices": tuple(sorted(revision_devices(model)))}
+    # unreadable: the audit and --nema say so; here every 131 stays a plan
+    devices = read_revision_devices(path)[0] if path is not None else frozenset()
+    return {**job.options, "revision_devices": tuple(sorted(devices))}
 
 
 def run_job(job: Job, log=None, config=None) -> Done:

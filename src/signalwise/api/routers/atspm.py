@@ -121,31 +121,28 @@ def run_revision_devices(engine, run: str | None) -> tuple[tuple[str, ...], str 
     imported controller logs (`''`) and a run stored without a directory: a field controller logs patterns only."""
     if not run:
         return (), None
-    import json
     from pathlib import Path
 
-    from signalwise.analytics.coordination_patterns import revision_devices
+    from signalwise.analytics.coordination_patterns import read_revision_devices
     from signalwise.store.live_history import run_dirs
 
     run_dir = run_dirs(engine, [run]).get(run)
     if run_dir is None:
         return (), None
     path = Path(run_dir) / "signal_model.json"
-    try:
-        model = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        return (), (f"run {run!r}: its signal model {path} cannot be read ({reason}): every 131 is read as a "
+    devices, unread = read_revision_devices(path)
+    if unread is not None:
+        return (), (f"run {run!r}: its signal model {path} cannot be read ({unread}): every 131 is read as a "
                     "coordination plan, a timing revision's too")
-    return tuple(sorted(revision_devices(model))), None
+    return tuple(sorted(devices)), None
 
 
 def _plans_in_force(engine, log, start: dt.datetime | None, run: str | None, revision_devices=()):
     """The plan each device of the window ran at `start` (its last 131 before it, from the store), with its cycle
     and offset (its last 132, 156 and 133, which a field controller logs with the 131): the window's log was cut
     there, so its first span would otherwise read unknown, without a cycle or an offset. None without a start.
-    On `revision_devices` a timing revision's 131 is no plan (`plans.revision_131s`): the plan is the last 131
-    before `start` that is a pattern's."""
+    On `revision_devices` a timing revision's 131 is no plan: the plan is the last 131 before `start` that is a
+    pattern's (`_last_patterns`)."""
     if start is None or not len(log) or run is None:
         return None
     import numpy as np
@@ -174,25 +171,25 @@ def _plans_in_force(engine, log, start: dt.datetime | None, run: str | None, rev
 
 def _last_patterns(engine, devices: list[str], start: dt.datetime, run: str) -> dict[str, int]:
     """Per device of `devices` (whose 131s may name a timing revision), the pattern of its last 131 before `start`
-    that `plans.revision_131s` reads as a pattern, not a revision; a device with none is left out. Reads the
-    devices' 131s and 132s before `start` (a live run logs them at its start, at a controller switch and at each
-    timing change: a few per signal)."""
+    that `coordination_patterns.last_pattern` reads as a pattern, not a revision; a device with none is left out.
+    Reads the devices' 131s and 132s before `start` (a live run logs them at its start, at a controller switch and
+    at each timing change: a few per signal)."""
     if not devices:
         return {}
-    import numpy as np
-
-    from signalwise.analytics.atspm.inputs import events_from_rows
-    from signalwise.analytics.atspm.plans import CYCLE_EVENT, PLAN_EVENT, revision_131s
+    from signalwise.analytics.atspm.plans import CYCLE_EVENT, PLAN_EVENT
+    from signalwise.analytics.coordination_patterns import last_pattern
     from signalwise.store import query_events
 
-    rows = query_events(engine, device_id=devices, end=start, codes=(PLAN_EVENT, CYCLE_EVENT), simulation_id=run)
-    if not rows:
-        return {}
-    log = events_from_rows(((r[0], r[1], r[2], r[3]) for r in rows), source="store")
-    patterns = np.flatnonzero((log.event == PLAN_EVENT) & ~revision_131s(log, devices))
+    by_device: dict[str, list[tuple[object, int, int]]] = {}
+    for when, device, code, param, *_ in query_events(engine, device_id=devices, end=start,
+                                                      codes=(PLAN_EVENT, CYCLE_EVENT), simulation_id=run):
+        by_device.setdefault(str(device), []).append((when, int(code), int(param)))
     out: dict[str, int] = {}
-    for k in patterns:  # the log is sorted by (device, time): each device's last pattern is written last
-        out[log.devices[int(log.device[k])]] = int(log.param[k])
+    for device, events in by_device.items():
+        events.sort(key=lambda e: e[0])  # in time order (an instant's order does not matter to the rule)
+        k = last_pattern(events)
+        if k is not None:
+            out[device] = events[k][2]
     return out
 
 

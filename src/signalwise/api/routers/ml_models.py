@@ -143,9 +143,8 @@ ALREADY_REGISTERED = ("the same model (the same model id, `identity`) is registe
                         422: {"description": "a directory outside SIGNALWISE_MODELS_DIR, no model there, or a "
                                              "checkpoint of an unfinished training without `unfinished`"}})
 def register(request: Request, body: RegisterIn, response: Response) -> RegisteredOut:
-    from signalwise.control.learning.qtable import ModelError, load_model
-    from signalwise.provenance import model_dir_id
-    from signalwise.training.registry import register_model
+    from signalwise.control.learning.qtable import ModelError
+    from signalwise.training.registry import already_registered_message, register_once
 
     settings = request.app.state.settings
     path = inside(body.model_dir, settings.models_dir)
@@ -154,25 +153,18 @@ def register(request: Request, body: RegisterIn, response: Response) -> Register
                                                          "SIGNALWISE_MODELS_DIR", "or register it with `signalwise "
                                                          "models add` on the server")[len("body.model_dir: "):])
     reg = ops.registry(request)
-    try:
-        load_model(path)  # a directory that is no model says so in its own words, before any look-up (as the CLI)
-        if not body.again:
-            known = reg.versions_of(model_dir_id(path) or "")
-            if known:
-                first = known[0]
-                response.status_code = 200
-                return RegisteredOut(**model_out(first, reg.active()).model_dump(), already_registered=True,
-                                     same_model_as=[v.version for v in known[1:]],
-                                     message=f"already registered as {first.version} (model id {first.model_id}; "
-                                             f"registered {first.registered}): not added again (\"again\": true "
-                                             "registers it as a new version)")
-        mv = register_model(reg, path, who=who(request), allow_unfinished=body.unfinished)
+    try:  # a directory that is no model says so in its own words, before any look-up (as the CLI)
+        done = register_once(reg, path, again=body.again, who=who(request), allow_unfinished=body.unfinished)
     except ModelError as exc:
         reason = str(exc).strip().splitlines()[-1].replace(str(path), body.model_dir)
         raise field_error(("body", "model_dir"), reason.replace("--unfinished", '"unfinished": true')) from None
     except RegistryError as exc:
         raise ops.http_error(exc) from None
-    same = [v.version for v in reg.versions() if v.version != mv.version and mv.model_id and v.model_id == mv.model_id]
+    mv, same = done.version, done.same_model_as
+    if done.already:
+        response.status_code = 200
+        return RegisteredOut(**model_out(mv, reg.active()).model_dump(), already_registered=True, same_model_as=same,
+                             message=already_registered_message(mv, '"again": true'))
     response.headers["Location"] = f"/api/v1/ml/models/{mv.version}"
     return RegisteredOut(**model_out(mv, reg.active()).model_dump(), already_registered=False, same_model_as=same,
                          message=f"registered {mv.version} ({mv.scenario}; model id {mv.model_id}) from "

@@ -543,8 +543,8 @@ def plan_in_force(path: Path, device: str, since: str, revision_devices=()) -> l
     does, as a store window is given the plan in force at its start (`api.routers.atspm._plans_in_force`); no
     chart but the plan bands reads these codes. On a device of `revision_devices` (its signal model lists timing
     revisions) a 131 that `coordination_patterns.pattern_131s` does not read as a pattern names a timing
-    revision, no plan, and is passed over."""
-    from signalwise.analytics.coordination_patterns import pattern_131s
+    revision, no plan, and is passed over (`coordination_patterns.last_pattern`)."""
+    from signalwise.analytics.coordination_patterns import last_pattern
 
     with _plan_logs_lock:
         log = _plan_logs.setdefault(str(path), _PlanLog())
@@ -554,8 +554,7 @@ def plan_in_force(path: Path, device: str, since: str, revision_devices=()) -> l
         log.read(path)
         before = [e for e in log.events.get(device, ()) if e[0] < since]
     if device in revision_devices:
-        patterns = pattern_131s((when, int(code), int(param)) for when, code, param in before)
-        plan = max(patterns, default=None)
+        plan = last_pattern([(when, int(code), int(param)) for when, code, param in before])
     else:
         plan = next((k for k in range(len(before) - 1, -1, -1) if before[k][1] == "131"), None)
     if plan is None:
@@ -576,7 +575,7 @@ def live_revision_devices(run_dir: Path) -> frozenset[str]:
     """The signals of a live run whose 131s may name a timing revision: those its `signal_model.json` lists
     timing revisions for (`coordination_patterns.revision_devices`; the runtime writes a revision there before the
     131 that names it). Read again only when the file changes; none while it cannot be read."""
-    from signalwise.analytics.coordination_patterns import revision_devices
+    from signalwise.analytics.coordination_patterns import read_revision_devices
 
     path = Path(run_dir) / "signal_model.json"
     try:
@@ -588,9 +587,8 @@ def live_revision_devices(run_dir: Path) -> frozenset[str]:
         known = _revision_models.get(str(path))
     if known is not None and known[0] == stamp:
         return known[1]
-    try:
-        devices = revision_devices(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError):  # replaced whole by the runtime, so never half-written; unreadable: no revisions
+    devices, unread = read_revision_devices(path)
+    if unread is not None:  # unreadable: no revisions, read again at the next look
         return frozenset()
     with _revision_models_lock:
         _revision_models[str(path)] = (stamp, devices)
