@@ -21,6 +21,7 @@ _HOMES = {
     **dict.fromkeys(("Pipeline", "FrameResult", "TrackPoint"), ".pipeline"),
     "Crossing": ".stoplines",
     **dict.fromkeys(("Violation", "SpeedingRule"), ".violations"),
+    **dict.fromkeys(("TicketedVehicles", "RepeatCall"), ".reacquire"),
     "ZoneState": ".zones",
     "EvidenceWriter": ".evidence",
     "MjpegServer": ".mjpeg_server",

@@ -27,6 +27,7 @@ from .bytetrack import ByteTracker
 from .camera import CameraConfig
 from .detections import Detections
 from .evidence import EvidenceJob, EvidenceWriter
+from .reacquire import RepeatCall, TicketedVehicles, fitted_velocity
 from .redlight import Pending, RedLightWatch, downstream_normal, front_crossing
 from .signals import SignalTimeline, all_red, link_chars
 from .speed import SpeedEstimator
@@ -77,6 +78,7 @@ class FrameResult:
     zones: tuple[ZoneState, ...]
     signal_state: str | None
     timing_s: dict[str, float] = field(default_factory=dict)  # detect, track, rest, total
+    repeats: tuple[RepeatCall, ...] = ()  # calls withheld: a ticketed vehicle's broken track (`reacquire.py`)
 
 
 def default_detector(camera: CameraConfig):
@@ -134,6 +136,10 @@ class Pipeline:
         self._trail: dict[int, deque] = {}
         self._boxes: dict[int, deque] = {}  # track -> its last TRAIL_S of `redlight.BoxSample`s
         self.red_watch = RedLightWatch(camera.red_entry_m)
+        #: ticketed vehicles and the tracks that continue them: one ticket per vehicle per violation
+        self.ticketed = TicketedVehicles()
+        #: every call withheld as a repeat of a ticket (both track ids: the evidence that they are one vehicle)
+        self.repeat_calls: list[RepeatCall] = []
         #: crossings whose front was seen crossing (not joined, not past the line already in the track's first box)
         #: while signal states were given: whose state was known then, and whose was not (outside the signal log's
         #: coverage): those judge no red light
@@ -192,6 +198,7 @@ class Pipeline:
         speeds: dict[int, float] = {}
         moving: dict[int, bool] = {}
         tracks = []
+        known = set(self._last_seen)
         for k, tid in enumerate(tracked.tracker_id.tolist()):
             p, (xm, ym) = anchors[k], road[k]
             v = self.speeds.add(tid, time_s, float(steady[k][0]), float(steady[k][1]))
@@ -211,6 +218,13 @@ class Pipeline:
                 self._moving_speeds.setdefault(tid, []).append(v)
             tracks.append(TrackPoint(tid, float(p[0]), float(p[1]), float(xm), float(ym), v, bool(tracked.moving[k]),
                                      tuple(float(c) for c in tracked.xyxy[k])))
+        visible = set(points)
+        for k, tid in enumerate(tracked.tracker_id.tolist()):
+            if tid not in known:
+                self.ticketed.started(tid, time_s, float(steady[k][0]), float(steady[k][1]), visible)
+            if self.ticketed.follows(tid):
+                self.ticketed.seen(tid, self._steady_samples(tid))
+        repeats: list[RepeatCall] = []
 
         events = []
         for z in self.zones:
@@ -249,7 +263,7 @@ class Pipeline:
                 if since is not None and t_cross - since >= self.camera.red_grace_s:
                     self.red_watch.add(tid, Pending(line, links, front, chars))
         if timeline is not None:
-            violations += self._entered_on_red(timeline, points, speeds, image, box_of)
+            violations += self._entered_on_red(timeline, points, speeds, image, box_of, repeats)
         implausible = self._implausible_speeds(speeds)
         if self.speeding is not None:
             height, width = image.shape[:2]
@@ -269,6 +283,8 @@ class Pipeline:
                 if measured.speed_mps > self.camera.max_plausible_speed_mps:
                     self._implausible_speeds({tid: measured.speed_mps})
                     continue
+                if self._repeats(SPEEDING, tid, time_s, "", repeats):
+                    continue
                 violations.append(self._violation(SPEEDING, time_s, tid, self._approach_of(tid, points[tid]),
                                                   measured.speed_mps, image, box_of[tid], None, "",
                                                   speed_span=measured))
@@ -276,7 +292,28 @@ class Pipeline:
         c3 = time.perf_counter()
         return FrameResult(self.frame_index, time_s, dets, tracked, tuple(tracks), tuple(crossings), tuple(violations),
                            tuple(events), tuple(z.state(time_s) for z in self.zones), state,
-                           {"detect": c1 - c0, "track": c2 - c1, "rest": c3 - c2, "total": c3 - c0})
+                           {"detect": c1 - c0, "track": c2 - c1, "rest": c3 - c2, "total": c3 - c0}, tuple(repeats))
+
+    # -- one ticket per vehicle per violation --------------------------------------------------------
+    def _steady_samples(self, tid: int) -> list[tuple[float, float, float]]:
+        """The track's kept (time_s, x_m, y_m) of its steady road point."""
+        return [(b[0], b[5], b[6]) for b in self._boxes.get(tid, ())]
+
+    def _repeats(self, kind: str, tid: int, time_s: float, stop_line: str, repeats: list) -> bool:
+        """Whether a call of `kind` on the track repeats a ticket its vehicle got under an earlier track (kept in
+        `repeats` and `repeat_calls`: withheld); else the call is made and its vehicle marked ticketed for it."""
+        key = self.ticketed.key(kind, stop_line)
+        samples = self._steady_samples(tid)
+        velocity = fitted_velocity([s for s in samples if s[0] >= time_s - 1.0 - 1e-9])
+        repeat = self.ticketed.repeat(tid, key, kind, time_s, velocity, stop_line)
+        if repeat is not None:
+            repeats.append(repeat)
+            self.repeat_calls.append(repeat)
+            return True
+        self.ticketed.ticketed(tid, key)
+        if samples:
+            self.ticketed.seen(tid, samples)
+        return False
 
     # -- red light --------------------------------------------------------------------------------
     def _front_crossing(self, tid: int, line):
@@ -285,7 +322,7 @@ class Pipeline:
         came_from = (trail[-2][1], trail[-2][2]) if len(trail) >= 2 else line.a
         return front_crossing(self._boxes.get(tid, ()), line, downstream_normal(line, came_from))
 
-    def _entered_on_red(self, timeline, points, speeds, image, box_of) -> list[Violation]:
+    def _entered_on_red(self, timeline, points, speeds, image, box_of, repeats: list) -> list[Violation]:
         """Red-light violations of tracks whose front crossed on red and has now gone `red_entry_m` further while
         every link of the line still showed red (the second trigger); a track that got that far on another
         colour is dropped, one that got there outside the log's coverage is not judged."""
@@ -301,6 +338,8 @@ class Pipeline:
                 self.unjudged_crossings += 1
                 continue
             if not all_red(state, p.links):
+                continue
+            if self._repeats(RED_LIGHT, tid, p.crossing.time_s, p.line.name, repeats):
                 continue
             entry = (f"front over {p.line.name} at {p.crossing.time_s:.2f} s, signal {p.chars}; "
                      f"{self.camera.red_entry_m:g} m on at {t2:.2f} s, signal {link_chars(state, p.line.links)}")
@@ -406,6 +445,7 @@ class Pipeline:
             moving = self._moving_speeds.pop(tid, None)
             if moving:
                 self._track_speeds.append(float(np.median(moving)))
+        self.ticketed.expire(now_s, self._last_seen)
         if gone:
             self.counter.forget(gone)
             self.red_watch.forget(gone)

@@ -86,10 +86,35 @@ def _cross_street(height_px: int) -> tuple[int, int]:
     return round(height_px / 3), round(2 * height_px / 3)
 
 
+def road_vehicle(index: int, direction: str, speed_mps: float, enters_s: float, height_px: int,
+                 px_per_m: float) -> RoadVehicle:
+    """One vehicle driving the whole view at `speed_mps`, its front at the frame's edge at `enters_s`."""
+    return RoadVehicle(index, direction, float(speed_mps), enters_s,
+                       enters_s + (height_px / px_per_m + LENGTH_M) / speed_mps)
+
+
 def write_speed_clip(path, speeds: Sequence[float], fps: float, *, width_px: int = 400, height_px: int = 400,
                      px_per_m: float = 8.0, seed: int = 3, fourcc: str = "mp4v") -> list[RoadVehicle]:
     """Write the clip (`road_vehicles(speeds, ...)` at `fps`) to `path`; returns its vehicles."""
     vehicles = road_vehicles(speeds, height_px, px_per_m)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width_px, height_px))
+    if not writer.isOpened():
+        raise OSError(f"{path}: OpenCV cannot write a {fourcc} video here")
+    try:
+        for frame, _t in road_frames(vehicles, fps, width_px=width_px, height_px=height_px, px_per_m=px_per_m,
+                                     seed=seed):
+            writer.write(frame)
+    finally:
+        writer.release()
+    return vehicles
+
+
+def road_frames(vehicles: Sequence[RoadVehicle], fps: float, *, width_px: int = 400, height_px: int = 400,
+                px_per_m: float = 8.0, seed: int = 3, hidden: Iterable[tuple[int, float, float]] = ()):
+    """(BGR frame, time_s) of the road with `vehicles`, to `TAIL_S` after the last left. `hidden`: (vehicle index,
+    from_s, to_s): the vehicle is not drawn then (an occlusion, or a run of frames the detector missed it in), so
+    its track breaks and a new one picks it up."""
+    hidden = list(hidden)
     rng = np.random.default_rng(seed)
     road = np.full((height_px, width_px, 3), (40, 90, 40), np.uint8)
     cx = width_px / 2
@@ -97,31 +122,24 @@ def write_speed_clip(path, speeds: Sequence[float], fps: float, *, width_px: int
     top, bottom = _cross_street(height_px)
     road[top:bottom, :] = (85, 85, 85)
     length, width = LENGTH_M * px_per_m, WIDTH_M * px_per_m
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width_px, height_px))
-    if not writer.isOpened():
-        raise OSError(f"{path}: OpenCV cannot write a {fourcc} video here")
     end_s = max(v.leaves_s for v in vehicles) + TAIL_S
-    try:
-        for i in range(int(end_s * fps)):
-            t = i / fps
-            frame = road.copy()
-            for v in vehicles:
-                if not v.in_view(t):
-                    continue
-                gone_px = v.speed_mps * px_per_m * (t - v.enters_s)  # how far its front is into the view
-                if v.direction == "north":
-                    x, top = cx - LANE_OFFSET_M * px_per_m, height_px - gone_px
-                    colour = (255, 255, 255)
-                else:
-                    x, top = cx + LANE_OFFSET_M * px_per_m, gone_px - length
-                    colour = (0, 0, 220)
-                cv2.rectangle(frame, (round(x - width / 2), round(top)), (round(x + width / 2), round(top + length)),
-                              colour, -1)
-            noisy = frame.astype(np.float32) + rng.normal(0.0, 3.0, frame.shape)
-            writer.write(np.clip(noisy, 0, 255).astype(np.uint8))
-    finally:
-        writer.release()
-    return vehicles
+    for i in range(int(end_s * fps)):
+        t = i / fps
+        frame = road.copy()
+        for v in vehicles:
+            if not v.in_view(t) or any(k == v.index and a <= t < b for k, a, b in hidden):
+                continue
+            gone_px = v.speed_mps * px_per_m * (t - v.enters_s)  # how far its front is into the view
+            if v.direction == "north":
+                x, top = cx - LANE_OFFSET_M * px_per_m, height_px - gone_px
+                colour = (255, 255, 255)
+            else:
+                x, top = cx + LANE_OFFSET_M * px_per_m, gone_px - length
+                colour = (0, 0, 220)
+            cv2.rectangle(frame, (round(x - width / 2), round(top)), (round(x + width / 2), round(top + length)),
+                          colour, -1)
+        noisy = frame.astype(np.float32) + rng.normal(0.0, 3.0, frame.shape)
+        yield np.clip(noisy, 0, 255).astype(np.uint8), t
 
 
 def match_calls(rows: Iterable[dict], vehicles: Sequence[RoadVehicle]) -> list[tuple[dict, RoadVehicle | None]]:

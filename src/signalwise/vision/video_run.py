@@ -490,6 +490,8 @@ def run_video(inputs: RunInputs, out_dir: str | Path, *, detector=None, interval
         "detections": totals["detections"], "tracks": len(tracks_seen), "track_points": totals["track_points"],
         "crossings": totals["crossings"], "violations": {"red_light": totals["red_light"],
                                                         "speeding": totals["speeding"]},
+        # calls withheld as a second ticket of a vehicle whose track broke: both track ids (`reacquire.py`)
+        "repeat_calls": [c.record() for c in pipe.repeat_calls],
         "events": totals["events"],
         "ms_per_frame": {k: _percentiles(v) for k, v in timing.items()},
         "stream": {"frames_read": stats.frames_read, "frames_dropped": stats.frames_dropped,

@@ -16,7 +16,9 @@
   speed_tolerance_mps`: the tolerance is kept whole for what the fit cannot
   see (a calibration's scale error), the uncertainty is added to it. One
   violation per track, at the first span that shows it, with that span's
-  speed, uncertainty, times and distance. A speed over the camera's
+  speed, uncertainty, times and distance (and one per vehicle: the pipeline
+  withholds a call on a track that continues a ticketed vehicle's broken
+  one, `reacquire.py`). A speed over the camera's
   `max_plausible_speed_mps` is a wrong frame rate or calibration, not a
   speeder: it calls no violation (`Pipeline.implausible_tracks` counts such
   tracks).
